@@ -1,0 +1,150 @@
+// Package config reads one Tandem site's TOML file, fills in defaults and
+// validates every field; each error names the file, the line and the key.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Kind says what the file configures: a site (sidecar beside a server) or
+// a witness (a gossip member that only votes).
+type Kind int
+
+const (
+	// KindSite is a sidecar beside a WireServer: tandem run.
+	KindSite Kind = iota
+	// KindWitness is a member with no server that only votes: tandem witness.
+	KindWitness
+)
+
+// Config is one member's resolved configuration.
+type Config struct {
+	File     string // the path it was loaded from
+	Kind     Kind
+	Site     string // unique member name
+	Priority int    // lower wins the master role
+	DataDir  string // holds the member's small state file
+
+	Gossip Gossip
+	Server Server
+	Proxy  Proxy
+	TxShim *TxShim // nil when the file has no [txshim] table
+	Admin  Admin
+	Hooks  Hooks
+}
+
+// Failback modes.
+const (
+	FailbackAuto   = "auto"
+	FailbackManual = "manual"
+)
+
+// Gossip profiles.
+const (
+	ProfileLAN  = "lan"
+	ProfileWAN  = "wan"
+	ProfileFast = "fast"
+)
+
+// Gossip configures membership and the role decision.
+type Gossip struct {
+	Bind          string   // host:port memberlist listens on (TCP and UDP)
+	Advertise     string   // host:port others reach us at; defaults to Bind
+	Join          []string // host:port of the other members, re-joined forever
+	SecretKeyFile string
+	SecretKey     []byte // 16, 24 or 32 bytes read from SecretKeyFile or $TANDEM_GOSSIP_KEY; nil: plaintext
+	Profile       string // lan | wan | fast
+	Failback      string // auto | manual
+	FailbackDelay time.Duration
+	FenceDelay    time.Duration // how long a lost master must be gone before another site takes over
+	Witness       bool          // true when a witness is part of the cluster (majority rule applies)
+}
+
+// Health check kinds.
+const (
+	HealthTCP  = "tcp"
+	HealthExec = "exec"
+)
+
+// Server describes the unmodified server beside this sidecar.
+type Server struct {
+	Health         string   // tcp | exec
+	HealthCommand  []string // argv for exec; exit 0 is healthy
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	HealthFailures int // consecutive failures before the server counts as down
+	Endpoints      []Endpoint
+}
+
+// Endpoint is one named TCP address of the server.
+type Endpoint struct {
+	Name    string
+	Address string // host:port
+}
+
+// Endpoint returns the address of the endpoint with the given name.
+func (s Server) Endpoint(name string) (string, bool) {
+	for _, e := range s.Endpoints {
+		if e.Name == name {
+			return e.Address, true
+		}
+	}
+	return "", false
+}
+
+// PROXY protocol settings.
+const (
+	ProxyOff      = "off"
+	ProxyOptional = "optional"
+	ProxyRequired = "required"
+	ProxyV1       = "v1"
+	ProxyV2       = "v2"
+)
+
+// Proxy configures the operator listeners.
+type Proxy struct {
+	Listeners      []Listener
+	TrustedCIDRs   []netip.Prefix // peers allowed to send a PROXY header
+	ConnectTimeout time.Duration  // how long a new connection waits for a master
+	IdleTimeout    time.Duration  // 0: none
+	MaxConns       int            // per listener; further accepts wait
+}
+
+// Listener is one operator-facing listener.
+type Listener struct {
+	Endpoint    string // server endpoint name it serves
+	Listen      string // host:port
+	AcceptProxy string // off | optional | required
+	SendProxy   string // off | v1 | v2
+}
+
+// Peer-down policies for the shim.
+const (
+	PeerDownContinue = "continue"
+	PeerDownBlock    = "block"
+)
+
+// TxShim configures the PostgreSQL-wire shim.
+type TxShim struct {
+	Listen        string
+	LocalDSN      string
+	PeerDSN       string
+	PeerDown      string // continue | block
+	MaxMessage    int64  // bytes
+	CommitTimeout time.Duration
+}
+
+// Admin configures the loopback admin HTTP API.
+type Admin struct {
+	Listen    string
+	TokenFile string
+	Token     string // bearer token read from TokenFile; empty: none required
+}
+
+// Hooks are commands run on role changes.
+type Hooks struct {
+	OnPromote []string
+	OnDemote  []string
+	Timeout   time.Duration
+}
