@@ -1,0 +1,280 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+site = "site1"
+priority = 1
+data_dir = "/var/lib/tandem"
+
+[gossip]
+bind = "127.0.0.1:7946"
+join = ["127.0.0.1:7947", "127.0.0.1:7948"]
+profile = "fast"
+failback = "manual"
+failback_delay = "5s"
+witness = true
+
+[server]
+health = "exec"
+health_command = ["/bin/true"]
+health_interval = "200ms"
+
+[[server.endpoint]]
+name = "operators"
+address = "127.0.0.1:7000"
+
+[[server.endpoint]]
+name = "admin"
+address = "127.0.0.1:7001"
+
+[proxy]
+trusted_cidrs = ["127.0.0.0/8", "10.1.2.3"]
+connect_timeout = "3s"
+
+[[proxy.listener]]
+endpoint = "operators"
+listen = "127.0.0.1:7100"
+accept_proxy = "optional"
+send_proxy = "v2"
+
+[[proxy.listener]]
+endpoint = "admin"
+listen = "127.0.0.1:7101"
+
+[txshim]
+listen = "127.0.0.1:6432"
+local_dsn = "postgres://tandem:s3cret@127.0.0.1:5432/wire"
+peer_dsn = "host=10.0.0.2 user=tandem password='p w' dbname=wire"
+max_message = "1MiB"
+
+[admin]
+listen = "127.0.0.1:7180"
+
+[hooks]
+on_promote = ["/bin/echo", "promoted"]
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse("good.toml", []byte(good), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"site", c.Site, "site1"},
+		{"priority", c.Priority, 1},
+		{"profile", c.Gossip.Profile, ProfileFast},
+		{"failback", c.Gossip.Failback, FailbackManual},
+		{"failback_delay", c.Gossip.FailbackDelay, 5 * time.Second},
+		{"witness", c.Gossip.Witness, true},
+		{"health", c.Server.Health, HealthExec},
+		{"health_interval", c.Server.HealthInterval, 200 * time.Millisecond},
+		{"health_timeout default", c.Server.HealthTimeout, DefaultHealthTimeout},
+		{"health_failures default", c.Server.HealthFailures, DefaultHealthFailures},
+		{"endpoints", len(c.Server.Endpoints), 2},
+		{"listeners", len(c.Proxy.Listeners), 2},
+		{"accept_proxy", c.Proxy.Listeners[0].AcceptProxy, ProxyOptional},
+		{"send_proxy default", c.Proxy.Listeners[1].SendProxy, ProxyOff},
+		{"cidr from bare IP", c.Proxy.TrustedCIDRs[1].String(), "10.1.2.3/32"},
+		{"connect_timeout", c.Proxy.ConnectTimeout, 3 * time.Second},
+		{"max_conns default", c.Proxy.MaxConns, DefaultMaxConns},
+		{"max_message", c.TxShim.MaxMessage, int64(1 << 20)},
+		{"peer_down default", c.TxShim.PeerDown, PeerDownContinue},
+		{"hook timeout default", c.Hooks.Timeout, DefaultHookTimeout},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	out := c.Redacted()
+	for _, secret := range []string{"s3cret", "p w"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("Redacted output shows a secret %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "operators") || !strings.Contains(out, "redacted") {
+		t.Errorf("Redacted output lacks expected content:\n%s", out)
+	}
+}
+
+// TestCheckConfigAcceptance is the issue's case: an unknown key, a bad duration
+// and a listener pointing at a missing endpoint are all reported with their lines.
+func TestCheckConfigAcceptance(t *testing.T) {
+	_, err := Load("testdata/bad.toml", KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []struct {
+		line int
+		key  string
+		msg  string
+	}{
+		{4, "colour", "unknown key"},
+		{8, "gossip.failback_delay", "not a duration"},
+		{20, "proxy.listener[1].endpoint", `"admin" names no [[server.endpoint]]`},
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		e := errs[i]
+		if e.Line != w.line || e.Key != w.key || !strings.Contains(e.Msg, w.msg) || e.File != "testdata/bad.toml" {
+			t.Errorf("error %d = %q, want line %d key %s msg ~%q", i, e.Error(), w.line, w.key, w.msg)
+		}
+	}
+	if !strings.HasPrefix(errs[0].Error(), "testdata/bad.toml:4: colour: ") {
+		t.Errorf("error text %q does not lead with file:line: key", errs[0].Error())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	cases := []struct {
+		name, src string
+		line      int
+		key, msg  string
+	}{
+		{"syntax", "site = \n", 1, "", ""},
+		{"type", "site = 3\n", 1, "site", "incompatible types"},
+		{"missing site", "data_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n", 0, "site", "required"},
+		{"bad site", strings.Replace(base, `"s1"`, `"s 1"`, 1), 1, "site", "letters"},
+		{"bad bind", strings.Replace(base, `127.0.0.1:1`, `localhost`, 1), 4, "gossip.bind", "host:port"},
+		{"bad port", strings.Replace(base, `127.0.0.1:2`, `127.0.0.1:99999`, 1), 8, "server.endpoint[0].address", "port"},
+		{"priority range", base + "priority = -1\n", 9, "priority", ""}, // priority after a table header belongs to server.endpoint
+		{"profile", base + "[proxy]\n" + "connect_timeout = \"0s\"\n", 10, "proxy.connect_timeout", "greater than zero"},
+		{"dup endpoint", base + "[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:3\"\n", 10, "server.endpoint[1].name", "twice"},
+		{"accept without cidrs", base + "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\naccept_proxy = \"required\"\n", 12, "proxy.listener[0].accept_proxy", "trusted_cidrs"},
+		{"bad enum", base + "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\nsend_proxy = \"v3\"\n", 12, "proxy.listener[0].send_proxy", "one of"},
+		{"bad cidr", base + "[proxy]\ntrusted_cidrs = [\"nope\"]\n", 10, "proxy.trusted_cidrs[0]", "CIDR"},
+		{"bad size", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = \"lots\"\n", 13, "txshim.max_message", "size"},
+		{"missing dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n", 9, "txshim.peer_dsn", "required"},
+		{"exec without command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\n", 1), 5, "server.health_command", "required"},
+		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.toml", []byte(tc.src), KindSite)
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("want Errors, got %v", err)
+			}
+			if tc.name == "priority range" {
+				// "priority" after [[server.endpoint]] is a key of that table: unknown there.
+				if !strings.Contains(err.Error(), "server.endpoint.priority: unknown key") {
+					t.Fatalf("got %v", err)
+				}
+				return
+			}
+			e := errs[0]
+			if e.Line != tc.line || (tc.key != "" && e.Key != tc.key) || !strings.Contains(e.Msg, tc.msg) || e.File != "f.toml" {
+				t.Errorf("got %q (line %d key %q), want line %d key %q msg ~%q", e.Error(), e.Line, e.Key, tc.line, tc.key, tc.msg)
+			}
+		})
+	}
+}
+
+func TestWitness(t *testing.T) {
+	src := "site = \"w\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\"127.0.0.1:2\"]\n"
+	c, err := Parse("w.toml", []byte(src), KindWitness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Gossip.Witness || c.Kind != KindWitness {
+		t.Errorf("witness config not marked: %+v", c.Gossip)
+	}
+	_, err = Parse("w.toml", []byte(src+"[server]\n"), KindWitness)
+	if err == nil || !strings.Contains(err.Error(), "w.toml:6: server: a witness has no [server]") {
+		t.Errorf("want a witness-with-server error on line 6, got %v", err)
+	}
+}
+
+func TestSecretKey(t *testing.T) {
+	dir := t.TempDir()
+	base := "site = \"s\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nsecret_key_file = %q\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("k64", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n") // base64 of 32 bytes
+	c, err := Parse("f.toml", []byte(strings.Replace(base, "%q", `"`+good+`"`, 1)), KindSite)
+	if err != nil || len(c.Gossip.SecretKey) != 32 {
+		t.Fatalf("base64 key: err=%v len=%d", err, len(c.Gossip.SecretKey))
+	}
+	if strings.Contains(c.Redacted(), "MDEy") || strings.Contains(c.Redacted(), "0123456789") {
+		t.Error("Redacted shows the key")
+	}
+	bad := write("short", "tooshort")
+	_, err = Parse("f.toml", []byte(strings.Replace(base, "%q", `"`+bad+`"`, 1)), KindSite)
+	if err == nil || !strings.Contains(err.Error(), "f.toml:5: gossip.secret_key_file:") || !strings.Contains(err.Error(), "16, 24 or 32") {
+		t.Errorf("short key: got %v", err)
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:pw@h:5432/db?sslmode=disable": "postgres://u:redacted@h:5432/db?sslmode=disable",
+		"postgres://u@h/db?password=pw":             "postgres://u@h/db?password=redacted",
+		"host=h password=pw user=u":                 "host=h password=redacted user=u",
+		"host=h password='a b' user=u":              "host=h password=redacted user=u",
+		"postgres://u@h/db":                         "postgres://u@h/db",
+	} {
+		if got := RedactDSN(in); got != want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestExamples(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.toml")
+	for _, f := range files {
+		kind := KindSite
+		if strings.Contains(filepath.Base(f), "witness") {
+			kind = KindWitness
+		}
+		if _, err := Load(f, kind); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// FuzzParse feeds arbitrary bytes to the loader: errors, never panics, and
+// every error names the file.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	b, _ := os.ReadFile("testdata/bad.toml")
+	f.Add(b)
+	f.Add([]byte("[[a]]\n[[a.b]]\nx = \"\"\"\n]\n\"\"\"\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		for _, kind := range []Kind{KindSite, KindWitness} {
+			c, err := Parse("fuzz.toml", src, kind)
+			if err != nil {
+				var errs Errors
+				if !errors.As(err, &errs) || len(errs) == 0 {
+					t.Fatalf("error is not Errors: %v", err)
+				}
+				for _, e := range errs {
+					if e.File != "fuzz.toml" {
+						t.Fatalf("error without the file name: %v", e)
+					}
+				}
+				continue
+			}
+			_ = c.Redacted()
+		}
+	})
+}

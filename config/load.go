@@ -1,0 +1,475 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// GossipKeyEnv names the environment variable that may hold the gossip key
+// (base64) when no secret_key_file is set.
+const GossipKeyEnv = "TANDEM_GOSSIP_KEY"
+
+// raw mirrors the file. Durations and sizes are strings here so that every
+// bad value becomes one collected error instead of stopping the decoder.
+type raw struct {
+	Site     string
+	Priority *int
+	DataDir  string `toml:"data_dir"`
+	Gossip   struct {
+		Bind          string
+		Advertise     string
+		Join          []string
+		SecretKeyFile string `toml:"secret_key_file"`
+		Profile       string
+		Failback      string
+		FailbackDelay string `toml:"failback_delay"`
+		FenceDelay    string `toml:"fence_delay"`
+		Witness       bool
+	}
+	Server *struct {
+		Health         string
+		HealthCommand  []string `toml:"health_command"`
+		HealthInterval string   `toml:"health_interval"`
+		HealthTimeout  string   `toml:"health_timeout"`
+		HealthFailures *int     `toml:"health_failures"`
+		Endpoint       []struct {
+			Name    string
+			Address string
+		}
+	}
+	Proxy *struct {
+		TrustedCIDRs   []string `toml:"trusted_cidrs"`
+		ConnectTimeout string   `toml:"connect_timeout"`
+		IdleTimeout    string   `toml:"idle_timeout"`
+		MaxConns       *int     `toml:"max_conns"`
+		Listener       []struct {
+			Endpoint    string
+			Listen      string
+			AcceptProxy string `toml:"accept_proxy"`
+			SendProxy   string `toml:"send_proxy"`
+		}
+	}
+	TxShim *struct {
+		Listen        string
+		LocalDSN      string `toml:"local_dsn"`
+		PeerDSN       string `toml:"peer_dsn"`
+		PeerDown      string `toml:"peer_down"`
+		MaxMessage    string `toml:"max_message"`
+		CommitTimeout string `toml:"commit_timeout"`
+	} `toml:"txshim"`
+	Admin struct {
+		Listen    string
+		TokenFile string `toml:"token_file"`
+	}
+	Hooks struct {
+		OnPromote []string `toml:"on_promote"`
+		OnDemote  []string `toml:"on_demote"`
+		Timeout   string
+	}
+}
+
+// Defaults for keys the file leaves out.
+const (
+	DefaultPriority       = 100
+	DefaultFailbackDelay  = 30 * time.Second
+	DefaultHealthInterval = time.Second
+	DefaultHealthTimeout  = time.Second
+	DefaultHealthFailures = 2
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultMaxConns       = 10000
+	DefaultMaxMessage     = 64 << 20
+	DefaultCommitTimeout  = 10 * time.Second
+	DefaultHookTimeout    = 30 * time.Second
+	DefaultAdminListen    = "127.0.0.1:7180"
+)
+
+// Load reads, defaults and validates the file at path. On failure the error
+// is an Errors value holding every problem found, each with file and line.
+func Load(path string, kind Kind) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, src, kind)
+}
+
+// Parse is Load on bytes already read; name is used in errors.
+func Parse(name string, src []byte, kind Kind) (*Config, error) {
+	l := &loader{file: name}
+	var r raw
+	md, err := toml.Decode(string(src), &r)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}}
+		}
+		// Type mismatches come back as plain errors; their text is the only
+		// place the line and key are given.
+		e := &Error{File: name, Msg: err.Error()}
+		if m := decodeErrLine.FindStringSubmatch(e.Msg); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Key, e.Msg = m[2], m[3]
+		}
+		return nil, Errors{e}
+	}
+	l.lines = scanKeyLines(string(src))
+	l.unknown(md.Undecoded())
+	cfg := l.resolve(&r, kind)
+	if len(l.errs) > 0 {
+		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+type loader struct {
+	file  string
+	lines keyLines
+	errs  Errors
+	seen  map[string]int // plain key -> undecoded occurrences reported
+}
+
+func (l *loader) errorf(key, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: l.file, Line: l.lines.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) unknown(keys []toml.Key) {
+	l.seen = map[string]int{}
+	for _, k := range keys {
+		plain := k.String()
+		line := 0
+		if lines := l.lines.plain[plain]; l.seen[plain] < len(lines) {
+			line = lines[l.seen[plain]]
+		}
+		l.seen[plain]++
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: plain, Msg: "unknown key"})
+	}
+}
+
+var decodeErrLine = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+var siteName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,31}$`)
+
+func (l *loader) resolve(r *raw, kind Kind) *Config {
+	c := &Config{File: l.file, Kind: kind, Site: r.Site, DataDir: r.DataDir, Priority: DefaultPriority}
+	switch {
+	case r.Site == "":
+		l.errorf("site", "required: a unique name for this member")
+	case !siteName.MatchString(r.Site):
+		l.errorf("site", "%q: use 1-32 letters, digits or '-', starting with a letter or digit", r.Site)
+	}
+	if r.Priority != nil {
+		c.Priority = *r.Priority
+		if c.Priority < 0 || c.Priority > 1000 {
+			l.errorf("priority", "%d: must be 0..1000 (lower wins)", c.Priority)
+		}
+	}
+	if r.DataDir == "" {
+		l.errorf("data_dir", "required: a directory for this member's state file")
+	}
+	l.gossip(r, c)
+	l.admin(r, c)
+	c.Hooks = Hooks{OnPromote: r.Hooks.OnPromote, OnDemote: r.Hooks.OnDemote,
+		Timeout: l.duration("hooks.timeout", r.Hooks.Timeout, DefaultHookTimeout)}
+
+	if kind == KindWitness {
+		c.Priority = 0
+		c.Gossip.Witness = true
+		for _, t := range []struct {
+			key     string
+			present bool
+		}{{"server", r.Server != nil}, {"proxy", r.Proxy != nil}, {"txshim", r.TxShim != nil}} {
+			if t.present {
+				l.errorf(t.key, "a witness has no [%s]", t.key)
+			}
+		}
+		if len(c.Hooks.OnPromote) > 0 || len(c.Hooks.OnDemote) > 0 {
+			l.errorf("hooks", "a witness never changes role; it runs no hooks")
+		}
+		return c
+	}
+	l.server(r, c)
+	l.proxy(r, c)
+	l.txshim(r, c)
+	return c
+}
+
+func (l *loader) gossip(r *raw, c *Config) {
+	g := &c.Gossip
+	rg := r.Gossip
+	g.Bind = l.hostPort("gossip.bind", rg.Bind, true)
+	g.Advertise = l.hostPort("gossip.advertise", rg.Advertise, false)
+	for i, j := range rg.Join {
+		g.Join = append(g.Join, l.hostPort(fmt.Sprintf("gossip.join[%d]", i), j, true))
+	}
+	g.Profile = l.oneOf("gossip.profile", rg.Profile, ProfileLAN, ProfileLAN, ProfileWAN, ProfileFast)
+	g.Failback = l.oneOf("gossip.failback", rg.Failback, FailbackAuto, FailbackAuto, FailbackManual)
+	g.FailbackDelay = l.duration("gossip.failback_delay", rg.FailbackDelay, DefaultFailbackDelay)
+	g.FenceDelay = l.duration("gossip.fence_delay", rg.FenceDelay, 0)
+	g.Witness = rg.Witness
+	g.SecretKeyFile = rg.SecretKeyFile
+	if rg.SecretKeyFile != "" {
+		b, err := os.ReadFile(rg.SecretKeyFile)
+		if err != nil {
+			l.errorf("gossip.secret_key_file", "%v", err)
+		} else if key, err := parseKey(b); err != nil {
+			l.errorf("gossip.secret_key_file", "%s: %v", rg.SecretKeyFile, err)
+		} else {
+			g.SecretKey = key
+		}
+	} else if env := os.Getenv(GossipKeyEnv); env != "" {
+		key, err := parseKey([]byte(env))
+		if err != nil {
+			l.errorf("gossip.secret_key_file", "$%s: %v", GossipKeyEnv, err)
+		}
+		g.SecretKey = key
+	}
+}
+
+// parseKey accepts a gossip key as raw bytes or base64 text, 16, 24 or 32 bytes long.
+func parseKey(b []byte) ([]byte, error) {
+	text := strings.TrimSpace(string(b))
+	if k, err := base64.StdEncoding.DecodeString(text); err == nil && validKeyLen(len(k)) {
+		return k, nil
+	}
+	if validKeyLen(len(b)) {
+		return b, nil
+	}
+	if validKeyLen(len(text)) {
+		return []byte(text), nil
+	}
+	return nil, fmt.Errorf("key must be 16, 24 or 32 bytes (raw or base64), got %d bytes", len(b))
+}
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+func (l *loader) admin(r *raw, c *Config) {
+	c.Admin.Listen = l.hostPort("admin.listen", r.Admin.Listen, false)
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	c.Admin.TokenFile = r.Admin.TokenFile
+	if r.Admin.TokenFile != "" {
+		b, err := os.ReadFile(r.Admin.TokenFile)
+		if err != nil {
+			l.errorf("admin.token_file", "%v", err)
+		} else if c.Admin.Token = strings.TrimSpace(string(b)); c.Admin.Token == "" {
+			l.errorf("admin.token_file", "%s is empty", r.Admin.TokenFile)
+		}
+	}
+}
+
+func (l *loader) server(r *raw, c *Config) {
+	s := &c.Server
+	if r.Server == nil {
+		l.errorf("server", "required: the server beside this sidecar ([server] with at least one [[server.endpoint]])")
+		return
+	}
+	rs := r.Server
+	s.Health = l.oneOf("server.health", rs.Health, HealthTCP, HealthTCP, HealthExec)
+	s.HealthCommand = rs.HealthCommand
+	if s.Health == HealthExec && len(rs.HealthCommand) == 0 {
+		l.errorf("server.health_command", "required when health = \"exec\"")
+	}
+	s.HealthInterval = l.positive("server.health_interval", rs.HealthInterval, DefaultHealthInterval)
+	s.HealthTimeout = l.positive("server.health_timeout", rs.HealthTimeout, DefaultHealthTimeout)
+	s.HealthFailures = DefaultHealthFailures
+	if rs.HealthFailures != nil {
+		if s.HealthFailures = *rs.HealthFailures; s.HealthFailures < 1 {
+			l.errorf("server.health_failures", "%d: must be at least 1", s.HealthFailures)
+		}
+	}
+	if len(rs.Endpoint) == 0 {
+		l.errorf("server", "at least one [[server.endpoint]] is required")
+	}
+	names := map[string]bool{}
+	for i, e := range rs.Endpoint {
+		key := fmt.Sprintf("server.endpoint[%d]", i)
+		switch {
+		case e.Name == "":
+			l.errorf(key+".name", "required")
+		case names[e.Name]:
+			l.errorf(key+".name", "%q is defined twice", e.Name)
+		}
+		names[e.Name] = true
+		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: l.hostPort(key+".address", e.Address, true)})
+	}
+}
+
+func (l *loader) proxy(r *raw, c *Config) {
+	p := &c.Proxy
+	p.ConnectTimeout = DefaultConnectTimeout
+	p.MaxConns = DefaultMaxConns
+	if r.Proxy == nil {
+		return
+	}
+	rp := r.Proxy
+	for i, s := range rp.TrustedCIDRs {
+		key := fmt.Sprintf("proxy.trusted_cidrs[%d]", i)
+		if pfx, err := netip.ParsePrefix(s); err == nil {
+			p.TrustedCIDRs = append(p.TrustedCIDRs, pfx.Masked())
+		} else if ip, err := netip.ParseAddr(s); err == nil {
+			p.TrustedCIDRs = append(p.TrustedCIDRs, netip.PrefixFrom(ip, ip.BitLen()))
+		} else {
+			l.errorf(key, "%q is not a CIDR or an IP address", s)
+		}
+	}
+	p.ConnectTimeout = l.positive("proxy.connect_timeout", rp.ConnectTimeout, DefaultConnectTimeout)
+	p.IdleTimeout = l.duration("proxy.idle_timeout", rp.IdleTimeout, 0)
+	if rp.MaxConns != nil {
+		if p.MaxConns = *rp.MaxConns; p.MaxConns < 1 {
+			l.errorf("proxy.max_conns", "%d: must be at least 1", p.MaxConns)
+		}
+	}
+	listens := map[string]bool{}
+	for i, rl := range rp.Listener {
+		key := fmt.Sprintf("proxy.listener[%d]", i)
+		ln := Listener{Endpoint: rl.Endpoint, Listen: l.hostPort(key+".listen", rl.Listen, true)}
+		if rl.Endpoint == "" {
+			l.errorf(key+".endpoint", "required: the name of a [[server.endpoint]]")
+		} else if _, ok := c.Server.Endpoint(rl.Endpoint); !ok {
+			l.errorf(key+".endpoint", "%q names no [[server.endpoint]]%s", rl.Endpoint, known(c.Server.Endpoints))
+		}
+		if ln.Listen != "" && listens[ln.Listen] {
+			l.errorf(key+".listen", "%s is used by another listener", ln.Listen)
+		}
+		listens[ln.Listen] = true
+		ln.AcceptProxy = l.oneOf(key+".accept_proxy", rl.AcceptProxy, ProxyOff, ProxyOff, ProxyOptional, ProxyRequired)
+		ln.SendProxy = l.oneOf(key+".send_proxy", rl.SendProxy, ProxyOff, ProxyOff, ProxyV1, ProxyV2)
+		if ln.AcceptProxy != ProxyOff && len(rp.TrustedCIDRs) == 0 {
+			l.errorf(key+".accept_proxy", "%q needs proxy.trusted_cidrs: the addresses allowed to send a PROXY header", ln.AcceptProxy)
+		}
+		p.Listeners = append(p.Listeners, ln)
+	}
+}
+
+func known(eps []Endpoint) string {
+	if len(eps) == 0 {
+		return ""
+	}
+	names := make([]string, len(eps))
+	for i, e := range eps {
+		names[i] = strconv.Quote(e.Name)
+	}
+	return " (known: " + strings.Join(names, ", ") + ")"
+}
+
+func (l *loader) txshim(r *raw, c *Config) {
+	rt := r.TxShim
+	if rt == nil {
+		return
+	}
+	t := &TxShim{
+		Listen:        l.hostPort("txshim.listen", rt.Listen, true),
+		LocalDSN:      rt.LocalDSN,
+		PeerDSN:       rt.PeerDSN,
+		PeerDown:      l.oneOf("txshim.peer_down", rt.PeerDown, PeerDownContinue, PeerDownContinue, PeerDownBlock),
+		MaxMessage:    l.size("txshim.max_message", rt.MaxMessage, DefaultMaxMessage),
+		CommitTimeout: l.positive("txshim.commit_timeout", rt.CommitTimeout, DefaultCommitTimeout),
+	}
+	for _, d := range [][2]string{{"txshim.local_dsn", rt.LocalDSN}, {"txshim.peer_dsn", rt.PeerDSN}} {
+		key, dsn := d[0], d[1]
+		if dsn == "" {
+			l.errorf(key, "required: a PostgreSQL connection string")
+		} else if strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+			l.errorf(key, "must be a postgres:// URL or key=value connection string")
+		}
+	}
+	c.TxShim = t
+}
+
+func (l *loader) hostPort(key, s string, required bool) string {
+	if s == "" {
+		if required {
+			l.errorf(key, "required: host:port")
+		}
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		l.errorf(key, "%q is not host:port: %v", s, errors.Unwrap(err))
+		return ""
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		l.errorf(key, "%q: port must be a number 0..65535", s)
+		return ""
+	}
+	if host == "" {
+		l.errorf(key, "%q: give a host (0.0.0.0 for every address)", s)
+		return ""
+	}
+	return s
+}
+
+func (l *loader) oneOf(key, s, def string, allowed ...string) string {
+	if s == "" {
+		return def
+	}
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	l.errorf(key, "%q: must be one of %s", s, strings.Join(allowed, ", "))
+	return def
+}
+
+func (l *loader) duration(key, s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		l.errorf(key, "%q is not a duration (use Go syntax: 500ms, 30s, 2m)", s)
+		return def
+	}
+	if d < 0 {
+		l.errorf(key, "%q: must not be negative", s)
+		return def
+	}
+	return d
+}
+
+func (l *loader) positive(key, s string, def time.Duration) time.Duration {
+	d := l.duration(key, s, def)
+	if s != "" && d == 0 {
+		l.errorf(key, "must be greater than zero")
+		return def
+	}
+	return d
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+func (l *loader) size(key, s string, def int64) int64 {
+	if s == "" {
+		return def
+	}
+	num, mult := s, int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		l.errorf(key, "%q is not a size (e.g. 64MiB, 512KiB, 1048576)", s)
+		return def
+	}
+	return n * mult
+}

@@ -1,0 +1,122 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"regexp"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Redacted renders the resolved configuration as TOML, defaults filled in and
+// secrets (gossip key, admin token, DSN passwords) replaced by a marker.
+func (c *Config) Redacted() string {
+	type listener struct {
+		Endpoint    string `toml:"endpoint"`
+		Listen      string `toml:"listen"`
+		AcceptProxy string `toml:"accept_proxy"`
+		SendProxy   string `toml:"send_proxy"`
+	}
+	type endpoint struct {
+		Name    string `toml:"name"`
+		Address string `toml:"address"`
+	}
+	out := map[string]any{
+		"site":     c.Site,
+		"priority": c.Priority,
+		"data_dir": c.DataDir,
+		"gossip": map[string]any{
+			"bind":           c.Gossip.Bind,
+			"advertise":      c.Gossip.Advertise,
+			"join":           c.Gossip.Join,
+			"secret_key":     redactedKey(c.Gossip.SecretKey),
+			"profile":        c.Gossip.Profile,
+			"failback":       c.Gossip.Failback,
+			"failback_delay": c.Gossip.FailbackDelay.String(),
+			"fence_delay":    c.Gossip.FenceDelay.String(),
+			"witness":        c.Gossip.Witness,
+		},
+		"admin": map[string]any{"listen": c.Admin.Listen, "token": redactedString(c.Admin.Token)},
+	}
+	if c.Kind == KindWitness {
+		out["kind"] = "witness"
+	} else {
+		eps := make([]endpoint, len(c.Server.Endpoints))
+		for i, e := range c.Server.Endpoints {
+			eps[i] = endpoint{e.Name, e.Address}
+		}
+		out["server"] = map[string]any{
+			"health":          c.Server.Health,
+			"health_command":  c.Server.HealthCommand,
+			"health_interval": c.Server.HealthInterval.String(),
+			"health_timeout":  c.Server.HealthTimeout.String(),
+			"health_failures": c.Server.HealthFailures,
+			"endpoint":        eps,
+		}
+		ls := make([]listener, len(c.Proxy.Listeners))
+		for i, l := range c.Proxy.Listeners {
+			ls[i] = listener{l.Endpoint, l.Listen, l.AcceptProxy, l.SendProxy}
+		}
+		cidrs := make([]string, len(c.Proxy.TrustedCIDRs))
+		for i, p := range c.Proxy.TrustedCIDRs {
+			cidrs[i] = p.String()
+		}
+		out["proxy"] = map[string]any{
+			"trusted_cidrs":   cidrs,
+			"connect_timeout": c.Proxy.ConnectTimeout.String(),
+			"idle_timeout":    c.Proxy.IdleTimeout.String(),
+			"max_conns":       c.Proxy.MaxConns,
+			"listener":        ls,
+		}
+		out["hooks"] = map[string]any{"on_promote": c.Hooks.OnPromote, "on_demote": c.Hooks.OnDemote, "timeout": c.Hooks.Timeout.String()}
+		if t := c.TxShim; t != nil {
+			out["txshim"] = map[string]any{
+				"listen":         t.Listen,
+				"local_dsn":      RedactDSN(t.LocalDSN),
+				"peer_dsn":       RedactDSN(t.PeerDSN),
+				"peer_down":      t.PeerDown,
+				"max_message":    t.MaxMessage,
+				"commit_timeout": t.CommitTimeout.String(),
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(out); err != nil {
+		return fmt.Sprintf("# cannot render: %v\n", err)
+	}
+	return b.String()
+}
+
+func redactedKey(k []byte) string {
+	if k == nil {
+		return "(none: gossip is NOT encrypted)"
+	}
+	return fmt.Sprintf("(redacted, %d bytes)", len(k))
+}
+
+func redactedString(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return "(redacted)"
+}
+
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// RedactDSN hides the password of a PostgreSQL connection string, URL or
+// key=value form, so it can be logged or shown.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "redacted")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}redacted")
+}
