@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"io"
+	"net"
+)
+
+// copyResult is one direction's outcome.
+type copyResult struct {
+	up  bool // client to server
+	n   int64
+	err error
+}
+
+// copyBoth copies client→server on the calling goroutine and server→client
+// on one more, until both directions are done. It returns the bytes moved
+// each way and the first error (nil when both sides closed cleanly).
+func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error) {
+	s.mu.Lock()
+	c.copying = true
+	s.mu.Unlock()
+
+	done := make(chan copyResult, 2)
+	go proxyCopy(done, false, c.client, up)
+	proxyCopy(done, true, up, c.client)
+	for range 2 {
+		r := <-done
+		if r.up {
+			upN = r.n
+		} else {
+			downN = r.n
+		}
+		if err == nil {
+			err = r.err
+		}
+	}
+	return upN, downN, err
+}
+
+// proxyCopy copies src to dst until src's EOF, then half-closes dst so the
+// other side sees the FIN while the opposite direction keeps flowing. On an
+// error it closes both, which ends the opposite direction too.
+//
+// io.Copy between two *net.TCPConn takes dst.ReadFrom, which on Linux moves
+// the bytes with splice(2) through a kernel pipe: keep both arguments
+// *net.TCPConn, unwrapped, to stay on that path (DESIGN.md §4).
+func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn) {
+	n, err := io.Copy(dst, src)
+	if err == nil {
+		err = dst.CloseWrite()
+		if err != nil {
+			src.Close()
+			dst.Close()
+		}
+	} else {
+		src.Close()
+		dst.Close()
+	}
+	done <- copyResult{up: up, n: n, err: err}
+}

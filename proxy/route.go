@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"time"
+)
+
+// Target says who is master now; the role controller pushes it with
+// SetMaster.
+type Target struct {
+	Term      uint64
+	Site      string            // "": no master (election or handover in progress)
+	Endpoints map[string]string // the master's server endpoints by name (host:port)
+}
+
+// addr returns the master's address for the named endpoint.
+func (t Target) addr(endpoint string) (string, bool) {
+	if t.Site == "" {
+		return "", false
+	}
+	a, ok := t.Endpoints[endpoint]
+	return a, ok && a != ""
+}
+
+func (t Target) equal(o Target) bool {
+	return t.Term == o.Term && t.Site == o.Site && maps.Equal(t.Endpoints, o.Endpoints)
+}
+
+// retry pauses between failed dials to the master's address: its server may
+// be restarting while the role changes.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = 500 * time.Millisecond
+)
+
+// errNoMaster is why a connection is refused after connect_timeout.
+var errNoMaster = errors.New("no master")
+
+// SetMaster records the current master. Connections to an address that is no
+// longer the master's for their endpoint are closed at once, both ways, so
+// their clients reconnect and land on the new master (DESIGN.md §4); those to
+// an address that stays the master's are kept. Connections waiting for a
+// master are woken. Safe from any goroutine; repeating the current target
+// costs a map comparison.
+func (s *Server) SetMaster(t Target) {
+	t.Endpoints = maps.Clone(t.Endpoints)
+	s.mu.Lock()
+	if s.target.equal(t) {
+		s.mu.Unlock()
+		return
+	}
+	old := s.target
+	s.target = t
+	close(s.changed)
+	s.changed = make(chan struct{})
+	var victims []*conn
+	for c := range s.conns {
+		ep := c.ln.cfg.Endpoint
+		if c.dialCancel != nil {
+			if a, ok := t.addr(ep); !ok || a != c.dialAddr {
+				c.dialCancel()
+			}
+		}
+		if c.addr == "" {
+			continue
+		}
+		if a, ok := t.addr(ep); ok && a == c.addr {
+			continue
+		}
+		c.cut = true
+		victims = append(victims, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range victims {
+		c.closeBoth()
+	}
+	s.stats.cut.Add(int64(len(victims)))
+	if len(victims) > 0 {
+		s.log.Info("master changed; cut connections to the old master",
+			"cut", len(victims), "old_site", old.Site, "old_term", old.Term, "site", t.Site, "term", t.Term)
+	} else {
+		s.log.Debug("master changed", "site", t.Site, "term", t.Term)
+	}
+}
+
+// connect waits up to connect_timeout for a master with an address for c's
+// endpoint and dials it, retrying failed dials until then. The returned
+// connection is registered in c, so cuts and shutdown reach it.
+func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, error) {
+	ep := c.ln.cfg.Endpoint
+	deadline := time.Now().Add(s.cfg.ConnectTimeout)
+	timer := time.NewTimer(s.cfg.ConnectTimeout)
+	defer timer.Stop()
+	pause := retryMin
+	var lastErr error = errNoMaster
+	for {
+		s.mu.Lock()
+		addr, ok := s.target.addr(ep)
+		changed := s.changed
+		var dctx context.Context
+		var cancel context.CancelFunc
+		if ok {
+			dctx, cancel = context.WithDeadline(ctx, deadline)
+			c.dialAddr, c.dialCancel = addr, cancel
+		}
+		s.mu.Unlock()
+
+		if ok {
+			nc, err := s.dialer.DialContext(dctx, "tcp", addr)
+			cancel()
+			s.mu.Lock()
+			c.dialAddr, c.dialCancel = "", nil
+			cur, curOK := s.target.addr(ep)
+			if err == nil {
+				if curOK && cur == addr && !s.closed {
+					up := nc.(*net.TCPConn)
+					c.up.Store(up)
+					c.addr = addr
+					s.mu.Unlock()
+					return up, addr, nil
+				}
+				err = fmt.Errorf("master moved away from %s while dialing", addr)
+			}
+			s.mu.Unlock()
+			if nc != nil {
+				nc.Close()
+			}
+			lastErr = fmt.Errorf("dial master's %s at %s: %w", ep, addr, err)
+			if ctx.Err() != nil {
+				return nil, "", ctx.Err()
+			}
+			if !time.Now().Before(deadline) {
+				return nil, "", fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
+			}
+			if curOK && cur != addr {
+				continue // a new master already: try it at once
+			}
+			retry := time.NewTimer(pause)
+			pause = min(2*pause, retryMax)
+			select {
+			case <-retry.C:
+			case <-changed:
+				retry.Stop()
+			case <-timer.C:
+				retry.Stop()
+				return nil, "", fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
+			case <-ctx.Done():
+				retry.Stop()
+				return nil, "", ctx.Err()
+			}
+			continue
+		}
+
+		select {
+		case <-changed:
+		case <-timer.C:
+			return nil, "", fmt.Errorf("no master for endpoint %s within %v: %w", ep, s.cfg.ConnectTimeout, lastErr)
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hangingAddr returns a loopback address whose dials hang, like dials to a
+// partitioned site: a listener with backlog 0 whose one queue slot is taken,
+// so the kernel drops further SYNs.
+func hangingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	filler, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("dials to a full accept queue do not hang here")
+	}
+	return addr
+}
+
+func TestSetMasterCancelsDialToOldMaster(t *testing.T) {
+	dead := hangingAddr(t)
+	b := startBackend(t, "", greetEcho("B"))
+	cfg := testConfig(ops("off", "off"))
+	cfg.ConnectTimeout = 5 * time.Second
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", dead))
+	c := dial(t, addrs[0])
+	time.Sleep(300 * time.Millisecond) // the proxy is now stuck dialing dead
+	start := time.Now()
+	s.SetMaster(master("site2", b.addr))
+	if got := c.line(t); got != "B" {
+		t.Fatalf("routed to %q, want B", got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %v after SetMaster; the hanging dial was not cancelled", d)
+	}
+}
+
+func TestHangingMasterTimesOut(t *testing.T) {
+	dead := hangingAddr(t)
+	cfg := testConfig(ops("off", "off"))
+	cfg.ConnectTimeout = 400 * time.Millisecond
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", dead))
+	start := time.Now()
+	c := dial(t, addrs[0])
+	c.closedWithin(t, 3*time.Second)
+	if d := time.Since(start); d < 350*time.Millisecond || d > 1500*time.Millisecond {
+		t.Fatalf("closed after %v, want about connect_timeout (400ms)", d)
+	}
+	eventually(t, time.Second, "refused", func() bool { return s.Stats().Refused == 1 })
+}

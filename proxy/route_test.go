@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestRoutesToMaster(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	b := startBackend(t, "", greetEcho("B"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	c.roundTrip(t, "hello")
+	if b.accepted() != 0 {
+		t.Fatalf("backup backend got %d connections", b.accepted())
+	}
+	st := s.Stats()
+	if st.Total != 1 || st.Active != 1 || st.Refused != 0 {
+		t.Fatalf("stats %+v: want Total 1, Active 1, Refused 0", st)
+	}
+}
+
+func TestWaitsForMaster(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+
+	c := dial(t, addrs[0])
+	time.Sleep(200 * time.Millisecond) // the connection waits, it is not refused
+	if a.accepted() != 0 {
+		t.Fatal("backend connected before any master was set")
+	}
+	start := time.Now()
+	s.SetMaster(master("site1", a.addr))
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %v after SetMaster to connect; waiters must be woken at once", d)
+	}
+	c.roundTrip(t, "late but fine")
+}
+
+func TestNoMasterTimesOut(t *testing.T) {
+	cfg := testConfig(ops("off", "off"))
+	cfg.ConnectTimeout = 300 * time.Millisecond
+	a := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, cfg, nil)
+
+	// A master without this endpoint counts as no master.
+	s.SetMaster(Target{Term: 1, Site: "site1", Endpoints: map[string]string{"other": a.addr}})
+	start := time.Now()
+	c := dial(t, addrs[0])
+	c.closedWithin(t, 3*time.Second)
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("closed after %v, before connect_timeout", d)
+	}
+	eventually(t, 2*time.Second, "refused count", func() bool { return s.Stats().Refused == 1 })
+	if st := s.Stats(); st.Active != 0 || st.Total != 1 {
+		t.Fatalf("stats %+v: want Active 0, Total 1", st)
+	}
+}
+
+func TestDialRetriesUntilMasterServes(t *testing.T) {
+	// A free port nobody listens on yet: the master's server is restarting.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", addr))
+	c := dial(t, addrs[0])
+	time.Sleep(300 * time.Millisecond)
+	startBackend(t, addr, greetEcho("A"))
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+}
+
+func TestMasterChangeCutsOldConnections(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	b := startBackend(t, "", greetEcho("B"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+
+	var old []*client
+	for range 3 {
+		c := dial(t, addrs[0])
+		if got := c.line(t); got != "A" {
+			t.Fatalf("routed to %q, want A", got)
+		}
+		old = append(old, c)
+	}
+
+	start := time.Now()
+	next := master("site2", b.addr)
+	next.Term = 2
+	s.SetMaster(next)
+	for _, c := range old {
+		c.closedWithin(t, time.Second)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("cut took %v", d)
+	}
+	eventually(t, 2*time.Second, "backend A's sessions to end", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.active == 0
+	})
+
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "B" {
+		t.Fatalf("new connection routed to %q, want B", got)
+	}
+	c.roundTrip(t, "on the new master")
+	if st := s.Stats(); st.Cut != 3 {
+		t.Fatalf("Cut = %d, want 3", st.Cut)
+	}
+}
+
+func TestNoMasterCutsConnections(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	c.line(t)
+	s.SetMaster(Target{Term: 1}) // handover: nobody is master
+	c.closedWithin(t, time.Second)
+
+	// A new connection waits, then lands on the master that appears.
+	c2 := dial(t, addrs[0])
+	time.Sleep(100 * time.Millisecond)
+	s.SetMaster(master("site1", a.addr))
+	if got := c2.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	if st := s.Stats(); st.Cut != 1 {
+		t.Fatalf("Cut = %d, want 1", st.Cut)
+	}
+}
+
+func TestUnchangedAddressSurvives(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	c.line(t)
+
+	// New term, same master address (e.g. the role was re-confirmed), plus
+	// an unrelated endpoint added: the connection stays.
+	next := master("site1", a.addr)
+	next.Term = 7
+	next.Endpoints["admin"] = "127.0.0.1:1"
+	s.SetMaster(next)
+	s.SetMaster(next) // repeated: no-op
+	c.roundTrip(t, "still here")
+	if st := s.Stats(); st.Cut != 0 {
+		t.Fatalf("Cut = %d, want 0", st.Cut)
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	// The server reads to EOF, then replies with what it got and closes.
+	srv := startBackend(t, "", func(c net.Conn) {
+		got, err := io.ReadAll(c)
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, "got "+string(got))
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", srv.addr))
+
+	c := dial(t, addrs[0])
+	if _, err := io.WriteString(c, "request"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := io.ReadAll(c.br)
+	if err != nil {
+		t.Fatalf("read reply after half-close: %v", err)
+	}
+	if string(reply) != "got request" {
+		t.Fatalf("reply %q, want %q", reply, "got request")
+	}
+	eventually(t, 2*time.Second, "connection to end", func() bool { return s.Stats().Active == 0 })
+	st := s.Stats()
+	if st.BytesUp != int64(len("request")) || st.BytesDown != int64(len("got request")) {
+		t.Fatalf("bytes up %d down %d, want %d and %d", st.BytesUp, st.BytesDown, len("request"), len("got request"))
+	}
+}
+
+func TestServerHalfClose(t *testing.T) {
+	// The server sends a banner and half-closes; the client can still send.
+	got := make(chan string, 1)
+	srv := startBackend(t, "", func(c net.Conn) {
+		_, _ = io.WriteString(c, "bye")
+		_ = c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", srv.addr))
+	c := dial(t, addrs[0])
+	banner, err := io.ReadAll(c.br)
+	if err != nil || string(banner) != "bye" {
+		t.Fatalf("banner %q, %v", banner, err)
+	}
+	if _, err := io.WriteString(c, "after FIN"); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	select {
+	case g := <-got:
+		if g != "after FIN" {
+			t.Fatalf("server got %q", g)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("server did not get the client's bytes after its own FIN")
+	}
+}

@@ -1,0 +1,377 @@
+// Package proxy forwards operator TCP connections to the current master's
+// server endpoint.
+//
+// Each [[proxy.listener]] gets one TCP listener. An accepted connection
+// optionally carries a PROXY protocol header (accepted only from
+// proxy.trusted_cidrs), waits up to connect_timeout for a master, is dialed
+// to the master's endpoint of the listener's name, optionally announces the
+// operator's address to the server with a PROXY header of its own, and is
+// then copied both ways with io.Copy between *net.TCPConn, which Linux serves
+// with splice(2): no per-connection user-space buffer. When the master moves,
+// every connection to the old address is closed at once (DESIGN.md §4).
+//
+// Limits: at most cfg.MaxConns connections per listener (default
+// config.DefaultMaxConns); further accepts wait. Each connection uses at most
+// two goroutines. A PROXY header must arrive within HeaderTimeout (5 s);
+// with accept_proxy = "optional" a client that sends nothing first is
+// forwarded without a header once that time has passed, so server-speaks-first
+// protocols should use "off" or "required".
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// HeaderTimeout bounds how long an incoming PROXY header may take to arrive,
+// so a silent client cannot hold a connection slot forever.
+const HeaderTimeout = 5 * time.Second
+
+// keepAlive is applied to both sides of every proxied connection: a peer
+// that vanished without a FIN or RST is noticed within about a minute.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}
+
+// Options are the Server's collaborators.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// Server owns the operator listeners and every connection accepted on them.
+type Server struct {
+	cfg           config.Proxy
+	log           *slog.Logger
+	headerTimeout time.Duration
+	dialer        net.Dialer
+
+	lns []*listener
+	wg  sync.WaitGroup // accept loops, connection handlers, the idle sweeper
+
+	mu      sync.Mutex
+	started bool
+	serving bool
+	closed  bool
+	target  Target
+	changed chan struct{} // closed and replaced whenever target changes
+	conns   map[*conn]struct{}
+
+	stats counters
+}
+
+type listener struct {
+	cfg config.Listener
+	ln  *net.TCPListener
+	sem chan struct{} // one token per open connection, cap MaxConns
+}
+
+// conn is one accepted operator connection. Fields after "guarded by
+// Server.mu" are only touched with Server.mu held.
+type conn struct {
+	ln     *listener
+	client *net.TCPConn
+	start  time.Time
+
+	up atomic.Pointer[net.TCPConn] // the server side, once dialed
+
+	// guarded by Server.mu
+	dialAddr   string             // address being dialed, while dialCancel != nil
+	dialCancel context.CancelFunc // cancels a dial to an address that stopped being the master's
+	addr       string             // address up is connected to
+	copying    bool               // the copy loop runs: the idle sweeper may look at it
+	cut        bool               // closed because the master moved
+	idle       bool               // closed by the idle timeout
+}
+
+// New checks cfg and returns a Server that has not bound anything yet.
+func New(cfg config.Proxy, opts Options) (*Server, error) {
+	if cfg.ConnectTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxConns < 0 {
+		return nil, fmt.Errorf("proxy: negative connect_timeout, idle_timeout or max_conns")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = config.DefaultConnectTimeout
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = config.DefaultMaxConns
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:           cfg,
+		log:           log.With("component", "proxy"),
+		headerTimeout: HeaderTimeout,
+		dialer:        net.Dialer{KeepAliveConfig: keepAlive},
+		changed:       make(chan struct{}),
+		conns:         make(map[*conn]struct{}),
+	}
+	for i, l := range cfg.Listeners {
+		if l.Endpoint == "" || l.Listen == "" {
+			return nil, fmt.Errorf("proxy: listener %d: endpoint and listen are required", i)
+		}
+		switch l.AcceptProxy {
+		case "":
+			l.AcceptProxy = config.ProxyOff
+		case config.ProxyOff, config.ProxyOptional, config.ProxyRequired:
+		default:
+			return nil, fmt.Errorf("proxy: listener %s: accept_proxy %q is not off, optional or required", l.Listen, l.AcceptProxy)
+		}
+		switch l.SendProxy {
+		case "":
+			l.SendProxy = config.ProxyOff
+		case config.ProxyOff, config.ProxyV1, config.ProxyV2:
+		default:
+			return nil, fmt.Errorf("proxy: listener %s: send_proxy %q is not off, v1 or v2", l.Listen, l.SendProxy)
+		}
+		s.lns = append(s.lns, &listener{cfg: l, sem: make(chan struct{}, cfg.MaxConns)})
+	}
+	if cfg.IdleTimeout > 0 && !idleSupported {
+		s.log.Warn("proxy idle_timeout is not supported on this platform; idle connections stay open")
+	}
+	return s, nil
+}
+
+// Start binds every listener. After it returns nil, Addrs is valid. On error
+// nothing stays bound.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("proxy: Start called twice")
+	}
+	for i, l := range s.lns {
+		ln, err := net.Listen("tcp", l.cfg.Listen)
+		if err != nil {
+			for _, prev := range s.lns[:i] {
+				prev.ln.Close()
+				prev.ln = nil
+			}
+			return fmt.Errorf("proxy: listen for endpoint %s: %w", l.cfg.Endpoint, err)
+		}
+		l.ln = ln.(*net.TCPListener)
+	}
+	s.started = true
+	return nil
+}
+
+// Addrs returns the bound address of each listener, in the order of
+// cfg.Listeners; nil before Start.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		return nil
+	}
+	addrs := make([]net.Addr, len(s.lns))
+	for i, l := range s.lns {
+		addrs[i] = l.ln.Addr()
+	}
+	return addrs
+}
+
+// Serve accepts and forwards connections until ctx ends, then closes the
+// listeners and every connection and returns once all its goroutines are
+// gone. It calls Start first if that has not been done. It may be called
+// once.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	started, serving := s.started, s.serving
+	s.serving = true
+	s.mu.Unlock()
+	if serving {
+		return errors.New("proxy: Serve called twice")
+	}
+	if !started {
+		if err := s.Start(); err != nil {
+			return err
+		}
+	}
+
+	for _, l := range s.lns {
+		s.wg.Add(1)
+		go s.acceptLoop(ctx, l)
+	}
+	if s.cfg.IdleTimeout > 0 && idleSupported {
+		s.wg.Add(1)
+		go s.sweepIdle(ctx)
+	}
+	<-ctx.Done()
+
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, l := range s.lns {
+		l.ln.Close()
+	}
+	for _, c := range all {
+		c.closeBoth()
+	}
+	s.wg.Wait()
+	s.log.Info("proxy stopped", "total", s.stats.total.Load())
+	return nil
+}
+
+func (s *Server) acceptLoop(ctx context.Context, l *listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		select {
+		case l.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		nc, err := l.ln.AcceptTCP()
+		if err != nil {
+			<-l.sem
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry
+			// rather than give up serving operators.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("proxy accept failed; retrying", "endpoint", l.cfg.Endpoint, "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.stats.total.Add(1)
+		s.stats.active.Add(1)
+		_ = nc.SetKeepAliveConfig(keepAlive)
+		c := &conn{ln: l, client: nc, start: time.Now()}
+		if !s.track(c) {
+			nc.Close()
+			s.stats.refused.Add(1)
+			s.stats.active.Add(-1)
+			<-l.sem
+			continue
+		}
+		s.wg.Add(1)
+		go s.handle(ctx, c)
+	}
+}
+
+// track registers c so that cuts and shutdown reach it; false after
+// shutdown began.
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// closeBoth closes both sides of c; safe to call more than once and from any
+// goroutine, since net.Conn.Close is.
+func (c *conn) closeBoth() {
+	c.client.Close()
+	if up := c.upstreamConn(); up != nil {
+		up.Close()
+	}
+}
+
+// upstreamConn returns the server side of c, nil before it was dialed.
+func (c *conn) upstreamConn() *net.TCPConn { return c.up.Load() }
+
+// handle runs one connection from accept to close.
+func (s *Server) handle(ctx context.Context, c *conn) {
+	defer s.wg.Done()
+	res := s.forward(ctx, c)
+
+	c.closeBoth()
+	s.mu.Lock()
+	delete(s.conns, c)
+	cut, idle := c.cut, c.idle
+	s.mu.Unlock()
+	<-c.ln.sem
+	s.stats.active.Add(-1)
+	s.stats.bytesUp.Add(res.up)
+	s.stats.bytesDown.Add(res.down)
+
+	switch {
+	case !res.forwarded:
+		s.stats.refused.Add(1)
+		s.log.Debug("proxy connection refused", "endpoint", c.ln.cfg.Endpoint, "client", c.client.RemoteAddr().String(), "reason", res.err)
+	default:
+		reason := "closed"
+		switch {
+		case cut:
+			reason = "master changed"
+		case idle:
+			reason = "idle timeout"
+		case ctx.Err() != nil:
+			reason = "shutdown"
+		case res.err != nil:
+			reason = res.err.Error()
+		}
+		s.log.Debug("proxy connection done", "endpoint", c.ln.cfg.Endpoint, "client", res.operator,
+			"server", res.server, "up", res.up, "down", res.down, "duration", time.Since(c.start).Round(time.Millisecond), "reason", reason)
+	}
+}
+
+// result is how one connection went, for stats and the log line.
+type result struct {
+	forwarded bool   // a server connection was made
+	operator  string // the operator's address (from a PROXY header when there was one)
+	server    string
+	up, down  int64
+	err       error
+}
+
+// forward applies the PROXY rules, waits for and dials the master, then
+// copies both ways until both directions are done.
+func (s *Server) forward(ctx context.Context, c *conn) result {
+	var res result
+	hdr, pending, err := s.acceptHeader(c.client, c.ln.cfg.AcceptProxy)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	src, dst := operatorAddrs(c.client, hdr)
+	res.operator = src.String()
+
+	up, addr, err := s.connect(ctx, c)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.forwarded, res.server = true, addr
+
+	first, err := outgoingHeader(c.ln.cfg.SendProxy, src, dst)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	if len(pending) > 0 {
+		first = append(first, pending...)
+	}
+	if len(first) > 0 {
+		if _, err := up.Write(first); err != nil {
+			res.err = fmt.Errorf("write to server %s: %w", addr, err)
+			return res
+		}
+		res.up = int64(len(pending))
+	}
+	n, down, err := s.copyBoth(c, up)
+	res.up += n
+	res.down, res.err = down, err
+	return res
+}

@@ -1,0 +1,234 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+func TestNewRejectsBadListener(t *testing.T) {
+	for _, l := range []config.Listener{
+		{Endpoint: "operators", Listen: "127.0.0.1:0", AcceptProxy: "maybe"},
+		{Endpoint: "operators", Listen: "127.0.0.1:0", SendProxy: "v3"},
+		{Endpoint: "", Listen: "127.0.0.1:0"},
+	} {
+		if _, err := New(testConfig(l), Options{}); err == nil {
+			t.Errorf("New accepted %+v", l)
+		}
+	}
+}
+
+func TestAddrsInListenerOrder(t *testing.T) {
+	a := startBackend(t, "", greetEcho("ops"))
+	b := startBackend(t, "", greetEcho("adm"))
+	cfg := testConfig(ops("off", "off"), config.Listener{Endpoint: "admin", Listen: "127.0.0.1:0"})
+	s, addrs := startProxy(t, cfg, nil)
+	if len(addrs) != 2 {
+		t.Fatalf("Addrs %v", addrs)
+	}
+	s.SetMaster(Target{Term: 1, Site: "site1", Endpoints: map[string]string{"operators": a.addr, "admin": b.addr}})
+	for i, want := range []string{"ops", "adm"} {
+		if got := dial(t, addrs[i]).line(t); got != want {
+			t.Fatalf("listener %d routed to %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	if !idleSupported {
+		t.Skip("idle timeout not supported on this platform")
+	}
+	a := startBackend(t, "", greetEcho("A"))
+	cfg := testConfig(ops("off", "off"))
+	cfg.IdleTimeout = 400 * time.Millisecond
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", a.addr))
+
+	idle := dial(t, addrs[0])
+	idle.line(t)
+	busy := dial(t, addrs[0])
+	busy.line(t)
+
+	start := time.Now()
+	// busy talks every 100ms for 1.2s, three times the idle timeout.
+	for time.Since(start) < 1200*time.Millisecond {
+		busy.roundTrip(t, "tick")
+		time.Sleep(100 * time.Millisecond)
+	}
+	idle.closedWithin(t, 10*time.Millisecond) // long since closed
+	busy.roundTrip(t, "still open")
+	if st := s.Stats(); st.Idle != 1 {
+		t.Fatalf("Idle = %d, want 1", st.Idle)
+	}
+}
+
+func TestIdleTimeoutOneWayTraffic(t *testing.T) {
+	if !idleSupported {
+		t.Skip("idle timeout not supported on this platform")
+	}
+	// The server streams to a client that never writes: that is not idle.
+	srv := startBackend(t, "", func(c net.Conn) {
+		for {
+			if _, err := io.WriteString(c, "x"); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	cfg := testConfig(ops("off", "off"))
+	cfg.IdleTimeout = 300 * time.Millisecond
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", srv.addr))
+	c := dial(t, addrs[0])
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.br.ReadByte(); err != nil {
+			t.Fatalf("one-way stream cut: %v", err)
+		}
+	}
+}
+
+// goroutinesOf lists the stacks that run this package's connection code.
+func goroutinesOf() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "proxy.proxyCopy") || strings.Contains(g, "proxy.(*Server)") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func TestServeStopsEverything(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	cfg := testConfig(ops("off", "off"), config.Listener{Endpoint: "waiting", Listen: "127.0.0.1:0"},
+		config.Listener{Endpoint: "operators", Listen: "127.0.0.1:0", AcceptProxy: "required"})
+	cfg.ConnectTimeout = time.Minute
+	cfg.IdleTimeout = time.Minute
+	before := runtime.NumGoroutine()
+
+	s, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrs := s.Addrs()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	s.SetMaster(master("site1", a.addr))
+
+	var clients []*client
+	for range 3 { // copying
+		c := dial(t, addrs[0].String())
+		c.line(t)
+		clients = append(clients, c)
+	}
+	clients = append(clients, dial(t, addrs[1].String())) // waiting for a master of "waiting"
+	clients = append(clients, dial(t, addrs[2].String())) // waiting for a PROXY header
+	eventually(t, 2*time.Second, "5 active connections", func() bool { return s.Stats().Active == 5 })
+	if len(goroutinesOf()) == 0 {
+		t.Fatal("no proxy goroutines while serving: the leak check below would prove nothing")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	if left := goroutinesOf(); len(left) > 0 {
+		t.Fatalf("goroutines left after Serve returned:\n%s", strings.Join(left, "\n\n"))
+	}
+	for _, c := range clients {
+		c.closedWithin(t, time.Second)
+	}
+	for _, ad := range addrs {
+		if c, err := net.DialTimeout("tcp", ad.String(), time.Second); err == nil {
+			c.Close()
+			t.Fatalf("listener %v still accepts after Serve returned", ad)
+		}
+	}
+	if st := s.Stats(); st.Active != 0 {
+		t.Fatalf("Active = %d after shutdown", st.Active)
+	}
+	// Only the test's own backend goroutines may remain beyond the start.
+	eventually(t, 2*time.Second, "goroutine count back to the start", func() bool {
+		return runtime.NumGoroutine() <= before+1+a.activeCount()
+	})
+}
+
+func (b *backend) activeCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.active
+}
+
+func TestMaxConns(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	cfg := testConfig(ops("off", "off"))
+	cfg.MaxConns = 2
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", a.addr))
+
+	c1 := dial(t, addrs[0])
+	c1.line(t)
+	c2 := dial(t, addrs[0])
+	c2.line(t)
+	c3 := dial(t, addrs[0]) // the kernel completes the handshake; the proxy does not accept it yet
+	time.Sleep(300 * time.Millisecond)
+	if n := a.accepted(); n != 2 {
+		t.Fatalf("server has %d connections, want 2 (max_conns)", n)
+	}
+	if st := s.Stats(); st.Total != 2 || st.Active != 2 {
+		t.Fatalf("stats %+v: want Total 2, Active 2", st)
+	}
+	c1.Close()
+	if got := c3.line(t); got != "A" {
+		t.Fatalf("third connection routed to %q", got)
+	}
+	a.mu.Lock()
+	peak := a.peak
+	a.mu.Unlock()
+	if peak > 2 {
+		t.Fatalf("server saw %d concurrent connections, max_conns is 2", peak)
+	}
+}
+
+func TestStatsBytes(t *testing.T) {
+	a := startBackend(t, "", func(c net.Conn) { _, _ = io.Copy(c, c) })
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	payload := strings.Repeat("0123456789", 100_000) // 1 MB, several splice rounds
+	for range 2 {
+		c := dial(t, addrs[0])
+		go func() {
+			_, _ = io.WriteString(c, payload)
+			_ = c.CloseWrite()
+		}()
+		got, err := io.ReadAll(c.br)
+		if err != nil || len(got) != len(payload) {
+			t.Fatalf("echo: %d bytes, %v; want %d", len(got), err, len(payload))
+		}
+	}
+	eventually(t, 2*time.Second, "connections to end", func() bool { return s.Stats().Active == 0 })
+	st := s.Stats()
+	want := Stats{Total: 2, BytesUp: int64(2 * len(payload)), BytesDown: int64(2 * len(payload))}
+	if st != want {
+		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+}
