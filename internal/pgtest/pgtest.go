@@ -1,0 +1,532 @@
+// Package pgtest starts real PostgreSQL clusters for tests and benchmarks.
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/lib/pq" // the "postgres" driver for control work
+)
+
+// Superuser is the bootstrap superuser of every cluster (initdb -U).
+const Superuser = "postgres"
+
+// ErrNoPostgres means no PostgreSQL server binaries were found.
+var ErrNoPostgres = errors.New("pgtest: PostgreSQL binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin")
+
+// readyTimeout bounds how long a start waits for the server to accept connections.
+const readyTimeout = 30 * time.Second
+
+type options struct {
+	db       string
+	settings map[string]string
+	order    []string
+	pwUser   string
+	pwPass   string
+	pwMethod string
+}
+
+// Option changes how a cluster is made.
+type Option func(*options)
+
+// WithDatabase names the database created after start (default "app").
+func WithDatabase(name string) Option { return func(o *options) { o.db = name } }
+
+// WithSetting sets (or overrides) one postgresql.conf parameter; value is written as given,
+// so strings need their own quotes: WithSetting("synchronous_standby_names", "'*'").
+func WithSetting(name, value string) Option {
+	return func(o *options) {
+		if _, ok := o.settings[name]; !ok {
+			o.order = append(o.order, name)
+		}
+		o.settings[name] = value
+	}
+}
+
+// WithMaxPreparedTransactions sets max_prepared_transactions (default 64; 0 disables 2PC).
+func WithMaxPreparedTransactions(n int) Option {
+	return WithSetting("max_prepared_transactions", strconv.Itoa(n))
+}
+
+// WithPasswordUser creates a LOGIN user with a password that must authenticate over TCP with
+// method ("scram-sha-256" or "md5"); every other user keeps trust authentication.
+func WithPasswordUser(name, password, method string) Option {
+	return func(o *options) { o.pwUser, o.pwPass, o.pwMethod = name, password, method }
+}
+
+// Cluster is one running (or stopped) PostgreSQL cluster in its own temporary directory.
+type Cluster struct {
+	bin  string // directory holding initdb and postgres
+	dir  string // cluster dir: data/, the unix socket and postgres.log
+	port int
+	db   string
+	cred *syscall.Credential // non-nil when running as root
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+	closed bool
+}
+
+// Start makes a cluster for tb and stops and removes it in tb.Cleanup, also when the test fails.
+// Without PostgreSQL binaries it skips the test, or fails it when $CI is set.
+func Start(tb testing.TB, opts ...Option) *Cluster {
+	tb.Helper()
+	c, err := New(opts...)
+	if errors.Is(err, ErrNoPostgres) {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("%v (in CI a missing PostgreSQL is a failure)", err)
+		}
+		tb.Skipf("%v; skipping (install PostgreSQL 15+ server binaries to run this test)", err)
+	}
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			tb.Errorf("pgtest: close: %v", err)
+		}
+	})
+	return c
+}
+
+// New makes and starts a cluster; the caller must Close it.
+func New(opts ...Option) (*Cluster, error) {
+	o := &options{db: "app", settings: map[string]string{}}
+	for k, v := range map[string]string{
+		"listen_addresses":          "'127.0.0.1'",
+		"max_prepared_transactions": "64",
+		"wal_level":                 "logical",
+		"max_replication_slots":     "16",
+		"max_wal_senders":           "16",
+		"max_connections":           "100",
+		"fsync":                     "on",
+		"shared_buffers":            "32MB",
+		"logging_collector":         "off",
+	} {
+		WithSetting(k, v)(o)
+	}
+	sort.Strings(o.order)
+	for _, opt := range opts {
+		opt(o)
+	}
+	bin, err := findBin()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, fmt.Errorf("make cluster dir: %w", err)
+	}
+	c := &Cluster{bin: bin, dir: dir, db: o.db}
+	if err := c.setup(o); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) setup(o *options) error {
+	if os.Geteuid() == 0 {
+		cred, err := postgresCredential()
+		if err != nil {
+			return err
+		}
+		c.cred = cred
+		// The parent (os.TempDir) is world-traversable; the cluster dir must belong to postgres.
+		if err := os.Chown(c.dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("chown %s to postgres: %w", c.dir, err)
+		}
+	}
+	if err := os.Chmod(c.dir, 0o700); err != nil {
+		return err
+	}
+	initdb := exec.Command(filepath.Join(c.bin, "initdb"), "-D", c.dataDir(), "-U", Superuser,
+		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	initdb.Dir = c.dir
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	if err := c.writeHBA(o); err != nil {
+		return err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		c.port = port
+		if err := c.writeConf(o); err != nil {
+			return err
+		}
+		if lastErr = c.start(); lastErr == nil {
+			break
+		}
+		// Another process may have taken the port between probe and bind: try another one.
+	}
+	if lastErr != nil {
+		return lastErr
+	}
+	return c.createObjects(o)
+}
+
+func (c *Cluster) writeConf(o *options) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# pgtest\nport = %d\nunix_socket_directories = '%s'\n", c.port, c.dir)
+	for _, k := range o.order {
+		fmt.Fprintf(&b, "%s = %s\n", k, o.settings[k])
+	}
+	// postgresql.auto.conf would win over this file; pgtest owns the file, so a fresh one is fine.
+	return c.writeOwned(filepath.Join(c.dataDir(), "pgtest.conf"), b.String(), func() error {
+		return appendOnce(filepath.Join(c.dataDir(), "postgresql.conf"), "include_if_exists = 'pgtest.conf'\n")
+	})
+}
+
+func (c *Cluster) writeHBA(o *options) error {
+	var b strings.Builder
+	b.WriteString("local all all trust\nlocal replication all trust\n")
+	if o.pwUser != "" {
+		fmt.Fprintf(&b, "host all %s 127.0.0.1/32 %s\nhost replication %s 127.0.0.1/32 %s\n",
+			o.pwUser, o.pwMethod, o.pwUser, o.pwMethod)
+	}
+	b.WriteString("host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n")
+	return c.writeOwned(filepath.Join(c.dataDir(), "pg_hba.conf"), b.String(), nil)
+}
+
+// writeOwned writes a file inside the data dir, owned by the cluster's OS user.
+func (c *Cluster) writeOwned(path, content string, then func() error) error {
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return err
+	}
+	if c.cred != nil {
+		if err := os.Chown(path, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			return err
+		}
+	}
+	if then != nil {
+		return then()
+	}
+	return nil
+}
+
+func appendOnce(path, line string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if bytes.Contains(b, []byte(line)) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (c *Cluster) createObjects(o *options) error {
+	db, err := sql.Open("postgres", c.DSN("postgres"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if c.db != "postgres" {
+		if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(c.db)); err != nil {
+			return fmt.Errorf("create database %s: %w", c.db, err)
+		}
+	}
+	if o.pwUser != "" {
+		enc := "scram-sha-256"
+		if o.pwMethod == "md5" {
+			enc = "md5"
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SET password_encryption = '"+enc+"'"); err != nil {
+			return err
+		}
+		q := fmt.Sprintf("CREATE ROLE %s LOGIN REPLICATION PASSWORD %s", quoteIdent(o.pwUser), quoteLiteral(o.pwPass))
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create password user: %w", err)
+		}
+		q = fmt.Sprintf("GRANT ALL ON DATABASE %s TO %s", quoteIdent(c.db), quoteIdent(o.pwUser))
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("grant to password user: %w", err)
+		}
+	}
+	return nil
+}
+
+// start launches the postmaster in its own process group and waits until it accepts connections.
+func (c *Cluster) start() error {
+	logf, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.dataDir())
+	cmd.Dir = c.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	logf.Close()
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	c.mu.Lock()
+	c.cmd, c.exited = cmd, exited
+	c.mu.Unlock()
+	if err := c.waitReady(exited); err != nil {
+		c.kill()
+		return err
+	}
+	return nil
+}
+
+func (c *Cluster) waitReady(exited <-chan struct{}) error {
+	deadline := time.Now().Add(readyTimeout)
+	db, err := sql.Open("postgres", c.DSN("postgres")+"&connect_timeout=2")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("postgres exited during start-up on port %d:\n%s", c.port, c.logTail())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres on port %d not ready after %v: %v\n%s", c.port, readyTimeout, err, c.logTail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// DSN is a URL for db as the superuser over TCP.
+func (c *Cluster) DSN(db string) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", Superuser, c.port, url.PathEscape(db))
+}
+
+// UserDSN is a URL for db as user with password over TCP.
+func (c *Cluster) UserDSN(user, password, db string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password),
+		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)), Path: "/" + db, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// Database is the name of the database made at start.
+func (c *Cluster) Database() string { return c.db }
+
+// Port is the TCP port on 127.0.0.1.
+func (c *Cluster) Port() int { return c.port }
+
+// Dir is the cluster directory (the data directory is Dir()/data).
+func (c *Cluster) Dir() string { return c.dir }
+
+func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
+func (c *Cluster) logPath() string { return filepath.Join(c.dir, "postgres.log") }
+
+// Kill SIGKILLs the postmaster and its backends (its whole process group, as a machine crash
+// would) and waits for the postmaster to be gone.
+func (c *Cluster) Kill() { c.kill() }
+
+func (c *Cluster) kill() {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.cmd = nil
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+	// Backends notice the postmaster's death on their own; wait briefly so a restart finds the
+	// shared memory free.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && syscall.Kill(-cmd.Process.Pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop shuts the server down (fast shutdown; SIGKILL after 15 s). The directory stays.
+func (c *Cluster) Stop() error {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+		c.mu.Lock()
+		c.cmd = nil
+		c.mu.Unlock()
+		return nil
+	case <-time.After(15 * time.Second):
+		c.kill()
+		return fmt.Errorf("postgres on port %d ignored fast shutdown for 15s; killed", c.port)
+	}
+}
+
+// Restart starts the server again on the same directory and port and waits until it is ready.
+// It stops a running server first.
+func (c *Cluster) Restart() error {
+	if err := c.Stop(); err != nil {
+		return err
+	}
+	var err error
+	for i := 0; i < 3; i++ {
+		// After Kill a lingering backend may still hold the shared memory for a moment.
+		if err = c.start(); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
+// Close stops the server and removes its directory. Safe to call more than once.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	err := c.Stop()
+	if rerr := os.RemoveAll(c.dir); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Exec runs sql in the cluster's database as the superuser and fails tb on error.
+func (c *Cluster) Exec(tb testing.TB, query string, args ...any) {
+	tb.Helper()
+	db, err := sql.Open("postgres", c.DSN(c.db))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		tb.Fatalf("pgtest: exec %q on port %d: %v", query, c.port, err)
+	}
+}
+
+// Open returns a database/sql handle (lib/pq) to db as the superuser, closed in tb.Cleanup.
+func (c *Cluster) Open(tb testing.TB, db string) *sql.DB {
+	tb.Helper()
+	h, err := sql.Open("postgres", c.DSN(db))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.Close() })
+	return h
+}
+
+func (c *Cluster) logTail() string {
+	b, _ := os.ReadFile(c.logPath())
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// findBin returns the directory holding initdb and postgres: from PATH (symbolic links resolved)
+// or the newest /usr/lib/postgresql/<version>/bin.
+func findBin() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dir := filepath.Dir(real)
+			if isExec(filepath.Join(dir, "postgres")) {
+				return dir, nil
+			}
+		}
+	}
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	best, bestV := "", -1.0
+	for _, m := range matches {
+		v, err := strconv.ParseFloat(filepath.Base(filepath.Dir(m)), 64)
+		if err != nil || !isExec(filepath.Join(m, "initdb")) || !isExec(filepath.Join(m, "postgres")) {
+			continue
+		}
+		if v > bestV {
+			best, bestV = m, v
+		}
+	}
+	if best == "" {
+		return "", ErrNoPostgres
+	}
+	return best, nil
+}
+
+func isExec(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+func postgresCredential() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the OS user postgres to run the server: %w", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("OS user postgres has odd ids %q/%q", u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }

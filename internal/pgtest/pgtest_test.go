@@ -1,0 +1,130 @@
+package pgtest
+
+import (
+	"database/sql"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func queryString(t *testing.T, db *sql.DB, q string) string {
+	t.Helper()
+	var s string
+	if err := db.QueryRow(q).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return s
+}
+
+func TestStartSettingsKillRestart(t *testing.T) {
+	start := time.Now()
+	c := Start(t, WithDatabase("bank"), WithSetting("max_wal_senders", "7"), WithMaxPreparedTransactions(9))
+	t.Logf("cluster ready in %v on port %d", time.Since(start), c.Port())
+
+	db := c.Open(t, "bank")
+	for q, want := range map[string]string{
+		"SHOW wal_level":                 "logical",
+		"SHOW max_prepared_transactions": "9",
+		"SHOW max_wal_senders":           "7",
+		"SHOW fsync":                     "on",
+		"SHOW listen_addresses":          "127.0.0.1",
+		"SELECT current_database()":      "bank",
+		"SELECT current_user":            Superuser,
+	} {
+		if got := queryString(t, db, q); got != want {
+			t.Errorf("%s = %q, want %q", q, got, want)
+		}
+	}
+	if os.Geteuid() == 0 {
+		st, err := os.Stat(c.Dir() + "/data/PG_VERSION")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid == 0 {
+			t.Errorf("data dir owned by root; want the postgres OS user")
+		}
+	}
+
+	c.Exec(t, "CREATE TABLE t (id int PRIMARY KEY)")
+	c.Exec(t, "INSERT INTO t VALUES (1), (2)")
+
+	c.Kill()
+	if err := db.Ping(); err == nil {
+		// database/sql may reuse a dead conn once; a second ping must fail.
+		if err := db.Ping(); err == nil {
+			t.Fatal("ping succeeded after Kill")
+		}
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// Committed rows survive the crash (fsync = on, crash recovery on restart).
+	if got := queryString(t, db, "SELECT count(*)::text FROM t"); got != "2" {
+		t.Errorf("rows after kill+restart = %s, want 2", got)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, db, "SELECT count(*)::text FROM t"); got != "2" {
+		t.Errorf("rows after stop+restart = %s, want 2", got)
+	}
+	dir := c.Dir()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("cluster dir %s still there after Close: %v", dir, err)
+	}
+}
+
+func TestPasswordUser(t *testing.T) {
+	for _, method := range []string{"scram-sha-256", "md5"} {
+		t.Run(method, func(t *testing.T) {
+			c := Start(t, WithPasswordUser("alice", "s3cret'x", method))
+			good, err := sql.Open("postgres", c.UserDSN("alice", "s3cret'x", c.Database()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer good.Close()
+			if got := queryString(t, good, "SELECT current_user"); got != "alice" {
+				t.Errorf("current_user = %q", got)
+			}
+			su := c.Open(t, c.Database())
+			want := "SCRAM-SHA-256$"
+			if method == "md5" {
+				want = "md5"
+			}
+			if got := queryString(t, su, "SELECT rolpassword FROM pg_authid WHERE rolname = 'alice'"); !strings.HasPrefix(got, want) {
+				t.Errorf("stored password %.14q…, want prefix %q", got, want)
+			}
+			bad, err := sql.Open("postgres", c.UserDSN("alice", "wrong", c.Database()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bad.Close()
+			if err := bad.Ping(); err == nil || !strings.Contains(err.Error(), "password") {
+				t.Errorf("wrong password: err = %v, want password authentication failure", err)
+			}
+		})
+	}
+}
+
+func TestFindBin(t *testing.T) {
+	dir, err := findBin()
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, b := range []string{"initdb", "postgres"} {
+		if !isExec(dir + "/" + b) {
+			t.Errorf("%s/%s is not executable", dir, b)
+		}
+	}
+}
