@@ -1,0 +1,84 @@
+// Command wireserver is a toy WireServer: a line protocol over TCP that keeps
+// a key-value map in memory or in PostgreSQL, for Tandem's tests, demo and
+// benchmarks.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "wireserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := flag.String("listen", "127.0.0.1:7000", "host:port to accept operators on")
+	name := flag.String("name", "site1", "identity echoed in replies")
+	dsn := flag.String("dsn", "", "PostgreSQL DSN; empty keeps the data in memory")
+	proxy := flag.String("proxy", proxyOff, "PROXY protocol header: off | v1 | v2 | any (required unless off)")
+	level := flag.String("log-level", "info", "debug | info | warn | error")
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("-log-level %q: %w", *level, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	switch *proxy {
+	case proxyOff, proxyV1, proxyV2, proxyAny:
+	default:
+		return fmt.Errorf("-proxy %q: want off, v1, v2 or any", *proxy)
+	}
+	raiseNoFile(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var st store = newMemStore()
+	if *dsn != "" {
+		pg, err := openPGStore(ctx, *dsn)
+		if err != nil {
+			return err
+		}
+		defer pg.Close()
+		st = pg
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	log.Info("wireserver listening", "addr", ln.Addr().String(), "name", *name, "proxy", *proxy, "postgres", *dsn != "")
+	err = serve(ctx, ln, options{name: *name, proxy: *proxy, store: st, log: log})
+	log.Info("wireserver stopped")
+	return err
+}
+
+// raiseNoFile lifts the soft open-file limit to the hard one so the server
+// can hold many thousands of idle operator connections.
+func raiseNoFile(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("read RLIMIT_NOFILE", "err", err)
+		return
+	}
+	if lim.Cur >= lim.Max {
+		return
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("raise RLIMIT_NOFILE", "err", err)
+		return
+	}
+	log.Debug("raised RLIMIT_NOFILE", "limit", lim.Cur)
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// PROXY protocol modes of the -proxy flag.
+const (
+	proxyOff = "off"
+	proxyV1  = "v1"
+	proxyV2  = "v2"
+	proxyAny = "any"
+)
+
+const (
+	maxLine       = 64 << 10 // longest command line, without its newline
+	headerTimeout = 10 * time.Second
+	storeTimeout  = 10 * time.Second
+	bulkChunk     = 256 << 10
+)
+
+var (
+	errLineTooLong = errors.New("line too long")
+	// zeros is the payload SOURCE sends; it is never written to.
+	zeros    = make([]byte, bulkChunk)
+	sinkBufs = sync.Pool{New: func() any { b := make([]byte, bulkChunk); return &b }}
+)
+
+type options struct {
+	name  string
+	proxy string // off (or "") | v1 | v2 | any
+	store store  // nil: a fresh in-memory map
+	log   *slog.Logger
+}
+
+// serve accepts connections on ln until ctx ends, then closes ln and every
+// open connection and returns once all connection goroutines are gone.
+func serve(ctx context.Context, ln net.Listener, o options) error {
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	if o.store == nil {
+		o.store = newMemStore()
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = make(map[net.Conn]struct{})
+	)
+	closeAll := func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}
+	stop := context.AfterFunc(ctx, closeAll)
+	defer func() {
+		stop()
+		closeAll()
+		wg.Wait()
+	}()
+
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Typically EMFILE: wait for connections to go away rather than die.
+			o.log.Warn("accept", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		mu.Lock()
+		if ctx.Err() != nil { // closeAll may already have run
+			mu.Unlock()
+			c.Close()
+			return nil
+		}
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Go(func() {
+			handle(ctx, c, o)
+			c.Close()
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+		})
+	}
+}
+
+// handle serves one connection: an optional PROXY header, then commands.
+func handle(ctx context.Context, c net.Conn, o options) {
+	br := bufio.NewReaderSize(c, 4096)
+	client := c.RemoteAddr().String()
+	if o.proxy != proxyOff && o.proxy != "" {
+		h, err := proxyproto.ReadHeaderTimeout(c, br, headerTimeout)
+		if err == nil && (o.proxy == proxyV1 && h.Version != 1 || o.proxy == proxyV2 && h.Version != 2) {
+			err = fmt.Errorf("PROXY header version %d, want %s", h.Version, o.proxy)
+		}
+		if err != nil {
+			o.log.Debug("reject connection without a valid PROXY header", "remote", client, "err", err)
+			return
+		}
+		if h.Command.IsProxy() && h.SourceAddr != nil {
+			client = h.SourceAddr.String()
+		}
+	}
+	log := o.log.With("client", client)
+	log.Debug("connection open")
+	for {
+		line, err := readLine(br)
+		if errors.Is(err, errLineTooLong) {
+			io.WriteString(c, "ERR line too long\n")
+			log.Debug("closed: line too long")
+			return
+		}
+		if err != nil {
+			log.Debug("connection closed", "err", err)
+			return
+		}
+		if err := o.exec(ctx, c, br, line, client); err != nil {
+			log.Debug("connection closed", "err", err)
+			return
+		}
+	}
+}
+
+var errQuit = errors.New("client quit")
+
+// exec runs one command line and writes its reply; an error ends the connection.
+func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, client string) error {
+	cmd, rest, _ := strings.Cut(line, " ")
+	cmd = strings.ToUpper(cmd)
+	reply := func(parts ...string) error {
+		_, err := io.WriteString(c, strings.Join(parts, " ")+"\n")
+		return err
+	}
+	switch cmd {
+	case "PING":
+		return reply("PONG", o.name)
+	case "WHO":
+		return reply("YOU", client, o.name)
+	case "QUIT":
+		reply("BYE")
+		return errQuit
+	case "SET", "GET", "DEL":
+		k, v, hasV := strings.Cut(rest, " ")
+		if k == "" || hasV != (cmd == "SET") {
+			return reply("ERR usage: SET <k> <v> | GET <k> | DEL <k>")
+		}
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		var err error
+		switch cmd {
+		case "SET":
+			err = o.store.Set(sctx, k, v)
+		case "DEL":
+			err = o.store.Del(sctx, k)
+		case "GET":
+			var ok bool
+			if v, ok, err = o.store.Get(sctx, k); err == nil {
+				if ok {
+					return reply("VALUE", o.name, v)
+				}
+				return reply("NIL", o.name)
+			}
+		}
+		if err != nil {
+			o.log.Warn("store", "cmd", cmd, "err", err)
+			return reply("ERR store failed")
+		}
+		return reply("OK", o.name)
+	case "SINK", "SOURCE":
+		n, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || n < 0 {
+			return reply("ERR usage: SINK <n> | SOURCE <n>")
+		}
+		if cmd == "SINK" {
+			buf := sinkBufs.Get().(*[]byte)
+			defer sinkBufs.Put(buf)
+			for left := n; left > 0; {
+				r, err := br.Read((*buf)[:min(left, bulkChunk)])
+				left -= int64(r)
+				if err != nil {
+					return fmt.Errorf("sink %d bytes, %d missing: %w", n, left, err)
+				}
+			}
+			return reply("OK", o.name)
+		}
+		if err := reply("DATA", rest); err != nil {
+			return err
+		}
+		for n > 0 {
+			w, err := c.Write(zeros[:min(n, bulkChunk)])
+			if err != nil {
+				return fmt.Errorf("source: %w", err)
+			}
+			n -= int64(w)
+		}
+		return nil
+	}
+	return reply("ERR unknown command")
+}
+
+// readLine returns the next line without its "\n" or "\r\n", or
+// errLineTooLong once more than maxLine bytes arrive without a newline.
+func readLine(br *bufio.Reader) (string, error) {
+	var long []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if err == nil {
+			line := string(append(long, frag...))
+			line = strings.TrimSuffix(line[:len(line)-1], "\r")
+			if len(line) > maxLine {
+				return "", errLineTooLong
+			}
+			return line, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return "", err
+		}
+		long = append(long, frag...)
+		if len(long) > maxLine+1 { // +1: room for a trailing '\r'
+			return "", errLineTooLong
+		}
+	}
+}

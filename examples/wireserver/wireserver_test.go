@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// startServer runs serve on a loopback port; cleanup stops it and checks
+// that serve returned.
+func startServer(t *testing.T, o options) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, o) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("serve did not return after cancel")
+		}
+	})
+	return ln.Addr().String()
+}
+
+type client struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, addr string, header []byte) *client {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if header != nil {
+		if _, err := c.Write(header); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &client{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// do sends one line and returns the reply line without its newline.
+func (cl *client) do(line string) string {
+	cl.t.Helper()
+	if _, err := io.WriteString(cl.c, line+"\n"); err != nil {
+		cl.t.Fatalf("send %q: %v", line, err)
+	}
+	return cl.read()
+}
+
+func (cl *client) read() string {
+	cl.t.Helper()
+	reply, err := cl.br.ReadString('\n')
+	if err != nil {
+		cl.t.Fatalf("read reply: %v (got %q)", err, reply)
+	}
+	return strings.TrimSuffix(reply, "\n")
+}
+
+func (cl *client) expectEOF() {
+	cl.t.Helper()
+	if b, err := cl.br.ReadByte(); err == nil {
+		cl.t.Fatalf("want the server to close the connection, read %q", b)
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+		cl.t.Fatalf("want EOF, got %v", err)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	addr := startServer(t, options{name: "s1"})
+	cl := dial(t, addr, nil)
+	steps := []struct{ send, want string }{
+		{"PING", "PONG s1"},
+		{"ping", "PONG s1"},
+		{"GET k", "NIL s1"},
+		{"SET k hello  world", "OK s1"},
+		{"GET k", "VALUE s1 hello  world"},
+		{"SET k v2\r", "OK s1"},
+		{"GET k", "VALUE s1 v2"},
+		{"DEL k", "OK s1"},
+		{"GET k", "NIL s1"},
+		{"SET k", "ERR usage: SET <k> <v> | GET <k> | DEL <k>"},
+		{"GET", "ERR usage: SET <k> <v> | GET <k> | DEL <k>"},
+		{"WHO", "YOU " + cl.c.LocalAddr().String() + " s1"},
+		{"FLY away", "ERR unknown command"},
+		{"", "ERR unknown command"},
+		{"SINK -1", "ERR usage: SINK <n> | SOURCE <n>"},
+		{"SOURCE x", "ERR usage: SINK <n> | SOURCE <n>"},
+		{"QUIT", "BYE"},
+	}
+	for _, s := range steps {
+		if got := cl.do(s.send); got != s.want {
+			t.Errorf("%q: got %q, want %q", s.send, got, s.want)
+		}
+	}
+	cl.expectEOF()
+
+	// Data is shared across connections.
+	a, b := dial(t, addr, nil), dial(t, addr, nil)
+	if got := a.do("SET shared 42"); got != "OK s1" {
+		t.Fatalf("SET: %q", got)
+	}
+	if got := b.do("GET shared"); got != "VALUE s1 42" {
+		t.Fatalf("GET from another connection: %q", got)
+	}
+}
+
+func TestBulk(t *testing.T) {
+	addr := startServer(t, options{name: "bulk"})
+	cl := dial(t, addr, nil)
+	for _, n := range []int{0, 1, 4095, 3<<20 + 17} {
+		// SINK: the payload follows the line in the same write, so the
+		// server must take it from its line buffer and then the socket.
+		payload := bytes.Repeat([]byte{'x'}, n)
+		msg := append([]byte(fmt.Sprintf("SINK %d\n", n)), payload...)
+		if _, err := cl.c.Write(append(msg, "PING\n"...)); err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.read(); got != "OK bulk" {
+			t.Fatalf("SINK %d: %q", n, got)
+		}
+		if got := cl.read(); got != "PONG bulk" {
+			t.Fatalf("PING after SINK %d: %q", n, got)
+		}
+
+		if got := cl.do(fmt.Sprintf("SOURCE %d", n)); got != fmt.Sprintf("DATA %d", n) {
+			t.Fatalf("SOURCE %d: %q", n, got)
+		}
+		got, err := io.ReadAll(io.LimitReader(cl.br, int64(n)))
+		if err != nil || len(got) != n {
+			t.Fatalf("SOURCE %d: read %d bytes, err %v", n, len(got), err)
+		}
+		if got := cl.do("PING"); got != "PONG bulk" {
+			t.Fatalf("PING after SOURCE %d: %q (extra bytes sent?)", n, got)
+		}
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	addr := startServer(t, options{name: "ll"})
+
+	ok := dial(t, addr, nil)
+	if got := ok.do(strings.Repeat("a", maxLine)); got != "ERR unknown command" {
+		t.Fatalf("line of exactly %d bytes: %q", maxLine, got)
+	}
+	if got := ok.do(strings.Repeat("b", maxLine) + "\r"); got != "ERR unknown command" {
+		t.Fatalf("line of exactly %d bytes plus CRLF: %q", maxLine, got)
+	}
+
+	bystander := dial(t, addr, nil)
+	long := dial(t, addr, nil)
+	if got := long.do("SET k " + strings.Repeat("v", maxLine)); got != "ERR line too long" {
+		t.Fatalf("long line: %q", got)
+	}
+	long.expectEOF()
+
+	// A long line with no newline at all is refused too, without waiting for one.
+	endless := dial(t, addr, nil)
+	if _, err := endless.c.Write(bytes.Repeat([]byte{'z'}, maxLine+4096)); err != nil {
+		t.Fatal(err)
+	}
+	if got := endless.read(); got != "ERR line too long" {
+		t.Fatalf("endless line: %q", got)
+	}
+	endless.expectEOF()
+
+	if got := bystander.do("PING"); got != "PONG ll" {
+		t.Fatalf("other connection after a long line: %q", got)
+	}
+}
+
+func TestProxyHeader(t *testing.T) {
+	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4242}
+	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 7000}
+	header := func(v byte) []byte {
+		b, err := proxyproto.HeaderProxyFromAddrs(v, src, dst).Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		mode   string
+		header []byte
+		ok     bool
+	}{
+		{proxyV1, header(1), true},
+		{proxyV1, header(2), false},
+		{proxyV2, header(2), true},
+		{proxyV2, header(1), false},
+		{proxyAny, header(1), true},
+		{proxyAny, header(2), true},
+		{proxyAny, nil, false},
+		{proxyOff, header(1), false}, // the header is just an unknown command
+	} {
+		name := fmt.Sprintf("%s/%d-byte-header", tc.mode, len(tc.header))
+		t.Run(name, func(t *testing.T) {
+			addr := startServer(t, options{name: "px", proxy: tc.mode})
+			cl := dial(t, addr, tc.header)
+			if tc.ok {
+				// The header and the first command arrive in separate writes
+				// here; below they share one.
+				if got, want := cl.do("WHO"), "YOU 203.0.113.7:4242 px"; got != want {
+					t.Fatalf("WHO: got %q, want %q", got, want)
+				}
+				return
+			}
+			if _, err := io.WriteString(cl.c, "WHO\n"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.mode == proxyOff {
+				if tc.header != nil && string(tc.header[:5]) == "PROXY" {
+					if got := cl.read(); got != "ERR unknown command" {
+						t.Fatalf("PROXY line with -proxy off: %q", got)
+					}
+				}
+				if got, want := cl.read(), "YOU "+cl.c.LocalAddr().String()+" px"; got != want {
+					t.Fatalf("WHO with -proxy off: got %q, want %q", got, want)
+				}
+				return
+			}
+			cl.expectEOF()
+		})
+	}
+
+	t.Run("header-and-command-in-one-write", func(t *testing.T) {
+		addr := startServer(t, options{name: "px", proxy: proxyAny})
+		for _, v := range []byte{1, 2} {
+			cl := dial(t, addr, append(header(v), "WHO\nPING\n"...))
+			if got := cl.read(); got != "YOU 203.0.113.7:4242 px" {
+				t.Fatalf("v%d WHO: %q", v, got)
+			}
+			if got := cl.read(); got != "PONG px" {
+				t.Fatalf("v%d PING: %q", v, got)
+			}
+		}
+	})
+
+	t.Run("v2-local-keeps-socket-address", func(t *testing.T) {
+		addr := startServer(t, options{name: "px", proxy: proxyV2})
+		local, err := (&proxyproto.Header{Version: 2, Command: proxyproto.LOCAL}).Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := dial(t, addr, local)
+		if got, want := cl.do("WHO"), "YOU "+cl.c.LocalAddr().String()+" px"; got != want {
+			t.Fatalf("WHO after LOCAL header: got %q, want %q", got, want)
+		}
+	})
+}
+
+func TestManyConnectionsAndShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, options{name: "many"}) }()
+
+	const n = 300
+	conns := make([]*client, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range conns {
+		conns[i] = dial(t, ln.Addr().String(), nil)
+		wg.Go(func() {
+			cl := conns[i]
+			key := fmt.Sprintf("k%d", i)
+			if _, err := fmt.Fprintf(cl.c, "SET %s %d\nGET %s\n", key, i, key); err != nil {
+				errs <- err
+				return
+			}
+			for _, want := range []string{"OK many", fmt.Sprintf("VALUE many %d", i)} {
+				got, err := cl.br.ReadString('\n')
+				if err != nil || got != want+"\n" {
+					errs <- fmt.Errorf("conn %d: got %q, %v; want %q", i, got, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Cancelling closes the listener and every idle connection.
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not return after cancel")
+	}
+	for _, cl := range conns[:5] {
+		cl.expectEOF()
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("listener still accepts after shutdown")
+	}
+}
+
+func TestPostgresStore(t *testing.T) {
+	cluster := pgtest.Start(t)
+	dsn := cluster.DSN(cluster.Database())
+
+	// Two servers on one database, as two sites' servers would share a
+	// replicated one: each sees what the other wrote. Opening twice also
+	// proves CREATE TABLE IF NOT EXISTS is idempotent.
+	var addrs []string
+	for _, name := range []string{"pg1", "pg2"} {
+		st, err := openPGStore(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		addrs = append(addrs, startServer(t, options{name: name, store: st}))
+	}
+	a, b := dial(t, addrs[0], nil), dial(t, addrs[1], nil)
+	for _, s := range []struct {
+		cl         *client
+		send, want string
+	}{
+		{a, "GET acct", "NIL pg1"},
+		{a, "SET acct 100 EUR", "OK pg1"},
+		{b, "GET acct", "VALUE pg2 100 EUR"},
+		{b, "SET acct 90 EUR", "OK pg2"},
+		{a, "GET acct", "VALUE pg1 90 EUR"},
+		{a, "SET other x", "OK pg1"},
+		{b, "DEL other", "OK pg2"},
+		{a, "GET other", "NIL pg1"},
+	} {
+		if got := s.cl.do(s.send); got != s.want {
+			t.Fatalf("%q: got %q, want %q", s.send, got, s.want)
+		}
+	}
+
+	db := cluster.Open(t, cluster.Database())
+	var v string
+	var fresh bool
+	err := db.QueryRow(`SELECT v, updated > now() - interval '1 minute' FROM wire_kv WHERE k = 'acct'`).Scan(&v, &fresh)
+	if err != nil || v != "90 EUR" || !fresh {
+		t.Fatalf("wire_kv row: v=%q fresh=%v err=%v", v, fresh, err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM wire_kv`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("wire_kv has %d rows (err %v), want 1", n, err)
+	}
+
+	// With the database gone the server answers with an error and keeps the
+	// connection; it recovers once the database is back.
+	cluster.Kill()
+	if got := a.do("GET acct"); got != "ERR store failed" {
+		t.Fatalf("GET with the database down: %q", got)
+	}
+	if err := cluster.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := a.do("GET acct")
+		if got == "VALUE pg1 90 EUR" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET after restart: %q", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
