@@ -1,0 +1,440 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// applyConn is one peer connection that applies decoded transactions (DESIGN §5.2 "Apply").
+// It runs with session_replication_role = replica (no triggers, no foreign-key checks: the
+// source checked them) under its own replication origin, so that the peer's decoder skips
+// what it applies when the peer's site becomes master.
+//
+// PostgreSQL 15 lets a replication origin be active in one session at a time, so each pool
+// connection has its own origin: tandem_<source> for the first, tandem_<source>#<n> for the
+// others. All of them mark the transactions as coming from the source site.
+type applyConn struct {
+	conn  *pgconn.PgConn
+	stmts map[string]string // SQL text → prepared statement name on this connection
+	next  int               // names are never reused, even of statements whose Parse failed
+	// fixed holds, per relation, the columns an UPDATE may not set (GENERATED ALWAYS AS
+	// IDENTITY): their values never change, and PostgreSQL refuses to set them.
+	fixed map[string]map[string]bool
+}
+
+// originName is the replication origin of apply connection idx for changes from source.
+func originName(source string, idx int) string {
+	if idx == 0 {
+		return "tandem_" + source
+	}
+	return "tandem_" + source + "#" + strconv.Itoa(idx)
+}
+
+func dialApply(ctx context.Context, dsn, origin string) (*applyConn, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse peer DSN: %w", err)
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the peer database: %w", err)
+	}
+	lit := sqlLiteral(origin)
+	setup := `SET session_replication_role = replica;
+SELECT pg_replication_origin_create(` + lit + `) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ` + lit + `);
+SELECT pg_replication_origin_session_setup(` + lit + `)`
+	if _, err := conn.Exec(ctx, setup).ReadAll(); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
+	}
+	return &applyConn{conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}, nil
+}
+
+func (a *applyConn) close(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	a.conn.Close(cctx)
+}
+
+// applyPool holds up to size apply connections to the peer, made on demand.
+type applyPool struct {
+	dsn    string
+	source string
+	slots  chan *applySlot
+}
+
+type applySlot struct {
+	idx int
+	c   *applyConn // nil until first use or after the connection broke
+}
+
+func newApplyPool(peerDSN, source string, size int) *applyPool {
+	p := &applyPool{dsn: peerDSN, source: source, slots: make(chan *applySlot, size)}
+	for i := 0; i < size; i++ {
+		p.slots <- &applySlot{idx: i}
+	}
+	return p
+}
+
+// get returns a slot with a live connection; the caller must put it back.
+func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
+	var s *applySlot
+	select {
+	case s = <-p.slots:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a peer connection: %w", ctx.Err())
+	}
+	if s.c == nil {
+		c, err := dialApply(ctx, p.dsn, originName(p.source, s.idx))
+		if err != nil {
+			p.slots <- s
+			return nil, err
+		}
+		s.c = c
+	}
+	return s, nil
+}
+
+// put returns a slot; a connection whose state is unknown (broken) is closed and redialled
+// by the next get.
+func (p *applyPool) put(ctx context.Context, s *applySlot, broken bool) {
+	if broken && s.c != nil {
+		s.c.close(ctx)
+		s.c = nil
+	}
+	p.slots <- s
+}
+
+// close closes every connection; it waits for outstanding slots to come back.
+func (p *applyPool) close(ctx context.Context) {
+	taken := make([]*applySlot, 0, cap(p.slots))
+	for i := 0; i < cap(p.slots); i++ {
+		s := <-p.slots
+		if s.c != nil {
+			s.c.close(ctx)
+			s.c = nil
+		}
+		taken = append(taken, s)
+	}
+	for _, s := range taken {
+		p.slots <- s
+	}
+}
+
+// applyEnd says how an applied transaction ends on the peer.
+type applyEnd int
+
+const (
+	endPrepare applyEnd = iota // PREPARE TRANSACTION gid (dual commit)
+	endCommit                  // COMMIT (plain commits shipped from the stream)
+)
+
+// pipelineStep is one request queued in an apply pipeline, remembered to read its result.
+type pipelineStep struct {
+	prepareSQL string // non-empty: a Parse of this SQL under name (cached on success)
+	name       string
+	what       string // for errors: which change this was
+}
+
+// apply runs txn on the peer in one round trip (DESIGN §5.3 step 2): BEGIN, the term check
+// (§3 fencing; skipped when term is 0), the replication-origin position, every change, the
+// decision row gid and PREPARE TRANSACTION gid (or COMMIT). An error that is a
+// *pgconn.PgError means the peer refused it and nothing of it stays there; any other error
+// leaves the connection and the outcome unknown.
+func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
+	if err := a.learnFixed(ctx, txn); err != nil {
+		return fmt.Errorf("apply %s: %w", gid, err)
+	}
+	pl := a.conn.StartPipeline(ctx)
+	var steps []pipelineStep
+	query := func(what, sql string, params ...[]byte) {
+		pl.SendQueryParams(sql, params, nil, nil, nil)
+		steps = append(steps, pipelineStep{what: what})
+	}
+	prepared := func(what, sql string, params [][]byte) {
+		name, ok := a.stmts[sql]
+		if !ok {
+			name = "tandem_apply_" + strconv.Itoa(a.next)
+			a.next++
+			pl.SendPrepare(name, sql, nil)
+			steps = append(steps, pipelineStep{prepareSQL: sql, name: name, what: what})
+			a.stmts[sql] = name // optimistic, undone below when the Parse did not succeed
+		}
+		pl.SendQueryPrepared(name, params, nil, nil)
+		steps = append(steps, pipelineStep{what: what})
+	}
+
+	query("begin", "BEGIN")
+	if term > 0 {
+		query("term check", "SELECT tandem.check_term($1)", []byte(strconv.FormatUint(term, 10)))
+	}
+	query("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)",
+		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00")))
+	for i, c := range txn.Changes {
+		what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
+		if c.Kind == ChangeTruncate {
+			query(what, truncateSQL(c))
+			continue
+		}
+		sql, params, err := changeSQL(c, a.fixed[c.Rel.QualifiedName()])
+		if err != nil {
+			pl.Close()
+			return fmt.Errorf("apply %s: %s: %w", gid, what, err)
+		}
+		prepared(what, sql, params)
+		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
+			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
+			if stmt, ok := ddlStmt(c); ok {
+				query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+			}
+		}
+	}
+	query("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", []byte(gid))
+	if end == endPrepare {
+		query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
+	} else {
+		query("commit", "COMMIT")
+	}
+	if err := pl.Sync(); err != nil {
+		pl.Close()
+		a.forgetPending(steps)
+		return fmt.Errorf("apply %s: send to the peer: %w", gid, err)
+	}
+
+	var firstErr error
+	i := 0
+	for {
+		res, err := pl.GetResults()
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) {
+				pl.Close()
+				a.forgetPending(steps)
+				return fmt.Errorf("apply %s: read results from the peer: %w", gid, err)
+			}
+			if firstErr == nil {
+				firstErr = stepError(gid, steps, i, err)
+			}
+			continue
+		}
+		switch r := res.(type) {
+		case *pgconn.PipelineSync:
+			goto synced
+		case *pgconn.StatementDescription:
+			i++
+		case *pgconn.ResultReader:
+			if _, err := r.Close(); err != nil && firstErr == nil {
+				firstErr = stepError(gid, steps, i, err)
+			}
+			i++
+		case nil:
+			goto synced
+		}
+	}
+synced:
+	if err := pl.Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			a.forgetPending(steps)
+			return fmt.Errorf("apply %s: close pipeline: %w", gid, err)
+		}
+	}
+	if firstErr == nil {
+		return nil
+	}
+	// Statements after the error were skipped: their Parse may not have happened.
+	a.forgetPending(steps)
+	if a.conn.TxStatus() != 'I' {
+		if _, err := a.conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+			return fmt.Errorf("apply %s: roll back after %v: %w", gid, firstErr, err)
+		}
+	}
+	return firstErr
+}
+
+// learnFixed looks up, once per relation and connection, the GENERATED ALWAYS identity
+// columns of the tables txn updates.
+func (a *applyConn) learnFixed(ctx context.Context, txn *Txn) error {
+	for _, c := range txn.Changes {
+		if c.Kind != ChangeUpdate {
+			continue
+		}
+		name := c.Rel.QualifiedName()
+		if _, ok := a.fixed[name]; ok {
+			continue
+		}
+		rr := a.conn.ExecParams(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attidentity = 'a' AND NOT attisdropped`,
+			[][]byte{[]byte(name)}, nil, nil, nil)
+		cols := map[string]bool{}
+		for rr.NextRow() {
+			cols[string(rr.Values()[0])] = true
+		}
+		if _, err := rr.Close(); err != nil {
+			return fmt.Errorf("look up identity columns of %s on the peer: %w", name, err)
+		}
+		a.fixed[name] = cols
+	}
+	return nil
+}
+
+// forgetPending drops the statements this pipeline tried to prepare: after a failure their
+// Parse may have been skipped; a later apply prepares them again under new names.
+func (a *applyConn) forgetPending(steps []pipelineStep) {
+	for _, s := range steps {
+		if s.prepareSQL != "" {
+			delete(a.stmts, s.prepareSQL)
+		}
+	}
+}
+
+func stepError(gid string, steps []pipelineStep, i int, err error) error {
+	what := "a statement"
+	if i < len(steps) {
+		what = steps[i].what
+	}
+	return fmt.Errorf("apply %s on the peer: %s: %w", gid, what, err)
+}
+
+// changeSQL builds the statement and its text-format parameters for one row change.
+// fixed names the columns an UPDATE must leave out.
+func changeSQL(c Change, fixed map[string]bool) (string, [][]byte, error) {
+	r := c.Rel
+	if len(c.New) > len(r.Columns) || len(c.Old) > len(r.Columns) {
+		return "", nil, fmt.Errorf("tuple has more values than %s has columns", r.QualifiedName())
+	}
+	var b strings.Builder
+	var params [][]byte
+	param := func(v Value) string {
+		if v.Kind == ValueNull {
+			params = append(params, nil)
+		} else {
+			params = append(params, v.Data)
+		}
+		return "$" + strconv.Itoa(len(params))
+	}
+	switch c.Kind {
+	case ChangeInsert:
+		// OVERRIDING SYSTEM VALUE keeps the source's values of GENERATED ALWAYS identity
+		// columns; generated columns are not published, so the peer computes them.
+		var cols, vals []string
+		for i, v := range c.New {
+			if v.Kind == ValueUnchanged {
+				continue
+			}
+			cols = append(cols, sqlIdent(r.Columns[i].Name))
+			vals = append(vals, param(v))
+		}
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s)", r.QualifiedName(), strings.Join(cols, ", "), strings.Join(vals, ", "))
+		return b.String(), params, nil
+	case ChangeUpdate:
+		var sets []string
+		for i, v := range c.New {
+			col := r.Columns[i]
+			if v.Kind == ValueUnchanged || fixed[col.Name] || (c.Old == nil && col.Key) {
+				// An unchanged TOASTed value, an identity column, or a key that stayed as it
+				// was: the peer's row has it already.
+				continue
+			}
+			sets = append(sets, sqlIdent(r.Columns[i].Name)+" = "+param(v))
+		}
+		if len(sets) == 0 {
+			return "", nil, fmt.Errorf("update of %s sets no column", r.QualifiedName())
+		}
+		old := c.Old
+		if old == nil {
+			old = c.New
+		}
+		where, err := matchRow(r, old, c.OldFull, param)
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(&b, "WITH t AS (UPDATE %s SET %s WHERE %s RETURNING 1) SELECT tandem.expect_one(count(*), %s) FROM t",
+			r.QualifiedName(), strings.Join(sets, ", "), where, sqlLiteral("update of "+r.QualifiedName()))
+		return b.String(), params, nil
+	case ChangeDelete:
+		where, err := matchRow(r, c.Old, c.OldFull, param)
+		if err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(&b, "WITH t AS (DELETE FROM %s WHERE %s RETURNING 1) SELECT tandem.expect_one(count(*), %s) FROM t",
+			r.QualifiedName(), where, sqlLiteral("delete of "+r.QualifiedName()))
+		return b.String(), params, nil
+	}
+	return "", nil, fmt.Errorf("unknown change kind %q", c.Kind)
+}
+
+// matchRow is the WHERE clause that finds the changed row: by its key columns, or, for a
+// table with REPLICA IDENTITY FULL, by every old value (text-compared, so types without an
+// equality operator work too), picking one of identical duplicate rows by ctid.
+func matchRow(r *Relation, old []Value, full bool, param func(Value) string) (string, error) {
+	var conds []string
+	for i, v := range old {
+		col := r.Columns[i]
+		if v.Kind == ValueUnchanged || (!full && !col.Key) {
+			continue
+		}
+		if full {
+			conds = append(conds, sqlIdent(col.Name)+"::text IS NOT DISTINCT FROM "+param(v)+"::text")
+		} else if v.Kind == ValueNull {
+			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
+		} else {
+			conds = append(conds, sqlIdent(col.Name)+" = "+param(v))
+		}
+	}
+	if len(conds) == 0 {
+		return "", fmt.Errorf("%s has no replica identity to find the row by (give it a primary key or REPLICA IDENTITY FULL)", r.QualifiedName())
+	}
+	where := strings.Join(conds, " AND ")
+	if full {
+		return fmt.Sprintf("ctid = (SELECT ctid FROM %s WHERE %s LIMIT 1)", r.QualifiedName(), where), nil
+	}
+	return where, nil
+}
+
+func truncateSQL(c Change) string {
+	names := make([]string, len(c.Truncated))
+	for i, r := range c.Truncated {
+		names[i] = r.QualifiedName()
+	}
+	s := "TRUNCATE " + strings.Join(names, ", ")
+	if c.TruncateOptions&2 != 0 {
+		s += " RESTART IDENTITY"
+	}
+	if c.TruncateOptions&1 != 0 {
+		s += " CASCADE"
+	}
+	return s
+}
+
+// ddlStmt is the statement text of an inserted tandem.ddl row.
+func ddlStmt(c Change) (string, bool) {
+	for i, col := range c.Rel.Columns {
+		if col.Name == "stmt" && i < len(c.New) && c.New[i].Kind == ValueText {
+			return string(c.New[i].Data), true
+		}
+	}
+	return "", false
+}
+
+// isDefinite tells whether err is the peer's refusal (an SQL error that rolled the
+// transaction back) rather than an unknown outcome (connection lost, timeout, shutdown).
+func isDefinite(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+		strings.HasPrefix(pgErr.Code, "57P"),                                           // shutting down, cannot connect now
+		strings.HasPrefix(pgErr.Code, "53"),                                            // out of resources
+		pgErr.Code == "55006" && strings.Contains(pgErr.Message, "replication origin"): // origin still held by a dying session
+		return false
+	}
+	return true
+}

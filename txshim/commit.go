@@ -1,0 +1,386 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// Peer prepares a locally prepared transaction's changes on the peer database and later commits them.
+type Peer interface {
+	// Prepare waits for gid's decoded changes from the local slot, applies them on the peer and
+	// runs PREPARE TRANSACTION gid there (DESIGN §5.3 step 2). A *PeerError tells whether the
+	// failure is definite (SQL error: the peer refused) or unknown (connection lost, timeout).
+	Prepare(ctx context.Context, gid string) error
+	// Commit runs COMMIT PREPARED gid on the peer after the local commit; it may complete after
+	// the client's reply (recovery covers a failure). Must not block the caller for long.
+	Commit(gid string)
+	// Rollback runs ROLLBACK PREPARED gid on the peer if it was prepared there.
+	Rollback(gid string)
+}
+
+// PeerError is a failure of one step of the peer side of a dual commit.
+type PeerError struct {
+	GID  string
+	Step string // e.g. "apply", "prepare", "commit"
+	// Definite is true when the peer answered with an SQL error (it refused the transaction);
+	// false when the outcome is unknown (connection lost, timeout).
+	Definite bool
+	Err      error
+}
+
+func (e *PeerError) Error() string {
+	kind := "unknown outcome"
+	if e.Definite {
+		kind = "refused"
+	}
+	return fmt.Sprintf("peer %s of %s (%s): %v", e.Step, e.GID, kind, e.Err)
+}
+
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// failpoint, set only by tests, is called between the steps of the dual commit (DESIGN §7); an
+// error ends the session on the spot, both connections closed, as if the process died there.
+// Steps: "before-prepare", "after-local-prepare", "after-peer-prepare", "after-local-commit".
+var failpoint func(step string) error
+
+func (s *session) fail(step string) error {
+	if failpoint == nil {
+		return nil
+	}
+	if err := failpoint(step); err != nil {
+		return fmt.Errorf("failpoint %s: %w", step, err)
+	}
+	return nil
+}
+
+// commitProc ends the transaction open on the backend (status T) by DESIGN §5.3. explicit: the
+// client sent COMMIT and gets CommandComplete COMMIT on success; otherwise the shim opened the
+// transaction and success adds nothing to the replies. chain: COMMIT AND CHAIN.
+//
+// ok=false means the transaction did not commit and the client got an ErrorResponse; the backend
+// is then idle. An error means the session must end.
+//
+// Decisions documented here:
+//   - A transaction without an xid commits plainly and never touches the peer. One in which the
+//     lexer saw no write commits in one round trip (check and COMMIT pipelined) without asking
+//     for the xid first; if a function wrote after all, that commit is plain (Stats.Unwrapped)
+//     and the decoder ships it from the stream (DESIGN §5.1).
+//   - In solo, read-only and fenced modes the whole procedure is one round trip: a check that
+//     fails on a write (read-only modes) or a newer database term (solo), pipelined with COMMIT,
+//     which the failed check turns into a rollback.
+//   - The term check (DESIGN §3) runs when the shim has a term (> 0) in dual and solo mode: the
+//     local tandem.state term must not be newer than the shim's. It is a read, not a lock: a
+//     successor writing its term concurrently may still see this one commit first.
+//   - Transactions that cannot be prepared are recognised before PREPARE, since a failed PREPARE
+//     loses the transaction: one that ran LISTEN/UNLISTEN/NOTIFY, pg_notify(),
+//     pg_export_snapshot() or DECLARE … WITH HOLD, and every transaction of a session that
+//     created a temporary object, commit plainly (counted in Stats.Unwrapped; the decoder ships
+//     them from the stream). When PREPARE still fails with 0A000 (a temporary object reached
+//     through a function, say), the client gets that error, and the session's later
+//     transactions commit plainly, so a retry succeeds.
+//   - peer_down = "block" refuses to commit alone: after an unknown peer outcome the local
+//     prepared transaction is rolled back and the client gets an error.
+func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bool) (bool, error) {
+	// A transaction in which the lexer saw no write commits like a read-only one in one round
+	// trip; should a function have written after all, that commit is plain (counted as
+	// unwrapped; the decoder ships it, DESIGN §5.1).
+	cs, err := s.startCommit(pol, chain, !s.txWrote)
+	if err != nil {
+		return false, err
+	}
+	return s.finishCommit(ctx, pol, cs, explicit, chain)
+}
+
+// commitStart is the first step of a commit procedure, sent but not yet answered. The shim
+// pipelines it behind the last statement of an implicit transaction, saving a round trip.
+type commitStart struct {
+	local  bool     // no peer: check and COMMIT pipelined (localFinish)
+	check  *pending // the check query
+	commit *pending // local only: the COMMIT behind it
+}
+
+// startCommit sends the first step of the commit procedure without waiting; readOnly: the
+// transaction is believed not to have written, so the peer is not consulted.
+func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, error) {
+	cs := &commitStart{local: !pol.peer || s.shim.opts.Peer == nil || readOnly, check: &pending{res: make(chan result, 1)}}
+	if !cs.local {
+		q := "SELECT pg_current_xact_id_if_assigned()::text"
+		if pol.term > 0 {
+			q += ", (SELECT term FROM tandem.state WHERE id = 1)"
+		}
+		if chain {
+			q += ", current_setting('transaction_isolation'), current_setting('transaction_read_only'), current_setting('transaction_deferrable')"
+		}
+		return cs, s.sendOwn(q, cs.check, true)
+	}
+	var q string
+	var args []string
+	switch {
+	case pol.readOnly:
+		// The failing casts depend on row values: a constant one would fail at plan time.
+		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' || x)::int END FROM pg_current_xact_id_if_assigned() x"
+	case pol.term > 0:
+		q = "SELECT pg_current_xact_id_if_assigned()::text, (SELECT CASE WHEN term > $1::bigint THEN ('" + staleMark + " ' || term)::int END FROM tandem.state WHERE id = 1)"
+		args = []string{strconv.FormatUint(pol.term, 10)}
+	default:
+		q = "SELECT pg_current_xact_id_if_assigned()::text"
+	}
+	cq := "COMMIT"
+	if chain {
+		cq = "COMMIT AND CHAIN"
+	}
+	cs.commit = &pending{res: make(chan result, 1)}
+	if err := s.sendOwn(q, cs.check, false, args...); err != nil {
+		return nil, err
+	}
+	return cs, s.sendOwn(cq, cs.commit, true)
+}
+
+// abandonCommit collects a started commit whose transaction failed before it (its check then
+// failed too, and a local COMMIT rolled back) and returns the status after it.
+func (s *session) abandonCommit(cs *commitStart) (byte, error) {
+	r, err := s.wait(cs.check)
+	if err != nil || cs.commit == nil {
+		return r.status, err
+	}
+	r, err = s.wait(cs.commit)
+	return r.status, err
+}
+
+// finishCommit goes on with a started commit procedure (see commitProc).
+func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart, explicit, chain bool) (bool, error) {
+	defer func() { s.txUnprep, s.txWrote = false, false }()
+	if cs.local {
+		return s.localFinish(pol, cs, explicit)
+	}
+	st := &s.shim.stats
+	peer := s.shim.opts.Peer
+	r, err := s.wait(cs.check)
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil || len(r.row) < 1 {
+		msg := "no row"
+		if r.err != nil {
+			msg = r.err.Message
+		}
+		return s.abort("XX000", "tandem: commit check failed: "+msg)
+	}
+	if r.row[0] == nil {
+		st.plain.Add(1)
+		return s.plainCommit(explicit, chain)
+	}
+	if pol.term > 0 {
+		var dbTerm uint64
+		if len(r.row) > 1 && r.row[1] != nil {
+			dbTerm, _ = strconv.ParseUint(string(r.row[1]), 10, 64)
+		}
+		if dbTerm > pol.term {
+			st.refused.Add(1)
+			s.log.Warn("txshim: commit refused: the database has a newer term", "db_term", dbTerm, "term", pol.term)
+			return s.abort("25006", fmt.Sprintf("tandem: fenced: the database's term %d is newer than this master's term %d; transaction rolled back", dbTerm, pol.term))
+		}
+	}
+	if s.txUnprep || s.sessionTemp {
+		st.unwrapped.Add(1)
+		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
+		return s.plainCommit(explicit, chain)
+	}
+	xid, err := strconv.ParseUint(string(r.row[0]), 10, 64)
+	if err != nil {
+		return s.abort("XX000", fmt.Sprintf("tandem: unexpected transaction id %q", r.row[0]))
+	}
+	var chainBegin string
+	if chain && len(r.row) >= 5 {
+		chainBegin = chainBeginSQL(r.row[len(r.row)-3:])
+	}
+	gid := gidFor(s.shim.opts.Site, pol.term, xid)
+
+	// Step 1: local PREPARE.
+	if err := s.fail("before-prepare"); err != nil {
+		return false, err
+	}
+	r, err = s.capture("PREPARE TRANSACTION " + quoteLiteral(gid))
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil {
+		if r.err.Code == "0A000" {
+			s.sessionTemp = true
+			s.log.Info("txshim: PREPARE not supported for this session's transactions; later ones commit plainly", "gid", gid, "err", r.err.Message)
+		}
+		return false, s.emit(r.err)
+	}
+	if err := s.fail("after-local-prepare"); err != nil {
+		return false, err
+	}
+
+	// Step 2: the peer applies and prepares.
+	pctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+	perr := peer.Prepare(pctx, gid)
+	cancel()
+	if err := s.fail("after-peer-prepare"); err != nil {
+		return false, err
+	}
+	if perr != nil {
+		st.peerErrs.Add(1)
+		var pe *PeerError
+		definite := errors.As(perr, &pe) && pe.Definite
+		if definite || s.shim.cfg.PeerDown == config.PeerDownBlock {
+			r, err := s.capture("ROLLBACK PREPARED " + quoteLiteral(gid))
+			if err != nil {
+				return false, err
+			}
+			if r.err != nil {
+				s.log.Error("txshim: ROLLBACK PREPARED failed; recovery will resolve it", "gid", gid, "err", r.err.Message)
+			}
+			peer.Rollback(gid)
+			msg := fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr)
+			if !definite {
+				msg = fmt.Sprintf("tandem: peer database unreachable and peer_down = block; transaction %s rolled back: %v", gid, perr)
+			}
+			s.log.Error("txshim: dual commit failed", "gid", gid, "definite", definite, "err", perr)
+			return false, s.emitError("XX000", msg)
+		}
+		s.shim.peerDown(pol.term, perr)
+	}
+
+	// Step 3: local COMMIT PREPARED, then the peer's.
+	r, err = s.capture("COMMIT PREPARED " + quoteLiteral(gid))
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil {
+		s.log.Error("txshim: COMMIT PREPARED failed; recovery will finish it", "gid", gid, "err", r.err.Message)
+		return false, s.emitError("XX000", fmt.Sprintf("tandem: COMMIT PREPARED %s failed (%s); the transaction is in doubt and recovery will finish it", gid, r.err.Message))
+	}
+	if err := s.fail("after-local-commit"); err != nil {
+		return false, err
+	}
+	if perr == nil {
+		peer.Commit(gid)
+		st.dual.Add(1)
+	} else {
+		st.solo.Add(1)
+	}
+	if explicit {
+		if err := s.emit(&pgproto3.CommandComplete{CommandTag: []byte("COMMIT")}); err != nil {
+			return false, err
+		}
+	}
+	if chainBegin != "" {
+		if err := s.swallow(chainBegin); err != nil {
+			return false, err
+		}
+		if err := s.bw.Flush(); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// staleMark and readOnlyMark make the check before a local commit fail (as invalid integers),
+// so that the COMMIT pipelined behind it rolls back.
+const (
+	staleMark    = "tandem stale term"
+	readOnlyMark = "tandem read-only"
+)
+
+// localFinish ends a transaction without the peer (solo, read-only and fenced modes) in one
+// round trip: a check and the COMMIT were pipelined by startCommit, and the check fails —
+// turning the COMMIT into a rollback — when the transaction wrote in a read-only mode or the
+// database's term is newer than the shim's (DESIGN §3 fencing).
+func (s *session) localFinish(pol policy, cs *commitStart, explicit bool) (bool, error) {
+	st := &s.shim.stats
+	r1, err := s.wait(cs.check)
+	if err != nil {
+		return false, err
+	}
+	r2, err := s.wait(cs.commit)
+	if err != nil {
+		return false, err
+	}
+	if r1.err != nil {
+		msg := r1.err.Message
+		switch {
+		case strings.Contains(msg, readOnlyMark):
+			st.refused.Add(1)
+			return false, s.emitError("25006", fmt.Sprintf("tandem: this site is %s: write transaction rolled back", pol.mode))
+		case strings.Contains(msg, staleMark):
+			st.refused.Add(1)
+			s.log.Warn("txshim: commit refused: the database has a newer term", "term", pol.term)
+			return false, s.emitError("25006", fmt.Sprintf("tandem: fenced: the database's term is newer than this master's term %d; transaction rolled back", pol.term))
+		}
+		return false, s.emitError("XX000", "tandem: commit check failed; transaction rolled back: "+msg)
+	}
+	if r2.err != nil {
+		return false, s.emit(r2.err)
+	}
+	switch {
+	case len(r1.row) == 0 || r1.row[0] == nil || pol.readOnly:
+		st.plain.Add(1)
+	case pol.peer && s.shim.opts.Peer != nil:
+		st.unwrapped.Add(1)
+		s.log.Info("txshim: a transaction the lexer took for read-only wrote; committed plainly")
+	default:
+		st.solo.Add(1)
+	}
+	if explicit {
+		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r2.tag)})
+	}
+	return true, nil
+}
+
+// chainBeginSQL starts a transaction with the characteristics of the one COMMIT AND CHAIN ended:
+// isolation, read-only and deferrable settings as current_setting reported them.
+func chainBeginSQL(v [][]byte) string {
+	iso := strings.ToUpper(string(v[0]))
+	switch iso {
+	case "READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE":
+	default:
+		iso = "READ COMMITTED"
+	}
+	rw := "READ WRITE"
+	if string(v[1]) == "on" {
+		rw = "READ ONLY"
+	}
+	def := "NOT DEFERRABLE"
+	if string(v[2]) == "on" {
+		def = "DEFERRABLE"
+	}
+	return "BEGIN ISOLATION LEVEL " + iso + ", " + rw + ", " + def
+}
+
+// plainCommit commits the open transaction locally with COMMIT (AND CHAIN).
+func (s *session) plainCommit(explicit, chain bool) (bool, error) {
+	q := "COMMIT"
+	if chain {
+		q = "COMMIT AND CHAIN"
+	}
+	r, err := s.capture(q)
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil {
+		return false, s.emit(r.err)
+	}
+	if explicit {
+		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
+	}
+	return true, nil
+}
+
+// abort rolls the open transaction back and tells the client why.
+func (s *session) abort(code, msg string) (bool, error) {
+	if _, err := s.capture("ROLLBACK"); err != nil {
+		return false, err
+	}
+	return false, s.emitError(code, msg)
+}

@@ -1,0 +1,577 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// fakePeer records the commit procedure's calls; the real Peer (ship.go) is tested by its owner.
+// On Prepare it checks that the transaction is already prepared locally (DESIGN §5.3: local
+// first, recovery relies on it).
+type fakePeer struct {
+	c *pgtest.Cluster
+	t *testing.T
+
+	mu         sync.Mutex
+	calls      []string
+	prepareErr error
+	notLocal   []string // gids that were not prepared locally when Prepare came
+}
+
+func (p *fakePeer) Prepare(ctx context.Context, gid string) error {
+	conn, err := pgx.Connect(ctx, p.c.DSN(p.c.Database()))
+	if err == nil {
+		var n int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1", gid).Scan(&n)
+		conn.Close(ctx)
+		if err == nil && n != 1 {
+			err = errors.New("not prepared")
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.notLocal = append(p.notLocal, gid)
+	}
+	p.calls = append(p.calls, "prepare "+gid)
+	return p.prepareErr
+}
+
+func (p *fakePeer) Commit(gid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "commit "+gid)
+}
+
+func (p *fakePeer) Rollback(gid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "rollback "+gid)
+}
+
+func (p *fakePeer) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.calls
+	p.calls = nil
+	if len(p.notLocal) > 0 {
+		p.t.Errorf("peer Prepare before local PREPARE for %v", p.notLocal)
+		p.notLocal = nil
+	}
+	return c
+}
+
+const installSQL = `CREATE SCHEMA IF NOT EXISTS tandem;
+CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+  term bigint NOT NULL, master text NOT NULL, peer_synced boolean NOT NULL);
+INSERT INTO tandem.state VALUES (1, 1, 'site1', true) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS acct (id int PRIMARY KEY, bal int NOT NULL);`
+
+var gidRE = regexp.MustCompile(`^tandem_site1_1_[0-9]+$`)
+
+// checkDual asserts calls are exactly n dual commits: prepare g, commit g with well-formed gids.
+func checkDual(t *testing.T, calls []string, n int) {
+	t.Helper()
+	if len(calls) != 2*n {
+		t.Fatalf("peer calls %v, want %d prepare/commit pairs", calls, n)
+	}
+	for i := 0; i < n; i++ {
+		p, c := calls[2*i], calls[2*i+1]
+		gid := strings.TrimPrefix(p, "prepare ")
+		if !strings.HasPrefix(p, "prepare ") || c != "commit "+gid || !gidRE.MatchString(gid) {
+			t.Fatalf("peer calls %v: pair %d is not prepare/commit of one gid", calls, i)
+		}
+	}
+}
+
+func rowCount(t *testing.T, c *pgtest.Cluster, where string) int {
+	t.Helper()
+	var n int
+	if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM acct WHERE " + where).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func preparedCount(t *testing.T, c *pgtest.Cluster) int {
+	t.Helper()
+	var n int
+	if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM pg_prepared_xacts").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestDualCommit(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	var downCalls int
+	var downMu sync.Mutex
+	s := startShim(t, c, Options{Peer: peer, OnPeerDown: func() { downMu.Lock(); downCalls++; downMu.Unlock() }}, ModeDual, 1)
+	conn := s.connect(t)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) error {
+		_, err := conn.Exec(ctx, sql, args...)
+		return err
+	}
+
+	t.Run("explicit", func(t *testing.T) {
+		if err := exec("BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("INSERT INTO acct VALUES (1, 100)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, "id = 1") != 1 || preparedCount(t, c) != 0 {
+			t.Fatal("row missing or prepared transaction left")
+		}
+	})
+	t.Run("implicit simple", func(t *testing.T) {
+		// pgx's Exec without arguments uses the simple protocol.
+		if err := exec("INSERT INTO acct VALUES (2, 100)"); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, "id = 2") != 1 {
+			t.Fatal("row missing")
+		}
+	})
+	t.Run("implicit extended", func(t *testing.T) {
+		if err := exec("INSERT INTO acct VALUES ($1, $2)", 3, 100); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, "id = 3") != 1 {
+			t.Fatal("row missing")
+		}
+	})
+	t.Run("pgx transaction extended", func(t *testing.T) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal - $1 WHERE id = $2", 10, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal + $1 WHERE id = $2", 10, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, "id = 1 AND bal = 90") != 1 {
+			t.Fatal("update missing")
+		}
+	})
+	t.Run("extended COMMIT", func(t *testing.T) {
+		if err := exec("BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("INSERT INTO acct VALUES ($1, $2)", 70, 0); err != nil {
+			t.Fatal(err)
+		}
+		res := conn.PgConn().ExecParams(ctx, "COMMIT", nil, nil, nil, nil).Read()
+		if res.Err != nil || res.CommandTag.String() != "COMMIT" {
+			t.Fatalf("extended COMMIT: %q %v", res.CommandTag, res.Err)
+		}
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, "id = 70") != 1 {
+			t.Fatal("row missing")
+		}
+	})
+	t.Run("DDL recorded", func(t *testing.T) {
+		if err := exec("CREATE TABLE t2 (a int); INSERT INTO t2 VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		res := conn.PgConn().ExecParams(ctx, "ALTER TABLE t2 ADD COLUMN b int", nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		checkDual(t, peer.take(), 2)
+		rows, err := c.Open(t, c.Database()).Query("SELECT stmt FROM tandem.ddl ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var st string
+			rows.Scan(&st)
+			got = append(got, st)
+		}
+		if strings.Join(got, "|") != "CREATE TABLE t2 (a int)|ALTER TABLE t2 ADD COLUMN b int" {
+			t.Fatalf("tandem.ddl rows %q", got)
+		}
+	})
+	t.Run("multi-statement", func(t *testing.T) {
+		// Two transactions in one Query: the explicit one, then an implicit one after COMMIT.
+		if err := exec("BEGIN; INSERT INTO acct VALUES (4, 1); COMMIT; INSERT INTO acct VALUES (5, 1)"); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 2)
+		if rowCount(t, c, "id IN (4, 5)") != 2 {
+			t.Fatal("rows missing")
+		}
+		// An implicit transaction spanning statements, ended by the client's COMMIT.
+		if err := exec("INSERT INTO acct VALUES (6, 1); INSERT INTO acct VALUES (7, 1); COMMIT; SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+		// An error in a later statement rolls back the whole implicit transaction.
+		err := exec("INSERT INTO acct VALUES (8, 1); INSERT INTO acct VALUES (1, 1)")
+		if pgCode(err) != "23505" {
+			t.Fatalf("want unique violation, got %v", err)
+		}
+		if len(peer.take()) != 0 || rowCount(t, c, "id = 8") != 0 {
+			t.Fatal("failed implicit transaction reached the peer or left a row")
+		}
+	})
+	t.Run("batch", func(t *testing.T) {
+		b := &pgx.Batch{}
+		for i := 10; i < 15; i++ {
+			b.Queue("INSERT INTO acct VALUES ($1, 0)", i)
+		}
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1) // one implicit transaction up to the Sync
+		if rowCount(t, c, "id BETWEEN 10 AND 14") != 5 {
+			t.Fatal("batch rows missing")
+		}
+	})
+	t.Run("read-only never touches the peer", func(t *testing.T) {
+		if err := exec("BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec("SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		if calls := peer.take(); len(calls) != 0 {
+			t.Fatalf("read-only transaction called the peer: %v", calls)
+		}
+	})
+	t.Run("temp objects commit plainly", func(t *testing.T) {
+		conn2 := s.connect(t)
+		before := s.Stats().Unwrapped
+		if _, err := conn2.Exec(ctx, "CREATE TEMP TABLE tt (a int)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn2.Exec(ctx, "INSERT INTO tt VALUES (1); INSERT INTO acct VALUES (20, 0)"); err != nil {
+			t.Fatal(err)
+		}
+		if calls := peer.take(); len(calls) != 0 {
+			t.Fatalf("unpreparable transaction called the peer: %v", calls)
+		}
+		if got := s.Stats().Unwrapped - before; got != 2 {
+			t.Fatalf("unwrapped commits %d, want 2", got)
+		}
+		if rowCount(t, c, "id = 20") != 1 {
+			t.Fatal("row missing")
+		}
+	})
+	t.Run("client two-phase refused", func(t *testing.T) {
+		err := exec("BEGIN; INSERT INTO acct VALUES (30, 0); PREPARE TRANSACTION 'mine'")
+		if pgCode(err) != "0A000" || !strings.Contains(err.Error(), "tandem:") {
+			t.Fatalf("want 0A000 tandem error, got %v", err)
+		}
+		if err := exec("ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+		if rowCount(t, c, "id = 30") != 0 || preparedCount(t, c) != 0 {
+			t.Fatal("refused transaction left something")
+		}
+	})
+	t.Run("definite peer error rolls back", func(t *testing.T) {
+		peer.mu.Lock()
+		peer.prepareErr = &PeerError{Step: "apply", Definite: true, Err: errors.New("row missing on peer")}
+		peer.mu.Unlock()
+		defer func() { peer.mu.Lock(); peer.prepareErr = nil; peer.mu.Unlock() }()
+		err := exec("INSERT INTO acct VALUES (40, 0)")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || !strings.HasPrefix(pe.Code, "XX") || !strings.HasPrefix(pe.Message, "tandem:") {
+			t.Fatalf("want an XX tandem: error, got %v", err)
+		}
+		calls := peer.take()
+		if len(calls) != 2 || !strings.HasPrefix(calls[0], "prepare ") || !strings.HasPrefix(calls[1], "rollback ") {
+			t.Fatalf("peer calls %v, want prepare then rollback", calls)
+		}
+		if rowCount(t, c, "id = 40") != 0 || preparedCount(t, c) != 0 {
+			t.Fatal("refused transaction committed or stayed prepared")
+		}
+		peer.mu.Lock()
+		peer.prepareErr = nil
+		peer.mu.Unlock()
+		// The session goes on.
+		if err := exec("INSERT INTO acct VALUES (41, 0)"); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+	})
+	t.Run("stale term refused", func(t *testing.T) {
+		c.Exec(t, "UPDATE tandem.state SET term = 5")
+		defer c.Exec(t, "UPDATE tandem.state SET term = 1")
+		err := exec("INSERT INTO acct VALUES (50, 0)")
+		if pgCode(err) != "25006" || !strings.Contains(err.Error(), "term") {
+			t.Fatalf("want 25006 about the term, got %v", err)
+		}
+		if calls := peer.take(); len(calls) != 0 || rowCount(t, c, "id = 50") != 0 {
+			t.Fatalf("fenced commit went through: calls %v", calls)
+		}
+	})
+	t.Run("unknown peer outcome goes solo", func(t *testing.T) {
+		peer.mu.Lock()
+		peer.prepareErr = &PeerError{Step: "apply", Definite: false, Err: context.DeadlineExceeded}
+		peer.mu.Unlock()
+		defer func() { peer.mu.Lock(); peer.prepareErr = nil; peer.mu.Unlock() }()
+		if err := exec("INSERT INTO acct VALUES (60, 0)"); err != nil {
+			t.Fatal(err)
+		}
+		calls := peer.take()
+		if len(calls) != 1 || !strings.HasPrefix(calls[0], "prepare ") {
+			t.Fatalf("peer calls %v, want one prepare", calls)
+		}
+		if m, _ := s.Mode(); m != ModeSolo {
+			t.Fatalf("mode %v, want solo", m)
+		}
+		downMu.Lock()
+		n := downCalls
+		downMu.Unlock()
+		if n != 1 {
+			t.Fatalf("OnPeerDown called %d times", n)
+		}
+		if rowCount(t, c, "id = 60") != 1 || preparedCount(t, c) != 0 {
+			t.Fatal("solo commit missing or left prepared")
+		}
+		// Solo: no peer at all.
+		if err := exec("INSERT INTO acct VALUES (61, 0)"); err != nil {
+			t.Fatal(err)
+		}
+		if calls := peer.take(); len(calls) != 0 {
+			t.Fatalf("solo mode called the peer: %v", calls)
+		}
+	})
+	st := s.Stats()
+	if st.CommitsDual < 9 || st.PeerErrors != 2 || st.Refused != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFailpointLeavesPrepared(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	failpoint = func(step string) error {
+		if step == "after-local-prepare" {
+			return errors.New("injected crash")
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	conn := s.connect(t)
+	_, err := conn.Exec(context.Background(), "INSERT INTO acct VALUES (1, 1)")
+	if err == nil {
+		t.Fatal("commit succeeded through an injected crash")
+	}
+	// The session died between local PREPARE and the peer: the transaction stays in doubt,
+	// prepared locally with its gid, for the resolver.
+	var gid string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := c.Open(t, c.Database()).QueryRow("SELECT gid FROM pg_prepared_xacts").Scan(&gid)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !gidRE.MatchString(gid) {
+		t.Fatalf("prepared gid %q", gid)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("peer called after the crash point: %v", calls)
+	}
+	c.Exec(t, fmt.Sprintf("ROLLBACK PREPARED '%s'", gid))
+}
+
+// TestTransactionEdges checks PostgreSQL's own semantics survive the shim's interception.
+func TestTransactionEdges(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+
+	// COMMIT AND CHAIN: a dual commit, then a new transaction with the same characteristics.
+	r.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+	r.query("INSERT INTO acct VALUES (1, 0)")
+	if got := r.query("COMMIT AND CHAIN"); got != "CZ" {
+		t.Fatalf("COMMIT AND CHAIN: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	if got := r.query("SHOW transaction_isolation"); got != "TDCZ" {
+		t.Fatalf("SHOW: %q", got)
+	}
+	r.fe.Send(&pgproto3.Query{String: "SELECT current_setting('transaction_isolation')"})
+	r.fe.Flush()
+	var iso string
+	var status byte
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			iso = string(d.Values[0])
+		}
+		if z, ok := m.(*pgproto3.ReadyForQuery); ok {
+			status = z.TxStatus
+			break
+		}
+	}
+	if iso != "repeatable read" || status != 'T' {
+		t.Fatalf("chained transaction: isolation %q, status %c", iso, status)
+	}
+	r.query("INSERT INTO acct VALUES (2, 0)")
+	r.query("COMMIT")
+	checkDual(t, peer.take(), 1)
+
+	// An error inside a transaction: COMMIT answers ROLLBACK, nothing reaches the peer.
+	r.query("BEGIN")
+	r.query("INSERT INTO acct VALUES (3, 0)")
+	if got := r.query("INSERT INTO acct VALUES (1, 0)"); got != "E(23505)Z" {
+		t.Fatalf("duplicate: %q", got)
+	}
+	if got := r.query("COMMIT"); got != "CZ" {
+		t.Fatalf("COMMIT of an aborted transaction: %q", got)
+	}
+	// Savepoints pass through; the rolled-back part is not committed.
+	r.query("BEGIN; INSERT INTO acct VALUES (4, 0); SAVEPOINT a; INSERT INTO acct VALUES (5, 0); ROLLBACK TO a; COMMIT")
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id IN (3, 5)") != 0 || rowCount(t, c, "id = 4") != 1 {
+		t.Fatal("aborted or rolled-back rows committed")
+	}
+	// An implicit transaction ended by the client's ROLLBACK: nothing committed.
+	r.query("INSERT INTO acct VALUES (6, 0); ROLLBACK")
+	if rowCount(t, c, "id = 6") != 0 {
+		t.Fatal("INSERT; ROLLBACK committed the row")
+	}
+	// BEGIN after statements of an implicit transaction makes it explicit, without a warning.
+	if got := r.query("INSERT INTO acct VALUES (7, 0); BEGIN; INSERT INTO acct VALUES (8, 0)"); got != "CCCZ" {
+		t.Fatalf("implicit then BEGIN: %q", got)
+	}
+	if got := r.query("COMMIT"); got != "CZ" {
+		t.Fatalf("COMMIT: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id IN (7, 8)") != 2 {
+		t.Fatal("rows of the converted transaction missing")
+	}
+	// A write the lexer cannot see (a function called by SELECT) commits plainly, counted.
+	r.query("CREATE FUNCTION ins(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$")
+	checkDual(t, peer.take(), 1)
+	before := s.Stats().Unwrapped
+	r.query("BEGIN")
+	r.query("SELECT ins(9)")
+	if got := r.query("COMMIT"); got != "CZ" {
+		t.Fatalf("COMMIT: %q", got)
+	}
+	if calls := peer.take(); len(calls) != 0 || s.Stats().Unwrapped != before+1 || rowCount(t, c, "id = 9") != 1 {
+		t.Fatalf("hidden write: peer calls %v, unwrapped %d (was %d)", calls, s.Stats().Unwrapped, before)
+	}
+	// A client's two-phase command is refused with exactly an error, in the simple and the
+	// extended protocol, and aborts its transaction.
+	r.query("BEGIN")
+	if got := r.query("PREPARE TRANSACTION 'x'"); got != "E(0A000)Z" {
+		t.Fatalf("PREPARE TRANSACTION: %q", got)
+	}
+	r.query("ROLLBACK")
+	r.fe.SendParse(&pgproto3.Parse{Query: "COMMIT PREPARED 'x'"})
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.fe.Flush()
+	if got, err := r.until('Z'); err != nil || got != "12E(0A000)Z" {
+		t.Fatalf("extended COMMIT PREPARED: %q %v", got, err)
+	}
+	// Statements that cannot run in a transaction block are sent as they are.
+	if got := r.query("VACUUM acct"); got != "CZ" {
+		t.Fatalf("VACUUM: %q", got)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("peer calls %v", calls)
+	}
+}
+
+// TestExtendedSplits: one extended request holding a ROLLBACK then a write, and a COMMIT in the
+// middle of a batch, each with its own Parse/Bind on the unnamed statement and portal.
+func TestExtendedSplits(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	stmt := func(q string) {
+		r.fe.SendParse(&pgproto3.Parse{Query: q})
+		r.fe.SendBind(&pgproto3.Bind{})
+		r.fe.SendExecute(&pgproto3.Execute{})
+	}
+	r.query("BEGIN")
+	stmt("INSERT INTO acct VALUES (1, 0)")
+	stmt("ROLLBACK")
+	stmt("INSERT INTO acct VALUES (2, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.fe.Flush()
+	if got, err := r.until('Z'); err != nil || got != "12C12C12CZ" {
+		t.Fatalf("ROLLBACK then write: %q %v", got, err)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id = 1") != 0 || rowCount(t, c, "id = 2") != 1 {
+		t.Fatal("wrong rows after ROLLBACK then write")
+	}
+	stmt("BEGIN")
+	stmt("INSERT INTO acct VALUES (3, 0)")
+	stmt("COMMIT")
+	stmt("INSERT INTO acct VALUES (4, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.fe.Flush()
+	if got, err := r.until('Z'); err != nil || got != "12C12C12C12CZ" {
+		t.Fatalf("BEGIN, write, COMMIT, write: %q %v", got, err)
+	}
+	checkDual(t, peer.take(), 2)
+	if rowCount(t, c, "id IN (3, 4)") != 2 || preparedCount(t, c) != 0 {
+		t.Fatal("rows missing")
+	}
+}

@@ -1,0 +1,392 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Relation is a published table as the local slot described it (a pgoutput Relation message).
+// A relation whose definition changes gets a new *Relation; changes keep the one they were
+// decoded with.
+type Relation struct {
+	ID              uint32
+	Namespace, Name string
+	// ReplicaIdentity is 'd' (primary key), 'f' (full row), 'i' (an index) or 'n' (nothing).
+	ReplicaIdentity byte
+	// Columns are the published columns in the order tuples carry them. Generated columns
+	// are not among them (PostgreSQL 15 does not publish them).
+	Columns []RelColumn
+}
+
+// RelColumn is one published column.
+type RelColumn struct {
+	Name    string
+	Key     bool // part of the replica identity
+	TypeOID uint32
+	TypeMod int32
+}
+
+// QualifiedName is the quoted schema.table name.
+func (r *Relation) QualifiedName() string { return sqlIdent(r.Namespace) + "." + sqlIdent(r.Name) }
+
+// Value kinds, as pgoutput sends them.
+const (
+	ValueNull      = 'n'
+	ValueUnchanged = 'u' // an unchanged TOASTed value: not sent, keep what the row has
+	ValueText      = 't'
+	ValueBinary    = 'b'
+)
+
+// Value is one column's value in a tuple, in the type's text format when Kind is ValueText.
+type Value struct {
+	Kind byte
+	Data []byte
+}
+
+// Change kinds.
+const (
+	ChangeInsert   = 'I'
+	ChangeUpdate   = 'U'
+	ChangeDelete   = 'D'
+	ChangeTruncate = 'T'
+)
+
+// Change is one row change (or a TRUNCATE) of a decoded transaction.
+type Change struct {
+	Kind byte
+	Rel  *Relation // the changed table; for a TRUNCATE the first of Truncated
+	// Old identifies the row an UPDATE or DELETE changed: the key columns (others null) or,
+	// with OldFull, the whole old row. Nil for an UPDATE that left the key as it was: the key
+	// is then in New.
+	Old     []Value
+	OldFull bool
+	New     []Value // the row an INSERT or UPDATE wrote
+	// Truncated lists the tables a TRUNCATE emptied; TruncateOptions has bit 1 for CASCADE and
+	// bit 2 for RESTART IDENTITY.
+	Truncated       []*Relation
+	TruncateOptions uint8
+}
+
+// Txn is one decoded transaction of the local slot.
+type Txn struct {
+	GID      string // for prepared ones; "" for plain commits
+	XID      uint32
+	Prepared bool // arrived at PREPARE (two-phase) rather than COMMIT
+	Changes  []Change
+	// PrepareLSN is the prepare (or commit) LSN, EndLSN the end of that record: the stream
+	// position just past this transaction.
+	PrepareLSN, EndLSN pglogrepl.LSN
+	Time               time.Time // prepare or commit time
+}
+
+// Finish is the local COMMIT PREPARED or ROLLBACK PREPARED of a transaction decoded earlier.
+type Finish struct {
+	GID       string
+	XID       uint32
+	Committed bool
+	EndLSN    pglogrepl.LSN
+}
+
+// Event is what the decoder delivers, in stream order: exactly one of Txn and Finish is set,
+// or neither, when the event only says that the stream has nothing more before Pos.
+type Event struct {
+	Txn    *Txn
+	Finish *Finish
+	Pos    pglogrepl.LSN // the stream position just past this event
+}
+
+// Decoder streams the local two-phase slot tandem_<site> and delivers its transactions (DESIGN
+// §5.2). Transactions carrying a replication origin (applied from the other site) are skipped:
+// nothing comes back. It holds the slot's confirmed position where Confirm puts it, so the slot
+// keeps every transaction the peer has not committed yet.
+type Decoder struct {
+	dsn    string
+	slot   string
+	logger *slog.Logger
+
+	confirmed atomic.Uint64 // LSN the slot may forget everything before
+
+	// Owned by Run.
+	rels    map[uint32]*Relation
+	lastEnd pglogrepl.LSN // events ending at or before it were delivered (by an earlier Run too)
+}
+
+// statusInterval is how often the decoder reports its confirmed position to the server.
+const statusInterval = time.Second
+
+// NewDecoder returns a decoder for the slot tandem_<site> on the local database.
+func NewDecoder(localDSN, site string, logger *slog.Logger) *Decoder {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Decoder{dsn: localDSN, slot: SlotName(site), logger: logger.With("slot", SlotName(site)), rels: map[uint32]*Relation{}}
+}
+
+// Confirm lets the slot forget everything before lsn (the peer committed it). The position
+// only moves forward; the server learns it within statusInterval.
+func (d *Decoder) Confirm(lsn pglogrepl.LSN) {
+	for {
+		cur := d.confirmed.Load()
+		if uint64(lsn) <= cur || d.confirmed.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// Confirmed is the last position passed to Confirm.
+func (d *Decoder) Confirmed() pglogrepl.LSN { return pglogrepl.LSN(d.confirmed.Load()) }
+
+// Run streams the slot until ctx ends or the connection fails, sending events to out. After
+// a failure Run may be called again: it resumes at the slot's confirmed position and does not
+// deliver again what it delivered before. Only one Run may be active at a time.
+func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
+	cfg, err := pgconn.ParseConfig(d.dsn)
+	if err != nil {
+		return fmt.Errorf("decoder: parse local DSN: %w", err)
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("decoder: connect to the local database for replication: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		conn.Close(cctx)
+		cancel()
+	}()
+	err = pglogrepl.StartReplication(ctx, conn, d.slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '3'", "publication_names '" + PublicationName + "'", "two_phase 'on'"},
+	})
+	if err != nil {
+		return fmt.Errorf("decoder: start replication on slot %s: %w", d.slot, err)
+	}
+	d.logger.Info("decoder streaming", "confirmed", d.Confirmed())
+
+	var (
+		reported   pglogrepl.LSN
+		nextStatus time.Time
+		cur        *Txn // the transaction being decoded
+		skip       bool // cur carries an origin: it came from the other site
+	)
+	for {
+		if c := d.Confirmed(); c != reported || !time.Now().Before(nextStatus) {
+			if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+				WALWritePosition: c, WALFlushPosition: c, WALApplyPosition: c,
+			}); err != nil {
+				return fmt.Errorf("decoder: send standby status: %w", err)
+			}
+			reported, nextStatus = c, time.Now().Add(statusInterval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("decoder: receive from slot %s: %w", d.slot, err)
+		}
+		var data []byte
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			data = m.Data
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("decoder: slot %s: %w", d.slot, pgconn.ErrorResponseToPgError(m))
+		default:
+			continue
+		}
+		if len(data) == 0 {
+			continue
+		}
+		switch data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+			if err != nil {
+				return fmt.Errorf("decoder: parse keepalive: %w", err)
+			}
+			if ka.ReplyRequested {
+				nextStatus = time.Time{}
+			}
+			if cur == nil && ka.ServerWALEnd > d.lastEnd {
+				d.lastEnd = ka.ServerWALEnd
+				if err := sendEvent(ctx, out, Event{Pos: ka.ServerWALEnd}); err != nil {
+					return err
+				}
+			}
+			continue
+		case pglogrepl.XLogDataByteID:
+		default:
+			continue
+		}
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("decoder: parse XLogData: %w", err)
+		}
+		ev, err := d.decode(xld.WALData, &cur, &skip)
+		if err != nil {
+			return fmt.Errorf("decoder: slot %s at %s: %w", d.slot, xld.WALStart, err)
+		}
+		if ev == nil {
+			continue
+		}
+		if ev.Pos <= d.lastEnd {
+			continue // delivered before a reconnect
+		}
+		d.lastEnd = ev.Pos
+		if err := sendEvent(ctx, out, *ev); err != nil {
+			return err
+		}
+	}
+}
+
+func sendEvent(ctx context.Context, out chan<- Event, ev Event) error {
+	select {
+	case out <- ev:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// decode handles one pgoutput message and returns the event it completes, if any.
+func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty pgoutput message")
+	}
+	switch data[0] {
+	case msgBeginPrepare, msgPrepare, msgCommitPrepared, msgRollbackPrepared:
+		m, err := parseTwoPhase(data)
+		if err != nil {
+			return nil, err
+		}
+		switch m.Type {
+		case msgBeginPrepare:
+			*cur, *skip = &Txn{GID: m.GID, XID: m.XID, Prepared: true, PrepareLSN: m.LSN, EndLSN: m.EndLSN, Time: m.Time}, false
+		case msgPrepare:
+			t := *cur
+			if t == nil || t.GID != m.GID {
+				return nil, fmt.Errorf("prepare of %s without its begin prepare", m.GID)
+			}
+			*cur = nil
+			t.PrepareLSN, t.EndLSN, t.Time = m.LSN, m.EndLSN, m.Time
+			if *skip {
+				return &Event{Pos: m.EndLSN}, nil
+			}
+			return &Event{Txn: t, Pos: m.EndLSN}, nil
+		default:
+			return &Event{Finish: &Finish{GID: m.GID, XID: m.XID, Committed: m.Type == msgCommitPrepared, EndLSN: m.EndLSN}, Pos: m.EndLSN}, nil
+		}
+		return nil, nil
+	case msgStreamPrepare, 'S', 'E', 'c', 'A':
+		return nil, fmt.Errorf("unexpected streamed-transaction message %q (streaming is not requested)", data[0])
+	}
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse pgoutput %q: %w", data[0], err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		*cur, *skip = &Txn{XID: m.Xid, PrepareLSN: m.FinalLSN, Time: m.CommitTime}, false
+	case *pglogrepl.CommitMessage:
+		t := *cur
+		if t == nil || t.Prepared {
+			return nil, errors.New("commit without its begin")
+		}
+		*cur = nil
+		t.PrepareLSN, t.EndLSN, t.Time = m.CommitLSN, m.TransactionEndLSN, m.CommitTime
+		if *skip {
+			return &Event{Pos: t.EndLSN}, nil
+		}
+		return &Event{Txn: t, Pos: t.EndLSN}, nil
+	case *pglogrepl.OriginMessage:
+		// The transaction was applied here from the other site (DESIGN §5.2: nothing comes back).
+		*skip = true
+	case *pglogrepl.RelationMessage:
+		r := &Relation{ID: m.RelationID, Namespace: m.Namespace, Name: m.RelationName, ReplicaIdentity: m.ReplicaIdentity}
+		for _, c := range m.Columns {
+			r.Columns = append(r.Columns, RelColumn{Name: c.Name, Key: c.Flags&1 != 0, TypeOID: c.DataType, TypeMod: c.TypeModifier})
+		}
+		d.rels[r.ID] = r
+	case *pglogrepl.InsertMessage:
+		return nil, d.addChange(*cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+			return Change{Kind: ChangeInsert, Rel: r, New: tupleValues(m.Tuple)}, nil
+		})
+	case *pglogrepl.UpdateMessage:
+		return nil, d.addChange(*cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+			c := Change{Kind: ChangeUpdate, Rel: r, New: tupleValues(m.NewTuple)}
+			if m.OldTuple != nil {
+				c.Old, c.OldFull = tupleValues(m.OldTuple), m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld
+			}
+			return c, nil
+		})
+	case *pglogrepl.DeleteMessage:
+		return nil, d.addChange(*cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+			if m.OldTuple == nil {
+				return Change{}, fmt.Errorf("delete on %s carries no old row (replica identity nothing?)", r.QualifiedName())
+			}
+			return Change{Kind: ChangeDelete, Rel: r, Old: tupleValues(m.OldTuple), OldFull: m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld}, nil
+		})
+	case *pglogrepl.TruncateMessage:
+		if *cur == nil {
+			return nil, errors.New("truncate outside a transaction")
+		}
+		if *skip {
+			return nil, nil
+		}
+		c := Change{Kind: ChangeTruncate, TruncateOptions: m.Option}
+		for _, id := range m.RelationIDs {
+			r, ok := d.rels[id]
+			if !ok {
+				return nil, fmt.Errorf("truncate of relation %d before its relation message", id)
+			}
+			c.Truncated = append(c.Truncated, r)
+		}
+		if len(c.Truncated) > 0 {
+			c.Rel = c.Truncated[0]
+		}
+		(*cur).Changes = append((*cur).Changes, c)
+	}
+	// Type ('Y') and logical decoding messages ('M') carry nothing the apply needs.
+	return nil, nil
+}
+
+func (d *Decoder) addChange(cur *Txn, skip bool, relID uint32, mk func(*Relation) (Change, error)) error {
+	if cur == nil {
+		return errors.New("row change outside a transaction")
+	}
+	if skip {
+		return nil
+	}
+	r, ok := d.rels[relID]
+	if !ok {
+		return fmt.Errorf("row change of relation %d before its relation message", relID)
+	}
+	c, err := mk(r)
+	if err != nil {
+		return err
+	}
+	cur.Changes = append(cur.Changes, c)
+	return nil
+}
+
+func tupleValues(t *pglogrepl.TupleData) []Value {
+	if t == nil {
+		return nil
+	}
+	vs := make([]Value, len(t.Columns))
+	for i, c := range t.Columns {
+		vs[i] = Value{Kind: c.DataType, Data: c.Data}
+	}
+	return vs
+}

@@ -1,0 +1,376 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	_ "github.com/lib/pq" // control work on both databases
+)
+
+// PublicationName is the publication both sites' decoders stream (DESIGN §5.2).
+const PublicationName = "tandem"
+
+// SlotName is the two-phase logical slot of a site: tandem_<site>.
+func SlotName(site string) string { return "tandem_" + site }
+
+var siteNameRE = regexp.MustCompile(`^[a-z0-9_]{1,40}$`)
+
+// appSchemasSQL lists the schemas whose tables are application tables: everything but the
+// system schemas and Tandem's own.
+const appSchemasSQL = `SELECT nspname FROM pg_namespace
+WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')
+  AND nspname NOT LIKE 'pg_temp_%' AND nspname NOT LIKE 'pg_toast_temp_%'
+ORDER BY 1`
+
+// appRelFilter restricts pg_class c / pg_namespace n to application tables.
+const appRelFilter = `c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')
+  AND n.nspname NOT LIKE 'pg_temp_%' AND n.nspname NOT LIKE 'pg_toast_temp_%'`
+
+// Install prepares the local and the peer database for Tandem (DESIGN §5.2); it is idempotent.
+//
+// On both databases it checks wal_level, max_prepared_transactions and the REPLICATION
+// attribute, refuses when the application schemas differ, creates the tandem schema, sets
+// REPLICA IDENTITY FULL on application tables without a primary key, and creates (or extends)
+// the publication "tandem". On the local database it creates the two-phase slot tandem_<site>.
+//
+// The publication is FOR TABLES IN SCHEMA <every application schema> plus TABLE tandem.ddl,
+// not FOR ALL TABLES: that would publish tandem.state and tandem.decisions, which each database
+// keeps for itself. Tables created later in those schemas are published automatically; a new
+// schema is published once Install runs again. A table created later without a primary key
+// has no replica identity: PostgreSQL itself then refuses UPDATE and DELETE on it
+// ("does not have a replica identity") until it gets a key or REPLICA IDENTITY FULL.
+func Install(ctx context.Context, site string, localDSN, peerDSN string, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if !siteNameRE.MatchString(site) {
+		return fmt.Errorf("install: site name %q cannot name a replication slot: use 1-40 lowercase letters, digits or underscores", site)
+	}
+	local, err := sql.Open("postgres", localDSN)
+	if err != nil {
+		return fmt.Errorf("install: local database: %w", err)
+	}
+	defer local.Close()
+	peer, err := sql.Open("postgres", peerDSN)
+	if err != nil {
+		return fmt.Errorf("install: peer database: %w", err)
+	}
+	defer peer.Close()
+
+	dbs := []struct {
+		side string
+		db   *sql.DB
+	}{{"local", local}, {"peer", peer}}
+	for _, d := range dbs {
+		if err := checkPrerequisites(ctx, d.db); err != nil {
+			return fmt.Errorf("install: %s database: %w", d.side, err)
+		}
+	}
+	ls, err := readAppSchema(ctx, local)
+	if err != nil {
+		return fmt.Errorf("install: local database: %w", err)
+	}
+	ps, err := readAppSchema(ctx, peer)
+	if err != nil {
+		return fmt.Errorf("install: peer database: %w", err)
+	}
+	if diffs := diffAppSchemas(ls, ps); len(diffs) > 0 {
+		shown := diffs
+		if len(shown) > 20 {
+			shown = append(shown[:20:20], fmt.Sprintf("… and %d more", len(diffs)-20))
+		}
+		return fmt.Errorf("install: the application schemas of the local and the peer database differ; make them identical first:\n  %s",
+			strings.Join(shown, "\n  "))
+	}
+	for _, d := range dbs {
+		if err := installObjects(ctx, d.db, logger.With("side", d.side)); err != nil {
+			return fmt.Errorf("install: %s database: %w", d.side, err)
+		}
+	}
+	if err := ensureSlot(ctx, local, SlotName(site), logger); err != nil {
+		return fmt.Errorf("install: local database: %w", err)
+	}
+	return nil
+}
+
+func checkPrerequisites(ctx context.Context, db *sql.DB) error {
+	var walLevel, maxPrepared string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('wal_level'), current_setting('max_prepared_transactions')`).Scan(&walLevel, &maxPrepared); err != nil {
+		return fmt.Errorf("read settings: %w", err)
+	}
+	if walLevel != "logical" {
+		return fmt.Errorf("wal_level is %q, Tandem needs logical: run ALTER SYSTEM SET wal_level = logical and restart the PostgreSQL server", walLevel)
+	}
+	if n, err := strconv.Atoi(maxPrepared); err != nil || n <= 0 {
+		return fmt.Errorf("max_prepared_transactions is %s, Tandem needs more than 0 (at least the number of concurrent write sessions): run ALTER SYSTEM SET max_prepared_transactions = 64 and restart the PostgreSQL server", maxPrepared)
+	}
+	var user string
+	var repl bool
+	if err := db.QueryRowContext(ctx, `SELECT rolname, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&user, &repl); err != nil {
+		return fmt.Errorf("read role attributes: %w", err)
+	}
+	if !repl {
+		return fmt.Errorf("user %s lacks the REPLICATION attribute: run ALTER ROLE %s REPLICATION", user, sqlIdent(user))
+	}
+	return nil
+}
+
+// appColumn is one column of an application table as the schema comparison sees it.
+type appColumn struct {
+	typ       string // format_type
+	notNull   bool
+	identity  string // '', 'a' always, 'd' by default
+	generated string // '', 's' stored
+	pkPos     int    // position in the primary key, 0 when not part of it
+}
+
+func (c appColumn) String() string {
+	s := c.typ
+	if c.notNull {
+		s += " NOT NULL"
+	}
+	switch c.identity {
+	case "a":
+		s += " GENERATED ALWAYS AS IDENTITY"
+	case "d":
+		s += " GENERATED BY DEFAULT AS IDENTITY"
+	}
+	if c.generated == "s" {
+		s += " GENERATED ALWAYS AS (…) STORED"
+	}
+	if c.pkPos > 0 {
+		s += fmt.Sprintf(" (primary key column %d)", c.pkPos)
+	}
+	return s
+}
+
+// appSchema maps "schema.table" to its columns by name.
+type appSchema map[string]map[string]appColumn
+
+func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
+	rows, err := db.QueryContext(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+  a.attnotnull, a.attidentity::text, a.attgenerated::text,
+  coalesce(array_position(con.conkey, a.attnum), 0)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'
+WHERE `+appRelFilter)
+	if err != nil {
+		return nil, fmt.Errorf("read application tables: %w", err)
+	}
+	defer rows.Close()
+	s := appSchema{}
+	for rows.Next() {
+		var nsp, rel, col string
+		var c appColumn
+		if err := rows.Scan(&nsp, &rel, &col, &c.typ, &c.notNull, &c.identity, &c.generated, &c.pkPos); err != nil {
+			return nil, fmt.Errorf("read application tables: %w", err)
+		}
+		name := sqlIdent(nsp) + "." + sqlIdent(rel)
+		if s[name] == nil {
+			s[name] = map[string]appColumn{}
+		}
+		s[name][col] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read application tables: %w", err)
+	}
+	return s, nil
+}
+
+// diffAppSchemas names every difference between the local and the peer application schema.
+func diffAppSchemas(local, peer appSchema) []string {
+	var diffs []string
+	for _, t := range unionKeys(local, peer) {
+		lc, pc := local[t], peer[t]
+		switch {
+		case pc == nil:
+			diffs = append(diffs, fmt.Sprintf("table %s exists only on the local database", t))
+			continue
+		case lc == nil:
+			diffs = append(diffs, fmt.Sprintf("table %s exists only on the peer database", t))
+			continue
+		}
+		for _, col := range unionKeys(lc, pc) {
+			l, lok := lc[col]
+			p, pok := pc[col]
+			switch {
+			case !pok:
+				diffs = append(diffs, fmt.Sprintf("column %s.%s exists only on the local database", t, sqlIdent(col)))
+			case !lok:
+				diffs = append(diffs, fmt.Sprintf("column %s.%s exists only on the peer database", t, sqlIdent(col)))
+			case l != p:
+				diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", t, sqlIdent(col), l, p))
+			}
+		}
+	}
+	return diffs
+}
+
+func unionKeys[V any](a, b map[string]V) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
+		return fmt.Errorf("create schema tandem: %w", err)
+	}
+	// Tables without a primary key (and no other replica identity) get REPLICA IDENTITY FULL so
+	// that UPDATE and DELETE ship their whole old row and the peer can find it.
+	rows, err := db.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE `+appRelFilter+` AND c.relreplident = 'd'
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = c.oid AND con.contype = 'p')
+ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("list tables without a primary key: %w", err)
+	}
+	var noKey []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		noKey = append(noKey, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, t := range noKey {
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY FULL"); err != nil {
+			return fmt.Errorf("set REPLICA IDENTITY FULL on %s (it has no primary key): %w", t, err)
+		}
+		logger.Info("table has no primary key: set REPLICA IDENTITY FULL", "table", t)
+	}
+	return ensurePublication(ctx, db, logger)
+}
+
+func ensurePublication(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	schemas, err := queryStrings(ctx, db, appSchemasSQL)
+	if err != nil {
+		return fmt.Errorf("list application schemas: %w", err)
+	}
+	var allTables bool
+	err = db.QueryRowContext(ctx, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, PublicationName).Scan(&allTables)
+	if err == sql.ErrNoRows {
+		objs := []string{"TABLE tandem.ddl"}
+		if len(schemas) > 0 {
+			objs = append(objs, "TABLES IN SCHEMA "+joinIdents(schemas))
+		}
+		if _, err := db.ExecContext(ctx, "CREATE PUBLICATION "+PublicationName+" FOR "+strings.Join(objs, ", ")); err != nil {
+			return fmt.Errorf("create publication %s: %w", PublicationName, err)
+		}
+		logger.Info("created publication", "publication", PublicationName, "schemas", schemas)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", PublicationName, err)
+	}
+	if allTables {
+		return fmt.Errorf("publication %s exists FOR ALL TABLES, which would ship tandem.state and tandem.decisions: DROP PUBLICATION %s and run install again", PublicationName, PublicationName)
+	}
+	have, err := queryStrings(ctx, db, `SELECT n.nspname FROM pg_publication_namespace pn
+JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = $1`, PublicationName)
+	if err != nil {
+		return fmt.Errorf("read schemas of publication %s: %w", PublicationName, err)
+	}
+	var missing []string
+	for _, s := range schemas {
+		if !containsString(have, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		if _, err := db.ExecContext(ctx, "ALTER PUBLICATION "+PublicationName+" ADD TABLES IN SCHEMA "+joinIdents(missing)); err != nil {
+			return fmt.Errorf("add schemas %v to publication %s: %w", missing, PublicationName, err)
+		}
+		logger.Info("added schemas to publication", "publication", PublicationName, "schemas", missing)
+	}
+	var hasDDL bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'tandem' AND tablename = 'ddl')`,
+		PublicationName).Scan(&hasDDL); err != nil {
+		return fmt.Errorf("read tables of publication %s: %w", PublicationName, err)
+	}
+	if !hasDDL {
+		if _, err := db.ExecContext(ctx, "ALTER PUBLICATION "+PublicationName+" ADD TABLE tandem.ddl"); err != nil {
+			return fmt.Errorf("add tandem.ddl to publication %s: %w", PublicationName, err)
+		}
+	}
+	return nil
+}
+
+func ensureSlot(ctx context.Context, db *sql.DB, slot string, logger *slog.Logger) error {
+	var plugin string
+	var twoPhase bool
+	err := db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &twoPhase)
+	if err == nil {
+		if plugin != "pgoutput" || !twoPhase {
+			return fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
+				slot, plugin, twoPhase, slot)
+		}
+		return nil
+	}
+	if err != sql.ErrNoRows {
+		return fmt.Errorf("read replication slot %s: %w", slot, err)
+	}
+	if _, err := db.ExecContext(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)`, slot); err != nil {
+		return fmt.Errorf("create two-phase replication slot %s: %w", slot, err)
+	}
+	logger.Info("created two-phase logical replication slot", "slot", slot)
+	return nil
+}
+
+func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func joinIdents(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = sqlIdent(n)
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,189 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// capPair is a local and a peer cluster for capture tests.
+type capPair struct {
+	local, peer *pgtest.Cluster
+	ldb, pdb    *sql.DB
+}
+
+func startCapPair(t *testing.T, opts ...pgtest.Option) *capPair {
+	t.Helper()
+	var p capPair
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := pgtest.New(opts...)
+		if err == nil {
+			p.peer = c
+		}
+	}()
+	p.local = pgtest.Start(t, opts...)
+	<-done
+	if p.peer == nil {
+		t.Fatal("could not start the peer cluster")
+	}
+	t.Cleanup(func() { p.peer.Close() })
+	p.ldb = p.local.Open(t, p.local.Database())
+	p.pdb = p.peer.Open(t, p.peer.Database())
+	return &p
+}
+
+func (p *capPair) both(t *testing.T, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		for _, db := range []*sql.DB{p.ldb, p.pdb} {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+	}
+}
+
+func capCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func queryOne[T any](t *testing.T, db *sql.DB, q string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := db.QueryRow(q, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return v
+}
+
+func TestInstall(t *testing.T) {
+	p := startCapPair(t)
+	ctx := capCtx(t, 60*time.Second)
+	p.both(t,
+		`CREATE TABLE public.accounts (id serial PRIMARY KEY, owner text NOT NULL, balance bigint NOT NULL)`,
+		`CREATE TABLE public.log (at timestamptz, msg text)`,
+		`CREATE SCHEMA app`,
+		`CREATE TABLE app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)`)
+	if _, err := p.pdb.Exec(`ALTER TABLE app.items ALTER COLUMN name TYPE varchar(20)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ldb.Exec(`CREATE TABLE public.extra (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), nil)
+	if err == nil {
+		t.Fatal("Install accepted different schemas")
+	}
+	for _, want := range []string{`"app"."items"."name" is text`, "character varying(20)", `table "public"."extra" exists only on the local database`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("schema difference error %q does not name %q", err, want)
+		}
+	}
+	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_namespace WHERE nspname = 'tandem'`); n != 0 {
+		t.Error("a refused Install created the tandem schema")
+	}
+
+	if _, err := p.pdb.Exec(`ALTER TABLE app.items ALTER COLUMN name TYPE text; CREATE TABLE public.extra (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), nil); err != nil {
+			t.Fatalf("Install #%d: %v", i+1, err)
+		}
+	}
+	if err := Install(ctx, "site2", p.peer.DSN("app"), p.local.DSN("app"), nil); err != nil {
+		t.Fatalf("Install from the other site: %v", err)
+	}
+	if !queryOne[bool](t, p.ldb, `SELECT two_phase FROM pg_replication_slots WHERE slot_name = 'tandem_site1'`) {
+		t.Error("slot tandem_site1 is not two-phase")
+	}
+	if !queryOne[bool](t, p.pdb, `SELECT two_phase FROM pg_replication_slots WHERE slot_name = 'tandem_site2'`) {
+		t.Error("slot tandem_site2 is not two-phase")
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tandem_site1'`); n != 0 {
+		t.Error("Install of site1 made a slot on the peer")
+	}
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		got := queryOne[string](t, db, `SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY schemaname || '.' || tablename) FROM pg_publication_tables WHERE pubname = 'tandem'`)
+		if got != "app.items,public.accounts,public.extra,public.log,tandem.ddl" {
+			t.Errorf("published tables = %s", got)
+		}
+		if r := queryOne[string](t, db, `SELECT relreplident::text FROM pg_class WHERE oid = 'public.log'::regclass`); r != "f" {
+			t.Errorf("public.log (no primary key) has replica identity %q, want f", r)
+		}
+	}
+	// A table created later in a published schema is published without another Install.
+	p.both(t, `CREATE TABLE app.later (id int PRIMARY KEY)`)
+	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_publication_tables WHERE pubname = 'tandem' AND tablename = 'later'`); n != 1 {
+		t.Error("table created after Install is not published")
+	}
+
+	// Term records only grow.
+	term, master, synced, err := ReadTermRecord(ctx, p.ldb)
+	if err != nil || term != 0 || master != "" || synced {
+		t.Fatalf("fresh term record = %d %q %v %v", term, master, synced, err)
+	}
+	if err := WriteTermRecord(ctx, p.ldb, 3, "site1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, p.ldb, 2, "site2", false); !errors.Is(err, ErrStaleTerm) {
+		t.Fatalf("writing an older term: err = %v, want ErrStaleTerm", err)
+	}
+	if err := WriteTermRecord(ctx, p.ldb, 3, "site1", false); err != nil {
+		t.Fatal(err)
+	}
+	term, master, synced, err = ReadTermRecord(ctx, p.ldb)
+	if err != nil || term != 3 || master != "site1" || synced {
+		t.Fatalf("term record = %d %q %v %v, want 3 site1 false", term, master, synced, err)
+	}
+}
+
+func TestInstallRefusesMissingSettings(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []pgtest.Option
+		want []string
+	}{
+		{"wal_level", []pgtest.Option{pgtest.WithSetting("wal_level", "replica")}, []string{"wal_level", `"replica"`, "ALTER SYSTEM SET wal_level = logical", "restart"}},
+		{"max_prepared_transactions", []pgtest.Option{pgtest.WithMaxPreparedTransactions(0)}, []string{"max_prepared_transactions is 0", "ALTER SYSTEM SET max_prepared_transactions", "restart"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := pgtest.Start(t, tc.opts...)
+			ctx := capCtx(t, 30*time.Second)
+			err := Install(ctx, "s1", c.DSN("app"), c.DSN("app"), nil)
+			if err == nil {
+				t.Fatal("Install accepted the database")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("replication", func(t *testing.T) {
+		t.Parallel()
+		c := pgtest.Start(t, pgtest.WithPasswordUser("plain", "pw", "scram-sha-256"))
+		c.Exec(t, `ALTER ROLE plain NOREPLICATION`)
+		ctx := capCtx(t, 30*time.Second)
+		dsn := c.UserDSN("plain", "pw", "app")
+		err := Install(ctx, "s1", dsn, dsn, nil)
+		if err == nil || !strings.Contains(err.Error(), `ALTER ROLE "plain" REPLICATION`) {
+			t.Fatalf("err = %v, want advice ALTER ROLE plain REPLICATION", err)
+		}
+		if strings.Contains(err.Error(), "pw") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	})
+}

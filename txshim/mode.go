@@ -1,0 +1,69 @@
+package txshim
+
+import "fmt"
+
+// Mode is how the shim treats write transactions; the role controller sets it at any time
+// (DESIGN §5.1). Changing it never breaks a session: it applies from each session's next
+// transaction, and a commit checks the mode of that instant.
+type Mode int32
+
+const (
+	// ModeReadOnly is a backup's shim: write transactions fail with SQLSTATE 25006. Each session
+	// runs with default_transaction_read_only = on, and a commit of a transaction that wrote
+	// anyway (it turned that off) is rolled back with 25006. It is the mode of a new Shim.
+	ModeReadOnly Mode = iota
+	// ModeFenced refuses every new transaction (SQLSTATE 57P03, cannot_connect_now) and every
+	// write commit (25006); transactions already open may still read and roll back.
+	ModeFenced
+	// ModeSolo commits locally only (the peer is unreachable or catching up).
+	ModeSolo
+	// ModeDual commits each write transaction on both databases (DESIGN §5.3).
+	ModeDual
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeReadOnly:
+		return "read-only"
+	case ModeFenced:
+		return "fenced"
+	case ModeSolo:
+		return "solo"
+	case ModeDual:
+		return "dual"
+	}
+	return fmt.Sprintf("Mode(%d)", int32(m))
+}
+
+// modeState is the mode with the term it was set for; it is replaced whole, never changed.
+type modeState struct {
+	mode Mode
+	term uint64
+}
+
+// policy is what one unit of client work (a Query or an extended-protocol batch) does under a mode.
+type policy struct {
+	modeState
+	intercept bool // run the commit procedure at the end of write transactions
+	wrap      bool // open implicit write transactions with an injected BEGIN
+	peer      bool // use the Peer (dual commit)
+	readOnly  bool // the session must run with default_transaction_read_only = on
+	fenced    bool // refuse new transactions
+}
+
+func policyFor(ms modeState) policy {
+	// Implicit writes are wrapped in every mode: in read-only modes too, so that the check at
+	// their end refuses a write that got past default_transaction_read_only (a client may
+	// RESET or DISCARD it).
+	p := policy{modeState: ms, intercept: true, wrap: true}
+	switch ms.mode {
+	case ModeDual:
+		p.peer = true
+	case ModeSolo:
+	case ModeFenced:
+		p.readOnly, p.fenced = true, true
+	default:
+		p.readOnly = true
+	}
+	return p
+}

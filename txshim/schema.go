@@ -1,0 +1,91 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// schemaSQL creates Tandem's own schema (DESIGN §5.2). tandem.ddl is published (the apply side
+// runs each stmt in order with the row changes); tandem.state and tandem.decisions are not:
+// each database keeps its own term record and its own decision rows.
+//
+// Two helper functions let one pipelined apply round trip refuse cleanly: check_term is the
+// §3 fence, expect_one turns an UPDATE/DELETE that missed (divergence) into an SQL error before
+// PREPARE TRANSACTION runs, so a diverged transaction is never prepared on the peer.
+const schemaSQL = `
+CREATE SCHEMA IF NOT EXISTS tandem;
+CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+  term bigint NOT NULL, master text NOT NULL, peer_synced boolean NOT NULL);
+CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
+LANGUAGE plpgsql AS $f$
+DECLARE db_term bigint;
+BEGIN
+  SELECT term INTO db_term FROM tandem.state WHERE id = 1;
+  IF db_term IS NOT NULL AND db_term > txn_term THEN
+    RAISE EXCEPTION 'tandem: transaction of term % refused: this database is at term %', txn_term, db_term
+      USING ERRCODE = '` + sqlstateStaleTerm + `';
+  END IF;
+END $f$;
+CREATE OR REPLACE FUNCTION tandem.expect_one(n bigint, what text) RETURNS void
+LANGUAGE plpgsql AS $f$
+BEGIN
+  IF n <> 1 THEN
+    RAISE EXCEPTION 'tandem: divergence: % matched % rows on the peer, want 1', what, n
+      USING ERRCODE = '` + sqlstateDivergence + `';
+  END IF;
+END $f$;
+`
+
+// SQLSTATEs raised by Tandem's own checks on the peer.
+const (
+	sqlstateStaleTerm  = "TDM01" // the database's term record is newer than the transaction's
+	sqlstateDivergence = "TDM02" // an UPDATE/DELETE did not hit exactly one row
+)
+
+// ErrStaleTerm is returned by WriteTermRecord when the database already holds a newer term.
+var ErrStaleTerm = errors.New("tandem: the database holds a newer term record")
+
+// ReadTermRecord reads the term record (DESIGN §3) from tandem.state. A database that never had
+// one returns term 0, master "" and no error.
+func ReadTermRecord(ctx context.Context, db *sql.DB) (term uint64, master string, peerSynced bool, err error) {
+	var t int64
+	err = db.QueryRowContext(ctx, `SELECT term, master, peer_synced FROM tandem.state WHERE id = 1`).Scan(&t, &master, &peerSynced)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", false, nil
+	}
+	if err != nil {
+		return 0, "", false, fmt.Errorf("read term record from tandem.state: %w", err)
+	}
+	return uint64(t), master, peerSynced, nil
+}
+
+// WriteTermRecord stores (term, master, peerSynced) in tandem.state. Terms only grow: it
+// returns an error wrapping ErrStaleTerm, and changes nothing, when the database already
+// holds a newer term (the same term may be rewritten, e.g. to flip peer_synced).
+func WriteTermRecord(ctx context.Context, db *sql.DB, term uint64, master string, peerSynced bool) error {
+	res, err := db.ExecContext(ctx, `INSERT INTO tandem.state (id, term, master, peer_synced) VALUES (1, $1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET term = EXCLUDED.term, master = EXCLUDED.master, peer_synced = EXCLUDED.peer_synced
+WHERE tandem.state.term <= EXCLUDED.term`, int64(term), master, peerSynced)
+	if err != nil {
+		return fmt.Errorf("write term record %d/%s: %w", term, master, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		cur, who, _, rerr := ReadTermRecord(ctx, db)
+		if rerr != nil {
+			return fmt.Errorf("write term record %d/%s: %w", term, master, ErrStaleTerm)
+		}
+		return fmt.Errorf("write term record %d/%s: database is at term %d (master %s): %w", term, master, cur, who, ErrStaleTerm)
+	}
+	return nil
+}
+
+// sqlIdent quotes an SQL identifier.
+func sqlIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// sqlLiteral quotes an SQL string literal (standard_conforming_strings on).
+func sqlLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }

@@ -1,0 +1,1183 @@
+package txshim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// A session relays one client connection to its own backend connection on the local database
+// (DESIGN §5.1). Two goroutines share the work:
+//
+//   - clientLoop reads the client and owns every write to the backend. It passes most frames
+//     through unchanged; at the end of a transaction it runs the commit procedure itself,
+//     sending the shim's own statements to the backend.
+//   - serverLoop reads the backend and owns the client's reader side of the relay: for each
+//     ReadyForQuery it expects there is a pending entry, queued by clientLoop before the request
+//     was written, that says whether the replies go to the client, are swallowed (injected
+//     BEGIN), or are captured for the commit procedure.
+//
+// Writes to the client come from serverLoop and, for replies the shim makes up (CommandComplete
+// COMMIT after a dual commit, errors, ReadyForQuery after a split request), from clientLoop when
+// nothing is in flight; a mutex keeps whole messages together.
+type session struct {
+	shim *Shim
+	log  *slog.Logger
+	user string
+
+	client net.Conn
+	cr     *frameReader
+	cmu    sync.Mutex
+	cw     *bufio.Writer
+
+	backend net.Conn
+	br      *frameReader
+	bw      *bufio.Writer // clientLoop only
+
+	mu     sync.Mutex
+	queue  []*pending
+	status byte // ReadyForQuery status after the last reply the backend finished
+
+	done      chan struct{} // closed when serverLoop returns
+	closeOnce sync.Once
+
+	// clientLoop state.
+	stmts, portals map[string]stmtInfo
+	sessionTemp    bool // the session made temporary objects: its transactions commit plainly
+	txUnprep       bool // the open transaction cannot be prepared
+	txWrote        bool // the open transaction ran a statement the lexer takes for a write
+	readOnlySet    bool // default_transaction_read_only = on was sent for read-only modes
+	unit           unitState
+	ebuf           []byte // extended-protocol messages since the last Sync, as received
+	items          []item
+	lastExt        bool // the last request was extended protocol (COPY ends with an extra Sync)
+	copyEndedExt   bool // a CopyDone/CopyFail of an extended COPY was just relayed
+	scratch        []byte
+	scratchOwn     []byte
+}
+
+// stmtInfo is what the shim knows of a prepared statement or portal.
+type stmtInfo struct {
+	kind         stmtKind
+	chain        bool
+	temp, unprep bool
+	copyIn       bool
+	text         string // the statement, kept for DDL only (recorded in tandem.ddl)
+}
+
+// item is one buffered extended-protocol message.
+type item struct {
+	typ    byte
+	lo, hi int // frame bytes in ebuf
+	info   stmtInfo
+}
+
+// unitState is the state of the request being processed: a Query, or the extended-protocol
+// messages up to a Sync (which may arrive in several parts, split by Flush).
+type unitState struct {
+	open     bool
+	injected bool // the shim opened the transaction with BEGIN (an implicit transaction)
+	skipping bool // an error ended the request: drop messages until Sync
+	st       byte // status at the current point: 'I', 'T', 'E', or 0 when not known
+}
+
+// pending is one request in flight that ends with a ReadyForQuery.
+type pending struct {
+	fwd       bool // forward the replies (except ReadyForQuery) to the client
+	fwdRFQ    bool // forward the ReadyForQuery too
+	drop25001 bool // drop the "there is already a transaction in progress" warning
+	res       chan result
+	notify    chan struct{} // closed when done; made by barrier under session.mu
+	r         result        // serverLoop only, until sent on res
+}
+
+// result is what the backend answered to one pending request, or a copy-in event.
+type result struct {
+	copyIn bool // the backend entered copy-in mode: relay the client's COPY data
+	status byte
+	err    *pgproto3.ErrorResponse // the first error
+	tag    string                  // the last CommandComplete tag
+	row    [][]byte                // the first DataRow; nil values are NULL
+}
+
+var errBackendGone = errors.New("local database connection closed")
+
+// protocolError is a client protocol violation; the session ends with SQLSTATE 08P01.
+type protocolError struct{ msg string }
+
+func (e *protocolError) Error() string { return "protocol violation: " + e.msg }
+
+// frameReader reads protocol messages (type byte, length, body) into a reused buffer.
+type frameReader struct {
+	r   *bufio.Reader
+	hdr [5]byte
+	buf []byte
+	max int
+}
+
+// next returns the next message; body is valid until the next call.
+func (f *frameReader) next() (byte, []byte, error) {
+	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(f.hdr[1:]))) - 4
+	if n < 0 {
+		return 0, nil, &protocolError{fmt.Sprintf("invalid message length %d", n+4)}
+	}
+	if f.max > 0 && n > f.max {
+		return 0, nil, &protocolError{fmt.Sprintf("message of %d bytes exceeds max_message (%d)", n, f.max)}
+	}
+	if cap(f.buf) < n || (cap(f.buf) > 1<<20 && n < 64<<10) {
+		// Grow for a large message; give a large buffer back once messages are small again.
+		f.buf = make([]byte, max(n, 8<<10))
+	}
+	b := f.buf[:n]
+	if _, err := io.ReadFull(f.r, b); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return f.hdr[0], b, nil
+}
+
+func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *backendConn, status byte) *session {
+	return &session{
+		shim:    s,
+		log:     s.log,
+		client:  client,
+		cr:      cr,
+		cw:      cw,
+		backend: b.conn,
+		br:      &frameReader{r: bufio.NewReaderSize(b.reader, 32<<10), max: s.maxMessage()},
+		bw:      bufio.NewWriterSize(b.conn, 32<<10),
+		status:  status,
+		done:    make(chan struct{}),
+		stmts:   make(map[string]stmtInfo),
+		portals: make(map[string]stmtInfo),
+	}
+}
+
+// close closes both connections; both loops then return. Safe to call more than once.
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.client.Close()
+		s.backend.Close()
+	})
+}
+
+// recoverPanic ends a session that hit a bug instead of the whole process, which also serves
+// the other sessions and the site's role.
+func (s *session) recoverPanic(where string) {
+	if v := recover(); v != nil {
+		s.log.Error("txshim: session panic; session closed", "in", where, "panic", v, "stack", string(debug.Stack()))
+		s.close()
+	}
+}
+
+// run relays until either side ends.
+func (s *session) run(ctx context.Context) {
+	go s.serverLoop()
+	defer func() { <-s.done }()
+	defer s.recoverPanic("clientLoop")
+	err := s.clientLoop(ctx)
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		// Malformed or oversized: this session ends, with a reason (DESIGN §5.1).
+		s.cmu.Lock()
+		writeFatal(s.cw, "08P01", "tandem: "+pe.Error())
+		s.cmu.Unlock()
+		s.log.Warn("txshim: session ended", "user", s.user, "err", err)
+	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errClientQuit) {
+		s.log.Debug("txshim: session ended", "user", s.user, "err", err)
+	}
+	s.close()
+}
+
+var errClientQuit = errors.New("client terminated the session")
+
+// clientLoop reads the client until it quits or fails.
+func (s *session) clientLoop(ctx context.Context) error {
+	for {
+		typ, body, err := s.cr.next()
+		if err != nil {
+			return err
+		}
+		if typ != 'S' && typ != 'H' {
+			s.copyEndedExt = false
+		}
+		switch typ {
+		case 'Q':
+			err = s.handleQuery(ctx, body)
+		case 'P', 'B', 'D', 'E', 'C', 'H', 'S':
+			if typ == 'S' && s.copyEndedExt {
+				// An extended COPY ends with a second Sync; its ReadyForQuery answers the entry
+				// of the first one, which the backend ignored while in copy-in mode.
+				s.copyEndedExt = false
+				err = s.forward(typ, body, true)
+				break
+			}
+			err = s.handleExt(ctx, typ, body)
+		case 'd':
+			err = s.forward(typ, body, s.cr.r.Buffered() == 0)
+		case 'c', 'f':
+			err = s.forward(typ, body, true)
+			s.copyEndedExt = s.lastExt
+		case 'F':
+			// Fast-path function call: relayed as its own request, never wrapped.
+			if _, err = s.barrier(); err == nil {
+				s.push(&pending{fwd: true, fwdRFQ: true})
+				err = s.forward(typ, body, true)
+			}
+		case 'X':
+			s.forward(typ, body, true)
+			return errClientQuit
+		default:
+			return &protocolError{fmt.Sprintf("unexpected message type %q", typ)}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// serverLoop reads the backend and dispatches each reply by the pending entry at the head of
+// the queue.
+func (s *session) serverLoop() {
+	defer close(s.done)
+	defer s.close()
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.status != 'I' {
+			s.shim.stats.inTx.Add(-1)
+		}
+	}()
+	defer s.recoverPanic("serverLoop")
+	var cur *pending
+	for {
+		typ, body, err := s.br.next()
+		if err != nil {
+			var pe *protocolError
+			if errors.As(err, &pe) {
+				s.cmu.Lock()
+				writeFatal(s.cw, "54000", "tandem: reply from the database: "+pe.msg)
+				s.cmu.Unlock()
+				s.log.Warn("txshim: session ended", "user", s.user, "err", err)
+			} else if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+				s.log.Debug("txshim: backend read", "err", err)
+			}
+			return
+		}
+		if cur == nil {
+			s.mu.Lock()
+			if len(s.queue) > 0 {
+				cur = s.queue[0]
+			}
+			s.mu.Unlock()
+		}
+		fwd := cur == nil || cur.fwd
+		capture := cur != nil && cur.res != nil
+		switch typ {
+		case 'Z':
+			if cur == nil || len(body) != 1 {
+				break // unexpected: pass it on
+			}
+			if (s.status == 'I') != (body[0] == 'I') {
+				if body[0] == 'I' {
+					s.shim.stats.inTx.Add(-1)
+				} else {
+					s.shim.stats.inTx.Add(1)
+				}
+			}
+			s.mu.Lock()
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			s.status = body[0]
+			if cur.notify != nil {
+				close(cur.notify)
+			}
+			s.mu.Unlock()
+			if cur.fwdRFQ {
+				err = s.toClient(typ, body, true)
+			} else {
+				err = s.flushClient()
+			}
+			if capture {
+				cur.r.status = body[0]
+				cur.res <- cur.r
+			}
+			cur = nil
+			if err != nil {
+				return
+			}
+			continue
+		case 'E':
+			if capture && cur.r.err == nil {
+				e := &pgproto3.ErrorResponse{}
+				if e.Decode(body) == nil {
+					cur.r.err = e
+				}
+			}
+		case 'C':
+			if capture {
+				cur.r.tag = string(bytes.TrimRight(body, "\x00"))
+			}
+		case 'D':
+			if capture && cur.r.row == nil {
+				cur.r.row = decodeRow(body)
+			}
+		case 'N':
+			if cur != nil && (!cur.fwd || (cur.drop25001 && noticeCode(body) == "25001")) {
+				fwd = false
+			}
+		case 'A', 'S':
+			fwd = true // notifications and parameter changes always reach the client
+		case 'G':
+			if fwd {
+				if err := s.toClient(typ, body, true); err != nil {
+					return
+				}
+			}
+			if capture {
+				cur.res <- result{copyIn: true}
+			}
+			continue
+		}
+		if fwd {
+			if err := s.toClient(typ, body, s.br.r.Buffered() == 0); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func decodeRow(body []byte) [][]byte {
+	var dr pgproto3.DataRow
+	if dr.Decode(body) != nil {
+		return [][]byte{}
+	}
+	row := make([][]byte, len(dr.Values))
+	for i, v := range dr.Values {
+		if v != nil {
+			row[i] = append([]byte{}, v...)
+		}
+	}
+	return row
+}
+
+// noticeCode returns the SQLSTATE of a NoticeResponse/ErrorResponse body.
+func noticeCode(body []byte) string {
+	for len(body) > 1 && body[0] != 0 {
+		f := body[0]
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			return ""
+		}
+		if f == 'C' {
+			return string(body[1 : 1+end])
+		}
+		body = body[2+end:]
+	}
+	return ""
+}
+
+// toClient writes one message to the client, flushing when asked.
+func (s *session) toClient(typ byte, body []byte, flush bool) error {
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.cw.Write(hdr[:])
+	if _, err := s.cw.Write(body); err != nil {
+		return err
+	}
+	if flush {
+		return s.cw.Flush()
+	}
+	return nil
+}
+
+func (s *session) flushClient() error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.cw.Flush()
+}
+
+// emit sends messages the shim makes up to the client. Only clientLoop calls it, when the
+// replies before them have been relayed.
+func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for _, m := range msgs {
+		buf, err := m.Encode(s.scratch[:0])
+		if err != nil {
+			return err
+		}
+		s.scratch = buf
+		if _, err := s.cw.Write(buf); err != nil {
+			return err
+		}
+	}
+	return s.cw.Flush()
+}
+
+// emitError sends an ERROR (not FATAL) to the client.
+func (s *session) emitError(code, msg string) error {
+	return s.emit(&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code, Message: msg})
+}
+
+func (s *session) emitRFQ(st byte) error {
+	return s.emit(&pgproto3.ReadyForQuery{TxStatus: st})
+}
+
+// forward writes one client message to the backend unchanged.
+func (s *session) forward(typ byte, body []byte, flush bool) error {
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
+	s.bw.Write(hdr[:])
+	if _, err := s.bw.Write(body); err != nil {
+		return err
+	}
+	if flush {
+		return s.bw.Flush()
+	}
+	return nil
+}
+
+// push queues an entry; it must precede the write of its request.
+func (s *session) push(p *pending) {
+	s.mu.Lock()
+	s.queue = append(s.queue, p)
+	s.mu.Unlock()
+}
+
+// sendQuery writes a simple Query of the shim's own, queued as p; flush=false pipelines it.
+func (s *session) sendQuery(q string, p *pending, flush bool) error {
+	s.push(p)
+	var hdr [5]byte
+	hdr[0] = 'Q'
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(q)+5))
+	s.bw.Write(hdr[:])
+	s.bw.WriteString(q)
+	if err := s.bw.WriteByte(0); err != nil {
+		return err
+	}
+	if flush {
+		return s.bw.Flush()
+	}
+	return nil
+}
+
+// ownName names the prepared statement and portal of the shim's own statements.
+const ownName = "tandem_shim_internal"
+
+// sendOwn writes a statement of the shim's own, queued as p; flush=false pipelines it. It uses
+// the extended protocol with a named statement and portal: a simple Query would destroy the
+// client's unnamed prepared statement, which clients such as lib/pq parse in one request and
+// bind in the next.
+func (s *session) sendOwn(q string, p *pending, flush bool, args ...string) error {
+	s.push(p)
+	var params [][]byte
+	for _, a := range args {
+		params = append(params, []byte(a))
+	}
+	buf := s.scratchOwn[:0]
+	buf, _ = (&pgproto3.Close{ObjectType: 'P', Name: ownName}).Encode(buf)
+	buf, _ = (&pgproto3.Close{ObjectType: 'S', Name: ownName}).Encode(buf)
+	buf, _ = (&pgproto3.Parse{Name: ownName, Query: q}).Encode(buf)
+	buf, _ = (&pgproto3.Bind{DestinationPortal: ownName, PreparedStatement: ownName, Parameters: params}).Encode(buf)
+	buf, _ = (&pgproto3.Execute{Portal: ownName}).Encode(buf)
+	buf, _ = (&pgproto3.Sync{}).Encode(buf)
+	s.scratchOwn = buf
+	if _, err := s.bw.Write(buf); err != nil {
+		return err
+	}
+	if flush {
+		return s.bw.Flush()
+	}
+	return nil
+}
+
+// capture runs one statement of the shim's own and returns its result; nothing reaches the
+// client but notifications and parameter changes.
+func (s *session) capture(q string, args ...string) (result, error) {
+	p := &pending{res: make(chan result, 1)}
+	if err := s.sendOwn(q, p, true, args...); err != nil {
+		return result{}, err
+	}
+	return s.wait(p)
+}
+
+// swallow pipelines a statement of the shim's own whose reply nobody needs (BEGIN, SET).
+func (s *session) swallow(q string) error {
+	return s.sendOwn(q, &pending{}, false)
+}
+
+// wait waits for p's result, relaying the client's COPY data when the request started a
+// COPY FROM STDIN.
+func (s *session) wait(p *pending) (result, error) {
+	if err := s.bw.Flush(); err != nil {
+		return result{}, err
+	}
+	for {
+		select {
+		case r := <-p.res:
+			if r.copyIn {
+				if err := s.relayCopyIn(); err != nil {
+					return result{}, err
+				}
+				continue
+			}
+			return r, nil
+		case <-s.done:
+			return result{}, errBackendGone
+		}
+	}
+}
+
+// relayCopyIn passes the client's CopyData through until CopyDone or CopyFail (and, for an
+// extended-protocol COPY, the Sync that follows).
+func (s *session) relayCopyIn() error {
+	for {
+		typ, body, err := s.cr.next()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'd':
+			if err := s.forward(typ, body, s.cr.r.Buffered() == 0); err != nil {
+				return err
+			}
+		case 'c', 'f':
+			if err := s.forward(typ, body, !s.lastExt); err != nil {
+				return err
+			}
+			if !s.lastExt {
+				return nil
+			}
+			for {
+				typ, body, err = s.cr.next()
+				if err != nil {
+					return err
+				}
+				if err := s.forward(typ, body, true); err != nil {
+					return err
+				}
+				if typ == 'S' {
+					return nil
+				}
+			}
+		case 'H', 'S':
+			// Ignored by the backend during copy-in; pass on.
+			if err := s.forward(typ, body, false); err != nil {
+				return err
+			}
+		default:
+			// Anything else aborts the COPY in the backend; pass it on and let it answer.
+			return s.forward(typ, body, true)
+		}
+	}
+}
+
+// barrier waits until every request in flight is answered and returns the exact status.
+func (s *session) barrier() (byte, error) {
+	s.mu.Lock()
+	if len(s.queue) == 0 {
+		st := s.status
+		s.mu.Unlock()
+		return st, nil
+	}
+	last := s.queue[len(s.queue)-1]
+	if last.notify == nil {
+		last.notify = make(chan struct{})
+	}
+	ch := last.notify
+	s.mu.Unlock()
+	if err := s.bw.Flush(); err != nil {
+		return 0, err
+	}
+	select {
+	case <-ch:
+	case <-s.done:
+		return 0, errBackendGone
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status, nil
+}
+
+func (s *session) policy() policy { return policyFor(*s.shim.mode.Load()) }
+
+// startUnit runs what a request that begins outside a transaction needs under pol: fencing
+// refuses it; read-only modes switch default_transaction_read_only. It reports whether the
+// request was refused (the error is already sent).
+func (s *session) startUnit(pol policy, final bool) (bool, error) {
+	s.txUnprep, s.txWrote = false, false
+	if pol.fenced {
+		if err := s.emitError("57P03", "tandem: this site is fenced; no new transactions"); err != nil {
+			return true, err
+		}
+		if final {
+			return true, s.emitRFQ('I')
+		}
+		s.unit = unitState{open: true, skipping: true, st: 'I'}
+		return true, nil
+	}
+	if pol.readOnly != s.readOnlySet {
+		q := "RESET default_transaction_read_only"
+		if pol.readOnly {
+			q = "SET default_transaction_read_only = on"
+		}
+		s.readOnlySet = pol.readOnly
+		return false, s.swallow(q)
+	}
+	return false, nil
+}
+
+func cString(b []byte) (string, []byte, bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", nil, false
+	}
+	return string(b[:i]), b[i+1:], true
+}
+
+// handleQuery processes a simple Query: passed through when nothing in it needs the shim, else
+// split by the lexer around the statements that do (DESIGN §5.1).
+func (s *session) handleQuery(ctx context.Context, body []byte) error {
+	text, rest, ok := cString(body)
+	if !ok || len(rest) != 0 {
+		return &protocolError{"malformed Query message"}
+	}
+	s.lastExt = false
+	sts := splitStatements(text)
+	pol := s.policy()
+	st, err := s.barrier()
+	if err != nil {
+		return err
+	}
+	if st == 'I' {
+		if refused, err := s.startUnit(pol, true); refused || err != nil {
+			return err
+		}
+	}
+	for _, x := range sts {
+		s.sessionTemp = s.sessionTemp || x.Temp
+		s.txUnprep = s.txUnprep || x.Unpreparable
+		s.txWrote = s.txWrote || x.Kind.writes() || x.Kind == kindNoTxBlock
+	}
+	u := &queryUnit{text: text, sts: sts}
+	if !needsWork(u, st, pol) {
+		s.push(&pending{fwd: true, fwdRFQ: true})
+		return s.forward('Q', body, true)
+	}
+	us := unitState{open: true, st: st}
+	return s.walk(ctx, u, &us, pol, true)
+}
+
+// handleExt buffers an extended-protocol message; Sync (or Flush) processes the buffer.
+func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
+	info := stmtInfo{kind: kindEmpty}
+	switch typ {
+	case 'P':
+		name, rest, ok := cString(body)
+		query, _, ok2 := cString(rest)
+		if !ok || !ok2 {
+			return &protocolError{"malformed Parse message"}
+		}
+		si := stmtInfo{kind: kindEmpty}
+		for _, st := range splitStatements(query) {
+			if st.Kind != kindEmpty {
+				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn}
+				if st.Kind == kindDDL {
+					si.text = ddlText(query[st.Start:st.End])
+				}
+				break
+			}
+		}
+		s.stmts[name] = si
+	case 'B':
+		portal, rest, ok := cString(body)
+		stmt, _, ok2 := cString(rest)
+		if !ok || !ok2 {
+			return &protocolError{"malformed Bind message"}
+		}
+		si, known := s.stmts[stmt]
+		if !known {
+			si = stmtInfo{kind: kindWrite}
+		}
+		s.portals[portal] = si
+	case 'E':
+		portal, _, ok := cString(body)
+		if !ok {
+			return &protocolError{"malformed Execute message"}
+		}
+		si, known := s.portals[portal]
+		if !known {
+			si = stmtInfo{kind: kindWrite}
+		}
+		info = si
+	case 'C':
+		if len(body) < 2 {
+			return &protocolError{"malformed Close message"}
+		}
+		name, _, ok := cString(body[1:])
+		if !ok {
+			return &protocolError{"malformed Close message"}
+		}
+		if body[0] == 'S' {
+			delete(s.stmts, name)
+		} else {
+			delete(s.portals, name)
+		}
+	}
+	lo := len(s.ebuf)
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
+	s.ebuf = append(append(s.ebuf, hdr[:]...), body...)
+	s.items = append(s.items, item{typ: typ, lo: lo, hi: len(s.ebuf), info: info})
+	switch {
+	case typ == 'S':
+		return s.runBatch(ctx, true)
+	case typ == 'H' || len(s.ebuf) >= maxBatchBuffer:
+		return s.runBatch(ctx, false)
+	}
+	return nil
+}
+
+// maxBatchBuffer bounds the extended-protocol bytes held back waiting for a Sync; beyond it the
+// shim sends what it has (decisions are then made on that part).
+const maxBatchBuffer = 1 << 20
+
+// runBatch processes the buffered extended-protocol messages; final: they end with Sync.
+func (s *session) runBatch(ctx context.Context, final bool) error {
+	s.lastExt = true
+	defer func() {
+		s.ebuf = s.ebuf[:0]
+		s.items = s.items[:0]
+		if cap(s.ebuf) > 4*maxBatchBuffer {
+			s.ebuf = nil
+		}
+	}()
+	us := &s.unit
+	if us.skipping {
+		if final {
+			st := us.st
+			s.unit = unitState{}
+			return s.emitRFQ(st)
+		}
+		return nil
+	}
+	pol := s.policy()
+	u := &extUnit{buf: s.ebuf, items: s.items}
+	neutral := true
+	for _, it := range s.items {
+		s.sessionTemp = s.sessionTemp || it.info.temp
+		s.txUnprep = s.txUnprep || it.info.unprep
+		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint {
+			neutral = false
+		}
+	}
+	if !us.open {
+		if neutral && !pol.fenced && pol.readOnly == s.readOnlySet {
+			// Reads pass without waiting for earlier requests: pipelines stay pipelined.
+			if final {
+				s.push(&pending{fwd: true, fwdRFQ: true})
+			} else {
+				s.unit = unitState{open: true}
+			}
+			s.bw.Write(s.ebuf)
+			return s.bw.Flush()
+		}
+		st, err := s.barrier()
+		if err != nil {
+			return err
+		}
+		if st == 'I' {
+			if refused, err := s.startUnit(pol, final); refused || err != nil {
+				return err
+			}
+		}
+		*us = unitState{open: true, st: st}
+		s.noteWrites()
+		if !needsWork(u, st, pol) {
+			if final {
+				s.push(&pending{fwd: true, fwdRFQ: true})
+				s.unit = unitState{}
+			}
+			s.bw.Write(s.ebuf)
+			return s.bw.Flush()
+		}
+	}
+	s.noteWrites()
+	return s.walk(ctx, u, us, pol, final)
+}
+
+// noteWrites marks the open transaction as written to when the buffered messages execute a
+// statement the lexer takes for a write.
+func (s *session) noteWrites() {
+	for _, it := range s.items {
+		if k := it.info.kind; k.writes() || k == kindNoTxBlock {
+			s.txWrote = true
+		}
+	}
+}
+
+// unit is a request split into steps: the statements of a Query, or extended-protocol messages.
+type unit interface {
+	n() int
+	info(i int) stmtInfo
+	// empty reports whether steps [lo, hi) need not be sent at all.
+	empty(lo, hi int) bool
+	// send writes steps [lo, hi) to the backend, queued as p (nil: no reply awaited). A part
+	// that does not end the request gets a terminator of its own (an extra Sync).
+	send(s *session, lo, hi int, last bool, p *pending) error
+}
+
+type queryUnit struct {
+	text string
+	sts  []statement
+}
+
+func (u *queryUnit) n() int { return len(u.sts) }
+func (u *queryUnit) info(i int) stmtInfo {
+	st := u.sts[i]
+	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn}
+	if st.Kind == kindDDL {
+		si.text = ddlText(u.text[st.Start:st.End])
+	}
+	return si
+}
+
+// ddlText is a DDL statement as recorded in tandem.ddl: without surrounding space and semicolon.
+func ddlText(s string) string {
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), ";"))
+}
+func (u *queryUnit) empty(lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if u.sts[i].Kind != kindEmpty {
+			return false
+		}
+	}
+	return true
+}
+func (u *queryUnit) send(s *session, lo, hi int, _ bool, p *pending) error {
+	if p == nil {
+		p = &pending{fwd: true, fwdRFQ: true}
+	}
+	return s.sendQuery(u.text[u.sts[lo].Start:u.sts[hi-1].End], p, true)
+}
+
+type extUnit struct {
+	buf   []byte
+	items []item
+}
+
+func (u *extUnit) n() int              { return len(u.items) }
+func (u *extUnit) info(i int) stmtInfo { return u.items[i].info }
+func (u *extUnit) empty(lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if u.items[i].typ != 'S' {
+			return false
+		}
+	}
+	return true
+}
+func (u *extUnit) send(s *session, lo, hi int, last bool, p *pending) error {
+	if p != nil {
+		s.push(p)
+	}
+	if hi > lo {
+		s.bw.Write(u.buf[u.items[lo].lo:u.items[hi-1].hi])
+	}
+	if !last {
+		s.bw.Write([]byte{'S', 0, 0, 0, 4})
+	}
+	return s.bw.Flush()
+}
+
+// needsWork reports whether a request starting in status st needs more than passing through.
+func needsWork(u unit, st byte, pol policy) bool {
+	if !pol.intercept {
+		return false
+	}
+	noTx := hasNoTx(u)
+	for i := 0; i < u.n(); i++ {
+		switch k := u.info(i).kind; {
+		case k == kindCommit, k == kindClient2PC:
+			return true
+		case k.writes() && st == 'I' && pol.wrap && !noTx:
+			return true
+		case k == kindBegin:
+			st = 'T'
+		case k == kindRollback:
+			st = 'I'
+		}
+	}
+	return false
+}
+
+// lastTxControl returns the index of the last step in [lo, hi) that changes the transaction
+// block state, or lo-1.
+func lastTxControl(u unit, lo, hi int) int {
+	for i := hi - 1; i >= lo; i-- {
+		if u.info(i).kind.txControl() {
+			return i
+		}
+	}
+	return lo - 1
+}
+
+func hasCopyIn(u unit, lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if u.info(i).copyIn {
+			return true
+		}
+	}
+	return false
+}
+
+func hasNoTx(u unit) bool {
+	for i := 0; i < u.n(); i++ {
+		if u.info(i).kind == kindNoTxBlock {
+			return true
+		}
+	}
+	return false
+}
+
+// walk runs a request step by step (DESIGN §5.1, §5.3): it opens an implicit write transaction
+// with an injected BEGIN, replaces a COMMIT of a transaction by the commit procedure, refuses
+// client-issued two-phase commands, and sends everything else in as few parts as it can. A part
+// that precedes a decision gets its own terminator, so the shim learns the status and whether it
+// failed; after an error the rest of the request is dropped, as PostgreSQL would skip it.
+func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, final bool) error {
+	n := u.n()
+	lo := 0
+	drop := false // the next part converts an implicit transaction with the client's BEGIN
+	noTx := hasNoTx(u)
+
+	// part sends steps [lo, hi) with a terminator and waits; failed: the error reached the client.
+	part := func(hi int) (failed bool, err error) {
+		if u.empty(lo, hi) && us.st != 0 {
+			lo = hi
+			return false, nil
+		}
+		p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+		if err := u.send(s, lo, hi, false, p); err != nil {
+			return false, err
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return false, err
+		}
+		lo, drop, us.st = hi, false, r.status
+		return r.err != nil, nil
+	}
+
+	recordDDL := pol.term > 0 && (pol.mode == ModeDual || pol.mode == ModeSolo)
+	for i := 0; i < n; i++ {
+		info := u.info(i)
+		k := info.kind
+		if k.writes() && us.st == 'I' && pol.wrap && !noTx && !us.injected {
+			// BEGIN goes after the last unsent step that changes the transaction state; the
+			// steps after that one (reads, Parse/Bind/Describe) run inside it, so the unnamed
+			// portal a Bind made for this statement survives.
+			if last := lastTxControl(u, lo, i); last >= lo {
+				if failed, err := part(last + 1); err != nil || failed {
+					return s.endAfterError(us, final, err)
+				}
+			}
+			if err := s.swallow("BEGIN"); err != nil {
+				return err
+			}
+			us.injected, us.st = true, 'T'
+		}
+		if k == kindDDL && recordDDL && us.st != 'I' {
+			// DESIGN §5.2: the statement is written to tandem.ddl in its transaction just before
+			// it runs, so the apply side meets it in order with the row changes.
+			if failed, err := part(i); err != nil || failed {
+				return s.endAfterError(us, final, err)
+			}
+			if us.st == 'T' {
+				r, err := s.capture("INSERT INTO tandem.ddl (stmt) VALUES ($1)", info.text)
+				if err != nil {
+					return err
+				}
+				if r.err != nil {
+					us.st = r.status
+					if err := s.emit(r.err); err != nil {
+						return err
+					}
+					return s.endAfterError(us, final, nil)
+				}
+			}
+		}
+		switch {
+		case k == kindBegin:
+			if us.injected {
+				// PostgreSQL turns an implicit transaction into an explicit one at BEGIN without
+				// a warning; the injected BEGIN makes it warn, so drop that.
+				drop, us.injected = true, false
+			}
+			us.st = 'T'
+		case k == kindRollback:
+			us.injected, us.st = false, 'I'
+		case k == kindClient2PC && pol.intercept:
+			if failed, err := part(i); err != nil || failed {
+				return s.endAfterError(us, final, err)
+			}
+			// Let the database raise the error, so the transaction aborts as for any error.
+			r, err := s.capture(raiseSQL("0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit"))
+			if err != nil {
+				return err
+			}
+			us.st = r.status
+			if r.err != nil {
+				if err := s.emit(r.err); err != nil {
+					return err
+				}
+			}
+			return s.endAfterError(us, final, nil)
+		case k == kindCommit && pol.intercept:
+			if failed, err := part(i); err != nil || failed {
+				return s.endAfterError(us, final, err)
+			}
+			if us.st != 'T' {
+				// Aborted (COMMIT rolls back) or idle (a warning): PostgreSQL answers itself.
+				us.injected, us.st = false, 'I'
+				continue
+			}
+			ok, err := s.commitProc(ctx, pol, true, info.chain)
+			if err != nil {
+				return err
+			}
+			us.injected, us.st = false, 'I'
+			if !ok {
+				return s.endAfterError(us, final, nil)
+			}
+			if info.chain {
+				us.st = 'T'
+			}
+			lo = i + 1
+		}
+	}
+
+	if !final {
+		// A Flush (or a full buffer): send the rest as it is; the request goes on, its status
+		// now unknown until the next part learns it.
+		if lo < n {
+			us.st = 0
+			return u.send(s, lo, n, true, nil)
+		}
+		return nil
+	}
+	defer func() { *us = unitState{} }()
+	if !us.injected {
+		if !u.empty(lo, n) || us.st == 0 {
+			p := &pending{fwd: true, fwdRFQ: true, drop25001: drop}
+			return u.send(s, lo, n, true, p)
+		}
+		return s.emitRFQ(us.st)
+	}
+	// The end of an implicit transaction the shim opened.
+	var cs *commitStart
+	if !u.empty(lo, n) || us.st == 0 {
+		p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+		if err := u.send(s, lo, n, true, p); err != nil {
+			return err
+		}
+		// The commit's first step goes right behind the statements: when they fail, it fails
+		// too and is collected below. Not behind a COPY FROM STDIN, which reads the client's
+		// data from the same stream.
+		var err error
+		if !hasCopyIn(u, lo, n) {
+			if cs, err = s.startCommit(pol, false, false); err != nil {
+				return err
+			}
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return err
+		}
+		us.st = r.status
+		if cs != nil && (r.err != nil || us.st != 'T') {
+			if us.st, err = s.abandonCommit(cs); err != nil {
+				return err
+			}
+			cs = nil
+		}
+	}
+	switch us.st {
+	case 'T':
+		if cs == nil {
+			if _, err := s.commitProc(ctx, pol, false, false); err != nil {
+				return err
+			}
+		} else if _, err := s.finishCommit(ctx, pol, cs, false, false); err != nil {
+			return err
+		}
+	case 'E':
+		if _, err := s.capture("ROLLBACK"); err != nil {
+			return err
+		}
+	}
+	return s.emitRFQ('I')
+}
+
+// endAfterError finishes a request whose part failed (the error already reached the client):
+// an implicit transaction the shim opened is rolled back, and the client gets ReadyForQuery now
+// or, for an extended request still open, at its Sync.
+func (s *session) endAfterError(us *unitState, final bool, err error) error {
+	if err != nil {
+		return err
+	}
+	if us.injected && us.st == 'E' {
+		if _, err := s.capture("ROLLBACK"); err != nil {
+			return err
+		}
+		us.st = 'I'
+	}
+	us.injected = false
+	if final {
+		st := us.st
+		*us = unitState{}
+		return s.emitRFQ(st)
+	}
+	us.skipping = true
+	return nil
+}
+
+// raiseSQL is a statement that fails with the given SQLSTATE and message.
+func raiseSQL(code, msg string) string {
+	return fmt.Sprintf("DO $tandem$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', MESSAGE = %s; END$tandem$",
+		code, quoteLiteral(msg))
+}
+
+func quoteLiteral(s string) string {
+	var b bytes.Buffer
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('\'')
+	return b.String()
+}

@@ -1,0 +1,664 @@
+package txshim
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"fmt"
+	"io"
+	"math/big"
+	mathrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	_ "github.com/lib/pq"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+func runCmd(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s not installed", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func TestPsqlScript(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	script := `
+CREATE TABLE items (id int PRIMARY KEY, name text, note text);
+INSERT INTO items VALUES (1, 'a;b', $$semi;colon$$), (2, 'it''s', E'tab\tx');
+BEGIN;
+INSERT INTO items VALUES (3, 'three', NULL);
+SAVEPOINT sp;
+INSERT INTO items VALUES (4, 'rolled back', NULL);
+ROLLBACK TO SAVEPOINT sp;
+INSERT INTO items VALUES (5, 'five', NULL);
+COMMIT;
+COPY items (id, name, note) FROM STDIN;
+10	ten	x
+11	eleven	y
+\.
+/* comment; with semicolon */ SELECT count(*) AS n FROM items \gset
+\echo count=:n
+COPY items TO STDOUT;
+ALTER TABLE items ADD COLUMN extra int DEFAULT 7;
+INSERT INTO items (id, name) VALUES (20, 'x'); INSERT INTO items (id, name) VALUES (21, 'y');
+`
+	path := filepath.Join(t.TempDir(), "script.sql")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runCmd(t, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", s.dsn(pgtest.Superuser), "-f", path)
+	if !strings.Contains(out, "count=6") || !strings.Contains(out, "10\tten\tx") {
+		t.Fatalf("psql output:\n%s", out)
+	}
+	var n, extra int
+	db := c.Open(t, c.Database())
+	if err := db.QueryRow("SELECT count(*), sum(extra) FROM items").Scan(&n, &extra); err != nil {
+		t.Fatal(err)
+	}
+	if n != 8 || extra != 56 {
+		t.Fatalf("items: %d rows, extra sum %d; want 8, 56", n, extra)
+	}
+	if err := db.QueryRow("SELECT count(*) FROM items WHERE id = 4").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rolled-back savepoint row present: %d %v", n, err)
+	}
+}
+
+func TestDrivers(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	c.Exec(t, "CREATE TABLE kv (k int PRIMARY KEY, v text)")
+	ctx := context.Background()
+
+	t.Run("lib/pq", func(t *testing.T) {
+		db, err := sql.Open("postgres", s.dsn(pgtest.Superuser))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec("INSERT INTO kv VALUES (1, 'simple')"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("INSERT INTO kv VALUES ($1, $2)", 2, "extended"); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO kv VALUES ($1, $2)", 3, "tx"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		if err := db.QueryRow("SELECT v FROM kv WHERE k = $1", 2).Scan(&v); err != nil || v != "extended" {
+			t.Fatalf("read back %q %v", v, err)
+		}
+	})
+	t.Run("pgx", func(t *testing.T) {
+		conn := s.connect(t)
+		b := &pgx.Batch{}
+		b.Queue("INSERT INTO kv VALUES ($1, $2)", 10, "batch")
+		b.Queue("SELECT v FROM kv WHERE k = $1", 10)
+		b.Queue("UPDATE kv SET v = v || '!' WHERE k = $1", 10)
+		br := conn.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		if err := br.QueryRow().Scan(&v); err != nil || v != "batch" {
+			t.Fatalf("batch read %q %v", v, err)
+		}
+		if _, err := br.Exec(); err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rows := [][]any{}
+		for i := 100; i < 1100; i++ {
+			rows = append(rows, []any{i, fmt.Sprint("copy", i)})
+		}
+		n, err := conn.CopyFrom(ctx, pgx.Identifier{"kv"}, []string{"k", "v"}, pgx.CopyFromRows(rows))
+		if err != nil || n != 1000 {
+			t.Fatalf("CopyFrom %d %v", n, err)
+		}
+		// A failing COPY rolls back and the session goes on.
+		_, err = conn.CopyFrom(ctx, pgx.Identifier{"kv"}, []string{"k", "v"}, pgx.CopyFromRows([][]any{{5000, "a"}, {100, "dup"}}))
+		if pgCode(err) != "23505" {
+			t.Fatalf("duplicate COPY: %v", err)
+		}
+		var cnt int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM kv WHERE k >= 100", pgx.QueryExecModeSimpleProtocol).Scan(&cnt); err != nil || cnt != 1000 {
+			t.Fatalf("count %d %v", cnt, err)
+		}
+		// Pipelined reads with several Syncs.
+		p := conn.PgConn().StartPipeline(ctx)
+		for i := 0; i < 3; i++ {
+			p.SendQueryParams("SELECT $1::int", [][]byte{[]byte(fmt.Sprint(i))}, nil, nil, nil)
+			p.Sync()
+		}
+		for i := 0; i < 3; i++ {
+			res, err := p.GetResults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				t.Fatalf("pipeline result %d is %T", i, res)
+			}
+			r := rr.Read()
+			if r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != fmt.Sprint(i) {
+				t.Fatalf("pipeline result %d: %v %q", i, r.Err, r.Rows)
+			}
+			if res, err = p.GetResults(); err != nil {
+				t.Fatal(err)
+			} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+				t.Fatalf("want sync, got %T", res)
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("pipeline: %v", err)
+		}
+		var got string
+		if err := conn.QueryRow(ctx, "SELECT v FROM kv WHERE k = 10").Scan(&got); err != nil || got != "batch!" {
+			t.Fatalf("after pipeline %q %v", got, err)
+		}
+	})
+}
+
+func TestPgbench(t *testing.T) {
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		t.Skip("pgbench not installed")
+	}
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	dsn := s.dsn(pgtest.Superuser)
+	runCmd(t, "pgbench", "-i", "-s", "1", "-q", dsn)
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		out := runCmd(t, "pgbench", "-M", mode, "-c", "4", "-t", "100", "-n", dsn)
+		if !strings.Contains(out, "number of transactions actually processed: 400/400") {
+			t.Fatalf("pgbench -M %s:\n%s", mode, out)
+		}
+	}
+	var n int
+	if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM pgbench_history").Scan(&n); err != nil || n != 1200 {
+		t.Fatalf("pgbench_history %d rows, %v", n, err)
+	}
+	if st := s.Stats(); st.CommitsSolo < 1200 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSCRAM(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{Users: map[string]string{"app": "s3cret"}}, ModeSolo, 0)
+	port := s.Addr().(*net.TCPAddr).Port
+	ctx := context.Background()
+	dsn := func(user, pw string) string {
+		return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", user, pw, port, c.Database())
+	}
+	conn, err := pgx.Connect(ctx, dsn("app", "s3cret"))
+	if err != nil {
+		t.Fatalf("right password refused: %v", err)
+	}
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	db, _ := sql.Open("postgres", dsn("app", "s3cret"))
+	defer db.Close()
+	if err := db.Ping(); err != nil {
+		t.Fatalf("lib/pq SCRAM: %v", err)
+	}
+	for _, bad := range [][2]string{{"app", "wrong"}, {"nobody", "s3cret"}} {
+		_, err := pgx.Connect(ctx, dsn(bad[0], bad[1]))
+		if pgCode(err) != "28P01" {
+			t.Fatalf("%s/%s: want 28P01, got %v", bad[0], bad[1], err)
+		}
+	}
+}
+
+func TestCancelRequest(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	conn := s.connect(t)
+	ctx := context.Background()
+	timer := time.AfterFunc(300*time.Millisecond, func() {
+		// A CancelRequest on a new connection to the shim, with the key the shim passed through.
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Errorf("cancel request: %v", err)
+		}
+	})
+	defer timer.Stop()
+	start := time.Now()
+	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("pg_sleep not cancelled: %v after %v", err, time.Since(start))
+	}
+	if pgCode(err) != "57014" {
+		t.Fatalf("want 57014, got %v", err)
+	}
+}
+
+// rawSession speaks the protocol by hand to the shim, for framing tests.
+type rawSession struct {
+	t    *testing.T
+	conn net.Conn
+	fe   *pgproto3.Frontend
+}
+
+func dialRaw(t *testing.T, s *testShim) *rawSession {
+	t.Helper()
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := &rawSession{t: t, conn: conn, fe: pgproto3.NewFrontend(bufio.NewReader(conn), conn)}
+	r.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+		Parameters: map[string]string{"user": pgtest.Superuser, "database": s.c.Database()}})
+	if err := r.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r.until('Z')
+	return r
+}
+
+// until reads messages up to one of type typ and returns the messages' types.
+func (r *rawSession) until(typ byte) (string, error) {
+	var seen strings.Builder
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			return seen.String(), err
+		}
+		b, _ := m.Encode(nil)
+		seen.WriteByte(b[0])
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			seen.WriteString("(" + e.Code + ")")
+		}
+		if b[0] == typ {
+			return seen.String(), nil
+		}
+	}
+}
+
+func (r *rawSession) query(q string) string {
+	r.t.Helper()
+	r.fe.Send(&pgproto3.Query{String: q})
+	if err := r.fe.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	got, err := r.until('Z')
+	if err != nil {
+		r.t.Fatalf("query %q: %v (saw %s)", q, err, got)
+	}
+	return got
+}
+
+func TestProtocolViolationsEndOneSession(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	good := dialRaw(t, s)
+
+	t.Run("oversized", func(t *testing.T) {
+		bad := dialRaw(t, s)
+		big := strings.Repeat("x", 2<<20) // max_message is 1 MiB in these tests
+		bad.fe.Send(&pgproto3.Query{String: "SELECT '" + big + "'"})
+		bad.fe.Flush()
+		got, err := bad.until('Z')
+		if !strings.Contains(got, "E(08P01)") || err == nil {
+			t.Fatalf("oversized message: saw %q, err %v; want 08P01 then close", got, err)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		bad := dialRaw(t, s)
+		// A Query whose string has no terminating NUL.
+		msg := []byte{'Q', 0, 0, 0, 8, 'S', 'E', 'L', 'X'}
+		bad.conn.Write(msg)
+		got, err := bad.until('Z')
+		if !strings.Contains(got, "E(08P01)") || err == nil {
+			t.Fatalf("malformed message: saw %q, err %v", got, err)
+		}
+	})
+	t.Run("bad length", func(t *testing.T) {
+		bad := dialRaw(t, s)
+		msg := []byte{'Q', 0, 0, 0, 2}
+		bad.conn.Write(msg)
+		got, err := bad.until('Z')
+		if !strings.Contains(got, "E(08P01)") || err == nil {
+			t.Fatalf("bad length: saw %q, err %v", got, err)
+		}
+	})
+	// The other session is untouched.
+	if got := good.query("SELECT 1"); got != "TDCZ" {
+		t.Fatalf("good session after others failed: %q", got)
+	}
+	if st := s.Stats(); st.SessionsActive != 1 {
+		t.Fatalf("active sessions %d, want 1", st.SessionsActive)
+	}
+}
+
+func TestModes(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeReadOnly, 1)
+	ctx := context.Background()
+	conn := s.connect(t) // idle across every mode change below
+
+	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)")
+	if pgCode(err) != "25006" {
+		t.Fatalf("read-only mode: want 25006, got %v", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil {
+		t.Fatalf("read in read-only mode: %v", err)
+	}
+	// A client that turns read-only off still cannot commit a write, implicit or explicit.
+	if _, err := conn.Exec(ctx, "RESET ALL"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "INSERT INTO acct VALUES (2, 1)")
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "tandem:") {
+		t.Fatalf("implicit write after RESET ALL in read-only mode: want tandem 25006, got %v", err)
+	}
+	if _, err := conn.Exec(ctx, "SET default_transaction_read_only = off"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "BEGIN; INSERT INTO acct VALUES (2, 1); COMMIT")
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "tandem:") {
+		t.Fatalf("write commit in read-only mode: want tandem 25006, got %v", err)
+	}
+	if rowCount(t, c, "true") != 0 {
+		t.Fatal("write committed in read-only mode")
+	}
+
+	s.SetMode(ModeDual, 1)
+	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (3, 1)"); err != nil {
+		t.Fatalf("write after switching to dual: %v", err)
+	}
+	checkDual(t, peer.take(), 1)
+
+	s.SetMode(ModeSolo, 1)
+	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES ($1, 1)", 4); err != nil {
+		t.Fatalf("write after switching to solo: %v", err)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("solo called the peer: %v", calls)
+	}
+	// Fencing in the database: a newer term there refuses a solo commit.
+	c.Exec(t, "UPDATE tandem.state SET term = 2")
+	_, err = conn.Exec(ctx, "INSERT INTO acct VALUES (40, 1)")
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "term") {
+		t.Fatalf("solo commit under a newer term: want 25006, got %v", err)
+	}
+	c.Exec(t, "UPDATE tandem.state SET term = 1")
+
+	// A transaction open while the site gets fenced may read but not commit its write.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO acct VALUES (5, 1)"); err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(ModeFenced, 1)
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil {
+		t.Fatalf("read inside an open transaction while fenced: %v", err)
+	}
+	if err := tx.Commit(ctx); pgCode(err) != "25006" {
+		t.Fatalf("commit while fenced: want 25006, got %v", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); pgCode(err) != "57P03" {
+		t.Fatalf("new transaction while fenced: want 57P03, got %v", err)
+	}
+	if _, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser)); pgCode(err) != "57P03" {
+		t.Fatalf("new session while fenced: want 57P03, got %v", err)
+	}
+
+	s.SetMode(ModeSolo, 1)
+	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (6, 1)"); err != nil {
+		t.Fatalf("write after unfencing: %v", err)
+	}
+	if got := rowCount(t, c, "true"); got != 3 {
+		t.Fatalf("%d rows, want 3 (ids 3, 4, 6)", got)
+	}
+}
+
+func TestExtendedFlush(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	r.fe.SendParse(&pgproto3.Parse{Query: "INSERT INTO acct VALUES (1, 0)"})
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	r.fe.Send(&pgproto3.Flush{})
+	if err := r.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Flush makes the replies come before any Sync.
+	got, err := r.until('C')
+	if err != nil || got != "12C" {
+		t.Fatalf("before Sync: %q %v", got, err)
+	}
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.fe.Flush()
+	m, err := r.fe.Receive()
+	if rfq, ok := m.(*pgproto3.ReadyForQuery); err != nil || !ok || rfq.TxStatus != 'I' {
+		t.Fatalf("after Sync: %#v %v", m, err)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id = 1") != 1 {
+		t.Fatal("row missing")
+	}
+	// A failing statement before Flush: the error, then ReadyForQuery I at Sync, nothing left.
+	r.fe.SendParse(&pgproto3.Parse{Query: "INSERT INTO acct VALUES (1, 0)"})
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	r.fe.Send(&pgproto3.Flush{})
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.fe.Flush()
+	if got, err := r.until('Z'); err != nil || got != "12E(23505)Z" {
+		t.Fatalf("failing statement: %q %v", got, err)
+	}
+	if got := r.query("SELECT 1"); got != "TDCZ" {
+		t.Fatalf("session after error: %q", got)
+	}
+	if calls := peer.take(); len(calls) != 0 || preparedCount(t, c) != 0 {
+		t.Fatalf("failed statement reached the peer: %v", calls)
+	}
+}
+
+func TestExtendedCopyAndPipelinedWrites(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	extCopy := func(rows string) string {
+		r.fe.SendParse(&pgproto3.Parse{Query: "COPY acct FROM STDIN"})
+		r.fe.SendBind(&pgproto3.Bind{})
+		r.fe.SendExecute(&pgproto3.Execute{})
+		r.fe.SendSync(&pgproto3.Sync{})
+		r.fe.Flush()
+		got, err := r.until('G')
+		if err != nil {
+			t.Fatalf("copy start: %q %v", got, err)
+		}
+		r.fe.Send(&pgproto3.CopyData{Data: []byte(rows)})
+		r.fe.Send(&pgproto3.CopyDone{})
+		r.fe.SendSync(&pgproto3.Sync{}) // libpq's second Sync after an extended COPY
+		r.fe.Flush()
+		rest, err := r.until('Z')
+		if err != nil {
+			t.Fatalf("copy end: %q %v", rest, err)
+		}
+		return got + rest
+	}
+	// Outside a transaction: wrapped, so one dual commit.
+	if got := extCopy("1\t10\n2\t20\n"); got != "12GCZ" {
+		t.Fatalf("extended COPY: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	// Inside a transaction: passed through, committed by COMMIT.
+	r.query("BEGIN")
+	if got := extCopy("3\t30\n"); got != "12GCZ" {
+		t.Fatalf("extended COPY in a transaction: %q", got)
+	}
+	if got := r.query("COMMIT"); got != "CZ" {
+		t.Fatalf("COMMIT: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	if n := rowCount(t, c, "true"); n != 3 {
+		t.Fatalf("%d rows, want 3", n)
+	}
+
+	// A pipeline of writes, each with its own Sync: three implicit transactions.
+	conn := s.connect(t)
+	ctx := context.Background()
+	p := conn.PgConn().StartPipeline(ctx)
+	for i := 10; i < 13; i++ {
+		p.SendQueryParams("INSERT INTO acct VALUES ($1, 0)", [][]byte{[]byte(fmt.Sprint(i))}, nil, nil, nil)
+		p.Sync()
+	}
+	for i := 0; i < 3; i++ {
+		res, err := p.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr, ok := res.(*pgconn.ResultReader); !ok {
+			t.Fatalf("result %d is %T", i, res)
+		} else if _, err := rr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := p.GetResults(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := res.(*pgconn.PipelineSync); !ok {
+			t.Fatalf("want sync, got %T", res)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkDual(t, peer.take(), 3)
+	if n := rowCount(t, c, "id BETWEEN 10 AND 12"); n != 3 {
+		t.Fatalf("%d pipelined rows, want 3", n)
+	}
+}
+
+func selfSignedTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func TestClientTLS(t *testing.T) {
+	c := testCluster(t)
+	ctx := context.Background()
+	withTLS := startShim(t, c, Options{TLS: selfSignedTLS(t)}, ModeSolo, 0)
+	conn, err := pgx.Connect(ctx, strings.Replace(withTLS.dsn(pgtest.Superuser), "sslmode=disable", "sslmode=require", 1))
+	if err != nil {
+		t.Fatalf("TLS session: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, ok := conn.PgConn().Conn().(*tls.Conn); !ok {
+		t.Fatalf("session is not TLS: %T", conn.PgConn().Conn())
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT 7").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("query over TLS: %d %v", n, err)
+	}
+	plain := startShim(t, c, Options{}, ModeSolo, 0)
+	if _, err := pgx.Connect(ctx, strings.Replace(plain.dsn(pgtest.Superuser), "sslmode=disable", "sslmode=require", 1)); err == nil {
+		t.Fatal("sslmode=require succeeded against a shim without TLS")
+	}
+	conn2, err := pgx.Connect(ctx, strings.Replace(plain.dsn(pgtest.Superuser), "sslmode=disable", "sslmode=prefer", 1))
+	if err != nil {
+		t.Fatalf("sslmode=prefer against a shim without TLS: %v", err)
+	}
+	conn2.Close(ctx)
+}
+
+// TestGarbageClients sends random frames after startup: each such session ends, the process and
+// the other sessions go on.
+func TestGarbageClients(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeDual, 0)
+	good := dialRaw(t, s)
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	types := []byte("QPBECDSHdcfFXpz\x00")
+	for i := 0; i < 30; i++ {
+		r := dialRaw(t, s)
+		var buf []byte
+		for j := 0; j < 1+rng.IntN(6); j++ {
+			body := make([]byte, rng.IntN(40))
+			for k := range body {
+				body[k] = byte(rng.IntN(256))
+				if rng.IntN(4) == 0 {
+					body[k] = 0
+				}
+			}
+			n := len(body) + 4
+			if rng.IntN(10) == 0 {
+				n = rng.IntN(1 << 30) // lying length
+			}
+			buf = append(buf, types[rng.IntN(len(types))], byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+			buf = append(buf, body...)
+		}
+		r.conn.Write(buf)
+		r.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		io.Copy(io.Discard, r.conn)
+		r.conn.Close()
+	}
+	if got := good.query("SELECT 1"); got != "TDCZ" {
+		t.Fatalf("good session after garbage: %q", got)
+	}
+}

@@ -1,0 +1,279 @@
+package txshim
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// Options are the parts of a Shim that do not come from the site's TOML.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	Site   string       // this site's name, part of every global transaction id
+	Peer   Peer         // the peer side of the dual commit; nil: dual mode acts as solo
+	// Users holds the client users and their passwords for SCRAM-SHA-256 client authentication;
+	// nil trusts every client (the listener should then be loopback only).
+	Users map[string]string
+	TLS   *tls.Config // offered to clients that ask for SSL; nil: SSL refused
+	// OnPeerDown is called, synchronously and before the first solo commit, when a peer prepare
+	// had an unknown outcome in dual mode; the shim then switches itself to solo. It should
+	// return once peer_synced = false is announced (DESIGN §3 "going solo is announced first").
+	// Concurrent sessions wait for one call rather than making several.
+	OnPeerDown func()
+	// MaxSessions bounds concurrent client sessions; 0 means 256. A client beyond it gets
+	// SQLSTATE 53300 (too_many_connections).
+	MaxSessions int
+	// StartupTimeout bounds a client's startup and authentication; 0 means 30s.
+	StartupTimeout time.Duration
+}
+
+// Stats are counters since the Shim was made.
+type Stats struct {
+	SessionsActive int64
+	SessionsTotal  int64
+	// SessionsInTx counts sessions whose database connection is inside a transaction: a
+	// handover waits for it to reach 0 (DESIGN §3).
+	SessionsInTx int64
+	CommitsDual  int64 // committed on both databases (DESIGN §5.3)
+	CommitsSolo  int64 // write transactions committed locally only (solo mode)
+	CommitsPlain int64 // transactions without an xid: plain COMMIT, never the peer
+	// Unwrapped counts write transactions committed plainly in dual mode because they could not
+	// be prepared (temporary objects, LISTEN/NOTIFY, WITH HOLD cursors); the decoder ships
+	// them from the stream right after.
+	Unwrapped  int64
+	PeerErrors int64 // dual commits whose peer prepare failed (definite or unknown)
+	Refused    int64 // write commits refused by mode or term (read-only, fenced, stale term)
+}
+
+type counters struct {
+	active, total, inTx                    atomic.Int64
+	dual, solo, plain, unwrapped, peerErrs atomic.Int64
+	refused                                atomic.Int64
+}
+
+// Shim is the PostgreSQL-wire shim of one site: it accepts the server's database connections and
+// relays each to the local database, running the dual commit at the end of write transactions.
+type Shim struct {
+	cfg      config.TxShim
+	opts     Options
+	log      *slog.Logger
+	localCfg *pgconn.Config // parsed once; copied per session
+
+	mode  atomic.Pointer[modeState]
+	stats counters
+
+	peerDownMu sync.Mutex // serializes OnPeerDown calls
+
+	mu       sync.Mutex
+	ln       net.Listener
+	sessions map[*session]struct{}
+	slots    chan struct{}
+}
+
+// New checks cfg and returns a Shim in read-only mode; Start binds it and Serve runs it.
+func New(cfg config.TxShim, opts Options) (*Shim, error) {
+	if cfg.Listen == "" {
+		return nil, errors.New("txshim: no listen address")
+	}
+	lc, err := pgconn.ParseConfig(cfg.LocalDSN)
+	if err != nil {
+		return nil, fmt.Errorf("txshim: local_dsn: %w", err)
+	}
+	// The relay speaks protocol 3.0 to both sides; see negotiateVersion.
+	lc.MinProtocolVersion, lc.MaxProtocolVersion = "3.0", "3.0"
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = 256
+	}
+	if opts.StartupTimeout <= 0 {
+		opts.StartupTimeout = 30 * time.Second
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 10 * time.Second
+	}
+	if cfg.PeerDown == "" {
+		cfg.PeerDown = config.PeerDownContinue
+	}
+	s := &Shim{
+		cfg:      cfg,
+		opts:     opts,
+		log:      opts.Logger.With("part", "txshim"),
+		localCfg: lc,
+		sessions: make(map[*session]struct{}),
+		slots:    make(chan struct{}, opts.MaxSessions),
+	}
+	s.mode.Store(&modeState{mode: ModeReadOnly})
+	return s, nil
+}
+
+// Start binds the listen address. Serve calls it when it was not called before.
+func (s *Shim) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("txshim: listen: %w", err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address, nil before Start.
+func (s *Shim) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// SetMode sets the mode and the term this site is master (or backup) of. A commit in progress
+// keeps the mode it started with; every later step of every session sees the new one.
+func (s *Shim) SetMode(m Mode, term uint64) {
+	old := s.mode.Swap(&modeState{mode: m, term: term})
+	if old.mode != m || old.term != term {
+		s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", old.mode.String())
+	}
+}
+
+// Mode returns the current mode and term.
+func (s *Shim) Mode() (Mode, uint64) {
+	ms := s.mode.Load()
+	return ms.mode, ms.term
+}
+
+// Stats returns the counters.
+func (s *Shim) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		SessionsActive: c.active.Load(),
+		SessionsTotal:  c.total.Load(),
+		SessionsInTx:   c.inTx.Load(),
+		CommitsDual:    c.dual.Load(),
+		CommitsSolo:    c.solo.Load(),
+		CommitsPlain:   c.plain.Load(),
+		Unwrapped:      c.unwrapped.Load(),
+		PeerErrors:     c.peerErrs.Load(),
+		Refused:        c.refused.Load(),
+	}
+}
+
+// peerDown switches a dual shim of term to solo after a peer prepare with an unknown outcome,
+// calling OnPeerDown first (DESIGN §3: going solo is announced first). Sessions arriving while a
+// call runs wait for it instead of calling again.
+func (s *Shim) peerDown(term uint64, cause error) {
+	s.peerDownMu.Lock()
+	defer s.peerDownMu.Unlock()
+	cur := s.mode.Load()
+	if cur.mode != ModeDual || cur.term != term {
+		return // someone else already switched, or the role changed meanwhile
+	}
+	s.log.Warn("txshim: peer unreachable during a dual commit; going solo", "term", term, "err", cause)
+	if s.opts.OnPeerDown != nil {
+		s.opts.OnPeerDown()
+	}
+	s.mode.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term})
+}
+
+// Serve accepts sessions until ctx ends, then closes the listener and every session and returns
+// once all session goroutines have ended.
+func (s *Shim) Serve(ctx context.Context) error {
+	if err := s.Start(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	var serveErr error
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, net.ErrClosed) {
+				serveErr = fmt.Errorf("txshim: listener closed: %w", err)
+				break
+			}
+			// Out of file descriptors and the like: wait, the load may pass.
+			s.log.Warn("txshim: accept", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(ctx, conn)
+		}()
+	}
+	ln.Close()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.close()
+	}
+	s.mu.Unlock()
+	wg.Wait()
+	return serveErr
+}
+
+// serveConn owns one client connection from accept to close.
+func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		writeFatal(conn, "53300", "tandem: too many sessions")
+		return
+	}
+	sess, err := s.startSession(ctx, conn)
+	if err != nil {
+		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	if sess == nil {
+		return // a cancel request, served
+	}
+	s.mu.Lock()
+	if ctx.Err() != nil {
+		s.mu.Unlock()
+		sess.close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.stats.active.Add(1)
+	s.stats.total.Add(1)
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+		s.stats.active.Add(-1)
+	}()
+	sess.run(ctx)
+}

@@ -1,0 +1,231 @@
+package txshim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// testCluster starts a cluster for one test (about a second); tests that need the tandem schema
+// create it with the contract's SQL.
+func testCluster(t *testing.T) *pgtest.Cluster {
+	t.Helper()
+	return pgtest.Start(t)
+}
+
+type testShim struct {
+	*Shim
+	c *pgtest.Cluster
+}
+
+func startShim(t *testing.T, c *pgtest.Cluster, opts Options, mode Mode, term uint64) *testShim {
+	t.Helper()
+	cfg := config.TxShim{
+		Listen:        "127.0.0.1:0",
+		LocalDSN:      c.DSN(c.Database()),
+		PeerDown:      config.PeerDownContinue,
+		MaxMessage:    1 << 20,
+		CommitTimeout: 5 * time.Second,
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if opts.Site == "" {
+		opts.Site = "site1"
+	}
+	s, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(mode, term)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+	})
+	return &testShim{Shim: s, c: c}
+}
+
+func (s *testShim) dsn(user string) string {
+	port := s.Addr().(*net.TCPAddr).Port
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, port, s.c.Database())
+}
+
+func (s *testShim) connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser))
+	if err != nil {
+		t.Fatalf("connect through shim: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestRelayBasic(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	conn := s.connect(t)
+	ctx := context.Background()
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT 41 + $1::int", 1).Scan(&n); err != nil || n != 42 {
+		t.Fatalf("query: %d, %v", n, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO t VALUES (1, 'a')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("count: %d, %v", n, err)
+	}
+	st := s.Stats()
+	t.Logf("stats %+v", st)
+	if st.CommitsSolo < 2 {
+		t.Fatalf("expected the implicit writes to commit solo: %+v", st)
+	}
+}
+
+func TestStartupNegotiation(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{MaxSessions: 2}, ModeSolo, 0)
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	one := make([]byte, 1)
+	for _, req := range []pgproto3.FrontendMessage{&pgproto3.GSSEncRequest{}, &pgproto3.SSLRequest{}} {
+		b, _ := req.Encode(nil)
+		conn.Write(b)
+		if _, err := io.ReadFull(conn, one); err != nil || one[0] != 'N' {
+			t.Fatalf("%T answered %q, %v", req, one, err)
+		}
+	}
+	// A client asking for protocol 3.2 and an option is told the shim speaks 3.0.
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion32,
+		Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database(), "_pq_.x": "1", "application_name": "negotiation"}})
+	fe.Flush()
+	var types []string
+	var npv *pgproto3.NegotiateProtocolVersion
+	appName := ""
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("after %v: %v", types, err)
+		}
+		types = append(types, fmt.Sprintf("%T", m))
+		switch m := m.(type) {
+		case *pgproto3.NegotiateProtocolVersion:
+			npv = &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: m.NewestMinorProtocol, UnrecognizedOptions: append([]string{}, m.UnrecognizedOptions...)}
+		case *pgproto3.ParameterStatus:
+			if m.Name == "application_name" {
+				appName = m.Value
+			}
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if npv == nil || npv.NewestMinorProtocol != 0 || len(npv.UnrecognizedOptions) != 1 || npv.UnrecognizedOptions[0] != "_pq_.x" {
+		t.Fatalf("negotiation: %+v (messages %v)", npv, types)
+	}
+	if appName != "negotiation" {
+		t.Fatalf("application_name passed to the database as %q", appName)
+	}
+	// MaxSessions = 2: a second session fits, a third is refused with 53300.
+	second := s.connect(t)
+	_ = second
+	_, err = pgx.Connect(context.Background(), s.dsn(pgtest.Superuser))
+	if pgCode(err) != "53300" {
+		t.Fatalf("third session: want 53300, got %v", err)
+	}
+}
+
+func TestServeStopsEverything(t *testing.T) {
+	c := testCluster(t)
+	cfg := config.TxShim{Listen: "127.0.0.1:0", LocalDSN: c.DSN(c.Database()), CommitTimeout: time.Second}
+	before := runtime.NumGoroutine()
+	s, err := New(cfg, Options{Site: "site1", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(ModeSolo, 0)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	ts := &testShim{Shim: s, c: c}
+	var raws []*rawSession
+	for i := 0; i < 3; i++ {
+		raws = append(raws, dialRaw(t, ts))
+	}
+	raws[0].query("BEGIN") // one session inside a transaction
+	if st := s.Stats(); st.SessionsInTx != 1 {
+		t.Fatalf("sessions in a transaction %d, want 1", st.SessionsInTx)
+	}
+	// One connection that never finishes its startup.
+	idle, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if st := s.Stats(); st.SessionsActive != 3 {
+		t.Fatalf("active %d, want 3", st.SessionsActive)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for _, r := range raws {
+		if _, err := r.fe.Receive(); err == nil {
+			t.Fatal("session still open after Serve returned")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines after Serve, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+	if st := s.Stats(); st.SessionsActive != 0 || st.SessionsTotal != 3 || st.SessionsInTx != 0 {
+		t.Fatalf("stats after stop %+v", st)
+	}
+}

@@ -1,0 +1,318 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGID(t *testing.T) {
+	for _, c := range []struct {
+		site      string
+		term, xid uint64
+	}{{"site1", 3, 771}, {"a_1", 0, 1}, {"x_2_3", 18446744073709551615, 42}} {
+		gid := gidFor(c.site, c.term, c.xid)
+		site, term, xid, ok := parseGID(gid)
+		if !ok || site != c.site || term != c.term || xid != c.xid {
+			t.Errorf("parseGID(%q) = %q %d %d %v", gid, site, term, xid, ok)
+		}
+	}
+	for _, bad := range []string{"", "tandem_", "tandem_a_1", "tandem__1_2", "other_a_1_2", "tandem_a_plain_7", "tandem_a_1_x"} {
+		if _, _, _, ok := parseGID(bad); ok {
+			t.Errorf("parseGID(%q) accepted", bad)
+		}
+	}
+}
+
+// capShipper is a running Shipper for site "a" from p.local to p.peer.
+func startShipper(t *testing.T, p *capPair) *Shipper {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.Default()
+	}
+	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2, OpTimeout: 3 * time.Second, Logger: logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.Run(ctx); err != nil {
+			t.Errorf("shipper: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return s
+}
+
+// prepareLocal runs stmts in a transaction on db and prepares it as gid.
+func prepareLocal(t *testing.T, db *sql.DB, gid string, stmts ...string) {
+	t.Helper()
+	ctx := capCtx(t, 10*time.Second)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, s := range append(append([]string{"BEGIN"}, stmts...), "PREPARE TRANSACTION "+sqlLiteral(gid)) {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			conn.ExecContext(ctx, "ROLLBACK")
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func preparedOn(t *testing.T, db *sql.DB, gid string) bool {
+	return queryOne[int](t, db, `SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1`, gid) == 1
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dualCommit runs the §5.3 commit procedure by hand: local prepare, peer prepare, local commit,
+// peer commit.
+func dualCommit(t *testing.T, p *capPair, s *Shipper, gid string, stmts ...string) {
+	t.Helper()
+	prepareLocal(t, p.ldb, gid, stmts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Prepare(ctx, gid); err != nil {
+		p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+		t.Fatalf("Prepare(%s): %v", gid, err)
+	}
+	if !preparedOn(t, p.pdb, gid) {
+		t.Fatalf("%s is not prepared on the peer after Prepare", gid)
+	}
+	if _, err := p.ldb.Exec("COMMIT PREPARED " + sqlLiteral(gid)); err != nil {
+		t.Fatal(err)
+	}
+	s.Commit(gid)
+	waitFor(t, gid+" committed on the peer", func() bool { return !preparedOn(t, p.pdb, gid) })
+}
+
+func requireSame(t *testing.T, p *capPair) {
+	t.Helper()
+	diffs, err := Verify(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diffs) > 0 {
+		t.Fatalf("databases differ:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+func TestShipEndToEnd(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t,
+		`CREATE TABLE serial_t (id serial PRIMARY KEY, v text, at timestamptz DEFAULT now(), r float8 DEFAULT random(), u uuid DEFAULT gen_random_uuid(), big text)`,
+		`CREATE TABLE ident_t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n int, doubled int GENERATED ALWAYS AS (n * 2) STORED)`,
+		`CREATE TABLE nopk (a int, b text)`,
+		`CREATE TABLE parted (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`,
+		`CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu')`,
+		`CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us')`)
+	if err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	s := startShipper(t, p)
+
+	dualCommit(t, p, s, gidFor("a", 1, 1),
+		`INSERT INTO serial_t (v, big) VALUES ('one', repeat(md5(random()::text), 400)), ('two', NULL), ('three', 'x')`,
+		`INSERT INTO ident_t (n) VALUES (1), (2), (3)`,
+		`INSERT INTO nopk VALUES (1, 'a'), (1, 'a'), (2, NULL)`,
+		`INSERT INTO parted VALUES (1, 'eu', 10), (2, 'us', 20)`)
+	requireSame(t, p)
+	if n := queryOne[int](t, p.pdb, `SELECT doubled FROM ident_t WHERE n = 3`); n != 6 {
+		t.Errorf("generated column on the peer = %d, want 6", n)
+	}
+
+	t.Run("update and delete", func(t *testing.T) {
+		dualCommit(t, p, s, gidFor("a", 1, 2),
+			`UPDATE serial_t SET v = 'uno', at = now() WHERE v = 'one'`, // the TOASTed column stays unchanged
+			`UPDATE serial_t SET id = 100 WHERE v = 'two'`,
+			`DELETE FROM serial_t WHERE v = 'three'`,
+			`UPDATE ident_t SET n = n + 10`,
+			`UPDATE nopk SET b = 'b' WHERE ctid = (SELECT min(ctid) FROM nopk WHERE a = 1)`,
+			`DELETE FROM nopk WHERE b IS NULL`,
+			`UPDATE parted SET region = 'us' WHERE id = 1`, // moves the row to another partition
+			`UPDATE parted SET v = v + 1 WHERE id = 2`)
+		requireSame(t, p)
+	})
+
+	t.Run("rolled back savepoint does not ship", func(t *testing.T) {
+		dualCommit(t, p, s, gidFor("a", 1, 3),
+			`INSERT INTO serial_t (v) VALUES ('kept')`,
+			`SAVEPOINT s1`,
+			`INSERT INTO serial_t (v) VALUES ('undone')`,
+			`ROLLBACK TO SAVEPOINT s1`)
+		requireSame(t, p)
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM serial_t WHERE v = 'undone'`); n != 0 {
+			t.Error("rolled-back savepoint change reached the peer")
+		}
+	})
+
+	t.Run("truncate and ddl", func(t *testing.T) {
+		dualCommit(t, p, s, gidFor("a", 1, 4),
+			`INSERT INTO tandem.ddl (stmt) VALUES ('ALTER TABLE nopk ADD COLUMN c int DEFAULT 7')`,
+			`ALTER TABLE nopk ADD COLUMN c int DEFAULT 7`,
+			`INSERT INTO nopk VALUES (5, 'after ddl', 8)`,
+			`TRUNCATE parted`)
+		requireSame(t, p)
+		if n := queryOne[int](t, p.pdb, `SELECT c FROM nopk WHERE a = 5`); n != 8 {
+			t.Errorf("row inserted after the DDL has c = %d on the peer, want 8", n)
+		}
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM parted`); n != 0 {
+			t.Errorf("parted has %d rows on the peer after TRUNCATE", n)
+		}
+	})
+
+	t.Run("plain commits ship in order", func(t *testing.T) {
+		p.local.Exec(t, `INSERT INTO serial_t (v) VALUES ('plain 1')`)
+		p.local.Exec(t, `UPDATE serial_t SET v = 'plain 2' WHERE v = 'plain 1'`)
+		waitFor(t, "plain commits on the peer", func() bool {
+			return queryOne[int](t, p.pdb, `SELECT count(*) FROM serial_t WHERE v = 'plain 2'`) == 1
+		})
+		requireSame(t, p)
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid LIKE 'tandem_a_plain_%'`); n != 2 {
+			t.Errorf("%d plain decision rows on the peer, want 2", n)
+		}
+	})
+
+	t.Run("changes with an origin are not shipped back", func(t *testing.T) {
+		// As if applied here from site b: the transaction carries the origin tandem_b.
+		conn, err := p.ldb.Conn(capCtx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			`SELECT pg_replication_origin_create('tandem_b')`,
+			`SELECT pg_replication_origin_session_setup('tandem_b')`,
+			`BEGIN`,
+			`SELECT pg_replication_origin_xact_setup('0/AB', now())`,
+			`INSERT INTO serial_t (v) VALUES ('from b')`,
+			`COMMIT`,
+			`SELECT pg_replication_origin_session_reset()`,
+		} {
+			if _, err := conn.ExecContext(context.Background(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		conn.Close()
+		p.local.Exec(t, `INSERT INTO serial_t (v) VALUES ('after b')`)
+		waitFor(t, "the next plain commit on the peer", func() bool {
+			return queryOne[int](t, p.pdb, `SELECT count(*) FROM serial_t WHERE v = 'after b'`) == 1
+		})
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM serial_t WHERE v = 'from b'`); n != 0 {
+			t.Error("a transaction with an origin was shipped")
+		}
+		diffs, err := Verify(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(diffs) != 1 || !strings.Contains(diffs[0], "public.serial_t has") || !strings.Contains(diffs[0], "rows on the local database but") {
+			t.Errorf("Verify = %q, want one row-count difference in serial_t", diffs)
+		}
+		p.local.Exec(t, `DELETE FROM serial_t WHERE v = 'from b'`)
+		// That DELETE ships and misses on the peer (the row never went there): the plain
+		// stream stops with a divergence error.
+		waitFor(t, "the plain stream to report divergence", func() bool { return s.Err() != nil })
+		if !strings.Contains(s.Err().Error(), "divergence") {
+			t.Errorf("Err() = %v", s.Err())
+		}
+		requireSame(t, p)
+	})
+
+	// The slot forgets what the peer committed.
+	waitFor(t, "the slot to confirm past the shipped transactions", func() bool {
+		return queryOne[bool](t, p.ldb, `SELECT confirmed_flush_lsn > '0/0' FROM pg_replication_slots WHERE slot_name = 'tandem_a'`)
+	})
+}
+
+func TestShipFailures(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		`INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g`)
+	if err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	s := startShipper(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `UPDATE acct SET balance = balance - 5 WHERE id = 1`, `UPDATE acct SET balance = balance + 5 WHERE id = 2`)
+
+	t.Run("update missing on the peer is definite", func(t *testing.T) {
+		if _, err := p.pdb.Exec(`DELETE FROM acct WHERE id = 3`); err != nil {
+			t.Fatal(err)
+		}
+		gid := gidFor("a", 1, 2)
+		prepareLocal(t, p.ldb, gid, `UPDATE acct SET balance = 0 WHERE id = 3`)
+		err := s.Prepare(capCtx(t, 10*time.Second), gid)
+		var pe *PeerError
+		if !errors.As(err, &pe) || !pe.Definite || !strings.Contains(err.Error(), "divergence") {
+			t.Fatalf("Prepare = %v, want a definite divergence PeerError", err)
+		}
+		if preparedOn(t, p.pdb, gid) {
+			t.Error("a diverged transaction is prepared on the peer")
+		}
+		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+		s.Rollback(gid)
+		p.pdb.Exec(`INSERT INTO acct VALUES (3, 100)`)
+		// The connection is usable afterwards.
+		dualCommit(t, p, s, gidFor("a", 1, 3), `UPDATE acct SET balance = 1 WHERE id = 3`)
+		requireSame(t, p)
+	})
+
+	t.Run("newer term on the peer is refused", func(t *testing.T) {
+		if err := WriteTermRecord(capCtx(t, 5*time.Second), p.pdb, 5, "b", false); err != nil {
+			t.Fatal(err)
+		}
+		gid := gidFor("a", 4, 4)
+		prepareLocal(t, p.ldb, gid, `UPDATE acct SET balance = 2 WHERE id = 4`)
+		err := s.Prepare(capCtx(t, 10*time.Second), gid)
+		var pe *PeerError
+		if !errors.As(err, &pe) || !pe.Definite || !strings.Contains(err.Error(), "term") {
+			t.Fatalf("Prepare = %v, want a definite stale-term PeerError", err)
+		}
+		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+		dualCommit(t, p, s, gidFor("a", 5, 5), `UPDATE acct SET balance = 2 WHERE id = 4`)
+	})
+
+	t.Run("no decoded changes is not definite", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		err := s.Prepare(ctx, gidFor("a", 5, 999999))
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Definite {
+			t.Fatalf("Prepare of an unknown gid = %v, want a non-definite PeerError", err)
+		}
+	})
+
+	t.Run("peer killed is not definite and does not hang", func(t *testing.T) {
+		gid := gidFor("a", 5, 6)
+		prepareLocal(t, p.ldb, gid, `UPDATE acct SET balance = 3 WHERE id = 5`)
+		p.peer.Kill()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := s.Prepare(ctx, gid)
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Definite {
+			t.Fatalf("Prepare with the peer killed = %v, want a non-definite PeerError", err)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("Prepare took %v with a 3s deadline", d)
+		}
+		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+	})
+}

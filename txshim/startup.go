@@ -1,0 +1,311 @@
+package txshim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Startup packet codes (PostgreSQL protocol, "Message Formats").
+const (
+	codeProtocol3   = 3 << 16
+	codeCancel      = 80877102
+	codeSSLRequest  = 80877103
+	codeGSSENCReqst = 80877104
+	maxStartupLen   = 10000 // MAX_STARTUP_PACKET_LENGTH in PostgreSQL
+)
+
+var errCancelServed = errors.New("cancel request served")
+
+// startSession runs a client's startup: SSL/GSS negotiation, cancel forwarding, client
+// authentication, the backend connection to the local database and the greeting that passes the
+// backend's ParameterStatus and BackendKeyData through. It returns nil, nil for a cancel request.
+func (s *Shim) startSession(ctx context.Context, conn net.Conn) (*session, error) {
+	deadline := time.Now().Add(s.opts.StartupTimeout)
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	client := conn
+	rd := bufio.NewReaderSize(conn, 16<<10)
+	var params map[string]string
+	var version uint32
+	tlsDone, gssDone := false, false
+	for params == nil {
+		code, body, err := readStartupPacket(rd)
+		if err != nil {
+			return nil, fmt.Errorf("read startup packet: %w", err)
+		}
+		switch {
+		case code == codeSSLRequest && !tlsDone:
+			tlsDone = true
+			if s.opts.TLS == nil {
+				if _, err := client.Write([]byte{'N'}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if rd.Buffered() > 0 {
+				// Bytes after SSLRequest but before the handshake would be read as if they came
+				// over TLS (CVE-2021-23222 is this bug in libpq).
+				return nil, errors.New("client sent data after SSLRequest before the TLS handshake")
+			}
+			if _, err := client.Write([]byte{'S'}); err != nil {
+				return nil, err
+			}
+			tc := tls.Server(conn, s.opts.TLS)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return nil, fmt.Errorf("TLS handshake: %w", err)
+			}
+			client = tc
+			rd = bufio.NewReaderSize(tc, 16<<10)
+		case code == codeGSSENCReqst && !gssDone:
+			gssDone = true
+			if _, err := client.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case code == codeCancel:
+			var cr pgproto3.CancelRequest
+			if err := cr.Decode(body); err != nil {
+				return nil, fmt.Errorf("cancel request: %w", err)
+			}
+			if err := s.forwardCancel(ctx, &cr); err != nil {
+				s.log.Debug("txshim: cancel request not forwarded", "err", err)
+			}
+			return nil, nil
+		case code>>16 == 3:
+			var sm pgproto3.StartupMessage
+			if err := sm.Decode(body); err != nil {
+				writeFatal(client, "08P01", "invalid startup packet: "+err.Error())
+				return nil, fmt.Errorf("startup message: %w", err)
+			}
+			version, params = sm.ProtocolVersion, sm.Parameters
+			if params == nil {
+				params = map[string]string{}
+			}
+		default:
+			writeFatal(client, "08P01", fmt.Sprintf("unsupported frontend protocol or request code %d", code))
+			return nil, fmt.Errorf("unsupported startup code %d", code)
+		}
+	}
+
+	cw := bufio.NewWriterSize(client, 16<<10)
+	if err := negotiateVersion(cw, version, params); err != nil {
+		return nil, err
+	}
+	user := params["user"]
+	if user == "" {
+		writeFatal(client, "28000", "no PostgreSQL user name specified in startup packet")
+		return nil, errors.New("no user name")
+	}
+	if params["replication"] != "" && params["replication"] != "false" && params["replication"] != "off" {
+		writeFatal(client, "0A000", "tandem: replication connections are not served by the shim")
+		return nil, errors.New("replication connection refused")
+	}
+	if m, _ := s.Mode(); m == ModeFenced {
+		writeFatal(client, "57P03", "tandem: this site is fenced; connect to the master")
+		return nil, errors.New("fenced: new session refused")
+	}
+	cr := &frameReader{r: rd, max: s.maxMessage()}
+	if err := s.authenticate(cr, cw, user); err != nil {
+		return nil, err
+	}
+
+	backend, greeting, err := s.connectLocal(ctx, params)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			writeFatal(cw, pgErr.Code, pgErr.Message)
+		} else {
+			writeFatal(cw, "08006", "tandem: local database unreachable")
+		}
+		s.log.Warn("txshim: connect to the local database", "err", err)
+		return nil, err
+	}
+	// The greeting: AuthenticationOk, then what the local database told us.
+	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
+	buf = append(buf, greeting.msgs...)
+	if _, err := cw.Write(buf); err == nil {
+		err = cw.Flush()
+	}
+	if err != nil {
+		backend.conn.Close()
+		return nil, fmt.Errorf("greet client: %w", err)
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		backend.conn.Close()
+		return nil, err
+	}
+	sess := newSession(s, client, cr, cw, backend, greeting.status)
+	sess.user = user
+	return sess, nil
+}
+
+func (s *Shim) maxMessage() int {
+	if s.cfg.MaxMessage <= 0 || s.cfg.MaxMessage > 1<<30 {
+		return 1 << 30 // PostgreSQL's own limit on a message (PQ_LARGE_MESSAGE_LIMIT)
+	}
+	return int(s.cfg.MaxMessage)
+}
+
+// readStartupPacket reads a length-prefixed startup packet and returns its code and whole body
+// (code included, as pgproto3's Decode methods expect).
+func readStartupPacket(r *bufio.Reader) (uint32, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(hdr[:]))) - 4
+	if n < 4 || n > maxStartupLen {
+		return 0, nil, fmt.Errorf("invalid startup packet length %d", n+4)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, err
+	}
+	return binary.BigEndian.Uint32(body), body, nil
+}
+
+// negotiateVersion answers a client that asks for a newer minor protocol version than 3.0 or for
+// protocol options (_pq_.*) with NegotiateProtocolVersion: the relay speaks 3.0 on both sides.
+func negotiateVersion(w *bufio.Writer, version uint32, params map[string]string) error {
+	var unknown []string
+	for k := range params {
+		if strings.HasPrefix(k, "_pq_.") {
+			unknown = append(unknown, k)
+			delete(params, k)
+		}
+	}
+	if version == codeProtocol3 && len(unknown) == 0 {
+		return nil
+	}
+	buf, err := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+// backendConn is the hijacked connection to the local database.
+type backendConn struct {
+	conn   net.Conn
+	reader io.Reader // conn, preceded by anything pgconn had read ahead
+}
+
+type greeting struct {
+	msgs   []byte // ParameterStatus…, BackendKeyData, ReadyForQuery as the client gets them
+	status byte
+}
+
+// connectLocal opens the backend connection with the local DSN's credentials (the client was
+// authenticated by the shim itself) and the client's session parameters (application_name,
+// client_encoding, options, …). The database is the DSN's: a client asking for another one is
+// refused, so a misconfigured server cannot write to a database Tandem does not replicate.
+func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*backendConn, *greeting, error) {
+	cfg := s.localCfg.Copy()
+	if db := params["database"]; db != "" && db != cfg.Database {
+		return nil, nil, &pgconn.PgError{Severity: "FATAL", Code: "3D000",
+			Message: fmt.Sprintf("tandem: database %q is not served here (the shim serves %q)", db, cfg.Database)}
+	}
+	rp := make(map[string]string, len(cfg.RuntimeParams)+len(params))
+	for k, v := range cfg.RuntimeParams {
+		rp[k] = v
+	}
+	for k, v := range params {
+		switch k {
+		case "user", "database", "replication":
+		default:
+			rp[k] = v
+		}
+	}
+	cfg.RuntimeParams = rp
+	cctx, cancel := context.WithTimeout(ctx, s.opts.StartupTimeout)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(cctx)
+		return nil, nil, err
+	}
+	g := &greeting{status: hc.TxStatus}
+	for k, v := range hc.ParameterStatuses {
+		g.msgs, _ = (&pgproto3.ParameterStatus{Name: k, Value: v}).Encode(g.msgs)
+	}
+	g.msgs, _ = (&pgproto3.BackendKeyData{ProcessID: hc.PID, SecretKey: hc.SecretKey}).Encode(g.msgs)
+	g.msgs, _ = (&pgproto3.ReadyForQuery{TxStatus: hc.TxStatus}).Encode(g.msgs)
+	b := &backendConn{conn: hc.Conn, reader: hc.Conn}
+	if hc.Frontend.ReadBufferLen() > 0 {
+		// pgconn read past ReadyForQuery (an early notice, say): re-encode what it holds so the
+		// relay reads it first.
+		var pre []byte
+		for hc.Frontend.ReadBufferLen() > 0 {
+			msg, err := hc.Frontend.Receive()
+			if err != nil {
+				hc.Conn.Close()
+				return nil, nil, fmt.Errorf("drain backend read-ahead: %w", err)
+			}
+			if pre, err = msg.Encode(pre); err != nil {
+				hc.Conn.Close()
+				return nil, nil, err
+			}
+		}
+		b.reader = io.MultiReader(bytes.NewReader(pre), hc.Conn)
+	}
+	return b, g, nil
+}
+
+// forwardCancel sends the client's cancel request unchanged to the local database: the client
+// holds the backend's real process id and secret key, which the shim passed through.
+func (s *Shim) forwardCancel(ctx context.Context, cr *pgproto3.CancelRequest) error {
+	cfg := s.localCfg
+	network, addr := "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	if strings.HasPrefix(cfg.Host, "/") {
+		network, addr = "unix", filepath.Join(cfg.Host, ".s.PGSQL."+strconv.Itoa(int(cfg.Port)))
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(dctx, network, addr)
+	if err != nil {
+		return fmt.Errorf("dial local database for cancel: %w", err)
+	}
+	defer c.Close()
+	buf, err := cr.Encode(nil)
+	if err != nil {
+		return err
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(buf); err != nil {
+		return fmt.Errorf("send cancel: %w", err)
+	}
+	// PostgreSQL closes the connection once it has handled the request.
+	_, _ = c.Read(make([]byte, 1))
+	return nil
+}
+
+// writeFatal sends a FATAL ErrorResponse to a client that is about to be disconnected.
+func writeFatal(w io.Writer, code, msg string) {
+	buf, _ := (&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}).Encode(nil)
+	if bw, ok := w.(*bufio.Writer); ok {
+		bw.Write(buf)
+		bw.Flush()
+		return
+	}
+	w.Write(buf)
+}
