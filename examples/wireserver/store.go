@@ -53,7 +53,17 @@ func openPGStore(ctx context.Context, dsn string) (*pgStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	// Behind Tandem the backup's database is read-only, where even CREATE
+	// TABLE IF NOT EXISTS is refused: create the table only when it is missing.
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass('wire_kv') IS NOT NULL`).Scan(&exists); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("look for table wire_kv: %w", err)
+	}
 	const ddl = `CREATE TABLE IF NOT EXISTS wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`
+	if exists {
+		return &pgStore{db: db}, nil
+	}
 	if _, err := db.ExecContext(ctx, ddl); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create table wire_kv: %w", err)

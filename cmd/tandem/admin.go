@@ -1,0 +1,167 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tandem-ha/tandem/gossip"
+)
+
+// status is the JSON of GET /status.
+type status struct {
+	Site        string                `json:"site"`
+	Kind        string                `json:"kind"`
+	Role        gossip.Role           `json:"role"`
+	Term        uint64                `json:"term"`
+	Master      string                `json:"master"`
+	Reason      string                `json:"reason,omitempty"`
+	RoleChanges uint64                `json:"role_changes"`
+	Cold        bool                  `json:"cold,omitempty"`
+	Members     []gossip.MemberStatus `json:"members"`
+	Proxy       *proxyStatus          `json:"proxy,omitempty"`
+	Uptime      string                `json:"uptime"`
+}
+
+type proxyStatus struct {
+	Active    int64 `json:"active"`
+	Total     int64 `json:"total"`
+	Refused   int64 `json:"refused"`
+	Cut       int64 `json:"cut"`
+	BytesUp   int64 `json:"bytes_up"`
+	BytesDown int64 `json:"bytes_down"`
+}
+
+func (s *sidecar) status() status {
+	st := s.node.State()
+	out := status{
+		Site: s.cfg.Site, Kind: kindName(s.cfg.Kind), Role: st.Role, Term: st.Term, Master: st.Master,
+		Reason: st.Reason, RoleChanges: st.RoleChanges, Cold: st.Cold, Members: st.Members,
+		Uptime: time.Since(s.start).Round(time.Second).String(),
+	}
+	if s.proxy != nil {
+		ps := s.proxy.Stats()
+		out.Proxy = &proxyStatus{Active: ps.Active, Total: ps.Total, Refused: ps.Refused, Cut: ps.Cut, BytesUp: ps.BytesUp, BytesDown: ps.BytesDown}
+	}
+	return out
+}
+
+func (s *sidecar) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(s.status())
+	})
+	// For external load balancers: 200 on the member in that role, 503 elsewhere.
+	roleCheck := func(want gossip.Role) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			st := s.node.State()
+			if st.Role != want {
+				http.Error(w, string(st.Role), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, st.Role)
+		}
+	}
+	mux.HandleFunc("GET /master", roleCheck(gossip.RoleMaster))
+	mux.HandleFunc("GET /backup", roleCheck(gossip.RoleBackup))
+	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("POST /switchover", s.switchover)
+	return s.auth(mux)
+}
+
+// auth requires the bearer token (when one is configured) on everything but /healthz.
+func (s *sidecar) auth(next http.Handler) http.Handler {
+	token := s.cfg.Admin.Token
+	if token == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if r.URL.Path != "/healthz" && (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// metrics writes the Prometheus text format by hand: a handful of gauges and
+// counters do not justify a client library.
+func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
+	st := s.node.State()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	metric := func(name, typ, help string, samples ...string) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for _, sm := range samples {
+			fmt.Fprintf(w, "%s%s\n", name, sm)
+		}
+	}
+	roles := []gossip.Role{gossip.RoleMaster, gossip.RoleBackup, gossip.RoleFenced, gossip.RoleWitness}
+	var rs []string
+	for _, role := range roles {
+		v := 0
+		if st.Role == role {
+			v = 1
+		}
+		rs = append(rs, fmt.Sprintf(`{role=%q} %d`, role, v))
+	}
+	metric("tandem_role", "gauge", "1 for the role this member holds.", rs...)
+	metric("tandem_term", "gauge", "The current term.", fmt.Sprintf(" %d", st.Term))
+	metric("tandem_role_changes_total", "counter", "Role changes of this member.", fmt.Sprintf(" %d", st.RoleChanges))
+	alive := 0
+	for _, m := range st.Members {
+		if m.Alive {
+			alive++
+		}
+	}
+	metric("tandem_members_alive", "gauge", "Members this member sees alive, itself included.", fmt.Sprintf(" %d", alive))
+	if s.proxy != nil {
+		ps := s.proxy.Stats()
+		metric("tandem_proxy_connections_active", "gauge", "Operator connections being proxied.", fmt.Sprintf(" %d", ps.Active))
+		metric("tandem_proxy_connections_total", "counter", "Operator connections accepted.", fmt.Sprintf(" %d", ps.Total))
+		metric("tandem_proxy_connections_refused_total", "counter", "Operator connections refused or timed out waiting for a master.", fmt.Sprintf(" %d", ps.Refused))
+		metric("tandem_proxy_connections_cut_total", "counter", "Connections cut because their server lost the master role.", fmt.Sprintf(" %d", ps.Cut))
+		metric("tandem_proxy_bytes_total", "counter", "Bytes proxied.",
+			fmt.Sprintf(`{direction="up"} %d`, ps.BytesUp), fmt.Sprintf(`{direction="down"} %d`, ps.BytesDown))
+	}
+}
+
+// switchover starts a handover on the master. Asked of a member that is not
+// the master, it forwards the request to the master's admin API (once: a
+// forwarded request is never forwarded again).
+func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
+	to := r.URL.Query().Get("to")
+	st := s.node.State()
+	if st.Role != gossip.RoleMaster && st.Master != "" && r.Header.Get(forwardedHeader) == "" {
+		for _, m := range st.Members {
+			if m.Site != st.Master || m.Admin == "" {
+				continue
+			}
+			c := &adminClient{base: "http://" + m.Admin, token: s.cfg.Admin.Token, http: &http.Client{Timeout: 10 * time.Second}}
+			var out strings.Builder
+			if err := c.do(http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
+				http.Error(w, fmt.Sprintf("forwarded to the master %s at %s: %v", m.Site, m.Admin, err), http.StatusBadGateway)
+				return
+			}
+			fmt.Fprint(w, out.String())
+			return
+		}
+	}
+	if err := s.node.Switchover(to); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	fmt.Fprintf(w, "switchover started on the master %s\n", s.cfg.Site)
+}
+
+// forwardedHeader marks a switchover request one member forwarded to another.
+const forwardedHeader = "X-Tandem-Forwarded"

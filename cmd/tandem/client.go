@@ -1,0 +1,103 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// adminClient talks to a running member's admin API.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// adminFlags parses -config / -admin and returns the client and the rest of the arguments.
+func adminFlags(name string, args []string, stderr io.Writer) (*adminClient, []string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the member's TOML file (its admin address and token are used)")
+	addr := fs.String("admin", "", "the member's admin address host:port (default "+config.DefaultAdminListen+")")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, false
+	}
+	c := &adminClient{http: &http.Client{Timeout: 10 * time.Second}}
+	switch {
+	case *addr != "":
+		c.base = "http://" + *addr
+	case *path != "":
+		cfg, err := config.Load(*path, config.KindSite)
+		if err != nil {
+			cfg, err = config.Load(*path, config.KindWitness)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, nil, false
+		}
+		c.base, c.token = "http://"+cfg.Admin.Listen, cfg.Admin.Token
+	default:
+		c.base = "http://" + config.DefaultAdminListen
+	}
+	return c, fs.Args(), true
+}
+
+func (c *adminClient) do(method, path string, out io.Writer, headers ...string) error {
+	req, err := http.NewRequest(method, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for _, h := range headers {
+		req.Header.Set(h, "1")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, body)
+	}
+	_, err = out.Write(body)
+	return err
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	c, _, ok := adminFlags("status", args, stderr)
+	if !ok {
+		return 2
+	}
+	if err := c.do(http.MethodGet, "/status", stdout); err != nil {
+		fmt.Fprintln(stderr, "tandem status:", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
+	c, rest, ok := adminFlags("switchover", args, stderr)
+	if !ok {
+		return 2
+	}
+	path := "/switchover"
+	if len(rest) > 0 {
+		path += "?to=" + url.QueryEscape(rest[0])
+	}
+	if err := c.do(http.MethodPost, path, stdout); err != nil {
+		fmt.Fprintln(stderr, "tandem switchover:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	_ "github.com/lib/pq" // control work: term records, health
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/txshim"
+)
+
+// database is the txshim side of a site: the shim its server talks to, the
+// shipper that carries committed changes to the peer, and the mapping from
+// the role to the shim's mode (DESIGN §5.1).
+type database struct {
+	cfg   *config.TxShim
+	site  string
+	log   *slog.Logger
+	local *sql.DB // control connection to the local database
+	peer  *sql.DB // control connection to the peer database
+	shim  *txshim.Shim
+	ship  *txshim.Shipper
+	node  *gossip.Node // set once the node exists
+
+	mu   sync.Mutex
+	role gossip.Role
+	term uint64
+}
+
+func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
+	t := cfg.TxShim
+	d := &database{cfg: t, site: cfg.Site, log: logger.With("component", "txshim"), role: gossip.RoleBackup}
+	var err error
+	if d.local, err = sql.Open("postgres", t.LocalDSN); err != nil {
+		return nil, fmt.Errorf("local_dsn: %w", err)
+	}
+	if d.peer, err = sql.Open("postgres", t.PeerDSN); err != nil {
+		return nil, fmt.Errorf("peer_dsn: %w", err)
+	}
+	for _, db := range []*sql.DB{d.local, d.peer} {
+		db.SetMaxOpenConns(2)
+		db.SetConnMaxIdleTime(time.Minute)
+	}
+	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log})
+	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown})
+	if err != nil {
+		return nil, err
+	}
+	// A new shim starts read-only: nothing is written before the role says so.
+	return d, d.shim.Start()
+}
+
+func (d *database) close() {
+	d.local.Close()
+	d.peer.Close()
+}
+
+// run serves the shim and the shipper, and reports the local database's
+// reachability to the node, until ctx ends.
+func (d *database) run(ctx context.Context, interval time.Duration) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- d.shim.Serve(ctx) }()
+	go func() { defer wg.Done(); errc <- d.ship.Run(ctx) }()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := d.local.PingContext(pctx)
+		cancel()
+		if d.node != nil {
+			d.node.SetDBReachable(err == nil)
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setRole maps the member's role to the shim's mode (DESIGN §5.1): master →
+// dual (or solo while the peer is behind), backup → read-only, fenced → fenced.
+func (d *database) setRole(ctx context.Context, st gossip.State) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st.Role == d.role && st.Term == d.term {
+		return
+	}
+	d.role, d.term = st.Role, st.Term
+	d.ship.SetTerm(st.Term)
+	switch st.Role {
+	case gossip.RoleMaster:
+		// The new master's term goes into the peer's database too when it can
+		// reach it, so an old master can no longer apply there (DESIGN §3 fencing).
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := txshim.WriteTermRecord(wctx, d.peer, st.Term, d.site, true)
+		cancel()
+		mode := txshim.ModeDual
+		if err != nil {
+			d.log.Warn("peer database not reachable at promotion: going solo", "term", st.Term, "err", err)
+			mode = txshim.ModeSolo
+		}
+		d.shim.SetMode(mode, st.Term)
+		d.log.Info("shim mode", "mode", mode.String(), "term", st.Term)
+	case gossip.RoleFenced:
+		d.shim.SetMode(txshim.ModeFenced, st.Term)
+	default:
+		d.shim.SetMode(txshim.ModeReadOnly, st.Term)
+	}
+}
+
+// peerDown is the shim's OnPeerDown: the master goes on alone, and the term
+// record says the peer lacks what follows (DESIGN §3, §5.3).
+func (d *database) peerDown() {
+	if d.node == nil {
+		return
+	}
+	if err := d.node.SetPeerSynced(false); err != nil {
+		d.log.Error("cannot record peer_synced = false", "err", err)
+	}
+}
+
+// recordStore keeps the term record in the local database's tandem.state
+// (DESIGN §3: the record a member reports is the one its database holds) and
+// in the state file, which answers when the database does not.
+type recordStore struct {
+	db   *sql.DB
+	file *gossip.FileStore
+}
+
+func (s recordStore) Load() (gossip.TermRecord, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	term, master, synced, err := txshim.ReadTermRecord(ctx, s.db)
+	if err != nil {
+		return s.file.Load()
+	}
+	rec := gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
+	if f, ferr := s.file.Load(); ferr == nil && f.Term > rec.Term {
+		return f, nil
+	}
+	return rec, nil
+}
+
+func (s recordStore) Save(rec gossip.TermRecord) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := txshim.WriteTermRecord(ctx, s.db, rec.Term, rec.Master, rec.PeerSynced); err != nil {
+		return err
+	}
+	return s.file.Save(rec)
+}

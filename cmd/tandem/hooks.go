@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
+)
+
+// hooks runs the on_promote / on_demote commands of DESIGN §6.
+type hooks struct {
+	cfg  config.Hooks
+	site string
+	log  *slog.Logger
+}
+
+func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.Role, term uint64) {
+	if len(argv) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(),
+		"TANDEM_SITE="+h.site,
+		"TANDEM_ROLE="+string(role),
+		"TANDEM_TERM="+strconv.FormatUint(term, 10))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		h.log.Error("hook failed", "hook", name, "cmd", argv[0], "err", fmt.Sprint(err), "output", string(out))
+		return
+	}
+	h.log.Info("hook ran", "hook", name, "cmd", argv[0], "output", string(out))
+}

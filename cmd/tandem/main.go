@@ -1,0 +1,57 @@
+// Command tandem is the Tandem sidecar: it runs beside a server at each of two
+// sites (or as a voting witness) and makes the pair behave as one system.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: tandem <command> [flags]
+
+commands:
+  run -config FILE          run the sidecar of one site
+  witness -config FILE      run a witness: a gossip member that only votes
+  check-config FILE         print the resolved configuration, or every error (exit 1)
+  status [-config FILE | -admin ADDR]
+                            print this member's status (from its admin API)
+  switchover [-config FILE | -admin ADDR] [SITE]
+                            hand the master role over (to SITE, or to the best other site)
+  install -config FILE      check and set up both databases for the txshim (idempotent)
+  verify -config FILE       compare both databases' application tables (exit 1 on a difference)
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(rest, stderr, false)
+	case "witness":
+		return cmdRun(rest, stderr, true)
+	case "check-config":
+		return cmdCheckConfig(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "switchover":
+		return cmdSwitchover(rest, stdout, stderr)
+	case "install":
+		return cmdInstall(rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tandem: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}

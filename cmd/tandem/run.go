@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/proxy"
+)
+
+// cmdRun runs a site's sidecar (or a witness) until SIGTERM or SIGINT.
+func cmdRun(args []string, stderr io.Writer, witness bool) int {
+	name := "run"
+	kind := config.KindSite
+	if witness {
+		name, kind = "witness", config.KindWitness
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the member's TOML file")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "usage: tandem %s -config FILE\n", name)
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "tandem: -log-level: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(*path, kind)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("site", cfg.Site)
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, logger); err != nil {
+		logger.Error("tandem stopped", "err", err)
+		return 1
+	}
+	logger.Info("tandem stopped")
+	return 0
+}
+
+// sidecar holds the parts of one running member.
+type sidecar struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	node   *gossip.Node
+	proxy  *proxy.Server // nil for a witness
+	db     *database     // nil without [txshim]
+	hooks  hooks
+	start  time.Time
+	admin  net.Listener
+	mu     sync.Mutex
+	demote uint64 // term whose on_demote hook already ran
+}
+
+// serve wires gossip, health, proxy and admin together and runs them until
+// ctx ends. Role changes flow one way: gossip → proxy and hooks (DESIGN §1).
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger}}
+	opts := gossip.Options{Logger: logger, BeforeRelease: s.beforeRelease}
+	if cfg.TxShim != nil {
+		db, err := newDatabase(cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer db.close()
+		s.db = db
+		opts.Store = recordStore{db: db.local, file: gossip.NewFileStore(cfg.DataDir)}
+	}
+	node, err := gossip.New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	s.node = node
+	if s.db != nil {
+		s.db.node = node
+	}
+	if cfg.Kind == config.KindSite {
+		if s.proxy, err = proxy.New(cfg.Proxy, proxy.Options{Logger: logger}); err != nil {
+			return err
+		}
+		if err := s.proxy.Start(); err != nil {
+			return err
+		}
+	}
+	if s.admin, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+
+	// The node outlives the proxy: on shutdown the proxy and health checks stop
+	// first (nothing more is routed here), then the node hands over and leaves.
+	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNode()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	nodeDone := make(chan struct{})
+	go func() {
+		defer close(nodeDone)
+		if err := node.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("gossip: %w", err)
+		}
+	}()
+	run("admin", func() error { return srv.Serve(s.admin) })
+	run("roles", func() error { s.followRoles(nodeCtx); return nil })
+	if s.db != nil {
+		run("txshim", func() error { return s.db.run(ctx, cfg.Server.HealthInterval) })
+	}
+	if s.proxy != nil {
+		run("proxy", func() error { return s.proxy.Serve(ctx) })
+		checker := gossip.NewChecker(cfg.Server, logger)
+		run("health", func() error { return checker.Run(ctx, node.SetServerHealthy) })
+	}
+	logger.Info("tandem started", "kind", kindName(cfg.Kind), "gossip", cfg.Gossip.Bind, "admin", s.admin.Addr().String())
+
+	var firstErr error
+	select {
+	case <-ctx.Done():
+	case firstErr = <-errc:
+	}
+	logger.Info("shutting down")
+	stopNode() // hand over if master, Leave, Shutdown (gossip.Node.Run)
+	<-nodeDone
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	wg.Wait()
+	return firstErr
+}
+
+func kindName(k config.Kind) string {
+	if k == config.KindWitness {
+		return "witness"
+	}
+	return "site"
+}
+
+// followRoles pushes every role change to the proxy and runs the hooks.
+func (s *sidecar) followRoles(ctx context.Context) {
+	var last gossip.Role
+	var lastTerm uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st, ok := <-s.node.Changes():
+			if !ok {
+				return
+			}
+			if s.proxy != nil {
+				s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints})
+			}
+			if s.db != nil {
+				s.db.setRole(ctx, st)
+			}
+			if st.Role == last && st.Term == lastTerm {
+				continue
+			}
+			switch {
+			case st.Role == gossip.RoleMaster && (last != gossip.RoleMaster || st.Term != lastTerm):
+				s.hooks.run(ctx, "on_promote", s.cfg.Hooks.OnPromote, st.Role, st.Term)
+			case last == gossip.RoleMaster && st.Role != gossip.RoleMaster:
+				s.mu.Lock()
+				ran := s.demote == lastTerm
+				s.mu.Unlock()
+				if !ran {
+					s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, st.Role, lastTerm)
+				}
+			}
+			last, lastTerm = st.Role, st.Term
+		}
+	}
+}
+
+// beforeRelease runs before the node publishes that it released term: the
+// proxy has already cut connections to this site's server (the role change
+// was delivered first); on_demote runs now, bounded by its timeout.
+func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
+	s.mu.Lock()
+	s.demote = term
+	s.mu.Unlock()
+	s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, gossip.RoleBackup, term)
+}

@@ -1,0 +1,436 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// bins holds the binaries built once for the whole package.
+var bins struct{ tandem, wireserver string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tandem-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		bins.tandem = filepath.Join(dir, "tandem")
+		bins.wireserver = filepath.Join(dir, "wireserver")
+		for out, pkg := range map[string]string{bins.tandem: "../../cmd/tandem", bins.wireserver: "../../examples/wireserver"} {
+			cmd := exec.Command("go", "build", "-race", "-o", out, pkg)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// proc is a child process whose output is kept for the test log.
+type proc struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs a process; the test's cleanup kills it and logs its output on failure.
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, args: args, out: &syncBuffer{}}
+	p.run(t)
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", p.name, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) run(t *testing.T) {
+	t.Helper()
+	p.cmd = exec.Command(p.args[0], p.args[1:]...)
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = p.out
+	p.done = make(chan struct{})
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", p.name, err)
+	}
+	fmt.Fprintf(p.out, "=== started %s (pid %d)\n", p.name, p.cmd.Process.Pid)
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(p.cmd, p.done)
+}
+
+// restart starts the process again with the same arguments.
+func (p *proc) restart(t *testing.T) {
+	t.Helper()
+	p.kill(syscall.SIGKILL)
+	p.run(t)
+}
+
+// kill sends sig and waits (bounded) for the process to exit.
+func (p *proc) kill(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// exited reports whether the process has ended, waiting up to d.
+func (p *proc) exited(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// freePort returns a loopback port free for both TCP and UDP (gossip uses both).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// site is one site of a test cluster: a toy server and its tandem.
+type site struct {
+	name   string
+	server *proc
+	tandem *proc
+	cfg    string // path of its TOML
+	srv    string // server address
+	proxy  string // proxy listener address
+	admin  string
+	gossip string
+	pg     *pgtest.Cluster // with clusterOpts.db
+	shim   string          // txshim listen address, with clusterOpts.db
+}
+
+type clusterOpts struct {
+	profile       string // default fast
+	failback      string // default auto
+	failbackDelay string // default 2s
+	witness       bool
+	serverProxy   string // -proxy of the toy servers: off | v1 | v2
+	sendProxy     string // send_proxy of the listeners
+	acceptProxy   string // accept_proxy of the listeners
+	trusted       string // trusted_cidrs entry
+	db            bool   // each site gets a PostgreSQL cluster, a txshim, and a server storing through it
+}
+
+// cluster starts two sites (and a witness when asked) and waits for site1 to be master.
+func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
+	t.Helper()
+	if o.profile == "" {
+		o.profile = "fast"
+	}
+	if o.failback == "" {
+		o.failback = "auto"
+	}
+	if o.failbackDelay == "" {
+		o.failbackDelay = "2s"
+	}
+	if o.serverProxy == "" {
+		o.serverProxy = "off"
+	}
+	if o.sendProxy == "" {
+		o.sendProxy = "off"
+	}
+	if o.acceptProxy == "" {
+		o.acceptProxy = "off"
+	}
+	if o.trusted == "" {
+		o.trusted = "127.0.0.0/8"
+	}
+	dir := t.TempDir()
+	sites := []*site{{name: "site1"}, {name: "site2"}}
+	for _, s := range sites {
+		s.srv = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.proxy = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.gossip = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	witnessAddr := ""
+	if o.witness {
+		witnessAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	}
+	if o.db {
+		for _, s := range sites {
+			s.pg = pgtest.Start(t)
+			s.pg.Exec(t, wireSchema)
+			s.shim = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		}
+	}
+	for i, s := range sites {
+		other := sites[1-i]
+		join := fmt.Sprintf("%q", other.gossip)
+		if o.witness {
+			join += fmt.Sprintf(", %q", witnessAddr)
+		}
+		s.cfg = filepath.Join(dir, s.name+".toml")
+		writeFile(t, s.cfg, fmt.Sprintf(`site = %q
+priority = %d
+data_dir = %q
+[gossip]
+bind = %q
+join = [%s]
+profile = %q
+failback = %q
+failback_delay = %q
+witness = %v
+[server]
+health = "tcp"
+health_interval = "100ms"
+health_timeout = "200ms"
+health_failures = 2
+[[server.endpoint]]
+name = "operators"
+address = %q
+[proxy]
+trusted_cidrs = [%q]
+connect_timeout = "5s"
+[[proxy.listener]]
+endpoint = "operators"
+listen = %q
+accept_proxy = %q
+send_proxy = %q
+[admin]
+listen = %q
+`, s.name, i+1, filepath.Join(dir, s.name), s.gossip, join, o.profile, o.failback, o.failbackDelay, o.witness,
+			s.srv, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin))
+	}
+	serverArgs := func(s *site) []string {
+		args := []string{bins.wireserver, "-listen", s.srv, "-name", s.name, "-proxy", o.serverProxy}
+		if o.db {
+			args = append(args, "-dsn", fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, s.shim, s.pg.Database()))
+		}
+		return args
+	}
+	if o.db {
+		// The server stores through its own site's shim, which lives in tandem:
+		// install both databases, start the sidecars, then the servers.
+		for i, s := range sites {
+			appendFile(t, s.cfg, fmt.Sprintf("[txshim]\nlisten = %q\nlocal_dsn = %q\npeer_dsn = %q\ncommit_timeout = \"3s\"\n",
+				s.shim, s.pg.DSN(s.pg.Database()), sites[1-i].pg.DSN(sites[1-i].pg.Database())))
+			if out, err := exec.Command(bins.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
+				t.Fatalf("tandem install %s: %v\n%s", s.name, err, out)
+			}
+		}
+		for _, s := range sites {
+			s.tandem = start(t, s.name+"-tandem", bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
+		}
+		for _, s := range sites {
+			waitDial(t, s.shim)
+			s.server = start(t, s.name+"-server", serverArgs(s)...)
+		}
+	} else {
+		for _, s := range sites {
+			s.server = start(t, s.name+"-server", serverArgs(s)...)
+		}
+		for _, s := range sites {
+			waitDial(t, s.srv)
+			s.tandem = start(t, s.name+"-tandem", bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
+		}
+	}
+	if o.witness {
+		wcfg := filepath.Join(dir, "witness.toml")
+		writeFile(t, wcfg, fmt.Sprintf("site = \"witness\"\ndata_dir = %q\n[gossip]\nbind = %q\njoin = [%q, %q]\nprofile = %q\n[admin]\nlisten = \"127.0.0.1:%d\"\n",
+			filepath.Join(dir, "witness"), witnessAddr, sites[0].gossip, sites[1].gossip, o.profile, freePort(t)))
+		start(t, "witness", bins.tandem, "witness", "-config", wcfg)
+	}
+	waitFor(t, 20*time.Second, "site1 master", func() bool { return httpStatus(sites[0].admin, "/master") == 200 })
+	waitFor(t, 10*time.Second, "site2 backup", func() bool { return httpStatus(sites[1].admin, "/backup") == 200 })
+	return sites[0], sites[1]
+}
+
+// wireSchema is the toy server's table, created on both databases before
+// install (the application schemas of both sites must match).
+const wireSchema = `CREATE TABLE wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`
+
+func appendFile(t *testing.T, path, content string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitDial(t *testing.T, addr string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "listen "+addr, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func httpStatus(addr, path string) int {
+	resp, err := httpClient.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func httpBody(t *testing.T, addr, path string) string {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// operator is one operator's TCP session through a proxy.
+type operator struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialOperator(addr string, timeout time.Duration) (*operator, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &operator{conn: c, r: bufio.NewReader(c)}, nil
+}
+
+// do sends one command line and returns the reply line.
+func (o *operator) do(line string, timeout time.Duration) (string, error) {
+	_ = o.conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := o.conn.Write([]byte(line + "\n")); err != nil {
+		return "", err
+	}
+	reply, err := o.r.ReadString('\n')
+	return strings.TrimSpace(reply), err
+}
+
+func (o *operator) close() { o.conn.Close() }
+
+// ping opens a fresh operator connection through proxyAddr and returns the
+// name of the server that answered PING ("" on any failure).
+func ping(proxyAddr string, timeout time.Duration) string {
+	o, err := dialOperator(proxyAddr, timeout)
+	if err != nil {
+		return ""
+	}
+	defer o.close()
+	reply, err := o.do("PING", timeout)
+	if err != nil {
+		return ""
+	}
+	name, ok := strings.CutPrefix(reply, "PONG ")
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// servedBy polls new operator connections through proxyAddr until one is
+// served by want, and returns how long that took.
+func servedBy(t *testing.T, proxyAddr, want string, limit time.Duration) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	for {
+		if got := ping(proxyAddr, 500*time.Millisecond); got == want {
+			return time.Since(begin)
+		}
+		if time.Since(begin) > limit {
+			t.Fatalf("no request through %s served by %s within %v", proxyAddr, want, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
