@@ -159,7 +159,7 @@ func (l *loader) unknown(keys []toml.Key) {
 
 var decodeErrLine = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
-var siteName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,31}$`)
+var siteName = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,31}$`)
 
 func (l *loader) resolve(r *raw, kind Kind) *Config {
 	c := &Config{File: l.file, Kind: kind, Site: r.Site, DataDir: r.DataDir, Priority: DefaultPriority}
@@ -167,7 +167,7 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 	case r.Site == "":
 		l.errorf("site", "required: a unique name for this member")
 	case !siteName.MatchString(r.Site):
-		l.errorf("site", "%q: use 1-32 letters, digits or '-', starting with a letter or digit", r.Site)
+		l.errorf("site", "%q: use 1-32 lower-case letters, digits or _ (it names the replication slot), starting with a letter or digit", r.Site)
 	}
 	if r.Priority != nil {
 		c.Priority = *r.Priority
