@@ -1,0 +1,525 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ResolverConfig configures a Resolver.
+type ResolverConfig struct {
+	Site     string // the local database's site; the peer database belongs to the other site
+	LocalDSN string // the local database
+	PeerDSN  string // the peer database
+	Logger   *slog.Logger
+	// InFlight reports the gids whose dual commit this process is still carrying out: the
+	// resolver never touches them. It must return true from before the local PREPARE until
+	// the session is done with the gid. nil: none.
+	InFlight func(gid string) bool
+}
+
+// Resolver finishes the dual commits that a crash or a lost connection left prepared on
+// either database, by the recovery table of DESIGN §5.4.
+//
+// Per gid found in pg_prepared_xacts (prefix tandem_) on either database, it reads the state
+// of both sides. The gid's own site (the site name inside it) is the coordinator: on its
+// database the gid's xid records the outcome (pg_xact_status: "in progress" while prepared,
+// "committed", or "aborted" after a rollback or a crash before PREPARE). The other database
+// holds the applied copy, whose commit leaves a decision row in tandem.decisions. On each
+// side the resolver asks "still prepared?" before "committed?" in separate statements (each
+// with a fresh snapshot), so that a commit between the two reads is never taken for
+// "neither". Every action is idempotent: a COMMIT/ROLLBACK PREPARED that finds the gid gone
+// checks that it went the intended way.
+//
+// A Resolver holds no connection between passes; its methods are safe for concurrent use and
+// run one at a time.
+type Resolver struct {
+	cfg    ResolverConfig
+	logger *slog.Logger
+
+	mu    sync.Mutex      // serializes passes and operator decisions
+	doubt map[string]bool // gids in doubt after the last pass: logged once at Warn
+	down  [2]bool         // local, peer unreachable in the last pass: logged once at Warn
+}
+
+// Report is what one resolver pass did.
+type Report struct {
+	Committed  []string  // gids committed on every side where they were prepared
+	RolledBack []string  // gids rolled back on every side where they were prepared
+	InDoubt    []InDoubt // gids left prepared that need the other database or an operator
+}
+
+// InDoubt is a prepared transaction the resolver may not decide (DESIGN §5.4, last row):
+// `tandem resolve` (Decide) lets an operator decide it.
+type InDoubt struct {
+	GID    string
+	Side   string // "local" or "peer": the database where it is prepared
+	Reason string
+}
+
+// Timeouts of the resolver's control connections: a database that does not answer within
+// them counts as unreachable (connect) or fails this pass (statements).
+const (
+	resolveConnectTimeout = 5 * time.Second
+	resolveStmtTimeout    = 10 * time.Second
+)
+
+// NewResolver returns a Resolver; it connects only when it runs.
+func NewResolver(cfg ResolverConfig) *Resolver {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Resolver{
+		cfg:    cfg,
+		logger: logger.With("component", "resolver", "site", cfg.Site),
+		doubt:  map[string]bool{},
+	}
+}
+
+// Run resolves once at once and then every interval (0 means 10s) until ctx ends; it returns
+// nil then. Failed passes are logged and retried at the next tick.
+func (r *Resolver) Run(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := r.ResolveOnce(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("resolver pass failed; retrying at the next tick", "err", err, "in", every)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// sideState is what one database says about a gid.
+type sideState int
+
+const (
+	sideUnreachable sideState = iota // no connection to that database in this pass
+	sidePrepared                     // listed in pg_prepared_xacts
+	sideCommitted                    // committed there
+	sideNeither                      // neither prepared nor committed: rolled back, or never prepared
+	sideUnknown                      // the database cannot tell (see the reason)
+)
+
+// resolveStep is one COMMIT or ROLLBACK PREPARED; own: on the gid's own site's database,
+// otherwise on the database holding the applied copy.
+type resolveStep struct {
+	own    bool
+	commit bool
+}
+
+// recoveryRule is the table of DESIGN §5.4 for one gid, given what the gid's own site's
+// database (own) and the other one (other) say. It returns the steps to take in order, or
+// why the gid stays in doubt. Own-site steps come first: its xid status is the record that
+// later passes trust.
+func recoveryRule(own, other sideState) (steps []resolveStep, doubt string) {
+	switch {
+	case own == sidePrepared:
+		switch other {
+		case sideCommitted:
+			return []resolveStep{{own: true, commit: true}}, ""
+		case sidePrepared: // both voted yes
+			return []resolveStep{{own: true, commit: true}, {own: false, commit: true}}, ""
+		case sideNeither:
+			return []resolveStep{{own: true, commit: false}}, ""
+		case sideUnreachable:
+			return nil, "prepared on the database of the gid's own site; the other database is unreachable, so whether it committed there is unknown"
+		default:
+			return nil, "prepared on the database of the gid's own site; the other database cannot tell whether it committed there"
+		}
+	case other == sidePrepared:
+		switch own {
+		case sideCommitted:
+			return []resolveStep{{own: false, commit: true}}, ""
+		case sideNeither:
+			return []resolveStep{{own: false, commit: false}}, ""
+		case sideUnreachable:
+			// The own site prepared first (DESIGN §5.3), so its coordinator had decided to commit.
+			return []resolveStep{{own: false, commit: true}}, ""
+		default:
+			return nil, "prepared on the applied side; the gid's own site cannot tell whether its transaction committed"
+		}
+	}
+	return nil, "" // prepared nowhere (any more): nothing to do
+}
+
+// resolveDB is one database's control connection during a pass.
+type resolveDB struct {
+	side string // "local" or "peer"
+	db   *sql.DB
+	conn *sql.Conn
+	err  error // why the database is unreachable in this pass; conn is nil then
+}
+
+func (r *Resolver) connect(ctx context.Context) [2]*resolveDB {
+	var dbs [2]*resolveDB
+	for i, dsn := range []string{r.cfg.LocalDSN, r.cfg.PeerDSN} {
+		d := &resolveDB{side: sideName(i)}
+		dbs[i] = d
+		db, err := sql.Open("postgres", dsn)
+		if err != nil {
+			d.err = err
+			continue
+		}
+		d.db = db
+		cctx, cancel := context.WithTimeout(ctx, resolveConnectTimeout)
+		conn, err := db.Conn(cctx)
+		if err == nil {
+			err = conn.PingContext(cctx)
+			if err != nil {
+				conn.Close()
+			}
+		}
+		cancel()
+		if err != nil {
+			d.err = err
+			continue
+		}
+		d.conn = conn
+	}
+	return dbs
+}
+
+func (d *resolveDB) close() {
+	if d.conn != nil {
+		d.conn.Close()
+	}
+	if d.db != nil {
+		d.db.Close()
+	}
+}
+
+func (d *resolveDB) reachable() bool { return d.conn != nil }
+
+func (d *resolveDB) queryRow(ctx context.Context, dest any, q string, args ...any) error {
+	qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
+	defer cancel()
+	return d.conn.QueryRowContext(qctx, q, args...).Scan(dest)
+}
+
+func (d *resolveDB) listPrepared(ctx context.Context) ([]string, error) {
+	qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
+	defer cancel()
+	rows, err := d.conn.QueryContext(qctx, `SELECT gid FROM pg_prepared_xacts
+WHERE database = current_database() AND starts_with(gid, 'tandem_') ORDER BY gid`)
+	if err != nil {
+		return nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
+	}
+	defer rows.Close()
+	var gids []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
+		}
+		gids = append(gids, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
+	}
+	return gids, nil
+}
+
+func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
+	var n int
+	err := d.queryRow(ctx, &n, `SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()`, gid)
+	if err != nil {
+		return false, fmt.Errorf("look for prepared transaction %s on the %s database: %w", gid, d.side, err)
+	}
+	return n > 0, nil
+}
+
+// observe reads what d says about gid. own: d is the database of the gid's own site, where
+// the xid's status is the record; otherwise the decision row is. The "prepared?" read comes
+// first and the outcome read after it, in its own statement: a transaction that finishes in
+// between then shows as finished, never as neither.
+func (d *resolveDB) observe(ctx context.Context, gid string, xid uint64, own bool) (sideState, string, error) {
+	if !d.reachable() {
+		return sideUnreachable, fmt.Sprintf("the %s database is unreachable: %v", d.side, d.err), nil
+	}
+	prepared, err := d.isPrepared(ctx, gid)
+	if err != nil {
+		return sideUnknown, "", err
+	}
+	if prepared {
+		return sidePrepared, "", nil
+	}
+	if !own {
+		var n int
+		if err := d.queryRow(ctx, &n, `SELECT count(*) FROM tandem.decisions WHERE gid = $1`, gid); err != nil {
+			return sideUnknown, "", fmt.Errorf("read the decision row of %s on the %s database: %w", gid, d.side, err)
+		}
+		if n > 0 {
+			return sideCommitted, "", nil
+		}
+		return sideNeither, "", nil
+	}
+	var status sql.NullString
+	err = d.queryRow(ctx, &status, `SELECT pg_xact_status($1::xid8)`, strconv.FormatUint(xid, 10))
+	if sqlState(err) == "22023" { // transaction ID is in the future
+		return sideUnknown, fmt.Sprintf("xid %d of %s is in the future on the %s database: it is not the database that made it", xid, gid, d.side), nil
+	}
+	if err != nil {
+		return sideUnknown, "", fmt.Errorf("read the status of xid %d of %s on the %s database: %w", xid, gid, d.side, err)
+	}
+	switch {
+	case !status.Valid:
+		return sideUnknown, fmt.Sprintf("xid %d of %s is too old for the %s database to remember its outcome", xid, gid, d.side), nil
+	case status.String == "committed":
+		return sideCommitted, "", nil
+	case status.String == "aborted":
+		return sideNeither, "", nil
+	default: // "in progress" yet not prepared: a live transaction, not one this process runs
+		return sideUnknown, fmt.Sprintf("xid %d of %s is %s but not prepared on the %s database", xid, gid, status.String, d.side), nil
+	}
+}
+
+// finish runs COMMIT or ROLLBACK PREPARED gid on d. When the gid is no longer prepared
+// there, someone else finished it; that is fine when it went the same way.
+func (d *resolveDB) finish(ctx context.Context, gid string, xid uint64, own, commit bool) (done bool, err error) {
+	verb := "ROLLBACK PREPARED"
+	if commit {
+		verb = "COMMIT PREPARED"
+	}
+	qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
+	_, err = d.conn.ExecContext(qctx, verb+" "+sqlLiteral(gid))
+	cancel()
+	if err == nil {
+		return true, nil
+	}
+	if sqlState(err) != "42704" { // anything but "no such prepared transaction"
+		return false, fmt.Errorf("%s %s on the %s database: %w", verb, gid, d.side, err)
+	}
+	st, _, oerr := d.observe(ctx, gid, xid, own)
+	switch {
+	case oerr != nil:
+		return false, fmt.Errorf("%s %s on the %s database found it finished already, and reading how failed: %w", verb, gid, d.side, oerr)
+	case commit && st == sideCommitted, !commit && st == sideNeither:
+		return false, nil
+	}
+	return false, fmt.Errorf("%s %s on the %s database: someone else finished it meanwhile, and it is now %s there",
+		verb, gid, d.side, st)
+}
+
+func (st sideState) String() string {
+	return [...]string{"unreachable", "prepared", "committed", "neither prepared nor committed", "of unknown outcome"}[st]
+}
+
+// sqlState is the SQLSTATE of a database error, or "".
+func sqlState(err error) string {
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		return se.SQLState()
+	}
+	return ""
+}
+
+// ResolveOnce makes one pass over both databases (DESIGN §5.4). One unreachable database is
+// not an error: the rules cover it. The error joins every failure of the pass (both
+// databases unreachable, a failed read or COMMIT/ROLLBACK PREPARED); the report holds what
+// was done anyway.
+func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var rep Report
+	dbs := r.connect(ctx)
+	defer dbs[0].close()
+	defer dbs[1].close()
+	if !dbs[0].reachable() && !dbs[1].reachable() {
+		return rep, fmt.Errorf("resolve: neither database is reachable: local: %v; peer: %v", dbs[0].err, dbs[1].err)
+	}
+	var errs []error
+	found := map[string]bool{}
+	for i, d := range dbs {
+		if r.down[i] != !d.reachable() {
+			r.down[i] = !d.reachable()
+			if r.down[i] {
+				r.logger.Warn("resolver: database unreachable; resolving what the other one allows", "side", d.side, "err", d.err)
+			} else {
+				r.logger.Info("resolver: database reachable again", "side", d.side)
+			}
+		}
+		if !d.reachable() {
+			continue
+		}
+		gids, err := d.listPrepared(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, g := range gids {
+			found[g] = true
+		}
+	}
+	gids := make([]string, 0, len(found))
+	for g := range found {
+		gids = append(gids, g)
+	}
+	sort.Strings(gids)
+	doubt := map[string]bool{}
+	for _, gid := range gids {
+		if r.cfg.InFlight != nil && r.cfg.InFlight(gid) {
+			continue
+		}
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		site, _, xid, ok := parseGID(gid)
+		if !ok {
+			side := "local"
+			if !containsPrepared(ctx, dbs[0], gid) {
+				side = "peer"
+			}
+			rep.InDoubt = append(rep.InDoubt, InDoubt{GID: gid, Side: side, Reason: "not a gid Tandem makes (tandem_<site>_<term>_<xid>)"})
+			doubt[gid] = true
+			continue
+		}
+		ownDB, otherDB := dbs[1], dbs[0]
+		if site == r.cfg.Site {
+			ownDB, otherDB = dbs[0], dbs[1]
+		}
+		own, ownWhy, err := ownDB.observe(ctx, gid, xid, true)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
+			continue
+		}
+		other, otherWhy, err := otherDB.observe(ctx, gid, xid, false)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
+			continue
+		}
+		steps, why := recoveryRule(own, other)
+		if why != "" {
+			side, detail := ownDB.side, otherWhy
+			if own != sidePrepared {
+				side, detail = otherDB.side, ownWhy
+			}
+			if detail != "" {
+				why += " (" + detail + ")"
+			}
+			rep.InDoubt = append(rep.InDoubt, InDoubt{GID: gid, Side: side, Reason: why})
+			doubt[gid] = true
+			if !r.doubt[gid] {
+				r.logger.Warn("resolver: transaction in doubt; `tandem resolve` lets an operator decide it", "gid", gid, "side", side, "reason", why)
+			}
+			continue
+		}
+		if len(steps) == 0 {
+			continue
+		}
+		acted, err := r.apply(ctx, gid, xid, ownDB, otherDB, steps)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
+		}
+		if acted {
+			if steps[0].commit {
+				rep.Committed = append(rep.Committed, gid)
+			} else {
+				rep.RolledBack = append(rep.RolledBack, gid)
+			}
+		}
+	}
+	r.doubt = doubt
+	return rep, errors.Join(errs...)
+}
+
+// containsPrepared reports whether gid is prepared on d (false on any error).
+func containsPrepared(ctx context.Context, d *resolveDB, gid string) bool {
+	if !d.reachable() {
+		return false
+	}
+	p, err := d.isPrepared(ctx, gid)
+	return err == nil && p
+}
+
+// apply takes the steps of recoveryRule in order and logs each; acted: at least one of them
+// changed a database.
+func (r *Resolver) apply(ctx context.Context, gid string, xid uint64, ownDB, otherDB *resolveDB, steps []resolveStep) (acted bool, err error) {
+	for _, s := range steps {
+		d := otherDB
+		if s.own {
+			d = ownDB
+		}
+		done, err := d.finish(ctx, gid, xid, s.own, s.commit)
+		if err != nil {
+			r.logger.Error("resolver: could not finish transaction", "gid", gid, "side", d.side, "commit", s.commit, "err", err)
+			return acted, err
+		}
+		if done {
+			acted = true
+			r.logger.Info("resolver: finished in-doubt transaction", "gid", gid, "side", d.side, "commit", s.commit)
+		}
+	}
+	return acted, nil
+}
+
+// Decide carries out an operator's decision (`tandem resolve`) for gid: COMMIT PREPARED
+// (commit) or ROLLBACK PREPARED on every reachable database where it is prepared, the gid's
+// own site first. It refuses a gid this process has in flight, one prepared on no reachable
+// database, and a decision that contradicts an outcome a reachable database already records
+// (committed on one side, rolled back on the gid's own site). A side that is unreachable now
+// is finished by a later pass from the outcome recorded here.
+func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
+	site, _, xid, ok := parseGID(gid)
+	if !ok {
+		return fmt.Errorf("resolve %s: not a gid Tandem makes (tandem_<site>_<term>_<xid>)", gid)
+	}
+	if r.cfg.InFlight != nil && r.cfg.InFlight(gid) {
+		return fmt.Errorf("resolve %s: this process is still committing it; try again later", gid)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dbs := r.connect(ctx)
+	defer dbs[0].close()
+	defer dbs[1].close()
+	ownDB, otherDB := dbs[1], dbs[0]
+	if site == r.cfg.Site {
+		ownDB, otherDB = dbs[0], dbs[1]
+	}
+	own, _, err := ownDB.observe(ctx, gid, xid, true)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", gid, err)
+	}
+	other, _, err := otherDB.observe(ctx, gid, xid, false)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", gid, err)
+	}
+	switch {
+	case !commit && own == sideCommitted:
+		return fmt.Errorf("resolve %s: refusing to roll back: it is committed on the %s database (the gid's own site)", gid, ownDB.side)
+	case !commit && other == sideCommitted:
+		return fmt.Errorf("resolve %s: refusing to roll back: it is committed on the %s database", gid, otherDB.side)
+	case commit && own == sideNeither:
+		return fmt.Errorf("resolve %s: refusing to commit: the %s database (the gid's own site) rolled it back", gid, ownDB.side)
+	case own != sidePrepared && other != sidePrepared:
+		return fmt.Errorf("resolve %s: not prepared on any reachable database (%s: %s, %s: %s)",
+			gid, ownDB.side, own, otherDB.side, other)
+	}
+	var steps []resolveStep
+	if own == sidePrepared {
+		steps = append(steps, resolveStep{own: true, commit: commit})
+	}
+	if other == sidePrepared {
+		steps = append(steps, resolveStep{own: false, commit: commit})
+	}
+	r.logger.Warn("resolver: operator decision", "gid", gid, "commit", commit)
+	if _, err := r.apply(ctx, gid, xid, ownDB, otherDB, steps); err != nil {
+		return fmt.Errorf("resolve %s: %w", gid, err)
+	}
+	delete(r.doubt, gid)
+	return nil
+}

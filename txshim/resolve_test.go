@@ -1,0 +1,474 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// TestRecoveryRule checks the table of DESIGN §5.4 as pure logic, every combination.
+func TestRecoveryRule(t *testing.T) {
+	own := func(commit bool) resolveStep { return resolveStep{own: true, commit: commit} }
+	other := func(commit bool) resolveStep { return resolveStep{own: false, commit: commit} }
+	states := []sideState{sideUnreachable, sidePrepared, sideCommitted, sideNeither, sideUnknown}
+	for _, o := range states {
+		for _, x := range states {
+			steps, doubt := recoveryRule(o, x)
+			var want []resolveStep
+			wantDoubt := false
+			switch {
+			case o == sidePrepared && x == sideCommitted:
+				want = []resolveStep{own(true)}
+			case o == sidePrepared && x == sidePrepared:
+				want = []resolveStep{own(true), other(true)}
+			case o == sidePrepared && x == sideNeither:
+				want = []resolveStep{own(false)}
+			case o == sidePrepared: // other side unreachable or unknown
+				wantDoubt = true
+			case x == sidePrepared && (o == sideCommitted || o == sideUnreachable):
+				want = []resolveStep{other(true)}
+			case x == sidePrepared && o == sideNeither:
+				want = []resolveStep{other(false)}
+			case x == sidePrepared: // own site unknown
+				wantDoubt = true
+			}
+			if !slices.Equal(steps, want) || (doubt != "") != wantDoubt {
+				t.Errorf("own %v, other %v: steps %v doubt %q; want %v doubt %v", o, x, steps, doubt, want, wantDoubt)
+			}
+		}
+	}
+}
+
+// resolveEnv is two sites' databases set up for Tandem: site1's (local) and site2's (peer),
+// each with table acct, the tandem schema and term 1 with site1 as master.
+type resolveEnv struct {
+	local, peer *pgtest.Cluster
+	logger      *slog.Logger
+	crashAt     atomic.Pointer[string] // the failpoint step that ends the session; nil: none
+	stopShipper atomic.Pointer[func()] // stops the current subtest's Shipper
+}
+
+func newResolveEnv(t *testing.T) *resolveEnv {
+	e := &resolveEnv{logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	e.local, e.peer = testCluster(t), testCluster(t)
+	ctx := capCtx(t, 30*time.Second)
+	for _, c := range e.clusters() {
+		c.Exec(t, "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL)")
+	}
+	if err := Install(ctx, "site1", e.localDSN(), e.peerDSN(), e.logger); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range e.clusters() {
+		if err := WriteTermRecord(ctx, c.Open(t, c.Database()), 1, "site1", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One failpoint for the whole test, set before any shim starts and cleared after every
+	// one stopped; each subtest picks its step through crashAt. The crash takes the whole
+	// process down: the Shipper stops at the crash step, or right after the peer prepared when
+	// the crash comes later, before the local COMMIT PREPARED that it would act on.
+	failpoint = func(step string) error {
+		p := e.crashAt.Load()
+		if p == nil {
+			return nil
+		}
+		if step == *p || step == "after-peer-prepare" {
+			if stop := e.stopShipper.Load(); stop != nil {
+				(*stop)()
+			}
+		}
+		if step == *p {
+			return errors.New("injected crash")
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	return e
+}
+
+func (e *resolveEnv) clusters() []*pgtest.Cluster { return []*pgtest.Cluster{e.local, e.peer} }
+func (e *resolveEnv) localDSN() string            { return e.local.DSN(e.local.Database()) }
+func (e *resolveEnv) peerDSN() string             { return e.peer.DSN(e.peer.Database()) }
+
+// resolver is site1's resolver (local database site1's, peer site2's).
+func (e *resolveEnv) resolver(inFlight func(string) bool) *Resolver {
+	return NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger, InFlight: inFlight})
+}
+
+// dual starts a Shipper and a Shim in dual mode for one subtest, both stopped when it ends
+// (the Shipper earlier by a crash). A subtest starts from identical databases with
+// nothing prepared and site1's slot moved to the end of the WAL: a Shipper does not learn of
+// commits the resolver makes, so a new one would otherwise replay them from the slot.
+func (e *resolveEnv) dual(t *testing.T) *testShim {
+	t.Helper()
+	ctx := capCtx(t, 20*time.Second)
+	for _, c := range e.clusters() {
+		db := c.Open(t, c.Database())
+		for _, g := range preparedGIDs(t, c) {
+			t.Logf("rolling back %s left over by an earlier subtest", g)
+			if _, err := db.ExecContext(ctx, "ROLLBACK PREPARED "+sqlLiteral(g)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if diffs, err := Verify(ctx, e.localDSN(), e.peerDSN()); err != nil || len(diffs) > 0 {
+		t.Fatalf("databases differ before the subtest: %v %v", diffs, err)
+	}
+	local := e.local.Open(t, e.local.Database())
+	for {
+		_, err := local.ExecContext(ctx, "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())", SlotName("site1"))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil { // the last Shipper's walsender still holds the slot
+			t.Fatalf("advance slot: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
+	sh.SetTerm(1)
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(sctx) }()
+	var once sync.Once
+	stopShipper := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Shipper.Run: %v", err)
+			}
+		})
+	}
+	e.stopShipper.Store(&stopShipper)
+	t.Cleanup(stopShipper)
+	t.Cleanup(func() { e.crashAt.Store(nil) })
+	return startShim(t, e.local, Options{Peer: sh, Logger: e.logger}, ModeDual, 1)
+}
+
+// crash runs INSERT INTO acct (id, id) through the shim with the session ending at step of
+// the dual commit and returns the transaction's gid, found prepared on the databases want
+// names ("local", "peer").
+func (e *resolveEnv) crash(t *testing.T, s *testShim, step string, id int, want ...string) string {
+	t.Helper()
+	e.crashAt.Store(&step)
+	conn := s.connect(t)
+	_, err := conn.Exec(capCtx(t, 10*time.Second), "INSERT INTO acct VALUES ($1, $1)", id)
+	if err == nil {
+		t.Fatalf("commit succeeded through a crash at %s", step)
+	}
+	e.crashAt.Store(nil)
+	var gid string
+	var where []string
+	for i, c := range e.clusters() {
+		gids := preparedGIDs(t, c)
+		if len(gids) > 1 || (gid != "" && len(gids) == 1 && gids[0] != gid) {
+			t.Fatalf("%s database holds prepared %v (gid so far %q)", sideName(i), gids, gid)
+		}
+		if len(gids) == 1 {
+			gid = gids[0]
+			where = append(where, sideName(i))
+		}
+	}
+	if !slices.Equal(where, want) || !gidRE.MatchString(gid) {
+		t.Fatalf("after a crash at %s: gid %q prepared on %v, want on %v", step, gid, where, want)
+	}
+	return gid
+}
+
+func preparedGIDs(t *testing.T, c *pgtest.Cluster) []string {
+	t.Helper()
+	rows, err := c.Open(t, c.Database()).Query(`SELECT gid FROM pg_prepared_xacts WHERE starts_with(gid, 'tandem_') ORDER BY gid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var gids []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		gids = append(gids, g)
+	}
+	return gids
+}
+
+func hasRow(t *testing.T, c *pgtest.Cluster, id int) bool {
+	t.Helper()
+	var n int
+	if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM acct WHERE id = $1", id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// settled asserts the end state of every row of the recovery table: nothing of Tandem's
+// prepared on either database, both databases identical, row id on both (committed) or on
+// neither.
+func (e *resolveEnv) settled(t *testing.T, id int, committed bool) {
+	t.Helper()
+	for i, c := range e.clusters() {
+		if g := preparedGIDs(t, c); len(g) > 0 {
+			t.Errorf("%s database still holds prepared %v", sideName(i), g)
+		}
+		if hasRow(t, c, id) != committed {
+			t.Errorf("%s database: row %d present = %v, want %v", sideName(i), id, !committed, committed)
+		}
+	}
+	diffs, err := Verify(capCtx(t, 20*time.Second), e.localDSN(), e.peerDSN())
+	if err != nil || len(diffs) > 0 {
+		t.Errorf("verify: %v %v", diffs, err)
+	}
+}
+
+// resolve runs one pass and checks its report.
+func resolve(t *testing.T, r *Resolver, committed, rolledBack []string, inDoubt ...InDoubt) Report {
+	t.Helper()
+	rep, err := r.ResolveOnce(capCtx(t, 30*time.Second))
+	if err != nil {
+		t.Fatalf("ResolveOnce: %v", err)
+	}
+	var doubt []InDoubt
+	for _, d := range rep.InDoubt {
+		if d.Reason == "" {
+			t.Errorf("in-doubt %s without a reason", d.GID)
+		}
+		doubt = append(doubt, InDoubt{GID: d.GID, Side: d.Side})
+	}
+	if !slices.Equal(rep.Committed, committed) || !slices.Equal(rep.RolledBack, rolledBack) || !slices.Equal(doubt, inDoubt) {
+		t.Fatalf("report %+v; want committed %v, rolled back %v, in doubt %v", rep, committed, rolledBack, inDoubt)
+	}
+	return rep
+}
+
+// kill crashes c; the returned restart starts it again, and so does the end of the test
+// when it failed before, so that later subtests find it running.
+func kill(t *testing.T, c *pgtest.Cluster) (restart func()) {
+	t.Helper()
+	c.Kill()
+	up := false
+	restart = func() {
+		t.Helper()
+		if up {
+			return
+		}
+		up = true
+		if err := c.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(restart)
+	return restart
+}
+
+// TestResolver drives real transactions through the shim in dual mode with the real Shipper,
+// stops each at the step of the dual commit that leaves one row of DESIGN §5.4's table, and
+// checks that the resolver finishes it (and that a second pass finds nothing to do).
+func TestResolver(t *testing.T) {
+	e := newResolveEnv(t)
+	r := e.resolver(nil)
+
+	t.Run("prepared locally only: roll back", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-local-prepare", 1, "local")
+		resolve(t, r, nil, []string{g})
+		resolve(t, r, nil, nil)
+		e.settled(t, 1, false)
+	})
+
+	t.Run("prepared on both: commit both", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 2, "local", "peer")
+		// Two passes at once: one commits, the other waits for it and finds nothing.
+		var reps [2]Report
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i := range reps {
+			wg.Go(func() { reps[i], errs[i] = r.ResolveOnce(capCtx(t, 30*time.Second)) })
+		}
+		wg.Wait()
+		all := append(append([]string{}, reps[0].Committed...), reps[1].Committed...)
+		if errs[0] != nil || errs[1] != nil || !slices.Equal(all, []string{g}) ||
+			len(reps[0].RolledBack)+len(reps[1].RolledBack)+len(reps[0].InDoubt)+len(reps[1].InDoubt) > 0 {
+			t.Fatalf("concurrent passes: %+v %+v, errors %v %v", reps[0], reps[1], errs[0], errs[1])
+		}
+		e.settled(t, 2, true)
+	})
+
+	t.Run("committed locally, prepared on peer: commit on peer", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-local-commit", 3, "peer")
+		if !hasRow(t, e.local, 3) || hasRow(t, e.peer, 3) {
+			t.Fatal("precondition: committed locally only")
+		}
+		resolve(t, r, []string{g}, nil)
+		resolve(t, r, nil, nil)
+		e.settled(t, 3, true)
+	})
+
+	t.Run("prepared locally, committed on peer: commit locally", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 4, "local", "peer")
+		// A resolver that stopped halfway through "commit both".
+		e.peer.Exec(t, "COMMIT PREPARED "+sqlLiteral(g))
+		resolve(t, r, []string{g}, nil)
+		resolve(t, r, nil, nil)
+		e.settled(t, 4, true)
+	})
+
+	t.Run("prepared on peer, rolled back locally: roll back on peer", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 5, "local", "peer")
+		// The coordinator rolled back locally and died before the peer's ROLLBACK PREPARED.
+		e.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(g))
+		resolve(t, r, nil, []string{g})
+		resolve(t, r, nil, nil)
+		e.settled(t, 5, false)
+	})
+
+	t.Run("prepared on peer, own site unreachable: commit", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 6, "local", "peer")
+		restartLocal := kill(t, e.local)
+		// site2 resolves after site1's crash: its local database holds the applied copy.
+		r2 := NewResolver(ResolverConfig{Site: "site2", LocalDSN: e.peerDSN(), PeerDSN: e.localDSN(), Logger: e.logger})
+		resolve(t, r2, []string{g}, nil)
+		if !hasRow(t, e.peer, 6) || len(preparedGIDs(t, e.peer)) > 0 {
+			t.Fatal("not committed on site2's database")
+		}
+		restartLocal()
+		// Back up, site1's database still holds it prepared; site2 has committed: commit.
+		resolve(t, r2, []string{g}, nil)
+		resolve(t, r2, nil, nil)
+		e.settled(t, 6, true)
+	})
+
+	t.Run("prepared locally, peer unreachable: in doubt until it is back", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 7, "local", "peer")
+		restartPeer := kill(t, e.peer)
+		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
+		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
+		if !slices.Equal(preparedGIDs(t, e.local), []string{g}) {
+			t.Fatal("the in-doubt transaction was touched")
+		}
+		restartPeer()
+		resolve(t, r, []string{g}, nil)
+		e.settled(t, 7, true)
+	})
+
+	t.Run("in-flight gids are skipped", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-local-prepare", 8, "local")
+		var busy atomic.Bool
+		busy.Store(true)
+		asked := 0
+		rf := e.resolver(func(gid string) bool {
+			asked++
+			return gid == g && busy.Load()
+		})
+		resolve(t, rf, nil, nil)
+		if asked == 0 || !slices.Equal(preparedGIDs(t, e.local), []string{g}) {
+			t.Fatalf("in-flight gid touched, or InFlight not asked (%d)", asked)
+		}
+		if err := rf.Decide(capCtx(t, 10*time.Second), g, false); err == nil {
+			t.Fatal("Decide accepted an in-flight gid")
+		}
+		busy.Store(false)
+		resolve(t, rf, nil, []string{g})
+		e.settled(t, 8, false)
+	})
+
+	t.Run("decide commit", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 9, "local", "peer")
+		restartPeer := kill(t, e.peer)
+		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
+		ctx := capCtx(t, 20*time.Second)
+		if err := r.Decide(ctx, g, true); err != nil {
+			t.Fatal(err)
+		}
+		if !hasRow(t, e.local, 9) || len(preparedGIDs(t, e.local)) > 0 {
+			t.Fatal("Decide did not commit locally")
+		}
+		if err := r.Decide(ctx, g, false); err == nil {
+			t.Fatal("Decide rolled back a gid that is committed")
+		}
+		resolve(t, r, nil, nil)
+		restartPeer()
+		// Committed on its own site, still prepared on the peer: the pass commits it there.
+		resolve(t, r, []string{g}, nil)
+		e.settled(t, 9, true)
+	})
+
+	t.Run("decide roll back", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-local-prepare", 10, "local")
+		restartPeer := kill(t, e.peer)
+		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
+		ctx := capCtx(t, 20*time.Second)
+		for _, bad := range []string{"tandem_site1_1_999999", "tandem_nonsense", "other_gid"} {
+			if err := r.Decide(ctx, bad, false); err == nil {
+				t.Errorf("Decide accepted %s, which is prepared nowhere", bad)
+			}
+		}
+		if err := r.Decide(ctx, g, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Decide(ctx, g, true); err == nil || !strings.Contains(err.Error(), "rolled it back") {
+			t.Fatalf("Decide committed a rolled-back gid: %v", err)
+		}
+		restartPeer()
+		resolve(t, r, nil, nil)
+		e.settled(t, 10, false)
+	})
+
+	t.Run("run", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 11, "local", "peer")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, 50*time.Millisecond) }()
+		defer func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(preparedGIDs(t, e.local))+len(preparedGIDs(t, e.peer)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("Run left %s prepared", g)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.settled(t, 11, true)
+	})
+}
+
+// TestResolverBothUnreachable checks a pass without any database fails clearly.
+func TestResolverBothUnreachable(t *testing.T) {
+	dsn := "postgres://postgres@127.0.0.1:1/app?sslmode=disable"
+	r := NewResolver(ResolverConfig{Site: "site1", LocalDSN: dsn, PeerDSN: dsn})
+	_, err := r.ResolveOnce(capCtx(t, 10*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "neither database is reachable") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := r.Decide(capCtx(t, 10*time.Second), "tandem_site1_1_5", true); err == nil {
+		t.Fatal("Decide succeeded without databases")
+	}
+}
