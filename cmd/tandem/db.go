@@ -105,6 +105,10 @@ func (d *database) setRole(ctx context.Context, st gossip.State) {
 	d.ship.SetTerm(st.Term)
 	switch st.Role {
 	case gossip.RoleMaster:
+		// In-doubt transactions are resolved before the shim accepts writes
+		// in the new term (DESIGN §3 failover, §5.4); none of this process's
+		// own can be in flight, the shim was not writable.
+		d.resolve(ctx)
 		// The new master's term goes into the peer's database too when it can
 		// reach it, so an old master can no longer apply there (DESIGN §3 fencing).
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -121,6 +125,21 @@ func (d *database) setRole(ctx context.Context, st gossip.State) {
 		d.shim.SetMode(txshim.ModeFenced, st.Term)
 	default:
 		d.shim.SetMode(txshim.ModeReadOnly, st.Term)
+	}
+}
+
+// resolve runs one pass of the resolver (DESIGN §5.4) and logs what it did.
+func (d *database) resolve(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	r := txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: d.cfg.LocalDSN, PeerDSN: d.cfg.PeerDSN, Logger: d.log})
+	rep, err := r.ResolveOnce(rctx)
+	if err != nil {
+		d.log.Warn("resolver pass failed", "err", err)
+		return
+	}
+	if len(rep.Committed)+len(rep.RolledBack)+len(rep.InDoubt) > 0 {
+		d.log.Info("resolved in-doubt transactions", "committed", len(rep.Committed), "rolled_back", len(rep.RolledBack), "in_doubt", len(rep.InDoubt))
 	}
 }
 

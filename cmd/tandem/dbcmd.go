@@ -13,6 +13,61 @@ import (
 	"github.com/tandem-ha/tandem/txshim"
 )
 
+// cmdResolve lists and settles in-doubt transactions (DESIGN §5.4): one
+// resolver pass, or an operator's decision for one gid.
+func cmdResolve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the site's TOML file")
+	commit := fs.String("commit", "", "commit this in-doubt gid on every database where it is prepared")
+	rollback := fs.String("rollback", "", "roll this in-doubt gid back on every database where it is prepared")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, ok := shimConfig("resolve", []string{"-config", *path}, stderr)
+	if !ok {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	r := txshim.NewResolver(txshim.ResolverConfig{Site: cfg.Site, LocalDSN: cfg.TxShim.LocalDSN, PeerDSN: cfg.TxShim.PeerDSN,
+		Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+	switch {
+	case *commit != "" && *rollback != "":
+		fmt.Fprintln(stderr, "tandem resolve: -commit and -rollback exclude each other")
+		return 2
+	case *commit != "" || *rollback != "":
+		gid, yes := *commit, true
+		if gid == "" {
+			gid, yes = *rollback, false
+		}
+		if err := r.Decide(ctx, gid, yes); err != nil {
+			fmt.Fprintln(stderr, "tandem resolve:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: done\n", gid)
+		return 0
+	}
+	rep, err := r.ResolveOnce(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem resolve:", err)
+		return 1
+	}
+	for _, g := range rep.Committed {
+		fmt.Fprintln(stdout, "committed:", g)
+	}
+	for _, g := range rep.RolledBack {
+		fmt.Fprintln(stdout, "rolled back:", g)
+	}
+	for _, d := range rep.InDoubt {
+		fmt.Fprintf(stdout, "in doubt: %s (%s side): %s\n", d.GID, d.Side, d.Reason)
+	}
+	if len(rep.InDoubt) > 0 {
+		return 1
+	}
+	return 0
+}
+
 // shimConfig parses -config for the database commands and returns the site's
 // configuration, which must have a [txshim] table.
 func shimConfig(name string, args []string, stderr io.Writer) (*config.Config, bool) {

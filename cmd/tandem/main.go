@@ -20,6 +20,8 @@ commands:
                             hand the master role over (to SITE, or to the best other site)
   install -config FILE      check and set up both databases for the txshim (idempotent)
   verify -config FILE       compare both databases' application tables (exit 1 on a difference)
+  resolve -config FILE [-commit GID | -rollback GID]
+                            settle in-doubt transactions (exit 1 while some stay in doubt)
 `
 
 func main() {
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdInstall(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "resolve":
+		return cmdResolve(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

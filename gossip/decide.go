@@ -1,0 +1,572 @@
+package gossip
+
+import (
+	"cmp"
+	"fmt"
+	"time"
+)
+
+// ActionKind is what Decide asks a member to do.
+type ActionKind int
+
+// Actions a member can be asked to take.
+const (
+	None    ActionKind = iota // keep the current role
+	Promote                   // become master of Action.Term
+	Release                   // give up the master role (handover, unhealthy server, a better claim)
+	Fence                     // a master that lost the majority refuses writes
+	Unfence                   // become backup: a fenced member that regained the majority, or a starting member
+	Claim                     // publish the intent to take Action.Term and let it settle before Promote
+)
+
+func (k ActionKind) String() string {
+	switch k {
+	case None:
+		return "none"
+	case Promote:
+		return "promote"
+	case Release:
+		return "release"
+	case Fence:
+		return "fence"
+	case Unfence:
+		return "unfence"
+	case Claim:
+		return "claim"
+	}
+	return fmt.Sprintf("ActionKind(%d)", int(k))
+}
+
+// Action is the outcome of Decide.
+type Action struct {
+	Kind   ActionKind
+	Term   uint64 // Promote: the new term
+	To     string // Release: the site the role is handed to ("" = whoever qualifies)
+	Reason string // why, in words for the log and status
+}
+
+// Member is one member as seen by the member deciding.
+type Member struct {
+	Meta
+	// Alive says the member is up as far as the decider knows: memberlist
+	// holds it alive (and, without a witness, direct probes reach it).
+	Alive bool
+	// Since is when Alive last changed.
+	Since time.Time
+	// Unreachable says the decider's own direct probes to it fail. With a
+	// witness memberlist may still hold it alive through the witness (a cut
+	// link, not a dead member), so it keeps blocking a takeover, but it no
+	// longer counts towards the decider's majority.
+	Unreachable bool
+	// ReadySince is since when the member has qualified for the master role
+	// without a break (see Stamp); zero when it does not or is unknown.
+	ReadySince time.Time
+}
+
+// View is everything one member knows when it decides.
+type View struct {
+	Self              string
+	Now               time.Time
+	Members           []Member // every known member including self (witness members too)
+	WitnessConfigured bool     // a witness is part of the cluster: the majority rule applies
+	Voters            int      // configured voters: 2 sites (1 without peers) + the witness if any
+	FailbackDelay     time.Duration
+	FenceDelay        time.Duration
+	ManualFailback    bool
+	Switchover        string // a requested handover target site ("" none); set on the master
+	Force             bool   // tandem promote --force: ignore the cold-start wait
+	// Settle, when positive, makes a promotion two-step: the candidate
+	// first publishes Claim = T and promotes only after its claim has been
+	// out for Settle without a better claim for T showing up. With Settle
+	// longer than twice the gossip delay between members that see each
+	// other, two of them can never both take the same term on stale views.
+	Settle    time.Duration
+	ClaimedAt time.Time // when self published its current Claim
+}
+
+// Decide applies the role rules of DESIGN §3 to one member's view and says
+// what that member must do. It is a pure function: every member runs it on
+// its own view.
+//
+// A site may become master only when all hold (DESIGN §3):
+//  1. it is alive, its server is healthy and its database reachable;
+//  2. it is current: its term record has the highest term anyone reported,
+//     and it was that term's master or that term's master reported
+//     peer_synced = true;
+//  3. with a witness configured, it sees a majority of the voters;
+//  4. no other member claims master, or that member is dead (its last word
+//     was "master") for at least FenceDelay, or it published that it
+//     released its term.
+//
+// Among sites that qualify the best priority (lowest number) wins, ties
+// broken by name; a better site that is not current waits. A site that
+// started cold and sees nobody else waits too (unless Force, or it is the
+// only voter). Witnesses never become master.
+func Decide(v View) Action {
+	self, ok := v.member(v.Self)
+	if !ok {
+		return Action{Reason: fmt.Sprintf("%q is not in its own view", v.Self)}
+	}
+	if self.Witness {
+		return Action{Reason: "witnesses only vote"}
+	}
+	seen, voters := v.votes()
+	majority := !v.WitnessConfigured || 2*seen > voters
+	noMajority := fmt.Sprintf("sees %d of %d voters, no majority", seen, voters)
+
+	switch self.Role {
+	case RoleMaster:
+		return v.decideMaster(self, majority, noMajority)
+	case RoleFenced:
+		// A fenced member that regains the majority becomes backup; it may
+		// be promoted again only through the rules below, on a later round.
+		if majority {
+			return Action{Kind: Unfence, Reason: "majority regained"}
+		}
+		return Action{Reason: noMajority}
+	}
+
+	// A starting member becomes backup as soon as it knows it is not
+	// waiting for a peer; until then it stays "starting".
+	wait := func(reason string) Action {
+		if self.Role == RoleStarting && !v.coldWait(self) {
+			return Action{Kind: Unfence, Reason: reason}
+		}
+		return Action{Reason: reason}
+	}
+	if v.coldWait(self) {
+		return Action{Reason: "cold start: waiting to see a peer that knows the current term (promote --force overrides)"}
+	}
+	// Rule 3.
+	if !majority {
+		return wait(noMajority)
+	}
+	// Rules 1 and 2.
+	if ok, why := v.ready(self); !ok {
+		return wait(why)
+	}
+	// Rule 4.
+	if why := v.blockedBy(self.Site); why != "" {
+		return wait(why)
+	}
+	if best, _ := v.best(); best.Site != self.Site {
+		if v.excluded(self) {
+			return wait(fmt.Sprintf("released term %d to %s", self.Released, cmp.Or(self.ReleasedTo, "another site")))
+		}
+		return wait(fmt.Sprintf("site %s is preferred", best.Site))
+	}
+	top := v.maxTerm()
+	term := top + 1
+	if self.Released != 0 && self.Released == self.Record.Term && self.Record.Term == top {
+		// Releasing term T granted T+1 to the others: a target that has
+		// taken it may not be visible yet, so the releaser skips it and
+		// two masters can never share a term.
+		term++
+	}
+	if v.Settle <= 0 {
+		return Action{Kind: Promote, Term: term, Reason: v.promoteReason(self)}
+	}
+	return v.claim(self, max(term, self.Claim))
+}
+
+// claim runs the two-step promotion (View.Settle): claim the term, let the
+// claim settle, and with a witness win a majority of votes for it.
+func (v View) claim(self Member, term uint64) Action {
+	// Between two claims for one term the better site wins, but only once
+	// the other has withdrawn: it may see us late, or not at all.
+	rival := ""
+	for _, m := range v.Members {
+		if m.Site == self.Site || !m.Alive || m.Witness || m.Claim != term {
+			continue
+		}
+		if better(m, self) {
+			return Action{Reason: fmt.Sprintf("site %s claims term %d", m.Site, term)}
+		}
+		rival = m.Site
+	}
+	claim := Action{Kind: Claim, Term: term, Reason: "claim settling: " + v.promoteReason(self)}
+	if self.Claim != term || v.Now.Sub(v.ClaimedAt) < v.Settle {
+		return claim
+	}
+	if rival != "" {
+		claim.Reason = fmt.Sprintf("waiting for site %s to withdraw its claim of term %d", rival, term)
+		return claim
+	}
+	if !v.WitnessConfigured {
+		return Action{Kind: Promote, Term: term, Reason: v.promoteReason(self)}
+	}
+	// With a witness two sites may each see a majority through the witness
+	// without seeing each other; every voter votes once per term, so only
+	// one of them can collect a majority for the term.
+	votes, spent := 0, uint64(0)
+	for _, m := range v.Members {
+		if m.Site != self.Site && !m.Alive {
+			continue
+		}
+		switch {
+		case m.Vote == term && m.VoteFor == self.Site:
+			votes++
+		case m.Vote >= term:
+			spent = max(spent, m.Vote) // this voter will not vote for us in term
+		}
+	}
+	_, voters := v.votes()
+	if 2*votes > voters {
+		return Action{Kind: Promote, Term: term, Reason: fmt.Sprintf("%s; %d of %d votes", v.promoteReason(self), votes, voters)}
+	}
+	if spent != 0 {
+		// Split vote, or voters already spent on a later term: claim past
+		// it; voters vote anew for a newer term.
+		return Action{Kind: Claim, Term: spent + 1, Reason: fmt.Sprintf("votes for term %d went elsewhere", spent)}
+	}
+	claim.Reason = fmt.Sprintf("claim of term %d waits for votes: %d of %d", term, votes, voters)
+	return claim
+}
+
+// Vote returns the vote self should publish (term, site) when a witness is
+// configured: for the newest term that some alive member claims beyond the
+// newest term anyone holds, the best claimant. A vote is never changed
+// within its term, and a master votes only for itself. ready is false while
+// the member has not been up long enough to know the cluster (a restarted
+// voter could otherwise vote twice in a term); it then keeps its vote.
+func Vote(v View, ready bool) (uint64, string) {
+	self, ok := v.member(v.Self)
+	if !ok || !v.WitnessConfigured || !ready {
+		return self.Vote, self.VoteFor
+	}
+	top := v.maxTerm()
+	var term uint64
+	var best Member
+	for _, m := range v.Members {
+		if (m.Site != self.Site && !m.Alive) || m.Witness || m.Claim <= top || m.Claim < term {
+			continue
+		}
+		if self.Role == RoleMaster && m.Site != self.Site {
+			continue
+		}
+		if m.Claim > term || better(m, best) {
+			term, best = m.Claim, m
+		}
+	}
+	if term == 0 || self.Vote >= term {
+		return self.Vote, self.VoteFor
+	}
+	return term, best.Site
+}
+
+func (v View) promoteReason(self Member) string {
+	for _, m := range v.Members {
+		if m.Site == self.Site || m.Witness {
+			continue
+		}
+		if released(m) && m.Released == v.maxTerm() {
+			return fmt.Sprintf("site %s released term %d", m.Site, m.Released)
+		}
+		if m.Role == RoleMaster && !m.Alive {
+			return fmt.Sprintf("master %s lost for %s", m.Site, v.Now.Sub(m.Since).Round(time.Millisecond))
+		}
+	}
+	if v.maxTerm() == 0 {
+		return "first master of the cluster"
+	}
+	return "best qualifying site"
+}
+
+func (v View) decideMaster(self Member, majority bool, noMajority string) Action {
+	// DESIGN §3 split brain: a master that loses the majority fences itself.
+	if !majority {
+		return Action{Kind: Fence, Reason: noMajority}
+	}
+	// DESIGN §3 failover: a failing server gives up the role at once.
+	if !self.ServerHealthy {
+		return Action{Kind: Release, Reason: "server unhealthy"}
+	}
+	if !self.DBReachable {
+		return Action{Kind: Release, Reason: "database unreachable"}
+	}
+	// Two masters (after a partition without witness, or stale views): the
+	// weaker claim steps down.
+	for _, m := range v.Members {
+		if m.Site == self.Site || m.Witness || !m.Alive || m.Role != RoleMaster || released(m) {
+			continue
+		}
+		if strongerClaim(m, self) {
+			return Action{Kind: Release, To: m.Site,
+				Reason: fmt.Sprintf("site %s is master of term %d (own term %d)", m.Site, m.Record.Term, self.Record.Term)}
+		}
+	}
+	// Someone holds a newer term than this master's (it was master in
+	// between, out of sight): a database holds that term and would refuse
+	// this master's commits (DESIGN §3 fencing), so step down and let the
+	// current site start a newer term.
+	if top := v.maxTerm(); top > self.Record.Term {
+		return Action{Kind: Release, Reason: fmt.Sprintf("term %d exists, newer than own term %d", top, self.Record.Term)}
+	}
+	if v.Switchover != "" && v.Switchover != self.Site {
+		t, ok := v.member(v.Switchover)
+		if !ok {
+			return Action{Reason: fmt.Sprintf("switchover to unknown site %s", v.Switchover)}
+		}
+		if ok, why := v.ready(t); !ok {
+			return Action{Reason: fmt.Sprintf("switchover to %s waits: %s", t.Site, why)}
+		}
+		return Action{Kind: Release, To: t.Site, Reason: fmt.Sprintf("switchover to %s", t.Site)}
+	}
+	if v.ManualFailback {
+		return Action{}
+	}
+	// Failback: a better site that has qualified without a break for
+	// FailbackDelay gets the role back.
+	best, ok := v.best()
+	if !ok || best.Site == self.Site || !better(best, self) {
+		return Action{}
+	}
+	if best.ReadySince.IsZero() {
+		return Action{Reason: fmt.Sprintf("failback to %s: waiting for it to stay ready", best.Site)}
+	}
+	if ready := v.Now.Sub(best.ReadySince); ready < v.FailbackDelay {
+		return Action{Reason: fmt.Sprintf("failback to %s in %s", best.Site, (v.FailbackDelay - ready).Round(time.Millisecond))}
+	}
+	return Action{Kind: Release, To: best.Site, Reason: fmt.Sprintf("failback to %s", best.Site)}
+}
+
+// member returns the member named site.
+func (v View) member(site string) (Member, bool) {
+	for _, m := range v.Members {
+		if m.Site == site {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// votes counts the voters the decider sees (itself included) and the
+// number of configured voters.
+func (v View) votes() (seen, voters int) {
+	for _, m := range v.Members {
+		if m.Site == v.Self || (m.Alive && !m.Unreachable) {
+			seen++
+		}
+	}
+	voters = v.Voters
+	if voters <= 0 {
+		voters = len(v.Members)
+	}
+	return seen, voters
+}
+
+// coldWait reports whether self must wait because it started cold and sees
+// no other member that could tell it the current term (DESIGN §3).
+func (v View) coldWait(self Member) bool {
+	if !self.Cold || v.Force || v.Voters == 1 {
+		return false
+	}
+	for _, m := range v.Members {
+		if m.Site != self.Site && m.Alive {
+			return false
+		}
+	}
+	return true
+}
+
+// maxTerm is the highest term anyone reported (members and witness).
+func (v View) maxTerm() uint64 {
+	var t uint64
+	for _, m := range v.Members {
+		t = max(t, m.Record.Term)
+	}
+	return t
+}
+
+// synced says whether the master of term reported peer_synced = true. The
+// master's own report is the latest word; without it every copy of that
+// record must say so.
+func (v View) synced(term uint64, master string) bool {
+	if m, ok := v.member(master); ok && m.Record.Term == term && m.Record.Master == master {
+		return m.Record.PeerSynced
+	}
+	found := false
+	for _, m := range v.Members {
+		if m.Record.Term == term && m.Record.Master == master {
+			if !m.Record.PeerSynced {
+				return false
+			}
+			found = true
+		}
+	}
+	return found
+}
+
+// current applies rule 2 to m.
+func (v View) current(m Member) (bool, string) {
+	top := v.maxTerm()
+	if top == 0 {
+		return true, "" // no term yet: nothing to lack
+	}
+	if m.Record.Term < top {
+		return false, fmt.Sprintf("not current: holds term %d, term %d exists", m.Record.Term, top)
+	}
+	if m.Record.Master == m.Site {
+		return true, ""
+	}
+	if !v.synced(top, m.Record.Master) {
+		return false, fmt.Sprintf("not current: master %s of term %d has not reported peer_synced", m.Record.Master, top)
+	}
+	return true, ""
+}
+
+// ready applies rules 1 and 2 to site m as far as the decider can tell.
+func (v View) ready(m Member) (bool, string) {
+	switch {
+	case m.Witness:
+		return false, "witness"
+	case m.Site != v.Self && !m.Alive:
+		return false, "not alive"
+	case !m.ServerHealthy:
+		return false, "server unhealthy"
+	case !m.DBReachable:
+		return false, "database unreachable"
+	}
+	return v.current(m)
+}
+
+// released says m published that it released the term it holds.
+func released(m Member) bool {
+	return m.Released != 0 && m.Released == m.Record.Term
+}
+
+// blockedBy applies rule 4 for candidate site: it names the member that
+// may still be master, or returns "". A site lost from view may have
+// become master after its last word reached us (stale views), so any lost
+// site blocks for FenceDelay unless its last word released the newest term.
+func (v View) blockedBy(site string) string {
+	for _, m := range v.Members {
+		if m.Site == site || m.Witness || (released(m) && m.Released == v.maxTerm()) {
+			continue
+		}
+		if m.Alive {
+			if m.Role == RoleMaster && !released(m) {
+				return fmt.Sprintf("site %s is master (term %d)", m.Site, m.Record.Term)
+			}
+			continue
+		}
+		if gone := v.Now.Sub(m.Since); gone < v.FenceDelay {
+			return fmt.Sprintf("site %s (last seen as %s) lost %s ago, fence_delay %s", m.Site, m.Role, gone.Round(time.Millisecond), v.FenceDelay)
+		}
+	}
+	return ""
+}
+
+// excluded says m released the newest term and a site it released to
+// qualifies: m must leave the role to it.
+func (v View) excluded(m Member) bool {
+	if !released(m) || m.Record.Term != v.maxTerm() {
+		return false
+	}
+	for _, o := range v.Members {
+		if o.Site == m.Site || (m.ReleasedTo != "" && m.ReleasedTo != o.Site) {
+			continue
+		}
+		if ok, _ := v.ready(o); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// best returns the best site among those that qualify (rules 1 and 2),
+// leaving out a site that released the newest term to another that
+// qualifies. When every qualifying site released (two masters of one
+// split brain both stepped down), the best of them.
+func (v View) best() (Member, bool) {
+	var b, r Member
+	found, foundReleased := false, false
+	for _, m := range v.Members {
+		if ok, _ := v.ready(m); !ok {
+			continue
+		}
+		if v.excluded(m) {
+			if !foundReleased || better(m, r) {
+				r, foundReleased = m, true
+			}
+			continue
+		}
+		if !found || better(m, b) {
+			b, found = m, true
+		}
+	}
+	if !found && foundReleased {
+		return r, true
+	}
+	return b, found
+}
+
+// better orders sites by priority, then name.
+func better(a, b Member) bool {
+	if a.Priority != b.Priority {
+		return a.Priority < b.Priority
+	}
+	return a.Site < b.Site
+}
+
+// strongerClaim orders two masters: the higher term wins, then the better site.
+func strongerClaim(a, b Member) bool {
+	if a.Record.Term != b.Record.Term {
+		return a.Record.Term > b.Record.Term
+	}
+	return better(a, b)
+}
+
+// Stamp fills in Members[i].ReadySince from what earlier views showed:
+// since remembers, per site, when it started to qualify without a break.
+// The caller keeps since between views (one map per deciding member).
+func (v *View) Stamp(since map[string]time.Time) {
+	for i := range v.Members {
+		m := &v.Members[i]
+		if ok, _ := v.ready(*m); !ok {
+			delete(since, m.Site)
+			m.ReadySince = time.Time{}
+			continue
+		}
+		t, had := since[m.Site]
+		if !had {
+			t = v.Now
+			since[m.Site] = t
+		}
+		m.ReadySince = t
+	}
+}
+
+// Adopt returns the term record a member should hold after seeing the
+// others (DESIGN §3): a site takes a newer record from an alive master that
+// reports peer_synced = true (and follows that master's peer_synced for the
+// term it already holds), so the backup knows the newest term after a
+// restart; a witness keeps the newest record anyone reported. A master
+// never adopts.
+func Adopt(self Member, others []Member) (TermRecord, bool) {
+	own := self.Record
+	if self.Role == RoleMaster {
+		return own, false
+	}
+	rec, changed := own, false
+	for _, m := range others {
+		if m.Site == self.Site {
+			continue
+		}
+		r := m.Record
+		fromMaster := r.Master == m.Site
+		if self.Witness {
+			if r.Term > rec.Term || (fromMaster && r.Term == rec.Term && r.Master == rec.Master && r.PeerSynced != rec.PeerSynced) {
+				rec, changed = r, true
+			}
+			continue
+		}
+		if !m.Alive || m.Role != RoleMaster || !fromMaster {
+			continue
+		}
+		if (r.Term > rec.Term && r.PeerSynced) || (r.Term == rec.Term && r.Master == rec.Master && r.PeerSynced != rec.PeerSynced) {
+			rec, changed = r, true
+		}
+	}
+	return rec, changed && rec != own
+}

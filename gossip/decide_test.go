@@ -1,0 +1,358 @@
+package gossip
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// mem builds a healthy, alive backup site member; options adjust it.
+func mem(name string, prio int, opts ...func(*Member)) Member {
+	m := Member{
+		Meta:  Meta{Site: name, Priority: prio, ServerHealthy: true, DBReachable: true, Role: RoleBackup},
+		Alive: true, Since: t0,
+	}
+	for _, o := range opts {
+		o(&m)
+	}
+	return m
+}
+
+func wit(name string, opts ...func(*Member)) Member {
+	m := Member{Meta: Meta{Site: name, Witness: true, Role: RoleWitness}, Alive: true, Since: t0}
+	for _, o := range opts {
+		o(&m)
+	}
+	return m
+}
+
+func role(r Role) func(*Member) { return func(m *Member) { m.Role = r } }
+func record(t uint64, master string, synced bool) func(*Member) {
+	return func(m *Member) { m.Record = TermRecord{Term: t, Master: master, PeerSynced: synced} }
+}
+func dead(since time.Time) func(*Member) { return func(m *Member) { m.Alive, m.Since = false, since } }
+func unhealthy(m *Member)                { m.ServerHealthy = false }
+func noDB(m *Member)                     { m.DBReachable = false }
+func cold(m *Member)                     { m.Cold = true }
+func claim(t uint64) func(*Member)       { return func(m *Member) { m.Claim = t } }
+func votes(t uint64, site string) func(*Member) {
+	return func(m *Member) { m.Vote, m.VoteFor = t, site }
+}
+func unreachable(m *Member) { m.Unreachable = true }
+func readySince(t time.Time) func(*Member) {
+	return func(m *Member) { m.ReadySince = t }
+}
+func releasedTerm(t uint64, to string) func(*Member) {
+	return func(m *Member) { m.Released, m.ReleasedTo = t, to }
+}
+
+// view is self's view at t0+1h of members; the witness rule applies when a
+// witness member is listed.
+func view(self string, ms ...Member) View {
+	v := View{Self: self, Now: t0.Add(time.Hour), Members: ms, FailbackDelay: 30 * time.Second, Voters: 2}
+	for _, m := range ms {
+		if m.Witness {
+			v.WitnessConfigured = true
+			v.Voters = 3
+		}
+	}
+	return v
+}
+
+func with(v View, f func(*View)) View { f(&v); return v }
+
+func TestDecide(t *testing.T) {
+	now := t0.Add(time.Hour)
+	tests := []struct {
+		name   string
+		view   View
+		kind   ActionKind
+		term   uint64
+		to     string
+		reason string // substring of Action.Reason
+	}{
+		// Cold start of both sites of a new cluster: they see each other, the
+		// better one takes term 1, the other becomes backup.
+		{"cold start both: better promotes",
+			view("a", mem("a", 1, cold, role(RoleStarting)), mem("b", 2, cold, role(RoleStarting))),
+			Promote, 1, "", "first master"},
+		{"cold start both: worse becomes backup",
+			view("b", mem("a", 1, cold, role(RoleStarting)), mem("b", 2, cold, role(RoleStarting))),
+			Unfence, 0, "", "site a is preferred"},
+		{"cold start alone waits",
+			view("a", mem("a", 1, cold, role(RoleStarting), record(4, "a", true)), mem("b", 2, dead(t0), role(RoleMaster), record(4, "a", true))),
+			None, 0, "", "cold start"},
+		{"cold start alone with force promotes",
+			with(view("a", mem("a", 1, cold, role(RoleStarting), record(4, "a", true))), func(v *View) { v.Force = true }),
+			Promote, 5, "", ""},
+		{"single-member cluster promotes alone",
+			with(view("a", mem("a", 1, cold, role(RoleStarting))), func(v *View) { v.Voters = 1 }),
+			Promote, 1, "", ""},
+		{"cold start seeing only the witness that knows the term",
+			view("a", mem("a", 1, cold, role(RoleStarting), record(4, "a", true)), wit("w", record(4, "a", true)), mem("b", 2, dead(t0), record(3, "b", true))),
+			Promote, 5, "", ""},
+		{"restarted site behind the master's term becomes backup",
+			view("a", mem("a", 1, role(RoleStarting), record(3, "a", true)), mem("b", 2, role(RoleMaster), record(4, "b", true))),
+			Unfence, 0, "", "not current"},
+
+		// Master's server fails: it releases at once.
+		{"master server unhealthy releases",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true), unhealthy), mem("b", 2, record(5, "a", true))),
+			Release, 0, "", "server unhealthy"},
+		{"master database unreachable releases",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true), noDB), mem("b", 2, record(5, "a", true))),
+			Release, 0, "", "database unreachable"},
+		{"backup takes over a released term",
+			view("b", mem("a", 1, unhealthy, record(5, "a", true), releasedTerm(5, "")), mem("b", 2, record(5, "a", true))),
+			Promote, 6, "", "released term 5"},
+		{"backup waits while the master still claims the role",
+			view("b", mem("a", 1, role(RoleMaster), unhealthy, record(5, "a", true)), mem("b", 2, record(5, "a", true))),
+			None, 0, "", "site a is master"},
+
+		// Master's sidecar killed.
+		{"master dead, no witness: backup promotes at once",
+			view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(now.Add(-time.Second))), mem("b", 2, record(5, "a", true))),
+			Promote, 6, "", "master a lost"},
+		{"master dead, not synced: backup is not current and waits",
+			view("b", mem("a", 1, role(RoleMaster), record(5, "a", false), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", true))),
+			None, 0, "", "peer_synced"},
+		{"master dead, backup missed the term: waits",
+			view("b", mem("a", 1, role(RoleMaster), record(6, "a", true), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", true))),
+			None, 0, "", "not current"},
+		{"master dead with witness: waits fence_delay",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(now.Add(-time.Second))), mem("b", 2, record(5, "a", true)), wit("w", record(5, "a", true))),
+				func(v *View) { v.FenceDelay = 3 * time.Second }),
+			None, 0, "", "fence_delay"},
+		{"master dead with witness: promotes after fence_delay",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(now.Add(-4*time.Second))), mem("b", 2, record(5, "a", true)), wit("w", record(5, "a", true))),
+				func(v *View) { v.FenceDelay = 3 * time.Second }),
+			Promote, 6, "", "master a lost"},
+		{"master alive through the witness only is still master",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), unreachable), mem("b", 2, record(5, "a", true)), wit("w", record(5, "a", true))),
+				func(v *View) { v.FenceDelay = 3 * time.Second }),
+			None, 0, "", "site a is master"},
+
+		// The better site returns.
+		{"auto failback waits failback_delay",
+			view("b", mem("a", 1, record(6, "b", true), readySince(now.Add(-10*time.Second))), mem("b", 2, role(RoleMaster), record(6, "b", true))),
+			None, 0, "", "failback to a in 20s"},
+		{"auto failback after failback_delay",
+			view("b", mem("a", 1, record(6, "b", true), readySince(now.Add(-31*time.Second))), mem("b", 2, role(RoleMaster), record(6, "b", true))),
+			Release, 0, "a", "failback to a"},
+		{"manual failback does not hand back",
+			with(view("b", mem("a", 1, record(6, "b", true), readySince(now.Add(-time.Hour))), mem("b", 2, role(RoleMaster), record(6, "b", true))),
+				func(v *View) { v.ManualFailback = true }),
+			None, 0, "", ""},
+		{"manual failback hands back on switchover",
+			with(view("b", mem("a", 1, record(6, "b", true), readySince(now)), mem("b", 2, role(RoleMaster), record(6, "b", true))),
+				func(v *View) { v.ManualFailback = true; v.Switchover = "a" }),
+			Release, 0, "a", "switchover to a"},
+		{"switchover to a site that is not ready waits",
+			with(view("a", mem("a", 1, role(RoleMaster), record(6, "a", true)), mem("b", 2, unhealthy, record(6, "a", true))),
+				func(v *View) { v.Switchover = "b" }),
+			None, 0, "", "switchover to b waits: server unhealthy"},
+		{"switchover to a worse site",
+			with(view("a", mem("a", 1, role(RoleMaster), record(6, "a", true)), mem("b", 2, record(6, "a", true))),
+				func(v *View) { v.Switchover = "b" }),
+			Release, 0, "b", "switchover to b"},
+
+		// A better site that is not current waits.
+		{"better site not current: master keeps the role",
+			view("b", mem("a", 1, record(5, "a", true), readySince(now.Add(-time.Hour))), mem("b", 2, role(RoleMaster), record(6, "b", false))),
+			None, 0, "", ""},
+		{"better site not current: it does not promote",
+			view("a", mem("a", 1, record(5, "a", true)), mem("b", 2, role(RoleMaster), record(6, "b", false), dead(t0))),
+			None, 0, "", "not current"},
+		{"better site not current: the current worse site promotes",
+			view("b", mem("a", 1, record(5, "a", true)), mem("b", 2, record(6, "b", true))),
+			Promote, 7, "", ""},
+		{"better site current and master gone: better promotes",
+			view("a", mem("a", 1, record(6, "b", true)), mem("b", 2, role(RoleMaster), record(6, "b", true), dead(t0))),
+			Promote, 7, "", ""},
+
+		// Majority with a witness.
+		{"witness majority lost: master fences",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true)), mem("b", 2, dead(now)), wit("w", dead(now))),
+			Fence, 0, "", "sees 1 of 3 voters"},
+		{"witness majority lost by failed probes: master fences",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true)), mem("b", 2, unreachable), wit("w", unreachable)),
+			Fence, 0, "", "no majority"},
+		{"master keeps the majority through the witness",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true)), mem("b", 2, dead(now)), wit("w")),
+			None, 0, "", ""},
+		{"fenced member regains majority",
+			view("a", mem("a", 1, role(RoleFenced), record(5, "a", true)), mem("b", 2, dead(now)), wit("w")),
+			Unfence, 0, "", "majority regained"},
+		{"fenced member without majority stays fenced",
+			view("a", mem("a", 1, role(RoleFenced), record(5, "a", true)), mem("b", 2, dead(now)), wit("w", dead(now))),
+			None, 0, "", "no majority"},
+		{"backup without majority does not promote",
+			view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(t0)), mem("b", 2, record(5, "a", true)), wit("w", dead(t0))),
+			None, 0, "", "no majority"},
+		{"witness never becomes master",
+			view("w", mem("a", 1, dead(t0)), mem("b", 2, dead(t0)), wit("w", record(3, "a", true))),
+			None, 0, "", "witnesses only vote"},
+
+		// Two sites without witness.
+		{"two sites: master alone keeps the role",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true)), mem("b", 2, dead(now))),
+			None, 0, "", ""},
+		{"two sites: after a split the lower-term master steps down",
+			view("a", mem("a", 1, role(RoleMaster), record(5, "a", true)), mem("b", 2, role(RoleMaster), record(6, "b", true))),
+			Release, 0, "b", "site b is master of term 6"},
+		{"two sites: the higher-term master stays",
+			view("b", mem("a", 1, role(RoleMaster), record(5, "a", true)), mem("b", 2, role(RoleMaster), record(6, "b", true))),
+			None, 0, "", ""},
+
+		// Handover via "released".
+		{"released to b: b takes the next term",
+			view("b", mem("a", 1, record(7, "a", true), releasedTerm(7, "b")), mem("b", 2, record(7, "a", true))),
+			Promote, 8, "", "released term 7"},
+		{"released to b: the better releaser does not take it back",
+			view("a", mem("a", 1, record(7, "a", true), releasedTerm(7, "b")), mem("b", 2, record(7, "a", true))),
+			None, 0, "", "released term 7"},
+		{"released to b that fails: releaser takes the term after next",
+			view("a", mem("a", 1, record(7, "a", true), releasedTerm(7, "b")), mem("b", 2, unhealthy, record(7, "a", true))),
+			Promote, 9, "", ""},
+		{"released for anyone: a third party waits for the target",
+			view("b", mem("a", 1, unhealthy, record(7, "a", true), releasedTerm(7, "")), mem("b", 2, record(7, "a", true))),
+			Promote, 8, "", ""},
+		{"old release does not count once a newer term exists",
+			view("a", mem("a", 1, record(7, "a", true), releasedTerm(7, "b")), mem("b", 2, role(RoleMaster), record(8, "b", true))),
+			None, 0, "", "not current"},
+
+		{"equal priority: name breaks the tie",
+			view("b", mem("a", 1, role(RoleStarting)), mem("b", 1, role(RoleStarting))),
+			Unfence, 0, "", "site a is preferred"},
+		{"starting site not ready becomes backup",
+			view("a", mem("a", 1, role(RoleStarting), unhealthy), mem("b", 2, role(RoleMaster), record(1, "b", true))),
+			Unfence, 0, "", "server unhealthy"},
+		// Two-step promotion (View.Settle).
+		{"settle: candidate claims first",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(t0)), mem("b", 2, record(5, "a", true))),
+				func(v *View) { v.Settle = 200 * time.Millisecond }),
+			Claim, 6, "", "claim settling"},
+		{"settle: claim still settling",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(t0)), mem("b", 2, record(5, "a", true), claim(6))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-100 * time.Millisecond) }),
+			Claim, 6, "", "claim settling"},
+		{"settle: settled claim promotes",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(t0)), mem("b", 2, record(5, "a", true), claim(6))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-300 * time.Millisecond) }),
+			Promote, 6, "", "master a lost"},
+		{"settle: a better claim for the same term wins",
+			with(view("b", mem("a", 1, unhealthy, record(5, "a", true), claim(6)), mem("b", 2, record(5, "a", true), claim(6))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-time.Second) }),
+			None, 0, "", "site a claims term 6"},
+		{"settle: a better site waits for a worse claim to be withdrawn",
+			with(view("a", mem("a", 1, record(5, "a", true), claim(6)), mem("b", 2, record(5, "a", true), claim(6))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-time.Second) }),
+			Claim, 6, "", "waiting for site b to withdraw"},
+		{"settle: with a witness the claim needs a majority of votes",
+			with(view("a", mem("a", 1, record(5, "a", true), claim(6), votes(6, "a")), mem("b", 2, dead(t0), record(5, "a", true)), wit("w", record(5, "a", true))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-time.Second) }),
+			Claim, 6, "", "waits for votes: 1 of 3"},
+		{"settle: with a witness a majority of votes promotes",
+			with(view("a", mem("a", 1, record(5, "a", true), claim(6), votes(6, "a")), mem("b", 2, dead(t0), record(5, "a", true)), wit("w", record(5, "a", true), votes(6, "a"))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-time.Second) }),
+			Promote, 6, "", "2 of 3 votes"},
+		{"settle: votes spent elsewhere move the claim past them",
+			with(view("a", mem("a", 1, record(5, "a", true), claim(6), votes(6, "a")), mem("b", 2, record(5, "a", true), votes(7, "b")), wit("w", record(5, "a", true), votes(6, "b"))),
+				func(v *View) { v.Settle = 200 * time.Millisecond; v.ClaimedAt = now.Add(-time.Second) }),
+			Claim, 8, "", "went elsewhere"},
+		{"witness: a lost backup may have become master: wait fence_delay",
+			with(view("a", mem("a", 1, record(5, "b", true)), mem("b", 2, dead(now.Add(-time.Second)), record(5, "b", true)), wit("w", record(5, "b", true))),
+				func(v *View) { v.FenceDelay = 3 * time.Second }),
+			None, 0, "", "site b (last seen as backup) lost"},
+
+		{"self missing from its view",
+			view("x", mem("a", 1)),
+			None, 0, "", "not in its own view"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := Decide(tc.view)
+			if a.Kind != tc.kind || a.Term != tc.term || a.To != tc.to {
+				t.Fatalf("Decide = %v term %d to %q (%s), want %v term %d to %q", a.Kind, a.Term, a.To, a.Reason, tc.kind, tc.term, tc.to)
+			}
+			if !strings.Contains(a.Reason, tc.reason) {
+				t.Fatalf("reason %q does not mention %q", a.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestStampReadySince(t *testing.T) {
+	since := map[string]time.Time{}
+	v := view("b", mem("a", 1, record(3, "b", true)), mem("b", 2, role(RoleMaster), record(3, "b", true)))
+	v.Now = t0
+	v.Stamp(since)
+	if got := v.Members[0].ReadySince; !got.Equal(t0) {
+		t.Fatalf("first ready view: ReadySince %v, want %v", got, t0)
+	}
+	v.Now = t0.Add(10 * time.Second)
+	v.Stamp(since)
+	if got := v.Members[0].ReadySince; !got.Equal(t0) {
+		t.Fatalf("still ready: ReadySince %v, want %v", got, t0)
+	}
+	// A break (server unhealthy) restarts the clock.
+	v.Members[0].ServerHealthy = false
+	v.Stamp(since)
+	if !v.Members[0].ReadySince.IsZero() {
+		t.Fatalf("not ready: ReadySince %v, want zero", v.Members[0].ReadySince)
+	}
+	v.Members[0].ServerHealthy = true
+	v.Now = t0.Add(20 * time.Second)
+	v.Stamp(since)
+	if got := v.Members[0].ReadySince; !got.Equal(v.Now) {
+		t.Fatalf("ready again: ReadySince %v, want %v", got, v.Now)
+	}
+}
+
+func TestAdopt(t *testing.T) {
+	tests := []struct {
+		name    string
+		self    Member
+		others  []Member
+		want    TermRecord
+		changed bool
+	}{
+		{"backup adopts newer synced record from the alive master",
+			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", true))},
+			TermRecord{4, "b", true}, true},
+		{"backup ignores an unsynced newer record",
+			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", false))},
+			TermRecord{3, "a", true}, false},
+		{"backup ignores a dead master",
+			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", true), dead(t0))},
+			TermRecord{3, "a", true}, false},
+		{"backup ignores a backup's copy",
+			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, record(4, "c", true))},
+			TermRecord{3, "a", true}, false},
+		{"backup follows the master going solo",
+			mem("a", 1, record(4, "b", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", false))},
+			TermRecord{4, "b", false}, true},
+		{"master never adopts",
+			mem("a", 1, role(RoleMaster), record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", true))},
+			TermRecord{3, "a", true}, false},
+		{"witness keeps the newest record anyone reported",
+			wit("w", record(3, "a", true)), []Member{mem("a", 1, record(5, "b", false), dead(t0)), mem("b", 2, record(4, "b", true))},
+			TermRecord{5, "b", false}, true},
+		{"witness follows the master's peer_synced",
+			wit("w", record(5, "b", true)), []Member{mem("b", 2, role(RoleMaster), record(5, "b", false))},
+			TermRecord{5, "b", false}, true},
+		{"witness ignores a copy's peer_synced",
+			wit("w", record(5, "b", false)), []Member{mem("a", 1, record(5, "b", true))},
+			TermRecord{5, "b", false}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, changed := Adopt(tc.self, tc.others)
+			if got != tc.want || changed != tc.changed {
+				t.Fatalf("Adopt = %+v, %v; want %+v, %v", got, changed, tc.want, tc.changed)
+			}
+		})
+	}
+}

@@ -1,0 +1,134 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// Checker checks the local server's health: a TCP connect to every
+// endpoint, or a command that exits 0 when the server is healthy.
+type Checker struct {
+	s   config.Server
+	log *slog.Logger
+}
+
+// NewChecker returns a checker for s; nil logger means slog.Default().
+// Zero interval, timeout and failure count fall back to 500ms, 1s and 3.
+func NewChecker(s config.Server, logger *slog.Logger) *Checker {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if s.HealthInterval <= 0 {
+		s.HealthInterval = 500 * time.Millisecond
+	}
+	if s.HealthTimeout <= 0 {
+		s.HealthTimeout = time.Second
+	}
+	if s.HealthFailures <= 0 {
+		s.HealthFailures = 3
+	}
+	return &Checker{s: s, log: logger.With("component", "health")}
+}
+
+// Run checks every HealthInterval until ctx ends and calls report with the
+// first verdict and every change: healthy on the first success, unhealthy
+// after HealthFailures consecutive failures. report is called from Run's
+// goroutine. Run returns nil when ctx ends, or an error for a check kind it
+// does not know.
+func (c *Checker) Run(ctx context.Context, report func(healthy bool)) error {
+	check := c.checkTCP
+	switch c.s.Health {
+	case config.HealthTCP, "":
+	case config.HealthExec:
+		if len(c.s.HealthCommand) == 0 {
+			return errors.New("health check exec: no health_command")
+		}
+		check = c.checkExec
+	default:
+		return fmt.Errorf("health check %q: want %s or %s", c.s.Health, config.HealthTCP, config.HealthExec)
+	}
+	var (
+		reported, healthy bool
+		failures          int
+	)
+	t := time.NewTicker(c.s.HealthInterval)
+	defer t.Stop()
+	for {
+		err := check(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			failures = 0
+			if !reported || !healthy {
+				c.log.Info("server healthy")
+				reported, healthy = true, true
+				report(true)
+			}
+		} else {
+			failures++
+			c.log.Debug("server health check failed", "failures", failures, "err", err)
+			if failures >= c.s.HealthFailures && (!reported || healthy) {
+				c.log.Warn("server unhealthy", "failures", failures, "err", err)
+				reported, healthy = true, false
+				report(false)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Checker) checkTCP(ctx context.Context) error {
+	if len(c.s.Endpoints) == 0 {
+		return errors.New("no server endpoints to check")
+	}
+	d := net.Dialer{Timeout: c.s.HealthTimeout}
+	for _, e := range c.s.Endpoints {
+		conn, err := d.DialContext(ctx, "tcp", e.Address)
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.Name, err)
+		}
+		conn.Close()
+	}
+	return nil
+}
+
+func (c *Checker) checkExec(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.s.HealthTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.s.HealthCommand[0], c.s.HealthCommand[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	// A child that keeps the output pipe open must not hold up the check.
+	cmd.WaitDelay = 100 * time.Millisecond
+	killGroup(cmd)
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)
+	}
+	msg := strings.TrimSpace(out.String())
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	if msg != "" {
+		return fmt.Errorf("health command: %w: %s", err, msg)
+	}
+	return fmt.Errorf("health command: %w", err)
+}

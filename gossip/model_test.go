@@ -1,0 +1,562 @@
+package gossip
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The model runs two sites (and optionally a witness) as Decide sees them:
+// each member decides on its own, possibly stale, view of the others, and
+// the test checks the safety rules of DESIGN §3 after every step.
+
+type modelParams struct {
+	witness    bool
+	partitions bool
+	// consistent: no delays at all; every member decides on the truth.
+	consistent bool
+
+	gossipLag  time.Duration // max delay of a metadata update between connected members
+	detectLag  time.Duration // max delay until memberlist flips a member's liveness
+	probeLag   time.Duration // max delay of the direct probe's verdict
+	fenceDelay time.Duration
+	settle     time.Duration
+	failback   time.Duration
+	maxRelease time.Duration // longest BeforeRelease
+	voteDelay  time.Duration // a restarted member votes only after this
+}
+
+type published struct {
+	at   time.Time
+	seq  int
+	meta Meta
+}
+
+type modelView struct {
+	meta        Meta
+	metaSeq     int // sequence number of the version shown
+	has         bool
+	alive       bool
+	since       time.Time
+	unreachable bool
+	aliveFlip   time.Time // pending liveness change at this time (zero: none)
+	unreachFlip time.Time
+}
+
+type modelMember struct {
+	site    string
+	prio    int
+	witness bool
+
+	up      bool
+	record  TermRecord // durable
+	healthy bool       // server health: outside the sidecar, survives restarts
+	db      bool
+
+	role        Role
+	meta        Meta // what is published now
+	history     []published
+	claimedAt   time.Time
+	releaseAt   time.Time // BeforeRelease ends; zero: not releasing
+	releaseTerm uint64
+	releaseTo   string
+	switchTo    string
+	views       map[string]*modelView
+	ready       map[string]time.Time
+	started     time.Time
+}
+
+type model struct {
+	t          *testing.T
+	p          modelParams
+	rng        *rand.Rand
+	now        time.Time
+	members    []*modelMember
+	link       map[[2]string]bool // true = cut
+	trace      []string
+	steps      int
+	seq        int
+	promotions int
+	healed     bool
+}
+
+func newModel(t *testing.T, p modelParams, seed int64) *model {
+	m := &model{t: t, p: p, rng: rand.New(rand.NewSource(seed)), now: t0, link: map[[2]string]bool{}}
+	m.members = append(m.members,
+		&modelMember{site: "a", prio: 1, healthy: true, db: true},
+		&modelMember{site: "b", prio: 2, healthy: true, db: true})
+	if p.witness {
+		m.members = append(m.members, &modelMember{site: "w", witness: true, healthy: true, db: true})
+	}
+	for _, mm := range m.members {
+		m.start(mm)
+	}
+	return m
+}
+
+func (m *model) logf(format string, args ...any) {
+	m.trace = append(m.trace, fmt.Sprintf("%6d %s ", m.steps, m.now.Sub(t0).Round(time.Millisecond))+fmt.Sprintf(format, args...))
+	if len(m.trace) > 60 {
+		m.trace = m.trace[len(m.trace)-60:]
+	}
+}
+
+func (m *model) start(mm *modelMember) {
+	mm.up = true
+	mm.role = RoleStarting
+	if mm.witness {
+		mm.role = RoleWitness
+	}
+	mm.views = map[string]*modelView{}
+	mm.ready = map[string]time.Time{}
+	mm.releaseAt = time.Time{}
+	mm.switchTo = ""
+	mm.started = m.now
+	mm.history = nil
+	mm.meta = Meta{Site: mm.site, Priority: mm.prio, Witness: mm.witness, Role: mm.role,
+		Record: mm.record, Cold: !mm.witness}
+	m.publish(mm)
+}
+
+// publish records the member's current meta as a new version.
+func (m *model) publish(mm *modelMember) {
+	mm.meta.ServerHealthy, mm.meta.DBReachable = mm.healthy, mm.db
+	if n := len(mm.history); n > 0 && equalMeta(mm.history[n-1].meta, mm.meta) {
+		return
+	}
+	m.seq++
+	mm.history = append(mm.history, published{m.now, m.seq, mm.meta})
+	if len(mm.history) > 64 {
+		mm.history = mm.history[len(mm.history)-64:]
+	}
+}
+
+func equalMeta(a, b Meta) bool { return reflect.DeepEqual(a, b) }
+
+func (m *model) cut(x, y string) bool {
+	if x > y {
+		x, y = y, x
+	}
+	return m.link[[2]string{x, y}]
+}
+
+func (m *model) member(site string) *modelMember {
+	for _, mm := range m.members {
+		if mm.site == site {
+			return mm
+		}
+	}
+	return nil
+}
+
+// reach: memberlist on x holds y alive (directly, or with a witness through
+// the third member's indirect probe); direct: x's own probes reach y.
+func (m *model) reach(x, y *modelMember) (reach, direct bool) {
+	if !y.up || !x.up {
+		return false, false
+	}
+	direct = !m.cut(x.site, y.site)
+	if direct {
+		return true, true
+	}
+	if m.p.witness {
+		for _, z := range m.members {
+			if z != x && z != y && z.up && !m.cut(x.site, z.site) && !m.cut(z.site, y.site) {
+				return true, false
+			}
+		}
+	}
+	return false, false
+}
+
+func (m *model) lag(max time.Duration) time.Duration {
+	if max <= 0 || m.p.consistent {
+		return 0
+	}
+	return time.Duration(m.rng.Int63n(int64(max) + 1))
+}
+
+// observe updates x's view of every other member.
+func (m *model) observe(x *modelMember) {
+	for _, y := range m.members {
+		if y == x {
+			continue
+		}
+		v := x.views[y.site]
+		if v == nil {
+			v = &modelView{}
+			x.views[y.site] = v
+		}
+		reach, direct := m.reach(x, y)
+		aliveTarget := reach
+		detect := m.p.detectLag
+		if !m.p.witness {
+			// Without a witness the direct probe decides liveness.
+			aliveTarget, detect = direct, m.p.probeLag
+		}
+		flip(m, &v.alive, &v.aliveFlip, aliveTarget, detect, func() {
+			v.since = m.now
+			// A join is a two-way state exchange: y learns of x at once too.
+			if w := y.views[x.site]; v.alive && w != nil && !w.alive && (reach || direct) {
+				w.alive, w.since, w.aliveFlip = true, m.now, time.Time{}
+			}
+		})
+		flip(m, &v.unreachable, &v.unreachFlip, !direct && v.has, m.p.probeLag, nil)
+		if reach && v.alive {
+			// Gossip: show the newest version published at least a random
+			// lag ago, never an older one than shown.
+			d := m.lag(m.p.gossipLag)
+			for i := len(y.history) - 1; i >= 0; i-- {
+				h := y.history[i]
+				if !h.at.After(m.now.Add(-d)) {
+					if !v.has || h.seq > v.metaSeq {
+						v.meta, v.metaSeq, v.has = h.meta, h.seq, true
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+// flip moves *cur to target after a random delay up to maxLag.
+func flip(m *model, cur *bool, pending *time.Time, target bool, maxLag time.Duration, changed func()) {
+	if *cur == target {
+		*pending = time.Time{}
+		return
+	}
+	if pending.IsZero() {
+		*pending = m.now.Add(m.lag(maxLag))
+	}
+	if !m.now.Before(*pending) {
+		*cur = target
+		*pending = time.Time{}
+		if changed != nil {
+			changed()
+		}
+	}
+}
+
+func (m *model) view(x *modelMember) View {
+	members := []Member{{Meta: x.meta, Alive: true, Since: x.started}}
+	for _, y := range m.members {
+		if v := x.views[y.site]; y != x && v != nil && v.has {
+			members = append(members, Member{Meta: v.meta, Alive: v.alive, Since: v.since, Unreachable: v.unreachable})
+		}
+	}
+	voters := 2
+	if m.p.witness {
+		voters = 3
+	}
+	v := View{Self: x.site, Now: m.now, Members: members, WitnessConfigured: m.p.witness, Voters: voters,
+		FailbackDelay: m.p.failback, FenceDelay: m.p.fenceDelay, Settle: m.p.settle, ClaimedAt: x.claimedAt}
+	if x.role == RoleMaster {
+		v.Switchover = x.switchTo
+	}
+	return v
+}
+
+// decide runs one member's round as node.decide does.
+func (m *model) decide(x *modelMember) {
+	if !x.releaseAt.IsZero() {
+		if m.now.Before(x.releaseAt) {
+			return // BeforeRelease still running
+		}
+		x.releaseAt = time.Time{}
+		x.meta.Role, x.meta.Released, x.meta.ReleasedTo = RoleBackup, x.releaseTerm, x.releaseTo
+		m.logf("%s publishes released %d to %q", x.site, x.releaseTerm, x.releaseTo)
+		m.publish(x)
+	}
+	if m.p.consistent {
+		m.observe(x)
+	}
+	if x.meta.Cold {
+		for _, v := range x.views {
+			if v.alive && v.has {
+				x.meta.Cold = false
+			}
+		}
+	}
+	v := m.view(x)
+	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
+		x.record, x.meta.Record = rec, rec
+		if x.meta.Released != 0 && rec.Term > x.meta.Released {
+			x.meta.Released, x.meta.ReleasedTo = 0, ""
+		}
+		m.logf("%s adopts %+v", x.site, rec)
+		v = m.view(x)
+	}
+	v.Stamp(x.ready)
+	a := Decide(v)
+	if a.Kind == Claim && x.meta.Claim != a.Term {
+		x.meta.Claim, x.claimedAt = a.Term, m.now
+	} else if a.Kind != Claim && a.Kind != Promote {
+		x.meta.Claim = 0
+	}
+	switch a.Kind {
+	case Promote:
+		m.promotions++
+		x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+		x.meta.Record = x.record
+		x.meta.Released, x.meta.ReleasedTo, x.meta.Claim = 0, "", 0
+		x.role, x.meta.Role = RoleMaster, RoleMaster
+	case Release:
+		x.role = RoleBackup
+		x.switchTo = ""
+		x.releaseTerm, x.releaseTo = x.record.Term, a.To
+		x.releaseAt = m.now.Add(m.lag(m.p.maxRelease))
+	case Fence:
+		x.role, x.meta.Role = RoleFenced, RoleFenced
+	case Unfence:
+		x.role, x.meta.Role = RoleBackup, RoleBackup
+	}
+	if a.Kind != None && a.Kind != Claim {
+		m.logf("%s %s term %d to %q: %s", x.site, a.Kind, a.Term, a.To, a.Reason)
+	}
+	if vt, vf := Vote(m.view(x), !m.now.Before(x.started.Add(m.p.voteDelay))); vt != x.meta.Vote || vf != x.meta.VoteFor {
+		x.meta.Vote, x.meta.VoteFor = vt, vf
+		m.logf("%s votes %s for term %d", x.site, vf, vt)
+	}
+	m.publish(x)
+}
+
+func (m *model) event() {
+	r := m.rng.Intn(1000)
+	sites := []*modelMember{m.members[0], m.members[1]}
+	pick := m.members[m.rng.Intn(len(m.members))]
+	switch {
+	case r < 8: // kill -9 / restart a sidecar
+		if pick.up {
+			pick.up = false
+			pick.role = ""
+			m.logf("kill %s", pick.site)
+		} else {
+			m.start(pick)
+			m.logf("restart %s", pick.site)
+		}
+	case r < 20: // server health flips
+		s := sites[m.rng.Intn(2)]
+		s.healthy = !s.healthy
+		m.logf("%s server healthy=%v", s.site, s.healthy)
+		if s.up {
+			m.publish(s)
+		}
+	case r < 23: // database reachability flips
+		s := sites[m.rng.Intn(2)]
+		s.db = !s.db
+		m.logf("%s db reachable=%v", s.site, s.db)
+		if s.up {
+			m.publish(s)
+		}
+	case r < 30 && m.p.partitions: // cut or heal a link
+		x, y := m.members[0].site, m.members[1].site
+		if m.p.witness {
+			pair := [][2]string{{"a", "b"}, {"a", "w"}, {"b", "w"}}[m.rng.Intn(3)]
+			x, y = pair[0], pair[1]
+		}
+		k := [2]string{x, y}
+		m.link[k] = !m.link[k]
+		m.logf("link %s-%s cut=%v", x, y, m.link[k])
+	case r < 34: // the master goes solo / catches up
+		for _, s := range sites {
+			if s.up && s.role == RoleMaster {
+				s.record.PeerSynced = !s.record.PeerSynced
+				s.meta.Record = s.record
+				m.logf("%s peer_synced=%v", s.site, s.record.PeerSynced)
+				m.publish(s)
+			}
+		}
+	case r < 36: // an operator asks for a switchover
+		for _, s := range sites {
+			if s.up && s.role == RoleMaster {
+				s.switchTo = m.members[1-slices.Index(sites, s)].site
+				m.logf("switchover %s -> %s", s.site, s.switchTo)
+			}
+		}
+	}
+}
+
+func (m *model) heal() {
+	clear(m.link)
+	for _, mm := range m.members {
+		mm.healthy, mm.db = true, true
+		if !mm.up {
+			m.start(mm)
+		}
+		if mm.role == RoleMaster && !mm.record.PeerSynced {
+			mm.record.PeerSynced = true
+			mm.meta.Record = mm.record
+		}
+		m.publish(mm)
+	}
+	m.healed = true
+	m.logf("heal")
+}
+
+func (m *model) step(events bool) {
+	m.steps++
+	if m.p.consistent {
+		m.now = m.now.Add(time.Duration(10+m.rng.Intn(90)) * time.Millisecond)
+	} else {
+		m.now = m.now.Add(time.Duration(5+m.rng.Intn(45)) * time.Millisecond)
+	}
+	if events {
+		m.event()
+	}
+	if !m.p.consistent {
+		for _, mm := range m.members {
+			if mm.up {
+				m.observe(mm)
+			}
+		}
+	}
+	order := m.rng.Perm(len(m.members))
+	for _, i := range order {
+		if mm := m.members[i]; mm.up {
+			m.decide(mm)
+			m.check()
+		}
+	}
+}
+
+// check asserts the safety rules: never two masters of one term; with
+// consistent views never two masters at all.
+func (m *model) check() {
+	m.t.Helper()
+	byTerm := map[uint64]string{}
+	var masters []string
+	for _, mm := range m.members {
+		if !mm.up || mm.role != RoleMaster {
+			continue
+		}
+		if mm.witness {
+			m.fail("witness %s is master", mm.site)
+		}
+		masters = append(masters, mm.site)
+		if other, ok := byTerm[mm.record.Term]; ok {
+			m.fail("%s and %s are both master of term %d", other, mm.site, mm.record.Term)
+		}
+		byTerm[mm.record.Term] = mm.site
+	}
+	if m.p.consistent && len(masters) > 1 {
+		m.fail("two masters with consistent views: %v", masters)
+	}
+}
+
+func (m *model) fail(format string, args ...any) {
+	m.t.Helper()
+	m.t.Fatalf("step %d: %s\ntrace:\n%s", m.steps, fmt.Sprintf(format, args...), strings.Join(m.trace, "\n"))
+}
+
+func TestModel(t *testing.T) {
+	base := modelParams{
+		gossipLag: 100 * time.Millisecond, detectLag: 1500 * time.Millisecond, probeLag: 700 * time.Millisecond,
+		fenceDelay: 2 * time.Second, settle: 250 * time.Millisecond, failback: 3 * time.Second,
+		maxRelease: 500 * time.Millisecond, voteDelay: 2 * time.Second,
+	}
+	type variant struct {
+		name string
+		p    func(p *modelParams)
+	}
+	variants := []variant{
+		{"witness with partitions", func(p *modelParams) { p.witness, p.partitions = true, true }},
+		{"witness", func(p *modelParams) { p.witness = true }},
+		// Without a witness a cut link makes two masters by design (DESIGN
+		// §3 split brain): that variant runs without partitions; the
+		// partition variant below checks convergence only.
+		{"two sites", func(p *modelParams) { p.fenceDelay = 0 }},
+		{"consistent witness", func(p *modelParams) { p.witness, p.consistent = true, true }},
+		{"consistent two sites", func(p *modelParams) { p.consistent, p.fenceDelay = true, 0 }},
+	}
+	seeds, steps := 12, 6000
+	if testing.Short() {
+		seeds, steps = 3, 3000
+	}
+	// GOSSIP_MODEL_SEEDS=500 runs a longer search.
+	if n, err := strconv.Atoi(os.Getenv("GOSSIP_MODEL_SEEDS")); err == nil && n > 0 {
+		seeds = n
+	}
+	for _, vr := range variants {
+		t.Run(vr.name, func(t *testing.T) {
+			p := base
+			vr.p(&p)
+			promotions := 0
+			for seed := range int64(seeds) {
+				m := newModel(t, p, seed)
+				for range steps {
+					m.step(true)
+				}
+				promotions += m.promotions
+				m.converge()
+			}
+			if promotions < seeds {
+				t.Fatalf("only %d promotions in %d runs: the model exercises too little", promotions, seeds)
+			}
+			t.Logf("%d runs x %d steps, %d role changes to master", seeds, steps, promotions)
+		})
+	}
+	t.Run("two sites with partitions converge", func(t *testing.T) {
+		p := base
+		p.partitions, p.fenceDelay = true, 0
+		for seed := range int64(seeds) {
+			m := newModel(t, p, seed)
+			m.p.partitions = true
+			for range steps {
+				m.stepNoCheck()
+			}
+			m.converge()
+		}
+	})
+}
+
+// stepNoCheck is step without the safety check (split brain allowed).
+func (m *model) stepNoCheck() {
+	m.steps++
+	m.now = m.now.Add(time.Duration(5+m.rng.Intn(45)) * time.Millisecond)
+	if !m.healed {
+		m.event()
+	}
+	for _, mm := range m.members {
+		if mm.up {
+			m.observe(mm)
+		}
+	}
+	for _, i := range m.rng.Perm(len(m.members)) {
+		if mm := m.members[i]; mm.up {
+			m.decide(mm)
+		}
+	}
+}
+
+// converge heals everything and checks that the cluster settles on site a
+// (best priority, auto failback) as the only master, seen by everyone.
+func (m *model) converge() {
+	m.t.Helper()
+	m.heal()
+	deadline := m.now.Add(m.p.detectLag + m.p.fenceDelay + m.p.failback + m.p.maxRelease + 10*time.Second)
+	for m.now.Before(deadline) {
+		if m.p.partitions && !m.p.witness {
+			m.stepNoCheck() // a split brain from before the heal resolves here
+		} else {
+			m.step(false)
+		}
+	}
+	for range 200 {
+		m.step(false)
+	}
+	a, b := m.members[0], m.members[1]
+	if a.role != RoleMaster || b.role != RoleBackup {
+		m.fail("after healing: a is %q, b is %q; want a master, b backup", a.role, b.role)
+	}
+	for _, mm := range m.members {
+		if mm.record.Term != a.record.Term && !(mm.witness && mm.record.Term > a.record.Term) {
+			m.fail("after healing: %s holds term %d, master a holds %d", mm.site, mm.record.Term, a.record.Term)
+		}
+	}
+}

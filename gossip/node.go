@@ -1,0 +1,949 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/tandem-ha/tandem/config"
+)
+
+// Options are the parts of a Node that are not configuration.
+type Options struct {
+	Logger *slog.Logger // nil: slog.Default()
+	Store  RecordStore  // nil: a FileStore in cfg.DataDir
+	// BeforeRelease runs after the local role has turned backup (the State
+	// is delivered first, so the proxy cuts connections) and before the
+	// release of term is published; cmd runs on_demote and drains there.
+	// May be nil.
+	BeforeRelease func(ctx context.Context, term uint64)
+	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
+	ReleaseTimeout time.Duration
+}
+
+// MemberStatus is one member as shown by /status.
+type MemberStatus struct {
+	Site     string `json:"site"`
+	Alive    bool   `json:"alive"`
+	Role     Role   `json:"role"`
+	Term     uint64 `json:"term"`
+	Healthy  bool   `json:"healthy"`
+	Priority int    `json:"priority"`
+	Witness  bool   `json:"witness,omitempty"`
+	Admin    string `json:"admin,omitempty"`
+}
+
+// State is what the rest of the process sees of the member. It is a copy,
+// safe to keep.
+type State struct {
+	Self            string
+	Role            Role
+	Term            uint64            // term of the record this member holds
+	Master          string            // current master site, "" if none
+	MasterEndpoints map[string]string // the master's endpoints by name (nil if none)
+	Reason          string            // reason of the last role change
+	Members         []MemberStatus
+	RoleChanges     uint64
+	Cold            bool
+}
+
+func (s State) clone() State {
+	s.MasterEndpoints = maps.Clone(s.MasterEndpoints)
+	s.Members = slices.Clone(s.Members)
+	return s
+}
+
+// Node is one Tandem member over memberlist: it keeps re-joining its
+// peers, publishes its Meta, runs Decide on every change and applies the
+// action.
+type Node struct {
+	cfg            *config.Config
+	log            *slog.Logger
+	mlLog          *slog.Logger
+	store          RecordStore
+	beforeRelease  func(ctx context.Context, term uint64)
+	releaseTimeout time.Duration
+	prof           profile
+	voters         int
+	fenceDelay     time.Duration
+	start          time.Time
+
+	wake       chan struct{} // re-decide now
+	rejoinWake chan struct{} // a peer left: re-join now
+	changes    chan State    // latest state wins
+	started    chan struct{} // closed once memberlist is up
+	crash      chan struct{} // tests: stop like kill -9 (no release, no Leave)
+	running    atomic.Bool
+
+	readySince map[string]time.Time // owned by the decision loop
+
+	mu          sync.Mutex
+	meta        Meta // what is published
+	metaBytes   []byte
+	metaDirty   bool
+	role        Role // local role; stays ahead of meta.Role while a release drains
+	reason      string
+	roleChanges uint64
+	peers       map[string]*peer
+	claimedAt   time.Time
+	switchTo    string
+	switchUntil time.Time
+	force       bool
+	state       State
+	delivered   State
+	ml          *memberlist.Memberlist
+	addr        string
+}
+
+// peer is what the node knows of another member.
+type peer struct {
+	meta        Meta
+	hasMeta     bool
+	addr        *net.UDPAddr
+	mlAlive     bool // memberlist holds it alive (or suspect)
+	fails       int  // consecutive failed direct probes
+	alive       bool // as in Member.Alive
+	unreachable bool
+	since       time.Time
+}
+
+// New prepares a member from cfg; cfg.Kind == config.KindWitness makes a
+// witness. Nothing is bound until Run.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	if cfg == nil {
+		return nil, errors.New("gossip: no configuration")
+	}
+	if cfg.Site == "" {
+		return nil, errors.New("gossip: configuration has no site name")
+	}
+	prof, err := newProfile(cfg.Gossip.Profile)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := splitBind(cfg.Gossip.Bind); err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("site", cfg.Site)
+	store := opts.Store
+	if store == nil {
+		if cfg.DataDir == "" {
+			return nil, errors.New("gossip: no data_dir for the term record")
+		}
+		store = NewFileStore(cfg.DataDir)
+	}
+	rec, err := store.Load()
+	if err != nil {
+		return nil, err
+	}
+	witness := cfg.Kind == config.KindWitness
+	meta := Meta{
+		Site: cfg.Site, Priority: cfg.Priority, Witness: witness,
+		DBReachable: true, Record: rec, Admin: cfg.Admin.Listen,
+		Cold: !witness && len(cfg.Gossip.Join) > 0,
+	}
+	if witness {
+		meta.Role = RoleWitness
+	} else if len(cfg.Server.Endpoints) > 0 {
+		meta.Endpoints = make(map[string]string, len(cfg.Server.Endpoints))
+		for _, e := range cfg.Server.Endpoints {
+			meta.Endpoints[e.Name] = e.Address
+		}
+	}
+	b, err := EncodeMeta(meta)
+	if err != nil {
+		return nil, err
+	}
+	voters := 2
+	if len(cfg.Gossip.Join) == 0 {
+		voters = 1
+	}
+	fence := cfg.Gossip.FenceDelay
+	if cfg.Gossip.Witness {
+		voters++
+		if fence == 0 {
+			fence = prof.fenceDelay
+		}
+	}
+	rt := opts.ReleaseTimeout
+	if rt <= 0 {
+		rt = 30 * time.Second
+	}
+	n := &Node{
+		cfg: cfg, log: logger.With("component", "gossip"), mlLog: logger.With("component", "memberlist"), store: store, beforeRelease: opts.BeforeRelease, releaseTimeout: rt,
+		prof: prof, voters: voters, fenceDelay: fence,
+		wake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
+		started: make(chan struct{}), crash: make(chan struct{}),
+		readySince: map[string]time.Time{},
+		meta:       meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
+	}
+	n.state = n.stateLocked()
+	n.delivered = n.state
+	return n, nil
+}
+
+func splitBind(bind string) (string, int, error) {
+	host, p, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", 0, fmt.Errorf("gossip bind %q: %w", bind, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("gossip bind %q: bad port", bind)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("gossip bind %q: want an IP address, not a host name", bind)
+	}
+	return host, port, nil
+}
+
+func (n *Node) memberlistConfig() (*memberlist.Config, error) {
+	c := *n.prof.ml
+	c.Name = n.cfg.Site
+	host, port, err := splitBind(n.cfg.Gossip.Bind)
+	if err != nil {
+		return nil, err
+	}
+	c.BindAddr, c.BindPort = host, port
+	c.AdvertiseAddr, c.AdvertisePort = "", port
+	if a := n.cfg.Gossip.Advertise; a != "" {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("gossip advertise %q: %w", a, err)
+		}
+		ap, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("gossip advertise %q: bad port", a)
+		}
+		c.AdvertiseAddr, c.AdvertisePort = h, ap
+	}
+	c.SecretKey = n.cfg.Gossip.SecretKey
+	c.Delegate = delegate{n}
+	c.Events = events{n}
+	c.LogOutput = nil
+	c.Logger = log.New(mlWriter{n.mlLog}, "", 0)
+	return &c, nil
+}
+
+// Run joins the cluster and keeps deciding and publishing until ctx ends.
+// Then, if master, it releases the role (BeforeRelease first), leaves the
+// cluster gracefully and shuts memberlist down. It returns once all its
+// goroutines are gone; Changes is closed then.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.running.CompareAndSwap(false, true) {
+		return errors.New("gossip: Run called twice")
+	}
+	c, err := n.memberlistConfig()
+	if err != nil {
+		close(n.changes)
+		return err
+	}
+	if len(c.SecretKey) == 0 {
+		n.log.Warn("gossip is NOT encrypted: anyone who reaches the gossip port can join and steer roles; set gossip.secret_key_file")
+	}
+	if !n.meta.Witness && !n.cfg.Gossip.Witness && len(n.cfg.Gossip.Join) > 0 {
+		n.log.Warn("no witness configured: a cut link between the sites makes both masters (DESIGN §3 split brain)")
+	}
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		close(n.changes)
+		return fmt.Errorf("start gossip on %s: %w", n.cfg.Gossip.Bind, err)
+	}
+	n.mu.Lock()
+	n.ml = ml
+	n.addr = net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort))
+	n.start = time.Now()
+	term := n.meta.Record.Term
+	n.mu.Unlock()
+	close(n.started)
+	n.log.Info("gossip started", "addr", n.LocalAddr(), "profile", n.cfg.Gossip.Profile,
+		"voters", n.voters, "fence_delay", n.fenceDelay, "term", term)
+
+	inner, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.rejoinLoop(inner, ml) })
+	wg.Go(func() { n.probeLoop(inner, ml) })
+
+	crashed := n.decideLoop(ctx, ml)
+	if !crashed {
+		n.mu.Lock()
+		master := n.role == RoleMaster
+		n.mu.Unlock()
+		if master {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.releaseTimeout)
+			n.release(rctx, ml, Action{Kind: Release, Reason: "shutting down"})
+			cancel()
+			if err := ml.UpdateNode(time.Second); err != nil {
+				n.log.Debug("publish release before leaving", "err", err)
+			}
+		}
+	}
+	stop()
+	wg.Wait()
+	if !crashed {
+		if err := ml.Leave(2 * time.Second); err != nil {
+			n.log.Warn("leave gossip", "err", err)
+		}
+	}
+	if err := ml.Shutdown(); err != nil {
+		n.log.Warn("shut down gossip", "err", err)
+	}
+	n.log.Info("gossip stopped")
+	close(n.changes)
+	return nil
+}
+
+// Changes delivers the State on every role, master or term change; a
+// slow reader gets the latest. It is closed when Run returns.
+func (n *Node) Changes() <-chan State { return n.changes }
+
+// State returns the current state.
+func (n *Node) State() State {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state.clone()
+}
+
+// LocalAddr is the gossip address bound by Run (the configured one before).
+func (n *Node) LocalAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.addr != "" {
+		return n.addr
+	}
+	return n.cfg.Gossip.Bind
+}
+
+// SetServerHealthy publishes the local server's health and re-decides at
+// once: a master whose server fails gives up the role immediately.
+func (n *Node) SetServerHealthy(ok bool) {
+	n.mu.Lock()
+	if n.meta.ServerHealthy != ok {
+		n.meta.ServerHealthy = ok
+		n.encodeLocked()
+	}
+	n.mu.Unlock()
+	n.poke()
+}
+
+// SetDBReachable publishes whether the local database answers (true when
+// no database is configured) and re-decides at once.
+func (n *Node) SetDBReachable(ok bool) {
+	n.mu.Lock()
+	if n.meta.DBReachable != ok {
+		n.meta.DBReachable = ok
+		n.encodeLocked()
+	}
+	n.mu.Unlock()
+	n.poke()
+}
+
+// SetPeerSynced records on the master whether the peer's database has
+// everything it committed (DESIGN §3, §5.5) and publishes it.
+func (n *Node) SetPeerSynced(ok bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.role != RoleMaster {
+		return fmt.Errorf("set peer_synced on %s: not the master", n.cfg.Site)
+	}
+	rec := n.meta.Record
+	if rec.PeerSynced == ok {
+		return nil
+	}
+	rec.PeerSynced = ok
+	if err := n.store.Save(rec); err != nil {
+		return err
+	}
+	n.meta.Record = rec
+	n.encodeLocked()
+	n.poke()
+	return nil
+}
+
+// Force makes this member ignore the cold-start wait (tandem promote
+// --force).
+func (n *Node) Force() {
+	n.mu.Lock()
+	n.force = true
+	n.mu.Unlock()
+	n.log.Warn("forced: ignoring the cold-start wait; anything the other site committed after this site's last term record is lost if that site is master elsewhere",
+		"term", n.State().Term)
+	n.poke()
+}
+
+// Switchover asks the master to hand over to target ("" = the best other
+// site that qualifies). It returns once the request is accepted; the
+// handover follows within a decision round. On a member that is not the
+// master it fails and names the master.
+func (n *Node) Switchover(target string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.role != RoleMaster {
+		if m := n.state.Master; m != "" {
+			return fmt.Errorf("switchover: %s is not the master; the master is %s", n.cfg.Site, m)
+		}
+		return fmt.Errorf("switchover: %s is not the master and no master is known right now", n.cfg.Site)
+	}
+	now := time.Now()
+	v := n.viewLocked(now)
+	if target == "" {
+		var best Member
+		for _, m := range v.Members {
+			if m.Site == n.cfg.Site {
+				continue
+			}
+			if ok, _ := v.ready(m); ok && (best.Site == "" || better(m, best)) {
+				best = m
+			}
+		}
+		if best.Site == "" {
+			return errors.New("switchover: no other site is ready to take over")
+		}
+		target = best.Site
+	} else {
+		m, ok := v.member(target)
+		switch {
+		case target == n.cfg.Site:
+			return fmt.Errorf("switchover: %s is already the master", target)
+		case !ok:
+			return fmt.Errorf("switchover: unknown site %q", target)
+		}
+		if ok, why := v.ready(m); !ok {
+			return fmt.Errorf("switchover to %s: not ready: %s", target, why)
+		}
+	}
+	n.switchTo = target
+	n.switchUntil = now.Add(max(30*time.Second, 3*n.fenceDelay))
+	n.log.Info("switchover requested", "to", target)
+	n.poke()
+	return nil
+}
+
+func (n *Node) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// encodeLocked re-encodes the published meta after a change.
+func (n *Node) encodeLocked() {
+	b, err := EncodeMeta(n.meta)
+	if err != nil {
+		n.log.Error("cannot publish state", "err", err)
+		return
+	}
+	n.metaBytes = b
+	n.metaDirty = true
+}
+
+// publish pushes changed metadata to the cluster without waiting.
+func (n *Node) publish(ml *memberlist.Memberlist) {
+	n.mu.Lock()
+	dirty := n.metaDirty
+	n.metaDirty = false
+	n.mu.Unlock()
+	if dirty {
+		// UpdateNode queues the broadcast at once, then waits until it is
+		// sent (forever with timeout 0): do not hold the decision loop.
+		if err := ml.UpdateNode(time.Millisecond); err != nil {
+			n.log.Debug("publish state: broadcast not sent yet", "err", err)
+		}
+	}
+}
+
+// decideLoop re-decides on every wake-up and tick until ctx ends (false)
+// or a test crashes the node (true).
+func (n *Node) decideLoop(ctx context.Context, ml *memberlist.Memberlist) (crashed bool) {
+	t := time.NewTicker(n.prof.tick)
+	defer t.Stop()
+	for {
+		n.decide(ctx, ml)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-n.crash:
+			return true
+		case <-n.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) viewLocked(now time.Time) View {
+	members := make([]Member, 0, len(n.peers)+1)
+	members = append(members, Member{Meta: n.meta, Alive: true, Since: n.start})
+	for _, p := range n.peers {
+		if p.hasMeta {
+			members = append(members, Member{Meta: p.meta, Alive: p.alive, Since: p.since, Unreachable: p.unreachable})
+		}
+	}
+	v := View{
+		Self: n.cfg.Site, Now: now, Members: members,
+		WitnessConfigured: n.cfg.Gossip.Witness, Voters: n.voters,
+		FailbackDelay: n.cfg.Gossip.FailbackDelay, FenceDelay: n.fenceDelay,
+		ManualFailback: n.cfg.Gossip.Failback == config.FailbackManual,
+		Force:          n.force,
+		Settle:         n.prof.settle,
+		ClaimedAt:      n.claimedAt,
+	}
+	if n.switchTo != "" && now.Before(n.switchUntil) {
+		v.Switchover = n.switchTo
+	}
+	return v
+}
+
+// decide runs one round: leave the cold start, adopt a newer record,
+// Decide, apply, publish, deliver.
+func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
+	now := time.Now()
+	n.mu.Lock()
+	if n.meta.Cold {
+		for _, p := range n.peers {
+			if p.alive {
+				n.meta.Cold = false
+				n.encodeLocked()
+				n.log.Info("cold start over: sees a peer", "peer", p.meta.Site)
+				break
+			}
+		}
+	}
+	v := n.viewLocked(now)
+	n.mu.Unlock()
+
+	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
+		if err := n.store.Save(rec); err != nil {
+			n.log.Error("cannot keep newer term record", "term", rec.Term, "err", err)
+		} else {
+			n.mu.Lock()
+			old := n.meta.Record
+			n.meta.Record = rec
+			if n.meta.Released != 0 && rec.Term > n.meta.Released {
+				n.meta.Released, n.meta.ReleasedTo = 0, ""
+			}
+			n.encodeLocked()
+			v = n.viewLocked(now)
+			n.mu.Unlock()
+			n.log.Info("adopted term record", "term", rec.Term, "master", rec.Master, "peer_synced", rec.PeerSynced, "previous_term", old.Term)
+		}
+	}
+
+	v.Stamp(n.readySince)
+	a := Decide(v)
+	n.mu.Lock()
+	if a.Kind == Claim && n.meta.Claim != a.Term {
+		n.meta.Claim, n.claimedAt = a.Term, now
+		n.encodeLocked()
+		n.log.Debug("claiming term", "term", a.Term, "settle", n.prof.settle)
+	} else if a.Kind != Claim && a.Kind != Promote && n.meta.Claim != 0 {
+		n.meta.Claim = 0
+		n.encodeLocked()
+		n.log.Debug("claim withdrawn", "reason", a.Reason)
+	}
+	n.mu.Unlock()
+	switch a.Kind {
+	case Promote:
+		n.promote(a)
+	case Release:
+		n.release(ctx, ml, a)
+	case Fence:
+		n.setRole(RoleFenced, a.Reason, 0)
+	case Unfence:
+		n.setRole(RoleBackup, a.Reason, 0)
+	}
+	// With a witness every member votes on the claims it sees (see Vote);
+	// a restarted one only after it has had time to learn the cluster.
+	n.mu.Lock()
+	vv := n.viewLocked(time.Now())
+	if vt, vf := Vote(vv, time.Since(n.start) >= n.prof.fenceDelay); vt != n.meta.Vote || vf != n.meta.VoteFor {
+		n.meta.Vote, n.meta.VoteFor = vt, vf
+		n.encodeLocked()
+		n.log.Debug("vote", "term", vt, "for", vf)
+	}
+	n.mu.Unlock()
+	n.publish(ml)
+	n.deliver()
+}
+
+func (n *Node) promote(a Action) {
+	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true}
+	// DESIGN §3: the term record is durable before anyone hears of the term.
+	if err := n.store.Save(rec); err != nil {
+		n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.meta.Record = rec
+	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim = 0, "", 0
+	n.mu.Unlock()
+	n.setRole(RoleMaster, a.Reason, a.Term)
+}
+
+// setRole changes the local and the published role.
+func (n *Node) setRole(r Role, reason string, term uint64) {
+	n.mu.Lock()
+	old := n.role
+	n.role = r
+	n.meta.Role = r
+	n.reason = reason
+	n.roleChanges++
+	if term == 0 {
+		term = n.meta.Record.Term
+	}
+	n.encodeLocked()
+	n.mu.Unlock()
+	n.log.Info("role change", "from", old.String(), "to", r.String(), "term", term, "reason", reason)
+}
+
+// release hands the role over (DESIGN §3 handover): the local role turns
+// backup and is delivered at once, BeforeRelease drains, and only then is
+// "released T" published, so the next master starts after the drain.
+func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action) {
+	n.mu.Lock()
+	term := n.meta.Record.Term
+	old := n.role
+	n.role = RoleBackup
+	n.reason = a.Reason
+	n.roleChanges++
+	n.switchTo = ""
+	n.mu.Unlock()
+	n.log.Info("role change", "from", old.String(), "to", RoleBackup.String(), "term", term, "reason", a.Reason, "to_site", a.To)
+	n.deliver()
+	if n.beforeRelease != nil {
+		n.beforeRelease(ctx, term)
+	}
+	n.mu.Lock()
+	n.meta.Role = RoleBackup
+	n.meta.Released = term
+	n.meta.ReleasedTo = a.To
+	n.encodeLocked()
+	n.mu.Unlock()
+	n.publish(ml)
+	n.log.Info("released term", "term", term, "to_site", a.To)
+}
+
+// deliver recomputes the State and sends it when something the rest of
+// the process acts on changed.
+func (n *Node) deliver() {
+	n.mu.Lock()
+	n.state = n.stateLocked()
+	s, last := n.state, n.delivered
+	changed := s.Role != last.Role || s.Master != last.Master || s.Term != last.Term ||
+		s.Cold != last.Cold || !maps.Equal(s.MasterEndpoints, last.MasterEndpoints)
+	if changed {
+		n.delivered = s
+	}
+	n.mu.Unlock()
+	if !changed {
+		return
+	}
+	s = s.clone()
+	// Only the decision loop sends, so after draining the send cannot block.
+	select {
+	case n.changes <- s:
+	default:
+		select {
+		case <-n.changes:
+		default:
+		}
+		n.changes <- s
+	}
+}
+
+func (n *Node) stateLocked() State {
+	s := State{
+		Self: n.cfg.Site, Role: n.role, Term: n.meta.Record.Term,
+		Reason: n.reason, RoleChanges: n.roleChanges, Cold: n.meta.Cold,
+	}
+	s.Members = append(s.Members, MemberStatus{
+		Site: n.meta.Site, Alive: true, Role: n.role, Term: n.meta.Record.Term,
+		Healthy: n.meta.ServerHealthy, Priority: n.meta.Priority, Witness: n.meta.Witness, Admin: n.meta.Admin,
+	})
+	if n.role == RoleMaster {
+		s.Master, s.MasterEndpoints = n.cfg.Site, maps.Clone(n.meta.Endpoints)
+	}
+	var master *Meta
+	for _, p := range n.peers {
+		if !p.hasMeta {
+			continue
+		}
+		m := p.meta
+		s.Members = append(s.Members, MemberStatus{
+			Site: m.Site, Alive: p.alive, Role: m.Role, Term: m.Record.Term,
+			Healthy: m.ServerHealthy, Priority: m.Priority, Witness: m.Witness, Admin: m.Admin,
+		})
+		if n.role == RoleMaster || !p.alive || m.Role != RoleMaster || released(Member{Meta: m}) {
+			continue
+		}
+		if master == nil || strongerClaim(Member{Meta: m}, Member{Meta: *master}) {
+			master = &p.meta
+		}
+	}
+	if master != nil {
+		s.Master, s.MasterEndpoints = master.Site, maps.Clone(master.Endpoints)
+	}
+	slices.SortFunc(s.Members, func(a, b MemberStatus) int { return strings.Compare(a.Site, b.Site) })
+	return s
+}
+
+// refreshLocked recomputes p's liveness and reports whether it changed.
+// Without a witness a peer whose direct probes fail is not alive even
+// while memberlist still holds it (fast failover); with a witness only
+// memberlist's verdict counts (it probes through the witness and so tells
+// a cut link from a dead member), and failed probes only take the peer out
+// of the majority count.
+func (n *Node) refreshLocked(p *peer, now time.Time) bool {
+	unreachable := p.fails >= n.prof.probeFailures
+	alive := p.mlAlive && (n.cfg.Gossip.Witness || !unreachable)
+	changed := alive != p.alive || unreachable != p.unreachable
+	if alive != p.alive {
+		p.since = now
+	}
+	p.alive, p.unreachable = alive, unreachable
+	return changed
+}
+
+// notify handles a memberlist event for node (join, update or leave).
+func (n *Node) notify(node *memberlist.Node, up bool, kind string) {
+	if node.Name == n.cfg.Site {
+		return
+	}
+	meta, err := DecodeMeta(node.Meta)
+	if err == nil && meta.Site != node.Name {
+		err = fmt.Errorf("metadata names site %q", meta.Site)
+	}
+	addr := &net.UDPAddr{IP: slices.Clone(node.Addr), Port: int(node.Port)}
+	n.mu.Lock()
+	p := n.peers[node.Name]
+	if p == nil {
+		p = &peer{}
+		n.peers[node.Name] = p
+	}
+	if err == nil {
+		p.meta, p.hasMeta = meta, true
+	}
+	p.addr = addr
+	p.mlAlive = up
+	if kind == "join" {
+		p.fails = 0
+	}
+	n.refreshLocked(p, time.Now())
+	n.mu.Unlock()
+	if err != nil {
+		n.log.Warn("ignoring member with unreadable metadata", "member", node.Name, "err", err)
+	}
+	switch kind {
+	case "join":
+		n.log.Info("member joined", "member", node.Name, "addr", addr.String())
+	case "leave":
+		n.log.Info("member left or failed", "member", node.Name)
+		select {
+		case n.rejoinWake <- struct{}{}:
+		default:
+		}
+	}
+	n.poke()
+}
+
+// probeLoop pings every peer memberlist holds alive each probe interval,
+// directly, so a dead peer is noticed before memberlist's suspicion
+// timeout (DESIGN §3: kill -9 of the master fails over in < 2 s with the
+// fast profile).
+func (n *Node) probeLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	t := time.NewTicker(n.prof.probeEvery)
+	defer t.Stop()
+	type target struct {
+		name string
+		addr *net.UDPAddr
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var targets []target
+		n.mu.Lock()
+		for name, p := range n.peers {
+			if p.mlAlive && p.addr != nil {
+				targets = append(targets, target{name, p.addr})
+			}
+		}
+		n.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, tg := range targets {
+			wg.Go(func() {
+				_, err := ml.Ping(tg.name, tg.addr)
+				n.mu.Lock()
+				p := n.peers[tg.name]
+				if p == nil {
+					n.mu.Unlock()
+					return
+				}
+				if err != nil {
+					p.fails++
+				} else {
+					p.fails = 0
+				}
+				changed := n.refreshLocked(p, time.Now())
+				unreachable := p.unreachable
+				n.mu.Unlock()
+				if changed {
+					if unreachable {
+						n.log.Warn("peer does not answer direct probes", "member", tg.name, "failures", n.prof.probeFailures)
+					} else {
+						n.log.Info("peer answers direct probes again", "member", tg.name)
+					}
+					n.poke()
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// rejoinLoop keeps joining the configured peers that are not alive:
+// memberlist forgets dead members and never re-joins them by itself.
+func (n *Node) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	const minBackoff, maxBackoff, idle = 200 * time.Millisecond, 2 * time.Second, 2 * time.Second
+	backoff := minBackoff
+	for {
+		missing := n.missingPeers(ctx)
+		wait := idle
+		if len(missing) == 0 {
+			backoff = minBackoff
+		} else {
+			for _, addr := range missing {
+				if _, err := ml.Join([]string{addr}); err != nil {
+					n.log.Debug("join failed", "peer", addr, "err", err)
+				}
+			}
+			wait = backoff
+			backoff = min(2*backoff, maxBackoff)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-n.rejoinWake:
+			backoff = minBackoff
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// missingPeers returns the configured join addresses that match no member
+// memberlist holds alive.
+func (n *Node) missingPeers(ctx context.Context) []string {
+	n.mu.Lock()
+	alive := map[string]bool{}
+	for _, p := range n.peers {
+		if p.mlAlive && p.addr != nil {
+			alive[p.addr.String()] = true
+		}
+	}
+	self := n.addr
+	n.mu.Unlock()
+	var missing []string
+	for _, j := range n.cfg.Gossip.Join {
+		if j == self {
+			continue
+		}
+		host, port, err := net.SplitHostPort(j)
+		if err != nil {
+			missing = append(missing, j) // let memberlist report it
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		if err != nil {
+			missing = append(missing, j)
+			continue
+		}
+		found := false
+		for _, ip := range ips {
+			if alive[net.JoinHostPort(ip.IP.String(), port)] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, j)
+		}
+	}
+	return missing
+}
+
+// delegate publishes the node's metadata to memberlist.
+type delegate struct{ n *Node }
+
+func (d delegate) NodeMeta(limit int) []byte {
+	d.n.mu.Lock()
+	defer d.n.mu.Unlock()
+	if len(d.n.metaBytes) > limit {
+		return nil // EncodeMeta keeps it under MetaMaxSize; never panic memberlist
+	}
+	return slices.Clone(d.n.metaBytes)
+}
+func (delegate) NotifyMsg([]byte)                           {}
+func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (delegate) LocalState(join bool) []byte                { return nil }
+func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events turns memberlist's membership events into re-decisions. They run
+// on memberlist's goroutines, sometimes under its locks: they never call
+// back into memberlist.
+type events struct{ n *Node }
+
+func (e events) NotifyJoin(node *memberlist.Node)   { e.n.notify(node, true, "join") }
+func (e events) NotifyUpdate(node *memberlist.Node) { e.n.notify(node, true, "update") }
+func (e events) NotifyLeave(node *memberlist.Node)  { e.n.notify(node, false, "leave") }
+
+// mlWriter sends memberlist's log lines to slog one level lower than
+// memberlist gives them: it logs the normal comings and goings of peers
+// as [WARN]/[ERR].
+type mlWriter struct{ log *slog.Logger }
+
+func (w mlWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level, msg := "", line
+	if strings.HasPrefix(line, "[") {
+		if i := strings.IndexByte(line, ']'); i > 0 {
+			level, msg = line[1:i], strings.TrimSpace(line[i+1:])
+		}
+	}
+	msg = strings.TrimPrefix(msg, "memberlist: ")
+	for _, noisy := range []string{"Failed to join", "Failed to resolve", "Failed to send", "Failed fallback", "Failed UDP ping",
+		"Push/Pull", "Failed to receive", "Was able to connect", "Got ping for unexpected node", "Refuting"} {
+		if strings.HasPrefix(msg, noisy) {
+			level = "DEBUG"
+		}
+	}
+	switch level {
+	case "ERR", "ERROR":
+		w.log.Warn(msg)
+	case "WARN":
+		w.log.Info(msg)
+	default:
+		w.log.Debug(msg)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,298 @@
+package gossip
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// freeAddr returns a loopback address whose port is free for TCP and UDP.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr
+	}
+	t.Fatal("no free TCP+UDP port on 127.0.0.1")
+	return ""
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("GOSSIP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func siteConfig(t *testing.T, site string, prio int, bind string, join ...string) *config.Config {
+	return &config.Config{
+		Kind: config.KindSite, Site: site, Priority: prio, DataDir: t.TempDir(),
+		Gossip: config.Gossip{
+			Bind: bind, Join: join, Profile: config.ProfileFast,
+			Failback: config.FailbackAuto, FailbackDelay: time.Second,
+		},
+		Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:7" + site[len(site)-1:] + "00"}}},
+		Admin:  config.Admin{Listen: "127.0.0.1:7180"},
+	}
+}
+
+type testNode struct {
+	*Node
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// run starts a node and stops it when the test ends.
+func run(t *testing.T, cfg *config.Config, opts Options) *testNode {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	n, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	tn := &testNode{Node: n, cancel: cancel, done: make(chan error, 1)}
+	go func() { tn.done <- n.Run(ctx) }()
+	t.Cleanup(tn.stop)
+	select {
+	case <-n.started:
+	case err := <-tn.done:
+		tn.done <- err
+		t.Fatalf("Run of %s: %v", cfg.Site, err)
+	}
+	n.SetServerHealthy(true)
+	return tn
+}
+
+func (tn *testNode) stop() {
+	tn.cancel()
+	if err := <-tn.done; err != nil {
+		panic(err)
+	}
+	tn.done <- nil
+}
+
+// kill stops the node like kill -9: no release, no Leave.
+func (tn *testNode) kill() {
+	close(tn.crash)
+	tn.stop()
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func master(nodes ...*testNode) func() bool {
+	return func() bool {
+		want := ""
+		for i, n := range nodes {
+			s := n.State()
+			if i == 0 {
+				if s.Role != RoleMaster {
+					return false
+				}
+				want = s.Self
+			} else if s.Role != RoleBackup {
+				return false
+			}
+			if s.Master != want {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func TestNodeElectionFailoverFailback(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	a := run(t, cfgA, Options{})
+	b := run(t, cfgB, Options{})
+
+	waitFor(t, 5*time.Second, "site1 master, site2 backup", master(a, b))
+	s := b.State()
+	if s.MasterEndpoints["operators"] != "127.0.0.1:7100" {
+		t.Fatalf("site2 sees master endpoints %v", s.MasterEndpoints)
+	}
+	term1 := a.State().Term
+	if term1 == 0 {
+		t.Fatal("master has term 0")
+	}
+
+	// kill -9 of the master's sidecar: the backup takes over quickly.
+	start := time.Now()
+	a.kill()
+	waitFor(t, 3*time.Second, "site2 master after site1 killed", func() bool { return b.State().Role == RoleMaster })
+	t.Logf("failover after kill: %s", time.Since(start).Round(time.Millisecond))
+	if got := b.State().Term; got != term1+1 {
+		t.Fatalf("new master's term %d, want %d", got, term1+1)
+	}
+
+	// The better site returns with its state file: it becomes backup,
+	// catches up with the term and gets the role back after failback_delay.
+	a2 := run(t, cfgA, Options{})
+	start = time.Now()
+	waitFor(t, 2*time.Second, "site1 back as backup", func() bool { return a2.State().Role == RoleBackup })
+	took := waitFor(t, 6*time.Second, "failback to site1", master(a2, b))
+	if took := time.Since(start); took < cfgA.Gossip.FailbackDelay {
+		t.Fatalf("failback after %s, before failback_delay %s", took, cfgA.Gossip.FailbackDelay)
+	}
+	t.Logf("failback %s after site1 returned as backup", took.Round(time.Millisecond))
+	if got := a2.State().Term; got <= term1+1 {
+		t.Fatalf("term after failback %d, want > %d", got, term1+1)
+	}
+	rec, err := NewFileStore(cfgA.DataDir).Load()
+	if err != nil || rec.Master != "site1" || rec.Term != a2.State().Term {
+		t.Fatalf("site1's state file holds %+v (%v)", rec, err)
+	}
+}
+
+func TestNodeUnhealthyServerAndSwitchover(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
+	var released atomic.Uint64
+	a := run(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) { released.Store(term) }})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 5*time.Second, "site1 master", master(a, b))
+	term := a.State().Term
+
+	if err := b.Switchover("site1"); err == nil || !strings.Contains(err.Error(), "the master is site1") {
+		t.Fatalf("Switchover on the backup: %v, want an error naming the master", err)
+	}
+
+	start := time.Now()
+	a.SetServerHealthy(false)
+	waitFor(t, 2*time.Second, "site2 master after site1's server failed", master(b, a))
+	t.Logf("takeover after unhealthy server: %s", time.Since(start).Round(time.Millisecond))
+	if released.Load() != term {
+		t.Fatalf("BeforeRelease saw term %d, want %d", released.Load(), term)
+	}
+	// Its state was delivered: the last value on Changes is backup.
+	var last State
+	for len(a.Changes()) > 0 {
+		last = <-a.Changes()
+	}
+	if last.Role != "" && last.Role != RoleBackup {
+		t.Fatalf("last delivered role of site1 %q", last.Role)
+	}
+
+	// Manual failback: healthy again, site1 stays backup until asked.
+	a.SetServerHealthy(true)
+	time.Sleep(1500 * time.Millisecond)
+	if s := b.State(); s.Role != RoleMaster {
+		t.Fatalf("manual failback: site2 is %q without a switchover", s.Role)
+	}
+	if err := b.Switchover(""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "switchover back to site1", master(a, b))
+}
+
+func TestNodeRejoinAndGracefulLeave(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	a := run(t, cfgA, Options{})
+	time.Sleep(800 * time.Millisecond)
+	if s := a.State(); !s.Cold || s.Role != RoleStarting {
+		t.Fatalf("alone at start: role %q cold %v, want starting and cold", s.Role, s.Cold)
+	}
+	b := run(t, cfgB, Options{})
+	waitFor(t, 5*time.Second, "site1 master once site2 exists", master(a, b))
+
+	// SIGTERM on the master: it releases first, so site2 needs no timeout.
+	start := time.Now()
+	a.stop()
+	waitFor(t, 2*time.Second, "site2 master after site1 left", func() bool { return b.State().Role == RoleMaster })
+	t.Logf("takeover after graceful stop: %s", time.Since(start).Round(time.Millisecond))
+	if s, ok := <-a.Changes(); ok && s.Role == RoleMaster {
+		t.Fatalf("Changes of the stopped master still says master")
+	}
+}
+
+func TestNodeEncryption(t *testing.T) {
+	key1 := []byte("0123456789abcdef")
+	key2 := []byte("fedcba9876543210")
+	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	cfgC := siteConfig(t, "site3", 3, addrC, addrA)
+	cfgA.Gossip.SecretKey, cfgB.Gossip.SecretKey, cfgC.Gossip.SecretKey = key1, key1, key2
+	a := run(t, cfgA, Options{})
+	b := run(t, cfgB, Options{})
+	c := run(t, cfgC, Options{})
+	waitFor(t, 5*time.Second, "encrypted pair elects site1", master(a, b))
+	time.Sleep(time.Second)
+	if s := c.State(); !s.Cold || len(s.Members) != 1 {
+		t.Fatalf("node with another key joined: cold %v, members %+v", s.Cold, s.Members)
+	}
+	for _, m := range a.State().Members {
+		if m.Site == "site3" {
+			t.Fatalf("site1 sees site3 despite a different key")
+		}
+	}
+}
+
+func TestNodeWitness(t *testing.T) {
+	addrA, addrB, addrW := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB, addrW)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA, addrW)
+	cfgW := siteConfig(t, "witness", 0, addrW, addrA, addrB)
+	cfgW.Kind = config.KindWitness
+	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
+		c.Gossip.Witness = true
+		c.Gossip.FenceDelay = time.Second
+	}
+	w := run(t, cfgW, Options{})
+	a := run(t, cfgA, Options{})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	waitFor(t, 2*time.Second, "the witness sees site1 as master", func() bool {
+		s := w.State()
+		return s.Role == RoleWitness && s.Master == "site1"
+	})
+	term := a.State().Term
+	start := time.Now()
+	a.kill()
+	waitFor(t, 8*time.Second, "site2 master after site1 killed", func() bool { return b.State().Role == RoleMaster })
+	t.Logf("failover with witness (fence_delay 1s): %s", time.Since(start).Round(time.Millisecond))
+	waitFor(t, 2*time.Second, "witness keeps the new term", func() bool {
+		rec, err := NewFileStore(cfgW.DataDir).Load()
+		return err == nil && rec.Term > term && rec.Master == "site2"
+	})
+
+	// The witness gone too: site2 lost the majority and fences itself.
+	w.kill()
+	waitFor(t, 4*time.Second, "site2 fenced without majority", func() bool { return b.State().Role == RoleFenced })
+}

@@ -1,0 +1,57 @@
+package gossip
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/tandem-ha/tandem/config"
+)
+
+// profile is a memberlist timing preset plus the timings Tandem derives
+// from it.
+type profile struct {
+	ml *memberlist.Config
+	// probeEvery is the interval of the direct peer probe; probeFailures
+	// consecutive failures make the peer not alive in the view (without a
+	// witness) and not counted towards the majority (with one).
+	probeEvery    time.Duration
+	probeFailures int
+	// fenceDelay is the default fence_delay with a witness: longer than the
+	// time a cut-off master needs to notice it lost the majority
+	// (probeFailures*probeEvery + ProbeTimeout + one decision tick).
+	fenceDelay time.Duration
+	// tick re-runs the decision for the time-based rules.
+	tick time.Duration
+	// settle is View.Settle: more than twice the time a metadata update
+	// takes to reach the other members (a few gossip intervals).
+	settle time.Duration
+}
+
+// newProfile returns the preset named by cfg.Gossip.Profile ("" = lan).
+func newProfile(name string) (profile, error) {
+	switch name {
+	case config.ProfileLAN, "":
+		c := memberlist.DefaultLANConfig()
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: 10 * time.Second, tick: 250 * time.Millisecond, settle: time.Second}, nil
+	case config.ProfileWAN:
+		c := memberlist.DefaultWANConfig()
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: 40 * time.Second, tick: time.Second, settle: 3 * time.Second}, nil
+	case config.ProfileFast:
+		// LAN with short timings: a killed member fails 3 direct probes in
+		// ~0.7 s and memberlist declares it dead in ~1-2 s on a quiet network.
+		c := memberlist.DefaultLANConfig()
+		c.TCPTimeout = time.Second
+		c.ProbeInterval = 200 * time.Millisecond
+		c.ProbeTimeout = 100 * time.Millisecond
+		c.SuspicionMult = 2
+		c.SuspicionMaxTimeoutMult = 2
+		c.AwarenessMaxMultiplier = 2
+		c.GossipInterval = 50 * time.Millisecond
+		c.PushPullInterval = 2 * time.Second
+		c.GossipToTheDeadTime = 2 * time.Second
+		c.RetransmitMult = 3
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: 2 * time.Second, tick: 50 * time.Millisecond, settle: 250 * time.Millisecond}, nil
+	}
+	return profile{}, fmt.Errorf("gossip profile %q: want %s, %s or %s", name, config.ProfileLAN, config.ProfileWAN, config.ProfileFast)
+}
