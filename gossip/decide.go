@@ -561,6 +561,14 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 			}
 			continue
 		}
+		// The witness keeps the newest record its term's master reported
+		// (DESIGN §3): a synced record from it says that master reported
+		// peer_synced, even when the master left before this site heard
+		// from it directly (a quick graceful stop).
+		if m.Alive && m.Witness && r.Term > rec.Term && r.PeerSynced {
+			rec, changed = r, true
+			continue
+		}
 		if !m.Alive || m.Role != RoleMaster || !fromMaster {
 			continue
 		}
