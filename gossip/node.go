@@ -28,6 +28,11 @@ type Options struct {
 	// release of term is published; cmd runs on_demote and drains there.
 	// May be nil.
 	BeforeRelease func(ctx context.Context, term uint64)
+	// BeforePromote runs after the new term record is saved and before the
+	// role is published, so that whatever the master serves (the shim) is
+	// ready before anyone routes to it. An error cancels the promotion.
+	// May be nil.
+	BeforePromote func(ctx context.Context, term uint64) error
 	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
 	ReleaseTimeout time.Duration
 }
@@ -73,6 +78,7 @@ type Node struct {
 	mlLog          *slog.Logger
 	store          RecordStore
 	beforeRelease  func(ctx context.Context, term uint64)
+	beforePromote  func(ctx context.Context, term uint64) error
 	releaseTimeout time.Duration
 	prof           profile
 	voters         int
@@ -184,7 +190,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		rt = 30 * time.Second
 	}
 	n := &Node{
-		cfg: cfg, log: logger.With("component", "gossip"), mlLog: logger.With("component", "memberlist"), store: store, beforeRelease: opts.BeforeRelease, releaseTimeout: rt,
+		cfg: cfg, log: logger.With("component", "gossip"), mlLog: logger.With("component", "memberlist"), store: store, beforeRelease: opts.BeforeRelease, beforePromote: opts.BeforePromote, releaseTimeout: rt,
 		prof: prof, voters: voters, fenceDelay: fence,
 		wake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
@@ -560,7 +566,7 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.mu.Unlock()
 	switch a.Kind {
 	case Promote:
-		n.promote(a)
+		n.promote(ctx, a)
 	case Release:
 		n.release(ctx, ml, a)
 	case Fence:
@@ -582,12 +588,18 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.deliver()
 }
 
-func (n *Node) promote(a Action) {
+func (n *Node) promote(ctx context.Context, a Action) {
 	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true}
 	// DESIGN §3: the term record is durable before anyone hears of the term.
 	if err := n.store.Save(rec); err != nil {
 		n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
 		return
+	}
+	if n.beforePromote != nil {
+		if err := n.beforePromote(ctx, a.Term); err != nil {
+			n.log.Error("cannot promote: not ready to serve", "term", a.Term, "err", err)
+			return
+		}
 	}
 	n.mu.Lock()
 	n.meta.Record = rec

@@ -93,34 +93,43 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	return nil
 }
 
-// setRole maps the member's role to the shim's mode (DESIGN §5.1): master →
-// dual (or solo while the peer is behind), backup → read-only, fenced → fenced.
-func (d *database) setRole(ctx context.Context, st gossip.State) {
+// promote readies the shim for the master role of term before the node
+// publishes it (gossip.Options.BeforePromote): in-doubt transactions are
+// resolved (DESIGN §5.4), the term goes into the peer's database when it can
+// be reached, so an old master can no longer apply there (§3 fencing), and
+// the shim turns dual, or solo when the peer is not there.
+func (d *database) promote(ctx context.Context, term uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// None of this process's own transactions can be in flight: the shim
+	// was not writable.
+	d.resolve(ctx)
+	d.ship.SetTerm(term)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := txshim.WriteTermRecord(wctx, d.peer, term, d.site, true)
+	cancel()
+	mode := txshim.ModeDual
+	if err != nil {
+		d.log.Warn("peer database not reachable at promotion: going solo", "term", term, "err", err)
+		mode = txshim.ModeSolo
+	}
+	d.shim.SetMode(mode, term)
+	d.role, d.term = gossip.RoleMaster, term
+	return nil
+}
+
+// setRole maps every other role to the shim's mode (DESIGN §5.1): backup →
+// read-only, fenced → fenced. The master's mode is set by promote.
+func (d *database) setRole(st gossip.State) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if st.Role == d.role && st.Term == d.term {
 		return
 	}
 	d.role, d.term = st.Role, st.Term
-	d.ship.SetTerm(st.Term)
 	switch st.Role {
 	case gossip.RoleMaster:
-		// In-doubt transactions are resolved before the shim accepts writes
-		// in the new term (DESIGN §3 failover, §5.4); none of this process's
-		// own can be in flight, the shim was not writable.
-		d.resolve(ctx)
-		// The new master's term goes into the peer's database too when it can
-		// reach it, so an old master can no longer apply there (DESIGN §3 fencing).
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := txshim.WriteTermRecord(wctx, d.peer, st.Term, d.site, true)
-		cancel()
-		mode := txshim.ModeDual
-		if err != nil {
-			d.log.Warn("peer database not reachable at promotion: going solo", "term", st.Term, "err", err)
-			mode = txshim.ModeSolo
-		}
-		d.shim.SetMode(mode, st.Term)
-		d.log.Info("shim mode", "mode", mode.String(), "term", st.Term)
+		// promote has already run for this term.
 	case gossip.RoleFenced:
 		d.shim.SetMode(txshim.ModeFenced, st.Term)
 	default:

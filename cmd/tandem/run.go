@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		defer db.close()
 		s.db = db
 		opts.Store = recordStore{db: db.local, file: gossip.NewFileStore(cfg.DataDir)}
+		opts.BeforePromote = db.promote
 	}
 	node, err := gossip.New(cfg, opts)
 	if err != nil {
@@ -185,7 +186,7 @@ func (s *sidecar) followRoles(ctx context.Context) {
 				s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints})
 			}
 			if s.db != nil {
-				s.db.setRole(ctx, st)
+				s.db.setRole(st)
 			}
 			if st.Role == last && st.Term == lastTerm {
 				continue
