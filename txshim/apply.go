@@ -74,10 +74,12 @@ type applySlot struct {
 	c   *applyConn // nil until first use or after the connection broke
 }
 
-func newApplyPool(peerDSN, source string, size int) *applyPool {
+// newApplyPool makes a pool whose connections use the replication origins of indexes first,
+// first+1, … (originName).
+func newApplyPool(peerDSN, source string, first, size int) *applyPool {
 	p := &applyPool{dsn: peerDSN, source: source, slots: make(chan *applySlot, size)}
 	for i := 0; i < size; i++ {
-		p.slots <- &applySlot{idx: i}
+		p.slots <- &applySlot{idx: first + i}
 	}
 	return p
 }
@@ -109,6 +111,28 @@ func (p *applyPool) put(ctx context.Context, s *applySlot, broken bool) {
 		s.c = nil
 	}
 	p.slots <- s
+}
+
+// closeIdle closes the connections nobody holds, so that the next get dials afresh: after a
+// peer outage the pooled connections are dead.
+func (p *applyPool) closeIdle(ctx context.Context) {
+	var idle []*applySlot
+	for len(idle) < cap(p.slots) {
+		select {
+		case s := <-p.slots:
+			idle = append(idle, s)
+			continue
+		default:
+		}
+		break
+	}
+	for _, s := range idle {
+		if s.c != nil {
+			s.c.close(ctx)
+			s.c = nil
+		}
+		p.slots <- s
+	}
 }
 
 // close closes every connection; it waits for outstanding slots to come back.
@@ -144,9 +168,10 @@ type pipelineStep struct {
 
 // apply runs txn on the peer in one round trip (DESIGN §5.3 step 2): BEGIN, the term check
 // (§3 fencing; skipped when term is 0), the replication-origin position, every change, the
-// decision row gid and PREPARE TRANSACTION gid (or COMMIT). An error that is a
-// *pgconn.PgError means the peer refused it and nothing of it stays there; any other error
-// leaves the connection and the outcome unknown.
+// decision row gid and PREPARE TRANSACTION gid (or, for endCommit, the decision row first and
+// COMMIT last). An error that is a *pgconn.PgError means the peer refused it and nothing of it
+// stays there; errAlreadyApplied means the peer had committed it before (endCommit only); any
+// other error leaves the connection and the outcome unknown.
 func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
 	if err := a.learnFixed(ctx, txn); err != nil {
 		return fmt.Errorf("apply %s: %w", gid, err)
@@ -174,6 +199,14 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	if term > 0 {
 		query("term check", "SELECT tandem.check_term($1)", []byte(strconv.FormatUint(term, 10)))
 	}
+	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
+	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
+	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
+	decisionStep := -1
+	if end == endCommit {
+		decisionStep = len(steps)
+		query("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", []byte(gid))
+	}
 	query("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)",
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00")))
 	for i, c := range txn.Changes {
@@ -195,8 +228,8 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 			}
 		}
 	}
-	query("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", []byte(gid))
 	if end == endPrepare {
+		query("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", []byte(gid))
 		query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
 	} else {
 		query("commit", "COMMIT")
@@ -208,6 +241,16 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	}
 
 	var firstErr error
+	firstStep := -1
+	duplicate := false
+	fail := func(i int, err error) {
+		if firstErr != nil {
+			return
+		}
+		firstErr, firstStep = stepError(gid, steps, i, err), i
+		var pgErr *pgconn.PgError
+		duplicate = i == decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
+	}
 	i := 0
 	for {
 		res, err := pl.GetResults()
@@ -218,9 +261,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 				a.forgetPending(steps)
 				return fmt.Errorf("apply %s: read results from the peer: %w", gid, err)
 			}
-			if firstErr == nil {
-				firstErr = stepError(gid, steps, i, err)
-			}
+			fail(i, err)
 			continue
 		}
 		switch r := res.(type) {
@@ -229,8 +270,8 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		case *pgconn.StatementDescription:
 			i++
 		case *pgconn.ResultReader:
-			if _, err := r.Close(); err != nil && firstErr == nil {
-				firstErr = stepError(gid, steps, i, err)
+			if _, err := r.Close(); err != nil {
+				fail(i, err)
 			}
 			i++
 		case nil:
@@ -255,8 +296,15 @@ synced:
 			return fmt.Errorf("apply %s: roll back after %v: %w", gid, firstErr, err)
 		}
 	}
+	if duplicate && firstStep == decisionStep {
+		return errAlreadyApplied
+	}
 	return firstErr
 }
+
+// errAlreadyApplied: apply found the transaction's decision row on the peer, so the peer
+// committed it before; nothing was changed.
+var errAlreadyApplied = errors.New("already applied on the peer (its decision row exists)")
 
 // learnFixed looks up, once per relation and connection, the GENERATED ALWAYS identity
 // columns of the tables txn updates.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,29 +59,77 @@ type ShipperConfig struct {
 	LocalDSN string // the local database, streamed through the slot tandem_<Site>
 	PeerDSN  string // the peer database the changes are applied to
 	Conns    int    // apply connections to the peer; 0 means 4
-	// OpTimeout bounds each asynchronous COMMIT/ROLLBACK PREPARED and plain-commit apply on
-	// the peer; 0 means 10s.
+	// OpTimeout bounds each asynchronous COMMIT/ROLLBACK PREPARED and each transaction shipped
+	// from the stream (plus a second per MiB of its values); 0 means 10s.
 	OpTimeout time.Duration
-	Logger    *slog.Logger
+	// MaxJournalBytes bounds the decoded transactions held in memory (their values' size plus
+	// a small overhead per stream event). Past it the Shipper forgets what the decoder delivers
+	// and reads it again from the slot during catch-up (see catchup.go). 0 means 64 MiB.
+	MaxJournalBytes int64
+	// SequenceInterval is how often sequence positions are copied to the peer while it is
+	// synced (DESIGN §5.2 "Sequences"); 0 means 5s, negative never.
+	SequenceInterval time.Duration
+	Logger           *slog.Logger
+}
+
+// Link states: how the Shipper stands with the peer.
+const (
+	linkOnline  = iota // Prepare serves dual commits; plain commits ship as they come
+	linkDown           // the peer was unreachable or too slow: nothing ships until CatchUp
+	linkCatchUp        // CatchUp ships the backlog in stream order; Prepare refuses
+)
+
+func linkName(l int) string {
+	return [...]string{"online", "down", "catching up"}[l]
+}
+
+// ShipStats are counters since the Shipper was made.
+type ShipStats struct {
+	Shipped  int64 // transactions applied on the peer from the stream (plain commits, catch-up)
+	Skipped  int64 // transactions the stream resent that the peer had already (decision row)
+	Resolved int64 // transactions prepared on the peer that catch-up committed or rolled back there
+	Dropped  int64 // decoded transactions forgotten for the memory bound, to be read again
+	Restarts int64 // times the slot was streamed again from its confirmed position
+	CatchUps int64 // catch-ups that ended with the peer synced
+	SeqSyncs int64 // times sequence positions were copied to the peer
 }
 
 // Shipper is the peer side of the dual commit (the Peer of commit.go): it streams the local
 // slot, prepares each transaction on the peer when asked (DESIGN §5.3 step 2), commits or rolls
 // it back there afterwards, ships plain commits in stream order, and lets the slot forget a
-// transaction only once the peer has committed it ("the slot is the journal", §5.2).
+// transaction only once the peer has committed it ("the slot is the journal", §5.2). After the
+// peer was unreachable, CatchUp brings it back in step (§5.5, catchup.go).
 type Shipper struct {
 	cfg    ShipperConfig
 	logger *slog.Logger
-	dec    *Decoder
-	pool   *applyPool
-	term   atomic.Uint64
-	ops    chan peerOp
+	pool   *applyPool // applies: Prepare, plain commits, catch-up
+	// opPool runs COMMIT/ROLLBACK PREPARED only. Applies may wait on the peer for row locks of
+	// transactions prepared there; their COMMIT PREPARED must never wait for a connection
+	// behind them.
+	opPool  *applyPool
+	term    atomic.Uint64
+	ops     chan peerOp
+	restart chan struct{} // asks decodeLoop to stream the slot again from its confirmed position
 
-	mu       sync.Mutex
-	journal  []*jentry          // unconfirmed stream entries in stream order
-	byGID    map[string]*jentry // prepared transactions in the journal
-	changed  chan struct{}      // closed and replaced on every journal change
-	plainErr error              // the plain-commit stream stopped on this definite error
+	mu         sync.Mutex
+	running    bool
+	dec        *Decoder           // the decoder of the current stream; nil between streams
+	journal    []*jentry          // unconfirmed stream entries in stream order
+	byGID      map[string]*jentry // prepared transactions in the journal
+	changed    chan struct{}      // closed and replaced on every change of the journal or link
+	held       int64              // bytes accounted to the journal's entries
+	compactAt  int                // journal length that triggers merging runs of done entries
+	confirmed  pglogrepl.LSN      // the slot may forget everything before it
+	streamEnd  pglogrepl.LSN      // every event up to here was taken into the journal
+	gap        bool               // events after streamEnd were dropped: stream the slot again
+	fresh      bool               // a new stream after a gap has not delivered a transaction yet
+	dropped    int                // counted transactions after streamEnd not in memory
+	droppedEnd pglogrepl.LSN      // the last dropped event
+	link       int
+	synced     bool  // a CatchUp ended with the peer in step, and it has stayed online since
+	catching   bool  // CatchUp is running
+	resyncErr  error // shipping stopped on this definite error: the peer needs resync
+	stats      ShipStats
 }
 
 // entry states
@@ -93,15 +142,29 @@ const (
 	stDone            // nothing left to do on the peer for it
 )
 
+// entryOverhead is what a journal entry is accounted for besides its values.
+const entryOverhead = 64
+
 // jentry is one stream event the slot has not been allowed to forget yet.
 type jentry struct {
-	txn        *Txn // nil for a position-only entry
-	pos        pglogrepl.LSN
-	state      int
-	plain      bool // ship with apply + COMMIT in stream order (plain commits)
-	committed  bool // the local COMMIT PREPARED was decoded
-	peerCommit bool // Commit(gid) was asked for
+	pos       pglogrepl.LSN
+	txn       *Txn   // nil for a position-only entry, and once nothing on the peer needs it
+	gid       string // the decision-row key: the gid, or plainGID for plain commits
+	size      int64  // accounted in Shipper.held
+	state     int
+	prepared  bool // arrived at PREPARE (two-phase)
+	plain     bool // a plain commit: ship with apply + COMMIT in stream order
+	committed bool // prepared: the local COMMIT PREPARED was decoded
+	// undo: prepared, rolled back locally while it is, or may be, prepared on the peer; done
+	// once ROLLBACK PREPARED ran there.
+	undo        bool
+	peerCommit  bool      // Commit(gid) was asked for
+	committedAt time.Time // when the local COMMIT PREPARED was decoded, if before peerCommit
+	shipping    bool      // plainLoop or CatchUp is shipping it
 }
+
+// finished tells whether the local outcome of e is known.
+func (e *jentry) finished() bool { return e.plain || e.committed || e.undo }
 
 type peerOp struct {
 	gid    string
@@ -116,82 +179,145 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = 10 * time.Second
 	}
+	if cfg.MaxJournalBytes <= 0 {
+		cfg.MaxJournalBytes = 64 << 20
+	}
+	if cfg.SequenceInterval == 0 {
+		cfg.SequenceInterval = 5 * time.Second
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "shipper", "site", cfg.Site)
 	return &Shipper{
-		cfg:     cfg,
-		logger:  logger,
-		dec:     NewDecoder(cfg.LocalDSN, cfg.Site, logger),
-		pool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns),
-		ops:     make(chan peerOp, 1024),
-		byGID:   map[string]*jentry{},
-		changed: make(chan struct{}),
+		cfg:       cfg,
+		logger:    logger,
+		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns),
+		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops),
+		ops:       make(chan peerOp, 1024),
+		restart:   make(chan struct{}, 1),
+		byGID:     map[string]*jentry{},
+		changed:   make(chan struct{}),
+		compactAt: 1024,
 	}
 }
 
-// SetTerm sets the term that plain commits are fenced with on the peer (DESIGN §3); prepared
-// transactions carry their own term in their gid. 0 skips the check.
+// SetTerm sets the term that transactions shipped from the stream are fenced with on the peer
+// (DESIGN §3); prepared transactions carry their own term in their gid. 0 skips the check.
 func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
 
-// Err is the definite error that stopped shipping plain commits (the peer diverged), or nil.
+// Err is the definite error that stopped shipping (the peer diverged and needs resync; it
+// wraps ErrNeedsResync), or nil.
 func (s *Shipper) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.plainErr
+	return s.resyncErr
 }
 
-// Run streams the slot and serves the peer until ctx ends; it reconnects the decoder after
-// failures and returns only when all its goroutines are gone.
+// PeerSynced tells whether the peer holds every transaction committed locally, so dual commit
+// is possible: true from the end of a successful CatchUp until the peer is next found
+// unreachable (or refuses a transaction). A new Shipper is not synced until its first CatchUp,
+// though Prepare serves it meanwhile.
+func (s *Shipper) PeerSynced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced && s.link == linkOnline
+}
+
+// Backlog is the number of transactions known not to be on the peer yet: those in memory and
+// those read from the slot but not held for the memory bound.
+func (s *Shipper) Backlog() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.dropped
+	for _, e := range s.journal {
+		if e.state != stDone && !e.undo && e.gid != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Stats returns the counters.
+func (s *Shipper) Stats() ShipStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Run streams the slot and serves the peer until ctx ends; it restarts the decoder after
+// failures and returns only when all its goroutines are gone. Run may be active once at a time.
 func (s *Shipper) Run(ctx context.Context) error {
-	events := make(chan Event, 256)
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("txshim: the Shipper is running already")
+	}
+	s.running = true
+	s.notifyLocked()
+	s.mu.Unlock()
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
 		s.pool.close(ctx)
+		s.opPool.close(ctx)
+		s.mu.Lock()
+		s.running, s.dec = false, nil
+		s.notifyLocked()
+		s.mu.Unlock()
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.decodeLoop(ctx, events)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.plainLoop(ctx)
-	}()
-	for i := 0; i < 2; i++ {
+	loops := []func(context.Context){s.decodeLoop, s.plainLoop, s.sequenceLoop}
+	for range opLoops {
+		loops = append(loops, s.opLoop)
+	}
+	for _, f := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.opLoop(ctx)
+			f(ctx)
 		}()
 	}
-	for {
-		select {
-		case ev := <-events:
-			s.add(ctx, ev)
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	<-ctx.Done()
+	return nil
 }
 
-// decodeLoop runs the decoder, again after each failure (the slot resumes where it was).
-func (s *Shipper) decodeLoop(ctx context.Context, events chan<- Event) {
+// decodeLoop streams the slot with a new decoder each time: after a failure, and when the
+// journal dropped events for the memory bound (a gap) and has room again. A new stream starts
+// at the slot's confirmed position; add skips what the journal took before.
+func (s *Shipper) decodeLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
-	for {
+	for ctx.Err() == nil {
+		dec := NewDecoder(s.cfg.LocalDSN, s.cfg.Site, s.logger)
+		s.mu.Lock()
+		dec.Confirm(s.confirmed)
+		s.dec = dec
+		if s.gap {
+			s.gap, s.fresh = false, true
+			s.stats.Restarts++
+			s.logger.Info("streaming the slot again from its confirmed position", "confirmed", s.confirmed, "held_up_to", s.streamEnd, "not_held", s.dropped)
+		}
+		s.mu.Unlock()
 		start := time.Now()
-		err := s.dec.Run(ctx, events)
+		restarted, err := s.stream(ctx, dec)
+		s.mu.Lock()
+		s.dec = nil
+		s.mu.Unlock()
 		if ctx.Err() != nil {
 			return
+		}
+		if restarted {
+			backoff = 20 * time.Millisecond // the old stream's walsender may hold the slot a moment
+			continue
 		}
 		if time.Since(start) > 10*time.Second {
 			backoff = 100 * time.Millisecond
 		}
-		s.logger.Warn("decoder stopped; restarting", "err", err, "in", backoff)
+		level := slog.LevelWarn
+		if pgErrCode(err) == "55006" && backoff < 100*time.Millisecond {
+			level = slog.LevelDebug // the slot is still active for the stream just stopped
+		}
+		s.logger.Log(ctx, level, "decoder stopped; restarting", "err", err, "in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -201,67 +327,252 @@ func (s *Shipper) decodeLoop(ctx context.Context, events chan<- Event) {
 	}
 }
 
-// add appends a stream event to the journal.
-func (s *Shipper) add(ctx context.Context, ev Event) {
+// stream runs one decoder, handing its events to add, until the decoder fails, ctx ends or a
+// restart is asked for (restarted); it returns once the decoder has returned.
+func (s *Shipper) stream(ctx context.Context, dec *Decoder) (restarted bool, err error) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan Event, 256)
+	done := make(chan error, 1)
+	go func() { done <- dec.Run(rctx, events) }()
+	for {
+		select {
+		case ev := <-events:
+			s.add(ev)
+		case err := <-done:
+			for {
+				select {
+				case ev := <-events:
+					s.add(ev) // delivered in order before the failure
+				default:
+					return false, err
+				}
+			}
+		case <-s.restart:
+			// Events still buffered are after streamEnd: the next stream sends them again.
+			cancel()
+			<-done
+			return true, nil
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return false, ctx.Err()
+		}
+	}
+}
+
+// eventSize is what an event is accounted for in the journal.
+func eventSize(ev Event) int64 {
+	n := int64(entryOverhead)
+	if ev.Txn == nil {
+		return n
+	}
+	for _, c := range ev.Txn.Changes {
+		n += 48
+		for _, v := range c.Old {
+			n += 16 + int64(len(v.Data))
+		}
+		for _, v := range c.New {
+			n += 16 + int64(len(v.Data))
+		}
+	}
+	return n
+}
+
+// add takes a stream event into the journal, or drops it when the journal is full (DESIGN
+// §5.5: the slot is the journal; catch-up reads dropped events from the slot again).
+func (s *Shipper) add(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ev.Pos <= s.streamEnd {
+		return // sent again by a new stream: the journal has it, or had it
+	}
+	counted := ev.Txn != nil && (ev.Txn.Prepared || len(ev.Txn.Changes) > 0)
+	size := eventSize(ev)
+	if !s.gap && !s.roomLocked(size) {
+		s.gap = true
+		log := s.logger.Warn
+		if s.link == linkCatchUp {
+			log = s.logger.Debug // expected while catching up a long backlog
+		}
+		log("journal full: the transactions that follow stay in the slot until catch-up",
+			"held_bytes", s.held, "max_bytes", s.cfg.MaxJournalBytes, "link", linkName(s.link))
+		s.goDownLocked("the journal is full", nil)
+	}
+	if s.gap {
+		if ev.Pos > s.droppedEnd {
+			s.droppedEnd = ev.Pos
+			if counted {
+				s.dropped++
+				s.stats.Dropped++
+			}
+		}
+		return
+	}
+	if counted {
+		s.fresh = false
+		if ev.Pos <= s.droppedEnd && s.dropped > 0 {
+			s.dropped--
+		}
+	}
+	s.streamEnd = ev.Pos
+	e := &jentry{pos: ev.Pos, size: size, state: stDone}
 	switch {
 	case ev.Txn != nil && ev.Txn.Prepared:
-		e := &jentry{txn: ev.Txn, pos: ev.Pos}
-		if old, ok := s.byGID[ev.Txn.GID]; ok && old.state != stDone {
-			s.logger.Error("gid prepared twice in the stream", "gid", ev.Txn.GID)
+		e.txn, e.gid, e.prepared, e.state = ev.Txn, ev.Txn.GID, true, stPending
+		if old, ok := s.byGID[e.gid]; ok && old.state != stDone {
+			s.logger.Error("gid prepared twice in the stream", "gid", e.gid)
 		}
-		s.byGID[ev.Txn.GID] = e
-		s.journal = append(s.journal, e)
+		s.byGID[e.gid] = e
+	case ev.Txn != nil && len(ev.Txn.Changes) > 0:
+		e.txn, e.gid, e.plain, e.state = ev.Txn, plainGID(s.cfg.Site, ev.Txn.XID), true, stPending
 	case ev.Txn != nil:
-		e := &jentry{txn: ev.Txn, pos: ev.Pos, plain: true}
-		if len(ev.Txn.Changes) == 0 {
-			e.state = stDone
-		}
-		s.journal = append(s.journal, e)
+		e.size = entryOverhead // an empty plain commit: nothing to ship
 	case ev.Finish != nil:
-		s.journal = append(s.journal, &jentry{pos: ev.Pos, state: stDone})
-		e, ok := s.byGID[ev.Finish.GID]
-		if !ok {
-			break // finished a transaction shipped before (or one that came from the other site)
-		}
-		if !ev.Finish.Committed {
-			// Rolled back locally: nothing to ship; undo a peer prepare if there is one.
-			if e.state == stPrepared || e.state == stUnknown {
-				s.enqueue(peerOp{gid: ev.Finish.GID})
-			}
-			e.state = stDone
-			break
-		}
-		e.committed = true
-		if e.state == stPending {
-			// Committed locally without a Prepare on the peer (a prepared transaction the shim
-			// did not make): ship it like a plain commit, in stream order.
-			e.plain = true
-		}
-	default:
-		s.journal = append(s.journal, &jentry{pos: ev.Pos, state: stDone})
+		s.finishLocked(ev.Finish)
 	}
+	s.journal = append(s.journal, e)
+	s.held += e.size
 	s.advanceLocked()
 }
 
-// advanceLocked confirms the slot past the done prefix of the journal and wakes waiters.
+// roomLocked tells whether the journal takes an event of size bytes. It takes any one event
+// while at most half full, and a new stream's first transaction in any case, so that a
+// restarted stream always makes progress, however large a transaction or however much
+// in-doubt transactions hold.
+func (s *Shipper) roomLocked(size int64) bool {
+	limit := s.cfg.MaxJournalBytes
+	fits := func() bool { return s.held+size <= limit || s.held <= limit/2 }
+	if s.fresh || fits() {
+		return true
+	}
+	s.compactLocked() // runs of done entries behind an unfinished one
+	return fits()
+}
+
+// finishLocked records the local COMMIT or ROLLBACK PREPARED of a transaction in the journal.
+func (s *Shipper) finishLocked(f *Finish) {
+	e, ok := s.byGID[f.GID]
+	if !ok || e.state == stDone {
+		return // finished a transaction shipped before (or one that came from the other site)
+	}
+	if !f.Committed {
+		switch e.state {
+		case stPrepared, stUnknown, stApplying:
+			// It is, or may be, prepared on the peer: undo it there.
+			e.undo = true
+			s.releaseLocked(e)
+			if e.state != stApplying {
+				s.enqueue(peerOp{gid: e.gid})
+			}
+		default:
+			s.markDoneLocked(e)
+		}
+		return
+	}
+	e.committed = true
+	if e.state == stPrepared && !e.peerCommit {
+		// Its session asks for the peer's COMMIT PREPARED right after the local one, often
+		// after the decoder saw it; if it does not (it died, or recovery committed it
+		// locally), sweep asks after commitGrace.
+		e.committedAt = time.Now()
+	}
+	// A committed transaction that was never prepared on the peer (pending), or whose peer
+	// outcome is unknown, is shipped from the stream (plainLoop, CatchUp).
+}
+
+func (s *Shipper) releaseLocked(e *jentry) {
+	if e.txn != nil {
+		s.held -= e.size - entryOverhead
+		e.size = entryOverhead
+		e.txn = nil
+	}
+}
+
+func (s *Shipper) markDoneLocked(e *jentry) {
+	e.state = stDone
+	s.releaseLocked(e)
+}
+
+func (s *Shipper) forgetLocked(e *jentry) {
+	s.held -= e.size
+	if e.prepared && s.byGID[e.gid] == e {
+		delete(s.byGID, e.gid)
+	}
+}
+
+func (s *Shipper) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// advanceLocked confirms the slot past the done prefix of the journal, merges runs of done
+// entries now and then (so an in-doubt transaction at the head does not pin a growing list),
+// asks for a new stream when catch-up needs the dropped events, and wakes waiters.
 func (s *Shipper) advanceLocked() {
 	n := 0
-	var pos pglogrepl.LSN
 	for n < len(s.journal) && s.journal[n].state == stDone {
-		pos = s.journal[n].pos
-		if t := s.journal[n].txn; t != nil && t.Prepared && s.byGID[t.GID] == s.journal[n] {
-			delete(s.byGID, t.GID)
-		}
+		s.confirmed = max(s.confirmed, s.journal[n].pos)
+		s.forgetLocked(s.journal[n])
+		s.journal[n] = nil
 		n++
 	}
 	if n > 0 {
-		s.journal = append(s.journal[:0:0], s.journal[n:]...)
-		s.dec.Confirm(pos)
+		s.journal = s.journal[n:]
+		if s.dec != nil {
+			s.dec.Confirm(s.confirmed)
+		}
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if len(s.journal) >= s.compactAt {
+		s.compactLocked()
+	}
+	// Restarting re-reads what the journal still holds: wait until most of it is shipped
+	// (drain also asks when nothing before the gap is left to ship).
+	if s.gap && s.link == linkCatchUp && s.held <= s.cfg.MaxJournalBytes/4 {
+		s.restartLocked()
+	}
+	s.notifyLocked()
+}
+
+// compactLocked merges each run of done entries into its last one (the latest position).
+func (s *Shipper) compactLocked() {
+	out := s.journal[:0]
+	for i, e := range s.journal {
+		if e.state == stDone && i+1 < len(s.journal) && s.journal[i+1].state == stDone {
+			s.forgetLocked(e)
+			continue
+		}
+		out = append(out, e)
+	}
+	clear(s.journal[len(out):])
+	s.journal = out
+	s.compactAt = max(2*len(out), 1024)
+}
+
+// restartLocked asks decodeLoop for a new stream from the slot's confirmed position.
+func (s *Shipper) restartLocked() {
+	select {
+	case s.restart <- struct{}{}:
+	default:
+	}
+}
+
+// goDownLocked stops shipping until CatchUp after the peer was unreachable (DESIGN §5.5): from
+// now on the slot keeps what the peer lacks, and the journal holds only up to its bound. Only
+// an online Shipper goes down: a catch-up in progress deals with failures itself.
+func (s *Shipper) goDownLocked(why string, err error) {
+	if s.link != linkOnline {
+		return
+	}
+	s.link, s.synced = linkDown, false
+	s.logger.Warn("peer not in step: shipping waits for catch-up", "why", why, "err", err)
+	s.notifyLocked()
+}
+
+func (s *Shipper) goDown(why string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.goDownLocked(why, err)
 }
 
 func (s *Shipper) enqueue(op peerOp) {
@@ -274,19 +585,23 @@ func (s *Shipper) enqueue(op peerOp) {
 
 // Prepare implements Peer: it waits for gid's decoded changes and for every plain commit
 // before it in the stream to be shipped (DESIGN §5.2 "Order on the peer"), then applies them on
-// the peer and prepares gid there, all in one round trip.
+// the peer and prepares gid there, all in one round trip. While the peer is not in step
+// (down, or catching up) it refuses at once with an unknown-outcome PeerError, and any unknown
+// outcome takes the Shipper down: the shim then commits alone and CatchUp ships it later.
 func (s *Shipper) Prepare(ctx context.Context, gid string) error {
-	e, err := s.waitForPrepare(ctx, gid)
+	e, txn, err := s.waitForPrepare(ctx, gid)
 	if err != nil {
+		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "wait", Definite: false, Err: err}
 	}
 	_, term, _, _ := parseGID(gid)
 	slot, err := s.pool.get(ctx)
 	if err != nil {
 		s.setState(e, stPending)
+		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "connect", Definite: false, Err: err}
 	}
-	err = slot.c.apply(ctx, e.txn, gid, term, endPrepare)
+	err = slot.c.apply(ctx, txn, gid, term, endPrepare)
 	definite := err != nil && isDefinite(err)
 	s.pool.put(ctx, slot, err != nil && !definite)
 	switch {
@@ -298,46 +613,57 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		return &PeerError{GID: gid, Step: "apply", Definite: true, Err: err}
 	default:
 		s.setState(e, stUnknown)
+		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
 	}
 }
 
-func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, error) {
+// errNotInStep: Prepare was asked while the peer is not in step.
+var errNotInStep = errors.New("the peer is not in step: dual commit waits for catch-up")
+
+// waitForPrepare returns gid's entry, marked stApplying, and its changes.
+func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn, error) {
 	for {
 		s.mu.Lock()
+		if s.link != linkOnline {
+			link := s.link
+			s.mu.Unlock()
+			return nil, nil, fmt.Errorf("%w (%s)", errNotInStep, linkName(link))
+		}
 		e, ok := s.byGID[gid]
 		ready := false
+		var txn *Txn
 		if ok {
-			if e.state != stPending {
+			if e.state != stPending || e.finished() {
 				s.mu.Unlock()
-				return nil, fmt.Errorf("transaction %s is already %s", gid, stateName(e.state))
+				return nil, nil, fmt.Errorf("transaction %s is already %s", gid, stateName(e.state))
 			}
 			ready = true
 			for _, p := range s.journal {
 				if p == e {
 					break
 				}
-				if p.plain && p.state != stDone {
-					ready = false // a plain commit before it is not shipped yet
+				if p.state != stDone && (p.plain || (p.committed && p.state != stPrepared)) {
+					ready = false // a commit before it is not shipped yet
 					break
 				}
 			}
 			if ready {
-				e.state = stApplying
+				e.state, txn = stApplying, e.txn
 			}
 		}
 		changed := s.changed
 		s.mu.Unlock()
 		if ready {
-			return e, nil
+			return e, txn, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
 			if ok {
-				return nil, fmt.Errorf("plain commits before %s are not shipped yet: %w", gid, ctx.Err())
+				return nil, nil, fmt.Errorf("plain commits before %s are not shipped yet: %w", gid, ctx.Err())
 			}
-			return nil, fmt.Errorf("no decoded changes for %s from the local slot yet: %w", gid, ctx.Err())
+			return nil, nil, fmt.Errorf("no decoded changes for %s from the local slot yet: %w", gid, ctx.Err())
 		}
 	}
 }
@@ -350,11 +676,16 @@ func (s *Shipper) setState(e *jentry, st int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e.state == stDone {
-		return // a local ROLLBACK PREPARED was decoded meanwhile
+		return
 	}
 	e.state = st
-	if st == stPrepared && e.peerCommit {
-		s.enqueue(peerOp{gid: e.txn.GID, commit: true})
+	switch {
+	case e.undo && (st == stPrepared || st == stUnknown):
+		s.enqueue(peerOp{gid: e.gid}) // rolled back locally meanwhile
+	case e.undo:
+		s.markDoneLocked(e)
+	case st == stPrepared && e.peerCommit:
+		s.enqueue(peerOp{gid: e.gid, commit: true})
 	}
 	s.advanceLocked()
 }
@@ -372,6 +703,9 @@ func (s *Shipper) Commit(gid string) {
 // Rollback implements Peer: ROLLBACK PREPARED gid on the peer, asynchronously, if it is there.
 func (s *Shipper) Rollback(gid string) { s.enqueue(peerOp{gid: gid}) }
 
+// opLoops is the number of goroutines (and connections) running COMMIT/ROLLBACK PREPARED.
+const opLoops = 2
+
 // opLoop runs queued COMMIT/ROLLBACK PREPARED on the peer.
 func (s *Shipper) opLoop(ctx context.Context) {
 	for {
@@ -387,123 +721,293 @@ func (s *Shipper) opLoop(ctx context.Context) {
 func (s *Shipper) runOp(ctx context.Context, op peerOp) {
 	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	verb := "ROLLBACK PREPARED "
+	verb := "ROLLBACK PREPARED"
 	if op.commit {
-		verb = "COMMIT PREPARED "
+		verb = "COMMIT PREPARED"
 	}
-	slot, err := s.pool.get(octx)
+	slot, err := s.opPool.get(octx)
 	if err != nil {
-		s.logger.Warn("peer unreachable; recovery will finish the transaction", "gid", op.gid, "op", verb, "err", err)
+		s.logger.Warn("peer unreachable; catch-up or recovery will finish the transaction", "gid", op.gid, "op", verb, "err", err)
+		s.goDown(verb+" "+op.gid, err)
 		return
 	}
-	_, err = slot.c.conn.Exec(octx, verb+sqlLiteral(op.gid)).ReadAll()
-	var pgErr *pgconn.PgError
-	missing := errors.As(err, &pgErr) && pgErr.Code == "42704" // no such prepared transaction
-	if missing && op.commit {
-		// Committed already (by recovery, or an earlier attempt whose reply was lost) when its
-		// decision row is there.
-		var n int64
-		res, qerr := slot.c.conn.Exec(octx, "SELECT 1 FROM tandem.decisions WHERE gid = "+sqlLiteral(op.gid)).ReadAll()
-		if qerr == nil && len(res) == 1 {
-			n = int64(len(res[0].Rows))
-		}
-		if n == 1 {
-			err = nil
-		}
-	} else if missing {
-		err = nil // nothing was prepared there
-	}
-	s.pool.put(octx, slot, err != nil && !isDefinite(err))
+	err = finishPrepared(octx, slot.c, op.gid, op.commit)
+	definite := err != nil && (isDefinite(err) || errors.Is(err, errDiverged) || errors.Is(err, errNotOnPeer))
+	s.opPool.put(octx, slot, err != nil && !definite)
 	if err != nil {
-		s.logger.Warn("peer "+strings.TrimSpace(verb)+" failed; recovery will finish the transaction", "gid", op.gid, "err", err)
+		if ctx.Err() != nil {
+			return
+		}
+		s.logger.Warn("peer "+verb+" failed; catch-up or recovery will finish the transaction", "gid", op.gid, "err", err)
+		if !definite {
+			s.goDown(verb+" "+op.gid, err)
+		}
 		return
 	}
-	if op.commit {
-		s.mu.Lock()
-		if e, ok := s.byGID[op.gid]; ok && (e.state == stPrepared || e.state == stUnknown) {
-			e.state = stDone
-			s.advanceLocked()
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.byGID[op.gid]
+	if !ok || e.state == stDone {
+		return
+	}
+	if (op.commit && (e.state == stPrepared || e.state == stUnknown)) || (!op.commit && e.undo) {
+		s.markDoneLocked(e)
+		s.advanceLocked()
 	}
 }
 
-// plainLoop ships plain commits (and prepared transactions committed without a peer prepare)
-// in stream order, each with its decision row and COMMIT.
+// errNotOnPeer: COMMIT PREPARED found neither the prepared transaction nor its decision row.
+var errNotOnPeer = errors.New("neither prepared nor committed on the peer")
+
+// errDiverged marks a definite divergence found by the Shipper itself.
+var errDiverged = errors.New("divergence")
+
+// finishPrepared runs COMMIT (or ROLLBACK) PREPARED gid on the peer. When no such prepared
+// transaction is there, the decision row tells what happened: for a commit, committed before
+// (nil) or never there (errNotOnPeer); for a rollback, nothing to undo (nil), or committed on
+// the peer while the local side rolled it back (errDiverged).
+func finishPrepared(ctx context.Context, c *applyConn, gid string, commit bool) error {
+	verb := "ROLLBACK PREPARED "
+	if commit {
+		verb = "COMMIT PREPARED "
+	}
+	_, err := c.conn.Exec(ctx, verb+sqlLiteral(gid)).ReadAll()
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "42704" { // 42704: no such prepared transaction
+		return err
+	}
+	_, decided, err := peerTxnState(ctx, c, gid)
+	switch {
+	case err != nil:
+		return err
+	case commit && decided:
+		return nil
+	case commit:
+		return fmt.Errorf("commit %s on the peer: %w", gid, errNotOnPeer)
+	case decided:
+		return fmt.Errorf("roll back %s on the peer: it committed there but was rolled back locally: %w", gid, errDiverged)
+	}
+	return nil
+}
+
+// peerTxnState tells whether gid is prepared on the peer and whether its decision row is
+// committed there.
+func peerTxnState(ctx context.Context, c *applyConn, gid string) (prepared, decided bool, err error) {
+	rr := c.conn.ExecParams(ctx, `SELECT EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()),
+  EXISTS (SELECT 1 FROM tandem.decisions WHERE gid = $1)`, [][]byte{[]byte(gid)}, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		prepared, decided = string(v[0]) == "t", string(v[1]) == "t"
+	}
+	if _, err := rr.Close(); err != nil {
+		return false, false, fmt.Errorf("look up %s on the peer: %w", gid, err)
+	}
+	return prepared, decided, nil
+}
+
+// plainLoop ships, while the peer is online, plain commits and prepared transactions that
+// committed locally without a peer prepare, in stream order, each with its decision row and
+// COMMIT. A failure takes the Shipper down (unknown outcome) or stops shipping for resync
+// (the peer refused).
 func (s *Shipper) plainLoop(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	sweep := time.NewTicker(commitGrace / 2)
+	defer sweep.Stop()
 	for {
 		s.mu.Lock()
-		var next *jentry
-		if s.plainErr == nil {
-			for _, e := range s.journal {
-				if e.plain && e.state != stDone {
-					next = e
-					break
-				}
+		var job shipJob
+		if s.link == linkOnline && s.resyncErr == nil {
+			if e, _ := s.nextToShipLocked(false, math.MaxUint64); e != nil {
+				job = s.claimLocked(e)
 			}
 		}
 		changed := s.changed
 		s.mu.Unlock()
-		if next == nil {
+		if job.e == nil {
 			select {
 			case <-changed:
-				continue
+			case <-sweep.C:
+				s.sweep()
 			case <-ctx.Done():
 				return
 			}
-		}
-		gid := next.txn.GID
-		if gid == "" {
-			gid = plainGID(s.cfg.Site, next.txn.XID)
-		}
-		err := s.shipPlain(ctx, next.txn, gid)
-		if err == nil {
-			backoff = 100 * time.Millisecond
-			s.mu.Lock()
-			next.state = stDone
-			s.advanceLocked()
-			s.mu.Unlock()
 			continue
 		}
-		if ctx.Err() != nil {
+		res, err := s.shipOne(ctx, job)
+		if err != nil && ctx.Err() != nil {
+			s.unclaim(job)
 			return
 		}
-		if isDefinite(err) {
-			s.mu.Lock()
-			s.plainErr = fmt.Errorf("ship plain commit %s: the peer refused it (divergence): %w", gid, err)
-			s.advanceLocked()
-			s.mu.Unlock()
-			s.logger.Error("peer refused a plain commit; shipping stopped, the peer needs resync", "gid", gid, "err", err)
-			continue
-		}
-		s.logger.Warn("peer unreachable for a plain commit; retrying", "gid", gid, "err", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		s.shipped(job, res, err, false)
 	}
 }
 
-func (s *Shipper) shipPlain(ctx context.Context, txn *Txn, gid string) error {
-	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+// commitGrace is how long after its local COMMIT PREPARED was decoded a transaction prepared
+// on the peer waits for its session's Commit before the Shipper commits it there itself.
+const commitGrace = 2 * time.Second
+
+// sweep asks for the peer's COMMIT PREPARED of transactions committed locally whose session
+// did not ask for it within commitGrace.
+func (s *Shipper) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.journal {
+		if e.committed && e.state == stPrepared && !e.peerCommit && time.Since(e.committedAt) > commitGrace {
+			e.peerCommit = true
+			s.enqueue(peerOp{gid: e.gid, commit: true})
+		}
+	}
+}
+
+// shipJob is a journal entry claimed for shipping, with what shipping needs read under the lock.
+type shipJob struct {
+	e        *jentry
+	txn      *Txn
+	gid      string
+	prepared bool
+	undo     bool
+}
+
+// shipResult says what shipping one entry did.
+type shipResult int
+
+const (
+	shipApplied  shipResult = iota // applied and committed on the peer
+	shipSkipped                    // the peer had it already (decision row)
+	shipResolved                   // it was prepared on the peer: committed or rolled back there
+)
+
+// nextToShipLocked returns the first entry before until (in stream order) whose local outcome
+// is known and that still needs the peer: in catch-up every one, online only those no peer
+// operation is queued for. busy: the first such entry is being worked on: wait, to keep order.
+func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry, busy bool) {
+	for _, e := range s.journal {
+		if e.pos > until {
+			break
+		}
+		if e.state == stDone || !e.finished() {
+			continue
+		}
+		if e.shipping || e.state == stApplying {
+			return nil, true
+		}
+		if !catchUp && !e.plain && (e.undo || e.state == stPrepared) {
+			continue // a COMMIT/ROLLBACK PREPARED is queued for it
+		}
+		return e, false
+	}
+	return nil, false
+}
+
+func (s *Shipper) claimLocked(e *jentry) shipJob {
+	e.shipping = true
+	return shipJob{e: e, txn: e.txn, gid: e.gid, prepared: e.prepared, undo: e.undo}
+}
+
+func (s *Shipper) unclaim(j shipJob) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j.e.shipping = false
+	s.notifyLocked()
+}
+
+// shipOne brings one finished transaction to the peer, idempotently: what the peer has
+// already (its decision row) is skipped, what is prepared there is committed (or rolled back),
+// the rest is applied with its decision row and COMMIT.
+func (s *Shipper) shipOne(ctx context.Context, j shipJob) (shipResult, error) {
+	timeout := s.cfg.OpTimeout
+	if j.txn != nil {
+		timeout += time.Duration(eventSize(Event{Txn: j.txn})>>20) * time.Second
+	}
+	octx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	slot, err := s.pool.get(octx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	err = slot.c.apply(octx, txn, gid, s.term.Load(), endCommit)
-	s.pool.put(octx, slot, err != nil && !isDefinite(err))
-	return err
+	res, err := s.shipOn(octx, slot.c, j)
+	s.pool.put(octx, slot, err != nil && !isDefinite(err) && !errors.Is(err, errDiverged))
+	return res, err
 }
 
-// Backlog is the number of stream entries the slot still holds for the peer.
-func (s *Shipper) Backlog() int {
+func (s *Shipper) shipOn(ctx context.Context, c *applyConn, j shipJob) (shipResult, error) {
+	if j.undo {
+		if err := finishPrepared(ctx, c, j.gid, false); err != nil {
+			return 0, err
+		}
+		return shipResolved, nil
+	}
+	if j.prepared {
+		prepared, decided, err := peerTxnState(ctx, c, j.gid)
+		switch {
+		case err != nil:
+			return 0, err
+		case decided:
+			return shipSkipped, nil
+		case prepared:
+			err := finishPrepared(ctx, c, j.gid, true)
+			if err == nil {
+				return shipResolved, nil
+			}
+			if !errors.Is(err, errNotOnPeer) {
+				return 0, err
+			}
+			// Rolled back on the peer meanwhile (by recovery): apply it.
+		}
+	}
+	if j.txn == nil {
+		return 0, fmt.Errorf("ship %s: %w: its changes are no longer held", j.gid, errDiverged)
+	}
+	err := c.apply(ctx, j.txn, j.gid, s.term.Load(), endCommit)
+	switch {
+	case errors.Is(err, errAlreadyApplied):
+		return shipSkipped, nil
+	case err != nil:
+		return 0, err
+	}
+	return shipApplied, nil
+}
+
+// shipped records the outcome of shipOne. A definite failure stops shipping: the peer needs
+// resync, or (a newer term on the peer) this site is no longer master.
+func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.journal)
+	e := j.e
+	e.shipping = false
+	switch {
+	case err == nil:
+		if e.state != stDone {
+			s.markDoneLocked(e)
+		}
+		switch res {
+		case shipApplied:
+			s.stats.Shipped++
+		case shipSkipped:
+			s.stats.Skipped++
+		case shipResolved:
+			s.stats.Resolved++
+		}
+	case pgErrCode(err) == sqlstateStaleTerm:
+		s.logger.Error("the peer database has a newer term: shipping stops", "gid", j.gid, "err", err)
+		s.goDownLocked("stale term", err)
+	case isDefinite(err) || errors.Is(err, errDiverged) || errors.Is(err, errNotOnPeer):
+		s.resyncErr = fmt.Errorf("ship %s: the peer refused it (divergence): %w: %w", j.gid, ErrNeedsResync, err)
+		s.logger.Error("the peer refused a transaction from the stream; shipping stopped, the peer needs resync", "gid", j.gid, "err", err)
+		s.goDownLocked("divergence", err)
+		s.synced = false
+	case !catchUp:
+		s.goDownLocked("ship "+j.gid, err)
+	}
+	s.advanceLocked()
+}
+
+// pgErrCode is the SQLSTATE of a PostgreSQL error, or "".
+func pgErrCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
 }
 
 var _ Peer = (*Shipper)(nil)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pglogrepl"
 )
 
 func TestGID(t *testing.T) {
@@ -315,4 +317,72 @@ func TestShipFailures(t *testing.T) {
 		}
 		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
 	})
+}
+
+// TestJournalBound drives the journal with synthetic stream events (no database): it stays
+// within its bound while the peer is down, counts what it dropped, asks for a new stream once
+// catch-up shipped most of it, and takes the resent events without counting any twice.
+func TestJournalBound(t *testing.T) {
+	const bound = 4096
+	s := NewShipper(ShipperConfig{Site: "a", MaxJournalBytes: bound, Logger: quietLogger()})
+	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}
+	ev := func(i int) Event {
+		txn := &Txn{XID: uint32(i), Changes: []Change{{Kind: ChangeInsert, Rel: rel, New: []Value{{Kind: ValueText, Data: make([]byte, 200)}}}}}
+		return Event{Txn: txn, Pos: pglogrepl.LSN(100 * i)}
+	}
+	s.goDown("test", nil)
+	const n = 100
+	for i := 1; i <= n; i++ {
+		s.add(ev(i))
+		s.add(Event{Pos: pglogrepl.LSN(100*i + 50)}) // a keepalive position
+	}
+	if s.held > bound+eventSize(ev(1)) || !s.gap {
+		t.Fatalf("journal holds %d bytes with bound %d (gap %v)", s.held, bound, s.gap)
+	}
+	kept := 0
+	for _, e := range s.journal {
+		if e.plain {
+			kept++
+		}
+	}
+	if got := s.Backlog(); got != n || kept == 0 || kept >= n || s.dropped != n-kept {
+		t.Fatalf("Backlog %d, kept %d, dropped %d: want %d in all", got, kept, s.dropped, n)
+	}
+	if s.confirmed != 0 {
+		t.Fatalf("confirmed %s with nothing on the peer", s.confirmed)
+	}
+
+	// Catch-up ships the kept transactions; a new stream is asked for once most are done.
+	s.mu.Lock()
+	s.link = linkCatchUp
+	for _, e := range s.journal {
+		if e.plain {
+			s.markDoneLocked(e)
+		}
+	}
+	s.advanceLocked()
+	s.mu.Unlock()
+	select {
+	case <-s.restart:
+	default:
+		t.Fatal("no new stream asked for after the kept transactions were shipped")
+	}
+	if want := pglogrepl.LSN(100*kept + 50); s.confirmed != want {
+		t.Errorf("confirmed %s, want %s (past the shipped transactions only)", s.confirmed, want)
+	}
+	// decodeLoop's part of a restart, then the slot resends everything after confirmed.
+	s.gap, s.fresh = false, true
+	for i := kept; i <= n; i++ {
+		s.add(ev(i))
+		s.add(Event{Pos: pglogrepl.LSN(100*i + 50)})
+	}
+	if got := s.Backlog(); got != n-kept {
+		t.Errorf("Backlog after the resend = %d, want %d", got, n-kept)
+	}
+	s.mu.Lock()
+	first := s.journal[0]
+	s.mu.Unlock()
+	if first.txn == nil || first.txn.XID != uint32(kept+1) {
+		t.Errorf("first journal entry after the resend is %+v, want transaction %d", first, kept+1)
+	}
 }

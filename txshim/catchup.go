@@ -1,0 +1,258 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// Catch-up (DESIGN §5.5) and how the Shipper keeps "the slot is the journal" (§5.2):
+//
+//   - The Shipper is online (Prepare serves dual commits, plain commits ship as they come),
+//     down, or catching up. Any unknown outcome with the peer — a Prepare that lost contact or
+//     waited in vain, a plain commit or COMMIT/ROLLBACK PREPARED that could not reach it, the
+//     journal overflowing — takes it down: shipping stops, Prepare refuses at once (so the
+//     shim goes solo), and the slot's confirmed position stays before the first transaction
+//     the peer may lack. A definite refusal stops shipping for good: the peer needs resync.
+//   - The journal (decoded transactions in memory) is bounded by MaxJournalBytes. When it is
+//     full, the Shipper drops every later event (counting the transactions for Backlog) and
+//     sets a gap. The decoder goes on, so the count stays right and the slot's status is
+//     reported; nothing past the gap is confirmed.
+//   - CatchUp ships the journal in stream order, one peer transaction per local transaction
+//     with its decision row. When the gap's turn comes and the journal is at most a quarter full,
+//     the decoder is started anew: the replication stream resends everything past the slot's
+//     confirmed position, and add skips what the journal took before (positions up to
+//     streamEnd). A short outage thus ships from memory; a long one reads the slot again,
+//     perhaps several times, holding at most about MaxJournalBytes.
+//   - Shipping is idempotent, so a crash or a lost reply at any point only costs a resend: a
+//     plain commit's decision row is inserted first and a duplicate aborts it (skipped); a
+//     prepared transaction is looked up on the peer first — decision row committed: skipped;
+//     still prepared there: COMMIT PREPARED (or ROLLBACK PREPARED when it rolled back
+//     locally); neither: applied with COMMIT. The slot is confirmed only past what the peer
+//     committed, so after a crash the next stream resends at most what was in flight.
+//   - Transactions still prepared locally (in doubt) do not hold catch-up back: they hold
+//     their row locks, so nothing after them in the stream conflicts; they ship at their
+//     COMMIT PREPARED, in stream order, like any other.
+//   - CatchUp drains in rounds (each to the WAL position at its start) while solo commits go
+//     on, until a round is small; then it asks hold to stop new commits, drains to the WAL
+//     position of that moment (the tail), aligns sequences, and marks the peer synced.
+
+// ErrNeedsResync means the peer refused a transaction shipped from the stream: the databases
+// have diverged, catch-up cannot bring the peer in step, and `tandem resync` must copy the
+// application tables (DESIGN §5.5).
+var ErrNeedsResync = errors.New("tandem: the peer database needs resync")
+
+// Catch-up tuning: a drain round that shipped at most catchUpHoldBelow transactions is small
+// enough to hold commits for the tail; after catchUpRounds rounds commits are held anyway.
+const (
+	catchUpHoldBelow = 100
+	catchUpRounds    = 8
+	catchUpRetries   = 3
+)
+
+// catchUpHook, set only by tests, is called after each transaction catch-up shipped and before
+// it is recorded as done; an error stops CatchUp there, as a crash would.
+var catchUpHook func(shipped int) error
+
+// CatchUp brings the peer in step after it was unreachable (DESIGN §5.5) and returns nil when
+// PeerSynced is true. It ships the slot's backlog in stream order while the shim commits alone,
+// then calls hold — which must stop new commits and wait for those in flight; nil means no
+// hold — ships the tail, copies sequence positions (AlignSequences), marks the peer synced
+// and calls release before returning. release runs on failure too; it may check PeerSynced to
+// decide whether to switch the shim to dual mode.
+//
+// It returns nil at once when the peer is synced already. A transaction the peer refuses
+// ends it with an error wrapping ErrNeedsResync (and every later CatchUp too); an unreachable
+// peer ends it with another error, and CatchUp may be called again later. Only one CatchUp
+// runs at a time, and only while Run does (it waits for Run to start).
+func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
+	s.mu.Lock()
+	for !s.running { // Run may be starting in another goroutine
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("catch-up: the Shipper is not running: %w", ctx.Err())
+		}
+		s.mu.Lock()
+	}
+	switch {
+	case s.resyncErr != nil:
+		err := s.resyncErr
+		s.mu.Unlock()
+		return fmt.Errorf("catch-up: %w", err)
+	case s.catching:
+		s.mu.Unlock()
+		return errors.New("catch-up: another catch-up is running")
+	case s.synced && s.link == linkOnline:
+		s.mu.Unlock()
+		return nil
+	}
+	s.catching, s.link, s.synced = true, linkCatchUp, false
+	s.advanceLocked() // asks for a new stream if events were dropped
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.catching = false
+		if err != nil && s.link == linkCatchUp {
+			s.link = linkDown
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+		if err != nil {
+			s.logger.Warn("catch-up failed", "err", err)
+		}
+	}()
+	start := time.Now()
+	s.logger.Info("catch-up starting", "backlog", s.Backlog())
+	s.pool.closeIdle(ctx) // connections from before an outage are dead
+	s.opPool.closeIdle(ctx)
+
+	local, err := sql.Open("postgres", s.cfg.LocalDSN)
+	if err != nil {
+		return fmt.Errorf("catch-up: local database: %w", err)
+	}
+	defer local.Close()
+	stats0 := s.Stats()
+	for round := 1; ; round++ {
+		until, err := currentWAL(ctx, local)
+		if err != nil {
+			return err
+		}
+		n, err := s.drain(ctx, until)
+		if err != nil {
+			return err
+		}
+		if n <= catchUpHoldBelow || round >= catchUpRounds {
+			break
+		}
+	}
+	if hold != nil {
+		release, err := hold(ctx)
+		if err != nil {
+			return fmt.Errorf("catch-up: hold commits: %w", err)
+		}
+		defer release()
+	}
+	until, err := currentWAL(ctx, local)
+	if err != nil {
+		return err
+	}
+	if _, err := s.drain(ctx, until); err != nil {
+		return err
+	}
+	if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link != linkCatchUp || !s.running {
+		return errors.New("catch-up: the Shipper stopped meanwhile")
+	}
+	s.link, s.synced = linkOnline, true
+	s.stats.CatchUps++
+	st := s.stats
+	s.notifyLocked()
+	s.logger.Info("catch-up done: the peer is synced", "in", time.Since(start).Round(time.Millisecond),
+		"shipped", st.Shipped-stats0.Shipped, "skipped", st.Skipped-stats0.Skipped, "resolved", st.Resolved-stats0.Resolved,
+		"restarts", st.Restarts-stats0.Restarts)
+	return nil
+}
+
+// currentWAL is the local database's WAL insert position: every transaction committed so far
+// ends before it.
+func currentWAL(ctx context.Context, db *sql.DB) (pglogrepl.LSN, error) {
+	var text string
+	if err := db.QueryRowContext(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+		return 0, fmt.Errorf("catch-up: read the local WAL position: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return 0, fmt.Errorf("catch-up: local WAL position %q: %w", text, err)
+	}
+	return lsn, nil
+}
+
+// drain ships, in stream order, every finished transaction of the stream up to until, and
+// returns how many it shipped once the stream was read past until with nothing before it left
+// for the peer. Unknown outcomes are retried a few times on fresh connections (shipping is
+// idempotent) before drain gives up.
+func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
+	n, fails := 0, 0
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		switch {
+		case s.resyncErr != nil:
+			err := s.resyncErr
+			s.mu.Unlock()
+			return n, fmt.Errorf("catch-up: %w", err)
+		case !s.running || s.link != linkCatchUp:
+			link := s.link
+			s.mu.Unlock()
+			return n, fmt.Errorf("catch-up: interrupted (the Shipper is %s)", linkName(link))
+		}
+		e, busy := s.nextToShipLocked(true, until)
+		var job shipJob
+		if e != nil {
+			job = s.claimLocked(e)
+		}
+		reached := e == nil && !busy && !s.gap && s.streamEnd >= until
+		if e == nil && !busy && s.gap {
+			s.restartLocked() // nothing before the gap left to ship: read what follows from the slot
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if reached {
+			return n, nil
+		}
+		if e == nil {
+			select {
+			case <-changed:
+			case <-tick.C:
+				s.logger.Info("catch-up progress", "backlog", s.Backlog(), "shipped_this_round", n, "until", until)
+			case <-ctx.Done():
+				return n, fmt.Errorf("catch-up: %w", ctx.Err())
+			}
+			continue
+		}
+		res, err := s.shipOne(ctx, job)
+		if err == nil && catchUpHook != nil {
+			if herr := catchUpHook(n + 1); herr != nil {
+				s.unclaim(job)
+				return n, herr
+			}
+		}
+		s.shipped(job, res, err, true)
+		if err == nil {
+			n++
+			fails = 0
+			continue
+		}
+		switch {
+		case ctx.Err() != nil:
+			return n, fmt.Errorf("catch-up: %w", ctx.Err())
+		case pgErrCode(err) == sqlstateStaleTerm:
+			return n, fmt.Errorf("catch-up: ship %s: %w: %w", job.gid, ErrStaleTerm, err)
+		case s.Err() != nil:
+			return n, fmt.Errorf("catch-up: %w", s.Err())
+		}
+		fails++
+		if fails > catchUpRetries {
+			return n, fmt.Errorf("catch-up: the peer is unreachable: ship %s: %w", job.gid, err)
+		}
+		s.pool.closeIdle(ctx)
+		s.opPool.closeIdle(ctx)
+		select {
+		case <-time.After(time.Duration(fails) * 200 * time.Millisecond):
+		case <-ctx.Done():
+			return n, fmt.Errorf("catch-up: %w", ctx.Err())
+		}
+	}
+}

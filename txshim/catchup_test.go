@@ -1,0 +1,370 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.Default()
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// runShipper runs s until the test ends or stop is called (idempotent; waits for Run).
+func runShipper(t *testing.T, s *Shipper) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Run(ctx); err != nil {
+			t.Errorf("shipper: %v", err)
+		}
+	}()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}
+
+// installPair installs Tandem for site "a" on p and writes the term record (1, a, synced).
+func installPair(t *testing.T, p *capPair) {
+	t.Helper()
+	ctx := capCtx(t, 30*time.Second)
+	if err := Install(ctx, "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, p.ldb, 1, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, p.pdb, 1, "a", true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Shipper) linkState() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link
+}
+
+// bankWriters run transfers through the shim until halted; a transaction holds gate (read) for
+// its whole length, so that taking gate for writing holds new commits and waits for those in
+// flight — the hold CatchUp asks for.
+type bankWriters struct {
+	gate    sync.RWMutex
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	commits atomic.Int64
+	mu      sync.Mutex
+	errs    []error
+}
+
+func startBankWriters(t *testing.T, s *testShim, n, accounts int) *bankWriters {
+	t.Helper()
+	w := &bankWriters{stop: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		conn := s.connect(t)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				a, b := rand.IntN(accounts)+1, rand.IntN(accounts)+1
+				if a == b {
+					continue
+				}
+				a, b = min(a, b), max(a, b) // one lock order: no deadlocks
+				d := rand.IntN(10) + 1
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				w.gate.RLock()
+				err := func() error {
+					tx, err := conn.Begin(ctx)
+					if err != nil {
+						return err
+					}
+					defer tx.Rollback(ctx)
+					for _, q := range []string{
+						fmt.Sprintf("UPDATE acct SET balance = balance - %d WHERE id = %d", d, a),
+						fmt.Sprintf("UPDATE acct SET balance = balance + %d WHERE id = %d", d, b),
+						fmt.Sprintf("INSERT INTO moves (acct, delta) VALUES (%d, %d)", a, d),
+						fmt.Sprintf("INSERT INTO notes VALUES (%d, 'moved %d')", b, d),
+					} {
+						if _, err := tx.Exec(ctx, q); err != nil {
+							return err
+						}
+					}
+					return tx.Commit(ctx)
+				}()
+				w.gate.RUnlock()
+				cancel()
+				if err != nil {
+					w.mu.Lock()
+					w.errs = append(w.errs, err)
+					w.mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				w.commits.Add(1)
+				time.Sleep(5 * time.Millisecond) // a steady load, below what catch-up ships
+			}
+		}()
+	}
+	t.Cleanup(w.halt)
+	return w
+}
+
+func (w *bankWriters) halt() {
+	w.once.Do(func() { close(w.stop) })
+	w.wg.Wait()
+}
+
+func (w *bankWriters) errors() []error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]error(nil), w.errs...)
+}
+
+func waitForLong(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCatchUpAfterPeerKilled: a dual shim loses its peer (killed) and keeps committing alone;
+// the journal stays within its bound; the peer comes back and CatchUp — with the writers still
+// running, then held for the tail — brings it in step; dual commits resume and both databases
+// end identical with nothing left prepared.
+func TestCatchUpAfterPeerKilled(t *testing.T) {
+	p := startCapPair(t)
+	const accounts = 20
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO acct SELECT g, 1000 FROM generate_series(1, %d) g`, accounts),
+		`CREATE TABLE moves (id serial PRIMARY KEY, acct int, delta int, at timestamptz DEFAULT now())`,
+		`CREATE TABLE notes (a int, b text)`) // no key: a transaction applied twice would show
+	installPair(t, p)
+	logger := quietLogger()
+	const bound = 16 << 10
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, MaxJournalBytes: bound, SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	var downs atomic.Int64
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() { downs.Add(1) }}, ModeSolo, 1)
+
+	var w *bankWriters
+	var held atomic.Int64
+	hold := func(ctx context.Context) (func(), error) {
+		held.Add(1)
+		if w != nil {
+			w.gate.Lock()
+		}
+		return func() {
+			if sh.PeerSynced() {
+				shim.SetMode(ModeDual, 1)
+			}
+			if w != nil {
+				w.gate.Unlock()
+			}
+		}, nil
+	}
+	// The lead's start as master: catch up (nothing to ship), then dual.
+	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
+		t.Fatalf("first CatchUp: %v", err)
+	}
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the first CatchUp: mode %v, synced %v", m, sh.PeerSynced())
+	}
+
+	w = startBankWriters(t, shim, 3, accounts)
+	waitForLong(t, "dual commits", 20*time.Second, func() bool { return shim.Stats().CommitsDual >= 30 })
+
+	p.peer.Kill()
+	waitForLong(t, "the shim to go solo", 20*time.Second, func() bool { m, _ := shim.Mode(); return m == ModeSolo })
+	solo0 := shim.Stats().CommitsSolo
+	waitForLong(t, "solo commits", 30*time.Second, func() bool { return shim.Stats().CommitsSolo >= solo0+150 })
+	if sh.PeerSynced() {
+		t.Error("PeerSynced with the peer killed")
+	}
+	if n := downs.Load(); n != 1 {
+		t.Errorf("OnPeerDown called %d times, want 1", n)
+	}
+	waitForLong(t, "the backlog to count the solo commits", 20*time.Second, func() bool { return sh.Backlog() >= 150 })
+	sh.mu.Lock()
+	heldBytes, gap, dropped := sh.held, sh.gap, sh.stats.Dropped
+	sh.mu.Unlock()
+	if heldBytes > 2*bound || !gap || dropped == 0 {
+		t.Errorf("journal holds %d bytes (bound %d), gap %v, dropped %d: want it bounded, with dropped transactions", heldBytes, bound, gap, dropped)
+	}
+	if errs := w.errors(); len(errs) > 0 {
+		t.Fatalf("clients saw %d errors while the peer died; first: %v", len(errs), errs[0])
+	}
+	t.Logf("peer down: backlog %d, journal %d bytes, dropped %d", sh.Backlog(), heldBytes, dropped)
+
+	if err := p.peer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The writers go on while CatchUp ships the backlog; it holds them for the tail.
+	start := time.Now()
+	if err := sh.CatchUp(capCtx(t, 40*time.Second), hold); err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	st := sh.Stats()
+	t.Logf("caught up in %v: %+v", time.Since(start), st)
+	if !sh.PeerSynced() || held.Load() != 2 {
+		t.Fatalf("after CatchUp: synced %v, hold called %d times", sh.PeerSynced(), held.Load())
+	}
+	if m, _ := shim.Mode(); m != ModeDual {
+		t.Fatalf("mode after CatchUp %v", m)
+	}
+	if st.Restarts == 0 || st.Shipped < 150 {
+		t.Errorf("stats %+v: want the slot streamed again (restarts) and the solo commits shipped", st)
+	}
+	dual0 := shim.Stats().CommitsDual
+	waitForLong(t, "dual commits after catch-up", 20*time.Second, func() bool { return shim.Stats().CommitsDual >= dual0+30 })
+	w.halt()
+	if errs := w.errors(); len(errs) > 0 {
+		t.Fatalf("clients saw %d errors; first: %v", len(errs), errs[0])
+	}
+	waitForLong(t, "nothing left for the peer", 20*time.Second, func() bool {
+		return sh.Backlog() == 0 && queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_prepared_xacts`) == 0 &&
+			queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	requireSame(t, p)
+	if sum := queryOne[int](t, p.pdb, `SELECT sum(balance) FROM acct`); sum != 1000*accounts {
+		t.Errorf("peer balance total %d, want %d", sum, 1000*accounts)
+	}
+	if got, want := queryOne[int](t, p.pdb, `SELECT count(*) FROM moves`), int(w.commits.Load()); got != want {
+		t.Errorf("peer has %d moves, clients committed %d", got, want)
+	}
+	// Again: the peer is synced, nothing to do, the shim stays dual.
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), hold); err != nil || !sh.PeerSynced() {
+		t.Fatalf("second CatchUp: %v (synced %v)", err, sh.PeerSynced())
+	}
+	if m, _ := shim.Mode(); m != ModeDual || held.Load() != 2 {
+		t.Errorf("second CatchUp of a synced peer: mode %v, hold called %d times", m, held.Load())
+	}
+}
+
+// TestCatchUpCrashMidway: a catch-up stops after shipping some transactions but before the slot
+// learns it (a crash); a new Shipper streams the slot again and the decision rows keep the
+// peer from applying anything twice.
+func TestCatchUpCrashMidway(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE notes (a int, b text)`, `CREATE TABLE moves (id serial PRIMARY KEY, delta int)`)
+	installPair(t, p)
+	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()}
+	sh1 := NewShipper(cfg)
+	sh1.SetTerm(1)
+	stop1 := runShipper(t, sh1)
+
+	p.peer.Kill()
+	const n = 40
+	for i := 1; i <= n; i++ {
+		p.local.Exec(t, fmt.Sprintf(`INSERT INTO notes VALUES (%d, 'plain'); INSERT INTO moves (delta) VALUES (%d)`, i, i))
+	}
+	waitForLong(t, "the backlog", 20*time.Second, func() bool { return sh1.Backlog() == n && sh1.linkState() == linkDown })
+	if err := p.peer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+
+	const crashAt = 15
+	errCrash := errors.New("crash")
+	catchUpHook = func(shipped int) error {
+		if shipped == crashAt {
+			return errCrash
+		}
+		return nil
+	}
+	t.Cleanup(func() { catchUpHook = nil })
+	err := sh1.CatchUp(capCtx(t, 20*time.Second), nil)
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("CatchUp = %v, want the crash", err)
+	}
+	if sh1.PeerSynced() {
+		t.Fatal("synced after a crashed catch-up")
+	}
+	stop1()
+	catchUpHook = nil
+	if got := queryOne[int](t, p.pdb, `SELECT count(*) FROM notes`); got != crashAt {
+		t.Fatalf("peer has %d notes after the crash, want %d", got, crashAt)
+	}
+
+	sh2 := NewShipper(cfg)
+	sh2.SetTerm(1)
+	runShipper(t, sh2)
+	for i := 0; ; i++ {
+		err := sh2.CatchUp(capCtx(t, 20*time.Second), nil)
+		if err == nil {
+			break
+		}
+		// The first Shipper's sessions may still hold the slot or a replication origin for a moment.
+		if i == 3 || errors.Is(err, ErrNeedsResync) {
+			t.Fatalf("CatchUp after the crash: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if !sh2.PeerSynced() || sh2.Backlog() != 0 {
+		t.Fatalf("after CatchUp: synced %v, backlog %d", sh2.PeerSynced(), sh2.Backlog())
+	}
+	requireSame(t, p)
+	st := sh2.Stats()
+	if st.Skipped < 1 || st.Shipped+st.Skipped > n || st.Shipped < n-crashAt {
+		t.Errorf("stats after the rerun %+v: want ≥1 skipped and %d..%d shipped+skipped", st, n-crashAt, n)
+	}
+	if got := queryOne[int](t, p.pdb, `SELECT count(DISTINCT gid) FROM tandem.decisions WHERE gid LIKE 'tandem_a_plain_%'`); got != n {
+		t.Errorf("%d plain decision rows on the peer, want %d", got, n)
+	}
+	// Running it twice changes nothing.
+	if err := sh2.CatchUp(capCtx(t, 10*time.Second), nil); err != nil || !sh2.PeerSynced() {
+		t.Fatalf("second CatchUp: %v", err)
+	}
+	requireSame(t, p)
+}
+
+// TestCatchUpNeedsResync: a transaction the peer refuses (it diverged) ends catch-up with
+// ErrNeedsResync, now and on every later try.
+func TestCatchUpNeedsResync(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	p.pdb.Exec(`DELETE FROM kv WHERE k = 1`) // the peer diverges
+	p.local.Exec(t, `UPDATE kv SET v = 'uno' WHERE k = 1`)
+	waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
+	for i := 0; i < 2; i++ {
+		err := sh.CatchUp(capCtx(t, 10*time.Second), nil)
+		if !errors.Is(err, ErrNeedsResync) || !strings.Contains(err.Error(), "divergence") {
+			t.Fatalf("CatchUp = %v, want ErrNeedsResync", err)
+		}
+	}
+	if sh.PeerSynced() || sh.Backlog() != 1 {
+		t.Errorf("synced %v, backlog %d: want not synced, the refused transaction kept", sh.PeerSynced(), sh.Backlog())
+	}
+}

@@ -1,0 +1,209 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Sequences (DESIGN §5.2 "Sequences"): PostgreSQL 15 does not decode them, and the apply side
+// inserts the master's values explicitly, so the peer's sequences stay where they were. Tandem
+// copies their positions itself — periodically while the peer is synced (Shipper), at the end
+// of catch-up, and at handover (AlignSequences) — and a new master moves each sequence past
+// every value in use (BumpSequences), so it never hands out a value a committed row holds,
+// even when the last copy was stale. Sequences of every schema but the system ones are
+// covered, Tandem's own tandem.ddl id included.
+
+// AlignSequences copies each sequence's position from the master's database (localDSN) to the
+// peer: a peer sequence behind the master's is set to the master's last value (setval …, true);
+// one ahead stays. Sequences the master never used, or the peer lacks, are left alone.
+func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
+	local, err := sql.Open("postgres", localDSN)
+	if err != nil {
+		return fmt.Errorf("align sequences: local database: %w", err)
+	}
+	defer local.Close()
+	peer, err := sql.Open("postgres", peerDSN)
+	if err != nil {
+		return fmt.Errorf("align sequences: peer database: %w", err)
+	}
+	defer peer.Close()
+	_, err = alignSequences(ctx, local, peer)
+	return err
+}
+
+// alignSequences is AlignSequences on open databases; it returns how many peer sequences moved.
+func alignSequences(ctx context.Context, local, peer *sql.DB) (int, error) {
+	rows, err := local.QueryContext(ctx, `SELECT schemaname, sequencename, last_value FROM pg_sequences
+WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg_temp%'`)
+	if err != nil {
+		return 0, fmt.Errorf("align sequences: read them on the local database: %w", err)
+	}
+	var schemas, names []string
+	var values []int64
+	for rows.Next() {
+		var sch, name string
+		var v int64
+		if err := rows.Scan(&sch, &name, &v); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("align sequences: read them on the local database: %w", err)
+		}
+		schemas, names, values = append(schemas, sch), append(names, name), append(values, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("align sequences: read them on the local database: %w", err)
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	// One statement: the comparison runs on the peer, against its sequences of that moment.
+	var moved int
+	err = peer.QueryRowContext(ctx, `SELECT count(setval(format('%I.%I', q.sch, q.seq)::regclass, q.v, true))
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS q(sch, seq, v)
+JOIN pg_sequences p ON p.schemaname = q.sch AND p.sequencename = q.seq
+WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < q.v) OR (p.increment_by < 0 AND p.last_value > q.v)`,
+		pq.Array(schemas), pq.Array(names), pq.Array(values)).Scan(&moved)
+	if err != nil {
+		return 0, fmt.Errorf("align sequences: set them on the peer database: %w", err)
+	}
+	return moved, nil
+}
+
+// seqColumnsSQL lists each sequence with the integer columns that take their values from it:
+// serial and identity columns (the sequence depends on the column) and columns whose default
+// calls nextval on it (the default depends on the sequence).
+const seqColumnsSQL = `SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
+FROM (
+  SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid::int AS att FROM pg_depend d
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+  UNION
+  SELECT d.refobjid, ad.adrelid, ad.adnum::int FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+  WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+) x
+JOIN pg_sequence ps ON ps.seqrelid = x.seq
+JOIN pg_class t ON t.oid = x.rel AND t.relkind IN ('r', 'p')
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_attribute a ON a.attrelid = x.rel AND a.attnum = x.att AND NOT a.attisdropped
+WHERE a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_temp%'
+ORDER BY 1, 2, 3`
+
+// BumpSequences moves every sequence of the database past the highest value (the lowest, for a
+// descending one) in use in any column that takes its values from it — serial, identity, or a
+// nextval default — so that a new master never hands out a value a committed row holds (DESIGN
+// §5.2). A sequence already past stays where it is. Run it at takeover, before writes begin.
+func BumpSequences(ctx context.Context, dsn string) error {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return fmt.Errorf("bump sequences: %w", err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, seqColumnsSQL)
+	if err != nil {
+		return fmt.Errorf("bump sequences: list sequences and their columns: %w", err)
+	}
+	type seqUse struct {
+		inc  int64
+		cols []string // "SELECT agg(col) FROM table" parts
+	}
+	var order []string
+	uses := map[string]*seqUse{}
+	for rows.Next() {
+		var seq, table, col string
+		var inc int64
+		if err := rows.Scan(&seq, &table, &col, &inc); err != nil {
+			rows.Close()
+			return fmt.Errorf("bump sequences: list sequences and their columns: %w", err)
+		}
+		u, ok := uses[seq]
+		if !ok {
+			u = &seqUse{inc: inc}
+			uses[seq] = u
+			order = append(order, seq)
+		}
+		agg := "max"
+		if inc < 0 {
+			agg = "min"
+		}
+		u.cols = append(u.cols, fmt.Sprintf("SELECT %s(%s)::bigint AS v FROM %s", agg, col, table))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("bump sequences: list sequences and their columns: %w", err)
+	}
+	for _, seq := range order {
+		u := uses[seq]
+		agg, behind := "max", "<="
+		if u.inc < 0 {
+			agg, behind = "min", ">="
+		}
+		// next is what nextval would return; bump when it is not past every value in use.
+		q := fmt.Sprintf(`SELECT CASE WHEN m.v IS NOT NULL
+  AND (CASE WHEN s.is_called THEN s.last_value::numeric + %d ELSE s.last_value END) %s m.v
+  THEN setval(%s, m.v, true) END IS NOT NULL
+FROM %s s, (SELECT %s(v) AS v FROM (%s) u) m`, u.inc, behind, sqlLiteral(seq), seq, agg, strings.Join(u.cols, " UNION ALL "))
+		var bumped bool
+		if err := db.QueryRowContext(ctx, q).Scan(&bumped); err != nil {
+			return fmt.Errorf("bump sequence %s: %w", seq, err)
+		}
+	}
+	return nil
+}
+
+// sequenceLoop copies sequence positions to the peer every SequenceInterval while the peer is
+// synced: a few small queries, so a takeover finds the peer's sequences nearly current.
+func (s *Shipper) sequenceLoop(ctx context.Context) {
+	every := s.cfg.SequenceInterval
+	if every < 0 {
+		return
+	}
+	local, err := sql.Open("postgres", s.cfg.LocalDSN)
+	if err != nil {
+		s.logger.Error("sequence shipping off: local database", "err", err)
+		return
+	}
+	defer local.Close()
+	peer, err := sql.Open("postgres", s.cfg.PeerDSN)
+	if err != nil {
+		s.logger.Error("sequence shipping off: peer database", "err", err)
+		return
+	}
+	defer peer.Close()
+	for _, db := range []*sql.DB{local, peer} {
+		db.SetMaxOpenConns(1)
+		db.SetConnMaxIdleTime(3 * every)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		if !s.PeerSynced() {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
+		_, err := alignSequences(actx, local, peer)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			s.logger.Warn("sequence positions not shipped; retrying", "err", err, "every", every)
+			failing = true
+		case err == nil:
+			failing = false
+			s.mu.Lock()
+			s.stats.SeqSyncs++
+			s.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package txshim
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSequences: concurrent inserts through a dual shim give the peer rows whose ids its own
+// sequences never handed out. The Shipper copies sequence positions while the peer is synced;
+// BumpSequences moves a lagging peer's sequences past every id in use (serial, identity, a
+// shared nextval default, a descending sequence) and never moves one back; AlignSequences
+// copies the master's positions.
+func TestSequences(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t,
+		`CREATE TABLE s_serial (id serial PRIMARY KEY, v int)`,
+		`CREATE TABLE s_ident (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)`,
+		`CREATE SEQUENCE shared_seq`,
+		`CREATE TABLE s_a (id bigint PRIMARY KEY DEFAULT nextval('shared_seq'), v int)`,
+		`CREATE TABLE s_b (id bigint PRIMARY KEY DEFAULT nextval('shared_seq'), v int)`,
+		`CREATE SEQUENCE down_seq INCREMENT -1 MAXVALUE -1 START -1`,
+		`CREATE TABLE s_down (id int PRIMARY KEY DEFAULT nextval('down_seq'), v int)`)
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 4,
+		OpTimeout: 5 * time.Second, SequenceInterval: 150 * time.Millisecond, Logger: logger})
+	sh.SetTerm(1)
+	stopShipper := runShipper(t, sh)
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeSolo, 1)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	shim.SetMode(ModeDual, 1)
+
+	const writers, each = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := 0; i < writers; i++ {
+		conn := shim.connect(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for j := 0; j < each; j++ {
+				tx, err := conn.Begin(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, q := range []string{
+					`INSERT INTO s_serial (v) VALUES ($1)`, `INSERT INTO s_ident (v) VALUES ($1)`, `INSERT INTO s_a (v) VALUES ($1)`,
+					`INSERT INTO s_b (v) VALUES ($1)`, `INSERT INTO s_down (v) VALUES ($1)`,
+				} {
+					if _, err := tx.Exec(ctx, q, j); err != nil {
+						tx.Rollback(ctx)
+						errs <- err
+						return
+					}
+				}
+				if err := tx.Commit(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("insert through the shim: %v", err)
+	}
+	if st := shim.Stats(); st.CommitsDual != writers*each {
+		t.Fatalf("dual commits %d, want %d", st.CommitsDual, writers*each)
+	}
+	waitFor(t, "the peer to have every row", func() bool {
+		return sh.Backlog() == 0 && queryOne[int](t, p.pdb, `SELECT count(*) FROM s_down`) == writers*each
+	})
+	requireSame(t, p)
+
+	// The Shipper copies the positions while the peer is synced.
+	seqs := []string{"s_serial_id_seq", "s_ident_id_seq", "shared_seq", "down_seq"}
+	lastValue := `SELECT coalesce(last_value, 0) FROM pg_sequences WHERE sequencename = $1`
+	waitFor(t, "the peer's sequences to follow", func() bool {
+		for _, s := range seqs {
+			if queryOne[int64](t, p.pdb, lastValue, s) != queryOne[int64](t, p.ldb, lastValue, s) {
+				return false
+			}
+		}
+		return true
+	})
+	if sh.Stats().SeqSyncs == 0 {
+		t.Error("no sequence syncs counted")
+	}
+	stopShipper()
+
+	// A peer whose sequences lag (shipping off, or a stale copy): the next nextval would collide.
+	for _, q := range []string{
+		`SELECT setval('s_serial_id_seq', 1, false)`, `SELECT setval('shared_seq', 1, false)`,
+		`SELECT setval('down_seq', -1, false)`, `ALTER TABLE s_ident ALTER COLUMN id RESTART WITH 100000`, // ahead: stays
+	} {
+		if _, err := p.pdb.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for i := 0; i < 2; i++ { // twice: the second changes nothing
+		if err := BumpSequences(capCtx(t, 10*time.Second), p.peer.DSN("app")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		seq, maxQ string
+		down      bool
+	}{
+		{"s_serial_id_seq", `SELECT max(id) FROM s_serial`, false},
+		{"shared_seq", `SELECT greatest((SELECT max(id) FROM s_a), (SELECT max(id) FROM s_b))`, false},
+		{"down_seq", `SELECT min(id) FROM s_down`, true},
+	} {
+		used := queryOne[int64](t, p.pdb, c.maxQ)
+		next := queryOne[int64](t, p.pdb, fmt.Sprintf(`SELECT nextval('%s')`, c.seq))
+		if (!c.down && next <= used) || (c.down && next >= used) {
+			t.Errorf("after BumpSequences nextval(%s) = %d, but %d is in use", c.seq, next, used)
+		}
+		if !c.down && next != used+1 || c.down && next != used-1 {
+			t.Errorf("nextval(%s) = %d, want it right past %d", c.seq, next, used)
+		}
+	}
+	if next := queryOne[int64](t, p.pdb, `SELECT nextval('s_ident_id_seq')`); next != 100000 {
+		t.Errorf("BumpSequences moved a sequence that was ahead: nextval = %d, want 100000", next)
+	}
+
+	// AlignSequences copies the master's positions, and leaves a peer sequence that is ahead.
+	p.local.Exec(t, `SELECT nextval('shared_seq') FROM generate_series(1, 500)`)
+	p.local.Exec(t, `SELECT nextval('down_seq') FROM generate_series(1, 50)`)
+	if err := AlignSequences(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app")); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"shared_seq", "down_seq"} {
+		if lv, pv := queryOne[int64](t, p.ldb, lastValue, s), queryOne[int64](t, p.pdb, lastValue, s); lv != pv {
+			t.Errorf("after AlignSequences %s is at %d locally, %d on the peer", s, lv, pv)
+		}
+	}
+	if v := queryOne[int64](t, p.pdb, lastValue, "s_ident_id_seq"); v != 100000 {
+		t.Errorf("AlignSequences moved the peer's s_ident_id_seq back to %d", v)
+	}
+}
