@@ -30,9 +30,10 @@ type Options struct {
 	BeforeRelease func(ctx context.Context, term uint64)
 	// BeforePromote runs after the new term record is saved and before the
 	// role is published, so that whatever the master serves (the shim) is
-	// ready before anyone routes to it. An error cancels the promotion.
-	// May be nil.
-	BeforePromote func(ctx context.Context, term uint64) error
+	// ready before anyone routes to it. It reports whether the peer's
+	// database has everything (the record's peer_synced). An error cancels
+	// the promotion. May be nil.
+	BeforePromote func(ctx context.Context, term uint64) (peerSynced bool, err error)
 	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
 	ReleaseTimeout time.Duration
 }
@@ -78,7 +79,7 @@ type Node struct {
 	mlLog          *slog.Logger
 	store          RecordStore
 	beforeRelease  func(ctx context.Context, term uint64)
-	beforePromote  func(ctx context.Context, term uint64) error
+	beforePromote  func(ctx context.Context, term uint64) (bool, error)
 	releaseTimeout time.Duration
 	prof           profile
 	voters         int
@@ -596,9 +597,19 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		return
 	}
 	if n.beforePromote != nil {
-		if err := n.beforePromote(ctx, a.Term); err != nil {
+		synced, err := n.beforePromote(ctx, a.Term)
+		if err != nil {
 			n.log.Error("cannot promote: not ready to serve", "term", a.Term, "err", err)
 			return
+		}
+		if !synced {
+			// The peer lacks what this site committed alone: say so before
+			// anyone hears of the term (DESIGN §3 rule 2).
+			rec.PeerSynced = false
+			if err := n.store.Save(rec); err != nil {
+				n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
+				return
+			}
 		}
 	}
 	n.mu.Lock()

@@ -65,10 +65,12 @@ func (d *database) close() {
 // reachability to the node, until ctx ends.
 func (d *database) run(ctx context.Context, interval time.Duration) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	wg.Add(2)
 	go func() { defer wg.Done(); errc <- d.shim.Serve(ctx) }()
 	go func() { defer wg.Done(); errc <- d.ship.Run(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); d.catchUp(ctx, 2*time.Second) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for ctx.Err() == nil {
@@ -95,27 +97,84 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 
 // promote readies the shim for the master role of term before the node
 // publishes it (gossip.Options.BeforePromote): in-doubt transactions are
-// resolved (DESIGN §5.4), the term goes into the peer's database when it can
-// be reached, so an old master can no longer apply there (§3 fencing), and
-// the shim turns dual, or solo when the peer is not there.
-func (d *database) promote(ctx context.Context, term uint64) error {
+// resolved (DESIGN §5.4); sequences move past every value in use (§5.2); the
+// term goes into the peer's database, so an old master can no longer apply
+// there (§3 fencing); the peer is caught up (§5.5) and the shim turns dual —
+// or, when the peer is unreachable or still behind, solo while catch-up goes
+// on in the background.
+func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// None of this process's own transactions can be in flight: the shim
 	// was not writable.
 	d.resolve(ctx)
-	d.ship.SetTerm(term)
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := txshim.WriteTermRecord(wctx, d.peer, term, d.site, true)
-	cancel()
-	mode := txshim.ModeDual
-	if err != nil {
-		d.log.Warn("peer database not reachable at promotion: going solo", "term", term, "err", err)
-		mode = txshim.ModeSolo
+	if err := txshim.BumpSequences(ctx, d.cfg.LocalDSN); err != nil {
+		return false, fmt.Errorf("move sequences past the values in use: %w", err)
 	}
-	d.shim.SetMode(mode, term)
+	d.ship.SetTerm(term)
 	d.role, d.term = gossip.RoleMaster, term
-	return nil
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
+	cancel()
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, promoteCatchUp)
+		err = d.ship.CatchUp(cctx, d.hold)
+		cancel()
+	}
+	if err == nil && d.ship.PeerSynced() {
+		d.shim.SetMode(txshim.ModeDual, term)
+		return true, nil
+	}
+	d.log.Warn("peer database not in step at promotion: going solo; catch-up goes on", "term", term, "err", err)
+	d.shim.SetMode(txshim.ModeSolo, term)
+	return false, nil
+}
+
+// promoteCatchUp bounds the catch-up a promotion waits for; a longer backlog
+// is shipped while the new master serves alone.
+const promoteCatchUp = 5 * time.Second
+
+// hold is CatchUp's pause of new commits while it ships the tail. The shim
+// has no way yet to hold commits, so the tail's last solo commits are shipped
+// in stream order right after the switch to dual, like plain commits.
+func (d *database) hold(ctx context.Context) (func(), error) {
+	return func() {}, nil
+}
+
+// catchUp keeps trying to bring the peer in step while this site is master
+// in solo mode, then turns the shim dual and publishes peer_synced.
+func (d *database) catchUp(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		mode, term := d.shim.Mode()
+		master := d.role == gossip.RoleMaster
+		d.mu.Unlock()
+		if !master || mode != txshim.ModeSolo {
+			continue
+		}
+		if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
+			d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
+			continue
+		}
+		d.mu.Lock()
+		if d.role == gossip.RoleMaster && d.term == term {
+			d.shim.SetMode(txshim.ModeDual, term)
+			d.log.Info("peer caught up: dual mode", "term", term)
+			if d.node != nil {
+				if err := d.node.SetPeerSynced(true); err != nil {
+					d.log.Warn("cannot publish peer_synced", "err", err)
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
 }
 
 // setRole maps every other role to the shim's mode (DESIGN §5.1): backup →

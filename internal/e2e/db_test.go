@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -65,4 +66,43 @@ func kvValue(t *testing.T, s *site, k string) string {
 		return "(" + err.Error() + ")"
 	}
 	return v
+}
+
+// TestPeerDatabaseOutage: the master goes on alone while the peer's database
+// is down (nothing a client saw committed is lost), and catches the peer up
+// when it returns.
+func TestPeerDatabaseOutage(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true})
+	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
+	o, err := dialOperator(s1.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	set := func(k, v string) {
+		t.Helper()
+		if got, err := o.do("SET "+k+" "+v, 10*time.Second); got != "OK site1" {
+			t.Fatalf("SET %s -> %q, %v", k, got, err)
+		}
+	}
+	set("before", "1")
+
+	s2.pg.Kill()
+	begin := time.Now()
+	set("during1", "2") // the peer is found gone within commit_timeout: solo
+	t.Logf("first commit with the peer database down took %v", time.Since(begin))
+	for i := 0; i < 20; i++ {
+		set(fmt.Sprintf("solo%d", i), "x")
+	}
+	if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "catch-up: both databases identical", func() bool {
+		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
+	})
+	set("after", "3")
+	waitFor(t, 5*time.Second, "a dual commit after catch-up", func() bool { return kvValue(t, s2, "after") == "3" })
+	if v := kvValue(t, s2, "solo19"); v != "x" {
+		t.Errorf("peer lacks a solo commit: %q", v)
+	}
 }
