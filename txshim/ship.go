@@ -643,8 +643,14 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 				if p == e {
 					break
 				}
-				if p.state != stDone && (p.plain || (p.committed && p.state != stPrepared)) {
-					ready = false // a commit before it is not shipped yet
+				// A commit before it in the stream must be committed on the
+				// peer first, not only prepared there: a row it inserted is
+				// invisible on the peer until its COMMIT PREPARED, so a later
+				// UPDATE or DELETE of that row would miss (a departure from
+				// DESIGN §5.2, which lets prepared-only predecessors pass;
+				// found by TestDualOrderInsertThenDelete and the e2e tests).
+				if p.state != stDone && (p.plain || p.committed) {
+					ready = false
 					break
 				}
 			}

@@ -1,0 +1,60 @@
+package txshim
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// TestDualOrderInsertThenDelete: a row inserted by one transaction and
+// deleted by the next must be applied on the peer in that order. The first's
+// COMMIT PREPARED on the peer completes after the client's reply (DESIGN
+// §5.3), so the second's apply must not run before it, or its DELETE would
+// not see the row there and be taken for divergence.
+func TestDualOrderInsertThenDelete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two clusters")
+	}
+	local, peerDB := testCluster(t), testCluster(t)
+	for _, c := range []*pgtest.Cluster{local, peerDB} {
+		c.Exec(t, `CREATE TABLE kv (k int PRIMARY KEY, v text NOT NULL)`)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := Install(ctx, "site1", local.DSN(local.Database()), peerDB.DSN(peerDB.Database()), logger); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*pgtest.Cluster{local, peerDB} {
+		if err := WriteTermRecord(ctx, c.Open(t, c.Database()), 1, "site1", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: local.DSN(local.Database()), PeerDSN: peerDB.DSN(peerDB.Database()), Logger: logger})
+	sh.SetTerm(1)
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	s := startShim(t, local, Options{Peer: sh, Logger: logger}, ModeDual, 1)
+	conn := s.connect(t)
+	for i := 0; i < 200; i++ {
+		if _, err := conn.Exec(ctx, `INSERT INTO kv VALUES ($1, 'a')`, i); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		if _, err := conn.Exec(ctx, `UPDATE kv SET v = 'b' WHERE k = $1`, i); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+		if _, err := conn.Exec(ctx, `DELETE FROM kv WHERE k = $1`, i); err != nil {
+			t.Fatalf("delete %d: %v", i, err)
+		}
+	}
+	if st := s.Stats(); st.PeerErrors != 0 || st.CommitsDual != 600 {
+		t.Fatalf("stats %+v", st)
+	}
+}
