@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -34,6 +35,13 @@ func TestOperatorReachesMaster(t *testing.T) {
 	out, err := exec.Command(bins.tandem, "status", "-config", s2.cfg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"role": "backup"`) || !strings.Contains(string(out), `"master": "site1"`) {
 		t.Errorf("tandem status on site2: %v\n%s", err, out)
+	}
+	waitFor(t, 5*time.Second, "site1's on_promote hook", func() bool {
+		b, _ := os.ReadFile(s1.hookLog)
+		return string(b) == "site1 master 1\n"
+	})
+	if b, err := os.ReadFile(s2.hookLog); err == nil {
+		t.Errorf("site2 ran on_promote as a backup: %q", b)
 	}
 	metrics := httpBody(t, s1.admin, "/metrics")
 	for _, want := range []string{`tandem_role{role="master"} 1`, "tandem_members_alive 2", "tandem_proxy_connections_total 1"} {

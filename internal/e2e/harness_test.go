@@ -155,16 +155,17 @@ func freePort(t *testing.T) int {
 
 // site is one site of a test cluster: a toy server and its tandem.
 type site struct {
-	name   string
-	server *proc
-	tandem *proc
-	cfg    string // path of its TOML
-	srv    string // server address
-	proxy  string // proxy listener address
-	admin  string
-	gossip string
-	pg     *pgtest.Cluster // with clusterOpts.db
-	shim   string          // txshim listen address, with clusterOpts.db
+	name    string
+	server  *proc
+	tandem  *proc
+	cfg     string // path of its TOML
+	srv     string // server address
+	proxy   string // proxy listener address
+	admin   string
+	gossip  string
+	hookLog string          // on_promote appends "site role term" here
+	pg      *pgtest.Cluster // with clusterOpts.db
+	shim    string          // txshim listen address, with clusterOpts.db
 }
 
 type clusterOpts struct {
@@ -229,6 +230,7 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 			join += fmt.Sprintf(", %q", witnessAddr)
 		}
 		s.cfg = filepath.Join(dir, s.name+".toml")
+		s.hookLog = filepath.Join(dir, s.name+"-hooks.log")
 		writeFile(t, s.cfg, fmt.Sprintf(`site = %q
 priority = %d
 data_dir = %q
@@ -257,8 +259,10 @@ accept_proxy = %q
 send_proxy = %q
 [admin]
 listen = %q
+[hooks]
+on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s"]
 `, s.name, i+1, filepath.Join(dir, s.name), s.gossip, join, o.profile, o.failback, o.failbackDelay, o.witness,
-			s.srv, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin))
+			s.srv, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin, s.hookLog))
 	}
 	serverArgs := func(s *site) []string {
 		args := []string{bins.wireserver, "-listen", s.srv, "-name", s.name, "-proxy", o.serverProxy}
