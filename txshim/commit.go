@@ -91,7 +91,7 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 	// A transaction in which the lexer saw no write commits like a read-only one in one round
 	// trip; should a function have written after all, that commit is plain (counted as
 	// unwrapped; the decoder ships it, DESIGN §5.1).
-	cs, err := s.startCommit(pol, chain, !s.txWrote)
+	cs, err := s.startCommit(pol, chain, s.commitReadOnly())
 	if err != nil {
 		return false, err
 	}
@@ -106,10 +106,20 @@ type commitStart struct {
 	commit *pending // local only: the COMMIT behind it
 }
 
-// startCommit sends the first step of the commit procedure without waiting; readOnly: the
-// transaction is believed not to have written, so the peer is not consulted.
+// commitReadOnly tells whether the open transaction is believed not to have written, so its
+// commit does not consult the peer.
+func (s *session) commitReadOnly() bool { return !s.txWrote }
+
+// commitLocal tells whether startCommit under pol commits without the peer.
+func (s *session) commitLocal(pol policy, readOnly bool) bool {
+	return !pol.peer || s.shim.opts.Peer == nil || readOnly
+}
+
+// startCommit sends the first step of the commit procedure without waiting (nor flushing: the
+// wait for its result does); readOnly: the transaction is believed not to have written, so the
+// peer is not consulted.
 func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, error) {
-	cs := &commitStart{local: !pol.peer || s.shim.opts.Peer == nil || readOnly, check: &pending{res: make(chan result, 1)}}
+	cs := &commitStart{local: s.commitLocal(pol, readOnly), check: &pending{res: make(chan result, 1)}}
 	if !cs.local {
 		q := "SELECT pg_current_xact_id_if_assigned()::text"
 		if pol.term > 0 {
@@ -118,7 +128,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		if chain {
 			q += ", current_setting('transaction_isolation'), current_setting('transaction_read_only'), current_setting('transaction_deferrable')"
 		}
-		return cs, s.sendOwn(q, cs.check, true)
+		return cs, s.sendOwn(q, cs.check, false)
 	}
 	var q string
 	var args []string
@@ -140,7 +150,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	if err := s.sendOwn(q, cs.check, false, args...); err != nil {
 		return nil, err
 	}
-	return cs, s.sendOwn(cq, cs.commit, true)
+	return cs, s.sendOwn(cq, cs.commit, false)
 }
 
 // abandonCommit collects a started commit whose transaction failed before it (its check then

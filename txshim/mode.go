@@ -51,6 +51,12 @@ type policy struct {
 	fenced    bool // refuse new transactions
 }
 
+// recordDDL tells whether DDL through the shim is written to tandem.ddl (DESIGN §5.2): in the
+// modes whose commits reach the peer, now or by catch-up.
+func (p policy) recordDDL() bool {
+	return p.term > 0 && (p.mode == ModeDual || p.mode == ModeSolo)
+}
+
 func policyFor(ms modeState) policy {
 	// Implicit writes are wrapped in every mode: in read-only modes too, so that the check at
 	// their end refuses a write that got past default_transaction_read_only (a client may

@@ -93,6 +93,11 @@ type unitState struct {
 }
 
 // pending is one request in flight that ends with a ReadyForQuery.
+//
+// Replies forwarded for an entry whose result clientLoop waits for (res set, fwdRFQ not) are not
+// flushed to the client on their own: clientLoop goes on with the request and the client gets
+// them with what follows, at the latest when clientLoop next waits for the client (one write
+// per request instead of one per part).
 type pending struct {
 	fwd       bool // forward the replies (except ReadyForQuery) to the client
 	fwdRFQ    bool // forward the ReadyForQuery too
@@ -192,6 +197,7 @@ func (s *session) run(ctx context.Context) {
 	defer func() { <-s.done }()
 	defer s.recoverPanic("clientLoop")
 	err := s.clientLoop(ctx)
+	s.flushClient()
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		// Malformed or oversized: this session ends, with a reason (DESIGN §5.1).
@@ -210,6 +216,12 @@ var errClientQuit = errors.New("client terminated the session")
 // clientLoop reads the client until it quits or fails.
 func (s *session) clientLoop(ctx context.Context) error {
 	for {
+		if s.cr.r.Buffered() == 0 {
+			// About to wait for the client: it gets everything held or emitted for it first.
+			if err := s.flushClient(); err != nil {
+				return err
+			}
+		}
 		typ, body, err := s.cr.next()
 		if err != nil {
 			return err
@@ -289,6 +301,7 @@ func (s *session) serverLoop() {
 		}
 		fwd := cur == nil || cur.fwd
 		capture := cur != nil && cur.res != nil
+		hold := capture && !cur.fwdRFQ
 		switch typ {
 		case 'Z':
 			if cur == nil || len(body) != 1 {
@@ -309,9 +322,10 @@ func (s *session) serverLoop() {
 				close(cur.notify)
 			}
 			s.mu.Unlock()
-			if cur.fwdRFQ {
+			switch {
+			case cur.fwdRFQ:
 				err = s.toClient(typ, body, true)
-			} else {
+			case !hold:
 				err = s.flushClient()
 			}
 			if capture {
@@ -356,7 +370,7 @@ func (s *session) serverLoop() {
 			continue
 		}
 		if fwd {
-			if err := s.toClient(typ, body, s.br.r.Buffered() == 0); err != nil {
+			if err := s.toClient(typ, body, !hold && s.br.r.Buffered() == 0); err != nil {
 				return
 			}
 		}
@@ -416,8 +430,9 @@ func (s *session) flushClient() error {
 	return s.cw.Flush()
 }
 
-// emit sends messages the shim makes up to the client. Only clientLoop calls it, when the
-// replies before them have been relayed.
+// emit buffers messages the shim makes up for the client; emitRFQ, and clientLoop before it
+// waits for the client, flush them. Only clientLoop calls it, when the replies before them have
+// been relayed.
 func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
@@ -431,7 +446,7 @@ func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 			return err
 		}
 	}
-	return s.cw.Flush()
+	return nil
 }
 
 // emitError sends an ERROR (not FATAL) to the client.
@@ -440,7 +455,10 @@ func (s *session) emitError(code, msg string) error {
 }
 
 func (s *session) emitRFQ(st byte) error {
-	return s.emit(&pgproto3.ReadyForQuery{TxStatus: st})
+	if err := s.emit(&pgproto3.ReadyForQuery{TxStatus: st}); err != nil {
+		return err
+	}
+	return s.flushClient()
 }
 
 // forward writes one client message to the backend unchanged.
@@ -845,7 +863,9 @@ type unit interface {
 	// empty reports whether steps [lo, hi) need not be sent at all.
 	empty(lo, hi int) bool
 	// send writes steps [lo, hi) to the backend, queued as p (nil: no reply awaited). A part
-	// that does not end the request gets a terminator of its own (an extra Sync).
+	// that does not end the request gets a terminator of its own (an extra Sync). A part whose
+	// result the caller waits for (p.res set) is not flushed: wait flushes it, with whatever
+	// the caller pipelines behind it.
 	send(s *session, lo, hi int, last bool, p *pending) error
 }
 
@@ -880,7 +900,7 @@ func (u *queryUnit) send(s *session, lo, hi int, _ bool, p *pending) error {
 	if p == nil {
 		p = &pending{fwd: true, fwdRFQ: true}
 	}
-	return s.sendQuery(u.text[u.sts[lo].Start:u.sts[hi-1].End], p, true)
+	return s.sendQuery(u.text[u.sts[lo].Start:u.sts[hi-1].End], p, p.res == nil)
 }
 
 type extUnit struct {
@@ -908,6 +928,9 @@ func (u *extUnit) send(s *session, lo, hi int, last bool, p *pending) error {
 	if !last {
 		s.bw.Write([]byte{'S', 0, 0, 0, 4})
 	}
+	if p != nil && p.res != nil {
+		return nil
+	}
 	return s.bw.Flush()
 }
 
@@ -922,6 +945,9 @@ func needsWork(u unit, st byte, pol policy) bool {
 		case k == kindCommit, k == kindClient2PC:
 			return true
 		case k.writes() && st == 'I' && pol.wrap && !noTx:
+			return true
+		case k == kindDDL && st != 'I' && pol.recordDDL():
+			// DDL in an open transaction block gets its tandem.ddl row from walk.
 			return true
 		case k == kindBegin:
 			st = 'T'
@@ -990,7 +1016,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return r.err != nil, nil
 	}
 
-	recordDDL := pol.term > 0 && (pol.mode == ModeDual || pol.mode == ModeSolo)
+	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
@@ -1055,7 +1081,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			return s.endAfterError(us, final, nil)
 		case k == kindCommit && pol.intercept:
-			if failed, err := part(i); err != nil || failed {
+			var cs *commitStart
+			if (!u.empty(lo, i) || us.st == 0) && !s.commitLocal(pol, s.commitReadOnly()) && !hasCopyIn(u, lo, i) {
+				// A dual commit's first step (a read) goes right behind the part before the
+				// COMMIT, saving a round trip: when the part fails or ends the transaction, it
+				// fails too or reads nothing, and is collected here.
+				var failed bool
+				var err error
+				if cs, failed, err = s.partAndStart(u, lo, i, drop, us, pol, info.chain); err != nil {
+					return err
+				}
+				lo, drop = i, false
+				if failed {
+					return s.endAfterError(us, final, nil)
+				}
+			} else if failed, err := part(i); err != nil || failed {
 				return s.endAfterError(us, final, err)
 			}
 			if us.st != 'T' {
@@ -1063,7 +1103,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.injected, us.st = false, 'I'
 				continue
 			}
-			ok, err := s.commitProc(ctx, pol, true, info.chain)
+			var ok bool
+			var err error
+			if cs != nil {
+				ok, err = s.finishCommit(ctx, pol, cs, true, info.chain)
+			} else {
+				ok, err = s.commitProc(ctx, pol, true, info.chain)
+			}
 			if err != nil {
 				return err
 			}
@@ -1138,6 +1184,34 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 	}
 	return s.emitRFQ('I')
+}
+
+// partAndStart sends steps [lo, hi) of u, which come before a COMMIT, with a terminator, and
+// the dual commit's first step (startCommit) behind them, then waits for the part. It sets
+// us.st to the status after the part; when the part failed (its error reached the client) or
+// did not leave a transaction open, the commit step is collected and cs is nil.
+func (s *session) partAndStart(u unit, lo, hi int, drop bool, us *unitState, pol policy, chain bool) (cs *commitStart, failed bool, err error) {
+	p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+	if err := u.send(s, lo, hi, false, p); err != nil {
+		return nil, false, err
+	}
+	if cs, err = s.startCommit(pol, chain, false); err != nil {
+		return nil, false, err
+	}
+	r, err := s.wait(p)
+	if err != nil {
+		return nil, false, err
+	}
+	us.st = r.status
+	if r.err != nil || r.status != 'T' {
+		st, err := s.abandonCommit(cs)
+		if err != nil {
+			return nil, false, err
+		}
+		us.st = st
+		return nil, r.err != nil, nil
+	}
+	return cs, false, nil
 }
 
 // endAfterError finishes a request whose part failed (the error already reached the client):

@@ -365,6 +365,11 @@ func TestProtocolViolationsEndOneSession(t *testing.T) {
 	if got := good.query("SELECT 1"); got != "TDCZ" {
 		t.Fatalf("good session after others failed: %q", got)
 	}
+	// The failed sessions' ends are counted just after their clients saw the close.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().SessionsActive != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if st := s.Stats(); st.SessionsActive != 1 {
 		t.Fatalf("active sessions %d, want 1", st.SessionsActive)
 	}

@@ -157,7 +157,10 @@ type jentry struct {
 	committed bool // prepared: the local COMMIT PREPARED was decoded
 	// undo: prepared, rolled back locally while it is, or may be, prepared on the peer; done
 	// once ROLLBACK PREPARED ran there.
-	undo        bool
+	undo bool
+	// rows: what a later transaction's apply must not run before this one commits on the
+	// peer (see rowsOf); kept after txn is released.
+	rows        txnRows
 	peerCommit  bool      // Commit(gid) was asked for
 	committedAt time.Time // when the local COMMIT PREPARED was decoded, if before peerCommit
 	shipping    bool      // plainLoop or CatchUp is shipping it
@@ -420,6 +423,7 @@ func (s *Shipper) add(ev Event) {
 	switch {
 	case ev.Txn != nil && ev.Txn.Prepared:
 		e.txn, e.gid, e.prepared, e.state = ev.Txn, ev.Txn.GID, true, stPending
+		e.rows = rowsOf(ev.Txn)
 		if old, ok := s.byGID[e.gid]; ok && old.state != stDone {
 			s.logger.Error("gid prepared twice in the stream", "gid", e.gid)
 		}
@@ -601,7 +605,9 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "connect", Definite: false, Err: err}
 	}
-	err = slot.c.apply(ctx, txn, gid, term, endPrepare)
+	actx, cancel := withSizeAllowance(ctx, txn)
+	err = slot.c.apply(actx, txn, gid, term, endPrepare)
+	cancel()
 	definite := err != nil && isDefinite(err)
 	s.pool.put(ctx, slot, err != nil && !definite)
 	switch {
@@ -616,6 +622,97 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
 	}
+}
+
+// sizeAllowance is the time a transaction's apply may take on top of the usual bound: one
+// second per MiB of changes, so that a bulk load (a COPY of 100 000 rows) is not taken for an
+// unreachable peer.
+func sizeAllowance(txn *Txn) time.Duration {
+	if txn == nil {
+		return 0
+	}
+	return time.Duration(eventSize(Event{Txn: txn})>>20) * time.Second
+}
+
+// withSizeAllowance returns ctx with its deadline, if it has one, moved later by txn's
+// sizeAllowance; cancelling ctx for any other reason than its deadline still cancels it.
+func withSizeAllowance(ctx context.Context, txn *Txn) (context.Context, context.CancelFunc) {
+	extra := sizeAllowance(txn)
+	dl, ok := ctx.Deadline()
+	if extra == 0 || !ok {
+		return context.WithCancel(ctx)
+	}
+	actx, cancel := context.WithDeadline(context.WithoutCancel(ctx), dl.Add(extra))
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return actx, func() { stop(); cancel() }
+}
+
+// txnRows sums up, for the order of applies on the peer, which tables a transaction makes rows
+// appear in and which it updates or deletes rows of.
+type txnRows struct {
+	// barrier: a TRUNCATE or DDL; it orders against every transaction around it.
+	barrier bool
+	// appear: tables in which rows appear under a replica-identity value that the peer cannot
+	// see until the transaction commits there: inserts, updates that changed the key, and
+	// every update of a REPLICA IDENTITY FULL table (its whole row is the key).
+	appear []uint32
+	// change: tables it updates or deletes rows of, found by replica identity.
+	change []uint32
+}
+
+func addRel(set []uint32, id uint32) []uint32 {
+	for _, x := range set {
+		if x == id {
+			return set
+		}
+	}
+	return append(set, id)
+}
+
+func rowsOf(txn *Txn) txnRows {
+	var r txnRows
+	for _, c := range txn.Changes {
+		switch c.Kind {
+		case ChangeInsert:
+			if c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
+				r.barrier = true
+			}
+			r.appear = addRel(r.appear, c.Rel.ID)
+		case ChangeUpdate:
+			if c.Old != nil || c.Rel.ReplicaIdentity == 'f' {
+				r.appear = addRel(r.appear, c.Rel.ID)
+			}
+			r.change = addRel(r.change, c.Rel.ID)
+		case ChangeDelete:
+			r.change = addRel(r.change, c.Rel.ID)
+		default:
+			r.barrier = true
+		}
+	}
+	return r
+}
+
+// mustFollow tells whether the apply of a transaction with rows r must wait until an earlier
+// one with rows p, committed locally, is committed on the peer. A row p made appear (inserted,
+// or given a new key) is invisible on the peer until then, so r's UPDATE or DELETE of it would
+// miss; a row p only updated in place is found, and r's change waits for p's row lock on the
+// peer instead (DESIGN §5.2 "Order on the peer").
+func (r *txnRows) mustFollow(p *txnRows) bool {
+	if r.barrier || p.barrier {
+		return true
+	}
+	for _, a := range p.appear {
+		for _, c := range r.change {
+			if a == c {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // errNotInStep: Prepare was asked while the peer is not in step.
@@ -643,13 +740,14 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 				if p == e {
 					break
 				}
-				// A commit before it in the stream must be committed on the
-				// peer first, not only prepared there: a row it inserted is
-				// invisible on the peer until its COMMIT PREPARED, so a later
-				// UPDATE or DELETE of that row would miss (a departure from
-				// DESIGN §5.2, which lets prepared-only predecessors pass;
-				// found by TestDualOrderInsertThenDelete and the e2e tests).
-				if p.state != stDone && (p.plain || p.committed) {
+				// A commit before it in the stream whose rows it may change must be
+				// committed on the peer first, not only prepared there: a row it
+				// inserted is invisible on the peer until its COMMIT PREPARED, so a
+				// later UPDATE or DELETE of that row would miss (a departure from
+				// DESIGN §5.2, which lets prepared-only predecessors pass; found by
+				// TestDualOrderInsertThenDelete and the e2e tests). Plain commits
+				// always come first.
+				if p.state != stDone && (p.plain || (p.committed && e.rows.mustFollow(&p.rows))) {
 					ready = false
 					break
 				}
@@ -920,11 +1018,7 @@ func (s *Shipper) unclaim(j shipJob) {
 // already (its decision row) is skipped, what is prepared there is committed (or rolled back),
 // the rest is applied with its decision row and COMMIT.
 func (s *Shipper) shipOne(ctx context.Context, j shipJob) (shipResult, error) {
-	timeout := s.cfg.OpTimeout
-	if j.txn != nil {
-		timeout += time.Duration(eventSize(Event{Txn: j.txn})>>20) * time.Second
-	}
-	octx, cancel := context.WithTimeout(ctx, timeout)
+	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout+sizeAllowance(j.txn))
 	defer cancel()
 	slot, err := s.pool.get(octx)
 	if err != nil {
