@@ -197,18 +197,18 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 
 	query("begin", "BEGIN")
 	if term > 0 {
-		query("term check", "SELECT tandem.check_term($1)", []byte(strconv.FormatUint(term, 10)))
+		prepared("term check", "SELECT tandem.check_term($1)", [][]byte{[]byte(strconv.FormatUint(term, 10))})
 	}
 	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
 	decisionStep := -1
 	if end == endCommit {
-		decisionStep = len(steps)
-		query("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", []byte(gid))
+		prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
+		decisionStep = len(steps) - 1 // its Execute, after a Parse the first time
 	}
-	query("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)",
-		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00")))
+	prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
+		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
 	for i, c := range txn.Changes {
 		what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
 		if c.Kind == ChangeTruncate {
@@ -229,7 +229,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		}
 	}
 	if end == endPrepare {
-		query("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", []byte(gid))
+		prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
 		query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
 	} else {
 		query("commit", "COMMIT")

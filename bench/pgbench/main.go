@@ -579,6 +579,10 @@ func report(w io.Writer, f flags, targets []*target) {
 	if r, l, ok := ratio(rep); ok {
 		fmt.Fprintf(w, "  %-40s %.2f×  (latency %.2f×)\n", fmt.Sprintf("sync-rep/direct TPS [ref ~%.2f×]", referenceRep), r, l)
 	}
+	if d, sh, ok := ceiling(direct, shim); ok {
+		fmt.Fprintf(w, "  %-40s %.2f×  (PostgreSQL's CPU per transaction alone is %.1f× direct's)\n",
+			"shim ceiling: its process free [bound]", sh/d, ceilingPG(direct, shim))
+	}
 	if shim != nil && rep != nil {
 		st, _, ok1 := shim.best()
 		rt, _, ok2 := rep.best()
@@ -586,6 +590,57 @@ func report(w io.Writer, f flags, targets []*target) {
 			fmt.Fprintf(w, "  %-40s %.2f×\n", "shim/sync-rep TPS", st/rt)
 		}
 	}
+}
+
+// cpuMs returns c's CPU milliseconds per transaction, of the given kinds (all when none), and
+// how busy its runs kept the machine's cores (0..1).
+func cpuMs(c *target, kinds ...string) (ms, busy float64, ok bool) {
+	var cpu, all, wall time.Duration
+	var txns int64
+	for _, r := range c.results {
+		if r.err != nil {
+			continue
+		}
+		for k, v := range r.cpu {
+			all += v
+			if len(kinds) == 0 || slices.Contains(kinds, k) {
+				cpu += v
+			}
+		}
+		wall += r.wall
+		txns += r.txns
+	}
+	if txns == 0 || wall == 0 {
+		return 0, 0, false
+	}
+	return float64(cpu) / float64(time.Millisecond) / float64(txns), float64(all) / float64(wall) / float64(runtime.NumCPU()), true
+}
+
+// ceiling bounds what the shim could reach on this machine: the TPS of direct and of the shim
+// were the shim's own process free (CPU-bound runs: TPS ≈ cores × busy ÷ CPU per transaction),
+// both at the busy share each run reached.
+func ceiling(direct, shim *target) (d, sh float64, ok bool) {
+	if direct == nil || shim == nil {
+		return 0, 0, false
+	}
+	dms, dbusy, ok1 := cpuMs(direct)
+	sms, sbusy, ok2 := cpuMs(shim, "postgres", "pgbench")
+	if !ok1 || !ok2 || dms == 0 || sms == 0 {
+		return 0, 0, false
+	}
+	n := float64(runtime.NumCPU()) * 1000
+	return n * dbusy / dms, n * sbusy / sms, true
+}
+
+// ceilingPG is the shim's PostgreSQL CPU per transaction (both databases, the walsender) over
+// direct's.
+func ceilingPG(direct, shim *target) float64 {
+	d, _, _ := cpuMs(direct, "postgres")
+	s, _, _ := cpuMs(shim, "postgres")
+	if d == 0 {
+		return 0
+	}
+	return s / d
 }
 
 // loadAvg is the 1, 5 and 15 minute load average.
