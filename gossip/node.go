@@ -59,6 +59,7 @@ type State struct {
 	Master          string            // current master site, "" if none
 	MasterEndpoints map[string]string // the master's endpoints by name (nil if none)
 	Reason          string            // reason of the last role change
+	Decision        string            // reason of the last decision round that kept the role (e.g. what it waits for)
 	Members         []MemberStatus
 	RoleChanges     uint64
 	Cold            bool
@@ -101,6 +102,7 @@ type Node struct {
 	metaDirty   bool
 	role        Role // local role; stays ahead of meta.Role while a release drains
 	reason      string
+	decision    string // see State.Decision
 	roleChanges uint64
 	peers       map[string]*peer
 	claimedAt   time.Time
@@ -555,6 +557,11 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	v.Stamp(n.readySince)
 	a := Decide(v)
 	n.mu.Lock()
+	if a.Kind == None {
+		n.decision = a.Reason
+	} else {
+		n.decision = ""
+	}
 	if a.Kind == Claim && n.meta.Claim != a.Term {
 		n.meta.Claim, n.claimedAt = a.Term, now
 		n.encodeLocked()
@@ -693,7 +700,7 @@ func (n *Node) deliver() {
 func (n *Node) stateLocked() State {
 	s := State{
 		Self: n.cfg.Site, Role: n.role, Term: n.meta.Record.Term,
-		Reason: n.reason, RoleChanges: n.roleChanges, Cold: n.meta.Cold,
+		Reason: n.reason, Decision: n.decision, RoleChanges: n.roleChanges, Cold: n.meta.Cold,
 	}
 	s.Members = append(s.Members, MemberStatus{
 		Site: n.meta.Site, Alive: true, Role: n.role, Term: n.meta.Record.Term,

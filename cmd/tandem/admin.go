@@ -19,6 +19,7 @@ type status struct {
 	Term        uint64                `json:"term"`
 	Master      string                `json:"master"`
 	Reason      string                `json:"reason,omitempty"`
+	Decision    string                `json:"decision,omitempty"`
 	RoleChanges uint64                `json:"role_changes"`
 	Cold        bool                  `json:"cold,omitempty"`
 	Members     []gossip.MemberStatus `json:"members"`
@@ -39,7 +40,7 @@ func (s *sidecar) status() status {
 	st := s.node.State()
 	out := status{
 		Site: s.cfg.Site, Kind: kindName(s.cfg.Kind), Role: st.Role, Term: st.Term, Master: st.Master,
-		Reason: st.Reason, RoleChanges: st.RoleChanges, Cold: st.Cold, Members: st.Members,
+		Reason: st.Reason, Decision: st.Decision, RoleChanges: st.RoleChanges, Cold: st.Cold, Members: st.Members,
 		Uptime: time.Since(s.start).Round(time.Second).String(),
 	}
 	if s.proxy != nil {
@@ -75,6 +76,7 @@ func (s *sidecar) adminHandler() http.Handler {
 	mux.HandleFunc("GET /backup", roleCheck(gossip.RoleBackup))
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("POST /switchover", s.switchover)
+	mux.HandleFunc("POST /promote", s.promote)
 	return s.auth(mux)
 }
 
@@ -161,6 +163,27 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "switchover started on the master %s\n", s.cfg.Site)
+}
+
+// promote lifts this site's cold-start wait (tandem promote -force, DESIGN §3): a site that
+// started without seeing anyone who knows a newer term may then take the master role alone,
+// if it otherwise qualifies.
+func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("force") != "1" {
+		http.Error(w, "promote needs force=1: it ignores the cold-start wait", http.StatusBadRequest)
+		return
+	}
+	if s.proxy == nil {
+		http.Error(w, "a witness never becomes master", http.StatusConflict)
+		return
+	}
+	st := s.node.State()
+	if !st.Cold || st.Role == gossip.RoleMaster {
+		http.Error(w, fmt.Sprintf("%s is not waiting at cold start (role %s): nothing to force", s.cfg.Site, st.Role), http.StatusConflict)
+		return
+	}
+	s.node.Force()
+	fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
 }
 
 // forwardedHeader marks a switchover request one member forwarded to another.

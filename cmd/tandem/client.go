@@ -19,9 +19,13 @@ type adminClient struct {
 }
 
 // adminFlags parses -config / -admin and returns the client and the rest of the arguments.
-func adminFlags(name string, args []string, stderr io.Writer) (*adminClient, []string, bool) {
+// extra adds a command's own flags.
+func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*adminClient, []string, bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, f := range extra {
+		f(fs)
+	}
 	path := fs.String("config", "", "the member's TOML file (its admin address and token are used)")
 	addr := fs.String("admin", "", "the member's admin address host:port (default "+config.DefaultAdminListen+")")
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +101,28 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := c.do(http.MethodPost, path, stdout); err != nil {
 		fmt.Fprintln(stderr, "tandem switchover:", err)
+		return 1
+	}
+	return 0
+}
+
+// cmdPromote lifts a site's cold-start wait (DESIGN §3): it asks for -force, since the site then
+// takes control without knowing whether the other site committed more since its last term.
+func cmdPromote(args []string, stdout, stderr io.Writer) int {
+	var force bool
+	c, _, ok := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "required: take control without seeing a member that knows the current term")
+	})
+	if !ok {
+		return 2
+	}
+	if !force {
+		fmt.Fprintln(stderr, "tandem promote: -force is required: the site takes control without seeing anyone who knows the current term, "+
+			"so whatever the other site committed after this site's last term record is lost if that site is master elsewhere")
+		return 2
+	}
+	if err := c.do(http.MethodPost, "/promote?force=1", stdout); err != nil {
+		fmt.Fprintln(stderr, "tandem promote:", err)
 		return 1
 	}
 	return 0

@@ -18,6 +18,8 @@ commands:
                             print this member's status (from its admin API)
   switchover [-config FILE | -admin ADDR] [SITE]
                             hand the master role over (to SITE, or to the best other site)
+  promote -force [-config FILE | -admin ADDR]
+                            let a site that started cold take control without seeing its peer
   install -config FILE      check and set up both databases for the txshim (idempotent)
   verify -config FILE       compare both databases' application tables (exit 1 on a difference)
   resolve -config FILE [-commit GID | -rollback GID]
@@ -45,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(rest, stdout, stderr)
 	case "switchover":
 		return cmdSwitchover(rest, stdout, stderr)
+	case "promote":
+		return cmdPromote(rest, stdout, stderr)
 	case "install":
 		return cmdInstall(rest, stdout, stderr)
 	case "verify":

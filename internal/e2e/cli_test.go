@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckConfig: the binary prints every error with its file and line and
@@ -31,5 +34,70 @@ func TestCheckConfig(t *testing.T) {
 	out, err = exec.Command(bins.tandem, "check-config", "-witness", "../../examples/witness.toml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `kind = "witness"`) {
 		t.Errorf("check-config -witness: %v\n%s", err, out)
+	}
+}
+
+// TestPromoteForce: a site that starts cold and never sees its peer waits (DESIGN §3) until an
+// operator runs `tandem promote -force`; without -force the command refuses.
+func TestPromoteForce(t *testing.T) {
+	dir := t.TempDir()
+	srv := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	proxyAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := filepath.Join(dir, "site1.toml")
+	// The peer's gossip address is a free port nobody listens on.
+	writeFile(t, cfg, fmt.Sprintf(`site = "site1"
+priority = 1
+data_dir = %q
+[gossip]
+bind = "127.0.0.1:%d"
+join = ["127.0.0.1:%d"]
+profile = "fast"
+[server]
+health_interval = "100ms"
+[[server.endpoint]]
+name = "operators"
+address = %q
+[[proxy.listener]]
+endpoint = "operators"
+listen = %q
+[proxy]
+connect_timeout = "1s"
+[admin]
+listen = %q
+`, filepath.Join(dir, "data"), freePort(t), freePort(t), srv, proxyAddr, admin))
+	start(t, "site1-server", bins.wireserver, "-listen", srv, "-name", "site1")
+	waitDial(t, srv)
+	start(t, "site1-tandem", bins.tandem, "run", "-config", cfg)
+	waitDial(t, admin)
+
+	// It waits: alive, healthy, but not master, and says why.
+	time.Sleep(3 * time.Second)
+	if code := httpStatus(admin, "/master"); code != 503 {
+		t.Fatalf("GET /master on a cold site alone: %d, want 503", code)
+	}
+	if st := httpBody(t, admin, "/status"); !strings.Contains(st, "cold start") {
+		t.Fatalf("status does not say it waits at cold start:\n%s", st)
+	}
+	out, err := exec.Command(bins.tandem, "promote", "-config", cfg).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "-force is required") {
+		t.Fatalf("promote without -force: %v, want exit 2 naming -force\n%s", err, out)
+	}
+	if code := httpStatus(admin, "/master"); code != 503 {
+		t.Fatalf("GET /master after a refused promote: %d, want 503", code)
+	}
+
+	out, err = exec.Command(bins.tandem, "promote", "-force", "-config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "cold-start wait lifted") {
+		t.Fatalf("promote -force: %v\n%s", err, out)
+	}
+	waitFor(t, 5*time.Second, "site1 master after promote -force", func() bool { return httpStatus(admin, "/master") == 200 })
+	servedBy(t, proxyAddr, "site1", 5*time.Second)
+
+	// Asked again, there is nothing to force.
+	out, err = exec.Command(bins.tandem, "promote", "-force", "-admin", admin).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "nothing to force") {
+		t.Fatalf("promote -force on a master: %v, want exit 1 saying nothing to force\n%s", err, out)
 	}
 }
