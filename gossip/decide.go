@@ -321,6 +321,13 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 	if !ok || best.Site == self.Site || !better(best, self) {
 		return Action{}
 	}
+	if best.SplitBrain != 0 {
+		// DESIGN §3: its database holds commits of its own from term
+		// best.SplitBrain that this site's lacks; handing control back would
+		// bury them. An operator compares the databases and decides.
+		return Action{Reason: fmt.Sprintf("failback to %s stopped: it committed alone in term %d while another site was master (split brain); "+
+			"compare the databases (tandem verify), then clear it there (tandem clear-split-brain) or hand over by tandem switchover", best.Site, best.SplitBrain)}
+	}
 	if best.ReadySince.IsZero() {
 		return Action{Reason: fmt.Sprintf("failback to %s: waiting for it to stay ready", best.Site)}
 	}
@@ -328,6 +335,29 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 		return Action{Reason: fmt.Sprintf("failback to %s in %s", best.Site, (v.FailbackDelay - ready).Round(time.Millisecond))}
 	}
 	return Action{Kind: Release, To: best.Site, Reason: fmt.Sprintf("failback to %s", best.Site)}
+}
+
+// SplitBrain returns the term in which the deciding site committed alone while another site
+// took a newer term (DESIGN §3 split brain), or 0. Its term record says it was master of term T
+// with peer_synced = false: it committed what the other database lacks. A site goes solo only
+// after the backup (or the witness) acknowledged that record, and a backup that knows it never
+// takes a newer term (rule 2), so a newer term seen now was taken by a site that did not know:
+// both sites wrote alone in the same period. Witness members cannot be in split brain.
+func SplitBrain(v View) uint64 {
+	self, ok := v.member(v.Self)
+	if !ok || self.Witness {
+		return 0
+	}
+	r := self.Record
+	if r.Term == 0 || r.Master != self.Site || r.PeerSynced {
+		return 0
+	}
+	for _, m := range v.Members {
+		if m.Site != self.Site && m.Record.Term > r.Term && m.Record.Master != self.Site {
+			return r.Term
+		}
+	}
+	return 0
 }
 
 // member returns the member named site.

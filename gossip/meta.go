@@ -63,6 +63,10 @@ type Meta struct {
 	Claim         uint64            // term this member is about to take, settling (see View.Settle); 0 = none
 	Vote          uint64            // with a witness: the term of this voter's latest vote (see Vote)
 	VoteFor       string            // the site it voted for in that term
+	// SplitBrain is the term in which this site committed alone while another site took a
+	// newer term (DESIGN §3 split brain, see SplitBrain); 0 = none. Failback to it stops
+	// until an operator clears it.
+	SplitBrain uint64
 }
 
 // metaVersion is the first field of the encoding so that a later change
@@ -89,6 +93,7 @@ type wireMeta struct {
 	Claim      uint64            `json:"cl,omitempty"`
 	Vote       uint64            `json:"vo,omitempty"`
 	VoteFor    string            `json:"vf,omitempty"`
+	SplitBrain uint64            `json:"sb,omitempty"`
 }
 
 // ErrMetaTooLarge is returned by EncodeMeta when the encoded metadata does
@@ -105,7 +110,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
-		Vote: m.Vote, VoteFor: m.VoteFor,
+		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -157,6 +162,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
-		Vote: w.Vote, VoteFor: w.VoteFor,
+		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain,
 	}, nil
 }

@@ -63,6 +63,7 @@ type State struct {
 	Members         []MemberStatus
 	RoleChanges     uint64
 	Cold            bool
+	SplitBrain      uint64 // see Meta.SplitBrain
 }
 
 func (s State) clone() State {
@@ -103,6 +104,7 @@ type Node struct {
 	role        Role // local role; stays ahead of meta.Role while a release drains
 	reason      string
 	decision    string // see State.Decision
+	splitMark   splitBrainMark
 	roleChanges uint64
 	peers       map[string]*peer
 	claimedAt   time.Time
@@ -160,10 +162,19 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	witness := cfg.Kind == config.KindWitness
+	var mark splitBrainMark
+	if cfg.DataDir != "" && !witness {
+		if mark, err = loadSplitBrain(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	meta := Meta{
 		Site: cfg.Site, Priority: cfg.Priority, Witness: witness,
 		DBReachable: true, Record: rec, Admin: cfg.Admin.Listen,
 		Cold: !witness && len(cfg.Gossip.Join) > 0,
+	}
+	if !mark.Cleared {
+		meta.SplitBrain = mark.Term
 	}
 	if witness {
 		meta.Role = RoleWitness
@@ -199,6 +210,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		started: make(chan struct{}), crash: make(chan struct{}),
 		readySince: map[string]time.Time{},
 		meta:       meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
+		splitMark: mark,
 	}
 	n.state = n.stateLocked()
 	n.delivered = n.state
@@ -397,6 +409,53 @@ func (n *Node) Force() {
 	n.poke()
 }
 
+// noteSplitBrain records that this site committed alone in term while another site took a
+// newer one (DESIGN §3): published (failback to this site stops), kept in the data directory,
+// and reported once per term.
+func (n *Node) noteSplitBrain(term uint64) {
+	n.mu.Lock()
+	if n.splitMark.Term == term {
+		n.mu.Unlock()
+		return
+	}
+	n.splitMark = splitBrainMark{Term: term}
+	n.meta.SplitBrain = term
+	n.encodeLocked()
+	n.mu.Unlock()
+	n.log.Error("split brain: this site committed alone in a term while another site took a newer one; "+
+		"its database holds commits the other lacks, and automatic failback to it stops until an operator "+
+		"compares the databases (tandem verify) and clears it (tandem clear-split-brain)", "term", term)
+	if n.cfg.DataDir != "" {
+		if err := saveSplitBrain(n.cfg.DataDir, splitBrainMark{Term: term}); err != nil {
+			n.log.Error("cannot keep the split-brain mark", "err", err)
+		}
+	}
+	n.poke()
+}
+
+// ClearSplitBrain is an operator's word that the split brain this site was found in is dealt
+// with: failback to it is allowed again, and that term is not reported again.
+func (n *Node) ClearSplitBrain() (uint64, error) {
+	n.mu.Lock()
+	term := n.meta.SplitBrain
+	if term == 0 {
+		n.mu.Unlock()
+		return 0, errors.New("no split brain recorded on this site")
+	}
+	n.splitMark = splitBrainMark{Term: term, Cleared: true}
+	n.meta.SplitBrain = 0
+	n.encodeLocked()
+	n.mu.Unlock()
+	if n.cfg.DataDir != "" {
+		if err := saveSplitBrain(n.cfg.DataDir, splitBrainMark{Term: term, Cleared: true}); err != nil {
+			return term, err
+		}
+	}
+	n.log.Warn("split brain cleared by an operator", "term", term)
+	n.poke()
+	return term, nil
+}
+
 // Switchover asks the master to hand over to target ("" = the best other
 // site that qualifies). It returns once the request is accepted; the
 // handover follows within a decision round. On a member that is not the
@@ -537,6 +596,10 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	v := n.viewLocked(now)
 	n.mu.Unlock()
 
+	// Before Adopt replaces the record that shows it.
+	if sb := SplitBrain(v); sb != 0 {
+		n.noteSplitBrain(sb)
+	}
 	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
 		if err := n.store.Save(rec); err != nil {
 			n.log.Error("cannot keep newer term record", "term", rec.Term, "err", err)
@@ -701,6 +764,7 @@ func (n *Node) stateLocked() State {
 	s := State{
 		Self: n.cfg.Site, Role: n.role, Term: n.meta.Record.Term,
 		Reason: n.reason, Decision: n.decision, RoleChanges: n.roleChanges, Cold: n.meta.Cold,
+		SplitBrain: n.meta.SplitBrain,
 	}
 	s.Members = append(s.Members, MemberStatus{
 		Site: n.meta.Site, Alive: true, Role: n.role, Term: n.meta.Record.Term,

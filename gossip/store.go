@@ -63,39 +63,85 @@ func (s *FileStore) Load() (TermRecord, error) {
 func (s *FileStore) Save(r TermRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("save term record: %w", err)
-	}
 	b, err := json.Marshal(fileRecord(r))
 	if err != nil {
 		return fmt.Errorf("save term record: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.dir, StateFile+".*.tmp")
-	if err != nil {
+	if err := writeDurably(s.dir, StateFile, b); err != nil {
 		return fmt.Errorf("save term record: %w", err)
+	}
+	return nil
+}
+
+// writeDurably replaces dir/name with b (and a newline): a temporary file, fsync, rename,
+// fsync of the directory. dir is created when missing.
+func writeDurably(dir, name string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, name+".*.tmp")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	if _, err := tmp.Write(append(b, '\n')); err != nil {
 		tmp.Close()
-		return fmt.Errorf("save term record to %s: %w", tmp.Name(), err)
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("save term record: fsync %s: %w", tmp.Name(), err)
+		return fmt.Errorf("fsync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save term record: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return fmt.Errorf("save term record: %w", err)
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return err
 	}
-	d, err := os.Open(s.dir)
+	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("save term record: %w", err)
+		return err
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save term record: fsync %s: %w", s.dir, err)
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// SplitBrainFile keeps, in the data directory, the split brain this site was found in
+// (DESIGN §3, see SplitBrain), so that a restart does not forget it.
+const SplitBrainFile = "split-brain.json"
+
+// splitBrainMark is SplitBrainFile's content: the term, and whether an operator cleared it
+// (a cleared term is not reported again).
+type splitBrainMark struct {
+	Term    uint64 `json:"term"`
+	Cleared bool   `json:"cleared,omitempty"`
+}
+
+func loadSplitBrain(dir string) (splitBrainMark, error) {
+	var m splitBrainMark
+	b, err := os.ReadFile(filepath.Join(dir, SplitBrainFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("load split-brain mark: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("load split-brain mark from %s: %w", filepath.Join(dir, SplitBrainFile), err)
+	}
+	return m, nil
+}
+
+func saveSplitBrain(dir string, m splitBrainMark) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := writeDurably(dir, SplitBrainFile, b); err != nil {
+		return fmt.Errorf("save split-brain mark: %w", err)
 	}
 	return nil
 }

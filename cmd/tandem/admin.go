@@ -22,6 +22,7 @@ type status struct {
 	Decision    string                `json:"decision,omitempty"`
 	RoleChanges uint64                `json:"role_changes"`
 	Cold        bool                  `json:"cold,omitempty"`
+	SplitBrain  uint64                `json:"split_brain,omitempty"`
 	Members     []gossip.MemberStatus `json:"members"`
 	Proxy       *proxyStatus          `json:"proxy,omitempty"`
 	Uptime      string                `json:"uptime"`
@@ -40,7 +41,7 @@ func (s *sidecar) status() status {
 	st := s.node.State()
 	out := status{
 		Site: s.cfg.Site, Kind: kindName(s.cfg.Kind), Role: st.Role, Term: st.Term, Master: st.Master,
-		Reason: st.Reason, Decision: st.Decision, RoleChanges: st.RoleChanges, Cold: st.Cold, Members: st.Members,
+		Reason: st.Reason, Decision: st.Decision, RoleChanges: st.RoleChanges, Cold: st.Cold, SplitBrain: st.SplitBrain, Members: st.Members,
 		Uptime: time.Since(s.start).Round(time.Second).String(),
 	}
 	if s.proxy != nil {
@@ -77,6 +78,7 @@ func (s *sidecar) adminHandler() http.Handler {
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("POST /switchover", s.switchover)
 	mux.HandleFunc("POST /promote", s.promote)
+	mux.HandleFunc("POST /split-brain/clear", s.clearSplitBrain)
 	return s.auth(mux)
 }
 
@@ -118,6 +120,7 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	metric("tandem_role", "gauge", "1 for the role this member holds.", rs...)
 	metric("tandem_term", "gauge", "The current term.", fmt.Sprintf(" %d", st.Term))
+	metric("tandem_split_brain", "gauge", "The term in which this site committed alone while another took a newer term (0: none).", fmt.Sprintf(" %d", st.SplitBrain))
 	metric("tandem_role_changes_total", "counter", "Role changes of this member.", fmt.Sprintf(" %d", st.RoleChanges))
 	alive := 0
 	for _, m := range st.Members {
@@ -184,6 +187,16 @@ func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
 	}
 	s.node.Force()
 	fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
+}
+
+// clearSplitBrain is an operator's word that this site's split brain (DESIGN §3) is dealt with.
+func (s *sidecar) clearSplitBrain(w http.ResponseWriter, r *http.Request) {
+	term, err := s.node.ClearSplitBrain()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	fmt.Fprintf(w, "%s: split brain of term %d cleared; failback to this site is allowed again\n", s.cfg.Site, term)
 }
 
 // forwardedHeader marks a switchover request one member forwarded to another.

@@ -127,3 +127,16 @@ func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// cmdClearSplitBrain tells a site that its split brain (DESIGN §3) is dealt with.
+func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
+	c, _, ok := adminFlags("clear-split-brain", args, stderr)
+	if !ok {
+		return 2
+	}
+	if err := c.do(http.MethodPost, "/split-brain/clear", stdout); err != nil {
+		fmt.Fprintln(stderr, "tandem clear-split-brain:", err)
+		return 1
+	}
+	return 0
+}

@@ -20,6 +20,8 @@ commands:
                             hand the master role over (to SITE, or to the best other site)
   promote -force [-config FILE | -admin ADDR]
                             let a site that started cold take control without seeing its peer
+  clear-split-brain [-config FILE | -admin ADDR]
+                            allow failback to a site again after its split brain was dealt with
   install -config FILE      check and set up both databases for the txshim (idempotent)
   verify -config FILE       compare both databases' application tables (exit 1 on a difference)
   resolve -config FILE [-commit GID | -rollback GID]
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSwitchover(rest, stdout, stderr)
 	case "promote":
 		return cmdPromote(rest, stdout, stderr)
+	case "clear-split-brain":
+		return cmdClearSplitBrain(rest, stdout, stderr)
 	case "install":
 		return cmdInstall(rest, stdout, stderr)
 	case "verify":

@@ -1,0 +1,108 @@
+package gossip
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSplitBrain: a site whose record says it committed alone (master of T, peer_synced =
+// false) and that sees a newer term taken by another site is in split brain (DESIGN §3); every
+// other combination is not.
+func TestSplitBrain(t *testing.T) {
+	cases := []struct {
+		name string
+		v    View
+		want uint64
+	}{
+		{"solo master meets a newer master",
+			view("a", mem("a", 1, role(RoleMaster), record(3, "a", false)), mem("b", 2, role(RoleMaster), record(4, "b", true))), 3},
+		{"solo master, restarted, meets a newer master",
+			view("a", mem("a", 1, record(3, "a", false)), mem("b", 2, role(RoleMaster), record(4, "b", false))), 3},
+		{"newer term known only to the witness",
+			view("a", mem("a", 1, record(3, "a", false)), mem("b", 2, dead(t0), record(3, "a", true)), wit("w", record(4, "b", true))), 3},
+		{"synced master meets a newer master (plain failover)",
+			view("a", mem("a", 1, record(3, "a", true)), mem("b", 2, role(RoleMaster), record(4, "b", true))), 0},
+		{"solo master, peer on the same term",
+			view("a", mem("a", 1, role(RoleMaster), record(3, "a", false)), mem("b", 2, record(3, "a", false))), 0},
+		{"solo master alone",
+			view("a", mem("a", 1, role(RoleMaster), record(3, "a", false))), 0},
+		{"backup that holds another site's unsynced record",
+			view("b", mem("a", 1, role(RoleMaster), record(4, "a", true)), mem("b", 2, record(3, "a", false))), 0},
+		{"newer term that names this site (its own later term, adopted elsewhere)",
+			view("a", mem("a", 1, record(3, "a", false)), mem("b", 2, record(4, "a", true))), 0},
+		{"witness", view("w", wit("w", record(3, "w", false)), mem("b", 2, record(4, "b", true))), 0},
+	}
+	for _, c := range cases {
+		if got := SplitBrain(c.v); got != c.want {
+			t.Errorf("%s: SplitBrain = %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestSplitBrainStopsFailback: the master does not hand control back to a better site that is
+// in split brain, says why, and still does once that is cleared; a switchover still works.
+func TestSplitBrainStopsFailback(t *testing.T) {
+	ready := t0.Add(time.Hour - time.Minute) // ready for longer than FailbackDelay
+	flagged := func(m *Member) { m.SplitBrain = 3 }
+	v := view("b", mem("a", 1, record(4, "b", true), readySince(ready), flagged), mem("b", 2, role(RoleMaster), record(4, "b", true)))
+	a := Decide(v)
+	if a.Kind != None || !strings.Contains(a.Reason, "failback to a stopped") || !strings.Contains(a.Reason, "term 3") {
+		t.Fatalf("failback to a site in split brain: %+v, want no action saying it stopped", a)
+	}
+	v.Members[0].SplitBrain = 0
+	if a := Decide(v); a.Kind != Release || a.To != "a" {
+		t.Fatalf("failback once cleared: %+v, want release to a", a)
+	}
+	v.Members[0].SplitBrain = 3
+	v.Switchover = "a"
+	if a := Decide(v); a.Kind != Release || a.To != "a" {
+		t.Fatalf("switchover to a site in split brain: %+v, want release to a", a)
+	}
+}
+
+// TestSplitBrainMarkSurvivesRestart: the mark is kept in the data directory, published again
+// by a new Node, and once cleared stays cleared.
+func TestSplitBrainMarkSurvivesRestart(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
+	n, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := n.State(); st.SplitBrain != 0 {
+		t.Fatalf("new node: split brain %d", st.SplitBrain)
+	}
+	if _, err := n.ClearSplitBrain(); err == nil {
+		t.Fatal("ClearSplitBrain without a split brain: no error")
+	}
+	n.noteSplitBrain(7)
+	if got := n.stateLocked().SplitBrain; got != 7 {
+		t.Fatalf("after noteSplitBrain(7): %d", got)
+	}
+
+	n2, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := n2.State(); st.SplitBrain != 7 {
+		t.Fatalf("restarted node: split brain %d, want 7", st.SplitBrain)
+	}
+	if term, err := n2.ClearSplitBrain(); err != nil || term != 7 {
+		t.Fatalf("ClearSplitBrain: %d, %v", term, err)
+	}
+	n2.noteSplitBrain(7) // the same term again: not reported again
+	if got := n2.stateLocked().SplitBrain; got != 0 {
+		t.Fatalf("a cleared term came back: %d", got)
+	}
+	n3, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := n3.State(); st.SplitBrain != 0 {
+		t.Fatalf("restarted after clearing: split brain %d, want 0", st.SplitBrain)
+	}
+	n3.noteSplitBrain(9) // a later one is
+	if got := n3.stateLocked().SplitBrain; got != 9 {
+		t.Fatalf("a new split brain after a cleared one: %d, want 9", got)
+	}
+}
