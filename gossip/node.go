@@ -398,6 +398,38 @@ func (n *Node) SetPeerSynced(ok bool) error {
 	return nil
 }
 
+// AwaitRecord waits until a member the other site would ask before promoting — that site's
+// sidecar or the witness — publishes this member's term record, which it does once it has
+// adopted and stored it (DESIGN §3 "going solo is announced first": the master calls it after
+// SetPeerSynced(false), before its first solo commit). acked is false, at once, when no such
+// member is alive: the master then goes on unacknowledged, which without a witness is the
+// split-brain case. ctx bounds the wait.
+func (n *Node) AwaitRecord(ctx context.Context) (acked bool, err error) {
+	for {
+		n.mu.Lock()
+		rec, anyAlive := n.meta.Record, false
+		for _, p := range n.peers {
+			if !p.hasMeta || !p.alive {
+				continue
+			}
+			anyAlive = true
+			if p.meta.Record == rec {
+				n.mu.Unlock()
+				return true, nil
+			}
+		}
+		n.mu.Unlock()
+		if !anyAlive {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // Force makes this member ignore the cold-start wait (tandem promote
 // --force).
 func (n *Node) Force() {

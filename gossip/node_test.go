@@ -296,3 +296,64 @@ func TestNodeWitness(t *testing.T) {
 	w.kill()
 	waitFor(t, 4*time.Second, "site2 fenced without majority", func() bool { return b.State().Role == RoleFenced })
 }
+
+// TestNodeAwaitRecord: a master's peer_synced = false counts as announced once the backup
+// publishes the same record (DESIGN §3 "going solo is announced first"); with the backup gone,
+// AwaitRecord says at once that nobody can acknowledge it.
+func TestNodeAwaitRecord(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	a := run(t, siteConfig(t, "site1", 1, addrA, addrB), Options{})
+	b := run(t, siteConfig(t, "site2", 2, addrB, addrA), Options{})
+	waitFor(t, 5*time.Second, "site1 master, site2 backup", master(a, b))
+	waitFor(t, 5*time.Second, "site2 holds site1's record", func() bool {
+		a.mu.Lock()
+		rec := a.meta.Record
+		a.mu.Unlock()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.meta.Record == rec
+	})
+
+	if err := a.SetPeerSynced(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	acked, err := a.AwaitRecord(ctx)
+	if !acked || err != nil {
+		t.Fatalf("AwaitRecord with the backup alive: acked %v, %v", acked, err)
+	}
+	t.Logf("acknowledged after %s", time.Since(start).Round(time.Millisecond))
+	b.mu.Lock()
+	got := b.meta.Record
+	b.mu.Unlock()
+	if got.Master != "site1" || got.PeerSynced {
+		t.Fatalf("acknowledged, but site2 holds %+v", got)
+	}
+	// Stored too: a restarted backup still knows the master went solo.
+	if rec, err := NewFileStore(b.cfg.DataDir).Load(); err != nil || rec != got {
+		t.Fatalf("site2's state file holds %+v (%v), want %+v", rec, err, got)
+	}
+
+	b.kill()
+	waitFor(t, 5*time.Second, "site2 seen dead", func() bool {
+		for _, m := range a.State().Members {
+			if m.Site == "site2" && m.Alive {
+				return false
+			}
+		}
+		return true
+	})
+	if err := a.SetPeerSynced(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetPeerSynced(false); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	acked, err = a.AwaitRecord(ctx)
+	if acked || err != nil || time.Since(start) > time.Second {
+		t.Fatalf("AwaitRecord with nobody alive: acked %v, %v after %s; want false, nil at once", acked, err, time.Since(start))
+	}
+}

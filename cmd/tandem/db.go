@@ -219,13 +219,32 @@ func (d *database) peerDown() {
 	}
 	if err := d.node.SetPeerSynced(false); err != nil {
 		d.log.Error("cannot record peer_synced = false", "err", err)
+		return
+	}
+	// Going solo is announced first (DESIGN §3): the first solo commit waits until the other
+	// site's sidecar (or the witness) holds the record, so it will not promote over it.
+	ctx, cancel := context.WithTimeout(context.Background(), soloAckTimeout)
+	defer cancel()
+	start := time.Now()
+	switch acked, err := d.node.AwaitRecord(ctx); {
+	case acked:
+		d.log.Info("going solo: peer_synced = false acknowledged", "waited", time.Since(start).Round(time.Millisecond))
+	case err != nil:
+		d.log.Warn("going solo unacknowledged: no member acknowledged peer_synced = false in time", "waited", soloAckTimeout)
+	default:
+		d.log.Warn("going solo unacknowledged: neither the other site's sidecar nor a witness is alive")
 	}
 }
+
+// soloAckTimeout bounds how long the first solo commit waits for the other site's sidecar or
+// the witness to acknowledge peer_synced = false.
+const soloAckTimeout = 3 * time.Second
 
 // recordStore keeps the term record in the local database's tandem.state
 // (DESIGN §3: the record a member reports is the one its database holds) and
 // in the state file, which answers when the database does not.
 type recordStore struct {
+	site string
 	db   *sql.DB
 	file *gossip.FileStore
 }
@@ -238,7 +257,10 @@ func (s recordStore) Load() (gossip.TermRecord, error) {
 		return s.file.Load()
 	}
 	rec := gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
-	if f, ferr := s.file.Load(); ferr == nil && f.Term > rec.Term {
+	// The file may hold a record the database could not take (see Save): a newer term, or the
+	// same term's master saying the peer lacks commits.
+	if f, ferr := s.file.Load(); ferr == nil && (f.Term > rec.Term ||
+		(f.Term == rec.Term && f.Master == rec.Master && rec.PeerSynced && !f.PeerSynced)) {
 		return f, nil
 	}
 	return rec, nil
@@ -248,7 +270,12 @@ func (s recordStore) Save(rec gossip.TermRecord) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := txshim.WriteTermRecord(ctx, s.db, rec.Term, rec.Master, rec.PeerSynced); err != nil {
-		return err
+		if rec.Master == s.site {
+			return err // this site's own term: its database must hold it (DESIGN §3 fencing)
+		}
+		// Another site's record, adopted: the file keeps it while the database is down, so
+		// that this site can still acknowledge a master going solo (DESIGN §3).
+		return s.file.Save(rec)
 	}
 	return s.file.Save(rec)
 }

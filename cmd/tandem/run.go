@@ -90,7 +90,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		}
 		defer db.close()
 		s.db = db
-		opts.Store = recordStore{db: db.local, file: gossip.NewFileStore(cfg.DataDir)}
+		opts.Store = recordStore{site: cfg.Site, db: db.local, file: gossip.NewFileStore(cfg.DataDir)}
 		opts.BeforePromote = db.promote
 	}
 	node, err := gossip.New(cfg, opts)

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,6 +95,15 @@ func TestPeerDatabaseOutage(t *testing.T) {
 	t.Logf("first commit with the peer database down took %v", time.Since(begin))
 	for i := 0; i < 20; i++ {
 		set(fmt.Sprintf("solo%d", i), "x")
+	}
+	// Going solo was announced first (DESIGN §3): site2's sidecar, whose database is down,
+	// still took and acknowledged the record saying its database lacks commits.
+	if out := s1.tandem.out.String(); !strings.Contains(out, "peer_synced = false acknowledged") {
+		t.Errorf("site1 went solo without site2's acknowledgement")
+	}
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(s2.cfg), "site2", "state.json")); err != nil ||
+		!strings.Contains(string(b), `"master":"site1","peer_synced":false`) {
+		t.Errorf("site2's state file: %s (%v), want site1's record with peer_synced false", b, err)
 	}
 	if err := s2.pg.Restart(); err != nil {
 		t.Fatal(err)
