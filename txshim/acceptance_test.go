@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
@@ -121,9 +120,7 @@ func (e *accEnv) peerString(t *testing.T, q string, args ...any) string {
 // warning or error (a stray "there is already a transaction in progress" would be the shim's).
 func accRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
-	}
+	needTool(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -137,14 +134,6 @@ func accRun(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %v wrote to standard error:\n%s", name, args, s)
 	}
 	return stdout.String()
-}
-
-func accPgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }
 
 func TestAcceptance(t *testing.T) {
@@ -420,7 +409,7 @@ func accPgx(t *testing.T, e *accEnv) {
 	b.Queue(`UPDATE acc_pgx SET v = 'failed batch' WHERE id = $1`, 1)
 	b.Queue(`INSERT INTO acc_pgx (id, v, n) VALUES ($1, 'duplicate', 0)`, 2)
 	b.Queue(`INSERT INTO acc_pgx (id, v, n) VALUES ($1, 'after the error', 0)`, 501)
-	if err := conn.SendBatch(ctx, b).Close(); accPgCode(err) != "23505" {
+	if err := conn.SendBatch(ctx, b).Close(); pgCode(err) != "23505" {
 		t.Fatalf("failing batch: want a unique violation, got %v", err)
 	}
 

@@ -30,11 +30,21 @@ import (
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
-func runCmd(t *testing.T, name string, args ...string) string {
+// needTool skips the test when the client program name is missing, or fails it in CI, which
+// installs PostgreSQL's clients (.ci/run).
+func needTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not installed (in CI a missing PostgreSQL client is a failure)", name)
+		}
 		t.Skipf("%s not installed", name)
 	}
+}
+
+func runCmd(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	needTool(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -196,9 +206,7 @@ func TestDrivers(t *testing.T) {
 }
 
 func TestPgbench(t *testing.T) {
-	if _, err := exec.LookPath("pgbench"); err != nil {
-		t.Skip("pgbench not installed")
-	}
+	needTool(t, "pgbench")
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	dsn := s.dsn(pgtest.Superuser)
