@@ -117,3 +117,92 @@ func TestPeerDatabaseOutage(t *testing.T) {
 		t.Errorf("peer lacks a solo commit: %q", v)
 	}
 }
+
+// TestPausedMasterIsFenced: site1's tandem (which holds its shim) is paused with SIGSTOP while
+// its server sends a write; site2 takes over and writes its term into site1's database; when
+// site1 resumes, the write it was holding cannot commit (DESIGN §3 fencing in the databases):
+// the server answers an error, neither database holds the write, site1 steps down, and the two
+// databases end identical.
+func TestPausedMasterIsFenced(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
+	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
+	o, err := dialOperator(s1.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := o.do("SET before 1", 5*time.Second); got != "OK site1" {
+		t.Fatalf("SET before -> %q, %v", got, err)
+	}
+	o.close()
+	// A connection straight to site1's server, opened (and its database session made) first.
+	direct, err := dialOperator(s1.srv, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.close()
+	if got, err := direct.do("GET before", 5*time.Second); got != "VALUE site1 1" {
+		t.Fatalf("GET before -> %q, %v", got, err)
+	}
+
+	pid := s1.tandem.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	reply := make(chan string, 1)
+	go func() {
+		got, err := direct.do("SET paused 1", 60*time.Second)
+		if err != nil {
+			got += " (" + err.Error() + ")"
+		}
+		reply <- got
+	}()
+
+	servedBy(t, s2.proxy, "site2", 15*time.Second)
+	db1 := s1.pg.Open(t, s1.pg.Database())
+	waitFor(t, 10*time.Second, "site2's term in site1's database", func() bool {
+		var term int
+		return db1.QueryRow(`SELECT term FROM tandem.state`).Scan(&term) == nil && term >= 2
+	})
+	select {
+	case got := <-reply:
+		t.Fatalf("the write through the paused shim answered before site1 resumed: %q", got)
+	default:
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	select {
+	case got := <-reply:
+		if strings.HasPrefix(got, "OK") {
+			t.Fatalf("the paused master committed after its successor took over: %q", got)
+		}
+		t.Logf("the held write, once site1 resumed: %q", got)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer to the held write 30 s after site1 resumed")
+	}
+	for _, s := range []*site{s1, s2} {
+		if v := kvValue(t, s, "paused"); !strings.Contains(v, "no rows") {
+			t.Errorf("%s's database holds the fenced write: %q", s.name, v)
+		}
+	}
+	waitFor(t, 15*time.Second, "site1 steps down to backup", func() bool { return httpStatus(s1.admin, "/backup") == 200 })
+	if code := httpStatus(s2.admin, "/master"); code != 200 {
+		t.Errorf("site2 /master: %d after site1 resumed", code)
+	}
+	waitFor(t, 30*time.Second, "both databases identical", func() bool {
+		return exec.Command(bins.tandem, "verify", "-config", s2.cfg).Run() == nil
+	})
+	for _, s := range []*site{s1, s2} {
+		waitFor(t, 15*time.Second, s.name+": no prepared transaction left", func() bool {
+			var n int
+			return s.pg.Open(t, s.pg.Database()).QueryRow(`SELECT count(*) FROM pg_prepared_xacts`).Scan(&n) == nil && n == 0
+		})
+	}
+}

@@ -133,10 +133,11 @@ func (p *proc) exited(d time.Duration) bool {
 	}
 }
 
-// freePort returns a loopback port free for both TCP and UDP (gossip uses both).
+// freePort returns a loopback port free for both TCP and UDP (gossip uses both), never one
+// handed out before in this test process (pgtest.ClaimPort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 200; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -144,8 +145,11 @@ func freePort(t *testing.T) int {
 		port := ln.Addr().(*net.TCPAddr).Port
 		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		ln.Close()
-		if err == nil {
-			pc.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		if pgtest.ClaimPort(port) {
 			return port
 		}
 	}
