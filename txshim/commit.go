@@ -212,6 +212,8 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		chainBegin = chainBeginSQL(r.row[len(r.row)-3:])
 	}
 	gid := gidFor(s.shim.opts.Site, pol.term, xid)
+	s.shim.inflight.Store(gid, struct{}{})
+	defer s.shim.inflight.Delete(gid)
 
 	// Step 1: local PREPARE.
 	if err := s.fail("before-prepare"); err != nil {

@@ -575,3 +575,50 @@ func TestExtendedSplits(t *testing.T) {
 		t.Fatal("rows missing")
 	}
 }
+
+// TestInFlight: from before its local PREPARE until the session is done with it, a dual commit's
+// gid is reported in flight (so a periodic resolver pass leaves it alone), and not after.
+func TestInFlight(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	failpoint = func(step string) error {
+		if step == "after-local-prepare" {
+			close(paused)
+			<-resume
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	conn := s.connect(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(context.Background(), "INSERT INTO acct VALUES (7, 7)")
+		done <- err
+	}()
+	select {
+	case <-paused:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the commit never reached its local PREPARE")
+	}
+	var gid string
+	if err := c.Open(t, c.Database()).QueryRow("SELECT gid FROM pg_prepared_xacts").Scan(&gid); err != nil {
+		t.Fatal(err)
+	}
+	inFlight := s.InFlight(gid)
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if !inFlight {
+		t.Fatalf("%s prepared locally and waiting for the peer, but not in flight", gid)
+	}
+	if s.InFlight(gid) {
+		t.Fatalf("%s still in flight after its commit", gid)
+	}
+	if s.InFlight("tandem_other_1_1") {
+		t.Fatal("an unknown gid is in flight")
+	}
+}

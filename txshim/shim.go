@@ -74,6 +74,8 @@ type Shim struct {
 
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
 
+	inflight sync.Map // gid → struct{}: dual commits from before the local PREPARE until done
+
 	mu       sync.Mutex
 	ln       net.Listener
 	sessions map[*session]struct{}
@@ -150,6 +152,13 @@ func (s *Shim) SetMode(m Mode, term uint64) {
 	if old.mode != m || old.term != term {
 		s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", old.mode.String())
 	}
+}
+
+// InFlight reports whether a session is carrying out gid's dual commit: from before its local
+// PREPARE until the session is done with it (ResolverConfig.InFlight).
+func (s *Shim) InFlight(gid string) bool {
+	_, ok := s.inflight.Load(gid)
+	return ok
 }
 
 // Mode returns the current mode and term.

@@ -25,6 +25,7 @@ type status struct {
 	SplitBrain  uint64                `json:"split_brain,omitempty"`
 	Members     []gossip.MemberStatus `json:"members"`
 	Proxy       *proxyStatus          `json:"proxy,omitempty"`
+	TxShim      *dbStatus             `json:"txshim,omitempty"`
 	Uptime      string                `json:"uptime"`
 }
 
@@ -47,6 +48,10 @@ func (s *sidecar) status() status {
 	if s.proxy != nil {
 		ps := s.proxy.Stats()
 		out.Proxy = &proxyStatus{Active: ps.Active, Total: ps.Total, Refused: ps.Refused, Cut: ps.Cut, BytesUp: ps.BytesUp, BytesDown: ps.BytesDown}
+	}
+	if s.db != nil {
+		ds := s.db.status()
+		out.TxShim = &ds
 	}
 	return out
 }
@@ -138,6 +143,35 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("tandem_proxy_bytes_total", "counter", "Bytes proxied.",
 			fmt.Sprintf(`{direction="up"} %d`, ps.BytesUp), fmt.Sprintf(`{direction="down"} %d`, ps.BytesDown))
 	}
+	if s.db != nil {
+		ds := s.db.status()
+		var ms []string
+		for _, m := range []string{"dual", "solo", "read-only", "fenced"} {
+			v := 0
+			if ds.Mode == m {
+				v = 1
+			}
+			ms = append(ms, fmt.Sprintf(`{mode=%q} %d`, m, v))
+		}
+		metric("tandem_txshim_mode", "gauge", "1 for the shim's mode.", ms...)
+		metric("tandem_txshim_peer_synced", "gauge", "1 while the peer database has every commit.", fmt.Sprintf(" %d", boolInt(ds.PeerSynced)))
+		metric("tandem_txshim_backlog", "gauge", "Transactions known not to be on the peer database yet.", fmt.Sprintf(" %d", ds.Backlog))
+		metric("tandem_txshim_needs_resync", "gauge", "1 when the peer database refused a shipped transaction (diverged).", fmt.Sprintf(" %d", boolInt(ds.NeedsResync != "")))
+		metric("tandem_txshim_in_doubt", "gauge", "Prepared transactions the last resolver pass left for an operator (tandem resolve).", fmt.Sprintf(" %d", ds.InDoubt))
+		metric("tandem_txshim_sessions_active", "gauge", "Client sessions of the shim.", fmt.Sprintf(" %d", ds.SessionsActive))
+		metric("tandem_txshim_commits_total", "counter", "Write transactions committed, by how.",
+			fmt.Sprintf(`{kind="dual"} %d`, ds.CommitsDual), fmt.Sprintf(`{kind="solo"} %d`, ds.CommitsSolo),
+			fmt.Sprintf(`{kind="plain"} %d`, ds.CommitsPlain), fmt.Sprintf(`{kind="unwrapped"} %d`, ds.Unwrapped))
+		metric("tandem_txshim_peer_errors_total", "counter", "Dual commits whose peer prepare failed.", fmt.Sprintf(" %d", ds.PeerErrors))
+		metric("tandem_txshim_refused_total", "counter", "Write commits refused by mode or term.", fmt.Sprintf(" %d", ds.Refused))
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // switchover starts a handover on the master. Asked of a member that is not

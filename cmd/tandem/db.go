@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/lib/pq" // control work: term records, health
@@ -31,6 +33,41 @@ type database struct {
 	mu   sync.Mutex
 	role gossip.Role
 	term uint64
+
+	inDoubt   atomic.Int64 // transactions the last resolver pass left in doubt
+	resyncErr string       // the needs-resync error last logged (catchUp only)
+}
+
+// dbStatus is the txshim part of the admin status (DESIGN §6).
+type dbStatus struct {
+	Mode           string `json:"mode"`
+	Term           uint64 `json:"term"`
+	PeerSynced     bool   `json:"peer_synced"`
+	Backlog        int    `json:"backlog"`
+	NeedsResync    string `json:"needs_resync,omitempty"`
+	InDoubt        int64  `json:"in_doubt"`
+	SessionsActive int64  `json:"sessions_active"`
+	CommitsDual    int64  `json:"commits_dual"`
+	CommitsSolo    int64  `json:"commits_solo"`
+	CommitsPlain   int64  `json:"commits_plain"`
+	Unwrapped      int64  `json:"unwrapped"`
+	PeerErrors     int64  `json:"peer_errors"`
+	Refused        int64  `json:"refused"`
+}
+
+func (d *database) status() dbStatus {
+	mode, term := d.shim.Mode()
+	st := d.shim.Stats()
+	out := dbStatus{
+		Mode: mode.String(), Term: term, PeerSynced: d.ship.PeerSynced(), Backlog: d.ship.Backlog(),
+		InDoubt: d.inDoubt.Load(), SessionsActive: st.SessionsActive,
+		CommitsDual: st.CommitsDual, CommitsSolo: st.CommitsSolo, CommitsPlain: st.CommitsPlain,
+		Unwrapped: st.Unwrapped, PeerErrors: st.PeerErrors, Refused: st.Refused,
+	}
+	if err := d.ship.Err(); err != nil {
+		out.NeedsResync = err.Error()
+	}
+	return out
 }
 
 func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
@@ -69,8 +106,9 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); errc <- d.shim.Serve(ctx) }()
 	go func() { defer wg.Done(); errc <- d.ship.Run(ctx) }()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.catchUp(ctx, 2*time.Second) }()
+	go func() { defer wg.Done(); d.resolveLoop(ctx, resolveEvery) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for ctx.Err() == nil {
@@ -160,6 +198,11 @@ func (d *database) catchUp(ctx context.Context, every time.Duration) {
 			continue
 		}
 		if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
+			if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
+				// Once, not every round: shipping stopped for good (status needs_resync).
+				d.resyncErr = err.Error()
+				d.log.Error("the peer database refused a transaction: it has diverged and needs resync; the master goes on alone", "err", err, "backlog", d.ship.Backlog())
+			}
 			d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
 			continue
 		}
@@ -200,14 +243,41 @@ func (d *database) setRole(st gossip.State) {
 func (d *database) resolve(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	r := txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: d.cfg.LocalDSN, PeerDSN: d.cfg.PeerDSN, Logger: d.log})
+	r := txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: d.cfg.LocalDSN, PeerDSN: d.cfg.PeerDSN, Logger: d.log,
+		InFlight: d.shim.InFlight})
 	rep, err := r.ResolveOnce(rctx)
 	if err != nil {
 		d.log.Warn("resolver pass failed", "err", err)
 		return
 	}
+	d.inDoubt.Store(int64(len(rep.InDoubt)))
 	if len(rep.Committed)+len(rep.RolledBack)+len(rep.InDoubt) > 0 {
 		d.log.Info("resolved in-doubt transactions", "committed", len(rep.Committed), "rolled_back", len(rep.RolledBack), "in_doubt", len(rep.InDoubt))
+	}
+}
+
+// resolveEvery is the period of the master's resolver passes (DESIGN §5.4: at promotion and
+// periodically).
+const resolveEvery = 30 * time.Second
+
+// resolveLoop runs the resolver periodically while this site is master, skipping the gids
+// its shim is committing. Only the master does: it alone knows which tandem_ transactions are
+// in flight, and a backup's pass could roll back one between its two PREPAREs.
+func (d *database) resolveLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		master := d.role == gossip.RoleMaster
+		d.mu.Unlock()
+		if master {
+			d.resolve(ctx)
+		}
 	}
 }
 

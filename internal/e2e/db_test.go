@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -105,11 +106,35 @@ func TestPeerDatabaseOutage(t *testing.T) {
 		!strings.Contains(string(b), `"master":"site1","peer_synced":false`) {
 		t.Errorf("site2's state file: %s (%v), want site1's record with peer_synced false", b, err)
 	}
+	// Status and metrics say so (DESIGN §6).
+	var st struct {
+		TxShim struct {
+			Mode        string `json:"mode"`
+			PeerSynced  bool   `json:"peer_synced"`
+			Backlog     int    `json:"backlog"`
+			CommitsSolo int    `json:"commits_solo"`
+		} `json:"txshim"`
+	}
+	if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.TxShim.Mode != "solo" || st.TxShim.PeerSynced || st.TxShim.CommitsSolo < 21 || st.TxShim.Backlog < 21 {
+		t.Errorf("site1's status during the outage: %+v, want solo, not synced, ≥ 21 solo commits in the backlog", st.TxShim)
+	}
+	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, `tandem_txshim_mode{mode="solo"} 1`) {
+		t.Errorf("metrics during the outage lack the solo mode:\n%s", m)
+	}
 	if err := s2.pg.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "catch-up: both databases identical", func() bool {
 		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
+	})
+	waitFor(t, 10*time.Second, "site1's status: dual, synced, no backlog", func() bool {
+		if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.TxShim.Mode == "dual" && st.TxShim.PeerSynced && st.TxShim.Backlog == 0
 	})
 	set("after", "3")
 	waitFor(t, 5*time.Second, "a dual commit after catch-up", func() bool { return kvValue(t, s2, "after") == "3" })
