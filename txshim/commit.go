@@ -91,6 +91,18 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 	// A transaction in which the lexer saw no write commits like a read-only one in one round
 	// trip; should a function have written after all, that commit is plain (counted as
 	// unwrapped; the decoder ships it, DESIGN §5.1).
+	if readOnly := s.commitReadOnly(); !readOnly && s.commitLocal(pol, readOnly) {
+		// A local commit of a write (solo mode) is pipelined with its check: it passes the
+		// gate (HoldCommits) first. A dual commit passes it in finishCommit.
+		if err := s.shim.gate.enter(ctx); err != nil {
+			return false, err
+		}
+		defer s.shim.gate.leave()
+		// A hold may have ended with a change of mode (catch-up done: solo → dual).
+		if cur := *s.shim.mode.Load(); cur != pol.modeState {
+			pol = policyFor(cur)
+		}
+	}
 	cs, err := s.startCommit(pol, chain, s.commitReadOnly())
 	if err != nil {
 		return false, err
@@ -176,6 +188,11 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if err != nil {
 		return false, err
 	}
+	// Every way on from here commits a write (or rolls it back): pass the gate first.
+	if err := s.shim.gate.enter(ctx); err != nil {
+		return false, err
+	}
+	defer s.shim.gate.leave()
 	if r.err != nil || len(r.row) < 1 {
 		msg := "no row"
 		if r.err != nil {

@@ -622,3 +622,85 @@ func TestInFlight(t *testing.T) {
 		t.Fatal("an unknown gid is in flight")
 	}
 }
+
+// TestHoldCommits: a hold waits for the commit in flight, keeps new write commits from
+// starting until it is released, and lets reads through (DESIGN §5.5 "new commits held").
+func TestHoldCommits(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	failpoint = func(step string) error {
+		if step == "after-local-prepare" {
+			once.Do(func() {
+				close(paused)
+				<-resume
+			})
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	inflight := make(chan error, 1)
+	go func() {
+		_, err := s.connect(t).Exec(ctx, "INSERT INTO acct VALUES (21, 1)")
+		inflight <- err
+	}()
+	<-paused
+	held := make(chan func(), 1)
+	go func() {
+		release, err := s.HoldCommits(ctx)
+		if err != nil {
+			t.Error(err)
+			close(held)
+			return
+		}
+		held <- release
+	}()
+	select {
+	case <-held:
+		t.Fatal("the hold was granted while a commit was in flight")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(resume)
+	if err := <-inflight; err != nil {
+		t.Fatalf("the commit in flight: %v", err)
+	}
+	var release func()
+	select {
+	case release = <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no hold 5 s after the commit in flight ended")
+	}
+	if release == nil {
+		t.FailNow()
+	}
+
+	conn := s.connect(t)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("a read under the hold: %d, %v", n, err)
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (22, 1)")
+		blocked <- err
+	}()
+	select {
+	case err := <-blocked:
+		t.Fatalf("a write committed under the hold (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	release() // idempotent
+	if err := <-blocked; err != nil {
+		t.Fatalf("the held write after release: %v", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows after release: %d, %v", n, err)
+	}
+}

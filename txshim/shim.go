@@ -75,6 +75,7 @@ type Shim struct {
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
 
 	inflight sync.Map // gid → struct{}: dual commits from before the local PREPARE until done
+	gate     commitGate
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -152,6 +153,113 @@ func (s *Shim) SetMode(m Mode, term uint64) {
 	if old.mode != m || old.term != term {
 		s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", old.mode.String())
 	}
+}
+
+// SwitchMode sets the mode to m only while it is from in term, atomically with that check (a
+// role change in between wins); it reports whether it did.
+func (s *Shim) SwitchMode(from, m Mode, term uint64) bool {
+	old := s.mode.Load()
+	if old.mode != from || old.term != term {
+		return false
+	}
+	if !s.mode.CompareAndSwap(old, &modeState{mode: m, term: term}) {
+		return false
+	}
+	s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", from.String())
+	return true
+}
+
+// HoldCommits stops write transactions from starting their commit and waits until those
+// already committing are done, so that the stream the Shipper reads has an end for the moment
+// (DESIGN §5.5: catch-up ships the tail with new commits held). release lets them go on; only
+// one hold is granted at a time. A commit the lexer took for read-only (and a write it did not
+// see) is not held.
+func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
+	return s.gate.hold(ctx)
+}
+
+// commitGate lets write commits through unless a hold is in place (see HoldCommits).
+type commitGate struct {
+	mu      sync.Mutex
+	active  int  // commits between enter and leave
+	held    bool // a hold is granted or being waited for
+	changed chan struct{}
+}
+
+// wait returns the channel closed at the gate's next change. Called with mu held.
+func (g *commitGate) waitLocked() <-chan struct{} {
+	if g.changed == nil {
+		g.changed = make(chan struct{})
+	}
+	return g.changed
+}
+
+func (g *commitGate) notifyLocked() {
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+}
+
+// enter waits while a hold is in place, then counts the caller's commit as active.
+func (g *commitGate) enter(ctx context.Context) error {
+	g.mu.Lock()
+	for g.held {
+		ch := g.waitLocked()
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		g.mu.Lock()
+	}
+	g.active++
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *commitGate) leave() {
+	g.mu.Lock()
+	g.active--
+	g.notifyLocked()
+	g.mu.Unlock()
+}
+
+func (g *commitGate) hold(ctx context.Context) (func(), error) {
+	g.mu.Lock()
+	for g.held { // another hold: wait for its release
+		ch := g.waitLocked()
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		g.mu.Lock()
+	}
+	g.held = true
+	for g.active > 0 {
+		ch := g.waitLocked()
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			g.mu.Lock()
+			g.held = false
+			g.notifyLocked()
+			g.mu.Unlock()
+			return nil, fmt.Errorf("hold commits: %d still committing: %w", g.active, ctx.Err())
+		}
+		g.mu.Lock()
+	}
+	g.mu.Unlock()
+	return sync.OnceFunc(func() {
+		g.mu.Lock()
+		g.held = false
+		g.notifyLocked()
+		g.mu.Unlock()
+	}), nil
 }
 
 // InFlight reports whether a session is carrying out gid's dual commit: from before its local

@@ -172,12 +172,31 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 // is shipped while the new master serves alone.
 const promoteCatchUp = 5 * time.Second
 
-// hold is CatchUp's pause of new commits while it ships the tail. The shim
-// has no way yet to hold commits, so the tail's last solo commits are shipped
-// in stream order right after the switch to dual, like plain commits.
+// hold is CatchUp's pause of new commits while it ships the tail (DESIGN
+// §5.5), so that peer_synced = true is published only when the peer holds
+// every commit a client saw. Waiting for the commits in flight is bounded;
+// catch-up tries again later when it runs out.
 func (d *database) hold(ctx context.Context) (func(), error) {
-	return func() {}, nil
+	hctx, cancel := context.WithTimeout(ctx, holdTimeout)
+	defer cancel()
+	release, err := d.shim.HoldCommits(hctx)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		// The peer has everything: commits held now go dual, none of them solo.
+		if d.ship.PeerSynced() {
+			if _, term := d.shim.Mode(); d.shim.SwitchMode(txshim.ModeSolo, txshim.ModeDual, term) {
+				d.log.Info("peer caught up: dual mode", "term", term)
+			}
+		}
+		release()
+	}, nil
 }
+
+// holdTimeout bounds the wait for the commits in flight when catch-up holds
+// new ones.
+const holdTimeout = 5 * time.Second
 
 // catchUp keeps trying to bring the peer in step while this site is master
 // in solo mode, then turns the shim dual and publishes peer_synced.
@@ -208,8 +227,7 @@ func (d *database) catchUp(ctx context.Context, every time.Duration) {
 		}
 		d.mu.Lock()
 		if d.role == gossip.RoleMaster && d.term == term {
-			d.shim.SetMode(txshim.ModeDual, term)
-			d.log.Info("peer caught up: dual mode", "term", term)
+			d.shim.SwitchMode(txshim.ModeSolo, txshim.ModeDual, term) // done by hold's release, unless it could not hold
 			if d.node != nil {
 				if err := d.node.SetPeerSynced(true); err != nil {
 					d.log.Warn("cannot publish peer_synced", "err", err)
