@@ -97,10 +97,14 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 		if err := s.shim.gate.enter(ctx); err != nil {
 			return false, err
 		}
-		defer s.shim.gate.leave()
 		// A hold may have ended with a change of mode (catch-up done: solo → dual).
 		if cur := *s.shim.mode.Load(); cur != pol.modeState {
 			pol = policyFor(cur)
+		}
+		if s.commitLocal(pol, readOnly) {
+			defer s.shim.gate.leave()
+		} else {
+			s.shim.gate.leave() // a dual commit passes the gate in finishCommit
 		}
 	}
 	cs, err := s.startCommit(pol, chain, s.commitReadOnly())

@@ -704,3 +704,47 @@ func TestHoldCommits(t *testing.T) {
 		t.Fatalf("rows after release: %d, %v", n, err)
 	}
 }
+
+// TestHoldReleaseToDual: a solo write held at the gate by catch-up commits on both databases
+// when the hold ends with the switch to dual — never alone after the peer was declared synced.
+func TestHoldReleaseToDual(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeSolo, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	release, err := s.HoldCommits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.connect(t).Exec(ctx, "INSERT INTO acct VALUES (31, 1)")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a solo write committed under the hold (%v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	before := s.Stats()
+	if !s.SwitchMode(ModeSolo, ModeDual, 1) {
+		t.Fatal("SwitchMode solo → dual refused")
+	}
+	if s.SwitchMode(ModeSolo, ModeDual, 1) {
+		t.Fatal("SwitchMode from a mode no longer current succeeded")
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the held write: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held write never committed after the hold ended")
+	}
+	if st := s.Stats(); st.CommitsDual != before.CommitsDual+1 || st.CommitsSolo != before.CommitsSolo {
+		t.Fatalf("stats before %+v, after %+v: want the held write dual", before, st)
+	}
+}

@@ -1150,9 +1150,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		// The commit's first step goes right behind the statements: when they fail, it fails
 		// too and is collected below. Not behind a COPY FROM STDIN, which reads the client's
-		// data from the same stream.
+		// data from the same stream; nor in solo mode, where that step is the COMMIT itself,
+		// which must pass the gate first (HoldCommits, in commitProc).
 		var err error
-		if !hasCopyIn(u, lo, n) {
+		if !hasCopyIn(u, lo, n) && pol.mode != ModeSolo {
 			if cs, err = s.startCommit(pol, false, false); err != nil {
 				return err
 			}

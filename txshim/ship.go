@@ -92,6 +92,10 @@ type ShipStats struct {
 	Restarts int64 // times the slot was streamed again from its confirmed position
 	CatchUps int64 // catch-ups that ended with the peer synced
 	SeqSyncs int64 // times sequence positions were copied to the peer
+	Resyncs  int64 // times Resync copied the application tables to the peer
+	// Bypassed counts transactions found in the stream of a backup's database (SetBackup):
+	// writes that bypassed Tandem, reported and never shipped (DESIGN §5.2).
+	Bypassed int64
 }
 
 // Shipper is the peer side of the dual commit (the Peer of commit.go): it streams the local
@@ -108,6 +112,7 @@ type Shipper struct {
 	// behind them.
 	opPool  *applyPool
 	term    atomic.Uint64
+	backup  atomic.Bool // see SetBackup
 	ops     chan peerOp
 	restart chan struct{} // asks decodeLoop to stream the slot again from its confirmed position
 
@@ -209,6 +214,13 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 // SetTerm sets the term that transactions shipped from the stream are fenced with on the peer
 // (DESIGN §3); prepared transactions carry their own term in their gid. 0 skips the check.
 func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
+
+// SetBackup tells the Shipper whether its site is the backup. A backup's database receives
+// the master's changes under a replication origin, which its decoder skips; a transaction of
+// its own in the stream is a write that bypassed Tandem: it is reported (Stats.Bypassed, an
+// error in the log) and let go, never shipped to the master's database, so that the slot
+// holds no WAL for it (DESIGN §5.2). What the journal held from before stays as it was.
+func (s *Shipper) SetBackup(backup bool) { s.backup.Store(backup) }
 
 // Err is the definite error that stopped shipping (the peer diverged and needs resync; it
 // wraps ErrNeedsResync), or nil.
@@ -420,6 +432,13 @@ func (s *Shipper) add(ev Event) {
 	}
 	s.streamEnd = ev.Pos
 	e := &jentry{pos: ev.Pos, size: size, state: stDone}
+	if counted && s.backup.Load() {
+		s.stats.Bypassed++
+		s.logger.Error("a write bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
+			"xid", ev.Txn.XID, "changes", len(ev.Txn.Changes), "prepared", ev.Txn.Prepared)
+		ev = Event{Pos: ev.Pos}
+		e.size = entryOverhead
+	}
 	switch {
 	case ev.Txn != nil && ev.Txn.Prepared:
 		e.txn, e.gid, e.prepared, e.state = ev.Txn, ev.Txn.GID, true, stPending

@@ -84,6 +84,7 @@ func (s *sidecar) adminHandler() http.Handler {
 	mux.HandleFunc("POST /switchover", s.switchover)
 	mux.HandleFunc("POST /promote", s.promote)
 	mux.HandleFunc("POST /split-brain/clear", s.clearSplitBrain)
+	mux.HandleFunc("POST /resync", s.resync)
 	return s.auth(mux)
 }
 
@@ -221,6 +222,20 @@ func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
 	}
 	s.node.Force()
 	fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
+}
+
+// resync re-seeds the peer database from the master's (DESIGN §5.5). It answers when done;
+// a client that goes away cancels it (the peer's copy is rolled back).
+func (s *sidecar) resync(w http.ResponseWriter, r *http.Request) {
+	if s.db == nil {
+		http.Error(w, "no [txshim] configured", http.StatusConflict)
+		return
+	}
+	if err := s.db.resync(r.Context()); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	fmt.Fprintf(w, "%s: the peer database holds a copy of the application tables; dual commit resumed\n", s.cfg.Site)
 }
 
 // clearSplitBrain is an operator's word that this site's split brain (DESIGN §3) is dealt with.

@@ -140,3 +140,18 @@ func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// cmdResync asks the master to copy its application tables to the peer database (DESIGN
+// §5.5); it waits as long as that takes.
+func cmdResync(args []string, stdout, stderr io.Writer) int {
+	c, _, ok := adminFlags("resync", args, stderr)
+	if !ok {
+		return 2
+	}
+	c.http.Timeout = 0 // a copy takes as long as the tables need
+	if err := c.do(http.MethodPost, "/resync", stdout); err != nil {
+		fmt.Fprintln(stderr, "tandem resync:", err)
+		return 1
+	}
+	return 0
+}

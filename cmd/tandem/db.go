@@ -85,6 +85,7 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 		db.SetConnMaxIdleTime(time.Minute)
 	}
 	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log})
+	d.ship.SetBackup(true) // until promote
 	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown})
 	if err != nil {
 		return nil, err
@@ -150,6 +151,7 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		return false, fmt.Errorf("move sequences past the values in use: %w", err)
 	}
 	d.ship.SetTerm(term)
+	d.ship.SetBackup(false)
 	d.role, d.term = gossip.RoleMaster, term
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	err := txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
@@ -252,8 +254,10 @@ func (d *database) setRole(st gossip.State) {
 		// promote has already run for this term.
 	case gossip.RoleFenced:
 		d.shim.SetMode(txshim.ModeFenced, st.Term)
+		d.ship.SetBackup(true)
 	default:
 		d.shim.SetMode(txshim.ModeReadOnly, st.Term)
+		d.ship.SetBackup(true)
 	}
 }
 
@@ -272,6 +276,30 @@ func (d *database) resolve(ctx context.Context) {
 	if len(rep.Committed)+len(rep.RolledBack)+len(rep.InDoubt) > 0 {
 		d.log.Info("resolved in-doubt transactions", "committed", len(rep.Committed), "rolled_back", len(rep.RolledBack), "in_doubt", len(rep.InDoubt))
 	}
+}
+
+// resync re-seeds the peer database from this master's (DESIGN §5.5, see
+// txshim.Shipper.Resync): new commits are held while the application tables
+// are copied, then the shim goes dual and peer_synced = true is published.
+func (d *database) resync(ctx context.Context) error {
+	d.mu.Lock()
+	master, term := d.role == gossip.RoleMaster, d.term
+	d.mu.Unlock()
+	if !master {
+		return errors.New("resync runs on the master only")
+	}
+	d.log.Warn("resync: copying the application tables to the peer database; new commits wait", "term", term)
+	if err := d.ship.Resync(ctx, d.hold); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.role == gossip.RoleMaster && d.term == term && d.node != nil {
+		if err := d.node.SetPeerSynced(true); err != nil {
+			d.log.Warn("cannot publish peer_synced", "err", err)
+		}
+	}
+	return nil
 }
 
 // resolveEvery is the period of the master's resolver passes (DESIGN §5.4: at promotion and

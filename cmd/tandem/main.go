@@ -22,6 +22,8 @@ commands:
                             let a site that started cold take control without seeing its peer
   clear-split-brain [-config FILE | -admin ADDR]
                             allow failback to a site again after its split brain was dealt with
+  resync [-config FILE | -admin ADDR]
+                            on the master: copy the application tables to the peer database
   install -config FILE      check and set up both databases for the txshim (idempotent)
   verify -config FILE       compare both databases' application tables (exit 1 on a difference)
   resolve -config FILE [-commit GID | -rollback GID]
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdPromote(rest, stdout, stderr)
 	case "clear-split-brain":
 		return cmdClearSplitBrain(rest, stdout, stderr)
+	case "resync":
+		return cmdResync(rest, stdout, stderr)
 	case "install":
 		return cmdInstall(rest, stdout, stderr)
 	case "verify":

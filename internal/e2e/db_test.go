@@ -231,3 +231,72 @@ func TestPausedMasterIsFenced(t *testing.T) {
 		})
 	}
 }
+
+// TestResync: the peer's database diverges (a row deleted behind Tandem's back), so catch-up
+// after an outage finds a change it cannot apply and stops (status needs_resync); `tandem
+// resync` on the master copies the application tables over, and dual commit resumes with both
+// databases identical.
+func TestResync(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true})
+	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
+	o, err := dialOperator(s1.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	set := func(k, v, want string) {
+		t.Helper()
+		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != want {
+			t.Fatalf("SET %s %s -> %q, %v; want %q", k, v, got, err, want)
+		}
+	}
+	set("a", "1", "OK site1")
+	waitFor(t, 5*time.Second, "a on site2's database", func() bool { return kvValue(t, s2, "a") == "1" })
+	if _, err := s2.pg.Open(t, s2.pg.Database()).Exec(`DELETE FROM wire_kv WHERE k = 'a'`); err != nil {
+		t.Fatal(err)
+	}
+	s2.pg.Kill()
+	set("a", "2", "OK site1") // solo: an UPDATE the peer cannot apply
+	if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	type txStatus struct {
+		TxShim struct {
+			Mode        string `json:"mode"`
+			PeerSynced  bool   `json:"peer_synced"`
+			NeedsResync string `json:"needs_resync"`
+		} `json:"txshim"`
+	}
+	status := func() txStatus {
+		var st txStatus
+		if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	waitFor(t, 30*time.Second, "catch-up to find the divergence", func() bool { return status().TxShim.NeedsResync != "" })
+	// The backup reported the write that bypassed Tandem on its database, and did not ship it.
+	if !strings.Contains(s2.tandem.out.String(), "a write bypassed Tandem on this backup's database") {
+		t.Errorf("site2 did not report the write that bypassed it")
+	}
+	if v := kvValue(t, s1, "a"); v != "2" {
+		t.Errorf("site1's a = %q: the backup's stray DELETE reached the master", v)
+	}
+	set("c", "3", "OK site1") // the master goes on alone meanwhile
+
+	out, err := exec.Command(bins.tandem, "resync", "-config", s1.cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
+		t.Fatalf("tandem resync: %v\n%s", err, out)
+	}
+	if st := status(); st.TxShim.NeedsResync != "" || st.TxShim.Mode != "dual" || !st.TxShim.PeerSynced {
+		t.Fatalf("status after resync: %+v", st.TxShim)
+	}
+	if out, err := exec.Command(bins.tandem, "verify", "-config", s1.cfg).CombinedOutput(); err != nil {
+		t.Fatalf("tandem verify after resync: %v\n%s", err, out)
+	}
+	set("d", "4", "OK site1")
+	waitFor(t, 5*time.Second, "a dual commit after resync", func() bool { return kvValue(t, s2, "d") == "4" })
+	if v := kvValue(t, s2, "a"); v != "2" {
+		t.Errorf("site2's a = %q after resync, want 2", v)
+	}
+}

@@ -1,0 +1,235 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Resync copies the local database's application tables to the peer and brings the Shipper
+// back in step from there (DESIGN §5.5): the way out after the peer refused a shipped
+// transaction (ErrNeedsResync), or whenever an operator wants the peer re-seeded.
+//
+// It calls hold first (as CatchUp does: new commits stop and those in flight finish), so that
+// one snapshot of the local database and the WAL position read with it, L, agree: every
+// commit before L is in the copy, every later one is streamed. It refuses while a tandem_
+// transaction is prepared on the local database (settle it first: the resolver, `tandem
+// resolve`). On the peer, in one transaction under session_replication_role = replica and the
+// source's replication origin (at L), it truncates every application table and COPYs each
+// one's rows (generated columns are left to the peer); then it aligns sequences, forgets the
+// journal up to L, confirms the slot there, and marks the peer synced. release runs on
+// failure too.
+func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
+	s.mu.Lock()
+	switch {
+	case !s.running:
+		s.mu.Unlock()
+		return errors.New("resync: the Shipper is not running")
+	case s.catching:
+		s.mu.Unlock()
+		return errors.New("resync: a catch-up or resync is running")
+	}
+	s.catching, s.link, s.synced = true, linkCatchUp, false
+	s.notifyLocked()
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.catching = false
+		if err != nil && s.link == linkCatchUp {
+			s.link = linkDown
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+		if err != nil {
+			s.logger.Warn("resync failed", "err", err)
+		}
+	}()
+	start := time.Now()
+	// A plain commit plainLoop is shipping now must not land after the copy.
+	for {
+		s.mu.Lock()
+		busy := false
+		for _, e := range s.journal {
+			busy = busy || e.shipping
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if !busy {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("resync: wait for the shipping in progress: %w", ctx.Err())
+		}
+	}
+	if hold != nil {
+		release, err := hold(ctx)
+		if err != nil {
+			return fmt.Errorf("resync: hold commits: %w", err)
+		}
+		defer release()
+	}
+
+	local, err := pgconn.Connect(ctx, s.cfg.LocalDSN)
+	if err != nil {
+		return fmt.Errorf("resync: local database: %w", err)
+	}
+	defer local.Close(context.WithoutCancel(ctx))
+	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
+		return fmt.Errorf("resync: local snapshot: %w", err)
+	}
+	// The snapshot is taken by this first statement, which reads L and what is in doubt.
+	res, err := local.Exec(ctx, `SELECT pg_current_wal_lsn()::text,
+  (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database())`).ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		return fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
+	}
+	row := res[0].Rows[0]
+	until, err := pglogrepl.ParseLSN(string(row[0]))
+	if err != nil {
+		return fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
+	}
+	if string(row[1]) != "0" {
+		return fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
+	}
+	tables, err := resyncTables(ctx, local)
+	if err != nil {
+		return err
+	}
+
+	slot, err := s.pool.get(ctx)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	n, err := copyTables(ctx, local, slot.c.conn, tables, until)
+	s.pool.put(ctx, slot, err != nil)
+	if err != nil {
+		return err
+	}
+	if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.link != linkCatchUp || !s.running {
+		return errors.New("resync: the Shipper stopped meanwhile")
+	}
+	// Everything up to L is in the copy: forget it, and let the slot forget it too.
+	keep := s.journal[:0]
+	for _, e := range s.journal {
+		if e.pos <= until {
+			s.forgetLocked(e)
+			continue
+		}
+		keep = append(keep, e)
+	}
+	clear(s.journal[len(keep):])
+	s.journal = keep
+	s.confirmed = max(s.confirmed, until)
+	s.streamEnd = max(s.streamEnd, until)
+	if s.dec != nil {
+		s.dec.Confirm(s.confirmed)
+	}
+	// Whatever was dropped past L is read again from the slot.
+	s.gap, s.dropped, s.droppedEnd = false, 0, 0
+	s.restartLocked()
+	s.resyncErr = nil
+	s.link, s.synced = linkOnline, true
+	s.stats.Resyncs++
+	s.notifyLocked()
+	s.logger.Info("resync done: the peer holds a copy of the application tables", "tables", len(tables), "rows", n,
+		"at", until, "in", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// resyncTable is one table that holds rows, with the columns a COPY carries (not generated).
+type resyncTable struct {
+	name string // quoted, schema-qualified
+	cols string // quoted, comma-separated
+}
+
+// resyncTables lists the application tables that hold rows (partitions rather than their
+// partitioned parents), in the snapshot of local's open transaction.
+func resyncTables(ctx context.Context, local *pgconn.PgConn) ([]resyncTable, error) {
+	res, err := local.Exec(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+  string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE c.relkind = 'r' AND `+appRelFilter+`
+GROUP BY 1 ORDER BY 1`).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("resync: list tables: %w", err)
+	}
+	var out []resyncTable
+	for _, r := range res {
+		for _, row := range r.Rows {
+			out = append(out, resyncTable{name: string(row[0]), cols: string(row[1])})
+		}
+	}
+	return out, nil
+}
+
+// copyTables replaces the peer's rows of tables by local's (in its open snapshot), in one peer
+// transaction that records until as the source's replication origin position. peer is an apply
+// connection: session_replication_role = replica, a replication origin set up. It returns the
+// rows copied.
+func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, until pglogrepl.LSN) (int64, error) {
+	exec := func(sql string) error {
+		_, err := peer.Exec(ctx, sql).ReadAll()
+		return err
+	}
+	rollback := func(err error) (int64, error) {
+		if peer.TxStatus() != 'I' {
+			_ = exec("ROLLBACK")
+		}
+		return 0, err
+	}
+	if err := exec("BEGIN"); err != nil {
+		return 0, fmt.Errorf("resync: peer: %w", err)
+	}
+	if _, err := peer.ExecParams(ctx, "SELECT pg_replication_origin_xact_setup($1, now())",
+		[][]byte{[]byte(until.String())}, nil, nil, nil).Close(); err != nil {
+		return rollback(fmt.Errorf("resync: peer: replication origin: %w", err))
+	}
+	if len(tables) > 0 {
+		names := make([]string, len(tables))
+		for i, t := range tables {
+			names[i] = t.name
+		}
+		if err := exec("TRUNCATE " + strings.Join(names, ", ")); err != nil {
+			return rollback(fmt.Errorf("resync: peer: truncate the application tables: %w", err))
+		}
+	}
+	var rows int64
+	for _, t := range tables {
+		pr, pw := io.Pipe()
+		out := make(chan error, 1)
+		go func() {
+			_, err := local.CopyTo(ctx, pw, fmt.Sprintf("COPY %s (%s) TO STDOUT", t.name, t.cols))
+			pw.CloseWithError(err)
+			out <- err
+		}()
+		tag, err := peer.CopyFrom(ctx, pr, fmt.Sprintf("COPY %s (%s) FROM STDIN", t.name, t.cols))
+		pr.CloseWithError(err) // unblocks the writer if the peer stopped reading
+		if lerr := <-out; lerr != nil {
+			return rollback(fmt.Errorf("resync: copy %s from the local database: %w", t.name, lerr))
+		}
+		if err != nil {
+			return rollback(fmt.Errorf("resync: copy %s to the peer: %w", t.name, err))
+		}
+		rows += tag.RowsAffected()
+	}
+	if err := exec("COMMIT"); err != nil {
+		return rollback(fmt.Errorf("resync: peer: commit: %w", err))
+	}
+	return rows, nil
+}

@@ -1,0 +1,96 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestResync: after the peer diverged (a shipped transaction refused: ErrNeedsResync), Resync
+// copies the application tables — generated columns, a table without a key, a serial — and the
+// Shipper goes on from there: the databases are identical, the peer's sequence is not behind
+// its rows, and later commits ship.
+func TestResync(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`,
+		`CREATE TABLE gen (id serial PRIMARY KEY, a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED)`,
+		`CREATE TABLE nokey (x int, y text)`,
+		`INSERT INTO kv VALUES (1, 'one'), (2, 'two')`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	p.local.Exec(t, `INSERT INTO gen (a) SELECT g FROM generate_series(1, 50) g`)
+	p.local.Exec(t, `INSERT INTO nokey VALUES (1, 'a'), (1, 'a'), (2, NULL)`)
+	waitFor(t, "the peer to hold the first commits", func() bool { return sh.Backlog() == 0 })
+	requireSame(t, p)
+
+	p.pdb.Exec(`DELETE FROM kv WHERE k = 1`) // the peer diverges
+	p.local.Exec(t, `UPDATE kv SET v = 'uno' WHERE k = 1`)
+	waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
+	p.local.Exec(t, `INSERT INTO gen (a) VALUES (100), (101)`) // held back behind the refusal
+	p.local.Exec(t, `DELETE FROM nokey WHERE x = 2`)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); !errors.Is(err, ErrNeedsResync) {
+		t.Fatalf("CatchUp before resync = %v, want ErrNeedsResync", err)
+	}
+
+	held := 0
+	hold := func(ctx context.Context) (func(), error) { held++; return func() {}, nil }
+	if err := sh.Resync(capCtx(t, 30*time.Second), hold); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	if held != 1 || sh.Err() != nil || !sh.PeerSynced() {
+		t.Fatalf("after Resync: held %d, err %v, synced %v", held, sh.Err(), sh.PeerSynced())
+	}
+	requireSame(t, p)
+	var last, top int
+	if err := p.pdb.QueryRow(`SELECT last_value, (SELECT max(id) FROM gen) FROM gen_id_seq`).Scan(&last, &top); err != nil || last < top {
+		t.Fatalf("peer sequence after resync: last_value %d, max(id) %d (%v)", last, top, err)
+	}
+
+	// Shipping goes on from the copy: later commits reach the peer once, in order.
+	p.local.Exec(t, `UPDATE kv SET v = 'one again' WHERE k = 1`)
+	p.local.Exec(t, `INSERT INTO gen (a) VALUES (200)`)
+	p.local.Exec(t, `INSERT INTO nokey VALUES (3, 'c')`)
+	waitFor(t, "later commits on the peer", func() bool {
+		var v string
+		return p.pdb.QueryRow(`SELECT v FROM kv WHERE k = 1`).Scan(&v) == nil && v == "one again" && sh.Backlog() == 0
+	})
+	requireSame(t, p)
+	if st := sh.Stats(); st.Resyncs != 1 {
+		t.Fatalf("stats %+v, want one resync", st)
+	}
+}
+
+// TestBackupBypass: a backup's Shipper never ships a transaction of its own database's (a write
+// that bypassed Tandem there): it counts it and lets the slot go past it.
+func TestBackupBypass(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetBackup(true)
+	runShipper(t, sh)
+	p.local.Exec(t, `INSERT INTO kv VALUES (1, 'stray')`)
+	waitFor(t, "the stray write seen", func() bool { return sh.Stats().Bypassed == 1 })
+	time.Sleep(300 * time.Millisecond) // time enough to ship it, were it shipped
+	var n int
+	if err := p.pdb.QueryRow(`SELECT count(*) FROM kv`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the peer holds %d rows (%v): a backup shipped its own write", n, err)
+	}
+	if b := sh.Backlog(); b != 0 {
+		t.Fatalf("backlog %d, want 0 (nothing to ship)", b)
+	}
+	// Once master, its writes ship again.
+	sh.SetBackup(false)
+	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'shipped')`)
+	waitFor(t, "a master's write on the peer", func() bool {
+		return p.pdb.QueryRow(`SELECT count(*) FROM kv WHERE k = 2`).Scan(&n) == nil && n == 1
+	})
+}
