@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +231,73 @@ func TestServeStopsEverything(t *testing.T) {
 	if st := s.Stats(); st.SessionsActive != 0 || st.SessionsTotal != 3 || st.SessionsInTx != 0 {
 		t.Fatalf("stats after stop %+v", st)
 	}
+}
+
+// TestBackendPasswordAuth: the shim's sessions authenticate to the local database with the
+// DSN's credentials by md5 and by SCRAM-SHA-256, a wrong password ends the client's session
+// with the database's error, and the password never reaches the log.
+func TestBackendPasswordAuth(t *testing.T) {
+	const pw = "s3cret-pw"
+	for _, method := range []string{"md5", "scram-sha-256"} {
+		t.Run(method, func(t *testing.T) {
+			c := pgtest.Start(t, pgtest.WithPasswordUser("app", pw, method))
+			var logged bytes.Buffer
+			var mu sync.Mutex
+			logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			for _, tc := range []struct {
+				pass string
+				ok   bool
+			}{{pw, true}, {"wrong", false}} {
+				s, err := New(config.TxShim{Listen: "127.0.0.1:0", LocalDSN: c.UserDSN("app", tc.pass, c.Database()),
+					PeerDown: config.PeerDownContinue, MaxMessage: 1 << 20, CommitTimeout: 5 * time.Second},
+					Options{Logger: logger, Site: "site1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.SetMode(ModeSolo, 0)
+				if err := s.Start(); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- s.Serve(ctx) }()
+				ts := &testShim{Shim: s, c: c}
+				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+				conn, err := pgx.Connect(cctx, ts.dsn("app"))
+				if tc.ok {
+					if err != nil {
+						t.Fatalf("connect through the shim with the right password: %v", err)
+					}
+					var user string
+					if err := conn.QueryRow(cctx, "SELECT current_user").Scan(&user); err != nil || user != "app" {
+						t.Fatalf("current_user %q, %v", user, err)
+					}
+					conn.Close(cctx)
+				} else if err == nil || !strings.Contains(err.Error(), "28P01") {
+					t.Fatalf("connect with a wrong DSN password: %v, want 28P01 from the database", err)
+				}
+				ccancel()
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if strings.Contains(logged.String(), pw) {
+				t.Fatalf("the password reached the log:\n%s", logged.String())
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
