@@ -405,6 +405,8 @@ func (n *Node) SetPeerSynced(ok bool) error {
 // member is alive: the master then goes on unacknowledged, which without a witness is the
 // split-brain case. ctx bounds the wait.
 func (n *Node) AwaitRecord(ctx context.Context) (acked bool, err error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
 	for {
 		n.mu.Lock()
 		rec, anyAlive := n.meta.Record, false
@@ -425,7 +427,7 @@ func (n *Node) AwaitRecord(ctx context.Context) (acked bool, err error) {
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-t.C:
 		}
 	}
 }

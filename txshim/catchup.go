@@ -96,18 +96,7 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	s.catching, s.link, s.synced = true, linkCatchUp, false
 	s.advanceLocked() // asks for a new stream if events were dropped
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.catching = false
-		if err != nil && s.link == linkCatchUp {
-			s.link = linkDown
-		}
-		s.notifyLocked()
-		s.mu.Unlock()
-		if err != nil {
-			s.logger.Warn("catch-up failed", "err", err)
-		}
-	}()
+	defer func() { s.endCatching("catch-up", err) }()
 	start := time.Now()
 	s.logger.Info("catch-up starting", "backlog", s.Backlog())
 	s.pool.closeIdle(ctx) // connections from before an outage are dead
@@ -162,6 +151,21 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 		"shipped", st.Shipped-stats0.Shipped, "skipped", st.Skipped-stats0.Skipped, "resolved", st.Resolved-stats0.Resolved,
 		"restarts", st.Restarts-stats0.Restarts)
 	return nil
+}
+
+// endCatching ends what CatchUp or Resync started: the next one may run, and a failure leaves
+// the peer down (shipping waits for the next catch-up).
+func (s *Shipper) endCatching(what string, err error) {
+	s.mu.Lock()
+	s.catching = false
+	if err != nil && s.link == linkCatchUp {
+		s.link = linkDown
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	if err != nil {
+		s.logger.Warn(what+" failed", "err", err)
+	}
 }
 
 // currentWAL is the local database's WAL insert position: every transaction committed so far

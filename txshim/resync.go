@@ -38,18 +38,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	s.catching, s.link, s.synced = true, linkCatchUp, false
 	s.notifyLocked()
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.catching = false
-		if err != nil && s.link == linkCatchUp {
-			s.link = linkDown
-		}
-		s.notifyLocked()
-		s.mu.Unlock()
-		if err != nil {
-			s.logger.Warn("resync failed", "err", err)
-		}
-	}()
+	defer func() { s.endCatching("resync", err) }()
 	start := time.Now()
 	// A plain commit plainLoop is shipping now must not land after the copy.
 	for {

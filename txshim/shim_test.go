@@ -35,9 +35,15 @@ type testShim struct {
 
 func startShim(t *testing.T, c *pgtest.Cluster, opts Options, mode Mode, term uint64) *testShim {
 	t.Helper()
+	return startShimDSN(t, c, c.DSN(c.Database()), opts, mode, term)
+}
+
+// startShimDSN is startShim with the shim's local database reached through dsn.
+func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mode Mode, term uint64) *testShim {
+	t.Helper()
 	cfg := config.TxShim{
 		Listen:        "127.0.0.1:0",
-		LocalDSN:      c.DSN(c.Database()),
+		LocalDSN:      dsn,
 		PeerDown:      config.PeerDownContinue,
 		MaxMessage:    1 << 20,
 		CommitTimeout: 5 * time.Second,
@@ -248,39 +254,22 @@ func TestBackendPasswordAuth(t *testing.T) {
 				pass string
 				ok   bool
 			}{{pw, true}, {"wrong", false}} {
-				s, err := New(config.TxShim{Listen: "127.0.0.1:0", LocalDSN: c.UserDSN("app", tc.pass, c.Database()),
-					PeerDown: config.PeerDownContinue, MaxMessage: 1 << 20, CommitTimeout: 5 * time.Second},
-					Options{Logger: logger, Site: "site1"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.SetMode(ModeSolo, 0)
-				if err := s.Start(); err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- s.Serve(ctx) }()
-				ts := &testShim{Shim: s, c: c}
-				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-				conn, err := pgx.Connect(cctx, ts.dsn("app"))
+				ts := startShimDSN(t, c, c.UserDSN("app", tc.pass, c.Database()), Options{Logger: logger}, ModeSolo, 0)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				conn, err := pgx.Connect(ctx, ts.dsn("app"))
 				if tc.ok {
 					if err != nil {
 						t.Fatalf("connect through the shim with the right password: %v", err)
 					}
 					var user string
-					if err := conn.QueryRow(cctx, "SELECT current_user").Scan(&user); err != nil || user != "app" {
+					if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != "app" {
 						t.Fatalf("current_user %q, %v", user, err)
 					}
-					conn.Close(cctx)
+					conn.Close(ctx)
 				} else if err == nil || !strings.Contains(err.Error(), "28P01") {
 					t.Fatalf("connect with a wrong DSN password: %v, want 28P01 from the database", err)
 				}
-				ccancel()
 				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Serve: %v", err)
-				}
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -108,8 +108,10 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	go func() { defer wg.Done(); errc <- d.shim.Serve(ctx) }()
 	go func() { defer wg.Done(); errc <- d.ship.Run(ctx) }()
 	wg.Add(2)
-	go func() { defer wg.Done(); d.catchUp(ctx, 2*time.Second) }()
-	go func() { defer wg.Done(); d.resolveLoop(ctx, resolveEvery) }()
+	go func() { defer wg.Done(); d.whileMaster(ctx, 2*time.Second, func() { d.catchUp(ctx) }) }()
+	// Only the master resolves periodically: it alone knows which tandem_ transactions are in
+	// flight (Shim.InFlight); a backup's pass could roll one back between its two PREPAREs.
+	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, func() { d.resolve(ctx) }) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for ctx.Err() == nil {
@@ -200,9 +202,8 @@ func (d *database) hold(ctx context.Context) (func(), error) {
 // new ones.
 const holdTimeout = 5 * time.Second
 
-// catchUp keeps trying to bring the peer in step while this site is master
-// in solo mode, then turns the shim dual and publishes peer_synced.
-func (d *database) catchUp(ctx context.Context, every time.Duration) {
+// whileMaster calls f every period until ctx ends, on the rounds this site is master.
+func (d *database) whileMaster(ctx context.Context, every time.Duration, f func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -212,31 +213,43 @@ func (d *database) catchUp(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		d.mu.Lock()
-		mode, term := d.shim.Mode()
 		master := d.role == gossip.RoleMaster
 		d.mu.Unlock()
-		if !master || mode != txshim.ModeSolo {
-			continue
+		if master {
+			f()
 		}
-		if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
-			if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
-				// Once, not every round: shipping stopped for good (status needs_resync).
-				d.resyncErr = err.Error()
-				d.log.Error("the peer database refused a transaction: it has diverged and needs resync; the master goes on alone", "err", err, "backlog", d.ship.Backlog())
-			}
-			d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
-			continue
+	}
+}
+
+// catchUp tries to bring the peer in step while this master is in solo mode;
+// when it is, the shim is dual (hold's release) and peer_synced is published.
+func (d *database) catchUp(ctx context.Context) {
+	mode, term := d.shim.Mode()
+	if mode != txshim.ModeSolo {
+		return
+	}
+	if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
+		if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
+			// Once, not every round: shipping stopped for good (status needs_resync).
+			d.resyncErr = err.Error()
+			d.log.Error("the peer database refused a transaction: it has diverged and needs resync; the master goes on alone", "err", err, "backlog", d.ship.Backlog())
 		}
-		d.mu.Lock()
-		if d.role == gossip.RoleMaster && d.term == term {
-			d.shim.SwitchMode(txshim.ModeSolo, txshim.ModeDual, term) // done by hold's release, unless it could not hold
-			if d.node != nil {
-				if err := d.node.SetPeerSynced(true); err != nil {
-					d.log.Warn("cannot publish peer_synced", "err", err)
-				}
-			}
+		d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
+		return
+	}
+	// CatchUp takes no hold when it finds the peer synced already: switch here then.
+	d.shim.SwitchMode(txshim.ModeSolo, txshim.ModeDual, term)
+	d.publishSynced(term)
+}
+
+// publishSynced publishes peer_synced = true if this site is still master of term.
+func (d *database) publishSynced(term uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.role == gossip.RoleMaster && d.term == term && d.node != nil {
+		if err := d.node.SetPeerSynced(true); err != nil {
+			d.log.Warn("cannot publish peer_synced", "err", err)
 		}
-		d.mu.Unlock()
 	}
 }
 
@@ -292,40 +305,13 @@ func (d *database) resync(ctx context.Context) error {
 	if err := d.ship.Resync(ctx, d.hold); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.role == gossip.RoleMaster && d.term == term && d.node != nil {
-		if err := d.node.SetPeerSynced(true); err != nil {
-			d.log.Warn("cannot publish peer_synced", "err", err)
-		}
-	}
+	d.publishSynced(term)
 	return nil
 }
 
 // resolveEvery is the period of the master's resolver passes (DESIGN §5.4: at promotion and
 // periodically).
 const resolveEvery = 30 * time.Second
-
-// resolveLoop runs the resolver periodically while this site is master, skipping the gids
-// its shim is committing. Only the master does: it alone knows which tandem_ transactions are
-// in flight, and a backup's pass could roll back one between its two PREPAREs.
-func (d *database) resolveLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		d.mu.Lock()
-		master := d.role == gossip.RoleMaster
-		d.mu.Unlock()
-		if master {
-			d.resolve(ctx)
-		}
-	}
-}
 
 // peerDown is the shim's OnPeerDown: the master goes on alone, and the term
 // record says the peer lacks what follows (DESIGN §3, §5.3).

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -54,21 +55,66 @@ func TestStateSurvivesFailover(t *testing.T) {
 		t.Errorf("tandem verify: %v\n%s", err, out)
 	}
 	for _, s := range []*site{s1, s2} {
-		var n int
-		if err := s.pg.Open(t, s.pg.Database()).QueryRow(`SELECT count(*) FROM pg_prepared_xacts`).Scan(&n); err != nil || n != 0 {
-			t.Errorf("%s: %d prepared transactions left (%v)", s.name, n, err)
+		if n := preparedCount(t, s); n != 0 {
+			t.Errorf("%s: %d prepared transactions left", s.name, n)
 		}
 	}
 }
 
+// kvValue reads k from s's database ("(error)" when it cannot); tests poll it, so each call
+// closes its connection.
 func kvValue(t *testing.T, s *site, k string) string {
 	t.Helper()
 	var v string
-	err := s.pg.Open(t, s.pg.Database()).QueryRow(`SELECT v FROM wire_kv WHERE k = $1`, k).Scan(&v)
-	if err != nil {
+	if err := queryRow(s, func(db *sql.DB) error {
+		return db.QueryRow(`SELECT v FROM wire_kv WHERE k = $1`, k).Scan(&v)
+	}); err != nil {
 		return "(" + err.Error() + ")"
 	}
 	return v
+}
+
+// preparedCount is the number of prepared transactions on s's database (-1 when unreadable).
+func preparedCount(t *testing.T, s *site) int {
+	t.Helper()
+	n := -1
+	if err := queryRow(s, func(db *sql.DB) error {
+		return db.QueryRow(`SELECT count(*) FROM pg_prepared_xacts`).Scan(&n)
+	}); err != nil {
+		t.Logf("%s: count prepared transactions: %v", s.name, err)
+		return -1
+	}
+	return n
+}
+
+// queryRow runs f on a connection to s's database that it closes afterwards.
+func queryRow(s *site, f func(*sql.DB) error) error {
+	db, err := sql.Open("postgres", s.pg.DSN(s.pg.Database()))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return f(db)
+}
+
+// shimStatus is the txshim part of a member's GET /status.
+type shimStatus struct {
+	Mode        string `json:"mode"`
+	PeerSynced  bool   `json:"peer_synced"`
+	Backlog     int    `json:"backlog"`
+	CommitsSolo int    `json:"commits_solo"`
+	NeedsResync string `json:"needs_resync"`
+}
+
+func shimStatusOf(t *testing.T, s *site) shimStatus {
+	t.Helper()
+	var st struct {
+		TxShim shimStatus `json:"txshim"`
+	}
+	if err := json.Unmarshal([]byte(httpBody(t, s.admin, "/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.TxShim
 }
 
 // TestPeerDatabaseOutage: the master goes on alone while the peer's database
@@ -107,19 +153,8 @@ func TestPeerDatabaseOutage(t *testing.T) {
 		t.Errorf("site2's state file: %s (%v), want site1's record with peer_synced false", b, err)
 	}
 	// Status and metrics say so (DESIGN §6).
-	var st struct {
-		TxShim struct {
-			Mode        string `json:"mode"`
-			PeerSynced  bool   `json:"peer_synced"`
-			Backlog     int    `json:"backlog"`
-			CommitsSolo int    `json:"commits_solo"`
-		} `json:"txshim"`
-	}
-	if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.TxShim.Mode != "solo" || st.TxShim.PeerSynced || st.TxShim.CommitsSolo < 21 || st.TxShim.Backlog < 21 {
-		t.Errorf("site1's status during the outage: %+v, want solo, not synced, ≥ 21 solo commits in the backlog", st.TxShim)
+	if st := shimStatusOf(t, s1); st.Mode != "solo" || st.PeerSynced || st.CommitsSolo < 21 || st.Backlog < 21 {
+		t.Errorf("site1's status during the outage: %+v, want solo, not synced, ≥ 21 solo commits in the backlog", st)
 	}
 	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, `tandem_txshim_mode{mode="solo"} 1`) {
 		t.Errorf("metrics during the outage lack the solo mode:\n%s", m)
@@ -131,10 +166,8 @@ func TestPeerDatabaseOutage(t *testing.T) {
 		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
 	})
 	waitFor(t, 10*time.Second, "site1's status: dual, synced, no backlog", func() bool {
-		if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.TxShim.Mode == "dual" && st.TxShim.PeerSynced && st.TxShim.Backlog == 0
+		st := shimStatusOf(t, s1)
+		return st.Mode == "dual" && st.PeerSynced && st.Backlog == 0
 	})
 	set("after", "3")
 	waitFor(t, 5*time.Second, "a dual commit after catch-up", func() bool { return kvValue(t, s2, "after") == "3" })
@@ -225,10 +258,7 @@ func TestPausedMasterIsFenced(t *testing.T) {
 		return exec.Command(bins.tandem, "verify", "-config", s2.cfg).Run() == nil
 	})
 	for _, s := range []*site{s1, s2} {
-		waitFor(t, 15*time.Second, s.name+": no prepared transaction left", func() bool {
-			var n int
-			return s.pg.Open(t, s.pg.Database()).QueryRow(`SELECT count(*) FROM pg_prepared_xacts`).Scan(&n) == nil && n == 0
-		})
+		waitFor(t, 15*time.Second, s.name+": no prepared transaction left", func() bool { return preparedCount(t, s) == 0 })
 	}
 }
 
@@ -260,21 +290,7 @@ func TestResync(t *testing.T) {
 	if err := s2.pg.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	type txStatus struct {
-		TxShim struct {
-			Mode        string `json:"mode"`
-			PeerSynced  bool   `json:"peer_synced"`
-			NeedsResync string `json:"needs_resync"`
-		} `json:"txshim"`
-	}
-	status := func() txStatus {
-		var st txStatus
-		if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	waitFor(t, 30*time.Second, "catch-up to find the divergence", func() bool { return status().TxShim.NeedsResync != "" })
+	waitFor(t, 30*time.Second, "catch-up to find the divergence", func() bool { return shimStatusOf(t, s1).NeedsResync != "" })
 	// The backup reported the write that bypassed Tandem on its database, and did not ship it.
 	if !strings.Contains(s2.tandem.out.String(), "a write bypassed Tandem on this backup's database") {
 		t.Errorf("site2 did not report the write that bypassed it")
@@ -288,8 +304,8 @@ func TestResync(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
 		t.Fatalf("tandem resync: %v\n%s", err, out)
 	}
-	if st := status(); st.TxShim.NeedsResync != "" || st.TxShim.Mode != "dual" || !st.TxShim.PeerSynced {
-		t.Fatalf("status after resync: %+v", st.TxShim)
+	if st := shimStatusOf(t, s1); st.NeedsResync != "" || st.Mode != "dual" || !st.PeerSynced {
+		t.Fatalf("status after resync: %+v", st)
 	}
 	if out, err := exec.Command(bins.tandem, "verify", "-config", s1.cfg).CombinedOutput(); err != nil {
 		t.Fatalf("tandem verify after resync: %v\n%s", err, out)
