@@ -308,7 +308,11 @@ on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s
 		start(t, "witness", bins.tandem, "witness", "-config", wcfg)
 	}
 	waitFor(t, 20*time.Second, "site1 master", func() bool { return httpStatus(sites[0].admin, "/master") == 200 })
-	waitFor(t, 10*time.Second, "site2 backup", func() bool { return httpStatus(sites[1].admin, "/backup") == 200 })
+	// site2 may report backup before it has heard of site1's term (its server not yet healthy):
+	// wait until it names site1 as master, so a test that stops site1 at once finds site2 current.
+	waitFor(t, 10*time.Second, "site2 backup of site1", func() bool {
+		return httpStatus(sites[1].admin, "/backup") == 200 && strings.Contains(httpBody(t, sites[1].admin, "/status"), `"master": "site1"`)
+	})
 	return sites[0], sites[1]
 }
 
