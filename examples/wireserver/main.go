@@ -1,6 +1,15 @@
 // Command wireserver is a toy WireServer: a line protocol over TCP that keeps
-// a key-value map in memory or in PostgreSQL, for Tandem's tests, demo and
-// benchmarks.
+// a key-value map and a small bank (accounts and a ledger of transfers) in
+// memory or in PostgreSQL, for Tandem's tests, demo and benchmarks.
+//
+// Commands, one per line, each answered with one line naming the server:
+//
+//	PING                          PONG <name>
+//	WHO                           YOU <client address> <name>
+//	SET <k> <v> | GET <k> | DEL <k>
+//	XFER <id> <from> <to> <amount>  one transaction: ledger row and both balances
+//	SINK <n> | SOURCE <n>         bulk bytes, for the proxy benchmark
+//	QUIT
 package main
 
 import (

@@ -191,6 +191,26 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 			return reply("ERR store failed")
 		}
 		return reply("OK", o.name)
+	case "XFER":
+		f := strings.Fields(rest)
+		var amount int64
+		var err error
+		if len(f) == 4 {
+			amount, err = strconv.ParseInt(f[3], 10, 64)
+		}
+		if len(f) != 4 || err != nil || amount <= 0 || f[1] == f[2] {
+			return reply("ERR usage: XFER <id> <from> <to> <amount>")
+		}
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		switch err := o.store.Transfer(sctx, f[0], f[1], f[2], amount); {
+		case errors.Is(err, errDuplicate):
+			return reply("ERR duplicate", f[0])
+		case err != nil:
+			o.log.Warn("store", "cmd", cmd, "err", err)
+			return reply("ERR store failed")
+		}
+		return reply("OK", o.name)
 	case "SINK", "SOURCE":
 		n, err := strconv.ParseInt(rest, 10, 64)
 		if err != nil || n < 0 {

@@ -7,22 +7,46 @@ import (
 	"fmt"
 	"sync"
 
-	_ "github.com/lib/pq" // registers the "postgres" driver
+	"github.com/lib/pq" // also registers the "postgres" driver
 )
 
-// store holds the server's key-value data.
+// store holds the server's data: a key-value map, and accounts with a ledger
+// of transfers between them.
 type store interface {
 	Get(ctx context.Context, k string) (v string, ok bool, err error)
 	Set(ctx context.Context, k, v string) error
 	Del(ctx context.Context, k string) error
+	// Transfer moves amount from one account to another and records it in
+	// the ledger under id, all or nothing. Accounts start at 0 when first
+	// used and may go negative, so the balances always sum to zero. A
+	// reused id is errDuplicate.
+	Transfer(ctx context.Context, id, from, to string, amount int64) error
 }
+
+var errDuplicate = errors.New("duplicate transfer id")
 
 type memStore struct {
-	mu sync.Mutex
-	m  map[string]string
+	mu       sync.Mutex
+	m        map[string]string
+	balances map[string]int64
+	ledger   map[string]bool
 }
 
-func newMemStore() *memStore { return &memStore{m: make(map[string]string)} }
+func newMemStore() *memStore {
+	return &memStore{m: make(map[string]string), balances: make(map[string]int64), ledger: make(map[string]bool)}
+}
+
+func (s *memStore) Transfer(_ context.Context, id, from, to string, amount int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ledger[id] {
+		return errDuplicate
+	}
+	s.ledger[id] = true
+	s.balances[from] -= amount
+	s.balances[to] += amount
+	return nil
+}
 
 func (s *memStore) Get(_ context.Context, k string) (string, bool, error) {
 	s.mu.Lock()
@@ -54,21 +78,61 @@ func openPGStore(ctx context.Context, dsn string) (*pgStore, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	// Behind Tandem the backup's database is read-only, where even CREATE
-	// TABLE IF NOT EXISTS is refused: create the table only when it is missing.
-	var exists bool
-	if err := db.QueryRowContext(ctx, `SELECT to_regclass('wire_kv') IS NOT NULL`).Scan(&exists); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("look for table wire_kv: %w", err)
-	}
-	const ddl = `CREATE TABLE IF NOT EXISTS wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`
-	if exists {
-		return &pgStore{db: db}, nil
-	}
-	if _, err := db.ExecContext(ctx, ddl); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("create table wire_kv: %w", err)
+	// TABLE IF NOT EXISTS is refused: create a table only when it is missing.
+	for _, t := range pgTables {
+		var exists bool
+		if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.name).Scan(&exists); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("look for table %s: %w", t.name, err)
+		}
+		if exists {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, t.ddl); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("create table %s: %w", t.name, err)
+		}
 	}
 	return &pgStore{db: db}, nil
+}
+
+// pgTables are the server's tables (Tandem's tests create them on both sites' databases first).
+var pgTables = []struct{ name, ddl string }{
+	{"wire_kv", `CREATE TABLE IF NOT EXISTS wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`},
+	{"wire_accounts", `CREATE TABLE IF NOT EXISTS wire_accounts (id text PRIMARY KEY, balance bigint NOT NULL)`},
+	{"wire_ledger", `CREATE TABLE IF NOT EXISTS wire_ledger (id text PRIMARY KEY, src text NOT NULL, dst text NOT NULL,
+		amount bigint NOT NULL, at timestamptz NOT NULL DEFAULT now())`},
+}
+
+// Transfer is one explicit transaction: the ledger row, then both accounts in
+// id order (so concurrent transfers do not deadlock).
+func (s *pgStore) Transfer(ctx context.Context, id, from, to string, amount int64) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("transfer %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO wire_ledger (id, src, dst, amount) VALUES ($1, $2, $3, $4)`,
+		id, from, to, amount); err != nil {
+		if pe, ok := err.(*pq.Error); ok && pe.Code == "23505" {
+			return errDuplicate
+		}
+		return fmt.Errorf("transfer %q: %w", id, err)
+	}
+	moves := [][2]any{{from, -amount}, {to, amount}}
+	if to < from {
+		moves[0], moves[1] = moves[1], moves[0]
+	}
+	for _, m := range moves {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO wire_accounts (id, balance) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET balance = wire_accounts.balance + excluded.balance`, m[0], m[1]); err != nil {
+			return fmt.Errorf("transfer %q: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("transfer %q: commit: %w", id, err)
+	}
+	return nil
 }
 
 func (s *pgStore) Close() error { return s.db.Close() }

@@ -111,6 +111,11 @@ func TestCommands(t *testing.T) {
 		{"", "ERR unknown command"},
 		{"SINK -1", "ERR usage: SINK <n> | SOURCE <n>"},
 		{"SOURCE x", "ERR usage: SINK <n> | SOURCE <n>"},
+		{"XFER t1 a b 5", "OK s1"},
+		{"XFER t1 a b 5", "ERR duplicate t1"},
+		{"XFER t2 a a 5", "ERR usage: XFER <id> <from> <to> <amount>"},
+		{"XFER t2 a b 0", "ERR usage: XFER <id> <from> <to> <amount>"},
+		{"XFER t2 a b", "ERR usage: XFER <id> <from> <to> <amount>"},
 		{"QUIT", "BYE"},
 	}
 	for _, s := range steps {
@@ -360,6 +365,9 @@ func TestPostgresStore(t *testing.T) {
 		{a, "SET other x", "OK pg1"},
 		{b, "DEL other", "OK pg2"},
 		{a, "GET other", "NIL pg1"},
+		{a, "XFER t1 alice bob 30", "OK pg1"},
+		{b, "XFER t2 bob alice 5", "OK pg2"},
+		{b, "XFER t1 carol bob 1", "ERR duplicate t1"},
 	} {
 		if got := s.cl.do(s.send); got != s.want {
 			t.Fatalf("%q: got %q, want %q", s.send, got, s.want)
@@ -376,6 +384,13 @@ func TestPostgresStore(t *testing.T) {
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM wire_kv`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("wire_kv has %d rows (err %v), want 1", n, err)
+	}
+
+	var alice, bob, ledger int64
+	err = db.QueryRow(`SELECT (SELECT balance FROM wire_accounts WHERE id = 'alice'),
+		(SELECT balance FROM wire_accounts WHERE id = 'bob'), (SELECT count(*) FROM wire_ledger)`).Scan(&alice, &bob, &ledger)
+	if err != nil || alice != -25 || bob != 25 || ledger != 2 {
+		t.Fatalf("after transfers: alice %d, bob %d, %d ledger rows (err %v); want -25, 25, 2", alice, bob, ledger, err)
 	}
 
 	// With the database gone the server answers with an error and keeps the

@@ -318,7 +318,10 @@ on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s
 
 // wireSchema is the toy server's table, created on both databases before
 // install (the application schemas of both sites must match).
-const wireSchema = `CREATE TABLE wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`
+const wireSchema = `CREATE TABLE wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now());
+CREATE TABLE wire_accounts (id text PRIMARY KEY, balance bigint NOT NULL);
+CREATE TABLE wire_ledger (id text PRIMARY KEY, src text NOT NULL, dst text NOT NULL, amount bigint NOT NULL,
+	at timestamptz NOT NULL DEFAULT now())`
 
 func appendFile(t *testing.T, path, content string) {
 	t.Helper()
