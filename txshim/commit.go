@@ -208,6 +208,12 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		st.plain.Add(1)
 		return s.plainCommit(explicit, chain)
 	}
+	// Once through the gate, a write's commit is in flight and a handover waits for it
+	// (Shim.Drain); one that comes through after the role was given up is refused.
+	if cur := s.shim.mode.Load(); cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+		st.refused.Add(1)
+		return s.abort("25006", fmt.Sprintf("tandem: this site is no longer master of term %d; transaction rolled back", pol.term))
+	}
 	if pol.term > 0 {
 		var dbTerm uint64
 		if len(r.row) > 1 && r.row[1] != nil {
@@ -266,7 +272,11 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		st.peerErrs.Add(1)
 		var pe *PeerError
 		definite := errors.As(perr, &pe) && pe.Definite
-		if definite || s.shim.cfg.PeerDown == config.PeerDownBlock {
+		// Alone only as master of this term: a site that lost the role while the peer did not
+		// answer rolls back (the peer's copy, if prepared, then rolls back by §5.4: its own
+		// site says neither), rather than commit what its successor will never have.
+		alone := !definite && s.shim.cfg.PeerDown != config.PeerDownBlock && s.shim.peerDown(pol.term, perr)
+		if !alone {
 			r, err := s.capture("ROLLBACK PREPARED " + quoteLiteral(gid))
 			if err != nil {
 				return false, err
@@ -276,13 +286,16 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			}
 			peer.Rollback(gid)
 			msg := fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr)
-			if !definite {
+			switch {
+			case definite:
+			case s.shim.cfg.PeerDown == config.PeerDownBlock:
 				msg = fmt.Sprintf("tandem: peer database unreachable and peer_down = block; transaction %s rolled back: %v", gid, perr)
+			default:
+				msg = fmt.Sprintf("tandem: this site stopped being master of term %d while the peer database did not answer; transaction %s rolled back: %v", pol.term, gid, perr)
 			}
 			s.log.Error("txshim: dual commit failed", "gid", gid, "definite", definite, "err", perr)
 			return false, s.emitError("XX000", msg)
 		}
-		s.shim.peerDown(pol.term, perr)
 	}
 
 	// Step 3: local COMMIT PREPARED, then the peer's.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -746,5 +747,112 @@ func TestHoldReleaseToDual(t *testing.T) {
 	}
 	if st := s.Stats(); st.CommitsDual != before.CommitsDual+1 || st.CommitsSolo != before.CommitsSolo {
 		t.Fatalf("stats before %+v, after %+v: want the held write dual", before, st)
+	}
+}
+
+// TestStepDown is the shim's side of a handover (DESIGN §3): once the mode has no writes, Drain
+// waits for the commit in flight, which still finishes on both sides; a commit that reaches the
+// gate after the role was given up is refused; and one whose peer does not answer after the role
+// was given up rolls back rather than commit alone.
+func TestStepDown(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var pause atomic.Pointer[[2]chan struct{}] // paused, resume: the next commit after its local PREPARE
+	failpoint = func(step string) error {
+		if p := pause.Load(); step == "after-local-prepare" && p != nil && pause.CompareAndSwap(p, nil) {
+			close(p[0])
+			<-p[1]
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	pauseNext := func() (paused, resume chan struct{}) {
+		p := &[2]chan struct{}{make(chan struct{}), make(chan struct{})}
+		pause.Store(p)
+		return p[0], p[1]
+	}
+	insert := func(id int) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.connect(t).Exec(ctx, fmt.Sprintf("INSERT INTO acct VALUES (%d, 1)", id))
+			done <- err
+		}()
+		return done
+	}
+	rows := func() int {
+		var n int
+		if err := s.connect(t).QueryRow(ctx, "SELECT count(*) FROM acct").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// A commit in flight finishes; Drain waits for it.
+	paused, resume := pauseNext()
+	inflight := insert(1)
+	<-paused
+	s.SetMode(ModeReadOnly, 1)
+	drained := make(chan error, 1)
+	go func() { drained <- s.Drain(ctx) }()
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned with a commit in flight: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(resume)
+	if err := <-inflight; err != nil {
+		t.Fatalf("the commit in flight at the step-down: %v", err)
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[1], "commit ") {
+		t.Errorf("peer calls for the commit in flight: %v, want prepare and commit", calls)
+	}
+
+	// A commit held at the gate across the step-down is refused when it comes through.
+	s.SetMode(ModeDual, 2)
+	release, err := s.HoldCommits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := insert(2)
+	time.Sleep(200 * time.Millisecond) // at the gate
+	s.SetMode(ModeReadOnly, 2)
+	release()
+	if err := <-late; err == nil || !strings.Contains(err.Error(), "no longer master of term 2") {
+		t.Errorf("a commit through the gate after the step-down: %v, want refused", err)
+	}
+
+	// The peer's outcome unknown after the step-down: rolled back, not committed alone.
+	s.SetMode(ModeDual, 3)
+	paused, resume = pauseNext()
+	unanswered := insert(3)
+	<-paused
+	s.SetMode(ModeReadOnly, 3)
+	peer.mu.Lock()
+	peer.prepareErr = errors.New("read results from the peer: timeout")
+	peer.mu.Unlock()
+	close(resume)
+	if err := <-unanswered; err == nil || !strings.Contains(err.Error(), "stopped being master of term 3") {
+		t.Errorf("a commit whose peer did not answer after the step-down: %v, want rolled back", err)
+	}
+	if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[1], "rollback ") {
+		t.Errorf("peer calls: %v, want prepare and rollback", calls)
+	}
+	if mode, term := s.Mode(); mode != ModeReadOnly || term != 3 {
+		t.Errorf("mode %v term %d after the unanswered commit, want read-only 3", mode, term)
+	}
+	if n := rows(); n != 1 {
+		t.Errorf("%d rows, want 1 (only the commit in flight at the first step-down)", n)
+	}
+	db := c.Open(t, c.Database())
+	var prepared int
+	if err := db.QueryRow("SELECT count(*) FROM pg_prepared_xacts").Scan(&prepared); err != nil || prepared != 0 {
+		t.Errorf("%d prepared transactions left (%v)", prepared, err)
 	}
 }

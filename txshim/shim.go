@@ -178,6 +178,13 @@ func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 	return s.gate.hold(ctx)
 }
 
+// Drain waits until no write commit is in flight (DESIGN §3 handover: the master waits for
+// in-flight transactions before it releases the role). Set a mode without writes first: a
+// commit that comes through the gate after that is refused.
+func (s *Shim) Drain(ctx context.Context) error {
+	return s.gate.idle(ctx)
+}
+
 // commitGate lets write commits through unless a hold is in place (see HoldCommits).
 type commitGate struct {
 	mu      sync.Mutex
@@ -224,6 +231,24 @@ func (g *commitGate) leave() {
 	g.active--
 	g.notifyLocked()
 	g.mu.Unlock()
+}
+
+// idle waits until no commit is between enter and leave.
+func (g *commitGate) idle(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.active > 0 {
+		ch := g.waitLocked()
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			g.mu.Lock()
+			return fmt.Errorf("%d commits still in flight: %w", g.active, ctx.Err())
+		}
+		g.mu.Lock()
+	}
+	return nil
 }
 
 func (g *commitGate) hold(ctx context.Context) (func(), error) {
@@ -293,19 +318,24 @@ func (s *Shim) Stats() Stats {
 
 // peerDown switches a dual shim of term to solo after a peer prepare with an unknown outcome,
 // calling OnPeerDown first (DESIGN §3: going solo is announced first). Sessions arriving while a
-// call runs wait for it instead of calling again.
-func (s *Shim) peerDown(term uint64, cause error) {
+// call runs wait for it instead of calling again. It reports whether the shim is solo in term
+// now: false when the role changed meanwhile, and the caller must not commit alone.
+func (s *Shim) peerDown(term uint64, cause error) bool {
 	s.peerDownMu.Lock()
 	defer s.peerDownMu.Unlock()
 	cur := s.mode.Load()
-	if cur.mode != ModeDual || cur.term != term {
-		return // someone else already switched, or the role changed meanwhile
+	if cur.term != term || cur.mode != ModeDual {
+		return cur.term == term && cur.mode == ModeSolo // someone else switched, or the role changed
 	}
 	s.log.Warn("txshim: peer unreachable during a dual commit; going solo", "term", term, "err", cause)
 	if s.opts.OnPeerDown != nil {
 		s.opts.OnPeerDown()
 	}
-	s.mode.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term})
+	if s.mode.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term}) {
+		return true
+	}
+	now := s.mode.Load()
+	return now.term == term && now.mode == ModeSolo
 }
 
 // Serve accepts sessions until ctx ends, then closes the listener and every session and returns

@@ -30,9 +30,10 @@ type database struct {
 	ship  *txshim.Shipper
 	node  *gossip.Node // set once the node exists
 
-	mu   sync.Mutex
-	role gossip.Role
-	term uint64
+	mu       sync.Mutex
+	role     gossip.Role
+	term     uint64
+	draining int // drains under way (see drain): the shipper turns backup after the last
 
 	inDoubt   atomic.Int64 // transactions the last resolver pass left in doubt
 	resyncErr string       // the needs-resync error last logged (catchUp only)
@@ -261,18 +262,57 @@ func (d *database) setRole(st gossip.State) {
 	if st.Role == d.role && st.Term == d.term {
 		return
 	}
+	wasMaster := d.role == gossip.RoleMaster
 	d.role, d.term = st.Role, st.Term
 	switch st.Role {
 	case gossip.RoleMaster:
 		// promote has already run for this term.
+		return
 	case gossip.RoleFenced:
 		d.shim.SetMode(txshim.ModeFenced, st.Term)
-		d.ship.SetBackup(true)
 	default:
 		d.shim.SetMode(txshim.ModeReadOnly, st.Term)
+	}
+	if wasMaster || d.draining > 0 {
+		// Commits in flight still ship their changes to the peer: the shipper turns backup
+		// once they are done (a release waits for that in beforeRelease).
+		d.draining++
+		go d.drain(context.Background())
+		return
+	}
+	d.ship.SetBackup(true)
+}
+
+// stepDown is the shim's part of a handover (DESIGN §3) before the release of term is
+// published: no new commits, and the commits in flight finished.
+func (d *database) stepDown(ctx context.Context, term uint64) {
+	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: term})
+	d.mu.Lock()
+	d.draining++
+	d.mu.Unlock()
+	d.drain(ctx)
+}
+
+// drain waits (bounded) until the shim has no commit in flight, then, the last drain, turns
+// the shipper backup unless this site is master again. A commit still in flight after the
+// bound is left to the next master's resolver. The caller counted it in d.draining.
+func (d *database) drain(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.CommitTimeout+drainMargin)
+	defer cancel()
+	if err := d.shim.Drain(dctx); err != nil {
+		d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.draining--
+	if d.draining == 0 && d.role != gossip.RoleMaster {
 		d.ship.SetBackup(true)
 	}
 }
+
+// drainMargin is what a drain waits beyond commit_timeout: a commit's peer apply is bounded by
+// commit_timeout, its local PREPARE and COMMIT PREPARED are not.
+const drainMargin = 5 * time.Second
 
 // resolve runs one pass of the resolver (DESIGN §5.4) and logs what it did.
 func (d *database) resolve(ctx context.Context) {

@@ -209,10 +209,15 @@ func (s *sidecar) followRoles(ctx context.Context) {
 
 // beforeRelease runs before the node publishes that it released term: the
 // proxy has already cut connections to this site's server (the role change
-// was delivered first); on_demote runs now, bounded by its timeout.
+// was delivered first); the shim refuses new commits and finishes those in
+// flight, so that the next master starts after them; then on_demote runs,
+// bounded by its timeout.
 func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
 	s.mu.Lock()
 	s.demote = term
 	s.mu.Unlock()
+	if s.db != nil {
+		s.db.stepDown(ctx, term)
+	}
 	s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, gossip.RoleBackup, term)
 }
