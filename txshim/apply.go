@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"log/slog"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -20,9 +22,11 @@ import (
 // connection has its own origin: tandem_<source> for the first, tandem_<source>#<n> for the
 // others. All of them mark the transactions as coming from the source site.
 type applyConn struct {
-	conn  *pgconn.PgConn
-	stmts map[string]string // SQL text → prepared statement name on this connection
-	next  int               // names are never reused, even of statements whose Parse failed
+	dsn    string // for the watchdog's own connection (terminateBlockers)
+	logger *slog.Logger
+	conn   *pgconn.PgConn
+	stmts  map[string]string // SQL text → prepared statement name on this connection
+	next   int               // names are never reused, even of statements whose Parse failed
 	// fixed holds, per relation, the columns an UPDATE may not set (GENERATED ALWAYS AS
 	// IDENTITY): their values never change, and PostgreSQL refuses to set them.
 	fixed map[string]map[string]bool
@@ -36,11 +40,13 @@ func originName(source string, idx int) string {
 	return "tandem_" + source + "#" + strconv.Itoa(idx)
 }
 
-func dialApply(ctx context.Context, dsn, origin string) (*applyConn, error) {
+func dialApply(ctx context.Context, dsn, origin string, logger *slog.Logger) (*applyConn, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse peer DSN: %w", err)
 	}
+	// The name tells the watchdog (terminateBlockers) that a session is an apply, never a blocker.
+	cfg.RuntimeParams["application_name"] = applyAppName
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
@@ -53,7 +59,76 @@ SELECT pg_replication_origin_session_setup(` + lit + `)`
 		conn.Close(ctx)
 		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
 	}
-	return &applyConn{conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}, nil
+	return &applyConn{dsn: dsn, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}, nil
+}
+
+// applyAppName is the application_name of apply sessions.
+const applyAppName = "tandem apply"
+
+// blockerGrace is how long an apply runs before its watchdog looks for sessions blocking it.
+var blockerGrace = time.Second
+
+// watch starts the watchdog of one apply: after blockerGrace, and again each blockerGrace while
+// the apply runs, it terminates the sessions that block it (terminateBlockers). stop ends it
+// and waits for a pass under way.
+func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
+	pid := a.conn.PID()
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(blockerGrace)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger); err != nil && wctx.Err() == nil {
+				a.logger.Warn("apply watchdog: cannot look for sessions blocking the apply", "gid", gid, "err", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// terminateBlockers ends the sessions that hold locks the apply session pid waits for. The
+// peer's database is the backup's, where only Tandem writes (DESIGN §5.2): a session holding
+// row locks there is a master that lost its role while a transaction was open (paused, or cut
+// off) or a write that bypassed Tandem, and neither may commit. Left alone, it would hold
+// every dual commit touching those rows until commit_timeout and then keep catch-up from ever
+// finishing. Other apply sessions and prepared transactions (pid 0: the resolver's) are spared.
+func terminateBlockers(ctx context.Context, dsn string, pid uint32, gid string, logger *slog.Logger) error {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return err
+	}
+	cfg.RuntimeParams["application_name"] = "tandem apply watchdog"
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(cctx))
+	res := conn.ExecParams(cctx, `SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''),
+	coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''), pg_terminate_backend(a.pid)
+FROM pg_stat_activity a
+WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.application_name <> $2`,
+		[][]byte{[]byte(strconv.FormatUint(uint64(pid), 10)), []byte(applyAppName)}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return res.Err
+	}
+	for _, row := range res.Rows {
+		logger.Warn("apply watchdog: terminated a session that blocked the apply on the peer database (only Tandem writes to the backup's database)",
+			"gid", gid, "pid", string(row[0]), "user", string(row[1]), "application", string(row[2]),
+			"client", string(row[3]), "state", string(row[4]), "terminated", string(row[5]) == "t")
+	}
+	return nil
 }
 
 func (a *applyConn) close(ctx context.Context) {
@@ -66,6 +141,7 @@ func (a *applyConn) close(ctx context.Context) {
 type applyPool struct {
 	dsn    string
 	source string
+	logger *slog.Logger
 	slots  chan *applySlot
 }
 
@@ -76,8 +152,8 @@ type applySlot struct {
 
 // newApplyPool makes a pool whose connections use the replication origins of indexes first,
 // first+1, … (originName).
-func newApplyPool(peerDSN, source string, first, size int) *applyPool {
-	p := &applyPool{dsn: peerDSN, source: source, slots: make(chan *applySlot, size)}
+func newApplyPool(peerDSN, source string, first, size int, logger *slog.Logger) *applyPool {
+	p := &applyPool{dsn: peerDSN, source: source, logger: logger, slots: make(chan *applySlot, size)}
 	for i := 0; i < size; i++ {
 		p.slots <- &applySlot{idx: first + i}
 	}
@@ -93,7 +169,7 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 		return nil, fmt.Errorf("wait for a peer connection: %w", ctx.Err())
 	}
 	if s.c == nil {
-		c, err := dialApply(ctx, p.dsn, originName(p.source, s.idx))
+		c, err := dialApply(ctx, p.dsn, originName(p.source, s.idx), p.logger)
 		if err != nil {
 			p.slots <- s
 			return nil, err
@@ -239,6 +315,8 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		a.forgetPending(steps)
 		return fmt.Errorf("apply %s: send to the peer: %w", gid, err)
 	}
+	stop := a.watch(ctx, gid)
+	defer stop()
 
 	var firstErr error
 	firstStep := -1

@@ -201,8 +201,8 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 	return &Shipper{
 		cfg:       cfg,
 		logger:    logger,
-		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns),
-		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops),
+		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns, logger),
+		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops, logger),
 		ops:       make(chan peerOp, 1024),
 		restart:   make(chan struct{}, 1),
 		byGID:     map[string]*jentry{},

@@ -386,3 +386,38 @@ func TestJournalBound(t *testing.T) {
 		t.Errorf("first journal entry after the resend is %+v, want transaction %d", first, kept+1)
 	}
 }
+
+// TestApplyTerminatesBlocker: a session holding a row lock on the peer's database (an old
+// master's transaction left open, say) would hold every apply of that row until it times out;
+// the apply's watchdog terminates it, the dual commit goes through, and the blocker's
+// transaction never commits.
+func TestApplyTerminatesBlocker(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		`INSERT INTO acct SELECT g, 100 FROM generate_series(1, 3) g`)
+	if err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	s := startShipper(t, p)
+	ctx := capCtx(t, 30*time.Second)
+	blocker, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	for _, q := range []string{"BEGIN", "UPDATE acct SET balance = -1 WHERE id = 1"} {
+		if _, err := blocker.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	dualCommit(t, p, s, gidFor("a", 1, 1), `UPDATE acct SET balance = balance + 5 WHERE id = 1`)
+	t.Logf("dual commit through a blocked row took %v", time.Since(start))
+	if _, err := blocker.ExecContext(ctx, "COMMIT"); err == nil {
+		t.Error("the blocking transaction committed after the apply")
+	}
+	requireSame(t, p)
+	if b := queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`); b != 105 {
+		t.Errorf("balance on the peer = %d, want 105", b)
+	}
+}
