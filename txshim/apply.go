@@ -23,6 +23,7 @@ import (
 // others. All of them mark the transactions as coming from the source site.
 type applyConn struct {
 	dsn    string // for the watchdog's own connection (terminateBlockers)
+	source string // the site whose transactions it applies: their master (the term check)
 	logger *slog.Logger
 	conn   *pgconn.PgConn
 	stmts  map[string]string // SQL text → prepared statement name on this connection
@@ -40,7 +41,7 @@ func originName(source string, idx int) string {
 	return "tandem_" + source + "#" + strconv.Itoa(idx)
 }
 
-func dialApply(ctx context.Context, dsn, origin string, logger *slog.Logger) (*applyConn, error) {
+func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Logger) (*applyConn, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse peer DSN: %w", err)
@@ -59,7 +60,7 @@ SELECT pg_replication_origin_session_setup(` + lit + `)`
 		conn.Close(ctx)
 		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
 	}
-	return &applyConn{dsn: dsn, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}, nil
+	return &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}, nil
 }
 
 // applyAppName is the application_name of apply sessions.
@@ -169,7 +170,7 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 		return nil, fmt.Errorf("wait for a peer connection: %w", ctx.Err())
 	}
 	if s.c == nil {
-		c, err := dialApply(ctx, p.dsn, originName(p.source, s.idx), p.logger)
+		c, err := dialApply(ctx, p.dsn, p.source, originName(p.source, s.idx), p.logger)
 		if err != nil {
 			p.slots <- s
 			return nil, err
@@ -273,7 +274,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 
 	query("begin", "BEGIN")
 	if term > 0 {
-		prepared("term check", "SELECT tandem.check_term($1)", [][]byte{[]byte(strconv.FormatUint(term, 10))})
+		prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
 	}
 	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row

@@ -139,7 +139,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	if !cs.local {
 		q := "SELECT pg_current_xact_id_if_assigned()::text"
 		if pol.term > 0 {
-			q += ", (SELECT term FROM tandem.state WHERE id = 1)"
+			q += ", (SELECT term FROM tandem.state WHERE id = 1), (SELECT master FROM tandem.state WHERE id = 1)"
 		}
 		if chain {
 			q += ", current_setting('transaction_isolation'), current_setting('transaction_read_only'), current_setting('transaction_deferrable')"
@@ -153,8 +153,9 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		// The failing casts depend on row values: a constant one would fail at plan time.
 		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' || x)::int END FROM pg_current_xact_id_if_assigned() x"
 	case pol.term > 0:
-		q = "SELECT pg_current_xact_id_if_assigned()::text, (SELECT CASE WHEN term > $1::bigint THEN ('" + staleMark + " ' || term)::int END FROM tandem.state WHERE id = 1)"
-		args = []string{strconv.FormatUint(pol.term, 10)}
+		q = "SELECT pg_current_xact_id_if_assigned()::text, (SELECT CASE WHEN term > $1::bigint OR (term = $1::bigint AND master <> $2) THEN ('" +
+			staleMark + " ' || term || ' ' || master)::int END FROM tandem.state WHERE id = 1)"
+		args = []string{strconv.FormatUint(pol.term, 10), s.shim.opts.Site}
 	default:
 		q = "SELECT pg_current_xact_id_if_assigned()::text"
 	}
@@ -216,13 +217,16 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 	if pol.term > 0 {
 		var dbTerm uint64
-		if len(r.row) > 1 && r.row[1] != nil {
+		var dbMaster string
+		if len(r.row) > 2 && r.row[1] != nil && r.row[2] != nil {
 			dbTerm, _ = strconv.ParseUint(string(r.row[1]), 10, 64)
+			dbMaster = string(r.row[2])
 		}
-		if dbTerm > pol.term {
+		if dbTerm > pol.term || (dbTerm == pol.term && dbMaster != s.shim.opts.Site) {
 			st.refused.Add(1)
-			s.log.Warn("txshim: commit refused: the database has a newer term", "db_term", dbTerm, "term", pol.term)
-			return s.abort("25006", fmt.Sprintf("tandem: fenced: the database's term %d is newer than this master's term %d; transaction rolled back", dbTerm, pol.term))
+			s.log.Warn("txshim: commit refused: the database holds a newer term, or this term of another master", "db_term", dbTerm, "db_master", dbMaster, "term", pol.term)
+			return s.abort("25006", fmt.Sprintf("tandem: fenced: the database is at term %d of master %s, this master (%s) at term %d; transaction rolled back",
+				dbTerm, dbMaster, s.shim.opts.Site, pol.term))
 		}
 	}
 	if s.txUnprep || s.sessionTemp {
@@ -361,8 +365,8 @@ func (s *session) localFinish(pol policy, cs *commitStart, explicit bool) (bool,
 			return false, s.emitError("25006", fmt.Sprintf("tandem: this site is %s: write transaction rolled back", pol.mode))
 		case strings.Contains(msg, staleMark):
 			st.refused.Add(1)
-			s.log.Warn("txshim: commit refused: the database has a newer term", "term", pol.term)
-			return false, s.emitError("25006", fmt.Sprintf("tandem: fenced: the database's term is newer than this master's term %d; transaction rolled back", pol.term))
+			s.log.Warn("txshim: commit refused: the database holds a newer term, or this term of another master", "term", pol.term)
+			return false, s.emitError("25006", fmt.Sprintf("tandem: fenced: the database holds a term newer than this master's term %d, or the same term of another master; transaction rolled back", pol.term))
 		}
 		return false, s.emitError("XX000", "tandem: commit check failed; transaction rolled back: "+msg)
 	}

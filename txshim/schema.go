@@ -13,7 +13,8 @@ import (
 // each database keeps its own term record and its own decision rows.
 //
 // Two helper functions let one pipelined apply round trip refuse cleanly: check_term is the
-// §3 fence, expect_one turns an UPDATE/DELETE that missed (divergence) into an SQL error before
+// §3 fence (with a master: the same term held by another master is refused too, see
+// WriteTermRecord; the one-argument form is kept for shims of earlier versions), expect_one turns an UPDATE/DELETE that missed (divergence) into an SQL error before
 // PREPARE TRANSACTION runs, so a diverged transaction is never prepared on the peer.
 const schemaSQL = `
 CREATE SCHEMA IF NOT EXISTS tandem;
@@ -29,6 +30,16 @@ BEGIN
   IF db_term IS NOT NULL AND db_term > txn_term THEN
     RAISE EXCEPTION 'tandem: transaction of term % refused: this database is at term %', txn_term, db_term
       USING ERRCODE = '` + sqlstateStaleTerm + `';
+  END IF;
+END $f$;
+CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint, txn_master text) RETURNS void
+LANGUAGE plpgsql AS $f$
+DECLARE db_term bigint; db_master text;
+BEGIN
+  SELECT term, master INTO db_term, db_master FROM tandem.state WHERE id = 1;
+  IF db_term IS NOT NULL AND (db_term > txn_term OR (db_term = txn_term AND db_master <> txn_master)) THEN
+    RAISE EXCEPTION 'tandem: transaction of term % (master %) refused: this database is at term % (master %)',
+      txn_term, txn_master, db_term, db_master USING ERRCODE = '` + sqlstateStaleTerm + `';
   END IF;
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.expect_one(n bigint, what text) RETURNS void
@@ -47,7 +58,8 @@ const (
 	sqlstateDivergence = "TDM02" // an UPDATE/DELETE did not hit exactly one row
 )
 
-// ErrStaleTerm is returned by WriteTermRecord when the database already holds a newer term.
+// ErrStaleTerm is returned by WriteTermRecord when the database already holds a newer term, or
+// the same term of another master.
 var ErrStaleTerm = errors.New("tandem: the database holds a newer term record")
 
 // ReadTermRecord reads the term record (DESIGN §3) from tandem.state. A database that never had
@@ -66,11 +78,17 @@ func ReadTermRecord(ctx context.Context, db *sql.DB) (term uint64, master string
 
 // WriteTermRecord stores (term, master, peerSynced) in tandem.state. Terms only grow: it
 // returns an error wrapping ErrStaleTerm, and changes nothing, when the database already
-// holds a newer term (the same term may be rewritten, e.g. to flip peer_synced).
+// holds a newer term, or the same term of another master. The same term's master may rewrite
+// it (e.g. to flip peer_synced).
+//
+// A term has one master, the first to write it: two sites that took the same term on stale
+// views (a master paused before its peer heard of its new term, without a witness) are told
+// apart, and the databases' fence (check_term, the shim's commit check) refuses the other.
 func WriteTermRecord(ctx context.Context, db *sql.DB, term uint64, master string, peerSynced bool) error {
 	res, err := db.ExecContext(ctx, `INSERT INTO tandem.state (id, term, master, peer_synced) VALUES (1, $1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET term = EXCLUDED.term, master = EXCLUDED.master, peer_synced = EXCLUDED.peer_synced
-WHERE tandem.state.term <= EXCLUDED.term`, int64(term), master, peerSynced)
+WHERE tandem.state.term < EXCLUDED.term OR (tandem.state.term = EXCLUDED.term AND tandem.state.master = EXCLUDED.master)`,
+		int64(term), master, peerSynced)
 	if err != nil {
 		return fmt.Errorf("write term record %d/%s: %w", term, master, err)
 	}

@@ -437,7 +437,23 @@ func TestModes(t *testing.T) {
 	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "term") {
 		t.Fatalf("solo commit under a newer term: want 25006, got %v", err)
 	}
-	c.Exec(t, "UPDATE tandem.state SET term = 1")
+	// So does the same term held by another master (two sites that took one term on stale
+	// views), in solo and in dual mode.
+	c.Exec(t, "UPDATE tandem.state SET term = 1, master = 'other'")
+	_, err = conn.Exec(ctx, "INSERT INTO acct VALUES (41, 1)")
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "another master") {
+		t.Fatalf("solo commit under the same term of another master: want 25006, got %v", err)
+	}
+	s.SetMode(ModeDual, 1)
+	_, err = conn.Exec(ctx, "INSERT INTO acct VALUES (42, 1)")
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "term 1 of master other") {
+		t.Fatalf("dual commit under the same term of another master: want 25006, got %v", err)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("a fenced dual commit called the peer: %v", calls)
+	}
+	s.SetMode(ModeSolo, 1)
+	c.Exec(t, "UPDATE tandem.state SET term = 1, master = 'site1'")
 
 	// A transaction open while the site gets fenced may read but not commit its write.
 	tx, err := conn.Begin(ctx)

@@ -287,13 +287,31 @@ func TestShipFailures(t *testing.T) {
 			t.Fatalf("Prepare = %v, want a definite stale-term PeerError", err)
 		}
 		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
-		dualCommit(t, p, s, gidFor("a", 5, 5), `UPDATE acct SET balance = 2 WHERE id = 4`)
+
+		// The same term held by another master is refused too, and cannot be overwritten.
+		gid = gidFor("a", 5, 4)
+		prepareLocal(t, p.ldb, gid, `UPDATE acct SET balance = 2 WHERE id = 4`)
+		err = s.Prepare(capCtx(t, 10*time.Second), gid)
+		if !errors.As(err, &pe) || !pe.Definite || !strings.Contains(err.Error(), "(master b)") {
+			t.Fatalf("Prepare under the same term of another master = %v, want a definite stale-term PeerError", err)
+		}
+		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+		if err := WriteTermRecord(capCtx(t, 5*time.Second), p.pdb, 5, "a", true); !errors.Is(err, ErrStaleTerm) {
+			t.Fatalf("WriteTermRecord of term 5 for a over b's: %v, want ErrStaleTerm", err)
+		}
+		if err := WriteTermRecord(capCtx(t, 5*time.Second), p.pdb, 5, "b", true); err != nil {
+			t.Fatalf("WriteTermRecord by the term's own master: %v", err)
+		}
+		if err := WriteTermRecord(capCtx(t, 5*time.Second), p.pdb, 6, "a", true); err != nil {
+			t.Fatal(err)
+		}
+		dualCommit(t, p, s, gidFor("a", 6, 5), `UPDATE acct SET balance = 2 WHERE id = 4`)
 	})
 
 	t.Run("no decoded changes is not definite", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		err := s.Prepare(ctx, gidFor("a", 5, 999999))
+		err := s.Prepare(ctx, gidFor("a", 6, 999999))
 		var pe *PeerError
 		if !errors.As(err, &pe) || pe.Definite {
 			t.Fatalf("Prepare of an unknown gid = %v, want a non-definite PeerError", err)
@@ -301,7 +319,7 @@ func TestShipFailures(t *testing.T) {
 	})
 
 	t.Run("peer killed is not definite and does not hang", func(t *testing.T) {
-		gid := gidFor("a", 5, 6)
+		gid := gidFor("a", 6, 6)
 		prepareLocal(t, p.ldb, gid, `UPDATE acct SET balance = 3 WHERE id = 5`)
 		p.peer.Kill()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
