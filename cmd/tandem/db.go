@@ -35,6 +35,7 @@ type database struct {
 	term     uint64
 	draining int // drains under way (see drain): the shipper turns backup after the last
 
+	resolver  *txshim.Resolver
 	inDoubt   atomic.Int64 // transactions the last resolver pass left in doubt
 	resyncErr string       // the needs-resync error last logged (catchUp only)
 }
@@ -91,6 +92,9 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One resolver, so that it says once, not at every pass, that a database is unreachable.
+	d.resolver = txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
+		InFlight: d.shim.InFlight})
 	// A new shim starts read-only: nothing is written before the role says so.
 	return d, d.shim.Start()
 }
@@ -229,6 +233,10 @@ func (d *database) catchUp(ctx context.Context) {
 	if mode != txshim.ModeSolo {
 		return
 	}
+	// A peer database that comes back may hold transactions prepared by the previous master
+	// (of the peer's own site, say): their row locks would stall the catch-up until the next
+	// periodic pass, so settle them first.
+	d.resolve(ctx)
 	if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
 		if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
 			// Once, not every round: shipping stopped for good (status needs_resync).
@@ -318,15 +326,13 @@ const drainMargin = 5 * time.Second
 func (d *database) resolve(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	r := txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: d.cfg.LocalDSN, PeerDSN: d.cfg.PeerDSN, Logger: d.log,
-		InFlight: d.shim.InFlight})
-	rep, err := r.ResolveOnce(rctx)
+	rep, err := d.resolver.ResolveOnce(rctx)
 	if err != nil {
 		d.log.Warn("resolver pass failed", "err", err)
 		return
 	}
-	d.inDoubt.Store(int64(len(rep.InDoubt)))
-	if len(rep.Committed)+len(rep.RolledBack)+len(rep.InDoubt) > 0 {
+	before := d.inDoubt.Swap(int64(len(rep.InDoubt)))
+	if len(rep.Committed)+len(rep.RolledBack) > 0 || int64(len(rep.InDoubt)) != before {
 		d.log.Info("resolved in-doubt transactions", "committed", len(rep.Committed), "rolled_back", len(rep.RolledBack), "in_doubt", len(rep.InDoubt))
 	}
 }

@@ -15,7 +15,8 @@ import (
 // TestBankWorkload is DESIGN §7's bank: operators transfer money between accounts through both
 // sites' proxies, servers and shims while faults hit the stack — the peer's database killed and
 // restarted (solo, then catch-up), site1's tandem killed and restarted (failover, failback),
-// site1's server killed and restarted, site1's tandem paused and resumed. At the end, on both databases: the balances sum to zero
+// site1's server killed and restarted, site1's database killed and restarted, site1's tandem
+// paused and resumed. At the end, on both databases: the balances sum to zero
 // and agree with the ledger, every transfer an operator saw acknowledged is there, nothing
 // unknown is, no prepared transaction is left, and `tandem verify` finds them identical.
 func TestBankWorkload(t *testing.T) {
@@ -64,6 +65,16 @@ func TestBankWorkload(t *testing.T) {
 	s1.server.restart(t)
 	site1Master()
 	b.progress(t, "site1's server back", 30)
+
+	// The master's own database: site1 releases the role, site2 goes on alone (its peer is the
+	// dead database), and catches it up once it is back, before control returns to site1.
+	s1.pg.Kill()
+	b.progress(t, "site1's database killed (site2 master, alone)", 30)
+	if err := s1.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	site1Master()
+	b.progress(t, "site1's database back", 30)
 
 	// Paused, not dead: site2 takes over; site1 resumes as a master of an old term, whose
 	// held commits the databases' term fencing refuses, steps down, and gets control back.
