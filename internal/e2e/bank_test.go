@@ -19,8 +19,15 @@ import (
 // paused and resumed. At the end, on both databases: the balances sum to zero
 // and agree with the ledger, every transfer an operator saw acknowledged is there, nothing
 // unknown is, no prepared transaction is left, and `tandem verify` finds them identical.
+// It runs without and with a witness (which votes, so a new master also waits fence_delay).
 func TestBankWorkload(t *testing.T) {
-	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
+	for _, witness := range []bool{false, true} {
+		t.Run(fmt.Sprintf("witness=%v", witness), func(t *testing.T) { bankWorkload(t, witness) })
+	}
+}
+
+func bankWorkload(t *testing.T, witness bool) {
+	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s", witness: witness})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 	b := startBank(t, []string{s1.proxy, s2.proxy}, 4)
 	defer b.stop()
