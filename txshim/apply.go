@@ -87,7 +87,11 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 			case <-t.C:
 			}
 			if err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger); err != nil && wctx.Err() == nil {
-				a.logger.Warn("apply watchdog: cannot look for sessions blocking the apply", "gid", gid, "err", err)
+				hint := ""
+				if sqlState(err) == "42501" {
+					hint = "the peer DSN's user may only end its own role's sessions: GRANT pg_signal_backend to it"
+				}
+				a.logger.Warn("apply watchdog: cannot end the sessions blocking the apply", "gid", gid, "err", err, "hint", hint)
 			}
 		}
 	}()
