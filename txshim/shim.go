@@ -208,21 +208,30 @@ func (g *commitGate) notifyLocked() {
 	}
 }
 
-// enter waits while a hold is in place, then counts the caller's commit as active.
-func (g *commitGate) enter(ctx context.Context) error {
-	g.mu.Lock()
-	for g.held {
+// waitWhileLocked waits, with mu held on entry and on return, until busy() is false or ctx ends.
+func (g *commitGate) waitWhileLocked(ctx context.Context, busy func() bool) error {
+	for busy() {
 		ch := g.waitLocked()
 		g.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			g.mu.Lock()
 			return ctx.Err()
 		}
 		g.mu.Lock()
 	}
+	return nil
+}
+
+// enter waits while a hold is in place, then counts the caller's commit as active.
+func (g *commitGate) enter(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.waitWhileLocked(ctx, func() bool { return g.held }); err != nil {
+		return err
+	}
 	g.active++
-	g.mu.Unlock()
 	return nil
 }
 
@@ -237,48 +246,25 @@ func (g *commitGate) leave() {
 func (g *commitGate) idle(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for g.active > 0 {
-		ch := g.waitLocked()
-		g.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			g.mu.Lock()
-			return fmt.Errorf("%d commits still in flight: %w", g.active, ctx.Err())
-		}
-		g.mu.Lock()
+	if err := g.waitWhileLocked(ctx, func() bool { return g.active > 0 }); err != nil {
+		return fmt.Errorf("%d commits still in flight: %w", g.active, err)
 	}
 	return nil
 }
 
 func (g *commitGate) hold(ctx context.Context) (func(), error) {
 	g.mu.Lock()
-	for g.held { // another hold: wait for its release
-		ch := g.waitLocked()
-		g.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		g.mu.Lock()
+	defer g.mu.Unlock()
+	// Another hold first: wait for its release.
+	if err := g.waitWhileLocked(ctx, func() bool { return g.held }); err != nil {
+		return nil, err
 	}
 	g.held = true
-	for g.active > 0 {
-		ch := g.waitLocked()
-		g.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			g.mu.Lock()
-			g.held = false
-			g.notifyLocked()
-			g.mu.Unlock()
-			return nil, fmt.Errorf("hold commits: %d still committing: %w", g.active, ctx.Err())
-		}
-		g.mu.Lock()
+	if err := g.waitWhileLocked(ctx, func() bool { return g.active > 0 }); err != nil {
+		g.held = false
+		g.notifyLocked()
+		return nil, fmt.Errorf("hold commits: %d still committing: %w", g.active, err)
 	}
-	g.mu.Unlock()
 	return sync.OnceFunc(func() {
 		g.mu.Lock()
 		g.held = false
