@@ -113,6 +113,9 @@ type Decoder struct {
 	logger *slog.Logger
 
 	confirmed atomic.Uint64 // LSN the slot may forget everything before
+	// received, when set, counts the XLogData messages read: progress inside a transaction
+	// too large to arrive at once.
+	received *atomic.Uint64
 
 	// Owned by Run.
 	rels    map[uint32]*Relation
@@ -232,6 +235,9 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 		xld, err := pglogrepl.ParseXLogData(data[1:])
 		if err != nil {
 			return fmt.Errorf("decoder: parse XLogData: %w", err)
+		}
+		if d.received != nil {
+			d.received.Add(1)
 		}
 		ev, err := d.decode(xld.WALData, &cur, &skip)
 		if err != nil {

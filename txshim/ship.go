@@ -119,6 +119,7 @@ type Shipper struct {
 	mu         sync.Mutex
 	running    bool
 	dec        *Decoder           // the decoder of the current stream; nil between streams
+	received   atomic.Uint64      // stream messages every decoder read (Decoder.received)
 	journal    []*jentry          // unconfirmed stream entries in stream order
 	byGID      map[string]*jentry // prepared transactions in the journal
 	changed    chan struct{}      // closed and replaced on every change of the journal or link
@@ -304,6 +305,7 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		dec := NewDecoder(s.cfg.LocalDSN, s.cfg.Site, s.logger)
+		dec.received = &s.received
 		s.mu.Lock()
 		dec.Confirm(s.confirmed)
 		s.dec = dec
@@ -612,21 +614,28 @@ func (s *Shipper) enqueue(op peerOp) {
 // (down, or catching up) it refuses at once with an unknown-outcome PeerError, and any unknown
 // outcome takes the Shipper down: the shim then commits alone and CatchUp ships it later.
 func (s *Shipper) Prepare(ctx context.Context, gid string) error {
+	start := time.Now()
 	e, txn, err := s.waitForPrepare(ctx, gid)
 	if err != nil {
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "wait", Definite: false, Err: err}
 	}
+	// The apply may take longer than ctx allows by txn's size allowance; after a wait for a
+	// decoder that was behind, it gets its whole time anew.
+	extra := sizeAllowance(txn)
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		extra += time.Since(start)
+	}
+	actx, cancel := withExtraTime(ctx, extra)
+	defer cancel()
 	_, term, _, _ := parseGID(gid)
-	slot, err := s.pool.get(ctx)
+	slot, err := s.pool.get(actx)
 	if err != nil {
 		s.setState(e, stPending)
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "connect", Definite: false, Err: err}
 	}
-	actx, cancel := withSizeAllowance(ctx, txn)
 	err = slot.c.apply(actx, txn, gid, term, endPrepare)
-	cancel()
 	definite := err != nil && isDefinite(err)
 	s.pool.put(ctx, slot, err != nil && !definite)
 	switch {
@@ -653,10 +662,9 @@ func sizeAllowance(txn *Txn) time.Duration {
 	return time.Duration(eventSize(Event{Txn: txn})>>20) * time.Second
 }
 
-// withSizeAllowance returns ctx with its deadline, if it has one, moved later by txn's
-// sizeAllowance; cancelling ctx for any other reason than its deadline still cancels it.
-func withSizeAllowance(ctx context.Context, txn *Txn) (context.Context, context.CancelFunc) {
-	extra := sizeAllowance(txn)
+// withExtraTime returns ctx with its deadline, if it has one, moved later by extra;
+// cancelling ctx for any other reason than its deadline still cancels it.
+func withExtraTime(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
 	if extra == 0 || !ok {
 		return context.WithCancel(ctx)
@@ -739,6 +747,31 @@ var errNotInStep = errors.New("the peer is not in step: dual commit waits for ca
 
 // waitForPrepare returns gid's entry, marked stApplying, and its changes.
 func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn, error) {
+	// The decoder may be behind: a large transaction before this one still streaming from the
+	// local slot. That is the local database's pace, not the peer failing, so past ctx's
+	// deadline the wait for this gid's changes goes on while the decoder reads on (checked
+	// every decodeGrace), for at most decodeLagMax more. Cancelling ctx ends it at once.
+	cancelled := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			close(cancelled)
+		}
+	})
+	defer stop()
+	var expired <-chan time.Time
+	var hard time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(dl))
+		defer t.Stop()
+		expired, hard = t.C, dl.Add(decodeLagMax)
+	}
+	read := s.received.Load()
+	timeout := func(found bool) error {
+		if found {
+			return fmt.Errorf("plain commits before %s are not shipped yet: %w", gid, context.DeadlineExceeded)
+		}
+		return fmt.Errorf("no decoded changes for %s from the local slot yet: %w", gid, context.DeadlineExceeded)
+	}
 	for {
 		s.mu.Lock()
 		if s.link != linkOnline {
@@ -782,14 +815,25 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 		}
 		select {
 		case <-changed:
-		case <-ctx.Done():
-			if ok {
-				return nil, nil, fmt.Errorf("plain commits before %s are not shipped yet: %w", gid, ctx.Err())
+		case <-cancelled:
+			return nil, nil, fmt.Errorf("wait for %s: %w", gid, ctx.Err())
+		case <-expired:
+			if now := s.received.Load(); !ok && now != read && time.Now().Before(hard) {
+				read = now
+				expired = time.After(decodeGrace)
+				continue
 			}
-			return nil, nil, fmt.Errorf("no decoded changes for %s from the local slot yet: %w", gid, ctx.Err())
+			return nil, nil, timeout(ok)
 		}
 	}
 }
+
+// decodeGrace and decodeLagMax bound how long a commit waits past its timeout for a decoder
+// that is behind but reading (waitForPrepare).
+const (
+	decodeGrace  = time.Second
+	decodeLagMax = 30 * time.Second
+)
 
 func stateName(st int) string {
 	return [...]string{"pending", "being applied", "prepared on the peer", "of unknown outcome on the peer", "refused by the peer", "done"}[st]

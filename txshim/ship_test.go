@@ -439,3 +439,62 @@ func TestApplyTerminatesBlocker(t *testing.T) {
 		t.Errorf("balance on the peer = %d, want 105", b)
 	}
 }
+
+// TestWaitForSlowDecoder drives waitForPrepare with synthetic stream events: a commit whose
+// changes the decoder has not delivered by its deadline waits on while the decoder reads (a
+// large transaction before it still streaming) and gets them; with the decoder stalled it gives
+// up about at its deadline; a cancelled wait returns at once.
+func TestWaitForSlowDecoder(t *testing.T) {
+	s := NewShipper(ShipperConfig{Site: "a", Logger: quietLogger()})
+	s.mu.Lock()
+	s.link = linkOnline
+	s.mu.Unlock()
+	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}
+	prepared := func(gid string, pos int) Event {
+		txn := &Txn{XID: uint32(pos), GID: gid, Prepared: true,
+			Changes: []Change{{Kind: ChangeInsert, Rel: rel, New: []Value{{Kind: ValueText, Data: []byte("x")}}}}}
+		return Event{Txn: txn, Pos: pglogrepl.LSN(pos)}
+	}
+
+	// The decoder reads on for 1.5 s past a 200 ms deadline, then delivers the gid.
+	gid := gidFor("a", 1, 1)
+	go func() {
+		for range 15 {
+			time.Sleep(100 * time.Millisecond)
+			s.received.Add(1)
+		}
+		s.add(prepared(gid, 100))
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, txn, err := s.waitForPrepare(ctx, gid)
+	if err != nil || txn == nil || txn.GID != gid {
+		t.Fatalf("waitForPrepare behind a reading decoder: %v (txn %v)", err, txn)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("got the changes after %v, before the decoder delivered them", d)
+	}
+
+	// The decoder stalled: the wait ends about at its deadline.
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, _, err := s.waitForPrepare(ctx, gidFor("a", 1, 2)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waitForPrepare with a stalled decoder: %v, want a deadline error", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond+decodeGrace {
+		t.Errorf("a stalled decoder held the wait for %v", d)
+	}
+
+	// Cancelled: at once, whatever the decoder does.
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	if _, _, err := s.waitForPrepare(ctx, gidFor("a", 1, 3)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waitForPrepare: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a cancelled wait took %v", d)
+	}
+}
