@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
-
-	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -67,7 +66,7 @@ SELECT pg_replication_origin_session_setup(` + lit + `)`
 const applyAppName = "tandem apply"
 
 // blockerGrace is how long an apply runs before its watchdog looks for sessions blocking it.
-var blockerGrace = time.Second
+const blockerGrace = time.Second
 
 // watch starts the watchdog of one apply: after blockerGrace, and again each blockerGrace while
 // the apply runs, it terminates the sessions that block it (terminateBlockers). stop ends it

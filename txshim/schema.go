@@ -13,9 +13,10 @@ import (
 // each database keeps its own term record and its own decision rows.
 //
 // Two helper functions let one pipelined apply round trip refuse cleanly: check_term is the
-// §3 fence (with a master: the same term held by another master is refused too, see
-// WriteTermRecord; the one-argument form is kept for shims of earlier versions), expect_one turns an UPDATE/DELETE that missed (divergence) into an SQL error before
-// PREPARE TRANSACTION runs, so a diverged transaction is never prepared on the peer.
+// §3 fence (given a master, the same term held by another master is refused too, see
+// WriteTermRecord; the one-argument form stays for shims of earlier versions); expect_one
+// turns an UPDATE/DELETE that missed (divergence) into an SQL error before PREPARE
+// TRANSACTION runs, so a diverged transaction is never prepared on the peer.
 const schemaSQL = `
 CREATE SCHEMA IF NOT EXISTS tandem;
 CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),

@@ -751,19 +751,13 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 	// local slot. That is the local database's pace, not the peer failing, so past ctx's
 	// deadline the wait for this gid's changes goes on while the decoder reads on (checked
 	// every decodeGrace), for at most decodeLagMax more. Cancelling ctx ends it at once.
-	cancelled := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			close(cancelled)
-		}
-	})
-	defer stop()
+	wctx, cancel := withExtraTime(ctx, decodeLagMax)
+	defer cancel()
 	var expired <-chan time.Time
-	var hard time.Time
 	if dl, ok := ctx.Deadline(); ok {
 		t := time.NewTimer(time.Until(dl))
 		defer t.Stop()
-		expired, hard = t.C, dl.Add(decodeLagMax)
+		expired = t.C
 	}
 	read := s.received.Load()
 	timeout := func(found bool) error {
@@ -815,10 +809,13 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 		}
 		select {
 		case <-changed:
-		case <-cancelled:
-			return nil, nil, fmt.Errorf("wait for %s: %w", gid, ctx.Err())
+		case <-wctx.Done():
+			if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return nil, nil, fmt.Errorf("wait for %s: %w", gid, err)
+			}
+			return nil, nil, timeout(ok)
 		case <-expired:
-			if now := s.received.Load(); !ok && now != read && time.Now().Before(hard) {
+			if now := s.received.Load(); !ok && now != read {
 				read = now
 				expired = time.After(decodeGrace)
 				continue
