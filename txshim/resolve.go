@@ -53,6 +53,9 @@ type Report struct {
 	Committed  []string  // gids committed on every side where they were prepared
 	RolledBack []string  // gids rolled back on every side where they were prepared
 	InDoubt    []InDoubt // gids left prepared that need the other database or an operator
+	// PeerUnreachable: the pass could not reach the peer database, so whatever is prepared
+	// there is still unsettled.
+	PeerUnreachable bool
 }
 
 // InDoubt is a prepared transaction the resolver may not decide (DESIGN §5.4, last row):
@@ -338,6 +341,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 	dbs := r.connect(ctx)
 	defer dbs[0].close()
 	defer dbs[1].close()
+	rep.PeerUnreachable = !dbs[1].reachable()
 	if !dbs[0].reachable() && !dbs[1].reachable() {
 		return rep, fmt.Errorf("resolve: neither database is reachable: local: %v; peer: %v", dbs[0].err, dbs[1].err)
 	}

@@ -356,13 +356,17 @@ func TestResolver(t *testing.T) {
 		s := e.dual(t)
 		g := e.crash(t, s, "after-peer-prepare", 7, "local", "peer")
 		restartPeer := kill(t, e.peer)
-		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
+		if rep := resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"}); !rep.PeerUnreachable {
+			t.Error("the report does not say the peer was unreachable")
+		}
 		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
 		if !slices.Equal(preparedGIDs(t, e.local), []string{g}) {
 			t.Fatal("the in-doubt transaction was touched")
 		}
 		restartPeer()
-		resolve(t, r, []string{g}, nil)
+		if rep := resolve(t, r, []string{g}, nil); rep.PeerUnreachable {
+			t.Error("the report says the peer was unreachable after its restart")
+		}
 		e.settled(t, 7, true)
 	})
 

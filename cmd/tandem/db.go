@@ -235,8 +235,11 @@ func (d *database) catchUp(ctx context.Context) {
 	}
 	// A peer database that comes back may hold transactions prepared by the previous master
 	// (of the peer's own site, say): their row locks would stall the catch-up until the next
-	// periodic pass, so settle them first.
-	d.resolve(ctx)
+	// periodic pass, so settle them first — and wait for the next round while this pass cannot
+	// reach the peer (it may be starting up).
+	if rep := d.resolve(ctx); rep.PeerUnreachable {
+		return
+	}
 	if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
 		if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
 			// Once, not every round: shipping stopped for good (status needs_resync).
@@ -322,19 +325,21 @@ func (d *database) drain(ctx context.Context) {
 // commit_timeout, its local PREPARE and COMMIT PREPARED are not.
 const drainMargin = 5 * time.Second
 
-// resolve runs one pass of the resolver (DESIGN §5.4) and logs what it did.
-func (d *database) resolve(ctx context.Context) {
+// resolve runs one pass of the resolver (DESIGN §5.4), logs what it did, and returns its
+// report (what it did before any failure).
+func (d *database) resolve(ctx context.Context) txshim.Report {
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	rep, err := d.resolver.ResolveOnce(rctx)
 	if err != nil {
 		d.log.Warn("resolver pass failed", "err", err)
-		return
+		return rep
 	}
 	before := d.inDoubt.Swap(int64(len(rep.InDoubt)))
 	if len(rep.Committed)+len(rep.RolledBack) > 0 || int64(len(rep.InDoubt)) != before {
 		d.log.Info("resolved in-doubt transactions", "committed", len(rep.Committed), "rolled_back", len(rep.RolledBack), "in_doubt", len(rep.InDoubt))
 	}
+	return rep
 }
 
 // resync re-seeds the peer database from this master's (DESIGN §5.5, see
