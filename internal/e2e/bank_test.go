@@ -29,7 +29,7 @@ func TestBankWorkload(t *testing.T) {
 func bankWorkload(t *testing.T, witness bool) {
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s", witness: witness})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
-	b := startBank(t, []string{s1.proxy, s2.proxy}, 4)
+	b := startBank([]string{s1.proxy, s2.proxy}, 4)
 	defer b.stop()
 
 	// site1 is master again once site2 names it so: a site1 that resumes from a pause still
@@ -127,7 +127,7 @@ type bank struct {
 	failed int                 // answers other than OK, and broken connections
 }
 
-func startBank(t *testing.T, proxies []string, workers int) *bank {
+func startBank(proxies []string, workers int) *bank {
 	b := &bank{halt: make(chan struct{}), acked: map[string]transfer{}, sent: map[string]transfer{}}
 	for w := range workers {
 		b.wg.Go(func() { b.work(w, proxies) })
