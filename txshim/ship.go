@@ -750,7 +750,8 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 	// The decoder may be behind: a large transaction before this one still streaming from the
 	// local slot. That is the local database's pace, not the peer failing, so past ctx's
 	// deadline the wait for this gid's changes goes on while the decoder reads on (checked
-	// every decodeGrace), for at most decodeLagMax more. Cancelling ctx ends it at once.
+	// every decodeGrace), for at most decodeLagMax more: a departure from DESIGN §5.3, where
+	// any timeout means the peer is down. Cancelling ctx ends it at once.
 	wctx, cancel := withExtraTime(ctx, decodeLagMax)
 	defer cancel()
 	var expired <-chan time.Time
