@@ -584,15 +584,7 @@ func TestInFlight(t *testing.T) {
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
-	paused, resume := make(chan struct{}), make(chan struct{})
-	failpoint = func(step string) error {
-		if step == "after-local-prepare" {
-			close(paused)
-			<-resume
-		}
-		return nil
-	}
-	t.Cleanup(func() { failpoint = nil })
+	paused, resume := pauseAtLocalPrepare(t)()
 	conn := s.connect(t)
 	done := make(chan error, 1)
 	go func() {
@@ -631,18 +623,7 @@ func TestHoldCommits(t *testing.T) {
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
-	paused, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	failpoint = func(step string) error {
-		if step == "after-local-prepare" {
-			once.Do(func() {
-				close(paused)
-				<-resume
-			})
-		}
-		return nil
-	}
-	t.Cleanup(func() { failpoint = nil })
+	paused, resume := pauseAtLocalPrepare(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -761,20 +742,7 @@ func TestStepDown(t *testing.T) {
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var pause atomic.Pointer[[2]chan struct{}] // paused, resume: the next commit after its local PREPARE
-	failpoint = func(step string) error {
-		if p := pause.Load(); step == "after-local-prepare" && p != nil && pause.CompareAndSwap(p, nil) {
-			close(p[0])
-			<-p[1]
-		}
-		return nil
-	}
-	t.Cleanup(func() { failpoint = nil })
-	pauseNext := func() (paused, resume chan struct{}) {
-		p := &[2]chan struct{}{make(chan struct{}), make(chan struct{})}
-		pause.Store(p)
-		return p[0], p[1]
-	}
+	pauseNext := pauseAtLocalPrepare(t)
 	insert := func(id int) <-chan error {
 		done := make(chan error, 1)
 		go func() {
@@ -854,5 +822,25 @@ func TestStepDown(t *testing.T) {
 	var prepared int
 	if err := db.QueryRow("SELECT count(*) FROM pg_prepared_xacts").Scan(&prepared); err != nil || prepared != 0 {
 		t.Errorf("%d prepared transactions left (%v)", prepared, err)
+	}
+}
+
+// pauseAtLocalPrepare installs a failpoint for the rest of the test; each call of next makes
+// the next dual commit stop right after its local PREPARE: paused is closed then, and the
+// commit goes on once resume is closed.
+func pauseAtLocalPrepare(t *testing.T) (next func() (paused, resume chan struct{})) {
+	var pause atomic.Pointer[[2]chan struct{}]
+	failpoint = func(step string) error {
+		if p := pause.Load(); step == "after-local-prepare" && p != nil && pause.CompareAndSwap(p, nil) {
+			close(p[0])
+			<-p[1]
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	return func() (paused, resume chan struct{}) {
+		p := &[2]chan struct{}{make(chan struct{}), make(chan struct{})}
+		pause.Store(p)
+		return p[0], p[1]
 	}
 }
