@@ -97,6 +97,19 @@ func queryRow(s *site, f func(*sql.DB) error) error {
 	return f(db)
 }
 
+// operatorOf waits until s serves through its own proxy and returns an operator session
+// there, closed at the end of the test.
+func operatorOf(t *testing.T, s *site) *operator {
+	t.Helper()
+	waitFor(t, 10*time.Second, s.name+" serving", func() bool { return ping(s.proxy, time.Second) == s.name })
+	o, err := dialOperator(s.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.close)
+	return o
+}
+
 // shimStatus is the txshim part of a member's GET /status.
 type shimStatus struct {
 	Mode        string `json:"mode"`
@@ -122,12 +135,7 @@ func shimStatusOf(t *testing.T, s *site) shimStatus {
 // when it returns.
 func TestPeerDatabaseOutage(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true})
-	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
-	o, err := dialOperator(s1.proxy, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
+	o := operatorOf(t, s1)
 	set := func(k, v string) {
 		t.Helper()
 		if got, err := o.do("SET "+k+" "+v, 10*time.Second); got != "OK site1" {
@@ -268,12 +276,7 @@ func TestPausedMasterIsFenced(t *testing.T) {
 // databases identical.
 func TestResync(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true})
-	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
-	o, err := dialOperator(s1.proxy, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
+	o := operatorOf(t, s1)
 	set := func(k, v, want string) {
 		t.Helper()
 		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != want {
