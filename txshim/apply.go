@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -69,34 +70,38 @@ const applyAppName = "tandem apply"
 const blockerGrace = time.Second
 
 // watch starts the watchdog of one apply: after blockerGrace, and again each blockerGrace while
-// the apply runs, it terminates the sessions that block it (terminateBlockers). stop ends it
-// and waits for a pass under way.
+// the apply runs, it terminates the sessions that block it (terminateBlockers). It costs a timer
+// on the hot path, nothing more, until the grace is over. stop ends it and waits for a pass
+// under way.
 func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 	pid := a.conn.PID()
 	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(blockerGrace)
-		defer t.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-t.C:
-			}
-			if err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger); err != nil && wctx.Err() == nil {
-				hint := ""
-				if sqlState(err) == "42501" {
-					hint = "the peer DSN's user may only end its own role's sessions: GRANT pg_signal_backend to it"
-				}
-				a.logger.Warn("apply watchdog: cannot end the sessions blocking the apply", "gid", gid, "err", err, "hint", hint)
-			}
+	var mu sync.Mutex // held by a pass, and while t is set
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(blockerGrace, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if wctx.Err() != nil {
+			return
 		}
-	}()
+		if err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger); err != nil && wctx.Err() == nil {
+			hint := ""
+			if sqlState(err) == "42501" {
+				hint = "the peer DSN's user may only end its own role's sessions: GRANT pg_signal_backend to it"
+			}
+			a.logger.Warn("apply watchdog: cannot end the sessions blocking the apply", "gid", gid, "err", err, "hint", hint)
+		}
+		if wctx.Err() == nil {
+			t.Reset(blockerGrace)
+		}
+	})
+	mu.Unlock()
 	return func() {
 		cancel()
-		<-done
+		t.Stop()
+		mu.Lock() // a pass under way ends (its context is cancelled) and schedules no other
+		mu.Unlock()
 	}
 }
 
