@@ -587,26 +587,45 @@ func (s *session) relayCopyIn() error {
 			if !s.lastExt {
 				return nil
 			}
-			for {
-				typ, body, err = s.cr.next()
-				if err != nil {
-					return err
-				}
-				if err := s.forward(typ, body, true); err != nil {
-					return err
-				}
-				if typ == 'S' {
-					return nil
-				}
-			}
+			return s.relayUntilSync()
 		case 'H', 'S':
 			// Ignored by the backend during copy-in; pass on.
 			if err := s.forward(typ, body, false); err != nil {
 				return err
 			}
+		case 'X':
+			// The client leaves mid-COPY: the backend answers no more (an extended COPY waits
+			// for a Sync that will not come), so the session ends here, as on any Terminate.
+			s.forward(typ, body, true)
+			return errClientQuit
 		default:
-			// Anything else aborts the COPY in the backend; pass it on and let it answer.
-			return s.forward(typ, body, true)
+			// Anything else aborts the COPY in the backend, which answers at once to a simple
+			// Query's COPY; an extended one it skips then until the client's next Sync, so the
+			// client is read on until that (or until it leaves).
+			if err := s.forward(typ, body, !s.lastExt); err != nil {
+				return err
+			}
+			if !s.lastExt {
+				return nil
+			}
+			return s.relayUntilSync()
+		}
+	}
+}
+
+// relayUntilSync passes the client's messages through up to and including the next Sync: the
+// end of an extended-protocol COPY, which the backend answers only then.
+func (s *session) relayUntilSync() error {
+	for {
+		typ, body, err := s.cr.next()
+		if err != nil {
+			return err
+		}
+		if err := s.forward(typ, body, true); err != nil {
+			return err
+		}
+		if typ == 'S' {
+			return nil
 		}
 	}
 }
