@@ -376,14 +376,87 @@ func (c *Cluster) kill() {
 	if cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
-	// Backends notice the postmaster's death on their own; wait briefly so a restart finds the
-	// shared memory free.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && syscall.Kill(-cmd.Process.Pid, 0) == nil {
-		time.Sleep(10 * time.Millisecond)
+	// Every backend at once, as a crash would, rather than each noticing the postmaster's death.
+	pm := cmd.Process.Pid
+	_ = syscall.Kill(pm, syscall.SIGSTOP)
+	kids, _ := children(pm)
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	_ = syscall.Kill(-pm, syscall.SIGKILL)
+	<-exited
+	// Wait briefly for the backends to be gone, so a restart finds the shared memory free.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range kids {
+		for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// Pause SIGSTOPs the postmaster and its backends, as a frozen host would look: the kernel still
+// accepts connections on the port, nothing answers them. Resume (or Stop, Kill, Close) undoes it.
+func (c *Cluster) Pause() error { return c.signalAll(syscall.SIGSTOP) }
+
+// Resume SIGCONTs what Pause stopped.
+func (c *Cluster) Resume() error { return c.signalAll(syscall.SIGCONT) }
+
+// signalAll sends sig to the postmaster and to each of its children. Each backend is a process
+// group of its own (PostgreSQL calls setsid in every child), so a signal to the postmaster's
+// group reaches the postmaster alone. The postmaster is stopped first, so that it forks
+// nothing while its children are listed.
+func (c *Cluster) signalAll(sig syscall.Signal) error {
+	c.mu.Lock()
+	cmd := c.cmd
+	c.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("postgres on port %d is not running", c.port)
+	}
+	pm := cmd.Process.Pid
+	if sig != syscall.SIGCONT {
+		if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+			return err
+		}
+	}
+	kids, err := children(pm)
+	if err != nil {
+		return err
+	}
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, sig) // a backend may have just exited
+	}
+	if sig == syscall.SIGSTOP {
+		return nil
+	}
+	return syscall.Kill(pm, sig)
+}
+
+// children lists the processes whose parent is pid, from /proc.
+func children(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var kids []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) > 1 {
+			if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == pid {
+				kids = append(kids, n)
+			}
+		}
+	}
+	return kids, nil
 }
 
 // Stop shuts the server down (fast shutdown; SIGKILL after 15 s). The directory stays.
@@ -394,6 +467,7 @@ func (c *Cluster) Stop() error {
 	if cmd == nil {
 		return nil
 	}
+	_ = c.signalAll(syscall.SIGCONT) // a paused cluster cannot shut down
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-exited:

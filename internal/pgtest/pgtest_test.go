@@ -85,6 +85,58 @@ func TestStartSettingsKillRestart(t *testing.T) {
 	}
 }
 
+// TestPauseResume: a paused cluster answers nothing, on a connection opened before the pause
+// as on a new one, and a paused cluster still stops.
+func TestPauseResume(t *testing.T) {
+	c := Start(t)
+	db := c.Open(t, c.Database())
+	db.SetMaxOpenConns(2)
+	if got := queryString(t, db, "SELECT 'up'"); got != "up" {
+		t.Fatalf("before the pause: %q", got)
+	}
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan string, 2)
+	for range 2 { // the idle connection, then a new one
+		go func() {
+			var s string
+			if err := db.QueryRow("SELECT 'thawed'").Scan(&s); err != nil {
+				s = err.Error()
+			}
+			answered <- s
+		}()
+	}
+	select {
+	case s := <-answered:
+		t.Fatalf("a paused cluster answered %q", s)
+	case <-time.After(time.Second):
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case s := <-answered:
+			if s != "thawed" {
+				t.Errorf("after Resume: %q", s)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer 10 s after Resume")
+		}
+	}
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stopping a paused cluster took %v", d)
+	}
+}
+
 func TestPasswordUser(t *testing.T) {
 	for _, method := range []string{"scram-sha-256", "md5"} {
 		t.Run(method, func(t *testing.T) {
