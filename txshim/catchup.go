@@ -102,7 +102,7 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	s.pool.closeIdle(ctx) // connections from before an outage are dead
 	s.opPool.closeIdle(ctx)
 
-	local, err := sql.Open("postgres", s.cfg.LocalDSN)
+	local, err := OpenDB(s.cfg.LocalDSN)
 	if err != nil {
 		return fmt.Errorf("catch-up: local database: %w", err)
 	}

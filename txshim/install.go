@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	_ "github.com/lib/pq" // control work on both databases
 )
 
 // PublicationName is the publication both sites' decoders stream (DESIGN §5.2).
@@ -53,12 +51,12 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 	if !siteNameRE.MatchString(site) {
 		return fmt.Errorf("install: site name %q cannot name a replication slot: use 1-40 lowercase letters, digits or underscores", site)
 	}
-	local, err := sql.Open("postgres", localDSN)
+	local, err := OpenDB(localDSN)
 	if err != nil {
 		return fmt.Errorf("install: local database: %w", err)
 	}
 	defer local.Close()
-	peer, err := sql.Open("postgres", peerDSN)
+	peer, err := OpenDB(peerDSN)
 	if err != nil {
 		return fmt.Errorf("install: peer database: %w", err)
 	}

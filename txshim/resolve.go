@@ -67,9 +67,10 @@ type InDoubt struct {
 }
 
 // Timeouts of the resolver's control connections: a database that does not answer within
-// them counts as unreachable (connect) or fails this pass (statements).
+// them counts as unreachable (connect) or fails this pass (statements). A promotion waits for
+// a pass, so a peer database that hangs delays a takeover by resolveConnectTimeout.
 const (
-	resolveConnectTimeout = 5 * time.Second
+	resolveConnectTimeout = 2 * time.Second
 	resolveStmtTimeout    = 10 * time.Second
 )
 
@@ -167,33 +168,39 @@ type resolveDB struct {
 	err  error // why the database is unreachable in this pass; conn is nil then
 }
 
+// connect opens a control connection to each database, both at once.
 func (r *Resolver) connect(ctx context.Context) [2]*resolveDB {
 	var dbs [2]*resolveDB
+	var wg sync.WaitGroup
 	for i, dsn := range []string{r.cfg.LocalDSN, r.cfg.PeerDSN} {
 		d := &resolveDB{side: sideName(i)}
 		dbs[i] = d
-		db, err := sql.Open("postgres", dsn)
-		if err != nil {
-			d.err = err
-			continue
-		}
-		d.db = db
-		cctx, cancel := context.WithTimeout(ctx, resolveConnectTimeout)
-		conn, err := db.Conn(cctx)
-		if err == nil {
-			err = conn.PingContext(cctx)
-			if err != nil {
-				conn.Close()
-			}
-		}
-		cancel()
-		if err != nil {
-			d.err = err
-			continue
-		}
-		d.conn = conn
+		wg.Go(func() { d.open(ctx, dsn) })
 	}
+	wg.Wait()
 	return dbs
+}
+
+func (d *resolveDB) open(ctx context.Context, dsn string) {
+	db, err := OpenDB(dsn)
+	if err != nil {
+		d.err = err
+		return
+	}
+	d.db = db
+	cctx, cancel := context.WithTimeout(ctx, resolveConnectTimeout)
+	defer cancel()
+	conn, err := db.Conn(cctx)
+	if err == nil {
+		if err = conn.PingContext(cctx); err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
+		d.err = err
+		return
+	}
+	d.conn = conn
 }
 
 func (d *resolveDB) close() {

@@ -22,12 +22,12 @@ import (
 // peer: a peer sequence behind the master's is set to the master's last value (setval …, true);
 // one ahead stays. Sequences the master never used, or the peer lacks, are left alone.
 func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
-	local, err := sql.Open("postgres", localDSN)
+	local, err := OpenDB(localDSN)
 	if err != nil {
 		return fmt.Errorf("align sequences: local database: %w", err)
 	}
 	defer local.Close()
-	peer, err := sql.Open("postgres", peerDSN)
+	peer, err := OpenDB(peerDSN)
 	if err != nil {
 		return fmt.Errorf("align sequences: peer database: %w", err)
 	}
@@ -98,7 +98,7 @@ ORDER BY 1, 2, 3`
 // nextval default — so that a new master never hands out a value a committed row holds (DESIGN
 // §5.2). A sequence already past stays where it is. Run it at takeover, before writes begin.
 func BumpSequences(ctx context.Context, dsn string) error {
-	db, err := sql.Open("postgres", dsn)
+	db, err := OpenDB(dsn)
 	if err != nil {
 		return fmt.Errorf("bump sequences: %w", err)
 	}
@@ -162,13 +162,13 @@ func (s *Shipper) sequenceLoop(ctx context.Context) {
 	if every < 0 {
 		return
 	}
-	local, err := sql.Open("postgres", s.cfg.LocalDSN)
+	local, err := OpenDB(s.cfg.LocalDSN)
 	if err != nil {
 		s.logger.Error("sequence shipping off: local database", "err", err)
 		return
 	}
 	defer local.Close()
-	peer, err := sql.Open("postgres", s.cfg.PeerDSN)
+	peer, err := OpenDB(s.cfg.PeerDSN)
 	if err != nil {
 		s.logger.Error("sequence shipping off: peer database", "err", err)
 		return

@@ -17,7 +17,7 @@ import (
 func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err error) {
 	var snaps [2]*sql.Tx
 	for i, dsn := range []string{localDSN, peerDSN} {
-		db, err := sql.Open("postgres", dsn)
+		db, err := OpenDB(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("verify: open %s database: %w", sideName(i), err)
 		}

@@ -1,0 +1,223 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// OpenDB opens a database handle for control work (install, term records, recovery, checks)
+// with github.com/lib/pq, whose operations end when their context does — also when the server
+// stops answering.
+//
+// lib/pq alone does not do that: when a context ends it sends PostgreSQL a cancel request and
+// goes on waiting for the answer, and without connect_timeout it waits for the start-up
+// exchange without limit. A database that hangs (a frozen host, a stalled disk) would then hold
+// the caller — a health check, a promotion writing the term into the peer's database — for as
+// long as it hangs. Here every connection is dialed by Tandem, and each operation puts its
+// context's deadline on the socket, so a silent server fails the operation at its deadline.
+func OpenDB(dsn string) (*sql.DB, error) {
+	c, err := pq.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	c.Dialer(ctlDialer{})
+	return sql.OpenDB(&ctlConnector{pq: c}), nil
+}
+
+// startupTimeout bounds a connection's start-up when the operation that needs it has no
+// deadline (database/sql also opens connections in the background, without one).
+const startupTimeout = 15 * time.Second
+
+// ctlConnector hands out ctlConns.
+type ctlConnector struct{ pq *pq.Connector }
+
+// dialed is where ctlDialer leaves the socket it made for one Connect call.
+type dialed struct {
+	conn net.Conn
+	stop func() bool // the start-up's cancel watch
+}
+
+type dialedKey struct{}
+
+func (c *ctlConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	var d dialed
+	dc, err := c.pq.Connect(context.WithValue(ctx, dialedKey{}, &d))
+	if err != nil {
+		return nil, err
+	}
+	if d.conn == nil { // cannot happen: lib/pq dials through ctlDialer
+		return dc, nil
+	}
+	d.stop()
+	if err := d.conn.SetDeadline(time.Time{}); err != nil {
+		dc.Close()
+		return nil, err
+	}
+	return &ctlConn{Conn: dc, nc: d.conn}, nil
+}
+
+func (c *ctlConnector) Driver() driver.Driver { return c.pq.Driver() }
+
+// ctlDialer dials TCP (or a Unix socket) and puts the start-up deadline on the socket.
+type ctlDialer struct{}
+
+func (ctlDialer) Dial(network, address string) (net.Conn, error) {
+	return ctlDialer{}.DialContext(context.Background(), network, address)
+}
+
+func (ctlDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return ctlDialer{}.DialContext(ctx, network, address)
+}
+
+// DialContext dials and bounds the start-up exchange that follows by ctx: its deadline (or
+// startupTimeout) is put on the socket, and its cancellation ends the socket's reads.
+func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(startupTimeout)
+	}
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var nd net.Dialer
+	conn, err := nd.DialContext(dctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// lib/pq also dials here to send a cancel request; only Connect leaves a slot, and
+	// Connect clears the deadline (and this watch) once the start-up is over.
+	if d, ok := ctx.Value(dialedKey{}).(*dialed); ok {
+		d.conn = conn
+		d.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	}
+	return conn, nil
+}
+
+// ctlConn is a lib/pq connection whose operations put their context's deadline on the socket
+// (none when the context has none) and end its reads and writes when the context is cancelled.
+// Rows read after QueryContext returns are covered by the context of the query that made them.
+type ctlConn struct {
+	driver.Conn // *pq.conn
+	nc          net.Conn
+	mu          sync.Mutex
+	gen         uint64      // operations armed so far
+	stop        func() bool // stops the previous operation's cancel watch
+}
+
+func (c *ctlConn) arm(ctx context.Context) error {
+	deadline, _ := ctx.Deadline() // zero: none
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
+	c.gen++
+	if ctx.Done() != nil {
+		gen := c.gen
+		c.stop = context.AfterFunc(ctx, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.gen == gen { // still this operation's
+				_ = c.nc.SetDeadline(time.Unix(1, 0))
+			}
+		})
+	}
+	return c.nc.SetDeadline(deadline)
+}
+
+func (c *ctlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if err := c.arm(ctx); err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+}
+
+func (c *ctlConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	if err := c.arm(ctx); err != nil {
+		return nil, err
+	}
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return &ctlStmt{Stmt: st, c: c}, nil
+}
+
+func (c *ctlConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if err := c.arm(ctx); err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+}
+
+func (c *ctlConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if err := c.arm(ctx); err != nil {
+		return nil, err
+	}
+	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
+}
+
+func (c *ctlConn) Ping(ctx context.Context) error {
+	if err := c.arm(ctx); err != nil {
+		return err
+	}
+	return c.Conn.(driver.Pinger).Ping(ctx)
+}
+
+func (c *ctlConn) ResetSession(ctx context.Context) error {
+	return c.Conn.(driver.SessionResetter).ResetSession(ctx)
+}
+
+func (c *ctlConn) IsValid() bool { return c.Conn.(driver.Validator).IsValid() }
+
+func (c *ctlConn) CheckNamedValue(nv *driver.NamedValue) error {
+	return c.Conn.(driver.NamedValueChecker).CheckNamedValue(nv)
+}
+
+// ctlStmt is a prepared statement of a ctlConn.
+type ctlStmt struct {
+	driver.Stmt
+	c *ctlConn
+}
+
+func (s *ctlStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if err := s.c.arm(ctx); err != nil {
+		return nil, err
+	}
+	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (s *ctlStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	if err := s.c.arm(ctx); err != nil {
+		return nil, err
+	}
+	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
+}
+
+// The interfaces database/sql looks for, which lib/pq's connection has too.
+var (
+	_ driver.ConnBeginTx        = (*ctlConn)(nil)
+	_ driver.ConnPrepareContext = (*ctlConn)(nil)
+	_ driver.ExecerContext      = (*ctlConn)(nil)
+	_ driver.QueryerContext     = (*ctlConn)(nil)
+	_ driver.Pinger             = (*ctlConn)(nil)
+	_ driver.SessionResetter    = (*ctlConn)(nil)
+	_ driver.Validator          = (*ctlConn)(nil)
+	_ driver.NamedValueChecker  = (*ctlConn)(nil)
+	_ driver.StmtExecContext    = (*ctlStmt)(nil)
+	_ driver.StmtQueryContext   = (*ctlStmt)(nil)
+	_ driver.Connector          = (*ctlConnector)(nil)
+	_ pq.DialerContext          = ctlDialer{}
+)

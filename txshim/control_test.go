@@ -1,0 +1,81 @@
+package txshim
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// TestOpenDBFrozenServer: a database that stops answering (paused) fails each control operation
+// at its context's deadline or cancellation — on a connection opened before the pause and on a
+// new one — and the handle works again once the database answers.
+func TestOpenDBFrozenServer(t *testing.T) {
+	c := pgtest.Start(t)
+	db, err := OpenDB(c.DSN(c.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(3)
+	one := func(ctx context.Context) error {
+		var n int
+		return db.QueryRowContext(ctx, `SELECT 1`).Scan(&n)
+	}
+	if err := one(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Resume()
+
+	// Deadlines: the idle connection, then new ones (the pool may open more).
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		start := time.Now()
+		err := one(ctx)
+		cancel()
+		if d := time.Since(start); err == nil || d > 3*time.Second {
+			t.Errorf("query %d on a frozen server: err %v after %v, want an error at the 500ms deadline", i, err, d)
+		}
+	}
+	// Cancellation without a deadline.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	if err := db.PingContext(ctx); err == nil || time.Since(start) > 3*time.Second {
+		t.Errorf("cancelled ping on a frozen server: err %v after %v", err, time.Since(start))
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		err := one(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no answer after the server resumed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A transaction spans operations; each is bounded by its own context.
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(context.Background(), `CREATE TABLE t (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("count: %d, %v", n, err)
+	}
+}
