@@ -36,6 +36,12 @@ type Options struct {
 	BeforePromote func(ctx context.Context, term uint64) (peerSynced bool, err error)
 	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
 	ReleaseTimeout time.Duration
+	// WentSolo reports whether the master this process served went solo in term (its shim
+	// switched to committing alone). A record saying peer_synced = false is announced before
+	// the first solo commit (DESIGN §3), and a master that then hears of a newer term does not
+	// commit alone: when this process recorded the announcement and WentSolo says no, a newer
+	// term elsewhere is no split brain. nil: every such record counts as committed alone.
+	WentSolo func(term uint64) bool
 }
 
 // MemberStatus is one member as shown by /status.
@@ -82,6 +88,7 @@ type Node struct {
 	store          RecordStore
 	beforeRelease  func(ctx context.Context, term uint64)
 	beforePromote  func(ctx context.Context, term uint64) (bool, error)
+	wentSolo       func(term uint64) bool
 	releaseTimeout time.Duration
 	prof           profile
 	voters         int
@@ -97,24 +104,27 @@ type Node struct {
 
 	readySince map[string]time.Time // owned by the decision loop
 
-	mu          sync.Mutex
-	meta        Meta // what is published
-	metaBytes   []byte
-	metaDirty   bool
-	role        Role // local role; stays ahead of meta.Role while a release drains
-	reason      string
-	decision    string // see State.Decision
-	splitMark   splitBrainMark
-	roleChanges uint64
-	peers       map[string]*peer
-	claimedAt   time.Time
-	switchTo    string
-	switchUntil time.Time
-	force       bool
-	state       State
-	delivered   State
-	ml          *memberlist.Memberlist
-	addr        string
+	mu        sync.Mutex
+	meta      Meta // what is published
+	metaBytes []byte
+	metaDirty bool
+	role      Role // local role; stays ahead of meta.Role while a release drains
+	reason    string
+	decision  string // see State.Decision
+	splitMark splitBrainMark
+	announced uint64 // the term whose peer_synced = false this process recorded
+	// the term noteAnnouncedOnly last logged
+	announcedOnly uint64
+	roleChanges   uint64
+	peers         map[string]*peer
+	claimedAt     time.Time
+	switchTo      string
+	switchUntil   time.Time
+	force         bool
+	state         State
+	delivered     State
+	ml            *memberlist.Memberlist
+	addr          string
 }
 
 // peer is what the node knows of another member.
@@ -205,7 +215,8 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, log: logger.With("component", "gossip"), mlLog: logger.With("component", "memberlist"), store: store, beforeRelease: opts.BeforeRelease, beforePromote: opts.BeforePromote, releaseTimeout: rt,
-		prof: prof, voters: voters, fenceDelay: fence,
+		wentSolo: opts.WentSolo,
+		prof:     prof, voters: voters, fenceDelay: fence,
 		wake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
 		readySince: map[string]time.Time{},
@@ -393,9 +404,25 @@ func (n *Node) SetPeerSynced(ok bool) error {
 		return err
 	}
 	n.meta.Record = rec
+	if !ok {
+		n.announced = rec.Term
+	}
 	n.encodeLocked()
 	n.poke()
 	return nil
+}
+
+// committedAlone reports whether this site may have committed alone in term, whose record of
+// this site says peer_synced = false: yes, unless this process recorded that and its shim
+// says it never went solo (Options.WentSolo).
+func (n *Node) committedAlone(term uint64) bool {
+	n.mu.Lock()
+	announced := n.announced
+	n.mu.Unlock()
+	if n.wentSolo == nil || announced != term {
+		return true // recorded by an earlier process: nothing tells
+	}
+	return n.wentSolo(term)
 }
 
 // AwaitRecord waits until a member the other site would ask before promoting — that site's
@@ -446,6 +473,19 @@ func (n *Node) Force() {
 // noteSplitBrain records that this site committed alone in term while another site took a
 // newer one (DESIGN §3): published (failback to this site stops), kept in the data directory,
 // and reported once per term.
+// noteAnnouncedOnly logs, once per term, a newer term taken elsewhere after this site announced
+// going solo in term but before it committed anything alone: not a split brain.
+func (n *Node) noteAnnouncedOnly(term uint64) {
+	n.mu.Lock()
+	seen := n.announcedOnly == term
+	n.announcedOnly = term
+	n.mu.Unlock()
+	if !seen {
+		n.log.Warn("another site took a newer term after this site announced going solo in its term, "+
+			"but it committed nothing alone: no split brain", "term", term)
+	}
+}
+
 func (n *Node) noteSplitBrain(term uint64) {
 	n.mu.Lock()
 	if n.splitMark.Term == term {
@@ -632,7 +672,21 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 
 	// Before Adopt replaces the record that shows it.
 	if sb := SplitBrain(v); sb != 0 {
-		n.noteSplitBrain(sb)
+		if n.committedAlone(sb) {
+			n.noteSplitBrain(sb)
+		} else {
+			n.noteAnnouncedOnly(sb)
+		}
+	}
+	// A solo switch racing the step-down may still land after that verdict: look again.
+	n.mu.Lock()
+	only := n.announcedOnly
+	n.mu.Unlock()
+	if only != 0 && n.wentSolo(only) {
+		n.mu.Lock()
+		n.announcedOnly = 0
+		n.mu.Unlock()
+		n.noteSplitBrain(only)
 	}
 	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
 		if err := n.store.Save(rec); err != nil {
@@ -714,6 +768,9 @@ func (n *Node) promote(ctx context.Context, a Action) {
 				n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
 				return
 			}
+			n.mu.Lock()
+			n.announced = a.Term
+			n.mu.Unlock()
 		}
 	}
 	n.mu.Lock()

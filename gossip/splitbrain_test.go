@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -104,5 +105,42 @@ func TestSplitBrainMarkSurvivesRestart(t *testing.T) {
 	n3.noteSplitBrain(9) // a later one is
 	if got := n3.stateLocked().SplitBrain; got != 9 {
 		t.Fatalf("a new split brain after a cleared one: %d, want 9", got)
+	}
+}
+
+// TestCommittedAlone: a record of this site saying peer_synced = false counts as committed
+// alone unless this process recorded it and its shim never went solo in that term.
+func TestCommittedAlone(t *testing.T) {
+	var solo atomic.Bool
+	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
+	n, err := New(cfg, Options{Logger: testLogger(t), WentSolo: func(term uint64) bool { return term == 7 && solo.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.committedAlone(7) {
+		t.Error("a record from an earlier process (nothing announced here): want committed alone")
+	}
+	n.mu.Lock()
+	n.announced = 7
+	n.mu.Unlock()
+	if n.committedAlone(7) {
+		t.Error("announced here, never went solo: want not committed alone")
+	}
+	if !n.committedAlone(6) {
+		t.Error("another term than the one announced here: want committed alone")
+	}
+	solo.Store(true)
+	if !n.committedAlone(7) {
+		t.Error("announced here and went solo: want committed alone")
+	}
+	n2, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2.mu.Lock()
+	n2.announced = 7
+	n2.mu.Unlock()
+	if !n2.committedAlone(7) {
+		t.Error("without WentSolo: want committed alone")
 	}
 }

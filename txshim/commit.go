@@ -85,8 +85,11 @@ func (s *session) fail(step string) error {
 //     them from the stream). When PREPARE still fails with 0A000 (a temporary object reached
 //     through a function, say), the client gets that error, and the session's later
 //     transactions commit plainly, so a retry succeeds.
-//   - peer_down = "block" refuses to commit alone: after an unknown peer outcome the local
-//     prepared transaction is rolled back and the client gets an error.
+//   - After an unknown peer outcome a site that may not commit alone (peer_down = "block", or
+//     it lost the master role meanwhile) leaves the transaction prepared for the resolver and
+//     tells the client 08007 (transaction resolution unknown): rolling it back could
+//     contradict recovery, which commits a copy prepared on the peer when this database is out
+//     of reach (DESIGN §5.4).
 func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bool) (bool, error) {
 	// A transaction in which the lexer saw no write commits like a read-only one in one round
 	// trip; should a function have written after all, that commit is plain (counted as
@@ -277,9 +280,24 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		var pe *PeerError
 		definite := errors.As(perr, &pe) && pe.Definite
 		// Alone only as master of this term: a site that lost the role while the peer did not
-		// answer rolls back (the peer's copy, if prepared, then rolls back by §5.4: its own
-		// site says neither), rather than commit what its successor will never have.
+		// answer must not commit what its successor may never have.
 		alone := !definite && s.shim.cfg.PeerDown != config.PeerDownBlock && s.shim.peerDown(pol.term, perr)
+		if !alone && !definite {
+			// The peer's outcome is unknown and this site may not commit alone. The peer may hold
+			// the transaction prepared, and recovery commits a copy prepared there when this
+			// site's database is out of its reach (DESIGN §5.4: the coordinator decided
+			// commit): a rollback here could leave it committed there only, a commit here could
+			// leave it here only. It stays prepared; the resolver, which sees both databases,
+			// finishes it one way on both, and the client hears that the outcome is unknown.
+			why := "peer_down = block"
+			if s.shim.cfg.PeerDown != config.PeerDownBlock {
+				why = fmt.Sprintf("this site stopped being master of term %d", pol.term)
+			}
+			s.log.Error("txshim: dual commit in doubt: the peer did not answer and this site may not commit alone; recovery finishes it",
+				"gid", gid, "why", why, "err", perr)
+			return false, s.emitError("08007", fmt.Sprintf("tandem: transaction %s is in doubt: the peer database did not answer and %s; "+
+				"recovery commits or rolls it back on both databases: %v", gid, why, perr))
+		}
 		if !alone {
 			r, err := s.capture("ROLLBACK PREPARED " + quoteLiteral(gid))
 			if err != nil {
@@ -289,16 +307,8 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 				s.log.Error("txshim: ROLLBACK PREPARED failed; recovery will resolve it", "gid", gid, "err", r.err.Message)
 			}
 			peer.Rollback(gid)
-			msg := fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr)
-			switch {
-			case definite:
-			case s.shim.cfg.PeerDown == config.PeerDownBlock:
-				msg = fmt.Sprintf("tandem: peer database unreachable and peer_down = block; transaction %s rolled back: %v", gid, perr)
-			default:
-				msg = fmt.Sprintf("tandem: this site stopped being master of term %d while the peer database did not answer; transaction %s rolled back: %v", pol.term, gid, perr)
-			}
 			s.log.Error("txshim: dual commit failed", "gid", gid, "definite", definite, "err", perr)
-			return false, s.emitError("XX000", msg)
+			return false, s.emitError("XX000", fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr))
 		}
 	}
 

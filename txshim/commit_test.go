@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -734,7 +735,7 @@ func TestHoldReleaseToDual(t *testing.T) {
 // TestStepDown is the shim's side of a handover (DESIGN §3): once the mode has no writes, Drain
 // waits for the commit in flight, which still finishes on both sides; a commit that reaches the
 // gate after the role was given up is refused; and one whose peer does not answer after the role
-// was given up rolls back rather than commit alone.
+// was given up stays prepared, in doubt, for the resolver.
 func TestStepDown(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
@@ -796,7 +797,9 @@ func TestStepDown(t *testing.T) {
 		t.Errorf("a commit through the gate after the step-down: %v, want refused", err)
 	}
 
-	// The peer's outcome unknown after the step-down: rolled back, not committed alone.
+	// The peer's outcome unknown after the step-down: neither committed alone nor rolled back
+	// (the peer may hold it prepared, and recovery may commit it there), but left prepared
+	// for the resolver, and the client told the outcome is unknown.
 	s.SetMode(ModeDual, 3)
 	paused, resume = pauseNext()
 	unanswered := insert(3)
@@ -806,11 +809,11 @@ func TestStepDown(t *testing.T) {
 	peer.prepareErr = errors.New("read results from the peer: timeout")
 	peer.mu.Unlock()
 	close(resume)
-	if err := <-unanswered; err == nil || !strings.Contains(err.Error(), "stopped being master of term 3") {
-		t.Errorf("a commit whose peer did not answer after the step-down: %v, want rolled back", err)
+	if err := <-unanswered; pgCode(err) != "08007" || !strings.Contains(err.Error(), "stopped being master of term 3") {
+		t.Errorf("a commit whose peer did not answer after the step-down: %v, want 08007 (in doubt)", err)
 	}
-	if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[1], "rollback ") {
-		t.Errorf("peer calls: %v, want prepare and rollback", calls)
+	if calls := peer.take(); len(calls) != 1 {
+		t.Errorf("peer calls: %v, want the prepare alone", calls)
 	}
 	if mode, term := s.Mode(); mode != ModeReadOnly || term != 3 {
 		t.Errorf("mode %v term %d after the unanswered commit, want read-only 3", mode, term)
@@ -819,10 +822,64 @@ func TestStepDown(t *testing.T) {
 		t.Errorf("%d rows, want 1 (only the commit in flight at the first step-down)", n)
 	}
 	db := c.Open(t, c.Database())
-	var prepared int
-	if err := db.QueryRow("SELECT count(*) FROM pg_prepared_xacts").Scan(&prepared); err != nil || prepared != 0 {
-		t.Errorf("%d prepared transactions left (%v)", prepared, err)
+	var gid string
+	if err := db.QueryRow("SELECT string_agg(gid, ',') FROM pg_prepared_xacts").Scan(&gid); err != nil || !strings.HasPrefix(gid, "tandem_") || strings.Contains(gid, ",") {
+		t.Fatalf("prepared transactions %q (%v), want the one in doubt", gid, err)
 	}
+	if s.InFlight(gid) {
+		t.Errorf("%s still in flight: the resolver would skip it", gid)
+	}
+	if _, err := db.Exec("ROLLBACK PREPARED '" + gid + "'"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPeerDownBlock: with peer_down = "block" a commit whose peer does not answer is neither
+// committed alone nor rolled back: it stays prepared for the resolver, the client hears 08007,
+// and the shim stays dual (it never goes solo).
+func TestPeerDownBlock(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
+	var downs atomic.Int64
+	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer, OnPeerDown: func() { downs.Add(1) }}, ModeDual, 1,
+		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := s.connect(t)
+	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)")
+	if pgCode(err) != "08007" || !strings.Contains(err.Error(), "peer_down = block") {
+		t.Fatalf("commit with the peer not answering: %v, want 08007 naming peer_down = block", err)
+	}
+	if calls := peer.take(); len(calls) != 1 || !strings.HasPrefix(calls[0], "prepare ") {
+		t.Errorf("peer calls %v, want the prepare alone", calls)
+	}
+	if m, _ := s.Mode(); m != ModeDual || downs.Load() != 0 {
+		t.Errorf("mode %v, OnPeerDown called %d times: want dual, never", m, downs.Load())
+	}
+	if n := preparedCount(t, c); n != 1 {
+		t.Errorf("%d prepared transactions, want the one in doubt", n)
+	}
+	if n := rowCount(t, c, "id = 1"); n != 0 {
+		t.Errorf("the row in doubt is visible (%d)", n)
+	}
+	// The session goes on.
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("the session after the in-doubt commit: %d, %v", one, err)
+	}
+	c.Exec(t, "ROLLBACK PREPARED '"+s.onlyPrepared(t)+"'")
+}
+
+// onlyPrepared returns the gid of the one prepared transaction on the shim's database.
+func (s *testShim) onlyPrepared(t *testing.T) string {
+	t.Helper()
+	db := s.c.Open(t, s.c.Database())
+	var gid string
+	if err := db.QueryRow("SELECT gid FROM pg_prepared_xacts").Scan(&gid); err != nil {
+		t.Fatalf("the prepared transaction: %v", err)
+	}
+	return gid
 }
 
 // pauseAtLocalPrepare installs a failpoint for the rest of the test; each call of next makes

@@ -75,6 +75,7 @@ type Shim struct {
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
 
 	inflight sync.Map // gid → struct{}: dual commits from before the local PREPARE until done
+	soloIn   sync.Map // term → struct{}: terms in which the shim was in solo mode
 	gate     commitGate
 
 	mu       sync.Mutex
@@ -149,6 +150,9 @@ func (s *Shim) Addr() net.Addr {
 // SetMode sets the mode and the term this site is master (or backup) of. A commit in progress
 // keeps the mode it started with; every later step of every session sees the new one.
 func (s *Shim) SetMode(m Mode, term uint64) {
+	if m == ModeSolo {
+		s.soloIn.Store(term, struct{}{})
+	}
 	old := s.mode.Swap(&modeState{mode: m, term: term})
 	if old.mode != m || old.term != term {
 		s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", old.mode.String())
@@ -162,11 +166,22 @@ func (s *Shim) SwitchMode(from, m Mode, term uint64) bool {
 	if old.mode != from || old.term != term {
 		return false
 	}
+	if m == ModeSolo {
+		s.soloIn.Store(term, struct{}{}) // before: a solo commit may follow at once
+	}
 	if !s.mode.CompareAndSwap(old, &modeState{mode: m, term: term}) {
 		return false
 	}
 	s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", from.String())
 	return true
+}
+
+// WentSolo reports whether the shim was set to solo mode in term (or tried to be: it errs
+// toward yes). A master that announced going solo and then lost the role before switching
+// committed nothing alone in that term.
+func (s *Shim) WentSolo(term uint64) bool {
+	_, ok := s.soloIn.Load(term)
+	return ok
 }
 
 // HoldCommits stops write transactions from starting their commit and waits until those
@@ -316,6 +331,9 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 	s.log.Warn("txshim: peer unreachable during a dual commit; going solo", "term", term, "err", cause)
 	if s.opts.OnPeerDown != nil {
 		s.opts.OnPeerDown()
+	}
+	if s.mode.Load() == cur { // not when the role changed during the announcement
+		s.soloIn.Store(term, struct{}{})
 	}
 	if s.mode.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term}) {
 		return true

@@ -38,8 +38,9 @@ func startShim(t *testing.T, c *pgtest.Cluster, opts Options, mode Mode, term ui
 	return startShimDSN(t, c, c.DSN(c.Database()), opts, mode, term)
 }
 
-// startShimDSN is startShim with the shim's local database reached through dsn.
-func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mode Mode, term uint64) *testShim {
+// startShimDSN is startShim with the shim's local database reached through dsn; tweaks change
+// the shim's configuration.
+func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mode Mode, term uint64, tweaks ...func(*config.TxShim)) *testShim {
 	t.Helper()
 	cfg := config.TxShim{
 		Listen:        "127.0.0.1:0",
@@ -47,6 +48,9 @@ func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mod
 		PeerDown:      config.PeerDownContinue,
 		MaxMessage:    1 << 20,
 		CommitTimeout: 5 * time.Second,
+	}
+	for _, f := range tweaks {
+		f(&cfg)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
