@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/lib/pq" // control work: term records, health
-
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/txshim"
@@ -21,14 +19,15 @@ import (
 // shipper that carries committed changes to the peer, and the mapping from
 // the role to the shim's mode (DESIGN §5.1).
 type database struct {
-	cfg   *config.TxShim
-	site  string
-	log   *slog.Logger
-	local *sql.DB // control connection to the local database
-	peer  *sql.DB // control connection to the peer database
-	shim  *txshim.Shim
-	ship  *txshim.Shipper
-	node  *gossip.Node // set once the node exists
+	cfg     *config.TxShim
+	site    string
+	log     *slog.Logger
+	local   *sql.DB // control connection to the local database
+	peer    *sql.DB // control connection to the peer database
+	shim    *txshim.Shim
+	ship    *txshim.Shipper
+	node    *gossip.Node // set once the node exists
+	records *recordStore
 
 	mu       sync.Mutex
 	role     gossip.Role
@@ -76,10 +75,10 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	t := cfg.TxShim
 	d := &database{cfg: t, site: cfg.Site, log: logger.With("component", "txshim"), role: gossip.RoleBackup}
 	var err error
-	if d.local, err = sql.Open("postgres", t.LocalDSN); err != nil {
+	if d.local, err = txshim.OpenDB(t.LocalDSN); err != nil {
 		return nil, fmt.Errorf("local_dsn: %w", err)
 	}
-	if d.peer, err = sql.Open("postgres", t.PeerDSN); err != nil {
+	if d.peer, err = txshim.OpenDB(t.PeerDSN); err != nil {
 		return nil, fmt.Errorf("peer_dsn: %w", err)
 	}
 	for _, db := range []*sql.DB{d.local, d.peer} {
@@ -100,6 +99,9 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 }
 
 func (d *database) close() {
+	if d.records != nil {
+		d.records.close()
+	}
 	d.local.Close()
 	d.peer.Close()
 }
@@ -153,16 +155,25 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	defer d.mu.Unlock()
 	// None of this process's own transactions can be in flight: the shim
 	// was not writable.
-	d.resolve(ctx)
+	rep := d.resolve(ctx)
 	if err := txshim.BumpSequences(ctx, d.cfg.LocalDSN); err != nil {
 		return false, fmt.Errorf("move sequences past the values in use: %w", err)
 	}
 	d.ship.SetTerm(term)
 	d.ship.SetBackup(false)
 	d.role, d.term = gossip.RoleMaster, term
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
-	cancel()
+	var err error
+	if rep.PeerUnreachable {
+		// The pass just waited for it in vain: a peer database that hangs (rather than
+		// refusing connections) would hold the takeover as long again. As with a peer
+		// database that is down, the term reaches it later, in the record its own
+		// sidecar adopts; this site's database holds it already (the node saved it).
+		err = errors.New("the resolver could not reach the peer database")
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
+		cancel()
+	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, promoteCatchUp)
 		err = d.ship.CatchUp(cctx, d.hold)
@@ -396,39 +407,129 @@ const soloAckTimeout = 3 * time.Second
 // recordStore keeps the term record in the local database's tandem.state
 // (DESIGN §3: the record a member reports is the one its database holds) and
 // in the state file, which answers when the database does not.
+//
+// This site's own records go into the database first (its term fences the
+// database, DESIGN §3), then the file. Another site's records, adopted from
+// gossip, go into the file first and into the database in the background:
+// gossip waits for Save, and a master going solo waits for this site to
+// publish the record it adopted (DESIGN §3), so a local database that hangs
+// must not hold either.
 type recordStore struct {
 	site string
 	db   *sql.DB
 	file *gossip.FileStore
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	pending *gossip.TermRecord // adopted, not yet in the database
+	wake    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
-func (s recordStore) Load() (gossip.TermRecord, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+func newRecordStore(site string, db *sql.DB, file *gossip.FileStore, log *slog.Logger) *recordStore {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &recordStore{site: site, db: db, file: file, log: log, wake: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
+	go s.copyAdopted(ctx)
+	return s
+}
+
+// close stops the background copy; a record not copied yet stays in the file.
+func (s *recordStore) close() {
+	s.stop()
+	<-s.done
+}
+
+const recordTimeout = 3 * time.Second
+
+func (s *recordStore) Load() (gossip.TermRecord, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	term, master, synced, err := txshim.ReadTermRecord(ctx, s.db)
 	if err != nil {
 		return s.file.Load()
 	}
 	rec := gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
-	// The file may hold a record the database could not take (see Save): a newer term, or the
-	// same term's master saying the peer lacks commits.
-	if f, ferr := s.file.Load(); ferr == nil && (f.Term > rec.Term ||
-		(f.Term == rec.Term && f.Master == rec.Master && rec.PeerSynced && !f.PeerSynced)) {
+	f, ferr := s.file.Load()
+	if ferr != nil {
+		return rec, nil
+	}
+	// The file may hold a record the database has not taken (see Save): a newer term; the same
+	// term's master saying the peer lacks commits; or, for another site's record, which the
+	// file gets first, the same record's newer peer_synced.
+	if f.Term > rec.Term || (f.Term == rec.Term && f.Master == rec.Master && f.PeerSynced != rec.PeerSynced &&
+		(!f.PeerSynced || f.Master != s.site)) {
 		return f, nil
 	}
 	return rec, nil
 }
 
-func (s recordStore) Save(rec gossip.TermRecord) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := txshim.WriteTermRecord(ctx, s.db, rec.Term, rec.Master, rec.PeerSynced); err != nil {
-		if rec.Master == s.site {
-			return err // this site's own term: its database must hold it (DESIGN §3 fencing)
+func (s *recordStore) Save(rec gossip.TermRecord) error {
+	if rec.Master != s.site {
+		if err := s.file.Save(rec); err != nil {
+			return err
 		}
-		// Another site's record, adopted: the file keeps it while the database is down, so
-		// that this site can still acknowledge a master going solo (DESIGN §3).
-		return s.file.Save(rec)
+		s.mu.Lock()
+		s.pending = &rec
+		s.mu.Unlock()
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	// This site's own term: its database must hold it (DESIGN §3 fencing).
+	if err := txshim.WriteTermRecord(ctx, s.db, rec.Term, rec.Master, rec.PeerSynced); err != nil {
+		return err
 	}
 	return s.file.Save(rec)
+}
+
+// copyAdopted writes adopted records into the database, the latest first and only it; one the
+// database refuses as older than what it holds is dropped, one it cannot take now is tried again.
+func (s *recordStore) copyAdopted(ctx context.Context) {
+	defer close(s.done)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-retry.C:
+		}
+		s.mu.Lock()
+		rec := s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		if rec == nil {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		err := txshim.WriteTermRecord(wctx, s.db, rec.Term, rec.Master, rec.PeerSynced)
+		cancel()
+		switch {
+		case err == nil || errors.Is(err, txshim.ErrStaleTerm):
+			if failing {
+				s.log.Info("adopted term record copied into the local database", "term", rec.Term, "master", rec.Master)
+			}
+			failing = false
+		case ctx.Err() != nil:
+			return
+		default:
+			if !failing {
+				s.log.Warn("adopted term record not in the local database yet (the state file has it); retrying", "term", rec.Term, "err", err)
+			}
+			failing = true
+			s.mu.Lock()
+			if s.pending == nil {
+				s.pending = rec
+			}
+			s.mu.Unlock()
+			retry.Reset(2 * time.Second)
+		}
+	}
 }

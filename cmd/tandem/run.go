@@ -90,8 +90,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		}
 		defer db.close()
 		s.db = db
-		opts.Store = recordStore{site: cfg.Site, db: db.local, file: gossip.NewFileStore(cfg.DataDir)}
+		db.records = newRecordStore(cfg.Site, db.local, gossip.NewFileStore(cfg.DataDir), db.log)
+		opts.Store = db.records
 		opts.BeforePromote = db.promote
+		opts.WentSolo = db.shim.WentSolo
 	}
 	node, err := gossip.New(cfg, opts)
 	if err != nil {

@@ -16,8 +16,9 @@ import (
 // sites' proxies, servers and shims while faults hit the stack — the peer's database killed and
 // restarted (solo, then catch-up), site1's tandem killed and restarted (failover, failback),
 // site1's server killed and restarted, site1's database killed and restarted, site1's tandem
-// paused and resumed. At the end, on both databases: the balances sum to zero
-// and agree with the ledger, every transfer an operator saw acknowledged is there, nothing
+// paused and resumed, the peer's database frozen and thawed, and all of site1 (tandem, server,
+// database: a hung host) frozen and thawed. At the end, on both databases: the balances sum to
+// zero and agree with the ledger, every transfer an operator saw acknowledged is there, nothing
 // unknown is, no prepared transaction is left, and `tandem verify` finds them identical.
 // It runs without and with a witness (which votes, so a new master also waits fence_delay).
 func TestBankWorkload(t *testing.T) {
@@ -96,6 +97,42 @@ func bankWorkload(t *testing.T, witness bool) {
 	}
 	site1Master()
 	b.progress(t, "site1's tandem resumed", 30)
+
+	// Frozen, not dead: a database or a whole site that stops answering (a hung host; a link
+	// that drops packets) leaves connections open and silent, where a kill closes them.
+	if err := s2.pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	b.progress(t, "peer database frozen (solo)", 30)
+	if st := shimStatusOf(t, s1); st.Mode != "solo" {
+		t.Errorf("site1's shim with the peer database frozen: %+v, want solo", st)
+	}
+	if err := s2.pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	site1Master()
+	b.progress(t, "peer database thawed", 30)
+
+	freeze := func(sig syscall.Signal) {
+		t.Helper()
+		for _, pid := range []int{s1.tandem.cmd.Process.Pid, s1.server.cmd.Process.Pid} {
+			if err := syscall.Kill(pid, sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f := s1.pg.Pause
+		if sig == syscall.SIGCONT {
+			f = s1.pg.Resume
+		}
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freeze(syscall.SIGSTOP)
+	b.progress(t, "site1 frozen whole (site2 master, alone)", 30)
+	freeze(syscall.SIGCONT)
+	site1Master()
+	b.progress(t, "site1 thawed", 30)
 	b.stop()
 	site1Master()
 

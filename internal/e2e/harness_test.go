@@ -70,14 +70,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// start runs a process; the test's cleanup kills it and logs its output on failure.
+// start runs a process; the test's cleanup kills it and logs its output on failure (always
+// with TANDEM_E2E_LOGS set).
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, args: args, out: &syncBuffer{}}
 	p.run(t)
 	t.Cleanup(func() {
 		p.kill(syscall.SIGKILL)
-		if t.Failed() {
+		if t.Failed() || os.Getenv("TANDEM_E2E_LOGS") != "" {
 			t.Logf("--- output of %s ---\n%s", p.name, p.out.String())
 		}
 	})

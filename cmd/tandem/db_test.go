@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/internal/pgtest"
+	"github.com/tandem-ha/tandem/txshim"
+)
+
+// TestRecordStoreFrozenDatabase: with the local database frozen, an adopted record is kept (in
+// the state file) at once and reaches the database once it answers again; this site's own
+// record is refused within the store's timeout, since its database must hold it.
+func TestRecordStoreFrozenDatabase(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.DSN(c.Database())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := txshim.Install(ctx, "site2", dsn, dsn, logger); err != nil {
+		t.Fatal(err)
+	}
+	db, err := txshim.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	file := gossip.NewFileStore(t.TempDir())
+	s := newRecordStore("site2", db, file, logger)
+	defer s.close()
+	inDB := func() gossip.TermRecord {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		term, master, synced, err := txshim.ReadTermRecord(rctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
+	}
+	waitDB := func(want gossip.TermRecord) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for inDB() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("database holds %+v, want %+v", inDB(), want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	own := gossip.TermRecord{Term: 5, Master: "site2", PeerSynced: true}
+	if err := s.Save(own); err != nil {
+		t.Fatal(err)
+	}
+	if got := inDB(); got != own {
+		t.Fatalf("own record: database holds %+v, want %+v", got, own)
+	}
+
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Resume()
+	adopted := gossip.TermRecord{Term: 6, Master: "site1", PeerSynced: true}
+	start := time.Now()
+	if err := s.Save(adopted); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("saving an adopted record with the database frozen took %v", d)
+	}
+	if got, err := file.Load(); err != nil || got != adopted {
+		t.Errorf("state file: %+v, %v; want %+v", got, err, adopted)
+	}
+	start = time.Now()
+	if err := s.Save(gossip.TermRecord{Term: 7, Master: "site2", PeerSynced: true}); err == nil {
+		t.Error("own record saved with the database frozen")
+	} else if d := time.Since(start); d > recordTimeout+2*time.Second {
+		t.Errorf("own record refused after %v, want within %v", d, recordTimeout)
+	}
+	if got, err := s.Load(); err != nil || got != adopted {
+		t.Errorf("Load with the database frozen: %+v, %v; want %+v", got, err, adopted)
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitDB(adopted)
+
+	// The same term's master going solo: the newer peer_synced wins, in the database and in Load.
+	solo := gossip.TermRecord{Term: 6, Master: "site1", PeerSynced: false}
+	if err := s.Save(solo); err != nil {
+		t.Fatal(err)
+	}
+	waitDB(solo)
+	if got, err := s.Load(); err != nil || got != solo {
+		t.Errorf("Load: %+v, %v; want %+v", got, err, solo)
+	}
+	// An older adopted record never moves the database back.
+	if err := s.Save(gossip.TermRecord{Term: 4, Master: "site1", PeerSynced: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := inDB(); got != solo {
+		t.Errorf("database moved back to %+v", got)
+	}
+}
