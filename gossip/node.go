@@ -62,6 +62,7 @@ type State struct {
 	Self            string
 	Role            Role
 	Term            uint64            // term of the record this member holds
+	Record          TermRecord        // the record itself
 	Master          string            // current master site, "" if none
 	MasterEndpoints map[string]string // the master's endpoints by name (nil if none)
 	Reason          string            // reason of the last role change
@@ -853,7 +854,7 @@ func (n *Node) deliver() {
 
 func (n *Node) stateLocked() State {
 	s := State{
-		Self: n.cfg.Site, Role: n.role, Term: n.meta.Record.Term,
+		Self: n.cfg.Site, Role: n.role, Term: n.meta.Record.Term, Record: n.meta.Record,
 		Reason: n.reason, Decision: n.decision, RoleChanges: n.roleChanges, Cold: n.meta.Cold,
 		SplitBrain: n.meta.SplitBrain,
 	}

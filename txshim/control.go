@@ -48,13 +48,15 @@ type dialedKey struct{}
 func (c *ctlConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	var d dialed
 	dc, err := c.pq.Connect(context.WithValue(ctx, dialedKey{}, &d))
+	if d.stop != nil {
+		d.stop()
+	}
 	if err != nil {
 		return nil, err
 	}
 	if d.conn == nil { // cannot happen: lib/pq dials through ctlDialer
 		return dc, nil
 	}
-	d.stop()
 	if err := d.conn.SetDeadline(time.Time{}); err != nil {
 		dc.Close()
 		return nil, err
@@ -98,6 +100,9 @@ func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.
 	// lib/pq also dials here to send a cancel request; only Connect leaves a slot, and
 	// Connect clears the deadline (and this watch) once the start-up is over.
 	if d, ok := ctx.Value(dialedKey{}).(*dialed); ok {
+		if d.stop != nil { // an earlier host or SSL mode tried in the same Connect
+			d.stop()
+		}
 		d.conn = conn
 		d.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	}

@@ -17,6 +17,7 @@ type status struct {
 	Kind        string                `json:"kind"`
 	Role        gossip.Role           `json:"role"`
 	Term        uint64                `json:"term"`
+	Record      recordStatus          `json:"record"`
 	Master      string                `json:"master"`
 	Reason      string                `json:"reason,omitempty"`
 	Decision    string                `json:"decision,omitempty"`
@@ -27,6 +28,13 @@ type status struct {
 	Proxy       *proxyStatus          `json:"proxy,omitempty"`
 	TxShim      *dbStatus             `json:"txshim,omitempty"`
 	Uptime      string                `json:"uptime"`
+}
+
+// recordStatus is the term record the member holds (DESIGN §3).
+type recordStatus struct {
+	Term       uint64 `json:"term"`
+	Master     string `json:"master"`
+	PeerSynced bool   `json:"peer_synced"`
 }
 
 type proxyStatus struct {
@@ -42,6 +50,7 @@ func (s *sidecar) status() status {
 	st := s.node.State()
 	out := status{
 		Site: s.cfg.Site, Kind: kindName(s.cfg.Kind), Role: st.Role, Term: st.Term, Master: st.Master,
+		Record: recordStatus{Term: st.Record.Term, Master: st.Record.Master, PeerSynced: st.Record.PeerSynced},
 		Reason: st.Reason, Decision: st.Decision, RoleChanges: st.RoleChanges, Cold: st.Cold, SplitBrain: st.SplitBrain, Members: st.Members,
 		Uptime: time.Since(s.start).Round(time.Second).String(),
 	}

@@ -28,6 +28,8 @@ type database struct {
 	ship    *txshim.Shipper
 	node    *gossip.Node // set once the node exists
 	records *recordStore
+	// localDown: the local database failed pingFailures pings in a row
+	localDown atomic.Bool
 
 	mu       sync.Mutex
 	role     gossip.Role
@@ -106,8 +108,17 @@ func (d *database) close() {
 	d.peer.Close()
 }
 
+// The local database counts as unreachable after pingFailures pings in a row failed, each
+// bounded by pingTimeout: a database that refuses connections is noticed within pingFailures
+// health intervals, one that hangs within pingFailures × pingTimeout, and a busy one is not
+// taken for a dead one.
+const (
+	pingTimeout  = time.Second
+	pingFailures = 2
+)
+
 // run serves the shim and the shipper, and reports the local database's
-// reachability to the node, until ctx ends.
+// reachability to the node (pinging it every interval), until ctx ends.
 func (d *database) run(ctx context.Context, interval time.Duration) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
@@ -121,12 +132,25 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, func() { d.resolve(ctx) }) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failures := 0
 	for ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(ctx, interval)
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		err := d.local.PingContext(pctx)
 		cancel()
+		switch {
+		case err == nil && failures >= pingFailures:
+			d.log.Info("local database reachable again")
+			failures = 0
+		case err == nil:
+			failures = 0
+		default:
+			if failures++; failures == pingFailures {
+				d.log.Warn("local database unreachable", "failures", failures, "err", err)
+			}
+		}
+		d.localDown.Store(failures >= pingFailures)
 		if d.node != nil {
-			d.node.SetDBReachable(err == nil)
+			d.node.SetDBReachable(failures < pingFailures)
 		}
 		select {
 		case <-ctx.Done():
@@ -319,10 +343,16 @@ func (d *database) stepDown(ctx context.Context, term uint64) {
 // the shipper backup unless this site is master again. A commit still in flight after the
 // bound is left to the next master's resolver. The caller counted it in d.draining.
 func (d *database) drain(ctx context.Context) {
-	dctx, cancel := context.WithTimeout(ctx, d.cfg.CommitTimeout+drainMargin)
-	defer cancel()
-	if err := d.shim.Drain(dctx); err != nil {
-		d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+	if d.localDown.Load() {
+		// Commits in flight wait for the local database and cannot finish while it does not
+		// answer; whatever they left prepared, fencing and the next master's resolver settle.
+		d.log.Warn("handover: the local database does not answer; not waiting for commits in flight")
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, d.cfg.CommitTimeout+drainMargin)
+		if err := d.shim.Drain(dctx); err != nil {
+			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+		}
+		cancel()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

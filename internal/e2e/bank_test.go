@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -16,7 +17,7 @@ import (
 // sites' proxies, servers and shims while faults hit the stack — the peer's database killed and
 // restarted (solo, then catch-up), site1's tandem killed and restarted (failover, failback),
 // site1's server killed and restarted, site1's database killed and restarted, site1's tandem
-// paused and resumed, the peer's database frozen and thawed, and all of site1 (tandem, server,
+// paused and resumed, the peer's database and then site1's frozen and thawed, and all of site1 (tandem, server,
 // database: a hung host) frozen and thawed. At the end, on both databases: the balances sum to
 // zero and agree with the ledger, every transfer an operator saw acknowledged is there, nothing
 // unknown is, no prepared transaction is left, and `tandem verify` finds them identical.
@@ -34,17 +35,29 @@ func bankWorkload(t *testing.T, witness bool) {
 	defer b.stop()
 
 	// site1 is master again once site2 names it so: a site1 that resumes from a pause still
-	// calls itself master (of a term that is over) until it hears of site2's.
+	// calls itself master (of a term that is over) until it hears of site2's. And it is synced
+	// once site2 holds its record saying so: until then site2, which does not know that it
+	// was caught up, rightly refuses to take over from it.
 	site1Master := func() {
 		t.Helper()
 		// Catch-up chases the operators' solo commits: under a loaded CI machine it takes a while.
 		waitFor(t, 60*time.Second, "site1 master again, dual and synced", func() bool {
-			if httpStatus(s1.admin, "/master") != 200 || httpStatus(s2.admin, "/backup") != 200 ||
-				!strings.Contains(httpBody(t, s2.admin, "/status"), `"master": "site1"`) {
+			if httpStatus(s1.admin, "/master") != 200 || httpStatus(s2.admin, "/backup") != 200 {
 				return false
 			}
-			st := shimStatusOf(t, s1)
-			return st.Mode == "dual" && st.PeerSynced && st.Backlog == 0
+			var st struct {
+				Master string `json:"master"`
+				Record struct {
+					Master     string `json:"master"`
+					PeerSynced bool   `json:"peer_synced"`
+				} `json:"record"`
+			}
+			if err := json.Unmarshal([]byte(httpBody(t, s2.admin, "/status")), &st); err != nil ||
+				st.Master != "site1" || st.Record.Master != "site1" || !st.Record.PeerSynced {
+				return false
+			}
+			sh := shimStatusOf(t, s1)
+			return sh.Mode == "dual" && sh.PeerSynced && sh.Backlog == 0
 		})
 	}
 	b.progress(t, "before any fault", 30)
@@ -112,6 +125,18 @@ func bankWorkload(t *testing.T, witness bool) {
 	}
 	site1Master()
 	b.progress(t, "peer database thawed", 30)
+
+	// The master's own database hangs: site1's health check times out and it hands over (its
+	// commits in flight drain first); site2 goes on alone until it thaws.
+	if err := s1.pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	b.progress(t, "site1's database frozen (site2 master, alone)", 30)
+	if err := s1.pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	site1Master()
+	b.progress(t, "site1's database thawed", 30)
 
 	freeze := func(sig syscall.Signal) {
 		t.Helper()
