@@ -368,3 +368,92 @@ func TestCatchUpNeedsResync(t *testing.T) {
 		t.Errorf("synced %v, backlog %d: want not synced, the refused transaction kept", sh.PeerSynced(), sh.Backlog())
 	}
 }
+
+// TestPeerFrozenMidTransaction: the peer database stops answering (paused: connections stay
+// open and silent, as with a hung host) while a client's transaction is open. Its COMMIT
+// returns within the commit timeout — committed alone — and so does the next one; once the
+// peer answers again CatchUp brings it in step, nothing is left prepared, and both databases
+// end identical.
+func TestPeerFrozenMidTransaction(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`, `INSERT INTO acct VALUES (1, 100), (2, 100)`)
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeSolo, 1)
+	hold := func(ctx context.Context) (func(), error) {
+		release, err := shim.HoldCommits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			if sh.PeerSynced() {
+				shim.SwitchMode(ModeSolo, ModeDual, 1)
+			}
+			release()
+		}, nil
+	}
+	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
+		t.Fatal(err)
+	}
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 1 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if st := shim.Stats(); st.CommitsDual != 1 {
+		t.Fatalf("before the freeze: %+v, want one dual commit", st)
+	}
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE acct SET balance = balance + 5 WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.peer.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.peer.Resume()
+	limit := 5*time.Second + 3*time.Second // the shim's commit_timeout, and slack for a loaded machine
+	start := time.Now()
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit with the peer frozen: %v", err)
+	}
+	if d := time.Since(start); d > limit {
+		t.Errorf("commit with the peer frozen took %v, want within %v", d, limit)
+	}
+	t.Logf("commit with the peer frozen: %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance + 7 WHERE id = 2"); err != nil {
+		t.Fatalf("next commit: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the next commit took %v: solo should not wait for the peer", d)
+	}
+	if m, _ := shim.Mode(); m != ModeSolo || sh.PeerSynced() {
+		t.Errorf("mode %v, synced %v with the peer frozen: want solo, not synced", m, sh.PeerSynced())
+	}
+
+	if err := p.peer.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.CatchUp(capCtx(t, 40*time.Second), hold); err != nil {
+		t.Fatalf("CatchUp after the thaw: %v", err)
+	}
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Errorf("after CatchUp: mode %v, synced %v", m, sh.PeerSynced())
+	}
+	waitForLong(t, "nothing prepared on either side", 20*time.Second, func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_prepared_xacts`) == 0 &&
+			queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	requireSame(t, p)
+	if got := queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 2`); got != 112 {
+		t.Errorf("peer balance of account 2: %d, want 112", got)
+	}
+}
