@@ -105,17 +105,16 @@ type Node struct {
 
 	readySince map[string]time.Time // owned by the decision loop
 
-	mu        sync.Mutex
-	meta      Meta // what is published
-	metaBytes []byte
-	metaDirty bool
-	role      Role // local role; stays ahead of meta.Role while a release drains
-	reason    string
-	decision  string // see State.Decision
-	splitMark splitBrainMark
-	announced uint64 // the term whose peer_synced = false this process recorded
-	// the term noteAnnouncedOnly last logged
-	announcedOnly uint64
+	mu            sync.Mutex
+	meta          Meta // what is published
+	metaBytes     []byte
+	metaDirty     bool
+	role          Role // local role; stays ahead of meta.Role while a release drains
+	reason        string
+	decision      string // see State.Decision
+	splitMark     splitBrainMark
+	announced     uint64 // the term whose peer_synced = false this process recorded
+	announcedOnly uint64 // the term noteAnnouncedOnly last logged (and that may yet prove solo)
 	roleChanges   uint64
 	peers         map[string]*peer
 	claimedAt     time.Time
@@ -471,9 +470,6 @@ func (n *Node) Force() {
 	n.poke()
 }
 
-// noteSplitBrain records that this site committed alone in term while another site took a
-// newer one (DESIGN §3): published (failback to this site stops), kept in the data directory,
-// and reported once per term.
 // noteAnnouncedOnly logs, once per term, a newer term taken elsewhere after this site announced
 // going solo in term but before it committed anything alone: not a split brain.
 func (n *Node) noteAnnouncedOnly(term uint64) {
@@ -487,6 +483,9 @@ func (n *Node) noteAnnouncedOnly(term uint64) {
 	}
 }
 
+// noteSplitBrain records that this site committed alone in term while another site took a
+// newer one (DESIGN §3): published (failback to this site stops), kept in the data directory,
+// and reported once per term.
 func (n *Node) noteSplitBrain(term uint64) {
 	n.mu.Lock()
 	if n.splitMark.Term == term {
