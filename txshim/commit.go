@@ -307,6 +307,11 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 				s.log.Error("txshim: ROLLBACK PREPARED failed; recovery will resolve it", "gid", gid, "err", r.err.Message)
 			}
 			peer.Rollback(gid)
+			if pgErrCode(perr) == sqlstateStaleTerm {
+				// Fenced (DESIGN §3): another site is master of a newer term, not a divergence.
+				s.log.Warn("txshim: dual commit refused: the peer database holds a newer term", "gid", gid, "term", pol.term, "err", perr)
+				return false, s.emitError("25006", fmt.Sprintf("tandem: fenced: the peer database holds a term newer than this master's term %d, or the same term of another master; transaction %s rolled back", pol.term, gid))
+			}
 			s.log.Error("txshim: dual commit failed", "gid", gid, "definite", definite, "err", perr)
 			return false, s.emitError("XX000", fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr))
 		}

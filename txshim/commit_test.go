@@ -871,6 +871,31 @@ func TestPeerDownBlock(t *testing.T) {
 	c.Exec(t, "ROLLBACK PREPARED '"+s.onlyPrepared(t)+"'")
 }
 
+// TestPeerFenced: a peer that refuses the apply because it holds a newer term (another site is
+// master) fences the commit: rolled back on both, 25006 to the client, not called a divergence.
+func TestPeerFenced(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	stale := &PeerError{Step: "apply", Definite: true, Err: &pgconn.PgError{Code: sqlstateStaleTerm, Message: "term 1 of site1 is older than the database's term 2 of site2"}}
+	peer := &fakePeer{c: c, t: t, prepareErr: stale}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := s.connect(t).Exec(ctx, "INSERT INTO acct VALUES (1, 1)")
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "fenced") || strings.Contains(err.Error(), "diverged") {
+		t.Fatalf("commit refused by the peer's newer term: %v, want 25006 fenced", err)
+	}
+	if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[1], "rollback ") {
+		t.Errorf("peer calls %v, want prepare and rollback", calls)
+	}
+	if n := preparedCount(t, c); n != 0 {
+		t.Errorf("%d prepared transactions left", n)
+	}
+	if n := rowCount(t, c, "id = 1"); n != 0 {
+		t.Errorf("the fenced row is there (%d)", n)
+	}
+}
+
 // onlyPrepared returns the gid of the one prepared transaction on the shim's database.
 func (s *testShim) onlyPrepared(t *testing.T) string {
 	t.Helper()
