@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
@@ -925,4 +926,70 @@ func pauseAtLocalPrepare(t *testing.T) (next func() (paused, resume chan struct{
 		pause.Store(p)
 		return p[0], p[1]
 	}
+}
+
+// lostReply is a Peer whose prepare reaches the peer but whose answer is lost, while the site
+// loses the master role (onPrepared runs between the two).
+type lostReply struct {
+	Peer
+	onPrepared func()
+}
+
+func (p lostReply) Prepare(ctx context.Context, gid string) error {
+	if err := p.Peer.Prepare(ctx, gid); err != nil {
+		return err
+	}
+	p.onPrepared()
+	return errors.New("read results from the peer: timeout")
+}
+
+// TestInDoubtAfterRoleLoss: the peer prepared a transaction but its answer was lost, and the site
+// lost the role meanwhile. Recovery commits a peer copy when the gid's own database is out of
+// reach (DESIGN §5.4), so the coordinator must not roll its own copy back: it leaves it
+// prepared, and a resolver pass without the own database followed by one with both ends with
+// the transaction committed on both, identical.
+func TestInDoubtAfterRoleLoss(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	var shim *testShim
+	peer := lostReply{Peer: sh, onPrepared: func() { shim.SetMode(ModeReadOnly, 1) }}
+	shim = startShim(t, p.local, Options{Peer: peer, Site: "a", Logger: logger}, ModeDual, 1)
+	ctx := capCtx(t, 60*time.Second)
+	_, err := shim.connect(t).Exec(ctx, "INSERT INTO acct VALUES (1, 100)")
+	if pgCode(err) != "08007" {
+		t.Fatalf("commit with the peer's answer lost after the role change: %v, want 08007", err)
+	}
+	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_prepared_xacts`); n != 1 {
+		t.Fatalf("%d prepared locally, want the one in doubt", n)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`); n != 1 {
+		t.Fatalf("%d prepared on the peer, want its copy", n)
+	}
+
+	// The next master's pass while the gid's own database is out of reach: commit the copy.
+	blind := NewResolver(ResolverConfig{Site: "a", LocalDSN: "postgres://postgres@127.0.0.1:1/app?sslmode=disable",
+		PeerDSN: p.peer.DSN("app"), Logger: logger})
+	if rep, err := blind.ResolveOnce(ctx); err != nil || len(rep.Committed) != 1 {
+		t.Fatalf("pass without the own database: %+v, %v; want the peer copy committed", rep, err)
+	}
+	// Then a pass that sees both: the own copy follows.
+	both := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: logger})
+	if rep, err := both.ResolveOnce(ctx); err != nil || len(rep.Committed) != 1 {
+		t.Fatalf("pass with both databases: %+v, %v; want the own copy committed", rep, err)
+	}
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if n := queryOne[int](t, db, `SELECT count(*) FROM pg_prepared_xacts`); n != 0 {
+			t.Errorf("%d prepared transactions left", n)
+		}
+		if n := queryOne[int](t, db, `SELECT count(*) FROM acct`); n != 1 {
+			t.Errorf("%d rows, want the transaction committed", n)
+		}
+	}
+	requireSame(t, p)
 }
