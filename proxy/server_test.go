@@ -100,7 +100,13 @@ func goroutinesOf() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "proxy.proxyCopy") || strings.Contains(g, "proxy.(*Server)") {
+		// Match the goroutine's own frames, not its "created by" line: one that has returned
+		// and is still being torn down (runtime.goexit1) runs no proxy code.
+		frames := g
+		if i := strings.Index(g, "\ncreated by "); i >= 0 {
+			frames = g[:i]
+		}
+		if strings.Contains(frames, "proxy.proxyCopy") || strings.Contains(frames, "proxy.(*Server)") {
 			out = append(out, g)
 		}
 	}
