@@ -81,6 +81,11 @@ type Server struct {
 type Endpoint struct {
 	Name    string
 	Address string // host:port
+	// With the tcp check: bytes written once connected (may be empty), and bytes the reply
+	// must contain within health_timeout (empty: the connect alone is the check). A server
+	// that accepts connections but hangs passes a bare connect; it fails this.
+	HealthSend   string
+	HealthExpect string
 }
 
 // Endpoint returns the address of the endpoint with the given name.

@@ -160,6 +160,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad cidr", base + "[proxy]\ntrusted_cidrs = [\"nope\"]\n", 10, "proxy.trusted_cidrs[0]", "CIDR"},
 		{"bad size", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = \"lots\"\n", 13, "txshim.max_message", "size"},
 		{"missing dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n", 9, "txshim.peer_dsn", "required"},
+		{"send without expect", base + "health_send = \"PING\\n\"\n", 9, "server.endpoint[0].health_send", "needs health_expect"},
+		{"expect with exec", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n", 1) + "health_expect = \"PONG\"\n", 11, "server.endpoint[0].health_expect", "only used by the tcp check"},
 		{"exec without command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\n", 1), 5, "server.health_command", "required"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}
@@ -277,4 +279,18 @@ func FuzzParse(f *testing.F) {
 			_ = c.Redacted()
 		}
 	})
+}
+
+func TestHealthProbe(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\nhealth_send = \"PING\\n\"\nhealth_expect = \"PONG\"\n"
+	c, err := Parse("f.toml", []byte(src), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Server.Endpoints[0]; e.HealthSend != "PING\n" || e.HealthExpect != "PONG" {
+		t.Errorf("endpoint %+v, want health_send \"PING\\n\" and health_expect \"PONG\"", e)
+	}
+	if out := c.Redacted(); !strings.Contains(out, `health_expect = "PONG"`) {
+		t.Errorf("check-config output lacks health_expect:\n%s", out)
+	}
 }

@@ -44,8 +44,10 @@ type raw struct {
 		HealthTimeout  string   `toml:"health_timeout"`
 		HealthFailures *int     `toml:"health_failures"`
 		Endpoint       []struct {
-			Name    string
-			Address string
+			Name         string
+			Address      string
+			HealthSend   string `toml:"health_send"`
+			HealthExpect string `toml:"health_expect"`
 		}
 	}
 	Proxy *struct {
@@ -86,6 +88,7 @@ const (
 	DefaultHealthInterval = time.Second
 	DefaultHealthTimeout  = time.Second
 	DefaultHealthFailures = 2
+	maxHealthProbe        = 1024 // bytes of health_send / health_expect
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultMaxConns       = 10000
 	DefaultMaxMessage     = 64 << 20
@@ -303,7 +306,20 @@ func (l *loader) server(r *raw, c *Config) {
 			l.errorf(key+".name", "%q is defined twice", e.Name)
 		}
 		names[e.Name] = true
-		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: l.hostPort(key+".address", e.Address, true)})
+		if e.HealthSend != "" && e.HealthExpect == "" {
+			l.errorf(key+".health_send", "needs health_expect: the reply that shows the server answered")
+		}
+		if e.HealthExpect != "" && s.Health != HealthTCP {
+			l.errorf(key+".health_expect", "only used by the tcp check (server.health = %q)", s.Health)
+		}
+		if len(e.HealthSend) > maxHealthProbe {
+			l.errorf(key+".health_send", "%d bytes: at most %d", len(e.HealthSend), maxHealthProbe)
+		}
+		if len(e.HealthExpect) > maxHealthProbe {
+			l.errorf(key+".health_expect", "%d bytes: at most %d", len(e.HealthExpect), maxHealthProbe)
+		}
+		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: l.hostPort(key+".address", e.Address, true),
+			HealthSend: e.HealthSend, HealthExpect: e.HealthExpect})
 	}
 }
 

@@ -19,8 +19,10 @@ func (c *Config) Redacted() string {
 		SendProxy   string `toml:"send_proxy"`
 	}
 	type endpoint struct {
-		Name    string `toml:"name"`
-		Address string `toml:"address"`
+		Name         string `toml:"name"`
+		Address      string `toml:"address"`
+		HealthSend   string `toml:"health_send,omitempty"`
+		HealthExpect string `toml:"health_expect,omitempty"`
 	}
 	out := map[string]any{
 		"site":     c.Site,
@@ -44,7 +46,7 @@ func (c *Config) Redacted() string {
 	} else {
 		eps := make([]endpoint, len(c.Server.Endpoints))
 		for i, e := range c.Server.Endpoints {
-			eps[i] = endpoint{e.Name, e.Address}
+			eps[i] = endpoint{e.Name, e.Address, e.HealthSend, e.HealthExpect}
 		}
 		out["server"] = map[string]any{
 			"health":          c.Server.Health,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os/exec"
@@ -15,7 +16,8 @@ import (
 )
 
 // Checker checks the local server's health: a TCP connect to every
-// endpoint, or a command that exits 0 when the server is healthy.
+// endpoint (and, where configured, a request and the reply it must get), or a
+// command that exits 0 when the server is healthy.
 type Checker struct {
 	s   config.Server
 	log *slog.Logger
@@ -95,15 +97,59 @@ func (c *Checker) checkTCP(ctx context.Context) error {
 	if len(c.s.Endpoints) == 0 {
 		return errors.New("no server endpoints to check")
 	}
-	d := net.Dialer{Timeout: c.s.HealthTimeout}
 	for _, e := range c.s.Endpoints {
-		conn, err := d.DialContext(ctx, "tcp", e.Address)
-		if err != nil {
+		if err := c.probe(ctx, e); err != nil {
 			return fmt.Errorf("endpoint %s: %w", e.Name, err)
 		}
-		conn.Close()
 	}
 	return nil
+}
+
+// probe connects to e within HealthTimeout and, when e has HealthExpect, writes HealthSend and
+// reads until the reply holds HealthExpect, all within the same HealthTimeout.
+func (c *Checker) probe(ctx context.Context, e config.Endpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, c.s.HealthTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", e.Address)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if e.HealthExpect == "" {
+		return nil
+	}
+	deadline, _ := ctx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	if e.HealthSend != "" {
+		if _, err := io.WriteString(conn, e.HealthSend); err != nil {
+			return fmt.Errorf("health_send: %w", err)
+		}
+	}
+	// Read until the expected bytes show up; a reply longer than this without them is wrong.
+	limit := len(e.HealthExpect) + 4096
+	buf := make([]byte, 0, limit)
+	for len(buf) < limit {
+		n, err := conn.Read(buf[len(buf):limit])
+		buf = buf[:len(buf)+n]
+		if bytes.Contains(buf, []byte(e.HealthExpect)) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("no %q in the reply %q: %w", e.HealthExpect, clip(buf), err)
+		}
+	}
+	return fmt.Errorf("no %q in the first %d bytes of the reply %q", e.HealthExpect, limit, clip(buf))
+}
+
+// clip shortens a reply for a log line.
+func clip(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
 }
 
 func (c *Checker) checkExec(ctx context.Context) error {

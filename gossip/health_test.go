@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -109,5 +110,71 @@ func TestCheckerBadKind(t *testing.T) {
 	err := NewChecker(config.Server{Health: "icmp"}, nil).Run(t.Context(), func(bool) {})
 	if err == nil {
 		t.Fatal("unknown health kind accepted")
+	}
+}
+
+// TestCheckerSendExpect: with health_send/health_expect the tcp check writes a request and
+// wants the reply: a server that accepts but hangs (or answers wrongly) fails within
+// health_timeout, where a bare connect would pass.
+func TestCheckerSendExpect(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	reply := "PONG site1\n" // "" hangs: reads and never answers
+	var conns sync.WaitGroup
+	conns.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				n, _ := c.Read(buf)
+				mu.Lock()
+				r := reply
+				mu.Unlock()
+				if string(buf[:n]) == "PING\n" && r != "" {
+					c.Write([]byte(r))
+				}
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				c.Read(buf) // hold the connection until the checker closes it
+			})
+		}
+	})
+	defer conns.Wait()
+	defer l.Close()
+	set := func(r string) { mu.Lock(); reply = r; mu.Unlock() }
+	ep := config.Endpoint{Name: "operators", Address: l.Addr().String(), HealthSend: "PING\n", HealthExpect: "PONG"}
+	c := NewChecker(config.Server{HealthTimeout: 300 * time.Millisecond, Endpoints: []config.Endpoint{ep}}, testLogger(t))
+	ctx := t.Context()
+
+	if err := c.checkTCP(ctx); err != nil {
+		t.Fatalf("answering server: %v", err)
+	}
+	set("")
+	start := time.Now()
+	err = c.checkTCP(ctx)
+	if err == nil || !strings.Contains(err.Error(), `no "PONG"`) {
+		t.Errorf("hanging server: %v, want a missing reply", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("hanging server failed after %v, want about the 300ms health_timeout", d)
+	}
+	bare := NewChecker(config.Server{HealthTimeout: 300 * time.Millisecond,
+		Endpoints: []config.Endpoint{{Name: "operators", Address: ep.Address}}}, testLogger(t))
+	if err := bare.checkTCP(ctx); err != nil {
+		t.Errorf("a bare connect to the hanging server: %v, want it to pass (why send/expect exists)", err)
+	}
+	set("ERR busy\n")
+	if err := c.checkTCP(ctx); err == nil || !strings.Contains(err.Error(), "ERR busy") {
+		t.Errorf("wrong reply: %v, want it named", err)
+	}
+	set("PONG site1\n")
+	if err := c.checkTCP(ctx); err != nil {
+		t.Errorf("answering again: %v", err)
 	}
 }

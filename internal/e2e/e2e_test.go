@@ -95,6 +95,33 @@ func TestServerKillFailoverAndFailback(t *testing.T) {
 	}
 }
 
+// TestServerFrozenFailover: site1's server stops answering without closing anything (SIGSTOP:
+// the kernel still accepts connections, so a bare connect check passes). With health_send and
+// health_expect the check notices and site1 hands over; resumed, it gets control back.
+func TestServerFrozenFailover(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{failbackDelay: "1s", healthProbe: true})
+	pid := s1.server.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := servedBy(t, s2.proxy, "site2", 10*time.Second)
+	t.Logf("server frozen -> first request served by site2: %v", took)
+	if took > 3*time.Second {
+		t.Errorf("failover after the server froze took %v", took)
+	}
+	if got := ping(s1.proxy, 2*time.Second); got != "site2" {
+		t.Errorf("via site1's proxy: served by %q, want site2", got)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	took = servedBy(t, s2.proxy, "site1", 15*time.Second)
+	t.Logf("site1's server resumed -> served by site1 after %v (failback_delay 1s)", took)
+	if took < time.Second {
+		t.Errorf("control returned after %v, before failback_delay", took)
+	}
+}
+
 // (c) kill -9 site1's tandem: the same, in < 2 s with the fast profile.
 func TestTandemKillFailover(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{})

@@ -183,6 +183,7 @@ type clusterOpts struct {
 	acceptProxy   string // accept_proxy of the listeners
 	trusted       string // trusted_cidrs entry
 	db            bool   // each site gets a PostgreSQL cluster, a txshim, and a server storing through it
+	healthProbe   bool   // the tcp health check sends PING and expects PONG
 }
 
 // cluster starts two sites (and a witness when asked) and waits for site1 to be master.
@@ -234,6 +235,10 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 		if o.witness {
 			join += fmt.Sprintf(", %q", witnessAddr)
 		}
+		probe := ""
+		if o.healthProbe {
+			probe = "health_send = \"PING\\n\"\nhealth_expect = \"PONG\"\n"
+		}
 		s.cfg = filepath.Join(dir, s.name+".toml")
 		s.hookLog = filepath.Join(dir, s.name+"-hooks.log")
 		writeFile(t, s.cfg, fmt.Sprintf(`site = %q
@@ -254,7 +259,7 @@ health_failures = 2
 [[server.endpoint]]
 name = "operators"
 address = %q
-[proxy]
+%s[proxy]
 trusted_cidrs = [%q]
 connect_timeout = "5s"
 [[proxy.listener]]
@@ -267,7 +272,7 @@ listen = %q
 [hooks]
 on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s"]
 `, s.name, i+1, filepath.Join(dir, s.name), s.gossip, join, o.profile, o.failback, o.failbackDelay, o.witness,
-			s.srv, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin, s.hookLog))
+			s.srv, probe, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin, s.hookLog))
 	}
 	serverArgs := func(s *site) []string {
 		args := []string{bins.wireserver, "-listen", s.srv, "-name", s.name, "-proxy", o.serverProxy}
