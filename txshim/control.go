@@ -34,6 +34,9 @@ func OpenDB(dsn string) (*sql.DB, error) {
 // deadline (database/sql also opens connections in the background, without one).
 const startupTimeout = 15 * time.Second
 
+// cancelTimeout bounds the delivery of a cancel request.
+const cancelTimeout = time.Second
+
 // ctlConnector hands out ctlConns.
 type ctlConnector struct{ pq *pq.Connector }
 
@@ -82,9 +85,18 @@ func (ctlDialer) DialTimeout(network, address string, timeout time.Duration) (ne
 // DialContext dials and bounds the start-up exchange that follows by ctx: its deadline (or
 // startupTimeout) is put on the socket, and its cancellation ends the socket's reads.
 func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	d, connecting := ctx.Value(dialedKey{}).(*dialed)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(startupTimeout)
+	}
+	if !connecting {
+		// lib/pq dials here for nothing else than a cancel request, and waits for it (up to
+		// 10 s) before a prepared statement's operation returns: a server that takes longer to
+		// read one will not act on it.
+		if limit := time.Now().Add(cancelTimeout); deadline.After(limit) {
+			deadline = limit
+		}
 	}
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -97,9 +109,8 @@ func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.
 		conn.Close()
 		return nil, err
 	}
-	// lib/pq also dials here to send a cancel request; only Connect leaves a slot, and
 	// Connect clears the deadline (and this watch) once the start-up is over.
-	if d, ok := ctx.Value(dialedKey{}).(*dialed); ok {
+	if connecting {
 		if d.stop != nil { // an earlier host or SSL mode tried in the same Connect
 			d.stop()
 		}
@@ -156,6 +167,11 @@ func (c *ctlConn) PrepareContext(ctx context.Context, query string) (driver.Stmt
 	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
+	}
+	_, e := st.(driver.StmtExecContext)
+	_, q := st.(driver.StmtQueryContext)
+	if !e || !q {
+		return st, nil // lib/pq's COPY FROM statement: its operations keep the prepare's deadline
 	}
 	return &ctlStmt{Stmt: st, c: c}, nil
 }

@@ -26,10 +26,25 @@ func TestOpenDBFrozenServer(t *testing.T) {
 	if err := one(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	stmt, err := db.PrepareContext(context.Background(), `SELECT $1::int`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
 	if err := c.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	defer c.Resume()
+
+	// A prepared statement's operation, on the connection it was prepared on.
+	sctx, scancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	start := time.Now()
+	var got int
+	err = stmt.QueryRowContext(sctx, 7).Scan(&got)
+	scancel()
+	if d := time.Since(start); err == nil || d > 3*time.Second {
+		t.Errorf("prepared statement on a frozen server: err %v after %v", err, d)
+	}
 
 	// Deadlines: the idle connection, then new ones (the pool may open more).
 	for i := range 3 {
@@ -44,7 +59,7 @@ func TestOpenDBFrozenServer(t *testing.T) {
 	// Cancellation without a deadline.
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	start := time.Now()
+	start = time.Now()
 	if err := db.PingContext(ctx); err == nil || time.Since(start) > 3*time.Second {
 		t.Errorf("cancelled ping on a frozen server: err %v after %v", err, time.Since(start))
 	}
