@@ -25,6 +25,8 @@ type applyConn struct {
 	dsn    string // for the watchdog's own connection (terminateBlockers)
 	source string // the site whose transactions it applies: their master (the term check)
 	logger *slog.Logger
+	// onPrepared: ShipperConfig.OnPreparedBlocker
+	onPrepared func()
 	conn   *pgconn.PgConn
 	stmts  map[string]string // SQL text → prepared statement name on this connection
 	next   int               // names are never reused, even of statements whose Parse failed
@@ -85,12 +87,17 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 		if wctx.Err() != nil {
 			return
 		}
-		if err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger); err != nil && wctx.Err() == nil {
+		prepared, err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger)
+		if err != nil && wctx.Err() == nil {
 			hint := ""
 			if sqlState(err) == "42501" {
 				hint = "the peer DSN's user may only end its own role's sessions: GRANT pg_signal_backend to it"
 			}
 			a.logger.Warn("apply watchdog: cannot end the sessions blocking the apply", "gid", gid, "err", err, "hint", hint)
+		}
+		if prepared && a.onPrepared != nil {
+			a.logger.Info("apply watchdog: a prepared transaction blocks the apply; asking for a resolver pass", "gid", gid)
+			a.onPrepared()
 		}
 		if wctx.Err() == nil {
 			t.Reset(blockerGrace)
@@ -110,34 +117,41 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 // row locks there is a master that lost its role while a transaction was open (paused, or cut
 // off) or a write that bypassed Tandem, and neither may commit. Left alone, it would hold
 // every dual commit touching those rows until commit_timeout and then keep catch-up from ever
-// finishing. Other apply sessions and prepared transactions (pid 0: the resolver's) are spared.
-func terminateBlockers(ctx context.Context, dsn string, pid uint32, gid string, logger *slog.Logger) error {
+// finishing. Other apply sessions and prepared transactions (pid 0: the resolver's) are spared;
+// prepared reports whether one of the latter blocks the apply.
+func terminateBlockers(ctx context.Context, dsn string, pid uint32, gid string, logger *slog.Logger) (prepared bool, err error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		return err
+		return false, err
 	}
 	cfg.RuntimeParams["application_name"] = "tandem apply watchdog"
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(cctx, cfg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(cctx))
+	pidArg := []byte(strconv.FormatUint(uint64(pid), 10))
 	res := conn.ExecParams(cctx, `SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''),
 	coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''), pg_terminate_backend(a.pid)
 FROM pg_stat_activity a
 WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.application_name <> $2`,
-		[][]byte{[]byte(strconv.FormatUint(uint64(pid), 10)), []byte(applyAppName)}, nil, nil, nil).Read()
+		[][]byte{pidArg, []byte(applyAppName)}, nil, nil, nil).Read()
 	if res.Err != nil {
-		return res.Err
+		return false, res.Err
 	}
 	for _, row := range res.Rows {
 		logger.Warn("apply watchdog: terminated a session that blocked the apply on the peer database (only Tandem writes to the backup's database)",
 			"gid", gid, "pid", string(row[0]), "user", string(row[1]), "application", string(row[2]),
 			"client", string(row[3]), "state", string(row[4]), "terminated", string(row[5]) == "t")
 	}
-	return nil
+	// pg_blocking_pids names a prepared transaction as pid 0.
+	res = conn.ExecParams(cctx, `SELECT 0 = ANY (pg_blocking_pids($1::int))`, [][]byte{pidArg}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return false, res.Err
+	}
+	return len(res.Rows) == 1 && string(res.Rows[0][0]) == "t", nil
 }
 
 func (a *applyConn) close(ctx context.Context) {
@@ -148,10 +162,11 @@ func (a *applyConn) close(ctx context.Context) {
 
 // applyPool holds up to size apply connections to the peer, made on demand.
 type applyPool struct {
-	dsn    string
-	source string
-	logger *slog.Logger
-	slots  chan *applySlot
+	dsn        string
+	source     string
+	logger     *slog.Logger
+	onPrepared func()
+	slots      chan *applySlot
 }
 
 type applySlot struct {
@@ -161,8 +176,8 @@ type applySlot struct {
 
 // newApplyPool makes a pool whose connections use the replication origins of indexes first,
 // first+1, … (originName).
-func newApplyPool(peerDSN, source string, first, size int, logger *slog.Logger) *applyPool {
-	p := &applyPool{dsn: peerDSN, source: source, logger: logger, slots: make(chan *applySlot, size)}
+func newApplyPool(peerDSN, source string, first, size int, logger *slog.Logger, onPrepared func()) *applyPool {
+	p := &applyPool{dsn: peerDSN, source: source, logger: logger, onPrepared: onPrepared, slots: make(chan *applySlot, size)}
 	for i := 0; i < size; i++ {
 		p.slots <- &applySlot{idx: first + i}
 	}
@@ -183,6 +198,7 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 			p.slots <- s
 			return nil, err
 		}
+		c.onPrepared = p.onPrepared
 		s.c = c
 	}
 	return s, nil

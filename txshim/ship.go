@@ -69,7 +69,12 @@ type ShipperConfig struct {
 	// SequenceInterval is how often sequence positions are copied to the peer while it is
 	// synced (DESIGN §5.2 "Sequences"); 0 means 5s, negative never.
 	SequenceInterval time.Duration
-	Logger           *slog.Logger
+	// OnPreparedBlocker is called, from an apply's watchdog, when a prepared transaction has
+	// held an apply on the peer for a second: one a master that lost its role left in doubt
+	// there, say, which a resolver pass settles (the watchdog never ends prepared
+	// transactions). It must not block. nil: nothing is called.
+	OnPreparedBlocker func()
+	Logger            *slog.Logger
 }
 
 // Link states: how the Shipper stands with the peer.
@@ -202,8 +207,8 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 	return &Shipper{
 		cfg:       cfg,
 		logger:    logger,
-		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns, logger),
-		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops, logger),
+		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns, logger, cfg.OnPreparedBlocker),
+		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops, logger, cfg.OnPreparedBlocker),
 		ops:       make(chan peerOp, 1024),
 		restart:   make(chan struct{}, 1),
 		byGID:     map[string]*jentry{},

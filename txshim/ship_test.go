@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -496,5 +497,48 @@ func TestWaitForSlowDecoder(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("a cancelled wait took %v", d)
+	}
+}
+
+// TestApplyBlockedByPrepared: a transaction prepared on the peer and left in doubt (here one of
+// site b, as a master that lost its role leaves it) holds the row a dual commit's apply needs.
+// The watchdog spares prepared transactions but asks for a resolver pass
+// (OnPreparedBlocker), which settles it, and the apply goes on long before its deadline.
+func TestApplyBlockedByPrepared(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		`INSERT INTO acct SELECT g, 100 FROM generate_series(1, 3) g`)
+	if err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	// As in tandem, the resolver leaves alone what this site is still committing.
+	inFlight := func(gid string) bool { return strings.HasPrefix(gid, "tandem_a_") }
+	res := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger(), InFlight: inFlight})
+	var asked atomic.Int64
+	var passes sync.WaitGroup
+	defer passes.Wait()
+	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger(),
+		OnPreparedBlocker: func() {
+			asked.Add(1)
+			passes.Go(func() { _, _ = res.ResolveOnce(capCtx(t, 10*time.Second)) })
+		}})
+	runShipper(t, s)
+	left := gidFor("b", 9, 77)
+	prepareLocal(t, p.pdb, left, `UPDATE acct SET balance = -1 WHERE id = 1`)
+
+	start := time.Now()
+	dualCommit(t, p, s, gidFor("a", 1, 1), `UPDATE acct SET balance = balance + 5 WHERE id = 1`)
+	took := time.Since(start)
+	t.Logf("dual commit behind a prepared transaction left in doubt took %v", took)
+	if took > 5*time.Second || asked.Load() == 0 {
+		t.Errorf("took %v, resolver asked %d times: want a pass asked for and the apply through well before its 10 s", took, asked.Load())
+	}
+	if preparedOn(t, p.pdb, left) {
+		t.Errorf("%s is still prepared on the peer", left)
+	}
+	requireSame(t, p)
+	if b := queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`); b != 105 {
+		t.Errorf("balance on the peer = %d, want 105 (the in-doubt change rolled back, the commit applied)", b)
 	}
 }

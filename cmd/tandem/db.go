@@ -29,7 +29,8 @@ type database struct {
 	node    *gossip.Node // set once the node exists
 	records *recordStore
 	// localDown: the local database failed pingFailures pings in a row
-	localDown atomic.Bool
+	localDown  atomic.Bool
+	resolveNow chan struct{} // a resolver pass is wanted now (cap 1)
 
 	mu       sync.Mutex
 	role     gossip.Role
@@ -87,7 +88,14 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 		db.SetMaxOpenConns(2)
 		db.SetConnMaxIdleTime(time.Minute)
 	}
-	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log})
+	d.resolveNow = make(chan struct{}, 1)
+	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
+		OnPreparedBlocker: func() {
+			select {
+			case d.resolveNow <- struct{}{}:
+			default:
+			}
+		}})
 	d.ship.SetBackup(true) // until promote
 	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown})
 	if err != nil {
@@ -126,10 +134,11 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	go func() { defer wg.Done(); errc <- d.shim.Serve(ctx) }()
 	go func() { defer wg.Done(); errc <- d.ship.Run(ctx) }()
 	wg.Add(2)
-	go func() { defer wg.Done(); d.whileMaster(ctx, 2*time.Second, func() { d.catchUp(ctx) }) }()
+	go func() { defer wg.Done(); d.whileMaster(ctx, 2*time.Second, nil, func() { d.catchUp(ctx) }) }()
 	// Only the master resolves periodically: it alone knows which tandem_ transactions are in
 	// flight (Shim.InFlight); a backup's pass could roll one back between its two PREPAREs.
-	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, func() { d.resolve(ctx) }) }()
+	// An apply held by a prepared transaction asks for a pass at once (resolveNow).
+	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, d.resolveNow, func() { d.resolve(ctx) }) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failures := 0
@@ -243,7 +252,7 @@ func (d *database) hold(ctx context.Context) (func(), error) {
 const holdTimeout = 5 * time.Second
 
 // whileMaster calls f every period until ctx ends, on the rounds this site is master.
-func (d *database) whileMaster(ctx context.Context, every time.Duration, f func()) {
+func (d *database) whileMaster(ctx context.Context, every time.Duration, kick <-chan struct{}, f func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -251,6 +260,7 @@ func (d *database) whileMaster(ctx context.Context, every time.Duration, f func(
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 		d.mu.Lock()
 		master := d.role == gossip.RoleMaster
