@@ -27,9 +27,9 @@ type applyConn struct {
 	logger *slog.Logger
 	// onPrepared: ShipperConfig.OnPreparedBlocker
 	onPrepared func()
-	conn   *pgconn.PgConn
-	stmts  map[string]string // SQL text → prepared statement name on this connection
-	next   int               // names are never reused, even of statements whose Parse failed
+	conn       *pgconn.PgConn
+	stmts      map[string]string // SQL text → prepared statement name on this connection
+	next       int               // names are never reused, even of statements whose Parse failed
 	// fixed holds, per relation, the columns an UPDATE may not set (GENERATED ALWAYS AS
 	// IDENTITY): their values never change, and PostgreSQL refuses to set them.
 	fixed map[string]map[string]bool
