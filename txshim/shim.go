@@ -75,7 +75,7 @@ type Shim struct {
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
 
 	inflight sync.Map // gid → struct{}: dual commits from before the local PREPARE until done
-	soloIn   sync.Map // term → struct{}: terms in which the shim was in solo mode
+	soloIn   sync.Map // term → struct{}: terms in which the shim went solo since it was last dual
 	gate     commitGate
 
 	mu       sync.Mutex
@@ -150,8 +150,11 @@ func (s *Shim) Addr() net.Addr {
 // SetMode sets the mode and the term this site is master (or backup) of. A commit in progress
 // keeps the mode it started with; every later step of every session sees the new one.
 func (s *Shim) SetMode(m Mode, term uint64) {
-	if m == ModeSolo {
+	switch m {
+	case ModeSolo:
 		s.soloIn.Store(term, struct{}{})
+	case ModeDual: // the peer has everything again
+		s.soloIn.Delete(term)
 	}
 	old := s.mode.Swap(&modeState{mode: m, term: term})
 	if old.mode != m || old.term != term {
@@ -172,13 +175,17 @@ func (s *Shim) SwitchMode(from, m Mode, term uint64) bool {
 	if !s.mode.CompareAndSwap(old, &modeState{mode: m, term: term}) {
 		return false
 	}
+	if m == ModeDual { // caught up: the peer has everything again
+		s.soloIn.Delete(term)
+	}
 	s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", from.String())
 	return true
 }
 
 // WentSolo reports whether the shim was set to solo mode in term (or tried to be: it errs
-// toward yes). A master that announced going solo and then lost the role before switching
-// committed nothing alone in that term.
+// toward yes) since it was last dual in term, that is, since the peer last had everything. A
+// master that announced going solo and then lost the role before switching committed nothing
+// alone that the peer lacks.
 func (s *Shim) WentSolo(term uint64) bool {
 	_, ok := s.soloIn.Load(term)
 	return ok

@@ -294,3 +294,33 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestWentSolo: the shim tells whether it went solo in a term since it was last dual in it
+// (gossip's split-brain check asks).
+func TestWentSolo(t *testing.T) {
+	s, err := New(config.TxShim{Listen: "127.0.0.1:0", LocalDSN: "postgres://u@127.0.0.1:1/db", MaxMessage: 1 << 20,
+		CommitTimeout: time.Second, PeerDown: config.PeerDownContinue}, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		do   func()
+		term uint64
+		want bool
+	}{
+		{func() { s.SetMode(ModeDual, 1) }, 1, false},
+		{func() { s.SetMode(ModeSolo, 1) }, 1, true},
+		{func() { s.SwitchMode(ModeSolo, ModeDual, 1) }, 1, false}, // caught up
+		{func() { s.SwitchMode(ModeDual, ModeSolo, 1) }, 1, true},
+		{func() { s.SetMode(ModeReadOnly, 1) }, 1, true}, // stepped down while solo
+		{func() { s.SetMode(ModeSolo, 2) }, 2, true},
+		{func() {}, 1, true},
+		{func() { s.SetMode(ModeDual, 2) }, 2, false},
+	}
+	for i, st := range steps {
+		st.do()
+		if got := s.WentSolo(st.term); got != st.want {
+			t.Errorf("step %d: WentSolo(%d) = %v, want %v", i, st.term, got, st.want)
+		}
+	}
+}

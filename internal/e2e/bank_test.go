@@ -17,8 +17,9 @@ import (
 // sites' proxies, servers and shims while faults hit the stack — the peer's database killed and
 // restarted (solo, then catch-up), site1's tandem killed and restarted (failover, failback),
 // site1's server killed and restarted, site1's database killed and restarted, site1's tandem
-// paused and resumed, the peer's database and then site1's frozen and thawed, and all of site1 (tandem, server,
-// database: a hung host) frozen and thawed. At the end, on both databases: the balances sum to
+// paused and resumed, the peer's database and then site1's frozen and thawed, and all of site2
+// and then all of site1 (tandem, server, database: a hung host) frozen and thawed. At the end,
+// on both databases: the balances sum to
 // zero and agree with the ledger, every transfer an operator saw acknowledged is there, nothing
 // unknown is, no prepared transaction is left, and `tandem verify` finds them identical.
 // It runs without and with a witness (which votes, so a new master also waits fence_delay).
@@ -138,24 +139,32 @@ func bankWorkload(t *testing.T, witness bool) {
 	site1Master()
 	b.progress(t, "site1's database thawed", 30)
 
-	freeze := func(sig syscall.Signal) {
+	freeze := func(s *site, sig syscall.Signal) {
 		t.Helper()
-		for _, pid := range []int{s1.tandem.cmd.Process.Pid, s1.server.cmd.Process.Pid} {
+		for _, pid := range []int{s.tandem.cmd.Process.Pid, s.server.cmd.Process.Pid} {
 			if err := syscall.Kill(pid, sig); err != nil {
 				t.Fatal(err)
 			}
 		}
-		f := s1.pg.Pause
+		f := s.pg.Pause
 		if sig == syscall.SIGCONT {
-			f = s1.pg.Resume
+			f = s.pg.Resume
 		}
 		if err := f(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	freeze(syscall.SIGSTOP)
+	// The backup's whole site hangs: the master goes on alone (no one left to acknowledge, or
+	// the witness does) and catches it up once it thaws.
+	freeze(s2, syscall.SIGSTOP)
+	b.progress(t, "site2 frozen whole (site1 alone)", 30)
+	freeze(s2, syscall.SIGCONT)
+	site1Master()
+	b.progress(t, "site2 thawed", 30)
+
+	freeze(s1, syscall.SIGSTOP)
 	b.progress(t, "site1 frozen whole (site2 master, alone)", 30)
-	freeze(syscall.SIGCONT)
+	freeze(s1, syscall.SIGCONT)
 	site1Master()
 	b.progress(t, "site1 thawed", 30)
 	b.stop()
