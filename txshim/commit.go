@@ -295,6 +295,9 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			}
 			s.log.Error("txshim: dual commit in doubt: the peer did not answer and this site may not commit alone; recovery finishes it",
 				"gid", gid, "why", why, "err", perr)
+			if s.shim.opts.OnInDoubt != nil {
+				s.shim.opts.OnInDoubt()
+			}
 			return false, s.emitError("08007", fmt.Sprintf("tandem: transaction %s is in doubt: the peer database did not answer and %s; "+
 				"recovery commits or rolls it back on both databases: %v", gid, why, perr))
 		}

@@ -842,8 +842,8 @@ func TestPeerDownBlock(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
-	var downs atomic.Int64
-	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer, OnPeerDown: func() { downs.Add(1) }}, ModeDual, 1,
+	var downs, doubts atomic.Int64
+	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer, OnPeerDown: func() { downs.Add(1) }, OnInDoubt: func() { doubts.Add(1) }}, ModeDual, 1,
 		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -855,8 +855,8 @@ func TestPeerDownBlock(t *testing.T) {
 	if calls := peer.take(); len(calls) != 1 || !strings.HasPrefix(calls[0], "prepare ") {
 		t.Errorf("peer calls %v, want the prepare alone", calls)
 	}
-	if m, _ := s.Mode(); m != ModeDual || downs.Load() != 0 {
-		t.Errorf("mode %v, OnPeerDown called %d times: want dual, never", m, downs.Load())
+	if m, _ := s.Mode(); m != ModeDual || downs.Load() != 0 || doubts.Load() != 1 {
+		t.Errorf("mode %v, OnPeerDown called %d times, OnInDoubt %d: want dual, never, once", m, downs.Load(), doubts.Load())
 	}
 	if n := preparedCount(t, c); n != 1 {
 		t.Errorf("%d prepared transactions, want the one in doubt", n)

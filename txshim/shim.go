@@ -30,6 +30,10 @@ type Options struct {
 	// return once peer_synced = false is announced (DESIGN §3 "going solo is announced first").
 	// Concurrent sessions wait for one call rather than making several.
 	OnPeerDown func()
+	// OnInDoubt is called when a commit is left prepared for the resolver (its peer outcome
+	// unknown, and committing alone not allowed): a pass may settle it at once, and its row
+	// locks with it. It must not block. nil: nothing is called.
+	OnInDoubt func()
 	// MaxSessions bounds concurrent client sessions; 0 means 256. A client beyond it gets
 	// SQLSTATE 53300 (too_many_connections).
 	MaxSessions int

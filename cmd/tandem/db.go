@@ -90,14 +90,10 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	}
 	d.resolveNow = make(chan struct{}, 1)
 	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
-		OnPreparedBlocker: func() {
-			select {
-			case d.resolveNow <- struct{}{}:
-			default:
-			}
-		}})
+		OnPreparedBlocker: d.kickResolver})
 	d.ship.SetBackup(true) // until promote
-	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown})
+	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown,
+		OnInDoubt: d.kickResolver})
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +102,14 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 		InFlight: d.shim.InFlight})
 	// A new shim starts read-only: nothing is written before the role says so.
 	return d, d.shim.Start()
+}
+
+// kickResolver asks the master's resolver loop for a pass now (a backup runs none).
+func (d *database) kickResolver() {
+	select {
+	case d.resolveNow <- struct{}{}:
+	default:
+	}
 }
 
 func (d *database) close() {
