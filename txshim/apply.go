@@ -25,8 +25,7 @@ type applyConn struct {
 	dsn    string // for the watchdog's own connection (terminateBlockers)
 	source string // the site whose transactions it applies: their master (the term check)
 	logger *slog.Logger
-	// onPrepared: ShipperConfig.OnPreparedBlocker
-	onPrepared func()
+	onPrepared func() // ShipperConfig.OnPreparedBlocker
 	conn       *pgconn.PgConn
 	stmts      map[string]string // SQL text → prepared statement name on this connection
 	next       int               // names are never reused, even of statements whose Parse failed
