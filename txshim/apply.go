@@ -22,9 +22,9 @@ import (
 // connection has its own origin: tandem_<source> for the first, tandem_<source>#<n> for the
 // others. All of them mark the transactions as coming from the source site.
 type applyConn struct {
-	dsn    string // for the watchdog's own connection (terminateBlockers)
-	source string // the site whose transactions it applies: their master (the term check)
-	logger *slog.Logger
+	dsn        string // for the watchdog's own connection (terminateBlockers)
+	source     string // the site whose transactions it applies: their master (the term check)
+	logger     *slog.Logger
 	onPrepared func() // ShipperConfig.OnPreparedBlocker
 	conn       *pgconn.PgConn
 	stmts      map[string]string // SQL text → prepared statement name on this connection
