@@ -114,28 +114,26 @@ func bankWorkload(t *testing.T, witness bool) {
 
 	// Frozen, not dead: a database or a whole site that stops answering (a hung host; a link
 	// that drops packets) leaves connections open and silent, where a kill closes them.
-	if err := s2.pg.Pause(); err != nil {
-		t.Fatal(err)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	must(s2.pg.Pause())
 	b.progress(t, "peer database frozen (solo)", 30)
 	if st := shimStatusOf(t, s1); st.Mode != "solo" {
 		t.Errorf("site1's shim with the peer database frozen: %+v, want solo", st)
 	}
-	if err := s2.pg.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	must(s2.pg.Resume())
 	site1Master()
 	b.progress(t, "peer database thawed", 30)
 
-	// The master's own database hangs: site1's health check times out and it hands over (its
-	// commits in flight drain first); site2 goes on alone until it thaws.
-	if err := s1.pg.Pause(); err != nil {
-		t.Fatal(err)
-	}
+	// The master's own database hangs: site1's health pings fail and it hands over without
+	// waiting for the commits stuck on it; site2 goes on alone until it thaws.
+	must(s1.pg.Pause())
 	b.progress(t, "site1's database frozen (site2 master, alone)", 30)
-	if err := s1.pg.Resume(); err != nil {
-		t.Fatal(err)
-	}
+	must(s1.pg.Resume())
 	site1Master()
 	b.progress(t, "site1's database thawed", 30)
 
@@ -146,12 +144,10 @@ func bankWorkload(t *testing.T, witness bool) {
 				t.Fatal(err)
 			}
 		}
-		f := s.pg.Pause
 		if sig == syscall.SIGCONT {
-			f = s.pg.Resume
-		}
-		if err := f(); err != nil {
-			t.Fatal(err)
+			must(s.pg.Resume())
+		} else {
+			must(s.pg.Pause())
 		}
 	}
 	// The backup's whole site hangs: the master goes on alone (no one left to acknowledge, or
