@@ -293,6 +293,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			if s.shim.cfg.PeerDown != config.PeerDownBlock {
 				why = fmt.Sprintf("this site stopped being master of term %d", pol.term)
 			}
+			st.leftInDoubt.Add(1)
 			s.log.Error("txshim: dual commit in doubt: the peer did not answer and this site may not commit alone; recovery finishes it",
 				"gid", gid, "why", why, "err", perr)
 			if s.shim.opts.OnInDoubt != nil {

@@ -855,8 +855,9 @@ func TestPeerDownBlock(t *testing.T) {
 	if calls := peer.take(); len(calls) != 1 || !strings.HasPrefix(calls[0], "prepare ") {
 		t.Errorf("peer calls %v, want the prepare alone", calls)
 	}
-	if m, _ := s.Mode(); m != ModeDual || downs.Load() != 0 || doubts.Load() != 1 {
-		t.Errorf("mode %v, OnPeerDown called %d times, OnInDoubt %d: want dual, never, once", m, downs.Load(), doubts.Load())
+	if m, _ := s.Mode(); m != ModeDual || downs.Load() != 0 || doubts.Load() != 1 || s.Stats().LeftInDoubt != 1 {
+		t.Errorf("mode %v, OnPeerDown called %d times, OnInDoubt %d, stats %+v: want dual, never, once, one left in doubt",
+			m, downs.Load(), doubts.Load(), s.Stats())
 	}
 	if n := preparedCount(t, c); n != 1 {
 		t.Errorf("%d prepared transactions, want the one in doubt", n)

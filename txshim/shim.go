@@ -57,12 +57,15 @@ type Stats struct {
 	Unwrapped  int64
 	PeerErrors int64 // dual commits whose peer prepare failed (definite or unknown)
 	Refused    int64 // write commits refused by mode or term (read-only, fenced, stale term)
+	// LeftInDoubt counts commits left prepared for the resolver, their client told 08007 (the
+	// peer's outcome unknown, and committing alone not allowed).
+	LeftInDoubt int64
 }
 
 type counters struct {
 	active, total, inTx                    atomic.Int64
 	dual, solo, plain, unwrapped, peerErrs atomic.Int64
-	refused                                atomic.Int64
+	refused, leftInDoubt                   atomic.Int64
 }
 
 // Shim is the PostgreSQL-wire shim of one site: it accepts the server's database connections and
@@ -325,6 +328,7 @@ func (s *Shim) Stats() Stats {
 		Unwrapped:      c.unwrapped.Load(),
 		PeerErrors:     c.peerErrs.Load(),
 		Refused:        c.refused.Load(),
+		LeftInDoubt:    c.leftInDoubt.Load(),
 	}
 }
 

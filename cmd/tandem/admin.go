@@ -174,6 +174,7 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf(`{kind="plain"} %d`, ds.CommitsPlain), fmt.Sprintf(`{kind="unwrapped"} %d`, ds.Unwrapped))
 		metric("tandem_txshim_peer_errors_total", "counter", "Dual commits whose peer prepare failed.", fmt.Sprintf(" %d", ds.PeerErrors))
 		metric("tandem_txshim_refused_total", "counter", "Write commits refused by mode or term.", fmt.Sprintf(" %d", ds.Refused))
+		metric("tandem_txshim_left_in_doubt_total", "counter", "Commits left prepared for the resolver, their client told 08007.", fmt.Sprintf(" %d", ds.LeftInDoubt))
 	}
 }
 

@@ -57,6 +57,7 @@ type dbStatus struct {
 	Unwrapped      int64  `json:"unwrapped"`
 	PeerErrors     int64  `json:"peer_errors"`
 	Refused        int64  `json:"refused"`
+	LeftInDoubt    int64  `json:"left_in_doubt"`
 }
 
 func (d *database) status() dbStatus {
@@ -66,7 +67,7 @@ func (d *database) status() dbStatus {
 		Mode: mode.String(), Term: term, PeerSynced: d.ship.PeerSynced(), Backlog: d.ship.Backlog(),
 		InDoubt: d.inDoubt.Load(), SessionsActive: st.SessionsActive,
 		CommitsDual: st.CommitsDual, CommitsSolo: st.CommitsSolo, CommitsPlain: st.CommitsPlain,
-		Unwrapped: st.Unwrapped, PeerErrors: st.PeerErrors, Refused: st.Refused,
+		Unwrapped: st.Unwrapped, PeerErrors: st.PeerErrors, Refused: st.Refused, LeftInDoubt: st.LeftInDoubt,
 	}
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()

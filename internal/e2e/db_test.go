@@ -164,8 +164,9 @@ func TestPeerDatabaseOutage(t *testing.T) {
 	if st := shimStatusOf(t, s1); st.Mode != "solo" || st.PeerSynced || st.CommitsSolo < 21 || st.Backlog < 21 {
 		t.Errorf("site1's status during the outage: %+v, want solo, not synced, ≥ 21 solo commits in the backlog", st)
 	}
-	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, `tandem_txshim_mode{mode="solo"} 1`) {
-		t.Errorf("metrics during the outage lack the solo mode:\n%s", m)
+	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, `tandem_txshim_mode{mode="solo"} 1`) ||
+		!strings.Contains(m, "tandem_txshim_left_in_doubt_total 0") {
+		t.Errorf("metrics during the outage lack the solo mode, or count commits left in doubt (a master goes on alone):\n%s", m)
 	}
 	if err := s2.pg.Restart(); err != nil {
 		t.Fatal(err)
