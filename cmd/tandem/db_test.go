@@ -108,3 +108,55 @@ func TestRecordStoreFrozenDatabase(t *testing.T) {
 		t.Errorf("database moved back to %+v", got)
 	}
 }
+
+// TestRecordStoreLoad: which of the database's and the state file's records Load believes when
+// they differ. This site's own records reach the database first, adopted ones the file first.
+func TestRecordStoreLoad(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.DSN(c.Database())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := txshim.Install(ctx, "site2", dsn, dsn, logger); err != nil {
+		t.Fatal(err)
+	}
+	db, err := txshim.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rec := func(term uint64, master string, synced bool) gossip.TermRecord {
+		return gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
+	}
+	cases := []struct {
+		name         string
+		inDB, inFile gossip.TermRecord
+		want         gossip.TermRecord
+	}{
+		{"file newer term", rec(3, "site1", true), rec(4, "site1", true), rec(4, "site1", true)},
+		{"database newer term", rec(5, "site2", true), rec(4, "site1", true), rec(5, "site2", true)},
+		{"adopted: the file's newer peer_synced (false)", rec(4, "site1", true), rec(4, "site1", false), rec(4, "site1", false)},
+		{"adopted: the file's newer peer_synced (true)", rec(4, "site1", false), rec(4, "site1", true), rec(4, "site1", true)},
+		{"own: the file saying the peer lacks commits", rec(4, "site2", true), rec(4, "site2", false), rec(4, "site2", false)},
+		{"own: the database's newer peer_synced", rec(4, "site2", false), rec(4, "site2", true), rec(4, "site2", false)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := db.ExecContext(ctx, `DELETE FROM tandem.state`); err != nil {
+				t.Fatal(err)
+			}
+			if err := txshim.WriteTermRecord(ctx, db, tc.inDB.Term, tc.inDB.Master, tc.inDB.PeerSynced); err != nil {
+				t.Fatal(err)
+			}
+			file := gossip.NewFileStore(t.TempDir())
+			if err := file.Save(tc.inFile); err != nil {
+				t.Fatal(err)
+			}
+			s := newRecordStore("site2", db, file, logger)
+			defer s.close()
+			if got, err := s.Load(); err != nil || got != tc.want {
+				t.Errorf("Load = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
