@@ -21,6 +21,10 @@ import (
 // the caller — a health check, a promotion writing the term into the peer's database — for as
 // long as it hangs. Here every connection is dialed by Tandem, and each operation puts its
 // context's deadline on the socket, so a silent server fails the operation at its deadline.
+//
+// One difference from plain lib/pq follows: a call without a context (Tx.Commit, Rows.Close)
+// runs under the deadline of the connection's last operation, and fails once that operation's
+// context has ended. Keep one context for a transaction and its statements.
 func OpenDB(dsn string) (*sql.DB, error) {
 	c, err := pq.NewConnector(dsn)
 	if err != nil {
