@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"testing"
@@ -12,10 +13,10 @@ import (
 	"github.com/tandem-ha/tandem/txshim"
 )
 
-// TestRecordStoreFrozenDatabase: with the local database frozen, an adopted record is kept (in
-// the state file) at once and reaches the database once it answers again; this site's own
-// record is refused within the store's timeout, since its database must hold it.
-func TestRecordStoreFrozenDatabase(t *testing.T) {
+// installedSite2 starts a cluster with Tandem's schema installed for site2 (its own peer, which
+// the record store does not mind) and opens it for control work.
+func installedSite2(t *testing.T) (*pgtest.Cluster, *sql.DB, *slog.Logger) {
+	t.Helper()
 	c := pgtest.Start(t)
 	dsn := c.DSN(c.Database())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -28,7 +29,17 @@ func TestRecordStoreFrozenDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return c, db, logger
+}
+
+// TestRecordStoreFrozenDatabase: with the local database frozen, an adopted record is kept (in
+// the state file) at once and reaches the database once it answers again; this site's own
+// record is refused within the store's timeout, since its database must hold it.
+func TestRecordStoreFrozenDatabase(t *testing.T) {
+	c, db, logger := installedSite2(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	file := gossip.NewFileStore(t.TempDir())
 	s := newRecordStore("site2", db, file, logger)
 	defer s.close()
@@ -112,19 +123,9 @@ func TestRecordStoreFrozenDatabase(t *testing.T) {
 // TestRecordStoreLoad: which of the database's and the state file's records Load believes when
 // they differ. This site's own records reach the database first, adopted ones the file first.
 func TestRecordStoreLoad(t *testing.T) {
-	c := pgtest.Start(t)
-	dsn := c.DSN(c.Database())
+	_, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := txshim.Install(ctx, "site2", dsn, dsn, logger); err != nil {
-		t.Fatal(err)
-	}
-	db, err := txshim.OpenDB(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	rec := func(term uint64, master string, synced bool) gossip.TermRecord {
 		return gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
 	}
