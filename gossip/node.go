@@ -114,7 +114,7 @@ type Node struct {
 	decision      string // see State.Decision
 	splitMark     splitBrainMark
 	announced     uint64 // the term whose peer_synced = false this process recorded
-	announcedOnly uint64 // the term noteAnnouncedOnly last logged (and that may yet prove solo)
+	announcedOnly uint64 // the term checkSplitBrain found announced only (it may yet prove solo)
 	roleChanges   uint64
 	peers         map[string]*peer
 	claimedAt     time.Time
@@ -470,16 +470,33 @@ func (n *Node) Force() {
 	n.poke()
 }
 
-// noteAnnouncedOnly logs, once per term, a newer term taken elsewhere after this site announced
-// going solo in term but before it committed anything alone: not a split brain.
-func (n *Node) noteAnnouncedOnly(term uint64) {
+// checkSplitBrain notes a split brain (DESIGN §3) the view shows. A newer term taken elsewhere
+// after this site announced going solo in its term, but before it committed anything alone, is
+// none: that is logged once, and looked at again every round, since a solo switch racing the
+// step-down may still land after the verdict.
+func (n *Node) checkSplitBrain(v View) {
+	if sb := SplitBrain(v); sb != 0 {
+		if n.committedAlone(sb) {
+			n.noteSplitBrain(sb)
+			return
+		}
+		n.mu.Lock()
+		seen := n.announcedOnly == sb
+		n.announcedOnly = sb
+		n.mu.Unlock()
+		if !seen {
+			n.log.Warn("another site took a newer term after this site announced going solo in its term, "+
+				"but it committed nothing alone: no split brain", "term", sb)
+		}
+	}
 	n.mu.Lock()
-	seen := n.announcedOnly == term
-	n.announcedOnly = term
+	only := n.announcedOnly
 	n.mu.Unlock()
-	if !seen {
-		n.log.Warn("another site took a newer term after this site announced going solo in its term, "+
-			"but it committed nothing alone: no split brain", "term", term)
+	if only != 0 && n.wentSolo(only) {
+		n.mu.Lock()
+		n.announcedOnly = 0
+		n.mu.Unlock()
+		n.noteSplitBrain(only)
 	}
 }
 
@@ -670,24 +687,7 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	v := n.viewLocked(now)
 	n.mu.Unlock()
 
-	// Before Adopt replaces the record that shows it.
-	if sb := SplitBrain(v); sb != 0 {
-		if n.committedAlone(sb) {
-			n.noteSplitBrain(sb)
-		} else {
-			n.noteAnnouncedOnly(sb)
-		}
-	}
-	// A solo switch racing the step-down may still land after that verdict: look again.
-	n.mu.Lock()
-	only := n.announcedOnly
-	n.mu.Unlock()
-	if only != 0 && n.wentSolo(only) {
-		n.mu.Lock()
-		n.announcedOnly = 0
-		n.mu.Unlock()
-		n.noteSplitBrain(only)
-	}
+	n.checkSplitBrain(v) // before Adopt replaces the record that shows it
 	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
 		if err := n.store.Save(rec); err != nil {
 			n.log.Error("cannot keep newer term record", "term", rec.Term, "err", err)

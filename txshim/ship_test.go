@@ -406,17 +406,25 @@ func TestJournalBound(t *testing.T) {
 	}
 }
 
-// TestApplyTerminatesBlocker: a session holding a row lock on the peer's database (an old
-// master's transaction left open, say) would hold every apply of that row until it times out;
-// the apply's watchdog terminates it, the dual commit goes through, and the blocker's
-// transaction never commits.
-func TestApplyTerminatesBlocker(t *testing.T) {
+// startAcctPair is a pair with table acct (ids 1-3, balance 100 each) on both and Tandem
+// installed for site a.
+func startAcctPair(t *testing.T) *capPair {
+	t.Helper()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
 		`INSERT INTO acct SELECT g, 100 FROM generate_series(1, 3) g`)
 	if err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger()); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// TestApplyTerminatesBlocker: a session holding a row lock on the peer's database (an old
+// master's transaction left open, say) would hold every apply of that row until it times out;
+// the apply's watchdog terminates it, the dual commit goes through, and the blocker's
+// transaction never commits.
+func TestApplyTerminatesBlocker(t *testing.T) {
+	p := startAcctPair(t)
 	s := startShipper(t, p)
 	ctx := capCtx(t, 30*time.Second)
 	blocker, err := p.pdb.Conn(ctx)
@@ -505,23 +513,21 @@ func TestWaitForSlowDecoder(t *testing.T) {
 // The watchdog spares prepared transactions but asks for a resolver pass
 // (OnPreparedBlocker), which settles it, and the apply goes on long before its deadline.
 func TestApplyBlockedByPrepared(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
-		`INSERT INTO acct SELECT g, 100 FROM generate_series(1, 3) g`)
-	if err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger()); err != nil {
-		t.Fatal(err)
-	}
+	p := startAcctPair(t)
 	// As in tandem, the resolver leaves alone what this site is still committing.
 	inFlight := func(gid string) bool { return strings.HasPrefix(gid, "tandem_a_") }
 	res := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger(), InFlight: inFlight})
 	var asked atomic.Int64
 	var passes sync.WaitGroup
-	defer passes.Wait()
+	// Cleanups run last first: the shipper (registered below) stops before the passes are
+	// waited for, so none starts after that.
+	t.Cleanup(passes.Wait)
+	rctx := capCtx(t, time.Minute)
 	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
 		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger(),
 		OnPreparedBlocker: func() {
 			asked.Add(1)
-			passes.Go(func() { _, _ = res.ResolveOnce(capCtx(t, 10*time.Second)) })
+			passes.Go(func() { _, _ = res.ResolveOnce(rctx) })
 		}})
 	runShipper(t, s)
 	left := gidFor("b", 9, 77)
