@@ -170,7 +170,7 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 	sh.SetTerm(1)
 	runShipper(t, sh)
 	var downs atomic.Int64
-	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() { downs.Add(1) }}, ModeSolo, 1)
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() bool { downs.Add(1); return true }}, ModeSolo, 1)
 
 	var w *bankWriters
 	var held atomic.Int64

@@ -279,8 +279,9 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		st.peerErrs.Add(1)
 		var pe *PeerError
 		definite := errors.As(perr, &pe) && pe.Definite
-		// Alone only as master of this term: a site that lost the role while the peer did not
-		// answer must not commit what its successor may never have.
+		// Alone only as master of this term, once going solo was announced: a site that lost
+		// the role while the peer did not answer, or whose announcement nobody acknowledged,
+		// must not commit what a successor may never have.
 		alone := !definite && s.shim.cfg.PeerDown != config.PeerDownBlock && s.shim.peerDown(pol.term, perr)
 		if !alone && !definite {
 			// The peer's outcome is unknown and this site may not commit alone. The peer may hold
@@ -291,7 +292,10 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			// finishes it one way on both, and the client hears that the outcome is unknown.
 			why := "peer_down = block"
 			if s.shim.cfg.PeerDown != config.PeerDownBlock {
-				why = fmt.Sprintf("this site stopped being master of term %d", pol.term)
+				why = "going solo was not acknowledged"
+				if cur := s.shim.mode.Load(); cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+					why = fmt.Sprintf("this site stopped being master of term %d", pol.term)
+				}
 			}
 			st.leftInDoubt.Add(1)
 			s.log.Error("txshim: dual commit in doubt: the peer did not answer and this site may not commit alone; recovery finishes it",

@@ -132,7 +132,7 @@ func TestDualCommit(t *testing.T) {
 	peer := &fakePeer{c: c, t: t}
 	var downCalls int
 	var downMu sync.Mutex
-	s := startShim(t, c, Options{Peer: peer, OnPeerDown: func() { downMu.Lock(); downCalls++; downMu.Unlock() }}, ModeDual, 1)
+	s := startShim(t, c, Options{Peer: peer, OnPeerDown: func() bool { downMu.Lock(); downCalls++; downMu.Unlock(); return true }}, ModeDual, 1)
 	conn := s.connect(t)
 	ctx := context.Background()
 	exec := func(sql string, args ...any) error {
@@ -843,7 +843,7 @@ func TestPeerDownBlock(t *testing.T) {
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
 	var downs, doubts atomic.Int64
-	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer, OnPeerDown: func() { downs.Add(1) }, OnInDoubt: func() { doubts.Add(1) }}, ModeDual, 1,
+	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer, OnPeerDown: func() bool { downs.Add(1); return true }, OnInDoubt: func() { doubts.Add(1) }}, ModeDual, 1,
 		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -871,6 +871,76 @@ func TestPeerDownBlock(t *testing.T) {
 		t.Errorf("the session after the in-doubt commit: %d, %v", one, err)
 	}
 	c.Exec(t, "ROLLBACK PREPARED '"+s.onlyPrepared(t)+"'")
+}
+
+// TestPeerDownRefused: when OnPeerDown says this site may not commit alone (going solo was not
+// acknowledged), commits whose peer did not answer stay prepared for the resolver with 08007
+// and the shim stays dual; sessions that waited for a refusing call share its answer rather
+// than asking one after another; once OnPeerDown agrees, the next such commit goes solo.
+func TestPeerDownRefused(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
+	var calls atomic.Int64
+	var allow atomic.Bool
+	s := startShim(t, c, Options{Peer: peer, OnPeerDown: func() bool {
+		calls.Add(1)
+		if allow.Load() {
+			return true
+		}
+		time.Sleep(time.Second) // an announcement nobody acknowledges in time
+		return false
+	}}, ModeDual, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 4
+	conns := make([]*pgx.Conn, n)
+	for i := range conns {
+		conns[i] = s.connect(t)
+	}
+	errs := make(chan error, n)
+	for i, conn := range conns {
+		go func() {
+			_, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO acct VALUES (%d, 1)", i+1))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; pgCode(err) != "08007" || !strings.Contains(err.Error(), "not acknowledged") {
+			t.Errorf("commit while going solo is refused: %v, want 08007 saying it was not acknowledged", err)
+		}
+	}
+	if got := calls.Load(); got >= n {
+		t.Errorf("OnPeerDown called %d times for %d concurrent commits: sessions waiting for a refusal did not share it", got, n)
+	}
+	if m, _ := s.Mode(); m != ModeDual || s.WentSolo(1) || s.Stats().LeftInDoubt != n {
+		t.Errorf("mode %v, went solo %v, stats %+v: want dual, no, %d left in doubt", m, s.WentSolo(1), s.Stats(), n)
+	}
+	if got := preparedCount(t, c); got != n {
+		t.Errorf("%d prepared transactions, want the %d in doubt", got, n)
+	}
+	if got := rowCount(t, c, "true"); got != 0 {
+		t.Errorf("%d rows in doubt are visible", got)
+	}
+
+	allow.Store(true)
+	if _, err := conns[0].Exec(ctx, "INSERT INTO acct VALUES (10, 1)"); err != nil {
+		t.Fatalf("commit once going solo is acknowledged: %v", err)
+	}
+	if m, _ := s.Mode(); m != ModeSolo || !s.WentSolo(1) || rowCount(t, c, "id = 10") != 1 {
+		t.Errorf("mode %v, went solo %v, row 10 there %v: want solo, yes, yes", m, s.WentSolo(1), rowCount(t, c, "id = 10") == 1)
+	}
+	rows, err := conns[0].Query(ctx, "SELECT gid FROM pg_prepared_xacts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gid := range gids {
+		c.Exec(t, "ROLLBACK PREPARED '"+gid+"'")
+	}
 }
 
 // TestPeerFenced: a peer that refuses the apply because it holds a newer term (another site is

@@ -26,10 +26,13 @@ type Options struct {
 	Users map[string]string
 	TLS   *tls.Config // offered to clients that ask for SSL; nil: SSL refused
 	// OnPeerDown is called, synchronously and before the first solo commit, when a peer prepare
-	// had an unknown outcome in dual mode; the shim then switches itself to solo. It should
-	// return once peer_synced = false is announced (DESIGN §3 "going solo is announced first").
-	// Concurrent sessions wait for one call rather than making several.
-	OnPeerDown func()
+	// had an unknown outcome in dual mode. It should return once peer_synced = false is
+	// announced (DESIGN §3 "going solo is announced first"): true, and the shim switches itself
+	// to solo; false when this site may not commit alone now (the announcement was not
+	// acknowledged), and the commit is left in doubt for the resolver (SQLSTATE 08007) while
+	// the shim stays dual — a later commit asks again. Concurrent sessions wait for one call
+	// rather than making several. nil: the shim goes solo at once.
+	OnPeerDown func() bool
 	// OnInDoubt is called when a commit is left prepared for the resolver (its peer outcome
 	// unknown, and committing alone not allowed): a pass may settle it at once, and its row
 	// locks with it. It must not block. nil: nothing is called.
@@ -80,6 +83,9 @@ type Shim struct {
 	stats counters
 
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
+	// peerDownGen counts OnPeerDown calls that refused (under peerDownMu; read before taking
+	// it): sessions that waited for a refusing call share its answer instead of asking again.
+	peerDownGen atomic.Uint64
 
 	inflight sync.Map // gid → struct{}: dual commits from before the local PREPARE until done
 	soloIn   sync.Map // term → struct{}: terms in which the shim went solo since it was last dual
@@ -335,17 +341,24 @@ func (s *Shim) Stats() Stats {
 // peerDown switches a dual shim of term to solo after a peer prepare with an unknown outcome,
 // calling OnPeerDown first (DESIGN §3: going solo is announced first). Sessions arriving while a
 // call runs wait for it instead of calling again. It reports whether the shim is solo in term
-// now: false when the role changed meanwhile, and the caller must not commit alone.
+// now: false when the role changed meanwhile or OnPeerDown refused, and the caller must not
+// commit alone.
 func (s *Shim) peerDown(term uint64, cause error) bool {
+	gen := s.peerDownGen.Load()
 	s.peerDownMu.Lock()
 	defer s.peerDownMu.Unlock()
 	cur := s.mode.Load()
 	if cur.term != term || cur.mode != ModeDual {
 		return cur.term == term && cur.mode == ModeSolo // someone else switched, or the role changed
 	}
+	if s.peerDownGen.Load() != gen {
+		return false // a call this session waited for refused: its answer holds for this one too
+	}
 	s.log.Warn("txshim: peer unreachable during a dual commit; going solo", "term", term, "err", cause)
-	if s.opts.OnPeerDown != nil {
-		s.opts.OnPeerDown()
+	if s.opts.OnPeerDown != nil && !s.opts.OnPeerDown() {
+		s.peerDownGen.Add(1)
+		s.log.Error("txshim: not going solo: this site may not commit alone now; the commit is left for the resolver", "term", term)
+		return false
 	}
 	if s.mode.Load() == cur { // not when the role changed during the announcement
 		s.soloIn.Store(term, struct{}{})

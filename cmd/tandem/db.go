@@ -21,6 +21,7 @@ import (
 type database struct {
 	cfg     *config.TxShim
 	site    string
+	witness bool // a witness is configured (majority rule)
 	log     *slog.Logger
 	local   *sql.DB // control connection to the local database
 	peer    *sql.DB // control connection to the peer database
@@ -77,7 +78,7 @@ func (d *database) status() dbStatus {
 
 func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	t := cfg.TxShim
-	d := &database{cfg: t, site: cfg.Site, log: logger.With("component", "txshim"), role: gossip.RoleBackup}
+	d := &database{cfg: t, site: cfg.Site, witness: cfg.Gossip.Witness, log: logger.With("component", "txshim"), role: gossip.RoleBackup}
 	var err error
 	if d.local, err = txshim.OpenDB(t.LocalDSN); err != nil {
 		return nil, fmt.Errorf("local_dsn: %w", err)
@@ -420,29 +421,48 @@ func (d *database) resync(ctx context.Context) error {
 // periodically).
 const resolveEvery = 30 * time.Second
 
-// peerDown is the shim's OnPeerDown: the master goes on alone, and the term
-// record says the peer lacks what follows (DESIGN §3, §5.3).
-func (d *database) peerDown() {
+// peerDown is the shim's OnPeerDown: the term record says the peer lacks what follows (DESIGN
+// §3, §5.3), and the master goes on alone once that is acknowledged. It reports whether the
+// shim may go solo.
+func (d *database) peerDown() bool {
 	if d.node == nil {
-		return
+		return true
 	}
 	if err := d.node.SetPeerSynced(false); err != nil {
-		d.log.Error("cannot record peer_synced = false", "err", err)
-		return
+		d.log.Error("cannot record peer_synced = false; not going solo", "err", err)
+		return false
 	}
 	// Going solo is announced first (DESIGN §3): the first solo commit waits until the other
 	// site's sidecar (or the witness) holds the record, so it will not promote over it.
 	ctx, cancel := context.WithTimeout(context.Background(), soloAckTimeout)
 	defer cancel()
 	start := time.Now()
-	switch acked, err := d.node.AwaitRecord(ctx); {
+	acked, err := d.node.AwaitRecord(ctx)
+	ok := soloAllowed(acked, err == nil, d.witness)
+	switch {
 	case acked:
 		d.log.Info("going solo: peer_synced = false acknowledged", "waited", time.Since(start).Round(time.Millisecond))
-	case err != nil:
-		d.log.Warn("going solo unacknowledged: no member acknowledged peer_synced = false in time", "waited", soloAckTimeout)
+	case !ok && err != nil:
+		d.log.Error("not going solo: a member is alive but did not acknowledge peer_synced = false in time; commits wait for the peer or stay in doubt",
+			"waited", soloAckTimeout)
+	case !ok:
+		d.log.Error("not going solo: neither the other site's sidecar nor the witness is alive, so this site has lost its majority and is about to be fenced; commits stay in doubt")
 	default:
-		d.log.Warn("going solo unacknowledged: neither the other site's sidecar nor a witness is alive")
+		d.log.Warn("going solo unacknowledged: the other site's sidecar is not alive and there is no witness (if that site is up, this is split brain)")
 	}
+	return ok
+}
+
+// soloAllowed is the rule for a master whose peer database stopped answering (DESIGN §3 "going
+// solo is announced first"): it commits alone once the other site's sidecar or the witness
+// acknowledged peer_synced = false. Unacknowledged only when nobody could acknowledge (none
+// alive: none, not a timeout) and there is no witness — the partition case of split brain,
+// detected later. A departure from DESIGN §3, which goes solo unacknowledged with a witness too:
+// with a witness, a master that hears nobody has lost its majority and is being fenced, and
+// whatever it committed alone now the next master would lack; and a member that is alive but
+// does not acknowledge may yet promote without knowing.
+func soloAllowed(acked, noneAlive, witness bool) bool {
+	return acked || (noneAlive && !witness)
 }
 
 // soloAckTimeout bounds how long the first solo commit waits for the other site's sidecar or

@@ -161,3 +161,24 @@ func TestRecordStoreLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestSoloAllowed: a master whose peer database stopped answering commits alone once going
+// solo is acknowledged; unacknowledged only when nobody alive could have acknowledged and no
+// witness is configured (DESIGN §3; see soloAllowed for the departure).
+func TestSoloAllowed(t *testing.T) {
+	for _, c := range []struct {
+		acked, noneAlive, witness, want bool
+		what                            string
+	}{
+		{true, true, false, true, "acknowledged, no witness"},
+		{true, true, true, true, "acknowledged, witness"},
+		{false, true, false, true, "nobody alive, no witness: split-brain risk accepted"},
+		{false, true, true, false, "nobody alive, witness: this site lost its majority"},
+		{false, false, false, false, "alive but silent, no witness"},
+		{false, false, true, false, "alive but silent, witness"},
+	} {
+		if got := soloAllowed(c.acked, c.noneAlive, c.witness); got != c.want {
+			t.Errorf("%s: soloAllowed = %v, want %v", c.what, got, c.want)
+		}
+	}
+}
