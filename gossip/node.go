@@ -42,6 +42,10 @@ type Options struct {
 	// commit alone: when this process recorded the announcement and WentSolo says no, a newer
 	// term elsewhere is no split brain. nil: every such record counts as committed alone.
 	WentSolo func(term uint64) bool
+	// Cut, for tests only, names gossip addresses (host:port) whose link to this member is cut:
+	// packets to and from them are dropped and dials to them time out (see cutTransport). A
+	// test that partitions real processes cuts each link on both ends. nil: nothing is cut.
+	Cut func(addr string) bool
 }
 
 // MemberStatus is one member as shown by /status.
@@ -90,6 +94,7 @@ type Node struct {
 	beforeRelease  func(ctx context.Context, term uint64)
 	beforePromote  func(ctx context.Context, term uint64) (bool, error)
 	wentSolo       func(term uint64) bool
+	cut            func(addr string) bool // Options.Cut
 	releaseTimeout time.Duration
 	prof           profile
 	voters         int
@@ -216,6 +221,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: logger.With("component", "gossip"), mlLog: logger.With("component", "memberlist"), store: store, beforeRelease: opts.BeforeRelease, beforePromote: opts.BeforePromote, releaseTimeout: rt,
 		wentSolo: opts.WentSolo,
+		cut:      opts.Cut,
 		prof:     prof, voters: voters, fenceDelay: fence,
 		wake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
@@ -271,6 +277,13 @@ func (n *Node) memberlistConfig() (*memberlist.Config, error) {
 	c.Events = events{n}
 	c.LogOutput = nil
 	c.Logger = log.New(mlWriter{n.mlLog}, "", 0)
+	if n.cut != nil {
+		t, err := newCutTransport(&c, n.cut)
+		if err != nil {
+			return nil, err
+		}
+		c.Transport = t
+	}
 	return &c, nil
 }
 

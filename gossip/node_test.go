@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -355,5 +356,99 @@ func TestNodeAwaitRecord(t *testing.T) {
 	acked, err = a.AwaitRecord(ctx)
 	if acked || err != nil || time.Since(start) > time.Second {
 		t.Fatalf("AwaitRecord with nobody alive: acked %v, %v after %s; want false, nil at once", acked, err, time.Since(start))
+	}
+}
+
+// cutSet is an Options.Cut that a test changes while the node runs.
+type cutSet struct {
+	mu    sync.Mutex
+	addrs map[string]bool
+}
+
+func (c *cutSet) set(addrs ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addrs = map[string]bool{}
+	for _, a := range addrs {
+		c.addrs[a] = true
+	}
+}
+
+func (c *cutSet) cut(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addrs[addr]
+}
+
+// TestNodeCutLinks: with a witness, a cut link between the sites changes nothing (the witness
+// hears both). The master cut off from the other site and the witness, all three running
+// (DESIGN §3 split brain with a witness), fences itself, the other site takes a newer term
+// with the witness, and once the links are back the first site follows that term and gets
+// control back by failback. At no moment are both sites master.
+func TestNodeCutLinks(t *testing.T) {
+	addrA, addrB, addrW := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB, addrW)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA, addrW)
+	cfgW := siteConfig(t, "witness", 0, addrW, addrA, addrB)
+	cfgW.Kind = config.KindWitness
+	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
+		c.Gossip.Witness = true
+		c.Gossip.FenceDelay = time.Second
+	}
+	var cutA, cutB, cutW cutSet
+	w := run(t, cfgW, Options{Cut: cutW.cut})
+	a := run(t, cfgA, Options{Cut: cutA.cut})
+	b := run(t, cfgB, Options{Cut: cutB.cut})
+	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	term := a.State().Term
+
+	var both atomic.Bool
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if a.State().Role == RoleMaster && b.State().Role == RoleMaster {
+				both.Store(true)
+			}
+		}
+	}()
+	defer func() { close(stop); <-watched }()
+
+	// The link between the sites alone: the witness still hears both, so nothing changes.
+	cutA.set(addrB)
+	cutB.set(addrA)
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if sa, sb := a.State(), b.State(); sa.Role != RoleMaster || sa.Term != term || sb.Role == RoleMaster {
+			t.Fatalf("with only the sites' link cut: site1 %s of term %d, site2 %s; want site1 master of term %d still", sa.Role, sa.Term, sb.Role, term)
+		}
+	}
+
+	// site1 cut off from both.
+	cutA.set(addrB, addrW)
+	cutB.set(addrA)
+	cutW.set(addrA)
+	waitFor(t, 5*time.Second, "site1 fenced, cut off", func() bool { return a.State().Role == RoleFenced })
+	d := waitFor(t, 10*time.Second, "site2 master of a newer term", func() bool {
+		s := b.State()
+		return s.Role == RoleMaster && s.Term > term
+	})
+	t.Logf("site2 master %s after site1 fenced (fence_delay 1s)", d.Round(time.Millisecond))
+	waitFor(t, 2*time.Second, "the witness names site2 as master", func() bool { return w.State().Master == "site2" })
+
+	cutA.set()
+	cutB.set()
+	cutW.set()
+	waitFor(t, 15*time.Second, "site1 master again after the links are back", master(a, b))
+	if s := a.State(); s.Term <= term+1 {
+		t.Errorf("site1 master of term %d after the cut, want a term after site2's", s.Term)
+	}
+	if both.Load() {
+		t.Error("both sites were master at once")
 	}
 }

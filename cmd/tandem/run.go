@@ -83,6 +83,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger}}
 	opts := gossip.Options{Logger: logger, BeforeRelease: s.beforeRelease}
+	if path := os.Getenv(faultCutEnv); path != "" {
+		opts.Cut = cutFromFile(path, logger)
+	}
 	if cfg.TxShim != nil {
 		db, err := newDatabase(cfg, logger)
 		if err != nil {

@@ -1,0 +1,93 @@
+package gossip
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// cutTransport is memberlist's network transport with links that can be cut, for tests that
+// partition the network between real processes (Options.Cut): packets to and from a cut
+// address are dropped and dials to it time out, as a link that drops everything would. A
+// stream cannot be told by its source (its port is an ephemeral one), so a test cuts a link
+// on both of its ends.
+//
+// It implements memberlist.Transport only, not NodeAwareTransport, whose extra methods would
+// reach the network without the filter; memberlist wraps it.
+type cutTransport struct {
+	nt      *memberlist.NetTransport
+	cut     func(addr string) bool
+	packets chan *memberlist.Packet
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newCutTransport(c *memberlist.Config, cut func(string) bool) (*cutTransport, error) {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("gossip transport: %w", err)
+	}
+	if c.BindPort == 0 {
+		c.BindPort = nt.GetAutoBindPort()
+		if c.AdvertisePort == 0 {
+			c.AdvertisePort = c.BindPort
+		}
+	}
+	t := &cutTransport{nt: nt, cut: cut, packets: make(chan *memberlist.Packet), done: make(chan struct{})}
+	go t.filter()
+	return t, nil
+}
+
+// filter passes on the packets that did not come from a cut address.
+func (t *cutTransport) filter() {
+	for {
+		select {
+		case p := <-t.nt.PacketCh():
+			if t.cut(p.From.String()) {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.done:
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *cutTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
+	return t.nt.FinalAdvertiseAddr(ip, port)
+}
+
+func (t *cutTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.cut(addr) {
+		return time.Now(), nil // sent, and lost on the way
+	}
+	return t.nt.WriteTo(b, addr)
+}
+
+func (t *cutTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
+func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.cut(addr) {
+		select {
+		case <-time.After(timeout):
+		case <-t.done:
+		}
+		return nil, fmt.Errorf("dial tcp %s: i/o timeout (link cut)", addr)
+	}
+	return t.nt.DialTimeout(addr, timeout)
+}
+
+func (t *cutTransport) StreamCh() <-chan net.Conn { return t.nt.StreamCh() }
+
+func (t *cutTransport) Shutdown() error {
+	t.once.Do(func() { close(t.done) })
+	return t.nt.Shutdown()
+}
