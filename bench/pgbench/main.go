@@ -185,7 +185,7 @@ func bench(ctx context.Context, f flags) (err error) {
 	}
 
 	if direct != nil {
-		targets = append(targets, &target{name: "direct", dsn: direct.DSN(direct.Database()), dataDirs: []clusterDir{{"db", dataDir(direct)}}})
+		targets = append(targets, &target{name: "direct", dsn: direct.DSN(direct.Database()), dataDirs: []clusterDir{{"db", dataDir(direct), direct.DSN(direct.Database())}}})
 	}
 	if primary != nil {
 		sb, err := startStandby(ctx, primary)
@@ -197,7 +197,8 @@ func bench(ctx context.Context, f flags) (err error) {
 			return err
 		}
 		targets = append(targets, &target{name: "sync-rep", dsn: primary.DSN(primary.Database()),
-			dataDirs: []clusterDir{{"primary", dataDir(primary)}, {"standby", filepath.Join(sb.dir, "data")}}})
+			dataDirs: []clusterDir{{"primary", dataDir(primary), primary.DSN(primary.Database())},
+				{"standby", filepath.Join(sb.dir, "data"), sb.dsn(primary.Database())}}})
 	}
 	var dual *dualShim
 	var shimT *target
@@ -214,7 +215,7 @@ func bench(ctx context.Context, f flags) (err error) {
 				dual.stop()
 			}
 		}()
-		shimT = &target{name: "shim", dsn: dual.dsn(local.Database()), dataDirs: []clusterDir{{"local", dataDir(local)}, {"peer", dataDir(peer)}}}
+		shimT = &target{name: "shim", dsn: dual.dsn(local.Database()), dataDirs: []clusterDir{{"local", dataDir(local), local.DSN(local.Database())}, {"peer", dataDir(peer), peer.DSN(peer.Database())}}}
 		targets = append(targets, shimT)
 	}
 	fmt.Printf("set-up took %v\n", time.Since(start).Round(100*time.Millisecond))
@@ -519,6 +520,47 @@ func report(w io.Writer, f flags, targets []*target) {
 		}
 		return fmt.Sprintf("%.1fr %.1fw", float64(r)/float64(txns), float64(wr)/float64(txns)), true
 	})
+	walPer := func(c *target) (map[string]float64, bool) {
+		sum := map[string]int64{}
+		var txns int64
+		for _, r := range c.results {
+			if r.err == nil && len(r.walSync) > 0 {
+				for k, v := range r.walSync {
+					sum[k] += v
+				}
+				txns += r.txns
+			}
+		}
+		if txns == 0 {
+			return nil, false
+		}
+		out := map[string]float64{}
+		for k, v := range sum {
+			out[k] = float64(v) / float64(txns)
+		}
+		return out, true
+	}
+	row("WAL flushes/txn (all clusters)", func(c *target) (string, bool) {
+		per, ok := walPer(c)
+		var all float64
+		for _, v := range per {
+			all += v
+		}
+		return fmt.Sprintf("%.2f", all), ok
+	})
+	fmt.Fprintln(w, "\nWAL flushes to disk per transaction by cluster (pg_stat_wal.wal_sync; PREPARE TRANSACTION and")
+	fmt.Fprintln(w, "COMMIT PREPARED each flush, whatever synchronous_commit says; concurrent commits share a flush):")
+	for _, c := range targets {
+		per, ok := walPer(c)
+		if !ok {
+			continue
+		}
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(per)) {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, per[k]))
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", c.name+":", strings.Join(parts, ", "))
+	}
 	fmt.Fprintln(w, "\npostgres CPU ms/txn by cluster and process (≥ 0.005):")
 	for _, c := range targets {
 		sum := map[string]time.Duration{}

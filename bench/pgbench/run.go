@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,7 +28,9 @@ type result struct {
 	pgCPU map[string]time.Duration
 	// syscalls of this process during the run: read and write calls (/proc/self/io).
 	syscr, syscw int64
-	err          error
+	// walSync: WAL flushes to disk during the run, by cluster role (pg_stat_wal.wal_sync).
+	walSync map[string]int64
+	err     error
 }
 
 var (
@@ -73,6 +76,7 @@ func runPgbench(ctx context.Context, f flags, dsn string, dataDirs []clusterDir,
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 
+	walBefore := walSyncs(ctx, dataDirs)
 	pgBefore := clusterCPU(dataDirs)
 	selfBefore := selfCPU()
 	rBefore, wBefore := selfSyscalls()
@@ -84,6 +88,7 @@ func runPgbench(ctx context.Context, f flags, dsn string, dataDirs []clusterDir,
 	// Let the postmasters reap the backends that just ended, so their time is in cutime.
 	time.Sleep(300 * time.Millisecond)
 	pgAfter := clusterCPU(dataDirs)
+	walAfter := walSyncs(ctx, dataDirs)
 
 	if err != nil {
 		return result{err: fmt.Errorf("pgbench %s: %w\n%s", strings.Join(args, " "), err, tail(out.String(), 2000))}
@@ -104,6 +109,12 @@ func runPgbench(ctx context.Context, f flags, dsn string, dataDirs []clusterDir,
 		"bench":    selfAfter - selfBefore,
 	}
 	r.syscr, r.syscw = rAfter-rBefore, wAfter-wBefore
+	r.walSync = map[string]int64{}
+	for k, v := range walAfter {
+		if b, ok := walBefore[k]; ok {
+			r.walSync[k] = v - b
+		}
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.cpu["pgbench"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
@@ -135,6 +146,28 @@ const clockTick = 10 * time.Millisecond
 type clusterDir struct {
 	role string // e.g. "local", "peer", "primary", "standby"
 	dir  string
+	dsn  string // for pg_stat_wal; "" skips it
+}
+
+// walSyncs reads each cluster's count of WAL flushes to disk (pg_stat_wal.wal_sync: fsync or
+// fdatasync calls); a cluster it cannot read is left out.
+func walSyncs(ctx context.Context, dirs []clusterDir) map[string]int64 {
+	out := map[string]int64{}
+	for _, d := range dirs {
+		if d.dsn == "" {
+			continue
+		}
+		db, err := sql.Open("postgres", d.dsn)
+		if err != nil {
+			continue
+		}
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT wal_sync FROM pg_stat_wal").Scan(&n); err == nil {
+			out[d.role] = n
+		}
+		db.Close()
+	}
+	return out
 }
 
 // clusterCPU sums the CPU time of the postmasters serving the given data directories and of

@@ -48,6 +48,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	name string
 	args []string
+	env  []string // added to the test's environment
 	cmd  *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
@@ -74,7 +75,13 @@ func (s *syncBuffer) String() string {
 // with TANDEM_E2E_LOGS set).
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, args: args, out: &syncBuffer{}}
+	return startEnv(t, name, nil, args...)
+}
+
+// startEnv is start with variables added to the environment.
+func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, args: args, env: env, out: &syncBuffer{}}
 	p.run(t)
 	t.Cleanup(func() {
 		p.kill(syscall.SIGKILL)
@@ -88,6 +95,9 @@ func start(t *testing.T, name string, args ...string) *proc {
 func (p *proc) run(t *testing.T) {
 	t.Helper()
 	p.cmd = exec.Command(p.args[0], p.args[1:]...)
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	p.done = make(chan struct{})
@@ -171,6 +181,12 @@ type site struct {
 	hookLog string          // on_promote appends "site role term" here
 	pg      *pgtest.Cluster // with clusterOpts.db
 	shim    string          // txshim listen address, with clusterOpts.db
+	// With clusterOpts.links: the relay this site reaches the other site's database through,
+	// and the TANDEM_FAULT_CUT file of its tandem (and of the witness, the same on both sites).
+	peerLink      *link
+	cutFile       string
+	witnessGossip string
+	witnessCut    string
 }
 
 type clusterOpts struct {
@@ -184,6 +200,9 @@ type clusterOpts struct {
 	trusted       string // trusted_cidrs entry
 	db            bool   // each site gets a PostgreSQL cluster, a txshim, and a server storing through it
 	healthProbe   bool   // the tcp health check sends PING and expects PONG
+	// links: each site reaches the other's database through a link relay, and every tandem
+	// process reads a TANDEM_FAULT_CUT file, so that isolate can partition the network.
+	links bool
 }
 
 // cluster starts two sites (and a witness when asked) and waits for site1 to be master.
@@ -227,6 +246,17 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 			s.pg = pgtest.Start(t)
 			s.pg.Exec(t, wireSchema)
 			s.shim = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		}
+	}
+	var env = func(string) []string { return nil }
+	if o.links {
+		env = func(name string) []string { return []string{"TANDEM_FAULT_CUT=" + filepath.Join(dir, name+".cut")} }
+		for i, s := range sites {
+			s.cutFile = filepath.Join(dir, s.name+".cut")
+			s.witnessGossip, s.witnessCut = witnessAddr, filepath.Join(dir, "witness.cut")
+			if o.db {
+				s.peerLink = newLink(t, fmt.Sprintf("127.0.0.1:%d", sites[1-i].pg.Port()))
+			}
 		}
 	}
 	for i, s := range sites {
@@ -285,14 +315,18 @@ on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s
 		// The server stores through its own site's shim, which lives in tandem:
 		// install both databases, start the sidecars, then the servers.
 		for i, s := range sites {
+			peerDSN := sites[1-i].pg.DSN(sites[1-i].pg.Database())
+			if s.peerLink != nil {
+				peerDSN = strings.Replace(peerDSN, fmt.Sprintf("127.0.0.1:%d", sites[1-i].pg.Port()), s.peerLink.addr(), 1)
+			}
 			appendFile(t, s.cfg, fmt.Sprintf("[txshim]\nlisten = %q\nlocal_dsn = %q\npeer_dsn = %q\ncommit_timeout = \"3s\"\n",
-				s.shim, s.pg.DSN(s.pg.Database()), sites[1-i].pg.DSN(sites[1-i].pg.Database())))
+				s.shim, s.pg.DSN(s.pg.Database()), peerDSN))
 			if out, err := exec.Command(bins.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
 				t.Fatalf("tandem install %s: %v\n%s", s.name, err, out)
 			}
 		}
 		for _, s := range sites {
-			s.tandem = start(t, s.name+"-tandem", bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
+			s.tandem = startEnv(t, s.name+"-tandem", env(s.name), bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
 		}
 		for _, s := range sites {
 			waitDial(t, s.shim)
@@ -304,14 +338,14 @@ on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s
 		}
 		for _, s := range sites {
 			waitDial(t, s.srv)
-			s.tandem = start(t, s.name+"-tandem", bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
+			s.tandem = startEnv(t, s.name+"-tandem", env(s.name), bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
 		}
 	}
 	if o.witness {
 		wcfg := filepath.Join(dir, "witness.toml")
 		writeFile(t, wcfg, fmt.Sprintf("site = \"witness\"\ndata_dir = %q\n[gossip]\nbind = %q\njoin = [%q, %q]\nprofile = %q\n[admin]\nlisten = \"127.0.0.1:%d\"\n",
 			filepath.Join(dir, "witness"), witnessAddr, sites[0].gossip, sites[1].gossip, o.profile, freePort(t)))
-		start(t, "witness", bins.tandem, "witness", "-config", wcfg)
+		startEnv(t, "witness", env("witness"), bins.tandem, "witness", "-config", wcfg)
 	}
 	waitFor(t, 20*time.Second, "site1 master", func() bool { return httpStatus(sites[0].admin, "/master") == 200 })
 	// site2 may report backup before it has heard of site1's term (its server not yet healthy):
