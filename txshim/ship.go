@@ -228,6 +228,36 @@ func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
 // holds no WAL for it (DESIGN §5.2). What the journal held from before stays as it was.
 func (s *Shipper) SetBackup(backup bool) { s.backup.Store(backup) }
 
+// Abandon gives up shipping the transactions this site committed that the peer lacks, for
+// good: another site became master of a newer term after this one committed alone (DESIGN §3
+// split brain, or a forced promotion), and shipped into that term's database later they would
+// land after, and over, its master's writes. They stay in the local database only, the slot
+// lets go of them, and the number given up is returned (those dropped from memory for the
+// journal's bound included). Transactions still prepared locally are left to the resolver.
+func (s *Shipper) Abandon() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.journal {
+		if e.state == stDone || e.shipping || e.undo || !(e.plain || e.committed) {
+			continue
+		}
+		n++
+		s.markDoneLocked(e)
+	}
+	if s.gap {
+		// What the journal dropped is given up too: the slot may forget up to the last of it.
+		n += s.dropped
+		e := &jentry{pos: s.droppedEnd, size: entryOverhead, state: stDone}
+		s.journal = append(s.journal, e)
+		s.held += e.size
+		s.streamEnd = s.droppedEnd
+		s.gap, s.dropped = false, 0
+	}
+	s.advanceLocked()
+	return n
+}
+
 // Err is the definite error that stopped shipping (the peer diverged and needs resync; it
 // wraps ErrNeedsResync), or nil.
 func (s *Shipper) Err() error {

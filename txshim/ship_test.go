@@ -406,6 +406,55 @@ func TestJournalBound(t *testing.T) {
 	}
 }
 
+// TestAbandon: a site in split brain gives up what it committed alone — kept in the journal or
+// dropped from it for the bound — so that it is never shipped into the newer term's database
+// and the slot lets go of it; a transaction still prepared locally stays for the resolver, and
+// what the stream delivers afterwards is taken as usual.
+func TestAbandon(t *testing.T) {
+	const bound = 4096
+	s := NewShipper(ShipperConfig{Site: "a", MaxJournalBytes: bound, Logger: quietLogger()})
+	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}
+	txn := func(i int) *Txn {
+		return &Txn{XID: uint32(i), Changes: []Change{{Kind: ChangeInsert, Rel: rel, New: []Value{{Kind: ValueText, Data: make([]byte, 200)}}}}}
+	}
+	s.goDown("test", nil)
+	// 1: committed alone with two-phase commit; 2: still prepared locally; 3..n: plain commits.
+	p1, p2 := txn(1), txn(2)
+	p1.Prepared, p1.GID = true, "tandem_a_1_1"
+	p2.Prepared, p2.GID = true, "tandem_a_1_2"
+	s.add(Event{Txn: p1, Pos: 100})
+	s.add(Event{Finish: &Finish{GID: p1.GID, XID: 1, Committed: true}, Pos: 150})
+	s.add(Event{Txn: p2, Pos: 200})
+	const n = 100
+	for i := 3; i <= n; i++ {
+		s.add(Event{Txn: txn(i), Pos: pglogrepl.LSN(100 * i)})
+	}
+	if !s.gap || s.Backlog() != n {
+		t.Fatalf("gap %v, Backlog %d: want a gap and %d", s.gap, s.Backlog(), n)
+	}
+
+	if got := s.Abandon(); got != n-1 {
+		t.Errorf("Abandon gave up %d transactions, want %d (all but the one still prepared)", got, n-1)
+	}
+	if got := s.Backlog(); got != 1 || s.gap {
+		t.Errorf("after Abandon: Backlog %d, gap %v; want 1 (the prepared one), no gap", got, s.gap)
+	}
+	if s.confirmed != 150 {
+		t.Errorf("confirmed %s, want 0/96 (up to the transaction still prepared)", s.confirmed)
+	}
+	// A resent event is not taken again; a new one is.
+	s.add(Event{Txn: txn(n), Pos: pglogrepl.LSN(100 * n)})
+	s.add(Event{Txn: txn(n + 1), Pos: pglogrepl.LSN(100 * (n + 1))})
+	if got := s.Backlog(); got != 2 {
+		t.Errorf("Backlog %d after a resent and a new transaction, want 2", got)
+	}
+	// The resolver rolls the prepared one back: the slot may forget everything before the new one.
+	s.add(Event{Finish: &Finish{GID: p2.GID, XID: 2}, Pos: pglogrepl.LSN(100*(n+1) + 50)})
+	if want := pglogrepl.LSN(100 * n); s.confirmed != want {
+		t.Errorf("confirmed %s, want %s", s.confirmed, want)
+	}
+}
+
 // startAcctPair is a pair with table acct (ids 1-3, balance 100 each) on both and Tandem
 // installed for site a.
 func startAcctPair(t *testing.T) *capPair {

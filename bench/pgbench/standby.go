@@ -28,11 +28,6 @@ type standby struct {
 	exited  chan struct{}
 }
 
-// dsn is a URL for db on the standby.
-func (sb *standby) dsn(db string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable&connect_timeout=2", pgtest.Superuser, sb.port, db)
-}
-
 // startStandby copies primary with pg_basebackup -R and starts the copy as a hot standby that
 // streams from it. The caller must close it.
 func startStandby(ctx context.Context, primary *pgtest.Cluster) (_ *standby, err error) {

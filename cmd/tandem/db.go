@@ -32,6 +32,7 @@ type database struct {
 	// localDown: the local database failed pingFailures pings in a row
 	localDown  atomic.Bool
 	resolveNow chan struct{} // a resolver pass is wanted now (cap 1)
+	splitBrain uint64        // the node's split-brain term (gossip.State.SplitBrain), under mu
 
 	mu       sync.Mutex
 	role     gossip.Role
@@ -321,7 +322,11 @@ func (d *database) publishSynced(term uint64) {
 func (d *database) setRole(st gossip.State) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.splitBrain = st.SplitBrain
 	if st.Role == d.role && st.Term == d.term {
+		if d.draining == 0 && st.Role != gossip.RoleMaster {
+			d.abandonLocked()
+		}
 		return
 	}
 	wasMaster := d.role == gossip.RoleMaster
@@ -343,6 +348,23 @@ func (d *database) setRole(st gossip.State) {
 		return
 	}
 	d.ship.SetBackup(true)
+	d.abandonLocked()
+}
+
+// abandonLocked, on a site that is not master and is in split brain (DESIGN §3: it committed
+// alone in a term after which the other site took a newer one), gives up shipping what it
+// committed alone: shipped into the newer term's database later, those writes would land
+// after, and over, that master's. They stay in this site's database only, for the operator
+// who settles the split brain (tandem verify names the difference; tandem resync on the
+// master overwrites them).
+func (d *database) abandonLocked() {
+	if d.splitBrain == 0 {
+		return
+	}
+	if n := d.ship.Abandon(); n > 0 {
+		d.log.Error("split brain: transactions committed alone here will not be shipped; they are in this site's database only",
+			"transactions", n, "term", d.splitBrain)
+	}
 }
 
 // stepDown is the shim's part of a handover (DESIGN §3) before the release of term is
@@ -375,6 +397,7 @@ func (d *database) drain(ctx context.Context) {
 	d.draining--
 	if d.draining == 0 && d.role != gossip.RoleMaster {
 		d.ship.SetBackup(true)
+		d.abandonLocked()
 	}
 }
 
