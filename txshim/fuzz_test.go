@@ -169,17 +169,7 @@ func newRelayHarness(f *testing.F) *relayHarness {
 func (h *relayHarness) check(t *testing.T, data []byte) {
 	in := parseRelayInput(data)
 	h.shim.SetMode(in.mode, relayTerm)
-	t0 := time.Now()
 	got := h.exchange(t, in)
-	t1 := time.Now()
-	t.Logf("DEBUG %v end %d %s", t1.Sub(t0).Round(time.Millisecond), in.end, got)
-	defer func() {
-		if d := time.Since(t0); d > 50*time.Millisecond {
-			fdbg, _ := os.OpenFile("/tmp/fzslow.log", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-			fmt.Fprintf(fdbg, "total %v exchange %v framing %d end %d mode %v got %.80s\n", d, t1.Sub(t0), in.framing, in.end, in.mode, got)
-			fdbg.Close()
-		}
-	}()
 	h.shim.SetMode(ModeDual, relayTerm)
 
 	// The session ends and gives its slot back.

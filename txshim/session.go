@@ -48,6 +48,13 @@ type session struct {
 	mu     sync.Mutex
 	queue  []*pending
 	status byte // ReadyForQuery status after the last reply the backend finished
+	// A COPY FROM STDIN that a passed-through request started (the client gets CopyInResponse
+	// and sends the data itself) is open while copyStarts > copyEnds: the backend then takes
+	// nothing but copy messages. copyStarts counts CopyInResponses relayed, copyEnds the
+	// CopyDone/CopyFail the client sent while a request was in flight; both go back to 0 when
+	// nothing is (see inCopy). copyOpen is closed when one opens.
+	copyStarts, copyEnds int
+	copyOpen             chan struct{}
 
 	done      chan struct{} // closed when serverLoop returns
 	closeOnce sync.Once
@@ -159,18 +166,19 @@ func (f *frameReader) next() (byte, []byte, error) {
 
 func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *backendConn, status byte) *session {
 	return &session{
-		shim:    s,
-		log:     s.log,
-		client:  client,
-		cr:      cr,
-		cw:      cw,
-		backend: b.conn,
-		br:      &frameReader{r: bufio.NewReaderSize(b.reader, 32<<10), max: s.maxMessage()},
-		bw:      bufio.NewWriterSize(b.conn, 32<<10),
-		status:  status,
-		done:    make(chan struct{}),
-		stmts:   make(map[string]stmtInfo),
-		portals: make(map[string]stmtInfo),
+		shim:     s,
+		log:      s.log,
+		client:   client,
+		cr:       cr,
+		cw:       cw,
+		backend:  b.conn,
+		br:       &frameReader{r: bufio.NewReaderSize(b.reader, 32<<10), max: s.maxMessage()},
+		bw:       bufio.NewWriterSize(b.conn, 32<<10),
+		status:   status,
+		done:     make(chan struct{}),
+		copyOpen: make(chan struct{}),
+		stmts:    make(map[string]stmtInfo),
+		portals:  make(map[string]stmtInfo),
 	}
 }
 
@@ -229,6 +237,15 @@ func (s *session) clientLoop(ctx context.Context) error {
 		if typ != 'S' && typ != 'H' {
 			s.copyEndedExt = false
 		}
+		switch open := s.copyMessage(typ); {
+		case open && !strings.ContainsRune("dcfHSX", rune(typ)):
+			// Anything but copy messages aborts the COPY in the backend, which then ends the
+			// session (the message is one it cannot skip): it goes straight there.
+			if err := s.abortCopy(typ, body); err != nil {
+				return err
+			}
+			continue
+		}
 		switch typ {
 		case 'Q':
 			err = s.handleQuery(ctx, body)
@@ -248,7 +265,9 @@ func (s *session) clientLoop(ctx context.Context) error {
 			s.copyEndedExt = s.lastExt
 		case 'F':
 			// Fast-path function call: relayed as its own request, never wrapped.
-			if _, err = s.barrier(); err == nil {
+			if _, err = s.barrier(); errors.Is(err, errCopyOpen) {
+				err = s.abortCopy(typ, body)
+			} else if err == nil {
 				s.push(&pending{fwd: true, fwdRFQ: true})
 				err = s.forward(typ, body, true)
 			}
@@ -318,6 +337,10 @@ func (s *session) serverLoop() {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 			s.status = body[0]
+			if len(s.queue) == 0 {
+				s.copyStarts, s.copyEnds = 0, 0
+				s.copyChangedLocked()
+			}
 			if cur.notify != nil {
 				close(cur.notify)
 			}
@@ -363,6 +386,10 @@ func (s *session) serverLoop() {
 				if err := s.toClient(typ, body, true); err != nil {
 					return
 				}
+				s.mu.Lock()
+				s.copyStarts++
+				s.copyChangedLocked()
+				s.mu.Unlock()
 			}
 			if capture {
 				cur.res <- result{copyIn: true}
@@ -638,23 +665,70 @@ func (s *session) barrier() (byte, error) {
 		s.mu.Unlock()
 		return st, nil
 	}
+	if s.copyStarts > s.copyEnds {
+		s.mu.Unlock()
+		return 0, errCopyOpen
+	}
 	last := s.queue[len(s.queue)-1]
 	if last.notify == nil {
 		last.notify = make(chan struct{})
 	}
-	ch := last.notify
+	ch, opened := last.notify, s.copyOpen
 	s.mu.Unlock()
 	if err := s.bw.Flush(); err != nil {
 		return 0, err
 	}
 	select {
 	case <-ch:
+	case <-opened:
+		// A request in flight opened a COPY FROM STDIN: it waits for the client's data, which
+		// this one is not.
+		return 0, errCopyOpen
 	case <-s.done:
 		return 0, errBackendGone
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.status, nil
+}
+
+// errCopyOpen: the backend is in a COPY FROM STDIN a passed-through request started (barrier).
+var errCopyOpen = errors.New("a COPY FROM STDIN is open")
+
+// copyMessage notes a CopyDone or CopyFail from the client and reports whether a COPY FROM
+// STDIN that a passed-through request started is open.
+func (s *session) copyMessage(typ byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if (typ == 'c' || typ == 'f') && len(s.queue) > 0 {
+		s.copyEnds++
+		s.copyChangedLocked()
+	}
+	return s.copyStarts > s.copyEnds
+}
+
+// copyChangedLocked keeps copyOpen closed exactly while a passed-through COPY is open.
+func (s *session) copyChangedLocked() {
+	open := s.copyStarts > s.copyEnds
+	select {
+	case <-s.copyOpen:
+		if !open {
+			s.copyOpen = make(chan struct{})
+		}
+	default:
+		if open {
+			close(s.copyOpen)
+		}
+	}
+}
+
+// abortCopy sends the held extended-protocol messages and then the message typ/body straight
+// to a backend in COPY FROM STDIN, as a client connected to PostgreSQL itself would have: the
+// backend fails the COPY, and as it cannot skip the message, ends the session.
+func (s *session) abortCopy(typ byte, body []byte) error {
+	s.bw.Write(s.ebuf)
+	s.ebuf, s.items = s.ebuf[:0], s.items[:0]
+	return s.forward(typ, body, true)
 }
 
 func (s *session) policy() policy { return policyFor(*s.shim.mode.Load()) }
@@ -704,6 +778,9 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	sts := splitStatements(text)
 	pol := s.policy()
 	st, err := s.barrier()
+	if errors.Is(err, errCopyOpen) {
+		return s.abortCopy('Q', body)
+	}
 	if err != nil {
 		return err
 	}
@@ -842,6 +919,10 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			return s.bw.Flush()
 		}
 		st, err := s.barrier()
+		if errors.Is(err, errCopyOpen) {
+			s.bw.Write(s.ebuf) // the deferred reset empties it
+			return s.bw.Flush()
+		}
 		if err != nil {
 			return err
 		}

@@ -369,6 +369,22 @@ func TestProtocolViolationsEndOneSession(t *testing.T) {
 			t.Fatalf("bad length: saw %q, err %v", got, err)
 		}
 	})
+	t.Run("query inside a passed-through COPY", func(t *testing.T) {
+		// A client pipelines a COPY FROM STDIN (passed through: it only opens a transaction
+		// block), some data and then a query instead of CopyDone. PostgreSQL fails the COPY
+		// and ends the session (it cannot skip the query); the shim must pass the query on
+		// rather than wait for the COPY's end behind it (a fuzzed input left it waiting).
+		c.Exec(t, "CREATE TABLE IF NOT EXISTS copyabort (v text)")
+		bad := dialRaw(t, s)
+		bad.fe.Send(&pgproto3.Query{String: "BEGIN; COPY copyabort FROM STDIN"})
+		bad.fe.Send(&pgproto3.CopyData{Data: []byte("a\n")})
+		bad.fe.Send(&pgproto3.Query{String: "SELECT 1"})
+		bad.fe.Flush()
+		got, err := bad.until('Z')
+		if !strings.HasPrefix(got, "CG") || !strings.Contains(got, "E(08P01)") || err == nil {
+			t.Fatalf("query inside COPY: saw %q, err %v; want CG, then 08P01 and the end of the session", got, err)
+		}
+	})
 	// The other session is untouched.
 	if got := good.query("SELECT 1"); got != "TDCZ" {
 		t.Fatalf("good session after others failed: %q", got)
