@@ -115,11 +115,14 @@ type Shipper struct {
 	// opPool runs COMMIT/ROLLBACK PREPARED only. Applies may wait on the peer for row locks of
 	// transactions prepared there; their COMMIT PREPARED must never wait for a connection
 	// behind them.
-	opPool  *applyPool
-	term    atomic.Uint64
-	backup  atomic.Bool // see SetBackup
-	ops     chan peerOp
-	restart chan struct{} // asks decodeLoop to stream the slot again from its confirmed position
+	opPool *applyPool
+	term   atomic.Uint64
+	backup atomic.Bool // see SetBackup
+	// bypassFrom: a backup's own transactions ending after this stream position bypassed
+	// Tandem (SetBypassFrom); MaxUint64: none did.
+	bypassFrom atomic.Uint64
+	ops        chan peerOp
+	restart    chan struct{} // asks decodeLoop to stream the slot again from its confirmed position
 
 	mu         sync.Mutex
 	running    bool
@@ -204,7 +207,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "shipper", "site", cfg.Site)
-	return &Shipper{
+	s := &Shipper{
 		cfg:       cfg,
 		logger:    logger,
 		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns, logger, cfg.OnPreparedBlocker),
@@ -215,6 +218,8 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		changed:   make(chan struct{}),
 		compactAt: 1024,
 	}
+	s.bypassFrom.Store(math.MaxUint64)
+	return s
 }
 
 // SetTerm sets the term that transactions shipped from the stream are fenced with on the peer
@@ -223,10 +228,46 @@ func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
 
 // SetBackup tells the Shipper whether its site is the backup. A backup's database receives
 // the master's changes under a replication origin, which its decoder skips; a transaction of
-// its own in the stream is a write that bypassed Tandem: it is reported (Stats.Bypassed, an
-// error in the log) and let go, never shipped to the master's database, so that the slot
-// holds no WAL for it (DESIGN §5.2). What the journal held from before stays as it was.
-func (s *Shipper) SetBackup(backup bool) { s.backup.Store(backup) }
+// its own in the stream that ends after the position SetBypassFrom gave is a write that bypassed
+// Tandem: it is reported (Stats.Bypassed, an error in the log) and let go, never shipped to
+// the master's database, so that the slot holds no WAL for it (DESIGN §5.2). Transactions
+// before that position — what this site committed as master, alone while the peer was away,
+// which the decoder may reach only now — stay in the journal for the next catch-up, and so
+// does what the journal held already. SetBackup(false) (master) forgets the position.
+func (s *Shipper) SetBackup(backup bool) {
+	if !backup {
+		s.bypassFrom.Store(math.MaxUint64)
+	}
+	s.backup.Store(backup)
+	s.mu.Lock()
+	s.notifyLocked() // plainLoop ships again on a master
+	s.mu.Unlock()
+}
+
+// SetBypassFrom sets the stream position after which a backup's own transactions (those whose
+// commit record ends after it) are writes that bypassed Tandem (see SetBackup): the local
+// database's WAL position when the site became backup, its commits as master all done. Until
+// it is set, none are. Such transactions the journal took before it was known are let go now.
+func (s *Shipper) SetBypassFrom(lsn pglogrepl.LSN) {
+	s.bypassFrom.Store(uint64(lsn))
+	if !s.backup.Load() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, e := range s.journal {
+		if e.pos > lsn && e.state == stPending && !e.shipping && (e.plain || e.committed) {
+			n++
+			s.markDoneLocked(e)
+		}
+	}
+	if n > 0 {
+		s.stats.Bypassed += n
+		s.logger.Error("writes bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)", "transactions", n)
+		s.advanceLocked()
+	}
+}
 
 // Abandon gives up shipping the transactions this site committed that the peer lacks, for
 // good: another site became master of a newer term after this one committed alone (DESIGN §3
@@ -469,7 +510,7 @@ func (s *Shipper) add(ev Event) {
 	}
 	s.streamEnd = ev.Pos
 	e := &jentry{pos: ev.Pos, size: size, state: stDone}
-	if counted && s.backup.Load() {
+	if counted && s.backup.Load() && uint64(ev.Pos) > s.bypassFrom.Load() {
 		s.stats.Bypassed++
 		s.logger.Error("a write bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
 			"xid", ev.Txn.XID, "changes", len(ev.Txn.Changes), "prepared", ev.Txn.Prepared)
@@ -1015,7 +1056,9 @@ func (s *Shipper) plainLoop(ctx context.Context) {
 	for {
 		s.mu.Lock()
 		var job shipJob
-		if s.link == linkOnline && s.resyncErr == nil {
+		// A backup ships nothing: what its journal holds from its last master term waits for
+		// the next one's catch-up (a stale term would be refused by the peer anyway).
+		if s.link == linkOnline && s.resyncErr == nil && !s.backup.Load() {
 			if e, _ := s.nextToShipLocked(false, math.MaxUint64); e != nil {
 				job = s.claimLocked(e)
 			}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/txshim"
@@ -33,6 +35,9 @@ type database struct {
 	localDown  atomic.Bool
 	resolveNow chan struct{} // a resolver pass is wanted now (cap 1)
 	splitBrain uint64        // the node's split-brain term (gossip.State.SplitBrain), under mu
+	// bypass: what is left to do about the shipper's SetBypassFrom (bypassSet…, under mu;
+	// see setBypass).
+	bypass int
 
 	mu       sync.Mutex
 	role     gossip.Role
@@ -79,7 +84,8 @@ func (d *database) status() dbStatus {
 
 func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	t := cfg.TxShim
-	d := &database{cfg: t, site: cfg.Site, witness: cfg.Gossip.Witness, log: logger.With("component", "txshim"), role: gossip.RoleBackup}
+	d := &database{cfg: t, site: cfg.Site, witness: cfg.Gossip.Witness, log: logger.With("component", "txshim"), role: gossip.RoleBackup,
+		bypass: bypassStartup}
 	var err error
 	if d.local, err = txshim.OpenDB(t.LocalDSN); err != nil {
 		return nil, fmt.Errorf("local_dsn: %w", err)
@@ -105,6 +111,53 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 		InFlight: d.shim.InFlight})
 	// A new shim starts read-only: nothing is written before the role says so.
 	return d, d.shim.Start()
+}
+
+// bypass states: what setBypass still has to do.
+const (
+	bypassSet     = iota // done
+	bypassStartup        // at start: the boundary depends on the local term record
+	bypassMaster         // master: nothing counts as a bypass
+	bypassBackup         // this process turned the master backup: the boundary is now
+)
+
+// setBypass gives the shipper the position from which the local database's own transactions
+// are writes that bypassed Tandem (txshim.Shipper.SetBypassFrom) once the site is backup, so
+// that what it committed as master — alone, while the peer was away — is kept for its next
+// catch-up rather than taken for a bypass: the local WAL position when this process turned
+// it backup (its commits all done), or at start the position then if the local term record
+// names this site as master (what the slot holds is its own backlog), else 0 (it was backup:
+// what the slot holds bypassed Tandem). Until it is set, nothing counts as a bypass. It runs
+// from the database health loop and tries again on the next round when the database does not
+// answer.
+func (d *database) setBypass(ctx context.Context) {
+	d.mu.Lock()
+	state := d.bypass
+	d.mu.Unlock()
+	if state == bypassSet || state == bypassMaster {
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	var master sql.NullString
+	var lsn string
+	if err := d.local.QueryRowContext(qctx, `SELECT (SELECT master FROM tandem.state WHERE id = 1), pg_current_wal_lsn()::text`).Scan(&master, &lsn); err != nil {
+		return
+	}
+	from, err := pglogrepl.ParseLSN(lsn)
+	if err != nil {
+		return
+	}
+	if state == bypassStartup && master.String != d.site {
+		from = 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bypass != state || d.role == gossip.RoleMaster {
+		return // the role changed meanwhile: the next round sees to it
+	}
+	d.ship.SetBypassFrom(from)
+	d.bypass = bypassSet
 }
 
 // kickResolver asks the master's resolver loop for a pass now (a backup runs none).
@@ -165,6 +218,9 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 			}
 		}
 		d.localDown.Store(failures >= pingFailures)
+		if err == nil {
+			d.setBypass(ctx)
+		}
 		if d.node != nil {
 			d.node.SetDBReachable(failures < pingFailures)
 		}
@@ -201,7 +257,7 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	}
 	d.ship.SetTerm(term)
 	d.ship.SetBackup(false)
-	d.role, d.term = gossip.RoleMaster, term
+	d.role, d.term, d.bypass = gossip.RoleMaster, term, bypassMaster
 	var err error
 	if rep.PeerUnreachable {
 		// The pass just waited for it in vain: a peer database that hangs (rather than
@@ -347,7 +403,16 @@ func (d *database) setRole(st gossip.State) {
 		go d.drain(context.Background())
 		return
 	}
+	d.turnBackupLocked()
+}
+
+// turnBackupLocked makes the shipper a backup's, whose position from which its own
+// transactions bypassed Tandem setBypass finds next (unless it is known from start).
+func (d *database) turnBackupLocked() {
 	d.ship.SetBackup(true)
+	if d.bypass == bypassMaster {
+		d.bypass = bypassBackup
+	}
 	d.abandonLocked()
 }
 
@@ -396,8 +461,7 @@ func (d *database) drain(ctx context.Context) {
 	defer d.mu.Unlock()
 	d.draining--
 	if d.draining == 0 && d.role != gossip.RoleMaster {
-		d.ship.SetBackup(true)
-		d.abandonLocked()
+		d.turnBackupLocked()
 	}
 }
 

@@ -326,3 +326,40 @@ func TestResync(t *testing.T) {
 		t.Errorf("site2's a = %q after resync, want 2", v)
 	}
 }
+
+// TestSoloBacklogSurvivesRestart: a master that went on alone keeps what its peer lacks in its
+// slot (DESIGN §5.2) across a restart of its sidecar — which starts as a backup until it is
+// master again — and catches the peer up once the peer's database is back.
+func TestSoloBacklogSurvivesRestart(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true})
+	set := func(k, v string) {
+		t.Helper()
+		o := operatorOf(t, s1)
+		defer o.close()
+		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK site1" {
+			t.Fatalf("SET %s -> %q, %v", k, got, err)
+		}
+	}
+	set("a", "1")
+	s2.pg.Kill()
+	set("b", "2") // alone
+	set("c", "3")
+	s1.tandem.kill(syscall.SIGKILL)
+	s1.tandem.restart(t)
+	waitFor(t, 20*time.Second, "site1 master again", func() bool { return httpStatus(s1.admin, "/master") == 200 })
+	set("d", "4")
+	if httpStatus(s2.admin, "/master") == 200 {
+		t.Fatal("site2 took over although its database lacks site1's solo commits")
+	}
+	if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "catch-up: both databases identical", func() bool {
+		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
+	})
+	for k, want := range map[string]string{"a": "1", "b": "2", "c": "3", "d": "4"} {
+		if v := kvValue(t, s2, k); v != want {
+			t.Errorf("site2's database: %s = %q, want %q", k, v, want)
+		}
+	}
+}
