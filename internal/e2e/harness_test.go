@@ -145,27 +145,15 @@ func (p *proc) exited(d time.Duration) bool {
 }
 
 // freePort returns a loopback port free for both TCP and UDP (gossip uses both), never one
-// handed out before in this test process (pgtest.ClaimPort).
+// handed out before in this test process, outside the kernel's ephemeral range
+// (pgtest.FreePort): processes restarted by a test bind their ports again.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 200; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		if pgtest.ClaimPort(port) {
-			return port
-		}
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return port
 }
 
 // site is one site of a test cluster: a toy server and its tandem.

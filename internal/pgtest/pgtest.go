@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -592,19 +593,75 @@ func postgresCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-func freePort() (int, error) {
-	for range 200 {
+func freePort() (int, error) { return FreePort() }
+
+// FreePort returns a loopback port free for TCP and UDP (gossip uses both) and never handed
+// out before in this process, taken outside the kernel's ephemeral port range when there is
+// room: a port from that range can be taken, while a server that was stopped or killed is
+// down, as the source port of any outgoing connection or by another process asking for port
+// 0 — and the server then cannot start again on it (seen in CI when test packages run side
+// by side).
+func FreePort() (int, error) {
+	lo, hi := 20000, 32768
+	if a, b, ok := ephemeralRange(); ok {
+		switch {
+		case a-1 > lo+1000:
+			hi = a
+		case b+1 < 65000:
+			lo, hi = b+1, 65000
+		default:
+			lo, hi = 0, 0
+		}
+	}
+	for i := 0; hi > lo && i < 500; i++ {
+		port := lo + rand.IntN(hi-lo)
+		if portFree(port) && ClaimPort(port) {
+			return port, nil
+		}
+	}
+	for range 200 { // no room outside the ephemeral range: ask the kernel
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, fmt.Errorf("find a free port: %w", err)
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		if ClaimPort(port) {
+		if portFree(port) && ClaimPort(port) {
 			return port, nil
 		}
 	}
-	return 0, errors.New("find a free port: every port offered was handed out before")
+	return 0, errors.New("find a free port: every port offered was taken or handed out before")
+}
+
+// portFree tells whether port can be bound on 127.0.0.1 for TCP and UDP now.
+func portFree(port int) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	return true
+}
+
+// ephemeralRange reads the kernel's range of ports for outgoing connections and port 0.
+func ephemeralRange() (lo, hi int, ok bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	return lo, hi, err1 == nil && err2 == nil && lo <= hi
 }
 
 // handedOut holds the loopback ports this process's test harnesses handed out: the kernel may

@@ -180,3 +180,27 @@ func TestFindBin(t *testing.T) {
 		}
 	}
 }
+
+// TestFreePort: ports are free for TCP and UDP, never handed out twice, and outside the
+// kernel's ephemeral range when it leaves room below it (so that no outgoing connection takes
+// one while its server restarts).
+func TestFreePort(t *testing.T) {
+	lo, _, ok := ephemeralRange()
+	seen := map[int]bool{}
+	for range 50 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		if ok && lo > 21000 && p >= lo {
+			t.Errorf("port %d is in the ephemeral range (from %d)", p, lo)
+		}
+		if !portFree(p) {
+			t.Errorf("port %d is not free", p)
+		}
+	}
+}
