@@ -121,6 +121,7 @@ type Shipper struct {
 	// bypassFrom: a backup's own transactions ending after this stream position bypassed
 	// Tandem (SetBypassFrom); MaxUint64: none did.
 	bypassFrom atomic.Uint64
+	abandoning atomic.Bool // see Abandon
 	ops        chan peerOp
 	restart    chan struct{} // asks decodeLoop to stream the slot again from its confirmed position
 
@@ -237,6 +238,7 @@ func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
 func (s *Shipper) SetBackup(backup bool) {
 	if !backup {
 		s.bypassFrom.Store(math.MaxUint64)
+		s.abandoning.Store(false)
 	}
 	s.backup.Store(backup)
 	s.mu.Lock()
@@ -275,7 +277,10 @@ func (s *Shipper) SetBypassFrom(lsn pglogrepl.LSN) {
 // land after, and over, its master's writes. They stay in the local database only, the slot
 // lets go of them, and the number given up is returned (those dropped from memory for the
 // journal's bound included). Transactions still prepared locally are left to the resolver.
+// Until the site is master again (SetBackup(false)), what the decoder still delivers of them —
+// after a restart, say, when the slot is read again — is given up as it comes.
 func (s *Shipper) Abandon() int {
+	s.abandoning.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -510,10 +515,14 @@ func (s *Shipper) add(ev Event) {
 	}
 	s.streamEnd = ev.Pos
 	e := &jentry{pos: ev.Pos, size: size, state: stDone}
-	if counted && s.backup.Load() && uint64(ev.Pos) > s.bypassFrom.Load() {
-		s.stats.Bypassed++
-		s.logger.Error("a write bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
-			"xid", ev.Txn.XID, "changes", len(ev.Txn.Changes), "prepared", ev.Txn.Prepared)
+	if bypass := uint64(ev.Pos) > s.bypassFrom.Load(); counted && s.backup.Load() && (bypass || s.abandoning.Load()) {
+		if bypass {
+			s.stats.Bypassed++
+			s.logger.Error("a write bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
+				"xid", ev.Txn.XID, "changes", len(ev.Txn.Changes), "prepared", ev.Txn.Prepared)
+		} else {
+			s.logger.Warn("split brain: a transaction committed alone here is not shipped (Abandon)", "xid", ev.Txn.XID, "prepared", ev.Txn.Prepared)
+		}
 		ev = Event{Pos: ev.Pos}
 		e.size = entryOverhead
 	}

@@ -453,6 +453,19 @@ func TestAbandon(t *testing.T) {
 	if want := pglogrepl.LSN(100 * n); s.confirmed != want {
 		t.Errorf("confirmed %s, want %s", s.confirmed, want)
 	}
+
+	// On a backup, what the decoder delivers of them later (a restart reads the slot again) is
+	// given up as it comes, until the site is master again.
+	s.SetBackup(true)
+	s.add(Event{Txn: txn(n + 2), Pos: pglogrepl.LSN(100 * (n + 2))})
+	if got := s.Backlog(); got != 1 {
+		t.Errorf("Backlog %d after a transaction delivered to an abandoning backup, want 1 (the one before)", got)
+	}
+	s.SetBackup(false)
+	s.add(Event{Txn: txn(n + 3), Pos: pglogrepl.LSN(100 * (n + 3))})
+	if got := s.Backlog(); got != 2 {
+		t.Errorf("Backlog %d once master again, want 2", got)
+	}
 }
 
 // startAcctPair is a pair with table acct (ids 1-3, balance 100 each) on both and Tandem

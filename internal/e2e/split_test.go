@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -14,7 +15,8 @@ import (
 // that committed alone in the older term steps down and says so, automatic failback to it
 // stops, and `tandem verify` names the difference. The operator's way out: keep the master's
 // data (`tandem resync` there), then `tandem clear-split-brain` on the other site, which gets
-// control back by failback, with both databases identical.
+// control back by failback, with both databases identical — also when its sidecar restarted
+// in between (it reads its slot again).
 func TestSplitBrain(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true, links: true, failbackDelay: "1s"})
 	set := func(s *site, k, v string) {
@@ -71,6 +73,20 @@ func TestSplitBrain(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "wire_kv") {
 		t.Fatalf("tandem verify after split brain: %v, want exit 1 naming wire_kv\n%s", err, out)
 	}
+
+	// site1's sidecar restarts meanwhile: it reads its slot again, and what it committed alone
+	// must still not be shipped once it is master again.
+	s1.tandem.kill(syscall.SIGKILL)
+	s1.tandem.restart(t)
+	waitFor(t, 20*time.Second, "site1 back as a backup, still in split brain", func() bool {
+		if httpStatus(s1.admin, "/backup") != 200 {
+			return false
+		}
+		if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.SplitBrain != 0
+	})
 
 	// The operator keeps site2's data: "left" is given up (a real operator would first copy
 	// what matters from site1's database).
