@@ -21,7 +21,8 @@ type cutTransport struct {
 	nt      *memberlist.NetTransport
 	cut     func(addr string) bool
 	packets chan *memberlist.Packet
-	done    chan struct{}
+	done    chan struct{} // closed when Shutdown starts: packets are dropped from then
+	stopped chan struct{} // closed when the NetTransport is down: filter returns
 	once    sync.Once
 }
 
@@ -37,12 +38,14 @@ func newCutTransport(c *memberlist.Config, cut func(string) bool) (*cutTransport
 			c.AdvertisePort = c.BindPort
 		}
 	}
-	t := &cutTransport{nt: nt, cut: cut, packets: make(chan *memberlist.Packet), done: make(chan struct{})}
+	t := &cutTransport{nt: nt, cut: cut, packets: make(chan *memberlist.Packet), done: make(chan struct{}), stopped: make(chan struct{})}
 	go t.filter()
 	return t, nil
 }
 
-// filter passes on the packets that did not come from a cut address.
+// filter passes on the packets that did not come from a cut address. It reads the
+// NetTransport until that is down: its listeners wait for each packet to be taken, and its
+// Shutdown waits for them.
 func (t *cutTransport) filter() {
 	for {
 		select {
@@ -52,10 +55,9 @@ func (t *cutTransport) filter() {
 			}
 			select {
 			case t.packets <- p:
-			case <-t.done:
-				return
+			case <-t.done: // shutting down: dropped
 			}
-		case <-t.done:
+		case <-t.stopped:
 			return
 		}
 	}
@@ -88,6 +90,11 @@ func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 func (t *cutTransport) StreamCh() <-chan net.Conn { return t.nt.StreamCh() }
 
 func (t *cutTransport) Shutdown() error {
-	t.once.Do(func() { close(t.done) })
-	return t.nt.Shutdown()
+	var err error
+	t.once.Do(func() {
+		close(t.done)
+		err = t.nt.Shutdown()
+		close(t.stopped)
+	})
+	return err
 }

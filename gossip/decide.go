@@ -82,6 +82,11 @@ type View struct {
 	// other, two of them can never both take the same term on stale views.
 	Settle    time.Duration
 	ClaimedAt time.Time // when self published its current Claim
+	// MajoritySince is when the decider last came to see a majority of the voters (witness
+	// configured; zero: not known). Cut off before that, it could not tell who was alive, so
+	// rule 4 counts a lost member's absence from then at the earliest: a site that rejoins the
+	// witness after a partition must not take over from a master it does not see yet.
+	MajoritySince time.Time
 }
 
 // Decide applies the role rules of DESIGN §3 to one member's view and says
@@ -482,6 +487,10 @@ func (v View) blockedBy(site string) string {
 		}
 		if gone := v.Now.Sub(m.Since); gone < v.FenceDelay {
 			return fmt.Sprintf("site %s (last seen as %s) lost %s ago, fence_delay %s", m.Site, m.Role, gone.Round(time.Millisecond), v.FenceDelay)
+		}
+		if back := v.Now.Sub(v.MajoritySince); v.WitnessConfigured && back < v.FenceDelay {
+			return fmt.Sprintf("site %s (last seen as %s) not seen since this site regained the majority %s ago, fence_delay %s",
+				m.Site, m.Role, back.Round(time.Millisecond), v.FenceDelay)
 		}
 	}
 	return ""

@@ -87,14 +87,18 @@ func (s State) clone() State {
 // peers, publishes its Meta, runs Decide on every change and applies the
 // action.
 type Node struct {
-	cfg            *config.Config
-	log            *slog.Logger
-	mlLog          *slog.Logger
-	store          RecordStore
-	beforeRelease  func(ctx context.Context, term uint64)
-	beforePromote  func(ctx context.Context, term uint64) (bool, error)
-	wentSolo       func(term uint64) bool
-	cut            func(addr string) bool // Options.Cut
+	cfg           *config.Config
+	log           *slog.Logger
+	mlLog         *slog.Logger
+	store         RecordStore
+	beforeRelease func(ctx context.Context, term uint64)
+	beforePromote func(ctx context.Context, term uint64) (bool, error)
+	wentSolo      func(term uint64) bool
+	cut           func(addr string) bool // Options.Cut
+	// hadMajority: the last view saw a majority of the voters, since majoritySince
+	// (View.MajoritySince); under mu.
+	hadMajority    bool
+	majoritySince  time.Time
 	releaseTimeout time.Duration
 	prof           profile
 	voters         int
@@ -679,6 +683,15 @@ func (n *Node) viewLocked(now time.Time) View {
 	if n.switchTo != "" && now.Before(n.switchUntil) {
 		v.Switchover = n.switchTo
 	}
+	if seen, voters := v.votes(); 2*seen > voters {
+		if !n.hadMajority {
+			n.majoritySince = now
+		}
+		n.hadMajority = true
+	} else {
+		n.hadMajority = false
+	}
+	v.MajoritySince = n.majoritySince
 	return v
 }
 

@@ -265,16 +265,22 @@ func TestNodeEncryption(t *testing.T) {
 	}
 }
 
-func TestNodeWitness(t *testing.T) {
-	addrA, addrB, addrW := freeAddr(t), freeAddr(t), freeAddr(t)
-	cfgA := siteConfig(t, "site1", 1, addrA, addrB, addrW)
-	cfgB := siteConfig(t, "site2", 2, addrB, addrA, addrW)
-	cfgW := siteConfig(t, "witness", 0, addrW, addrA, addrB)
+// witnessTrio configures two sites and a witness on free loopback addresses (fence_delay 1s).
+func witnessTrio(t *testing.T) (addrA, addrB, addrW string, cfgA, cfgB, cfgW *config.Config) {
+	addrA, addrB, addrW = freeAddr(t), freeAddr(t), freeAddr(t)
+	cfgA = siteConfig(t, "site1", 1, addrA, addrB, addrW)
+	cfgB = siteConfig(t, "site2", 2, addrB, addrA, addrW)
+	cfgW = siteConfig(t, "witness", 0, addrW, addrA, addrB)
 	cfgW.Kind = config.KindWitness
 	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
 		c.Gossip.Witness = true
 		c.Gossip.FenceDelay = time.Second
 	}
+	return addrA, addrB, addrW, cfgA, cfgB, cfgW
+}
+
+func TestNodeWitness(t *testing.T) {
+	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
 	w := run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
 	b := run(t, cfgB, Options{})
@@ -386,15 +392,7 @@ func (c *cutSet) cut(addr string) bool {
 // with the witness, and once the links are back the first site follows that term and gets
 // control back by failback. At no moment are both sites master.
 func TestNodeCutLinks(t *testing.T) {
-	addrA, addrB, addrW := freeAddr(t), freeAddr(t), freeAddr(t)
-	cfgA := siteConfig(t, "site1", 1, addrA, addrB, addrW)
-	cfgB := siteConfig(t, "site2", 2, addrB, addrA, addrW)
-	cfgW := siteConfig(t, "witness", 0, addrW, addrA, addrB)
-	cfgW.Kind = config.KindWitness
-	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
-		c.Gossip.Witness = true
-		c.Gossip.FenceDelay = time.Second
-	}
+	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
 	w := run(t, cfgW, Options{Cut: cutW.cut})
 	a := run(t, cfgA, Options{Cut: cutA.cut})
@@ -413,8 +411,10 @@ func TestNodeCutLinks(t *testing.T) {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if a.State().Role == RoleMaster && b.State().Role == RoleMaster {
-				both.Store(true)
+			if sa, sb := a.State(), b.State(); sa.Role == RoleMaster && sb.Role == RoleMaster {
+				if both.CompareAndSwap(false, true) {
+					t.Logf("both master: site1 term %d (%s), site2 term %d (%s)", sa.Term, sa.Reason, sb.Term, sb.Reason)
+				}
 			}
 		}
 	}()
