@@ -457,3 +457,70 @@ func TestPeerFrozenMidTransaction(t *testing.T) {
 		t.Errorf("peer balance of account 2: %d, want 112", got)
 	}
 }
+
+// TestRefusedSoloThenCatchUp: a master whose going solo was not acknowledged (OnPeerDown says
+// no) leaves the commit in doubt and stays dual; once the peer is back, a resolver pass settles
+// the commit on both, catch-up brings the peer in step, and commits are dual again, with both
+// databases identical and nothing prepared.
+func TestRefusedSoloThenCatchUp(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`, `INSERT INTO acct VALUES (1, 100)`)
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	var refusals atomic.Int64
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger,
+		OnPeerDown: func() bool { refusals.Add(1); return false }}, ModeSolo, 1)
+	hold := func(ctx context.Context) (func(), error) {
+		return func() {
+			if sh.PeerSynced() {
+				shim.SetMode(ModeDual, 1)
+			}
+		}, nil
+	}
+	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
+		t.Fatal(err)
+	}
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 1 WHERE id = 1"); err != nil {
+		t.Fatalf("dual commit: %v", err)
+	}
+
+	p.peer.Kill()
+	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 10 WHERE id = 1"); pgCode(err) != "08007" {
+		t.Fatalf("commit with the peer gone and going solo refused: %v, want 08007", err)
+	}
+	if m, _ := shim.Mode(); m != ModeDual || refusals.Load() == 0 || shim.WentSolo(1) {
+		t.Fatalf("mode %v, refusals %d, went solo %v: want dual, refused, no", m, refusals.Load(), shim.WentSolo(1))
+	}
+
+	if err := p.peer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	res := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: logger, InFlight: shim.InFlight})
+	if rep, err := res.ResolveOnce(ctx); err != nil || len(rep.RolledBack) != 1 {
+		t.Fatalf("resolver pass: %+v, %v; want the commit in doubt rolled back (the peer never had it)", rep, err)
+	}
+	if err := sh.CatchUp(ctx, hold); err != nil || !sh.PeerSynced() {
+		t.Fatalf("CatchUp after the peer came back: %v (synced %v)", err, sh.PeerSynced())
+	}
+	dual := shim.Stats().CommitsDual
+	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 100 WHERE id = 1"); err != nil {
+		t.Fatalf("commit after catch-up: %v", err)
+	}
+	if m, _ := shim.Mode(); m != ModeDual || shim.Stats().CommitsDual != dual+1 {
+		t.Fatalf("mode %v, dual commits %d → %d: want one more dual commit", m, dual, shim.Stats().CommitsDual)
+	}
+	waitForLong(t, "nothing left for the peer", 20*time.Second, func() bool {
+		return sh.Backlog() == 0 && queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_prepared_xacts`) == 0 &&
+			queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	requireSame(t, p)
+	if b := queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`); b != -1 {
+		t.Errorf("peer balance %d, want -1 (100 - 1 - 100: the commit in doubt rolled back)", b)
+	}
+}
