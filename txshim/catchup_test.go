@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func quietLogger() *slog.Logger {
@@ -369,21 +371,32 @@ func TestCatchUpNeedsResync(t *testing.T) {
 	}
 }
 
-// TestPeerFrozenMidTransaction: the peer database stops answering (paused: connections stay
-// open and silent, as with a hung host) while a client's transaction is open. Its COMMIT
-// returns within the commit timeout — committed alone — and so does the next one; once the
-// peer answers again CatchUp brings it in step, nothing is left prepared, and both databases
-// end identical.
-func TestPeerFrozenMidTransaction(t *testing.T) {
+// dualAcct is a pair with table acct, a Shipper and a shim of site a, term 1, in dual mode
+// after a first CatchUp, and one client that has made one dual commit (account 1 - 1).
+type dualAcct struct {
+	p    *capPair
+	sh   *Shipper
+	shim *testShim
+	hold func(ctx context.Context) (func(), error) // CatchUp's hold: dual once the peer is synced
+	ctx  context.Context
+	conn *pgx.Conn
+}
+
+// startDualAcct starts a dualAcct with accounts 1..accounts at 100; opts gets Peer, Site and
+// Logger filled in.
+func startDualAcct(t *testing.T, opts Options, accounts int) dualAcct {
+	t.Helper()
 	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`, `INSERT INTO acct VALUES (1, 100), (2, 100)`)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO acct SELECT g, 100 FROM generate_series(1, %d) g`, accounts))
 	installPair(t, p)
 	logger := quietLogger()
 	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
 		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
 	sh.SetTerm(1)
 	runShipper(t, sh)
-	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeSolo, 1)
+	opts.Peer, opts.Site, opts.Logger = sh, "a", logger
+	shim := startShim(t, p.local, opts, ModeSolo, 1)
 	hold := func(ctx context.Context) (func(), error) {
 		release, err := shim.HoldCommits(ctx)
 		if err != nil {
@@ -402,8 +415,19 @@ func TestPeerFrozenMidTransaction(t *testing.T) {
 	ctx := capCtx(t, 60*time.Second)
 	conn := shim.connect(t)
 	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 1 WHERE id = 1"); err != nil {
-		t.Fatal(err)
+		t.Fatalf("dual commit: %v", err)
 	}
+	return dualAcct{p: p, sh: sh, shim: shim, hold: hold, ctx: ctx, conn: conn}
+}
+
+// TestPeerFrozenMidTransaction: the peer database stops answering (paused: connections stay
+// open and silent, as with a hung host) while a client's transaction is open. Its COMMIT
+// returns within the commit timeout — committed alone — and so does the next one; once the
+// peer answers again CatchUp brings it in step, nothing is left prepared, and both databases
+// end identical.
+func TestPeerFrozenMidTransaction(t *testing.T) {
+	d := startDualAcct(t, Options{}, 2)
+	p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
 	if st := shim.Stats(); st.CommitsDual != 1 {
 		t.Fatalf("before the freeze: %+v, want one dual commit", st)
 	}
@@ -463,33 +487,9 @@ func TestPeerFrozenMidTransaction(t *testing.T) {
 // the commit on both, catch-up brings the peer in step, and commits are dual again, with both
 // databases identical and nothing prepared.
 func TestRefusedSoloThenCatchUp(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`, `INSERT INTO acct VALUES (1, 100)`)
-	installPair(t, p)
-	logger := quietLogger()
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
 	var refusals atomic.Int64
-	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger,
-		OnPeerDown: func() bool { refusals.Add(1); return false }}, ModeSolo, 1)
-	hold := func(ctx context.Context) (func(), error) {
-		return func() {
-			if sh.PeerSynced() {
-				shim.SetMode(ModeDual, 1)
-			}
-		}, nil
-	}
-	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
-		t.Fatal(err)
-	}
-	ctx := capCtx(t, 60*time.Second)
-	conn := shim.connect(t)
-	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 1 WHERE id = 1"); err != nil {
-		t.Fatalf("dual commit: %v", err)
-	}
-
+	d := startDualAcct(t, Options{OnPeerDown: func() bool { refusals.Add(1); return false }}, 1)
+	p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
 	p.peer.Kill()
 	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 10 WHERE id = 1"); pgCode(err) != "08007" {
 		t.Fatalf("commit with the peer gone and going solo refused: %v, want 08007", err)
@@ -501,7 +501,7 @@ func TestRefusedSoloThenCatchUp(t *testing.T) {
 	if err := p.peer.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	res := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: logger, InFlight: shim.InFlight})
+	res := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger(), InFlight: shim.InFlight})
 	if rep, err := res.ResolveOnce(ctx); err != nil || len(rep.RolledBack) != 1 {
 		t.Fatalf("resolver pass: %+v, %v; want the commit in doubt rolled back (the peer never had it)", rep, err)
 	}

@@ -3,9 +3,10 @@ package txshim
 import (
 	"context"
 	"errors"
-	"github.com/jackc/pglogrepl"
 	"testing"
 	"time"
+
+	"github.com/jackc/pglogrepl"
 )
 
 // TestResync: after the peer diverged (a shipped transaction refused: ErrNeedsResync), Resync

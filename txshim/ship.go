@@ -257,14 +257,7 @@ func (s *Shipper) SetBypassFrom(lsn pglogrepl.LSN) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for _, e := range s.journal {
-		if e.pos > lsn && e.state == stPending && !e.shipping && (e.plain || e.committed) {
-			n++
-			s.markDoneLocked(e)
-		}
-	}
-	if n > 0 {
+	if n := int64(s.giveUpLocked(lsn)); n > 0 {
 		s.stats.Bypassed += n
 		s.logger.Error("writes bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)", "transactions", n)
 		s.advanceLocked()
@@ -283,14 +276,7 @@ func (s *Shipper) Abandon() int {
 	s.abandoning.Store(true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, e := range s.journal {
-		if e.state == stDone || e.shipping || e.undo || !(e.plain || e.committed) {
-			continue
-		}
-		n++
-		s.markDoneLocked(e)
-	}
+	n := s.giveUpLocked(0)
 	if s.gap {
 		// What the journal dropped is given up too: the slot may forget up to the last of it.
 		n += s.dropped
@@ -301,6 +287,19 @@ func (s *Shipper) Abandon() int {
 		s.gap, s.dropped = false, 0
 	}
 	s.advanceLocked()
+	return n
+}
+
+// giveUpLocked marks done, never to be shipped, the locally committed transactions in the
+// journal whose commit ends after from and that nothing is shipping, and returns how many.
+func (s *Shipper) giveUpLocked(from pglogrepl.LSN) int {
+	n := 0
+	for _, e := range s.journal {
+		if e.pos > from && e.state != stDone && !e.shipping && !e.undo && e.finished() {
+			n++
+			s.markDoneLocked(e)
+		}
+	}
 	return n
 }
 
