@@ -266,18 +266,23 @@ type pipelineStep struct {
 	what       string // for errors: which change this was
 }
 
-// apply runs txn on the peer in one round trip (DESIGN §5.3 step 2): BEGIN, the term check
-// (§3 fencing; skipped when term is 0), the replication-origin position, every change, the
-// decision row gid and PREPARE TRANSACTION gid (or, for endCommit, the decision row first and
-// COMMIT last). An error that is a *pgconn.PgError means the peer refused it and nothing of it
-// stays there; errAlreadyApplied means the peer had committed it before (endCommit only); any
-// other error leaves the connection and the outcome unknown.
+// applyBatch is how many row changes an apply sends before it reads their results: a large
+// transaction goes to the peer in several round trips, with bounded memory on both ends.
+const applyBatch = 1000
+
+// apply runs txn on the peer (DESIGN §5.3 step 2): BEGIN, the term check (§3 fencing; skipped
+// when term is 0), the replication-origin position, every change, the decision row gid and
+// PREPARE TRANSACTION gid (or, for endCommit, the decision row first and COMMIT last) — in one
+// round trip, or one per applyBatch changes for a large transaction. An error that is a
+// *pgconn.PgError means the peer refused it and nothing of it stays there; errAlreadyApplied
+// means the peer had committed it before (endCommit only); any other error leaves the
+// connection and the outcome unknown.
 func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
 	if err := a.learnFixed(ctx, txn); err != nil {
 		return fmt.Errorf("apply %s: %w", gid, err)
 	}
 	pl := a.conn.StartPipeline(ctx)
-	var steps []pipelineStep
+	var steps []pipelineStep // those of the round trip under way
 	query := func(what, sql string, params ...[]byte) {
 		pl.SendQueryParams(sql, params, nil, nil, nil)
 		steps = append(steps, pipelineStep{what: what})
@@ -294,6 +299,57 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		pl.SendQueryPrepared(name, params, nil, nil)
 		steps = append(steps, pipelineStep{what: what})
 	}
+	stop := a.watch(ctx, gid)
+	defer stop()
+
+	// roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
+	// fail); a lost connection is returned, with the pipeline closed.
+	var refused error
+	duplicate := false
+	decisionStep := -1 // in the first round trip
+	// fail keeps the first error of the apply; the peer skips what follows up to the Sync,
+	// and the Parse of statements after it may not have happened.
+	fail := func(i int, err error) {
+		if refused != nil {
+			return
+		}
+		refused = stepError(gid, steps, i, err)
+		var pgErr *pgconn.PgError
+		duplicate = i == decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
+		a.forgetPending(steps)
+	}
+	roundTrip := func() error {
+		defer func() { steps = steps[:0] }()
+		if err := pl.Sync(); err != nil {
+			pl.Close()
+			a.forgetPending(steps)
+			return fmt.Errorf("apply %s: send to the peer: %w", gid, err)
+		}
+		for i := 0; ; {
+			res, err := pl.GetResults()
+			if err != nil {
+				var pgErr *pgconn.PgError
+				if !errors.As(err, &pgErr) {
+					pl.Close()
+					a.forgetPending(steps)
+					return fmt.Errorf("apply %s: read results from the peer: %w", gid, err)
+				}
+				fail(i, err)
+				continue
+			}
+			switch r := res.(type) {
+			case *pgconn.PipelineSync, nil:
+				return nil
+			case *pgconn.StatementDescription:
+				i++
+			case *pgconn.ResultReader:
+				if _, err := r.Close(); err != nil {
+					fail(i, err)
+				}
+				i++
+			}
+		}
+	}
 
 	query("begin", "BEGIN")
 	if term > 0 {
@@ -302,106 +358,81 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
-	decisionStep := -1
 	if end == endCommit {
 		prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
 		decisionStep = len(steps) - 1 // its Execute, after a Parse the first time
 	}
 	prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
-	for i, c := range txn.Changes {
+	errStop := errors.New("stop")
+	inBatch := 0
+	err := txn.Each(func(i int, c Change) error {
 		what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
 		if c.Kind == ChangeTruncate {
 			query(what, truncateSQL(c))
-			continue
-		}
-		sql, params, err := changeSQL(c, a.fixed[c.Rel.QualifiedName()])
-		if err != nil {
-			pl.Close()
-			return fmt.Errorf("apply %s: %s: %w", gid, what, err)
-		}
-		prepared(what, sql, params)
-		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
-			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
-			if stmt, ok := ddlStmt(c); ok {
-				query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+		} else {
+			sql, params, err := changeSQL(c, a.fixed[c.Rel.QualifiedName()])
+			if err != nil {
+				pl.Close()
+				return fmt.Errorf("apply %s: %s: %w", gid, what, err)
+			}
+			prepared(what, sql, params)
+			if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
+				// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
+				if stmt, ok := ddlStmt(c); ok {
+					query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+				}
 			}
 		}
-	}
-	if end == endPrepare {
-		prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
-		query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
-	} else {
-		query("commit", "COMMIT")
-	}
-	if err := pl.Sync(); err != nil {
+		if inBatch++; inBatch < applyBatch {
+			return nil
+		}
+		inBatch = 0
+		if err := roundTrip(); err != nil {
+			return err
+		}
+		if refused != nil {
+			return errStop
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStop):
+	case err != nil:
+		// A change that cannot be turned into SQL, a spill file that cannot be read, or a lost
+		// peer: the peer transaction is left open, and the connection must be closed.
 		pl.Close()
 		a.forgetPending(steps)
-		return fmt.Errorf("apply %s: send to the peer: %w", gid, err)
-	}
-	stop := a.watch(ctx, gid)
-	defer stop()
-
-	var firstErr error
-	firstStep := -1
-	duplicate := false
-	fail := func(i int, err error) {
-		if firstErr != nil {
-			return
+		return err
+	default:
+		if end == endPrepare {
+			prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
+			query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
+		} else {
+			query("commit", "COMMIT")
 		}
-		firstErr, firstStep = stepError(gid, steps, i, err), i
-		var pgErr *pgconn.PgError
-		duplicate = i == decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
-	}
-	i := 0
-	for {
-		res, err := pl.GetResults()
-		if err != nil {
-			var pgErr *pgconn.PgError
-			if !errors.As(err, &pgErr) {
-				pl.Close()
-				a.forgetPending(steps)
-				return fmt.Errorf("apply %s: read results from the peer: %w", gid, err)
-			}
-			fail(i, err)
-			continue
-		}
-		switch r := res.(type) {
-		case *pgconn.PipelineSync:
-			goto synced
-		case *pgconn.StatementDescription:
-			i++
-		case *pgconn.ResultReader:
-			if _, err := r.Close(); err != nil {
-				fail(i, err)
-			}
-			i++
-		case nil:
-			goto synced
+		if err := roundTrip(); err != nil {
+			return err
 		}
 	}
-synced:
 	if err := pl.Close(); err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
-			a.forgetPending(steps)
 			return fmt.Errorf("apply %s: close pipeline: %w", gid, err)
 		}
 	}
-	if firstErr == nil {
+	if refused == nil {
 		return nil
 	}
-	// Statements after the error were skipped: their Parse may not have happened.
-	a.forgetPending(steps)
 	if a.conn.TxStatus() != 'I' {
 		if _, err := a.conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
-			return fmt.Errorf("apply %s: roll back after %v: %w", gid, firstErr, err)
+			return fmt.Errorf("apply %s: roll back after %v: %w", gid, refused, err)
 		}
 	}
-	if duplicate && firstStep == decisionStep {
+	if duplicate {
 		return errAlreadyApplied
 	}
-	return firstErr
+	return refused
 }
 
 // errAlreadyApplied: apply found the transaction's decision row on the peer, so the peer
@@ -411,11 +442,17 @@ var errAlreadyApplied = errors.New("already applied on the peer (its decision ro
 // learnFixed looks up, once per relation and connection, the GENERATED ALWAYS identity
 // columns of the tables txn updates.
 func (a *applyConn) learnFixed(ctx context.Context, txn *Txn) error {
+	var rels []*Relation
 	for _, c := range txn.Changes {
-		if c.Kind != ChangeUpdate {
-			continue
+		if c.Kind == ChangeUpdate {
+			rels = append(rels, c.Rel)
 		}
-		name := c.Rel.QualifiedName()
+	}
+	if txn.spill != nil {
+		rels = append(rels, txn.spill.upd...)
+	}
+	for _, r := range rels {
+		name := r.QualifiedName()
 		if _, ok := a.fixed[name]; ok {
 			continue
 		}

@@ -85,6 +85,33 @@ type Txn struct {
 	// position just past this transaction.
 	PrepareLSN, EndLSN pglogrepl.LSN
 	Time               time.Time // prepare or commit time
+
+	// Changes past the decoder's spill threshold are in spill, after those in Changes
+	// (spill.go); Len and Each see them all.
+	spill *spill
+	mem   int64 // Changes accounted as the journal does (changeSize), while decoding
+}
+
+// Len is the number of changes of t, spilled ones included.
+func (t *Txn) Len() int {
+	if t.spill != nil {
+		return len(t.Changes) + t.spill.n
+	}
+	return len(t.Changes)
+}
+
+// Each calls fn with every change of t in order, numbered from 0, and stops at fn's first
+// error (or a spill file's), which it returns.
+func (t *Txn) Each(fn func(i int, c Change) error) error {
+	for i, c := range t.Changes {
+		if err := fn(i, c); err != nil {
+			return err
+		}
+	}
+	if t.spill != nil {
+		return t.spill.each(fn)
+	}
+	return nil
 }
 
 // Finish is the local COMMIT PREPARED or ROLLBACK PREPARED of a transaction decoded earlier.
@@ -113,6 +140,10 @@ type Decoder struct {
 	logger *slog.Logger
 
 	confirmed atomic.Uint64 // LSN the slot may forget everything before
+	// spillAfter, when positive, is how many bytes of a transaction's changes (changeSize)
+	// are held in memory; the rest go to a file in spillDir (spill.go).
+	spillAfter int64
+	spillDir   string
 	// received, when set, counts the XLogData messages read: progress inside a transaction
 	// too large to arrive at once.
 	received *atomic.Uint64
@@ -286,6 +317,9 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 			}
 			*cur = nil
 			t.PrepareLSN, t.EndLSN, t.Time = m.LSN, m.EndLSN, m.Time
+			if err := t.seal(); err != nil {
+				return nil, err
+			}
 			if *skip {
 				return &Event{Pos: m.EndLSN}, nil
 			}
@@ -311,6 +345,9 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 		}
 		*cur = nil
 		t.PrepareLSN, t.EndLSN, t.Time = m.CommitLSN, m.TransactionEndLSN, m.CommitTime
+		if err := t.seal(); err != nil {
+			return nil, err
+		}
 		if *skip {
 			return &Event{Pos: t.EndLSN}, nil
 		}
@@ -324,12 +361,16 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 			r.Columns = append(r.Columns, RelColumn{Name: c.Name, Key: c.Flags&1 != 0, TypeOID: c.DataType, TypeMod: c.TypeModifier})
 		}
 		d.rels[r.ID] = r
+		if t := *cur; t != nil && t.spill != nil && !*skip {
+			// The spilled changes after it are read back with this definition.
+			return nil, t.spill.add(data, nil)
+		}
 	case *pglogrepl.InsertMessage:
-		return nil, d.addChange(*cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+		return nil, d.addChange(data, *cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
 			return Change{Kind: ChangeInsert, Rel: r, New: tupleValues(m.Tuple)}, nil
 		})
 	case *pglogrepl.UpdateMessage:
-		return nil, d.addChange(*cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+		return nil, d.addChange(data, *cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
 			c := Change{Kind: ChangeUpdate, Rel: r, New: tupleValues(m.NewTuple)}
 			if m.OldTuple != nil {
 				c.Old, c.OldFull = tupleValues(m.OldTuple), m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld
@@ -337,7 +378,7 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 			return c, nil
 		})
 	case *pglogrepl.DeleteMessage:
-		return nil, d.addChange(*cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+		return nil, d.addChange(data, *cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
 			if m.OldTuple == nil {
 				return Change{}, fmt.Errorf("delete on %s carries no old row (replica identity nothing?)", r.QualifiedName())
 			}
@@ -361,13 +402,13 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 		if len(c.Truncated) > 0 {
 			c.Rel = c.Truncated[0]
 		}
-		(*cur).Changes = append((*cur).Changes, c)
+		return nil, d.push(*cur, data, c)
 	}
 	// Type ('Y') and logical decoding messages ('M') carry nothing the apply needs.
 	return nil, nil
 }
 
-func (d *Decoder) addChange(cur *Txn, skip bool, relID uint32, mk func(*Relation) (Change, error)) error {
+func (d *Decoder) addChange(msg []byte, cur *Txn, skip bool, relID uint32, mk func(*Relation) (Change, error)) error {
 	if cur == nil {
 		return errors.New("row change outside a transaction")
 	}
@@ -382,8 +423,36 @@ func (d *Decoder) addChange(cur *Txn, skip bool, relID uint32, mk func(*Relation
 	if err != nil {
 		return err
 	}
+	return d.push(cur, msg, c)
+}
+
+// push adds change c, which pgoutput message msg carried, to cur: in memory, or to its spill
+// once the changes held passed spillAfter.
+func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
+	if cur.spill != nil {
+		return cur.spill.add(msg, &c)
+	}
 	cur.Changes = append(cur.Changes, c)
+	cur.mem += changeSize(c)
+	if d.spillAfter > 0 && cur.mem > d.spillAfter {
+		sp, err := newSpill(d.spillDir, d.rels, len(cur.Changes))
+		if err != nil {
+			// Held in memory instead, as a transaction of any size was before spilling.
+			d.logger.Warn("cannot spill a large transaction to disk; holding it in memory", "xid", cur.XID, "err", err)
+			d.spillAfter = 0
+			return nil
+		}
+		cur.spill = sp
+	}
 	return nil
+}
+
+// seal ends the spill of t, if it has one.
+func (t *Txn) seal() error {
+	if t.spill == nil {
+		return nil
+	}
+	return t.spill.seal()
 }
 
 func tupleValues(t *pglogrepl.TupleData) []Value {

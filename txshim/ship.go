@@ -66,6 +66,11 @@ type ShipperConfig struct {
 	// a small overhead per stream event). Past it the Shipper forgets what the decoder delivers
 	// and reads it again from the slot during catch-up (see catchup.go). 0 means 64 MiB.
 	MaxJournalBytes int64
+	// SpillBytes is how much of one transaction's changes is held in memory; the rest are
+	// written to an unlinked file in SpillDir ("" is the system's temporary directory) and
+	// read back for the apply (spill.go). 0 means MaxJournalBytes/16; negative, never.
+	SpillBytes int64
+	SpillDir   string
 	// SequenceInterval is how often sequence positions are copied to the peer while it is
 	// synced (DESIGN §5.2 "Sequences"); 0 means 5s, negative never.
 	SequenceInterval time.Duration
@@ -94,6 +99,7 @@ type ShipStats struct {
 	Skipped  int64 // transactions the stream resent that the peer had already (decision row)
 	Resolved int64 // transactions prepared on the peer that catch-up committed or rolled back there
 	Dropped  int64 // decoded transactions forgotten for the memory bound, to be read again
+	Spilled  int64 // decoded transactions held partly in a spill file (spill.go)
 	Restarts int64 // times the slot was streamed again from its confirmed position
 	CatchUps int64 // catch-ups that ended with the peer synced
 	SeqSyncs int64 // times sequence positions were copied to the peer
@@ -199,6 +205,9 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 	}
 	if cfg.MaxJournalBytes <= 0 {
 		cfg.MaxJournalBytes = 64 << 20
+	}
+	if cfg.SpillBytes == 0 {
+		cfg.SpillBytes = cfg.MaxJournalBytes / 16
 	}
 	if cfg.SequenceInterval == 0 {
 		cfg.SequenceInterval = 5 * time.Second
@@ -386,6 +395,7 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		dec := NewDecoder(s.cfg.LocalDSN, s.cfg.Site, s.logger)
 		dec.received = &s.received
+		dec.spillAfter, dec.spillDir = max(s.cfg.SpillBytes, 0), s.cfg.SpillDir
 		s.mu.Lock()
 		dec.Confirm(s.confirmed)
 		s.dec = dec
@@ -458,20 +468,30 @@ func (s *Shipper) stream(ctx context.Context, dec *Decoder) (restarted bool, err
 	}
 }
 
-// eventSize is what an event is accounted for in the journal.
+// eventSize is what an event is accounted for in the journal: its changes held in memory
+// (a spilled part only for its bookkeeping: spill.go).
 func eventSize(ev Event) int64 {
 	n := int64(entryOverhead)
 	if ev.Txn == nil {
 		return n
 	}
 	for _, c := range ev.Txn.Changes {
-		n += 48
-		for _, v := range c.Old {
-			n += 16 + int64(len(v.Data))
-		}
-		for _, v := range c.New {
-			n += 16 + int64(len(v.Data))
-		}
+		n += changeSize(c)
+	}
+	if ev.Txn.spill != nil {
+		n += spillOverhead
+	}
+	return n
+}
+
+// changeSize is what one change held in memory is accounted for.
+func changeSize(c Change) int64 {
+	n := int64(48)
+	for _, v := range c.Old {
+		n += 16 + int64(len(v.Data))
+	}
+	for _, v := range c.New {
+		n += 16 + int64(len(v.Data))
 	}
 	return n
 }
@@ -484,7 +504,7 @@ func (s *Shipper) add(ev Event) {
 	if ev.Pos <= s.streamEnd {
 		return // sent again by a new stream: the journal has it, or had it
 	}
-	counted := ev.Txn != nil && (ev.Txn.Prepared || len(ev.Txn.Changes) > 0)
+	counted := ev.Txn != nil && (ev.Txn.Prepared || ev.Txn.Len() > 0)
 	size := eventSize(ev)
 	if !s.gap && !s.roomLocked(size) {
 		s.gap = true
@@ -507,6 +527,9 @@ func (s *Shipper) add(ev Event) {
 		return
 	}
 	if counted {
+		if ev.Txn.spill != nil {
+			s.stats.Spilled++
+		}
 		s.fresh = false
 		if ev.Pos <= s.droppedEnd && s.dropped > 0 {
 			s.dropped--
@@ -518,7 +541,7 @@ func (s *Shipper) add(ev Event) {
 		if bypass {
 			s.stats.Bypassed++
 			s.logger.Error("a write bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
-				"xid", ev.Txn.XID, "changes", len(ev.Txn.Changes), "prepared", ev.Txn.Prepared)
+				"xid", ev.Txn.XID, "changes", ev.Txn.Len(), "prepared", ev.Txn.Prepared)
 		} else {
 			s.logger.Warn("split brain: a transaction committed alone here is not shipped (Abandon)", "xid", ev.Txn.XID, "prepared", ev.Txn.Prepared)
 		}
@@ -533,7 +556,7 @@ func (s *Shipper) add(ev Event) {
 			s.logger.Error("gid prepared twice in the stream", "gid", e.gid)
 		}
 		s.byGID[e.gid] = e
-	case ev.Txn != nil && len(ev.Txn.Changes) > 0:
+	case ev.Txn != nil && ev.Txn.Len() > 0:
 		e.txn, e.gid, e.plain, e.state = ev.Txn, plainGID(s.cfg.Site, ev.Txn.XID), true, stPending
 	case ev.Txn != nil:
 		e.size = entryOverhead // an empty plain commit: nothing to ship
@@ -737,13 +760,17 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 }
 
 // sizeAllowance is the time a transaction's apply may take on top of the usual bound: one
-// second per MiB of changes, so that a bulk load (a COPY of 100 000 rows) is not taken for an
-// unreachable peer.
+// second per MiB of changes (spilled ones included), so that a bulk load (a COPY of 100 000
+// rows) is not taken for an unreachable peer.
 func sizeAllowance(txn *Txn) time.Duration {
 	if txn == nil {
 		return 0
 	}
-	return time.Duration(eventSize(Event{Txn: txn})>>20) * time.Second
+	n := eventSize(Event{Txn: txn})
+	if txn.spill != nil {
+		n += txn.spill.size
+	}
+	return time.Duration(n>>20) * time.Second
 }
 
 // withExtraTime returns ctx with its deadline, if it has one, moved later by extra;
@@ -787,24 +814,38 @@ func addRel(set []uint32, id uint32) []uint32 {
 func rowsOf(txn *Txn) txnRows {
 	var r txnRows
 	for _, c := range txn.Changes {
-		switch c.Kind {
-		case ChangeInsert:
-			if c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
-				r.barrier = true
-			}
-			r.appear = addRel(r.appear, c.Rel.ID)
-		case ChangeUpdate:
-			if c.Old != nil || c.Rel.ReplicaIdentity == 'f' {
-				r.appear = addRel(r.appear, c.Rel.ID)
-			}
-			r.change = addRel(r.change, c.Rel.ID)
-		case ChangeDelete:
-			r.change = addRel(r.change, c.Rel.ID)
-		default:
-			r.barrier = true
+		r.add(c)
+	}
+	if sp := txn.spill; sp != nil {
+		r.barrier = r.barrier || sp.rows.barrier
+		for _, id := range sp.rows.appear {
+			r.appear = addRel(r.appear, id)
+		}
+		for _, id := range sp.rows.change {
+			r.change = addRel(r.change, id)
 		}
 	}
 	return r
+}
+
+// add takes one change of the transaction into r.
+func (r *txnRows) add(c Change) {
+	switch c.Kind {
+	case ChangeInsert:
+		if c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
+			r.barrier = true
+		}
+		r.appear = addRel(r.appear, c.Rel.ID)
+	case ChangeUpdate:
+		if c.Old != nil || c.Rel.ReplicaIdentity == 'f' {
+			r.appear = addRel(r.appear, c.Rel.ID)
+		}
+		r.change = addRel(r.change, c.Rel.ID)
+	case ChangeDelete:
+		r.change = addRel(r.change, c.Rel.ID)
+	default:
+		r.barrier = true
+	}
 }
 
 // mustFollow tells whether the apply of a transaction with rows r must wait until an earlier

@@ -45,6 +45,7 @@ type flags struct {
 	profDir                       string
 	verbose                       bool
 	peerConns                     int
+	bulk                          bool
 }
 
 func main() {
@@ -66,6 +67,7 @@ func run() int {
 	flag.StringVar(&f.profDir, "profdir", "", "where profiles are written and kept (default: a new temp dir)")
 	flag.BoolVar(&f.verbose, "v", false, "log the shim's info messages")
 	flag.IntVar(&f.peerConns, "peer-conns", 0, "the Shipper's peer connections (ShipperConfig.Conns; 0: its default)")
+	flag.BoolVar(&f.bulk, "bulk", false, "load the shim's databases with pgbench -i through the shim (one transaction of 100 000 × -s rows), timed against pgbench -i direct")
 	flag.Parse()
 	if f.scale < 1 || f.clients < 1 || f.jobs < 1 || f.seconds < 1 || f.rounds < 1 || f.countSeconds < 0 {
 		fmt.Fprintln(os.Stderr, "pgbench bench: -s, -c, -j, -T and -rounds must be positive, -count-seconds ≥ 0")
@@ -177,7 +179,23 @@ func bench(ctx context.Context, f flags) (err error) {
 		if peer, err = newCluster(); err != nil {
 			return err
 		}
-		toInit = append(toInit, local, peer)
+		if !f.bulk {
+			toInit = append(toInit, local, peer)
+		}
+	}
+	if f.bulk && (direct == nil || local == nil) {
+		return errors.New("-bulk needs the direct and shim configurations")
+	}
+	var bulkDirect time.Duration
+	if f.bulk {
+		// Timed alone, before anything else runs.
+		fmt.Printf("pgbench -i -s %d direct (timed) …\n", f.scale)
+		t0 := time.Now()
+		if err := pgbenchInit(ctx, f, direct.DSN(direct.Database())); err != nil {
+			return err
+		}
+		bulkDirect = time.Since(t0)
+		toInit = slices.DeleteFunc(toInit, func(c *pgtest.Cluster) bool { return c == direct })
 	}
 	fmt.Printf("pgbench -i -s %d on %d cluster(s) …\n", f.scale, len(toInit))
 	if err := initAll(ctx, f, toInit); err != nil {
@@ -216,6 +234,11 @@ func bench(ctx context.Context, f flags) (err error) {
 				dual.stop()
 			}
 		}()
+		if f.bulk {
+			if err := bulkLoad(ctx, f, dual, local, peer, bulkDirect); err != nil {
+				return err
+			}
+		}
 		shimT = &target{name: "shim", dsn: dual.dsn(local.Database()), dataDirs: []clusterDir{{"local", dataDir(local), local.DSN(local.Database())}, {"peer", dataDir(peer), peer.DSN(peer.Database())}}}
 		targets = append(targets, shimT)
 	}
@@ -336,6 +359,56 @@ func bench(ctx context.Context, f flags) (err error) {
 		}
 	}
 	return nil
+}
+
+// bulkLoad runs pgbench -i through the shim on the empty pair and prints its time against
+// direct's, this process's peak memory, and the Shipper's view of it: the load's one large
+// transaction commits dual, its changes past the spill threshold going through a spill file.
+func bulkLoad(ctx context.Context, f flags, dual *dualShim, local, peer *pgtest.Cluster, direct time.Duration) error {
+	hwm0 := procStatusKiB("VmHWM")
+	before := dual.shim.Stats()
+	fmt.Printf("pgbench -i -s %d through the shim (dual) …\n", f.scale)
+	t0 := time.Now()
+	if err := pgbenchInit(ctx, f, dual.dsn(local.Database())); err != nil {
+		return fmt.Errorf("through the shim: %w", err)
+	}
+	took := time.Since(t0)
+	if _, err := dual.waitDrained(ctx, 60*time.Second); err != nil {
+		return err
+	}
+	after, ship := dual.shim.Stats(), dual.shipper.Stats()
+	a, b, err := compareDatabases(ctx, local, peer)
+	check := fmt.Sprintf("identical (%s)", a)
+	switch {
+	case err != nil:
+		check = err.Error()
+	case a != b:
+		check = fmt.Sprintf("DIFFER: local %s, peer %s", a, b)
+	}
+	fmt.Printf("bulk load (pgbench -i -s %d, %d rows in one transaction):\n", f.scale, 100_000*f.scale)
+	fmt.Printf("  direct %v, through the shim %v: %.2f× direct's time\n", direct.Round(time.Millisecond), took.Round(time.Millisecond), took.Seconds()/direct.Seconds())
+	mode, _ := dual.shim.Mode()
+	fmt.Printf("  shim: %d dual, %d solo commits, %s mode now; shipper: %d spilled, %d dropped from the journal\n",
+		after.CommitsDual-before.CommitsDual, after.CommitsSolo-before.CommitsSolo, mode, ship.Spilled, ship.Dropped)
+	fmt.Printf("  this process's peak RSS: %d MiB before the load, %d MiB after\n", hwm0>>10, procStatusKiB("VmHWM")>>10)
+	fmt.Printf("  check: local and peer %s (sum(abalance)/history rows/prepared)\n", check)
+	return nil
+}
+
+// procStatusKiB reads a kB field of /proc/self/status (0 when it cannot).
+func procStatusKiB(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			var n int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &n)
+			return n
+		}
+	}
+	return 0
 }
 
 // initAll runs pgbench -i on the clusters, two at a time (the machine may have two cores).
