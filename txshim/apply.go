@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,7 +33,8 @@ type applyConn struct {
 	next       int               // names are never reused, even of statements whose Parse failed
 	// fixed holds, per relation, the columns an UPDATE may not set (GENERATED ALWAYS AS
 	// IDENTITY): their values never change, and PostgreSQL refuses to set them.
-	fixed map[string]map[string]bool
+	fixed  map[string]map[string]bool
+	copied *atomic.Int64 // counts the rows it applied through COPY; may be nil
 }
 
 // originName is the replication origin of apply connection idx for changes from source.
@@ -165,6 +168,7 @@ type applyPool struct {
 	source     string
 	logger     *slog.Logger
 	onPrepared func()
+	copied     *atomic.Int64 // given to its connections (applyConn.copied)
 	slots      chan *applySlot
 }
 
@@ -197,7 +201,7 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 			p.slots <- s
 			return nil, err
 		}
-		c.onPrepared = p.onPrepared
+		c.onPrepared, c.copied = p.onPrepared, p.copied
 		s.c = c
 	}
 	return s, nil
@@ -366,7 +370,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
 	errStop := errors.New("stop")
 	inBatch := 0
-	err := txn.Each(func(i int, c Change) error {
+	send := func(i int, c Change) error {
 		what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
 		if c.Kind == ChangeTruncate {
 			query(what, truncateSQL(c))
@@ -395,7 +399,71 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 			return errStop
 		}
 		return nil
+	}
+	// copyRows sends a run of inserts as one COPY (applycopy.go), after what is queued before
+	// it; COPY does not go in a pipeline, so the pipeline is ended and a new one started.
+	copyRows := func(first int, rows []Change) error {
+		if err := roundTrip(); err != nil {
+			return err
+		}
+		if refused != nil {
+			return errStop
+		}
+		inBatch = 0
+		if err := pl.Close(); err != nil {
+			return fmt.Errorf("apply %s: close pipeline: %w", gid, err)
+		}
+		sql, data := copyIn(rows)
+		_, err := a.conn.CopyFrom(ctx, bytes.NewReader(data), sql)
+		pl = a.conn.StartPipeline(ctx)
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr):
+			refused = fmt.Errorf("apply %s on the peer: changes %d to %d (copy into %s): %w", gid, first+1, first+len(rows), rows[0].Rel.QualifiedName(), err)
+			return errStop
+		case err != nil:
+			return fmt.Errorf("apply %s: copy to the peer: %w", gid, err)
+		}
+		if a.copied != nil {
+			a.copied.Add(int64(len(rows)))
+		}
+		return nil
+	}
+	var run []Change // consecutive copyable inserts into one table, not sent yet
+	runFirst := 0
+	flushRun := func() error {
+		defer func() { run = run[:0] }()
+		if len(run) >= copyMin {
+			return copyRows(runFirst, run)
+		}
+		for k, c := range run {
+			if err := send(runFirst+k, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := txn.Each(func(i int, c Change) error {
+		if !copyable(c) {
+			if err := flushRun(); err != nil {
+				return err
+			}
+			return send(i, c)
+		}
+		if len(run) > 0 && (run[0].Rel != c.Rel || len(run) >= copyMax) {
+			if err := flushRun(); err != nil {
+				return err
+			}
+		}
+		if len(run) == 0 {
+			runFirst = i
+		}
+		run = append(run, c)
+		return nil
 	})
+	if err == nil {
+		err = flushRun()
+	}
 	switch {
 	case errors.Is(err, errStop):
 	case err != nil:

@@ -100,6 +100,7 @@ type ShipStats struct {
 	Resolved int64 // transactions prepared on the peer that catch-up committed or rolled back there
 	Dropped  int64 // decoded transactions forgotten for the memory bound, to be read again
 	Spilled  int64 // decoded transactions held partly in a spill file (spill.go)
+	Copied   int64 // inserts applied on the peer through COPY (applycopy.go)
 	Restarts int64 // times the slot was streamed again from its confirmed position
 	CatchUps int64 // catch-ups that ended with the peer synced
 	SeqSyncs int64 // times sequence positions were copied to the peer
@@ -135,6 +136,7 @@ type Shipper struct {
 	running    bool
 	dec        *Decoder           // the decoder of the current stream; nil between streams
 	received   atomic.Uint64      // stream messages every decoder read (Decoder.received)
+	copied     atomic.Int64       // ShipStats.Copied, counted by the apply connections
 	journal    []*jentry          // unconfirmed stream entries in stream order
 	byGID      map[string]*jentry // prepared transactions in the journal
 	changed    chan struct{}      // closed and replaced on every change of the journal or link
@@ -228,6 +230,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		changed:   make(chan struct{}),
 		compactAt: 1024,
 	}
+	s.pool.copied, s.opPool.copied = &s.copied, &s.copied
 	s.bypassFrom.Store(math.MaxUint64)
 	return s
 }
@@ -348,7 +351,9 @@ func (s *Shipper) Backlog() int {
 func (s *Shipper) Stats() ShipStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	st.Copied = s.copied.Load()
+	return st
 }
 
 // Run streams the slot and serves the peer until ctx ends; it restarts the decoder after
