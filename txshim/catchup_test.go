@@ -382,21 +382,10 @@ type dualAcct struct {
 	conn *pgx.Conn
 }
 
-// startDualAcct starts a dualAcct with accounts 1..accounts at 100; opts gets Peer, Site and
-// Logger filled in.
-func startDualAcct(t *testing.T, opts Options, accounts int) dualAcct {
+// catchUpToDual runs the first CatchUp of sh, whose shim starts solo, and returns the hold it
+// used: it holds the shim's commits and switches the shim to dual once the peer is synced.
+func catchUpToDual(t *testing.T, sh *Shipper, shim *testShim) func(context.Context) (func(), error) {
 	t.Helper()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
-		fmt.Sprintf(`INSERT INTO acct SELECT g, 100 FROM generate_series(1, %d) g`, accounts))
-	installPair(t, p)
-	logger := quietLogger()
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	opts.Peer, opts.Site, opts.Logger = sh, "a", logger
-	shim := startShim(t, p.local, opts, ModeSolo, 1)
 	hold := func(ctx context.Context) (func(), error) {
 		release, err := shim.HoldCommits(ctx)
 		if err != nil {
@@ -412,6 +401,25 @@ func startDualAcct(t *testing.T, opts Options, accounts int) dualAcct {
 	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
 		t.Fatal(err)
 	}
+	return hold
+}
+
+// startDualAcct starts a dualAcct with accounts 1..accounts at 100; opts gets Peer, Site and
+// Logger filled in.
+func startDualAcct(t *testing.T, opts Options, accounts int) dualAcct {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO acct SELECT g, 100 FROM generate_series(1, %d) g`, accounts))
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	opts.Peer, opts.Site, opts.Logger = sh, "a", logger
+	shim := startShim(t, p.local, opts, ModeSolo, 1)
+	hold := catchUpToDual(t, sh, shim)
 	ctx := capCtx(t, 60*time.Second)
 	conn := shim.connect(t)
 	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 1 WHERE id = 1"); err != nil {

@@ -13,7 +13,7 @@ import (
 // Large transactions. A bulk load through the shim (a COPY of a million rows, say) decodes
 // into as many row changes, and held as values they would take the sidecar's memory several
 // times over — and one event larger than the journal's bound fills it, which takes the peer
-// out of step (catch-up.go). So the decoder keeps only a transaction's first changes in memory
+// out of step (catchup.go). So the decoder keeps only a transaction's first changes in memory
 // (up to the Shipper's SpillBytes) and writes the rest to a spill file, as the pgoutput messages
 // that carried them; the apply reads them back in order, in batches (apply.go). PostgreSQL's
 // own reorder buffer does the same with what the slot decodes.
@@ -32,11 +32,10 @@ type spill struct {
 	w     *bufio.Writer // nil once sealed
 	size  int64         // bytes written
 	n     int           // changes in it
-	rels  map[uint32]*Relation
+	rels  map[uint32]*Relation // those known when it began; Relation messages after that are in the file
 	rows  txnRows     // what its changes touch, for the order on the peer (rowsOf)
 	upd   []*Relation // relations it updates rows of (apply's learnFixed)
 	saw   map[uint32]bool
-	dir   string
 	first int // index of its first change in the transaction
 }
 
@@ -51,7 +50,7 @@ func newSpill(dir string, rels map[uint32]*Relation, first int) (*spill, error) 
 		f.Close()
 		return nil, fmt.Errorf("spill a large transaction: unlink %s: %w", f.Name(), err)
 	}
-	sp := &spill{f: f, w: bufio.NewWriterSize(f, 64<<10), rels: make(map[uint32]*Relation, len(rels)), saw: map[uint32]bool{}, dir: dir, first: first}
+	sp := &spill{f: f, w: bufio.NewWriterSize(f, 64<<10), rels: make(map[uint32]*Relation, len(rels)), saw: map[uint32]bool{}, first: first}
 	for id, r := range rels {
 		sp.rels[id] = r
 	}

@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -33,21 +32,7 @@ func TestLargeTransaction(t *testing.T) {
 	sh.SetTerm(1)
 	runShipper(t, sh)
 	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() bool { return true }}, ModeSolo, 1)
-	hold := func(ctx context.Context) (func(), error) {
-		release, err := shim.HoldCommits(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return func() {
-			if sh.PeerSynced() {
-				shim.SwitchMode(ModeSolo, ModeDual, 1)
-			}
-			release()
-		}, nil
-	}
-	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
-		t.Fatal(err)
-	}
+	hold := catchUpToDual(t, sh, shim)
 	ctx := capCtx(t, 3*time.Minute)
 	conn := shim.connect(t)
 
