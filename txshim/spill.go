@@ -29,12 +29,12 @@ const spillOverhead = 1 << 10
 // spill is the part of a decoded transaction written to a file.
 type spill struct {
 	f     *os.File
-	w     *bufio.Writer // nil once sealed
-	size  int64         // bytes written
-	n     int           // changes in it
+	w     *bufio.Writer        // nil once sealed
+	size  int64                // bytes written
+	n     int                  // changes in it
 	rels  map[uint32]*Relation // those known when it began; Relation messages after that are in the file
-	rows  txnRows     // what its changes touch, for the order on the peer (rowsOf)
-	upd   []*Relation // relations it updates rows of (apply's learnFixed)
+	rows  txnRows              // what its changes touch, for the order on the peer (rowsOf)
+	upd   []*Relation          // relations it updates rows of (apply's learnFixed)
 	saw   map[uint32]bool
 	first int // index of its first change in the transaction
 }
