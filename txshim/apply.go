@@ -277,7 +277,9 @@ const applyBatch = 1000
 // apply runs txn on the peer (DESIGN §5.3 step 2): BEGIN, the term check (§3 fencing; skipped
 // when term is 0), the replication-origin position, every change, the decision row gid and
 // PREPARE TRANSACTION gid (or, for endCommit, the decision row first and COMMIT last) — in one
-// round trip, or one per applyBatch changes for a large transaction. An error that is a
+// round trip, or, departing from DESIGN's "one round trip", one per applyBatch changes for a
+// large transaction (and around each COPY of a run of inserts: applycopy.go), so that neither
+// end buffers a whole bulk load. An error that is a
 // *pgconn.PgError means the peer refused it and nothing of it stays there; errAlreadyApplied
 // means the peer had committed it before (endCommit only); any other error leaves the
 // connection and the outcome unknown.
