@@ -9,11 +9,12 @@ import (
 // INSERT each they cost the peer a statement execution per row, so a run of at least copyMin
 // consecutive inserts into the same table goes to the peer as one COPY FROM STDIN in text
 // format instead (pgoutput sends the values in text format already) — a departure from
-// DESIGN §5.2 "Apply", which names a prepared INSERT per row: the same rows, in the same
-// order; a million-row load through the shim took 13.4 s instead of 25.3 s (bench/README.md). Under the apply's
-// session_replication_role = replica it fires the same (replica) triggers and rules as the
-// INSERT would, checks the same constraints, and takes the values of GENERATED ALWAYS identity
-// columns as given, as OVERRIDING SYSTEM VALUE does for the INSERT (changeSQL).
+// DESIGN §5.2 "Apply", which names a prepared INSERT per row: the same rows in the same order,
+// and a million-row load through the shim took 13.4 s instead of 25.3 s (bench/README.md).
+// Under the apply's session_replication_role = replica it fires the same (replica) triggers
+// and rules as the INSERT would, checks the same constraints, and takes the values of
+// GENERATED ALWAYS identity columns as given, as OVERRIDING SYSTEM VALUE does for the INSERT
+// (changeSQL).
 const (
 	copyMin = 64   // shorter runs are sent as INSERTs in the pipeline
 	copyMax = 5000 // a longer run is sent as several COPYs, to bound the memory it takes
