@@ -279,10 +279,9 @@ const applyBatch = 1000
 // PREPARE TRANSACTION gid (or, for endCommit, the decision row first and COMMIT last) — in one
 // round trip, or, departing from DESIGN's "one round trip", one per applyBatch changes for a
 // large transaction (and around each COPY of a run of inserts: applycopy.go), so that neither
-// end buffers a whole bulk load. An error that is a
-// *pgconn.PgError means the peer refused it and nothing of it stays there; errAlreadyApplied
-// means the peer had committed it before (endCommit only); any other error leaves the
-// connection and the outcome unknown.
+// end buffers a whole bulk load. An error that is a *pgconn.PgError means the peer refused it
+// and nothing of it stays there; errAlreadyApplied means the peer had committed it before
+// (endCommit only); any other error leaves the connection and the outcome unknown.
 func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
 	if err := a.learnFixed(ctx, txn); err != nil {
 		return fmt.Errorf("apply %s: %w", gid, err)
@@ -308,8 +307,6 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	stop := a.watch(ctx, gid)
 	defer stop()
 
-	// roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
-	// fail); a lost connection is returned, with the pipeline closed.
 	var refused error
 	duplicate := false
 	decisionStep := -1 // in the first round trip
@@ -324,6 +321,8 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		duplicate = i == decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
 		a.forgetPending(steps)
 	}
+	// roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
+	// fail); a lost connection is returned, with the pipeline closed.
 	roundTrip := func() error {
 		defer func() { steps = steps[:0] }()
 		if err := pl.Sync(); err != nil {
