@@ -286,222 +286,248 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	if err := a.learnFixed(ctx, txn); err != nil {
 		return fmt.Errorf("apply %s: %w", gid, err)
 	}
-	pl := a.conn.StartPipeline(ctx)
-	var steps []pipelineStep // those of the round trip under way
-	query := func(what, sql string, params ...[]byte) {
-		pl.SendQueryParams(sql, params, nil, nil, nil)
-		steps = append(steps, pipelineStep{what: what})
-	}
-	prepared := func(what, sql string, params [][]byte) {
-		name, ok := a.stmts[sql]
-		if !ok {
-			name = "tandem_apply_" + strconv.Itoa(a.next)
-			a.next++
-			pl.SendPrepare(name, sql, nil)
-			steps = append(steps, pipelineStep{prepareSQL: sql, name: name, what: what})
-			a.stmts[sql] = name // optimistic, undone below when the Parse did not succeed
-		}
-		pl.SendQueryPrepared(name, params, nil, nil)
-		steps = append(steps, pipelineStep{what: what})
-	}
+	t := &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1}
 	stop := a.watch(ctx, gid)
 	defer stop()
 
-	var refused error
-	duplicate := false
-	decisionStep := -1 // in the first round trip
-	// fail keeps the first error of the apply; the peer skips what follows up to the Sync,
-	// and the Parse of statements after it may not have happened.
-	fail := func(i int, err error) {
-		if refused != nil {
-			return
-		}
-		refused = stepError(gid, steps, i, err)
-		var pgErr *pgconn.PgError
-		duplicate = i == decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
-		a.forgetPending(steps)
-	}
-	// roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
-	// fail); a lost connection is returned, with the pipeline closed.
-	roundTrip := func() error {
-		defer func() { steps = steps[:0] }()
-		if err := pl.Sync(); err != nil {
-			pl.Close()
-			a.forgetPending(steps)
-			return fmt.Errorf("apply %s: send to the peer: %w", gid, err)
-		}
-		for i := 0; ; {
-			res, err := pl.GetResults()
-			if err != nil {
-				var pgErr *pgconn.PgError
-				if !errors.As(err, &pgErr) {
-					pl.Close()
-					a.forgetPending(steps)
-					return fmt.Errorf("apply %s: read results from the peer: %w", gid, err)
-				}
-				fail(i, err)
-				continue
-			}
-			switch r := res.(type) {
-			case *pgconn.PipelineSync, nil:
-				return nil
-			case *pgconn.StatementDescription:
-				i++
-			case *pgconn.ResultReader:
-				if _, err := r.Close(); err != nil {
-					fail(i, err)
-				}
-				i++
-			}
-		}
-	}
-
-	query("begin", "BEGIN")
+	t.query("begin", "BEGIN")
 	if term > 0 {
-		prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
+		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
 	}
 	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
 	if end == endCommit {
-		prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
-		decisionStep = len(steps) - 1 // its Execute, after a Parse the first time
+		t.prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
+		t.decisionStep = len(t.steps) - 1 // its Execute, after a Parse the first time
 	}
-	prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
+	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
-	errStop := errors.New("stop")
-	inBatch := 0
-	send := func(i int, c Change) error {
-		what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
-		if c.Kind == ChangeTruncate {
-			query(what, truncateSQL(c))
-		} else {
-			sql, params, err := changeSQL(c, a.fixed[c.Rel.QualifiedName()])
-			if err != nil {
-				pl.Close()
-				return fmt.Errorf("apply %s: %s: %w", gid, what, err)
-			}
-			prepared(what, sql, params)
-			if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
-				// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
-				if stmt, ok := ddlStmt(c); ok {
-					query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
-				}
-			}
-		}
-		if inBatch++; inBatch < applyBatch {
-			return nil
-		}
-		inBatch = 0
-		if err := roundTrip(); err != nil {
-			return err
-		}
-		if refused != nil {
-			return errStop
-		}
-		return nil
-	}
-	// copyRows sends a run of inserts as one COPY (applycopy.go), after what is queued before
-	// it; COPY does not go in a pipeline, so the pipeline is ended and a new one started.
-	copyRows := func(first int, rows []Change) error {
-		if err := roundTrip(); err != nil {
-			return err
-		}
-		if refused != nil {
-			return errStop
-		}
-		inBatch = 0
-		if err := pl.Close(); err != nil {
-			return fmt.Errorf("apply %s: close pipeline: %w", gid, err)
-		}
-		sql, data := copyIn(rows)
-		_, err := a.conn.CopyFrom(ctx, bytes.NewReader(data), sql)
-		pl = a.conn.StartPipeline(ctx)
-		var pgErr *pgconn.PgError
-		switch {
-		case errors.As(err, &pgErr):
-			refused = fmt.Errorf("apply %s on the peer: changes %d to %d (copy into %s): %w", gid, first+1, first+len(rows), rows[0].Rel.QualifiedName(), err)
-			return errStop
-		case err != nil:
-			return fmt.Errorf("apply %s: copy to the peer: %w", gid, err)
-		}
-		if a.copied != nil {
-			a.copied.Add(int64(len(rows)))
-		}
-		return nil
-	}
-	var run []Change // consecutive copyable inserts into one table, not sent yet
-	runFirst := 0
-	flushRun := func() error {
-		defer func() { run = run[:0] }()
-		if len(run) >= copyMin {
-			return copyRows(runFirst, run)
-		}
-		for k, c := range run {
-			if err := send(runFirst+k, c); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	err := txn.Each(func(i int, c Change) error {
-		if !copyable(c) {
-			if err := flushRun(); err != nil {
-				return err
-			}
-			return send(i, c)
-		}
-		if len(run) > 0 && (run[0].Rel != c.Rel || len(run) >= copyMax) {
-			if err := flushRun(); err != nil {
-				return err
-			}
-		}
-		if len(run) == 0 {
-			runFirst = i
-		}
-		run = append(run, c)
-		return nil
-	})
+	err := txn.Each(t.change)
 	if err == nil {
-		err = flushRun()
+		err = t.flushRun()
 	}
 	switch {
-	case errors.Is(err, errStop):
+	case errors.Is(err, errApplyStop):
 	case err != nil:
 		// A change that cannot be turned into SQL, a spill file that cannot be read, or a lost
 		// peer: the peer transaction is left open, and the connection must be closed.
-		pl.Close()
-		a.forgetPending(steps)
+		t.pl.Close()
+		a.forgetPending(t.steps)
 		return err
 	default:
 		if end == endPrepare {
-			prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
-			query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
+			t.prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
+			t.query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
 		} else {
-			query("commit", "COMMIT")
+			t.query("commit", "COMMIT")
 		}
-		if err := roundTrip(); err != nil {
+		if err := t.roundTrip(); err != nil {
 			return err
 		}
 	}
-	if err := pl.Close(); err != nil {
+	if err := t.pl.Close(); err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) {
 			return fmt.Errorf("apply %s: close pipeline: %w", gid, err)
 		}
 	}
-	if refused == nil {
+	if t.refused == nil {
 		return nil
 	}
 	if a.conn.TxStatus() != 'I' {
 		if _, err := a.conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
-			return fmt.Errorf("apply %s: roll back after %v: %w", gid, refused, err)
+			return fmt.Errorf("apply %s: roll back after %v: %w", gid, t.refused, err)
 		}
 	}
-	if duplicate {
+	if t.duplicate {
 		return errAlreadyApplied
 	}
-	return refused
+	return t.refused
+}
+
+// applyTx is one apply under way: its pipeline, the requests of the round trip under way, the
+// peer's first refusal, and a run of inserts waiting to go as one COPY.
+type applyTx struct {
+	a   *applyConn
+	ctx context.Context
+	gid string
+	pl  *pgconn.Pipeline
+
+	steps        []pipelineStep // those of the round trip under way
+	inBatch      int            // changes sent in it
+	decisionStep int            // the decision row's Execute in the first round trip, or -1
+	refused      error          // the peer's first refusal; it skips the rest of the transaction
+	duplicate    bool           // refused is the decision row's unique violation
+
+	run      []Change // consecutive copyable inserts into one table, not sent yet
+	runFirst int      // the index of run[0] in the transaction
+}
+
+// errApplyStop ends the walk over a transaction's changes once the peer refused one.
+var errApplyStop = errors.New("the peer refused a change")
+
+func (t *applyTx) query(what, sql string, params ...[]byte) {
+	t.pl.SendQueryParams(sql, params, nil, nil, nil)
+	t.steps = append(t.steps, pipelineStep{what: what})
+}
+
+// prepared queues sql under the connection's prepared statement for it, made (Parse) here
+// the first time.
+func (t *applyTx) prepared(what, sql string, params [][]byte) {
+	a := t.a
+	name, ok := a.stmts[sql]
+	if !ok {
+		name = "tandem_apply_" + strconv.Itoa(a.next)
+		a.next++
+		t.pl.SendPrepare(name, sql, nil)
+		t.steps = append(t.steps, pipelineStep{prepareSQL: sql, name: name, what: what})
+		a.stmts[sql] = name // optimistic, undone by forgetPending when the Parse did not succeed
+	}
+	t.pl.SendQueryPrepared(name, params, nil, nil)
+	t.steps = append(t.steps, pipelineStep{what: what})
+}
+
+// fail keeps the first error of the apply; the peer skips what follows up to the Sync, and
+// the Parse of statements after it may not have happened.
+func (t *applyTx) fail(i int, err error) {
+	if t.refused != nil {
+		return
+	}
+	t.refused = stepError(t.gid, t.steps, i, err)
+	var pgErr *pgconn.PgError
+	t.duplicate = i == t.decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
+	t.a.forgetPending(t.steps)
+}
+
+// roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
+// fail); a lost connection is returned, with the pipeline closed.
+func (t *applyTx) roundTrip() error {
+	defer func() { t.steps, t.inBatch = t.steps[:0], 0 }()
+	if err := t.pl.Sync(); err != nil {
+		t.pl.Close()
+		t.a.forgetPending(t.steps)
+		return fmt.Errorf("apply %s: send to the peer: %w", t.gid, err)
+	}
+	for i := 0; ; {
+		res, err := t.pl.GetResults()
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) {
+				t.pl.Close()
+				t.a.forgetPending(t.steps)
+				return fmt.Errorf("apply %s: read results from the peer: %w", t.gid, err)
+			}
+			t.fail(i, err)
+			continue
+		}
+		switch r := res.(type) {
+		case *pgconn.PipelineSync, nil:
+			return nil
+		case *pgconn.StatementDescription:
+			i++
+		case *pgconn.ResultReader:
+			if _, err := r.Close(); err != nil {
+				t.fail(i, err)
+			}
+			i++
+		}
+	}
+}
+
+// change takes change i of the transaction: into the run of inserts waiting for a COPY, or
+// sent after that run.
+func (t *applyTx) change(i int, c Change) error {
+	if !copyable(c) {
+		if err := t.flushRun(); err != nil {
+			return err
+		}
+		return t.send(i, c)
+	}
+	if len(t.run) > 0 && (t.run[0].Rel != c.Rel || len(t.run) >= copyMax) {
+		if err := t.flushRun(); err != nil {
+			return err
+		}
+	}
+	if len(t.run) == 0 {
+		t.runFirst = i
+	}
+	t.run = append(t.run, c)
+	return nil
+}
+
+// send queues change i as its statement, and ends the round trip every applyBatch changes.
+func (t *applyTx) send(i int, c Change) error {
+	what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
+	if c.Kind == ChangeTruncate {
+		t.query(what, truncateSQL(c))
+	} else {
+		sql, params, err := changeSQL(c, t.a.fixed[c.Rel.QualifiedName()])
+		if err != nil {
+			return fmt.Errorf("apply %s: %s: %w", t.gid, what, err)
+		}
+		t.prepared(what, sql, params)
+		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
+			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
+			if stmt, ok := ddlStmt(c); ok {
+				t.query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+			}
+		}
+	}
+	if t.inBatch++; t.inBatch < applyBatch {
+		return nil
+	}
+	if err := t.roundTrip(); err != nil {
+		return err
+	}
+	if t.refused != nil {
+		return errApplyStop
+	}
+	return nil
+}
+
+// flushRun sends the run of inserts: as one COPY when it is long enough, else one by one.
+func (t *applyTx) flushRun() error {
+	defer func() { t.run = t.run[:0] }()
+	if len(t.run) >= copyMin {
+		return t.copyRows(t.runFirst, t.run)
+	}
+	for k, c := range t.run {
+		if err := t.send(t.runFirst+k, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyRows sends rows, inserts into one table, as one COPY (applycopy.go) after what is
+// queued before them; COPY does not go in a pipeline, so the pipeline is ended and a new one
+// started.
+func (t *applyTx) copyRows(first int, rows []Change) error {
+	if err := t.roundTrip(); err != nil {
+		return err
+	}
+	if t.refused != nil {
+		return errApplyStop
+	}
+	if err := t.pl.Close(); err != nil {
+		return fmt.Errorf("apply %s: close pipeline: %w", t.gid, err)
+	}
+	sql, data := copyIn(rows)
+	_, err := t.a.conn.CopyFrom(t.ctx, bytes.NewReader(data), sql)
+	t.pl = t.a.conn.StartPipeline(t.ctx)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		t.refused = fmt.Errorf("apply %s on the peer: changes %d to %d (copy into %s): %w", t.gid, first+1, first+len(rows), rows[0].Rel.QualifiedName(), err)
+		return errApplyStop
+	case err != nil:
+		return fmt.Errorf("apply %s: copy to the peer: %w", t.gid, err)
+	}
+	if t.a.copied != nil {
+		t.a.copied.Add(int64(len(rows)))
+	}
+	return nil
 }
 
 // errAlreadyApplied: apply found the transaction's decision row on the peer, so the peer
