@@ -319,13 +319,18 @@ JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pn
 }
 
 func ensureSlot(ctx context.Context, db *sql.DB, slot string, logger *slog.Logger) error {
-	var plugin string
+	var plugin, walStatus string
 	var twoPhase bool
-	err := db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &twoPhase)
+	err := db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
+		slot).Scan(&plugin, &twoPhase, &walStatus)
 	if err == nil {
 		if plugin != "pgoutput" || !twoPhase {
 			return fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
 				slot, plugin, twoPhase, slot)
+		}
+		if walStatus == "lost" {
+			// Made anew only together with a copy of the tables: what it lost, the peer may lack.
+			logger.Warn("replication slot was invalidated by PostgreSQL (max_slot_wal_keep_size); `tandem resync` on the master makes it anew", "slot", slot)
 		}
 		return nil
 	}

@@ -18,7 +18,9 @@ import (
 //
 // It calls hold first (as CatchUp does: new commits stop and those in flight finish), so that
 // one snapshot of the local database and the WAL position read with it, L, agree: every
-// commit before L is in the copy, every later one is streamed. It refuses while a tandem_
+// commit before L is in the copy, every later one is streamed. A slot PostgreSQL invalidated
+// (checkSlot) is made anew before the hold; it streams from a point before L, and what it
+// sends up to L is skipped. It refuses while a tandem_
 // transaction is prepared on the local database (settle it first: the resolver, `tandem
 // resolve`). On the peer, in one transaction under session_replication_role = replica and the
 // source's replication origin (at L), it truncates every application table and COPYs each
@@ -57,6 +59,9 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		case <-ctx.Done():
 			return fmt.Errorf("resync: wait for the shipping in progress: %w", ctx.Err())
 		}
+	}
+	if err := s.renewLostSlot(ctx); err != nil {
+		return err
 	}
 	if hold != nil {
 		release, err := hold(ctx)
@@ -130,7 +135,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// Whatever was dropped past L is read again from the slot.
 	s.gap, s.dropped, s.droppedEnd = false, 0, 0
 	s.restartLocked()
-	s.resyncErr = nil
+	s.resyncErr, s.slotLost = nil, false
 	s.link, s.synced = linkOnline, true
 	s.stats.Resyncs++
 	s.notifyLocked()
@@ -221,4 +226,26 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 		return rollback(fmt.Errorf("resync: peer: commit: %w", err))
 	}
 	return rows, nil
+}
+
+// renewLostSlot makes the slot anew if PostgreSQL invalidated it: dropped and created again
+// while commits go on (creating a slot waits for the write transactions open then to end,
+// which a hold would keep from ending).
+func (s *Shipper) renewLostSlot(ctx context.Context) error {
+	s.mu.Lock()
+	lost := s.slotLost
+	s.mu.Unlock()
+	if !lost {
+		return nil
+	}
+	db, err := OpenDB(s.cfg.LocalDSN)
+	if err != nil {
+		return fmt.Errorf("resync: local database: %w", err)
+	}
+	defer db.Close()
+	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	s.logger.Warn("resync: the invalidated replication slot was made anew", "slot", SlotName(s.cfg.Site))
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lib/pq"
 )
 
 // gidFor is the global transaction id of a write transaction (DESIGN §5.3).
@@ -152,6 +153,7 @@ type Shipper struct {
 	synced     bool  // a CatchUp ended with the peer in step, and it has stayed online since
 	catching   bool  // CatchUp is running
 	resyncErr  error // shipping stopped on this definite error: the peer needs resync
+	slotLost   bool  // PostgreSQL invalidated the slot (checkSlot): Resync makes it anew
 	stats      ShipStats
 }
 
@@ -429,9 +431,14 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 		if pgErrCode(err) == "55006" && backoff < 100*time.Millisecond {
 			level = slog.LevelDebug // the slot is still active for the stream just stopped
 		}
+		if s.checkSlot(ctx) {
+			// Said once by checkSlot; tried again slowly, for a slot made anew (Resync).
+			level, backoff = slog.LevelDebug, 5*time.Second
+		}
 		s.logger.Log(ctx, level, "decoder stopped; restarting", "err", err, "in", backoff)
 		select {
 		case <-time.After(backoff):
+		case <-s.restart: // Resync made the slot anew
 		case <-ctx.Done():
 			return
 		}
@@ -1294,11 +1301,15 @@ func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 	s.advanceLocked()
 }
 
-// pgErrCode is the SQLSTATE of a PostgreSQL error, or "".
+// pgErrCode is the SQLSTATE of a PostgreSQL error (from pgconn or lib/pq), or "".
 func pgErrCode(err error) string {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return pgErr.Code
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return string(pqErr.Code)
 	}
 	return ""
 }

@@ -166,7 +166,13 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("tandem_txshim_mode", "gauge", "1 for the shim's mode.", ms...)
 		metric("tandem_txshim_peer_synced", "gauge", "1 while the peer database has every commit.", fmt.Sprintf(" %d", boolInt(ds.PeerSynced)))
 		metric("tandem_txshim_backlog", "gauge", "Transactions known not to be on the peer database yet.", fmt.Sprintf(" %d", ds.Backlog))
-		metric("tandem_txshim_needs_resync", "gauge", "1 when the peer database refused a shipped transaction (diverged).", fmt.Sprintf(" %d", boolInt(ds.NeedsResync != "")))
+		metric("tandem_txshim_needs_resync", "gauge", "1 when the peer database needs resync: it refused a shipped transaction (diverged), or the slot lost WAL it lacked.", fmt.Sprintf(" %d", boolInt(ds.NeedsResync != "")))
+		if ds.SlotRetainedBytes != nil {
+			metric("tandem_txshim_slot_retained_bytes", "gauge", "WAL the local replication slot holds back.", fmt.Sprintf(" %d", *ds.SlotRetainedBytes))
+			if ds.SlotSafeBytes != nil {
+				metric("tandem_txshim_slot_safe_bytes", "gauge", "WAL that may still be written before PostgreSQL invalidates the slot (max_slot_wal_keep_size).", fmt.Sprintf(" %d", *ds.SlotSafeBytes))
+			}
+		}
 		metric("tandem_txshim_in_doubt", "gauge", "Prepared transactions the last resolver pass left for an operator (tandem resolve).", fmt.Sprintf(" %d", ds.InDoubt))
 		metric("tandem_txshim_sessions_active", "gauge", "Client sessions of the shim.", fmt.Sprintf(" %d", ds.SessionsActive))
 		metric("tandem_txshim_commits_total", "counter", "Write transactions committed, by how.",

@@ -45,8 +45,9 @@ type database struct {
 	draining int // drains under way (see drain): the shipper turns backup after the last
 
 	resolver  *txshim.Resolver
-	inDoubt   atomic.Int64 // transactions the last resolver pass left in doubt
-	resyncErr string       // the needs-resync error last logged (catchUp only)
+	inDoubt   atomic.Int64                    // transactions the last resolver pass left in doubt
+	resyncErr string                          // the needs-resync error last logged (catchUp only)
+	slot      atomic.Pointer[txshim.SlotInfo] // the slot's state at the last health round that read it
 }
 
 // dbStatus is the txshim part of the admin status (DESIGN §6).
@@ -65,6 +66,12 @@ type dbStatus struct {
 	PeerErrors     int64  `json:"peer_errors"`
 	Refused        int64  `json:"refused"`
 	LeftInDoubt    int64  `json:"left_in_doubt"`
+	// The local slot (DESIGN §5.2 "the slot is the journal"): wal_status, the WAL it holds
+	// back, and how much more may be written before PostgreSQL invalidates it
+	// (max_slot_wal_keep_size; absent when it sets no bound). Absent until the first read.
+	SlotWALStatus     string `json:"slot_wal_status,omitempty"`
+	SlotRetainedBytes *int64 `json:"slot_retained_bytes,omitempty"`
+	SlotSafeBytes     *int64 `json:"slot_safe_bytes,omitempty"`
 }
 
 func (d *database) status() dbStatus {
@@ -78,6 +85,12 @@ func (d *database) status() dbStatus {
 	}
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()
+	}
+	if si := d.slot.Load(); si != nil {
+		out.SlotWALStatus, out.SlotRetainedBytes = si.WALStatus, &si.Retained
+		if si.Bounded {
+			out.SlotSafeBytes = &si.Safe
+		}
 	}
 	return out
 }
@@ -201,7 +214,7 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, d.resolveNow, func() { d.resolve(ctx) }) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	failures := 0
+	failures, round := 0, 0
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		err := d.local.PingContext(pctx)
@@ -220,7 +233,11 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 		d.localDown.Store(failures >= pingFailures)
 		if err == nil {
 			d.setBypass(ctx)
+			if round%slotEvery == 0 {
+				d.readSlot(ctx)
+			}
 		}
+		round++
 		if d.node != nil {
 			d.node.SetDBReachable(failures < pingFailures)
 		}
@@ -237,6 +254,29 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// slotEvery: the health rounds between two reads of the slot's state (readSlot).
+const slotEvery = 5
+
+// readSlot reads the local slot's state for status and metrics, and warns once when the WAL
+// it holds back passes half of what max_slot_wal_keep_size allows: past it PostgreSQL
+// invalidates the slot and the peer needs resync.
+func (d *database) readSlot(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	si, err := txshim.ReadSlot(qctx, d.local, txshim.SlotName(d.site))
+	if err != nil {
+		d.log.Debug("cannot read the slot's state", "err", err)
+		return
+	}
+	old := d.slot.Swap(&si)
+	half := func(si *txshim.SlotInfo) bool { return si != nil && si.Bounded && si.Safe < si.Retained }
+	if half(&si) && !half(old) {
+		d.log.Warn("the replication slot holds back more than half the WAL max_slot_wal_keep_size allows: "+
+			"if the peer stays away, PostgreSQL invalidates the slot and the peer needs resync",
+			"retained_bytes", si.Retained, "safe_bytes", si.Safe, "wal_status", si.WALStatus)
+	}
 }
 
 // promote readies the shim for the master role of term before the node
@@ -352,7 +392,7 @@ func (d *database) catchUp(ctx context.Context) {
 		if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
 			// Once, not every round: shipping stopped for good (status needs_resync).
 			d.resyncErr = err.Error()
-			d.log.Error("the peer database refused a transaction: it has diverged and needs resync; the master goes on alone", "err", err, "backlog", d.ship.Backlog())
+			d.log.Error("the peer database needs resync (tandem resync); the master goes on alone", "err", err, "backlog", d.ship.Backlog())
 		}
 		d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
 		return

@@ -117,6 +117,8 @@ type shimStatus struct {
 	Backlog     int    `json:"backlog"`
 	CommitsSolo int    `json:"commits_solo"`
 	NeedsResync string `json:"needs_resync"`
+	SlotStatus  string `json:"slot_wal_status"`
+	SlotHeld    int64  `json:"slot_retained_bytes"`
 }
 
 func shimStatusOf(t *testing.T, s *site) shimStatus {
@@ -325,6 +327,69 @@ func TestResync(t *testing.T) {
 	if v := kvValue(t, s2, "a"); v != "2" {
 		t.Errorf("site2's a = %q after resync, want 2", v)
 	}
+}
+
+// TestSlotLost: while site2's database is down, site1 goes on alone and its slot holds back
+// the WAL site2 lacks (status and metrics show how much). Past max_slot_wal_keep_size
+// PostgreSQL invalidates the slot: status says needs_resync and names the slot, catch-up
+// cannot bring the returning peer in step and says so, and `tandem resync` makes the slot anew,
+// copies the tables and resumes dual commit (DESIGN §5.2 "the slot is the journal").
+func TestSlotLost(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true})
+	o := operatorOf(t, s1)
+	set := func(k, v string) {
+		t.Helper()
+		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK site1" {
+			t.Fatalf("SET %s %s -> %q, %v", k, v, got, err)
+		}
+	}
+	set("a", "1")
+	s2.pg.Kill()
+	set("b", "2") // solo
+	waitFor(t, 5*time.Second, "site1's status to show the WAL its slot holds back", func() bool {
+		st := shimStatusOf(t, s1)
+		return st.SlotHeld > 0 && st.SlotStatus != ""
+	})
+	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, "\ntandem_txshim_slot_retained_bytes ") {
+		t.Errorf("metrics lack the slot's retained WAL:\n%s", m)
+	}
+	s1.pg.Exec(t, `ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'`)
+	s1.pg.Exec(t, `SELECT pg_reload_conf()`)
+	for i := 0; i < 4; i++ { // four WAL segments written and switched, then removed
+		set(fmt.Sprintf("fill%d", i), "x")
+		s1.pg.Exec(t, `SELECT pg_switch_wal()`)
+	}
+	s1.pg.Exec(t, `CHECKPOINT`)
+	waitFor(t, 15*time.Second, "site1's status: needs_resync, the slot invalidated", func() bool {
+		return strings.Contains(shimStatusOf(t, s1).NeedsResync, "invalidated")
+	})
+	if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "catch-up to say the peer needs resync", func() bool {
+		return strings.Contains(s1.tandem.out.String(), "the peer database needs resync")
+	})
+	if st := shimStatusOf(t, s1); st.Mode != "solo" || st.PeerSynced {
+		t.Fatalf("site1's status with the slot lost and the peer back: %+v, want solo, not synced", st)
+	}
+	set("c", "3") // the master goes on alone meanwhile
+
+	out, err := exec.Command(bins.tandem, "resync", "-config", s1.cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
+		t.Fatalf("tandem resync: %v\n%s", err, out)
+	}
+	if st := shimStatusOf(t, s1); st.NeedsResync != "" || st.Mode != "dual" || !st.PeerSynced {
+		t.Fatalf("status after resync: %+v", st)
+	}
+	if out, err := exec.Command(bins.tandem, "verify", "-config", s1.cfg).CombinedOutput(); err != nil {
+		t.Fatalf("tandem verify after resync: %v\n%s", err, out)
+	}
+	set("d", "4")
+	waitFor(t, 5*time.Second, "a dual commit after resync", func() bool { return kvValue(t, s2, "d") == "4" })
+	waitFor(t, 5*time.Second, "the new slot in status", func() bool {
+		st := shimStatusOf(t, s1)
+		return st.SlotStatus != "" && st.SlotStatus != "lost"
+	})
 }
 
 // TestSoloBacklogSurvivesRestart: a master that went on alone keeps what its peer lacks in its

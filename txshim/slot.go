@@ -1,0 +1,137 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The slot is the journal (DESIGN §5.2): while the peer is away it holds back the WAL of every
+// transaction the peer lacks. PostgreSQL bounds that with max_slot_wal_keep_size; past the
+// bound a checkpoint invalidates the slot (wal_status "lost") and removes the WAL, so those
+// transactions can no longer be shipped and the peer needs resync (§5.5). This file reads the
+// slot's state and makes a lost slot anew.
+
+// SlotInfo is what pg_replication_slots says of a site's slot.
+type SlotInfo struct {
+	Exists bool
+	// WALStatus is pg_replication_slots.wal_status: reserved, extended, unreserved or lost.
+	WALStatus string
+	// Retained is the WAL the slot holds back, in bytes: from its restart_lsn to the current
+	// WAL position (0 when lost).
+	Retained int64
+	// Bounded: max_slot_wal_keep_size sets a bound (and the slot is not lost). Safe is then how
+	// many more bytes of WAL may be written before the slot is in danger of invalidation
+	// (pg_replication_slots.safe_wal_size; negative once past the bound).
+	Bounded bool
+	Safe    int64
+}
+
+// Lost tells whether PostgreSQL invalidated the slot: it can never stream again.
+func (i SlotInfo) Lost() bool { return i.Exists && i.WALStatus == "lost" }
+
+// ReadSlot reads the state of slot in db (a local database).
+func ReadSlot(ctx context.Context, db *sql.DB, slot string) (SlotInfo, error) {
+	info := SlotInfo{Exists: true}
+	err := db.QueryRowContext(ctx, `SELECT coalesce(wal_status, ''),
+  coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint,
+  safe_wal_size IS NOT NULL, coalesce(safe_wal_size, 0)
+FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&info.WALStatus, &info.Retained, &info.Bounded, &info.Safe)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SlotInfo{}, nil
+	}
+	if err != nil {
+		return SlotInfo{}, fmt.Errorf("read replication slot %s: %w", slot, err)
+	}
+	return info, nil
+}
+
+// slotTimeout bounds reading the slot's state after a failed stream.
+const slotTimeout = 5 * time.Second
+
+// checkSlot runs after a stream failed: if PostgreSQL invalidated the slot, shipping stops
+// for good (Err wraps ErrNeedsResync) until Resync makes the slot anew, and it reports true.
+// A backup whose slot holds nothing that is still to be shipped — its transactions are all
+// writes that bypassed Tandem, reported and never shipped (SetBypassFrom 0) — gets a new slot
+// at once instead (renewBackupSlot), and it reports false.
+func (s *Shipper) checkSlot(ctx context.Context) bool {
+	db, err := OpenDB(s.cfg.LocalDSN)
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	rctx, cancel := context.WithTimeout(ctx, slotTimeout)
+	defer cancel()
+	info, err := ReadSlot(rctx, db, SlotName(s.cfg.Site))
+	if err != nil || !info.Lost() {
+		return false
+	}
+	if s.renewBackupSlot(rctx, db) {
+		return false // streamed again at once
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slotLost {
+		return true
+	}
+	s.slotLost = true
+	err = fmt.Errorf("replication slot %s was invalidated by PostgreSQL (max_slot_wal_keep_size): "+
+		"the WAL of transactions the peer may lack is gone: %w", SlotName(s.cfg.Site), ErrNeedsResync)
+	if s.resyncErr == nil {
+		s.resyncErr = err
+	}
+	s.logger.Error("the replication slot lost WAL the peer may lack: shipping stops until tandem resync copies the application tables",
+		"slot", SlotName(s.cfg.Site), "backlog_in_memory", len(s.journal))
+	s.goDownLocked("the slot was invalidated", err)
+	s.notifyLocked()
+	return true
+}
+
+// renewBackupSlot makes a backup's lost slot anew when nothing it held is to be shipped: the
+// site has been backup since this process started (SetBypassFrom 0), so every transaction of
+// its own database is a bypass and the journal has nothing pending. Bypasses in the lost WAL
+// go unreported (tandem verify finds what they changed).
+func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) bool {
+	s.mu.Lock()
+	pending := false
+	for _, e := range s.journal {
+		pending = pending || e.state != stDone
+	}
+	s.mu.Unlock()
+	if !s.backup.Load() || s.bypassFrom.Load() != 0 || pending {
+		return false
+	}
+	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
+		s.logger.Error("the backup's replication slot was invalidated and cannot be made anew", "err", err)
+		return false
+	}
+	s.logger.Warn("the backup's replication slot was invalidated (max_slot_wal_keep_size) and is made anew; "+
+		"writes that bypassed Tandem in the lost WAL are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site))
+	return true
+}
+
+// renewSlot drops slot and creates it again (two-phase, pgoutput). Dropping fails while a
+// walsender still holds the slot (55006), for a moment after a stream stopped: it is retried.
+// The creation waits for the write transactions open at that moment to end.
+func renewSlot(ctx context.Context, db *sql.DB, slot string) error {
+	for {
+		_, err := db.ExecContext(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		if err == nil {
+			break
+		}
+		if pgErrCode(err) != "55006" {
+			return fmt.Errorf("drop replication slot %s: %w", slot, err)
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("drop replication slot %s: %w (%w)", slot, ctx.Err(), err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)`, slot); err != nil {
+		return fmt.Errorf("create two-phase replication slot %s (it waits for open write transactions): %w", slot, err)
+	}
+	return nil
+}
