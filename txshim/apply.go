@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -35,6 +36,9 @@ type applyConn struct {
 	// IDENTITY): their values never change, and PostgreSQL refuses to set them.
 	fixed  map[string]map[string]bool
 	copied *atomic.Int64 // counts the rows it applied through COPY; may be nil
+	// noLSN: the peer's tandem.decisions has no lsn column (installed by an earlier version
+	// and not since): decision rows go without it, and are never pruned (prune.go).
+	noLSN bool
 }
 
 // originName is the replication origin of apply connection idx for changes from source.
@@ -59,12 +63,33 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	lit := sqlLiteral(origin)
 	setup := `SET session_replication_role = replica;
 SELECT pg_replication_origin_create(` + lit + `) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ` + lit + `);
-SELECT pg_replication_origin_session_setup(` + lit + `)`
-	if _, err := conn.Exec(ctx, setup).ReadAll(); err != nil {
+SELECT pg_replication_origin_session_setup(` + lit + `);
+SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.decisions') AND attname = 'lsn' AND NOT attisdropped)`
+	res, err := conn.Exec(ctx, setup).ReadAll()
+	if err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
 	}
-	return &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}, nil
+	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}
+	if last := res[len(res)-1]; len(last.Rows) == 1 && string(last.Rows[0][0]) == "f" {
+		a.noLSN = true
+		noLSNWarning.Do(func() {
+			logger.Warn("the peer's tandem.decisions has no lsn column (installed by an earlier version): its decision rows are never pruned; run tandem install")
+		})
+	}
+	return a, nil
+}
+
+// noLSNWarning says once per process that decision rows go without their lsn.
+var noLSNWarning sync.Once
+
+// decisionRow adds the decision row of the transaction ending at end in the source's stream.
+func (t *applyTx) decisionRow(end pglogrepl.LSN) {
+	if t.a.noLSN {
+		t.prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(t.gid)})
+		return
+	}
+	t.prepared("decision row", "INSERT INTO tandem.decisions (gid, lsn) VALUES ($1, $2)", [][]byte{[]byte(t.gid), []byte(end.String())})
 }
 
 // applyAppName is the application_name of apply sessions.
@@ -298,7 +323,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
 	if end == endCommit {
-		t.prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
+		t.decisionRow(txn.EndLSN)
 		t.decisionStep = len(t.steps) - 1 // its Execute, after a Parse the first time
 	}
 	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
@@ -317,7 +342,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		return err
 	default:
 		if end == endPrepare {
-			t.prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(gid)})
+			t.decisionRow(txn.EndLSN)
 			t.query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
 		} else {
 			t.query("commit", "COMMIT")

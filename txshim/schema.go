@@ -10,7 +10,9 @@ import (
 
 // schemaSQL creates Tandem's own schema (DESIGN §5.2). tandem.ddl is published (the apply side
 // runs each stmt in order with the row changes); tandem.state and tandem.decisions are not:
-// each database keeps its own term record and its own decision rows.
+// each database keeps its own term record and its own decision rows. A decision row's lsn is
+// the end of the transaction in its source's stream (prune.go); rows of earlier versions have
+// none.
 //
 // Two helper functions let one pipelined apply round trip refuse cleanly: check_term is the
 // §3 fence (given a master, the same term held by another master is refused too, see
@@ -22,6 +24,8 @@ CREATE SCHEMA IF NOT EXISTS tandem;
 CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
   term bigint NOT NULL, master text NOT NULL, peer_synced boolean NOT NULL);
 CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
+ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
+CREATE INDEX IF NOT EXISTS decisions_lsn ON tandem.decisions (lsn);
 CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$

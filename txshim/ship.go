@@ -72,6 +72,9 @@ type ShipperConfig struct {
 	// read back for the apply (spill.go). 0 means MaxJournalBytes/16; negative, never.
 	SpillBytes int64
 	SpillDir   string
+	// DecisionRetention is how long decision rows are kept at least (prune.go); 0 means an
+	// hour, negative never pruned.
+	DecisionRetention time.Duration
 	// SequenceInterval is how often sequence positions are copied to the peer while it is
 	// synced (DESIGN §5.2 "Sequences"); 0 means 5s, negative never.
 	SequenceInterval time.Duration
@@ -106,6 +109,7 @@ type ShipStats struct {
 	CatchUps int64 // catch-ups that ended with the peer synced
 	SeqSyncs int64 // times sequence positions were copied to the peer
 	Resyncs  int64 // times Resync copied the application tables to the peer
+	Pruned   int64 // decision rows the master's periodic pruning deleted (prune.go)
 	// Bypassed counts transactions found in the stream of a backup's database (SetBackup):
 	// writes that bypassed Tandem, reported and never shipped (DESIGN §5.2).
 	Bypassed int64
@@ -379,7 +383,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.notifyLocked()
 		s.mu.Unlock()
 	}()
-	loops := []func(context.Context){s.decodeLoop, s.plainLoop, s.sequenceLoop}
+	loops := []func(context.Context){s.decodeLoop, s.plainLoop, s.sequenceLoop, s.pruneLoop}
 	for range opLoops {
 		loops = append(loops, s.opLoop)
 	}
