@@ -138,6 +138,9 @@ type TxShim struct {
 	PeerDown      string // continue | block
 	MaxMessage    int64  // bytes
 	CommitTimeout time.Duration
+	// VerifyCatchUp: compare both databases after each catch-up, as they were when it held
+	// commits (DESIGN §5.5).
+	VerifyCatchUp bool
 }
 
 // Admin configures the loopback admin HTTP API.

@@ -54,6 +54,7 @@ listen = "127.0.0.1:6432"
 local_dsn = "postgres://tandem:s3cret@127.0.0.1:5432/wire"
 peer_dsn = "host=10.0.0.2 user=tandem password='p w' dbname=wire"
 max_message = "1MiB"
+verify_after_catchup = false
 
 [admin]
 listen = "127.0.0.1:7180"
@@ -90,12 +91,16 @@ func TestParseGood(t *testing.T) {
 		{"max_conns default", c.Proxy.MaxConns, DefaultMaxConns},
 		{"max_message", c.TxShim.MaxMessage, int64(1 << 20)},
 		{"peer_down default", c.TxShim.PeerDown, PeerDownContinue},
+		{"verify_after_catchup", c.TxShim.VerifyCatchUp, false},
 		{"hook timeout default", c.Hooks.Timeout, DefaultHookTimeout},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
 		}
+	}
+	if d, err := Parse("good.toml", []byte(strings.Replace(good, "verify_after_catchup = false\n", "", 1)), KindSite); err != nil || !d.TxShim.VerifyCatchUp {
+		t.Errorf("verify_after_catchup left out: %v; want true by default", err)
 	}
 	out := c.Redacted()
 	for _, secret := range []string{"s3cret", "p w"} {
@@ -159,6 +164,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad enum", base + "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\nsend_proxy = \"v3\"\n", 12, "proxy.listener[0].send_proxy", "one of"},
 		{"bad cidr", base + "[proxy]\ntrusted_cidrs = [\"nope\"]\n", 10, "proxy.trusted_cidrs[0]", "CIDR"},
 		{"bad size", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = \"lots\"\n", 13, "txshim.max_message", "size"},
+		{"bool as string", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nverify_after_catchup = \"yes\"\n", 13, "txshim.verify_after_catchup", "incompatible types"},
 		{"missing dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n", 9, "txshim.peer_dsn", "required"},
 		{"send without expect", base + "health_send = \"PING\\n\"\n", 9, "server.endpoint[0].health_send", "needs health_expect"},
 		{"expect with exec", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n", 1) + "health_expect = \"PONG\"\n", 11, "server.endpoint[0].health_expect", "only used by the tcp check"},

@@ -69,6 +69,7 @@ type raw struct {
 		PeerDown      string `toml:"peer_down"`
 		MaxMessage    string `toml:"max_message"`
 		CommitTimeout string `toml:"commit_timeout"`
+		VerifyCatchUp *bool  `toml:"verify_after_catchup"`
 	} `toml:"txshim"`
 	Admin struct {
 		Listen    string
@@ -393,6 +394,7 @@ func (l *loader) txshim(r *raw, c *Config) {
 		PeerDown:      l.oneOf("txshim.peer_down", rt.PeerDown, PeerDownContinue, PeerDownContinue, PeerDownBlock),
 		MaxMessage:    l.size("txshim.max_message", rt.MaxMessage, DefaultMaxMessage),
 		CommitTimeout: l.positive("txshim.commit_timeout", rt.CommitTimeout, DefaultCommitTimeout),
+		VerifyCatchUp: rt.VerifyCatchUp == nil || *rt.VerifyCatchUp,
 	}
 	for _, d := range [][2]string{{"txshim.local_dsn", rt.LocalDSN}, {"txshim.peer_dsn", rt.PeerDSN}} {
 		key, dsn := d[0], d[1]

@@ -74,12 +74,13 @@ func (c *Config) Redacted() string {
 		out["hooks"] = map[string]any{"on_promote": c.Hooks.OnPromote, "on_demote": c.Hooks.OnDemote, "timeout": c.Hooks.Timeout.String()}
 		if t := c.TxShim; t != nil {
 			out["txshim"] = map[string]any{
-				"listen":         t.Listen,
-				"local_dsn":      RedactDSN(t.LocalDSN),
-				"peer_dsn":       RedactDSN(t.PeerDSN),
-				"peer_down":      t.PeerDown,
-				"max_message":    t.MaxMessage,
-				"commit_timeout": t.CommitTimeout.String(),
+				"listen":               t.Listen,
+				"local_dsn":            RedactDSN(t.LocalDSN),
+				"peer_dsn":             RedactDSN(t.PeerDSN),
+				"peer_down":            t.PeerDown,
+				"max_message":          t.MaxMessage,
+				"commit_timeout":       t.CommitTimeout.String(),
+				"verify_after_catchup": t.VerifyCatchUp,
 			}
 		}
 	}

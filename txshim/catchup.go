@@ -138,6 +138,24 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
 		return fmt.Errorf("catch-up: %w", err)
 	}
+	if hold != nil && s.cfg.VerifyCatchUp {
+		// Both databases hold the same rows now, with commits held: snapshots of this moment
+		// are compared once they go on (DESIGN §5.5: verify runs after every catch-up).
+		snaps, verr := beginVerify(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN)
+		if verr != nil {
+			s.logger.Warn("catch-up: cannot take the snapshots to verify; not verified", "err", verr)
+		} else {
+			at := time.Now()
+			defer func() {
+				if err != nil {
+					snaps.close()
+					return
+				}
+				s.verifying.Add(1)
+				go s.verifyCatchUp(ctx, snaps, at)
+			}()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.link != linkCatchUp || !s.running {
@@ -259,4 +277,44 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 			return n, fmt.Errorf("catch-up: %w", ctx.Err())
 		}
 	}
+}
+
+// VerifyReport is the outcome of the verification after a catch-up (ShipperConfig.VerifyCatchUp).
+type VerifyReport struct {
+	At    time.Time     // the moment compared: when catch-up held commits
+	Took  time.Duration // how long the comparison took
+	Diffs []string      // what differs (Verify); none: identical
+	Err   error         // the comparison failed: nothing is known
+}
+
+// LastVerify returns the last verification after a catch-up; ok is false before the first.
+func (s *Shipper) LastVerify() (r VerifyReport, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastVerify == nil {
+		return VerifyReport{}, false
+	}
+	return *s.lastVerify, true
+}
+
+// verifyCatchUp compares the snapshots a catch-up took while it held commits, and closes them.
+func (s *Shipper) verifyCatchUp(ctx context.Context, snaps *verifySnapshots, at time.Time) {
+	defer s.verifying.Done()
+	defer snaps.close()
+	start := time.Now()
+	diffs, err := snaps.compare(ctx)
+	r := &VerifyReport{At: at, Took: time.Since(start), Diffs: diffs, Err: err}
+	switch {
+	case err != nil:
+		s.logger.Warn("verify after catch-up failed", "err", err)
+	case len(diffs) > 0:
+		s.logger.Error("verify after catch-up: the databases differ (tandem verify; tandem resync copies the master's tables)",
+			"differences", diffs, "took", r.Took.Round(time.Millisecond))
+	default:
+		s.logger.Info("verify after catch-up: both databases identical", "took", r.Took.Round(time.Millisecond))
+	}
+	s.mu.Lock()
+	s.lastVerify = r
+	s.notifyLocked()
+	s.mu.Unlock()
 }

@@ -168,7 +168,7 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 	logger := quietLogger()
 	const bound = 16 << 10
 	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, MaxJournalBytes: bound, SequenceInterval: -1, Logger: logger})
+		OpTimeout: 3 * time.Second, MaxJournalBytes: bound, SequenceInterval: -1, VerifyCatchUp: true, Logger: logger})
 	sh.SetTerm(1)
 	runShipper(t, sh)
 	var downs atomic.Int64
@@ -226,6 +226,9 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 	if err := p.peer.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	// A row written behind Tandem's back on the peer: catch-up does not meet it, the
+	// verification after it does.
+	p.peer.Exec(t, `INSERT INTO notes VALUES (-1, 'stray')`)
 	// The writers go on while CatchUp ships the backlog; it holds them for the tail.
 	start := time.Now()
 	if err := sh.CatchUp(capCtx(t, 40*time.Second), hold); err != nil {
@@ -242,6 +245,18 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 	if st.Restarts == 0 || st.Shipped < 150 {
 		t.Errorf("stats %+v: want the slot streamed again (restarts) and the solo commits shipped", st)
 	}
+	// The databases as they were when catch-up held the writers, compared while they went on:
+	// identical but for the stray row.
+	var vr VerifyReport
+	waitForLong(t, "the verification after catch-up", 20*time.Second, func() bool {
+		r, ok := sh.LastVerify()
+		vr = r
+		return ok && r.At.After(start)
+	})
+	if vr.Err != nil || len(vr.Diffs) != 1 || !strings.HasPrefix(vr.Diffs[0], "table public.notes has") || !strings.Contains(vr.Diffs[0], "on the peer") {
+		t.Errorf("verification after catch-up: %q, %v; want notes' stray row only", vr.Diffs, vr.Err)
+	}
+	p.peer.Exec(t, `DELETE FROM notes WHERE a = -1`)
 	dual0 := shim.Stats().CommitsDual
 	waitForLong(t, "dual commits after catch-up", 20*time.Second, func() bool { return shim.Stats().CommitsDual >= dual0+30 })
 	w.halt()

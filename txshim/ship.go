@@ -72,6 +72,9 @@ type ShipperConfig struct {
 	// read back for the apply (spill.go). 0 means MaxJournalBytes/16; negative, never.
 	SpillBytes int64
 	SpillDir   string
+	// VerifyCatchUp: after a catch-up that held commits, compare both databases as they were
+	// at that moment (Verify; LastVerify).
+	VerifyCatchUp bool
 	// DecisionRetention is how long decision rows are kept at least (prune.go); 0 means an
 	// hour, negative never pruned.
 	DecisionRetention time.Duration
@@ -158,6 +161,8 @@ type Shipper struct {
 	catching   bool  // CatchUp is running
 	resyncErr  error // shipping stopped on this definite error: the peer needs resync
 	slotLost   bool  // PostgreSQL invalidated the slot (checkSlot): Resync makes it anew
+	lastVerify *VerifyReport
+	verifying  sync.WaitGroup // verifyCatchUp goroutines
 	stats      ShipStats
 }
 
@@ -376,6 +381,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
+		s.verifying.Wait()
 		s.pool.close(ctx)
 		s.opPool.close(ctx)
 		s.mu.Lock()

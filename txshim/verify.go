@@ -9,26 +9,66 @@ import (
 )
 
 // Verify compares the application tables of the local and the peer database (DESIGN §5.5
-// "verify"): their definitions, and per table the row count and an md5 of all rows in
-// primary-key order (whole-row order for tables without one), each database read under one
-// REPEATABLE READ snapshot. It returns one line per difference; none means identical. The two
-// snapshots are taken one after the other: compare while commits are held, or expect the
-// transactions in flight between them to show up.
+// "verify"): their definitions, and per table the row count and a checksum of its rows
+// (checksum), each database read under one REPEATABLE READ snapshot. For a table with a
+// primary key that differs it names the first keys whose rows differ (diffKeys). It returns
+// one line per difference; none means identical. The two snapshots are taken one after the
+// other: compare while commits are held, or expect the transactions in flight between them
+// to show up.
 func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err error) {
-	var snaps [2]*sql.Tx
-	for i, dsn := range []string{localDSN, peerDSN} {
-		db, err := OpenDB(dsn)
+	snaps, err := beginVerify(ctx, localDSN, peerDSN)
+	if err != nil {
+		return nil, err
+	}
+	defer snaps.close()
+	return snaps.compare(ctx)
+}
+
+// verifySnapshots are the two databases' snapshots a verification reads: taken at one moment
+// (beginVerify), compared later (compare), closed at the end.
+type verifySnapshots struct {
+	dbs [2]*sql.DB
+	txs [2]*sql.Tx
+}
+
+// beginVerify opens a REPEATABLE READ READ ONLY transaction on each database and takes its
+// snapshot at once.
+func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapshots, err error) {
+	v := &verifySnapshots{}
+	defer func() {
 		if err != nil {
+			v.close()
+		}
+	}()
+	for i, dsn := range []string{localDSN, peerDSN} {
+		if v.dbs[i], err = OpenDB(dsn); err != nil {
 			return nil, fmt.Errorf("verify: open %s database: %w", sideName(i), err)
 		}
-		defer db.Close()
-		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
-		if err != nil {
+		if v.txs[i], err = v.dbs[i].BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}); err != nil {
 			return nil, fmt.Errorf("verify: begin snapshot on the %s database: %w", sideName(i), err)
 		}
-		defer tx.Rollback()
-		snaps[i] = tx
+		var one int
+		if err = v.txs[i].QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil { // the snapshot is taken here
+			return nil, fmt.Errorf("verify: take a snapshot of the %s database: %w", sideName(i), err)
+		}
 	}
+	return v, nil
+}
+
+func (v *verifySnapshots) close() {
+	for i := range v.txs {
+		if v.txs[i] != nil {
+			_ = v.txs[i].Rollback()
+		}
+		if v.dbs[i] != nil {
+			v.dbs[i].Close()
+		}
+	}
+}
+
+// compare compares the snapshots' application tables (see Verify).
+func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err error) {
+	snaps := v.txs
 	var tables [2]map[string]verifyTable
 	for i, tx := range snaps {
 		if tables[i], err = verifyTables(ctx, tx); err != nil {
@@ -50,29 +90,27 @@ func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err 
 				name, strings.Join(l.cols, ", "), strings.Join(p.cols, ", ")))
 			continue
 		}
-		var sums [2]struct {
-			n   int64
-			md5 string
-		}
+		var sums [2]tableSum
 		for i, tx := range snaps {
-			t := tables[i][name]
-			row := "ROW(" + strings.Join(t.cols, ", ") + ")::text"
-			order := row
-			if len(t.key) > 0 {
-				order = strings.Join(t.key, ", ")
-			}
-			q := fmt.Sprintf("SELECT count(*), coalesce(md5(string_agg(%s, E'\\n' ORDER BY %s)), '') FROM ONLY %s", row, order, name)
-			if err := tx.QueryRowContext(ctx, q).Scan(&sums[i].n, &sums[i].md5); err != nil {
+			if sums[i], err = checksum(ctx, tx, name, tables[i][name]); err != nil {
 				return nil, fmt.Errorf("verify: checksum %s on the %s database: %w", name, sideName(i), err)
 			}
 		}
-		switch {
-		case sums[0].n != sums[1].n:
-			diffs = append(diffs, fmt.Sprintf("table %s has %d rows on the local database but %d on the peer", name, sums[0].n, sums[1].n))
-		case sums[0].md5 != sums[1].md5:
-			diffs = append(diffs, fmt.Sprintf("table %s has %d rows on both databases but their contents differ (md5 %s local, %s peer)",
-				name, sums[0].n, sums[0].md5, sums[1].md5))
+		if sums[0] == sums[1] {
+			continue
 		}
+		what := fmt.Sprintf("table %s has %d rows on both databases but their contents differ", name, sums[0].n)
+		if sums[0].n != sums[1].n {
+			what = fmt.Sprintf("table %s has %d rows on the local database but %d on the peer", name, sums[0].n, sums[1].n)
+		}
+		if len(l.key) > 0 {
+			keys, err := diffKeys(ctx, snaps, name, l, diffKeysMax)
+			if err != nil {
+				return nil, fmt.Errorf("verify: compare the rows of %s: %w", name, err)
+			}
+			what += ": " + strings.Join(keys, ", ")
+		}
+		diffs = append(diffs, what)
 	}
 	return diffs, nil
 }
@@ -133,6 +171,103 @@ WHERE c.relkind = 'r' AND `+appRelFilter)
 			vt.key = append(vt.key, kc.name)
 		}
 		out[t] = vt
+	}
+	return out, nil
+}
+
+// tableSum is what checksum computes of a table: its row count and two sums of 64-bit hashes
+// of its rows.
+type tableSum struct {
+	n      int64
+	h1, h2 string // numeric sums, as text
+}
+
+// checksum sums, over the rows of one table, two 64-bit halves of each row's md5. A sum does
+// not depend on the order of the rows, so the scan needs no sort and constant memory whatever
+// the table's size (an md5 of all rows aggregated in key order, as verify did before, builds
+// one string of the whole table: past 1 GB PostgreSQL refuses it), and equal multisets of rows
+// give equal sums. Numeric sums do not overflow.
+func checksum(ctx context.Context, tx *sql.Tx, name string, t verifyTable) (tableSum, error) {
+	row := "md5(ROW(" + strings.Join(t.cols, ", ") + ")::text)"
+	q := fmt.Sprintf(`SELECT count(*),
+  coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0)::text,
+  coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text
+FROM (SELECT %s AS h FROM ONLY %s) rows`, row, name)
+	var sum tableSum
+	err := tx.QueryRowContext(ctx, q).Scan(&sum.n, &sum.h1, &sum.h2)
+	return sum, err
+}
+
+// diffKeysMax is how many differing keys Verify names per table.
+const diffKeysMax = 5
+
+// diffKeys reads a keyed table's (key, md5 of row) pairs from both snapshots in one byte order
+// of the key's text and merges them, naming up to max keys whose rows differ or exist on one
+// side only ("… and more" past that).
+func diffKeys(ctx context.Context, snaps [2]*sql.Tx, name string, t verifyTable, max int) ([]string, error) {
+	key := "ROW(" + strings.Join(t.key, ", ") + ")::text"
+	q := fmt.Sprintf(`SELECT %s, md5(ROW(%s)::text) FROM ONLY %s ORDER BY %[1]s COLLATE "C"`, key, strings.Join(t.cols, ", "), name)
+	var rows [2]*sql.Rows
+	for i, tx := range snaps {
+		r, err := tx.QueryContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		rows[i] = r
+	}
+	type pair struct {
+		key, sum string
+		ok       bool
+	}
+	next := func(i int) (pair, error) {
+		if !rows[i].Next() {
+			return pair{}, rows[i].Err()
+		}
+		var p pair
+		p.ok = true
+		return p, rows[i].Scan(&p.key, &p.sum)
+	}
+	var out []string
+	add := func(s string) bool {
+		if len(out) == max {
+			out = append(out, "and more")
+			return false
+		}
+		out = append(out, s)
+		return true
+	}
+	l, err := next(0)
+	if err != nil {
+		return nil, err
+	}
+	p, err := next(1)
+	if err != nil {
+		return nil, err
+	}
+	for l.ok || p.ok {
+		more := true
+		switch {
+		case p.ok && (!l.ok || p.key < l.key):
+			more = add("key " + p.key + " only on the peer")
+			p, err = next(1)
+		case l.ok && (!p.ok || l.key < p.key):
+			more = add("key " + l.key + " only on the local database")
+			l, err = next(0)
+		default:
+			if l.sum != p.sum {
+				more = add("key " + l.key + " differs")
+			}
+			if l, err = next(0); err == nil {
+				p, err = next(1)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			break
+		}
 	}
 	return out, nil
 }

@@ -167,6 +167,9 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("tandem_txshim_peer_synced", "gauge", "1 while the peer database has every commit.", fmt.Sprintf(" %d", boolInt(ds.PeerSynced)))
 		metric("tandem_txshim_backlog", "gauge", "Transactions known not to be on the peer database yet.", fmt.Sprintf(" %d", ds.Backlog))
 		metric("tandem_txshim_needs_resync", "gauge", "1 when the peer database needs resync: it refused a shipped transaction (diverged), or the slot lost WAL it lacked.", fmt.Sprintf(" %d", boolInt(ds.NeedsResync != "")))
+		if v := ds.Verify; v != nil && v.Error == "" {
+			metric("tandem_txshim_verify_differences", "gauge", "Differences the comparison of both databases after the last catch-up found (0: identical).", fmt.Sprintf(" %d", len(v.Differences)))
+		}
 		if ds.SlotRetainedBytes != nil {
 			metric("tandem_txshim_slot_retained_bytes", "gauge", "WAL the local replication slot holds back.", fmt.Sprintf(" %d", *ds.SlotRetainedBytes))
 			if ds.SlotSafeBytes != nil {

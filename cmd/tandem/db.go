@@ -72,6 +72,17 @@ type dbStatus struct {
 	SlotWALStatus     string `json:"slot_wal_status,omitempty"`
 	SlotRetainedBytes *int64 `json:"slot_retained_bytes,omitempty"`
 	SlotSafeBytes     *int64 `json:"slot_safe_bytes,omitempty"`
+	// The comparison of both databases after the last catch-up (verify_after_catchup).
+	Verify *verifyStatus `json:"verify,omitempty"`
+}
+
+// verifyStatus is a txshim.VerifyReport in the admin status.
+type verifyStatus struct {
+	At          time.Time `json:"at"`
+	TookSeconds float64   `json:"took_seconds"`
+	Identical   bool      `json:"identical"`
+	Differences []string  `json:"differences,omitempty"`
+	Error       string    `json:"error,omitempty"`
 }
 
 func (d *database) status() dbStatus {
@@ -85,6 +96,12 @@ func (d *database) status() dbStatus {
 	}
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()
+	}
+	if r, ok := d.ship.LastVerify(); ok {
+		out.Verify = &verifyStatus{At: r.At, TookSeconds: r.Took.Seconds(), Identical: r.Err == nil && len(r.Diffs) == 0, Differences: r.Diffs}
+		if r.Err != nil {
+			out.Verify.Error = r.Err.Error()
+		}
 	}
 	if si := d.slot.Load(); si != nil {
 		out.SlotWALStatus, out.SlotRetainedBytes = si.WALStatus, &si.Retained
@@ -112,7 +129,7 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	}
 	d.resolveNow = make(chan struct{}, 1)
 	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
-		OnPreparedBlocker: d.kickResolver})
+		OnPreparedBlocker: d.kickResolver, VerifyCatchUp: t.VerifyCatchUp})
 	d.ship.SetBackup(true) // until promote
 	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown,
 		OnInDoubt: d.kickResolver})

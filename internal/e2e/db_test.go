@@ -112,13 +112,22 @@ func operatorOf(t *testing.T, s *site) *operator {
 
 // shimStatus is the txshim part of a member's GET /status.
 type shimStatus struct {
-	Mode        string `json:"mode"`
-	PeerSynced  bool   `json:"peer_synced"`
-	Backlog     int    `json:"backlog"`
-	CommitsSolo int    `json:"commits_solo"`
-	NeedsResync string `json:"needs_resync"`
-	SlotStatus  string `json:"slot_wal_status"`
-	SlotHeld    int64  `json:"slot_retained_bytes"`
+	Mode        string      `json:"mode"`
+	PeerSynced  bool        `json:"peer_synced"`
+	Backlog     int         `json:"backlog"`
+	CommitsSolo int         `json:"commits_solo"`
+	NeedsResync string      `json:"needs_resync"`
+	SlotStatus  string      `json:"slot_wal_status"`
+	SlotHeld    int64       `json:"slot_retained_bytes"`
+	Verify      *shimVerify `json:"verify"`
+}
+
+// shimVerify is the comparison of both databases after the last catch-up, in GET /status.
+type shimVerify struct {
+	At          time.Time `json:"at"`
+	Identical   bool      `json:"identical"`
+	Differences []string  `json:"differences"`
+	Error       string    `json:"error"`
 }
 
 func shimStatusOf(t *testing.T, s *site) shimStatus {
@@ -186,6 +195,18 @@ func TestPeerDatabaseOutage(t *testing.T) {
 		st := shimStatusOf(t, s1)
 		return st.Mode == "dual" && st.PeerSynced && st.Backlog == 0
 	})
+	// Both databases were compared as they stood when catch-up held commits (DESIGN §5.5).
+	var v *shimVerify
+	waitFor(t, 10*time.Second, "site1's status: the verification after catch-up", func() bool {
+		v = shimStatusOf(t, s1).Verify
+		return v != nil
+	})
+	if !v.Identical || v.At.Before(begin) {
+		t.Errorf("verification after catch-up: %+v, want identical, after the outage began", *v)
+	}
+	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, "\ntandem_txshim_verify_differences 0\n") {
+		t.Errorf("metrics lack tandem_txshim_verify_differences 0")
+	}
 	set("after", "3")
 	waitFor(t, 5*time.Second, "a dual commit after catch-up", func() bool { return kvValue(t, s2, "after") == "3" })
 	if v := kvValue(t, s2, "solo19"); v != "x" {
