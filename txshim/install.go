@@ -31,6 +31,11 @@ const appRelFilter = `c.relkind IN ('r', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')
   AND n.nspname NOT LIKE 'pg_temp_%' AND n.nspname NOT LIKE 'pg_toast_temp_%'`
 
+// shippedRelFilter restricts appRelFilter to the tables whose rows Tandem ships: not UNLOGGED
+// ones, which write no WAL, so logical decoding never sees their rows (their definitions, DDL
+// through the shim included, still ship). Install names them; verify and resync leave them out.
+const shippedRelFilter = appRelFilter + ` AND c.relpersistence = 'p'`
+
 // Install prepares the local and the peer database for Tandem (DESIGN §5.2); it is idempotent.
 //
 // On both databases it checks wal_level, max_prepared_transactions and the REPLICATION
@@ -254,6 +259,16 @@ ORDER BY 1`)
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	unlogged, err := queryStrings(ctx, db, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE `+appRelFilter+` AND c.relpersistence = 'u' ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("list unlogged tables: %w", err)
+	}
+	if len(unlogged) > 0 {
+		logger.Warn("UNLOGGED tables: their rows are not shipped to the peer (they write no WAL to decode) and verify leaves them out; to ship them, ALTER TABLE … SET LOGGED on both databases, then tandem resync copies their rows",
+			"tables", unlogged)
 	}
 	for _, t := range noKey {
 		if _, err := db.ExecContext(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY FULL"); err != nil {

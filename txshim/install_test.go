@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +73,8 @@ func TestInstall(t *testing.T) {
 		`CREATE TABLE public.accounts (id serial PRIMARY KEY, owner text NOT NULL, balance bigint NOT NULL)`,
 		`CREATE TABLE public.log (at timestamptz, msg text)`,
 		`CREATE SCHEMA app`,
-		`CREATE TABLE app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)`)
+		`CREATE TABLE app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)`,
+		`CREATE UNLOGGED TABLE public.cache (k int PRIMARY KEY, v text)`)
 	if _, err := p.pdb.Exec(`ALTER TABLE app.items ALTER COLUMN name TYPE varchar(20)`); err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +97,14 @@ func TestInstall(t *testing.T) {
 	if _, err := p.pdb.Exec(`ALTER TABLE app.items ALTER COLUMN name TYPE text; CREATE TABLE public.extra (id int PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
+	var logged strings.Builder
 	for i := 0; i < 2; i++ {
-		if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), nil); err != nil {
+		if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
 			t.Fatalf("Install #%d: %v", i+1, err)
 		}
+	}
+	if out := logged.String(); !strings.Contains(out, "UNLOGGED tables") || !strings.Contains(out, "public.cache") {
+		t.Errorf("Install did not name the unlogged table:\n%s", out)
 	}
 	if err := Install(ctx, "site2", p.peer.DSN("app"), p.local.DSN("app"), nil); err != nil {
 		t.Fatalf("Install from the other site: %v", err)

@@ -158,7 +158,7 @@ func resyncTables(ctx context.Context, local *pgconn.PgConn) ([]resyncTable, err
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-WHERE c.relkind = 'r' AND `+appRelFilter+`
+WHERE c.relkind = 'r' AND `+shippedRelFilter+`
 GROUP BY 1 ORDER BY 1`).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("resync: list tables: %w", err)

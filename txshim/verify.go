@@ -136,7 +136,7 @@ FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'
-WHERE c.relkind = 'r' AND `+appRelFilter)
+WHERE c.relkind = 'r' AND `+shippedRelFilter)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
