@@ -97,6 +97,12 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	s.advanceLocked() // asks for a new stream if events were dropped
 	s.mu.Unlock()
 	defer func() { s.endCatching("catch-up", err) }()
+	return s.drainAndSync(ctx, hold)
+}
+
+// drainAndSync is CatchUp's work once it runs (s.catching, link catching up): ship the backlog,
+// hold, ship the tail, align sequences, mark the peer synced.
+func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
 	start := time.Now()
 	s.logger.Info("catch-up starting", "backlog", s.Backlog())
 	s.pool.closeIdle(ctx) // connections from before an outage are dead

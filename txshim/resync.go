@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -14,18 +15,22 @@ import (
 
 // Resync copies the local database's application tables to the peer and brings the Shipper
 // back in step from there (DESIGN §5.5): the way out after the peer refused a shipped
-// transaction (ErrNeedsResync), or whenever an operator wants the peer re-seeded.
+// transaction (ErrNeedsResync) or the slot lost WAL (checkSlot), or whenever an operator wants
+// the peer re-seeded.
 //
-// It calls hold first (as CatchUp does: new commits stop and those in flight finish), so that
-// one snapshot of the local database and the WAL position read with it, L, agree: every
-// commit before L is in the copy, every later one is streamed. A slot PostgreSQL invalidated
-// (checkSlot) is made anew before the hold; it streams from a point before L, and what it
-// sends up to L is skipped. It refuses while a tandem_
-// transaction is prepared on the local database (settle it first: the resolver, `tandem
-// resolve`). On the peer, in one transaction under session_replication_role = replica and the
-// source's replication origin (at L), it truncates every application table and COPYs each
-// one's rows (generated columns are left to the peer); then it aligns sequences, forgets the
-// journal up to L, confirms the slot there, and marks the peer synced. release runs on
+// It calls hold (as CatchUp does: new commits stop and those in flight finish) only while it
+// takes one snapshot of the local database and reads the WAL position L with it, so that the
+// two agree: every commit before L is in the copy, every later one is streamed. Commits go on
+// (alone) while the copy runs — a departure from DESIGN §5.5, which holds them for the whole
+// copy: that would stop the master's writes for as long as copying the database takes. What
+// they committed meanwhile is then shipped from the slot as a catch-up ships its backlog, with
+// commits held again only for the tail (drainAndSync). A slot PostgreSQL invalidated is made
+// anew before the snapshot; it streams from a point before L, and what it sends up to L is
+// skipped. It refuses while a tandem_ transaction is prepared on the local database (settle
+// it first: the resolver, `tandem resolve`). On the peer, in one transaction under
+// session_replication_role = replica and the source's replication origin (at L), it truncates
+// every application table and COPYs each one's rows (generated columns are left to the
+// peer); then it forgets the journal up to L and confirms the slot there. release runs on
 // failure too.
 func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
 	s.mu.Lock()
@@ -63,25 +68,31 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err := s.renewLostSlot(ctx); err != nil {
 		return err
 	}
-	if hold != nil {
-		release, err := hold(ctx)
-		if err != nil {
-			return fmt.Errorf("resync: hold commits: %w", err)
-		}
-		defer release()
-	}
-
 	local, err := pgconn.Connect(ctx, s.cfg.LocalDSN)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
 	}
 	defer local.Close(context.WithoutCancel(ctx))
+	release := func() {}
+	if hold != nil {
+		r, err := hold(ctx)
+		if err != nil {
+			return fmt.Errorf("resync: hold commits: %w", err)
+		}
+		held := time.Now()
+		release = sync.OnceFunc(func() {
+			r()
+			s.logger.Info("resync: commits held for the snapshot", "for", time.Since(held).Round(time.Microsecond))
+		})
+		defer release()
+	}
 	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
 		return fmt.Errorf("resync: local snapshot: %w", err)
 	}
 	// The snapshot is taken by this first statement, which reads L and what is in doubt.
 	res, err := local.Exec(ctx, `SELECT pg_current_wal_lsn()::text,
   (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database())`).ReadAll()
+	release()
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
 		return fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
 	}
@@ -107,13 +118,10 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err != nil {
 		return err
 	}
-	if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
-		return fmt.Errorf("resync: %w", err)
-	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.link != linkCatchUp || !s.running {
+		s.mu.Unlock()
 		return errors.New("resync: the Shipper stopped meanwhile")
 	}
 	// Everything up to L is in the copy: forget it, and let the slot forget it too.
@@ -136,12 +144,12 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	s.gap, s.dropped, s.droppedEnd = false, 0, 0
 	s.restartLocked()
 	s.resyncErr, s.slotLost = nil, false
-	s.link, s.synced = linkOnline, true
 	s.stats.Resyncs++
 	s.notifyLocked()
-	s.logger.Info("resync done: the peer holds a copy of the application tables", "tables", len(tables), "rows", n,
-		"at", until, "in", time.Since(start).Round(time.Millisecond))
-	return nil
+	s.mu.Unlock()
+	s.logger.Info("resync: the peer holds a copy of the application tables; catching up with what was committed since",
+		"tables", len(tables), "rows", n, "at", until, "in", time.Since(start).Round(time.Millisecond))
+	return s.drainAndSync(ctx, hold)
 }
 
 // resyncTable is one table that holds rows, with the columns a COPY carries (not generated).

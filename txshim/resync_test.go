@@ -3,6 +3,8 @@ package txshim
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,7 +52,7 @@ func TestResync(t *testing.T) {
 	if err := sh.Resync(capCtx(t, 30*time.Second), hold); err != nil {
 		t.Fatalf("Resync: %v", err)
 	}
-	if held != 1 || sh.Err() != nil || !sh.PeerSynced() {
+	if held != 2 || sh.Err() != nil || !sh.PeerSynced() { // for the snapshot, and for the tail
 		t.Fatalf("after Resync: held %d, err %v, synced %v", held, sh.Err(), sh.PeerSynced())
 	}
 	requireSame(t, p)
@@ -123,5 +125,96 @@ func TestBackupBypass(t *testing.T) {
 	})
 	if err := p.pdb.QueryRow(`SELECT count(*) FROM kv WHERE k IN (1, 3)`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("stray writes reached the peer (%d, %v)", n, err)
+	}
+}
+
+// TestResyncWhileWriting: commits go on while Resync copies the tables — they are held only
+// while it takes its snapshot, and again for the catch-up's tail — and end on the peer once,
+// with both databases identical.
+func TestResyncWhileWriting(t *testing.T) {
+	p := startCapPair(t)
+	const accounts = 20
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+		fmt.Sprintf(`INSERT INTO acct SELECT g, 1000 FROM generate_series(1, %d) g`, accounts),
+		`CREATE TABLE moves (id serial PRIMARY KEY, acct int, delta int, at timestamptz DEFAULT now())`,
+		`CREATE TABLE notes (a int, b text)`,
+		`CREATE TABLE bulk (id int PRIMARY KEY, body text)`,
+		`INSERT INTO bulk SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g`)
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() bool { return true }}, ModeSolo, 1)
+
+	var w *bankWriters
+	type span struct{ from, to time.Time }
+	var mu sync.Mutex
+	var holds []span
+	hold := func(ctx context.Context) (func(), error) {
+		if w != nil {
+			w.gate.Lock()
+		}
+		from := time.Now()
+		return func() {
+			mu.Lock()
+			holds = append(holds, span{from, time.Now()})
+			mu.Unlock()
+			if sh.PeerSynced() {
+				shim.SetMode(ModeDual, 1)
+			}
+			if w != nil {
+				w.gate.Unlock()
+			}
+		}, nil
+	}
+	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
+		t.Fatal(err)
+	}
+	w = startBankWriters(t, shim, 3, accounts)
+	waitForLong(t, "dual commits", 20*time.Second, func() bool { return shim.Stats().CommitsDual >= 30 })
+	p.pdb.Exec(`DELETE FROM bulk WHERE id % 1000 = 0`) // the peer diverges behind Tandem's back
+
+	mu.Lock()
+	holds = nil
+	mu.Unlock()
+	start := time.Now()
+	if err := sh.Resync(capCtx(t, 60*time.Second), hold); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	took := time.Since(start)
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after Resync: mode %v, synced %v", m, sh.PeerSynced())
+	}
+	mu.Lock()
+	hs := holds
+	mu.Unlock()
+	if len(hs) != 2 {
+		t.Fatalf("commits held %d times during Resync, want 2 (snapshot, tail)", len(hs))
+	}
+	// Between the two holds the copy ran, and the writers went on committing.
+	copying := hs[1].from.Sub(hs[0].to)
+	solo := shim.Stats().CommitsSolo
+	t.Logf("resync took %v; commits held %v for the snapshot and %v for the tail; %v between, %d solo commits in all",
+		took, hs[0].to.Sub(hs[0].from), hs[1].to.Sub(hs[1].from), copying, solo)
+	if held := hs[0].to.Sub(hs[0].from) + hs[1].to.Sub(hs[1].from); held > copying {
+		t.Errorf("commits held %v of the resync's %v: the copy (%v) ran while they were held", held, took, copying)
+	}
+	if solo == 0 {
+		t.Error("no commit while the tables were copied")
+	}
+	dual0 := shim.Stats().CommitsDual
+	waitForLong(t, "dual commits after resync", 20*time.Second, func() bool { return shim.Stats().CommitsDual >= dual0+30 })
+	w.halt()
+	if errs := w.errors(); len(errs) > 0 {
+		t.Fatalf("clients saw %d errors; first: %v", len(errs), errs[0])
+	}
+	waitForLong(t, "nothing left for the peer", 20*time.Second, func() bool {
+		return sh.Backlog() == 0 && queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	requireSame(t, p)
+	if got, want := queryOne[int](t, p.pdb, `SELECT count(*) FROM moves`), int(w.commits.Load()); got != want {
+		t.Errorf("peer has %d moves, clients committed %d", got, want)
 	}
 }

@@ -544,8 +544,9 @@ func (d *database) resolve(ctx context.Context) txshim.Report {
 }
 
 // resync re-seeds the peer database from this master's (DESIGN §5.5, see
-// txshim.Shipper.Resync): new commits are held while the application tables
-// are copied, then the shim goes dual and peer_synced = true is published.
+// txshim.Shipper.Resync): new commits are held while it takes its snapshot,
+// go on alone while the application tables are copied, and are caught up
+// after; then the shim goes dual and peer_synced = true is published.
 func (d *database) resync(ctx context.Context) error {
 	d.mu.Lock()
 	master, term := d.role == gossip.RoleMaster, d.term
@@ -553,7 +554,7 @@ func (d *database) resync(ctx context.Context) error {
 	if !master {
 		return errors.New("resync runs on the master only")
 	}
-	d.log.Warn("resync: copying the application tables to the peer database; new commits wait", "term", term)
+	d.log.Warn("resync: copying the application tables to the peer database; commits go on alone meanwhile", "term", term)
 	if err := d.ship.Resync(ctx, d.hold); err != nil {
 		return err
 	}
