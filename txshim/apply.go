@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -329,6 +328,9 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
 	err := txn.Each(t.change)
+	if errors.Is(err, errCopyWrite) {
+		err = t.endCopy() // why the COPY ended: a refusal (errApplyStop) or a lost connection
+	}
 	if err == nil {
 		err = t.flushRun()
 	}
@@ -337,6 +339,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	case err != nil:
 		// A change that cannot be turned into SQL, a spill file that cannot be read, or a lost
 		// peer: the peer transaction is left open, and the connection must be closed.
+		t.abortCopy(err)
 		t.pl.Close()
 		a.forgetPending(t.steps)
 		return err
@@ -385,8 +388,9 @@ type applyTx struct {
 	refused      error          // the peer's first refusal; it skips the rest of the transaction
 	duplicate    bool           // refused is the decision row's unique violation
 
-	run      []Change // consecutive copyable inserts into one table, not sent yet
-	runFirst int      // the index of run[0] in the transaction
+	run      []Change    // consecutive copyable inserts into one table, not sent yet
+	runFirst int         // the index of run[0] in the transaction
+	cp       *copyStream // the COPY a long run is streaming into (applycopy.go)
 }
 
 // errApplyStop ends the walk over a transaction's changes once the peer refused one.
@@ -460,8 +464,8 @@ func (t *applyTx) roundTrip() error {
 	}
 }
 
-// change takes change i of the transaction: into the run of inserts waiting for a COPY, or
-// sent after that run.
+// change takes change i of the transaction: into the COPY a run of inserts streams into, into
+// the run of inserts waiting to be long enough for one, or sent after that run.
 func (t *applyTx) change(i int, c Change) error {
 	if !copyable(c) {
 		if err := t.flushRun(); err != nil {
@@ -469,7 +473,10 @@ func (t *applyTx) change(i int, c Change) error {
 		}
 		return t.send(i, c)
 	}
-	if len(t.run) > 0 && (t.run[0].Rel != c.Rel || len(t.run) >= copyMax) {
+	if t.cp != nil && t.cp.rel == c.Rel {
+		return t.cp.row(c)
+	}
+	if t.cp != nil || (len(t.run) > 0 && t.run[0].Rel != c.Rel) {
 		if err := t.flushRun(); err != nil {
 			return err
 		}
@@ -478,7 +485,12 @@ func (t *applyTx) change(i int, c Change) error {
 		t.runFirst = i
 	}
 	t.run = append(t.run, c)
-	return nil
+	if len(t.run) < copyMin {
+		return nil
+	}
+	err := t.startCopy(t.runFirst, t.run)
+	t.run = t.run[:0]
+	return err
 }
 
 // send queues change i as its statement, and ends the round trip every applyBatch changes.
@@ -511,46 +523,17 @@ func (t *applyTx) send(i int, c Change) error {
 	return nil
 }
 
-// flushRun sends the run of inserts: as one COPY when it is long enough, else one by one.
+// flushRun ends the run of inserts: the COPY it streams into, or, shorter than copyMin, its
+// inserts one by one.
 func (t *applyTx) flushRun() error {
-	defer func() { t.run = t.run[:0] }()
-	if len(t.run) >= copyMin {
-		return t.copyRows(t.runFirst, t.run)
+	if t.cp != nil {
+		return t.endCopy()
 	}
+	defer func() { t.run = t.run[:0] }()
 	for k, c := range t.run {
 		if err := t.send(t.runFirst+k, c); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// copyRows sends rows, inserts into one table, as one COPY (applycopy.go) after what is
-// queued before them; COPY does not go in a pipeline, so the pipeline is ended and a new one
-// started.
-func (t *applyTx) copyRows(first int, rows []Change) error {
-	if err := t.roundTrip(); err != nil {
-		return err
-	}
-	if t.refused != nil {
-		return errApplyStop
-	}
-	if err := t.pl.Close(); err != nil {
-		return fmt.Errorf("apply %s: close pipeline: %w", t.gid, err)
-	}
-	sql, data := copyIn(rows)
-	_, err := t.a.conn.CopyFrom(t.ctx, bytes.NewReader(data), sql)
-	t.pl = t.a.conn.StartPipeline(t.ctx)
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr):
-		t.refused = fmt.Errorf("apply %s on the peer: changes %d to %d (copy into %s): %w", t.gid, first+1, first+len(rows), rows[0].Rel.QualifiedName(), err)
-		return errApplyStop
-	case err != nil:
-		return fmt.Errorf("apply %s: copy to the peer: %w", t.gid, err)
-	}
-	if t.a.copied != nil {
-		t.a.copied.Add(int64(len(rows)))
 	}
 	return nil
 }

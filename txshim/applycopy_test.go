@@ -1,0 +1,87 @@
+package txshim
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCopyApply: a long run of inserts streams into one COPY on the peer. A row the peer refuses
+// halfway makes the whole transaction's apply a definite refusal that names the run, and
+// nothing of it stays on the peer; a connection lost halfway is an unknown outcome, reported
+// well within the commit's time (the apply does not wait on the COPY's goroutine for ever);
+// afterwards the same load, with values that need escaping and a change after the run, applies
+// whole and both databases agree.
+func TestCopyApply(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE bulk (id int PRIMARY KEY, v text, n numeric)`, `CREATE TABLE tally (k int PRIMARY KEY, c int)`,
+		`INSERT INTO tally VALUES (1, 0)`)
+	installPair(t, p)
+	s := startShipper(t, p)
+	load := []string{
+		`INSERT INTO bulk SELECT g, CASE g % 4 WHEN 0 THEN E'tab\there' WHEN 1 THEN E'line\nbreak\\back' WHEN 2 THEN NULL ELSE 'plain ' || g END,
+  g / 7.0 FROM generate_series(1, 20000) g`,
+		`UPDATE tally SET c = 20000 WHERE k = 1`,
+	}
+	copied0 := s.Stats().Copied
+
+	p.pdb.Exec(`INSERT INTO bulk VALUES (15000, 'already here', 0)`)
+	gid := gidFor("a", 1, 100)
+	prepareLocal(t, p.ldb, gid, load...)
+	err := s.Prepare(capCtx(t, 30*time.Second), gid)
+	var pe *PeerError
+	if !errors.As(err, &pe) || !pe.Definite || !strings.Contains(err.Error(), `copy into "public"."bulk"`) || !strings.Contains(err.Error(), "23505") {
+		t.Fatalf("Prepare with a conflicting row on the peer = %v, want a definite refusal of the COPY", err)
+	}
+	if preparedOn(t, p.pdb, gid) || queryOne[int](t, p.pdb, `SELECT count(*) FROM bulk`) != 1 {
+		t.Fatal("a refused COPY left rows or a prepared transaction on the peer")
+	}
+	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+	s.Rollback(gid)
+	p.pdb.Exec(`DELETE FROM bulk`)
+
+	// The peer's apply session is ended while its COPY runs.
+	gid = gidFor("a", 1, 101)
+	prepareLocal(t, p.ldb, gid, `INSERT INTO bulk SELECT g, repeat('x', 200), g FROM generate_series(1, 300000) g`)
+	killed := make(chan int, 1)
+	go func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			var n int
+			if p.pdb.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE application_name = $1 AND query LIKE 'COPY%' AND state = 'active'`, applyAppName).Scan(&n) == nil && n > 0 {
+				killed <- n
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		killed <- 0
+	}()
+	start := time.Now()
+	err = s.Prepare(capCtx(t, 30*time.Second), gid)
+	if n := <-killed; n == 0 {
+		t.Fatalf("no COPY of the apply was seen on the peer (Prepare = %v)", err)
+	}
+	if !errors.As(err, &pe) || pe.Definite {
+		t.Fatalf("Prepare with its COPY's connection ended = %v, want an unknown outcome", err)
+	}
+	took := time.Since(start)
+	t.Logf("apply with its connection ended mid-COPY returned after %v: %v", took, err)
+	if took > 15*time.Second {
+		t.Errorf("the apply took %v to notice its connection ended", took)
+	}
+	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+	if err := s.CatchUp(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM bulk`); n != 0 || preparedOn(t, p.pdb, gid) {
+		t.Fatalf("the peer holds %d rows (prepared: %v) of an apply whose connection ended", n, preparedOn(t, p.pdb, gid))
+	}
+
+	dualCommit(t, p, s, gidFor("a", 1, 102), load...)
+	requireSame(t, p)
+	if got := s.Stats().Copied - copied0; got < 20000 {
+		t.Errorf("%d rows went through COPY, want the load's 20000", got)
+	}
+}
