@@ -147,7 +147,12 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 	if hold != nil && s.cfg.VerifyCatchUp {
 		// Both databases hold the same rows now, with commits held: snapshots of this moment
 		// are compared once they go on (DESIGN §5.5: verify runs after every catch-up).
-		snaps, verr := beginVerify(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN)
+		// The comparison outlives this call (whose ctx may be an operator's request): it runs
+		// as long as the Shipper does.
+		s.mu.Lock()
+		vctx := s.runCtx
+		s.mu.Unlock()
+		snaps, verr := beginVerify(vctx, s.cfg.LocalDSN, s.cfg.PeerDSN)
 		if verr != nil {
 			s.logger.Warn("catch-up: cannot take the snapshots to verify; not verified", "err", verr)
 		} else {
@@ -158,7 +163,7 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 					return
 				}
 				s.verifying.Add(1)
-				go s.verifyCatchUp(ctx, snaps, at)
+				go s.verifyCatchUp(vctx, snaps, at)
 			}()
 		}
 	}

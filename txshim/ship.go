@@ -162,7 +162,8 @@ type Shipper struct {
 	resyncErr  error // shipping stopped on this definite error: the peer needs resync
 	slotLost   bool  // PostgreSQL invalidated the slot (checkSlot): Resync makes it anew
 	lastVerify *VerifyReport
-	verifying  sync.WaitGroup // verifyCatchUp goroutines
+	runCtx     context.Context // Run's: what outlives a CatchUp (verifyCatchUp)
+	verifying  sync.WaitGroup  // verifyCatchUp goroutines
 	stats      ShipStats
 }
 
@@ -375,7 +376,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("txshim: the Shipper is running already")
 	}
-	s.running = true
+	s.running, s.runCtx = true, ctx
 	s.notifyLocked()
 	s.mu.Unlock()
 	var wg sync.WaitGroup

@@ -395,6 +395,7 @@ func TestSlotLost(t *testing.T) {
 	}
 	set("c", "3") // the master goes on alone meanwhile
 
+	begin := time.Now()
 	out, err := exec.Command(bins.tandem, "resync", "-config", s1.cfg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
 		t.Fatalf("tandem resync: %v\n%s", err, out)
@@ -407,6 +408,14 @@ func TestSlotLost(t *testing.T) {
 	}
 	set("d", "4")
 	waitFor(t, 5*time.Second, "a dual commit after resync", func() bool { return kvValue(t, s2, "d") == "4" })
+	// The resync's catch-up compared both databases, after the operator's request had ended.
+	waitFor(t, 10*time.Second, "the verification after the resync", func() bool {
+		v := shimStatusOf(t, s1).Verify
+		return v != nil && v.At.After(begin)
+	})
+	if v := shimStatusOf(t, s1).Verify; !v.Identical {
+		t.Errorf("verification after the resync: %+v, want identical", *v)
+	}
 	waitFor(t, 5*time.Second, "the new slot in status", func() bool {
 		st := shimStatusOf(t, s1)
 		return st.SlotStatus != "" && st.SlotStatus != "lost"
