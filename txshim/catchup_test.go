@@ -131,6 +131,51 @@ func startBankWriters(t *testing.T, s *testShim, n, accounts int) *bankWriters {
 	return w
 }
 
+// gateHold is the hold CatchUp and Resync ask for, for a shim with bank writers (*w, once
+// started): it stops them at their gate and, on release, switches the shim to dual when the
+// peer is synced. held, when not nil, is told the span of each hold.
+func gateHold(sh *Shipper, shim *testShim, w **bankWriters, held func(from, to time.Time)) func(context.Context) (func(), error) {
+	return func(ctx context.Context) (func(), error) {
+		gate := *w
+		if gate != nil {
+			gate.gate.Lock()
+		}
+		from := time.Now()
+		return func() {
+			if held != nil {
+				held(from, time.Now())
+			}
+			if sh.PeerSynced() {
+				shim.SetMode(ModeDual, 1)
+			}
+			if gate != nil {
+				gate.gate.Unlock()
+			}
+		}, nil
+	}
+}
+
+// startShipPair starts a pair of clusters holding stmts' objects, installed for site "a" at
+// term 1, a running Shipper (cfg may adjust its configuration) and a shim in solo mode over the
+// local database (opts gets Peer, Site and Logger filled in).
+func startShipPair(t *testing.T, cfg func(*ShipperConfig), opts Options, stmts ...string) (*capPair, *Shipper, *testShim) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, stmts...)
+	installPair(t, p)
+	logger := quietLogger()
+	c := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger}
+	if cfg != nil {
+		cfg(&c)
+	}
+	sh := NewShipper(c)
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	opts.Peer, opts.Site, opts.Logger = sh, "a", logger
+	return p, sh, startShim(t, p.local, opts, ModeSolo, 1)
+}
+
 func (w *bankWriters) halt() {
 	w.once.Do(func() { close(w.stop) })
 	w.wg.Wait()
@@ -158,38 +203,19 @@ func waitForLong(t *testing.T, what string, d time.Duration, cond func() bool) {
 // running, then held for the tail — brings it in step; dual commits resume and both databases
 // end identical with nothing left prepared.
 func TestCatchUpAfterPeerKilled(t *testing.T) {
-	p := startCapPair(t)
 	const accounts = 20
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+	const bound = 16 << 10
+	var downs atomic.Int64
+	p, sh, shim := startShipPair(t, func(c *ShipperConfig) { c.MaxJournalBytes, c.VerifyCatchUp = bound, true },
+		Options{OnPeerDown: func() bool { downs.Add(1); return true }},
+		`CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
 		fmt.Sprintf(`INSERT INTO acct SELECT g, 1000 FROM generate_series(1, %d) g`, accounts),
 		`CREATE TABLE moves (id serial PRIMARY KEY, acct int, delta int, at timestamptz DEFAULT now())`,
 		`CREATE TABLE notes (a int, b text)`) // no key: a transaction applied twice would show
-	installPair(t, p)
-	logger := quietLogger()
-	const bound = 16 << 10
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, MaxJournalBytes: bound, SequenceInterval: -1, VerifyCatchUp: true, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	var downs atomic.Int64
-	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() bool { downs.Add(1); return true }}, ModeSolo, 1)
 
 	var w *bankWriters
 	var held atomic.Int64
-	hold := func(ctx context.Context) (func(), error) {
-		held.Add(1)
-		if w != nil {
-			w.gate.Lock()
-		}
-		return func() {
-			if sh.PeerSynced() {
-				shim.SetMode(ModeDual, 1)
-			}
-			if w != nil {
-				w.gate.Unlock()
-			}
-		}, nil
-	}
+	hold := gateHold(sh, shim, &w, func(time.Time, time.Time) { held.Add(1) })
 	// The lead's start as master: catch up (nothing to ship), then dual.
 	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
 		t.Fatalf("first CatchUp: %v", err)
@@ -423,17 +449,8 @@ func catchUpToDual(t *testing.T, sh *Shipper, shim *testShim) func(context.Conte
 // Logger filled in.
 func startDualAcct(t *testing.T, opts Options, accounts int) dualAcct {
 	t.Helper()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+	p, sh, shim := startShipPair(t, nil, opts, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
 		fmt.Sprintf(`INSERT INTO acct SELECT g, 100 FROM generate_series(1, %d) g`, accounts))
-	installPair(t, p)
-	logger := quietLogger()
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	opts.Peer, opts.Site, opts.Logger = sh, "a", logger
-	shim := startShim(t, p.local, opts, ModeSolo, 1)
 	hold := catchUpToDual(t, sh, shim)
 	ctx := capCtx(t, 60*time.Second)
 	conn := shim.connect(t)

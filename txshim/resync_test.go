@@ -132,43 +132,24 @@ func TestBackupBypass(t *testing.T) {
 // while it takes its snapshot, and again for the catch-up's tail — and end on the peer once,
 // with both databases identical.
 func TestResyncWhileWriting(t *testing.T) {
-	p := startCapPair(t)
 	const accounts = 20
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
+	p, sh, shim := startShipPair(t, nil, Options{OnPeerDown: func() bool { return true }},
+		`CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
 		fmt.Sprintf(`INSERT INTO acct SELECT g, 1000 FROM generate_series(1, %d) g`, accounts),
 		`CREATE TABLE moves (id serial PRIMARY KEY, acct int, delta int, at timestamptz DEFAULT now())`,
 		`CREATE TABLE notes (a int, b text)`,
 		`CREATE TABLE bulk (id int PRIMARY KEY, body text)`,
 		`INSERT INTO bulk SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g`)
-	installPair(t, p)
-	logger := quietLogger()
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger, OnPeerDown: func() bool { return true }}, ModeSolo, 1)
 
 	var w *bankWriters
 	type span struct{ from, to time.Time }
 	var mu sync.Mutex
 	var holds []span
-	hold := func(ctx context.Context) (func(), error) {
-		if w != nil {
-			w.gate.Lock()
-		}
-		from := time.Now()
-		return func() {
-			mu.Lock()
-			holds = append(holds, span{from, time.Now()})
-			mu.Unlock()
-			if sh.PeerSynced() {
-				shim.SetMode(ModeDual, 1)
-			}
-			if w != nil {
-				w.gate.Unlock()
-			}
-		}, nil
-	}
+	hold := gateHold(sh, shim, &w, func(from, to time.Time) {
+		mu.Lock()
+		holds = append(holds, span{from, to})
+		mu.Unlock()
+	})
 	if err := sh.CatchUp(capCtx(t, 20*time.Second), hold); err != nil {
 		t.Fatal(err)
 	}

@@ -333,16 +333,7 @@ func TestResync(t *testing.T) {
 	}
 	set("c", "3", "OK site1") // the master goes on alone meanwhile
 
-	out, err := exec.Command(bins.tandem, "resync", "-config", s1.cfg).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
-		t.Fatalf("tandem resync: %v\n%s", err, out)
-	}
-	if st := shimStatusOf(t, s1); st.NeedsResync != "" || st.Mode != "dual" || !st.PeerSynced {
-		t.Fatalf("status after resync: %+v", st)
-	}
-	if out, err := exec.Command(bins.tandem, "verify", "-config", s1.cfg).CombinedOutput(); err != nil {
-		t.Fatalf("tandem verify after resync: %v\n%s", err, out)
-	}
+	resyncPeer(t, s1)
 	set("d", "4", "OK site1")
 	waitFor(t, 5*time.Second, "a dual commit after resync", func() bool { return kvValue(t, s2, "d") == "4" })
 	if v := kvValue(t, s2, "a"); v != "2" {
@@ -396,16 +387,7 @@ func TestSlotLost(t *testing.T) {
 	set("c", "3") // the master goes on alone meanwhile
 
 	begin := time.Now()
-	out, err := exec.Command(bins.tandem, "resync", "-config", s1.cfg).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
-		t.Fatalf("tandem resync: %v\n%s", err, out)
-	}
-	if st := shimStatusOf(t, s1); st.NeedsResync != "" || st.Mode != "dual" || !st.PeerSynced {
-		t.Fatalf("status after resync: %+v", st)
-	}
-	if out, err := exec.Command(bins.tandem, "verify", "-config", s1.cfg).CombinedOutput(); err != nil {
-		t.Fatalf("tandem verify after resync: %v\n%s", err, out)
-	}
+	resyncPeer(t, s1)
 	set("d", "4")
 	waitFor(t, 5*time.Second, "a dual commit after resync", func() bool { return kvValue(t, s2, "d") == "4" })
 	// The resync's catch-up compared both databases, after the operator's request had ended.
@@ -420,6 +402,22 @@ func TestSlotLost(t *testing.T) {
 		st := shimStatusOf(t, s1)
 		return st.SlotStatus != "" && st.SlotStatus != "lost"
 	})
+}
+
+// resyncPeer runs `tandem resync` against master s and checks that s is dual again with its
+// peer synced and that `tandem verify` finds both databases identical.
+func resyncPeer(t *testing.T, s *site) {
+	t.Helper()
+	out, err := exec.Command(bins.tandem, "resync", "-config", s.cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "dual commit resumed") {
+		t.Fatalf("tandem resync: %v\n%s", err, out)
+	}
+	if st := shimStatusOf(t, s); st.NeedsResync != "" || st.Mode != "dual" || !st.PeerSynced {
+		t.Fatalf("status after resync: %+v", st)
+	}
+	if out, err := exec.Command(bins.tandem, "verify", "-config", s.cfg).CombinedOutput(); err != nil {
+		t.Fatalf("tandem verify after resync: %v\n%s", err, out)
+	}
 }
 
 // TestSoloBacklogSurvivesRestart: a master that went on alone keeps what its peer lacks in its
