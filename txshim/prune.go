@@ -100,11 +100,12 @@ WHERE slot_name LIKE 'tandem\_%' AND database = current_database() AND restart_l
 	if prepared == nil {
 		prepared = []string{} // pq.Array(nil) is NULL, and "= ANY(NULL)" excludes every row
 	}
-	// The site inside a gid (gidFor, plainGID): site names may hold underscores, so the
-	// pattern anchors the two fields after it.
+	// The index on at finds the rows past the retention (most rows are younger, and most are
+	// past the slot). The site inside a gid (gidFor, plainGID): site names may hold
+	// underscores, so the pattern anchors the two fields after it.
 	del := `DELETE FROM tandem.decisions WHERE gid IN (
   SELECT d.gid FROM tandem.decisions d
-  WHERE d.lsn < $1::pg_lsn AND d.at < now() - make_interval(secs => $2)
+  WHERE d.at < now() - make_interval(secs => $2) AND d.lsn < $1::pg_lsn
     AND substring(d.gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $3
     AND NOT d.gid = ANY($4)
     AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.gid = d.gid)

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id 
   term bigint NOT NULL, master text NOT NULL, peer_synced boolean NOT NULL);
 CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
 ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
-CREATE INDEX IF NOT EXISTS decisions_lsn ON tandem.decisions (lsn);
+CREATE INDEX IF NOT EXISTS decisions_at ON tandem.decisions (at);
 CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
