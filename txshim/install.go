@@ -75,6 +75,7 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 		if err := checkPrerequisites(ctx, d.db); err != nil {
 			return fmt.Errorf("install: %s database: %w", d.side, err)
 		}
+		warnPreparedLimit(ctx, d.db, logger.With("side", d.side))
 	}
 	ls, err := readAppSchema(ctx, local)
 	if err != nil {
@@ -123,6 +124,22 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("user %s lacks the REPLICATION attribute: run ALTER ROLE %s REPLICATION", user, sqlIdent(user))
 	}
 	return nil
+}
+
+// warnPreparedLimit warns when max_prepared_transactions is below max_connections: every
+// session committing a write holds a prepared transaction for a moment, so past the limit a
+// commit fails on the local database, and on the peer the failure (SQLSTATE 53200) counts as
+// an unreachable peer and sends the master on alone.
+func warnPreparedLimit(ctx context.Context, db *sql.DB, logger *slog.Logger) {
+	var prepared, conns int
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('max_prepared_transactions')::int, current_setting('max_connections')::int`).Scan(&prepared, &conns); err != nil {
+		return // checkPrerequisites read the same settings; nothing more to say
+	}
+	if prepared < conns {
+		logger.Warn("max_prepared_transactions is below max_connections: more write commits at once than it allows fail on the local database, "+
+			"or on the peer send the master on alone; set it to max_connections (and restart)",
+			"max_prepared_transactions", prepared, "max_connections", conns)
+	}
 }
 
 // appColumn is one column of an application table as the schema comparison sees it.

@@ -106,6 +106,10 @@ func TestInstall(t *testing.T) {
 	if out := logged.String(); !strings.Contains(out, "UNLOGGED tables") || !strings.Contains(out, "public.cache") {
 		t.Errorf("Install did not name the unlogged table:\n%s", out)
 	}
+	// pgtest's clusters allow 64 prepared transactions and 100 connections.
+	if out := logged.String(); !strings.Contains(out, "max_prepared_transactions is below max_connections") || !strings.Contains(out, "max_prepared_transactions=64 max_connections=100") {
+		t.Errorf("Install did not warn about max_prepared_transactions below max_connections:\n%s", out)
+	}
 	if err := Install(ctx, "site2", p.peer.DSN("app"), p.local.DSN("app"), nil); err != nil {
 		t.Fatalf("Install from the other site: %v", err)
 	}
