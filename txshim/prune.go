@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -28,8 +29,9 @@ import (
 //
 // Rows without an lsn (written before it was recorded) are never pruned.
 
-// decisionRetention is DecisionRetention's default; pruneEvery the period of the master's
-// pruning; pruneBatch the rows one DELETE takes at most (short transactions, short locks).
+// decisionRetention is DecisionRetention's default; pruneEvery PruneInterval's, the period of
+// the master's pruning; pruneBatch the rows one DELETE takes at most (short transactions,
+// short locks).
 const (
 	decisionRetention = time.Hour
 	pruneEvery        = time.Minute
@@ -127,13 +129,13 @@ WHERE slot_name LIKE 'tandem\_%' AND database = current_database() AND restart_l
 	return total, nil
 }
 
-// pruneLoop prunes decision rows every pruneEvery while this site is master and the peer in
-// step (it needs both databases).
+// pruneLoop prunes decision rows every PruneInterval while this site is master and the peer
+// in step (it needs both databases).
 func (s *Shipper) pruneLoop(ctx context.Context) {
 	if s.cfg.DecisionRetention < 0 {
 		return
 	}
-	t := time.NewTicker(pruneEvery)
+	t := time.NewTicker(cmp.Or(s.cfg.PruneInterval, pruneEvery))
 	defer t.Stop()
 	failing := false
 	for {

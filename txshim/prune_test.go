@@ -131,7 +131,10 @@ func TestPruneDecisions(t *testing.T) {
 	})
 
 	// A new stream from the slot resends nothing whose row is gone: the peer gets nothing twice.
+	// It prunes by itself, while master and in step.
 	stop()
+	cfg.DecisionRetention, cfg.PruneInterval = time.Nanosecond, 100*time.Millisecond
+	p.peer.Exec(t, `INSERT INTO tandem.decisions (gid, lsn) VALUES ('tandem_a_1_908', '0/1')`)
 	again := NewShipper(cfg)
 	again.SetTerm(1)
 	runShipper(t, again)
@@ -148,6 +151,9 @@ func TestPruneDecisions(t *testing.T) {
 	if st := again.Stats(); st.Shipped != 1 {
 		t.Errorf("the new stream shipped %d transactions, want 1", st.Shipped)
 	}
+	waitFor(t, "the master's periodic pruning", func() bool {
+		return again.Stats().Pruned > 0 && queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = 'tandem_a_1_908'`) == 0
+	})
 
 	// A peer installed by an earlier version (no lsn column) still takes transactions, on
 	// connections made after the change; their rows have no lsn.

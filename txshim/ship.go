@@ -78,6 +78,7 @@ type ShipperConfig struct {
 	// DecisionRetention is how long decision rows are kept at least (prune.go); 0 means an
 	// hour, negative never pruned.
 	DecisionRetention time.Duration
+	PruneInterval     time.Duration // how often the master prunes them; 0 means a minute
 	// SequenceInterval is how often sequence positions are copied to the peer while it is
 	// synced (DESIGN §5.2 "Sequences"); 0 means 5s, negative never.
 	SequenceInterval time.Duration
