@@ -98,7 +98,13 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 			return fmt.Errorf("install: %s database: %w", d.side, err)
 		}
 	}
-	if err := ensureSlot(ctx, local, SlotName(site), logger); err != nil {
+	// A term record means the site ran before: a slot missing now was dropped, and what it
+	// held for the peer is not in the one made anew.
+	var ran bool
+	if err := local.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tandem.state)`).Scan(&ran); err != nil {
+		return fmt.Errorf("install: local database: read the term record: %w", err)
+	}
+	if err := ensureSlot(ctx, local, SlotName(site), ran, logger); err != nil {
 		return fmt.Errorf("install: local database: %w", err)
 	}
 	return nil
@@ -350,7 +356,9 @@ JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pn
 	return nil
 }
 
-func ensureSlot(ctx context.Context, db *sql.DB, slot string, logger *slog.Logger) error {
+// ensureSlot creates the site's two-phase slot if it is missing, and checks the one there;
+// ran: the site has run before (its term record exists), so a missing slot was dropped.
+func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *slog.Logger) error {
 	var plugin, walStatus string
 	var twoPhase bool
 	err := db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
@@ -373,6 +381,10 @@ func ensureSlot(ctx context.Context, db *sql.DB, slot string, logger *slog.Logge
 		return fmt.Errorf("create two-phase replication slot %s: %w", slot, err)
 	}
 	logger.Info("created two-phase logical replication slot", "slot", slot)
+	if ran {
+		logger.Warn("the replication slot was missing although this site has run before: what the dropped slot held for the peer is not in the new one; "+
+			"if this site was master with its peer behind (peer_synced false), run tandem resync on it", "slot", slot)
+	}
 	return nil
 }
 

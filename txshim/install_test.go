@@ -110,6 +110,9 @@ func TestInstall(t *testing.T) {
 	if out := logged.String(); !strings.Contains(out, "max_prepared_transactions is below max_connections") || !strings.Contains(out, "max_prepared_transactions=64 max_connections=100") {
 		t.Errorf("Install did not warn about max_prepared_transactions below max_connections:\n%s", out)
 	}
+	if strings.Contains(logged.String(), "slot was missing") {
+		t.Errorf("a first Install warned about a dropped slot:\n%s", logged.String())
+	}
 	if err := Install(ctx, "site2", p.peer.DSN("app"), p.local.DSN("app"), nil); err != nil {
 		t.Fatalf("Install from the other site: %v", err)
 	}
@@ -154,6 +157,17 @@ func TestInstall(t *testing.T) {
 	term, master, synced, err = ReadTermRecord(ctx, p.ldb)
 	if err != nil || term != 3 || master != "site1" || synced {
 		t.Fatalf("term record = %d %q %v %v, want 3 site1 false", term, master, synced, err)
+	}
+
+	// The site ran (it has a term record), then its slot was dropped: Install makes it anew and
+	// says what that means.
+	p.local.Exec(t, `SELECT pg_drop_replication_slot('tandem_site1')`)
+	logged.Reset()
+	if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
+		t.Fatalf("Install after the slot was dropped: %v", err)
+	}
+	if out := logged.String(); !strings.Contains(out, "slot was missing although this site has run before") {
+		t.Errorf("Install after the slot was dropped did not warn:\n%s", out)
 	}
 }
 
