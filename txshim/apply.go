@@ -72,15 +72,9 @@ SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.d
 	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}
 	if last := res[len(res)-1]; len(last.Rows) == 1 && string(last.Rows[0][0]) == "f" {
 		a.noLSN = true
-		noLSNWarning.Do(func() {
-			logger.Warn("the peer's tandem.decisions has no lsn column (installed by an earlier version): its decision rows are never pruned; run tandem install")
-		})
 	}
 	return a, nil
 }
-
-// noLSNWarning says once per process that decision rows go without their lsn.
-var noLSNWarning sync.Once
 
 // decisionRow adds the decision row of the transaction ending at end in the source's stream.
 func (t *applyTx) decisionRow(end pglogrepl.LSN) {
@@ -194,6 +188,7 @@ type applyPool struct {
 	onPrepared func()
 	copied     *atomic.Int64 // given to its connections (applyConn.copied)
 	slots      chan *applySlot
+	noLSN      sync.Once // says once that the peer's decision rows go without their lsn
 }
 
 type applySlot struct {
@@ -226,6 +221,11 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 			return nil, err
 		}
 		c.onPrepared, c.copied = p.onPrepared, p.copied
+		if c.noLSN {
+			p.noLSN.Do(func() {
+				p.logger.Warn("the peer's tandem.decisions has no lsn column (installed by an earlier version): its decision rows are never pruned; run tandem install")
+			})
+		}
 		s.c = c
 	}
 	return s, nil

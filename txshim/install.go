@@ -377,8 +377,8 @@ func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *
 	if err != sql.ErrNoRows {
 		return fmt.Errorf("read replication slot %s: %w", slot, err)
 	}
-	if _, err := db.ExecContext(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)`, slot); err != nil {
-		return fmt.Errorf("create two-phase replication slot %s: %w", slot, err)
+	if err := createSlot(ctx, db, slot); err != nil {
+		return err
 	}
 	logger.Info("created two-phase logical replication slot", "slot", slot)
 	if ran {

@@ -236,21 +236,23 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 	return rows, nil
 }
 
-// renewLostSlot makes the slot anew if PostgreSQL invalidated it: dropped and created again
-// while commits go on (creating a slot waits for the write transactions open then to end,
-// which a hold would keep from ending).
+// renewLostSlot makes the slot anew if PostgreSQL invalidated it — as the database says, not
+// as far as the decoder has noticed (a resync may come before its next stream fails): dropped
+// and created again while commits go on (creating a slot waits for the write transactions open
+// then to end, which a hold would keep from ending).
 func (s *Shipper) renewLostSlot(ctx context.Context) error {
-	s.mu.Lock()
-	lost := s.slotLost
-	s.mu.Unlock()
-	if !lost {
-		return nil
-	}
 	db, err := OpenDB(s.cfg.LocalDSN)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
 	}
 	defer db.Close()
+	info, err := ReadSlot(ctx, db, SlotName(s.cfg.Site))
+	if err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	if !info.Lost() {
+		return nil
+	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}

@@ -161,7 +161,7 @@ type Shipper struct {
 	synced     bool  // a CatchUp ended with the peer in step, and it has stayed online since
 	catching   bool  // CatchUp is running
 	resyncErr  error // shipping stopped on this definite error: the peer needs resync
-	slotLost   bool  // PostgreSQL invalidated the slot (checkSlot): Resync makes it anew
+	slotLost   bool  // checkSlot said the slot was invalidated (said once, until Resync)
 	lastVerify *VerifyReport
 	runCtx     context.Context // Run's: what outlives a CatchUp (verifyCatchUp)
 	verifying  sync.WaitGroup  // verifyCatchUp goroutines

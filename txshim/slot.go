@@ -130,8 +130,14 @@ func renewSlot(ctx context.Context, db *sql.DB, slot string) error {
 			return fmt.Errorf("drop replication slot %s: %w (%w)", slot, ctx.Err(), err)
 		}
 	}
+	return createSlot(ctx, db, slot)
+}
+
+// createSlot creates the site's slot: pgoutput, two-phase (DESIGN §5.2). PostgreSQL makes it
+// wait for the write transactions open at that moment to end.
+func createSlot(ctx context.Context, db *sql.DB, slot string) error {
 	if _, err := db.ExecContext(ctx, `SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, true)`, slot); err != nil {
-		return fmt.Errorf("create two-phase replication slot %s (it waits for open write transactions): %w", slot, err)
+		return fmt.Errorf("create two-phase replication slot %s: %w", slot, err)
 	}
 	return nil
 }
