@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tandem-ha/tandem/config"
@@ -188,7 +190,7 @@ func (s *session) abandonCommit(cs *commitStart) (byte, error) {
 func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart, explicit, chain bool) (bool, error) {
 	defer func() { s.txUnprep, s.txWrote = false, false }()
 	if cs.local {
-		return s.localFinish(pol, cs, explicit)
+		return s.localFinish(ctx, pol, cs, explicit)
 	}
 	st := &s.shim.stats
 	peer := s.shim.opts.Peer
@@ -232,14 +234,14 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 				dbTerm, dbMaster, s.shim.opts.Site, pol.term))
 		}
 	}
-	if s.txUnprep || s.sessionTemp {
-		st.unwrapped.Add(1)
-		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
-		return s.plainCommit(explicit, chain)
-	}
 	xid, err := strconv.ParseUint(string(r.row[0]), 10, 64)
 	if err != nil {
 		return s.abort("XX000", fmt.Sprintf("tandem: unexpected transaction id %q", r.row[0]))
+	}
+	if s.txUnprep || s.sessionTemp {
+		st.unwrapped.Add(1)
+		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
+		return s.unwrappedCommit(ctx, pol, xid, explicit, chain)
 	}
 	var chainBegin string
 	if chain && len(r.row) >= 5 {
@@ -370,7 +372,7 @@ const (
 // round trip: a check and the COMMIT were pipelined by startCommit, and the check fails —
 // turning the COMMIT into a rollback — when the transaction wrote in a read-only mode or the
 // database's term is newer than the shim's (DESIGN §3 fencing).
-func (s *session) localFinish(pol policy, cs *commitStart, explicit bool) (bool, error) {
+func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, explicit bool) (bool, error) {
 	st := &s.shim.stats
 	r1, err := s.wait(cs.check)
 	if err != nil {
@@ -402,6 +404,11 @@ func (s *session) localFinish(pol policy, cs *commitStart, explicit bool) (bool,
 	case pol.peer && s.shim.opts.Peer != nil:
 		st.unwrapped.Add(1)
 		s.log.Info("txshim: a transaction the lexer took for read-only wrote; committed plainly")
+		if xid, err := strconv.ParseUint(string(r1.row[0]), 10, 64); err == nil && cs.commit != nil && r2.tag != "COMMIT AND CHAIN" {
+			if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
+				return false, err
+			}
+		}
 	default:
 		st.solo.Add(1)
 	}
@@ -409,6 +416,90 @@ func (s *session) localFinish(pol policy, cs *commitStart, explicit bool) (bool,
 		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r2.tag)})
 	}
 	return true, nil
+}
+
+// shipWaiter is a Peer that tells when a transaction committed plainly is on the peer (the
+// Shipper).
+type shipWaiter interface {
+	WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error
+}
+
+// unwrappedCommit commits plainly, in dual mode, a write transaction that cannot be prepared
+// (see commitProc), and replies only once the peer has it (awaitShipped).
+func (s *session) unwrappedCommit(ctx context.Context, pol policy, xid uint64, explicit, chain bool) (bool, error) {
+	q := "COMMIT"
+	if chain {
+		q = "COMMIT AND CHAIN"
+	}
+	r, err := s.capture(q)
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil {
+		return false, s.emit(r.err)
+	}
+	if !chain {
+		if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
+			return false, err
+		}
+	}
+	if explicit {
+		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
+	}
+	return true, nil
+}
+
+// awaitShipped holds the reply to a write transaction committed plainly in dual mode (xid:
+// its transaction id) until the decoder has shipped it to the peer, so that what a client saw
+// committed is on both databases as after a dual commit: a failover right after the reply
+// cannot lose it. A transactional logical message written after the commit marks a stream
+// position the decoder must reach (a transaction that changed nothing shipped leaves no other
+// trace in the stream). Should the peer not take it within commit_timeout, the site goes on
+// alone as for a dual commit whose peer failed; if it may not (peer_down = "block", or going
+// solo was not acknowledged), the client is told SQLSTATE 08007 — the transaction is committed
+// here, and the slot keeps it for the peer — and told is true. With COMMIT AND CHAIN the next
+// transaction has begun: not waited for.
+func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (told bool, err error) {
+	w, ok := s.shim.opts.Peer.(shipWaiter)
+	if !ok {
+		return false, nil
+	}
+	start := time.Now()
+	r, err := s.capture("SELECT pg_logical_emit_message(true, 'tandem', '')::text")
+	if err != nil {
+		return false, err
+	}
+	var mark pglogrepl.LSN
+	if r.err == nil && len(r.row) == 1 && r.row[0] != nil {
+		mark, err = pglogrepl.ParseLSN(string(r.row[0]))
+	}
+	if r.err != nil || mark == 0 || err != nil {
+		msg := "no position"
+		if r.err != nil {
+			msg = r.err.Message
+		}
+		s.log.Warn("txshim: cannot mark the stream after a plain commit; its reply does not wait for the peer", "xid", xid, "err", msg)
+		return false, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+	werr := w.WaitShipped(wctx, uint32(xid), mark)
+	cancel()
+	if werr == nil {
+		s.log.Debug("txshim: plain commit shipped", "xid", xid, "waited", time.Since(start))
+		return false, nil
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	s.shim.stats.peerErrs.Add(1)
+	if s.shim.cfg.PeerDown != config.PeerDownBlock && s.shim.peerDown(pol.term, werr) {
+		s.log.Warn("txshim: a plain commit did not reach the peer; going on alone (the slot keeps it)", "xid", xid, "err", werr)
+		return false, nil
+	}
+	s.shim.stats.leftInDoubt.Add(1)
+	s.log.Error("txshim: a plain commit did not reach the peer and this site may not commit alone", "xid", xid, "err", werr)
+	return true, s.emitError("08007", fmt.Sprintf("tandem: transaction %d is committed on this site's database, but the peer database did not take it and this site may not go on alone; "+
+		"it is shipped once the peer is back: %v", xid, werr))
 }
 
 // chainBeginSQL starts a transaction with the characteristics of the one COMMIT AND CHAIN ended:

@@ -197,7 +197,7 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 		cancel()
 	}()
 	err = pglogrepl.StartReplication(ctx, conn, d.slot, 0, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '3'", "publication_names '" + PublicationName + "'", "two_phase 'on'"},
+		PluginArgs: []string{"proto_version '3'", "publication_names '" + PublicationName + "'", "two_phase 'on'", "messages 'true'"},
 	})
 	if err != nil {
 		return fmt.Errorf("decoder: start replication on slot %s: %w", d.slot, err)

@@ -52,6 +52,24 @@ type statement struct {
 	// Unpreparable: makes its transaction impossible to PREPARE (LISTEN, NOTIFY, WITH HOLD cursors,
 	// pg_notify, pg_export_snapshot); such a transaction commits plainly (DESIGN §5.3).
 	Unpreparable bool
+	// Calls: for a statement taken for a read that runs expressions (SELECT, WITH, VALUES, TABLE,
+	// DECLARE, COPY … TO, EXPLAIN ANALYZE), the names written as calls — a word or "quoted
+	// identifier" followed by "(", unquoted names folded to lower case, at most maxCalls (more:
+	// ManyCalls). Keywords such as IN or EXISTS are among them; only the names of functions that
+	// may write matter (writerFuncs).
+	Calls     []string
+	ManyCalls bool
+	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes.
+	Creates string
+}
+
+// maxCalls bounds the call names kept per statement.
+const maxCalls = 32
+
+// call is a name written as a call: sql[start:end], quoted or not.
+type call struct {
+	start, end int
+	quoted     bool
 }
 
 // span is a word (keyword or unquoted identifier) of a statement outside quotes and comments.
@@ -65,6 +83,8 @@ type span struct{ start, end int }
 func splitStatements(sql string) []statement {
 	var out []statement
 	var words []span
+	var calls []call
+	many := false
 	start := 0
 	i := 0
 	n := len(sql)
@@ -75,10 +95,18 @@ func splitStatements(sql string) []statement {
 	finish := func(end int) {
 		st := statement{Start: start, End: end}
 		classify(sql, words, &st)
+		noteCalls(sql, words, calls, many, &st)
 		out = append(out, st)
 		start = end
-		words = words[:0]
+		words, calls, many = words[:0], calls[:0], false
 		depth, atomic, routine = 0, 0, -1
+	}
+	addCall := func(c call) {
+		if len(calls) < maxCalls {
+			calls = append(calls, c)
+		} else {
+			many = true
+		}
 	}
 	for i < n {
 		c := sql[i]
@@ -109,7 +137,11 @@ func splitStatements(sql string) []statement {
 			prevIdent = false
 			continue
 		case c == '"':
-			i = skipQuoted(sql, i+1, '"', false)
+			end := skipQuoted(sql, i+1, '"', false)
+			if end > i+1 && sql[end-1] == '"' && opensCall(sql, end) {
+				addCall(call{start: i + 1, end: end - 1, quoted: true})
+			}
+			i = end
 			prevIdent = false
 			continue
 		case c == '$' && !prevIdent:
@@ -132,6 +164,9 @@ func splitStatements(sql string) []statement {
 			w := span{i, j}
 			if len(words) < maxWords {
 				words = append(words, w)
+			}
+			if opensCall(sql, j) {
+				addCall(call{start: i, end: j})
 			}
 			if routine < 0 {
 				routine = routineStart(sql, words)
@@ -160,6 +195,71 @@ func splitStatements(sql string) []statement {
 // maxWords bounds the words kept per statement for classification; the keywords that matter
 // come early, and a megabyte-long INSERT must not cost a megabyte of spans.
 const maxWords = 256
+
+// opensCall tells whether a "(" follows offset i, after white space only.
+func opensCall(sql string, i int) bool {
+	for i < len(sql) {
+		switch sql[i] {
+		case ' ', '\t', '\n', '\r', '\f':
+			i++
+		case '(':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// noteCalls fills st.Calls, st.ManyCalls and st.Creates from the calls of a classified statement.
+func noteCalls(sql string, w []span, calls []call, many bool, st *statement) {
+	if len(calls) == 0 && !many {
+		return
+	}
+	if st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
+		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")) {
+		st.Creates = callName(sql, calls[0])
+		return
+	}
+	if st.Kind != kindRead || len(w) == 0 {
+		return
+	}
+	switch strings.ToUpper(sql[w[0].start:w[0].end]) {
+	case "SELECT", "WITH", "VALUES", "TABLE", "DECLARE", "COPY":
+	case "EXPLAIN":
+		if hasWord(sql, w, 1, "ANALYZE") < 0 && hasWord(sql, w, 1, "ANALYSE") < 0 {
+			return // not run
+		}
+	default:
+		return
+	}
+	st.Calls = make([]string, len(calls))
+	for i, c := range calls {
+		st.Calls[i] = callName(sql, c)
+	}
+	st.ManyCalls = many
+}
+
+// callName is the name of a call as PostgreSQL looks it up: unquoted, ASCII letters folded to
+// lower case; quoted, with doubled quotes undone.
+func callName(sql string, c call) string {
+	s := sql[c.start:c.end]
+	if c.quoted {
+		return strings.ReplaceAll(s, `""`, `"`)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
 
 func isIdentStart(c byte) bool {
 	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80

@@ -767,6 +767,23 @@ func cString(b []byte) (string, []byte, bool) {
 	return string(b[:i]), b[i+1:], true
 }
 
+// lex splits a query into statements, taking a read that calls a function that may write for
+// a write (funcs.go), and notes the functions it creates.
+func (s *session) lex(sql string) []statement {
+	sts := splitStatements(sql)
+	f := s.shim.funcs
+	for i := range sts {
+		st := &sts[i]
+		if st.Creates != "" {
+			f.noteCreated(st.Creates)
+		}
+		if st.Kind == kindRead && f.mayWrite(st.Calls, st.ManyCalls) {
+			st.Kind = kindWrite
+		}
+	}
+	return sts
+}
+
 // handleQuery processes a simple Query: passed through when nothing in it needs the shim, else
 // split by the lexer around the statements that do (DESIGN §5.1).
 func (s *session) handleQuery(ctx context.Context, body []byte) error {
@@ -775,7 +792,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		return &protocolError{"malformed Query message"}
 	}
 	s.lastExt = false
-	sts := splitStatements(text)
+	sts := s.lex(text)
 	pol := s.policy()
 	st, err := s.barrier()
 	if errors.Is(err, errCopyOpen) {
@@ -814,7 +831,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			return &protocolError{"malformed Parse message"}
 		}
 		si := stmtInfo{kind: kindEmpty}
-		for _, st := range splitStatements(query) {
+		for _, st := range s.lex(query) {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn}
 				if st.Kind == kindDDL {

@@ -42,6 +42,9 @@ type Options struct {
 	MaxSessions int
 	// StartupTimeout bounds a client's startup and authentication; 0 means 30s.
 	StartupTimeout time.Duration
+	// FuncRefresh is how old the shim's list of functions that may write (funcs.go) may grow
+	// before a statement that calls a function has it read again; 0 means 10s.
+	FuncRefresh time.Duration
 }
 
 // Stats are counters since the Shim was made.
@@ -87,8 +90,9 @@ type Shim struct {
 	// it): sessions that waited for a refusing call share its answer instead of asking again.
 	peerDownGen atomic.Uint64
 
-	inflight sync.Map // gid → struct{}: dual commits from before the local PREPARE until done
-	soloIn   sync.Map // term → struct{}: terms in which the shim went solo since it was last dual
+	funcs    *writerFuncs // the functions that may write (funcs.go)
+	inflight sync.Map     // gid → struct{}: dual commits from before the local PREPARE until done
+	soloIn   sync.Map     // term → struct{}: terms in which the shim went solo since it was last dual
 	gate     commitGate
 
 	mu       sync.Mutex
@@ -131,6 +135,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		sessions: make(map[*session]struct{}),
 		slots:    make(chan struct{}, opts.MaxSessions),
 	}
+	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
 	s.mode.Store(&modeState{mode: ModeReadOnly})
 	return s, nil
 }
@@ -381,6 +386,8 @@ func (s *Shim) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	s.funcs.start(ctx)
+	defer s.funcs.stop()
 
 	var wg sync.WaitGroup
 	var serveErr error

@@ -891,7 +891,8 @@ func (r *txnRows) mustFollow(p *txnRows) bool {
 	return false
 }
 
-// errNotInStep: Prepare was asked while the peer is not in step.
+// errNotInStep: Prepare or WaitShipped was asked while the peer is not in step (down, catching
+// up, or stopped for resync); the slot keeps what it lacks.
 var errNotInStep = errors.New("the peer is not in step: dual commit waits for catch-up")
 
 // waitForPrepare returns gid's entry, marked stApplying, and its changes.
@@ -1117,6 +1118,38 @@ func peerTxnState(ctx context.Context, c *applyConn, gid string) (prepared, deci
 		return false, false, fmt.Errorf("look up %s on the peer: %w", gid, err)
 	}
 	return prepared, decided, nil
+}
+
+// WaitShipped waits until transaction xid, committed plainly on the local database before the
+// stream position mark (that of a later transaction), has been shipped to the peer: the stream
+// reached mark, and no plain commit of xid is left to ship — none was in the stream (it changed
+// nothing shipped), or it is committed on the peer. It fails with errNotInStep as soon as the
+// Shipper stops shipping (the journal then keeps the transaction for catch-up).
+func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error {
+	gid := plainGID(s.cfg.Site, xid)
+	for {
+		s.mu.Lock()
+		if s.link != linkOnline || s.resyncErr != nil || s.gap || s.backup.Load() {
+			link := s.link
+			s.mu.Unlock()
+			return fmt.Errorf("%w (%s)", errNotInStep, linkName(link))
+		}
+		left := s.streamEnd < mark
+		for i := len(s.journal) - 1; i >= 0 && !left; i-- {
+			e := s.journal[i]
+			left = e.plain && e.gid == gid && e.state != stDone
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if !left {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // plainLoop ships, while the peer is online, plain commits and prepared transactions that

@@ -1,0 +1,217 @@
+package txshim
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestLexCalls(t *testing.T) {
+	tests := []struct {
+		sql     string
+		calls   string // joined by ","
+		creates string
+	}{
+		{"SELECT f(1)", "f", ""},
+		{"select My_Func (1), s.G(2)", "my_func,g", ""},
+		{`SELECT "Odd""Name"(1)`, `Odd"Name`, ""},
+		{"SELECT count(*) FROM t WHERE a IN (1, 2)", "count,in", ""},
+		{"SELECT 'f(1)', $$g(2)$$ -- h(3)\n", "", ""},
+		{"SELECT f", "", ""},
+		{"WITH x AS (SELECT w(1)) SELECT * FROM x", "as,w", ""},
+		{"EXPLAIN SELECT f(1)", "", ""},
+		{"EXPLAIN ANALYZE SELECT f(1)", "f", ""},
+		{"SHOW f(1)", "", ""},
+		{"INSERT INTO t VALUES (f(1))", "", ""}, // a write already
+		{"CREATE OR REPLACE FUNCTION s.Add_One(i int) RETURNS int LANGUAGE sql AS $$ SELECT i + 1 $$", "", "add_one"},
+		{`CREATE FUNCTION "Mixed"() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END`, "", "Mixed"},
+		{"CREATE PROCEDURE p() LANGUAGE sql AS $$ SELECT 1 $$", "", ""},
+		{"SELECT " + strings.Repeat("f(1), ", maxCalls+1) + "1", strings.TrimSuffix(strings.Repeat("f,", maxCalls), ",") + ",…", ""},
+	}
+	for _, tt := range tests {
+		sts := splitStatements(tt.sql)
+		if len(sts) != 1 {
+			t.Fatalf("%q: %d statements", tt.sql, len(sts))
+		}
+		got := strings.Join(sts[0].Calls, ",")
+		if sts[0].ManyCalls {
+			got += ",…"
+		}
+		if got != tt.calls || sts[0].Creates != tt.creates {
+			t.Errorf("%q: calls %q creates %q, want %q and %q", tt.sql, got, sts[0].Creates, tt.calls, tt.creates)
+		}
+	}
+}
+
+// TestWritingFunctionCommitsDual: a read that calls a function that writes is committed on both
+// databases before the client hears of it, in every form a client sends it; reads that call
+// only harmless functions pass as before.
+func TestWritingFunctionCommitsDual(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL+`
+CREATE FUNCTION open_acct(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$;
+CREATE FUNCTION "Open_Acct_PL"(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); END $$;
+CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal FROM acct WHERE id = i $$;`)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer, FuncRefresh: 200 * time.Millisecond}, ModeDual, 1)
+	conn := s.connect(t)
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	dual := func(what string, id int) {
+		t.Helper()
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, "id = "+strconv.Itoa(id)) != 1 || preparedCount(t, c) != 0 {
+			t.Fatalf("%s: row %d missing or a prepared transaction left", what, id)
+		}
+	}
+
+	exec("SELECT open_acct(1)") // simple protocol
+	dual("simple", 1)
+	exec("SELECT open_acct($1)", 2) // extended
+	dual("extended", 2)
+	exec(`SELECT "Open_Acct_PL"(3)`)
+	dual("quoted name, PL/pgSQL", 3)
+	exec("BEGIN")
+	exec("SELECT public.open_acct(4)")
+	exec("COMMIT")
+	dual("explicit transaction", 4)
+	exec("SELECT * FROM open_acct(5)")
+	dual("in FROM", 5)
+
+	before := s.Stats()
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) + coalesce(bal_of($1), 0) FROM acct WHERE id IN (1, 2)", 1).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("read: %d, %v", n, err)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("a read calling only stable and built-in functions reached the peer: %v", calls)
+	}
+	if after := s.Stats(); after.CommitsPlain != before.CommitsPlain || after.Unwrapped != before.Unwrapped {
+		t.Fatalf("a read was wrapped: stats before %+v, after %+v", before, after)
+	}
+
+	// Created through the shim: counts at once (the DDL itself commits dual).
+	exec("CREATE FUNCTION open_two(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$")
+	checkDual(t, peer.take(), 1)
+	exec("SELECT open_two(6)")
+	dual("created through the shim", 6)
+
+	// Created behind the shim's back: counts once the list is read again.
+	c.Exec(t, "CREATE FUNCTION open_three(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$")
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.funcs.mayWrite([]string{"open_three"}, false) {
+		if time.Now().After(deadline) {
+			t.Fatal("a function created on the database was not taken for a writer after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	exec("SELECT open_three(7)")
+	dual("created on the database", 7)
+	if st := s.Stats(); st.Unwrapped != 0 {
+		t.Fatalf("unwrapped commits: %d", st.Unwrapped)
+	}
+}
+
+// TestWritesWaitForPeer: with the real Shipper, the client hears of a write's commit only once
+// the peer has the write — here, only after a lock on the peer's table is let go: a read that
+// calls a writing function (a dual commit), and the writes committed plainly in dual mode (a
+// read whose write the lexer cannot see, through a view; a session with a temporary table).
+func TestWritesWaitForPeer(t *testing.T) {
+	e := startAccEnv(t)
+	ctx := context.Background()
+	connect := func() *pgx.Conn {
+		t.Helper()
+		c, err := pgx.Connect(ctx, e.dsn())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(ctx) })
+		return c
+	}
+	client := connect()
+	// Through the shim: the DDL ships to the peer, and the function counts at once.
+	if _, err := client.Exec(ctx, `CREATE TABLE fnrows (id int PRIMARY KEY);
+CREATE FUNCTION add_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fnrows VALUES (i) RETURNING id $$;
+CREATE VIEW next_row AS SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) AS id`); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); e.peerString(t, "SELECT coalesce(to_regclass('next_row')::text, '')") == ""; {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer has no view next_row after 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	temp := connect()
+	if _, err := temp.Exec(ctx, "CREATE TEMP TABLE scratch (a int)"); err != nil {
+		t.Fatal(err)
+	}
+
+	waitsForPeer := func(what string, write func() error) {
+		t.Helper()
+		lock, err := e.peerDB.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Rollback()
+		if _, err := lock.Exec("LOCK TABLE fnrows IN ACCESS EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- write() }()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: the commit returned (%v) while the peer could not take the row", what, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		if err := lock.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the commit did not return after the peer's lock was let go", what)
+		}
+	}
+
+	before := e.shim.Stats()
+	waitsForPeer("SELECT add_row(1)", func() error {
+		_, err := client.Exec(ctx, "SELECT add_row(1)")
+		return err
+	})
+	if st := e.shim.Stats(); st.CommitsDual != before.CommitsDual+1 || st.Unwrapped != before.Unwrapped {
+		t.Fatalf("stats before %+v, after %+v: want one more dual commit", before, st)
+	}
+	waitsForPeer("a view's write in a transaction", func() error {
+		tx, err := client.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT * FROM next_row"); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	})
+	waitsForPeer("a session with a temporary table", func() error {
+		_, err := temp.Exec(ctx, "INSERT INTO fnrows VALUES (100)")
+		return err
+	})
+	if st := e.shim.Stats(); st.Unwrapped != before.Unwrapped+2 || st.LeftInDoubt != 0 {
+		t.Fatalf("stats before %+v, after %+v: want two more unwrapped commits", before, st)
+	}
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100" {
+		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100", got)
+	}
+	e.settle(t, before)
+}
