@@ -458,7 +458,7 @@ func (s *session) unwrappedCommit(ctx context.Context, pol policy, xid uint64, e
 // alone as for a dual commit whose peer failed; if it may not (peer_down = "block", or going
 // solo was not acknowledged), the client is told SQLSTATE 08007 — the transaction is committed
 // here, and the slot keeps it for the peer — and told is true. With COMMIT AND CHAIN the next
-// transaction has begun: not waited for.
+// transaction has begun: not waited for. xid 0: every plain commit so far (after CALL).
 func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (told bool, err error) {
 	w, ok := s.shim.opts.Peer.(shipWaiter)
 	if !ok {
@@ -498,8 +498,12 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 	}
 	s.shim.stats.leftInDoubt.Add(1)
 	s.log.Error("txshim: a plain commit did not reach the peer and this site may not commit alone", "xid", xid, "err", werr)
-	return true, s.emitError("08007", fmt.Sprintf("tandem: transaction %d is committed on this site's database, but the peer database did not take it and this site may not go on alone; "+
-		"it is shipped once the peer is back: %v", xid, werr))
+	what := fmt.Sprintf("transaction %d is", xid)
+	if xid == 0 {
+		what = "what the procedure committed is"
+	}
+	return true, s.emitError("08007", fmt.Sprintf("tandem: %s committed on this site's database, but the peer database did not take it and this site may not go on alone; "+
+		"it is shipped once the peer is back: %v", what, werr))
 }
 
 // chainBeginSQL starts a transaction with the characteristics of the one COMMIT AND CHAIN ended:

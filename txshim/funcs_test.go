@@ -124,7 +124,8 @@ CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal F
 // TestWritesWaitForPeer: with the real Shipper, the client hears of a write's commit only once
 // the peer has the write — here, only after a lock on the peer's table is let go: a read that
 // calls a writing function (a dual commit), and the writes committed plainly in dual mode (a
-// read whose write the lexer cannot see, through a view; a session with a temporary table).
+// read whose write the lexer cannot see, through a view; a session with a temporary table; a
+// procedure's commits).
 func TestWritesWaitForPeer(t *testing.T) {
 	e := startAccEnv(t)
 	ctx := context.Background()
@@ -141,7 +142,8 @@ func TestWritesWaitForPeer(t *testing.T) {
 	// Through the shim: the DDL ships to the peer, and the function counts at once.
 	if _, err := client.Exec(ctx, `CREATE TABLE fnrows (id int PRIMARY KEY);
 CREATE FUNCTION add_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fnrows VALUES (i) RETURNING id $$;
-CREATE VIEW next_row AS SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) AS id`); err != nil {
+CREATE VIEW next_row AS SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) AS id;
+CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows VALUES (a); COMMIT; INSERT INTO fnrows VALUES (a + 1); END $$`); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); e.peerString(t, "SELECT coalesce(to_regclass('next_row')::text, '')") == ""; {
@@ -207,11 +209,56 @@ CREATE VIEW next_row AS SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnr
 		_, err := temp.Exec(ctx, "INSERT INTO fnrows VALUES (100)")
 		return err
 	})
+	waitsForPeer("CALL, simple protocol", func() error {
+		_, err := client.Exec(ctx, "CALL add_two(200)")
+		return err
+	})
+	waitsForPeer("CALL, extended protocol", func() error {
+		_, err := client.Exec(ctx, "CALL add_two($1)", 300)
+		return err
+	})
 	if st := e.shim.Stats(); st.Unwrapped != before.Unwrapped+2 || st.LeftInDoubt != 0 {
 		t.Fatalf("stats before %+v, after %+v: want two more unwrapped commits", before, st)
 	}
-	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100" {
-		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100", got)
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100,200,201,300,301" {
+		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100,200,201,300,301", got)
 	}
 	e.settle(t, before)
+}
+
+// TestPlainCommitPeerKilled: a write committed plainly in dual mode whose peer database is gone
+// is answered within commit_timeout, the site going on alone as when a dual commit's peer fails.
+func TestPlainCommitPeerKilled(t *testing.T) {
+	e := startAccEnv(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE fnrows (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TEMP TABLE scratch (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	before := e.shim.Stats()
+	e.peer.Kill()
+	start := time.Now()
+	if _, err := conn.Exec(ctx, "INSERT INTO fnrows VALUES (1)"); err != nil {
+		t.Fatalf("plain commit with the peer gone: %v", err)
+	}
+	took := time.Since(start)
+	t.Logf("answered %v after the peer was killed", took.Round(time.Millisecond))
+	if took > 5*time.Second+2*time.Second {
+		t.Fatalf("answered after %v: commit_timeout is 5 s", took)
+	}
+	st := e.shim.Stats()
+	if m, _ := e.shim.Mode(); m != ModeSolo || st.Unwrapped != before.Unwrapped+1 || st.PeerErrors != before.PeerErrors+1 {
+		t.Fatalf("mode %v, stats before %+v, after %+v: want solo, one more unwrapped commit and peer error", m, before, st)
+	}
+	var n int
+	if err := e.localDB.QueryRow("SELECT count(*) FROM fnrows").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("local rows %d, %v", n, err)
+	}
 }

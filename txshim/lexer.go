@@ -61,6 +61,8 @@ type statement struct {
 	ManyCalls bool
 	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes.
 	Creates string
+	// Proc: CALL, whose procedure may commit writes of its own.
+	Proc bool
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -461,7 +463,7 @@ func classify(sql string, w []span, st *statement) {
 		}
 	case "VACUUM", "CALL":
 		// CALL: a procedure may COMMIT inside, which fails inside a transaction block.
-		st.Kind = kindNoTxBlock
+		st.Kind, st.Proc = kindNoTxBlock, first == "CALL"
 	case "CREATE", "ALTER", "DROP":
 		classifySchema(sql, w, st)
 	case "REINDEX":

@@ -80,6 +80,7 @@ type stmtInfo struct {
 	chain        bool
 	temp, unprep bool
 	copyIn       bool
+	proc         bool   // CALL
 	text         string // the statement, kept for DDL only (recorded in tandem.ddl)
 }
 
@@ -833,7 +834,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		si := stmtInfo{kind: kindEmpty}
 		for _, st := range s.lex(query) {
 			if st.Kind != kindEmpty {
-				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn}
+				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
@@ -994,7 +995,7 @@ type queryUnit struct {
 func (u *queryUnit) n() int { return len(u.sts) }
 func (u *queryUnit) info(i int) stmtInfo {
 	st := u.sts[i]
-	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn}
+	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
@@ -1058,8 +1059,12 @@ func needsWork(u unit, st byte, pol policy) bool {
 	}
 	noTx := hasNoTx(u)
 	for i := 0; i < u.n(); i++ {
-		switch k := u.info(i).kind; {
+		info := u.info(i)
+		switch k := info.kind; {
 		case k == kindCommit, k == kindClient2PC:
+			return true
+		case info.proc && st == 'I' && pol.peer:
+			// Its reply waits until the peer has what the procedure committed (walk).
 			return true
 		case k.writes() && st == 'I' && pol.wrap && !noTx:
 			return true
@@ -1253,6 +1258,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	defer func() { *us = unitState{} }()
 	if !us.injected {
 		if !u.empty(lo, n) || us.st == 0 {
+			if pol.peer && hasProc(u, lo, n) {
+				return s.lastPartProc(ctx, u, lo, n, drop, pol)
+			}
 			p := &pending{fwd: true, fwdRFQ: true, drop25001: drop}
 			return u.send(s, lo, n, true, p)
 		}
@@ -1302,6 +1310,37 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 	}
 	return s.emitRFQ('I')
+}
+
+// lastPartProc sends the last part of a request that runs CALL outside a transaction block in
+// dual mode. A procedure may commit writes of its own, plainly (it runs outside the dual commit,
+// as a statement that cannot run in a transaction block); the request's ReadyForQuery waits
+// until the peer has all that was committed before it (awaitShipped), so that what the client
+// saw committed survives a failover.
+func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
+	p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+	if err := u.send(s, lo, n, true, p); err != nil {
+		return err
+	}
+	r, err := s.wait(p)
+	if err != nil {
+		return err
+	}
+	if r.status == 'I' {
+		if _, err := s.awaitShipped(ctx, pol, 0); err != nil {
+			return err
+		}
+	}
+	return s.emitRFQ(r.status)
+}
+
+func hasProc(u unit, lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if u.info(i).proc {
+			return true
+		}
+	}
+	return false
 }
 
 // partAndStart sends steps [lo, hi) of u, which come before a COMMIT, with a terminator, and

@@ -58,8 +58,9 @@ type Stats struct {
 	CommitsSolo  int64 // write transactions committed locally only (solo mode)
 	CommitsPlain int64 // transactions without an xid: plain COMMIT, never the peer
 	// Unwrapped counts write transactions committed plainly in dual mode because they could not
-	// be prepared (temporary objects, LISTEN/NOTIFY, WITH HOLD cursors); the decoder ships
-	// them from the stream right after.
+	// be prepared (temporary objects, LISTEN/NOTIFY, WITH HOLD cursors) or wrote where the lexer
+	// saw a read; the decoder ships them from the stream right after, and their reply waits
+	// for it (awaitShipped).
 	Unwrapped  int64
 	PeerErrors int64 // dual commits whose peer prepare failed (definite or unknown)
 	Refused    int64 // write commits refused by mode or term (read-only, fenced, stale term)

@@ -1124,7 +1124,8 @@ func peerTxnState(ctx context.Context, c *applyConn, gid string) (prepared, deci
 // stream position mark (that of a later transaction), has been shipped to the peer: the stream
 // reached mark, and no plain commit of xid is left to ship — none was in the stream (it changed
 // nothing shipped), or it is committed on the peer. It fails with errNotInStep as soon as the
-// Shipper stops shipping (the journal then keeps the transaction for catch-up).
+// Shipper stops shipping (the journal then keeps the transaction for catch-up). xid 0 (no
+// transaction has it) waits for every plain commit before mark.
 func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error {
 	gid := plainGID(s.cfg.Site, xid)
 	for {
@@ -1135,9 +1136,11 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 			return fmt.Errorf("%w (%s)", errNotInStep, linkName(link))
 		}
 		left := s.streamEnd < mark
-		for i := len(s.journal) - 1; i >= 0 && !left; i-- {
-			e := s.journal[i]
-			left = e.plain && e.gid == gid && e.state != stDone
+		for _, e := range s.journal {
+			if left || e.pos >= mark {
+				break
+			}
+			left = e.plain && e.state != stDone && (xid == 0 || e.gid == gid)
 		}
 		changed := s.changed
 		s.mu.Unlock()
