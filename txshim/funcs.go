@@ -2,7 +2,9 @@ package txshim
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,35 +20,67 @@ import (
 // session takes a read that calls one of them for a write: it is wrapped and committed on both
 // databases like an INSERT (DESIGN §5.3).
 //
-// The set is read from the local database when the shim starts and again, in the background,
-// when a statement needs it and it is older than Options.FuncRefresh; a function created
-// through the shim counts at once. Not seen: calls hidden in a view, and functions created
-// behind the shim's back until the next read of the set; what they write is committed plainly
-// as before (Stats.Unwrapped when the shim sees the xid).
+// A transaction that notifies cannot be prepared: PREPARE fails (0A000) and the client gets
+// that error. The lexer sees NOTIFY and pg_notify written in a statement, not in a function or
+// a trigger; writerFuncs also knows, from their source text, the functions that may notify
+// and the tables with an enabled trigger whose function may, and the session marks a statement
+// calling such a function, or a write naming such a table, as one whose transaction cannot be
+// prepared: it commits plainly, its reply waiting for the peer (awaitShipped). A function that
+// notifies through another function is not seen.
+//
+// The lists are read from the local database when the shim starts and again, in the
+// background, when a statement needs them and they are older than Options.FuncRefresh, or
+// ddlReread after DDL through the shim (a trigger may have been made); a function created
+// through the shim counts at once. Not seen: calls hidden in a view, and what was created
+// behind the shim's back until the next read; what they write commits plainly.
 type writerFuncs struct {
 	every  time.Duration
-	load   func(ctx context.Context) (map[string]struct{}, error)
+	load   func(ctx context.Context) (*catalogInfo, error)
 	logger *slog.Logger
 
 	mu       sync.Mutex
-	base     context.Context      // loads end with it (Serve's); nil: Background
-	wg       sync.WaitGroup       // loads in progress
-	names    map[string]struct{}  // nil: not loaded yet
-	tried    time.Time            // when the last load started
-	loading  chan struct{}        // closed when the load in progress ends; nil: none
-	created  map[string]time.Time // created through the shim, and when
-	failures int                  // loads failed in a row
+	base     context.Context        // loads end with it (Serve's); nil: Background
+	wg       sync.WaitGroup         // loads in progress
+	cat      *catalogInfo           // nil: not loaded yet
+	tried    time.Time              // when the last load started
+	due      time.Time              // when the lists are to be read again (at the next check)
+	loading  chan struct{}          // closed when the load in progress ends; nil: none
+	created  map[string]createdFunc // created through the shim
+	failures int                    // loads failed in a row
+}
+
+// createdFunc is a function created through the shim: when, and whether its text may notify.
+type createdFunc struct {
+	at     time.Time
+	notify bool
+}
+
+// catalogInfo is what a load found.
+type catalogInfo struct {
+	funcs      map[string]bool     // functions that may write: name → it may notify
+	notifyRels map[string]struct{} // tables with an enabled trigger that may notify
 }
 
 // funcWait bounds how long a statement waits for the first load of the set; past it, a read
 // that calls anything not known to be harmless is taken for a write.
 const funcWait = 2 * time.Second
 
-// writerFuncsQuery lists the functions that may write. Trigger functions cannot be called.
-const writerFuncsQuery = `SELECT DISTINCT p.proname FROM pg_catalog.pg_proc p
+// notifyRE finds, in a function's source, what may notify (or listen) — a heuristic.
+const notifyRE = `'(pg_notify|\mnotify\M|\mlisten\M|\munlisten\M)'`
+
+// catalogQuery lists the functions that may write, and whether they may notify (trigger
+// functions cannot be called), then the tables with an enabled trigger whose function may
+// notify.
+const catalogQuery = `SELECT p.proname, bool_or(CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END ~* ` + notifyRE + `)
+FROM pg_catalog.pg_proc p
 WHERE p.prokind = 'f' AND p.provolatile = 'v'
   AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
-  AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`
+  AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)
+GROUP BY p.proname;
+SELECT DISTINCT c.relname FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND p.prosrc ~* ` + notifyRE
 
 func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger) *writerFuncs {
 	if every <= 0 {
@@ -55,22 +89,28 @@ func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger
 	return &writerFuncs{
 		every:   every,
 		logger:  logger,
-		created: map[string]time.Time{},
-		load: func(ctx context.Context) (map[string]struct{}, error) {
+		created: map[string]createdFunc{},
+		load: func(ctx context.Context) (*catalogInfo, error) {
 			conn, err := pgconn.ConnectConfig(ctx, cfg.Copy())
 			if err != nil {
 				return nil, err
 			}
 			defer conn.Close(context.Background())
-			res := conn.ExecParams(ctx, writerFuncsQuery, nil, nil, nil, nil).Read()
-			if res.Err != nil {
-				return nil, res.Err
+			res, err := conn.Exec(ctx, catalogQuery).ReadAll()
+			if err != nil {
+				return nil, err
 			}
-			names := make(map[string]struct{}, len(res.Rows))
-			for _, r := range res.Rows {
-				names[string(r[0])] = struct{}{}
+			if len(res) != 2 {
+				return nil, fmt.Errorf("catalog query: %d results", len(res))
 			}
-			return names, nil
+			cat := &catalogInfo{funcs: make(map[string]bool, len(res[0].Rows)), notifyRels: map[string]struct{}{}}
+			for _, r := range res[0].Rows {
+				cat.funcs[string(r[0])] = string(r[1]) == "t"
+			}
+			for _, r := range res[1].Rows {
+				cat.notifyRels[string(r[0])] = struct{}{}
+			}
+			return cat, nil
 		},
 	}
 }
@@ -92,7 +132,7 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 	done := make(chan struct{})
 	f.loading = done
 	start := time.Now()
-	f.tried = start
+	f.tried, f.due = start, start.Add(f.every)
 	base := f.base
 	if base == nil {
 		base = context.Background()
@@ -102,7 +142,7 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 		defer f.wg.Done()
 		defer close(done)
 		ctx, cancel := context.WithTimeout(base, 10*time.Second)
-		names, err := f.load(ctx)
+		cat, err := f.load(ctx)
 		cancel()
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -121,30 +161,51 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 			f.logger.Info("txshim: read which functions may write again", "failures", f.failures)
 		}
 		f.failures = 0
-		for name, at := range f.created {
-			if at.Before(start) {
-				delete(f.created, name) // the load saw it, or it was dropped since
+		for name, c := range f.created {
+			// Noted when lexed, before it committed: kept until loads long after saw it.
+			if time.Since(c.at) > 2*f.every {
+				delete(f.created, name)
 			}
 		}
-		f.names = names
+		f.cat = cat
 	}()
 	return done
 }
 
-// noteCreated counts a function created through the shim at once.
-func (f *writerFuncs) noteCreated(name string) {
+// noteDDL takes in a DDL statement sent through the shim: a function it creates counts at once
+// (text: the statement, searched for what may notify), and the lists are read again at the
+// next statement that needs them (a trigger, say, may have been made).
+func (f *writerFuncs) noteDDL(st *statement, text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.created[name] = time.Now()
+	if st.Creates != "" {
+		f.created[st.Creates] = createdFunc{at: time.Now(), notify: mayNotify(text)}
+	}
+	// Soon after, once the statement has likely committed.
+	if soon := time.Now().Add(ddlReread); soon.Before(f.due) {
+		f.due = soon
+	}
 }
 
-// mayWrite tells whether a read calling names (and more when many) may write.
-func (f *writerFuncs) mayWrite(names []string, many bool) bool {
-	if len(names) == 0 && !many {
-		return false
+// ddlReread is how soon after DDL through the shim the lists are read again.
+const ddlReread = 300 * time.Millisecond
+
+// mayNotify tells whether a text mentions notifying or listening (the shim's side of notifyRE).
+func mayNotify(text string) bool {
+	t := strings.ToLower(text)
+	return strings.Contains(t, "notify") || strings.Contains(t, "listen")
+}
+
+// check takes a read that calls a function that may write for a write, and marks a statement
+// that calls a function that may notify, or a write that names a table whose trigger may, as
+// one whose transaction cannot be prepared.
+func (f *writerFuncs) check(st *statement) {
+	if len(st.Calls) == 0 && !st.ManyCalls && len(st.Names) == 0 {
+		return
 	}
+	calls := len(st.Calls) > 0 || st.ManyCalls
 	f.mu.Lock()
-	if f.names == nil {
+	if f.cat == nil && calls {
 		wait := f.refreshLocked()
 		f.mu.Unlock()
 		select {
@@ -152,23 +213,34 @@ func (f *writerFuncs) mayWrite(names []string, many bool) bool {
 		case <-time.After(funcWait):
 		}
 		f.mu.Lock()
-	} else if time.Since(f.tried) > f.every {
+	} else if now := time.Now(); now.After(f.due) || (f.cat == nil && now.Sub(f.tried) > time.Second) {
 		f.refreshLocked()
 	}
 	defer f.mu.Unlock()
-	if f.names == nil {
-		return true // not known: err toward the dual commit
-	}
-	if many && (len(f.names) > 0 || len(f.created) > 0) {
-		return true
-	}
-	for _, n := range names {
-		if _, ok := f.names[n]; ok {
-			return true
+	if f.cat == nil {
+		// Not known: a read that calls a function errs toward the dual commit.
+		if calls && st.Kind == kindRead {
+			st.Kind = kindWrite
 		}
-		if _, ok := f.created[n]; ok {
-			return true
+		return
+	}
+	write, notify := st.ManyCalls && (len(f.cat.funcs) > 0 || len(f.created) > 0), false
+	for _, n := range st.Calls {
+		if nt, ok := f.cat.funcs[n]; ok {
+			write, notify = true, notify || nt
+		} else if c, ok := f.created[n]; ok {
+			write, notify = true, notify || c.notify
 		}
 	}
-	return false
+	for _, n := range st.Names {
+		if _, ok := f.cat.notifyRels[n]; ok {
+			notify = true
+		}
+	}
+	if write && st.Kind == kindRead {
+		st.Kind = kindWrite
+	}
+	if notify {
+		st.Unpreparable = true
+	}
 }

@@ -26,7 +26,7 @@ func TestLexCalls(t *testing.T) {
 		{"EXPLAIN SELECT f(1)", "", ""},
 		{"EXPLAIN ANALYZE SELECT f(1)", "f", ""},
 		{"SHOW f(1)", "", ""},
-		{"INSERT INTO t VALUES (f(1))", "", ""}, // a write already
+		{"INSERT INTO t VALUES (f(1))", "values,f", ""},
 		{"CREATE OR REPLACE FUNCTION s.Add_One(i int) RETURNS int LANGUAGE sql AS $$ SELECT i + 1 $$", "", "add_one"},
 		{`CREATE FUNCTION "Mixed"() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END`, "", "Mixed"},
 		{"CREATE PROCEDURE p() LANGUAGE sql AS $$ SELECT 1 $$", "", ""},
@@ -55,7 +55,11 @@ func TestWritingFunctionCommitsDual(t *testing.T) {
 	c.Exec(t, installSQL+`
 CREATE FUNCTION open_acct(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$;
 CREATE FUNCTION "Open_Acct_PL"(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); END $$;
-CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal FROM acct WHERE id = i $$;`)
+CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal FROM acct WHERE id = i $$;
+CREATE FUNCTION enqueue(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); PERFORM pg_notify('jobs', i::text); END $$;
+CREATE TABLE jobs (id int PRIMARY KEY);
+CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY jobs; RETURN NEW; END $$;
+CREATE TRIGGER jobs_t AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_notify();`)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer, FuncRefresh: 200 * time.Millisecond}, ModeDual, 1)
 	conn := s.connect(t)
@@ -99,15 +103,53 @@ CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal F
 		t.Fatalf("a read was wrapped: stats before %+v, after %+v", before, after)
 	}
 
+	// What notifies cannot be prepared: it commits plainly, without the error PREPARE would give.
+	before = s.Stats()
+	exec("SELECT enqueue(11)")
+	exec("INSERT INTO jobs VALUES (1)")
+	exec("INSERT INTO public.jobs VALUES ($1)", 2)
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("a transaction that notifies reached the peer's prepare: %v", calls)
+	}
+	if st := s.Stats(); st.Unwrapped != before.Unwrapped+3 || rowCount(t, c, "id = 11") != 1 {
+		t.Fatalf("stats before %+v, after %+v: want three unwrapped commits", before, st)
+	}
+	before = s.Stats()
+
 	// Created through the shim: counts at once (the DDL itself commits dual).
 	exec("CREATE FUNCTION open_two(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$")
 	checkDual(t, peer.take(), 1)
 	exec("SELECT open_two(6)")
 	dual("created through the shim", 6)
+	exec("CREATE FUNCTION enqueue_two(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); PERFORM pg_notify('jobs', i::text); END $$")
+	checkDual(t, peer.take(), 1)
+	before = s.Stats()
+	exec("SELECT enqueue_two(12)")
+	if calls := peer.take(); len(calls) != 0 || s.Stats().Unwrapped != before.Unwrapped+1 {
+		t.Fatalf("a function that notifies, created through the shim: peer calls %v, stats %+v", calls, s.Stats())
+	}
+	// A trigger that notifies, made through the shim: the lists are read again soon after.
+	exec("CREATE TABLE jobs_two (id int PRIMARY KEY)")
+	exec("CREATE TRIGGER jobs_two_t AFTER INSERT ON jobs_two FOR EACH ROW EXECUTE FUNCTION jobs_notify()")
+	checkDual(t, peer.take(), 2)
+	time.Sleep(2 * ddlReread)
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.funcs.notifies("jobs_two") {
+		if time.Now().After(deadline) {
+			t.Fatal("a trigger that notifies, made through the shim, was not seen after 10 s")
+		}
+		exec("SELECT count(*) FROM jobs_two") // a statement that needs the lists starts the read
+		time.Sleep(20 * time.Millisecond)
+	}
+	exec("INSERT INTO jobs_two VALUES (1)")
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("an insert into a table whose trigger notifies reached the peer's prepare: %v", calls)
+	}
+	before = s.Stats()
 
 	// Created behind the shim's back: counts once the list is read again.
 	c.Exec(t, "CREATE FUNCTION open_three(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for !s.funcs.mayWrite([]string{"open_three"}, false) {
 		if time.Now().After(deadline) {
 			t.Fatal("a function created on the database was not taken for a writer after 10 s")
@@ -116,8 +158,8 @@ CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal F
 	}
 	exec("SELECT open_three(7)")
 	dual("created on the database", 7)
-	if st := s.Stats(); st.Unwrapped != 0 {
-		t.Fatalf("unwrapped commits: %d", st.Unwrapped)
+	if st := s.Stats(); st.Unwrapped != before.Unwrapped {
+		t.Fatalf("unwrapped commits: %d, want %d", st.Unwrapped, before.Unwrapped)
 	}
 }
 
@@ -261,4 +303,18 @@ func TestPlainCommitPeerKilled(t *testing.T) {
 	if err := e.localDB.QueryRow("SELECT count(*) FROM fnrows").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("local rows %d, %v", n, err)
 	}
+}
+
+// mayWrite tells whether a read calling names (and more when many) may write.
+func (f *writerFuncs) mayWrite(names []string, many bool) bool {
+	st := statement{Kind: kindRead, Calls: names, ManyCalls: many}
+	f.check(&st)
+	return st.Kind == kindWrite
+}
+
+// notifies tells whether the lists say a trigger of table rel may notify.
+func (f *writerFuncs) notifies(rel string) bool {
+	st := statement{Kind: kindWrite, Names: []string{rel}}
+	f.check(&st)
+	return st.Unpreparable
 }

@@ -52,13 +52,16 @@ type statement struct {
 	// Unpreparable: makes its transaction impossible to PREPARE (LISTEN, NOTIFY, WITH HOLD cursors,
 	// pg_notify, pg_export_snapshot); such a transaction commits plainly (DESIGN §5.3).
 	Unpreparable bool
-	// Calls: for a statement taken for a read that runs expressions (SELECT, WITH, VALUES, TABLE,
-	// DECLARE, COPY … TO, EXPLAIN ANALYZE), the names written as calls — a word or "quoted
-	// identifier" followed by "(", unquoted names folded to lower case, at most maxCalls (more:
-	// ManyCalls). Keywords such as IN or EXISTS are among them; only the names of functions that
-	// may write matter (writerFuncs).
+	// Calls: for a write, or a read that runs expressions (SELECT, WITH, VALUES, TABLE, DECLARE,
+	// COPY … TO, EXPLAIN ANALYZE), the names written as calls — a word or "quoted identifier"
+	// followed by "(", unquoted names folded to lower case, at most maxCalls (more: ManyCalls).
+	// Keywords such as IN or EXISTS are among them; only the names of functions that may write
+	// or notify matter (funcs.go).
 	Calls     []string
 	ManyCalls bool
+	// Names: for a write, its words (keywords and unquoted names, folded to lower case; at most
+	// maxWords), among which the tables it writes (funcs.go: tables whose triggers notify).
+	Names []string
 	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes.
 	Creates string
 	// Proc: CALL, whose procedure may commit writes of its own.
@@ -213,27 +216,35 @@ func opensCall(sql string, i int) bool {
 	return false
 }
 
-// noteCalls fills st.Calls, st.ManyCalls and st.Creates from the calls of a classified statement.
+// noteCalls fills st.Calls, st.ManyCalls, st.Names and st.Creates from the calls and words of
+// a classified statement.
 func noteCalls(sql string, w []span, calls []call, many bool, st *statement) {
+	switch {
+	case st.Kind == kindWrite && len(w) > 0:
+		st.Names = make([]string, len(w))
+		for i, x := range w {
+			st.Names[i] = callName(sql, call{start: x.start, end: x.end})
+		}
+	case st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
+		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")):
+		st.Creates = callName(sql, calls[0])
+		return
+	case st.Kind != kindRead || len(w) == 0:
+		return
+	}
 	if len(calls) == 0 && !many {
 		return
 	}
-	if st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
-		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")) {
-		st.Creates = callName(sql, calls[0])
-		return
-	}
-	if st.Kind != kindRead || len(w) == 0 {
-		return
-	}
 	switch strings.ToUpper(sql[w[0].start:w[0].end]) {
-	case "SELECT", "WITH", "VALUES", "TABLE", "DECLARE", "COPY":
 	case "EXPLAIN":
 		if hasWord(sql, w, 1, "ANALYZE") < 0 && hasWord(sql, w, 1, "ANALYSE") < 0 {
 			return // not run
 		}
+	case "SELECT", "WITH", "VALUES", "TABLE", "DECLARE", "COPY":
 	default:
-		return
+		if st.Kind == kindRead {
+			return // runs no expression
+		}
 	}
 	st.Calls = make([]string, len(calls))
 	for i, c := range calls {

@@ -769,18 +769,16 @@ func cString(b []byte) (string, []byte, bool) {
 }
 
 // lex splits a query into statements, taking a read that calls a function that may write for
-// a write (funcs.go), and notes the functions it creates.
+// a write and marking what may notify (funcs.go), and notes the functions it creates.
 func (s *session) lex(sql string) []statement {
 	sts := splitStatements(sql)
 	f := s.shim.funcs
 	for i := range sts {
 		st := &sts[i]
-		if st.Creates != "" {
-			f.noteCreated(st.Creates)
+		if st.Kind == kindDDL {
+			f.noteDDL(st, sql[st.Start:st.End])
 		}
-		if st.Kind == kindRead && f.mayWrite(st.Calls, st.ManyCalls) {
-			st.Kind = kindWrite
-		}
+		f.check(st)
 	}
 	return sts
 }
@@ -965,12 +963,14 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 }
 
 // noteWrites marks the open transaction as written to when the buffered messages execute a
-// statement the lexer takes for a write.
+// statement the lexer takes for a write, and as one that cannot be prepared when they execute
+// such a statement (startUnit forgot what the loop in runBatch noted).
 func (s *session) noteWrites() {
 	for _, it := range s.items {
 		if k := it.info.kind; k.writes() || k == kindNoTxBlock {
 			s.txWrote = true
 		}
+		s.txUnprep = s.txUnprep || it.info.unprep
 	}
 }
 
