@@ -123,6 +123,7 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 // pipelines it behind the last statement of an implicit transaction, saving a round trip.
 type commitStart struct {
 	local  bool     // no peer: check and COMMIT pipelined (localFinish)
+	chain  bool     // COMMIT AND CHAIN
 	check  *pending // the check query
 	commit *pending // local only: the COMMIT behind it
 }
@@ -140,7 +141,7 @@ func (s *session) commitLocal(pol policy, readOnly bool) bool {
 // wait for its result does); readOnly: the transaction is believed not to have written, so the
 // peer is not consulted.
 func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, error) {
-	cs := &commitStart{local: s.commitLocal(pol, readOnly), check: &pending{res: make(chan result, 1)}}
+	cs := &commitStart{local: s.commitLocal(pol, readOnly), chain: chain, check: &pending{res: make(chan result, 1)}}
 	if !cs.local {
 		q := "SELECT pg_current_xact_id_if_assigned()::text"
 		if pol.term > 0 {
@@ -212,7 +213,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 	if r.row[0] == nil {
 		st.plain.Add(1)
-		return s.plainCommit(explicit, chain)
+		return s.plainCommit(ctx, pol, explicit, chain, false, 0)
 	}
 	// Once through the gate, a write's commit is in flight and a handover waits for it
 	// (Shim.Drain); one that comes through after the role was given up is refused.
@@ -241,7 +242,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if s.txUnprep || s.sessionTemp {
 		st.unwrapped.Add(1)
 		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
-		return s.unwrappedCommit(ctx, pol, xid, explicit, chain)
+		return s.plainCommit(ctx, pol, explicit, chain, true, xid)
 	}
 	var chainBegin string
 	if chain && len(r.row) >= 5 {
@@ -404,7 +405,7 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 	case pol.peer && s.shim.opts.Peer != nil:
 		st.unwrapped.Add(1)
 		s.log.Info("txshim: a transaction the lexer took for read-only wrote; committed plainly")
-		if xid, err := strconv.ParseUint(string(r1.row[0]), 10, 64); err == nil && cs.commit != nil && r2.tag != "COMMIT AND CHAIN" {
+		if xid, err := strconv.ParseUint(string(r1.row[0]), 10, 64); err == nil && !cs.chain {
 			if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
 				return false, err
 			}
@@ -422,31 +423,6 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 // Shipper).
 type shipWaiter interface {
 	WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error
-}
-
-// unwrappedCommit commits plainly, in dual mode, a write transaction that cannot be prepared
-// (see commitProc), and replies only once the peer has it (awaitShipped).
-func (s *session) unwrappedCommit(ctx context.Context, pol policy, xid uint64, explicit, chain bool) (bool, error) {
-	q := "COMMIT"
-	if chain {
-		q = "COMMIT AND CHAIN"
-	}
-	r, err := s.capture(q)
-	if err != nil {
-		return false, err
-	}
-	if r.err != nil {
-		return false, s.emit(r.err)
-	}
-	if !chain {
-		if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
-			return false, err
-		}
-	}
-	if explicit {
-		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
-	}
-	return true, nil
 }
 
 // awaitShipped holds the reply to a write transaction committed plainly in dual mode (xid:
@@ -526,8 +502,9 @@ func chainBeginSQL(v [][]byte) string {
 	return "BEGIN ISOLATION LEVEL " + iso + ", " + rw + ", " + def
 }
 
-// plainCommit commits the open transaction locally with COMMIT (AND CHAIN).
-func (s *session) plainCommit(explicit, chain bool) (bool, error) {
+// plainCommit commits the open transaction locally with COMMIT (AND CHAIN). await: it is a
+// write in dual mode, transaction xid, whose reply waits until the peer has it (awaitShipped).
+func (s *session) plainCommit(ctx context.Context, pol policy, explicit, chain, await bool, xid uint64) (bool, error) {
 	q := "COMMIT"
 	if chain {
 		q = "COMMIT AND CHAIN"
@@ -538,6 +515,11 @@ func (s *session) plainCommit(explicit, chain bool) (bool, error) {
 	}
 	if r.err != nil {
 		return false, s.emit(r.err)
+	}
+	if await && !chain {
+		if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
+			return false, err
+		}
 	}
 	if explicit {
 		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})

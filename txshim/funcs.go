@@ -31,8 +31,10 @@ import (
 // The lists are read from the local database when the shim starts and again, in the
 // background, when a statement needs them and they are older than Options.FuncRefresh, or
 // ddlReread after DDL through the shim (a trigger may have been made); a function created
-// through the shim counts at once. Not seen: calls hidden in a view, and what was created
-// behind the shim's back until the next read; what they write commits plainly.
+// through the shim counts at once. A read of a view that calls such a function (directly or
+// through other views) is a write too. Not seen: a writing function called by one declared
+// STABLE or IMMUTABLE (PostgreSQL lets it write), and what was created behind the shim's back
+// until the next read; what they write commits plainly.
 type writerFuncs struct {
 	every  time.Duration
 	load   func(ctx context.Context) (*catalogInfo, error)
@@ -58,6 +60,7 @@ type createdFunc struct {
 // catalogInfo is what a load found.
 type catalogInfo struct {
 	funcs      map[string]bool     // functions that may write: name → it may notify
+	writeViews map[string]struct{} // views that call such a function, or such a view
 	notifyRels map[string]struct{} // tables with an enabled trigger that may notify
 }
 
@@ -68,19 +71,33 @@ const funcWait = 2 * time.Second
 // notifyRE finds, in a function's source, what may notify (or listen) — a heuristic.
 const notifyRE = `'(pg_notify|\mnotify\M|\mlisten\M|\munlisten\M)'`
 
-// catalogQuery lists the functions that may write, and whether they may notify (trigger
-// functions cannot be called), then the tables with an enabled trigger whose function may
-// notify.
-const catalogQuery = `SELECT p.proname, bool_or(CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END ~* ` + notifyRE + `)
-FROM pg_catalog.pg_proc p
-WHERE p.prokind = 'f' AND p.provolatile = 'v'
+// writerProc is the condition on pg_proc p for a function that may write.
+const writerProc = `p.prokind = 'f' AND p.provolatile = 'v'
   AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
-  AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)
+  AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`
+
+// catalogQuery lists the functions that may write, and whether they may notify (trigger
+// functions cannot be called); the views whose query calls one, directly or through other
+// views; and the tables with an enabled trigger whose function may notify.
+const catalogQuery = `SELECT p.proname, bool_or(CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END ~* ` + notifyRE + `)
+FROM pg_catalog.pg_proc p WHERE ` + writerProc + `
 GROUP BY p.proname;
+WITH RECURSIVE v(relid) AS (
+  SELECT r.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = p.oid
+  WHERE ` + writerProc + `
+  UNION
+  SELECT r.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    JOIN v ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.relid
+)
+SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v';
 SELECT DISTINCT c.relname FROM pg_catalog.pg_trigger t
   JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
   JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND p.prosrc ~* ` + notifyRE
+WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND p.prosrc ~* ` + notifyRE + `
+`
 
 func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger) *writerFuncs {
 	if every <= 0 {
@@ -100,14 +117,17 @@ func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger
 			if err != nil {
 				return nil, err
 			}
-			if len(res) != 2 {
+			if len(res) != 3 {
 				return nil, fmt.Errorf("catalog query: %d results", len(res))
 			}
-			cat := &catalogInfo{funcs: make(map[string]bool, len(res[0].Rows)), notifyRels: map[string]struct{}{}}
+			cat := &catalogInfo{funcs: make(map[string]bool, len(res[0].Rows)), writeViews: map[string]struct{}{}, notifyRels: map[string]struct{}{}}
 			for _, r := range res[0].Rows {
 				cat.funcs[string(r[0])] = string(r[1]) == "t"
 			}
 			for _, r := range res[1].Rows {
+				cat.writeViews[string(r[0])] = struct{}{}
+			}
+			for _, r := range res[2].Rows {
 				cat.notifyRels[string(r[0])] = struct{}{}
 			}
 			return cat, nil
@@ -232,9 +252,14 @@ func (f *writerFuncs) check(st *statement) {
 			write, notify = true, notify || c.notify
 		}
 	}
-	for _, n := range st.Names {
-		if _, ok := f.cat.notifyRels[n]; ok {
-			notify = true
+	if len(f.cat.writeViews) > 0 || len(f.cat.notifyRels) > 0 {
+		for _, n := range st.Names {
+			if _, ok := f.cat.writeViews[n]; ok {
+				write = true
+			}
+			if _, ok := f.cat.notifyRels[n]; ok {
+				notify = true
+			}
 		}
 	}
 	if write && st.Kind == kindRead {

@@ -17,6 +17,7 @@ func TestLexCalls(t *testing.T) {
 		creates string
 	}{
 		{"SELECT f(1)", "f", ""},
+		{"TABLE v", "", ""},
 		{"select My_Func (1), s.G(2)", "my_func,g", ""},
 		{`SELECT "Odd""Name"(1)`, `Odd"Name`, ""},
 		{"SELECT count(*) FROM t WHERE a IN (1, 2)", "count,in", ""},
@@ -30,6 +31,7 @@ func TestLexCalls(t *testing.T) {
 		{"CREATE OR REPLACE FUNCTION s.Add_One(i int) RETURNS int LANGUAGE sql AS $$ SELECT i + 1 $$", "", "add_one"},
 		{`CREATE FUNCTION "Mixed"() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END`, "", "Mixed"},
 		{"CREATE PROCEDURE p() LANGUAGE sql AS $$ SELECT 1 $$", "", ""},
+		{"CREATE FUNCTION f() RETURNS int STABLE LANGUAGE sql AS $$ SELECT 1 $$", "", ""},
 		{"SELECT " + strings.Repeat("f(1), ", maxCalls+1) + "1", strings.TrimSuffix(strings.Repeat("f,", maxCalls), ",") + ",…", ""},
 	}
 	for _, tt := range tests {
@@ -43,6 +45,17 @@ func TestLexCalls(t *testing.T) {
 		}
 		if got != tt.calls || sts[0].Creates != tt.creates {
 			t.Errorf("%q: calls %q creates %q, want %q and %q", tt.sql, got, sts[0].Creates, tt.calls, tt.creates)
+		}
+	}
+	for sql, want := range map[string]string{
+		"SELECT a FROM S.V1 WHERE x = 'Y'":    "select,a,from,s,v1,where,x",
+		"insert into Jobs values (1)":         "insert,into,jobs,values",
+		"SHOW work_mem":                       "",
+		"EXPLAIN SELECT * FROM v":             "",
+		"CREATE VIEW v AS SELECT * FROM jobs": "",
+	} {
+		if got := strings.Join(splitStatements(sql)[0].Names, ","); got != want {
+			t.Errorf("%q: names %q, want %q", sql, got, want)
 		}
 	}
 }
@@ -59,7 +72,9 @@ CREATE FUNCTION bal_of(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT bal F
 CREATE FUNCTION enqueue(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); PERFORM pg_notify('jobs', i::text); END $$;
 CREATE TABLE jobs (id int PRIMARY KEY);
 CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY jobs; RETURN NEW; END $$;
-CREATE TRIGGER jobs_t AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_notify();`)
+CREATE TRIGGER jobs_t AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_notify();
+CREATE VIEW new_acct AS SELECT open_acct(13) AS id;
+CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer, FuncRefresh: 200 * time.Millisecond}, ModeDual, 1)
 	conn := s.connect(t)
@@ -90,6 +105,8 @@ CREATE TRIGGER jobs_t AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_no
 	dual("explicit transaction", 4)
 	exec("SELECT * FROM open_acct(5)")
 	dual("in FROM", 5)
+	exec("SELECT * FROM new_acct_too")
+	dual("through a view of a view", 13)
 
 	before := s.Stats()
 	var n int
@@ -166,8 +183,8 @@ CREATE TRIGGER jobs_t AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_no
 // TestWritesWaitForPeer: with the real Shipper, the client hears of a write's commit only once
 // the peer has the write — here, only after a lock on the peer's table is let go: a read that
 // calls a writing function (a dual commit), and the writes committed plainly in dual mode (a
-// read whose write the lexer cannot see, through a view; a session with a temporary table; a
-// procedure's commits).
+// read whose write the shim cannot see, through a function declared STABLE; a session with a
+// temporary table; a procedure's commits).
 func TestWritesWaitForPeer(t *testing.T) {
 	e := startAccEnv(t)
 	ctx := context.Background()
@@ -184,13 +201,13 @@ func TestWritesWaitForPeer(t *testing.T) {
 	// Through the shim: the DDL ships to the peer, and the function counts at once.
 	if _, err := client.Exec(ctx, `CREATE TABLE fnrows (id int PRIMARY KEY);
 CREATE FUNCTION add_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fnrows VALUES (i) RETURNING id $$;
-CREATE VIEW next_row AS SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) AS id;
+CREATE FUNCTION next_row() RETURNS int STABLE LANGUAGE sql AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$;
 CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows VALUES (a); COMMIT; INSERT INTO fnrows VALUES (a + 1); END $$`); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); e.peerString(t, "SELECT coalesce(to_regclass('next_row')::text, '')") == ""; {
+	for deadline := time.Now().Add(10 * time.Second); e.peerString(t, "SELECT coalesce(to_regprocedure('next_row()')::text, '')") == ""; {
 		if time.Now().After(deadline) {
-			t.Fatal("the peer has no view next_row after 10 s")
+			t.Fatal("the peer has no function next_row after 10 s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -237,12 +254,12 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 	if st := e.shim.Stats(); st.CommitsDual != before.CommitsDual+1 || st.Unwrapped != before.Unwrapped {
 		t.Fatalf("stats before %+v, after %+v: want one more dual commit", before, st)
 	}
-	waitsForPeer("a view's write in a transaction", func() error {
+	waitsForPeer("a write through a STABLE function, in a transaction", func() error {
 		tx, err := client.Begin(ctx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SELECT * FROM next_row"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT next_row()"); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
@@ -264,6 +281,16 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 	}
 	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100,200,201,300,301" {
 		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100,200,201,300,301", got)
+	}
+	// COMMIT AND CHAIN has begun the next transaction: its reply does not wait (nor go solo).
+	start := time.Now()
+	for _, q := range []string{"BEGIN", "SELECT next_row()", "COMMIT AND CHAIN", "COMMIT"} {
+		if _, err := client.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second || e.shim.Stats().Unwrapped != before.Unwrapped+3 {
+		t.Fatalf("COMMIT AND CHAIN of a write committed plainly: %v, stats %+v", took, e.shim.Stats())
 	}
 	e.settle(t, before)
 }

@@ -59,10 +59,12 @@ type statement struct {
 	// or notify matter (funcs.go).
 	Calls     []string
 	ManyCalls bool
-	// Names: for a write, its words (keywords and unquoted names, folded to lower case; at most
-	// maxWords), among which the tables it writes (funcs.go: tables whose triggers notify).
+	// Names: for the same statements, their words (keywords and unquoted names, folded to lower
+	// case; at most maxWords), among which the tables and views they read or write (funcs.go:
+	// views that call functions that may write, tables whose triggers notify).
 	Names []string
-	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes.
+	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes, unless
+	// it is declared STABLE or IMMUTABLE (which PostgreSQL keeps from writing).
 	Creates string
 	// Proc: CALL, whose procedure may commit writes of its own.
 	Proc bool
@@ -220,19 +222,13 @@ func opensCall(sql string, i int) bool {
 // a classified statement.
 func noteCalls(sql string, w []span, calls []call, many bool, st *statement) {
 	switch {
-	case st.Kind == kindWrite && len(w) > 0:
-		st.Names = make([]string, len(w))
-		for i, x := range w {
-			st.Names[i] = callName(sql, call{start: x.start, end: x.end})
-		}
 	case st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
 		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")):
-		st.Creates = callName(sql, calls[0])
+		if hasWord(sql, w, 2, "STABLE") < 0 && hasWord(sql, w, 2, "IMMUTABLE") < 0 {
+			st.Creates = callName(sql, calls[0])
+		}
 		return
-	case st.Kind != kindRead || len(w) == 0:
-		return
-	}
-	if len(calls) == 0 && !many {
+	case (st.Kind != kindRead && st.Kind != kindWrite) || len(w) == 0:
 		return
 	}
 	switch strings.ToUpper(sql[w[0].start:w[0].end]) {
@@ -246,9 +242,15 @@ func noteCalls(sql string, w []span, calls []call, many bool, st *statement) {
 			return // runs no expression
 		}
 	}
-	st.Calls = make([]string, len(calls))
-	for i, c := range calls {
-		st.Calls[i] = callName(sql, c)
+	st.Names = make([]string, len(w))
+	for i, x := range w {
+		st.Names[i] = callName(sql, call{start: x.start, end: x.end})
+	}
+	if len(calls) > 0 {
+		st.Calls = make([]string, len(calls))
+		for i, c := range calls {
+			st.Calls[i] = callName(sql, c)
+		}
 	}
 	st.ManyCalls = many
 }
