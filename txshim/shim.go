@@ -42,8 +42,9 @@ type Options struct {
 	MaxSessions int
 	// StartupTimeout bounds a client's startup and authentication; 0 means 30s.
 	StartupTimeout time.Duration
-	// FuncRefresh is how old the shim's list of functions that may write (funcs.go) may grow
-	// before a statement that calls a function has it read again; 0 means 10s.
+	// FuncRefresh is how old the shim's lists of what makes a read write or a transaction
+	// notify (funcs.go) may grow before a statement that needs them has them read again; 0
+	// means 10s.
 	FuncRefresh time.Duration
 }
 
