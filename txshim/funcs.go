@@ -245,19 +245,24 @@ func (f *writerFuncs) check(st *statement) {
 		return
 	}
 	write, notify := st.ManyCalls && (len(f.cat.funcs) > 0 || len(f.created) > 0), false
-	for _, n := range st.Calls {
-		if nt, ok := f.cat.funcs[n]; ok {
-			write, notify = true, notify || nt
-		} else if c, ok := f.created[n]; ok {
-			write, notify = true, notify || c.notify
+	var buf [64]byte
+	if len(f.cat.funcs) > 0 || len(f.created) > 0 {
+		for _, n := range st.Calls {
+			key := foldName(n, buf[:0])
+			if nt, ok := f.cat.funcs[string(key)]; ok {
+				write, notify = true, notify || nt
+			} else if c, ok := f.created[string(key)]; ok {
+				write, notify = true, notify || c.notify
+			}
 		}
 	}
 	if len(f.cat.writeViews) > 0 || len(f.cat.notifyRels) > 0 {
 		for _, n := range st.Names {
-			if _, ok := f.cat.writeViews[n]; ok {
+			key := foldName(n, buf[:0])
+			if _, ok := f.cat.writeViews[string(key)]; ok {
 				write = true
 			}
-			if _, ok := f.cat.notifyRels[n]; ok {
+			if _, ok := f.cat.notifyRels[string(key)]; ok {
 				notify = true
 			}
 		}

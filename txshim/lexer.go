@@ -54,14 +54,14 @@ type statement struct {
 	Unpreparable bool
 	// Calls: for a write, or a read that runs expressions (SELECT, WITH, VALUES, TABLE, DECLARE,
 	// COPY … TO, EXPLAIN ANALYZE), the names written as calls — a word or "quoted identifier"
-	// followed by "(", unquoted names folded to lower case, at most maxCalls (more: ManyCalls).
-	// Keywords such as IN or EXISTS are among them; only the names of functions that may write
-	// or notify matter (funcs.go).
+	// followed by "(", as written (foldName gives the name looked up), at most maxCalls (more:
+	// ManyCalls). Keywords such as IN or EXISTS are among them; only the names of functions
+	// that may write or notify matter (funcs.go).
 	Calls     []string
 	ManyCalls bool
-	// Names: for the same statements, their words (keywords and unquoted names, folded to lower
-	// case; at most maxWords), among which the tables and views they read or write (funcs.go:
-	// views that call functions that may write, tables whose triggers notify).
+	// Names: for the same statements, their words as written (keywords and unquoted names; at
+	// most maxWords), among which the tables and views they read or write (funcs.go: views that
+	// call functions that may write, tables whose triggers notify).
 	Names []string
 	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes, unless
 	// it is declared STABLE or IMMUTABLE (which PostgreSQL keeps from writing).
@@ -73,12 +73,6 @@ type statement struct {
 // maxCalls bounds the call names kept per statement.
 const maxCalls = 32
 
-// call is a name written as a call: sql[start:end], quoted or not.
-type call struct {
-	start, end int
-	quoted     bool
-}
-
 // span is a word (keyword or unquoted identifier) of a statement outside quotes and comments.
 type span struct{ start, end int }
 
@@ -89,8 +83,8 @@ type span struct{ start, end int }
 // standard_conforming_strings = off (backslashes in plain '…') is not supported.
 func splitStatements(sql string) []statement {
 	var out []statement
-	var words []span
-	var calls []call
+	words := make([]span, 0, 32) // on the stack while short
+	var calls []span
 	many := false
 	start := 0
 	i := 0
@@ -108,7 +102,7 @@ func splitStatements(sql string) []statement {
 		words, calls, many = words[:0], calls[:0], false
 		depth, atomic, routine = 0, 0, -1
 	}
-	addCall := func(c call) {
+	addCall := func(c span) {
 		if len(calls) < maxCalls {
 			calls = append(calls, c)
 		} else {
@@ -146,7 +140,7 @@ func splitStatements(sql string) []statement {
 		case c == '"':
 			end := skipQuoted(sql, i+1, '"', false)
 			if end > i+1 && sql[end-1] == '"' && opensCall(sql, end) {
-				addCall(call{start: i + 1, end: end - 1, quoted: true})
+				addCall(span{i, end})
 			}
 			i = end
 			prevIdent = false
@@ -173,7 +167,7 @@ func splitStatements(sql string) []statement {
 				words = append(words, w)
 			}
 			if opensCall(sql, j) {
-				addCall(call{start: i, end: j})
+				addCall(span{i, j})
 			}
 			if routine < 0 {
 				routine = routineStart(sql, words)
@@ -220,12 +214,12 @@ func opensCall(sql string, i int) bool {
 
 // noteCalls fills st.Calls, st.ManyCalls, st.Names and st.Creates from the calls and words of
 // a classified statement.
-func noteCalls(sql string, w []span, calls []call, many bool, st *statement) {
+func noteCalls(sql string, w []span, calls []span, many bool, st *statement) {
 	switch {
 	case st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
 		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")):
 		if hasWord(sql, w, 2, "STABLE") < 0 && hasWord(sql, w, 2, "IMMUTABLE") < 0 {
-			st.Creates = callName(sql, calls[0])
+			st.Creates = string(foldName(sql[calls[0].start:calls[0].end], nil))
 		}
 		return
 	case (st.Kind != kindRead && st.Kind != kindWrite) || len(w) == 0:
@@ -244,36 +238,38 @@ func noteCalls(sql string, w []span, calls []call, many bool, st *statement) {
 	}
 	st.Names = make([]string, len(w))
 	for i, x := range w {
-		st.Names[i] = callName(sql, call{start: x.start, end: x.end})
+		st.Names[i] = sql[x.start:x.end]
 	}
 	if len(calls) > 0 {
 		st.Calls = make([]string, len(calls))
 		for i, c := range calls {
-			st.Calls[i] = callName(sql, c)
+			st.Calls[i] = sql[c.start:c.end]
 		}
 	}
 	st.ManyCalls = many
 }
 
-// callName is the name of a call as PostgreSQL looks it up: unquoted, ASCII letters folded to
-// lower case; quoted, with doubled quotes undone.
-func callName(sql string, c call) string {
-	s := sql[c.start:c.end]
-	if c.quoted {
-		return strings.ReplaceAll(s, `""`, `"`)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 'A' && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if b[j] >= 'A' && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
+// foldName appends to buf the name PostgreSQL looks up for a name as written: unquoted, ASCII
+// letters folded to lower case; "quoted", without the quotes and with doubled quotes undone.
+func foldName(name string, buf []byte) []byte {
+	if len(name) >= 2 && name[0] == '"' {
+		body := name[1 : len(name)-1]
+		for i := 0; i < len(body); i++ {
+			buf = append(buf, body[i])
+			if body[i] == '"' && i+1 < len(body) && body[i+1] == '"' {
+				i++
 			}
-			return string(b)
 		}
+		return buf
 	}
-	return s
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf = append(buf, c)
+	}
+	return buf
 }
 
 func isIdentStart(c byte) bool {
