@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +51,8 @@ type writerFuncs struct {
 	loading  chan struct{}          // closed when the load in progress ends; nil: none
 	created  map[string]createdFunc // created through the shim
 	failures int                    // loads failed in a row
+	readAt   time.Time              // when the load that gave cat started
+	lastErr  error                  // the last load's error; nil once one succeeds
 }
 
 // createdFunc is a function created through the shim: when, and whether its text may notify.
@@ -172,6 +176,7 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 		}
 		if err != nil {
 			f.failures++
+			f.lastErr = err
 			if f.failures == 1 {
 				f.logger.Warn("txshim: cannot read which functions may write (until it can, reads calling a function are taken for writes if it never could)", "err", err)
 			}
@@ -187,7 +192,7 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 				delete(f.created, name)
 			}
 		}
-		f.cat = cat
+		f.cat, f.readAt, f.lastErr = cat, start, nil
 	}()
 	return done
 }
@@ -273,4 +278,39 @@ func (f *writerFuncs) check(st *statement) {
 	if notify {
 		st.Unpreparable = true
 	}
+}
+
+// CatalogInfo is what the shim last read of what makes a read write or a transaction notify
+// (funcs.go): what status shows.
+type CatalogInfo struct {
+	ReadAt             time.Time // zero: never read
+	WriterFunctions    int       // volatile functions outside pg_catalog (names, overloads merged)
+	NotifyingFunctions int       // of them, those whose source mentions NOTIFY or LISTEN
+	WriterViews        []string  // views that call a writer function, sorted
+	NotifyTables       []string  // tables with an enabled trigger whose function may notify, sorted
+	Err                string    // the last read failed
+}
+
+// Catalog returns what the shim last read of the local database's functions, views and
+// triggers (funcs.go).
+func (s *Shim) Catalog() CatalogInfo {
+	f := s.funcs
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	info := CatalogInfo{ReadAt: f.readAt}
+	if f.lastErr != nil {
+		info.Err = f.lastErr.Error()
+	}
+	if f.cat == nil {
+		return info
+	}
+	info.WriterFunctions = len(f.cat.funcs)
+	for _, notify := range f.cat.funcs {
+		if notify {
+			info.NotifyingFunctions++
+		}
+	}
+	info.WriterViews = slices.Sorted(maps.Keys(f.cat.writeViews))
+	info.NotifyTables = slices.Sorted(maps.Keys(f.cat.notifyRels))
+	return info
 }

@@ -93,6 +93,14 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 		}
 	}
 
+	cat := s.Catalog()
+	for deadline := time.Now().Add(10 * time.Second); cat.ReadAt.IsZero() && time.Now().Before(deadline); cat = s.Catalog() {
+		time.Sleep(10 * time.Millisecond) // the shim reads the catalog as it starts
+	}
+	if cat.ReadAt.IsZero() || cat.Err != "" || cat.WriterFunctions != 3 || cat.NotifyingFunctions != 1 ||
+		strings.Join(cat.WriterViews, ",") != "new_acct,new_acct_too" || strings.Join(cat.NotifyTables, ",") != "jobs" {
+		t.Fatalf("catalog %+v: want 3 writer functions (open_acct, Open_Acct_PL, enqueue), 1 notifying, views new_acct and new_acct_too, table jobs", cat)
+	}
 	exec("SELECT open_acct(1)") // simple protocol
 	dual("simple", 1)
 	exec("SELECT open_acct($1)", 2) // extended

@@ -74,6 +74,18 @@ type dbStatus struct {
 	SlotSafeBytes     *int64 `json:"slot_safe_bytes,omitempty"`
 	// The comparison of both databases after the last catch-up (verify_after_catchup).
 	Verify *verifyStatus `json:"verify,omitempty"`
+	// What the shim last read of what makes a read write or a transaction notify.
+	Catalog catalogStatus `json:"catalog"`
+}
+
+// catalogStatus is a txshim.CatalogInfo in the admin status.
+type catalogStatus struct {
+	ReadAt             *time.Time `json:"read_at,omitempty"`
+	WriterFunctions    int        `json:"writer_functions"`
+	NotifyingFunctions int        `json:"notifying_functions"`
+	WriterViews        []string   `json:"writer_views,omitempty"`
+	NotifyTables       []string   `json:"notify_tables,omitempty"`
+	Error              string     `json:"error,omitempty"`
 }
 
 // verifyStatus is a txshim.VerifyReport in the admin status.
@@ -96,6 +108,12 @@ func (d *database) status() dbStatus {
 	}
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()
+	}
+	c := d.shim.Catalog()
+	out.Catalog = catalogStatus{WriterFunctions: c.WriterFunctions, NotifyingFunctions: c.NotifyingFunctions,
+		WriterViews: c.WriterViews, NotifyTables: c.NotifyTables, Error: c.Err}
+	if !c.ReadAt.IsZero() {
+		out.Catalog.ReadAt = &c.ReadAt
 	}
 	if r, ok := d.ship.LastVerify(); ok {
 		out.Verify = &verifyStatus{At: r.At, TookSeconds: r.Took.Seconds(), Identical: r.Err == nil && len(r.Diffs) == 0, Differences: r.Diffs}

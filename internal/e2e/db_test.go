@@ -31,6 +31,10 @@ func TestStateSurvivesFailover(t *testing.T) {
 		}
 	}
 	o.close()
+	// The master's shim has read which functions may write (txshim/funcs.go).
+	if c := shimStatusOf(t, s1).Catalog; c.ReadAt == nil || c.Error != "" {
+		t.Errorf("site1 status: catalog %+v, want it read without error", c)
+	}
 	// The peer's COMMIT PREPARED may complete just after the reply (DESIGN §5.3).
 	for _, s := range []*site{s1, s2} {
 		waitFor(t, 5*time.Second, s.name+"'s database to hold color=blue", func() bool { return kvValue(t, s, "color") == "blue" })
@@ -120,6 +124,10 @@ type shimStatus struct {
 	SlotStatus  string      `json:"slot_wal_status"`
 	SlotHeld    int64       `json:"slot_retained_bytes"`
 	Verify      *shimVerify `json:"verify"`
+	Catalog     struct {
+		ReadAt *time.Time `json:"read_at"`
+		Error  string     `json:"error"`
+	} `json:"catalog"`
 }
 
 // shimVerify is the comparison of both databases after the last catch-up, in GET /status.
