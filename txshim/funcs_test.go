@@ -192,7 +192,7 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 // the peer has the write — here, only after a lock on the peer's table is let go: a read that
 // calls a writing function (a dual commit), and the writes committed plainly in dual mode (a
 // read whose write the shim cannot see, through a function declared STABLE; a session with a
-// temporary table; a procedure's commits).
+// temporary table; a procedure's commits, and a DO block's).
 func TestWritesWaitForPeer(t *testing.T) {
 	e := startAccEnv(t)
 	ctx := context.Background()
@@ -284,11 +284,15 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 		_, err := client.Exec(ctx, "CALL add_two($1)", 300)
 		return err
 	})
+	waitsForPeer("DO with COMMIT", func() error {
+		_, err := client.Exec(ctx, "DO $$ BEGIN INSERT INTO fnrows VALUES (400); COMMIT; INSERT INTO fnrows VALUES (401); END $$")
+		return err
+	})
 	if st := e.shim.Stats(); st.Unwrapped != before.Unwrapped+2 || st.LeftInDoubt != 0 {
 		t.Fatalf("stats before %+v, after %+v: want two more unwrapped commits", before, st)
 	}
-	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100,200,201,300,301" {
-		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100,200,201,300,301", got)
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100,200,201,300,301,400,401" {
+		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100,200,201,300,301,400,401", got)
 	}
 	// COMMIT AND CHAIN has begun the next transaction: its reply does not wait (nor go solo).
 	start := time.Now()

@@ -16,7 +16,7 @@ const (
 	kindRollback                  // ROLLBACK, ABORT (not ROLLBACK TO)
 	kindSavepoint                 // SAVEPOINT, RELEASE, ROLLBACK TO
 	kindClient2PC                 // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED
-	kindNoTxBlock                 // VACUUM, CREATE DATABASE, … CONCURRENTLY, CALL: must not be wrapped in BEGIN
+	kindNoTxBlock                 // VACUUM, CREATE DATABASE, … CONCURRENTLY, CALL, DO with COMMIT: must not be wrapped in BEGIN
 )
 
 var kindNames = [...]string{"empty", "read", "write", "ddl", "begin", "commit", "rollback", "savepoint", "client-2pc", "no-tx-block"}
@@ -66,7 +66,7 @@ type statement struct {
 	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes, unless
 	// it is declared STABLE or IMMUTABLE (which PostgreSQL keeps from writing).
 	Creates string
-	// Proc: CALL, whose procedure may commit writes of its own.
+	// Proc: CALL, or DO with COMMIT or ROLLBACK in it, which may commit writes of its own.
 	Proc bool
 }
 
@@ -473,6 +473,12 @@ func classify(sql string, w []span, st *statement) {
 	case "VACUUM", "CALL":
 		// CALL: a procedure may COMMIT inside, which fails inside a transaction block.
 		st.Kind, st.Proc = kindNoTxBlock, first == "CALL"
+	case "DO":
+		// A block that COMMITs or ROLLs BACK fails inside a transaction block, like a procedure.
+		st.Kind = kindWrite
+		if hasTxControlWord(sql[st.Start:st.End]) {
+			st.Kind, st.Proc = kindNoTxBlock, true
+		}
 	case "CREATE", "ALTER", "DROP":
 		classifySchema(sql, w, st)
 	case "REINDEX":
@@ -493,6 +499,20 @@ func classify(sql string, w []span, st *statement) {
 		// INSERT, UPDATE, DELETE, MERGE, TRUNCATE, DO, ANALYZE, CLUSTER, EXECUTE, unknown: may write.
 		st.Kind = kindWrite
 	}
+}
+
+// hasTxControlWord tells whether text holds the word COMMIT or ROLLBACK (any case), in code,
+// strings or comments alike: a DO block's body is a string to the lexer.
+func hasTxControlWord(text string) bool {
+	for _, w := range []string{"commit", "rollback"} {
+		for i := 0; i+len(w) <= len(text); i++ {
+			if strings.EqualFold(text[i:i+len(w)], w) &&
+				(i == 0 || !isIdentChar(text[i-1])) && (i+len(w) == len(text) || !isIdentChar(text[i+len(w)])) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // classifySchema handles CREATE/ALTER/DROP.
