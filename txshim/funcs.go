@@ -68,8 +68,8 @@ type catalogInfo struct {
 	notifyRels map[string]struct{} // tables with an enabled trigger that may notify
 }
 
-// funcWait bounds how long a statement waits for the first load of the set; past it, a read
-// that calls anything not known to be harmless is taken for a write.
+// funcWait bounds how long a statement waits for the first read of the lists; past it, a read
+// that calls a function is taken for a write.
 const funcWait = 2 * time.Second
 
 // notifyRE finds, in a function's source, what may notify (or listen) — a heuristic.
@@ -139,7 +139,7 @@ func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger
 	}
 }
 
-// start loads the set in the background; loads end with ctx, and stop waits for them.
+// start reads the lists in the background; reads end with ctx, and stop waits for them.
 func (f *writerFuncs) start(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -178,12 +178,13 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 			f.failures++
 			f.lastErr = err
 			if f.failures == 1 {
-				f.logger.Warn("txshim: cannot read which functions may write (until it can, reads calling a function are taken for writes if it never could)", "err", err)
+				f.logger.Warn("txshim: cannot read which functions and views may write and which triggers notify; "+
+					"the lists last read stand, and without any a read that calls a function is taken for a write", "err", err)
 			}
 			return
 		}
 		if f.failures > 0 {
-			f.logger.Info("txshim: read which functions may write again", "failures", f.failures)
+			f.logger.Info("txshim: read which functions and views may write again", "failures", f.failures)
 		}
 		f.failures = 0
 		for name, c := range f.created {
@@ -230,7 +231,11 @@ func (f *writerFuncs) check(st *statement) {
 	}
 	calls := len(st.Calls) > 0 || st.ManyCalls
 	f.mu.Lock()
-	if f.cat == nil && calls {
+	// Never read: a read or a retry at most once a second (a failing read does not make every
+	// statement try again), and a statement that calls a function waits for it.
+	retry := f.cat == nil && (f.loading != nil || time.Since(f.tried) > time.Second)
+	switch {
+	case retry && calls:
 		wait := f.refreshLocked()
 		f.mu.Unlock()
 		select {
@@ -238,7 +243,7 @@ func (f *writerFuncs) check(st *statement) {
 		case <-time.After(funcWait):
 		}
 		f.mu.Lock()
-	} else if now := time.Now(); now.After(f.due) || (f.cat == nil && now.Sub(f.tried) > time.Second) {
+	case retry || time.Now().After(f.due):
 		f.refreshLocked()
 	}
 	defer f.mu.Unlock()

@@ -2,8 +2,13 @@ package txshim
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -365,4 +370,50 @@ func folded(names []string) []string {
 		out = append(out, string(foldName(n, nil)))
 	}
 	return out
+}
+
+// TestWriterFuncsReads: before any read of the lists a read that calls a function is a write; a
+// failing read is retried at most once a second, not by every statement; once read, the lists
+// decide.
+func TestWriterFuncsReads(t *testing.T) {
+	var loads atomic.Int32
+	fail := true
+	var mu sync.Mutex
+	f := newWriterFuncs(nil, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.load = func(context.Context) (*catalogInfo, error) {
+		loads.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return nil, errors.New("no catalog")
+		}
+		return &catalogInfo{funcs: map[string]bool{"f": false}, writeViews: map[string]struct{}{}, notifyRels: map[string]struct{}{}}, nil
+	}
+	defer f.stop()
+	read := func(call string) stmtKind {
+		st := statement{Kind: kindRead, Calls: []string{call}}
+		f.check(&st)
+		return st.Kind
+	}
+	for i := 0; i < 50; i++ {
+		if k := read("g"); k != kindWrite {
+			t.Fatalf("before any read of the lists: %v, want write", k)
+		}
+	}
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("%d reads of the lists for 50 statements within a second, want 1", n)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	time.Sleep(1100 * time.Millisecond)
+	if k := read("g"); k != kindRead || loads.Load() != 2 {
+		t.Fatalf("after a successful read: g is %v (want read), %d reads (want 2)", k, loads.Load())
+	}
+	if k := read("F"); k != kindWrite {
+		t.Fatalf("F (f, folded) is %v, want write", k)
+	}
+	if e := f.lastErr; e != nil {
+		t.Fatalf("last error %v after a successful read", e)
+	}
 }
