@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestStateSurvivesFailover runs the whole product: each server stores its
@@ -463,4 +465,40 @@ func TestSoloBacklogSurvivesRestart(t *testing.T) {
 			t.Errorf("site2's database: %s = %q, want %q", k, v, want)
 		}
 	}
+}
+
+// TestFunctionWritesSurviveFailover: rows a client wrote by calling a function with SELECT — a
+// statement the shim must take for a write (txshim/funcs.go) — and saw committed are on the
+// backup's database when the master's site dies right after: its sidecar and its database are
+// killed together, and site2 takes over with every acknowledged row.
+func TestFunctionWritesSurviveFailover(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
+	waitFor(t, 10*time.Second, "site1 master", func() bool { return httpStatus(s1.admin, "/master") == 200 })
+	db, err := sql.Open("postgres", fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, s1.shim, s1.pg.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE fn_acked (id int PRIMARY KEY);
+CREATE FUNCTION ack_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fn_acked VALUES (i) RETURNING i $$`); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for i := 1; i <= 100; i++ {
+		var got int
+		if err := db.QueryRow(`SELECT ack_row($1)`, i).Scan(&got); err != nil || got != i {
+			t.Fatalf("SELECT ack_row(%d): %d, %v", i, got, err)
+		}
+		acked = i
+	}
+	s1.tandem.kill(syscall.SIGKILL)
+	s1.pg.Kill()
+	waitFor(t, 30*time.Second, "site2 master", func() bool { return httpStatus(s2.admin, "/master") == 200 })
+	var n int
+	waitFor(t, 30*time.Second, "site2's database to hold every acknowledged row, none prepared", func() bool {
+		err := queryRow(s2, func(db *sql.DB) error {
+			return db.QueryRow(`SELECT count(*) FROM fn_acked WHERE id <= $1`, acked).Scan(&n)
+		})
+		return err == nil && n == acked && preparedCount(t, s2) == 0
+	})
 }
