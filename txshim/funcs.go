@@ -42,17 +42,16 @@ type writerFuncs struct {
 	load   func(ctx context.Context) (*catalogInfo, error)
 	logger *slog.Logger
 
-	mu       sync.Mutex
-	base     context.Context        // loads end with it (Serve's); nil: Background
-	wg       sync.WaitGroup         // loads in progress
-	cat      *catalogInfo           // nil: not loaded yet
-	tried    time.Time              // when the last load started
-	due      time.Time              // when the lists are to be read again (at the next check)
-	loading  chan struct{}          // closed when the load in progress ends; nil: none
-	created  map[string]createdFunc // created through the shim
-	failures int                    // loads failed in a row
-	readAt   time.Time              // when the load that gave cat started
-	lastErr  error                  // the last load's error; nil once one succeeds
+	mu      sync.Mutex
+	base    context.Context        // loads end with it (Serve's); nil: Background
+	wg      sync.WaitGroup         // loads in progress
+	cat     *catalogInfo           // nil: not loaded yet
+	tried   time.Time              // when the last load started
+	due     time.Time              // when the lists are to be read again (at the next check)
+	loading chan struct{}          // closed when the load in progress ends; nil: none
+	created map[string]createdFunc // created through the shim
+	readAt  time.Time              // when the load that gave cat started
+	lastErr error                  // the last load's error (warned once); nil once one succeeds
 }
 
 // createdFunc is a function created through the shim: when, and whether its text may notify.
@@ -175,18 +174,16 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 			return // the shim is stopping
 		}
 		if err != nil {
-			f.failures++
-			f.lastErr = err
-			if f.failures == 1 {
+			if f.lastErr == nil {
 				f.logger.Warn("txshim: cannot read which functions and views may write and which triggers notify; "+
 					"the lists last read stand, and without any a read that calls a function is taken for a write", "err", err)
 			}
+			f.lastErr = err
 			return
 		}
-		if f.failures > 0 {
-			f.logger.Info("txshim: read which functions and views may write again", "failures", f.failures)
+		if f.lastErr != nil {
+			f.logger.Info("txshim: read which functions and views may write again")
 		}
-		f.failures = 0
 		for name, c := range f.created {
 			// Noted when lexed, before it committed: kept until loads long after saw it.
 			if time.Since(c.at) > 2*f.every {

@@ -225,16 +225,15 @@ func noteCalls(sql string, w []span, calls []span, many bool, st *statement) {
 	case (st.Kind != kindRead && st.Kind != kindWrite) || len(w) == 0:
 		return
 	}
-	switch strings.ToUpper(sql[w[0].start:w[0].end]) {
-	case "EXPLAIN":
+	is := func(kw string) bool { return wordIs(sql, w, 0, kw) }
+	switch {
+	case is("EXPLAIN"):
 		if hasWord(sql, w, 1, "ANALYZE") < 0 && hasWord(sql, w, 1, "ANALYSE") < 0 {
 			return // not run
 		}
-	case "SELECT", "WITH", "VALUES", "TABLE", "DECLARE", "COPY":
-	default:
-		if st.Kind == kindRead {
-			return // runs no expression
-		}
+	case is("SELECT"), is("WITH"), is("VALUES"), is("TABLE"), is("DECLARE"), is("COPY"):
+	case st.Kind == kindRead:
+		return // runs no expression
 	}
 	st.Names = make([]string, len(w))
 	for i, x := range w {
