@@ -18,25 +18,27 @@ import (
 // the decoder ships it from the stream afterwards — so the client hears of its commit before the
 // peer has it, and a failover in between loses what the client saw committed. writerFuncs knows
 // which functions may write — the volatile functions outside pg_catalog and information_schema
-// (PostgreSQL refuses writes in STABLE and IMMUTABLE SQL and PL/pgSQL functions) — and the
-// session takes a read that calls one of them for a write: it is wrapped and committed on both
-// databases like an INSERT (DESIGN §5.3).
+// (PostgreSQL refuses writes in STABLE and IMMUTABLE SQL and PL/pgSQL functions), and any
+// function whose source names one that may (closeOver) — and the session takes a read that
+// calls one of them for a write: it is wrapped and committed on both databases like an INSERT
+// (DESIGN §5.3).
 //
 // A transaction that notifies cannot be prepared: PREPARE fails (0A000) and the client gets
 // that error. The lexer sees NOTIFY and pg_notify written in a statement, not in a function or
 // a trigger; writerFuncs also knows, from their source text, the functions that may notify
-// and the tables with an enabled trigger whose function may, and the session marks a statement
-// calling such a function, or a write naming such a table, as one whose transaction cannot be
-// prepared: it commits plainly, its reply waiting for the peer (awaitShipped). A function that
-// notifies through another function is not seen.
+// (themselves or through a function they name) and the tables with an enabled trigger whose
+// function may, and the session marks a statement calling such a function, or a write naming
+// such a table, as one whose transaction cannot be prepared: it commits plainly, its reply
+// waiting for the peer (awaitShipped).
 //
 // The lists are read from the local database when the shim starts and again, in the
 // background, when a statement needs them and they are older than Options.FuncRefresh, or
 // ddlReread after DDL through the shim (a trigger may have been made); a function created
 // through the shim counts at once. A read of a view that calls such a function (directly or
-// through other views) is a write too. Not seen: a writing function called by one declared
-// STABLE or IMMUTABLE (PostgreSQL lets it write), and what was created behind the shim's back
-// until the next read; what they write commits plainly.
+// through other views) is a write too. Not seen: a function called by a name built at run time
+// (EXECUTE 'SELECT ' || fname || '()'), and what was created behind the shim's back until the
+// next read; what they write commits plainly, its reply waiting for the peer only inside an
+// explicit transaction.
 type writerFuncs struct {
 	every  time.Duration
 	load   func(ctx context.Context) (*catalogInfo, error)
@@ -71,36 +73,34 @@ type catalogInfo struct {
 // that calls a function is taken for a write.
 const funcWait = 2 * time.Second
 
-// notifyRE finds, in a function's source, what may notify (or listen) — a heuristic.
-const notifyRE = `'(pg_notify|\mnotify\M|\mlisten\M|\munlisten\M)'`
-
-// writerProc is the condition on pg_proc p for a function that may write.
-const writerProc = `p.prokind = 'f' AND p.provolatile = 'v'
-  AND p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype
+// funcQuery lists the functions and procedures outside pg_catalog and information_schema:
+// oid, name, kind ('f', 'p', or 't' for a trigger function), whether volatile, and source text
+// (a SQL-standard body as its definition). triggerQuery lists the tables with enabled triggers
+// and their functions.
+const funcQuery = `SELECT p.oid, p.proname,
+  CASE WHEN p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype THEN 't' ELSE p.prokind::text END,
+  p.provolatile = 'v',
+  CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END
+FROM pg_catalog.pg_proc p
+WHERE p.prokind IN ('f', 'p')
   AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`
 
-// catalogQuery lists the functions that may write, and whether they may notify (trigger
-// functions cannot be called); the views whose query calls one, directly or through other
-// views; and the tables with an enabled trigger whose function may notify.
-const catalogQuery = `SELECT p.proname, bool_or(CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END ~* ` + notifyRE + `)
-FROM pg_catalog.pg_proc p WHERE ` + writerProc + `
-GROUP BY p.proname;
-WITH RECURSIVE v(relid) AS (
+const triggerQuery = `SELECT DISTINCT c.relname, t.tgfoid FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'`
+
+// viewQuery lists the views whose query calls one of the functions $1 (an oid array), directly
+// or through other views.
+const viewQuery = `WITH RECURSIVE v(relid) AS (
   SELECT r.ev_class FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-    JOIN pg_catalog.pg_proc p ON d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = p.oid
-  WHERE ` + writerProc + `
+  WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
   UNION
   SELECT r.ev_class FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
     JOIN v ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.relid
 )
-SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v';
-SELECT DISTINCT c.relname FROM pg_catalog.pg_trigger t
-  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND p.prosrc ~* ` + notifyRE + `
-`
+SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'`
 
 func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger) *writerFuncs {
 	if every <= 0 {
@@ -116,26 +116,213 @@ func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger
 				return nil, err
 			}
 			defer conn.Close(context.Background())
-			res, err := conn.Exec(ctx, catalogQuery).ReadAll()
-			if err != nil {
-				return nil, err
-			}
-			if len(res) != 3 {
-				return nil, fmt.Errorf("catalog query: %d results", len(res))
-			}
-			cat := &catalogInfo{funcs: make(map[string]bool, len(res[0].Rows)), writeViews: map[string]struct{}{}, notifyRels: map[string]struct{}{}}
-			for _, r := range res[0].Rows {
-				cat.funcs[string(r[0])] = string(r[1]) == "t"
-			}
-			for _, r := range res[1].Rows {
-				cat.writeViews[string(r[0])] = struct{}{}
-			}
-			for _, r := range res[2].Rows {
-				cat.notifyRels[string(r[0])] = struct{}{}
-			}
-			return cat, nil
+			return readCatalog(ctx, conn)
 		},
 	}
+}
+
+// readCatalog reads the functions, triggers and views and works out what may write or notify.
+func readCatalog(ctx context.Context, conn *pgconn.PgConn) (*catalogInfo, error) {
+	res, err := conn.Exec(ctx, funcQuery+";\n"+triggerQuery).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != 2 {
+		return nil, fmt.Errorf("catalog query: %d results", len(res))
+	}
+	fns := make([]catalogFunc, 0, len(res[0].Rows))
+	for _, r := range res[0].Rows {
+		kind := byte('f')
+		if len(r[2]) == 1 {
+			kind = r[2][0]
+		}
+		fns = append(fns, catalogFunc{oid: string(r[0]), name: string(r[1]), kind: kind, volatile: string(r[3]) == "t", src: string(r[4])})
+	}
+	trigs := make([][2]string, 0, len(res[1].Rows))
+	for _, r := range res[1].Rows {
+		trigs = append(trigs, [2]string{string(r[0]), string(r[1])})
+	}
+	cat, writerOIDs := closeOver(fns, trigs)
+	if len(writerOIDs) == 0 {
+		return cat, nil
+	}
+	arr := "{" + strings.Join(writerOIDs, ",") + "}"
+	vr := conn.ExecParams(ctx, viewQuery, [][]byte{[]byte(arr)}, nil, nil, nil).Read()
+	if vr.Err != nil {
+		return nil, vr.Err
+	}
+	for _, r := range vr.Rows {
+		cat.writeViews[string(r[0])] = struct{}{}
+	}
+	return cat, nil
+}
+
+// catalogFunc is a function or procedure as funcQuery lists it.
+type catalogFunc struct {
+	oid, name string
+	kind      byte // 'f' function, 'p' procedure, 't' trigger function
+	volatile  bool
+	src       string
+}
+
+// closeOver works out, from the functions' volatility and the names their sources mention,
+// which may write and which may notify. A volatile function may write (PostgreSQL refuses
+// writes in STABLE and IMMUTABLE SQL and PL/pgSQL functions, but lets them call a volatile
+// one), and so may any function whose source names one that may: the relation is followed to
+// its end. A function may notify when its source says NOTIFY, LISTEN, UNLISTEN or pg_notify, or
+// names one that may. Names stand for all their overloads, and a name in a comment or a string
+// counts (EXECUTE 'SELECT f()' calls f): the lists err toward the dual commit. A name built
+// at run time (EXECUTE 'SELECT ' || fname) is not seen.
+//
+// It returns the catalogInfo without views, and the oids of the functions that may write (for
+// viewQuery). trigs are (table, trigger function oid) pairs.
+func closeOver(fns []catalogFunc, trigs [][2]string) (*catalogInfo, []string) {
+	names := make(map[string]struct{}, len(fns))
+	for _, fn := range fns {
+		names[fn.name] = struct{}{}
+	}
+	// mentionedBy: for each name, the functions whose source names it; notifies: a function's
+	// source says it notifies.
+	mentionedBy := map[string][]int{}
+	notifies := make([]bool, len(fns))
+	for i, fn := range fns {
+		seen := map[string]struct{}{}
+		sourceWords(fn.src, func(w string) {
+			if notifyWord(w) {
+				notifies[i] = true
+			}
+			if _, ok := names[w]; !ok {
+				return
+			}
+			if _, ok := seen[w]; ok {
+				return
+			}
+			seen[w] = struct{}{}
+			mentionedBy[w] = append(mentionedBy[w], i)
+		})
+	}
+	// spread marks, from the names in set, every name of a callable function whose source
+	// names a marked one.
+	spread := func(set map[string]bool) {
+		queue := slices.Collect(maps.Keys(set))
+		for len(queue) > 0 {
+			n := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			for _, i := range mentionedBy[n] {
+				if fns[i].kind != 't' && !set[fns[i].name] {
+					set[fns[i].name] = true
+					queue = append(queue, fns[i].name)
+				}
+			}
+		}
+	}
+	writes, notify := map[string]bool{}, map[string]bool{}
+	for i, fn := range fns {
+		if fn.kind == 't' {
+			continue
+		}
+		if fn.volatile {
+			writes[fn.name] = true
+		}
+		if notifies[i] {
+			notify[fn.name] = true
+		}
+	}
+	spread(writes)
+	spread(notify)
+
+	cat := &catalogInfo{funcs: map[string]bool{}, writeViews: map[string]struct{}{}, notifyRels: map[string]struct{}{}}
+	var writerOIDs []string
+	notifyTrig := map[string]bool{}
+	for i, fn := range fns {
+		switch fn.kind {
+		case 'f':
+			if writes[fn.name] || notify[fn.name] {
+				cat.funcs[fn.name] = notify[fn.name]
+			}
+			if writes[fn.name] {
+				writerOIDs = append(writerOIDs, fn.oid)
+			}
+		case 't':
+			// A trigger function notifies by its own text or through a function it names.
+			notifyTrig[fn.oid] = notifies[i]
+		}
+	}
+	for n, is := range notify {
+		if !is {
+			continue
+		}
+		for _, i := range mentionedBy[n] {
+			if fns[i].kind == 't' {
+				notifyTrig[fns[i].oid] = true
+			}
+		}
+	}
+	for _, t := range trigs {
+		if notifyTrig[t[1]] {
+			cat.notifyRels[t[0]] = struct{}{}
+		}
+	}
+	return cat, writerOIDs
+}
+
+// notifyWord tells whether a word of a function's source notifies or listens.
+func notifyWord(w string) bool {
+	switch w {
+	case "notify", "pg_notify", "listen", "unlisten":
+		return true
+	}
+	return false
+}
+
+// sourceWords calls fn with each word of a function's source that may name a function: runs
+// of letters, digits, _ and $, folded to lower case, and "quoted identifiers" as they are
+// inside the quotes. A word with $ in it also gives its parts (a dollar quote's tag runs into
+// the word after it). Quotes, comments and dollar quotes are not told apart from code: a name
+// in them counts.
+func sourceWords(src string, fn func(string)) {
+	var buf []byte
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == '"':
+			j := strings.IndexByte(src[i+1:], '"')
+			if j < 0 {
+				return
+			}
+			fn(src[i+1 : i+1+j])
+			i += j + 2
+		case wordByte(c):
+			j := i
+			for j < len(src) && wordByte(src[j]) {
+				j++
+			}
+			buf = buf[:0]
+			for k := i; k < j; k++ {
+				b := src[k]
+				if 'A' <= b && b <= 'Z' {
+					b += 'a' - 'A'
+				}
+				buf = append(buf, b)
+			}
+			w := string(buf)
+			fn(w)
+			if strings.Contains(w, "$") {
+				for part := range strings.SplitSeq(w, "$") {
+					if part != "" {
+						fn(part)
+					}
+				}
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+}
+
+func wordByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // start reads the lists in the background; reads end with ctx, and stop waits for them.
@@ -196,13 +383,33 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 }
 
 // noteDDL takes in a DDL statement sent through the shim: a function it creates counts at once
-// (text: the statement, searched for what may notify), and the lists are read again at the
-// next statement that needs them (a trigger, say, may have been made).
+// when it may write or notify — volatile, or naming a function known to (text: the statement,
+// searched as closeOver searches sources) — and the lists are read again at the next statement
+// that needs them (a trigger, say, may have been made).
 func (f *writerFuncs) noteDDL(st *statement, text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if st.Creates != "" {
-		f.created[st.Creates] = createdFunc{at: time.Now(), notify: mayNotify(text)}
+		writes, notify := !st.CreatesStable, false
+		sourceWords(text, func(w string) {
+			if notifyWord(w) {
+				notify = true
+			}
+			if w == st.Creates {
+				return // its own name
+			}
+			nt, ok := false, false
+			if f.cat != nil {
+				nt, ok = f.cat.funcs[w]
+			}
+			if c, in := f.created[w]; in {
+				nt, ok = nt || c.notify, true
+			}
+			writes, notify = writes || ok, notify || nt
+		})
+		if writes || notify {
+			f.created[st.Creates] = createdFunc{at: time.Now(), notify: notify}
+		}
 	}
 	// Soon after, once the statement has likely committed.
 	if soon := time.Now().Add(ddlReread); soon.Before(f.due) {
@@ -212,12 +419,6 @@ func (f *writerFuncs) noteDDL(st *statement, text string) {
 
 // ddlReread is how soon after DDL through the shim the lists are read again.
 const ddlReread = 300 * time.Millisecond
-
-// mayNotify tells whether a text mentions notifying or listening (the shim's side of notifyRE).
-func mayNotify(text string) bool {
-	t := strings.ToLower(text)
-	return strings.Contains(t, "notify") || strings.Contains(t, "listen")
-}
 
 // check takes a read that calls a function that may write for a write, and marks a statement
 // that calls a function that may notify, or a write that names a table whose trigger may, as

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +38,7 @@ func TestLexCalls(t *testing.T) {
 		{"CREATE OR REPLACE FUNCTION s.Add_One(i int) RETURNS int LANGUAGE sql AS $$ SELECT i + 1 $$", "", "add_one"},
 		{`CREATE FUNCTION "Mixed"() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END`, "", "Mixed"},
 		{"CREATE PROCEDURE p() LANGUAGE sql AS $$ SELECT 1 $$", "", ""},
-		{"CREATE FUNCTION f() RETURNS int STABLE LANGUAGE sql AS $$ SELECT 1 $$", "", ""},
+		{"CREATE FUNCTION f() RETURNS int STABLE LANGUAGE sql AS $$ SELECT 1 $$", "", "f"},
 		{"SELECT " + strings.Repeat("f(1), ", maxCalls+1) + "1", strings.TrimSuffix(strings.Repeat("f,", maxCalls), ",") + ",…", ""},
 	}
 	for _, tt := range tests {
@@ -50,6 +52,9 @@ func TestLexCalls(t *testing.T) {
 		}
 		if got != tt.calls || sts[0].Creates != tt.creates {
 			t.Errorf("%q: calls %q creates %q, want %q and %q", tt.sql, got, sts[0].Creates, tt.calls, tt.creates)
+		}
+		if stable := strings.Contains(tt.sql, "STABLE"); sts[0].CreatesStable != stable {
+			t.Errorf("%q: CreatesStable %v, want %v", tt.sql, sts[0].CreatesStable, stable)
 		}
 	}
 	for sql, want := range map[string]string{
@@ -79,7 +84,13 @@ CREATE TABLE jobs (id int PRIMARY KEY);
 CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY jobs; RETURN NEW; END $$;
 CREATE TRIGGER jobs_t AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_notify();
 CREATE VIEW new_acct AS SELECT open_acct(13) AS id;
-CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
+CREATE VIEW new_acct_too AS SELECT * FROM new_acct;
+CREATE FUNCTION open_acct_stable(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT open_acct(i) $$;
+CREATE VIEW new_acct_stable AS SELECT open_acct_stable(14) AS id;
+CREATE FUNCTION enqueue_later(i int) RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN PERFORM public.enqueue(i); END $$;
+CREATE TABLE jobs3 (id int PRIMARY KEY);
+CREATE FUNCTION jobs3_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM "enqueue"(NEW.id + 1000); RETURN NEW; END $$;
+CREATE TRIGGER jobs3_t AFTER INSERT ON jobs3 FOR EACH ROW EXECUTE FUNCTION jobs3_enqueue();`)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer, FuncRefresh: 200 * time.Millisecond}, ModeDual, 1)
 	conn := s.connect(t)
@@ -102,9 +113,10 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 	for deadline := time.Now().Add(10 * time.Second); cat.ReadAt.IsZero() && time.Now().Before(deadline); cat = s.Catalog() {
 		time.Sleep(10 * time.Millisecond) // the shim reads the catalog as it starts
 	}
-	if cat.ReadAt.IsZero() || cat.Err != "" || cat.WriterFunctions != 3 || cat.NotifyingFunctions != 1 ||
-		strings.Join(cat.WriterViews, ",") != "new_acct,new_acct_too" || strings.Join(cat.NotifyTables, ",") != "jobs" {
-		t.Fatalf("catalog %+v: want 3 writer functions (open_acct, Open_Acct_PL, enqueue), 1 notifying, views new_acct and new_acct_too, table jobs", cat)
+	if cat.ReadAt.IsZero() || cat.Err != "" || cat.WriterFunctions != 5 || cat.NotifyingFunctions != 2 ||
+		strings.Join(cat.WriterViews, ",") != "new_acct,new_acct_stable,new_acct_too" || strings.Join(cat.NotifyTables, ",") != "jobs,jobs3" {
+		t.Fatalf("catalog %+v: want 5 writer functions (open_acct, Open_Acct_PL, enqueue, open_acct_stable, enqueue_later), "+
+			"2 notifying (enqueue, enqueue_later), views new_acct, new_acct_stable and new_acct_too, tables jobs and jobs3", cat)
 	}
 	exec("SELECT open_acct(1)") // simple protocol
 	dual("simple", 1)
@@ -120,6 +132,10 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 	dual("in FROM", 5)
 	exec("SELECT * FROM new_acct_too")
 	dual("through a view of a view", 13)
+	exec("SELECT open_acct_stable(15)") // PostgreSQL lets a STABLE function call one that writes
+	dual("through a STABLE function", 15)
+	exec("SELECT * FROM new_acct_stable")
+	dual("through a view calling a STABLE function", 14)
 
 	before := s.Stats()
 	var n int
@@ -138,11 +154,13 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 	exec("SELECT enqueue(11)")
 	exec("INSERT INTO jobs VALUES (1)")
 	exec("INSERT INTO public.jobs VALUES ($1)", 2)
+	exec("SELECT enqueue_later(16)")         // notifies through the function it calls
+	exec("INSERT INTO jobs3 VALUES ($1)", 1) // the trigger's function calls one that notifies
 	if calls := peer.take(); len(calls) != 0 {
 		t.Fatalf("a transaction that notifies reached the peer's prepare: %v", calls)
 	}
-	if st := s.Stats(); st.Unwrapped != before.Unwrapped+3 || rowCount(t, c, "id = 11") != 1 {
-		t.Fatalf("stats before %+v, after %+v: want three unwrapped commits", before, st)
+	if st := s.Stats(); st.Unwrapped != before.Unwrapped+5 || rowCount(t, c, "id IN (11, 16, 1001)") != 3 {
+		t.Fatalf("stats before %+v, after %+v: want five unwrapped commits", before, st)
 	}
 	before = s.Stats()
 
@@ -151,6 +169,17 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 	checkDual(t, peer.take(), 1)
 	exec("SELECT open_two(6)")
 	dual("created through the shim", 6)
+	exec("CREATE FUNCTION open_two_stable(i int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT open_two(i) $$")
+	checkDual(t, peer.take(), 1)
+	exec("SELECT open_two_stable(8)")
+	dual("a STABLE function calling one that writes, created through the shim", 8)
+	exec("CREATE FUNCTION two() RETURNS int LANGUAGE sql STABLE AS $$ SELECT 2 $$")
+	checkDual(t, peer.take(), 1)
+	before = s.Stats()
+	exec("SELECT two()")
+	if calls := peer.take(); len(calls) != 0 || s.Stats().CommitsPlain != before.CommitsPlain {
+		t.Fatalf("a read calling a STABLE function created through the shim: peer calls %v, stats %+v", calls, s.Stats())
+	}
 	exec("CREATE FUNCTION enqueue_two(i int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); PERFORM pg_notify('jobs', i::text); END $$")
 	checkDual(t, peer.take(), 1)
 	before = s.Stats()
@@ -196,7 +225,7 @@ CREATE VIEW new_acct_too AS SELECT * FROM new_acct;`)
 // TestWritesWaitForPeer: with the real Shipper, the client hears of a write's commit only once
 // the peer has the write — here, only after a lock on the peer's table is let go: a read that
 // calls a writing function (a dual commit), and the writes committed plainly in dual mode (a
-// read whose write the shim cannot see, through a function declared STABLE; a session with a
+// read whose write the shim cannot see, through a function named at run time; a session with a
 // temporary table; a procedure's commits, and a DO block's).
 func TestWritesWaitForPeer(t *testing.T) {
 	e := startAccEnv(t)
@@ -214,7 +243,8 @@ func TestWritesWaitForPeer(t *testing.T) {
 	// Through the shim: the DDL ships to the peer, and the function counts at once.
 	if _, err := client.Exec(ctx, `CREATE TABLE fnrows (id int PRIMARY KEY);
 CREATE FUNCTION add_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fnrows VALUES (i) RETURNING id $$;
-CREATE FUNCTION next_row() RETURNS int STABLE LANGUAGE sql AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$;
+CREATE FUNCTION next_row() RETURNS int STABLE LANGUAGE plpgsql AS $$ DECLARE r int; BEGIN
+  EXECUTE 'SELECT add_' || 'row((SELECT coalesce(max(id), 0) + 1 FROM fnrows))' INTO r; RETURN r; END $$;
 CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows VALUES (a); COMMIT; INSERT INTO fnrows VALUES (a + 1); END $$`); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +297,7 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 	if st := e.shim.Stats(); st.CommitsDual != before.CommitsDual+1 || st.Unwrapped != before.Unwrapped {
 		t.Fatalf("stats before %+v, after %+v: want one more dual commit", before, st)
 	}
-	waitsForPeer("a write through a STABLE function, in a transaction", func() error {
+	waitsForPeer("a write through a function named at run time, in a transaction", func() error {
 		tx, err := client.Begin(ctx)
 		if err != nil {
 			return err
@@ -415,5 +445,54 @@ func TestWriterFuncsReads(t *testing.T) {
 	}
 	if e := f.lastErr; e != nil {
 		t.Fatalf("last error %v after a successful read", e)
+	}
+}
+
+// TestCloseOver: what may write or notify follows the names sources mention, through any
+// number of functions and procedures and around cycles, never through trigger functions (they
+// cannot be called), and only from what may.
+func TestCloseOver(t *testing.T) {
+	fns := []catalogFunc{
+		{oid: "1", name: "w", kind: 'f', volatile: true, src: "INSERT INTO t VALUES (1)"},
+		{oid: "2", name: "s1", kind: 'f', src: "SELECT W()"}, // folded
+		{oid: "3", name: "s2", kind: 'f', src: "BEGIN RETURN public.s1(); END"},
+		{oid: "4", name: "pure", kind: 'f', src: "SELECT 1 -- not w2"},
+		{oid: "5", name: "Quoted", kind: 'f', src: "EXECUTE $q$SELECT s2()$q$"}, // s2 after a dollar tag
+		{oid: "6", name: "calls_quoted", kind: 'f', src: `SELECT "Quoted"()`},
+		{oid: "7", name: "quoted", kind: 'f', src: "SELECT 1"}, // not "Quoted"
+		{oid: "8", name: "a", kind: 'f', src: "SELECT b()"},
+		{oid: "9", name: "b", kind: 'f', src: "SELECT a()"}, // a cycle of reads
+		{oid: "10", name: "n", kind: 'f', src: "PERFORM pg_notify('c', 'x')"},
+		{oid: "11", name: "via_n", kind: 'f', src: "PERFORM n()"},
+		{oid: "12", name: "trg", kind: 't', volatile: true, src: "BEGIN PERFORM via_n(); RETURN NEW; END"},
+		{oid: "13", name: "trg_plain", kind: 't', volatile: true, src: "BEGIN INSERT INTO log VALUES (1); RETURN NEW; END"},
+		{oid: "14", name: "calls_trg", kind: 'f', src: "SELECT trg_plain()"}, // a trigger function writes nothing by name
+		{oid: "15", name: "p", kind: 'p', volatile: true, src: "INSERT INTO t VALUES (2)"},
+		{oid: "16", name: "calls_p", kind: 'f', src: "CALL p()"},
+		{oid: "17", name: "listens", kind: 'f', src: "LISTEN c"},
+	}
+	cat, oids := closeOver(fns, [][2]string{{"t1", "12"}, {"t2", "13"}, {"t3", "99"}})
+	got := func(m map[string]bool, notify bool) string {
+		var names []string
+		for n, nt := range m {
+			if !notify || nt {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+		return strings.Join(names, ",")
+	}
+	if w := got(cat.funcs, false); w != "Quoted,calls_p,calls_quoted,listens,n,s1,s2,via_n,w" {
+		t.Errorf("may write or notify: %s", w)
+	}
+	if n := got(cat.funcs, true); n != "listens,n,via_n" {
+		t.Errorf("may notify: %s", n)
+	}
+	slices.Sort(oids)
+	if o := strings.Join(oids, ","); o != "1,16,2,3,5,6" {
+		t.Errorf("writer oids %s, want those of w, s1, s2, Quoted, calls_quoted, calls_p", o)
+	}
+	if rels := strings.Join(slices.Sorted(maps.Keys(cat.notifyRels)), ","); rels != "t1" {
+		t.Errorf("tables whose trigger may notify: %s, want t1", rels)
 	}
 }

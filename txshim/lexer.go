@@ -63,9 +63,11 @@ type statement struct {
 	// most maxWords), among which the tables and views they read or write (funcs.go: views that
 	// call functions that may write, tables whose triggers notify).
 	Names []string
-	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes, unless
-	// it is declared STABLE or IMMUTABLE (which PostgreSQL keeps from writing).
-	Creates string
+	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes;
+	// CreatesStable, that it is declared STABLE or IMMUTABLE (PostgreSQL keeps such a function
+	// from writing, though not from calling one that writes).
+	Creates       string
+	CreatesStable bool
 	// Proc: CALL, or DO with COMMIT or ROLLBACK in it, which may commit writes of its own.
 	Proc bool
 }
@@ -218,9 +220,8 @@ func noteCalls(sql string, w []span, calls []span, many bool, st *statement) {
 	switch {
 	case st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
 		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")):
-		if hasWord(sql, w, 2, "STABLE") < 0 && hasWord(sql, w, 2, "IMMUTABLE") < 0 {
-			st.Creates = string(foldName(sql[calls[0].start:calls[0].end], nil))
-		}
+		st.Creates = string(foldName(sql[calls[0].start:calls[0].end], nil))
+		st.CreatesStable = hasWord(sql, w, 2, "STABLE") >= 0 || hasWord(sql, w, 2, "IMMUTABLE") >= 0
 		return
 	case (st.Kind != kindRead && st.Kind != kindWrite) || len(w) == 0:
 		return
