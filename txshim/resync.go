@@ -236,7 +236,7 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 	return rows, nil
 }
 
-// renewLostSlot makes the slot anew if PostgreSQL invalidated it — as the database says, not
+// renewLostSlot makes the slot anew if PostgreSQL invalidated it or it is gone — as the database says, not
 // as far as the decoder has noticed (a resync may come before its next stream fails): dropped
 // and created again while commits go on (creating a slot waits for the write transactions open
 // then to end, which a hold would keep from ending).
@@ -250,12 +250,12 @@ func (s *Shipper) renewLostSlot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
-	if !info.Lost() {
+	if info.Exists && !info.Lost() {
 		return nil
 	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
-	s.logger.Warn("resync: the invalidated replication slot was made anew", "slot", SlotName(s.cfg.Site))
+	s.logger.Warn("resync: the lost replication slot was made anew", "slot", SlotName(s.cfg.Site), "existed", info.Exists)
 	return nil
 }

@@ -51,8 +51,9 @@ FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&info.WALStatus, &in
 // slotTimeout bounds reading the slot's state after a failed stream.
 const slotTimeout = 5 * time.Second
 
-// checkSlot runs after a stream failed: if PostgreSQL invalidated the slot, shipping stops
-// for good (Err wraps ErrNeedsResync) until Resync makes the slot anew, and it reports true.
+// checkSlot runs after a stream failed: if PostgreSQL invalidated the slot, or it is gone
+// (dropped by hand: what was committed since is kept by no slot), shipping stops for good (Err
+// wraps ErrNeedsResync) until Resync makes the slot anew, and it reports true.
 // A backup whose slot holds nothing that is still to be shipped — its transactions are all
 // writes that bypassed Tandem, reported and never shipped (SetBypassFrom 0) — gets a new slot
 // at once instead (renewBackupSlot), and it reports false.
@@ -65,7 +66,7 @@ func (s *Shipper) checkSlot(ctx context.Context) bool {
 	rctx, cancel := context.WithTimeout(ctx, slotTimeout)
 	defer cancel()
 	info, err := ReadSlot(rctx, db, SlotName(s.cfg.Site))
-	if err != nil || !info.Lost() {
+	if err != nil || (info.Exists && !info.Lost()) {
 		return false
 	}
 	if s.renewBackupSlot(rctx, db) {
@@ -77,19 +78,22 @@ func (s *Shipper) checkSlot(ctx context.Context) bool {
 		return true
 	}
 	s.slotLost = true
-	err = fmt.Errorf("replication slot %s was invalidated by PostgreSQL (max_slot_wal_keep_size): "+
-		"the WAL of transactions the peer may lack is gone: %w", SlotName(s.cfg.Site), ErrNeedsResync)
+	what := "was invalidated by PostgreSQL (max_slot_wal_keep_size): the WAL of transactions the peer may lack is gone"
+	if !info.Exists {
+		what = "does not exist (dropped by hand?): no slot keeps what was committed since, which the peer may lack"
+	}
+	err = fmt.Errorf("replication slot %s %s: %w", SlotName(s.cfg.Site), what, ErrNeedsResync)
 	if s.resyncErr == nil {
 		s.resyncErr = err
 	}
-	s.logger.Error("the replication slot lost WAL the peer may lack: shipping stops until tandem resync copies the application tables",
-		"slot", SlotName(s.cfg.Site), "backlog_in_memory", len(s.journal))
-	s.goDownLocked("the slot was invalidated", err)
+	s.logger.Error("the replication slot lost transactions the peer may lack: shipping stops until tandem resync copies the application tables",
+		"slot", SlotName(s.cfg.Site), "exists", info.Exists, "backlog_in_memory", len(s.journal))
+	s.goDownLocked("the slot was lost", err)
 	s.notifyLocked()
 	return true
 }
 
-// renewBackupSlot makes a backup's lost slot anew when nothing it held is to be shipped: the
+// renewBackupSlot makes a backup's lost or missing slot anew when nothing it held is to be shipped: the
 // site has been backup since this process started (SetBypassFrom 0), so every transaction of
 // its own database is a bypass and the journal has nothing pending. Bypasses in the lost WAL
 // go unreported (tandem verify finds what they changed).
@@ -104,11 +108,11 @@ func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) bool {
 		return false
 	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
-		s.logger.Error("the backup's replication slot was invalidated and cannot be made anew", "err", err)
+		s.logger.Error("the backup's replication slot was lost and cannot be made anew", "err", err)
 		return false
 	}
-	s.logger.Warn("the backup's replication slot was invalidated (max_slot_wal_keep_size) and is made anew; "+
-		"writes that bypassed Tandem in the lost WAL are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site))
+	s.logger.Warn("the backup's replication slot was lost (invalidated by max_slot_wal_keep_size, or dropped) and is made anew; "+
+		"writes that bypassed Tandem meanwhile are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site))
 	return true
 }
 

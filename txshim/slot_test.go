@@ -127,3 +127,93 @@ func TestSlotInvalidated(t *testing.T) {
 		t.Fatalf("backup Err = %v, want nil: its slot held nothing to ship", err)
 	}
 }
+
+// dropSlot drops the site's slot on p's local database by hand, ending the walsender that
+// streams it (the Shipper streams it again within moments, so this retries until it wins).
+func dropSlot(t *testing.T, p *capPair) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := p.ldb.Exec(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`, SlotName("a"))
+		if err == nil {
+			_, err = p.ldb.Exec(`SELECT pg_drop_replication_slot($1)`, SlotName("a"))
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drop the slot: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSlotDropped: the master's slot is dropped by hand; what is committed after that is kept by
+// no slot, and the peer may lack it. The Shipper says so (Err wraps ErrNeedsResync naming the
+// missing slot) rather than retrying a stream that cannot start; catch-up refuses; Resync makes
+// the slot, copies the tables, and shipping goes on. A backup whose slot is dropped, holding
+// nothing to ship, makes it anew by itself. Before this check the stream was retried for ever,
+// with a warning each time, and catch-up waited on it.
+func TestSlotDropped(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	stop := runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	p.local.Exec(t, `INSERT INTO kv VALUES (1, 'one')`)
+	waitFor(t, "the first commit on the peer", func() bool {
+		var n int
+		return p.pdb.QueryRow(`SELECT count(*) FROM kv`).Scan(&n) == nil && n == 1 && sh.Backlog() == 0
+	})
+
+	dropSlot(t, p)
+	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'in no slot')`)
+	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
+	if err := sh.Err(); !errors.Is(err, ErrNeedsResync) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Err = %v, want ErrNeedsResync naming the missing slot", err)
+	}
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); !errors.Is(err, ErrNeedsResync) {
+		t.Fatalf("CatchUp with the slot gone = %v, want ErrNeedsResync", err)
+	}
+	if sh.PeerSynced() {
+		t.Fatal("peer synced with the slot gone")
+	}
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	if info, err := ReadSlot(capCtx(t, 5*time.Second), p.ldb, SlotName("a")); err != nil || !info.Exists || info.Lost() {
+		t.Fatalf("slot after Resync: %+v, %v", info, err)
+	}
+	if sh.Err() != nil || !sh.PeerSynced() {
+		t.Fatalf("after Resync: err %v, synced %v", sh.Err(), sh.PeerSynced())
+	}
+	requireSame(t, p) // row 2 reached the peer by the copy
+	p.local.Exec(t, `INSERT INTO kv VALUES (3, 'after the resync')`)
+	waitFor(t, "a later commit on the peer", func() bool {
+		var n int
+		return p.pdb.QueryRow(`SELECT count(*) FROM kv WHERE k = 3`).Scan(&n) == nil && n == 1 && sh.Backlog() == 0
+	})
+	requireSame(t, p)
+	stop()
+
+	bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	bk.SetBackup(true)
+	bk.SetBypassFrom(0)
+	runShipper(t, bk)
+	dropSlot(t, p)
+	waitForLong(t, "the backup's slot made anew", 20*time.Second, func() bool {
+		info, err := ReadSlot(context.Background(), p.ldb, SlotName("a"))
+		return err == nil && info.Exists && !info.Lost()
+	})
+	p.local.Exec(t, `INSERT INTO kv VALUES (5, 'bypass')`)
+	waitForLong(t, "the bypass reported", 20*time.Second, func() bool { return bk.Stats().Bypassed == 1 })
+	if err := bk.Err(); err != nil {
+		t.Fatalf("backup Err = %v, want nil: its slot held nothing to ship", err)
+	}
+}
