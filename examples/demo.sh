@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# A local two-site demo on 127.0.0.1: two toy WireServers, two tandem sidecars
-# and a witness. It shows an operator reaching site1 through either proxy,
-# failover to site2 when site1's server dies, and failback when it returns.
+# A local two-site demo on 127.0.0.1, in two parts.
+# 1. Two toy WireServers (in-memory), two tandem sidecars and a witness: an
+#    operator reaching site1 through either proxy, failover to site2 when
+#    site1's server dies, and failback when it returns.
+# 2. examples/dbdemo: each site with its own PostgreSQL cluster, the servers
+#    storing through the txshim; the whole master site killed with nothing
+#    acknowledged lost, and its return. PostgreSQL is installed from Debian's
+#    packages when missing (as root); without it this part is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +22,7 @@ trap cleanup EXIT INT TERM
 echo "== building tandem and the toy wireserver"
 go build -o "$work/tandem" ./cmd/tandem
 go build -o "$work/wireserver" ./examples/wireserver
+go build -o "$work/dbdemo" ./examples/dbdemo
 
 start() { "$@" >>"$work/log" 2>&1 & pids+=($!); }
 server() { start "$work/wireserver" -listen "127.0.0.1:700$1" -name "site$1"; echo $!; }
@@ -59,4 +65,17 @@ server 1 >/dev/null
 wait_for 30 "site1 to serve again" served_by 7102 site1
 echo "   7102: $(ask 7102 PING)"
 curl -s http://127.0.0.1:7181/metrics | grep -E '^tandem_(term|role_changes_total|proxy_connections_total) '
-echo "== demo done"
+echo "== part 1 done"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+
+echo
+echo "==== part 2: with PostgreSQL at each site"
+if bash .ci/install-postgres; then
+  # In the background so that the trap above stops it (it then stops what it started).
+  "$work/dbdemo" -tandem "$work/tandem" -wireserver "$work/wireserver" & pids+=($!)
+  wait $!
+else
+  echo "skipped: PostgreSQL's server binaries are missing and could not be installed (run as root, or install postgresql)"
+fi

@@ -36,7 +36,14 @@ func run() error {
 	dsn := flag.String("dsn", "", "PostgreSQL DSN; empty keeps the data in memory")
 	proxy := flag.String("proxy", proxyOff, "PROXY protocol header: off | v1 | v2 | any (required unless off)")
 	level := flag.String("log-level", "info", "debug | info | warn | error")
+	schema := flag.Bool("schema", false, "print the SQL that creates the server's tables (for both sites' databases) and exit")
 	flag.Parse()
+	if *schema {
+		for _, t := range pgTables {
+			fmt.Printf("%s;\n", t.ddl)
+		}
+		return nil
+	}
 
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

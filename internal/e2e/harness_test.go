@@ -230,9 +230,10 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 		witnessAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
 	if o.db {
+		schema := wireSchema(t)
 		for _, s := range sites {
 			s.pg = pgtest.Start(t)
-			s.pg.Exec(t, wireSchema)
+			s.pg.Exec(t, schema)
 			s.shim = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		}
 	}
@@ -344,12 +345,16 @@ on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s
 	return sites[0], sites[1]
 }
 
-// wireSchema is the toy server's table, created on both databases before
-// install (the application schemas of both sites must match).
-const wireSchema = `CREATE TABLE wire_kv (k text PRIMARY KEY, v text NOT NULL, updated timestamptz NOT NULL DEFAULT now());
-CREATE TABLE wire_accounts (id text PRIMARY KEY, balance bigint NOT NULL);
-CREATE TABLE wire_ledger (id text PRIMARY KEY, src text NOT NULL, dst text NOT NULL, amount bigint NOT NULL,
-	at timestamptz NOT NULL DEFAULT now())`
+// wireSchema is the toy server's tables (wireserver -schema), created on both databases
+// before install (the application schemas of both sites must match).
+func wireSchema(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(bins.wireserver, "-schema").Output()
+	if err != nil {
+		t.Fatalf("wireserver -schema: %v", err)
+	}
+	return string(out)
+}
 
 func appendFile(t *testing.T, path, content string) {
 	t.Helper()
