@@ -44,14 +44,10 @@ func invalidateSlot(t *testing.T, p *capPair, table string, key int) {
 	p.local.Exec(t, `SELECT pg_reload_conf()`)
 }
 
-// TestSlotInvalidated: the peer is away while the master commits alone, and PostgreSQL
-// invalidates the slot (max_slot_wal_keep_size; DESIGN §5.2 "past it the peer needs
-// resync"). The Shipper says so (Err wraps ErrNeedsResync and names the slot) rather than
-// retrying a stream that can never start; catch-up refuses; Resync makes the slot anew, copies
-// the tables, and shipping goes on from there. Then a backup whose slot was invalidated while
-// its sidecar was down, and which holds nothing to ship, gets a new slot by itself and still
-// reports writes that bypass Tandem.
-func TestSlotInvalidated(t *testing.T) {
+// shippingKV starts a pair with table kv installed and a master's Shipper (site a, term 1) in
+// step, row 1 shipped; stop stops the Shipper.
+func shippingKV(t *testing.T) (*capPair, *Shipper, func()) {
+	t.Helper()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)
@@ -67,6 +63,18 @@ func TestSlotInvalidated(t *testing.T) {
 		var n int
 		return p.pdb.QueryRow(`SELECT count(*) FROM kv`).Scan(&n) == nil && n == 1 && sh.Backlog() == 0
 	})
+	return p, sh, stop
+}
+
+// TestSlotInvalidated: the peer is away while the master commits alone, and PostgreSQL
+// invalidates the slot (max_slot_wal_keep_size; DESIGN §5.2 "past it the peer needs
+// resync"). The Shipper says so (Err wraps ErrNeedsResync and names the slot) rather than
+// retrying a stream that can never start; catch-up refuses; Resync makes the slot anew, copies
+// the tables, and shipping goes on from there. Then a backup whose slot was invalidated while
+// its sidecar was down, and which holds nothing to ship, gets a new slot by itself and still
+// reports writes that bypass Tandem.
+func TestSlotInvalidated(t *testing.T) {
+	p, sh, stop := shippingKV(t)
 
 	p.peer.Kill()
 	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'while the peer is away')`)
@@ -155,21 +163,7 @@ func dropSlot(t *testing.T, p *capPair) {
 // nothing to ship, makes it anew by itself. Before this check the stream was retried for ever,
 // with a warning each time, and catch-up waited on it.
 func TestSlotDropped(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	stop := runShipper(t, sh)
-	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
-		t.Fatal(err)
-	}
-	p.local.Exec(t, `INSERT INTO kv VALUES (1, 'one')`)
-	waitFor(t, "the first commit on the peer", func() bool {
-		var n int
-		return p.pdb.QueryRow(`SELECT count(*) FROM kv`).Scan(&n) == nil && n == 1 && sh.Backlog() == 0
-	})
+	p, sh, stop := shippingKV(t)
 
 	dropSlot(t, p)
 	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'in no slot')`)
