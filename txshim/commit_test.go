@@ -503,11 +503,11 @@ func TestTransactionEdges(t *testing.T) {
 		t.Fatal("rows of the converted transaction missing")
 	}
 	// A function that writes, called by SELECT, makes a write transaction (funcs.go); a write the
-	// shim cannot see (the function's name built at run time) commits plainly, counted.
+	// shim cannot see (through a function made on the database in information_schema, where the
+	// shim's lists do not look) commits plainly, counted.
 	r.query("CREATE FUNCTION ins(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$")
 	checkDual(t, peer.take(), 1)
-	r.query("CREATE FUNCTION ins_stable(i int) RETURNS int STABLE LANGUAGE plpgsql AS $$ DECLARE r int; BEGIN EXECUTE 'SELECT i' || 'ns($1)' INTO r USING i; RETURN r; END $$")
-	checkDual(t, peer.take(), 1)
+	c.Exec(t, "CREATE FUNCTION information_schema.ins_hidden(i int) RETURNS int LANGUAGE sql AS $$ SELECT ins(i) $$")
 	before := s.Stats().Unwrapped
 	r.query("BEGIN")
 	r.query("SELECT ins(9)")
@@ -516,7 +516,7 @@ func TestTransactionEdges(t *testing.T) {
 	}
 	checkDual(t, peer.take(), 1)
 	r.query("BEGIN")
-	r.query("SELECT ins_stable(10)")
+	r.query("SELECT information_schema.ins_hidden(10)")
 	if got := r.query("COMMIT"); got != "CZ" {
 		t.Fatalf("COMMIT: %q", got)
 	}

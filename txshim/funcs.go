@@ -35,9 +35,9 @@ import (
 // background, when a statement needs them and they are older than Options.FuncRefresh, or
 // ddlReread after DDL through the shim (a trigger may have been made); a function created
 // through the shim counts at once. A read of a view that calls such a function (directly or
-// through other views) is a write too. Not seen: a function called by a name built at run time
-// (EXECUTE 'SELECT ' || fname || '()'), and what was created behind the shim's back until the
-// next read; what they write commits plainly, its reply waiting for the peer only inside an
+// through other views) is a write too. Not seen: what was created behind the shim's back until
+// the next read, functions in pg_catalog and information_schema, and C functions that write
+// through SPI; what they write commits plainly, its reply waiting for the peer only inside an
 // explicit transaction.
 type writerFuncs struct {
 	every  time.Duration
@@ -168,11 +168,11 @@ type catalogFunc struct {
 // closeOver works out, from the functions' volatility and the names their sources mention,
 // which may write and which may notify. A volatile function may write (PostgreSQL refuses
 // writes in STABLE and IMMUTABLE SQL and PL/pgSQL functions, but lets them call a volatile
-// one), and so may any function whose source names one that may: the relation is followed to
-// its end. A function may notify when its source says NOTIFY, LISTEN, UNLISTEN or pg_notify, or
+// one), and so may a function that runs SQL built at run time (EXECUTE: it may call any
+// function) and any function whose source names one that may: the relation is followed to its
+// end. A function may notify when its source says NOTIFY, LISTEN, UNLISTEN or pg_notify, or
 // names one that may. Names stand for all their overloads, and a name in a comment or a string
-// counts (EXECUTE 'SELECT f()' calls f): the lists err toward the dual commit. A name built
-// at run time (EXECUTE 'SELECT ' || fname) is not seen.
+// counts (EXECUTE 'SELECT f()' calls f): the lists err toward the dual commit.
 //
 // It returns the catalogInfo without views, and the oids of the functions that may write (for
 // viewQuery). trigs are (table, trigger function oid) pairs.
@@ -184,12 +184,15 @@ func closeOver(fns []catalogFunc, trigs [][2]string) (*catalogInfo, []string) {
 	// mentionedBy: for each name, the functions whose source names it; notifies: a function's
 	// source says it notifies.
 	mentionedBy := map[string][]int{}
-	notifies := make([]bool, len(fns))
+	notifies, dynamic := make([]bool, len(fns)), make([]bool, len(fns))
 	for i, fn := range fns {
 		seen := map[string]struct{}{}
 		sourceWords(fn.src, func(w string) {
 			if notifyWord(w) {
 				notifies[i] = true
+			}
+			if dynamicWord(w) {
+				dynamic[i] = true
 			}
 			if _, ok := names[w]; !ok {
 				return
@@ -221,7 +224,7 @@ func closeOver(fns []catalogFunc, trigs [][2]string) (*catalogInfo, []string) {
 		if fn.kind == 't' {
 			continue
 		}
-		if fn.volatile {
+		if fn.volatile || dynamic[i] {
 			writes[fn.name] = true
 		}
 		if notifies[i] {
@@ -264,6 +267,16 @@ func closeOver(fns []catalogFunc, trigs [][2]string) (*catalogInfo, []string) {
 		}
 	}
 	return cat, writerOIDs
+}
+
+// dynamicWord tells whether a word of a function's source runs SQL built at run time
+// (PL/pgSQL and PL/Python EXECUTE, PL/Perl's and PL/Tcl's SPI calls).
+func dynamicWord(w string) bool {
+	switch w {
+	case "execute", "spi_exec", "spi_exec_query", "spi_exec_prepared", "spi_query", "spi_query_prepared":
+		return true
+	}
+	return false
 }
 
 // notifyWord tells whether a word of a function's source notifies or listens.
@@ -383,8 +396,8 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 }
 
 // noteDDL takes in a DDL statement sent through the shim: a function it creates counts at once
-// when it may write or notify — volatile, or naming a function known to (text: the statement,
-// searched as closeOver searches sources) — and the lists are read again at the next statement
+// when it may write or notify — volatile, running SQL built at run time, or naming a function
+// known to (text: the statement, searched as closeOver searches sources) — and the lists are read again at the next statement
 // that needs them (a trigger, say, may have been made).
 func (f *writerFuncs) noteDDL(st *statement, text string) {
 	f.mu.Lock()
@@ -394,6 +407,9 @@ func (f *writerFuncs) noteDDL(st *statement, text string) {
 		sourceWords(text, func(w string) {
 			if notifyWord(w) {
 				notify = true
+			}
+			if dynamicWord(w) {
+				writes = true
 			}
 			if w == st.Creates {
 				return // its own name

@@ -90,7 +90,9 @@ CREATE VIEW new_acct_stable AS SELECT open_acct_stable(14) AS id;
 CREATE FUNCTION enqueue_later(i int) RETURNS void LANGUAGE plpgsql STABLE AS $$ BEGIN PERFORM public.enqueue(i); END $$;
 CREATE TABLE jobs3 (id int PRIMARY KEY);
 CREATE FUNCTION jobs3_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM "enqueue"(NEW.id + 1000); RETURN NEW; END $$;
-CREATE TRIGGER jobs3_t AFTER INSERT ON jobs3 FOR EACH ROW EXECUTE FUNCTION jobs3_enqueue();`)
+CREATE TRIGGER jobs3_t AFTER INSERT ON jobs3 FOR EACH ROW EXECUTE FUNCTION jobs3_enqueue();
+CREATE FUNCTION open_dyn(i int) RETURNS int LANGUAGE plpgsql STABLE AS $$ DECLARE r int;
+  BEGIN EXECUTE 'SELECT open_' || 'acct($1)' INTO r USING i; RETURN r; END $$;`)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer, FuncRefresh: 200 * time.Millisecond}, ModeDual, 1)
 	conn := s.connect(t)
@@ -113,9 +115,9 @@ CREATE TRIGGER jobs3_t AFTER INSERT ON jobs3 FOR EACH ROW EXECUTE FUNCTION jobs3
 	for deadline := time.Now().Add(10 * time.Second); cat.ReadAt.IsZero() && time.Now().Before(deadline); cat = s.Catalog() {
 		time.Sleep(10 * time.Millisecond) // the shim reads the catalog as it starts
 	}
-	if cat.ReadAt.IsZero() || cat.Err != "" || cat.WriterFunctions != 5 || cat.NotifyingFunctions != 2 ||
+	if cat.ReadAt.IsZero() || cat.Err != "" || cat.WriterFunctions != 6 || cat.NotifyingFunctions != 2 ||
 		strings.Join(cat.WriterViews, ",") != "new_acct,new_acct_stable,new_acct_too" || strings.Join(cat.NotifyTables, ",") != "jobs,jobs3" {
-		t.Fatalf("catalog %+v: want 5 writer functions (open_acct, Open_Acct_PL, enqueue, open_acct_stable, enqueue_later), "+
+		t.Fatalf("catalog %+v: want 6 writer functions (open_acct, Open_Acct_PL, enqueue, open_acct_stable, enqueue_later, open_dyn), "+
 			"2 notifying (enqueue, enqueue_later), views new_acct, new_acct_stable and new_acct_too, tables jobs and jobs3", cat)
 	}
 	exec("SELECT open_acct(1)") // simple protocol
@@ -136,6 +138,8 @@ CREATE TRIGGER jobs3_t AFTER INSERT ON jobs3 FOR EACH ROW EXECUTE FUNCTION jobs3
 	dual("through a STABLE function", 15)
 	exec("SELECT * FROM new_acct_stable")
 	dual("through a view calling a STABLE function", 14)
+	exec("SELECT open_dyn(17)") // SQL built at run time may call anything
+	dual("through a STABLE function running dynamic SQL", 17)
 
 	before := s.Stats()
 	var n int
@@ -225,7 +229,7 @@ CREATE TRIGGER jobs3_t AFTER INSERT ON jobs3 FOR EACH ROW EXECUTE FUNCTION jobs3
 // TestWritesWaitForPeer: with the real Shipper, the client hears of a write's commit only once
 // the peer has the write — here, only after a lock on the peer's table is let go: a read that
 // calls a writing function (a dual commit), and the writes committed plainly in dual mode (a
-// read whose write the shim cannot see, through a function named at run time; a session with a
+// read whose write the shim cannot see, through a function it does not know of; a session with a
 // temporary table; a procedure's commits, and a DO block's).
 func TestWritesWaitForPeer(t *testing.T) {
 	e := startAccEnv(t)
@@ -243,16 +247,20 @@ func TestWritesWaitForPeer(t *testing.T) {
 	// Through the shim: the DDL ships to the peer, and the function counts at once.
 	if _, err := client.Exec(ctx, `CREATE TABLE fnrows (id int PRIMARY KEY);
 CREATE FUNCTION add_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fnrows VALUES (i) RETURNING id $$;
-CREATE FUNCTION next_row() RETURNS int STABLE LANGUAGE plpgsql AS $$ DECLARE r int; BEGIN
-  EXECUTE 'SELECT add_' || 'row((SELECT coalesce(max(id), 0) + 1 FROM fnrows))' INTO r; RETURN r; END $$;
 CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows VALUES (a); COMMIT; INSERT INTO fnrows VALUES (a + 1); END $$`); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); e.peerString(t, "SELECT coalesce(to_regprocedure('next_row()')::text, '')") == ""; {
+	for deadline := time.Now().Add(10 * time.Second); e.peerString(t, "SELECT coalesce(to_regprocedure('add_two(int)')::text, '')") == ""; {
 		if time.Now().After(deadline) {
-			t.Fatal("the peer has no function next_row after 10 s")
+			t.Fatal("the peer has no procedure add_two after 10 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// A write the shim cannot see coming: a function it does not know of (made on the database,
+	// in information_schema, where its lists do not look).
+	if _, err := e.localDB.Exec(`CREATE FUNCTION information_schema.next_row() RETURNS int LANGUAGE sql
+AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$`); err != nil {
+		t.Fatal(err)
 	}
 	temp := connect()
 	if _, err := temp.Exec(ctx, "CREATE TEMP TABLE scratch (a int)"); err != nil {
@@ -297,12 +305,12 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 	if st := e.shim.Stats(); st.CommitsDual != before.CommitsDual+1 || st.Unwrapped != before.Unwrapped {
 		t.Fatalf("stats before %+v, after %+v: want one more dual commit", before, st)
 	}
-	waitsForPeer("a write through a function named at run time, in a transaction", func() error {
+	waitsForPeer("a write through a function the shim does not know of, in a transaction", func() error {
 		tx, err := client.Begin(ctx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SELECT next_row()"); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT information_schema.next_row()"); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
@@ -331,7 +339,7 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 	}
 	// COMMIT AND CHAIN has begun the next transaction: its reply does not wait (nor go solo).
 	start := time.Now()
-	for _, q := range []string{"BEGIN", "SELECT next_row()", "COMMIT AND CHAIN", "COMMIT"} {
+	for _, q := range []string{"BEGIN", "SELECT information_schema.next_row()", "COMMIT AND CHAIN", "COMMIT"} {
 		if _, err := client.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -457,7 +465,7 @@ func TestCloseOver(t *testing.T) {
 		{oid: "2", name: "s1", kind: 'f', src: "SELECT W()"}, // folded
 		{oid: "3", name: "s2", kind: 'f', src: "BEGIN RETURN public.s1(); END"},
 		{oid: "4", name: "pure", kind: 'f', src: "SELECT 1 -- not w2"},
-		{oid: "5", name: "Quoted", kind: 'f', src: "EXECUTE $q$SELECT s2()$q$"}, // s2 after a dollar tag
+		{oid: "5", name: "Quoted", kind: 'f', src: "RETURN $q$s2()$q$"}, // s2 after a dollar tag
 		{oid: "6", name: "calls_quoted", kind: 'f', src: `SELECT "Quoted"()`},
 		{oid: "7", name: "quoted", kind: 'f', src: "SELECT 1"}, // not "Quoted"
 		{oid: "8", name: "a", kind: 'f', src: "SELECT b()"},
@@ -470,6 +478,7 @@ func TestCloseOver(t *testing.T) {
 		{oid: "15", name: "p", kind: 'p', volatile: true, src: "INSERT INTO t VALUES (2)"},
 		{oid: "16", name: "calls_p", kind: 'f', src: "CALL p()"},
 		{oid: "17", name: "listens", kind: 'f', src: "LISTEN c"},
+		{oid: "18", name: "dyn", kind: 'f', src: "BEGIN EXECUTE 'SELECT ' || fname || '()'; END"}, // stable, but may call anything
 	}
 	cat, oids := closeOver(fns, [][2]string{{"t1", "12"}, {"t2", "13"}, {"t3", "99"}})
 	got := func(m map[string]bool, notify bool) string {
@@ -482,15 +491,15 @@ func TestCloseOver(t *testing.T) {
 		slices.Sort(names)
 		return strings.Join(names, ",")
 	}
-	if w := got(cat.funcs, false); w != "Quoted,calls_p,calls_quoted,listens,n,s1,s2,via_n,w" {
+	if w := got(cat.funcs, false); w != "Quoted,calls_p,calls_quoted,dyn,listens,n,s1,s2,via_n,w" {
 		t.Errorf("may write or notify: %s", w)
 	}
 	if n := got(cat.funcs, true); n != "listens,n,via_n" {
 		t.Errorf("may notify: %s", n)
 	}
 	slices.Sort(oids)
-	if o := strings.Join(oids, ","); o != "1,16,2,3,5,6" {
-		t.Errorf("writer oids %s, want those of w, s1, s2, Quoted, calls_quoted, calls_p", o)
+	if o := strings.Join(oids, ","); o != "1,16,18,2,3,5,6" {
+		t.Errorf("writer oids %s, want those of w, s1, s2, Quoted, calls_quoted, calls_p, dyn", o)
 	}
 	if rels := strings.Join(slices.Sorted(maps.Keys(cat.notifyRels)), ","); rels != "t1" {
 		t.Errorf("tables whose trigger may notify: %s, want t1", rels)
