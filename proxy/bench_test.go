@@ -64,8 +64,15 @@ func TestIdleConnMemory(t *testing.T) {
 		t.Skip("memory figure: not in -short or -race runs")
 	}
 	const n = 1000
-	// The backend parks each connection in a 1-byte read: small stacks.
-	srv := startBackend(t, "", func(c net.Conn) { _, _ = c.Read(make([]byte, 1)) })
+	// The backend reads the byte each client sends, then parks in another
+	// 1-byte read: small stacks. The byte makes each connection carry data
+	// once, as an operator's idle connection has, before it idles.
+	srv := startBackend(t, "", func(c net.Conn) {
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err == nil {
+			_, _ = c.Read(b)
+		}
+	})
 	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
 	s.SetMaster(master("site1", srv.addr))
 
@@ -75,6 +82,9 @@ func TestIdleConnMemory(t *testing.T) {
 			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 			if err != nil {
 				t.Fatalf("dial %s: %v", addr, err)
+			}
+			if _, err := c.Write([]byte{1}); err != nil {
+				t.Fatalf("write %s: %v", addr, err)
 			}
 			cs = append(cs, c)
 		}
@@ -96,7 +106,7 @@ func TestIdleConnMemory(t *testing.T) {
 	base = memInUse()
 	proxied := open(addrs[0])
 	eventually(t, 10*time.Second, "proxy to copy all", func() bool { return s.Stats().Active == n })
-	time.Sleep(100 * time.Millisecond) // let every copy goroutine park in splice
+	time.Sleep(100 * time.Millisecond) // let every copy goroutine forward its byte and park in splice
 	proxiedCost := memInUse() - base
 	t.Cleanup(func() { closeAll(proxied) })
 
