@@ -12,9 +12,13 @@ cd "$(dirname "$0")/.."
 
 work=$(mktemp -d /tmp/tandem-demo-bin.XXXXXX)
 pids=()
-cleanup() {
+stop_all() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  pids=()
+}
+cleanup() {
+  stop_all
   rm -rf "$work" /tmp/tandem-demo
 }
 trap cleanup EXIT INT TERM
@@ -66,9 +70,7 @@ wait_for 30 "site1 to serve again" served_by 7102 site1
 echo "   7102: $(ask 7102 PING)"
 curl -s http://127.0.0.1:7181/metrics | grep -E '^tandem_(term|role_changes_total|proxy_connections_total) '
 echo "== part 1 done"
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-wait 2>/dev/null || true
-pids=()
+stop_all
 
 echo
 echo "==== part 2: with PostgreSQL at each site"

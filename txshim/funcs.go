@@ -251,10 +251,7 @@ func closeOver(fns []catalogFunc, trigs [][2]string) (*catalogInfo, []string) {
 			notifyTrig[fn.oid] = notifies[i]
 		}
 	}
-	for n, is := range notify {
-		if !is {
-			continue
-		}
+	for n := range notify {
 		for _, i := range mentionedBy[n] {
 			if fns[i].kind == 't' {
 				notifyTrig[fns[i].oid] = true
@@ -397,8 +394,8 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 
 // noteDDL takes in a DDL statement sent through the shim: a function it creates counts at once
 // when it may write or notify — volatile, running SQL built at run time, or naming a function
-// known to (text: the statement, searched as closeOver searches sources) — and the lists are read again at the next statement
-// that needs them (a trigger, say, may have been made).
+// known to (text: the statement, searched as closeOver searches sources) — and the lists are
+// read again at the next statement that needs them (a trigger, say, may have been made).
 func (f *writerFuncs) noteDDL(st *statement, text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

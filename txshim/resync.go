@@ -250,7 +250,7 @@ func (s *Shipper) renewLostSlot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
-	if info.Exists && !info.Lost() {
+	if !info.Gone() {
 		return nil
 	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {

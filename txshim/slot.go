@@ -32,6 +32,10 @@ type SlotInfo struct {
 // Lost tells whether PostgreSQL invalidated the slot: it can never stream again.
 func (i SlotInfo) Lost() bool { return i.Exists && i.WALStatus == "lost" }
 
+// Gone tells whether the slot cannot stream again: invalidated, or not there at all (dropped by
+// hand) — either way what it held back is kept nowhere.
+func (i SlotInfo) Gone() bool { return !i.Exists || i.Lost() }
+
 // ReadSlot reads the state of slot in db (a local database).
 func ReadSlot(ctx context.Context, db *sql.DB, slot string) (SlotInfo, error) {
 	info := SlotInfo{Exists: true}
@@ -66,7 +70,7 @@ func (s *Shipper) checkSlot(ctx context.Context) bool {
 	rctx, cancel := context.WithTimeout(ctx, slotTimeout)
 	defer cancel()
 	info, err := ReadSlot(rctx, db, SlotName(s.cfg.Site))
-	if err != nil || (info.Exists && !info.Lost()) {
+	if err != nil || !info.Gone() {
 		return false
 	}
 	if s.renewBackupSlot(rctx, db) {

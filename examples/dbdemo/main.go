@@ -195,8 +195,9 @@ func (d *demo) run() error {
 	say("== tandem verify: both databases' application tables")
 	var report []byte
 	err = d.waitFor(20*time.Second, "both databases identical", func() bool {
-		report, err = exec.CommandContext(d.ctx, d.tandem, "verify", "-config", s1.cfg).CombinedOutput()
-		return err == nil
+		var verr error
+		report, verr = exec.CommandContext(d.ctx, d.tandem, "verify", "-config", s1.cfg).CombinedOutput()
+		return verr == nil
 	})
 	for _, line := range strings.Split(strings.TrimSpace(string(report)), "\n") {
 		say("   %s", line)

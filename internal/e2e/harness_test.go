@@ -19,8 +19,10 @@ import (
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
-// bins holds the binaries built once for the whole package.
-var bins struct{ tandem, wireserver string }
+// bins holds the binaries built once for the whole package, and the toy server's tables
+// (wireserver -schema), created on both databases before install (the application schemas
+// of both sites must match).
+var bins struct{ tandem, wireserver, wireSchema string }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tandem-e2e-bin-")
@@ -39,6 +41,12 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
+		schema, err := exec.Command(bins.wireserver, "-schema").Output()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "wireserver -schema: %v\n", err)
+			return 1
+		}
+		bins.wireSchema = string(schema)
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -230,10 +238,9 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 		witnessAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
 	if o.db {
-		schema := wireSchema(t)
 		for _, s := range sites {
 			s.pg = pgtest.Start(t)
-			s.pg.Exec(t, schema)
+			s.pg.Exec(t, bins.wireSchema)
 			s.shim = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		}
 	}
@@ -343,17 +350,6 @@ on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s
 		return httpStatus(sites[1].admin, "/backup") == 200 && strings.Contains(httpBody(t, sites[1].admin, "/status"), `"master": "site1"`)
 	})
 	return sites[0], sites[1]
-}
-
-// wireSchema is the toy server's tables (wireserver -schema), created on both databases
-// before install (the application schemas of both sites must match).
-func wireSchema(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command(bins.wireserver, "-schema").Output()
-	if err != nil {
-		t.Fatalf("wireserver -schema: %v", err)
-	}
-	return string(out)
 }
 
 func appendFile(t *testing.T, path, content string) {
