@@ -75,6 +75,10 @@ type State struct {
 	RoleChanges     uint64
 	Cold            bool
 	SplitBrain      uint64 // see Meta.SplitBrain
+	// Releasing is the last term this member handed over (0: none). The backup State of a
+	// release is delivered before Options.BeforeRelease runs, so a reader that acts on
+	// demotions leaves the demotion of that term to BeforeRelease.
+	Releasing uint64
 }
 
 func (s State) clone() State {
@@ -118,7 +122,8 @@ type Node struct {
 	meta          Meta // what is published
 	metaBytes     []byte
 	metaDirty     bool
-	role          Role // local role; stays ahead of meta.Role while a release drains
+	role          Role   // local role; stays ahead of meta.Role while a release drains
+	releasing     uint64 // see State.Releasing
 	reason        string
 	decision      string // see State.Decision
 	splitMark     splitBrainMark
@@ -830,6 +835,7 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	term := n.meta.Record.Term
 	old := n.role
 	n.role = RoleBackup
+	n.releasing = term
 	n.reason = a.Reason
 	n.roleChanges++
 	n.switchTo = ""
@@ -881,7 +887,7 @@ func (n *Node) stateLocked() State {
 	s := State{
 		Self: n.cfg.Site, Role: n.role, Term: n.meta.Record.Term, Record: n.meta.Record,
 		Reason: n.reason, Decision: n.decision, RoleChanges: n.roleChanges, Cold: n.meta.Cold,
-		SplitBrain: n.meta.SplitBrain,
+		SplitBrain: n.meta.SplitBrain, Releasing: n.releasing,
 	}
 	s.Members = append(s.Members, MemberStatus{
 		Site: n.meta.Site, Alive: true, Role: n.role, Term: n.meta.Record.Term,

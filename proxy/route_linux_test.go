@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hangingAddr returns a loopback address whose dials hang, like dials to a
@@ -73,4 +75,42 @@ func TestHangingMasterTimesOut(t *testing.T) {
 		t.Fatalf("closed after %v, want about connect_timeout (400ms)", d)
 	}
 	eventually(t, time.Second, "refused", func() bool { return s.Stats().Refused == 1 })
+}
+
+// Both sides of a proxied connection carry TCP_USER_TIMEOUT, so a peer that vanishes while
+// sent data waits for its ACK is noticed as soon as keepalive would notice an idle one.
+func TestUserTimeoutOnBothSides(t *testing.T) {
+	b := startBackend(t, "", greetEcho("B"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", b.addr))
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "B" {
+		t.Fatalf("routed to %q, want B", got)
+	}
+	s.mu.Lock()
+	var sides []*net.TCPConn
+	for pc := range s.conns {
+		sides = append(sides, pc.client, pc.up.Load())
+	}
+	s.mu.Unlock()
+	if len(sides) != 2 || sides[1] == nil {
+		t.Fatalf("want one proxied connection with both sides, got %d sides", len(sides))
+	}
+	want := int(userTimeout / time.Millisecond)
+	for i, nc := range sides {
+		rc, err := nc.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		var gerr error
+		if err := rc.Control(func(fd uintptr) {
+			got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
+		}); err != nil || gerr != nil {
+			t.Fatal(err, gerr)
+		}
+		if got != want {
+			t.Errorf("side %d (0 client, 1 server): TCP_USER_TIMEOUT %d ms, want %d", i, got, want)
+		}
+	}
 }

@@ -12,7 +12,9 @@
 //
 // Limits: at most cfg.MaxConns connections per listener (default
 // config.DefaultMaxConns); further accepts wait. Each connection uses at most
-// two goroutines. A PROXY header must arrive within HeaderTimeout (5 s);
+// two goroutines and six file descriptors (Start warns when RLIMIT_NOFILE is
+// below what max_conns may need). Keepalive and TCP_USER_TIMEOUT close a side
+// whose peer vanished within about a minute, idle or not. A PROXY header must arrive within HeaderTimeout (5 s);
 // with accept_proxy = "optional" a client that sends nothing first is
 // forwarded without a header once that time has passed, so server-speaks-first
 // protocols should use "off" or "required".
@@ -26,6 +28,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
@@ -38,6 +41,13 @@ const HeaderTimeout = 5 * time.Second
 // keepAlive is applied to both sides of every proxied connection: a peer
 // that vanished without a FIN or RST is noticed within about a minute.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}
+
+// userTimeout is TCP_USER_TIMEOUT on both sides, as long as keepalive takes to give up:
+// Linux sends no keepalive probe while sent data waits for an ACK, so without it a peer
+// that vanished in the middle of a reply is noticed only when retransmission gives up
+// (tcp_retries2: about 15 minutes), holding the server's session, and whatever it
+// locked, that long.
+var userTimeout = keepAlive.Idle + time.Duration(keepAlive.Count)*keepAlive.Interval
 
 // Options are the Server's collaborators.
 type Options struct {
@@ -108,9 +118,12 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 		cfg:           cfg,
 		log:           log.With("component", "proxy"),
 		headerTimeout: HeaderTimeout,
-		dialer:        net.Dialer{KeepAliveConfig: keepAlive},
-		changed:       make(chan struct{}),
-		conns:         make(map[*conn]struct{}),
+		dialer: net.Dialer{KeepAliveConfig: keepAlive, Control: func(_, _ string, rc syscall.RawConn) error {
+			_ = setUserTimeout(rc)
+			return nil
+		}},
+		changed: make(chan struct{}),
+		conns:   make(map[*conn]struct{}),
 	}
 	for i, l := range cfg.Listeners {
 		if l.Endpoint == "" || l.Listen == "" {
@@ -158,8 +171,19 @@ func (s *Server) Start() error {
 		l.ln = ln.(*net.TCPListener)
 	}
 	s.started = true
+	if limit, ok := fdLimit(); ok {
+		need := uint64(len(s.lns)*s.cfg.MaxConns) * fdsPerConn
+		if need > limit {
+			s.log.Warn("the open-file limit is below what max_conns may need: accepts and dials fail with EMFILE before it is reached",
+				"rlimit_nofile", limit, "need", need, "fds_per_conn", fdsPerConn, "max_conns", s.cfg.MaxConns, "listeners", len(s.lns))
+		}
+	}
 	return nil
 }
+
+// fdsPerConn is what one proxied connection may hold: its two sockets and, while splice(2)
+// waits for data in each direction, a pipe (two descriptors) per direction.
+const fdsPerConn = 6
 
 // Addrs returns the bound address of each listener, in the order of
 // cfg.Listeners; nil before Start.
@@ -254,6 +278,9 @@ func (s *Server) acceptLoop(ctx context.Context, l *listener) {
 		s.stats.total.Add(1)
 		s.stats.active.Add(1)
 		_ = nc.SetKeepAliveConfig(keepAlive)
+		if rc, err := nc.SyscallConn(); err == nil {
+			_ = setUserTimeout(rc)
+		}
 		c := &conn{ln: l, client: nc, start: time.Now()}
 		if !s.track(c) {
 			nc.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,6 +32,10 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 		"TANDEM_ROLE="+string(role),
 		"TANDEM_TERM="+strconv.FormatUint(term, 10))
 	out, err := cmd.CombinedOutput()
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", string(out))
+		return
+	}
 	if err != nil {
 		h.log.Error("hook failed", "hook", name, "cmd", argv[0], "err", fmt.Sprint(err), "output", string(out))
 		return

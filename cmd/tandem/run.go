@@ -63,17 +63,32 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 
 // sidecar holds the parts of one running member.
 type sidecar struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	node   *gossip.Node
-	proxy  *proxy.Server // nil for a witness
-	db     *database     // nil without [txshim]
-	hooks  hooks
-	start  time.Time
-	admin  net.Listener
-	mu     sync.Mutex
-	demote uint64 // term whose on_demote hook already ran
+	cfg   *config.Config
+	log   *slog.Logger
+	node  *gossip.Node
+	proxy *proxy.Server // nil for a witness
+	db    *database     // nil without [txshim]
+	hooks hooks
+	start time.Time
+	admin net.Listener
+	// hookJobs feeds runHooks: role changes queue their hooks there, so a slow hook never
+	// holds back the next change the proxy must see.
+	hookJobs    chan hookJob
+	hookMu      sync.Mutex // held while a hook runs: hooks never overlap and run in order
+	mu          sync.Mutex
+	demote      uint64             // last term whose on_demote hook ran (or is running)
+	promoteStop context.CancelFunc // stops the on_promote hook running now, if any
 }
+
+// hookJob is one on_promote or on_demote run.
+type hookJob struct {
+	demote bool
+	role   gossip.Role
+	term   uint64
+}
+
+// hookQueue bounds the role changes whose hooks wait behind a running one.
+const hookQueue = 64
 
 // serve wires gossip, health, proxy and admin together and runs them until
 // ctx ends. Role changes flow one way: gossip → proxy and hooks (DESIGN §1).
@@ -81,7 +96,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger}}
+	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
+		hookJobs: make(chan hookJob, hookQueue)}
 	opts := gossip.Options{Logger: logger, BeforeRelease: s.beforeRelease}
 	if path := os.Getenv(faultCutEnv); path != "" {
 		opts.Cut = cutFromFile(path, logger)
@@ -119,37 +135,47 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 
-	// The node outlives the proxy: on shutdown the proxy and health checks stop
-	// first (nothing more is routed here), then the node hands over and leaves.
+	// The node outlives the proxy: on shutdown, or when a part fails, the proxy and health
+	// checks stop (nothing more is routed here) while the node hands over and leaves.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 1) // the first failure; later ones are logged only
+	fail := func(name string, err error) {
+		if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, http.ErrServerClosed) {
+			return
+		}
+		err = fmt.Errorf("%s: %w", name, err)
+		select {
+		case errc <- err:
+		default:
+			logger.Error("stopping", "err", err)
+		}
+	}
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
+			fail(name, f())
 		}()
 	}
 	nodeDone := make(chan struct{})
 	go func() {
 		defer close(nodeDone)
-		if err := node.Run(nodeCtx); err != nil && !errors.Is(err, context.Canceled) {
-			errc <- fmt.Errorf("gossip: %w", err)
-		}
+		fail("gossip", node.Run(nodeCtx))
 	}()
 	run("admin", func() error { return srv.Serve(s.admin) })
 	run("roles", func() error { s.followRoles(nodeCtx); return nil })
+	run("hooks", func() error { s.runHooks(nodeCtx); return nil })
 	if s.db != nil {
-		run("txshim", func() error { return s.db.run(ctx, cfg.Server.HealthInterval) })
+		run("txshim", func() error { return s.db.run(runCtx, cfg.Server.HealthInterval) })
 	}
 	if s.proxy != nil {
-		run("proxy", func() error { return s.proxy.Serve(ctx) })
+		run("proxy", func() error { return s.proxy.Serve(runCtx) })
 		checker := gossip.NewChecker(cfg.Server, logger)
-		run("health", func() error { return checker.Run(ctx, node.SetServerHealthy) })
+		run("health", func() error { return checker.Run(runCtx, node.SetServerHealthy) })
 	}
 	logger.Info("tandem started", "kind", kindName(cfg.Kind), "gossip", cfg.Gossip.Bind, "admin", s.admin.Addr().String())
 
@@ -159,6 +185,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	case firstErr = <-errc:
 	}
 	logger.Info("shutting down")
+	stopRun()
 	stopNode() // hand over if master, Leave, Shutdown (gossip.Node.Run)
 	<-nodeDone
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -175,7 +202,8 @@ func kindName(k config.Kind) string {
 	return "site"
 }
 
-// followRoles pushes every role change to the proxy and runs the hooks.
+// followRoles pushes every role change to the proxy and the shim at once, and queues the
+// hooks (runHooks): a hook that takes its time must not keep the proxy on an old master.
 func (s *sidecar) followRoles(ctx context.Context) {
 	var last gossip.Role
 	var lastTerm uint64
@@ -187,42 +215,99 @@ func (s *sidecar) followRoles(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if s.proxy != nil {
-				s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints})
-			}
-			if s.db != nil {
-				s.db.setRole(st)
-			}
+			s.route(st)
 			if st.Role == last && st.Term == lastTerm {
 				continue
 			}
 			switch {
 			case st.Role == gossip.RoleMaster && (last != gossip.RoleMaster || st.Term != lastTerm):
-				s.hooks.run(ctx, "on_promote", s.cfg.Hooks.OnPromote, st.Role, st.Term)
-			case last == gossip.RoleMaster && st.Role != gossip.RoleMaster:
-				s.mu.Lock()
-				ran := s.demote == lastTerm
-				s.mu.Unlock()
-				if !ran {
-					s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, st.Role, lastTerm)
-				}
+				s.queueHook(hookJob{role: st.Role, term: st.Term})
+			case last == gossip.RoleMaster && st.Role != gossip.RoleMaster && st.Releasing != lastTerm:
+				// A release runs on_demote itself, after its drain (beforeRelease).
+				s.queueHook(hookJob{demote: true, role: st.Role, term: lastTerm})
 			}
 			last, lastTerm = st.Role, st.Term
 		}
 	}
 }
 
-// beforeRelease runs before the node publishes that it released term: the
-// proxy has already cut connections to this site's server (the role change
-// was delivered first); the shim refuses new commits and finishes those in
-// flight, so that the next master starts after them; then on_demote runs,
-// bounded by its timeout.
-func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
+// route tells the proxy and the shim who is master now.
+func (s *sidecar) route(st gossip.State) {
+	if s.proxy != nil {
+		s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints})
+	}
+	if s.db != nil {
+		s.db.setRole(st)
+	}
+}
+
+func (s *sidecar) queueHook(j hookJob) {
+	if j.demote {
+		s.stopPromote()
+	}
+	select {
+	case s.hookJobs <- j:
+	default:
+		s.log.Error("hook not run: too many role changes wait behind a running hook", "demote", j.demote, "term", j.term)
+	}
+}
+
+// runHooks runs the queued hooks one after the other until ctx ends.
+func (s *sidecar) runHooks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-s.hookJobs:
+			s.runHook(ctx, j)
+		}
+	}
+}
+
+// runHook runs one hook, after any hook running now; on_demote runs once per term.
+func (s *sidecar) runHook(ctx context.Context, j hookJob) {
+	s.hookMu.Lock()
+	defer s.hookMu.Unlock()
+	if !j.demote {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s.mu.Lock()
+		s.promoteStop = cancel
+		s.mu.Unlock()
+		s.hooks.run(ctx, "on_promote", s.cfg.Hooks.OnPromote, j.role, j.term)
+		return
+	}
 	s.mu.Lock()
-	s.demote = term
+	ran := s.demote >= j.term
+	if !ran {
+		s.demote = j.term
+	}
 	s.mu.Unlock()
+	if !ran {
+		s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, j.role, j.term)
+	}
+}
+
+// stopPromote ends the on_promote hook running now: the role it announced is gone, and the
+// demotion's on_demote must not wait for it.
+func (s *sidecar) stopPromote() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.promoteStop != nil {
+		s.promoteStop()
+	}
+}
+
+// beforeRelease runs before the node publishes that it released term: the proxy cuts
+// connections to this site's server at once (followRoles may be a step behind); an
+// on_promote hook still running is stopped; the shim refuses new commits and finishes those
+// in flight, so that the next master starts after them; then on_demote runs, bounded by its
+// timeout.
+func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
+	s.route(s.node.State())
+	s.stopPromote()
 	if s.db != nil {
 		s.db.stepDown(ctx, term)
 	}
-	s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, gossip.RoleBackup, term)
+	s.runHook(ctx, hookJob{demote: true, role: gossip.RoleBackup, term: term})
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -99,5 +100,37 @@ listen = %q
 	out, err = exec.Command(bins.tandem, "promote", "-force", "-admin", admin).CombinedOutput()
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "nothing to force") {
 		t.Fatalf("promote -force on a master: %v, want exit 1 saying nothing to force\n%s", err, out)
+	}
+}
+
+// TestRunStopsWhenAPartFails: when one part of the sidecar cannot run (here gossip, its port
+// taken), the process stops with the error instead of serving on without it.
+func TestRunStopsWhenAPartFails(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := filepath.Join(dir, "site1.toml")
+	writeFile(t, cfg, fmt.Sprintf(`site = "site1"
+data_dir = %q
+[gossip]
+bind = %q
+[[server.endpoint]]
+name = "operators"
+address = "127.0.0.1:%d"
+[[proxy.listener]]
+endpoint = "operators"
+listen = "127.0.0.1:%d"
+[admin]
+listen = "127.0.0.1:%d"
+`, filepath.Join(dir, "data"), taken.Addr().String(), freePort(t), freePort(t), freePort(t)))
+	p := start(t, "site1-tandem", bins.tandem, "run", "-config", cfg)
+	if !p.exited(10 * time.Second) {
+		t.Fatalf("tandem still runs 10 s after its gossip failed to start:\n%s", p.out.String())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.out.String(), "address already in use") {
+		t.Errorf("exit code %d, want 1 with the gossip error:\n%s", code, p.out.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,5 +255,41 @@ func TestGracefulStopHandsOver(t *testing.T) {
 	}
 	if !s1.tandem.exited(5 * time.Second) {
 		t.Error("site1's tandem did not exit after SIGTERM")
+	}
+}
+
+// A hook that takes its time holds back neither the proxy nor the handover: asked to hand over
+// while its on_promote hook still runs, site1's proxy cuts the connection to its own server
+// and sends new ones to site2 at once.
+func TestSlowHookDoesNotHoldProxy(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	// The hook waits for the gate (at most 30 s), which the test opens when it ends.
+	s1, s2 := cluster(t, clusterOpts{failback: "manual",
+		promoteHook: fmt.Sprintf("i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done", gate)})
+	t.Cleanup(func() { writeFile(t, gate, "") })
+	waitFor(t, 5*time.Second, "site1's on_promote hook to start", func() bool {
+		b, _ := os.ReadFile(s1.hookLog)
+		return len(b) > 0
+	})
+	o, err := dialOperator(s1.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.close()
+	if got, err := o.do("PING", 2*time.Second); err != nil || got != "PONG site1" {
+		t.Fatalf("before the switchover: %q, %v", got, err)
+	}
+	// site2 takes the role only once it holds site1's term record: until then the switchover
+	// is refused ("not current").
+	waitFor(t, 5*time.Second, "tandem switchover site2 to be accepted", func() bool {
+		return exec.Command(bins.tandem, "switchover", "-config", s1.cfg, "site2").Run() == nil
+	})
+	took := servedBy(t, s1.proxy, "site2", 5*time.Second)
+	t.Logf("switchover with site1's on_promote hook running -> site1's proxy serves site2 after %v", took)
+	if got, err := o.do("PING", 2*time.Second); err == nil {
+		t.Errorf("the connection to site1's server was not cut: %q", got)
+	}
+	if got := ping(s2.proxy, 2*time.Second); got != "site2" {
+		t.Errorf("site2's proxy: served by %q, want site2", got)
 	}
 }

@@ -199,6 +199,8 @@ type clusterOpts struct {
 	// links: each site reaches the other's database through a link relay, and every tandem
 	// process reads a TANDEM_FAULT_CUT file, so that isolate can partition the network.
 	links bool
+	// promoteHook: shell commands the on_promote hook runs after logging the promotion.
+	promoteHook string
 }
 
 // cluster starts two sites (and a witness when asked) and waits for site1 to be master.
@@ -296,9 +298,10 @@ send_proxy = %q
 [admin]
 listen = %q
 [hooks]
-on_promote = ["sh", "-c", "echo \"$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM\" >> %s"]
+on_promote = ["sh", "-c", %q]
 `, s.name, i+1, filepath.Join(dir, s.name), s.gossip, join, o.profile, o.failback, o.failbackDelay, o.witness,
-			s.srv, probe, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin, s.hookLog))
+			s.srv, probe, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin,
+			fmt.Sprintf(`echo "$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM" >> %s; %s`, s.hookLog, o.promoteHook)))
 	}
 	serverArgs := func(s *site) []string {
 		args := []string{bins.wireserver, "-listen", s.srv, "-name", s.name, "-proxy", o.serverProxy}
