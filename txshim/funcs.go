@@ -433,9 +433,11 @@ func (f *writerFuncs) noteDDL(st *statement, text string) {
 // ddlReread is how soon after DDL through the shim the lists are read again.
 const ddlReread = 300 * time.Millisecond
 
-// check takes a read that calls a function that may write for a write, and marks a statement
-// that calls a function that may notify, or a write that names a table whose trigger may, as
-// one whose transaction cannot be prepared.
+// check takes a read that calls a function that may write, or names a view that calls one, for
+// a write, and marks a statement that calls a function that may notify, or a write that names a
+// table whose trigger may, as one whose transaction cannot be prepared. Calls or names past those
+// the lexer kept (ManyCalls, ManyNames) may be any: a read with them is a write once any function
+// (for calls) or view (for names) is known to write.
 func (f *writerFuncs) check(st *statement) {
 	if len(st.Calls) == 0 && !st.ManyCalls && len(st.Names) == 0 {
 		return
@@ -465,7 +467,8 @@ func (f *writerFuncs) check(st *statement) {
 		}
 		return
 	}
-	write, notify := st.ManyCalls && (len(f.cat.funcs) > 0 || len(f.created) > 0), false
+	write := (st.ManyCalls && (len(f.cat.funcs) > 0 || len(f.created) > 0)) || (st.ManyNames && len(f.cat.writeViews) > 0)
+	notify := false
 	var buf [64]byte
 	if len(f.cat.funcs) > 0 || len(f.created) > 0 {
 		for _, n := range st.Calls {

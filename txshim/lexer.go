@@ -9,14 +9,14 @@ type stmtKind uint8
 const (
 	kindEmpty     stmtKind = iota // only whitespace and comments
 	kindRead                      // SELECT, SHOW, VALUES, TABLE, EXPLAIN, SET, FETCH, …: no xid of its own
-	kindWrite                     // INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE, unknown statements, …
+	kindWrite                     // INSERT, UPDATE, DELETE, MERGE, COPY FROM, COPY (a writing query) TO, TRUNCATE, unknown statements, …
 	kindDDL                       // CREATE, ALTER, DROP, COMMENT, GRANT, REVOKE, … (a write that changes the schema)
 	kindBegin                     // BEGIN, START TRANSACTION
 	kindCommit                    // COMMIT, END (optionally AND CHAIN)
-	kindRollback                  // ROLLBACK, ABORT (not ROLLBACK TO)
+	kindRollback                  // ROLLBACK, ABORT (not ROLLBACK TO; optionally AND CHAIN)
 	kindSavepoint                 // SAVEPOINT, RELEASE, ROLLBACK TO
 	kindClient2PC                 // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED
-	kindNoTxBlock                 // VACUUM, CREATE DATABASE, … CONCURRENTLY, CALL, DO with COMMIT: must not be wrapped in BEGIN
+	kindNoTxBlock                 // VACUUM, CLUSTER of every table, CREATE DATABASE, … CONCURRENTLY, CALL, DO with COMMIT: must not be wrapped in BEGIN
 )
 
 var kindNames = [...]string{"empty", "read", "write", "ddl", "begin", "commit", "rollback", "savepoint", "client-2pc", "no-tx-block"}
@@ -42,7 +42,8 @@ func (k stmtKind) txControl() bool {
 type statement struct {
 	Start, End int
 	Kind       stmtKind
-	// Chain: COMMIT AND CHAIN (a new transaction with the same characteristics follows).
+	// Chain: COMMIT or ROLLBACK (END, ABORT) … AND CHAIN, not AND NO CHAIN: a new transaction
+	// with the same characteristics follows at once, so the session stays in a block.
 	Chain bool
 	// Temp: creates a temporary object; transactions touching those cannot be prepared.
 	Temp bool
@@ -60,9 +61,10 @@ type statement struct {
 	Calls     []string
 	ManyCalls bool
 	// Names: for the same statements, their words as written (keywords and unquoted names; at
-	// most maxWords), among which the tables and views they read or write (funcs.go: views that
-	// call functions that may write, tables whose triggers notify).
-	Names []string
+	// most maxWords, more: ManyNames), among which the tables and views they read or write
+	// (funcs.go: views that call functions that may write, tables whose triggers notify).
+	Names     []string
+	ManyNames bool
 	// Creates is the name of the function a CREATE [OR REPLACE] FUNCTION statement makes;
 	// CreatesStable, that it is declared STABLE or IMMUTABLE (PostgreSQL keeps such a function
 	// from writing, though not from calling one that writes).
@@ -88,6 +90,7 @@ func splitStatements(sql string) []statement {
 	words := make([]span, 0, 32) // on the stack while short
 	var calls []span
 	many := false
+	more := 0 // offset just past the last word kept, once a statement has more than maxWords
 	start := 0
 	i := 0
 	n := len(sql)
@@ -95,13 +98,15 @@ func splitStatements(sql string) []statement {
 	atomic := 0   // BEGIN ATOMIC … END nesting inside CREATE FUNCTION/PROCEDURE
 	routine := -1 // -1 unknown, 0 no, 1 statement is CREATE [OR REPLACE] FUNCTION/PROCEDURE
 	prevIdent := false
+	quotedUnprep := false // "pg_notify" or "pg_export_snapshot", quoted: not among the words
 	finish := func(end int) {
-		st := statement{Start: start, End: end}
-		classify(sql, words, &st)
-		noteCalls(sql, words, calls, many, &st)
+		st := statement{Start: start, End: end, Unpreparable: quotedUnprep}
+		l := wordList{sql: sql, w: words, more: more, end: end}
+		classify(l, &st)
+		noteCalls(sql, l, calls, many, &st)
 		out = append(out, st)
 		start = end
-		words, calls, many = words[:0], calls[:0], false
+		words, calls, many, more, quotedUnprep = words[:0], calls[:0], false, 0, false
 		depth, atomic, routine = 0, 0, -1
 	}
 	addCall := func(c span) {
@@ -113,81 +118,59 @@ func splitStatements(sql string) []statement {
 	}
 	for i < n {
 		c := sql[i]
-		switch {
-		case c == ';' && depth == 0 && atomic == 0:
-			i++
-			finish(i)
-			prevIdent = false
-			continue
-		case c == '(':
-			depth++
-		case c == ')':
-			if depth > 0 {
+		if !opensToken(c) {
+			// A byte on its own (white space, punctuation, a digit): the fast path.
+			switch {
+			case c == ';' && depth == 0 && atomic == 0:
+				finish(i + 1)
+				i, prevIdent = i+1, false
+				continue
+			case c == '(':
+				depth++
+			case c == ')' && depth > 0:
 				depth--
 			}
-		case c == '-' && i+1 < n && sql[i+1] == '-':
-			for i < n && sql[i] != '\n' {
-				i++
-			}
-			prevIdent = false
+			i, prevIdent = i+1, isIdentChar(c)
 			continue
-		case c == '/' && i+1 < n && sql[i+1] == '*':
-			i = skipBlockComment(sql, i)
-			prevIdent = false
-			continue
-		case c == '\'':
-			i = skipQuoted(sql, i+1, '\'', false)
-			prevIdent = false
-			continue
-		case c == '"':
-			end := skipQuoted(sql, i+1, '"', false)
+		}
+		tok, end := nextToken(sql, i, prevIdent)
+		switch tok {
+		case tokQuoted:
 			if end > i+1 && sql[end-1] == '"' && opensCall(sql, end) {
 				addCall(span{i, end})
 			}
-			i = end
-			prevIdent = false
-			continue
-		case c == '$' && !prevIdent:
-			if end, ok := skipDollarQuote(sql, i); ok {
-				i = end
-				prevIdent = false
-				continue
+			if q := sql[i:end]; q == `"pg_notify"` || q == `"pg_export_snapshot"` {
+				quotedUnprep = true
 			}
-		case isIdentStart(c):
-			j := i + 1
-			for j < n && isIdentChar(sql[j]) {
-				j++
-			}
-			// E'…' (and e'…') is an escape string: backslash escapes a quote.
-			if j == i+1 && (c == 'E' || c == 'e') && j < n && sql[j] == '\'' {
-				i = skipQuoted(sql, j+1, '\'', true)
-				prevIdent = false
-				continue
-			}
-			w := span{i, j}
+		case tokWord:
 			if len(words) < maxWords {
-				words = append(words, w)
+				words = append(words, span{i, end})
+			} else if more == 0 {
+				more = words[len(words)-1].end
 			}
-			if opensCall(sql, j) {
-				addCall(span{i, j})
+			if opensCall(sql, end) {
+				addCall(span{i, end})
 			}
 			if routine < 0 {
 				routine = routineStart(sql, words)
 			}
 			if routine == 1 {
-				switch {
-				case strings.EqualFold(sql[i:j], "BEGIN"), strings.EqualFold(sql[i:j], "CASE"):
+				// BEGIN ATOMIC opens a body of statements ended by semicolons, and END closes it or
+				// a CASE inside it. BEGIN without ATOMIC is a name (a parameter or column "begin");
+				// a transaction's BEGIN or END cannot be in a body. A CREATE FUNCTION inside a body
+				// nests: PostgreSQL parses it so, then refuses it.
+				switch w := sql[i:end]; {
+				case depth == 0 && strings.EqualFold(w, "BEGIN") && atomicFollows(sql, end):
 					atomic++
-				case strings.EqualFold(sql[i:j], "END") && atomic > 0:
+				case atomic > 0 && strings.EqualFold(w, "CASE"):
+					atomic++
+				case atomic > 0 && strings.EqualFold(w, "END"):
 					atomic--
 				}
 			}
-			i = j
-			prevIdent = true
-			continue
 		}
-		prevIdent = isIdentChar(c)
-		i++
+		prevIdent = identEnds(sql, tok, i)
+		i = end
 	}
 	if start < n || len(out) == 0 {
 		finish(n)
@@ -195,51 +178,334 @@ func splitStatements(sql string) []statement {
 	return out
 }
 
-// maxWords bounds the words kept per statement for classification; the keywords that matter
-// come early, and a megabyte-long INSERT must not cost a megabyte of spans.
+// maxWords bounds the word spans kept per statement, and so Names: a megabyte-long INSERT must
+// not cost a megabyte of spans. What decides a statement's kind still sees every word: wordList
+// finds those past the kept ones again in the text.
 const maxWords = 256
 
-// opensCall tells whether a "(" follows offset i, after white space only.
-func opensCall(sql string, i int) bool {
-	for i < len(sql) {
-		switch sql[i] {
-		case ' ', '\t', '\n', '\r', '\f':
+// tokKind is what nextToken found.
+type tokKind uint8
+
+const (
+	tokByte    tokKind = iota // one byte of anything else: white space, punctuation, digits, …
+	tokWord                   // a keyword or unquoted identifier
+	tokQuoted                 // a "quoted identifier"
+	tokString                 // a '…', E'…' or dollar-quoted string
+	tokComment                // a -- or /* */ comment
+)
+
+// nextToken returns the kind and the end of the token at sql[i]. prevIdent tells that the byte
+// before i continues a word or number, after which $ is no dollar quote (a$b, $1).
+func nextToken(sql string, i int, prevIdent bool) (tokKind, int) {
+	n := len(sql)
+	c := sql[i]
+	switch {
+	case c == '-' && i+1 < n && sql[i+1] == '-':
+		for i < n && sql[i] != '\n' {
 			i++
-		case '(':
-			return true
-		default:
-			return false
 		}
+		return tokComment, i
+	case c == '/' && i+1 < n && sql[i+1] == '*':
+		return tokComment, skipBlockComment(sql, i)
+	case c == '\'':
+		return tokString, skipQuoted(sql, i+1, '\'', false)
+	case c == '"':
+		return tokQuoted, skipQuoted(sql, i+1, '"', false)
+	case c == '$' && !prevIdent:
+		if end, ok := skipDollarQuote(sql, i); ok {
+			return tokString, end
+		}
+	case isIdentStart(c):
+		j := i + 1
+		for j < n && isIdentChar(sql[j]) {
+			j++
+		}
+		// E'…' (and e'…') is an escape string: backslash escapes a quote.
+		if j == i+1 && (c == 'E' || c == 'e') && j < n && sql[j] == '\'' {
+			return tokString, skipQuoted(sql, j+1, '\'', true)
+		}
+		return tokWord, j
 	}
-	return false
+	return tokByte, i + 1
 }
 
-// noteCalls fills st.Calls, st.ManyCalls, st.Names and st.Creates from the calls and words of
-// a classified statement.
-func noteCalls(sql string, w []span, calls []span, many bool, st *statement) {
-	switch {
-	case st.Kind == kindDDL && routineStart(sql, w) == 1 && len(calls) > 0 &&
-		(wordIs(sql, w, 1, "FUNCTION") || wordIs(sql, w, 3, "FUNCTION")):
-		st.Creates = string(foldName(sql[calls[0].start:calls[0].end], nil))
-		st.CreatesStable = hasWord(sql, w, 2, "STABLE") >= 0 || hasWord(sql, w, 2, "IMMUTABLE") >= 0
-		return
-	case (st.Kind != kindRead && st.Kind != kindWrite) || len(w) == 0:
+// opensToken tells whether a token other than a single tokByte may start with c.
+func opensToken(c byte) bool {
+	return c == '-' || c == '/' || c == '\'' || c == '"' || c == '$' || isIdentStart(c)
+}
+
+// identEnds tells whether the token of kind tok at sql[i] ends in a word or number: nextToken's
+// prevIdent for the token after it.
+func identEnds(sql string, tok tokKind, i int) bool {
+	return tok == tokWord || (tok == tokByte && isIdentChar(sql[i]))
+}
+
+// tokens calls fn with each token of sql[i:end], i at a token's start, until fn returns false.
+func tokens(sql string, i, end int, fn func(tok tokKind, start, end int) bool) {
+	for prevIdent := i > 0 && isIdentChar(sql[i-1]); i < end; {
+		tok, e := nextToken(sql, i, prevIdent)
+		if !fn(tok, i, e) {
+			return
+		}
+		prevIdent = identEnds(sql, tok, i)
+		i = e
+	}
+}
+
+// skipBlank returns the offset of the first byte of sql[i:end], i at a token's start, that is
+// neither white space nor in a comment.
+func skipBlank(sql string, i, end int) int {
+	tokens(sql, i, end, func(tok tokKind, s, e int) bool {
+		if tok == tokComment || (tok == tokByte && isSpace(sql[s])) {
+			i = e
+			return true
+		}
+		i = s
+		return false
+	})
+	return i
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+
+// atomicFollows tells whether the word after offset i, past white space and comments, is ATOMIC.
+func atomicFollows(sql string, i int) bool {
+	i = skipBlank(sql, i, len(sql))
+	if i >= len(sql) {
+		return false
+	}
+	tok, end := nextToken(sql, i, false)
+	return tok == tokWord && strings.EqualFold(sql[i:end], "ATOMIC")
+}
+
+// opensCall tells whether a "(" follows offset i, i at a token's start, after white space and
+// comments (f/**/(1) calls f).
+func opensCall(sql string, i int) bool {
+	for i < len(sql) && isSpace(sql[i]) {
+		i++
+	}
+	if i+1 < len(sql) && (sql[i] == '-' && sql[i+1] == '-' || sql[i] == '/' && sql[i+1] == '*') {
+		i = skipBlank(sql, i, len(sql))
+	}
+	return i < len(sql) && sql[i] == '('
+}
+
+// wordList is a statement's words as classify sees them: the first maxWords as spans, and,
+// when there are more, the rest found again in the text past them whenever a check looks that
+// far, so that no word past the kept ones is missed and none costs memory.
+type wordList struct {
+	sql  string
+	w    []span // the first maxWords words
+	more int    // offset just past w's last word when the statement has more words; 0: w is all
+	end  int    // the statement's end
+}
+
+// each calls fn with the index and span of each word from index from on, in order, until fn
+// returns false.
+func (l wordList) each(from int, fn func(i int, w span) bool) {
+	for i := from; i < len(l.w); i++ {
+		if !fn(i, l.w[i]) {
+			return
+		}
+	}
+	if l.more == 0 {
 		return
 	}
-	is := func(kw string) bool { return wordIs(sql, w, 0, kw) }
+	i := len(l.w)
+	tokens(l.sql, l.more, l.end, func(tok tokKind, s, e int) bool {
+		if tok != tokWord {
+			return true
+		}
+		i++
+		return i-1 < from || fn(i-1, span{s, e})
+	})
+}
+
+// word returns word i, or "" when the statement has no word i.
+func (l wordList) word(i int) string {
+	if i < 0 {
+		return ""
+	}
+	if i < len(l.w) {
+		return l.sql[l.w[i].start:l.w[i].end]
+	}
+	w := ""
+	l.each(i, func(_ int, s span) bool {
+		w = l.sql[s.start:s.end]
+		return false
+	})
+	return w
+}
+
+func (l wordList) is(i int, kw string) bool { return strings.EqualFold(l.word(i), kw) }
+
+// find returns the index of the first word from index from that is one of kws (in any case),
+// or -1.
+func (l wordList) find(from int, kws ...string) int {
+	k := -1
+	l.each(from, func(i int, s span) bool {
+		for _, kw := range kws {
+			if strings.EqualFold(l.sql[s.start:s.end], kw) {
+				k = i
+				return false
+			}
+		}
+		return true
+	})
+	return k
+}
+
+// afterOptions returns the index of the first word after the first word and a parenthesized
+// option list right after it (REINDEX (VERBOSE) …), if there is one; the number of words when
+// none follows.
+func (l wordList) afterOptions() int {
+	i := skipBlank(l.sql, l.w[0].end, l.end)
+	if i >= l.end || l.sql[i] != '(' {
+		return 1
+	}
+	// Options hold no parentheses: the first ")" outside quotes ends them.
+	tokens(l.sql, i+1, l.end, func(tok tokKind, s, e int) bool {
+		i = e
+		return tok != tokByte || l.sql[s] != ')'
+	})
+	return l.wordAt(i)
+}
+
+// wordAt returns the index of the first word that starts at or after offset off; the number of
+// words when none does.
+func (l wordList) wordAt(off int) int {
+	k := 0
+	l.each(0, func(j int, w span) bool {
+		if w.start >= off {
+			return false
+		}
+		k = j + 1
+		return true
+	})
+	return k
+}
+
+// from returns the words from index k on, a statement within the statement (what EXPLAIN
+// explains) as classify sees a statement. Past the kept words it has none, which classify takes
+// for a write.
+func (l wordList) from(k int) wordList {
+	if k >= len(l.w) {
+		return wordList{sql: l.sql, end: l.end}
+	}
+	l.w = l.w[k:]
+	return l
+}
+
+// explained returns the index of the first word of the statement an EXPLAIN explains, and
+// whether EXPLAIN runs it: EXPLAIN ANALYZE [VERBOSE] statement, or EXPLAIN (option [value], …)
+// statement with an ANALYZE option not set false. A value it cannot read counts as true: a read
+// taken for run is only committed on both databases, a write taken for not run on one alone.
+func explained(l wordList) (k int, runs bool) {
+	sql := l.sql
+	i := skipBlank(sql, l.w[0].end, l.end)
+	if i >= l.end || sql[i] != '(' {
+		k = 1
+		for l.is(k, "ANALYZE") || l.is(k, "ANALYSE") || l.is(k, "VERBOSE") {
+			runs = runs || !l.is(k, "VERBOSE")
+			k++
+		}
+		return k, runs
+	}
+	// Options hold no parentheses: the first ")" outside quotes ends them.
+	name, analyze := true, false // an option's name is next; the option is ANALYZE
+	val := span{-1, -1}          // the option's value, as written
+	tokens(sql, i+1, l.end, func(tok tokKind, s, e int) bool {
+		i = e
+		switch {
+		case tok == tokComment || (tok == tokByte && isSpace(sql[s])):
+		case tok == tokByte && (sql[s] == ',' || sql[s] == ')'):
+			if analyze && (val.start < 0 || !falseOption(sql[val.start:val.end])) {
+				runs = true
+			}
+			name, analyze, val = true, false, span{-1, -1}
+			return sql[s] == ','
+		case name:
+			w := sql[s:e]
+			if tok == tokQuoted && len(w) >= 2 {
+				w = w[1 : len(w)-1]
+			}
+			name, analyze = false, strings.EqualFold(w, "ANALYZE") || strings.EqualFold(w, "ANALYSE")
+		default:
+			if val.start < 0 {
+				val.start = s
+			}
+			val.end = e
+		}
+		return true
+	})
+	return l.wordAt(i), runs
+}
+
+// falseOption tells whether an option's value as written is false to PostgreSQL: false or off
+// (any case, maybe quoted), or 0.
+func falseOption(v string) bool {
+	if len(v) >= 2 && (v[0] == '\'' || v[0] == '"') && v[len(v)-1] == v[0] {
+		v = v[1 : len(v)-1]
+	} else if v != "" && strings.Trim(v, "0") == "" {
+		return true
+	}
+	return strings.EqualFold(v, "false") || strings.EqualFold(v, "off")
+}
+
+// selectInto returns the index of the INTO of [WITH …] SELECT … INTO new_table, or -1. An INTO
+// after AS or "." is a column named into. In a WITH, one after INSERT or MERGE that starts a
+// statement, after "(" or ")", is their target (a write already), not after a column named
+// insert (SELECT a AS insert INTO t). Only a WITH holds such statements: a SELECT holding one is
+// refused.
+func selectInto(l wordList) int {
+	with := l.is(0, "WITH")
+	if !with && !l.is(0, "SELECT") {
+		return -1
+	}
+	k := -1
+	var prev, before span // the word before, and the one before that
+	l.each(0, func(i int, w span) bool {
+		p := l.sql[prev.start:prev.end]
+		if strings.EqualFold(l.sql[w.start:w.end], "INTO") && l.sql[w.start-1] != '.' && !strings.EqualFold(p, "AS") &&
+			!(with && (strings.EqualFold(p, "INSERT") || strings.EqualFold(p, "MERGE")) &&
+				strings.ContainsAny(l.sql[before.end:prev.start], "()")) {
+			k = i
+			return false
+		}
+		prev, before = w, prev
+		return true
+	})
+	return k
+}
+
+// noteCalls fills st.Calls, st.ManyCalls, st.Names, st.ManyNames and st.Creates from the calls
+// and words of a classified statement. The strings kept come from sql (l.sql), not l: l's
+// spans then stay on splitStatements' stack.
+func noteCalls(sql string, l wordList, calls []span, many bool, st *statement) {
+	switch {
+	case st.Kind == kindDDL && routineStart(sql, l.w) == 1 && len(calls) > 0 &&
+		(l.is(1, "FUNCTION") || l.is(3, "FUNCTION")):
+		st.Creates = string(foldName(sql[calls[0].start:calls[0].end], nil))
+		st.CreatesStable = l.find(2, "STABLE", "IMMUTABLE") >= 0
+		return
+	case (st.Kind != kindRead && st.Kind != kindWrite) || len(l.w) == 0:
+		return
+	}
+	is := func(kw string) bool { return l.is(0, kw) }
 	switch {
 	case is("EXPLAIN"):
-		if hasWord(sql, w, 1, "ANALYZE") < 0 && hasWord(sql, w, 1, "ANALYSE") < 0 {
+		if _, runs := explained(l); !runs {
 			return // not run
 		}
 	case is("SELECT"), is("WITH"), is("VALUES"), is("TABLE"), is("DECLARE"), is("COPY"):
 	case st.Kind == kindRead:
 		return // runs no expression
 	}
-	st.Names = make([]string, len(w))
-	for i, x := range w {
+	st.Names = make([]string, len(l.w))
+	for i, x := range l.w {
 		st.Names[i] = sql[x.start:x.end]
 	}
+	st.ManyNames = l.more != 0
 	if len(calls) > 0 {
 		st.Calls = make([]string, len(calls))
 		for i, c := range calls {
@@ -374,18 +640,10 @@ func wordIs(sql string, w []span, i int, kw string) bool {
 	return i < len(w) && strings.EqualFold(sql[w[i].start:w[i].end], kw)
 }
 
-func hasWord(sql string, w []span, from int, kw string) int {
-	for i := from; i < len(w); i++ {
-		if strings.EqualFold(sql[w[i].start:w[i].end], kw) {
-			return i
-		}
-	}
-	return -1
-}
-
 // classify fills st.Kind and the flags from the statement's words.
-func classify(sql string, w []span, st *statement) {
-	if len(w) == 0 {
+func classify(l wordList, st *statement) {
+	sql := l.sql
+	if len(l.w) == 0 {
 		// A statement of symbols only ("(", ";") or an empty one: let PostgreSQL judge it.
 		st.Kind = kindEmpty
 		if strings.TrimSpace(stripNoise(sql[st.Start:st.End])) != "" {
@@ -393,10 +651,9 @@ func classify(sql string, w []span, st *statement) {
 		}
 		return
 	}
-	first := strings.ToUpper(sql[w[0].start:w[0].end])
-	is := func(i int, kw string) bool { return wordIs(sql, w, i, kw) }
-	has := func(from int, kw string) bool { return hasWord(sql, w, from, kw) >= 0 }
-	if has(0, "pg_notify") || has(0, "pg_export_snapshot") {
+	first := strings.ToUpper(l.word(0))
+	has := func(from int, kw string) bool { return l.find(from, kw) >= 0 }
+	if l.find(0, "pg_notify", "pg_export_snapshot") >= 0 { // quoted: splitStatements
 		st.Unpreparable = true
 	}
 	switch first {
@@ -404,50 +661,56 @@ func classify(sql string, w []span, st *statement) {
 		st.Kind = kindBegin
 	case "START":
 		st.Kind = kindBegin
-		if !is(1, "TRANSACTION") {
+		if !l.is(1, "TRANSACTION") {
 			st.Kind = kindWrite
 		}
 	case "COMMIT", "END":
 		st.Kind = kindCommit
-		if first == "COMMIT" && is(1, "PREPARED") {
+		if first == "COMMIT" && l.is(1, "PREPARED") {
 			st.Kind = kindClient2PC
 			return
 		}
-		if k := hasWord(sql, w, 1, "AND"); k >= 0 && is(k+1, "CHAIN") {
-			st.Chain = true
-		}
+		st.Chain = chained(l)
 	case "ROLLBACK", "ABORT":
 		st.Kind = kindRollback
 		switch {
-		case first == "ROLLBACK" && is(1, "PREPARED"):
+		case first == "ROLLBACK" && l.is(1, "PREPARED"):
 			st.Kind = kindClient2PC
-		case first == "ROLLBACK" && (is(1, "TO") || (is(2, "TO") && (is(1, "WORK") || is(1, "TRANSACTION")))):
+		case first == "ROLLBACK" && (l.is(1, "TO") || (l.is(2, "TO") && (l.is(1, "WORK") || l.is(1, "TRANSACTION")))):
 			st.Kind = kindSavepoint
+		default:
+			st.Chain = chained(l)
 		}
 	case "SAVEPOINT", "RELEASE":
 		st.Kind = kindSavepoint
 	case "PREPARE":
 		// PREPARE TRANSACTION 'gid' versus PREPARE name [(types)] AS statement.
 		st.Kind = kindRead
-		if is(1, "TRANSACTION") && !has(2, "AS") {
+		if l.is(1, "TRANSACTION") && !has(2, "AS") {
 			st.Kind = kindClient2PC
 		}
 	case "SELECT", "WITH", "VALUES", "TABLE":
 		st.Kind = kindRead
-		if writesInQuery(sql, w) {
+		if writesInQuery(l) {
 			st.Kind = kindWrite
 		}
-		if k := hasWord(sql, w, 1, "INTO"); k >= 0 && first == "SELECT" && !has(0, "INSERT") {
-			// SELECT … INTO new_table creates a table.
+		if k := selectInto(l); k >= 0 {
+			// [WITH …] SELECT … INTO new_table creates a table.
 			st.Kind = kindDDL
-			if is(k+1, "TEMP") || is(k+1, "TEMPORARY") || is(k+1, "LOCAL") {
+			if l.is(k+1, "TEMP") || l.is(k+1, "TEMPORARY") || l.is(k+1, "LOCAL") || l.is(k+1, "GLOBAL") {
 				st.Kind, st.Temp = kindWrite, true
 			}
 		}
 	case "EXPLAIN":
+		// EXPLAIN ANALYZE runs the statement it explains (CREATE TABLE … AS and SELECT … INTO
+		// create the table, EXECUTE runs what was prepared): it is what that statement is.
 		st.Kind = kindRead
-		if has(1, "ANALYZE") || has(1, "ANALYSE") {
-			if writesInQuery(sql, w) {
+		if k, runs := explained(l); runs {
+			in := statement{Start: st.Start, End: st.End}
+			classify(l.from(k), &in)
+			st.Kind, st.Temp, st.Unpreparable = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable
+			if in.Kind != kindRead && in.Kind != kindDDL {
+				// A write, or what cannot be explained: PostgreSQL's error to report.
 				st.Kind = kindWrite
 			}
 		}
@@ -456,10 +719,10 @@ func classify(sql string, w []span, st *statement) {
 		st.Kind = kindRead
 	case "DECLARE":
 		st.Kind = kindRead
-		if k := hasWord(sql, w, 1, "WITH"); k >= 0 && is(k+1, "HOLD") {
+		if k := l.find(1, "WITH"); k >= 0 && l.is(k+1, "HOLD") {
 			st.Unpreparable = true
 		}
-		if writesInQuery(sql, w) {
+		if writesInQuery(l) {
 			st.Kind = kindWrite
 		}
 	case "LISTEN", "UNLISTEN", "NOTIFY":
@@ -467,7 +730,7 @@ func classify(sql string, w []span, st *statement) {
 		st.Unpreparable = true
 	case "DISCARD":
 		st.Kind = kindRead
-		if is(1, "ALL") {
+		if l.is(1, "ALL") {
 			st.Kind = kindNoTxBlock
 		}
 	case "VACUUM", "CALL":
@@ -480,25 +743,55 @@ func classify(sql string, w []span, st *statement) {
 			st.Kind, st.Proc = kindNoTxBlock, true
 		}
 	case "CREATE", "ALTER", "DROP":
-		classifySchema(sql, w, st)
+		classifySchema(l, st)
 	case "REINDEX":
+		// REINDEX [(options)] {SCHEMA | DATABASE | SYSTEM}, or … CONCURRENTLY, commits as it
+		// goes. (So does REINDEX of a partitioned table or index: the words do not tell.)
 		st.Kind = kindWrite
-		if has(1, "CONCURRENTLY") || is(1, "DATABASE") || is(1, "SYSTEM") {
+		if k := l.afterOptions(); has(1, "CONCURRENTLY") || l.is(k, "SCHEMA") || l.is(k, "DATABASE") || l.is(k, "SYSTEM") {
+			st.Kind = kindNoTxBlock
+		}
+	case "CLUSTER":
+		// CLUSTER [VERBOSE | (options)] without a table clusters every table that has been
+		// clustered, each in a transaction of its own. (So does CLUSTER of a partitioned table:
+		// the words do not tell.)
+		st.Kind = kindWrite
+		k := l.afterOptions()
+		if k == 1 && l.is(1, "VERBOSE") {
+			k = 2
+		}
+		if l.word(k) == "" {
 			st.Kind = kindNoTxBlock
 		}
 	case "COMMENT", "GRANT", "REVOKE", "SECURITY", "REFRESH", "REASSIGN", "IMPORT":
 		st.Kind = kindDDL
 	case "COPY":
-		// COPY … TO is a read; COPY … FROM a write.
-		// COPY (SELECT … FROM …) TO has both words.
+		// COPY (query) TO runs its query: a read unless the query writes (INSERT, UPDATE,
+		// DELETE or MERGE … RETURNING, a data-modifying WITH, FOR UPDATE). COPY table FROM is a
+		// write, COPY table TO a read: the first of FROM and TO says which (both are reserved, so
+		// neither names a column).
 		st.Kind = kindRead
-		if has(1, "FROM") && !has(1, "TO") {
+		if i := skipBlank(sql, l.w[0].end, l.end); i < l.end && sql[i] == '(' {
+			if writesInQuery(l) {
+				st.Kind = kindWrite
+			}
+		} else if k := l.find(1, "FROM", "TO"); k >= 0 && l.is(k, "FROM") {
 			st.Kind, st.CopyIn = kindWrite, true
 		}
 	default:
-		// INSERT, UPDATE, DELETE, MERGE, TRUNCATE, DO, ANALYZE, CLUSTER, EXECUTE, unknown: may write.
+		// INSERT, UPDATE, DELETE, MERGE, TRUNCATE, ANALYZE, EXECUTE, unknown: may write.
 		st.Kind = kindWrite
 	}
+}
+
+// chained tells whether COMMIT, END, ROLLBACK or ABORT [WORK | TRANSACTION] goes on with AND
+// CHAIN (not AND NO CHAIN).
+func chained(l wordList) bool {
+	k := 1
+	if l.is(1, "WORK") || l.is(1, "TRANSACTION") {
+		k = 2
+	}
+	return l.is(k, "AND") && l.is(k+1, "CHAIN")
 }
 
 // hasTxControlWord tells whether text holds the word COMMIT or ROLLBACK (any case), in code,
@@ -516,9 +809,9 @@ func hasTxControlWord(text string) bool {
 }
 
 // classifySchema handles CREATE/ALTER/DROP.
-func classifySchema(sql string, w []span, st *statement) {
-	is := func(i int, kw string) bool { return wordIs(sql, w, i, kw) }
-	has := func(from int, kw string) bool { return hasWord(sql, w, from, kw) >= 0 }
+func classifySchema(l wordList, st *statement) {
+	is := l.is
+	has := func(from int, kw string) bool { return l.find(from, kw) >= 0 }
 	st.Kind = kindDDL
 	k := 1
 	if is(1, "OR") && is(2, "REPLACE") {
@@ -534,27 +827,23 @@ func classifySchema(sql string, w []span, st *statement) {
 		}
 	case (is(0, "CREATE") || is(0, "DROP")) && (is(k, "INDEX") || is(k+1, "INDEX")) && has(k, "CONCURRENTLY"):
 		st.Kind = kindNoTxBlock
+	case is(0, "ALTER") && is(1, "TABLE"):
+		// ALTER TABLE … DETACH PARTITION … CONCURRENTLY commits between its two steps.
+		if d := l.find(2, "DETACH"); d >= 0 && is(d+1, "PARTITION") && has(d+2, "CONCURRENTLY") {
+			st.Kind = kindNoTxBlock
+		}
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true
 	}
 }
 
-// writesInQuery reports whether a query (SELECT/WITH/EXPLAIN ANALYZE/DECLARE) contains a
-// data-modifying part (a CTE with INSERT/UPDATE/DELETE/MERGE) or locks rows (FOR UPDATE/SHARE),
-// which assigns an xid.
-func writesInQuery(sql string, w []span) bool {
-	for i := range w {
-		s := sql[w[i].start:w[i].end]
-		switch {
-		case strings.EqualFold(s, "INSERT"), strings.EqualFold(s, "DELETE"), strings.EqualFold(s, "MERGE"):
-			return true
-		case strings.EqualFold(s, "UPDATE"), strings.EqualFold(s, "SHARE"):
-			// FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE / FOR KEY SHARE lock rows: an xid too.
-			return true
-		}
-	}
-	return false
+// writesInQuery reports whether a query (SELECT/WITH/DECLARE/COPY, also under EXPLAIN ANALYZE)
+// contains a data-modifying part (INSERT/UPDATE/DELETE/MERGE, in a CTE or, for COPY, as the
+// query) or locks rows (FOR UPDATE/SHARE), which assigns an xid.
+func writesInQuery(l wordList) bool {
+	// FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE / FOR KEY SHARE lock rows: an xid too.
+	return l.find(0, "INSERT", "UPDATE", "DELETE", "MERGE", "SHARE") >= 0
 }
 
 // stripNoise removes comments from a statement so that an all-comment statement is empty.

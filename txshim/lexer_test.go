@@ -17,28 +17,47 @@ func TestSplitStatements(t *testing.T) {
 	tests := []struct {
 		sql   string
 		parts []string
+		kinds string // joined by ","
 	}{
-		{"SELECT 1", []string{"SELECT 1"}},
-		{"SELECT 1; SELECT 2;", []string{"SELECT 1;", " SELECT 2;"}},
-		{"SELECT ';'; SELECT 2", []string{"SELECT ';';", " SELECT 2"}},
-		{"SELECT 'it''s; x'; SELECT 2", []string{"SELECT 'it''s; x';", " SELECT 2"}},
-		{`SELECT E'a\';b'; SELECT 2`, []string{`SELECT E'a\';b';`, " SELECT 2"}},
-		{`SELECT e'\\'; SELECT 2`, []string{`SELECT e'\\';`, " SELECT 2"}},
-		{`SELECT "a;""b"; SELECT 2`, []string{`SELECT "a;""b";`, " SELECT 2"}},
-		{"SELECT $$a;b$$; SELECT 2", []string{"SELECT $$a;b$$;", " SELECT 2"}},
-		{"SELECT $x$a;$$;b$x$; SELECT 2", []string{"SELECT $x$a;$$;b$x$;", " SELECT 2"}},
-		{"SELECT $1; SELECT 2", []string{"SELECT $1;", " SELECT 2"}},
-		{"SELECT a$b; SELECT 2", []string{"SELECT a$b;", " SELECT 2"}},
-		{"SELECT 1 -- x;y\n; SELECT 2", []string{"SELECT 1 -- x;y\n;", " SELECT 2"}},
-		{"SELECT /* a /* b; */ c; */ 1; SELECT 2", []string{"SELECT /* a /* b; */ c; */ 1;", " SELECT 2"}},
+		{"SELECT 1", []string{"SELECT 1"}, "read"},
+		{"SELECT 1; SELECT 2;", []string{"SELECT 1;", " SELECT 2;"}, "read,read"},
+		{"SELECT ';'; SELECT 2", []string{"SELECT ';';", " SELECT 2"}, "read,read"},
+		{"SELECT 'it''s; x'; SELECT 2", []string{"SELECT 'it''s; x';", " SELECT 2"}, "read,read"},
+		{`SELECT E'a\';b'; SELECT 2`, []string{`SELECT E'a\';b';`, " SELECT 2"}, "read,read"},
+		{`SELECT e'\\'; SELECT 2`, []string{`SELECT e'\\';`, " SELECT 2"}, "read,read"},
+		{`SELECT "a;""b"; SELECT 2`, []string{`SELECT "a;""b";`, " SELECT 2"}, "read,read"},
+		{"SELECT $$a;b$$; SELECT 2", []string{"SELECT $$a;b$$;", " SELECT 2"}, "read,read"},
+		{"SELECT $x$a;$$;b$x$; SELECT 2", []string{"SELECT $x$a;$$;b$x$;", " SELECT 2"}, "read,read"},
+		{"SELECT $1; SELECT 2", []string{"SELECT $1;", " SELECT 2"}, "read,read"},
+		{"SELECT a$b; SELECT 2", []string{"SELECT a$b;", " SELECT 2"}, "read,read"},
+		{"SELECT 1 -- x;y\n; SELECT 2", []string{"SELECT 1 -- x;y\n;", " SELECT 2"}, "read,read"},
+		{"SELECT /* a /* b; */ c; */ 1; SELECT 2", []string{"SELECT /* a /* b; */ c; */ 1;", " SELECT 2"}, "read,read"},
 		{"CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)); SELECT 1",
-			[]string{"CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));", " SELECT 1"}},
+			[]string{"CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));", " SELECT 1"}, "ddl,read"},
 		{"CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END; SELECT 3",
-			[]string{"CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;", " SELECT 3"}},
-		{"BEGIN; INSERT INTO t VALUES (1); COMMIT", []string{"BEGIN;", " INSERT INTO t VALUES (1);", " COMMIT"}},
-		{"SELECT 'unterminated; x", []string{"SELECT 'unterminated; x"}},
-		{"", []string{""}},
-		{"SELECT 1;  ", []string{"SELECT 1;", "  "}},
+			[]string{"CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END;", " SELECT 3"}, "ddl,read"},
+		// BEGIN opens a body only as BEGIN ATOMIC: "begin" may name a parameter, a column or a
+		// function.
+		{"CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS 'SELECT 1'; INSERT INTO t VALUES (1); COMMIT",
+			[]string{"CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS 'SELECT 1';", " INSERT INTO t VALUES (1);", " COMMIT"}, "ddl,write,commit"},
+		{"CREATE FUNCTION f() RETURNS TABLE (begin int) LANGUAGE sql AS $$SELECT 1$$; UPDATE t SET a = 1",
+			[]string{"CREATE FUNCTION f() RETURNS TABLE (begin int) LANGUAGE sql AS $$SELECT 1$$;", " UPDATE t SET a = 1"}, "ddl,write"},
+		{"CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1; DELETE FROM t",
+			[]string{"CREATE FUNCTION begin() RETURNS int LANGUAGE sql RETURN 1;", " DELETE FROM t"}, "ddl,write"},
+		{"CREATE PROCEDURE p(begin int) LANGUAGE sql BEGIN -- body\n ATOMIC INSERT INTO t SELECT CASE WHEN begin > 0 THEN begin END; END; COMMIT",
+			[]string{"CREATE PROCEDURE p(begin int) LANGUAGE sql BEGIN -- body\n ATOMIC INSERT INTO t SELECT CASE WHEN begin > 0 THEN begin END; END;", " COMMIT"}, "ddl,commit"},
+		{"CREATE FUNCTION f() RETURNS SETOF t LANGUAGE sql BEGIN ATOMIC SELECT begin FROM t; END; SELECT 3",
+			[]string{"CREATE FUNCTION f() RETURNS SETOF t LANGUAGE sql BEGIN ATOMIC SELECT begin FROM t; END;", " SELECT 3"}, "ddl,read"},
+		// A CREATE FUNCTION in a body: PostgreSQL parses it, nested, before refusing it (0A000).
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC CREATE FUNCTION g(begin int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; END; SELECT 3",
+			[]string{"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC CREATE FUNCTION g(begin int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; END;", " SELECT 3"}, "ddl,read"},
+		{"BEGIN; INSERT INTO t VALUES (1); COMMIT", []string{"BEGIN;", " INSERT INTO t VALUES (1);", " COMMIT"}, "begin,write,commit"},
+		{"SELECT 'unterminated; x", []string{"SELECT 'unterminated; x"}, "read"},
+		{"", []string{""}, "empty"},
+		{"SELECT 1;  ", []string{"SELECT 1;", "  "}, "read,empty"},
+		// EXPLAIN ANALYZE runs what it explains; EXPLAIN alone does not.
+		{"EXPLAIN ANALYZE EXECUTE q; EXPLAIN EXECUTE q", []string{"EXPLAIN ANALYZE EXECUTE q;", " EXPLAIN EXECUTE q"}, "write,read"},
+		{"WITH x AS (SELECT 1) SELECT * INTO n FROM x; SELECT 1", []string{"WITH x AS (SELECT 1) SELECT * INTO n FROM x;", " SELECT 1"}, "ddl,read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.sql, func(t *testing.T) {
@@ -50,11 +69,15 @@ func TestSplitStatements(t *testing.T) {
 			if strings.Join(got, "|") != strings.Join(tt.parts, "|") {
 				t.Fatalf("split %q:\n got  %q\n want %q", tt.sql, got, tt.parts)
 			}
+			if k := strings.Join(kinds(sts), ","); k != tt.kinds {
+				t.Fatalf("split %q: kinds %s, want %s", tt.sql, k, tt.kinds)
+			}
 		})
 	}
 }
 
 func TestClassify(t *testing.T) {
+	many := strings.Repeat("c, ", maxWords) + "c" // more words than a statement keeps
 	tests := []struct {
 		sql   string
 		kind  stmtKind
@@ -66,8 +89,23 @@ func TestClassify(t *testing.T) {
 		{"SELECT * FROM t FOR KEY SHARE", kindWrite, ""},
 		{"SELECT 1 INTO newt", kindDDL, ""},
 		{"SELECT 1 INTO TEMP newt", kindWrite, "t"},
+		{"SELECT 1 INTO GLOBAL TEMP newt", kindWrite, "t"},
+		{"SELECT insert INTO newt FROM t", kindDDL, ""}, // a column named insert
+		{"SELECT t.into FROM t", kindRead, ""},
+		{"SELECT 1 AS into", kindRead, ""},
+		{"WITH x AS (SELECT 1) SELECT * INTO newt FROM x", kindDDL, ""},
+		{"with x as (select 1) select * into temporary newt from x", kindWrite, "t"},
+		{"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * INTO newt FROM x", kindDDL, ""},
+		{"WITH d AS (DELETE FROM t RETURNING *) SELECT x.into INTO newt FROM d AS x", kindDDL, ""},
+		{"WITH a AS (SELECT " + many + " FROM t) SELECT * INTO newt FROM a", kindDDL, ""},
+		{"WITH x AS (SELECT 1 AS a) SELECT a AS insert INTO newt FROM x", kindDDL, ""},
+		{"SELECT " + many + " INTO newt FROM t", kindDDL, ""},
+		{"SELECT " + many + " INTO TEMP newt FROM t", kindWrite, "t"},
+		{"SELECT " + many + " FROM t FOR UPDATE", kindWrite, ""},
+		{"SELECT " + many + ", pg_notify('c', 'x')", kindRead, "u"},
 		{"WITH x AS (SELECT 1) SELECT * FROM x", kindRead, ""},
 		{"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM x", kindWrite, ""},
+		{"WITH a AS (SELECT " + many + " FROM t), d AS (DELETE FROM t RETURNING *) SELECT 1", kindWrite, ""},
 		{"VALUES (1)", kindRead, ""},
 		{"TABLE t", kindRead, ""},
 		{"SHOW work_mem", kindRead, ""},
@@ -76,7 +114,29 @@ func TestClassify(t *testing.T) {
 		{"EXPLAIN SELECT 1", kindRead, ""},
 		{"EXPLAIN ANALYZE DELETE FROM t", kindWrite, ""},
 		{"EXPLAIN ANALYZE SELECT 1", kindRead, ""},
+		{"EXPLAIN ANALYZE EXECUTE q", kindWrite, ""},
+		{"EXPLAIN (ANALYZE) EXECUTE q (1)", kindWrite, ""},
+		{"EXPLAIN (ANALYZE true, BUFFERS) EXECUTE q", kindWrite, ""},
+		{"EXPLAIN (BUFFERS, /* x */ analyze on) EXECUTE q", kindWrite, ""},
+		{"EXPLAIN ANALYZE VERBOSE EXECUTE q", kindWrite, ""},
+		{"EXPLAIN ANALYZE CREATE TABLE n AS SELECT * FROM t", kindDDL, ""},
+		{"EXPLAIN (ANALYZE) CREATE TABLE n AS SELECT * FROM t", kindDDL, ""},
+		{"explain analyse verbose create table n as select * from t", kindDDL, ""},
+		{"EXPLAIN ANALYZE CREATE MATERIALIZED VIEW m AS SELECT * FROM t", kindDDL, ""},
+		{"EXPLAIN (ANALYZE true, BUFFERS) CREATE MATERIALIZED VIEW m AS SELECT * FROM t", kindDDL, ""},
+		{"EXPLAIN ANALYZE VERBOSE CREATE MATERIALIZED VIEW m AS SELECT * FROM t", kindDDL, ""},
+		{"EXPLAIN ANALYZE CREATE TEMP TABLE n AS SELECT 1", kindWrite, "t"},
+		{"EXPLAIN ANALYZE SELECT 1 INTO n", kindDDL, ""},
+		{"EXPLAIN ANALYZE WITH x AS (SELECT 1) SELECT * INTO n FROM x", kindDDL, ""},
+		{"EXPLAIN (ANALYZE false) INSERT INTO t VALUES (1)", kindRead, ""},
+		{"EXPLAIN (ANALYZE OFF, BUFFERS) DELETE FROM t", kindRead, ""},
+		{"EXPLAIN (ANALYZE 0) UPDATE t SET a = 1", kindRead, ""},
+		{"EXPLAIN (ANALYZE 'off') SELECT * FROM t FOR UPDATE", kindRead, ""},
 		{"SELECT pg_notify('c', 'x')", kindRead, "u"},
+		{`SELECT "pg_notify"('c', 'x')`, kindRead, "u"},
+		{`SELECT pg_catalog."pg_notify"('c', 'x')`, kindRead, "u"},
+		{`SELECT "pg_catalog"."pg_notify"('c', 'x')`, kindRead, "u"},
+		{`SELECT "pg_export_snapshot"()`, kindRead, "u"},
 		{"INSERT INTO t VALUES ('SELECT')", kindWrite, ""},
 		{"update t set a = 1", kindWrite, ""},
 		{"DELETE FROM t", kindWrite, ""},
@@ -85,6 +145,14 @@ func TestClassify(t *testing.T) {
 		{"COPY t FROM STDIN", kindWrite, "i"},
 		{"COPY t TO STDOUT", kindRead, ""},
 		{"COPY (SELECT a FROM t) TO STDOUT", kindRead, ""},
+		{"COPY (INSERT INTO t VALUES (1) RETURNING a) TO STDOUT", kindWrite, ""},
+		{"COPY (UPDATE t SET a = 1 RETURNING a) TO STDOUT", kindWrite, ""},
+		{"COPY (DELETE FROM t RETURNING *) TO STDOUT (FORMAT csv)", kindWrite, ""},
+		{"copy /* q */ (merge into t using s on true when matched then delete returning *) to stdout", kindWrite, ""},
+		{"COPY (WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d) TO STDOUT", kindWrite, ""},
+		{"COPY (SELECT a FROM t FOR UPDATE) TO STDOUT", kindWrite, ""},
+		{"COPY share FROM STDIN", kindWrite, "i"}, // a table named share
+		{"COPY t (" + many + ") FROM STDIN", kindWrite, "i"},
 		{"DO $$BEGIN END$$", kindWrite, ""},
 		{"DO $$BEGIN PERFORM committed(); END$$", kindWrite, ""},
 		{"DO $$BEGIN INSERT INTO t VALUES (1); COMMIT; END$$", kindNoTxBlock, ""},
@@ -96,6 +164,11 @@ func TestClassify(t *testing.T) {
 		{"END", kindCommit, ""},
 		{"COMMIT AND CHAIN", kindCommit, "c"},
 		{"COMMIT AND NO CHAIN", kindCommit, ""},
+		{"ROLLBACK AND CHAIN", kindRollback, "c"},
+		{"ROLLBACK WORK AND CHAIN", kindRollback, "c"},
+		{"rollback transaction and chain", kindRollback, "c"},
+		{"ABORT AND CHAIN", kindRollback, "c"},
+		{"ROLLBACK AND NO CHAIN", kindRollback, ""},
 		{"ROLLBACK", kindRollback, ""},
 		{"ABORT", kindRollback, ""},
 		{"ROLLBACK TO SAVEPOINT a", kindSavepoint, ""},
@@ -111,6 +184,8 @@ func TestClassify(t *testing.T) {
 		{"CREATE TEMP TABLE t (a int)", kindWrite, "t"},
 		{"CREATE LOCAL TEMPORARY TABLE t (a int)", kindWrite, "t"},
 		{"ALTER TABLE t ADD b int", kindDDL, ""},
+		{"ALTER TABLE p DETACH PARTITION c CONCURRENTLY", kindNoTxBlock, ""},
+		{"ALTER TABLE IF EXISTS s.p DETACH PARTITION s.c CONCURRENTLY", kindNoTxBlock, ""},
 		{"DROP TABLE t", kindDDL, ""},
 		{"GRANT SELECT ON t TO r", kindDDL, ""},
 		{"COMMENT ON TABLE t IS 'x'", kindDDL, ""},
@@ -123,10 +198,20 @@ func TestClassify(t *testing.T) {
 		{"VACUUM t", kindNoTxBlock, ""},
 		{"CALL p()", kindNoTxBlock, ""},
 		{"REINDEX TABLE CONCURRENTLY t", kindNoTxBlock, ""},
+		{"REINDEX SCHEMA s", kindNoTxBlock, ""},
+		{"REINDEX (VERBOSE) DATABASE d", kindNoTxBlock, ""},
+		{"REINDEX (VERBOSE) SYSTEM", kindNoTxBlock, ""},
+		{"REINDEX (VERBOSE) TABLE t", kindWrite, ""},
+		{"CLUSTER", kindNoTxBlock, ""},
+		{"CLUSTER VERBOSE;", kindNoTxBlock, ""},
+		{"CLUSTER (VERBOSE)", kindNoTxBlock, ""},
+		{"CLUSTER VERBOSE t USING i", kindWrite, ""},
+		{"CLUSTER (VERBOSE) t", kindWrite, ""},
 		{"DISCARD ALL", kindNoTxBlock, ""},
 		{"LISTEN c", kindRead, "u"},
 		{"NOTIFY c", kindRead, "u"},
 		{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", kindRead, "u"},
+		{"DECLARE c CURSOR WITH HOLD FOR SELECT " + many + " FROM t FOR SHARE", kindWrite, "u"},
 		{"-- only a comment", kindEmpty, ""},
 		{"", kindEmpty, ""},
 		{"/* x */ ", kindEmpty, ""},
@@ -158,10 +243,43 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestSplitCalls: what a statement calls, past comments too, and only when it runs.
+func TestSplitCalls(t *testing.T) {
+	tests := []struct {
+		sql     string
+		calls   string // joined by ","
+		creates string
+	}{
+		{"SELECT f/**/(1)", "f", ""},
+		{"SELECT f -- c\n (1)", "f", ""},
+		{`SELECT "F" /* a */ -- b` + "\n\t(1)", "F", ""},
+		{"SELECT s.f /* a /* b */ */(1), g(2)", "f,g", ""},
+		{"CREATE FUNCTION g/**/() RETURNS int LANGUAGE sql AS 'SELECT 1'", "", "g"},
+		{"EXPLAIN (ANALYZE false) SELECT f(1)", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sql, func(t *testing.T) {
+			sts := splitStatements(tt.sql)
+			if len(sts) != 1 {
+				t.Fatalf("split into %d statements: %v", len(sts), kinds(sts))
+			}
+			var calls []string
+			for _, c := range sts[0].Calls {
+				calls = append(calls, string(foldName(c, nil)))
+			}
+			if got := strings.Join(calls, ","); got != tt.calls || sts[0].Creates != tt.creates {
+				t.Fatalf("%q: calls %q creates %q, want %q and %q", tt.sql, got, sts[0].Creates, tt.calls, tt.creates)
+			}
+		})
+	}
+}
+
 func FuzzSplitStatements(f *testing.F) {
 	for _, s := range []string{
 		"SELECT 1; SELECT 2", "SELECT 'a''b'; E'\\'' ; \"x\"\"y\"", "$a$ ; $a$; $$;$$", "/* /* */ ; */ ;",
 		"-- x\n;", "CREATE FUNCTION f() BEGIN ATOMIC SELECT 1; END; x", "(;);", "$", "$1;$a", "E'",
+		"EXPLAIN (ANALYZE 'off', \"x\" 0) CREATE TABLE n AS SELECT f/**/(1); EXPLAIN ANALYZE VERBOSE EXECUTE q",
+		"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) SELECT x.into AS insert INTO n FROM x",
 	} {
 		f.Add(s)
 	}
