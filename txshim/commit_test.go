@@ -547,6 +547,169 @@ func TestTransactionEdges(t *testing.T) {
 	}
 }
 
+// TestTransactionsInOneRequest: every write transaction of a request gets the dual commit, not
+// only the first one.
+func TestTransactionsInOneRequest(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	if got := r.query("BEGIN; INSERT INTO acct VALUES (1, 0); COMMIT; BEGIN; INSERT INTO acct VALUES (2, 0); COMMIT"); got != "CCCCCCZ" {
+		t.Fatalf("two transactions in one query: %q", got)
+	}
+	checkDual(t, peer.take(), 2)
+	for _, q := range []string{"BEGIN", "INSERT INTO acct VALUES (3, 0)", "COMMIT", "BEGIN", "INSERT INTO acct VALUES (4, 0)", "COMMIT"} {
+		r.stmt(q)
+	}
+	if got, st := r.sync(); got != "12C12C12C12C12C12CZ" || st != 'I' {
+		t.Fatalf("two transactions in one extended request: %q %c", got, st)
+	}
+	checkDual(t, peer.take(), 2)
+	// A write transaction after a rolled-back one, and a read-only one after a write.
+	if got := r.query("BEGIN; INSERT INTO acct VALUES (5, 0); ROLLBACK; BEGIN; INSERT INTO acct VALUES (6, 0); COMMIT; BEGIN; SELECT 1; COMMIT"); got != "CCCCCCCTDCCZ" {
+		t.Fatalf("three transactions in one query: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	if st := s.Stats(); st.Unwrapped != 0 || rowCount(t, c, "true") != 5 {
+		t.Fatalf("unwrapped %d, rows %d; want 0, 5", st.Unwrapped, rowCount(t, c, "true"))
+	}
+}
+
+// TestRollbackAndChain: ROLLBACK AND CHAIN (ABORT AND CHAIN) leaves the client in a new
+// transaction block, which the shim must neither commit nor wrap.
+func TestRollbackAndChain(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	r.query("BEGIN")
+	r.fe.Send(&pgproto3.Query{String: "ROLLBACK AND CHAIN; INSERT INTO acct VALUES (1, 0)"})
+	r.fe.Flush()
+	if got, st := r.ready(); got != "CCZ" || st != 'T' {
+		t.Fatalf("ROLLBACK AND CHAIN; INSERT: %q %c, want CCZ T", got, st)
+	}
+	r.query("ROLLBACK")
+	r.query("BEGIN")
+	r.stmt("ABORT AND CHAIN")
+	r.stmt("INSERT INTO acct VALUES (2, 0)")
+	if got, st := r.sync(); got != "12C12CZ" || st != 'T' {
+		t.Fatalf("extended ABORT AND CHAIN, INSERT: %q %c, want T", got, st)
+	}
+	r.query("ROLLBACK")
+	if calls := peer.take(); len(calls) != 0 || rowCount(t, c, "true") != 0 {
+		t.Fatalf("rows of rolled-back chained transactions committed: peer calls %v", calls)
+	}
+	// The chained transaction commits dual at the client's COMMIT.
+	r.query("BEGIN")
+	if got := r.query("ROLLBACK AND CHAIN; INSERT INTO acct VALUES (3, 0); COMMIT"); got != "CCCZ" {
+		t.Fatalf("ROLLBACK AND CHAIN; INSERT; COMMIT: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+}
+
+// TestNamedStatementRecords: what the shim knows of a named prepared statement follows
+// PostgreSQL's: a Parse that redefines one fails there, so it changes nothing; Close,
+// DEALLOCATE and DISCARD ALL end it, unless PostgreSQL skipped them.
+func TestNamedStatementRecords(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	id := 0
+	parse := func(name, q string) string {
+		t.Helper()
+		r.fe.SendParse(&pgproto3.Parse{Name: name, Query: q})
+		got, _ := r.sync()
+		return got
+	}
+	insert := func() string { id++; return fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", id) }
+	// run executes name and checks that it wrote its row with a dual commit.
+	run := func(name string) {
+		t.Helper()
+		r.fe.SendBind(&pgproto3.Bind{PreparedStatement: name})
+		r.fe.SendExecute(&pgproto3.Execute{})
+		if got, st := r.sync(); got != "2CZ" || st != 'I' {
+			t.Fatalf("execute %s: %q %c", name, got, st)
+		}
+		checkDual(t, peer.take(), 1)
+	}
+
+	// A failed redefinition.
+	parse("s1", insert())
+	if got := parse("s1", "SELECT 1"); got != "E(42P05)Z" {
+		t.Fatalf("redefinition: %q", got)
+	}
+	run("s1")
+	// Redefinitions after each way of ending a statement.
+	for _, end := range []func(name string){
+		func(name string) {
+			r.fe.SendClose(&pgproto3.Close{ObjectType: 'S', Name: name})
+			r.sync()
+		},
+		func(name string) { r.query("DEALLOCATE " + name) },
+		func(name string) { r.query("DEALLOCATE PREPARE ALL") },
+		func(name string) { r.query("DISCARD ALL") },
+	} {
+		parse("s2", "SELECT 1")
+		end("s2")
+		parse("s2", insert())
+		run("s2")
+		end("s2")
+	}
+	// A Close or DEALLOCATE that PostgreSQL skipped (an error before it in its request) leaves
+	// the statement in place.
+	parse("s3", insert())
+	r.fe.SendParse(&pgproto3.Parse{Query: "SELECT 1/"})
+	r.fe.SendClose(&pgproto3.Close{ObjectType: 'S', Name: "s3"})
+	if got, _ := r.sync(); got != "E(42601)Z" {
+		t.Fatalf("Close after an error: %q", got)
+	}
+	parse("s3", "SELECT 1")
+	run("s3")
+	parse("s4", insert())
+	r.query("SELECT 1/0; DEALLOCATE s4")
+	parse("s4", "SELECT 1")
+	run("s4")
+	// A statement whose Parse failed, then made with SQL PREPARE.
+	parse("s5", "SELECT 1 +")
+	r.query("PREPARE s5 AS " + insert())
+	run("s5")
+	if rowCount(t, c, "true") != id {
+		t.Fatalf("%d rows, want %d", rowCount(t, c, "true"), id)
+	}
+}
+
+func TestNamesOpOf(t *testing.T) {
+	long := strings.Repeat("n", 70)
+	for _, tc := range []struct {
+		sql  string
+		want namesOp
+	}{
+		{"DEALLOCATE s1", namesOp{'D', "s1"}},
+		{" /* c */ deallocate PREPARE \"S 1\";", namesOp{'D', "S 1"}},
+		{"DEALLOCATE prepare", namesOp{'D', "prepare"}},
+		{"DEALLOCATE ALL", namesOp{op: 'A'}},
+		{"DEALLOCATE PREPARE all", namesOp{op: 'A'}},
+		{"DEALLOCATE \"ALL\"", namesOp{'D', "ALL"}},
+		{"DEALLOCATE U&\"x\"", namesOp{op: 'A'}},
+		{"DEALLOCATE " + long, namesOp{'D', long[:63]}},
+		{"DISCARD ALL", namesOp{op: 'A'}},
+		{"DISCARD PLANS", namesOp{}},
+		{"PREPARE q (int) AS SELECT $1", namesOp{'P', "q"}},
+		{"PREPARE Q AS INSERT INTO t VALUES (1)", namesOp{'P', "q"}},
+		{"PREPARE TRANSACTION 'x'", namesOp{}},
+		{"SELECT 1", namesOp{}},
+	} {
+		sts := splitStatements(tc.sql)
+		if got := namesOpOf(tc.sql, sts[0]); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.sql, got, tc.want)
+		}
+	}
+}
+
 // TestExtendedSplits: one extended request holding a ROLLBACK then a write, and a COMMIT in the
 // middle of a batch, each with its own Parse/Bind on the unnamed statement and portal.
 func TestExtendedSplits(t *testing.T) {

@@ -10,10 +10,15 @@ type Mode int32
 const (
 	// ModeReadOnly is a backup's shim: write transactions fail with SQLSTATE 25006. Each session
 	// runs with default_transaction_read_only = on, and a commit of a transaction that wrote
-	// anyway (it turned that off) is rolled back with 25006. It is the mode of a new Shim.
+	// anyway (it turned that off) is rolled back with 25006. Statements that cannot run in a
+	// transaction block, which the shim never wraps, get the setting put back on right before
+	// them; of those, CALL and DO blocks that commit, which may turn it off between their own
+	// transactions, are refused with 25006 outside a transaction block. It is the mode of a new
+	// Shim.
 	ModeReadOnly Mode = iota
 	// ModeFenced refuses every new transaction (SQLSTATE 57P03, cannot_connect_now) and every
-	// write commit (25006); transactions already open may still read and roll back.
+	// write commit (25006); transactions already open may still read and roll back. Statements
+	// that cannot run in a transaction block are treated as in ModeReadOnly.
 	ModeFenced
 	// ModeSolo commits locally only (the peer is unreachable or catching up).
 	ModeSolo
@@ -60,7 +65,7 @@ func (p policy) recordDDL() bool {
 func policyFor(ms modeState) policy {
 	// Implicit writes are wrapped in every mode: in read-only modes too, so that the check at
 	// their end refuses a write that got past default_transaction_read_only (a client may
-	// RESET or DISCARD it).
+	// RESET or DISCARD it). Statements that cannot be wrapped are dealt with in walk.
 	p := policy{modeState: ms, intercept: true, wrap: true}
 	switch ms.mode {
 	case ModeDual:

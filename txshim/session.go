@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -72,6 +73,7 @@ type session struct {
 	copyEndedExt   bool // a CopyDone/CopyFail of an extended COPY was just relayed
 	scratch        []byte
 	scratchOwn     []byte
+	undo           []stmtUndo // what the buffered messages changed in stmts (revertStmts)
 }
 
 // stmtInfo is what the shim knows of a prepared statement or portal.
@@ -80,8 +82,113 @@ type stmtInfo struct {
 	chain        bool
 	temp, unprep bool
 	copyIn       bool
-	proc         bool   // CALL
-	text         string // the statement, kept for DDL only (recorded in tandem.ddl)
+	proc         bool    // CALL
+	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
+	names        namesOp // what it does to the session's prepared statements when it runs
+	// closing: a Close or DEALLOCATE of this prepared statement may have been skipped (an error
+	// before it in its request), so PostgreSQL holds it or nothing.
+	closing bool
+}
+
+// unknownStmt is a statement the shim knows nothing of: taken for a write.
+var unknownStmt = stmtInfo{kind: kindWrite}
+
+// mergeStmts is what the shim knows of a prepared statement that PostgreSQL holds as a or as b.
+func mergeStmts(a, b stmtInfo) stmtInfo {
+	a.closing, b.closing = false, false
+	if a == b {
+		return a
+	}
+	m := unknownStmt
+	m.temp, m.unprep, m.copyIn, m.proc = a.temp || b.temp, a.unprep || b.unprep, a.copyIn || b.copyIn, a.proc || b.proc
+	if a.names != b.names {
+		m.names = namesOp{op: 'A'}
+	}
+	return m
+}
+
+// namesOp is what a SQL statement does to the session's prepared statements: PREPARE name
+// ('P'), DEALLOCATE name ('D'), DEALLOCATE ALL or DISCARD ALL ('A'; also a DEALLOCATE whose name
+// the shim cannot read). 0: nothing.
+type namesOp struct {
+	op   byte
+	name string // as PostgreSQL keys it (see stmtKey)
+}
+
+// stmtKey is the name under which PostgreSQL finds a prepared statement or portal: its hash
+// tables compare the first NAMEDATALEN-1 bytes only.
+func stmtKey(name string) string {
+	if len(name) > 63 {
+		return name[:63]
+	}
+	return name
+}
+
+// namesOpOf reads what statement st of text does to the session's prepared statements.
+func namesOpOf(text string, st statement) namesOp {
+	if st.Kind != kindRead && st.Kind != kindNoTxBlock {
+		return namesOp{}
+	}
+	// The first three words, as written: keywords, names and "quoted names"; next[i] is the
+	// byte after word i, past blanks (0 at the statement's end or semicolon).
+	var w []string
+	var next []byte
+	for i := st.Start; len(w) < 3; {
+		if i = skipBlank(text, i, st.End); i >= st.End {
+			break
+		}
+		tok, end := nextToken(text, i, false)
+		if tok != tokWord && tok != tokQuoted {
+			break
+		}
+		w = append(w, text[i:end])
+		next = append(next, 0)
+		if j := skipBlank(text, end, st.End); j < st.End && text[j] != ';' {
+			next[len(next)-1] = text[j]
+		}
+		i = end
+	}
+	kw := func(i int, k string) bool { return i < len(w) && w[i][0] != '"' && strings.EqualFold(w[i], k) }
+	// name reads word i as a name, after which comes the statement's end (follow "") or one of
+	// the bytes in follow.
+	name := func(i int, follow string) (string, bool) {
+		switch {
+		case i >= len(w), w[i][0] == '"' && (len(w[i]) < 3 || w[i][len(w[i])-1] != '"'):
+			return "", false
+		case follow == "" && next[i] != 0, follow != "" && (next[i] == 0 || strings.IndexByte(follow, next[i]) < 0):
+			return "", false
+		}
+		// PostgreSQL truncates a longer identifier to 63 bytes, at a character's start
+		// (UTF-8 assumed).
+		n := string(foldName(w[i], nil))
+		if len(n) > 63 {
+			k := 63
+			for k > 0 && !utf8.RuneStart(n[k]) {
+				k--
+			}
+			n = n[:k]
+		}
+		return n, true
+	}
+	switch {
+	case kw(0, "DISCARD") && kw(1, "ALL"):
+		return namesOp{op: 'A'}
+	case kw(0, "DEALLOCATE"):
+		i := 1
+		if kw(1, "PREPARE") && len(w) > 2 {
+			i = 2
+		}
+		if n, ok := name(i, ""); ok && !kw(i, "ALL") {
+			return namesOp{op: 'D', name: n}
+		}
+		return namesOp{op: 'A'}
+	case kw(0, "PREPARE") && st.Kind == kindRead:
+		// PREPARE name [(types)] AS …; another form is PostgreSQL's error to report.
+		if n, ok := name(1, "(aA"); ok {
+			return namesOp{op: 'P', name: n}
+		}
+	}
+	return namesOp{}
 }
 
 // item is one buffered extended-protocol message.
@@ -91,6 +198,15 @@ type item struct {
 	info   stmtInfo
 }
 
+// stmtUndo is a change to session.stmts by a buffered message (item: its index in
+// session.items), undone when the shim drops the message unsent: PostgreSQL never saw it.
+type stmtUndo struct {
+	item int
+	name string
+	prev stmtInfo
+	had  bool
+}
+
 // unitState is the state of the request being processed: a Query, or the extended-protocol
 // messages up to a Sync (which may arrive in several parts, split by Flush).
 type unitState struct {
@@ -98,6 +214,9 @@ type unitState struct {
 	injected bool // the shim opened the transaction with BEGIN (an implicit transaction)
 	skipping bool // an error ended the request: drop messages until Sync
 	st       byte // status at the current point: 'I', 'T', 'E', or 0 when not known
+	// reasserted: default_transaction_read_only = on was sent again before a statement that
+	// cannot run in a transaction block (walk, read-only modes).
+	reasserted bool
 }
 
 // pending is one request in flight that ends with a ReadyForQuery.
@@ -239,6 +358,13 @@ func (s *session) clientLoop(ctx context.Context) error {
 			s.copyEndedExt = false
 		}
 		switch open := s.copyMessage(typ); {
+		case open && (typ == 'H' || typ == 'S'):
+			// The backend ignores Flush and Sync in copy-in mode: they pass as they are, and
+			// start no request of their own (one left open would meet the next request).
+			if err := s.forward(typ, body, true); err != nil {
+				return err
+			}
+			continue
 		case open && !strings.ContainsRune("dcfHSX", rune(typ)):
 			// Anything but copy messages aborts the COPY in the backend, which then ends the
 			// session (the message is one it cannot skip): it goes straight there.
@@ -298,6 +424,11 @@ func (s *session) serverLoop() {
 	}()
 	defer s.recoverPanic("serverLoop")
 	var cur *pending
+	// loose is an error that came while no entry was pending: one of a part of an extended
+	// request sent without a terminator (after a Flush). PostgreSQL then skips the rest of the
+	// request, the next part included, so the next entry that awaits a result takes it as its
+	// own: walk must not take that part for one that ran.
+	var loose *pgproto3.ErrorResponse
 	for {
 		typ, body, err := s.br.next()
 		if err != nil {
@@ -318,12 +449,19 @@ func (s *session) serverLoop() {
 				cur = s.queue[0]
 			}
 			s.mu.Unlock()
+			if cur != nil && loose != nil {
+				if cur.res != nil {
+					cur.r.err = loose
+				}
+				loose = nil
+			}
 		}
 		fwd := cur == nil || cur.fwd
 		capture := cur != nil && cur.res != nil
 		hold := capture && !cur.fwdRFQ
 		switch typ {
 		case 'Z':
+			loose = nil
 			if cur == nil || len(body) != 1 {
 				break // unexpected: pass it on
 			}
@@ -362,6 +500,12 @@ func (s *session) serverLoop() {
 			}
 			continue
 		case 'E':
+			if cur == nil {
+				loose = &pgproto3.ErrorResponse{}
+				if loose.Decode(body) != nil {
+					loose = nil
+				}
+			}
 			if capture && cur.r.err == nil {
 				e := &pgproto3.ErrorResponse{}
 				if e.Decode(body) == nil {
@@ -805,18 +949,97 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 			return err
 		}
 	}
-	for _, x := range sts {
-		s.sessionTemp = s.sessionTemp || x.Temp
-		s.txUnprep = s.txUnprep || x.Unpreparable
-		s.txWrote = s.txWrote || x.Kind.writes() || x.Kind == kindNoTxBlock
-	}
+	defer s.queryNames(text, sts, st)
 	u := &queryUnit{text: text, sts: sts}
 	if !needsWork(u, st, pol) {
+		s.noteAll(u)
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward('Q', body, true)
 	}
 	us := unitState{open: true, st: st}
 	return s.walk(ctx, u, &us, pol, true)
+}
+
+// queryNames applies what the statements of a simple Query, sent in status st, did to the
+// session's prepared statements (SQL PREPARE, DEALLOCATE, DISCARD ALL). A DEALLOCATE or DISCARD
+// ALL took effect for sure only when it was the whole Query, outside a transaction block (where
+// DISCARD ALL fails); otherwise the statements it ends may still be there.
+func (s *session) queryNames(text string, sts []statement, st byte) {
+	defer func(n int) { s.undo = s.undo[:n] }(len(s.undo)) // the Query is not dropped after this
+	alone := 0
+	for _, x := range sts {
+		if x.Kind != kindEmpty {
+			alone++
+		}
+	}
+	for _, x := range sts {
+		if op := namesOpOf(text, x); op.op != 0 {
+			s.applyNames(op, alone == 1 && st == 'I')
+		}
+	}
+}
+
+// applyNames applies a statement's namesOp; certain: it ran (see queryNames).
+func (s *session) applyNames(op namesOp, certain bool) {
+	switch op.op {
+	case 'P':
+		// PostgreSQL holds the statement it had (the PREPARE failed) or the new one, whose kind
+		// the shim does not read.
+		s.setStmt(op.name, unknownStmt, false)
+	case 'D':
+		s.endStmt(op.name, certain)
+	case 'A':
+		for name := range s.stmts {
+			if name != "" { // not among those DEALLOCATE ALL ends
+				s.endStmt(name, certain)
+			}
+		}
+	}
+}
+
+// setStmt changes the record of a prepared statement (del: removes it), noting the change for
+// revertStmts.
+func (s *session) setStmt(name string, si stmtInfo, del bool) {
+	prev, had := s.stmts[name]
+	s.undo = append(s.undo, stmtUndo{item: len(s.items), name: name, prev: prev, had: had})
+	if del {
+		delete(s.stmts, name)
+	} else {
+		s.stmts[name] = si
+	}
+}
+
+// endStmt records the end (Close, DEALLOCATE) of a prepared statement: gone when the end surely
+// ran, else marked closing.
+func (s *session) endStmt(name string, certain bool) {
+	si, ok := s.stmts[name]
+	switch {
+	case !ok:
+	case certain || name == "":
+		// The unnamed statement is replaced by any Parse, failed or not: a stale record of it
+		// is never used in place of a new one.
+		s.setStmt(name, si, true)
+	case !si.closing:
+		si.closing = true
+		s.setStmt(name, si, false)
+	}
+}
+
+// revertStmts undoes the changes to the prepared statements' records made by the buffered
+// messages from index from on, which the shim drops unsent.
+func (s *session) revertStmts(from int) {
+	for len(s.undo) > 0 {
+		u := s.undo[len(s.undo)-1]
+		if u.item < from {
+			return
+		}
+		if u.had {
+			s.stmts[u.name] = u.prev
+		} else {
+			delete(s.stmts, u.name)
+		}
+		s.undo = s.undo[:len(s.undo)-1]
+	}
 }
 
 // handleExt buffers an extended-protocol message; Sync (or Flush) processes the buffer.
@@ -832,35 +1055,57 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		si := stmtInfo{kind: kindEmpty}
 		for _, st := range s.lex(query) {
 			if st.Kind != kindEmpty {
-				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc}
+				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
+					names: namesOpOf(query, st)}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
 				break
 			}
 		}
-		s.stmts[name] = si
+		// PostgreSQL refuses to redefine a named statement until a Close or DEALLOCATE ends it
+		// (42P05): the record stays. One whose end may have been skipped is either.
+		key := stmtKey(name)
+		switch old, ok := s.stmts[key]; {
+		case !ok || name == "":
+			s.setStmt(key, si, false)
+		case old.closing:
+			s.setStmt(key, mergeStmts(old, si), false)
+		}
 	case 'B':
 		portal, rest, ok := cString(body)
 		stmt, _, ok2 := cString(rest)
 		if !ok || !ok2 {
 			return &protocolError{"malformed Bind message"}
 		}
-		si, known := s.stmts[stmt]
+		si, known := s.stmts[stmtKey(stmt)]
 		if !known {
-			si = stmtInfo{kind: kindWrite}
+			si = unknownStmt
 		}
-		s.portals[portal] = si
+		si.closing = false
+		s.portals[stmtKey(portal)] = si
+		// A Bind of a write is one too, for walk: outside a transaction block BEGIN must come
+		// before it, as the portal it makes lasts only as long as its transaction.
+		switch {
+		case si.kind.writes():
+			info = unknownStmt
+		case si.kind == kindNoTxBlock:
+			info = stmtInfo{kind: kindNoTxBlock, proc: si.proc}
+		}
 	case 'E':
 		portal, _, ok := cString(body)
 		if !ok {
 			return &protocolError{"malformed Execute message"}
 		}
-		si, known := s.portals[portal]
+		si, known := s.portals[stmtKey(portal)]
 		if !known {
-			si = stmtInfo{kind: kindWrite}
+			si = unknownStmt
 		}
 		info = si
+		if si.names.op != 0 {
+			// Messages before it may fail, and PostgreSQL then skips it.
+			s.applyNames(si.names, false)
+		}
 	case 'C':
 		if len(body) < 2 {
 			return &protocolError{"malformed Close message"}
@@ -870,9 +1115,15 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			return &protocolError{"malformed Close message"}
 		}
 		if body[0] == 'S' {
-			delete(s.stmts, name)
+			// A Close always runs unless an error earlier in its request makes PostgreSQL skip
+			// it: sure only at the start of a request, after nothing but Closes.
+			certain := !s.unit.open
+			for _, it := range s.items {
+				certain = certain && it.typ == 'C'
+			}
+			s.endStmt(stmtKey(name), certain)
 		} else {
-			delete(s.portals, name)
+			delete(s.portals, stmtKey(name))
 		}
 	}
 	lo := len(s.ebuf)
@@ -900,12 +1151,14 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	defer func() {
 		s.ebuf = s.ebuf[:0]
 		s.items = s.items[:0]
+		s.undo = s.undo[:0]
 		if cap(s.ebuf) > 4*maxBatchBuffer {
 			s.ebuf = nil
 		}
 	}()
 	us := &s.unit
 	if us.skipping {
+		s.revertStmts(0)
 		if final {
 			st := us.st
 			s.unit = unitState{}
@@ -917,8 +1170,6 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	u := &extUnit{buf: s.ebuf, items: s.items}
 	neutral := true
 	for _, it := range s.items {
-		s.sessionTemp = s.sessionTemp || it.info.temp
-		s.txUnprep = s.txUnprep || it.info.unprep
 		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint {
 			neutral = false
 		}
@@ -926,10 +1177,11 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	if !us.open {
 		if neutral && !pol.fenced && pol.readOnly == s.readOnlySet {
 			// Reads pass without waiting for earlier requests: pipelines stay pipelined.
+			s.noteAll(u)
 			if final {
 				s.push(&pending{fwd: true, fwdRFQ: true})
 			} else {
-				s.unit = unitState{open: true}
+				s.unit = unitState{open: true} // the status is not known (walk learns it)
 			}
 			s.bw.Write(s.ebuf)
 			return s.bw.Flush()
@@ -944,33 +1196,43 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		}
 		if st == 'I' {
 			if refused, err := s.startUnit(pol, final); refused || err != nil {
+				if refused {
+					s.revertStmts(0)
+				}
 				return err
 			}
 		}
 		*us = unitState{open: true, st: st}
-		s.noteWrites()
 		if !needsWork(u, st, pol) {
+			s.noteAll(u)
 			if final {
 				s.push(&pending{fwd: true, fwdRFQ: true})
 				s.unit = unitState{}
+			} else {
+				// The part runs unanswered: what it leaves (a ROLLBACK, an error) is not known
+				// until a later part learns it (walk).
+				us.st = 0
 			}
 			s.bw.Write(s.ebuf)
 			return s.bw.Flush()
 		}
 	}
-	s.noteWrites()
 	return s.walk(ctx, u, us, pol, final)
 }
 
-// noteWrites marks the open transaction as written to when the buffered messages execute a
-// statement the lexer takes for a write, and as one that cannot be prepared when they execute
-// such a statement (startUnit forgot what the loop in runBatch noted).
-func (s *session) noteWrites() {
-	for _, it := range s.items {
-		if k := it.info.kind; k.writes() || k == kindNoTxBlock {
-			s.txWrote = true
-		}
-		s.txUnprep = s.txUnprep || it.info.unprep
+// note records what a statement that runs in the open transaction makes of it (DESIGN §5.3): a
+// write (so its commit consults the peer), one that cannot be prepared, temporary objects. walk
+// notes each statement as it passes it, after the commit of any transaction before it.
+func (s *session) note(info stmtInfo) {
+	s.sessionTemp = s.sessionTemp || info.temp
+	s.txUnprep = s.txUnprep || info.unprep
+	s.txWrote = s.txWrote || info.kind.writes() || info.kind == kindNoTxBlock
+}
+
+// noteAll notes every step of a request passed through whole (it commits nothing on its way).
+func (s *session) noteAll(u unit) {
+	for i := 0; i < u.n(); i++ {
+		s.note(u.info(i))
 	}
 }
 
@@ -1068,6 +1330,9 @@ func needsWork(u unit, st byte, pol policy) bool {
 			return true
 		case k.writes() && st == 'I' && pol.wrap && !noTx:
 			return true
+		case k == kindNoTxBlock && st == 'I' && pol.readOnly:
+			// Refused or run with default_transaction_read_only put back (walk).
+			return true
 		case k == kindDDL && st != 'I' && pol.recordDDL():
 			// DDL in an open transaction block gets its tandem.ddl row from walk.
 			return true
@@ -1075,6 +1340,9 @@ func needsWork(u unit, st byte, pol policy) bool {
 			st = 'T'
 		case k == kindRollback:
 			st = 'I'
+			if info.chain {
+				st = 'T'
+			}
 		}
 	}
 	return false
@@ -1138,29 +1406,85 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return r.err != nil, nil
 	}
 
+	// fail ends the request after a failed part or a refusal: the steps from lo on are dropped
+	// unsent, so what they did to the prepared statements' records is undone.
+	fail := func(err error) error {
+		if _, ok := u.(*extUnit); ok {
+			s.revertStmts(lo)
+		}
+		return s.endAfterError(us, final, err)
+	}
+	// settle sends the unsent steps before step i up to the last one that changes the
+	// transaction state, with a terminator — even none of them when the status is not known
+	// (an earlier part of the request went unanswered): us.st is then the status at step i, as
+	// the steps between can only fail, which skips step i too.
+	settle := func(i int) (failed bool, err error) {
+		last := lastTxControl(u, lo, i)
+		if last < lo && us.st != 0 {
+			return false, nil
+		}
+		return part(last + 1)
+	}
+
 	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
-		if k.writes() && us.st == 'I' && pol.wrap && !noTx && !us.injected {
-			// BEGIN goes after the last unsent step that changes the transaction state; the
-			// steps after that one (reads, Parse/Bind/Describe) run inside it, so the unnamed
-			// portal a Bind made for this statement survives.
-			if last := lastTxControl(u, lo, i); last >= lo {
-				if failed, err := part(last + 1); err != nil || failed {
-					return s.endAfterError(us, final, err)
+		if k.writes() && us.st != 'T' && us.st != 'E' && pol.wrap && !noTx && !us.injected {
+			// A write never runs outside a transaction block, nor with the status unknown:
+			// settle learns it, and BEGIN goes in right before the write — before its Bind in
+			// the extended protocol, as the unnamed portal a Bind makes outside a block ends
+			// with the implicit transaction, at the next Sync. The unsent steps between (reads,
+			// Parse/Describe) run inside the transaction.
+			if failed, err := settle(i); err != nil || failed {
+				return fail(err)
+			}
+			if us.st == 'I' {
+				if err := s.swallow("BEGIN"); err != nil {
+					return err
+				}
+				us.injected, us.st = true, 'T'
+				// A new transaction: it holds the unsent steps from lo on, not what came before.
+				s.txUnprep, s.txWrote = false, false
+				for j := lo; j < i; j++ {
+					s.note(u.info(j))
 				}
 			}
-			if err := s.swallow("BEGIN"); err != nil {
-				return err
-			}
-			us.injected, us.st = true, 'T'
 		}
+		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' {
+			// Read-only modes (DESIGN §5.1): statements that cannot run in a transaction block
+			// are never wrapped, so the check at commit does not see them.
+			if failed, err := settle(i); err != nil || failed {
+				return fail(err)
+			}
+			switch {
+			case us.st != 'I':
+			case info.proc:
+				// CALL, or DO with COMMIT: a procedure runs transactions of its own and may
+				// turn default_transaction_read_only off between them, so it is refused. The
+				// unsent steps before it go too, as PostgreSQL rolls back the implicit
+				// transaction they share on an error.
+				if err := s.emitError("25006", fmt.Sprintf("tandem: this site is %s: CALL and DO blocks that commit are refused outside a transaction block", pol.mode)); err != nil {
+					return err
+				}
+				return fail(nil)
+			case !us.reasserted:
+				// Any other is one utility command, which PostgreSQL refuses in a read-only
+				// transaction if it writes: default_transaction_read_only goes back on right
+				// before it (the client may have turned it off), and again at the next request
+				// (DISCARD ALL turns it off). Nothing else can run before it in its request.
+				if err := s.swallow("SET default_transaction_read_only = on"); err != nil {
+					return err
+				}
+				us.reasserted, s.readOnlySet = true, false
+			}
+		}
+		s.note(info)
 		if k == kindDDL && recordDDL && us.st != 'I' {
 			// DESIGN §5.2: the statement is written to tandem.ddl in its transaction just before
 			// it runs, so the apply side meets it in order with the row changes.
 			if failed, err := part(i); err != nil || failed {
-				return s.endAfterError(us, final, err)
+				return fail(err)
 			}
 			if us.st == 'T' {
 				r, err := s.capture("INSERT INTO tandem.ddl (stmt) VALUES ($1)", info.text)
@@ -1172,7 +1496,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					if err := s.emit(r.err); err != nil {
 						return err
 					}
-					return s.endAfterError(us, final, nil)
+					return fail(nil)
 				}
 			}
 		}
@@ -1185,10 +1509,15 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			us.st = 'T'
 		case k == kindRollback:
+			// AND CHAIN begins the next transaction block at once.
 			us.injected, us.st = false, 'I'
+			if info.chain {
+				us.st = 'T'
+			}
+			s.txUnprep, s.txWrote = false, false
 		case k == kindClient2PC && pol.intercept:
 			if failed, err := part(i); err != nil || failed {
-				return s.endAfterError(us, final, err)
+				return fail(err)
 			}
 			// Let the database raise the error, so the transaction aborts as for any error.
 			r, err := s.capture(raiseSQL("0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit"))
@@ -1201,7 +1530,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					return err
 				}
 			}
-			return s.endAfterError(us, final, nil)
+			return fail(nil)
 		case k == kindCommit && pol.intercept:
 			var cs *commitStart
 			if (!u.empty(lo, i) || us.st == 0) && !s.commitLocal(pol, s.commitReadOnly()) && !hasCopyIn(u, lo, i) {
@@ -1215,14 +1544,15 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 				lo, drop = i, false
 				if failed {
-					return s.endAfterError(us, final, nil)
+					return fail(nil)
 				}
 			} else if failed, err := part(i); err != nil || failed {
-				return s.endAfterError(us, final, err)
+				return fail(err)
 			}
 			if us.st != 'T' {
 				// Aborted (COMMIT rolls back) or idle (a warning): PostgreSQL answers itself.
 				us.injected, us.st = false, 'I'
+				s.txUnprep, s.txWrote = false, false
 				continue
 			}
 			var ok bool
@@ -1237,7 +1567,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			us.injected, us.st = false, 'I'
 			if !ok {
-				return s.endAfterError(us, final, nil)
+				return fail(nil)
 			}
 			if info.chain {
 				us.st = 'T'

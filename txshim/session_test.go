@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	_ "github.com/lib/pq"
 
+	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -278,6 +279,30 @@ func TestCancelRequest(t *testing.T) {
 	}
 }
 
+// TestCancelRequestAtMaxSessions: a cancel request takes no session slot, so it gets through
+// when every slot is taken — here by the very session it cancels.
+func TestCancelRequestAtMaxSessions(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{MaxSessions: 1}, ModeSolo, 0)
+	conn := s.connect(t)
+	ctx := context.Background()
+	timer := time.AfterFunc(300*time.Millisecond, func() {
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Errorf("cancel request: %v", err)
+		}
+	})
+	defer timer.Stop()
+	start := time.Now()
+	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
+	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
+		t.Fatalf("pg_sleep with every session slot taken: want 57014 at once, got %v after %v", err, time.Since(start))
+	}
+	// The slot is still the session's own: another session is refused.
+	if _, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser)); pgCode(err) != "53300" {
+		t.Fatalf("second session: want 53300, got %v", err)
+	}
+}
+
 // rawSession speaks the protocol by hand to the shim, for framing tests.
 type rawSession struct {
 	t    *testing.T
@@ -320,6 +345,57 @@ func (r *rawSession) until(typ byte) (string, error) {
 			return seen.String(), nil
 		}
 	}
+}
+
+// ready reads messages up to ReadyForQuery and returns their types and its status.
+func (r *rawSession) ready() (string, byte) {
+	r.t.Helper()
+	var seen strings.Builder
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			r.t.Fatalf("after %q: %v", seen.String(), err)
+		}
+		b, _ := m.Encode(nil)
+		seen.WriteByte(b[0])
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			seen.WriteString("(" + e.Code + ")")
+		}
+		if z, ok := m.(*pgproto3.ReadyForQuery); ok {
+			return seen.String(), z.TxStatus
+		}
+	}
+}
+
+// stmt queues Parse, Bind and Execute of q on the unnamed statement and portal.
+func (r *rawSession) stmt(q string) {
+	r.fe.SendParse(&pgproto3.Parse{Query: q})
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendExecute(&pgproto3.Execute{})
+}
+
+// sync sends Sync and what was queued, and reads up to ReadyForQuery (see ready).
+func (r *rawSession) sync() (string, byte) {
+	r.t.Helper()
+	r.fe.SendSync(&pgproto3.Sync{})
+	if err := r.fe.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.ready()
+}
+
+// flush sends Flush and what was queued, and reads up to a message of type typ.
+func (r *rawSession) flush(typ byte) string {
+	r.t.Helper()
+	r.fe.Send(&pgproto3.Flush{})
+	if err := r.fe.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	got, err := r.until(typ)
+	if err != nil {
+		r.t.Fatalf("before Sync: %q %v", got, err)
+	}
+	return got
 }
 
 func (r *rawSession) query(q string) string {
@@ -502,6 +578,66 @@ func TestModes(t *testing.T) {
 	}
 }
 
+// TestReadOnlyUnwrapped: in read-only and fenced modes, statements the shim never wraps (they
+// cannot run in a transaction block) cannot write either, even after the client turned
+// default_transaction_read_only off: CALL and DO blocks that commit are refused, the others run
+// with the setting put back on, so PostgreSQL refuses them if they write.
+func TestReadOnlyUnwrapped(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, "CREATE PROCEDURE ins(i int) LANGUAGE sql AS $$INSERT INTO acct VALUES (i, 0)$$")
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeReadOnly, 1)
+	r := dialRaw(t, s)
+	r.query("SET default_transaction_read_only = off")
+	for _, q := range []string{
+		"CALL ins(1)",
+		"DO $$BEGIN INSERT INTO acct VALUES (2, 0); COMMIT; END$$",
+		"SELECT 1; CALL ins(3)",
+		"BEGIN; ROLLBACK; CALL ins(4)",
+	} {
+		if got := r.query(q); !strings.Contains(got, "E(25006)") {
+			t.Errorf("%s in read-only mode: %q, want 25006", q, got)
+		}
+	}
+	r.stmt("CALL ins(5)")
+	if got, st := r.sync(); got != "E(25006)Z" || st != 'I' {
+		t.Errorf("extended CALL in read-only mode: %q %c", got, st)
+	}
+	// (S: the ParameterStatus of default_transaction_read_only put back on.)
+	if got := r.query("CREATE INDEX CONCURRENTLY acct_bal ON acct (bal)"); got != "SE(25006)Z" {
+		t.Errorf("CREATE INDEX CONCURRENTLY in read-only mode: %q, want 25006", got)
+	}
+	if got := r.query("VACUUM acct"); got != "CZ" {
+		t.Errorf("VACUUM in read-only mode: %q", got)
+	}
+	// Inside a transaction block CALL runs; its writes are refused at COMMIT.
+	r.query("SET default_transaction_read_only = off")
+	r.query("BEGIN")
+	r.query("CALL ins(6)")
+	if got := r.query("COMMIT"); got != "E(25006)Z" {
+		t.Errorf("COMMIT after CALL in read-only mode: %q", got)
+	}
+
+	// Fenced: a transaction open from before may end and go on to CALL only to be refused.
+	s.SetMode(ModeSolo, 1)
+	r.query("BEGIN")
+	s.SetMode(ModeFenced, 1)
+	if got := r.query("ROLLBACK; CALL ins(7)"); got != "CE(25006)Z" {
+		t.Errorf("ROLLBACK; CALL while fenced: %q", got)
+	}
+	if n := rowCount(t, c, "true"); n != 0 {
+		t.Fatalf("%d rows written on a read-only or fenced site", n)
+	}
+	var idx int
+	if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM pg_indexes WHERE indexname = 'acct_bal'").Scan(&idx); err != nil || idx != 0 {
+		t.Fatalf("index built on a read-only site: %d %v", idx, err)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("peer calls %v", calls)
+	}
+}
+
 func TestExtendedFlush(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
@@ -545,6 +681,118 @@ func TestExtendedFlush(t *testing.T) {
 	}
 	if calls := peer.take(); len(calls) != 0 || preparedCount(t, c) != 0 {
 		t.Fatalf("failed statement reached the peer: %v", calls)
+	}
+}
+
+// TestFlushedWritesWrapped: a write in an extended-protocol request that a Flush split, or that
+// a Bind filling the batch buffer split, is wrapped like any other (DESIGN §5.1): a dual commit,
+// never a plain local one.
+func TestFlushedWritesWrapped(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, "CREATE TABLE blobs (id int PRIMARY KEY, v text)")
+	peer := &fakePeer{c: c, t: t}
+	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer}, ModeDual, 1,
+		func(cf *config.TxShim) { cf.MaxMessage = 8 << 20 })
+	wrapped := func(t *testing.T, where string) {
+		t.Helper()
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, where) != 1 {
+			t.Fatalf("no row %s", where)
+		}
+	}
+
+	t.Run("bind filling the batch buffer", func(t *testing.T) {
+		conn := s.connect(t)
+		if _, err := conn.Exec(context.Background(), "INSERT INTO blobs VALUES ($1, $2)", 1, strings.Repeat("x", maxBatchBuffer+100)); err != nil {
+			t.Fatal(err)
+		}
+		checkDual(t, peer.take(), 1)
+	})
+	t.Run("parse, describe, flush; bind, execute, sync", func(t *testing.T) {
+		r := dialRaw(t, s)
+		r.fe.SendParse(&pgproto3.Parse{Query: "INSERT INTO acct VALUES (1, 0)"})
+		r.fe.SendDescribe(&pgproto3.Describe{ObjectType: 'S'})
+		r.flush('n')
+		r.fe.SendBind(&pgproto3.Bind{})
+		r.fe.SendExecute(&pgproto3.Execute{})
+		if got, st := r.sync(); got != "2CZ" || st != 'I' {
+			t.Fatalf("after Sync: %q %c", got, st)
+		}
+		wrapped(t, "id = 1")
+	})
+	t.Run("flush, then a write", func(t *testing.T) {
+		r := dialRaw(t, s)
+		r.fe.Send(&pgproto3.Flush{})
+		r.stmt("INSERT INTO acct VALUES (2, 0)")
+		if got, st := r.sync(); got != "12CZ" || st != 'I' {
+			t.Fatalf("after Sync: %q %c", got, st)
+		}
+		wrapped(t, "id = 2")
+	})
+	t.Run("rollback, flush, then a write", func(t *testing.T) {
+		r := dialRaw(t, s)
+		r.query("BEGIN")
+		r.stmt("ROLLBACK")
+		r.flush('C')
+		r.stmt("INSERT INTO acct VALUES (3, 0)")
+		if got, st := r.sync(); got != "12CZ" || st != 'I' {
+			t.Fatalf("after Sync: %q %c", got, st)
+		}
+		wrapped(t, "id = 3")
+	})
+	t.Run("flush during a passed-through COPY", func(t *testing.T) {
+		r := dialRaw(t, s)
+		r.query("BEGIN")
+		r.stmt("COPY acct FROM STDIN")
+		r.fe.SendSync(&pgproto3.Sync{})
+		r.fe.Flush()
+		if got, err := r.until('G'); err != nil {
+			t.Fatalf("COPY: %q %v", got, err)
+		}
+		r.fe.Send(&pgproto3.CopyData{Data: []byte("4\t0\n")})
+		r.fe.Send(&pgproto3.Flush{})
+		r.fe.Send(&pgproto3.CopyDone{})
+		if got, st := r.sync(); got != "CZ" || st != 'T' {
+			t.Fatalf("COPY end: %q %c", got, st)
+		}
+		if got := r.query("COMMIT"); got != "CZ" {
+			t.Fatalf("COMMIT: %q", got)
+		}
+		wrapped(t, "id = 4")
+		r.stmt("INSERT INTO acct VALUES (5, 0)")
+		if got, st := r.sync(); got != "12CZ" || st != 'I' {
+			t.Fatalf("write after the COPY: %q %c", got, st)
+		}
+		wrapped(t, "id = 5")
+	})
+	t.Run("an error before a flush skips the rest", func(t *testing.T) {
+		r := dialRaw(t, s)
+		r.stmt("SELECT 1/0")
+		r.flush('E')
+		r.stmt("INSERT INTO acct VALUES (6, 0)")
+		if got, st := r.sync(); got != "Z" || st != 'I' {
+			t.Fatalf("after Sync: %q %c, want only ReadyForQuery", got, st)
+		}
+		if calls := peer.take(); len(calls) != 0 || rowCount(t, c, "id = 6") != 0 {
+			t.Fatalf("a write skipped by PostgreSQL ran: peer calls %v", calls)
+		}
+	})
+	t.Run("a portal bound before a flush", func(t *testing.T) {
+		r := dialRaw(t, s)
+		r.fe.SendParse(&pgproto3.Parse{Query: "SELECT count(*) FROM acct"})
+		r.fe.SendBind(&pgproto3.Bind{})
+		r.flush('2')
+		r.fe.SendExecute(&pgproto3.Execute{})
+		if got, st := r.sync(); got != "DCZ" || st != 'I' {
+			t.Fatalf("after Sync: %q %c", got, st)
+		}
+	})
+	if n := preparedCount(t, c); n != 0 {
+		t.Fatalf("%d transactions left prepared", n)
+	}
+	if st := s.Stats(); st.CommitsPlain != 0 || st.Unwrapped != 0 {
+		t.Fatalf("writes committed plainly: %+v", st)
 	}
 }
 

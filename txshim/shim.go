@@ -38,7 +38,7 @@ type Options struct {
 	// locks with it. It must not block. nil: nothing is called.
 	OnInDoubt func()
 	// MaxSessions bounds concurrent client sessions; 0 means 256. A client beyond it gets
-	// SQLSTATE 53300 (too_many_connections).
+	// SQLSTATE 53300 (too_many_connections). Cancel requests take no session.
 	MaxSessions int
 	// StartupTimeout bounds a client's startup and authentication; 0 means 30s.
 	StartupTimeout time.Duration
@@ -432,20 +432,25 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		writeFatal(conn, "53300", "tandem: too many sessions")
-		return
-	}
-	sess, err := s.startSession(ctx, conn)
+	su, err := s.readStartup(ctx, conn)
 	if err != nil {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
-	if sess == nil {
-		return // a cancel request, served
+	if su == nil {
+		return // a cancel request, served without a slot
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		writeFatal(su.client, "53300", "tandem: too many sessions")
+		return
+	}
+	sess, err := s.startSession(ctx, su)
+	if err != nil {
+		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
+		return
 	}
 	s.mu.Lock()
 	if ctx.Err() != nil {

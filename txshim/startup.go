@@ -30,12 +30,21 @@ const (
 
 var errCancelServed = errors.New("cancel request served")
 
-// startSession runs a client's startup: SSL/GSS negotiation, cancel forwarding, client
-// authentication, the backend connection to the local database and the greeting that passes the
-// backend's ParameterStatus and BackendKeyData through. It returns nil, nil for a cancel request.
-func (s *Shim) startSession(ctx context.Context, conn net.Conn) (*session, error) {
-	deadline := time.Now().Add(s.opts.StartupTimeout)
-	if err := conn.SetDeadline(deadline); err != nil {
+// startup is a client's startup message and the connection it came on, read by readStartup.
+type startup struct {
+	conn    net.Conn      // as accepted; its deadline bounds the startup
+	client  net.Conn      // conn, or the TLS connection over it
+	rd      *bufio.Reader // reads client
+	version uint32
+	params  map[string]string
+}
+
+// readStartup runs the first part of a client's startup, under the startup deadline: SSL/GSS
+// negotiation up to the startup message, which it returns. It forwards a cancel request itself
+// and returns nil, nil: that takes no session slot (serveConn), so that it gets through when
+// every slot is taken.
+func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error) {
+	if err := conn.SetDeadline(time.Now().Add(s.opts.StartupTimeout)); err != nil {
 		return nil, err
 	}
 	client := conn
@@ -100,7 +109,14 @@ func (s *Shim) startSession(ctx context.Context, conn net.Conn) (*session, error
 			return nil, fmt.Errorf("unsupported startup code %d", code)
 		}
 	}
+	return &startup{conn: conn, client: client, rd: rd, version: version, params: params}, nil
+}
 
+// startSession runs the rest of a client's startup (readStartup): client authentication, the
+// backend connection to the local database and the greeting that passes the backend's
+// ParameterStatus and BackendKeyData through.
+func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) {
+	conn, client, rd, version, params := su.conn, su.client, su.rd, su.version, su.params
 	cw := bufio.NewWriterSize(client, 16<<10)
 	if err := negotiateVersion(cw, version, params); err != nil {
 		return nil, err
