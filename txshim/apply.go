@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,9 +32,9 @@ type applyConn struct {
 	conn       *pgconn.PgConn
 	stmts      map[string]string // SQL text → prepared statement name on this connection
 	next       int               // names are never reused, even of statements whose Parse failed
-	// fixed holds, per relation, the columns an UPDATE may not set (GENERATED ALWAYS AS
-	// IDENTITY): their values never change, and PostgreSQL refuses to set them.
-	fixed  map[string]map[string]bool
+	// rels holds what this connection learned of published tables from the peer's catalog
+	// (peerRels), by relation definition (relKey).
+	rels   map[string]*peerRel
 	copied *atomic.Int64 // counts the rows it applied through COPY; may be nil
 	// noLSN: the peer's tandem.decisions has no lsn column (installed by an earlier version
 	// and not since): decision rows go without it, and are never pruned (prune.go).
@@ -55,6 +56,13 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	}
 	// The name tells the watchdog (terminateBlockers) that a session is an apply, never a blocker.
 	cfg.RuntimeParams["application_name"] = applyAppName
+	// Values are read under the settings the decoder's walsender wrote them under
+	// (textSettings). No statement, lock or idle-in-transaction timeout of the peer's defaults:
+	// the Shipper bounds each apply by its context, while a peer-side timeout would end it with
+	// an SQL error on every try (transient: sent again, in vain for an apply longer than it).
+	pinSettings(cfg, textSettings, map[string]string{
+		"statement_timeout": "0", "lock_timeout": "0", "idle_in_transaction_session_timeout": "0",
+	})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
@@ -69,7 +77,7 @@ SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.d
 		conn.Close(ctx)
 		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
 	}
-	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, fixed: map[string]map[string]bool{}}
+	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, rels: map[string]*peerRel{}}
 	if last := res[len(res)-1]; len(last.Rows) == 1 && string(last.Rows[0][0]) == "f" {
 		a.noLSN = true
 	}
@@ -231,10 +239,11 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 	return s, nil
 }
 
-// put returns a slot; a connection whose state is unknown (broken) is closed and redialled
-// by the next get.
+// put returns a slot; a connection whose state is unknown (broken), or that the peer closed
+// (a FATAL error such as idle_in_transaction_session_timeout), is closed and redialled by the
+// next get.
 func (p *applyPool) put(ctx context.Context, s *applySlot, broken bool) {
-	if broken && s.c != nil {
+	if s.c != nil && (broken || s.c.conn.IsClosed()) {
 		s.c.close(ctx)
 		s.c = nil
 	}
@@ -303,13 +312,11 @@ const applyBatch = 1000
 // PREPARE TRANSACTION gid (or, for endCommit, the decision row first and COMMIT last) — in one
 // round trip, or, departing from DESIGN's "one round trip", one per applyBatch changes for a
 // large transaction (and around each COPY of a run of inserts: applycopy.go), so that neither
-// end buffers a whole bulk load. An error that is a *pgconn.PgError means the peer refused it
+// end buffers a whole bulk load; and around the first look-up of a table's catalog on this
+// connection (peerRels). An error that is a *pgconn.PgError means the peer refused it
 // and nothing of it stays there; errAlreadyApplied means the peer had committed it before
 // (endCommit only); any other error leaves the connection and the outcome unknown.
 func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
-	if err := a.learnFixed(ctx, txn); err != nil {
-		return fmt.Errorf("apply %s: %w", gid, err)
-	}
 	t := &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1}
 	stop := a.watch(ctx, gid)
 	defer stop()
@@ -432,7 +439,8 @@ func (t *applyTx) fail(i int, err error) {
 // roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
 // fail); a lost connection is returned, with the pipeline closed.
 func (t *applyTx) roundTrip() error {
-	defer func() { t.steps, t.inBatch = t.steps[:0], 0 }()
+	// Step indexes count from 0 again in the next round trip: the decision row is in this one.
+	defer func() { t.steps, t.inBatch, t.decisionStep = t.steps[:0], 0, -1 }()
 	if err := t.pl.Sync(); err != nil {
 		t.pl.Close()
 		t.a.forgetPending(t.steps)
@@ -497,9 +505,21 @@ func (t *applyTx) change(i int, c Change) error {
 func (t *applyTx) send(i int, c Change) error {
 	what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
 	if c.Kind == ChangeTruncate {
-		t.query(what, truncateSQL(c))
+		prs, err := t.peerRels(c.Truncated)
+		if err != nil {
+			return err
+		}
+		t.query(what, truncateSQL(c, prs))
 	} else {
-		sql, params, err := changeSQL(c, t.a.fixed[c.Rel.QualifiedName()])
+		var pr *peerRel
+		if c.Kind == ChangeUpdate || (c.Kind == ChangeDelete && c.OldFull) {
+			prs, err := t.peerRels([]*Relation{c.Rel})
+			if err != nil {
+				return err
+			}
+			pr = prs[0]
+		}
+		sql, params, err := changeSQL(c, pr)
 		if err != nil {
 			return fmt.Errorf("apply %s: %s: %w", t.gid, what, err)
 		}
@@ -508,6 +528,8 @@ func (t *applyTx) send(i int, c Change) error {
 			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
 			if stmt, ok := ddlStmt(c); ok {
 				t.query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+				// What was learned of the tables may no longer hold: learn it again, after the DDL.
+				clear(t.a.rels)
 			}
 		}
 	}
@@ -542,35 +564,126 @@ func (t *applyTx) flushRun() error {
 // committed it before; nothing was changed.
 var errAlreadyApplied = errors.New("already applied on the peer (its decision row exists)")
 
-// learnFixed looks up, once per relation and connection, the GENERATED ALWAYS identity
-// columns of the tables txn updates.
-func (a *applyConn) learnFixed(ctx context.Context, txn *Txn) error {
-	var rels []*Relation
-	for _, c := range txn.Changes {
-		if c.Kind == ChangeUpdate {
-			rels = append(rels, c.Rel)
+// peerRel is what an apply connection learned of a published table from the peer's catalog:
+// what the statements for its changes need beyond the relation message.
+type peerRel struct {
+	partitioned bool // a partitioned table: TRUNCATE ONLY refuses it
+	cols        map[string]peerCol
+}
+
+// peerCol is one column of a peerRel.
+type peerCol struct {
+	// fixed: a GENERATED ALWAYS identity column. PostgreSQL lets an UPDATE set it only to
+	// DEFAULT (the peer's own sequence), so a row whose value of it changes is moved instead
+	// (updateSQL).
+	fixed bool
+	typ   string // the type, without its modifier, as a cast names it
+	// eq: the type has a default btree or hash operator class, whose equality PostgreSQL's own
+	// apply finds REPLICA IDENTITY FULL rows by (matchRow). An "=" operator alone is not
+	// enough: box's compares areas.
+	eq bool
+}
+
+// relKey names a relation definition: its table and its published columns with their types on
+// the local database. A change of them (DDL) is a new key, learned anew.
+func relKey(r *Relation) string {
+	var b strings.Builder
+	b.WriteString(r.QualifiedName())
+	for _, c := range r.Columns {
+		fmt.Fprintf(&b, "\x00%s\x00%d", c.Name, c.TypeOID)
+	}
+	return b.String()
+}
+
+// peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain's equality is
+// its base type's (one level); types whose default operator class is polymorphic (arrays,
+// enums, ranges, composites) count as having none, which costs only an index for FULL rows.
+const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', pg_catalog.format_type(a.atttypid, -1),
+  EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
+    WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
+      OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b')))
+FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
+JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END`
+
+// peerRels returns what the peer's catalog says of rels (nil for a table the peer lacks). It
+// asks once per connection and relation definition, inside the transaction under way — so
+// after the DDL before it in the stream — ending the round trip under way first.
+func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
+	out := make([]*peerRel, len(rels))
+	var names []string
+	var ask []int // indexes into rels of those to ask about
+	for i, r := range rels {
+		if pr, ok := t.a.rels[relKey(r)]; ok {
+			out[i] = pr
+		} else {
+			names = append(names, r.QualifiedName())
+			ask = append(ask, i)
 		}
 	}
-	if txn.spill != nil {
-		rels = append(rels, txn.spill.upd...)
+	if len(ask) == 0 {
+		return out, nil
 	}
-	for _, r := range rels {
-		name := r.QualifiedName()
-		if _, ok := a.fixed[name]; ok {
+	if err := t.roundTrip(); err != nil {
+		return nil, err
+	}
+	if t.refused != nil {
+		return nil, errApplyStop
+	}
+	if err := t.pl.Close(); err != nil {
+		return nil, fmt.Errorf("apply %s: close pipeline: %w", t.gid, err)
+	}
+	rr := t.a.conn.ExecParams(t.ctx, peerRelsSQL, [][]byte{textArray(names)}, nil, nil, nil)
+	for rr.NextRow() {
+		v := rr.Values()
+		k, err := strconv.Atoi(string(v[0]))
+		if err != nil || k < 1 || k > len(ask) {
 			continue
 		}
-		rr := a.conn.ExecParams(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attidentity = 'a' AND NOT attisdropped`,
-			[][]byte{[]byte(name)}, nil, nil, nil)
-		cols := map[string]bool{}
-		for rr.NextRow() {
-			cols[string(rr.Values()[0])] = true
+		pr := out[ask[k-1]]
+		if pr == nil {
+			pr = &peerRel{partitioned: string(v[1]) == "t", cols: map[string]peerCol{}}
+			out[ask[k-1]] = pr
 		}
-		if _, err := rr.Close(); err != nil {
-			return fmt.Errorf("look up identity columns of %s on the peer: %w", name, err)
+		if v[2] != nil {
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t"}
 		}
-		a.fixed[name] = cols
 	}
-	return nil
+	_, err := rr.Close()
+	t.pl = t.a.conn.StartPipeline(t.ctx)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		// The peer's transaction is aborted: a refusal like any other.
+		t.refused = fmt.Errorf("apply %s on the peer: look up %s: %w", t.gid, strings.Join(names, ", "), err)
+		return nil, errApplyStop
+	case err != nil:
+		return nil, fmt.Errorf("apply %s: look up %s on the peer: %w", t.gid, strings.Join(names, ", "), err)
+	}
+	for _, i := range ask {
+		if out[i] != nil {
+			t.a.rels[relKey(rels[i])] = out[i]
+		}
+	}
+	return out, nil
+}
+
+// textArray is names as a text[] literal.
+func textArray(names []string) []byte {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(n))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return []byte(b.String())
 }
 
 // forgetPending drops the statements this pipeline tried to prepare: after a failure their
@@ -591,23 +704,15 @@ func stepError(gid string, steps []pipelineStep, i int, err error) error {
 	return fmt.Errorf("apply %s on the peer: %s: %w", gid, what, err)
 }
 
-// changeSQL builds the statement and its text-format parameters for one row change.
-// fixed names the columns an UPDATE must leave out.
-func changeSQL(c Change, fixed map[string]bool) (string, [][]byte, error) {
+// changeSQL builds the statement and its text-format parameters for one row change. pr is what
+// the peer's catalog says of the table (peerRels): needed by an UPDATE and by a DELETE of a
+// full old row, nil for the others.
+func changeSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 	r := c.Rel
 	if len(c.New) > len(r.Columns) || len(c.Old) > len(r.Columns) {
 		return "", nil, fmt.Errorf("tuple has more values than %s has columns", r.QualifiedName())
 	}
-	var b strings.Builder
-	var params [][]byte
-	param := func(v Value) string {
-		if v.Kind == ValueNull {
-			params = append(params, nil)
-		} else {
-			params = append(params, v.Data)
-		}
-		return "$" + strconv.Itoa(len(params))
-	}
+	var p sqlParams
 	switch c.Kind {
 	case ChangeInsert:
 		// OVERRIDING SYSTEM VALUE keeps the source's values of GENERATED ALWAYS identity
@@ -618,63 +723,178 @@ func changeSQL(c Change, fixed map[string]bool) (string, [][]byte, error) {
 				continue
 			}
 			cols = append(cols, sqlIdent(r.Columns[i].Name))
-			vals = append(vals, param(v))
+			vals = append(vals, p.add(v))
 		}
-		fmt.Fprintf(&b, "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s)", r.QualifiedName(), strings.Join(cols, ", "), strings.Join(vals, ", "))
-		return b.String(), params, nil
+		return fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s)", r.QualifiedName(), strings.Join(cols, ", "), strings.Join(vals, ", ")), p, nil
 	case ChangeUpdate:
-		var sets []string
-		for i, v := range c.New {
-			col := r.Columns[i]
-			if v.Kind == ValueUnchanged || fixed[col.Name] || (c.Old == nil && col.Key) {
-				// An unchanged TOASTed value, an identity column, or a key that stayed as it
-				// was: the peer's row has it already.
-				continue
-			}
-			sets = append(sets, sqlIdent(r.Columns[i].Name)+" = "+param(v))
-		}
-		if len(sets) == 0 {
-			return "", nil, fmt.Errorf("update of %s sets no column", r.QualifiedName())
-		}
-		old := c.Old
-		if old == nil {
-			old = c.New
-		}
-		where, err := matchRow(r, old, c.OldFull, param)
-		if err != nil {
-			return "", nil, err
-		}
-		fmt.Fprintf(&b, "WITH t AS (UPDATE %s SET %s WHERE %s RETURNING 1) SELECT tandem.expect_one(count(*), %s) FROM t",
-			r.QualifiedName(), strings.Join(sets, ", "), where, sqlLiteral("update of "+r.QualifiedName()))
-		return b.String(), params, nil
+		return updateSQL(c, pr)
 	case ChangeDelete:
-		where, err := matchRow(r, c.Old, c.OldFull, param)
+		where, err := matchRow(r, c.Old, c.OldFull, pr, p.add)
 		if err != nil {
 			return "", nil, err
 		}
-		fmt.Fprintf(&b, "WITH t AS (DELETE FROM %s WHERE %s RETURNING 1) SELECT tandem.expect_one(count(*), %s) FROM t",
-			r.QualifiedName(), where, sqlLiteral("delete of "+r.QualifiedName()))
-		return b.String(), params, nil
+		return fmt.Sprintf("WITH t AS (DELETE FROM %s WHERE %s RETURNING 1) SELECT tandem.expect_one(count(*), %s) FROM t",
+			r.QualifiedName(), where, sqlLiteral("delete of "+r.QualifiedName())), p, nil
 	}
 	return "", nil, fmt.Errorf("unknown change kind %q", c.Kind)
 }
 
-// matchRow is the WHERE clause that finds the changed row: by its key columns, or, for a
-// table with REPLICA IDENTITY FULL, by every old value (text-compared, so types without an
-// equality operator work too), picking one of identical duplicate rows by ctid.
-func matchRow(r *Relation, old []Value, full bool, param func(Value) string) (string, error) {
+// sqlParams collects a statement's text-format parameters.
+type sqlParams [][]byte
+
+// add appends v and returns its placeholder.
+func (p *sqlParams) add(v Value) string {
+	if v.Kind == ValueNull {
+		*p = append(*p, nil)
+	} else {
+		*p = append(*p, v.Data)
+	}
+	return "$" + strconv.Itoa(len(*p))
+}
+
+// updateSQL builds an UPDATE's statement, which must hit exactly one row (DESIGN §5.2): the row
+// its old key (or old row) finds, or, when the key stayed as it was (Old nil), its key in New.
+//
+// A GENERATED ALWAYS identity column may be updated only to DEFAULT, which on the peer would
+// draw from the peer's own sequence. Where such a column's value changes (SET id = DEFAULT on
+// the local database), the row is moved instead: deleted and inserted again with OVERRIDING
+// SYSTEM VALUE. Where its old value was not sent (a column outside the replica identity), the
+// statement does either, after whether the peer's row holds the new value already.
+func updateSQL(c Change, pr *peerRel) (string, [][]byte, error) {
+	r := c.Rel
+	moved := false
+	var unsure []int // the identity columns whose old value was not sent
+	for i, v := range c.New {
+		col := r.Columns[i]
+		switch {
+		case !pr.col(col.Name).fixed, v.Kind == ValueUnchanged, c.Old == nil && col.Key:
+		case c.Old != nil && i < len(c.Old) && (c.OldFull || col.Key):
+			moved = moved || !sameValue(c.Old[i], v)
+		default:
+			unsure = append(unsure, i)
+		}
+	}
+	var p sqlParams
+	old := c.Old
+	if old == nil {
+		old = c.New
+	}
+	where, err := matchRow(r, old, c.OldFull, pr, p.add)
+	if err != nil {
+		return "", nil, err
+	}
+	name, what := r.QualifiedName(), sqlLiteral("update of "+r.QualifiedName())
+	switch {
+	case moved:
+		return fmt.Sprintf("WITH d AS (DELETE FROM %s WHERE %s RETURNING *), i AS (%s) SELECT tandem.expect_one(count(*), %s) FROM i",
+			name, where, reinsert(c, &p), what), p, nil
+	case len(unsure) > 0:
+		var same []string
+		for _, i := range unsure {
+			same = append(same, sqlIdent(r.Columns[i].Name)+" IS NOT DISTINCT FROM "+p.add(c.New[i]))
+		}
+		kept := strings.Join(same, " AND ")
+		return fmt.Sprintf("WITH u AS (%s), d AS (DELETE FROM %s WHERE %s AND NOT (%s) RETURNING *), i AS (%s) "+
+			"SELECT tandem.expect_one((SELECT count(*) FROM u) + (SELECT count(*) FROM i), %s)",
+			rowUpdate(c, pr, where+" AND "+kept, &p), name, where, kept, reinsert(c, &p), what), p, nil
+	}
+	return fmt.Sprintf("WITH t AS (%s) SELECT tandem.expect_one(count(*), %s) FROM t", rowUpdate(c, pr, where, &p), what), p, nil
+}
+
+// rowUpdate updates the row where finds, returning 1 for it, with the values of c the peer's row
+// lacks. An update that sets none of them — every column a key that stayed as it was, an
+// unchanged TOASTed value or an identity column — sets a column to itself, or, with none but
+// identity columns published, locks the row: either way the row must be there.
+func rowUpdate(c Change, pr *peerRel, where string, p *sqlParams) string {
+	var sets []string
+	self := ""
+	for i, v := range c.New {
+		col := c.Rel.Columns[i]
+		if pr.col(col.Name).fixed {
+			continue
+		}
+		if self == "" {
+			self = sqlIdent(col.Name)
+		}
+		if v.Kind == ValueUnchanged || (c.Old == nil && col.Key) {
+			continue // the peer's row has it already
+		}
+		sets = append(sets, sqlIdent(col.Name)+" = "+p.add(v))
+	}
+	name := c.Rel.QualifiedName()
+	switch {
+	case len(sets) > 0:
+		return fmt.Sprintf("UPDATE %s SET %s WHERE %s RETURNING 1", name, strings.Join(sets, ", "), where)
+	case self != "":
+		return fmt.Sprintf("UPDATE %s SET %s = %[2]s WHERE %s RETURNING 1", name, self, where)
+	}
+	return fmt.Sprintf("SELECT 1 FROM %s WHERE %s FOR NO KEY UPDATE", name, where)
+}
+
+// reinsert inserts the new row of c in place of the one the query's CTE d deleted, returning 1:
+// OVERRIDING SYSTEM VALUE writes the identity columns' new values, an unchanged TOASTed value
+// comes from the deleted row, and generated columns (not published) are computed anew.
+func reinsert(c Change, p *sqlParams) string {
+	var cols, vals []string
+	for i, v := range c.New {
+		id := sqlIdent(c.Rel.Columns[i].Name)
+		cols = append(cols, id)
+		if v.Kind == ValueUnchanged {
+			vals = append(vals, "d."+id)
+		} else {
+			vals = append(vals, p.add(v))
+		}
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM d RETURNING 1",
+		c.Rel.QualifiedName(), strings.Join(cols, ", "), strings.Join(vals, ", "))
+}
+
+func sameValue(a, b Value) bool { return a.Kind == b.Kind && bytes.Equal(a.Data, b.Data) }
+
+// col is what pr knows of column name; the zero peerCol for a column (or a table) the peer lacks.
+func (pr *peerRel) col(name string) peerCol {
+	if pr == nil {
+		return peerCol{}
+	}
+	return pr.cols[name]
+}
+
+// matchRow is the WHERE clause that finds the changed row: by its key columns, or, for a table
+// with REPLICA IDENTITY FULL, by every old value, picking one of identical rows by ctid.
+//
+// A full row's values are compared in the column's type on the peer (pr) where the type has an
+// equality (peerCol.eq), as PostgreSQL's own apply does, so that an index on the column may
+// serve — not as text, which each session spells after its own settings (a timestamptz after
+// its TimeZone). Other types (json, point, arrays) are compared as the text the peer's session
+// makes both of the stored value and of the sent one read in the column's type: the same
+// spelling rules on both sides. Values that are equal under their type's equality but written
+// differently (numeric 1.0 and 1.00, citext 'A' and 'a') may then stand for one another among
+// rows otherwise identical.
+func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value) string) (string, error) {
 	var conds []string
 	for i, v := range old {
 		col := r.Columns[i]
 		if v.Kind == ValueUnchanged || (!full && !col.Key) {
 			continue
 		}
-		if full {
-			conds = append(conds, sqlIdent(col.Name)+"::text IS NOT DISTINCT FROM "+param(v)+"::text")
-		} else if v.Kind == ValueNull {
+		id := sqlIdent(col.Name)
+		pc, known := peerCol{}, false
+		if pr != nil {
+			pc, known = pr.cols[col.Name]
+		}
+		switch {
+		case !full && v.Kind == ValueNull:
 			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
-		} else {
-			conds = append(conds, sqlIdent(col.Name)+" = "+param(v))
+		case v.Kind == ValueNull:
+			conds = append(conds, id+" IS NULL")
+		case !full, !known:
+			// A key compared in its type (the parameter takes the column's); or a column the
+			// peer lacks, on which the statement fails.
+			conds = append(conds, id+" = "+param(v))
+		case pc.eq:
+			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, param(v), pc.typ))
+		default:
+			conds = append(conds, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, param(v), pc.typ))
 		}
 	}
 	if len(conds) == 0 {
@@ -687,10 +907,19 @@ func matchRow(r *Relation, old []Value, full bool, param func(Value) string) (st
 	return where, nil
 }
 
-func truncateSQL(c Change) string {
+// truncateSQL empties the tables a TRUNCATE lists: pgoutput lists exactly those it emptied on
+// the local database (an inheritance parent's children only when it reached them), so each
+// goes with ONLY — but for a partitioned table (listed instead of its partitions when
+// published via its root), which TRUNCATE ONLY refuses and TRUNCATE empties through its
+// partitions, as on the local database. prs are the tables as the peer knows them (peerRels).
+// RESTART IDENTITY and CASCADE are the local TRUNCATE's options.
+func truncateSQL(c Change, prs []*peerRel) string {
 	names := make([]string, len(c.Truncated))
 	for i, r := range c.Truncated {
-		names[i] = r.QualifiedName()
+		names[i] = "ONLY " + r.QualifiedName()
+		if i < len(prs) && prs[i] != nil && prs[i].partitioned {
+			names[i] = r.QualifiedName()
+		}
 	}
 	s := "TRUNCATE " + strings.Join(names, ", ")
 	if c.TruncateOptions&2 != 0 {
@@ -727,4 +956,35 @@ func isDefinite(err error) bool {
 		return false
 	}
 	return true
+}
+
+// transient tells whether err, a refusal of the peer (isDefinite), is one a retry may not
+// meet: the peer turned the transaction down for the moment — a conflict with another
+// session, a lock it did not get in time, a cancel, a timeout — not for the rows it holds,
+// and kept nothing of it. Such a transaction is sent again; only the other refusals mean the
+// databases differ (DESIGN §5.5: the peer needs resync): an UPDATE or DELETE that found no row
+// (TDM02), a unique or other constraint violation (class 23, and 40002 at commit), a missing
+// table or column (42P01, 42703). Out of resources (53) and shutting down (57P) are not
+// refusals at all (isDefinite).
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch code := pgErr.Code; {
+	case strings.HasPrefix(code, "40"):
+		// Transaction rollback: serialization failure (40001), deadlock (40P01), statement
+		// completion unknown (40003); not a constraint violated at commit (40002).
+		return code != "40002"
+	case code == "57014", // query_canceled: pg_cancel_backend, a statement_timeout
+		code == "55P03", // lock_not_available: a lock_timeout, NOWAIT
+		code == "25P03", // idle_in_transaction_session_timeout
+		code == "25P04": // transaction_timeout (PostgreSQL 17)
+		return true
+	case code == "55000" && strings.Contains(pgErr.Message, "is busy"):
+		// "prepared transaction with identifier … is busy": another session (the resolver) is
+		// committing or rolling it back on the peer; asked again, the decision row tells.
+		return true
+	}
+	return false
 }

@@ -17,7 +17,9 @@ import (
 //     waited in vain, a plain commit or COMMIT/ROLLBACK PREPARED that could not reach it, the
 //     journal overflowing — takes it down: shipping stops, Prepare refuses at once (so the
 //     shim goes solo), and the slot's confirmed position stays before the first transaction
-//     the peer may lack. A definite refusal stops shipping for good: the peer needs resync.
+//     the peer may lack. A definite refusal stops shipping for good: the peer needs resync —
+//     but for a transient one (a deadlock, a lock or statement timeout on the peer: apply.go
+//     transient), which is sent again like an unknown outcome.
 //   - The journal (decoded transactions in memory) is bounded by MaxJournalBytes. When it is
 //     full, the Shipper drops every later event (counting the transactions for Backlog) and
 //     sets a gap. The decoder goes on, so the count stays right and the slot's status is
@@ -39,7 +41,9 @@ import (
 //     COMMIT PREPARED, in stream order, like any other.
 //   - CatchUp drains in rounds (each to the WAL position at its start) while solo commits go
 //     on, until a round is small; then it asks hold to stop new commits, drains to the WAL
-//     position of that moment (the tail), aligns sequences, and marks the peer synced.
+//     position of that moment (the tail), aligns sequences, and marks the peer synced — unless
+//     the journal dropped events meanwhile (writes the hold does not stop): then it ships the
+//     tail again.
 
 // ErrNeedsResync means the peer refused a transaction shipped from the stream: the databases
 // have diverged, catch-up cannot bring the peer in step, and `tandem resync` must copy the
@@ -66,7 +70,7 @@ var catchUpHook func(shipped int) error
 // decide whether to switch the shim to dual mode.
 //
 // It returns nil at once when the peer is synced already. A transaction the peer refuses
-// ends it with an error wrapping ErrNeedsResync (and every later CatchUp too); an unreachable
+// (but for the moment: transient, sent again) ends it with an error wrapping ErrNeedsResync (and every later CatchUp too); an unreachable
 // peer ends it with another error, and CatchUp may be called again later. Only one CatchUp
 // runs at a time, and only while Run does (it waits for Run to start).
 func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
@@ -101,7 +105,8 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 }
 
 // drainAndSync is CatchUp's work once it runs (s.catching, link catching up): ship the backlog,
-// hold, ship the tail, align sequences, mark the peer synced.
+// hold, ship the tail, align sequences, mark the peer synced (the tail again while the journal
+// has a gap).
 func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
 	start := time.Now()
 	s.logger.Info("catch-up starting", "backlog", s.Backlog())
@@ -134,43 +139,65 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 		}
 		defer release()
 	}
-	until, err := currentWAL(ctx, local)
-	if err != nil {
-		return err
-	}
-	if _, err := s.drain(ctx, until); err != nil {
-		return err
-	}
-	if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
-		return fmt.Errorf("catch-up: %w", err)
-	}
-	if hold != nil && s.cfg.VerifyCatchUp {
-		// Both databases hold the same rows now, with commits held: snapshots of this moment
-		// are compared once they go on (DESIGN §5.5: verify runs after every catch-up).
-		// The comparison outlives this call (whose ctx may be an operator's request): it runs
-		// as long as the Shipper does.
+	// The tail, then sequences. The journal may drop events meanwhile — writes the hold does
+	// not stop (those the lexer took for read-only), or no hold — and the peer is not in step
+	// while what they hold is left in the slot: the tail is shipped again until, at the moment
+	// the peer is marked synced, the journal has no gap.
+	for {
+		until, err := currentWAL(ctx, local)
+		if err != nil {
+			return err
+		}
+		if _, err := s.drain(ctx, until); err != nil {
+			return err
+		}
+		if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
+			return fmt.Errorf("catch-up: %w", err)
+		}
+		var snaps *verifySnapshots
 		s.mu.Lock()
 		vctx := s.runCtx
 		s.mu.Unlock()
-		snaps, verr := beginVerify(vctx, s.cfg.LocalDSN, s.cfg.PeerDSN)
-		if verr != nil {
-			s.logger.Warn("catch-up: cannot take the snapshots to verify; not verified", "err", verr)
-		} else {
-			at := time.Now()
-			defer func() {
-				if err != nil {
-					snaps.close()
-					return
-				}
-				s.verifying.Add(1)
-				go s.verifyCatchUp(vctx, snaps, at)
-			}()
+		if hold != nil && s.cfg.VerifyCatchUp {
+			// Both databases hold the same rows now, with commits held: snapshots of this moment
+			// are compared once they go on (DESIGN §5.5: verify runs after every catch-up).
+			// The comparison outlives this call (whose ctx may be an operator's request): it runs
+			// as long as the Shipper does.
+			var verr error
+			if snaps, verr = beginVerify(vctx, s.cfg.LocalDSN, s.cfg.PeerDSN); verr != nil {
+				s.logger.Warn("catch-up: cannot take the snapshots to verify; not verified", "err", verr)
+			}
 		}
+		at := time.Now()
+		synced, err := s.syncAfterTail(start, stats0)
+		if !synced || err != nil {
+			if snaps != nil {
+				snaps.close()
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if snaps != nil {
+			s.verifying.Add(1)
+			go s.verifyCatchUp(vctx, snaps, at)
+		}
+		return nil
 	}
+}
+
+// syncAfterTail marks the peer synced once catch-up shipped the tail, unless the journal
+// dropped events since (a gap): then the tail is to be shipped again.
+func (s *Shipper) syncAfterTail(start time.Time, stats0 ShipStats) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.link != linkCatchUp || !s.running {
-		return errors.New("catch-up: the Shipper stopped meanwhile")
+	switch {
+	case s.link != linkCatchUp || !s.running:
+		return false, errors.New("catch-up: the Shipper stopped meanwhile")
+	case s.gap:
+		s.logger.Info("catch-up: the journal dropped events after the tail; shipping them too", "not_held", s.dropped)
+		return false, nil
 	}
 	s.link, s.synced = linkOnline, true
 	s.stats.CatchUps++
@@ -179,7 +206,7 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 	s.logger.Info("catch-up done: the peer is synced", "in", time.Since(start).Round(time.Millisecond),
 		"shipped", st.Shipped-stats0.Shipped, "skipped", st.Skipped-stats0.Skipped, "resolved", st.Resolved-stats0.Resolved,
 		"restarts", st.Restarts-stats0.Restarts)
-	return nil
+	return true, nil
 }
 
 // endCatching ends what CatchUp or Resync started: the next one may run, and a failure leaves
@@ -213,8 +240,8 @@ func currentWAL(ctx context.Context, db *sql.DB) (pglogrepl.LSN, error) {
 
 // drain ships, in stream order, every finished transaction of the stream up to until, and
 // returns how many it shipped once the stream was read past until with nothing before it left
-// for the peer. Unknown outcomes are retried a few times on fresh connections (shipping is
-// idempotent) before drain gives up.
+// for the peer. Unknown outcomes and transient refusals (shipped) are retried a few times on
+// fresh connections (shipping is idempotent) before drain gives up.
 func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 	n, fails := 0, 0
 	tick := time.NewTicker(2 * time.Second)
@@ -278,6 +305,9 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 		}
 		fails++
 		if fails > catchUpRetries {
+			if transient(err) {
+				return n, fmt.Errorf("catch-up: the peer keeps refusing %s for the moment: %w", job.gid, err)
+			}
 			return n, fmt.Errorf("catch-up: the peer is unreachable: ship %s: %w", job.gid, err)
 		}
 		s.pool.closeIdle(ctx)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -187,6 +188,12 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 		return fmt.Errorf("decoder: parse local DSN: %w", err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	// pgoutput's text values are written by the walsender's output functions, under this
+	// session's settings: the ones that fix how values read (textSettings), and an empty
+	// search path (pg_catalog only), so that reg* values (regclass, regtype, …) come
+	// schema-qualified and read the same whatever the peer's search_path — as PostgreSQL's own
+	// subscriber sets on its publisher connection.
+	pinSettings(cfg, textSettings, map[string]string{"search_path": "pg_catalog"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("decoder: connect to the local database for replication: %w", err)
@@ -283,6 +290,37 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 		d.lastEnd = ev.Pos
 		if err := sendEvent(ctx, out, *ev); err != nil {
 			return err
+		}
+	}
+}
+
+// textSettings are the session settings that fix how values are written as text and read back:
+// the decoder's walsender writes pgoutput's values under them and the peer's apply sessions read
+// them under them, so that a value arrives as it is whatever either database's defaults (a
+// local DateStyle of 'SQL, DMY' would send 2024-01-02 as 02/01/2024, which a peer at MDY reads
+// as February 1st; extra_float_digits = 0 would round float8s). The first four are what
+// PostgreSQL's own subscriber asks of its publisher (libpqwalreceiver, with its own database's
+// encoding); hex bytea makes bytea values one spelling. TimeZone needs no pinning: an ISO
+// timestamptz carries its offset.
+var textSettings = map[string]string{
+	"client_encoding":    "UTF8",
+	"datestyle":          "ISO",
+	"intervalstyle":      "postgres",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+}
+
+// pinSettings makes cfg's connection start with the given settings, in place of any the DSN
+// names (startup parameters win over the DSN's options and over database and role defaults).
+func pinSettings(cfg *pgconn.Config, settings ...map[string]string) {
+	for _, set := range settings {
+		for name, value := range set {
+			for k := range cfg.RuntimeParams {
+				if strings.EqualFold(k, name) {
+					delete(cfg.RuntimeParams, k)
+				}
+			}
+			cfg.RuntimeParams[name] = value
 		}
 	}
 }

@@ -68,7 +68,16 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err := s.renewLostSlot(ctx); err != nil {
 		return err
 	}
-	local, err := pgconn.Connect(ctx, s.cfg.LocalDSN)
+	cfg, err := pgconn.ParseConfig(s.cfg.LocalDSN)
+	if err != nil {
+		return fmt.Errorf("resync: local database: %w", err)
+	}
+	// COPY writes the rows as text under this session's settings, and the peer's apply session
+	// reads them under textSettings: the same here, and pg_catalog alone on the search path (reg*
+	// values schema-qualified), as for the decoder. TimeZone needs no pinning: an ISO
+	// timestamptz carries its offset.
+	pinSettings(cfg, textSettings, catalogPath)
+	local, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
 	}
@@ -86,23 +95,23 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		})
 		defer release()
 	}
+	// A transaction prepared at the snapshot and committed after it (by the resolver, which
+	// the hold does not stop) would be in neither the copy nor what is shipped after L: the
+	// stream sends its changes at its PREPARE, before L. So none may be prepared then. Checked
+	// first before the snapshot: with commits held none is prepared after that (a PREPARE is
+	// part of a commit; the resolver only ends them). Checked again with the snapshot, for a
+	// Resync without hold.
+	if _, err := resyncPoint(ctx, local); err != nil {
+		return err
+	}
 	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
 		return fmt.Errorf("resync: local snapshot: %w", err)
 	}
-	// The snapshot is taken by this first statement, which reads L and what is in doubt.
-	res, err := local.Exec(ctx, `SELECT pg_current_wal_lsn()::text,
-  (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database())`).ReadAll()
+	// The snapshot is taken by this first statement.
+	until, err := resyncPoint(ctx, local)
 	release()
-	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
-		return fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
-	}
-	row := res[0].Rows[0]
-	until, err := pglogrepl.ParseLSN(string(row[0]))
 	if err != nil {
-		return fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
-	}
-	if string(row[1]) != "0" {
-		return fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
+		return err
 	}
 	tables, err := resyncTables(ctx, local)
 	if err != nil {
@@ -124,7 +133,17 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		s.mu.Unlock()
 		return errors.New("resync: the Shipper stopped meanwhile")
 	}
-	// Everything up to L is in the copy: forget it, and let the slot forget it too.
+	s.copiedLocked(until)
+	s.mu.Unlock()
+	s.logger.Info("resync: the peer holds a copy of the application tables; catching up with what was committed since",
+		"tables", len(tables), "rows", n, "at", until, "in", time.Since(start).Round(time.Millisecond))
+	return s.drainAndSync(ctx, hold)
+}
+
+// copiedLocked takes the journal past a copy of the application tables made at until (L):
+// everything up to L is in the copy, so the journal and the slot forget it; the rest is
+// streamed anew from L.
+func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 	keep := s.journal[:0]
 	for _, e := range s.journal {
 		if e.pos <= until {
@@ -140,17 +159,41 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if s.dec != nil {
 		s.dec.Confirm(s.confirmed)
 	}
-	// Whatever was dropped past L is read again from the slot.
-	s.gap, s.dropped, s.droppedEnd = false, 0, 0
+	// Whatever was dropped past L is read again by a new stream from L. A gap stays until that
+	// stream starts (decodeLoop ends it): the current one may deliver more events meanwhile,
+	// and one taken now would move streamEnd past those it dropped, which the new stream would
+	// then skip as held. Those counted as dropped up to L are in the copy; those after it are
+	// counted (Backlog) once the new stream delivers them.
+	s.dropped = 0
 	s.restartLocked()
 	s.resyncErr, s.slotLost = nil, false
 	s.stats.Resyncs++
 	s.notifyLocked()
-	s.mu.Unlock()
-	s.logger.Info("resync: the peer holds a copy of the application tables; catching up with what was committed since",
-		"tables", len(tables), "rows", n, "at", until, "in", time.Since(start).Round(time.Millisecond))
-	return s.drainAndSync(ctx, hold)
 }
+
+// resyncPoint reads the local WAL position, in one statement with the count of tandem_
+// transactions prepared on the local database, and fails if there is any.
+func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, error) {
+	res, err := local.Exec(ctx, `SELECT pg_current_wal_lsn()::text,
+  (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database())`).ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		return 0, fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
+	}
+	row := res[0].Rows[0]
+	at, err := pglogrepl.ParseLSN(string(row[0]))
+	if err != nil {
+		return 0, fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
+	}
+	if string(row[1]) != "0" {
+		return 0, fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
+	}
+	return at, nil
+}
+
+// catalogPath is a search path of pg_catalog alone: sessions that write values as text for the
+// other database run under it, so that reg* values (regclass, regtype, …) come
+// schema-qualified and read the same whatever that database's search_path.
+var catalogPath = map[string]string{"search_path": "pg_catalog"}
 
 // resyncTable is one table that holds rows, with the columns a COPY carries (not generated).
 type resyncTable struct {

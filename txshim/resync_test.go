@@ -2,8 +2,10 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,4 +200,197 @@ func TestResyncWhileWriting(t *testing.T) {
 	if got, want := queryOne[int](t, p.pdb, `SELECT count(*) FROM moves`), int(w.commits.Load()); got != want {
 		t.Errorf("peer has %d moves, clients committed %d", got, want)
 	}
+}
+
+// TestResyncKeepsGap drives the journal with synthetic stream events (no database): the
+// journal dropped events for its bound (a gap), and Resync's copy was taken at L, after what
+// the journal holds and before the last dropped event. The stream that dropped them still
+// delivers an event before it stops; it is not taken (it would move the journal's end past
+// what was dropped), and the new stream, read from L, brings every transaction after L.
+func TestResyncKeepsGap(t *testing.T) {
+	const bound = 4096
+	s := NewShipper(ShipperConfig{Site: "a", MaxJournalBytes: bound, Logger: quietLogger()})
+	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}
+	ev := func(i int) Event {
+		txn := &Txn{XID: uint32(i), Changes: []Change{{Kind: ChangeInsert, Rel: rel, New: []Value{{Kind: ValueText, Data: make([]byte, 200)}}}}}
+		return Event{Txn: txn, Pos: pglogrepl.LSN(100 * i)}
+	}
+	s.goDown("the peer refused a transaction", nil)
+	const n, l = 30, 20
+	for i := 1; i <= n; i++ {
+		s.add(ev(i))
+	}
+	s.mu.Lock()
+	kept, gap := len(s.journal), s.gap
+	s.mu.Unlock()
+	if !gap || kept >= l {
+		t.Fatalf("journal holds %d transactions, gap %v: want a gap before %d", kept, gap, l)
+	}
+
+	// Resync: the copy holds everything up to L.
+	s.mu.Lock()
+	s.link = linkCatchUp
+	s.copiedLocked(pglogrepl.LSN(100 * l))
+	s.mu.Unlock()
+	select {
+	case <-s.restart:
+	default:
+		t.Fatal("no new stream asked for after the copy")
+	}
+	s.add(ev(n + 1)) // the old stream, before it stops
+	// decodeLoop's part of the restart, then the slot resends what follows its confirmed
+	// position (which may lag behind L).
+	s.mu.Lock()
+	if s.gap {
+		s.gap, s.fresh = false, true
+	}
+	s.mu.Unlock()
+	for i := l - 5; i <= n+1; i++ {
+		s.add(ev(i))
+	}
+
+	s.mu.Lock()
+	var got []string
+	for _, e := range s.journal {
+		if e.plain {
+			got = append(got, fmt.Sprint(e.txn.XID))
+		}
+	}
+	gap = s.gap
+	s.mu.Unlock()
+	var want []string
+	for i := l + 1; i <= n+1; i++ {
+		want = append(want, fmt.Sprint(i))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") || gap {
+		t.Errorf("journal after the new stream holds transactions [%s] (gap %v), want [%s]", strings.Join(got, " "), gap, strings.Join(want, " "))
+	}
+	if b := s.Backlog(); b != len(want) {
+		t.Errorf("Backlog %d, want %d", b, len(want))
+	}
+}
+
+// TestResyncDuringGap: Resync while the journal has dropped events for its bound and local
+// commits go on (held only for the snapshot and the tail). The stream that dropped them may
+// deliver more before the new stream starts; nothing committed after the copy is lost on the
+// peer, and the peer is synced with nothing left in the slot. Three rounds: before the
+// journal kept its gap through Resync, about one in three lost transactions.
+func TestResyncDuringGap(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `CREATE TABLE log (id serial PRIMARY KEY, body text)`,
+		`INSERT INTO kv VALUES (1, 'one')`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, MaxJournalBytes: 16 << 10, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	count := func(db *sql.DB) int { return queryOne[int](t, db, `SELECT count(*) FROM log`) }
+	// A writer commits alone, one row a transaction; each holds gate (read), which hold takes.
+	var gate sync.RWMutex
+	hold := func(context.Context) (func(), error) { gate.Lock(); return gate.Unlock, nil }
+	for round := 1; round <= 3; round++ {
+		p.pdb.Exec(`DELETE FROM kv WHERE k = 1`) // the peer diverges
+		p.local.Exec(t, fmt.Sprintf(`UPDATE kv SET v = 'round %d' WHERE k = 1`, round))
+		waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
+
+		stop, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				gate.RLock()
+				_, err := p.ldb.Exec(`INSERT INTO log (body) VALUES (repeat('x', 200))`)
+				gate.RUnlock()
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		waitForLong(t, "the journal to drop events", 20*time.Second, func() bool {
+			sh.mu.Lock()
+			defer sh.mu.Unlock()
+			return sh.gap
+		})
+		err := sh.Resync(capCtx(t, 60*time.Second), hold)
+		close(stop)
+		if werr := <-done; werr != nil {
+			t.Fatalf("writer: %v", werr)
+		}
+		if err != nil {
+			t.Fatalf("round %d: Resync: %v", round, err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for sh.Backlog() > 0 || count(p.pdb) != count(p.ldb) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: local %d rows, peer %d; backlog %d, synced %v", round, count(p.ldb), count(p.pdb), sh.Backlog(), sh.PeerSynced())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !sh.PeerSynced() {
+			t.Fatalf("round %d: not synced after Resync", round)
+		}
+		requireSame(t, p)
+	}
+}
+
+// TestResyncVerifySettings: with DateStyle, TimeZone, IntervalStyle, extra_float_digits,
+// bytea_output and search_path set differently on the two databases, Verify finds
+// dual-committed rows identical, and Resync copies the values as they are (compared under
+// fixed settings), not as the peer misreads the local database's spelling of them.
+func TestResyncVerifySettings(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE SCHEMA other`,
+		`CREATE TABLE vals (id int PRIMARY KEY, d date, tz timestamptz, f8 float8, iv interval, b bytea, rc regclass)`)
+	for _, q := range []string{
+		`ALTER DATABASE app SET datestyle = 'SQL, DMY'`,
+		`ALTER DATABASE app SET timezone = 'Europe/Berlin'`,
+		`ALTER DATABASE app SET extra_float_digits = 0`,
+		`ALTER DATABASE app SET intervalstyle = 'sql_standard'`,
+		`ALTER DATABASE app SET bytea_output = 'escape'`,
+	} {
+		p.local.Exec(t, q)
+	}
+	for _, q := range []string{
+		`ALTER DATABASE app SET datestyle = 'Postgres, MDY'`,
+		`ALTER DATABASE app SET timezone = 'Asia/Tokyo'`,
+		`ALTER DATABASE app SET extra_float_digits = 1`,
+		`ALTER DATABASE app SET intervalstyle = 'iso_8601'`,
+		`ALTER DATABASE app SET search_path = other`,
+	} {
+		p.peer.Exec(t, q)
+	}
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	dualCommit(t, p, sh, gidFor("a", 1, 1), `INSERT INTO public.vals VALUES
+  (1, '2024-01-02', '2024-01-02 03:04:05.123456+00', 0.1::float8 + 0.2::float8, '-1 days +02:03:04', '\x00ff5c'::bytea, 'public.vals'::regclass),
+  (2, '1999-12-31', '2000-02-29 23:59:59+05:30', 1e300, '1 year 2 mons -3 days -00:00:01.5', '', 'pg_catalog.pg_class'::regclass)`)
+	const q = `SELECT ROW(id, d, tz, f8, iv, b, rc)::text FROM public.vals ORDER BY id`
+	want := pinnedRows(t, p.ldb, q)
+	if got := pinnedRows(t, p.pdb, q); got != want {
+		t.Fatalf("the peer's rows after the dual commit:\n%s\nwant:\n%s", got, want)
+	}
+	requireSame(t, p)
+
+	p.pdb.Exec(`UPDATE public.vals SET d = NULL, f8 = 0`) // the peer diverges
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	if got := pinnedRows(t, p.pdb, q); got != want {
+		t.Errorf("the peer's rows after Resync:\n%s\nwant:\n%s", got, want)
+	}
+	requireSame(t, p)
 }

@@ -196,10 +196,15 @@ type jentry struct {
 	undo bool
 	// rows: what a later transaction's apply must not run before this one commits on the
 	// peer (see rowsOf); kept after txn is released.
-	rows        txnRows
-	peerCommit  bool      // Commit(gid) was asked for
-	committedAt time.Time // when the local COMMIT PREPARED was decoded, if before peerCommit
-	shipping    bool      // plainLoop or CatchUp is shipping it
+	rows       txnRows
+	peerCommit bool // Commit(gid) was asked for, or sweep asked in its place
+	// opQueued: a COMMIT or ROLLBACK PREPARED for it is queued or running (opLoop). Until it
+	// is done the entry is not; one dropped (the queue full) or failed clears it, and sweep
+	// asks again from retryAt on.
+	opQueued bool
+	retryAt  time.Time // when sweep may ask for the peer's COMMIT/ROLLBACK PREPARED; zero: not yet
+	opFails  int       // peer operations for it dropped or failed so far
+	shipping bool      // plainLoop or CatchUp is shipping it
 }
 
 // finished tells whether the local outcome of e is known.
@@ -582,6 +587,7 @@ func (s *Shipper) add(ev Event) {
 		s.byGID[e.gid] = e
 	case ev.Txn != nil && ev.Txn.Len() > 0:
 		e.txn, e.gid, e.plain, e.state = ev.Txn, plainGID(s.cfg.Site, ev.Txn.XID), true, stPending
+		e.rows = rowsOf(ev.Txn)
 	case ev.Txn != nil:
 		e.size = entryOverhead // an empty plain commit: nothing to ship
 	case ev.Finish != nil:
@@ -619,7 +625,7 @@ func (s *Shipper) finishLocked(f *Finish) {
 			e.undo = true
 			s.releaseLocked(e)
 			if e.state != stApplying {
-				s.enqueue(peerOp{gid: e.gid})
+				s.askLocked(e, peerOp{gid: e.gid})
 			}
 		default:
 			s.markDoneLocked(e)
@@ -627,11 +633,11 @@ func (s *Shipper) finishLocked(f *Finish) {
 		return
 	}
 	e.committed = true
-	if e.state == stPrepared && !e.peerCommit {
+	if e.retryAt.IsZero() {
 		// Its session asks for the peer's COMMIT PREPARED right after the local one, often
 		// after the decoder saw it; if it does not (it died, or recovery committed it
 		// locally), sweep asks after commitGrace.
-		e.committedAt = time.Now()
+		e.retryAt = time.Now().Add(commitGrace)
 	}
 	// A committed transaction that was never prepared on the peer (pending), or whose peer
 	// outcome is unknown, is shipped from the stream (plainLoop, CatchUp).
@@ -731,12 +737,37 @@ func (s *Shipper) goDown(why string, err error) {
 	s.goDownLocked(why, err)
 }
 
-func (s *Shipper) enqueue(op peerOp) {
+// enqueue queues op for opLoop and tells whether it did: not when the queue is full.
+func (s *Shipper) enqueue(op peerOp) bool {
 	select {
 	case s.ops <- op:
+		return true
 	default:
-		s.logger.Warn("peer operation queue full; recovery will finish the transaction", "gid", op.gid, "commit", op.commit)
+		s.logger.Warn("peer operation queue full; the operation is asked for again later", "gid", op.gid, "commit", op.commit)
+		return false
 	}
+}
+
+// askLocked queues op, the peer's COMMIT or ROLLBACK PREPARED of e (nil: gid not in the
+// journal). An op the queue drops is asked for again by sweep, as one that fails is.
+func (s *Shipper) askLocked(e *jentry, op peerOp) {
+	queued := s.enqueue(op)
+	if e == nil || e.state == stDone {
+		return
+	}
+	if queued {
+		e.opQueued = true
+		return
+	}
+	s.opFailedLocked(e)
+}
+
+// opFailedLocked records that the peer operation asked for e was dropped or failed: sweep asks
+// again after commitGrace, twice as long after each failure up to 16 times as long.
+func (s *Shipper) opFailedLocked(e *jentry) {
+	e.opQueued = false
+	e.opFails++
+	e.retryAt = time.Now().Add(commitGrace << min(e.opFails-1, 4))
 }
 
 // Prepare implements Peer: it waits for gid's decoded changes and for every plain commit
@@ -872,6 +903,16 @@ func (r *txnRows) add(c Change) {
 	}
 }
 
+// waitsFor tells whether e's apply on the peer (Prepare, or shipping it from the stream) must
+// wait for p, before it in the stream. A commit whose rows e may change must be committed on
+// the peer first, not only prepared there: a row it inserted is invisible on the peer until
+// its COMMIT PREPARED, so e's UPDATE or DELETE of that row would miss (a departure from DESIGN
+// §5.2, which lets prepared-only predecessors pass; found by TestDualOrderInsertThenDelete,
+// TestPlainAfterDualCommit and the e2e tests). Plain commits always come first.
+func (e *jentry) waitsFor(p *jentry) bool {
+	return p.state != stDone && (p.plain || (p.committed && e.rows.mustFollow(&p.rows)))
+}
+
 // mustFollow tells whether the apply of a transaction with rows r must wait until an earlier
 // one with rows p, committed locally, is committed on the peer. A row p made appear (inserted,
 // or given a new key) is invisible on the peer until then, so r's UPDATE or DELETE of it would
@@ -937,14 +978,7 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 				if p == e {
 					break
 				}
-				// A commit before it in the stream whose rows it may change must be
-				// committed on the peer first, not only prepared there: a row it
-				// inserted is invisible on the peer until its COMMIT PREPARED, so a
-				// later UPDATE or DELETE of that row would miss (a departure from
-				// DESIGN §5.2, which lets prepared-only predecessors pass; found by
-				// TestDualOrderInsertThenDelete and the e2e tests). Plain commits
-				// always come first.
-				if p.state != stDone && (p.plain || (p.committed && e.rows.mustFollow(&p.rows))) {
+				if e.waitsFor(p) {
 					ready = false
 					break
 				}
@@ -996,11 +1030,11 @@ func (s *Shipper) setState(e *jentry, st int) {
 	e.state = st
 	switch {
 	case e.undo && (st == stPrepared || st == stUnknown):
-		s.enqueue(peerOp{gid: e.gid}) // rolled back locally meanwhile
+		s.askLocked(e, peerOp{gid: e.gid}) // rolled back locally meanwhile
 	case e.undo:
 		s.markDoneLocked(e)
 	case st == stPrepared && e.peerCommit:
-		s.enqueue(peerOp{gid: e.gid, commit: true})
+		s.askLocked(e, peerOp{gid: e.gid, commit: true})
 	}
 	s.advanceLocked()
 }
@@ -1008,11 +1042,12 @@ func (s *Shipper) setState(e *jentry, st int) {
 // Commit implements Peer: COMMIT PREPARED gid on the peer, asynchronously.
 func (s *Shipper) Commit(gid string) {
 	s.mu.Lock()
-	if e, ok := s.byGID[gid]; ok {
+	defer s.mu.Unlock()
+	e, ok := s.byGID[gid]
+	if ok {
 		e.peerCommit = true
 	}
-	s.mu.Unlock()
-	s.enqueue(peerOp{gid: gid, commit: true})
+	s.askLocked(e, peerOp{gid: gid, commit: true})
 }
 
 // Rollback implements Peer: ROLLBACK PREPARED gid on the peer, asynchronously, if it is there.
@@ -1044,31 +1079,58 @@ func (s *Shipper) runOp(ctx context.Context, op peerOp) {
 	if err != nil {
 		s.logger.Warn("peer unreachable; catch-up or recovery will finish the transaction", "gid", op.gid, "op", verb, "err", err)
 		s.goDown(verb+" "+op.gid, err)
+		s.opEnded(op, err)
 		return
 	}
 	err = finishPrepared(octx, slot.c, op.gid, op.commit)
 	definite := err != nil && (isDefinite(err) || errors.Is(err, errDiverged) || errors.Is(err, errNotOnPeer))
 	s.opPool.put(octx, slot, err != nil && !definite)
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
+	switch {
+	case err == nil, ctx.Err() != nil:
+	case definite:
+		// 55000 "prepared transaction … is busy": the resolver is finishing it there; asked
+		// again, COMMIT PREPARED then finds it committed (its decision row).
+		s.logger.Warn("peer "+verb+" failed; it is asked for again later", "gid", op.gid, "err", err)
+	default:
 		s.logger.Warn("peer "+verb+" failed; catch-up or recovery will finish the transaction", "gid", op.gid, "err", err)
-		if !definite {
-			s.goDown(verb+" "+op.gid, err)
-		}
-		return
+		s.goDown(verb+" "+op.gid, err)
 	}
+	s.opEnded(op, err)
+}
+
+// opEnded records the outcome of op, run by opLoop, in the journal. Success finishes the
+// entry; after a failure sweep asks again while the peer is online, and catch-up ships the
+// entry otherwise. Two outcomes are not retried: a COMMIT PREPARED that found the transaction
+// neither prepared nor committed on the peer (rolled back there by recovery) leaves it to be
+// shipped from the stream, applied anew (shipOn); a ROLLBACK PREPARED of one committed there
+// is a divergence.
+func (s *Shipper) opEnded(op peerOp, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.byGID[op.gid]
 	if !ok || e.state == stDone {
 		return
 	}
-	if (op.commit && (e.state == stPrepared || e.state == stUnknown)) || (!op.commit && e.undo) {
-		s.markDoneLocked(e)
+	switch {
+	case err == nil:
+		e.opQueued = false
+		if (op.commit && (e.state == stPrepared || e.state == stUnknown)) || (!op.commit && e.undo) {
+			s.markDoneLocked(e)
+			s.advanceLocked()
+		}
+		return
+	case !op.commit && e.undo && errors.Is(err, errDiverged):
+		e.opQueued = false
+		s.divergedLocked(op.gid, "it committed on the peer, but rolled back locally", err)
 		s.advanceLocked()
+		return
+	case op.commit && !e.undo && e.state == stPrepared && errors.Is(err, errNotOnPeer):
+		e.opQueued = false
+		e.state = stUnknown
+		s.advanceLocked()
+		return
 	}
+	s.opFailedLocked(e)
 }
 
 // errNotOnPeer: COMMIT PREPARED found neither the prepared transaction nor its decision row.
@@ -1197,15 +1259,28 @@ func (s *Shipper) plainLoop(ctx context.Context) {
 // on the peer waits for its session's Commit before the Shipper commits it there itself.
 const commitGrace = 2 * time.Second
 
-// sweep asks for the peer's COMMIT PREPARED of transactions committed locally whose session
-// did not ask for it within commitGrace.
+// sweep asks, while the peer is online, for the peer's COMMIT PREPARED of transactions
+// committed locally whose session did not ask for it within commitGrace, and again for the
+// COMMIT or ROLLBACK PREPARED of those whose last one was dropped or failed: until it is done
+// the slot cannot advance past the transaction, nor can a later one that must follow it
+// (nextToShipLocked). While the peer is down or catching up, catch-up ships them itself.
 func (s *Shipper) sweep() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.link != linkOnline {
+		return
+	}
+	now := time.Now()
 	for _, e := range s.journal {
-		if e.committed && e.state == stPrepared && !e.peerCommit && time.Since(e.committedAt) > commitGrace {
+		if e.state == stDone || e.opQueued || e.retryAt.IsZero() || now.Before(e.retryAt) {
+			continue
+		}
+		switch {
+		case e.undo && (e.state == stPrepared || e.state == stUnknown):
+			s.askLocked(e, peerOp{gid: e.gid})
+		case e.committed && !e.undo && e.state == stPrepared:
 			e.peerCommit = true
-			s.enqueue(peerOp{gid: e.gid, commit: true})
+			s.askLocked(e, peerOp{gid: e.gid, commit: true})
 		}
 	}
 }
@@ -1230,9 +1305,10 @@ const (
 
 // nextToShipLocked returns the first entry before until (in stream order) whose local outcome
 // is known and that still needs the peer: in catch-up every one, online only those no peer
-// operation is queued for. busy: the first such entry is being worked on: wait, to keep order.
+// operation is asked for. busy: the first such entry is being worked on, or (online) it must
+// follow one before it whose COMMIT PREPARED on the peer is still to come: wait, to keep order.
 func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry, busy bool) {
-	for _, e := range s.journal {
+	for i, e := range s.journal {
 		if e.pos > until {
 			break
 		}
@@ -1242,8 +1318,16 @@ func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry
 		if e.shipping || e.state == stApplying {
 			return nil, true
 		}
-		if !catchUp && !e.plain && (e.undo || e.state == stPrepared) {
-			continue // a COMMIT/ROLLBACK PREPARED is queued for it
+		if catchUp {
+			return e, false
+		}
+		if !e.plain && (e.undo || e.state == stPrepared) {
+			continue // a COMMIT/ROLLBACK PREPARED is asked for it (opLoop, sweep)
+		}
+		for _, p := range s.journal[:i] {
+			if e.waitsFor(p) {
+				return nil, true
+			}
 		}
 		return e, false
 	}
@@ -1264,7 +1348,8 @@ func (s *Shipper) unclaim(j shipJob) {
 
 // shipOne brings one finished transaction to the peer, idempotently: what the peer has
 // already (its decision row) is skipped, what is prepared there is committed (or rolled back),
-// the rest is applied with its decision row and COMMIT.
+// the rest is applied with its decision row and COMMIT. A transient refusal (apply.go
+// transient) is sent again a few times (shipRetries).
 func (s *Shipper) shipOne(ctx context.Context, j shipJob) (shipResult, error) {
 	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout+sizeAllowance(j.txn))
 	defer cancel()
@@ -1273,9 +1358,29 @@ func (s *Shipper) shipOne(ctx context.Context, j shipJob) (shipResult, error) {
 		return 0, err
 	}
 	res, err := s.shipOn(octx, slot.c, j)
+retry:
+	for try := 1; try <= shipRetries && transient(err) && !slot.c.conn.IsClosed(); try++ {
+		s.logger.Info("the peer refused a transaction for the moment; sending it again", "gid", j.gid, "try", try, "err", err)
+		t := time.NewTimer(time.Duration(try) * shipRetryWait)
+		select {
+		case <-t.C:
+		case <-octx.Done():
+			t.Stop()
+			break retry // err stays the refusal
+		}
+		res, err = s.shipOn(octx, slot.c, j)
+	}
 	s.pool.put(octx, slot, err != nil && !isDefinite(err) && !errors.Is(err, errDiverged))
 	return res, err
 }
+
+// shipRetries is how many times shipOne sends a transaction again after a transient refusal
+// (a deadlock on the peer, say), on the same connection and waiting shipRetryWait longer
+// before each try. Past them shipped takes the peer for not in step, and catch-up tries again.
+const (
+	shipRetries   = 3
+	shipRetryWait = 100 * time.Millisecond
+)
 
 func (s *Shipper) shipOn(ctx context.Context, c *applyConn, j shipJob) (shipResult, error) {
 	if j.undo {
@@ -1316,7 +1421,9 @@ func (s *Shipper) shipOn(ctx context.Context, c *applyConn, j shipJob) (shipResu
 }
 
 // shipped records the outcome of shipOne. A definite failure stops shipping: the peer needs
-// resync, or (a newer term on the peer) this site is no longer master.
+// resync, or (a newer term on the peer) this site is no longer master. A transient refusal
+// (the peer would take the transaction later: a deadlock there, say) counts as an unknown
+// outcome: online the peer is no longer in step, and catch-up (drain) tries again.
 func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1338,15 +1445,21 @@ func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 	case pgErrCode(err) == sqlstateStaleTerm:
 		s.logger.Error("the peer database has a newer term: shipping stops", "gid", j.gid, "err", err)
 		s.goDownLocked("stale term", err)
-	case isDefinite(err) || errors.Is(err, errDiverged) || errors.Is(err, errNotOnPeer):
-		s.resyncErr = fmt.Errorf("ship %s: the peer refused it (divergence): %w: %w", j.gid, ErrNeedsResync, err)
-		s.logger.Error("the peer refused a transaction from the stream; shipping stopped, the peer needs resync", "gid", j.gid, "err", err)
-		s.goDownLocked("divergence", err)
-		s.synced = false
+	case (isDefinite(err) && !transient(err)) || errors.Is(err, errDiverged) || errors.Is(err, errNotOnPeer):
+		s.divergedLocked(j.gid, "the peer refused it", err)
 	case !catchUp:
 		s.goDownLocked("ship "+j.gid, err)
 	}
 	s.advanceLocked()
+}
+
+// divergedLocked stops shipping for good: the peer diverged at gid (what says how), so it
+// needs resync.
+func (s *Shipper) divergedLocked(gid, what string, err error) {
+	s.resyncErr = fmt.Errorf("ship %s: %s (divergence): %w: %w", gid, what, ErrNeedsResync, err)
+	s.logger.Error("the peer diverged from the stream ("+what+"); shipping stopped, the peer needs resync", "gid", gid, "err", err)
+	s.goDownLocked("divergence", err)
+	s.synced = false
 }
 
 // pgErrCode is the SQLSTATE of a PostgreSQL error (from pgconn or lib/pq), or "".

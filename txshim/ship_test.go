@@ -610,3 +610,242 @@ func TestApplyBlockedByPrepared(t *testing.T) {
 		t.Errorf("balance on the peer = %d, want 105 (the in-doubt change rolled back, the commit applied)", b)
 	}
 }
+
+// startKVShipper starts a pair with table kv installed for site a (term 1) and a running
+// Shipper, online.
+func startKVShipper(t *testing.T) (*capPair, *Shipper) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	return p, startShipper(t, p)
+}
+
+// prepareBoth prepares gid with stmts on the local database and, through s, on the peer, and
+// commits it locally: a dual commit up to the peer's COMMIT PREPARED (DESIGN §5.3 step 3).
+func prepareBoth(t *testing.T, p *capPair, s *Shipper, gid string, stmts ...string) {
+	t.Helper()
+	prepareLocal(t, p.ldb, gid, stmts...)
+	if err := s.Prepare(capCtx(t, 10*time.Second), gid); err != nil {
+		p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+		t.Fatalf("Prepare(%s): %v", gid, err)
+	}
+	p.local.Exec(t, "COMMIT PREPARED "+sqlLiteral(gid))
+}
+
+// TestPlainAfterDualCommit: a plain commit that updates a row a dual commit inserted ships
+// only once the peer has committed that dual commit, not when it is only prepared there
+// (DESIGN §5.2 "Order on the peer"): the peer's COMMIT PREPARED may come well after the
+// local one (§5.3 step 3), and the UPDATE would otherwise miss the row there, taken for
+// divergence.
+func TestPlainAfterDualCommit(t *testing.T) {
+	p, s := startKVShipper(t)
+	gid := gidFor("a", 1, 1)
+	prepareBoth(t, p, s, gid, `INSERT INTO kv VALUES (1, 'a')`)
+	p.local.Exec(t, `UPDATE kv SET v = 'b' WHERE k = 1`) // plain: not through the shim
+	waitFor(t, "both transactions decoded", func() bool { return s.Backlog() == 2 })
+	time.Sleep(300 * time.Millisecond) // time enough to ship the plain commit, were it shipped
+	if err := s.Err(); err != nil {
+		t.Fatalf("the plain commit shipped before the peer committed the row it updates: %v", err)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE v = 'b'`); n != 0 {
+		t.Fatalf("the update is on the peer before the insert it follows is committed there")
+	}
+	s.Commit(gid) // late, as after a slow session
+	waitFor(t, "both on the peer", func() bool {
+		return s.Backlog() == 0 && queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE v = 'b'`) == 1
+	})
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	requireSame(t, p)
+}
+
+// dropNextOp makes the next peer operation asked of s be dropped, its queue full: it holds
+// every connection of the operation loops, lets each loop take one operation (each then waits
+// for a connection), and fills the queue with rollbacks of gids that are nowhere (harmless).
+// give lets them go on, well within OpTimeout.
+func dropNextOp(t *testing.T, s *Shipper) (give func()) {
+	t.Helper()
+	var slots []*applySlot
+	for range cap(s.opPool.slots) {
+		slots = append(slots, <-s.opPool.slots)
+	}
+	give = func() {
+		for _, sl := range slots {
+			s.opPool.slots <- sl
+		}
+	}
+	dummy := func(i int) peerOp { return peerOp{gid: gidFor("nowhere", 1, uint64(i))} }
+	for i := range opLoops {
+		s.ops <- dummy(i)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.ops) > 0 {
+		if time.Now().After(deadline) {
+			give()
+			t.Fatal("the operation loops did not take an operation")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := opLoops; len(s.ops) < cap(s.ops); i++ {
+		s.ops <- dummy(i)
+	}
+	return give
+}
+
+// TestPeerCommitAskedAgain: a dual commit's COMMIT PREPARED on the peer that is lost (dropped
+// from a full operation queue; a failed one is the same) is asked for again, so the
+// transaction does not stay prepared on the peer with the slot stuck before it; and one the
+// resolver committed there meanwhile is found committed (its decision row) and done.
+func TestPeerCommitAskedAgain(t *testing.T) {
+	p, s := startKVShipper(t)
+	lsn := func() pglogrepl.LSN {
+		l, err := pglogrepl.ParseLSN(queryOne[string](t, p.ldb, `SELECT pg_current_wal_lsn()::text`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	confirmedPast := func(at pglogrepl.LSN) func() bool {
+		return func() bool {
+			l, err := pglogrepl.ParseLSN(queryOne[string](t, p.ldb, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'tandem_a'`))
+			return err == nil && l > at
+		}
+	}
+
+	t.Run("dropped", func(t *testing.T) {
+		before := lsn()
+		gid := gidFor("a", 1, 1)
+		prepareBoth(t, p, s, gid, `INSERT INTO kv VALUES (1, 'a')`)
+		give := dropNextOp(t, s)
+		s.Commit(gid)
+		give()
+		waitForLong(t, "the peer's COMMIT PREPARED asked for again", 20*time.Second, func() bool {
+			return !preparedOn(t, p.pdb, gid) && s.Backlog() == 0
+		})
+		waitForLong(t, "the slot to confirm past it", 20*time.Second, confirmedPast(before))
+		requireSame(t, p)
+	})
+
+	t.Run("committed by the resolver", func(t *testing.T) {
+		before := lsn()
+		gid := gidFor("a", 1, 2)
+		prepareBoth(t, p, s, gid, `INSERT INTO kv VALUES (2, 'b')`)
+		give := dropNextOp(t, s)
+		s.Commit(gid)
+		give()
+		if _, err := p.pdb.Exec("COMMIT PREPARED " + sqlLiteral(gid)); err != nil {
+			t.Fatal(err)
+		}
+		waitForLong(t, "the entry done", 20*time.Second, func() bool { return s.Backlog() == 0 })
+		waitForLong(t, "the slot to confirm past it", 20*time.Second, confirmedPast(before))
+		if err := s.Err(); err != nil {
+			t.Fatal(err)
+		}
+		requireSame(t, p)
+	})
+}
+
+// logBuffer collects a logger's output; safe for concurrent writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestShipTransientRefusal: a transaction shipped from the stream whose apply the peer turns
+// down for the moment — the victim of a deadlock there — is sent again once the other session
+// is gone, online and in catch-up: no divergence (needs resync), the peer stays or gets in step.
+func TestShipTransientRefusal(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one'), (2, 'two')`)
+	installPair(t, p)
+	var logs logBuffer
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 10 * time.Second, SequenceInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// deadlock makes ship's transaction (it updates k = 1, then k = 2) the victim of a deadlock
+	// on the peer, with a session that locked k = 2 first and then asks for k = 1. The session
+	// is named as an apply, so that the apply's watchdog spares it, and detects deadlocks later
+	// than the apply, so that the apply is the one refused. Then it rolls back.
+	deadlock := func(ship func()) {
+		t.Helper()
+		ctx := capCtx(t, 30*time.Second)
+		blocker, err := p.pdb.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer blocker.Close()
+		var pid int
+		if err := blocker.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{`SET application_name = 'tandem apply'`, `SET deadlock_timeout = '30s'`,
+			`BEGIN`, `UPDATE kv SET v = 'blocker' WHERE k = 2`} {
+			if _, err := blocker.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		ship()
+		waitFor(t, "the apply to wait for the row lock of k = 2", func() bool {
+			return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = 'tandem apply' AND pid <> $1 AND wait_event_type = 'Lock'`, pid) > 0
+		})
+		// Waits until the peer refuses the apply (deadlock_timeout: 1s).
+		if _, err := blocker.ExecContext(ctx, `UPDATE kv SET v = 'blocker' WHERE k = 1`); err != nil {
+			t.Fatalf("blocker: %v", err)
+		}
+		if _, err := blocker.ExecContext(ctx, `ROLLBACK`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peerHas := func(v1, v2 string) func() bool {
+		return func() bool {
+			return queryOne[string](t, p.pdb, `SELECT string_agg(v, ',' ORDER BY k) FROM kv`) == v1+","+v2
+		}
+	}
+
+	// Online: a plain commit, shipped as it comes.
+	deadlock(func() { p.local.Exec(t, `UPDATE kv SET v = 'a1' WHERE k = 1; UPDATE kv SET v = 'a2' WHERE k = 2`) })
+	waitFor(t, "the plain commit on the peer", func() bool { return sh.Err() != nil || peerHas("a1", "a2")() })
+	if err := sh.Err(); err != nil {
+		t.Fatalf("online: %v", err)
+	}
+	if !sh.PeerSynced() {
+		t.Error("online: the peer is no longer synced")
+	}
+
+	// In catch-up: the peer was down meanwhile.
+	sh.goDown("test", nil)
+	p.local.Exec(t, `UPDATE kv SET v = 'b1' WHERE k = 1; UPDATE kv SET v = 'b2' WHERE k = 2`)
+	waitFor(t, "the commit in the backlog", func() bool { return sh.Backlog() == 1 })
+	caught := make(chan error, 1)
+	deadlock(func() { go func() { caught <- sh.CatchUp(capCtx(t, 30*time.Second), nil) }() })
+	if err := <-caught; err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	if !peerHas("b1", "b2")() || sh.Err() != nil || !sh.PeerSynced() {
+		t.Fatalf("after catch-up: err %v, synced %v", sh.Err(), sh.PeerSynced())
+	}
+	requireSame(t, p)
+	if n := strings.Count(logs.String(), "SQLSTATE 40P01"); n < 2 {
+		t.Errorf("%d deadlocks logged, want one online and one in catch-up; log:\n%s", n, logs.String())
+	}
+}

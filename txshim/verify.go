@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -31,8 +33,8 @@ type verifySnapshots struct {
 	txs [2]*sql.Tx
 }
 
-// beginVerify opens a REPEATABLE READ READ ONLY transaction on each database and takes its
-// snapshot at once.
+// beginVerify opens a REPEATABLE READ READ ONLY transaction on each database, under fixed
+// text settings (verifySettingsSQL), and takes its snapshot at once.
 func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapshots, err error) {
 	v := &verifySnapshots{}
 	defer func() {
@@ -47,12 +49,34 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 		if v.txs[i], err = v.dbs[i].BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}); err != nil {
 			return nil, fmt.Errorf("verify: begin snapshot on the %s database: %w", sideName(i), err)
 		}
+		if _, err = v.txs[i].ExecContext(ctx, verifySettingsSQL); err != nil {
+			return nil, fmt.Errorf("verify: session settings on the %s database: %w", sideName(i), err)
+		}
 		var one int
 		if err = v.txs[i].QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil { // the snapshot is taken here
 			return nil, fmt.Errorf("verify: take a snapshot of the %s database: %w", sideName(i), err)
 		}
 	}
 	return v, nil
+}
+
+// verifySettingsSQL pins, for a verification's transaction, how values are written as text:
+// checksum and diffKeys compare md5s of rows' text, which must read the same on both databases
+// whatever their defaults. So the settings of the apply (textSettings), pg_catalog alone on the
+// search path (catalogPath), and TimeZone, in which a timestamptz is printed.
+var verifySettingsSQL = setLocalSQL(textSettings, catalogPath, map[string]string{"timezone": "UTC"})
+
+// setLocalSQL is the SET LOCAL statements, in name order, of settings.
+func setLocalSQL(settings ...map[string]string) string {
+	all := map[string]string{}
+	for _, set := range settings {
+		maps.Copy(all, set)
+	}
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		fmt.Fprintf(&b, "SET LOCAL %s = %s;\n", name, sqlLiteral(all[name]))
+	}
+	return b.String()
 }
 
 func (v *verifySnapshots) close() {

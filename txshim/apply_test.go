@@ -1,0 +1,361 @@
+package txshim
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// startApplyPair starts a local and a peer cluster, runs setup on both, installs Tandem for
+// site "a" (term 1) and starts a Shipper.
+func startApplyPair(t *testing.T, setup ...string) (*capPair, *Shipper) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, setup...)
+	installPair(t, p)
+	return p, startShipper(t, p)
+}
+
+// refusedAsDivergence prepares stmts as gid on the local database, expects the peer to refuse
+// them as a divergence, and rolls gid back.
+func refusedAsDivergence(t *testing.T, p *capPair, s *Shipper, gid string, stmts ...string) {
+	t.Helper()
+	prepareLocal(t, p.ldb, gid, stmts...)
+	err := s.Prepare(capCtx(t, 10*time.Second), gid)
+	var pe *PeerError
+	if !errors.As(err, &pe) || !pe.Definite || !strings.Contains(err.Error(), "divergence") {
+		t.Errorf("Prepare = %v, want a definite divergence PeerError", err)
+	}
+	if preparedOn(t, p.pdb, gid) {
+		t.Error("a diverged transaction is prepared on the peer")
+	}
+	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+	s.Rollback(gid)
+}
+
+// TestApplyNoOpUpdate: an UPDATE that sets no column the peer could write — every column a key
+// that stayed as it was, an unchanged TOASTed value, or a GENERATED ALWAYS column — is applied
+// (as an update that must hit exactly one row), not refused as an apply that cannot be built.
+func TestApplyNoOpUpdate(t *testing.T) {
+	p, s := startApplyPair(t,
+		`CREATE TABLE pair (a int, b int, PRIMARY KEY (a, b))`,
+		`CREATE TABLE toasty (id int PRIMARY KEY, big text)`,
+		`ALTER TABLE toasty ALTER COLUMN big SET STORAGE EXTERNAL`,
+		`CREATE TABLE only_ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, g int GENERATED ALWAYS AS (id * 2) STORED)`)
+	dualCommit(t, p, s, gidFor("a", 1, 1),
+		`INSERT INTO pair VALUES (1, 2), (3, 4)`,
+		`INSERT INTO toasty VALUES (1, repeat('x', 10000))`,
+		`INSERT INTO only_ident DEFAULT VALUES`)
+
+	dualCommit(t, p, s, gidFor("a", 1, 2),
+		`INSERT INTO pair VALUES (1, 2) ON CONFLICT (a, b) DO UPDATE SET a = EXCLUDED.a`,
+		`UPDATE toasty SET big = big`,
+		`UPDATE only_ident SET g = DEFAULT`)
+	requireSame(t, p)
+
+	// A no-op update still finds its row: a missing one is divergence.
+	p.pdb.Exec(`DELETE FROM pair WHERE a = 3`)
+	refusedAsDivergence(t, p, s, gidFor("a", 1, 3), `INSERT INTO pair VALUES (3, 4) ON CONFLICT (a, b) DO UPDATE SET a = EXCLUDED.a`)
+	p.pdb.Exec(`DELETE FROM toasty`)
+	refusedAsDivergence(t, p, s, gidFor("a", 1, 4), `UPDATE toasty SET big = big`)
+	p.pdb.Exec(`DELETE FROM only_ident`)
+	refusedAsDivergence(t, p, s, gidFor("a", 1, 5), `UPDATE only_ident SET g = DEFAULT`)
+	if err := s.Err(); err != nil {
+		t.Errorf("shipper: %v", err)
+	}
+}
+
+// pinnedRows runs q, which returns one text column, on db under fixed session settings, so that
+// both databases' rows read the same when their values are the same.
+func pinnedRows(t *testing.T, db *sql.DB, q string) string {
+	t.Helper()
+	ctx := capCtx(t, 10*time.Second)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET datestyle = ISO; SET timezone = UTC; SET intervalstyle = postgres;
+SET extra_float_digits = 3; SET bytea_output = hex; SET search_path = pg_catalog`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s sql.NullString
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s.String)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestApplySessionSettings: values reach the peer as they are on the local database whatever
+// either database's session defaults (DateStyle, IntervalStyle, extra_float_digits,
+// bytea_output, search_path, TimeZone), and rows of a REPLICA IDENTITY FULL table are found on
+// the peer by their values, not by their text under the peer's settings.
+func TestApplySessionSettings(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t,
+		`CREATE SCHEMA other`,
+		`CREATE TABLE other.x (id int PRIMARY KEY)`,
+		`CREATE TABLE vals (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz, iv interval, f8 float8, f4 float4, b bytea, rc regclass, n numeric)`,
+		`CREATE TABLE full_t (d date, tz timestamptz, iv interval, f8 float8, j json, pt point, b bytea, n numeric, tags text[])`,
+		`ALTER TABLE full_t REPLICA IDENTITY FULL`)
+	for _, q := range []string{
+		`ALTER DATABASE app SET datestyle = 'SQL, DMY'`,
+		`ALTER DATABASE app SET intervalstyle = 'sql_standard'`,
+		`ALTER DATABASE app SET extra_float_digits = 0`,
+		`ALTER DATABASE app SET bytea_output = 'escape'`,
+		`ALTER DATABASE app SET search_path = other, public`,
+		`ALTER DATABASE app SET timezone = 'Europe/Berlin'`,
+	} {
+		p.local.Exec(t, q)
+	}
+	for _, q := range []string{
+		`ALTER DATABASE app SET timezone = 'Asia/Tokyo'`,
+		`ALTER DATABASE app SET extra_float_digits = 0`,
+		`ALTER DATABASE app SET intervalstyle = 'iso_8601'`,
+		`ALTER DATABASE app SET datestyle = 'Postgres, MDY'`,
+	} {
+		p.peer.Exec(t, q)
+	}
+	installPair(t, p)
+	s := startShipper(t, p)
+
+	const (
+		valsQ = `SELECT ROW(id, d, ts, tz, iv, f8, f4, b, rc, n)::text FROM public.vals ORDER BY id`
+		fullQ = `SELECT ROW(d, tz, iv, f8, j, pt, b, n, tags)::text FROM public.full_t ORDER BY tz`
+	)
+	same := func(what, q string) {
+		t.Helper()
+		if l, r := pinnedRows(t, p.ldb, q), pinnedRows(t, p.pdb, q); l != r {
+			t.Errorf("%s differ:\nlocal:\n%s\npeer:\n%s", what, l, r)
+		}
+	}
+	dualCommit(t, p, s, gidFor("a", 1, 1),
+		`INSERT INTO public.vals VALUES
+  (1, '2024-01-02', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.123456+00', '-1 days +02:03:04', 0.1::float8 + 0.2::float8, 3.3::float4 + 0.01::float4, '\x00ff5c'::bytea, 'other.x'::regclass, 1.50),
+  (2, '1999-12-31', '2000-02-29 23:59:59', '2000-02-29 23:59:59+05:30', '1 year 2 mons -3 days -00:00:01.5', 1e300, 'NaN', '', 'public.vals'::regclass, 'NaN')`,
+		`INSERT INTO public.full_t VALUES
+  ('2024-01-02', '2024-01-02 03:04:05.123456+00', '-1 days +02:03:04', 0.1::float8 + 0.2::float8, '{"a": 1,  "b": [1, 2]}', '(0.1,0.30000000000000004)', '\x00ff', 1.50, '{x,"y z"}'),
+  ('2024-03-04', '2024-03-04 05:06:07+00', '3 days', 1, '[]', '(1,2)', '\x01', 2, '{}')`)
+	same("inserted rows", valsQ)
+	same("inserted REPLICA IDENTITY FULL rows", fullQ)
+
+	dualCommit(t, p, s, gidFor("a", 1, 2),
+		`UPDATE public.full_t SET n = n + 1, tz = tz + interval '1 hour' WHERE d = '2024-01-02'`,
+		`DELETE FROM public.full_t WHERE d = '2024-03-04'`,
+		`UPDATE public.vals SET d = d + 1, iv = iv * 2 WHERE id = 1`)
+	same("updated rows", valsQ)
+	same("REPLICA IDENTITY FULL rows after an update and a delete", fullQ)
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM public.full_t`); n != 1 {
+		t.Errorf("full_t has %d rows on the peer, want 1", n)
+	}
+}
+
+// TestApplyTruncateOnly: the peer truncates exactly the tables pgoutput lists — TRUNCATE ONLY of
+// an inheritance parent leaves its children — with RESTART IDENTITY and CASCADE as on the local
+// database, and partitioned tables (which arrive as their leaf partitions) too.
+func TestApplyTruncateOnly(t *testing.T) {
+	p, s := startApplyPair(t,
+		`CREATE TABLE inh_parent (id int PRIMARY KEY, v text)`,
+		`CREATE TABLE inh_child (extra int) INHERITS (inh_parent)`,
+		`ALTER TABLE inh_child ADD PRIMARY KEY (id)`,
+		`CREATE TABLE seq_t (id serial PRIMARY KEY, v text)`,
+		`CREATE TABLE fk_parent (id int PRIMARY KEY)`,
+		`CREATE TABLE fk_child (id int PRIMARY KEY, p int REFERENCES fk_parent)`,
+		`CREATE TABLE parted (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`,
+		`CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu')`,
+		`CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us') PARTITION BY RANGE (id)`,
+		`CREATE TABLE parted_us_lo PARTITION OF parted_us FOR VALUES FROM (0) TO (100)`,
+		`CREATE TABLE parted_us_hi PARTITION OF parted_us FOR VALUES FROM (100) TO (1000)`)
+	fill := []string{
+		`INSERT INTO inh_parent VALUES (1, 'parent')`,
+		`INSERT INTO inh_child VALUES (2, 'child', 7)`,
+		`INSERT INTO seq_t (v) VALUES ('a'), ('b')`,
+		`INSERT INTO fk_parent VALUES (1)`,
+		`INSERT INTO fk_child VALUES (1, 1)`,
+		`INSERT INTO parted VALUES (1, 'eu'), (2, 'us'), (200, 'us')`,
+	}
+	count := func(db *sql.DB, table string) int {
+		return queryOne[int](t, db, `SELECT count(*) FROM `+table)
+	}
+	dualCommit(t, p, s, gidFor("a", 1, 1), fill...)
+
+	dualCommit(t, p, s, gidFor("a", 1, 2), `TRUNCATE ONLY inh_parent`)
+	requireSame(t, p)
+	if n := count(p.pdb, "inh_child"); n != 1 {
+		t.Errorf("inh_child has %d rows on the peer after TRUNCATE ONLY of its parent, want 1", n)
+	}
+
+	dualCommit(t, p, s, gidFor("a", 1, 3),
+		`INSERT INTO inh_parent VALUES (1, 'parent')`,
+		`TRUNCATE inh_parent`,
+		`TRUNCATE ONLY seq_t RESTART IDENTITY`,
+		`INSERT INTO seq_t (v) VALUES ('c')`,
+		`TRUNCATE fk_parent CASCADE`,
+		`TRUNCATE parted_us`)
+	requireSame(t, p)
+	for table, want := range map[string]int{"inh_parent": 0, "seq_t": 1, "fk_child": 0, "parted": 1} {
+		if n := count(p.pdb, table); n != want {
+			t.Errorf("%s has %d rows on the peer, want %d", table, n, want)
+		}
+	}
+	if id := queryOne[int](t, p.pdb, `SELECT id FROM seq_t`); id != 1 {
+		t.Errorf("seq_t's row after RESTART IDENTITY has id %d on the peer, want 1", id)
+	}
+
+	dualCommit(t, p, s, gidFor("a", 1, 4), `INSERT INTO parted VALUES (3, 'us')`, `TRUNCATE parted`)
+	requireSame(t, p)
+	if n := count(p.pdb, "parted"); n != 0 {
+		t.Errorf("parted has %d rows on the peer after TRUNCATE, want 0", n)
+	}
+
+	// Published via its root, a partitioned table is listed itself, and TRUNCATE ONLY would
+	// refuse it.
+	p.local.Exec(t, `ALTER PUBLICATION `+PublicationName+` SET (publish_via_partition_root = true)`)
+	dualCommit(t, p, s, gidFor("a", 1, 5), `INSERT INTO parted VALUES (4, 'eu'), (5, 'us')`)
+	dualCommit(t, p, s, gidFor("a", 1, 6), `TRUNCATE parted`)
+	requireSame(t, p)
+	if n := count(p.pdb, "parted"); n != 0 {
+		t.Errorf("parted has %d rows on the peer after TRUNCATE through its root, want 0", n)
+	}
+}
+
+// TestApplyIdentityChange: an UPDATE that gives a GENERATED ALWAYS identity column a new value
+// (SET col = DEFAULT: a key, a column besides the key, a REPLICA IDENTITY FULL table) moves the
+// peer's row to the same value; an unchanged TOASTed value and generated columns come out right,
+// and a missing row is still divergence.
+func TestApplyIdentityChange(t *testing.T) {
+	p, s := startApplyPair(t,
+		`CREATE TABLE ident_k (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, big text, doubled int GENERATED ALWAYS AS (id * 2) STORED)`,
+		`ALTER TABLE ident_k ALTER COLUMN big SET STORAGE EXTERNAL`,
+		`CREATE TABLE ident_nk (k text PRIMARY KEY, seq int GENERATED ALWAYS AS IDENTITY, v text)`,
+		`CREATE TABLE ident_full (seq int GENERATED ALWAYS AS IDENTITY, v text)`,
+		`ALTER TABLE ident_full REPLICA IDENTITY FULL`)
+	dualCommit(t, p, s, gidFor("a", 1, 1),
+		`INSERT INTO ident_k (v, big) VALUES ('a', repeat('x', 10000)), ('b', 'small'), ('c', NULL)`,
+		`INSERT INTO ident_nk (k, v) VALUES ('a', 'a'), ('b', 'b')`,
+		`INSERT INTO ident_full (v) VALUES ('a'), ('b')`)
+
+	dualCommit(t, p, s, gidFor("a", 1, 2),
+		`UPDATE ident_k SET id = DEFAULT WHERE v = 'a'`, // big stays: an unchanged TOASTed value
+		`UPDATE ident_k SET id = DEFAULT, v = 'b2' WHERE v = 'b'`,
+		`UPDATE ident_k SET v = 'c2' WHERE v = 'c'`,
+		`UPDATE ident_nk SET seq = DEFAULT, v = 'a2' WHERE k = 'a'`,
+		`UPDATE ident_nk SET v = 'b2' WHERE k = 'b'`,
+		`UPDATE ident_full SET seq = DEFAULT WHERE v = 'a'`)
+	requireSame(t, p)
+	const q = `SELECT string_agg(format('%s:%s:%s:%s', id, v, length(big), doubled), ' ' ORDER BY id) FROM ident_k`
+	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r {
+		t.Errorf("ident_k differs: local %s, peer %s", l, r)
+	}
+
+	p.pdb.Exec(`DELETE FROM ident_k WHERE v = 'c2'`)
+	refusedAsDivergence(t, p, s, gidFor("a", 1, 3), `UPDATE ident_k SET id = DEFAULT WHERE v = 'c2'`)
+	p.pdb.Exec(`DELETE FROM ident_nk WHERE k = 'b'`)
+	refusedAsDivergence(t, p, s, gidFor("a", 1, 4), `UPDATE ident_nk SET seq = DEFAULT WHERE k = 'b'`)
+}
+
+// TestApplyIgnoresPeerTimeouts: statement and lock timeouts among the peer database's defaults
+// do not end an apply (as an SQL error, which the Shipper would take for a refusal): the apply
+// waits for a blocked row until its watchdog ends the blocker, and the dual commit goes through.
+func TestApplyIgnoresPeerTimeouts(t *testing.T) {
+	p := startAcctPair(t)
+	p.peer.Exec(t, `ALTER DATABASE app SET lock_timeout = '100ms'`)
+	p.peer.Exec(t, `ALTER DATABASE app SET statement_timeout = '300ms'`)
+	s := startShipper(t, p)
+	ctx := capCtx(t, 30*time.Second)
+	blocker, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	for _, q := range []string{"BEGIN", "UPDATE acct SET balance = -1 WHERE id = 1"} {
+		if _, err := blocker.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dualCommit(t, p, s, gidFor("a", 1, 1), `UPDATE acct SET balance = balance + 5 WHERE id = 1`)
+	requireSame(t, p)
+}
+
+// TestApplyDuplicateOnlyFromDecisionRow: a unique violation is taken for "already applied" only
+// when the decision row raised it, not when a change in a later round trip of the apply holds
+// the decision row's place in its round trip.
+func TestApplyDuplicateOnlyFromDecisionRow(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE tally (k int PRIMARY KEY, c int)`, `INSERT INTO tally VALUES (1, 0), (2, 0), (3, 0)`)
+	installPair(t, p)
+	ctx := capCtx(t, 20*time.Second)
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close(ctx)
+	rel := &Relation{ID: 1, Namespace: "public", Name: "tally", ReplicaIdentity: 'd',
+		Columns: []RelColumn{{Name: "k", Key: true, TypeOID: 23, TypeMod: -1}, {Name: "c", TypeOID: 23, TypeMod: -1}}}
+	v := func(s string) Value { return Value{Kind: ValueText, Data: []byte(s)} }
+	// Round trip 1: BEGIN, the decision row (Parse, Execute: step 2), the origin; the first
+	// UPDATE makes the apply look the table up, which ends it. Round trip 2: the first UPDATE
+	// (Parse, Execute), the second one (Execute: step 2), which violates the key.
+	txn := &Txn{XID: 7, EndLSN: 0x1000, Time: time.Now(), Changes: []Change{
+		{Kind: ChangeUpdate, Rel: rel, Old: []Value{v("3"), {Kind: ValueNull}}, New: []Value{v("4"), v("0")}},
+		{Kind: ChangeUpdate, Rel: rel, Old: []Value{v("1"), {Kind: ValueNull}}, New: []Value{v("2"), v("0")}},
+	}}
+	err = a.apply(ctx, txn, "tandem_a_plain_7", 0, endCommit)
+	var pgErr *pgconn.PgError
+	if errors.Is(err, errAlreadyApplied) || !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		t.Fatalf("apply = %v, want the peer's refusal (23505)", err)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions`); n != 0 {
+		t.Errorf("%d decision rows on the peer after a refused apply", n)
+	}
+}
+
+// TestTransient: refusals a retry may not meet (conflicts, timeouts, cancels) are transient;
+// those that mean the databases differ, and errors that are no refusal, are not.
+func TestTransient(t *testing.T) {
+	pg := func(code, msg string) error {
+		return fmt.Errorf("apply x on the peer: change 1: %w", &pgconn.PgError{Code: code, Message: msg})
+	}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{pg("40001", "could not serialize access due to concurrent update"), true},
+		{pg("40P01", "deadlock detected"), true},
+		{pg("57014", "canceling statement due to statement timeout"), true},
+		{pg("55P03", "canceling statement due to lock timeout"), true},
+		{pg("25P03", "terminating connection due to idle-in-transaction timeout"), true},
+		{pg("55000", `prepared transaction with identifier "tandem_a_1_2" is busy`), true},
+		{pg("40002", "integrity constraint violation"), false},
+		{pg(sqlstateDivergence, "update of public.kv matched 0 rows"), false},
+		{pg("23505", "duplicate key value violates unique constraint"), false},
+		{pg("23503", "insert or update violates foreign key constraint"), false},
+		{pg("42P01", `relation "kv" does not exist`), false},
+		{pg("42703", `column "v" does not exist`), false},
+		{pg("55000", "cannot update table because it does not have a replica identity"), false},
+		{pg(sqlstateStaleTerm, "stale term"), false},
+		{errors.New("read results from the peer: unexpected EOF"), false},
+		{nil, false},
+	} {
+		if got := transient(c.err); got != c.want {
+			t.Errorf("transient(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
