@@ -34,9 +34,7 @@ type spill struct {
 	n     int                  // changes in it
 	rels  map[uint32]*Relation // those known when it began; Relation messages after that are in the file
 	rows  txnRows              // what its changes touch, for the order on the peer (rowsOf)
-	upd   []*Relation          // relations it updates rows of (apply's learnFixed)
-	saw   map[uint32]bool
-	first int // index of its first change in the transaction
+	first int                  // index of its first change in the transaction
 }
 
 // newSpill starts a spill file in dir ("" is the system's temporary directory) for a
@@ -50,7 +48,7 @@ func newSpill(dir string, rels map[uint32]*Relation, first int) (*spill, error) 
 		f.Close()
 		return nil, fmt.Errorf("spill a large transaction: unlink %s: %w", f.Name(), err)
 	}
-	sp := &spill{f: f, w: bufio.NewWriterSize(f, 64<<10), rels: make(map[uint32]*Relation, len(rels)), saw: map[uint32]bool{}, first: first}
+	sp := &spill{f: f, w: bufio.NewWriterSize(f, 64<<10), rels: make(map[uint32]*Relation, len(rels)), first: first}
 	for id, r := range rels {
 		sp.rels[id] = r
 	}
@@ -73,10 +71,6 @@ func (sp *spill) add(msg []byte, c *Change) error {
 	if c != nil {
 		sp.n++
 		sp.rows.add(*c)
-		if c.Kind == ChangeUpdate && !sp.saw[c.Rel.ID] {
-			sp.saw[c.Rel.ID] = true
-			sp.upd = append(sp.upd, c.Rel)
-		}
 	}
 	return nil
 }

@@ -28,8 +28,6 @@ const (
 	maxStartupLen   = 10000 // MAX_STARTUP_PACKET_LENGTH in PostgreSQL
 )
 
-var errCancelServed = errors.New("cancel request served")
-
 // startup is a client's startup message and the connection it came on, read by readStartup.
 type startup struct {
 	conn    net.Conn      // as accepted; its deadline bounds the startup
