@@ -258,18 +258,7 @@ func TestShipFailures(t *testing.T) {
 		if _, err := p.pdb.Exec(`DELETE FROM acct WHERE id = 3`); err != nil {
 			t.Fatal(err)
 		}
-		gid := gidFor("a", 1, 2)
-		prepareLocal(t, p.ldb, gid, `UPDATE acct SET balance = 0 WHERE id = 3`)
-		err := s.Prepare(capCtx(t, 10*time.Second), gid)
-		var pe *PeerError
-		if !errors.As(err, &pe) || !pe.Definite || !strings.Contains(err.Error(), "divergence") {
-			t.Fatalf("Prepare = %v, want a definite divergence PeerError", err)
-		}
-		if preparedOn(t, p.pdb, gid) {
-			t.Error("a diverged transaction is prepared on the peer")
-		}
-		p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
-		s.Rollback(gid)
+		refusedAsDivergence(t, p, s, gidFor("a", 1, 2), `UPDATE acct SET balance = 0 WHERE id = 3`)
 		p.pdb.Exec(`INSERT INTO acct VALUES (3, 100)`)
 		// The connection is usable afterwards.
 		dualCommit(t, p, s, gidFor("a", 1, 3), `UPDATE acct SET balance = 1 WHERE id = 3`)
