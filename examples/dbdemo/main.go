@@ -402,13 +402,15 @@ func exec1(dsn, query string) error {
 	return err
 }
 
+// freeAddr returns a free loopback address no other part of the demo was given: outside the
+// kernel's ephemeral range, whose ports a closed listener may hand out twice (two parts of the
+// demo once got the same one, and site2's proxy listened on site1's server address).
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := pgtest.FreePort()
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
 // out is where the demo tells its story.
