@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -40,6 +41,52 @@ const (
 // errNoMaster is why a connection is refused after connect_timeout.
 var errNoMaster = errors.New("no master")
 
+// errSelfDial refuses a dial to one of the proxy's own listeners. A master
+// endpoint that is this proxy's listen address (two processes given the same
+// port, say) would otherwise have each accepted connection dial the next
+// until the process runs out of file descriptors.
+var errSelfDial = errors.New("the master's address is this proxy's own listener")
+
+// ownAddress tells whether address (the resolved ip:port a dial is about to
+// connect to) reaches one of s's listeners: the same address, or the same
+// port on a wildcard listener and an address of this host.
+func (s *Server) ownAddress(address string) bool {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, l := range s.own {
+		if l.Port() != ap.Port() {
+			continue
+		}
+		lip := l.Addr().Unmap()
+		if lip == ip || lip.IsUnspecified() && localIP(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// localIP tells whether ip is an address of this host.
+func localIP(ip netip.Addr) bool {
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok {
+			if x, ok := netip.AddrFromSlice(p.IP); ok && x.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // SetMaster records the current master. Connections to an address that is no
 // longer the master's for their endpoint are closed at once, both ways, so
 // their clients reconnect and land on the new master (DESIGN.md §4); those to
@@ -55,6 +102,7 @@ func (s *Server) SetMaster(t Target) {
 	}
 	old := s.target
 	s.target = t
+	s.selfDialWarned = ""
 	close(s.changed)
 	s.changed = make(chan struct{})
 	var victims []*conn
@@ -140,6 +188,18 @@ func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, er
 			if curOK && cur != addr {
 				continue // a new master already: try it at once
 			}
+			if errors.Is(err, errSelfDial) {
+				s.warnSelfDial(ep, addr)
+				// Dialling again cannot help: wait for another master.
+				select {
+				case <-changed:
+				case <-timer.C:
+					return nil, "", fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
+				case <-ctx.Done():
+					return nil, "", ctx.Err()
+				}
+				continue
+			}
 			retry := time.NewTimer(pause)
 			pause = min(2*pause, retryMax)
 			select {
@@ -163,5 +223,19 @@ func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, er
 		case <-ctx.Done():
 			return nil, "", ctx.Err()
 		}
+	}
+}
+
+// warnSelfDial logs, once per address and master, that the master's endpoint is this
+// proxy's own listener: a configuration clash an operator must mend.
+func (s *Server) warnSelfDial(ep, addr string) {
+	s.mu.Lock()
+	seen := s.selfDialWarned == addr
+	s.selfDialWarned = addr
+	site := s.target.Site
+	s.mu.Unlock()
+	if !seen {
+		s.log.Error("the master's endpoint is this proxy's own listen address: not dialling it; operators wait for another master",
+			"endpoint", ep, "address", addr, "site", site)
 	}
 }

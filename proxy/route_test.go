@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -228,5 +229,67 @@ func TestServerHalfClose(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("server did not get the client's bytes after its own FIN")
+	}
+}
+
+// A master endpoint that is the proxy's own listen address (a port given to
+// two processes) is never dialled: each accepted connection would dial the
+// next until the process ran out of file descriptors. The client waits for
+// another master instead.
+func TestNoSelfDial(t *testing.T) {
+	cfg := testConfig(ops("off", "off"))
+	cfg.ConnectTimeout = 3 * time.Second
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", addrs[0]))
+
+	c := dial(t, addrs[0])
+	time.Sleep(300 * time.Millisecond)
+	if st := s.Stats(); st.Total != 1 {
+		t.Fatalf("stats %+v: want only the client's connection, the proxy dialled itself", st)
+	}
+	a := startBackend(t, "", greetEcho("A"))
+	s.SetMaster(master("site2", a.addr))
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+
+	// Alone, the client is refused after connect_timeout, having cost nothing else.
+	s.SetMaster(master("site1", addrs[0]))
+	c.closedWithin(t, time.Second) // cut: it was on site2's server
+	start := time.Now()
+	late := dial(t, addrs[0])
+	late.closedWithin(t, 5*time.Second)
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("refused after %v: it should wait connect_timeout for another master", d)
+	}
+	eventually(t, 2*time.Second, "refused count", func() bool { return s.Stats().Refused == 1 })
+	if st := s.Stats(); st.Total != 2 || st.Active != 0 {
+		t.Fatalf("stats %+v: want Total 2, Active 0", st)
+	}
+}
+
+func TestOwnAddress(t *testing.T) {
+	s := &Server{own: []netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.2:7000"),
+		netip.MustParseAddrPort("0.0.0.0:7001"),
+		netip.MustParseAddrPort("[::]:7002"),
+	}}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.2:7000", true},
+		{"[::ffff:127.0.0.2]:7000", true},
+		{"127.0.0.1:7000", false}, // another address, same port
+		{"127.0.0.2:7003", false},
+		{"127.0.0.1:7001", true}, // wildcard listener: any address of this host
+		{"[::1]:7002", true},
+		{"127.0.0.5:7002", true},
+		{"192.0.2.1:7001", false}, // TEST-NET: not this host
+		{"not an address", false},
+	} {
+		if got := s.ownAddress(tc.addr); got != tc.want {
+			t.Errorf("ownAddress(%q) = %v, want %v", tc.addr, got, tc.want)
+		}
 	}
 }

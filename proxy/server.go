@@ -8,7 +8,8 @@
 // operator's address to the server with a PROXY header of its own, and is
 // then copied both ways with io.Copy between *net.TCPConn, which Linux serves
 // with splice(2): no per-connection user-space buffer. When the master moves,
-// every connection to the old address is closed at once (DESIGN.md §4).
+// every connection to the old address is closed at once (DESIGN.md §4). A
+// master address that is one of the proxy's own listeners is never dialled.
 //
 // Limits: at most cfg.MaxConns connections per listener (default
 // config.DefaultMaxConns); further accepts wait. Each connection uses at most
@@ -26,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -62,15 +64,17 @@ type Server struct {
 	dialer        net.Dialer
 
 	lns []*listener
-	wg  sync.WaitGroup // accept loops, connection handlers, the idle sweeper
+	own []netip.AddrPort // the listeners' bound addresses, set by Start
+	wg  sync.WaitGroup   // accept loops, connection handlers, the idle sweeper
 
-	mu      sync.Mutex
-	started bool
-	serving bool
-	closed  bool
-	target  Target
-	changed chan struct{} // closed and replaced whenever target changes
-	conns   map[*conn]struct{}
+	mu             sync.Mutex
+	started        bool
+	serving        bool
+	closed         bool
+	target         Target
+	changed        chan struct{} // closed and replaced whenever target changes
+	selfDialWarned string        // the last address warnSelfDial logged
+	conns          map[*conn]struct{}
 
 	stats counters
 }
@@ -118,13 +122,16 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 		cfg:           cfg,
 		log:           log.With("component", "proxy"),
 		headerTimeout: HeaderTimeout,
-		dialer: net.Dialer{KeepAliveConfig: keepAlive, Control: func(_, _ string, rc syscall.RawConn) error {
-			_ = setUserTimeout(rc)
-			return nil
-		}},
-		changed: make(chan struct{}),
-		conns:   make(map[*conn]struct{}),
+		changed:       make(chan struct{}),
+		conns:         make(map[*conn]struct{}),
 	}
+	s.dialer = net.Dialer{KeepAliveConfig: keepAlive, Control: func(_, address string, rc syscall.RawConn) error {
+		if s.ownAddress(address) {
+			return errSelfDial
+		}
+		_ = setUserTimeout(rc)
+		return nil
+	}}
 	for i, l := range cfg.Listeners {
 		if l.Endpoint == "" || l.Listen == "" {
 			return nil, fmt.Errorf("proxy: listener %d: endpoint and listen are required", i)
@@ -169,6 +176,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("proxy: listen for endpoint %s: %w", l.cfg.Endpoint, err)
 		}
 		l.ln = ln.(*net.TCPListener)
+		s.own = append(s.own, l.ln.Addr().(*net.TCPAddr).AddrPort())
 	}
 	s.started = true
 	if limit, ok := fdLimit(); ok {
