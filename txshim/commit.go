@@ -323,6 +323,16 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 				s.log.Warn("txshim: dual commit refused: the peer database holds a newer term", "gid", gid, "term", pol.term, "err", perr)
 				return false, s.emitError("25006", fmt.Sprintf("tandem: fenced: the peer database holds a term newer than this master's term %d, or the same term of another master; transaction %s rolled back", pol.term, gid))
 			}
+			if transient(perr) {
+				// Refused for the moment all the commit's time long (a deadlock, a cancel on
+				// the peer): nothing differs, the client may try again.
+				code := pgErrCode(perr)
+				if !strings.HasPrefix(code, "40") {
+					code = "40001"
+				}
+				s.log.Warn("txshim: dual commit refused by the peer for the moment", "gid", gid, "err", perr)
+				return false, s.emitError(code, fmt.Sprintf("tandem: the peer database refused transaction %s for the moment; rolled back, try again: %v", gid, perr))
+			}
 			s.log.Error("txshim: dual commit failed", "gid", gid, "definite", definite, "err", perr)
 			return false, s.emitError("XX000", fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr))
 		}

@@ -1115,28 +1115,45 @@ func TestPeerDownRefused(t *testing.T) {
 	}
 }
 
-// TestPeerFenced: a peer that refuses the apply because it holds a newer term (another site is
-// master) fences the commit: rolled back on both, 25006 to the client, not called a divergence.
-func TestPeerFenced(t *testing.T) {
+// TestPeerRefusals: what the client hears when the peer refuses the apply. A newer term held
+// by the peer (another site is master) fences the commit: 25006, not called a divergence. A
+// refusal for the moment (a deadlock, a cancel: the Shipper asked again all the commit's time
+// long) is one the client may retry: class 40. Only other refusals mean the sites diverged.
+// Each is rolled back on both.
+func TestPeerRefusals(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
-	stale := &PeerError{Step: "apply", Definite: true, Err: &pgconn.PgError{Code: sqlstateStaleTerm, Message: "term 1 of site1 is older than the database's term 2 of site2"}}
-	peer := &fakePeer{c: c, t: t, prepareErr: stale}
+	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := s.connect(t).Exec(ctx, "INSERT INTO acct VALUES (1, 1)")
-	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "fenced") || strings.Contains(err.Error(), "diverged") {
-		t.Fatalf("commit refused by the peer's newer term: %v, want 25006 fenced", err)
-	}
-	if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[1], "rollback ") {
-		t.Errorf("peer calls %v, want prepare and rollback", calls)
-	}
-	if n := preparedCount(t, c); n != 0 {
-		t.Errorf("%d prepared transactions left", n)
-	}
-	if n := rowCount(t, c, "id = 1"); n != 0 {
-		t.Errorf("the fenced row is there (%d)", n)
+	conn := s.connect(t)
+	for i, tc := range []struct {
+		code, msg string
+		want      string // SQLSTATE to the client
+		says      string
+	}{
+		{sqlstateStaleTerm, "term 1 of site1 is older than the database's term 2 of site2", "25006", "fenced"},
+		{"40P01", "deadlock detected", "40P01", "for the moment"},
+		{"57014", "canceling statement due to user request", "40001", "for the moment"},
+		{"23505", "duplicate key value violates unique constraint", "XX000", "diverged"},
+	} {
+		peer.mu.Lock()
+		peer.prepareErr = &PeerError{Step: "apply", Definite: true, Err: &pgconn.PgError{Code: tc.code, Message: tc.msg}}
+		peer.mu.Unlock()
+		_, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO acct VALUES (%d, 1)", i+1))
+		if pgCode(err) != tc.want || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("commit refused by the peer with %s: %v, want %s saying %q", tc.code, err, tc.want, tc.says)
+		}
+		if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[1], "rollback ") {
+			t.Errorf("%s: peer calls %v, want prepare and rollback", tc.code, calls)
+		}
+		if n := preparedCount(t, c); n != 0 {
+			t.Errorf("%s: %d prepared transactions left", tc.code, n)
+		}
+		if n := rowCount(t, c, fmt.Sprintf("id = %d", i+1)); n != 0 {
+			t.Errorf("%s: the refused row is there (%d)", tc.code, n)
+		}
 	}
 }
 

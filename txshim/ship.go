@@ -791,15 +791,32 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	actx, cancel := withExtraTime(ctx, extra)
 	defer cancel()
 	_, term, _, _ := parseGID(gid)
-	slot, err := s.pool.get(actx)
-	if err != nil {
-		s.setState(e, stPending)
-		s.goDown("prepare "+gid, err)
-		return &PeerError{GID: gid, Step: "connect", Definite: false, Err: err}
+	var definite bool
+	for pause := transientPause; ; pause = min(2*pause, transientPauseMax) {
+		slot, gerr := s.pool.get(actx)
+		if gerr != nil {
+			s.setState(e, stPending)
+			s.goDown("prepare "+gid, gerr)
+			return &PeerError{GID: gid, Step: "connect", Definite: false, Err: gerr}
+		}
+		err = slot.c.apply(actx, txn, gid, term, endPrepare)
+		definite = err != nil && isDefinite(err)
+		s.pool.put(ctx, slot, err != nil && !definite)
+		if !definite || !transient(err) {
+			break
+		}
+		// Refused for the moment (a deadlock, a cancel): the peer kept nothing of it. Ask
+		// again while the commit's time lasts, rather than fail the client's transaction.
+		s.logger.Warn("the peer refused a prepare for the moment; asking again", "gid", gid, "err", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+			continue
+		case <-actx.Done():
+			t.Stop()
+		}
+		break
 	}
-	err = slot.c.apply(actx, txn, gid, term, endPrepare)
-	definite := err != nil && isDefinite(err)
-	s.pool.put(ctx, slot, err != nil && !definite)
 	switch {
 	case err == nil:
 		s.setState(e, stPrepared)
@@ -813,6 +830,13 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
 	}
 }
+
+// A prepare the peer refused for the moment (transient) is asked again after transientPause,
+// twice as long each time up to transientPauseMax, while the commit's time lasts.
+const (
+	transientPause    = 20 * time.Millisecond
+	transientPauseMax = 500 * time.Millisecond
+)
 
 // sizeAllowance is the time a transaction's apply may take on top of the usual bound: one
 // second per MiB of changes (spilled ones included), so that a bulk load (a COPY of 100 000

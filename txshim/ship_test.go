@@ -834,7 +834,32 @@ WHERE application_name = 'tandem apply' AND pid <> $1 AND wait_event_type = 'Loc
 		t.Fatalf("after catch-up: err %v, synced %v", sh.Err(), sh.PeerSynced())
 	}
 	requireSame(t, p)
-	if n := strings.Count(logs.String(), "SQLSTATE 40P01"); n < 2 {
-		t.Errorf("%d deadlocks logged, want one online and one in catch-up; log:\n%s", n, logs.String())
+
+	// A dual commit's prepare: asked again, not failed (the client's transaction would be).
+	gid := gidFor("a", 1, 1)
+	prepared := make(chan error, 1)
+	deadlock(func() {
+		prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'c1' WHERE k = 1`, `UPDATE kv SET v = 'c2' WHERE k = 2`)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			prepared <- sh.Prepare(ctx, gid)
+		}()
+	})
+	if err := <-prepared; err != nil {
+		p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+		t.Fatalf("Prepare after a deadlock on the peer: %v", err)
+	}
+	if _, err := p.ldb.Exec("COMMIT PREPARED " + sqlLiteral(gid)); err != nil {
+		t.Fatal(err)
+	}
+	sh.Commit(gid)
+	waitFor(t, gid+" committed on the peer", func() bool { return !preparedOn(t, p.pdb, gid) })
+	if !peerHas("c1", "c2")() {
+		t.Fatal("the dual commit is not on the peer")
+	}
+	requireSame(t, p)
+	if n := strings.Count(logs.String(), "SQLSTATE 40P01"); n < 3 {
+		t.Errorf("%d deadlocks logged, want one online, one in catch-up and one in a prepare; log:\n%s", n, logs.String())
 	}
 }
