@@ -68,7 +68,9 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
 	}
 	lit := sqlLiteral(origin)
+	// transaction_timeout (PostgreSQL 17) cannot be a startup parameter before 17: set where it exists.
 	setup := `SET session_replication_role = replica;
+SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'transaction_timeout';
 SELECT pg_replication_origin_create(` + lit + `) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ` + lit + `);
 SELECT pg_replication_origin_session_setup(` + lit + `);
 SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.decisions') AND attname = 'lsn' AND NOT attisdropped)`

@@ -300,14 +300,16 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 // local DateStyle of 'SQL, DMY' would send 2024-01-02 as 02/01/2024, which a peer at MDY reads
 // as February 1st; extra_float_digits = 0 would round float8s). The first four are what
 // PostgreSQL's own subscriber asks of its publisher (libpqwalreceiver, with its own database's
-// encoding); hex bytea makes bytea values one spelling. TimeZone needs no pinning: an ISO
-// timestamptz carries its offset.
+// encoding); hex bytea makes bytea values one spelling, and the C locale's monetary format one
+// spelling of money (a local lc_monetary of de_DE writes "1.234,56 €", which a peer at C
+// refuses). TimeZone needs no pinning: an ISO timestamptz carries its offset.
 var textSettings = map[string]string{
 	"client_encoding":    "UTF8",
 	"datestyle":          "ISO",
 	"intervalstyle":      "postgres",
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
+	"lc_monetary":        "C",
 }
 
 // pinSettings makes cfg's connection start with the given settings, in place of any the DSN
