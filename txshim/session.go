@@ -391,13 +391,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 			err = s.forward(typ, body, true)
 			s.copyEndedExt = s.lastExt
 		case 'F':
-			// Fast-path function call: relayed as its own request, never wrapped.
-			if _, err = s.barrier(); errors.Is(err, errCopyOpen) {
-				err = s.abortCopy(typ, body)
-			} else if err == nil {
-				s.push(&pending{fwd: true, fwdRFQ: true})
-				err = s.forward(typ, body, true)
-			}
+			err = s.handleFunctionCall(typ, body)
 		case 'X':
 			s.forward(typ, body, true)
 			return errClientQuit
@@ -902,6 +896,37 @@ func (s *session) startUnit(pol policy, final bool) (bool, error) {
 		return false, s.swallow(q)
 	}
 	return false, nil
+}
+
+// handleFunctionCall relays a fast-path function call as its own request, never wrapped. The
+// shim cannot tell what the function does, so in a transaction it counts as a write (the
+// commit consults the peer), and outside one it is refused where writes are (read-only and
+// fenced modes: the client may have turned default_transaction_read_only off). In dual mode
+// outside a transaction it commits plain, shipped after it like a write made behind the shim.
+func (s *session) handleFunctionCall(typ byte, body []byte) error {
+	st, err := s.barrier()
+	if errors.Is(err, errCopyOpen) {
+		return s.abortCopy(typ, body)
+	}
+	if err != nil {
+		return err
+	}
+	if st == 'I' {
+		pol := s.policy()
+		if refused, err := s.startUnit(pol, true); err != nil || refused {
+			return err
+		}
+		if pol.readOnly {
+			if err := s.emitError("25006", fmt.Sprintf("tandem: this site is %s: fast-path function calls are refused outside a transaction block", pol.mode)); err != nil {
+				return err
+			}
+			return s.emitRFQ('I')
+		}
+	} else {
+		s.txWrote = true
+	}
+	s.push(&pending{fwd: true, fwdRFQ: true})
+	return s.forward(typ, body, true)
 }
 
 func cString(b []byte) (string, []byte, bool) {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -953,5 +954,66 @@ func TestGarbageClients(t *testing.T) {
 	}
 	if got := good.query("SELECT 1"); got != "TDCZ" {
 		t.Fatalf("good session after garbage: %q", got)
+	}
+}
+
+// TestFastPathCalls: a fast-path function call may write, and the shim cannot tell. In a
+// transaction it counts as a write, so the commit is dual; outside one it is refused in
+// read-only and fenced modes even after the client turned default_transaction_read_only off.
+func TestFastPathCalls(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `CREATE FUNCTION fp_write(int) RETURNS int LANGUAGE sql AS 'INSERT INTO acct VALUES ($1, 0) RETURNING id'`)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	var oid uint32
+	if err := s.connect(t).QueryRow(t.Context(), `SELECT 'fp_write(int)'::regprocedure::oid`).Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, s)
+	call := func(id int) string {
+		t.Helper()
+		r.fe.Send(&pgproto3.FunctionCall{Function: oid, ArgFormatCodes: []uint16{0},
+			Arguments: [][]byte{[]byte(strconv.Itoa(id))}, ResultFormatCode: 0})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.until('Z')
+		if err != nil {
+			t.Fatalf("fast-path call: %v (saw %s)", err, got)
+		}
+		return got
+	}
+
+	if got := r.query("BEGIN"); got != "CZ" {
+		t.Fatalf("BEGIN: %s", got)
+	}
+	if got := call(1); got != "VZ" {
+		t.Fatalf("fast-path call in a transaction: %s, want a result", got)
+	}
+	if got := r.query("COMMIT"); got != "CZ" {
+		t.Fatalf("COMMIT: %s", got)
+	}
+	if calls := peer.take(); len(calls) != 2 || !strings.HasPrefix(calls[0], "prepare ") || !strings.HasPrefix(calls[1], "commit ") {
+		t.Errorf("peer calls %v for a transaction that wrote through a fast-path call, want prepare and commit", calls)
+	}
+
+	for _, m := range []struct {
+		mode Mode
+		code string
+	}{{ModeReadOnly, "25006"}, {ModeFenced, "57P03"}} {
+		s.SetMode(m.mode, 1)
+		r.query("SELECT 1") // the mode's settings reach the session
+		r.query("SET default_transaction_read_only = off")
+		if got := call(10); got != "E("+m.code+")Z" {
+			t.Errorf("%v: fast-path call outside a transaction: %s, want E(%s)Z", m.mode, got, m.code)
+		}
+	}
+	if n := rowCount(t, c, "id = 10"); n != 0 {
+		t.Errorf("a fast-path call wrote on a read-only or fenced site")
+	}
+	s.SetMode(ModeDual, 2)
+	if got := call(11); got != "VZ" {
+		t.Errorf("dual: fast-path call outside a transaction: %s, want a result", got)
 	}
 }
