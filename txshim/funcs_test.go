@@ -3,6 +3,7 @@ package txshim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 func TestLexCalls(t *testing.T) {
@@ -339,11 +341,36 @@ AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$`); err !=
 		_, err := client.Exec(ctx, "DO $$ BEGIN INSERT INTO fnrows VALUES (400); COMMIT; INSERT INTO fnrows VALUES (401); END $$")
 		return err
 	})
+	fast := connect()
+	var addRow uint32
+	if err := fast.QueryRow(ctx, "SELECT 'add_row(int)'::regprocedure::oid").Scan(&addRow); err != nil {
+		t.Fatal(err)
+	}
+	waitsForPeer("a fast-path function call", func() error {
+		fe := fast.PgConn().Frontend()
+		fe.Send(&pgproto3.FunctionCall{Function: addRow, ArgFormatCodes: []uint16{0}, Arguments: [][]byte{[]byte("500")}})
+		if err := fe.Flush(); err != nil {
+			return err
+		}
+		var failed error
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				return err
+			}
+			switch m := m.(type) {
+			case *pgproto3.ErrorResponse:
+				failed = fmt.Errorf("%s: %s", m.Code, m.Message)
+			case *pgproto3.ReadyForQuery:
+				return failed
+			}
+		}
+	})
 	if st := e.shim.Stats(); st.Unwrapped != before.Unwrapped+2 || st.LeftInDoubt != 0 {
 		t.Fatalf("stats before %+v, after %+v: want two more unwrapped commits", before, st)
 	}
-	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100,200,201,300,301,400,401" {
-		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100,200,201,300,301,400,401", got)
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM fnrows WHERE id <> 1"); got != "2,100,200,201,300,301,400,401,500" {
+		t.Fatalf("plainly committed rows on the peer when their clients heard of the commit: %q, want 2,100,200,201,300,301,400,401,500", got)
 	}
 	// COMMIT AND CHAIN has begun the next transaction: its reply does not wait (nor go solo).
 	start := time.Now()

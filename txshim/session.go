@@ -391,7 +391,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 			err = s.forward(typ, body, true)
 			s.copyEndedExt = s.lastExt
 		case 'F':
-			err = s.handleFunctionCall(typ, body)
+			err = s.handleFunctionCall(ctx, typ, body)
 		case 'X':
 			s.forward(typ, body, true)
 			return errClientQuit
@@ -902,8 +902,9 @@ func (s *session) startUnit(pol policy, final bool) (bool, error) {
 // shim cannot tell what the function does, so in a transaction it counts as a write (the
 // commit consults the peer), and outside one it is refused where writes are (read-only and
 // fenced modes: the client may have turned default_transaction_read_only off). In dual mode
-// outside a transaction it commits plain, shipped after it like a write made behind the shim.
-func (s *session) handleFunctionCall(typ byte, body []byte) error {
+// outside a transaction it commits plainly, and its reply waits until the peer has what was
+// committed, as a procedure's does (lastPartProc).
+func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte) error {
 	st, err := s.barrier()
 	if errors.Is(err, errCopyOpen) {
 		return s.abortCopy(typ, body)
@@ -911,22 +912,36 @@ func (s *session) handleFunctionCall(typ byte, body []byte) error {
 	if err != nil {
 		return err
 	}
-	if st == 'I' {
-		pol := s.policy()
-		if refused, err := s.startUnit(pol, true); err != nil || refused {
+	if st != 'I' {
+		s.txWrote = true
+		s.push(&pending{fwd: true, fwdRFQ: true})
+		return s.forward(typ, body, true)
+	}
+	pol := s.policy()
+	if refused, err := s.startUnit(pol, true); err != nil || refused {
+		return err
+	}
+	if pol.readOnly {
+		if err := s.emitError("25006", fmt.Sprintf("tandem: this site is %s: fast-path function calls are refused outside a transaction block", pol.mode)); err != nil {
 			return err
 		}
-		if pol.readOnly {
-			if err := s.emitError("25006", fmt.Sprintf("tandem: this site is %s: fast-path function calls are refused outside a transaction block", pol.mode)); err != nil {
-				return err
-			}
-			return s.emitRFQ('I')
-		}
-	} else {
-		s.txWrote = true
+		return s.emitRFQ('I')
 	}
-	s.push(&pending{fwd: true, fwdRFQ: true})
-	return s.forward(typ, body, true)
+	p := &pending{fwd: true, res: make(chan result, 1)}
+	s.push(p)
+	if err := s.forward(typ, body, true); err != nil {
+		return err
+	}
+	r, err := s.wait(p)
+	if err != nil {
+		return err
+	}
+	if r.status == 'I' && pol.peer {
+		if _, err := s.awaitShipped(ctx, pol, 0); err != nil {
+			return err
+		}
+	}
+	return s.emitRFQ(r.status)
 }
 
 func cString(b []byte) (string, []byte, bool) {
