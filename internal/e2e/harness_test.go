@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		bins.wireSchema = string(schema)
-		return m.Run()
+		return pgtest.RunTests(m) // clusters are copies of one template data directory
 	}()
 	os.Exit(code)
 }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -158,12 +159,8 @@ func (c *Cluster) setup(o *options) error {
 	if err := os.Chmod(c.dir, 0o700); err != nil {
 		return err
 	}
-	initdb := exec.Command(filepath.Join(c.bin, "initdb"), "-D", c.dataDir(), "-U", Superuser,
-		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
-	initdb.Dir = c.dir
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %w\n%s", err, out)
+	if err := c.initData(); err != nil {
+		return err
 	}
 	if err := c.writeHBA(o); err != nil {
 		return err
@@ -187,6 +184,166 @@ func (c *Cluster) setup(o *options) error {
 		return lastErr
 	}
 	return c.createObjects(o)
+}
+
+// initData makes the cluster's data directory: a copy of the test process's template when
+// RunTests runs the tests, else by initdb.
+func (c *Cluster) initData() error {
+	if src, ok := templateData(c.bin, c.cred); ok {
+		err := copyTree(src, c.dataDir(), c.cred)
+		if err == nil {
+			return nil
+		}
+		if rerr := os.RemoveAll(c.dataDir()); rerr != nil {
+			return fmt.Errorf("copy the template data directory: %w (and remove the copy: %v)", err, rerr)
+		}
+	}
+	return initdb(c.bin, c.dir, c.cred)
+}
+
+// initdb makes the data directory dir/data.
+func initdb(bin, dir string, cred *syscall.Credential) error {
+	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", Superuser,
+		"-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// template is a data directory that initdb made once for the test process and that each
+// cluster copies: initdb takes over a second, a copy about a tenth of that. It exists only
+// while RunTests runs, which removes it at the end. Every copy has the same database system
+// identifier, which nothing here looks at.
+var template struct {
+	sync.Mutex
+	enabled bool
+	dir     string // holds data/ once made
+	failed  bool   // making it failed: clusters run initdb
+}
+
+// RunTests runs a test binary's tests (call it from TestMain) with clusters copied from one
+// template data directory, and removes that directory when they are done.
+func RunTests(m *testing.M) int {
+	template.Lock()
+	template.enabled = true
+	template.Unlock()
+	defer func() {
+		template.Lock()
+		defer template.Unlock()
+		if template.dir != "" {
+			os.RemoveAll(template.dir)
+		}
+		template.enabled, template.dir = false, ""
+	}()
+	return m.Run()
+}
+
+// templateData returns the template's data directory, making it on first use.
+func templateData(bin string, cred *syscall.Credential) (string, bool) {
+	template.Lock()
+	defer template.Unlock()
+	if !template.enabled || template.failed {
+		return "", false
+	}
+	if template.dir == "" {
+		dir, err := os.MkdirTemp("", "pgtest-template-")
+		if err == nil && cred != nil {
+			err = os.Chown(dir, int(cred.Uid), int(cred.Gid))
+		}
+		if err == nil {
+			err = initdb(bin, dir, cred)
+		}
+		if err != nil {
+			if dir != "" {
+				os.RemoveAll(dir)
+			}
+			template.failed = true
+			return "", false
+		}
+		template.dir = dir
+	}
+	return filepath.Join(template.dir, "data"), true
+}
+
+// copyTree copies the directory src to dst (which must not exist) with the same modes, owned
+// by cred's user when set. Runs of zeros (most of a fresh WAL segment) become holes.
+func copyTree(src, dst string, cred *syscall.Credential) error {
+	buf := make([]byte, 64<<10)
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			err = os.Mkdir(to, info.Mode().Perm())
+		case info.Mode().IsRegular():
+			err = copyFile(path, to, info.Mode().Perm(), buf)
+		default:
+			return fmt.Errorf("%s: not a file or directory", path)
+		}
+		if err == nil && cred != nil {
+			err = os.Lchown(to, int(cred.Uid), int(cred.Gid))
+		}
+		return err
+	})
+}
+
+func copyFile(src, dst string, perm os.FileMode, buf []byte) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	var size int64
+	for {
+		n, rerr := in.Read(buf)
+		if n > 0 {
+			if allZero(buf[:n]) {
+				_, err = out.Seek(int64(n), io.SeekCurrent)
+			} else {
+				_, err = out.Write(buf[:n])
+			}
+			size += int64(n)
+		}
+		if err == nil && rerr != nil && rerr != io.EOF {
+			err = rerr
+		}
+		if err != nil || rerr != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = out.Truncate(size) // a hole at the end needs the file's length set
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Cluster) writeConf(o *options) error {

@@ -204,3 +204,26 @@ func TestFreePort(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(RunTests(m)) }
+
+// TestTemplateCopies: under RunTests, clusters are copies of one template data directory,
+// which stays as initdb left it, and each copy is a cluster of its own.
+func TestTemplateCopies(t *testing.T) {
+	a, b := Start(t), Start(t)
+	template.Lock()
+	dir := template.dir
+	template.Unlock()
+	if dir == "" {
+		t.Fatal("no template was made")
+	}
+	for _, f := range []string{"postmaster.pid", "pgtest.conf"} {
+		if _, err := os.Stat(dir + "/data/" + f); !os.IsNotExist(err) {
+			t.Errorf("template has %s (%v): a cluster ran in it", f, err)
+		}
+	}
+	a.Exec(t, "CREATE TABLE only_a (id int)")
+	if got := queryString(t, b.Open(t, b.Database()), "SELECT coalesce(to_regclass('only_a')::text, 'none')"); got != "none" {
+		t.Errorf("a table made on one copy is on the other: %s", got)
+	}
+}
