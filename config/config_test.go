@@ -169,6 +169,7 @@ func TestParseErrors(t *testing.T) {
 		{"send without expect", base + "health_send = \"PING\\n\"\n", 9, "server.endpoint[0].health_send", "needs health_expect"},
 		{"expect with exec", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n", 1) + "health_expect = \"PONG\"\n", 11, "server.endpoint[0].health_expect", "only used by the tcp check"},
 		{"exec without command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\n", 1), 5, "server.health_command", "required"},
+		{"hook timeout zero", base + "[hooks]\non_promote = [\"/bin/true\"]\ntimeout = \"0s\"\n", 11, "hooks.timeout", "greater than zero"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}
 	for _, tc := range cases {

@@ -185,7 +185,8 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 	l.gossip(r, c)
 	l.admin(r, c)
 	c.Hooks = Hooks{OnPromote: r.Hooks.OnPromote, OnDemote: r.Hooks.OnDemote,
-		Timeout: l.duration("hooks.timeout", r.Hooks.Timeout, DefaultHookTimeout)}
+		// A zero timeout would kill every hook before it starts (DESIGN §6: bounded, not skipped).
+		Timeout: l.positive("hooks.timeout", r.Hooks.Timeout, DefaultHookTimeout)}
 
 	if kind == KindWitness {
 		c.Priority = 0
