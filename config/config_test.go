@@ -155,7 +155,7 @@ func TestParseErrors(t *testing.T) {
 		{"type", "site = 3\n", 1, "site", "incompatible types"},
 		{"missing site", "data_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n", 0, "site", "required"},
 		{"bad site", strings.Replace(base, `"s1"`, `"s 1"`, 1), 1, "site", "letters"},
-		{"bad bind", strings.Replace(base, `127.0.0.1:1`, `localhost`, 1), 4, "gossip.bind", "host:port"},
+		{"bad bind", strings.Replace(base, `127.0.0.1:1`, `localhost`, 1), 4, "gossip.bind", "is not host:port: missing port in address"},
 		{"bad port", strings.Replace(base, `127.0.0.1:2`, `127.0.0.1:99999`, 1), 8, "server.endpoint[0].address", "port"},
 		{"priority range", base + "priority = -1\n", 9, "priority", ""}, // priority after a table header belongs to server.endpoint
 		{"profile", base + "[proxy]\n" + "connect_timeout = \"0s\"\n", 10, "proxy.connect_timeout", "greater than zero"},

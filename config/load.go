@@ -417,7 +417,13 @@ func (l *loader) hostPort(key, s string, required bool) string {
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		l.errorf(key, "%q is not host:port: %v", s, errors.Unwrap(err))
+		// SplitHostPort's *net.AddrError repeats the address; say only its reason.
+		msg := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			msg = ae.Err
+		}
+		l.errorf(key, "%q is not host:port: %s", s, msg)
 		return ""
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
