@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -403,6 +404,9 @@ func (l *loader) txshim(r *raw, c *Config) {
 			l.errorf(key, "required: a PostgreSQL connection string")
 		} else if strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 			l.errorf(key, "must be a postgres:// URL or key=value connection string")
+		} else if u, err := url.Parse(dsn); strings.Contains(dsn, "://") && (err != nil || u.Fragment != "") {
+			// Not the URL's text in the message: it may hold the password.
+			l.errorf(key, "not a valid URL: percent-encode special characters of the user name and password (%% as %%25, # as %%23, / as %%2F, ? as %%3F, @ as %%40)")
 		}
 	}
 	c.TxShim = t

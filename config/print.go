@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 )
@@ -110,7 +111,16 @@ var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+
 // RedactDSN hides the password of a PostgreSQL connection string, URL or
 // key=value form, so it can be logged or shown.
 func RedactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+	u, err := url.Parse(dsn)
+	if scheme, rest, ok := strings.Cut(dsn, "://"); ok && (err != nil || u.Fragment != "") {
+		// net/url cannot read it, or read part of the user info as a fragment (an unescaped
+		// '#', '%', '/' in the password): hide everything up to the last '@'.
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			rest = "redacted" + rest[at:]
+		}
+		return kvPassword.ReplaceAllString(scheme+"://"+rest, "${1}redacted")
+	}
+	if err == nil && u.Scheme != "" {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "redacted")
 		}
