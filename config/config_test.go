@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -307,5 +309,67 @@ func TestHealthProbe(t *testing.T) {
 	}
 	if out := c.Redacted(); !strings.Contains(out, `health_expect = "PONG"`) {
 		t.Errorf("check-config output lacks health_expect:\n%s", out)
+	}
+}
+
+// TestSecretFiles: the gossip key and the admin token are read only from a small regular file
+// that other users cannot read; anything else is an error, given at once.
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	src := "site = \"s\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nsecret_key_file = %q\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n[admin]\ntoken_file = %q\n"
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	key := write("key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o600)
+	token := write("token", "t0ken\n", 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever a test leaves blocked opening the FIFO is let go at the end.
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+			f.Close()
+		}
+	})
+	parse := func(t *testing.T, keyFile, tokenFile string) error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("f.toml", []byte(fmt.Sprintf(src, keyFile, tokenFile)), KindSite)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(3 * time.Second):
+			t.Fatalf("Parse with secret_key_file %s, token_file %s still running after 3s", keyFile, tokenFile)
+			return nil
+		}
+	}
+	if err := parse(t, key, token); err != nil {
+		t.Fatalf("good files: %v", err)
+	}
+	for _, tc := range []struct {
+		name, key, token, want string
+	}{
+		{"world-readable key", write("key644", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o644), token, "f.toml:5: gossip.secret_key_file: "},
+		{"world-readable token", key, write("token644", "t0ken\n", 0o644), "f.toml:11: admin.token_file: "},
+		{"fifo key", fifo, token, "f.toml:5: gossip.secret_key_file: "},
+		{"directory token", key, dir, "f.toml:11: admin.token_file: "},
+		{"huge key", write("huge", strings.Repeat("k", 1<<20), 0o600), token, "f.toml:5: gossip.secret_key_file: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := parse(t, tc.key, tc.token)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error ~%q", err, tc.want)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -226,7 +228,7 @@ func (l *loader) gossip(r *raw, c *Config) {
 	g.Witness = rg.Witness
 	g.SecretKeyFile = rg.SecretKeyFile
 	if rg.SecretKeyFile != "" {
-		b, err := os.ReadFile(rg.SecretKeyFile)
+		b, err := readSecret(rg.SecretKeyFile)
 		if err != nil {
 			l.errorf("gossip.secret_key_file", "%v", err)
 		} else if key, err := parseKey(b); err != nil {
@@ -241,6 +243,36 @@ func (l *loader) gossip(r *raw, c *Config) {
 		}
 		g.SecretKey = key
 	}
+}
+
+// maxSecret bounds a secret file: a key or a token is a line, not a stream.
+const maxSecret = 4096
+
+// readSecret reads a gossip key or admin token file: a small regular file that
+// other users cannot read or change. Opening with O_NONBLOCK and checking the
+// type first means a FIFO or device named by mistake is an error, not a hang.
+func readSecret(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, err
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	case fi.Mode().Perm()&0o007 != 0:
+		return nil, fmt.Errorf("%s is accessible to every user (mode %#o): chmod o-rwx %s", path, fi.Mode().Perm(), path)
+	case fi.Size() > maxSecret:
+		return nil, fmt.Errorf("%s is %d bytes: a secret file holds at most %d", path, fi.Size(), maxSecret)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
+	if err == nil && len(b) > maxSecret {
+		err = fmt.Errorf("%s is more than %d bytes", path, maxSecret)
+	}
+	return b, err
 }
 
 // parseKey accepts a gossip key as raw bytes or base64 text, 16, 24 or 32 bytes long.
@@ -267,7 +299,7 @@ func (l *loader) admin(r *raw, c *Config) {
 	}
 	c.Admin.TokenFile = r.Admin.TokenFile
 	if r.Admin.TokenFile != "" {
-		b, err := os.ReadFile(r.Admin.TokenFile)
+		b, err := readSecret(r.Admin.TokenFile)
 		if err != nil {
 			l.errorf("admin.token_file", "%v", err)
 		} else if c.Admin.Token = strings.TrimSpace(string(b)); c.Admin.Token == "" {
