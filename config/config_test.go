@@ -373,3 +373,43 @@ func TestSecretFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestAddressConflicts: two of this member's listening addresses that cannot both be bound, or
+// a proxy listener on its own server's address (it would forward to itself), are errors.
+func TestAddressConflicts(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n"
+	listener := func(addr string) string {
+		return fmt.Sprintf("[[proxy.listener]]\nendpoint = \"op\"\nlisten = %q\n", addr)
+	}
+	for _, tc := range []struct {
+		name, src string
+		line      int
+		key       string
+	}{
+		{"listener on the server's address", base + listener("127.0.0.1:7000"), 11, "proxy.listener[0].listen"},
+		{"wildcard listener on the server's port", base + listener("0.0.0.0:7000"), 11, "proxy.listener[0].listen"},
+		{"listener on the gossip port", base + listener("0.0.0.0:7946"), 11, "proxy.listener[0].listen"},
+		{"two listeners, one wildcard", base + listener("127.0.0.1:7100") + listener("0.0.0.0:7100"), 14, "proxy.listener[1].listen"},
+		{"admin on the gossip address", base + "[admin]\nlisten = \"127.0.0.1:7946\"\n", 10, "admin.listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.toml", []byte(tc.src), KindSite)
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("want one error, got %v", err)
+			}
+			if e := errs[0]; e.Line != tc.line || e.Key != tc.key {
+				t.Errorf("got %q, want line %d key %s", e.Error(), tc.line, tc.key)
+			}
+		})
+	}
+	// Distinct ports, a server on another host and port 0 (any free port) are fine.
+	ok := base + listener("0.0.0.0:7100") + listener("127.0.0.1:0") + "[admin]\nlisten = \"127.0.0.1:0\"\n"
+	if _, err := Parse("f.toml", []byte(ok), KindSite); err != nil {
+		t.Errorf("distinct addresses: %v", err)
+	}
+	remote := strings.Replace(base, "127.0.0.1:7000", "10.9.9.9:7100", 1) + listener("0.0.0.0:7100")
+	if _, err := Parse("f.toml", []byte(remote), KindSite); err != nil {
+		t.Errorf("server on another host: %v", err)
+	}
+}

@@ -205,12 +205,66 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 		if len(c.Hooks.OnPromote) > 0 || len(c.Hooks.OnDemote) > 0 {
 			l.errorf("hooks", "a witness never changes role; it runs no hooks")
 		}
+		l.conflicts(c)
 		return c
 	}
 	l.server(r, c)
 	l.proxy(r, c)
 	l.txshim(r, c)
+	l.conflicts(c)
 	return c
+}
+
+// conflicts reports a listening address of this member that another one (or
+// the server beside it) already takes: the second bind would fail at start,
+// and a proxy listener on its own server's address would forward to itself.
+func (l *loader) conflicts(c *Config) {
+	type bind struct{ key, addr string }
+	binds := []bind{{"gossip.bind", c.Gossip.Bind}, {"admin.listen", c.Admin.Listen}}
+	if c.TxShim != nil {
+		binds = append(binds, bind{"txshim.listen", c.TxShim.Listen})
+	}
+	for i, ln := range c.Proxy.Listeners {
+		binds = append(binds, bind{fmt.Sprintf("proxy.listener[%d].listen", i), ln.Listen})
+	}
+	for i, b := range binds {
+		for _, a := range binds[:i] {
+			if overlap(a.addr, b.addr, true) {
+				l.errorf(b.key, "%s overlaps %s (%s): both cannot be bound", b.addr, a.key, a.addr)
+			}
+		}
+		for j, e := range c.Server.Endpoints {
+			if overlap(b.addr, e.Address, false) {
+				l.errorf(b.key, "%s overlaps server.endpoint[%d].address (%s), where the server listens", b.addr, j, e.Address)
+			}
+		}
+	}
+}
+
+// overlap reports whether listening on a and on b (or dialing b, when
+// anyHost is false: b is then only local when it is loopback) take the same
+// port on one host. Port 0 (any free port) overlaps nothing.
+func overlap(a, b string, anyHost bool) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	if errA != nil || errB != nil || na != nb || na == 0 {
+		return false
+	}
+	if ha == hb {
+		return true
+	}
+	ia, errA := netip.ParseAddr(ha)
+	ib, errB := netip.ParseAddr(hb)
+	if errA != nil || errB != nil {
+		return false
+	}
+	ia, ib = ia.Unmap(), ib.Unmap()
+	covers := func(wild, ip netip.Addr) bool { // wild is 0.0.0.0 or ::, which also takes IPv4
+		return wild.IsUnspecified() && (wild.Is6() || ip.Is4()) && (anyHost || ip.IsLoopback() || ip.IsUnspecified())
+	}
+	return ia == ib || covers(ia, ib) || covers(ib, ia)
 }
 
 func (l *loader) gossip(r *raw, c *Config) {
@@ -383,7 +437,6 @@ func (l *loader) proxy(r *raw, c *Config) {
 			l.errorf("proxy.max_conns", "%d: must be at least 1", p.MaxConns)
 		}
 	}
-	listens := map[string]bool{}
 	for i, rl := range rp.Listener {
 		key := fmt.Sprintf("proxy.listener[%d]", i)
 		ln := Listener{Endpoint: rl.Endpoint, Listen: l.hostPort(key+".listen", rl.Listen, true)}
@@ -392,10 +445,6 @@ func (l *loader) proxy(r *raw, c *Config) {
 		} else if _, ok := c.Server.Endpoint(rl.Endpoint); !ok {
 			l.errorf(key+".endpoint", "%q names no [[server.endpoint]]%s", rl.Endpoint, known(c.Server.Endpoints))
 		}
-		if ln.Listen != "" && listens[ln.Listen] {
-			l.errorf(key+".listen", "%s is used by another listener", ln.Listen)
-		}
-		listens[ln.Listen] = true
 		ln.AcceptProxy = l.oneOf(key+".accept_proxy", rl.AcceptProxy, ProxyOff, ProxyOff, ProxyOptional, ProxyRequired)
 		ln.SendProxy = l.oneOf(key+".send_proxy", rl.SendProxy, ProxyOff, ProxyOff, ProxyV1, ProxyV2)
 		if ln.AcceptProxy != ProxyOff && len(rp.TrustedCIDRs) == 0 {
