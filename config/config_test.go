@@ -173,6 +173,8 @@ func TestParseErrors(t *testing.T) {
 		{"expect with exec", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n", 1) + "health_expect = \"PONG\"\n", 11, "server.endpoint[0].health_expect", "only used by the tcp check"},
 		{"exec without command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\n", 1), 5, "server.health_command", "required"},
 		{"hook timeout zero", base + "[hooks]\non_promote = [\"/bin/true\"]\ntimeout = \"0s\"\n", 11, "hooks.timeout", "greater than zero"},
+		{"open admin", base + "[admin]\nlisten = \"0.0.0.0:7180\"\n", 10, "admin.listen", "token_file"},
+		{"open admin by name", base + "[admin]\nlisten = \"site1.example:7180\"\n", 10, "admin.listen", "token_file"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}
 	for _, tc := range cases {
@@ -355,6 +357,10 @@ func TestSecretFiles(t *testing.T) {
 	}
 	if err := parse(t, key, token); err != nil {
 		t.Fatalf("good files: %v", err)
+	}
+	open := strings.Replace(src, "[admin]\n", "[admin]\nlisten = \"0.0.0.0:7180\"\n", 1)
+	if _, err := Parse("f.toml", []byte(fmt.Sprintf(open, key, token)), KindSite); err != nil {
+		t.Errorf("admin beyond loopback with a token: %v", err)
 	}
 	for _, tc := range []struct {
 		name, key, token, want string

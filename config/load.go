@@ -360,6 +360,16 @@ func (l *loader) admin(r *raw, c *Config) {
 			l.errorf("admin.token_file", "%s is empty", r.Admin.TokenFile)
 		}
 	}
+	// Beyond loopback, anyone who reaches the port could switch over, force a
+	// promotion or start a resync (DESIGN §6: loopback, or a bearer token).
+	if host, _, err := net.SplitHostPort(c.Admin.Listen); err == nil && r.Admin.TokenFile == "" && !isLoopback(host) {
+		l.errorf("admin.listen", "%s is reachable beyond loopback: set admin.token_file", c.Admin.Listen)
+	}
+}
+
+func isLoopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return host == "localhost" || err == nil && ip.Unmap().IsLoopback()
 }
 
 func (l *loader) server(r *raw, c *Config) {
