@@ -38,7 +38,10 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	case *path != "":
 		cfg, err := config.Load(*path, config.KindSite)
 		if err != nil {
-			cfg, err = config.Load(*path, config.KindWitness)
+			// A witness file fails as a site file; a broken site file must show its own errors.
+			if w, werr := config.Load(*path, config.KindWitness); werr == nil {
+				cfg, err = w, nil
+			}
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, err)
