@@ -250,9 +250,11 @@ func TestRedactDSN(t *testing.T) {
 		"host=h password='a b' user=u":              "host=h password=redacted user=u",
 		"postgres://u@h/db":                         "postgres://u@h/db",
 		// net/url cannot read these (a '#' or a bad '%' escape in the password): still hidden.
-		"postgres://u:p#ss@h/db": "postgres://redacted@h/db",
-		"postgres://u:p%zz@h/db": "postgres://redacted@h/db",
-		"postgres://u:12#x@h/db": "postgres://redacted@h/db",
+		"postgres://u@h/db?sslpassword=pw&sslkey=k": "postgres://u@h/db?sslkey=k&sslpassword=redacted",
+		"host=h sslpassword=pw":                     "host=h sslpassword=redacted",
+		"postgres://u:p#ss@h/db":                    "postgres://redacted@h/db",
+		"postgres://u:p%zz@h/db":                    "postgres://redacted@h/db",
+		"postgres://u:12#x@h/db":                    "postgres://redacted@h/db",
 	} {
 		if got := RedactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)

@@ -125,8 +125,14 @@ func RedactDSN(dsn string) string {
 			u.User = url.UserPassword(u.User.Username(), "redacted")
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "redacted")
+		changed := false
+		for k := range q {
+			if strings.HasSuffix(strings.ToLower(k), "password") { // password, sslpassword
+				q.Set(k, "redacted")
+				changed = true
+			}
+		}
+		if changed {
 			u.RawQuery = q.Encode()
 		}
 		return u.String()
