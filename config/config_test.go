@@ -154,7 +154,7 @@ func TestParseErrors(t *testing.T) {
 		key, msg  string
 	}{
 		{"syntax", "site = \n", 1, "", ""},
-		{"type", "site = 3\n", 1, "site", "incompatible types"},
+		{"type", strings.Replace(base, `"s1"`, `3`, 1), 1, "site", "incompatible types"},
 		{"missing site", "data_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n", 0, "site", "required"},
 		{"bad site", strings.Replace(base, `"s1"`, `"s 1"`, 1), 1, "site", "letters"},
 		{"bad bind", strings.Replace(base, `127.0.0.1:1`, `localhost`, 1), 4, "gossip.bind", "is not host:port: missing port in address"},
@@ -419,5 +419,31 @@ func TestAddressConflicts(t *testing.T) {
 	remote := strings.Replace(base, "127.0.0.1:7000", "10.9.9.9:7100", 1) + listener("0.0.0.0:7100")
 	if _, err := Parse("f.toml", []byte(remote), KindSite); err != nil {
 		t.Errorf("server on another host: %v", err)
+	}
+}
+
+// TestTypeErrorsAll: a value of the wrong type does not hide the file's other errors.
+func TestTypeErrorsAll(t *testing.T) {
+	src := "site = 3\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\n  1,\n  2]\nprofile = \"slow\"\n" +
+		"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n[[server.endpoint]]\nname = 5\naddress = \"127.0.0.1:3\"\nbogus = 1\n"
+	_, err := Parse("f.toml", []byte(src), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		"f.toml:1: site: incompatible types",
+		"f.toml:5: gossip.join: incompatible types",
+		"f.toml:8: gossip.profile: \"slow\"",
+		"f.toml:14: server.endpoint.name: incompatible types",
+		"f.toml:16: server.endpoint.bogus: unknown key",
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(errs[i].Error(), w) {
+			t.Errorf("error %d = %q, want ~%q", i, errs[i].Error(), w)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,10 +116,20 @@ func Load(path string, kind Kind) (*Config, error) {
 func Parse(name string, src []byte, kind Kind) (*Config, error) {
 	l := &loader{file: name}
 	var r raw
-	md, err := toml.Decode(string(src), &r)
-	if err != nil {
+	var typeErrs Errors
+	text := string(src)
+	for {
+		md, err := toml.Decode(text, &r)
+		if err == nil {
+			l.lines = scanKeyLines(text)
+			l.unknown(md.Undecoded())
+			break
+		}
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			if typeErrs != nil { // a syntax error of blanking's making: report what was found
+				return nil, typeErrs
+			}
 			return nil, Errors{{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}}
 		}
 		// Type mismatches come back as plain errors; their text is the only
@@ -128,11 +139,20 @@ func Parse(name string, src []byte, kind Kind) (*Config, error) {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Key, e.Msg = m[2], m[3]
 		}
-		return nil, Errors{e}
+		typeErrs = append(typeErrs, e)
+		// The decoder stops at the first mismatch: blank that key's lines and
+		// decode again, so that every other error is found too.
+		var ok bool
+		if text, ok = blankKey(text, e.Line); !ok {
+			return nil, typeErrs
+		}
+		r = raw{}
 	}
-	l.lines = scanKeyLines(string(src))
-	l.unknown(md.Undecoded())
 	cfg := l.resolve(&r, kind)
+	for _, te := range typeErrs { // a blanked key is not also "required"
+		l.errs = slices.DeleteFunc(l.errs, func(e *Error) bool { return arrayIndex.ReplaceAllString(e.Key, "") == te.Key })
+	}
+	l.errs = append(l.errs, typeErrs...)
 	if len(l.errs) > 0 {
 		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
 		return nil, l.errs
@@ -162,6 +182,30 @@ func (l *loader) unknown(keys []toml.Key) {
 		l.seen[plain]++
 		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: plain, Msg: "unknown key"})
 	}
+}
+
+var arrayIndex = regexp.MustCompile(`\[\d+\]`)
+
+// blankKey empties the key/value line at line (1-based) and the lines its
+// value continues on; false when that line holds no key.
+func blankKey(src string, line int) (string, bool) {
+	lines := strings.Split(src, "\n")
+	if line < 1 || line > len(lines) {
+		return src, false
+	}
+	s := strings.TrimSpace(lines[line-1])
+	eq := keyEnd(s)
+	if s == "" || s[0] == '[' || s[0] == '#' || eq < 0 {
+		return src, false
+	}
+	var v valueScanner
+	v.feed(s[eq+1:])
+	lines[line-1] = ""
+	for i := line; i < len(lines) && v.pending(); i++ {
+		v.feed(lines[i])
+		lines[i] = ""
+	}
+	return strings.Join(lines, "\n"), true
 }
 
 var decodeErrLine = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
