@@ -175,6 +175,7 @@ func TestParseErrors(t *testing.T) {
 		{"hook timeout zero", base + "[hooks]\non_promote = [\"/bin/true\"]\ntimeout = \"0s\"\n", 11, "hooks.timeout", "greater than zero"},
 		{"open admin", base + "[admin]\nlisten = \"0.0.0.0:7180\"\n", 10, "admin.listen", "token_file"},
 		{"open admin by name", base + "[admin]\nlisten = \"site1.example:7180\"\n", 10, "admin.listen", "token_file"},
+		{"unknown in an inline table", strings.Replace(base, "[gossip]\nbind = \"127.0.0.1:1\"\n", "gossip = { bind = \"127.0.0.1:1\", bogus = 1 }\n", 1), 3, "gossip.bogus", "unknown key"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}
 	for _, tc := range cases {

@@ -175,7 +175,7 @@ func (l *loader) unknown(keys []toml.Key) {
 	l.seen = map[string]int{}
 	for _, k := range keys {
 		plain := k.String()
-		line := 0
+		line := l.lines.line(plain) // a key of an inline table: the line of the table's key
 		if lines := l.lines.plain[plain]; l.seen[plain] < len(lines) {
 			line = lines[l.seen[plain]]
 		}
