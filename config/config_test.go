@@ -176,6 +176,11 @@ func TestParseErrors(t *testing.T) {
 		{"open admin", base + "[admin]\nlisten = \"0.0.0.0:7180\"\n", 10, "admin.listen", "token_file"},
 		{"open admin by name", base + "[admin]\nlisten = \"site1.example:7180\"\n", 10, "admin.listen", "token_file"},
 		{"unknown in an inline table", strings.Replace(base, "[gossip]\nbind = \"127.0.0.1:1\"\n", "gossip = { bind = \"127.0.0.1:1\", bogus = 1 }\n", 1), 3, "gossip.bogus", "unknown key"},
+		{"gossip bind by name", strings.Replace(base, `127.0.0.1:1`, `localhost:1`, 1), 4, "gossip.bind", "IP address"},
+		{"gossip bind ::", strings.Replace(base, `127.0.0.1:1`, `[::]:1`, 1), 4, "gossip.bind", "gossip.advertise"},
+		{"gossip advertise by name", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nadvertise = \"site1.example:1\"\n", 1), 5, "gossip.advertise", "IP address"},
+		{"gossip advertise 0.0.0.0", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\nadvertise = \"0.0.0.0:1\"\n", 1), 5, "gossip.advertise", "reach"},
+		{"gossip advertise port 0", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\nadvertise = \"10.0.0.1:0\"\n", 1), 5, "gossip.advertise", "reach"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}
 	for _, tc := range cases {

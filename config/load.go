@@ -316,6 +316,22 @@ func (l *loader) gossip(r *raw, c *Config) {
 	rg := r.Gossip
 	g.Bind = l.hostPort("gossip.bind", rg.Bind, true)
 	g.Advertise = l.hostPort("gossip.advertise", rg.Advertise, false)
+	// memberlist takes only IP addresses, and tells the others the bind
+	// address (or the advertised one) to reach this member at.
+	if host, _, err := net.SplitHostPort(g.Bind); err == nil {
+		if ip, err := netip.ParseAddr(host); err != nil {
+			l.errorf("gossip.bind", "%q: give an IP address, not a host name", g.Bind)
+		} else if ip.IsUnspecified() && ip.Is6() && g.Advertise == "" {
+			l.errorf("gossip.bind", "%q: the others cannot reach [::]: set gossip.advertise", g.Bind)
+		}
+	}
+	if host, port, err := net.SplitHostPort(g.Advertise); err == nil {
+		if ip, err := netip.ParseAddr(host); err != nil {
+			l.errorf("gossip.advertise", "%q: give an IP address, not a host name", g.Advertise)
+		} else if n, _ := strconv.Atoi(port); ip.IsUnspecified() || n == 0 {
+			l.errorf("gossip.advertise", "%q: give the address and port the other members reach this one at", g.Advertise)
+		}
+	}
 	for i, j := range rg.Join {
 		g.Join = append(g.Join, l.hostPort(fmt.Sprintf("gossip.join[%d]", i), j, true))
 	}
