@@ -166,6 +166,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad enum", base + "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\nsend_proxy = \"v3\"\n", 12, "proxy.listener[0].send_proxy", "one of"},
 		{"bad cidr", base + "[proxy]\ntrusted_cidrs = [\"nope\"]\n", 10, "proxy.trusted_cidrs[0]", "CIDR"},
 		{"bad size", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = \"lots\"\n", 13, "txshim.max_message", "size"},
+		{"size over PostgreSQL's limit", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = \"2GiB\"\n", 13, "txshim.max_message", "16KiB..1GiB"},
+		{"size too small for a session", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = \"100B\"\n", 13, "txshim.max_message", "16KiB..1GiB"},
 		{"bool as string", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nverify_after_catchup = \"yes\"\n", 13, "txshim.verify_after_catchup", "incompatible types"},
 		{"unparsable dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a:pa#ss@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n", 11, "txshim.local_dsn", "percent-encode"},
 		{"missing dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n", 9, "txshim.peer_dsn", "required"},

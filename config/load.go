@@ -549,6 +549,11 @@ func (l *loader) txshim(r *raw, c *Config) {
 		CommitTimeout: l.positive("txshim.commit_timeout", rt.CommitTimeout, DefaultCommitTimeout),
 		VerifyCatchUp: rt.VerifyCatchUp == nil || *rt.VerifyCatchUp,
 	}
+	// The shim ends a session on any larger message, the server's replies
+	// included, and never allows more than PostgreSQL's own 1 GiB.
+	if t.MaxMessage < 16<<10 || t.MaxMessage > 1<<30 {
+		l.errorf("txshim.max_message", "%q: must be 16KiB..1GiB", rt.MaxMessage)
+	}
 	for _, d := range [][2]string{{"txshim.local_dsn", rt.LocalDSN}, {"txshim.peer_dsn", rt.PeerDSN}} {
 		key, dsn := d[0], d[1]
 		if dsn == "" {
