@@ -231,6 +231,8 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 	}
 	l.gossip(r, c)
 	l.admin(r, c)
+	l.argv("hooks.on_promote", r.Hooks.OnPromote)
+	l.argv("hooks.on_demote", r.Hooks.OnDemote)
 	c.Hooks = Hooks{OnPromote: r.Hooks.OnPromote, OnDemote: r.Hooks.OnDemote,
 		// A zero timeout would kill every hook before it starts (DESIGN §6: bounded, not skipped).
 		Timeout: l.positive("hooks.timeout", r.Hooks.Timeout, DefaultHookTimeout)}
@@ -444,6 +446,7 @@ func (l *loader) server(r *raw, c *Config) {
 	if s.Health == HealthExec && len(rs.HealthCommand) == 0 {
 		l.errorf("server.health_command", "required when health = \"exec\"")
 	}
+	l.argv("server.health_command", rs.HealthCommand)
 	s.HealthInterval = l.positive("server.health_interval", rs.HealthInterval, DefaultHealthInterval)
 	s.HealthTimeout = l.positive("server.health_timeout", rs.HealthTimeout, DefaultHealthTimeout)
 	s.HealthFailures = DefaultHealthFailures
@@ -566,6 +569,13 @@ func (l *loader) txshim(r *raw, c *Config) {
 		}
 	}
 	c.TxShim = t
+}
+
+// argv checks a command line: an empty program name would fail at every run.
+func (l *loader) argv(key string, argv []string) {
+	if len(argv) > 0 && strings.TrimSpace(argv[0]) == "" {
+		l.errorf(key, "the first element, the program to run, is empty")
+	}
 }
 
 func (l *loader) hostPort(key, s string, required bool) string {
