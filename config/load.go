@@ -391,6 +391,20 @@ func readSecret(path string) ([]byte, error) {
 	return b, err
 }
 
+// ReadToken reads an admin API bearer token from path (admin.token_file, or a
+// client's -token-file), with readSecret's checks.
+func ReadToken(path string) (string, error) {
+	b, err := readSecret(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return tok, nil
+}
+
 // parseKey accepts a gossip key as raw bytes or base64 text, 16, 24 or 32 bytes long.
 func parseKey(b []byte) ([]byte, error) {
 	text := strings.TrimSpace(string(b))
@@ -415,12 +429,11 @@ func (l *loader) admin(r *raw, c *Config) {
 	}
 	c.Admin.TokenFile = r.Admin.TokenFile
 	if r.Admin.TokenFile != "" {
-		b, err := readSecret(r.Admin.TokenFile)
+		tok, err := ReadToken(r.Admin.TokenFile)
 		if err != nil {
 			l.errorf("admin.token_file", "%v", err)
-		} else if c.Admin.Token = strings.TrimSpace(string(b)); c.Admin.Token == "" {
-			l.errorf("admin.token_file", "%s is empty", r.Admin.TokenFile)
 		}
+		c.Admin.Token = tok
 	}
 	// Beyond loopback, anyone who reaches the port could switch over, force a
 	// promotion or start a resync (DESIGN §6: loopback, or a bearer token).

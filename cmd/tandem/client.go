@@ -27,15 +27,13 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		f(fs)
 	}
 	path := fs.String("config", "", "the member's TOML file (its admin address and token are used)")
-	addr := fs.String("admin", "", "the member's admin address host:port (default "+config.DefaultAdminListen+")")
+	addr := fs.String("admin", "", "the member's admin address host:port (default "+config.DefaultAdminListen+"; overrides -config's)")
+	tokenFile := fs.String("token-file", "", "file holding the admin API's bearer token (overrides -config's)")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, false
 	}
-	c := &adminClient{http: &http.Client{Timeout: 10 * time.Second}}
-	switch {
-	case *addr != "":
-		c.base = "http://" + *addr
-	case *path != "":
+	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: &http.Client{Timeout: 10 * time.Second}}
+	if *path != "" {
 		cfg, err := config.Load(*path, config.KindSite)
 		if err != nil {
 			// A witness file fails as a site file; a broken site file must show its own errors.
@@ -48,8 +46,17 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 			return nil, nil, false
 		}
 		c.base, c.token = "http://"+cfg.Admin.Listen, cfg.Admin.Token
-	default:
-		c.base = "http://" + config.DefaultAdminListen
+	}
+	if *addr != "" {
+		c.base = "http://" + *addr
+	}
+	if *tokenFile != "" {
+		tok, err := config.ReadToken(*tokenFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return nil, nil, false
+		}
+		c.token = tok
 	}
 	return c, fs.Args(), true
 }

@@ -38,3 +38,43 @@ func TestAdminFlagsWitnessFile(t *testing.T) {
 		t.Errorf("adminFlags = %+v, %v; want the witness's admin address", c, ok)
 	}
 }
+
+// TestAdminFlagsToken: -token-file gives the token, and -admin the address, with or without
+// -config (whose token is kept when -admin names another address).
+func TestAdminFlagsToken(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgTok := filepath.Join(dir, "cfgtoken")
+	if err := os.WriteFile(cfgTok, []byte("from-config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "witness.toml")
+	src := "site = \"witness\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7948\"\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"" + cfgTok + "\"\n"
+	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args        []string
+		base, token string
+	}{
+		{[]string{"-admin", "127.0.0.1:2", "-token-file", tok}, "http://127.0.0.1:2", "s3cret"},
+		{[]string{"-config", f}, "http://127.0.0.1:1", "from-config"},
+		{[]string{"-config", f, "-admin", "127.0.0.1:3"}, "http://127.0.0.1:3", "from-config"},
+		{[]string{"-config", f, "-token-file", tok}, "http://127.0.0.1:1", "s3cret"},
+	} {
+		c, _, ok := adminFlags("status", tc.args, &bytes.Buffer{})
+		if !ok || c.base != tc.base || c.token != tc.token {
+			t.Errorf("adminFlags(%q) = %+v, %v; want base %s, token %s", tc.args, c, ok, tc.base, tc.token)
+		}
+	}
+	if err := os.Chmod(tok, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if _, _, ok := adminFlags("status", []string{"-token-file", tok}, &stderr); ok || !strings.Contains(stderr.String(), "every user") {
+		t.Errorf("a token file every user can read: ok %v, stderr %q", ok, stderr.String())
+	}
+}
