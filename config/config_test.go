@@ -38,7 +38,7 @@ name = "admin"
 address = "127.0.0.1:7001"
 
 [proxy]
-trusted_cidrs = ["127.0.0.0/8", "10.1.2.3"]
+trusted_cidrs = ["127.0.0.0/8", "10.1.2.3", "::ffff:10.9.0.0/112", "::ffff:10.8.0.1", "2001:db8::/32"]
 connect_timeout = "3s"
 
 [[proxy.listener]]
@@ -89,6 +89,9 @@ func TestParseGood(t *testing.T) {
 		{"accept_proxy", c.Proxy.Listeners[0].AcceptProxy, ProxyOptional},
 		{"send_proxy default", c.Proxy.Listeners[1].SendProxy, ProxyOff},
 		{"cidr from bare IP", c.Proxy.TrustedCIDRs[1].String(), "10.1.2.3/32"},
+		{"IPv4-mapped cidr as IPv4", c.Proxy.TrustedCIDRs[2].String(), "10.9.0.0/16"},
+		{"IPv4-mapped IP as IPv4", c.Proxy.TrustedCIDRs[3].String(), "10.8.0.1/32"},
+		{"IPv6 cidr", c.Proxy.TrustedCIDRs[4].String(), "2001:db8::/32"},
 		{"connect_timeout", c.Proxy.ConnectTimeout, 3 * time.Second},
 		{"max_conns default", c.Proxy.MaxConns, DefaultMaxConns},
 		{"max_message", c.TxShim.MaxMessage, int64(1 << 20)},

@@ -509,8 +509,9 @@ func (l *loader) proxy(r *raw, c *Config) {
 	for i, s := range rp.TrustedCIDRs {
 		key := fmt.Sprintf("proxy.trusted_cidrs[%d]", i)
 		if pfx, err := netip.ParsePrefix(s); err == nil {
-			p.TrustedCIDRs = append(p.TrustedCIDRs, pfx.Masked())
+			p.TrustedCIDRs = append(p.TrustedCIDRs, unmapPrefix(pfx))
 		} else if ip, err := netip.ParseAddr(s); err == nil {
+			ip = ip.Unmap()
 			p.TrustedCIDRs = append(p.TrustedCIDRs, netip.PrefixFrom(ip, ip.BitLen()))
 		} else {
 			l.errorf(key, "%q is not a CIDR or an IP address", s)
@@ -680,4 +681,15 @@ func (l *loader) size(key, s string, def int64) int64 {
 		return def
 	}
 	return n * mult
+}
+
+// unmapPrefix writes an IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) as the
+// IPv4 prefix it covers (10.0.0.0/8): the proxy compares peers' addresses in
+// IPv4 form, which a mapped prefix never contains.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	p = p.Masked()
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
 }
