@@ -188,6 +188,8 @@ func TestParseErrors(t *testing.T) {
 		{"gossip advertise port 0", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\nadvertise = \"10.0.0.1:0\"\n", 1), 5, "gossip.advertise", "reach"},
 		{"empty health command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"\", \"-c\"]\n", 1), 7, "server.health_command", "program"},
 		{"empty hook", base + "[hooks]\non_demote = [\"\"]\n", 10, "hooks.on_demote", "program"},
+		{"join self", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\njoin = [\"127.0.0.2:1\", \"127.0.0.1:1\"]\n", 1), 5, "gossip.join[1]", "own gossip address"},
+		{"join self, wildcard bind", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\njoin = [\"127.0.0.1:1\"]\n", 1), 5, "gossip.join[0]", "own gossip address"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}
 	for _, tc := range cases {

@@ -334,8 +334,18 @@ func (l *loader) gossip(r *raw, c *Config) {
 			l.errorf("gossip.advertise", "%q: give the address and port the other members reach this one at", g.Advertise)
 		}
 	}
+	self := g.Advertise
+	if self == "" {
+		self = g.Bind
+	}
 	for i, j := range rg.Join {
-		g.Join = append(g.Join, l.hostPort(fmt.Sprintf("gossip.join[%d]", i), j, true))
+		key := fmt.Sprintf("gossip.join[%d]", i)
+		j = l.hostPort(key, j, true)
+		if j != "" && overlap(self, j, false) {
+			// The member would count a peer that is itself among the voters.
+			l.errorf(key, "%s is this member's own gossip address: list the other members", j)
+		}
+		g.Join = append(g.Join, j)
 	}
 	g.Profile = l.oneOf("gossip.profile", rg.Profile, ProfileLAN, ProfileLAN, ProfileWAN, ProfileFast)
 	g.Failback = l.oneOf("gossip.failback", rg.Failback, FailbackAuto, FailbackAuto, FailbackManual)
