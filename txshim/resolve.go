@@ -481,9 +481,10 @@ func (r *Resolver) apply(ctx context.Context, gid string, xid uint64, ownDB, oth
 // Decide carries out an operator's decision (`tandem resolve`) for gid: COMMIT PREPARED
 // (commit) or ROLLBACK PREPARED on every reachable database where it is prepared, the gid's
 // own site first. It refuses a gid this process has in flight, one prepared on no reachable
-// database, and a decision that contradicts an outcome a reachable database already records
-// (committed on one side, rolled back on the gid's own site). A side that is unreachable now
-// is finished by a later pass from the outcome recorded here.
+// database, a decision that contradicts an outcome a reachable database already records
+// (committed on one side, rolled back on the gid's own site), and a roll-back while either
+// database is unreachable (a later pass would commit a copy prepared on the applied side). A
+// side that is unreachable now is finished by a later pass from the outcome recorded here.
 func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 	site, _, xid, ok := parseGID(gid)
 	if !ok {
@@ -516,6 +517,14 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 		return fmt.Errorf("resolve %s: refusing to roll back: it is committed on the %s database", gid, otherDB.side)
 	case commit && own == sideNeither:
 		return fmt.Errorf("resolve %s: refusing to commit: the %s database (the gid's own site) rolled it back", gid, ownDB.side)
+	case !commit && (!ownDB.reachable() || !otherDB.reachable()):
+		// A copy prepared on the applied side is committed whenever the gid's own site is out
+		// of reach (DESIGN §5.4: its coordinator prepared first, so it decided commit): with the
+		// own site unreachable that is the outcome already, and the other database, while
+		// unreachable, may hold such a copy, which a later pass without the own site commits.
+		return fmt.Errorf("resolve %s: refusing to roll back while a database is unreachable (%s: %s, %s: %s): "+
+			"recovery commits a copy prepared on the %s database whenever the gid's own site is out of reach; commit it, or decide once both are back",
+			gid, ownDB.side, own, otherDB.side, other, otherDB.side)
 	case own != sidePrepared && other != sidePrepared:
 		return fmt.Errorf("resolve %s: not prepared on any reachable database (%s: %s, %s: %s)",
 			gid, ownDB.side, own, otherDB.side, other)

@@ -425,15 +425,60 @@ func TestResolver(t *testing.T) {
 				t.Errorf("Decide accepted %s, which is prepared nowhere", bad)
 			}
 		}
+		// The unreachable peer may hold a copy prepared, which a pass without site1's database
+		// would commit: no roll-back until it is back.
+		if err := r.Decide(ctx, g, false); err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("Decide rolled back with the peer unreachable: %v", err)
+		}
+		restartPeer()
 		if err := r.Decide(ctx, g, false); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Decide(ctx, g, true); err == nil || !strings.Contains(err.Error(), "rolled it back") {
 			t.Fatalf("Decide committed a rolled-back gid: %v", err)
 		}
-		restartPeer()
 		resolve(t, r, nil, nil)
 		e.settled(t, 10, false)
+	})
+
+	// An operator's roll-back must not contradict what a later pass decides: a copy prepared on
+	// the applied side is committed whenever the gid's own site is out of reach (DESIGN §5.4).
+	t.Run("decide roll back refused while the peer is unreachable", func(t *testing.T) {
+		s := e.dual(t)
+		g := e.crash(t, s, "after-peer-prepare", 12, "local", "peer")
+		restartPeer := kill(t, e.peer)
+		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
+		if err := r.Decide(capCtx(t, 20*time.Second), g, false); err == nil {
+			t.Errorf("Decide rolled %s back on site1's database while site2's, unreachable, holds it prepared", g)
+		}
+		restartPeer()
+		// Now site1's database goes away and site2 (promoting) resolves what it holds.
+		restartLocal := kill(t, e.local)
+		r2 := NewResolver(ResolverConfig{Site: "site2", LocalDSN: e.peerDSN(), PeerDSN: e.localDSN(), Logger: e.logger})
+		if _, err := r2.ResolveOnce(capCtx(t, 30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		restartLocal()
+		if _, err := r.ResolveOnce(capCtx(t, 30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		e.settled(t, 12, true)
+	})
+
+	t.Run("decide roll back refused while the own site is unreachable", func(t *testing.T) {
+		s := e.dual(t)
+		// Committed on site1's database; the peer's COMMIT PREPARED never came.
+		g := e.crash(t, s, "after-local-commit", 13, "peer")
+		restartLocal := kill(t, e.local)
+		r2 := NewResolver(ResolverConfig{Site: "site2", LocalDSN: e.peerDSN(), PeerDSN: e.localDSN(), Logger: e.logger})
+		if err := r2.Decide(capCtx(t, 20*time.Second), g, false); err == nil {
+			t.Errorf("Decide rolled %s back on site2's database while site1's, unreachable, committed it", g)
+		}
+		restartLocal()
+		if _, err := r2.ResolveOnce(capCtx(t, 30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		e.settled(t, 13, true)
 	})
 
 	t.Run("run", func(t *testing.T) {
