@@ -114,6 +114,18 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 				name, strings.Join(l.cols, ", "), strings.Join(p.cols, ", ")))
 			continue
 		}
+		// Rows of columns whose types differ may read the same as text (integer, bigint): the
+		// definitions differ all the same (DDL that ran on one database only).
+		typesDiffer := false
+		for i, c := range l.cols {
+			if l.types[i] != p.types[i] {
+				diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", name, c, l.types[i], p.types[i]))
+				typesDiffer = true
+			}
+		}
+		if typesDiffer {
+			continue
+		}
 		var sums [2]tableSum
 		for i, tx := range snaps {
 			if sums[i], err = checksum(ctx, tx, name, tables[i][name]); err != nil {
@@ -146,16 +158,16 @@ func sideName(i int) string {
 	return "peer"
 }
 
-// verifyTable is one table holding rows: its quoted columns in name order and its quoted
-// primary-key columns in key order.
+// verifyTable is one table holding rows: its quoted columns in name order, their types in
+// the same order, and its quoted primary-key columns in key order.
 type verifyTable struct {
-	cols, key []string
+	cols, types, key []string
 }
 
 func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, error) {
 	// Partitioned parents hold no rows of their own: their partitions are compared.
 	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname),
-  coalesce(array_position(con.conkey, a.attnum), 0)
+  format_type(a.atttypid, a.atttypmod), coalesce(array_position(con.conkey, a.attnum), 0)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -170,14 +182,19 @@ WHERE c.relkind = 'r' AND `+shippedRelFilter)
 		name string
 	}
 	cols := map[string][]string{}
+	types := map[string]map[string]string{}
 	keys := map[string][]keyCol{}
 	for rows.Next() {
-		var table, col string
+		var table, col, typ string
 		var pos int
-		if err := rows.Scan(&table, &col, &pos); err != nil {
+		if err := rows.Scan(&table, &col, &typ, &pos); err != nil {
 			return nil, err
 		}
 		cols[table] = append(cols[table], col)
+		if types[table] == nil {
+			types[table] = map[string]string{}
+		}
+		types[table][col] = typ
 		if pos > 0 {
 			keys[table] = append(keys[table], keyCol{pos, col})
 		}
@@ -191,6 +208,9 @@ WHERE c.relkind = 'r' AND `+shippedRelFilter)
 		k := keys[t]
 		sort.Slice(k, func(i, j int) bool { return k[i].pos < k[j].pos })
 		vt := verifyTable{cols: cs}
+		for _, c := range cs {
+			vt.types = append(vt.types, types[t][c])
+		}
 		for _, kc := range k {
 			vt.key = append(vt.key, kc.name)
 		}

@@ -68,3 +68,20 @@ func TestVerify(t *testing.T) {
 		t.Errorf("Verify:\n%s\nwant:\n%s", strings.Join(diffs, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestVerifyColumnTypes: a column whose type differs between the databases is a difference,
+// even when the rows read the same as text.
+func TestVerifyColumnTypes(t *testing.T) {
+	p := startCapPair(t)
+	p.local.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v int)`)
+	p.peer.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v bigint)`)
+	p.both(t, `INSERT INTO t VALUES (1, 10), (2, 20)`)
+	diffs, err := Verify(capCtx(t, 20*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"column public.t.v is integer on the local database but bigint on the peer"}
+	if !slices.Equal(diffs, want) {
+		t.Fatalf("Verify: %q, want %q", diffs, want)
+	}
+}
