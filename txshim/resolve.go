@@ -22,6 +22,11 @@ type ResolverConfig struct {
 	// resolver never touches them. It must return true from before the local PREPARE until
 	// the session is done with the gid. nil: none.
 	InFlight func(gid string) bool
+	// Settle: gids prepared on either database less than Settle ago are left alone, as in
+	// flight. A resolver outside the running tandem (`tandem resolve`) cannot ask its shim
+	// (InFlight), and a commit waits between its local PREPARE and the peer's for up to
+	// commit_timeout: rolled back meanwhile, it fails although the peer prepares it. 0: none.
+	Settle time.Duration
 }
 
 // Resolver finishes the dual commits that a crash or a lost connection left prepared on
@@ -220,27 +225,32 @@ func (d *resolveDB) queryRow(ctx context.Context, dest any, q string, args ...an
 	return d.conn.QueryRowContext(qctx, q, args...).Scan(dest)
 }
 
-func (d *resolveDB) listPrepared(ctx context.Context) ([]string, error) {
+// listPrepared lists the tandem_ gids prepared on d; young: those of them prepared less than
+// settle ago (none when settle is 0).
+func (d *resolveDB) listPrepared(ctx context.Context, settle time.Duration) (gids, young []string, err error) {
 	qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
 	defer cancel()
-	rows, err := d.conn.QueryContext(qctx, `SELECT gid FROM pg_prepared_xacts
-WHERE database = current_database() AND starts_with(gid, 'tandem_') ORDER BY gid`)
+	rows, err := d.conn.QueryContext(qctx, `SELECT gid, prepared > now() - make_interval(secs => $1) FROM pg_prepared_xacts
+WHERE database = current_database() AND starts_with(gid, 'tandem_') ORDER BY gid`, settle.Seconds())
 	if err != nil {
-		return nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
+		return nil, nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
 	}
 	defer rows.Close()
-	var gids []string
 	for rows.Next() {
 		var g string
-		if err := rows.Scan(&g); err != nil {
-			return nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
+		var y bool
+		if err := rows.Scan(&g, &y); err != nil {
+			return nil, nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
 		}
 		gids = append(gids, g)
+		if y && settle > 0 {
+			young = append(young, g)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
+		return nil, nil, fmt.Errorf("list prepared transactions on the %s database: %w", d.side, err)
 	}
-	return gids, nil
+	return gids, young, nil
 }
 
 func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
@@ -353,7 +363,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("resolve: neither database is reachable: local: %v; peer: %v", dbs[0].err, dbs[1].err)
 	}
 	var errs []error
-	found := map[string]bool{}
+	found, young := map[string]bool{}, map[string]bool{}
 	for i, d := range dbs {
 		if r.down[i] != !d.reachable() {
 			r.down[i] = !d.reachable()
@@ -366,13 +376,16 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 		if !d.reachable() {
 			continue
 		}
-		gids, err := d.listPrepared(ctx)
+		gids, recent, err := d.listPrepared(ctx, r.cfg.Settle)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, g := range gids {
 			found[g] = true
+		}
+		for _, g := range recent {
+			young[g] = true
 		}
 	}
 	gids := make([]string, 0, len(found))
@@ -382,7 +395,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 	sort.Strings(gids)
 	doubt := map[string]bool{}
 	for _, gid := range gids {
-		if r.cfg.InFlight != nil && r.cfg.InFlight(gid) {
+		if young[gid] || (r.cfg.InFlight != nil && r.cfg.InFlight(gid)) {
 			continue
 		}
 		if ctx.Err() != nil {

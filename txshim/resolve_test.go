@@ -521,3 +521,69 @@ func TestResolverBothUnreachable(t *testing.T) {
 		t.Fatal("Decide succeeded without databases")
 	}
 }
+
+// TestResolverOutsideLeavesInFlight: `tandem resolve` runs a pass in a process of its own,
+// which cannot ask the running shim which gids it is still committing (InFlight). Such a pass
+// while a dual commit waits between its local PREPARE and the peer's must leave it alone, and
+// the commit goes through.
+func TestResolverOutsideLeavesInFlight(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
+	installPair(t, p)
+	logger := quietLogger()
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		SequenceInterval: -1, Logger: logger})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)
+	paused, resume := pauseAtLocalPrepare(t)()
+	ctx := capCtx(t, 60*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := shim.connect(t).Exec(ctx, "INSERT INTO acct VALUES (1, 100)")
+		done <- err
+	}()
+	select {
+	case <-paused:
+	case <-ctx.Done():
+		t.Fatal("the commit never reached its local PREPARE")
+	}
+	// What cmd/tandem's resolve command builds (Settle: commit_timeout and a margin).
+	const settle = 2 * time.Second
+	outside := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: logger,
+		Settle: settle})
+	rep, err := outside.ResolveOnce(ctx)
+	close(resume)
+	if err != nil || len(rep.Committed)+len(rep.RolledBack) > 0 {
+		t.Errorf("outside pass during a dual commit: %+v, %v; want it left alone", rep, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the dual commit the outside pass met: %v", err)
+	}
+	waitForLong(t, "nothing prepared", 20*time.Second, func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_prepared_xacts`)+queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	requireSame(t, p)
+
+	// A gid left prepared by a crash is settled by such a pass once it is older than Settle.
+	tx, err := p.ldb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := tx.QueryRowContext(ctx, `INSERT INTO acct VALUES (2, 1) RETURNING pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	gid := "tandem_a_1_" + xid
+	if _, err := tx.ExecContext(ctx, "PREPARE TRANSACTION "+sqlLiteral(gid)); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback() // the PREPARE ended it
+	if rep, err := outside.ResolveOnce(ctx); err != nil || len(rep.RolledBack) > 0 {
+		t.Fatalf("pass right after the PREPARE: %+v, %v; want it left alone", rep, err)
+	}
+	time.Sleep(settle)
+	if rep, err := outside.ResolveOnce(ctx); err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
+		t.Fatalf("pass after Settle: %+v, %v; want %s rolled back", rep, err, gid)
+	}
+}

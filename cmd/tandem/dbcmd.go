@@ -30,8 +30,10 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// This process cannot ask the running tandem which gids its shim is committing: it leaves
+	// alone those prepared within the bound a handover waits for commits in flight.
 	r := txshim.NewResolver(txshim.ResolverConfig{Site: cfg.Site, LocalDSN: cfg.TxShim.LocalDSN, PeerDSN: cfg.TxShim.PeerDSN,
-		Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+		Logger: slog.New(slog.NewTextHandler(stderr, nil)), Settle: cfg.TxShim.CommitTimeout + drainMargin})
 	switch {
 	case *commit != "" && *rollback != "":
 		fmt.Fprintln(stderr, "tandem resolve: -commit and -rollback exclude each other")
