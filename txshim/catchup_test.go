@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -563,4 +564,90 @@ func TestRefusedSoloThenCatchUp(t *testing.T) {
 	if b := queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`); b != -1 {
 		t.Errorf("peer balance %d, want -1 (100 - 1 - 100: the commit in doubt rolled back)", b)
 	}
+}
+
+// TestCatchUpTailUnwrappedWrite: a write the shim took for a read (a function created behind
+// its back), committed in an explicit transaction in solo mode while catch-up holds commits for
+// the tail, passes no gate. Its client must not hear COMMIT while the peer lacks it and the
+// hold ends with the peer marked synced (DESIGN §5.5: peer_synced = true only once the peer
+// holds every commit a client saw).
+func TestCatchUpTailUnwrappedWrite(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{FuncRefresh: time.Hour}, `CREATE TABLE t (id int PRIMARY KEY)`)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	waitForLong(t, "the shim's catalog", 20*time.Second, func() bool {
+		if _, err := conn.Exec(ctx, "SELECT count(*) FROM t WHERE id = abs(-1)"); err != nil {
+			t.Fatal(err)
+		}
+		return !shim.Catalog().ReadAt.IsZero()
+	})
+	// Behind the shim's back: it reads SELECT w(…) as a read until it reads its catalog again.
+	p.local.Exec(t, `CREATE FUNCTION w(i int) RETURNS int LANGUAGE sql AS 'INSERT INTO t VALUES (i) RETURNING i'`)
+
+	var tail, fired, replied atomic.Bool
+	done := make(chan error, 1)
+	var lockTx *sql.Tx
+	catchUpHook = func(int) error {
+		if !tail.Load() || fired.Swap(true) {
+			return nil
+		}
+		// The peer takes no insert into t for now: what is shipped after the tail waits.
+		var err error
+		if lockTx, err = p.pdb.BeginTx(ctx, nil); err != nil {
+			return err
+		}
+		if _, err := lockTx.ExecContext(ctx, "LOCK TABLE t IN SHARE MODE"); err != nil {
+			return err
+		}
+		go func() {
+			_, err := conn.Exec(ctx, "BEGIN; SELECT w(100); COMMIT")
+			replied.Store(err == nil)
+			done <- err
+		}()
+		waitForLong(t, "the write committed locally", 10*time.Second, func() bool {
+			return queryOne[int](t, p.ldb, `SELECT count(*) FROM t WHERE id = 100`) == 1
+		})
+		select { // its reply, if it comes without waiting
+		case err := <-done:
+			done <- err
+		case <-time.After(time.Second):
+		}
+		return nil
+	}
+	t.Cleanup(func() { catchUpHook = nil })
+
+	hold := func(ctx context.Context) (func(), error) {
+		release, err := shim.HoldCommits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// A write that bypasses the shim (and the hold) gives the tail something to ship.
+		p.local.Exec(t, `INSERT INTO t VALUES (50)`)
+		tail.Store(true)
+		return func() {
+			if sh.PeerSynced() && replied.Load() && queryOne[int](t, p.pdb, `SELECT count(*) FROM t WHERE id = 100`) == 0 {
+				t.Error("the peer is marked synced while it lacks a write whose client heard COMMIT")
+			}
+			if sh.PeerSynced() {
+				shim.SwitchMode(ModeSolo, ModeDual, 1)
+			}
+			release()
+			if lockTx != nil {
+				lockTx.Rollback()
+			}
+		}, nil
+	}
+	if err := sh.CatchUp(ctx, hold); err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	if !fired.Load() {
+		t.Fatal("nothing was shipped after the hold")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the write: %v", err)
+	}
+	waitForLong(t, "the peer to have every row", 20*time.Second, func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM t`) == 2
+	})
+	requireSame(t, p)
 }

@@ -422,6 +422,24 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 		}
 	default:
 		st.solo.Add(1)
+		if s.commitReadOnly() && !cs.chain && s.shim.opts.Peer != nil {
+			// A write the lexer took for a read passed no gate (commitProc): a catch-up's hold did
+			// not stop it, and the catch-up may end with the peer marked synced before it is
+			// shipped. Its reply waits for the hold to end and, when the shim is dual by then, for
+			// the peer, as in dual mode (DESIGN §5.5: synced only once the peer holds every commit
+			// a client saw).
+			if err := s.shim.gate.enter(ctx); err != nil {
+				return false, err
+			}
+			s.shim.gate.leave()
+			if cur := *s.shim.mode.Load(); cur.mode == ModeDual && cur.term == pol.term {
+				if xid, err := strconv.ParseUint(string(r1.row[0]), 10, 64); err == nil {
+					if told, err := s.awaitShipped(ctx, policyFor(cur), xid); told || err != nil {
+						return false, err
+					}
+				}
+			}
+		}
 	}
 	if explicit {
 		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r2.tag)})
