@@ -651,3 +651,78 @@ func TestCatchUpTailUnwrappedWrite(t *testing.T) {
 	})
 	requireSame(t, p)
 }
+
+// TestCatchUpAfterRepromotion: a master that was in step with its peer hands over and later
+// becomes master again, solo at first (its promotion's resolver pass could not reach the peer
+// database). Its next catch-up must bring the peer in step with what it committed alone before
+// the peer counts as synced — not take the Shipper's word from its earlier term.
+func TestCatchUpAfterRepromotion(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE t (id int PRIMARY KEY)`)
+	ctx := capCtx(t, 60*time.Second)
+	hold := func(ctx context.Context) (func(), error) {
+		release, err := shim.HoldCommits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			if sh.PeerSynced() {
+				_, term := shim.Mode()
+				shim.SwitchMode(ModeSolo, ModeDual, term)
+			}
+			release()
+		}, nil
+	}
+	// Master of term 1, in step with the peer.
+	if err := sh.CatchUp(ctx, hold); err != nil || !sh.PeerSynced() {
+		t.Fatalf("first CatchUp: %v (synced %v)", err, sh.PeerSynced())
+	}
+	conn := shim.connect(t)
+	if _, err := conn.Exec(ctx, "INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "the dual commit on the peer", 20*time.Second, func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM t`) == 1 && queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+
+	// It hands over, and becomes master of term 2 without reaching the peer: solo.
+	shim.SetMode(ModeReadOnly, 1)
+	sh.SetBackup(true)
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if err := WriteTermRecord(ctx, db, 2, "a", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh.SetTerm(2)
+	sh.SetBackup(false)
+	shim.SetMode(ModeSolo, 2)
+
+	// For a moment the peer takes no insert into t; meanwhile a solo commit.
+	lockTx, err := p.pdb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lockTx.Rollback()
+	if _, err := lockTx.ExecContext(ctx, "LOCK TABLE t IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := make(chan struct{})
+	go func() {
+		defer close(unlocked)
+		time.Sleep(time.Second)
+		lockTx.Rollback()
+	}()
+	defer func() { <-unlocked }()
+	if _, err := conn.Exec(ctx, "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.CatchUp(ctx, hold); err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	if sh.PeerSynced() && queryOne[int](t, p.pdb, `SELECT count(*) FROM t WHERE id = 2`) == 0 {
+		t.Error("CatchUp left the peer marked synced while it lacks a solo commit its client saw")
+	}
+	waitForLong(t, "the peer to have every row", 20*time.Second, func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM t`) == 2
+	})
+	requireSame(t, p)
+}

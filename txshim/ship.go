@@ -264,7 +264,8 @@ func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
 // the master's database, so that the slot holds no WAL for it (DESIGN §5.2). Transactions
 // before that position — what this site committed as master, alone while the peer was away,
 // which the decoder may reach only now — stay in the journal for the next catch-up, and so
-// does what the journal held already. SetBackup(false) (master) forgets the position.
+// does what the journal held already. SetBackup(false) (master) forgets the position, and
+// that the peer was in step: a master's peer is synced once a CatchUp of its own says so.
 func (s *Shipper) SetBackup(backup bool) {
 	if !backup {
 		s.bypassFrom.Store(math.MaxUint64)
@@ -272,6 +273,12 @@ func (s *Shipper) SetBackup(backup bool) {
 	}
 	s.backup.Store(backup)
 	s.mu.Lock()
+	if !backup {
+		// What an earlier term's catch-up found does not cover what this master commits alone
+		// before its own (a promotion that could not reach the peer goes solo): CatchUp would
+		// take the peer for synced without holding commits or shipping the tail (DESIGN §5.5).
+		s.synced = false
+	}
 	s.notifyLocked() // plainLoop ships again on a master
 	s.mu.Unlock()
 }
