@@ -44,6 +44,12 @@ type database struct {
 	term     uint64
 	draining int // drains under way (see drain): the shipper turns backup after the last
 
+	// downs counts the shim's OnPeerDown calls, under syncMu, which peerDown holds while it
+	// records peer_synced = false and publishSynced while it checks and records true: a
+	// catch-up publishes true only if the peer did not go down after it began.
+	syncMu sync.Mutex
+	downs  uint64
+
 	resolver  *txshim.Resolver
 	inDoubt   atomic.Int64                    // transactions the last resolver pass left in doubt
 	resyncErr string                          // the needs-resync error last logged (catchUp only)
@@ -423,6 +429,7 @@ func (d *database) catchUp(ctx context.Context) {
 	if rep := d.resolve(ctx); rep.PeerUnreachable {
 		return
 	}
+	gen := d.peerDowns()
 	if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
 		if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
 			// Once, not every round: shipping stopped for good (status needs_resync).
@@ -434,18 +441,40 @@ func (d *database) catchUp(ctx context.Context) {
 	}
 	// CatchUp takes no hold when it finds the peer synced already: switch here then.
 	d.shim.SwitchMode(txshim.ModeSolo, txshim.ModeDual, term)
-	d.publishSynced(term)
+	d.publishSynced(term, gen)
 }
 
-// publishSynced publishes peer_synced = true if this site is still master of term.
-func (d *database) publishSynced(term uint64) {
+// peerDowns returns how often the peer was found down so far (see downs).
+func (d *database) peerDowns() uint64 {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	return d.downs
+}
+
+// publishSynced publishes peer_synced = true if this site is still master of term and the
+// peer was not found down since the catch-up (or resync) that began when downs was gen. A
+// dual commit that failed after the catch-up has recorded false, and its site may be going
+// solo: true would let the peer take control without what is committed alone (DESIGN §3).
+// The next catch-up publishes it then.
+func (d *database) publishSynced(term, gen uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.role == gossip.RoleMaster && d.term == term && d.node != nil {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	if !d.maySayInSync(term, gen) {
+		d.log.Info("not publishing peer_synced: the peer went down after the catch-up began, or the role changed", "term", term)
+		return
+	}
+	if d.node != nil {
 		if err := d.node.SetPeerSynced(true); err != nil {
 			d.log.Warn("cannot publish peer_synced", "err", err)
 		}
 	}
+}
+
+// maySayInSync is publishSynced's rule; d.mu and d.syncMu are held.
+func (d *database) maySayInSync(term, gen uint64) bool {
+	return d.role == gossip.RoleMaster && d.term == term && d.downs == gen
 }
 
 // setRole maps every other role to the shim's mode (DESIGN §5.1): backup →
@@ -573,10 +602,11 @@ func (d *database) resync(ctx context.Context) error {
 		return errors.New("resync runs on the master only")
 	}
 	d.log.Warn("resync: copying the application tables to the peer database; commits go on alone meanwhile", "term", term)
+	gen := d.peerDowns()
 	if err := d.ship.Resync(ctx, d.hold); err != nil {
 		return err
 	}
-	d.publishSynced(term)
+	d.publishSynced(term, gen)
 	return nil
 }
 
@@ -588,10 +618,17 @@ const resolveEvery = 30 * time.Second
 // §3, §5.3), and the master goes on alone once that is acknowledged. It reports whether the
 // shim may go solo.
 func (d *database) peerDown() bool {
+	d.syncMu.Lock()
+	d.downs++
+	var err error
+	if d.node != nil {
+		err = d.node.SetPeerSynced(false)
+	}
+	d.syncMu.Unlock()
 	if d.node == nil {
 		return true
 	}
-	if err := d.node.SetPeerSynced(false); err != nil {
+	if err != nil {
 		d.log.Error("cannot record peer_synced = false; not going solo", "err", err)
 		return false
 	}

@@ -182,3 +182,26 @@ func TestSoloAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishSyncedAfterPeerDown: a catch-up that ended in step may say peer_synced = true
+// only if the peer was not found down after it began (a dual commit that failed meanwhile
+// recorded false and may be going solo), and only while this site is master of its term.
+func TestPublishSyncedAfterPeerDown(t *testing.T) {
+	d := &database{role: gossip.RoleMaster, term: 3, log: slog.New(slog.DiscardHandler)}
+	gen := d.peerDowns()
+	if !d.maySayInSync(3, gen) {
+		t.Fatal("a catch-up with no peer-down since may publish")
+	}
+	if !d.peerDown() {
+		t.Fatal("peerDown without a node: want going solo allowed")
+	}
+	if d.maySayInSync(3, gen) {
+		t.Error("published peer_synced = true over a peer-down recorded after the catch-up began")
+	}
+	if !d.maySayInSync(3, d.peerDowns()) {
+		t.Error("the next catch-up may publish")
+	}
+	if d.maySayInSync(4, d.peerDowns()) {
+		t.Error("published for a term this site is not master of")
+	}
+}
