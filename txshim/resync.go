@@ -122,6 +122,13 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
 	}
+	// One prepared on the peer holds its rows' locks, so the copy's TRUNCATE would wait for
+	// it without end (the apply session has no lock timeout), and committed after the copy
+	// (by the resolver) it would apply its changes twice.
+	if err := peerUnprepared(ctx, slot.c.conn); err != nil {
+		s.pool.put(ctx, slot, false)
+		return err
+	}
 	n, err := copyTables(ctx, local, slot.c.conn, tables, until)
 	s.pool.put(ctx, slot, err != nil)
 	if err != nil {
@@ -188,6 +195,18 @@ func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, erro
 		return 0, fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
 	}
 	return at, nil
+}
+
+// peerUnprepared fails if a tandem_ transaction is prepared on the peer's database.
+func peerUnprepared(ctx context.Context, peer *pgconn.PgConn) error {
+	res, err := peer.Exec(ctx, `SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()`).ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		return fmt.Errorf("resync: count the peer's prepared transactions: %w", errors.Join(err, errors.New("no row")))
+	}
+	if n := string(res[0].Rows[0][0]); n != "0" {
+		return fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the peer database: settle them first (tandem resolve)", n)
+	}
+	return nil
 }
 
 // catalogPath is a search path of pg_catalog alone: sessions that write values as text for the

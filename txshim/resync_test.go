@@ -49,6 +49,14 @@ func TestResync(t *testing.T) {
 		t.Fatalf("CatchUp before resync = %v, want ErrNeedsResync", err)
 	}
 
+	// A transaction prepared on the peer (in doubt) must be settled first: the copy would
+	// wait for its locks, and its commit would apply it twice.
+	prepareLocal(t, p.pdb, "tandem_b_1_9", `UPDATE kv SET v = 'in doubt' WHERE k = 2`)
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err == nil || !strings.Contains(err.Error(), "prepared on the peer") {
+		t.Fatalf("Resync with a transaction prepared on the peer = %v, want a refusal naming it", err)
+	}
+	p.pdb.Exec(`ROLLBACK PREPARED 'tandem_b_1_9'`)
+
 	held := 0
 	hold := func(ctx context.Context) (func(), error) { held++; return func() {}, nil }
 	if err := sh.Resync(capCtx(t, 30*time.Second), hold); err != nil {
