@@ -414,10 +414,12 @@ func (v View) maxTerm() uint64 {
 }
 
 // synced says whether the master of term reported peer_synced = true. The
-// master's own report is the latest word; without it every copy of that
-// record must say so.
+// alive master's own report is the latest word; without it every copy of that
+// record must say so. A lost master's last report may be stale: it may have
+// gone solo since, acknowledged by the witness alone (DESIGN §3 "going solo is
+// announced first"), so the witness's copy counts then.
 func (v View) synced(term uint64, master string) bool {
-	if m, ok := v.member(master); ok && m.Record.Term == term && m.Record.Master == master {
+	if m, ok := v.member(master); ok && m.Alive && m.Record.Term == term && m.Record.Master == master {
 		return m.Record.PeerSynced
 	}
 	found := false

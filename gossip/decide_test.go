@@ -129,6 +129,13 @@ func TestDecide(t *testing.T) {
 			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(now.Add(-4*time.Second))), mem("b", 2, record(5, "a", true)), wit("w", record(5, "a", true))),
 				func(v *View) { v.FenceDelay = 3 * time.Second }),
 			Promote, 6, "", "master a lost"},
+		// The witness acknowledged the master's peer_synced = false (DESIGN §3 "going solo is
+		// announced first") while b, cut off, kept the master's earlier word: b's own copy and
+		// the dead master's last report say synced, the witness — whom b must ask — says not.
+		{"master dead with witness: the witness holds its unsynced record, b's copies are stale",
+			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", true)), wit("w", record(5, "a", false))),
+				func(v *View) { v.FenceDelay = 3 * time.Second }),
+			None, 0, "", "peer_synced"},
 		{"master alive through the witness only is still master",
 			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", true), unreachable), mem("b", 2, record(5, "a", true)), wit("w", record(5, "a", true))),
 				func(v *View) { v.FenceDelay = 3 * time.Second }),

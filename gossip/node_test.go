@@ -452,3 +452,59 @@ func TestNodeCutLinks(t *testing.T) {
 		t.Error("both sites were master at once")
 	}
 }
+
+// sees reports whether n holds site alive.
+func sees(n *testNode, site string) bool {
+	for _, m := range n.State().Members {
+		if m.Site == site {
+			return m.Alive
+		}
+	}
+	return false
+}
+
+// TestNodeSoloAckedByWitnessOnly: a master whose peer_synced = false only the witness
+// acknowledged (the backup was cut off; DESIGN §3 "going solo is announced first") and that is
+// then lost must not be taken over by that backup once it is back with the witness: the
+// backup's own copy of the record and the master's last report it kept say synced, the
+// witness's says not, and it is the witness the backup asks (rule 2).
+func TestNodeSoloAckedByWitnessOnly(t *testing.T) {
+	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
+	var cutA, cutB, cutW cutSet
+	w := run(t, cfgW, Options{Cut: cutW.cut})
+	a := run(t, cfgA, Options{Cut: cutA.cut})
+	b := run(t, cfgB, Options{Cut: cutB.cut})
+	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	rec := a.State().Record
+	waitFor(t, 5*time.Second, "site2 holds site1's synced record", func() bool { return b.State().Record == rec && rec.PeerSynced })
+
+	// site2 cut off from both: it cannot hear site1 go solo.
+	cutA.set(addrB)
+	cutW.set(addrB)
+	cutB.set(addrA, addrW)
+	if err := a.SetPeerSynced(false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if acked, err := a.AwaitRecord(ctx); !acked || err != nil {
+		t.Fatalf("AwaitRecord with the witness alive: acked %v, %v", acked, err)
+	}
+	if got := b.State().Record; !got.PeerSynced {
+		t.Fatalf("site2, cut off, holds %+v: it heard of peer_synced = false after all", got)
+	}
+
+	// site1 is lost; site2 comes back to the witness only after the witness knows it.
+	a.kill()
+	waitFor(t, 5*time.Second, "the witness sees site1 gone", func() bool { return !sees(w, "site1") })
+	waitFor(t, 5*time.Second, "site2 sees site1 gone", func() bool { return !sees(b, "site1") })
+	cutB.set()
+	cutW.set()
+	waitFor(t, 6*time.Second, "site2 and the witness see each other", func() bool { return sees(b, "witness") && sees(w, "site2") })
+	for end := time.Now().Add(3*cfgB.Gossip.FenceDelay + 2*time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if s := b.State(); s.Role == RoleMaster {
+			t.Fatalf("site2 took term %d (%s) though the witness holds site1's record with peer_synced = false", s.Term, s.Reason)
+		}
+	}
+	t.Logf("site2 waits: %s", b.State().Decision)
+}
