@@ -264,7 +264,9 @@ func (s *sidecar) runHooks(ctx context.Context) {
 	}
 }
 
-// runHook runs one hook, after any hook running now; on_demote runs once per term.
+// runHook runs one hook, after any hook running now; on_demote runs once per term, and
+// on_promote not at all once its term's on_demote ran (a release runs that itself, possibly
+// ahead of the queued on_promote).
 func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 	s.hookMu.Lock()
 	defer s.hookMu.Unlock()
@@ -272,8 +274,13 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		s.mu.Lock()
+		gone := s.demote >= j.term
 		s.promoteStop = cancel
 		s.mu.Unlock()
+		if gone {
+			s.log.Info("on_promote not run: its term was released already", "term", j.term)
+			return
+		}
 		s.hooks.run(ctx, "on_promote", s.cfg.Hooks.OnPromote, j.role, j.term)
 		return
 	}
