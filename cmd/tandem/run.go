@@ -136,11 +136,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 
 	// The node outlives the proxy: on shutdown, or when a part fails, the proxy and health
-	// checks stop (nothing more is routed here) while the node hands over and leaves.
+	// checks stop (nothing more is routed here) while the node hands over and leaves. The shim
+	// outlives the node: a handover finishes the commits in flight (DESIGN §3), through the
+	// shim's sessions and its shipper.
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
+	shimCtx, stopShim := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopShim()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1) // the first failure; later ones are logged only
 	fail := func(name string, err error) {
@@ -170,7 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	run("roles", func() error { s.followRoles(nodeCtx); return nil })
 	run("hooks", func() error { s.runHooks(nodeCtx); return nil })
 	if s.db != nil {
-		run("txshim", func() error { return s.db.run(runCtx, cfg.Server.HealthInterval) })
+		run("txshim", func() error { return s.db.run(shimCtx, cfg.Server.HealthInterval) })
 	}
 	if s.proxy != nil {
 		run("proxy", func() error { return s.proxy.Serve(runCtx) })
@@ -188,6 +192,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	stopRun()
 	stopNode() // hand over if master, Leave, Shutdown (gossip.Node.Run)
 	<-nodeDone
+	stopShim()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
