@@ -706,8 +706,9 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	now := time.Now()
 	n.mu.Lock()
 	if n.meta.Cold {
+		// A peer whose metadata cannot be read tells nothing of the term (DESIGN §3).
 		for _, p := range n.peers {
-			if p.alive {
+			if p.alive && p.hasMeta {
 				n.meta.Cold = false
 				n.encodeLocked()
 				n.log.Info("cold start over: sees a peer", "peer", p.meta.Site)

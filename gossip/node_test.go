@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/tandem-ha/tandem/config"
 )
 
@@ -507,4 +508,45 @@ func TestNodeSoloAckedByWitnessOnly(t *testing.T) {
 		}
 	}
 	t.Logf("site2 waits: %s", b.State().Decision)
+}
+
+// foreignMeta is a memberlist delegate that publishes metadata this version cannot read (a
+// member running another Tandem version).
+type foreignMeta struct{}
+
+func (foreignMeta) NodeMeta(int) []byte                 { return []byte(`{"v":2,"s":"site2"}`) }
+func (foreignMeta) NotifyMsg([]byte)                    {}
+func (foreignMeta) GetBroadcasts(int, int) [][]byte     { return nil }
+func (foreignMeta) LocalState(bool) []byte              { return nil }
+func (foreignMeta) MergeRemoteState(buf []byte, _ bool) {}
+
+// TestNodeColdStartUnreadablePeer: a site that starts cold and sees only a peer whose metadata
+// it cannot read (another Tandem version, say) has not seen anyone who can tell it the current
+// term (DESIGN §3): it keeps waiting rather than promote alone — that peer may be master.
+func TestNodeColdStartUnreadablePeer(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	host, port, err := splitBind(addrB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := memberlist.DefaultLANConfig()
+	c.Name, c.BindAddr, c.BindPort, c.AdvertisePort = "site2", host, port, port
+	c.Delegate, c.LogOutput = foreignMeta{}, io.Discard
+	other, err := memberlist.Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Shutdown()
+
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	if err := NewFileStore(cfgA.DataDir).Save(TermRecord{Term: 4, Master: "site2", PeerSynced: true}); err != nil {
+		t.Fatal(err)
+	}
+	a := run(t, cfgA, Options{})
+	waitFor(t, 5*time.Second, "site2 joined", func() bool { return other.NumMembers() == 2 })
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if s := a.State(); s.Role == RoleMaster {
+			t.Fatalf("site1 is %s of term %d (cold %v) having seen only a peer it cannot read: %s", s.Role, s.Term, s.Cold, s.Reason)
+		}
+	}
 }
