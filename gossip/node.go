@@ -364,8 +364,8 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
-// Changes delivers the State on every role, master or term change; a
-// slow reader gets the latest. It is closed when Run returns.
+// Changes delivers the State on every role, master, term or split-brain
+// change; a slow reader gets the latest. It is closed when Run returns.
 func (n *Node) Changes() <-chan State { return n.changes }
 
 // State returns the current state.
@@ -863,7 +863,7 @@ func (n *Node) deliver() {
 	n.state = n.stateLocked()
 	s, last := n.state, n.delivered
 	changed := s.Role != last.Role || s.Master != last.Master || s.Term != last.Term ||
-		s.Cold != last.Cold || !maps.Equal(s.MasterEndpoints, last.MasterEndpoints)
+		s.Cold != last.Cold || s.SplitBrain != last.SplitBrain || !maps.Equal(s.MasterEndpoints, last.MasterEndpoints)
 	if changed {
 		n.delivered = s
 	}

@@ -144,3 +144,47 @@ func TestCommittedAlone(t *testing.T) {
 		t.Error("without WentSolo: want committed alone")
 	}
 }
+
+// TestSplitBrainDelivered: a split brain found in a round that changes neither role nor term —
+// here the late verdict of checkSplitBrain, once the shim says it did go solo after the
+// step-down — still reaches the readers of Changes: the shim gives up shipping what it
+// committed alone only when a delivered State says so (cmd/tandem database.setRole).
+func TestSplitBrainDelivered(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	var cutA, cutB cutSet
+	var solo atomic.Bool
+	a := run(t, siteConfig(t, "site1", 1, addrA, addrB), Options{Cut: cutA.cut, WentSolo: func(uint64) bool { return solo.Load() }})
+	b := run(t, siteConfig(t, "site2", 2, addrB, addrA), Options{Cut: cutB.cut})
+	waitFor(t, 5*time.Second, "site1 master, site2 backup", master(a, b))
+	term := a.State().Term
+	// site1 announces going solo (its shim has not switched yet) and the sites lose each other.
+	if err := a.SetPeerSynced(false); err != nil {
+		t.Fatal(err)
+	}
+	cutA.set(addrB)
+	cutB.set(addrA)
+	waitFor(t, 5*time.Second, "site2 master of a newer term", func() bool { s := b.State(); return s.Role == RoleMaster && s.Term > term })
+	if err := b.SetPeerSynced(false); err != nil {
+		t.Fatal(err)
+	}
+	cutA.set()
+	cutB.set()
+	waitFor(t, 10*time.Second, "site1 backup of site2", func() bool { s := a.State(); return s.Role == RoleBackup && s.Master == "site2" })
+	if sb := a.State().SplitBrain; sb != 0 {
+		t.Fatalf("split brain %d before site1's shim went solo", sb)
+	}
+	for len(a.Changes()) > 0 {
+		<-a.Changes()
+	}
+	// The solo switch lands after the step-down: site1 did commit alone in its term.
+	solo.Store(true)
+	waitFor(t, 2*time.Second, "site1 notes the split brain", func() bool { return a.State().SplitBrain == term })
+	select {
+	case s := <-a.Changes():
+		if s.SplitBrain != term {
+			t.Fatalf("delivered State says split brain %d, want %d", s.SplitBrain, term)
+		}
+	case <-time.After(time.Second):
+		t.Fatalf("the split brain of term %d was never delivered on Changes", term)
+	}
+}
