@@ -67,6 +67,9 @@ type Meta struct {
 	// newer term (DESIGN §3 split brain, see SplitBrain); 0 = none. Failback to it stops
 	// until an operator clears it.
 	SplitBrain uint64
+	// Draining says a master is handing over (DESIGN §3 handover): it holds the role until it
+	// publishes Released, but no proxy routes new connections to it any more.
+	Draining bool
 }
 
 // metaVersion is the first field of the encoding so that a later change
@@ -94,6 +97,7 @@ type wireMeta struct {
 	Vote       uint64            `json:"vo,omitempty"`
 	VoteFor    string            `json:"vf,omitempty"`
 	SplitBrain uint64            `json:"sb,omitempty"`
+	Draining   bool              `json:"dr,omitempty"`
 }
 
 // ErrMetaTooLarge is returned by EncodeMeta when the encoded metadata does
@@ -110,7 +114,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
-		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain,
+		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -162,6 +166,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
-		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain,
+		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining,
 	}, nil
 }

@@ -18,7 +18,7 @@ func TestMetaRoundTrip(t *testing.T) {
 			Record:   TermRecord{Term: 1<<64 - 1, Master: "site1", PeerSynced: true},
 			Released: 41, ReleasedTo: "site2",
 			Endpoints: map[string]string{"operators": "10.0.0.1:7000", "admin": "[2001:db8::1]:7001"},
-			Admin:     "127.0.0.1:7180", Cold: true,
+			Admin:     "127.0.0.1:7180", Cold: true, Draining: true,
 		},
 	}
 	for _, m := range tests {

@@ -807,7 +807,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	}
 	n.mu.Lock()
 	n.meta.Record = rec
-	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim = 0, "", 0
+	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim, n.meta.Draining = 0, "", 0, false
 	n.mu.Unlock()
 	n.setRole(RoleMaster, a.Reason, a.Term)
 }
@@ -829,8 +829,9 @@ func (n *Node) setRole(r Role, reason string, term uint64) {
 }
 
 // release hands the role over (DESIGN §3 handover): the local role turns
-// backup and is delivered at once, BeforeRelease drains, and only then is
-// "released T" published, so the next master starts after the drain.
+// backup and is delivered at once, "draining" is published (no proxy routes
+// here any more), BeforeRelease drains, and only then is "released T"
+// published, so the next master starts after the drain.
 func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action) {
 	n.mu.Lock()
 	term := n.meta.Record.Term
@@ -840,14 +841,18 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.reason = a.Reason
 	n.roleChanges++
 	n.switchTo = ""
+	n.meta.Draining = true
+	n.encodeLocked()
 	n.mu.Unlock()
 	n.log.Info("role change", "from", old.String(), "to", RoleBackup.String(), "term", term, "reason", a.Reason, "to_site", a.To)
 	n.deliver()
+	n.publish(ml)
 	if n.beforeRelease != nil {
 		n.beforeRelease(ctx, term)
 	}
 	n.mu.Lock()
 	n.meta.Role = RoleBackup
+	n.meta.Draining = false
 	n.meta.Released = term
 	n.meta.ReleasedTo = a.To
 	n.encodeLocked()
@@ -907,7 +912,7 @@ func (n *Node) stateLocked() State {
 			Site: m.Site, Alive: p.alive, Role: m.Role, Term: m.Record.Term,
 			Healthy: m.ServerHealthy, Priority: m.Priority, Witness: m.Witness, Admin: m.Admin,
 		})
-		if n.role == RoleMaster || !p.alive || m.Role != RoleMaster || released(Member{Meta: m}) {
+		if n.role == RoleMaster || !p.alive || m.Role != RoleMaster || m.Draining || released(Member{Meta: m}) {
 			continue
 		}
 		if master == nil || strongerClaim(Member{Meta: m}, Member{Meta: *master}) {

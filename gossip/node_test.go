@@ -550,3 +550,47 @@ func TestNodeColdStartUnreadablePeer(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeHandoverStopsRoutingAtOnce: while the master drains a handover (BeforeRelease: the
+// commits in flight finish, on_demote runs), no proxy may route new operator connections to its
+// server any more — not its own, and not the other site's, which must wait for the next master
+// (DESIGN §3 handover, §4) — yet the other site must not take over before the release.
+func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
+	draining, drained := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a := run(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) {
+		once.Do(func() {
+			close(draining)
+			select {
+			case <-drained:
+			case <-ctx.Done():
+			}
+		})
+	}})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 5*time.Second, "site1 master", master(a, b))
+	defer func() {
+		select {
+		case <-drained:
+		default:
+			close(drained)
+		}
+	}()
+
+	// site1 accepts the switchover once it has heard that site2 holds its term.
+	waitFor(t, 5*time.Second, "switchover to site2 accepted", func() bool { return a.Switchover("site2") == nil })
+	<-draining
+	// Long enough for gossip to tell site2 (the fast profile gossips every 50 ms).
+	time.Sleep(time.Second)
+	if s := b.State(); s.Role == RoleMaster {
+		t.Fatalf("site2 took over before site1 released: %s", s.Reason)
+	} else if s.Master != "" {
+		t.Fatalf("while site1 drains its handover, site2 routes to master %q", s.Master)
+	}
+	close(drained)
+	waitFor(t, 5*time.Second, "site2 master after the handover", master(b, a))
+}
