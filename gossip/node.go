@@ -58,6 +58,7 @@ type MemberStatus struct {
 	Priority int    `json:"priority"`
 	Witness  bool   `json:"witness,omitempty"`
 	Admin    string `json:"admin,omitempty"`
+	Addr     string `json:"addr,omitempty"` // a peer's gossip address (ip:port)
 }
 
 // State is what the rest of the process sees of the member. It is a copy,
@@ -908,10 +909,14 @@ func (n *Node) stateLocked() State {
 			continue
 		}
 		m := p.meta
-		s.Members = append(s.Members, MemberStatus{
+		ms := MemberStatus{
 			Site: m.Site, Alive: p.alive, Role: m.Role, Term: m.Record.Term,
 			Healthy: m.ServerHealthy, Priority: m.Priority, Witness: m.Witness, Admin: m.Admin,
-		})
+		}
+		if p.addr != nil {
+			ms.Addr = p.addr.String()
+		}
+		s.Members = append(s.Members, ms)
 		if n.role == RoleMaster || !p.alive || m.Role != RoleMaster || m.Draining || released(Member{Meta: m}) {
 			continue
 		}

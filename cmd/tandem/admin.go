@@ -4,7 +4,9 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -205,7 +207,12 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 			if m.Site != st.Master || m.Admin == "" {
 				continue
 			}
-			c := &adminClient{base: "http://" + m.Admin, token: s.cfg.Admin.Token, http: &http.Client{Timeout: 10 * time.Second}}
+			addr, err := peerAdmin(m.Admin, m.Addr)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("cannot forward to the master %s: %v", m.Site, err), http.StatusBadGateway)
+				return
+			}
+			c := &adminClient{base: "http://" + addr, token: s.cfg.Admin.Token, http: &http.Client{Timeout: 10 * time.Second}}
 			var out strings.Builder
 			if err := c.do(http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
 				http.Error(w, fmt.Sprintf("forwarded to the master %s at %s: %v", m.Site, m.Admin, err), http.StatusBadGateway)
@@ -220,6 +227,32 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "switchover started on the master %s\n", s.cfg.Site)
+}
+
+// peerAdmin is where to reach a peer's admin API, published as admin (its admin.listen),
+// from this host: a wildcard host is the peer's gossip address (gossip, ip:port); a
+// loopback one is out of reach unless the peer's gossip address is on this host's loopback
+// too (both sites on one machine). Else admin as it is.
+func peerAdmin(admin, gossip string) (string, error) {
+	host, port, err := net.SplitHostPort(admin)
+	if err != nil {
+		return "", fmt.Errorf("its admin address %q: %w", admin, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return admin, nil // a host name: as the operator configured it
+	}
+	g, gerr := netip.ParseAddrPort(gossip)
+	switch {
+	case ip.IsUnspecified():
+		if gerr != nil {
+			return "", fmt.Errorf("its admin API listens on %s and its gossip address is unknown", admin)
+		}
+		return net.JoinHostPort(g.Addr().Unmap().String(), port), nil
+	case ip.IsLoopback() && (gerr != nil || !g.Addr().Unmap().IsLoopback()):
+		return "", fmt.Errorf("its admin API listens on loopback (%s) on another host: run the command there, or give it an admin.listen this host reaches", admin)
+	}
+	return admin, nil
 }
 
 // promote lifts this site's cold-start wait (tandem promote -force, DESIGN §3): a site that
