@@ -123,6 +123,7 @@ func Parse(name string, src []byte, kind Kind) (*Config, error) {
 		if err == nil {
 			l.lines = scanKeyLines(text)
 			l.unknown(md.Undecoded())
+			l.defined = md.IsDefined
 			break
 		}
 		var pe toml.ParseError
@@ -165,6 +166,8 @@ type loader struct {
 	lines keyLines
 	errs  Errors
 	seen  map[string]int // plain key -> undecoded occurrences reported
+	// defined tells whether the file sets a key (toml.MetaData.IsDefined).
+	defined func(key ...string) bool
 }
 
 func (l *loader) errorf(key, format string, args ...any) {
@@ -248,8 +251,15 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 				l.errorf(t.key, "a witness has no [%s]", t.key)
 			}
 		}
-		if len(c.Hooks.OnPromote) > 0 || len(c.Hooks.OnDemote) > 0 {
+		if l.defined("hooks") {
 			l.errorf("hooks", "a witness never changes role; it runs no hooks")
+		}
+		// Keys a witness would ignore: refused, as unknown keys are, so none is set in vain.
+		if l.defined("priority") {
+			l.errorf("priority", "a witness never becomes master; it has no priority")
+		}
+		if l.defined("gossip", "witness") {
+			l.errorf("gossip.witness", "a witness file makes a witness; set gossip.witness in the sites' files")
 		}
 		l.conflicts(c)
 		return c
