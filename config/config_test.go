@@ -98,6 +98,7 @@ func TestParseGood(t *testing.T) {
 		{"peer_down default", c.TxShim.PeerDown, PeerDownContinue},
 		{"verify_after_catchup", c.TxShim.VerifyCatchUp, false},
 		{"hook timeout default", c.Hooks.Timeout, DefaultHookTimeout},
+		{"fence_delay default with a witness, fast profile", c.Gossip.FenceDelay, 2 * time.Second},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -188,6 +189,7 @@ func TestParseErrors(t *testing.T) {
 		{"gossip advertise port 0", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\nadvertise = \"10.0.0.1:0\"\n", 1), 5, "gossip.advertise", "reach"},
 		{"empty health command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"\", \"-c\"]\n", 1), 7, "server.health_command", "program"},
 		{"empty hook", base + "[hooks]\non_demote = [\"\"]\n", 10, "hooks.on_demote", "program"},
+		{"fence_delay 0 with a witness", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nwitness = true\nfence_delay = \"0s\"\n", 1), 6, "gossip.fence_delay", "greater than zero"},
 		{"join self", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\njoin = [\"127.0.0.2:1\", \"127.0.0.1:1\"]\n", 1), 5, "gossip.join[1]", "own gossip address"},
 		{"join self, wildcard bind", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\njoin = [\"127.0.0.1:1\"]\n", 1), 5, "gossip.join[0]", "own gossip address"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},

@@ -20,6 +20,19 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
+// DefaultFenceDelay is fence_delay's default with a witness for a gossip profile: longer than
+// the time a cut-off master of that profile needs to notice it lost the majority (gossip
+// checks that any fence_delay is).
+func DefaultFenceDelay(profile string) time.Duration {
+	switch profile {
+	case ProfileWAN:
+		return 40 * time.Second
+	case ProfileFast:
+		return 2 * time.Second
+	}
+	return 10 * time.Second
+}
+
 // GossipKeyEnv names the environment variable that may hold the gossip key
 // (base64) when no secret_key_file is set.
 const GossipKeyEnv = "TANDEM_GOSSIP_KEY"
@@ -360,8 +373,13 @@ func (l *loader) gossip(r *raw, c *Config) {
 	g.Profile = l.oneOf("gossip.profile", rg.Profile, ProfileLAN, ProfileLAN, ProfileWAN, ProfileFast)
 	g.Failback = l.oneOf("gossip.failback", rg.Failback, FailbackAuto, FailbackAuto, FailbackManual)
 	g.FailbackDelay = l.duration("gossip.failback_delay", rg.FailbackDelay, DefaultFailbackDelay)
-	g.FenceDelay = l.duration("gossip.fence_delay", rg.FenceDelay, 0)
 	g.Witness = rg.Witness
+	if g.Witness || c.Kind == KindWitness {
+		// With a witness a new master waits fence_delay for a lost one to have fenced itself.
+		g.FenceDelay = l.positive("gossip.fence_delay", rg.FenceDelay, DefaultFenceDelay(g.Profile))
+	} else {
+		g.FenceDelay = l.duration("gossip.fence_delay", rg.FenceDelay, 0)
+	}
 	g.SecretKeyFile = rg.SecretKeyFile
 	if rg.SecretKeyFile != "" {
 		b, err := readSecret(rg.SecretKeyFile)

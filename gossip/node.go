@@ -221,7 +221,13 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if cfg.Gossip.Witness {
 		voters++
 		if fence == 0 {
-			fence = prof.fenceDelay
+			fence = config.DefaultFenceDelay(cfg.Gossip.Profile)
+		}
+		// DESIGN §3: a new master waits fence_delay for the lost one to have fenced itself,
+		// which takes it this long at most; shorter, two masters could serve at once.
+		if fence < prof.fenceNotice() {
+			return nil, fmt.Errorf("gossip.fence_delay %v is shorter than the %v a cut-off master of profile %q may take to notice it lost the majority and fence itself",
+				fence, prof.fenceNotice(), cfg.Gossip.Profile)
 		}
 	}
 	rt := opts.ReleaseTimeout

@@ -594,3 +594,28 @@ func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
 	close(drained)
 	waitFor(t, 5*time.Second, "site2 master after the handover", master(b, a))
 }
+
+// TestFenceDelayBound: with a witness, a fence_delay shorter than the time a cut-off master of
+// the profile takes to fence itself is refused (two masters could serve at once); the
+// default and longer values are taken.
+func TestFenceDelayBound(t *testing.T) {
+	for _, tc := range []struct {
+		profile string
+		fence   time.Duration
+		ok      bool
+	}{
+		{config.ProfileFast, 0, true},
+		{config.ProfileFast, 500 * time.Millisecond, false},
+		{config.ProfileFast, time.Second, true},
+		{config.ProfileLAN, 3 * time.Second, false},
+		{config.ProfileLAN, 0, true},
+		{config.ProfileWAN, 15 * time.Second, false},
+	} {
+		cfg := siteConfig(t, "site1", 1, "127.0.0.1:0", "127.0.0.1:1")
+		cfg.Gossip.Profile, cfg.Gossip.FenceDelay, cfg.Gossip.Witness = tc.profile, tc.fence, true
+		_, err := New(cfg, Options{Logger: testLogger(t)})
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "fence_delay")) {
+			t.Errorf("%s, fence_delay %v: New = %v, want ok %v", tc.profile, tc.fence, err, tc.ok)
+		}
+	}
+}

@@ -17,9 +17,8 @@ type profile struct {
 	// witness) and not counted towards the majority (with one).
 	probeEvery    time.Duration
 	probeFailures int
-	// fenceDelay is the default fence_delay with a witness: longer than the
-	// time a cut-off master needs to notice it lost the majority
-	// (probeFailures*probeEvery + ProbeTimeout + one decision tick).
+	// fenceDelay is the time a restarted member waits before it votes (it
+	// learns the cluster meanwhile): config.DefaultFenceDelay of the profile.
 	fenceDelay time.Duration
 	// tick re-runs the decision for the time-based rules.
 	tick time.Duration
@@ -28,15 +27,22 @@ type profile struct {
 	settle time.Duration
 }
 
+// fenceNotice is the longest a cut-off master takes to notice it lost the
+// majority and fence itself: probeFailures direct probes, the last one's
+// timeout, and one decision tick. fence_delay must not be shorter.
+func (p profile) fenceNotice() time.Duration {
+	return time.Duration(p.probeFailures)*p.probeEvery + p.ml.ProbeTimeout + p.tick
+}
+
 // newProfile returns the preset named by cfg.Gossip.Profile ("" = lan).
 func newProfile(name string) (profile, error) {
 	switch name {
 	case config.ProfileLAN, "":
 		c := memberlist.DefaultLANConfig()
-		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: 10 * time.Second, tick: 250 * time.Millisecond, settle: time.Second}, nil
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileLAN), tick: 250 * time.Millisecond, settle: time.Second}, nil
 	case config.ProfileWAN:
 		c := memberlist.DefaultWANConfig()
-		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: 40 * time.Second, tick: time.Second, settle: 3 * time.Second}, nil
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileWAN), tick: time.Second, settle: 3 * time.Second}, nil
 	case config.ProfileFast:
 		// LAN with short timings: a killed member fails 3 direct probes in
 		// ~0.7 s and memberlist declares it dead in ~1-2 s on a quiet network.
@@ -51,7 +57,7 @@ func newProfile(name string) (profile, error) {
 		c.PushPullInterval = 2 * time.Second
 		c.GossipToTheDeadTime = 2 * time.Second
 		c.RetransmitMult = 3
-		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: 2 * time.Second, tick: 50 * time.Millisecond, settle: 250 * time.Millisecond}, nil
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileFast), tick: 50 * time.Millisecond, settle: 250 * time.Millisecond}, nil
 	}
 	return profile{}, fmt.Errorf("gossip profile %q: want %s, %s or %s", name, config.ProfileLAN, config.ProfileWAN, config.ProfileFast)
 }
