@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -31,7 +32,7 @@ func (c *Config) Redacted() string {
 		"data_dir": c.DataDir,
 		"gossip": map[string]any{
 			"bind":           c.Gossip.Bind,
-			"advertise":      c.Gossip.Advertise,
+			"advertise":      cmp.Or(c.Gossip.Advertise, c.Gossip.Bind),
 			"join":           c.Gossip.Join,
 			"secret_key":     redactedKey(c.Gossip.SecretKey),
 			"profile":        c.Gossip.Profile,
