@@ -29,7 +29,7 @@ go build -o "$work/wireserver" ./examples/wireserver
 go build -o "$work/dbdemo" ./examples/dbdemo
 
 start() { "$@" >>"$work/log" 2>&1 & pids+=($!); }
-server() { start "$work/wireserver" -listen "127.0.0.1:700$1" -name "site$1"; echo $!; }
+server() { start "$work/wireserver" -listen "127.0.0.1:700$1" -name "site$1"; }
 
 # ask PROXY_PORT CMD: one operator request through a tandem proxy.
 ask() {
@@ -47,7 +47,8 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 served_by() { [ "$(ask "$1" PING)" = "PONG $2" ]; }
 
 echo "== starting two toy servers, two sidecars and a witness"
-s1=$(server 1); server 2 >/dev/null
+server 1; s1=${pids[-1]} # not $(server 1): a subshell would keep the pid from cleanup
+server 2
 start "$work/tandem" witness -config examples/witness.toml
 start "$work/tandem" run -config examples/site1.toml
 start "$work/tandem" run -config examples/site2.toml
@@ -65,7 +66,7 @@ wait_for 10 "site2 to serve" served_by 7102 site2
 echo "   served by site2 after $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(ask 7101 PING)"
 
 echo "== site1's server comes back; control returns after failback_delay (10s)"
-server 1 >/dev/null
+server 1
 wait_for 30 "site1 to serve again" served_by 7102 site1
 echo "   7102: $(ask 7102 PING)"
 curl -s http://127.0.0.1:7181/metrics | grep -E '^tandem_(term|role_changes_total|proxy_connections_total) '
