@@ -60,9 +60,7 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// (textSettings). No statement, lock or idle-in-transaction timeout of the peer's defaults:
 	// the Shipper bounds each apply by its context, while a peer-side timeout would end it with
 	// an SQL error on every try (transient: sent again, in vain for an apply longer than it).
-	pinSettings(cfg, textSettings, map[string]string{
-		"statement_timeout": "0", "lock_timeout": "0", "idle_in_transaction_session_timeout": "0",
-	})
+	pinSettings(cfg, textSettings, noTimeouts)
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
@@ -93,6 +91,14 @@ func (t *applyTx) decisionRow(end pglogrepl.LSN) {
 		return
 	}
 	t.prepared("decision row", "INSERT INTO tandem.decisions (gid, lsn) VALUES ($1, $2)", [][]byte{[]byte(t.gid), []byte(end.String())})
+}
+
+// noTimeouts turns off the statement, lock and idle-in-transaction timeouts a database's
+// defaults may set for its applications: the apply, resync's copy and verify's read are
+// bounded by their contexts, and a peer-side timeout would end them with an SQL error on
+// every try. (transaction_timeout, PostgreSQL 17, is turned off where it exists: dialApply.)
+var noTimeouts = map[string]string{
+	"statement_timeout": "0", "lock_timeout": "0", "idle_in_transaction_session_timeout": "0",
 }
 
 // applyAppName is the application_name of apply sessions.

@@ -76,7 +76,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// reads them under textSettings: the same here, and pg_catalog alone on the search path (reg*
 	// values schema-qualified), as for the decoder. TimeZone needs no pinning: an ISO
 	// timestamptz carries its offset.
-	pinSettings(cfg, textSettings, catalogPath)
+	pinSettings(cfg, textSettings, catalogPath, noTimeouts)
 	local, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
