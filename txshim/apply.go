@@ -172,7 +172,7 @@ func terminateBlockers(ctx context.Context, dsn string, pid uint32, gid string, 
 	res := conn.ExecParams(cctx, `SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''),
 	coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''), pg_terminate_backend(a.pid)
 FROM pg_stat_activity a
-WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.application_name <> $2`,
+WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND NOT starts_with(a.application_name, $2)`,
 		[][]byte{pidArg, []byte(applyAppName)}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return false, res.Err
@@ -330,6 +330,11 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	defer stop()
 
 	t.query("begin", "BEGIN")
+	if end == endPrepare {
+		// The session is named after the gid while it applies it, so that the resolver can end
+		// one still running before it takes the gid for never prepared here (stopApplies).
+		t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applyAppName + " " + gid)})
+	}
 	if term > 0 {
 		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
 	}

@@ -262,6 +262,26 @@ func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
 	return n > 0, nil
 }
 
+// stopApplies ends, on d (the applied side of gid), any session still applying gid, waits
+// until it is gone, and reads what d says about gid again. A Shipper whose Prepare gave up
+// (timeout, lost connection) leaves its peer session running: blocked on a row lock, it would
+// go on to PREPARE the gid once the lock is free, after the resolver had taken the gid for
+// never prepared there and rolled back the own site's copy — and recovery commits such a copy
+// when the own site is out of reach (DESIGN §5.4), which would leave the databases apart.
+func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64) (sideState, error) {
+	var left int
+	err := d.queryRow(ctx, &left, `SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000))
+FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`, applyAppName+" "+gid)
+	if err != nil {
+		return sideUnknown, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
+	}
+	if left > 0 {
+		return sideUnknown, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
+	}
+	st, _, err := d.observe(ctx, gid, xid, false)
+	return st, err
+}
+
 // observe reads what d says about gid. own: d is the database of the gid's own site, where
 // the xid's status is the record; otherwise the decision row is. The "prepared?" read comes
 // first and the outcome read after it, in its own statement: a transaction that finishes in
@@ -426,6 +446,14 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
 			continue
 		}
+		if own == sidePrepared && other == sideNeither {
+			// Rolled back here on the word of the other database, it must not be prepared there
+			// later by an apply still running (stopApplies).
+			if other, err = otherDB.stopApplies(ctx, gid, xid); err != nil {
+				errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
+				continue
+			}
+		}
 		steps, why := recoveryRule(own, other)
 		if why != "" {
 			side, detail := ownDB.side, otherWhy
@@ -522,6 +550,11 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 	other, _, err := otherDB.observe(ctx, gid, xid, false)
 	if err != nil {
 		return fmt.Errorf("resolve %s: %w", gid, err)
+	}
+	if !commit && other == sideNeither {
+		if other, err = otherDB.stopApplies(ctx, gid, xid); err != nil { // as in ResolveOnce
+			return fmt.Errorf("resolve %s: %w", gid, err)
+		}
 	}
 	switch {
 	case !commit && own == sideCommitted:

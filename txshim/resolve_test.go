@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -585,5 +586,69 @@ func TestResolverOutsideLeavesInFlight(t *testing.T) {
 	time.Sleep(settle)
 	if rep, err := outside.ResolveOnce(ctx); err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
 		t.Fatalf("pass after Settle: %+v, %v; want %s rolled back", rep, err, gid)
+	}
+}
+
+// TestResolverEndsLateApply: a Prepare that gave up leaves its apply session on the peer
+// running when the cancel that pgconn sends on its way out does not arrive (the peer was out
+// of reach for new connections): blocked on a row lock, that session PREPAREs the gid once
+// the lock is free. Before the resolver rolls the own copy back on the word of the peer
+// (prepared nowhere there), it ends that session, so the peer never prepares the gid
+// afterwards — which recovery would commit whenever the own site is out of reach.
+func TestResolverEndsLateApply(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	installPair(t, p)
+	ctx := capCtx(t, 30*time.Second)
+	blocker, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	for _, q := range []string{`BEGIN`, `UPDATE kv SET v = 'blocker' WHERE k = 1`} {
+		if _, err := blocker.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gid := gidFor("a", 1, 1)
+	prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'late' WHERE k = 1`)
+	// The orphaned apply: named as the Shipper names it, its PREPARE queued behind the lock.
+	cfg, err := pgconn.ParseConfig(p.peer.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = applyAppName + " " + gid
+	orphan, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orphan.Close(context.Background())
+	late := make(chan error, 1)
+	go func() {
+		_, err := orphan.Exec(ctx, `BEGIN; UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION `+sqlLiteral(gid)).ReadAll()
+		late <- err
+	}()
+	waitFor(t, "the orphaned apply to wait for the row lock", func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, applyAppName+" "+gid) == 1
+	})
+
+	rep, err := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
+	if err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
+		t.Fatalf("resolver pass: %+v, %v; want %s rolled back", rep, err, gid)
+	}
+	if _, err := blocker.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-late:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the orphaned apply neither ended nor finished")
+	}
+	if preparedOn(t, p.pdb, gid) {
+		p.pdb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+		t.Fatalf("%s was prepared on the peer after the resolver rolled the local copy back", gid)
+	}
+	if v := queryOne[string](t, p.pdb, `SELECT v FROM kv WHERE k = 1`); v != "one" {
+		t.Errorf("peer row = %q, want one", v)
 	}
 }

@@ -795,7 +795,7 @@ func TestShipTransientRefusal(t *testing.T) {
 		ship()
 		waitFor(t, "the apply to wait for the row lock of k = 2", func() bool {
 			return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity
-WHERE application_name = 'tandem apply' AND pid <> $1 AND wait_event_type = 'Lock'`, pid) > 0
+WHERE application_name LIKE 'tandem apply%' AND pid <> $1 AND wait_event_type = 'Lock'`, pid) > 0
 		})
 		// Waits until the peer refuses the apply (deadlock_timeout: 1s).
 		if _, err := blocker.ExecContext(ctx, `UPDATE kv SET v = 'blocker' WHERE k = 1`); err != nil {
