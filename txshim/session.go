@@ -518,8 +518,21 @@ func (s *session) serverLoop() {
 			if cur != nil && (!cur.fwd || (cur.drop25001 && noticeCode(body) == "25001")) {
 				fwd = false
 			}
-		case 'A', 'S':
-			fwd = true // notifications and parameter changes always reach the client
+		case 'A':
+			fwd = true // notifications always reach the client
+		case 'S':
+			fwd = true // parameter changes too, unless the session must end for one
+			var ps pgproto3.ParameterStatus
+			if ps.Decode(body) == nil {
+				if why := lexerUnsafe(ps.Name, ps.Value); why != "" {
+					// Before the ReadyForQuery that follows: no later request passes barrier.
+					s.cmu.Lock()
+					writeFatal(s.cw, "0A000", "tandem: "+why)
+					s.cmu.Unlock()
+					s.log.Warn("txshim: session ended", "user", s.user, "reason", why)
+					return
+				}
+			}
 		case 'G':
 			if fwd {
 				if err := s.toClient(typ, body, true); err != nil {

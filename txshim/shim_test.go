@@ -324,3 +324,53 @@ func TestWentSolo(t *testing.T) {
 		}
 	}
 }
+
+// TestLexerUnsafeSettings: a session cannot run with settings under which the lexer misreads
+// where statements end — standard_conforming_strings off, a client-only encoding — set at
+// startup or later: a COMMIT hidden from the lexer committed a write in read-only mode.
+func TestLexerUnsafeSettings(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// PostgreSQL reads 'a\'' as one string with standard_conforming_strings off, and 0x95 0x5c
+	// as one SJIS character; the lexer saw a string running to the end, and no COMMIT.
+	scsOff := `SELECT 'a\''; COMMIT; SELECT 1 --'`
+	sjis := "SELECT E'\x95\x5c'; COMMIT; SELECT 1 --'"
+	for i, tc := range []struct{ name, options, set, hide string }{
+		{"scs at startup", "-c standard_conforming_strings=off", "", scsOff},
+		{"scs by SET", "", "SET standard_conforming_strings = off", scsOff},
+		{"SJIS at startup", "-c client_encoding=SJIS", "", sjis},
+		{"SJIS by SET", "", "SET client_encoding = 'SJIS'", sjis},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(s.dsn(pgtest.Superuser))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.options != "" {
+				cfg.RuntimeParams["options"] = tc.options
+			}
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if tc.options != "" && pgCode(err) == "0A000" {
+				return
+			}
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer conn.Close(ctx)
+			pc := conn.PgConn()
+			q := "SET default_transaction_read_only = off"
+			if tc.set != "" {
+				q += "; " + tc.set
+			}
+			_, setErr := pc.Exec(ctx, q).ReadAll()
+			q = fmt.Sprintf("BEGIN; INSERT INTO acct VALUES (%d, 1); %s", i, tc.hide)
+			_, err = pc.Exec(ctx, q).ReadAll()
+			if n := rowCount(t, c, "true"); n != 0 || err == nil {
+				t.Fatalf("read-only mode: %d row(s) committed by %q (%v) after %q (%v)", n, q, err, tc.set+tc.options, setErr)
+			}
+		})
+	}
+}

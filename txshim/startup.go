@@ -257,6 +257,12 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*bac
 		pc.Close(cctx)
 		return nil, nil, err
 	}
+	for k, v := range hc.ParameterStatuses {
+		if why := lexerUnsafe(k, v); why != "" {
+			hc.Conn.Close()
+			return nil, nil, &pgconn.PgError{Severity: "FATAL", Code: "0A000", Message: "tandem: " + why}
+		}
+	}
 	g := &greeting{status: hc.TxStatus}
 	for k, v := range hc.ParameterStatuses {
 		g.msgs, _ = (&pgproto3.ParameterStatus{Name: k, Value: v}).Encode(g.msgs)
@@ -282,6 +288,26 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*bac
 		b.reader = io.MultiReader(bytes.NewReader(pre), hc.Conn)
 	}
 	return b, g, nil
+}
+
+// lexerUnsafe says why a setting the database reports (ParameterStatus) leaves the lexer unable
+// to tell where statements end, or returns "". With standard_conforming_strings off a backslash
+// escapes a quote in '…'; in the client-only encodings the second byte of a character may be a
+// backslash, and the lexer reads the client's bytes. Either hides a COMMIT from the lexer, and
+// that commit would bypass the dual commit and the read-only and fenced modes (DESIGN §5.1).
+func lexerUnsafe(name, value string) string {
+	switch name {
+	case "standard_conforming_strings":
+		if value != "on" {
+			return "standard_conforming_strings = " + value + " is not supported"
+		}
+	case "client_encoding":
+		switch value {
+		case "SJIS", "SHIFT_JIS_2004", "BIG5", "GBK", "UHC", "GB18030", "JOHAB":
+			return "client_encoding " + value + " is not supported: use an encoding PostgreSQL accepts as a server encoding, such as UTF8"
+		}
+	}
+	return ""
 }
 
 // forwardCancel sends the client's cancel request unchanged to the local database: the client
