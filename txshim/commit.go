@@ -142,13 +142,15 @@ func (s *session) commitLocal(pol policy, readOnly bool) bool {
 // peer is not consulted.
 func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, error) {
 	cs := &commitStart{local: s.commitLocal(pol, readOnly), chain: chain, check: &pending{res: make(chan result, 1)}}
+	// Every function, operator and type these checks use is qualified: the client controls
+	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
-		q := "SELECT pg_current_xact_id_if_assigned()::text"
+		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text"
 		if pol.term > 0 {
-			q += ", (SELECT term FROM tandem.state WHERE id = 1), (SELECT master FROM tandem.state WHERE id = 1)"
+			q += ", (SELECT term FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1), (SELECT master FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1)"
 		}
 		if chain {
-			q += ", current_setting('transaction_isolation'), current_setting('transaction_read_only'), current_setting('transaction_deferrable')"
+			q += ", pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable')"
 		}
 		return cs, s.sendOwn(q, cs.check, false)
 	}
@@ -157,13 +159,14 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	switch {
 	case pol.readOnly:
 		// The failing casts depend on row values: a constant one would fail at plan time.
-		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' || x)::int END FROM pg_current_xact_id_if_assigned() x"
+		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END FROM pg_catalog.pg_current_xact_id_if_assigned() x"
 	case pol.term > 0:
-		q = "SELECT pg_current_xact_id_if_assigned()::text, (SELECT CASE WHEN term > $1::bigint OR (term = $1::bigint AND master <> $2) THEN ('" +
-			staleMark + " ' || term || ' ' || master)::int END FROM tandem.state WHERE id = 1)"
+		q = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, (SELECT CASE WHEN term OPERATOR(pg_catalog.>) $1::bigint OR " +
+			"(term OPERATOR(pg_catalog.=) $1::bigint AND master OPERATOR(pg_catalog.<>) $2) THEN ('" + staleMark +
+			" ' OPERATOR(pg_catalog.||) term OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) master)::int END FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1)"
 		args = []string{strconv.FormatUint(pol.term, 10), s.shim.opts.Site}
 	default:
-		q = "SELECT pg_current_xact_id_if_assigned()::text"
+		q = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text"
 	}
 	cq := "COMMIT"
 	if chain {
@@ -469,7 +472,7 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 		return false, nil
 	}
 	start := time.Now()
-	r, err := s.capture("SELECT pg_logical_emit_message(true, 'tandem', '')::text")
+	r, err := s.capture("SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text")
 	if err != nil {
 		return false, err
 	}

@@ -374,3 +374,51 @@ func TestLexerUnsafeSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchPathShadowing: a client that puts its own schema before pg_catalog (startup options
+// or SET) cannot shadow what the shim's commit checks call. It did: a write committed in
+// read-only mode, and in dual mode without the peer.
+func TestSearchPathShadowing(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeReadOnly, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := pgx.ParseConfig(s.dsn(pgtest.Superuser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["options"] = "-c search_path=public,pg_catalog"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, shadow := range []struct{ name, create, drop string }{
+		{"function", `CREATE FUNCTION public.pg_current_xact_id_if_assigned() RETURNS xid8 LANGUAGE sql AS 'SELECT NULL::xid8'`,
+			`DROP FUNCTION public.pg_current_xact_id_if_assigned()`},
+		{"operator", `CREATE FUNCTION public.one(text, xid8) RETURNS text LANGUAGE sql AS 'SELECT ''1''';
+CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = xid8, FUNCTION = public.one)`,
+			`DROP OPERATOR public.|| (text, xid8); DROP FUNCTION public.one(text, xid8)`},
+	} {
+		c.Exec(t, shadow.create)
+		s.SetMode(ModeReadOnly, 1)
+		if _, err := conn.Exec(ctx, "SET default_transaction_read_only = off"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := conn.Exec(ctx, "BEGIN; INSERT INTO acct VALUES (1, 1); COMMIT")
+		if n := rowCount(t, c, "true"); n != 0 || pgCode(err) != "25006" {
+			t.Fatalf("%s shadowed, read-only mode: want 25006 and no row, got %v and %d row(s)", shadow.name, err, n)
+		}
+		s.SetMode(ModeDual, 1)
+		before := s.Stats().CommitsDual
+		if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {
+			t.Fatal(err)
+		}
+		if calls := peer.take(); len(calls) != 2 || s.Stats().CommitsDual != before+1 {
+			t.Fatalf("%s shadowed, dual mode: the write did not commit on both: peer calls %v, stats %+v", shadow.name, calls, s.Stats())
+		}
+		c.Exec(t, "DELETE FROM acct; "+shadow.drop)
+	}
+}
