@@ -422,3 +422,45 @@ CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = xid8, FUNCTION = public.on
 		c.Exec(t, "DELETE FROM acct; "+shadow.drop)
 	}
 }
+
+// TestStartupMinorVersions: a client asking for any protocol 3.x is told the shim speaks 3.0
+// (NegotiateProtocolVersion), as PostgreSQL tells it; 3.1 and 3.3 were refused as invalid.
+func TestStartupMinorVersions(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	for _, minor := range []uint32{1, 2, 3, 0xffff} {
+		conn, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fe := pgproto3.NewFrontend(conn, conn)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: 3<<16 | minor,
+			Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database()}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		negotiated := false
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("protocol 3.%d: after %v: %v", minor, seen, err)
+			}
+			seen = append(seen, fmt.Sprintf("%T", m))
+			if npv, ok := m.(*pgproto3.NegotiateProtocolVersion); ok && npv.NewestMinorProtocol == 0 {
+				negotiated = true
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				t.Fatalf("protocol 3.%d: %s: %s", minor, e.Code, e.Message)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if !negotiated {
+			t.Fatalf("protocol 3.%d: no NegotiateProtocolVersion to 3.0 in %v", minor, seen)
+		}
+	}
+}

@@ -93,12 +93,15 @@ func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error)
 			}
 			return nil, nil
 		case code>>16 == 3:
+			// pgproto3 decodes 3.0 and 3.2 only; like PostgreSQL, the shim takes any 3.x and
+			// answers a newer minor version with NegotiateProtocolVersion (negotiateVersion).
+			binary.BigEndian.PutUint32(body, codeProtocol3)
 			var sm pgproto3.StartupMessage
 			if err := sm.Decode(body); err != nil {
 				writeFatal(client, "08P01", "invalid startup packet: "+err.Error())
 				return nil, fmt.Errorf("startup message: %w", err)
 			}
-			version, params = sm.ProtocolVersion, sm.Parameters
+			version, params = code, sm.Parameters
 			if params == nil {
 				params = map[string]string{}
 			}
