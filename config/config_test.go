@@ -175,6 +175,8 @@ func TestParseErrors(t *testing.T) {
 		{"bool as string", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nverify_after_catchup = \"yes\"\n", 13, "txshim.verify_after_catchup", "incompatible types"},
 		{"unparsable dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a:pa#ss@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n", 11, "txshim.local_dsn", "percent-encode"},
 		{"missing dsn", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n", 9, "txshim.peer_dsn", "required"},
+		{"open shim", base + "[txshim]\nlisten = \"0.0.0.0:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n", 10, "txshim.listen", "beyond loopback"},
+		{"open shim by name", base + "[txshim]\nlisten = \"db1.example:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n", 10, "txshim.listen", "beyond loopback"},
 		{"send without expect", base + "health_send = \"PING\\n\"\n", 9, "server.endpoint[0].health_send", "needs health_expect"},
 		{"expect with exec", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n", 1) + "health_expect = \"PONG\"\n", 11, "server.endpoint[0].health_expect", "only used by the tcp check"},
 		{"exec without command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\n", 1), 5, "server.health_command", "required"},

@@ -604,6 +604,12 @@ func (l *loader) txshim(r *raw, c *Config) {
 		CommitTimeout: l.positive("txshim.commit_timeout", rt.CommitTimeout, DefaultCommitTimeout),
 		VerifyCatchUp: rt.VerifyCatchUp == nil || *rt.VerifyCatchUp,
 	}
+	// The shim authenticates no client (trust: txshim.Options.Users is not set from the file),
+	// and each session reaches the database as local_dsn's user: beyond loopback, anyone who
+	// reaches the port could read and write the application's data.
+	if host, _, err := net.SplitHostPort(t.Listen); err == nil && !isLoopback(host) {
+		l.errorf("txshim.listen", "%s is reachable beyond loopback, and the shim authenticates no client: listen on a loopback address, beside the server", t.Listen)
+	}
 	// The shim ends a session on any larger message, the server's replies
 	// included, and never allows more than PostgreSQL's own 1 GiB.
 	if t.MaxMessage < 16<<10 || t.MaxMessage > 1<<30 {
