@@ -3,6 +3,7 @@ package txshim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -462,5 +463,41 @@ func TestStartupMinorVersions(t *testing.T) {
 		if !negotiated {
 			t.Fatalf("protocol 3.%d: no NegotiateProtocolVersion to 3.0 in %v", minor, seen)
 		}
+	}
+}
+
+// TestAuthMessageBound: before a client has authenticated, a message longer than PostgreSQL
+// takes for an authentication token (64 KiB) ends the attempt at once; the shim waited for up
+// to max_message bytes from anyone who could reach the port, in every session slot.
+func TestAuthMessageBound(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{Users: map[string]string{"app": "s3cret"}, StartupTimeout: time.Minute}, ModeSolo, 0)
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+		Parameters: map[string]string{"user": "app", "database": c.Database()}})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := fe.Receive(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(*pgproto3.AuthenticationSASL); !ok {
+		t.Fatalf("want AuthenticationSASL, got %T", m)
+	}
+	// A SASLInitialResponse header announcing 512 KiB, and then only its first bytes.
+	hdr := []byte{'p', 0, 8, 0, 4}
+	if _, err := conn.Write(append(hdr, "SCRAM-SHA-256\x00"...)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the shim still waits for the rest of an oversized authentication message: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ const (
 	codeSSLRequest  = 80877103
 	codeGSSENCReqst = 80877104
 	maxStartupLen   = 10000 // MAX_STARTUP_PACKET_LENGTH in PostgreSQL
+	maxAuthMessage  = 65535 // PG_MAX_AUTH_TOKEN_LENGTH in PostgreSQL
 )
 
 // startup is a client's startup message and the connection it came on, read by readStartup.
@@ -135,10 +136,13 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 		writeFatal(client, "57P03", "tandem: this site is fenced; connect to the master")
 		return nil, errors.New("fenced: new session refused")
 	}
-	cr := &frameReader{r: rd, max: s.maxMessage()}
+	// Until the client has authenticated, a message is a SASL one, which PostgreSQL takes up to
+	// PG_MAX_AUTH_TOKEN_LENGTH: anyone who reaches the port may send it.
+	cr := &frameReader{r: rd, max: maxAuthMessage}
 	if err := s.authenticate(cr, cw, user); err != nil {
 		return nil, err
 	}
+	cr.max = s.maxMessage()
 
 	backend, greeting, err := s.connectLocal(ctx, params)
 	if err != nil {
