@@ -3,6 +3,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"net/netip"
 	"time"
 )
@@ -141,6 +142,14 @@ type TxShim struct {
 	// VerifyCatchUp: compare both databases after each catch-up, as they were when it held
 	// commits (DESIGN §5.5).
 	VerifyCatchUp bool
+	// UsersFile names the client users' file; Users is what it holds (user -> password), for
+	// SCRAM-SHA-256. nil: every client is trusted (the listener is then loopback only).
+	UsersFile string
+	Users     map[string]string
+	// TLS offered to clients that ask for it: the certificate and key files, and the pair
+	// loaded from them (nil: SSL refused).
+	TLSCertFile, TLSKeyFile string
+	TLSCert                 *tls.Certificate
 }
 
 // Admin configures the loopback admin HTTP API.

@@ -473,3 +473,52 @@ func TestTypeErrorsAll(t *testing.T) {
 		}
 	}
 }
+
+// TestShimUsersAndTLS: txshim.users_file gives the shim's SCRAM users (and lets it listen
+// beyond loopback), tls_cert_file and tls_key_file its TLS; bad files are errors that show no
+// password, and check-config prints neither passwords nor the key.
+func TestShimUsersAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certPEM, keyPEM := selfSignedPEM(t)
+	cert, key := write("cert.pem", certPEM, 0o644), write("key.pem", keyPEM, 0o600)
+	users := write("users", "# clients\napp:s3cret-pw\n\nreport:other:pw\n", 0o600)
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"0.0.0.0:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n"
+	c, err := Parse("f.toml", []byte(base+fmt.Sprintf("users_file = %q\ntls_cert_file = %q\ntls_key_file = %q\n", users, cert, key)), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.TxShim.Users; len(got) != 2 || got["app"] != "s3cret-pw" || got["report"] != "other:pw" {
+		t.Errorf("users %v", got)
+	}
+	if c.TxShim.TLSCert == nil {
+		t.Error("no TLS certificate loaded")
+	}
+	if out := c.Redacted(); strings.Contains(out, "s3cret") || !strings.Contains(out, "(2 users)") {
+		t.Errorf("check-config output shows a password or not the users:\n%s", out)
+	}
+
+	for _, tc := range []struct {
+		name, extra, key, msg string
+	}{
+		{"bad line", fmt.Sprintf("users_file = %q\n", write("bad", "app:pw\nnocolon-s3cret\n", 0o600)), "txshim.users_file", ":2: want user:password"},
+		{"twice", fmt.Sprintf("users_file = %q\n", write("twice", "a:1\na:2\n", 0o600)), "txshim.users_file", "twice"},
+		{"readable by all", fmt.Sprintf("users_file = %q\n", write("open", "a:1\n", 0o644)), "txshim.users_file", "every user"},
+		{"cert without key", fmt.Sprintf("users_file = %q\ntls_cert_file = %q\n", users, cert), "txshim.tls_cert_file", "together"},
+		{"key readable by all", fmt.Sprintf("users_file = %q\ntls_cert_file = %q\ntls_key_file = %q\n", users, cert, write("key2.pem", keyPEM, 0o644)), "txshim.tls_key_file", "every user"},
+		{"not a pair", fmt.Sprintf("users_file = %q\ntls_cert_file = %q\ntls_key_file = %q\n", users, key, key), "txshim.tls_cert_file", ""},
+	} {
+		_, err := Parse("f.toml", []byte(base+tc.extra), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != tc.key || !strings.Contains(errs[0].Msg, tc.msg) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: got %v, want one %s error saying %q and no password", tc.name, err, tc.key, tc.msg)
+		}
+	}
+}

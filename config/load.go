@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -87,6 +88,9 @@ type raw struct {
 		MaxMessage    string `toml:"max_message"`
 		CommitTimeout string `toml:"commit_timeout"`
 		VerifyCatchUp *bool  `toml:"verify_after_catchup"`
+		UsersFile     string `toml:"users_file"`
+		TLSCertFile   string `toml:"tls_cert_file"`
+		TLSKeyFile    string `toml:"tls_key_file"`
 	} `toml:"txshim"`
 	Admin struct {
 		Listen    string
@@ -405,7 +409,12 @@ const maxSecret = 4096
 // readSecret reads a gossip key or admin token file: a small regular file that
 // other users cannot read or change. Opening with O_NONBLOCK and checking the
 // type first means a FIFO or device named by mistake is an error, not a hang.
-func readSecret(path string) ([]byte, error) {
+func readSecret(path string) ([]byte, error) { return readSecretMax(path, maxSecret) }
+
+// readSecret64K is readSecret for a users file, which holds a line per user.
+func readSecret64K(path string) ([]byte, error) { return readSecretMax(path, 64<<10) }
+
+func readSecretMax(path string, limit int64) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -419,14 +428,43 @@ func readSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
 	case fi.Mode().Perm()&0o007 != 0:
 		return nil, fmt.Errorf("%s is accessible to every user (mode %#o): chmod o-rwx %s", path, fi.Mode().Perm(), path)
-	case fi.Size() > maxSecret:
-		return nil, fmt.Errorf("%s is %d bytes: a secret file holds at most %d", path, fi.Size(), maxSecret)
+	case fi.Size() > limit:
+		return nil, fmt.Errorf("%s is %d bytes: a secret file holds at most %d", path, fi.Size(), limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
-	if err == nil && len(b) > maxSecret {
-		err = fmt.Errorf("%s is more than %d bytes", path, maxSecret)
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%s is more than %d bytes", path, limit)
 	}
 	return b, err
+}
+
+// readUsers reads txshim.users_file: one "user:password" per line (blank lines and lines
+// starting with # skipped), with readSecret's checks; the shim authenticates clients against
+// it with SCRAM-SHA-256.
+func readUsers(path string) (map[string]string, error) {
+	b, err := readSecret64K(path)
+	if err != nil {
+		return nil, err
+	}
+	users := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		name, pw, ok := strings.Cut(line, ":")
+		switch {
+		case !ok || name == "" || pw == "":
+			return nil, fmt.Errorf("%s:%d: want user:password", path, i+1) // not the line: it holds a password
+		case users[name] != "":
+			return nil, fmt.Errorf("%s:%d: user %q is listed twice", path, i+1, name)
+		}
+		users[name] = pw
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%s lists no user", path)
+	}
+	return users, nil
 }
 
 // ReadToken reads an admin API bearer token from path (admin.token_file, or a
@@ -604,11 +642,32 @@ func (l *loader) txshim(r *raw, c *Config) {
 		CommitTimeout: l.positive("txshim.commit_timeout", rt.CommitTimeout, DefaultCommitTimeout),
 		VerifyCatchUp: rt.VerifyCatchUp == nil || *rt.VerifyCatchUp,
 	}
-	// The shim authenticates no client (trust: txshim.Options.Users is not set from the file),
-	// and each session reaches the database as local_dsn's user: beyond loopback, anyone who
-	// reaches the port could read and write the application's data.
-	if host, _, err := net.SplitHostPort(t.Listen); err == nil && !isLoopback(host) {
-		l.errorf("txshim.listen", "%s is reachable beyond loopback, and the shim authenticates no client: listen on a loopback address, beside the server", t.Listen)
+	if rt.UsersFile != "" {
+		t.UsersFile = rt.UsersFile
+		users, err := readUsers(rt.UsersFile)
+		if err != nil {
+			l.errorf("txshim.users_file", "%v", err)
+		}
+		t.Users = users
+	}
+	switch {
+	case rt.TLSCertFile == "" && rt.TLSKeyFile == "":
+	case rt.TLSCertFile == "" || rt.TLSKeyFile == "":
+		l.errorf("txshim.tls_cert_file", "tls_cert_file and tls_key_file go together")
+	default:
+		if _, err := readSecret(rt.TLSKeyFile); err != nil {
+			l.errorf("txshim.tls_key_file", "%v", err)
+		} else if cert, err := tls.LoadX509KeyPair(rt.TLSCertFile, rt.TLSKeyFile); err != nil {
+			l.errorf("txshim.tls_cert_file", "%v", err)
+		} else {
+			t.TLSCertFile, t.TLSKeyFile, t.TLSCert = rt.TLSCertFile, rt.TLSKeyFile, &cert
+		}
+	}
+	// Without users_file the shim trusts every client, and each session reaches the database
+	// as local_dsn's user: beyond loopback, anyone who reaches the port could read and write
+	// the application's data.
+	if host, _, err := net.SplitHostPort(t.Listen); err == nil && !isLoopback(host) && rt.UsersFile == "" {
+		l.errorf("txshim.listen", "%s is reachable beyond loopback, and without txshim.users_file the shim authenticates no client: listen on a loopback address, beside the server, or set users_file", t.Listen)
 	}
 	// The shim ends a session on any larger message, the server's replies
 	// included, and never allows more than PostgreSQL's own 1 GiB.

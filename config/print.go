@@ -84,6 +84,13 @@ func (c *Config) Redacted() string {
 				"commit_timeout":       t.CommitTimeout.String(),
 				"verify_after_catchup": t.VerifyCatchUp,
 			}
+			if t.UsersFile != "" { // the file's name and how many users: no password
+				out["txshim"].(map[string]any)["users_file"] = fmt.Sprintf("%s (%d users)", t.UsersFile, len(t.Users))
+			}
+			if t.TLSCertFile != "" {
+				out["txshim"].(map[string]any)["tls_cert_file"] = t.TLSCertFile
+				out["txshim"].(map[string]any)["tls_key_file"] = t.TLSKeyFile
+			}
 		}
 	}
 	var b bytes.Buffer

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -156,7 +157,7 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 		OnPreparedBlocker: d.kickResolver, VerifyCatchUp: t.VerifyCatchUp})
 	d.ship.SetBackup(true) // until promote
 	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown,
-		OnInDoubt: d.kickResolver})
+		OnInDoubt: d.kickResolver, Users: t.Users, TLS: shimTLS(t)})
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +166,14 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 		InFlight: d.shim.InFlight})
 	// A new shim starts read-only: nothing is written before the role says so.
 	return d, d.shim.Start()
+}
+
+// shimTLS is the TLS the shim offers its clients: txshim.tls_cert_file's pair; nil: none.
+func shimTLS(t *config.TxShim) *tls.Config {
+	if t.TLSCert == nil {
+		return nil
+	}
+	return &tls.Config{Certificates: []tls.Certificate{*t.TLSCert}, MinVersion: tls.VersionTLS12}
 }
 
 // bypass states: what setBypass still has to do.

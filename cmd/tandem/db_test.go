@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 	"github.com/tandem-ha/tandem/txshim"
@@ -203,5 +205,18 @@ func TestPublishSyncedAfterPeerDown(t *testing.T) {
 	}
 	if d.maySayInSync(4, d.peerDowns()) {
 		t.Error("published for a term this site is not master of")
+	}
+}
+
+// TestShimTLS: the shim offers TLS with the configured pair, at TLS 1.2 or later, and none
+// without one.
+func TestShimTLS(t *testing.T) {
+	if shimTLS(&config.TxShim{}) != nil {
+		t.Error("TLS offered without a certificate")
+	}
+	cert := &tls.Certificate{Certificate: [][]byte{{1}}}
+	c := shimTLS(&config.TxShim{TLSCert: cert})
+	if c == nil || len(c.Certificates) != 1 || c.MinVersion != tls.VersionTLS12 {
+		t.Errorf("shimTLS = %+v", c)
 	}
 }
