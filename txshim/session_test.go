@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -301,6 +302,52 @@ func TestCancelRequestAtMaxSessions(t *testing.T) {
 	// The slot is still the session's own: another session is refused.
 	if _, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser)); pgCode(err) != "53300" {
 		t.Fatalf("second session: want 53300, got %v", err)
+	}
+}
+
+// TestStartupsBounded: connections that send nothing hold no session slot but are bounded
+// (maxStartups): one more is closed at once; once they go, a session starts again.
+func TestStartupsBounded(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{MaxSessions: 1}, ModeSolo, 0)
+	var silent []net.Conn
+	defer func() {
+		for _, sc := range silent {
+			sc.Close()
+		}
+	}()
+	for range maxStartups(1) {
+		sc, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, sc)
+	}
+	time.Sleep(200 * time.Millisecond) // all accepted, all in startup
+	extra, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !strings.Contains(fmt.Sprint(err), "reset") {
+		t.Fatalf("a connection beyond %d in startup: read %v, want it closed at once", maxStartups(1), err)
+	}
+	for _, sc := range silent {
+		sc.Close()
+	}
+	silent = nil
+	ctx := context.Background()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		conn, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser))
+		if err == nil {
+			conn.Close(ctx)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session after the silent connections went: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -101,6 +101,7 @@ type Shim struct {
 	ln       net.Listener
 	sessions map[*session]struct{}
 	slots    chan struct{}
+	starting chan struct{} // one token per connection in startup (maxStartups)
 }
 
 // New checks cfg and returns a Shim in read-only mode; Start binds it and Serve runs it.
@@ -136,6 +137,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		localCfg: lc,
 		sessions: make(map[*session]struct{}),
 		slots:    make(chan struct{}, opts.MaxSessions),
+		starting: make(chan struct{}, maxStartups(opts.MaxSessions)),
 	}
 	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
 	s.mode.Store(&modeState{mode: ModeReadOnly})
@@ -427,12 +429,25 @@ func (s *Shim) Serve(ctx context.Context) error {
 	return serveErr
 }
 
+// maxStartups bounds the connections in startup at once (reading the startup packet,
+// TLS, authentication): the sessions allowed, and room for cancel requests.
+func maxStartups(sessions int) int { return sessions + 16 }
+
 // serveConn owns one client connection from accept to close.
 func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	select {
+	case s.starting <- struct{}{}:
+	default:
+		// Connections in startup hold no session slot: bounded here, so that a flood of
+		// silent ones (each held up to StartupTimeout) cannot take every file descriptor.
+		s.log.Debug("txshim: too many connections in startup; closed", "remote", conn.RemoteAddr().String())
+		return
+	}
 	su, err := s.readStartup(ctx, conn)
+	<-s.starting
 	if err != nil {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
 		return
