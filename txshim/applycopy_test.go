@@ -51,7 +51,7 @@ func TestCopyApply(t *testing.T) {
 		for {
 			var n int
 			if p.pdb.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE application_name = $1 AND query LIKE 'COPY%' AND state = 'active'`, applyAppName).Scan(&n) == nil && n > 0 {
+WHERE starts_with(application_name, $1) AND query LIKE 'COPY%' AND state = 'active'`, applyAppName).Scan(&n) == nil && n > 0 {
 				killed <- time.Now()
 				return
 			}
