@@ -1209,14 +1209,8 @@ func (p lostReply) Prepare(ctx context.Context, gid string) error {
 // prepared, and a resolver pass without the own database followed by one with both ends with
 // the transaction committed on both, identical.
 func TestInDoubtAfterRoleLoss(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
-	installPair(t, p)
+	p, sh := shippingAcct(t)
 	logger := quietLogger()
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		SequenceInterval: -1, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
 	var shim *testShim
 	peer := lostReply{Peer: sh, onPrepared: func() { shim.SetMode(ModeReadOnly, 1) }}
 	shim = startShim(t, p.local, Options{Peer: peer, Site: "a", Logger: logger}, ModeDual, 1)

@@ -528,14 +528,8 @@ func TestResolverBothUnreachable(t *testing.T) {
 // while a dual commit waits between its local PREPARE and the peer's must leave it alone, and
 // the commit goes through.
 func TestResolverOutsideLeavesInFlight(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
-	installPair(t, p)
+	p, sh := shippingAcct(t)
 	logger := quietLogger()
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		SequenceInterval: -1, Logger: logger})
-	sh.SetTerm(1)
-	runShipper(t, sh)
 	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)
 	paused, resume := pauseAtLocalPrepare(t)()
 	ctx := capCtx(t, 60*time.Second)

@@ -424,24 +424,31 @@ CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = xid8, FUNCTION = public.on
 	}
 }
 
+// sendStartup dials the shim and sends a StartupMessage of the given protocol version for user
+// and the shim's database; the connection closes at the test's end.
+func sendStartup(t *testing.T, s *testShim, version uint32, user string) (net.Conn, *pgproto3.Frontend) {
+	t.Helper()
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fe := pgproto3.NewFrontend(conn, conn)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: version, Parameters: map[string]string{"user": user, "database": s.c.Database()}})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return conn, fe
+}
+
 // TestStartupMinorVersions: a client asking for any protocol 3.x is told the shim speaks 3.0
 // (NegotiateProtocolVersion), as PostgreSQL tells it; 3.1 and 3.3 were refused as invalid.
 func TestStartupMinorVersions(t *testing.T) {
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	for _, minor := range []uint32{1, 2, 3, 0xffff} {
-		conn, err := net.Dial("tcp", s.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		fe := pgproto3.NewFrontend(conn, conn)
-		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: 3<<16 | minor,
-			Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database()}})
-		if err := fe.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		_, fe := sendStartup(t, s, 3<<16|minor, pgtest.Superuser)
 		var seen []string
 		negotiated := false
 		for {
@@ -472,18 +479,7 @@ func TestStartupMinorVersions(t *testing.T) {
 func TestAuthMessageBound(t *testing.T) {
 	c := testCluster(t)
 	s := startShim(t, c, Options{Users: map[string]string{"app": "s3cret"}, StartupTimeout: time.Minute}, ModeSolo, 0)
-	conn, err := net.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fe := pgproto3.NewFrontend(conn, conn)
-	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
-		Parameters: map[string]string{"user": "app", "database": c.Database()}})
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	conn, fe := sendStartup(t, s, pgproto3.ProtocolVersionNumber, "app")
 	if m, err := fe.Receive(); err != nil {
 		t.Fatal(err)
 	} else if _, ok := m.(*pgproto3.AuthenticationSASL); !ok {
@@ -495,7 +491,7 @@ func TestAuthMessageBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, err = io.ReadAll(conn)
+	_, err := io.ReadAll(conn)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("the shim still waits for the rest of an oversized authentication message: %v", err)

@@ -470,6 +470,20 @@ func startAcctPair(t *testing.T) *capPair {
 	return p
 }
 
+// shippingAcct is a pair with an empty acct table, installed, and a running Shipper of site a
+// in term 1.
+func shippingAcct(t *testing.T) (*capPair, *Shipper) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	return p, sh
+}
+
 // TestApplyTerminatesBlocker: a session holding a row lock on the peer's database (an old
 // master's transaction left open, say) would hold every apply of that row until it times out;
 // the apply's watchdog terminates it, the dual commit goes through, and the blocker's
