@@ -422,16 +422,22 @@ func (v View) synced(term uint64, master string) bool {
 	if m, ok := v.member(master); ok && m.Alive && m.Record.Term == term && m.Record.Master == master {
 		return m.Record.PeerSynced
 	}
-	found := false
+	// The master's latest word that anyone holds (Seq); copies whose order is not known
+	// (equal Seq) must all say synced.
+	found, synced, seq := false, false, uint64(0)
 	for _, m := range v.Members {
-		if m.Record.Term == term && m.Record.Master == master {
-			if !m.Record.PeerSynced {
-				return false
-			}
-			found = true
+		r := m.Record
+		if r.Term != term || r.Master != master {
+			continue
+		}
+		switch {
+		case !found || r.Seq > seq:
+			found, synced, seq = true, r.PeerSynced, r.Seq
+		case r.Seq == seq:
+			synced = synced && r.PeerSynced
 		}
 	}
-	return found
+	return found && synced
 }
 
 // current applies rule 2 to m.
@@ -596,10 +602,17 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 		}
 		r := m.Record
 		fromMaster := r.Master == m.Site
+		sameTerm := r.Term == rec.Term && r.Master == rec.Master
 		if self.Witness {
-			if r.Term > rec.Term || (fromMaster && r.Term == rec.Term && r.Master == rec.Master && r.PeerSynced != rec.PeerSynced) {
+			if r.Term > rec.Term || (sameTerm && (r.Seq > rec.Seq || fromMaster && laterWord(r, rec))) {
 				rec, changed = r, true
 			}
+			continue
+		}
+		// A later word of this term's master (Seq), from whoever passed it on: the master may
+		// be gone before this site heard it directly.
+		if m.Alive && sameTerm && r.Seq > rec.Seq {
+			rec, changed = r, true
 			continue
 		}
 		// The witness keeps the newest record its term's master reported
@@ -613,7 +626,7 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 		if !m.Alive || m.Role != RoleMaster || !fromMaster {
 			continue
 		}
-		if (r.Term > rec.Term && r.PeerSynced) || (r.Term == rec.Term && r.Master == rec.Master && r.PeerSynced != rec.PeerSynced) {
+		if (r.Term > rec.Term && r.PeerSynced) || (sameTerm && laterWord(r, rec)) {
 			rec, changed = r, true
 		}
 	}

@@ -336,37 +336,37 @@ func TestAdopt(t *testing.T) {
 	}{
 		{"backup adopts newer synced record from the alive master",
 			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", true))},
-			TermRecord{4, "b", true}, true},
+			TermRecord{Term: 4, Master: "b", PeerSynced: true}, true},
 		{"backup ignores an unsynced newer record",
 			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", false))},
-			TermRecord{3, "a", true}, false},
+			TermRecord{Term: 3, Master: "a", PeerSynced: true}, false},
 		{"backup ignores a dead master",
 			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", true), dead(t0))},
-			TermRecord{3, "a", true}, false},
+			TermRecord{Term: 3, Master: "a", PeerSynced: true}, false},
 		{"backup ignores a backup's copy",
 			mem("a", 1, record(3, "a", true)), []Member{mem("b", 2, record(4, "c", true))},
-			TermRecord{3, "a", true}, false},
+			TermRecord{Term: 3, Master: "a", PeerSynced: true}, false},
 		{"backup follows the master going solo",
 			mem("a", 1, record(4, "b", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", false))},
-			TermRecord{4, "b", false}, true},
+			TermRecord{Term: 4, Master: "b", PeerSynced: false}, true},
 		{"backup adopts the witness's synced record (master already gone)",
 			mem("a", 2, record(0, "", false)), []Member{wit("w", record(1, "b", true)), mem("b", 1, record(1, "b", true), dead(t0))},
-			TermRecord{1, "b", true}, true},
+			TermRecord{Term: 1, Master: "b", PeerSynced: true}, true},
 		{"backup ignores the witness's unsynced record",
 			mem("a", 2, record(1, "b", true)), []Member{wit("w", record(2, "b", false))},
-			TermRecord{1, "b", true}, false},
+			TermRecord{Term: 1, Master: "b", PeerSynced: true}, false},
 		{"master never adopts",
 			mem("a", 1, role(RoleMaster), record(3, "a", true)), []Member{mem("b", 2, role(RoleMaster), record(4, "b", true))},
-			TermRecord{3, "a", true}, false},
+			TermRecord{Term: 3, Master: "a", PeerSynced: true}, false},
 		{"witness keeps the newest record anyone reported",
 			wit("w", record(3, "a", true)), []Member{mem("a", 1, record(5, "b", false), dead(t0)), mem("b", 2, record(4, "b", true))},
-			TermRecord{5, "b", false}, true},
+			TermRecord{Term: 5, Master: "b", PeerSynced: false}, true},
 		{"witness follows the master's peer_synced",
 			wit("w", record(5, "b", true)), []Member{mem("b", 2, role(RoleMaster), record(5, "b", false))},
-			TermRecord{5, "b", false}, true},
+			TermRecord{Term: 5, Master: "b", PeerSynced: false}, true},
 		{"witness ignores a copy's peer_synced",
 			wit("w", record(5, "b", false)), []Member{mem("a", 1, record(5, "b", true))},
-			TermRecord{5, "b", false}, false},
+			TermRecord{Term: 5, Master: "b", PeerSynced: false}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -375,5 +375,51 @@ func TestAdopt(t *testing.T) {
 				t.Fatalf("Adopt = %+v, %v; want %+v, %v", got, changed, tc.want, tc.changed)
 			}
 		})
+	}
+}
+
+// seq sets the Seq of a member's record (after record).
+func seq(n uint64) func(*Member) { return func(m *Member) { m.Record.Seq = n } }
+
+// TestSyncedLatestWord: with the master of a term gone, its latest word about peer_synced that
+// any member holds decides (Seq), whoever holds it; words whose order is unknown (equal Seq)
+// must all say synced. The alive master's own record always decides.
+func TestSyncedLatestWord(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		members []Member
+		want    bool
+	}{
+		{"backup holds the later synced word, the witness an earlier unsynced one",
+			[]Member{mem("a", 1, record(11, "a", true), seq(5), dead(t0)), mem("b", 2, record(11, "a", true), seq(5)), wit("w", record(11, "a", false), seq(4))}, true},
+		{"the witness holds the later unsynced word (the master went solo after)",
+			[]Member{mem("a", 1, record(11, "a", true), seq(4), dead(t0)), mem("b", 2, record(11, "a", true), seq(4)), wit("w", record(11, "a", false), seq(5))}, false},
+		{"order unknown: every copy must say synced",
+			[]Member{mem("b", 2, record(11, "a", true)), wit("w", record(11, "a", false))}, false},
+		{"order unknown, all synced",
+			[]Member{mem("b", 2, record(11, "a", true)), wit("w", record(11, "a", true))}, true},
+		{"the alive master's own word decides",
+			[]Member{mem("a", 1, role(RoleMaster), record(11, "a", false), seq(3)), mem("b", 2, record(11, "a", true), seq(9))}, false},
+	} {
+		if got := (View{Members: tc.members}).synced(11, "a"); got != tc.want {
+			t.Errorf("%s: synced = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAdoptLatestWord: a later word of the term's master (larger Seq) is adopted from any
+// alive member — the witness takes it from the backup, the backup from the witness — and an
+// earlier one never.
+func TestAdoptLatestWord(t *testing.T) {
+	later := mem("b", 2, record(11, "a", true), seq(6))
+	earlier := wit("w", record(11, "a", false), seq(5))
+	if rec, ok := Adopt(wit("w", record(11, "a", false), seq(5)), []Member{later}); !ok || rec.Seq != 6 || !rec.PeerSynced {
+		t.Errorf("witness: Adopt = %+v, %v; want the backup's later word", rec, ok)
+	}
+	if rec, ok := Adopt(mem("b", 2, record(11, "a", true), seq(4)), []Member{earlier}); !ok || rec.Seq != 5 || rec.PeerSynced {
+		t.Errorf("backup: Adopt = %+v, %v; want the witness's later word", rec, ok)
+	}
+	if rec, ok := Adopt(mem("b", 2, record(11, "a", true), seq(6)), []Member{earlier}); ok {
+		t.Errorf("backup: Adopt = %+v, %v; an earlier word was taken", rec, ok)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -44,6 +45,21 @@ type TermRecord struct {
 	Term       uint64
 	Master     string
 	PeerSynced bool // the master of Term has committed nothing the peer lacks
+	// Seq orders the master's words about PeerSynced within its term: each one it records
+	// gets a larger Seq (nextSeq: its clock, never going back), so that of two copies of the
+	// same term's record the later word is known whoever passed it on. 0: not known (a copy
+	// read from the database after a restart).
+	Seq uint64
+}
+
+// nextSeq is the Seq of a master's next word after one of prev: its clock in nanoseconds,
+// and never less than prev+1.
+func nextSeq(prev uint64) uint64 { return max(uint64(time.Now().UnixNano()), prev+1) }
+
+// laterWord reports whether r is a later word of the same term's master than rec: a larger
+// Seq or, when neither is ordered (equal Seq), a different one.
+func laterWord(r, rec TermRecord) bool {
+	return r.Seq > rec.Seq || (r.Seq == rec.Seq && r.PeerSynced != rec.PeerSynced)
 }
 
 // Meta is what a member publishes in its memberlist node metadata.
@@ -88,6 +104,7 @@ type wireMeta struct {
 	Term       uint64            `json:"t,omitempty"`
 	Master     string            `json:"m,omitempty"`
 	Synced     bool              `json:"y,omitempty"`
+	Seq        uint64            `json:"sq,omitempty"`
 	Released   uint64            `json:"rl,omitempty"`
 	ReleasedTo string            `json:"rt,omitempty"`
 	Endpoints  map[string]string `json:"e,omitempty"`
@@ -111,7 +128,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 	w := wireMeta{
 		V: metaVersion, Site: m.Site, Priority: m.Priority, Witness: m.Witness,
 		Healthy: m.ServerHealthy, DB: m.DBReachable, Role: m.Role,
-		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced,
+		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced, Seq: m.Record.Seq,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
 		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining,
@@ -163,7 +180,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 	return Meta{
 		Site: w.Site, Priority: w.Priority, Witness: w.Witness,
 		ServerHealthy: w.Healthy, DBReachable: w.DB, Role: w.Role,
-		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced},
+		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced, Seq: w.Seq},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
 		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining,

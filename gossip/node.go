@@ -428,7 +428,7 @@ func (n *Node) SetPeerSynced(ok bool) error {
 	if rec.PeerSynced == ok {
 		return nil
 	}
-	rec.PeerSynced = ok
+	rec.PeerSynced, rec.Seq = ok, nextSeq(rec.Seq)
 	if err := n.store.Save(rec); err != nil {
 		return err
 	}
@@ -787,7 +787,7 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 }
 
 func (n *Node) promote(ctx context.Context, a Action) {
-	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true}
+	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true, Seq: nextSeq(0)}
 	// DESIGN §3: the term record is durable before anyone hears of the term.
 	if err := n.store.Save(rec); err != nil {
 		n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
@@ -802,7 +802,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		if !synced {
 			// The peer lacks what this site committed alone: say so before
 			// anyone hears of the term (DESIGN §3 rule 2).
-			rec.PeerSynced = false
+			rec.PeerSynced, rec.Seq = false, nextSeq(rec.Seq)
 			if err := n.store.Save(rec); err != nil {
 				n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
 				return

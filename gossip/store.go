@@ -39,6 +39,7 @@ type fileRecord struct {
 	Term       uint64 `json:"term"`
 	Master     string `json:"master"`
 	PeerSynced bool   `json:"peer_synced"`
+	Seq        uint64 `json:"seq,omitempty"`
 }
 
 // Load returns the stored record, or the zero record when there is none yet.
