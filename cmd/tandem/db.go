@@ -743,6 +743,9 @@ func (s *recordStore) Load() (gossip.TermRecord, error) {
 		(!f.PeerSynced || f.Master != s.site)) {
 		return f, nil
 	}
+	if f.Term == rec.Term && f.Master == rec.Master && f.PeerSynced == rec.PeerSynced {
+		rec.Seq = f.Seq // the database keeps no word order (gossip.TermRecord.Seq); the file does
+	}
 	return rec, nil
 }
 

@@ -142,6 +142,7 @@ func TestRecordStoreLoad(t *testing.T) {
 		{"adopted: the file's newer peer_synced (true)", rec(4, "site1", false), rec(4, "site1", true), rec(4, "site1", true)},
 		{"own: the file saying the peer lacks commits", rec(4, "site2", true), rec(4, "site2", false), rec(4, "site2", false)},
 		{"own: the database's newer peer_synced", rec(4, "site2", false), rec(4, "site2", true), rec(4, "site2", false)},
+		{"the same record: the file's word order", rec(4, "site2", true), withSeq(rec(4, "site2", true), 7), withSeq(rec(4, "site2", true), 7)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +164,8 @@ func TestRecordStoreLoad(t *testing.T) {
 		})
 	}
 }
+
+func withSeq(r gossip.TermRecord, seq uint64) gossip.TermRecord { r.Seq = seq; return r }
 
 // TestSoloAllowed: a master whose peer database stopped answering commits alone once going
 // solo is acknowledged; unacknowledged only when nobody alive could have acknowledged and no
