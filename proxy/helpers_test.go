@@ -214,3 +214,20 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// refusedAfter dials addr and expects the connection closed after at least wait (it waited
+// connect_timeout for a master) and within within, counted as the one refusal among total
+// connections, with none left active.
+func refusedAfter(t testing.TB, s *Server, addr string, wait, within time.Duration, total int64) {
+	t.Helper()
+	start := time.Now()
+	c := dial(t, addr)
+	c.closedWithin(t, within)
+	if d := time.Since(start); d < wait {
+		t.Fatalf("closed after %v: it should wait connect_timeout for a master", d)
+	}
+	eventually(t, 2*time.Second, "refused count", func() bool { return s.Stats().Refused == 1 })
+	if st := s.Stats(); st.Active != 0 || st.Total != total {
+		t.Fatalf("stats %+v: want Active 0, Total %d", st, total)
+	}
+}

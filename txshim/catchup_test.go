@@ -425,7 +425,8 @@ type dualAcct struct {
 }
 
 // catchUpToDual runs the first CatchUp of sh, whose shim starts solo, and returns the hold it
-// used: it holds the shim's commits and switches the shim to dual once the peer is synced.
+// used: it holds the shim's commits and switches the shim to dual (in its current term) once
+// the peer is synced.
 func catchUpToDual(t *testing.T, sh *Shipper, shim *testShim) func(context.Context) (func(), error) {
 	t.Helper()
 	hold := func(ctx context.Context) (func(), error) {
@@ -435,7 +436,8 @@ func catchUpToDual(t *testing.T, sh *Shipper, shim *testShim) func(context.Conte
 		}
 		return func() {
 			if sh.PeerSynced() {
-				shim.SwitchMode(ModeSolo, ModeDual, 1)
+				_, term := shim.Mode()
+				shim.SwitchMode(ModeSolo, ModeDual, term)
 			}
 			release()
 		}, nil
@@ -659,22 +661,10 @@ func TestCatchUpTailUnwrappedWrite(t *testing.T) {
 func TestCatchUpAfterRepromotion(t *testing.T) {
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE t (id int PRIMARY KEY)`)
 	ctx := capCtx(t, 60*time.Second)
-	hold := func(ctx context.Context) (func(), error) {
-		release, err := shim.HoldCommits(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return func() {
-			if sh.PeerSynced() {
-				_, term := shim.Mode()
-				shim.SwitchMode(ModeSolo, ModeDual, term)
-			}
-			release()
-		}, nil
-	}
 	// Master of term 1, in step with the peer.
-	if err := sh.CatchUp(ctx, hold); err != nil || !sh.PeerSynced() {
-		t.Fatalf("first CatchUp: %v (synced %v)", err, sh.PeerSynced())
+	hold := catchUpToDual(t, sh, shim)
+	if !sh.PeerSynced() {
+		t.Fatal("first CatchUp: the peer is not synced")
 	}
 	conn := shim.connect(t)
 	if _, err := conn.Exec(ctx, "INSERT INTO t VALUES (1)"); err != nil {

@@ -945,16 +945,7 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 	if err := s.forward(typ, body, true); err != nil {
 		return err
 	}
-	r, err := s.wait(p)
-	if err != nil {
-		return err
-	}
-	if r.status == 'I' && pol.peer {
-		if _, err := s.awaitShipped(ctx, pol, 0); err != nil {
-			return err
-		}
-	}
-	return s.emitRFQ(r.status)
+	return s.replyOnceShipped(ctx, p, pol)
 }
 
 func cString(b []byte) (string, []byte, bool) {
@@ -1705,11 +1696,18 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 	if err := u.send(s, lo, n, true, p); err != nil {
 		return err
 	}
+	return s.replyOnceShipped(ctx, p, pol)
+}
+
+// replyOnceShipped waits for the request p, which may have committed plainly, and sends its
+// ReadyForQuery once the peer has all that was committed before it (awaitShipped) when it ended
+// outside a transaction in a mode that uses the peer.
+func (s *session) replyOnceShipped(ctx context.Context, p *pending, pol policy) error {
 	r, err := s.wait(p)
 	if err != nil {
 		return err
 	}
-	if r.status == 'I' {
+	if r.status == 'I' && pol.peer {
 		if _, err := s.awaitShipped(ctx, pol, 0); err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -360,18 +359,8 @@ type rawSession struct {
 
 func dialRaw(t *testing.T, s *testShim) *rawSession {
 	t.Helper()
-	conn, err := net.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	r := &rawSession{t: t, conn: conn, fe: pgproto3.NewFrontend(bufio.NewReader(conn), conn)}
-	r.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
-		Parameters: map[string]string{"user": pgtest.Superuser, "database": s.c.Database()}})
-	if err := r.fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	conn, fe := sendStartup(t, s, pgproto3.ProtocolVersionNumber, pgtest.Superuser)
+	r := &rawSession{t: t, conn: conn, fe: fe}
 	r.until('Z')
 	return r
 }

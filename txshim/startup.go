@@ -264,14 +264,12 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*bac
 		pc.Close(cctx)
 		return nil, nil, err
 	}
+	g := &greeting{status: hc.TxStatus}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
 			return nil, nil, &pgconn.PgError{Severity: "FATAL", Code: "0A000", Message: "tandem: " + why}
 		}
-	}
-	g := &greeting{status: hc.TxStatus}
-	for k, v := range hc.ParameterStatuses {
 		g.msgs, _ = (&pgproto3.ParameterStatus{Name: k, Value: v}).Encode(g.msgs)
 	}
 	g.msgs, _ = (&pgproto3.BackendKeyData{ProcessID: hc.PID, SecretKey: hc.SecretKey}).Encode(g.msgs)
