@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tandem-ha/tandem/bench/internal/benchproc"
 )
 
 // Targets printed beside the figures (see bench/README.md).
@@ -36,8 +38,8 @@ type flags struct {
 type target struct {
 	name string
 	addr string
-	proc *child // the proxy process; nil for direct
-	err  error  // why this column has no figures
+	proc *benchproc.Child // the proxy process; nil for direct
+	err  error            // why this column has no figures
 
 	down, up        []float64       // MB/s per round
 	lat1, latN      []time.Duration // sorted round-trip times
@@ -85,8 +87,8 @@ func bench(ctx context.Context, f flags) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	p := &procs{dir: dir}
-	defer p.stopAll() // runs before RemoveAll: children may write into dir
+	p := &benchproc.Set{Dir: dir}
+	defer p.StopAll() // runs before RemoveAll: children may write into dir
 
 	fmt.Printf("machine: %d CPUs, load average %s at start\n", runtime.NumCPU(), loadAvg())
 	defer func() {
@@ -102,21 +104,21 @@ func bench(ctx context.Context, f flags) error {
 
 	if f.wireserver == "" {
 		fmt.Println("building ./examples/wireserver …")
-		if f.wireserver, err = build(ctx, dir, "./examples/wireserver", "wireserver"); err != nil {
+		if f.wireserver, err = benchproc.Build(ctx, dir, "./examples/wireserver", "wireserver"); err != nil {
 			return err
 		}
 	}
 	const serverName = "bench"
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return err
 	}
 	server := fmt.Sprintf("127.0.0.1:%d", port)
-	ws, err := p.start("wireserver", f.wireserver, "-listen", server, "-name", serverName, "-log-level", "warn")
+	ws, err := p.Start("wireserver", f.wireserver, "-listen", server, "-name", serverName, "-log-level", "warn")
 	if err != nil {
 		return err
 	}
-	if err := waitServing(ctx, ws, server, serverName, 10*time.Second); err != nil {
+	if err := benchproc.WaitServing(ctx, ws, server, serverName, 10*time.Second); err != nil {
 		return err
 	}
 
@@ -127,7 +129,7 @@ func bench(ctx context.Context, f flags) error {
 
 	if f.tandem == "" {
 		fmt.Println("building ./cmd/tandem …")
-		f.tandem, tandem.err = build(ctx, dir, "./cmd/tandem", "tandem")
+		f.tandem, tandem.err = benchproc.Build(ctx, dir, "./cmd/tandem", "tandem")
 	}
 	if tandem.err == nil {
 		tandem.addr, tandem.proc, tandem.err = startTandem(ctx, p, f.tandem, server, serverName, f.idle+32)
@@ -135,7 +137,7 @@ func bench(ctx context.Context, f flags) error {
 	if tandem.err != nil {
 		fmt.Printf("tandem: skipped: %v\n", tandem.err)
 		if tandem.proc != nil {
-			tandem.proc.stop()
+			tandem.proc.Stop()
 		}
 	}
 
@@ -211,7 +213,7 @@ func bench(ctx context.Context, f flags) error {
 			if t.proc == nil {
 				continue
 			}
-			res, err := idleMemory(ctx, t.addr, t.proc.pid(), f.idle, f.settle)
+			res, err := idleMemory(ctx, t.addr, t.proc.Pid(), f.idle, f.settle)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
