@@ -171,12 +171,45 @@ func Decide(v View) Action {
 	if v.Settle <= 0 {
 		return Action{Kind: Promote, Term: term, Reason: v.promoteReason(self)}
 	}
-	return v.claim(self, max(term, self.Claim))
+	term = max(term, self.Claim)
+	handover := v.handedOver(self, term)
+	if handover && !v.WitnessConfigured {
+		return Action{Kind: Promote, Term: term, Reason: v.promoteReason(self)}
+	}
+	return v.claim(self, term, handover)
+}
+
+// handedOver says the term before term was released by its holder to self (or
+// to any site) and no other site claims term or later: then self may take
+// term without letting a claim settle. Settle makes two claimants of one
+// term see each other; here the only other site is the releaser, which
+// skips the term it released the role for (see Decide), and should it
+// restart and claim term anyway, its own claim settles for longer than
+// self's promotion takes to reach it, and rule 4 then stops it. With a
+// witness the votes still decide.
+func (v View) handedOver(self Member, term uint64) bool {
+	top := v.maxTerm()
+	if term != top+1 {
+		return false
+	}
+	handed := false
+	for _, m := range v.Members {
+		if m.Site == self.Site || m.Witness {
+			continue
+		}
+		if m.Alive && m.Claim >= term {
+			return false
+		}
+		if m.Alive && released(m) && m.Released == top && m.Record.Master == m.Site && (m.ReleasedTo == "" || m.ReleasedTo == self.Site) {
+			handed = true
+		}
+	}
+	return handed
 }
 
 // claim runs the two-step promotion (View.Settle): claim the term, let the
 // claim settle, and with a witness win a majority of votes for it.
-func (v View) claim(self Member, term uint64) Action {
+func (v View) claim(self Member, term uint64, handover bool) Action {
 	// Between two claims for one term the better site wins, but only once
 	// the other has withdrawn: it may see us late, or not at all.
 	rival := ""
@@ -190,7 +223,7 @@ func (v View) claim(self Member, term uint64) Action {
 		rival = m.Site
 	}
 	claim := Action{Kind: Claim, Term: term, Reason: "claim settling: " + v.promoteReason(self)}
-	if self.Claim != term || v.Now.Sub(v.ClaimedAt) < v.Settle {
+	if self.Claim != term || (!handover && v.Now.Sub(v.ClaimedAt) < v.Settle) {
 		return claim
 	}
 	if rival != "" {
