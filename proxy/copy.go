@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 )
@@ -39,7 +40,9 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 
 // proxyCopy copies src to dst until src's EOF, then half-closes dst so the
 // other side sees the FIN while the opposite direction keeps flowing. On an
-// error it closes both, which ends the opposite direction too.
+// error it closes both, which ends the opposite direction too; a side reset
+// or gone (not closed here by a cut, the idle timeout or shutdown) is passed
+// on as a reset, so the peer cannot take an aborted stream for a whole one.
 //
 // io.Copy between two *net.TCPConn takes dst.ReadFrom, which on Linux moves
 // the bytes with splice(2) through a kernel pipe: keep both arguments
@@ -53,6 +56,10 @@ func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn) {
 			dst.Close()
 		}
 	} else {
+		if !errors.Is(err, net.ErrClosed) {
+			_ = src.SetLinger(0)
+			_ = dst.SetLinger(0)
+		}
 		src.Close()
 		dst.Close()
 	}

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -274,4 +276,81 @@ func TestOwnAddress(t *testing.T) {
 			t.Errorf("ownAddress(%q) = %v, want %v", tc.addr, got, tc.want)
 		}
 	}
+}
+
+// A reset on one side reaches the other as a reset, not as a FIN: a server
+// that reads a request to EOF must not take an aborted upload for a complete
+// one, nor a client a truncated reply for the whole.
+func TestResetPropagates(t *testing.T) {
+	t.Run("client reset", func(t *testing.T) {
+		chunks := make(chan string, 4)
+		end := make(chan error, 1)
+		srv := startBackend(t, "", func(c net.Conn) {
+			buf := make([]byte, 64)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					chunks <- string(buf[:n])
+				}
+				if err != nil {
+					end <- err
+					return
+				}
+			}
+		})
+		s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+		s.SetMaster(master("site1", srv.addr))
+		c := dial(t, addrs[0])
+		if _, err := io.WriteString(c, "partial upload"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-chunks:
+			if got != "partial upload" {
+				t.Fatalf("server got %q", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server got nothing")
+		}
+		_ = c.SetLinger(0)
+		c.Close() // RST
+		select {
+		case err := <-end:
+			if err == io.EOF {
+				t.Fatal("server saw a clean EOF after the client's reset: the aborted upload looks complete")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server connection still open after the client's reset")
+		}
+	})
+	t.Run("server reset", func(t *testing.T) {
+		srv := startBackend(t, "", func(c net.Conn) {
+			if _, err := io.WriteString(c, "partial reply\n"); err != nil {
+				return
+			}
+			if _, err := bufio.NewReader(c).ReadString('\n'); err != nil { // the client has the reply
+				return
+			}
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close() // RST
+		})
+		s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+		s.SetMaster(master("site1", srv.addr))
+		c := dial(t, addrs[0])
+		if got := c.line(t); got != "partial reply" {
+			t.Fatalf("got %q", got)
+		}
+		if _, err := io.WriteString(c, "ok\n"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.br.ReadByte()
+		switch {
+		case err == io.EOF:
+			t.Fatal("client saw a clean EOF after the server's reset: the truncated reply looks complete")
+		case err == nil:
+			t.Fatal("client read more data, want the connection reset")
+		case !strings.Contains(err.Error(), "reset"):
+			t.Fatalf("client read error %v, want a reset", err)
+		}
+	})
 }
