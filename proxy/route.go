@@ -113,8 +113,8 @@ func (s *Server) SetMaster(t Target) {
 				c.dialCancel()
 			}
 		}
-		if c.addr == "" {
-			continue
+		if c.addr == "" || c.cut || c.idle {
+			continue // not connected, or closed already and on its way out
 		}
 		if a, ok := t.addr(ep); ok && a == c.addr {
 			continue

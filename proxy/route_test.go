@@ -354,3 +354,32 @@ func TestResetPropagates(t *testing.T) {
 		}
 	})
 }
+
+// A failover sets "no master", then the new one, in quick succession: a
+// connection cut by the first is counted once, though its handler may not
+// have ended before the second.
+func TestCutCountedOnce(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	b := startBackend(t, "", greetEcho("B"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	const n = 20
+	var cs []*client
+	for range n {
+		c := dial(t, addrs[0])
+		c.line(t)
+		cs = append(cs, c)
+	}
+	s.SetMaster(Target{Term: 2})
+	s.SetMaster(Target{Term: 3})
+	next := master("site2", b.addr)
+	next.Term = 4
+	s.SetMaster(next)
+	for _, c := range cs {
+		c.closedWithin(t, 2*time.Second)
+	}
+	eventually(t, 2*time.Second, "connections to end", func() bool { return s.Stats().Active == 0 })
+	if st := s.Stats(); st.Cut != n {
+		t.Fatalf("Cut = %d, want %d", st.Cut, n)
+	}
+}
