@@ -56,6 +56,12 @@ func (s *Server) ownAddress(address string) bool {
 		return false
 	}
 	ip := ap.Addr().Unmap()
+	switch { // a connect to 0.0.0.0 or :: reaches the loopback address
+	case ip.IsUnspecified() && ip.Is4():
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case ip.IsUnspecified():
+		ip = netip.IPv6Loopback()
+	}
 	for _, l := range s.own {
 		if l.Port() != ap.Port() {
 			continue

@@ -257,6 +257,8 @@ func TestOwnAddress(t *testing.T) {
 		netip.MustParseAddrPort("127.0.0.2:7000"),
 		netip.MustParseAddrPort("0.0.0.0:7001"),
 		netip.MustParseAddrPort("[::]:7002"),
+		netip.MustParseAddrPort("127.0.0.1:7004"),
+		netip.MustParseAddrPort("[::1]:7005"),
 	}}
 	for _, tc := range []struct {
 		addr string
@@ -271,6 +273,10 @@ func TestOwnAddress(t *testing.T) {
 		{"127.0.0.5:7002", true},
 		{"192.0.2.1:7001", false}, // TEST-NET: not this host
 		{"not an address", false},
+		{"0.0.0.0:7004", true}, // reaches 127.0.0.1
+		{"[::]:7004", false},   // reaches ::1
+		{"[::]:7005", true},
+		{"0.0.0.0:7000", false}, // 127.0.0.1, not 127.0.0.2
 	} {
 		if got := s.ownAddress(tc.addr); got != tc.want {
 			t.Errorf("ownAddress(%q) = %v, want %v", tc.addr, got, tc.want)
@@ -382,4 +388,15 @@ func TestCutCountedOnce(t *testing.T) {
 	if st := s.Stats(); st.Cut != n {
 		t.Fatalf("Cut = %d, want %d", st.Cut, n)
 	}
+}
+
+// A master address of 0.0.0.0 (or ::) reaches this host's loopback: with the
+// proxy's listener on that port it would be a dial to itself.
+func TestNoSelfDialUnspecified(t *testing.T) {
+	cfg := testConfig(ops("off", "off"))
+	cfg.ConnectTimeout = 500 * time.Millisecond
+	s, addrs := startProxy(t, cfg, nil)
+	_, port, _ := net.SplitHostPort(addrs[0])
+	s.SetMaster(master("site1", net.JoinHostPort("0.0.0.0", port)))
+	refusedAfter(t, s, addrs[0], 400*time.Millisecond, 3*time.Second, 1)
 }
