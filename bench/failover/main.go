@@ -26,12 +26,12 @@ import (
 
 // fault is one way site1 fails, and its repair.
 type fault struct {
-	name     string
-	haproxy  bool   // HAProxy, which has no sidecar, meets this fault too
-	target   string // "server" or "tandem": whose process the fault hits
-	sig      syscall.Signal
-	repair   string        // "restart" or "continue"
-	goal     time.Duration // Tandem's target for the first served connection (0: none)
+	name    string
+	haproxy bool   // HAProxy, which has no sidecar, meets this fault too
+	target  string // "server" or "tandem": whose process the fault hits
+	sig     syscall.Signal
+	repair  string        // "restart" or "continue"
+	goal    time.Duration // Tandem's target for the first served connection (0: none)
 }
 
 var faults = []fault{
