@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"time"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
@@ -31,6 +32,10 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 		"TANDEM_SITE="+h.site,
 		"TANDEM_ROLE="+string(role),
 		"TANDEM_TERM="+strconv.FormatUint(term, 10))
+	// A child left behind (a daemon the hook starts) may hold the output open: the timeout
+	// kills the hook's process group, and the wait for the output ends soon after.
+	killGroup(cmd)
+	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", string(out))

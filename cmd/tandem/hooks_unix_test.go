@@ -1,0 +1,68 @@
+//go:build unix
+
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
+)
+
+// TestHookTimeoutWithChild: a hook is bounded by hooks.timeout even when it leaves a child
+// behind that holds its output open (a shell that starts a daemon, a reload that forks): the
+// release waits for on_demote, so a hook that outlives its timeout holds the handover.
+func TestHookTimeoutWithChild(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := hooks{cfg: config.Hooks{Timeout: 300 * time.Millisecond}, site: "site1", log: logger}
+	// The shell waits for its child; the child keeps the shell's output open.
+	argv := []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.run(t.Context(), "on_demote", argv, gossip.RoleBackup, 2)
+	}()
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		<-done
+	})
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hook still runs 10 s after its 300 ms timeout")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the hook took %s, its timeout is 300ms", took)
+	}
+	// The child went with the hook.
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hook's child %d still runs after the hook timed out", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
