@@ -794,7 +794,14 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		return
 	}
 	if n.beforePromote != nil {
-		synced, err := n.beforePromote(ctx, a.Term)
+		// A stop (SIGTERM) meanwhile lets the promotion finish, bounded by ReleaseTimeout, and
+		// Run hands the term over: given up, it would leave a saved term that nobody hears
+		// of, which the other site would then take too (and this site's database refuse).
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(n.releaseTimeout, cancel) })
+		defer stop()
+		synced, err := n.beforePromote(pctx, a.Term)
 		if err != nil {
 			n.log.Error("cannot promote: not ready to serve", "term", a.Term, "err", err)
 			return

@@ -619,3 +619,61 @@ func TestFenceDelayBound(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeStopDuringPromotion: a stop (SIGTERM) while BeforePromote runs lets the promotion
+// finish and hands the term over, instead of giving it up: the term record is saved (into the
+// database, which it fences) before BeforePromote, so a promotion given up left a term that
+// nobody heard of, and the other site took the same term, which this site's database refuses.
+func TestNodeStopDuringPromotion(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+	inPromote, proceed := make(chan struct{}), make(chan struct{})
+	var released atomic.Uint64
+	n, err := New(cfg, Options{
+		Logger: testLogger(t),
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+			close(inPromote)
+			select {
+			case <-proceed:
+				return true, nil
+			case <-ctx.Done():
+				return false, ctx.Err() // as the shim's promotion fails on a cancelled context
+			}
+		},
+		BeforeRelease: func(ctx context.Context, term uint64) { released.Store(term) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.started
+	n.SetServerHealthy(true)
+	select {
+	case <-inPromote:
+	case <-time.After(10 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("site1 did not start promoting within 10 s")
+	}
+	cancel() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	close(proceed) // the promotion's work is done
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rec, err := NewFileStore(cfg.DataDir).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := n.State()
+	t.Logf("stored record %+v; published term %d, released %d", rec, st.Term, released.Load())
+	if rec.Term != 1 || rec.Master != "site1" {
+		t.Fatalf("stored record %+v, want term 1 of site1", rec)
+	}
+	if st.Term != rec.Term || released.Load() != rec.Term {
+		t.Fatalf("term %d is stored as site1's, but site1 published term %d and released %d: the other site would take term %d too",
+			rec.Term, st.Term, released.Load(), rec.Term)
+	}
+}
