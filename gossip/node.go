@@ -764,9 +764,17 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.mu.Unlock()
 	switch a.Kind {
 	case Promote:
-		n.promote(ctx, a)
+		// A stop (SIGTERM) meanwhile lets the promotion finish, and Run hands the term over:
+		// given up, it would leave a saved term that nobody hears of, which the other site
+		// would then take too (and this site's database refuse).
+		actx, cancel := n.finishing(ctx)
+		n.promote(actx, a)
+		cancel()
 	case Release:
-		n.release(ctx, ml, a)
+		// A stop meanwhile lets the drain finish, as Run's release of a master does.
+		actx, cancel := n.finishing(ctx)
+		n.release(actx, ml, a)
+		cancel()
 	case Fence:
 		n.setRole(RoleFenced, a.Reason, 0)
 	case Unfence:
@@ -786,6 +794,17 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.deliver()
 }
 
+// finishing returns the context for a promotion or release started under ctx: it ends
+// ReleaseTimeout after ctx does, so that a stop lets the step finish, bounded.
+func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(n.releaseTimeout, cancel) })
+	return fctx, func() {
+		stop()
+		cancel()
+	}
+}
+
 func (n *Node) promote(ctx context.Context, a Action) {
 	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true, Seq: nextSeq(0)}
 	// DESIGN §3: the term record is durable before anyone hears of the term.
@@ -794,14 +813,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		return
 	}
 	if n.beforePromote != nil {
-		// A stop (SIGTERM) meanwhile lets the promotion finish, bounded by ReleaseTimeout, and
-		// Run hands the term over: given up, it would leave a saved term that nobody hears
-		// of, which the other site would then take too (and this site's database refuse).
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		stop := context.AfterFunc(ctx, func() { time.AfterFunc(n.releaseTimeout, cancel) })
-		defer stop()
-		synced, err := n.beforePromote(pctx, a.Term)
+		synced, err := n.beforePromote(ctx, a.Term)
 		if err != nil {
 			n.log.Error("cannot promote: not ready to serve", "term", a.Term, "err", err)
 			return

@@ -677,3 +677,53 @@ func TestNodeStopDuringPromotion(t *testing.T) {
 			rec.Term, st.Term, released.Load(), rec.Term)
 	}
 }
+
+// TestNodeStopDuringRelease: a stop (SIGTERM) while a handover drains (BeforeRelease: the
+// shim finishes the commits in flight, on_demote runs) lets the drain finish, as a stop of a
+// master does, instead of cutting it short at once.
+func TestNodeStopDuringRelease(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+	inRelease, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var cut atomic.Bool
+	n, err := New(cfg, Options{
+		Logger: testLogger(t),
+		BeforeRelease: func(ctx context.Context, term uint64) {
+			once.Do(func() {
+				close(inRelease)
+				select {
+				case <-proceed:
+				case <-ctx.Done():
+					cut.Store(true)
+				}
+			})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.started
+	n.SetServerHealthy(true)
+	waitFor(t, 10*time.Second, "site1 master", func() bool { return n.State().Role == RoleMaster })
+	n.SetServerHealthy(false) // the handover starts
+	select {
+	case <-inRelease:
+	case <-time.After(10 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("site1 did not start its handover within 10 s")
+	}
+	cancel() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	close(proceed) // the drain is done
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cut.Load() {
+		t.Fatal("the stop cut the handover's drain short at once")
+	}
+}
