@@ -835,6 +835,9 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	n.meta.Record = rec
 	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim, n.meta.Draining = 0, "", 0, false
 	n.mu.Unlock()
+	// Failback waits failback_delay from the takeover on: a better site that stayed ready
+	// throughout (a switchover, a handover) must not get the role back at once.
+	clear(n.readySince)
 	n.setRole(RoleMaster, a.Reason, a.Term)
 }
 

@@ -727,3 +727,58 @@ func TestNodeStopDuringRelease(t *testing.T) {
 		t.Fatal("the stop cut the handover's drain short at once")
 	}
 }
+
+// TestNodeNoFailbackRightAfterTakeover: a new master hands control back to the better site
+// only once that site has qualified for failback_delay since the takeover. Here site1 (better)
+// switched over to site2 and stays healthy: site2's next round may already see site1 holding
+// site2's new term (site1 adopted it before site2's next tick), and site2 counted site1 ready
+// from when site1 was master, so the switchover was undone at once.
+func TestNodeNoFailbackRightAfterTakeover(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := siteConfig(t, "site2", 2, addr, "127.0.0.1:1")
+	cfg.Gossip.FailbackDelay = time.Minute
+	n, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.memberlistConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Shutdown()
+	n.prof.settle = 0 // promote in one round
+	n.start = time.Now()
+	n.meta.ServerHealthy, n.meta.Cold, n.meta.Role, n.role = true, false, RoleBackup, RoleBackup
+	n.meta.Record = TermRecord{Term: 1, Master: "site1", PeerSynced: true, Seq: 1}
+	site1 := Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: true, Role: RoleMaster,
+		Record: TermRecord{Term: 1, Master: "site1", PeerSynced: true, Seq: 1}}
+	setSite1 := func(m Meta) {
+		n.mu.Lock()
+		n.peers["site1"] = &peer{meta: m, hasMeta: true, mlAlive: true, alive: true, since: n.start}
+		n.mu.Unlock()
+	}
+	ctx := t.Context()
+
+	// site1 has been master for a long time: site2 has seen it ready since then.
+	setSite1(site1)
+	n.decide(ctx, ml)
+	n.readySince["site1"] = time.Now().Add(-time.Hour)
+	// tandem switchover site2: site1 releases term 1 to site2, which takes term 2.
+	site1.Role, site1.Released, site1.ReleasedTo = RoleBackup, 1, "site2"
+	setSite1(site1)
+	n.decide(ctx, ml)
+	if s := n.State(); s.Role != RoleMaster || s.Term != 2 {
+		t.Fatalf("site2 after the release: %s of term %d (%s), want master of term 2", s.Role, s.Term, s.Decision)
+	}
+	// site1 adopted term 2 before site2's next round.
+	site1.Record, site1.Released, site1.ReleasedTo = TermRecord{Term: 2, Master: "site2", PeerSynced: true, Seq: 2}, 0, ""
+	setSite1(site1)
+	n.decide(ctx, ml)
+	if s := n.State(); s.Role != RoleMaster {
+		t.Fatalf("site2 handed control back at once after taking over (failback_delay 1m): %s: %s", s.Role, s.Reason)
+	}
+}
