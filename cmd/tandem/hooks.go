@@ -37,6 +37,10 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	killGroup(cmd)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		// It exited 0; a daemon it started still holds its output.
+		err = nil
+	}
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", string(out))
 		return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,4 +66,44 @@ func TestHookTimeoutWithChild(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestHookLeavesDaemon: a hook that starts a daemon which keeps the hook's output open, and
+// exits 0, ran: it is not logged as failed, and it does not wait for the daemon.
+func TestHookLeavesDaemon(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	start := time.Now()
+	h.run(t.Context(), "on_promote", []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile}, gossip.RoleMaster, 2)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the hook took %s: it waited for the daemon it started", took)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "hook ran") || strings.Contains(out, "hook failed") {
+		t.Fatalf("log of a hook that exited 0:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
