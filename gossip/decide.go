@@ -618,8 +618,8 @@ func (v *View) Stamp(since map[string]time.Time) {
 }
 
 // Adopt returns the term record a member should hold after seeing the
-// others (DESIGN §3): a site takes a newer record from an alive master that
-// reports peer_synced = true (and follows that master's peer_synced for the
+// others (DESIGN §3): a site takes a newer record from an alive member that is (or
+// was) its master and reports peer_synced = true (and follows that master's peer_synced for the
 // term it already holds), so the backup knows the newest term after a
 // restart; a witness keeps the newest record anyone reported. A master
 // never adopts.
@@ -656,10 +656,13 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 			rec, changed = r, true
 			continue
 		}
-		if !m.Alive || m.Role != RoleMaster || !fromMaster {
+		if !m.Alive || !fromMaster {
 			continue
 		}
-		if (r.Term > rec.Term && r.PeerSynced) || (sameTerm && laterWord(r, rec)) {
+		// A newer synced record from its own master, whatever that member's role now: a
+		// master that stepped down or could not finish its promotion (its database holds the
+		// term) committed nothing alone after saying synced, since going solo is announced.
+		if (r.Term > rec.Term && r.PeerSynced) || (m.Role == RoleMaster && sameTerm && laterWord(r, rec)) {
 			rec, changed = r, true
 		}
 	}

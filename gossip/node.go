@@ -816,6 +816,12 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		synced, err := n.beforePromote(ctx, a.Term)
 		if err != nil {
 			n.log.Error("cannot promote: not ready to serve", "term", a.Term, "err", err)
+			// The record is saved, into this site's database too, which now refuses this term
+			// of any other master: publish it, so that the others take a newer one.
+			n.mu.Lock()
+			n.meta.Record = rec
+			n.encodeLocked()
+			n.mu.Unlock()
 			return
 		}
 		if !synced {

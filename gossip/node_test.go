@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -780,5 +781,35 @@ func TestNodeNoFailbackRightAfterTakeover(t *testing.T) {
 	n.decide(ctx, ml)
 	if s := n.State(); s.Role != RoleMaster {
 		t.Fatalf("site2 handed control back at once after taking over (failback_delay 1m): %s: %s", s.Role, s.Reason)
+	}
+}
+
+// TestNodePromotionFailsAfterSave: a promotion that fails after the new term record was saved
+// (BeforePromote: the shim could not get ready, its database went away) publishes that term,
+// and the other site takes a newer one: the saved term is in this site's database, which
+// refuses the same term of another master, so the other site taking it went solo for nothing,
+// its commits could not be applied here, and this site later came back as that term's master
+// and current.
+func TestNodePromotionFailsAfterSave(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	var a *testNode
+	var failed atomic.Uint64
+	a = run(t, cfgA, Options{BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+		failed.Store(term)
+		go a.SetDBReachable(false) // its database went away during the promotion
+		return false, errors.New("local database gone")
+	}})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 10*time.Second, "site2 master after site1's promotion failed", func() bool { return b.State().Role == RoleMaster })
+	rec, err := NewFileStore(cfgA.DataDir).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := b.State().Term
+	t.Logf("site1 failed to promote to term %d (stored %+v); site2 master of term %d", failed.Load(), rec, got)
+	if rec.Term == 0 || got <= rec.Term {
+		t.Fatalf("site2 took term %d, site1's database holds term %d of site1", got, rec.Term)
 	}
 }
