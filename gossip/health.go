@@ -163,8 +163,8 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	cmd.WaitDelay = 100 * time.Millisecond
 	killGroup(cmd)
 	err := cmd.Run()
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		return nil // exited 0 (a child it left may hold the output)
 	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)

@@ -1,0 +1,37 @@
+//go:build unix
+
+package gossip
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// TestCheckerExecLeavesChild: a health command that exits 0 is a healthy verdict even when a
+// child it started still holds its output (a helper left running, an ssh control master):
+// the wait for the output ends, but the check must not count as failed.
+func TestCheckerExecLeavesChild(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	r := runChecker(t, config.Server{
+		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; exit 0"},
+		HealthInterval: time.Minute, HealthTimeout: 2 * time.Second, HealthFailures: 1,
+	})
+	waitFor(t, 5*time.Second, "a verdict", func() bool { return len(r.list()) > 0 })
+	if got := r.list()[0]; !got {
+		t.Fatal("a health command that exited 0 was taken for a failed check")
+	}
+}
