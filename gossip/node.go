@@ -764,6 +764,9 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.mu.Unlock()
 	switch a.Kind {
 	case Promote:
+		if ctx.Err() != nil {
+			break // stopping: a round that raced the stop starts no promotion
+		}
 		// A stop (SIGTERM) meanwhile lets the promotion finish, and Run hands the term over:
 		// given up, it would leave a saved term that nobody hears of, which the other site
 		// would then take too (and this site's database refuse).

@@ -813,3 +813,36 @@ func TestNodePromotionFailsAfterSave(t *testing.T) {
 		t.Fatalf("site2 took term %d, site1's database holds term %d of site1", got, rec.Term)
 	}
 }
+
+// TestNodeNoPromotionWhenStopping: a decision round that runs once the node is stopping (its
+// wake-up raced the stop) starts no promotion: the promotion would be finished, then handed
+// over again, holding the stop up for nothing.
+func TestNodeNoPromotionWhenStopping(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+	var promoting atomic.Bool
+	n, err := New(cfg, Options{Logger: testLogger(t), BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+		promoting.Store(true)
+		return true, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := n.memberlistConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Shutdown()
+	n.prof.settle = 0 // promote in one round
+	n.start = time.Now()
+	n.meta.ServerHealthy = true
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // stopping
+	n.decide(ctx, ml)
+	if promoting.Load() || n.State().Role == RoleMaster {
+		t.Fatal("a round run while stopping started a promotion")
+	}
+}
