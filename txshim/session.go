@@ -33,9 +33,10 @@ import (
 // COMMIT after a dual commit, errors, ReadyForQuery after a split request), from clientLoop when
 // nothing is in flight; a mutex keeps whole messages together.
 type session struct {
-	shim *Shim
-	log  *slog.Logger
-	user string
+	shim      *Shim
+	log       *slog.Logger
+	user      string
+	cancelKey string // names the session in a cancel request (forwardCancel)
 
 	client net.Conn
 	cr     *frameReader

@@ -280,6 +280,31 @@ func TestCancelRequest(t *testing.T) {
 	}
 }
 
+// TestCancelRequestFallbackHost: local_dsn lists a host that is down before the one the
+// session reached; the cancel request goes to the host the session is connected to.
+func TestCancelRequestFallbackHost(t *testing.T) {
+	c := testCluster(t)
+	dead, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := fmt.Sprintf("postgres://%s@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable", pgtest.Superuser, dead, c.Port(), c.Database())
+	s := startShimDSN(t, c, dsn, Options{}, ModeSolo, 0)
+	conn := s.connect(t)
+	ctx := context.Background()
+	timer := time.AfterFunc(300*time.Millisecond, func() {
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Errorf("cancel request: %v", err)
+		}
+	})
+	defer timer.Stop()
+	start := time.Now()
+	_, err = conn.Exec(ctx, "SELECT pg_sleep(10)")
+	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
+		t.Fatalf("pg_sleep on the DSN's second host: want 57014 at once, got %v after %v", err, time.Since(start))
+	}
+}
+
 // TestCancelRequestAtMaxSessions: a cancel request takes no session slot, so it gets through
 // when every slot is taken — here by the very session it cancels.
 func TestCancelRequestAtMaxSessions(t *testing.T) {

@@ -100,6 +100,7 @@ type Shim struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	sessions map[*session]struct{}
+	cancels  map[string]net.Addr // cancelKey → the session's local database address
 	slots    chan struct{}
 	starting chan struct{} // one token per connection in startup (maxStartups)
 }
@@ -136,6 +137,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		log:      opts.Logger.With("part", "txshim"),
 		localCfg: lc,
 		sessions: make(map[*session]struct{}),
+		cancels:  make(map[string]net.Addr),
 		slots:    make(chan struct{}, opts.MaxSessions),
 		starting: make(chan struct{}, maxStartups(opts.MaxSessions)),
 	}
@@ -474,12 +476,14 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	s.sessions[sess] = struct{}{}
+	s.cancels[sess.cancelKey] = sess.backend.RemoteAddr()
 	s.mu.Unlock()
 	s.stats.active.Add(1)
 	s.stats.total.Add(1)
 	defer func() {
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		delete(s.cancels, sess.cancelKey)
 		s.mu.Unlock()
 		s.stats.active.Add(-1)
 	}()

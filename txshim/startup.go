@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -170,7 +169,7 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 		return nil, err
 	}
 	sess := newSession(s, client, cr, cw, backend, greeting.status)
-	sess.user = user
+	sess.user, sess.cancelKey = user, greeting.cancelKey
 	return sess, nil
 }
 
@@ -227,8 +226,9 @@ type backendConn struct {
 }
 
 type greeting struct {
-	msgs   []byte // ParameterStatus…, BackendKeyData, ReadyForQuery as the client gets them
-	status byte
+	msgs      []byte // ParameterStatus…, BackendKeyData, ReadyForQuery as the client gets them
+	status    byte
+	cancelKey string // of BackendKeyData (cancelKey)
 }
 
 // connectLocal opens the backend connection with the local DSN's credentials (the client was
@@ -264,7 +264,7 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*bac
 		pc.Close(cctx)
 		return nil, nil, err
 	}
-	g := &greeting{status: hc.TxStatus}
+	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey)}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
@@ -315,18 +315,26 @@ func lexerUnsafe(name, value string) string {
 	return ""
 }
 
+// cancelKey is how a cancel request names a session: its backend's process id and secret key.
+func cancelKey(pid uint32, secret []byte) string {
+	return strconv.FormatUint(uint64(pid), 10) + ":" + string(secret)
+}
+
 // forwardCancel sends the client's cancel request unchanged to the local database: the client
-// holds the backend's real process id and secret key, which the shim passed through.
+// holds the backend's real process id and secret key, which the shim passed through. It goes to
+// the address the session with that key is connected to — local_dsn may list several hosts —
+// and nowhere when no session of the shim has that key.
 func (s *Shim) forwardCancel(ctx context.Context, cr *pgproto3.CancelRequest) error {
-	cfg := s.localCfg
-	network, addr := "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
-	if strings.HasPrefix(cfg.Host, "/") {
-		network, addr = "unix", filepath.Join(cfg.Host, ".s.PGSQL."+strconv.Itoa(int(cfg.Port)))
+	s.mu.Lock()
+	to := s.cancels[cancelKey(cr.ProcessID, cr.SecretKey)]
+	s.mu.Unlock()
+	if to == nil {
+		return errors.New("no session has that key")
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(dctx, network, addr)
+	c, err := d.DialContext(dctx, to.Network(), to.String())
 	if err != nil {
 		return fmt.Errorf("dial local database for cancel: %w", err)
 	}
