@@ -374,6 +374,16 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			continue
 		}
+		if (typ == 'Q' || typ == 'F') && (s.unit.open || len(s.items) > 0) {
+			// Inside an extended-protocol request, before its Sync. After an error PostgreSQL
+			// skips it, as the shim does; else it runs it behind the messages before it, in
+			// their transaction, which walk cannot split and wrap: the session ends rather than
+			// run it out of order.
+			if s.unit.skipping {
+				continue
+			}
+			return &protocolError{fmt.Sprintf("message type %q inside an extended-protocol request (before Sync) is not supported", typ)}
+		}
 		switch typ {
 		case 'Q':
 			err = s.handleQuery(ctx, body)

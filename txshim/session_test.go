@@ -523,6 +523,40 @@ func TestProtocolViolationsEndOneSession(t *testing.T) {
 			t.Fatalf("query inside COPY: saw %q, err %v; want CG, then 08P01 and the end of the session", got, err)
 		}
 	})
+	t.Run("query inside an extended request", func(t *testing.T) {
+		// PostgreSQL runs a Query sent before the Sync of an extended request after the
+		// messages before it, in their transaction; the shim sent it ahead of them, so the
+		// client read the replies out of order and the INSERT ran outside the shim's BEGIN.
+		c.Exec(t, "CREATE TABLE IF NOT EXISTS midbatch (v int)")
+		for _, m := range []pgproto3.FrontendMessage{&pgproto3.FunctionCall{Function: 1}, &pgproto3.Query{String: "SELECT count(*) FROM midbatch"}} {
+			bad := dialRaw(t, s)
+			bad.stmt("INSERT INTO midbatch VALUES (1)")
+			bad.fe.Send(m)
+			bad.fe.Send(&pgproto3.Sync{})
+			bad.fe.Flush()
+			got, err := bad.until('Z')
+			if got != "E(08P01)" || err == nil {
+				t.Fatalf("%T inside an extended request: saw %q, err %v; want 08P01 and the end of the session", m, got, err)
+			}
+		}
+		// After an error (here the fenced shim's refusal) the Query is skipped up to the Sync,
+		// as PostgreSQL skips it.
+		fenced := startShim(t, c, Options{}, ModeSolo, 0)
+		r := dialRaw(t, fenced)
+		fenced.SetMode(ModeFenced, 0)
+		r.stmt("SELECT 1")
+		if got := r.flush('E'); got != "E(57P03)" {
+			t.Fatalf("fenced: %q", got)
+		}
+		r.fe.Send(&pgproto3.Query{String: "INSERT INTO midbatch VALUES (2)"})
+		if got, st := r.sync(); got != "Z" || st != 'I' {
+			t.Fatalf("Query after an error inside an extended request: saw %q %c, want it skipped up to the Sync", got, st)
+		}
+		var n int
+		if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM midbatch").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("rows of the refused requests: %d, %v", n, err)
+		}
+	})
 	// The other session is untouched.
 	if got := good.query("SELECT 1"); got != "TDCZ" {
 		t.Fatalf("good session after others failed: %q", got)
