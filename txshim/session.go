@@ -1604,6 +1604,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			} else if failed, err := part(i); err != nil || failed {
 				return fail(err)
 			}
+			if us.st == 'I' && boundInPart(u, i) {
+				// No transaction: the part's terminator ended the implicit one its Bind ran in,
+				// and the portal with it. The shim answers as PostgreSQL would have.
+				lo = i + 1
+				if info.chain {
+					if err := s.emitError("25P01", "COMMIT AND CHAIN can only be used in transaction blocks"); err != nil {
+						return err
+					}
+					return fail(nil)
+				}
+				if err := s.emit(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "25P01",
+					Message: "there is no transaction in progress"}, &pgproto3.CommandComplete{CommandTag: []byte("COMMIT")}); err != nil {
+					return err
+				}
+			}
 			if us.st != 'T' {
 				// Aborted (COMMIT rolls back) or idle (a warning): PostgreSQL answers itself.
 				us.injected, us.st = false, 'I'
@@ -1724,6 +1739,30 @@ func (s *session) replyOnceShipped(ctx context.Context, p *pending, pol policy) 
 		}
 	}
 	return s.emitRFQ(r.status)
+}
+
+// boundInPart reports whether the portal that step i of u (an Execute) runs was bound by an
+// earlier step of the same part of the request, with no step that changes the transaction
+// state between them.
+func boundInPart(u unit, i int) bool {
+	e, ok := u.(*extUnit)
+	if !ok || e.items[i].typ != 'E' {
+		return false
+	}
+	it := e.items[i]
+	portal, _, _ := cString(e.buf[it.lo+5 : it.hi])
+	for j := i - 1; j >= 0; j-- {
+		b := e.items[j]
+		if b.typ == 'B' {
+			if name, _, _ := cString(e.buf[b.lo+5 : b.hi]); stmtKey(name) == stmtKey(portal) {
+				return true
+			}
+		}
+		if b.info.kind.txControl() {
+			return false
+		}
+	}
+	return false
 }
 
 func hasProc(u unit, lo, hi int) bool {

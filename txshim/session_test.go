@@ -571,6 +571,47 @@ func TestProtocolViolationsEndOneSession(t *testing.T) {
 	}
 }
 
+// TestExtendedCommitOutsideTransaction: an extended-protocol COMMIT with no transaction open
+// gets PostgreSQL's warning and COMMIT, and what follows it in the request runs; the shim sent
+// the COMMIT's Bind with a Sync of its own behind it, which dropped the portal, so the client
+// got "portal does not exist" and lost the rest of the request.
+func TestExtendedCommitOutsideTransaction(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	r.stmt("COMMIT")
+	r.stmt("INSERT INTO acct VALUES (1, 0)")
+	if got, st := r.sync(); got != "12NC12CZ" || st != 'I' {
+		t.Fatalf("COMMIT outside a transaction, then a write: %q %c; want 12NC12CZ I", got, st)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id = 1") != 1 {
+		t.Fatal("the write after the COMMIT is missing")
+	}
+	// After a Flush, and through a named statement.
+	r.stmt("SELECT 1")
+	if got := r.flush('C'); got != "12DC" {
+		t.Fatalf("SELECT before Flush: %q", got)
+	}
+	r.fe.SendParse(&pgproto3.Parse{Name: "c", Query: "END"})
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "c"})
+	r.fe.SendExecute(&pgproto3.Execute{Portal: "p"})
+	if got, st := r.sync(); got != "12NCZ" || st != 'I' {
+		t.Fatalf("END outside a transaction after a Flush: %q %c; want 12NCZ I", got, st)
+	}
+	// AND CHAIN is PostgreSQL's error there.
+	r.stmt("COMMIT AND CHAIN")
+	r.stmt("INSERT INTO acct VALUES (2, 0)")
+	if got, st := r.sync(); got != "12E(25P01)Z" || st != 'I' {
+		t.Fatalf("COMMIT AND CHAIN outside a transaction: %q %c; want 12E(25P01)Z I", got, st)
+	}
+	if rowCount(t, c, "id = 2") != 0 || preparedCount(t, c) != 0 {
+		t.Fatal("the write after a failed COMMIT AND CHAIN ran")
+	}
+}
+
 func TestModes(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
