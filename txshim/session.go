@@ -1119,12 +1119,12 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			}
 		}
 		// PostgreSQL refuses to redefine a named statement until a Close or DEALLOCATE ends it
-		// (42P05): the record stays. One whose end may have been skipped is either.
+		// (42P05), but the shim does not learn whether the Parse of the one it recorded (or
+		// an end that may have been skipped) ran: PostgreSQL holds either.
 		key := stmtKey(name)
-		switch old, ok := s.stmts[key]; {
-		case !ok || name == "":
+		if old, ok := s.stmts[key]; !ok || name == "" {
 			s.setStmt(key, si, false)
-		case old.closing:
+		} else {
 			s.setStmt(key, mergeStmts(old, si), false)
 		}
 	case 'B':

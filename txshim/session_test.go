@@ -612,6 +612,31 @@ func TestExtendedCommitOutsideTransaction(t *testing.T) {
 	}
 }
 
+// TestFailedParseRedefined: a named statement whose Parse failed and that the client then
+// parses again as a write is a write: the shim kept the failed Parse's record (a read), so the
+// INSERT ran unwrapped and committed without the peer.
+func TestFailedParseRedefined(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	r.fe.SendParse(&pgproto3.Parse{Name: "s", Query: "SELECT * FROM nosuch"})
+	if got, _ := r.sync(); got != "E(42P01)Z" {
+		t.Fatalf("failed Parse: %q", got)
+	}
+	r.fe.SendParse(&pgproto3.Parse{Name: "s", Query: "INSERT INTO acct VALUES (1, 0)"})
+	r.fe.SendBind(&pgproto3.Bind{PreparedStatement: "s"})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	if got, st := r.sync(); got != "12CZ" || st != 'I' {
+		t.Fatalf("Parse again and run: %q %c", got, st)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id = 1") != 1 {
+		t.Fatal("row missing")
+	}
+}
+
 func TestModes(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
