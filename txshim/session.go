@@ -57,6 +57,10 @@ type session struct {
 	// nothing is (see inCopy). copyOpen is closed when one opens.
 	copyStarts, copyEnds int
 	copyOpen             chan struct{}
+	// copyPart: a part of the open extended request, sent unanswered before its Sync (after a
+	// Flush), holds a COPY FROM STDIN; the client's CopyDone/CopyFail count while it is set, and
+	// the counts stay until the request's Sync.
+	copyPart bool
 
 	done      chan struct{} // closed when serverLoop returns
 	closeOnce sync.Once
@@ -388,7 +392,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 		case 'Q':
 			err = s.handleQuery(ctx, body)
 		case 'P', 'B', 'D', 'E', 'C', 'H', 'S':
-			if typ == 'S' && s.copyEndedExt {
+			if typ == 'S' && s.copyEndedExt && !s.unit.open {
 				// An extended COPY ends with a second Sync; its ReadyForQuery answers the entry
 				// of the first one, which the backend ignored while in copy-in mode.
 				s.copyEndedExt = false
@@ -481,7 +485,7 @@ func (s *session) serverLoop() {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 			s.status = body[0]
-			if len(s.queue) == 0 {
+			if len(s.queue) == 0 && !s.copyPart {
 				s.copyStarts, s.copyEnds = 0, 0
 				s.copyChangedLocked()
 			}
@@ -863,11 +867,20 @@ var errCopyOpen = errors.New("a COPY FROM STDIN is open")
 func (s *session) copyMessage(typ byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if (typ == 'c' || typ == 'f') && len(s.queue) > 0 {
+	if (typ == 'c' || typ == 'f') && (len(s.queue) > 0 || s.copyPart) {
 		s.copyEnds++
 		s.copyChangedLocked()
 	}
 	return s.copyStarts > s.copyEnds
+}
+
+// noteCopyPart notes a part of steps [lo, hi) of u sent unanswered (copyPart).
+func (s *session) noteCopyPart(u unit, lo, hi int) {
+	if hasCopyIn(u, lo, hi) {
+		s.mu.Lock()
+		s.copyPart = true
+		s.mu.Unlock()
+	}
 }
 
 // copyChangedLocked keeps copyOpen closed exactly while a passed-through COPY is open.
@@ -1211,6 +1224,12 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			s.ebuf = nil
 		}
 	}()
+	if final && s.copyPart {
+		// The client ended the COPY before this Sync.
+		s.mu.Lock()
+		s.copyPart = false
+		s.mu.Unlock()
+	}
 	us := &s.unit
 	if us.skipping {
 		s.revertStmts(0)
@@ -1267,6 +1286,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 				// The part runs unanswered: what it leaves (a ROLLBACK, an error) is not known
 				// until a later part learns it (walk).
 				us.st = 0
+				s.noteCopyPart(u, 0, u.n())
 			}
 			s.bw.Write(s.ebuf)
 			return s.bw.Flush()
@@ -1651,6 +1671,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		// now unknown until the next part learns it.
 		if lo < n {
 			us.st = 0
+			s.noteCopyPart(u, lo, n)
 			return u.send(s, lo, n, true, nil)
 		}
 		return nil

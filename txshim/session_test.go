@@ -928,6 +928,42 @@ func TestFlushedWritesWrapped(t *testing.T) {
 		}
 		wrapped(t, "id = 5")
 	})
+	t.Run("a COPY before a flush", func(t *testing.T) {
+		// The COPY runs in a part sent before the request's Sync; the client sends its data
+		// once it has the CopyInResponse. The shim took the COPY for one that stayed open, so
+		// the Sync passed straight to the database: the client was left inside the shim's BEGIN
+		// (status T), and nothing it wrote after was committed.
+		for i, begin := range []bool{false, true} {
+			r := dialRaw(t, s)
+			if begin {
+				r.query("BEGIN")
+			}
+			r.stmt("COPY acct FROM STDIN")
+			if got := r.flush('G'); got != "12G" {
+				t.Fatalf("COPY: %q", got)
+			}
+			r.fe.Send(&pgproto3.CopyData{Data: []byte(fmt.Sprintf("%d\t0\n", 10+i))})
+			r.fe.Send(&pgproto3.CopyDone{})
+			want := byte('I')
+			if begin {
+				want = 'T'
+			}
+			if got, st := r.sync(); got != "CZ" || st != want {
+				t.Fatalf("COPY end (BEGIN first: %v): %q %c, want CZ %c", begin, got, st, want)
+			}
+			if begin {
+				if got := r.query("COMMIT"); got != "CZ" {
+					t.Fatalf("COMMIT: %q", got)
+				}
+			}
+			wrapped(t, fmt.Sprintf("id = %d", 10+i))
+			r.stmt(fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", 20+i))
+			if got, st := r.sync(); got != "12CZ" || st != 'I' {
+				t.Fatalf("write after the COPY: %q %c", got, st)
+			}
+			wrapped(t, fmt.Sprintf("id = %d", 20+i))
+		}
+	})
 	t.Run("an error before a flush skips the rest", func(t *testing.T) {
 		r := dialRaw(t, s)
 		r.stmt("SELECT 1/0")
