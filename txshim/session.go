@@ -1514,6 +1514,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if failed, err := settle(i); err != nil || failed {
 				return fail(err)
 			}
+			if j := firstSavepoint(u, lo, i); j >= 0 && us.st == 'I' {
+				// PostgreSQL fails it outside a transaction block (25P01), with the steps
+				// before it: it goes in without the shim's BEGIN.
+				if failed, err := part(j + 1); err != nil || failed {
+					return fail(err)
+				}
+			}
 			if us.st == 'I' {
 				if err := s.swallow("BEGIN"); err != nil {
 					return err
@@ -1525,6 +1532,24 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					s.note(u.info(j))
 				}
 			}
+		}
+		if k == kindSavepoint && us.injected {
+			// The block is the shim's own: the client's request has none, and PostgreSQL
+			// refuses savepoints there.
+			if failed, err := part(i); err != nil || failed {
+				return fail(err)
+			}
+			r, err := s.capture(raiseSQL("25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks"))
+			if err != nil {
+				return err
+			}
+			us.st = r.status
+			if r.err != nil {
+				if err := s.emit(r.err); err != nil {
+					return err
+				}
+			}
+			return fail(nil)
 		}
 		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' {
 			// Read-only modes (DESIGN §5.1): statements that cannot run in a transaction block
@@ -1784,6 +1809,17 @@ func boundInPart(u unit, i int) bool {
 		}
 	}
 	return false
+}
+
+// firstSavepoint returns the index of the first SAVEPOINT, RELEASE or ROLLBACK TO in [lo, hi)
+// of u, or -1.
+func firstSavepoint(u unit, lo, hi int) int {
+	for i := lo; i < hi; i++ {
+		if u.info(i).kind == kindSavepoint {
+			return i
+		}
+	}
+	return -1
 }
 
 func hasProc(u unit, lo, hi int) bool {

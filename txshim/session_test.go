@@ -637,6 +637,45 @@ func TestFailedParseRedefined(t *testing.T) {
 	}
 }
 
+// TestSavepointOutsideBlock: SAVEPOINT, RELEASE and ROLLBACK TO in a request without BEGIN
+// fail as PostgreSQL fails them (25P01), the request's writes rolled back; the shim's own BEGIN
+// made them work, so the writes before a ROLLBACK TO committed where PostgreSQL commits none.
+func TestSavepointOutsideBlock(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	r := dialRaw(t, s)
+	for q, want := range map[string]string{
+		"INSERT INTO acct VALUES (1, 0); SAVEPOINT a; INSERT INTO acct VALUES (2, 0); ROLLBACK TO a": "CE(25P01)Z",
+		"SAVEPOINT a; INSERT INTO acct VALUES (3, 0)":                                                "E(25P01)Z",
+		"SELECT 1; RELEASE a; INSERT INTO acct VALUES (3, 0)":                                        "TDCE(25P01)Z",
+	} {
+		if got := r.query(q); got != want {
+			t.Fatalf("%s: %q, want %q", q, got, want)
+		}
+	}
+	r.stmt("INSERT INTO acct VALUES (4, 0)")
+	r.stmt("SAVEPOINT a")
+	if got, st := r.sync(); got != "12C12E(25P01)Z" || st != 'I' {
+		t.Fatalf("extended write, then SAVEPOINT: %q %c", got, st)
+	}
+	if n := rowCount(t, c, "true"); n != 0 {
+		t.Fatalf("%d rows committed by requests PostgreSQL fails", n)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Fatalf("peer calls %v", calls)
+	}
+	// In a transaction block they work.
+	if got := r.query("BEGIN; INSERT INTO acct VALUES (5, 0); SAVEPOINT a; INSERT INTO acct VALUES (6, 0); ROLLBACK TO a; COMMIT"); got != "CCCCCCZ" {
+		t.Fatalf("savepoints in a block: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id = 5") != 1 || rowCount(t, c, "true") != 1 || preparedCount(t, c) != 0 {
+		t.Fatal("wrong rows after savepoints in a block")
+	}
+}
+
 func TestModes(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
