@@ -75,6 +75,7 @@ type sidecar struct {
 	// holds back the next change the proxy must see.
 	hookJobs    chan hookJob
 	hookMu      sync.Mutex // held while a hook runs: hooks never overlap and run in order
+	routeMu     sync.Mutex // held while route tells the proxy and the shim
 	mu          sync.Mutex
 	demote      uint64             // last term whose on_demote hook ran (or is running)
 	promoteStop context.CancelFunc // stops the on_promote hook running now, if any
@@ -220,7 +221,7 @@ func (s *sidecar) followRoles(ctx context.Context) {
 			if !ok {
 				return
 			}
-			s.route(st)
+			s.route()
 			if st.Role == last && st.Term == lastTerm {
 				continue
 			}
@@ -236,8 +237,14 @@ func (s *sidecar) followRoles(ctx context.Context) {
 	}
 }
 
-// route tells the proxy and the shim who is master now.
-func (s *sidecar) route(st gossip.State) {
+// route tells the proxy and the shim who is master now. It reads the node's state itself,
+// under routeMu: a state followRoles took from Changes may be older than the one
+// beforeRelease has routed meanwhile, and routed after it would point the proxy back at the
+// releasing master.
+func (s *sidecar) route() {
+	s.routeMu.Lock()
+	defer s.routeMu.Unlock()
+	st := s.node.State()
 	if s.proxy != nil {
 		s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints})
 	}
@@ -316,7 +323,7 @@ func (s *sidecar) stopPromote() {
 // in flight, so that the next master starts after them; then on_demote runs, bounded by its
 // timeout.
 func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
-	s.route(s.node.State())
+	s.route()
 	s.stopPromote()
 	if s.db != nil {
 		s.db.stepDown(ctx, term)
