@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,8 +38,9 @@ type Options struct {
 	// unknown, and committing alone not allowed): a pass may settle it at once, and its row
 	// locks with it. It must not block. nil: nothing is called.
 	OnInDoubt func()
-	// MaxSessions bounds concurrent client sessions; 0 means 256. A client beyond it gets
-	// SQLSTATE 53300 (too_many_connections). Cancel requests take no session.
+	// MaxSessions bounds concurrent client sessions; 0 means 256, or fewer when the local
+	// database allows fewer connections beside the sidecar's own (fitSessions). A client beyond
+	// it gets SQLSTATE 53300 (too_many_connections). Cancel requests take no session.
 	MaxSessions int
 	// StartupTimeout bounds a client's startup and authentication; 0 means 30s.
 	StartupTimeout time.Duration
@@ -103,6 +105,7 @@ type Shim struct {
 	cancels  map[string]net.Addr // cancelKey → the session's local database address
 	slots    chan struct{}
 	starting chan struct{} // one token per connection in startup (maxStartups)
+	fit      bool          // MaxSessions was not given: Serve fits it to the database (fitSessions)
 }
 
 // New checks cfg and returns a Shim in read-only mode; Start binds it and Serve runs it.
@@ -119,7 +122,8 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.MaxSessions <= 0 {
+	fit := opts.MaxSessions <= 0
+	if fit {
 		opts.MaxSessions = 256
 	}
 	if opts.StartupTimeout <= 0 {
@@ -140,6 +144,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		cancels:  make(map[string]net.Addr),
 		slots:    make(chan struct{}, opts.MaxSessions),
 		starting: make(chan struct{}, maxStartups(opts.MaxSessions)),
+		fit:      fit,
 	}
 	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
 	s.mode.Store(&modeState{mode: ModeReadOnly})
@@ -392,6 +397,9 @@ func (s *Shim) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	if s.fit {
+		s.fitSessions(ctx)
+	}
 	s.funcs.start(ctx)
 	defer s.funcs.stop()
 
@@ -429,6 +437,46 @@ func (s *Shim) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	wg.Wait()
 	return serveErr
+}
+
+// ownConnections is what the sidecar keeps for itself on the local database beside the client
+// sessions: the resolver, the catalog reads (funcs.go), term record saves, promotion's
+// sequence checks, tandem verify and resync.
+const ownConnections = 10
+
+// fitSessions lowers the default session cap to what the local database can serve beside the
+// sidecar's own connections: at PostgreSQL's default max_connections of 100, 256 sessions
+// could take every connection, and the resolver and the term record saves would then be
+// refused with the clients' load. Called by Serve before it accepts; a database that cannot
+// be asked keeps the default.
+func (s *Shim) fitSessions(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(cctx, s.localCfg.Copy())
+	if err != nil {
+		s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default", "max_sessions", cap(s.slots), "err", err)
+		return
+	}
+	defer conn.Close(context.WithoutCancel(cctx))
+	rr := conn.ExecParams(cctx, "SELECT pg_catalog.current_setting('max_connections')::pg_catalog.int4"+
+		" OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4"+
+		" OPERATOR(pg_catalog.-) COALESCE(pg_catalog.current_setting('reserved_connections', true)::pg_catalog.int4, 0)", nil, nil, nil, nil).Read()
+	if rr.Err != nil || len(rr.Rows) != 1 {
+		s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default", "max_sessions", cap(s.slots), "err", rr.Err)
+		return
+	}
+	avail, err := strconv.Atoi(string(rr.Rows[0][0]))
+	if err != nil {
+		return
+	}
+	n := max(avail-ownConnections, 1)
+	if n >= cap(s.slots) {
+		return
+	}
+	s.slots = make(chan struct{}, n)
+	s.starting = make(chan struct{}, maxStartups(n))
+	s.log.Info("txshim: sessions capped below the local database's connection limit, leaving room for the sidecar's own",
+		"max_sessions", n, "database_connections", avail, "kept", ownConnections)
 }
 
 // maxStartups bounds the connections in startup at once (reading the startup packet,

@@ -497,3 +497,37 @@ func TestAuthMessageBound(t *testing.T) {
 		t.Fatalf("the shim still waits for the rest of an oversized authentication message: %v", err)
 	}
 }
+
+// TestSessionsFitDatabase: without MaxSessions the shim caps sessions below the local
+// database's connection limit, so that the database still takes the sidecar's own connections
+// (resolver, term record saves) when clients hold every session they may.
+func TestSessionsFitDatabase(t *testing.T) {
+	c := pgtest.Start(t, pgtest.WithSetting("max_connections", "20"))
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var open []*pgx.Conn
+	defer func() {
+		for _, conn := range open {
+			conn.Close(context.Background())
+		}
+	}()
+	for len(open) < 25 {
+		conn, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser))
+		if err != nil {
+			if pgCode(err) != "53300" || !strings.Contains(err.Error(), "tandem: too many sessions") {
+				t.Fatalf("session %d: want the shim's 53300, got %v", len(open)+1, err)
+			}
+			break
+		}
+		open = append(open, conn)
+	}
+	if len(open) == 0 || len(open) > 20-3-ownConnections {
+		t.Fatalf("%d sessions taken with max_connections = 20", len(open))
+	}
+	direct, err := pgx.Connect(ctx, c.DSN(c.Database()))
+	if err != nil {
+		t.Fatalf("with every session taken, the database refused the sidecar's own connection: %v", err)
+	}
+	direct.Close(ctx)
+}
