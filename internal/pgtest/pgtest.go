@@ -443,6 +443,8 @@ func (c *Cluster) createObjects(o *options) error {
 }
 
 // start launches the postmaster in its own process group and waits until it accepts connections.
+// The postmaster is killed when the process that started it dies without closing it (go test's
+// -timeout, kill -9): Setpgid keeps it from a terminal's Ctrl-C, so nothing else would stop it.
 func (c *Cluster) start() error {
 	logf, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -451,7 +453,7 @@ func (c *Cluster) start() error {
 	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.dataDir())
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("start postgres: %w", err)

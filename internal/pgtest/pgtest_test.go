@@ -1,8 +1,14 @@
 package pgtest
 
 import (
+	"bufio"
+	"bytes"
 	"database/sql"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,4 +232,106 @@ func TestTemplateCopies(t *testing.T) {
 	if got := queryString(t, b.Open(t, b.Database()), "SELECT coalesce(to_regclass('only_a')::text, 'none')"); got != "none" {
 		t.Errorf("a table made on one copy is on the other: %s", got)
 	}
+}
+
+// TestClusterDiesWithItsProcess: a test process that dies without its cleanups (go test's
+// -timeout, kill -9) takes its clusters with it: none is left running, holding its port and
+// shared memory, after the process is gone.
+func TestClusterDiesWithItsProcess(t *testing.T) {
+	if os.Getenv("PGTEST_ORPHAN_HELPER") != "" {
+		// The helper: start a cluster, say which, and wait to be killed.
+		c, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		pid := c.cmd.Process.Pid
+		c.mu.Unlock()
+		template.Lock()
+		tmpl := template.dir
+		template.Unlock()
+		fmt.Printf("ORPHAN %d %s %s\n", pid, c.Dir(), tmpl)
+		_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin if it gives up
+		c.Close()
+		return
+	}
+	helper := exec.Command(os.Args[0], "-test.run=^TestClusterDiesWithItsProcess$", "-test.count=1")
+	helper.Env = append(os.Environ(), "PGTEST_ORPHAN_HELPER=1")
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+	}()
+	line := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "ORPHAN ") {
+				line <- s.Text()
+				break
+			}
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var f []string
+	select {
+	case l := <-line:
+		f = strings.Fields(l)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the helper started no cluster within 60 s")
+	}
+	if len(f) < 3 {
+		t.Fatalf("the helper started no cluster (said %q)", f)
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // whatever the outcome, nothing of the helper's stays
+		if alive(pid) {
+			kids, _ := children(pid)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			for _, k := range kids {
+				_ = syscall.Kill(k, syscall.SIGKILL)
+			}
+		}
+		for _, d := range f[2:] {
+			os.RemoveAll(d)
+		}
+	})
+	if !alive(pid) {
+		t.Fatalf("the helper's postmaster %d is not running", pid)
+	}
+
+	_ = helper.Process.Kill()
+	_ = helper.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("postmaster %d still runs 10 s after its test process was killed", pid)
+	}
+}
+
+// alive tells whether pid is a process that has not ended (a zombie has).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
 }
