@@ -108,6 +108,8 @@ func (p *proc) run(t *testing.T) {
 	}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
+	// Killed with the test binary when it dies without running its cleanups (go test's -timeout).
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.done = make(chan struct{})
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
@@ -480,4 +482,67 @@ func servedBy(t *testing.T, proxyAddr, want string, limit time.Duration) time.Du
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestProcessesDieWithTheTest: a test binary that dies without its cleanups (go test's
+// -timeout, kill -9) takes the processes it started with it, rather than leaving sidecars and
+// servers running on their ports.
+func TestProcessesDieWithTheTest(t *testing.T) {
+	if os.Getenv("E2E_ORPHAN_HELPER") != "" {
+		p := start(t, "sleeper", "sleep", "600")
+		fmt.Printf("ORPHAN %d\n", p.cmd.Process.Pid)
+		_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin if it gives up
+		return
+	}
+	helper := exec.Command(os.Args[0], "-test.run=^TestProcessesDieWithTheTest$", "-test.count=1")
+	helper.Env = append(os.Environ(), "E2E_ORPHAN_HELPER=1")
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		_ = helper.Process.Kill()
+		_ = helper.Wait()
+	}()
+	line := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "ORPHAN ") {
+				line <- s.Text()
+				break
+			}
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var pid int
+	select {
+	case l := <-line:
+		if _, err := fmt.Sscanf(l, "ORPHAN %d", &pid); err != nil {
+			t.Fatalf("the helper said %q: %v", l, err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the helper started nothing within 2 minutes")
+	}
+	t.Cleanup(func() {
+		if t.Failed() { // once it has ended, pid may be another process's
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+
+	_ = helper.Process.Kill()
+	_ = helper.Wait()
+	waitFor(t, 10*time.Second, fmt.Sprintf("process %d to end with the test binary that started it", pid), func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(b[bytes.LastIndexByte(b, ')')+1:]), " Z ")
+	})
 }
