@@ -21,7 +21,10 @@ cleanup() {
   stop_all
   rm -rf "$work" /tmp/tandem-demo
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A trap that returns would let the script go on after Ctrl-C: end it, and the EXIT trap cleans up.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 echo "== building tandem and the toy wireserver"
 go build -o "$work/tandem" ./cmd/tandem

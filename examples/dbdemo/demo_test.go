@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDemoScriptStopsOnCtrlC: Ctrl-C in the README's main job (examples/demo.sh) stops the
+// demo at once and leaves nothing behind: no process on the demo's ports, no data dir.
+func TestDemoScriptStopsOnCtrlC(t *testing.T) {
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the demo needs %s: %v", tool, err)
+		}
+	}
+	ports := []string{"7001", "7002", "7101", "7102", "7181", "7182", "7183", "7946", "7947", "7948"}
+	for _, p := range ports {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, time.Second); err == nil {
+			c.Close()
+			t.Skipf("port %s, which the demo uses, is taken", p)
+		}
+	}
+	cmd := exec.Command("bash", "../demo.sh")
+	// Its own process group, as a terminal gives a foreground job: Ctrl-C signals all of it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuilder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var output lockedBuilder
+	reached := make(chan struct{})
+	go func() {
+		s := bufio.NewScanner(stdout)
+		seen := false
+		for s.Scan() {
+			output.WriteString(s.Text() + "\n")
+			if !seen && strings.HasPrefix(s.Text(), "== kill -9 site1's server") {
+				seen = true
+				close(reached)
+			}
+		}
+		done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	select {
+	case <-reached:
+	case err := <-done:
+		t.Fatalf("the demo ended before its failover step: %v\n%s\n%s", err, output.String(), stderr.String())
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("the demo did not reach its failover step within 3 minutes:\n%s", stderr.String())
+	}
+
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("the demo exited 0 after Ctrl-C")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the demo still runs 5 s after Ctrl-C:\n%s", output.String())
+	}
+	if strings.Contains(stderr.String(), "timed out") {
+		t.Errorf("after Ctrl-C the demo went on and reported a failure:\n%s", stderr.String())
+	}
+	for _, p := range ports {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, time.Second); err == nil {
+			c.Close()
+			t.Errorf("port %s still answers after the demo stopped", p)
+		}
+	}
+	if _, err := os.Stat("/tmp/tandem-demo"); !os.IsNotExist(err) {
+		t.Errorf("/tmp/tandem-demo is still there after the demo stopped (%v)", err)
+	}
+}
+
+// lockedBuilder is a strings.Builder one goroutine writes while another reads it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
