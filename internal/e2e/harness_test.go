@@ -128,7 +128,16 @@ func (p *proc) restart(t *testing.T) {
 	p.run(t)
 }
 
-// kill sends sig and waits (bounded) for the process to exit.
+// signal sends sig and returns at once: a test that wants the process to end by itself then
+// asks exited. (kill would end it anyway, after 15 s.)
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
+	}
+}
+
+// kill sends sig and waits (bounded) for the process to exit, with SIGKILL after 15 s.
 func (p *proc) kill(sig syscall.Signal) {
 	select {
 	case <-p.done:

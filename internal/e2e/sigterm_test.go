@@ -48,7 +48,8 @@ func TestGracefulStopFinishesCommits(t *testing.T) {
 	}()
 	waitFor(t, 5*time.Second, "site1's commit prepared locally", func() bool { return preparedCount(t, s1) > 0 })
 
-	s1.tandem.kill(syscall.SIGTERM)
+	// Not kill, which would wait for the exit (forcing it after 15 s) with the lock still held.
+	s1.tandem.signal(t, syscall.SIGTERM)
 	time.Sleep(500 * time.Millisecond)
 	// The lock ends here, or earlier if the apply's watchdog ended its session.
 	_ = lock.Rollback()
