@@ -183,7 +183,11 @@ func (c *Cluster) setup(o *options) error {
 	if lastErr != nil {
 		return lastErr
 	}
-	return c.createObjects(o)
+	if err := c.createObjects(o); err != nil {
+		c.kill() // New removes the directory next
+		return err
+	}
+	return nil
 }
 
 // initData makes the cluster's data directory: a copy of the test process's template when

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -334,4 +335,36 @@ func alive(pid int) bool {
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return len(f) > 0 && f[0] != "Z"
+}
+
+// TestFailedStartLeavesNothing: when making a cluster fails after its server started (here the
+// password user's name is one PostgreSQL reserves), New stops that server as it removes the
+// directory, rather than leaving it running on a deleted one.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	before, err := children(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, newErr := New(WithPasswordUser("pg_reserved", "x", "scram-sha-256"))
+	if newErr == nil {
+		c.Close()
+		t.Fatal("New made a cluster with a reserved role name")
+	}
+	if !strings.Contains(newErr.Error(), "create password user") {
+		t.Fatalf("New failed before its server ran: %v", newErr)
+	}
+	after, err := children(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range after {
+		if !slices.Contains(before, pid) && alive(pid) {
+			kids, _ := children(pid)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			for _, k := range kids {
+				_ = syscall.Kill(k, syscall.SIGKILL)
+			}
+			t.Errorf("New failed (%v) and left process %d running", newErr, pid)
+		}
+	}
 }
