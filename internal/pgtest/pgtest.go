@@ -84,6 +84,7 @@ type Cluster struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
 	closed bool
+	owner  *os.File // dir, locked while this process owns it (ownDir)
 }
 
 // Start makes a cluster for tb and stops and removes it in tb.Cleanup, also when the test fails.
@@ -132,16 +133,90 @@ func New(opts ...Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeLeftovers()
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("make cluster dir: %w", err)
 	}
-	c := &Cluster{bin: bin, dir: dir, db: o.db}
-	if err := c.setup(o); err != nil {
+	owner, err := ownDir(dir)
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	c := &Cluster{bin: bin, dir: dir, db: o.db, owner: owner}
+	if err := c.setup(o); err != nil {
+		os.RemoveAll(dir)
+		owner.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// ownerMark names the file that says a directory was made by pgtest and is locked (flock) by
+// the process that owns it, for as long as it lives.
+const ownerMark = "pgtest.owner"
+
+// ownDir locks dir for this process and marks it, in that order: a marked directory that no
+// one holds locked is a leftover. Closing the returned file (or the process's death) unlocks.
+func ownDir(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerMark), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// removeLeftovers removes the cluster and template directories of test processes that died
+// without removing them (go test's -timeout, kill -9): a marked directory nobody holds locked.
+// A server still running in one (it dies with its process, but one started before that rule
+// may not have) is killed first.
+func removeLeftovers() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, ownerMark)); err != nil {
+			continue // not marked: made before the mark existed, or by someone else
+		}
+		f, err := os.Open(dir)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			killLeftover(dir)
+			os.RemoveAll(dir)
+		}
+		f.Close()
+	}
+}
+
+// killLeftover kills the postmaster (and its backends) that postmaster.pid in dir/data names,
+// if that process still runs on that data directory.
+func killLeftover(dir string) {
+	data := filepath.Join(dir, "data")
+	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 0 {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(data)) {
+		return // gone, or the pid is another process's now
+	}
+	kids, _ := children(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, k := range kids {
+		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
 }
 
 func (c *Cluster) setup(o *options) error {
@@ -224,8 +299,9 @@ func initdb(bin, dir string, cred *syscall.Credential) error {
 var template struct {
 	sync.Mutex
 	enabled bool
-	dir     string // holds data/ once made
-	failed  bool   // making it failed: clusters run initdb
+	dir     string   // holds data/ once made
+	owner   *os.File // dir, locked (ownDir)
+	failed  bool     // making it failed: clusters run initdb
 }
 
 // RunTests runs a test binary's tests (call it from TestMain) with clusters copied from one
@@ -239,8 +315,9 @@ func RunTests(m *testing.M) int {
 		defer template.Unlock()
 		if template.dir != "" {
 			os.RemoveAll(template.dir)
+			template.owner.Close()
 		}
-		template.enabled, template.dir = false, ""
+		template.enabled, template.dir, template.owner = false, "", nil
 	}()
 	return m.Run()
 }
@@ -253,7 +330,11 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 		return "", false
 	}
 	if template.dir == "" {
+		var owner *os.File
 		dir, err := os.MkdirTemp("", "pgtest-template-")
+		if err == nil {
+			owner, err = ownDir(dir)
+		}
 		if err == nil && cred != nil {
 			err = os.Chown(dir, int(cred.Uid), int(cred.Gid))
 		}
@@ -264,10 +345,13 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 			if dir != "" {
 				os.RemoveAll(dir)
 			}
+			if owner != nil {
+				owner.Close()
+			}
 			template.failed = true
 			return "", false
 		}
-		template.dir = dir
+		template.dir, template.owner = dir, owner
 	}
 	return filepath.Join(template.dir, "data"), true
 }
@@ -674,6 +758,9 @@ func (c *Cluster) Close() error {
 	err := c.Stop()
 	if rerr := os.RemoveAll(c.dir); err == nil {
 		err = rerr
+	}
+	if c.owner != nil {
+		c.owner.Close()
 	}
 	return err
 }

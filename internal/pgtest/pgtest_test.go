@@ -237,7 +237,8 @@ func TestTemplateCopies(t *testing.T) {
 
 // TestClusterDiesWithItsProcess: a test process that dies without its cleanups (go test's
 // -timeout, kill -9) takes its clusters with it: none is left running, holding its port and
-// shared memory, after the process is gone.
+// shared memory, after the process is gone; and the next cluster made removes their
+// directories and the template.
 func TestClusterDiesWithItsProcess(t *testing.T) {
 	if os.Getenv("PGTEST_ORPHAN_HELPER") != "" {
 		// The helper: start a cluster, say which, and wait to be killed.
@@ -324,6 +325,13 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 	}
 	if alive(pid) {
 		t.Errorf("postmaster %d still runs 10 s after its test process was killed", pid)
+	}
+	// The next cluster made removes what the killed process left: its cluster and its template.
+	Start(t)
+	for _, d := range f[2:] {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s, left by the killed process, is still there after the next New (%v)", d, err)
+		}
 	}
 }
 
