@@ -30,13 +30,14 @@ func TestMain(m *testing.M) {
 		// it could not remove.
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "tandem-e2e-bin-")
+	// Removed at the end, or by a later run if this one is killed (go test's -timeout).
+	dir, release, err := pgtest.TempDir("e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := func() int {
-		defer os.RemoveAll(dir)
+		defer release()
 		bins.tandem = filepath.Join(dir, "tandem")
 		bins.wireserver = filepath.Join(dir, "wireserver")
 		for out, pkg := range map[string]string{bins.tandem: "../../cmd/tandem", bins.wireserver: "../../examples/wireserver"} {

@@ -174,6 +174,24 @@ func ownDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// TempDir makes a directory for a test process's own files (the end-to-end tests' binaries)
+// that release removes, or, should the process die first, the next New in any process.
+func TempDir(prefix string) (dir string, release func(), err error) {
+	dir, err = os.MkdirTemp("", "pgtest-"+prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	owner, err := ownDir(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() {
+		os.RemoveAll(dir)
+		owner.Close()
+	}, nil
+}
+
 // removeLeftovers removes the cluster and template directories of test processes that died
 // without removing them (go test's -timeout, kill -9): a marked directory nobody holds locked.
 // A server still running in one (it dies with its process, but one started before that rule

@@ -252,7 +252,11 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 		template.Lock()
 		tmpl := template.dir
 		template.Unlock()
-		fmt.Printf("ORPHAN %d %s %s\n", pid, c.Dir(), tmpl)
+		other, _, err := TempDir("orphan-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("ORPHAN %d %s %s %s\n", pid, c.Dir(), tmpl, other)
 		_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin if it gives up
 		c.Close()
 		return
@@ -294,7 +298,7 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the helper started no cluster within 60 s")
 	}
-	if len(f) < 3 {
+	if len(f) < 5 {
 		t.Fatalf("the helper started no cluster (said %q)", f)
 	}
 	pid, err := strconv.Atoi(f[1])
@@ -326,7 +330,8 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 	if alive(pid) {
 		t.Errorf("postmaster %d still runs 10 s after its test process was killed", pid)
 	}
-	// The next cluster made removes what the killed process left: its cluster and its template.
+	// The next cluster made removes what the killed process left: its cluster, its template
+	// and its TempDir.
 	Start(t)
 	for _, d := range f[2:] {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
