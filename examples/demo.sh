@@ -48,6 +48,18 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   echo "timed out waiting for $what" >&2; tail -40 "$work/log" >&2; exit 1
 }
 served_by() { [ "$(ask "$1" PING)" = "PONG $2" ]; }
+# get PORT PATH: the body of an admin API answer on 127.0.0.1; fails unless it is 200 OK. Plain
+# bash, so that a fresh machine without curl runs the demo too.
+get() {
+  exec 4<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&4
+  local status body
+  IFS= read -r -t 5 status <&4 || status=
+  body=$(timeout 5 sed '1,/^\r$/d' <&4) || true
+  exec 4>&-
+  [[ $status == *" 200 "* ]] || return 1
+  printf '%s\n' "$body"
+}
 
 echo "== starting two toy servers, two sidecars and a witness"
 server 1; s1=${pids[-1]} # not $(server 1): a subshell would keep the pid from cleanup
@@ -55,7 +67,7 @@ server 2
 start "$work/tandem" witness -config examples/witness.toml
 start "$work/tandem" run -config examples/site1.toml
 start "$work/tandem" run -config examples/site2.toml
-wait_for 20 "site1 to be master" curl -sf http://127.0.0.1:7181/master
+wait_for 20 "site1 to be master" get 7181 /master
 "$work/tandem" status -config examples/site1.toml | head -8
 
 echo "== an operator through site1's proxy (7101) and site2's proxy (7102)"
@@ -72,7 +84,7 @@ echo "== site1's server comes back; control returns after failback_delay (10s)"
 server 1
 wait_for 30 "site1 to serve again" served_by 7102 site1
 echo "   7102: $(ask 7102 PING)"
-curl -s http://127.0.0.1:7181/metrics | grep -E '^tandem_(term|role_changes_total|proxy_connections_total) '
+get 7181 /metrics | grep -E '^tandem_(term|role_changes_total|proxy_connections_total) '
 echo "== part 1 done"
 stop_all
 
