@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -55,8 +56,8 @@ func TestSplitBrain(t *testing.T) {
 		}
 		return st.SplitBrain != 0 && st.Role == "backup"
 	})
-	if m := httpBody(t, s1.admin, "/metrics"); !strings.Contains(m, "tandem_split_brain 0") && !strings.Contains(m, "tandem_split_brain ") {
-		t.Errorf("no tandem_split_brain metric:\n%s", m)
+	if m, want := httpBody(t, s1.admin, "/metrics"), fmt.Sprintf("\ntandem_split_brain %d\n", st.SplitBrain); !strings.Contains(m, want) {
+		t.Errorf("site1's /metrics lacks %q (the term of the split brain its status names):\n%s", strings.TrimSpace(want), m)
 	}
 	if !strings.Contains(s1.tandem.out.String(), "split brain") {
 		t.Error("site1 did not log the split brain")
