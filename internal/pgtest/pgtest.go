@@ -84,7 +84,6 @@ type Cluster struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
 	closed bool
-	owner  *os.File // dir, locked while this process owns it (ownDir)
 }
 
 // Start makes a cluster for tb and stops and removes it in tb.Cleanup, also when the test fails.
@@ -138,15 +137,14 @@ func New(opts ...Option) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("make cluster dir: %w", err)
 	}
-	owner, err := ownDir(dir)
-	if err != nil {
+	if err := ownDir(dir); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c := &Cluster{bin: bin, dir: dir, db: o.db, owner: owner}
+	c := &Cluster{bin: bin, dir: dir, db: o.db}
 	if err := c.setup(o); err != nil {
 		os.RemoveAll(dir)
-		owner.Close()
+		disown(dir)
 		return nil, err
 	}
 	return c, nil
@@ -156,22 +154,43 @@ func New(opts ...Option) (*Cluster, error) {
 // the process that owns it, for as long as it lives.
 const ownerMark = "pgtest.owner"
 
+// owned holds the directories this process has locked (ownDir), each by an open file kept
+// here rather than in a value the garbage collector could finalize, which would unlock it.
+var owned = struct {
+	sync.Mutex
+	dirs map[string]*os.File
+}{dirs: map[string]*os.File{}}
+
 // ownDir locks dir for this process and marks it, in that order: a marked directory that no
-// one holds locked is a leftover. Closing the returned file (or the process's death) unlocks.
-func ownDir(dir string) (*os.File, error) {
+// one holds locked is a leftover. disown (or the process's death) unlocks it.
+func ownDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		return fmt.Errorf("lock %s: %w", dir, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, ownerMark), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return f, nil
+	owned.Lock()
+	owned.dirs[dir] = f
+	owned.Unlock()
+	return nil
+}
+
+// disown unlocks dir, once it is removed.
+func disown(dir string) {
+	owned.Lock()
+	f := owned.dirs[dir]
+	delete(owned.dirs, dir)
+	owned.Unlock()
+	if f != nil {
+		f.Close()
+	}
 }
 
 // TempDir makes a directory for a test process's own files (the end-to-end tests' binaries)
@@ -181,14 +200,13 @@ func TempDir(prefix string) (dir string, release func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	owner, err := ownDir(dir)
-	if err != nil {
+	if err := ownDir(dir); err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
 	}
 	return dir, func() {
 		os.RemoveAll(dir)
-		owner.Close()
+		disown(dir)
 	}, nil
 }
 
@@ -317,9 +335,8 @@ func initdb(bin, dir string, cred *syscall.Credential) error {
 var template struct {
 	sync.Mutex
 	enabled bool
-	dir     string   // holds data/ once made
-	owner   *os.File // dir, locked (ownDir)
-	failed  bool     // making it failed: clusters run initdb
+	dir     string // holds data/ once made
+	failed  bool   // making it failed: clusters run initdb
 }
 
 // RunTests runs a test binary's tests (call it from TestMain) with clusters copied from one
@@ -333,9 +350,9 @@ func RunTests(m *testing.M) int {
 		defer template.Unlock()
 		if template.dir != "" {
 			os.RemoveAll(template.dir)
-			template.owner.Close()
+			disown(template.dir)
 		}
-		template.enabled, template.dir, template.owner = false, "", nil
+		template.enabled, template.dir = false, ""
 	}()
 	return m.Run()
 }
@@ -348,10 +365,9 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 		return "", false
 	}
 	if template.dir == "" {
-		var owner *os.File
 		dir, err := os.MkdirTemp("", "pgtest-template-")
 		if err == nil {
-			owner, err = ownDir(dir)
+			err = ownDir(dir)
 		}
 		if err == nil && cred != nil {
 			err = os.Chown(dir, int(cred.Uid), int(cred.Gid))
@@ -362,14 +378,12 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 		if err != nil {
 			if dir != "" {
 				os.RemoveAll(dir)
-			}
-			if owner != nil {
-				owner.Close()
+				disown(dir)
 			}
 			template.failed = true
 			return "", false
 		}
-		template.dir, template.owner = dir, owner
+		template.dir = dir
 	}
 	return filepath.Join(template.dir, "data"), true
 }
@@ -777,9 +791,7 @@ func (c *Cluster) Close() error {
 	if rerr := os.RemoveAll(c.dir); err == nil {
 		err = rerr
 	}
-	if c.owner != nil {
-		c.owner.Close()
-	}
+	disown(c.dir)
 	return err
 }
 

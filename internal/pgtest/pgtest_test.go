@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -379,5 +380,34 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 			}
 			t.Errorf("New failed (%v) and left process %d running", newErr, pid)
 		}
+	}
+}
+
+// TestOwnershipOutlivesGC: a cluster whose *Cluster its user dropped, keeping only its DSN,
+// stays locked: were the garbage collector to unlock it, the next New in any process would
+// take it for a leftover and remove it while it runs.
+func TestOwnershipOutlivesGC(t *testing.T) {
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := c.Dir()
+	t.Cleanup(func() {
+		killLeftover(dir)
+		os.RemoveAll(dir)
+		disown(dir)
+	})
+	c = nil
+	for range 20 {
+		runtime.GC() // finalizers of what it frees run after it, on their own goroutine
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		t.Errorf("%s is unlocked once its *Cluster was collected: another process would remove it", dir)
 	}
 }
