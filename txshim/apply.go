@@ -306,7 +306,7 @@ const (
 
 // pipelineStep is one request queued in an apply pipeline, remembered to read its result.
 type pipelineStep struct {
-	prepareSQL string // non-empty: a Parse of this SQL under name (cached on success)
+	prepareSQL string // non-empty: a Parse under name, cached under this key (a.stmts) on success
 	name       string
 	what       string // for errors: which change this was
 }
@@ -423,15 +423,26 @@ func (t *applyTx) query(what, sql string, params ...[]byte) {
 
 // prepared queues sql under the connection's prepared statement for it, made (Parse) here
 // the first time.
-func (t *applyTx) prepared(what, sql string, params [][]byte) {
+func (t *applyTx) prepared(what, sql string, params [][]byte) { t.preparedFor(what, sql, "", params) }
+
+// preparedFor is prepared for a statement whose parameters take their types from the columns
+// of a relation definition (relKey), which it is kept under with its text: PostgreSQL fixes a
+// prepared statement's parameter types at its Parse, so after DDL changed a column's type the
+// statement of the same text, prepared before, would read the new values in the old type
+// (0.1 as a real in a column now double precision, 'ten' as an integer in one now text).
+func (t *applyTx) preparedFor(what, sql, rel string, params [][]byte) {
 	a := t.a
-	name, ok := a.stmts[sql]
+	key := sql
+	if rel != "" {
+		key = rel + "\x00" + sql
+	}
+	name, ok := a.stmts[key]
 	if !ok {
 		name = "tandem_apply_" + strconv.Itoa(a.next)
 		a.next++
 		t.pl.SendPrepare(name, sql, nil)
-		t.steps = append(t.steps, pipelineStep{prepareSQL: sql, name: name, what: what})
-		a.stmts[sql] = name // optimistic, undone by forgetPending when the Parse did not succeed
+		t.steps = append(t.steps, pipelineStep{prepareSQL: key, name: name, what: what})
+		a.stmts[key] = name // optimistic, undone by forgetPending when the Parse did not succeed
 	}
 	t.pl.SendQueryPrepared(name, params, nil, nil)
 	t.steps = append(t.steps, pipelineStep{what: what})
@@ -536,7 +547,7 @@ func (t *applyTx) send(i int, c Change) error {
 		if err != nil {
 			return fmt.Errorf("apply %s: %s: %w", t.gid, what, err)
 		}
-		t.prepared(what, sql, params)
+		t.preparedFor(what, sql, relKey(c.Rel), params)
 		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
 			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
 			if stmt, ok := ddlStmt(c); ok {

@@ -359,3 +359,25 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyAfterColumnTypeChange: after DDL through the shim changes a column's type, the rows
+// written after it reach the peer as they are on the local database, on every apply connection
+// (each had prepared its statements for the table before, with parameters of the old types).
+func TestApplyAfterColumnTypeChange(t *testing.T) {
+	p, s := startApplyPair(t, `CREATE TABLE retyped (id int PRIMARY KEY, a int, f real)`)
+	var n uint64
+	gid := func() string { n++; return gidFor("a", 1, n) }
+	// Both pool connections (startShipper: Conns 2) prepare the INSERT and the UPDATE.
+	for i := 1; i <= 2; i++ {
+		dualCommit(t, p, s, gid(), fmt.Sprintf(`INSERT INTO retyped VALUES (%d, 1, 0.5)`, i),
+			fmt.Sprintf(`UPDATE retyped SET a = 2 WHERE id = %d`, i))
+	}
+	const ddl = `ALTER TABLE retyped ALTER a TYPE text, ALTER f TYPE float8`
+	dualCommit(t, p, s, gid(), `INSERT INTO tandem.ddl (stmt) VALUES (`+sqlLiteral(ddl)+`)`, ddl,
+		`INSERT INTO retyped VALUES (10, 'ten', 0.1)`, `UPDATE retyped SET a = 'one', f = 0.3 WHERE id = 1`)
+	for i := 11; i <= 12; i++ {
+		dualCommit(t, p, s, gid(), fmt.Sprintf(`INSERT INTO retyped VALUES (%d, 'x%[1]d', 0.1)`, i),
+			fmt.Sprintf(`UPDATE retyped SET a = 'y', f = 0.7 WHERE id = %d`, i-10))
+	}
+	requireSame(t, p)
+}
