@@ -551,7 +551,17 @@ func (t *applyTx) send(i int, c Change) error {
 		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
 			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
 			if stmt, ok := ddlStmt(c); ok {
+				// Under the search path its session had on the local database (the row's
+				// search_path), so that unqualified names mean the same schemas; the statements
+				// after it name theirs, and read catalog names, under the apply session's own.
+				path, hasPath := ddlColumn(c, "search_path")
+				if hasPath {
+					t.prepared("search path of the DDL", "SELECT pg_catalog.set_config('search_path', $1, true)", [][]byte{[]byte(path)})
+				}
 				t.query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+				if hasPath {
+					t.query("search path after the DDL", "RESET search_path")
+				}
 				// What was learned of the tables may no longer hold: learn it again, after the DDL.
 				clear(t.a.rels)
 			}
@@ -956,9 +966,13 @@ func truncateSQL(c Change, prs []*peerRel) string {
 }
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
-func ddlStmt(c Change) (string, bool) {
+func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }
+
+// ddlColumn is the value of column name of an inserted tandem.ddl row; false when the row has
+// none (a column that tandem.ddl of an earlier version lacks).
+func ddlColumn(c Change, name string) (string, bool) {
 	for i, col := range c.Rel.Columns {
-		if col.Name == "stmt" && i < len(c.New) && c.New[i].Kind == ValueText {
+		if col.Name == name && i < len(c.New) && c.New[i].Kind == ValueText {
 			return string(c.New[i].Data), true
 		}
 	}

@@ -381,3 +381,28 @@ func TestApplyAfterColumnTypeChange(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestApplyDDLSearchPath: DDL through the shim runs on the peer under the search_path its
+// session had on the local database, so that unqualified names make the same objects in the
+// same schemas there, and the statements after it on the peer are unaffected.
+func TestApplyDDLSearchPath(t *testing.T) {
+	p, s := startApplyPair(t, `CREATE SCHEMA app`, `CREATE SCHEMA "odd, ""name"""`)
+	ddl := func(stmt string) []string {
+		return []string{`INSERT INTO tandem.ddl (stmt) VALUES (` + sqlLiteral(stmt) + `)`, stmt}
+	}
+	stmts := []string{`SET LOCAL search_path = app, public`}
+	stmts = append(stmts, ddl(`CREATE TABLE items (id int PRIMARY KEY, v text)`)...)
+	stmts = append(stmts, `INSERT INTO items VALUES (1, 'one')`, `SET LOCAL search_path = "odd, ""name""", app`)
+	stmts = append(stmts, ddl(`CREATE TABLE tags (id int PRIMARY KEY)`)...)
+	stmts = append(stmts, ddl(`ALTER TABLE items ADD COLUMN n int DEFAULT 5`)...)
+	stmts = append(stmts, `INSERT INTO tags VALUES (7)`, `INSERT INTO items VALUES (2, 'two', 6)`, `UPDATE items SET v = 'uno' WHERE id = 1`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), stmts...)
+	requireSame(t, p)
+	const q = `SELECT string_agg(c.oid::regclass::text, ' ' ORDER BY c.oid::regclass::text COLLATE "C") FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')`
+	if got := queryOne[string](t, p.pdb, q); got != `"odd, ""name""".tags app.items` {
+		t.Errorf("tables on the peer: %s", got)
+	}
+	dualCommit(t, p, s, gidFor("a", 1, 2), `INSERT INTO app.items VALUES (3, 'three')`)
+	requireSame(t, p)
+}

@@ -9,7 +9,9 @@ import (
 )
 
 // schemaSQL creates Tandem's own schema (DESIGN §5.2). tandem.ddl is published (the apply side
-// runs each stmt in order with the row changes); tandem.state and tandem.decisions are not:
+// runs each stmt in order with the row changes, under the search_path its row took from the
+// session that sent it: the schemas that session searched, "$user" resolved, at that moment);
+// tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
 // none.
@@ -27,6 +29,13 @@ CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestampt
 ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
 CREATE INDEX IF NOT EXISTS decisions_at ON tandem.decisions (at);
 CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+CREATE OR REPLACE FUNCTION tandem.ddl_search_path() RETURNS text
+LANGUAGE sql STABLE AS $f$
+SELECT coalesce(pg_catalog.string_agg(pg_catalog.quote_ident(
+    CASE WHEN pg_catalog.starts_with(s::pg_catalog.text, 'pg_temp_') THEN 'pg_temp' ELSE s::pg_catalog.text END), ', ' ORDER BY i), '')
+FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, i)
+$f$;
+ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.ddl_search_path();
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
 DECLARE db_term bigint;
