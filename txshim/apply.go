@@ -630,12 +630,14 @@ func relKey(r *Relation) string {
 }
 
 // peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain's equality is
-// its base type's (one level); types whose default operator class is polymorphic (arrays,
-// enums, ranges, composites) count as having none, which costs only an index for FULL rows.
+// its base type's (one level), a type's that of the type it casts to implicitly without a
+// function (varchar: text's; not xml, whose cast to text is for assignment only, so "=" finds no
+// operator); types whose default operator class is polymorphic (arrays, enums, ranges,
+// composites) count as having none, which costs only an index for FULL rows.
 const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', pg_catalog.format_type(a.atttypid, -1),
   EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
     WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
-      OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b')))
+      OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i')))
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
