@@ -896,7 +896,7 @@ func (pr *peerRel) col(name string) peerCol {
 }
 
 // matchRow is the WHERE clause that finds the changed row: by its key columns, or, for a table
-// with REPLICA IDENTITY FULL, by every old value, picking one of identical rows by ctid.
+// with REPLICA IDENTITY FULL, by every old value, picking one of identical rows by table and ctid.
 //
 // A full row's values are compared in the column's type on the peer (pr) where the type has an
 // equality (peerCol.eq), as PostgreSQL's own apply does, so that an index on the column may
@@ -938,7 +938,15 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 	}
 	where := strings.Join(conds, " AND ")
 	if full {
-		return fmt.Sprintf("ctid = (SELECT ctid FROM %s WHERE %s LIMIT 1)", r.QualifiedName(), where), nil
+		// A ctid names a row within one table: an inheritance parent's statement reaches its
+		// children, and a partitioned table's its partitions, where the same ctid names other
+		// rows. So the row is named by table too, and looked for in the parent alone (ONLY: a
+		// child may hold a row of the same values); a partitioned table holds none itself.
+		from := "ONLY " + r.QualifiedName()
+		if pr != nil && pr.partitioned {
+			from = r.QualifiedName()
+		}
+		return fmt.Sprintf("(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE %s LIMIT 1)", from, where), nil
 	}
 	return where, nil
 }

@@ -419,3 +419,25 @@ func TestApplyFullRowXML(t *testing.T) {
 		t.Errorf("doc on the peer holds %q, want a2", got)
 	}
 }
+
+// TestApplyFullRowParentTables: a REPLICA IDENTITY FULL row of an inheritance parent, or of a
+// partitioned table published via its root, is found on the peer as that one row: not also the
+// row at the same ctid of a child or another partition, nor a child's row of the same values.
+func TestApplyFullRowParentTables(t *testing.T) {
+	p, s := startApplyPair(t,
+		`CREATE TABLE inh_p (v text)`, `CREATE TABLE inh_c (w int) INHERITS (inh_p)`,
+		`CREATE TABLE pt (region text, v text) PARTITION BY LIST (region)`,
+		`CREATE TABLE pt_eu PARTITION OF pt FOR VALUES IN ('eu')`, `CREATE TABLE pt_us PARTITION OF pt FOR VALUES IN ('us')`)
+	p.local.Exec(t, `ALTER PUBLICATION `+PublicationName+` SET (publish_via_partition_root = true)`)
+	// Each table's first row is at ctid (0,1); inh_c's second row has the values of inh_p's.
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO inh_c VALUES ('c', 1), ('p', 2)`, `INSERT INTO inh_p VALUES ('p')`,
+		`INSERT INTO pt VALUES ('eu', 'a'), ('us', 'b')`)
+	dualCommit(t, p, s, gidFor("a", 1, 2), `UPDATE ONLY inh_p SET v = 'p2'`, `UPDATE pt SET v = 'b2' WHERE region = 'us'`)
+	requireSame(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 3), `DELETE FROM ONLY inh_p`, `DELETE FROM pt WHERE region = 'eu'`)
+	requireSame(t, p)
+	const q = `SELECT string_agg(tableoid::regclass || ':' || v, ' ' ORDER BY tableoid::regclass::text, v) FROM (SELECT tableoid, v FROM inh_p UNION ALL SELECT tableoid, v FROM pt) x`
+	if got := queryOne[string](t, p.pdb, q); got != "inh_c:c inh_c:p pt_us:b2" {
+		t.Errorf("peer rows: %s", got)
+	}
+}
