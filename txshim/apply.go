@@ -311,6 +311,12 @@ type pipelineStep struct {
 	what       string // for errors: which change this was
 }
 
+// maxApplyStmts bounds the statements an apply connection keeps prepared on the peer, each
+// tens of KB of the peer's memory for the connection's life: a REPLICA IDENTITY FULL table's
+// rows alone are found by a statement per pattern of nulls among their values (matchRow), up
+// to 2^columns of them. Past it they are all deallocated (trimStmts) and prepared anew as used.
+const maxApplyStmts = 512
+
 // applyBatch is how many row changes an apply sends before it reads their results: a large
 // transaction goes to the peer in several round trips, with bounded memory on both ends.
 const applyBatch = 1000
@@ -329,6 +335,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	stop := a.watch(ctx, gid)
 	defer stop()
 
+	t.trimStmts()
 	t.query("begin", "BEGIN")
 	if end == endPrepare {
 		// The session is named after the gid while it applies it, so that the resolver can end
@@ -448,6 +455,21 @@ func (t *applyTx) preparedFor(what, sql, rel string, params [][]byte) {
 	t.steps = append(t.steps, pipelineStep{what: what})
 }
 
+// trimStmts deallocates the connection's statements once there are maxApplyStmts of them. It
+// runs at the start of a round trip: nothing before it there can fail, which would make the
+// peer skip the Close messages up to the Sync.
+func (t *applyTx) trimStmts() {
+	a := t.a
+	if len(a.stmts) < maxApplyStmts {
+		return
+	}
+	for _, name := range a.stmts {
+		t.pl.SendDeallocate(name)
+		t.steps = append(t.steps, pipelineStep{what: "deallocate " + name})
+	}
+	clear(a.stmts)
+}
+
 // fail keeps the first error of the apply; the peer skips what follows up to the Sync, and
 // the Parse of statements after it may not have happened.
 func (t *applyTx) fail(i int, err error) {
@@ -485,7 +507,7 @@ func (t *applyTx) roundTrip() error {
 		switch r := res.(type) {
 		case *pgconn.PipelineSync, nil:
 			return nil
-		case *pgconn.StatementDescription:
+		case *pgconn.StatementDescription, *pgconn.CloseComplete:
 			i++
 		case *pgconn.ResultReader:
 			if _, err := r.Close(); err != nil {
@@ -576,6 +598,7 @@ func (t *applyTx) send(i int, c Change) error {
 	if t.refused != nil {
 		return errApplyStop
 	}
+	t.trimStmts()
 	return nil
 }
 

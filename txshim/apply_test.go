@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -439,5 +440,61 @@ func TestApplyFullRowParentTables(t *testing.T) {
 	const q = `SELECT string_agg(tableoid::regclass || ':' || v, ' ' ORDER BY tableoid::regclass::text, v) FROM (SELECT tableoid, v FROM inh_p UNION ALL SELECT tableoid, v FROM pt) x`
 	if got := queryOne[string](t, p.pdb, q); got != "inh_c:c inh_c:p pt_us:b2" {
 		t.Errorf("peer rows: %s", got)
+	}
+}
+
+// TestApplyStatementsBounded: the statements an apply connection keeps prepared on the peer are
+// bounded. A REPLICA IDENTITY FULL table's rows are found by a statement per pattern of nulls
+// among their values (IS NULL or = $n), up to 2^columns of them, each holding tens of KB of the
+// peer's memory for the connection's life.
+func TestApplyStatementsBounded(t *testing.T) {
+	p := startCapPair(t)
+	// Row k has the value k in column ci where bit i of k is 0, null where it is 1.
+	var cols, vals []string
+	rel := &Relation{ID: 1, Namespace: "public", Name: "nulls", ReplicaIdentity: 'f'}
+	for i := 0; i < 10; i++ {
+		cols = append(cols, fmt.Sprintf("c%d int", i))
+		vals = append(vals, fmt.Sprintf("CASE WHEN k & %d = 0 THEN k END", 1<<i))
+		rel.Columns = append(rel.Columns, RelColumn{Name: fmt.Sprintf("c%d", i), TypeOID: 23, TypeMod: -1})
+	}
+	const rows = maxApplyStmts + 100
+	p.both(t, `CREATE TABLE nulls (`+strings.Join(cols, ", ")+`)`,
+		fmt.Sprintf(`INSERT INTO nulls SELECT %s FROM generate_series(0, %d) k`, strings.Join(vals, ", "), rows))
+	installPair(t, p)
+	ctx := capCtx(t, 60*time.Second)
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close(ctx)
+	del := func(k int) Change {
+		old := make([]Value, 10)
+		for i := range old {
+			old[i] = Value{Kind: ValueNull}
+			if k&(1<<i) == 0 {
+				old[i] = Value{Kind: ValueText, Data: []byte(strconv.Itoa(k))}
+			}
+		}
+		return Change{Kind: ChangeDelete, Rel: rel, Old: old, OldFull: true}
+	}
+	txn := &Txn{XID: 1, EndLSN: 0x1000, Time: time.Now()}
+	for k := 0; k < rows; k++ {
+		txn.Changes = append(txn.Changes, del(k))
+	}
+	if err := a.apply(ctx, txn, plainGID("a", 1), 0, endCommit); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if err := a.apply(ctx, &Txn{XID: 2, EndLSN: 0x2000, Time: time.Now(), Changes: []Change{del(rows)}}, plainGID("a", 2), 0, endCommit); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM nulls`); n != 0 {
+		t.Errorf("%d rows left on the peer, want 0", n)
+	}
+	res, err := a.conn.Exec(ctx, `SELECT count(*) FROM pg_prepared_statements`).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.Atoi(string(res[0].Rows[0][0])); n > maxApplyStmts {
+		t.Errorf("the apply connection holds %d prepared statements on the peer, want at most %d", n, maxApplyStmts)
 	}
 }
