@@ -34,7 +34,13 @@ type applyConn struct {
 	next       int               // names are never reused, even of statements whose Parse failed
 	// rels holds what this connection learned of published tables from the peer's catalog
 	// (peerRels), by relation definition (relKey).
-	rels   map[string]*peerRel
+	rels map[string]*peerRel
+	// ddl counts the DDL statements the pool's connections ran (applyPool.ddl; may be nil);
+	// relsAt is its value when rels was last emptied. DDL can change what rels holds without
+	// changing the relation definition (a column made an identity, a table made anew as a
+	// partitioned one), so a connection learns anew after any connection ran one.
+	ddl    *atomic.Uint64
+	relsAt uint64
 	copied *atomic.Int64 // counts the rows it applied through COPY; may be nil
 	// noLSN: the peer's tandem.decisions has no lsn column (installed by an earlier version
 	// and not since): decision rows go without it, and are never pruned (prune.go).
@@ -203,6 +209,7 @@ type applyPool struct {
 	logger     *slog.Logger
 	onPrepared func()
 	copied     *atomic.Int64 // given to its connections (applyConn.copied)
+	ddl        atomic.Uint64 // DDL statements its connections ran (applyConn.ddl)
 	slots      chan *applySlot
 	noLSN      sync.Once // says once that the peer's decision rows go without their lsn
 }
@@ -236,7 +243,8 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 			p.slots <- s
 			return nil, err
 		}
-		c.onPrepared, c.copied = p.onPrepared, p.copied
+		c.onPrepared, c.copied, c.ddl = p.onPrepared, p.copied, &p.ddl
+		c.relsAt = p.ddl.Load()
 		if c.noLSN {
 			p.noLSN.Do(func() {
 				p.logger.Warn("the peer's tandem.decisions has no lsn column (installed by an earlier version): its decision rows are never pruned; run tandem install")
@@ -334,6 +342,14 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	t := &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1}
 	stop := a.watch(ctx, gid)
 	defer stop()
+	if a.ddl != nil {
+		// Another connection ran DDL: an apply after it in the stream starts after the peer
+		// committed it (txnRows.barrier).
+		if n := a.ddl.Load(); n != a.relsAt {
+			clear(a.rels)
+			a.relsAt = n
+		}
+	}
 
 	t.trimStmts()
 	t.query("begin", "BEGIN")
@@ -584,8 +600,12 @@ func (t *applyTx) send(i int, c Change) error {
 				if hasPath {
 					t.query("search path after the DDL", "RESET search_path")
 				}
-				// What was learned of the tables may no longer hold: learn it again, after the DDL.
+				// What was learned of the tables may no longer hold: learn it again, after the DDL,
+				// here and on the pool's other connections.
 				clear(t.a.rels)
+				if t.a.ddl != nil {
+					t.a.relsAt = t.a.ddl.Add(1)
+				}
 			}
 		}
 	}

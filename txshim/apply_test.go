@@ -498,3 +498,25 @@ func TestApplyStatementsBounded(t *testing.T) {
 		t.Errorf("the apply connection holds %d prepared statements on the peer, want at most %d", n, maxApplyStmts)
 	}
 }
+
+// TestApplyAfterIdentityAdded: DDL through the shim that makes a column GENERATED ALWAYS AS
+// IDENTITY — which changes no column's name or type in the relation messages — is heeded by
+// every apply connection, not only by the one that ran it: updates after it leave the column
+// alone on the peer (PostgreSQL lets them set it only to DEFAULT).
+func TestApplyAfterIdentityAdded(t *testing.T) {
+	p, s := startApplyPair(t, `CREATE TABLE acct (k text PRIMARY KEY, seq int NOT NULL, v text)`)
+	var n uint64
+	gid := func() string { n++; return gidFor("a", 1, n) }
+	dualCommit(t, p, s, gid(), `INSERT INTO acct VALUES ('a', 1, 'a'), ('b', 2, 'b'), ('c', 3, 'c')`)
+	// Both pool connections (startShipper: Conns 2) learn the table as it is.
+	for _, k := range []string{"a", "b"} {
+		dualCommit(t, p, s, gid(), `UPDATE acct SET v = v || '1' WHERE k = '`+k+`'`)
+	}
+	const ddl = `ALTER TABLE acct ALTER seq ADD GENERATED ALWAYS AS IDENTITY (START 10)`
+	dualCommit(t, p, s, gid(), `INSERT INTO tandem.ddl (stmt) VALUES (`+sqlLiteral(ddl)+`)`, ddl)
+	for _, k := range []string{"a", "b", "c"} {
+		dualCommit(t, p, s, gid(), `UPDATE acct SET v = v || '2' WHERE k = '`+k+`'`)
+	}
+	dualCommit(t, p, s, gid(), `INSERT INTO acct (k, v) VALUES ('d', 'd')`, `UPDATE acct SET seq = DEFAULT WHERE k = 'a'`)
+	requireSame(t, p)
+}
