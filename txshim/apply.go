@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -596,7 +597,14 @@ func (t *applyTx) send(i int, c Change) error {
 				if hasPath {
 					t.prepared("search path of the DDL", "SELECT pg_catalog.set_config('search_path', $1, true)", [][]byte{[]byte(path)})
 				}
+				fills := mayFillTables.MatchString(stmt)
+				if fills {
+					t.query("tables before the DDL", tablesBeforeSQL)
+				}
 				t.query(fmt.Sprintf("DDL of change %d: %.60s", i+1, stmt), stmt)
+				if fills {
+					t.query("rows the DDL made on the peer", emptyNewTablesSQL)
+				}
 				if hasPath {
 					t.query("search path after the DDL", "RESET search_path")
 				}
@@ -1017,6 +1025,27 @@ func truncateSQL(c Change, prs []*peerRel) string {
 	}
 	return s
 }
+
+// A table DDL makes with rows (CREATE TABLE … AS, SELECT … INTO) gets those rows on the local
+// database from its data there, and they reach the peer as row changes after the statement's
+// tandem.ddl row, as every row does: so the tables the statement makes on the peer are emptied
+// of the rows it selected there (which would double them, or differ: random(), now()). Those
+// are the tables (plain, logged) that did not exist before it. mayFillTables picks the
+// statements that may be such DDL; picking others costs only the two look-ups.
+var mayFillTables = regexp.MustCompile(`(?is)\b(create\b.*\btable\b.*\bas|select\b.*\binto)\b`)
+
+const (
+	tablesBeforeSQL = `SELECT pg_catalog.set_config('tandem.tables_before',
+  (SELECT coalesce(pg_catalog.array_agg(oid), '{}')::pg_catalog.text FROM pg_catalog.pg_class WHERE relkind = 'r'), true)`
+	emptyNewTablesSQL = `DO $tandem$
+DECLARE r pg_catalog.regclass;
+BEGIN
+  FOR r IN SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+      AND c.oid OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_setting('tandem.tables_before')::pg_catalog.oid[]) LOOP
+    EXECUTE pg_catalog.format('TRUNCATE ONLY %s', r);
+  END LOOP;
+END $tandem$`
+)
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }

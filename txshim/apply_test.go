@@ -520,3 +520,25 @@ func TestApplyAfterIdentityAdded(t *testing.T) {
 	dualCommit(t, p, s, gid(), `INSERT INTO acct (k, v) VALUES ('d', 'd')`, `UPDATE acct SET seq = DEFAULT WHERE k = 'a'`)
 	requireSame(t, p)
 }
+
+// TestApplyCreateTableAs: a table DDL through the shim creates with rows (CREATE TABLE … AS)
+// holds on the peer the rows it holds on the local database, which arrive as row changes: not
+// also the rows the statement selects on the peer (twice as many, or other values).
+func TestApplyCreateTableAs(t *testing.T) {
+	p, s := startApplyPair(t, `CREATE TABLE src (id int PRIMARY KEY, v text)`, `CREATE TABLE kept (id int)`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO src VALUES (1, 'a'), (2, 'b')`, `INSERT INTO kept VALUES (1)`)
+	ddl := func(stmt string) []string {
+		return []string{`INSERT INTO tandem.ddl (stmt) VALUES (` + sqlLiteral(stmt) + `)`, stmt}
+	}
+	stmts := append(ddl(`CREATE TABLE copied AS SELECT id, v, random() AS r FROM src`),
+		`INSERT INTO kept VALUES (2)`)
+	stmts = append(stmts, ddl(`CREATE TABLE IF NOT EXISTS empty_too AS SELECT * FROM src WITH NO DATA`)...)
+	stmts = append(stmts, `INSERT INTO empty_too VALUES (9, 'z')`)
+	dualCommit(t, p, s, gidFor("a", 1, 2), stmts...)
+	requireSame(t, p)
+	for table, want := range map[string]int{"copied": 2, "empty_too": 1, "kept": 2} {
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM `+table); n != want {
+			t.Errorf("%s has %d rows on the peer, want %d", table, n, want)
+		}
+	}
+}
