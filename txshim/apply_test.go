@@ -406,6 +406,14 @@ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 
 	}
 	dualCommit(t, p, s, gidFor("a", 1, 2), `INSERT INTO app.items VALUES (3, 'three')`)
 	requireSame(t, p)
+
+	// Recording the search path does not make a session whose path starts with a temporary
+	// schema it has not made yet make one, which would keep its transaction from being prepared.
+	stmts = append([]string{`SET LOCAL search_path = pg_temp, app`}, ddl(`CREATE INDEX items_v ON items (v)`)...)
+	dualCommit(t, p, s, gidFor("a", 1, 3), stmts...)
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'app' AND indexname = 'items_v'`); n != 1 {
+		t.Error("the index made through a session whose path starts with pg_temp is not on the peer")
+	}
 }
 
 // TestApplyFullRowXML: rows of a REPLICA IDENTITY FULL table with an xml column (a type with no

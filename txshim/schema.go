@@ -29,11 +29,26 @@ CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestampt
 ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
 CREATE INDEX IF NOT EXISTS decisions_at ON tandem.decisions (at);
 CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
-CREATE OR REPLACE FUNCTION tandem.ddl_search_path() RETURNS text
-LANGUAGE sql STABLE AS $f$
-SELECT coalesce(pg_catalog.string_agg(pg_catalog.quote_ident(
-    CASE WHEN pg_catalog.starts_with(s::pg_catalog.text, 'pg_temp_') THEN 'pg_temp' ELSE s::pg_catalog.text END), ', ' ORDER BY i), '')
-FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, i)
+CREATE OR REPLACE FUNCTION tandem.ddl_search_path() RETURNS pg_catalog.text
+LANGUAGE plpgsql STABLE AS $f$
+DECLARE
+  path pg_catalog.text := pg_catalog.current_setting('search_path');
+  s pg_catalog.text;
+  schemas pg_catalog.text;
+BEGIN
+  -- With pg_temp first, current_schemas would make the session's temporary schema, and a
+  -- transaction that did cannot be prepared: the setting as it is says the same there.
+  IF path OPERATOR(pg_catalog.~*) '^[[:space:]]*"?pg_temp"?[[:space:]]*(,|$)' THEN
+    RETURN path;
+  END IF;
+  FOREACH s IN ARRAY pg_catalog.current_schemas(false)::pg_catalog.text[] LOOP
+    IF pg_catalog.starts_with(s, 'pg_temp_') THEN
+      s := 'pg_temp';
+    END IF;
+    schemas := pg_catalog.concat_ws(', ', schemas, pg_catalog.quote_ident(s));
+  END LOOP;
+  RETURN coalesce(schemas, '');
+END
 $f$;
 ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.ddl_search_path();
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
