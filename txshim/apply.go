@@ -1030,7 +1030,8 @@ func truncateSQL(c Change, prs []*peerRel) string {
 // database from its data there, and they reach the peer as row changes after the statement's
 // tandem.ddl row, as every row does: so the tables the statement makes on the peer are emptied
 // of the rows it selected there (which would double them, or differ: random(), now()). Those
-// are the tables (plain, logged) that did not exist before it. mayFillTables picks the
+// are the published tables (plain, logged; the peer's publication lists the same schemas as
+// the local one) that did not exist before it. mayFillTables picks the
 // statements that may be such DDL; picking others costs only the two look-ups.
 var mayFillTables = regexp.MustCompile(`(?is)\b(create\b.*\btable\b.*\bas|select\b.*\binto)\b`)
 
@@ -1040,8 +1041,11 @@ const (
 	emptyNewTablesSQL = `DO $tandem$
 DECLARE r pg_catalog.regclass;
 BEGIN
-  FOR r IN SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind = 'r' AND c.relpersistence = 'p'
-      AND c.oid OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_setting('tandem.tables_before')::pg_catalog.oid[]) LOOP
+  FOR r IN SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+      AND c.oid OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_setting('tandem.tables_before')::pg_catalog.oid[])
+      AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname = '` + PublicationName + `'
+        AND t.schemaname = n.nspname AND t.tablename = c.relname) LOOP
     EXECUTE pg_catalog.format('TRUNCATE ONLY %s', r);
   END LOOP;
 END $tandem$`

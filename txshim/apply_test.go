@@ -549,4 +549,12 @@ func TestApplyCreateTableAs(t *testing.T) {
 			t.Errorf("%s has %d rows on the peer, want %d", table, n, want)
 		}
 	}
+
+	// A table outside the publication (a schema made after install) ships no rows: the peer
+	// keeps those the statement selected there.
+	p.both(t, `CREATE SCHEMA later`)
+	dualCommit(t, p, s, gidFor("a", 1, 3), ddl(`CREATE TABLE later.summary AS SELECT count(*) AS n FROM src`)...)
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM later.summary`); n != 1 {
+		t.Errorf("later.summary, which is not published, has %d rows on the peer, want 1", n)
+	}
 }
