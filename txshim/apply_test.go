@@ -558,3 +558,16 @@ func TestApplyCreateTableAs(t *testing.T) {
 		t.Errorf("later.summary, which is not published, has %d rows on the peer, want 1", n)
 	}
 }
+
+// TestApplyXMLContent: xml values that are content rather than documents (text, several
+// elements) reach a peer whose database default is xmloption = document, which would refuse to
+// read them.
+func TestApplyXMLContent(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE frag (id int PRIMARY KEY, x xml)`)
+	p.peer.Exec(t, `ALTER DATABASE app SET xmloption = document`)
+	installPair(t, p)
+	s := startShipper(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO frag VALUES (1, 'just text'), (2, '<a/><b/>')`)
+	requireSame(t, p)
+}

@@ -302,7 +302,9 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 // PostgreSQL's own subscriber asks of its publisher (libpqwalreceiver, with its own database's
 // encoding); hex bytea makes bytea values one spelling, and the C locale's monetary format one
 // spelling of money (a local lc_monetary of de_DE writes "1.234,56 €", which a peer at C
-// refuses). TimeZone needs no pinning: an ISO timestamptz carries its offset.
+// refuses), and xmloption content reads every xml value, which a peer at document refuses for
+// text or several elements (as pg_dump sets it). TimeZone needs no pinning: an ISO timestamptz
+// carries its offset.
 var textSettings = map[string]string{
 	"client_encoding":    "UTF8",
 	"datestyle":          "ISO",
@@ -310,6 +312,7 @@ var textSettings = map[string]string{
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
 	"lc_monetary":        "C",
+	"xmloption":          "content",
 }
 
 // pinSettings makes cfg's connection start with the given settings, in place of any the DSN
