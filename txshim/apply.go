@@ -67,7 +67,10 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// (textSettings). No statement, lock or idle-in-transaction timeout of the peer's defaults:
 	// the Shipper bounds each apply by its context, while a peer-side timeout would end it with
 	// an SQL error on every try (transient: sent again, in vain for an apply longer than it).
-	pinSettings(cfg, textSettings, noTimeouts)
+	// DDL statements are read as their sessions on the local database read them: with
+	// standard_conforming_strings on (the shim serves no session with it off), so that a
+	// backslash in a string literal stays one whatever the peer's default.
+	pinSettings(cfg, textSettings, noTimeouts, map[string]string{"standard_conforming_strings": "on"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)

@@ -571,3 +571,18 @@ func TestApplyXMLContent(t *testing.T) {
 	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO frag VALUES (1, 'just text'), (2, '<a/><b/>')`)
 	requireSame(t, p)
 }
+
+// TestApplyDDLStringLiterals: DDL through the shim, whose sessions all have
+// standard_conforming_strings on, reads its string literals the same on a peer whose database
+// default is off: a backslash stays a backslash.
+func TestApplyDDLStringLiterals(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE lit (id int PRIMARY KEY)`)
+	p.peer.Exec(t, `ALTER DATABASE app SET standard_conforming_strings = off`)
+	installPair(t, p)
+	s := startShipper(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO lit VALUES (1)`)
+	const ddl = `ALTER TABLE lit ADD COLUMN path text DEFAULT 'C:\new\table'`
+	dualCommit(t, p, s, gidFor("a", 1, 2), `INSERT INTO tandem.ddl (stmt) VALUES (`+sqlLiteral(ddl)+`)`, ddl)
+	requireSame(t, p)
+}
