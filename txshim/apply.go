@@ -593,12 +593,15 @@ func (t *applyTx) send(i int, c Change) error {
 		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
 			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
 			if stmt, ok := ddlStmt(c); ok {
-				// Under the search path its session had on the local database (the row's
-				// search_path), so that unqualified names mean the same schemas; the statements
-				// after it name theirs, and read catalog names, under the apply session's own.
-				path, hasPath := ddlColumn(c, "search_path")
-				if hasPath {
-					t.prepared("search path of the DDL", "SELECT pg_catalog.set_config('search_path', $1, true)", [][]byte{[]byte(path)})
+				// Under the settings its session had on the local database (the row's columns
+				// of ddlSettings), so that unqualified names mean the same schemas and literals
+				// the same values; the statements after it run under the apply session's own.
+				var set []string
+				for _, name := range ddlSettings {
+					if v, ok := ddlColumn(c, name); ok {
+						t.prepared("setting of the DDL", "SELECT pg_catalog.set_config($1, $2, true)", [][]byte{[]byte(name), []byte(v)})
+						set = append(set, name)
+					}
 				}
 				fills := mayFillTables.MatchString(stmt)
 				if fills {
@@ -608,8 +611,8 @@ func (t *applyTx) send(i int, c Change) error {
 				if fills {
 					t.query("rows the DDL made on the peer", emptyNewTablesSQL)
 				}
-				if hasPath {
-					t.query("search path after the DDL", "RESET search_path")
+				for _, name := range set {
+					t.query("setting after the DDL", "RESET "+name)
 				}
 				// What was learned of the tables may no longer hold: learn it again, after the DDL,
 				// here and on the pool's other connections.
@@ -1053,6 +1056,10 @@ BEGIN
   END LOOP;
 END $tandem$`
 )
+
+// ddlSettings are the session settings a tandem.ddl row records (schemaSQL), each in the
+// column of its name: those that decide what a DDL statement's names and literals mean.
+var ddlSettings = []string{"search_path", "timezone", "datestyle"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }

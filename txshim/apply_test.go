@@ -586,3 +586,19 @@ func TestApplyDDLStringLiterals(t *testing.T) {
 	dualCommit(t, p, s, gidFor("a", 1, 2), `INSERT INTO tandem.ddl (stmt) VALUES (`+sqlLiteral(ddl)+`)`, ddl)
 	requireSame(t, p)
 }
+
+// TestApplyDDLTimeZone: DDL through the shim reads its date and time literals on the peer as its
+// session did on the local database — in that session's TimeZone and DateStyle (a JDBC client
+// sends its JVM's time zone) — so that the default it gives the existing rows is the same.
+func TestApplyDDLTimeZone(t *testing.T) {
+	p, s := startApplyPair(t, `CREATE TABLE since (id int PRIMARY KEY)`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO since VALUES (1)`)
+	const ddl = `ALTER TABLE since ADD COLUMN at timestamptz DEFAULT '2024-03-04 05:06', ADD COLUMN d date DEFAULT '01/02/2024'`
+	dualCommit(t, p, s, gidFor("a", 1, 2), `SET LOCAL timezone = 'Asia/Kathmandu'`, `SET LOCAL datestyle = 'SQL, DMY'`,
+		`INSERT INTO tandem.ddl (stmt) VALUES (`+sqlLiteral(ddl)+`)`, ddl, `INSERT INTO since (id) VALUES (2)`)
+	requireSame(t, p)
+	const q = `SELECT string_agg(format('%s %s %s', id, at AT TIME ZONE 'UTC', d), ', ' ORDER BY id) FROM since`
+	if got := queryOne[string](t, p.pdb, q); got != "1 2024-03-03 23:21:00 2024-02-01, 2 2024-03-03 23:21:00 2024-02-01" {
+		t.Errorf("peer rows: %s", got)
+	}
+}

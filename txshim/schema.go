@@ -9,8 +9,9 @@ import (
 )
 
 // schemaSQL creates Tandem's own schema (DESIGN §5.2). tandem.ddl is published (the apply side
-// runs each stmt in order with the row changes, under the search_path its row took from the
-// session that sent it: the schemas that session searched, "$user" resolved, at that moment);
+// runs each stmt in order with the row changes, under the settings its row took from the
+// session that sent it: the schemas that session searched, "$user" resolved, at that moment,
+// and the TimeZone and DateStyle its date and time literals are read in);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
@@ -50,7 +51,9 @@ BEGIN
   RETURN coalesce(schemas, '');
 END
 $f$;
-ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.ddl_search_path();
+ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.ddl_search_path(),
+  ADD COLUMN IF NOT EXISTS timezone text DEFAULT pg_catalog.current_setting('timezone'),
+  ADD COLUMN IF NOT EXISTS datestyle text DEFAULT pg_catalog.current_setting('datestyle');
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
 DECLARE db_term bigint;
