@@ -91,6 +91,10 @@ type Txn struct {
 	// (spill.go); Len and Each see them all.
 	spill *spill
 	mem   int64 // Changes accounted as the journal does (changeSize), while decoding
+	// ddlAt is when the transaction's first DDL through the shim was recorded (its tandem.ddl
+	// row's at: the local transaction's start), or zero: how long its DDL may take on the
+	// peer too (sizeAllowance).
+	ddlAt time.Time
 }
 
 // Len is the number of changes of t, spilled ones included.
@@ -472,6 +476,11 @@ func (d *Decoder) addChange(msg []byte, cur *Txn, skip bool, relID uint32, mk fu
 // push adds change c, which pgoutput message msg carried, to cur: in memory, or to its spill
 // once the changes held passed spillAfter.
 func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
+	if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" && cur.ddlAt.IsZero() {
+		if at, ok := ddlColumn(c, "at"); ok {
+			cur.ddlAt, _ = parsePGTime(at)
+		}
+	}
 	if cur.spill != nil {
 		return cur.spill.add(msg, &c)
 	}
@@ -496,6 +505,19 @@ func (t *Txn) seal() error {
 		return nil
 	}
 	return t.spill.seal()
+}
+
+// parsePGTime reads a timestamptz in PostgreSQL's ISO output (its offset ±hh, ±hh:mm or
+// ±hh:mm:ss).
+func parsePGTime(s string) (time.Time, error) {
+	var err error
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07", "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999-07:00:00"} {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
 }
 
 func tupleValues(t *pglogrepl.TupleData) []Value {

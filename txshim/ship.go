@@ -847,7 +847,9 @@ const (
 
 // sizeAllowance is the time a transaction's apply may take on top of the usual bound: one
 // second per MiB of changes (spilled ones included), so that a bulk load (a COPY of 100 000
-// rows) is not taken for an unreachable peer.
+// rows) is not taken for an unreachable peer; and, for a transaction with DDL through the shim,
+// twice the time from its first DDL to its end on the local database, which the peer may need
+// too (an index built on a large table), so that it is not cut off on every try.
 func sizeAllowance(txn *Txn) time.Duration {
 	if txn == nil {
 		return 0
@@ -856,7 +858,11 @@ func sizeAllowance(txn *Txn) time.Duration {
 	if txn.spill != nil {
 		n += txn.spill.size
 	}
-	return time.Duration(n>>20) * time.Second
+	extra := time.Duration(n>>20) * time.Second
+	if !txn.ddlAt.IsZero() && txn.Time.After(txn.ddlAt) {
+		extra += 2 * txn.Time.Sub(txn.ddlAt)
+	}
+	return extra
 }
 
 // withExtraTime returns ctx with its deadline, if it has one, moved later by extra;

@@ -877,3 +877,27 @@ WHERE application_name LIKE 'tandem apply%' AND pid <> $1 AND wait_event_type = 
 		t.Errorf("%d deadlocks logged, want one online, one in catch-up and one in a prepare; log:\n%s", n, logs.String())
 	}
 }
+
+// TestPrepareLongDDL: a transaction whose DDL took long on the local database (an index built
+// on a large table, say) may take as long on the peer: its apply is not cut off at the commit's
+// usual bound, which would take the peer for unreachable after every try, catch-up included.
+func TestPrepareLongDDL(t *testing.T) {
+	p := startCapPair(t)
+	installPair(t, p)
+	s := startShipper(t, p)
+	const ddl = `CREATE TABLE napped AS SELECT n FROM generate_series(1, 3) n, pg_sleep(1.5)`
+	gid := gidFor("a", 1, 1)
+	prepareLocal(t, p.ldb, gid, `INSERT INTO tandem.ddl (stmt) VALUES (`+sqlLiteral(ddl)+`)`, ddl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.Prepare(ctx, gid); err != nil {
+		p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+		t.Fatalf("Prepare: %v", err)
+	}
+	if _, err := p.ldb.Exec("COMMIT PREPARED " + sqlLiteral(gid)); err != nil {
+		t.Fatal(err)
+	}
+	s.Commit(gid)
+	waitFor(t, gid+" committed on the peer", func() bool { return !preparedOn(t, p.pdb, gid) })
+	requireSame(t, p)
+}
