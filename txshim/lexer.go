@@ -72,6 +72,10 @@ type statement struct {
 	CreatesStable bool
 	// Proc: CALL, or DO with COMMIT or ROLLBACK in it, which may commit writes of its own.
 	Proc bool
+	// Concurrently: CREATE or DROP INDEX … CONCURRENTLY, where the word CONCURRENTLY is (zero
+	// otherwise). It cannot run in a transaction block, so it cannot ship in its own: once it
+	// has run, the statement without that word is recorded in tandem.ddl (session.shipAfter).
+	Concurrently span
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -827,6 +831,13 @@ func classifySchema(l wordList, st *statement) {
 		}
 	case (is(0, "CREATE") || is(0, "DROP")) && (is(k, "INDEX") || is(k+1, "INDEX")) && has(k, "CONCURRENTLY"):
 		st.Kind = kindNoTxBlock
+		l.each(k, func(_ int, w span) bool {
+			if strings.EqualFold(l.sql[w.start:w.end], "CONCURRENTLY") {
+				st.Concurrently = w
+				return false
+			}
+			return true
+		})
 	case is(0, "ALTER") && is(1, "TABLE"):
 		// ALTER TABLE … DETACH PARTITION … CONCURRENTLY commits between its two steps.
 		if d := l.find(2, "DETACH"); d >= 0 && is(d+1, "PARTITION") && has(d+2, "CONCURRENTLY") {

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -89,6 +90,7 @@ type stmtInfo struct {
 	copyIn       bool
 	proc         bool    // CALL
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
+	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
 	names        namesOp // what it does to the session's prepared statements when it runs
 	// closing: a Close or DEALLOCATE of this prepared statement may have been skipped (an error
 	// before it in its request), so PostgreSQL holds it or nothing.
@@ -1128,6 +1130,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
+				si.shipAfter = shipAfterText(query, st)
 				break
 			}
 		}
@@ -1336,7 +1339,20 @@ func (u *queryUnit) info(i int) stmtInfo {
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
+	si.shipAfter = shipAfterText(u.text, st)
 	return si
+}
+
+// shipAfterText is the statement st of query as recorded in tandem.ddl after it ran outside a
+// transaction block: CREATE or DROP INDEX without CONCURRENTLY, which the peer runs in the
+// transaction that ships it (the peer serves no one, so its lock harms nobody); "" for any
+// other statement.
+func shipAfterText(query string, st statement) string {
+	c := st.Concurrently
+	if c.end == 0 {
+		return ""
+	}
+	return ddlText(query[st.Start:c.start] + query[c.end:st.End])
 }
 
 // ddlText is a DDL statement as recorded in tandem.ddl: without surrounding space and semicolon.
@@ -1410,6 +1426,9 @@ func needsWork(u unit, st byte, pol policy) bool {
 			return true
 		case k == kindDDL && st != 'I' && pol.recordDDL():
 			// DDL in an open transaction block gets its tandem.ddl row from walk.
+			return true
+		case info.shipAfter != "" && st == 'I' && pol.recordDDL():
+			// CREATE/DROP INDEX CONCURRENTLY gets its tandem.ddl row once it ran (walk).
 			return true
 		case k == kindBegin:
 			st = 'T'
@@ -1704,6 +1723,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	defer func() { *us = unitState{} }()
 	if !us.injected {
 		if !u.empty(lo, n) || us.st == 0 {
+			if recordDDL && hasShipAfter(u, lo, n) {
+				return s.lastPartShipAfter(ctx, u, lo, n, drop, pol)
+			}
 			if pol.peer && hasProc(u, lo, n) {
 				return s.lastPartProc(ctx, u, lo, n, drop, pol)
 			}
@@ -1771,6 +1793,50 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 	return s.replyOnceShipped(ctx, p, pol)
 }
 
+// lastPartShipAfter sends the last part of a request with CREATE or DROP INDEX CONCURRENTLY
+// (which succeeds only alone in its request, outside a transaction block). Once it ran, the
+// statement without CONCURRENTLY is recorded in tandem.ddl in a transaction of its own, with
+// the time it started (the peer may take as long again, see ddlExtra), and the reply waits
+// until the peer has it, as a procedure's does: an index, a unique one above all, is on both
+// databases before the client hears it was made.
+func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
+	start := time.Now()
+	p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+	if err := u.send(s, lo, n, true, p); err != nil {
+		return err
+	}
+	r, err := s.wait(p)
+	if err != nil {
+		return err
+	}
+	if r.err == nil && r.status == 'I' {
+		for i := lo; i < n; i++ {
+			text := u.info(i).shipAfter
+			if text == "" {
+				continue
+			}
+			rr, err := s.capture("INSERT INTO tandem.ddl (stmt, at) VALUES ($1, $2)", text, start.UTC().Format(time.RFC3339Nano))
+			if err != nil {
+				return err
+			}
+			if rr.err != nil {
+				// The index is made here and not recorded for the peer: say so.
+				s.shim.log.Error("txshim: an index made CONCURRENTLY is not recorded for the peer; run it there by hand", "stmt", text, "err", rr.err)
+				if err := s.emit(rr.err); err != nil {
+					return err
+				}
+				return s.emitRFQ(rr.status)
+			}
+		}
+		if pol.peer {
+			if _, err := s.awaitShipped(ctx, pol, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return s.emitRFQ(r.status)
+}
+
 // replyOnceShipped waits for the request p, which may have committed plainly, and sends its
 // ReadyForQuery once the peer has all that was committed before it (awaitShipped) when it ended
 // outside a transaction in a mode that uses the peer.
@@ -1820,6 +1886,15 @@ func firstSavepoint(u unit, lo, hi int) int {
 		}
 	}
 	return -1
+}
+
+func hasShipAfter(u unit, lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if u.info(i).shipAfter != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func hasProc(u unit, lo, hi int) bool {

@@ -1253,3 +1253,55 @@ func TestFastPathCalls(t *testing.T) {
 		t.Errorf("dual: fast-path call outside a transaction: %s, want a result", got)
 	}
 }
+
+// TestConcurrentIndexShips: CREATE and DROP INDEX … CONCURRENTLY through a dual shim, which
+// cannot run in a transaction block and so cannot ship in their own, reach the peer once they
+// ran (recorded in tandem.ddl without CONCURRENTLY), before the client hears back — over the
+// simple and the extended protocol. A unique index made so holds on the peer too.
+func TestConcurrentIndexShips(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE users (id int PRIMARY KEY, email text)`)
+	catchUpToDual(t, sh, shim)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	index := func(name string) int {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_indexes WHERE tablename = 'users' AND indexname = $1`, name)
+	}
+	// Simple protocol: the reply comes once the peer has the index.
+	if _, err := conn.Exec(ctx, `CREATE UNIQUE INDEX CONCURRENTLY users_email ON users (email)`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if index("users_email") != 1 {
+		t.Fatal("CREATE UNIQUE INDEX CONCURRENTLY did not reach the peer before its reply")
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO users VALUES (1, 'a@x')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.pdb.Exec(`INSERT INTO users VALUES (2, 'a@x')`); err == nil {
+		t.Error("the peer took a duplicate email: its index is not unique")
+	}
+	// Extended protocol, and a drop.
+	if _, err := conn.Exec(ctx, `CREATE INDEX CONCURRENTLY IF NOT EXISTS users_id_email ON users (id, email)`, pgx.QueryExecModeExec); err != nil {
+		t.Fatal(err)
+	}
+	if index("users_id_email") != 1 {
+		t.Fatal("CREATE INDEX CONCURRENTLY (extended protocol) did not reach the peer")
+	}
+	if _, err := conn.Exec(ctx, `DROP INDEX CONCURRENTLY users_email`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	if index("users_email") != 0 {
+		t.Fatal("DROP INDEX CONCURRENTLY did not reach the peer")
+	}
+	// A failed one records nothing: the next transactions still ship.
+	if _, err := conn.Exec(ctx, `CREATE INDEX CONCURRENTLY users_bad ON users (nope)`, pgx.QueryExecModeSimpleProtocol); err == nil {
+		t.Fatal("an index on a missing column was made")
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO users VALUES (3, 'c@x')`); err != nil {
+		t.Fatal(err)
+	}
+	// A dual commit's COMMIT PREPARED on the peer may follow its reply.
+	waitForLong(t, "both users on the peer", 10*time.Second, func() bool { return queryOne[int](t, p.pdb, `SELECT count(*) FROM users`) == 2 })
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the indexes: mode %v, peer synced %v", m, sh.PeerSynced())
+	}
+}
