@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -509,44 +510,10 @@ func TestProcessesDieWithTheTest(t *testing.T) {
 		_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin if it gives up
 		return
 	}
-	helper := exec.Command(os.Args[0], "-test.run=^TestProcessesDieWithTheTest$", "-test.count=1")
-	helper.Env = append(os.Environ(), "E2E_ORPHAN_HELPER=1")
-	stdin, err := helper.StdinPipe()
+	f, kill := pgtest.Orphaned(t, "TestProcessesDieWithTheTest", "E2E_ORPHAN_HELPER", 2*time.Minute)
+	pid, err := strconv.Atoi(f[0])
 	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = helper.Process.Kill()
-		_ = helper.Wait()
-	}()
-	line := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if strings.HasPrefix(s.Text(), "ORPHAN ") {
-				line <- s.Text()
-				break
-			}
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var pid int
-	select {
-	case l := <-line:
-		if _, err := fmt.Sscanf(l, "ORPHAN %d", &pid); err != nil {
-			t.Fatalf("the helper said %q: %v", l, err)
-		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the helper started nothing within 2 minutes")
+		t.Fatalf("the helper said %q: %v", f, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() { // once it has ended, pid may be another process's
@@ -554,8 +521,7 @@ func TestProcessesDieWithTheTest(t *testing.T) {
 		}
 	})
 
-	_ = helper.Process.Kill()
-	_ = helper.Wait()
+	kill()
 	waitFor(t, 10*time.Second, fmt.Sprintf("process %d to end with the test binary that started it", pid), func() bool {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		return err != nil || strings.Contains(string(b[bytes.LastIndexByte(b, ')')+1:]), " Z ")

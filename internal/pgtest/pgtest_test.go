@@ -1,13 +1,11 @@
 package pgtest
 
 import (
-	"bufio"
 	"bytes"
 	"database/sql"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -262,47 +260,11 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 		c.Close()
 		return
 	}
-	helper := exec.Command(os.Args[0], "-test.run=^TestClusterDiesWithItsProcess$", "-test.count=1")
-	helper.Env = append(os.Environ(), "PGTEST_ORPHAN_HELPER=1")
-	stdin, err := helper.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = helper.Process.Kill()
-		_ = helper.Wait()
-	}()
-	line := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if strings.HasPrefix(s.Text(), "ORPHAN ") {
-				line <- s.Text()
-				break
-			}
-		}
-		close(line)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var f []string
-	select {
-	case l := <-line:
-		f = strings.Fields(l)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the helper started no cluster within 60 s")
-	}
-	if len(f) < 5 {
+	f, kill := Orphaned(t, "TestClusterDiesWithItsProcess", "PGTEST_ORPHAN_HELPER", 60*time.Second)
+	if len(f) < 4 {
 		t.Fatalf("the helper started no cluster (said %q)", f)
 	}
-	pid, err := strconv.Atoi(f[1])
+	pid, err := strconv.Atoi(f[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +276,7 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 				_ = syscall.Kill(k, syscall.SIGKILL)
 			}
 		}
-		for _, d := range f[2:] {
+		for _, d := range f[1:] {
 			os.RemoveAll(d)
 		}
 	})
@@ -322,8 +284,7 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 		t.Fatalf("the helper's postmaster %d is not running", pid)
 	}
 
-	_ = helper.Process.Kill()
-	_ = helper.Wait()
+	kill()
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -334,7 +295,7 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 	// The next cluster made removes what the killed process left: its cluster, its template
 	// and its TempDir.
 	Start(t)
-	for _, d := range f[2:] {
+	for _, d := range f[1:] {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("%s, left by the killed process, is still there after the next New (%v)", d, err)
 		}
