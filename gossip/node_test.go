@@ -738,21 +738,7 @@ func TestNodeNoFailbackRightAfterTakeover(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := siteConfig(t, "site2", 2, addr, "127.0.0.1:1")
 	cfg.Gossip.FailbackDelay = time.Minute
-	n, err := New(cfg, Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := n.memberlistConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ml, err := memberlist.Create(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Shutdown()
-	n.prof.settle = 0 // promote in one round
-	n.start = time.Now()
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t)})
 	n.meta.ServerHealthy, n.meta.Cold, n.meta.Role, n.role = true, false, RoleBackup, RoleBackup
 	n.meta.Record = TermRecord{Term: 1, Master: "site1", PeerSynced: true, Seq: 1}
 	site1 := Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: true, Role: RoleMaster,
@@ -821,10 +807,24 @@ func TestNodePromotionFailsAfterSave(t *testing.T) {
 func TestNodeNoPromotionWhenStopping(t *testing.T) {
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	var promoting atomic.Bool
-	n, err := New(cfg, Options{Logger: testLogger(t), BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
 		promoting.Store(true)
 		return true, nil
 	}})
+	n.meta.ServerHealthy = true
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // stopping
+	n.decide(ctx, ml)
+	if promoting.Load() || n.State().Role == RoleMaster {
+		t.Fatal("a round run while stopping started a promotion")
+	}
+}
+
+// roundNode makes a Node and its memberlist without running either, for tests that drive
+// decision rounds (n.decide) by hand; it promotes in one round (no settle).
+func roundNode(t *testing.T, cfg *config.Config, opts Options) (*Node, *memberlist.Memberlist) {
+	t.Helper()
+	n, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -836,14 +836,8 @@ func TestNodeNoPromotionWhenStopping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ml.Shutdown()
-	n.prof.settle = 0 // promote in one round
+	t.Cleanup(func() { ml.Shutdown() })
+	n.prof.settle = 0
 	n.start = time.Now()
-	n.meta.ServerHealthy = true
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel() // stopping
-	n.decide(ctx, ml)
-	if promoting.Load() || n.State().Role == RoleMaster {
-		t.Fatal("a round run while stopping started a promotion")
-	}
+	return n, ml
 }

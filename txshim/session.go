@@ -1520,6 +1520,25 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return part(last + 1)
 	}
 
+	// refuse fails step i after the steps before it, the database raising code and msg so that
+	// the transaction aborts as for any error, and ends the request.
+	refuse := func(i int, code, msg string) error {
+		if failed, err := part(i); err != nil || failed {
+			return fail(err)
+		}
+		r, err := s.capture(raiseSQL(code, msg))
+		if err != nil {
+			return err
+		}
+		us.st = r.status
+		if r.err != nil {
+			if err := s.emit(r.err); err != nil {
+				return err
+			}
+		}
+		return fail(nil)
+	}
+
 	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
 		info := u.info(i)
@@ -1555,20 +1574,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if k == kindSavepoint && us.injected {
 			// The block is the shim's own: the client's request has none, and PostgreSQL
 			// refuses savepoints there.
-			if failed, err := part(i); err != nil || failed {
-				return fail(err)
-			}
-			r, err := s.capture(raiseSQL("25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks"))
-			if err != nil {
-				return err
-			}
-			us.st = r.status
-			if r.err != nil {
-				if err := s.emit(r.err); err != nil {
-					return err
-				}
-			}
-			return fail(nil)
+			return refuse(i, "25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
 		}
 		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' {
 			// Read-only modes (DESIGN §5.1): statements that cannot run in a transaction block
@@ -1635,21 +1641,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			s.txUnprep, s.txWrote = false, false
 		case k == kindClient2PC && pol.intercept:
-			if failed, err := part(i); err != nil || failed {
-				return fail(err)
-			}
-			// Let the database raise the error, so the transaction aborts as for any error.
-			r, err := s.capture(raiseSQL("0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit"))
-			if err != nil {
-				return err
-			}
-			us.st = r.status
-			if r.err != nil {
-				if err := s.emit(r.err); err != nil {
-					return err
-				}
-			}
-			return fail(nil)
+			return refuse(i, "0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit")
 		case k == kindCommit && pol.intercept:
 			var cs *commitStart
 			if (!u.empty(lo, i) || us.st == 0) && !s.commitLocal(pol, s.commitReadOnly()) && !hasCopyIn(u, lo, i) {
