@@ -31,8 +31,8 @@ type applyConn struct {
 	logger     *slog.Logger
 	onPrepared func() // ShipperConfig.OnPreparedBlocker
 	conn       *pgconn.PgConn
-	stmts      map[string]string // SQL text → prepared statement name on this connection
-	next       int               // names are never reused, even of statements whose Parse failed
+	stmts      map[applyStmt]string // prepared statement name on this connection
+	next       int                  // names are never reused, even of statements whose Parse failed
 	// rels holds what this connection learned of published tables from the peer's catalog
 	// (peerRels), by relation definition (relKey).
 	rels map[string]*peerRel
@@ -87,7 +87,7 @@ SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.d
 		conn.Close(ctx)
 		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
 	}
-	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[string]string{}, rels: map[string]*peerRel{}}
+	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[applyStmt]string{}, rels: map[string]*peerRel{}}
 	if last := res[len(res)-1]; len(last.Rows) == 1 && string(last.Rows[0][0]) == "f" {
 		a.noLSN = true
 	}
@@ -316,9 +316,13 @@ const (
 	endCommit                  // COMMIT (plain commits shipped from the stream)
 )
 
+// applyStmt names a statement an apply connection prepared: its text, and the relation definition
+// (relKey) its parameters take their types from, if any.
+type applyStmt struct{ rel, sql string }
+
 // pipelineStep is one request queued in an apply pipeline, remembered to read its result.
 type pipelineStep struct {
-	prepareSQL string // non-empty: a Parse under name, cached under this key (a.stmts) on success
+	prepareSQL applyStmt // non-zero: a Parse under name, cached under this key (a.stmts) on success
 	name       string
 	what       string // for errors: which change this was
 }
@@ -459,10 +463,7 @@ func (t *applyTx) prepared(what, sql string, params [][]byte) { t.preparedFor(wh
 // (0.1 as a real in a column now double precision, 'ten' as an integer in one now text).
 func (t *applyTx) preparedFor(what, sql, rel string, params [][]byte) {
 	a := t.a
-	key := sql
-	if rel != "" {
-		key = rel + "\x00" + sql
-	}
+	key := applyStmt{rel, sql}
 	name, ok := a.stmts[key]
 	if !ok {
 		name = "tandem_apply_" + strconv.Itoa(a.next)
@@ -678,10 +679,16 @@ type peerCol struct {
 // relKey names a relation definition: its table and its published columns with their types on
 // the local database. A change of them (DDL) is a new key, learned anew.
 func relKey(r *Relation) string {
+	if r.key != "" {
+		return r.key
+	}
 	var b strings.Builder
 	b.WriteString(r.QualifiedName())
 	for _, c := range r.Columns {
-		fmt.Fprintf(&b, "\x00%s\x00%d", c.Name, c.TypeOID)
+		b.WriteByte(0)
+		b.WriteString(c.Name)
+		b.WriteByte(0)
+		b.WriteString(strconv.FormatUint(uint64(c.TypeOID), 10))
 	}
 	return b.String()
 }
@@ -783,7 +790,7 @@ func textArray(names []string) []byte {
 // Parse may have been skipped; a later apply prepares them again under new names.
 func (a *applyConn) forgetPending(steps []pipelineStep) {
 	for _, s := range steps {
-		if s.prepareSQL != "" {
+		if s.prepareSQL != (applyStmt{}) {
 			delete(a.stmts, s.prepareSQL)
 		}
 	}

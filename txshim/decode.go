@@ -25,6 +25,9 @@ type Relation struct {
 	// Columns are the published columns in the order tuples carry them. Generated columns
 	// are not among them (PostgreSQL 15 does not publish them).
 	Columns []RelColumn
+	// key is relKey's answer, made once the definition is complete (the decoder's relations are
+	// shared by the applies that read them); "" for a Relation made elsewhere.
+	key string
 }
 
 // RelColumn is one published column.
@@ -407,6 +410,7 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 		for _, c := range m.Columns {
 			r.Columns = append(r.Columns, RelColumn{Name: c.Name, Key: c.Flags&1 != 0, TypeOID: c.DataType, TypeMod: c.TypeModifier})
 		}
+		r.key = relKey(r)
 		d.rels[r.ID] = r
 		if t := *cur; t != nil && t.spill != nil && !*skip {
 			// The spilled changes after it are read back with this definition.
