@@ -76,6 +76,9 @@ type statement struct {
 	// otherwise). It cannot run in a transaction block, so it cannot ship in its own: once it
 	// has run, the statement without that word is recorded in tandem.ddl (session.shipAfter).
 	Concurrently span
+	// AddsDefault: ALTER TABLE … ADD with a default, an identity or a serial column, whose
+	// values in the rows already there the shim checks (ddlcheck.go).
+	AddsDefault bool
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -843,6 +846,7 @@ func classifySchema(l wordList, st *statement) {
 		if d := l.find(2, "DETACH"); d >= 0 && is(d+1, "PARTITION") && has(d+2, "CONCURRENTLY") {
 			st.Kind = kindNoTxBlock
 		}
+		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true

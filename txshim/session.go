@@ -91,6 +91,7 @@ type stmtInfo struct {
 	proc         bool    // CALL
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
+	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
 	names        namesOp // what it does to the session's prepared statements when it runs
 	// closing: a Close or DEALLOCATE of this prepared statement may have been skipped (an error
 	// before it in its request), so PostgreSQL holds it or nothing.
@@ -1130,7 +1131,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
-				si.shipAfter = shipAfterText(query, st)
+				si.shipAfter, si.addsDefault = shipAfterText(query, st), st.AddsDefault
 				break
 			}
 		}
@@ -1339,7 +1340,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
-	si.shipAfter = shipAfterText(u.text, st)
+	si.shipAfter, si.addsDefault = shipAfterText(u.text, st), st.AddsDefault
 	return si
 }
 
@@ -1619,6 +1620,32 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if r.err != nil {
 					us.st = r.status
 					if err := s.emit(r.err); err != nil {
+						return err
+					}
+					return fail(nil)
+				}
+			}
+			if us.st == 'T' && info.addsDefault {
+				// The columns it adds must not give the rows there values each database
+				// computes for itself (ddlcheck.go): the statement runs alone, then is checked.
+				before, err := s.capture(ownColumnsSQL)
+				if err != nil {
+					return err
+				}
+				if before.err == nil && len(before.row) == 1 {
+					if failed, err := part(i + 1); err != nil || failed {
+						return fail(err)
+					}
+					if us.st == 'T' {
+						before, err = s.capture(addedDefaultsCheckSQL(string(before.row[0])))
+						if err != nil {
+							return err
+						}
+					}
+				}
+				if before.err != nil {
+					us.st = before.status
+					if err := s.emit(before.err); err != nil {
 						return err
 					}
 					return fail(nil)

@@ -1305,3 +1305,52 @@ func TestConcurrentIndexShips(t *testing.T) {
 		t.Fatalf("after the indexes: mode %v, peer synced %v", m, sh.PeerSynced())
 	}
 }
+
+// TestAddedDefaultsRefused: ALTER TABLE … ADD COLUMN through the shim with a default that each
+// database would compute for itself in the rows already there (now(), a volatile function, a
+// serial or identity column) is refused with 0A000 and rolls back, on a table with rows; a
+// constant default, an empty table and the workaround the error suggests pass, and both
+// databases end with the same values.
+func TestAddedDefaultsRefused(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY)`, `INSERT INTO items SELECT generate_series(1, 5)`,
+		`CREATE TABLE fresh (id int PRIMARY KEY)`)
+	catchUpToDual(t, sh, shim)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	exec := func(sql string) error {
+		_, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+		return err
+	}
+	for _, sql := range []string{
+		`ALTER TABLE items ADD COLUMN at timestamptz DEFAULT now()`,
+		`ALTER TABLE items ADD COLUMN who text NOT NULL DEFAULT CURRENT_USER`,
+		`ALTER TABLE items ADD COLUMN n int DEFAULT 1, ADD COLUMN r float8 DEFAULT random()`,
+		`ALTER TABLE items ADD COLUMN s serial`,
+		`ALTER TABLE items ADD COLUMN g int GENERATED ALWAYS AS IDENTITY`,
+		`BEGIN; SAVEPOINT a; ALTER TABLE items ADD COLUMN u uuid DEFAULT gen_random_uuid(); COMMIT`,
+	} {
+		if err := exec(sql); pgCode(err) != "0A000" {
+			t.Errorf("%s: want 0A000, got %v", sql, err)
+		}
+		if err := exec(`ROLLBACK`); err != nil { // a failed explicit transaction ends here
+			t.Fatal(err)
+		}
+	}
+	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 AND NOT attisdropped`); n != 1 {
+		t.Fatalf("items has %d columns after the refusals, want 1", n)
+	}
+	// A constant default (through an immutable cast too), an empty table, the workaround.
+	for _, sql := range []string{
+		`ALTER TABLE items ADD COLUMN flag bool DEFAULT false, ADD COLUMN big bigint DEFAULT 0, ADD COLUMN code varchar(3) DEFAULT 'ab'`,
+		`ALTER TABLE fresh ADD COLUMN at timestamptz DEFAULT now()`,
+		`BEGIN; ALTER TABLE items ADD COLUMN at timestamptz; UPDATE items SET at = clock_timestamp(); ALTER TABLE items ALTER COLUMN at SET DEFAULT now(); COMMIT`,
+		`INSERT INTO items (id) VALUES (6)`,
+	} {
+		if err := exec(sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	const q = `SELECT string_agg(format('%s %s %s %s %s', id, flag, big, code, at), ', ' ORDER BY id) FROM items`
+	want := queryOne[string](t, p.ldb, q)
+	waitForLong(t, "the peer's items as the local ones", 10*time.Second, func() bool { return queryOne[string](t, p.pdb, q) == want })
+}
