@@ -136,10 +136,16 @@ type Node struct {
 	switchTo      string
 	switchUntil   time.Time
 	force         bool
-	state         State
-	delivered     State
-	ml            *memberlist.Memberlist
-	addr          string
+	// dbDown is what SetDBReachable last said (false: reachable); holdUntil, until when a
+	// failed promotion keeps this site out of the running (holdPromotion). The published
+	// DBReachable is neither.
+	dbDown       bool
+	holdUntil    time.Time
+	promoteFails int // promotions in a row that failed; 0 after one that did not
+	state        State
+	delivered    State
+	ml           *memberlist.Memberlist
+	addr         string
 }
 
 // peer is what the node knows of another member.
@@ -408,12 +414,41 @@ func (n *Node) SetServerHealthy(ok bool) {
 // no database is configured) and re-decides at once.
 func (n *Node) SetDBReachable(ok bool) {
 	n.mu.Lock()
-	if n.meta.DBReachable != ok {
+	n.dbDown = !ok
+	n.publishDBLocked(time.Now())
+	n.mu.Unlock()
+	n.poke()
+}
+
+// publishDBLocked publishes DBReachable: the database answers and no failed promotion holds
+// this site back (holdPromotion).
+func (n *Node) publishDBLocked(now time.Time) {
+	if ok := !n.dbDown && !now.Before(n.holdUntil); n.meta.DBReachable != ok {
 		n.meta.DBReachable = ok
 		n.encodeLocked()
 	}
+}
+
+// Promotion hold-off: after a promotion that failed, the site says it is not ready for
+// promoteHold, doubled for each failure in a row up to promoteHoldMax.
+const (
+	promoteHold    = 10 * time.Second
+	promoteHoldMax = 5 * time.Minute
+)
+
+// holdPromotion keeps this site out of the running for a while after its promotion failed
+// (its database reachable, but, say, a sequence that cannot be moved): it stays the best site,
+// and would claim, fail and claim again while the other site, which could serve, waited
+// behind it. Meanwhile it publishes DBReachable = false, so that the others pass it over.
+func (n *Node) holdPromotion(term uint64, err error) {
+	n.mu.Lock()
+	n.promoteFails++
+	hold := min(promoteHold<<min(n.promoteFails-1, 10), promoteHoldMax)
+	n.holdUntil = time.Now().Add(hold)
+	n.publishDBLocked(time.Now())
 	n.mu.Unlock()
-	n.poke()
+	n.log.Error("cannot promote: not ready to serve; this site stands aside meanwhile, so that another may take over",
+		"term", term, "err", err, "stands_aside", hold, "failures_in_a_row", n.promoteFails)
 }
 
 // SetPeerSynced records on the master whether the peer's database has
@@ -712,6 +747,7 @@ func (n *Node) viewLocked(now time.Time) View {
 func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	now := time.Now()
 	n.mu.Lock()
+	n.publishDBLocked(now) // a promotion's hold-off may have ended
 	if n.meta.Cold {
 		// A peer whose metadata cannot be read tells nothing of the term (DESIGN §3).
 		for _, p := range n.peers {
@@ -818,7 +854,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	if n.beforePromote != nil {
 		synced, err := n.beforePromote(ctx, a.Term)
 		if err != nil {
-			n.log.Error("cannot promote: not ready to serve", "term", a.Term, "err", err)
+			n.holdPromotion(a.Term, err)
 			// The record is saved, into this site's database too, which now refuses this term
 			// of any other master: publish it, so that the others take a newer one.
 			n.mu.Lock()
@@ -843,6 +879,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	n.mu.Lock()
 	n.meta.Record = rec
 	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim, n.meta.Draining = 0, "", 0, false
+	n.promoteFails = 0
 	n.mu.Unlock()
 	// Failback waits failback_delay from the takeover on: a better site that stayed ready
 	// throughout (a switchover, a handover) must not get the role back at once.

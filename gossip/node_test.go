@@ -801,6 +801,25 @@ func TestNodePromotionFailsAfterSave(t *testing.T) {
 	}
 }
 
+// TestNodeFailingPromotionStandsAside: the better site whose promotion keeps failing while its
+// database answers (a sequence it cannot move, say) stands aside for a while after each try,
+// so that the other site takes over instead of waiting behind its claims for good.
+func TestNodeFailingPromotionStandsAside(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	var tries atomic.Int64
+	run(t, cfgA, Options{BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+		tries.Add(1)
+		return false, errors.New("cannot move sequence s past the values in use")
+	}})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 8*time.Second, "site2 master while site1's promotions fail", func() bool { return b.State().Role == RoleMaster })
+	if n := tries.Load(); n == 0 || n > 2 {
+		t.Fatalf("site1 tried to promote %d times before site2 took over, want 1 or 2", n)
+	}
+}
+
 // TestNodeNoPromotionWhenStopping: a decision round that runs once the node is stopping (its
 // wake-up raced the stop) starts no promotion: the promotion would be finished, then handed
 // over again, holding the stop up for nothing.
