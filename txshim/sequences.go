@@ -138,15 +138,19 @@ func BumpSequences(ctx context.Context, dsn string) error {
 	}
 	for _, seq := range order {
 		u := uses[seq]
-		agg, behind := "max", "<="
+		agg, behind, bound := "max", "<=", "LEAST(m.v, ps.seqmax)"
 		if u.inc < 0 {
-			agg, behind = "min", ">="
+			agg, behind, bound = "min", ">=", "GREATEST(m.v, ps.seqmin)"
 		}
-		// next is what nextval would return; bump when it is not past every value in use.
+		// next is what nextval would return; bump when it is not past every value in use. A
+		// value in use beyond the sequence's bound (written by hand) leaves it at its bound,
+		// where nextval fails rather than hand out a value in use: setval past the bound would
+		// fail, and the promotion with it.
 		q := fmt.Sprintf(`SELECT CASE WHEN m.v IS NOT NULL
   AND (CASE WHEN s.is_called THEN s.last_value::numeric + %d ELSE s.last_value END) %s m.v
-  THEN setval(%s, m.v, true) END IS NOT NULL
-FROM %s s, (SELECT %s(v) AS v FROM (%s) u) m`, u.inc, behind, sqlLiteral(seq), seq, agg, strings.Join(u.cols, " UNION ALL "))
+  THEN setval(%s, %s, true) END IS NOT NULL
+FROM %s s, pg_catalog.pg_sequence ps, (SELECT %s(v) AS v FROM (%s) u) m
+WHERE ps.seqrelid = %s::regclass`, u.inc, behind, sqlLiteral(seq), bound, seq, agg, strings.Join(u.cols, " UNION ALL "), sqlLiteral(seq))
 		var bumped bool
 		if err := db.QueryRowContext(ctx, q).Scan(&bumped); err != nil {
 			return fmt.Errorf("bump sequence %s: %w", seq, err)

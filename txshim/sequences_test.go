@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestSequences: concurrent inserts through a dual shim give the peer rows whose ids its own
@@ -145,5 +147,28 @@ func TestSequences(t *testing.T) {
 	}
 	if v := queryOne[int64](t, p.pdb, lastValue, "s_ident_id_seq"); v != 100000 {
 		t.Errorf("AlignSequences moved the peer's s_ident_id_seq back to %d", v)
+	}
+}
+
+// TestBumpSequencesPastBound: a value in use beyond its sequence's bound (written by hand)
+// leaves the sequence at the bound, where nextval fails, instead of failing BumpSequences and
+// with it the site's promotion.
+func TestBumpSequencesPastBound(t *testing.T) {
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE SEQUENCE small MAXVALUE 100`)
+	c.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY DEFAULT nextval('small'))`)
+	c.Exec(t, `CREATE SEQUENCE down INCREMENT -1 MINVALUE -50 MAXVALUE -1 START -1`)
+	c.Exec(t, `CREATE TABLE d (id bigint PRIMARY KEY DEFAULT nextval('down'))`)
+	c.Exec(t, `INSERT INTO t VALUES (DEFAULT), (500)`)
+	c.Exec(t, `INSERT INTO d VALUES (DEFAULT), (-80)`)
+	if err := BumpSequences(capCtx(t, 10*time.Second), c.DSN(c.Database())); err != nil {
+		t.Fatalf("BumpSequences: %v", err)
+	}
+	db := c.Open(t, c.Database())
+	for _, seq := range []string{"small", "down"} {
+		var v int64
+		if err := db.QueryRow(`SELECT nextval($1)`, seq).Scan(&v); err == nil {
+			t.Errorf("nextval(%s) = %d after BumpSequences: want it at its bound", seq, v)
+		}
 	}
 }
