@@ -347,8 +347,23 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	if r.err != nil {
-		s.log.Error("txshim: COMMIT PREPARED failed; recovery will finish it", "gid", gid, "err", r.err.Message)
-		return false, s.emitError("XX000", fmt.Sprintf("tandem: COMMIT PREPARED %s failed (%s); the transaction is in doubt and recovery will finish it", gid, r.err.Message))
+		// A resolver that does not know this commit is in flight (the next master's at its
+		// promotion, `tandem resolve`) may have finished the gid meanwhile: the xid's status
+		// tells which way, and the client hears that outcome, not an error it would retry.
+		status, err := s.xactStatus(xid)
+		if err != nil {
+			return false, err
+		}
+		switch status {
+		case "committed":
+			s.log.Warn("txshim: COMMIT PREPARED found the transaction committed already (by a resolver)", "gid", gid)
+		case "aborted":
+			s.log.Error("txshim: COMMIT PREPARED found the transaction rolled back (by a resolver)", "gid", gid, "err", r.err.Message)
+			return false, s.emitError("40000", fmt.Sprintf("tandem: transaction %s was rolled back by recovery before its commit: %s", gid, r.err.Message))
+		default:
+			s.log.Error("txshim: COMMIT PREPARED failed; recovery will finish it", "gid", gid, "err", r.err.Message, "status", status)
+			return false, s.emitError("08007", fmt.Sprintf("tandem: COMMIT PREPARED %s failed (%s); the transaction is in doubt and recovery will finish it", gid, r.err.Message))
+		}
 	}
 	if err := s.fail("after-local-commit"); err != nil {
 		return false, err
@@ -373,6 +388,17 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 	}
 	return true, nil
+}
+
+// xactStatus is pg_xact_status of xid on the local database, asked on the session's connection
+// outside a transaction block: "committed", "aborted", "in progress", or "" when it cannot tell.
+// An error means the session must end.
+func (s *session) xactStatus(xid uint64) (string, error) {
+	r, err := s.capture("SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)", strconv.FormatUint(xid, 10))
+	if err != nil || r.err != nil || len(r.row) != 1 || r.row[0] == nil {
+		return "", err
+	}
+	return string(r.row[0]), nil
 }
 
 // staleMark and readOnlyMark make the check before a local commit fail (as invalid integers),

@@ -1247,3 +1247,62 @@ func TestInDoubtAfterRoleLoss(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestCommitFinishedByOtherResolver: during a dual commit a resolver that does not know it is
+// in flight (the next master's at its promotion after this one was paused, or `tandem resolve`)
+// finishes the gid: after the peer's PREPARE it finds it prepared on both databases and commits
+// both (DESIGN §5.4: both voted yes); after the local PREPARE alone it rolls it back. The
+// client must hear that outcome — COMMIT, or a rollback — not an error that says the
+// transaction is in doubt (a committed one would be retried).
+func TestCommitFinishedByOtherResolver(t *testing.T) {
+	p, sh := shippingAcct(t)
+	logger := quietLogger()
+	next := NewResolver(ResolverConfig{Site: "b", LocalDSN: p.peer.DSN("app"), PeerDSN: p.local.DSN("app"), Logger: logger})
+	ctx := capCtx(t, 60*time.Second)
+	var at atomic.Pointer[string]
+	var rep Report
+	var rerr error
+	failpoint = func(step string) error {
+		if want := at.Load(); want != nil && *want == step && at.CompareAndSwap(want, nil) {
+			rep, rerr = next.ResolveOnce(ctx)
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)
+	conn := shim.connect(t)
+
+	step := "after-peer-prepare"
+	at.Store(&step)
+	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 100)")
+	if rerr != nil || len(rep.Committed) != 1 {
+		t.Fatalf("the other resolver's pass: %+v, %v; want the gid committed on both", rep, rerr)
+	}
+	if err != nil {
+		t.Errorf("commit that the other resolver finished on both databases: %v (SQLSTATE %s), want COMMIT", err, pgCode(err))
+	}
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 1`); n != 1 {
+			t.Errorf("%d rows with id 1, want the committed one", n)
+		}
+	}
+
+	step2 := "after-local-prepare"
+	at.Store(&step2)
+	_, err = conn.Exec(ctx, "INSERT INTO acct VALUES (2, 100)")
+	if rerr != nil || len(rep.RolledBack) != 1 {
+		t.Fatalf("the other resolver's pass: %+v, %v; want the gid rolled back", rep, rerr)
+	}
+	if code := pgCode(err); code != "40000" {
+		t.Errorf("commit that the other resolver rolled back: %v, want SQLSTATE 40000", err)
+	}
+	waitForLong(t, "nothing prepared", 20*time.Second, func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_prepared_xacts`)+queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 2`); n != 0 {
+			t.Errorf("%d rows with id 2, want none", n)
+		}
+	}
+	requireSame(t, p)
+}
