@@ -179,9 +179,11 @@ func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 }
 
 // resyncPoint reads the local WAL position, in one statement with the count of tandem_
-// transactions prepared on the local database, and fails if there is any.
+// transactions prepared on the local database, and fails if there is any. The insert position,
+// not the write position: a commit made with synchronous_commit = off is visible (in the copy)
+// before its WAL is written, and the stream must not send it again after the copy.
 func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, error) {
-	res, err := local.Exec(ctx, `SELECT pg_current_wal_lsn()::text,
+	res, err := local.Exec(ctx, `SELECT pg_current_wal_insert_lsn()::text,
   (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database())`).ReadAll()
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
 		return 0, fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))

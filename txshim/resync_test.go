@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestResync: after the peer diverged (a shipped transaction refused: ErrNeedsResync), Resync
@@ -399,6 +401,48 @@ func TestResyncVerifySettings(t *testing.T) {
 	}
 	if got := pinnedRows(t, p.pdb, q); got != want {
 		t.Errorf("the peer's rows after Resync:\n%s\nwant:\n%s", got, want)
+	}
+	requireSame(t, p)
+}
+
+// TestResyncAsyncCommit: a commit made with synchronous_commit = off (a client's setting, in
+// solo mode) is visible before its WAL is written. Resync's snapshot holds it, so the point the
+// stream goes on from must be past it: taken at the WAL's write position, the stream sent it
+// again after the copy, and the peer refused the duplicate (ErrNeedsResync once more).
+func TestResyncAsyncCommit(t *testing.T) {
+	// The WAL writer flushes an asynchronous commit within wal_writer_delay: long enough for
+	// the Resync below to run before it.
+	p := startCapPair(t, pgtest.WithSetting("wal_writer_delay", "10000ms"))
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	ctx := capCtx(t, 60*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{`SET synchronous_commit = off`, `INSERT INTO kv VALUES (1, 'async')`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := func(ctx context.Context) (func(), error) { return func() {}, nil }
+	if err := sh.Resync(ctx, hold); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'sync')`) // flushes the WAL: the stream goes on
+	waitForLong(t, "the later commit on the peer, or a refusal", 30*time.Second, func() bool {
+		return sh.Err() != nil || (queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 2`) == 1 && sh.Backlog() == 0)
+	})
+	if err := sh.Err(); err != nil {
+		t.Fatalf("after Resync: %v", err)
 	}
 	requireSame(t, p)
 }
