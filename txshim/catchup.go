@@ -224,9 +224,27 @@ func (s *Shipper) endCatching(what string, err error) {
 	}
 }
 
-// currentWAL is the local database's WAL insert position: every transaction committed so far
-// ends before it.
+// currentWAL is the local database's WAL position once everything committed so far is written:
+// every transaction committed so far ends before it. A commit made with synchronous_commit =
+// off is visible (its client told COMMIT) before its WAL is written, so the write position
+// alone can be before it; a synchronous commit of a transaction of its own first writes all
+// WAL before it (the insert position is no target: it may point past a page header, where
+// the stream never reports being).
 func currentWAL(ctx context.Context, db *sql.DB) (pglogrepl.LSN, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("catch-up: write the local WAL: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+		return 0, fmt.Errorf("catch-up: write the local WAL: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')`); err != nil {
+		return 0, fmt.Errorf("catch-up: write the local WAL: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("catch-up: write the local WAL: %w", err)
+	}
 	var text string
 	if err := db.QueryRowContext(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
 		return 0, fmt.Errorf("catch-up: read the local WAL position: %w", err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 func quietLogger() *slog.Logger {
@@ -715,5 +717,46 @@ func TestCatchUpAfterRepromotion(t *testing.T) {
 	waitForLong(t, "the peer to have every row", 20*time.Second, func() bool {
 		return queryOne[int](t, p.pdb, `SELECT count(*) FROM t`) == 2
 	})
+	requireSame(t, p)
+}
+
+// TestCatchUpAsyncCommit: a solo commit made with synchronous_commit = off (a client's
+// setting) is visible, and its client told COMMIT, before its WAL is written. Catch-up ships
+// the tail up to a WAL position read with commits held, and the peer is synced once it has
+// everything before it: taken at the WAL's write position, that left out such a commit, and
+// the peer was marked synced without a transaction a client saw committed (lost by a
+// failover right after).
+func TestCatchUpAsyncCommit(t *testing.T) {
+	// The WAL writer flushes an asynchronous commit within wal_writer_delay: long enough for
+	// the catch-up below to end before it.
+	p := startCapPair(t, pgtest.WithSetting("wal_writer_delay", "10000ms"))
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	ctx := capCtx(t, 60*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	sh.goDown("test: the peer was unreachable", nil) // the shim commits alone meanwhile
+	conn, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{`SET synchronous_commit = off`, `INSERT INTO kv VALUES (1, 'async')`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := func(ctx context.Context) (func(), error) { return func() {}, nil }
+	if err := sh.CatchUp(ctx, hold); err != nil || !sh.PeerSynced() {
+		t.Fatalf("CatchUp: %v (synced %v)", err, sh.PeerSynced())
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1`); n != 1 {
+		t.Fatalf("the peer is synced without the asynchronous commit (%d rows with k = 1)", n)
+	}
 	requireSame(t, p)
 }
