@@ -129,7 +129,12 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		s.pool.put(ctx, slot, false)
 		return err
 	}
+	// Only Tandem writes to the backup's database: a session there holding a lock on an
+	// application table (a read left open in a transaction) would keep the TRUNCATE waiting
+	// without end, and every later read of those tables behind it. The apply's watchdog ends it.
+	stop := slot.c.watch(ctx, "resync")
 	n, err := copyTables(ctx, local, slot.c.conn, tables, until)
+	stop()
 	s.pool.put(ctx, slot, err != nil)
 	if err != nil {
 		return err

@@ -446,3 +446,41 @@ func TestResyncAsyncCommit(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestResyncEndsBlockers: a session on the peer's (the backup's) database holding a lock on an
+// application table — a read through the backup's read-only shim left open in a transaction,
+// say — kept the copy's TRUNCATE waiting without end, and every later read of those tables
+// queued behind it. As for an apply (apply.go watch), the session is ended.
+func TestResyncEndsBlockers(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	ctx := capCtx(t, 60*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.local.Exec(t, `INSERT INTO kv VALUES (1, 'one')`)
+	reader, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	for _, q := range []string{`BEGIN`, `SELECT count(*) FROM kv`} {
+		if _, err := reader.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := sh.Resync(rctx, nil); err != nil {
+		t.Fatalf("Resync with a reader holding a lock on the peer: %v", err)
+	}
+	if err := reader.PingContext(ctx); err == nil {
+		t.Error("the reader's session that blocked the copy is still there")
+	}
+	requireSame(t, p)
+}
