@@ -307,6 +307,8 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			s.log.Error("txshim: dual commit in doubt: the peer did not answer and this site may not commit alone; recovery finishes it",
 				"gid", gid, "why", why, "err", perr)
 			if s.shim.opts.OnInDoubt != nil {
+				// The session is done with the gid: the pass asked for must not skip it as in flight.
+				s.shim.inflight.Delete(gid)
 				s.shim.opts.OnInDoubt()
 			}
 			return false, s.emitError("08007", fmt.Sprintf("tandem: transaction %s is in doubt: the peer database did not answer and %s; "+

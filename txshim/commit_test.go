@@ -1306,3 +1306,42 @@ func TestCommitFinishedByOtherResolver(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestInDoubtKickSeesGID: OnInDoubt asks for a resolver pass at once, and the pass it asks for
+// leaves alone what the shim still has in flight (InFlight). The commit left in doubt must not
+// be in flight any more by then: otherwise a pass that runs at once skips it, and its row locks
+// stay held until the next periodic pass.
+func TestInDoubtKickSeesGID(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
+	db := c.Open(t, c.Database())
+	var s *testShim
+	type kick struct {
+		gid      string
+		inFlight bool
+	}
+	kicks := make(chan kick, 1)
+	s = startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer, OnInDoubt: func() {
+		var k kick
+		if err := db.QueryRow(`SELECT gid FROM pg_prepared_xacts`).Scan(&k.gid); err != nil {
+			t.Errorf("the gid in doubt: %v", err)
+		}
+		k.inFlight = s.InFlight(k.gid)
+		kicks <- k
+	}}, ModeDual, 1, func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock })
+	ctx := capCtx(t, 30*time.Second)
+	_, err := s.connect(t).Exec(ctx, "INSERT INTO acct VALUES (1, 1)")
+	if pgCode(err) != "08007" {
+		t.Fatalf("commit with the peer not answering: %v, want 08007", err)
+	}
+	select {
+	case k := <-kicks:
+		if k.inFlight {
+			t.Errorf("%s is still in flight when OnInDoubt asks for a resolver pass", k.gid)
+		}
+	default:
+		t.Fatal("OnInDoubt was not called")
+	}
+	c.Exec(t, "ROLLBACK PREPARED '"+s.onlyPrepared(t)+"'")
+}
