@@ -133,7 +133,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// application table (a read left open in a transaction) would keep the TRUNCATE waiting
 	// without end, and every later read of those tables behind it. The apply's watchdog ends it.
 	stop := slot.c.watch(ctx, "resync")
-	n, err := copyTables(ctx, local, slot.c.conn, tables, until)
+	n, err := copyTables(ctx, local, slot.c.conn, tables, until, resyncGID(s.cfg.Site))
 	stop()
 	s.pool.put(ctx, slot, err != nil)
 	if err != nil {
@@ -147,6 +147,8 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	}
 	s.copiedLocked(until)
 	s.mu.Unlock()
+	s.copiedAt.Store(uint64(until))
+	s.copiedKnown.Store(true)
 	s.logger.Info("resync: the peer holds a copy of the application tables; catching up with what was committed since",
 		"tables", len(tables), "rows", n, "at", until, "in", time.Since(start).Round(time.Millisecond))
 	return s.drainAndSync(ctx, hold)
@@ -249,11 +251,15 @@ GROUP BY 1 ORDER BY 1`).ReadAll()
 	return out, nil
 }
 
+// resyncGID is the key of the decision row that records, on the peer, the stream position of
+// the last copy of site's tables (copyTables; Shipper.copiedPoint).
+func resyncGID(site string) string { return "tandem_" + site + "_resync" }
+
 // copyTables replaces the peer's rows of tables by local's (in its open snapshot), in one peer
-// transaction that records until as the source's replication origin position. peer is an apply
-// connection: session_replication_role = replica, a replication origin set up. It returns the
-// rows copied.
-func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, until pglogrepl.LSN) (int64, error) {
+// transaction that records until as the source's replication origin position, and as the lsn
+// of the decision row mark. peer is an apply connection: session_replication_role = replica, a
+// replication origin set up. It returns the rows copied.
+func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, until pglogrepl.LSN, mark string) (int64, error) {
 	exec := func(sql string) error {
 		_, err := peer.Exec(ctx, sql).ReadAll()
 		return err
@@ -298,6 +304,14 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 			return rollback(fmt.Errorf("resync: copy %s to the peer: %w", t.name, err))
 		}
 		rows += tag.RowsAffected()
+	}
+	// The slot's confirmed position reaches disk only at a checkpoint: after a crash of the
+	// local database the stream may send again what the copy holds, which has no decision rows.
+	// This row, committed with the copy, tells shipping to skip it (shipOn).
+	if _, err := peer.ExecParams(ctx, `INSERT INTO tandem.decisions (gid, lsn) VALUES ($1, $2)
+ON CONFLICT (gid) DO UPDATE SET lsn = EXCLUDED.lsn, at = now()`,
+		[][]byte{[]byte(mark), []byte(until.String())}, nil, nil, nil).Close(); err != nil {
+		return rollback(fmt.Errorf("resync: peer: record the copy's position: %w", err))
 	}
 	if err := exec("COMMIT"); err != nil {
 		return rollback(fmt.Errorf("resync: peer: commit: %w", err))

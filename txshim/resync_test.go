@@ -484,3 +484,53 @@ func TestResyncEndsBlockers(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestResyncSurvivesLocalCrash: the slot's confirmed position reaches disk only at a checkpoint,
+// so after the local database crashes the stream sends again what came before the last copy of
+// the tables (Resync) — transactions that have no decision rows on the peer, since the copy
+// holds them. Applied again, an insert into a table without a key doubled its row, and one into
+// a table with a key was refused: the peer needed resync again.
+func TestResyncSurvivesLocalCrash(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `CREATE TABLE nokey (x int, y text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	installPair(t, p)
+	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()}
+	sh := NewShipper(cfg)
+	sh.SetTerm(1)
+	stop := runShipper(t, sh)
+	ctx := capCtx(t, 90*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.pdb.Exec(`DELETE FROM kv WHERE k = 1`) // the peer diverges
+	p.local.Exec(t, `UPDATE kv SET v = 'uno' WHERE k = 1`)
+	waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
+	p.local.Exec(t, `INSERT INTO nokey VALUES (1, 'a')`)
+	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'two')`)
+	if err := sh.Resync(ctx, nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	requireSame(t, p)
+
+	stop()
+	p.local.Kill()
+	if err := p.local.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	p.ldb = p.local.Open(t, p.local.Database())
+	sh2 := NewShipper(cfg)
+	sh2.SetTerm(1)
+	runShipper(t, sh2)
+	if err := sh2.CatchUp(ctx, nil); err != nil {
+		t.Fatalf("catch-up after the local database crashed: %v", err)
+	}
+	p.local.Exec(t, `INSERT INTO kv VALUES (3, 'three')`)
+	waitFor(t, "the later commit on the peer, or a refusal", func() bool {
+		return sh2.Err() != nil || queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 3`) == 1
+	})
+	if err := sh2.Err(); err != nil {
+		t.Fatalf("after the crash: %v", err)
+	}
+	requireSame(t, p)
+}

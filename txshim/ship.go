@@ -163,9 +163,13 @@ type Shipper struct {
 	resyncErr  error // shipping stopped on this definite error: the peer needs resync
 	slotLost   bool  // checkSlot said the slot was invalidated (said once, until Resync)
 	lastVerify *VerifyReport
-	runCtx     context.Context // Run's: what outlives a CatchUp (verifyCatchUp)
-	verifying  sync.WaitGroup  // verifyCatchUp goroutines
-	stats      ShipStats
+	// copiedAt: the stream position of the last copy of the tables on the peer (Resync), read
+	// from the peer once (copiedKnown); what ends before it is in the copy (copiedPoint).
+	copiedAt    atomic.Uint64
+	copiedKnown atomic.Bool
+	runCtx      context.Context // Run's: what outlives a CatchUp (verifyCatchUp)
+	verifying   sync.WaitGroup  // verifyCatchUp goroutines
+	stats       ShipStats
 }
 
 // entry states
@@ -1444,10 +1448,17 @@ func (s *Shipper) shipOn(ctx context.Context, c *applyConn, j shipJob) (shipResu
 			// Rolled back on the peer meanwhile (by recovery): apply it.
 		}
 	}
+	at, err := s.copiedPoint(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	if j.e.pos <= at {
+		return shipSkipped, nil // in the peer's copy of the tables (Resync), sent again by the slot
+	}
 	if j.txn == nil {
 		return 0, fmt.Errorf("ship %s: %w: its changes are no longer held", j.gid, errDiverged)
 	}
-	err := c.apply(ctx, j.txn, j.gid, s.term.Load(), endCommit)
+	err = c.apply(ctx, j.txn, j.gid, s.term.Load(), endCommit)
 	switch {
 	case errors.Is(err, errAlreadyApplied):
 		return shipSkipped, nil
@@ -1455,6 +1466,31 @@ func (s *Shipper) shipOn(ctx context.Context, c *applyConn, j shipJob) (shipResu
 		return 0, err
 	}
 	return shipApplied, nil
+}
+
+// copiedPoint is the stream position of the last copy of the tables on the peer (Resync): a
+// transaction that ends before it is in the copy. The peer keeps it in a decision row written
+// with the copy (copyTables), read on c the first time; 0: no copy.
+func (s *Shipper) copiedPoint(ctx context.Context, c *applyConn) (pglogrepl.LSN, error) {
+	if s.copiedKnown.Load() {
+		return pglogrepl.LSN(s.copiedAt.Load()), nil
+	}
+	rr := c.conn.ExecParams(ctx, `SELECT lsn::text FROM tandem.decisions WHERE gid = $1 AND lsn IS NOT NULL`,
+		[][]byte{[]byte(resyncGID(s.cfg.Site))}, nil, nil, nil)
+	var at pglogrepl.LSN
+	var perr error
+	for rr.NextRow() {
+		at, perr = pglogrepl.ParseLSN(string(rr.Values()[0]))
+	}
+	if _, err := rr.Close(); err != nil {
+		return 0, fmt.Errorf("read the position of the peer's copy of the tables: %w", err)
+	}
+	if perr != nil {
+		return 0, fmt.Errorf("read the position of the peer's copy of the tables: %w", perr)
+	}
+	s.copiedAt.Store(max(s.copiedAt.Load(), uint64(at))) // shipping never runs during a Resync
+	s.copiedKnown.Store(true)
+	return pglogrepl.LSN(s.copiedAt.Load()), nil
 }
 
 // shipped records the outcome of shipOne. A definite failure stops shipping: the peer needs
