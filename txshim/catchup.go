@@ -229,14 +229,15 @@ func (s *Shipper) endCatching(what string, err error) {
 // off is visible (its client told COMMIT) before its WAL is written, so the write position
 // alone can be before it; a synchronous commit of a transaction of its own first writes all
 // WAL before it (the insert position is no target: it may point past a page header, where
-// the stream never reports being).
+// the stream never reports being). It waits for the local flush only, not for a synchronous
+// standby of the local database.
 func currentWAL(ctx context.Context, db *sql.DB) (pglogrepl.LSN, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("catch-up: write the local WAL: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = local`); err != nil {
 		return 0, fmt.Errorf("catch-up: write the local WAL: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')`); err != nil {

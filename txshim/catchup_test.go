@@ -760,3 +760,49 @@ func TestCatchUpAsyncCommit(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestCatchUpSyncStandbyDown: catch-up writes the local WAL up to the moment it reads (a
+// commit of its own, currentWAL) and must not wait for a synchronous standby of the local
+// database that is down: the master's solo commits do not either when their sessions commit
+// with synchronous_commit = local, and catch-up would never end.
+func TestCatchUpSyncStandbyDown(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	ctx := capCtx(t, 60*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	sh.goDown("test: the peer was unreachable", nil)
+	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = 'gone'`, `SELECT pg_reload_conf()`} {
+		if _, err := p.ldb.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		p.ldb.Exec(`ALTER SYSTEM RESET synchronous_standby_names`)
+		p.ldb.Exec(`SELECT pg_reload_conf()`)
+	})
+	conn, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{`SET synchronous_commit = local`, `INSERT INTO kv VALUES (1, 'solo')`} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := sh.CatchUp(cctx, nil); err != nil {
+		t.Fatalf("CatchUp with the local database's synchronous standby down: %v", err)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1`); n != 1 {
+		t.Fatalf("the peer is synced without the solo commit (%d rows)", n)
+	}
+}
