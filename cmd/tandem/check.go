@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
 )
 
 // cmdCheckConfig prints the resolved configuration (secrets redacted) or
@@ -30,6 +32,19 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// What tandem run checks beyond the file itself (fence_delay against the profile's timing):
+	// a file check-config passes must not be one run refuses. Nothing is bound or saved.
+	if _, err := gossip.New(cfg, gossip.Options{Store: checkStore{}, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cfg.File, err)
+		return 1
+	}
 	fmt.Fprint(stdout, cfg.Redacted())
 	return 0
 }
+
+// checkStore stands in for the term record's store while check-config builds a node it never
+// runs: it reads nothing and keeps nothing.
+type checkStore struct{}
+
+func (checkStore) Load() (gossip.TermRecord, error) { return gossip.TermRecord{}, nil }
+func (checkStore) Save(gossip.TermRecord) error     { return nil }

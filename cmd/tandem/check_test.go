@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckConfigFenceDelay: check-config refuses a fence_delay that tandem run refuses (shorter
+// than a cut-off master of the profile takes to fence itself), and takes one run takes.
+func TestCheckConfigFenceDelay(t *testing.T) {
+	for _, tc := range []struct {
+		fence string
+		code  int
+	}{
+		{"1s", 1},
+		{"5s", 0},
+	} {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "site1.toml")
+		src := "site = \"site1\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\njoin = [\"127.0.0.1:7947\"]\n" +
+			"witness = true\nprofile = \"lan\"\nfence_delay = \"" + tc.fence + "\"\n" +
+			"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n"
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"check-config", f}, &stdout, &stderr)
+		if code != tc.code {
+			t.Errorf("fence_delay %s: exit %d, want %d; stderr:\n%s", tc.fence, code, tc.code, stderr.String())
+		}
+		if tc.code != 0 && !strings.Contains(stderr.String(), "fence_delay") {
+			t.Errorf("fence_delay %s: stderr %q does not name fence_delay", tc.fence, stderr.String())
+		}
+	}
+}
