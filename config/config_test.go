@@ -522,3 +522,32 @@ func TestShimUsersAndTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestDSNUnusable: a DSN the database clients cannot read is refused with its key and line (tandem
+// run, install and verify refuse it later, or the peer's applies fail on it at every commit), and
+// the error never shows its password.
+func TestDSNUnusable(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	for _, dsn := range []string{
+		`host=10.0.0.2 port=abc password=hunter2`,
+		`host=10.0.0.2 sslmode=verify-ful password=hunter2`,
+		`postgres://a:hunter2@10.0.0.2/c?sslmode=bogus`,
+		`postgres://a:hunter2@10.0.0.2/c?connect_timeout=soon`,
+		`host=10.0.0.2 password=hunter2 dbname='wire`,
+		`host=10.0.0.2 password hunter2`,
+	} {
+		_, err := Parse("f.toml", []byte(base+"peer_dsn = \""+strings.ReplaceAll(dsn, `"`, `\"`)+"\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 {
+			t.Errorf("%s: want one error, got %v", dsn, err)
+			continue
+		}
+		if e := errs[0]; e.Key != "txshim.peer_dsn" || e.Line != 12 {
+			t.Errorf("%s: got %q, want line 12 key txshim.peer_dsn", dsn, e.Error())
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the password: %v", dsn, err)
+		}
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lib/pq"
 )
 
 // DefaultFenceDelay is fence_delay's default with a witness for a gossip profile: longer than
@@ -683,9 +685,36 @@ func (l *loader) txshim(r *raw, c *Config) {
 		} else if u, err := url.Parse(dsn); strings.Contains(dsn, "://") && (err != nil || u.Fragment != "") {
 			// Not the URL's text in the message: it may hold the password.
 			l.errorf(key, "not a valid URL: percent-encode special characters of the user name and password (%% as %%25, # as %%23, / as %%2F, ? as %%3F, @ as %%40)")
+		} else if msg := dsnProblem(dsn); msg != "" {
+			l.errorf(key, "%s", msg)
 		}
 	}
 	c.TxShim = t
+}
+
+// dsnProblem says why a connection string is one the shim's database clients refuse (pgx for
+// sessions, applies and decoding; lib/pq for control work), or "". The string's text is never in
+// it: it may hold the password.
+func dsnProblem(dsn string) string {
+	if _, err := pgconn.ParseConfig(dsn); err != nil {
+		var pe *pgconn.ParseConfigError
+		if !errors.As(err, &pe) {
+			return "cannot be read as a connection string"
+		}
+		// "cannot parse `DSN`: why (cause)": keep why and cause only; the DSN's redaction is best effort.
+		msg := err.Error()
+		if i := strings.LastIndex(msg, "`: "); i >= 0 {
+			msg = msg[i+3:]
+		}
+		if strings.Contains(msg, "`") {
+			msg = "invalid"
+		}
+		return "cannot be read as a connection string: " + msg
+	}
+	if _, err := pq.NewConnector(dsn); err != nil {
+		return "cannot be read as a connection string: " + strings.TrimPrefix(err.Error(), "pq: ")
+	}
+	return ""
 }
 
 // argv checks a command line: an empty program name would fail at every run.
