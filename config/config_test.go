@@ -551,3 +551,32 @@ func TestDSNUnusable(t *testing.T) {
 		}
 	}
 }
+
+// TestDSNSameDatabase: local_dsn and peer_dsn naming one database (a file copied from the other
+// site and half edited) are refused: every dual commit would apply its own rows to itself a
+// second time, and resync would copy the master's tables over themselves.
+func TestDSNSameDatabase(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\n"
+	for _, tc := range []struct {
+		local, peer string
+		same        bool
+	}{
+		{"postgres://tandem:pw@10.0.0.1:5432/wire", "postgres://tandem:pw@10.0.0.1:5432/wire", true},
+		{"postgres://tandem@10.0.0.1/wire", "host=10.0.0.1 port=5432 user=other dbname=wire sslmode=disable", true},
+		{"postgres://tandem@10.0.0.1:5432/wire", "postgres://tandem@10.0.0.2:5432/wire", false},
+		{"postgres://tandem@10.0.0.1:5432/wire", "postgres://tandem@10.0.0.1:5433/wire", false},
+		{"postgres://tandem@10.0.0.1:5432/wire", "postgres://tandem@10.0.0.1:5432/wire2", false},
+	} {
+		_, err := Parse("f.toml", []byte(base+"local_dsn = \""+tc.local+"\"\npeer_dsn = \""+tc.peer+"\"\n"), KindSite)
+		if tc.same {
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.peer_dsn" || errs[0].Line != 12 ||
+				!strings.Contains(errs[0].Msg, "same database") || strings.Contains(err.Error(), "pw") {
+				t.Errorf("%s and %s: got %v, want one error at f.toml:12 txshim.peer_dsn naming the same database, no password", tc.local, tc.peer, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s and %s: %v", tc.local, tc.peer, err)
+		}
+	}
+}

@@ -676,6 +676,7 @@ func (l *loader) txshim(r *raw, c *Config) {
 	if t.MaxMessage < 16<<10 || t.MaxMessage > 1<<30 {
 		l.errorf("txshim.max_message", "%q: must be 16KiB..1GiB", rt.MaxMessage)
 	}
+	var parsed []*pgconn.Config // of the DSNs read without a problem
 	for _, d := range [][2]string{{"txshim.local_dsn", rt.LocalDSN}, {"txshim.peer_dsn", rt.PeerDSN}} {
 		key, dsn := d[0], d[1]
 		if dsn == "" {
@@ -685,21 +686,31 @@ func (l *loader) txshim(r *raw, c *Config) {
 		} else if u, err := url.Parse(dsn); strings.Contains(dsn, "://") && (err != nil || u.Fragment != "") {
 			// Not the URL's text in the message: it may hold the password.
 			l.errorf(key, "not a valid URL: percent-encode special characters of the user name and password (%% as %%25, # as %%23, / as %%2F, ? as %%3F, @ as %%40)")
-		} else if msg := dsnProblem(dsn); msg != "" {
+		} else if pc, msg := dsnProblem(dsn); msg != "" {
 			l.errorf(key, "%s", msg)
+		} else {
+			parsed = append(parsed, pc)
 		}
+	}
+	// One database as both (a file copied from the other site and half edited): every dual
+	// commit would apply its rows to the database a second time, and resync would copy the
+	// master's tables over themselves.
+	if len(parsed) == 2 && parsed[0].Host == parsed[1].Host && parsed[0].Port == parsed[1].Port && parsed[0].Database == parsed[1].Database {
+		l.errorf("txshim.peer_dsn", "names the same database as txshim.local_dsn (%s): give the other site's database",
+			net.JoinHostPort(parsed[0].Host, strconv.Itoa(int(parsed[0].Port)))+"/"+parsed[0].Database)
 	}
 	c.TxShim = t
 }
 
-// dsnProblem says why a connection string is one the shim's database clients refuse (pgx for
-// sessions, applies and decoding; lib/pq for control work), or "". The string's text is never in
-// it: it may hold the password.
-func dsnProblem(dsn string) string {
-	if _, err := pgconn.ParseConfig(dsn); err != nil {
+// dsnProblem reads a connection string as pgx does, or says why it is one the shim's database
+// clients refuse (pgx for sessions, applies and decoding; lib/pq for control work). The
+// string's text is never in the reason: it may hold the password.
+func dsnProblem(dsn string) (*pgconn.Config, string) {
+	pc, err := pgconn.ParseConfig(dsn)
+	if err != nil {
 		var pe *pgconn.ParseConfigError
 		if !errors.As(err, &pe) {
-			return "cannot be read as a connection string"
+			return nil, "cannot be read as a connection string"
 		}
 		// "cannot parse `DSN`: why (cause)": keep why and cause only; the DSN's redaction is best effort.
 		msg := err.Error()
@@ -709,12 +720,12 @@ func dsnProblem(dsn string) string {
 		if strings.Contains(msg, "`") {
 			msg = "invalid"
 		}
-		return "cannot be read as a connection string: " + msg
+		return nil, "cannot be read as a connection string: " + msg
 	}
 	if _, err := pq.NewConnector(dsn); err != nil {
-		return "cannot be read as a connection string: " + strings.TrimPrefix(err.Error(), "pq: ")
+		return nil, "cannot be read as a connection string: " + strings.TrimPrefix(err.Error(), "pq: ")
 	}
-	return ""
+	return pc, ""
 }
 
 // argv checks a command line: an empty program name would fail at every run.
