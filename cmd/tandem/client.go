@@ -61,6 +61,17 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	return c, fs.Args(), true
 }
 
+// argsAtMost refuses more than n arguments after a command's flags: Go's flag package stops at
+// the first argument, so a flag after it (switchover site2 -admin ADDR) would be dropped and the
+// command sent to another member than the one named, or without its token.
+func argsAtMost(name string, rest []string, n int, stderr io.Writer) bool {
+	if len(rest) <= n {
+		return true
+	}
+	fmt.Fprintf(stderr, "tandem %s: unexpected %q: flags go before the arguments (see tandem help)\n", name, rest[n:])
+	return false
+}
+
 func (c *adminClient) do(method, path string, out io.Writer, headers ...string) error {
 	req, err := http.NewRequest(method, c.base+path, nil)
 	if err != nil {
@@ -89,8 +100,8 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	c, _, ok := adminFlags("status", args, stderr)
-	if !ok {
+	c, rest, ok := adminFlags("status", args, stderr)
+	if !ok || !argsAtMost("status", rest, 0, stderr) {
 		return 2
 	}
 	if err := c.do(http.MethodGet, "/status", stdout); err != nil {
@@ -102,7 +113,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 
 func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 	c, rest, ok := adminFlags("switchover", args, stderr)
-	if !ok {
+	if !ok || !argsAtMost("switchover", rest, 1, stderr) {
 		return 2
 	}
 	path := "/switchover"
@@ -120,10 +131,10 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 // takes control without knowing whether the other site committed more since its last term.
 func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	var force bool
-	c, _, ok := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
+	c, rest, ok := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&force, "force", false, "required: take control without seeing a member that knows the current term")
 	})
-	if !ok {
+	if !ok || !argsAtMost("promote", rest, 0, stderr) {
 		return 2
 	}
 	if !force {
@@ -140,8 +151,8 @@ func cmdPromote(args []string, stdout, stderr io.Writer) int {
 
 // cmdClearSplitBrain tells a site that its split brain (DESIGN §3) is dealt with.
 func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
-	c, _, ok := adminFlags("clear-split-brain", args, stderr)
-	if !ok {
+	c, rest, ok := adminFlags("clear-split-brain", args, stderr)
+	if !ok || !argsAtMost("clear-split-brain", rest, 0, stderr) {
 		return 2
 	}
 	if err := c.do(http.MethodPost, "/split-brain/clear", stdout); err != nil {
@@ -154,8 +165,8 @@ func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
 // cmdResync asks the master to copy its application tables to the peer database (DESIGN
 // §5.5); it waits as long as that takes.
 func cmdResync(args []string, stdout, stderr io.Writer) int {
-	c, _, ok := adminFlags("resync", args, stderr)
-	if !ok {
+	c, rest, ok := adminFlags("resync", args, stderr)
+	if !ok || !argsAtMost("resync", rest, 0, stderr) {
 		return 2
 	}
 	c.http.Timeout = 0 // a copy takes as long as the tables need

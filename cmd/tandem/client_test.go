@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -76,5 +79,47 @@ func TestAdminFlagsToken(t *testing.T) {
 	var stderr bytes.Buffer
 	if _, _, ok := adminFlags("status", []string{"-token-file", tok}, &stderr); ok || !strings.Contains(stderr.String(), "every user") {
 		t.Errorf("a token file every user can read: ok %v, stderr %q", ok, stderr.String())
+	}
+}
+
+// TestAdminCommandStrayArgs: flags after a command's argument are not read (Go's flag package
+// stops at the first argument): "switchover site2 -admin ADDR" went to the default address, a
+// member the operator did not name, without the token. Such a command is refused (exit 2), and
+// reaches no admin API.
+func TestAdminCommandStrayArgs(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	// Databases on ports nothing listens on: a database command that went ahead would fail (exit 1).
+	cfg := filepath.Join(t.TempDir(), "site1.toml")
+	src := "site = \"site1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"postgres://tandem@127.0.0.1:1/wire?connect_timeout=2\"\npeer_dsn = \"postgres://tandem@127.0.0.1:2/wire?connect_timeout=2\"\n"
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"switchover", "-admin", addr, "site2", "-token-file", "/nonexistent"},
+		{"switchover", "-admin", addr, "site2", "site3"},
+		{"status", "-admin", addr, "-token-file"},
+		{"status", "-admin", addr, "site2"},
+		{"clear-split-brain", "-admin", addr, "now"},
+		{"resync", "-admin", addr, "site2"},
+		{"promote", "-force", "-admin", addr, "site2"},
+		{"resolve", "-config", cfg, "tandem_1_2", "-commit", "tandem_1_2"},
+		{"verify", "-config", cfg, "site2"},
+		{"install", "-config", cfg, "site2"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2; stderr %q", args, code, stderr.String())
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the admin API", n)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"switchover", "-admin", addr, "site2"}, &stdout, &stderr); code != 0 || hits.Load() != 1 {
+		t.Errorf("switchover site2: exit %d, %d requests; stderr %q", code, hits.Load(), stderr.String())
 	}
 }

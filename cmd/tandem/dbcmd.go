@@ -21,7 +21,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "the site's TOML file")
 	commit := fs.String("commit", "", "commit this in-doubt gid on every database where it is prepared")
 	rollback := fs.String("rollback", "", "roll this in-doubt gid back on every database where it is prepared")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); err != nil || !argsAtMost("resolve", fs.Args(), 0, stderr) {
 		return 2
 	}
 	cfg, ok := shimConfig("resolve", []string{"-config", *path}, stderr)
@@ -76,7 +76,7 @@ func shimConfig(name string, args []string, stderr io.Writer) (*config.Config, b
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the site's TOML file")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); err != nil || !argsAtMost(name, fs.Args(), 0, stderr) {
 		return nil, false
 	}
 	if *path == "" {
