@@ -17,7 +17,7 @@ import (
 type status struct {
 	Site        string                `json:"site"`
 	Kind        string                `json:"kind"`
-	Role        gossip.Role           `json:"role"`
+	Role        string                `json:"role"` // gossip.Role's String: "starting" before the first decision
 	Term        uint64                `json:"term"`
 	Record      recordStatus          `json:"record"`
 	Master      string                `json:"master"`
@@ -51,7 +51,7 @@ type proxyStatus struct {
 func (s *sidecar) status() status {
 	st := s.node.State()
 	out := status{
-		Site: s.cfg.Site, Kind: kindName(s.cfg.Kind), Role: st.Role, Term: st.Term, Master: st.Master,
+		Site: s.cfg.Site, Kind: kindName(s.cfg.Kind), Role: st.Role.String(), Term: st.Term, Master: st.Master,
 		Record: recordStatus{Term: st.Record.Term, Master: st.Record.Master, PeerSynced: st.Record.PeerSynced},
 		Reason: st.Reason, Decision: st.Decision, RoleChanges: st.RoleChanges, Cold: st.Cold, SplitBrain: st.SplitBrain, Members: st.Members,
 		Uptime: time.Since(s.start).Round(time.Second).String(),
@@ -83,7 +83,7 @@ func (s *sidecar) adminHandler() http.Handler {
 		return func(w http.ResponseWriter, r *http.Request) {
 			st := s.node.State()
 			if st.Role != want {
-				http.Error(w, string(st.Role), http.StatusServiceUnavailable)
+				http.Error(w, st.Role.String(), http.StatusServiceUnavailable)
 				return
 			}
 			fmt.Fprintln(w, st.Role)
@@ -126,7 +126,8 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s%s\n", name, sm)
 		}
 	}
-	roles := []gossip.Role{gossip.RoleMaster, gossip.RoleBackup, gossip.RoleFenced, gossip.RoleWitness}
+	// Starting too: a member waiting at cold start holds no other role, maybe for long.
+	roles := []gossip.Role{gossip.RoleStarting, gossip.RoleMaster, gossip.RoleBackup, gossip.RoleFenced, gossip.RoleWitness}
 	var rs []string
 	for _, role := range roles {
 		v := 0

@@ -1,8 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
 )
 
 // TestPeerAdmin: where a backup forwards a switchover to the master's admin API. A wildcard
@@ -25,5 +34,48 @@ func TestPeerAdmin(t *testing.T) {
 		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("peerAdmin(%q, %q) = %q, %v; want %q, error with %q", tc.admin, tc.gossip, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestAdminRoleStarting: a member that has not decided yet (waiting at cold start until it sees
+// its peer, or tandem promote -force) says so: tandem_role is 1 for role "starting", and /status
+// gives that role, where they gave every role 0 and "".
+func TestAdminRoleStarting(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}
+	if st := node.State(); st.Role != gossip.RoleStarting || !st.Cold {
+		t.Fatalf("a node not run yet: role %q, cold %v; want starting, cold", st.Role, st.Cold)
+	}
+	h := s.adminHandler()
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	sum := 0
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, "tandem_role{") {
+			v, _ := strconv.Atoi(line[strings.LastIndexByte(line, ' ')+1:])
+			sum += v
+		}
+	}
+	if !strings.Contains(rec.Body.String(), "tandem_role{role=\"starting\"} 1\n") || sum != 1 {
+		t.Errorf("metrics: want tandem_role{role=\"starting\"} 1 and no other role at 1; got:\n%s", rec.Body.String())
+	}
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	var st struct {
+		Role string `json:"role"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Role != "starting" {
+		t.Errorf("status role %q (%v), want \"starting\"; body:\n%s", st.Role, err, rec.Body.String())
 	}
 }
