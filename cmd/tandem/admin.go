@@ -179,7 +179,7 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 				metric("tandem_txshim_slot_safe_bytes", "gauge", "WAL that may still be written before PostgreSQL invalidates the slot (max_slot_wal_keep_size).", fmt.Sprintf(" %d", *ds.SlotSafeBytes))
 			}
 		}
-		metric("tandem_txshim_in_doubt", "gauge", "Prepared transactions the last resolver pass left for an operator (tandem resolve).", fmt.Sprintf(" %d", ds.InDoubt))
+		metric("tandem_txshim_in_doubt", "gauge", "Prepared transactions the master's last resolver pass left for an operator (tandem resolve); 0 on a site that is not master.", fmt.Sprintf(" %d", ds.InDoubt))
 		metric("tandem_txshim_sessions_active", "gauge", "Client sessions of the shim.", fmt.Sprintf(" %d", ds.SessionsActive))
 		metric("tandem_txshim_commits_total", "counter", "Write transactions committed, by how.",
 			fmt.Sprintf(`{kind="dual"} %d`, ds.CommitsDual), fmt.Sprintf(`{kind="solo"} %d`, ds.CommitsSolo),

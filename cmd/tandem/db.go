@@ -113,6 +113,11 @@ func (d *database) status() dbStatus {
 		CommitsDual: st.CommitsDual, CommitsSolo: st.CommitsSolo, CommitsPlain: st.CommitsPlain,
 		Unwrapped: st.Unwrapped, PeerErrors: st.PeerErrors, Refused: st.Refused, LeftInDoubt: st.LeftInDoubt,
 	}
+	if mode != txshim.ModeDual && mode != txshim.ModeSolo {
+		// Only the master resolves (run): what its last pass as master left is the new
+		// master's to settle and show.
+		out.InDoubt = 0
+	}
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()
 	}

@@ -223,3 +223,52 @@ func TestShimTLS(t *testing.T) {
 		t.Errorf("shimTLS = %+v", c)
 	}
 }
+
+// TestStatusInDoubtOnlyMaster: the in-doubt count of status and metrics is the master's: once
+// this site is backup (or fenced) it runs no resolver pass, and the count its last pass as master
+// left stood for ever (an alert on tandem_txshim_in_doubt fired on the old master long after the
+// new master settled those transactions).
+func TestStatusInDoubtOnlyMaster(t *testing.T) {
+	c, _, _ := installedSite2(t)
+	dsn := c.DSN(c.Database())
+	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
+	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.shim.Serve(ctx) // closes the listener Start bound
+	}()
+
+	d.mu.Lock()
+	d.role, d.term = gossip.RoleMaster, 3
+	d.mu.Unlock()
+	d.shim.SetMode(txshim.ModeSolo, 3)
+	d.inDoubt.Store(2) // the last resolver pass as master of term 3
+	if got := d.status().InDoubt; got != 2 {
+		t.Fatalf("master: in_doubt %d, want 2", got)
+	}
+	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: 4, Master: "site1"})
+	if got := d.status().InDoubt; got != 0 {
+		t.Errorf("backup of term 4: in_doubt %d, want 0 (the master's resolver has them)", got)
+	}
+	// setRole's drain (the shipper turns backup after it) ends before the database closes.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		draining := d.draining
+		d.mu.Unlock()
+		if draining == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the drain after the demotion did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
