@@ -580,3 +580,21 @@ func TestDSNSameDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntaxErrorHidesString: a bad escape in a string (a password with a backslash in a DSN)
+// is reported with its line and key, without the string the TOML decoder echoes back.
+func TestSyntaxErrorHidesString(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\n"
+	for _, esc := range []string{`\user`, `\Uzz`, `\xq`} {
+		src := base + "local_dsn = \"host=h password=hunter2" + esc + "\"\n"
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != 11 || errs[0].Key != "txshim.local_dsn" || !strings.Contains(errs[0].Msg, "hexadecimal") {
+			t.Errorf("%s: got %v, want one error at line 11, txshim.local_dsn, about the escape", esc, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the string: %v", esc, err)
+		}
+	}
+}

@@ -150,7 +150,9 @@ func Parse(name string, src []byte, kind Kind) (*Config, error) {
 			if typeErrs != nil { // a syntax error of blanking's making: report what was found
 				return nil, typeErrs
 			}
-			return nil, Errors{{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}}
+			// A bad escape's message repeats the string up to it, which may be a password.
+			msg := badEscape.ReplaceAllString(pe.Message, `$1: write a backslash in a string as \\ (or use a 'literal string')`)
+			return nil, Errors{{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}}
 		}
 		// Type mismatches come back as plain errors; their text is the only
 		// place the line and key are given.
@@ -229,6 +231,8 @@ func blankKey(src string, line int) (string, bool) {
 	}
 	return strings.Join(lines, "\n"), true
 }
+
+var badEscape = regexp.MustCompile(`^(expected \w+ hexadecimal digits after '\\[xuU]'), but got .* instead$`)
 
 var decodeErrLine = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
