@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
@@ -16,6 +17,7 @@ type adminClient struct {
 	base  string
 	token string
 	http  *http.Client
+	cli   bool // an operator's command (adminFlags): a refusal says which flags give the token
 }
 
 // adminFlags parses -config / -admin and returns the client and the rest of the arguments.
@@ -32,7 +34,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, false
 	}
-	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: &http.Client{Timeout: 10 * time.Second}}
+	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: &http.Client{Timeout: 10 * time.Second}, cli: true}
 	if *path != "" {
 		cfg, err := config.Load(*path, config.KindSite)
 		if err != nil {
@@ -93,7 +95,15 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, body)
+		msg := strings.TrimSpace(string(body))
+		if resp.StatusCode == http.StatusUnauthorized && c.cli {
+			if c.token == "" {
+				msg += ": the member wants its admin token: give -config with its file (admin.token_file) or -token-file"
+			} else {
+				msg += ": the token given is not the member's (its admin.token_file)"
+			}
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
 	}
 	_, err = out.Write(body)
 	return err

@@ -123,3 +123,19 @@ func TestAdminCommandStrayArgs(t *testing.T) {
 		t.Errorf("switchover site2: exit %d, %d requests; stderr %q", code, hits.Load(), stderr.String())
 	}
 }
+
+// TestAdminUnauthorizedSaysWhatToDo: refused for a missing or wrong token, an admin command says
+// where the token comes from, and exits 1.
+func TestAdminUnauthorizedSaysWhatToDo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"status", "-admin", strings.TrimPrefix(srv.URL, "http://")}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "admin.token_file") || !strings.Contains(stderr.String(), "-token-file") {
+		t.Errorf("stderr %q does not say where the token comes from", stderr.String())
+	}
+}
