@@ -106,7 +106,9 @@ func (s *sidecar) auth(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		// The scheme's name is case-insensitive (RFC 9110 §11.1): "bearer" is as good as "Bearer".
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
 		if r.URL.Path != "/healthz" && (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return

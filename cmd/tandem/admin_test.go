@@ -79,3 +79,36 @@ func TestAdminRoleStarting(t *testing.T) {
 		t.Errorf("status role %q (%v), want \"starting\"; body:\n%s", st.Role, err, rec.Body.String())
 	}
 }
+
+// TestAdminAuth: with a token, every path but /healthz needs "Authorization: Bearer TOKEN"; the
+// scheme's name is case-insensitive (RFC 9110 §11.1), so a client that writes "bearer" is let in;
+// a wrong or missing token is refused.
+func TestAdminAuth(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	s := &sidecar{cfg: &config.Config{Admin: config.Admin{Token: "s3cret"}}, log: logger}
+	h := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, tc := range []struct {
+		path, header string
+		want         int
+	}{
+		{"/status", "Bearer s3cret", http.StatusOK},
+		{"/status", "bearer s3cret", http.StatusOK},
+		{"/status", "BEARER s3cret", http.StatusOK},
+		{"/status", "Bearer wrong", http.StatusUnauthorized},
+		{"/status", "Bearer s3cret2", http.StatusUnauthorized},
+		{"/status", "Basic s3cret", http.StatusUnauthorized},
+		{"/status", "s3cret", http.StatusUnauthorized},
+		{"/status", "", http.StatusUnauthorized},
+		{"/healthz", "", http.StatusOK},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s with %q: %d, want %d", tc.path, tc.header, rec.Code, tc.want)
+		}
+	}
+}
