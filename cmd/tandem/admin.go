@@ -96,7 +96,33 @@ func (s *sidecar) adminHandler() http.Handler {
 	mux.HandleFunc("POST /promote", s.promote)
 	mux.HandleFunc("POST /split-brain/clear", s.clearSplitBrain)
 	mux.HandleFunc("POST /resync", s.resync)
-	return s.auth(mux)
+	return s.guard(s.auth(mux))
+}
+
+// guard keeps web pages out: a browser on the member's host reaches its loopback admin API, which
+// without a token trusts whoever does (DESIGN §6). A cross-origin POST is refused (a page could
+// otherwise force a promotion), and, without a token, so is a request whose Host is a name rather
+// than an IP address or localhost: a page whose name was rebound to 127.0.0.1 (DNS rebinding)
+// counts as same-origin, but its requests carry its own name.
+func (s *sidecar) guard(next http.Handler) http.Handler {
+	tokenless := s.cfg.Admin.Token == ""
+	return http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tokenless && !addressHost(r.Host) {
+			http.Error(w, fmt.Sprintf("refused: Host %q is not an IP address or localhost (without admin.token_file, only requests to the admin address itself are served)", r.Host), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
+// addressHost reports whether host (host or host:port, from a request's Host header) is an IP
+// address or localhost.
+func addressHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil || strings.EqualFold(host, "localhost")
 }
 
 // auth requires the bearer token (when one is configured) on everything but /healthz.

@@ -58,7 +58,7 @@ func TestAdminRoleStarting(t *testing.T) {
 	h := s.adminHandler()
 
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:7180/metrics", nil))
 	sum := 0
 	for _, line := range strings.Split(rec.Body.String(), "\n") {
 		if strings.HasPrefix(line, "tandem_role{") {
@@ -71,7 +71,7 @@ func TestAdminRoleStarting(t *testing.T) {
 	}
 
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:7180/status", nil))
 	var st struct {
 		Role string `json:"role"`
 	}
@@ -109,6 +109,53 @@ func TestAdminAuth(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		if rec.Code != tc.want {
 			t.Errorf("%s with %q: %d, want %d", tc.path, tc.header, rec.Code, tc.want)
+		}
+	}
+}
+
+// TestAdminBrowserRefused: without a token the admin API trusts whoever reaches its loopback
+// address; a web page in a browser on that host must not be able to drive it: a cross-site POST
+// (promote -force, switchover, resync) is refused, and so is any request whose Host is a name a
+// page could have rebound to 127.0.0.1 (DNS rebinding). The tandem commands still get through.
+func TestAdminBrowserRefused(t *testing.T) {
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:7180"},
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := (&sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}).adminHandler()
+	for _, tc := range []struct {
+		method, host string
+		headers      map[string]string
+		refused      bool
+	}{
+		{http.MethodPost, "127.0.0.1:7180", nil, false},
+		{http.MethodGet, "127.0.0.1:7180", nil, false},
+		{http.MethodPost, "localhost:7180", nil, false},
+		{http.MethodPost, "[::1]:7180", nil, false},
+		{http.MethodPost, "10.0.0.1:7180", nil, false}, // a peer forwarding a switchover to a wildcard listener
+		{http.MethodPost, "127.0.0.1:7180", map[string]string{"Sec-Fetch-Site": "cross-site"}, true},
+		{http.MethodPost, "127.0.0.1:7180", map[string]string{"Origin": "http://evil.example"}, true},
+		{http.MethodPost, "evil.example:7180", map[string]string{"Origin": "http://evil.example:7180"}, true},
+		{http.MethodGet, "evil.example:7180", nil, true},
+	} {
+		path := "/promote?force=1" // refused by the handler itself (409): this member has no proxy
+		if tc.method == http.MethodGet {
+			path = "/status"
+		}
+		req := httptest.NewRequest(tc.method, path, nil)
+		req.Host = tc.host
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if got := rec.Code == http.StatusForbidden; got != tc.refused {
+			t.Errorf("%s %s Host %s %v: %d %q, want refused (403) %v", tc.method, path, tc.host, tc.headers, rec.Code, rec.Body.String(), tc.refused)
 		}
 	}
 }
