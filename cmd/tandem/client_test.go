@@ -109,6 +109,8 @@ func TestAdminCommandStrayArgs(t *testing.T) {
 		{"resolve", "-config", cfg, "tandem_1_2", "-commit", "tandem_1_2"},
 		{"verify", "-config", cfg, "site2"},
 		{"install", "-config", cfg, "site2"},
+		{"run", "-config", "/nonexistent.toml", "site2", "-log-level", "debug"},
+		{"witness", "-config", "/nonexistent.toml", "w", "-log-level", "debug"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 2 {
