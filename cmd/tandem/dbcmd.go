@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/txshim"
@@ -50,6 +51,15 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: done\n", gid)
 		return 0
 	}
+	sides := []struct{ name, dsn string }{{"local", cfg.TxShim.LocalDSN}, {"peer", cfg.TxShim.PeerDSN}}
+	// What was prepared before the pass: a transaction prepared during it is a commit in flight.
+	before := map[string]bool{}
+	for _, side := range sides {
+		gids, _ := preparedGIDs(ctx, side.dsn) // one not reached now is reported after the pass
+		for _, g := range gids {
+			before[side.name+" "+g] = true
+		}
+	}
 	rep, err := r.ResolveOnce(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, "tandem resolve:", err)
@@ -61,13 +71,59 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	for _, g := range rep.RolledBack {
 		fmt.Fprintln(stdout, "rolled back:", g)
 	}
+	unsettled := len(rep.InDoubt) > 0
+	doubt := map[string]bool{}
 	for _, d := range rep.InDoubt {
 		fmt.Fprintf(stdout, "in doubt: %s (%s side): %s\n", d.GID, d.Side, d.Reason)
+		doubt[d.GID] = true
 	}
-	if len(rep.InDoubt) > 0 {
+	// The pass says nothing of what it could not see or left alone: a database it did not reach,
+	// and transactions prepared less than Settle ago. Both are unsettled: exit 0 only when
+	// neither database still holds a Tandem transaction from before the pass that it did not name.
+	for _, side := range sides {
+		gids, err := preparedGIDs(ctx, side.dsn)
+		if err != nil {
+			fmt.Fprintf(stdout, "%s database not reached: whatever is prepared there is unsettled; run tandem resolve again once it answers (%v)\n", side.name, err)
+			unsettled = true
+			continue
+		}
+		for _, g := range gids {
+			if before[side.name+" "+g] && !doubt[g] {
+				fmt.Fprintf(stdout, "left alone: %s (%s side): prepared less than %v ago, a running tandem may still be committing it; run tandem resolve again\n",
+					g, side.name, cfg.TxShim.CommitTimeout+drainMargin)
+				unsettled = true
+			}
+		}
+	}
+	if unsettled {
 		return 1
 	}
 	return 0
+}
+
+// preparedGIDs lists the Tandem transactions prepared in dsn's database.
+func preparedGIDs(ctx context.Context, dsn string) ([]string, error) {
+	db, err := txshim.OpenDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(qctx, `SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, 'tandem_') ORDER BY gid`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var gids []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
+		gids = append(gids, g)
+	}
+	return gids, rows.Err()
 }
 
 // shimConfig parses -config for the database commands and returns the site's

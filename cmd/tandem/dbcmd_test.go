@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+	"github.com/tandem-ha/tandem/txshim"
+)
+
+// TestResolveUnsettledExit: tandem resolve exits 0 only when nothing is left to settle. A
+// transaction it left alone because it was prepared too recently (a running shim may still be
+// committing it), and a peer database it could not reach (whatever is prepared there is
+// unsettled), made it exit 0 saying nothing, as if every transaction were settled.
+func TestResolveUnsettledExit(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.DSN(c.Database())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close() // nothing listens there: the peer database is down
+	dir := t.TempDir()
+	writeCfg := func(peer string) string {
+		f := filepath.Join(dir, fmt.Sprintf("site2-%d.toml", len(peer)))
+		src := "site = \"site2\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
+			"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + dsn + "\"\npeer_dsn = \"" + peer + "\"\ncommit_timeout = \"30s\"\n"
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	resolve := func(cfg string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"resolve", "-config", cfg}, &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+
+	// The peer database is down, nothing is prepared locally.
+	downCfg := writeCfg("postgres://postgres@" + closed + "/app?sslmode=disable&connect_timeout=2")
+	if code, out := resolve(downCfg); code != 1 || !strings.Contains(out, "peer database") {
+		t.Errorf("peer database down: exit %d, output %q; want exit 1 saying the peer database was not reached", code, out)
+	}
+
+	// Both reachable (the peer: another database of the cluster); one transaction prepared just now.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := txshim.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE DATABASE peer`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := conn.QueryRowContext(ctx, `BEGIN; SELECT txid_current()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	gid := "tandem_site2_1_" + xid
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE young (id int); PREPARE TRANSACTION '`+gid+`'`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	defer db.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`)
+	upCfg := writeCfg(c.DSN("peer"))
+	if code, out := resolve(upCfg); code != 1 || !strings.Contains(out, gid) {
+		t.Errorf("a transaction prepared just now: exit %d, output %q; want exit 1 naming %s", code, out, gid)
+	}
+	if _, err := db.ExecContext(ctx, `ROLLBACK PREPARED '`+gid+`'`); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := resolve(upCfg); code != 0 {
+		t.Errorf("nothing prepared: exit %d, output %q; want 0", code, out)
+	}
+}
