@@ -36,3 +36,20 @@ func TestCheckConfigFenceDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigWitnessHint: a witness file checked as a site's fails (it has no [server]), and
+// the errors say it is a good witness file and how to check it as one.
+func TestCheckConfigWitnessHint(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check-config", "../../examples/witness.toml"}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "-witness") {
+		t.Errorf("stderr %q does not point at -witness", stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"check-config", "-witness", "../../examples/witness.toml"}, &stdout, &stderr); code != 0 {
+		t.Errorf("-witness: exit %d, stderr %q", code, stderr.String())
+	}
+}
