@@ -142,10 +142,14 @@ func TestAdminBrowserRefused(t *testing.T) {
 		{http.MethodPost, "127.0.0.1:7180", map[string]string{"Origin": "http://evil.example"}, true},
 		{http.MethodPost, "evil.example:7180", map[string]string{"Origin": "http://evil.example:7180"}, true},
 		{http.MethodGet, "evil.example:7180", nil, true},
+		{http.MethodHead, "myhost:7180", nil, false}, // /healthz tells nothing: a monitor may use any name
 	} {
 		path := "/promote?force=1" // refused by the handler itself (409): this member has no proxy
-		if tc.method == http.MethodGet {
+		switch tc.method {
+		case http.MethodGet:
 			path = "/status"
+		case http.MethodHead:
+			path = "/healthz"
 		}
 		req := httptest.NewRequest(tc.method, path, nil)
 		req.Host = tc.host
