@@ -567,6 +567,9 @@ func TestDSNSameDatabase(t *testing.T) {
 		{"postgres://tandem@10.0.0.1:5432/wire", "postgres://tandem@10.0.0.2:5432/wire", false},
 		{"postgres://tandem@10.0.0.1:5432/wire", "postgres://tandem@10.0.0.1:5433/wire", false},
 		{"postgres://tandem@10.0.0.1:5432/wire", "postgres://tandem@10.0.0.1:5432/wire2", false},
+		// Without a database name PostgreSQL connects to the user's.
+		{"host=10.0.0.1 user=site1", "host=10.0.0.1 user=site2", false},
+		{"host=10.0.0.1 user=site1", "host=10.0.0.1 user=site1 dbname=site1", true},
 	} {
 		_, err := Parse("f.toml", []byte(base+"local_dsn = \""+tc.local+"\"\npeer_dsn = \""+tc.peer+"\"\n"), KindSite)
 		if tc.same {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -699,9 +700,11 @@ func (l *loader) txshim(r *raw, c *Config) {
 	// One database as both (a file copied from the other site and half edited): every dual
 	// commit would apply its rows to the database a second time, and resync would copy the
 	// master's tables over themselves.
-	if len(parsed) == 2 && parsed[0].Host == parsed[1].Host && parsed[0].Port == parsed[1].Port && parsed[0].Database == parsed[1].Database {
+	// Without a database name PostgreSQL connects to the user's.
+	dbName := func(c *pgconn.Config) string { return cmp.Or(c.Database, c.User) }
+	if len(parsed) == 2 && parsed[0].Host == parsed[1].Host && parsed[0].Port == parsed[1].Port && dbName(parsed[0]) == dbName(parsed[1]) {
 		l.errorf("txshim.peer_dsn", "names the same database as txshim.local_dsn (%s): give the other site's database",
-			net.JoinHostPort(parsed[0].Host, strconv.Itoa(int(parsed[0].Port)))+"/"+parsed[0].Database)
+			net.JoinHostPort(parsed[0].Host, strconv.Itoa(int(parsed[0].Port)))+"/"+dbName(parsed[0]))
 	}
 	c.TxShim = t
 }
