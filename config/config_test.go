@@ -192,6 +192,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty health command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"\", \"-c\"]\n", 1), 7, "server.health_command", "program"},
 		{"empty hook", base + "[hooks]\non_demote = [\"\"]\n", 10, "hooks.on_demote", "program"},
 		{"fence_delay 0 with a witness", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nwitness = true\nfence_delay = \"0s\"\n", 1), 6, "gossip.fence_delay", "greater than zero"},
+		{"fence_delay shorter than the profile's fencing", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nwitness = true\nprofile = \"fast\"\nfence_delay = \"500ms\"\n", 1), 7, "gossip.fence_delay", "shorter than the 750ms"},
 		{"join self", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\njoin = [\"127.0.0.2:1\", \"127.0.0.1:1\"]\n", 1), 5, "gossip.join[1]", "own gossip address"},
 		{"join self, wildcard bind", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\njoin = [\"127.0.0.1:1\"]\n", 1), 5, "gossip.join[0]", "own gossip address"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},

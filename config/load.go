@@ -37,6 +37,19 @@ func DefaultFenceDelay(profile string) time.Duration {
 	return 10 * time.Second
 }
 
+// MinFenceDelay is the shortest fence_delay with a witness for a gossip profile: the longest a
+// cut-off master of that profile takes to notice it lost the majority and fence itself (gossip
+// refuses a shorter one at start; a test there keeps the two equal).
+func MinFenceDelay(profile string) time.Duration {
+	switch profile {
+	case ProfileWAN:
+		return 19 * time.Second
+	case ProfileFast:
+		return 750 * time.Millisecond
+	}
+	return 3750 * time.Millisecond
+}
+
 // GossipKeyEnv names the environment variable that may hold the gossip key
 // (base64) when no secret_key_file is set.
 const GossipKeyEnv = "TANDEM_GOSSIP_KEY"
@@ -388,6 +401,10 @@ func (l *loader) gossip(r *raw, c *Config) {
 	if g.Witness || c.Kind == KindWitness {
 		// With a witness a new master waits fence_delay for a lost one to have fenced itself.
 		g.FenceDelay = l.positive("gossip.fence_delay", rg.FenceDelay, DefaultFenceDelay(g.Profile))
+		if least := MinFenceDelay(g.Profile); g.FenceDelay < least {
+			l.errorf("gossip.fence_delay", "%q is shorter than the %v a cut-off master of profile %q may take to notice it lost the majority and fence itself",
+				rg.FenceDelay, least, g.Profile)
+		}
 	} else {
 		g.FenceDelay = l.duration("gossip.fence_delay", rg.FenceDelay, 0)
 	}

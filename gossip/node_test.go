@@ -860,3 +860,18 @@ func roundNode(t *testing.T, cfg *config.Config, opts Options) (*Node, *memberli
 	n.start = time.Now()
 	return n, ml
 }
+
+// TestFenceDelayBoundMatchesConfig: config refuses (with the file's line) a fence_delay below
+// config.MinFenceDelay, so check-config says what tandem run would: the bound must be the
+// profile's own.
+func TestFenceDelayBoundMatchesConfig(t *testing.T) {
+	for _, name := range []string{config.ProfileLAN, config.ProfileWAN, config.ProfileFast} {
+		p, err := newProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := config.MinFenceDelay(name), p.fenceNotice(); got != want {
+			t.Errorf("profile %s: config.MinFenceDelay = %v, the profile's fencing takes %v", name, got, want)
+		}
+	}
+}
