@@ -212,13 +212,13 @@ func (l *loader) errorf(key, format string, args ...any) {
 func (l *loader) unknown(keys []toml.Key) {
 	l.seen = map[string]int{}
 	for _, k := range keys {
-		plain := k.String()
-		line := l.lines.line(plain) // a key of an inline table: the line of the table's key
+		plain := strings.Join(k, ".") // as scanKeyLines records it: parts unquoted ("token file")
+		line := l.lines.line(plain)   // a key of an inline table: the line of the table's key
 		if lines := l.lines.plain[plain]; l.seen[plain] < len(lines) {
 			line = lines[l.seen[plain]]
 		}
 		l.seen[plain]++
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: plain, Msg: "unknown key"})
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: k.String(), Msg: "unknown key"})
 	}
 }
 
