@@ -276,7 +276,10 @@ func TestRedactDSN(t *testing.T) {
 		"postgres://u@h/db?password=pw":             "postgres://u@h/db?password=redacted",
 		"host=h password=pw user=u":                 "host=h password=redacted user=u",
 		"host=h password='a b' user=u":              "host=h password=redacted user=u",
-		"postgres://u@h/db":                         "postgres://u@h/db",
+		// An unquoted value takes a backslash-escaped space (libpq and lib/pq read "a b c").
+		`host=h password=a\ b\ c user=u`: "host=h password=redacted user=u",
+		`host=h password=a\\ user=u`:     "host=h password=redacted user=u",
+		"postgres://u@h/db":              "postgres://u@h/db",
 		// net/url cannot read these (a '#' or a bad '%' escape in the password): still hidden.
 		"postgres://u@h/db?sslpassword=pw&sslkey=k": "postgres://u@h/db?sslkey=k&sslpassword=redacted",
 		"host=h sslpassword=pw":                     "host=h sslpassword=redacted",

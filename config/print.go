@@ -114,7 +114,9 @@ func redactedString(s string) string {
 	return "(redacted)"
 }
 
-var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+// kvPassword is a key=value password: quoted, or up to the first space that no backslash
+// escapes (libpq and lib/pq read `password=a\ b` as "a b").
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.|\\$)+)`)
 
 // RedactDSN hides the password of a PostgreSQL connection string, URL or
 // key=value form, so it can be logged or shown.
