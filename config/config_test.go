@@ -243,6 +243,16 @@ func TestWitness(t *testing.T) {
 			t.Errorf("want %q among the errors, got %v", want, err)
 		}
 	}
+	// Failback is decided by the master site with its own settings: a witness's are never read.
+	_, err = Parse("w.toml", []byte(strings.Replace(src, "[gossip]\n", "[gossip]\nfailback = \"manual\"\nfailback_delay = \"1m\"\n", 1)), KindWitness)
+	for _, want := range []string{"w.toml:4: gossip.failback:", "w.toml:5: gossip.failback_delay:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q among the errors, got %v", want, err)
+		}
+	}
+	if out := c.Redacted(); strings.Contains(out, "failback") || strings.Contains(out, "priority") {
+		t.Errorf("a witness's resolved configuration shows settings it has no use for:\n%s", out)
+	}
 }
 
 func TestSecretKey(t *testing.T) {

@@ -298,6 +298,11 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 		if l.defined("gossip", "witness") {
 			l.errorf("gossip.witness", "a witness file makes a witness; set gossip.witness in the sites' files")
 		}
+		for _, k := range []string{"failback", "failback_delay"} {
+			if l.defined("gossip", k) {
+				l.errorf("gossip."+k, "a witness never holds the role: the master site decides failback by its own file's gossip.%s", k)
+			}
+		}
 		l.conflicts(c)
 		return c
 	}

@@ -45,6 +45,10 @@ func (c *Config) Redacted() string {
 	}
 	if c.Kind == KindWitness {
 		out["kind"] = "witness"
+		// Settings a witness file may not set (it never holds the role): not shown as if it had them.
+		delete(out, "priority")
+		delete(out["gossip"].(map[string]any), "failback")
+		delete(out["gossip"].(map[string]any), "failback_delay")
 	} else {
 		eps := make([]endpoint, len(c.Server.Endpoints))
 		for i, e := range c.Server.Endpoints {
