@@ -466,7 +466,9 @@ func TestAddressConflicts(t *testing.T) {
 // TestTypeErrorsAll: a value of the wrong type does not hide the file's other errors.
 func TestTypeErrorsAll(t *testing.T) {
 	src := "site = 3\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\n  1,\n  2]\nprofile = \"slow\"\n" +
-		"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n[[server.endpoint]]\nname = 5\naddress = \"127.0.0.1:3\"\nbogus = 1\n"
+		"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n[[server.endpoint]]\nname = 5\naddress = \"127.0.0.1:3\"\nbogus = 1\n" +
+		// A listener naming the endpoint whose name is in error is not an error of its own.
+		"[[proxy.listener]]\nendpoint = \"5\"\nlisten = \"127.0.0.1:4\"\n"
 	_, err := Parse("f.toml", []byte(src), KindSite)
 	var errs Errors
 	if !errors.As(err, &errs) {

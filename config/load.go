@@ -634,7 +634,7 @@ func (l *loader) proxy(r *raw, c *Config) {
 		ln := Listener{Endpoint: rl.Endpoint, Listen: l.hostPort(key+".listen", rl.Listen, true)}
 		if rl.Endpoint == "" {
 			l.errorf(key+".endpoint", "required: the name of a [[server.endpoint]]")
-		} else if _, ok := c.Server.Endpoint(rl.Endpoint); !ok {
+		} else if _, ok := c.Server.Endpoint(rl.Endpoint); !ok && !c.Server.unnamed() {
 			l.errorf(key+".endpoint", "%q names no [[server.endpoint]]%s", rl.Endpoint, known(c.Server.Endpoints))
 		}
 		ln.AcceptProxy = l.oneOf(key+".accept_proxy", rl.AcceptProxy, ProxyOff, ProxyOff, ProxyOptional, ProxyRequired)
@@ -644,6 +644,12 @@ func (l *loader) proxy(r *raw, c *Config) {
 		}
 		p.Listeners = append(p.Listeners, ln)
 	}
+}
+
+// unnamed tells whether an endpoint has no name: an error reported already (a missing name, or
+// one of another type), after which a listener naming it is not one more.
+func (s Server) unnamed() bool {
+	return slices.ContainsFunc(s.Endpoints, func(e Endpoint) bool { return e.Name == "" })
 }
 
 func known(eps []Endpoint) string {
