@@ -232,6 +232,10 @@ func TestWitness(t *testing.T) {
 	if !c.Gossip.Witness || c.Kind != KindWitness {
 		t.Errorf("witness config not marked: %+v", c.Gossip)
 	}
+	// Read as a site's (check-config without -witness), it says how to check it.
+	if _, err := Parse("w.toml", []byte(src), KindSite); err == nil || !strings.Contains(err.Error(), "check-config -witness") {
+		t.Errorf("a witness's file read as a site's: want a pointer to check-config -witness, got %v", err)
+	}
 	_, err = Parse("w.toml", []byte(src+"[server]\n"), KindWitness)
 	if err == nil || !strings.Contains(err.Error(), "w.toml:6: server: a witness has no [server]") {
 		t.Errorf("want a witness-with-server error on line 6, got %v", err)

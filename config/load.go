@@ -555,7 +555,11 @@ func isLoopback(host string) bool {
 func (l *loader) server(r *raw, c *Config) {
 	s := &c.Server
 	if r.Server == nil {
-		l.errorf("server", "required: the server beside this sidecar ([server] with at least one [[server.endpoint]])")
+		hint := ""
+		if r.Proxy == nil && r.TxShim == nil && !l.defined("hooks") {
+			hint = "; a witness's file, for tandem witness, is checked with tandem check-config -witness"
+		}
+		l.errorf("server", "required: the server beside this sidecar ([server] with at least one [[server.endpoint]])%s", hint)
 		return
 	}
 	rs := r.Server
