@@ -195,6 +195,8 @@ func TestParseErrors(t *testing.T) {
 		{"fence_delay shorter than the profile's fencing", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nwitness = true\nprofile = \"fast\"\nfence_delay = \"500ms\"\n", 1), 7, "gossip.fence_delay", "shorter than the 750ms"},
 		{"join self", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\njoin = [\"127.0.0.2:1\", \"127.0.0.1:1\"]\n", 1), 5, "gossip.join[1]", "own gossip address"},
 		{"join self, wildcard bind", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\njoin = [\"127.0.0.1:1\"]\n", 1), 5, "gossip.join[0]", "own gossip address"},
+		{"bare duration", base + "[hooks]\ntimeout = 30\n", 10, "hooks.timeout", `want a duration in quotes, in Go syntax ("500ms", "30s", "2m")`},
+		{"bare size", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = 1048576\n", 13, "txshim.max_message", `want a size in quotes ("64MiB", "512KiB", "1048576")`},
 		{"quoted unknown key", base + "[admin]\nlisten = \"127.0.0.1:7180\"\n\"token file\" = \"/t\"\n", 11, `admin."token file"`, "unknown key"},
 		{"multi-line array then unknown", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"127.0.0.2\", # [x]\n]\nbogus = 1\n", 14, "proxy.bogus", "unknown"},
 	}

@@ -174,6 +174,9 @@ func Parse(name string, src []byte, kind Kind) (*Config, error) {
 		if m := decodeErrLine.FindStringSubmatch(e.Msg); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Key, e.Msg = m[2], m[3]
+			if want, ok := quotedValues[e.Key]; ok && strings.HasSuffix(e.Msg, "destination has type string") {
+				e.Msg = "want " + want // not "destination has type string": the key takes 30s or 64MiB
+			}
 		}
 		typeErrs = append(typeErrs, e)
 		// The decoder stops at the first mismatch: blank that key's lines and
@@ -247,6 +250,22 @@ func blankKey(src string, line int) (string, bool) {
 }
 
 var badEscape = regexp.MustCompile(`^(expected \w+ hexadecimal digits after '\\[xuU]'), but got .* instead$`)
+
+// quotedValues are the keys whose values are durations or sizes, written as strings: a bare
+// number there is a type error, which says what to write instead.
+var quotedValues = map[string]string{
+	"gossip.failback_delay":  durationInQuotes,
+	"gossip.fence_delay":     durationInQuotes,
+	"server.health_interval": durationInQuotes,
+	"server.health_timeout":  durationInQuotes,
+	"proxy.connect_timeout":  durationInQuotes,
+	"proxy.idle_timeout":     durationInQuotes,
+	"txshim.commit_timeout":  durationInQuotes,
+	"hooks.timeout":          durationInQuotes,
+	"txshim.max_message":     `a size in quotes ("64MiB", "512KiB", "1048576")`,
+}
+
+const durationInQuotes = `a duration in quotes, in Go syntax ("500ms", "30s", "2m")`
 
 var decodeErrLine = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
