@@ -30,9 +30,6 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(fs.Arg(0), kind)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		if _, werr := config.Load(fs.Arg(0), config.KindWitness); kind == config.KindSite && werr == nil {
-			fmt.Fprintf(stderr, "%s is a good witness file: check it with tandem check-config -witness\n", fs.Arg(0))
-		}
 		return 1
 	}
 	// What tandem run checks beyond the file itself (fence_delay against the profile's timing):

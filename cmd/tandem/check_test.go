@@ -38,7 +38,7 @@ func TestCheckConfigFenceDelay(t *testing.T) {
 }
 
 // TestCheckConfigWitnessHint: a witness file checked as a site's fails (it has no [server]), and
-// the errors say it is a good witness file and how to check it as one.
+// the error says how to check it as one (config.Load adds the hint).
 func TestCheckConfigWitnessHint(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check-config", "../../examples/witness.toml"}, &stdout, &stderr); code != 1 {
