@@ -579,7 +579,7 @@ func (t *applyTx) send(i int, c Change) error {
 		t.query(what, truncateSQL(c, prs))
 	} else {
 		var pr *peerRel
-		if c.Kind == ChangeUpdate || (c.Kind == ChangeDelete && c.OldFull) {
+		if c.Kind == ChangeUpdate || c.Kind == ChangeDelete {
 			prs, err := t.peerRels([]*Relation{c.Rel})
 			if err != nil {
 				return err
@@ -805,8 +805,8 @@ func stepError(gid string, steps []pipelineStep, i int, err error) error {
 }
 
 // changeSQL builds the statement and its text-format parameters for one row change. pr is what
-// the peer's catalog says of the table (peerRels): needed by an UPDATE and by a DELETE of a
-// full old row, nil for the others.
+// the peer's catalog says of the table (peerRels): needed by an UPDATE and a DELETE, nil for an
+// INSERT.
 func changeSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 	r := c.Rel
 	if len(c.New) > len(r.Columns) || len(c.Old) > len(r.Columns) {
@@ -834,7 +834,7 @@ func changeSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 			return "", nil, err
 		}
 		return fmt.Sprintf("WITH t AS (DELETE FROM %s WHERE %s RETURNING 1) SELECT tandem.expect_one(count(*), %s) FROM t",
-			r.QualifiedName(), where, sqlLiteral("delete of "+r.QualifiedName())), p, nil
+			ownRows(r, pr), where, sqlLiteral("delete of "+r.QualifiedName())), p, nil
 	}
 	return "", nil, fmt.Errorf("unknown change kind %q", c.Kind)
 }
@@ -883,7 +883,7 @@ func updateSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	name, what := r.QualifiedName(), sqlLiteral("update of "+r.QualifiedName())
+	name, what := ownRows(r, pr), sqlLiteral("update of "+r.QualifiedName())
 	switch {
 	case moved:
 		return fmt.Sprintf("WITH d AS (DELETE FROM %s WHERE %s RETURNING *), i AS (%s) SELECT tandem.expect_one(count(*), %s) FROM i",
@@ -921,7 +921,7 @@ func rowUpdate(c Change, pr *peerRel, where string, p *sqlParams) string {
 		}
 		sets = append(sets, sqlIdent(col.Name)+" = "+p.add(v))
 	}
-	name := c.Rel.QualifiedName()
+	name := ownRows(c.Rel, pr)
 	switch {
 	case len(sets) > 0:
 		return fmt.Sprintf("UPDATE %s SET %s WHERE %s RETURNING 1", name, strings.Join(sets, ", "), where)
@@ -1002,17 +1002,23 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 	}
 	where := strings.Join(conds, " AND ")
 	if full {
-		// A ctid names a row within one table: an inheritance parent's statement reaches its
-		// children, and a partitioned table's its partitions, where the same ctid names other
-		// rows. So the row is named by table too, and looked for in the parent alone (ONLY: a
-		// child may hold a row of the same values); a partitioned table holds none itself.
-		from := "ONLY " + r.QualifiedName()
-		if pr != nil && pr.partitioned {
-			from = r.QualifiedName()
-		}
-		return fmt.Sprintf("(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE %s LIMIT 1)", from, where), nil
+		// A ctid names a row within one table: a partitioned table's statement reaches its
+		// partitions, where the same ctid names other rows. So the row is named by table too.
+		return fmt.Sprintf("(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE %s LIMIT 1)", ownRows(r, pr), where), nil
 	}
 	return where, nil
+}
+
+// ownRows names the rows of r itself in an UPDATE, a DELETE or a FROM: pgoutput reports a change
+// under the table that holds the row, so an inheritance parent's statement must not reach its
+// children (ONLY), where a row of the same key or values may stand — but a partitioned table
+// (reported instead of its partitions when published via its root) holds no rows itself, and
+// ONLY would find none.
+func ownRows(r *Relation, pr *peerRel) string {
+	if pr != nil && pr.partitioned {
+		return r.QualifiedName()
+	}
+	return "ONLY " + r.QualifiedName()
 }
 
 // truncateSQL empties the tables a TRUNCATE lists: pgoutput lists exactly those it emptied on
@@ -1024,10 +1030,11 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 func truncateSQL(c Change, prs []*peerRel) string {
 	names := make([]string, len(c.Truncated))
 	for i, r := range c.Truncated {
-		names[i] = "ONLY " + r.QualifiedName()
-		if i < len(prs) && prs[i] != nil && prs[i].partitioned {
-			names[i] = r.QualifiedName()
+		var pr *peerRel
+		if i < len(prs) {
+			pr = prs[i]
 		}
+		names[i] = ownRows(r, pr)
 	}
 	s := "TRUNCATE " + strings.Join(names, ", ")
 	if c.TruncateOptions&2 != 0 {

@@ -451,6 +451,29 @@ func TestApplyFullRowParentTables(t *testing.T) {
 	}
 }
 
+// TestApplyKeyedParentTables: a keyed row of an inheritance parent is updated and deleted on the
+// peer as that one row, not also a child's row of the same key (the parent's primary key does
+// not cover its children); and a partitioned table published via its root still reaches its
+// partitions' rows by key.
+func TestApplyKeyedParentTables(t *testing.T) {
+	p, s := startApplyPair(t,
+		`CREATE TABLE kp (id int PRIMARY KEY, v text)`, `CREATE TABLE kc (w int) INHERITS (kp)`,
+		`ALTER TABLE kc ADD PRIMARY KEY (id)`,
+		`CREATE TABLE kpt (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+		`CREATE TABLE kpt_lo PARTITION OF kpt FOR VALUES FROM (0) TO (10)`)
+	p.local.Exec(t, `ALTER PUBLICATION `+PublicationName+` SET (publish_via_partition_root = true)`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO kc VALUES (1, 'child', 7)`, `INSERT INTO kp VALUES (1, 'parent'), (2, 'parent')`,
+		`INSERT INTO kpt VALUES (1, 'a'), (2, 'b')`)
+	dualCommit(t, p, s, gidFor("a", 1, 2), `UPDATE ONLY kp SET v = 'parent2' WHERE id = 1`, `UPDATE kpt SET v = 'a2' WHERE id = 1`)
+	requireSame(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 3), `DELETE FROM ONLY kp WHERE id = 1`, `DELETE FROM kpt WHERE id = 2`)
+	requireSame(t, p)
+	const q = `SELECT string_agg(tableoid::regclass || ':' || id || v, ' ' ORDER BY tableoid::regclass::text, id) FROM (SELECT tableoid, id, v FROM kp UNION ALL SELECT tableoid, id, v FROM kpt) x`
+	if got := queryOne[string](t, p.pdb, q); got != "kc:1child kp:2parent kpt_lo:1a2" {
+		t.Errorf("peer rows: %s", got)
+	}
+}
+
 // TestApplyStatementsBounded: the statements an apply connection keeps prepared on the peer are
 // bounded. A REPLICA IDENTITY FULL table's rows are found by a statement per pattern of nulls
 // among their values (IS NULL or = $n), up to 2^columns of them, each holding tens of KB of the
