@@ -144,8 +144,22 @@ func (s *Server) SetMaster(t Target) {
 
 // connect waits up to connect_timeout for a master with an address for c's
 // endpoint and dials it, retrying failed dials until then. The returned
-// connection is registered in c, so cuts and shutdown reach it.
-func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, error) {
+// connection is registered in c, so cuts and shutdown reach it. While it
+// waits, it watches the client (clientWatch) and gives up when the client
+// leaves. pending is what the client sent after its PROXY header; sent adds
+// what it sent meanwhile.
+func (s *Server) connect(ctx context.Context, c *conn, pending []byte) (up *net.TCPConn, addr string, sent []byte, err error) {
+	var watch *clientWatch
+	waiting := func() { // before each wait; the first dial of a connection is not watched
+		if watch == nil {
+			ctx, watch = watchClient(ctx, c.client, pending)
+		}
+	}
+	defer func() {
+		if watch != nil {
+			sent = watch.stop()
+		}
+	}()
 	ep := c.ln.cfg.Endpoint
 	deadline := time.Now().Add(s.cfg.ConnectTimeout)
 	timer := time.NewTimer(s.cfg.ConnectTimeout)
@@ -176,7 +190,7 @@ func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, er
 					c.up.Store(up)
 					c.addr = addr
 					s.mu.Unlock()
-					return up, addr, nil
+					return up, addr, pending, nil
 				}
 				err = fmt.Errorf("master moved away from %s while dialing", addr)
 			}
@@ -186,26 +200,28 @@ func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, er
 			}
 			lastErr = fmt.Errorf("dial master's %s at %s: %w", ep, addr, err)
 			if ctx.Err() != nil {
-				return nil, "", ctx.Err()
+				return nil, "", nil, context.Cause(ctx)
 			}
 			if !time.Now().Before(deadline) {
-				return nil, "", fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
+				return nil, "", nil, fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
 			}
 			if curOK && cur != addr {
 				continue // a new master already: try it at once
 			}
 			if errors.Is(err, errSelfDial) {
 				s.warnSelfDial(ep, addr)
+				waiting()
 				// Dialling again cannot help: wait for another master.
 				select {
 				case <-changed:
 				case <-timer.C:
-					return nil, "", fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
+					return nil, "", nil, fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
 				case <-ctx.Done():
-					return nil, "", ctx.Err()
+					return nil, "", nil, context.Cause(ctx)
 				}
 				continue
 			}
+			waiting()
 			retry := time.NewTimer(pause)
 			pause = min(2*pause, retryMax)
 			select {
@@ -214,20 +230,21 @@ func (s *Server) connect(ctx context.Context, c *conn) (*net.TCPConn, string, er
 				retry.Stop()
 			case <-timer.C:
 				retry.Stop()
-				return nil, "", fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
+				return nil, "", nil, fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
 			case <-ctx.Done():
 				retry.Stop()
-				return nil, "", ctx.Err()
+				return nil, "", nil, context.Cause(ctx)
 			}
 			continue
 		}
 
+		waiting()
 		select {
 		case <-changed:
 		case <-timer.C:
-			return nil, "", fmt.Errorf("no master for endpoint %s within %v: %w", ep, s.cfg.ConnectTimeout, lastErr)
+			return nil, "", nil, fmt.Errorf("no master for endpoint %s within %v: %w", ep, s.cfg.ConnectTimeout, lastErr)
 		case <-ctx.Done():
-			return nil, "", ctx.Err()
+			return nil, "", nil, context.Cause(ctx)
 		}
 	}
 }

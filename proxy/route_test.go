@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/netip"
@@ -399,4 +400,164 @@ func TestNoSelfDialUnspecified(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addrs[0])
 	s.SetMaster(master("site1", net.JoinHostPort("0.0.0.0", port)))
 	refusedAfter(t, s, addrs[0], 400*time.Millisecond, 3*time.Second, 1)
+}
+
+// A client that leaves while it waits for a master (its own connect timeout ran out, say) is
+// dropped at once: no server connection is made for it when a master appears, and it stops
+// holding one of max_conns' slots. A client that sent a request and only half-closed is still
+// forwarded, request first, when the master comes; so is whatever a waiting client sends.
+func TestClientLeavesWhileWaiting(t *testing.T) {
+	deadPort := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}
+	for _, tc := range []struct {
+		name  string
+		leave func(c *client)
+	}{
+		{"close", func(c *client) { c.Close() }},
+		{"reset after data", func(c *client) {
+			_, _ = io.WriteString(c, "half a request")
+			time.Sleep(50 * time.Millisecond) // read by the proxy, not discarded by the RST
+			_ = c.SetLinger(0)
+			c.Close()
+		}},
+	} {
+		for _, mode := range []string{"no master", "master down"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				cfg := testConfig(ops("off", "v1"))
+				cfg.ConnectTimeout = 5 * time.Second
+				s, addrs := startProxy(t, cfg, nil)
+				addr := deadPort(t)
+				if mode == "master down" { // dials fail until its server is back
+					s.SetMaster(master("site1", addr))
+				}
+				c := dial(t, addrs[0])
+				time.Sleep(200 * time.Millisecond)
+				tc.leave(c)
+				eventually(t, 2*time.Second, "the proxy to drop the client that left", func() bool {
+					st := s.Stats()
+					return st.Active == 0 && st.Refused == 1
+				})
+				a := startBackend(t, addr, greetEcho("A"))
+				s.SetMaster(master("site1", addr))
+				time.Sleep(300 * time.Millisecond)
+				if n := a.accepted(); n != 0 {
+					t.Fatalf("the server got %d connections for a client that had left", n)
+				}
+			})
+		}
+	}
+
+	// The request may come with the PROXY header, in the same segment: read with it.
+	for _, accept := range []string{"off", "optional", "required"} {
+		t.Run("half-closed request/accept_proxy "+accept, func(t *testing.T) {
+			srv := startBackend(t, "", func(c net.Conn) {
+				got, err := io.ReadAll(c)
+				if err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "got "+string(got))
+			})
+			s, addrs := startProxy(t, testConfig(ops(accept, "off")), nil)
+			c := dial(t, addrs[0])
+			msg := "request"
+			if accept != "off" {
+				msg = "PROXY TCP4 192.0.2.1 192.0.2.2 1000 2000\r\n" + msg
+			}
+			if _, err := io.WriteString(c, msg); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			s.SetMaster(master("site1", srv.addr))
+			reply, err := io.ReadAll(c.br)
+			if err != nil || string(reply) != "got request" {
+				t.Fatalf("reply %q, %v; want %q", reply, err, "got request")
+			}
+			eventually(t, 2*time.Second, "connection to end", func() bool { return s.Stats().Active == 0 })
+			if st := s.Stats(); st.Refused != 0 || st.BytesUp != int64(len("request")) {
+				t.Fatalf("stats %+v: want Refused 0, BytesUp %d", st, len("request"))
+			}
+		})
+	}
+
+	// Refused after it sent a request, the client is reset, as when the proxy had left the
+	// request unread in its socket: a FIN could pass for the server's whole (empty) answer.
+	t.Run("refused after data", func(t *testing.T) {
+		cfg := testConfig(ops("off", "off"))
+		cfg.ConnectTimeout = 300 * time.Millisecond
+		_, addrs := startProxy(t, cfg, nil)
+		c := dial(t, addrs[0])
+		if _, err := io.WriteString(c, "request"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.br.ReadByte()
+		if err == nil || !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("client read %v, want a reset", err)
+		}
+	})
+
+	t.Run("close after a PROXY header", func(t *testing.T) {
+		cfg := testConfig(ops("required", "off"))
+		cfg.ConnectTimeout = 5 * time.Second
+		s, addrs := startProxy(t, cfg, nil)
+		c := dial(t, addrs[0])
+		if _, err := io.WriteString(c, "PROXY TCP4 192.0.2.1 192.0.2.2 1000 2000\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		eventually(t, 2*time.Second, "the proxy to drop the client that left", func() bool {
+			st := s.Stats()
+			return st.Active == 0 && st.Refused == 1
+		})
+	})
+
+	t.Run("data while waiting", func(t *testing.T) {
+		// More than the proxy buffers while it waits: the rest stays in the kernel, in order.
+		want := make([]byte, 200<<10)
+		for i := range want {
+			want[i] = byte(i % 251)
+		}
+		got := make(chan []byte, 1)
+		srv := startBackend(t, "", func(c net.Conn) {
+			b, _ := io.ReadAll(c)
+			got <- b
+		})
+		s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+		c := dial(t, addrs[0])
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := c.Write(want)
+			if err == nil {
+				err = c.CloseWrite()
+			}
+			wrote <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+		s.SetMaster(master("site1", srv.addr))
+		if err := <-wrote; err != nil {
+			t.Fatalf("client write: %v", err)
+		}
+		select {
+		case b := <-got:
+			if !bytes.Equal(b, want) {
+				t.Fatalf("server got %d bytes, not the %d the client sent in order", len(b), len(want))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("server did not get the client's data")
+		}
+		eventually(t, 2*time.Second, "connection to end", func() bool { return s.Stats().Active == 0 })
+		if st := s.Stats(); st.BytesUp != int64(len(want)) {
+			t.Fatalf("BytesUp %d, want %d", st.BytesUp, len(want))
+		}
+	})
 }

@@ -3,8 +3,9 @@
 //
 // Each [[proxy.listener]] gets one TCP listener. An accepted connection
 // optionally carries a PROXY protocol header (accepted only from
-// proxy.trusted_cidrs), waits up to connect_timeout for a master, is dialed
-// to the master's endpoint of the listener's name, optionally announces the
+// proxy.trusted_cidrs), waits up to connect_timeout for a master (and is
+// dropped if its client leaves meanwhile), is dialed to the master's endpoint
+// of the listener's name, optionally announces the
 // operator's address to the server with a PROXY header of its own, and is
 // then copied both ways with io.Copy between *net.TCPConn, which Linux serves
 // with splice(2): no per-connection user-space buffer. When the master moves,
@@ -383,8 +384,14 @@ func (s *Server) forward(ctx context.Context, c *conn) result {
 	src, dst := operatorAddrs(c.client, hdr)
 	res.operator = src.String()
 
-	up, addr, err := s.connect(ctx, c)
+	up, addr, pending, err := s.connect(ctx, c, pending)
 	if err != nil {
+		if len(pending) > 0 {
+			// The client's bytes were read and reach no server: a reset says so, as
+			// closing a socket with unread data does, where a FIN could pass for the
+			// server's whole answer.
+			_ = c.client.SetLinger(0)
+		}
 		res.err = err
 		return res
 	}

@@ -106,7 +106,8 @@ func goroutinesOf() []string {
 		if i := strings.Index(g, "\ncreated by "); i >= 0 {
 			frames = g[:i]
 		}
-		if strings.Contains(frames, "proxy.proxyCopy") || strings.Contains(frames, "proxy.(*Server)") {
+		if strings.Contains(frames, "proxy.proxyCopy") || strings.Contains(frames, "proxy.(*Server)") ||
+			strings.Contains(frames, "proxy.(*clientWatch)") {
 			out = append(out, g)
 		}
 	}
