@@ -27,6 +27,18 @@ func (t Target) addr(endpoint string) (string, bool) {
 	return a, ok && a != ""
 }
 
+// route is where a connection goes: a master's address for an endpoint. The
+// site counts as well as the address: both sites may give the same address (a
+// service address that on_promote moves, a DNS name that follows the master),
+// and a connection made to one master must not outlive its role.
+type route struct{ site, addr string }
+
+// route returns where connections to endpoint go now.
+func (t Target) route(endpoint string) (route, bool) {
+	a, ok := t.addr(endpoint)
+	return route{t.Site, a}, ok
+}
+
 func (t Target) equal(o Target) bool {
 	return t.Term == o.Term && t.Site == o.Site && maps.Equal(t.Endpoints, o.Endpoints)
 }
@@ -93,12 +105,13 @@ func localIP(ip netip.Addr) bool {
 	return false
 }
 
-// SetMaster records the current master. Connections to an address that is no
-// longer the master's for their endpoint are closed at once, both ways, so
-// their clients reconnect and land on the new master (DESIGN.md §4); those to
-// an address that stays the master's are kept. Connections waiting for a
-// master are woken. Safe from any goroutine; repeating the current target
-// costs a map comparison.
+// SetMaster records the current master. Connections made while another site
+// was master, or to an address that is no longer the master's for their
+// endpoint, are closed at once, both ways, so their clients reconnect and land
+// on the new master (DESIGN.md §4), even where both sites give the same
+// address; those to the same master at the same address are kept (a new term
+// of the same master). Connections waiting for a master are woken. Safe from
+// any goroutine; repeating the current target costs a map comparison.
 func (s *Server) SetMaster(t Target) {
 	t.Endpoints = maps.Clone(t.Endpoints)
 	s.mu.Lock()
@@ -113,16 +126,14 @@ func (s *Server) SetMaster(t Target) {
 	s.changed = make(chan struct{})
 	var victims []*conn
 	for c := range s.conns {
-		ep := c.ln.cfg.Endpoint
-		if c.dialCancel != nil {
-			if a, ok := t.addr(ep); !ok || a != c.dialAddr {
-				c.dialCancel()
-			}
+		r, ok := t.route(c.ln.cfg.Endpoint)
+		if c.dialCancel != nil && (!ok || r != c.dialing) {
+			c.dialCancel()
 		}
-		if c.addr == "" || c.cut || c.idle {
+		if c.to == (route{}) || c.cut || c.idle {
 			continue // not connected, or closed already and on its way out
 		}
-		if a, ok := t.addr(ep); ok && a == c.addr {
+		if ok && r == c.to {
 			continue
 		}
 		c.cut = true
@@ -168,13 +179,14 @@ func (s *Server) connect(ctx context.Context, c *conn, pending []byte) (up *net.
 	var lastErr error = errNoMaster
 	for {
 		s.mu.Lock()
-		addr, ok := s.target.addr(ep)
+		r, ok := s.target.route(ep)
+		addr := r.addr
 		changed := s.changed
 		var dctx context.Context
 		var cancel context.CancelFunc
 		if ok {
 			dctx, cancel = context.WithDeadline(ctx, deadline)
-			c.dialAddr, c.dialCancel = addr, cancel
+			c.dialing, c.dialCancel = r, cancel
 		}
 		s.mu.Unlock()
 
@@ -182,13 +194,13 @@ func (s *Server) connect(ctx context.Context, c *conn, pending []byte) (up *net.
 			nc, err := s.dialer.DialContext(dctx, "tcp", addr)
 			cancel()
 			s.mu.Lock()
-			c.dialAddr, c.dialCancel = "", nil
-			cur, curOK := s.target.addr(ep)
+			c.dialing, c.dialCancel = route{}, nil
+			cur, curOK := s.target.route(ep)
 			if err == nil {
-				if curOK && cur == addr && !s.closed {
+				if curOK && cur == r && !s.closed {
 					up := nc.(*net.TCPConn)
 					c.up.Store(up)
-					c.addr = addr
+					c.to = r
 					s.mu.Unlock()
 					return up, addr, pending, nil
 				}
@@ -205,7 +217,7 @@ func (s *Server) connect(ctx context.Context, c *conn, pending []byte) (up *net.
 			if !time.Now().Before(deadline) {
 				return nil, "", nil, fmt.Errorf("after %v: %w", s.cfg.ConnectTimeout, lastErr)
 			}
-			if curOK && cur != addr {
+			if curOK && cur != r {
 				continue // a new master already: try it at once
 			}
 			if errors.Is(err, errSelfDial) {

@@ -561,3 +561,31 @@ func TestClientLeavesWhileWaiting(t *testing.T) {
 		}
 	})
 }
+
+// Both sites may give the same address for an endpoint: a service address that on_promote
+// moves to the master, or a DNS name that follows it. When the master moves, connections made
+// to the old master through that address are cut all the same: they still reach the old
+// master's server (or a server that lost its address to the new one) until they are.
+func TestMasterChangeSameAddress(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	next := master("site2", a.addr)
+	next.Term = 2
+	s.SetMaster(next)
+	c.closedWithin(t, time.Second)
+	if st := s.Stats(); st.Cut != 1 {
+		t.Fatalf("Cut = %d, want 1", st.Cut)
+	}
+
+	// New connections go to the new master, and stay when its term is renewed.
+	c2 := dial(t, addrs[0])
+	c2.line(t)
+	next.Term = 3
+	s.SetMaster(next)
+	c2.roundTrip(t, "still here")
+}

@@ -5,12 +5,13 @@
 // optionally carries a PROXY protocol header (accepted only from
 // proxy.trusted_cidrs), waits up to connect_timeout for a master (and is
 // dropped if its client leaves meanwhile), is dialed to the master's endpoint
-// of the listener's name, optionally announces the
-// operator's address to the server with a PROXY header of its own, and is
-// then copied both ways with io.Copy between *net.TCPConn, which Linux serves
-// with splice(2): no per-connection user-space buffer. When the master moves,
-// every connection to the old address is closed at once (DESIGN.md §4). A
-// master address that is one of the proxy's own listeners is never dialled.
+// of the listener's name, optionally announces the operator's address to the
+// server with a PROXY header of its own, and is then copied both ways with
+// io.Copy between *net.TCPConn, which Linux serves with splice(2): no
+// per-connection user-space buffer. When the master moves, every connection
+// to the old master is closed at once (DESIGN.md §4), even where both sites
+// give the same address. A master address that is one of the proxy's own
+// listeners is never dialled.
 //
 // Limits: at most cfg.MaxConns connections per listener (default
 // config.DefaultMaxConns); further accepts wait. Each connection uses at most
@@ -96,9 +97,9 @@ type conn struct {
 	up atomic.Pointer[net.TCPConn] // the server side, once dialed
 
 	// guarded by Server.mu
-	dialAddr   string             // address being dialed, while dialCancel != nil
-	dialCancel context.CancelFunc // cancels a dial to an address that stopped being the master's
-	addr       string             // address up is connected to
+	dialing    route              // being dialed, while dialCancel != nil
+	dialCancel context.CancelFunc // cancels a dial to a route that stopped being the master's
+	to         route              // where up is connected
 	copying    bool               // the copy loop runs: the idle sweeper may look at it
 	cut        bool               // closed because the master moved
 	idle       bool               // closed by the idle timeout
