@@ -41,8 +41,9 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 // proxyCopy copies src to dst until src's EOF, then half-closes dst so the
 // other side sees the FIN while the opposite direction keeps flowing. On an
 // error it closes both, which ends the opposite direction too; a side reset
-// or gone (not closed here by a cut, the idle timeout or shutdown) is passed
-// on as a reset, so the peer cannot take an aborted stream for a whole one.
+// or gone is passed on as a reset, so the peer cannot take an aborted stream
+// for a whole one. (A cut, the idle timeout and shutdown close both sides
+// here, net.ErrClosed: conn.abort resets them itself.)
 //
 // io.Copy between two *net.TCPConn takes dst.ReadFrom, which on Linux moves
 // the bytes with splice(2) through a kernel pipe: keep both arguments

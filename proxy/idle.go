@@ -42,7 +42,7 @@ func (s *Server) sweepIdle(ctx context.Context) {
 			c.idle = mark
 			s.mu.Unlock()
 			if mark {
-				c.closeBoth()
+				c.abort()
 				closed++
 			}
 		}

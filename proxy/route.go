@@ -142,7 +142,7 @@ func (s *Server) SetMaster(t Target) {
 	s.mu.Unlock()
 
 	for _, c := range victims {
-		c.closeBoth()
+		c.abort()
 	}
 	s.stats.cut.Add(int64(len(victims)))
 	if len(victims) > 0 {

@@ -3,7 +3,9 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -588,4 +590,90 @@ func TestMasterChangeSameAddress(t *testing.T) {
 	next.Term = 3
 	s.SetMaster(next)
 	c2.roundTrip(t, "still here")
+}
+
+// A connection the proxy aborts (the master moved, the idle timeout, shutdown) ends with a
+// reset on both sides, as one a peer reset does (TestResetPropagates): with a FIN, a server
+// that reads a request to EOF would take the aborted upload for a complete one, and a client
+// a truncated reply for the whole.
+func TestAbortResets(t *testing.T) {
+	for _, how := range []string{"master moved", "idle timeout", "shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			chunks := make(chan string, 16)
+			end := make(chan error, 1)
+			srv := startBackend(t, "", func(c net.Conn) {
+				buf := make([]byte, 64)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						chunks <- string(buf[:n])
+					}
+					if err != nil {
+						end <- err
+						return
+					}
+				}
+			})
+			cfg := testConfig(ops("off", "off"))
+			if how == "idle timeout" {
+				cfg.IdleTimeout = 500 * time.Millisecond
+			}
+			log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+			s, err := New(cfg, Options{Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ctx) }()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-served; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			})
+			s.SetMaster(master("site1", srv.addr))
+
+			c := dial(t, s.Addrs()[0].String())
+			if _, err := io.WriteString(c, "partial upload"); err != nil {
+				t.Fatal(err)
+			}
+			for got := ""; got != "partial upload"; {
+				select {
+				case b := <-chunks:
+					got += b
+				case <-time.After(5 * time.Second):
+					t.Fatalf("server got %q, want %q", got, "partial upload")
+				}
+			}
+			switch how {
+			case "master moved":
+				next := master("site2", "127.0.0.1:1")
+				next.Term = 2
+				s.SetMaster(next)
+			case "shutdown":
+				cancel()
+			}
+			select {
+			case err := <-end:
+				if err == io.EOF {
+					t.Fatal("server saw a clean EOF: the aborted upload looks complete")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("server connection still open")
+			}
+			_, err = c.br.ReadByte()
+			switch {
+			case err == io.EOF:
+				t.Fatal("client saw a clean EOF: a truncated reply would look complete")
+			case err == nil:
+				t.Fatal("client read data, want the connection reset")
+			case !strings.Contains(err.Error(), "reset"):
+				t.Fatalf("client read error %v, want a reset", err)
+			}
+		})
+	}
 }

@@ -249,7 +249,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		l.ln.Close()
 	}
 	for _, c := range all {
-		c.closeBoth()
+		c.abort()
 	}
 	s.wg.Wait()
 	s.log.Info("proxy stopped", "total", s.stats.total.Load())
@@ -321,6 +321,27 @@ func (s *Server) track(c *conn) bool {
 func (c *conn) closeBoth() {
 	c.client.Close()
 	if up := c.upstreamConn(); up != nil {
+		up.Close()
+	}
+}
+
+// abort closes both sides of c with a reset (SO_LINGER 0), for a stream that
+// neither peer ended: the master moved, the idle timeout, shutdown. A FIN
+// would tell each side the other had finished: a server reading a request to
+// EOF would take an aborted upload for a complete one, a client a truncated
+// reply for the whole (as proxyCopy passes a peer's reset on for the same
+// reason).
+//
+// Both lingers are set before either side is closed: closing one ends the copy
+// loop, which closes the other at once.
+func (c *conn) abort() {
+	up := c.upstreamConn()
+	_ = c.client.SetLinger(0)
+	if up != nil {
+		_ = up.SetLinger(0)
+	}
+	c.client.Close()
+	if up != nil {
 		up.Close()
 	}
 }
