@@ -160,17 +160,9 @@ func (s *Server) SetMaster(t Target) {
 // leaves. pending is what the client sent after its PROXY header; sent adds
 // what it sent meanwhile.
 func (s *Server) connect(ctx context.Context, c *conn, pending []byte) (up *net.TCPConn, addr string, sent []byte, err error) {
-	var watch *clientWatch
-	waiting := func() { // before each wait; the first dial of a connection is not watched
-		if watch == nil {
-			ctx, watch = watchClient(ctx, c.client, pending)
-		}
-	}
-	defer func() {
-		if watch != nil {
-			sent = watch.stop()
-		}
-	}()
+	ctx, watch := watchClient(ctx, c.client, pending)
+	defer func() { sent = watch.stop() }()
+	waiting := watch.start // before each wait; a slow dial starts it by itself
 	ep := c.ln.cfg.Endpoint
 	deadline := time.Now().Add(s.cfg.ConnectTimeout)
 	timer := time.NewTimer(s.cfg.ConnectTimeout)

@@ -114,3 +114,29 @@ func TestUserTimeoutOnBothSides(t *testing.T) {
 		}
 	}
 }
+
+// A client that leaves while the proxy's dial to a master that does not answer (a partitioned
+// site) hangs is dropped then: when the role moves on, the new master's server is not dialled
+// for it.
+func TestClientLeavesDuringHangingDial(t *testing.T) {
+	dead := hangingAddr(t)
+	b := startBackend(t, "", greetEcho("B"))
+	cfg := testConfig(ops("off", "off"))
+	cfg.ConnectTimeout = 5 * time.Second
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", dead))
+	c := dial(t, addrs[0])
+	time.Sleep(300 * time.Millisecond) // the proxy is now stuck dialing dead
+	c.Close()
+	eventually(t, 2*time.Second, "the proxy to drop the client that left", func() bool {
+		st := s.Stats()
+		return st.Active == 0 && st.Refused == 1
+	})
+	next := master("site2", b.addr)
+	next.Term = 2
+	s.SetMaster(next)
+	time.Sleep(300 * time.Millisecond)
+	if n := b.accepted(); n != 0 {
+		t.Fatalf("the new master's server got %d connections for a client that had left", n)
+	}
+}

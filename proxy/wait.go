@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,28 +19,43 @@ var errClientLeft = errors.New("client left while waiting for the master's serve
 // PostgreSQL startup message or a TLS ClientHello. The rest waits in the kernel.
 const waitBufMax = 16 << 10
 
-// clientWatch reads a client's socket while its connection waits for a master (or for the
-// master's server to come back), so that a client that leaves is noticed then and not when
-// its server connection is already made: a client retrying every second during a failover
-// would otherwise leave connections behind that each hold a max_conns slot until a master
-// appears, and then a server session opened, PROXY header and all, for nobody. What the client
-// sends meanwhile is kept for the server. Only a connection that has to wait runs one: its
-// goroutine ends before the copy loop starts.
+// watchAfter is how long a dial may take before the client is watched: longer than a dial
+// to a server that answers takes, even across sites.
+const watchAfter = 100 * time.Millisecond
+
+// clientWatch reads a client's socket while its connection waits for a master, for a dial
+// to one that does not answer (a partitioned site) or for its server to come back, so that
+// a client that leaves is noticed then and not when its server connection is already made:
+// a client retrying every second during a failover would otherwise leave connections behind
+// that each hold a max_conns slot until a master appears, and then a server session opened,
+// PROXY header and all, for nobody. What the client sends meanwhile is kept for the server.
+// A connection whose first dial succeeds at once never starts one; the goroutine of one that
+// started ends before the copy loop starts.
 type clientWatch struct {
-	client *net.TCPConn
-	cancel context.CancelCauseFunc
-	done   chan struct{}
-	buf    []byte // what the client sent, read by run until done is closed
+	client  *net.TCPConn
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer // starts the watch when a dial takes watchAfter
+	started atomic.Bool // run was started, or stop made sure it never will be
+	done    chan struct{}
+	buf     []byte // pending, then what the client sent, written by run until done is closed
 }
 
-// watchClient starts watching client, which sent pending already (after its PROXY header).
-// The returned context ends with errClientLeft as its cause when the client closes without
-// having sent anything, or resets.
+// watchClient prepares to watch client, which sent pending already (after its PROXY
+// header). The returned context ends with errClientLeft as its cause when the watch sees the
+// client close without having sent anything, or reset. The watch runs from start, or from
+// watchAfter on, until stop.
 func watchClient(ctx context.Context, client *net.TCPConn, pending []byte) (context.Context, *clientWatch) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	w := &clientWatch{client: client, cancel: cancel, done: make(chan struct{}), buf: pending}
-	go w.run()
+	w.timer = time.AfterFunc(watchAfter, w.start)
 	return ctx, w
+}
+
+// start begins the watch unless it runs already or was stopped.
+func (w *clientWatch) start() {
+	if w.started.CompareAndSwap(false, true) {
+		go w.run()
+	}
 }
 
 func (w *clientWatch) run() {
@@ -70,9 +86,13 @@ func (w *clientWatch) run() {
 // stop ends the watch and returns pending with what the client sent during the watch: all
 // of it must reach the server before anything else the client sends.
 func (w *clientWatch) stop() []byte {
+	w.timer.Stop()
+	defer w.cancel(nil)
+	if w.started.CompareAndSwap(false, true) {
+		return w.buf // never started, and now never will
+	}
 	_ = w.client.SetReadDeadline(time.Unix(1, 0))
 	<-w.done
 	_ = w.client.SetReadDeadline(time.Time{})
-	w.cancel(nil)
 	return w.buf
 }
