@@ -43,6 +43,10 @@ func (s *Server) acceptHeader(c *net.TCPConn, mode string) (*proxyproto.Header, 
 	switch {
 	case err != nil && !isTimeout(err) && !errors.Is(err, io.EOF):
 		return nil, nil, fmt.Errorf("read PROXY header: %w", err)
+	case errors.Is(err, io.EOF) && br.Buffered() == 0:
+		// Closed without a byte (a load balancer's health check, a client that gave
+		// up): there is nobody to dial the server for (as clientWatch decides too).
+		return nil, nil, fmt.Errorf("%w: %w", errClientLeft, err)
 	case err != nil || !present:
 		// Nothing, or something that is not a PROXY header, arrived.
 		if mode == config.ProxyRequired {

@@ -212,3 +212,22 @@ func TestAcceptProxyOptionalWithoutHeader(t *testing.T) {
 		})
 	}
 }
+
+// With accept_proxy = "optional", a client that closes before sending anything (a load
+// balancer's TCP health check, say) is seen to leave while the proxy looks for a header: the
+// server is not dialled for it.
+func TestAcceptProxyOptionalClientLeft(t *testing.T) {
+	b := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, testConfig(ops("optional", "v1")), nil)
+	s.SetMaster(master("site1", b.addr))
+	c := dial(t, addrs[0])
+	c.Close()
+	eventually(t, 2*time.Second, "refused count", func() bool {
+		st := s.Stats()
+		return st.Active == 0 && st.Refused == 1
+	})
+	time.Sleep(100 * time.Millisecond)
+	if n := b.accepted(); n != 0 {
+		t.Fatalf("the server got %d connections for a client that had left", n)
+	}
+}

@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// errClientLeft ends the wait of a client that closed or reset its connection before a
-// master's server was reached.
-var errClientLeft = errors.New("client left while waiting for the master's server")
+// errClientLeft refuses a connection whose client closed or reset it before a master's
+// server was reached.
+var errClientLeft = errors.New("client left before the server was reached")
 
 // waitBufMax bounds what a waiting client's watch reads ahead of the server: enough for a
 // PostgreSQL startup message or a TLS ClientHello. The rest waits in the kernel.
