@@ -868,7 +868,19 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			// anyone hears of the term (DESIGN §3 rule 2).
 			rec.PeerSynced, rec.Seq = false, nextSeq(rec.Seq)
 			if err := n.store.Save(rec); err != nil {
-				n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
+				// BeforePromote has readied the shim to commit alone in this term. Left so,
+				// it would take solo commits on a site that is not master, and the next
+				// round would claim this term again over them as synced. The promotion
+				// fails as a whole instead: the State delivered (this term, not master)
+				// puts the shim back to read-only, and the record is published as unsynced,
+				// the last word that may hold (the shim may have committed alone), so that
+				// the other site does not take over without those commits (DESIGN §3 rule 2).
+				n.holdPromotion(a.Term, fmt.Errorf("record peer_synced = false: %w", err))
+				n.mu.Lock()
+				n.meta.Record = rec
+				n.announced = a.Term
+				n.encodeLocked()
+				n.mu.Unlock()
 				return
 			}
 			n.mu.Lock()

@@ -1,0 +1,95 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+)
+
+// memStore is a RecordStore in memory whose Save fails when fail says so (the n-th Save,
+// counting from 1, of r). A fake is enough: what is tested is the Node's logic around Save.
+type memStore struct {
+	mu    sync.Mutex
+	rec   TermRecord
+	saves int
+	fail  func(n int, r TermRecord) error
+}
+
+func (s *memStore) Load() (TermRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec, nil
+}
+
+func (s *memStore) Save(r TermRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saves++
+	if s.fail != nil {
+		if err := s.fail(s.saves, r); err != nil {
+			return err
+		}
+	}
+	s.rec = r
+	return nil
+}
+
+// TestNodePromotionSoloSaveFails: a promotion whose shim went solo (BeforePromote said the
+// peer is not in step) and whose record of peer_synced = false then could not be saved (the
+// local database went away) left the shim committing alone in the new term while the node
+// stayed backup, was never told, and claimed the same term again and again. Now the failed
+// promotion is delivered as what it is: the term, with this site not master (cmd turns the
+// shim read-only), published as peer_synced = false (the shim may have committed alone, so
+// the other site must not take over without it), and the site stands aside for a while.
+func TestNodePromotionSoloSaveFails(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+	dbGone := errors.New("local database gone")
+	store := &memStore{fail: func(n int, r TermRecord) error {
+		if n > 1 {
+			return dbGone // the first Save of the term worked, then the database went away
+		}
+		return nil
+	}}
+	var mu sync.Mutex
+	shim := "read-only" // what cmd/tandem's shim would be in
+	var promoted uint64
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			shim, promoted = "solo", term // the peer is away: the shim commits alone
+			return false, nil
+		}})
+	n.meta.ServerHealthy = true
+	ctx := t.Context()
+	for range 3 {
+		n.decide(ctx, ml)
+		// cmd/tandem's setRole: a State whose role is not master puts the shim read-only.
+		select {
+		case st := <-n.Changes():
+			mu.Lock()
+			if st.Role != RoleMaster && promoted != 0 && st.Term >= promoted {
+				shim = "read-only"
+			}
+			mu.Unlock()
+		default:
+		}
+	}
+	st := n.State()
+	n.mu.Lock()
+	published := n.meta.Record
+	n.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("node %s of term %d (published %+v), shim %s (promoted to term %d)", st.Role, st.Term, published, shim, promoted)
+	if promoted == 0 {
+		t.Fatal("site1 never tried to promote")
+	}
+	if (st.Role == RoleMaster) != (shim == "solo") {
+		t.Fatalf("node is %s but its shim is %s in term %d", st.Role, shim, promoted)
+	}
+	if st.Role != RoleMaster && (published.Term < promoted || (published.Term == promoted && published.PeerSynced)) {
+		t.Fatalf("the shim went solo in term %d, but site1 publishes %+v: the other site may take over without what it committed alone", promoted, published)
+	}
+}
