@@ -119,6 +119,12 @@ type Node struct {
 
 	readySince map[string]time.Time // owned by the decision loop
 
+	// recMu orders the Saves of the term record with what is published: a Save and the
+	// meta.Record it sets happen under it, so that the store and the Seq of the master's words
+	// never go back, while mu, which gossip callbacks and the decision need, is not held
+	// across a Save that may wait for a database. Taken before mu.
+	recMu sync.Mutex
+
 	mu            sync.Mutex
 	meta          Meta // what is published
 	metaBytes     []byte
@@ -454,26 +460,43 @@ func (n *Node) holdPromotion(term uint64, err error) {
 // SetPeerSynced records on the master whether the peer's database has
 // everything it committed (DESIGN §3, §5.5) and publishes it.
 func (n *Node) SetPeerSynced(ok bool) error {
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.role != RoleMaster {
+		n.mu.Unlock()
 		return fmt.Errorf("set peer_synced on %s: not the master", n.cfg.Site)
 	}
 	rec := n.meta.Record
+	n.mu.Unlock()
 	if rec.PeerSynced == ok {
 		return nil
 	}
 	rec.PeerSynced, rec.Seq = ok, nextSeq(rec.Seq)
+	// Not under mu: the Save may wait for a database that hangs (recordStore in cmd/tandem),
+	// and the node must go on gossiping and deciding meanwhile (a master whose server fails
+	// must release at once). recMu keeps every other record from being saved or published
+	// until this word is. If the role was lost meanwhile, the word is saved all the same and
+	// so published: the store holds it.
 	if err := n.store.Save(rec); err != nil {
 		return err
 	}
+	n.mu.Lock()
 	n.meta.Record = rec
 	if !ok {
 		n.announced = rec.Term
 	}
 	n.encodeLocked()
+	n.mu.Unlock()
 	n.poke()
 	return nil
+}
+
+// saveRecord saves rec under recMu (see there); the caller publishes it.
+func (n *Node) saveRecord(rec TermRecord) error {
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	return n.store.Save(rec)
 }
 
 // committedAlone reports whether this site may have committed alone in term, whose record of
@@ -764,19 +787,8 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 
 	n.checkSplitBrain(v) // before Adopt replaces the record that shows it
 	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
-		if err := n.store.Save(rec); err != nil {
-			n.log.Error("cannot keep newer term record", "term", rec.Term, "err", err)
-		} else {
-			n.mu.Lock()
-			old := n.meta.Record
-			n.meta.Record = rec
-			if n.meta.Released != 0 && rec.Term > n.meta.Released {
-				n.meta.Released, n.meta.ReleasedTo = 0, ""
-			}
-			n.encodeLocked()
-			v = n.viewLocked(now)
-			n.mu.Unlock()
-			n.log.Info("adopted term record", "term", rec.Term, "master", rec.Master, "peer_synced", rec.PeerSynced, "previous_term", old.Term)
+		if av, ok := n.adopt(rec, v.Members[0].Record, now); ok {
+			v = av
 		}
 	}
 
@@ -833,6 +845,34 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.deliver()
 }
 
+// adopt saves and publishes rec, adopted over from (the record the view showed), and returns
+// the view with it. A record that changed since the view was taken (a word of this master's
+// SetPeerSynced saved meanwhile) is left to the next round, which decides on it.
+func (n *Node) adopt(rec, from TermRecord, now time.Time) (View, bool) {
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	n.mu.Lock()
+	changed := n.meta.Record != from
+	n.mu.Unlock()
+	if changed {
+		return View{}, false
+	}
+	if err := n.store.Save(rec); err != nil {
+		n.log.Error("cannot keep newer term record", "term", rec.Term, "err", err)
+		return View{}, false
+	}
+	n.mu.Lock()
+	n.meta.Record = rec
+	if n.meta.Released != 0 && rec.Term > n.meta.Released {
+		n.meta.Released, n.meta.ReleasedTo = 0, ""
+	}
+	n.encodeLocked()
+	v := n.viewLocked(now)
+	n.mu.Unlock()
+	n.log.Info("adopted term record", "term", rec.Term, "master", rec.Master, "peer_synced", rec.PeerSynced, "previous_term", from.Term)
+	return v, true
+}
+
 // finishing returns the context for a promotion or release started under ctx: it ends
 // ReleaseTimeout after ctx does, so that a stop lets the step finish, bounded.
 func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -847,7 +887,7 @@ func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFu
 func (n *Node) promote(ctx context.Context, a Action) {
 	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true, Seq: nextSeq(0)}
 	// DESIGN §3: the term record is durable before anyone hears of the term.
-	if err := n.store.Save(rec); err != nil {
+	if err := n.saveRecord(rec); err != nil {
 		n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
 		return
 	}
@@ -867,7 +907,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			// The peer lacks what this site committed alone: say so before
 			// anyone hears of the term (DESIGN §3 rule 2).
 			rec.PeerSynced, rec.Seq = false, nextSeq(rec.Seq)
-			if err := n.store.Save(rec); err != nil {
+			if err := n.saveRecord(rec); err != nil {
 				// BeforePromote has readied the shim to commit alone in this term. Left so,
 				// it would take solo commits on a site that is not master, and the next
 				// round would claim this term again over them as synced. The promotion

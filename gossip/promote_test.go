@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // memStore is a RecordStore in memory whose Save fails when fail says so (the n-th Save,
@@ -91,5 +93,85 @@ func TestNodePromotionSoloSaveFails(t *testing.T) {
 	}
 	if st.Role != RoleMaster && (published.Term < promoted || (published.Term == promoted && published.PeerSynced)) {
 		t.Fatalf("the shim went solo in term %d, but site1 publishes %+v: the other site may take over without what it committed alone", promoted, published)
+	}
+}
+
+// slowStore is a FileStore whose Saves, once slow is set, wait for release (bounded): a local
+// database that hangs under recordStore.Save (cmd/tandem) for its timeout.
+type slowStore struct {
+	*FileStore
+	slow    atomic.Bool
+	entered chan struct{} // a slow Save started
+	release chan struct{}
+}
+
+func (s *slowStore) Save(r TermRecord) error {
+	if s.slow.Load() {
+		select {
+		case s.entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-s.release:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return s.FileStore.Save(r)
+}
+
+// TestNodeSlowSaveHoldsNothing: a master recording peer_synced (SetPeerSynced) while its
+// local database hangs held the node's lock for the whole Save: gossip callbacks (metadata,
+// member events), State, the health report and the decision loop all waited, so a master whose
+// server failed meanwhile released the role only once the database answered or timed out.
+// Now the Save runs outside the lock, and the record it saved is published after it, its Seq
+// still after every earlier word.
+func TestNodeSlowSaveHoldsNothing(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+	store := &slowStore{FileStore: NewFileStore(cfg.DataDir), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	n := run(t, cfg, Options{Store: store})
+	waitFor(t, 10*time.Second, "site1 master", func() bool { return n.State().Role == RoleMaster })
+	before := n.State().Record
+
+	store.slow.Store(true)
+	saved := make(chan error, 1)
+	go func() { saved <- n.SetPeerSynced(false) }()
+	select {
+	case <-store.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetPeerSynced did not save")
+	}
+	within := func(what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { f(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			t.Errorf("%s waited for the term record's Save", what)
+		}
+	}
+	within("memberlist's NodeMeta", func() { delegate{n.Node}.NodeMeta(512) })
+	within("State", func() { n.State() })
+	within("SetServerHealthy", func() { n.SetServerHealthy(false) })
+	// The server failed: the master hands over at once, the hanging database notwithstanding.
+	within("the release of an unhealthy server's master", func() {
+		for n.State().Role == RoleMaster {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	close(store.release)
+	if err := <-saved; err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	after := n.meta.Record // published
+	n.mu.Unlock()
+	stored, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("record before %+v, after %+v, stored %+v", before, after, stored)
+	if after.Term != before.Term || after.PeerSynced || after.Seq <= before.Seq || stored != after {
+		t.Fatalf("after SetPeerSynced(false): published %+v, stored %+v; want term %d unsynced, Seq after %d", after, stored, before.Term, before.Seq)
 	}
 }
