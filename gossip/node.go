@@ -885,7 +885,15 @@ func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFu
 }
 
 func (n *Node) promote(ctx context.Context, a Action) {
-	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: true, Seq: nextSeq(0)}
+	n.mu.Lock()
+	own := n.meta.Record
+	n.mu.Unlock()
+	// A site whose own last term left the peer lacking what it committed alone starts the next
+	// term so too, until BeforePromote says the peer has caught up: saved as synced first, a
+	// crash before that word (the resolver and the catch-up may take many seconds) would leave
+	// a record that lets the other site take over without those commits (DESIGN §3 rule 2).
+	lacking := n.beforePromote != nil && own.Term != 0 && own.Master == n.cfg.Site && !own.PeerSynced
+	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: !lacking, Seq: nextSeq(0)}
 	// DESIGN §3: the term record is durable before anyone hears of the term.
 	if err := n.saveRecord(rec); err != nil {
 		n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
@@ -903,26 +911,39 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			n.mu.Unlock()
 			return
 		}
-		if !synced {
-			// The peer lacks what this site committed alone: say so before
-			// anyone hears of the term (DESIGN §3 rule 2).
-			rec.PeerSynced, rec.Seq = false, nextSeq(rec.Seq)
-			if err := n.saveRecord(rec); err != nil {
-				// BeforePromote has readied the shim to commit alone in this term. Left so,
-				// it would take solo commits on a site that is not master, and the next
-				// round would claim this term again over them as synced. The promotion
-				// fails as a whole instead: the State delivered (this term, not master)
-				// puts the shim back to read-only, and the record is published as unsynced,
-				// the last word that may hold (the shim may have committed alone), so that
-				// the other site does not take over without those commits (DESIGN §3 rule 2).
-				n.holdPromotion(a.Term, fmt.Errorf("record peer_synced = false: %w", err))
+		if synced != rec.PeerSynced || !synced {
+			// BeforePromote's word on the peer, durable before anyone hears of the term:
+			// unsynced, the peer lacks what this site commits alone (DESIGN §3 rule 2). An
+			// unsynced word is saved even when the record says so already: BeforePromote may
+			// have saved it without its Seq (cmd/tandem's database.promote).
+			word := rec
+			word.PeerSynced, word.Seq = synced, nextSeq(rec.Seq)
+			if err := n.saveRecord(word); err != nil {
+				// BeforePromote has readied the shim, to commit alone or dual. Left so, it
+				// would take commits on a site that is not master, and the next round would
+				// claim this term again over them. The promotion fails as a whole instead:
+				// the State delivered (this term, not master) puts the shim back to
+				// read-only, and the unsynced one of the two records is published, the last
+				// word that may hold (the shim may have committed alone, or the lack of the
+				// last term still holds), so that the other site does not take over without
+				// those commits (DESIGN §3 rule 2).
+				n.holdPromotion(a.Term, fmt.Errorf("record peer_synced = %v: %w", synced, err))
+				pub := word
+				if synced {
+					pub = rec
+				}
 				n.mu.Lock()
-				n.meta.Record = rec
-				n.announced = a.Term
+				n.meta.Record = pub
+				if !synced {
+					n.announced = a.Term
+				}
 				n.encodeLocked()
 				n.mu.Unlock()
 				return
 			}
+			rec = word
+		}
+		if !synced {
 			n.mu.Lock()
 			n.announced = a.Term
 			n.mu.Unlock()

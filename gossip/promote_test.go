@@ -175,3 +175,73 @@ func TestNodeSlowSaveHoldsNothing(t *testing.T) {
 		t.Fatalf("after SetPeerSynced(false): published %+v, stored %+v; want term %d unsynced, Seq after %d", after, stored, before.Term, before.Seq)
 	}
 }
+
+// TestNodePromotionAfterSoloTerm: a site whose own last term left the peer lacking commits
+// (its record says peer_synced = false) saved its next term as synced before BeforePromote
+// had even looked at the peer: killed in between (the resolver and the catch-up may take
+// many seconds there), it came back with a record saying the peer has everything, and the
+// other site, adopting that, could take over without what this site had committed alone
+// (DESIGN §3 rule 2). The new term now starts unsynced and turns synced only on
+// BeforePromote's word.
+func TestNodePromotionAfterSoloTerm(t *testing.T) {
+	for _, caughtUp := range []bool{false, true} {
+		cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+		store := NewFileStore(cfg.DataDir)
+		if err := store.Save(TermRecord{Term: 4, Master: "site1", PeerSynced: false, Seq: 7}); err != nil {
+			t.Fatal(err)
+		}
+		var during TermRecord
+		n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+			var err error
+			if during, err = store.Load(); err != nil { // what a crash now would leave
+				t.Error(err)
+			}
+			return caughtUp, nil
+		}})
+		n.meta.ServerHealthy = true
+		n.decide(t.Context(), ml)
+		st := n.State()
+		stored, err := store.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("caught up %v: stored during the promotion %+v, after %+v; %s of term %d", caughtUp, during, stored, st.Role, st.Term)
+		if during.Term != 5 || during.PeerSynced {
+			t.Errorf("caught up %v: while BeforePromote ran the store held %+v: after a crash the peer would count as holding everything", caughtUp, during)
+		}
+		if st.Role != RoleMaster || stored.Term != 5 || stored.PeerSynced != caughtUp || st.Record != stored {
+			t.Errorf("caught up %v: after the promotion %s, published %+v, stored %+v; want master of term 5, peer_synced %v",
+				caughtUp, st.Role, st.Record, stored, caughtUp)
+		}
+	}
+}
+
+// TestNodeFailedPromotionAfterSoloTerm: the promotion of a site whose last term left the peer
+// lacking commits fails (BeforePromote: the shim could not get ready); the term it saved is
+// published, so that the other site takes a newer one, but published unsynced: as synced, the
+// other site adopted it and took over without what this site had committed alone.
+func TestNodeFailedPromotionAfterSoloTerm(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
+	store := NewFileStore(cfg.DataDir)
+	if err := store.Save(TermRecord{Term: 4, Master: "site1", PeerSynced: false, Seq: 7}); err != nil {
+		t.Fatal(err)
+	}
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+		return false, errors.New("cannot move sequence s past the values in use")
+	}})
+	n.meta.ServerHealthy = true
+	n.decide(t.Context(), ml)
+	n.mu.Lock()
+	published := n.meta.Record
+	n.mu.Unlock()
+	if published.Term != 5 || published.PeerSynced {
+		t.Fatalf("after the failed promotion site1 publishes %+v; want term 5 unsynced", published)
+	}
+	// What the other site does with it: it does not adopt it, and is not current.
+	other := Member{Meta: Meta{Site: "site2", Priority: 2, ServerHealthy: true, DBReachable: true, Role: RoleBackup,
+		Record: TermRecord{Term: 4, Master: "site1", PeerSynced: false, Seq: 7}}, Alive: true}
+	self := Member{Meta: Meta{Site: "site1", Priority: 1, Role: RoleBackup, Record: published}, Alive: true}
+	if rec, ok := Adopt(other, []Member{self}); ok {
+		t.Fatalf("site2 adopts %+v from the failed promotion", rec)
+	}
+}

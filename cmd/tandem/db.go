@@ -375,7 +375,8 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		return true, nil
 	}
 	d.log.Warn("peer database not in step at promotion: going solo; catch-up goes on", "term", term, "err", err)
-	// The node saved this term's record as synced and saves it unsynced once this returns;
+	// The node saved this term's record (as synced, unless its last term left the peer
+	// lacking commits) and saves it unsynced once this returns;
 	// the shim takes writes from SetMode on. A crash in between would leave a record that
 	// lets the peer promote over solo commits (DESIGN §3 rule 2): say it first.
 	if d.records != nil {
