@@ -621,7 +621,8 @@ func (v *View) Stamp(since map[string]time.Time) {
 // others (DESIGN §3): a site takes a newer record from an alive member that is (or
 // was) its master and reports peer_synced = true (and follows that master's peer_synced for the
 // term it already holds), so the backup knows the newest term after a
-// restart; a witness keeps the newest record anyone reported. A master
+// restart; a site takes back a newer record naming itself master from any alive member (its
+// own word, lost); a witness keeps the newest record anyone reported. A master
 // never adopts.
 func Adopt(self Member, others []Member) (TermRecord, bool) {
 	own := self.Record
@@ -653,6 +654,14 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 		// peer_synced, even when the master left before this site heard
 		// from it directly (a quick graceful stop).
 		if m.Alive && m.Witness && r.Term > rec.Term && r.PeerSynced {
+			rec, changed = r, true
+			continue
+		}
+		// A newer record naming this site its master is its own word that it no longer
+		// holds: a promotion whose Save failed publishes its term all the same (its database
+		// may hold it), and a restart lost it. Without it back this site is not current, and
+		// waits for good if the other site cannot serve.
+		if m.Alive && r.Master == self.Site && r.Term > rec.Term {
 			rec, changed = r, true
 			continue
 		}

@@ -896,7 +896,16 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: !lacking, Seq: nextSeq(0)}
 	// DESIGN §3: the term record is durable before anyone hears of the term.
 	if err := n.saveRecord(rec); err != nil {
-		n.log.Error("cannot promote: term record not saved", "term", a.Term, "err", err)
+		// This site stays the best one and would claim, fail and claim again every round
+		// while the other site, which could serve, waited behind it: it stands aside. And
+		// the Save may have gone part of the way (into its database, which then refuses this
+		// term of any other master): publish the term, as a failed BeforePromote does, so
+		// that the others take a newer one.
+		n.holdPromotion(a.Term, fmt.Errorf("term record not saved: %w", err))
+		n.mu.Lock()
+		n.meta.Record = rec
+		n.encodeLocked()
+		n.mu.Unlock()
 		return
 	}
 	if n.beforePromote != nil {

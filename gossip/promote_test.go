@@ -245,3 +245,70 @@ func TestNodeFailedPromotionAfterSoloTerm(t *testing.T) {
 		t.Fatalf("site2 adopts %+v from the failed promotion", rec)
 	}
 }
+
+// TestNodeUnsavableTermStandsAside: the better site whose own term record cannot be saved (its
+// data_dir unwritable, a lock on tandem.state) claimed the role every round, failed, and
+// claimed again, while the other site, which could serve, waited behind it for good: no
+// master at all. It now stands aside after each try, as a promotion that fails later does,
+// and publishes the term it tried (its database may hold it already), so that the other
+// site takes a newer one.
+func TestNodeUnsavableTermStandsAside(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	var tries atomic.Int64
+	var tried atomic.Uint64
+	store := &memStore{fail: func(_ int, r TermRecord) error {
+		if r.Master != "site1" {
+			return nil // another site's record, adopted
+		}
+		tries.Add(1)
+		tried.Store(r.Term)
+		return errors.New("save term record: open state.json.tmp: read-only file system")
+	}}
+	run(t, cfgA, Options{Store: store})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 8*time.Second, "site2 master while site1 cannot save its term record", func() bool { return b.State().Role == RoleMaster })
+	if got := b.State().Term; got <= tried.Load() {
+		t.Fatalf("site2 took term %d; site1 tried term %d, which its database may hold", got, tried.Load())
+	}
+	if n := tries.Load(); n > 2 {
+		t.Fatalf("site1 tried to save its term %d times before site2 took over, want 1 or 2", n)
+	}
+}
+
+// TestNodeUnsavedTermAfterRestart: the term a site published although its Save failed (see
+// TestNodeUnsavableTermStandsAside) is held by the other site too, which adopted it; restarted
+// with its store working again, this site holds the older term and would wait for good, not
+// current, while the other site cannot serve either. It takes its own word back from the copy.
+func TestNodeUnsavedTermAfterRestart(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	var broken atomic.Bool
+	broken.Store(true)
+	store := &memStore{fail: func(_ int, r TermRecord) error {
+		if broken.Load() && r.Master == "site1" {
+			return errors.New("save term record: connection refused")
+		}
+		return nil
+	}}
+	a := run(t, cfgA, Options{Store: store})
+	b := run(t, cfgB, Options{})
+	b.SetServerHealthy(false) // site2 cannot serve
+	waitFor(t, 8*time.Second, "site2 holds the term site1 tried", func() bool {
+		st := b.State()
+		return st.Record.Master == "site1" && st.Term > 0
+	})
+	tried := b.State().Term
+	a.kill()
+	broken.Store(false) // the store works again after the restart
+	if rec, _ := store.Load(); rec.Term >= tried {
+		t.Fatalf("site1's store holds %+v, want older than the term %d it tried", rec, tried)
+	}
+	a = run(t, cfgA, Options{Store: store})
+	waitFor(t, 15*time.Second, "site1 master after its restart", func() bool { return a.State().Role == RoleMaster })
+	if got := a.State().Term; got <= tried {
+		t.Fatalf("site1 master of term %d, not newer than the term %d it published", got, tried)
+	}
+}
