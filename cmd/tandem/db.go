@@ -505,6 +505,14 @@ func (d *database) maySayInSync(term, gen uint64) bool {
 func (d *database) setRole(st gossip.State) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.role == gossip.RoleMaster && st.Term < d.term {
+		// A State from before promote made this site master of d.term: route read it, then
+		// waited for d.mu while promote held it. The node's term only grows, and it publishes
+		// the term of every promotion it starts, a failed one too, so this State is stale;
+		// applied, it would put the new master's shim read-only, and the master State that
+		// follows would leave it so.
+		return
+	}
 	d.splitBrain = st.SplitBrain
 	if st.Role == d.role && st.Term == d.term {
 		if d.draining == 0 && st.Role != gossip.RoleMaster {

@@ -272,3 +272,77 @@ func TestStatusInDoubtOnlyMaster(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSetRoleStaleAfterPromote: route reads the node's State, then hands it to setRole, which
+// waits for d.mu; database.promote holds d.mu throughout (resolver, sequences, catch-up: up to
+// many seconds), and the node's State stays the one from before the promotion until it ends.
+// A route that read that State (a role change followRoles was still passing on) and waited
+// meanwhile applied it once the promotion was done: the new master's shim turned read-only,
+// and the master State that followed left it so ("promote has already run"), refusing every
+// write for the whole term. A State of a term older than the one promote set is now ignored.
+func TestSetRoleStaleAfterPromote(t *testing.T) {
+	c, _, _ := installedSite2(t)
+	dsn := c.DSN(c.Database())
+	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
+	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.shim.Serve(ctx) // closes the listener Start bound
+	}()
+	stale := gossip.State{Role: gossip.RoleBackup, Term: 4, Master: "site1"}
+	d.setRole(stale) // backup of term 4
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	promoted := make(chan error, 1)
+	go func() {
+		_, err := d.promote(ctx, 5)
+		promoted <- err
+	}()
+	// route, with the State it read before the promotion, reaches setRole while promote runs.
+	for d.mu.TryLock() {
+		d.mu.Unlock()
+		select {
+		case err := <-promoted:
+			t.Fatalf("promote ended (%v) before the test saw it hold d.mu", err)
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	d.setRole(stale)
+	if err := <-promoted; err != nil {
+		t.Fatal(err)
+	}
+	d.setRole(gossip.State{Role: gossip.RoleMaster, Term: 5, Master: "site2"}) // the promotion's State
+	mode, term := d.shim.Mode()
+	t.Logf("after the promotion to term 5: shim %s in term %d", mode, term)
+	if (mode != txshim.ModeDual && mode != txshim.ModeSolo) || term != 5 {
+		t.Fatalf("master of term 5, but its shim is %s in term %d", mode, term)
+	}
+	waitDrained(t, d)
+}
+
+// waitDrained waits until setRole's drains are over, before the database closes.
+func waitDrained(t *testing.T, d *database) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		draining := d.draining
+		d.mu.Unlock()
+		if draining == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the drain after a demotion did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
