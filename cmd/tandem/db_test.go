@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,4 +348,112 @@ func waitDrained(t *testing.T, d *database) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// failingWord is the node's record store with the node's own saves of peer_synced = false
+// failing (they carry a Seq; database.promote's own save of it does not): the local database
+// went away right after the promotion readied the shim to commit alone.
+type failingWord struct {
+	*recordStore
+	failed atomic.Bool
+}
+
+func (s *failingWord) Save(rec gossip.TermRecord) error {
+	if rec.Master == "site2" && !rec.PeerSynced && rec.Seq != 0 {
+		s.failed.Store(true)
+		return errors.New("write term record: connection reset")
+	}
+	return s.recordStore.Save(rec)
+}
+
+// TestFailedPromotionShimNotSolo: a promotion that went solo (the peer database not in step)
+// and whose node then could not record peer_synced = false left the shim committing alone,
+// in the new term, on a site whose node stayed backup. The failed promotion now reaches the
+// shim, through the node's State as route passes it on, which puts it read-only.
+func TestFailedPromotionShimNotSolo(t *testing.T) {
+	c, db, logger := installedSite2(t)
+	dsn := c.DSN(c.Database())
+	cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 1, DataDir: t.TempDir(),
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Admin:  config.Admin{Listen: "127.0.0.1:0"},
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
+	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.shim.Serve(ctx) // closes the listener Start bound
+	}()
+	d.records = newRecordStore(cfg.Site, db, gossip.NewFileStore(cfg.DataDir), logger)
+	store := &failingWord{recordStore: d.records}
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger, Store: store, BeforePromote: d.promote, WentSolo: d.shim.WentSolo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.node = node
+	ctx, cancel := context.WithCancel(context.Background())
+	done, routed := make(chan error, 1), make(chan struct{})
+	go func() { done <- node.Run(ctx) }()
+	go func() { // route's part for the shim, until Run closes Changes
+		defer close(routed)
+		for range node.Changes() {
+			d.setRole(node.State())
+		}
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		<-routed
+		waitDrained(t, d)
+	}()
+	node.SetServerHealthy(true) // alone: it promotes itself
+
+	deadline := time.Now().Add(20 * time.Second)
+	for !store.failed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the promotion did not go solo within 20 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		mode, term := d.shim.Mode()
+		st := node.State()
+		if st.Role != gossip.RoleMaster && mode != txshim.ModeSolo && mode != txshim.ModeDual {
+			t.Logf("after the failed promotion: node %s of term %d, shim %s in term %d", st.Role, st.Term, mode, term)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s of term %d, but its shim is %s in term %d", st.Role, st.Term, mode, term)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// freeGossipAddr returns a loopback address whose port is free for TCP and UDP (memberlist).
+func freeGossipAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr
+	}
+	t.Fatal("no free TCP+UDP port on 127.0.0.1")
+	return ""
 }
