@@ -1,5 +1,7 @@
 package txshim
 
+import "strings"
+
 // DDL that gives rows already in a table values each database computes for itself cannot ship
 // as a statement: ALTER TABLE … ADD COLUMN with a default that is not a constant — now(),
 // CURRENT_USER, random(), a serial or identity column — evaluates it on the local database
@@ -9,27 +11,68 @@ package txshim
 // inside the client's transaction, which then rolls back (SQLSTATE 0A000), and says how to
 // do it instead: add the column without the default, fill it with UPDATE (whose row changes
 // ship), then SET DEFAULT.
+//
+// DDL that leaves a table without a primary key (statement.MayUnkey) would leave it without a
+// replica identity too, and PostgreSQL refuses UPDATE and DELETE on a published table that has
+// none ("does not have a replica identity and publishes updates"). DESIGN §5.2: such tables
+// get REPLICA IDENTITY FULL, as Install gives the tables there when it runs (same rule: an
+// application table, default identity, no primary key). The shim sets it right after the
+// statement, in its transaction, and records the ALTER TABLE in tandem.ddl like any DDL, so the
+// peer runs it where it stands in the change stream, right after the statement that made the
+// table. Recorded, not recomputed on the peer: the peer then runs exactly what the local
+// database ran, in catch-up too, and the apply needs no rule of its own that might pick other
+// tables from the peer's catalog (DDL that bypassed the shim). Only the tables the statement
+// left keyless are changed: those that were not keyless before it and that its transaction
+// holds in ACCESS EXCLUSIVE mode (as making a table or dropping a key does) — never another
+// table that happens to lack a key, such as one another session made meanwhile, whose lock the
+// ALTER TABLE would wait for.
 
-// ownColumnsSQL lists the columns the session's transaction (and its subtransactions) made or
-// changed so far: pg_attribute rows it can see whose xmin is its own xid or a later one (age
-// at most 0) — another transaction's rows are visible only once committed, and older.
-const ownColumnsSQL = "SELECT COALESCE(pg_catalog.array_agg(a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text), '{}')::pg_catalog.text" +
-	" FROM pg_catalog.pg_attribute a WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0"
+// afterDDLBeforeSQL reads, before a statement that adds defaults or may leave tables keyless
+// runs, what afterDDLSQL compares against: the session's own columns so far (pg_attribute
+// rows it can see whose xmin is its own xid or a later one, age at most 0 — another
+// transaction's rows are visible only once committed, and older) and the application tables
+// that have no key and a default replica identity. One row of two text arrays; '{}' for what
+// the statement does not need.
+func afterDDLBeforeSQL(addsDefault, mayUnkey bool) string {
+	cols, keyless := "'{}'", "'{}'"
+	if addsDefault {
+		cols = "(SELECT COALESCE(pg_catalog.array_agg(a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text), '{}')::pg_catalog.text" +
+			" FROM pg_catalog.pg_attribute a WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0)"
+	}
+	if mayUnkey {
+		keyless = "(SELECT COALESCE(pg_catalog.array_agg(c.oid), '{}')::pg_catalog.text" + keylessTablesFrom + ")"
+	}
+	return "SELECT " + cols + ", " + keyless
+}
 
-// addedDefaultsCheckSQL raises 0A000 when a column the statement just added (one of the
-// session's own columns not in before, ownColumnsSQL's answer from before the statement) has a
-// default that is not immutable (a function call that is not, CURRENT_TIMESTAMP and its
-// kind, nextval) or is an identity column, and its table has rows.
-func addedDefaultsCheckSQL(before string) string {
-	return `DO $tandem$
-DECLARE r record; has_rows boolean;
-BEGIN
-  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname
+// keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
+// client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
+// no replica identity: the default one and no primary key.
+const keylessTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND c.relreplident OPERATOR(pg_catalog.=) 'd'
+      AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema,tandem,pg_toast}'::pg_catalog.name[])
+      AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%' AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_toast\_temp\_%'
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid AND k.contype OPERATOR(pg_catalog.=) 'p')`
+
+// afterDDLSQL is what runs right after such a statement, in its transaction, given
+// afterDDLBeforeSQL's row from before it (cols, keyless):
+//
+//   - with addsDefault, it raises 0A000 when a column the statement just added (one of the
+//     session's own columns not in cols) has a default that is not immutable (a function call
+//     that is not, CURRENT_TIMESTAMP and its kind, nextval) or is an identity column, and its
+//     table has rows;
+//   - with mayUnkey, it gives each keyless application table not in keyless REPLICA IDENTITY
+//     FULL, and records that in tandem.ddl for the peer.
+func afterDDLSQL(addsDefault, mayUnkey bool, cols, keyless string) string {
+	var b strings.Builder
+	b.WriteString("DO $tandem$\nDECLARE r record; has_rows boolean; q pg_catalog.text;\nBEGIN\n")
+	if addsDefault {
+		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
     WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
       AND a.attgenerated OPERATOR(pg_catalog.=) ''
-      AND NOT (a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(before) + `::pg_catalog.text[])
+      AND NOT (a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(cols) + `::pg_catalog.text[])
       AND (a.attidentity OPERATOR(pg_catalog.<>) ''
         OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{(SQLVALUEFUNCTION|NEXTVALUEEXPR)'
         OR EXISTS (SELECT FROM pg_catalog.regexp_matches(d.adbin::pg_catalog.text, ':(?:funcid|opfuncid) (\d+)', 'g') m
@@ -42,6 +85,32 @@ BEGIN
         HINT = 'Add the column without the default, fill it with UPDATE (its row changes reach both databases), then ALTER COLUMN … SET DEFAULT.';
     END IF;
   END LOOP;
-END
-$tandem$`
+`)
+	}
+	if mayUnkey {
+		// Schema-qualified, so that the peer finds the same table whatever the row's
+		// search_path; recorded before it runs here, as the shim records any DDL.
+		// A DROP … CASCADE may drop the key of a table the session's user does not own, which
+		// it then cannot ALTER: the statement fails, saying why, rather than leave a table on
+		// which UPDATE and DELETE fail.
+		b.WriteString(`  FOR r IN SELECT n.nspname, c.relname, c.relowner` + keylessTablesFrom + `
+      AND c.oid OPERATOR(pg_catalog.<>) ALL (` + quoteLiteral(keyless) + `::pg_catalog.oid[])
+      AND EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+        AND l.relation OPERATOR(pg_catalog.=) c.oid AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+        AND l.mode OPERATOR(pg_catalog.=) 'AccessExclusiveLock' AND l.granted)
+    ORDER BY n.nspname, c.relname
+  LOOP
+    IF NOT pg_catalog.pg_has_role(r.relowner, 'USAGE') THEN
+      RAISE EXCEPTION USING ERRCODE = '42501',
+        MESSAGE = pg_catalog.format('tandem: table %I.%I would be left without a primary key, so without a replica identity, and only its owner can give it REPLICA IDENTITY FULL', r.nspname, r.relname),
+        HINT = 'Have its owner run ALTER TABLE … REPLICA IDENTITY FULL on it through Tandem first.';
+    END IF;
+    q := pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY FULL', r.nspname, r.relname);
+    INSERT INTO tandem.ddl (stmt) VALUES (q);
+    EXECUTE q;
+  END LOOP;
+`)
+	}
+	b.WriteString("END\n$tandem$")
+	return b.String()
 }

@@ -79,6 +79,11 @@ type statement struct {
 	// AddsDefault: ALTER TABLE … ADD with a default, an identity or a serial column, whose
 	// values in the rows already there the shim checks (ddlcheck.go).
 	AddsDefault bool
+	// MayUnkey: DDL that can leave a table without a primary key — CREATE TABLE (… AS, …
+	// PARTITION OF, … INHERITS), CREATE SCHEMA … CREATE TABLE, SELECT … INTO, ALTER TABLE …
+	// DROP (a constraint or a key's column), DROP … CASCADE: the shim gives such tables
+	// REPLICA IDENTITY FULL once it ran (ddlcheck.go).
+	MayUnkey bool
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -703,9 +708,9 @@ func classify(l wordList, st *statement) {
 		}
 		if k := selectInto(l); k >= 0 {
 			// [WITH …] SELECT … INTO new_table creates a table.
-			st.Kind = kindDDL
+			st.Kind, st.MayUnkey = kindDDL, true
 			if l.is(k+1, "TEMP") || l.is(k+1, "TEMPORARY") || l.is(k+1, "LOCAL") || l.is(k+1, "GLOBAL") {
-				st.Kind, st.Temp = kindWrite, true
+				st.Kind, st.Temp, st.MayUnkey = kindWrite, true, false
 			}
 		}
 	case "EXPLAIN":
@@ -715,7 +720,7 @@ func classify(l wordList, st *statement) {
 		if k, runs := explained(l); runs {
 			in := statement{Start: st.Start, End: st.End}
 			classify(l.from(k), &in)
-			st.Kind, st.Temp, st.Unpreparable = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable
+			st.Kind, st.Temp, st.Unpreparable, st.MayUnkey = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable, in.MayUnkey
 			if in.Kind != kindRead && in.Kind != kindDDL {
 				// A write, or what cannot be explained: PostgreSQL's error to report.
 				st.Kind = kindWrite
@@ -847,9 +852,13 @@ func classifySchema(l wordList, st *statement) {
 			st.Kind = kindNoTxBlock
 		}
 		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0
+		st.MayUnkey = has(2, "DROP")
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true
+	case is(0, "CREATE") && (is(1, "TABLE") || (is(1, "UNLOGGED") && is(2, "TABLE")) || (is(1, "SCHEMA") && has(2, "TABLE"))),
+		is(0, "DROP") && has(1, "CASCADE"):
+		st.MayUnkey = true
 	}
 }
 

@@ -302,3 +302,31 @@ func FuzzSplitStatements(f *testing.F) {
 		}
 	})
 }
+
+// TestMayUnkey: the statements after which the shim looks for tables left without a key (and
+// only those pay for it).
+func TestMayUnkey(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"CREATE TABLE t (a int)":                                               true,
+		"create unlogged table t (a int)":                                      true,
+		"CREATE TABLE t AS SELECT 1":                                           true,
+		"CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1)":                     true,
+		"CREATE SCHEMA s CREATE TABLE t (a int)":                               true,
+		"SELECT 1 AS a INTO t":                                                 true,
+		"EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1":                           true,
+		"ALTER TABLE t DROP CONSTRAINT t_pkey":                                 true,
+		"ALTER TABLE t DROP COLUMN id":                                         true,
+		"DROP TYPE ty CASCADE":                                                 true,
+		"CREATE TEMP TABLE t (a int)":                                          false,
+		"SELECT 1 AS a INTO TEMP t":                                            false,
+		"CREATE INDEX i ON t (a)":                                              false,
+		"CREATE FUNCTION f() RETURNS TABLE (a int) LANGUAGE sql AS 'SELECT 1'": false,
+		"ALTER TABLE t ADD COLUMN b int":                                       false,
+		"DROP TABLE t":                                                         false,
+		"INSERT INTO t VALUES (1)":                                             false,
+	} {
+		if got := splitStatements(sql)[0].MayUnkey; got != want {
+			t.Errorf("%s: MayUnkey %v, want %v", sql, got, want)
+		}
+	}
+}

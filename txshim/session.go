@@ -92,6 +92,7 @@ type stmtInfo struct {
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
+	mayUnkey     bool    // may leave a table without a primary key: REPLICA IDENTITY FULL (ddlcheck.go)
 	names        namesOp // what it does to the session's prepared statements when it runs
 	// closing: a Close or DEALLOCATE of this prepared statement may have been skipped (an error
 	// before it in its request), so PostgreSQL holds it or nothing.
@@ -1131,7 +1132,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
-				si.shipAfter, si.addsDefault = shipAfterText(query, st), st.AddsDefault
+				si.shipAfter, si.addsDefault, si.mayUnkey = shipAfterText(query, st), st.AddsDefault, st.MayUnkey
 				break
 			}
 		}
@@ -1340,7 +1341,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
-	si.shipAfter, si.addsDefault = shipAfterText(u.text, st), st.AddsDefault
+	si.shipAfter, si.addsDefault, si.mayUnkey = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey
 	return si
 }
 
@@ -1625,19 +1626,20 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					return fail(nil)
 				}
 			}
-			if us.st == 'T' && info.addsDefault {
-				// The columns it adds must not give the rows there values each database
-				// computes for itself (ddlcheck.go): the statement runs alone, then is checked.
-				before, err := s.capture(ownColumnsSQL)
+			if us.st == 'T' && (info.addsDefault || info.mayUnkey) {
+				// The statement runs alone, then what it did is checked (ddlcheck.go): the
+				// columns it adds must not give the rows there values each database computes
+				// for itself, and the tables it leaves without a key get REPLICA IDENTITY FULL.
+				before, err := s.capture(afterDDLBeforeSQL(info.addsDefault, info.mayUnkey))
 				if err != nil {
 					return err
 				}
-				if before.err == nil && len(before.row) == 1 {
+				if before.err == nil && len(before.row) == 2 {
 					if failed, err := part(i + 1); err != nil || failed {
 						return fail(err)
 					}
 					if us.st == 'T' {
-						before, err = s.capture(addedDefaultsCheckSQL(string(before.row[0])))
+						before, err = s.capture(afterDDLSQL(info.addsDefault, info.mayUnkey, string(before.row[0]), string(before.row[1])))
 						if err != nil {
 							return err
 						}

@@ -1354,3 +1354,67 @@ func TestAddedDefaultsRefused(t *testing.T) {
 	want := queryOne[string](t, p.ldb, q)
 	waitForLong(t, "the peer's items as the local ones", 10*time.Second, func() bool { return queryOne[string](t, p.pdb, q) == want })
 }
+
+// TestKeylessTablesGetReplicaIdentity: a table made through the shim without a primary key —
+// CREATE TABLE, CREATE TABLE … AS, SELECT … INTO, a partition of a keyless parent, an
+// inheritance child of a keyed one, a keyed table whose key is dropped — gets REPLICA IDENTITY
+// FULL on both databases in the statement's transaction, so UPDATE and DELETE on it work
+// through the shim and reach the peer; a keyless table the shim did not make keyless is left
+// as it is.
+func TestKeylessTablesGetReplicaIdentity(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY, v int)`)
+	catchUpToDual(t, sh, shim)
+	// Made after install, straight on both databases: not the shim's to change.
+	p.both(t, `CREATE TABLE other (a int)`)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	exec := func(sql string, mode pgx.QueryExecMode) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, mode); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	simple, ext := pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec
+	exec(`CREATE TABLE plain (a int, b text)`, simple)
+	exec(`CREATE TABLE IF NOT EXISTS viaext (a int, b text)`, ext)
+	exec(`CREATE TABLE made AS SELECT g AS a, 'm'::text AS b FROM generate_series(1, 3) g`, simple)
+	exec(`SELECT g AS a, 's'::text AS b INTO selinto FROM generate_series(1, 3) g`, simple)
+	exec(`BEGIN; CREATE TABLE parted (a int, b text) PARTITION BY LIST (b); CREATE TABLE parted_x PARTITION OF parted FOR VALUES IN ('x', 'y', 'u'); COMMIT`, simple)
+	exec(`CREATE TABLE kid (a int, b text) INHERITS (items)`, simple)
+	exec(`CREATE TABLE unkeyed (a int PRIMARY KEY, b text)`, simple)
+	exec(`INSERT INTO unkeyed VALUES (1, 'a'), (2, 'b'), (3, 'c')`, simple)
+	exec(`ALTER TABLE unkeyed DROP CONSTRAINT unkeyed_pkey`, simple)
+	exec(`INSERT INTO unkeyed VALUES (3, 'c')`, simple) // a duplicate, now that it has no key
+	// In the transaction that made it: the peer sets the identity before it meets the rows.
+	exec(`BEGIN; CREATE TABLE sametx (a int, b text); INSERT INTO sametx VALUES (1, 'a'), (1, 'a'), (2, 'b');
+UPDATE sametx SET b = 'u' WHERE a = 2; DELETE FROM sametx WHERE ctid = (SELECT ctid FROM sametx WHERE a = 1 LIMIT 1); COMMIT`, simple)
+
+	const ident = `SELECT string_agg(relname || ':' || relreplident::text, ' ' ORDER BY relname) FROM pg_class
+  WHERE relname IN ('plain', 'viaext', 'made', 'selinto', 'parted', 'parted_x', 'kid', 'unkeyed', 'sametx', 'other', 'items')`
+	const want = `items:d kid:f made:f other:d parted:f parted_x:f plain:f sametx:f selinto:f unkeyed:f viaext:f`
+	if got := queryOne[string](t, p.ldb, ident); got != want {
+		t.Errorf("local replica identities: %s, want %s", got, want)
+	}
+	for _, tbl := range []string{"plain", "viaext"} {
+		exec(`INSERT INTO `+tbl+` VALUES (1, 'a'), (1, 'a'), (2, NULL)`, simple)
+	}
+	exec(`INSERT INTO parted VALUES (1, 'x'), (2, 'y')`, simple)
+	exec(`INSERT INTO kid VALUES (10, 1, 1, 'k'), (11, 2, 2, 'k')`, simple)
+	for _, tbl := range []string{"plain", "viaext", "made", "selinto", "parted", "kid", "unkeyed"} {
+		exec(`UPDATE `+tbl+` SET b = 'u' WHERE a = 1`, simple)
+		exec(`DELETE FROM `+tbl+` WHERE a = 2`, ext)
+	}
+	exec(`UPDATE unkeyed SET b = 'twice' WHERE a = 3`, simple)
+
+	waitForLong(t, "the peer's tables as the local ones", 10*time.Second, func() bool {
+		diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+		return err == nil && len(diffs) == 0
+	})
+	requireSame(t, p)
+	if got := queryOne[string](t, p.pdb, ident); got != want {
+		t.Errorf("peer replica identities: %s, want %s", got, want)
+	}
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the keyless tables: mode %v, peer synced %v", m, sh.PeerSynced())
+	}
+}
