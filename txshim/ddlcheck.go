@@ -114,3 +114,149 @@ func afterDDLSQL(addsDefault, mayUnkey bool, cols, keyless string) string {
 	b.WriteString("END\n$tandem$")
 	return b.String()
 }
+
+// ALTER TABLE … ALTER COLUMN … TYPE … USING expr rewrites the rows there with expr, on the
+// local database and again on the peer when it runs the statement; the rewrite is not decoded.
+// An expression that is not immutable — random(), clock_timestamp(), now(), gen_random_uuid(),
+// nextval(), a cast that depends on a setting — gives each database values of its own, so the
+// shim refuses it (0A000) on a table that has rows, before it runs.
+//
+// PostgreSQL judges the expression, not the shim: it refuses a function that is not immutable
+// in an index expression (42P17) while transforming it, before it looks up the index's
+// operator class. So, in a subtransaction that always rolls back, the shim asks for an index
+// on the expression with an operator class that does not exist: "does not exist" means
+// PostgreSQL found the expression immutable, and no index is ever built. The table's name and
+// the expressions are read from the statement by the lexer (usingClauses); an expression or a
+// name that PostgreSQL cannot take there is left to the statement itself to report. The table
+// is locked as the statement would lock it first, so that the check and the statement take
+// their locks in one step (two sessions upgrading a weaker lock would deadlock).
+//
+// Not checked: expressions reading a system column (xmin, ctid, tableoid), which differ between
+// the databases although immutable; and a conversion without USING, which runs under the
+// settings recorded with the statement (ddlSettings).
+
+// retypeCheckSQL is the DO block that refuses stmt, an ALTER TABLE with ALTER COLUMN … TYPE …
+// USING, when one of its USING expressions is not immutable and its table has rows; "" when
+// the lexer finds no such clause.
+func retypeCheckSQL(stmt string) string {
+	table, exprs := usingClauses(stmt)
+	if table == "" || len(exprs) == 0 {
+		return ""
+	}
+	lits := make([]string, len(exprs))
+	for i, e := range exprs {
+		lits[i] = quoteLiteral(e)
+	}
+	body := `
+DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text;
+BEGIN
+  BEGIN
+    rel := pg_catalog.to_regclass(` + quoteLiteral(table) + `);
+    IF rel IS NULL THEN
+      RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)', rel) INTO has_rows;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN;
+  END;
+  IF NOT has_rows THEN
+    RETURN;
+  END IF;
+  FOREACH e IN ARRAY ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[] LOOP
+    BEGIN
+      EXECUTE pg_catalog.format('CREATE INDEX ON %s ((%s) tandem_no_such_opclass)', rel, e);
+      RAISE EXCEPTION USING ERRCODE = 'TDM98'; -- not reached: an operator class of that name
+    EXCEPTION
+      WHEN invalid_object_definition THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s has rows, and USING %s would give them values each database computes for itself (the expression is not immutable)', rel, e),
+          HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
+      WHEN OTHERS THEN
+        NULL;
+    END;
+  END LOOP;
+END
+`
+	tag := "$tandem$"
+	for strings.Contains(body, tag[:len(tag)-1]) {
+		tag = tag[:len(tag)-1] + "_$"
+	}
+	return "DO " + tag + body + tag
+}
+
+// usingClauses reads an ALTER TABLE statement: the table's name as written, and the
+// expression of each ALTER [COLUMN] … TYPE … USING expr among its comma-separated actions.
+// USING is a reserved word, so outside parentheses and brackets it can only start such a
+// clause — or belong to ADD … EXCLUDE USING and ADD … USING INDEX, which are not ALTER
+// actions.
+func usingClauses(stmt string) (table string, exprs []string) {
+	type tok struct {
+		kind       tokKind
+		start, end int
+	}
+	var toks []tok
+	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
+		if k != tokComment && !(k == tokByte && isSpace(stmt[s])) {
+			toks = append(toks, tok{k, s, e})
+		}
+		return true
+	})
+	word := func(i int, kw string) bool {
+		return i < len(toks) && toks[i].kind == tokWord && strings.EqualFold(stmt[toks[i].start:toks[i].end], kw)
+	}
+	punct := func(i int, c byte) bool {
+		return i < len(toks) && toks[i].kind == tokByte && stmt[toks[i].start] == c
+	}
+	if !word(0, "ALTER") || !word(1, "TABLE") {
+		return "", nil
+	}
+	i := 2
+	if word(i, "IF") && word(i+1, "EXISTS") {
+		i += 2
+	}
+	if word(i, "ONLY") {
+		i++
+	}
+	// name [. name [. name]] [*]
+	start := i
+	for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) {
+		i++
+		if !punct(i, '.') {
+			break
+		}
+		i++
+	}
+	if i == start || i >= len(toks) {
+		return "", nil
+	}
+	table = stmt[toks[start].start:toks[i-1].end]
+	if punct(i, '*') {
+		i++
+	}
+	// The actions, split at commas outside parentheses and brackets.
+	depth, first, typed, using := 0, i, false, -1
+	end := func(j int) {
+		if using >= 0 && using < j && word(first, "ALTER") {
+			exprs = append(exprs, stmt[toks[using].start:toks[j-1].end])
+		}
+	}
+	for ; i < len(toks); i++ {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			depth--
+		case depth != 0:
+		case punct(i, ',') || punct(i, ';'):
+			end(i)
+			first, typed, using = i+1, false, -1
+		case word(i, "TYPE"):
+			typed = true
+		case word(i, "USING") && typed && using < 0:
+			using = i + 1
+		}
+	}
+	end(len(toks))
+	return table, exprs
+}

@@ -84,6 +84,9 @@ type statement struct {
 	// DROP (a constraint or a key's column), DROP … CASCADE: the shim gives such tables
 	// REPLICA IDENTITY FULL once it ran (ddlcheck.go).
 	MayUnkey bool
+	// Retypes: ALTER TABLE … [SET DATA] TYPE … USING, whose expressions the shim checks before
+	// it runs (ddlcheck.go).
+	Retypes bool
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -853,6 +856,7 @@ func classifySchema(l wordList, st *statement) {
 		}
 		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0
 		st.MayUnkey = has(2, "DROP")
+		st.Retypes = has(2, "TYPE") && has(2, "USING")
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true

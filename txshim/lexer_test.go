@@ -330,3 +330,25 @@ func TestMayUnkey(t *testing.T) {
 		}
 	}
 }
+
+// TestUsingClauses: the table and the USING expressions the shim checks in an ALTER TABLE.
+func TestUsingClauses(t *testing.T) {
+	for _, tt := range []struct {
+		sql, table string
+		exprs      []string
+	}{
+		{`ALTER TABLE t ALTER COLUMN c TYPE int USING c::int`, "t", []string{"c::int"}},
+		{`alter table if exists only s."T x" * alter c set data type numeric(10, 2) using round(c, 2) /* r */ ;`, `s."T x"`, []string{"round(c, 2)"}},
+		{`ALTER TABLE t ALTER type TYPE int USING type::int, ALTER b TYPE text COLLATE "C" USING ARRAY[a, b]::text, ADD COLUMN x int`, "t",
+			[]string{"type::int", "ARRAY[a, b]::text"}},
+		{`ALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (c WITH &&), ALTER c TYPE int`, "t", nil},
+		{`ALTER TABLE t ADD PRIMARY KEY USING INDEX i`, "t", nil},
+		{`ALTER TABLE t ALTER c TYPE text USING 'a, b' || c`, "t", []string{"'a, b' || c"}},
+		{`ALTER INDEX i ALTER c TYPE int USING 1`, "", nil},
+	} {
+		table, exprs := usingClauses(tt.sql)
+		if table != tt.table || strings.Join(exprs, "|") != strings.Join(tt.exprs, "|") {
+			t.Errorf("%s: %q %q, want %q %q", tt.sql, table, exprs, tt.table, tt.exprs)
+		}
+	}
+}

@@ -93,6 +93,7 @@ type stmtInfo struct {
 	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
 	mayUnkey     bool    // may leave a table without a primary key: REPLICA IDENTITY FULL (ddlcheck.go)
+	retypes      bool    // ALTER TABLE … TYPE … USING: its expressions checked before it runs (ddlcheck.go)
 	names        namesOp // what it does to the session's prepared statements when it runs
 	// closing: a Close or DEALLOCATE of this prepared statement may have been skipped (an error
 	// before it in its request), so PostgreSQL holds it or nothing.
@@ -1132,7 +1133,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
-				si.shipAfter, si.addsDefault, si.mayUnkey = shipAfterText(query, st), st.AddsDefault, st.MayUnkey
+				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
 				break
 			}
 		}
@@ -1341,7 +1342,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
-	si.shipAfter, si.addsDefault, si.mayUnkey = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey
+	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
 	return si
 }
 
@@ -1624,6 +1625,24 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 						return err
 					}
 					return fail(nil)
+				}
+			}
+			if us.st == 'T' && info.retypes {
+				// The new values it computes for the rows there must come out the same on the
+				// peer (ddlcheck.go): checked before it runs, while the columns have the types
+				// its expressions were written for.
+				if q := retypeCheckSQL(info.text); q != "" {
+					r, err := s.capture(q)
+					if err != nil {
+						return err
+					}
+					if r.err != nil {
+						us.st = r.status
+						if err := s.emit(r.err); err != nil {
+							return err
+						}
+						return fail(nil)
+					}
 				}
 			}
 			if us.st == 'T' && (info.addsDefault || info.mayUnkey) {

@@ -1418,3 +1418,72 @@ UPDATE sametx SET b = 'u' WHERE a = 2; DELETE FROM sametx WHERE ctid = (SELECT c
 		t.Fatalf("after the keyless tables: mode %v, peer synced %v", m, sh.PeerSynced())
 	}
 }
+
+// TestRetypeUsingRefused: ALTER TABLE … ALTER COLUMN … TYPE … USING an expression that is not
+// immutable (random(), now(), clock_timestamp(), gen_random_uuid(), nextval) would rewrite the
+// rows there with values each database computes for itself: through the shim it is refused
+// with 0A000 and rolls back, on a table with rows. An immutable expression, an empty table and
+// a missing table with IF EXISTS pass, and both databases end the same.
+func TestRetypeUsingRefused(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE SEQUENCE seq`,
+		`CREATE TABLE items (id int PRIMARY KEY, v text, ts timestamp)`,
+		`INSERT INTO items SELECT g, g::text, '2020-01-01'::timestamp + g * interval '1 day' FROM generate_series(1, 5) g`,
+		`CREATE TABLE fresh (id int PRIMARY KEY, v text)`)
+	catchUpToDual(t, sh, shim)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	simple, ext := pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec
+	exec := func(sql string, mode pgx.QueryExecMode) error {
+		_, err := conn.Exec(ctx, sql, mode)
+		return err
+	}
+	for _, tt := range []struct {
+		sql  string
+		mode pgx.QueryExecMode
+	}{
+		{`ALTER TABLE items ALTER COLUMN v TYPE float8 USING random()`, simple},
+		{`ALTER TABLE items ALTER COLUMN ts TYPE timestamptz USING now()`, simple},
+		{`alter table public.items alter ts set data type timestamptz using clock_timestamp() -- when`, simple},
+		{`ALTER TABLE items ALTER COLUMN v TYPE uuid USING gen_random_uuid()`, ext},
+		{`ALTER TABLE ONLY "items" ALTER COLUMN v TYPE bigint USING nextval('seq')`, ext},
+		{`ALTER TABLE items ALTER v TYPE int USING v::int, ALTER COLUMN ts TYPE text USING concat(ts, random())`, simple},
+		{`BEGIN; SAVEPOINT a; ALTER TABLE items ALTER COLUMN v TYPE int USING (v::int + (random() * 10)::int); COMMIT`, simple},
+	} {
+		if err := exec(tt.sql, tt.mode); pgCode(err) != "0A000" {
+			t.Errorf("%s: want 0A000, got %v", tt.sql, err)
+		}
+		if err := exec(`ROLLBACK`, simple); err != nil { // a failed explicit transaction ends here
+			t.Fatal(err)
+		}
+	}
+	const types = `SELECT string_agg(attrelid::regclass || '.' || attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attrelid::regclass::text, attnum)
+  FROM pg_attribute WHERE attrelid IN ('items'::regclass, 'fresh'::regclass) AND attnum > 0 AND NOT attisdropped`
+	if got, want := queryOne[string](t, p.ldb, types), `fresh.id integer, fresh.v text, items.id integer, items.v text, items.ts timestamp without time zone`; got != want {
+		t.Fatalf("column types after the refusals: %s, want %s", got, want)
+	}
+	for _, tt := range []struct {
+		sql  string
+		mode pgx.QueryExecMode
+	}{
+		{`ALTER TABLE items ALTER COLUMN v TYPE int USING v::int`, simple},
+		{`ALTER TABLE items ALTER COLUMN v TYPE bigint USING v * 2 + length('a,b'), ALTER COLUMN ts TYPE date USING ts::date`, ext},
+		{`ALTER TABLE fresh ALTER COLUMN v TYPE timestamptz USING clock_timestamp()`, simple},
+		{`ALTER TABLE IF EXISTS missing ALTER COLUMN v TYPE int USING random()`, simple},
+		{`INSERT INTO fresh VALUES (1, '2021-02-03 04:05:06+00')`, simple},
+	} {
+		if err := exec(tt.sql, tt.mode); err != nil {
+			t.Fatalf("%s: %v", tt.sql, err)
+		}
+	}
+	waitForLong(t, "the peer's tables as the local ones", 10*time.Second, func() bool {
+		diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+		return err == nil && len(diffs) == 0
+	})
+	requireSame(t, p)
+	if l, r := queryOne[string](t, p.ldb, types), queryOne[string](t, p.pdb, types); l != r {
+		t.Fatalf("column types differ: local %s, peer %s", l, r)
+	}
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the conversions: mode %v, peer synced %v", m, sh.PeerSynced())
+	}
+}
