@@ -825,6 +825,11 @@ func changeSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 			cols = append(cols, sqlIdent(r.Columns[i].Name))
 			vals = append(vals, p.add(v))
 		}
+		if len(cols) == 0 {
+			// A row of no published column (a table of no column, or of generated ones
+			// only): "()" is no column list in PostgreSQL's grammar.
+			return fmt.Sprintf("INSERT INTO %s DEFAULT VALUES", r.QualifiedName()), p, nil
+		}
 		return fmt.Sprintf("INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE VALUES (%s)", r.QualifiedName(), strings.Join(cols, ", "), strings.Join(vals, ", ")), p, nil
 	case ChangeUpdate:
 		return updateSQL(c, pr)
@@ -997,10 +1002,14 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			conds = append(conds, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, param(v), pc.typ))
 		}
 	}
-	if len(conds) == 0 {
+	if len(conds) == 0 && !full {
 		return "", fmt.Errorf("%s has no replica identity to find the row by (give it a primary key or REPLICA IDENTITY FULL)", r.QualifiedName())
 	}
 	where := strings.Join(conds, " AND ")
+	if len(conds) == 0 {
+		// The full row of a table of no published column: any of its rows is that row.
+		where = "true"
+	}
 	if full {
 		// A ctid names a row within one table: a partitioned table's statement reaches its
 		// partitions, where the same ctid names other rows. So the row is named by table too.

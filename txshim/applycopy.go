@@ -30,9 +30,10 @@ const copyMin = 64 // shorter runs are sent as INSERTs in the pipeline
 const copyBuffer = 64 << 10
 
 // copyable tells whether c can go to the peer in a COPY: an insert whose values are all in
-// text format or null, not a DDL row (that runs its statement after it).
+// text format or null, not a DDL row (that runs its statement after it), into a table of at
+// least one published column (COPY takes no empty column list).
 func copyable(c Change) bool {
-	if c.Kind != ChangeInsert || len(c.New) != len(c.Rel.Columns) || (c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl") {
+	if c.Kind != ChangeInsert || len(c.New) != len(c.Rel.Columns) || len(c.New) == 0 || (c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl") {
 		return false
 	}
 	for _, v := range c.New {

@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -381,7 +382,7 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 	case msgStreamPrepare, 'S', 'E', 'c', 'A':
 		return nil, fmt.Errorf("unexpected streamed-transaction message %q (streaming is not requested)", data[0])
 	}
-	msg, err := pglogrepl.Parse(data)
+	msg, err := parseMessage(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse pgoutput %q: %w", data[0], err)
 	}
@@ -522,6 +523,18 @@ func parsePGTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, err
+}
+
+// parseMessage parses a pgoutput message with pglogrepl, but for the Insert of a row of no
+// column (a table of no column, or whose only columns are generated and so not published):
+// relation id, 'N' and a column count of 0 make 7 bytes after the type, which pglogrepl
+// refuses as shorter than 8 — and a message the decoder cannot parse stops the stream for
+// every table.
+func parseMessage(data []byte) (pglogrepl.Message, error) {
+	if len(data) == 8 && data[0] == 'I' && data[5] == 'N' && data[6] == 0 && data[7] == 0 {
+		return &pglogrepl.InsertMessage{RelationID: binary.BigEndian.Uint32(data[1:5]), Tuple: &pglogrepl.TupleData{}}, nil
+	}
+	return pglogrepl.Parse(data)
 }
 
 func tupleValues(t *pglogrepl.TupleData) []Value {

@@ -168,3 +168,20 @@ func FuzzParseTwoPhase(f *testing.F) {
 		_, _ = parseTwoPhase(b) // must not panic
 	})
 }
+
+// TestParseEmptyInsert: the Insert of a row of no column is 7 bytes after its type, which
+// pglogrepl alone refuses; other Inserts still go to pglogrepl.
+func TestParseEmptyInsert(t *testing.T) {
+	m, err := parseMessage([]byte{'I', 0, 0, 0x40, 0x01, 'N', 0, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, ok := m.(*pglogrepl.InsertMessage)
+	if !ok || ins.RelationID != 0x4001 || ins.Tuple == nil || len(ins.Tuple.Columns) != 0 {
+		t.Fatalf("parsed %#v", m)
+	}
+	m, err = parseMessage([]byte{'I', 0, 0, 0, 7, 'N', 0, 1, 'n'})
+	if ins, ok := m.(*pglogrepl.InsertMessage); err != nil || !ok || ins.RelationID != 7 || len(ins.Tuple.Columns) != 1 {
+		t.Fatalf("parsed %#v, %v", m, err)
+	}
+}

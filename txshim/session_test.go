@@ -1487,3 +1487,38 @@ func TestRetypeUsingRefused(t *testing.T) {
 		t.Fatalf("after the conversions: mode %v, peer synced %v", m, sh.PeerSynced())
 	}
 }
+
+// TestZeroColumnTables: rows of tables whose published rows have no column — a table of no
+// column, one whose only column is generated (not published) — are inserted, updated and
+// deleted through the shim and reach the peer, one by one and in a run long enough for COPY.
+func TestZeroColumnTables(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY)`)
+	catchUpToDual(t, sh, shim)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	for _, sql := range []string{
+		`CREATE TABLE g (x int GENERATED ALWAYS AS (7) STORED)`,
+		`CREATE TABLE z ()`,
+		`INSERT INTO z DEFAULT VALUES`,
+		`INSERT INTO z SELECT FROM generate_series(1, 3)`,
+		`INSERT INTO z SELECT FROM generate_series(1, 100)`, // a run of inserts long enough for COPY
+		`INSERT INTO g DEFAULT VALUES`,
+		`INSERT INTO g SELECT FROM generate_series(1, 100)`,
+		`DELETE FROM z WHERE ctid IN (SELECT ctid FROM z LIMIT 2)`,
+		`UPDATE g SET x = DEFAULT WHERE ctid IN (SELECT ctid FROM g LIMIT 3)`,
+		`DELETE FROM g WHERE ctid IN (SELECT ctid FROM g LIMIT 5)`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	const q = `SELECT format('%s %s %s', (SELECT count(*) FROM z), (SELECT count(*) FROM g), (SELECT sum(x) FROM g))`
+	if got := queryOne[string](t, p.ldb, q); got != "102 96 672" {
+		t.Fatalf("local rows: %s", got)
+	}
+	waitForLong(t, "the peer's rows as the local ones", 10*time.Second, func() bool { return queryOne[string](t, p.pdb, q) == "102 96 672" })
+	requireSame(t, p)
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the zero-column tables: mode %v, peer synced %v", m, sh.PeerSynced())
+	}
+}
