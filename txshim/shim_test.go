@@ -531,3 +531,53 @@ func TestSessionsFitDatabase(t *testing.T) {
 	}
 	direct.Close(ctx)
 }
+
+// TestReplicationStartup: a replication connection (replication=database, true, on, yes, 1, in
+// any case) is refused with a clear error before it reaches the local database; the values
+// PostgreSQL reads as false (0, no, off, false, in any case) ask for a plain connection, which
+// the shim refused unless spelt "false" or "off".
+func TestReplicationStartup(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	try := func(v string) (*pgproto3.ErrorResponse, bool) {
+		conn, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fe := pgproto3.NewFrontend(conn, conn)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+			Parameters: map[string]string{"user": pgtest.Superuser, "database": s.c.Database(), "replication": v}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("replication=%s: %v", v, err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.ErrorResponse:
+				return m, false
+			case *pgproto3.ReadyForQuery:
+				return nil, true
+			}
+		}
+	}
+	for _, v := range []string{"0", "no", "off", "false", "FALSE", "Off", "n", "f"} {
+		if e, ok := try(v); !ok {
+			t.Errorf("replication=%s (a plain connection) refused: %s %s", v, e.Code, e.Message)
+		}
+	}
+	for _, v := range []string{"database", "true", "on", "yes", "1", "TRUE", "y"} {
+		e, ok := try(v)
+		if ok {
+			t.Errorf("replication=%s: a replication connection was served", v)
+			continue
+		}
+		if e.Code != "0A000" || !strings.Contains(e.Message, "replication") {
+			t.Errorf("replication=%s: refused with %s %q, want 0A000 naming replication", v, e.Code, e.Message)
+		}
+	}
+}

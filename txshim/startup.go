@@ -127,9 +127,18 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 		writeFatal(client, "28000", "no PostgreSQL user name specified in startup packet")
 		return nil, errors.New("no user name")
 	}
-	if params["replication"] != "" && params["replication"] != "false" && params["replication"] != "off" {
-		writeFatal(client, "0A000", "tandem: replication connections are not served by the shim")
-		return nil, errors.New("replication connection refused")
+	if v, ok := params["replication"]; ok {
+		// As PostgreSQL reads it (ProcessStartupPacket): "database" or a boolean. A replication
+		// connection could create slots or stream the local database: it is not relayed.
+		repl, valid := parseBool(v)
+		switch {
+		case v == "database" || repl:
+			writeFatal(client, "0A000", "tandem: replication connections are not served by the shim")
+			return nil, errors.New("replication connection refused")
+		case !valid:
+			writeFatal(client, "22023", fmt.Sprintf("invalid value for parameter \"replication\": %q", v))
+			return nil, errors.New("invalid replication parameter")
+		}
 	}
 	if m, _ := s.Mode(); m == ModeFenced {
 		writeFatal(client, "57P03", "tandem: this site is fenced; connect to the master")
@@ -361,4 +370,18 @@ func writeFatal(w io.Writer, code, msg string) {
 		return
 	}
 	w.Write(buf)
+}
+
+// parseBool reads a boolean as PostgreSQL's parse_bool does: true, yes, on, 1, false, no, off, 0,
+// in any case, or a prefix of one that tells which (at least "on" or "of" for on and off).
+func parseBool(v string) (value, ok bool) {
+	l := strings.ToLower(v)
+	prefix := func(word string, min int) bool { return len(l) >= min && strings.HasPrefix(word, l) }
+	switch {
+	case prefix("true", 1), prefix("yes", 1), prefix("on", 2), l == "1":
+		return true, true
+	case prefix("false", 1), prefix("no", 1), prefix("off", 2), l == "0":
+		return false, true
+	}
+	return false, false
 }
