@@ -87,6 +87,10 @@ type statement struct {
 	// Retypes: ALTER TABLE … [SET DATA] TYPE … USING, whose expressions the shim checks before
 	// it runs (ddlcheck.go).
 	Retypes bool
+	// BlockOnly: LOCK or DECLARE without WITH HOLD, which PostgreSQL runs only in a transaction
+	// block (an explicit one, or the implicit block of a simple Query of several statements)
+	// and otherwise fails with 25P01; it is the command's name in that error.
+	BlockOnly string
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -732,10 +736,15 @@ func classify(l wordList, st *statement) {
 	case "SHOW", "SET", "RESET", "FETCH", "MOVE", "CLOSE", "DEALLOCATE", "LOAD", "CHECKPOINT", "LOCK":
 		// No xid of their own. LOCK outside a block is PostgreSQL's error to report.
 		st.Kind = kindRead
+		if first == "LOCK" {
+			st.BlockOnly = "LOCK TABLE"
+		}
 	case "DECLARE":
 		st.Kind = kindRead
 		if k := l.find(1, "WITH"); k >= 0 && l.is(k+1, "HOLD") {
 			st.Unpreparable = true
+		} else {
+			st.BlockOnly = "DECLARE CURSOR"
 		}
 		if writesInQuery(l) {
 			st.Kind = kindWrite

@@ -89,6 +89,7 @@ type stmtInfo struct {
 	temp, unprep bool
 	copyIn       bool
 	proc         bool    // CALL
+	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -1129,7 +1130,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		for _, st := range s.lex(query) {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
-					names: namesOpOf(query, st)}
+					names: namesOpOf(query, st), blockOnly: st.BlockOnly}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
@@ -1338,7 +1339,8 @@ type queryUnit struct {
 func (u *queryUnit) n() int { return len(u.sts) }
 func (u *queryUnit) info(i int) stmtInfo {
 	st := u.sts[i]
-	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc}
+	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
+		blockOnly: st.BlockOnly}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
@@ -1555,14 +1557,14 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if failed, err := settle(i); err != nil || failed {
 				return fail(err)
 			}
-			if j := firstSavepoint(u, lo, i); j >= 0 && us.st == 'I' {
+			if j := firstBlockOnly(u, lo, i); j >= 0 && us.st == 'I' {
 				// PostgreSQL fails it outside a transaction block (25P01), with the steps
 				// before it: it goes in without the shim's BEGIN.
 				if failed, err := part(j + 1); err != nil || failed {
 					return fail(err)
 				}
 			}
-			if us.st == 'I' {
+			if us.st == 'I' && !aloneBlockOnly(u, i) {
 				if err := s.swallow("BEGIN"); err != nil {
 					return err
 				}
@@ -1578,6 +1580,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// The block is the shim's own: the client's request has none, and PostgreSQL
 			// refuses savepoints there.
 			return refuse(i, "25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
+		}
+		if _, ext := u.(*extUnit); ext && info.blockOnly != "" && us.injected {
+			// The extended protocol has no implicit transaction block: PostgreSQL refuses LOCK
+			// and DECLARE there, which in the shim's block would run, the lock or cursor
+			// vanishing at the shim's commit.
+			return refuse(i, "25P01", info.blockOnly+" can only be used in transaction blocks")
 		}
 		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' {
 			// Read-only modes (DESIGN §5.1): statements that cannot run in a transaction block
@@ -1917,15 +1925,33 @@ func boundInPart(u unit, i int) bool {
 	return false
 }
 
-// firstSavepoint returns the index of the first SAVEPOINT, RELEASE or ROLLBACK TO in [lo, hi)
-// of u, or -1.
-func firstSavepoint(u unit, lo, hi int) int {
+// firstBlockOnly returns the index of the first step in [lo, hi) of u that PostgreSQL fails
+// outside a transaction block, or -1: SAVEPOINT, RELEASE or ROLLBACK TO, and in the extended
+// protocol, which has no implicit block, LOCK and DECLARE without WITH HOLD too.
+func firstBlockOnly(u unit, lo, hi int) int {
+	_, ext := u.(*extUnit)
 	for i := lo; i < hi; i++ {
-		if u.info(i).kind == kindSavepoint {
+		if info := u.info(i); info.kind == kindSavepoint || (ext && info.blockOnly != "") {
 			return i
 		}
 	}
 	return -1
+}
+
+// aloneBlockOnly reports whether step i of u is a LOCK or DECLARE without WITH HOLD that is
+// the only statement of a simple Query: PostgreSQL then runs it outside any block and fails it
+// (25P01), so it goes in without the shim's BEGIN (a DECLARE of SELECT … FOR UPDATE is a write).
+func aloneBlockOnly(u unit, i int) bool {
+	q, ok := u.(*queryUnit)
+	if !ok || q.sts[i].BlockOnly == "" {
+		return false
+	}
+	for j, st := range q.sts {
+		if j != i && st.Kind != kindEmpty {
+			return false
+		}
+	}
+	return true
 }
 
 func hasShipAfter(u unit, lo, hi int) bool {

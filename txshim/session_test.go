@@ -1522,3 +1522,78 @@ func TestZeroColumnTables(t *testing.T) {
 		t.Fatalf("after the zero-column tables: mode %v, peer synced %v", m, sh.PeerSynced())
 	}
 }
+
+// dialRawDSN is dialRaw to any server, PostgreSQL itself included (to compare with the shim).
+func dialRawDSN(t *testing.T, dsn string) *rawSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pc, err := pgconn.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Conn.Close() })
+	hc.Conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return &rawSession{t: t, conn: hc.Conn, fe: hc.Frontend}
+}
+
+// TestBlockOnlyStatementsOutsideBlock: LOCK and DECLARE (without WITH HOLD), which PostgreSQL
+// runs only in a transaction block, failed there with 25P01 outside one but ran through the
+// shim in the BEGIN it injected for a write in the same extended request (or, for a DECLARE of
+// SELECT … FOR UPDATE alone, for the DECLARE itself): the lock or the cursor then vanished at
+// the shim's commit, and writes PostgreSQL would have rolled back committed. The shim now
+// answers as PostgreSQL does.
+func TestBlockOnlyStatementsOutsideBlock(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	type step struct {
+		simple bool
+		sql    []string // extended: one Parse/Bind/Execute each, then Sync
+	}
+	cases := []struct {
+		name string
+		step step
+	}{
+		{"simple declare for update", step{simple: true, sql: []string{"DECLARE c CURSOR FOR SELECT * FROM acct FOR UPDATE"}}},
+		{"simple insert, lock", step{simple: true, sql: []string{"INSERT INTO acct VALUES (1, 0); LOCK acct"}}},
+		{"lock, insert", step{sql: []string{"LOCK acct", "INSERT INTO acct VALUES (1, 0)"}}},
+		{"insert, lock", step{sql: []string{"INSERT INTO acct VALUES (1, 0)", "LOCK acct"}}},
+		{"declare, insert", step{sql: []string{"DECLARE c CURSOR FOR SELECT 1", "INSERT INTO acct VALUES (1, 0)"}}},
+		{"insert, declare", step{sql: []string{"INSERT INTO acct VALUES (1, 0)", "DECLARE c CURSOR FOR SELECT 1"}}},
+		{"declare for update", step{sql: []string{"DECLARE c CURSOR FOR SELECT * FROM acct FOR UPDATE"}}},
+		{"declare with hold, insert", step{sql: []string{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", "INSERT INTO acct VALUES (1, 0)"}}},
+		{"lock alone", step{sql: []string{"LOCK acct IN SHARE MODE"}}},
+	}
+	run := func(r *rawSession, st step) string {
+		var got string
+		var status byte
+		if st.simple {
+			got = r.query(st.sql[0])
+			status = got[len(got)-1]
+		} else {
+			for _, q := range st.sql {
+				r.stmt(q)
+			}
+			got, status = r.sync()
+		}
+		return fmt.Sprintf("%s %c, rows %d", got, status, rowCount(t, c, "id = 1"))
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := run(dialRawDSN(t, c.DSN(c.Database())), tc.step)
+			c.Exec(t, "DELETE FROM acct")
+			got := run(dialRaw(t, s), tc.step)
+			c.Exec(t, "DELETE FROM acct")
+			peer.take()
+			if got != want {
+				t.Fatalf("through the shim: %s; PostgreSQL: %s", got, want)
+			}
+		})
+	}
+}
