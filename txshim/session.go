@@ -62,6 +62,12 @@ type session struct {
 	// Flush), holds a COPY FROM STDIN; the client's CopyDone/CopyFail count while it is set, and
 	// the counts stay until the request's Sync.
 	copyPart bool
+	// roValue is the session's default_transaction_read_only as the database last reported it
+	// (ParameterStatus, reported by PostgreSQL ≥ 14); roChanged, that a report came during a
+	// request of the client's since the shim last set it: the client changed it (SET, RESET,
+	// DISCARD ALL).
+	roValue   string
+	roChanged bool
 
 	done      chan struct{} // closed when serverLoop returns
 	closeOnce sync.Once
@@ -80,6 +86,14 @@ type session struct {
 	scratch        []byte
 	scratchOwn     []byte
 	undo           []stmtUndo // what the buffered messages changed in stmts (revertStmts)
+
+	// roForced: the session's default_transaction_read_only = on is the shim's (read-only
+	// modes), and roSaved the client's own value, given back when the mode allows writes again
+	// (releaseReadOnly). roSetByClient: the client sent a SET of it to on since the shim last
+	// set it, which PostgreSQL does not report when it was on already.
+	roForced      bool
+	roSaved       string
+	roSetByClient bool
 }
 
 // stmtInfo is what the shim knows of a prepared statement or portal.
@@ -90,6 +104,7 @@ type stmtInfo struct {
 	copyIn       bool
 	proc         bool    // CALL
 	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
+	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -545,6 +560,12 @@ func (s *session) serverLoop() {
 			fwd = true // parameter changes too, unless the session must end for one
 			var ps pgproto3.ParameterStatus
 			if ps.Decode(body) == nil {
+				if ps.Name == "default_transaction_read_only" {
+					s.mu.Lock()
+					s.roValue = ps.Value
+					s.roChanged = s.roChanged || cur == nil || cur.fwd
+					s.mu.Unlock()
+				}
 				if why := lexerUnsafe(ps.Name, ps.Value); why != "" {
 					// Before the ReadyForQuery that follows: no later request passes barrier.
 					s.cmu.Lock()
@@ -930,15 +951,102 @@ func (s *session) startUnit(pol policy, final bool) (bool, error) {
 		s.unit = unitState{open: true, skipping: true, st: 'I'}
 		return true, nil
 	}
-	if pol.readOnly != s.readOnlySet {
-		q := "RESET default_transaction_read_only"
-		if pol.readOnly {
-			q = "SET default_transaction_read_only = on"
-		}
+	if s.readOnlyChange(pol) {
 		s.readOnlySet = pol.readOnly
-		return false, s.swallow(q)
+		if pol.readOnly {
+			return false, s.forceReadOnly()
+		}
+		return false, s.releaseReadOnly()
 	}
 	return false, nil
+}
+
+// readOnlyChange reports whether the session's default_transaction_read_only must change for
+// pol: put on for read-only modes, given back to the client's own value for the others.
+func (s *session) readOnlyChange(pol policy) bool {
+	if pol.readOnly {
+		return !s.readOnlySet
+	}
+	return s.roForced
+}
+
+// forceReadOnly pipelines the shim's SET default_transaction_read_only = on, first keeping the
+// client's own value (roSaved): the value in the session, unless the shim set it and the client
+// has not changed it since.
+func (s *session) forceReadOnly() error {
+	s.mu.Lock()
+	if !s.roForced || s.roChanged || s.roSetByClient {
+		s.roSaved = s.roValue
+	}
+	s.roChanged = false
+	s.mu.Unlock()
+	s.roForced, s.roSetByClient = true, false
+	return s.swallow("SET default_transaction_read_only = on")
+}
+
+// releaseReadOnly gives the session back the client's own default_transaction_read_only when a
+// read-only mode ends (a promotion): the value the client set while the shim held it on, or
+// else the one it had before; a RESET would wipe a value the client set itself.
+func (s *session) releaseReadOnly() error {
+	s.mu.Lock()
+	touched, v := s.roChanged || s.roSetByClient, s.roSaved
+	s.roChanged = false
+	s.mu.Unlock()
+	s.roForced, s.roSetByClient = false, false
+	switch {
+	case touched, v == "on":
+		// The session holds the client's value already.
+		return nil
+	case v == "off":
+		return s.swallow("SET default_transaction_read_only = off")
+	}
+	// Not reported (a server before PostgreSQL 14): the setting's default.
+	return s.swallow("RESET default_transaction_read_only")
+}
+
+// setsReadOnly reports whether statement st of text is a SET of default_transaction_read_only
+// to on ([SESSION] default_transaction_read_only = on, SESSION CHARACTERISTICS … READ ONLY);
+// not SET LOCAL, which lasts only for its transaction.
+func setsReadOnly(text string, st statement) bool {
+	if i := skipBlank(text, st.Start, st.End); st.Kind != kindRead || i+3 > st.End || !strings.EqualFold(text[i:i+3], "SET") {
+		return false
+	}
+	var toks []string // words, "quoted names", 'strings' and single bytes, as written
+	tokens(text, st.Start, st.End, func(tok tokKind, b, e int) bool {
+		if tok != tokComment && (tok != tokByte || !isSpace(text[b])) {
+			toks = append(toks, text[b:e])
+		}
+		return len(toks) < 12
+	})
+	is := func(i int, kw string) bool { return i < len(toks) && strings.EqualFold(toks[i], kw) }
+	if !is(0, "SET") {
+		return false
+	}
+	i := 1
+	if is(1, "SESSION") {
+		i = 2
+	}
+	switch {
+	case is(i, "CHARACTERISTICS"):
+		for j := i + 1; j+1 < len(toks); j++ {
+			if is(j, "READ") && is(j+1, "ONLY") {
+				return true
+			}
+		}
+		return false
+	case is(i, "default_transaction_read_only") && toks[i][0] != '"', i < len(toks) && toks[i] == `"default_transaction_read_only"`:
+	default:
+		return false
+	}
+	if !is(i+1, "=") && !is(i+1, "TO") || i+2 >= len(toks) {
+		return false
+	}
+	v := toks[i+2]
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		v = v[1 : len(v)-1]
+	}
+	on, ok := parseBool(v)
+	return on && ok
 }
 
 // handleFunctionCall relays a fast-path function call as its own request, never wrapped. The
@@ -1130,7 +1238,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		for _, st := range s.lex(query) {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
-					names: namesOpOf(query, st), blockOnly: st.BlockOnly}
+					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st)}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
@@ -1256,7 +1364,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		}
 	}
 	if !us.open {
-		if neutral && !pol.fenced && pol.readOnly == s.readOnlySet {
+		if neutral && !pol.fenced && !s.readOnlyChange(pol) {
 			// Reads pass without waiting for earlier requests: pipelines stay pipelined.
 			s.noteAll(u)
 			if final {
@@ -1309,6 +1417,7 @@ func (s *session) note(info stmtInfo) {
 	s.sessionTemp = s.sessionTemp || info.temp
 	s.txUnprep = s.txUnprep || info.unprep
 	s.txWrote = s.txWrote || info.kind.writes() || info.kind == kindNoTxBlock
+	s.roSetByClient = s.roSetByClient || info.setsRO
 }
 
 // noteAll notes every step of a request passed through whole (it commits nothing on its way).
@@ -1340,7 +1449,7 @@ func (u *queryUnit) n() int { return len(u.sts) }
 func (u *queryUnit) info(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
-		blockOnly: st.BlockOnly}
+		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
@@ -1609,7 +1718,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// transaction if it writes: default_transaction_read_only goes back on right
 				// before it (the client may have turned it off), and again at the next request
 				// (DISCARD ALL turns it off). Nothing else can run before it in its request.
-				if err := s.swallow("SET default_transaction_read_only = on"); err != nil {
+				if err := s.forceReadOnly(); err != nil {
 					return err
 				}
 				us.reasserted, s.readOnlySet = true, false

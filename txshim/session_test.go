@@ -1597,3 +1597,93 @@ func TestBlockOnlyStatementsOutsideBlock(t *testing.T) {
 		})
 	}
 }
+
+// TestClientReadOnlySetting: the default_transaction_read_only = on that read-only modes put on
+// a session is the shim's, and leaving them gives the session back the client's own value: a
+// client that set it on itself (before the site became backup, or while it was) kept it off
+// after a promotion, as the shim RESET it, and a session whose last request in read-only mode
+// was one the shim never wraps (VACUUM) stayed read-only after it. What the client is told by
+// ParameterStatus always matches SHOW.
+func TestClientReadOnlySetting(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	ctx := context.Background()
+	run := func(conn *pgx.Conn, q string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	check := func(name string, conn *pgx.Conn, want string) {
+		t.Helper()
+		var got string
+		if err := conn.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&got); err != nil {
+			t.Fatalf("%s: SHOW: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("%s: default_transaction_read_only is %s, want %s", name, got, want)
+		}
+		if ps := conn.PgConn().ParameterStatus("default_transaction_read_only"); ps != got {
+			t.Errorf("%s: ParameterStatus says %q, SHOW %q", name, ps, got)
+		}
+	}
+
+	setInDual := s.connect(t)
+	run(setInDual, "SET default_transaction_read_only = on")
+	s.SetMode(ModeReadOnly, 1)
+	setInRO, vacuumed, offInRO, plain := s.connect(t), s.connect(t), s.connect(t), s.connect(t)
+	run(setInRO, "SET default_transaction_read_only = on")
+	run(offInRO, "SET default_transaction_read_only = off")
+	run(vacuumed, "VACUUM acct")
+	check("set on in dual mode, now read-only", setInDual, "on")
+	check("set on in read-only mode", setInRO, "on")
+	check("set off in read-only mode", offInRO, "off")
+	check("plain, read-only mode", plain, "on")
+
+	s.SetMode(ModeDual, 1)
+	check("set on in dual mode, after promotion", setInDual, "on")
+	check("set on in read-only mode, after promotion", setInRO, "on")
+	check("set off in read-only mode, after promotion", offInRO, "off")
+	check("plain, after promotion", plain, "off")
+	run(vacuumed, "SELECT 1")
+	check("VACUUM in read-only mode, after promotion", vacuumed, "off")
+	run(vacuumed, "INSERT INTO acct VALUES (1, 0)")
+	checkDual(t, peer.take(), 1)
+
+	// Again, with the client changing its mind meanwhile.
+	s.SetMode(ModeReadOnly, 1)
+	check("plain, read-only again", plain, "on")
+	run(setInDual, "RESET default_transaction_read_only")
+	run(plain, "SET default_transaction_read_only = on")
+	run(vacuumed, "VACUUM acct")
+	run(vacuumed, "SET default_transaction_read_only = on")
+	s.SetMode(ModeDual, 1)
+	check("reset in read-only mode", setInDual, "off")
+	check("set on in read-only mode again", plain, "on")
+	check("VACUUM, then set on in read-only mode", vacuumed, "on")
+}
+
+func TestSetsReadOnly(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SET default_transaction_read_only = on":                          true,
+		"set SESSION default_transaction_read_only TO 'true'":             true,
+		`SET "default_transaction_read_only" = 1`:                         true,
+		"SET /* x */ default_transaction_read_only=yes":                   true,
+		"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY":            true,
+		"SET default_transaction_read_only = off":                         false,
+		"SET LOCAL default_transaction_read_only = on":                    false,
+		"SET default_transaction_read_only TO DEFAULT":                    false,
+		"SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE":           false,
+		"SET transaction_read_only = on":                                  false,
+		"SHOW default_transaction_read_only":                              false,
+		"SELECT set_config('default_transaction_read_only', 'on', false)": false,
+		`SET "DEFAULT_TRANSACTION_READ_ONLY" = on`:                        false,
+	} {
+		sts := splitStatements(q)
+		if got := setsReadOnly(q, sts[0]); got != want {
+			t.Errorf("%s: %v, want %v", q, got, want)
+		}
+	}
+}

@@ -179,6 +179,7 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 	}
 	sess := newSession(s, client, cr, cw, backend, greeting.status)
 	sess.user, sess.cancelKey = user, greeting.cancelKey
+	sess.roValue = greeting.readOnly
 	return sess, nil
 }
 
@@ -238,6 +239,7 @@ type greeting struct {
 	msgs      []byte // ParameterStatus…, BackendKeyData, ReadyForQuery as the client gets them
 	status    byte
 	cancelKey string // of BackendKeyData (cancelKey)
+	readOnly  string // default_transaction_read_only as reported
 }
 
 // connectLocal opens the backend connection with the local DSN's credentials (the client was
@@ -273,7 +275,8 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*bac
 		pc.Close(cctx)
 		return nil, nil, err
 	}
-	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey)}
+	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey),
+		readOnly: hc.ParameterStatuses["default_transaction_read_only"]}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
