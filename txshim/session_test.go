@@ -1687,3 +1687,43 @@ func TestSetsReadOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyGreeting: a session started on a read-only site was greeted with the database's
+// default_transaction_read_only = off (the shim set it on only at the first request), so libpq
+// with target_session_attrs=read-write, which reads that greeting, took a backup's shim for a
+// master and connected; the greeting now says on, as a read-only PostgreSQL's does, and a
+// promotion gives the session its own value back.
+func TestReadOnlyGreeting(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
+	ctx := context.Background()
+	conn := s.connect(t)
+	if ps := conn.PgConn().ParameterStatus("default_transaction_read_only"); ps != "on" {
+		t.Errorf("greeting on a read-only site: default_transaction_read_only %q, want on", ps)
+	}
+	psql := func(attrs string) (string, error) {
+		needTool(t, "psql")
+		out, err := exec.Command("psql", "-XAtc", "SELECT 1",
+			fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable connect_timeout=10 target_session_attrs=%s",
+				s.Addr().(*net.TCPAddr).Port, pgtest.Superuser, c.Database(), attrs)).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := psql("read-write"); err == nil {
+		t.Errorf("psql with target_session_attrs=read-write connected to a read-only site: %s", out)
+	}
+	if out, err := psql("read-only"); err != nil {
+		t.Errorf("psql with target_session_attrs=read-only, read-only site: %v %s", err, out)
+	}
+	s.SetMode(ModeDual, 1)
+	if out, err := psql("read-write"); err != nil {
+		t.Errorf("psql with target_session_attrs=read-write, dual mode: %v %s", err, out)
+	}
+	var got string
+	if err := conn.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&got); err != nil || got != "off" {
+		t.Errorf("after promotion: default_transaction_read_only %q %v, want off", got, err)
+	}
+	if ps := conn.PgConn().ParameterStatus("default_transaction_read_only"); ps != "off" {
+		t.Errorf("after promotion: ParameterStatus %q, want off", ps)
+	}
+}

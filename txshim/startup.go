@@ -152,7 +152,8 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 	}
 	cr.max = s.maxMessage()
 
-	backend, greeting, err := s.connectLocal(ctx, params)
+	readOnly := policyFor(*s.mode.Load()).readOnly
+	backend, greeting, err := s.connectLocal(ctx, params, readOnly)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
@@ -180,6 +181,9 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 	sess := newSession(s, client, cr, cw, backend, greeting.status)
 	sess.user, sess.cancelKey = user, greeting.cancelKey
 	sess.roValue = greeting.readOnly
+	if readOnly {
+		sess.readOnlySet, sess.roForced, sess.roSaved = true, true, greeting.clientRO
+	}
 	return sess, nil
 }
 
@@ -240,13 +244,17 @@ type greeting struct {
 	status    byte
 	cancelKey string // of BackendKeyData (cancelKey)
 	readOnly  string // default_transaction_read_only as reported
+	clientRO  string // the same before the shim set it on (connectLocal's readOnly)
 }
 
 // connectLocal opens the backend connection with the local DSN's credentials (the client was
 // authenticated by the shim itself) and the client's session parameters (application_name,
 // client_encoding, options, …). The database is the DSN's: a client asking for another one is
 // refused, so a misconfigured server cannot write to a database Tandem does not replicate.
-func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*backendConn, *greeting, error) {
+// readOnly: the session starts in a read-only mode, with default_transaction_read_only = on set
+// before the greeting, which then tells the client so, as a read-only PostgreSQL does: libpq
+// reads it there for target_session_attrs, and would take a backup's shim for read-write.
+func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readOnly bool) (*backendConn, *greeting, error) {
 	cfg := s.localCfg.Copy()
 	if db := params["database"]; db != "" && db != cfg.Database {
 		return nil, nil, &pgconn.PgError{Severity: "FATAL", Code: "3D000",
@@ -270,13 +278,20 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string) (*bac
 	if err != nil {
 		return nil, nil, err
 	}
+	clientRO := pc.ParameterStatus("default_transaction_read_only")
+	if readOnly {
+		if _, err := pc.Exec(cctx, "SET default_transaction_read_only = on").ReadAll(); err != nil {
+			pc.Close(cctx)
+			return nil, nil, err
+		}
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(cctx)
 		return nil, nil, err
 	}
 	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey),
-		readOnly: hc.ParameterStatuses["default_transaction_read_only"]}
+		readOnly: hc.ParameterStatuses["default_transaction_read_only"], clientRO: clientRO}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
