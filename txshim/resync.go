@@ -223,7 +223,8 @@ func peerUnprepared(ctx context.Context, peer *pgconn.PgConn) error {
 // schema-qualified and read the same whatever that database's search_path.
 var catalogPath = map[string]string{"search_path": "pg_catalog"}
 
-// resyncTable is one table that holds rows, with the columns a COPY carries (not generated).
+// resyncTable is one table that holds rows, with the columns a COPY carries (not generated;
+// none for a table of no other column).
 type resyncTable struct {
 	name string // quoted, schema-qualified
 	cols string // quoted, comma-separated
@@ -233,10 +234,10 @@ type resyncTable struct {
 // partitioned parents), in the snapshot of local's open transaction.
 func resyncTables(ctx context.Context, local *pgconn.PgConn) ([]resyncTable, error) {
 	res, err := local.Exec(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-  string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+  coalesce(string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), '')
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 WHERE c.relkind = 'r' AND `+shippedRelFilter+`
 GROUP BY 1 ORDER BY 1`).ReadAll()
 	if err != nil {
@@ -290,12 +291,18 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 	for _, t := range tables {
 		pr, pw := io.Pipe()
 		out := make(chan error, 1)
+		// A table of no column but generated ones (or none at all) is copied without a column
+		// list, which leaves generated columns out: one empty line per row.
+		cols := ""
+		if t.cols != "" {
+			cols = " (" + t.cols + ")"
+		}
 		go func() {
-			_, err := local.CopyTo(ctx, pw, fmt.Sprintf("COPY %s (%s) TO STDOUT", t.name, t.cols))
+			_, err := local.CopyTo(ctx, pw, fmt.Sprintf("COPY %s%s TO STDOUT", t.name, cols))
 			pw.CloseWithError(err)
 			out <- err
 		}()
-		tag, err := peer.CopyFrom(ctx, pr, fmt.Sprintf("COPY %s (%s) FROM STDIN", t.name, t.cols))
+		tag, err := peer.CopyFrom(ctx, pr, fmt.Sprintf("COPY %s%s FROM STDIN", t.name, cols))
 		pr.CloseWithError(err) // unblocks the writer if the peer stopped reading
 		if lerr := <-out; lerr != nil {
 			return rollback(fmt.Errorf("resync: copy %s from the local database: %w", t.name, lerr))

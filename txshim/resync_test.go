@@ -24,6 +24,7 @@ func TestResync(t *testing.T) {
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`,
 		`CREATE TABLE gen (id serial PRIMARY KEY, a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED)`,
 		`CREATE TABLE nokey (x int, y text)`,
+		`CREATE TABLE nocols ()`, `CREATE TABLE onlygen (g int GENERATED ALWAYS AS (7) STORED)`,
 		`INSERT INTO kv VALUES (1, 'one'), (2, 'two')`)
 	installPair(t, p)
 	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
@@ -47,6 +48,8 @@ func TestResync(t *testing.T) {
 	waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
 	p.local.Exec(t, `INSERT INTO gen (a) VALUES (100), (101)`) // held back behind the refusal
 	p.local.Exec(t, `DELETE FROM nokey WHERE x = 2`)
+	p.local.Exec(t, `INSERT INTO nocols DEFAULT VALUES`)
+	p.local.Exec(t, `INSERT INTO onlygen DEFAULT VALUES`)
 	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); !errors.Is(err, ErrNeedsResync) {
 		t.Fatalf("CatchUp before resync = %v, want ErrNeedsResync", err)
 	}
@@ -68,6 +71,10 @@ func TestResync(t *testing.T) {
 		t.Fatalf("after Resync: held %d, err %v, synced %v", held, sh.Err(), sh.PeerSynced())
 	}
 	requireSame(t, p)
+	const copiedQ = `SELECT (SELECT count(*) FROM nocols) || ' ' || (SELECT count(*) || ':' || min(g) FROM onlygen)`
+	if got := queryOne[string](t, p.pdb, copiedQ); got != "1 1:7" {
+		t.Errorf("tables of no published column on the peer after resync: %s, want 1 1:7", got)
+	}
 	var last, top int
 	if err := p.pdb.QueryRow(`SELECT last_value, (SELECT max(id) FROM gen) FROM gen_id_seq`).Scan(&last, &top); err != nil || last < top {
 		t.Fatalf("peer sequence after resync: last_value %d, max(id) %d (%v)", last, top, err)

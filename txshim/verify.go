@@ -167,11 +167,11 @@ type verifyTable struct {
 
 func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, error) {
 	// Partitioned parents hold no rows of their own: their partitions are compared.
-	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname),
-  format_type(a.atttypid, a.atttypmod), coalesce(array_position(con.conkey, a.attnum), 0)
+	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(quote_ident(a.attname), ''),
+  coalesce(format_type(a.atttypid, a.atttypmod), ''), coalesce(array_position(con.conkey, a.attnum), 0)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'
 WHERE c.relkind = 'r' AND `+shippedRelFilter)
 	if err != nil {
@@ -190,6 +190,10 @@ WHERE c.relkind = 'r' AND `+shippedRelFilter)
 		var pos int
 		if err := rows.Scan(&table, &col, &typ, &pos); err != nil {
 			return nil, err
+		}
+		if col == "" {
+			cols[table] = nil // a table of no column: its rows are counted
+			continue
 		}
 		cols[table] = append(cols[table], col)
 		if types[table] == nil {

@@ -16,6 +16,7 @@ func TestVerify(t *testing.T) {
 		`CREATE TABLE two (a text, b int, c jsonb, PRIMARY KEY (a, b))`,
 		`CREATE TABLE nokey (x text)`,
 		`CREATE TABLE empty (id int PRIMARY KEY)`,
+		`CREATE TABLE nocols ()`,                          // its rows are counted
 		`CREATE UNLOGGED TABLE cache (k int PRIMARY KEY)`) // not shipped: left out
 	// The same rows, written in different orders (and, on the peer, moved by an update).
 	p.local.Exec(t, `INSERT INTO kv SELECT g, 'v' || g FROM generate_series(1, 100) g`)
@@ -43,6 +44,7 @@ func TestVerify(t *testing.T) {
 	p.peer.Exec(t, `UPDATE two SET c = '{"x": 2}' WHERE a = 'a'`)
 	p.peer.Exec(t, `UPDATE nokey SET x = 'c' WHERE ctid = (SELECT ctid FROM nokey WHERE x = 'a' LIMIT 1)`) // {a a b NULL} vs {a c b NULL}
 	p.local.Exec(t, `INSERT INTO empty SELECT generate_series(1, 7)`)
+	p.local.Exec(t, `INSERT INTO nocols DEFAULT VALUES`)
 	p.local.Exec(t, `CREATE TABLE extra (id int)`)
 	p.local.Exec(t, `INSERT INTO cache VALUES (1)`)
 	want := []string{
@@ -50,6 +52,7 @@ func TestVerify(t *testing.T) {
 			"key (3) only on the local database, key (4) only on the local database, key (5) only on the local database, and more",
 		"table public.extra exists only on the local database",
 		"table public.kv has 101 rows on the local database but 101 on the peer",
+		"table public.nocols has 1 rows on the local database but 0 on the peer",
 		"table public.nokey has 4 rows on both databases but their contents differ",
 		`table public.two has 3 rows on both databases but their contents differ: key (a,1) differs`,
 	}
