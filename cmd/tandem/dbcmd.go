@@ -169,7 +169,9 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// cmdVerify compares the application tables of both databases; exit 1 on a difference.
+// cmdVerify compares the application tables of both databases. Exit as diff(1): 0 identical,
+// 1 a difference (each named), 2 no comparison (a database unreachable, a bad config), so that
+// a script does not take "could not look" for "they differ" — or the other way round.
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	cfg, ok := shimConfig("verify", args, stderr)
 	if !ok {
@@ -179,8 +181,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	diffs, err := txshim.Verify(ctx, cfg.TxShim.LocalDSN, cfg.TxShim.PeerDSN)
 	if err != nil {
-		fmt.Fprintln(stderr, "tandem verify:", err)
-		return 1
+		fmt.Fprintln(stderr, "tandem verify: not compared:", err)
+		return 2
 	}
 	if len(diffs) > 0 {
 		for _, d := range diffs {

@@ -86,3 +86,44 @@ func TestResolveUnsettledExit(t *testing.T) {
 		t.Errorf("nothing prepared: exit %d, output %q; want 0", code, out)
 	}
 }
+
+// TestVerifyExitCodes: tandem verify exits 0 for identical databases, 1 for a difference and 2
+// when it could not compare (the peer database down): a script checking its exit code must not
+// take an unreachable database for a difference, nor a difference for a failure to look.
+func TestVerifyExitCodes(t *testing.T) {
+	c := pgtest.Start(t)
+	if _, err := c.Open(t, c.Database()).Exec("CREATE DATABASE peer"); err != nil {
+		t.Fatal(err)
+	}
+	local, peer := c.DSN(c.Database()), c.DSN("peer")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	verify := func(peerDSN string) (int, string) {
+		f := filepath.Join(dir, "site1.toml")
+		src := "site = \"site1\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
+			"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + local + "\"\npeer_dsn = \"" + peerDSN + "\"\n"
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"verify", "-config", f}, &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	if code, out := verify(peer); code != 0 {
+		t.Errorf("identical databases: exit %d, output %q", code, out)
+	}
+	if _, err := c.Open(t, c.Database()).Exec("CREATE TABLE only_here (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := verify(peer); code != 1 || !strings.Contains(out, "only_here") {
+		t.Errorf("a table on one side: exit %d, output %q; want exit 1 naming it", code, out)
+	}
+	if code, out := verify("postgres://postgres@" + closed + "/app?sslmode=disable&connect_timeout=2"); code != 2 {
+		t.Errorf("peer database down: exit %d, output %q; want exit 2", code, out)
+	}
+}
