@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
@@ -28,7 +29,7 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(hookEnviron(os.Environ()),
 		"TANDEM_SITE="+h.site,
 		"TANDEM_ROLE="+string(role),
 		"TANDEM_TERM="+strconv.FormatUint(term, 10))
@@ -50,4 +51,17 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 		return
 	}
 	h.log.Info("hook ran", "hook", name, "cmd", argv[0], "output", string(out))
+}
+
+// hookEnviron is the sidecar's environment as a hook gets it: without the gossip key
+// ($TANDEM_GOSSIP_KEY), which is the sidecar's secret, not the hook's — a hook is an operator's
+// script that may well log its environment (DESIGN §2: secrets never appear in logs).
+func hookEnviron(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); name != config.GossipKeyEnv {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -122,3 +122,34 @@ func running(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
+
+// TestHookEnvironment: a hook gets the sidecar's environment and its role variables, but not
+// the gossip key the sidecar may have been given in $TANDEM_GOSSIP_KEY: a hook is the
+// operator's script, and one that logs its environment would write the key out.
+func TestHookEnvironment(t *testing.T) {
+	t.Setenv(config.GossipKeyEnv, "MDEyMzQ1Njc4OWFiY2RlZg==")
+	t.Setenv("TANDEM_HOOK_TEST_KEEP", "kept")
+	t.Setenv("TANDEM_ROLE", "stale") // the sidecar's own environment must not shadow the hook's
+	out := filepath.Join(t.TempDir(), "env")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h.run(t.Context(), "on_promote", []string{"sh", "-c", "env > " + out}, gossip.RoleMaster, 7)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string][]string{}
+	for _, kv := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		name, value, _ := strings.Cut(kv, "=")
+		env[name] = append(env[name], value)
+	}
+	if v, ok := env[config.GossipKeyEnv]; ok {
+		t.Errorf("the hook got $%s = %q", config.GossipKeyEnv, v)
+	}
+	for name, want := range map[string]string{"TANDEM_SITE": "site1", "TANDEM_ROLE": "master", "TANDEM_TERM": "7",
+		"TANDEM_HOOK_TEST_KEEP": "kept", "PATH": os.Getenv("PATH")} {
+		if got := env[name]; len(got) != 1 || got[0] != want {
+			t.Errorf("the hook's $%s = %q, want %q", name, got, want)
+		}
+	}
+}
