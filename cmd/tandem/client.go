@@ -1,13 +1,18 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 
 	"github.com/tandem-ha/tandem/config"
 )
@@ -36,18 +41,12 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	}
 	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: &http.Client{Timeout: 10 * time.Second}, cli: true}
 	if *path != "" {
-		cfg, err := config.Load(*path, config.KindSite)
-		if err != nil {
-			// A witness file fails as a site file; a broken site file must show its own errors.
-			if w, werr := config.Load(*path, config.KindWitness); werr == nil {
-				cfg, err = w, nil
-			}
-		}
+		listen, token, err := adminConfig(*path)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return nil, nil, false
 		}
-		c.base, c.token = "http://"+cfg.Admin.Listen, cfg.Admin.Token
+		c.base, c.token = "http://"+listen, token
 	}
 	if *addr != "" {
 		c.base = "http://" + *addr
@@ -61,6 +60,63 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		c.token = tok
 	}
 	return c, fs.Args(), true
+}
+
+// adminConfig reads a member's file for an admin command: its admin address and token. The
+// file is checked as the member reads it, but the secret files an admin command has no use for
+// (the gossip key, the shim's users file and TLS key, files a DSN names) may be ones its user
+// cannot read: an operator given the admin token only must still reach the admin API.
+func adminConfig(path string) (listen, token string, err error) {
+	cfg, err := config.Load(path, config.KindSite)
+	if err == nil {
+		return cfg.Admin.Listen, cfg.Admin.Token, nil
+	}
+	// A witness file fails as a site file; a broken site file must show its own errors.
+	w, werr := config.Load(path, config.KindWitness)
+	if werr == nil {
+		return w.Admin.Listen, w.Admin.Token, nil
+	}
+	if !unreadableSecretsOnly(err) && !unreadableSecretsOnly(werr) {
+		return "", "", err
+	}
+	// Every other key is valid (their errors would be there too): read [admin] alone.
+	var r struct {
+		Admin struct {
+			Listen    string
+			TokenFile string `toml:"token_file"`
+		}
+	}
+	if _, derr := toml.DecodeFile(path, &r); derr != nil {
+		return "", "", err
+	}
+	listen = cmp.Or(r.Admin.Listen, config.DefaultAdminListen)
+	if r.Admin.TokenFile != "" {
+		if token, err = config.ReadToken(r.Admin.TokenFile); err != nil {
+			return "", "", err
+		}
+	}
+	return listen, token, nil
+}
+
+// unreadableSecretsOnly reports whether err holds only errors of secret files that the user
+// may not read and that an admin command does not need.
+func unreadableSecretsOnly(err error) bool {
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) == 0 {
+		return false
+	}
+	for _, e := range es {
+		switch e.Key {
+		case "gossip.secret_key_file", "txshim.users_file", "txshim.tls_key_file", "txshim.tls_cert_file",
+			"txshim.local_dsn", "txshim.peer_dsn":
+		default:
+			return false
+		}
+		if !strings.Contains(e.Msg, fs.ErrPermission.Error()) {
+			return false
+		}
+	}
+	return true
 }
 
 // argsAtMost refuses more than n arguments after a command's flags: Go's flag package stops at

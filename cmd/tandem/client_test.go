@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -139,5 +142,123 @@ func TestAdminUnauthorizedSaysWhatToDo(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "admin.token_file") || !strings.Contains(stderr.String(), "-token-file") {
 		t.Errorf("stderr %q does not say where the token comes from", stderr.String())
+	}
+}
+
+// TestAdminConfigUnreadableSecrets: an operator given the admin token only (not the gossip key,
+// the shim's users file, its TLS key or a file its DSNs name) runs `tandem status -config F`:
+// the command reads F for the admin address and token and has no use for the other secrets,
+// so that it fails on them, "permission denied", was an operator locked out of the admin API.
+func TestAdminConfigUnreadableSecrets(t *testing.T) {
+	if path := os.Getenv("TANDEM_TEST_ADMIN_CONFIG"); path != "" {
+		// The operator's side (another user when the test runs as root).
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"status", "-config", path}, &stdout, &stderr)
+		fmt.Printf("EXIT %d\nSTDOUT %s\nSTDERR %s\n", code, stdout.String(), stderr.String())
+		return
+	}
+	const operator = 65534 // nobody
+	root := os.Geteuid() == 0
+	dir, err := os.MkdirTemp("", "tandem-admin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, text string, mode os.FileMode, owner int) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if root && owner >= 0 {
+			if err := os.Chown(p, owner, owner); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	secret := os.FileMode(0o600) // the sidecar's user's own, other users cannot read
+	if !root {
+		secret = 0o200 // not even this user can read it: the operator's view
+	}
+	key := write("gossip.key", "0123456789abcdef", secret, -1)
+	users := write("users", "app:pw\n", secret, -1)
+	tlsKey := write("shim.key", "not read", secret, -1)
+	rootCert := write("peer-ca.pem", "not read", secret, -1)
+	token := write("token", "s3cret\n", 0o600, operator)
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"role":"master"}`)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	src := fmt.Sprintf(`site = "site1"
+data_dir = "/d"
+[gossip]
+bind = "127.0.0.1:7946"
+secret_key_file = %q
+[server]
+[[server.endpoint]]
+name = "op"
+address = "127.0.0.1:7000"
+[txshim]
+listen = "127.0.0.1:6432"
+users_file = %q
+tls_cert_file = %q
+tls_key_file = %q
+local_dsn = "postgres://tandem@127.0.0.1:1/wire"
+peer_dsn = "postgres://tandem@127.0.0.2:1/wire?sslmode=verify-full&sslrootcert=%s"
+[admin]
+listen = %q
+token_file = %q
+`, key, users, rootCert, tlsKey, rootCert, addr, token)
+	cfg := write("site1.toml", src, 0o644, -1)
+
+	// status -config F run by the operator (another user when the test runs as root)
+	status := func(cfg string) string {
+		t.Helper()
+		if !root {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"status", "-config", cfg}, &stdout, &stderr)
+			return fmt.Sprintf("EXIT %d\nSTDOUT %s\nSTDERR %s\n", code, stdout.String(), stderr.String())
+		}
+		// The test binary, copied where the operator can run it.
+		exe := filepath.Join(dir, "tandem.test")
+		if _, err := os.Stat(exe); err != nil {
+			bin, err := os.ReadFile(os.Args[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			write("tandem.test", string(bin), 0o755, -1)
+		}
+		cmd := exec.Command(exe, "-test.run=^TestAdminConfigUnreadableSecrets$", "-test.count=1")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "TANDEM_TEST_ADMIN_CONFIG="+cfg, "HOME="+dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: operator, Gid: operator}}
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the operator's run: %v\n%s", err, b)
+		}
+		return string(b)
+	}
+	out := status(cfg)
+	if !strings.Contains(out, "EXIT 0\n") || !strings.Contains(out, `{"role":"master"}`) {
+		t.Errorf("tandem status -config F, F's secrets other than the admin token unreadable:\n%s", out)
+	}
+
+	// A file broken elsewhere still shows its own error.
+	bad := write("bad.toml", strings.Replace(src, "[server]\n", "[server]\nhealth_interval = \"fast\"\n", 1), 0o644, -1)
+	if out := status(bad); !strings.Contains(out, "EXIT 2\n") || !strings.Contains(out, "server.health_interval") {
+		t.Errorf("a file broken elsewhere, its secrets unreadable:\n%s\nwant exit 2 and its error", out)
 	}
 }
