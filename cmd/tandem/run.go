@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -99,6 +102,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
 		hookJobs: make(chan hookJob, hookQueue)}
+	// The term record as this site's last run left it, before anything of this run saves one.
+	if last, err := gossip.NewFileStore(cfg.DataDir).Load(); err != nil {
+		logger.Warn("cannot tell whether this site was master when its sidecar last stopped", "err", err)
+	} else {
+		s.demoteAtStart(last)
+	}
 	opts := gossip.Options{Logger: logger, BeforeRelease: s.beforeRelease}
 	if path := os.Getenv(faultCutEnv); path != "" {
 		opts.Cut = cutFromFile(path, logger)
@@ -304,7 +313,79 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 	s.mu.Unlock()
 	if !ran {
 		s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, j.role, j.term)
+		if err := saveDemoted(s.cfg.DataDir, j.term); err != nil {
+			s.log.Warn("cannot record that on_demote ran: a restart runs it again", "term", j.term, "err", err)
+		}
 	}
+}
+
+// demoteAtStart queues on_demote for the term this site was master of when its last run
+// ended, unless that run's on_demote for it ran (demotedFile): a sidecar killed while master
+// (kill -9, a crash, the host's power) ran none, and the server beside it may still believe
+// it is master. This run starts as backup — nothing is routed to that server until it is
+// promoted again, and on_promote runs then, after this on_demote.
+func (s *sidecar) demoteAtStart(last gossip.TermRecord) {
+	demoted, err := loadDemoted(s.cfg.DataDir)
+	if err != nil {
+		s.log.Warn("cannot read which term's on_demote ran last", "err", err)
+	}
+	s.mu.Lock()
+	s.demote = demoted
+	s.mu.Unlock()
+	if last.Master == s.cfg.Site && last.Term > demoted {
+		s.log.Info("this site was master of a term when its sidecar last stopped, and on_demote did not run for it: running it now",
+			"term", last.Term)
+		s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: last.Term})
+	}
+}
+
+// demotedFile keeps, in data_dir, the last term whose on_demote ran (demoteAtStart).
+const demotedFile = "demoted.json"
+
+func loadDemoted(dir string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, demotedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var m struct {
+		Term uint64 `json:"term"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, demotedFile), err)
+	}
+	return m.Term, nil
+}
+
+// saveDemoted replaces demotedFile durably: temporary file, fsync, rename, fsync of the
+// directory.
+func saveDemoted(dir string, term uint64) error {
+	tmp, err := os.CreateTemp(dir, demotedFile+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	_, err = fmt.Fprintf(tmp, "{\"term\":%d}\n", term)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, demotedFile))
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // stopPromote ends the on_promote hook running now: the role it announced is gone, and the

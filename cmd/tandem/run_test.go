@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -51,5 +52,60 @@ func TestHookPromoteAfterItsDemote(t *testing.T) {
 	t.Logf("hooks ran: %q", lines)
 	if last := lines[len(lines)-1]; last != "demote 2" {
 		t.Fatalf("the last hook that ran is %q, after term 2 was released: want \"demote 2\"", last)
+	}
+}
+
+// TestDemoteAtStart: a site's sidecar killed while master (kill -9) ran no on_demote, and the
+// server beside it may still believe it is master. The next run, which starts as backup, runs
+// on_demote once for that term; a run after that (or after a stop that ran it) does not again.
+func TestDemoteAtStart(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	hook := func(what string) []string {
+		return []string{"sh", "-c", "echo " + what + " $TANDEM_TERM $TANDEM_ROLE >> " + out}
+	}
+	// What the killed run left: master of term 5.
+	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		// A server nothing listens for: the site stays backup.
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{OnPromote: hook("promote"), OnDemote: hook("demote"), Timeout: 10 * time.Second},
+	}
+	hooksRan := func() string {
+		b, err := os.ReadFile(out)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	// runFor runs the sidecar until cond holds or limit passes, then stops it.
+	runFor := func(cond func() bool, limit time.Duration) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+		deadline := time.Now().Add(limit)
+		for !cond() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runFor(func() bool { return hooksRan() != "" }, 10*time.Second)
+	if got := hooksRan(); got != "demote 5 backup" {
+		t.Fatalf("hooks run at the start after a kill as master of term 5: %q, want on_demote of term 5", got)
+	}
+	runFor(func() bool { return false }, 2*time.Second) // ample for a hook queued at start
+	if got := hooksRan(); got != "demote 5 backup" {
+		t.Fatalf("hooks run after a second start: %q, want on_demote of term 5 once", got)
 	}
 }
