@@ -280,7 +280,9 @@ func splitBind(bind string) (string, int, error) {
 	return host, port, nil
 }
 
-func (n *Node) memberlistConfig() (*memberlist.Config, error) {
+// memberlistConfig makes memberlist's configuration and binds its transport; the transport's
+// stream dials end with dials.
+func (n *Node) memberlistConfig(dials context.Context) (*memberlist.Config, error) {
 	c := *n.prof.ml
 	c.Name = n.cfg.Site
 	host, port, err := splitBind(n.cfg.Gossip.Bind)
@@ -311,6 +313,12 @@ func (n *Node) memberlistConfig() (*memberlist.Config, error) {
 			return nil, err
 		}
 		c.Transport = t
+	} else {
+		t, err := newStoppableTransport(dials, &c)
+		if err != nil {
+			return nil, err
+		}
+		c.Transport = t
 	}
 	return &c, nil
 }
@@ -323,7 +331,11 @@ func (n *Node) Run(ctx context.Context) error {
 	if !n.running.CompareAndSwap(false, true) {
 		return errors.New("gossip: Run called twice")
 	}
-	c, err := n.memberlistConfig()
+	// Dials end once the role is handed over and the node stops (stopDials below), not with
+	// ctx: the release before that may still need them.
+	dials, stopDials := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDials()
+	c, err := n.memberlistConfig(dials)
 	if err != nil {
 		close(n.changes)
 		return err
@@ -369,6 +381,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	stop()
+	stopDials() // a re-join stuck dialling a peer that drops packets ends now
 	wg.Wait()
 	if !crashed {
 		if err := ml.Leave(2 * time.Second); err != nil {
@@ -1215,6 +1228,9 @@ func (n *Node) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 			backoff = minBackoff
 		} else {
 			for _, addr := range missing {
+				if ctx.Err() != nil {
+					return
+				}
 				if _, err := ml.Join([]string{addr}); err != nil {
 					n.log.Debug("join failed", "peer", addr, "err", err)
 				}

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -847,7 +849,7 @@ func roundNode(t *testing.T, cfg *config.Config, opts Options) (*Node, *memberli
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := n.memberlistConfig()
+	c, err := n.memberlistConfig(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -873,5 +875,55 @@ func TestFenceDelayBoundMatchesConfig(t *testing.T) {
 		if got, want := config.MinFenceDelay(name), p.fenceNotice(); got != want {
 			t.Errorf("profile %s: config.MinFenceDelay = %v, the profile's fencing takes %v", name, got, want)
 		}
+	}
+}
+
+// blackholed returns a loopback address whose TCP connects hang: a listener that never
+// accepts, its accept queue full, so the kernel drops further SYNs, as a host cut off would.
+func blackholed(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "blackhole")
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	for range 8 { // fill the accept queue
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Skip("this kernel accepts connects beyond a full accept queue: no blackhole to test with")
+	}
+	return addr
+}
+
+// TestNodeStopsDuringHangingJoin: a stop while the re-join loop dials a peer whose address
+// drops packets ends at once. memberlist's dial cannot be cancelled and lasts the profile's
+// TCPTimeout (10 s with lan), and Run waited for it, holding Leave and the exit back.
+func TestNodeStopsDuringHangingJoin(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t), blackholed(t))
+	cfg.Gossip.Profile = config.ProfileLAN
+	n := run(t, cfg, Options{})
+	time.Sleep(500 * time.Millisecond) // the first Join is dialling
+	start := time.Now()
+	n.stop()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Run took %s to return after the stop, want well under lan's 10 s dial timeout", took.Round(time.Millisecond))
 	}
 }
