@@ -240,6 +240,10 @@ type unitState struct {
 	injected bool // the shim opened the transaction with BEGIN (an implicit transaction)
 	skipping bool // an error ended the request: drop messages until Sync
 	st       byte // status at the current point: 'I', 'T', 'E', or 0 when not known
+	// assumed: while st is 0, the status when none of the steps sent unanswered since it was
+	// known failed, or 0 when that is the status the requests before this one leave (its first
+	// part was sent without waiting for them).
+	assumed byte
 	// reasserted: default_transaction_read_only = on was sent again before a statement that
 	// cannot run in a transaction block (walk, read-only modes).
 	reasserted bool
@@ -255,9 +259,15 @@ type pending struct {
 	fwd       bool // forward the replies (except ReadyForQuery) to the client
 	fwdRFQ    bool // forward the ReadyForQuery too
 	drop25001 bool // drop the "there is already a transaction in progress" warning
-	res       chan result
-	notify    chan struct{} // closed when done; made by barrier under session.mu
-	r         result        // serverLoop only, until sent on res
+	// ownBegin: the entry is the shim's BEGIN (sendBegin) behind a part of the client's request
+	// sent unanswered, whose replies may still come: they are forwarded, and the BEGIN's, the
+	// last before ReadyForQuery when it ran, are not. serverLoop holds the last messages back
+	// (held) until it sees which they are.
+	ownBegin bool
+	held     []heldMsg
+	res      chan result
+	notify   chan struct{} // closed when done; made by barrier under session.mu
+	r        result        // serverLoop only, until sent on res
 }
 
 // result is what the backend answered to one pending request, or a copy-in event.
@@ -267,6 +277,15 @@ type result struct {
 	err    *pgproto3.ErrorResponse // the first error
 	tag    string                  // the last CommandComplete tag
 	row    [][]byte                // the first DataRow; nil values are NULL
+	// ownBegin entries: the shim's BEGIN ran (begun), with the warning that a transaction block
+	// was open already (warned).
+	begun, warned bool
+}
+
+// heldMsg is a reply serverLoop holds back (pending.ownBegin).
+type heldMsg struct {
+	typ  byte
+	body []byte
 }
 
 var errBackendGone = errors.New("local database connection closed")
@@ -495,6 +514,15 @@ func (s *session) serverLoop() {
 			if cur == nil || len(body) != 1 {
 				break // unexpected: pass it on
 			}
+			if cur.ownBegin {
+				n := ownBeginReplies(cur.held)
+				for _, m := range cur.held[:len(cur.held)-n] {
+					if err := s.toClient(m.typ, m.body, false); err != nil {
+						return
+					}
+				}
+				cur.r.begun, cur.r.warned, cur.held = n > 0, n == len(ownBeginTail), nil
+			}
 			if (s.status == 'I') != (body[0] == 'I') {
 				if body[0] == 'I' {
 					s.shim.stats.inTx.Add(-1)
@@ -590,12 +618,57 @@ func (s *session) serverLoop() {
 			}
 			continue
 		}
+		if fwd && cur != nil && cur.ownBegin && typ != 'A' {
+			cur.held = append(cur.held, heldMsg{typ, append([]byte(nil), body...)})
+			if len(cur.held) > len(ownBeginTail) {
+				m := cur.held[0]
+				cur.held = cur.held[1:]
+				if err := s.toClient(m.typ, m.body, false); err != nil {
+					return
+				}
+			}
+			continue
+		}
 		if fwd {
 			if err := s.toClient(typ, body, !hold && s.br.r.Buffered() == 0); err != nil {
 				return
 			}
 		}
 	}
+}
+
+// ownBeginTail is the replies to sendBegin's messages when they all ran: ParseComplete,
+// BindComplete, the warning 25001 when a transaction block was open already, CommandComplete,
+// CloseComplete twice.
+const ownBeginTail = "12NC33"
+
+// ownBeginReplies returns how many of the last messages in held are the replies to the shim's
+// BEGIN (sendBegin), or 0 when it did not run. Each of its messages is answered, or an error
+// ends the request: when it ran, its replies are the last before ReadyForQuery; when it did
+// not, an error came before, after which PostgreSQL sends nothing until ReadyForQuery (a
+// ParameterStatus a rollback reports).
+func ownBeginReplies(held []heldMsg) int {
+	for _, want := range []string{ownBeginTail, "12C33"} {
+		if len(held) < len(want) {
+			continue
+		}
+		tail := held[len(held)-len(want):]
+		ok := true
+		for i, m := range tail {
+			switch {
+			case m.typ != want[i]:
+				ok = false
+			case m.typ == 'C' && string(m.body) != "BEGIN\x00":
+				ok = false
+			case m.typ == 'N' && noticeCode(m.body) != "25001":
+				ok = false
+			}
+		}
+		if ok {
+			return len(want)
+		}
+	}
+	return 0
 }
 
 func decodeRow(body []byte) [][]byte {
@@ -749,6 +822,28 @@ func (s *session) sendOwn(q string, p *pending, flush bool, args ...string) erro
 		return s.bw.Flush()
 	}
 	return nil
+}
+
+// beginName names the statement and portal of sendBegin, closed in the same request: its Parse,
+// the first message, never meets one left over.
+const beginName = "tandem_shim_begin"
+
+// sendBegin writes the shim's BEGIN, queued as p (ownBegin), behind a part of the client's
+// request sent unanswered: it makes an implicit transaction the part runs in an explicit block,
+// which the Sync that ends it does not end. Its first message is the only one that can fail (in
+// an aborted block), so that no reply of its own comes before an error.
+func (s *session) sendBegin(p *pending) error {
+	s.push(p)
+	buf := s.scratchOwn[:0]
+	buf, _ = (&pgproto3.Parse{Name: beginName, Query: "BEGIN"}).Encode(buf)
+	buf, _ = (&pgproto3.Bind{DestinationPortal: beginName, PreparedStatement: beginName}).Encode(buf)
+	buf, _ = (&pgproto3.Execute{Portal: beginName}).Encode(buf)
+	buf, _ = (&pgproto3.Close{ObjectType: 'P', Name: beginName}).Encode(buf)
+	buf, _ = (&pgproto3.Close{ObjectType: 'S', Name: beginName}).Encode(buf)
+	buf, _ = (&pgproto3.Sync{}).Encode(buf)
+	s.scratchOwn = buf
+	_, err := s.bw.Write(buf)
+	return err
 }
 
 // capture runs one statement of the shim's own and returns its result; nothing reaches the
@@ -1400,7 +1495,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			} else {
 				// The part runs unanswered: what it leaves (a ROLLBACK, an error) is not known
 				// until a later part learns it (walk).
-				us.st = 0
+				us.st, us.assumed = 0, statusAfter(u, 0, u.n(), st)
 				s.noteCopyPart(u, 0, u.n())
 			}
 			s.bw.Write(s.ebuf)
@@ -1567,6 +1662,23 @@ func lastTxControl(u unit, lo, hi int) int {
 	return lo - 1
 }
 
+// statusAfter is the status after steps [lo, hi) of u, run from status st, when none fails; 0
+// (not known) stays 0 unless a step begins or ends a transaction block.
+func statusAfter(u unit, lo, hi int, st byte) byte {
+	for i := lo; i < hi; i++ {
+		switch info := u.info(i); info.kind {
+		case kindBegin:
+			st = 'T'
+		case kindCommit, kindRollback, kindClient2PC:
+			st = 'I'
+			if info.chain {
+				st = 'T'
+			}
+		}
+	}
+	return st
+}
+
 func hasCopyIn(u unit, lo, hi int) bool {
 	for i := lo; i < hi; i++ {
 		if u.info(i).copyIn {
@@ -1634,6 +1746,46 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return part(last + 1)
 	}
 
+	// begin learns the status for a write at step i where it is not known: after a part sent
+	// unanswered (before a Flush), with no step that changes the transaction state since. The
+	// terminator settle sends would end the implicit transaction that part runs in, and with it
+	// its portals and SET LOCALs, which the steps after may use as PostgreSQL lets them. Where
+	// that transaction is implicit (us.assumed, or the status the requests before leave), the
+	// shim's BEGIN goes in before the terminator: the block is then the shim's, as when it
+	// injects one at the start of a request. A 25001 warning says the block was open already.
+	// Elsewhere, and behind a COPY FROM STDIN, settle: a terminator keeps an explicit block.
+	begin := func(i int) (failed bool, err error) {
+		a := us.assumed
+		if a == 0 && !s.copyPart {
+			if a, err = s.barrier(); errors.Is(err, errCopyOpen) {
+				a = 0
+			} else if err != nil {
+				return false, err
+			}
+		}
+		if a != 'I' || s.copyPart {
+			return settle(i)
+		}
+		if j := firstBlockOnly(u, lo, i); j >= 0 {
+			// PostgreSQL fails it outside a transaction block (25P01), as it does here.
+			return part(j + 1)
+		}
+		p := &pending{fwd: true, ownBegin: true, res: make(chan result, 1)}
+		if err := s.sendBegin(p); err != nil {
+			return false, err
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return false, err
+		}
+		us.st = r.status
+		if r.begun && !r.warned {
+			// The transaction holds the steps sent before too (noted already).
+			us.injected = true
+		}
+		return r.err != nil, nil
+	}
+
 	// refuse fails step i after the steps before it, the database raising code and msg so that
 	// the transaction aborts as for any error, and ends the request.
 	refuse := func(i int, code, msg string) error {
@@ -1663,6 +1815,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// the extended protocol, as the unnamed portal a Bind makes outside a block ends
 			// with the implicit transaction, at the next Sync. The unsent steps between (reads,
 			// Parse/Describe) run inside the transaction.
+			if us.st == 0 && lastTxControl(u, lo, i) < lo {
+				if failed, err := begin(i); err != nil || failed {
+					return fail(err)
+				}
+			}
 			if failed, err := settle(i); err != nil || failed {
 				return fail(err)
 			}
@@ -1871,6 +2028,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		// A Flush (or a full buffer): send the rest as it is; the request goes on, its status
 		// now unknown until the next part learns it.
 		if lo < n {
+			if us.st != 0 {
+				// The status after the steps, which the loop followed through BEGIN and ROLLBACK.
+				us.assumed = us.st
+			}
 			us.st = 0
 			s.noteCopyPart(u, lo, n)
 			return u.send(s, lo, n, true, nil)

@@ -1727,3 +1727,160 @@ func TestReadOnlyGreeting(t *testing.T) {
 		t.Errorf("after promotion: ParameterStatus %q, want off", ps)
 	}
 }
+
+// replies reads messages up to ReadyForQuery and tells them, with what a comparison with
+// PostgreSQL needs: rows, tags, SQLSTATEs and the status.
+func (r *rawSession) replies() string {
+	r.t.Helper()
+	var b strings.Builder
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			r.t.Fatalf("after %q: %v", b.String(), err)
+		}
+		enc, _ := m.Encode(nil)
+		b.WriteByte(enc[0])
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			fmt.Fprintf(&b, "%q", m.Values)
+		case *pgproto3.CommandComplete:
+			fmt.Fprintf(&b, "(%s)", m.CommandTag)
+		case *pgproto3.ErrorResponse:
+			fmt.Fprintf(&b, "(%s)", m.Code)
+		case *pgproto3.NoticeResponse:
+			fmt.Fprintf(&b, "(%s)", m.Code)
+		case *pgproto3.ReadyForQuery:
+			fmt.Fprintf(&b, "(%c)", m.TxStatus)
+			return b.String()
+		}
+		b.WriteByte(' ')
+	}
+}
+
+// TestPartsBeforeFlushKeptByWrite: a portal bound, or a SET LOCAL run, in a part of an
+// extended-protocol request sent before a Flush was lost when a write came after the Flush in
+// the same request: to learn the transaction status for its BEGIN, the shim sent a Sync, which
+// ended PostgreSQL's implicit transaction and the portal with it, so the client got 34000
+// (portal does not exist) and its write was rolled back, or SHOW no longer saw the SET LOCAL.
+// The shim now answers as PostgreSQL does, and the write is committed on both sides.
+func TestPartsBeforeFlushKeptByWrite(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	pbe := func(portal, q string) []pgproto3.FrontendMessage {
+		return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: q}, &pgproto3.Bind{DestinationPortal: portal}, &pgproto3.Execute{Portal: portal}}
+	}
+	bind := func(portal, q string) []pgproto3.FrontendMessage {
+		return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: q}, &pgproto3.Bind{DestinationPortal: portal}}
+	}
+	execP1 := &pgproto3.Execute{Portal: "p1"}
+	insert := pbe("", "INSERT INTO acct VALUES (1, 0)")
+	join := func(ms ...[]pgproto3.FrontendMessage) []pgproto3.FrontendMessage {
+		var all []pgproto3.FrontendMessage
+		for _, m := range ms {
+			all = append(all, m...)
+		}
+		return all
+	}
+	cases := []struct {
+		name   string
+		before string                       // a simple Query first
+		parts  [][]pgproto3.FrontendMessage // a Flush after each but the last, which ends with Sync
+		after  string                       // a simple Query after
+		wrote  int                          // dual commits through the shim
+	}{
+		{name: "portal, flush, write", wrote: 1, parts: [][]pgproto3.FrontendMessage{
+			bind("p1", "SELECT 1"), join(insert, []pgproto3.FrontendMessage{execP1})}},
+		{name: "portal, flush, write, flush", wrote: 1, parts: [][]pgproto3.FrontendMessage{
+			bind("p1", "SELECT 1"), insert, {execP1}}},
+		{name: "set local, flush, write, show", wrote: 1, parts: [][]pgproto3.FrontendMessage{
+			pbe("", "SET LOCAL work_mem = '7MB'"), join(insert, pbe("", "SHOW work_mem"))}},
+		{name: "portal in a block, flush, write", before: "BEGIN", after: "COMMIT", wrote: 1, parts: [][]pgproto3.FrontendMessage{
+			bind("p1", "SELECT 1"), join(insert, []pgproto3.FrontendMessage{execP1})}},
+		// The block is the client's: the shim's commit must not end it, even when no 25001
+		// warning would tell.
+		{name: "no warnings, portal in a block, flush, write", before: "SET client_min_messages = error; BEGIN", after: "COMMIT; RESET client_min_messages", wrote: 1,
+			parts: [][]pgproto3.FrontendMessage{bind("p1", "SELECT 1"), join(insert, []pgproto3.FrontendMessage{execP1})}},
+		{name: "rollback, portal, flush, write", before: "BEGIN", wrote: 1, parts: [][]pgproto3.FrontendMessage{
+			join(pbe("", "ROLLBACK"), bind("p1", "SELECT 1")), join(insert, []pgproto3.FrontendMessage{execP1})}},
+		{name: "error, flush, write", parts: [][]pgproto3.FrontendMessage{
+			pbe("", "SELECT 1/0"), join(insert, []pgproto3.FrontendMessage{execP1})}},
+	}
+	run := func(r *rawSession, parts [][]pgproto3.FrontendMessage, wait bool, before, after string) string {
+		var got strings.Builder
+		if before != "" {
+			r.fe.Send(&pgproto3.Query{String: before})
+			if err := r.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			got.WriteString(r.replies() + " | ")
+		}
+		for i, p := range parts {
+			for _, m := range p {
+				r.fe.Send(m)
+			}
+			if i == len(parts)-1 {
+				r.fe.Send(&pgproto3.Sync{})
+				break
+			}
+			r.fe.Send(&pgproto3.Flush{})
+			if wait {
+				// Read as many replies as the part has messages, or up to an error; the rest
+				// come with the last part's.
+				if err := r.fe.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				for range p {
+					m, err := r.fe.Receive()
+					if err != nil {
+						t.Fatal(err)
+					}
+					enc, _ := m.Encode(nil)
+					got.WriteByte(enc[0])
+					if enc[0] == 'E' {
+						break
+					}
+				}
+				got.WriteString(" / ")
+			}
+		}
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got.WriteString(r.replies())
+		if after != "" {
+			r.fe.Send(&pgproto3.Query{String: after})
+			if err := r.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			got.WriteString(" | " + r.replies())
+		}
+		fmt.Fprintf(&got, ", rows %d", rowCount(t, c, "true"))
+		c.Exec(t, "DELETE FROM acct")
+		return got.String()
+	}
+	for _, tc := range cases {
+		for _, wait := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, wait %v", tc.name, wait), func(t *testing.T) {
+				want := run(dialRawDSN(t, c.DSN(c.Database())), tc.parts, wait, tc.before, tc.after)
+				peer.take()
+				got := run(dialRaw(t, s), tc.parts, wait, tc.before, tc.after)
+				if got != want {
+					t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+				}
+				if calls := peer.take(); tc.wrote == 0 && len(calls) != 0 {
+					t.Errorf("peer calls %v, want none", calls)
+				} else if tc.wrote > 0 {
+					checkDual(t, calls, tc.wrote)
+				}
+			})
+		}
+	}
+	if n := preparedCount(t, c); n != 0 {
+		t.Fatalf("%d transactions left prepared", n)
+	}
+	if st := s.Stats(); st.CommitsPlain != 0 || st.Unwrapped != 0 {
+		t.Fatalf("writes committed plainly: %+v", st)
+	}
+}
