@@ -1734,6 +1734,16 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		return s.endAfterError(us, final, err)
 	}
+	// own runs a statement of the shim's in the client's transaction: its error is the
+	// client's, which fails the request as a step's would.
+	own := func(q string, args ...string) (failed bool, err error) {
+		r, err := s.capture(q, args...)
+		if err != nil || r.err == nil {
+			return false, err
+		}
+		us.st = r.status
+		return true, s.emit(r.err)
+	}
 	// settle sends the unsent steps before step i up to the last one that changes the
 	// transaction state, with a terminator — even none of them when the status is not known
 	// (an earlier part of the request went unanswered): us.st is then the status at step i, as
@@ -1792,17 +1802,8 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if failed, err := part(i); err != nil || failed {
 			return fail(err)
 		}
-		r, err := s.capture(raiseSQL(code, msg))
-		if err != nil {
-			return err
-		}
-		us.st = r.status
-		if r.err != nil {
-			if err := s.emit(r.err); err != nil {
-				return err
-			}
-		}
-		return fail(nil)
+		_, err := own(raiseSQL(code, msg))
+		return fail(err)
 	}
 
 	recordDDL := pol.recordDDL()
@@ -1889,16 +1890,8 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				return fail(err)
 			}
 			if us.st == 'T' {
-				r, err := s.capture("INSERT INTO tandem.ddl (stmt) VALUES ($1)", info.text)
-				if err != nil {
-					return err
-				}
-				if r.err != nil {
-					us.st = r.status
-					if err := s.emit(r.err); err != nil {
-						return err
-					}
-					return fail(nil)
+				if failed, err := own("INSERT INTO tandem.ddl (stmt) VALUES ($1)", info.text); err != nil || failed {
+					return fail(err)
 				}
 			}
 			if us.st == 'T' && info.retypes {
@@ -1906,16 +1899,8 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// peer (ddlcheck.go): checked before it runs, while the columns have the types
 				// its expressions were written for.
 				if q := retypeCheckSQL(info.text); q != "" {
-					r, err := s.capture(q)
-					if err != nil {
-						return err
-					}
-					if r.err != nil {
-						us.st = r.status
-						if err := s.emit(r.err); err != nil {
-							return err
-						}
-						return fail(nil)
+					if failed, err := own(q); err != nil || failed {
+						return fail(err)
 					}
 				}
 			}
