@@ -27,16 +27,9 @@ type cutTransport struct {
 }
 
 func newCutTransport(c *memberlist.Config, cut func(string) bool) (*cutTransport, error) {
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger})
+	nt, err := bindNetTransport(c)
 	if err != nil {
-		return nil, fmt.Errorf("gossip transport: %w", err)
-	}
-	if c.BindPort == 0 {
-		c.BindPort = nt.GetAutoBindPort()
-		if c.AdvertisePort == 0 {
-			c.AdvertisePort = c.BindPort
-		}
+		return nil, err
 	}
 	t := &cutTransport{nt: nt, cut: cut, packets: make(chan *memberlist.Packet), done: make(chan struct{}), stopped: make(chan struct{})}
 	go t.filter()

@@ -20,9 +20,19 @@ type stoppableTransport struct {
 	ctx                      context.Context
 }
 
-// newStoppableTransport binds memberlist's NetTransport as memberlist.Create would (a few tries
-// for port 0, whose TCP port may be taken for UDP) and sets c's ports from it.
+// newStoppableTransport binds memberlist's NetTransport (bindNetTransport) with dials that
+// end with ctx.
 func newStoppableTransport(ctx context.Context, c *memberlist.Config) (*stoppableTransport, error) {
+	nt, err := bindNetTransport(c)
+	if err != nil {
+		return nil, err
+	}
+	return &stoppableTransport{NetTransport: nt, ctx: ctx}, nil
+}
+
+// bindNetTransport binds memberlist's NetTransport as memberlist.Create would (a few tries for
+// port 0, whose TCP port may be taken for UDP) and sets c's ports from it.
+func bindNetTransport(c *memberlist.Config) (*memberlist.NetTransport, error) {
 	nc := &memberlist.NetTransportConfig{BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger}
 	tries := 1
 	if c.BindPort == 0 {
@@ -44,7 +54,7 @@ func newStoppableTransport(ctx context.Context, c *memberlist.Config) (*stoppabl
 			c.AdvertisePort = c.BindPort
 		}
 	}
-	return &stoppableTransport{NetTransport: nt, ctx: ctx}, nil
+	return nt, nil
 }
 
 func (t *stoppableTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
