@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/lib/pq"
 )
 
 // Catch-up (DESIGN §5.5) and how the Shipper keeps "the slot is the journal" (§5.2):
@@ -377,4 +378,170 @@ func (s *Shipper) verifyCatchUp(ctx context.Context, snaps *verifySnapshots, at 
 	s.lastVerify = r
 	s.notifyLocked()
 	s.mu.Unlock()
+}
+
+// settleEvery is how often settleLoop asks the peer about the transactions it settles.
+const settleEvery = time.Second
+
+// settleLoop runs settle every settleEvery, and at once when asked (settleNow), until ctx
+// ends. Its connection to the peer is opened when first needed.
+func (s *Shipper) settleLoop(ctx context.Context) {
+	var peer *sql.DB
+	defer func() {
+		if peer != nil {
+			peer.Close()
+		}
+	}()
+	tick := time.NewTicker(settleEvery)
+	defer tick.Stop()
+	held := 0 // what the last pass kept for this site's next master term, said once
+	for {
+		select {
+		case <-tick.C:
+		case <-s.settleNow:
+		case <-ctx.Done():
+			return
+		}
+		held = s.settle(ctx, &peer, held)
+	}
+}
+
+// settle lets the slot go past the backup's own transactions that the peer has (DESIGN §5.2:
+// the slot is the journal, so what the peer committed needs no place in it), and decides the
+// suspects. It runs on a backup, and on a master while suspects are left.
+//
+// A master's slot is confirmed past a transaction some time after the peer committed it: a
+// sidecar killed then (kill -9, a crash) leaves in the slot transactions the peer has, dual
+// commits (gid tandem_<site>_<term>_<xid>) and plain commits shipped from the stream
+// (plainGID), each with its decision row on the peer (DESIGN §5.3, §5.5). Restarted as
+// backup, the sidecar met them in its stream as its own transactions: before the bypass
+// boundary (the local term record still named this site master) they were kept for a next
+// master term that may never come, and the slot held the backup's WAL without bound; past it
+// (the new master's term record was there already: boundary 0) they were reported as writes
+// that bypassed Tandem, a false alarm. Like catch-up (shipOn), settle asks the peer for the
+// decision rows instead, and for the position of its copy of the tables (Resync):
+//   - the peer has the transaction: done, quietly; the slot may go past it. Nothing is applied
+//     on the peer, so nothing is applied twice.
+//   - prepared on the peer, not committed: left alone; the resolver settles it, and a later
+//     pass finds its decision row.
+//   - a suspect the peer lacks: a write that bypassed Tandem on this backup's database, or
+//     one this site committed alone as master in a term before the peer's site took a newer
+//     one; the latter, shipped into the newer term's database, would land after and over its
+//     master's writes (DESIGN §3, as Abandon). Either way it is reported and never shipped, as
+//     before.
+//   - another the peer lacks (committed here as master alone, before the boundary): kept, as
+//     before, for this site's next master term, whose catch-up ships it; said once in the log.
+//
+// A transaction still prepared locally waits for its local outcome. When the peer does not
+// answer, nothing changes until a later pass. held is what the last pass kept; settle returns
+// what this one did.
+func (s *Shipper) settle(ctx context.Context, peer **sql.DB, held int) int {
+	s.mu.Lock()
+	backup := s.backup.Load()
+	var es []*jentry
+	var gids []string
+	for _, e := range s.journal {
+		if e.state == stDone || e.state == stApplying || e.shipping || e.undo || e.gid == "" || !e.finished() {
+			continue
+		}
+		if e.suspect || backup {
+			es = append(es, e)
+			gids = append(gids, e.gid)
+		}
+	}
+	s.mu.Unlock()
+	if len(es) == 0 {
+		return 0
+	}
+	if *peer == nil {
+		db, err := OpenDB(s.cfg.PeerDSN)
+		if err != nil {
+			s.logger.Warn("cannot ask the peer which of this site's transactions it has", "err", err)
+			return held
+		}
+		db.SetMaxOpenConns(1)
+		db.SetConnMaxIdleTime(time.Minute) // most passes ask nothing
+		*peer = db
+	}
+	has, prepared, copied, err := peerHas(ctx, *peer, s.cfg.OpTimeout, gids, resyncGID(s.cfg.Site))
+	if err != nil {
+		s.logger.Debug("cannot ask the peer which of this site's transactions it has; asked again later", "err", err)
+		return held
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	released, kept := 0, 0
+	var bypassed []string
+	for _, e := range es {
+		switch {
+		case e.state == stDone || e.state == stApplying || e.shipping || e.undo:
+		case has[e.gid] || e.pos <= copied:
+			s.markDoneLocked(e)
+			s.stats.Skipped++
+			released++
+		case prepared[e.gid]:
+			kept++
+		case e.suspect:
+			s.markDoneLocked(e)
+			s.stats.Bypassed++
+			bypassed = append(bypassed, e.gid)
+		case backup:
+			kept++
+		}
+	}
+	if released > 0 {
+		s.logger.Info("transactions this site committed as master that the peer has: the slot lets them go", "transactions", released)
+	}
+	if len(bypassed) > 0 {
+		s.logger.Error("writes bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
+			"transactions", len(bypassed), "gids", bypassed[:min(len(bypassed), 10)])
+	}
+	if kept > 0 && kept != held {
+		s.logger.Warn("transactions this site committed as master that the peer lacks: held in the slot for this site's next term as master",
+			"transactions", kept)
+	}
+	if released > 0 || len(bypassed) > 0 {
+		s.advanceLocked()
+	}
+	return kept
+}
+
+// peerHas reads from the peer which of gids have a decision row (committed there) and which
+// are prepared there, and the position of the peer's copy of the tables (the decision row
+// resync; 0: none).
+func peerHas(ctx context.Context, db *sql.DB, timeout time.Duration, gids []string, resync string) (has, prepared map[string]bool, copied pglogrepl.LSN, err error) {
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rows, err := db.QueryContext(qctx, `SELECT gid, true, lsn::text FROM tandem.decisions WHERE gid = ANY($1) OR gid = $2
+UNION ALL SELECT gid, false, NULL FROM pg_catalog.pg_prepared_xacts WHERE gid = ANY($1) AND database = current_database()`,
+		pq.Array(gids), resync)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("read decision rows on the peer: %w", err)
+	}
+	defer rows.Close()
+	has, prepared = map[string]bool{}, map[string]bool{}
+	for rows.Next() {
+		var gid string
+		var decided bool
+		var lsn sql.NullString
+		if err := rows.Scan(&gid, &decided, &lsn); err != nil {
+			return nil, nil, 0, fmt.Errorf("read decision rows on the peer: %w", err)
+		}
+		switch {
+		case !decided:
+			prepared[gid] = true
+		case gid == resync:
+			if lsn.Valid {
+				if copied, err = pglogrepl.ParseLSN(lsn.String); err != nil {
+					return nil, nil, 0, fmt.Errorf("read the position of the peer's copy of the tables: %w", err)
+				}
+			}
+		default:
+			has[gid] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, fmt.Errorf("read decision rows on the peer: %w", err)
+	}
+	return has, prepared, copied, nil
 }

@@ -120,6 +120,7 @@ func TestBackupBypass(t *testing.T) {
 	p.local.Exec(t, `INSERT INTO kv VALUES (1, 'stray')`)
 	waitFor(t, "both seen", func() bool { return sh.Backlog() == 2 })
 	sh.SetBypassFrom(from)
+	waitFor(t, "the stray write reported", func() bool { return sh.Stats().Bypassed == 1 })
 	if st, b := sh.Stats(), sh.Backlog(); st.Bypassed != 1 || b != 1 {
 		t.Fatalf("after SetBypassFrom: %d bypassed, backlog %d; want 1 and 1", st.Bypassed, b)
 	}

@@ -140,6 +140,7 @@ type Shipper struct {
 	abandoning atomic.Bool // see Abandon
 	ops        chan peerOp
 	restart    chan struct{} // asks decodeLoop to stream the slot again from its confirmed position
+	settleNow  chan struct{} // asks settleLoop for a pass now
 
 	mu         sync.Mutex
 	running    bool
@@ -209,6 +210,10 @@ type jentry struct {
 	retryAt  time.Time // when sweep may ask for the peer's COMMIT/ROLLBACK PREPARED; zero: not yet
 	opFails  int       // peer operations for it dropped or failed so far
 	shipping bool      // plainLoop or CatchUp is shipping it
+	// suspect: a backup's own transaction past the bypass boundary (SetBypassFrom) that this
+	// site may have committed as master all the same (see settle): a write that bypassed
+	// Tandem unless the peer has it. Never shipped; its changes are not held.
+	suspect bool
 }
 
 // finished tells whether the local outcome of e is known.
@@ -248,6 +253,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops, logger, cfg.OnPreparedBlocker),
 		ops:       make(chan peerOp, 1024),
 		restart:   make(chan struct{}, 1),
+		settleNow: make(chan struct{}, 1),
 		byGID:     map[string]*jentry{},
 		changed:   make(chan struct{}),
 		compactAt: 1024,
@@ -265,11 +271,14 @@ func (s *Shipper) SetTerm(term uint64) { s.term.Store(term) }
 // the master's changes under a replication origin, which its decoder skips; a transaction of
 // its own in the stream that ends after the position SetBypassFrom gave is a write that bypassed
 // Tandem: it is reported (Stats.Bypassed, an error in the log) and let go, never shipped to
-// the master's database, so that the slot holds no WAL for it (DESIGN §5.2). Transactions
-// before that position — what this site committed as master, alone while the peer was away,
-// which the decoder may reach only now — stay in the journal for the next catch-up, and so
-// does what the journal held already. SetBackup(false) (master) forgets the position, and
-// that the peer was in step: a master's peer is synced once a CatchUp of its own says so.
+// the master's database, so that the slot holds no WAL for it (DESIGN §5.2) — unless the peer
+// has it (its decision row): this site committed it as master, and the slot was not confirmed
+// past it before the sidecar stopped; that is let go quietly (settle). Transactions before
+// that position — what this site committed as master, alone while the peer was away, which
+// the decoder may reach only now — stay in the journal for the next catch-up, and so does what
+// the journal held already, but for those the peer has (settle). SetBackup(false) (master)
+// forgets the position, and that the peer was in step: a master's peer is synced once a
+// CatchUp of its own says so.
 func (s *Shipper) SetBackup(backup bool) {
 	if !backup {
 		s.bypassFrom.Store(math.MaxUint64)
@@ -290,7 +299,8 @@ func (s *Shipper) SetBackup(backup bool) {
 // SetBypassFrom sets the stream position after which a backup's own transactions (those whose
 // commit record ends after it) are writes that bypassed Tandem (see SetBackup): the local
 // database's WAL position when the site became backup, its commits as master all done. Until
-// it is set, none are. Such transactions the journal took before it was known are let go now.
+// it is set, none are. Such transactions the journal took before it was known are let go
+// soon (settle): reported as bypasses, but for those the peer has.
 func (s *Shipper) SetBypassFrom(lsn pglogrepl.LSN) {
 	s.bypassFrom.Store(uint64(lsn))
 	if !s.backup.Load() {
@@ -298,10 +308,17 @@ func (s *Shipper) SetBypassFrom(lsn pglogrepl.LSN) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := int64(s.giveUpLocked(lsn)); n > 0 {
-		s.stats.Bypassed += n
-		s.logger.Error("writes bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)", "transactions", n)
-		s.advanceLocked()
+	n := 0
+	for _, e := range s.journal {
+		if e.pos > lsn && e.state == stPending && !e.shipping && !e.undo && !e.suspect && e.gid != "" {
+			e.suspect = true
+			s.releaseLocked(e)
+			n++
+		}
+	}
+	if n > 0 {
+		s.kickSettle()
+		s.notifyLocked()
 	}
 }
 
@@ -407,7 +424,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		s.notifyLocked()
 		s.mu.Unlock()
 	}()
-	loops := []func(context.Context){s.decodeLoop, s.plainLoop, s.sequenceLoop, s.pruneLoop}
+	loops := []func(context.Context){s.decodeLoop, s.plainLoop, s.sequenceLoop, s.pruneLoop, s.settleLoop}
 	for range opLoops {
 		loops = append(loops, s.opLoop)
 	}
@@ -577,7 +594,24 @@ func (s *Shipper) add(ev Event) {
 	}
 	s.streamEnd = ev.Pos
 	e := &jentry{pos: ev.Pos, size: size, state: stDone}
-	if bypass := uint64(ev.Pos) > s.bypassFrom.Load(); counted && s.backup.Load() && (bypass || s.abandoning.Load()) {
+	bypass := uint64(ev.Pos) > s.bypassFrom.Load()
+	if counted && s.backup.Load() && bypass && s.mayBeOwn(ev.Txn) {
+		// Perhaps this site's own as master, which the peer has (see settle): decided there.
+		e.state, e.suspect, e.prepared, e.plain = stPending, true, ev.Txn.Prepared, !ev.Txn.Prepared
+		e.size = entryOverhead
+		if e.prepared {
+			e.gid = ev.Txn.GID
+			s.byGID[e.gid] = e
+		} else {
+			e.gid = plainGID(s.cfg.Site, ev.Txn.XID)
+		}
+		s.journal = append(s.journal, e)
+		s.held += e.size
+		s.kickSettle()
+		s.advanceLocked()
+		return
+	}
+	if counted && s.backup.Load() && (bypass || s.abandoning.Load()) {
 		if bypass {
 			s.stats.Bypassed++
 			s.logger.Error("a write bypassed Tandem on this backup's database: not shipped; the databases differ (tandem verify)",
@@ -607,6 +641,25 @@ func (s *Shipper) add(ev Event) {
 	s.journal = append(s.journal, e)
 	s.held += e.size
 	s.advanceLocked()
+}
+
+// mayBeOwn tells whether txn, found in a backup's stream, may be one this site committed as
+// master: a plain commit (shipped with a decision row plainGID, as a master ships every plain
+// commit), or a prepared transaction whose gid is this site's (DESIGN §5.3). Another prepared
+// transaction was never Tandem's.
+func (s *Shipper) mayBeOwn(txn *Txn) bool {
+	if !txn.Prepared {
+		return true
+	}
+	site, _, _, ok := parseGID(txn.GID)
+	return ok && site == s.cfg.Site
+}
+
+func (s *Shipper) kickSettle() {
+	select {
+	case s.settleNow <- struct{}{}:
+	default:
+	}
 }
 
 // roomLocked tells whether the journal takes an event of size bytes. It takes any one event
@@ -700,8 +753,10 @@ func (s *Shipper) advanceLocked() {
 		s.compactLocked()
 	}
 	// Restarting re-reads what the journal still holds: wait until most of it is shipped
-	// (drain also asks when nothing before the gap is left to ship).
-	if s.gap && s.link == linkCatchUp && s.held <= s.cfg.MaxJournalBytes/4 {
+	// (drain also asks when nothing before the gap is left to ship). A backup ships nothing,
+	// but settle lets go of what the peer has: past a gap, its slot goes on only if what
+	// follows is read again.
+	if s.gap && (s.link == linkCatchUp || s.backup.Load()) && s.held <= s.cfg.MaxJournalBytes/4 {
 		s.restartLocked()
 	}
 	s.notifyLocked()
@@ -1243,7 +1298,7 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 			if left || e.pos >= mark {
 				break
 			}
-			left = e.plain && e.state != stDone && (xid == 0 || e.gid == gid)
+			left = e.plain && !e.suspect && e.state != stDone && (xid == 0 || e.gid == gid)
 		}
 		changed := s.changed
 		s.mu.Unlock()
@@ -1353,8 +1408,8 @@ func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry
 		if e.pos > until {
 			break
 		}
-		if e.state == stDone || !e.finished() {
-			continue
+		if e.state == stDone || !e.finished() || e.suspect {
+			continue // a suspect is never shipped: settle decides it
 		}
 		if e.shipping || e.state == stApplying {
 			return nil, true

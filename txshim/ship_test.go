@@ -901,3 +901,151 @@ func TestPrepareLongDDL(t *testing.T) {
 	waitFor(t, gid+" committed on the peer", func() bool { return !preparedOn(t, p.pdb, gid) })
 	requireSame(t, p)
 }
+
+// lockedLog is a log destination tests read while the Shipper writes to it.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// leftoverPlains is how many plain commits killedMasterLeftovers makes: more than a 16 KiB
+// journal holds.
+const leftoverPlains = 20
+
+// killedMasterLeftovers makes p's local database what a master's sidecar killed -9 leaves: a
+// dual commit and plain commits shipped from the stream, all committed on the peer with their
+// decision rows, still in the slot (a transaction in doubt before them, rolled back since,
+// kept the slot from being confirmed past them). It returns the WAL position before the last
+// plain commit.
+func killedMasterLeftovers(t *testing.T, p *capPair) (beforePlain pglogrepl.LSN) {
+	t.Helper()
+	m := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	m.SetTerm(1)
+	stop := runShipper(t, m)
+	start := lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)
+	prepareLocal(t, p.ldb, "tandem_a_1_1000000", `INSERT INTO kv VALUES (100, 'in doubt')`)
+	dualCommit(t, p, m, "tandem_a_1_1000001", `INSERT INTO kv VALUES (1, 'dual')`)
+	for k := 2; k < 2+leftoverPlains; k++ {
+		beforePlain = lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)
+		p.local.Exec(t, `INSERT INTO kv VALUES ($1, repeat('plain', 200))`, k)
+	}
+	waitFor(t, "the plain commits on the peer", func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM kv`) == 1+leftoverPlains && m.Backlog() == 1
+	})
+	stop()
+	if c := lsnOf(t, p.ldb, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'tandem_a'`); c > start {
+		t.Fatalf("the slot was confirmed to %s, past the transaction in doubt (after %s)", c, start)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid IN ('tandem_a_1_1000001') OR gid LIKE 'tandem_a_plain_%'`); n != 1+leftoverPlains {
+		t.Fatalf("%d decision rows on the peer, want %d", n, 1+leftoverPlains)
+	}
+	// The resolver's outcome: it is not on the peer.
+	if _, err := p.ldb.Exec(`ROLLBACK PREPARED 'tandem_a_1_1000000'`); err != nil {
+		t.Fatal(err)
+	}
+	return beforePlain
+}
+
+func lsnOf(t *testing.T, db *sql.DB, q string) pglogrepl.LSN {
+	t.Helper()
+	l, err := pglogrepl.ParseLSN(queryOne[string](t, db, q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestBackupBypassAfterRestart: a master's sidecar killed -9 leaves in its slot transactions
+// the peer has already (their decision rows there); it restarts as backup. A: the new
+// master's term record reached this database first (bypass boundary 0): they were reported
+// as writes that bypassed Tandem, a false alarm; now only a real one is. B: it had not
+// (boundary: the WAL position at start): they were kept for a next master term, and the
+// slot held the backup's WAL for ever; now the slot goes past them, and only what the peer
+// lacks (a solo commit) is kept, shipped once the site is master again.
+func TestBackupBypassAfterRestart(t *testing.T) {
+	backup := func(t *testing.T, p *capPair, log *lockedLog) *Shipper {
+		// A small journal: the leftovers are read from the slot in several streams.
+		bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+			OpTimeout: 3 * time.Second, SequenceInterval: -1, MaxJournalBytes: 16 << 10, SpillBytes: -1,
+			Logger: slog.New(slog.NewTextHandler(log, nil))})
+		bk.SetBackup(true)
+		return bk
+	}
+	t.Run("NewMasterFirst", func(t *testing.T) {
+		p := startCapPair(t)
+		p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+		installPair(t, p)
+		killedMasterLeftovers(t, p)
+		if err := WriteTermRecord(capCtx(t, 5*time.Second), p.ldb, 2, "b", true); err != nil {
+			t.Fatal(err)
+		}
+		p.local.Exec(t, `INSERT INTO kv VALUES (99, 'stray')`) // a real bypass
+		stray := lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)
+		var log lockedLog
+		bk := backup(t, p, &log)
+		bk.SetBypassFrom(0)
+		runShipper(t, bk)
+		waitFor(t, "the slot past everything", func() bool {
+			return bk.Backlog() == 0 && bk.Stats().Bypassed > 0 &&
+				lsnOf(t, p.ldb, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'tandem_a'`) >= stray
+		})
+		time.Sleep(2 * time.Second) // passes of settle enough to report the leftovers, were they taken for bypasses
+		if st := bk.Stats(); st.Bypassed != 1 || st.Skipped != 1+leftoverPlains {
+			t.Errorf("stats %+v: want 1 bypassed (the stray write), %d skipped (on the peer)", st, 1+leftoverPlains)
+		}
+		if n := strings.Count(log.String(), "bypassed Tandem"); n != 1 {
+			t.Errorf("%d reports of a bypass, want 1:\n%s", n, log.String())
+		}
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 99`); n != 0 {
+			t.Error("the backup shipped the stray write")
+		}
+	})
+	t.Run("OldMasterRecord", func(t *testing.T) {
+		p := startCapPair(t)
+		p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+		installPair(t, p)
+		beforePlain := killedMasterLeftovers(t, p)
+		p.local.Exec(t, `INSERT INTO kv VALUES (0, 'solo')`) // committed alone as master: the peer lacks it
+		from := lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)
+		var log lockedLog
+		bk := backup(t, p, &log)
+		bk.SetBypassFrom(from)
+		runShipper(t, bk)
+		waitFor(t, "the slot past what the peer has", func() bool {
+			return lsnOf(t, p.ldb, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'tandem_a'`) > beforePlain
+		})
+		time.Sleep(2 * time.Second) // passes of settle enough to report the leftovers, were they taken for bypasses
+		if st, b := bk.Stats(), bk.Backlog(); st.Bypassed != 0 || b != 1 || st.Skipped != 1+leftoverPlains {
+			t.Errorf("stats %+v, backlog %d: want no bypass, %d skipped (on the peer), the solo commit held", st, b, 1+leftoverPlains)
+		}
+		if st := bk.Stats(); st.Restarts == 0 {
+			t.Errorf("stats %+v: the journal never overflowed; the leftovers were read in one stream", st)
+		}
+		if strings.Contains(log.String(), "bypassed Tandem") {
+			t.Errorf("a bypass reported:\n%s", log.String())
+		}
+		// Master again: the solo commit ships, what the peer had is not applied twice.
+		bk.SetTerm(1)
+		bk.SetBackup(false)
+		if err := bk.CatchUp(capCtx(t, 30*time.Second), nil); err != nil {
+			t.Fatal(err)
+		}
+		requireSame(t, p)
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM kv`); n != 2+leftoverPlains {
+			t.Fatalf("the peer holds %d rows, want %d", n, 2+leftoverPlains)
+		}
+	})
+}
