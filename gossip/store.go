@@ -68,15 +68,16 @@ func (s *FileStore) Save(r TermRecord) error {
 	if err != nil {
 		return fmt.Errorf("save term record: %w", err)
 	}
-	if err := writeDurably(s.dir, StateFile, b); err != nil {
+	if err := WriteStateFile(s.dir, StateFile, b); err != nil {
 		return fmt.Errorf("save term record: %w", err)
 	}
 	return nil
 }
 
-// writeDurably replaces dir/name with b (and a newline): a temporary file, fsync, rename,
-// fsync of the directory. dir is created when missing.
-func writeDurably(dir, name string, b []byte) error {
+// WriteStateFile replaces dir/name, a file of the data directory, with b (and a newline) so
+// that a crash leaves the old content or the new: a temporary file, fsync, rename, fsync of
+// the directory. dir is created when missing.
+func WriteStateFile(dir, name string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func saveSplitBrain(dir string, m splitBrainMark) error {
 	if err != nil {
 		return err
 	}
-	if err := writeDurably(dir, SplitBrainFile, b); err != nil {
+	if err := WriteStateFile(dir, SplitBrainFile, b); err != nil {
 		return fmt.Errorf("save split-brain mark: %w", err)
 	}
 	return nil

@@ -359,33 +359,9 @@ func loadDemoted(dir string) (uint64, error) {
 	return m.Term, nil
 }
 
-// saveDemoted replaces demotedFile durably: temporary file, fsync, rename, fsync of the
-// directory.
+// saveDemoted replaces demotedFile durably.
 func saveDemoted(dir string, term uint64) error {
-	tmp, err := os.CreateTemp(dir, demotedFile+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	_, err = fmt.Fprintf(tmp, "{\"term\":%d}\n", term)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, demotedFile))
-	}
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return gossip.WriteStateFile(dir, demotedFile, fmt.Appendf(nil, "{\"term\":%d}", term))
 }
 
 // stopPromote ends the on_promote hook running now: the role it announced is gone, and the
