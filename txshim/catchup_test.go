@@ -57,6 +57,21 @@ func installPair(t *testing.T, p *capPair) {
 	}
 }
 
+// syncedShipper installs Tandem for site "a" on p and runs a Shipper of term 1 (one peer
+// connection, no sequence shipping) whose peer a first catch-up made synced.
+func syncedShipper(t *testing.T, p *capPair) *Shipper {
+	t.Helper()
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 60*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	return sh
+}
+
 func (s *Shipper) linkState() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -731,15 +746,8 @@ func TestCatchUpAsyncCommit(t *testing.T) {
 	// the catch-up below to end before it.
 	p := startCapPair(t, pgtest.WithSetting("wal_writer_delay", "10000ms"))
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	runShipper(t, sh)
+	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 60*time.Second)
-	if err := sh.CatchUp(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 	sh.goDown("test: the peer was unreachable", nil) // the shim commits alone meanwhile
 	conn, err := p.ldb.Conn(ctx)
 	if err != nil {
@@ -768,15 +776,8 @@ func TestCatchUpAsyncCommit(t *testing.T) {
 func TestCatchUpSyncStandbyDown(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	runShipper(t, sh)
+	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 60*time.Second)
-	if err := sh.CatchUp(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 	sh.goDown("test: the peer was unreachable", nil)
 	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = 'gone'`, `SELECT pg_reload_conf()`} {
 		if _, err := p.ldb.ExecContext(ctx, q); err != nil {

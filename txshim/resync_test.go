@@ -26,14 +26,7 @@ func TestResync(t *testing.T) {
 		`CREATE TABLE nokey (x int, y text)`,
 		`CREATE TABLE nocols ()`, `CREATE TABLE onlygen (g int GENERATED ALWAYS AS (7) STORED)`,
 		`INSERT INTO kv VALUES (1, 'one'), (2, 'two')`)
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
-		t.Fatal(err)
-	}
+	sh := syncedShipper(t, p)
 	p.local.Exec(t, `INSERT INTO gen (a) SELECT g FROM generate_series(1, 50) g`)
 	p.local.Exec(t, `INSERT INTO nokey VALUES (1, 'a'), (1, 'a'), (2, NULL)`)
 	// The last commit on the peer (the backlog alone may be 0 before the decoder reads it).
@@ -385,14 +378,7 @@ func TestResyncVerifySettings(t *testing.T) {
 	} {
 		p.peer.Exec(t, q)
 	}
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
-		t.Fatal(err)
-	}
+	sh := syncedShipper(t, p)
 	dualCommit(t, p, sh, gidFor("a", 1, 1), `INSERT INTO public.vals VALUES
   (1, '2024-01-02', '2024-01-02 03:04:05.123456+00', 0.1::float8 + 0.2::float8, '-1 days +02:03:04', '\x00ff5c'::bytea, 'public.vals'::regclass),
   (2, '1999-12-31', '2000-02-29 23:59:59+05:30', 1e300, '1 year 2 mons -3 days -00:00:01.5', '', 'pg_catalog.pg_class'::regclass)`)
@@ -422,15 +408,8 @@ func TestResyncAsyncCommit(t *testing.T) {
 	// the Resync below to run before it.
 	p := startCapPair(t, pgtest.WithSetting("wal_writer_delay", "10000ms"))
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	runShipper(t, sh)
+	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 60*time.Second)
-	if err := sh.CatchUp(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 	conn, err := p.ldb.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -462,15 +441,8 @@ func TestResyncAsyncCommit(t *testing.T) {
 func TestResyncEndsBlockers(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	sh.SetTerm(1)
-	runShipper(t, sh)
+	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 60*time.Second)
-	if err := sh.CatchUp(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 	p.local.Exec(t, `INSERT INTO kv VALUES (1, 'one')`)
 	reader, err := p.pdb.Conn(ctx)
 	if err != nil {

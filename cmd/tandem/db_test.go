@@ -227,11 +227,10 @@ func TestShimTLS(t *testing.T) {
 	}
 }
 
-// TestStatusInDoubtOnlyMaster: the in-doubt count of status and metrics is the master's: once
-// this site is backup (or fenced) it runs no resolver pass, and the count its last pass as master
-// left stood for ever (an alert on tandem_txshim_in_doubt fired on the old master long after the
-// new master settled those transactions).
-func TestStatusInDoubtOnlyMaster(t *testing.T) {
+// site2Database makes site2's database side over an installed database (its peer_dsn the same
+// database), closed when the test ends.
+func site2Database(t *testing.T) *database {
+	t.Helper()
 	c, _, _ := installedSite2(t)
 	dsn := c.DSN(c.Database())
 	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
@@ -241,12 +240,21 @@ func TestStatusInDoubtOnlyMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.close()
-	defer func() {
+	t.Cleanup(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		d.shim.Serve(ctx) // closes the listener Start bound
-	}()
+		d.close()
+	})
+	return d
+}
+
+// TestStatusInDoubtOnlyMaster: the in-doubt count of status and metrics is the master's: once
+// this site is backup (or fenced) it runs no resolver pass, and the count its last pass as master
+// left stood for ever (an alert on tandem_txshim_in_doubt fired on the old master long after the
+// new master settled those transactions).
+func TestStatusInDoubtOnlyMaster(t *testing.T) {
+	d := site2Database(t)
 
 	d.mu.Lock()
 	d.role, d.term = gossip.RoleMaster, 3
@@ -284,21 +292,7 @@ func TestStatusInDoubtOnlyMaster(t *testing.T) {
 // and the master State that followed left it so ("promote has already run"), refusing every
 // write for the whole term. A State of a term older than the one promote set is now ignored.
 func TestSetRoleStaleAfterPromote(t *testing.T) {
-	c, _, _ := installedSite2(t)
-	dsn := c.DSN(c.Database())
-	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
-			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
-	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.close()
-	defer func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		d.shim.Serve(ctx) // closes the listener Start bound
-	}()
+	d := site2Database(t)
 	stale := gossip.State{Role: gossip.RoleBackup, Term: 4, Master: "site1"}
 	d.setRole(stale) // backup of term 4
 
