@@ -287,26 +287,33 @@ func TestOwnAddress(t *testing.T) {
 	}
 }
 
+// readingBackend starts a backend that reads each connection to its end: what it read comes
+// on chunks, and how the stream ended (io.EOF for a FIN) on end.
+func readingBackend(t *testing.T) (srv *backend, chunks chan string, end chan error) {
+	t.Helper()
+	chunks, end = make(chan string, 16), make(chan error, 1)
+	srv = startBackend(t, "", func(c net.Conn) {
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				chunks <- string(buf[:n])
+			}
+			if err != nil {
+				end <- err
+				return
+			}
+		}
+	})
+	return srv, chunks, end
+}
+
 // A reset on one side reaches the other as a reset, not as a FIN: a server
 // that reads a request to EOF must not take an aborted upload for a complete
 // one, nor a client a truncated reply for the whole.
 func TestResetPropagates(t *testing.T) {
 	t.Run("client reset", func(t *testing.T) {
-		chunks := make(chan string, 16)
-		end := make(chan error, 1)
-		srv := startBackend(t, "", func(c net.Conn) {
-			buf := make([]byte, 64)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					chunks <- string(buf[:n])
-				}
-				if err != nil {
-					end <- err
-					return
-				}
-			}
-		})
+		srv, chunks, end := readingBackend(t)
 		s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
 		s.SetMaster(master("site1", srv.addr))
 		c := dial(t, addrs[0])
@@ -599,21 +606,7 @@ func TestMasterChangeSameAddress(t *testing.T) {
 func TestAbortResets(t *testing.T) {
 	for _, how := range []string{"master moved", "idle timeout", "shutdown"} {
 		t.Run(how, func(t *testing.T) {
-			chunks := make(chan string, 16)
-			end := make(chan error, 1)
-			srv := startBackend(t, "", func(c net.Conn) {
-				buf := make([]byte, 64)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						chunks <- string(buf[:n])
-					}
-					if err != nil {
-						end <- err
-						return
-					}
-				}
-			})
+			srv, chunks, end := readingBackend(t)
 			cfg := testConfig(ops("off", "off"))
 			if how == "idle timeout" {
 				cfg.IdleTimeout = 500 * time.Millisecond
