@@ -57,10 +57,12 @@ func startBackend(t testing.TB, addr string, handle func(net.Conn)) *backend {
 			go func() {
 				defer b.wg.Done()
 				defer func() {
-					c.Close()
+					// Counted as gone before it closes: the close is what lets the proxy end
+					// its side and take the next connection (TestMaxConns's peak).
 					b.mu.Lock()
 					b.active--
 					b.mu.Unlock()
+					c.Close()
 				}()
 				handle(c)
 			}()
