@@ -40,8 +40,10 @@ const shippedRelFilter = appRelFilter + ` AND c.relpersistence = 'p'`
 //
 // On both databases it checks wal_level, max_prepared_transactions and the REPLICATION
 // attribute, refuses when the application schemas differ, creates the tandem schema, sets
-// REPLICA IDENTITY FULL on application tables without a primary key, and creates (or extends)
-// the publication "tandem". On the local database it creates the two-phase slot tandem_<site>.
+// REPLICA IDENTITY FULL on application tables without a primary key, creates (or extends)
+// the publication "tandem" and the event triggers that refuse DDL the shim cannot ship (DDL
+// inside DO blocks, functions and procedures its clients run: ddlGuardSQL). Its user must be a
+// superuser. On the local database it creates the two-phase slot tandem_<site>.
 //
 // The publication is FOR TABLES IN SCHEMA <every application schema> plus TABLE tandem.ddl,
 // not FOR ALL TABLES: that would publish tandem.state and tandem.decisions, which each database
@@ -130,6 +132,14 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 	}
 	if !repl {
 		return fmt.Errorf("user %s lacks the REPLICATION attribute: run ALTER ROLE %s REPLICATION", user, sqlIdent(user))
+	}
+	var super bool
+	if err := db.QueryRowContext(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return fmt.Errorf("read role attributes: %w", err)
+	}
+	if !super {
+		// CREATE EVENT TRIGGER (ddlGuardSQL) and a publication FOR TABLES IN SCHEMA need one.
+		return fmt.Errorf("user %s is not a superuser: install creates an event trigger (which refuses DDL inside DO blocks and functions sent through the shim, as it cannot ship) and a publication FOR TABLES IN SCHEMA, both reserved to superusers; run install as a superuser", user)
 	}
 	return nil
 }
@@ -261,6 +271,9 @@ func unionKeys[V any](a, b map[string]V) []string {
 func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
 		return fmt.Errorf("create schema tandem: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, ddlGuardSQL); err != nil {
+		return fmt.Errorf("create the event triggers that refuse DDL the shim cannot ship: %w", err)
 	}
 	// Tables without a primary key (and no other replica identity) get REPLICA IDENTITY FULL so
 	// that UPDATE and DELETE ship their whole old row and the peer can find it.

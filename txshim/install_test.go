@@ -98,9 +98,22 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logged strings.Builder
+	guards := func(db *sql.DB) string {
+		return queryOne[string](t, db, `SELECT coalesce(string_agg(evtname || ':' || evtevent || ':' || evtenabled::text, ',' ORDER BY evtname), '')
+FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
+	}
 	for i := 0; i < 2; i++ {
 		if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
 			t.Fatalf("Install #%d: %v", i+1, err)
+		}
+		for _, db := range []*sql.DB{p.ldb, p.pdb} {
+			if got, want := guards(db), "tandem_ddl_guard:ddl_command_end:O,tandem_ddl_guard_drop:sql_drop:O"; got != want {
+				t.Fatalf("Install #%d: event triggers %q, want %q", i+1, got, want)
+			}
+		}
+		if i == 0 {
+			// As an install of a version before the triggers left it: the next one adds them.
+			p.both(t, `DROP FUNCTION tandem.ddl_guard() CASCADE`)
 		}
 	}
 	if out := logged.String(); !strings.Contains(out, "UNLOGGED tables") || !strings.Contains(out, "public.cache") {
@@ -208,6 +221,21 @@ func TestInstallRefusesMissingSettings(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "pw") {
 			t.Errorf("error leaks the password: %v", err)
+		}
+	})
+	// The event trigger that refuses DDL the shim cannot ship (ddlGuardSQL) takes a superuser
+	// to create: install says so before it changes anything.
+	t.Run("superuser", func(t *testing.T) {
+		t.Parallel()
+		c := pgtest.Start(t, pgtest.WithPasswordUser("plain", "pw", "scram-sha-256"))
+		ctx := capCtx(t, 30*time.Second)
+		dsn := c.UserDSN("plain", "pw", "app")
+		err := Install(ctx, "s1", dsn, dsn, nil)
+		if err == nil || !strings.Contains(err.Error(), `user plain is not a superuser`) || !strings.Contains(err.Error(), "event trigger") {
+			t.Fatalf("err = %v, want: user plain is not a superuser … event trigger", err)
+		}
+		if n := queryOne[int](t, c.Open(t, "app"), `SELECT count(*) FROM pg_namespace WHERE nspname = 'tandem'`); n != 0 {
+			t.Errorf("install made the tandem schema before refusing")
 		}
 	})
 }

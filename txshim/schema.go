@@ -84,6 +84,58 @@ BEGIN
 END $f$;
 `
 
+// ddlGuardSQL makes the event triggers that keep DDL from bypassing tandem.ddl (DESIGN §5.2).
+// The shim records the DDL statements a client sends it; DDL that runs inside another
+// statement — a DO block, a function (SELECT make_table()), a procedure (CALL), a trigger —
+// the shim cannot see, and the peer would never get it: the next write to what it made or
+// changed would fail there. So on a database session of the shim's clients (tandem.client =
+// on, which the shim sets in the backend connection's startup packet), DDL is refused with
+// SQLSTATE 0A000 at the end of its command — aborting the statement's transaction, so nothing
+// of it stays — unless the shim marked it as DDL it records (tandem.ddl = on, transaction-local,
+// set with its tandem.ddl row and reset right after the statement; its own statements that
+// do DDL run while it is set) or it concerns temporary objects only (plpgsql functions commonly
+// make and drop temporary tables). Every other session — the peer's apply, install, resync,
+// an operator's psql — is left alone. CREATE EVENT TRIGGER needs a superuser (Install checks).
+const ddlGuardSQL = `
+CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
+BEGIN
+  IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on'
+     OR pg_catalog.current_setting('tandem.ddl', true) IS NOT DISTINCT FROM 'on' THEN
+    RETURN;
+  END IF;
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
+      RETURN;
+    END IF;
+  ELSIF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands()
+                    WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
+    RETURN;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = '0A000',
+    MESSAGE = pg_catalog.format('tandem: %s inside a DO block, function, procedure or trigger is not shipped to the peer: refused', TG_TAG),
+    HINT = 'Send the DDL as a statement of its own through Tandem''s shim, which records it for the peer (temporary objects are exempt).';
+END $f$;
+DO $d$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard') THEN
+    CREATE EVENT TRIGGER tandem_ddl_guard ON ddl_command_end EXECUTE FUNCTION tandem.ddl_guard();
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard_drop') THEN
+    CREATE EVENT TRIGGER tandem_ddl_guard_drop ON sql_drop EXECUTE FUNCTION tandem.ddl_guard();
+  END IF;
+END $d$;
+`
+
+// ddlMarkSQL records a DDL statement ($1) in tandem.ddl and marks the transaction's DDL as
+// recorded (tandem.ddl = on) for ddlGuardSQL's trigger, in one statement; ddlUnmarkSQL ends
+// the mark once the statement ran, so that DDL inside a later statement of the transaction is
+// refused again.
+const (
+	ddlMarkSQL   = "INSERT INTO tandem.ddl (stmt) SELECT $1::pg_catalog.text FROM pg_catalog.set_config('tandem.ddl', 'on', true)"
+	ddlUnmarkSQL = "SELECT pg_catalog.set_config('tandem.ddl', '', true)"
+)
+
 // SQLSTATEs raised by Tandem's own checks on the peer.
 const (
 	sqlstateStaleTerm  = "TDM01" // the database's term record is newer than the transaction's

@@ -1889,10 +1889,15 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if failed, err := part(i); err != nil || failed {
 				return fail(err)
 			}
+			// The row goes in with the mark that lets the statement's DDL past the event
+			// trigger (ddlGuardSQL), in one statement: DDL the shim does not record — inside a
+			// DO block, a function or a procedure — is refused there.
+			marked := false
 			if us.st == 'T' {
-				if failed, err := own("INSERT INTO tandem.ddl (stmt) VALUES ($1)", info.text); err != nil || failed {
+				if failed, err := own(ddlMarkSQL, info.text); err != nil || failed {
 					return fail(err)
 				}
+				marked = true
 			}
 			if us.st == 'T' && info.retypes {
 				// The new values it computes for the rows there must come out the same on the
@@ -1929,6 +1934,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 						return err
 					}
 					return fail(nil)
+				}
+			}
+			if marked && us.st == 'T' && !(final && us.injected && u.empty(i+1, n)) {
+				// The mark ends with the statement (its own statements above ran under it):
+				// DDL inside a later statement of the transaction is not recorded. Not needed
+				// when the shim's commit follows at once, which ends it.
+				if lo <= i {
+					if failed, err := part(i + 1); err != nil || failed {
+						return fail(err)
+					}
+				}
+				if us.st == 'T' {
+					if err := s.swallow(ddlUnmarkSQL); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -2027,6 +2047,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	if !us.injected {
 		if !u.empty(lo, n) || us.st == 0 {
 			if recordDDL && hasShipAfter(u, lo, n) {
+				if _, ext := u.(*extUnit); ext && !shipAfterAlone(u, lo, n) {
+					// Marked as DDL the shim records (ddlGuardSQL) for the whole part, the
+					// statements behind it in the pipeline would be too; an index built and then
+					// refused would stay on this database only.
+					return refuse(lo, "0A000", "tandem: CREATE or DROP INDEX CONCURRENTLY must be the only statement executed before its Sync")
+				}
 				return s.lastPartShipAfter(ctx, u, lo, n, drop, pol)
 			}
 			if pol.peer && hasProc(u, lo, n) {
@@ -2102,8 +2128,18 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 // the time it started (the peer may take as long again, see ddlExtra), and the reply waits
 // until the peer has it, as a procedure's does: an index, a unique one above all, is on both
 // databases before the client hears it was made.
+//
+// The statement runs marked as DDL the shim records (ddlGuardSQL), for the session as it runs
+// outside a transaction block, when it is alone in the part: otherwise PostgreSQL refuses it
+// in the implicit transaction block of a multi-statement Query before it does anything.
 func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
 	start := time.Now()
+	mark := shipAfterAlone(u, lo, n)
+	if mark {
+		if err := s.swallow("SELECT pg_catalog.set_config('tandem.ddl', 'on', false)"); err != nil {
+			return err
+		}
+	}
 	p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
 	if err := u.send(s, lo, n, true, p); err != nil {
 		return err
@@ -2111,6 +2147,11 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	r, err := s.wait(p)
 	if err != nil {
 		return err
+	}
+	if mark {
+		if err := s.swallow("SELECT pg_catalog.set_config('tandem.ddl', '', false)"); err != nil {
+			return err
+		}
 	}
 	if r.err == nil && r.status == 'I' {
 		for i := lo; i < n; i++ {
@@ -2216,6 +2257,23 @@ func hasShipAfter(u unit, lo, hi int) bool {
 		}
 	}
 	return false
+}
+
+// shipAfterAlone reports whether steps [lo, hi) of u execute nothing but statements with a
+// shipAfter text (CREATE or DROP INDEX CONCURRENTLY).
+func shipAfterAlone(u unit, lo, hi int) bool {
+	e, ext := u.(*extUnit)
+	for i := lo; i < hi; i++ {
+		info := u.info(i)
+		switch {
+		case info.shipAfter != "":
+		case ext && e.items[i].typ != 'E':
+		case !ext && info.kind == kindEmpty:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func hasProc(u unit, lo, hi int) bool {

@@ -271,6 +271,10 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 			rp[k] = v
 		}
 	}
+	// Marks the session as a client's for the event trigger that refuses DDL the shim cannot
+	// ship (ddlGuardSQL); the client's own value, if it sent one, does not count. Set in the
+	// startup packet, it is the session's default: RESET and DISCARD ALL keep it.
+	rp["tandem.client"] = "on"
 	cfg.RuntimeParams = rp
 	cctx, cancel := context.WithTimeout(ctx, s.opts.StartupTimeout)
 	defer cancel()
