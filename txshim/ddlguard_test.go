@@ -93,7 +93,20 @@ END$$`, simple)
 		exec(`ROLLBACK`, simple)
 	}
 	// Behind DDL the shim records, in one request or one transaction: the mark that lets the
-	// recorded statement through ends with it.
+	// recorded statement through ends with it. First one extended-protocol pipeline (a single
+	// Sync): the recorded CREATE TABLE, then a DO block.
+	b := &pgx.Batch{QueuedQueries: []*pgx.QueuedQuery{
+		{SQL: `CREATE TABLE g_t (i int PRIMARY KEY)`}, {SQL: `DO $$BEGIN CREATE TABLE h_t (i int PRIMARY KEY); END$$`}}}
+	err := conn.SendBatch(ctx, b).Close()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.HasPrefix(pe.Message, "tandem:") {
+		t.Fatalf("pipeline CREATE TABLE; DO block with DDL: err = %v, want 0A000 tandem: …", err)
+	}
+	for _, name := range []string{"g_t", "h_t"} {
+		if l, pr := tables(name); l != 0 || pr != 0 {
+			t.Fatalf("pipeline: table %s left on the local database (%d) or the peer (%d)", name, l, pr)
+		}
+	}
 	refused(`CREATE TABLE a_t (i int PRIMARY KEY); DO $$BEGIN CREATE TABLE b_t (i int PRIMARY KEY); END$$`, simple, "a_t", "b_t")
 	exec(`BEGIN`, simple)
 	exec(`CREATE TABLE c_t (i int PRIMARY KEY)`, ext)
