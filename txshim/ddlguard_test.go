@@ -143,6 +143,17 @@ END$$`, simple)
 		return queryOne[string](t, p.pdb, `SELECT coalesce(string_agg(b, ','), '') FROM keyless`) == "y"
 	})
 
+	// A client cannot unmark its session by sending tandem.client itself, as a startup
+	// parameter or in options: the shim's value comes last.
+	other, err := pgx.Connect(ctx, shim.dsn("postgres")+"&tandem.client=off&options=-c%20tandem.client%3Doff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	if _, err := other.Exec(ctx, `DO $$BEGIN CREATE TABLE unmarked_t (i int PRIMARY KEY); END$$`); !errors.As(err, &pe) || pe.Code != "0A000" {
+		t.Fatalf("DDL in a DO block from a client that sent tandem.client=off: err = %v, want 0A000", err)
+	}
+
 	// DDL straight on the database (install's, an operator's) is not the trigger's business.
 	if _, err := p.ldb.Exec(`DO $$BEGIN CREATE TABLE direct_t (i int PRIMARY KEY); DROP TABLE direct_t; END$$`); err != nil {
 		t.Fatalf("DDL in a DO block straight on the database: %v", err)
