@@ -127,6 +127,16 @@ END$$`, simple)
 	exec(`BEGIN; CREATE TABLE e_t (i int PRIMARY KEY); INSERT INTO e_t VALUES (1); COMMIT`, simple)
 	exec(`CREATE INDEX CONCURRENTLY items_v ON items (v)`, simple)
 	exec(`CREATE EXTENSION IF NOT EXISTS citext`, simple)
+	// In a pipeline with other statements, CREATE INDEX CONCURRENTLY cannot run marked alone:
+	// refused before anything runs.
+	b = &pgx.Batch{QueuedQueries: []*pgx.QueuedQuery{
+		{SQL: `CREATE INDEX CONCURRENTLY items_piped ON items (v)`}, {SQL: `SELECT 1`}}}
+	if err := conn.SendBatch(ctx, b).Close(); !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "CONCURRENTLY must be the only statement") {
+		t.Fatalf("pipelined CREATE INDEX CONCURRENTLY: err = %v, want 0A000 … must be the only statement", err)
+	}
+	if l, pr := tables("items_piped"); l != 0 || pr != 0 {
+		t.Fatalf("pipelined CREATE INDEX CONCURRENTLY left its index: local %d, peer %d", l, pr)
+	}
 	exec(`DROP TABLE e_t`, ext)
 	for _, name := range []string{"keyless", "items_v"} {
 		if l, pr := tables(name); l != 1 || pr != 1 {
