@@ -36,8 +36,8 @@ type Options struct {
 	BeforePromote func(ctx context.Context, term uint64) (peerSynced bool, err error)
 	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
 	ReleaseTimeout time.Duration
-	// WentSolo reports whether the master this process served went solo in term (its shim
-	// switched to committing alone). A record saying peer_synced = false is announced before
+	// WentSolo reports whether the master this process served may have committed alone in
+	// term (its shim was solo while a client worked through it). A record saying peer_synced = false is announced before
 	// the first solo commit (DESIGN §3), and a master that then hears of a newer term does not
 	// commit alone: when this process recorded the announcement and WentSolo says no, a newer
 	// term elsewhere is no split brain. nil: every such record counts as committed alone.

@@ -1,6 +1,10 @@
 package txshim
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
 
 // Mode is how the shim treats write transactions; the role controller sets it at any time
 // (DESIGN §5.1). Changing it never breaks a session: it applies from each session's next
@@ -45,6 +49,39 @@ type modeState struct {
 	mode Mode
 	term uint64
 }
+
+// modeCell holds the shim's mode. Sessions read it with Load, which notes a solo term it
+// returns: from that read on the session may commit alone in that term (Shim.WentSolo). Every
+// way a client's work reaches the database after the shim turned solo reads the mode so — a
+// unit of work takes its policy, a write commit already under way reads it again past the
+// commit gate — while a session that last read a read-only mode cannot write (its database
+// session runs with default_transaction_read_only = on, and a write commit is checked). The
+// shim's own reads (Shim.Mode, the switches) use peek, which notes nothing.
+type modeCell struct {
+	p atomic.Pointer[modeState]
+	// solo holds the terms whose solo mode a session read since the shim was last dual in them
+	// (term → struct{}).
+	solo sync.Map
+}
+
+// Load is a session's read of the mode; a solo mode notes its term before it is returned.
+func (c *modeCell) Load() *modeState {
+	ms := c.p.Load()
+	if ms.mode == ModeSolo {
+		c.noteSolo(ms.term)
+	}
+	return ms
+}
+
+// noteSolo records that the shim may commit alone in term from now on.
+func (c *modeCell) noteSolo(term uint64) {
+	if _, ok := c.solo.Load(term); !ok {
+		c.solo.Store(term, struct{}{})
+	}
+}
+
+// peek is the shim's own read of the mode: it notes nothing.
+func (c *modeCell) peek() *modeState { return c.p.Load() }
 
 // policy is what one unit of client work (a Query or an extended-protocol batch) does under a mode.
 type policy struct {

@@ -86,7 +86,7 @@ type Shim struct {
 	log      *slog.Logger
 	localCfg *pgconn.Config // parsed once; copied per session
 
-	mode  atomic.Pointer[modeState]
+	mode  modeCell // sessions read it with Load, the shim itself with peek
 	stats counters
 
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
@@ -96,7 +96,6 @@ type Shim struct {
 
 	funcs    *writerFuncs // the functions that may write (funcs.go)
 	inflight sync.Map     // gid → struct{}: dual commits from before the local PREPARE until done
-	soloIn   sync.Map     // term → struct{}: terms in which the shim went solo since it was last dual
 	gate     commitGate
 
 	mu       sync.Mutex
@@ -147,7 +146,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		fit:      fit,
 	}
 	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
-	s.mode.Store(&modeState{mode: ModeReadOnly})
+	s.mode.p.Store(&modeState{mode: ModeReadOnly})
 	return s, nil
 }
 
@@ -179,13 +178,10 @@ func (s *Shim) Addr() net.Addr {
 // SetMode sets the mode and the term this site is master (or backup) of. A commit in progress
 // keeps the mode it started with; every later step of every session sees the new one.
 func (s *Shim) SetMode(m Mode, term uint64) {
-	switch m {
-	case ModeSolo:
-		s.soloIn.Store(term, struct{}{})
-	case ModeDual: // the peer has everything again
-		s.soloIn.Delete(term)
+	if m == ModeDual { // the peer has everything again
+		s.mode.solo.Delete(term)
 	}
-	old := s.mode.Swap(&modeState{mode: m, term: term})
+	old := s.mode.p.Swap(&modeState{mode: m, term: term})
 	if old.mode != m || old.term != term {
 		s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", old.mode.String())
 	}
@@ -194,29 +190,30 @@ func (s *Shim) SetMode(m Mode, term uint64) {
 // SwitchMode sets the mode to m only while it is from in term, atomically with that check (a
 // role change in between wins); it reports whether it did.
 func (s *Shim) SwitchMode(from, m Mode, term uint64) bool {
-	old := s.mode.Load()
+	old := s.mode.peek()
 	if old.mode != from || old.term != term {
 		return false
 	}
-	if m == ModeSolo {
-		s.soloIn.Store(term, struct{}{}) // before: a solo commit may follow at once
-	}
-	if !s.mode.CompareAndSwap(old, &modeState{mode: m, term: term}) {
+	if !s.mode.p.CompareAndSwap(old, &modeState{mode: m, term: term}) {
 		return false
 	}
 	if m == ModeDual { // caught up: the peer has everything again
-		s.soloIn.Delete(term)
+		s.mode.solo.Delete(term)
 	}
 	s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", from.String())
 	return true
 }
 
-// WentSolo reports whether the shim was set to solo mode in term (or tried to be: it errs
-// toward yes) since it was last dual in term, that is, since the peer last had everything. A
-// master that announced going solo and then lost the role before switching committed nothing
-// alone that the peer lacks.
+// WentSolo reports whether the shim may have committed alone in term since it was last dual
+// in term, that is, since the peer last had everything: a session read the mode while it was
+// solo in term (modeCell.Load: any statement may write, and a write commit under way reads the
+// mode again before it commits), or a dual commit went on alone after its peer failed
+// (peerDown). It errs toward yes — a session that only read, in solo mode, counts — but no is
+// certain: being set to solo mode is not enough. A master that announced going solo and then
+// lost the role before any session saw it solo (a promotion that failed after it set solo
+// mode, say) committed nothing alone that the peer lacks.
 func (s *Shim) WentSolo(term uint64) bool {
-	_, ok := s.soloIn.Load(term)
+	_, ok := s.mode.solo.Load(term)
 	return ok
 }
 
@@ -333,7 +330,7 @@ func (s *Shim) InFlight(gid string) bool {
 
 // Mode returns the current mode and term.
 func (s *Shim) Mode() (Mode, uint64) {
-	ms := s.mode.Load()
+	ms := s.mode.peek()
 	return ms.mode, ms.term
 }
 
@@ -363,9 +360,10 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 	gen := s.peerDownGen.Load()
 	s.peerDownMu.Lock()
 	defer s.peerDownMu.Unlock()
-	cur := s.mode.Load()
+	cur := s.mode.peek()
 	if cur.term != term || cur.mode != ModeDual {
-		return cur.term == term && cur.mode == ModeSolo // someone else switched, or the role changed
+		// Someone else switched (the caller commits alone: noted), or the role changed.
+		return cur.term == term && cur.mode == ModeSolo && s.commitsAlone(term)
 	}
 	if s.peerDownGen.Load() != gen {
 		return false // a call this session waited for refused: its answer holds for this one too
@@ -376,14 +374,18 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 		s.log.Error("txshim: not going solo: this site may not commit alone now; the commit is left for the resolver", "term", term)
 		return false
 	}
-	if s.mode.Load() == cur { // not when the role changed during the announcement
-		s.soloIn.Store(term, struct{}{})
+	if s.mode.p.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term}) {
+		return s.commitsAlone(term)
 	}
-	if s.mode.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term}) {
-		return true
-	}
-	now := s.mode.Load()
-	return now.term == term && now.mode == ModeSolo
+	now := s.mode.peek()
+	return now.term == term && now.mode == ModeSolo && s.commitsAlone(term)
+}
+
+// commitsAlone notes, before a caller of peerDown commits alone in term, that it may (WentSolo),
+// and returns true.
+func (s *Shim) commitsAlone(term uint64) bool {
+	s.mode.noteSolo(term)
+	return true
 }
 
 // Serve accepts sessions until ctx ends, then closes the listener and every session and returns

@@ -296,33 +296,102 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// TestWentSolo: the shim tells whether it went solo in a term since it was last dual in it
-// (gossip's split-brain check asks).
+// TestWentSolo: the shim tells whether it may have committed alone in a term since it was last
+// dual in it (gossip's split-brain check asks): once a session read the mode solo in that term,
+// not merely once the mode was set.
 func TestWentSolo(t *testing.T) {
 	s, err := New(config.TxShim{Listen: "127.0.0.1:0", LocalDSN: "postgres://u@127.0.0.1:1/db", MaxMessage: 1 << 20,
 		CommitTimeout: time.Second, PeerDown: config.PeerDownContinue}, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	session := func() { s.mode.Load() } // what a session does before its work
 	steps := []struct {
 		do   func()
 		term uint64
 		want bool
 	}{
 		{func() { s.SetMode(ModeDual, 1) }, 1, false},
-		{func() { s.SetMode(ModeSolo, 1) }, 1, true},
+		{session, 1, false},
+		{func() { s.SetMode(ModeSolo, 1) }, 1, false}, // set, but no session saw it
+		{func() { s.Mode() }, 1, false},               // the shim's own read
+		{session, 1, true},
 		{func() { s.SwitchMode(ModeSolo, ModeDual, 1) }, 1, false}, // caught up
-		{func() { s.SwitchMode(ModeDual, ModeSolo, 1) }, 1, true},
-		{func() { s.SetMode(ModeReadOnly, 1) }, 1, true}, // stepped down while solo
-		{func() { s.SetMode(ModeSolo, 2) }, 2, true},
+		{func() { s.SwitchMode(ModeDual, ModeSolo, 1) }, 1, false},
+		{session, 1, true},
+		{func() { s.SetMode(ModeReadOnly, 1) }, 1, true}, // stepped down after a session saw solo
+		{func() { s.SetMode(ModeSolo, 2) }, 2, false},
+		{func() { s.SetMode(ModeReadOnly, 2) }, 2, false}, // a failed promotion: nobody saw it solo
+		{session, 2, false},
+		{func() { s.SetMode(ModeSolo, 3); session() }, 3, true},
 		{func() {}, 1, true},
-		{func() { s.SetMode(ModeDual, 2) }, 2, false},
+		{func() { s.SetMode(ModeDual, 3) }, 3, false},
 	}
 	for i, st := range steps {
 		st.do()
 		if got := s.WentSolo(st.term); got != st.want {
 			t.Errorf("step %d: WentSolo(%d) = %v, want %v", i, st.term, got, st.want)
 		}
+	}
+}
+
+// TestWentSoloSessions: with real sessions, a shim set to solo mode and back to read-only (a
+// promotion that failed) with no client work in between says it committed nothing alone; a
+// write transaction open when the mode turned solo, which then commits alone, and a write in
+// solo mode each make it say yes.
+func TestWentSoloSessions(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := s.connect(t), s.connect(t)
+	if _, err := a.Exec(ctx, "SELECT 1"); err != nil { // sessions idle in read-only mode
+		t.Fatal(err)
+	}
+
+	// A failed promotion: solo, then read-only again, while the sessions stay idle.
+	s.SetMode(ModeSolo, 2)
+	s.SetMode(ModeReadOnly, 2)
+	if s.WentSolo(2) {
+		t.Fatal("term 2: set solo and back with no client work in between, but WentSolo says yes")
+	}
+
+	// A write transaction under way when the mode turns solo commits alone.
+	tx, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SET TRANSACTION READ WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO acct VALUES (1, 10)"); err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(ModeSolo, 3)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit of the write begun in read-only mode, after the switch to solo: %v", err)
+	}
+	s.SetMode(ModeReadOnly, 3)
+	if n := rowCount(t, c, "id = 1"); n != 1 || !s.WentSolo(3) {
+		t.Fatalf("term 3: row committed %v, WentSolo %v: want yes, yes", n == 1, s.WentSolo(3))
+	}
+
+	// A write in solo mode, from a session that was idle when the mode turned.
+	s.SetMode(ModeSolo, 4)
+	if s.WentSolo(4) {
+		t.Fatal("term 4: WentSolo says yes before any client work")
+	}
+	if _, err := b.Exec(ctx, "INSERT INTO acct VALUES (2, 20)"); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowCount(t, c, "id = 2"); n != 1 || !s.WentSolo(4) || s.Stats().CommitsSolo != 2 {
+		t.Fatalf("term 4: row committed %v, WentSolo %v, stats %+v: want yes, yes, 2 solo commits", n == 1, s.WentSolo(4), s.Stats())
+	}
+	// Caught up: the peer has everything again.
+	s.SetMode(ModeDual, 4)
+	if s.WentSolo(4) {
+		t.Fatal("term 4: WentSolo says yes after the shim turned dual")
 	}
 }
 

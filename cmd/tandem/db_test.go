@@ -350,10 +350,12 @@ func waitDrained(t *testing.T, d *database) {
 type failingWord struct {
 	*recordStore
 	failed atomic.Bool
+	term   atomic.Uint64 // the term of the failed save
 }
 
 func (s *failingWord) Save(rec gossip.TermRecord) error {
 	if rec.Master == "site2" && !rec.PeerSynced && rec.Seq != 0 {
+		s.term.Store(rec.Term)
 		s.failed.Store(true)
 		return errors.New("write term record: connection reset")
 	}
@@ -363,7 +365,9 @@ func (s *failingWord) Save(rec gossip.TermRecord) error {
 // TestFailedPromotionShimNotSolo: a promotion that went solo (the peer database not in step)
 // and whose node then could not record peer_synced = false left the shim committing alone,
 // in the new term, on a site whose node stayed backup. The failed promotion now reaches the
-// shim, through the node's State as route passes it on, which puts it read-only.
+// shim, through the node's State as route passes it on, which puts it read-only; and as no
+// client worked through the shim meanwhile, the shim says it committed nothing alone in that
+// term (Options.WentSolo), so the node does not count the announced term as solo.
 func TestFailedPromotionShimNotSolo(t *testing.T) {
 	c, db, logger := installedSite2(t)
 	dsn := c.DSN(c.Database())
@@ -422,6 +426,11 @@ func TestFailedPromotionShimNotSolo(t *testing.T) {
 		st := node.State()
 		if st.Role != gossip.RoleMaster && mode != txshim.ModeSolo && mode != txshim.ModeDual {
 			t.Logf("after the failed promotion: node %s of term %d, shim %s in term %d", st.Role, st.Term, mode, term)
+			// No client worked through the shim while it was solo: it committed nothing alone,
+			// and the split-brain check must not count the announced term as solo.
+			if ft := store.term.Load(); d.shim.WentSolo(ft) {
+				t.Errorf("the shim says it went solo in term %d, though no client worked through it", ft)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
