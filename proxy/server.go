@@ -210,6 +210,21 @@ func (s *Server) Addrs() []net.Addr {
 	return addrs
 }
 
+// Close releases the listeners Start bound, for a start-up that fails before Serve runs;
+// Serve closes them itself when its context ends, and Close then does nothing.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving || !s.started {
+		return
+	}
+	for _, l := range s.lns {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+	}
+}
+
 // Serve accepts and forwards connections until ctx ends, then closes the
 // listeners and every connection and returns once all its goroutines are
 // gone. It calls Start first if that has not been done. It may be called

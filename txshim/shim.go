@@ -165,6 +165,16 @@ func (s *Shim) Start() error {
 	return nil
 }
 
+// Close releases the listen address Start bound, for a start-up that fails before Serve runs
+// (Serve closes it itself when its context ends). Serve must not be called after it.
+func (s *Shim) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+}
+
 // Addr is the bound address, nil before Start.
 func (s *Shim) Addr() net.Addr {
 	s.mu.Lock()

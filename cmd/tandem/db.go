@@ -142,11 +142,17 @@ func (d *database) status() dbStatus {
 	return out
 }
 
-func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
+// newDatabase opens the site's databases and binds the shim's listener; on error nothing stays
+// open. close releases it all when Run does not (a start-up that fails later).
+func newDatabase(cfg *config.Config, logger *slog.Logger) (_ *database, err error) {
 	t := cfg.TxShim
 	d := &database{cfg: t, site: cfg.Site, witness: cfg.Gossip.Witness, log: logger.With("component", "txshim"), role: gossip.RoleBackup,
 		bypass: bypassStartup}
-	var err error
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
 	if d.local, err = txshim.OpenDB(t.LocalDSN); err != nil {
 		return nil, fmt.Errorf("local_dsn: %w", err)
 	}
@@ -170,7 +176,10 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (*database, error) {
 	d.resolver = txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
 		InFlight: d.shim.InFlight})
 	// A new shim starts read-only: nothing is written before the role says so.
-	return d, d.shim.Start()
+	if err := d.shim.Start(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // shimTLS is the TLS the shim offers its clients: txshim.tls_cert_file's pair; nil: none.
@@ -236,12 +245,21 @@ func (d *database) kickResolver() {
 	}
 }
 
+// close releases the databases and the shim's listen address (which the shim's Serve has
+// closed already, when it ran); it takes a database that newDatabase left half made.
 func (d *database) close() {
 	if d.records != nil {
 		d.records.close()
 	}
-	d.local.Close()
-	d.peer.Close()
+	if d.shim != nil {
+		d.shim.Close()
+	}
+	if d.local != nil {
+		d.local.Close()
+	}
+	if d.peer != nil {
+		d.peer.Close()
+	}
 }
 
 // The local database counts as unreachable after pingFailures pings in a row failed, each

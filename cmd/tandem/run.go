@@ -139,6 +139,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		if err := s.proxy.Start(); err != nil {
 			return err
 		}
+		// Until the proxy serves, a failed start-up must let go of its ports (the shim's go
+		// with db.close); once it serves, Serve closes them when runCtx ends and this does
+		// nothing.
+		defer s.proxy.Close()
 	}
 	if s.admin, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		return fmt.Errorf("admin listen: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,5 +108,67 @@ func TestDemoteAtStart(t *testing.T) {
 	runFor(func() bool { return false }, 2*time.Second) // ample for a hook queued at start
 	if got := hooksRan(); got != "demote 5 backup" {
 		t.Fatalf("hooks run after a second start: %q, want on_demote of term 5 once", got)
+	}
+}
+
+// TestServeStartupFailureFreesPorts: a start-up that fails after the shim's and the proxy's
+// listeners were bound — at the admin listen (its address taken), or at gossip.New (a corrupt
+// split-brain mark) — returns its error with both ports free again, not held until the
+// process exits.
+func TestServeStartupFailureFreesPorts(t *testing.T) {
+	c, _, _ := installedSite2(t)
+	dsn := c.DSN(c.Database())
+	freePort := func() string {
+		t.Helper()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name  string
+		admin string
+		ready func(dir string)
+		want  string
+	}{
+		{"admin", taken.Addr().String(), func(string) {}, "admin listen"},
+		{"gossip", "127.0.0.1:0", func(dir string) {
+			if err := os.WriteFile(filepath.Join(dir, gossip.SplitBrainFile), []byte("{not json"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, gossip.SplitBrainFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.ready(dir)
+			shimAddr, proxyAddr := freePort(), freePort()
+			cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 1, DataDir: dir,
+				Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+				Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+				Proxy:  config.Proxy{Listeners: []config.Listener{{Endpoint: "operators", Listen: proxyAddr}}, ConnectTimeout: time.Second, MaxConns: 10},
+				Admin:  config.Admin{Listen: tc.admin},
+				TxShim: &config.TxShim{Listen: shimAddr, LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+					MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
+			err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("serve: %v, want an error about %s", err, tc.want)
+			}
+			t.Logf("serve: %v", err)
+			for name, addr := range map[string]string{"shim": shimAddr, "proxy": proxyAddr} {
+				l, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Errorf("the %s's port %s is still bound after the failed start-up: %v", name, addr, err)
+					continue
+				}
+				l.Close()
+			}
+		})
 	}
 }
