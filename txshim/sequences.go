@@ -3,7 +3,9 @@ package txshim
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,17 +95,50 @@ WHERE a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_temp%'
 ORDER BY 1, 2, 3`
 
+// bumpLockTimeout bounds each wait of BumpSequences for a lock (its session's lock_timeout): a
+// table locked by another session (an ALTER TABLE, LOCK TABLE or a prepared transaction that
+// took such a lock) fails it then, naming the sequence, rather than stalling the promotion.
+// bumpTimeout bounds the whole of it, whatever the caller's context allows: the scans of
+// columns without an index on large tables take time, a database that stopped answering
+// takes forever. Variables for tests.
+var (
+	bumpLockTimeout = 5 * time.Second
+	bumpTimeout     = 2 * time.Minute
+)
+
 // BumpSequences moves every sequence of the database past the highest value (the lowest, for a
 // descending one) in use in any column that takes its values from it — serial, identity, or a
 // nextval default — so that a new master never hands out a value a committed row holds (DESIGN
 // §5.2). A sequence already past stays where it is. Run it at takeover, before writes begin.
-func BumpSequences(ctx context.Context, dsn string) error {
+// It fails, rather than wait on, when a table it reads stays locked by another session for
+// bumpLockTimeout, and when it is not done within bumpTimeout (or the earlier end of ctx).
+func BumpSequences(parent context.Context, dsn string) (err error) {
+	ctx, cancel := context.WithTimeout(parent, bumpTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	defer func() {
+		// The socket's deadline may fire a moment before ctx's timer.
+		if err != nil && parent.Err() == nil && !time.Now().Before(deadline) {
+			err = fmt.Errorf("bump sequences: not done within %v: %w", bumpTimeout, err)
+		}
+	}()
 	db, err := OpenDB(dsn)
 	if err != nil {
 		return fmt.Errorf("bump sequences: %w", err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, seqColumnsSQL)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("bump sequences: connect: %w", err)
+	}
+	defer conn.Close()
+	// The server ends a statement at the bound too: one cut off by the socket's deadline
+	// alone would stay queued for its lock.
+	if _, err := conn.ExecContext(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)",
+		strconv.FormatInt(bumpLockTimeout.Milliseconds(), 10), strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10)); err != nil {
+		return fmt.Errorf("bump sequences: set lock_timeout and statement_timeout: %w", err)
+	}
+	rows, err := conn.QueryContext(ctx, seqColumnsSQL)
 	if err != nil {
 		return fmt.Errorf("bump sequences: list sequences and their columns: %w", err)
 	}
@@ -152,7 +187,11 @@ func BumpSequences(ctx context.Context, dsn string) error {
 FROM %s s, pg_catalog.pg_sequence ps, (SELECT %s(v) AS v FROM (%s) u) m
 WHERE ps.seqrelid = %s::regclass`, u.inc, behind, sqlLiteral(seq), bound, seq, agg, strings.Join(u.cols, " UNION ALL "), sqlLiteral(seq))
 		var bumped bool
-		if err := db.QueryRowContext(ctx, q).Scan(&bumped); err != nil {
+		if err := conn.QueryRowContext(ctx, q).Scan(&bumped); err != nil {
+			if pe := (*pq.Error)(nil); errors.As(err, &pe) && pe.Code == "55P03" {
+				return fmt.Errorf("bump sequence %s: a table that takes its values is locked by another session for longer than %v (lock_timeout): %w",
+					seq, bumpLockTimeout, err)
+			}
 			return fmt.Errorf("bump sequence %s: %w", seq, err)
 		}
 	}

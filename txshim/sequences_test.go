@@ -3,6 +3,7 @@ package txshim
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,5 +171,67 @@ func TestBumpSequencesPastBound(t *testing.T) {
 		if err := db.QueryRow(`SELECT nextval($1)`, seq).Scan(&v); err == nil {
 			t.Errorf("nextval(%s) = %d after BumpSequences: want it at its bound", seq, v)
 		}
+	}
+}
+
+// TestBumpSequencesLocked: a table locked by another session (here LOCK TABLE in an open
+// transaction) made BumpSequences — and the promotion that runs it, whose context has no
+// deadline — wait for as long as the lock was held. It fails now after its lock_timeout,
+// naming the sequence and the cause, and after its own bound when that comes first; once the
+// lock is gone it bumps.
+func TestBumpSequencesLocked(t *testing.T) {
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE TABLE locked_t (id serial PRIMARY KEY, v int)`)
+	c.Exec(t, `INSERT INTO locked_t (id, v) SELECT g, g FROM generate_series(1, 1000) g`)
+	db := c.Open(t, c.Database())
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`LOCK TABLE locked_t IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	bump := func(t *testing.T, within time.Duration) (error, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- BumpSequences(context.Background(), c.DSN(c.Database())) }()
+		select {
+		case err := <-done:
+			return err, time.Since(start)
+		case <-time.After(within):
+			tx.Rollback() // lets the call end before the cluster stops
+			<-done
+			t.Fatalf("BumpSequences still waiting on the locked table after %v", within)
+			return nil, 0
+		}
+	}
+
+	err, took := bump(t, 30*time.Second)
+	t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "locked by another session") || !strings.Contains(err.Error(), "locked_t_id_seq") {
+		t.Fatalf("BumpSequences on a locked table: %v, want a lock_timeout error naming locked_t_id_seq", err)
+	}
+
+	// Its own bound, when that comes before the lock timeout.
+	oldLock, oldAll := bumpLockTimeout, bumpTimeout
+	bumpLockTimeout, bumpTimeout = time.Minute, time.Second
+	err, took = bump(t, 30*time.Second)
+	bumpLockTimeout, bumpTimeout = oldLock, oldAll
+	t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "not done within 1s") {
+		t.Fatalf("BumpSequences past its bound: %v, want an error saying it was not done within 1s", err)
+	}
+
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := bump(t, 30*time.Second); err != nil {
+		t.Fatalf("BumpSequences after the lock is gone: %v", err)
+	}
+	var next int64
+	if err := db.QueryRow(`SELECT nextval('locked_t_id_seq')`).Scan(&next); err != nil || next <= 1000 {
+		t.Fatalf("nextval after the bump = %d (%v), want past 1000", next, err)
 	}
 }
