@@ -33,6 +33,10 @@ type Config struct {
 	TxShim *TxShim // nil when the file has no [txshim] table
 	Admin  Admin
 	Hooks  Hooks
+
+	// Unread names the secret files LoadSecrets left unread: what they hold is missing, and
+	// such a Config must not run a member (tandem run refuses it). 0 from Load and Parse.
+	Unread Secrets
 }
 
 // Failback modes.

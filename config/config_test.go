@@ -624,3 +624,44 @@ func TestSyntaxErrorHidesString(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSecrets: LoadSecrets reads only the secret files asked for, keeping the others'
+// names without their contents and saying which it left unread; Load reads them all. What
+// needs no file (tls_cert_file and tls_key_file go together) is checked either way.
+func TestLoadSecrets(t *testing.T) {
+	dir := t.TempDir()
+	missing := func(name string) string { return filepath.Join(dir, "missing", name) }
+	src := fmt.Sprintf("site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nsecret_key_file = %q\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"+
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nusers_file = %q\ntls_cert_file = %q\ntls_key_file = %q\n[admin]\ntoken_file = %q\n",
+		missing("key"), missing("users"), missing("crt"), missing("tls.key"), missing("token"))
+	path := filepath.Join(dir, "f.toml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadSecrets(path, KindSite, 0)
+	if err != nil {
+		t.Fatalf("LoadSecrets reading no secret file: %v", err)
+	}
+	if c.Unread != AllSecrets || c.Gossip.SecretKeyFile != missing("key") || c.Gossip.SecretKey != nil || c.Admin.TokenFile != missing("token") ||
+		c.Admin.Token != "" || c.TxShim.UsersFile != missing("users") || c.TxShim.Users != nil || c.TxShim.TLSKeyFile != missing("tls.key") || c.TxShim.TLSCert != nil {
+		t.Errorf("LoadSecrets(0): %+v, txshim %+v: want the files' names only, and every secret unread", c, c.TxShim)
+	}
+
+	_, err = LoadSecrets(path, KindSite, SecretAdminToken)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "admin.token_file" {
+		t.Errorf("LoadSecrets reading the admin token only: %v, want one admin.token_file error", err)
+	}
+	_, err = Load(path, KindSite)
+	if !errors.As(err, &errs) || len(errs) != 4 {
+		t.Errorf("Load: %v, want an error for each of the 4 missing files", err)
+	}
+
+	half := strings.Replace(src, "tls_key_file", "# tls_key_file", 1)
+	if err := os.WriteFile(path, []byte(half), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSecrets(path, KindSite, 0); err == nil || !strings.Contains(err.Error(), "together") {
+		t.Errorf("LoadSecrets, tls_cert_file without tls_key_file: %v, want the error saying they go together", err)
+	}
+}

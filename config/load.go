@@ -135,19 +135,46 @@ const (
 	DefaultAdminListen    = "127.0.0.1:7180"
 )
 
-// Load reads, defaults and validates the file at path. On failure the error
-// is an Errors value holding every problem found, each with file and line.
-func Load(path string, kind Kind) (*Config, error) {
+// Secrets names the secret files beside the configuration that loading reads (and checks:
+// a small regular file other users cannot read). The files its connection strings name
+// (sslrootcert, sslkey, passfile) are read whatever it says: checking a connection string
+// reads them.
+type Secrets uint
+
+const (
+	SecretGossipKey  Secrets = 1 << iota // gossip.secret_key_file, or $TANDEM_GOSSIP_KEY
+	SecretAdminToken                     // admin.token_file
+	SecretUsers                          // txshim.users_file
+	SecretShimTLS                        // txshim.tls_cert_file and tls_key_file
+	// AllSecrets is what Load reads: every secret a running member needs.
+	AllSecrets = SecretGossipKey | SecretAdminToken | SecretUsers | SecretShimTLS
+)
+
+// Load reads, defaults and validates the file at path, and reads every secret file it names.
+// On failure the error is an Errors value holding every problem found, each with file and
+// line.
+func Load(path string, kind Kind) (*Config, error) { return LoadSecrets(path, kind, AllSecrets) }
+
+// LoadSecrets is Load reading only the secret files in read, for a command that has no use for
+// the others (tandem install, verify and resolve need none): an operator need not be able to
+// read them. The Config keeps the names of the files left unread, without what they hold
+// (Gossip.SecretKey, Admin.Token, TxShim.Users, TxShim.TLSCert are zero): it must not be run
+// as a member.
+func LoadSecrets(path string, kind Kind, read Secrets) (*Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: err.Error()}}
 	}
-	return Parse(path, src, kind)
+	return parse(path, src, kind, read)
 }
 
 // Parse is Load on bytes already read; name is used in errors.
 func Parse(name string, src []byte, kind Kind) (*Config, error) {
-	l := &loader{file: name}
+	return parse(name, src, kind, AllSecrets)
+}
+
+func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
+	l := &loader{file: name, read: read}
 	var r raw
 	var typeErrs Errors
 	text := string(src)
@@ -188,6 +215,7 @@ func Parse(name string, src []byte, kind Kind) (*Config, error) {
 		r = raw{}
 	}
 	cfg := l.resolve(&r, kind)
+	cfg.Unread = AllSecrets &^ read
 	for _, te := range typeErrs { // a blanked key is not also "required"
 		l.errs = slices.DeleteFunc(l.errs, func(e *Error) bool { return arrayIndex.ReplaceAllString(e.Key, "") == te.Key })
 	}
@@ -201,6 +229,7 @@ func Parse(name string, src []byte, kind Kind) (*Config, error) {
 
 type loader struct {
 	file  string
+	read  Secrets // the secret files to read
 	lines keyLines
 	errs  Errors
 	seen  map[string]int // plain key -> undecoded occurrences reported
@@ -433,7 +462,9 @@ func (l *loader) gossip(r *raw, c *Config) {
 		g.FenceDelay = l.duration("gossip.fence_delay", rg.FenceDelay, 0)
 	}
 	g.SecretKeyFile = rg.SecretKeyFile
-	if rg.SecretKeyFile != "" {
+	switch {
+	case l.read&SecretGossipKey == 0:
+	case rg.SecretKeyFile != "":
 		b, err := readSecret(rg.SecretKeyFile)
 		if err != nil {
 			l.errorf("gossip.secret_key_file", "%v", err)
@@ -442,8 +473,8 @@ func (l *loader) gossip(r *raw, c *Config) {
 		} else {
 			g.SecretKey = key
 		}
-	} else if env := os.Getenv(GossipKeyEnv); env != "" {
-		key, err := parseKey([]byte(env))
+	case os.Getenv(GossipKeyEnv) != "":
+		key, err := parseKey([]byte(os.Getenv(GossipKeyEnv)))
 		if err != nil {
 			l.errorf("gossip.secret_key_file", "$%s: %v", GossipKeyEnv, err)
 		}
@@ -552,7 +583,7 @@ func (l *loader) admin(r *raw, c *Config) {
 		c.Admin.Listen = DefaultAdminListen
 	}
 	c.Admin.TokenFile = r.Admin.TokenFile
-	if r.Admin.TokenFile != "" {
+	if r.Admin.TokenFile != "" && l.read&SecretAdminToken != 0 {
 		tok, err := ReadToken(r.Admin.TokenFile)
 		if err != nil {
 			l.errorf("admin.token_file", "%v", err)
@@ -700,8 +731,8 @@ func (l *loader) txshim(r *raw, c *Config) {
 		CommitTimeout: l.positive("txshim.commit_timeout", rt.CommitTimeout, DefaultCommitTimeout),
 		VerifyCatchUp: rt.VerifyCatchUp == nil || *rt.VerifyCatchUp,
 	}
-	if rt.UsersFile != "" {
-		t.UsersFile = rt.UsersFile
+	t.UsersFile = rt.UsersFile
+	if rt.UsersFile != "" && l.read&SecretUsers != 0 {
 		users, err := readUsers(rt.UsersFile)
 		if err != nil {
 			l.errorf("txshim.users_file", "%v", err)
@@ -712,6 +743,8 @@ func (l *loader) txshim(r *raw, c *Config) {
 	case rt.TLSCertFile == "" && rt.TLSKeyFile == "":
 	case rt.TLSCertFile == "" || rt.TLSKeyFile == "":
 		l.errorf("txshim.tls_cert_file", "tls_cert_file and tls_key_file go together")
+	case l.read&SecretShimTLS == 0:
+		t.TLSCertFile, t.TLSKeyFile = rt.TLSCertFile, rt.TLSKeyFile
 	default:
 		if _, err := readSecret(rt.TLSKeyFile); err != nil {
 			l.errorf("txshim.tls_key_file", "%v", err)

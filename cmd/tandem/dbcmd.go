@@ -127,7 +127,10 @@ func preparedGIDs(ctx context.Context, dsn string) ([]string, error) {
 }
 
 // shimConfig parses -config for the database commands and returns the site's
-// configuration, which must have a [txshim] table.
+// configuration, which must have a [txshim] table. None of them needs a secret file of the
+// running sidecar (gossip key, admin token, the shim's users file and TLS pair): those are
+// left unread, so that an operator who may not read them can still run the command. The
+// files its connection strings name are read: the commands connect with them.
 func shimConfig(name string, args []string, stderr io.Writer) (*config.Config, bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -139,7 +142,7 @@ func shimConfig(name string, args []string, stderr io.Writer) (*config.Config, b
 		fmt.Fprintf(stderr, "usage: tandem %s -config FILE\n", name)
 		return nil, false
 	}
-	cfg, err := config.Load(*path, config.KindSite)
+	cfg, err := config.LoadSecrets(*path, config.KindSite, 0)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false

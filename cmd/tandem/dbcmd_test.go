@@ -127,3 +127,83 @@ func TestVerifyExitCodes(t *testing.T) {
 		t.Errorf("peer database down: exit %d, output %q; want exit 2", code, out)
 	}
 }
+
+// TestDatabaseCommandsUnneededSecrets: tandem install, verify and resolve need the site's
+// connection strings, not the running sidecar's secret files (gossip key, admin token, the
+// shim's users file and TLS pair): with those missing (and, unless the test runs as root,
+// unreadable) each command runs, where it failed on them before. A file they do need — the
+// CA file the peer DSN names — still fails them clearly, and tandem run still refuses the
+// file without its secrets.
+func TestDatabaseCommandsUnneededSecrets(t *testing.T) {
+	c := pgtest.Start(t)
+	if _, err := c.Open(t, c.Database()).Exec("CREATE DATABASE peer"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	missing := func(name string) string { return filepath.Join(dir, "missing", name) }
+	key, token, users, tlsKey, tlsCert := missing("gossip.key"), missing("admin.token"), missing("users"), missing("shim.key"), missing("shim.crt")
+	if os.Geteuid() != 0 { // unreadable, not missing, for the gossip key and the admin token
+		for _, p := range []*string{&key, &token} {
+			*p = filepath.Join(dir, filepath.Base(*p))
+			if err := os.WriteFile(*p, []byte("0123456789abcdef\n"), 0o200); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	writeCfg := func(name, peerDSN string) string {
+		t.Helper()
+		f := filepath.Join(dir, name)
+		src := fmt.Sprintf(`site = "site1"
+data_dir = %q
+[gossip]
+bind = "127.0.0.1:7946"
+secret_key_file = %q
+[server]
+[[server.endpoint]]
+name = "op"
+address = "127.0.0.1:7000"
+[txshim]
+listen = "127.0.0.1:6432"
+users_file = %q
+tls_cert_file = %q
+tls_key_file = %q
+local_dsn = %q
+peer_dsn = %q
+[admin]
+token_file = %q
+`, dir, key, users, tlsCert, tlsKey, c.DSN(c.Database()), peerDSN, token)
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	cmd := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	cfg := writeCfg("site1.toml", c.DSN("peer"))
+	for _, name := range []string{"install", "verify", "resolve"} {
+		if code, out := cmd(name, "-config", cfg); code != 0 {
+			t.Errorf("tandem %s with the sidecar's secret files unreadable: exit %d, output:\n%s", name, code, out)
+		}
+	}
+
+	// A file these commands need: the peer DSN's CA file.
+	ca := missing("peer-ca.pem")
+	needs := writeCfg("needs.toml", c.DSN("peer")+"&sslmode=verify-full&sslrootcert="+ca)
+	for _, name := range []string{"install", "verify", "resolve"} {
+		code, out := cmd(name, "-config", needs)
+		if code != 2 || !strings.Contains(out, "txshim.peer_dsn") || !strings.Contains(out, ca) {
+			t.Errorf("tandem %s, the peer DSN's CA file missing: exit %d, output:\n%s\nwant exit 2 naming txshim.peer_dsn and %s", name, code, out, ca)
+		}
+	}
+
+	// tandem run needs every one of them.
+	code, out := cmd("run", "-config", cfg)
+	for _, k := range []string{"gossip.secret_key_file", "admin.token_file", "txshim.users_file", "txshim.tls_key_file"} {
+		if code != 1 || !strings.Contains(out, k) {
+			t.Errorf("tandem run with its secret files unreadable: exit %d, output:\n%s\nwant exit 1 naming %s", code, out, k)
+		}
+	}
+}

@@ -97,6 +97,9 @@ const hookQueue = 64
 // serve wires gossip, health, proxy and admin together and runs them until
 // ctx ends. Role changes flow one way: gossip → proxy and hooks (DESIGN §1).
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if cfg.Unread != 0 {
+		return errors.New("the configuration was loaded without some of its secret files: a member cannot run on it")
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}

@@ -172,3 +172,13 @@ func TestServeStartupFailureFreesPorts(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRefusesUnreadSecrets: a configuration loaded without some of its secret files (the
+// database commands' config.LoadSecrets) lacks what they hold — without the users file the
+// shim would trust every client — and no member runs on it.
+func TestServeRefusesUnreadSecrets(t *testing.T) {
+	cfg := &config.Config{Kind: config.KindSite, Site: "site1", DataDir: t.TempDir(), Unread: config.SecretUsers}
+	if err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "secret files") {
+		t.Fatalf("serve on a configuration loaded without its users file: %v, want a refusal", err)
+	}
+}
