@@ -24,6 +24,7 @@ import (
 	"time"
 
 	_ "github.com/lib/pq" // the "postgres" driver for control work
+	"golang.org/x/sys/unix"
 )
 
 // Superuser is the bootstrap superuser of every cluster (initdb -U).
@@ -79,6 +80,8 @@ type Cluster struct {
 	port int
 	db   string
 	cred *syscall.Credential // non-nil when running as root
+	// hasDB: the data directory came from the template, which holds templateDB already.
+	hasDB bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -236,6 +239,7 @@ func removeLeftovers() {
 // if that process still runs on that data directory.
 func killLeftover(dir string) {
 	data := filepath.Join(dir, "data")
+	defer releaseShmem(data)
 	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
 	if err != nil {
 		return
@@ -252,6 +256,13 @@ func killLeftover(dir string) {
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for _, k := range kids {
 		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
+	// Gone before the shared memory they held can be released.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range append(kids, pid) {
+		for time.Now().Before(deadline) && syscall.Kill(p, 0) == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
@@ -307,6 +318,7 @@ func (c *Cluster) initData() error {
 	if src, ok := templateData(c.bin, c.cred); ok {
 		err := copyTree(src, c.dataDir(), c.cred)
 		if err == nil {
+			c.hasDB = true
 			return nil
 		}
 		if rerr := os.RemoveAll(c.dataDir()); rerr != nil {
@@ -328,8 +340,14 @@ func initdb(bin, dir string, cred *syscall.Credential) error {
 	return nil
 }
 
-// template is a data directory that initdb made once for the test process and that each
-// cluster copies: initdb takes over a second, a copy about a tenth of that. It exists only
+// templateDB is the database the template holds besides initdb's: the default of New, which
+// each cluster would otherwise make at start (CREATE DATABASE copies template1 through the
+// WAL, and its shutdown checkpoint writes it out again: about 0.3 s a cluster).
+const templateDB = "app"
+
+// template is a data directory that initdb made once for the test process, with templateDB
+// in it, and that each cluster copies: initdb takes over a second, a copy about a tenth of
+// that. It exists only
 // while RunTests runs, which removes it at the end. Every copy has the same database system
 // identifier, which nothing here looks at.
 var template struct {
@@ -375,6 +393,9 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 		if err == nil {
 			err = initdb(bin, dir, cred)
 		}
+		if err == nil {
+			err = createDatabaseSingleUser(bin, dir, templateDB, cred)
+		}
 		if err != nil {
 			if dir != "" {
 				os.RemoveAll(dir)
@@ -386,6 +407,23 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 		template.dir = dir
 	}
 	return filepath.Join(template.dir, "data"), true
+}
+
+// createDatabaseSingleUser makes database db in the stopped cluster of dir/data with
+// PostgreSQL's single-user mode, which opens no port and ends at the end of its input.
+func createDatabaseSingleUser(bin, dir, db string, cred *syscall.Credential) error {
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "--single", "-D", filepath.Join(dir, "data"), "postgres")
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader("CREATE DATABASE " + quoteIdent(db) + "\n")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	out, err := cmd.CombinedOutput()
+	if err == nil && bytes.Contains(out, []byte("ERROR:")) {
+		err = errors.New("single-user mode reported an error")
+	}
+	if err != nil {
+		return fmt.Errorf("create database %s in the template: %w\n%s", db, err, out)
+	}
+	return nil
 }
 
 // copyTree copies the directory src to dst (which must not exist) with the same modes, owned
@@ -532,7 +570,7 @@ func (c *Cluster) createObjects(o *options) error {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	if c.db != "postgres" {
+	if c.db != "postgres" && !(c.hasDB && c.db == templateDB) {
 		if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(c.db)); err != nil {
 			return fmt.Errorf("create database %s: %w", c.db, err)
 		}
@@ -740,7 +778,16 @@ func children(pid int) ([]int, error) {
 }
 
 // Stop shuts the server down (fast shutdown; SIGKILL after 15 s). The directory stays.
-func (c *Cluster) Stop() error {
+func (c *Cluster) Stop() error { return c.shutdown(syscall.SIGINT, "fast") }
+
+// stopImmediate ends the server with an immediate shutdown, for a cluster whose directory is
+// removed next: no shutdown checkpoint writes out what nothing will read. The postmaster still
+// waits for its backends and releases its shared memory. SIGKILL after 15 s.
+func (c *Cluster) stopImmediate() error { return c.shutdown(syscall.SIGQUIT, "immediate") }
+
+// shutdown sends the postmaster sig (PostgreSQL's shutdown modes: SIGTERM smart, SIGINT fast,
+// SIGQUIT immediate) and waits for it to exit, killing it after 15 s.
+func (c *Cluster) shutdown(sig syscall.Signal, mode string) error {
 	c.mu.Lock()
 	cmd, exited := c.cmd, c.exited
 	c.mu.Unlock()
@@ -748,7 +795,7 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	_ = c.signalAll(syscall.SIGCONT) // a paused cluster cannot shut down
-	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = cmd.Process.Signal(sig)
 	select {
 	case <-exited:
 		c.mu.Lock()
@@ -757,8 +804,38 @@ func (c *Cluster) Stop() error {
 		return nil
 	case <-time.After(15 * time.Second):
 		c.kill()
-		return fmt.Errorf("postgres on port %d ignored fast shutdown for 15s; killed", c.port)
+		return fmt.Errorf("postgres on port %d ignored %s shutdown for 15s; killed", c.port, mode)
 	}
+}
+
+// releaseShmem removes the System V shared memory segment that a postmaster killed with
+// SIGKILL (Kill, or the test process's death) left behind: one that exits by itself removes
+// it, and a restart on the same directory takes it over, but a killed cluster whose directory
+// is removed would leave it in the kernel for good (56 bytes and a slot of kernel.shmmni each).
+// The postmaster's lock file, left behind too, names it (line 7: key and id); it is removed only
+// while nothing is attached to it.
+func releaseShmem(dataDir string) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return // a clean exit removed the file, and the segment
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 7 {
+		return
+	}
+	f := strings.Fields(lines[6])
+	if len(f) != 2 {
+		return
+	}
+	id, err := strconv.Atoi(f[1])
+	if err != nil {
+		return
+	}
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil || desc.Nattch != 0 {
+		return
+	}
+	_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
 }
 
 // Restart starts the server again on the same directory and port and waits until it is ready.
@@ -787,7 +864,8 @@ func (c *Cluster) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	err := c.Stop()
+	err := c.stopImmediate()
+	releaseShmem(c.dataDir())
 	if rerr := os.RemoveAll(c.dir); err == nil {
 		err = rerr
 	}

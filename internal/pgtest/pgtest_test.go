@@ -3,9 +3,11 @@ package pgtest
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func queryString(t *testing.T, db *sql.DB, q string) string {
@@ -370,5 +374,49 @@ func TestOwnershipOutlivesGC(t *testing.T) {
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
 		t.Errorf("%s is unlocked once its *Cluster was collected: another process would remove it", dir)
+	}
+}
+
+// TestCloseReleasesSharedMemory: Close leaves no System V shared memory segment behind, also
+// after Kill (a killed postmaster cannot remove its own).
+func TestCloseReleasesSharedMemory(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		c, err := New()
+		if errors.Is(err, ErrNoPostgres) {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(c.Dir(), "data", "postmaster.pid"))
+		if err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(b), "\n")
+		var key, id int
+		if len(lines) < 7 {
+			c.Close()
+			t.Fatalf("postmaster.pid has %d lines, want the shared memory key and id on line 7", len(lines))
+		}
+		if _, err := fmt.Sscan(lines[6], &key, &id); err != nil {
+			c.Close()
+			t.Fatalf("postmaster.pid line 7 %q: %v", lines[6], err)
+		}
+		var desc unix.SysvShmDesc
+		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
+			c.Close()
+			t.Fatalf("shared memory segment %d of the running cluster: %v", id, err)
+		}
+		if kill {
+			c.Kill()
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("kill %v: close: %v", kill, err)
+		}
+		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err == nil {
+			unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+			t.Errorf("kill %v: shared memory segment %d (key %d) is still there after Close", kill, id, key)
+		}
 	}
 }
