@@ -130,7 +130,10 @@ type commitStart struct {
 
 // commitReadOnly tells whether the open transaction is believed not to have written, so its
 // commit does not consult the peer.
-func (s *session) commitReadOnly() bool { return !s.txWrote }
+func (s *session) commitReadOnly() bool {
+	_, wrote := s.txFlags()
+	return !wrote
+}
 
 // commitLocal tells whether startCommit under pol commits without the peer.
 func (s *session) commitLocal(pol policy, readOnly bool) bool {
@@ -242,7 +245,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if err != nil {
 		return s.abort("XX000", fmt.Sprintf("tandem: unexpected transaction id %q", r.row[0]))
 	}
-	if s.txUnprep || s.sessionTemp {
+	if unprep, _ := s.txFlags(); unprep || s.sessionTemp {
 		st.unwrapped.Add(1)
 		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
 		return s.plainCommit(ctx, pol, explicit, chain, true, xid)

@@ -51,6 +51,8 @@ type session struct {
 	mu     sync.Mutex
 	queue  []*pending
 	status byte // ReadyForQuery status after the last reply the backend finished
+	// idleSeq: the seq of the last entry answered with ReadyForQuery status idle.
+	idleSeq uint64
 	// A COPY FROM STDIN that a passed-through request started (the client gets CopyInResponse
 	// and sends the data itself) is open while copyStarts > copyEnds: the backend then takes
 	// nothing but copy messages. copyStarts counts CopyInResponses relayed, copyEnds the
@@ -86,6 +88,14 @@ type session struct {
 	scratch        []byte
 	scratchOwn     []byte
 	undo           []stmtUndo // what the buffered messages changed in stmts (revertStmts)
+
+	// unprepAt, wroteAt: pushSeq when txUnprep, txWrote were last noted. A flag belongs to a
+	// transaction that has ended once the database answered a request queued after it with
+	// status idle (idleSeq greater): the transaction may end where the shim runs no commit
+	// procedure (an implicit one at the end of a request passed through, an error), and a
+	// request that begins with a part passed straight through does not learn that (txFlags).
+	unprepAt, wroteAt uint64
+	pushSeq           uint64 // entries queued so far (push); clientLoop only
 
 	// roForced: the session's default_transaction_read_only = on is the shim's (read-only
 	// modes), and roSaved the client's own value, given back when the mode allows writes again
@@ -268,6 +278,7 @@ type pending struct {
 	res      chan result
 	notify   chan struct{} // closed when done; made by barrier under session.mu
 	r        result        // serverLoop only, until sent on res
+	seq      uint64        // its place in the session's queue, from 1 (push)
 }
 
 // result is what the backend answered to one pending request, or a copy-in event.
@@ -534,6 +545,9 @@ func (s *session) serverLoop() {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 			s.status = body[0]
+			if body[0] == 'I' {
+				s.idleSeq = cur.seq
+			}
 			if len(s.queue) == 0 && !s.copyPart {
 				s.copyStarts, s.copyEnds = 0, 0
 				s.copyChangedLocked()
@@ -773,6 +787,8 @@ func (s *session) forward(typ byte, body []byte, flush bool) error {
 // push queues an entry; it must precede the write of its request.
 func (s *session) push(p *pending) {
 	s.mu.Lock()
+	s.pushSeq++
+	p.seq = s.pushSeq
 	s.queue = append(s.queue, p)
 	s.mu.Unlock()
 }
@@ -1159,7 +1175,7 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 		return err
 	}
 	if st != 'I' {
-		s.txWrote = true
+		s.txWrote, s.wroteAt = true, s.pushSeq
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward(typ, body, true)
 	}
@@ -1510,16 +1526,35 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 // notes each statement as it passes it, after the commit of any transaction before it.
 func (s *session) note(info stmtInfo) {
 	s.sessionTemp = s.sessionTemp || info.temp
-	s.txUnprep = s.txUnprep || info.unprep
-	s.txWrote = s.txWrote || info.kind.writes() || info.kind == kindNoTxBlock
+	if info.unprep {
+		s.txUnprep, s.unprepAt = true, s.pushSeq
+	}
+	if info.kind.writes() || info.kind == kindNoTxBlock {
+		s.txWrote, s.wroteAt = true, s.pushSeq
+	}
 	s.roSetByClient = s.roSetByClient || info.setsRO
 }
 
-// noteAll notes every step of a request passed through whole (it commits nothing on its way).
+// noteAll notes every step of a request passed through whole (it commits nothing on its way):
+// a ROLLBACK (AND CHAIN) ends the transaction the steps before it ran in.
 func (s *session) noteAll(u unit) {
 	for i := 0; i < u.n(); i++ {
-		s.note(u.info(i))
+		info := u.info(i)
+		s.note(info)
+		if k := info.kind; k == kindRollback || k == kindCommit {
+			s.txUnprep, s.txWrote = false, false
+		}
 	}
+}
+
+// txFlags returns txUnprep and txWrote, each false when the transaction it was noted in has
+// ended since (see unprepAt). It is exact once the replies to the requests before the open
+// transaction's last part have come; before, a flag of an ended transaction may still count.
+func (s *session) txFlags() (unprep, wrote bool) {
+	s.mu.Lock()
+	idle := s.idleSeq
+	s.mu.Unlock()
+	return s.txUnprep && s.unprepAt >= idle, s.txWrote && s.wroteAt >= idle
 }
 
 // unit is a request split into steps: the statements of a Query, or extended-protocol messages.
@@ -1889,6 +1924,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if failed, err := part(i); err != nil || failed {
 				return fail(err)
 			}
+			// Noted again: the statement runs after the part, in the transaction after its
+			// reply, which may have ended the one it was noted in (txFlags).
+			s.note(info)
 			// The row goes in with the mark that lets the statement's DDL past the event
 			// trigger (ddlGuardSQL), in one statement: DDL the shim does not record — inside a
 			// DO block, a function or a procedure — is refused there.
