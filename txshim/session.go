@@ -255,8 +255,13 @@ type unitState struct {
 	// part was sent without waiting for them).
 	assumed byte
 	// reasserted: default_transaction_read_only = on was sent again before a statement that
-	// cannot run in a transaction block (walk, read-only modes).
-	reasserted bool
+	// cannot run in a transaction block (walk, read-only modes); roFresh: and no Execute of the
+	// client's was sent since (extUnit.send), so the setting still holds and no transaction
+	// has begun or ended.
+	reasserted, roFresh bool
+	// pipelined: while st is 0, a part sent unanswered ran an Execute in the implicit
+	// transaction open now (pipelineAfter).
+	pipelined bool
 }
 
 // pending is one request in flight that ends with a ReadyForQuery.
@@ -1481,7 +1486,8 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			if final {
 				s.push(&pending{fwd: true, fwdRFQ: true})
 			} else {
-				s.unit = unitState{open: true} // the status is not known (walk learns it)
+				// The status is not known (walk learns it).
+				s.unit = unitState{open: true, pipelined: pipelineAfter(u, 0, u.n(), false)}
 			}
 			s.bw.Write(s.ebuf)
 			return s.bw.Flush()
@@ -1512,6 +1518,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 				// The part runs unanswered: what it leaves (a ROLLBACK, an error) is not known
 				// until a later part learns it (walk).
 				us.st, us.assumed = 0, statusAfter(u, 0, u.n(), st)
+				us.pipelined = pipelineAfter(u, 0, u.n(), false)
 				s.noteCopyPart(u, 0, u.n())
 			}
 			s.bw.Write(s.ebuf)
@@ -1636,6 +1643,9 @@ func (u *extUnit) empty(lo, hi int) bool {
 func (u *extUnit) send(s *session, lo, hi int, last bool, p *pending) error {
 	if p != nil {
 		s.push(p)
+	}
+	if s.unit.roFresh && hasExecute(u, lo, hi) {
+		s.unit.roFresh = false
 	}
 	if hi > lo {
 		s.bw.Write(u.buf[u.items[lo].lo:u.items[hi-1].hi])
@@ -1889,7 +1899,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// vanishing at the shim's commit.
 			return refuse(i, "25P01", info.blockOnly+" can only be used in transaction blocks")
 		}
-		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' {
+		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' && !noTxAsSent(u, us, lo, i) {
 			// Read-only modes (DESIGN §5.1): statements that cannot run in a transaction block
 			// are never wrapped, so the check at commit does not see them.
 			if failed, err := settle(i); err != nil || failed {
@@ -1914,7 +1924,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err := s.forceReadOnly(); err != nil {
 					return err
 				}
-				us.reasserted, s.readOnlySet = true, false
+				us.reasserted, us.roFresh, s.readOnlySet = true, true, false
 			}
 		}
 		s.note(info)
@@ -2073,9 +2083,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if lo < n {
 			if us.st != 0 {
 				// The status after the steps, which the loop followed through BEGIN and ROLLBACK.
-				us.assumed = us.st
+				us.assumed, us.pipelined = us.st, false
 			}
-			us.st = 0
+			us.st, us.pipelined = 0, pipelineAfter(u, lo, n, us.pipelined)
 			s.noteCopyPart(u, lo, n)
 			return u.send(s, lo, n, true, nil)
 		}
@@ -2254,6 +2264,63 @@ func boundInPart(u unit, i int) bool {
 		}
 		if b.info.kind.txControl() {
 			return false
+		}
+	}
+	return false
+}
+
+// noTxAsSent reports whether step i of u, a statement that cannot run in a transaction block,
+// goes to PostgreSQL as sent in a read-only mode, behind the unsent steps from lo, without the
+// terminator and default_transaction_read_only = on that walk would put before it: a
+// terminator ends the implicit transaction the parts of the request sent unanswered run in,
+// which PostgreSQL keeps. It does for an extended request where PostgreSQL refuses or skips the
+// statement anyway — in a transaction block (25001), after an error, or after an Execute in
+// its implicit transaction (25001, "cannot be executed within a pipeline") — and where the
+// setting was put back on in the request with no Execute since (roFresh), so it holds.
+func noTxAsSent(u unit, us *unitState, lo, i int) bool {
+	e, ext := u.(*extUnit)
+	if !ext {
+		return false
+	}
+	if us.roFresh && !hasExecute(e, lo, i) {
+		return true
+	}
+	st, pipelined := us.st, false
+	if st == 0 {
+		st, pipelined = us.assumed, us.pipelined
+	}
+	return statusAfter(u, lo, i, st) == 'T' || pipelineAfter(u, lo, i, pipelined)
+}
+
+// pipelineAfter follows steps [lo, hi) of u, an extended request, from pipelined: whether an
+// Execute ran in the implicit transaction they leave since it began. PostgreSQL notes that
+// (XACT_FLAGS_PIPELINING) and then fails a statement that cannot run in a transaction block;
+// transaction control and those statements commit at once, and the next Execute begins a
+// transaction afresh; an Execute of an empty statement runs nothing.
+func pipelineAfter(u unit, lo, hi int, pipelined bool) bool {
+	e, ok := u.(*extUnit)
+	if !ok {
+		return false
+	}
+	for _, it := range e.items[lo:hi] {
+		if it.typ != 'E' {
+			continue
+		}
+		switch k := it.info.kind; {
+		case k.txControl(), k == kindNoTxBlock:
+			pipelined = false
+		case k != kindEmpty:
+			pipelined = true
+		}
+	}
+	return pipelined
+}
+
+// hasExecute reports whether steps [lo, hi) of u, an extended request, hold an Execute.
+func hasExecute(u *extUnit, lo, hi int) bool {
+	for _, it := range u.items[lo:hi] {
+		if it.typ == 'E' {
+			return true
 		}
 	}
 	return false

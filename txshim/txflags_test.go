@@ -116,3 +116,122 @@ func TestTxFlagsEndWithTransaction(t *testing.T) {
 		t.Fatalf("%d transactions left prepared", n)
 	}
 }
+
+// TestReadOnlyNoTxBlockAfterFlush: in the read-only modes, a statement that cannot run in a
+// transaction block (VACUUM), sent after a Flush in an extended-protocol request, got a Sync of
+// the shim's before it (to put default_transaction_read_only back on), which ended the
+// implicit transaction the earlier part ran in: PostgreSQL fails such a statement in a
+// pipeline (25001) and skips the rest, the shim ran it. The replies now match PostgreSQL's.
+func TestReadOnlyNoTxBlockAfterFlush(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	for _, mode := range []Mode{ModeReadOnly, ModeFenced} {
+		s := startShim(t, c, Options{}, mode, 1)
+		cases := []struct {
+			name  string
+			begin bool // in a transaction block opened first (the fenced site's only way in)
+			parts [][]pgproto3.FrontendMessage
+		}{
+			{name: "read, flush, vacuum", parts: [][]pgproto3.FrontendMessage{
+				pbeMsgs("", "SELECT 1"), pbeMsgs("", "VACUUM acct")}},
+			{name: "set local, flush, vacuum, show", parts: [][]pgproto3.FrontendMessage{
+				pbeMsgs("", "SET LOCAL work_mem = '7MB'"), append(pbeMsgs("", "VACUUM acct"), pbeMsgs("", "SHOW work_mem")...)}},
+			{name: "portal, flush, vacuum, execute", parts: [][]pgproto3.FrontendMessage{
+				{&pgproto3.Parse{Name: "s1", Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: "p1", PreparedStatement: "s1"}},
+				append(pbeMsgs("", "VACUUM acct"), &pgproto3.Execute{Portal: "p1"}, &pgproto3.Close{ObjectType: 'S', Name: "s1"})}},
+			{name: "vacuum bound, flush, execute", parts: [][]pgproto3.FrontendMessage{
+				{&pgproto3.Parse{Query: "VACUUM acct"}, &pgproto3.Bind{}}, {&pgproto3.Execute{}}}},
+			{name: "vacuum, flush, read", parts: [][]pgproto3.FrontendMessage{
+				pbeMsgs("", "VACUUM acct"), pbeMsgs("", "SELECT 1")}},
+			{name: "block, rollback, flush, vacuum", begin: true, parts: [][]pgproto3.FrontendMessage{
+				pbeMsgs("", "ROLLBACK"), pbeMsgs("", "VACUUM acct")}},
+			{name: "block, rollback, read, flush, vacuum", begin: true, parts: [][]pgproto3.FrontendMessage{
+				append(pbeMsgs("", "ROLLBACK"), pbeMsgs("", "SELECT 1")...), pbeMsgs("", "VACUUM acct")}},
+		}
+		run := func(r *rawSession, parts [][]pgproto3.FrontendMessage) string {
+			for i, p := range parts {
+				for _, m := range p {
+					r.fe.Send(m)
+				}
+				if i < len(parts)-1 {
+					r.fe.Send(&pgproto3.Flush{})
+				}
+			}
+			r.fe.Send(&pgproto3.Sync{})
+			if err := r.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			// ParameterStatus: the shim's own SET of default_transaction_read_only.
+			return strings.ReplaceAll(r.replies(), "S ", "")
+		}
+		for _, tc := range cases {
+			if mode == ModeFenced && !tc.begin {
+				continue // refused before it runs anything (57P03)
+			}
+			t.Run(fmt.Sprintf("%s, %s", mode, tc.name), func(t *testing.T) {
+				direct := dialRawDSN(t, c.DSN(c.Database()))
+				direct.query("SET default_transaction_read_only = on")
+				// A fenced site's session began before it was fenced.
+				s.SetMode(ModeReadOnly, 1)
+				shim := dialRaw(t, s)
+				shim.query("SELECT 1") // the shim's own SET of default_transaction_read_only
+				if tc.begin {
+					direct.query("BEGIN")
+					shim.query("BEGIN")
+				}
+				s.SetMode(mode, 1)
+				want := run(direct, tc.parts)
+				got := run(shim, tc.parts)
+				if got != want {
+					t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+				}
+			})
+		}
+	}
+
+	// A client that turned default_transaction_read_only off builds no index on a read-only
+	// site, however it splits the request.
+	s := startShim(t, c, Options{}, ModeReadOnly, 1)
+	const cic = "CREATE INDEX CONCURRENTLY acct_bal ON acct (bal)"
+	for _, tc := range []struct {
+		name  string
+		parts [][]pgproto3.FrontendMessage
+		want  string
+	}{
+		{name: "bound, flush, execute", want: "1 2 E(25006) Z(I)", parts: [][]pgproto3.FrontendMessage{
+			{&pgproto3.Parse{Query: cic}, &pgproto3.Bind{}}, {&pgproto3.Execute{}}}},
+		{name: "read, flush, create", want: "1 2 D[\"1\"] C(SELECT 1) 1 2 E(25001) Z(I)", parts: [][]pgproto3.FrontendMessage{
+			pbeMsgs("", "SELECT 1"), pbeMsgs("", cic)}},
+		{name: "bound, flush, set off, execute", want: "1 2 1 2 C(SET) E(25006) Z(I)", parts: [][]pgproto3.FrontendMessage{
+			{&pgproto3.Parse{Name: "s1", Query: cic}, &pgproto3.Bind{DestinationPortal: "p1", PreparedStatement: "s1"}},
+			append(pbeMsgs("", "SET default_transaction_read_only = off"), &pgproto3.Execute{Portal: "p1"})}},
+	} {
+		t.Run("client's setting off, "+tc.name, func(t *testing.T) {
+			r := dialRaw(t, s)
+			r.query("SET default_transaction_read_only = off")
+			for i, p := range tc.parts {
+				for _, m := range p {
+					r.fe.Send(m)
+				}
+				if i < len(tc.parts)-1 {
+					r.fe.Send(&pgproto3.Flush{})
+				}
+			}
+			r.fe.Send(&pgproto3.Sync{})
+			if err := r.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.ReplaceAll(r.replies(), "S ", ""); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+			var idx int
+			if err := c.Open(t, c.Database()).QueryRow("SELECT count(*) FROM pg_indexes WHERE indexname = 'acct_bal'").Scan(&idx); err != nil || idx != 0 {
+				t.Fatalf("index built on a read-only site: %d %v", idx, err)
+			}
+		})
+	}
+}
+
+func pbeMsgs(portal, q string) []pgproto3.FrontendMessage {
+	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: q}, &pgproto3.Bind{DestinationPortal: portal}, &pgproto3.Execute{Portal: portal}}
+}
