@@ -1893,6 +1893,16 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// refuses savepoints there.
 			return refuse(i, "25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
 		}
+		if info.chain && us.injected && (k == kindCommit || k == kindRollback) {
+			// The block is the shim's: PostgreSQL fails COMMIT and ROLLBACK AND CHAIN in the
+			// client's implicit transaction, rolling back its writes, where in the shim's they
+			// would end it (committing them) and leave the session in a new one.
+			name := "COMMIT AND CHAIN"
+			if k == kindRollback {
+				name = "ROLLBACK AND CHAIN"
+			}
+			return refuse(i, "25P01", name+" can only be used in transaction blocks")
+		}
 		if _, ext := u.(*extUnit); ext && info.blockOnly != "" && us.injected {
 			// The extended protocol has no implicit transaction block: PostgreSQL refuses LOCK
 			// and DECLARE there, which in the shim's block would run, the lock or cursor

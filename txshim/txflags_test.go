@@ -235,3 +235,70 @@ func TestReadOnlyNoTxBlockAfterFlush(t *testing.T) {
 func pbeMsgs(portal, q string) []pgproto3.FrontendMessage {
 	return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: q}, &pgproto3.Bind{DestinationPortal: portal}, &pgproto3.Execute{Portal: portal}}
 }
+
+// shimBlockCase is a request run in the dual shim and on PostgreSQL directly: a simple Query,
+// or an extended request of statements (ext).
+type shimBlockCase struct {
+	name  string
+	query string
+	ext   []string
+}
+
+// compareWithPostgres runs each case through a dual shim and on PostgreSQL directly, and
+// compares the replies and the rows of acct they leave.
+func compareWithPostgres(t *testing.T, cases []shimBlockCase) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	run := func(r *rawSession, query string, ext []string) string {
+		if ext == nil {
+			r.fe.Send(&pgproto3.Query{String: query})
+		} else {
+			for _, st := range ext {
+				r.stmt(st)
+			}
+			r.fe.Send(&pgproto3.Sync{})
+		}
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := r.replies()
+		got += fmt.Sprintf(", rows %d", rowCount(t, c, "true"))
+		c.Exec(t, "DELETE FROM acct")
+		return got
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := run(dialRawDSN(t, c.DSN(c.Database())), tc.query, tc.ext)
+			got := run(dialRaw(t, s), tc.query, tc.ext)
+			if got != want {
+				t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+			}
+			peer.take()
+		})
+	}
+	if n := preparedCount(t, c); n != 0 {
+		t.Fatalf("%d transactions left prepared", n)
+	}
+}
+
+const insertOne = "INSERT INTO acct VALUES (1, 0)"
+
+// TestChainInShimBlock: COMMIT AND CHAIN or ROLLBACK AND CHAIN after a write in an implicit
+// transaction, which PostgreSQL fails (25P01) rolling the write back, ran in the block the
+// shim opened for the write: COMMIT AND CHAIN committed it, and either left the client in a
+// new transaction block (status T) it never began. The shim now fails them as PostgreSQL does.
+func TestChainInShimBlock(t *testing.T) {
+	compareWithPostgres(t, []shimBlockCase{
+		{name: "simple, commit and chain", query: insertOne + "; COMMIT AND CHAIN; SELECT 1"},
+		{name: "simple, rollback and chain", query: insertOne + "; ROLLBACK AND CHAIN; SELECT 1"},
+		{name: "simple, end and chain", query: insertOne + "; END AND CHAIN"},
+		{name: "extended, commit and chain", ext: []string{insertOne, "COMMIT AND CHAIN", "SELECT 1"}},
+		{name: "extended, rollback and chain", ext: []string{insertOne, "ROLLBACK AND CHAIN", "SELECT 1"}},
+		{name: "extended, abort and chain", ext: []string{insertOne, "ABORT AND CHAIN"}},
+		// In a block of the client's they run.
+		{name: "block, commit and chain", query: "BEGIN; " + insertOne + "; COMMIT AND CHAIN; SELECT 1; COMMIT"},
+		{name: "block, rollback and chain", ext: []string{"BEGIN", insertOne, "ROLLBACK AND CHAIN", "SELECT 1", "COMMIT"}},
+	})
+}
