@@ -115,6 +115,7 @@ type stmtInfo struct {
 	proc         bool    // CALL
 	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
+	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -1165,6 +1166,36 @@ func setsReadOnly(text string, st statement) bool {
 	return on && ok
 }
 
+// warnsOutsideBlock returns, for statement st of text, the name PostgreSQL gives it in the
+// warning (25P01) it answers outside a transaction block, in the extended protocol's implicit
+// transaction too: "SET LOCAL", "SET TRANSACTION" or "SET CONSTRAINTS"; else "".
+func warnsOutsideBlock(text string, st statement) string {
+	if i := skipBlank(text, st.Start, st.End); st.Kind != kindRead || i+3 > st.End || !strings.EqualFold(text[i:i+3], "SET") {
+		return ""
+	}
+	var w []string
+	tokens(text, st.Start, st.End, func(tok tokKind, b, e int) bool {
+		switch {
+		case tok == tokWord:
+			w = append(w, text[b:e])
+		case tok == tokComment, tok == tokByte && isSpace(text[b]):
+			return true
+		default:
+			return false
+		}
+		return len(w) < 2
+	})
+	if len(w) < 2 || !strings.EqualFold(w[0], "SET") {
+		return ""
+	}
+	for _, n := range []string{"LOCAL", "TRANSACTION", "CONSTRAINTS"} {
+		if strings.EqualFold(w[1], n) {
+			return "SET " + n
+		}
+	}
+	return ""
+}
+
 // handleFunctionCall relays a fast-path function call as its own request, never wrapped. The
 // shim cannot tell what the function does, so in a transaction it counts as a write (the
 // commit consults the peer), and outside one it is refused where writes are (read-only and
@@ -1354,7 +1385,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		for _, st := range s.lex(query) {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
-					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st)}
+					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 				}
@@ -1851,6 +1882,16 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return fail(err)
 	}
 
+	// warn gives the client, for step j (from lo) that PostgreSQL warns of in the implicit
+	// transaction of an extended request (warnsOutside) and that runs in the shim's block, the
+	// warning PostgreSQL would send, after the replies to the steps before it.
+	warn := func(j int) (failed bool, err error) {
+		if failed, err := part(j); err != nil || failed {
+			return failed, err
+		}
+		return false, s.emit(noTransactionWarning(u.info(j).warnsOutside + " can only be used in transaction blocks"))
+	}
+
 	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
 		info := u.info(i)
@@ -1886,6 +1927,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				for j := lo; j < i; j++ {
 					s.note(u.info(j))
 				}
+				for j := lo; j < i; j++ {
+					if u.info(j).warnsOutside != "" {
+						if failed, err := warn(j); err != nil || failed {
+							return fail(err)
+						}
+					}
+				}
 			}
 		}
 		if k == kindSavepoint && us.injected {
@@ -1908,6 +1956,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// and DECLARE there, which in the shim's block would run, the lock or cursor
 			// vanishing at the shim's commit.
 			return refuse(i, "25P01", info.blockOnly+" can only be used in transaction blocks")
+		}
+		if info.warnsOutside != "" && us.injected {
+			if failed, err := warn(i); err != nil || failed {
+				return fail(err)
+			}
 		}
 		if k == kindNoTxBlock && pol.readOnly && us.st != 'T' && us.st != 'E' && !noTxAsSent(u, us, lo, i) {
 			// Read-only modes (DESIGN §5.1): statements that cannot run in a transaction block
@@ -2019,6 +2072,19 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			us.st = 'T'
 		case k == kindRollback:
+			if us.injected {
+				// The block is the shim's: it ends it, and the client's ROLLBACK then meets no
+				// transaction, as in PostgreSQL's implicit one, which answers it with a
+				// warning (25P01). The steps before it run first, and may fail.
+				if failed, err := part(afterLastExecute(u, lo, i)); err != nil || failed {
+					return fail(err)
+				}
+				if us.st == 'T' {
+					if err := s.swallow("ROLLBACK"); err != nil {
+						return err
+					}
+				}
+			}
 			// AND CHAIN begins the next transaction block at once.
 			us.injected, us.st = false, 'I'
 			if info.chain {
@@ -2055,8 +2121,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					}
 					return fail(nil)
 				}
-				if err := s.emit(&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "25P01",
-					Message: "there is no transaction in progress"}, &pgproto3.CommandComplete{CommandTag: []byte("COMMIT")}); err != nil {
+				if err := s.emit(noTransactionWarning("there is no transaction in progress"), &pgproto3.CommandComplete{CommandTag: []byte("COMMIT")}); err != nil {
 					return err
 				}
 			}
@@ -2065,6 +2130,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.injected, us.st = false, 'I'
 				s.txUnprep, s.txWrote = false, false
 				continue
+			}
+			if us.injected {
+				// The block is the shim's: PostgreSQL warns that the client's COMMIT meets no
+				// transaction block, and commits its implicit transaction.
+				if err := s.emit(noTransactionWarning("there is no transaction in progress")); err != nil {
+					return err
+				}
 			}
 			var ok bool
 			var err error
@@ -2326,6 +2398,22 @@ func pipelineAfter(u unit, lo, hi int, pipelined bool) bool {
 	return pipelined
 }
 
+// afterLastExecute returns the index after the last Execute in steps [lo, hi) of u, or lo
+// when there is none; hi for a simple Query. The steps from there to hi prepare step hi
+// (Parse, Bind), which must come after what ends a transaction before it.
+func afterLastExecute(u unit, lo, hi int) int {
+	e, ok := u.(*extUnit)
+	if !ok {
+		return hi
+	}
+	for j := hi - 1; j >= lo; j-- {
+		if e.items[j].typ == 'E' {
+			return j + 1
+		}
+	}
+	return lo
+}
+
 // hasExecute reports whether steps [lo, hi) of u, an extended request, hold an Execute.
 func hasExecute(u *extUnit, lo, hi int) bool {
 	for _, it := range u.items[lo:hi] {
@@ -2449,6 +2537,12 @@ func (s *session) endAfterError(us *unitState, final bool, err error) error {
 	}
 	us.skipping = true
 	return nil
+}
+
+// noTransactionWarning is PostgreSQL's warning (25P01) of a statement that meets no
+// transaction block.
+func noTransactionWarning(msg string) *pgproto3.NoticeResponse {
+	return &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "25P01", Message: msg}
 }
 
 // raiseSQL is a statement that fails with the given SQLSTATE and message.

@@ -302,3 +302,57 @@ func TestChainInShimBlock(t *testing.T) {
 		{name: "block, rollback and chain", ext: []string{"BEGIN", insertOne, "ROLLBACK AND CHAIN", "SELECT 1", "COMMIT"}},
 	})
 }
+
+// TestWarningsInShimBlock: statements that PostgreSQL answers with a warning (25P01) in an
+// implicit transaction — COMMIT and ROLLBACK, and in the extended protocol SET LOCAL, SET
+// TRANSACTION and SET CONSTRAINTS — ran without it in the block the shim opens for a write
+// there. The replies now match PostgreSQL's.
+func TestWarningsInShimBlock(t *testing.T) {
+	compareWithPostgres(t, []shimBlockCase{
+		{name: "simple, set local", query: insertOne + "; SET LOCAL work_mem = '7MB'; SHOW work_mem"},
+		{name: "simple, commit", query: insertOne + "; COMMIT; SELECT 1"},
+		{name: "simple, end", query: insertOne + "; END"},
+		{name: "simple, rollback", query: insertOne + "; ROLLBACK; SELECT 1"},
+		{name: "simple, rollback, write", query: insertOne + "; ROLLBACK; INSERT INTO acct VALUES (2, 0)"},
+		{name: "simple, error, rollback", query: insertOne + "; SELECT 1/0; ROLLBACK"},
+		{name: "simple, set transaction", query: insertOne + "; SET TRANSACTION READ ONLY; SELECT 1"},
+		{name: "extended, set local", ext: []string{insertOne, "SET LOCAL work_mem = '7MB'", "SHOW work_mem"}},
+		{name: "extended, set local, error", ext: []string{insertOne, "SELECT 1/0", "SET LOCAL work_mem = '7MB'"}},
+		{name: "extended, commit", ext: []string{insertOne, "COMMIT", "SELECT 1"}},
+		{name: "extended, rollback", ext: []string{insertOne, "ROLLBACK", "SELECT 1"}},
+		{name: "extended, error, rollback", ext: []string{insertOne, "SELECT 1/0", "ROLLBACK"}},
+		{name: "extended, rollback bound first", ext: []string{"SELECT 1", insertOne, "ROLLBACK"}},
+		{name: "extended, abort, write", ext: []string{insertOne, "ABORT", "INSERT INTO acct VALUES (2, 0)"}},
+		{name: "extended, set local, commit", ext: []string{insertOne, "SET LOCAL work_mem = '7MB'", "COMMIT", "SHOW work_mem"}},
+		{name: "extended, set transaction", ext: []string{insertOne, "SET TRANSACTION READ ONLY", "SELECT 1"}},
+		{name: "extended, set constraints", ext: []string{insertOne, " set  /* c */ constraints ALL DEFERRED", "SELECT 1"}},
+		{name: "extended, set local before the write", ext: []string{"SET LOCAL work_mem = '7MB'", insertOne, "SHOW work_mem"}},
+		// In a block of the client's, none.
+		{name: "block", ext: []string{"BEGIN", insertOne, "SET LOCAL work_mem = '7MB'", "SET CONSTRAINTS ALL DEFERRED", "COMMIT"}},
+		{name: "block, rollback", query: "BEGIN; " + insertOne + "; ROLLBACK"},
+	})
+}
+
+func TestWarnsOutsideBlock(t *testing.T) {
+	for q, want := range map[string]string{
+		"SET LOCAL work_mem = 1":          "SET LOCAL",
+		"  set/**/transaction read only":  "SET TRANSACTION",
+		"SET CONSTRAINTS ALL DEFERRED":    "SET CONSTRAINTS",
+		"SET work_mem = 1":                "",
+		"SET SESSION work_mem = 1":        "",
+		`SET "local" = 1`:                 "",
+		"SET TIME ZONE LOCAL":             "",
+		"SELECT 'SET LOCAL'":              "",
+		"SET SESSION CHARACTERISTICS AS ": "",
+	} {
+		var got string
+		for _, st := range splitStatements(q) {
+			if st.Kind != kindEmpty {
+				got = warnsOutsideBlock(q, st)
+			}
+		}
+		if got != want {
+			t.Errorf("%q: %q, want %q", q, got, want)
+		}
+	}
+}
