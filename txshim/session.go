@@ -638,7 +638,9 @@ func (s *session) serverLoop() {
 			}
 			continue
 		}
-		if fwd && cur != nil && cur.ownBegin && typ != 'A' {
+		// A notification waits behind the replies held before it, in its place (PostgreSQL sends
+		// it only while no transaction is open: never among the BEGIN's replies).
+		if fwd && cur != nil && cur.ownBegin && (typ != 'A' || len(cur.held) > 0) {
 			cur.held = append(cur.held, heldMsg{typ, append([]byte(nil), body...)})
 			if len(cur.held) > len(ownBeginTail) {
 				m := cur.held[0]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -355,4 +356,48 @@ func TestWarnsOutsideBlock(t *testing.T) {
 			t.Errorf("%q: %q, want %q", q, got, want)
 		}
 	}
+}
+
+// TestNotificationKeepsItsPlace: a notification PostgreSQL sends between the replies of a part
+// of an extended request sent before a Flush (once the part ended its transaction) and the
+// replies to the shim's BEGIN for a write after the Flush overtook the part's last replies,
+// which the shim holds back until it sees which replies are its BEGIN's: the client got it
+// before the CommandComplete of the ROLLBACK it came after. It now keeps its place.
+func TestNotificationKeepsItsPlace(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	run := func(r *rawSession) string {
+		r.query("LISTEN tandem_order")
+		r.stmt("SELECT pg_sleep(0.4)")
+		r.stmt("ROLLBACK")
+		r.fe.Send(&pgproto3.Flush{})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		// During the sleep another session notifies, and the write comes: PostgreSQL reads it
+		// once the part ended its transaction, and delivers the notification then, before
+		// running the shim's BEGIN (or, directly, the write).
+		time.Sleep(100 * time.Millisecond)
+		c.Exec(t, "NOTIFY tandem_order")
+		r.stmt(insertOne)
+		r.fe.Send(&pgproto3.Sync{})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := r.replies()
+		c.Exec(t, "DELETE FROM acct")
+		return got
+	}
+	want := run(dialRawDSN(t, c.DSN(c.Database())))
+	if !strings.Contains(want, "C(ROLLBACK) A") {
+		t.Fatalf("PostgreSQL does not notify right after the ROLLBACK: %s", want)
+	}
+	for i := 0; i < 3; i++ {
+		if got := run(dialRaw(t, s)); got != want {
+			t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+		}
+	}
+	checkDual(t, peer.take(), 3)
 }
