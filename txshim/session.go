@@ -255,11 +255,11 @@ type unitState struct {
 	// known failed, or 0 when that is the status the requests before this one leave (its first
 	// part was sent without waiting for them).
 	assumed byte
-	// reasserted: default_transaction_read_only = on was sent again before a statement that
-	// cannot run in a transaction block (walk, read-only modes); roFresh: and no Execute of the
+	// roFresh: default_transaction_read_only = on was sent again before a statement that
+	// cannot run in a transaction block (walk, read-only modes), and no Execute of the
 	// client's was sent since (extUnit.send), so the setting still holds and no transaction
 	// has begun or ended.
-	reasserted, roFresh bool
+	roFresh bool
 	// pipelined: while st is 0, a part sent unanswered ran an Execute in the implicit
 	// transaction open now (pipelineAfter).
 	pipelined bool
@@ -1981,15 +1981,17 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					return err
 				}
 				return fail(nil)
-			case !us.reasserted:
+			default:
 				// Any other is one utility command, which PostgreSQL refuses in a read-only
 				// transaction if it writes: default_transaction_read_only goes back on right
 				// before it (the client may have turned it off), and again at the next request
-				// (DISCARD ALL turns it off). Nothing else can run before it in its request.
+				// (DISCARD ALL turns it off). Once it is back on, only a statement of the
+				// client's can turn it off: it is sent again before the next such command of the
+				// request after an Execute (noTxAsSent), a SET and a COMMIT possibly among them.
 				if err := s.forceReadOnly(); err != nil {
 					return err
 				}
-				us.reasserted, us.roFresh, s.readOnlySet = true, true, false
+				us.roFresh, s.readOnlySet = true, false
 			}
 		}
 		s.note(info)

@@ -203,6 +203,10 @@ func TestReadOnlyNoTxBlockAfterFlush(t *testing.T) {
 			{&pgproto3.Parse{Query: cic}, &pgproto3.Bind{}}, {&pgproto3.Execute{}}}},
 		{name: "read, flush, create", want: "1 2 D[\"1\"] C(SELECT 1) 1 2 E(25001) Z(I)", parts: [][]pgproto3.FrontendMessage{
 			pbeMsgs("", "SELECT 1"), pbeMsgs("", cic)}},
+		// The setting put back on before the VACUUM does not hold after the client's SET and the
+		// end of the transaction it ran in.
+		{name: "vacuum, set off, commit, create", want: "1 2 C(VACUUM) 1 2 C(SET) 1 2 N(25P01) C(COMMIT) 1 2 E(25006) Z(I)", parts: [][]pgproto3.FrontendMessage{
+			append(append(append(pbeMsgs("", "VACUUM acct"), pbeMsgs("", "SET default_transaction_read_only = off")...), pbeMsgs("", "COMMIT")...), pbeMsgs("", cic)...)}},
 		{name: "bound, flush, set off, execute", want: "1 2 1 2 C(SET) E(25006) Z(I)", parts: [][]pgproto3.FrontendMessage{
 			{&pgproto3.Parse{Name: "s1", Query: cic}, &pgproto3.Bind{DestinationPortal: "p1", PreparedStatement: "s1"}},
 			append(pbeMsgs("", "SET default_transaction_read_only = off"), &pgproto3.Execute{Portal: "p1"})}},
