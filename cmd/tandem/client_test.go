@@ -202,26 +202,9 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	src := fmt.Sprintf(`site = "site1"
-data_dir = "/d"
-[gossip]
-bind = "127.0.0.1:7946"
-secret_key_file = %q
-[server]
-[[server.endpoint]]
-name = "op"
-address = "127.0.0.1:7000"
-[txshim]
-listen = "127.0.0.1:6432"
-users_file = %q
-tls_cert_file = %q
-tls_key_file = %q
-local_dsn = "postgres://tandem@127.0.0.1:1/wire"
-peer_dsn = "postgres://tandem@127.0.0.2:1/wire?sslmode=verify-full&sslrootcert=%s"
-[admin]
-listen = %q
-token_file = %q
-`, key, users, rootCert, tlsKey, rootCert, addr, token)
+	src := secretsSiteTOML(siteSecrets{dataDir: "/d", key: key, users: users, tlsCert: rootCert, tlsKey: tlsKey,
+		localDSN: "postgres://tandem@127.0.0.1:1/wire", peerDSN: "postgres://tandem@127.0.0.2:1/wire?sslmode=verify-full&sslrootcert=" + rootCert,
+		adminListen: addr, token: token})
 	cfg := write("site1.toml", src, 0o644, -1)
 
 	// status -config F run by the operator (another user when the test runs as root)

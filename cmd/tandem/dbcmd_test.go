@@ -153,25 +153,8 @@ func TestDatabaseCommandsUnneededSecrets(t *testing.T) {
 	writeCfg := func(name, peerDSN string) string {
 		t.Helper()
 		f := filepath.Join(dir, name)
-		src := fmt.Sprintf(`site = "site1"
-data_dir = %q
-[gossip]
-bind = "127.0.0.1:7946"
-secret_key_file = %q
-[server]
-[[server.endpoint]]
-name = "op"
-address = "127.0.0.1:7000"
-[txshim]
-listen = "127.0.0.1:6432"
-users_file = %q
-tls_cert_file = %q
-tls_key_file = %q
-local_dsn = %q
-peer_dsn = %q
-[admin]
-token_file = %q
-`, dir, key, users, tlsCert, tlsKey, c.DSN(c.Database()), peerDSN, token)
+		src := secretsSiteTOML(siteSecrets{dataDir: dir, key: key, users: users, tlsCert: tlsCert, tlsKey: tlsKey,
+			localDSN: c.DSN(c.Database()), peerDSN: peerDSN, token: token})
 		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -206,4 +189,38 @@ token_file = %q
 			t.Errorf("tandem run with its secret files unreadable: exit %d, output:\n%s\nwant exit 1 naming %s", code, out, k)
 		}
 	}
+}
+
+// siteSecrets are the parts of secretsSiteTOML's site file that tests vary: every secret file a
+// running member reads, and the connection strings.
+type siteSecrets struct {
+	dataDir, key, users, tlsCert, tlsKey, localDSN, peerDSN, adminListen, token string
+}
+
+// secretsSiteTOML is a site file of site1 that names every kind of secret file (gossip key,
+// the shim's users file and TLS pair, the admin token), for tests of who needs to read which.
+func secretsSiteTOML(s siteSecrets) string {
+	admin := ""
+	if s.adminListen != "" {
+		admin = fmt.Sprintf("listen = %q\n", s.adminListen)
+	}
+	return fmt.Sprintf(`site = "site1"
+data_dir = %q
+[gossip]
+bind = "127.0.0.1:7946"
+secret_key_file = %q
+[server]
+[[server.endpoint]]
+name = "op"
+address = "127.0.0.1:7000"
+[txshim]
+listen = "127.0.0.1:6432"
+users_file = %q
+tls_cert_file = %q
+tls_key_file = %q
+local_dsn = %q
+peer_dsn = %q
+[admin]
+%stoken_file = %q
+`, s.dataDir, s.key, s.users, s.tlsCert, s.tlsKey, s.localDSN, s.peerDSN, admin, s.token)
 }
