@@ -83,10 +83,11 @@ func (s *session) fail(step string) error {
 //   - Transactions that cannot be prepared are recognised before PREPARE, since a failed PREPARE
 //     loses the transaction: one that ran LISTEN/UNLISTEN/NOTIFY, pg_notify(),
 //     pg_export_snapshot() or DECLARE … WITH HOLD, and every transaction of a session that
-//     created a temporary object, commit plainly (counted in Stats.Unwrapped; the decoder ships
-//     them from the stream). When PREPARE still fails with 0A000 (a temporary object reached
-//     through a function, say), the client gets that error, and the session's later
-//     transactions commit plainly, so a retry succeeds.
+//     has a temporary schema — seen in the commit check (tempCheck), so temporary objects a
+//     function made, used or dropped count too — commit plainly (counted in Stats.Unwrapped;
+//     the decoder ships them from the stream). When PREPARE still fails with 0A000 (a
+//     temporary schema made in a subtransaction that rolled back), the client gets that error,
+//     and the session's later transactions commit plainly, so a retry succeeds.
 //   - After an unknown peer outcome a site that may not commit alone (peer_down = "block", or
 //     it lost the master role meanwhile) leaves the transaction prepared for the resolver and
 //     tells the client 08007 (transaction resolution unknown): rolling it back could
@@ -148,7 +149,8 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	// Every function, operator and type these checks use is qualified: the client controls
 	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
-		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text"
+		// The second column (see tempCheck) tells whether the session has a temporary schema.
+		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, " + tempCheck
 		if pol.term > 0 {
 			q += ", (SELECT term FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1), (SELECT master FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1)"
 		}
@@ -230,9 +232,9 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if pol.term > 0 {
 		var dbTerm uint64
 		var dbMaster string
-		if len(r.row) > 2 && r.row[1] != nil && r.row[2] != nil {
-			dbTerm, _ = strconv.ParseUint(string(r.row[1]), 10, 64)
-			dbMaster = string(r.row[2])
+		if len(r.row) > 3 && r.row[2] != nil && r.row[3] != nil {
+			dbTerm, _ = strconv.ParseUint(string(r.row[2]), 10, 64)
+			dbMaster = string(r.row[3])
 		}
 		if dbTerm > pol.term || (dbTerm == pol.term && dbMaster != s.shim.opts.Site) {
 			st.refused.Add(1)
@@ -244,6 +246,15 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	xid, err := strconv.ParseUint(string(r.row[0]), 10, 64)
 	if err != nil {
 		return s.abort("XX000", fmt.Sprintf("tandem: unexpected transaction id %q", r.row[0]))
+	}
+	if len(r.row) < 2 || r.row[1] == nil || string(r.row[1]) != "f" {
+		// The session has a temporary schema (or the check did not say): the transaction
+		// may have operated on temporary objects the lexer did not see — made, used or dropped
+		// by a function, or made by one earlier in the session — and PREPARE would fail.
+		if !s.sessionTemp {
+			s.log.Info("txshim: the session has temporary objects the shim did not see made; its transactions commit plainly")
+		}
+		s.sessionTemp = true
 	}
 	if unprep, _ := s.txFlags(); unprep || s.sessionTemp {
 		st.unwrapped.Add(1)
@@ -405,6 +416,18 @@ func (s *session) xactStatus(xid uint64) (string, error) {
 	}
 	return string(r.row[0]), nil
 }
+
+// tempCheck, a column of the check before a dual commit, is true when the session has a
+// temporary schema. PostgreSQL refuses to PREPARE a transaction that operated on temporary
+// objects (its XACT_FLAGS_ACCESSEDTEMPNAMESPACE flag, which no SQL function shows), and a failed
+// PREPARE loses the transaction; every temporary object of a session is in its temporary
+// schema, which PostgreSQL makes when the session first needs it and keeps until the session
+// ends, so a session without one has not operated on temporary objects. Once it has one, every
+// transaction of the session commits plainly (sessionTemp), even one that did not touch them:
+// whether objects are left in the schema does not tell (a function may make and drop a table in
+// the transaction). One case escapes: a schema made in a subtransaction that rolled back is
+// forgotten, the flag not; PREPARE then fails with 0A000 as before.
+const tempCheck = "pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0::pg_catalog.oid"
 
 // staleMark and readOnlyMark make the check before a local commit fail (as invalid integers),
 // so that the COMMIT pipelined behind it rolls back.
