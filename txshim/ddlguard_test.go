@@ -15,8 +15,8 @@ import (
 // get it: the event trigger install makes refuses it (0A000, "tandem: …") and the statement's
 // transaction rolls back, on the simple and the extended protocol, in solo and dual mode,
 // also behind top-level DDL the shim recorded in the same request or transaction. DDL on
-// temporary objects inside them still runs (in a transaction that rolls back: one that used
-// temporary objects cannot be prepared, so the dual commit refuses it, trigger or not); top-level DDL through the shim still ships, with
+// temporary objects inside them still runs (in a transaction that rolls back; one that commits
+// is TestTempObjectsCommitPlainly's); top-level DDL through the shim still ships, with
 // the shim's own DDL after it (REPLICA IDENTITY FULL, the ALTER … TYPE … USING check), as do
 // CREATE INDEX CONCURRENTLY and CREATE EXTENSION; DDL straight on a database is left alone.
 func TestDDLInsideRoutinesRefused(t *testing.T) {
@@ -81,9 +81,8 @@ END$$`, simple)
 		if l, pr := tables("items"); l != 1 || pr != 1 {
 			t.Fatalf("items dropped: local %d, peer %d", l, pr)
 		}
-		// Temporary objects inside a function or a DO block: allowed. (In a transaction
-		// that rolls back: one that used temporary objects cannot be prepared, so the dual
-		// commit refuses it — as before, the trigger aside.)
+		// Temporary objects inside a function or a DO block: allowed (in a transaction that
+		// rolls back; TestTempObjectsCommitPlainly commits such transactions).
 		exec(`BEGIN`, simple)
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT temp_work()`, mode).Scan(&n); err != nil || n != 3 {
