@@ -117,7 +117,7 @@ type stmtInfo struct {
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
-	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
+	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
 	mayUnkey     bool    // may leave a table without a primary key: REPLICA IDENTITY FULL (ddlcheck.go)
 	retypes      bool    // ALTER TABLE … TYPE … USING: its expressions checked before it runs (ddlcheck.go)
@@ -1628,7 +1628,8 @@ func (u *queryUnit) info(i int) stmtInfo {
 }
 
 // shipAfterText is the statement st of query as recorded in tandem.ddl after it ran outside a
-// transaction block: CREATE or DROP INDEX without CONCURRENTLY, which the peer runs in the
+// transaction block: CREATE or DROP INDEX, or ALTER TABLE … DETACH PARTITION, without
+// CONCURRENTLY, which the peer runs in the
 // transaction that ships it (the peer serves no one, so its lock harms nobody); "" for any
 // other statement.
 func shipAfterText(query string, st statement) string {
@@ -1715,7 +1716,7 @@ func needsWork(u unit, st byte, pol policy) bool {
 			// DDL in an open transaction block gets its tandem.ddl row from walk.
 			return true
 		case info.shipAfter != "" && st == 'I' && pol.recordDDL():
-			// CREATE/DROP INDEX CONCURRENTLY gets its tandem.ddl row once it ran (walk).
+			// CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY gets its tandem.ddl row once it ran (walk).
 			return true
 		case k == kindBegin:
 			st = 'T'
@@ -2185,7 +2186,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					// Marked as DDL the shim records (ddlGuardSQL) for the whole part, the
 					// statements behind it in the pipeline would be too; an index built and then
 					// refused would stay on this database only.
-					return refuse(lo, "0A000", "tandem: CREATE or DROP INDEX CONCURRENTLY must be the only statement executed before its Sync")
+					return refuse(lo, "0A000", "tandem: CREATE or DROP INDEX CONCURRENTLY or ALTER TABLE … DETACH PARTITION … CONCURRENTLY must be the only statement executed before its Sync")
 				}
 				return s.lastPartShipAfter(ctx, u, lo, n, drop, pol)
 			}
@@ -2257,6 +2258,7 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 }
 
 // lastPartShipAfter sends the last part of a request with CREATE or DROP INDEX CONCURRENTLY
+// or ALTER TABLE … DETACH PARTITION … CONCURRENTLY
 // (which succeeds only alone in its request, outside a transaction block). Once it ran, the
 // statement without CONCURRENTLY is recorded in tandem.ddl in a transaction of its own, with
 // the time it started (the peer may take as long again, see ddlExtra), and the reply waits
@@ -2299,7 +2301,7 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			}
 			if rr.err != nil {
 				// The index is made here and not recorded for the peer: say so.
-				s.shim.log.Error("txshim: an index made CONCURRENTLY is not recorded for the peer; run it there by hand", "stmt", text, "err", rr.err)
+				s.shim.log.Error("txshim: a statement run CONCURRENTLY is not recorded for the peer; run it there by hand", "stmt", text, "err", rr.err)
 				if err := s.emit(rr.err); err != nil {
 					return err
 				}
@@ -2467,7 +2469,7 @@ func hasShipAfter(u unit, lo, hi int) bool {
 }
 
 // shipAfterAlone reports whether steps [lo, hi) of u execute nothing but statements with a
-// shipAfter text (CREATE or DROP INDEX CONCURRENTLY).
+// shipAfter text (CREATE or DROP INDEX or DETACH PARTITION … CONCURRENTLY).
 func shipAfterAlone(u unit, lo, hi int) bool {
 	e, ext := u.(*extUnit)
 	for i := lo; i < hi; i++ {

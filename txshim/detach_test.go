@@ -1,0 +1,69 @@
+package txshim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestDetachConcurrentlyShips: ALTER TABLE … DETACH PARTITION … CONCURRENTLY through the shim,
+// on the simple and the extended protocol, runs as sent (PostgreSQL commits its two steps
+// apart, so it cannot ship in a transaction of its own) and is then recorded for the peer
+// without CONCURRENTLY: its reply comes once the partition is detached on both databases, rows
+// written afterwards to the detached table and to the parent ship, and Verify finds both
+// databases identical. A failed one records nothing.
+func TestDetachConcurrentlyShips(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+		`CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100)`,
+		`CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (100) TO (200)`,
+		`CREATE TABLE m3 PARTITION OF m FOR VALUES FROM (200) TO (300)`,
+		`INSERT INTO m VALUES (1, 'a'), (101, 'b'), (201, 'c')`)
+	catchUpToDual(t, sh, shim)
+	ctx := capCtx(t, 90*time.Second)
+	conn := shim.connect(t)
+	attached := func(part string) (local, peer int) {
+		t.Helper()
+		q := `SELECT count(*) FROM pg_inherits WHERE inhrelid = $1::regclass`
+		return queryOne[int](t, p.ldb, q, part), queryOne[int](t, p.pdb, q, part)
+	}
+	detach := func(sql, part string, mode pgx.QueryExecMode) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, mode); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		if l, pr := attached(part); l != 0 || pr != 0 {
+			t.Fatalf("%s: %s still attached on the local database (%d) or the peer (%d) after the reply", sql, part, l, pr)
+		}
+	}
+	detach(`ALTER TABLE m DETACH PARTITION m2 CONCURRENTLY`, "m2", pgx.QueryExecModeSimpleProtocol)
+	detach(`ALTER TABLE IF EXISTS m DETACH PARTITION m3 CONCURRENTLY;`, "m3", pgx.QueryExecModeExec)
+	// A failed one (m2 is no longer a partition) records nothing: the stream goes on.
+	if _, err := conn.Exec(ctx, `ALTER TABLE m DETACH PARTITION m2 CONCURRENTLY`, pgx.QueryExecModeSimpleProtocol); err == nil {
+		t.Fatal("detaching a detached partition succeeded")
+	}
+	for _, sql := range []string{
+		`INSERT INTO m2 VALUES (102, 'detached')`,
+		`INSERT INTO m3 VALUES (202, 'detached too')`,
+		`INSERT INTO m VALUES (2, 'parent')`,
+		`UPDATE m2 SET v = 'b2' WHERE id = 101`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	waitForLong(t, "the rows written after the detach on the peer", 10*time.Second, func() bool {
+		return queryOne[int](t, p.pdb, `SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM m2) + (SELECT count(*) FROM m3)`) == 6
+	})
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM m2 WHERE v = 'b2'`); n != 1 {
+		t.Fatalf("the update of the detached table did not reach the peer")
+	}
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the detaches: mode %v, peer synced %v", m, sh.PeerSynced())
+	}
+	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil || len(diffs) != 0 {
+		t.Fatalf("verify: %v %v", err, diffs)
+	}
+}
