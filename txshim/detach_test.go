@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -39,6 +40,17 @@ func TestDetachConcurrentlyShips(t *testing.T) {
 	}
 	detach(`ALTER TABLE m DETACH PARTITION m2 CONCURRENTLY`, "m2", pgx.QueryExecModeSimpleProtocol)
 	detach(`ALTER TABLE IF EXISTS m DETACH PARTITION m3 CONCURRENTLY;`, "m3", pgx.QueryExecModeExec)
+	// PostgreSQL adds to a partition detached concurrently a CHECK constraint duplicating its
+	// partition constraint; a plain DETACH does not, so the shim records it for the peer.
+	checks := `SELECT coalesce(string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname), '') FROM pg_constraint
+		WHERE conrelid IN ('m2'::regclass, 'm3'::regclass) AND contype = 'c'`
+	if l, pr := queryOne[string](t, p.ldb, checks), queryOne[string](t, p.pdb, checks); l != pr || !strings.Contains(l, "m3_") {
+		t.Fatalf("CHECK constraints of the detached partitions: local %q, peer %q (recorded: %s)", l, pr,
+			queryOne[string](t, p.ldb, `SELECT string_agg(stmt, '; ' ORDER BY id) FROM tandem.ddl`))
+	}
+	if _, err := p.pdb.Exec(`INSERT INTO m3 VALUES (500, 'out of its old range')`); err == nil {
+		t.Fatal("the peer's m3 took a row out of its old partition range")
+	}
 	// A failed one (m2 is no longer a partition) records nothing: the stream goes on.
 	if _, err := conn.Exec(ctx, `ALTER TABLE m DETACH PARTITION m2 CONCURRENTLY`, pgx.QueryExecModeSimpleProtocol); err == nil {
 		t.Fatal("detaching a detached partition succeeded")
@@ -56,9 +68,9 @@ func TestDetachConcurrentlyShips(t *testing.T) {
 	waitForLong(t, "the rows written after the detach on the peer", 10*time.Second, func() bool {
 		return queryOne[int](t, p.pdb, `SELECT (SELECT count(*) FROM m) + (SELECT count(*) FROM m2) + (SELECT count(*) FROM m3)`) == 6
 	})
-	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM m2 WHERE v = 'b2'`); n != 1 {
-		t.Fatalf("the update of the detached table did not reach the peer")
-	}
+	waitForLong(t, "the update of the detached table on the peer", 10*time.Second, func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM m2 WHERE v = 'b2'`) == 1
+	})
 	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
 		t.Fatalf("after the detaches: mode %v, peer synced %v", m, sh.PeerSynced())
 	}

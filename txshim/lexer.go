@@ -76,6 +76,11 @@ type statement struct {
 	// CONCURRENTLY, where the word CONCURRENTLY is (zero otherwise). It cannot run in a transaction block, so it cannot ship in its own: once it
 	// has run, the statement without that word is recorded in tandem.ddl (session.shipAfter).
 	Concurrently span
+	// Detached: for ALTER TABLE … DETACH PARTITION … CONCURRENTLY, the partition's name as
+	// written (between PARTITION and CONCURRENTLY). PostgreSQL adds a CHECK constraint
+	// duplicating the partition constraint to it, which a plain DETACH does not: the shim
+	// records that constraint for the peer too (session.lastPartShipAfter).
+	Detached span
 	// AddsDefault: ALTER TABLE … ADD with a default, an identity or a serial column, whose
 	// values in the rows already there the shim checks (ddlcheck.go).
 	AddsDefault bool
@@ -871,6 +876,9 @@ func classifySchema(l wordList, st *statement) {
 		if d := l.find(2, "DETACH"); d >= 0 && is(d+1, "PARTITION") && has(d+2, "CONCURRENTLY") {
 			st.Kind = kindNoTxBlock
 			st.Concurrently = l.spanOf(d+2, "CONCURRENTLY")
+			if p := l.spanOf(d+1, "PARTITION"); p.end < st.Concurrently.start {
+				st.Detached = span{p.end, st.Concurrently.start}
+			}
 		}
 		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0
 		st.MayUnkey = has(2, "DROP")

@@ -118,6 +118,7 @@ type stmtInfo struct {
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
+	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
 	mayUnkey     bool    // may leave a table without a primary key: REPLICA IDENTITY FULL (ddlcheck.go)
 	retypes      bool    // ALTER TABLE … TYPE … USING: its expressions checked before it runs (ddlcheck.go)
@@ -1392,6 +1393,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 					si.text = ddlText(query[st.Start:st.End])
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
+				si.detached = detachedText(query, st)
 				break
 			}
 		}
@@ -1624,6 +1626,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 		si.text = ddlText(u.text[st.Start:st.End])
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
+	si.detached = detachedText(u.text, st)
 	return si
 }
 
@@ -1638,6 +1641,16 @@ func shipAfterText(query string, st statement) string {
 		return ""
 	}
 	return ddlText(query[st.Start:c.start] + query[c.end:st.End])
+}
+
+// detachedText is the partition an ALTER TABLE … DETACH PARTITION … CONCURRENTLY statement st
+// of query detaches, as written; "" for any other statement.
+func detachedText(query string, st statement) string {
+	d := st.Detached
+	if d.end == 0 {
+		return ""
+	}
+	return strings.TrimSpace(query[d.start:d.end])
 }
 
 // ddlText is a DDL statement as recorded in tandem.ddl: without surrounding space and semicolon.
@@ -2270,6 +2283,20 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 // in the implicit transaction block of a multi-statement Query before it does anything.
 func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
 	start := time.Now()
+	// DETACH PARTITION … CONCURRENTLY adds a CHECK constraint to the partition: the ones it
+	// has before, so that the new one is recorded for the peer, whose plain DETACH does not.
+	checks := make(map[int]string)
+	for i := lo; i < n; i++ {
+		if part := u.info(i).detached; part != "" {
+			rr, err := s.capture(checksBeforeDetachSQL, part)
+			if err != nil {
+				return err
+			}
+			if rr.err == nil && len(rr.row) == 1 {
+				checks[i] = string(rr.row[0])
+			}
+		}
+	}
 	mark := shipAfterAlone(u, lo, n)
 	if mark {
 		if err := s.swallow("SELECT pg_catalog.set_config('tandem.ddl', 'on', false)"); err != nil {
@@ -2295,7 +2322,13 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			if text == "" {
 				continue
 			}
-			rr, err := s.capture("INSERT INTO tandem.ddl (stmt, at) VALUES ($1, $2)", text, start.UTC().Format(time.RFC3339Nano))
+			at := start.UTC().Format(time.RFC3339Nano)
+			var rr result
+			if before, ok := checks[i]; ok {
+				rr, err = s.capture(recordDetachSQL, text, at, u.info(i).detached, before)
+			} else {
+				rr, err = s.capture("INSERT INTO tandem.ddl (stmt, at) VALUES ($1, $2)", text, at)
+			}
 			if err != nil {
 				return err
 			}
@@ -2316,6 +2349,25 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	}
 	return s.emitRFQ(r.status)
 }
+
+// checksBeforeDetachSQL lists the CHECK constraints of the partition $1 (as written) before an
+// ALTER TABLE … DETACH PARTITION … CONCURRENTLY; recordDetachSQL records the DETACH PARTITION
+// without CONCURRENTLY ($1, at $2) and then the CHECK constraints the partition $3 has that
+// were not among those ($4): the one PostgreSQL added, duplicating the partition constraint.
+const (
+	checksBeforeDetachSQL = `SELECT COALESCE(pg_catalog.string_agg(oid::pg_catalog.text, ','), '') FROM pg_catalog.pg_constraint
+WHERE conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND contype OPERATOR(pg_catalog.=) 'c'`
+	recordDetachSQL = `INSERT INTO tandem.ddl (stmt, at)
+SELECT s, $2::pg_catalog.timestamptz FROM (
+  SELECT 0 AS o, $1::pg_catalog.text AS s
+  UNION ALL
+  SELECT 1, pg_catalog.format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid))
+  FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) con.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE con.conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($3) AND con.contype OPERATOR(pg_catalog.=) 'c'
+    AND NOT con.oid::pg_catalog.text OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array($4, ','))
+) x ORDER BY o`
+)
 
 // replyOnceShipped waits for the request p, which may have committed plainly, and sends its
 // ReadyForQuery once the peer has all that was committed before it (awaitShipped) when it ended
