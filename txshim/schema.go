@@ -94,7 +94,9 @@ END $f$;
 // of it stays — unless the shim marked it as DDL it records (tandem.ddl = on, transaction-local,
 // set with its tandem.ddl row and reset right after the statement; its own statements that
 // do DDL run while it is set) or it concerns temporary objects only (plpgsql functions commonly
-// make and drop temporary tables). Every other session — the peer's apply, install, resync,
+// make and drop temporary tables) or a subscription (CREATE/ALTER/DROP SUBSCRIPTION, which
+// the shim sends as is: a subscription is not shipped, and some of them act on the publisher
+// before their end). Every other session — the peer's apply, install, resync,
 // an operator's psql — is left alone. CREATE EVENT TRIGGER needs a superuser (Install checks).
 const ddlGuardSQL = `
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
@@ -102,6 +104,14 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
 BEGIN
   IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on'
      OR pg_catalog.current_setting('tandem.ddl', true) IS NOT DISTINCT FROM 'on' THEN
+    RETURN;
+  END IF;
+  -- A subscription belongs to its database: the shim sends CREATE/ALTER/DROP SUBSCRIPTION as
+  -- is and does not record them, and refusing one at its end would leave what it did on the
+  -- publisher (CREATE SUBSCRIPTION makes a slot there), which a rollback does not undo.
+  -- REINDEX changes no definition; PostgreSQL 17 fires event triggers for it (15 does not),
+  -- and REINDEX … CONCURRENTLY would be refused after it committed its work.
+  IF TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION', 'REINDEX']) THEN
     RETURN;
   END IF;
   IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
