@@ -79,3 +79,24 @@ func TestDetachConcurrentlyShips(t *testing.T) {
 		t.Fatalf("verify: %v %v", err, diffs)
 	}
 }
+
+// TestDetachShipAfterText: the statement recorded for the peer after a DETACH PARTITION …
+// CONCURRENTLY, and the partition it names as written; FINALIZE and a plain DETACH are
+// ordinary DDL.
+func TestDetachShipAfterText(t *testing.T) {
+	for _, c := range []struct{ sql, after, part string }{
+		{`ALTER TABLE p DETACH PARTITION c CONCURRENTLY`, `ALTER TABLE p DETACH PARTITION c`, `c`},
+		{`alter table if exists s.p detach partition "S"."My C" concurrently;`, `alter table if exists s.p detach partition "S"."My C"`, `"S"."My C"`},
+		{`ALTER TABLE p DETACH PARTITION /* x */ c CONCURRENTLY`, `ALTER TABLE p DETACH PARTITION /* x */ c`, `/* x */ c`},
+		{`ALTER TABLE p DETACH PARTITION c FINALIZE`, ``, ``},
+		{`ALTER TABLE p DETACH PARTITION c`, ``, ``},
+	} {
+		sts := splitStatements(c.sql)
+		if len(sts) != 1 {
+			t.Fatalf("%s: %d statements", c.sql, len(sts))
+		}
+		if a, p := shipAfterText(c.sql, sts[0]), detachedText(c.sql, sts[0]); a != c.after || p != c.part {
+			t.Errorf("%s: recorded %q, partition %q; want %q, %q", c.sql, a, p, c.after, c.part)
+		}
+	}
+}

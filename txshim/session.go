@@ -2294,6 +2294,9 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			}
 			if rr.err == nil && len(rr.row) == 1 {
 				checks[i] = string(rr.row[0])
+			} else {
+				s.shim.log.Warn("txshim: the partition of a DETACH PARTITION … CONCURRENTLY was not found: the CHECK constraint it gets is not recorded for the peer",
+					"partition", part, "err", rr.err)
 			}
 		}
 	}
