@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func TestDetachShipAfterText(t *testing.T) {
 		{`ALTER TABLE p DETACH PARTITION c CONCURRENTLY`, `ALTER TABLE p DETACH PARTITION c`, `c`},
 		{`alter table if exists s.p detach partition "S"."My C" concurrently;`, `alter table if exists s.p detach partition "S"."My C"`, `"S"."My C"`},
 		{`ALTER TABLE p DETACH PARTITION /* x */ c CONCURRENTLY`, `ALTER TABLE p DETACH PARTITION /* x */ c`, `/* x */ c`},
-		{`ALTER TABLE p DETACH PARTITION c FINALIZE`, ``, ``},
+		{`ALTER TABLE p DETACH PARTITION c FINALIZE`, ``, `c`},
 		{`ALTER TABLE p DETACH PARTITION c`, ``, ``},
 	} {
 		sts := splitStatements(c.sql)
@@ -98,5 +99,72 @@ func TestDetachShipAfterText(t *testing.T) {
 		if a, p := shipAfterText(c.sql, sts[0]), detachedText(c.sql, sts[0]); a != c.after || p != c.part {
 			t.Errorf("%s: recorded %q, partition %q; want %q, %q", c.sql, a, p, c.after, c.part)
 		}
+	}
+}
+
+// TestDetachFinalizeShips: a DETACH PARTITION … CONCURRENTLY canceled after its first step
+// (the partition stays detach-pending here; nothing is recorded) is completed with
+// ALTER TABLE … DETACH PARTITION … FINALIZE through the shim; the peer, whose partition was
+// never pending, gets a plain DETACH PARTITION with the CHECK constraint, and both databases
+// end alike.
+func TestDetachFinalizeShips(t *testing.T) {
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
+		`CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100)`,
+		`CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (100) TO (200)`,
+		`INSERT INTO m VALUES (1, 'a'), (101, 'b')`)
+	catchUpToDual(t, sh, shim)
+	ctx := capCtx(t, 90*time.Second)
+	conn := shim.connect(t)
+	// A transaction with a snapshot older than the detach's first step holds its second.
+	hold, err := p.ldb.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.Exec(`SELECT count(*) FROM m`); err != nil {
+		t.Fatal(err)
+	}
+	simple := pgx.QueryExecModeSimpleProtocol
+	if _, err := conn.Exec(ctx, `SET statement_timeout = '1s'`, simple); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `ALTER TABLE m DETACH PARTITION m2 CONCURRENTLY`, simple); err == nil {
+		t.Fatal("the detach did not wait for the older snapshot")
+	}
+	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_inherits WHERE inhrelid = 'm2'::regclass AND inhdetachpending`); n != 1 {
+		t.Fatalf("m2 not detach-pending after the canceled detach (%d)", n)
+	}
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `RESET statement_timeout`, simple); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `ALTER TABLE m DETACH PARTITION m2 FINALIZE`, simple); err != nil {
+		t.Fatalf("FINALIZE: %v", err)
+	}
+	// FINALIZE is ordinary DDL, shipped with its transaction: the peer's COMMIT PREPARED may
+	// follow the reply.
+	q := `SELECT count(*) FROM pg_inherits WHERE inhrelid = 'm2'::regclass`
+	if l := queryOne[int](t, p.ldb, q); l != 0 {
+		t.Fatalf("after FINALIZE m2 still attached on the local database")
+	}
+	waitForLong(t, "m2 detached on the peer", 10*time.Second, func() bool { return queryOne[int](t, p.pdb, q) == 0 })
+	checks := `SELECT coalesce(string_agg(conname || ' ' || pg_get_constraintdef(oid), '; ' ORDER BY conname), '') FROM pg_constraint
+		WHERE conrelid = 'm2'::regclass AND contype = 'c'`
+	if l, pr := queryOne[string](t, p.ldb, checks), queryOne[string](t, p.pdb, checks); l != pr {
+		t.Fatalf("CHECK constraints of m2: local %q, peer %q", l, pr)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO m2 VALUES (102, 'detached')`); err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "the row on the peer", 10*time.Second, func() bool { return queryOne[int](t, p.pdb, `SELECT count(*) FROM m2`) == 2 })
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("mode %v, peer synced %v", m, sh.PeerSynced())
+	}
+	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil || len(diffs) != 0 {
+		t.Fatalf("verify: %v %v", err, diffs)
 	}
 }

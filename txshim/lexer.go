@@ -81,6 +81,10 @@ type statement struct {
 	// duplicating the partition constraint to it, which a plain DETACH does not: the shim
 	// records that constraint for the peer too (session.lastPartShipAfter).
 	Detached span
+	// Finalize: for ALTER TABLE … DETACH PARTITION … FINALIZE, where the word FINALIZE is
+	// (Detached is then the partition): it completes a concurrent detach that stopped after
+	// its first step, which the peer never got; the peer runs a plain DETACH PARTITION.
+	Finalize span
 	// AddsDefault: ALTER TABLE … ADD with a default, an identity or a serial column, whose
 	// values in the rows already there the shim checks (ddlcheck.go).
 	AddsDefault bool
@@ -878,6 +882,11 @@ func classifySchema(l wordList, st *statement) {
 			st.Concurrently = l.spanOf(d+2, "CONCURRENTLY")
 			if p := l.spanOf(d+1, "PARTITION"); p.end < st.Concurrently.start {
 				st.Detached = span{p.end, st.Concurrently.start}
+			}
+		} else if d >= 0 && is(d+1, "PARTITION") && has(d+2, "FINALIZE") {
+			st.Finalize = l.spanOf(d+2, "FINALIZE")
+			if p := l.spanOf(d+1, "PARTITION"); p.end < st.Finalize.start {
+				st.Detached = span{p.end, st.Finalize.start}
 			}
 		}
 		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0

@@ -146,6 +146,24 @@ const (
 	ddlUnmarkSQL = "SELECT pg_catalog.set_config('tandem.ddl', '', true)"
 )
 
+// ddlMarkFinalizeSQL is ddlMarkSQL for ALTER TABLE … DETACH PARTITION … FINALIZE, recorded as
+// $1 (without FINALIZE: the peer's partition was never detach-pending, as the concurrent
+// detach that stopped after its first step was not recorded), followed by the CHECK
+// constraints of the partition $2 (as written) that first step added, duplicating its
+// partition constraint: those made in the transaction that marked it detach-pending.
+const ddlMarkFinalizeSQL = `INSERT INTO tandem.ddl (stmt)
+SELECT x.s FROM pg_catalog.set_config('tandem.ddl', 'on', true), (
+  SELECT 0 AS o, $1::pg_catalog.text AS s
+  UNION ALL
+  SELECT 1, pg_catalog.format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid))
+  FROM pg_catalog.pg_constraint con
+  JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) con.conrelid AND i.inhdetachpending
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) con.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE con.conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($2) AND con.contype OPERATOR(pg_catalog.=) 'c'
+    AND con.xmin OPERATOR(pg_catalog.=) i.xmin
+) x ORDER BY x.o`
+
 // SQLSTATEs raised by Tandem's own checks on the peer.
 const (
 	sqlstateStaleTerm  = "TDM01" // the database's term record is newer than the transaction's

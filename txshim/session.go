@@ -1391,6 +1391,9 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
+					if f := st.Finalize; f.end != 0 {
+						si.text = ddlText(query[st.Start:f.start] + query[f.end:st.End])
+					}
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
 				si.detached = detachedText(query, st)
@@ -1624,6 +1627,9 @@ func (u *queryUnit) info(i int) stmtInfo {
 		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
+		if f := st.Finalize; f.end != 0 {
+			si.text = ddlText(u.text[st.Start:f.start] + u.text[f.end:st.End])
+		}
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
 	si.detached = detachedText(u.text, st)
@@ -2023,7 +2029,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// DO block, a function or a procedure — is refused there.
 			marked := false
 			if us.st == 'T' {
-				if failed, err := own(ddlMarkSQL, info.text); err != nil || failed {
+				q, args := ddlMarkSQL, []string{info.text}
+				if info.detached != "" {
+					// DETACH PARTITION … FINALIZE: recorded without FINALIZE, with the CHECK
+					// constraint the concurrent detach's first step added (ddlMarkFinalizeSQL).
+					q, args = ddlMarkFinalizeSQL, []string{info.text, info.detached}
+				}
+				if failed, err := own(q, args...); err != nil || failed {
 					return fail(err)
 				}
 				marked = true
@@ -2287,7 +2299,7 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	// has before, so that the new one is recorded for the peer, whose plain DETACH does not.
 	checks := make(map[int]string)
 	for i := lo; i < n; i++ {
-		if part := u.info(i).detached; part != "" {
+		if part := u.info(i).detached; part != "" && u.info(i).shipAfter != "" {
 			rr, err := s.capture(checksBeforeDetachSQL, part)
 			if err != nil {
 				return err
