@@ -68,6 +68,18 @@ func startAccEnv(t *testing.T) *accEnv {
 // dsn is the shim's address as a connection URL.
 func (e *accEnv) dsn() string { return e.shim.dsn(pgtest.Superuser) }
 
+// connect opens a pgx connection through the shim, closed when t ends.
+func (e *accEnv) connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, e.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(ctx) })
+	return c
+}
+
 // settle waits (up to 10 s: the peer's COMMIT PREPARED may land after the client's reply,
 // DESIGN §5.3) until Verify reports no difference and neither database holds a tandem_
 // prepared transaction, and checks that no commit since before went solo or failed on the peer.

@@ -244,16 +244,7 @@ CREATE FUNCTION open_dyn(i int) RETURNS int LANGUAGE plpgsql STABLE AS $$ DECLAR
 func TestWritesWaitForPeer(t *testing.T) {
 	e := startAccEnv(t)
 	ctx := context.Background()
-	connect := func() *pgx.Conn {
-		t.Helper()
-		c, err := pgx.Connect(ctx, e.dsn())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(ctx) })
-		return c
-	}
-	client := connect()
+	client := e.connect(t)
 	// Through the shim: the DDL ships to the peer, and the function counts at once.
 	if _, err := client.Exec(ctx, `CREATE TABLE fnrows (id int PRIMARY KEY);
 CREATE FUNCTION add_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fnrows VALUES (i) RETURNING id $$;
@@ -272,7 +263,7 @@ CREATE PROCEDURE add_two(a int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO fnrows 
 AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$`); err != nil {
 		t.Fatal(err)
 	}
-	temp := connect()
+	temp := e.connect(t)
 	if _, err := temp.Exec(ctx, "CREATE TEMP TABLE scratch (a int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +332,7 @@ AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$`); err !=
 		_, err := client.Exec(ctx, "DO $$ BEGIN INSERT INTO fnrows VALUES (400); COMMIT; INSERT INTO fnrows VALUES (401); END $$")
 		return err
 	})
-	fast := connect()
+	fast := e.connect(t)
 	var addRow uint32
 	if err := fast.QueryRow(ctx, "SELECT 'add_row(int)'::regprocedure::oid").Scan(&addRow); err != nil {
 		t.Fatal(err)

@@ -19,16 +19,7 @@ import (
 func TestTempObjectsCommitPlainly(t *testing.T) {
 	e := startAccEnv(t)
 	ctx := context.Background()
-	connect := func() *pgx.Conn {
-		t.Helper()
-		c, err := pgx.Connect(ctx, e.dsn())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(ctx) })
-		return c
-	}
-	admin := connect()
+	admin := e.connect(t)
 	if _, err := admin.Exec(ctx, `CREATE TABLE rows (id int PRIMARY KEY);
 CREATE FUNCTION tmp_static(i int) RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
@@ -92,24 +83,24 @@ END $$`); err != nil {
 		}
 	}
 
-	committed("function making and dropping a temporary table, autocommit", connect(), 1, "SELECT tmp_static(1)")
-	committed("function making and dropping a temporary table, explicit transaction", connect(), 2,
+	committed("function making and dropping a temporary table, autocommit", e.connect(t), 1, "SELECT tmp_static(1)")
+	committed("function making and dropping a temporary table, explicit transaction", e.connect(t), 2,
 		"BEGIN", "SELECT tmp_static(2)", "COMMIT")
-	committed("dynamic SQL making an ON COMMIT DROP temporary table", connect(), 3, "SELECT tmp_dynamic(3)")
-	committed("function made straight on the database, with a write", connect(), 4,
+	committed("dynamic SQL making an ON COMMIT DROP temporary table", e.connect(t), 3, "SELECT tmp_dynamic(3)")
+	committed("function made straight on the database, with a write", e.connect(t), 4,
 		"BEGIN", "SELECT direct_tmp(4)", "INSERT INTO rows VALUES (4)", "COMMIT")
 	// A temporary table made by a function the shim does not know of in an earlier transaction
 	// (taken for a read: committed as one), then written by plain statements.
-	later := connect()
+	later := e.connect(t)
 	if _, err := later.Exec(ctx, "SELECT information_schema.make_kept()"); err != nil {
 		t.Fatal(err)
 	}
 	committed("plain INSERT into a temporary table a function made earlier, with a write", later, 5,
 		"BEGIN", "INSERT INTO kept VALUES (5)", "INSERT INTO rows VALUES (5)", "COMMIT")
 	// Seen by the lexer already: ON COMMIT DROP, and a temporary table of an earlier transaction.
-	committed("ON COMMIT DROP temporary table through the shim", connect(), 6,
+	committed("ON COMMIT DROP temporary table through the shim", e.connect(t), 6,
 		"BEGIN", "CREATE TEMP TABLE ocd (a int) ON COMMIT DROP", "INSERT INTO ocd VALUES (6)", "INSERT INTO rows SELECT a FROM ocd", "COMMIT")
-	shimTemp := connect()
+	shimTemp := e.connect(t)
 	if _, err := shimTemp.Exec(ctx, "CREATE TEMP TABLE st (a int)"); err != nil {
 		t.Fatal(err)
 	}
