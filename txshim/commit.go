@@ -109,6 +109,9 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 		}
 		if s.commitLocal(pol, readOnly) {
 			defer s.shim.gate.leave()
+			if err := s.fail("local-commit-gated"); err != nil {
+				return false, err
+			}
 		} else {
 			s.shim.gate.leave() // a dual commit passes the gate in finishCommit
 		}
@@ -123,10 +126,14 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 // commitStart is the first step of a commit procedure, sent but not yet answered. The shim
 // pipelines it behind the last statement of an implicit transaction, saving a round trip.
 type commitStart struct {
-	local  bool     // no peer: check and COMMIT pipelined (localFinish)
-	chain  bool     // COMMIT AND CHAIN
-	check  *pending // the check query
-	commit *pending // local only: the COMMIT behind it
+	local bool // no peer: check and COMMIT pipelined (localFinish)
+	chain bool // COMMIT AND CHAIN
+	// readOnly: the transaction was believed not to have written when the commit was started.
+	// Kept here because the belief ends with the transaction (txFlags): asked again once the
+	// COMMIT's reply came, commitReadOnly says true of every transaction.
+	readOnly bool
+	check    *pending // the check query
+	commit   *pending // local only: the COMMIT behind it
 }
 
 // commitReadOnly tells whether the open transaction is believed not to have written, so its
@@ -145,7 +152,7 @@ func (s *session) commitLocal(pol policy, readOnly bool) bool {
 // wait for its result does); readOnly: the transaction is believed not to have written, so the
 // peer is not consulted.
 func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, error) {
-	cs := &commitStart{local: s.commitLocal(pol, readOnly), chain: chain, check: &pending{res: make(chan result, 1)}}
+	cs := &commitStart{local: s.commitLocal(pol, readOnly), chain: chain, readOnly: readOnly, check: &pending{res: make(chan result, 1)}}
 	// Every function, operator and type these checks use is qualified: the client controls
 	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
@@ -479,7 +486,10 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 		}
 	default:
 		st.solo.Add(1)
-		if s.commitReadOnly() && !cs.chain && s.shim.opts.Peer != nil {
+		// cs.readOnly, not commitReadOnly(): the COMMIT's reply ended the transaction, and with
+		// it the write mark; a write commit that passed the gate in commitProc and asked again
+		// here would wait at the gate for a hold that waits for it.
+		if cs.readOnly && !cs.chain && s.shim.opts.Peer != nil {
 			// A write the lexer took for a read passed no gate (commitProc): a catch-up's hold did
 			// not stop it, and the catch-up may end with the peer marked synced before it is
 			// shipped. Its reply waits for the hold to end and, when the shim is dual by then, for

@@ -906,6 +906,62 @@ func TestHoldReleaseToDual(t *testing.T) {
 	}
 }
 
+// TestHoldSoloCommitInFlight: a hold asked for while a solo write commit is past the gate is
+// granted once that commit is done. Before, the commit asked the gate a second time after its
+// COMMIT's reply (the write mark had ended with the transaction) and waited there for the hold,
+// which waited for it: every catch-up hold timed out while solo writes went on.
+func TestHoldSoloCommitInFlight(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeSolo, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := s.connect(t)
+	for i, q := range []string{
+		"INSERT INTO acct VALUES (41, 1)",                // implicit
+		"BEGIN; INSERT INTO acct VALUES (42, 1); COMMIT", // explicit, in one query
+		"UPDATE acct SET bal = bal + 1 WHERE id = 41",    // implicit update
+	} {
+		paused, resume := pauseAt(t, "local-commit-gated")()
+		done := make(chan error, 1)
+		go func() {
+			_, err := conn.Exec(ctx, q)
+			done <- err
+		}()
+		select {
+		case <-paused:
+		case err := <-done:
+			t.Fatalf("%d: %q committed without passing the gate (%v)", i, q, err)
+		}
+		held := make(chan error, 1)
+		go func() {
+			hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer hcancel()
+			release, err := s.HoldCommits(hctx)
+			if err == nil {
+				release()
+			}
+			held <- err
+		}()
+		time.Sleep(100 * time.Millisecond) // the hold waits for the commit past the gate
+		close(resume)
+		if err := <-done; err != nil {
+			t.Fatalf("%d: %q: %v", i, q, err)
+		}
+		if err := <-held; err != nil {
+			t.Fatalf("%d: the hold asked for during %q: %v", i, q, err)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT sum(bal) FROM acct").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("sum of balances %d (%v), want 3", n, err)
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Errorf("peer calls in solo mode: %v", calls)
+	}
+}
+
 // TestStepDown is the shim's side of a handover (DESIGN §3): once the mode has no writes, Drain
 // waits for the commit in flight, which still finishes on both sides; a commit that reaches the
 // gate after the role was given up is refused; and one whose peer does not answer after the role
@@ -1173,9 +1229,14 @@ func (s *testShim) onlyPrepared(t *testing.T) string {
 // the next dual commit stop right after its local PREPARE: paused is closed then, and the
 // commit goes on once resume is closed.
 func pauseAtLocalPrepare(t *testing.T) (next func() (paused, resume chan struct{})) {
+	return pauseAt(t, "after-local-prepare")
+}
+
+// pauseAt is pauseAtLocalPrepare for any failpoint step.
+func pauseAt(t *testing.T, at string) (next func() (paused, resume chan struct{})) {
 	var pause atomic.Pointer[[2]chan struct{}]
 	failpoint = func(step string) error {
-		if p := pause.Load(); step == "after-local-prepare" && p != nil && pause.CompareAndSwap(p, nil) {
+		if p := pause.Load(); step == at && p != nil && pause.CompareAndSwap(p, nil) {
 			close(p[0])
 			<-p[1]
 		}
