@@ -72,10 +72,19 @@ type statement struct {
 	CreatesStable bool
 	// Proc: CALL, or DO with COMMIT or ROLLBACK in it, which may commit writes of its own.
 	Proc bool
-	// Concurrently: CREATE or DROP INDEX … CONCURRENTLY, where the word CONCURRENTLY is (zero
-	// otherwise). It cannot run in a transaction block, so it cannot ship in its own: once it
+	// Concurrently: CREATE or DROP INDEX … CONCURRENTLY and ALTER TABLE … DETACH PARTITION …
+	// CONCURRENTLY, where the word CONCURRENTLY is (zero otherwise). It cannot run in a transaction block, so it cannot ship in its own: once it
 	// has run, the statement without that word is recorded in tandem.ddl (session.shipAfter).
 	Concurrently span
+	// Detached: for ALTER TABLE … DETACH PARTITION … CONCURRENTLY, the partition's name as
+	// written (between PARTITION and CONCURRENTLY). PostgreSQL adds a CHECK constraint
+	// duplicating the partition constraint to it, which a plain DETACH does not: the shim
+	// records that constraint for the peer too (session.lastPartShipAfter).
+	Detached span
+	// Finalize: for ALTER TABLE … DETACH PARTITION … FINALIZE, where the word FINALIZE is
+	// (Detached is then the partition): it completes a concurrent detach that stopped after
+	// its first step, which the peer never got; the peer runs a plain DETACH PARTITION.
+	Finalize span
 	// AddsDefault: ALTER TABLE … ADD with a default, an identity or a serial column, whose
 	// values in the rows already there the shim checks (ddlcheck.go).
 	AddsDefault bool
@@ -372,6 +381,19 @@ func (l wordList) find(from int, kws ...string) int {
 		return true
 	})
 	return k
+}
+
+// spanOf returns where the first word kw from word from on is (zero if there is none).
+func (l wordList) spanOf(from int, kw string) span {
+	var w span
+	l.each(from, func(_ int, s span) bool {
+		if strings.EqualFold(l.sql[s.start:s.end], kw) {
+			w = s
+			return false
+		}
+		return true
+	})
+	return w
 }
 
 // afterOptions returns the index of the first word after the first word and a parenthesized
@@ -851,17 +873,21 @@ func classifySchema(l wordList, st *statement) {
 		}
 	case (is(0, "CREATE") || is(0, "DROP")) && (is(k, "INDEX") || is(k+1, "INDEX")) && has(k, "CONCURRENTLY"):
 		st.Kind = kindNoTxBlock
-		l.each(k, func(_ int, w span) bool {
-			if strings.EqualFold(l.sql[w.start:w.end], "CONCURRENTLY") {
-				st.Concurrently = w
-				return false
-			}
-			return true
-		})
+		st.Concurrently = l.spanOf(k, "CONCURRENTLY")
 	case is(0, "ALTER") && is(1, "TABLE"):
-		// ALTER TABLE … DETACH PARTITION … CONCURRENTLY commits between its two steps.
+		// ALTER TABLE … DETACH PARTITION … CONCURRENTLY commits between its two steps: like
+		// CREATE INDEX CONCURRENTLY, it runs as sent and ships afterwards without that word.
 		if d := l.find(2, "DETACH"); d >= 0 && is(d+1, "PARTITION") && has(d+2, "CONCURRENTLY") {
 			st.Kind = kindNoTxBlock
+			st.Concurrently = l.spanOf(d+2, "CONCURRENTLY")
+			if p := l.spanOf(d+1, "PARTITION"); p.end < st.Concurrently.start {
+				st.Detached = span{p.end, st.Concurrently.start}
+			}
+		} else if d >= 0 && is(d+1, "PARTITION") && has(d+2, "FINALIZE") {
+			st.Finalize = l.spanOf(d+2, "FINALIZE")
+			if p := l.spanOf(d+1, "PARTITION"); p.end < st.Finalize.start {
+				st.Detached = span{p.end, st.Finalize.start}
+			}
 		}
 		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0
 		st.MayUnkey = has(2, "DROP")

@@ -94,7 +94,9 @@ END $f$;
 // of it stays — unless the shim marked it as DDL it records (tandem.ddl = on, transaction-local,
 // set with its tandem.ddl row and reset right after the statement; its own statements that
 // do DDL run while it is set) or it concerns temporary objects only (plpgsql functions commonly
-// make and drop temporary tables). Every other session — the peer's apply, install, resync,
+// make and drop temporary tables) or a subscription (CREATE/ALTER/DROP SUBSCRIPTION, which
+// the shim sends as is: a subscription is not shipped, and some of them act on the publisher
+// before their end). Every other session — the peer's apply, install, resync,
 // an operator's psql — is left alone. CREATE EVENT TRIGGER needs a superuser (Install checks).
 const ddlGuardSQL = `
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
@@ -102,6 +104,14 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
 BEGIN
   IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on'
      OR pg_catalog.current_setting('tandem.ddl', true) IS NOT DISTINCT FROM 'on' THEN
+    RETURN;
+  END IF;
+  -- A subscription belongs to its database: the shim sends CREATE/ALTER/DROP SUBSCRIPTION as
+  -- is and does not record them, and refusing one at its end would leave what it did on the
+  -- publisher (CREATE SUBSCRIPTION makes a slot there), which a rollback does not undo.
+  -- REINDEX changes no definition; PostgreSQL 17 fires event triggers for it (15 does not),
+  -- and REINDEX … CONCURRENTLY would be refused after it committed its work.
+  IF TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION', 'REINDEX']) THEN
     RETURN;
   END IF;
   IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
@@ -135,6 +145,24 @@ const (
 	ddlMarkSQL   = "INSERT INTO tandem.ddl (stmt) SELECT $1::pg_catalog.text FROM pg_catalog.set_config('tandem.ddl', 'on', true)"
 	ddlUnmarkSQL = "SELECT pg_catalog.set_config('tandem.ddl', '', true)"
 )
+
+// ddlMarkFinalizeSQL is ddlMarkSQL for ALTER TABLE … DETACH PARTITION … FINALIZE, recorded as
+// $1 (without FINALIZE: the peer's partition was never detach-pending, as the concurrent
+// detach that stopped after its first step was not recorded), followed by the CHECK
+// constraints of the partition $2 (as written) that first step added, duplicating its
+// partition constraint: those made in the transaction that marked it detach-pending.
+const ddlMarkFinalizeSQL = `INSERT INTO tandem.ddl (stmt)
+SELECT x.s FROM pg_catalog.set_config('tandem.ddl', 'on', true), (
+  SELECT 0 AS o, $1::pg_catalog.text AS s
+  UNION ALL
+  SELECT 1, pg_catalog.format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid))
+  FROM pg_catalog.pg_constraint con
+  JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) con.conrelid AND i.inhdetachpending
+  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) con.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE con.conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($2) AND con.contype OPERATOR(pg_catalog.=) 'c'
+    AND con.xmin OPERATOR(pg_catalog.=) i.xmin
+) x ORDER BY x.o`
 
 // SQLSTATEs raised by Tandem's own checks on the peer.
 const (

@@ -117,7 +117,8 @@ type stmtInfo struct {
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
-	shipAfter    string  // CREATE/DROP INDEX CONCURRENTLY without that word: recorded once it ran
+	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
+	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
 	mayUnkey     bool    // may leave a table without a primary key: REPLICA IDENTITY FULL (ddlcheck.go)
 	retypes      bool    // ALTER TABLE … TYPE … USING: its expressions checked before it runs (ddlcheck.go)
@@ -1390,8 +1391,12 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
+					if f := st.Finalize; f.end != 0 {
+						si.text = ddlText(query[st.Start:f.start] + query[f.end:st.End])
+					}
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
+				si.detached = detachedText(query, st)
 				break
 			}
 		}
@@ -1622,13 +1627,18 @@ func (u *queryUnit) info(i int) stmtInfo {
 		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
+		if f := st.Finalize; f.end != 0 {
+			si.text = ddlText(u.text[st.Start:f.start] + u.text[f.end:st.End])
+		}
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
+	si.detached = detachedText(u.text, st)
 	return si
 }
 
 // shipAfterText is the statement st of query as recorded in tandem.ddl after it ran outside a
-// transaction block: CREATE or DROP INDEX without CONCURRENTLY, which the peer runs in the
+// transaction block: CREATE or DROP INDEX, or ALTER TABLE … DETACH PARTITION, without
+// CONCURRENTLY, which the peer runs in the
 // transaction that ships it (the peer serves no one, so its lock harms nobody); "" for any
 // other statement.
 func shipAfterText(query string, st statement) string {
@@ -1637,6 +1647,16 @@ func shipAfterText(query string, st statement) string {
 		return ""
 	}
 	return ddlText(query[st.Start:c.start] + query[c.end:st.End])
+}
+
+// detachedText is the partition an ALTER TABLE … DETACH PARTITION … CONCURRENTLY statement st
+// of query detaches, as written; "" for any other statement.
+func detachedText(query string, st statement) string {
+	d := st.Detached
+	if d.end == 0 {
+		return ""
+	}
+	return strings.TrimSpace(query[d.start:d.end])
 }
 
 // ddlText is a DDL statement as recorded in tandem.ddl: without surrounding space and semicolon.
@@ -1715,7 +1735,7 @@ func needsWork(u unit, st byte, pol policy) bool {
 			// DDL in an open transaction block gets its tandem.ddl row from walk.
 			return true
 		case info.shipAfter != "" && st == 'I' && pol.recordDDL():
-			// CREATE/DROP INDEX CONCURRENTLY gets its tandem.ddl row once it ran (walk).
+			// CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY gets its tandem.ddl row once it ran (walk).
 			return true
 		case k == kindBegin:
 			st = 'T'
@@ -2009,7 +2029,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// DO block, a function or a procedure — is refused there.
 			marked := false
 			if us.st == 'T' {
-				if failed, err := own(ddlMarkSQL, info.text); err != nil || failed {
+				q, args := ddlMarkSQL, []string{info.text}
+				if info.detached != "" {
+					// DETACH PARTITION … FINALIZE: recorded without FINALIZE, with the CHECK
+					// constraint the concurrent detach's first step added (ddlMarkFinalizeSQL).
+					q, args = ddlMarkFinalizeSQL, []string{info.text, info.detached}
+				}
+				if failed, err := own(q, args...); err != nil || failed {
 					return fail(err)
 				}
 				marked = true
@@ -2185,7 +2211,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					// Marked as DDL the shim records (ddlGuardSQL) for the whole part, the
 					// statements behind it in the pipeline would be too; an index built and then
 					// refused would stay on this database only.
-					return refuse(lo, "0A000", "tandem: CREATE or DROP INDEX CONCURRENTLY must be the only statement executed before its Sync")
+					return refuse(lo, "0A000", "tandem: CREATE or DROP INDEX CONCURRENTLY or ALTER TABLE … DETACH PARTITION … CONCURRENTLY must be the only statement executed before its Sync")
 				}
 				return s.lastPartShipAfter(ctx, u, lo, n, drop, pol)
 			}
@@ -2257,6 +2283,7 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 }
 
 // lastPartShipAfter sends the last part of a request with CREATE or DROP INDEX CONCURRENTLY
+// or ALTER TABLE … DETACH PARTITION … CONCURRENTLY
 // (which succeeds only alone in its request, outside a transaction block). Once it ran, the
 // statement without CONCURRENTLY is recorded in tandem.ddl in a transaction of its own, with
 // the time it started (the peer may take as long again, see ddlExtra), and the reply waits
@@ -2268,6 +2295,23 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 // in the implicit transaction block of a multi-statement Query before it does anything.
 func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
 	start := time.Now()
+	// DETACH PARTITION … CONCURRENTLY adds a CHECK constraint to the partition: the ones it
+	// has before, so that the new one is recorded for the peer, whose plain DETACH does not.
+	checks := make(map[int]string)
+	for i := lo; i < n; i++ {
+		if part := u.info(i).detached; part != "" && u.info(i).shipAfter != "" {
+			rr, err := s.capture(checksBeforeDetachSQL, part)
+			if err != nil {
+				return err
+			}
+			if rr.err == nil && len(rr.row) == 1 {
+				checks[i] = string(rr.row[0])
+			} else {
+				s.shim.log.Warn("txshim: the partition of a DETACH PARTITION … CONCURRENTLY was not found: the CHECK constraint it gets is not recorded for the peer",
+					"partition", part, "err", rr.err)
+			}
+		}
+	}
 	mark := shipAfterAlone(u, lo, n)
 	if mark {
 		if err := s.swallow("SELECT pg_catalog.set_config('tandem.ddl', 'on', false)"); err != nil {
@@ -2293,13 +2337,19 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			if text == "" {
 				continue
 			}
-			rr, err := s.capture("INSERT INTO tandem.ddl (stmt, at) VALUES ($1, $2)", text, start.UTC().Format(time.RFC3339Nano))
+			at := start.UTC().Format(time.RFC3339Nano)
+			var rr result
+			if before, ok := checks[i]; ok {
+				rr, err = s.capture(recordDetachSQL, text, at, u.info(i).detached, before)
+			} else {
+				rr, err = s.capture("INSERT INTO tandem.ddl (stmt, at) VALUES ($1, $2)", text, at)
+			}
 			if err != nil {
 				return err
 			}
 			if rr.err != nil {
 				// The index is made here and not recorded for the peer: say so.
-				s.shim.log.Error("txshim: an index made CONCURRENTLY is not recorded for the peer; run it there by hand", "stmt", text, "err", rr.err)
+				s.shim.log.Error("txshim: a statement run CONCURRENTLY is not recorded for the peer; run it there by hand", "stmt", text, "err", rr.err)
 				if err := s.emit(rr.err); err != nil {
 					return err
 				}
@@ -2314,6 +2364,25 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	}
 	return s.emitRFQ(r.status)
 }
+
+// checksBeforeDetachSQL lists the CHECK constraints of the partition $1 (as written) before an
+// ALTER TABLE … DETACH PARTITION … CONCURRENTLY; recordDetachSQL records the DETACH PARTITION
+// without CONCURRENTLY ($1, at $2) and then the CHECK constraints the partition $3 has that
+// were not among those ($4): the one PostgreSQL added, duplicating the partition constraint.
+const (
+	checksBeforeDetachSQL = `SELECT COALESCE(pg_catalog.string_agg(oid::pg_catalog.text, ','), '') FROM pg_catalog.pg_constraint
+WHERE conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND contype OPERATOR(pg_catalog.=) 'c'`
+	recordDetachSQL = `INSERT INTO tandem.ddl (stmt, at)
+SELECT s, $2::pg_catalog.timestamptz FROM (
+  SELECT 0 AS o, $1::pg_catalog.text AS s
+  UNION ALL
+  SELECT 1, pg_catalog.format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, c.relname, con.conname, pg_catalog.pg_get_constraintdef(con.oid))
+  FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) con.conrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE con.conrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($3) AND con.contype OPERATOR(pg_catalog.=) 'c'
+    AND NOT con.oid::pg_catalog.text OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array($4, ','))
+) x ORDER BY o`
+)
 
 // replyOnceShipped waits for the request p, which may have committed plainly, and sends its
 // ReadyForQuery once the peer has all that was committed before it (awaitShipped) when it ended
@@ -2467,7 +2536,7 @@ func hasShipAfter(u unit, lo, hi int) bool {
 }
 
 // shipAfterAlone reports whether steps [lo, hi) of u execute nothing but statements with a
-// shipAfter text (CREATE or DROP INDEX CONCURRENTLY).
+// shipAfter text (CREATE or DROP INDEX or DETACH PARTITION … CONCURRENTLY).
 func shipAfterAlone(u unit, lo, hi int) bool {
 	e, ext := u.(*extUnit)
 	for i := lo; i < hi; i++ {
