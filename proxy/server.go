@@ -341,7 +341,9 @@ func (c *conn) closeBoth() {
 }
 
 // abort closes both sides of c with a reset (SO_LINGER 0), for a stream that
-// neither peer ended: the master moved, the idle timeout, shutdown. A FIN
+// neither peer ended: the master moved, the idle timeout, shutdown; and for a
+// first write to the server that failed (its reset is passed on, as the copy
+// loop would). A FIN
 // would tell each side the other had finished: a server reading a request to
 // EOF would take an aborted upload for a complete one, a client a truncated
 // reply for the whole (as proxyCopy passes a peer's reset on for the same
@@ -434,8 +436,11 @@ func (s *Server) forward(ctx context.Context, c *conn) result {
 	}
 	res.forwarded, res.server = true, addr
 
+	// Failing here, the connection ends with a reset both ways (abort), as the copy loop
+	// passes a server's reset on: a FIN could pass for the server's whole (empty) answer.
 	first, err := outgoingHeader(c.ln.cfg.SendProxy, src, dst)
 	if err != nil {
+		c.abort()
 		res.err = err
 		return res
 	}
@@ -444,6 +449,7 @@ func (s *Server) forward(ctx context.Context, c *conn) result {
 	}
 	if len(first) > 0 {
 		if _, err := up.Write(first); err != nil {
+			c.abort()
 			res.err = fmt.Errorf("write to server %s: %w", addr, err)
 			return res
 		}

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// smallBuffers makes the proxy's server sockets' send buffers as small as the kernel allows,
+// so that a first write of a few KiB waits for a server that does not read.
+func smallBuffers(s *Server) {
+	ctl := s.dialer.Control
+	s.dialer.Control = func(network, address string, rc syscall.RawConn) error {
+		if err := ctl(network, address, rc); err != nil {
+			return err
+		}
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 1) })
+	}
+}
+
+// A first write to the server (the outgoing PROXY header and what the client sent while it
+// waited) that fails because the server reset its connection ends the client's with a reset
+// too, as the copy loop passes a server's reset on: a FIN could pass for the server's whole
+// (empty) answer.
+func TestFirstWriteFailureResetsClient(t *testing.T) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1) })
+	}}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		time.Sleep(300 * time.Millisecond) // the proxy's write waits for room
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST
+	}()
+	defer func() { <-accepted }()
+
+	s, addrs := startProxy(t, testConfig(ops("off", "v1")), smallBuffers)
+	c := dial(t, addrs[0])
+	// Read by the proxy while it waits for a master (at most waitBufMax), then written to
+	// the server at once with the header: more than the small buffers hold.
+	if _, err := c.Write(bytes.Repeat([]byte("x"), 12<<10)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.SetMaster(master("site1", ln.Addr().String()))
+	_, err = c.br.ReadByte()
+	switch {
+	case err == io.EOF:
+		t.Fatal("client saw a clean EOF after the server's reset: an empty answer looks complete")
+	case err == nil:
+		t.Fatal("client read data, want the connection reset")
+	case !strings.Contains(err.Error(), "reset"):
+		t.Fatalf("client read error %v, want a reset", err)
+	}
+}
