@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -138,5 +139,54 @@ func TestClientLeavesDuringHangingDial(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := b.accepted(); n != 0 {
 		t.Fatalf("the new master's server got %d connections for a client that had left", n)
+	}
+}
+
+// A client that connects and leaves before sending anything (a load balancer's TCP health
+// check) is not dialled for when its close or reset has arrived by the time the proxy would
+// dial: here it waits in the accept queue behind max_conns while it leaves.
+func TestLeftClientNotDialled(t *testing.T) {
+	const hdr = "PROXY TCP4 192.0.2.1 192.0.2.2 1000 2000\r\n"
+	for _, tc := range []struct {
+		name, accept, first string
+		reset               bool
+	}{
+		{"close", "off", "", false},
+		{"reset", "off", "", true},
+		{"close after a PROXY header", "required", hdr, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startBackend(t, "", greetEcho("A"))
+			cfg := testConfig(ops(tc.accept, "off"))
+			cfg.MaxConns = 1
+			s, addrs := startProxy(t, cfg, nil)
+			s.SetMaster(master("site1", a.addr))
+			busy := dial(t, addrs[0]) // holds the one slot
+			if _, err := io.WriteString(busy, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			busy.line(t)
+
+			probe := dial(t, addrs[0])
+			if _, err := io.WriteString(probe, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			if tc.reset {
+				_ = probe.SetLinger(0)
+			}
+			probe.Close()
+			time.Sleep(100 * time.Millisecond) // the FIN or RST reaches the queued socket
+			busy.Close()
+			eventually(t, 2*time.Second, "both connections to end", func() bool {
+				st := s.Stats()
+				return st.Total == 2 && st.Active == 0
+			})
+			if n := a.accepted(); n != 1 {
+				t.Fatalf("the server got %d connections, want 1: none for the client that had left", n)
+			}
+			if st := s.Stats(); st.Refused != 1 {
+				t.Fatalf("Refused = %d, want 1", st.Refused)
+			}
+		})
 	}
 }

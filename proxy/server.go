@@ -423,6 +423,13 @@ func (s *Server) forward(ctx context.Context, c *conn) result {
 	src, dst := operatorAddrs(c.client, hdr)
 	res.operator = src.String()
 
+	// A client already gone (a load balancer's health check that connected and closed) gets
+	// no server connection; a client still there is not waited for (DESIGN.md §4: servers
+	// may speak first).
+	if err := leftAlready(c.client, len(pending) > 0); err != nil {
+		res.err = err
+		return res
+	}
 	up, addr, pending, err := s.connect(ctx, c, pending)
 	if err != nil {
 		if len(pending) > 0 {

@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"cmp"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -26,4 +30,32 @@ func fdLimit() (uint64, bool) {
 		return 0, false
 	}
 	return r.Cur, true
+}
+
+// leftAlready tells, without waiting, whether client has left: closed having sent nothing
+// (sent: it sent bytes already, so a close only ends its request, as clientWatch decides) or
+// reset. One non-blocking peek, no delay for a server that speaks first: a client that is
+// still there costs one EAGAIN.
+func leftAlready(client *net.TCPConn, sent bool) error {
+	rc, err := client.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var n int
+	var rerr error
+	if err := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return nil
+	}
+	switch {
+	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+		return nil
+	case rerr != nil:
+		return fmt.Errorf("%w: %w", errClientLeft, os.NewSyscallError("recvfrom", rerr))
+	case n == 0 && !sent:
+		return fmt.Errorf("%w: %w", errClientLeft, io.EOF)
+	}
+	return nil
 }
