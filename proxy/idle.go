@@ -47,7 +47,6 @@ func (s *Server) sweepIdle(ctx context.Context) {
 			}
 		}
 		if closed > 0 {
-			s.stats.idle.Add(int64(closed))
 			s.log.Info("closed idle connections", "count", closed, "idle_timeout", limit)
 		}
 		clear(batch) // drop references to finished conns

@@ -144,7 +144,6 @@ func (s *Server) SetMaster(t Target) {
 	for _, c := range victims {
 		c.abort()
 	}
-	s.stats.cut.Add(int64(len(victims)))
 	if len(victims) > 0 {
 		s.log.Info("master changed; cut connections to the old master",
 			"cut", len(victims), "old_site", old.Site, "old_term", old.Term, "site", t.Site, "term", t.Term)

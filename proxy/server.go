@@ -376,6 +376,18 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 	delete(s.conns, c)
 	cut, idle := c.cut, c.idle
 	s.mu.Unlock()
+	// SetMaster and the idle sweeper mark a connection before they abort it; one whose copy
+	// loop had ended on its own by then (both directions done, each FIN passed on) was closed
+	// by its peers, not by them, and is not counted as theirs.
+	if res.err == nil {
+		cut, idle = false, false
+	}
+	if cut {
+		s.stats.cut.Add(1)
+	}
+	if idle {
+		s.stats.idle.Add(1)
+	}
 	<-c.ln.sem
 	s.stats.active.Add(-1)
 	s.stats.bytesUp.Add(res.up)

@@ -2,9 +2,10 @@ package proxy
 
 import "sync/atomic"
 
-// Stats are the proxy's counters since New. Bytes are added when a
-// connection ends, so a long-lived connection shows up in BytesUp and
-// BytesDown only once it closes.
+// Stats are the proxy's counters since New. Bytes, Cut and Idle are added when
+// a connection ends, so a long-lived connection shows up in BytesUp and
+// BytesDown only once it closes, and a cut one in Cut once its handler is
+// done (before Active drops).
 type Stats struct {
 	Active    int64 // connections open now, including those waiting for a master
 	Total     int64 // connections accepted
