@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -241,5 +242,97 @@ func TestStatsBytes(t *testing.T) {
 	want := Stats{Total: 2, BytesUp: int64(2 * len(payload)), BytesDown: int64(2 * len(payload))}
 	if st != want {
 		t.Fatalf("stats %+v, want %+v", st, want)
+	}
+}
+
+// A client that sends a request (or more than the proxy reads ahead) and then half-closes or
+// closes while it waits for a master is forwarded either way (a closed socket reads like a
+// half-closed one). Meanwhile the proxy holds at most waitBufMax of what it sent (the rest
+// waits in the kernel, and the watch goroutine ends); forwarded to a server that never reads,
+// the connection holds kernel buffers only, and its goroutines end with it.
+func TestSentThenClosedServerNeverReads(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int
+		full bool // Close, not CloseWrite
+	}{
+		{"request, half-close", 4 << 10, false},
+		{"more than the read-ahead, close", 1 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			quit := make(chan struct{})
+			srv := startBackend(t, "", func(net.Conn) { <-quit })
+			t.Cleanup(func() { close(quit) }) // before the backend stops: cleanups run last first
+			cfg := testConfig(ops("off", "v1"))
+			cfg.ConnectTimeout = time.Minute
+			s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ctx) }()
+
+			const n = 8
+			data := make([]byte, tc.size)
+			before := memInUse()
+			sent := make(chan error, n)
+			for range n {
+				c := dial(t, s.Addrs()[0].String())
+				go func() {
+					_, err := c.Write(data)
+					if tc.full {
+						c.Close()
+					} else {
+						_ = c.CloseWrite()
+					}
+					sent <- err
+				}()
+			}
+			eventually(t, 5*time.Second, "the watches to end", func() bool {
+				return s.Stats().Active == n && !strings.Contains(strings.Join(goroutinesOf(), ""), "clientWatch")
+			})
+			if grew := int64(memInUse()) - int64(before); grew > n*256<<10 {
+				t.Fatalf("the proxy grew by %d bytes for %d waiting clients: more than it may read ahead", grew, n)
+			}
+
+			s.SetMaster(master("site1", srv.addr))
+			eventually(t, 5*time.Second, "the server to get every connection", func() bool { return srv.activeCount() == n })
+			time.Sleep(200 * time.Millisecond) // the proxy writes what it holds and copies
+			if st := s.Stats(); st.Active != n || st.Refused != 0 {
+				t.Fatalf("stats %+v: want all %d forwarded and open (the server holds them)", st, n)
+			}
+			if grew := int64(memInUse()) - int64(before); grew > n*256<<10 {
+				t.Fatalf("the proxy grew by %d bytes for %d connections to a server that does not read", grew, n)
+			}
+
+			cancel()
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("Serve did not return after cancel")
+			}
+			left := goroutinesOf()
+			for end := time.Now().Add(time.Second); len(left) > 0 && time.Now().Before(end); left = goroutinesOf() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if len(left) > 0 {
+				t.Fatalf("goroutines left after Serve returned:\n%s", strings.Join(left, "\n\n"))
+			}
+			for range n {
+				select {
+				case <-sent:
+				case <-time.After(3 * time.Second):
+					t.Fatal("a client's write still waits after the proxy stopped")
+				}
+			}
+		})
 	}
 }
