@@ -17,10 +17,6 @@ type copyResult struct {
 // on one more, until both directions are done. It returns the bytes moved
 // each way and the first error (nil when both sides closed cleanly).
 func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error) {
-	s.mu.Lock()
-	c.copying = true
-	s.mu.Unlock()
-
 	done := make(chan copyResult, 2)
 	go proxyCopy(done, false, c.client, up)
 	proxyCopy(done, true, up, c.client)

@@ -26,7 +26,8 @@ func (s *Server) sweepIdle(ctx context.Context) {
 		batch = batch[:0]
 		s.mu.Lock()
 		for c := range s.conns {
-			if c.copying {
+			// From the dial on, the first write too: it may wait for a server that does not read.
+			if c.to != (route{}) {
 				batch = append(batch, c)
 			}
 		}

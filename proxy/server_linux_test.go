@@ -24,11 +24,10 @@ func smallBuffers(s *Server) {
 	}
 }
 
-// A first write to the server (the outgoing PROXY header and what the client sent while it
-// waited) that fails because the server reset its connection ends the client's with a reset
-// too, as the copy loop passes a server's reset on: a FIN could pass for the server's whole
-// (empty) answer.
-func TestFirstWriteFailureResetsClient(t *testing.T) {
+// smallListener listens on loopback with the smallest receive buffer the kernel allows, which
+// the connections it accepts inherit.
+func smallListener(t *testing.T) net.Listener {
+	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1) })
 	}}
@@ -36,6 +35,15 @@ func TestFirstWriteFailureResetsClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// A first write to the server (the outgoing PROXY header and what the client sent while it
+// waited) that fails because the server reset its connection ends the client's with a reset
+// too, as the copy loop passes a server's reset on: a FIN could pass for the server's whole
+// (empty) answer.
+func TestFirstWriteFailureResetsClient(t *testing.T) {
+	ln := smallListener(t)
 	defer ln.Close()
 	accepted := make(chan struct{})
 	go func() {
@@ -59,7 +67,7 @@ func TestFirstWriteFailureResetsClient(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	s.SetMaster(master("site1", ln.Addr().String()))
-	_, err = c.br.ReadByte()
+	_, err := c.br.ReadByte()
 	switch {
 	case err == io.EOF:
 		t.Fatal("client saw a clean EOF after the server's reset: an empty answer looks complete")
@@ -68,4 +76,38 @@ func TestFirstWriteFailureResetsClient(t *testing.T) {
 	case !strings.Contains(err.Error(), "reset"):
 		t.Fatalf("client read error %v, want a reset", err)
 	}
+}
+
+// idle_timeout also reaches a connection whose first write (the PROXY header and what the
+// client sent while it waited) waits for a server that does not read.
+func TestIdleTimeoutFirstWrite(t *testing.T) {
+	ln := smallListener(t)
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			held <- c // never read
+		}
+		close(held)
+	}()
+	defer func() {
+		if c := <-held; c != nil {
+			c.Close()
+		}
+	}()
+
+	cfg := testConfig(ops("off", "v1"))
+	cfg.IdleTimeout = 300 * time.Millisecond
+	s, addrs := startProxy(t, cfg, smallBuffers)
+	c := dial(t, addrs[0])
+	if _, err := c.Write(bytes.Repeat([]byte("x"), 12<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	s.SetMaster(master("site1", ln.Addr().String()))
+	c.closedWithin(t, 3*time.Second)
+	eventually(t, 2*time.Second, "Idle 1", func() bool { return s.Stats().Idle == 1 })
 }
