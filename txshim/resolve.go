@@ -526,6 +526,8 @@ func (r *Resolver) apply(ctx context.Context, gid string, xid uint64, ownDB, oth
 // (committed on one side, rolled back on the gid's own site), and a roll-back while either
 // database is unreachable (a later pass would commit a copy prepared on the applied side). A
 // side that is unreachable now is finished by a later pass from the outcome recorded here.
+// A commit of a gid prepared on its own site's database alone (the other database lacks it or
+// cannot be reached) is refused unless that site is the master (commitAloneShips).
 func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 	site, _, xid, ok := parseGID(gid)
 	if !ok {
@@ -575,6 +577,11 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 		return fmt.Errorf("resolve %s: not prepared on any reachable database (%s: %s, %s: %s)",
 			gid, ownDB.side, own, otherDB.side, other)
 	}
+	if commit && own == sidePrepared && other != sidePrepared && other != sideCommitted {
+		if err := commitAloneShips(ctx, gid, site, ownDB, dbs); err != nil {
+			return err
+		}
+	}
 	var steps []resolveStep
 	if own == sidePrepared {
 		steps = append(steps, resolveStep{own: true, commit: commit})
@@ -588,4 +595,55 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 	}
 	delete(r.doubt, gid)
 	return nil
+}
+
+// commitAloneShips checks that committing gid on its own site's database (ownDB), while the
+// other database holds no copy (or cannot be reached to tell), leaves the databases alike in
+// the end: only the master's slot is shipped to the peer (DESIGN §5.5), so the commit reaches
+// the other database only when the gid's site is the master. On the backup's database it would
+// stay there alone — nothing ships a backup's commits, and resync copies the master's tables
+// over it — so it is refused, saying why. The master is the one named by the highest term
+// record among the reachable databases.
+func commitAloneShips(ctx context.Context, gid, site string, ownDB *resolveDB, dbs [2]*resolveDB) error {
+	var term uint64
+	var master string
+	for _, d := range dbs {
+		if !d.reachable() {
+			continue
+		}
+		t, m, err := d.termRecord(ctx)
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", gid, err)
+		}
+		if master == "" || t > term {
+			term, master = t, m
+		}
+	}
+	if master == site {
+		return nil
+	}
+	who := "no term record names a master"
+	if master != "" {
+		who = fmt.Sprintf("the master is site %s (term %d)", master, term)
+	}
+	return fmt.Errorf("resolve %s: refusing to commit: it is prepared only on the %s database, site %s's, which is not the master (%s); "+
+		"committed there alone, its changes would never reach the other database (only the master's are shipped, and resync copies the master's tables over them): "+
+		"roll it back (-rollback, while both databases answer) and redo its changes through the master",
+		gid, ownDB.side, site, who)
+}
+
+// termRecord reads d's term record (DESIGN §3); term 0 and master "" when it has none.
+func (d *resolveDB) termRecord(ctx context.Context) (uint64, string, error) {
+	qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
+	defer cancel()
+	var t int64
+	var m string
+	err := d.conn.QueryRowContext(qctx, `SELECT term, master FROM tandem.state WHERE id = 1`).Scan(&t, &m)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read the term record on the %s database: %w", d.side, err)
+	}
+	return uint64(t), m, nil
 }
