@@ -361,11 +361,11 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 
 	t.trimStmts()
 	t.query("begin", "BEGIN")
-	if end == endPrepare {
-		// The session is named after the gid while it applies it, so that the resolver can end
-		// one still running before it takes the gid for never prepared here (stopApplies).
-		t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applyAppName + " " + gid)})
-	}
+	// The session is named after the gid while it applies it, so that the resolver can end
+	// one still running before it takes the gid for never prepared here (stopApplies). Plain
+	// commits are named too: stopApplies waits while a busy apply session has no gid in its
+	// name, which should then be only one just starting.
+	t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applyAppName + " " + gid)})
 	if term > 0 {
 		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
 	}

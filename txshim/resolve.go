@@ -268,19 +268,62 @@ func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
 // go on to PREPARE the gid once the lock is free, after the resolver had taken the gid for
 // never prepared there and rolled back the own site's copy — and recovery commits such a copy
 // when the own site is out of reach (DESIGN §5.4), which would leave the databases apart.
+//
+// An apply names its session after its gid in the first statement after BEGIN (apply.go);
+// before that — a connection just opened, or a pipeline the backend has not got to yet — the
+// session bears only the name its startup packet gave every apply connection (applyAppName).
+// Such a session that is busy may be about to apply gid, so stopApplies looks again until none
+// is (stopAppliesWait at most), and takes the answer only from two clean looks in a row,
+// stopAppliesGap apart, so that a pipeline still on its way to an idle session is seen too.
 func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64) (sideState, error) {
-	var left int
-	err := d.queryRow(ctx, &left, `SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid, 5000))
-FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`, applyAppName+" "+gid)
-	if err != nil {
-		return sideUnknown, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
-	}
-	if left > 0 {
-		return sideUnknown, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
+	deadline := time.Now().Add(stopAppliesWait)
+	clean := 0
+	for clean < 2 {
+		var left, named, unnamed int
+		// CASE, not AND, so that only the gid's sessions are ever terminated; named counts them
+		// as they were before.
+		qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
+		err := d.conn.QueryRowContext(qctx, `SELECT
+  count(*) FILTER (WHERE CASE WHEN application_name = $1 THEN NOT pg_terminate_backend(pid, 5000) ELSE false END),
+  count(*) FILTER (WHERE application_name = $1),
+  count(*) FILTER (WHERE application_name = $2 AND state IS DISTINCT FROM 'idle')
+FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+			applyAppName+" "+gid, applyAppName).Scan(&left, &named, &unnamed)
+		cancel()
+		if err != nil {
+			return sideUnknown, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
+		}
+		if left > 0 {
+			return sideUnknown, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
+		}
+		if unnamed > 0 || named > 0 {
+			clean = 0
+		} else {
+			clean++
+		}
+		if clean == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return sideUnknown, fmt.Errorf("%d apply session(s) on the %s database are busy and have not said yet which transaction they apply; "+
+				"one may be applying %s: try again", unnamed, d.side, gid)
+		}
+		select {
+		case <-ctx.Done():
+			return sideUnknown, ctx.Err()
+		case <-time.After(stopAppliesGap):
+		}
 	}
 	st, _, err := d.observe(ctx, gid, xid, false)
 	return st, err
 }
+
+// stopApplies' bounds: how long it waits for busy apply sessions to name their gid, and the
+// pause between its looks.
+const (
+	stopAppliesWait = 10 * time.Second
+	stopAppliesGap  = 50 * time.Millisecond
+)
 
 // observe reads what d says about gid. own: d is the database of the gid's own site, where
 // the xid's status is the record; otherwise the decision row is. The "prepared?" read comes
