@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +21,9 @@ import (
 //
 // It calls hold (as CatchUp does: new commits stop and those in flight finish) only while it
 // takes one snapshot of the local database and reads the WAL position L with it, so that the
-// two agree: every commit before L is in the copy, every later one is streamed. Commits go on
-// (alone) while the copy runs — a departure from DESIGN §5.5, which holds them for the whole
+// two agree: every commit before L is in the copy, every later one is streamed (checked, and
+// the snapshot taken again until they do: resyncSnapshot). Commits go on (alone) while the
+// copy runs — a departure from DESIGN §5.5, which holds them for the whole
 // copy: that would stop the master's writes for as long as copying the database takes. What
 // they committed meanwhile is then shipped from the slot as a catch-up ships its backlog, with
 // commits held again only for the tail (drainAndSync). A slot PostgreSQL invalidated is made
@@ -82,34 +84,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		return fmt.Errorf("resync: local database: %w", err)
 	}
 	defer local.Close(context.WithoutCancel(ctx))
-	release := func() {}
-	if hold != nil {
-		r, err := hold(ctx)
-		if err != nil {
-			return fmt.Errorf("resync: hold commits: %w", err)
-		}
-		held := time.Now()
-		release = sync.OnceFunc(func() {
-			r()
-			s.logger.Info("resync: commits held for the snapshot", "for", time.Since(held).Round(time.Microsecond))
-		})
-		defer release()
-	}
-	// A transaction prepared at the snapshot and committed after it (by the resolver, which
-	// the hold does not stop) would be in neither the copy nor what is shipped after L: the
-	// stream sends its changes at its PREPARE, before L. So none may be prepared then. Checked
-	// first before the snapshot: with commits held none is prepared after that (a PREPARE is
-	// part of a commit; the resolver only ends them). Checked again with the snapshot, for a
-	// Resync without hold.
-	if _, err := resyncPoint(ctx, local); err != nil {
-		return err
-	}
-	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
-		return fmt.Errorf("resync: local snapshot: %w", err)
-	}
-	// The snapshot is taken by this first statement.
-	until, err := resyncPoint(ctx, local)
-	release()
+	until, err := s.resyncSnapshot(ctx, local, hold)
 	if err != nil {
 		return err
 	}
@@ -185,25 +160,150 @@ func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 	s.notifyLocked()
 }
 
-// resyncPoint reads the local WAL position, in one statement with the count of tandem_
-// transactions prepared on the local database, and fails if there is any. The insert position,
-// not the write position: a commit made with synchronous_commit = off is visible (in the copy)
+// resyncPoint reads the local WAL position and the statement's snapshot (pg_snapshot text), in
+// one statement with the count of tandem_ transactions prepared on the local database, and
+// fails if there is any. The insert position, not the write position: a commit made with synchronous_commit = off is visible (in the copy)
 // before its WAL is written, and the stream must not send it again after the copy.
-func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, error) {
+func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, string, error) {
 	res, err := local.Exec(ctx, `SELECT pg_current_wal_insert_lsn()::text,
-  (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database())`).ReadAll()
+  (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()),
+  pg_current_snapshot()::text`).ReadAll()
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
-		return 0, fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
+		return 0, "", fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
 	}
 	row := res[0].Rows[0]
 	at, err := pglogrepl.ParseLSN(string(row[0]))
 	if err != nil {
-		return 0, fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
+		return 0, "", fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
 	}
 	if string(row[1]) != "0" {
-		return 0, fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
+		return 0, "", fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
 	}
-	return at, nil
+	return at, string(row[2]), nil
+}
+
+// The snapshot of the copy and the WAL position L are read in one statement, yet not at one
+// instant: PostgreSQL writes a commit's WAL record before the commit is visible, so a commit
+// may lie before L and not be in the snapshot — for long, when it waits for a synchronous
+// standby of the local database (visible only once the standby answers). The hold does not
+// stop every commit (a write the lexer took for a read commits without the gate, and a
+// session outside the shim), and such a commit would be in neither the copy nor the stream
+// after L: lost on the peer. So resyncSnapshot looks, once the WAL up to L is flushed, for
+// commits the snapshot does not see that may lie before L: those that have ended committed
+// since (pg_xact_status), and those still waiting for a synchronous standby (pg_stat_activity:
+// SyncRep; PostgreSQL calls them in progress until the standby answers). Finding one, it takes
+// the snapshot again, until none is left (resyncWindowWait at most). A commit that escapes both
+// looks is one between its flush, which the look waits for, and its end or its wait for the
+// standby: an instant. The waits of sessions of other roles are seen only by a role with
+// pg_read_all_stats (or a superuser).
+const (
+	resyncWindowWait = 30 * time.Second
+	resyncFlushWait  = time.Second
+)
+
+// resyncSnapshot opens, on local, the REPEATABLE READ transaction the copy reads in — with
+// commits held (hold; nil: none) while it takes its snapshot — and returns the WAL position L
+// that agrees with it: every commit before L is in it, every later one is not.
+func (s *Shipper) resyncSnapshot(ctx context.Context, local *pgconn.PgConn, hold func(ctx context.Context) (release func(), err error)) (pglogrepl.LSN, error) {
+	db, err := OpenDB(s.cfg.LocalDSN)
+	if err != nil {
+		return 0, fmt.Errorf("resync: local database: %w", err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(resyncWindowWait)
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		until, late, err := s.takeSnapshot(ctx, local, db, hold)
+		if err != nil {
+			return 0, err
+		}
+		if late == 0 {
+			return until, nil
+		}
+		if _, err := local.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+			return 0, fmt.Errorf("resync: local snapshot: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("resync: %d commit(s) on the local database may lie before the WAL position of every snapshot taken, unseen by it "+
+				"(waiting for a synchronous standby of the local database?): the copy would miss them; try again once they are visible", late)
+		}
+		s.logger.Info("resync: a commit its snapshot does not see may lie before its WAL position; taking the snapshot again", "commits", late)
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("resync: local snapshot: %w", ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// takeSnapshot is one try of resyncSnapshot: it returns L, in the open transaction on local,
+// and the count of commits that may lie before L unseen by its snapshot (commitsUnseen, on db),
+// counted before commits are released: those held then commit after L, unseen and rightly so.
+func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sql.DB, hold func(ctx context.Context) (release func(), err error)) (pglogrepl.LSN, int, error) {
+	release := func() {}
+	if hold != nil {
+		r, err := hold(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("resync: hold commits: %w", err)
+		}
+		held := time.Now()
+		release = sync.OnceFunc(func() {
+			r()
+			s.logger.Info("resync: commits held for the snapshot", "for", time.Since(held).Round(time.Microsecond))
+		})
+		defer release()
+	}
+	// A transaction prepared at the snapshot and committed after it (by the resolver, which
+	// the hold does not stop) would be in neither the copy nor what is shipped after L: the
+	// stream sends its changes at its PREPARE, before L. So none may be prepared then. Checked
+	// first before the snapshot: with commits held none is prepared after that (a PREPARE is
+	// part of a commit; the resolver only ends them). Checked again with the snapshot, for a
+	// Resync without hold.
+	if _, _, err := resyncPoint(ctx, local); err != nil {
+		return 0, 0, err
+	}
+	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
+		return 0, 0, fmt.Errorf("resync: local snapshot: %w", err)
+	}
+	// The snapshot is taken by this first statement.
+	until, snap, err := resyncPoint(ctx, local)
+	if err != nil {
+		return 0, 0, err
+	}
+	late, err := commitsUnseen(ctx, db, snap, until)
+	return until, late, err
+}
+
+// commitsUnseen counts the commits that snap (a pg_snapshot) does not see and that may lie
+// before until, after waiting (resyncFlushWait at most) until the local WAL is flushed up to
+// until: transactions in progress at snap or begun after it that have committed by now, and
+// every commit still waiting for a synchronous standby.
+func commitsUnseen(ctx context.Context, db *sql.DB, snap string, until pglogrepl.LSN) (int, error) {
+	for wait := time.Now().Add(resyncFlushWait); ; {
+		var flushed bool
+		if err := db.QueryRowContext(ctx, `SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, until.String()).Scan(&flushed); err != nil {
+			return 0, fmt.Errorf("resync: read the local WAL flush position: %w", err)
+		}
+		if flushed || time.Now().After(wait) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("resync: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	var n int
+	err := db.QueryRowContext(ctx, `WITH s AS (SELECT $1::pg_snapshot AS snap, pg_current_snapshot() AS now)
+SELECT (SELECT count(*) FROM (
+    SELECT x FROM s, pg_snapshot_xip(s.snap) AS x
+    UNION ALL
+    SELECT g::text::xid8 FROM s, generate_series(pg_snapshot_xmax(s.snap)::text::bigint, pg_snapshot_xmax(s.now)::text::bigint - 1) AS g
+  ) t (x) WHERE pg_xact_status(t.x) = 'committed')
+  + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep')`, snap).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("resync: look for commits the snapshot does not see: %w", err)
+	}
+	return n, nil
 }
 
 // peerUnprepared fails if a tandem_ transaction is prepared on the peer's database.
