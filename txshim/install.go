@@ -53,6 +53,15 @@ const shippedRelFilter = appRelFilter + ` AND c.relpersistence = 'p'`
 // (ddlcheck.go); one made straight on a database has no replica identity: PostgreSQL itself
 // then refuses UPDATE and DELETE on it ("does not have a replica identity") until it gets a
 // key or REPLICA IDENTITY FULL (Install run again sets it).
+//
+// A table given FULL that later gets a primary key keeps FULL: its updates and deletes then
+// ship the whole old row, and the peer finds the row by every column (apply.go matchRow: NULLs
+// by IS NULL, types without an equality by their text), which costs WAL and apply time but
+// finds the same one row (TestKeyAddedToFullIdentityTable). Tandem does not reset it: nothing
+// records which tables Install made FULL (an operator may have chosen FULL on purpose), and the
+// shim runs its after-DDL step only for DDL that may leave a table keyless (ddlcheck.go; the
+// lexer's MayUnkey). To go back to the key, run ALTER TABLE … REPLICA IDENTITY DEFAULT through
+// the shim, which ships it to the peer.
 func Install(ctx context.Context, site string, localDSN, peerDSN string, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.Default()
