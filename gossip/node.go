@@ -845,10 +845,14 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 		n.setRole(RoleBackup, a.Reason, 0)
 	}
 	// With a witness every member votes on the claims it sees (see Vote);
-	// a restarted one only after it has had time to learn the cluster.
+	// a restarted one only after it has had time to learn the cluster, and
+	// not before fence_delay: a site that starts without a sign of the other
+	// (a master cut off before this start) is blocked by nothing else, and
+	// DESIGN §3 has a new master wait fence_delay, the configured one when
+	// longer than the profile's.
 	n.mu.Lock()
 	vv := n.viewLocked(time.Now())
-	if vt, vf := Vote(vv, time.Since(n.start) >= n.prof.fenceDelay); vt != n.meta.Vote || vf != n.meta.VoteFor {
+	if vt, vf := Vote(vv, time.Since(n.start) >= max(n.prof.fenceDelay, n.fenceDelay)); vt != n.meta.Vote || vf != n.meta.VoteFor {
 		n.meta.Vote, n.meta.VoteFor = vt, vf
 		n.encodeLocked()
 		n.log.Debug("vote", "term", vt, "for", vf)

@@ -927,3 +927,20 @@ func TestNodeStopsDuringHangingJoin(t *testing.T) {
 		t.Errorf("Run took %s to return after the stop, want well under lan's 10 s dial timeout", took.Round(time.Millisecond))
 	}
 }
+
+// TestNodeRestartedVoterWaitsFenceDelay: a site that starts with a witness and sees no sign of
+// the other site (it may be a master cut off since before this start) becomes master only
+// through its own vote, so that vote waits the configured fence_delay, not just the profile's
+// default: DESIGN §3 "a new master waits fence_delay" holds for a longer fence_delay too.
+func TestNodeRestartedVoterWaitsFenceDelay(t *testing.T) {
+	_, _, _, _, cfgB, cfgW := witnessTrio(t)
+	cfgB.Gossip.FenceDelay = 5 * time.Second // the fast profile's default is 2s
+	run(t, cfgW, Options{})
+	time.Sleep(2500 * time.Millisecond) // the witness votes already
+	start := time.Now()
+	b := run(t, cfgB, Options{})
+	took := waitFor(t, 12*time.Second, "site2 master with the witness", func() bool { return b.State().Role == RoleMaster })
+	if took = time.Since(start); took < cfgB.Gossip.FenceDelay {
+		t.Fatalf("site2 became master %s after its start, before its fence_delay %s", took.Round(time.Millisecond), cfgB.Gossip.FenceDelay)
+	}
+}

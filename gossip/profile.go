@@ -17,8 +17,9 @@ type profile struct {
 	// witness) and not counted towards the majority (with one).
 	probeEvery    time.Duration
 	probeFailures int
-	// fenceDelay is the time a restarted member waits before it votes (it
-	// learns the cluster meanwhile): config.DefaultFenceDelay of the profile.
+	// fenceDelay is the least time a restarted member waits before it votes
+	// (it learns the cluster meanwhile): config.DefaultFenceDelay of the
+	// profile; a longer configured fence_delay makes it wait that long.
 	fenceDelay time.Duration
 	// tick re-runs the decision for the time-based rules.
 	tick time.Duration
