@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -942,5 +943,82 @@ func TestNodeRestartedVoterWaitsFenceDelay(t *testing.T) {
 	took := waitFor(t, 12*time.Second, "site2 master with the witness", func() bool { return b.State().Role == RoleMaster })
 	if took = time.Since(start); took < cfgB.Gossip.FenceDelay {
 		t.Fatalf("site2 became master %s after its start, before its fence_delay %s", took.Round(time.Millisecond), cfgB.Gossip.FenceDelay)
+	}
+}
+
+// TestNodeNoFailbackAfterSwitchoverRandomized: tandem switchover to a worse site, with the
+// better site's gossip (draining, released, the new term adopted, a health flap) reaching the
+// new master in random order against its decision rounds. The better site stayed ready
+// throughout, yet the new master must hand control back only failback_delay after its
+// takeover (DESIGN §3), never at once.
+func TestNodeNoFailbackAfterSwitchoverRandomized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 40 {
+		cfg := siteConfig(t, "site2", 2, freeAddr(t), "127.0.0.1:1")
+		cfg.Gossip.FailbackDelay = time.Minute
+		fails := rng.IntN(2)
+		n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), BeforePromote: func(context.Context, uint64) (bool, error) {
+			if fails > 0 {
+				fails--
+				return false, errors.New("not yet")
+			}
+			return true, nil
+		}})
+		n.meta.ServerHealthy, n.meta.Cold, n.meta.Role, n.role = true, false, RoleBackup, RoleBackup
+		n.meta.Record = TermRecord{Term: 1, Master: "site1", PeerSynced: true, Seq: 1}
+		site1 := Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: true, Role: RoleMaster,
+			Record: TermRecord{Term: 1, Master: "site1", PeerSynced: true, Seq: 1}}
+		set := func(m Meta) {
+			n.mu.Lock()
+			n.peers["site1"] = &peer{meta: m, hasMeta: true, mlAlive: true, alive: true, since: n.start}
+			n.mu.Unlock()
+		}
+		ctx := t.Context()
+		set(site1)
+		n.decide(ctx, ml)
+		n.readySince["site1"] = time.Now().Add(-time.Hour)
+		var took uint64
+		rounds := func() {
+			for range rng.IntN(3) {
+				n.mu.Lock()
+				n.holdUntil = time.Time{} // a failed promotion's stand-aside is over
+				n.mu.Unlock()
+				n.decide(ctx, ml)
+				s := n.State()
+				switch {
+				case s.Role == RoleMaster && took == 0:
+					took = s.Term
+				case took != 0 && (s.Role != RoleMaster || s.Term != took):
+					t.Fatalf("run %d: site2 took term %d, then %s of term %d: %s", i, took, s.Role, s.Term, s.Reason)
+				}
+			}
+		}
+		rounds()
+		site1.Draining = true
+		set(site1)
+		rounds()
+		site1.Role, site1.Draining, site1.Released, site1.ReleasedTo = RoleBackup, false, 1, "site2"
+		set(site1)
+		for j := 0; took == 0; j++ {
+			if j > 100 {
+				t.Fatalf("run %d: site2 never took over: %s: %s", i, n.State().Role, n.State().Decision)
+			}
+			rounds()
+		}
+		if rng.IntN(2) == 0 {
+			site1.ServerHealthy = false
+			set(site1)
+			rounds()
+			site1.ServerHealthy = true
+			set(site1)
+		}
+		rounds()
+		site1.Record, site1.Released, site1.ReleasedTo = n.State().Record, 0, ""
+		set(site1)
+		rounds()
+		n.decide(ctx, ml)
+		if s := n.State(); s.Role != RoleMaster || s.Term != took {
+			t.Fatalf("run %d: site2 %s of term %d after taking term %d (failback_delay 1m): %s", i, s.Role, s.Term, took, s.Reason)
+		}
 	}
 }
