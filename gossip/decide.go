@@ -3,6 +3,7 @@ package gossip
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -630,6 +631,7 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 		return own, false
 	}
 	rec, changed := own, false
+	witness := slices.ContainsFunc(others, func(m Member) bool { return m.Witness })
 	for _, m := range others {
 		if m.Site == self.Site {
 			continue
@@ -662,6 +664,16 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 		// may hold it), and a restart lost it. Without it back this site is not current, and
 		// waits for good if the other site cannot serve.
 		if m.Alive && r.Master == self.Site && r.Term > rec.Term {
+			rec, changed = r, true
+			continue
+		}
+		// Without a witness, a newer synced record from its master that this site's probes
+		// no longer reach (one-way reachability, or a master lost right after it published
+		// the term): that master could go solo after it only with this site's ack, which this
+		// site, holding an older term, cannot have given, so its last word stands (DESIGN §3
+		// rule 2). Not adopted, this site would stay not current for good. With a witness,
+		// the witness may hold a later word (synced).
+		if !m.Alive && !witness && fromMaster && r.Term > rec.Term && r.PeerSynced {
 			rec, changed = r, true
 			continue
 		}
