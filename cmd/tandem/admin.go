@@ -298,11 +298,42 @@ func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.node.State()
 	if !st.Cold || st.Role == gossip.RoleMaster {
-		http.Error(w, fmt.Sprintf("%s is not waiting at cold start (role %s): nothing to force", s.cfg.Site, st.Role), http.StatusConflict)
+		http.Error(w, notForced(s.cfg.Site, st), http.StatusConflict)
 		return
 	}
 	s.node.Force()
 	fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
+	// The site may still wait for another rule (no majority, or not current once it sees a
+	// newer term): say so rather than let the operator believe it took control.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		st = s.node.State()
+		if st.Role == gossip.RoleMaster || !strings.HasPrefix(st.Decision, "cold start") {
+			break
+		}
+	}
+	if st.Role != gossip.RoleMaster && st.Decision != "" && !strings.HasPrefix(st.Decision, "cold start") {
+		fmt.Fprintf(w, "%s still waits: %s\n", s.cfg.Site, st.Decision)
+	}
+}
+
+// notForced says why promote -force does nothing on a site that is not waiting at cold start,
+// and, when the site waits because it is not current, that -force never overrides that: its
+// database lacks commits of the newest term's master (DESIGN §3 rule 2).
+func notForced(site string, st gossip.State) string {
+	if st.Role == gossip.RoleMaster {
+		return fmt.Sprintf("%s is master of term %d already: nothing to force", site, st.Term)
+	}
+	msg := fmt.Sprintf("%s is not waiting at cold start (role %s): nothing to force", site, st.Role)
+	if st.Decision == "" {
+		return msg
+	}
+	msg += "; it waits because: " + st.Decision
+	if strings.HasPrefix(st.Decision, "not current") {
+		msg += ". -force does not override that (DESIGN.md §3 rule 2): this site's database lacks what the master of the newest term " +
+			"committed alone or later, and taking control here would lose it for good. Bring that site back (its sidecar and database): " +
+			"it catches this database up or hands over. tandem status there shows its term and peer_synced"
+	}
+	return msg
 }
 
 // resync re-seeds the peer database from the master's (DESIGN §5.5). It answers when done;

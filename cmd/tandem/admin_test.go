@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/proxy"
 )
 
 // TestPeerAdmin: where a backup forwards a switchover to the master's admin API. A wildcard
@@ -161,5 +163,63 @@ func TestAdminBrowserRefused(t *testing.T) {
 		if got := rec.Code == http.StatusForbidden; got != tc.refused {
 			t.Errorf("%s %s Host %s %v: %d %q, want refused (403) %v", tc.method, path, tc.host, tc.headers, rec.Code, rec.Body.String(), tc.refused)
 		}
+	}
+}
+
+// TestPromoteForceNotCurrent: after the master site is lost for good, an operator runs tandem
+// promote -force on the other site. That site is not cold but not current either (the lost
+// master went solo: its database holds commits this one lacks), and -force, which lifts only
+// the cold-start wait, must not make it master (DESIGN §3 rule 2). The answer must say why it
+// waits and that -force does not override it, where it said "nothing to force" alone.
+func TestPromoteForceNotCurrent(t *testing.T) {
+	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
+	logger := slog.New(slog.DiscardHandler)
+	site := func(name string, prio int, bind, join string, rec gossip.TermRecord, opts gossip.Options) (*gossip.Node, context.CancelFunc, chan error) {
+		cfg := &config.Config{
+			Kind: config.KindSite, Site: name, Priority: prio, DataDir: t.TempDir(),
+			Gossip: config.Gossip{Bind: bind, Join: []string{join}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+		}
+		if err := gossip.NewFileStore(cfg.DataDir).Save(rec); err != nil {
+			t.Fatal(err)
+		}
+		opts.Logger = logger
+		n, err := gossip.New(cfg, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		n.SetServerHealthy(true)
+		return n, cancel, done
+	}
+	// site1 is master of term 5 and goes solo in its next term: the peer lacks its commits.
+	n1, stop1, done1 := site("site1", 1, addr1, addr2, gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true},
+		gossip.Options{BeforePromote: func(context.Context, uint64) (bool, error) { return false, nil }})
+	n2, _, _ := site("site2", 2, addr2, addr1, gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}, gossip.Options{})
+	deadline := time.Now().Add(10 * time.Second)
+	for st := n2.State(); st.Cold || !strings.Contains(st.Decision, "not current"); st = n2.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("site2 %s (cold %v): %q; want it not current behind site1's solo term (site1: %s of term %d)",
+				st.Role, st.Cold, st.Decision, n1.State().Role, n1.State().Term)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop1() // site1 lost
+	<-done1
+	done1 <- nil
+
+	cfg2 := &config.Config{Kind: config.KindSite, Site: "site2"}
+	s := &sidecar{cfg: cfg2, log: logger, node: n2, start: time.Now(), proxy: &proxy.Server{}}
+	rec := httptest.NewRecorder()
+	s.adminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1:7180/promote?force=1", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusConflict || !strings.Contains(body, "not current") || !strings.Contains(body, "-force does not override") {
+		t.Errorf("promote -force on a site that is not current: %d %q; want 409 saying why it waits and that -force does not override it", rec.Code, body)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if st := n2.State(); st.Role == gossip.RoleMaster {
+		t.Fatalf("site2 became master of term %d without site1's solo commits", st.Term)
 	}
 }
