@@ -518,6 +518,16 @@ func (d *database) maySayInSync(term, gen uint64) bool {
 	return d.role == gossip.RoleMaster && d.term == term && d.downs == gen
 }
 
+// attach gives the database its node, and the node's State at start: the node delivers only
+// changes (Changes), and a site that waits at cold start delivers none for as long as it
+// waits. A split brain its data_dir remembers (a restart after one, kill -9 or not) must not
+// wait for that: as a backup it gives up shipping what it committed alone (abandonLocked), or
+// its slot holds that WAL throughout.
+func (d *database) attach(node *gossip.Node) {
+	d.node = node
+	d.setRole(node.State())
+}
+
 // setRole maps every other role to the shim's mode (DESIGN §5.1): backup →
 // read-only, fenced → fenced. The master's mode is set by promote.
 func (d *database) setRole(st gossip.State) {

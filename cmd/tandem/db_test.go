@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -459,4 +461,36 @@ func freeGossipAddr(t *testing.T) string {
 	}
 	t.Fatal("no free TCP+UDP port on 127.0.0.1")
 	return ""
+}
+
+// TestAttachKnowsSplitBrain: after a split brain and a kill -9, the restarted site's data_dir
+// holds the split-brain mark. The node's State has it from the start, but it delivers only
+// changes: a site that waits at cold start (the other site not seen) never told the database,
+// which then never gave up shipping what it committed alone (Shipper.Abandon), and its slot
+// held that WAL for as long as the wait lasted. The database takes the node's State at once.
+func TestAttachKnowsSplitBrain(t *testing.T) {
+	d := site2Database(t)
+	dir := t.TempDir()
+	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 7, Master: "site2", Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, gossip.SplitBrainFile), []byte(`{"term":7}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 2, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto}}
+	node, err := gossip.New(cfg, gossip.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := node.State(); st.SplitBrain != 7 || !st.Cold {
+		t.Fatalf("node at start: split brain %d, cold %v; want 7, cold", st.SplitBrain, st.Cold)
+	}
+	d.attach(node)
+	d.mu.Lock()
+	sb, role := d.splitBrain, d.role
+	d.mu.Unlock()
+	if sb != 7 {
+		t.Fatalf("database after attach: split brain %d (role %s), want 7: the shipper keeps what was committed alone", sb, role)
+	}
 }

@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	s.node = node
 	if s.db != nil {
-		s.db.node = node
+		s.db.attach(node)
 	}
 	if cfg.Kind == config.KindSite {
 		if s.proxy, err = proxy.New(cfg.Proxy, proxy.Options{Logger: logger}); err != nil {
