@@ -63,16 +63,18 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 }
 
 // adminConfig reads a member's file for an admin command: its admin address and token. The
-// file is checked as the member reads it, but the secret files an admin command has no use for
-// (the gossip key, the shim's users file and TLS key, files a DSN names) may be ones its user
-// cannot read: an operator given the admin token only must still reach the admin API.
+// file is checked as the member reads it, but of its secret files only the admin token is read
+// (config.LoadSecrets): the others (the gossip key, the shim's users file and TLS pair) may be
+// ones its user cannot read, and an operator given the admin token only must still reach the
+// admin API. The files a DSN names are read whatever LoadSecrets is told; when only those are
+// unreadable, [admin] is read alone.
 func adminConfig(path string) (listen, token string, err error) {
-	cfg, err := config.Load(path, config.KindSite)
+	cfg, err := config.LoadSecrets(path, config.KindSite, config.SecretAdminToken)
 	if err == nil {
 		return cfg.Admin.Listen, cfg.Admin.Token, nil
 	}
 	// A witness file fails as a site file; a broken site file must show its own errors.
-	w, werr := config.Load(path, config.KindWitness)
+	w, werr := config.LoadSecrets(path, config.KindWitness, config.SecretAdminToken)
 	if werr == nil {
 		return w.Admin.Listen, w.Admin.Token, nil
 	}
@@ -98,8 +100,9 @@ func adminConfig(path string) (listen, token string, err error) {
 	return listen, token, nil
 }
 
-// unreadableSecretsOnly reports whether err holds only errors of secret files that the user
-// may not read and that an admin command does not need.
+// unreadableSecretsOnly reports whether err holds only errors of files a DSN names that the
+// user may not read (config.LoadSecrets reads those whatever it is told), which an admin
+// command does not need.
 func unreadableSecretsOnly(err error) bool {
 	var es config.Errors
 	if !errors.As(err, &es) || len(es) == 0 {
@@ -107,8 +110,7 @@ func unreadableSecretsOnly(err error) bool {
 	}
 	for _, e := range es {
 		switch e.Key {
-		case "gossip.secret_key_file", "txshim.users_file", "txshim.tls_key_file", "txshim.tls_cert_file",
-			"txshim.local_dsn", "txshim.peer_dsn":
+		case "txshim.local_dsn", "txshim.peer_dsn":
 		default:
 			return false
 		}

@@ -239,6 +239,14 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 		t.Errorf("tandem status -config F, F's secrets other than the admin token unreadable:\n%s", out)
 	}
 
+	// Its DSNs naming no file, the file loads with its admin token alone (config.LoadSecrets).
+	plain := write("site1-plain.toml", secretsSiteTOML(siteSecrets{dataDir: "/d", key: key, users: users, tlsCert: rootCert, tlsKey: tlsKey,
+		localDSN: "postgres://tandem@127.0.0.1:1/wire", peerDSN: "postgres://tandem@127.0.0.2:1/wire",
+		adminListen: addr, token: token}), 0o644, -1)
+	if out := status(plain); !strings.Contains(out, "EXIT 0\n") || !strings.Contains(out, `{"role":"master"}`) {
+		t.Errorf("tandem status -config F, F's DSNs naming no file, its other secrets unreadable:\n%s", out)
+	}
+
 	// A file broken elsewhere still shows its own error.
 	bad := write("bad.toml", strings.Replace(src, "[server]\n", "[server]\nhealth_interval = \"fast\"\n", 1), 0o644, -1)
 	if out := status(bad); !strings.Contains(out, "EXIT 2\n") || !strings.Contains(out, "server.health_interval") {
