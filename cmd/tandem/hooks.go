@@ -37,20 +37,21 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	// kills the hook's process group, and the wait for the output ends soon after.
 	killGroup(cmd)
 	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
+	raw, err := cmd.CombinedOutput()
+	out := hookOutput(raw)
 	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
 		// It exited 0; a daemon it started still holds its output.
 		err = nil
 	}
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
-		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", string(out))
+		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", out)
 		return
 	}
 	if err != nil {
-		h.log.Error("hook failed", "hook", name, "cmd", argv[0], "err", fmt.Sprint(err), "output", string(out))
+		h.log.Error("hook failed", "hook", name, "cmd", argv[0], "err", fmt.Sprint(err), "output", out)
 		return
 	}
-	h.log.Info("hook ran", "hook", name, "cmd", argv[0], "output", string(out))
+	h.log.Info("hook ran", "hook", name, "cmd", argv[0], "output", out)
 }
 
 // hookEnviron is the sidecar's environment as a hook gets it: without the gossip key
@@ -64,4 +65,16 @@ func hookEnviron(env []string) []string {
 		}
 	}
 	return out
+}
+
+// hookOutput is a hook's output as it is logged, with the value of $PGPASSWORD masked: a hook
+// keeps it (it may need the database, as the sidecar does), but one that prints its
+// environment or runs under set -x must not write it into the sidecar's log (DESIGN §2:
+// secrets never appear in logs).
+func hookOutput(out []byte) string {
+	s := string(out)
+	if pw := os.Getenv("PGPASSWORD"); pw != "" {
+		s = strings.ReplaceAll(s, pw, "<PGPASSWORD>")
+	}
+	return s
 }

@@ -153,3 +153,27 @@ func TestHookEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestHookPGPasswordNotLogged: a hook keeps $PGPASSWORD (it may need the database, as the
+// sidecar does), but tandem logs a hook's output, and a hook that prints its environment, or
+// runs under set -x, would write the password into the sidecar's log (DESIGN §2: secrets never
+// appear in logs). The logged output has it masked.
+func TestHookPGPasswordNotLogged(t *testing.T) {
+	const pw = "pw-s3cret-42"
+	t.Setenv("PGPASSWORD", pw)
+	var mu sync.Mutex
+	var logged strings.Builder
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h.run(t.Context(), "on_promote", []string{"sh", "-c", `echo "PGPASSWORD=$PGPASSWORD"`}, gossip.RoleMaster, 7)
+	h.run(t.Context(), "on_demote", []string{"sh", "-c", `echo "$PGPASSWORD" >&2; exit 3`}, gossip.RoleBackup, 7)
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	if strings.Contains(out, pw) {
+		t.Errorf("the sidecar's log holds $PGPASSWORD:\n%s", out)
+	}
+	if !strings.Contains(out, "PGPASSWORD=<PGPASSWORD>") {
+		t.Errorf("the hook did not get $PGPASSWORD, or its output was not logged masked:\n%s", out)
+	}
+}
