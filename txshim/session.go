@@ -43,6 +43,9 @@ type session struct {
 	cr     *frameReader
 	cmu    sync.Mutex
 	cw     *bufio.Writer
+	// notes: NotificationResponse frames held for the client's next ReadyForQuery (under cmu;
+	// see serverLoop).
+	notes []byte
 
 	backend net.Conn
 	br      *frameReader
@@ -604,7 +607,23 @@ func (s *session) serverLoop() {
 				fwd = false
 			}
 		case 'A':
-			fwd = true // notifications always reach the client
+			// Notifications always reach the client where PostgreSQL may put them: just before
+			// ReadyForQuery, or between replies when it waits for the next message outside a
+			// transaction. One that comes in reply to a statement of the shim's own (its COMMIT)
+			// waits for the next ReadyForQuery the client gets, after the replies the shim makes
+			// up for the client's statement (CommandComplete COMMIT): it must not overtake them.
+			// Later ones wait behind it, keeping their order.
+			s.cmu.Lock()
+			held := (cur != nil && !cur.fwd) || len(s.notes) > 0
+			if held {
+				s.notes = binary.BigEndian.AppendUint32(append(s.notes, typ), uint32(len(body)+4))
+				s.notes = append(s.notes, body...)
+			}
+			s.cmu.Unlock()
+			if held {
+				continue
+			}
+			fwd = true
 		case 'S':
 			fwd = true // parameter changes too, unless the session must end for one
 			var ps pgproto3.ParameterStatus
@@ -731,6 +750,9 @@ func (s *session) toClient(typ byte, body []byte, flush bool) error {
 	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
+	if typ == 'Z' {
+		s.writeNotesLocked()
+	}
 	s.cw.Write(hdr[:])
 	if _, err := s.cw.Write(body); err != nil {
 		return err
@@ -739,6 +761,15 @@ func (s *session) toClient(typ byte, body []byte, flush bool) error {
 		return s.cw.Flush()
 	}
 	return nil
+}
+
+// writeNotesLocked writes the notifications held for the client's next ReadyForQuery (notes),
+// which is written next. s.cmu is held.
+func (s *session) writeNotesLocked() {
+	if len(s.notes) > 0 {
+		s.cw.Write(s.notes)
+		s.notes = s.notes[:0]
+	}
 }
 
 func (s *session) flushClient() error {
@@ -754,6 +785,9 @@ func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	for _, m := range msgs {
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			s.writeNotesLocked()
+		}
 		buf, err := m.Encode(s.scratch[:0])
 		if err != nil {
 			return err
