@@ -930,3 +930,185 @@ func stripNoise(s string) string {
 	}
 	return b.String()
 }
+
+// lexerSetting tells whether statement st of text may change a setting the lexer depends on
+// (lexerUnsafe: standard_conforming_strings, client_encoding), which PostgreSQL applies to the
+// statements it parses after it — in the same extended-protocol request, or in a request
+// pipelined behind it — before the shim sees the ParameterStatus that ends such a session.
+// unsafe: it sets one to a value lexerUnsafe refuses, as written (SET, SET NAMES, set_config
+// with literal arguments). unsure: it may change one, but the text does not tell to what
+// (set_config with an argument that is not a literal, a DO block that names one). RESET,
+// RESET ALL and DISCARD ALL go back to the values the session started with, which the shim
+// checked (startup). A function that sets one in its body is not seen.
+func lexerSetting(text string, st statement) (unsafe, unsure bool) {
+	// Most statements neither begin with SET or DO nor call set_config: they are not tokenized.
+	i := skipBlank(text, st.Start, st.End)
+	first := func(kw string) bool {
+		return i+len(kw) <= st.End && strings.EqualFold(text[i:i+len(kw)], kw) && (i+len(kw) == st.End || !isIdentChar(text[i+len(kw)]))
+	}
+	if !first("SET") && !first("DO") && !containsFold(text[st.Start:st.End], "set_config") {
+		return false, false
+	}
+	return settingIn(text, st.Start, st.End, false)
+}
+
+// containsFold tells whether s contains the lower-case ASCII word w in any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && strings.EqualFold(s[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
+}
+
+// settingIn is lexerSetting of text[start:end]; body: it is the body of a DO block, where a SET
+// may come anywhere.
+func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
+	var toks []span // words, quoted names, strings and single bytes, without blanks and comments
+	tokens(text, start, end, func(tok tokKind, b, e int) bool {
+		if tok != tokComment && (tok != tokByte || !isSpace(text[b])) {
+			toks = append(toks, span{b, e})
+		}
+		return true
+	})
+	word := func(i int) string {
+		if i >= len(toks) {
+			return ""
+		}
+		return text[toks[i].start:toks[i].end]
+	}
+	is := func(i int, kw string) bool { return strings.EqualFold(word(i), kw) }
+	// name folds an identifier as PostgreSQL does (unquoted: lower case).
+	name := func(i int) string {
+		w := word(i)
+		if len(w) >= 2 && w[0] == '"' && w[len(w)-1] == '"' {
+			return strings.ReplaceAll(w[1:len(w)-1], `""`, `"`)
+		}
+		return strings.ToLower(w)
+	}
+	// value reads a setting's value as written: a word, number, "quoted name" or '…' string;
+	// ok=false when it is written otherwise (E'…', a dollar quote, an expression).
+	value := func(i int) (string, bool) {
+		w := word(i)
+		switch {
+		case w == "":
+			return "", false
+		case w[0] == '\'' && len(w) >= 2 && w[len(w)-1] == '\'':
+			return strings.ReplaceAll(w[1:len(w)-1], "''", "'"), true
+		case w[0] == '"':
+			return name(i), true
+		case isIdentStart(w[0]):
+			for j := 1; j < len(w); j++ {
+				if !isIdentChar(w[j]) {
+					return "", false // E'…'
+				}
+			}
+			return w, true
+		}
+		// A number, as single bytes.
+		v, j := "", i
+		for ; j < len(toks) && toks[j].end-toks[j].start == 1 && (isIdentChar(text[toks[j].start]) || text[toks[j].start] == '.'); j++ {
+			v += word(j)
+		}
+		return v, v != ""
+	}
+	// changes tells what setting setting (folded) to the value at token i does.
+	changes := func(setting string, i int) (unsafe, unsure bool) {
+		v, ok := value(i)
+		switch {
+		case setting != "standard_conforming_strings" && setting != "client_encoding":
+			return false, false
+		case !ok:
+			return false, true
+		case strings.EqualFold(v, "DEFAULT") && toks[i].end-toks[i].start == len("DEFAULT"):
+			return false, false // unquoted DEFAULT: the value the session started with
+		case setting == "client_encoding":
+			return clientOnlyEncoding(v), false
+		}
+		on, ok := parseBool(v)
+		return ok && !on, false // a value that is no boolean fails
+	}
+	set := func(i int) (unsafe, unsure bool) {
+		k := i + 1
+		if is(k, "SESSION") || is(k, "LOCAL") {
+			k++
+		}
+		if is(k, "NAMES") {
+			return changes("client_encoding", k+1)
+		}
+		if is(k+1, "=") || is(k+1, "TO") {
+			return changes(name(k), k+2)
+		}
+		return false, false
+	}
+	if !body && is(0, "SET") {
+		return set(0)
+	}
+	for i := range toks {
+		if body && is(i, "SET") {
+			u, n := set(i)
+			unsafe, unsure = unsafe || u, unsure || n
+		}
+		if !body && i == 0 && is(0, "DO") {
+			// The block's body, a string: what it runs is SQL too (EXECUTE of a string built
+			// at run time is not seen).
+			for _, t := range toks[1:] {
+				w := text[t.start:t.end]
+				switch {
+				case len(w) >= 2 && w[0] == '\'':
+					u, n := settingIn(text, t.start+1, t.end-1, true)
+					unsafe, unsure = unsafe || u, unsure || n
+				case w[0] == '$':
+					if tag := strings.IndexByte(w[1:], '$'); tag >= 0 && len(w) >= 2*(tag+2) {
+						u, n := settingIn(text, t.start+tag+2, t.end-tag-2, true)
+						unsafe, unsure = unsafe || u, unsure || n
+					}
+				}
+			}
+			return unsafe, unsure
+		}
+		if name(i) != "set_config" || !is(i+1, "(") {
+			continue
+		}
+		// set_config(name, value, is_local): both '…' literals to tell.
+		literal := func(j int) (string, bool) {
+			v, ok := value(j)
+			return v, ok && word(j)[0] == '\'' && (is(j+1, ",") || is(j+1, ")"))
+		}
+		setting, ok := literal(i + 2)
+		setting = strings.ToLower(setting)
+		if !ok {
+			unsure = true
+			continue
+		}
+		if setting != "standard_conforming_strings" && setting != "client_encoding" {
+			continue
+		}
+		if _, ok := literal(i + 4); !ok || !is(i+3, ",") {
+			unsure = true
+			continue
+		}
+		u, n := changes(setting, i+4)
+		unsafe, unsure = unsafe || u, unsure || n
+	}
+	return unsafe, unsure
+}
+
+// clientOnlyEncoding tells whether a client_encoding value names an encoding lexerUnsafe
+// refuses, under any of PostgreSQL's spellings (case and punctuation do not count).
+func clientOnlyEncoding(v string) bool {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; isIdentChar(c) && c != '_' && c != '$' {
+			b.WriteByte(c | 0x20)
+		}
+	}
+	switch b.String() {
+	case "sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004",
+		"big5", "win950", "windows950", "gbk", "win936", "windows936",
+		"uhc", "win949", "windows949", "gb18030", "johab":
+		return true
+	}
+	return false
+}

@@ -107,6 +107,14 @@ type session struct {
 	roForced      bool
 	roSaved       string
 	roSetByClient bool
+
+	// A statement that may change a setting the lexer depends on, to a value the shim cannot
+	// tell (lexerSetting, checkSettings). lexWait: one was sent since the last barrier, so the
+	// next request waits for its reply, whose ParameterStatus ends the session when it did.
+	// lexUnsure: the extended request being received (up to its Sync) holds one, so a Parse
+	// after it ends the session: PostgreSQL would parse it under a setting the shim learns only
+	// at the Sync. lexNext: the Query being processed holds one; lexWait is set once it is sent.
+	lexWait, lexUnsure, lexNext bool
 }
 
 // stmtInfo is what the shim knows of a prepared statement or portal.
@@ -316,6 +324,12 @@ type protocolError struct{ msg string }
 
 func (e *protocolError) Error() string { return "protocol violation: " + e.msg }
 
+// settingError: the client sent a statement that changes, or may change where the shim cannot
+// tell, a setting the lexer depends on; the session ends with SQLSTATE 0A000 before it runs.
+type settingError struct{ msg string }
+
+func (e *settingError) Error() string { return e.msg }
+
 // frameReader reads protocol messages (type byte, length, body) into a reused buffer.
 type frameReader struct {
 	r   *bufio.Reader
@@ -399,6 +413,11 @@ func (s *session) run(ctx context.Context) {
 		writeFatal(s.cw, "08P01", "tandem: "+pe.Error())
 		s.cmu.Unlock()
 		s.log.Warn("txshim: session ended", "user", s.user, "err", err)
+	} else if se := (*settingError)(nil); errors.As(err, &se) {
+		s.cmu.Lock()
+		writeFatal(s.cw, "0A000", "tandem: "+se.msg)
+		s.cmu.Unlock()
+		s.log.Warn("txshim: session ended", "user", s.user, "reason", se.msg)
 	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errClientQuit) {
 		s.log.Debug("txshim: session ended", "user", s.user, "err", err)
 	}
@@ -1293,6 +1312,44 @@ func (s *session) lex(sql string) []statement {
 	return sts
 }
 
+// checkSettings ends the session (settingError) before statements sts of text run when one
+// changes a setting the lexer depends on to a value it cannot follow (lexerSetting): PostgreSQL
+// would parse what comes after it in the same request, or in one pipelined behind it, under
+// that setting, before the shim sees the ParameterStatus that ends the session — a write or a
+// COMMIT the lexer took for part of a string would bypass the shim. One that may change such a
+// setting where the shim cannot tell to what makes the next request wait for its reply
+// (lexWait), and ends the session when more follows it in the same request: statements after
+// it in a Query (query), which the shim may send on their own, or a later Parse of the same
+// extended request (lexUnsure). Requests already sent get their replies first.
+func (s *session) checkSettings(text string, sts []statement, query bool) error {
+	for _, st := range sts {
+		if st.Kind == kindEmpty {
+			continue
+		}
+		if s.lexUnsure {
+			s.barrier()
+			return &settingError{"a statement after one that may change standard_conforming_strings or client_encoding (set_config with arguments that are not literals, a DO block that names one) in the same request is not supported"}
+		}
+		unsafe, unsure := lexerSetting(text, st)
+		if unsafe {
+			s.barrier()
+			stmt := strings.TrimSpace(text[st.Start:st.End])
+			if len(stmt) > 200 {
+				stmt = stmt[:200] + "…"
+			}
+			return &settingError{"standard_conforming_strings off and the client-only encodings are not supported: " + stmt}
+		}
+		if unsure {
+			s.lexUnsure = true
+		}
+	}
+	if query && s.lexUnsure {
+		s.lexUnsure = false
+		s.lexNext = true
+	}
+	return nil
+}
+
 // handleQuery processes a simple Query: passed through when nothing in it needs the shim, else
 // split by the lexer around the statements that do (DESIGN §5.1).
 func (s *session) handleQuery(ctx context.Context, body []byte) error {
@@ -1302,8 +1359,18 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	}
 	s.lastExt = false
 	sts := s.lex(text)
+	if err := s.checkSettings(text, sts, true); err != nil {
+		return err
+	}
 	pol := s.policy()
 	st, err := s.barrier()
+	if err == nil {
+		s.lexWait = false
+	}
+	if s.lexNext {
+		s.lexNext = false
+		defer func() { s.lexWait = true }()
+	}
 	if errors.Is(err, errCopyOpen) {
 		return s.abortCopy('Q', body)
 	}
@@ -1419,7 +1486,11 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			return &protocolError{"malformed Parse message"}
 		}
 		si := stmtInfo{kind: kindEmpty}
-		for _, st := range s.lex(query) {
+		sts := s.lex(query)
+		if err := s.checkSettings(query, sts, false); err != nil {
+			return err
+		}
+		for _, st := range sts {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
 					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
@@ -1505,6 +1576,10 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 	s.items = append(s.items, item{typ: typ, lo: lo, hi: len(s.ebuf), info: info})
 	switch {
 	case typ == 'S':
+		if s.lexUnsure {
+			s.lexUnsure = false
+			defer func() { s.lexWait = true }()
+		}
 		return s.runBatch(ctx, true)
 	case typ == 'H' || len(s.ebuf) >= maxBatchBuffer:
 		return s.runBatch(ctx, false)
@@ -1552,7 +1627,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		}
 	}
 	if !us.open {
-		if neutral && !pol.fenced && !s.readOnlyChange(pol) {
+		if neutral && !pol.fenced && !s.readOnlyChange(pol) && !s.lexWait {
 			// Reads pass without waiting for earlier requests: pipelines stay pipelined.
 			s.noteAll(u)
 			if final {
@@ -1572,6 +1647,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		if err != nil {
 			return err
 		}
+		s.lexWait = false
 		if st == 'I' {
 			if refused, err := s.startUnit(pol, final); refused || err != nil {
 				if refused {
