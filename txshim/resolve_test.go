@@ -590,10 +590,37 @@ func TestResolverOutsideLeavesInFlight(t *testing.T) {
 // (prepared nowhere there), it ends that session, so the peer never prepares the gid
 // afterwards — which recovery would commit whenever the own site is out of reach.
 func TestResolverEndsLateApply(t *testing.T) {
+	resolverEndsApply(t, lateApply{
+		startName: applyAppName + " " + lateGID,
+		script:    `BEGIN; UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION ` + sqlLiteral(lateGID),
+		what:      "the orphaned apply to wait for the row lock",
+		ready:     `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+		readyName: applyAppName + " " + lateGID,
+	})
+}
+
+// lateGID is the gid resolverEndsApply prepares locally.
+var lateGID = gidFor("a", 1, 1)
+
+// lateApply is an apply session on the peer that outlives its Prepare, for resolverEndsApply:
+// the name it starts with, what it runs (ending with PREPARE TRANSACTION lateGID, once a row lock
+// is free), and when it is where the test wants it (ready counts the sessions named readyName
+// in that state).
+type lateApply struct {
+	startName, script string
+	what, ready       string
+	readyName         string
+}
+
+// resolverEndsApply: with la running on the peer, blocked by a row lock on the way to its
+// PREPARE, a resolver pass rolls back the local copy of lateGID (prepared nowhere on the peer) and
+// ends la first, so that the peer never prepares lateGID once the lock is free.
+func resolverEndsApply(t *testing.T, la lateApply) {
+	t.Helper()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)
-	ctx := capCtx(t, 30*time.Second)
+	ctx := capCtx(t, 60*time.Second)
 	blocker, err := p.pdb.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -604,27 +631,30 @@ func TestResolverEndsLateApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gid := gidFor("a", 1, 1)
+	gid := lateGID
 	prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'late' WHERE k = 1`)
-	// The orphaned apply: named as the Shipper names it, its PREPARE queued behind the lock.
 	cfg, err := pgconn.ParseConfig(p.peer.DSN("app"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.RuntimeParams["application_name"] = applyAppName + " " + gid
+	cfg.RuntimeParams["application_name"] = la.startName
 	orphan, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orphan.Close(context.Background())
 	late := make(chan error, 1)
+	octx, stop := context.WithCancel(ctx)
 	go func() {
-		_, err := orphan.Exec(ctx, `BEGIN; UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION `+sqlLiteral(gid)).ReadAll()
+		_, err := orphan.Exec(octx, la.script).ReadAll()
 		late <- err
 	}()
-	waitFor(t, "the orphaned apply to wait for the row lock", func() bool {
-		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, applyAppName+" "+gid) == 1
-	})
+	// The connection is closed once its Exec is done (cancelled, when the test failed first).
+	defer func() {
+		stop()
+		<-late
+		orphan.Close(context.Background())
+	}()
+	waitFor(t, la.what, func() bool { return queryOne[int](t, p.pdb, la.ready, la.readyName) == 1 })
 
 	rep, err := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
 	if err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
@@ -634,9 +664,10 @@ func TestResolverEndsLateApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-late:
+	case err := <-late:
+		late <- err // for the deferred close
 	case <-time.After(10 * time.Second):
-		t.Fatal("the orphaned apply neither ended nor finished")
+		t.Fatal("the late apply neither ended nor finished")
 	}
 	if preparedOn(t, p.pdb, gid) {
 		p.pdb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
