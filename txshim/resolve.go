@@ -573,8 +573,29 @@ func (r *Resolver) apply(ctx context.Context, gid string, xid uint64, ownDB, oth
 // database is unreachable (a later pass would commit a copy prepared on the applied side). A
 // side that is unreachable now is finished by a later pass from the outcome recorded here.
 // A commit of a gid prepared on its own site's database alone (the other database lacks it or
-// cannot be reached) is refused unless that site is the master (commitAloneShips).
+// cannot be reached) is refused unless that site is the master (commitAloneShips). A decision
+// for a copy prepared only on the other database while the gid's own site's database cannot
+// tell the outcome of its xid is refused too (see DecideOptions.AcceptUnknownOwnOutcome).
 func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
+	return r.DecideWith(ctx, gid, commit, DecideOptions{})
+}
+
+// DecideOptions are the operator's overrides of Decide's refusals.
+type DecideOptions struct {
+	// AcceptUnknownOwnOutcome lets the decision go ahead for a gid prepared only on the
+	// database of the other site while the database of the gid's own site (its coordinator,
+	// whose xid status is the record, DESIGN §5.4) answers but cannot tell whether the gid's
+	// xid committed: pg_xact_status is NULL (the xid is older than what it remembers), the xid
+	// is "in the future" there (that database was restored or re-initialised since), or it is
+	// in progress without being prepared. Committing the copy when the own site rolled it back,
+	// or rolling it back when the own site committed it, leaves the databases apart; the
+	// operator sets this only after checking on the own site's database whether the
+	// transaction's changes are there.
+	AcceptUnknownOwnOutcome bool
+}
+
+// DecideWith is Decide with the operator's overrides.
+func (r *Resolver) DecideWith(ctx context.Context, gid string, commit bool, opts DecideOptions) error {
 	site, _, xid, ok := parseGID(gid)
 	if !ok {
 		return fmt.Errorf("resolve %s: not a gid Tandem makes (tandem_<site>_<term>_<xid>)", gid)
@@ -591,7 +612,7 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 	if site == r.cfg.Site {
 		ownDB, otherDB = dbs[0], dbs[1]
 	}
-	own, _, err := ownDB.observe(ctx, gid, xid, true)
+	own, ownWhy, err := ownDB.observe(ctx, gid, xid, true)
 	if err != nil {
 		return fmt.Errorf("resolve %s: %w", gid, err)
 	}
@@ -623,6 +644,18 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 		return fmt.Errorf("resolve %s: not prepared on any reachable database (%s: %s, %s: %s)",
 			gid, ownDB.side, own, otherDB.side, other)
 	}
+	if own == sideUnknown && other == sidePrepared && !opts.AcceptUnknownOwnOutcome {
+		verb, want := "roll back", "committed it"
+		if commit {
+			verb, want = "commit", "rolled it back"
+		}
+		return fmt.Errorf("resolve %s: refusing to %s: it is prepared only on the %s database, and the %s database (site %s's, the gid's own site, "+
+			"whose xid status records the outcome) cannot tell whether its transaction committed (%s); if site %s %s, this decision leaves the databases apart: "+
+			"check on the %s database whether the transaction's changes are there (its application's records, or tandem verify), "+
+			"then decide with the override (DecideOptions.AcceptUnknownOwnOutcome) or %s PREPARED %s on the %s database by hand",
+			gid, verb, otherDB.side, ownDB.side, site, ownWhy, site, want, ownDB.side,
+			map[bool]string{true: "COMMIT", false: "ROLLBACK"}[commit], sqlLiteral(gid), otherDB.side)
+	}
 	if commit && own == sidePrepared && other != sidePrepared && other != sideCommitted {
 		if err := commitAloneShips(ctx, gid, site, ownDB, dbs); err != nil {
 			return err
@@ -635,7 +668,7 @@ func (r *Resolver) Decide(ctx context.Context, gid string, commit bool) error {
 	if other == sidePrepared {
 		steps = append(steps, resolveStep{own: false, commit: commit})
 	}
-	r.logger.Warn("resolver: operator decision", "gid", gid, "commit", commit)
+	r.logger.Warn("resolver: operator decision", "gid", gid, "commit", commit, "accept_unknown_own_outcome", opts.AcceptUnknownOwnOutcome)
 	if _, err := r.apply(ctx, gid, xid, ownDB, otherDB, steps); err != nil {
 		return fmt.Errorf("resolve %s: %w", gid, err)
 	}
