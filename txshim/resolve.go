@@ -652,7 +652,7 @@ func (r *Resolver) DecideWith(ctx context.Context, gid string, commit bool, opts
 		return fmt.Errorf("resolve %s: refusing to %s: it is prepared only on the %s database, and the %s database (site %s's, the gid's own site, "+
 			"whose xid status records the outcome) cannot tell whether its transaction committed (%s); if site %s %s, this decision leaves the databases apart: "+
 			"check on the %s database whether the transaction's changes are there (its application's records, or tandem verify), "+
-			"then decide with the override (DecideOptions.AcceptUnknownOwnOutcome) or %s PREPARED %s on the %s database by hand",
+			"then decide with the override (tandem resolve -accept-unknown-outcome; DecideOptions.AcceptUnknownOwnOutcome) or %s PREPARED %s on the %s database by hand",
 			gid, verb, otherDB.side, ownDB.side, site, ownWhy, site, want, ownDB.side,
 			map[bool]string{true: "COMMIT", false: "ROLLBACK"}[commit], sqlLiteral(gid), otherDB.side)
 	}

@@ -22,6 +22,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "the site's TOML file")
 	commit := fs.String("commit", "", "commit this in-doubt gid on every database where it is prepared")
 	rollback := fs.String("rollback", "", "roll this in-doubt gid back on every database where it is prepared")
+	acceptUnknown := fs.Bool("accept-unknown-outcome", false, "with -commit or -rollback: decide a gid prepared only on the other site's database although its own site's database cannot tell whether it committed (check that database first)")
 	if err := fs.Parse(args); err != nil || !argsAtMost("resolve", fs.Args(), 0, stderr) {
 		return 2
 	}
@@ -39,12 +40,15 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	case *commit != "" && *rollback != "":
 		fmt.Fprintln(stderr, "tandem resolve: -commit and -rollback exclude each other")
 		return 2
+	case *acceptUnknown && *commit == "" && *rollback == "":
+		fmt.Fprintln(stderr, "tandem resolve: -accept-unknown-outcome goes with -commit or -rollback")
+		return 2
 	case *commit != "" || *rollback != "":
 		gid, yes := *commit, true
 		if gid == "" {
 			gid, yes = *rollback, false
 		}
-		if err := r.Decide(ctx, gid, yes); err != nil {
+		if err := r.DecideWith(ctx, gid, yes, txshim.DecideOptions{AcceptUnknownOwnOutcome: *acceptUnknown}); err != nil {
 			fmt.Fprintln(stderr, "tandem resolve:", err)
 			return 1
 		}

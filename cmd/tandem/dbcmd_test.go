@@ -224,3 +224,67 @@ peer_dsn = %q
 %stoken_file = %q
 `, s.dataDir, s.key, s.users, s.tlsCert, s.tlsKey, s.localDSN, s.peerDSN, admin, s.token)
 }
+
+// TestResolveAcceptUnknownOutcome: `tandem resolve -commit` of a gid prepared only on the other
+// site's database, while the gid's own site's database cannot tell whether it committed (its
+// xid is "in the future" there, as after a restore), is refused, naming the override; with
+// -accept-unknown-outcome it is committed. The flag alone is a usage error.
+func TestResolveAcceptUnknownOutcome(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.DSN(c.Database())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := txshim.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE DATABASE peer`); err != nil {
+		t.Fatal(err)
+	}
+	peer, err := txshim.OpenDB(c.DSN("peer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	// A gid of this site (site2), its xid far past any the local database assigned, prepared on
+	// the peer database only.
+	gid := fmt.Sprintf("tandem_site2_1_%d", uint64(1)<<40+5)
+	conn, err := peer.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN; CREATE TABLE applied (id int); PREPARE TRANSACTION '`+gid+`'`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	defer peer.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "site2.toml")
+	src := "site = \"site2\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + dsn + "\"\npeer_dsn = \"" + c.DSN("peer") + "\"\ncommit_timeout = \"30s\"\n"
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resolve := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"resolve", "-config", cfg}, args...), &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	if code, out := resolve("-accept-unknown-outcome"); code != 2 || !strings.Contains(out, "goes with -commit or -rollback") {
+		t.Errorf("-accept-unknown-outcome alone: exit %d, %q; want a usage error", code, out)
+	}
+	if code, out := resolve("-commit", gid); code != 1 || !strings.Contains(out, "cannot tell whether its transaction committed") || !strings.Contains(out, "-accept-unknown-outcome") {
+		t.Fatalf("-commit with the own outcome unknown: exit %d, %q; want a refusal naming -accept-unknown-outcome", code, out)
+	}
+	var n int
+	if err := peer.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1`, gid).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the refusal %s is prepared %d times (%v), want still prepared", gid, n, err)
+	}
+	if code, out := resolve("-commit", gid, "-accept-unknown-outcome"); code != 0 {
+		t.Fatalf("-commit -accept-unknown-outcome: exit %d, %q; want done", code, out)
+	}
+	if err := peer.QueryRowContext(ctx, `SELECT count(*) FROM pg_class WHERE relname = 'applied'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the forced commit the prepared table is there %d times (%v), want committed", n, err)
+	}
+}
