@@ -30,14 +30,38 @@ func TestResyncCommitInSnapshotWindow(t *testing.T) {
 		p.ldb.Exec(`ALTER SYSTEM RESET synchronous_standby_names`)
 		p.ldb.Exec(`SELECT pg_reload_conf()`)
 	})
-	inserted := make(chan error, 1)
-	go func() {
-		_, err := p.ldb.ExecContext(ctx, `INSERT INTO kv VALUES (1, 'window')`)
-		inserted <- err
-	}()
-	waitFor(t, "the commit to wait for the synchronous standby", func() bool {
-		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`) == 1
-	})
+	// The reload reaches the backends (and the checkpointer, which tells them a standby is
+	// wanted) in their own time: a commit that did not wait for the standby is one the snapshot
+	// sees; try again with the next key until one waits.
+	var inserted chan error
+	for k, deadline := 1, time.Now().Add(30*time.Second); ; k++ {
+		inserted = make(chan error, 1)
+		go func() {
+			_, err := p.ldb.ExecContext(ctx, `INSERT INTO kv VALUES ($1, 'window')`, k)
+			inserted <- err
+		}()
+		waiting := false
+		for !waiting && time.Now().Before(deadline) {
+			select {
+			case err := <-inserted:
+				if err != nil {
+					t.Fatal(err)
+				}
+				inserted = nil
+			case <-time.After(20 * time.Millisecond):
+			}
+			if inserted == nil {
+				break
+			}
+			waiting = queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`) == 1
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for a commit to wait for the synchronous standby")
+		}
+	}
 
 	resynced := make(chan error, 1)
 	go func() {
@@ -51,9 +75,9 @@ func TestResyncCommitInSnapshotWindow(t *testing.T) {
 	if err := <-resynced; err != nil {
 		t.Fatalf("Resync: %v", err)
 	}
-	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'after')`)
+	p.local.Exec(t, `INSERT INTO kv VALUES (1000, 'after')`)
 	waitForLong(t, "the later commit on the peer, or a refusal", 30*time.Second, func() bool {
-		return sh.Err() != nil || (queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 2`) == 1 && sh.Backlog() == 0)
+		return sh.Err() != nil || (queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1000`) == 1 && sh.Backlog() == 0)
 	})
 	if err := sh.Err(); err != nil {
 		t.Fatalf("after Resync: %v", err)
