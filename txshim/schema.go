@@ -98,6 +98,22 @@ END $f$;
 // the shim sends as is: a subscription is not shipped, and some of them act on the publisher
 // before their end). Every other session — the peer's apply, install, resync,
 // an operator's psql — is left alone. CREATE EVENT TRIGGER needs a superuser (Install checks).
+//
+// The same install makes two event triggers for the peer's side of CREATE EXTENSION and ALTER
+// EXTENSION (… UPDATE), which the shim records like any DDL: an extension's script may make
+// tables and fill them (pg_extension_config_dump marks such tables), and those rows are
+// decoded from the local database and shipped after the statement's tandem.ddl row, while the
+// peer's own run of the statement fills its new tables too — duplicate keys, the apply refused
+// and the peer needing resync. As for CREATE TABLE … AS (apply.go, emptyNewTablesSQL), the
+// tables the statement made on the peer are emptied right after it (TRUNCATE ONLY, all in one
+// statement, so that foreign keys among them do not stand in the way), and the shipped rows
+// fill them: the peer holds exactly the local rows, values the script computed included. Only
+// the published tables that did not exist before the statement (recorded at its start) are
+// emptied. The triggers are ENABLE REPLICA: they fire only in sessions with
+// session_replication_role = replica — the peer's apply — never for the clients' statements
+// on the local database. Not covered: rows a script writes into tables that existed before it
+// (an update script filling a table of the extension's earlier version), which both databases
+// write, so the peer gets them twice.
 const ddlGuardSQL = `
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
@@ -126,8 +142,37 @@ BEGIN
     MESSAGE = pg_catalog.format('tandem: %s inside a DO block, function, procedure or trigger is not shipped to the peer: refused', TG_TAG),
     HINT = 'Send the DDL as a statement of its own through Tandem''s shim, which records it for the peer (temporary objects are exempt).';
 END $f$;
+CREATE OR REPLACE FUNCTION tandem.ddl_extension_rows() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
+DECLARE tables pg_catalog.text;
+BEGIN
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
+    PERFORM pg_catalog.set_config('tandem.tables_before',
+      (SELECT coalesce(pg_catalog.array_agg(oid), '{}')::pg_catalog.text FROM pg_catalog.pg_class WHERE relkind OPERATOR(pg_catalog.=) 'r'), true);
+    RETURN;
+  END IF;
+  SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ') INTO tables
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+  WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
+    AND c.oid OPERATOR(pg_catalog.<>) ALL (pg_catalog.current_setting('tandem.tables_before')::pg_catalog.oid[])
+    AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
+      AND t.schemaname OPERATOR(pg_catalog.=) n.nspname AND t.tablename OPERATOR(pg_catalog.=) c.relname);
+  IF tables IS NOT NULL THEN
+    EXECUTE 'TRUNCATE ONLY ' OPERATOR(pg_catalog.||) tables;
+  END IF;
+END $f$;
 DO $d$
 BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_extension_before') THEN
+    CREATE EVENT TRIGGER tandem_extension_before ON ddl_command_start
+      WHEN TAG IN ('CREATE EXTENSION', 'ALTER EXTENSION') EXECUTE FUNCTION tandem.ddl_extension_rows();
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_extension_rows') THEN
+    CREATE EVENT TRIGGER tandem_extension_rows ON ddl_command_end
+      WHEN TAG IN ('CREATE EXTENSION', 'ALTER EXTENSION') EXECUTE FUNCTION tandem.ddl_extension_rows();
+  END IF;
+  ALTER EVENT TRIGGER tandem_extension_before ENABLE REPLICA;
+  ALTER EVENT TRIGGER tandem_extension_rows ENABLE REPLICA;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard') THEN
     CREATE EVENT TRIGGER tandem_ddl_guard ON ddl_command_end EXECUTE FUNCTION tandem.ddl_guard();
   END IF;
