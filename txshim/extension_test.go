@@ -1,17 +1,22 @@
 package txshim
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // installTestExtension writes a small extension into PostgreSQL's share directory (both test
 // clusters run the same installation) under a name of this process, removed at the end of the
 // test: version 1.0 makes two tables and fills them, one marked with
-// pg_extension_config_dump; the update to 1.1 makes a third table with a row.
+// pg_extension_config_dump; the update to 1.1 makes a third table with rows, those from 1.1
+// to 1.2 and 1.3 write into a table of 1.0.
 func installTestExtension(t *testing.T) string {
 	t.Helper()
 	dir := "/usr/share/postgresql/15/extension"
@@ -26,6 +31,10 @@ INSERT INTO ext_fixed SELECT 'k' || i, i FROM generate_series(1, 40) i;
 `,
 		name + "--1.0--1.1.sql": `CREATE TABLE ext_more (id int PRIMARY KEY, v text);
 INSERT INTO ext_more VALUES (1, 'x'), (2, 'y');
+`,
+		name + "--1.1--1.2.sql": `INSERT INTO ext_codes VALUES (3, 'three');
+`,
+		name + "--1.1--1.3.sql": `DELETE FROM ext_fixed WHERE k = 'k40';
 `,
 	}
 	for f, body := range files {
@@ -68,7 +77,15 @@ func TestExtensionThroughShim(t *testing.T) {
 		if l := queryOne[string](t, p.ldb, q); l != want {
 			t.Fatalf("%s: local %s, want %s", step, l, want)
 		}
-		diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+		// The peer commits the last transaction (COMMIT PREPARED) after the client's reply.
+		var diffs []string
+		var err error
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			diffs, err = Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+			if (err == nil && len(diffs) == 0) || time.Now().After(end) {
+				break
+			}
+		}
 		if err != nil || len(diffs) != 0 {
 			t.Fatalf("%s: verify: %v %v", step, err, diffs)
 		}
@@ -91,6 +108,16 @@ func TestExtensionThroughShim(t *testing.T) {
 	exec(`ALTER EXTENSION ` + ext + ` UPDATE TO '1.1'`)
 	check("ALTER EXTENSION UPDATE", `SELECT string_agg(id || v, ',' ORDER BY id) FROM ext_more`, "1x,2y")
 
+	// An update whose script writes into a table that was there before it (the peer's run
+	// writes there too) is refused, before it commits: nothing reaches the peer.
+	for _, v := range []string{"1.2", "1.3"} {
+		_, err := conn.Exec(ctx, `ALTER EXTENSION `+ext+` UPDATE TO '`+v+`'`)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "ext_") {
+			t.Fatalf("ALTER EXTENSION UPDATE TO %s, whose script writes into a table of 1.0: err = %v, want 0A000 naming the table", v, err)
+		}
+		check("refused ALTER EXTENSION UPDATE TO "+v, codes, "1uno,2two,7seven/40")
+	}
 	exec(`DROP EXTENSION ` + ext)
 	exec(`INSERT INTO app_t VALUES (2)`)
 	check("DROP EXTENSION", `SELECT count(*)::text FROM pg_class WHERE relname LIKE 'ext\_%'`, "0")

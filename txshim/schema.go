@@ -109,11 +109,15 @@ END $f$;
 // statement, so that foreign keys among them do not stand in the way), and the shipped rows
 // fill them: the peer holds exactly the local rows, values the script computed included. Only
 // the published tables that did not exist before the statement (recorded at its start) are
-// emptied. The triggers are ENABLE REPLICA: they fire only in sessions with
-// session_replication_role = replica — the peer's apply — never for the clients' statements
-// on the local database. Not covered: rows a script writes into tables that existed before it
-// (an update script filling a table of the extension's earlier version), which both databases
-// write, so the peer gets them twice.
+// emptied; they fire (ENABLE ALWAYS) in sessions with session_replication_role = replica — the
+// peer's apply. A script that writes into a published table that was there before it (an
+// update script filling a table of the extension's earlier version) cannot ship so: both
+// databases write those rows, and emptying the table would lose the rest. The same triggers
+// refuse such a statement (0A000) in a client's session on the local database, before it
+// commits: at its start they count each published extension table's rows and those of them the
+// transaction wrote (xmin its own or later), and at its end a table whose counts changed was
+// written by it (an insert or update adds a row of the transaction's, a delete takes one away).
+// A concurrent commit to such a table between the two counts may refuse it needlessly: safe.
 const ddlGuardSQL = `
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
@@ -144,11 +148,43 @@ BEGIN
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_extension_rows() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
-DECLARE tables pg_catalog.text;
+DECLARE
+  peer boolean := pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica';
+  tables pg_catalog.text;
+  r record;
+  n pg_catalog.text;
 BEGIN
+  IF NOT peer AND pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on' THEN
+    RETURN;
+  END IF;
   IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
-    PERFORM pg_catalog.set_config('tandem.tables_before',
-      (SELECT coalesce(pg_catalog.array_agg(oid), '{}')::pg_catalog.text FROM pg_catalog.pg_class WHERE relkind OPERATOR(pg_catalog.=) 'r'), true);
+    IF peer THEN
+      PERFORM pg_catalog.set_config('tandem.tables_before',
+        (SELECT coalesce(pg_catalog.array_agg(oid), '{}')::pg_catalog.text FROM pg_catalog.pg_class WHERE relkind OPERATOR(pg_catalog.=) 'r'), true);
+      RETURN;
+    END IF;
+    -- A client's statement on the local database: each published table of an extension, with
+    -- its rows and those of them this transaction wrote (xmin its own or later).
+    tables := '';
+    FOR r IN SELECT c.oid::pg_catalog.regclass AS rel` + extensionTablesFrom + ` LOOP
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) OPERATOR(pg_catalog.||) ''/'' OPERATOR(pg_catalog.||) pg_catalog.count(*) FILTER (WHERE pg_catalog.age(xmin) OPERATOR(pg_catalog.<=) 0) FROM ONLY %s', r.rel) INTO n;
+      tables := tables OPERATOR(pg_catalog.||) r.rel::pg_catalog.oid OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) n OPERATOR(pg_catalog.||) ' ';
+    END LOOP;
+    PERFORM pg_catalog.set_config('tandem.extension_rows_before', tables, true);
+    RETURN;
+  END IF;
+  IF NOT peer THEN
+    FOR r IN SELECT * FROM (SELECT c.oid::pg_catalog.regclass AS rel,
+          (SELECT b[2] FROM pg_catalog.regexp_matches(pg_catalog.current_setting('tandem.extension_rows_before'), '(\d+):(\S+)', 'g') b
+           WHERE b[1]::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid) AS was` + extensionTablesFrom + `) x
+        WHERE x.was IS NOT NULL LOOP
+      EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) OPERATOR(pg_catalog.||) ''/'' OPERATOR(pg_catalog.||) pg_catalog.count(*) FILTER (WHERE pg_catalog.age(xmin) OPERATOR(pg_catalog.<=) 0) FROM ONLY %s', r.rel) INTO n;
+      IF n OPERATOR(pg_catalog.<>) r.was THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s wrote rows of table %s, which was there before it: the peer''s run of it writes them too, and the shipped rows would come on top', TG_TAG, r.rel),
+          HINT = 'The rows an extension script writes reach the peer only for the tables the same statement makes.';
+      END IF;
+    END LOOP;
     RETURN;
   END IF;
   SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ') INTO tables
@@ -171,8 +207,8 @@ BEGIN
     CREATE EVENT TRIGGER tandem_extension_rows ON ddl_command_end
       WHEN TAG IN ('CREATE EXTENSION', 'ALTER EXTENSION') EXECUTE FUNCTION tandem.ddl_extension_rows();
   END IF;
-  ALTER EVENT TRIGGER tandem_extension_before ENABLE REPLICA;
-  ALTER EVENT TRIGGER tandem_extension_rows ENABLE REPLICA;
+  ALTER EVENT TRIGGER tandem_extension_before ENABLE ALWAYS;
+  ALTER EVENT TRIGGER tandem_extension_rows ENABLE ALWAYS;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard') THEN
     CREATE EVENT TRIGGER tandem_ddl_guard ON ddl_command_end EXECUTE FUNCTION tandem.ddl_guard();
   END IF;
@@ -181,6 +217,16 @@ BEGIN
   END IF;
 END $d$;
 `
+
+// extensionTablesFrom picks the published (application schemas), permanent plain tables that
+// belong to an extension.
+const extensionTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+      WHERE c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relpersistence OPERATOR(pg_catalog.=) 'p'
+        AND EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+          AND d.deptype OPERATOR(pg_catalog.=) 'e')
+        AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
+          AND t.schemaname OPERATOR(pg_catalog.=) n.nspname AND t.tablename OPERATOR(pg_catalog.=) c.relname)`
 
 // ddlMarkSQL records a DDL statement ($1) in tandem.ddl and marks the transaction's DDL as
 // recorded (tandem.ddl = on) for ddlGuardSQL's trigger, in one statement; ddlUnmarkSQL ends
