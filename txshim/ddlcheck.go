@@ -131,9 +131,14 @@ func afterDDLSQL(addsDefault, mayUnkey bool, cols, keyless string) string {
 // is locked as the statement would lock it first, so that the check and the statement take
 // their locks in one step (two sessions upgrading a weaker lock would deadlock).
 //
-// Not checked: expressions reading a system column (xmin, ctid, tableoid), which differ between
-// the databases although immutable; and a conversion without USING, which runs under the
-// settings recorded with the statement (ddlSettings).
+// An expression that reads a system column (xmin, xmax, cmin, cmax, ctid, tableoid) is
+// immutable to PostgreSQL, yet its values differ between the databases: the lexer finds those
+// (readsSystemColumn) and the shim refuses them too, on a table with rows. Not checked: a
+// conversion without USING, which runs under the settings recorded with the statement
+// (ddlSettings). Stable casts such as text to timestamptz stay refused, although the peer runs
+// the statement under the TimeZone and DateStyle recorded with it: their input reads the clock
+// too ('now', 'today', 'tomorrow' are each database's moment of the rewrite), and casts of
+// other types read settings that are not recorded (IntervalStyle, extra_float_digits, lc_*).
 
 // retypeCheckSQL is the DO block that refuses stmt, an ALTER TABLE with ALTER COLUMN … TYPE …
 // USING, when one of its USING expressions is not immutable and its table has rows; "" when
@@ -144,8 +149,15 @@ func retypeCheckSQL(stmt string) string {
 		return ""
 	}
 	lits := make([]string, len(exprs))
+	sys := ""
 	for i, e := range exprs {
 		lits[i] = quoteLiteral(e)
+		if sys == "" && readsSystemColumn(e) {
+			sys = `
+  RAISE EXCEPTION USING ERRCODE = '0A000',
+    MESSAGE = pg_catalog.format('tandem: %s has rows, and USING %s would give them values that differ on the peer (it reads a system column: transaction ids, row places and table OIDs are each database''s own)', rel, ` + lits[i] + `),
+    HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';`
+		}
 	}
 	body := `
 DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text;
@@ -162,7 +174,7 @@ BEGIN
   END;
   IF NOT has_rows THEN
     RETURN;
-  END IF;
+  END IF;` + sys + `
   FOREACH e IN ARRAY ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[] LOOP
     BEGIN
       EXECUTE pg_catalog.format('CREATE INDEX ON %s ((%s) tandem_no_such_opclass)', rel, e);
@@ -183,6 +195,29 @@ END
 		tag = tag[:len(tag)-1] + "_$"
 	}
 	return "DO " + tag + body + tag
+}
+
+// systemColumns are the names of the system columns a USING expression may read: they hold, in
+// each row, values of the database it is in (transaction and command ids, the row's place, the
+// table's OID). No table column may have these names, so an identifier of one of them in the
+// expression is the system column — or, rarely, a field of a composite value or a function of
+// that name, refused all the same.
+var systemColumns = []string{"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid"}
+
+// readsSystemColumn tells whether expr, a USING expression, names a system column: as an
+// unquoted identifier (any case) or a quoted one (exactly), not in a string or a comment.
+func readsSystemColumn(expr string) bool {
+	found := false
+	tokens(expr, 0, len(expr), func(k tokKind, s, e int) bool {
+		for _, name := range systemColumns {
+			if (k == tokWord && strings.EqualFold(expr[s:e], name)) || (k == tokQuoted && expr[s:e] == `"`+name+`"`) {
+				found = true
+				return false
+			}
+		}
+		return true
+	})
+	return found
 }
 
 // usingClauses reads an ALTER TABLE statement: the table's name as written, and the
