@@ -118,6 +118,8 @@ END $f$;
 // transaction wrote (xmin its own or later), and at its end a table whose counts changed was
 // written by it (an insert or update adds a row of the transaction's, a delete takes one away).
 // A concurrent commit to such a table between the two counts may refuse it needlessly: safe.
+// The function runs as its owner, install's superuser, so that the counts and the TRUNCATE see
+// every row whatever the privileges and row security of the session's user.
 const ddlGuardSQL = `
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
@@ -147,14 +149,16 @@ BEGIN
     HINT = 'Send the DDL as a statement of its own through Tandem''s shim, which records it for the peer (temporary objects are exempt).';
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_extension_rows() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE
-  peer boolean := pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.=) 'replica';
+  -- A shim client's session (even one that set session_replication_role itself), or else the
+  -- peer's apply.
+  peer boolean := pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on';
   tables pg_catalog.text;
   r record;
   n pg_catalog.text;
 BEGIN
-  IF NOT peer AND pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on' THEN
+  IF peer AND pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'replica' THEN
     RETURN;
   END IF;
   IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
