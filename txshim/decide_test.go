@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"context"
 	"database/sql"
 	"strings"
 	"testing"
@@ -14,15 +15,7 @@ import (
 // why, from either site; the same decision for a gid of the master's own site, prepared on the
 // master only, commits it (the master's slot ships it to the peer).
 func TestDecideCommitOnBackupOnly(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	ctx := capCtx(t, 60*time.Second)
-	for _, db := range []*sql.DB{p.ldb, p.pdb} {
-		if err := WriteTermRecord(ctx, db, 2, "a", true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, ctx := decidePair(t)
 	gid := gidFor("b", 1, 7)
 	prepareLocal(t, p.pdb, gid, `INSERT INTO kv VALUES (1, 'backup only')`)
 
@@ -61,4 +54,20 @@ func TestDecideCommitOnBackupOnly(t *testing.T) {
 	if preparedOn(t, p.ldb, own) || queryOne[int](t, p.ldb, `SELECT count(*) FROM kv WHERE k = 2`) != 1 {
 		t.Fatal("the master's gid was not committed on the master")
 	}
+}
+
+// decidePair starts the two databases of Decide's tests: table kv, installed, both holding
+// site a's term 2 record (a is the master).
+func decidePair(t *testing.T) (*capPair, context.Context) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	ctx := capCtx(t, 60*time.Second)
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if err := WriteTermRecord(ctx, db, 2, "a", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, ctx
 }

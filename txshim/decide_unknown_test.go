@@ -1,10 +1,8 @@
 package txshim
 
 import (
-	"database/sql"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestDecideOwnOutcomeUnknown: a gid of site a (the master) prepared only on site b's
@@ -15,15 +13,7 @@ import (
 // (Decide) refuses either, saying what is unknown and what to check, and does it only with
 // the operator's explicit override (DecideOptions.AcceptUnknownOwnOutcome).
 func TestDecideOwnOutcomeUnknown(t *testing.T) {
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	ctx := capCtx(t, 60*time.Second)
-	for _, db := range []*sql.DB{p.ldb, p.pdb} {
-		if err := WriteTermRecord(ctx, db, 2, "a", true); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, ctx := decidePair(t)
 	r := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()})
 	// pg_xact_status on a's database: NULL for the first (its 32 low bits are 0, no xid it
 	// remembers), "in the future" for the second (far past anything it has assigned).

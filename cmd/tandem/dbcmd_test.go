@@ -28,25 +28,10 @@ func TestResolveUnsettledExit(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close() // nothing listens there: the peer database is down
-	dir := t.TempDir()
-	writeCfg := func(peer string) string {
-		f := filepath.Join(dir, fmt.Sprintf("site2-%d.toml", len(peer)))
-		src := "site = \"site2\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
-			"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + dsn + "\"\npeer_dsn = \"" + peer + "\"\ncommit_timeout = \"30s\"\n"
-		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	resolve := func(cfg string) (int, string) {
-		var stdout, stderr bytes.Buffer
-		code := run([]string{"resolve", "-config", cfg}, &stdout, &stderr)
-		return code, stdout.String() + stderr.String()
-	}
 
 	// The peer database is down, nothing is prepared locally.
-	downCfg := writeCfg("postgres://postgres@" + closed + "/app?sslmode=disable&connect_timeout=2")
-	if code, out := resolve(downCfg); code != 1 || !strings.Contains(out, "peer database") {
+	resolveDown := resolveSite(t, dsn, "postgres://postgres@"+closed+"/app?sslmode=disable&connect_timeout=2")
+	if code, out := resolveDown(); code != 1 || !strings.Contains(out, "peer database") {
 		t.Errorf("peer database down: exit %d, output %q; want exit 1 saying the peer database was not reached", code, out)
 	}
 
@@ -75,15 +60,33 @@ func TestResolveUnsettledExit(t *testing.T) {
 	}
 	conn.Close()
 	defer db.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`)
-	upCfg := writeCfg(c.DSN("peer"))
-	if code, out := resolve(upCfg); code != 1 || !strings.Contains(out, gid) {
+	resolve := resolveSite(t, dsn, c.DSN("peer"))
+	if code, out := resolve(); code != 1 || !strings.Contains(out, gid) {
 		t.Errorf("a transaction prepared just now: exit %d, output %q; want exit 1 naming %s", code, out, gid)
 	}
 	if _, err := db.ExecContext(ctx, `ROLLBACK PREPARED '`+gid+`'`); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := resolve(upCfg); code != 0 {
+	if code, out := resolve(); code != 0 {
 		t.Errorf("nothing prepared: exit %d, output %q; want 0", code, out)
+	}
+}
+
+// resolveSite writes a site2 file whose shim has local and peer as its databases, and returns
+// `tandem resolve -config` that file with more arguments: its exit code and output.
+func resolveSite(t *testing.T, local, peer string) func(args ...string) (int, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "site2.toml")
+	src := "site = \"site2\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + local + "\"\npeer_dsn = \"" + peer + "\"\ncommit_timeout = \"30s\"\n"
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"resolve", "-config", cfg}, args...), &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
 	}
 }
 
@@ -259,18 +262,7 @@ func TestResolveAcceptUnknownOutcome(t *testing.T) {
 	}
 	conn.Close()
 	defer peer.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "site2.toml")
-	src := "site = \"site2\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
-		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + dsn + "\"\npeer_dsn = \"" + c.DSN("peer") + "\"\ncommit_timeout = \"30s\"\n"
-	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	resolve := func(args ...string) (int, string) {
-		var stdout, stderr bytes.Buffer
-		code := run(append([]string{"resolve", "-config", cfg}, args...), &stdout, &stderr)
-		return code, stdout.String() + stderr.String()
-	}
+	resolve := resolveSite(t, dsn, c.DSN("peer"))
 	if code, out := resolve("-accept-unknown-outcome"); code != 2 || !strings.Contains(out, "goes with -commit or -rollback") {
 		t.Errorf("-accept-unknown-outcome alone: exit %d, %q; want a usage error", code, out)
 	}
