@@ -1420,8 +1420,9 @@ UPDATE sametx SET b = 'u' WHERE a = 2; DELETE FROM sametx WHERE ctid = (SELECT c
 }
 
 // TestRetypeUsingRefused: ALTER TABLE … ALTER COLUMN … TYPE … USING an expression that is not
-// immutable (random(), now(), clock_timestamp(), gen_random_uuid(), nextval) would rewrite the
-// rows there with values each database computes for itself: through the shim it is refused
+// immutable (random(), now(), clock_timestamp(), gen_random_uuid(), nextval), or that reads a
+// system column (xmin, xmax, cmin, cmax, ctid, tableoid), would rewrite the rows there with
+// values each database computes for itself: through the shim it is refused
 // with 0A000 and rolls back, on a table with rows. An immutable expression, an empty table and
 // a missing table with IF EXISTS pass, and both databases end the same.
 func TestRetypeUsingRefused(t *testing.T) {
@@ -1448,6 +1449,13 @@ func TestRetypeUsingRefused(t *testing.T) {
 		{`ALTER TABLE ONLY "items" ALTER COLUMN v TYPE bigint USING nextval('seq')`, ext},
 		{`ALTER TABLE items ALTER v TYPE int USING v::int, ALTER COLUMN ts TYPE text USING concat(ts, random())`, simple},
 		{`BEGIN; SAVEPOINT a; ALTER TABLE items ALTER COLUMN v TYPE int USING (v::int + (random() * 10)::int); COMMIT`, simple},
+		// System columns: immutable as far as PostgreSQL is concerned, but the peer runs the
+		// statement on rows of its own transaction ids, places and table OID.
+		{`ALTER TABLE items ALTER COLUMN v TYPE text USING xmin::text`, simple},
+		{`ALTER TABLE items ALTER COLUMN v TYPE text USING v || ctid::text`, ext},
+		{`ALTER TABLE items ALTER COLUMN v TYPE text USING items.tableoid::text`, simple},
+		{`ALTER TABLE items ALTER v TYPE text USING "xmin"::text || v`, simple},
+		{`ALTER TABLE items ALTER v TYPE int USING v::int, ALTER id TYPE bigint USING id + CMAX::text::bigint`, ext},
 	} {
 		if err := exec(tt.sql, tt.mode); pgCode(err) != "0A000" {
 			t.Errorf("%s: want 0A000, got %v", tt.sql, err)
@@ -1465,8 +1473,10 @@ func TestRetypeUsingRefused(t *testing.T) {
 		sql  string
 		mode pgx.QueryExecMode
 	}{
+		{`ALTER TABLE items ALTER COLUMN v TYPE text USING v || substr(' xmin ctid', 1, 0)`, simple}, // in a string: no system column
 		{`ALTER TABLE items ALTER COLUMN v TYPE int USING v::int`, simple},
 		{`ALTER TABLE items ALTER COLUMN v TYPE bigint USING v * 2 + length('a,b'), ALTER COLUMN ts TYPE date USING ts::date`, ext},
+		{`ALTER TABLE fresh ALTER COLUMN v TYPE text USING ctid::text`, simple}, // no rows to differ
 		{`ALTER TABLE fresh ALTER COLUMN v TYPE timestamptz USING clock_timestamp()`, simple},
 		{`ALTER TABLE IF EXISTS missing ALTER COLUMN v TYPE int USING random()`, simple},
 		{`INSERT INTO fresh VALUES (1, '2021-02-03 04:05:06+00')`, simple},
