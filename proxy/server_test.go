@@ -113,6 +113,30 @@ func goroutinesOf() []string {
 	return out
 }
 
+// stopServe cancels Serve's context, waits for Serve (whose result done carries) to return
+// without error, and checks that none of the package's goroutines is left.
+func stopServe(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+	// A handler has done its work when Serve returns, but it may still be on its way out
+	// (past its deferred wg.Done): allow a moment; a leaked one stays.
+	left := goroutinesOf()
+	for end := time.Now().Add(time.Second); len(left) > 0 && time.Now().Before(end); left = goroutinesOf() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Fatalf("goroutines left after Serve returned:\n%s", strings.Join(left, "\n\n"))
+	}
+}
+
 func TestServeStopsEverything(t *testing.T) {
 	a := startBackend(t, "", greetEcho("A"))
 	cfg := testConfig(ops("off", "off"), config.Listener{Endpoint: "waiting", Listen: "127.0.0.1:0"},
@@ -148,24 +172,7 @@ func TestServeStopsEverything(t *testing.T) {
 		t.Fatal("no proxy goroutines while serving: the leak check below would prove nothing")
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("Serve did not return after cancel")
-	}
-	// A handler has done its work when Serve returns, but it may still be on its way out
-	// (past its deferred wg.Done): allow a moment; a leaked one stays.
-	left := goroutinesOf()
-	for end := time.Now().Add(time.Second); len(left) > 0 && time.Now().Before(end); left = goroutinesOf() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(left) > 0 {
-		t.Fatalf("goroutines left after Serve returned:\n%s", strings.Join(left, "\n\n"))
-	}
+	stopServe(t, cancel, done)
 	for _, c := range clients {
 		c.closedWithin(t, time.Second)
 	}
@@ -310,22 +317,7 @@ func TestSentThenClosedServerNeverReads(t *testing.T) {
 				t.Fatalf("the proxy grew by %d bytes for %d connections to a server that does not read", grew, n)
 			}
 
-			cancel()
-			select {
-			case err := <-served:
-				if err != nil {
-					t.Fatalf("Serve: %v", err)
-				}
-			case <-time.After(3 * time.Second):
-				t.Fatal("Serve did not return after cancel")
-			}
-			left := goroutinesOf()
-			for end := time.Now().Add(time.Second); len(left) > 0 && time.Now().Before(end); left = goroutinesOf() {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if len(left) > 0 {
-				t.Fatalf("goroutines left after Serve returned:\n%s", strings.Join(left, "\n\n"))
-			}
+			stopServe(t, cancel, served)
 			for range n {
 				select {
 				case <-sent:

@@ -26,16 +26,7 @@ func TestLexerSettingPipelined(t *testing.T) {
 	c.Exec(t, `CREATE FUNCTION tandem_w(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$`)
 	peer := &fakePeer{c: c, t: t}
 	s := startShim(t, c, Options{Peer: peer}, ModeReadOnly, 1)
-	q := func(sql string) []pgproto3.FrontendMessage {
-		return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
-	}
-	ext := func(sqls ...string) []pgproto3.FrontendMessage {
-		var ms []pgproto3.FrontendMessage
-		for _, sql := range sqls {
-			ms = append(ms, &pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{})
-		}
-		return append(ms, &pgproto3.Sync{})
-	}
+	q, ext := rawQuery, rawPipeline
 	// With standard_conforming_strings on the lexer reads one string; PostgreSQL, with it off,
 	// a string and a call of tandem_w.
 	hidden := func(id int) string { return fmt.Sprintf(`SELECT 'a\'', tandem_w(%d) --'`, id) }

@@ -17,16 +17,7 @@ func TestNotifyAfterCommitComplete(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1)
-	q := func(sql string) []pgproto3.FrontendMessage {
-		return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
-	}
-	ext := func(sqls ...string) []pgproto3.FrontendMessage {
-		var ms []pgproto3.FrontendMessage
-		for _, sql := range sqls {
-			ms = append(ms, &pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{})
-		}
-		return append(ms, &pgproto3.Sync{})
-	}
+	q, ext := rawQuery, rawPipeline
 	id := 0
 	ins := func() string {
 		id++
@@ -88,4 +79,19 @@ func TestNotifyAfterCommitComplete(t *testing.T) {
 			})
 		}
 	}
+}
+
+// rawQuery is a simple Query of sql, for a rawSession.
+func rawQuery(sql string) []pgproto3.FrontendMessage {
+	return []pgproto3.FrontendMessage{&pgproto3.Query{String: sql}}
+}
+
+// rawPipeline is one extended-protocol request: Parse, Bind and Execute of each statement
+// (unnamed), then Sync.
+func rawPipeline(sqls ...string) []pgproto3.FrontendMessage {
+	var ms []pgproto3.FrontendMessage
+	for _, sql := range sqls {
+		ms = append(ms, &pgproto3.Parse{Query: sql}, &pgproto3.Bind{}, &pgproto3.Execute{})
+	}
+	return append(ms, &pgproto3.Sync{})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"os"
@@ -38,14 +39,7 @@ func TestResolveUnsettledExit(t *testing.T) {
 	// Both reachable (the peer: another database of the cluster); one transaction prepared just now.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := txshim.OpenDB(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE peer`); err != nil {
-		t.Fatal(err)
-	}
+	db := createPeerDB(ctx, t, dsn)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -237,14 +231,7 @@ func TestResolveAcceptUnknownOutcome(t *testing.T) {
 	dsn := c.DSN(c.Database())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := txshim.OpenDB(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE DATABASE peer`); err != nil {
-		t.Fatal(err)
-	}
+	createPeerDB(ctx, t, dsn)
 	peer, err := txshim.OpenDB(c.DSN("peer"))
 	if err != nil {
 		t.Fatal(err)
@@ -279,4 +266,19 @@ func TestResolveAcceptUnknownOutcome(t *testing.T) {
 	if err := peer.QueryRowContext(ctx, `SELECT count(*) FROM pg_class WHERE relname = 'applied'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("after the forced commit the prepared table is there %d times (%v), want committed", n, err)
 	}
+}
+
+// createPeerDB makes the database "peer" in the cluster of dsn, and returns dsn's database,
+// open for the rest of the test.
+func createPeerDB(ctx context.Context, t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := txshim.OpenDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.ExecContext(ctx, `CREATE DATABASE peer`); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
