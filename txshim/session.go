@@ -113,8 +113,8 @@ type session struct {
 	// next request waits for its reply, whose ParameterStatus ends the session when it did.
 	// lexUnsure: the extended request being received (up to its Sync) holds one, so a Parse
 	// after it ends the session: PostgreSQL would parse it under a setting the shim learns only
-	// at the Sync. lexNext: the Query being processed holds one; lexWait is set once it is sent.
-	lexWait, lexUnsure, lexNext bool
+	// at the Sync.
+	lexWait, lexUnsure bool
 }
 
 // stmtInfo is what the shim knows of a prepared statement or portal.
@@ -1320,15 +1320,16 @@ func (s *session) lex(sql string) []statement {
 // setting where the shim cannot tell to what makes the next request wait for its reply
 // (lexWait), and ends the session when more follows it in the same request: statements after
 // it in a Query (query), which the shim may send on their own, or a later Parse of the same
-// extended request (lexUnsure). Requests already sent get their replies first.
-func (s *session) checkSettings(text string, sts []statement, query bool) error {
+// extended request (lexUnsure). Requests already sent get their replies first. waitAfter: a
+// Query (query) holds such a statement; lexWait is to be set once it is sent.
+func (s *session) checkSettings(text string, sts []statement, query bool) (waitAfter bool, err error) {
 	for _, st := range sts {
 		if st.Kind == kindEmpty {
 			continue
 		}
 		if s.lexUnsure {
 			s.barrier()
-			return &settingError{"a statement after one that may change standard_conforming_strings or client_encoding (set_config with arguments that are not literals, a DO block that names one) in the same request is not supported"}
+			return false, &settingError{"a statement after one that may change standard_conforming_strings or client_encoding (set_config with arguments that are not literals, a DO block that names one) in the same request is not supported"}
 		}
 		unsafe, unsure := lexerSetting(text, st)
 		if unsafe {
@@ -1337,7 +1338,7 @@ func (s *session) checkSettings(text string, sts []statement, query bool) error 
 			if len(stmt) > 200 {
 				stmt = stmt[:200] + "…"
 			}
-			return &settingError{"standard_conforming_strings off and the client-only encodings are not supported: " + stmt}
+			return false, &settingError{"standard_conforming_strings off and the client-only encodings are not supported: " + stmt}
 		}
 		if unsure {
 			s.lexUnsure = true
@@ -1345,9 +1346,9 @@ func (s *session) checkSettings(text string, sts []statement, query bool) error 
 	}
 	if query && s.lexUnsure {
 		s.lexUnsure = false
-		s.lexNext = true
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // handleQuery processes a simple Query: passed through when nothing in it needs the shim, else
@@ -1359,7 +1360,8 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	}
 	s.lastExt = false
 	sts := s.lex(text)
-	if err := s.checkSettings(text, sts, true); err != nil {
+	waitAfter, err := s.checkSettings(text, sts, true)
+	if err != nil {
 		return err
 	}
 	pol := s.policy()
@@ -1367,8 +1369,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	if err == nil {
 		s.lexWait = false
 	}
-	if s.lexNext {
-		s.lexNext = false
+	if waitAfter {
 		defer func() { s.lexWait = true }()
 	}
 	if errors.Is(err, errCopyOpen) {
@@ -1487,7 +1488,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		}
 		si := stmtInfo{kind: kindEmpty}
 		sts := s.lex(query)
-		if err := s.checkSettings(query, sts, false); err != nil {
+		if _, err := s.checkSettings(query, sts, false); err != nil {
 			return err
 		}
 		for _, st := range sts {
