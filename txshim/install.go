@@ -323,7 +323,10 @@ WHERE `+appRelFilter+` AND c.relpersistence = 'u' ORDER BY 1`)
 		}
 		logger.Info("table has no primary key: set REPLICA IDENTITY FULL", "table", t)
 	}
-	return ensurePublication(ctx, db, logger)
+	if err := ensurePublication(ctx, db, logger); err != nil {
+		return err
+	}
+	return writeInstallMark(ctx, db)
 }
 
 func ensurePublication(ctx context.Context, db *sql.DB, logger *slog.Logger) error {

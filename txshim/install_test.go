@@ -93,6 +93,17 @@ func TestInstall(t *testing.T) {
 	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_namespace WHERE nspname = 'tandem'`); n != 0 {
 		t.Error("a refused Install created the tandem schema")
 	}
+	installState := func(db *sql.DB) InstallState {
+		t.Helper()
+		st, err := InstallStateOf(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := installState(p.ldb); st != InstallMissing {
+		t.Errorf("install state before Install = %s, want %s", st, InstallMissing)
+	}
 
 	if _, err := p.pdb.Exec(`ALTER TABLE app.items ALTER COLUMN name TYPE text; CREATE TABLE public.extra (id int PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
@@ -114,6 +125,28 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 		if i == 0 {
 			// As an install of a version before the triggers left it: the next one adds them.
 			p.both(t, `DROP FUNCTION tandem.ddl_guard() CASCADE`)
+		}
+	}
+	// Install leaves its mark; a database set up by another version (another mark, or none: a
+	// version before the mark) is told apart, and the next Install makes it current.
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if st := installState(db); st != InstallCurrent {
+			t.Errorf("install state after Install = %s, want %s", st, InstallCurrent)
+		}
+	}
+	p.local.Exec(t, `UPDATE tandem.installed SET mark = 'an older version'`)
+	p.peer.Exec(t, `DROP TABLE tandem.installed`)
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if st := installState(db); st != InstallOutdated {
+			t.Errorf("install state of another version's install = %s, want %s", st, InstallOutdated)
+		}
+	}
+	if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), nil); err != nil {
+		t.Fatalf("Install over another version's: %v", err)
+	}
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if st := installState(db); st != InstallCurrent {
+			t.Errorf("install state after installing again = %s, want %s", st, InstallCurrent)
 		}
 	}
 	if out := logged.String(); !strings.Contains(out, "UNLOGGED tables") || !strings.Contains(out, "public.cache") {

@@ -55,6 +55,10 @@ type database struct {
 	inDoubt   atomic.Int64                    // transactions the last resolver pass left in doubt
 	resyncErr string                          // the needs-resync error last logged (catchUp only)
 	slot      atomic.Pointer[txshim.SlotInfo] // the slot's state at the last health round that read it
+	// install: what the last look at each database's install mark found (checkInstall):
+	// [0] local, [1] peer; "" not read yet.
+	install    [2]atomic.Pointer[txshim.InstallState]
+	installing atomic.Bool // a checkInstall runs
 }
 
 // dbStatus is the txshim part of the admin status (DESIGN §6).
@@ -83,6 +87,9 @@ type dbStatus struct {
 	Verify *verifyStatus `json:"verify,omitempty"`
 	// What the shim last read of what makes a read write or a transaction notify.
 	Catalog catalogStatus `json:"catalog"`
+	// Install: by database ("local", "peer"), whether tandem install of this version set it up
+	// ("current", "outdated", "missing"); a database not read yet is absent.
+	Install map[string]txshim.InstallState `json:"install,omitempty"`
 }
 
 // catalogStatus is a txshim.CatalogInfo in the admin status.
@@ -126,6 +133,14 @@ func (d *database) status() dbStatus {
 		WriterViews: c.WriterViews, NotifyTables: c.NotifyTables, Error: c.Err}
 	if !c.ReadAt.IsZero() {
 		out.Catalog.ReadAt = &c.ReadAt
+	}
+	for i, side := range installSides {
+		if st := d.install[i].Load(); st != nil {
+			if out.Install == nil {
+				out.Install = map[string]txshim.InstallState{}
+			}
+			out.Install[side] = *st
+		}
 	}
 	if r, ok := d.ship.LastVerify(); ok {
 		out.Verify = &verifyStatus{At: r.At, TookSeconds: r.Took.Seconds(), Identical: r.Err == nil && len(r.Diffs) == 0, Differences: r.Diffs}
@@ -309,6 +324,15 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 			if round%slotEvery == 0 {
 				d.readSlot(ctx)
 			}
+			if round%installEvery == 0 && d.installing.CompareAndSwap(false, true) {
+				// Off the health loop: an unreachable peer must not delay the next ping.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer d.installing.Store(false)
+					d.checkInstall(ctx)
+				}()
+			}
 		}
 		round++
 		if d.node != nil {
@@ -331,6 +355,40 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 
 // slotEvery: the health rounds between two reads of the slot's state (readSlot).
 const slotEvery = 5
+
+// installEvery: the health rounds between two looks at the databases' install marks.
+const installEvery = 30
+
+var installSides = [2]string{"local", "peer"}
+
+// checkInstall reads both databases' install marks (txshim.InstallStateOf) for status, and
+// says when one was not set up by this version's tandem install: after an upgrade the shim
+// runs without what the new version adds (event triggers, functions) until it is run again.
+// A database that does not answer keeps what was last read.
+func (d *database) checkInstall(ctx context.Context) {
+	for i, db := range [2]*sql.DB{d.local, d.peer} {
+		qctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		st, err := txshim.InstallStateOf(qctx, db)
+		cancel()
+		if err != nil {
+			d.log.Debug("cannot read the install mark", "database", installSides[i], "err", err)
+			continue
+		}
+		old := d.install[i].Swap(&st)
+		if old != nil && *old == st {
+			continue
+		}
+		switch {
+		case st == txshim.InstallOutdated:
+			d.log.Warn("the database was set up by another version of tandem install: run tandem install (on both sites) to add what this version needs",
+				"database", installSides[i])
+		case st == txshim.InstallMissing:
+			d.log.Error("the database has no tandem schema: run tandem install", "database", installSides[i])
+		case old != nil:
+			d.log.Info("the database is set up by this version of tandem install now", "database", installSides[i])
+		}
+	}
+}
 
 // readSlot reads the local slot's state for status and metrics, and warns once when the WAL
 // it holds back passes half of what max_slot_wal_keep_size allows: past it PostgreSQL

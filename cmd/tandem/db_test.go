@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -492,5 +493,36 @@ func TestAttachKnowsSplitBrain(t *testing.T) {
 	d.mu.Unlock()
 	if sb != 7 {
 		t.Fatalf("database after attach: split brain %d (role %s), want 7: the shipper keeps what was committed alone", sb, role)
+	}
+}
+
+// TestStatusInstallMark: status shows whether each database was set up by this version's
+// tandem install, and the log says once when one was not (after an upgrade the shim would
+// otherwise run without what the new version installs).
+func TestStatusInstallMark(t *testing.T) {
+	d := site2Database(t)
+	var logged strings.Builder // checkInstall is called directly: no other writer
+	d.log = slog.New(slog.NewTextHandler(&logged, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if got := d.status().Install; got != nil {
+		t.Fatalf("install before any look = %v, want none", got)
+	}
+	d.checkInstall(ctx)
+	if got := d.status().Install; got["local"] != txshim.InstallCurrent || got["peer"] != txshim.InstallCurrent {
+		t.Fatalf("install after tandem install = %v, want both current", got)
+	}
+	if _, err := d.local.Exec(`UPDATE tandem.installed SET mark = 'an older version'`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		d.checkInstall(ctx)
+	}
+	if got := d.status().Install; got["local"] != txshim.InstallOutdated || got["peer"] != txshim.InstallOutdated {
+		t.Fatalf("install after another version's = %v, want both outdated", got)
+	}
+	if n := strings.Count(logged.String(), "run tandem install"); n != 2 {
+		t.Errorf("the outdated install was logged %d times over two looks, want 2 (once per database):\n%s", n, logged.String())
 	}
 }
