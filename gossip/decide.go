@@ -76,6 +76,11 @@ type View struct {
 	ManualFailback    bool
 	Switchover        string // a requested handover target site ("" none); set on the master
 	Force             bool   // tandem promote --force: ignore the cold-start wait
+	// AcceptLoss is an operator's word (tandem promote -accept-loss T) that the master of term
+	// T is lost for good and what it committed that self's database lacks may be lost with it:
+	// while T is the newest term and its master is not alive, self counts as current (rule 2).
+	// 0: none.
+	AcceptLoss uint64
 	// Settle, when positive, makes a promotion two-step: the candidate
 	// first publishes Claim = T and promotes only after its claim has been
 	// out for Settle without a better claim for T showing up. With Settle
@@ -481,15 +486,37 @@ func (v View) current(m Member) (bool, string) {
 		return true, "" // no term yet: nothing to lack
 	}
 	if m.Record.Term < top {
+		if v.lossAccepted(m, top) {
+			return true, ""
+		}
 		return false, fmt.Sprintf("not current: holds term %d, term %d exists", m.Record.Term, top)
 	}
 	if m.Record.Master == m.Site {
 		return true, ""
 	}
-	if !v.synced(top, m.Record.Master) {
+	if !v.synced(top, m.Record.Master) && !v.lossAccepted(m, top) {
 		return false, fmt.Sprintf("not current: master %s of term %d has not reported peer_synced", m.Record.Master, top)
 	}
 	return true, ""
+}
+
+// lossAccepted says the operator accepted, on m itself, losing what the master of term top
+// committed that m's database lacks (View.AcceptLoss), and no member that holds a record of
+// top names an alive master: a master that is back catches m up instead. The other site's
+// view of m never counts it: only m's own decision takes the word.
+func (v View) lossAccepted(m Member, top uint64) bool {
+	if m.Site != v.Self || v.AcceptLoss == 0 || v.AcceptLoss != top {
+		return false
+	}
+	for _, o := range v.Members {
+		if o.Record.Term != top || o.Record.Master == m.Site {
+			continue
+		}
+		if master, ok := v.member(o.Record.Master); ok && master.Alive {
+			return false
+		}
+	}
+	return true
 }
 
 // ready applies rules 1 and 2 to site m as far as the decider can tell.

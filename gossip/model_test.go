@@ -67,6 +67,7 @@ type modelMember struct {
 	releaseTerm uint64
 	releaseTo   string
 	switchTo    string
+	acceptLoss  uint64 // an operator's promote -accept-loss (View.AcceptLoss); kept in memory only
 	views       map[string]*modelView
 	ready       map[string]time.Time
 	started     time.Time
@@ -83,6 +84,7 @@ type model struct {
 	steps      int
 	seq        int
 	promotions int
+	accepts    int // operator accept-loss events
 	healed     bool
 }
 
@@ -117,6 +119,7 @@ func (m *model) start(mm *modelMember) {
 	mm.ready = map[string]time.Time{}
 	mm.releaseAt = time.Time{}
 	mm.switchTo = ""
+	mm.acceptLoss = 0
 	mm.started = m.now
 	mm.history = nil
 	mm.meta = Meta{Site: mm.site, Priority: mm.prio, Witness: mm.witness, Role: mm.role,
@@ -255,7 +258,8 @@ func (m *model) view(x *modelMember) View {
 		voters = 3
 	}
 	v := View{Self: x.site, Now: m.now, Members: members, WitnessConfigured: m.p.witness, Voters: voters,
-		FailbackDelay: m.p.failback, FenceDelay: m.p.fenceDelay, Settle: m.p.settle, ClaimedAt: x.claimedAt}
+		FailbackDelay: m.p.failback, FenceDelay: m.p.fenceDelay, Settle: m.p.settle, ClaimedAt: x.claimedAt,
+		AcceptLoss: x.acceptLoss}
 	if x.role == RoleMaster {
 		v.Switchover = x.switchTo
 	}
@@ -379,6 +383,28 @@ func (m *model) event() {
 				m.logf("switchover %s -> %s", s.site, s.switchTo)
 			}
 		}
+	case r < 38: // an operator accepts the loss of the newest term, on a site that waits for its lost master
+		s := sites[m.rng.Intn(2)]
+		if !s.up || s.role == RoleMaster {
+			break
+		}
+		v := m.view(s)
+		top := v.maxTerm()
+		if ok, _ := v.current(v.Members[0]); ok || top == 0 {
+			break
+		}
+		for _, o := range v.Members {
+			if o.Record.Term == top && o.Record.Master != s.site {
+				if master, ok := v.member(o.Record.Master); ok && master.Alive {
+					top = 0 // Node.AcceptLoss refuses: the master is alive
+				}
+			}
+		}
+		if top != 0 {
+			s.acceptLoss = top
+			m.accepts++
+			m.logf("%s accepts the loss of term %d", s.site, top)
+		}
 	}
 }
 
@@ -486,19 +512,20 @@ func TestModel(t *testing.T) {
 		t.Run(vr.name, func(t *testing.T) {
 			p := base
 			vr.p(&p)
-			promotions := 0
+			promotions, accepts := 0, 0
 			for seed := range int64(seeds) {
 				m := newModel(t, p, seed)
 				for range steps {
 					m.step(true)
 				}
 				promotions += m.promotions
+				accepts += m.accepts
 				m.converge()
 			}
 			if promotions < seeds {
 				t.Fatalf("only %d promotions in %d runs: the model exercises too little", promotions, seeds)
 			}
-			t.Logf("%d runs x %d steps, %d role changes to master", seeds, steps, promotions)
+			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses", seeds, steps, promotions, accepts)
 		})
 	}
 	t.Run("two sites with partitions converge", func(t *testing.T) {

@@ -142,6 +142,7 @@ type Node struct {
 	switchTo      string
 	switchUntil   time.Time
 	force         bool
+	acceptLoss    uint64 // View.AcceptLoss
 	// dbDown is what SetDBReachable last said (false: reachable); holdUntil, until when a
 	// failed promotion keeps this site out of the running (holdPromotion). The published
 	// DBReachable is neither.
@@ -570,6 +571,44 @@ func (n *Node) Force() {
 	n.poke()
 }
 
+// AcceptLoss is an operator's word that the master of term is lost for good: this member may
+// take control though its database lacks what that master committed alone (View.AcceptLoss),
+// once that master has been away for fence_delay and, with a witness, with a majority. It lifts
+// the cold-start wait too, and holds only while term is the newest term. It is refused when
+// term is not the newest term this member knows of, when this member is its master, or when
+// that master is alive: it catches this site up instead.
+func (n *Node) AcceptLoss(term uint64) error {
+	n.mu.Lock()
+	top, master, alive := n.meta.Record.Term, n.meta.Record.Master, false
+	for _, p := range n.peers {
+		if p.hasMeta && p.meta.Record.Term > top {
+			top, master = p.meta.Record.Term, p.meta.Record.Master
+		}
+	}
+	for _, p := range n.peers {
+		alive = alive || (p.hasMeta && p.alive && p.meta.Site == master)
+	}
+	var err error
+	switch {
+	case term != top:
+		err = fmt.Errorf("term %d is not the newest term %s knows of (%d)", term, n.cfg.Site, top)
+	case master == n.cfg.Site:
+		err = fmt.Errorf("%s is the master of term %d itself: nothing of it to lose", n.cfg.Site, term)
+	case alive:
+		err = fmt.Errorf("%s, the master of term %d, is alive: it catches this site's database up or hands over", master, term)
+	}
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	n.force, n.acceptLoss = true, term
+	n.mu.Unlock()
+	n.log.Error("an operator accepted the loss of what the master of the term committed that this site's database lacks: this site may take control without it",
+		"term", term, "master", master)
+	n.poke()
+	return nil
+}
+
 // checkSplitBrain notes a split brain (DESIGN §3) the view shows. A newer term taken elsewhere
 // after this site announced going solo in its term, but before it committed anything alone, is
 // none: that is logged once, and looked at again every round, since a solo switch racing the
@@ -760,6 +799,7 @@ func (n *Node) viewLocked(now time.Time) View {
 		FailbackDelay: n.cfg.Gossip.FailbackDelay, FenceDelay: n.fenceDelay,
 		ManualFailback: n.cfg.Gossip.Failback == config.FailbackManual,
 		Force:          n.force,
+		AcceptLoss:     n.acceptLoss,
 		Settle:         n.prof.settle,
 		ClaimedAt:      n.claimedAt,
 	}

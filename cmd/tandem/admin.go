@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -287,31 +288,61 @@ func peerAdmin(admin, gossip string) (string, error) {
 // promote lifts this site's cold-start wait (tandem promote -force, DESIGN §3): a site that
 // started without seeing anyone who knows a newer term may then take the master role alone,
 // if it otherwise qualifies.
+//
+// With accept_loss=T instead (tandem promote -accept-loss T) it is an operator's word that the
+// master of term T, the newest term, is lost for good: the site may take control though its
+// database lacks what that master committed alone (gossip.Node.AcceptLoss), and what it lacks
+// is lost. It lifts the cold-start wait too.
 func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("force") != "1" {
-		http.Error(w, "promote needs force=1: it ignores the cold-start wait", http.StatusBadRequest)
+	q := r.URL.Query()
+	loss := q.Get("accept_loss")
+	if q.Get("force") != "1" && loss == "" {
+		http.Error(w, "promote needs force=1 (it ignores the cold-start wait) or accept_loss=TERM", http.StatusBadRequest)
 		return
+	}
+	var term uint64
+	if loss != "" {
+		var err error
+		if term, err = strconv.ParseUint(loss, 10, 64); err != nil || term == 0 {
+			http.Error(w, "accept_loss needs the term whose lost master's commits may be lost (a positive number; tandem status shows it)", http.StatusBadRequest)
+			return
+		}
 	}
 	if s.proxy == nil {
 		http.Error(w, "a witness never becomes master", http.StatusConflict)
 		return
 	}
 	st := s.node.State()
-	if !st.Cold || st.Role == gossip.RoleMaster {
+	switch {
+	case loss != "" && st.Role == gossip.RoleMaster:
+		http.Error(w, fmt.Sprintf("%s is master of term %d already: nothing to accept", s.cfg.Site, st.Term), http.StatusConflict)
+		return
+	case loss != "":
+		if err := s.node.AcceptLoss(term); err != nil {
+			http.Error(w, "accept_loss refused: "+err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprintf(w, "%s: the loss of what the master of term %d committed that this site's database lacks is accepted; "+
+			"this site may take control without it\n", s.cfg.Site, term)
+	case !st.Cold || st.Role == gossip.RoleMaster:
 		http.Error(w, notForced(s.cfg.Site, st), http.StatusConflict)
 		return
+	default:
+		s.node.Force()
+		fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
 	}
-	s.node.Force()
-	fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
-	// The site may still wait for another rule (no majority, or not current once it sees a
-	// newer term): say so rather than let the operator believe it took control.
+	// The site may still wait for another rule (no majority, fence_delay, or not current once
+	// it sees a newer term): say so rather than let the operator believe it took control.
+	waiting := func(d string) bool {
+		return strings.HasPrefix(d, "cold start") || (loss != "" && strings.HasPrefix(d, "not current"))
+	}
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		st = s.node.State()
-		if st.Role == gossip.RoleMaster || !strings.HasPrefix(st.Decision, "cold start") {
+		if st.Role == gossip.RoleMaster || !waiting(st.Decision) {
 			break
 		}
 	}
-	if st.Role != gossip.RoleMaster && st.Decision != "" && !strings.HasPrefix(st.Decision, "cold start") {
+	if st.Role != gossip.RoleMaster && st.Decision != "" && (loss != "" || !strings.HasPrefix(st.Decision, "cold start")) {
 		fmt.Fprintf(w, "%s still waits: %s\n", s.cfg.Site, st.Decision)
 	}
 }
@@ -331,7 +362,8 @@ func notForced(site string, st gossip.State) string {
 	if strings.HasPrefix(st.Decision, "not current") {
 		msg += ". -force does not override that (DESIGN.md §3 rule 2): this site's database lacks what the master of the newest term " +
 			"committed alone or later, and taking control here would lose it for good. Bring that site back (its sidecar and database): " +
-			"it catches this database up or hands over. tandem status there shows its term and peer_synced"
+			"it catches this database up or hands over. tandem status there shows its term and peer_synced. " +
+			"Only if that site is lost for good: tandem promote -accept-loss TERM (the newest term) takes control here and loses what it lacks"
 	}
 	return msg
 }

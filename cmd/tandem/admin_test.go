@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -206,6 +207,7 @@ func TestPromoteForceNotCurrent(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	lostTerm := n1.State().Term
 	stop1() // site1 lost
 	<-done1
 	done1 <- nil
@@ -221,5 +223,36 @@ func TestPromoteForceNotCurrent(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if st := n2.State(); st.Role == gossip.RoleMaster {
 		t.Fatalf("site2 became master of term %d without site1's solo commits", st.Term)
+	}
+
+	// site1 is lost for good: the operator accepts the loss of what it committed alone in its
+	// term. Another term than the newest is refused; the newest one makes site2 master.
+	promote := func(query string) (int, string) {
+		rec := httptest.NewRecorder()
+		s.adminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1:7180/promote?"+query, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := promote(fmt.Sprintf("accept_loss=%d", lostTerm-1)); code != http.StatusConflict || !strings.Contains(body, "not the newest term") {
+		t.Errorf("accept_loss of an older term: %d %q; want 409 naming the newest term", code, body)
+	}
+	if code, body := promote("accept_loss=x"); code != http.StatusBadRequest {
+		t.Errorf("accept_loss=x: %d %q; want 400", code, body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := n2.State(); st.Role == gossip.RoleMaster {
+		t.Fatalf("site2 became master of term %d after a refused accept_loss", st.Term)
+	}
+	if code, body := promote(fmt.Sprintf("accept_loss=%d", lostTerm)); code != http.StatusOK || !strings.Contains(body, "is accepted") {
+		t.Fatalf("accept_loss of term %d: %d %q; want 200", lostTerm, code, body)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for st := n2.State(); st.Role != gossip.RoleMaster || st.Term <= lostTerm; st = n2.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("site2 after accept_loss of term %d: %s of term %d (%q); want master of a newer term", lostTerm, st.Role, st.Term, st.Decision)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := promote(fmt.Sprintf("accept_loss=%d", lostTerm)); code != http.StatusConflict || !strings.Contains(body, "master of term") {
+		t.Errorf("accept_loss on the master: %d %q; want 409", code, body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,21 +197,29 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 }
 
 // cmdPromote lifts a site's cold-start wait (DESIGN §3): it asks for -force, since the site then
-// takes control without knowing whether the other site committed more since its last term.
+// takes control without knowing whether the other site committed more since its last term. With
+// -accept-loss TERM it is an operator's word that the master of TERM is lost for good, and the
+// site may take control though its database lacks what that master committed alone.
 func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	var force bool
+	var loss uint64
 	c, rest, ok := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&force, "force", false, "required: take control without seeing a member that knows the current term")
+		fs.BoolVar(&force, "force", false, "take control without seeing a member that knows the current term")
+		fs.Uint64Var(&loss, "accept-loss", 0, "the newest `term`, whose master is lost for good: take control though this site's database lacks what it committed alone (lost)")
 	})
 	if !ok || !argsAtMost("promote", rest, 0, stderr) {
 		return 2
 	}
-	if !force {
-		fmt.Fprintln(stderr, "tandem promote: -force is required: the site takes control without seeing anyone who knows the current term, "+
+	path := "/promote?force=1"
+	switch {
+	case loss != 0:
+		path = "/promote?accept_loss=" + strconv.FormatUint(loss, 10)
+	case !force:
+		fmt.Fprintln(stderr, "tandem promote: -force (or -accept-loss TERM) is required: the site takes control without seeing anyone who knows the current term, "+
 			"so whatever the other site committed after this site's last term record is lost if that site is master elsewhere")
 		return 2
 	}
-	if err := c.do(http.MethodPost, "/promote?force=1", stdout); err != nil {
+	if err := c.do(http.MethodPost, path, stdout); err != nil {
 		fmt.Fprintln(stderr, "tandem promote:", err)
 		return 1
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -126,6 +127,35 @@ func TestAdminCommandStrayArgs(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"switchover", "-admin", addr, "site2"}, &stdout, &stderr); code != 0 || hits.Load() != 1 {
 		t.Errorf("switchover site2: exit %d, %d requests; stderr %q", code, hits.Load(), stderr.String())
+	}
+}
+
+// TestPromoteAcceptLossRequest: promote -accept-loss TERM asks the admin API for accept_loss=TERM
+// (not force=1, which would only lift the cold-start wait), and promote without either flag asks
+// nothing.
+func TestPromoteAcceptLossRequest(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.RequestURI())
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"promote", "-admin", addr}, 2},
+		{[]string{"promote", "-accept-loss", "7", "-admin", addr}, 0},
+		{[]string{"promote", "-force", "-admin", addr}, 0},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(tc.args, &stdout, &stderr); code != tc.code {
+			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, stderr.String())
+		}
+	}
+	want := []string{"POST /promote?accept_loss=7", "POST /promote?force=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
 	}
 }
 

@@ -20,6 +20,8 @@ commands:
                             hand the master role over (to SITE, or to the best other site)
   promote -force [-config FILE | -admin ADDR]
                             let a site that started cold take control without seeing its peer
+  promote -accept-loss TERM [-config FILE | -admin ADDR]
+                            let a site take control though the lost master of TERM committed what it lacks
   clear-split-brain [-config FILE | -admin ADDR]
                             allow failback to a site again after its split brain was dealt with
   resync [-config FILE | -admin ADDR]
