@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/internal/procgroup"
 )
 
 // Checker checks the local server's health: a TCP connect to every
@@ -159,9 +160,10 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	// A child that keeps the output pipe open must not hold up the check.
+	// A child that keeps the output pipe open must not hold up the check; on a timeout the
+	// command's whole process group is killed, so a shell's children go too.
 	cmd.WaitDelay = 100 * time.Millisecond
-	killGroup(cmd)
+	procgroup.KillOnCancel(cmd)
 	err := cmd.Run()
 	if err == nil || errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
 		return nil // exited 0 (a child it left may hold the output)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/internal/procgroup"
 )
 
 // TestCheckerExecLeavesChild: a health command that exits 0 is a healthy verdict even when a
@@ -34,4 +35,35 @@ func TestCheckerExecLeavesChild(t *testing.T) {
 	if got := r.list()[0]; !got {
 		t.Fatal("a health command that exited 0 was taken for a failed check")
 	}
+}
+
+// TestCheckerExecTimeoutKillsChild: a health command that outlives health_timeout is killed
+// with the children it started (its process group), and the check counts as failed: a child
+// left sleeping would pile up, one per check, on a server that hangs.
+func TestCheckerExecTimeoutKillsChild(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	r := runChecker(t, config.Server{
+		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"},
+		HealthInterval: time.Minute, HealthTimeout: 300 * time.Millisecond, HealthFailures: 1,
+	})
+	waitFor(t, 5*time.Second, "a verdict", func() bool { return len(r.list()) > 0 })
+	if got := r.list()[0]; got {
+		t.Fatal("a health command that timed out was taken for a healthy check")
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the health command's child to be gone", func() bool { return !procgroup.Alive(pid) })
 }

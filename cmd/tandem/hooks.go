@@ -13,6 +13,7 @@ import (
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/internal/procgroup"
 )
 
 // hooks runs the on_promote / on_demote commands of DESIGN §6.
@@ -35,7 +36,7 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 		"TANDEM_TERM="+strconv.FormatUint(term, 10))
 	// A child left behind (a daemon the hook starts) may hold the output open: the timeout
 	// kills the hook's process group, and the wait for the output ends soon after.
-	killGroup(cmd)
+	procgroup.KillOnCancel(cmd)
 	cmd.WaitDelay = time.Second
 	raw, err := cmd.CombinedOutput()
 	out := hookOutput(raw)

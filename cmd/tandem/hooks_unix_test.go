@@ -16,6 +16,7 @@ import (
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/internal/procgroup"
 )
 
 // TestHookTimeoutWithChild: a hook is bounded by hooks.timeout even when it leaves a child
@@ -60,7 +61,7 @@ func TestHookTimeoutWithChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for running(pid) {
+	for procgroup.Alive(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the hook's child %d still runs after the hook timed out", pid)
 		}
@@ -106,21 +107,6 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// running reports whether process pid exists and is not a zombie (one left to an init that
-// does not reap it is dead all the same).
-func running(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true // no /proc: existing is all we can tell
-	}
-	// pid (comm) state ...: the state follows the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // TestHookEnvironment: a hook gets the sidecar's environment and its role variables, but not

@@ -1,0 +1,7 @@
+// Package procgroup runs an exec'd command in a process group of its own and kills that whole
+// group when the command's context ends, so that the children a shell started go with it.
+//
+// A hook or a health command that times out is killed through its context; without this, a
+// child it left (a daemon, a `sleep` in the background) would live on and could hold the
+// command's output open.
+package procgroup
