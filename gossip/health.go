@@ -25,19 +25,20 @@ type Checker struct {
 }
 
 // NewChecker returns a checker for s; nil logger means slog.Default().
-// Zero interval, timeout and failure count fall back to 500ms, 1s and 3.
+// Zero interval, timeout and failure count fall back to config's defaults, as if the file
+// left those keys out.
 func NewChecker(s config.Server, logger *slog.Logger) *Checker {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	if s.HealthInterval <= 0 {
-		s.HealthInterval = 500 * time.Millisecond
+		s.HealthInterval = config.DefaultHealthInterval
 	}
 	if s.HealthTimeout <= 0 {
-		s.HealthTimeout = time.Second
+		s.HealthTimeout = config.DefaultHealthTimeout
 	}
 	if s.HealthFailures <= 0 {
-		s.HealthFailures = 3
+		s.HealthFailures = config.DefaultHealthFailures
 	}
 	return &Checker{s: s, log: logger.With("component", "health")}
 }

@@ -178,3 +178,16 @@ func TestCheckerSendExpect(t *testing.T) {
 		t.Errorf("answering again: %v", err)
 	}
 }
+
+// TestNewCheckerDefaults: a Server left zero is checked with the defaults config fills in for
+// keys a file leaves out (README: health_interval 1s, health_timeout 1s, health_failures 2),
+// not with a second set of its own.
+func TestNewCheckerDefaults(t *testing.T) {
+	c := NewChecker(config.Server{}, testLogger(t))
+	if c.s.HealthInterval != config.DefaultHealthInterval || c.s.HealthTimeout != config.DefaultHealthTimeout ||
+		c.s.HealthFailures != config.DefaultHealthFailures {
+		t.Errorf("zero Server checked every %v, timeout %v, down after %d failures; want config's defaults %v, %v, %d",
+			c.s.HealthInterval, c.s.HealthTimeout, c.s.HealthFailures,
+			config.DefaultHealthInterval, config.DefaultHealthTimeout, config.DefaultHealthFailures)
+	}
+}
