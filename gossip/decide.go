@@ -75,7 +75,7 @@ type View struct {
 	FenceDelay        time.Duration
 	ManualFailback    bool
 	Switchover        string // a requested handover target site ("" none); set on the master
-	Force             bool   // tandem promote --force: ignore the cold-start wait
+	Force             bool   // tandem promote -force: ignore the cold-start wait
 	// AcceptLoss is an operator's word (tandem promote -accept-loss T) that the master of term
 	// T is lost for good and what it committed that self's database lacks may be lost with it:
 	// while T is the newest term and its master is not alive, self counts as current (rule 2).
@@ -146,7 +146,7 @@ func Decide(v View) Action {
 		return Action{Reason: reason}
 	}
 	if v.coldWait(self) {
-		return Action{Reason: "cold start: waiting to see a peer that knows the current term (promote --force overrides)"}
+		return Action{Reason: "cold start: waiting to see a peer that knows the current term (tandem promote -force overrides)"}
 	}
 	// Rule 3.
 	if !majority {

@@ -83,7 +83,7 @@ func TestDecide(t *testing.T) {
 			Unfence, 0, "", "site a is preferred"},
 		{"cold start alone waits",
 			view("a", mem("a", 1, cold, role(RoleStarting), record(4, "a", true)), mem("b", 2, dead(t0), role(RoleMaster), record(4, "a", true))),
-			None, 0, "", "cold start"},
+			None, 0, "", "cold start: waiting to see a peer that knows the current term (tandem promote -force overrides)"},
 		{"cold start alone with force promotes",
 			with(view("a", mem("a", 1, cold, role(RoleStarting), record(4, "a", true))), func(v *View) { v.Force = true }),
 			Promote, 5, "", ""},

@@ -561,7 +561,7 @@ func (n *Node) AwaitRecord(ctx context.Context) (acked bool, err error) {
 }
 
 // Force makes this member ignore the cold-start wait (tandem promote
-// --force).
+// -force).
 func (n *Node) Force() {
 	n.mu.Lock()
 	n.force = true
