@@ -53,3 +53,31 @@ func TestCheckConfigWitnessHint(t *testing.T) {
 		t.Errorf("-witness: exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// TestCheckConfigEveryErrorWithLine: tandem check-config on a file with an unknown key, a bad
+// duration and a listener naming a missing endpoint prints all three, each with its file, line
+// and key, in line order, and exits 1.
+func TestCheckConfigEveryErrorWithLine(t *testing.T) {
+	const file = "../../config/testdata/bad.toml"
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check-config", file}, &stdout, &stderr); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout %q: a file with errors prints no configuration", stdout.String())
+	}
+	got := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	want := []string{
+		file + `:4: colour: unknown key`,
+		file + `:8: gossip.failback_delay: "30 seconds" is not a duration`,
+		file + `:20: proxy.listener[1].endpoint: "admin" names no [[server.endpoint]]`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stderr has %d lines, want %d:\n%s", len(got), len(want), stderr.String())
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("line %d: %q, want it to start %q", i+1, got[i], w)
+		}
+	}
+}
