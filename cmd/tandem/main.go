@@ -11,9 +11,12 @@ import (
 const usage = `usage: tandem <command> [flags]
 
 commands:
-  run -config FILE          run the sidecar of one site
-  witness -config FILE      run a witness: a gossip member that only votes
-  check-config FILE         print the resolved configuration, or every error (exit 1)
+  run -config FILE [-log-level LEVEL]
+                            run the sidecar of one site (LEVEL: debug, info, warn or error)
+  witness -config FILE [-log-level LEVEL]
+                            run a witness: a gossip member that only votes
+  check-config [-witness] FILE
+                            print the resolved configuration, or every error (exit 1)
   status [-config FILE | -admin ADDR]
                             print this member's status (from its admin API)
   switchover [-config FILE | -admin ADDR] [SITE]
@@ -27,9 +30,15 @@ commands:
   resync [-config FILE | -admin ADDR]
                             on the master: copy the application tables to the peer database
   install -config FILE      check and set up both databases for the txshim (idempotent)
-  verify -config FILE       compare both databases' application tables (exit 1 on a difference)
-  resolve -config FILE [-commit GID | -rollback GID]
+  verify -config FILE       compare both databases' application tables (exit 1 on a difference,
+                            2 when it could not compare)
+  resolve -config FILE [-commit GID | -rollback GID [-accept-unknown-outcome]]
                             settle in-doubt transactions (exit 1 while some stay in doubt)
+  help                      print this text
+
+The admin commands (status, switchover, promote, clear-split-brain, resync) also take
+-token-file FILE: the admin API's bearer token, when -config does not give it.
+Flags go before the arguments. tandem COMMAND -h lists a command's flags.
 `
 
 func main() {
