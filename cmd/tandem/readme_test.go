@@ -1,0 +1,60 @@
+package main
+
+import (
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestReadmeAdminAPI: the README's admin API table names every path admin.go serves, and its
+// GET /metrics row every metric; neither names one admin.go does not serve.
+func TestReadmeAdminAPI(t *testing.T) {
+	src, err := os.ReadFile("admin.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table []byte
+	var row string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `GET /") || strings.HasPrefix(line, "| `POST /") {
+			table = append(append(table, line...), '\n')
+		}
+		if strings.HasPrefix(line, "| `GET /metrics` |") {
+			row = line
+		}
+	}
+	if row == "" {
+		t.Fatal("README has no GET /metrics row")
+	}
+	names := func(re string, text []byte) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range regexp.MustCompile(re).FindAllSubmatch(text, -1) {
+			out[string(m[1])] = true
+		}
+		return out
+	}
+	compare := func(what string, served, documented map[string]bool) {
+		if len(served) == 0 {
+			t.Fatalf("found no %s in admin.go", what)
+		}
+		for _, m := range slices.Sorted(maps.Keys(served)) {
+			if !documented[m] {
+				t.Errorf("admin.go serves the %s %s; the README does not name it", what, m)
+			}
+		}
+		for _, m := range slices.Sorted(maps.Keys(documented)) {
+			if !served[m] {
+				t.Errorf("the README names the %s %s, which admin.go does not serve", what, m)
+			}
+		}
+	}
+	compare("path", names(`HandleFunc\("((?:GET|POST) /[a-z/-]*)"`, src), names("`((?:GET|POST) /[a-z/-]*)", table))
+	compare("metric", names(`metric\("(tandem_\w+)"`, src), names("`(tandem_\\w+)`", []byte(row)))
+}
