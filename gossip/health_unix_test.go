@@ -3,32 +3,20 @@
 package gossip
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
-	"github.com/tandem-ha/tandem/internal/procgroup"
+	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
 // TestCheckerExecLeavesChild: a health command that exits 0 is a healthy verdict even when a
 // child it started still holds its output (a helper left running, an ssh control master):
 // the wait for the output ends, but the check must not count as failed.
 func TestCheckerExecLeavesChild(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "child.pid")
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
+	child := proctest.NewChild(t)
 	r := runChecker(t, config.Server{
-		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; exit 0"},
+		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", child.Script("exit 0")},
 		HealthInterval: time.Minute, HealthTimeout: 2 * time.Second, HealthFailures: 1,
 	})
 	waitFor(t, 5*time.Second, "a verdict", func() bool { return len(r.list()) > 0 })
@@ -41,29 +29,14 @@ func TestCheckerExecLeavesChild(t *testing.T) {
 // with the children it started (its process group), and the check counts as failed: a child
 // left sleeping would pile up, one per check, on a server that hangs.
 func TestCheckerExecTimeoutKillsChild(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "child.pid")
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
+	child := proctest.NewChild(t)
 	r := runChecker(t, config.Server{
-		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"},
+		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", child.Script("wait")},
 		HealthInterval: time.Minute, HealthTimeout: 300 * time.Millisecond, HealthFailures: 1,
 	})
 	waitFor(t, 5*time.Second, "a verdict", func() bool { return len(r.list()) > 0 })
 	if got := r.list()[0]; got {
 		t.Fatal("a health command that timed out was taken for a healthy check")
 	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "the health command's child to be gone", func() bool { return !procgroup.Alive(pid) })
+	child.WaitGone(t, 5*time.Second)
 }

@@ -7,42 +7,32 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
-	"github.com/tandem-ha/tandem/internal/procgroup"
+	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
 // TestHookTimeoutWithChild: a hook is bounded by hooks.timeout even when it leaves a child
 // behind that holds its output open (a shell that starts a daemon, a reload that forks): the
 // release waits for on_demote, so a hook that outlives its timeout holds the handover.
 func TestHookTimeoutWithChild(t *testing.T) {
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "child.pid")
+	child := proctest.NewChild(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := hooks{cfg: config.Hooks{Timeout: 300 * time.Millisecond}, site: "site1", log: logger}
 	// The shell waits for its child; the child keeps the shell's output open.
-	argv := []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}
+	argv := []string{"sh", "-c", child.Script("wait")}
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		h.run(t.Context(), "on_demote", argv, gossip.RoleBackup, 2)
 	}()
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		<-done
-	})
+	t.Cleanup(func() { <-done }) // the hook ends by its timeout
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -51,42 +41,19 @@ func TestHookTimeoutWithChild(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the hook took %s, its timeout is 300ms", took)
 	}
-	// The child went with the hook.
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for procgroup.Alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's child %d still runs after the hook timed out", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	child.WaitGone(t, 5*time.Second) // the child went with the hook
 }
 
 // TestHookLeavesDaemon: a hook that starts a daemon which keeps the hook's output open, and
 // exits 0, ran: it is not logged as failed, and it does not wait for the daemon.
 func TestHookLeavesDaemon(t *testing.T) {
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "child.pid")
+	child := proctest.NewChild(t)
 	var logs strings.Builder
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
 	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
-	t.Cleanup(func() {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
 	start := time.Now()
-	h.run(t.Context(), "on_promote", []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile}, gossip.RoleMaster, 2)
+	h.run(t.Context(), "on_promote", []string{"sh", "-c", child.Script("")}, gossip.RoleMaster, 2)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the hook took %s: it waited for the daemon it started", took)
 	}
