@@ -95,10 +95,19 @@ SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.d
 }
 
 // decisionRow adds the decision row of the transaction ending at end in the source's stream.
-func (t *applyTx) decisionRow(end pglogrepl.LSN) {
+// For a plain commit's gid (plainGID) a row with another lsn is first deleted: it is the stale
+// row of an earlier transaction that had the same xid. The INSERT after it still fails on a
+// row with this lsn, or without one (an earlier version's): the transaction is on the peer.
+// Dual commits' gids carry the term and go without the DELETE.
+func (t *applyTx) decisionRow(end pglogrepl.LSN, plain bool) {
 	if t.a.noLSN {
 		t.prepared("decision row", "INSERT INTO tandem.decisions (gid) VALUES ($1)", [][]byte{[]byte(t.gid)})
 		return
+	}
+	if plain {
+		t.prepared("stale decision row", "DELETE FROM tandem.decisions WHERE gid = $1 AND lsn <> $2",
+			[][]byte{[]byte(t.gid), []byte(end.String())})
+		t.staleStep = len(t.steps) - 1
 	}
 	t.prepared("decision row", "INSERT INTO tandem.decisions (gid, lsn) VALUES ($1, $2)", [][]byte{[]byte(t.gid), []byte(end.String())})
 }
@@ -347,7 +356,7 @@ const applyBatch = 1000
 // and nothing of it stays there; errAlreadyApplied means the peer had committed it before
 // (endCommit only); any other error leaves the connection and the outcome unknown.
 func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
-	t := &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1}
+	t := &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1, staleStep: -1}
 	stop := a.watch(ctx, gid)
 	defer stop()
 	if a.ddl != nil {
@@ -373,7 +382,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
 	if end == endCommit {
-		t.decisionRow(txn.EndLSN)
+		t.decisionRow(txn.EndLSN, gid == plainGID(a.source, txn.XID))
 		t.decisionStep = len(t.steps) - 1 // its Execute, after a Parse the first time
 	}
 	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
@@ -396,7 +405,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		return err
 	default:
 		if end == endPrepare {
-			t.decisionRow(txn.EndLSN)
+			t.decisionRow(txn.EndLSN, false)
 			t.query("prepare transaction", "PREPARE TRANSACTION "+sqlLiteral(gid))
 		} else {
 			t.query("commit", "COMMIT")
@@ -412,6 +421,10 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		}
 	}
 	if t.refused == nil {
+		if t.replaced {
+			a.logger.Warn("shipped a plain commit over the stale decision row of an earlier transaction with the same xid on the peer (this site's database restored or re-initialised?)",
+				"gid", gid, "lsn", txn.EndLSN)
+		}
 		return nil
 	}
 	if a.conn.TxStatus() != 'I' {
@@ -436,6 +449,8 @@ type applyTx struct {
 	steps        []pipelineStep // those of the round trip under way
 	inBatch      int            // changes sent in it
 	decisionStep int            // the decision row's Execute in the first round trip, or -1
+	staleStep    int            // the stale decision row's DELETE in the first round trip, or -1
+	replaced     bool           // that DELETE deleted a row (decisionRow)
 	refused      error          // the peer's first refusal; it skips the rest of the transaction
 	duplicate    bool           // refused is the decision row's unique violation
 
@@ -507,7 +522,7 @@ func (t *applyTx) fail(i int, err error) {
 // fail); a lost connection is returned, with the pipeline closed.
 func (t *applyTx) roundTrip() error {
 	// Step indexes count from 0 again in the next round trip: the decision row is in this one.
-	defer func() { t.steps, t.inBatch, t.decisionStep = t.steps[:0], 0, -1 }()
+	defer func() { t.steps, t.inBatch, t.decisionStep, t.staleStep = t.steps[:0], 0, -1, -1 }()
 	if err := t.pl.Sync(); err != nil {
 		t.pl.Close()
 		t.a.forgetPending(t.steps)
@@ -531,8 +546,11 @@ func (t *applyTx) roundTrip() error {
 		case *pgconn.StatementDescription, *pgconn.CloseComplete:
 			i++
 		case *pgconn.ResultReader:
-			if _, err := r.Close(); err != nil {
+			tag, err := r.Close()
+			if err != nil {
 				t.fail(i, err)
+			} else if i == t.staleStep && tag.RowsAffected() > 0 {
+				t.replaced = true
 			}
 			i++
 		}

@@ -32,8 +32,9 @@ import (
 //     streamEnd). A short outage thus ships from memory; a long one reads the slot again,
 //     perhaps several times, holding at most about MaxJournalBytes.
 //   - Shipping is idempotent, so a crash or a lost reply at any point only costs a resend: a
-//     plain commit's decision row is inserted first and a duplicate aborts it (skipped); a
-//     prepared transaction is looked up on the peer first — decision row committed: skipped;
+//     plain commit's decision row is inserted first and a duplicate aborts it (skipped; a
+//     row of an earlier transaction with the same xid, told by its lsn, is replaced: plainGID);
+//     a prepared transaction is looked up on the peer first — decision row committed: skipped;
 //     still prepared there: COMMIT PREPARED (or ROLLBACK PREPARED when it rolled back
 //     locally); neither: applied with COMMIT. The slot is confirmed only past what the peer
 //     committed, so after a crash the next stream resends at most what was in flight.
@@ -421,7 +422,8 @@ func (s *Shipper) settleLoop(ctx context.Context) {
 // that bypassed Tandem, a false alarm. Like catch-up (shipOn), settle asks the peer for the
 // decision rows instead, and for the position of its copy of the tables (Resync):
 //   - the peer has the transaction: done, quietly; the slot may go past it. Nothing is applied
-//     on the peer, so nothing is applied twice.
+//     on the peer, so nothing is applied twice. For a plain commit, a decision row with
+//     another lsn is an earlier transaction's with the same xid (plainGID): the peer lacks it.
 //   - prepared on the peer, not committed: left alone; the resolver settles it, and a later
 //     pass finds its decision row.
 //   - a suspect the peer lacks: a write that bypassed Tandem on this backup's database, or
@@ -475,7 +477,7 @@ func (s *Shipper) settle(ctx context.Context, peer **sql.DB, held int) int {
 	for _, e := range es {
 		switch {
 		case e.state == stDone || e.state == stApplying || e.shipping || e.undo:
-		case has[e.gid] || e.pos <= copied:
+		case peerHasEntry(e, has) || e.pos <= copied:
 			s.markDoneLocked(e)
 			s.stats.Skipped++
 			released++
@@ -506,10 +508,17 @@ func (s *Shipper) settle(ctx context.Context, peer **sql.DB, held int) int {
 	return kept
 }
 
-// peerHas reads from the peer which of gids have a decision row (committed there) and which
-// are prepared there, and the position of the peer's copy of the tables (the decision row
-// resync; 0: none).
-func peerHas(ctx context.Context, db *sql.DB, timeout time.Duration, gids []string, resync string) (has, prepared map[string]bool, copied pglogrepl.LSN, err error) {
+// peerHasEntry tells whether has (from peerHas) holds e's decision row: for a plain commit,
+// one that records this transaction and not an earlier one with the same xid (plainGID).
+func peerHasEntry(e *jentry, has map[string]pglogrepl.LSN) bool {
+	rowLSN, ok := has[e.gid]
+	return ok && (!e.plain || plainDecided(rowLSN, e.pos))
+}
+
+// peerHas reads from the peer which of gids have a decision row (committed there), with the
+// row's lsn (0: none), and which are prepared there, and the position of the peer's copy of
+// the tables (the decision row resync; 0: none).
+func peerHas(ctx context.Context, db *sql.DB, timeout time.Duration, gids []string, resync string) (has map[string]pglogrepl.LSN, prepared map[string]bool, copied pglogrepl.LSN, err error) {
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rows, err := db.QueryContext(qctx, `SELECT gid, true, lsn::text FROM tandem.decisions WHERE gid = ANY($1) OR gid = $2
@@ -519,7 +528,7 @@ UNION ALL SELECT gid, false, NULL FROM pg_catalog.pg_prepared_xacts WHERE gid = 
 		return nil, nil, 0, fmt.Errorf("read decision rows on the peer: %w", err)
 	}
 	defer rows.Close()
-	has, prepared = map[string]bool{}, map[string]bool{}
+	has, prepared = map[string]pglogrepl.LSN{}, map[string]bool{}
 	for rows.Next() {
 		var gid string
 		var decided bool
@@ -527,17 +536,19 @@ UNION ALL SELECT gid, false, NULL FROM pg_catalog.pg_prepared_xacts WHERE gid = 
 		if err := rows.Scan(&gid, &decided, &lsn); err != nil {
 			return nil, nil, 0, fmt.Errorf("read decision rows on the peer: %w", err)
 		}
+		var at pglogrepl.LSN
+		if decided && lsn.Valid {
+			if at, err = pglogrepl.ParseLSN(lsn.String); err != nil {
+				return nil, nil, 0, fmt.Errorf("read the lsn of decision row %s on the peer: %w", gid, err)
+			}
+		}
 		switch {
 		case !decided:
 			prepared[gid] = true
 		case gid == resync:
-			if lsn.Valid {
-				if copied, err = pglogrepl.ParseLSN(lsn.String); err != nil {
-					return nil, nil, 0, fmt.Errorf("read the position of the peer's copy of the tables: %w", err)
-				}
-			}
+			copied = at
 		default:
-			has[gid] = true
+			has[gid] = at
 		}
 	}
 	if err := rows.Err(); err != nil {

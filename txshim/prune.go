@@ -16,7 +16,8 @@ import (
 // idempotency keys of shipping and catch-up and what the resolver reads on the side that holds
 // an applied copy (DESIGN §5.4). DESIGN has them "pruned after a retention period"; unpruned they
 // grow by one row per write transaction for ever, and a plain commit's key, made from its 32-bit
-// xid, would meet an old row once the xids wrap around and be taken for one shipped already.
+// xid, would meet an old row once the xids wrap around (shipping tells such a row by its lsn and
+// replaces it, as it does one left from before the site's database was restored: plainGID).
 //
 // A row is needed while its transaction may still be sent again by its source's slot, or may
 // still be prepared on either database. PruneDecisions deletes a row only when:

@@ -50,8 +50,28 @@ func parseGID(gid string) (site string, term uint64, xid uint64, ok bool) {
 }
 
 // plainGID is the decision-row key of a plain commit shipped from the stream.
+//
+// Unlike gidFor's, it holds no term and nothing of the database: after the site's database is
+// restored from a backup or re-initialised, its xids repeat, while the peer still holds the
+// rows of the earlier transactions that had them (pruning keeps rows whose lsn is past the
+// slot's restart_lsn, and a new cluster's LSNs start low). So a plain gid's row counts as this
+// transaction only when its lsn is the transaction's end in the source's stream (Txn.EndLSN,
+// the journal entry's pos), which apply writes in it (plainDecided); a row with another lsn is
+// a stale one, replaced when the transaction is shipped (applyTx.decisionRow). xid and LSN
+// each repeat after a restore, but the pair does not in practice: within one cluster LSNs only
+// grow (so the xids' wraparound cannot repeat it either), and across a restore it would take a
+// commit with the same xid ending at exactly the same byte of WAL as the earlier one — the
+// restored cluster writing again, byte for byte, the WAL the lost one wrote after the restore
+// point. That case, left, would still be taken for shipped. A row without lsn (written by an
+// earlier version) still counts, as before.
 func plainGID(site string, xid uint32) string {
 	return "tandem_" + site + "_plain_" + strconv.FormatUint(uint64(xid), 10)
+}
+
+// plainDecided tells whether a plain gid's decision row whose lsn is rowLSN (0: NULL) records
+// the transaction that ends at end in the source's stream (see plainGID).
+func plainDecided(rowLSN, end pglogrepl.LSN) bool {
+	return rowLSN == 0 || rowLSN == end
 }
 
 // ShipperConfig configures a Shipper.
