@@ -117,8 +117,19 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 	if err := local.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tandem.state)`).Scan(&ran); err != nil {
 		return fmt.Errorf("install: local database: read the term record: %w", err)
 	}
-	if err := ensureSlot(ctx, local, SlotName(site), ran, logger); err != nil {
+	created, err := ensureSlot(ctx, local, SlotName(site), ran, logger)
+	if err != nil {
 		return fmt.Errorf("install: local database: %w", err)
+	}
+	if created {
+		// The peer may hold the stream position of a copy this site once made onto it
+		// (resyncGID): transactions before it count as in the copy. A new slot streams from
+		// now on, past it — unless this database is a new one (re-initialised, or restored
+		// without its slot), whose positions start again below it: then every new transaction
+		// would be skipped as copied. The row means nothing to the new slot either way.
+		if _, err := peer.ExecContext(ctx, `DELETE FROM tandem.decisions WHERE gid = $1`, resyncGID(site)); err != nil {
+			return fmt.Errorf("install: peer database: forget the position of an earlier copy: %w", err)
+		}
 	}
 	return nil
 }
@@ -385,34 +396,35 @@ JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pn
 
 // ensureSlot creates the site's two-phase slot if it is missing, and checks the one there;
 // ran: the site has run before (its term record exists), so a missing slot was dropped.
-func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *slog.Logger) error {
+// created: ensureSlot made it.
+func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *slog.Logger) (created bool, err error) {
 	var plugin, walStatus string
 	var twoPhase bool
-	err := db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
+	err = db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
 		slot).Scan(&plugin, &twoPhase, &walStatus)
 	if err == nil {
 		if plugin != "pgoutput" || !twoPhase {
-			return fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
+			return false, fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
 				slot, plugin, twoPhase, slot)
 		}
 		if walStatus == "lost" {
 			// Made anew only together with a copy of the tables: what it lost, the peer may lack.
 			logger.Warn("replication slot was invalidated by PostgreSQL (max_slot_wal_keep_size); `tandem resync` on the master makes it anew", "slot", slot)
 		}
-		return nil
+		return false, nil
 	}
 	if err != sql.ErrNoRows {
-		return fmt.Errorf("read replication slot %s: %w", slot, err)
+		return false, fmt.Errorf("read replication slot %s: %w", slot, err)
 	}
 	if err := createSlot(ctx, db, slot); err != nil {
-		return err
+		return false, err
 	}
 	logger.Info("created two-phase logical replication slot", "slot", slot)
 	if ran {
 		logger.Warn("the replication slot was missing although this site has run before: what the dropped slot held for the peer is not in the new one; "+
 			"if this site was master with its peer behind (peer_synced false), run tandem resync on it", "slot", slot)
 	}
-	return nil
+	return true, nil
 }
 
 func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {

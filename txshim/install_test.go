@@ -207,6 +207,15 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 
 	// The site ran (it has a term record), then its slot was dropped: Install makes it anew and
 	// says what that means.
+	// The position of a copy site1 once made onto the peer stays while the slot does (a re-run
+	// of Install), and goes with a slot made anew: it belongs to the old slot's stream.
+	p.peer.Exec(t, `INSERT INTO tandem.decisions (gid, lsn) VALUES ('tandem_site1_resync', 'FF/0')`)
+	if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), nil); err != nil {
+		t.Fatalf("Install again: %v", err)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = 'tandem_site1_resync'`); n != 1 {
+		t.Error("Install with the slot in place deleted the position of the peer's copy")
+	}
 	p.local.Exec(t, `SELECT pg_drop_replication_slot('tandem_site1')`)
 	logged.Reset()
 	if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
@@ -214,6 +223,9 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 	}
 	if out := logged.String(); !strings.Contains(out, "slot was missing although this site has run before") {
 		t.Errorf("Install after the slot was dropped did not warn:\n%s", out)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = 'tandem_site1_resync'`); n != 0 {
+		t.Error("Install that made the slot anew kept the position of a copy made for the old one: a re-initialised database's transactions would be skipped as copied")
 	}
 }
 
