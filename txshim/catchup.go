@@ -42,10 +42,10 @@ import (
 //     their row locks, so nothing after them in the stream conflicts; they ship at their
 //     COMMIT PREPARED, in stream order, like any other.
 //   - CatchUp drains in rounds (each to the WAL position at its start) while solo commits go
-//     on, until a round is small; then it asks hold to stop new commits, drains to the WAL
-//     position of that moment (the tail), aligns sequences, and marks the peer synced — unless
-//     the journal dropped events meanwhile (writes the hold does not stop): then it ships the
-//     tail again.
+//     on, until a round is small or the rounds stop shrinking (commits outpace shipping); then
+//     it asks hold to stop new commits, drains to the WAL position of that moment (the tail),
+//     aligns sequences, and marks the peer synced — unless the journal dropped events
+//     meanwhile (writes the hold does not stop): then it ships the tail again.
 
 // ErrNeedsResync means the peer refused a transaction shipped from the stream: the databases
 // have diverged, catch-up cannot bring the peer in step, and `tandem resync` must copy the
@@ -53,7 +53,8 @@ import (
 var ErrNeedsResync = errors.New("tandem: the peer database needs resync")
 
 // Catch-up tuning: a drain round that shipped at most catchUpHoldBelow transactions is small
-// enough to hold commits for the tail; after catchUpRounds rounds commits are held anyway.
+// enough to hold commits for the tail; after catchUpRounds rounds commits are held anyway, and
+// at once after a round that left a backlog no smaller than it shipped (drainAndSync).
 const (
 	catchUpHoldBelow = 100
 	catchUpRounds    = 8
@@ -126,11 +127,23 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 		if err != nil {
 			return err
 		}
+		began := time.Now()
 		n, err := s.drain(ctx, until)
 		if err != nil {
 			return err
 		}
+		// What was committed meanwhile is the next round. When it is no smaller than this
+		// one, commits outpace shipping (catch-up ships one transaction at a time, in stream
+		// order; many sessions commit at once): each later round would be larger, and a hold
+		// after the last of them would stop commits the longest. Holding now stops them for
+		// the shortest tail there will be.
+		left := s.Backlog()
+		s.logger.Debug("catch-up round", "round", round, "shipped", n, "took", time.Since(began).Round(time.Millisecond), "left", left)
 		if n <= catchUpHoldBelow || round >= catchUpRounds {
+			break
+		}
+		if left >= n {
+			s.logger.Info("catch-up: commits outpace shipping; holding them for the tail now", "round", round, "shipped", n, "left", left)
 			break
 		}
 	}

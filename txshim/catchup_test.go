@@ -807,3 +807,77 @@ func TestCatchUpSyncStandbyDown(t *testing.T) {
 		t.Fatalf("the peer is synced without the solo commit (%d rows)", n)
 	}
 }
+
+// TestCatchUpOutpacedByWrites: catch-up ships one transaction at a time, while many sessions
+// commit alone at once. When they commit faster than it ships, every round of the drain is
+// larger than the one before; holding commits only after catchUpRounds rounds made catch-up
+// last for ever (and the final hold the longest). It now holds them after the first round that
+// leaves a backlog no smaller than it shipped.
+func TestCatchUpOutpacedByWrites(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE notes (id serial PRIMARY KEY, v int)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+
+	p.peer.Kill()
+	const backlog = 120 // above catchUpHoldBelow: the first round alone does not end the drain
+	for i := 1; i <= backlog; i++ {
+		p.local.Exec(t, fmt.Sprintf(`INSERT INTO notes (v) VALUES (%d)`, i))
+	}
+	waitForLong(t, "the backlog", 20*time.Second, func() bool { return sh.Backlog() == backlog && sh.linkState() == linkDown })
+	if err := p.peer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Shipping is slowed to at most 100 transactions a second; a writer commits faster (a
+	// commit, then 5 ms) until the hold stops it.
+	catchUpHook = func(int) error { time.Sleep(10 * time.Millisecond); return nil }
+	t.Cleanup(func() { catchUpHook = nil })
+	var mu sync.Mutex // held by the writer around each commit, and by the hold
+	var written atomic.Int64
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			_, err := p.ldb.Exec(`INSERT INTO notes (v) VALUES (0)`)
+			mu.Unlock()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			written.Add(1)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	stopWriter := sync.OnceFunc(func() { close(stop); <-writerDone })
+	defer stopWriter()
+	var held atomic.Int64
+	hold := func(context.Context) (func(), error) {
+		mu.Lock()
+		held.Store(written.Load())
+		return mu.Unlock, nil
+	}
+	start := time.Now()
+	if err := sh.CatchUp(capCtx(t, 40*time.Second), hold); err != nil {
+		t.Fatalf("CatchUp with commits outpacing it: %v (after %s, %d written meanwhile)", err, time.Since(start).Round(time.Millisecond), written.Load())
+	}
+	t.Logf("caught up in %s; %d commits before the hold, %d in all", time.Since(start).Round(time.Millisecond), held.Load(), written.Load())
+	if !sh.PeerSynced() {
+		t.Fatal("CatchUp returned nil without the peer synced")
+	}
+	stopWriter()
+	catchUpHook = nil
+	// What the writer committed after the hold ships online (plainLoop).
+	waitForLong(t, "the writes after the catch-up shipped", 20*time.Second, func() bool { return sh.Backlog() == 0 })
+	requireSame(t, p)
+}
