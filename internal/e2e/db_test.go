@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -502,4 +503,72 @@ CREATE FUNCTION ack_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fn_ack
 		})
 		return err == nil && n == acked && preparedCount(t, s2) == 0
 	})
+}
+
+// TestAcceptLossAfterMasterSiteLost: site1, master, commits alone while site2's database is
+// down, then its whole site is lost (sidecar, server and database killed). site2, whose
+// database lacks that commit, must not take control by itself (DESIGN §3 rule 2), and -force
+// does not make it; an operator who knows site1 is gone for good runs `tandem promote
+// -accept-loss TERM` (a wrong term is refused), and site2 serves operators, with everything
+// but site1's solo commit.
+func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true})
+	set := func(s *site, k, v string) {
+		t.Helper()
+		o := operatorOf(t, s)
+		defer o.close()
+		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK "+s.name {
+			t.Fatalf("SET %s through %s -> %q, %v", k, s.name, got, err)
+		}
+	}
+	set(s1, "synced", "1")
+	waitFor(t, 10*time.Second, "the dual commit on site2's database", func() bool { return kvValue(t, s2, "synced") == "1" })
+	s2.pg.Kill()
+	set(s1, "alone", "2")
+	s1.tandem.kill(syscall.SIGKILL)
+	s1.server.kill(syscall.SIGKILL)
+	s1.pg.Kill()
+	if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+
+	var st struct {
+		Role     string `json:"role"`
+		Decision string `json:"decision"`
+		Record   struct {
+			Term uint64 `json:"term"`
+		} `json:"record"`
+	}
+	waitFor(t, 20*time.Second, "site2 waiting, not current", func() bool {
+		if err := json.Unmarshal([]byte(httpBody(t, s2.admin, "/status")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(st.Decision, "not current")
+	})
+	promote := func(args ...string) (string, error) {
+		out, err := exec.Command(bins.tandem, append([]string{"promote"}, append(args, "-admin", s2.admin)...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := promote("-force"); err == nil || !strings.Contains(out, "-accept-loss") {
+		t.Errorf("promote -force on a site that is not current: %v %q; want refused, naming -accept-loss", err, out)
+	}
+	if out, err := promote("-accept-loss", strconv.FormatUint(st.Record.Term+1, 10)); err == nil || !strings.Contains(out, "not the newest term") {
+		t.Errorf("promote -accept-loss of a term that is not the newest: %v %q; want refused", err, out)
+	}
+	if httpStatus(s2.admin, "/master") == 200 {
+		t.Fatal("site2 took control without its database having site1's solo commit, and without an operator's word")
+	}
+	if out, err := promote("-accept-loss", strconv.FormatUint(st.Record.Term, 10)); err != nil {
+		t.Fatalf("promote -accept-loss %d: %v %q", st.Record.Term, err, out)
+	}
+	waitFor(t, 20*time.Second, "site2 master", func() bool { return httpStatus(s2.admin, "/master") == 200 })
+	set(s2, "after", "3")
+	for k, want := range map[string]string{"synced": "1", "after": "3"} {
+		if v := kvValue(t, s2, k); v != want {
+			t.Errorf("site2's database: %s = %q, want %q", k, v, want)
+		}
+	}
+	if v := kvValue(t, s2, "alone"); !strings.Contains(v, "no rows") {
+		t.Errorf("site2's database: alone = %q; want it lost with site1 (as the operator accepted)", v)
+	}
 }
