@@ -215,7 +215,7 @@ func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	case loss != 0:
 		path = "/promote?accept_loss=" + strconv.FormatUint(loss, 10)
 	case !force:
-		fmt.Fprintln(stderr, "tandem promote: -force (or -accept-loss TERM) is required: the site takes control without seeing anyone who knows the current term, "+
+		fmt.Fprintln(stderr, "tandem promote: -force is required (or -accept-loss TERM): the site takes control without seeing anyone who knows the current term, "+
 			"so whatever the other site committed after this site's last term record is lost if that site is master elsewhere")
 		return 2
 	}
