@@ -489,15 +489,32 @@ func (v View) current(m Member) (bool, string) {
 		if v.lossAccepted(m, top) {
 			return true, ""
 		}
-		return false, fmt.Sprintf("not current: holds term %d, term %d exists", m.Record.Term, top)
+		return false, fmt.Sprintf("not current: holds term %d, term %d exists", m.Record.Term, top) + v.lossHint(m, top)
 	}
 	if m.Record.Master == m.Site {
 		return true, ""
 	}
 	if !v.synced(top, m.Record.Master) && !v.lossAccepted(m, top) {
-		return false, fmt.Sprintf("not current: master %s of term %d has not reported peer_synced", m.Record.Master, top)
+		return false, fmt.Sprintf("not current: master %s of term %d has not reported peer_synced", m.Record.Master, top) + v.lossHint(m, top)
 	}
 	return true, ""
+}
+
+// lossHint, for a self that is not current while no member names an alive master of term top,
+// names the operator's way out should that master be lost for good (AcceptLoss).
+func (v View) lossHint(m Member, top uint64) string {
+	if m.Site != v.Self {
+		return ""
+	}
+	for _, o := range v.Members {
+		if o.Record.Term != top {
+			continue
+		}
+		if master, ok := v.member(o.Record.Master); ok && master.Alive {
+			return ""
+		}
+	}
+	return fmt.Sprintf(" (its master is away; if that site is lost for good, tandem promote -accept-loss %d takes control here and loses what it committed alone)", top)
 }
 
 // lossAccepted says the operator accepted, on m itself, losing what the master of term top

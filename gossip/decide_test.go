@@ -117,7 +117,7 @@ func TestDecide(t *testing.T) {
 			Promote, 6, "", "master a lost"},
 		{"master dead, not synced: backup is not current and waits",
 			view("b", mem("a", 1, role(RoleMaster), record(5, "a", false), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", true))),
-			None, 0, "", "peer_synced"},
+			None, 0, "", "peer_synced (its master is away; if that site is lost for good, tandem promote -accept-loss 5"},
 		{"master dead, backup missed the term: waits",
 			view("b", mem("a", 1, role(RoleMaster), record(6, "a", true), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", true))),
 			None, 0, "", "not current"},
@@ -332,7 +332,7 @@ func TestDecide(t *testing.T) {
 		{"accept loss while the master is alive changes nothing",
 			with(view("b", mem("a", 1, role(RoleBackup), record(5, "a", false)), mem("b", 2, record(5, "a", false))),
 				func(v *View) { v.AcceptLoss = 5 }),
-			None, 0, "", "peer_synced"},
+			None, 0, "", "has not reported peer_synced"},
 		{"accept loss counts for the site that was told only",
 			with(view("b", mem("a", 1, role(RoleMaster), record(5, "a", false), dead(now.Add(-time.Minute))), mem("c", 0, record(5, "a", false)), mem("b", 2, record(5, "a", false))),
 				func(v *View) { v.AcceptLoss = 5 }),
@@ -506,5 +506,20 @@ func TestAdoptLatestWord(t *testing.T) {
 	}
 	if rec, ok := Adopt(mem("b", 2, record(11, "a", true), seq(6)), []Member{earlier}); ok {
 		t.Errorf("backup: Adopt = %+v, %v; an earlier word was taken", rec, ok)
+	}
+}
+
+// TestLossHintOnlyWhenMasterAway: a site that is not current names promote -accept-loss only
+// while no member shows the newest term's master alive: in a wait that ends by itself (the
+// master catching it up) the hint would invite an operator to lose commits for nothing.
+func TestLossHintOnlyWhenMasterAway(t *testing.T) {
+	now := t0.Add(time.Hour)
+	alive := Decide(view("b", mem("a", 1, role(RoleMaster), record(5, "a", false)), mem("b", 2, record(5, "a", false))))
+	away := Decide(view("b", mem("a", 1, role(RoleMaster), record(5, "a", false), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", false))))
+	if strings.Contains(alive.Reason, "accept-loss") {
+		t.Errorf("master alive: %q names accept-loss", alive.Reason)
+	}
+	if !strings.Contains(away.Reason, "tandem promote -accept-loss 5") {
+		t.Errorf("master away: %q does not name tandem promote -accept-loss 5", away.Reason)
 	}
 }
