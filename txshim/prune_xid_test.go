@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"strconv"
 	"testing"
 	"time"
 )
@@ -34,36 +33,15 @@ func TestPruneOldPlainRowBeforeXidReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn, err := p.ldb.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
-		t.Fatal(err)
-	}
-	var full string
-	if err := conn.QueryRowContext(ctx, `SELECT pg_current_xact_id()::text`).Scan(&full); err != nil {
-		t.Fatal(err)
-	}
-	x64, err := strconv.ParseUint(full, 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gid := plainGID("a", uint32(x64))
-	if _, err := conn.ExecContext(ctx, `INSERT INTO kv VALUES (1, 'after the xid came round')`); err != nil {
-		t.Fatal(err)
-	}
-	// The row of the transaction that had these 32 bits 2^32 xids ago.
-	if _, err := p.pdb.ExecContext(ctx, `INSERT INTO tandem.decisions (gid, lsn, at) VALUES ($1, '0/1', now() - interval '1 day')`, gid); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the master's pruning of the old row "+gid, func() bool {
-		return queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = $1`, gid) == 0
+	gid := plainWithXID(t, p, `INSERT INTO kv VALUES (1, 'after the xid came round')`, func(gid string) {
+		// The row of the transaction that had these 32 bits 2^32 xids ago.
+		if _, err := p.pdb.ExecContext(ctx, `INSERT INTO tandem.decisions (gid, lsn, at) VALUES ($1, '0/1', now() - interval '1 day')`, gid); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the master's pruning of the old row "+gid, func() bool {
+			return queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = $1`, gid) == 0
+		})
 	})
-	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, "the commit with the reused xid on the peer", func() bool {
 		return queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1`) == 1 && sh.Backlog() == 0
 	})
