@@ -349,6 +349,11 @@ on_promote = ["sh", "-c", %q]
 			waitDial(t, s.shim)
 			s.server = start(t, s.name+"-server", serverArgs(s)...)
 		}
+		// A server listens once it has read its tables through the shim: a test that stops a
+		// database before that (a loaded machine makes it slow) would stop that server for good.
+		for _, s := range sites {
+			waitDialWithin(t, s.srv, 30*time.Second)
+		}
 	} else {
 		for _, s := range sites {
 			s.server = start(t, s.name+"-server", serverArgs(s)...)
@@ -394,7 +399,13 @@ func writeFile(t *testing.T, path, content string) {
 
 func waitDial(t *testing.T, addr string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "listen "+addr, func() bool {
+	waitDialWithin(t, addr, 10*time.Second)
+}
+
+// waitDialWithin waits up to limit for something to listen on addr.
+func waitDialWithin(t *testing.T, addr string, limit time.Duration) {
+	t.Helper()
+	waitFor(t, limit, "listen "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
