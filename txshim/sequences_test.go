@@ -17,6 +17,7 @@ import (
 // shared nextval default, a descending sequence) and never moves one back; AlignSequences
 // copies the master's positions.
 func TestSequences(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t,
 		`CREATE TABLE s_serial (id serial PRIMARY KEY, v int)`,
@@ -155,6 +156,7 @@ func TestSequences(t *testing.T) {
 // leaves the sequence at the bound, where nextval fails, instead of failing BumpSequences and
 // with it the site's promotion.
 func TestBumpSequencesPastBound(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE SEQUENCE small MAXVALUE 100`)
 	c.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY DEFAULT nextval('small'))`)
@@ -208,14 +210,19 @@ func TestBumpSequencesLocked(t *testing.T) {
 		}
 	}
 
+	// The lock timeout only has to fire: a second rather than the 5 s default (this test
+	// does not run in parallel with others, which read the variable).
+	oldLock, oldAll := bumpLockTimeout, bumpTimeout
+	t.Cleanup(func() { bumpLockTimeout, bumpTimeout = oldLock, oldAll })
+	bumpLockTimeout = time.Second
 	err, took := bump(t, 30*time.Second)
+	bumpLockTimeout = oldLock
 	t.Logf("after %v: %v", took.Round(time.Millisecond), err)
 	if err == nil || !strings.Contains(err.Error(), "locked by another session") || !strings.Contains(err.Error(), "locked_t_id_seq") {
 		t.Fatalf("BumpSequences on a locked table: %v, want a lock_timeout error naming locked_t_id_seq", err)
 	}
 
 	// Its own bound, when that comes before the lock timeout.
-	oldLock, oldAll := bumpLockTimeout, bumpTimeout
 	bumpLockTimeout, bumpTimeout = time.Minute, time.Second
 	err, took = bump(t, 30*time.Second)
 	bumpLockTimeout, bumpTimeout = oldLock, oldAll
