@@ -16,10 +16,9 @@ import (
 // written afterwards to the detached table and to the parent ship, and Verify finds both
 // databases identical. A failed one records nothing.
 //
-// Not parallel, nor is TestDetachFinalizeShips: beside other tests on a loaded machine the
-// first request of each through the shim once got no reply within the 90 s context (this
-// test's DETACH … CONCURRENTLY, that one's SET statement_timeout), which neither did when run
-// alone. Not understood yet.
+// Not parallel: beside other tests on a loaded machine its first DETACH … CONCURRENTLY once
+// got no reply within the 90 s context (not understood yet; see the change that made the
+// package's tests parallel).
 func TestDetachConcurrentlyShips(t *testing.T) {
 	p, sh, shim := startShipPair(t, nil, Options{},
 		`CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
@@ -112,9 +111,8 @@ func TestDetachShipAfterText(t *testing.T) {
 // ALTER TABLE … DETACH PARTITION … FINALIZE through the shim; the peer, whose partition was
 // never pending, gets a plain DETACH PARTITION with the CHECK constraint, and both databases
 // end alike.
-//
-// Not parallel: see TestDetachConcurrentlyShips.
 func TestDetachFinalizeShips(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{},
 		`CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
 		`CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100)`,
