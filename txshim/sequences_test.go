@@ -17,7 +17,6 @@ import (
 // shared nextval default, a descending sequence) and never moves one back; AlignSequences
 // copies the master's positions.
 func TestSequences(t *testing.T) {
-	t.Parallel()
 	p := startCapPair(t)
 	p.both(t,
 		`CREATE TABLE s_serial (id serial PRIMARY KEY, v int)`,
@@ -156,7 +155,6 @@ func TestSequences(t *testing.T) {
 // leaves the sequence at the bound, where nextval fails, instead of failing BumpSequences and
 // with it the site's promotion.
 func TestBumpSequencesPastBound(t *testing.T) {
-	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE SEQUENCE small MAXVALUE 100`)
 	c.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY DEFAULT nextval('small'))`)
