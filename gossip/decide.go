@@ -503,16 +503,8 @@ func (v View) current(m Member) (bool, string) {
 // lossHint, for a self that is not current while no member names an alive master of term top,
 // names the operator's way out should that master be lost for good (AcceptLoss).
 func (v View) lossHint(m Member, top uint64) string {
-	if m.Site != v.Self {
+	if m.Site != v.Self || v.masterAlive(top, m.Site) {
 		return ""
-	}
-	for _, o := range v.Members {
-		if o.Record.Term != top {
-			continue
-		}
-		if master, ok := v.member(o.Record.Master); ok && master.Alive {
-			return ""
-		}
 	}
 	return fmt.Sprintf(" (its master is away; if that site is lost for good, tandem promote -accept-loss %d takes control here and loses what it committed alone)", top)
 }
@@ -522,18 +514,21 @@ func (v View) lossHint(m Member, top uint64) string {
 // top names an alive master: a master that is back catches m up instead. The other site's
 // view of m never counts it: only m's own decision takes the word.
 func (v View) lossAccepted(m Member, top uint64) bool {
-	if m.Site != v.Self || v.AcceptLoss == 0 || v.AcceptLoss != top {
-		return false
-	}
+	return m.Site == v.Self && v.AcceptLoss != 0 && v.AcceptLoss == top && !v.masterAlive(top, m.Site)
+}
+
+// masterAlive says a member that holds a record of term names as its master a site other than
+// self that is alive in the view.
+func (v View) masterAlive(term uint64, self string) bool {
 	for _, o := range v.Members {
-		if o.Record.Term != top || o.Record.Master == m.Site {
+		if o.Record.Term != term || o.Record.Master == self {
 			continue
 		}
 		if master, ok := v.member(o.Record.Master); ok && master.Alive {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // ready applies rules 1 and 2 to site m as far as the decider can tell.
