@@ -81,7 +81,34 @@ func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mod
 			t.Errorf("Serve did not return after cancel")
 		}
 	})
+	// Runs before the shim stops (cleanups run last-in first-out): a failed test logs what the
+	// shim's goroutines and the local database were doing, to explain a hang.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("shim goroutines:\n%s\nlocal database:\n%s", shimStacks(), pgtest.Activity(dsn))
+		}
+	})
 	return &testShim{Shim: s, c: c}
+}
+
+// shimStacks returns the stacks of the goroutines running this package's code.
+func shimStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "tandem/txshim.") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 func (s *testShim) dsn(user string) string {

@@ -99,7 +99,13 @@ func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	p := &proc{name: name, args: args, env: env, out: &syncBuffer{}}
 	p.run(t)
 	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
+		sig := syscall.SIGKILL
+		if t.Failed() && (args[0] == bins.tandem || args[0] == bins.wireserver) {
+			// A Go program quits on SIGQUIT printing every goroutine (GOTRACEBACK=all, set in
+			// run): the log then shows what a process that did not answer was waiting for.
+			sig = syscall.SIGQUIT
+		}
+		p.kill(sig)
 		if t.Failed() || os.Getenv("TANDEM_E2E_LOGS") != "" {
 			t.Logf("--- output of %s ---\n%s", p.name, p.out.String())
 		}
@@ -110,9 +116,7 @@ func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
 func (p *proc) run(t *testing.T) {
 	t.Helper()
 	p.cmd = exec.Command(p.args[0], p.args[1:]...)
-	if len(p.env) > 0 {
-		p.cmd.Env = append(os.Environ(), p.env...)
-	}
+	p.cmd.Env = append(append(os.Environ(), "GOTRACEBACK=all"), p.env...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	// Killed with the test binary when it dies without running its cleanups (go test's -timeout).
