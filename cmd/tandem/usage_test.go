@@ -17,7 +17,9 @@ func TestUsageNamesEveryFlag(t *testing.T) {
 			t.Errorf("usage does not list the command %s", cmd)
 		}
 		var stdout, stderr bytes.Buffer
-		run([]string{cmd, "-h"}, &stdout, &stderr)
+		if code := run([]string{cmd, "-h"}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s -h exits %d; want 0", cmd, code)
+		}
 		flags := flagLine.FindAllStringSubmatch(stderr.String(), -1)
 		if len(flags) == 0 {
 			t.Errorf("%s -h lists no flag:\n%s", cmd, stderr.String())
