@@ -510,7 +510,7 @@ CREATE FUNCTION ack_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fn_ack
 // database lacks that commit, must not take control by itself (DESIGN §3 rule 2), and -force
 // does not make it; an operator who knows site1 is gone for good runs `tandem promote
 // -accept-loss TERM` (a wrong term is refused), and site2 serves operators, with everything
-// but site1's solo commit.
+// but site1's solo commit. Then site1 comes back after all, and finds itself in split brain.
 func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	set := func(s *site, k, v string) {
@@ -570,5 +570,49 @@ func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
 	}
 	if v := kvValue(t, s2, "alone"); !strings.Contains(v, "no rows") {
 		t.Errorf("site2's database: alone = %q; want it lost with site1 (as the operator accepted)", v)
+	}
+
+	// site1 was not lost for good after all: it comes back, finds that it committed alone in a
+	// term site2 superseded (split brain), and stays a backup although it has the better
+	// priority; its solo commit is never shipped, and site2's writes reach its database.
+	if err := s1.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	s1.tandem.restart(t)
+	s1.server.restart(t)
+	var back struct {
+		Role       string `json:"role"`
+		SplitBrain uint64 `json:"split_brain"`
+	}
+	waitFor(t, 30*time.Second, "site1 back as a backup in split brain", func() bool {
+		if httpStatus(s1.admin, "/backup") != 200 {
+			return false
+		}
+		if err := json.Unmarshal([]byte(httpBody(t, s1.admin, "/status")), &back); err != nil {
+			t.Fatal(err)
+		}
+		return back.Role == "backup" && back.SplitBrain != 0
+	})
+	if back.SplitBrain != st.Record.Term {
+		t.Errorf("site1's split brain names term %d; want %d, the term it committed alone in", back.SplitBrain, st.Record.Term)
+	}
+	waitFor(t, 30*time.Second, "site2 master and dual (site1's database caught up)", func() bool {
+		return httpStatus(s2.admin, "/master") == 200 && shimStatusOf(t, s2).Mode == "dual"
+	})
+	time.Sleep(3 * time.Second) // failback_delay is 1 s
+	if httpStatus(s2.admin, "/master") != 200 || httpStatus(s1.admin, "/backup") != 200 {
+		t.Fatal("control went back to site1 although it is in split brain")
+	}
+	set(s2, "later", "4")
+	for k, want := range map[string]string{"synced": "1", "alone": "2", "after": "3", "later": "4"} {
+		if v := kvValue(t, s1, k); v != want {
+			t.Errorf("site1's database: %s = %q, want %q", k, v, want)
+		}
+	}
+	if v := kvValue(t, s2, "alone"); !strings.Contains(v, "no rows") {
+		t.Errorf("site2's database: alone = %q; site1's solo commit was shipped after the loss was accepted", v)
+	}
+	if out, err := exec.Command(bins.tandem, "verify", "-config", s2.cfg).CombinedOutput(); err == nil || !strings.Contains(string(out), "wire_kv") {
+		t.Errorf("tandem verify with site1's solo commit: %v, want exit 1 naming wire_kv\n%s", err, out)
 	}
 }
