@@ -524,7 +524,7 @@ func TestShimUsersAndTLS(t *testing.T) {
 	if c.TxShim.TLSCert == nil {
 		t.Error("no TLS certificate loaded")
 	}
-	if out := c.Redacted(); strings.Contains(out, "s3cret") || !strings.Contains(out, "(2 users)") {
+	if out := c.Redacted(); strings.Contains(out, "s3cret") || !strings.Contains(out, "client users: 2") {
 		t.Errorf("check-config output shows a password or not the users:\n%s", out)
 	}
 
@@ -663,5 +663,73 @@ func TestLoadSecrets(t *testing.T) {
 	}
 	if _, err := LoadSecrets(path, KindSite, 0); err == nil || !strings.Contains(err.Error(), "together") {
 		t.Errorf("LoadSecrets, tls_cert_file without tls_key_file: %v, want the error saying they go together", err)
+	}
+}
+
+// TestRedactedLoadsAgain: what check-config prints is a configuration file: loaded again it
+// gives the same configuration (secrets read from the same files), and it shows no secret.
+func TestRedactedLoadsAgain(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key := write("key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n")
+	token := write("token", "tok-s3cret-0123456789abcdef\n")
+	users := write("users", "app:pw-s3cret\n")
+	site := write("site.toml", fmt.Sprintf(`site = "s1"
+data_dir = "/d"
+[gossip]
+bind = "127.0.0.1:1"
+join = ["127.0.0.1:3"]
+secret_key_file = %q
+witness = true
+[admin]
+token_file = %q
+[server]
+[[server.endpoint]]
+name = "op"
+address = "127.0.0.1:2"
+[[proxy.listener]]
+endpoint = "op"
+listen = "127.0.0.1:4"
+[txshim]
+listen = "127.0.0.1:6432"
+local_dsn = "postgres://a@b/c"
+peer_dsn = "postgres://a@d/c"
+users_file = %q
+`, key, token, users))
+	witness := write("witness.toml", fmt.Sprintf("site = \"w\"\ndata_dir = \"/w\"\n[gossip]\nbind = \"127.0.0.1:5\"\njoin = [\"127.0.0.1:1\"]\nsecret_key_file = %q\n", key))
+	for _, tc := range []struct {
+		path string
+		kind Kind
+	}{{site, KindSite}, {witness, KindWitness}} {
+		c1, err := Load(tc.path, tc.kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out1 := c1.Redacted()
+		for _, secret := range []string{"MDEy", "tok-s3cret", "pw-s3cret"} {
+			if strings.Contains(out1, secret) {
+				t.Errorf("check-config output shows a secret %q:\n%s", secret, out1)
+			}
+		}
+		again := write("again.toml", out1)
+		c2, err := Load(again, tc.kind)
+		if err != nil {
+			t.Fatalf("the output of check-config does not load again: %v\n%s", err, out1)
+		}
+		if string(c2.Gossip.SecretKey) != string(c1.Gossip.SecretKey) || c2.Admin.Token != c1.Admin.Token || (c1.TxShim != nil) != (c2.TxShim != nil) ||
+			c1.TxShim != nil && (len(c1.TxShim.Users) != 1 || c2.TxShim.Users["app"] != c1.TxShim.Users["app"]) {
+			t.Errorf("loaded again, %s's secrets differ", tc.path)
+		}
+		_, body1, _ := strings.Cut(out1, "\n")
+		_, body2, _ := strings.Cut(c2.Redacted(), "\n") // the first line names the file
+		if body1 != body2 {
+			t.Errorf("loaded again, %s resolves otherwise:\n%s\nthen:\n%s", tc.path, body1, body2)
+		}
 	}
 }

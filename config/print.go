@@ -11,8 +11,10 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// Redacted renders the resolved configuration as TOML, defaults filled in and
-// secrets (gossip key, admin token, DSN passwords) replaced by a marker.
+// Redacted renders the resolved configuration as TOML, defaults filled in, that loads again
+// to the same configuration: secrets are named by their files, and what they hold is only
+// described in the comments above (the gossip key, the admin token, the users). A password
+// written in a connection string itself is the one thing shown as "redacted".
 func (c *Config) Redacted() string {
 	type listener struct {
 		Endpoint    string `toml:"endpoint"`
@@ -34,21 +36,33 @@ func (c *Config) Redacted() string {
 			"bind":           c.Gossip.Bind,
 			"advertise":      cmp.Or(c.Gossip.Advertise, c.Gossip.Bind),
 			"join":           c.Gossip.Join,
-			"secret_key":     redactedKey(c.Gossip.SecretKey),
 			"profile":        c.Gossip.Profile,
 			"failback":       c.Gossip.Failback,
 			"failback_delay": c.Gossip.FailbackDelay.String(),
 			"fence_delay":    c.Gossip.FenceDelay.String(),
 			"witness":        c.Gossip.Witness,
 		},
-		"admin": map[string]any{"listen": c.Admin.Listen, "token": redactedString(c.Admin.Token)},
+		"admin": map[string]any{"listen": c.Admin.Listen},
+	}
+	notes := []string{
+		fmt.Sprintf("# %s as tandem check-config resolved it (%s), defaults filled in.", c.Site, c.File),
+		"# gossip key: " + keyNote(c.Gossip),
+		"# admin token: " + tokenNote(c.Admin),
+	}
+	if c.Gossip.SecretKeyFile != "" {
+		out["gossip"].(map[string]any)["secret_key_file"] = c.Gossip.SecretKeyFile
+	}
+	if c.Admin.TokenFile != "" {
+		out["admin"].(map[string]any)["token_file"] = c.Admin.TokenFile
 	}
 	if c.Kind == KindWitness {
-		out["kind"] = "witness"
-		// Settings a witness file may not set (it never holds the role): not shown as if it had them.
+		notes[0] = fmt.Sprintf("# witness %s as tandem check-config -witness resolved it (%s), defaults filled in.", c.Site, c.File)
+		// Settings a witness file may not set (it never holds the role, and is the witness):
+		// not shown as if it had them.
 		delete(out, "priority")
 		delete(out["gossip"].(map[string]any), "failback")
 		delete(out["gossip"].(map[string]any), "failback_delay")
+		delete(out["gossip"].(map[string]any), "witness")
 	} else {
 		eps := make([]endpoint, len(c.Server.Endpoints))
 		for i, e := range c.Server.Endpoints {
@@ -84,13 +98,17 @@ func (c *Config) Redacted() string {
 				"local_dsn":            RedactDSN(t.LocalDSN),
 				"peer_dsn":             RedactDSN(t.PeerDSN),
 				"peer_down":            t.PeerDown,
-				"max_message":          t.MaxMessage,
+				"max_message":          sizeString(t.MaxMessage),
 				"commit_timeout":       t.CommitTimeout.String(),
 				"verify_after_catchup": t.VerifyCatchUp,
 			}
 			if t.UsersFile != "" { // the file's name and how many users: no password
-				out["txshim"].(map[string]any)["users_file"] = fmt.Sprintf("%s (%d users)", t.UsersFile, len(t.Users))
+				out["txshim"].(map[string]any)["users_file"] = t.UsersFile
+				notes = append(notes, fmt.Sprintf("# txshim client users: %d, SCRAM-SHA-256 (users_file)", len(t.Users)))
+			} else {
+				notes = append(notes, "# txshim client users: none, every client trusted")
 			}
+			notes = append(notes, `# a password written in local_dsn or peer_dsn reads "redacted"`)
 			if t.TLSCertFile != "" {
 				out["txshim"].(map[string]any)["tls_cert_file"] = t.TLSCertFile
 				out["txshim"].(map[string]any)["tls_key_file"] = t.TLSKeyFile
@@ -98,24 +116,44 @@ func (c *Config) Redacted() string {
 		}
 	}
 	var b bytes.Buffer
+	b.WriteString(strings.Join(notes, "\n") + "\n\n")
 	if err := toml.NewEncoder(&b).Encode(out); err != nil {
 		return fmt.Sprintf("# cannot render: %v\n", err)
 	}
 	return b.String()
 }
 
-func redactedKey(k []byte) string {
-	if k == nil {
-		return "(none: gossip is NOT encrypted)"
+// sizeString writes n bytes as max_message reads it.
+func sizeString(n int64) string {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
 	}
-	return fmt.Sprintf("(redacted, %d bytes)", len(k))
+	return fmt.Sprint(n)
 }
 
-func redactedString(s string) string {
-	if s == "" {
-		return "(none)"
+func keyNote(g Gossip) string {
+	switch {
+	case g.SecretKey == nil && g.SecretKeyFile != "":
+		return "in secret_key_file, not read"
+	case g.SecretKey == nil:
+		return "none: gossip is NOT encrypted"
+	case g.SecretKeyFile != "":
+		return fmt.Sprintf("%d bytes, from secret_key_file", len(g.SecretKey))
 	}
-	return "(redacted)"
+	return fmt.Sprintf("%d bytes, from $%s", len(g.SecretKey), GossipKeyEnv)
+}
+
+func tokenNote(a Admin) string {
+	switch {
+	case a.Token == "" && a.TokenFile != "":
+		return "in token_file, not read"
+	case a.Token == "":
+		return "none: the admin API asks for none"
+	}
+	return "from token_file"
 }
 
 // kvPassword is a key=value password: quoted, or up to the first space that no backslash

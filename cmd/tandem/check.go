@@ -10,8 +10,8 @@ import (
 	"github.com/tandem-ha/tandem/gossip"
 )
 
-// cmdCheckConfig prints the resolved configuration (secrets redacted) or
-// every error with its file and line.
+// cmdCheckConfig prints the resolved configuration (a file that loads again, secrets not shown)
+// or every error with its file and line.
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
