@@ -499,6 +499,10 @@ func (s *session) clientLoop(ctx context.Context) error {
 	}
 }
 
+// copyInHook, set only by tests, is called once a CopyInResponse that opens a passed-through
+// COPY FROM STDIN has gone to the client: a test delays the session there.
+var copyInHook func()
+
 // serverLoop reads the backend and dispatches each reply by the pending entry at the head of
 // the queue.
 func (s *session) serverLoop() {
@@ -664,13 +668,18 @@ func (s *session) serverLoop() {
 			}
 		case 'G':
 			if fwd {
-				if err := s.toClient(typ, body, true); err != nil {
-					return
-				}
+				// Noted open before the client has it: the client's answer (CopyData, and
+				// Flush or Sync that then belong to the COPY) may reach clientLoop at once.
 				s.mu.Lock()
 				s.copyStarts++
 				s.copyChangedLocked()
 				s.mu.Unlock()
+				if err := s.toClient(typ, body, true); err != nil {
+					return
+				}
+				if copyInHook != nil {
+					copyInHook()
+				}
 			}
 			if capture {
 				cur.res <- result{copyIn: true}

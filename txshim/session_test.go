@@ -885,6 +885,54 @@ func TestExtendedFlush(t *testing.T) {
 	}
 }
 
+// TestCopyInAnsweredAtOnce: a client answers a CopyInResponse at once, and its CopyData, Flush
+// and CopyDone may reach the shim before the session has noted the COPY open (a loaded machine
+// delays it; copyInHook makes it certain). The shim took the Flush for one of an extended
+// request, queued a reply the backend never sends, and the next COMMIT hung.
+func TestCopyInAnsweredAtOnce(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	copyInHook = func() { time.Sleep(300 * time.Millisecond) }
+	t.Cleanup(func() { copyInHook = nil })
+	for i, extended := range []bool{true, false} {
+		r := dialRaw(t, s)
+		r.conn.SetDeadline(time.Now().Add(10 * time.Second))
+		r.query("BEGIN")
+		if extended {
+			r.stmt("COPY acct FROM STDIN")
+			r.fe.SendSync(&pgproto3.Sync{})
+		} else {
+			r.fe.Send(&pgproto3.Query{String: "COPY acct FROM STDIN"})
+		}
+		r.fe.Flush()
+		if got, err := r.until('G'); err != nil {
+			t.Fatalf("COPY: %q %v", got, err)
+		}
+		r.fe.Send(&pgproto3.CopyData{Data: []byte(fmt.Sprintf("%d\t0\n", 40+i))})
+		r.fe.Send(&pgproto3.Flush{})
+		r.fe.Send(&pgproto3.CopyDone{})
+		if extended {
+			if got, st := r.sync(); got != "CZ" || st != 'T' {
+				t.Fatalf("COPY end: %q %c", got, st)
+			}
+		} else {
+			r.fe.Flush()
+			if got, st := r.ready(); got != "CZ" || st != 'T' {
+				t.Fatalf("COPY end: %q %c", got, st)
+			}
+		}
+		if got := r.query("COMMIT"); got != "CZ" {
+			t.Fatalf("COMMIT after the COPY (extended %v): %q", extended, got)
+		}
+		checkDual(t, peer.take(), 1)
+		if rowCount(t, c, fmt.Sprintf("id = %d", 40+i)) != 1 {
+			t.Fatalf("COPY (extended %v): row missing", extended)
+		}
+	}
+}
+
 // TestFlushedWritesWrapped: a write in an extended-protocol request that a Flush split, or that
 // a Bind filling the batch buffer split, is wrapped like any other (DESIGN §5.1): a dual commit,
 // never a plain local one.
