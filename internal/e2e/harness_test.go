@@ -99,6 +99,9 @@ func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	p := &proc{name: name, args: args, env: env, out: &syncBuffer{}}
 	p.run(t)
 	t.Cleanup(func() {
+		if f, ok := failDumps.LoadAndDelete(t); ok && t.Failed() {
+			f.(func())() // before the first process stops: its sessions, waits and locks
+		}
 		sig := syscall.SIGKILL
 		if t.Failed() && (args[0] == bins.tandem || args[0] == bins.wireserver) {
 			// A Go program quits on SIGQUIT printing every goroutine (GOTRACEBACK=all, set in
@@ -112,6 +115,10 @@ func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	})
 	return p
 }
+
+// failDumps holds, by test, what a failed test logs of its databases before the first of its
+// processes stops.
+var failDumps sync.Map
 
 func (p *proc) run(t *testing.T) {
 	t.Helper()
@@ -267,6 +274,12 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 			s.pg.Exec(t, bins.wireSchema)
 			s.shim = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		}
+		failDumps.Store(t, func() {
+			for _, s := range sites {
+				t.Logf("--- %s's database ---\n%s", s.name, pgtest.Activity(s.pg.DSN(s.pg.Database())))
+			}
+		})
+		t.Cleanup(func() { failDumps.Delete(t) })
 	}
 	var env = func(string) []string { return nil }
 	if o.links {
