@@ -43,6 +43,7 @@ func refusedAsDivergence(t *testing.T, p *capPair, s *Shipper, gid string, stmts
 // that stayed as it was, an unchanged TOASTed value, or a GENERATED ALWAYS column — is applied
 // (as an update that must hit exactly one row), not refused as an apply that cannot be built.
 func TestApplyNoOpUpdate(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE TABLE pair (a int, b int, PRIMARY KEY (a, b))`,
 		`CREATE TABLE toasty (id int PRIMARY KEY, big text)`,
@@ -109,6 +110,7 @@ SET extra_float_digits = 3; SET bytea_output = hex; SET search_path = pg_catalog
 // bytea_output, search_path, TimeZone), and rows of a REPLICA IDENTITY FULL table are found on
 // the peer by their values, not by their text under the peer's settings.
 func TestApplySessionSettings(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t,
 		`CREATE SCHEMA other`,
@@ -172,6 +174,7 @@ func TestApplySessionSettings(t *testing.T) {
 // an inheritance parent leaves its children — with RESTART IDENTITY and CASCADE as on the local
 // database, and partitioned tables (which arrive as their leaf partitions) too.
 func TestApplyTruncateOnly(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE TABLE inh_parent (id int PRIMARY KEY, v text)`,
 		`CREATE TABLE inh_child (extra int) INHERITS (inh_parent)`,
@@ -242,6 +245,7 @@ func TestApplyTruncateOnly(t *testing.T) {
 // peer's row to the same value; an unchanged TOASTed value and generated columns come out right,
 // and a missing row is still divergence.
 func TestApplyIdentityChange(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE TABLE ident_k (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text, big text, doubled int GENERATED ALWAYS AS (id * 2) STORED)`,
 		`ALTER TABLE ident_k ALTER COLUMN big SET STORAGE EXTERNAL`,
@@ -276,6 +280,7 @@ func TestApplyIdentityChange(t *testing.T) {
 // do not end an apply (as an SQL error, which the Shipper would take for a refusal): the apply
 // waits for a blocked row until its watchdog ends the blocker, and the dual commit goes through.
 func TestApplyIgnoresPeerTimeouts(t *testing.T) {
+	t.Parallel()
 	p := startAcctPair(t)
 	p.peer.Exec(t, `ALTER DATABASE app SET lock_timeout = '100ms'`)
 	p.peer.Exec(t, `ALTER DATABASE app SET statement_timeout = '300ms'`)
@@ -299,6 +304,7 @@ func TestApplyIgnoresPeerTimeouts(t *testing.T) {
 // when the decision row raised it, not when a change in a later round trip of the apply holds
 // the decision row's place in its round trip.
 func TestApplyDuplicateOnlyFromDecisionRow(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE tally (k int PRIMARY KEY, c int)`, `INSERT INTO tally VALUES (1, 0), (2, 0), (3, 0)`)
 	installPair(t, p)
@@ -365,6 +371,7 @@ func TestTransient(t *testing.T) {
 // written after it reach the peer as they are on the local database, on every apply connection
 // (each had prepared its statements for the table before, with parameters of the old types).
 func TestApplyAfterColumnTypeChange(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t, `CREATE TABLE retyped (id int PRIMARY KEY, a int, f real)`)
 	var n uint64
 	gid := func() string { n++; return gidFor("a", 1, n) }
@@ -387,6 +394,7 @@ func TestApplyAfterColumnTypeChange(t *testing.T) {
 // session had on the local database, so that unqualified names make the same objects in the
 // same schemas there, and the statements after it on the peer are unaffected.
 func TestApplyDDLSearchPath(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t, `CREATE SCHEMA app`, `CREATE SCHEMA "odd, ""name"""`)
 	ddl := func(stmt string) []string {
 		return []string{`INSERT INTO tandem.ddl (stmt) VALUES (` + sqlLiteral(stmt) + `)`, stmt}
@@ -420,6 +428,7 @@ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 
 // equality of its own, and a cast to text that is binary but not implicit) are found on the
 // peer by an UPDATE and a DELETE.
 func TestApplyFullRowXML(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t, `CREATE DOMAIN xml_dom AS xml`, `CREATE TABLE doc (name text, body xml, d xml_dom)`)
 	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO doc VALUES ('a', '<a x="1">one</a>', '<d/>'), ('b', '<b/>', NULL)`)
 	dualCommit(t, p, s, gidFor("a", 1, 2), `UPDATE doc SET name = 'a2' WHERE name = 'a'`, `DELETE FROM doc WHERE name = 'b'`)
@@ -433,6 +442,7 @@ func TestApplyFullRowXML(t *testing.T) {
 // partitioned table published via its root, is found on the peer as that one row: not also the
 // row at the same ctid of a child or another partition, nor a child's row of the same values.
 func TestApplyFullRowParentTables(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE TABLE inh_p (v text)`, `CREATE TABLE inh_c (w int) INHERITS (inh_p)`,
 		`CREATE TABLE pt (region text, v text) PARTITION BY LIST (region)`,
@@ -456,6 +466,7 @@ func TestApplyFullRowParentTables(t *testing.T) {
 // not cover its children); and a partitioned table published via its root still reaches its
 // partitions' rows by key.
 func TestApplyKeyedParentTables(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE TABLE kp (id int PRIMARY KEY, v text)`, `CREATE TABLE kc (w int) INHERITS (kp)`,
 		`ALTER TABLE kc ADD PRIMARY KEY (id)`,
@@ -479,6 +490,7 @@ func TestApplyKeyedParentTables(t *testing.T) {
 // among their values (IS NULL or = $n), up to 2^columns of them, each holding tens of KB of the
 // peer's memory for the connection's life.
 func TestApplyStatementsBounded(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	// Row k has the value k in column ci where bit i of k is 0, null where it is 1.
 	var cols, vals []string
@@ -535,6 +547,7 @@ func TestApplyStatementsBounded(t *testing.T) {
 // every apply connection, not only by the one that ran it: updates after it leave the column
 // alone on the peer (PostgreSQL lets them set it only to DEFAULT).
 func TestApplyAfterIdentityAdded(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t, `CREATE TABLE acct (k text PRIMARY KEY, seq int NOT NULL, v text)`)
 	var n uint64
 	gid := func() string { n++; return gidFor("a", 1, n) }
@@ -556,6 +569,7 @@ func TestApplyAfterIdentityAdded(t *testing.T) {
 // holds on the peer the rows it holds on the local database, which arrive as row changes: not
 // also the rows the statement selects on the peer (twice as many, or other values).
 func TestApplyCreateTableAs(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t, `CREATE TABLE src (id int PRIMARY KEY, v text)`, `CREATE TABLE kept (id int)`)
 	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO src VALUES (1, 'a'), (2, 'b')`, `INSERT INTO kept VALUES (1)`)
 	ddl := func(stmt string) []string {
@@ -586,6 +600,7 @@ func TestApplyCreateTableAs(t *testing.T) {
 // elements) reach a peer whose database default is xmloption = document, which would refuse to
 // read them.
 func TestApplyXMLContent(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE frag (id int PRIMARY KEY, x xml)`)
 	p.peer.Exec(t, `ALTER DATABASE app SET xmloption = document`)
@@ -599,6 +614,7 @@ func TestApplyXMLContent(t *testing.T) {
 // standard_conforming_strings on, reads its string literals the same on a peer whose database
 // default is off: a backslash stays a backslash.
 func TestApplyDDLStringLiterals(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE lit (id int PRIMARY KEY)`)
 	p.peer.Exec(t, `ALTER DATABASE app SET standard_conforming_strings = off`)
@@ -614,6 +630,7 @@ func TestApplyDDLStringLiterals(t *testing.T) {
 // session did on the local database — in that session's TimeZone and DateStyle (a JDBC client
 // sends its JVM's time zone) — so that the default it gives the existing rows is the same.
 func TestApplyDDLTimeZone(t *testing.T) {
+	t.Parallel()
 	p, s := startApplyPair(t, `CREATE TABLE since (id int PRIMARY KEY)`)
 	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO since VALUES (1)`)
 	const ddl = `ALTER TABLE since ADD COLUMN at timestamptz DEFAULT '2024-03-04 05:06', ADD COLUMN d date DEFAULT '01/02/2024'`

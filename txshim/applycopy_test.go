@@ -13,6 +13,10 @@ import (
 // well within the commit's time (the apply does not wait on the COPY's goroutine for ever);
 // afterwards the same load, with values that need escaping and a change after the run, applies
 // whole and both databases agree.
+//
+// Not parallel: decoding and applying its 300 000-row transaction takes most of a CPU for many
+// seconds, within deadlines (the Prepare's 60 s, the apply's 10 s to notice its connection
+// ended); other tests beside it on a loaded 2-CPU machine would eat into them.
 func TestCopyApply(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE bulk (id int PRIMARY KEY, v text, n numeric)`, `CREATE TABLE tally (k int PRIMARY KEY, c int)`,

@@ -221,6 +221,7 @@ func waitForLong(t *testing.T, what string, d time.Duration, cond func() bool) {
 // running, then held for the tail — brings it in step; dual commits resume and both databases
 // end identical with nothing left prepared.
 func TestCatchUpAfterPeerKilled(t *testing.T) {
+	t.Parallel()
 	const accounts = 20
 	const bound = 16 << 10
 	var downs atomic.Int64
@@ -408,6 +409,7 @@ func TestCatchUpCrashMidway(t *testing.T) {
 // TestCatchUpNeedsResync: a transaction the peer refuses (it diverged) ends catch-up with
 // ErrNeedsResync, now and on every later try.
 func TestCatchUpNeedsResync(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)
@@ -487,6 +489,7 @@ func startDualAcct(t *testing.T, opts Options, accounts int) dualAcct {
 // peer answers again CatchUp brings it in step, nothing is left prepared, and both databases
 // end identical.
 func TestPeerFrozenMidTransaction(t *testing.T) {
+	t.Parallel()
 	d := startDualAcct(t, Options{}, 2)
 	p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
 	if st := shim.Stats(); st.CommitsDual != 1 {
@@ -548,6 +551,7 @@ func TestPeerFrozenMidTransaction(t *testing.T) {
 // the commit on both, catch-up brings the peer in step, and commits are dual again, with both
 // databases identical and nothing prepared.
 func TestRefusedSoloThenCatchUp(t *testing.T) {
+	t.Parallel()
 	var refusals atomic.Int64
 	d := startDualAcct(t, Options{OnPeerDown: func() bool { refusals.Add(1); return false }}, 1)
 	p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
@@ -677,6 +681,7 @@ func TestCatchUpTailUnwrappedWrite(t *testing.T) {
 // database). Its next catch-up must bring the peer in step with what it committed alone before
 // the peer counts as synced — not take the Shipper's word from its earlier term.
 func TestCatchUpAfterRepromotion(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE t (id int PRIMARY KEY)`)
 	ctx := capCtx(t, 60*time.Second)
 	// Master of term 1, in step with the peer.
@@ -742,6 +747,7 @@ func TestCatchUpAfterRepromotion(t *testing.T) {
 // the peer was marked synced without a transaction a client saw committed (lost by a
 // failover right after).
 func TestCatchUpAsyncCommit(t *testing.T) {
+	t.Parallel()
 	// The WAL writer flushes an asynchronous commit within wal_writer_delay: long enough for
 	// the catch-up below to end before it.
 	p := startCapPair(t, pgtest.WithSetting("wal_writer_delay", "10000ms"))
@@ -774,6 +780,7 @@ func TestCatchUpAsyncCommit(t *testing.T) {
 // database that is down: the master's solo commits do not either when their sessions commit
 // with synchronous_commit = local, and catch-up would never end.
 func TestCatchUpSyncStandbyDown(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	sh := syncedShipper(t, p)

@@ -127,6 +127,7 @@ func pgCode(err error) string {
 }
 
 func TestDualCommit(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -432,6 +433,7 @@ func TestFailpointLeavesPrepared(t *testing.T) {
 
 // TestTransactionEdges checks PostgreSQL's own semantics survive the shim's interception.
 func TestTransactionEdges(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -551,6 +553,7 @@ func TestTransactionEdges(t *testing.T) {
 // TestTransactionsInOneRequest: every write transaction of a request gets the dual commit, not
 // only the first one.
 func TestTransactionsInOneRequest(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -580,6 +583,7 @@ func TestTransactionsInOneRequest(t *testing.T) {
 // TestRollbackAndChain: ROLLBACK AND CHAIN (ABORT AND CHAIN) leaves the client in a new
 // transaction block, which the shim must neither commit nor wrap.
 func TestRollbackAndChain(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -614,6 +618,7 @@ func TestRollbackAndChain(t *testing.T) {
 // PostgreSQL's: a Parse that redefines one fails there, so it changes nothing; Close,
 // DEALLOCATE and DISCARD ALL end it, unless PostgreSQL skipped them.
 func TestNamedStatementRecords(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -714,6 +719,7 @@ func TestNamesOpOf(t *testing.T) {
 // TestExtendedSplits: one extended request holding a ROLLBACK then a write, and a COMMIT in the
 // middle of a batch, each with its own Parse/Bind on the unnamed statement and portal.
 func TestExtendedSplits(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -865,6 +871,7 @@ func TestHoldCommits(t *testing.T) {
 // TestHoldReleaseToDual: a solo write held at the gate by catch-up commits on both databases
 // when the hold ends with the switch to dual — never alone after the peer was declared synced.
 func TestHoldReleaseToDual(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -1068,6 +1075,7 @@ func TestStepDown(t *testing.T) {
 // committed alone nor rolled back: it stays prepared for the resolver, the client hears 08007,
 // and the shim stays dual (it never goes solo).
 func TestPeerDownBlock(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
@@ -1107,6 +1115,7 @@ func TestPeerDownBlock(t *testing.T) {
 // and the shim stays dual; sessions that waited for a refusing call share its answer rather
 // than asking one after another; once OnPeerDown agrees, the next such commit goes solo.
 func TestPeerDownRefused(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}
@@ -1178,6 +1187,7 @@ func TestPeerDownRefused(t *testing.T) {
 // long) is one the client may retry: class 40. Only other refusals mean the sites diverged.
 // Each is rolled back on both.
 func TestPeerRefusals(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -1271,6 +1281,7 @@ func (p lostReply) Prepare(ctx context.Context, gid string) error {
 // prepared, and a resolver pass without the own database followed by one with both ends with
 // the transaction committed on both, identical.
 func TestInDoubtAfterRoleLoss(t *testing.T) {
+	t.Parallel()
 	p, sh := shippingAcct(t)
 	logger := quietLogger()
 	var shim *testShim
@@ -1374,6 +1385,7 @@ func TestCommitFinishedByOtherResolver(t *testing.T) {
 // be in flight any more by then: otherwise a pass that runs at once skips it, and its row locks
 // stay held until the next periodic pass.
 func TestInDoubtKickSeesGID(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t, prepareErr: errors.New("read results from the peer: timeout")}

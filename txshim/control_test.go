@@ -12,6 +12,7 @@ import (
 // at its context's deadline or cancellation — on a connection opened before the pause and on a
 // new one — and the handle works again once the database answers.
 func TestOpenDBFrozenServer(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	db, err := OpenDB(c.DSN(c.Database()))
 	if err != nil {

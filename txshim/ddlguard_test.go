@@ -20,6 +20,7 @@ import (
 // the shim's own DDL after it (REPLICA IDENTITY FULL, the ALTER … TYPE … USING check), as do
 // CREATE INDEX CONCURRENTLY and CREATE EXTENSION; DDL straight on a database is left alone.
 func TestDDLInsideRoutinesRefused(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY, v int)`)
 	ctx := capCtx(t, 120*time.Second)
 	conn := shim.connect(t)

@@ -15,6 +15,7 @@ import (
 // why, from either site; the same decision for a gid of the master's own site, prepared on the
 // master only, commits it (the master's slot ships it to the peer).
 func TestDecideCommitOnBackupOnly(t *testing.T) {
+	t.Parallel()
 	p, ctx := decidePair(t)
 	gid := gidFor("b", 1, 7)
 	prepareLocal(t, p.pdb, gid, `INSERT INTO kv VALUES (1, 'backup only')`)

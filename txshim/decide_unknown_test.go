@@ -13,6 +13,7 @@ import (
 // (Decide) refuses either, saying what is unknown and what to check, and does it only with
 // the operator's explicit override (DecideOptions.AcceptUnknownOwnOutcome).
 func TestDecideOwnOutcomeUnknown(t *testing.T) {
+	t.Parallel()
 	p, ctx := decidePair(t)
 	r := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()})
 	// pg_xact_status on a's database: NULL for the first (its 32 low bits are 0, no xid it

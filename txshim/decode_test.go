@@ -44,6 +44,7 @@ func nextTxnEvent(t *testing.T, evs <-chan Event) Event {
 }
 
 func TestDecoderTwoPhaseAndPlain(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	ctx := capCtx(t, 60*time.Second)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text, g int GENERATED ALWAYS AS (k * 2) STORED)`)

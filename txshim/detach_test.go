@@ -15,6 +15,10 @@ import (
 // without CONCURRENTLY: its reply comes once the partition is detached on both databases, rows
 // written afterwards to the detached table and to the parent ship, and Verify finds both
 // databases identical. A failed one records nothing.
+//
+// Not parallel: beside other tests on a loaded machine its first DETACH … CONCURRENTLY once
+// got no reply within the 90 s context (not understood yet; see the change that made the
+// package's tests parallel).
 func TestDetachConcurrentlyShips(t *testing.T) {
 	p, sh, shim := startShipPair(t, nil, Options{},
 		`CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
@@ -108,6 +112,7 @@ func TestDetachShipAfterText(t *testing.T) {
 // never pending, gets a plain DETACH PARTITION with the CHECK constraint, and both databases
 // end alike.
 func TestDetachFinalizeShips(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{},
 		`CREATE TABLE m (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)`,
 		`CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100)`,

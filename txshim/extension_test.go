@@ -53,6 +53,7 @@ INSERT INTO ext_more VALUES (1, 'x'), (2, 'y');
 // local database are decoded too: the peer ends with each row once, shipping goes on in dual
 // mode, and Verify finds both databases identical.
 func TestExtensionThroughShim(t *testing.T) {
+	t.Parallel()
 	ext := installTestExtension(t)
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE app_t (id int PRIMARY KEY)`)
 	catchUpToDual(t, sh, shim)

@@ -13,6 +13,7 @@ import (
 // point values are still found, one row each, and the databases stay identical. ALTER TABLE …
 // REPLICA IDENTITY DEFAULT through the shim goes back to the key on both.
 func TestKeyAddedToFullIdentityTable(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE doc (id int NOT NULL, j json, pt point, n text)`)
 	ctx := capCtx(t, 60*time.Second)
 	if err := sh.CatchUp(ctx, nil); err != nil {

@@ -84,6 +84,7 @@ func TestLexCalls(t *testing.T) {
 // databases before the client hears of it, in every form a client sends it; reads that call
 // only harmless functions pass as before.
 func TestWritingFunctionCommitsDual(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL+`
 CREATE FUNCTION open_acct(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING id $$;
@@ -242,6 +243,7 @@ CREATE FUNCTION open_dyn(i int) RETURNS int LANGUAGE plpgsql STABLE AS $$ DECLAR
 // read whose write the shim cannot see, through a function it does not know of; a session with a
 // temporary table; a procedure's commits, and a DO block's).
 func TestWritesWaitForPeer(t *testing.T) {
+	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
 	client := e.connect(t)
@@ -379,6 +381,7 @@ AS $$ SELECT add_row((SELECT coalesce(max(id), 0) + 1 FROM fnrows)) $$`); err !=
 // TestPlainCommitPeerKilled: a write committed plainly in dual mode whose peer database is gone
 // is answered within commit_timeout, the site going on alone as when a dual commit's peer fails.
 func TestPlainCommitPeerKilled(t *testing.T) {
+	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, e.dsn())
@@ -440,6 +443,7 @@ func folded(names []string) []string {
 // failing read is retried at most once a second, not by every statement; once read, the lists
 // decide.
 func TestWriterFuncsReads(t *testing.T) {
+	t.Parallel()
 	var loads atomic.Int32
 	fail := true
 	var mu sync.Mutex

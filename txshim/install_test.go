@@ -67,6 +67,7 @@ func queryOne[T any](t *testing.T, db *sql.DB, q string, args ...any) T {
 }
 
 func TestInstall(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	ctx := capCtx(t, 60*time.Second)
 	p.both(t,

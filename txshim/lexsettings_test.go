@@ -21,6 +21,7 @@ import (
 // what it took for a string ran as a read — in read-only mode it committed. The shim now ends
 // the session as soon as it reads such a SET (or set_config), before sending it.
 func TestLexerSettingPipelined(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, `CREATE FUNCTION tandem_w(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$`)

@@ -1,11 +1,37 @@
 package txshim
 
 import (
+	"flag"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
-// TestMain: the package's clusters are copies of one template data directory (pgtest.RunTests).
-func TestMain(m *testing.M) { os.Exit(pgtest.RunTests(m)) }
+// defaultParallel is how many of the package's parallel tests run at once when go test is not
+// given -parallel (whose default, GOMAXPROCS, is 2 on a small CI machine). The tests mostly
+// wait — on their PostgreSQL clusters' start and I/O, on commit timeouts, on polls — rather than
+// compute, so more of them at once than there are CPUs shortens the run.
+const defaultParallel = 3
+
+// TestMain: the package's clusters are copies of one template data directory (pgtest.RunTests),
+// and, unless -parallel says otherwise, defaultParallel parallel tests run at once.
+//
+// The tests that set package variables the code under test reads (failpoint, catchUpHook,
+// bumpLockTimeout and bumpTimeout), that count the process's goroutines, or that set the
+// environment do not call t.Parallel, nor do the few that keep a CPU busy for many seconds
+// within a deadline (each says why): go test runs them one after another, alone, before every
+// parallel test.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	// -fuzz runs -parallel fuzzing workers: that default stays GOMAXPROCS.
+	if fuzz := flag.Lookup("test.fuzz"); !given && (fuzz == nil || fuzz.Value.String() == "") {
+		if err := flag.Set("test.parallel", strconv.Itoa(defaultParallel)); err != nil {
+			panic(err)
+		}
+	}
+	os.Exit(pgtest.RunTests(m))
+}

@@ -14,6 +14,7 @@ import (
 // ReadyForQuery; the shim now keeps that order. Each case's replies are compared with
 // PostgreSQL's own, in dual and in solo mode.
 func TestNotifyAfterCommitComplete(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1)

@@ -15,6 +15,7 @@ import (
 // §5.3), so the second's apply must not run before it, or its DELETE would
 // not see the row there and be taken for divergence.
 func TestDualOrderInsertThenDelete(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("two clusters")
 	}

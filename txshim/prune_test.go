@@ -13,6 +13,7 @@ import (
 // rows of the site whose slot the other database holds. Rows still needed stay, and a new
 // stream from the slot after pruning ships nothing twice.
 func TestPruneDecisions(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `CREATE TABLE nokey (x int, y text)`)
 	installPair(t, p)

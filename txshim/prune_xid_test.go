@@ -20,6 +20,7 @@ import (
 // pruning removes it while that transaction is open, and its commit reaches the peer with a
 // fresh decision row.
 func TestPruneOldPlainRowBeforeXidReuse(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)

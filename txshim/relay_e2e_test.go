@@ -13,6 +13,9 @@ import (
 
 // TestDualWithShipper runs pgbench through the shim in dual mode with the real Peer (Shipper)
 // and checks both databases end identical with nothing left prepared.
+//
+// Not parallel: its pgbench run commits dual through a real Shipper within the shim's 5 s commit
+// timeout; beside other tests on a loaded 2-CPU machine it took ten times as long as alone.
 func TestDualWithShipper(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two clusters and pgbench")

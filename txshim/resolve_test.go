@@ -590,6 +590,7 @@ func TestResolverOutsideLeavesInFlight(t *testing.T) {
 // (prepared nowhere there), it ends that session, so the peer never prepares the gid
 // afterwards — which recovery would commit whenever the own site is out of reach.
 func TestResolverEndsLateApply(t *testing.T) {
+	t.Parallel()
 	resolverEndsApply(t, lateApply{
 		startName: applyAppName + " " + lateGID,
 		script:    `BEGIN; UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION ` + sqlLiteral(lateGID),

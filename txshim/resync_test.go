@@ -20,6 +20,7 @@ import (
 // Shipper goes on from there: the databases are identical, the peer's sequence is not behind
 // its rows, and later commits ship.
 func TestResync(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`,
 		`CREATE TABLE gen (id serial PRIMARY KEY, a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED)`,
@@ -92,6 +93,7 @@ func TestResync(t *testing.T) {
 // lets the slot go past it. One committed before — what the site committed as master alone —
 // stays for the next master term, when it ships.
 func TestBackupBypass(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)
@@ -144,6 +146,10 @@ func TestBackupBypass(t *testing.T) {
 // TestResyncWhileWriting: commits go on while Resync copies the tables — they are held only
 // while it takes its snapshot, and again for the catch-up's tail — and end on the peer once,
 // with both databases identical.
+//
+// Not parallel: the copy of its 300 000-row table and the catch-up behind three writers must
+// end within Resync's 60 s context, which other tests running beside it on a loaded 2-CPU
+// machine made it miss ("Resync: catch-up: context deadline exceeded").
 func TestResyncWhileWriting(t *testing.T) {
 	const accounts = 20
 	p, sh, shim := startShipPair(t, nil, Options{OnPeerDown: func() bool { return true }},
@@ -287,6 +293,7 @@ func TestResyncKeepsGap(t *testing.T) {
 // peer, and the peer is synced with nothing left in the slot. Three rounds: before the
 // journal kept its gap through Resync, about one in three lost transactions.
 func TestResyncDuringGap(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `CREATE TABLE log (id serial PRIMARY KEY, body text)`,
 		`INSERT INTO kv VALUES (1, 'one')`)
@@ -357,6 +364,7 @@ func TestResyncDuringGap(t *testing.T) {
 // dual-committed rows identical, and Resync copies the values as they are (compared under
 // fixed settings), not as the peer misreads the local database's spelling of them.
 func TestResyncVerifySettings(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE SCHEMA other`,
 		`CREATE TABLE vals (id int PRIMARY KEY, d date, tz timestamptz, f8 float8, iv interval, b bytea, rc regclass)`)
@@ -404,6 +412,7 @@ func TestResyncVerifySettings(t *testing.T) {
 // stream goes on from must be past it: taken at the WAL's write position, the stream sent it
 // again after the copy, and the peer refused the duplicate (ErrNeedsResync once more).
 func TestResyncAsyncCommit(t *testing.T) {
+	t.Parallel()
 	// The WAL writer flushes an asynchronous commit within wal_writer_delay: long enough for
 	// the Resync below to run before it.
 	p := startCapPair(t, pgtest.WithSetting("wal_writer_delay", "10000ms"))
@@ -439,6 +448,7 @@ func TestResyncAsyncCommit(t *testing.T) {
 // say — kept the copy's TRUNCATE waiting without end, and every later read of those tables
 // queued behind it. As for an apply (apply.go watch), the session is ended.
 func TestResyncEndsBlockers(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	sh := syncedShipper(t, p)
@@ -471,6 +481,7 @@ func TestResyncEndsBlockers(t *testing.T) {
 // holds them. Applied again, an insert into a table without a key doubled its row, and one into
 // a table with a key was refused: the peer needed resync again.
 func TestResyncSurvivesLocalCrash(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `CREATE TABLE nokey (x int, y text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)

@@ -14,6 +14,7 @@ import (
 // its commit record but is not visible until the standby answers. Resync now finds it (an xid
 // its snapshot does not see, committed) and takes its snapshot again once it is visible.
 func TestResyncCommitInSnapshotWindow(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	sh := syncedShipper(t, p)

@@ -59,6 +59,7 @@ func runCmd(t *testing.T, name string, args ...string) string {
 }
 
 func TestPsqlScript(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	script := `
@@ -103,6 +104,7 @@ INSERT INTO items (id, name) VALUES (20, 'x'); INSERT INTO items (id, name) VALU
 }
 
 func TestDrivers(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	c.Exec(t, "CREATE TABLE kv (k int PRIMARY KEY, v text)")
@@ -208,6 +210,7 @@ func TestDrivers(t *testing.T) {
 }
 
 func TestPgbench(t *testing.T) {
+	t.Parallel()
 	needTool(t, "pgbench")
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
@@ -229,6 +232,7 @@ func TestPgbench(t *testing.T) {
 }
 
 func TestSCRAM(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{Users: map[string]string{"app": "s3cret"}}, ModeSolo, 0)
 	port := s.Addr().(*net.TCPAddr).Port
@@ -259,6 +263,7 @@ func TestSCRAM(t *testing.T) {
 }
 
 func TestCancelRequest(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	conn := s.connect(t)
@@ -283,6 +288,7 @@ func TestCancelRequest(t *testing.T) {
 // TestCancelRequestFallbackHost: local_dsn lists a host that is down before the one the
 // session reached; the cancel request goes to the host the session is connected to.
 func TestCancelRequestFallbackHost(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	dead, err := pgtest.FreePort()
 	if err != nil {
@@ -308,6 +314,7 @@ func TestCancelRequestFallbackHost(t *testing.T) {
 // TestCancelRequestAtMaxSessions: a cancel request takes no session slot, so it gets through
 // when every slot is taken — here by the very session it cancels.
 func TestCancelRequestAtMaxSessions(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{MaxSessions: 1}, ModeSolo, 0)
 	conn := s.connect(t)
@@ -332,6 +339,7 @@ func TestCancelRequestAtMaxSessions(t *testing.T) {
 // TestStartupsBounded: connections that send nothing hold no session slot but are bounded
 // (maxStartups): one more is closed at once; once they go, a session starts again.
 func TestStartupsBounded(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{MaxSessions: 1}, ModeSolo, 0)
 	var silent []net.Conn
@@ -474,6 +482,7 @@ func (r *rawSession) query(q string) string {
 }
 
 func TestProtocolViolationsEndOneSession(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	good := dialRaw(t, s)
@@ -576,6 +585,7 @@ func TestProtocolViolationsEndOneSession(t *testing.T) {
 // the COMMIT's Bind with a Sync of its own behind it, which dropped the portal, so the client
 // got "portal does not exist" and lost the rest of the request.
 func TestExtendedCommitOutsideTransaction(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -616,6 +626,7 @@ func TestExtendedCommitOutsideTransaction(t *testing.T) {
 // parses again as a write is a write: the shim kept the failed Parse's record (a read), so the
 // INSERT ran unwrapped and committed without the peer.
 func TestFailedParseRedefined(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -641,6 +652,7 @@ func TestFailedParseRedefined(t *testing.T) {
 // fail as PostgreSQL fails them (25P01), the request's writes rolled back; the shim's own BEGIN
 // made them work, so the writes before a ROLLBACK TO committed where PostgreSQL commits none.
 func TestSavepointOutsideBlock(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -677,6 +689,7 @@ func TestSavepointOutsideBlock(t *testing.T) {
 }
 
 func TestModes(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -784,6 +797,7 @@ func TestModes(t *testing.T) {
 // default_transaction_read_only off: CALL and DO blocks that commit are refused, the others run
 // with the setting put back on, so PostgreSQL refuses them if they write.
 func TestReadOnlyUnwrapped(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE ins(i int) LANGUAGE sql AS $$INSERT INTO acct VALUES (i, 0)$$")
@@ -840,6 +854,7 @@ func TestReadOnlyUnwrapped(t *testing.T) {
 }
 
 func TestExtendedFlush(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -937,6 +952,7 @@ func TestCopyInAnsweredAtOnce(t *testing.T) {
 // a Bind filling the batch buffer split, is wrapped like any other (DESIGN §5.1): a dual commit,
 // never a plain local one.
 func TestFlushedWritesWrapped(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE TABLE blobs (id int PRIMARY KEY, v text)")
@@ -1082,6 +1098,7 @@ func TestFlushedWritesWrapped(t *testing.T) {
 }
 
 func TestExtendedCopyAndPipelinedWrites(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -1179,6 +1196,7 @@ func selfSignedTLS(t *testing.T) *tls.Config {
 }
 
 func TestClientTLS(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	ctx := context.Background()
 	withTLS := startShim(t, c, Options{TLS: selfSignedTLS(t)}, ModeSolo, 0)
@@ -1208,6 +1226,7 @@ func TestClientTLS(t *testing.T) {
 // TestGarbageClients sends random frames after startup: each such session ends, the process and
 // the other sessions go on.
 func TestGarbageClients(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeDual, 0)
 	good := dialRaw(t, s)
@@ -1245,6 +1264,7 @@ func TestGarbageClients(t *testing.T) {
 // transaction it counts as a write, so the commit is dual; outside one it is refused in
 // read-only and fenced modes even after the client turned default_transaction_read_only off.
 func TestFastPathCalls(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, `CREATE FUNCTION fp_write(int) RETURNS int LANGUAGE sql AS 'INSERT INTO acct VALUES ($1, 0) RETURNING id'`)
@@ -1307,6 +1327,7 @@ func TestFastPathCalls(t *testing.T) {
 // ran (recorded in tandem.ddl without CONCURRENTLY), before the client hears back — over the
 // simple and the extended protocol. A unique index made so holds on the peer too.
 func TestConcurrentIndexShips(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE users (id int PRIMARY KEY, email text)`)
 	catchUpToDual(t, sh, shim)
 	ctx := capCtx(t, 60*time.Second)
@@ -1360,6 +1381,7 @@ func TestConcurrentIndexShips(t *testing.T) {
 // constant default, an empty table and the workaround the error suggests pass, and both
 // databases end with the same values.
 func TestAddedDefaultsRefused(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY)`, `INSERT INTO items SELECT generate_series(1, 5)`,
 		`CREATE TABLE fresh (id int PRIMARY KEY)`)
 	catchUpToDual(t, sh, shim)
@@ -1410,6 +1432,7 @@ func TestAddedDefaultsRefused(t *testing.T) {
 // through the shim and reach the peer; a keyless table the shim did not make keyless is left
 // as it is.
 func TestKeylessTablesGetReplicaIdentity(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY, v int)`)
 	catchUpToDual(t, sh, shim)
 	// Made after install, straight on both databases: not the shim's to change.
@@ -1474,6 +1497,7 @@ UPDATE sametx SET b = 'u' WHERE a = 2; DELETE FROM sametx WHERE ctid = (SELECT c
 // with 0A000 and rolls back, on a table with rows. An immutable expression, an empty table and
 // a missing table with IF EXISTS pass, and both databases end the same.
 func TestRetypeUsingRefused(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE SEQUENCE seq`,
 		`CREATE TABLE items (id int PRIMARY KEY, v text, ts timestamp)`,
 		`INSERT INTO items SELECT g, g::text, '2020-01-01'::timestamp + g * interval '1 day' FROM generate_series(1, 5) g`,
@@ -1550,6 +1574,7 @@ func TestRetypeUsingRefused(t *testing.T) {
 // column, one whose only column is generated (not published) — are inserted, updated and
 // deleted through the shim and reach the peer, one by one and in a run long enough for COPY.
 func TestZeroColumnTables(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY)`)
 	catchUpToDual(t, sh, shim)
 	ctx := capCtx(t, 60*time.Second)
@@ -1606,6 +1631,7 @@ func dialRawDSN(t *testing.T, dsn string) *rawSession {
 // the shim's commit, and writes PostgreSQL would have rolled back committed. The shim now
 // answers as PostgreSQL does.
 func TestBlockOnlyStatementsOutsideBlock(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -1663,6 +1689,7 @@ func TestBlockOnlyStatementsOutsideBlock(t *testing.T) {
 // was one the shim never wraps (VACUUM) stayed read-only after it. What the client is told by
 // ParameterStatus always matches SHOW.
 func TestClientReadOnlySetting(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -1752,6 +1779,7 @@ func TestSetsReadOnly(t *testing.T) {
 // master and connected; the greeting now says on, as a read-only PostgreSQL's does, and a
 // promotion gives the session its own value back.
 func TestReadOnlyGreeting(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
@@ -1822,6 +1850,7 @@ func (r *rawSession) replies() string {
 // (portal does not exist) and its write was rolled back, or SHOW no longer saw the SET LOCAL.
 // The shim now answers as PostgreSQL does, and the write is committed on both sides.
 func TestPartsBeforeFlushKeptByWrite(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}

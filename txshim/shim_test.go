@@ -129,6 +129,7 @@ func (s *testShim) connect(t *testing.T) *pgx.Conn {
 }
 
 func TestRelayBasic(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	conn := s.connect(t)
@@ -154,6 +155,7 @@ func TestRelayBasic(t *testing.T) {
 }
 
 func TestStartupNegotiation(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{MaxSessions: 2}, ModeSolo, 0)
 	conn, err := net.Dial("tcp", s.Addr().String())
@@ -275,6 +277,7 @@ func TestServeStopsEverything(t *testing.T) {
 // DSN's credentials by md5 and by SCRAM-SHA-256, a wrong password ends the client's session
 // with the database's error, and the password never reaches the log.
 func TestBackendPasswordAuth(t *testing.T) {
+	t.Parallel()
 	const pw = "s3cret-pw"
 	for _, method := range []string{"md5", "scram-sha-256"} {
 		t.Run(method, func(t *testing.T) {
@@ -367,6 +370,7 @@ func TestWentSolo(t *testing.T) {
 // write transaction open when the mode turned solo, which then commits alone, and a write in
 // solo mode each make it say yes.
 func TestWentSoloSessions(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
@@ -426,6 +430,7 @@ func TestWentSoloSessions(t *testing.T) {
 // where statements end — standard_conforming_strings off, a client-only encoding — set at
 // startup or later: a COMMIT hidden from the lexer committed a write in read-only mode.
 func TestLexerUnsafeSettings(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
@@ -476,6 +481,7 @@ func TestLexerUnsafeSettings(t *testing.T) {
 // or SET) cannot shadow what the shim's commit checks call. It did: a write committed in
 // read-only mode, and in dual mode without the peer.
 func TestSearchPathShadowing(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -541,6 +547,7 @@ func sendStartup(t *testing.T, s *testShim, version uint32, user string) (net.Co
 // TestStartupMinorVersions: a client asking for any protocol 3.x is told the shim speaks 3.0
 // (NegotiateProtocolVersion), as PostgreSQL tells it; 3.1 and 3.3 were refused as invalid.
 func TestStartupMinorVersions(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	for _, minor := range []uint32{1, 2, 3, 0xffff} {
@@ -573,6 +580,7 @@ func TestStartupMinorVersions(t *testing.T) {
 // takes for an authentication token (64 KiB) ends the attempt at once; the shim waited for up
 // to max_message bytes from anyone who could reach the port, in every session slot.
 func TestAuthMessageBound(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{Users: map[string]string{"app": "s3cret"}, StartupTimeout: time.Minute}, ModeSolo, 0)
 	conn, fe := sendStartup(t, s, pgproto3.ProtocolVersionNumber, "app")
@@ -598,6 +606,7 @@ func TestAuthMessageBound(t *testing.T) {
 // database's connection limit, so that the database still takes the sidecar's own connections
 // (resolver, term record saves) when clients hold every session they may.
 func TestSessionsFitDatabase(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t, pgtest.WithSetting("max_connections", "20"))
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -633,6 +642,7 @@ func TestSessionsFitDatabase(t *testing.T) {
 // PostgreSQL reads as false (0, no, off, false, in any case) ask for a plain connection, which
 // the shim refused unless spelt "false" or "off".
 func TestReplicationStartup(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	try := func(v string) (*pgproto3.ErrorResponse, bool) {

@@ -119,6 +119,7 @@ func requireSame(t *testing.T, p *capPair) {
 }
 
 func TestShipEndToEnd(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t,
 		`CREATE TABLE serial_t (id serial PRIMARY KEY, v text, at timestamptz DEFAULT now(), r float8 DEFAULT random(), u uuid DEFAULT gen_random_uuid(), big text)`,
@@ -245,6 +246,7 @@ func TestShipEndToEnd(t *testing.T) {
 }
 
 func TestShipFailures(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`,
 		`INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g`)
@@ -489,6 +491,7 @@ func shippingAcct(t *testing.T) (*capPair, *Shipper) {
 // the apply's watchdog terminates it, the dual commit goes through, and the blocker's
 // transaction never commits.
 func TestApplyTerminatesBlocker(t *testing.T) {
+	t.Parallel()
 	p := startAcctPair(t)
 	s := startShipper(t, p)
 	ctx := capCtx(t, 30*time.Second)
@@ -519,6 +522,7 @@ func TestApplyTerminatesBlocker(t *testing.T) {
 // large transaction before it still streaming) and gets them; with the decoder stalled it gives
 // up about at its deadline; a cancelled wait returns at once.
 func TestWaitForSlowDecoder(t *testing.T) {
+	t.Parallel()
 	s := NewShipper(ShipperConfig{Site: "a", Logger: quietLogger()})
 	s.mu.Lock()
 	s.link = linkOnline
@@ -578,6 +582,7 @@ func TestWaitForSlowDecoder(t *testing.T) {
 // The watchdog spares prepared transactions but asks for a resolver pass
 // (OnPreparedBlocker), which settles it, and the apply goes on long before its deadline.
 func TestApplyBlockedByPrepared(t *testing.T) {
+	t.Parallel()
 	p := startAcctPair(t)
 	// As in tandem, the resolver leaves alone what this site is still committing.
 	inFlight := func(gid string) bool { return strings.HasPrefix(gid, "tandem_a_") }
@@ -642,6 +647,7 @@ func prepareBoth(t *testing.T, p *capPair, s *Shipper, gid string, stmts ...stri
 // local one (§5.3 step 3), and the UPDATE would otherwise miss the row there, taken for
 // divergence.
 func TestPlainAfterDualCommit(t *testing.T) {
+	t.Parallel()
 	p, s := startKVShipper(t)
 	gid := gidFor("a", 1, 1)
 	prepareBoth(t, p, s, gid, `INSERT INTO kv VALUES (1, 'a')`)
@@ -702,6 +708,7 @@ func dropNextOp(t *testing.T, s *Shipper) (give func()) {
 // transaction does not stay prepared on the peer with the slot stuck before it; and one the
 // resolver committed there meanwhile is found committed (its decision row) and done.
 func TestPeerCommitAskedAgain(t *testing.T) {
+	t.Parallel()
 	p, s := startKVShipper(t)
 	lsn := func() pglogrepl.LSN {
 		l, err := pglogrepl.ParseLSN(queryOne[string](t, p.ldb, `SELECT pg_current_wal_lsn()::text`))
@@ -772,6 +779,7 @@ func (l *logBuffer) String() string {
 // down for the moment — the victim of a deadlock there — is sent again once the other session
 // is gone, online and in catch-up: no divergence (needs resync), the peer stays or gets in step.
 func TestShipTransientRefusal(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one'), (2, 'two')`)
 	installPair(t, p)
@@ -882,6 +890,7 @@ WHERE application_name LIKE 'tandem apply%' AND pid <> $1 AND wait_event_type = 
 // on a large table, say) may take as long on the peer: its apply is not cut off at the commit's
 // usual bound, which would take the peer for unreachable after every try, catch-up included.
 func TestPrepareLongDDL(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	installPair(t, p)
 	s := startShipper(t, p)
@@ -976,6 +985,7 @@ func lsnOf(t *testing.T, db *sql.DB, q string) pglogrepl.LSN {
 // slot held the backup's WAL for ever; now the slot goes past them, and only what the peer
 // lacks (a solo commit) is kept, shipped once the site is master again.
 func TestBackupBypassAfterRestart(t *testing.T) {
+	t.Parallel()
 	backup := func(t *testing.T, p *capPair, log *lockedLog) *Shipper {
 		// A small journal: the leftovers are read from the slot in several streams.
 		bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,

@@ -74,6 +74,7 @@ func shippingKV(t *testing.T) (*capPair, *Shipper, func()) {
 // its sidecar was down, and which holds nothing to ship, gets a new slot by itself and still
 // reports writes that bypass Tandem.
 func TestSlotInvalidated(t *testing.T) {
+	t.Parallel()
 	p, sh, stop := shippingKV(t)
 
 	p.peer.Kill()
@@ -174,6 +175,7 @@ func dropSlot(t *testing.T, p *capPair) {
 // nothing to ship, makes it anew by itself. Before this check the stream was retried for ever,
 // with a warning each time, and catch-up waited on it.
 func TestSlotDropped(t *testing.T) {
+	t.Parallel()
 	p, sh, stop := shippingKV(t)
 
 	dropSlot(t, p)

@@ -15,6 +15,10 @@ import (
 // peer in batches. Held in memory they would overflow the journal and take the peer out of
 // step. Then one commits alone while the peer is down, and catch-up ships it from its spill.
 // Both end identical, nothing prepared, no spill file left behind.
+//
+// Not parallel: its 20 000-row transactions are decoded, spilled and applied within the
+// shim's commit timeout and the Shipper's 5 s operation timeout, which other tests beside it
+// on a loaded 2-CPU machine would eat into.
 func TestLargeTransaction(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE big (id bigint PRIMARY KEY, v text, at timestamptz, r float8, u uuid)`,

@@ -11,6 +11,7 @@ import "testing"
 // (Before stopApplies waited for such sessions, the pass rolled the local copy back at once
 // and the apply prepared the gid on the peer once free.)
 func TestResolverEndsUnnamedApply(t *testing.T) {
+	t.Parallel()
 	resolverEndsApply(t, lateApply{
 		startName: applyAppName, // as dialApply names every apply connection
 		script: `BEGIN; SELECT pg_sleep(2); SELECT set_config('application_name', ` + sqlLiteral(applyAppName+" "+lateGID) + `, true);

@@ -13,6 +13,7 @@ import (
 // its slot on the publisher. REINDEX … CONCURRENTLY (no event trigger in PostgreSQL 15) runs
 // too. The peer gets none of them and the stream goes on.
 func TestSubscriptionDDLExempt(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE TABLE items (id int PRIMARY KEY)`)
 	catchUpToDual(t, sh, shim)
 	ctx := capCtx(t, 60*time.Second)

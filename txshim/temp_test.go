@@ -17,6 +17,7 @@ import (
 // through the shim (ON COMMIT DROP too) were already seen; a session that never made a
 // temporary object still commits on both databases.
 func TestTempObjectsCommitPlainly(t *testing.T) {
+	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
 	admin := e.connect(t)

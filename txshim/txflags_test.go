@@ -17,6 +17,7 @@ import (
 // plainly (Unwrapped) instead of on both databases. Such a write is now a dual commit; a write
 // in the same transaction as the LISTEN still commits plainly.
 func TestTxFlagsEndWithTransaction(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -124,6 +125,7 @@ func TestTxFlagsEndWithTransaction(t *testing.T) {
 // implicit transaction the earlier part ran in: PostgreSQL fails such a statement in a
 // pipeline (25001) and skips the rest, the shim ran it. The replies now match PostgreSQL's.
 func TestReadOnlyNoTxBlockAfterFlush(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	for _, mode := range []Mode{ModeReadOnly, ModeFenced} {
@@ -295,6 +297,7 @@ const insertOne = "INSERT INTO acct VALUES (1, 0)"
 // shim opened for the write: COMMIT AND CHAIN committed it, and either left the client in a
 // new transaction block (status T) it never began. The shim now fails them as PostgreSQL does.
 func TestChainInShimBlock(t *testing.T) {
+	t.Parallel()
 	compareWithPostgres(t, []shimBlockCase{
 		{name: "simple, commit and chain", query: insertOne + "; COMMIT AND CHAIN; SELECT 1"},
 		{name: "simple, rollback and chain", query: insertOne + "; ROLLBACK AND CHAIN; SELECT 1"},
@@ -313,6 +316,7 @@ func TestChainInShimBlock(t *testing.T) {
 // TRANSACTION and SET CONSTRAINTS — ran without it in the block the shim opens for a write
 // there. The replies now match PostgreSQL's.
 func TestWarningsInShimBlock(t *testing.T) {
+	t.Parallel()
 	compareWithPostgres(t, []shimBlockCase{
 		{name: "simple, set local", query: insertOne + "; SET LOCAL work_mem = '7MB'; SHOW work_mem"},
 		{name: "simple, commit", query: insertOne + "; COMMIT; SELECT 1"},
@@ -368,6 +372,7 @@ func TestWarnsOutsideBlock(t *testing.T) {
 // which the shim holds back until it sees which replies are its BEGIN's: the client got it
 // before the CommandComplete of the ROLLBACK it came after. It now keeps its place.
 func TestNotificationKeepsItsPlace(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}

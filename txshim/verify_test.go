@@ -11,6 +11,7 @@ import (
 // were written in, and names each kind of difference — down to the keys of a keyed table, at
 // most diffKeysMax of them. UNLOGGED tables, whose rows are never shipped, are left out.
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`,
 		`CREATE TABLE two (a text, b int, c jsonb, PRIMARY KEY (a, b))`,
@@ -75,6 +76,7 @@ func TestVerify(t *testing.T) {
 // TestVerifyColumnTypes: a column whose type differs between the databases is a difference,
 // even when the rows read the same as text.
 func TestVerifyColumnTypes(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.local.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v int)`)
 	p.peer.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v bigint)`)
