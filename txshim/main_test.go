@@ -19,7 +19,7 @@ const defaultParallel = 3
 // and, unless -parallel says otherwise, defaultParallel parallel tests run at once.
 //
 // The tests that set package variables the code under test reads (failpoint, catchUpHook,
-// bumpLockTimeout and bumpTimeout), that count the process's goroutines, or that set the
+// bumpLockTimeout and bumpTimeout, copyInHook), that count the process's goroutines, or that set the
 // environment do not call t.Parallel, nor do the few that keep a CPU busy for many seconds
 // within a deadline (each says why): go test runs them one after another, alone, before every
 // parallel test.
