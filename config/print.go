@@ -56,7 +56,7 @@ func (c *Config) Redacted() string {
 		out["admin"].(map[string]any)["token_file"] = c.Admin.TokenFile
 	}
 	if c.Kind == KindWitness {
-		notes[0] = fmt.Sprintf("# witness %s as tandem check-config -witness resolved it (%s), defaults filled in.", c.Site, c.File)
+		notes[0] = fmt.Sprintf("# %s, a witness, as tandem check-config -witness resolved it (%s), defaults filled in.", c.Site, c.File)
 		// Settings a witness file may not set (it never holds the role, and is the witness):
 		// not shown as if it had them.
 		delete(out, "priority")

@@ -33,7 +33,7 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("check-config on examples/site1.toml: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bins.tandem, "check-config", "-witness", "../../examples/witness.toml").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), `kind = "witness"`) {
+	if err != nil || !strings.Contains(string(out), "witness, a witness, as tandem check-config -witness") || strings.Contains(string(out), "priority") {
 		t.Errorf("check-config -witness: %v\n%s", err, out)
 	}
 }
