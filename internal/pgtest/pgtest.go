@@ -813,7 +813,9 @@ func (c *Cluster) shutdown(sig syscall.Signal, mode string) error {
 // it, and a restart on the same directory takes it over, but a killed cluster whose directory
 // is removed would leave it in the kernel for good (56 bytes and a slot of kernel.shmmni each).
 // The postmaster's lock file, left behind too, names it (line 7: key and id); it is removed only
-// while nothing is attached to it.
+// once nothing is attached to it. Its processes are dead or dying when this is called, but one
+// that PostgreSQL's postmaster death ended, or that the kernel has not yet finished, may hold
+// it for a while: up to 10 s are waited for that.
 func releaseShmem(dataDir string) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
@@ -831,11 +833,21 @@ func releaseShmem(dataDir string) {
 	if err != nil {
 		return
 	}
-	var desc unix.SysvShmDesc
-	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil || desc.Nattch != 0 {
-		return
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var desc unix.SysvShmDesc
+		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
+			return // gone: removed by its postmaster, or taken over and removed by a new one
+		}
+		if desc.Nattch == 0 {
+			_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+			return
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
 }
 
 // Restart starts the server again on the same directory and port and waits until it is ready.

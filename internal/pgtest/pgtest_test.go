@@ -287,6 +287,7 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 	if !alive(pid) {
 		t.Fatalf("the helper's postmaster %d is not running", pid)
 	}
+	shmid := shmemID(t, filepath.Join(f[1], "data"))
 
 	kill()
 	deadline := time.Now().Add(10 * time.Second)
@@ -304,6 +305,29 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 			t.Errorf("%s, left by the killed process, is still there after the next New (%v)", d, err)
 		}
 	}
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(shmid, unix.IPC_STAT, &desc); err == nil {
+		unix.SysvShmCtl(shmid, unix.IPC_RMID, nil)
+		t.Errorf("the killed cluster's shared memory segment %d is still there after the next New", shmid)
+	}
+}
+
+// shmemID returns the System V shared memory id that the postmaster.pid in dataDir names.
+func shmemID(t *testing.T, dataDir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	var key, id int
+	if len(lines) < 7 {
+		t.Fatalf("postmaster.pid has %d lines, want the shared memory key and id on line 7", len(lines))
+	}
+	if _, err := fmt.Sscan(lines[6], &key, &id); err != nil {
+		t.Fatalf("postmaster.pid line 7 %q: %v", lines[6], err)
+	}
+	return id
 }
 
 // alive tells whether pid is a process that has not ended (a zombie has).
