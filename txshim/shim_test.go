@@ -86,6 +86,9 @@ func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mod
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("shim goroutines:\n%s\nlocal database:\n%s", shimStacks(), pgtest.Activity(dsn))
+			if sh, ok := opts.Peer.(*Shipper); ok {
+				t.Logf("peer database:\n%s", pgtest.Activity(sh.cfg.PeerDSN))
+			}
 		}
 	})
 	return &testShim{Shim: s, c: c}
