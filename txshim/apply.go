@@ -438,6 +438,94 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	return t.refused
 }
 
+// errRunRefused: the peer refused a transaction of a run (applyRun): nothing of the run stays
+// there, and its transactions are shipped one at a time (apply) to find which, or to skip one
+// the peer had already.
+var errRunRefused = errors.New("the peer refused a transaction of the run")
+
+// applyRun applies txns, small plain commits shipped from the stream in stream order, on the
+// peer in one transaction: each one's decision row, replication-origin position and changes, in
+// a round trip of its own, and one COMMIT for all of them at the end. The peer then makes one
+// commit durable where apply would make one per transaction — what bounds how fast catch-up
+// ships (DESIGN §5.5). gids are their decision-row keys. An error wrapping errRunRefused means
+// the peer refused one of them (or had one already: its decision row) and nothing of the run
+// stays there; any other error leaves the connection and the outcome unknown, as apply's.
+func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, term uint64) error {
+	t := &applyTx{a: a, ctx: ctx, gid: gids[0], pl: a.conn.StartPipeline(ctx), decisionStep: -1, staleStep: -1}
+	stop := a.watch(ctx, gids[0])
+	defer stop()
+	if a.ddl != nil {
+		if n := a.ddl.Load(); n != a.relsAt {
+			clear(a.rels)
+			a.relsAt = n
+		}
+	}
+	t.trimStmts()
+	t.query("begin", "BEGIN")
+	t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applyAppName + " " + gids[0])})
+	if term > 0 {
+		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
+	}
+	var replaced []string
+	for k, txn := range txns {
+		t.gid = gids[k]
+		t.decisionRow(txn.EndLSN, gids[k] == plainGID(a.source, txn.XID))
+		t.decisionStep = len(t.steps) - 1
+		// The last one's position stays: the peer's origin moves once, to the run's end.
+		t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
+			[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
+		err := txn.Each(t.change)
+		if errors.Is(err, errCopyWrite) {
+			err = t.endCopy()
+		}
+		if err == nil {
+			err = t.flushRun()
+		}
+		if err == nil {
+			// Its own round trip: a refusal, its decision row's above all, is then its own.
+			err = t.roundTrip()
+		}
+		if err != nil && !errors.Is(err, errApplyStop) {
+			t.abortCopy(err)
+			t.pl.Close()
+			a.forgetPending(t.steps)
+			return err
+		}
+		if t.refused != nil {
+			break
+		}
+		if t.replaced {
+			replaced = append(replaced, gids[k])
+			t.replaced = false
+		}
+	}
+	if t.refused == nil {
+		t.query("commit", "COMMIT")
+		if err := t.roundTrip(); err != nil {
+			return err
+		}
+	}
+	if err := t.pl.Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			return fmt.Errorf("apply a run from %s: close pipeline: %w", gids[0], err)
+		}
+	}
+	if t.refused == nil {
+		for _, gid := range replaced {
+			a.logger.Warn("shipped a plain commit over the stale decision row of an earlier transaction with the same xid on the peer (this site's database restored or re-initialised?)",
+				"gid", gid)
+		}
+		return nil
+	}
+	if a.conn.TxStatus() != 'I' {
+		if _, err := a.conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+			return fmt.Errorf("apply a run from %s: roll back after %v: %w", gids[0], t.refused, err)
+		}
+	}
+	return fmt.Errorf("%w: %w", errRunRefused, t.refused)
+}
+
 // applyTx is one apply under way: its pipeline, the requests of the round trip under way, the
 // peer's first refusal, and a run of inserts waiting to go as one COPY.
 type applyTx struct {

@@ -1,10 +1,12 @@
 package txshim
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -133,10 +135,10 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 			return err
 		}
 		// What was committed meanwhile is the next round. When it is no smaller than this
-		// one, commits outpace shipping (catch-up ships one transaction at a time, in stream
-		// order; many sessions commit at once): each later round would be larger, and a hold
-		// after the last of them would stop commits the longest. Holding now stops them for
-		// the shortest tail there will be.
+		// one, commits outpace shipping (catch-up ships in stream order, a transaction or a
+		// run of small ones at a time; many sessions commit at once): each later round would
+		// be larger, and a hold after the last of them would stop commits the longest.
+		// Holding now stops them for the shortest tail there will be.
 		left := s.Backlog()
 		s.logger.Debug("catch-up round", "round", round, "shipped", n, "took", time.Since(began).Round(time.Millisecond), "left", left)
 		if n <= catchUpHoldBelow || round >= catchUpRounds {
@@ -278,6 +280,9 @@ func currentWAL(ctx context.Context, db *sql.DB) (pglogrepl.LSN, error) {
 // fresh connections (shipping is idempotent) before drain gives up.
 func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 	n, fails := 0, 0
+	// After a run failed, its transactions go one at a time: the single path tells a refusal
+	// from one the peer had already (a run left half-recorded by a crash).
+	var aloneUntil pglogrepl.LSN
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -294,8 +299,14 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 		}
 		e, busy := s.nextToShipLocked(true, until)
 		var job shipJob
+		var run []shipJob
 		if e != nil {
 			job = s.claimLocked(e)
+			if e.pos > aloneUntil {
+				for _, r := range s.runAfterLocked(e, until) {
+					run = append(run, s.claimLocked(r))
+				}
+			}
 		}
 		reached := e == nil && !busy && !s.gap && s.streamEnd >= until
 		if e == nil && !busy && s.gap {
@@ -315,6 +326,23 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 				return n, fmt.Errorf("catch-up: %w", ctx.Err())
 			}
 			continue
+		}
+		if len(run) > 0 {
+			run = append([]shipJob{job}, run...)
+			err := s.shipRun(ctx, run)
+			if err == nil {
+				for _, j := range run {
+					s.shipped(j, shipApplied, nil, true)
+				}
+				n += len(run)
+				fails = 0
+				continue
+			}
+			s.logger.Debug("catch-up: a run of transactions failed; shipping them one at a time", "from", job.gid, "transactions", len(run), "err", err)
+			for _, j := range run[1:] {
+				s.unclaim(j)
+			}
+			aloneUntil = run[len(run)-1].e.pos
 		}
 		res, err := s.shipOne(ctx, job)
 		if err == nil && catchUpHook != nil {
@@ -352,6 +380,72 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 			return n, fmt.Errorf("catch-up: %w", ctx.Err())
 		}
 	}
+}
+
+// A run is what catch-up ships in one peer transaction (applyRun): up to runMax transactions,
+// each a plain commit of at most runMaxChanges changes held in memory, without DDL.
+const (
+	runMax        = 64
+	runMaxChanges = 100
+)
+
+// runnable tells whether e may be shipped in a run.
+func runnable(e *jentry) bool {
+	return e.plain && !e.undo && e.txn != nil && e.txn.spill == nil && e.txn.ddlAt.IsZero() && e.txn.Len() <= runMaxChanges
+}
+
+// runAfterLocked returns the entries catch-up would ship after first, in its order
+// (nextToShipLocked: skipping those done, in doubt or suspect), while each may join first in a
+// run: none when first may not, or while catchUpHook is set (a test that counts transactions
+// as they are shipped, or stops shipping between two of them).
+func (s *Shipper) runAfterLocked(first *jentry, until pglogrepl.LSN) []*jentry {
+	if catchUpHook != nil || !runnable(first) {
+		return nil
+	}
+	i := slices.Index(s.journal, first)
+	if i < 0 {
+		return nil
+	}
+	var run []*jentry
+	for _, e := range s.journal[i+1:] {
+		if len(run)+1 >= runMax || e.pos > until {
+			break
+		}
+		if e.state == stDone || !e.finished() || e.suspect {
+			continue
+		}
+		if e.shipping || e.state == stApplying || !runnable(e) {
+			break
+		}
+		run = append(run, e)
+	}
+	return run
+}
+
+// shipRun ships run, claimed entries that runAfterLocked chose, in one peer transaction. Any
+// error means the run's outcome is for the single path to find out (see applyRun).
+func (s *Shipper) shipRun(ctx context.Context, run []shipJob) error {
+	allowance := s.cfg.OpTimeout
+	txns := make([]*Txn, len(run))
+	gids := make([]string, len(run))
+	for i, j := range run {
+		txns[i], gids[i] = j.txn, j.gid
+		allowance += sizeAllowance(j.txn)
+	}
+	octx, cancel := context.WithTimeout(ctx, allowance)
+	defer cancel()
+	slot, err := s.pool.get(octx)
+	if err != nil {
+		return err
+	}
+	if at, err := s.copiedPoint(octx, slot.c); err != nil || run[0].e.pos <= at {
+		// In the peer's copy of the tables (Resync), or unknown: the single path decides.
+		s.pool.put(octx, slot, err != nil)
+		return cmp.Or(err, errors.New("the run starts in the peer's copy of the tables"))
+	}
+	err = slot.c.applyRun(octx, txns, gids, s.term.Load())
+	s.pool.put(octx, slot, err != nil && !errors.Is(err, errRunRefused))
+	return err
 }
 
 // VerifyReport is the outcome of the verification after a catch-up (ShipperConfig.VerifyCatchUp).

@@ -888,3 +888,54 @@ func TestCatchUpOutpacedByWrites(t *testing.T) {
 	waitForLong(t, "the writes after the catch-up shipped", 20*time.Second, func() bool { return sh.Backlog() == 0 })
 	requireSame(t, p)
 }
+
+// TestCatchUpShipsRuns: catch-up ships small plain commits in runs, several in one peer
+// transaction (applyRun), in stream order: the peer holds the same rows, each transaction its
+// own decision row, with far fewer peer transactions than shipped ones. A transaction too large
+// for a run goes alone between runs.
+func TestCatchUpShipsRuns(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE notes (id int PRIMARY KEY, v int)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+
+	p.peer.Kill()
+	const n = 300
+	for i := 1; i <= n; i++ {
+		q := fmt.Sprintf(`INSERT INTO notes VALUES (%d, %d)`, i, i)
+		switch {
+		case i%7 == 0:
+			// Later in a run than the insert it changes: order within a run holds.
+			q = fmt.Sprintf(`UPDATE notes SET v = -v WHERE id = %d`, i-3)
+		case i == 100:
+			q = fmt.Sprintf(`INSERT INTO notes SELECT g, 0 FROM generate_series(1000, %d) g`, 1000+runMaxChanges)
+		}
+		p.local.Exec(t, q)
+	}
+	waitForLong(t, "the backlog", 20*time.Second, func() bool { return sh.Backlog() == n && sh.linkState() == linkDown })
+	if err := p.peer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.CatchUp(capCtx(t, 60*time.Second), nil); err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	if !sh.PeerSynced() || sh.Backlog() != 0 {
+		t.Fatalf("after CatchUp: synced %v, backlog %d", sh.PeerSynced(), sh.Backlog())
+	}
+	requireSame(t, p)
+	if st := sh.Stats(); st.Shipped != n {
+		t.Errorf("stats %+v: want %d shipped", st, n)
+	}
+	var rows, txns int
+	if err := p.pdb.QueryRow(`SELECT count(*), count(DISTINCT xmin::text) FROM tandem.decisions WHERE gid LIKE 'tandem_a_plain_%'`).Scan(&rows, &txns); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d transactions shipped in %d peer transactions", rows, txns)
+	if rows != n || txns > n/10 {
+		t.Errorf("%d decision rows in %d peer transactions; want %d rows, in runs (at most %d transactions)", rows, txns, n, n/10)
+	}
+}
