@@ -346,19 +346,12 @@ const maxApplyStmts = 512
 // transaction goes to the peer in several round trips, with bounded memory on both ends.
 const applyBatch = 1000
 
-// apply runs txn on the peer (DESIGN §5.3 step 2): BEGIN, the term check (§3 fencing; skipped
-// when term is 0), the replication-origin position, every change, the decision row gid and
-// PREPARE TRANSACTION gid (or, for endCommit, the decision row first and COMMIT last) — in one
-// round trip, or, departing from DESIGN's "one round trip", one per applyBatch changes for a
-// large transaction (and around each COPY of a run of inserts: applycopy.go), so that neither
-// end buffers a whole bulk load; and around the first look-up of a table's catalog on this
-// connection (peerRels). An error that is a *pgconn.PgError means the peer refused it
-// and nothing of it stays there; errAlreadyApplied means the peer had committed it before
-// (endCommit only); any other error leaves the connection and the outcome unknown.
-func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
-	t := &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1, staleStep: -1}
-	stop := a.watch(ctx, gid)
-	defer stop()
+// startApply begins an apply on the peer for gid (the first of a run): its pipeline and
+// watchdog, and BEGIN, the session's name and the term check (§3 fencing; skipped when term is
+// 0) queued for the first round trip. stop ends the watchdog.
+func (a *applyConn) startApply(ctx context.Context, gid string, term uint64) (t *applyTx, stop func()) {
+	t = &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1, staleStep: -1}
+	stop = a.watch(ctx, gid)
 	if a.ddl != nil {
 		// Another connection ran DDL: an apply after it in the stream starts after the peer
 		// committed it (txnRows.barrier).
@@ -378,6 +371,21 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	if term > 0 {
 		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
 	}
+	return t, stop
+}
+
+// apply runs txn on the peer (DESIGN §5.3 step 2): BEGIN, the term check (§3 fencing; skipped
+// when term is 0), the replication-origin position, every change, the decision row gid and
+// PREPARE TRANSACTION gid (or, for endCommit, the decision row first and COMMIT last) — in one
+// round trip, or, departing from DESIGN's "one round trip", one per applyBatch changes for a
+// large transaction (and around each COPY of a run of inserts: applycopy.go), so that neither
+// end buffers a whole bulk load; and around the first look-up of a table's catalog on this
+// connection (peerRels). An error that is a *pgconn.PgError means the peer refused it
+// and nothing of it stays there; errAlreadyApplied means the peer had committed it before
+// (endCommit only); any other error leaves the connection and the outcome unknown.
+func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
+	t, stop := a.startApply(ctx, gid, term)
+	defer stop()
 	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
@@ -414,28 +422,39 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 			return err
 		}
 	}
-	if err := t.pl.Close(); err != nil {
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) {
-			return fmt.Errorf("apply %s: close pipeline: %w", gid, err)
-		}
+	if err := t.finish(gid); err != nil {
+		return err
 	}
-	if t.refused == nil {
+	switch {
+	case t.refused == nil:
 		if t.replaced {
-			a.logger.Warn("shipped a plain commit over the stale decision row of an earlier transaction with the same xid on the peer (this site's database restored or re-initialised?)",
-				"gid", gid, "lsn", txn.EndLSN)
+			a.logger.Warn(replacedWarning, "gid", gid, "lsn", txn.EndLSN)
 		}
 		return nil
-	}
-	if a.conn.TxStatus() != 'I' {
-		if _, err := a.conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
-			return fmt.Errorf("apply %s: roll back after %v: %w", gid, t.refused, err)
-		}
-	}
-	if t.duplicate {
+	case t.duplicate:
 		return errAlreadyApplied
 	}
 	return t.refused
+}
+
+// replacedWarning is logged when shipping a plain commit deleted a stale decision row.
+const replacedWarning = "shipped a plain commit over the stale decision row of an earlier transaction with the same xid on the peer (this site's database restored or re-initialised?)"
+
+// finish ends t's pipeline, once its last round trip is read, and rolls back the peer
+// transaction that a refusal left open. An error is the connection's: the outcome is unknown.
+func (t *applyTx) finish(what string) error {
+	if err := t.pl.Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			return fmt.Errorf("apply %s: close pipeline: %w", what, err)
+		}
+	}
+	if t.refused != nil && t.a.conn.TxStatus() != 'I' {
+		if _, err := t.a.conn.Exec(t.ctx, "ROLLBACK").ReadAll(); err != nil {
+			return fmt.Errorf("apply %s: roll back after %v: %w", what, t.refused, err)
+		}
+	}
+	return nil
 }
 
 // errRunRefused: the peer refused a transaction of a run (applyRun): nothing of the run stays
@@ -451,21 +470,8 @@ var errRunRefused = errors.New("the peer refused a transaction of the run")
 // the peer refused one of them (or had one already: its decision row) and nothing of the run
 // stays there; any other error leaves the connection and the outcome unknown, as apply's.
 func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, term uint64) error {
-	t := &applyTx{a: a, ctx: ctx, gid: gids[0], pl: a.conn.StartPipeline(ctx), decisionStep: -1, staleStep: -1}
-	stop := a.watch(ctx, gids[0])
+	t, stop := a.startApply(ctx, gids[0], term)
 	defer stop()
-	if a.ddl != nil {
-		if n := a.ddl.Load(); n != a.relsAt {
-			clear(a.rels)
-			a.relsAt = n
-		}
-	}
-	t.trimStmts()
-	t.query("begin", "BEGIN")
-	t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applyAppName + " " + gids[0])})
-	if term > 0 {
-		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
-	}
 	var replaced []string
 	for k, txn := range txns {
 		t.gid = gids[k]
@@ -481,15 +487,17 @@ func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, te
 		if err == nil {
 			err = t.flushRun()
 		}
-		if err == nil {
-			// Its own round trip: a refusal, its decision row's above all, is then its own.
-			err = t.roundTrip()
-		}
 		if err != nil && !errors.Is(err, errApplyStop) {
-			t.abortCopy(err)
+			t.abortCopy(err) // as apply's
 			t.pl.Close()
 			a.forgetPending(t.steps)
 			return err
+		}
+		if err == nil {
+			// Its own round trip: a refusal, its decision row's above all, is then its own.
+			if err := t.roundTrip(); err != nil {
+				return err
+			}
 		}
 		if t.refused != nil {
 			break
@@ -505,25 +513,16 @@ func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, te
 			return err
 		}
 	}
-	if err := t.pl.Close(); err != nil {
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) {
-			return fmt.Errorf("apply a run from %s: close pipeline: %w", gids[0], err)
-		}
+	if err := t.finish("a run from " + gids[0]); err != nil {
+		return err
 	}
-	if t.refused == nil {
-		for _, gid := range replaced {
-			a.logger.Warn("shipped a plain commit over the stale decision row of an earlier transaction with the same xid on the peer (this site's database restored or re-initialised?)",
-				"gid", gid)
-		}
-		return nil
+	if t.refused != nil {
+		return fmt.Errorf("%w: %w", errRunRefused, t.refused)
 	}
-	if a.conn.TxStatus() != 'I' {
-		if _, err := a.conn.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
-			return fmt.Errorf("apply a run from %s: roll back after %v: %w", gids[0], t.refused, err)
-		}
+	for _, gid := range replaced {
+		a.logger.Warn(replacedWarning, "gid", gid)
 	}
-	return fmt.Errorf("%w: %w", errRunRefused, t.refused)
+	return nil
 }
 
 // applyTx is one apply under way: its pipeline, the requests of the round trip under way, the
