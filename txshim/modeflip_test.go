@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,7 +107,7 @@ func modeFlipRound(s *testShim, w, i int, ops, refused *atomic.Int64) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.Background())
-	answered := answerer(ops, refused)
+	answered := answerer(s, ops, refused)
 	var n int
 	if err := answered("read", conn.QueryRow(ctx, "SELECT count(*) FROM acct WHERE id > $1", -5).Scan(&n)); err != nil {
 		return err
@@ -128,17 +129,21 @@ func modeFlipRound(s *testShim, w, i int, ops, refused *atomic.Int64) error {
 func modeFlipRoundPQ(s *testShim, w, i int, ops, refused *atomic.Int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	db, err := sql.Open("postgres", s.dsn(pgtest.Superuser))
+	// lib/pq waits for a reply past its context (it sends a cancel and reads on): the socket's
+	// own deadline bounds a request that gets none.
+	connector, err := pq.NewConnector(s.dsn(pgtest.Superuser))
 	if err != nil {
 		return err
 	}
+	connector.Dialer(deadlineDialer{10 * time.Second})
+	db := sql.OpenDB(connector)
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	answered := answerer(ops, refused)
+	answered := answerer(s, ops, refused)
 	var n int
 	if err := answered("read", conn.QueryRowContext(ctx, "SELECT count(*) FROM acct WHERE id > $1", -5).Scan(&n)); err != nil {
 		return err
@@ -161,8 +166,9 @@ func modeFlipRoundPQ(s *testShim, w, i int, ops, refused *atomic.Int64) error {
 }
 
 // answerer returns the check of one request of TestModeFlipsUnderLoad: nil for a result or an
-// SQL error (counted, and counted as refused for 25006), else the error, named by what.
-func answerer(ops, refused *atomic.Int64) func(what string, err error) error {
+// SQL error (counted, and counted as refused for 25006), else the error, named by what, with
+// the shim's sessions and goroutines at that moment.
+func answerer(s *testShim, ops, refused *atomic.Int64) func(what string, err error) error {
 	return func(what string, err error) error {
 		var pe *pgconn.PgError
 		var qe *pq.Error
@@ -177,9 +183,25 @@ func answerer(ops, refused *atomic.Int64) func(what string, err error) error {
 				refused.Add(1)
 			}
 		default:
-			return fmt.Errorf("%s: %w", what, err)
+			// What the sessions wait for now, while the one that got no answer still is.
+			return fmt.Errorf("%s: %w\nsessions:\n%s\nlocal database:\n%s\nshim goroutines:\n%s", what, err, s.sessionQueues(), pgtest.Activity(s.c.DSN(s.c.Database())), shimStacks())
 		}
 		ops.Add(1)
 		return nil
 	}
+}
+
+// deadlineDialer dials TCP connections that end all I/O after its duration.
+type deadlineDialer struct{ d time.Duration }
+
+func (d deadlineDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialTimeout(network, address, d.d)
+}
+
+func (d deadlineDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, address, timeout)
+	if err == nil {
+		err = c.SetDeadline(time.Now().Add(d.d))
+	}
+	return c, err
 }

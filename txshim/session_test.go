@@ -1615,6 +1615,9 @@ func dialRawDSN(t *testing.T, dsn string) *rawSession {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := pc.SyncConn(ctx); err != nil { // see connectLocal
+		t.Fatal(err)
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		t.Fatal(err)

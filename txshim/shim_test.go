@@ -85,13 +85,30 @@ func startShimDSN(t *testing.T, c *pgtest.Cluster, dsn string, opts Options, mod
 	// shim's goroutines and the local database were doing, to explain a hang.
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("shim goroutines:\n%s\nlocal database:\n%s", shimStacks(), pgtest.Activity(dsn))
+			t.Logf("shim goroutines:\n%s\nsessions:\n%s\nlocal database:\n%s", shimStacks(), s.sessionQueues(), pgtest.Activity(dsn))
 			if sh, ok := opts.Peer.(*Shipper); ok {
 				t.Logf("peer database:\n%s", pgtest.Activity(sh.cfg.PeerDSN))
 			}
 		}
 	})
 	return &testShim{Shim: s, c: c}
+}
+
+// sessionQueues describes each session's status and the requests it awaits replies to.
+func (s *Shim) sessionQueues() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for sess := range s.sessions {
+		sess.mu.Lock()
+		fmt.Fprintf(&b, "  session %s: status %q, %d awaited:", sess.user, sess.status, len(sess.queue))
+		for _, p := range sess.queue {
+			fmt.Fprintf(&b, " {seq %d fwd %v fwdRFQ %v ownBegin %v capture %v}", p.seq, p.fwd, p.fwdRFQ, p.ownBegin, p.res != nil)
+		}
+		b.WriteString("\n")
+		sess.mu.Unlock()
+	}
+	return b.String()
 }
 
 // shimStacks returns the stacks of the goroutines running this package's code.

@@ -289,6 +289,15 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 			return nil, nil, err
 		}
 	}
+	// pgconn may still read the socket in the background: when a write of its was slow (a
+	// loaded machine), it started a reader goroutine that stops only after its next Read
+	// returns — with the first reply to the client's first request, which the relay would then
+	// never see (the session hung with the backend idle). SyncConn stops that reader and drains
+	// what it holds, with a round trip if it must.
+	if err := pc.SyncConn(cctx); err != nil {
+		pc.Close(cctx)
+		return nil, nil, err
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(cctx)
