@@ -604,7 +604,9 @@ func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
 		t.Fatal("control went back to site1 although it is in split brain")
 	}
 	set(s2, "later", "4")
-	for k, want := range map[string]string{"synced": "1", "alone": "2", "after": "3", "later": "4"} {
+	// A dual commit's COMMIT PREPARED on the peer may come after the client's reply.
+	waitFor(t, 10*time.Second, "the dual commit on site1's database", func() bool { return kvValue(t, s1, "later") == "4" })
+	for k, want := range map[string]string{"synced": "1", "alone": "2", "after": "3"} {
 		if v := kvValue(t, s1, k); v != want {
 			t.Errorf("site1's database: %s = %q, want %q", k, v, want)
 		}
