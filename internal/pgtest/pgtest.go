@@ -306,7 +306,8 @@ func (c *Cluster) setup(o *options) error {
 		return lastErr
 	}
 	if err := c.createObjects(o); err != nil {
-		c.kill() // New removes the directory next
+		c.kill() // New removes the directory next: its shared memory goes first
+		releaseShmem(c.dataDir())
 		return err
 	}
 	return nil
@@ -627,6 +628,7 @@ func (c *Cluster) start() error {
 	c.mu.Unlock()
 	if err := c.waitReady(exited); err != nil {
 		c.kill()
+		releaseShmem(c.dataDir()) // a start on another port, or the directory's removal, follows
 		return err
 	}
 	return nil

@@ -348,6 +348,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	segsBefore := orphanSegments(t)
 	c, newErr := New(WithPasswordUser("pg_reserved", "x", "scram-sha-256"))
 	if newErr == nil {
 		c.Close()
@@ -370,6 +371,35 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 			t.Errorf("New failed (%v) and left process %d running", newErr, pid)
 		}
 	}
+	for id := range orphanSegments(t) {
+		if !segsBefore[id] {
+			unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+			t.Errorf("New failed (%v) and left shared memory segment %d, its postmaster gone", newErr, id)
+		}
+	}
+}
+
+// orphanSegments returns the System V shared memory segments nothing is attached to whose
+// creator is gone, from /proc/sysvipc/shm: what a killed postmaster leaves.
+func orphanSegments(t *testing.T) map[int]bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		t.Skipf("no /proc/sysvipc/shm: %v", err)
+	}
+	segs := map[int]bool{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line) // key shmid perms size cpid lpid nattch …
+		if len(f) < 7 {
+			continue
+		}
+		id, err1 := strconv.Atoi(f[1])
+		cpid, err2 := strconv.Atoi(f[4])
+		if err1 == nil && err2 == nil && f[6] == "0" && !alive(cpid) {
+			segs[id] = true
+		}
+	}
+	return segs
 }
 
 // TestOwnershipOutlivesGC: a cluster whose *Cluster its user dropped, keeping only its DSN,
