@@ -175,6 +175,9 @@ END$$`, simple)
 		t.Fatal(err)
 	}
 
+	// The peer's COMMIT PREPARED of the last dual commits (the DROP TABLE among them) may come
+	// after their replies.
+	waitForLong(t, "the peer's commits", 10*time.Second, func() bool { return sh.Backlog() == 0 })
 	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
 	if err != nil || len(diffs) != 0 {
 		t.Fatalf("verify: %v %v", err, diffs)
