@@ -393,23 +393,9 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		t.decisionRow(txn.EndLSN, gid == plainGID(a.source, txn.XID))
 		t.decisionStep = len(t.steps) - 1 // its Execute, after a Parse the first time
 	}
-	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
-		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
-	err := txn.Each(t.change)
-	if errors.Is(err, errCopyWrite) {
-		err = t.endCopy() // why the COPY ended: a refusal (errApplyStop) or a lost connection
-	}
-	if err == nil {
-		err = t.flushRun()
-	}
-	switch {
+	switch err := t.changes(txn); {
 	case errors.Is(err, errApplyStop):
 	case err != nil:
-		// A change that cannot be turned into SQL, a spill file that cannot be read, or a lost
-		// peer: the peer transaction is left open, and the connection must be closed.
-		t.abortCopy(err)
-		t.pl.Close()
-		a.forgetPending(t.steps)
 		return err
 	default:
 		if end == endPrepare {
@@ -435,6 +421,28 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 		return errAlreadyApplied
 	}
 	return t.refused
+}
+
+// changes queues txn's replication-origin position and every change. errApplyStop: the peer
+// refused one (t.refused). Any other error — a change that cannot be turned into SQL, a spill
+// file that cannot be read, a lost peer — leaves the peer transaction open: the pipeline is
+// closed, and the connection must be.
+func (t *applyTx) changes(txn *Txn) error {
+	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
+		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
+	err := txn.Each(t.change)
+	if errors.Is(err, errCopyWrite) {
+		err = t.endCopy() // why the COPY ended: a refusal (errApplyStop) or a lost connection
+	}
+	if err == nil {
+		err = t.flushRun()
+	}
+	if err != nil && !errors.Is(err, errApplyStop) {
+		t.abortCopy(err)
+		t.pl.Close()
+		t.a.forgetPending(t.steps)
+	}
+	return err
 }
 
 // replacedWarning is logged when shipping a plain commit deleted a stale decision row.
@@ -477,20 +485,9 @@ func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, te
 		t.gid = gids[k]
 		t.decisionRow(txn.EndLSN, gids[k] == plainGID(a.source, txn.XID))
 		t.decisionStep = len(t.steps) - 1
-		// The last one's position stays: the peer's origin moves once, to the run's end.
-		t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
-			[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
-		err := txn.Each(t.change)
-		if errors.Is(err, errCopyWrite) {
-			err = t.endCopy()
-		}
-		if err == nil {
-			err = t.flushRun()
-		}
+		// The last one's origin position stays: the peer's origin moves once, to the run's end.
+		err := t.changes(txn)
 		if err != nil && !errors.Is(err, errApplyStop) {
-			t.abortCopy(err) // as apply's
-			t.pl.Close()
-			a.forgetPending(t.steps)
 			return err
 		}
 		if err == nil {
