@@ -952,6 +952,16 @@ func lexerSetting(text string, st statement) (unsafe, unsure bool) {
 	return settingIn(text, st.Start, st.End, false)
 }
 
+// dollarBody returns what the dollar-quoted string w ($tag$…$tag$, one token) holds, read as
+// written whatever the settings; ok=false when w is no such string ($1, a lone $).
+func dollarBody(w string) (body string, ok bool) {
+	tag := strings.IndexByte(w[1:], '$')
+	if tag < 0 || len(w) < 2*(tag+2) || w[len(w)-tag-2:] != w[:tag+2] {
+		return "", false
+	}
+	return w[tag+2 : len(w)-tag-2], true
+}
+
 // containsFold tells whether s contains the lower-case ASCII word w in any case.
 func containsFold(s, w string) bool {
 	for i := 0; i+len(w) <= len(s); i++ {
@@ -998,6 +1008,8 @@ func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
 			return strings.ReplaceAll(w[1:len(w)-1], "''", "'"), true
 		case w[0] == '"':
 			return name(i), true
+		case w[0] == '$':
+			return dollarBody(w)
 		case isIdentStart(w[0]):
 			for j := 1; j < len(w); j++ {
 				if !isIdentChar(w[j]) {
@@ -1060,8 +1072,9 @@ func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
 					u, n := settingIn(text, t.start+1, t.end-1, true)
 					unsafe, unsure = unsafe || u, unsure || n
 				case w[0] == '$':
-					if tag := strings.IndexByte(w[1:], '$'); tag >= 0 && len(w) >= 2*(tag+2) {
-						u, n := settingIn(text, t.start+tag+2, t.end-tag-2, true)
+					if body, ok := dollarBody(w); ok {
+						b := t.start + strings.Index(w, body)
+						u, n := settingIn(text, b, b+len(body), true)
 						unsafe, unsure = unsafe || u, unsure || n
 					}
 				}
@@ -1074,7 +1087,7 @@ func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
 		// set_config(name, value, is_local): both '…' literals to tell.
 		literal := func(j int) (string, bool) {
 			v, ok := value(j)
-			return v, ok && word(j)[0] == '\'' && (is(j+1, ",") || is(j+1, ")"))
+			return v, ok && (word(j)[0] == '\'' || word(j)[0] == '$') && (is(j+1, ",") || is(j+1, ")"))
 		}
 		setting, ok := literal(i + 2)
 		setting = strings.ToLower(setting)

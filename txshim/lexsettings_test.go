@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,12 +83,24 @@ func TestLexerSettingPipelined(t *testing.T) {
 		r := dialRaw(t, s)
 		r.t = t
 		for _, m := range ext("SET client_encoding = 'UTF8'", "SET standard_conforming_strings = on", "SELECT set_config('application_name', 'x', false)", `SELECT 'a\'`) {
-			r.fe.Send(m)
+			r.fe.Send(m) // ext ends with its Sync
 		}
-		if got, st := r.sync(); !strings.HasSuffix(got, "Z") || strings.Contains(got, "E") || st != 'I' {
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got, st := r.ready(); got != "12C12C12DC12DCSZ" || st != 'I' {
 			t.Fatalf("replies %s", got)
 		}
-		if got := r.query("SELECT set_config($$standard_conforming_strings$$, $$on$$, false); RESET ALL; SELECT 1"); strings.Contains(got, "E") {
+		// Dollar-quoted arguments are read as they are written, whatever the settings.
+		for _, q := range []string{
+			"SELECT set_config($$standard_conforming_strings$$, $$on$$, false); RESET ALL; SELECT 1",
+			`SET standard_conforming_strings = $x$on$x$; SELECT $$a\$$`,
+		} {
+			if got := r.query(q); strings.Contains(got, "E") || !strings.HasSuffix(got, "Z") {
+				t.Fatalf("query %q: replies %s", q, got)
+			}
+		}
+		if got := r.query("SELECT 1"); got != "TDCZ" {
 			t.Fatalf("replies %s", got)
 		}
 	})
@@ -172,6 +185,13 @@ func TestLexerSettingKinds(t *testing.T) {
 		{"DO $x$BEGIN PERFORM set_config(n, 'off', false); END$x$", false, true},
 		{"DO $$BEGIN PERFORM 1; END$$", false, false},
 		{"SELECT 1", false, false},
+		// Dollar quotes are read as written.
+		{"SET standard_conforming_strings = $$off$$", true, false},
+		{"SELECT set_config($$standard_conforming_strings$$, $t$off$t$, false)", true, false},
+		{"SELECT set_config($$standard_conforming_strings$$, $$on$$, false)", false, false},
+		{"SELECT set_config($$client_encoding$$, $$sjis$$, false)", true, false},
+		{"SELECT set_config($a$client_encoding$b$, 'x', false)", false, true}, // unterminated
+		{"DO $o$BEGIN PERFORM set_config($$standard_conforming_strings$$, $$off$$, false); END$o$", true, false},
 	} {
 		sts := splitStatements(tc.sql)
 		if len(sts) != 1 {
@@ -181,5 +201,34 @@ func TestLexerSettingKinds(t *testing.T) {
 		if unsafe != tc.unsafe || unsure != tc.unsure {
 			t.Errorf("%q: unsafe %v unsure %v, want %v %v", tc.sql, unsafe, unsure, tc.unsafe, tc.unsure)
 		}
+	}
+}
+
+// TestSessionEndAfterReplies: a request refused with an error that ends the session comes after
+// the replies to the requests before it. The shim used to learn that the backend had answered
+// them before the answer's ReadyForQuery reached the client, and could write its error (and
+// close) first: the client lost that ReadyForQuery (readyHook delays it to make that certain).
+func TestSessionEndAfterReplies(t *testing.T) {
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	var armed atomic.Bool
+	readyHook = func() {
+		if armed.Load() {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { readyHook = nil })
+	r := dialRaw(t, s)
+	r.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	armed.Store(true)
+	r.stmt("SELECT 1")
+	r.fe.SendSync(&pgproto3.Sync{})
+	// The shim cannot tell what this sets, and more follows it in the same Query.
+	r.fe.Send(&pgproto3.Query{String: "SELECT set_config(n, 'on', false) FROM (VALUES ('standard_conforming_strings')) v(n); SELECT 1"})
+	if err := r.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(r); got != "12DCZE(0A000)" {
+		t.Fatalf("replies %s, want the first request's, then 0A000", got)
 	}
 }

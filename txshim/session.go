@@ -499,6 +499,10 @@ func (s *session) clientLoop(ctx context.Context) error {
 	}
 }
 
+// readyHook, set only by tests, is called just before a ReadyForQuery from the backend goes to
+// the client: a test delays it there.
+var readyHook func()
+
 // copyInHook, set only by tests, is called once a CopyInResponse that opens a passed-through
 // COPY FROM STDIN has gone to the client: a test delays the session there.
 var copyInHook func()
@@ -567,6 +571,18 @@ func (s *session) serverLoop() {
 				}
 				cur.r.begun, cur.r.warned, cur.held = n > 0, n == len(ownBeginTail), nil
 			}
+			// The reply goes to the client before the entry leaves the queue: whoever waits for
+			// it (barrier) must not write what comes next — an error that ends the session, a
+			// reply of its own — ahead of it.
+			if cur.fwdRFQ && readyHook != nil {
+				readyHook()
+			}
+			switch {
+			case cur.fwdRFQ:
+				err = s.toClient(typ, body, true)
+			case !hold:
+				err = s.flushClient()
+			}
 			if (s.status == 'I') != (body[0] == 'I') {
 				if body[0] == 'I' {
 					s.shim.stats.inTx.Add(-1)
@@ -589,12 +605,6 @@ func (s *session) serverLoop() {
 				close(cur.notify)
 			}
 			s.mu.Unlock()
-			switch {
-			case cur.fwdRFQ:
-				err = s.toClient(typ, body, true)
-			case !hold:
-				err = s.flushClient()
-			}
 			if capture {
 				cur.r.status = body[0]
 				cur.res <- cur.r
