@@ -1073,7 +1073,7 @@ func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
 					unsafe, unsure = unsafe || u, unsure || n
 				case w[0] == '$':
 					if body, ok := dollarBody(w); ok {
-						b := t.start + strings.Index(w, body)
+						b := t.start + (len(w)-len(body))/2 // behind the opening tag
 						u, n := settingIn(text, b, b+len(body), true)
 						unsafe, unsure = unsafe || u, unsure || n
 					}
