@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -1038,24 +1039,43 @@ func ephemeralRange() (lo, hi int, ok bool) {
 
 // handedOut holds the loopback ports this process's test harnesses handed out: the kernel may
 // offer a port again once the probe that found it closed, before the process it was meant for
-// binds it.
+// binds it. held: the claims other processes see (ClaimPort).
 var handedOut = struct {
 	sync.Mutex
 	ports map[int]bool
+	held  []net.Listener
 }{ports: map[int]bool{}}
 
 // ClaimPort records port as handed out to a test in this process and reports whether it was
 // free of earlier claims. Harnesses that probe for free ports call it, so that two of their
 // servers are never given the same one.
+//
+// On Linux the claim holds, for the life of the process, an abstract Unix socket named for
+// the port (nothing on disk; the kernel lets go of it when the process ends), and a port
+// another process claimed so is refused: test binaries that go test runs side by side pick
+// from the same range, and one could otherwise hand out a port between another's probe and
+// the bind of the server it was meant for (seen: a sidecar whose admin port was taken so).
 func ClaimPort(port int) bool {
 	handedOut.Lock()
 	defer handedOut.Unlock()
 	if handedOut.ports[port] {
 		return false
 	}
+	if runtime.GOOS == "linux" {
+		l, err := net.Listen("unix", portClaimName(port))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return false // claimed by another process
+		}
+		if err == nil {
+			handedOut.held = append(handedOut.held, l) // never closed
+		}
+	}
 	handedOut.ports[port] = true
 	return true
 }
+
+// portClaimName names the abstract Unix socket that claims port across processes (ClaimPort).
+func portClaimName(port int) string { return "@tandem-test-port-" + strconv.Itoa(port) }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 

@@ -1,12 +1,14 @@
 package pgtest
 
 import (
+	"bufio"
 	"bytes"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -212,6 +214,58 @@ func TestFreePort(t *testing.T) {
 		if !portFree(p) {
 			t.Errorf("port %d is not free", p)
 		}
+	}
+}
+
+// TestPortClaimedElsewhere: a port another test process handed out is not handed out here
+// while that process lives, and is once it has ended.
+func TestPortClaimedElsewhere(t *testing.T) {
+	if os.Getenv("PGTEST_CLAIM_CHILD") != "" {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("claimed", p)
+		io.ReadAll(os.Stdin) // hold it until the parent closes stdin
+		return
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("claims across processes are Linux's abstract Unix sockets")
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestPortClaimedElsewhere$")
+	child.Env = append(os.Environ(), "PGTEST_CLAIM_CHILD=1")
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Wait()
+	defer stdin.Close()
+	var port int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "claimed %d", &port); err == nil {
+			break
+		}
+	}
+	if port == 0 {
+		t.Fatal("the child claimed no port")
+	}
+	if ClaimPort(port) {
+		t.Fatalf("port %d, claimed by another process, was handed out here too", port)
+	}
+	stdin.Close() // what the child prints after this fits in the pipe
+	if err := child.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if !ClaimPort(port) {
+		t.Fatalf("port %d still refused after the process that claimed it ended", port)
 	}
 }
 
