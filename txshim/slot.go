@@ -99,13 +99,15 @@ func (s *Shipper) checkSlot(ctx context.Context) bool {
 
 // renewBackupSlot makes a backup's lost or missing slot anew when nothing it held is to be shipped: the
 // site has been backup since this process started (SetBypassFrom 0), so every transaction of
-// its own database is a bypass and the journal has nothing pending. Bypasses in the lost WAL
-// go unreported (tandem verify finds what they changed).
+// its own database is a bypass and the journal has nothing pending but suspects — never
+// shipped, whatever settle finds (a write that bypassed Tandem, or one the peer has); they
+// stay for settle to decide. Bypasses in the lost WAL go unreported (tandem verify finds what
+// they changed).
 func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) bool {
 	s.mu.Lock()
 	pending := false
 	for _, e := range s.journal {
-		pending = pending || e.state != stDone
+		pending = pending || (e.state != stDone && !e.suspect)
 	}
 	s.mu.Unlock()
 	if !s.backup.Load() || s.bypassFrom.Load() != 0 || pending {
