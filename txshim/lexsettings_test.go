@@ -210,7 +210,7 @@ func TestLexerSettingKinds(t *testing.T) {
 // close) first: the client lost that ReadyForQuery (readyHook delays it to make that certain).
 func TestSessionEndAfterReplies(t *testing.T) {
 	c := testCluster(t)
-	s := startShim(t, c, Options{}, ModeSolo, 0)
+	// Set before the shim starts, and cleared after it stopped (cleanups run last first).
 	var armed atomic.Bool
 	readyHook = func() {
 		if armed.Load() {
@@ -218,6 +218,7 @@ func TestSessionEndAfterReplies(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { readyHook = nil })
+	s := startShim(t, c, Options{}, ModeSolo, 0)
 	r := dialRaw(t, s)
 	r.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	armed.Store(true)

@@ -908,9 +908,10 @@ func TestCopyInAnsweredAtOnce(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	// Set before the shim starts, and cleared after it stopped (cleanups run last first).
 	copyInHook = func() { time.Sleep(300 * time.Millisecond) }
 	t.Cleanup(func() { copyInHook = nil })
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
 	for i, extended := range []bool{true, false} {
 		r := dialRaw(t, s)
 		r.conn.SetDeadline(time.Now().Add(10 * time.Second))
