@@ -997,8 +997,8 @@ func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
 		}
 		return strings.ToLower(w)
 	}
-	// value reads a setting's value as written: a word, number, "quoted name" or '…' string;
-	// ok=false when it is written otherwise (E'…', a dollar quote, an expression).
+	// value reads a setting's value as written: a word, number, "quoted name", '…' string or
+	// dollar-quoted string; ok=false when it is written otherwise (E'…', an expression).
 	value := func(i int) (string, bool) {
 		w := word(i)
 		switch {
@@ -1084,7 +1084,7 @@ func settingIn(text string, start, end int, body bool) (unsafe, unsure bool) {
 		if name(i) != "set_config" || !is(i+1, "(") {
 			continue
 		}
-		// set_config(name, value, is_local): both '…' literals to tell.
+		// set_config(name, value, is_local): both literals ('…' or dollar-quoted) to tell.
 		literal := func(j int) (string, bool) {
 			v, ok := value(j)
 			return v, ok && (word(j)[0] == '\'' || word(j)[0] == '$') && (is(j+1, ",") || is(j+1, ")"))
