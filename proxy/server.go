@@ -14,9 +14,9 @@
 // listeners is never dialled.
 //
 // Limits: at most cfg.MaxConns connections per listener (default
-// config.DefaultMaxConns); further accepts wait. Each connection uses at most
-// two goroutines and six file descriptors (Start warns when RLIMIT_NOFILE is
-// below what max_conns may need). Keepalive and TCP_USER_TIMEOUT close a side
+// config.DefaultMaxConns), fewer when RLIMIT_NOFILE cannot hold that many
+// (connsWithin); further accepts wait. Each connection uses two goroutines
+// and six file descriptors. Keepalive and TCP_USER_TIMEOUT close a side
 // whose peer vanished within about a minute, idle or not. A PROXY header must arrive within HeaderTimeout (5 s);
 // with accept_proxy = "optional" a client that sends nothing first is
 // forwarded without a header once that time has passed, so server-speaks-first
@@ -151,7 +151,18 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 		default:
 			return nil, fmt.Errorf("proxy: listener %s: send_proxy %q is not off, v1 or v2", l.Listen, l.SendProxy)
 		}
-		s.lns = append(s.lns, &listener{cfg: l, sem: make(chan struct{}, cfg.MaxConns)})
+		s.lns = append(s.lns, &listener{cfg: l})
+	}
+	perListener := cfg.MaxConns
+	if limit, ok := fdLimit(); ok {
+		if n := connsWithin(limit, len(s.lns)); n < perListener {
+			perListener = n
+			s.log.Warn("the open-file limit allows fewer connections than max_conns: each listener holds at most the lower count (further clients wait to be accepted); raise RLIMIT_NOFILE for more",
+				"rlimit_nofile", limit, "fds_per_conn", fdsPerConn, "max_conns", cfg.MaxConns, "conns_per_listener", n, "listeners", len(s.lns))
+		}
+	}
+	for _, l := range s.lns {
+		l.sem = make(chan struct{}, perListener)
 	}
 	if cfg.IdleTimeout > 0 && !idleSupported {
 		s.log.Warn("proxy idle_timeout is not supported on this platform; idle connections stay open")
@@ -180,19 +191,30 @@ func (s *Server) Start() error {
 		s.own = append(s.own, l.ln.Addr().(*net.TCPAddr).AddrPort())
 	}
 	s.started = true
-	if limit, ok := fdLimit(); ok {
-		need := uint64(len(s.lns)*s.cfg.MaxConns) * fdsPerConn
-		if need > limit {
-			s.log.Warn("the open-file limit is below what max_conns may need: accepts and dials fail with EMFILE before it is reached",
-				"rlimit_nofile", limit, "need", need, "fds_per_conn", fdsPerConn, "max_conns", s.cfg.MaxConns, "listeners", len(s.lns))
-		}
-	}
 	return nil
 }
 
-// fdsPerConn is what one proxied connection may hold: its two sockets and, while splice(2)
-// waits for data in each direction, a pipe (two descriptors) per direction.
+// fdsPerConn is what one proxied connection holds: its two sockets and, for as long as
+// splice(2) copies (the connection's life, idle or not), a pipe (two descriptors) per
+// direction.
 const fdsPerConn = 6
+
+// connsWithin is how many connections each of listeners listeners may hold within the
+// open-file limit, keeping fdReserve (at least; a tenth of a large limit) for everything else
+// the process opens — health checks, gossip, the admin API, the shim's sessions and its
+// database connections. Past the limit, accept and dial fail with EMFILE, and so does the
+// health check's connect: the site would take its own server for failed, give up the role and
+// cut every connection (seen with 10 000 idle connections under a limit of 20 000).
+func connsWithin(limit uint64, listeners int) int {
+	reserve := max(uint64(fdReserve), limit/10)
+	if limit <= reserve || listeners < 1 {
+		return 1
+	}
+	return int(max((limit-reserve)/uint64(fdsPerConn*listeners), 1))
+}
+
+// fdReserve is the least connsWithin leaves for descriptors other than proxied connections'.
+const fdReserve = 512
 
 // Addrs returns the bound address of each listener, in the order of
 // cfg.Listeners; nil before Start.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,4 +112,62 @@ func TestIdleTimeoutFirstWrite(t *testing.T) {
 	s.SetMaster(master("site1", ln.Addr().String()))
 	c.closedWithin(t, 3*time.Second)
 	eventually(t, 2*time.Second, "Idle 1", func() bool { return s.Stats().Idle == 1 })
+}
+
+// TestConnsWithinFDLimit: with max_conns far above what RLIMIT_NOFILE can hold, the proxy
+// accepts only as many connections as fit with a reserve left, and the process can still open
+// sockets (a health check's connect) while more clients wait. Before, accepts and dials
+// failed with EMFILE, and so did the health check: the site gave up its role and cut every
+// connection. It runs in a child test process whose limit is lowered.
+func TestConnsWithinFDLimit(t *testing.T) {
+	const limit = 700 // connsWithin: (700 - 512) / 6 = 31 per listener
+	if os.Getenv("PROXY_FDLIMIT_CHILD") == "" {
+		child := exec.Command(os.Args[0], "-test.run=^TestConnsWithinFDLimit$", "-test.v")
+		child.Env = append(os.Environ(), "PROXY_FDLIMIT_CHILD=1")
+		out, err := child.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
+		t.Fatal(err)
+	}
+	want := connsWithin(limit, 1)
+	if want != 31 {
+		t.Fatalf("connsWithin(%d, 1) = %d, want 31", limit, want)
+	}
+	a := startBackend(t, "", greetEcho("A"))
+	cfg := testConfig(ops("off", "off"))
+	cfg.MaxConns = 10000
+	s, addrs := startProxy(t, cfg, nil)
+	s.SetMaster(master("site1", a.addr))
+	var cs []*client
+	for range want {
+		c := dial(t, addrs[0])
+		if got := c.line(t); got != "A" {
+			t.Fatalf("connection %d routed to %q", len(cs), got)
+		}
+		cs = append(cs, c)
+	}
+	for range 20 { // these wait in the listen backlog
+		dial(t, addrs[0])
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := a.accepted(); n != want {
+		t.Fatalf("server has %d connections, want %d (what the open-file limit holds)", n, want)
+	}
+	for range 20 { // what a health check, gossip or the admin API opens
+		c, err := net.Dial("tcp", a.addr)
+		if err != nil {
+			t.Fatalf("a socket of the process's own: %v", err)
+		}
+		c.Close()
+	}
+	cs[0].Close()
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().Total != int64(want+1); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy stats %+v after one left, want Total %d: a waiting client accepted", s.Stats(), want+1)
+		}
+	}
 }
