@@ -302,7 +302,24 @@ func idleMemory(ctx context.Context, addr string, pid, n int, settle time.Durati
 	if err := sleep(ctx, settle); err != nil {
 		return res, err
 	}
-	res.after, err = readMem(pid)
+	if res.after, err = readMem(pid); err != nil {
+		return res, err
+	}
+	// Every connection is still there: a proxy that cut some would look cheaper than it is.
+	err = runWorkers(ctx, dialers, func(ctx context.Context, w int) error {
+		buf := make([]byte, 64)
+		for i := w; i < n; i += dialers {
+			c := conns[i]
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write([]byte("PING\n")); err != nil {
+				return fmt.Errorf("idle connection %d gone after the reading: %w", i, err)
+			}
+			if _, err := io.ReadAtLeast(c, buf, len("PONG \n")); err != nil {
+				return fmt.Errorf("idle connection %d gone after the reading: %w", i, err)
+			}
+		}
+		return nil
+	})
 	return res, err
 }
 

@@ -95,10 +95,12 @@ func bench(ctx context.Context, f flags) error {
 		fmt.Printf("load average %s at end (figures are only comparable on an otherwise idle machine)\n", loadAvg())
 	}()
 	fdLimit := raiseNoFile()
-	// The proxy holds two sockets per idle connection; leave room for its
-	// listeners, gossip and logs.
-	if maxIdle := (int(fdLimit) - 512) / 2; f.idle > maxIdle {
-		fmt.Printf("note: RLIMIT_NOFILE hard limit is %d, a proxy needs 2 per connection: measuring %d idle connections instead of %d\n", fdLimit, maxIdle, f.idle)
+	// Tandem's proxy holds six descriptors per connection (two sockets, a splice pipe per
+	// direction) and, within its open-file limit, keeps a reserve for everything else: it
+	// accepts no more than that leaves room for (proxy.connsWithin; more would wait to be
+	// accepted). Measure that many, less a margin, on both proxies.
+	if maxIdle := (int(fdLimit)-max(512, int(fdLimit)/10))/6 - 32; f.idle > maxIdle {
+		fmt.Printf("note: RLIMIT_NOFILE hard limit is %d, tandem's proxy needs 6 per connection and keeps a tenth in reserve: measuring %d idle connections instead of %d\n", fdLimit, max(maxIdle, 0), f.idle)
 		f.idle = max(maxIdle, 0)
 	}
 
