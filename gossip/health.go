@@ -10,6 +10,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
@@ -61,8 +62,8 @@ func (c *Checker) Run(ctx context.Context, report func(healthy bool)) error {
 		return fmt.Errorf("health check %q: want %s or %s", c.s.Health, config.HealthTCP, config.HealthExec)
 	}
 	var (
-		reported, healthy bool
-		failures          int
+		reported, healthy, starved bool
+		failures                   int
 	)
 	t := time.NewTicker(c.s.HealthInterval)
 	defer t.Stop()
@@ -71,14 +72,24 @@ func (c *Checker) Run(ctx context.Context, report func(healthy bool)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err == nil {
-			failures = 0
+		switch {
+		case outOfDescriptors(err):
+			// This process could not open a socket or start the command: that says nothing of
+			// the server, and taking it for a failure would make the site give up its role
+			// and cut every connection for its own shortage. The verdict stands.
+			if !starved {
+				c.log.Warn("health check could not run: out of file descriptors; the last verdict stands", "err", err)
+			}
+			starved = true
+		case err == nil:
+			failures, starved = 0, false
 			if !reported || !healthy {
 				c.log.Info("server healthy")
 				reported, healthy = true, true
 				report(true)
 			}
-		} else {
+		default:
+			starved = false
 			failures++
 			c.log.Debug("server health check failed", "failures", failures, "err", err)
 			if failures >= c.s.HealthFailures && (!reported || healthy) {
@@ -93,6 +104,12 @@ func (c *Checker) Run(ctx context.Context, report func(healthy bool)) error {
 		case <-t.C:
 		}
 	}
+}
+
+// outOfDescriptors tells whether err is this process's, or the system's, lack of file
+// descriptors (EMFILE, ENFILE).
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 func (c *Checker) checkTCP(ctx context.Context) error {

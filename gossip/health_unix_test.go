@@ -3,6 +3,11 @@
 package gossip
 
 import (
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,4 +44,65 @@ func TestCheckerExecTimeoutKillsChild(t *testing.T) {
 		t.Fatal("a health command that timed out was taken for a healthy check")
 	}
 	child.WaitGone(t, 5*time.Second)
+}
+
+// TestCheckerOutOfDescriptors: a check that cannot open its socket because the process is out
+// of file descriptors (EMFILE) is no verdict on the server: a healthy site stays healthy
+// rather than give up its role and cut every connection for its own shortage; once
+// descriptors are free again, checks count as before. It runs in a child test process whose
+// open-file limit is lowered and then used up.
+func TestCheckerOutOfDescriptors(t *testing.T) {
+	if os.Getenv("GOSSIP_EMFILE_CHILD") == "" {
+		child := exec.Command(os.Args[0], "-test.run=^TestCheckerOutOfDescriptors$", "-test.v")
+		child.Env = append(os.Environ(), "GOSSIP_EMFILE_CHILD=1")
+		if out, err := child.CombinedOutput(); err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 256, Max: 256}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue // EMFILE while the table is full
+			}
+			c.Close()
+		}
+	}()
+	r := runChecker(t, config.Server{
+		Health: config.HealthTCP, HealthInterval: 20 * time.Millisecond, HealthTimeout: 200 * time.Millisecond, HealthFailures: 1,
+		Endpoints: []config.Endpoint{{Name: "operators", Address: l.Addr().String()}},
+	})
+	waitFor(t, 2*time.Second, "healthy reported", func() bool { return equalBools(r.list(), []bool{true}) })
+	var held []*os.File
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			if !errors.Is(err, syscall.EMFILE) {
+				t.Fatal(err)
+			}
+			break
+		}
+		held = append(held, f)
+	}
+	time.Sleep(300 * time.Millisecond) // 15 checks, each failing with EMFILE
+	got := r.list()
+	for _, f := range held {
+		f.Close()
+	}
+	if !equalBools(got, []bool{true}) {
+		t.Fatalf("reports %v while out of descriptors, want only the first healthy one", got)
+	}
+	l.Close()
+	waitFor(t, 2*time.Second, "unhealthy reported after the listener closed", func() bool { return equalBools(r.list(), []bool{true, false}) })
 }
