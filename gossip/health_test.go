@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -51,20 +52,33 @@ func equalBools(a, b []bool) bool {
 	return true
 }
 
-func TestCheckerTCP(t *testing.T) {
+// closingListener listens on loopback and closes every connection it accepts, until it is
+// closed (an accept that fails otherwise — EMFILE — is retried).
+func closingListener(t *testing.T) net.Listener {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
-			if err != nil {
+			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if err != nil {
+				time.Sleep(time.Millisecond)
+				continue
 			}
 			c.Close()
 		}
 	}()
+	return l
+}
+
+func TestCheckerTCP(t *testing.T) {
+	l := closingListener(t)
 	r := runChecker(t, config.Server{
 		Health: config.HealthTCP, HealthInterval: 20 * time.Millisecond, HealthTimeout: 200 * time.Millisecond, HealthFailures: 3,
 		Endpoints: []config.Endpoint{{Name: "operators", Address: l.Addr().String()}},

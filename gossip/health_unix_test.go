@@ -4,7 +4,6 @@ package gossip
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -63,22 +62,7 @@ func TestCheckerOutOfDescriptors(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: 256, Max: 256}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue // EMFILE while the table is full
-			}
-			c.Close()
-		}
-	}()
+	l := closingListener(t)
 	r := runChecker(t, config.Server{
 		Health: config.HealthTCP, HealthInterval: 20 * time.Millisecond, HealthTimeout: 200 * time.Millisecond, HealthFailures: 1,
 		Endpoints: []config.Endpoint{{Name: "operators", Address: l.Addr().String()}},
