@@ -42,6 +42,12 @@ func runShipper(t *testing.T, s *Shipper) (stop func()) {
 	return stop
 }
 
+// pairShipper is site "a"'s Shipper over p (no sequence alignment, quiet), not yet running.
+func pairShipper(p *capPair, conns int, opTimeout time.Duration) *Shipper {
+	return NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: conns,
+		OpTimeout: opTimeout, SequenceInterval: -1, Logger: quietLogger()})
+}
+
 // installPair installs Tandem for site "a" on p and writes the term record (1, a, synced).
 func installPair(t *testing.T, p *capPair) {
 	t.Helper()
@@ -62,8 +68,7 @@ func installPair(t *testing.T, p *capPair) {
 func syncedShipper(t *testing.T, p *capPair) *Shipper {
 	t.Helper()
 	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh := pairShipper(p, 1, 3*time.Second)
 	sh.SetTerm(1)
 	runShipper(t, sh)
 	if err := sh.CatchUp(capCtx(t, 60*time.Second), nil); err != nil {
@@ -413,8 +418,7 @@ func TestCatchUpNeedsResync(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh := pairShipper(p, 1, 3*time.Second)
 	runShipper(t, sh)
 	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
 		t.Fatal(err)
@@ -824,8 +828,7 @@ func TestCatchUpOutpacedByWrites(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE notes (id serial PRIMARY KEY, v int)`)
 	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh := pairShipper(p, 2, 3*time.Second)
 	sh.SetTerm(1)
 	runShipper(t, sh)
 
@@ -898,8 +901,7 @@ func TestCatchUpShipsRuns(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE notes (id int PRIMARY KEY, v int)`)
 	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh := pairShipper(p, 2, 5*time.Second)
 	sh.SetTerm(1)
 	runShipper(t, sh)
 

@@ -97,8 +97,7 @@ func TestBackupBypass(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh := pairShipper(p, 1, 3*time.Second)
 	sh.SetBackup(true)
 	runShipper(t, sh)
 	p.local.Exec(t, `INSERT INTO kv VALUES (0, 'solo backlog')`) // the last master term's

@@ -940,8 +940,7 @@ const leftoverPlains = 20
 // plain commit.
 func killedMasterLeftovers(t *testing.T, p *capPair) (beforePlain pglogrepl.LSN) {
 	t.Helper()
-	m := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	m := pairShipper(p, 1, 3*time.Second)
 	m.SetTerm(1)
 	stop := runShipper(t, m)
 	start := lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)

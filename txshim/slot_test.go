@@ -53,8 +53,7 @@ func shippingKV(t *testing.T) (*capPair, *Shipper, func()) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)
-	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	sh := pairShipper(p, 1, 2*time.Second)
 	sh.SetTerm(1)
 	stop := runShipper(t, sh)
 	if err := sh.CatchUp(capCtx(t, 10*time.Second), nil); err != nil {
@@ -131,8 +130,7 @@ func TestSlotInvalidated(t *testing.T) {
 // itself, a later write is reported as a bypass, and nothing needs resync.
 func backupRenewsSlot(t *testing.T, p *capPair, lose func()) {
 	t.Helper()
-	bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	bk := pairShipper(p, 1, 2*time.Second)
 	bk.SetBackup(true)
 	bk.SetBypassFrom(0)
 	runShipper(t, bk)

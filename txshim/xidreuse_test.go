@@ -147,8 +147,7 @@ func TestPlainXIDReused(t *testing.T) {
 		if _, err := p.pdb.Exec(`INSERT INTO kv VALUES (2, 'shipped by an older version')`); err != nil {
 			t.Fatal(err)
 		}
-		bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-			OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+		bk := pairShipper(p, 1, 3*time.Second)
 		bk.SetBackup(true)
 		bk.SetBypassFrom(lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`))
 		runShipper(t, bk)
