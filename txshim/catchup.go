@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -297,13 +296,13 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 			s.mu.Unlock()
 			return n, fmt.Errorf("catch-up: interrupted (the Shipper is %s)", linkName(link))
 		}
-		e, busy := s.nextToShipLocked(true, until)
+		e, at, busy := s.nextToShipLocked(true, until)
 		var job shipJob
 		var run []shipJob
 		if e != nil {
 			job = s.claimLocked(e)
 			if e.pos > aloneUntil {
-				for _, r := range s.runAfterLocked(e, until) {
+				for _, r := range s.runAfterLocked(at, until) {
 					run = append(run, s.claimLocked(r))
 				}
 			}
@@ -394,20 +393,16 @@ func runnable(e *jentry) bool {
 	return e.plain && !e.undo && e.txn != nil && e.txn.spill == nil && e.txn.ddlAt.IsZero() && e.txn.Len() <= runMaxChanges
 }
 
-// runAfterLocked returns the entries catch-up would ship after first, in its order
-// (nextToShipLocked: skipping those done, in doubt or suspect), while each may join first in a
-// run: none when first may not, or while catchUpHook is set (a test that counts transactions
-// as they are shipped, or stops shipping between two of them).
-func (s *Shipper) runAfterLocked(first *jentry, until pglogrepl.LSN) []*jentry {
-	if catchUpHook != nil || !runnable(first) {
-		return nil
-	}
-	i := slices.Index(s.journal, first)
-	if i < 0 {
+// runAfterLocked returns the entries catch-up would ship after the one at journal index at
+// (nextToShipLocked found it), in its order (skipping those done, in doubt or suspect), while
+// each may join that one in a run: none when it may not, or while catchUpHook is set (a test
+// that counts transactions as they are shipped, or stops shipping between two of them).
+func (s *Shipper) runAfterLocked(at int, until pglogrepl.LSN) []*jentry {
+	if catchUpHook != nil || !runnable(s.journal[at]) {
 		return nil
 	}
 	var run []*jentry
-	for _, e := range s.journal[i+1:] {
+	for _, e := range s.journal[at+1:] {
 		if len(run)+1 >= runMax || e.pos > until {
 			break
 		}

@@ -1346,7 +1346,7 @@ func (s *Shipper) plainLoop(ctx context.Context) {
 		// A backup ships nothing: what its journal holds from its last master term waits for
 		// the next one's catch-up (a stale term would be refused by the peer anyway).
 		if s.link == linkOnline && s.resyncErr == nil && !s.backup.Load() {
-			if e, _ := s.nextToShipLocked(false, math.MaxUint64); e != nil {
+			if e, _, _ := s.nextToShipLocked(false, math.MaxUint64); e != nil {
 				job = s.claimLocked(e)
 			}
 		}
@@ -1419,11 +1419,11 @@ const (
 	shipResolved                   // it was prepared on the peer: committed or rolled back there
 )
 
-// nextToShipLocked returns the first entry before until (in stream order) whose local outcome
-// is known and that still needs the peer: in catch-up every one, online only those no peer
+// nextToShipLocked returns the first entry before until (in stream order), and its index in
+// the journal, whose local outcome is known and that still needs the peer: in catch-up every one, online only those no peer
 // operation is asked for. busy: the first such entry is being worked on, or (online) it must
 // follow one before it whose COMMIT PREPARED on the peer is still to come: wait, to keep order.
-func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry, busy bool) {
+func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry, at int, busy bool) {
 	for i, e := range s.journal {
 		if e.pos > until {
 			break
@@ -1432,22 +1432,22 @@ func (s *Shipper) nextToShipLocked(catchUp bool, until pglogrepl.LSN) (e *jentry
 			continue // a suspect is never shipped: settle decides it
 		}
 		if e.shipping || e.state == stApplying {
-			return nil, true
+			return nil, 0, true
 		}
 		if catchUp {
-			return e, false
+			return e, i, false
 		}
 		if !e.plain && (e.undo || e.state == stPrepared) {
 			continue // a COMMIT/ROLLBACK PREPARED is asked for it (opLoop, sweep)
 		}
 		for _, p := range s.journal[:i] {
 			if e.waitsFor(p) {
-				return nil, true
+				return nil, 0, true
 			}
 		}
-		return e, false
+		return e, i, false
 	}
-	return nil, false
+	return nil, 0, false
 }
 
 func (s *Shipper) claimLocked(e *jentry) shipJob {
