@@ -311,6 +311,67 @@ func TestCancelRequestFallbackHost(t *testing.T) {
 	}
 }
 
+// TestLocalDatabaseOverUnixSocket: local_dsn — the sessions' and the Shipper's — may name the
+// local database's Unix-domain socket directory, as a sidecar on the database's host would
+// (the cheaper transport: bench/README). Install, decoding, dual commits and cancel requests
+// work over it.
+func TestLocalDatabaseOverUnixSocket(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`, `INSERT INTO acct VALUES (1, 100)`)
+	local, peer := p.local.SocketDSN(p.local.Database()), p.peer.DSN(p.peer.Database())
+	ctx := capCtx(t, 60*time.Second)
+	if err := Install(ctx, "a", local, peer, quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []*sql.DB{p.ldb, p.pdb} {
+		if err := WriteTermRecord(ctx, db, 1, "a", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: local, PeerDSN: peer, Conns: 1, OpTimeout: 3 * time.Second,
+		SequenceInterval: -1, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	shim := startShimDSN(t, p.local, local, Options{Peer: sh, Site: "a", Logger: quietLogger()}, ModeSolo, 1)
+	catchUpToDual(t, sh, shim)
+
+	conn := shim.connect(t)
+	var viaSocket bool
+	if err := conn.QueryRow(ctx, "SELECT client_addr IS NULL FROM pg_stat_activity WHERE pid = pg_backend_pid()").Scan(&viaSocket); err != nil {
+		t.Fatal(err)
+	}
+	if !viaSocket {
+		t.Fatal("the session's backend has a client address: not connected over the Unix socket")
+	}
+	if _, err := conn.Exec(ctx, "UPDATE acct SET balance = balance - 1 WHERE id = 1"); err != nil {
+		t.Fatalf("dual commit: %v", err)
+	}
+	if st := shim.Stats(); st.CommitsDual != 1 {
+		t.Errorf("stats %+v, want one dual commit", st)
+	}
+	var balance int
+	if err := p.ldb.QueryRowContext(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&balance); err != nil || balance != 99 {
+		t.Errorf("local balance = %d (%v), want 99", balance, err)
+	}
+	// The peer's COMMIT PREPARED may end after the client's reply (DESIGN §5.3).
+	waitForLong(t, "the peer's balance 99", 10*time.Second, func() bool {
+		return p.pdb.QueryRowContext(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&balance) == nil && balance == 99
+	})
+
+	timer := time.AfterFunc(300*time.Millisecond, func() {
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Errorf("cancel request: %v", err)
+		}
+	})
+	defer timer.Stop()
+	start := time.Now()
+	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
+	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
+		t.Fatalf("cancel over the Unix socket: want 57014 at once, got %v after %v", err, time.Since(start))
+	}
+}
+
 // TestCancelRequestAtMaxSessions: a cancel request takes no session slot, so it gets through
 // when every slot is taken — here by the very session it cancels.
 func TestCancelRequestAtMaxSessions(t *testing.T) {

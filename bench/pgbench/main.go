@@ -46,6 +46,7 @@ type flags struct {
 	verbose                       bool
 	peerConns                     int
 	bulk                          bool
+	localSocket                   bool
 }
 
 func main() {
@@ -67,6 +68,7 @@ func run() int {
 	flag.StringVar(&f.profDir, "profdir", "", "where profiles are written and kept (default: a new temp dir)")
 	flag.BoolVar(&f.verbose, "v", false, "log the shim's info messages")
 	flag.IntVar(&f.peerConns, "peer-conns", 0, "the Shipper's peer connections (ShipperConfig.Conns; 0: its default)")
+	flag.BoolVar(&f.localSocket, "local-socket", false, "the shim's sessions and decoder reach the local database over its Unix socket, as a sidecar on the database's host would (default: TCP on 127.0.0.1, like every other connection)")
 	flag.BoolVar(&f.bulk, "bulk", false, "load the shim's databases with pgbench -i through the shim (one transaction of 100 000 × -s rows), timed against pgbench -i direct")
 	flag.Parse()
 	if f.scale < 1 || f.clients < 1 || f.jobs < 1 || f.seconds < 1 || f.rounds < 1 || f.countSeconds < 0 {
@@ -225,7 +227,11 @@ func bench(ctx context.Context, f flags) (err error) {
 		if err := installDual(ctx, local, peer, logger); err != nil {
 			return err
 		}
-		dual, err = startDual(ctx, local.DSN(local.Database()), local.DSN(local.Database()), peer.DSN(peer.Database()), f.peerConns, logger)
+		localDSN := local.DSN(local.Database())
+		if f.localSocket {
+			localDSN = local.SocketDSN(local.Database())
+		}
+		dual, err = startDual(ctx, localDSN, localDSN, peer.DSN(peer.Database()), f.peerConns, logger)
 		if err != nil {
 			return err
 		}
@@ -255,6 +261,13 @@ func bench(ctx context.Context, f flags) (err error) {
 	var cpuProfiles []string
 
 	fmt.Printf("pgbench -n -M %s -c %d -j %d -T %d, scale %d, fsync on, %d round(s)\n", f.mode, f.clients, f.jobs, f.seconds, f.scale, f.rounds)
+	if local != nil {
+		via := "TCP on 127.0.0.1 (-local-socket: its Unix socket)"
+		if f.localSocket {
+			via = "its Unix socket (-local-socket)"
+		}
+		fmt.Printf("clients reach every database and the shim over TCP on 127.0.0.1; the shim reaches its local database over %s\n", via)
+	}
 	for r := range f.rounds {
 		for _, c := range targets {
 			var stopProf func()

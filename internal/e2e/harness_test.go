@@ -353,8 +353,14 @@ on_promote = ["sh", "-c", %q]
 			if s.peerLink != nil {
 				peerDSN = strings.Replace(peerDSN, fmt.Sprintf("127.0.0.1:%d", sites[1-i].pg.Port()), s.peerLink.addr(), 1)
 			}
+			// site1 reaches its own database over the Unix socket, as a sidecar on the
+			// database's host would (README); site2 over TCP.
+			localDSN := s.pg.DSN(s.pg.Database())
+			if i == 0 {
+				localDSN = s.pg.SocketDSN(s.pg.Database())
+			}
 			appendFile(t, s.cfg, fmt.Sprintf("[txshim]\nlisten = %q\nlocal_dsn = %q\npeer_dsn = %q\ncommit_timeout = \"3s\"\n",
-				s.shim, s.pg.DSN(s.pg.Database()), peerDSN))
+				s.shim, localDSN, peerDSN))
 			if out, err := exec.Command(bins.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
 				t.Fatalf("tandem install %s: %v\n%s", s.name, err, out)
 			}

@@ -666,6 +666,12 @@ func (c *Cluster) DSN(db string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", Superuser, c.port, url.PathEscape(db))
 }
 
+// SocketDSN is a connection string for db as the superuser over the cluster's Unix-domain
+// socket (in Dir), as a client on the database's own host would connect.
+func (c *Cluster) SocketDSN(db string) string {
+	return fmt.Sprintf("host='%s' port=%d user=%s dbname='%s' sslmode=disable", c.dir, c.port, Superuser, db)
+}
+
 // UserDSN is a URL for db as user with password over TCP.
 func (c *Cluster) UserDSN(user, password, db string) string {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password),
