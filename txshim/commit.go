@@ -164,7 +164,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		if chain {
 			q += ", pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable')"
 		}
-		return cs, s.sendOwn(q, cs.check, false)
+		return cs, s.sendKept(q, cs.check, false)
 	}
 	var q string
 	var args []string
@@ -185,7 +185,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		cq = "COMMIT AND CHAIN"
 	}
 	cs.commit = &pending{res: make(chan result, 1)}
-	if err := s.sendOwn(q, cs.check, false, args...); err != nil {
+	if err := s.sendKept(q, cs.check, false, args...); err != nil {
 		return nil, err
 	}
 	return cs, s.sendOwn(cq, cs.commit, false)

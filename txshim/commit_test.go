@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1418,4 +1419,128 @@ func TestInDoubtKickSeesGID(t *testing.T) {
 		t.Fatal("OnInDoubt was not called")
 	}
 	c.Exec(t, "ROLLBACK PREPARED '"+s.onlyPrepared(t)+"'")
+}
+
+// TestKeptCommitCheck: the commit check is parsed once per session and kept prepared
+// (sendKept), in dual mode and in solo mode (where it takes the term as parameters). A
+// DEALLOCATE ALL or DISCARD ALL of the client's — even earlier in the very Query, or pipeline,
+// that commits — makes the shim parse it again instead of failing the commit. One the shim
+// cannot see (run by a function) fails that one commit: rolled back, with an error, nothing
+// left prepared; the next commit parses the check again.
+func TestKeptCommitCheck(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	for i, mode := range []Mode{ModeDual, ModeSolo} {
+		t.Run(mode.String(), func(t *testing.T) {
+			peer := &fakePeer{c: c, t: t}
+			s := startShim(t, c, Options{Peer: peer}, mode, 1)
+			ctx := capCtx(t, 60*time.Second)
+			pc := s.connect(t).PgConn()
+			id := i + 1
+			run := func(sql string) error {
+				_, err := pc.Exec(ctx, strings.ReplaceAll(sql, "%d", strconv.Itoa(id))).ReadAll()
+				return err
+			}
+			// The kept statements of this session and when the oldest was parsed.
+			kept := func() (n int, at string) {
+				t.Helper()
+				rs, err := pc.Exec(ctx, "SELECT count(*), coalesce(min(prepare_time)::text, '') FROM pg_prepared_statements WHERE name LIKE 'tandem\\_shim\\_kept\\_%'").ReadAll()
+				if err != nil || len(rs) != 1 || len(rs[0].Rows) != 1 {
+					t.Fatalf("read pg_prepared_statements: %v", err)
+				}
+				n, _ = strconv.Atoi(string(rs[0].Rows[0][0]))
+				return n, string(rs[0].Rows[0][1])
+			}
+			balance := func() int {
+				t.Helper()
+				var b int
+				if err := c.Open(t, c.Database()).QueryRow("SELECT bal FROM acct WHERE id = $1", id).Scan(&b); err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			commits := 0
+			commit := func(what, sql string) {
+				t.Helper()
+				if err := run(sql); err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				commits++
+				if b := balance(); b != 100+commits-1 {
+					t.Fatalf("%s: balance %d, want %d", what, b, 100+commits-1)
+				}
+			}
+
+			commit("first", "INSERT INTO acct VALUES (%d, 100)")
+			n, first := kept()
+			commit("implicit", "UPDATE acct SET bal = bal + 1 WHERE id = %d")
+			commit("explicit", "BEGIN; UPDATE acct SET bal = bal + 1 WHERE id = %d; COMMIT")
+			if n2, at := kept(); n != 1 || n2 != 1 || at != first {
+				t.Fatalf("kept checks %d (parsed %s), then %d (parsed %s): want one, parsed once", n, first, n2, at)
+			}
+			commit("DEALLOCATE ALL in the committing Query", "BEGIN; UPDATE acct SET bal = bal + 1 WHERE id = %d; DEALLOCATE ALL; COMMIT")
+			// Extended protocol: the DEALLOCATE's Parse comes in the same request as the COMMIT.
+			if err := run("BEGIN; UPDATE acct SET bal = bal + 1 WHERE id = %d"); err != nil {
+				t.Fatal(err)
+			}
+			b := pc.StartPipeline(ctx)
+			b.SendQueryParams("DEALLOCATE ALL", nil, nil, nil, nil)
+			b.SendQueryParams("COMMIT", nil, nil, nil, nil)
+			if err := b.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				res, err := b.GetResults()
+				if err != nil {
+					t.Fatalf("DEALLOCATE ALL pipelined before COMMIT: %v", err)
+				}
+				if _, ok := res.(*pgconn.PipelineSync); ok {
+					break
+				}
+				if rr, ok := res.(*pgconn.ResultReader); ok {
+					if _, err := rr.Close(); err != nil {
+						t.Fatalf("DEALLOCATE ALL pipelined before COMMIT: %v", err)
+					}
+				}
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			commits++
+			if got := balance(); got != 100+commits-1 {
+				t.Fatalf("after the pipeline: balance %d, want %d", got, 100+commits-1)
+			}
+			if err := run("DISCARD ALL"); err != nil {
+				t.Fatal(err)
+			}
+			commit("after DISCARD ALL", "UPDATE acct SET bal = bal + 1 WHERE id = %d")
+			if n, _ := kept(); n != 1 {
+				t.Fatalf("%d kept checks after DISCARD ALL and a commit, want 1", n)
+			}
+
+			// A DEALLOCATE the lexer cannot see fails the commit it precedes, and only that one.
+			err := run(`BEGIN; UPDATE acct SET bal = bal + 1000 WHERE id = %d; DO $$BEGIN DEALLOCATE ALL; END$$; COMMIT`)
+			if err == nil || !strings.Contains(err.Error(), "does not exist") {
+				t.Fatalf("commit after a hidden DEALLOCATE ALL: %v, want the check's error", err)
+			}
+			if got := balance(); got != 100+commits-1 {
+				t.Fatalf("a failed commit changed the balance to %d", got)
+			}
+			if st := pc.TxStatus(); st != 'I' {
+				if err := run("ROLLBACK"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			commit("after the failed one", "UPDATE acct SET bal = bal + 1 WHERE id = %d")
+			if n := preparedCount(t, c); n != 0 {
+				t.Fatalf("%d prepared transactions left", n)
+			}
+			if mode == ModeDual {
+				checkDual(t, peer.take(), commits)
+			} else if calls := peer.take(); len(calls) != 0 {
+				t.Fatalf("solo mode called the peer: %v", calls)
+			}
+		})
+	}
 }

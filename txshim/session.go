@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,9 @@ type session struct {
 	scratch        []byte
 	scratchOwn     []byte
 	undo           []stmtUndo // what the buffered messages changed in stmts (revertStmts)
+	// kept: statements of the shim's own kept prepared on the backend (sendKept), by their
+	// text; the value is the statement's name.
+	kept map[string]string
 
 	// unprepAt, wroteAt: pushSeq when txUnprep, txWrote were last noted. A flag belongs to a
 	// transaction that has ended once the database answered a request queued after it with
@@ -292,6 +296,7 @@ type pending struct {
 	// last before ReadyForQuery when it ran, are not. serverLoop holds the last messages back
 	// (held) until it sees which they are.
 	ownBegin bool
+	kept     bool // a statement sendKept sent: an error makes the session forget its kept ones
 	held     []heldMsg
 	res      chan result
 	notify   chan struct{} // closed when done; made by barrier under session.mu
@@ -921,6 +926,60 @@ func (s *session) sendOwn(q string, p *pending, flush bool, args ...string) erro
 	return nil
 }
 
+// keptPrefix begins the names of the statements sendKept keeps prepared on a session's backend.
+const keptPrefix = "tandem_shim_kept_"
+
+// sendKept is sendOwn for a statement the shim runs on every commit (the commit check): parsed
+// once per session and kept prepared on its backend, so that PostgreSQL does not parse and plan
+// it again each time (measured: ~75 µs of the backend's CPU per commit, bench/README). The
+// session forgets its kept statements — sendKept parses them again — when the client may have
+// ended or taken their names (DEALLOCATE, DISCARD ALL, SQL PREPARE or Close of such a name:
+// forgetKeptFor) and after any error of one. A DEALLOCATE the shim cannot see, run by a
+// function, makes the next check fail: that transaction is rolled back with an error, and the
+// one after it parses the check again.
+func (s *session) sendKept(q string, p *pending, flush bool, args ...string) error {
+	name, ok := s.kept[q]
+	if !ok {
+		if s.kept == nil {
+			s.kept = make(map[string]string)
+		}
+		name = keptPrefix + strconv.Itoa(len(s.kept)+1)
+		s.kept[q] = name
+	}
+	p.kept = true
+	s.push(p)
+	var params [][]byte
+	for _, a := range args {
+		params = append(params, []byte(a))
+	}
+	buf := s.scratchOwn[:0]
+	buf, _ = (&pgproto3.Close{ObjectType: 'P', Name: ownName}).Encode(buf)
+	if !ok {
+		// A statement of this name left from before the session forgot it goes first.
+		buf, _ = (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(buf)
+		buf, _ = (&pgproto3.Parse{Name: name, Query: q}).Encode(buf)
+	}
+	buf, _ = (&pgproto3.Bind{DestinationPortal: ownName, PreparedStatement: name, Parameters: params}).Encode(buf)
+	buf, _ = (&pgproto3.Execute{Portal: ownName}).Encode(buf)
+	buf, _ = (&pgproto3.Sync{}).Encode(buf)
+	s.scratchOwn = buf
+	if _, err := s.bw.Write(buf); err != nil {
+		return err
+	}
+	if flush {
+		return s.bw.Flush()
+	}
+	return nil
+}
+
+// forgetKeptFor makes the session forget its kept statements (sendKept) when op may end one
+// of them or take its name.
+func (s *session) forgetKeptFor(op namesOp) {
+	if op.op == 'A' || (op.op != 0 && strings.HasPrefix(op.name, keptPrefix)) {
+		s.kept = nil
+	}
+}
+
 // beginName names the statement and portal of sendBegin, closed in the same request: its Parse,
 // the first message, never meets one left over.
 const beginName = "tandem_shim_begin"
@@ -972,6 +1031,9 @@ func (s *session) wait(p *pending) (result, error) {
 					return result{}, err
 				}
 				continue
+			}
+			if p.kept && r.err != nil {
+				s.kept = nil
 			}
 			return r, nil
 		case <-s.done:
@@ -1403,6 +1465,11 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		}
 	}
 	defer s.queryNames(text, sts, st)
+	// Before any part runs: a commit check later in this Query must not use a statement that
+	// an earlier part ended.
+	for _, x := range sts {
+		s.forgetKeptFor(namesOpOf(text, x))
+	}
 	u := &queryUnit{text: text, sts: sts}
 	if !needsWork(u, st, pol) {
 		s.noteAll(u)
@@ -1505,6 +1572,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		if !ok || !ok2 {
 			return &protocolError{"malformed Parse message"}
 		}
+		s.forgetKeptFor(namesOp{op: 'P', name: stmtKey(name)})
 		si := stmtInfo{kind: kindEmpty}
 		sts := s.lex(query)
 		if _, err := s.checkSettings(query, sts, false); err != nil {
@@ -1567,6 +1635,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		if si.names.op != 0 {
 			// Messages before it may fail, and PostgreSQL then skips it.
 			s.applyNames(si.names, false)
+			s.forgetKeptFor(si.names)
 		}
 	case 'C':
 		if len(body) < 2 {
@@ -1584,6 +1653,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				certain = certain && it.typ == 'C'
 			}
 			s.endStmt(stmtKey(name), certain)
+			s.forgetKeptFor(namesOp{op: 'D', name: stmtKey(name)})
 		} else {
 			delete(s.portals, stmtKey(name))
 		}
