@@ -241,7 +241,9 @@ local_dsn = %q
 peer_dsn = %q
 commit_timeout = "3s"
 `, s.name, i+1, filepath.Join(d.dir, s.name), s.gsp, other.gsp, s.srv, s.proxy, s.admin, s.shim,
-		s.pg.DSN(s.pg.Database()), other.pg.DSN(other.pg.Database()))
+		// The site's own database over its Unix socket, as a sidecar on the database's host
+		// would reach it (README); the other site's over TCP.
+		s.pg.SocketDSN(s.pg.Database()), other.pg.DSN(other.pg.Database()))
 	return os.WriteFile(s.cfg, []byte(cfg), 0o600)
 }
 
