@@ -1426,7 +1426,7 @@ func TestInDoubtKickSeesGID(t *testing.T) {
 // DEALLOCATE ALL or DISCARD ALL of the client's — even earlier in the very Query, or pipeline,
 // that commits — makes the shim parse it again instead of failing the commit. One the shim
 // cannot see (run by a function) fails that one commit: rolled back, with an error, nothing
-// left prepared; the next commit parses the check again.
+// left prepared; the session's later commits parse the check every time.
 func TestKeptCommitCheck(t *testing.T) {
 	t.Parallel()
 	c := testCluster(t)
@@ -1533,6 +1533,11 @@ func TestKeptCommitCheck(t *testing.T) {
 				}
 			}
 			commit("after the failed one", "UPDATE acct SET bal = bal + 1 WHERE id = %d")
+			// The session keeps its checks no more: the same hidden DEALLOCATE now commits.
+			commit("hidden DEALLOCATE ALL again", `BEGIN; UPDATE acct SET bal = bal + 1 WHERE id = %d; DO $$BEGIN DEALLOCATE ALL; END$$; COMMIT`)
+			if n, _ := kept(); n != 0 {
+				t.Fatalf("%d kept checks after one vanished unseen, want none", n)
+			}
 			if n := preparedCount(t, c); n != 0 {
 				t.Fatalf("%d prepared transactions left", n)
 			}

@@ -95,6 +95,8 @@ type session struct {
 	// kept: statements of the shim's own kept prepared on the backend (sendKept), by their
 	// text; the value is the statement's name.
 	kept map[string]string
+	// keepOff: a kept statement vanished unseen; sendKept parses every time (sendOwn).
+	keepOff bool
 
 	// unprepAt, wroteAt: pushSeq when txUnprep, txWrote were last noted. A flag belongs to a
 	// transaction that has ended once the database answered a request queued after it with
@@ -936,8 +938,11 @@ const keptPrefix = "tandem_shim_kept_"
 // ended or taken their names (DEALLOCATE, DISCARD ALL, SQL PREPARE or Close of such a name:
 // forgetKeptFor) and after any error of one. A DEALLOCATE the shim cannot see, run by a
 // function, makes the next check fail: that transaction is rolled back with an error, and the
-// one after it parses the check again.
+// one after it parses the check again — and so do all later ones of that session (keepOff).
 func (s *session) sendKept(q string, p *pending, flush bool, args ...string) error {
+	if s.keepOff {
+		return s.sendOwn(q, p, flush, args...)
+	}
 	name, ok := s.kept[q]
 	if !ok {
 		if s.kept == nil {
@@ -1034,6 +1039,12 @@ func (s *session) wait(p *pending) (result, error) {
 			}
 			if p.kept && r.err != nil {
 				s.kept = nil
+				if r.err.Code == "26000" && !s.keepOff {
+					// Ended by something the shim did not see, and may be again: a function
+					// the client calls in every transaction would fail every other commit.
+					s.keepOff = true
+					s.log.Warn("txshim: the session's kept commit check was deallocated by something the shim did not see (a function running DEALLOCATE?); its commit was rolled back, and this session's checks are parsed on every commit from now on")
+				}
 			}
 			return r, nil
 		case <-s.done:
