@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -1472,6 +1473,28 @@ func TestKeptCommitCheck(t *testing.T) {
 				}
 			}
 
+			// The session's first commit follows, in one request, a statement that fails:
+			// PostgreSQL skips the check's Parse with the rest of the request, unreported.
+			if err := run("BEGIN; INSERT INTO acct VALUES (%d, 0)"); err != nil {
+				t.Fatal(err)
+			}
+			b := pc.StartPipeline(ctx)
+			b.SendQueryParams("INSERT INTO acct VALUES ($1, 0)", [][]byte{[]byte(strconv.Itoa(id))}, nil, nil, nil)
+			b.SendQueryParams("COMMIT", nil, nil, nil, nil)
+			if err := b.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := drainPipeline(b); err == nil || pgCode(err) != "23505" {
+				t.Fatalf("a duplicate key pipelined before COMMIT: %v, want 23505", err)
+			}
+			if err := b.Close(); err != nil && pgCode(err) != "23505" {
+				t.Fatal(err)
+			}
+			if st := pc.TxStatus(); st != 'I' {
+				if err := run("ROLLBACK"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			commit("first", "INSERT INTO acct VALUES (%d, 100)")
 			n, first := kept()
 			commit("implicit", "UPDATE acct SET bal = bal + 1 WHERE id = %d")
@@ -1484,25 +1507,14 @@ func TestKeptCommitCheck(t *testing.T) {
 			if err := run("BEGIN; UPDATE acct SET bal = bal + 1 WHERE id = %d"); err != nil {
 				t.Fatal(err)
 			}
-			b := pc.StartPipeline(ctx)
+			b = pc.StartPipeline(ctx)
 			b.SendQueryParams("DEALLOCATE ALL", nil, nil, nil, nil)
 			b.SendQueryParams("COMMIT", nil, nil, nil, nil)
 			if err := b.Sync(); err != nil {
 				t.Fatal(err)
 			}
-			for {
-				res, err := b.GetResults()
-				if err != nil {
-					t.Fatalf("DEALLOCATE ALL pipelined before COMMIT: %v", err)
-				}
-				if _, ok := res.(*pgconn.PipelineSync); ok {
-					break
-				}
-				if rr, ok := res.(*pgconn.ResultReader); ok {
-					if _, err := rr.Close(); err != nil {
-						t.Fatalf("DEALLOCATE ALL pipelined before COMMIT: %v", err)
-					}
-				}
+			if err := drainPipeline(b); err != nil {
+				t.Fatalf("DEALLOCATE ALL pipelined before COMMIT: %v", err)
 			}
 			if err := b.Close(); err != nil {
 				t.Fatal(err)
@@ -1547,5 +1559,24 @@ func TestKeptCommitCheck(t *testing.T) {
 				t.Fatalf("solo mode called the peer: %v", calls)
 			}
 		})
+	}
+}
+
+// drainPipeline reads b's results up to its next PipelineSync and returns the first error.
+func drainPipeline(b *pgconn.Pipeline) error {
+	var first error
+	for {
+		res, err := b.GetResults()
+		if err != nil {
+			return cmp.Or(first, err)
+		}
+		switch r := res.(type) {
+		case *pgconn.PipelineSync:
+			return first
+		case *pgconn.ResultReader:
+			if _, err := r.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
 	}
 }

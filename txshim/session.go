@@ -298,7 +298,7 @@ type pending struct {
 	// last before ReadyForQuery when it ran, are not. serverLoop holds the last messages back
 	// (held) until it sees which they are.
 	ownBegin bool
-	kept     bool // a statement sendKept sent: an error makes the session forget its kept ones
+	kept     bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	held     []heldMsg
 	res      chan result
 	notify   chan struct{} // closed when done; made by barrier under session.mu
@@ -936,7 +936,7 @@ const keptPrefix = "tandem_shim_kept_"
 // it again each time (measured: ~75 µs of the backend's CPU per commit, bench/README). The
 // session forgets its kept statements — sendKept parses them again — when the client may have
 // ended or taken their names (DEALLOCATE, DISCARD ALL, SQL PREPARE or Close of such a name:
-// forgetKeptFor) and after any error of one. A DEALLOCATE the shim cannot see, run by a
+// forgetKeptFor) and after any error of one, or when one did not run. A DEALLOCATE the shim cannot see, run by a
 // function, makes the next check fail: that transaction is rolled back with an error, and the
 // one after it parses the check again — and so do all later ones of that session (keepOff).
 func (s *session) sendKept(q string, p *pending, flush bool, args ...string) error {
@@ -1037,7 +1037,9 @@ func (s *session) wait(p *pending) (result, error) {
 				}
 				continue
 			}
-			if p.kept && r.err != nil {
+			// No CommandComplete: PostgreSQL skipped the statement (and its Parse) after an
+			// error before it in the request.
+			if p.kept && (r.err != nil || r.tag == "") {
 				s.kept = nil
 				if r.err.Code == "26000" && !s.keepOff {
 					// Ended by something the shim did not see, and may be again: a function
