@@ -906,6 +906,12 @@ const ownName = "tandem_shim_internal"
 // client's unnamed prepared statement, which clients such as lib/pq parse in one request and
 // bind in the next.
 func (s *session) sendOwn(q string, p *pending, flush bool, args ...string) error {
+	return s.sendStmt(p, ownName, q, true, flush, args)
+}
+
+// sendStmt queues p and writes the messages that run q as the prepared statement stmt (parsed
+// first when parse, replacing one of that name) through the portal ownName, and a Sync.
+func (s *session) sendStmt(p *pending, stmt, q string, parse, flush bool, args []string) error {
 	s.push(p)
 	var params [][]byte
 	for _, a := range args {
@@ -913,9 +919,11 @@ func (s *session) sendOwn(q string, p *pending, flush bool, args ...string) erro
 	}
 	buf := s.scratchOwn[:0]
 	buf, _ = (&pgproto3.Close{ObjectType: 'P', Name: ownName}).Encode(buf)
-	buf, _ = (&pgproto3.Close{ObjectType: 'S', Name: ownName}).Encode(buf)
-	buf, _ = (&pgproto3.Parse{Name: ownName, Query: q}).Encode(buf)
-	buf, _ = (&pgproto3.Bind{DestinationPortal: ownName, PreparedStatement: ownName, Parameters: params}).Encode(buf)
+	if parse {
+		buf, _ = (&pgproto3.Close{ObjectType: 'S', Name: stmt}).Encode(buf)
+		buf, _ = (&pgproto3.Parse{Name: stmt, Query: q}).Encode(buf)
+	}
+	buf, _ = (&pgproto3.Bind{DestinationPortal: ownName, PreparedStatement: stmt, Parameters: params}).Encode(buf)
 	buf, _ = (&pgproto3.Execute{Portal: ownName}).Encode(buf)
 	buf, _ = (&pgproto3.Sync{}).Encode(buf)
 	s.scratchOwn = buf
@@ -952,29 +960,8 @@ func (s *session) sendKept(q string, p *pending, flush bool, args ...string) err
 		s.kept[q] = name
 	}
 	p.kept = true
-	s.push(p)
-	var params [][]byte
-	for _, a := range args {
-		params = append(params, []byte(a))
-	}
-	buf := s.scratchOwn[:0]
-	buf, _ = (&pgproto3.Close{ObjectType: 'P', Name: ownName}).Encode(buf)
-	if !ok {
-		// A statement of this name left from before the session forgot it goes first.
-		buf, _ = (&pgproto3.Close{ObjectType: 'S', Name: name}).Encode(buf)
-		buf, _ = (&pgproto3.Parse{Name: name, Query: q}).Encode(buf)
-	}
-	buf, _ = (&pgproto3.Bind{DestinationPortal: ownName, PreparedStatement: name, Parameters: params}).Encode(buf)
-	buf, _ = (&pgproto3.Execute{Portal: ownName}).Encode(buf)
-	buf, _ = (&pgproto3.Sync{}).Encode(buf)
-	s.scratchOwn = buf
-	if _, err := s.bw.Write(buf); err != nil {
-		return err
-	}
-	if flush {
-		return s.bw.Flush()
-	}
-	return nil
+	// A statement of this name left from before the session forgot it is replaced.
+	return s.sendStmt(p, name, q, !ok, flush, args)
 }
 
 // forgetKeptFor makes the session forget its kept statements (sendKept) when op may end one

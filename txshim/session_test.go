@@ -266,23 +266,7 @@ func TestCancelRequest(t *testing.T) {
 	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
-	conn := s.connect(t)
-	ctx := context.Background()
-	timer := time.AfterFunc(300*time.Millisecond, func() {
-		// A CancelRequest on a new connection to the shim, with the key the shim passed through.
-		if err := conn.PgConn().CancelRequest(ctx); err != nil {
-			t.Errorf("cancel request: %v", err)
-		}
-	})
-	defer timer.Stop()
-	start := time.Now()
-	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
-	if err == nil || time.Since(start) > 5*time.Second {
-		t.Fatalf("pg_sleep not cancelled: %v after %v", err, time.Since(start))
-	}
-	if pgCode(err) != "57014" {
-		t.Fatalf("want 57014, got %v", err)
-	}
+	cancelSleep(t, s.connect(t), "pg_sleep")
 }
 
 // TestCancelRequestFallbackHost: local_dsn lists a host that is down before the one the
@@ -296,19 +280,7 @@ func TestCancelRequestFallbackHost(t *testing.T) {
 	}
 	dsn := fmt.Sprintf("postgres://%s@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable", pgtest.Superuser, dead, c.Port(), c.Database())
 	s := startShimDSN(t, c, dsn, Options{}, ModeSolo, 0)
-	conn := s.connect(t)
-	ctx := context.Background()
-	timer := time.AfterFunc(300*time.Millisecond, func() {
-		if err := conn.PgConn().CancelRequest(ctx); err != nil {
-			t.Errorf("cancel request: %v", err)
-		}
-	})
-	defer timer.Stop()
-	start := time.Now()
-	_, err = conn.Exec(ctx, "SELECT pg_sleep(10)")
-	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
-		t.Fatalf("pg_sleep on the DSN's second host: want 57014 at once, got %v after %v", err, time.Since(start))
-	}
+	cancelSleep(t, s.connect(t), "pg_sleep on the DSN's second host")
 }
 
 // TestLocalDatabaseOverUnixSocket: local_dsn — the sessions' and the Shipper's — may name the
@@ -359,17 +331,7 @@ func TestLocalDatabaseOverUnixSocket(t *testing.T) {
 		return p.pdb.QueryRowContext(ctx, "SELECT balance FROM acct WHERE id = 1").Scan(&balance) == nil && balance == 99
 	})
 
-	timer := time.AfterFunc(300*time.Millisecond, func() {
-		if err := conn.PgConn().CancelRequest(ctx); err != nil {
-			t.Errorf("cancel request: %v", err)
-		}
-	})
-	defer timer.Stop()
-	start := time.Now()
-	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
-	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
-		t.Fatalf("cancel over the Unix socket: want 57014 at once, got %v after %v", err, time.Since(start))
-	}
+	cancelSleep(t, conn, "cancel over the Unix socket")
 }
 
 // TestCancelRequestAtMaxSessions: a cancel request takes no session slot, so it gets through
@@ -380,17 +342,7 @@ func TestCancelRequestAtMaxSessions(t *testing.T) {
 	s := startShim(t, c, Options{MaxSessions: 1}, ModeSolo, 0)
 	conn := s.connect(t)
 	ctx := context.Background()
-	timer := time.AfterFunc(300*time.Millisecond, func() {
-		if err := conn.PgConn().CancelRequest(ctx); err != nil {
-			t.Errorf("cancel request: %v", err)
-		}
-	})
-	defer timer.Stop()
-	start := time.Now()
-	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
-	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
-		t.Fatalf("pg_sleep with every session slot taken: want 57014 at once, got %v after %v", err, time.Since(start))
-	}
+	cancelSleep(t, conn, "pg_sleep with every session slot taken")
 	// The slot is still the session's own: another session is refused.
 	if _, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser)); pgCode(err) != "53300" {
 		t.Fatalf("second session: want 53300, got %v", err)
@@ -2034,5 +1986,24 @@ func TestPartsBeforeFlushKeptByWrite(t *testing.T) {
 	}
 	if st := s.Stats(); st.CommitsPlain != 0 || st.Unwrapped != 0 {
 		t.Fatalf("writes committed plainly: %+v", st)
+	}
+}
+
+// cancelSleep runs pg_sleep(10) on conn and, 300 ms in, sends a CancelRequest for it on a new
+// connection to the shim, with the key the shim passed through; what the sleep must end with
+// is 57014 within 5 s.
+func cancelSleep(t *testing.T, conn *pgx.Conn, what string) {
+	t.Helper()
+	ctx := context.Background()
+	timer := time.AfterFunc(300*time.Millisecond, func() {
+		if err := conn.PgConn().CancelRequest(ctx); err != nil {
+			t.Errorf("cancel request: %v", err)
+		}
+	})
+	defer timer.Stop()
+	start := time.Now()
+	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
+	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
+		t.Fatalf("%s: want 57014 at once, got %v after %v", what, err, time.Since(start))
 	}
 }
