@@ -97,6 +97,8 @@ type session struct {
 	kept map[string]string
 	// keepOff: a kept statement vanished unseen; sendKept parses every time (sendOwn).
 	keepOff bool
+	// greeting: what startSession prepared for greet to send.
+	greeting []byte
 
 	// unprepAt, wroteAt: pushSeq when txUnprep, txWrote were last noted. A flag belongs to a
 	// transaction that has ended once the database answered a request queued after it with
@@ -387,6 +389,21 @@ func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *
 		stmts:    make(map[string]stmtInfo),
 		portals:  make(map[string]stmtInfo),
 	}
+}
+
+// greet sends the client the greeting startSession prepared (AuthenticationOk, the local
+// database's parameters, its key and ReadyForQuery) and lifts the startup deadline. serveConn
+// calls it once the session is registered: as soon as the client has its ReadyForQuery it may
+// send a cancel request, which must find the session's key, and the statistics count it.
+func (s *session) greet() error {
+	if _, err := s.cw.Write(s.greeting); err != nil {
+		return fmt.Errorf("greet client: %w", err)
+	}
+	if err := s.cw.Flush(); err != nil {
+		return fmt.Errorf("greet client: %w", err)
+	}
+	s.greeting = nil
+	return s.client.SetDeadline(time.Time{})
 }
 
 // close closes both connections; both loops then return. Safe to call more than once.

@@ -547,5 +547,10 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 		s.mu.Unlock()
 		s.stats.active.Add(-1)
 	}()
+	if err := sess.greet(); err != nil {
+		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
+		sess.close()
+		return
+	}
 	sess.run(ctx)
 }

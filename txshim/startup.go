@@ -117,7 +117,7 @@ func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error)
 // backend connection to the local database and the greeting that passes the backend's
 // ParameterStatus and BackendKeyData through.
 func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) {
-	conn, client, rd, version, params := su.conn, su.client, su.rd, su.version, su.params
+	client, rd, version, params := su.client, su.rd, su.version, su.params
 	cw := bufio.NewWriterSize(client, 16<<10)
 	if err := negotiateVersion(cw, version, params); err != nil {
 		return nil, err
@@ -164,21 +164,11 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 		s.log.Warn("txshim: connect to the local database", "err", err)
 		return nil, err
 	}
-	// The greeting: AuthenticationOk, then what the local database told us.
-	buf, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
-	buf = append(buf, greeting.msgs...)
-	if _, err := cw.Write(buf); err == nil {
-		err = cw.Flush()
-	}
-	if err != nil {
-		backend.conn.Close()
-		return nil, fmt.Errorf("greet client: %w", err)
-	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		backend.conn.Close()
-		return nil, err
-	}
 	sess := newSession(s, client, cr, cw, backend, greeting.status)
+	// The greeting — AuthenticationOk, then what the local database told us — goes out once
+	// serveConn has registered the session (greet).
+	sess.greeting, _ = (&pgproto3.AuthenticationOk{}).Encode(nil)
+	sess.greeting = append(sess.greeting, greeting.msgs...)
 	sess.user, sess.cancelKey = user, greeting.cancelKey
 	sess.roValue = greeting.readOnly
 	if readOnly {
