@@ -113,9 +113,9 @@ func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error)
 	return &startup{conn: conn, client: client, rd: rd, version: version, params: params}, nil
 }
 
-// startSession runs the rest of a client's startup (readStartup): client authentication, the
-// backend connection to the local database and the greeting that passes the backend's
-// ParameterStatus and BackendKeyData through.
+// startSession runs the rest of a client's startup (readStartup): client authentication and
+// the backend connection to the local database. It prepares the greeting that passes the
+// backend's ParameterStatus and BackendKeyData through; session.greet sends it.
 func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) {
 	client, rd, version, params := su.client, su.rd, su.version, su.params
 	cw := bufio.NewWriterSize(client, 16<<10)
