@@ -30,8 +30,7 @@ const (
 
 // startup is a client's startup message and the connection it came on, read by readStartup.
 type startup struct {
-	conn    net.Conn      // as accepted; its deadline bounds the startup
-	client  net.Conn      // conn, or the TLS connection over it
+	client  net.Conn      // as accepted, or the TLS connection over it; its deadline bounds the startup
 	rd      *bufio.Reader // reads client
 	version uint32
 	params  map[string]string
@@ -110,7 +109,7 @@ func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error)
 			return nil, fmt.Errorf("unsupported startup code %d", code)
 		}
 	}
-	return &startup{conn: conn, client: client, rd: rd, version: version, params: params}, nil
+	return &startup{client: client, rd: rd, version: version, params: params}, nil
 }
 
 // startSession runs the rest of a client's startup (readStartup): client authentication and
