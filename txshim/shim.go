@@ -495,6 +495,10 @@ func (s *Shim) fitSessions(ctx context.Context) {
 // TLS, authentication): the sessions allowed, and room for cancel requests.
 func maxStartups(sessions int) int { return sessions + 16 }
 
+// startedHook, set only by tests, is called when a session's startup is done, before the
+// shim registers the session and greets its client.
+var startedHook func()
+
 // serveConn owns one client connection from accept to close.
 func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
@@ -528,6 +532,9 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
 		return
+	}
+	if startedHook != nil {
+		startedHook()
 	}
 	s.mu.Lock()
 	if ctx.Err() != nil {
