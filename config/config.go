@@ -137,7 +137,7 @@ const (
 
 // TxShim configures the PostgreSQL-wire shim.
 type TxShim struct {
-	Listen        string
+	Listen        string // host:port, or the absolute path of a Unix socket
 	LocalDSN      string
 	PeerDSN       string
 	PeerDown      string // continue | block

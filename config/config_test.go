@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -730,6 +731,44 @@ users_file = %q
 		_, body2, _ := strings.Cut(c2.Redacted(), "\n") // the first line names the file
 		if body1 != body2 {
 			t.Errorf("loaded again, %s resolves otherwise:\n%s\nthen:\n%s", tc.path, body1, body2)
+		}
+	}
+}
+
+// TestShimListenUnixSocket: txshim.listen may be the absolute path of a Unix socket in a
+// directory that exists (a local listener: no users_file needed); anything else about such a
+// path is an error naming the key and the line.
+func TestShimListenUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nlisten = "
+	good := filepath.Join(dir, ".s.PGSQL.6432")
+	c, err := Parse("f.toml", []byte(base+strconv.Quote(good)+"\n"), KindSite)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", good, err)
+	}
+	if c.TxShim.Listen != good {
+		t.Fatalf("listen = %q, want %q", c.TxShim.Listen, good)
+	}
+	for _, tc := range []struct{ path, msg string }{
+		{filepath.Join(dir, "missing", ".s.PGSQL.6432"), "its directory"},
+		{good + "/x", "not a directory"},
+		{dir + "/", "file name"},
+		{dir + "/" + strings.Repeat("s", 120), "at most 107 bytes"},
+	} {
+		if tc.msg == "not a directory" {
+			if err := os.WriteFile(good, nil, 0o600); err != nil { // a file where the directory should be
+				t.Fatal(err)
+			}
+		}
+		_, err := Parse("f.toml", []byte(base+strconv.Quote(tc.path)+"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 {
+			t.Errorf("%s: want one error, got %v", tc.path, err)
+			continue
+		}
+		if e := errs[0]; e.Key != "txshim.listen" || e.Line != 12 || !strings.Contains(e.Msg, tc.msg) {
+			t.Errorf("%s: got %q, want line 12 key txshim.listen msg ~%q", tc.path, e.Error(), tc.msg)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -723,7 +724,7 @@ func (l *loader) txshim(r *raw, c *Config) {
 		return
 	}
 	t := &TxShim{
-		Listen:        l.hostPort("txshim.listen", rt.Listen, true),
+		Listen:        l.shimListen(rt.Listen),
 		LocalDSN:      rt.LocalDSN,
 		PeerDSN:       rt.PeerDSN,
 		PeerDown:      l.oneOf("txshim.peer_down", rt.PeerDown, PeerDownContinue, PeerDownContinue, PeerDownBlock),
@@ -824,6 +825,31 @@ func (l *loader) argv(key string, argv []string) {
 	if len(argv) > 0 && strings.TrimSpace(argv[0]) == "" {
 		l.errorf(key, "the first element, the program to run, is empty")
 	}
+}
+
+// maxSocketPath is the longest Unix-socket path Linux binds (sun_path, 108 bytes with its NUL).
+const maxSocketPath = 107
+
+// shimListen checks txshim.listen: host:port, or the absolute path of a Unix socket in a
+// directory that exists.
+func (l *loader) shimListen(s string) string {
+	const key = "txshim.listen"
+	if !strings.HasPrefix(s, "/") {
+		return l.hostPort(key, s, true)
+	}
+	switch fi, err := os.Stat(filepath.Dir(s)); {
+	case len(s) > maxSocketPath:
+		l.errorf(key, "%q: a Unix socket path can be at most %d bytes, this one is %d", s, maxSocketPath, len(s))
+	case strings.HasSuffix(s, "/"):
+		l.errorf(key, "%q: give the socket's file name, not only its directory (e.g. %s.s.PGSQL.6432)", s, s)
+	case err != nil:
+		l.errorf(key, "%q: its directory: %v", s, err)
+	case !fi.IsDir():
+		l.errorf(key, "%q: %s is not a directory", s, filepath.Dir(s))
+	default:
+		return filepath.Clean(s)
+	}
+	return ""
 }
 
 func (l *loader) hostPort(key, s string, required bool) string {

@@ -5,11 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -157,12 +161,43 @@ func (s *Shim) Start() error {
 	if s.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	var ln net.Listener
+	var err error
+	if strings.HasPrefix(s.cfg.Listen, "/") {
+		ln, err = listenUnix(s.cfg.Listen)
+	} else {
+		ln, err = net.Listen("tcp", s.cfg.Listen)
+	}
 	if err != nil {
 		return fmt.Errorf("txshim: listen: %w", err)
 	}
 	s.ln = ln
 	return nil
+}
+
+// listenUnix binds a Unix socket at path (removed again when the listener closes). A socket
+// file left there by a process that is gone (killed, so it did not remove it) is replaced; one
+// another process still listens on is not.
+func listenUnix(path string) (net.Listener, error) {
+	ln, err := net.Listen("unix", path)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	if fi, serr := os.Lstat(path); serr != nil || fi.Mode().Type() != fs.ModeSocket {
+		return nil, fmt.Errorf("%w (and it is not a socket: not removed)", err)
+	}
+	c, derr := net.DialTimeout("unix", path, time.Second)
+	if derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: another process listens on it", err)
+	}
+	if !errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("%w (and whether it is stale is unknown: %v)", err, derr)
+	}
+	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: remove the stale socket: %v", err, rerr)
+	}
+	return net.Listen("unix", path)
 }
 
 // Close releases the listen address Start bound, for a start-up that fails before Serve runs

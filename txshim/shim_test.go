@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -729,4 +731,58 @@ func TestSessionRegisteredBeforeGreeting(t *testing.T) {
 		t.Fatalf("%d cancel keys known once the client has its ReadyForQuery, want 1", n)
 	}
 	cancelSleep(t, conn, "pg_sleep")
+}
+
+// TestListenUnixSocket: the shim listens on a Unix socket named as PostgreSQL names its own
+// (.s.PGSQL.<port>), so that clients connect with host=<dir> port=<port>; queries and cancel
+// requests go over it. A stale socket file (a killed process's) is replaced; one that another
+// process listens on is not; the file goes when the shim stops.
+func TestListenUnixSocket(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".s.PGSQL.6432")
+	// Bound, then closed without removing the file, as after kill -9.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("no stale socket file: %v", err)
+	}
+	// Runs after the shim stopped (cleanups run last first).
+	t.Cleanup(func() {
+		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("socket file after the shim stopped: %v", err)
+		}
+	})
+	cfg := func(tc *config.TxShim) { tc.Listen = path }
+	startShimDSN(t, c, c.DSN(c.Database()), Options{}, ModeSolo, 0, cfg)
+
+	ctx := capCtx(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=6432 user=%s dbname=%s sslmode=disable", dir, pgtest.Superuser, c.Database()))
+	if err != nil {
+		t.Fatalf("connect over the shim's socket: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid()").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("query over the shim's socket: %d, %v", n, err)
+	}
+	cancelSleep(t, conn, "pg_sleep over the shim's socket")
+
+	other, err := New(config.TxShim{Listen: path, LocalDSN: c.DSN(c.Database()), MaxMessage: 1 << 20, CommitTimeout: time.Second},
+		Options{Site: "site1", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(); err == nil || !strings.Contains(err.Error(), "another process listens") {
+		other.Close()
+		t.Fatalf("a second shim on a live socket: %v, want refused", err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		t.Fatalf("the first shim after the second was refused: %v", err)
+	}
 }
