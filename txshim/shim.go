@@ -165,6 +165,16 @@ func (s *Shim) Start() error {
 	var err error
 	if strings.HasPrefix(s.cfg.Listen, "/") {
 		ln, err = listenUnix(s.cfg.Listen)
+		if err == nil {
+			// Anyone on the host may connect, as to a loopback address (and to PostgreSQL's
+			// own socket, unix_socket_permissions 0777): users_file authenticates clients,
+			// the directory's permissions can keep others out. The umask would shut out a
+			// server running as another user.
+			if cerr := os.Chmod(s.cfg.Listen, 0o777); cerr != nil {
+				ln.Close()
+				return fmt.Errorf("txshim: listen: %w", cerr)
+			}
+		}
 	} else {
 		ln, err = net.Listen("tcp", s.cfg.Listen)
 	}

@@ -760,6 +760,9 @@ func TestListenUnixSocket(t *testing.T) {
 	})
 	cfg := func(tc *config.TxShim) { tc.Listen = path }
 	startShimDSN(t, c, c.DSN(c.Database()), Options{}, ModeSolo, 0, cfg)
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Fatalf("socket file %v (%v), want mode 0777 whatever the umask", fi.Mode(), err)
+	}
 
 	ctx := capCtx(t, 30*time.Second)
 	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=6432 user=%s dbname=%s sslmode=disable", dir, pgtest.Superuser, c.Database()))

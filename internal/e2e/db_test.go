@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestStateSurvivesFailover runs the whole product: each server stores its
@@ -476,7 +474,7 @@ func TestSoloBacklogSurvivesRestart(t *testing.T) {
 func TestFunctionWritesSurviveFailover(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
 	waitFor(t, 10*time.Second, "site1 master", func() bool { return httpStatus(s1.admin, "/master") == 200 })
-	db, err := sql.Open("postgres", fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, s1.shim, s1.pg.Database()))
+	db, err := sql.Open("postgres", s1.shimDSN)
 	if err != nil {
 		t.Fatal(err)
 	}

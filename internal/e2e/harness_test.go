@@ -205,7 +205,8 @@ type site struct {
 	gossip  string
 	hookLog string          // on_promote appends "site role term" here
 	pg      *pgtest.Cluster // with clusterOpts.db
-	shim    string          // txshim listen address, with clusterOpts.db
+	shim    string          // txshim listen address, with clusterOpts.db: site1's a Unix socket
+	shimDSN string          // how the server and the tests reach the shim
 	// With clusterOpts.links: the relay this site reaches the other site's database through,
 	// and the TANDEM_FAULT_CUT file of its tandem (and of the witness, the same on both sites).
 	peerLink      *link
@@ -272,7 +273,20 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 		for _, s := range sites {
 			s.pg = pgtest.Start(t)
 			s.pg.Exec(t, bins.wireSchema)
-			s.shim = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			port := freePort(t)
+			s.shim = fmt.Sprintf("127.0.0.1:%d", port)
+			s.shimDSN = fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, s.shim, s.pg.Database())
+			if s == sites[0] {
+				// site1's server reaches its shim over a Unix socket, named as PostgreSQL
+				// names its own (README); a short dir: a socket path has at most 107 bytes.
+				dir, err := os.MkdirTemp("", "tandem-shim-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.RemoveAll(dir) })
+				s.shim = filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port))
+				s.shimDSN = fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", dir, port, pgtest.Superuser, s.pg.Database())
+			}
 		}
 		failDumps.Store(t, func() {
 			for _, s := range sites {
@@ -341,7 +355,7 @@ on_promote = ["sh", "-c", %q]
 	serverArgs := func(s *site) []string {
 		args := []string{bins.wireserver, "-listen", s.srv, "-name", s.name, "-proxy", o.serverProxy}
 		if o.db {
-			args = append(args, "-dsn", fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, s.shim, s.pg.Database()))
+			args = append(args, "-dsn", s.shimDSN)
 		}
 		return args
 	}
@@ -425,11 +439,16 @@ func waitDial(t *testing.T, addr string) {
 	waitDialWithin(t, addr, 10*time.Second)
 }
 
-// waitDialWithin waits up to limit for something to listen on addr.
+// waitDialWithin waits up to limit for something to listen on addr (host:port, or the path of a
+// Unix socket).
 func waitDialWithin(t *testing.T, addr string, limit time.Duration) {
 	t.Helper()
 	waitFor(t, limit, "listen "+addr, func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		network := "tcp"
+		if strings.HasPrefix(addr, "/") {
+			network = "unix"
+		}
+		c, err := net.DialTimeout(network, addr, time.Second)
 		if err == nil {
 			c.Close()
 		}

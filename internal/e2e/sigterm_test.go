@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"database/sql"
-	"fmt"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestGracefulStopFinishesCommits: SIGTERM on the master hands over (DESIGN §6, §3 handover):
@@ -36,7 +33,7 @@ func TestGracefulStopFinishesCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	client, err := sql.Open("postgres", fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, s1.shim, s1.pg.Database()))
+	client, err := sql.Open("postgres", s1.shimDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
