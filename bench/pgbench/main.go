@@ -46,7 +46,7 @@ type flags struct {
 	verbose                       bool
 	peerConns                     int
 	bulk                          bool
-	localSocket                   bool
+	localSocket, socket           bool
 }
 
 func main() {
@@ -69,8 +69,10 @@ func run() int {
 	flag.BoolVar(&f.verbose, "v", false, "log the shim's info messages")
 	flag.IntVar(&f.peerConns, "peer-conns", 0, "the Shipper's peer connections (ShipperConfig.Conns; 0: its default)")
 	flag.BoolVar(&f.localSocket, "local-socket", false, "the shim's sessions and decoder reach the local database over its Unix socket, as a sidecar on the database's host would (default: TCP on 127.0.0.1, like every other connection)")
+	flag.BoolVar(&f.socket, "socket", false, "every connection on the host over Unix sockets: pgbench to each database and to the shim (which listens on one), and the shim to its local database (implies -local-socket)")
 	flag.BoolVar(&f.bulk, "bulk", false, "load the shim's databases with pgbench -i through the shim (one transaction of 100 000 × -s rows), timed against pgbench -i direct")
 	flag.Parse()
+	f.localSocket = f.localSocket || f.socket
 	if f.scale < 1 || f.clients < 1 || f.jobs < 1 || f.seconds < 1 || f.rounds < 1 || f.countSeconds < 0 {
 		fmt.Fprintln(os.Stderr, "pgbench bench: -s, -c, -j, -T and -rounds must be positive, -count-seconds ≥ 0")
 		return 2
@@ -205,7 +207,7 @@ func bench(ctx context.Context, f flags) (err error) {
 	}
 
 	if direct != nil {
-		targets = append(targets, &target{name: "direct", dsn: direct.DSN(direct.Database()), dataDirs: []clusterDir{{"db", dataDir(direct), direct.DSN(direct.Database())}}})
+		targets = append(targets, &target{name: "direct", dsn: clientDSN(f, direct), dataDirs: []clusterDir{{"db", dataDir(direct), direct.DSN(direct.Database())}}})
 	}
 	if primary != nil {
 		sb, err := startStandby(ctx, primary)
@@ -216,7 +218,7 @@ func bench(ctx context.Context, f flags) (err error) {
 		if err := makeSynchronous(ctx, primary); err != nil {
 			return err
 		}
-		targets = append(targets, &target{name: "sync-rep", dsn: primary.DSN(primary.Database()),
+		targets = append(targets, &target{name: "sync-rep", dsn: clientDSN(f, primary),
 			dataDirs: []clusterDir{{"primary", dataDir(primary), primary.DSN(primary.Database())},
 				// No dsn: PostgreSQL 15's pg_stat_wal does not count the walreceiver's flushes.
 				{"standby", filepath.Join(sb.dir, "data"), ""}}})
@@ -231,7 +233,17 @@ func bench(ctx context.Context, f flags) (err error) {
 		if f.localSocket {
 			localDSN = local.SocketDSN(local.Database())
 		}
-		dual, err = startDual(ctx, localDSN, localDSN, peer.DSN(peer.Database()), f.peerConns, logger)
+		listen := "127.0.0.1:0"
+		if f.socket {
+			// A short directory: a socket path has at most 107 bytes.
+			dir, err := os.MkdirTemp("", "pgbench-shim-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			listen = filepath.Join(dir, ".s.PGSQL.6432")
+		}
+		dual, err = startDual(ctx, listen, localDSN, localDSN, peer.DSN(peer.Database()), f.peerConns, logger)
 		if err != nil {
 			return err
 		}
@@ -261,7 +273,10 @@ func bench(ctx context.Context, f flags) (err error) {
 	var cpuProfiles []string
 
 	fmt.Printf("pgbench -n -M %s -c %d -j %d -T %d, scale %d, fsync on, %d round(s)\n", f.mode, f.clients, f.jobs, f.seconds, f.scale, f.rounds)
-	if local != nil {
+	switch {
+	case f.socket:
+		fmt.Println("-socket: pgbench reaches every database and the shim, and the shim its local database, over Unix sockets")
+	case local != nil:
 		via := "TCP on 127.0.0.1 (-local-socket: its Unix socket)"
 		if f.localSocket {
 			via = "its Unix socket (-local-socket)"
@@ -473,7 +488,7 @@ func countRun(ctx context.Context, f flags, local, peer *pgtest.Cluster, logger 
 	via := func(p *countProxy, c *pgtest.Cluster) string {
 		return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, p.addr(), c.Database())
 	}
-	d, err := startDual(ctx, via(lp, local), local.DSN(local.Database()), via(pp, peer), f.peerConns, logger)
+	d, err := startDual(ctx, "127.0.0.1:0", via(lp, local), local.DSN(local.Database()), via(pp, peer), f.peerConns, logger)
 	if err != nil {
 		return err
 	}
@@ -788,4 +803,12 @@ func indent(s string) string {
 		lines[i] = "  " + l
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// clientDSN is where pgbench reaches c: over TCP, or with -socket its Unix socket.
+func clientDSN(f flags, c *pgtest.Cluster) string {
+	if f.socket {
+		return c.SocketDSN(c.Database())
+	}
+	return c.DSN(c.Database())
 }

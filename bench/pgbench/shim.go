@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,14 +54,15 @@ type dualShim struct {
 	mu      sync.Mutex
 }
 
-// startDual runs a Shipper (decoding localDSN, applying to peerDSN) and a Shim whose sessions
-// go to sessionDSN, in dual mode at term 1. Stop ends both.
-func startDual(ctx context.Context, sessionDSN, localDSN, peerDSN string, peerConns int, logger *slog.Logger) (*dualShim, error) {
+// startDual runs a Shipper (decoding localDSN, applying to peerDSN) and a Shim listening on
+// listen (host:port or a Unix socket's path) whose sessions go to sessionDSN, in dual mode at
+// term 1. Stop ends both.
+func startDual(ctx context.Context, listen, sessionDSN, localDSN, peerDSN string, peerConns int, logger *slog.Logger) (*dualShim, error) {
 	sh := txshim.NewShipper(txshim.ShipperConfig{Site: site, LocalDSN: localDSN, PeerDSN: peerDSN, Conns: peerConns, Logger: logger})
 	sh.SetTerm(term)
 	d := &dualShim{shipper: sh, peer: &timedPeer{Peer: sh}}
 	s, err := txshim.New(config.TxShim{
-		Listen:        "127.0.0.1:0",
+		Listen:        listen,
 		LocalDSN:      sessionDSN,
 		PeerDown:      config.PeerDownContinue,
 		MaxMessage:    1 << 20,
@@ -93,6 +97,10 @@ func (d *dualShim) goRun(name string, run func() error) {
 
 // dsn is the URL pgbench uses to reach the shim.
 func (d *dualShim) dsn(db string) string {
+	if a, ok := d.shim.Addr().(*net.UnixAddr); ok {
+		dir, name := filepath.Split(a.Name)
+		return fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", dir, strings.TrimPrefix(name, ".s.PGSQL."), pgtest.Superuser, db)
+	}
 	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, d.shim.Addr(), db)
 }
 
