@@ -193,8 +193,10 @@ func listenUnix(path string) (net.Listener, error) {
 	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
 		return ln, err
 	}
-	if fi, serr := os.Lstat(path); serr != nil || fi.Mode().Type() != fs.ModeSocket {
-		return nil, fmt.Errorf("%w (and it is not a socket: not removed)", err)
+	if fi, serr := os.Lstat(path); serr != nil {
+		return nil, fmt.Errorf("%w (%v)", err, serr)
+	} else if fi.Mode().Type() != fs.ModeSocket {
+		return nil, fmt.Errorf("%w (a file that is not a socket: not removed)", err)
 	}
 	c, derr := net.DialTimeout("unix", path, time.Second)
 	if derr == nil {
