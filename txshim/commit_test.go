@@ -1,11 +1,13 @@
 package txshim
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -1578,5 +1580,21 @@ func drainPipeline(b *pgconn.Pipeline) error {
 				first = err
 			}
 		}
+	}
+}
+
+// TestKeptCheckSkipped: a kept statement answered by neither a CommandComplete nor an error
+// (PostgreSQL skipped it after an earlier error in its request) makes the session forget its
+// kept statements — without taking it for one that vanished (keepOff).
+func TestKeptCheckSkipped(t *testing.T) {
+	s := &session{bw: bufio.NewWriter(io.Discard), done: make(chan struct{}), log: quietLogger(),
+		kept: map[string]string{"SELECT 1": keptPrefix + "1"}}
+	p := &pending{kept: true, res: make(chan result, 1)}
+	p.res <- result{status: 'E'}
+	if _, err := s.wait(p); err != nil {
+		t.Fatal(err)
+	}
+	if s.kept != nil || s.keepOff {
+		t.Fatalf("after a skipped check: kept %v, keepOff %v; want forgotten, keeping on", s.kept, s.keepOff)
 	}
 }

@@ -961,9 +961,10 @@ const keptPrefix = "tandem_shim_kept_"
 // it again each time (measured: ~75 µs of the backend's CPU per commit, bench/README). The
 // session forgets its kept statements — sendKept parses them again — when the client may have
 // ended or taken their names (DEALLOCATE, DISCARD ALL, SQL PREPARE or Close of such a name:
-// forgetKeptFor) and after any error of one, or when one did not run. A DEALLOCATE the shim cannot see, run by a
-// function, makes the next check fail: that transaction is rolled back with an error, and the
-// one after it parses the check again — and so do all later ones of that session (keepOff).
+// forgetKeptFor) and after any error of one, or when one did not run. A DEALLOCATE the shim
+// cannot see, run by a function, makes the next check fail: that transaction is rolled back
+// with an error, and the one after it parses the check again — and so do all later ones of
+// that session (keepOff).
 func (s *session) sendKept(q string, p *pending, flush bool, args ...string) error {
 	if s.keepOff {
 		return s.sendOwn(q, p, flush, args...)
@@ -1045,7 +1046,7 @@ func (s *session) wait(p *pending) (result, error) {
 			// error before it in the request.
 			if p.kept && (r.err != nil || r.tag == "") {
 				s.kept = nil
-				if r.err.Code == "26000" && !s.keepOff {
+				if r.err != nil && r.err.Code == "26000" && !s.keepOff {
 					// Ended by something the shim did not see, and may be again: a function
 					// the client calls in every transaction would fail every other commit.
 					s.keepOff = true
@@ -1481,12 +1482,17 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 			return err
 		}
 	}
-	defer s.queryNames(text, sts, st)
-	// Before any part runs: a commit check later in this Query must not use a statement that
-	// an earlier part ended.
+	// What the statements do to prepared statements, read once: the kept ones are forgotten
+	// before any part runs (a commit check later in this Query must not use a statement an
+	// earlier part ended), the records follow once the Query ran (queryNames).
+	var ops []namesOp
 	for _, x := range sts {
-		s.forgetKeptFor(namesOpOf(text, x))
+		if op := namesOpOf(text, x); op.op != 0 {
+			ops = append(ops, op)
+			s.forgetKeptFor(op)
+		}
 	}
+	defer s.queryNames(ops, sts, st)
 	u := &queryUnit{text: text, sts: sts}
 	if !needsWork(u, st, pol) {
 		s.noteAll(u)
@@ -1497,11 +1503,11 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	return s.walk(ctx, u, &us, pol, true)
 }
 
-// queryNames applies what the statements of a simple Query, sent in status st, did to the
-// session's prepared statements (SQL PREPARE, DEALLOCATE, DISCARD ALL). A DEALLOCATE or DISCARD
+// queryNames applies what the statements sts of a simple Query, sent in status st, did to the
+// session's prepared statements (ops: SQL PREPARE, DEALLOCATE, DISCARD ALL). A DEALLOCATE or DISCARD
 // ALL took effect for sure only when it was the whole Query, outside a transaction block (where
 // DISCARD ALL fails); otherwise the statements it ends may still be there.
-func (s *session) queryNames(text string, sts []statement, st byte) {
+func (s *session) queryNames(ops []namesOp, sts []statement, st byte) {
 	defer func(n int) { s.undo = s.undo[:n] }(len(s.undo)) // the Query is not dropped after this
 	alone := 0
 	for _, x := range sts {
@@ -1509,10 +1515,8 @@ func (s *session) queryNames(text string, sts []statement, st byte) {
 			alone++
 		}
 	}
-	for _, x := range sts {
-		if op := namesOpOf(text, x); op.op != 0 {
-			s.applyNames(op, alone == 1 && st == 'I')
-		}
+	for _, op := range ops {
+		s.applyNames(op, alone == 1 && st == 'I')
 	}
 }
 
