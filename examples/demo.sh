@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=$(mktemp -d /tmp/tandem-demo-bin.XXXXXX)
+work=$(mktemp -d -t tandem-demo-bin.XXXXXX)
+# The processes' output; TANDEM_DEMO_LOG names another file for it (the demo's test keeps it).
+log=${TANDEM_DEMO_LOG:-$work/log}
 pids=()
 stop_all() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -31,7 +33,7 @@ go build -o "$work/tandem" ./cmd/tandem
 go build -o "$work/wireserver" ./examples/wireserver
 go build -o "$work/dbdemo" ./examples/dbdemo
 
-start() { "$@" >>"$work/log" 2>&1 & pids+=($!); }
+start() { "$@" >>"$log" 2>&1 & pids+=($!); }
 server() { start "$work/wireserver" -listen "127.0.0.1:700$1" -name "site$1"; }
 
 # ask PROXY_PORT CMD: one operator request through a tandem proxy.
@@ -45,7 +47,7 @@ ask() {
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local limit=$1 what=$2; shift 2
   for _ in $(seq 1 $((limit * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for $what" >&2; tail -40 "$work/log" >&2; exit 1
+  echo "timed out waiting for $what" >&2; tail -40 "$log" >&2; exit 1
 }
 served_by() { [ "$(ask "$1" PING)" = "PONG $2" ]; }
 # get PORT PATH: the body of an admin API answer on 127.0.0.1; fails unless it is 200 OK. Plain

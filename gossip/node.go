@@ -376,7 +376,12 @@ func (n *Node) Run(ctx context.Context) error {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.releaseTimeout)
 			n.release(rctx, ml, Action{Kind: Release, Reason: "shutting down"})
 			cancel()
-			if err := ml.UpdateNode(time.Second); err != nil {
+			// The waits for the release and the Leave below to go out follow the profile
+			// (settle is a few gossip intervals more than a broadcast takes): when every
+			// member stops at once, nobody is left to send them to, and memberlist waits out
+			// its whole timeout — with a fixed 1 s + 2 s, a whole fast-profile cluster took
+			// 3 s to stop.
+			if err := ml.UpdateNode(n.prof.settle); err != nil {
 				n.log.Debug("publish release before leaving", "err", err)
 			}
 		}
@@ -385,7 +390,7 @@ func (n *Node) Run(ctx context.Context) error {
 	stopDials() // a re-join stuck dialling a peer that drops packets ends now
 	wg.Wait()
 	if !crashed {
-		if err := ml.Leave(2 * time.Second); err != nil {
+		if err := ml.Leave(2 * n.prof.settle); err != nil {
 			n.log.Warn("leave gossip", "err", err)
 		}
 	}

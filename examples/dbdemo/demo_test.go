@@ -33,7 +33,8 @@ func TestDemoScriptStopsOnCtrlC(t *testing.T) {
 		}
 	}
 	cmd := exec.Command("bash", "../demo.sh")
-	cmd.Env = append(os.Environ(), "PATH="+noCurl+string(os.PathListSeparator)+os.Getenv("PATH"))
+	logFile := filepath.Join(noCurl, "demo.log")
+	cmd.Env = append(os.Environ(), "PATH="+noCurl+string(os.PathListSeparator)+os.Getenv("PATH"), "TANDEM_DEMO_LOG="+logFile, "TMPDIR="+noCurl)
 	// Its own process group, as a terminal gives a foreground job: Ctrl-C signals all of it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
@@ -81,13 +82,16 @@ func TestDemoScriptStopsOnCtrlC(t *testing.T) {
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
+	sent := time.Now()
 	select {
 	case err := <-done:
+		t.Logf("the demo stopped %v after Ctrl-C", time.Since(sent).Round(time.Millisecond))
 		if err == nil {
 			t.Errorf("the demo exited 0 after Ctrl-C")
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatalf("the demo still runs 5 s after Ctrl-C:\n%s", output.String())
+		log, _ := os.ReadFile(logFile)
+		t.Fatalf("the demo still runs 5 s after Ctrl-C:\n%s\nits processes' log:\n%s", output.String(), log)
 	}
 	if strings.Contains(stderr.String(), "timed out") {
 		t.Errorf("after Ctrl-C the demo went on and reported a failure:\n%s", stderr.String())
