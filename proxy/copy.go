@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"io"
 	"net"
 )
 
@@ -18,8 +17,8 @@ type copyResult struct {
 // each way and the first error (nil when both sides closed cleanly).
 func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error) {
 	done := make(chan copyResult, 2)
-	go proxyCopy(done, false, c.client, up)
-	proxyCopy(done, true, up, c.client)
+	go proxyCopy(done, false, c.client, up, s.pipes)
+	proxyCopy(done, true, up, c.client, s.pipes)
 	for range 2 {
 		r := <-done
 		if r.up {
@@ -41,11 +40,10 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 // for a whole one. (A cut, the idle timeout and shutdown close both sides
 // here, net.ErrClosed: conn.abort resets them itself.)
 //
-// io.Copy between two *net.TCPConn takes dst.ReadFrom, which on Linux moves
-// the bytes with splice(2) through a kernel pipe: keep both arguments
-// *net.TCPConn, unwrapped, to stay on that path (DESIGN.md §4).
-func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn) {
-	n, err := io.Copy(dst, src)
+// The bytes move with splice(2) through a kernel pipe (copyStream, DESIGN.md §4), a token of
+// pipes held while they move.
+func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn, pipes chan struct{}) {
+	n, err := copyStream(dst, src, pipes)
 	if err == nil {
 		err = dst.CloseWrite()
 		if err != nil {

@@ -7,16 +7,16 @@
 // dropped if its client leaves meanwhile), is dialed to the master's endpoint
 // of the listener's name, optionally announces the operator's address to the
 // server with a PROXY header of its own, and is then copied both ways with
-// io.Copy between *net.TCPConn, which Linux serves with splice(2): no
-// per-connection user-space buffer. When the master moves, every connection
+// splice(2) on Linux (copyStream): no per-connection user-space buffer, and a
+// kernel pipe only while bytes move. When the master moves, every connection
 // to the old master is closed at once (DESIGN.md §4), even where both sites
 // give the same address. A master address that is one of the proxy's own
 // listeners is never dialled.
 //
 // Limits: at most cfg.MaxConns connections per listener (default
 // config.DefaultMaxConns), fewer when RLIMIT_NOFILE cannot hold that many
-// (connsWithin); further accepts wait. Each connection uses two goroutines
-// and six file descriptors. Keepalive and TCP_USER_TIMEOUT close a side
+// (ConnsWithin); further accepts wait. Each connection uses two goroutines
+// and two file descriptors, four more while bytes move both ways. Keepalive and TCP_USER_TIMEOUT close a side
 // whose peer vanished within about a minute, idle or not. A PROXY header must arrive within HeaderTimeout (5 s);
 // with accept_proxy = "optional" a client that sends nothing first is
 // forwarded without a header once that time has passed, so server-speaks-first
@@ -78,6 +78,7 @@ type Server struct {
 	selfDialWarned string        // the last address warnSelfDial logged
 	conns          map[*conn]struct{}
 
+	pipes chan struct{} // a token per splice pipe in use (copyStream); nil: no bound
 	stats counters
 }
 
@@ -155,7 +156,8 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 	}
 	perListener := cfg.MaxConns
 	if limit, ok := fdLimit(); ok {
-		if n := connsWithin(limit, len(s.lns)); n < perListener {
+		s.pipes = make(chan struct{}, pipesWithin(limit))
+		if n := ConnsWithin(limit, len(s.lns)); n < perListener {
 			perListener = n
 			s.log.Warn("the open-file limit allows fewer connections than max_conns: each listener holds at most the lower count (further clients wait to be accepted); raise RLIMIT_NOFILE for more",
 				"rlimit_nofile", limit, "fds_per_conn", fdsPerConn, "max_conns", cfg.MaxConns, "conns_per_listener", n, "listeners", len(s.lns))
@@ -164,6 +166,7 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 	for _, l := range s.lns {
 		l.sem = make(chan struct{}, perListener)
 	}
+
 	if cfg.IdleTimeout > 0 && !idleSupported {
 		s.log.Warn("proxy idle_timeout is not supported on this platform; idle connections stay open")
 	}
@@ -194,26 +197,34 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// fdsPerConn is what one proxied connection holds: its two sockets and, for as long as
-// splice(2) copies (the connection's life, idle or not), a pipe (two descriptors) per
-// direction.
-const fdsPerConn = 6
+// fdsPerConn is what one proxied connection holds: its two sockets. While bytes move, each
+// direction holds a splice pipe (two descriptors) too: at most pipesWithin of them at once,
+// on top (copyStream).
+const fdsPerConn = 2
 
-// connsWithin is how many connections each of listeners listeners may hold within the
+// ConnsWithin is how many connections each of listeners listeners may hold within the
 // open-file limit, keeping fdReserve (at least; a tenth of a large limit) for everything else
 // the process opens — health checks, gossip, the admin API, the shim's sessions and its
-// database connections. Past the limit, accept and dial fail with EMFILE, and so does the
-// health check's connect: the site would take its own server for failed, give up the role and
-// cut every connection (seen with 10 000 idle connections under a limit of 20 000).
-func connsWithin(limit uint64, listeners int) int {
-	reserve := max(uint64(fdReserve), limit/10)
+// database connections — and room for pipesWithin splice pipes. Past the limit, accept and
+// dial fail with EMFILE, and so does the health check's connect: the site would take its own
+// server for failed, give up the role and cut every connection (seen with 10 000 idle
+// connections under a limit of 20 000).
+func ConnsWithin(limit uint64, listeners int) int {
+	reserve := max(uint64(fdReserve), limit/10) + 2*uint64(pipesWithin(limit))
 	if limit <= reserve || listeners < 1 {
 		return 1
 	}
 	return int(max((limit-reserve)/uint64(fdsPerConn*listeners), 1))
 }
 
-// fdReserve is the least connsWithin leaves for descriptors other than proxied connections'.
+// pipesWithin is how many splice pipes the copies may hold at once (a twentieth of the
+// open-file limit in descriptors); a copy that finds them all taken moves its bytes through
+// user space.
+func pipesWithin(limit uint64) int {
+	return int(max(limit/40, 16))
+}
+
+// fdReserve is the least ConnsWithin leaves for descriptors other than proxied connections'.
 const fdReserve = 512
 
 // Addrs returns the bound address of each listener, in the order of

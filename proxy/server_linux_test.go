@@ -120,7 +120,7 @@ func TestIdleTimeoutFirstWrite(t *testing.T) {
 // failed with EMFILE, and so did the health check: the site gave up its role and cut every
 // connection. It runs in a child test process whose limit is lowered.
 func TestConnsWithinFDLimit(t *testing.T) {
-	const limit = 700 // connsWithin: (700 - 512) / 6 = 31 per listener
+	const limit = 700 // ConnsWithin: (700 - 512 - 2*17 pipes) / 2 = 77 per listener
 	if os.Getenv("PROXY_FDLIMIT_CHILD") == "" {
 		child := exec.Command(os.Args[0], "-test.run=^TestConnsWithinFDLimit$", "-test.v")
 		child.Env = append(os.Environ(), "PROXY_FDLIMIT_CHILD=1")
@@ -133,9 +133,9 @@ func TestConnsWithinFDLimit(t *testing.T) {
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 		t.Fatal(err)
 	}
-	want := connsWithin(limit, 1)
-	if want != 31 {
-		t.Fatalf("connsWithin(%d, 1) = %d, want 31", limit, want)
+	want := ConnsWithin(limit, 1)
+	if want != 77 {
+		t.Fatalf("ConnsWithin(%d, 1) = %d, want 77", limit, want)
 	}
 	a := startBackend(t, "", greetEcho("A"))
 	cfg := testConfig(ops("off", "off"))
@@ -168,6 +168,134 @@ func TestConnsWithinFDLimit(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); s.Stats().Total != int64(want+1); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("proxy stats %+v after one left, want Total %d: a waiting client accepted", s.Stats(), want+1)
+		}
+	}
+}
+
+// pipeFDs counts this process's descriptors that are pipes.
+func pipeFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "pipe:") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleConnHoldsNoPipe: a connection that carried bytes both ways (through splice) and
+// sits idle holds its two sockets and no pipe. io.Copy's splice waited for the next bytes
+// holding a pipe per direction: 40 idle connections held 160 pipe descriptors.
+func TestIdleConnHoldsNoPipe(t *testing.T) {
+	// An echo of its own: greetEcho's io.Copy would splice, holding pipes in this process too.
+	a := startBackend(t, "", func(c net.Conn) {
+		if _, err := io.WriteString(c, "A\n"); err != nil {
+			return
+		}
+		_, _ = io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, make([]byte, 64<<10))
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	before := pipeFDs(t)
+	const n = 40
+	msg := strings.Repeat("x", 256<<10) // more than one splice's worth each way
+	for range n {
+		c := dial(t, addrs[0])
+		if got := c.line(t); got != "A" {
+			t.Fatalf("routed to %q", got)
+		}
+		c.roundTrip(t, msg)
+	}
+	// The copiers are back waiting; a pipe the runtime keeps for later splices may stay.
+	time.Sleep(100 * time.Millisecond)
+	got := pipeFDs(t) - before
+	t.Logf("%d more pipe descriptors with %d idle connections", got, n)
+	if got >= n {
+		t.Fatalf("%d more pipe descriptors with %d idle connections, want fewer than one per connection", got, n)
+	}
+	if st := s.Stats(); st.Active != n {
+		t.Fatalf("stats %+v, want %d active", st, n)
+	}
+}
+
+// TestCopyBulkBothWays: megabytes each way through one connection arrive whole and in order,
+// the server's reply while the client still sends, then each side's end (half-close) passes
+// through after its last bytes — the copy splices what is queued, and an end queued behind
+// bytes must not be lost.
+func TestCopyBulkBothWays(t *testing.T) {
+	t.Run("splice", func(t *testing.T) { testCopyBulk(t, nil) })
+	// Every pipe token taken: the bytes go through user space (copyPlain).
+	t.Run("no pipe left", func(t *testing.T) {
+		testCopyBulk(t, func(s *Server) {
+			s.pipes = make(chan struct{}, 1)
+			s.pipes <- struct{}{}
+		})
+	})
+}
+
+func testCopyBulk(t *testing.T, tweak func(*Server)) {
+	const size = 8 << 20
+	up := make([]byte, size)
+	down := make([]byte, size)
+	for i := range up {
+		up[i] = byte(i*7 + i>>13)
+		down[i] = byte(i*13 + i>>11)
+	}
+	got := make(chan []byte, 1)
+	a := startBackend(t, "", func(c net.Conn) {
+		go func() {
+			_, _ = c.Write(down)
+			_ = c.(*net.TCPConn).CloseWrite()
+		}()
+		b, _ := io.ReadAll(c)
+		got <- b
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), tweak)
+	s.SetMaster(master("site1", a.addr))
+	before := pipeFDs(t)
+	for round := range 3 {
+		c := dial(t, addrs[0])
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		wrote := make(chan error, 1)
+		go func() {
+			// Uneven writes, so that the proxy finds odd amounts queued.
+			var err error
+			for off, step := 0, 1; off < size && err == nil; off, step = off+step, step*3%65521+1 {
+				_, err = c.Write(up[off:min(off+step, size)])
+			}
+			if err == nil {
+				err = c.CloseWrite()
+			}
+			wrote <- err
+		}()
+		back, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("round %d: read: %v", round, err)
+		}
+		if err := <-wrote; err != nil {
+			t.Fatalf("round %d: write: %v", round, err)
+		}
+		if !bytes.Equal(back, down) {
+			t.Fatalf("round %d: the client got %d bytes, not the server's %d", round, len(back), len(down))
+		}
+		select {
+		case b := <-got:
+			if !bytes.Equal(b, up) {
+				t.Fatalf("round %d: the server got %d bytes, not the client's %d", round, len(b), len(up))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the server did not see the client's end", round)
+		}
+		c.Close()
+	}
+	if tweak != nil {
+		if got := pipeFDs(t) - before; got > 0 {
+			t.Errorf("%d more pipe descriptors with no pipe token left, want none", got)
 		}
 	}
 }

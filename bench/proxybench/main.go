@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/bench/internal/benchproc"
+	"github.com/tandem-ha/tandem/proxy"
 )
 
 // Targets printed beside the figures (see bench/README.md).
@@ -95,12 +96,11 @@ func bench(ctx context.Context, f flags) error {
 		fmt.Printf("load average %s at end (figures are only comparable on an otherwise idle machine)\n", loadAvg())
 	}()
 	fdLimit := raiseNoFile()
-	// Tandem's proxy holds six descriptors per connection (two sockets, a splice pipe per
-	// direction) and, within its open-file limit, keeps a reserve for everything else: it
-	// accepts no more than that leaves room for (proxy.connsWithin; more would wait to be
-	// accepted). Measure that many, less a margin, on both proxies.
-	if maxIdle := (int(fdLimit)-max(512, int(fdLimit)/10))/6 - 32; f.idle > maxIdle {
-		fmt.Printf("note: RLIMIT_NOFILE hard limit is %d, tandem's proxy needs 6 per connection and keeps a tenth in reserve: measuring %d idle connections instead of %d\n", fdLimit, max(maxIdle, 0), f.idle)
+	// Tandem's proxy accepts no more connections than its open-file limit fits with a
+	// reserve left (proxy.ConnsWithin; more would wait to be accepted). Measure that many,
+	// less a margin, on both proxies.
+	if maxIdle := proxy.ConnsWithin(fdLimit, 1) - 32; f.idle > maxIdle {
+		fmt.Printf("note: RLIMIT_NOFILE hard limit is %d, within which tandem's proxy holds %d connections: measuring %d idle connections instead of %d\n", fdLimit, maxIdle+32, max(maxIdle, 0), f.idle)
 		f.idle = max(maxIdle, 0)
 	}
 

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// copyStream copies src to dst until src's end, with splice(2) like io.Copy between two
+// *net.TCPConn, but holds the kernel pipe splice moves bytes through only while they move.
+// io.Copy waits for src's next bytes inside its splice, holding its pipe — two descriptors
+// per direction, four per connection on top of its two sockets, for the connection's whole
+// life, idle or not. Here the wait is on src alone (RawConn.Read: the runtime's poller), and
+// each splice takes just what src has queued (SIOCINQ), so it never waits for src with a pipe
+// in hand (only for a dst that does not read). An idle connection then holds its two sockets
+// and nothing else (fdsPerConn). A splice takes a token of pipes (nil: no bound) for as long
+// as it runs; when every token is taken, the bytes go through a user-space buffer instead.
+func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return io.Copy(dst, src)
+	}
+	var written int64
+	lr := &io.LimitedReader{R: src}
+	for {
+		queued, err := waitQueued(rc)
+		if err != nil || queued == 0 {
+			return written, err // queued 0: src's end
+		}
+		lr.N = int64(queued)
+		var n int64
+		select {
+		case pipes <- struct{}{}:
+			n, err = dst.ReadFrom(lr) // splice (a plain copy when no pipe can be made)
+			<-pipes
+		default:
+			if pipes == nil {
+				n, err = dst.ReadFrom(lr)
+			} else {
+				n, err = copyPlain(dst, lr)
+			}
+		}
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+}
+
+// plainBufs are copyPlain's buffers.
+var plainBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyPlain copies through a user-space buffer: what dst.ReadFrom would splice.
+func copyPlain(dst *net.TCPConn, src io.Reader) (int64, error) {
+	b := plainBufs.Get().(*[]byte)
+	defer plainBufs.Put(b)
+	// Hidden from io.CopyBuffer: dst's ReadFrom, which would splice.
+	return io.CopyBuffer(struct{ io.Writer }{dst}, src, *b)
+}
+
+// waitQueued waits until the socket has bytes queued to read, or its end: it returns how many
+// are queued, 0 at the end of the stream, or the socket's error.
+func waitQueued(rc syscall.RawConn) (int, error) {
+	var queued int
+	var serr error
+	woken := false
+	err := rc.Read(func(fd uintptr) bool {
+		// After a wake-up bytes are the likely news: their count first. Otherwise, and when
+		// none are queued, one peek tells bytes from the end, an error or nothing yet — and
+		// only "nothing yet" waits, so an end that came before the wait is never missed.
+		if woken {
+			n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			if err != nil || n > 0 {
+				queued, serr = n, os.NewSyscallError("ioctl", err)
+				return true
+			}
+		}
+		woken = true
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		for err == unix.EINTR {
+			n, _, err = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			serr = os.NewSyscallError("recvfrom", err)
+		case n > 0:
+			n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			queued, serr = max(n, 1), os.NewSyscallError("ioctl", err)
+		}
+		return true // n == 0: the end, queued stays 0
+	})
+	if err != nil {
+		return 0, err
+	}
+	return queued, serr
+}
