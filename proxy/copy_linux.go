@@ -17,8 +17,8 @@ import (
 // life, idle or not. Here the wait is on src alone (RawConn.Read: the runtime's poller), and
 // each splice takes just what src has queued (SIOCINQ), so it never waits for src with a pipe
 // in hand (only for a dst that does not read). An idle connection then holds its two sockets
-// and nothing else (fdsPerConn). A splice takes a token of pipes (nil: no bound) for as long
-// as it runs; when every token is taken, the bytes go through a user-space buffer instead.
+// and nothing else (fdsPerConn). A splice takes a token of pipes for as long as it runs;
+// when every token is taken, the bytes go through a user-space buffer instead.
 func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
@@ -38,11 +38,7 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 			n, err = dst.ReadFrom(lr) // splice (a plain copy when no pipe can be made)
 			<-pipes
 		default:
-			if pipes == nil {
-				n, err = dst.ReadFrom(lr)
-			} else {
-				n, err = copyPlain(dst, lr)
-			}
+			n, err = copyPlain(dst, lr)
 		}
 		written += n
 		if err != nil {

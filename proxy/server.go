@@ -16,8 +16,9 @@
 // Limits: at most cfg.MaxConns connections per listener (default
 // config.DefaultMaxConns), fewer when RLIMIT_NOFILE cannot hold that many
 // (ConnsWithin); further accepts wait. Each connection uses two goroutines
-// and two file descriptors, four more while bytes move both ways. Keepalive and TCP_USER_TIMEOUT close a side
-// whose peer vanished within about a minute, idle or not. A PROXY header must arrive within HeaderTimeout (5 s);
+// and two file descriptors, four more while bytes move both ways. Keepalive
+// and TCP_USER_TIMEOUT close a side whose peer vanished within about a minute,
+// idle or not. A PROXY header must arrive within HeaderTimeout (5 s);
 // with accept_proxy = "optional" a client that sends nothing first is
 // forwarded without a header once that time has passed, so server-speaks-first
 // protocols should use "off" or "required".
@@ -78,7 +79,7 @@ type Server struct {
 	selfDialWarned string        // the last address warnSelfDial logged
 	conns          map[*conn]struct{}
 
-	pipes chan struct{} // a token per splice pipe in use (copyStream); nil: no bound
+	pipes chan struct{} // a token per splice pipe in use (copyStream)
 	stats counters
 }
 
@@ -155,8 +156,9 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 		s.lns = append(s.lns, &listener{cfg: l})
 	}
 	perListener := cfg.MaxConns
-	if limit, ok := fdLimit(); ok {
-		s.pipes = make(chan struct{}, pipesWithin(limit))
+	limit, ok := fdLimit()
+	s.pipes = make(chan struct{}, pipesWithin(limit)) // the least when the limit is not known
+	if ok {
 		if n := ConnsWithin(limit, len(s.lns)); n < perListener {
 			perListener = n
 			s.log.Warn("the open-file limit allows fewer connections than max_conns: each listener holds at most the lower count (further clients wait to be accepted); raise RLIMIT_NOFILE for more",
@@ -166,7 +168,6 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 	for _, l := range s.lns {
 		l.sem = make(chan struct{}, perListener)
 	}
-
 	if cfg.IdleTimeout > 0 && !idleSupported {
 		s.log.Warn("proxy idle_timeout is not supported on this platform; idle connections stay open")
 	}
