@@ -380,7 +380,7 @@ func (n *Node) Run(ctx context.Context) error {
 			// (settle is a few gossip intervals more than a broadcast takes): when every
 			// member stops at once, nobody is left to send them to, and memberlist waits out
 			// its whole timeout — with a fixed 1 s + 2 s, a whole fast-profile cluster took
-			// 3 s to stop.
+			// up to 3 s to stop.
 			if err := ml.UpdateNode(n.prof.settle); err != nil {
 				n.log.Debug("publish release before leaving", "err", err)
 			}
