@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -99,7 +100,8 @@ func (d *dualShim) goRun(name string, run func() error) {
 func (d *dualShim) dsn(db string) string {
 	if a, ok := d.shim.Addr().(*net.UnixAddr); ok {
 		dir, name := filepath.Split(a.Name)
-		return fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", dir, strings.TrimPrefix(name, ".s.PGSQL."), pgtest.Superuser, db)
+		port, _ := strconv.Atoi(strings.TrimPrefix(name, ".s.PGSQL."))
+		return pgtest.SocketDSN(filepath.Clean(dir), port, db)
 	}
 	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", pgtest.Superuser, d.shim.Addr(), db)
 }

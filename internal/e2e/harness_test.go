@@ -285,7 +285,7 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 				}
 				t.Cleanup(func() { os.RemoveAll(dir) })
 				s.shim = filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port))
-				s.shimDSN = fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", dir, port, pgtest.Superuser, s.pg.Database())
+				s.shimDSN = pgtest.SocketDSN(dir, port, s.pg.Database())
 			}
 		}
 		failDumps.Store(t, func() {

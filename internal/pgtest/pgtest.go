@@ -669,7 +669,13 @@ func (c *Cluster) DSN(db string) string {
 // SocketDSN is a connection string for db as the superuser over the cluster's Unix-domain
 // socket (in Dir), as a client on the database's own host would connect.
 func (c *Cluster) SocketDSN(db string) string {
-	return fmt.Sprintf("host='%s' port=%d user=%s dbname='%s' sslmode=disable", c.dir, c.port, Superuser, db)
+	return SocketDSN(c.dir, c.port, db)
+}
+
+// SocketDSN is a connection string for db as the superuser over the Unix-domain socket that
+// PostgreSQL (or a shim listening as it does) names dir/.s.PGSQL.port.
+func SocketDSN(dir string, port int, db string) string {
+	return fmt.Sprintf("host='%s' port=%d user=%s dbname='%s' sslmode=disable", dir, port, Superuser, db)
 }
 
 // UserDSN is a URL for db as user with password over TCP.
