@@ -101,7 +101,8 @@ cycles/second=1000000000
 }
 
 // TestCountProxy relays a scripted frontend to a loopback server and checks both the bytes
-// that arrive and the counts.
+// that arrive and the counts: four requests sent before any reply are one turn, a request
+// after the reply another.
 func TestCountProxy(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,7 +120,7 @@ func TestCountProxy(t *testing.T) {
 		frontend, _ = (&pgproto3.Execute{}).Encode(frontend)
 		frontend, _ = (&pgproto3.Sync{}).Encode(frontend)
 	}
-	frontend, _ = (&pgproto3.Terminate{}).Encode(frontend)
+	second, _ := (&pgproto3.Sync{}).Encode(nil)
 
 	got := make(chan []byte, 1)
 	go func() {
@@ -132,7 +133,9 @@ func TestCountProxy(t *testing.T) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		b, _ := io.ReadAll(io.LimitReader(c, int64(len(frontend))))
 		c.Write([]byte("reply"))
-		got <- b
+		more, _ := io.ReadAll(io.LimitReader(c, int64(len(second))))
+		c.Write([]byte("again"))
+		got <- append(b, more...)
 	}()
 
 	p, err := newCountProxy(ln.Addr().String())
@@ -158,11 +161,17 @@ func TestCountProxy(t *testing.T) {
 	if _, err := io.ReadFull(c, reply); err != nil || string(reply) != "reply" {
 		t.Fatalf("reply %q, %v", reply, err)
 	}
-	if b := <-got; !bytes.Equal(b, frontend) {
-		t.Fatalf("server got %d bytes, want the %d sent unchanged", len(b), len(frontend))
+	if _, err := c.Write(second); err != nil {
+		t.Fatal(err)
 	}
-	if p.syncs.Load() != 3 || p.queries.Load() != 1 || p.roundTrips() != 4 || p.msgs.Load() != 14 || p.conns.Load() != 1 {
-		t.Fatalf("syncs %d queries %d msgs %d conns %d", p.syncs.Load(), p.queries.Load(), p.msgs.Load(), p.conns.Load())
+	if _, err := io.ReadFull(c, reply); err != nil || string(reply) != "again" {
+		t.Fatalf("second reply %q, %v", reply, err)
+	}
+	if b, want := <-got, append(frontend, second...); !bytes.Equal(b, want) {
+		t.Fatalf("server got %d bytes, want the %d sent unchanged", len(b), len(want))
+	}
+	if p.syncs.Load() != 4 || p.queries.Load() != 1 || p.requests() != 5 || p.turns.Load() != 2 || p.msgs.Load() != 14 || p.conns.Load() != 1 {
+		t.Fatalf("syncs %d queries %d turns %d msgs %d conns %d", p.syncs.Load(), p.queries.Load(), p.turns.Load(), p.msgs.Load(), p.conns.Load())
 	}
 	c.Close()
 	p.Close() // must return: every relay goroutine ends

@@ -12,13 +12,15 @@ import (
 )
 
 // countProxy relays PostgreSQL connections to a server and counts the frontend messages that
-// end a round trip: Sync ('S') in the extended protocol and Query ('Q') in the simple one. Put
-// between the shim and a database, it tells how many round trips each transaction costs.
+// end a request: Sync ('S') in the extended protocol and Query ('Q') in the simple one. Put
+// between the shim and a database, it tells how many requests each transaction costs, and how
+// many turns: requests sent after a reply came, so that requests pipelined behind one another
+// count once — the round trips the client really waits for.
 type countProxy struct {
 	ln     net.Listener
 	target string
 
-	syncs, queries, msgs, conns atomic.Int64
+	syncs, queries, msgs, conns, turns atomic.Int64
 
 	mu    sync.Mutex
 	open  map[net.Conn]struct{}
@@ -56,14 +58,16 @@ func (p *countProxy) acceptLoop() {
 		}
 		p.conns.Add(1)
 		p.wg.Add(2)
+		replied := new(atomic.Bool) // the backend sent bytes since the last turn counted
+		replied.Store(true)
 		go func() { // backend → client, unparsed
 			defer p.wg.Done()
-			_, _ = io.Copy(c, s)
+			_, _ = io.Copy(c, &replyReader{r: s, replied: replied})
 			c.Close()
 		}()
 		go func() { // client → backend, counted
 			defer p.wg.Done()
-			_ = p.countCopy(s, c)
+			_ = p.countCopy(s, c, replied)
 			s.Close()
 		}()
 	}
@@ -82,9 +86,24 @@ func (p *countProxy) track(c, s net.Conn) bool {
 	return true
 }
 
-// countCopy forwards frontend messages from src to dst, counting them. The first messages of
-// a connection have no type byte (SSLRequest, GSSENCRequest, StartupMessage, CancelRequest).
-func (p *countProxy) countCopy(dst io.Writer, src io.Reader) error {
+// replyReader reads the backend's side of a connection, noting that bytes came.
+type replyReader struct {
+	r       io.Reader
+	replied *atomic.Bool
+}
+
+func (r *replyReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if n > 0 {
+		r.replied.Store(true)
+	}
+	return n, err
+}
+
+// countCopy forwards frontend messages from src to dst, counting them; a request that ends
+// after the backend replied (replied) begins a turn. The first messages of a connection have no
+// type byte (SSLRequest, GSSENCRequest, StartupMessage, CancelRequest).
+func (p *countProxy) countCopy(dst io.Writer, src io.Reader, replied *atomic.Bool) error {
 	br := bufio.NewReaderSize(src, 32<<10)
 	bw := bufio.NewWriterSize(dst, 32<<10)
 	untyped := true
@@ -137,6 +156,9 @@ func (p *countProxy) countCopy(dst io.Writer, src io.Reader) error {
 			case 'Q':
 				p.queries.Add(1)
 			}
+			if (typ == 'S' || typ == 'Q') && replied.Swap(false) {
+				p.turns.Add(1)
+			}
 		}
 		if br.Buffered() == 0 {
 			if err := bw.Flush(); err != nil {
@@ -146,8 +168,8 @@ func (p *countProxy) countCopy(dst io.Writer, src io.Reader) error {
 	}
 }
 
-// roundTrips is the number of Sync and Query messages seen so far.
-func (p *countProxy) roundTrips() int64 { return p.syncs.Load() + p.queries.Load() }
+// requests is the number of Sync and Query messages seen so far.
+func (p *countProxy) requests() int64 { return p.syncs.Load() + p.queries.Load() }
 
 // Close stops accepting, closes every relayed connection and waits for the relay goroutines.
 func (p *countProxy) Close() {

@@ -516,8 +516,10 @@ func countRun(ctx context.Context, f flags, local, peer *pgtest.Cluster, logger 
 	dual := after.CommitsDual - before.CommitsDual
 	txns := float64(res.txns)
 	fmt.Printf("  %.1f tps, %.2f ms avg latency, %d txns, %d dual commits\n", res.tps, res.latencyMS, res.txns, dual)
-	fmt.Printf("  round trips per transaction: client→shim %.2f, shim→local %.2f, shipper→peer %.2f (counted Sync/Query messages; connection set-up included)\n",
-		float64(cp.roundTrips())/txns, float64(lp.roundTrips())/txns, float64(pp.roundTrips())/txns)
+	fmt.Printf("  requests per transaction: client→shim %.2f, shim→local %.2f, shipper→peer %.2f (counted Sync/Query messages; connection set-up included)\n",
+		float64(cp.requests())/txns, float64(lp.requests())/txns, float64(pp.requests())/txns)
+	fmt.Printf("  round trips per transaction: client→shim %.2f, shim→local %.2f, shipper→peer %.2f (requests sent after a reply came: pipelined ones count once)\n",
+		float64(cp.turns.Load())/txns, float64(lp.turns.Load())/txns, float64(pp.turns.Load())/txns)
 	fmt.Printf("  messages per transaction: client→shim %.1f, shim→local %.1f, shipper→peer %.1f; connections: %d, %d, %d\n",
 		float64(cp.msgs.Load())/txns, float64(lp.msgs.Load())/txns, float64(pp.msgs.Load())/txns, cp.conns.Load(), lp.conns.Load(), pp.conns.Load())
 	n, mean, p50, p99 := d.peer.summary()
