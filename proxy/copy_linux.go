@@ -19,6 +19,11 @@ import (
 // in hand (only for a dst that does not read). An idle connection then holds its two sockets
 // and nothing else (fdsPerConn). A splice takes a token of pipes for as long as it runs;
 // when every token is taken, the bytes go through a user-space buffer instead.
+//
+// TCP urgent data (a byte sent with MSG_OOB) is not forwarded — a read skips it — but the
+// bytes around it are. A splice stops at the urgent mark and never steps over it (after the
+// source's end it returns nothing, which io.Copy took for the end, dropping the rest), so the
+// bytes at the mark go through a read (waitQueued: atMark).
 func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
@@ -27,17 +32,23 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 	var written int64
 	lr := &io.LimitedReader{R: src}
 	for {
-		queued, err := waitQueued(rc)
+		queued, atMark, err := waitQueued(rc)
 		if err != nil || queued == 0 {
 			return written, err // queued 0: src's end
 		}
 		lr.N = int64(queued)
 		var n int64
-		select {
-		case pipes <- struct{}{}:
-			n, err = dst.ReadFrom(lr) // splice (a plain copy when no pipe can be made)
-			<-pipes
-		default:
+		if !atMark {
+			select {
+			case pipes <- struct{}{}:
+				n, err = dst.ReadFrom(lr) // splice (a plain copy when no pipe can be made)
+				<-pipes
+			default:
+			}
+		}
+		if err == nil && n == 0 {
+			// No pipe, at the urgent mark, or a splice that moved nothing though bytes were
+			// queued (a read takes them, rather than a loop that would spin).
 			n, err = copyPlain(dst, lr)
 		}
 		written += n
@@ -59,12 +70,13 @@ func copyPlain(dst *net.TCPConn, src io.Reader) (int64, error) {
 }
 
 // waitQueued waits until the socket has bytes queued to read, or its end: it returns how many
-// are queued, 0 at the end of the stream, or the socket's error.
-func waitQueued(rc syscall.RawConn) (int, error) {
-	var queued int
+// are queued, 0 at the end of the stream, or the socket's error. atMark: the next byte is TCP
+// urgent data, which a read steps over and a splice does not; SIOCINQ counts the bytes before
+// the mark only, so there it says none though a peek sees the bytes behind it.
+func waitQueued(rc syscall.RawConn) (queued int, atMark bool, err error) {
 	var serr error
 	woken := false
-	err := rc.Read(func(fd uintptr) bool {
+	err = rc.Read(func(fd uintptr) bool {
 		// After a wake-up bytes are the likely news: their count first. Otherwise, and when
 		// none are queued, one peek tells bytes from the end, an error or nothing yet — and
 		// only "nothing yet" waits, so an end that came before the wait is never missed.
@@ -88,12 +100,12 @@ func waitQueued(rc syscall.RawConn) (int, error) {
 			serr = os.NewSyscallError("recvfrom", err)
 		case n > 0:
 			n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-			queued, serr = max(n, 1), os.NewSyscallError("ioctl", err)
+			queued, atMark, serr = max(n, 1), n == 0, os.NewSyscallError("ioctl", err)
 		}
 		return true // n == 0: the end, queued stays 0
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return queued, serr
+	return queued, atMark, serr
 }

@@ -299,3 +299,77 @@ func testCopyBulk(t *testing.T, tweak func(*Server)) {
 		}
 	}
 }
+
+// TestCopyUrgentData: a client's TCP urgent byte (MSG_OOB) is not forwarded, but every byte
+// around it is, and so is the client's end. A splice stops at the urgent mark: before the copy
+// read the bytes at the mark, everything after it was stuck there, and once the client's end
+// had come the copy spun at full CPU and never passed the end on.
+func TestCopyUrgentData(t *testing.T) {
+	t.Run("splice", func(t *testing.T) { testCopyUrgent(t, nil) })
+	t.Run("no pipe left", func(t *testing.T) {
+		testCopyUrgent(t, func(s *Server) {
+			s.pipes = make(chan struct{}, 1)
+			s.pipes <- struct{}{}
+		})
+	})
+}
+
+func testCopyUrgent(t *testing.T, tweak func(*Server)) {
+	got := make(chan []byte, 4)
+	a := startBackend(t, "", func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			b = append(b, "<no end: "+err.Error()+">"...)
+		}
+		got <- b
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), tweak)
+	s.SetMaster(master("site1", a.addr))
+	for _, tc := range []struct {
+		name  string
+		parts []string // sent in turn; an odd one as urgent data
+		want  string
+	}{
+		{"between bytes", []string{"abc", "!", "def"}, "abcdef"},
+		{"first", []string{"", "!", "def"}, "def"},
+		{"last", []string{"abc", "!"}, "abc"},
+		{"twice", []string{"ab", "!", "cd", "?", "ef"}, "abcdef"},
+	} {
+		c := dial(t, addrs[0])
+		rc, err := c.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range tc.parts {
+			if i%2 == 0 {
+				if _, err := io.WriteString(c, p); err != nil {
+					t.Fatalf("%s: write: %v", tc.name, err)
+				}
+				// Each part reaches the proxy before the next: the mark sits between them.
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			var serr error
+			if err := rc.Write(func(fd uintptr) bool {
+				serr = unix.Send(int(fd), []byte(p), unix.MSG_OOB)
+				return serr != unix.EAGAIN
+			}); err != nil || serr != nil {
+				t.Fatalf("%s: urgent byte: %v %v", tc.name, err, serr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case b := <-got:
+			if string(b) != tc.want {
+				t.Errorf("%s: the server got %q, want %q and the client's end", tc.name, b, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the server's read did not end", tc.name)
+		}
+		c.Close()
+	}
+}
