@@ -81,7 +81,9 @@ type sidecar struct {
 	routeMu     sync.Mutex // held while route tells the proxy and the shim
 	mu          sync.Mutex
 	demote      uint64             // last term whose on_demote hook ran (or is running)
+	stopped     uint64             // last term whose demotion began (stopPromote): its on_promote must not start
 	promoteStop context.CancelFunc // stops the on_promote hook running now, if any
+	promoteTerm uint64             // the term of that on_promote
 }
 
 // hookJob is one on_promote or on_demote run.
@@ -271,7 +273,7 @@ func (s *sidecar) route() {
 
 func (s *sidecar) queueHook(j hookJob) {
 	if j.demote {
-		s.stopPromote()
+		s.stopPromote(j.term)
 	}
 	select {
 	case s.hookJobs <- j:
@@ -302,8 +304,8 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		s.mu.Lock()
-		gone := s.demote >= j.term
-		s.promoteStop = cancel
+		gone := s.demote >= j.term || s.stopped >= j.term
+		s.promoteStop, s.promoteTerm = cancel, j.term
 		s.mu.Unlock()
 		if gone {
 			s.log.Info("on_promote not run: its term was released already", "term", j.term)
@@ -371,12 +373,15 @@ func saveDemoted(dir string, term uint64) error {
 	return gossip.WriteStateFile(dir, demotedFile, fmt.Appendf(nil, "{\"term\":%d}", term))
 }
 
-// stopPromote ends the on_promote hook running now: the role it announced is gone, and the
-// demotion's on_demote must not wait for it.
-func (s *sidecar) stopPromote() {
+// stopPromote ends the on_promote hook of term, or of an earlier one, running now, and keeps
+// one still queued from starting (runHook): the role it announced is gone, and the demotion's
+// on_demote must not wait for it — a queued on_promote that took the hook runner before the
+// demotion's on_demote would otherwise run to its end (or its timeout) first.
+func (s *sidecar) stopPromote(term uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.promoteStop != nil {
+	s.stopped = max(s.stopped, term)
+	if s.promoteStop != nil && s.promoteTerm <= term {
 		s.promoteStop()
 	}
 }
@@ -388,7 +393,7 @@ func (s *sidecar) stopPromote() {
 // timeout.
 func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
 	s.route()
-	s.stopPromote()
+	s.stopPromote(term)
 	if s.db != nil {
 		s.db.stepDown(ctx, term)
 	}

@@ -56,6 +56,60 @@ func TestHookPromoteAfterItsDemote(t *testing.T) {
 	}
 }
 
+// TestReleaseWhileHookRuns: a release while the hook runner is busy (an earlier term's
+// on_demote) and its term's on_promote waits in the queue must neither run that on_promote
+// nor wait for it: whichever of the two takes the runner first, the release's on_demote comes
+// without the on_promote's run (here 3 s) before it — that delay held back the other site's
+// takeover.
+func TestReleaseWhileHookRuns(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Profile: config.ProfileFast, Failback: config.FailbackAuto},
+		Hooks: config.Hooks{
+			OnPromote: []string{"sh", "-c", "echo promote-start $TANDEM_TERM >> " + out + "; sleep 3; echo promote-end $TANDEM_TERM >> " + out},
+			OnDemote:  []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out + "; [ $TANDEM_TERM != 1 ] || sleep 1"},
+			Timeout:   10 * time.Second,
+		},
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{cfg: cfg, log: logger, node: node, hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
+		hookJobs: make(chan hookJob, hookQueue)}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan struct{})
+	go func() { s.runHooks(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+
+	s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: 1}) // fenced: on_demote of term 1 runs 1 s
+	s.queueHook(hookJob{role: gossip.RoleMaster, term: 2})               // master of term 2, queued behind it
+	hooksRan := func() []string {
+		b, _ := os.ReadFile(out)
+		return strings.Fields(string(b))
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(hooksRan()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	s.beforeRelease(t.Context(), 2) // term 2 released while on_demote of term 1 runs
+	took := time.Since(start)
+	got := strings.Join(hooksRan(), " ")
+	t.Logf("release took %v; hooks ran: %s", took.Round(time.Millisecond), got)
+	if strings.Contains(got, "promote-end") {
+		t.Fatalf("on_promote of the released term ran to its end: %s", got)
+	}
+	if took > 2500*time.Millisecond {
+		t.Fatalf("the release took %v: it waited for the released term's on_promote", took)
+	}
+	if !strings.HasSuffix(got, "demote 2") {
+		t.Fatalf("hooks ran: %s, want the release's on_demote of term 2 last", got)
+	}
+}
+
 // TestDemoteAtStart: a site's sidecar killed while master (kill -9) ran no on_demote, and the
 // server beside it may still believe it is master. The next run, which starts as backup, runs
 // on_demote once for that term; a run after that (or after a stop that ran it) does not again.
