@@ -3,6 +3,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -128,5 +130,70 @@ func TestHookPGPasswordNotLogged(t *testing.T) {
 	}
 	if !strings.Contains(out, "PGPASSWORD=<PGPASSWORD>") {
 		t.Errorf("the hook did not get $PGPASSWORD, or its output was not logged masked:\n%s", out)
+	}
+}
+
+// TestHookPGPasswordQuoted: bash's set -x writes a password that holds a quote in its
+// shell-quoted form, which a mask of the bare value would miss.
+func TestHookPGPasswordQuoted(t *testing.T) {
+	const pw = "Tr0ub4dor'&3"
+	t.Setenv("PGPASSWORD", pw)
+	var mu sync.Mutex
+	var logged strings.Builder
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h.run(t.Context(), "on_promote", []string{"bash", "-c", `set -x; : "$PGPASSWORD"`}, gossip.RoleMaster, 7)
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	if strings.Contains(out, "Tr0ub4dor") || !strings.Contains(out, "<PGPASSWORD>") {
+		t.Fatalf("the sidecar's log of a hook under set -x:\n%s", out)
+	}
+}
+
+// TestHookOutputBounded: a hook that prints without end for its whole time is logged with the
+// first hookOutputMax bytes of its output and a count of the rest, not held whole in memory;
+// a password cut off at the end of what is kept does not show its start.
+func TestHookOutputBounded(t *testing.T) {
+	const pw = "pw-s3cret-42"
+	t.Setenv("PGPASSWORD", pw)
+	var mu sync.Mutex
+	var logged strings.Builder
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h.run(t.Context(), "on_promote", []string{"sh", "-c", "head -c 10000000 /dev/zero | tr '\\0' x"}, gossip.RoleMaster, 7)
+	mu.Lock()
+	out := logged.String()
+	mu.Unlock()
+	if len(out) > hookOutputMax+1024 || !strings.Contains(out, fmt.Sprintf("(%d more bytes not kept)", 10000000-hookOutputMax)) {
+		t.Fatalf("a log of %d bytes for a hook that printed 10 MB: %.300s…", len(out), out)
+	}
+
+	for k := 1; k < len(pw); k++ {
+		var c cappedOutput
+		c.Write([]byte(strings.Repeat("x", hookOutputMax-k) + pw))
+		if got := c.logged(); strings.Contains(got, pw[:k]+"…") {
+			t.Fatalf("cut after %d bytes of the password, the log shows them: …%s", k, got[len(got)-40:])
+		}
+	}
+}
+
+// TestDemoteStoppedNotRecorded: an on_demote that tandem's stop cut short is not recorded as
+// run (demoted.json), so that the next start runs it again; one that ends by itself is.
+func TestDemoteStoppedNotRecorded(t *testing.T) {
+	dir := t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := &config.Config{Site: "site1", DataDir: dir,
+		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "[ $TANDEM_TERM = 4 ] && sleep 10; true"}, Timeout: 30 * time.Second}}
+	s := &sidecar{cfg: cfg, log: logger, hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger}}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	s.runHook(ctx, hookJob{demote: true, role: gossip.RoleBackup, term: 4})
+	if term, err := loadDemoted(dir); err != nil || term != 0 {
+		t.Fatalf("after an on_demote of term 4 stopped: demoted.json says term %d (%v), want none", term, err)
+	}
+	s.runHook(t.Context(), hookJob{demote: true, role: gossip.RoleBackup, term: 5})
+	if term, err := loadDemoted(dir); err != nil || term != 5 {
+		t.Fatalf("after an on_demote of term 5 ran: demoted.json says term %d (%v), want 5", term, err)
 	}
 }

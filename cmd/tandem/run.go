@@ -321,7 +321,12 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 	}
 	s.mu.Unlock()
 	if !ran {
-		s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, j.role, j.term)
+		// Recorded once it came to its end (demoteAtStart): stopped by tandem's stop, it runs
+		// again at the next start, as the server may still believe it is master.
+		if !s.hooks.run(ctx, "on_demote", s.cfg.Hooks.OnDemote, j.role, j.term) {
+			s.log.Warn("on_demote was stopped before its end: the next start runs it again", "term", j.term)
+			return
+		}
 		if err := saveDemoted(s.cfg.DataDir, j.term); err != nil {
 			s.log.Warn("cannot record that on_demote ran: a restart runs it again", "term", j.term, "err", err)
 		}
