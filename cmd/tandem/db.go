@@ -514,11 +514,14 @@ func (d *database) whileMaster(ctx context.Context, every time.Duration, kick <-
 	}
 }
 
-// catchUp tries to bring the peer in step while this master is in solo mode;
-// when it is, the shim is dual (hold's release) and peer_synced is published.
+// catchUp tries to bring the peer in step while this master is in solo mode, or in dual mode
+// with the peer not in step — with peer_down = "block" a master never goes solo, and its
+// Shipper, down since the peer failed a commit, would otherwise ship nothing again: every dual
+// commit refused, and what committed plainly never shipped. Once the peer is in step, the
+// shim is dual (hold's release) and peer_synced is published.
 func (d *database) catchUp(ctx context.Context) {
 	mode, term := d.shim.Mode()
-	if mode != txshim.ModeSolo {
+	if mode != txshim.ModeSolo && (mode != txshim.ModeDual || d.ship.PeerSynced()) {
 		return
 	}
 	// A peer database that comes back may hold transactions prepared by the previous master

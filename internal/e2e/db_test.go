@@ -223,6 +223,41 @@ func TestPeerDatabaseOutage(t *testing.T) {
 	}
 }
 
+// TestPeerDatabaseOutageBlock: with peer_down = "block" the master commits nothing alone while
+// the peer's database is down (the client hears an error), and once it is back the master
+// catches it up and commits dual again — though its shim never left dual mode, which is where
+// catch-up used to wait for (solo) in vain: every write failed until the sidecar restarted.
+func TestPeerDatabaseOutageBlock(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true, peerDown: "block"})
+	o := operatorOf(t, s1)
+	if got, err := o.do("SET before 1", 10*time.Second); got != "OK site1" {
+		t.Fatalf("SET before -> %q, %v", got, err)
+	}
+	s2.pg.Kill()
+	got, err := o.do("SET during 2", 15*time.Second)
+	if err != nil || got == "OK site1" {
+		t.Fatalf("SET with the peer database down and peer_down = block -> %q, %v: want an error reply", got, err)
+	}
+	if st := shimStatusOf(t, s1); st.Mode != "dual" || st.CommitsSolo != 0 {
+		t.Fatalf("site1's shim during the outage: %+v, want dual and no solo commit", st)
+	}
+	if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	defer func() { t.Logf("the last write after the outage answered %q", last) }()
+	waitFor(t, 30*time.Second, "a write through site1 once the peer database is back", func() bool {
+		last, _ = o.do("SET after 3", 10*time.Second)
+		return last == "OK site1"
+	})
+	waitFor(t, 30*time.Second, "both databases identical", func() bool {
+		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
+	})
+	if v := kvValue(t, s2, "after"); v != "3" {
+		t.Errorf("the peer holds %q for the write after the outage, want 3", v)
+	}
+}
+
 // TestPausedMasterIsFenced: site1's tandem (which holds its shim) is paused with SIGSTOP while
 // its server sends a write; site2 takes over and writes its term into site1's database; when
 // site1 resumes, the write it was holding cannot commit (DESIGN §3 fencing in the databases):

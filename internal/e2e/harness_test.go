@@ -231,6 +231,7 @@ type clusterOpts struct {
 	links bool
 	// promoteHook: shell commands the on_promote hook runs after logging the promotion.
 	promoteHook string
+	peerDown    string // txshim.peer_down (db); default continue
 }
 
 // cluster starts two sites (and a witness when asked) and waits for site1 to be master.
@@ -375,6 +376,9 @@ on_promote = ["sh", "-c", %q]
 			}
 			appendFile(t, s.cfg, fmt.Sprintf("[txshim]\nlisten = %q\nlocal_dsn = %q\npeer_dsn = %q\ncommit_timeout = \"3s\"\n",
 				s.shim, localDSN, peerDSN))
+			if o.peerDown != "" {
+				appendFile(t, s.cfg, fmt.Sprintf("peer_down = %q\n", o.peerDown))
+			}
 			if out, err := exec.Command(bins.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
 				t.Fatalf("tandem install %s: %v\n%s", s.name, err, out)
 			}
