@@ -62,6 +62,14 @@ const (
 	catchUpRetries   = 3
 )
 
+// catchUpTailMax bounds the part of a catch-up that runs while commits are held (the tail, the
+// sequences, the snapshots to verify): a peer that stops answering, or a lock that a client
+// whose COMMIT the hold keeps waiting holds (a sequence its open transaction altered, which
+// the sequences' read waits for), must not stop every write commit for long. Out of time, the
+// catch-up fails, commits go on alone, and the next one tries again — the tail it leaves is
+// shipped before that one's hold. A variable for tests.
+var catchUpTailMax = 10 * time.Second
+
 // catchUpHook, set only by tests, is called after each transaction catch-up shipped and before
 // it is recorded as done; an error stops CatchUp there, as a crash would.
 var catchUpHook func(shipped int) error
@@ -154,6 +162,9 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 			return fmt.Errorf("catch-up: hold commits: %w", err)
 		}
 		defer release()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, catchUpTailMax)
+		defer cancel()
 	}
 	// The tail, then sequences. The journal may drop events meanwhile — writes the hold does
 	// not stop (those the lexer took for read-only), or no hold — and the peer is not in step

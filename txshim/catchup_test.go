@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
@@ -939,5 +941,110 @@ func TestCatchUpShipsRuns(t *testing.T) {
 	t.Logf("%d transactions shipped in %d peer transactions", rows, txns)
 	if rows != n || txns > n/10 {
 		t.Errorf("%d decision rows in %d peer transactions; want %d rows, in runs (at most %d transactions)", rows, txns, n, n/10)
+	}
+}
+
+// TestWaitShippedTimeoutTakesShipperDown: a plain commit whose reply waited in vain for the peer
+// to take it (WaitShipped out of the commit's time: here the peer's table is locked) makes the
+// shim commit alone (awaitShipped); the Shipper must then be down and not synced, so that the
+// catch-up that switches the shim back to dual holds commits and ships what the peer lacks
+// first. Still online and synced, its next CatchUp returned at once, and peer_synced = true
+// went out while the peer lacked commits whose clients had been told COMMIT.
+func TestWaitShippedTimeoutTakesShipperDown(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	// The ship's own time (OpTimeout) outlasts the commit's wait, as a large transaction's
+	// size allowance does.
+	s := pairShipper(p, 1, 30*time.Second)
+	s.SetTerm(1)
+	runShipper(t, s)
+	if err := s.CatchUp(capCtx(t, 60*time.Second), nil); err != nil || !s.PeerSynced() {
+		t.Fatalf("first catch-up: %v, synced %v", err, s.PeerSynced())
+	}
+
+	blocker, err := p.pdb.BeginTx(capCtx(t, time.Minute), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback()
+	if _, err := blocker.Exec(`LOCK TABLE kv IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	xid := queryOne[string](t, p.ldb, `INSERT INTO kv VALUES (1, 'a') RETURNING pg_current_xact_id()::text`) // plain
+	markText := queryOne[string](t, p.ldb, `SELECT pg_logical_emit_message(true, 'tandem', '')::text`)
+	mark, err := pglogrepl.ParseLSN(markText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := strconv.ParseUint(xid, 10, 64)
+	err = s.WaitShipped(capCtx(t, time.Second), uint32(x), mark)
+	if err == nil {
+		t.Fatal("the plain commit was shipped to a locked table")
+	}
+	if s.PeerSynced() || s.linkState() == linkOnline {
+		t.Fatalf("after a wait for the peer in vain (%v): synced %v, link %s — want down, so that catch-up ships the commit before dual",
+			err, s.PeerSynced(), linkName(s.linkState()))
+	}
+
+	if err := blocker.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CatchUp(capCtx(t, 60*time.Second), nil); err != nil || !s.PeerSynced() {
+		t.Fatalf("catch-up after the lock went: %v, synced %v", err, s.PeerSynced())
+	}
+	if v := queryOne[string](t, p.pdb, `SELECT v FROM kv WHERE k = 1`); v != "a" {
+		t.Fatalf("the peer holds %q for row 1, want the plain commit's 'a'", v)
+	}
+}
+
+// TestCatchUpHoldBounded: commits held for a catch-up's tail wait a bounded time. A client's
+// open transaction that altered a sequence keeps it locked, and its COMMIT waits at the hold;
+// the tail's read of the sequences waits for that lock. Each waited for the other — and every
+// write commit on the master with them — until the client went away. Now the tail gives up
+// after catchUpTailMax, the commits go on alone, and the next catch-up makes the shim dual.
+func TestCatchUpHoldBounded(t *testing.T) {
+	// Not parallel: sets catchUpTailMax.
+	defer func(d time.Duration) { catchUpTailMax = d }(catchUpTailMax)
+	catchUpTailMax = 2 * time.Second
+	_, sh, shim := startShipPair(t, nil, Options{}, `CREATE SEQUENCE sq`)
+	ctx := capCtx(t, 60*time.Second)
+	conn := shim.connect(t)
+	if _, err := conn.Exec(ctx, "BEGIN; ALTER SEQUENCE sq RESTART WITH 100"); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	hold := func(ctx context.Context) (func(), error) {
+		release, err := shim.HoldCommits(ctx)
+		if err != nil {
+			return nil, err
+		}
+		go func() { _, err := conn.Exec(ctx, "COMMIT"); committed <- err }()
+		return func() {
+			if sh.PeerSynced() {
+				shim.SwitchMode(ModeSolo, ModeDual, 1)
+			}
+			release()
+		}, nil
+	}
+	start := time.Now()
+	err := sh.CatchUp(capCtx(t, 20*time.Second), hold)
+	took := time.Since(start)
+	t.Logf("catch-up with a held client holding a sequence's lock: %v after %v", err, took.Round(time.Millisecond))
+	if err == nil || took > 10*time.Second {
+		t.Fatalf("catch-up: %v after %v, want it to give up within catchUpTailMax (2 s) and some", err, took)
+	}
+	select {
+	case err := <-committed:
+		if err != nil {
+			t.Fatalf("the held client's COMMIT: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held client's COMMIT still waits 10 s after the catch-up gave up")
+	}
+	catchUpToDual(t, sh, shim)
+	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+		t.Fatalf("after the next catch-up: mode %v, synced %v, want dual and synced", m, sh.PeerSynced())
 	}
 }

@@ -1303,7 +1303,10 @@ func peerTxnState(ctx context.Context, c *applyConn, gid string) (prepared, deci
 // reached mark, and no plain commit of xid is left to ship — none was in the stream (it changed
 // nothing shipped), or it is committed on the peer. It fails with errNotInStep as soon as the
 // Shipper stops shipping (the journal then keeps the transaction for catch-up). xid 0 (no
-// transaction has it) waits for every plain commit before mark.
+// transaction has it) waits for every plain commit before mark. Out of time (ctx's deadline)
+// it takes the Shipper down, as Prepare does: its caller commits alone (awaitShipped), and the
+// catch-up that makes the shim dual again must hold commits and ship what the peer lacks —
+// an online Shipper, still counted synced, let it switch at once.
 func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error {
 	gid := plainGID(s.cfg.Site, xid)
 	for {
@@ -1328,6 +1331,9 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				s.goDown(fmt.Sprintf("plain commit of xid %d not on the peer in time", xid), ctx.Err())
+			}
 			return ctx.Err()
 		}
 	}
