@@ -62,8 +62,9 @@ const (
 	catchUpRetries   = 3
 )
 
-// catchUpTailMax bounds the part of a catch-up that runs while commits are held (the tail, the
-// sequences, the snapshots to verify): a peer that stops answering, or a lock that a client
+// catchUpTailMax bounds the part of a catch-up that runs while commits are held (the tail and
+// the sequences; the snapshots to verify are taken in the Shipper's own context, as the
+// comparison outlives the catch-up): a peer that stops answering, or a lock that a client
 // whose COMMIT the hold keeps waiting holds (a sequence its open transaction altered, which
 // the sequences' read waits for), must not stop every write commit for long. Out of time, the
 // catch-up fails, commits go on alone, and the next one tries again — the tail it leaves is
