@@ -417,6 +417,7 @@ func TestSecretFiles(t *testing.T) {
 	}{
 		{"world-readable key", write("key644", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o644), token, "f.toml:5: gossip.secret_key_file: "},
 		{"world-readable token", key, write("token644", "t0ken\n", 0o644), "f.toml:11: admin.token_file: "},
+		{"group-writable key", write("key660", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n", 0o660), token, "writable by its group"},
 		{"fifo key", fifo, token, "f.toml:5: gossip.secret_key_file: "},
 		{"directory token", key, dir, "f.toml:11: admin.token_file: "},
 		{"huge key", write("huge", strings.Repeat("k", 1<<20), 0o600), token, "f.toml:5: gossip.secret_key_file: "},

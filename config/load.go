@@ -508,6 +508,10 @@ func readSecretMax(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
 	case fi.Mode().Perm()&0o007 != 0:
 		return nil, fmt.Errorf("%s is accessible to every user (mode %#o): chmod o-rwx %s", path, fi.Mode().Perm(), path)
+	case fi.Mode().Perm()&0o020 != 0:
+		// Readable by a group is fine (root:tandem 0640); writable, its members could put in a
+		// key or token of their own.
+		return nil, fmt.Errorf("%s is writable by its group (mode %#o): chmod g-w %s", path, fi.Mode().Perm(), path)
 	case fi.Size() > limit:
 		return nil, fmt.Errorf("%s is %d bytes: a secret file holds at most %d", path, fi.Size(), limit)
 	}
