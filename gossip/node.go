@@ -873,6 +873,18 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 		if ctx.Err() != nil {
 			break // stopping: a round that raced the stop starts no promotion
 		}
+		// The term is claimed where everyone sees it while the promotion's work runs (its
+		// BeforePromote may take seconds before the term is published): a handover promotes
+		// without letting a claim settle, and a releaser that restarts meanwhile — its
+		// release is kept in memory only — would otherwise see no sign of the term and take
+		// it too. Seeing this claim, it waits for it (claim: a rival's claim of the term).
+		n.mu.Lock()
+		if n.meta.Claim != a.Term {
+			n.meta.Claim = a.Term
+			n.encodeLocked()
+		}
+		n.mu.Unlock()
+		n.publish(ml)
 		// A stop (SIGTERM) meanwhile lets the promotion finish, and Run hands the term over:
 		// given up, it would leave a saved term that nobody hears of, which the other site
 		// would then take too (and this site's database refuse).

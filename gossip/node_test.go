@@ -1052,3 +1052,54 @@ func TestNodeNoFailbackAfterSwitchoverRandomized(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeHandoverReleaserRestarts: a master stops (SIGTERM) and hands its term over; the target
+// takes the next term without letting a claim settle, and its promotion's work (BeforePromote:
+// resolver, catch-up) takes seconds before the new term is published. The releaser keeps its
+// release in memory only: restarted meanwhile, it saw no sign of that term and took it too —
+// two masters of one term. The target's claim, published before its promotion's work, now
+// holds the restarted site back (a rival's claim) until the term is published.
+func TestNodeHandoverReleaserRestarts(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	inPromote, proceed := make(chan uint64, 4), make(chan struct{})
+	b := run(t, cfgB, Options{BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+		inPromote <- term
+		select {
+		case <-proceed:
+		case <-ctx.Done():
+		}
+		return true, nil
+	}})
+	a := run(t, cfgA, Options{})
+	waitFor(t, 5*time.Second, "site1 master", master(a, b))
+	term := a.State().Term
+	var once sync.Once
+	release := func() { once.Do(func() { close(proceed) }) }
+	defer release()
+
+	a.stop() // SIGTERM: site1 hands its term over to site2
+	select {
+	case got := <-inPromote:
+		if got != term+1 {
+			t.Fatalf("site2 promotes to term %d, want %d", got, term+1)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("site2 did not start promoting within 5 s of site1's handover")
+	}
+	a = run(t, cfgA, Options{}) // restarted while site2's promotion works
+	// Time for the restarted site to join, claim, let its claim settle and promote.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := a.State(); s.Role == RoleMaster && s.Term <= term+1 {
+			t.Fatalf("the restarted site1 took term %d while site2 was promoting to term %d: %s", s.Term, term+1, s.Reason)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	release()
+	waitFor(t, 5*time.Second, "site2 master of the handed-over term", func() bool {
+		s := b.State()
+		return s.Role == RoleMaster && s.Term == term+1 || a.State().Term > term+1
+	})
+}
