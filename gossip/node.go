@@ -1032,6 +1032,23 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			n.mu.Unlock()
 		}
 	}
+	// The work may have taken seconds, and with a witness this site may have lost its majority
+	// meanwhile: only a master is fenced by the rules, so it would serve until its next round,
+	// while the other side, counting fence_delay from when it lost sight of this site, may have
+	// taken over. The promotion fails then: the term record is saved (into this site's database
+	// too, which refuses this term of any other master), so it is published, and the others
+	// take a newer term; this site, once it sees a majority again, claims one as well.
+	n.mu.Lock()
+	seen, voters := n.viewLocked(time.Now()).votes()
+	n.mu.Unlock()
+	if n.cfg.Gossip.Witness && 2*seen <= voters {
+		n.log.Warn("promotion given up: the majority was lost while it ran", "term", a.Term, "sees", seen, "voters", voters)
+		n.mu.Lock()
+		n.meta.Record = rec
+		n.encodeLocked()
+		n.mu.Unlock()
+		return
+	}
 	n.mu.Lock()
 	n.meta.Record = rec
 	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim, n.meta.Draining = 0, "", 0, false

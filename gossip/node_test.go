@@ -1103,3 +1103,65 @@ func TestNodeHandoverReleaserRestarts(t *testing.T) {
 		return s.Role == RoleMaster && s.Term == term+1 || a.State().Term > term+1
 	})
 }
+
+// TestNodePromotionRechecksMajority: with a witness, a site whose promotion's work
+// (BeforePromote) takes long and which loses its majority meanwhile must not become master
+// when the work returns: only a master is fenced by the rules, so it served until its next
+// round, while the other side, counting fence_delay from when it lost sight of this site, may
+// have taken over. The promotion fails instead, and the site stands aside.
+func TestNodePromotionRechecksMajority(t *testing.T) {
+	_, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
+	var cutB, cutW cutSet
+	inPromote, proceed := make(chan struct{}, 4), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(proceed) }) }
+	defer release()
+	w := run(t, cfgW, Options{Cut: cutW.cut})
+	a := run(t, cfgA, Options{})
+	b := run(t, cfgB, Options{Cut: cutB.cut, BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+		inPromote <- struct{}{}
+		select {
+		case <-proceed:
+		case <-ctx.Done():
+		}
+		return true, nil
+	}})
+	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	a.kill()
+	select {
+	case <-inPromote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("site2 did not start promoting within 10 s of site1's kill")
+	}
+	// site2 is cut off from the witness while its promotion works: it no longer has a majority.
+	cutB.set(addrW)
+	cutW.set(addrB)
+	// Its direct probes of the witness fail within a second (fast profile), which takes the
+	// witness out of its count of voters.
+	time.Sleep(3 * time.Second)
+	_ = w
+	// Every state site2 delivers (to the proxy and the shim, in tandem) from now on.
+	var delivered []State
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case s := <-b.Changes():
+				delivered = append(delivered, s)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	release()
+	time.Sleep(time.Second)
+	close(stop)
+	<-done
+	for _, s := range delivered {
+		t.Logf("site2 delivered: %s of term %d (%s)", s.Role, s.Term, s.Reason)
+		if s.Role == RoleMaster {
+			t.Errorf("site2 delivered master of term %d without a majority", s.Term)
+		}
+	}
+}
