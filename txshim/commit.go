@@ -156,8 +156,10 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	// Every function, operator and type these checks use is qualified: the client controls
 	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
-		// The second column (see tempCheck) tells whether the session has a temporary schema.
-		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, " + tempCheck
+		// The second column (see tempCheck) tells whether the session has a temporary schema,
+		// the third whether the client changed its role (roleChanged).
+		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, " + tempCheck +
+			", CURRENT_USER OPERATOR(pg_catalog.<>) SESSION_USER"
 		if pol.term > 0 {
 			q += ", (SELECT term FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1), (SELECT master FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1)"
 		}
@@ -239,9 +241,9 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if pol.term > 0 {
 		var dbTerm uint64
 		var dbMaster string
-		if len(r.row) > 3 && r.row[2] != nil && r.row[3] != nil {
-			dbTerm, _ = strconv.ParseUint(string(r.row[2]), 10, 64)
-			dbMaster = string(r.row[3])
+		if len(r.row) > 4 && r.row[3] != nil && r.row[4] != nil {
+			dbTerm, _ = strconv.ParseUint(string(r.row[3]), 10, 64)
+			dbMaster = string(r.row[4])
 		}
 		if dbTerm > pol.term || (dbTerm == pol.term && dbMaster != s.shim.opts.Site) {
 			st.refused.Add(1)
@@ -268,8 +270,28 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
 		return s.plainCommit(ctx, pol, explicit, chain, true, xid)
 	}
+	if len(r.row) > 2 && string(r.row[2]) == "t" {
+		// The client changed its role (SET ROLE): PostgreSQL makes that role the owner of the
+		// prepared transaction, and only its owner or a superuser may finish it. The session's
+		// own COMMIT PREPARED may run as another role (a SET LOCAL ROLE is gone by then), and
+		// the resolver runs as local_dsn's user: unless that user is a superuser, the
+		// transaction could stay prepared on both databases for good. It commits plainly
+		// then, shipped from the stream before its reply, as one that cannot be prepared.
+		rr, err := s.capture("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) SESSION_USER")
+		if err != nil {
+			return false, err
+		}
+		if rr.err != nil {
+			return s.abort("XX000", "tandem: commit check failed: "+rr.err.Message)
+		}
+		if len(rr.row) != 1 || string(rr.row[0]) != "t" {
+			st.unwrapped.Add(1)
+			s.log.Info("txshim: a transaction under a role set with SET ROLE commits plainly: local_dsn's user is not a superuser, and could not finish it prepared")
+			return s.plainCommit(ctx, pol, explicit, chain, true, xid)
+		}
+	}
 	var chainBegin string
-	if chain && len(r.row) >= 5 {
+	if chain && len(r.row) >= 6 {
 		chainBegin = chainBeginSQL(r.row[len(r.row)-3:])
 	}
 	gid := gidFor(s.shim.opts.Site, pol.term, xid)

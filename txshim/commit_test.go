@@ -1598,3 +1598,52 @@ func TestKeptCheckSkipped(t *testing.T) {
 		t.Fatalf("after a skipped check: kept %v, keepOff %v; want forgotten, keeping on", s.kept, s.keepOff)
 	}
 }
+
+// TestSetRoleCommit: clients that write under a role they set (SET ROLE, SET LOCAL ROLE). The
+// commit check reads the term record under that role, which every role may since install
+// grants it (before, every such write failed: permission denied for schema tandem). A
+// prepared transaction belongs to that role, and only it or a superuser may finish it: with a
+// local_dsn user that is not a superuser, its session's COMMIT PREPARED (a SET LOCAL ROLE
+// gone by then) and the resolver were refused for good, the transaction prepared on both
+// databases. Such a transaction now commits plainly (shipped from the stream), and nothing
+// stays prepared.
+func TestSetRoleCommit(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, schemaSQL)
+	c.Exec(t, `INSERT INTO tandem.state VALUES (1, 1, 'site1', true) ON CONFLICT DO NOTHING;
+CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL);
+CREATE ROLE writer NOLOGIN;
+GRANT INSERT, SELECT ON acct TO writer;
+CREATE ROLE u1 LOGIN NOSUPERUSER IN ROLE writer`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name, user, stmts string
+		dual           bool
+	}{
+		{"superuser, SET ROLE", pgtest.Superuser, "SET ROLE writer; INSERT INTO acct VALUES (1, 1)", true},
+		{"superuser, SET LOCAL ROLE", pgtest.Superuser, "BEGIN; SET LOCAL ROLE writer; INSERT INTO acct VALUES (2, 1); COMMIT", true},
+		{"not a superuser, SET LOCAL ROLE", "u1", "BEGIN; SET LOCAL ROLE writer; INSERT INTO acct VALUES (3, 1); COMMIT", false},
+		{"not a superuser, SET ROLE", "u1", "SET ROLE writer; INSERT INTO acct VALUES (4, 1)", false},
+	} {
+		peer := &fakePeer{c: c, t: t}
+		dsn := strings.Replace(c.DSN(c.Database()), "://"+pgtest.Superuser+"@", "://"+tc.user+"@", 1)
+		s := startShimDSN(t, c, dsn, Options{Peer: peer}, ModeDual, 1)
+		conn := s.connect(t)
+		if _, err := conn.Exec(ctx, tc.stmts); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		st := s.Stats()
+		if tc.dual && st.CommitsDual != 1 || !tc.dual && st.Unwrapped != 1 {
+			t.Errorf("%s: stats %+v, want one %s commit", tc.name, st, map[bool]string{true: "dual", false: "unwrapped"}[tc.dual])
+		}
+		if n := preparedCount(t, c); n != 0 {
+			t.Fatalf("%s: %d transactions left prepared", tc.name, n)
+		}
+		conn.Close(ctx)
+	}
+	if n := rowCount(t, c, "true"); n != 4 {
+		t.Errorf("%d rows committed, want 4", n)
+	}
+}

@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id 
 CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
 ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
 CREATE INDEX IF NOT EXISTS decisions_at ON tandem.decisions (at);
+-- The shim's commit check reads the term record in the client's transaction, under the role
+-- the client may have set (SET ROLE): every role may read it (a term and a site name), and
+-- nothing else of the schema.
+GRANT USAGE ON SCHEMA tandem TO PUBLIC;
+GRANT SELECT ON tandem.state TO PUBLIC;
 CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
 CREATE OR REPLACE FUNCTION tandem.ddl_search_path() RETURNS pg_catalog.text
 LANGUAGE plpgsql STABLE AS $f$

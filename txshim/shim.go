@@ -65,7 +65,8 @@ type Stats struct {
 	CommitsSolo  int64 // write transactions committed locally only (solo mode)
 	CommitsPlain int64 // transactions without an xid: plain COMMIT, never the peer
 	// Unwrapped counts write transactions committed plainly in dual mode because they could not
-	// be prepared (temporary objects, LISTEN/NOTIFY, WITH HOLD cursors) or wrote where the lexer
+	// be prepared (temporary objects, LISTEN/NOTIFY, WITH HOLD cursors, a role set with SET ROLE
+	// that local_dsn's user, not a superuser, could not finish prepared) or wrote where the lexer
 	// saw a read; the decoder ships them from the stream right after, and their reply waits
 	// for it (awaitShipped).
 	Unwrapped  int64
