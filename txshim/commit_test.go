@@ -1620,7 +1620,7 @@ CREATE ROLE u1 LOGIN NOSUPERUSER IN ROLE writer`)
 	defer cancel()
 	for _, tc := range []struct {
 		name, user, stmts string
-		dual           bool
+		dual              bool
 	}{
 		{"superuser, SET ROLE", pgtest.Superuser, "SET ROLE writer; INSERT INTO acct VALUES (1, 1)", true},
 		{"superuser, SET LOCAL ROLE", pgtest.Superuser, "BEGIN; SET LOCAL ROLE writer; INSERT INTO acct VALUES (2, 1); COMMIT", true},
