@@ -349,6 +349,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	ml, err := memberlist.Create(c)
 	if err != nil {
+		// The transport is bound already (memberlistConfig): its sockets go with the failure.
+		_ = c.Transport.Shutdown()
 		close(n.changes)
 		return fmt.Errorf("start gossip on %s: %w", n.cfg.Gossip.Bind, err)
 	}

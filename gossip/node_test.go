@@ -1165,3 +1165,29 @@ func TestNodePromotionRechecksMajority(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeStartFailureFreesPort: a Run whose memberlist cannot start (here a key of a size no
+// cipher takes, which config checks would refuse) returns its error with the gossip port free
+// again: the transport bound before memberlist.Create is shut down.
+func TestNodeStartFailureFreesPort(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := siteConfig(t, "site1", 1, addr)
+	cfg.Gossip.SecretKey = []byte("short")
+	n, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Run(t.Context()); err == nil {
+		t.Fatal("Run with a 5-byte key started")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the gossip port after the failed start: %v", err)
+	}
+	l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("the gossip port (UDP) after the failed start: %v", err)
+	}
+	u.Close()
+}
