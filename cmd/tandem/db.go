@@ -440,6 +440,14 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err = txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
 		cancel()
+		if errors.Is(err, txshim.ErrStaleTerm) {
+			// DESIGN §3 fencing in the databases: the peer's database holds a newer term, or
+			// this one of another master — one the gossip does not show (a cut link between
+			// the sites, the databases' link up). Gone solo, this site would commit alone in
+			// the same term beside it, which the local term check does not stop; the
+			// promotion fails instead.
+			return false, fmt.Errorf("the peer database refuses term %d: %w", term, err)
+		}
 	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, promoteCatchUp)

@@ -252,6 +252,27 @@ func site2Database(t *testing.T) *database {
 	return d
 }
 
+// TestPromoteRefusedByPeerTerm: a promotion whose term the peer's database refuses (it holds a
+// newer term, or this one of another master — a master the gossip does not show, across a cut
+// link) fails: it went solo, committing alone in the same term as that master.
+func TestPromoteRefusedByPeerTerm(t *testing.T) {
+	d := site2Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := txshim.WriteTermRecord(ctx, d.peer, 10, "site1", true); err != nil {
+		t.Fatal(err)
+	}
+	synced, err := d.promote(ctx, 5)
+	mode, term := d.shim.Mode()
+	t.Logf("promote(5) with the peer database at term 10 of site1: synced %v, err %v; shim %s in term %d", synced, err, mode, term)
+	if err == nil || !errors.Is(err, txshim.ErrStaleTerm) {
+		t.Fatalf("promote(5): %v, want an error wrapping ErrStaleTerm", err)
+	}
+	if mode == txshim.ModeSolo || mode == txshim.ModeDual {
+		t.Fatalf("after the refused promotion the shim is %s: it takes writes", mode)
+	}
+}
+
 // TestStatusInDoubtOnlyMaster: the in-doubt count of status and metrics is the master's: once
 // this site is backup (or fenced) it runs no resolver pass, and the count its last pass as master
 // left stood for ever (an alert on tandem_txshim_in_doubt fired on the old master long after the
