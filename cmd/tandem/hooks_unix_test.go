@@ -50,20 +50,27 @@ func TestHookTimeoutWithChild(t *testing.T) {
 // exits 0, ran: it is not logged as failed, and it does not wait for the daemon.
 func TestHookLeavesDaemon(t *testing.T) {
 	child := proctest.NewChild(t)
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h, logged := loggingHooks()
 	start := time.Now()
 	h.run(t.Context(), "on_promote", []string{"sh", "-c", child.Script("")}, gossip.RoleMaster, 2)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the hook took %s: it waited for the daemon it started", took)
 	}
-	mu.Lock()
-	out := logs.String()
-	mu.Unlock()
+	out := logged()
 	if !strings.Contains(out, "hook ran") || strings.Contains(out, "hook failed") {
 		t.Fatalf("log of a hook that exited 0:\n%s", out)
+	}
+}
+
+// loggingHooks returns hooks (timeout 10 s) whose log is kept, and a function that reads it.
+func loggingHooks() (hooks, func() string) {
+	var mu sync.Mutex
+	var logged strings.Builder
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	return hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.String()
 	}
 }
 
@@ -116,15 +123,10 @@ func TestHookEnvironment(t *testing.T) {
 func TestHookPGPasswordNotLogged(t *testing.T) {
 	const pw = "pw-s3cret-42"
 	t.Setenv("PGPASSWORD", pw)
-	var mu sync.Mutex
-	var logged strings.Builder
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
-	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h, logged := loggingHooks()
 	h.run(t.Context(), "on_promote", []string{"sh", "-c", `echo "PGPASSWORD=$PGPASSWORD"`}, gossip.RoleMaster, 7)
 	h.run(t.Context(), "on_demote", []string{"sh", "-c", `echo "$PGPASSWORD" >&2; exit 3`}, gossip.RoleBackup, 7)
-	mu.Lock()
-	out := logged.String()
-	mu.Unlock()
+	out := logged()
 	if strings.Contains(out, pw) {
 		t.Errorf("the sidecar's log holds $PGPASSWORD:\n%s", out)
 	}
@@ -138,14 +140,9 @@ func TestHookPGPasswordNotLogged(t *testing.T) {
 func TestHookPGPasswordQuoted(t *testing.T) {
 	const pw = "Tr0ub4dor'&3"
 	t.Setenv("PGPASSWORD", pw)
-	var mu sync.Mutex
-	var logged strings.Builder
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
-	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h, logged := loggingHooks()
 	h.run(t.Context(), "on_promote", []string{"bash", "-c", `set -x; : "$PGPASSWORD"`}, gossip.RoleMaster, 7)
-	mu.Lock()
-	out := logged.String()
-	mu.Unlock()
+	out := logged()
 	if strings.Contains(out, "Tr0ub4dor") || !strings.Contains(out, "<PGPASSWORD>") {
 		t.Fatalf("the sidecar's log of a hook under set -x:\n%s", out)
 	}
@@ -157,14 +154,9 @@ func TestHookPGPasswordQuoted(t *testing.T) {
 func TestHookOutputBounded(t *testing.T) {
 	const pw = "pw-s3cret-42"
 	t.Setenv("PGPASSWORD", pw)
-	var mu sync.Mutex
-	var logged strings.Builder
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
-	h := hooks{cfg: config.Hooks{Timeout: 10 * time.Second}, site: "site1", log: logger}
+	h, logged := loggingHooks()
 	h.run(t.Context(), "on_promote", []string{"sh", "-c", "head -c 10000000 /dev/zero | tr '\\0' x"}, gossip.RoleMaster, 7)
-	mu.Lock()
-	out := logged.String()
-	mu.Unlock()
+	out := logged()
 	if len(out) > hookOutputMax+1024 || !strings.Contains(out, fmt.Sprintf("(%d more bytes not kept)", 10000000-hookOutputMax)) {
 		t.Fatalf("a log of %d bytes for a hook that printed 10 MB: %.300s…", len(out), out)
 	}
@@ -182,10 +174,7 @@ func TestHookOutputBounded(t *testing.T) {
 // run (demoted.json), so that the next start runs it again; one that ends by itself is.
 func TestDemoteStoppedNotRecorded(t *testing.T) {
 	dir := t.TempDir()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := &config.Config{Site: "site1", DataDir: dir,
-		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "[ $TANDEM_TERM = 4 ] && sleep 10; true"}, Timeout: 30 * time.Second}}
-	s := &sidecar{cfg: cfg, log: logger, hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger}}
+	s := hookSidecar(t, dir, config.Hooks{OnDemote: []string{"sh", "-c", "[ $TANDEM_TERM = 4 ] && sleep 10; true"}, Timeout: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	s.runHook(ctx, hookJob{demote: true, role: gossip.RoleBackup, term: 4})

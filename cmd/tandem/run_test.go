@@ -15,6 +15,24 @@ import (
 	"github.com/tandem-ha/tandem/gossip"
 )
 
+// hookSidecar is site1's sidecar with only what its hooks need: the hook runner (not started)
+// and a gossip node (not running), its data in dir.
+func hookSidecar(t *testing.T, dir string, h config.Hooks) *sidecar {
+	t.Helper()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Profile: config.ProfileFast, Failback: config.FailbackAuto},
+		Hooks:  h,
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sidecar{cfg: cfg, log: logger, node: node, hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
+		hookJobs: make(chan hookJob, hookQueue)}
+}
+
 // TestHookPromoteAfterItsDemote: an on_promote still queued behind a running hook when its term
 // is released must not run after that term's on_demote (which the release runs itself): the
 // server would be left believing it is master. Here the hook runner is busy (not started)
@@ -25,18 +43,7 @@ func TestHookPromoteAfterItsDemote(t *testing.T) {
 	hook := func(what string) []string {
 		return []string{"sh", "-c", "echo " + what + " $TANDEM_TERM >> " + out}
 	}
-	cfg := &config.Config{
-		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
-		Gossip: config.Gossip{Bind: "127.0.0.1:0", Profile: config.ProfileFast, Failback: config.FailbackAuto},
-		Hooks:  config.Hooks{OnPromote: hook("promote"), OnDemote: hook("demote"), Timeout: 10 * time.Second},
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &sidecar{cfg: cfg, log: logger, node: node, hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
-		hookJobs: make(chan hookJob, hookQueue)}
+	s := hookSidecar(t, dir, config.Hooks{OnPromote: hook("promote"), OnDemote: hook("demote"), Timeout: 10 * time.Second})
 
 	// followRoles saw master of term 2; the runner has not got to it yet.
 	s.queueHook(hookJob{role: gossip.RoleMaster, term: 2})
@@ -64,22 +71,11 @@ func TestHookPromoteAfterItsDemote(t *testing.T) {
 func TestReleaseWhileHookRuns(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "hooks.log")
-	cfg := &config.Config{
-		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
-		Gossip: config.Gossip{Bind: "127.0.0.1:0", Profile: config.ProfileFast, Failback: config.FailbackAuto},
-		Hooks: config.Hooks{
-			OnPromote: []string{"sh", "-c", "echo promote-start $TANDEM_TERM >> " + out + "; sleep 3; echo promote-end $TANDEM_TERM >> " + out},
-			OnDemote:  []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out + "; [ $TANDEM_TERM != 1 ] || sleep 1"},
-			Timeout:   10 * time.Second,
-		},
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &sidecar{cfg: cfg, log: logger, node: node, hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
-		hookJobs: make(chan hookJob, hookQueue)}
+	s := hookSidecar(t, dir, config.Hooks{
+		OnPromote: []string{"sh", "-c", "echo promote-start $TANDEM_TERM >> " + out + "; sleep 3; echo promote-end $TANDEM_TERM >> " + out},
+		OnDemote:  []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out + "; [ $TANDEM_TERM != 1 ] || sleep 1"},
+		Timeout:   10 * time.Second,
+	})
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan struct{})
 	go func() { s.runHooks(ctx); close(ran) }()
