@@ -530,10 +530,32 @@ func parsePGTime(s string) (time.Time, error) {
 // relation id, 'N' and a column count of 0 make 7 bytes after the type, which pglogrepl
 // refuses as shorter than 8 — and a message the decoder cannot parse stops the stream for
 // every table.
-func parseMessage(data []byte) (pglogrepl.Message, error) {
+//
+// A malformed message is an error, never a crash of the process: pglogrepl's decoders index
+// the message without checking its length (they panic, recovered here), and a Truncate's
+// relation count is checked against the message's length first — pglogrepl would allocate for
+// whatever count it says — and must name a relation.
+func parseMessage(data []byte) (msg pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty pgoutput message")
+	}
 	if len(data) == 8 && data[0] == 'I' && data[5] == 'N' && data[6] == 0 && data[7] == 0 {
 		return &pglogrepl.InsertMessage{RelationID: binary.BigEndian.Uint32(data[1:5]), Tuple: &pglogrepl.TupleData{}}, nil
 	}
+	if data[0] == 'T' {
+		// Type, relation count, options, then a relation id per relation.
+		if len(data) < 6 {
+			return nil, fmt.Errorf("truncate message of %d bytes", len(data))
+		}
+		if n := binary.BigEndian.Uint32(data[1:5]); n == 0 || uint64(len(data)) < 6+4*uint64(n) {
+			return nil, fmt.Errorf("truncate message of %d bytes names %d relations", len(data), n)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed pgoutput message %q of %d bytes: %v", data[0], len(data), r)
+		}
+	}()
 	return pglogrepl.Parse(data)
 }
 

@@ -186,3 +186,35 @@ func TestParseEmptyInsert(t *testing.T) {
 		t.Fatalf("parsed %#v, %v", m, err)
 	}
 }
+
+// TestParseMalformed: a truncated or malformed pgoutput message is an error, not a panic that
+// ends the process (pglogrepl's decoders index without length checks), and a Truncate naming
+// more relations than it holds, or none, is refused before pglogrepl allocates for its count.
+func TestParseMalformed(t *testing.T) {
+	for _, b := range [][]byte{
+		{},
+		{'I', 0, 0, 0, 7, 'N', 0, 1, 't', 0, 0, 0, 9, 'x'},
+		{'D', 0, 0, 0, 7},
+		{'U', 0, 0, 0, 7, 'K', 0, 1, 'n'},
+		{'R', 0, 0, 0, 7},
+		{'T', 0xff, 0xff, 0xff, 0xff, 0},
+		{'T', 0, 0, 0, 0, 0},
+		{'T', 0, 0, 0, 2, 0, 0, 0, 0, 7},
+	} {
+		if m, err := parseMessage(b); err == nil {
+			t.Errorf("parseMessage(%q) = %#v, want an error", b, m)
+		}
+	}
+	m, err := parseMessage([]byte{'T', 0, 0, 0, 1, 0, 0, 0, 0, 7})
+	if tr, ok := m.(*pglogrepl.TruncateMessage); err != nil || !ok || len(tr.RelationIDs) != 1 || tr.RelationIDs[0] != 7 {
+		t.Errorf("a well-formed Truncate: %#v, %v", m, err)
+	}
+}
+
+func FuzzParseMessage(f *testing.F) {
+	f.Add([]byte{'I', 0, 0, 0, 7, 'N', 0, 1, 't', 0, 0, 0, 1, 'x'})
+	f.Add([]byte{'T', 0, 0, 0, 1, 0, 0, 0, 0, 7})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseMessage(b) // must not panic
+	})
+}
