@@ -364,6 +364,16 @@ func ensurePublication(ctx context.Context, db *sql.DB, logger *slog.Logger) err
 	if allTables {
 		return fmt.Errorf("publication %s exists FOR ALL TABLES, which would ship tandem.state and tandem.decisions: DROP PUBLICATION %s and run install again", PublicationName, PublicationName)
 	}
+	var viaRoot bool
+	if err := db.QueryRowContext(ctx, `SELECT pubviaroot FROM pg_publication WHERE pubname = $1`, PublicationName).Scan(&viaRoot); err != nil {
+		return fmt.Errorf("read publication %s: %w", PublicationName, err)
+	}
+	if viaRoot {
+		// Tandem leaves the setting as it finds it (the apply handles either), but PostgreSQL
+		// then decodes no TRUNCATE of a single partition: it would never reach the peer.
+		logger.Warn("publication publishes through partition roots (publish_via_partition_root): a TRUNCATE of a single partition is not decoded and so not shipped, and the databases differ; "+
+			"truncate the partitioned table or DELETE, or ALTER PUBLICATION "+PublicationName+" SET (publish_via_partition_root = false)", "publication", PublicationName)
+	}
 	have, err := queryStrings(ctx, db, `SELECT n.nspname FROM pg_publication_namespace pn
 JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = $1`, PublicationName)
 	if err != nil {

@@ -228,6 +228,17 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = 'tandem_site1_resync'`); n != 0 {
 		t.Error("Install that made the slot anew kept the position of a copy made for the old one: a re-initialised database's transactions would be skipped as copied")
 	}
+
+	// A publication set to publish through partition roots loses TRUNCATEs of single
+	// partitions (PostgreSQL does not decode them): Install says so.
+	p.local.Exec(t, `ALTER PUBLICATION tandem SET (publish_via_partition_root = true)`)
+	logged.Reset()
+	if err := Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
+		t.Fatalf("Install with publish_via_partition_root: %v", err)
+	}
+	if out := logged.String(); !strings.Contains(out, "publish_via_partition_root") {
+		t.Errorf("Install did not warn about publish_via_partition_root:\n%s", out)
+	}
 }
 
 func TestInstallRefusesMissingSettings(t *testing.T) {
