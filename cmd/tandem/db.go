@@ -34,8 +34,9 @@ type database struct {
 	records *recordStore
 	// localDown: the local database failed pingFailures pings in a row
 	localDown  atomic.Bool
-	resolveNow chan struct{} // a resolver pass is wanted now (cap 1)
-	splitBrain uint64        // the node's split-brain term (gossip.State.SplitBrain), under mu
+	resolveNow chan struct{}     // a resolver pass is wanted now (cap 1)
+	splitBrain uint64            // the node's split-brain term (gossip.State.SplitBrain), under mu
+	record     gossip.TermRecord // the node's term record (gossip.State.Record), under mu
 	// bypass: what is left to do about the shipper's SetBypassFrom (bypassSet…, under mu;
 	// see setBypass).
 	bypass int
@@ -610,7 +611,7 @@ func (d *database) setRole(st gossip.State) {
 		// follows would leave it so.
 		return
 	}
-	d.splitBrain = st.SplitBrain
+	d.splitBrain, d.record = st.SplitBrain, st.Record
 	if st.Role == d.role && st.Term == d.term {
 		if d.draining == 0 && st.Role != gossip.RoleMaster {
 			d.abandonLocked()
@@ -656,6 +657,14 @@ func (d *database) turnBackupLocked() {
 // master overwrites them).
 func (d *database) abandonLocked() {
 	if d.splitBrain == 0 {
+		return
+	}
+	if d.record.Master == d.site && d.record.Term > d.splitBrain {
+		// This site has been master of a newer term since (a switchover to it, or a failover,
+		// with the mark still set): what it committed alone in the split-brain term was given
+		// up when it learned of that (as backup, or at its start), and what is left to ship
+		// now is its later term's — committed alone while the peer was away, and owed to the
+		// peer like any master's.
 		return
 	}
 	if n := d.ship.Abandon(); n > 0 {

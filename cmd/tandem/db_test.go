@@ -273,6 +273,57 @@ func TestPromoteRefusedByPeerTerm(t *testing.T) {
 	}
 }
 
+// TestSplitBrainKeepsLaterTerms: a site whose split-brain mark (term 5) is still set and that
+// became master of a newer term since (a switchover to it, or a failover) commits alone while
+// the peer database is away; demoted, it must keep those commits for the peer — abandoning
+// them, as it rightly abandons what it committed alone in term 5, lost commits whose clients
+// had been told COMMIT.
+func TestSplitBrainKeepsLaterTerms(t *testing.T) {
+	c, _, _ := installedSite2(t)
+	dsn := c.DSN(c.Database())
+	gone := "postgres://postgres@127.0.0.1:1/app?sslmode=disable&connect_timeout=1" // the peer database, away
+	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: gone, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
+	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rctx, stop := context.WithCancel(ctx)
+	shipped := make(chan error, 1)
+	go func() { shipped <- d.ship.Run(rctx) }()
+	defer func() {
+		stop()
+		<-shipped
+		sctx, scancel := context.WithCancel(context.Background())
+		scancel()
+		d.shim.Serve(sctx) // closes the listener Start bound
+		d.close()
+	}()
+	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: 8, SplitBrain: 5, Record: gossip.TermRecord{Term: 8, Master: "site1"}})
+	if _, err := d.promote(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	d.setRole(gossip.State{Role: gossip.RoleMaster, Term: 9, SplitBrain: 5, Record: gossip.TermRecord{Term: 9, Master: "site2"}})
+	c.Exec(t, `CREATE TABLE IF NOT EXISTS later (id int PRIMARY KEY)`)
+	c.Exec(t, `INSERT INTO later VALUES (1)`)
+	c.Exec(t, `INSERT INTO later VALUES (2)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for d.ship.Backlog() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := d.ship.Backlog()
+	d.setRole(gossip.State{Role: gossip.RoleFenced, Term: 9, SplitBrain: 5, Record: gossip.TermRecord{Term: 9, Master: "site2"}})
+	waitDrained(t, d)
+	after := d.ship.Backlog()
+	t.Logf("backlog for the peer: %d as master of term 9, %d once fenced", before, after)
+	if before < 2 || after < before {
+		t.Fatalf("backlog %d as master of term 9, %d once fenced: the later term's commits were given up", before, after)
+	}
+}
+
 // TestStatusInDoubtOnlyMaster: the in-doubt count of status and metrics is the master's: once
 // this site is backup (or fenced) it runs no resolver pass, and the count its last pass as master
 // left stood for ever (an alert on tandem_txshim_in_doubt fired on the old master long after the
