@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -234,10 +235,16 @@ func TestShimTLS(t *testing.T) {
 // database), closed when the test ends.
 func site2Database(t *testing.T) *database {
 	t.Helper()
+	return site2DatabaseTo(t, "")
+}
+
+// site2DatabaseTo is site2Database whose peer database is at peerDSN ("": its own).
+func site2DatabaseTo(t *testing.T, peerDSN string) *database {
+	t.Helper()
 	c, _, _ := installedSite2(t)
 	dsn := c.DSN(c.Database())
 	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: cmp.Or(peerDSN, dsn), PeerDown: config.PeerDownContinue,
 			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
 	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -279,16 +286,8 @@ func TestPromoteRefusedByPeerTerm(t *testing.T) {
 // them, as it rightly abandons what it committed alone in term 5, lost commits whose clients
 // had been told COMMIT.
 func TestSplitBrainKeepsLaterTerms(t *testing.T) {
-	c, _, _ := installedSite2(t)
-	dsn := c.DSN(c.Database())
-	gone := "postgres://postgres@127.0.0.1:1/app?sslmode=disable&connect_timeout=1" // the peer database, away
-	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: gone, PeerDown: config.PeerDownContinue,
-			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
-	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The peer database is away.
+	d := site2DatabaseTo(t, "postgres://postgres@127.0.0.1:1/app?sslmode=disable&connect_timeout=1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rctx, stop := context.WithCancel(ctx)
@@ -297,19 +296,17 @@ func TestSplitBrainKeepsLaterTerms(t *testing.T) {
 	defer func() {
 		stop()
 		<-shipped
-		sctx, scancel := context.WithCancel(context.Background())
-		scancel()
-		d.shim.Serve(sctx) // closes the listener Start bound
-		d.close()
 	}()
 	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: 8, SplitBrain: 5, Record: gossip.TermRecord{Term: 8, Master: "site1"}})
 	if _, err := d.promote(ctx, 9); err != nil {
 		t.Fatal(err)
 	}
 	d.setRole(gossip.State{Role: gossip.RoleMaster, Term: 9, SplitBrain: 5, Record: gossip.TermRecord{Term: 9, Master: "site2"}})
-	c.Exec(t, `CREATE TABLE IF NOT EXISTS later (id int PRIMARY KEY)`)
-	c.Exec(t, `INSERT INTO later VALUES (1)`)
-	c.Exec(t, `INSERT INTO later VALUES (2)`)
+	for _, q := range []string{`CREATE TABLE later (id int PRIMARY KEY)`, `INSERT INTO later VALUES (1)`, `INSERT INTO later VALUES (2)`} {
+		if _, err := d.local.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for d.ship.Backlog() < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
