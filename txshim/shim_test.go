@@ -789,3 +789,27 @@ func TestListenUnixSocket(t *testing.T) {
 		t.Fatalf("the first shim after the second was refused: %v", err)
 	}
 }
+
+// TestClientMarkNotOverridden: a client cannot unmark its database session (tandem.client, which
+// the DDL guard reads) by sending the setting under another case in its startup packet:
+// PostgreSQL takes setting names in any case, and the two keys reached it in the map's random
+// order.
+func TestClientMarkNotOverridden(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	s := startShim(t, c, Options{}, ModeReadOnly, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 20 {
+		conn, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser)+"&TANDEM.CLIENT=off&Tandem.Client=off")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		err = conn.QueryRow(ctx, "SELECT current_setting('tandem.client')").Scan(&v)
+		conn.Close(ctx)
+		if err != nil || v != "on" {
+			t.Fatalf("connection %d: tandem.client = %q (%v), want on", i, v, err)
+		}
+	}
+}

@@ -254,8 +254,11 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 		rp[k] = v
 	}
 	for k, v := range params {
-		switch k {
-		case "user", "database", "replication":
+		switch {
+		case k == "user", k == "database", k == "replication":
+		case strings.EqualFold(k, "tandem.client"):
+			// PostgreSQL takes setting names in any case: TANDEM.CLIENT would be a second
+			// key beside the shim's below, applied before or after it as the map goes.
 		default:
 			rp[k] = v
 		}
