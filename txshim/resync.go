@@ -78,7 +78,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// reads them under textSettings: the same here, and pg_catalog alone on the search path (reg*
 	// values schema-qualified), as for the decoder. TimeZone needs no pinning: an ISO
 	// timestamptz carries its offset.
-	pinSettings(cfg, textSettings, catalogPath, noTimeouts)
+	pinSettings(cfg, textSettings, catalogPath, noTimeouts, allRows)
 	local, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
@@ -322,6 +322,13 @@ func peerUnprepared(ctx context.Context, peer *pgconn.PgConn) error {
 // other database run under it, so that reg* values (regclass, regtype, …) come
 // schema-qualified and read the same whatever that database's search_path.
 var catalogPath = map[string]string{"search_path": "pg_catalog"}
+
+// allRows makes a session that reads every row of a table (resync's copy, verify) fail where
+// row-level security would hide some from its user, instead of reading them filtered: under a
+// policy that applies to local_dsn's user (FORCE ROW LEVEL SECURITY on a table it owns, or one
+// it does not own) a COPY or SELECT silently leaves rows out — a resync would drop them from
+// the peer and a verify call differing databases identical.
+var allRows = map[string]string{"row_security": "off"}
 
 // resyncTable is one table that holds rows, with the columns a COPY carries (not generated;
 // none for a table of no other column).

@@ -64,8 +64,8 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 // checksum and diffKeys compare md5s of rows' text, which must read the same on both databases
 // whatever their defaults. So the settings of the apply (textSettings), pg_catalog alone on the
 // search path (catalogPath), and TimeZone, in which a timestamptz is printed; no timeouts of
-// the databases' defaults, as it reads every row.
-var verifySettingsSQL = setLocalSQL(textSettings, catalogPath, noTimeouts, map[string]string{"timezone": "UTC"})
+// the databases' defaults, as it reads every row; and every row or an error (allRows).
+var verifySettingsSQL = setLocalSQL(textSettings, catalogPath, noTimeouts, allRows, map[string]string{"timezone": "UTC"})
 
 // setLocalSQL is the SET LOCAL statements, in name order, of settings.
 func setLocalSQL(settings ...map[string]string) string {

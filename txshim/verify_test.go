@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestVerify: Verify finds two databases with the same rows identical, whatever order the rows
@@ -88,5 +90,32 @@ func TestVerifyColumnTypes(t *testing.T) {
 	want := []string{"column public.t.v is integer on the local database but bigint on the peer"}
 	if !slices.Equal(diffs, want) {
 		t.Fatalf("Verify: %q, want %q", diffs, want)
+	}
+}
+
+// TestVerifyRowSecurity: a verify whose database user a row-level security policy applies to
+// (here the table's owner, under FORCE ROW LEVEL SECURITY) fails, rather than comparing the rows
+// the policy lets it see: filtered, it called databases identical that differ (the local row
+// 50 missing on the peer).
+func TestVerifyRowSecurity(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE ROLE owner LOGIN`,
+		`CREATE TABLE kv (k int PRIMARY KEY, v text)`,
+		`ALTER TABLE kv OWNER TO owner`,
+		`ALTER TABLE kv ENABLE ROW LEVEL SECURITY`,
+		`ALTER TABLE kv FORCE ROW LEVEL SECURITY`,
+		`CREATE POLICY low ON kv USING (k < 10)`,
+		`INSERT INTO kv VALUES (1, 'a')`)
+	p.local.Exec(t, `INSERT INTO kv VALUES (50, 'b')`)
+	local := strings.Replace(p.local.DSN("app"), "://"+pgtest.Superuser+"@", "://owner@", 1)
+	diffs, err := Verify(capCtx(t, 20*time.Second), local, p.peer.DSN("app"))
+	t.Logf("verify as the owner under its policy: %q, %v", diffs, err)
+	if err == nil && len(diffs) == 0 {
+		t.Fatal("verify under a row-level security policy called differing databases identical")
+	}
+	diffs, err = Verify(capCtx(t, 20*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil || len(diffs) == 0 {
+		t.Fatalf("verify as the superuser: %q, %v; want the difference named", diffs, err)
 	}
 }
