@@ -390,7 +390,11 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 		for i, t := range tables {
 			names[i] = t.name
 		}
-		if err := exec("TRUNCATE " + strings.Join(names, ", ")); err != nil {
+		// CASCADE: tables outside the list may refer to one in it — a partitioned table (its
+		// foreign key sits on the parent; its partitions are in the list), an UNLOGGED one
+		// (never shipped) — and PostgreSQL refuses to empty a table they refer to without
+		// them, whatever session_replication_role says.
+		if err := exec("TRUNCATE " + strings.Join(names, ", ") + " CASCADE"); err != nil {
 			return rollback(fmt.Errorf("resync: peer: truncate the application tables: %w", err))
 		}
 	}

@@ -26,7 +26,13 @@ func TestResync(t *testing.T) {
 		`CREATE TABLE gen (id serial PRIMARY KEY, a int NOT NULL, b int GENERATED ALWAYS AS (a * 2) STORED)`,
 		`CREATE TABLE nokey (x int, y text)`,
 		`CREATE TABLE nocols ()`, `CREATE TABLE onlygen (g int GENERATED ALWAYS AS (7) STORED)`,
-		`INSERT INTO kv VALUES (1, 'one'), (2, 'two')`)
+		// Tables outside the copy's list that refer to one in it (the peer's TRUNCATE must take
+		// them along): a partitioned table, whose foreign key sits on its parent, and an
+		// UNLOGGED table (never shipped).
+		`CREATE TABLE part (id int PRIMARY KEY, k int REFERENCES kv) PARTITION BY RANGE (id)`,
+		`CREATE TABLE part1 PARTITION OF part FOR VALUES FROM (0) TO (1000)`,
+		`CREATE UNLOGGED TABLE ucache (k int REFERENCES kv)`,
+		`INSERT INTO kv VALUES (1, 'one'), (2, 'two')`, `INSERT INTO part VALUES (1, 2)`)
 	sh := syncedShipper(t, p)
 	p.local.Exec(t, `INSERT INTO gen (a) SELECT g FROM generate_series(1, 50) g`)
 	p.local.Exec(t, `INSERT INTO nokey VALUES (1, 'a'), (1, 'a'), (2, NULL)`)
