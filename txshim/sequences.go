@@ -78,7 +78,9 @@ WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < q.v) OR (p.
 
 // seqColumnsSQL lists each sequence with the integer columns that take their values from it:
 // serial and identity columns (the sequence depends on the column) and columns whose default
-// calls nextval on it (the default depends on the sequence).
+// calls nextval on it (the default depends on the sequence) — integer columns, or of a domain
+// over an integer type. A CYCLE sequence is left out: once it has wrapped, the highest value in
+// use is behind it, and moving it there would make it wrap onto values in use.
 const seqColumnsSQL = `SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
 FROM (
   SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid::int AS att FROM pg_depend d
@@ -91,7 +93,9 @@ JOIN pg_sequence ps ON ps.seqrelid = x.seq
 JOIN pg_class t ON t.oid = x.rel AND t.relkind IN ('r', 'p')
 JOIN pg_namespace n ON n.oid = t.relnamespace
 JOIN pg_attribute a ON a.attrelid = x.rel AND a.attnum = x.att AND NOT a.attisdropped
-WHERE a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+JOIN pg_type ty ON ty.oid = a.atttypid
+WHERE COALESCE(NULLIF(ty.typbasetype, 0), a.atttypid) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+  AND NOT ps.seqcycle
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_temp%'
 ORDER BY 1, 2, 3`
 

@@ -174,6 +174,33 @@ func TestBumpSequencesPastBound(t *testing.T) {
 	}
 }
 
+// TestBumpSequencesDomainsAndCycles: a column of a domain over an integer type takes its
+// sequence's values like an integer column (it was left out, the sequence not moved past the
+// rows there); a CYCLE sequence that has wrapped is left alone (moved to the highest value in
+// use, it wrapped onto values in use at its next call).
+func TestBumpSequencesDomainsAndCycles(t *testing.T) {
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE DOMAIN id_t AS bigint`)
+	c.Exec(t, `CREATE SEQUENCE dom_seq`)
+	c.Exec(t, `CREATE TABLE dom (id id_t PRIMARY KEY DEFAULT nextval('dom_seq'))`)
+	c.Exec(t, `INSERT INTO dom VALUES (1), (2), (3)`) // as an apply writes them: the sequence not moved
+	c.Exec(t, `CREATE SEQUENCE cyc_seq MAXVALUE 10 CYCLE`)
+	c.Exec(t, `CREATE TABLE cyc (id int PRIMARY KEY DEFAULT nextval('cyc_seq'))`)
+	c.Exec(t, `INSERT INTO cyc SELECT g FROM generate_series(6, 10) g`)
+	c.Exec(t, `INSERT INTO cyc SELECT g FROM generate_series(1, 3) g`)
+	c.Exec(t, `SELECT setval('cyc_seq', 3)`) // wrapped: the next value, 4, is free
+	if err := BumpSequences(capCtx(t, 10*time.Second), c.DSN(c.Database())); err != nil {
+		t.Fatalf("BumpSequences: %v", err)
+	}
+	db := c.Open(t, c.Database())
+	if next := queryOne[int64](t, db, `SELECT nextval('dom_seq')`); next != 4 {
+		t.Errorf("nextval(dom_seq) = %d after BumpSequences, want 4: past the domain column's rows", next)
+	}
+	if next := queryOne[int64](t, db, `SELECT nextval('cyc_seq')`); next != 4 {
+		t.Errorf("nextval(cyc_seq) = %d after BumpSequences, want 4: the wrapped sequence left alone", next)
+	}
+}
+
 // TestBumpSequencesLocked: a table locked by another session (here LOCK TABLE in an open
 // transaction) made BumpSequences — and the promotion that runs it, whose context has no
 // deadline — wait for as long as the lock was held. It fails now after its lock_timeout,
