@@ -1647,3 +1647,30 @@ CREATE ROLE u1 LOGIN NOSUPERUSER IN ROLE writer`)
 		t.Errorf("%d rows committed, want 4", n)
 	}
 }
+
+// TestCommitBehindLexerEdges: a COMMIT that PostgreSQL sees behind a -- comment ended by \r, or
+// behind an E'…' string continued across a newline (its later part taking escapes too), is one
+// the shim sees: the transaction commits on both databases. The lexer read past both, and the
+// write committed locally only while the client was told COMMIT.
+func TestCommitBehindLexerEdges(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := s.connect(t)
+	for i, commit := range []string{"SELECT 1 --x\r; COMMIT", "SELECT E'x'\n'\\' ' ; COMMIT ; SELECT ' '"} {
+		if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; INSERT INTO acct VALUES (%d, 0)", i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, commit); err != nil {
+			t.Fatalf("%q: %v", commit, err)
+		}
+	}
+	checkDual(t, peer.take(), 2)
+	if st := s.Stats(); st.CommitsDual != 2 {
+		t.Errorf("stats %+v, want 2 dual commits", st)
+	}
+}

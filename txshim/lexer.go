@@ -229,7 +229,8 @@ func nextToken(sql string, i int, prevIdent bool) (tokKind, int) {
 	c := sql[i]
 	switch {
 	case c == '-' && i+1 < n && sql[i+1] == '-':
-		for i < n && sql[i] != '\n' {
+		// PostgreSQL's comment runs to a newline, \r as well as \n.
+		for i < n && sql[i] != '\n' && sql[i] != '\r' {
 			i++
 		}
 		return tokComment, i
@@ -248,13 +249,43 @@ func nextToken(sql string, i int, prevIdent bool) (tokKind, int) {
 		for j < n && isIdentChar(sql[j]) {
 			j++
 		}
-		// E'…' (and e'…') is an escape string: backslash escapes a quote.
+		// E'…' (and e'…') is an escape string: backslash escapes a quote — also in the parts
+		// that continue it across a newline, which PostgreSQL reads in the same mode.
 		if j == i+1 && (c == 'E' || c == 'e') && j < n && sql[j] == '\'' {
-			return tokString, skipQuoted(sql, j+1, '\'', true)
+			end := skipQuoted(sql, j+1, '\'', true)
+			for k := stringContinues(sql, end); k > 0; k = stringContinues(sql, end) {
+				end = skipQuoted(sql, k, '\'', true)
+			}
+			return tokString, end
 		}
 		return tokWord, j
 	}
 	return tokByte, i + 1
+}
+
+// stringContinues tells where a string that ended at i (just past its closing quote) goes on,
+// as PostgreSQL continues one ('…' then white space holding a newline, -- comments allowed, and
+// another quote: its quotecontinue): just past that next quote, or -1.
+func stringContinues(sql string, i int) int {
+	newline := false
+	for i < len(sql) {
+		switch c := sql[i]; {
+		case c == '\n' || c == '\r':
+			newline = true
+			i++
+		case isSpace(c):
+			i++
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' && sql[i] != '\r' {
+				i++
+			}
+		case c == '\'' && newline:
+			return i + 1
+		default:
+			return -1
+		}
+	}
+	return -1
 }
 
 // opensToken tells whether a token other than a single tokByte may start with c.
@@ -916,7 +947,7 @@ func stripNoise(s string) string {
 	for i < len(s) {
 		switch {
 		case s[i] == '-' && i+1 < len(s) && s[i+1] == '-':
-			for i < len(s) && s[i] != '\n' {
+			for i < len(s) && s[i] != '\n' && s[i] != '\r' {
 				i++
 			}
 		case s[i] == '/' && i+1 < len(s) && s[i+1] == '*':

@@ -31,6 +31,15 @@ func TestSplitStatements(t *testing.T) {
 		{"SELECT $1; SELECT 2", []string{"SELECT $1;", " SELECT 2"}, "read,read"},
 		{"SELECT a$b; SELECT 2", []string{"SELECT a$b;", " SELECT 2"}, "read,read"},
 		{"SELECT 1 -- x;y\n; SELECT 2", []string{"SELECT 1 -- x;y\n;", " SELECT 2"}, "read,read"},
+		// A -- comment ends at \r too, as in PostgreSQL: the COMMIT after it is a statement.
+		{"SELECT 1 --x\r; COMMIT", []string{"SELECT 1 --x\r;", " COMMIT"}, "read,commit"},
+		{"--x\rCOMMIT", []string{"--x\rCOMMIT"}, "commit"},
+		// An E'…' string continued across a newline takes backslash escapes in every part.
+		{"SELECT E'x'\n'\\' ' ; COMMIT ; SELECT ' '", []string{"SELECT E'x'\n'\\' ' ;", " COMMIT ;", " SELECT ' '"}, "read,commit,read"},
+		{"SELECT E'a'\n'\\'; COMMIT; SELECT '", []string{"SELECT E'a'\n'\\'; COMMIT; SELECT '"}, "read"},
+		{"SELECT E'a' -- c\n  -- d\n'\\'; COMMIT; SELECT '", []string{"SELECT E'a' -- c\n  -- d\n'\\'; COMMIT; SELECT '"}, "read"},
+		// A standard string continued across a newline takes no escapes in any part.
+		{"SELECT 'a'\n'\\'; COMMIT", []string{"SELECT 'a'\n'\\';", " COMMIT"}, "read,commit"},
 		{"SELECT /* a /* b; */ c; */ 1; SELECT 2", []string{"SELECT /* a /* b; */ c; */ 1;", " SELECT 2"}, "read,read"},
 		{"CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)); SELECT 1",
 			[]string{"CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));", " SELECT 1"}, "ddl,read"},
