@@ -87,6 +87,16 @@ INSERT INTO tandem.state VALUES (1, 1, 'site1', true) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS tandem.ddl (id bigserial PRIMARY KEY, stmt text NOT NULL, at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS acct (id int PRIMARY KEY, bal int NOT NULL);`
 
+// dualShim starts a cluster with installSQL's objects and a shim in dual mode (term 1) over it,
+// its peer a fakePeer.
+func dualShim(t *testing.T) (*pgtest.Cluster, *fakePeer, *testShim) {
+	t.Helper()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	return c, peer, startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+}
+
 var gidRE = regexp.MustCompile(`^tandem_site1_1_[0-9]+$`)
 
 // checkDual asserts calls are exactly n dual commits: prepare g, commit g with well-formed gids.
@@ -399,10 +409,7 @@ func TestDualCommit(t *testing.T) {
 }
 
 func TestFailpointLeavesPrepared(t *testing.T) {
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	failpoint = func(step string) error {
 		if step == "after-local-prepare" {
 			return errors.New("injected crash")
@@ -438,10 +445,7 @@ func TestFailpointLeavesPrepared(t *testing.T) {
 // TestTransactionEdges checks PostgreSQL's own semantics survive the shim's interception.
 func TestTransactionEdges(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 
 	// COMMIT AND CHAIN: a dual commit, then a new transaction with the same characteristics.
@@ -558,10 +562,7 @@ func TestTransactionEdges(t *testing.T) {
 // only the first one.
 func TestTransactionsInOneRequest(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	if got := r.query("BEGIN; INSERT INTO acct VALUES (1, 0); COMMIT; BEGIN; INSERT INTO acct VALUES (2, 0); COMMIT"); got != "CCCCCCZ" {
 		t.Fatalf("two transactions in one query: %q", got)
@@ -588,10 +589,7 @@ func TestTransactionsInOneRequest(t *testing.T) {
 // transaction block, which the shim must neither commit nor wrap.
 func TestRollbackAndChain(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	r.query("BEGIN")
 	r.fe.Send(&pgproto3.Query{String: "ROLLBACK AND CHAIN; INSERT INTO acct VALUES (1, 0)"})
@@ -623,10 +621,7 @@ func TestRollbackAndChain(t *testing.T) {
 // DEALLOCATE and DISCARD ALL end it, unless PostgreSQL skipped them.
 func TestNamedStatementRecords(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	id := 0
 	parse := func(name, q string) string {
@@ -724,10 +719,7 @@ func TestNamesOpOf(t *testing.T) {
 // middle of a batch, each with its own Parse/Bind on the unnamed statement and portal.
 func TestExtendedSplits(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	stmt := func(q string) {
 		r.fe.SendParse(&pgproto3.Parse{Query: q})
@@ -765,10 +757,7 @@ func TestExtendedSplits(t *testing.T) {
 // TestInFlight: from before its local PREPARE until the session is done with it, a dual commit's
 // gid is reported in flight (so a periodic resolver pass leaves it alone), and not after.
 func TestInFlight(t *testing.T) {
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, _, s := dualShim(t)
 	paused, resume := pauseAtLocalPrepare(t)()
 	conn := s.connect(t)
 	done := make(chan error, 1)
@@ -804,10 +793,7 @@ func TestInFlight(t *testing.T) {
 // TestHoldCommits: a hold waits for the commit in flight, keeps new write commits from
 // starting until it is released, and lets reads through (DESIGN §5.5 "new commits held").
 func TestHoldCommits(t *testing.T) {
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	_, _, s := dualShim(t)
 	paused, resume := pauseAtLocalPrepare(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -978,10 +964,7 @@ func TestHoldSoloCommitInFlight(t *testing.T) {
 // gate after the role was given up is refused; and one whose peer does not answer after the role
 // was given up stays prepared, in doubt, for the resolver.
 func TestStepDown(t *testing.T) {
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pauseNext := pauseAtLocalPrepare(t)
@@ -1192,10 +1175,7 @@ func TestPeerDownRefused(t *testing.T) {
 // Each is rolled back on both.
 func TestPeerRefusals(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn := s.connect(t)
@@ -1654,10 +1634,7 @@ CREATE ROLE u1 LOGIN NOSUPERUSER IN ROLE writer`)
 // write committed locally only while the client was told COMMIT.
 func TestCommitBehindLexerEdges(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	_, peer, s := dualShim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn := s.connect(t)

@@ -599,10 +599,7 @@ func TestProtocolViolationsEndOneSession(t *testing.T) {
 // got "portal does not exist" and lost the rest of the request.
 func TestExtendedCommitOutsideTransaction(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	r.stmt("COMMIT")
 	r.stmt("INSERT INTO acct VALUES (1, 0)")
@@ -640,10 +637,7 @@ func TestExtendedCommitOutsideTransaction(t *testing.T) {
 // INSERT ran unwrapped and committed without the peer.
 func TestFailedParseRedefined(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	r.fe.SendParse(&pgproto3.Parse{Name: "s", Query: "SELECT * FROM nosuch"})
 	if got, _ := r.sync(); got != "E(42P01)Z" {
@@ -666,10 +660,7 @@ func TestFailedParseRedefined(t *testing.T) {
 // made them work, so the writes before a ROLLBACK TO committed where PostgreSQL commits none.
 func TestSavepointOutsideBlock(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	for q, want := range map[string]string{
 		"INSERT INTO acct VALUES (1, 0); SAVEPOINT a; INSERT INTO acct VALUES (2, 0); ROLLBACK TO a": "CE(25P01)Z",
@@ -868,10 +859,7 @@ func TestReadOnlyUnwrapped(t *testing.T) {
 
 func TestExtendedFlush(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	r.fe.SendParse(&pgproto3.Parse{Query: "INSERT INTO acct VALUES (1, 0)"})
 	r.fe.SendBind(&pgproto3.Bind{})
@@ -1113,10 +1101,7 @@ func TestFlushedWritesWrapped(t *testing.T) {
 
 func TestExtendedCopyAndPipelinedWrites(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	extCopy := func(rows string) string {
 		r.fe.SendParse(&pgproto3.Parse{Query: "COPY acct FROM STDIN"})
@@ -1649,10 +1634,7 @@ func dialRawDSN(t *testing.T, dsn string) *rawSession {
 // answers as PostgreSQL does.
 func TestBlockOnlyStatementsOutsideBlock(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	type step struct {
 		simple bool
 		sql    []string // extended: one Parse/Bind/Execute each, then Sync
@@ -1707,10 +1689,7 @@ func TestBlockOnlyStatementsOutsideBlock(t *testing.T) {
 // ParameterStatus always matches SHOW.
 func TestClientReadOnlySetting(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	_, peer, s := dualShim(t)
 	ctx := context.Background()
 	run := func(conn *pgx.Conn, q string) {
 		t.Helper()
@@ -1868,10 +1847,7 @@ func (r *rawSession) replies() string {
 // The shim now answers as PostgreSQL does, and the write is committed on both sides.
 func TestPartsBeforeFlushKeptByWrite(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	pbe := func(portal, q string) []pgproto3.FrontendMessage {
 		return []pgproto3.FrontendMessage{&pgproto3.Parse{Query: q}, &pgproto3.Bind{DestinationPortal: portal}, &pgproto3.Execute{Portal: portal}}
 	}

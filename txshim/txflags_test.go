@@ -18,10 +18,7 @@ import (
 // in the same transaction as the LISTEN still commits plainly.
 func TestTxFlagsEndWithTransaction(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 
 	// A request is a simple Query, or (ext) extended-protocol parts, each a list of statements,
 	// a Flush after each part but the last, which ends with Sync.
@@ -254,10 +251,7 @@ type shimBlockCase struct {
 // compareWithPostgres runs each case through a dual shim and on PostgreSQL directly, and
 // compares the replies and the rows of acct they leave.
 func compareWithPostgres(t *testing.T, cases []shimBlockCase) {
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	run := func(r *rawSession, query string, ext []string) string {
 		if ext == nil {
 			r.fe.Send(&pgproto3.Query{String: query})
@@ -373,10 +367,7 @@ func TestWarnsOutsideBlock(t *testing.T) {
 // before the CommandComplete of the ROLLBACK it came after. It now keeps its place.
 func TestNotificationKeepsItsPlace(t *testing.T) {
 	t.Parallel()
-	c := testCluster(t)
-	c.Exec(t, installSQL)
-	peer := &fakePeer{c: c, t: t}
-	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	c, peer, s := dualShim(t)
 	run := func(r *rawSession) string {
 		r.query("LISTEN tandem_order")
 		r.stmt("SELECT pg_sleep(0.4)")
