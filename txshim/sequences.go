@@ -34,12 +34,19 @@ func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
 		return fmt.Errorf("align sequences: peer database: %w", err)
 	}
 	defer peer.Close()
-	_, err = alignSequences(ctx, local, peer)
+	_, err = alignSequences(ctx, local, peer, nil)
 	return err
 }
 
 // alignSequences is AlignSequences on open databases; it returns how many peer sequences moved.
-func alignSequences(ctx context.Context, local, peer *sql.DB) (int, error) {
+// With prev (the positions the previous copy read, updated here), each peer sequence is set
+// ahead of the master's position by twice its advance since that copy, so that at a steady
+// rate the peer stays ahead of what the master hands out until the next copy: at an unplanned
+// takeover a sequence BumpSequences cannot move past the values in use (one the application
+// calls itself, or a trigger does) then hands out none of them. The lead is left out for a
+// CYCLE sequence, a sequence moved back, and where it would pass the sequence's bound. The
+// values skipped are a gap, as a crash leaves in a sequence.
+func alignSequences(ctx context.Context, local, peer *sql.DB, prev map[string]int64) (int, error) {
 	rows, err := local.QueryContext(ctx, `SELECT schemaname, sequencename, last_value FROM pg_sequences
 WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg_temp%'`)
 	if err != nil {
@@ -63,15 +70,32 @@ WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_s
 	if len(names) == 0 {
 		return 0, nil
 	}
+	before := make([]int64, len(values)) // the previous copy's positions; the same value: no lead
+	for i := range values {
+		key := schemas[i] + "\x00" + names[i]
+		before[i] = values[i]
+		if v, ok := prev[key]; ok {
+			before[i] = v
+		}
+	}
 	// One statement: the comparison runs on the peer, against its sequences of that moment.
 	var moved int
-	err = peer.QueryRowContext(ctx, `SELECT count(setval(format('%I.%I', q.sch, q.seq)::regclass, q.v, true))
-FROM unnest($1::text[], $2::text[], $3::bigint[]) AS q(sch, seq, v)
+	err = peer.QueryRowContext(ctx, `SELECT count(setval(format('%I.%I', q.sch, q.seq)::regclass, t.v, true))
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS q(sch, seq, v, prev)
 JOIN pg_sequences p ON p.schemaname = q.sch AND p.sequencename = q.seq
-WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < q.v) OR (p.increment_by < 0 AND p.last_value > q.v)`,
-		pq.Array(schemas), pq.Array(names), pq.Array(values)).Scan(&moved)
+CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.cycle AND sign(q.v::numeric - q.prev) = sign(p.increment_by)
+    AND q.v + 2 * (q.v::numeric - q.prev) BETWEEN p.min_value AND p.max_value
+  THEN (q.v + 2 * (q.v::numeric - q.prev))::bigint ELSE q.v END AS v) t
+WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.increment_by < 0 AND p.last_value > t.v)`,
+		pq.Array(schemas), pq.Array(names), pq.Array(values), pq.Array(before)).Scan(&moved)
 	if err != nil {
 		return 0, fmt.Errorf("align sequences: set them on the peer database: %w", err)
+	}
+	if prev != nil {
+		clear(prev)
+		for i := range values {
+			prev[schemas[i]+"\x00"+names[i]] = values[i]
+		}
 	}
 	return moved, nil
 }
@@ -79,7 +103,11 @@ WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < q.v) OR (p.
 // seqColumnsSQL lists each sequence with the integer columns that take their values from it:
 // serial and identity columns (the sequence depends on the column) and columns whose default
 // calls nextval on it (the default depends on the sequence) — integer columns, or of a domain
-// over an integer type. A CYCLE sequence is left out: once it has wrapped, the highest value in
+// over an integer type. A late-bound default, nextval('s'::text) or nextval(('s'::text)::regclass),
+// records no dependency: its name is read from the expression and resolved with this session's
+// search_path (the default one), as an insert with the default search_path resolves it. The
+// expression is printed without its table (a default refers to no column): naming the table
+// would lock it, and a table another session holds locked would stop the listing. A CYCLE sequence is left out: once it has wrapped, the highest value in
 // use is behind it, and moving it there would make it wrap onto values in use.
 const seqColumnsSQL = `SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
 FROM (
@@ -88,6 +116,9 @@ FROM (
   UNION
   SELECT d.refobjid, ad.adrelid, ad.adnum::int FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
   WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+  UNION
+  SELECT to_regclass(replace(m[1], '''''', ''''))::oid, ad.adrelid, ad.adnum::int
+  FROM pg_attrdef ad, regexp_match(pg_get_expr(ad.adbin, 0), 'nextval\(\(?''((?:[^'']|'''')*)''::text') m
 ) x
 JOIN pg_sequence ps ON ps.seqrelid = x.seq
 JOIN pg_class t ON t.oid = x.rel AND t.relkind IN ('r', 'p')
@@ -228,6 +259,7 @@ func (s *Shipper) sequenceLoop(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
+	prev := map[string]int64{} // positions the last copy read, for the lead (alignSequences)
 	for {
 		select {
 		case <-t.C:
@@ -235,10 +267,11 @@ func (s *Shipper) sequenceLoop(ctx context.Context) {
 			return
 		}
 		if !s.PeerSynced() {
+			clear(prev) // an advance measured across a gap in the copies would be no rate
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
-		_, err := alignSequences(actx, local, peer)
+		_, err := alignSequences(actx, local, peer, prev)
 		cancel()
 		switch {
 		case err != nil && ctx.Err() != nil:

@@ -84,12 +84,13 @@ func TestSequences(t *testing.T) {
 	})
 	requireSame(t, p)
 
-	// The Shipper copies the positions while the peer is synced.
-	seqs := []string{"s_serial_id_seq", "s_ident_id_seq", "shared_seq", "down_seq"}
+	// The Shipper copies the positions while the peer is synced (ahead of them while the
+	// sequences move: the lead).
+	seqs := map[string]int64{"s_serial_id_seq": 1, "s_ident_id_seq": 1, "shared_seq": 1, "down_seq": -1}
 	lastValue := `SELECT coalesce(last_value, 0) FROM pg_sequences WHERE sequencename = $1`
 	waitFor(t, "the peer's sequences to follow", func() bool {
-		for _, s := range seqs {
-			if queryOne[int64](t, p.pdb, lastValue, s) != queryOne[int64](t, p.ldb, lastValue, s) {
+		for s, dir := range seqs {
+			if d := queryOne[int64](t, p.pdb, lastValue, s) - queryOne[int64](t, p.ldb, lastValue, s); d*dir < 0 {
 				return false
 			}
 		}
@@ -265,5 +266,81 @@ func TestBumpSequencesLocked(t *testing.T) {
 	var next int64
 	if err := db.QueryRow(`SELECT nextval('locked_t_id_seq')`).Scan(&next); err != nil || next <= 1000 {
 		t.Fatalf("nextval after the bump = %d (%v), want past 1000", next, err)
+	}
+}
+
+// TestBumpSequencesLateBound: a default that names its sequence as text — nextval('s'::text),
+// or the old nextval(('s'::text)::regclass) — records no dependency on it, so BumpSequences
+// did not know the column took values from the sequence and left it behind the rows there.
+func TestBumpSequencesLateBound(t *testing.T) {
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE SEQUENCE lb_seq`)
+	c.Exec(t, `CREATE TABLE lb (id int PRIMARY KEY DEFAULT nextval('lb_seq'::text))`)
+	c.Exec(t, `CREATE SCHEMA app`)
+	c.Exec(t, `CREATE SEQUENCE app."Odd's"`)
+	c.Exec(t, `CREATE TABLE lb_old (id bigint PRIMARY KEY DEFAULT nextval(('app."Odd''s"'::text)::regclass))`)
+	c.Exec(t, `INSERT INTO lb SELECT generate_series(1, 5)`) // as an apply writes them
+	c.Exec(t, `INSERT INTO lb_old SELECT generate_series(1, 7)`)
+	if err := BumpSequences(capCtx(t, 10*time.Second), c.DSN(c.Database())); err != nil {
+		t.Fatalf("BumpSequences: %v", err)
+	}
+	db := c.Open(t, c.Database())
+	if next := queryOne[int64](t, db, `SELECT nextval('lb_seq')`); next != 6 {
+		t.Errorf("nextval(lb_seq) = %d after BumpSequences, want 6: past lb's rows", next)
+	}
+	if next := queryOne[int64](t, db, `SELECT nextval('app."Odd''s"')`); next != 8 {
+		t.Errorf(`nextval(app."Odd's") = %d after BumpSequences, want 8: past lb_old's rows`, next)
+	}
+}
+
+// TestSequenceLead: the Shipper's periodic copy sets each peer sequence ahead of the master's
+// by twice its advance since the previous copy — a sequence the application calls itself is
+// then not behind at an unplanned takeover, at a steady rate — except a CYCLE sequence, one
+// moved back, and where the lead would pass the sequence's bound.
+func TestSequenceLead(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t,
+		`CREATE SEQUENCE up`,
+		`CREATE SEQUENCE down INCREMENT -1 MAXVALUE -1 START -1`,
+		`CREATE SEQUENCE cyc MAXVALUE 1000 CYCLE`,
+		`CREATE SEQUENCE near MAXVALUE 115`,
+		`CREATE SEQUENCE back`)
+	calls := func(seq string, n int) {
+		p.local.Exec(t, fmt.Sprintf(`SELECT nextval('%s') FROM generate_series(1, %d)`, seq, n))
+	}
+	for _, seq := range []string{"up", "down", "cyc", "near", "back"} {
+		calls(seq, 100)
+	}
+	prev := map[string]int64{}
+	if _, err := alignSequences(capCtx(t, 10*time.Second), p.ldb, p.pdb, prev); err != nil {
+		t.Fatal(err)
+	}
+	peerAt := func(seq string) int64 {
+		return queryOne[int64](t, p.pdb, `SELECT last_value FROM pg_sequences WHERE sequencename = $1`, seq)
+	}
+	// The first copy has no advance to go by.
+	for seq, want := range map[string]int64{"up": 100, "down": -100, "cyc": 100, "near": 100, "back": 100} {
+		if got := peerAt(seq); got != want {
+			t.Errorf("first copy: peer %s at %d, want %d", seq, got, want)
+		}
+	}
+	for _, seq := range []string{"up", "down", "cyc", "near"} {
+		calls(seq, 10)
+	}
+	p.local.Exec(t, `SELECT setval('back', 50)`)
+	if _, err := alignSequences(capCtx(t, 10*time.Second), p.ldb, p.pdb, prev); err != nil {
+		t.Fatal(err)
+	}
+	for seq, want := range map[string]int64{
+		"up": 130, "down": -130, // 110 and -110, and twice the advance of 10
+		"cyc": 110, "near": 110, // no lead: a CYCLE sequence; 130 would pass MAXVALUE 115
+		"back": 100, // moved back on the master: no lead, and the peer not moved back
+	} {
+		if got := peerAt(seq); got != want {
+			t.Errorf("second copy: peer %s at %d, want %d", seq, got, want)
+		}
+	}
+	if prev["public\x00up"] != 110 {
+		t.Errorf("positions kept for the next copy: %v", prev)
 	}
 }
