@@ -464,10 +464,14 @@ func (s *Shipper) Run(ctx context.Context) error {
 // at the slot's confirmed position; add skips what the journal took before.
 func (s *Shipper) decodeLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	noSpill := false // the last stream failed writing a spill file: this one holds in memory
 	for ctx.Err() == nil {
 		dec := NewDecoder(s.cfg.LocalDSN, s.cfg.Site, s.logger)
 		dec.received = &s.received
 		dec.spillAfter, dec.spillDir = max(s.cfg.SpillBytes, 0), s.cfg.SpillDir
+		if noSpill {
+			dec.spillAfter = 0
+		}
 		s.mu.Lock()
 		dec.Confirm(s.confirmed)
 		s.dec = dec
@@ -484,6 +488,9 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 		s.mu.Unlock()
 		if ctx.Err() != nil {
 			return
+		}
+		if noSpill = errors.Is(err, errSpillWrite); noSpill {
+			s.logger.Warn("cannot write a spill file; the next stream holds large transactions in memory", "err", err)
 		}
 		if restarted {
 			backoff = 20 * time.Millisecond // the old stream's walsender may hold the slot a moment

@@ -26,6 +26,15 @@ import (
 // spillOverhead is what a spilled part is accounted for in the journal.
 const spillOverhead = 1 << 10
 
+// errSpillWrite marks a failed write to a spill file (a full disk, a file-size limit). The part
+// already written cannot be trusted, so the decoder stops; the Shipper's next decoder holds
+// transactions in memory (decodeLoop), as one that cannot create a spill file does — else it
+// would fail on the same transaction for as long as the disk stays full, and nothing would ship.
+var errSpillWrite = errors.New("spill file write failed")
+
+// spillWriteHook, set only by tests, fails spill writes.
+var spillWriteHook func() error
+
 // spill is the part of a decoded transaction written to a file.
 type spill struct {
 	f     *os.File
@@ -59,13 +68,18 @@ func newSpill(dir string, rels map[uint32]*Relation, first int) (*spill, error) 
 // add writes one pgoutput message: a row change (c is its decoded form) or, with c nil, a
 // Relation message, which the reader needs to decode the changes after it.
 func (sp *spill) add(msg []byte, c *Change) error {
+	if spillWriteHook != nil {
+		if err := spillWriteHook(); err != nil {
+			return fmt.Errorf("spill a large transaction: %w: %w", errSpillWrite, err)
+		}
+	}
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
 	if _, err := sp.w.Write(hdr[:]); err != nil {
-		return fmt.Errorf("spill a large transaction: %w", err)
+		return fmt.Errorf("spill a large transaction: %w: %w", errSpillWrite, err)
 	}
 	if _, err := sp.w.Write(msg); err != nil {
-		return fmt.Errorf("spill a large transaction: %w", err)
+		return fmt.Errorf("spill a large transaction: %w: %w", errSpillWrite, err)
 	}
 	sp.size += int64(len(hdr) + len(msg))
 	if c != nil {
@@ -83,7 +97,7 @@ func (sp *spill) seal() error {
 	err := sp.w.Flush()
 	sp.w = nil
 	if err != nil {
-		return fmt.Errorf("spill a large transaction: %w", err)
+		return fmt.Errorf("spill a large transaction: %w: %w", errSpillWrite, err)
 	}
 	return nil
 }

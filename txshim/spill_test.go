@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,4 +126,29 @@ func TestLargeTransaction(t *testing.T) {
 	if ents, err := os.ReadDir(spillDir); err != nil || len(ents) != 0 {
 		t.Errorf("spill directory: %v, %d entries left", err, len(ents))
 	}
+}
+
+// TestSpillWriteFails: a spill file that cannot be written (a full disk) stopped the decoder,
+// and every new decoder failed on the same transaction while the disk stayed full: the
+// transaction never reached the peer, and its commit waited out its timeout. The decoder
+// after such a failure holds transactions in memory, so the commit goes through dual.
+func TestSpillWriteFails(t *testing.T) {
+	spillWriteHook = func() error { return syscall.ENOSPC }
+	t.Cleanup(func() { spillWriteHook = nil })
+	p, sh, shim := startShipPair(t, func(c *ShipperConfig) { c.SpillBytes = 16 << 10 },
+		Options{}, `CREATE TABLE big (id int PRIMARY KEY, v text)`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	ctx := capCtx(t, 60*time.Second)
+	before := shim.Stats()
+	if _, err := conn.Exec(ctx, `INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g`); err != nil {
+		t.Fatalf("a transaction larger than SpillBytes, with its spill file unwritable: %v", err)
+	}
+	if st := shim.Stats(); st.CommitsDual != before.CommitsDual+1 {
+		t.Fatalf("the transaction did not commit dual: before %+v, after %+v", before, st)
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM big`); n != 2000 {
+		t.Errorf("the peer holds %d rows, want 2000", n)
+	}
+	requireSame(t, p)
 }
