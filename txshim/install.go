@@ -47,8 +47,8 @@ const shippedRelFilter = appRelFilter + ` AND c.relpersistence = 'p'`
 //
 // The publication is FOR TABLES IN SCHEMA <every application schema> plus TABLE tandem.ddl,
 // not FOR ALL TABLES: that would publish tandem.state and tandem.decisions, which each database
-// keeps for itself. Tables created later in those schemas are published automatically; a new
-// schema is published once Install runs again. A table that DDL through the shim leaves
+// keeps for itself. Tables created later in those schemas are published automatically; a
+// schema made later is added by an event trigger as it is made (ddlGuardSQL). A table that DDL through the shim leaves
 // without a primary key later gets REPLICA IDENTITY FULL from the shim, on both databases
 // (ddlcheck.go); one made straight on a database has no replica identity: PostgreSQL itself
 // then refuses UPDATE and DELETE on it ("does not have a replica identity") until it gets a

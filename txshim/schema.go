@@ -104,6 +104,13 @@ END $f$;
 // before their end). Every other session — the peer's apply, install, resync,
 // an operator's psql — is left alone. CREATE EVENT TRIGGER needs a superuser (Install checks).
 //
+// A schema made after install — through the shim (the peer's apply then runs the statement
+// too), or straight on a database — is added to the publication as it is made, by an event
+// trigger that runs as install's superuser (ADD TABLES IN SCHEMA needs one), in every session:
+// else the rows of its tables would never be decoded, and a client told its commit was dual
+// would find them missing on the peer after a failover. It is in the same transaction, so the
+// rows written after it there are decoded too.
+//
 // The same install makes two event triggers for the peer's side of CREATE EXTENSION and ALTER
 // EXTENSION (… UPDATE), which the shim records like any DDL: an extension's script may make
 // tables and fill them (pg_extension_config_dump marks such tables), and those rows are
@@ -152,6 +159,21 @@ BEGIN
   RAISE EXCEPTION USING ERRCODE = '0A000',
     MESSAGE = pg_catalog.format('tandem: %s inside a DO block, function, procedure or trigger is not shipped to the peer: refused', TG_TAG),
     HINT = 'Send the DDL as a statement of its own through Tandem''s shim, which records it for the peer (temporary objects are exempt).';
+END $f$;
+CREATE OR REPLACE FUNCTION tandem.publish_schema() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+DECLARE r record;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) '` + PublicationName + `' AND NOT puballtables) THEN
+    RETURN;
+  END IF;
+  FOR r IN SELECT n.nspname FROM pg_catalog.pg_event_trigger_ddl_commands() c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.objid
+      WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) pn.pnpubid
+          WHERE p.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `' AND pn.pnnspid OPERATOR(pg_catalog.=) n.oid) LOOP
+    EXECUTE pg_catalog.format('ALTER PUBLICATION ` + PublicationName + ` ADD TABLES IN SCHEMA %I', r.nspname);
+  END LOOP;
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_extension_rows() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
@@ -224,6 +246,16 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard_drop') THEN
     CREATE EVENT TRIGGER tandem_ddl_guard_drop ON sql_drop EXECUTE FUNCTION tandem.ddl_guard();
   END IF;
+  -- Also in a session that set session_replication_role = replica (a superuser's may), where
+  -- triggers of the default kind do not fire: the guard would be off there. The peer's apply,
+  -- which sets it, is no client session: the guard lets it be.
+  ALTER EVENT TRIGGER tandem_ddl_guard ENABLE ALWAYS;
+  ALTER EVENT TRIGGER tandem_ddl_guard_drop ENABLE ALWAYS;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_publish_schema') THEN
+    CREATE EVENT TRIGGER tandem_publish_schema ON ddl_command_end
+      WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION tandem.publish_schema();
+  END IF;
+  ALTER EVENT TRIGGER tandem_publish_schema ENABLE ALWAYS;
 END $d$;
 `
 
