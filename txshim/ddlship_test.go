@@ -87,4 +87,3 @@ func TestDDLGuardReplicaRole(t *testing.T) {
 		t.Error("the refused DDL left column w")
 	}
 }
-
