@@ -57,16 +57,24 @@ const keylessTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namesp
 // afterDDLSQL is what runs right after such a statement, in its transaction, given
 // afterDDLBeforeSQL's row from before it (cols, keyless):
 //
-//   - with addsDefault, it raises 0A000 when a column the statement just added (one of the
-//     session's own columns not in cols) has a default that is not immutable (a function call
-//     that is not, CURRENT_TIMESTAMP and its kind, nextval) or is an identity column, and its
-//     table has rows;
+//   - with addsDefault, it raises 0A000 when a column the statement stmt just added (one of
+//     the session's own columns not in cols) has a default that is not immutable (a function
+//     call that is not, CURRENT_TIMESTAMP and its kind, nextval; a date or time literal that
+//     reads the clock; without a default of its own, its domain's) or is an identity column,
+//     and its table has rows;
 //   - with mayUnkey, it gives each keyless application table not in keyless REPLICA IDENTITY
 //     FULL, and records that in tandem.ddl for the peer.
-func afterDDLSQL(addsDefault, mayUnkey bool, cols, keyless string) string {
+func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string {
 	var b strings.Builder
 	b.WriteString("DO $tandem$\nDECLARE r record; has_rows boolean; q pg_catalog.text;\nBEGIN\n")
 	if addsDefault {
+		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
+		// constant as the statement runs: a default that holds a date or time constant counts
+		// as not constant when the statement has such a literal.
+		clock := ""
+		if hasClockLiteral(stmt) {
+			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) ':consttype (1082|1083|1114|1184|1266) '`
+		}
 		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
@@ -74,9 +82,16 @@ func afterDDLSQL(addsDefault, mayUnkey bool, cols, keyless string) string {
       AND a.attgenerated OPERATOR(pg_catalog.=) ''
       AND NOT (a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(cols) + `::pg_catalog.text[])
       AND (a.attidentity OPERATOR(pg_catalog.<>) ''
-        OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{(SQLVALUEFUNCTION|NEXTVALUEEXPR)'
-        OR EXISTS (SELECT FROM pg_catalog.regexp_matches(d.adbin::pg_catalog.text, ':(?:funcid|opfuncid) (\d+)', 'g') m
-          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) m[1]::pg_catalog.oid WHERE p.provolatile OPERATOR(pg_catalog.<>) 'i'))
+        OR ` + notConstantSQL("d.adbin") + clock + `
+        -- No default of its own: the rows there get its domain's, the nearest along the
+        -- domains it is made of.
+        OR (d.oid IS NULL AND EXISTS (WITH RECURSIVE dom AS (
+            SELECT t.typdefaultbin AS def, t.typbasetype AS base FROM pg_catalog.pg_type t
+            WHERE t.oid OPERATOR(pg_catalog.=) a.atttypid AND t.typtype OPERATOR(pg_catalog.=) 'd'
+            UNION ALL
+            SELECT t.typdefaultbin, t.typbasetype FROM pg_catalog.pg_type t JOIN dom ON t.oid OPERATOR(pg_catalog.=) dom.base
+            WHERE dom.def IS NULL AND t.typtype OPERATOR(pg_catalog.=) 'd')
+          SELECT FROM dom WHERE ` + notConstantSQL("dom.def") + `)))
   LOOP
     EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)', r.rel) INTO has_rows;
     IF has_rows THEN
@@ -113,6 +128,41 @@ func afterDDLSQL(addsDefault, mayUnkey bool, cols, keyless string) string {
 	}
 	b.WriteString("END\n$tandem$")
 	return b.String()
+}
+
+// notConstantSQL is the condition that the expression tree (a pg_node_tree) is not a constant
+// to PostgreSQL: CURRENT_TIMESTAMP and its kind, nextval, or a call of a function or an
+// operator that is not immutable. NULL (false) for a NULL tree.
+func notConstantSQL(tree string) string {
+	return `(` + tree + `::pg_catalog.text OPERATOR(pg_catalog.~) '\{(SQLVALUEFUNCTION|NEXTVALUEEXPR)'
+        OR EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':(?:funcid|opfuncid) (\d+)', 'g') m
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) m[1]::pg_catalog.oid WHERE p.provolatile OPERATOR(pg_catalog.<>) 'i'))`
+}
+
+// clockWords are the special date and time inputs that read the clock: PostgreSQL turns each
+// into the moment (or the day) it reads it.
+var clockWords = []string{"now", "today", "tomorrow", "yesterday"}
+
+// hasClockLiteral reports whether stmt holds a string literal with one of clockWords as a word
+// of its own ('now', ' Today ', 'tomorrow 10:00').
+func hasClockLiteral(stmt string) bool {
+	found := false
+	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
+		if k != tokString {
+			return true
+		}
+		words := strings.FieldsFunc(strings.ToLower(stmt[s:e]), func(r rune) bool { return r < 'a' || r > 'z' })
+		for _, w := range words {
+			for _, c := range clockWords {
+				if w == c {
+					found = true
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return found
 }
 
 // ALTER TABLE … ALTER COLUMN … TYPE … USING expr rewrites the rows there with expr, on the

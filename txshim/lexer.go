@@ -85,8 +85,9 @@ type statement struct {
 	// (Detached is then the partition): it completes a concurrent detach that stopped after
 	// its first step, which the peer never got; the peer runs a plain DETACH PARTITION.
 	Finalize span
-	// AddsDefault: ALTER TABLE … ADD with a default, an identity or a serial column, whose
-	// values in the rows already there the shim checks (ddlcheck.go).
+	// AddsDefault: ALTER TABLE … ADD, which may add a column with a default (its own, or its
+	// domain's), an identity or a serial column, whose values in the rows already there the
+	// shim checks (ddlcheck.go).
 	AddsDefault bool
 	// MayUnkey: DDL that can leave a table without a primary key — CREATE TABLE (… AS, …
 	// PARTITION OF, … INHERITS), CREATE SCHEMA … CREATE TABLE, SELECT … INTO, ALTER TABLE …
@@ -920,7 +921,8 @@ func classifySchema(l wordList, st *statement) {
 				st.Detached = span{p.end, st.Finalize.start}
 			}
 		}
-		st.AddsDefault = has(2, "ADD") && l.find(2, "DEFAULT", "IDENTITY", "SERIAL", "BIGSERIAL", "SMALLSERIAL", "SERIAL2", "SERIAL4", "SERIAL8") >= 0
+		// Any ADD: a column of a domain type takes the domain's default, with no DEFAULT word.
+		st.AddsDefault = has(2, "ADD")
 		st.MayUnkey = has(2, "DROP")
 		st.Retypes = has(2, "TYPE") && has(2, "USING")
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||

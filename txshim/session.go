@@ -2284,7 +2284,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 						return fail(err)
 					}
 					if us.st == 'T' {
-						before, err = s.capture(afterDDLSQL(info.addsDefault, info.mayUnkey, string(before.row[0]), string(before.row[1])))
+						before, err = s.capture(afterDDLSQL(info.addsDefault, info.mayUnkey, info.text, string(before.row[0]), string(before.row[1])))
 						if err != nil {
 							return err
 						}
