@@ -87,3 +87,76 @@ func TestDDLGuardReplicaRole(t *testing.T) {
 		t.Error("the refused DDL left column w")
 	}
 }
+
+// TestAddedColumnDefaultsChecked: ALTER TABLE … ADD of a column whose default each database
+// computes for itself is refused on a table with rows (TestAddedDefaultsRefused has the
+// others). Two went through: a column of a domain whose default is not constant (no DEFAULT
+// word in the statement, so no check ran, and the default is the domain's, not the column's),
+// and a date or time literal that reads the clock ('now'), which PostgreSQL turns into a
+// constant as the statement runs — each database's own moment. Constant ones still pass.
+func TestAddedColumnDefaultsChecked(t *testing.T) {
+	t.Parallel()
+	p, conn, exec, shipped := ddlPair(t,
+		`CREATE DOMAIN rnd AS float8 DEFAULT random()`,
+		`CREATE DOMAIN rnd2 AS rnd`,
+		`CREATE DOMAIN seven AS int DEFAULT 7`,
+		`CREATE TABLE items (id int PRIMARY KEY)`,
+		`INSERT INTO items SELECT generate_series(1, 5)`)
+	for _, q := range []string{
+		`ALTER TABLE items ADD COLUMN r rnd`,
+		`ALTER TABLE items ADD COLUMN r2 rnd2`,
+		`ALTER TABLE items ADD COLUMN at timestamptz DEFAULT 'now'`,
+		`ALTER TABLE items ADD COLUMN d date NOT NULL DEFAULT ' Today '`,
+		`ALTER TABLE items ADD COLUMN ok int, ADD COLUMN at timestamp DEFAULT 'tomorrow 10:00'::timestamp`,
+	} {
+		err := exec(q)
+		if pgCode(err) != "0A000" {
+			t.Errorf("%s: %v, want 0A000 (the rows there would differ)", q, err)
+		}
+		if conn.PgConn().TxStatus() == 'E' {
+			exec(`ROLLBACK`)
+		}
+	}
+	for _, q := range []string{
+		`ALTER TABLE items ADD COLUMN s seven`,
+		`ALTER TABLE items ADD COLUMN note text DEFAULT 'see you tomorrow'`,
+		`ALTER TABLE items ADD COLUMN born date DEFAULT '2020-01-01'`,
+		`ALTER TABLE items ADD CONSTRAINT positive CHECK (id > 0)`,
+	} {
+		if err := exec(q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	shipped()
+	if got := queryOne[string](t, p.pdb, `SELECT string_agg(DISTINCT s || '/' || note || '/' || born, ',') FROM items`); got != "7/see you tomorrow/2020-01-01" {
+		t.Errorf("peer's rows: %s", got)
+	}
+}
+
+// TestRetypeUnderClientSettings: ALTER COLUMN … TYPE text without USING writes each value as
+// its type's output does under the session's settings; the peer ran the statement under its
+// apply session's own IntervalStyle (postgres), so the rows differed when the client's session
+// had another — set by the client, or the database's default.
+func TestRetypeUnderClientSettings(t *testing.T) {
+	t.Parallel()
+	p, _, exec, shipped := ddlPair(t,
+		`ALTER DATABASE app SET intervalstyle = 'iso_8601'`,
+		`CREATE TABLE spans (id int PRIMARY KEY, d interval, e interval, f float8, b bytea)`,
+		`INSERT INTO spans VALUES (1, '1 day 2 hours', '3 mons 4 days', 0.1, '\x00ff')`)
+	for _, q := range []string{
+		`ALTER TABLE spans ALTER COLUMN d TYPE text`,
+		`SET intervalstyle = 'sql_standard'`,
+		`SET extra_float_digits = 0`,
+		`SET bytea_output = 'escape'`,
+		`ALTER TABLE spans ALTER COLUMN e TYPE text, ALTER COLUMN f TYPE text, ALTER COLUMN b TYPE text`,
+	} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	shipped()
+	want := `P1DT2H|+0-3 +4 +0:00:00|0.1|\000\377`
+	if got := queryOne[string](t, p.pdb, `SELECT concat_ws('|', d, e, f, b) FROM spans`); got != want {
+		t.Errorf("peer's row %s, want %s", got, want)
+	}
+}

@@ -11,7 +11,9 @@ import (
 // schemaSQL creates Tandem's own schema (DESIGN §5.2). tandem.ddl is published (the apply side
 // runs each stmt in order with the row changes, under the settings its row took from the
 // session that sent it: the schemas that session searched, "$user" resolved, at that moment,
-// and the TimeZone and DateStyle its date and time literals are read in);
+// the TimeZone and DateStyle its date and time literals are read in, and the settings that
+// decide how a value of one type becomes text for a conversion without USING: IntervalStyle,
+// extra_float_digits, bytea_output, lc_monetary, xmloption);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
@@ -58,7 +60,12 @@ END
 $f$;
 ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.ddl_search_path(),
   ADD COLUMN IF NOT EXISTS timezone text DEFAULT pg_catalog.current_setting('timezone'),
-  ADD COLUMN IF NOT EXISTS datestyle text DEFAULT pg_catalog.current_setting('datestyle');
+  ADD COLUMN IF NOT EXISTS datestyle text DEFAULT pg_catalog.current_setting('datestyle'),
+  ADD COLUMN IF NOT EXISTS intervalstyle text DEFAULT pg_catalog.current_setting('intervalstyle'),
+  ADD COLUMN IF NOT EXISTS extra_float_digits text DEFAULT pg_catalog.current_setting('extra_float_digits'),
+  ADD COLUMN IF NOT EXISTS bytea_output text DEFAULT pg_catalog.current_setting('bytea_output'),
+  ADD COLUMN IF NOT EXISTS lc_monetary text DEFAULT pg_catalog.current_setting('lc_monetary'),
+  ADD COLUMN IF NOT EXISTS xmloption text DEFAULT pg_catalog.current_setting('xmloption');
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
 DECLARE db_term bigint;
