@@ -157,7 +157,13 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
 		// The second column (see tempCheck) tells whether the session has a temporary schema,
-		// the third whether the client changed its role (roleChanged).
+		// the third whether the client changed its role (roleChanged); the last writes a
+		// transactional logical message when the transaction has an id. A transaction with an
+		// id whose changes decode to nothing — SELECT … FOR UPDATE, writes to UNLOGGED tables
+		// only, pg_current_xact_id() — is not decoded at all: the peer's Prepare waited for it
+		// until commit_timeout and sent the site on alone. The message makes it one the
+		// decoder delivers (an empty transaction, prepared on the peer like any other). The
+		// columns are computed in order: the id is read before the message would assign one.
 		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, " + tempCheck +
 			", CURRENT_USER OPERATOR(pg_catalog.<>) SESSION_USER"
 		if pol.term > 0 {
@@ -166,6 +172,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		if chain {
 			q += ", pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable')"
 		}
+		q += ", CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN pg_catalog.pg_logical_emit_message(true, 'tandem', '') END"
 		return cs, s.sendKept(q, cs.check, false)
 	}
 	var q string
@@ -191,6 +198,15 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		return nil, err
 	}
 	return cs, s.sendOwn(cq, cs.commit, false)
+}
+
+// chainColumns is where the dual commit check's row (startCommit) has the transaction's
+// characteristics for COMMIT AND CHAIN: after the term record's two columns when pol has a term.
+func chainColumns(pol policy) int {
+	if pol.term > 0 {
+		return 5
+	}
+	return 3
 }
 
 // abandonCommit collects a started commit whose transaction failed before it (its check then
@@ -291,8 +307,8 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 	}
 	var chainBegin string
-	if chain && len(r.row) >= 6 {
-		chainBegin = chainBeginSQL(r.row[len(r.row)-3:])
+	if at := chainColumns(pol); chain && len(r.row) >= at+3 {
+		chainBegin = chainBeginSQL(r.row[at : at+3])
 	}
 	gid := gidFor(s.shim.opts.Site, pol.term, xid)
 	s.shim.inflight.Store(gid, struct{}{})

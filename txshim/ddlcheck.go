@@ -195,7 +195,13 @@ func hasClockLiteral(stmt string) bool {
 // the lexer finds no such clause.
 func retypeCheckSQL(stmt string) string {
 	table, exprs := usingClauses(stmt)
-	if table == "" || len(exprs) == 0 {
+	if table == "" {
+		return ""
+	}
+	if setsLogged(stmt) {
+		return setLoggedCheckSQL(table)
+	}
+	if len(exprs) == 0 {
 		return ""
 	}
 	lits := make([]string, len(exprs))
@@ -245,6 +251,48 @@ END
 		tag = tag[:len(tag)-1] + "_$"
 	}
 	return "DO " + tag + body + tag
+}
+
+// ALTER TABLE … SET LOGGED makes an UNLOGGED table's rows published from then on; the rows it
+// had were never decoded (an unlogged table writes no WAL), so the peer's copy lacks them and
+// the first update or delete of one there is refused — the peer out of step until resync. The
+// shim refuses it on an unlogged table that has rows, before it runs (SQLSTATE 0A000).
+
+// setsLogged reports whether stmt, an ALTER TABLE, has a SET LOGGED action.
+func setsLogged(stmt string) bool {
+	prevSet, found := false, false
+	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
+		switch {
+		case k == tokComment || (k == tokByte && isSpace(stmt[s])):
+			return true
+		case k == tokWord && prevSet && strings.EqualFold(stmt[s:e], "LOGGED"):
+			found = true
+			return false
+		}
+		prevSet = k == tokWord && strings.EqualFold(stmt[s:e], "SET")
+		return true
+	})
+	return found
+}
+
+// setLoggedCheckSQL is the DO block that refuses ALTER TABLE table … SET LOGGED when table is
+// unlogged and has rows.
+func setLoggedCheckSQL(table string) string {
+	return `DO $tandem$
+DECLARE rel pg_catalog.regclass; has_rows boolean;
+BEGIN
+  rel := pg_catalog.to_regclass(` + quoteLiteral(table) + `);
+  IF rel IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) rel AND c.relpersistence OPERATOR(pg_catalog.=) 'u') THEN
+    RETURN;
+  END IF;
+  EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)', rel) INTO has_rows;
+  IF has_rows THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: %s is UNLOGGED and has rows, which never reached the peer: SET LOGGED would publish its changes from now on without them', rel),
+      HINT = 'Make a logged table and fill it with INSERT … SELECT through Tandem (its rows then reach both databases), or empty this one first.';
+  END IF;
+END
+$tandem$`
 }
 
 // systemColumns are the names of the system columns a USING expression may read: they hold, in

@@ -160,3 +160,32 @@ func TestRetypeUnderClientSettings(t *testing.T) {
 		t.Errorf("peer's row %s, want %s", got, want)
 	}
 }
+
+// TestSetLoggedWithRows: ALTER TABLE … SET LOGGED on an UNLOGGED table with rows published its
+// changes from then on, but its rows had never reached the peer: the next update of one was
+// refused there and the peer fell out of step. Refused now, before it runs; an empty one may.
+func TestSetLoggedWithRows(t *testing.T) {
+	t.Parallel()
+	p, conn, exec, shipped := ddlPair(t, `CREATE UNLOGGED TABLE u (id int PRIMARY KEY, v text)`, `CREATE UNLOGGED TABLE e (id int PRIMARY KEY)`)
+	if err := exec(`INSERT INTO u VALUES (1, 'x'), (2, 'y')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(`ALTER TABLE u SET LOGGED`); pgCode(err) != "0A000" {
+		t.Fatalf("SET LOGGED on an unlogged table with rows: %v, want 0A000", err)
+	}
+	if conn.PgConn().TxStatus() == 'E' {
+		exec(`ROLLBACK`)
+	}
+	for _, q := range []string{`ALTER TABLE e SET LOGGED`, `INSERT INTO e VALUES (1)`, `UPDATE e SET id = 2`} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	shipped()
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM e WHERE id = 2`); n != 1 {
+		t.Errorf("the peer's e has %d rows with id 2, want 1", n)
+	}
+	if per := queryOne[string](t, p.ldb, `SELECT relpersistence::text FROM pg_class WHERE relname = 'u'`); per != "u" {
+		t.Errorf("u's persistence %q after the refused SET LOGGED, want u", per)
+	}
+}

@@ -95,7 +95,7 @@ type statement struct {
 	// REPLICA IDENTITY FULL once it ran (ddlcheck.go).
 	MayUnkey bool
 	// Retypes: ALTER TABLE … [SET DATA] TYPE … USING, whose expressions the shim checks before
-	// it runs (ddlcheck.go).
+	// it runs, or … SET LOGGED, checked likewise (ddlcheck.go).
 	Retypes bool
 	// BlockOnly: LOCK or DECLARE without WITH HOLD, which PostgreSQL runs only in a transaction
 	// block (an explicit one, or the implicit block of a simple Query of several statements)
@@ -924,7 +924,7 @@ func classifySchema(l wordList, st *statement) {
 		// Any ADD: a column of a domain type takes the domain's default, with no DEFAULT word.
 		st.AddsDefault = has(2, "ADD")
 		st.MayUnkey = has(2, "DROP")
-		st.Retypes = has(2, "TYPE") && has(2, "USING")
+		st.Retypes = (has(2, "TYPE") && has(2, "USING")) || has(2, "LOGGED")
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true
