@@ -577,6 +577,39 @@ func TestDSNUnusable(t *testing.T) {
 	}
 }
 
+// TestDSNErrorHidesPassword: the error about a DSN the clients refuse quotes nothing of it, for
+// every kind of failure. The reason was pgconn's own, which quotes pieces of the string: for a
+// passphrase left unquoted (password=correct horsebatterystaple) its second word, and the
+// value of a setting it refused.
+func TestDSNErrorHidesPassword(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	for _, tc := range []struct{ dsn, msg string }{
+		{"host=10.0.0.2 user=tandem password=correct horsebatterystaple dbname=wire", "single-quoted"},
+		{"host=10.0.0.2 pass horsebatterystaple=x", "single-quoted"},
+		{"host=10.0.0.2 password='horsebatterystaple", "single-quoted"},
+		{"host=10.0.0.2 target_session_attrs=horsebatterystaple", "target_session_attrs: want"},
+		{"host=10.0.0.2 min_protocol_version=horsebatterystaple", "min_protocol_version: want"},
+		{"host=10.0.0.2 sslcertmode=horsebatterystaple", "sslcertmode: want"},
+		{"host=10.0.0.2 require_auth=horsebatterystaple", "require_auth: want"},
+		{"host=10.0.0.2 channel_binding=horsebatterystaple", "channel_binding: want"},
+		{"host=10.0.0.2 connect_timeout=horsebatterystaple", "connect_timeout: want"},
+		{"host=10.0.0.2 sslnegotiation=horsebatterystaple", "sslnegotiation: want"},
+		{"host=10.0.0.2 sslmode=verify-full sslrootcert=/nonexistent/horsebatterystaple", "sslrootcert: the file does not exist"},
+		{"host=10.0.0.2 sslcert=/nonexistent/horsebatterystaple sslkey=/nonexistent/horsebatterystaple", "does not exist"},
+		{"postgres://tandem:horsebatterystaple@[10.0.0.2/wire", "percent-encode"},
+	} {
+		_, err := Parse("f.toml", []byte(base+"peer_dsn = \""+tc.dsn+"\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.peer_dsn" || errs[0].Line != 12 || !strings.Contains(errs[0].Msg, tc.msg) {
+			t.Errorf("%s: got %v, want one error at f.toml:12 txshim.peer_dsn saying %q", tc.dsn, err, tc.msg)
+		}
+		if err != nil && strings.Contains(err.Error(), "horsebattery") {
+			t.Errorf("%s: the error shows part of the string: %v", tc.dsn, err)
+		}
+	}
+}
+
 // TestDSNSameDatabase: local_dsn and peer_dsn naming one database (a file copied from the other
 // site and half edited) are refused: every dual commit would apply its own rows to itself a
 // second time, and resync would copy the master's tables over themselves.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -779,7 +780,7 @@ func (l *loader) txshim(r *raw, c *Config) {
 			l.errorf(key, "must be a postgres:// URL or key=value connection string")
 		} else if u, err := url.Parse(dsn); strings.Contains(dsn, "://") && (err != nil || u.Fragment != "") {
 			// Not the URL's text in the message: it may hold the password.
-			l.errorf(key, "not a valid URL: percent-encode special characters of the user name and password (%% as %%25, # as %%23, / as %%2F, ? as %%3F, @ as %%40)")
+			l.errorf(key, "not a valid URL: %s", urlHint)
 		} else if pc, msg := dsnProblem(dsn); msg != "" {
 			l.errorf(key, "%s", msg)
 		} else {
@@ -799,29 +800,134 @@ func (l *loader) txshim(r *raw, c *Config) {
 }
 
 // dsnProblem reads a connection string as pgx does, or says why it is one the shim's database
-// clients refuse (pgx for sessions, applies and decoding; lib/pq for control work). The
-// string's text is never in the reason: it may hold the password.
+// clients refuse (pgx for sessions, applies and decoding; lib/pq for control work). The reason
+// is in words of ours, never the clients' own: theirs quote the string (pgconn's redaction is
+// best effort), or a piece of it (`missing "=" after "WORD"` names the second word of an
+// unquoted password with a space), and any piece may be part of the password.
 func dsnProblem(dsn string) (*pgconn.Config, string) {
 	pc, err := pgconn.ParseConfig(dsn)
 	if err != nil {
-		var pe *pgconn.ParseConfigError
-		if !errors.As(err, &pe) {
-			return nil, "cannot be read as a connection string"
-		}
-		// "cannot parse `DSN`: why (cause)": keep why and cause only; the DSN's redaction is best effort.
-		msg := err.Error()
-		if i := strings.LastIndex(msg, "`: "); i >= 0 {
-			msg = msg[i+3:]
-		}
-		if strings.Contains(msg, "`") {
-			msg = "invalid"
-		}
-		return nil, "cannot be read as a connection string: " + msg
+		return nil, "cannot be read as a connection string: " + dsnReason(err, pgconnMsg(err))
 	}
 	if _, err := pq.NewConnector(dsn); err != nil {
-		return nil, "cannot be read as a connection string: " + strings.TrimPrefix(err.Error(), "pq: ")
+		return nil, "cannot be read as a connection string: " + dsnReason(err, err.Error())
 	}
 	return pc, ""
+}
+
+// pgconnMsg is what pgconn says went wrong (invalid port, failed to configure TLS, ...): its
+// error reads "cannot parse `DSN`: msg (cause)", and only msg, a phrase of pgconn's, says which
+// setting. "" when err is not pgconn's ParseConfigError.
+func pgconnMsg(err error) string {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	msg := pe.Error()
+	if cause := errors.Unwrap(pe); cause != nil {
+		msg = strings.TrimSuffix(msg, " ("+cause.Error()+")")
+	}
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	return msg
+}
+
+const (
+	// urlHint says how to write what a postgres:// URL cannot hold as it is.
+	urlHint = "percent-encode special characters of the user name and password (% as %25, # as %23, / as %2F, ? as %3F, @ as %40)"
+	// kvHint says how to write a key=value value that is not one word.
+	kvHint = `not key=value settings: a value with a space, a quote or a backslash must be single-quoted (password='two words', with \' for a quote and \\ for a backslash inside)`
+)
+
+// dsnSettings are the settings whose values the clients check, each with what it takes: a
+// value they refuse is reported by the setting's name, never the value.
+var dsnSettings = []struct{ name, want string }{
+	{"port", "a port number 1..65535 for each host"},
+	{"connect_timeout", "whole seconds, 0 or more"},
+	{"sslmode", "disable, allow, prefer, require, verify-ca or verify-full"},
+	{"sslnegotiation", "postgres or direct"},
+	{"sslcertmode", "disable, allow or require"},
+	{"sslrootcert", "a readable file of PEM certificates (or system)"},
+	{"sslcert", "a readable PEM certificate, given with sslkey"},
+	{"sslkey", "a readable PEM key, given with sslcert (sslpassword if it is encrypted)"},
+	{"sslpassword", "the password of sslkey"},
+	{"target_session_attrs", "any, read-write, read-only, primary, standby or prefer-standby"},
+	{"load_balance_hosts", "disable or random"},
+	{"min_protocol_version", "3.0, 3.2 or latest, not above max_protocol_version"},
+	{"max_protocol_version", "3.0, 3.2 or latest"},
+	{"channel_binding", "disable, prefer or require"},
+	{"require_auth", "a comma-separated list of authentication methods (password, md5, scram-sha-256, none, ...), each or all negated with !"},
+	{"client_encoding", "UTF8"},
+	{"datestyle", "ISO, MDY"},
+	{"service", "a service that the service file (~/.pg_service.conf, $PGSERVICEFILE) defines"},
+}
+
+// dsnReason turns a client's error about a connection string into a reason of ours: msg is the
+// error's text (pgconnMsg's for pgconn), searched for what went wrong, none of it repeated.
+func dsnReason(err error, msg string) string {
+	switch {
+	case strings.Contains(msg, "as URL"):
+		return "not a valid URL: " + urlHint
+	case strings.Contains(msg, "keyword/value") || strings.Contains(msg, "missing \"=\"") ||
+		strings.Contains(msg, "unterminated quoted") || strings.Contains(msg, "after backslash"):
+		if strings.Contains(err.Error(), "NUL byte") {
+			return "it holds a NUL character"
+		}
+		return kvHint
+	case strings.Contains(msg, "could not match"):
+		return "host, hostaddr and port list different numbers of entries (give a port for each host, or one for all)"
+	case strings.Contains(msg, "cannot be greater than"):
+		return "min_protocol_version is above max_protocol_version"
+	case strings.Contains(msg, "failed to configure TLS"):
+		return tlsReason(errors.Unwrap(err))
+	}
+	if m := dsnSetting.FindString(msg); m != "" { // the first named: the clients name the setting before its value
+		return settingReason(m)
+	}
+	return "the database clients refuse it"
+}
+
+var dsnSetting = func() *regexp.Regexp {
+	names := make([]string, len(dsnSettings))
+	for i, s := range dsnSettings {
+		names[i] = s.name
+	}
+	return regexp.MustCompile(`\b(` + strings.Join(names, "|") + `)\b`)
+}()
+
+func settingReason(name string) string {
+	for _, s := range dsnSettings {
+		if s.name == name {
+			return fmt.Sprintf("%s: want %s", s.name, s.want)
+		}
+	}
+	return name + ": the database clients refuse its value"
+}
+
+// tlsReason says which TLS setting pgconn could not use; its cause names a file the setting
+// gives, and says only whether it was missing or unreadable.
+func tlsReason(cause error) string {
+	var text string
+	if cause != nil {
+		text = cause.Error()
+	}
+	setting := "sslmode"
+	switch {
+	case strings.Contains(text, "CA"), strings.Contains(text, "certificate pool"):
+		setting = "sslrootcert"
+	case strings.Contains(text, "sslkey"), strings.Contains(text, "decode"), strings.Contains(text, "decrypt"), strings.Contains(text, "sslpassword"):
+		setting = "sslkey"
+	case strings.Contains(text, "cert"):
+		setting = "sslcert"
+	}
+	switch {
+	case errors.Is(cause, fs.ErrNotExist):
+		return setting + ": the file does not exist"
+	case errors.Is(cause, fs.ErrPermission):
+		return setting + ": the file cannot be read (permission denied)"
+	}
+	return settingReason(setting)
 }
 
 // argv checks a command line: an empty program name would fail at every run.
