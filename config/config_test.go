@@ -610,6 +610,40 @@ func TestDSNErrorHidesPassword(t *testing.T) {
 	}
 }
 
+// TestURLPasswordUnencoded: a URL whose password holds an unencoded '/' or '?' after digits is
+// refused, and RedactDSN hides it. It was read as host "tandem", port 2024 and database
+// "Summer@10.0.0.1/wire": the file loaded, and check-config printed the password as part of the
+// database's name.
+func TestURLPasswordUnencoded(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\npeer_dsn = \"host=10.0.0.2 dbname=wire\"\n"
+	for _, dsn := range []string{
+		"postgres://tandem:2024/Summer@10.0.0.1/wire",
+		"postgres://tandem:2024?Summer@10.0.0.1/wire",
+		"postgres://tandem:2024/Summer/x@10.0.0.1:5432/wire?sslmode=disable",
+	} {
+		_, err := Parse("f.toml", []byte(base+"local_dsn = \""+dsn+"\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.local_dsn" || errs[0].Line != 12 || !strings.Contains(errs[0].Msg, "percent-encode") {
+			t.Errorf("%s: got %v, want one error at f.toml:12 txshim.local_dsn saying to percent-encode", dsn, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "Summer") {
+			t.Errorf("%s: the error shows the password: %v", dsn, err)
+		}
+		if got := RedactDSN(dsn); strings.Contains(got, "Summer") {
+			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+	}
+	// Percent-encoded, it loads, and its password is hidden.
+	c, err := Parse("f.toml", []byte(base+"local_dsn = \"postgres://tandem:2024%2FSummer@10.0.0.1/wire\"\n"), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.Redacted(); strings.Contains(out, "Summer") || !strings.Contains(out, "postgres://tandem:redacted@10.0.0.1/wire") {
+		t.Errorf("percent-encoded: check-config shows the password, or not the DSN:\n%s", out)
+	}
+}
+
 // TestDSNSameDatabase: local_dsn and peer_dsn naming one database (a file copied from the other
 // site and half edited) are refused: every dual commit would apply its own rows to itself a
 // second time, and resync would copy the master's tables over themselves.

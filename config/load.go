@@ -781,6 +781,10 @@ func (l *loader) txshim(r *raw, c *Config) {
 		} else if u, err := url.Parse(dsn); strings.Contains(dsn, "://") && (err != nil || u.Fragment != "") {
 			// Not the URL's text in the message: it may hold the password.
 			l.errorf(key, "not a valid URL: %s", urlHint)
+		} else if atAfterHost(dsn) {
+			// It reads as a URL, but not as the one meant: part of the password would be the
+			// host or port, the rest the database's name, shown wherever that is.
+			l.errorf(key, "a '@' after the host: %s (a '@' in the database name or a parameter as well)", urlHint)
 		} else if pc, msg := dsnProblem(dsn); msg != "" {
 			l.errorf(key, "%s", msg)
 		} else {

@@ -164,9 +164,10 @@ var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:
 // key=value form, so it can be logged or shown.
 func RedactDSN(dsn string) string {
 	u, err := url.Parse(dsn)
-	if scheme, rest, ok := strings.Cut(dsn, "://"); ok && (err != nil || u.Fragment != "") {
-		// net/url cannot read it, or read part of the user info as a fragment (an unescaped
-		// '#', '%', '/' in the password): hide everything up to the last '@'.
+	if scheme, rest, ok := strings.Cut(dsn, "://"); ok && (err != nil || u.Fragment != "" || atAfterHost(dsn)) {
+		// net/url cannot read it, or read part of the user info as a fragment, a path or a
+		// query (an unescaped '#', '%', '/' or '?' in the password): hide everything up to the
+		// last '@'.
 		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 			rest = "redacted" + rest[at:]
 		}
@@ -190,4 +191,18 @@ func RedactDSN(dsn string) string {
 		return u.String()
 	}
 	return kvPassword.ReplaceAllString(dsn, "${1}redacted")
+}
+
+// atAfterHost tells whether a postgres:// URL has an '@' after its host, in its path or query:
+// the mark of a password holding an unencoded '/' or '?' after digits, which net/url and the
+// database clients read as the port, then a path or query holding the rest of the password
+// (postgres://tandem:2024/Summer@10.0.0.1/wire: host tandem, port 2024, database
+// "Summer@10.0.0.1/wire").
+func atAfterHost(dsn string) bool {
+	_, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?")
+	return i >= 0 && strings.Contains(rest[i:], "@")
 }
