@@ -471,6 +471,46 @@ func TestAddressConflicts(t *testing.T) {
 	}
 }
 
+// TestLoopbackEndpointRemoteGossip: an endpoint on loopback is refused at its address's line
+// when the site's gossip address is not loopback (the sites on two hosts): the other site's
+// proxy dials the endpoint as written when this site is master, and reached its own host. Both
+// sites on one machine (gossip on loopback) keep loopback endpoints.
+func TestLoopbackEndpointRemoteGossip(t *testing.T) {
+	file := func(gossip, address string) string {
+		return "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\n" + gossip + "join = [\"10.0.0.2:7946\"]\n" +
+			"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"" + address + "\"\n"
+	}
+	for _, tc := range []struct {
+		gossip, address string
+		refused         bool
+	}{
+		{"bind = \"10.0.0.1:7946\"\n", "127.0.0.1:5432", true},
+		{"bind = \"10.0.0.1:7946\"\n", "127.0.0.2:5432", true},
+		{"bind = \"10.0.0.1:7946\"\n", "localhost:5432", true},
+		{"bind = \"10.0.0.1:7946\"\n", "[::1]:5432", true},
+		{"bind = \"0.0.0.0:7946\"\n", "127.0.0.1:5432", true}, // memberlist advertises an address beyond loopback
+		{"bind = \"0.0.0.0:7946\"\nadvertise = \"10.0.0.1:7946\"\n", "127.0.0.1:5432", true},
+		{"bind = \"10.0.0.1:7946\"\n", "10.0.0.1:5432", false},
+		{"bind = \"10.0.0.1:7946\"\n", "db1.example:5432", false},
+		{"bind = \"127.0.0.1:7946\"\n", "127.0.0.1:5432", false},
+		{"bind = \"0.0.0.0:7946\"\nadvertise = \"127.0.0.1:7946\"\n", "localhost:5432", false},
+	} {
+		src := file(tc.gossip, tc.address)
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		if !tc.refused {
+			if err != nil {
+				t.Errorf("%q, endpoint %s: %v", tc.gossip, tc.address, err)
+			}
+			continue
+		}
+		line := strings.Count(src, "\n") // address is the last line
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" || errs[0].Line != line || !strings.Contains(errs[0].Msg, "loopback") {
+			t.Errorf("%q, endpoint %s: got %v, want one error at f.toml:%d server.endpoint[0].address about loopback", tc.gossip, tc.address, err, line)
+		}
+	}
+}
+
 // TestTypeErrorsAll: a value of the wrong type does not hide the file's other errors.
 func TestTypeErrorsAll(t *testing.T) {
 	src := "site = 3\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\n  1,\n  2]\nprofile = \"slow\"\n" +

@@ -636,6 +636,16 @@ func (l *loader) server(r *raw, c *Config) {
 	if len(rs.Endpoint) == 0 {
 		l.errorf("server", "at least one [[server.endpoint]] is required")
 	}
+	// The other site's proxy dials the addresses as they are written, when this site is master:
+	// a loopback one reaches the other site's own host, unless both sites share this one (the
+	// gossip address is loopback then).
+	var remote string // this site's gossip address, when the other members reach it beyond loopback
+	gossipAddr := cmp.Or(c.Gossip.Advertise, c.Gossip.Bind)
+	if host, _, err := net.SplitHostPort(gossipAddr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.Unmap().IsLoopback() {
+			remote = gossipAddr
+		}
+	}
 	names := map[string]bool{}
 	for i, e := range rs.Endpoint {
 		key := fmt.Sprintf("server.endpoint[%d]", i)
@@ -658,8 +668,11 @@ func (l *loader) server(r *raw, c *Config) {
 		if len(e.HealthExpect) > maxHealthProbe {
 			l.errorf(key+".health_expect", "%d bytes: at most %d", len(e.HealthExpect), maxHealthProbe)
 		}
-		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: l.hostPort(key+".address", e.Address, true),
-			HealthSend: e.HealthSend, HealthExpect: e.HealthExpect})
+		addr := l.hostPort(key+".address", e.Address, true)
+		if host, _, err := net.SplitHostPort(addr); err == nil && remote != "" && isLoopback(host) {
+			l.errorf(key+".address", "%s is a loopback address, but the other site reaches this one beyond loopback (gossip at %s): its proxy dials the address as written and would reach its own host; give the address the other site reaches the server at", addr, remote)
+		}
+		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: addr, HealthSend: e.HealthSend, HealthExpect: e.HealthExpect})
 	}
 }
 
