@@ -716,6 +716,47 @@ func TestDSNSameDatabase(t *testing.T) {
 	}
 }
 
+// TestLocalDSNIsShim: a local_dsn that connects to txshim.listen, the shim itself (the
+// application's connection string, which now points at the shim, copied into local_dsn), is
+// refused at local_dsn's line, in TCP, URL and Unix-socket forms: it loaded, and every session
+// of the shim would have connected to the shim again.
+func TestLocalDSNIsShim(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, ".s.PGSQL.6432")
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\npeer_dsn = \"host=10.0.0.2 dbname=wire\"\n"
+	for _, tc := range []struct {
+		listen, local string
+		refused       bool
+	}{
+		{"127.0.0.1:6432", "host=127.0.0.1 port=6432 dbname=wire", true},
+		{"127.0.0.1:6432", "postgres://tandem@127.0.0.1:6432/wire", true},
+		{"127.0.0.1:6432", "host=localhost port=6432 dbname=wire", true},
+		{"localhost:6432", "postgres://tandem@[::1]:6432/wire", true},
+		{"127.0.0.1:6432", "host=10.0.0.1,127.0.0.1 port=5432,6432 dbname=wire", true},
+		{sock, "host=" + dir + " port=6432 dbname=wire", true},
+		{sock, "postgres:///wire?host=" + dir + "&port=6432", true},
+		{"127.0.0.1:6432", "host=127.0.0.1 port=5432 dbname=wire", false},
+		{"127.0.0.1:6432", "host=10.0.0.1 port=6432 dbname=wire", false},
+		{"127.0.0.1:6432", "host=" + dir + " port=6432 dbname=wire", false},
+		{sock, "host=" + dir + " port=5432 dbname=wire", false},
+		{sock, "host=127.0.0.1 port=6432 dbname=wire", false},
+	} {
+		src := base + "listen = " + strconv.Quote(tc.listen) + "\nlocal_dsn = " + strconv.Quote(tc.local) + "\n"
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		if !tc.refused {
+			if err != nil {
+				t.Errorf("listen %s, local_dsn %s: %v", tc.listen, tc.local, err)
+			}
+			continue
+		}
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.local_dsn" || errs[0].Line != 12 || !strings.Contains(errs[0].Msg, "the shim itself") {
+			t.Errorf("listen %s, local_dsn %s: got %v, want one error at f.toml:12 txshim.local_dsn saying it is the shim itself", tc.listen, tc.local, err)
+		}
+	}
+}
+
 // TestSyntaxErrorHidesString: a bad escape in a string (a password with a backslash in a DSN)
 // is reported with its line and key, without the string the TOML decoder echoes back.
 func TestSyntaxErrorHidesString(t *testing.T) {

@@ -785,6 +785,7 @@ func (l *loader) txshim(r *raw, c *Config) {
 		l.errorf("txshim.max_message", "%q: must be 16KiB..1GiB", rt.MaxMessage)
 	}
 	var parsed []*pgconn.Config // of the DSNs read without a problem
+	var local *pgconn.Config    // local_dsn's, read without a problem
 	for _, d := range [][2]string{{"txshim.local_dsn", rt.LocalDSN}, {"txshim.peer_dsn", rt.PeerDSN}} {
 		key, dsn := d[0], d[1]
 		if dsn == "" {
@@ -802,7 +803,15 @@ func (l *loader) txshim(r *raw, c *Config) {
 			l.errorf(key, "%s", msg)
 		} else {
 			parsed = append(parsed, pc)
+			if key == "txshim.local_dsn" {
+				local = pc
+			}
 		}
+	}
+	// local_dsn naming the shim itself (the application's connection string, which now points
+	// at the shim, copied into local_dsn): every session of the shim would connect to the shim.
+	if local != nil && t.Listen != "" && dialsShim(local, t.Listen) {
+		l.errorf("txshim.local_dsn", "connects to txshim.listen (%s), the shim itself: give the local database's own address", t.Listen)
 	}
 	// One database as both (a file copied from the other site and half edited): every dual
 	// commit would apply its rows to the database a second time, and resync would copy the
@@ -814,6 +823,41 @@ func (l *loader) txshim(r *raw, c *Config) {
 			net.JoinHostPort(parsed[0].Host, strconv.Itoa(int(parsed[0].Port)))+"/"+dbName(parsed[0]))
 	}
 	c.TxShim = t
+}
+
+// dialsShim tells whether a connection by pc, to any of its hosts, reaches the shim listening
+// on listen: the same Unix socket, or the same port on an address listen takes.
+func dialsShim(pc *pgconn.Config, listen string) bool {
+	hosts := append([]*pgconn.FallbackConfig{{Host: pc.Host, Port: pc.Port}}, pc.Fallbacks...)
+	for _, h := range hosts {
+		network, addr := pgconn.NetworkAddress(h.Host, h.Port)
+		if network == "unix" {
+			if filepath.Clean(addr) == listen {
+				return true
+			}
+			continue
+		}
+		if strings.HasPrefix(listen, "/") {
+			continue
+		}
+		for _, a := range localhostIPs(listen) {
+			for _, b := range localhostIPs(addr) {
+				if overlap(a, b, false) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// localhostIPs is host:port, or for the name localhost the loopback addresses it stands for.
+func localhostIPs(hostPort string) []string {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil || !strings.EqualFold(host, "localhost") {
+		return []string{hostPort}
+	}
+	return []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
 }
 
 // dsnProblem reads a connection string as pgx does, or says why it is one the shim's database
