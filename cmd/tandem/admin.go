@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -237,7 +238,7 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 			if m.Site != st.Master || m.Admin == "" {
 				continue
 			}
-			addr, err := peerAdmin(m.Admin, m.Addr)
+			addr, err := peerAdmin(r.Context(), m.Admin, m.Addr)
 			if err != nil {
 				http.Error(w, fmt.Sprintf("cannot forward to the master %s: %v", m.Site, err), http.StatusBadGateway)
 				return
@@ -261,16 +262,23 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 
 // peerAdmin is where to reach a peer's admin API, published as admin (its admin.listen),
 // from this host: a wildcard host is the peer's gossip address (gossip, ip:port); a
-// loopback one is out of reach unless the peer's gossip address is on this host's loopback
-// too (both sites on one machine). Else admin as it is.
-func peerAdmin(admin, gossip string) (string, error) {
+// loopback one — an IP, or a name that reaches only loopback from here, as localhost — is
+// out of reach unless the peer's gossip address is on this host's loopback too (both sites on
+// one machine). Else admin as it is.
+func peerAdmin(ctx context.Context, admin, gossip string) (string, error) {
 	host, port, err := net.SplitHostPort(admin)
 	if err != nil {
 		return "", fmt.Errorf("its admin address %q: %w", admin, err)
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return admin, nil // a host name: as the operator configured it
+		// A host name: as the operator configured it, unless it names this host's loopback
+		// here (config takes admin.listen = "localhost:7180" as loopback, needing no token):
+		// the request, with this member's token, would go to this host's own port.
+		if !loopbackName(ctx, host) {
+			return admin, nil
+		}
+		ip = netip.IPv6Loopback()
 	}
 	g, gerr := netip.ParseAddrPort(gossip)
 	switch {
@@ -283,6 +291,27 @@ func peerAdmin(admin, gossip string) (string, error) {
 		return "", fmt.Errorf("its admin API listens on loopback (%s) on another host: run the command there, or give it an admin.listen this host reaches", admin)
 	}
 	return admin, nil
+}
+
+// loopbackName tells whether a host name reaches only this host's loopback from here:
+// localhost and the names under .localhost always (RFC 6761), another name when every address
+// it resolves to is loopback. A name that does not resolve is not: the request then fails on
+// its own.
+func loopbackName(ctx context.Context, host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.Unmap().IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // promote lifts this site's cold-start wait (tandem promote -force, DESIGN §3): a site that

@@ -33,7 +33,27 @@ func TestPeerAdmin(t *testing.T) {
 		{"10.0.0.1:7180", "10.0.0.9:7946", "10.0.0.1:7180", ""},
 		{"admin.site1:7180", "10.0.0.1:7946", "admin.site1:7180", ""},
 	} {
-		got, err := peerAdmin(tc.admin, tc.gossip)
+		got, err := peerAdmin(t.Context(), tc.admin, tc.gossip)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("peerAdmin(%q, %q) = %q, %v; want %q, error with %q", tc.admin, tc.gossip, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestPeerAdminLocalhost: a master's admin.listen of localhost (config takes it as loopback,
+// needing no token) is refused on another host as a loopback IP is. It was forwarded as a host
+// name, to this host's own localhost:7180, with this member's bearer token.
+func TestPeerAdminLocalhost(t *testing.T) {
+	for _, tc := range []struct {
+		admin, gossip, want, err string
+	}{
+		{"localhost:7180", "10.0.0.2:7946", "", "loopback"},
+		{"LocalHost.:7180", "10.0.0.2:7946", "", "loopback"},
+		{"admin.localhost:7180", "10.0.0.2:7946", "", "loopback"},
+		{"localhost:7180", "", "", "loopback"},
+		{"localhost:7180", "127.0.0.1:7946", "localhost:7180", ""}, // both sites on one machine
+	} {
+		got, err := peerAdmin(t.Context(), tc.admin, tc.gossip)
 		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("peerAdmin(%q, %q) = %q, %v; want %q, error with %q", tc.admin, tc.gossip, got, err, tc.want, tc.err)
 		}
