@@ -511,6 +511,31 @@ func TestLoopbackEndpointRemoteGossip(t *testing.T) {
 	}
 }
 
+// TestLinesAfterMultilineStrings: keys after a multi-line string have their own lines. In a
+// """…""" string an escaped quote before two more (\""") was taken for the string's end, and
+// the real end for the start of another string, and a closing run of four quotes left one
+// that opened a string: the keys after either were given the table's line, or none.
+func TestLinesAfterMultilineStrings(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\n"
+	for _, send := range []string{
+		"\"\"\"\nsay \\\"\"\"\nk=v\"\"\"",            // an escaped quote, then two: not the end
+		"\"\"\"\nsay \\\"\"\" [\nk=v\"\"\"",          // and a bracket after them, inside the string
+		"\"\"\"PING\\\\\"\"\"",                       // an escaped backslash, then the end
+		"\"\"\"PING\"\"\"\" # one quote more: \"[\"", // the end is the last three of four quotes
+		"\"\"\"PING\"\"\"\"\"",                       // or of five
+		"'''\nsay \\'''",                             // a literal string has no escapes: \''' ends it
+		"'''PING'''' # \"[\"",
+	} {
+		src := base + "health_send = " + send + "\nhealth_expect = \"ok\"\naddress = \"bad\"\n"
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		var errs Errors
+		line := strings.Count(src, "\n") // address is the last line
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" || errs[0].Line != line {
+			t.Errorf("health_send = %s: got %v, want one error at f.toml:%d server.endpoint[0].address", send, err, line)
+		}
+	}
+}
+
 // TestTypeErrorsAll: a value of the wrong type does not hide the file's other errors.
 func TestTypeErrorsAll(t *testing.T) {
 	src := "site = 3\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\n  1,\n  2]\nprofile = \"slow\"\n" +

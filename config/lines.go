@@ -163,8 +163,18 @@ func (v *valueScanner) pending() bool { return v.depth > 0 || v.multiline != "" 
 func (v *valueScanner) feed(s string) {
 	for i := 0; i < len(s); i++ {
 		if v.multiline != "" {
-			if strings.HasPrefix(s[i:], v.multiline) {
+			switch {
+			case v.multiline == `"""` && s[i] == '\\':
+				// An escape: \" is a quote, not the start of the closing """ (and a \ that
+				// ends the line joins the next). A '''…''' string has no escapes.
+				i++
+			case strings.HasPrefix(s[i:], v.multiline):
+				// The closing delimiter is the last three of a run of up to five quotes: the
+				// one or two before them are the string's.
 				i += 2
+				for n := 0; n < 2 && i+1 < len(s) && s[i+1] == v.multiline[0]; n++ {
+					i++
+				}
 				v.multiline = ""
 			}
 			continue
