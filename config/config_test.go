@@ -536,6 +536,20 @@ func TestLinesAfterMultilineStrings(t *testing.T) {
 	}
 }
 
+// TestEndpointPortZero: an endpoint on port 0 is refused at its address's line. Port 0 takes any
+// free port to listen on, but an endpoint is dialled (by the health check and the proxies): it
+// loaded, and the site could never serve.
+func TestEndpointPortZero(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, addr := range []string{"127.0.0.1:0", "10.0.0.1:00", "[::1]:0", "db1.example:0"} {
+		_, err := Parse("f.toml", []byte(strings.Replace(base, "127.0.0.1:2", addr, 1)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" || errs[0].Line != 8 || !strings.Contains(errs[0].Msg, "port 0") {
+			t.Errorf("%s: got %v, want one error at f.toml:8 server.endpoint[0].address about port 0", addr, err)
+		}
+	}
+}
+
 // TestTypeErrorsAll: a value of the wrong type does not hide the file's other errors.
 func TestTypeErrorsAll(t *testing.T) {
 	src := "site = 3\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\n  1,\n  2]\nprofile = \"slow\"\n" +

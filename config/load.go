@@ -669,7 +669,12 @@ func (l *loader) server(r *raw, c *Config) {
 			l.errorf(key+".health_expect", "%d bytes: at most %d", len(e.HealthExpect), maxHealthProbe)
 		}
 		addr := l.hostPort(key+".address", e.Address, true)
-		if host, _, err := net.SplitHostPort(addr); err == nil && remote != "" && isLoopback(host) {
+		switch host, port, err := net.SplitHostPort(addr); {
+		case err != nil: // reported by hostPort
+		case strings.Trim(port, "0") == "":
+			// Port 0 is "any free port" to listen on; an endpoint is dialled, and no server is there.
+			l.errorf(key+".address", "%s: port 0 is never dialable: give the port the server listens on", addr)
+		case remote != "" && isLoopback(host):
 			l.errorf(key+".address", "%s is a loopback address, but the other site reaches this one beyond loopback (gossip at %s): its proxy dials the address as written and would reach its own host; give the address the other site reaches the server at", addr, remote)
 		}
 		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: addr, HealthSend: e.HealthSend, HealthExpect: e.HealthExpect})
