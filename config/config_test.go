@@ -578,6 +578,32 @@ func TestTypeErrorsAll(t *testing.T) {
 	}
 }
 
+// TestTypeErrorKeepsOthersRequired: a key of the wrong type in one table of an array hides no
+// other table's "required" error for that key. The blanked key's own "required" was dropped
+// by the key's name without its index, so a second listener without listen was not reported.
+func TestTypeErrorKeepsOthersRequired(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = 5\n" +
+		"[[proxy.listener]]\nendpoint = \"op\"\n"
+	_, err := Parse("f.toml", []byte(src), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		"f.toml:11: proxy.listener.listen: incompatible types",
+		"f.toml:12: proxy.listener[1].listen: required",
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(errs[i].Error(), w) {
+			t.Errorf("error %d = %q, want ~%q", i, errs[i].Error(), w)
+		}
+	}
+}
+
 // TestShimUsersAndTLS: txshim.users_file gives the shim's SCRAM users (and lets it listen
 // beyond loopback), tls_cert_file and tls_key_file its TLS; bad files are errors that show no
 // password, and check-config prints neither passwords nor the key.

@@ -68,6 +68,17 @@ func (kl keyLines) add(indexed, plain string, line int) {
 	kl.plain[plain] = append(kl.plain[plain], line)
 }
 
+// keyAt returns the indexed path of the key set on line whose path without indices is plain,
+// or "".
+func (kl keyLines) keyAt(line int, plain string) string {
+	for k, n := range kl.indexed {
+		if n == line && arrayIndex.ReplaceAllString(k, "") == plain {
+			return k
+		}
+	}
+	return ""
+}
+
 // line returns the line of an indexed key path, or of its nearest enclosing
 // table that is in the file, or 0.
 func (kl keyLines) line(path string) int {

@@ -218,8 +218,18 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 	}
 	cfg := l.resolve(&r, kind)
 	cfg.Unread = AllSecrets &^ read
-	for _, te := range typeErrs { // a blanked key is not also "required"
-		l.errs = slices.DeleteFunc(l.errs, func(e *Error) bool { return arrayIndex.ReplaceAllString(e.Key, "") == te.Key })
+	// A blanked key is not also "required". Its error names it without the index of its table in
+	// an array (proxy.listener.listen): the file as written gives the index, so that another
+	// table's missing key is still reported.
+	written := scanKeyLines(string(src))
+	for _, te := range typeErrs {
+		blanked := written.keyAt(te.Line, te.Key)
+		l.errs = slices.DeleteFunc(l.errs, func(e *Error) bool {
+			if blanked != "" {
+				return e.Key == blanked
+			}
+			return arrayIndex.ReplaceAllString(e.Key, "") == te.Key
+		})
 	}
 	l.errs = append(l.errs, typeErrs...)
 	if len(l.errs) > 0 {
