@@ -433,6 +433,26 @@ func (f *writerFuncs) noteDDL(st *statement, text string) {
 // ddlReread is how soon after DDL through the shim the lists are read again.
 const ddlReread = 300 * time.Millisecond
 
+// largeObjectWriters are the functions in pg_catalog that write large objects. PostgreSQL
+// before 16 runs them in a read-only transaction too, so default_transaction_read_only does not
+// stop them: a read that calls one is taken for a write (callsLargeObjectWriter), which read-only
+// modes wrap and refuse at commit. lo_open in write mode writes nothing by itself; lowrite does.
+var largeObjectWriters = map[string]bool{
+	"lo_creat": true, "lo_create": true, "lo_unlink": true, "lo_import": true, "lo_from_bytea": true,
+	"lo_put": true, "lowrite": true, "lo_truncate": true, "lo_truncate64": true,
+}
+
+// callsLargeObjectWriter tells whether calls (statement.Calls) name one of largeObjectWriters.
+func callsLargeObjectWriter(calls []string) bool {
+	var buf [64]byte
+	for _, n := range calls {
+		if largeObjectWriters[string(foldName(n, buf[:0]))] {
+			return true
+		}
+	}
+	return false
+}
+
 // check takes a read that calls a function that may write, or names a view that calls one, for
 // a write, and marks a statement that calls a function that may notify, or a write that names a
 // table whose trigger may, as one whose transaction cannot be prepared. Calls or names past those

@@ -205,3 +205,100 @@ func (d deadlineDialer) DialTimeout(network, address string, timeout time.Durati
 	}
 	return c, err
 }
+
+// TestReadOnlyAfterClientTurnsItOff: in read-only mode a client that turns
+// default_transaction_read_only off (SET, SET SESSION CHARACTERISTICS, RESET ALL as pools send
+// it, set_config) still cannot write with a statement the lexer takes for a read, in the simple
+// or extended protocol, pipelined behind the change or after a COMMIT in the same request. The
+// shim had put the setting on once per session, and these SELECTs ran unwrapped: nextval,
+// setval and (before PostgreSQL 16, even with the setting on) lo_create and lo_from_bytea
+// committed on the read-only site. Promoted, the session gets the client's own value back.
+func TestReadOnlyAfterClientTurnsItOff(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `CREATE SEQUENCE rseq`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
+	ctx := capCtx(t, 60*time.Second)
+	offs := []string{
+		"SET default_transaction_read_only = off",
+		"SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+		"RESET ALL",
+		"SELECT set_config('default_transaction_read_only', 'off', false)",
+	}
+	writes := []string{
+		"SELECT nextval('rseq')",
+		"SELECT setval('rseq', 1000)",
+		"SELECT lo_create(4242)",
+		"SELECT lo_from_bytea(4343, 'hello')",
+	}
+	var conns []*pgx.Conn
+	for _, off := range offs {
+		conn := s.connect(t)
+		conns = append(conns, conn)
+		for _, w := range writes {
+			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+				if _, err := conn.Exec(ctx, off, mode); err != nil {
+					t.Fatalf("%s: %v", off, err)
+				}
+				if _, err := conn.Exec(ctx, w, mode); pgCode(err) != "25006" {
+					t.Errorf("after %s, %s (%v): %v, want 25006", off, w, mode, err)
+				}
+			}
+			// Pipelined: the write is sent before the change is answered.
+			p := conn.PgConn().StartPipeline(ctx)
+			p.SendQueryParams(off, nil, nil, nil, nil)
+			p.Sync()
+			p.SendQueryParams(w, nil, nil, nil, nil)
+			p.Sync()
+			// Each request's error: a statement's, or the shim's at the commit it wrapped the
+			// statement in, after the statement's own replies.
+			var errs []error
+			for syncs := 0; syncs < 2; {
+				res, err := p.GetResults()
+				switch res := res.(type) {
+				case *pgconn.ResultReader:
+					_, err = res.Close()
+				case *pgconn.PipelineSync:
+					syncs++
+					continue
+				}
+				if pgCode(err) == "" && err != nil {
+					t.Fatal(err)
+				}
+				if len(errs) == syncs {
+					errs = append(errs, nil)
+				}
+				if err != nil {
+					errs[syncs] = err
+				}
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(errs) != 2 || errs[0] != nil || pgCode(errs[1]) != "25006" {
+				t.Errorf("pipelined %s, then %s: %v, want 25006 for the second", off, w, errs)
+			}
+		}
+		// The next transaction after a COMMIT in the same request.
+		if _, err := conn.Exec(ctx, off+"; COMMIT; SELECT nextval('rseq')", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "25006" {
+			t.Errorf("%s; COMMIT; SELECT nextval: %v, want 25006", off, err)
+		}
+	}
+	db := c.Open(t, c.Database())
+	if last, called := queryOne[int64](t, db, `SELECT last_value FROM rseq`), queryOne[bool](t, db, `SELECT is_called FROM rseq`); last != 1 || called {
+		t.Errorf("read-only mode: the sequence moved: last_value %d, is_called %v", last, called)
+	}
+	if n := queryOne[int](t, db, `SELECT count(*) FROM pg_largeobject_metadata`); n != 0 {
+		t.Errorf("read-only mode: %d large object(s) created", n)
+	}
+
+	// Promoted: each session has the value the client left (off; RESET ALL: the default, off).
+	s.SetMode(ModeDual, 2)
+	for i, conn := range conns {
+		var got string
+		if err := conn.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&got); err != nil || got != "off" {
+			t.Errorf("after %s, promoted: default_transaction_read_only %q (%v), want off", offs[i], got, err)
+		}
+	}
+}

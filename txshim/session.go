@@ -83,7 +83,7 @@ type session struct {
 	sessionTemp    bool // the session made temporary objects: its transactions commit plainly
 	txUnprep       bool // the open transaction cannot be prepared
 	txWrote        bool // the open transaction ran a statement the lexer takes for a write
-	readOnlySet    bool // default_transaction_read_only = on was sent for read-only modes
+	readOnlySet    bool // default_transaction_read_only = on was sent for read-only modes, and nothing that may change it since (note)
 	unit           unitState
 	ebuf           []byte // extended-protocol messages since the last Sync, as received
 	items          []item
@@ -134,6 +134,7 @@ type stmtInfo struct {
 	proc         bool    // CALL
 	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
+	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
@@ -158,6 +159,7 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	}
 	m := unknownStmt
 	m.temp, m.unprep, m.copyIn, m.proc = a.temp || b.temp, a.unprep || b.unprep, a.copyIn || b.copyIn, a.proc || b.proc
+	m.changesRO = a.changesRO || b.changesRO
 	if a.names != b.names {
 		m.names = namesOp{op: 'A'}
 	}
@@ -1235,11 +1237,35 @@ func (s *session) startUnit(pol policy, final bool) (bool, error) {
 
 // readOnlyChange reports whether the session's default_transaction_read_only must change for
 // pol: put on for read-only modes, given back to the client's own value for the others.
+//
+// In read-only modes the setting must be on whenever a transaction of the client's begins
+// outside the shim's own BEGIN: a statement the lexer takes for a read runs unwrapped, and
+// some that PostgreSQL allows only in a read-write transaction write (nextval, setval,
+// lo_create). So it is put on again when a statement that may have changed it was sent since
+// (readOnlySet, cleared by note) — which the shim learns as it sends the statement, before a
+// request pipelined behind it, and on servers before PostgreSQL 14, which do not report the
+// setting — or when the database reported it off since (a function that sets it).
 func (s *session) readOnlyChange(pol policy) bool {
-	if pol.readOnly {
-		return !s.readOnlySet
+	if !pol.readOnly {
+		return s.roForced
 	}
-	return s.roForced
+	if !s.readOnlySet {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roChanged && s.roValue == "off"
+}
+
+// reassertReadOnly puts default_transaction_read_only back on in read-only modes where a
+// transaction of the client's may begin inside a request, after one ended (walk): the
+// statements before it in the request may have turned it off. The status must be idle.
+func (s *session) reassertReadOnly(pol policy) error {
+	if !pol.readOnly || !s.readOnlyChange(pol) {
+		return nil
+	}
+	s.readOnlySet = true
+	return s.forceReadOnly()
 }
 
 // forceReadOnly pipelines the shim's SET default_transaction_read_only = on, first keeping the
@@ -1319,6 +1345,21 @@ func setsReadOnly(text string, st statement) bool {
 	}
 	on, ok := parseBool(v)
 	return on && ok
+}
+
+// changesReadOnly reports whether statement st of text may change the session's
+// default_transaction_read_only: any SET (SESSION CHARACTERISTICS too), RESET (ALL), DISCARD
+// (ALL), a statement that calls set_config, and DO, CALL and EXECUTE, which run what the shim
+// does not read here. A function that sets it in its body is not seen; PostgreSQL ≥ 14
+// reports it (readOnlyChange). A U&"…" name may spell any of those words: counted too.
+func changesReadOnly(text string, st statement) bool {
+	i := skipBlank(text, st.Start, st.End)
+	for _, kw := range []string{"SET", "RESET", "DISCARD", "DO", "CALL", "EXECUTE"} {
+		if i+len(kw) <= st.End && strings.EqualFold(text[i:i+len(kw)], kw) && (i+len(kw) == st.End || !isIdentChar(text[i+len(kw)])) {
+			return true
+		}
+	}
+	return containsFold(text[st.Start:st.End], "set_config") || containsFold(text[st.Start:st.End], "u&")
 }
 
 // warnsOutsideBlock returns, for statement st of text, the name PostgreSQL gives it in the
@@ -1407,6 +1448,9 @@ func (s *session) lex(sql string) []statement {
 			f.noteDDL(st, sql[st.Start:st.End])
 		}
 		f.check(st)
+		if st.Kind == kindRead && callsLargeObjectWriter(st.Calls) {
+			st.Kind = kindWrite
+		}
 	}
 	return sts
 }
@@ -1611,6 +1655,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
 				si.detached = detachedText(query, st)
+				si.changesRO = changesReadOnly(query, st)
 				break
 			}
 		}
@@ -1799,6 +1844,10 @@ func (s *session) note(info stmtInfo) {
 		s.txWrote, s.wroteAt = true, s.pushSeq
 	}
 	s.roSetByClient = s.roSetByClient || info.setsRO
+	if info.changesRO {
+		// Put back on before the next transaction in read-only modes (readOnlyChange).
+		s.readOnlySet = false
+	}
 }
 
 // noteAll notes every step of a request passed through whole (it commits nothing on its way):
@@ -1845,7 +1894,7 @@ func (u *queryUnit) n() int { return len(u.sts) }
 func (u *queryUnit) info(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
-		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st)}
+		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 		if f := st.Finalize; f.end != 0 {
@@ -2378,6 +2427,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			if us.st != 'T' {
 				// Aborted (COMMIT rolls back) or idle (a warning): PostgreSQL answers itself.
+				if us.st == 'I' {
+					// The part's terminator committed the steps before: the next transaction
+					// begins with what they left of default_transaction_read_only.
+					if err := s.reassertReadOnly(pol); err != nil {
+						return err
+					}
+				}
 				us.injected, us.st = false, 'I'
 				s.txUnprep, s.txWrote = false, false
 				continue
@@ -2405,6 +2461,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			if info.chain {
 				us.st = 'T'
+			} else {
+				// The steps after the COMMIT begin a transaction of their own, under what the
+				// committed one left of default_transaction_read_only.
+				if err := s.reassertReadOnly(pol); err != nil {
+					return err
+				}
 			}
 			lo = i + 1
 		}

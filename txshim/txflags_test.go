@@ -200,7 +200,9 @@ func TestReadOnlyNoTxBlockAfterFlush(t *testing.T) {
 	}{
 		{name: "bound, flush, execute", want: "1 2 E(25006) Z(I)", parts: [][]pgproto3.FrontendMessage{
 			{&pgproto3.Parse{Query: cic}, &pgproto3.Bind{}}, {&pgproto3.Execute{}}}},
-		{name: "read, flush, create", want: "1 2 D[\"1\"] C(SELECT 1) 1 2 E(25001) Z(I)", parts: [][]pgproto3.FrontendMessage{
+		// The setting is put back on at the start of the request: PostgreSQL refuses the write
+		// (25006) before it would the statement in the implicit transaction (25001).
+		{name: "read, flush, create", want: "1 2 D[\"1\"] C(SELECT 1) 1 2 E(25006) Z(I)", parts: [][]pgproto3.FrontendMessage{
 			pbeMsgs("", "SELECT 1"), pbeMsgs("", cic)}},
 		// The setting put back on before the VACUUM does not hold after the client's SET and the
 		// end of the transaction it ran in.
