@@ -70,10 +70,11 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 	if addsDefault {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
 		// constant as the statement runs: a default that holds a date or time constant counts
-		// as not constant when the statement has such a literal.
+		// as not constant when the statement has such a literal, and so does one that converts
+		// text by input function ('now'::text::timestamptz, kept as a CoerceViaIO to run later).
 		clock := ""
 		if hasClockLiteral(stmt) {
-			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) ':consttype (1082|1083|1114|1184|1266) '`
+			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) ':consttype (1082|1083|1114|1184|1266) |\{COERCEVIAIO '`
 		}
 		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname
     FROM pg_catalog.pg_attribute a

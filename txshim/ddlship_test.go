@@ -108,6 +108,7 @@ func TestAddedColumnDefaultsChecked(t *testing.T) {
 		`ALTER TABLE items ADD COLUMN at timestamptz DEFAULT 'now'`,
 		`ALTER TABLE items ADD COLUMN d date NOT NULL DEFAULT ' Today '`,
 		`ALTER TABLE items ADD COLUMN ok int, ADD COLUMN at timestamp DEFAULT 'tomorrow 10:00'::timestamp`,
+		`ALTER TABLE items ADD COLUMN at timestamptz DEFAULT 'now'::text::timestamptz`,
 	} {
 		err := exec(q)
 		if pgCode(err) != "0A000" {
