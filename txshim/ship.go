@@ -1140,6 +1140,15 @@ const (
 	decodeLagMax = 30 * time.Second
 )
 
+// CommitWaitMax is how long a dual commit may wait for the peer's prepare, given the shim's
+// commit timeout: past it, for a decoder that is behind but reading, up to decodeLagMax more
+// (a large transaction's allowance of a second per MiB of its changes not counted). A pass of
+// the resolver in another process (tandem resolve) leaves alone what was prepared more
+// recently: a running shim may still be committing it.
+func CommitWaitMax(commitTimeout time.Duration) time.Duration {
+	return commitTimeout + decodeGrace + decodeLagMax
+}
+
 func stateName(st int) string {
 	return [...]string{"pending", "being applied", "prepared on the peer", "of unknown outcome on the peer", "refused by the peer", "done"}[st]
 }

@@ -33,9 +33,12 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	// This process cannot ask the running tandem which gids its shim is committing: it leaves
-	// alone those prepared within the bound a handover waits for commits in flight.
+	// alone those prepared within the longest a commit may wait for the peer, and the margin a
+	// handover gives commits in flight beyond that (a window of commit_timeout alone rolled back
+	// commits still waiting for a decoder that was behind: a spurious failure for the client).
+	settle := txshim.CommitWaitMax(cfg.TxShim.CommitTimeout) + drainMargin
 	r := txshim.NewResolver(txshim.ResolverConfig{Site: cfg.Site, LocalDSN: cfg.TxShim.LocalDSN, PeerDSN: cfg.TxShim.PeerDSN,
-		Logger: slog.New(slog.NewTextHandler(stderr, nil)), Settle: cfg.TxShim.CommitTimeout + drainMargin})
+		Logger: slog.New(slog.NewTextHandler(stderr, nil)), Settle: settle})
 	switch {
 	case *commit != "" && *rollback != "":
 		fmt.Fprintln(stderr, "tandem resolve: -commit and -rollback exclude each other")
@@ -94,7 +97,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		for _, g := range gids {
 			if before[side.name+" "+g] && !doubt[g] {
 				fmt.Fprintf(stdout, "left alone: %s (%s side): prepared less than %v ago, a running tandem may still be committing it; run tandem resolve again\n",
-					g, side.name, cfg.TxShim.CommitTimeout+drainMargin)
+					g, side.name, settle)
 				unsettled = true
 			}
 		}

@@ -66,14 +66,64 @@ func TestResolveUnsettledExit(t *testing.T) {
 	}
 }
 
+// TestResolveSettleCoversDecoderLag: tandem resolve left alone what was prepared within
+// commit_timeout + 5 s, but a dual commit waits up to 30 s more for a decoder that is behind:
+// a pass then rolled back a transaction a running shim was still committing. A transaction
+// prepared a little longer than commit_timeout + 5 s ago is left alone now.
+func TestResolveSettleCoversDecoderLag(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.DSN(c.Database())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := createPeerDB(ctx, t, dsn)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xid string
+	if err := conn.QueryRowContext(ctx, `BEGIN; SELECT txid_current()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	gid := "tandem_site2_1_" + xid
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE lagging (id int); PREPARE TRANSACTION '`+gid+`'`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	t.Cleanup(func() { db.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`) })
+	resolve := resolveSiteTimeout(t, dsn, c.DSN("peer"), "1s")
+	time.Sleep(1*time.Second + drainMargin + time.Second)
+	if code, out := resolve(); code != 1 || !strings.Contains(out, "left alone: "+gid) {
+		t.Errorf("a transaction prepared %v ago, commit_timeout 1s: exit %d, output %q; want exit 1, left alone", 1*time.Second+drainMargin+time.Second, code, out)
+	}
+	if n := queryCount(t, db, gid); n != 1 {
+		t.Errorf("%s prepared %d times after the pass, want 1 (still prepared)", gid, n)
+	}
+}
+
+// queryCount counts the prepared transactions named gid in db's cluster.
+func queryCount(t *testing.T, db *sql.DB, gid string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1`, gid).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // resolveSite writes a site2 file whose shim has local and peer as its databases, and returns
 // `tandem resolve -config` that file with more arguments: its exit code and output.
 func resolveSite(t *testing.T, local, peer string) func(args ...string) (int, string) {
 	t.Helper()
+	return resolveSiteTimeout(t, local, peer, "30s")
+}
+
+// resolveSiteTimeout is resolveSite with the shim's commit_timeout set to commitTimeout.
+func resolveSiteTimeout(t *testing.T, local, peer, commitTimeout string) func(args ...string) (int, string) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "site2.toml")
 	src := "site = \"site2\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
-		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + local + "\"\npeer_dsn = \"" + peer + "\"\ncommit_timeout = \"30s\"\n"
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"" + local + "\"\npeer_dsn = \"" + peer + "\"\ncommit_timeout = \"" + commitTimeout + "\"\n"
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
