@@ -687,6 +687,109 @@ func TestNamedStatementRecords(t *testing.T) {
 	}
 }
 
+// TestRedefinedStmtTxControl: a named statement the shim had a record of that it could not be
+// sure of (a Parse that may have failed, a Close that may have been skipped) and that the
+// client parsed again as transaction control was taken for a write, the two records merged.
+// Parsed as COMMIT and executed in the client's transaction, it ran plainly: the transaction
+// committed on the local database only, the client told COMMIT. Parsed as BEGIN, the shim put
+// its own BEGIN before it and committed the client's block at the Sync. A Bind in the Parse's
+// own request now finds the new statement (had the Parse not run, PostgreSQL would skip the
+// Bind); a Bind in a later request, where PostgreSQL may hold either, ends the session.
+func TestRedefinedStmtTxControl(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	send := func(r *rawSession, msgs ...pgproto3.FrontendMessage) string {
+		t.Helper()
+		for _, m := range msgs {
+			r.fe.Send(m)
+		}
+		r.fe.Send(&pgproto3.Sync{})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return r.replies()
+	}
+	parseRun := func(name, q string) []pgproto3.FrontendMessage {
+		return []pgproto3.FrontendMessage{&pgproto3.Parse{Name: name, Query: q}, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}}
+	}
+	for i, tc := range []struct {
+		name  string
+		setup []pgproto3.FrontendMessage // a request of its own, before the transaction
+		end   []pgproto3.FrontendMessage // the request that ends it
+	}{
+		{name: "failed parse, then parse as COMMIT",
+			setup: []pgproto3.FrontendMessage{&pgproto3.Parse{Name: "s", Query: "SELECT * FROM nosuch"}},
+			end:   parseRun("s", "COMMIT")},
+		{name: "close not at the start of a request, then parse as COMMIT",
+			setup: []pgproto3.FrontendMessage{&pgproto3.Parse{Name: "s", Query: "SELECT 1"}},
+			end:   append(append(pbeMsgs("", "SELECT 2"), &pgproto3.Close{ObjectType: 'S', Name: "s"}), parseRun("s", "COMMIT")...)},
+	} {
+		r := dialRaw(t, s)
+		send(r, tc.setup...)
+		r.query(fmt.Sprintf("BEGIN; INSERT INTO acct VALUES (%d, 0)", i+1))
+		peer.take()
+		got := send(r, tc.end...)
+		if !strings.HasSuffix(got, "C(COMMIT) Z(I)") {
+			t.Errorf("%s: %s", tc.name, got)
+		}
+		if calls := peer.take(); len(calls) == 0 {
+			t.Errorf("%s: the transaction committed on the local database only, no dual commit: %s", tc.name, got)
+		} else {
+			checkDual(t, calls, 1)
+		}
+		if n := rowCount(t, c, fmt.Sprintf("id = %d", i+1)); n != 1 {
+			t.Errorf("%s: %d rows", tc.name, n)
+		}
+	}
+
+	// BEGIN: as on PostgreSQL, the client's block stays open until its ROLLBACK.
+	c.Exec(t, "DELETE FROM acct")
+	run := func(r *rawSession) string {
+		got := send(r, &pgproto3.Parse{Name: "b", Query: "SELECT * FROM nosuch"})
+		got += " | " + send(r, append(parseRun("b", "BEGIN"), pbeMsgs("", "INSERT INTO acct VALUES (1, 0)")...)...)
+		got += " | " + r.query("ROLLBACK")
+		return got + fmt.Sprintf(" | %d rows", rowCount(t, c, "true"))
+	}
+	want := run(dialRawDSN(t, c.DSN(c.Database())))
+	if got := run(dialRaw(t, s)); got != want {
+		t.Errorf("parse as BEGIN through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+	}
+	peer.take()
+
+	// In a later request PostgreSQL holds the old statement or the new one: the session ends
+	// and its transaction is rolled back. So after a failed SQL PREPARE of the name.
+	for i, setup := range [][]pgproto3.FrontendMessage{
+		{&pgproto3.Parse{Name: "s", Query: "SELECT * FROM nosuch"}, &pgproto3.Sync{}, &pgproto3.Parse{Name: "s", Query: "COMMIT"}},
+		{&pgproto3.Parse{Name: "s", Query: "COMMIT"}, &pgproto3.Sync{}, &pgproto3.Query{String: "PREPARE s AS SELECT 1"}},
+	} {
+		r := dialRaw(t, s)
+		for _, m := range setup {
+			r.fe.Send(m)
+		}
+		if _, ok := setup[len(setup)-1].(*pgproto3.Query); !ok {
+			r.fe.Send(&pgproto3.Sync{})
+		}
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		r.ready()
+		r.ready()
+		r.query(fmt.Sprintf("BEGIN; INSERT INTO acct VALUES (%d, 0)", 10+i))
+		r.fe.Send(&pgproto3.Bind{PreparedStatement: "s"})
+		r.fe.Send(&pgproto3.Execute{})
+		r.fe.Send(&pgproto3.Sync{})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.until('Z'); err == nil || got != "E(08P01)" {
+			t.Errorf("setup %d: Bind in a later request: %q %v, want the session ended (08P01)", i, got, err)
+		}
+		if calls, n := peer.take(), rowCount(t, c, fmt.Sprintf("id = %d", 10+i)); len(calls) != 0 || n != 0 {
+			t.Errorf("setup %d: peer calls %v, %d rows: the transaction was not rolled back", i, calls, n)
+		}
+	}
+}
+
 func TestNamesOpOf(t *testing.T) {
 	long := strings.Repeat("n", 70)
 	for _, tc := range []struct {

@@ -92,6 +92,11 @@ type session struct {
 	scratch        []byte
 	scratchOwn     []byte
 	undo           []stmtUndo // what the buffered messages changed in stmts (revertStmts)
+	// parsed: the statements a Parse of the extended request being received (up to its Sync)
+	// defined, as parsed. A Bind after it in the request finds the new one for sure, whatever
+	// PostgreSQL held before: were the Parse skipped or failed (a name still in use, 42P05),
+	// PostgreSQL would skip the Bind too. stmts holds what is known after the request.
+	parsed map[string]stmtInfo
 	// kept: statements of the shim's own kept prepared on the backend (sendKept), by their
 	// text; the value is the statement's name.
 	kept map[string]string
@@ -146,6 +151,10 @@ type stmtInfo struct {
 	// closing: a Close or DEALLOCATE of this prepared statement may have been skipped (an error
 	// before it in its request), so PostgreSQL holds it or nothing.
 	closing bool
+	// maybeTx: PostgreSQL holds one of two statements (mergeStmts), one of which begins or ends
+	// a transaction block or works on savepoints, and the other not: taken for a write, it
+	// could be a COMMIT run plainly, bypassing the dual commit. handleExt refuses a Bind of it.
+	maybeTx bool
 }
 
 // unknownStmt is a statement the shim knows nothing of: taken for a write.
@@ -160,6 +169,7 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	m := unknownStmt
 	m.temp, m.unprep, m.copyIn, m.proc = a.temp || b.temp, a.unprep || b.unprep, a.copyIn || b.copyIn, a.proc || b.proc
 	m.changesRO = a.changesRO || b.changesRO
+	m.maybeTx = a.maybeTx || b.maybeTx || a.kind.txControl() || b.kind.txControl() || a.kind == kindSavepoint || b.kind == kindSavepoint
 	if a.names != b.names {
 		m.names = namesOp{op: 'A'}
 	}
@@ -390,6 +400,7 @@ func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *
 		copyOpen: make(chan struct{}),
 		stmts:    make(map[string]stmtInfo),
 		portals:  make(map[string]stmtInfo),
+		parsed:   make(map[string]stmtInfo),
 	}
 }
 
@@ -1570,10 +1581,17 @@ func (s *session) applyNames(op namesOp, certain bool) {
 	case 'P':
 		// PostgreSQL holds the statement it had (the PREPARE failed) or the new one, whose kind
 		// the shim does not read.
-		s.setStmt(op.name, unknownStmt, false)
+		si := unknownStmt
+		if old, ok := s.stmts[op.name]; ok {
+			si = mergeStmts(old, si)
+		}
+		s.setStmt(op.name, si, false)
+		delete(s.parsed, op.name)
 	case 'D':
 		s.endStmt(op.name, certain)
+		delete(s.parsed, op.name)
 	case 'A':
+		clear(s.parsed)
 		for name := range s.stmts {
 			if name != "" { // not among those DEALLOCATE ALL ends
 				s.endStmt(name, certain)
@@ -1661,22 +1679,35 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		}
 		// PostgreSQL refuses to redefine a named statement until a Close or DEALLOCATE ends it
 		// (42P05), but the shim does not learn whether the Parse of the one it recorded (or
-		// an end that may have been skipped) ran: PostgreSQL holds either.
+		// an end that may have been skipped) ran: PostgreSQL holds either after the request.
+		// Within it, a Bind that runs finds the new one (parsed).
 		key := stmtKey(name)
 		if old, ok := s.stmts[key]; !ok || name == "" {
 			s.setStmt(key, si, false)
 		} else {
 			s.setStmt(key, mergeStmts(old, si), false)
 		}
+		s.parsed[key] = si
 	case 'B':
 		portal, rest, ok := cString(body)
 		stmt, _, ok2 := cString(rest)
 		if !ok || !ok2 {
 			return &protocolError{"malformed Bind message"}
 		}
-		si, known := s.stmts[stmtKey(stmt)]
+		si, known := s.parsed[stmtKey(stmt)]
+		if !known {
+			si, known = s.stmts[stmtKey(stmt)]
+		}
 		if !known {
 			si = unknownStmt
+		}
+		if si.maybeTx && !s.unit.skipping {
+			// The shim cannot tell whether the portal would begin or end a transaction block,
+			// and a COMMIT taken for a write would commit the client's transaction on this
+			// database alone. Rare (a statement name parsed again with other SQL after a
+			// Parse or Close that may not have run): the session ends, its transaction rolled
+			// back, rather than guess.
+			return &protocolError{fmt.Sprintf("a Bind of prepared statement %q, parsed again after a Parse or Close of it that may not have run, is not supported: it may or may not be transaction control; Close it at the start of a request, then Parse it again", stmt)}
 		}
 		si.closing = false
 		s.portals[stmtKey(portal)] = si
@@ -1719,6 +1750,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				certain = certain && it.typ == 'C'
 			}
 			s.endStmt(stmtKey(name), certain)
+			delete(s.parsed, stmtKey(name))
 			s.forgetKeptFor(namesOp{op: 'D', name: stmtKey(name)})
 		} else {
 			delete(s.portals, stmtKey(name))
@@ -1754,6 +1786,9 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		s.ebuf = s.ebuf[:0]
 		s.items = s.items[:0]
 		s.undo = s.undo[:0]
+		if final {
+			clear(s.parsed)
+		}
 		if cap(s.ebuf) > 4*maxBatchBuffer {
 			s.ebuf = nil
 		}
