@@ -790,6 +790,68 @@ func TestRedefinedStmtTxControl(t *testing.T) {
 	}
 }
 
+// TestWriteAfterNoTxStepDualCommit: in an extended request, a statement that cannot run in a
+// transaction block (VACUUM, DISCARD ALL) left every write of the request unwrapped. PostgreSQL
+// commits such a statement at once and runs a write after it in a new implicit transaction,
+// committed at the Sync: in dual mode that write committed on the local database only, with
+// no dual commit, not counted as Unwrapped and its reply not held for the peer, so a failover
+// right after lost a row the client saw committed (in a read-only mode, after DISCARD ALL, it
+// committed too). It is now wrapped and dual-committed, or refused; a write before such a
+// statement (PostgreSQL fails the statement after it) is still sent as it is, and the client
+// gets PostgreSQL's replies in each case.
+func TestWriteAfterNoTxStepDualCommit(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+		dual  int // dual commits expected
+	}{
+		{"VACUUM, INSERT", []string{"VACUUM acct", insertOne}, 1},
+		{"DISCARD ALL, INSERT, SELECT", []string{"DISCARD ALL", insertOne, "SELECT 1"}, 1},
+		{"VACUUM, SELECT, INSERT, INSERT", []string{"VACUUM acct", "SELECT 1", insertOne, "INSERT INTO acct VALUES (2, 0)"}, 1},
+		{"failed VACUUM, INSERT", []string{"VACUUM nosuch", insertOne}, 0},
+		{"INSERT, VACUUM", []string{insertOne, "VACUUM acct"}, 0},
+		{"VACUUM, INSERT, VACUUM", []string{"VACUUM acct", insertOne, "VACUUM acct"}, 0},
+	} {
+		run := func(r *rawSession) string {
+			for _, q := range tc.stmts {
+				r.stmt(q)
+			}
+			r.fe.Send(&pgproto3.Sync{})
+			if err := r.fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			got := r.replies() + fmt.Sprintf(", rows %d", rowCount(t, c, "true"))
+			c.Exec(t, "DELETE FROM acct")
+			return got
+		}
+		want := run(dialRawDSN(t, c.DSN(c.Database())))
+		peer.take()
+		if got := run(dialRaw(t, s)); got != want {
+			t.Errorf("%s through the shim:\n%s\nPostgreSQL:\n%s", tc.name, got, want)
+		}
+		if calls := peer.take(); len(calls) != 2*tc.dual {
+			t.Errorf("%s: peer calls %v, want %d dual commits", tc.name, calls, tc.dual)
+		}
+	}
+	if st := s.Stats(); st.Unwrapped != 0 || st.CommitsDual != 3 {
+		t.Errorf("stats %+v, want 3 dual commits", st)
+	}
+	// In a read-only mode the write is refused: DISCARD ALL had turned the shim's
+	// default_transaction_read_only off, and the write, unwrapped, committed.
+	s.SetMode(ModeReadOnly, 1)
+	r := dialRaw(t, s)
+	r.stmt("DISCARD ALL")
+	r.stmt(insertOne)
+	if got, _ := r.sync(); !strings.HasSuffix(got, "E(25006)Z") || rowCount(t, c, "true") != 0 {
+		t.Errorf("read-only mode, DISCARD ALL, INSERT: %q, %d rows", got, rowCount(t, c, "true"))
+	}
+	if n := preparedCount(t, c); n != 0 {
+		t.Fatalf("%d transactions left prepared", n)
+	}
+}
+
 func TestNamesOpOf(t *testing.T) {
 	long := strings.Repeat("n", 70)
 	for _, tc := range []struct {

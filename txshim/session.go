@@ -2022,7 +2022,7 @@ func needsWork(u unit, st byte, pol policy) bool {
 	if !pol.intercept {
 		return false
 	}
-	noTx := hasNoTx(u)
+	wrap := wrapFrom(u)
 	for i := 0; i < u.n(); i++ {
 		info := u.info(i)
 		switch k := info.kind; {
@@ -2031,7 +2031,7 @@ func needsWork(u unit, st byte, pol policy) bool {
 		case info.proc && st == 'I' && pol.peer:
 			// Its reply waits until the peer has what the procedure committed (walk).
 			return true
-		case k.writes() && st == 'I' && pol.wrap && !noTx:
+		case k.writes() && st == 'I' && pol.wrap && i >= wrap:
 			return true
 		case k == kindNoTxBlock && st == 'I' && pol.readOnly:
 			// Refused or run with default_transaction_read_only put back (walk).
@@ -2091,13 +2091,39 @@ func hasCopyIn(u unit, lo, hi int) bool {
 	return false
 }
 
-func hasNoTx(u unit) bool {
+// wrapFrom returns the first step of u from which writes are wrapped (n: none), those before
+// being sent as they are for a statement in the request that cannot run in a transaction
+// block (DESIGN §5.3), which the shim's BEGIN would make fail: any in a simple Query, whose
+// statements share one implicit transaction block; in an extended request, the last one (a
+// write before it rolls back, as PostgreSQL fails it after an Execute in its implicit
+// transaction), or any procedure (CALL, DO with COMMIT: its implicit transaction goes on after
+// it, the write in it; the request's reply waits for the peer, lastPartProc) or statement run
+// CONCURRENTLY that is recorded once it ran (lastPartShipAfter). Any other commits at once, and
+// a write after it begins a new implicit transaction, which walk wraps as any other
+// (noTxBefore).
+func wrapFrom(u unit) int {
+	_, ext := u.(*extUnit)
+	from := 0
 	for i := 0; i < u.n(); i++ {
-		if u.info(i).kind == kindNoTxBlock {
-			return true
+		if info := u.info(i); info.kind == kindNoTxBlock {
+			if !ext || info.proc || info.shipAfter != "" {
+				return u.n()
+			}
+			from = i + 1
 		}
 	}
-	return false
+	return from
+}
+
+// noTxBefore returns the index of the last step in [lo, hi) that cannot run in a transaction
+// block, or lo-1.
+func noTxBefore(u unit, lo, hi int) int {
+	for i := hi - 1; i >= lo; i-- {
+		if u.info(i).kind == kindNoTxBlock {
+			return i
+		}
+	}
+	return lo - 1
 }
 
 // walk runs a request step by step (DESIGN §5.1, §5.3): it opens an implicit write transaction
@@ -2109,7 +2135,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	n := u.n()
 	lo := 0
 	drop := false // the next part converts an implicit transaction with the client's BEGIN
-	noTx := hasNoTx(u)
+	wrap := wrapFrom(u)
 
 	// part sends steps [lo, hi) with a terminator and waits; failed: the error reached the client.
 	part := func(hi int) (failed bool, err error) {
@@ -2223,12 +2249,20 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
-		if k.writes() && us.st != 'T' && us.st != 'E' && pol.wrap && !noTx && !us.injected {
+		if k.writes() && us.st != 'T' && us.st != 'E' && pol.wrap && i >= wrap && !us.injected {
 			// A write never runs outside a transaction block, nor with the status unknown:
 			// settle learns it, and BEGIN goes in right before the write — before its Bind in
 			// the extended protocol, as the unnamed portal a Bind makes outside a block ends
 			// with the implicit transaction, at the next Sync. The unsent steps between (reads,
 			// Parse/Describe) run inside the transaction.
+			if j := noTxBefore(u, lo, i); j >= lo {
+				// VACUUM, DISCARD ALL …: PostgreSQL commits it at once, the write after it
+				// beginning a new implicit transaction: it goes in before the shim's BEGIN,
+				// with a terminator, which ends nothing it left.
+				if failed, err := part(j + 1); err != nil || failed {
+					return fail(err)
+				}
+			}
 			if us.st == 0 && lastTxControl(u, lo, i) < lo {
 				if failed, err := begin(i); err != nil || failed {
 					return fail(err)
