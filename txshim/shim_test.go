@@ -536,6 +536,13 @@ CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = xid8, FUNCTION = public.on
 		if n := rowCount(t, c, "true"); n != 0 || pgCode(err) != "25006" {
 			t.Fatalf("%s shadowed, read-only mode: want 25006 and no row, got %v and %d row(s)", shadow.name, err, n)
 		}
+		if conn.PgConn().TxStatus() == 'E' {
+			// Refused by PostgreSQL at the INSERT (the setting put back on), as a read-only
+			// server would: the rest of the query skipped, the block left to roll back.
+			if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		s.SetMode(ModeDual, 1)
 		before := s.Stats().CommitsDual
 		if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {

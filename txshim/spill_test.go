@@ -147,6 +147,7 @@ func TestSpillWriteFails(t *testing.T) {
 	if st := shim.Stats(); st.CommitsDual != before.CommitsDual+1 {
 		t.Fatalf("the transaction did not commit dual: before %+v, after %+v", before, st)
 	}
+	waitFor(t, "the peer to have the transaction", func() bool { return sh.Backlog() == 0 })
 	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM big`); n != 2000 {
 		t.Errorf("the peer holds %d rows, want 2000", n)
 	}
