@@ -1075,10 +1075,11 @@ func (pr *peerRel) col(name string) peerCol {
 // its TimeZone). Other types (json, point, arrays) are compared as the text the peer's session
 // makes both of the stored value and of the sent one read in the column's type: the same
 // spelling rules on both sides. Values that are equal under their type's equality but written
-// differently (numeric 1.0 and 1.00, citext 'A' and 'a') may then stand for one another among
-// rows otherwise identical.
+// differently (numeric 1.0 and 1.00, float8 0 and -0, interval '1 day' and '24:00:00') match
+// each other: among rows otherwise identical, the one spelled as the sent row is taken first —
+// else the UPDATE rewrote the other row, and one spelling vanished from the peer.
 func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value) string) (string, error) {
-	var conds []string
+	var conds, exact []string
 	for i, v := range old {
 		col := r.Columns[i]
 		if v.Kind == ValueUnchanged || (!full && !col.Key) {
@@ -1099,7 +1100,9 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// peer lacks, on which the statement fails.
 			conds = append(conds, id+" = "+param(v))
 		case pc.eq:
-			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, param(v), pc.typ))
+			p := param(v)
+			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, p, pc.typ))
+			exact = append(exact, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, p, pc.typ))
 		default:
 			conds = append(conds, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, param(v), pc.typ))
 		}
@@ -1115,7 +1118,11 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 	if full {
 		// A ctid names a row within one table: a partitioned table's statement reaches its
 		// partitions, where the same ctid names other rows. So the row is named by table too.
-		return fmt.Sprintf("(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE %s LIMIT 1)", ownRows(r, pr), where), nil
+		order := ""
+		if len(exact) > 0 {
+			order = " ORDER BY (" + strings.Join(exact, " AND ") + ") DESC"
+		}
+		return fmt.Sprintf("(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE %s%s LIMIT 1)", ownRows(r, pr), where, order), nil
 	}
 	return where, nil
 }

@@ -190,3 +190,35 @@ func TestSetLoggedWithRows(t *testing.T) {
 		t.Errorf("u's persistence %q after the refused SET LOGGED, want u", per)
 	}
 }
+
+// TestFullIdentityExactRow: on a table without a key (REPLICA IDENTITY FULL) the peer finds a
+// changed row by its old values under each type's equality, which takes 0 for -0, 1.0 for 1.00
+// and '24:00:00' for '1 day': it updated the first equal row, rewriting its value, so one
+// spelling vanished from the peer. The row spelled as the sent one is taken first now.
+func TestFullIdentityExactRow(t *testing.T) {
+	t.Parallel()
+	p, _, exec, shipped := ddlPair(t,
+		`CREATE TABLE ff (f float8, v int)`, `INSERT INTO ff VALUES ('0', 0), ('-0', 0)`,
+		`CREATE TABLE fn (n numeric, v int)`, `INSERT INTO fn VALUES (1.0, 0), (1.00, 0)`,
+		`CREATE TABLE fi (i interval, v int)`, `INSERT INTO fi VALUES ('24 hours', 0), ('1 day', 0)`)
+	for _, q := range []string{
+		`UPDATE ff SET v = 1 WHERE f::text = '-0'`,
+		`UPDATE fn SET v = 1 WHERE n::text = '1.00'`,
+		`UPDATE fi SET v = 1 WHERE i::text = '1 day'`,
+		`DELETE FROM ff WHERE f::text = '-0'`,
+	} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	shipped()
+	for _, q := range []string{
+		`SELECT string_agg(f::text || '=' || v, ',' ORDER BY f::text) FROM ff`,
+		`SELECT string_agg(n::text || '=' || v, ',' ORDER BY n::text) FROM fn`,
+		`SELECT string_agg(i::text || '=' || v, ',' ORDER BY i::text) FROM fi`,
+	} {
+		if l, pr := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != pr {
+			t.Errorf("%s: local %s, peer %s", q, l, pr)
+		}
+	}
+}
