@@ -213,7 +213,19 @@ func (c appColumn) String() string {
 type appSchema map[string]map[string]appColumn
 
 func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
-	rows, err := db.QueryContext(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+	// Under a search path of pg_catalog alone, format_type qualifies every type of another
+	// schema, on both databases alike: under a database's own search_path it spells a type it
+	// finds there without its schema (mood on one side, public.mood on the other), and two
+	// identical schemas were refused as different.
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read application tables: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path = pg_catalog"); err != nil {
+		return nil, fmt.Errorf("read application tables: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
   a.attnotnull, a.attidentity::text, a.attgenerated::text,
   coalesce(array_position(con.conkey, a.attnum), 0)
 FROM pg_class c

@@ -296,3 +296,19 @@ func TestInstallRefusesMissingSettings(t *testing.T) {
 		}
 	})
 }
+
+// TestInstallSearchPathIndependent: install compared the two application schemas by each
+// column's type as format_type spells it under the database's own search_path: a peer whose
+// search_path leaves out the type's schema spelled it qualified (public.mood against mood),
+// and identical schemas were refused.
+func TestInstallSearchPathIndependent(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TYPE mood AS ENUM ('calm', 'glad')`, `CREATE TABLE vals (id int PRIMARY KEY, en mood)`)
+	if _, err := p.pdb.Exec(`ALTER DATABASE app SET search_path = pg_catalog`); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(capCtx(t, 30*time.Second), "site1", p.local.DSN("app"), p.peer.DSN("app"), quietLogger()); err != nil {
+		t.Fatalf("Install with the peer's search_path at pg_catalog: %v", err)
+	}
+}
