@@ -619,6 +619,11 @@ func (s *session) serverLoop() {
 				err = s.toClient(typ, body, true)
 			case !hold:
 				err = s.flushClient()
+			case s.copyInOpen():
+				// A COPY the shim runs failed while the client streams its data: it gets the
+				// error now, as from PostgreSQL, and may stop sending (else it would only at its
+				// CopyDone, or never for an endless source).
+				err = s.flushClient()
 			}
 			if (s.status == 'I') != (body[0] == 'I') {
 				if body[0] == 'I' {
@@ -1095,7 +1100,14 @@ func (s *session) relayCopyIn() error {
 			}
 			return s.relayUntilSync()
 		case 'H', 'S':
-			// Ignored by the backend during copy-in; pass on.
+			// Ignored by the backend during copy-in: passed on for an extended COPY, whose
+			// request a Sync ends once the COPY failed. Dropped for a simple Query's: once a
+			// bad row ended it, the backend would answer a Sync with a ReadyForQuery of its own,
+			// taken for the reply to the shim's next statement (its ROLLBACK), whose replies
+			// then reached the client.
+			if !s.lastExt {
+				continue
+			}
 			if err := s.forward(typ, body, false); err != nil {
 				return err
 			}
@@ -1183,6 +1195,13 @@ func (s *session) copyMessage(typ byte) bool {
 		s.copyEnds++
 		s.copyChangedLocked()
 	}
+	return s.copyStarts > s.copyEnds
+}
+
+// copyInOpen tells whether the client was handed a CopyInResponse and has not ended its data.
+func (s *session) copyInOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.copyStarts > s.copyEnds
 }
 
