@@ -19,11 +19,10 @@ func sendMsgs(t *testing.T, r *rawSession, msgs ...pgproto3.FrontendMessage) {
 	}
 }
 
-// TestCopyErrorSentAtOnce: a COPY FROM STDIN the shim wraps in its own transaction that fails
-// on a bad row: PostgreSQL sends the error at once, so a client streaming data can stop; the
-// shim held it until the client's CopyDone.
-func TestCopyErrorSentAtOnce(t *testing.T) {
-	t.Parallel()
+// badCopy starts a dual shim, a client of it, and a COPY FROM STDIN outside a transaction (the
+// shim wraps it) whose first row is bad.
+func badCopy(t *testing.T) (*fakePeer, *rawSession) {
+	t.Helper()
 	_, peer, s := dualShim(t)
 	r := dialRaw(t, s)
 	sendMsgs(t, r, &pgproto3.Query{String: "COPY acct FROM STDIN"})
@@ -31,6 +30,15 @@ func TestCopyErrorSentAtOnce(t *testing.T) {
 		t.Fatalf("COPY: %q %v", got, err)
 	}
 	sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad\n")})
+	return peer, r
+}
+
+// TestCopyErrorSentAtOnce: a COPY FROM STDIN the shim wraps in its own transaction that fails
+// on a bad row: PostgreSQL sends the error at once, so a client streaming data can stop; the
+// shim held it until the client's CopyDone.
+func TestCopyErrorSentAtOnce(t *testing.T) {
+	t.Parallel()
+	peer, r := badCopy(t)
 	r.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	m, err := r.fe.Receive()
 	if _, ok := m.(*pgproto3.ErrorResponse); !ok || err != nil {
@@ -52,13 +60,7 @@ func TestCopyErrorSentAtOnce(t *testing.T) {
 // replies then reached the client, every later reply one ReadyForQuery out of step.
 func TestSyncDuringFailedCopy(t *testing.T) {
 	t.Parallel()
-	_, peer, s := dualShim(t)
-	r := dialRaw(t, s)
-	sendMsgs(t, r, &pgproto3.Query{String: "COPY acct FROM STDIN"})
-	if got, err := r.until('G'); err != nil {
-		t.Fatalf("COPY: %q %v", got, err)
-	}
-	sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad\n")})
+	peer, r := badCopy(t)
 	time.Sleep(300 * time.Millisecond) // the backend fails the COPY and leaves copy-in
 	sendMsgs(t, r, &pgproto3.Sync{}, &pgproto3.CopyData{Data: []byte("7\t0\n")}, &pgproto3.CopyDone{})
 	if got, err := r.until('Z'); err != nil || got != "E(22P02)Z" {

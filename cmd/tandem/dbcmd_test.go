@@ -40,20 +40,7 @@ func TestResolveUnsettledExit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := createPeerDB(ctx, t, dsn)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var xid string
-	if err := conn.QueryRowContext(ctx, `BEGIN; SELECT txid_current()::text`).Scan(&xid); err != nil {
-		t.Fatal(err)
-	}
-	gid := "tandem_site2_1_" + xid
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE young (id int); PREPARE TRANSACTION '`+gid+`'`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
-	defer db.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`)
+	gid := prepareSiteGID(ctx, t, db, "young")
 	resolve := resolveSite(t, dsn, c.DSN("peer"))
 	if code, out := resolve(); code != 1 || !strings.Contains(out, gid) {
 		t.Errorf("a transaction prepared just now: exit %d, output %q; want exit 1 naming %s", code, out, gid)
@@ -76,20 +63,7 @@ func TestResolveSettleCoversDecoderLag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := createPeerDB(ctx, t, dsn)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var xid string
-	if err := conn.QueryRowContext(ctx, `BEGIN; SELECT txid_current()::text`).Scan(&xid); err != nil {
-		t.Fatal(err)
-	}
-	gid := "tandem_site2_1_" + xid
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE lagging (id int); PREPARE TRANSACTION '`+gid+`'`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
-	t.Cleanup(func() { db.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`) })
+	gid := prepareSiteGID(ctx, t, db, "lagging")
 	resolve := resolveSiteTimeout(t, dsn, c.DSN("peer"), "1s")
 	time.Sleep(1*time.Second + drainMargin + time.Second)
 	if code, out := resolve(); code != 1 || !strings.Contains(out, "left alone: "+gid) {
@@ -98,6 +72,27 @@ func TestResolveSettleCoversDecoderLag(t *testing.T) {
 	if n := queryCount(t, db, gid); n != 1 {
 		t.Errorf("%s prepared %d times after the pass, want 1 (still prepared)", gid, n)
 	}
+}
+
+// prepareSiteGID prepares, in db, a transaction that makes table, under the gid site2's shim
+// would give it (term 1), and rolls it back at the test's end if it is still prepared then.
+func prepareSiteGID(ctx context.Context, t *testing.T, db *sql.DB, table string) string {
+	t.Helper()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var xid string
+	if err := conn.QueryRowContext(ctx, `BEGIN; SELECT txid_current()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	gid := "tandem_site2_1_" + xid
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE `+table+` (id int); PREPARE TRANSACTION '`+gid+`'`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.ExecContext(context.Background(), `ROLLBACK PREPARED '`+gid+`'`) })
+	return gid
 }
 
 // queryCount counts the prepared transactions named gid in db's cluster.
