@@ -14,8 +14,8 @@ import (
 	"github.com/tandem-ha/tandem/config"
 )
 
-// headerBufSize holds a whole v1 header (107 bytes), which go-proxyproto
-// needs to find in a single read; v2 headers are read through it in pieces.
+// headerBufSize holds a whole v1 header (v1MaxLen), which go-proxyproto
+// needs to find in a single read (fillV1Line); v2 headers are read through it in pieces.
 const headerBufSize = 256
 
 var (
@@ -55,6 +55,9 @@ func (s *Server) acceptHeader(c *net.TCPConn, mode string) (*proxyproto.Header, 
 	case !trusted:
 		return nil, nil, errUntrusted
 	default:
+		if err := fillV1Line(br); err != nil {
+			return nil, nil, fmt.Errorf("read PROXY header: %w", err)
+		}
 		hdr, err = proxyproto.Read(br)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read PROXY header: %w", err)
@@ -92,6 +95,24 @@ func sniffHeader(br *bufio.Reader) (bool, error) {
 			return false, nil
 		}
 		want = len(b) + 1
+	}
+}
+
+// v1MaxLen is the longest v1 header, CRLF included (the PROXY protocol's spec).
+const v1MaxLen = 107
+
+// fillV1Line reads on, for a v1 header, until its line end or its longest length is buffered:
+// go-proxyproto parses a v1 header from what one read gave, and refused one a sender split
+// across segments (a v2 header it reads in pieces). A v2 header is left as it is.
+func fillV1Line(br *bufio.Reader) error {
+	for {
+		b, _ := br.Peek(br.Buffered())
+		if !bytes.HasPrefix(b, proxyproto.SIGV1) || bytes.IndexByte(b, '\n') >= 0 || len(b) >= v1MaxLen {
+			return nil
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return err
+		}
 	}
 }
 

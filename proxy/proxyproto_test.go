@@ -130,6 +130,28 @@ func TestAcceptProxyTrustedForwarded(t *testing.T) {
 	}
 }
 
+// TestAcceptProxyV1Split: a v1 header that arrives in two segments was refused as malformed
+// (go-proxyproto parses a v1 line from what one read gave); it is read to its end first now.
+func TestAcceptProxyV1Split(t *testing.T) {
+	b, got := headerBackend(t)
+	s, addrs := startProxy(t, testConfig(ops("required", "v2")), nil)
+	s.SetMaster(master("site1", b.addr))
+	c := dial(t, addrs[0])
+	if _, err := io.WriteString(c, "PROXY TCP4 203."); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the proxy reads the first part alone
+	if _, err := io.WriteString(c, "0.113.7 192.0.2.1 4242 7100\r\nping\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.line(t); got != "ping" {
+		t.Fatalf("echo %q", got)
+	}
+	if sn := wait(t, got); sn.err != nil || sn.hdr.SourceAddr.String() != "203.0.113.7:4242" {
+		t.Fatalf("forwarded header %+v (%v), want the operator's 203.0.113.7:4242", sn.hdr, sn.err)
+	}
+}
+
 func TestAcceptProxyV2In(t *testing.T) {
 	b, got := headerBackend(t)
 	s, addrs := startProxy(t, testConfig(ops("required", "v1")), nil)
