@@ -313,16 +313,30 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	gid := gidFor(s.shim.opts.Site, pol.term, xid)
 	s.shim.inflight.Store(gid, struct{}{})
 	defer s.shim.inflight.Delete(gid)
+	// unsettled: the gid may be prepared and this session has not finished it either way — its
+	// backend gone, a cancel on its COMMIT PREPARED outlasting the retries, a failed ROLLBACK
+	// PREPARED. The resolver is then asked for a pass at once (OnInDoubt), which settles it
+	// by the rules of DESIGN §5.4, rather than at its next period with the gid's row locks
+	// held meanwhile.
+	unsettled := false
+	defer func() {
+		if unsettled && s.shim.opts.OnInDoubt != nil {
+			s.shim.inflight.Delete(gid) // the pass must not skip it as in flight
+			s.shim.opts.OnInDoubt()
+		}
+	}()
 
 	// Step 1: local PREPARE.
 	if err := s.fail("before-prepare"); err != nil {
 		return false, err
 	}
+	unsettled = true
 	r, err = s.capture("PREPARE TRANSACTION " + quoteLiteral(gid))
 	if err != nil {
 		return false, err
 	}
 	if r.err != nil {
+		unsettled = false // refused: nothing prepared
 		if r.err.Code == "0A000" {
 			s.sessionTemp = true
 			s.log.Info("txshim: PREPARE not supported for this session's transactions; later ones commit plainly", "gid", gid, "err", r.err.Message)
@@ -365,21 +379,19 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			st.leftInDoubt.Add(1)
 			s.log.Error("txshim: dual commit in doubt: the peer did not answer and this site may not commit alone; recovery finishes it",
 				"gid", gid, "why", why, "err", perr)
-			if s.shim.opts.OnInDoubt != nil {
-				// The session is done with the gid: the pass asked for must not skip it as in flight.
-				s.shim.inflight.Delete(gid)
-				s.shim.opts.OnInDoubt()
-			}
+			// The session is done with the gid: the deferred call asks for a pass (unsettled).
 			return false, s.emitError("08007", fmt.Sprintf("tandem: transaction %s is in doubt: the peer database did not answer and %s; "+
 				"recovery commits or rolls it back on both databases: %v", gid, why, perr))
 		}
 		if !alone {
-			r, err := s.capture("ROLLBACK PREPARED " + quoteLiteral(gid))
+			r, err := s.captureRetried("ROLLBACK PREPARED " + quoteLiteral(gid))
 			if err != nil {
 				return false, err
 			}
 			if r.err != nil {
 				s.log.Error("txshim: ROLLBACK PREPARED failed; recovery will resolve it", "gid", gid, "err", r.err.Message)
+			} else {
+				unsettled = false
 			}
 			peer.Rollback(gid)
 			if pgErrCode(perr) == sqlstateStaleTerm {
@@ -403,10 +415,11 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 
 	// Step 3: local COMMIT PREPARED, then the peer's.
-	r, err = s.capture("COMMIT PREPARED " + quoteLiteral(gid))
+	r, err = s.captureRetried("COMMIT PREPARED " + quoteLiteral(gid))
 	if err != nil {
 		return false, err
 	}
+	unsettled = r.err != nil
 	if r.err != nil {
 		// A resolver that does not know this commit is in flight (the next master's at its
 		// promotion, `tandem resolve`) may have finished the gid meanwhile: the xid's status
@@ -415,6 +428,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		if err != nil {
 			return false, err
 		}
+		unsettled = status != "committed" && status != "aborted"
 		switch status {
 		case "committed":
 			s.log.Warn("txshim: COMMIT PREPARED found the transaction committed already (by a resolver)", "gid", gid)
@@ -449,6 +463,32 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 	}
 	return true, nil
+}
+
+// ownStepHook, set only by tests, may replace a statement captureRetried sends (one that
+// cancels itself stands for the client's cancel landing on it).
+var ownStepHook func(q string) string
+
+// ownRetries is how often the shim sends again a step of its own commit that a cancel ended
+// (SQLSTATE 57014): the client's CancelRequest, or a statement_timeout it set, reaches
+// whatever its backend runs, the shim's COMMIT PREPARED included, which must not be left
+// undone for a resolver's next pass (its row locks held meanwhile) when the decision is known.
+const ownRetries = 3
+
+// captureRetried is capture, sent again (up to ownRetries times) while a cancel ends it. Only
+// for statements that may run again: finishing a prepared transaction, marking the stream.
+func (s *session) captureRetried(q string, args ...string) (result, error) {
+	for i := 0; ; i++ {
+		sent := q
+		if ownStepHook != nil {
+			sent = ownStepHook(q)
+		}
+		r, err := s.capture(sent, args...)
+		if err != nil || r.err == nil || r.err.Code != "57014" || i == ownRetries {
+			return r, err
+		}
+		s.log.Info("txshim: a step of the commit was cancelled; sending it again", "stmt", q, "err", r.err.Message)
+	}
 }
 
 // xactStatus is pg_xact_status of xid on the local database, asked on the session's connection
@@ -574,25 +614,30 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 		return false, nil
 	}
 	start := time.Now()
-	r, err := s.capture("SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text")
+	r, err := s.captureRetried("SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text")
 	if err != nil {
 		return false, err
 	}
 	var mark pglogrepl.LSN
+	var perr error
 	if r.err == nil && len(r.row) == 1 && r.row[0] != nil {
-		mark, err = pglogrepl.ParseLSN(string(r.row[0]))
+		mark, perr = pglogrepl.ParseLSN(string(r.row[0]))
 	}
-	if r.err != nil || mark == 0 || err != nil {
+	var werr error
+	if r.err != nil || mark == 0 || perr != nil {
+		// Without a mark nothing tells when the peer has it: taken as a wait in vain (the
+		// site goes on alone, or the client hears 08007), never as shipped — the reply must not
+		// say committed for what a failover right after could lose.
 		msg := "no position"
 		if r.err != nil {
 			msg = r.err.Message
 		}
-		s.log.Warn("txshim: cannot mark the stream after a plain commit; its reply does not wait for the peer", "xid", xid, "err", msg)
-		return false, nil
+		werr = fmt.Errorf("cannot mark the stream after the commit: %s", msg)
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+		werr = w.WaitShipped(wctx, uint32(xid), mark)
+		cancel()
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
-	werr := w.WaitShipped(wctx, uint32(xid), mark)
-	cancel()
 	if werr == nil {
 		s.log.Debug("txshim: plain commit shipped", "xid", xid, "waited", time.Since(start))
 		return false, nil
