@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/lib/pq"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
@@ -300,5 +301,81 @@ func TestReadOnlyAfterClientTurnsItOff(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&got); err != nil || got != "off" {
 			t.Errorf("after %s, promoted: default_transaction_read_only %q (%v), want off", offs[i], got, err)
 		}
+	}
+}
+
+// TestSettingReportedBeforeOwnBegin: a write after a Flush, behind a statement that changes a
+// setting PostgreSQL reports (DISCARD ALL, RESET ALL, SET application_name), gets the shim's
+// BEGIN before it; PostgreSQL reports the change (ParameterStatus) just before the
+// ReadyForQuery, after the BEGIN's replies, which the shim then did not recognise: the client
+// got them (CommandComplete BEGIN, two CloseCompletes) and a ReadyForQuery 'T', the shim's
+// block left open. In read-only mode DISCARD ALL, which turns the shim's
+// default_transaction_read_only off, did that every time. The replies now match PostgreSQL's,
+// on a session that is read-only by default in read-only mode, with a Flush or a Sync between.
+func TestSettingReportedBeforeOwnBegin(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeReadOnly, 1)
+	const insert = "INSERT INTO acct VALUES (1, 0)"
+	// sep: the message between the statement and the write, if any.
+	run := func(r *rawSession, first string, sep pgproto3.FrontendMessage) string {
+		for _, m := range pbeMsgs("", first) {
+			r.fe.Send(m)
+		}
+		if sep != nil {
+			r.fe.Send(sep)
+		}
+		for _, m := range pbeMsgs("", insert) {
+			r.fe.Send(m)
+		}
+		r.fe.Send(&pgproto3.Sync{})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := r.replies()
+		if _, ok := sep.(*pgproto3.Sync); ok {
+			got += " " + r.replies()
+		}
+		// What the session is in afterwards, and what was written.
+		got += " " + r.query("SELECT 1") + fmt.Sprintf(", rows %d", rowCount(t, c, "true"))
+		c.Exec(t, "DELETE FROM acct")
+		// ParameterStatus: the shim's own SET of default_transaction_read_only.
+		return strings.ReplaceAll(strings.ReplaceAll(got, "S ", ""), " STDCZ", " TDCZ")
+	}
+	for _, mode := range []Mode{ModeReadOnly, ModeSolo, ModeDual} {
+		s.SetMode(mode, 1)
+		dsn := c.DSN(c.Database())
+		if mode == ModeReadOnly {
+			// Read-only by default: DISCARD ALL and RESET ALL leave it on.
+			dsn += "&default_transaction_read_only=on"
+		}
+		for _, first := range []string{"DISCARD ALL", "RESET ALL", "SET application_name = 'changed'", "SET work_mem = '7MB'"} {
+			for _, sep := range []pgproto3.FrontendMessage{&pgproto3.Flush{}, &pgproto3.Sync{}, nil} {
+				name := "nothing"
+				if sep != nil {
+					name = strings.TrimPrefix(fmt.Sprintf("%T", sep), "*pgproto3.")
+				}
+				t.Run(fmt.Sprintf("%s, %s, %s, insert", mode, first, name), func(t *testing.T) {
+					direct, shim := dialRawDSN(t, dsn), dialRaw(t, s)
+					for _, r := range []*rawSession{direct, shim} {
+						// A setting the statement then reports changing in every mode.
+						r.query("SET application_name = 'before'")
+					}
+					want := run(direct, first, sep)
+					peer.take()
+					if got := run(shim, first, sep); got != want {
+						t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+					}
+					if calls := peer.take(); mode == ModeDual && len(calls) != 2 || mode != ModeDual && len(calls) != 0 {
+						t.Errorf("peer calls %v", calls)
+					}
+				})
+			}
+		}
+	}
+	if n := preparedCount(t, c); n != 0 {
+		t.Fatalf("%d transactions left prepared", n)
 	}
 }

@@ -600,8 +600,8 @@ func (s *session) serverLoop() {
 				break // unexpected: pass it on
 			}
 			if cur.ownBegin {
-				n := ownBeginReplies(cur.held)
-				for _, m := range cur.held[:len(cur.held)-n] {
+				fwd, n := ownBeginReplies(cur.held)
+				for _, m := range fwd {
 					if err := s.toClient(m.typ, m.body, false); err != nil {
 						return
 					}
@@ -742,7 +742,9 @@ func (s *session) serverLoop() {
 		// it only while no transaction is open: never among the BEGIN's replies).
 		if fwd && cur != nil && cur.ownBegin && (typ != 'A' || len(cur.held) > 0) {
 			cur.held = append(cur.held, heldMsg{typ, append([]byte(nil), body...)})
-			if len(cur.held) > len(ownBeginTail) {
+			if len(cur.held) > len(ownBeginTail) && typ != 'S' {
+				// A ParameterStatus may follow the BEGIN's replies (ownBeginReplies): the
+				// messages before it stay held.
 				m := cur.held[0]
 				cur.held = cur.held[1:]
 				if err := s.toClient(m.typ, m.body, false); err != nil {
@@ -764,17 +766,23 @@ func (s *session) serverLoop() {
 // CloseComplete twice.
 const ownBeginTail = "12NC33"
 
-// ownBeginReplies returns how many of the last messages in held are the replies to the shim's
-// BEGIN (sendBegin), or 0 when it did not run. Each of its messages is answered, or an error
-// ends the request: when it ran, its replies are the last before ReadyForQuery; when it did
-// not, an error came before, after which PostgreSQL sends nothing until ReadyForQuery (a
-// ParameterStatus a rollback reports).
-func ownBeginReplies(held []heldMsg) int {
+// ownBeginReplies returns the messages in held that are not replies to the shim's BEGIN
+// (sendBegin), in order, and how many are, 0 when it did not run. Each of its messages is
+// answered, or an error ends the request: when it ran, its replies are the last before
+// ReadyForQuery but for ParameterStatus, which PostgreSQL (≥ 14) sends for the settings changed
+// since the last ReadyForQuery right before the next one (a DISCARD ALL or SET in the part
+// before the BEGIN); when it did not, an error came before, after which PostgreSQL sends
+// nothing until ReadyForQuery but those (and one a rollback reports).
+func ownBeginReplies(held []heldMsg) ([]heldMsg, int) {
+	end := len(held)
+	for end > 0 && held[end-1].typ == 'S' {
+		end--
+	}
 	for _, want := range []string{ownBeginTail, "12C33"} {
-		if len(held) < len(want) {
+		if end < len(want) {
 			continue
 		}
-		tail := held[len(held)-len(want):]
+		tail := held[end-len(want) : end]
 		ok := true
 		for i, m := range tail {
 			switch {
@@ -787,10 +795,10 @@ func ownBeginReplies(held []heldMsg) int {
 			}
 		}
 		if ok {
-			return len(want)
+			return append(held[:end-len(want):end-len(want)], held[end:]...), len(want)
 		}
 	}
-	return 0
+	return held, 0
 }
 
 func decodeRow(body []byte) [][]byte {
@@ -2240,6 +2248,15 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if r.begun && !r.warned {
 			// The transaction holds the steps sent before too (noted already).
 			us.injected = true
+			if pol.readOnly && s.readOnlyChange(pol) {
+				// It began after a step that may have turned default_transaction_read_only off
+				// (DISCARD ALL, which commits at once), where no terminator could put it back
+				// on: the block is made read-only itself, so that PostgreSQL refuses the write
+				// as on a session read-only by default.
+				if err := s.swallow("SET TRANSACTION READ ONLY"); err != nil {
+					return false, err
+				}
+			}
 		}
 		return r.err != nil, nil
 	}
@@ -2280,6 +2297,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// with a terminator, which ends nothing it left.
 				if failed, err := part(j + 1); err != nil || failed {
 					return fail(err)
+				}
+				if us.st == 'I' {
+					// The write's transaction begins under what the steps left of
+					// default_transaction_read_only (DISCARD ALL turns it off).
+					if err := s.reassertReadOnly(pol); err != nil {
+						return err
+					}
 				}
 			}
 			if us.st == 0 && lastTxControl(u, lo, i) < lo {
