@@ -28,7 +28,12 @@ import (
 //   - its gid is prepared neither on the database that holds it nor on the source's;
 //   - it is older than the retention period (DecisionRetention), for whoever reads them by hand.
 //
-// Rows without an lsn (written before it was recorded) are never pruned.
+// A row without an lsn (written before it was recorded, or by a peer whose tandem.decisions
+// still lacks the column) goes once a row of the same site that is past the slot by its lsn
+// was applied more than the retention period after it: shipping applies in stream order (a
+// few transactions at once), so its transaction is past the slot too. Kept for ever, as they
+// were, a plain commit's row outlived its 32-bit xid, and the commit that got that xid again
+// was taken for one the peer had, and never shipped.
 
 // decisionRetention is DecisionRetention's default; pruneEvery PruneInterval's, the period of
 // the master's pruning; pruneBatch the rows one DELETE takes at most (short transactions,
@@ -108,7 +113,9 @@ WHERE slot_name LIKE 'tandem\_%' AND database = current_database() AND restart_l
 	// underscores, so the pattern anchors the two fields after it.
 	del := `DELETE FROM tandem.decisions WHERE gid IN (
   SELECT d.gid FROM tandem.decisions d
-  WHERE d.at < now() - make_interval(secs => $2) AND d.lsn < $1::pg_lsn
+  WHERE d.at < now() - make_interval(secs => $2)
+    AND (d.lsn < $1::pg_lsn OR (d.lsn IS NULL AND d.at < (SELECT max(e.at) FROM tandem.decisions e
+      WHERE e.lsn < $1::pg_lsn AND substring(e.gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $3) - make_interval(secs => $2)))
     AND substring(d.gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $3
     AND NOT d.gid = ANY($4)
     AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.gid = d.gid)

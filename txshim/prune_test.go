@@ -47,7 +47,8 @@ func TestPruneDecisions(t *testing.T) {
 	for _, q := range []string{
 		old("tandem_a_1_900", "0/1"),        // goes
 		old("tandem_a_plain_901", "0/1"),    // goes
-		old("tandem_a_1_902", ""),           // no lsn: stays
+		old("tandem_a_1_902", ""),           // no lsn, applied more than an hour before 908: goes
+		`INSERT INTO tandem.decisions (gid, lsn, at) VALUES ('tandem_a_1_908', '0/1', now() - interval '2 hours')`, // goes
 		old("tandem_a_1_903", "FFFFFFFF/0"), // not past the slot: stays
 		old("tandem_a_b_1_904", "0/1"),      // site a_b, whose slot no database holds: stays
 		old("tandem_a_1_905", "0/1"),        // prepared on the peer: stays
@@ -60,7 +61,8 @@ func TestPruneDecisions(t *testing.T) {
 	}
 	// The other direction: rows on the local database of site b, whose slot the peer holds.
 	p.peer.Exec(t, `SELECT pg_create_logical_replication_slot('tandem_b', 'pgoutput', false, true)`)
-	for _, q := range []string{old("tandem_b_2_10", "0/1"), old("tandem_b_2_11", "FFFFFFFF/0")} {
+	// b_2_12 has no lsn and no row past the slot was applied an hour after it: stays.
+	for _, q := range []string{old("tandem_b_2_10", "0/1"), old("tandem_b_2_11", "FFFFFFFF/0"), old("tandem_b_2_12", "")} {
 		if _, err := p.ldb.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -95,21 +97,21 @@ func TestPruneDecisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Errorf("pruned %d rows, want 3 (two on the peer, one on the local database)", n)
+	if n != 5 {
+		t.Errorf("pruned %d rows, want 5 (four on the peer, one on the local database)", n)
 	}
-	for _, gone := range []string{"tandem_a_1_900", "tandem_a_plain_901"} {
+	for _, gone := range []string{"tandem_a_1_900", "tandem_a_plain_901", "tandem_a_1_902", "tandem_a_1_908"} {
 		if slices.Contains(gids(t, "peer"), gone) {
 			t.Errorf("%s is still on the peer", gone)
 		}
 	}
-	for _, kept := range []string{"tandem_a_1_902", "tandem_a_1_903", "tandem_a_b_1_904", "tandem_a_1_905", "tandem_a_1_906", "tandem_a_1_907"} {
+	for _, kept := range []string{"tandem_a_1_903", "tandem_a_b_1_904", "tandem_a_1_905", "tandem_a_1_906", "tandem_a_1_907"} {
 		if !slices.Contains(gids(t, "peer"), kept) {
 			t.Errorf("%s was pruned from the peer", kept)
 		}
 	}
-	if got := gids(t, "local"); !slices.Equal(got, []string{"tandem_b_2_11"}) {
-		t.Errorf("local decision rows %v, want [tandem_b_2_11]", got)
+	if got := gids(t, "local"); !slices.Equal(got, []string{"tandem_b_2_11", "tandem_b_2_12"}) {
+		t.Errorf("local decision rows %v, want [tandem_b_2_11 tandem_b_2_12]", got)
 	}
 	if got := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid ~ '^tandem_a_(1_50[0-4]|plain_[0-9]+)$'`); got != shipped {
 		t.Errorf("%d rows of shipped transactions left after an hour's retention, want all %d", got, shipped)

@@ -51,3 +51,39 @@ func TestPruneOldPlainRowBeforeXidReuse(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestPruneLSNLessPlainRow: a decision row without an lsn (an earlier version's, or a peer
+// whose tandem.decisions lacked the column) was never pruned; once the 32-bit xid of its plain
+// commit came round again, the new commit — acknowledged to its client — was taken for one the
+// peer had, and never shipped. It goes now once a later row past the slot was applied more than
+// the retention after it.
+func TestPruneLSNLessPlainRow(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, PruneInterval: 100 * time.Millisecond, Logger: quietLogger()}
+	sh := NewShipper(cfg)
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	ctx := capCtx(t, 60*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	plainWithXID(t, p, `INSERT INTO kv VALUES (1, 'after the xid came round')`, func(gid string) {
+		// The lsn-less row of the transaction that had these 32 bits 2^32 xids ago, a day old,
+		// and that of one shipped after it, two hours old, with its lsn.
+		if _, err := p.pdb.ExecContext(ctx, `INSERT INTO tandem.decisions (gid, at) VALUES ($1, now() - interval '1 day')`, gid); err != nil {
+			t.Fatal(err)
+		}
+		p.peer.Exec(t, `INSERT INTO tandem.decisions (gid, lsn, at) VALUES ('tandem_a_plain_3', '0/1', now() - interval '2 hours')`)
+		waitFor(t, "the master's pruning of the old row "+gid, func() bool {
+			return queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = $1`, gid) == 0
+		})
+	})
+	waitFor(t, "the commit with the reused xid on the peer", func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1`) == 1 && sh.Backlog() == 0
+	})
+	requireSame(t, p)
+}
