@@ -45,14 +45,14 @@ func TestPruneDecisions(t *testing.T) {
 		return fmt.Sprintf(`INSERT INTO tandem.decisions (gid, lsn, at) VALUES ('%s', '%s', now() - interval '1 day')`, gid, lsn)
 	}
 	for _, q := range []string{
-		old("tandem_a_1_900", "0/1"),        // goes
-		old("tandem_a_plain_901", "0/1"),    // goes
-		old("tandem_a_1_902", ""),           // no lsn, applied more than an hour before 908: goes
+		old("tandem_a_1_900", "0/1"),     // goes
+		old("tandem_a_plain_901", "0/1"), // goes
+		old("tandem_a_1_902", ""),        // no lsn, applied more than an hour before 908: goes
 		`INSERT INTO tandem.decisions (gid, lsn, at) VALUES ('tandem_a_1_908', '0/1', now() - interval '2 hours')`, // goes
-		old("tandem_a_1_903", "FFFFFFFF/0"), // not past the slot: stays
-		old("tandem_a_b_1_904", "0/1"),      // site a_b, whose slot no database holds: stays
-		old("tandem_a_1_905", "0/1"),        // prepared on the peer: stays
-		old("tandem_a_1_906", "0/1"),        // prepared on the local database: stays
+		old("tandem_a_1_903", "FFFFFFFF/0"),                                        // not past the slot: stays
+		old("tandem_a_b_1_904", "0/1"),                                             // site a_b, whose slot no database holds: stays
+		old("tandem_a_1_905", "0/1"),                                               // prepared on the peer: stays
+		old("tandem_a_1_906", "0/1"),                                               // prepared on the local database: stays
 		`INSERT INTO tandem.decisions (gid, lsn) VALUES ('tandem_a_1_907', '0/1')`, // too young for an hour: stays
 	} {
 		if _, err := p.pdb.Exec(q); err != nil {
