@@ -1215,6 +1215,10 @@ func (n *Node) notify(node *memberlist.Node, up bool, kind string) {
 	}
 	if err == nil {
 		p.meta, p.hasMeta = meta, true
+	} else {
+		// What it said before (an earlier process of that site, say: master of a term) no
+		// longer holds: a member whose metadata cannot be read tells nothing.
+		p.meta, p.hasMeta = Meta{}, false
 	}
 	p.addr = addr
 	p.mlAlive = up
@@ -1307,13 +1311,20 @@ func (n *Node) rejoinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 		if len(missing) == 0 {
 			backoff = minBackoff
 		} else {
+			// Each at once: a peer whose host drops packets holds its Join for the profile's
+			// TCPTimeout (10 s with lan), and the others — the witness, say, whose vote this
+			// site needs — must not wait behind it.
+			var joins sync.WaitGroup
 			for _, addr := range missing {
-				if ctx.Err() != nil {
-					return
-				}
-				if _, err := ml.Join([]string{addr}); err != nil {
-					n.log.Debug("join failed", "peer", addr, "err", err)
-				}
+				joins.Go(func() {
+					if _, err := ml.Join([]string{addr}); err != nil {
+						n.log.Debug("join failed", "peer", addr, "err", err)
+					}
+				})
+			}
+			joins.Wait()
+			if ctx.Err() != nil {
+				return
 			}
 			wait = backoff
 			backoff = min(2*backoff, maxBackoff)

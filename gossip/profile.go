@@ -40,10 +40,10 @@ func newProfile(name string) (profile, error) {
 	switch name {
 	case config.ProfileLAN, "":
 		c := memberlist.DefaultLANConfig()
-		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileLAN), tick: 250 * time.Millisecond, settle: time.Second}, nil
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileLAN), tick: 250 * time.Millisecond, settle: time.Second}.withReclaim(), nil
 	case config.ProfileWAN:
 		c := memberlist.DefaultWANConfig()
-		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileWAN), tick: time.Second, settle: 3 * time.Second}, nil
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileWAN), tick: time.Second, settle: 3 * time.Second}.withReclaim(), nil
 	case config.ProfileFast:
 		// LAN with short timings: a killed member fails 3 direct probes in
 		// ~0.7 s and memberlist declares it dead in ~1-2 s on a quiet network.
@@ -58,7 +58,17 @@ func newProfile(name string) (profile, error) {
 		c.PushPullInterval = 2 * time.Second
 		c.GossipToTheDeadTime = 2 * time.Second
 		c.RetransmitMult = 3
-		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileFast), tick: 50 * time.Millisecond, settle: 250 * time.Millisecond}, nil
+		return profile{ml: c, probeEvery: c.ProbeInterval, probeFailures: 3, fenceDelay: config.DefaultFenceDelay(config.ProfileFast), tick: 50 * time.Millisecond, settle: 250 * time.Millisecond}.withReclaim(), nil
 	}
 	return profile{}, fmt.Errorf("gossip profile %q: want %s, %s or %s", name, config.ProfileLAN, config.ProfileWAN, config.ProfileFast)
+}
+
+// withReclaim sets how long a dead member's name stays bound to its old address: memberlist's
+// default (never) refuses a site restarted at another address ("conflicting address") until
+// the dead entry is reaped, GossipToTheDeadTime later (30 s with lan) — failback to it, or its
+// vote, waited that long. A probe interval past its death is enough to tell a restart from a
+// live member answering at two addresses.
+func (p profile) withReclaim() profile {
+	p.ml.DeadNodeReclaimTime = p.ml.ProbeInterval
+	return p
 }
