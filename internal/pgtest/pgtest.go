@@ -197,9 +197,12 @@ func disown(dir string) {
 	}
 }
 
-// TempDir makes a directory for a test process's own files (the end-to-end tests' binaries)
-// that release removes, or, should the process die first, the next New in any process.
+// TempDir makes a directory for a test process's own files (the end-to-end tests' binaries
+// and sites) that release removes, or, should the process die first, the next New or TempDir
+// in any process. It removes what dead processes left first, as New does: a test process that
+// starts no cluster (the end-to-end tests without a database) sweeps too.
 func TempDir(prefix string) (dir string, release func(), err error) {
+	removeLeftovers()
 	dir, err = os.MkdirTemp("", "pgtest-"+prefix)
 	if err != nil {
 		return "", nil, err

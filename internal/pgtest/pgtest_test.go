@@ -456,6 +456,36 @@ func orphanSegments(t *testing.T) map[int]bool {
 	return segs
 }
 
+// TestTempDirRemovesLeftovers: TempDir removes a marked directory no process holds (one whose
+// process died before release), and leaves alone one a living process holds: a test process
+// that starts no cluster sweeps what a killed one left too.
+func TestTempDirRemovesLeftovers(t *testing.T) {
+	left, _, err := TempDir("left-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disown(left) // unlocked, as by its process's death, and not removed
+	held, release, err := TempDir("held-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.RemoveAll(left)
+		release()
+	})
+	_, release2, err := TempDir("next-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release2()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("%s, which no process holds, is still there after the next TempDir (%v)", left, err)
+	}
+	if _, err := os.Stat(held); err != nil {
+		t.Errorf("%s, held by this process, was removed by the next TempDir: %v", held, err)
+	}
+}
+
 // TestOwnershipOutlivesGC: a cluster whose *Cluster its user dropped, keeping only its DSN,
 // stays locked: were the garbage collector to unlock it, the next New in any process would
 // take it for a leftover and remove it while it runs.
