@@ -41,7 +41,7 @@ func TestCheckConfig(t *testing.T) {
 // TestPromoteForce: a site that starts cold and never sees its peer waits (DESIGN §3) until an
 // operator runs `tandem promote -force`; without -force the command refuses.
 func TestPromoteForce(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t, "e2e-")
 	srv := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	proxyAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -106,7 +106,7 @@ listen = %q
 // TestRunStopsWhenAPartFails: when one part of the sidecar cannot run (here gossip, its port
 // taken), the process stops with the error instead of serving on without it.
 func TestRunStopsWhenAPartFails(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t, "e2e-")
 	taken, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	if err != nil {
 		t.Fatal(err)

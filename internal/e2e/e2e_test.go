@@ -264,7 +264,7 @@ func TestGracefulStopHandsOver(t *testing.T) {
 // while its on_promote hook still runs, site1's proxy cuts the connection to its own server
 // and sends new ones to site2 at once.
 func TestSlowHookDoesNotHoldProxy(t *testing.T) {
-	gate := filepath.Join(t.TempDir(), "gate")
+	gate := filepath.Join(tempDir(t, "e2e-"), "gate")
 	// The hook waits for the gate (at most 30 s), which the test opens when it ends.
 	s1, s2 := cluster(t, clusterOpts{failback: "manual",
 		promoteHook: fmt.Sprintf("i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done", gate)})

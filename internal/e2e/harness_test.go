@@ -20,12 +20,17 @@ import (
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
-// bins holds the binaries built once for the whole package, and the toy server's tables
+// bins holds the binaries built once for the whole package, the toy server's tables
 // (wireserver -schema), created on both databases before install (the application schemas
-// of both sites must match).
-var bins struct{ tandem, wireserver, wireSchema string }
+// of both sites must match), and this test binary, which runs the sidecars' hooks (hookMode).
+var bins struct{ tandem, wireserver, wireSchema, self string }
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == hookMode {
+		// Not os.Exit, which in a -race binary waits a second for late race reports
+		// (GORACE atexit_sleep_ms): every hook would take that much longer.
+		syscall.Exit(runHook(os.Args[2:]))
+	}
 	if os.Getenv("E2E_ORPHAN_HELPER") != "" {
 		// TestProcessesDieWithTheTest's helper needs no binaries, and is killed: it makes nothing
 		// it could not remove.
@@ -39,6 +44,10 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer release()
+		if bins.self, err = os.Executable(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		bins.tandem = filepath.Join(dir, "tandem")
 		bins.wireserver = filepath.Join(dir, "wireserver")
 		for out, pkg := range map[string]string{bins.tandem: "../../cmd/tandem", bins.wireserver: "../../examples/wireserver"} {
@@ -57,6 +66,53 @@ func TestMain(m *testing.M) {
 		return pgtest.RunTests(m) // clusters are copies of one template data directory
 	}()
 	os.Exit(code)
+}
+
+// hookMode, as this test binary's first argument, makes it runHook with the rest.
+const hookMode = "-e2e-hook"
+
+// runHook runs argv as a sidecar's hook and kills it, with all it started, once the sidecar
+// is gone. tandem runs each hook in a process group of its own (procgroup.KillOnCancel) and
+// kills that group when the hook must stop; but a tandem killed -9 — by the test's cleanup,
+// or by its parent death signal when the test binary dies without its cleanups (go test's
+// -timeout) — leaves the group running: a sleeping hook outlived its test by minutes. The
+// harness wraps its hooks in this rather than change what tandem does with a hook when it is
+// killed, which is the operator's affair. It watches its parent rather than ask for a parent
+// death signal (setpriv --pdeathsig), which would end the hook's own process alone, not the
+// children it waits for.
+func runHook(argv []string) int {
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "e2e hook: no command")
+		return 2
+	}
+	parent := os.Getppid()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e hook:", err)
+		return 127
+	}
+	go func() {
+		// Reparented (to init, or to a subreaper): tandem is gone. A tandem gone before the
+		// first look goes unnoticed, unless init took us.
+		for parent != 1 && os.Getppid() == parent {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Getpgrp() == os.Getpid() {
+			_ = syscall.Kill(-os.Getpid(), syscall.SIGKILL) // the hook's group, this process too
+		}
+		// Not a group of its own (not tandem's doing, then): its parent's group may be the
+		// test's or go test's.
+		_ = cmd.Process.Kill()
+		syscall.Exit(137)
+	}()
+	_ = cmd.Wait() // its output goes straight to tandem's pipe: nothing to copy, only its end
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		// Ended as the hook did, for tandem's log ("signal: terminated", not "exit status 143").
+		_ = syscall.Kill(os.Getpid(), ws.Signal())
+		return 128 + int(ws.Signal())
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 // proc is a child process whose output is kept for the test log.
@@ -258,7 +314,7 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 	if o.trusted == "" {
 		o.trusted = "127.0.0.0/8"
 	}
-	dir := t.TempDir()
+	dir := tempDir(t, "e2e-")
 	sites := []*site{{name: "site1"}, {name: "site2"}}
 	for _, s := range sites {
 		s.srv = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -280,11 +336,7 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 			if s == sites[0] {
 				// site1's server reaches its shim over a Unix socket, named as PostgreSQL
 				// names its own (README); a short dir: a socket path has at most 107 bytes.
-				dir, err := os.MkdirTemp("", "tandem-shim-")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { os.RemoveAll(dir) })
+				dir := tempDir(t, "shim-")
 				s.shim = filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port))
 				s.shimDSN = pgtest.SocketDSN(dir, port, s.pg.Database())
 			}
@@ -348,9 +400,9 @@ send_proxy = %q
 [admin]
 listen = %q
 [hooks]
-on_promote = ["sh", "-c", %q]
+on_promote = [%q, %q, "sh", "-c", %q]
 `, s.name, i+1, filepath.Join(dir, s.name), s.gossip, join, o.profile, o.failback, o.failbackDelay, o.witness,
-			s.srv, probe, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin,
+			s.srv, probe, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin, bins.self, hookMode,
 			fmt.Sprintf(`echo "$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM" >> %s; %s`, s.hookLog, o.promoteHook)))
 	}
 	serverArgs := func(s *site) []string {
@@ -417,6 +469,19 @@ on_promote = ["sh", "-c", %q]
 		return httpStatus(sites[1].admin, "/backup") == 200 && strings.Contains(httpBody(t, sites[1].admin, "/status"), `"master": "site1"`)
 	})
 	return sites[0], sites[1]
+}
+
+// tempDir is t.TempDir for a test whose binary may be killed before its cleanups run (go
+// test's -timeout): a pgtest dir, removed when the test ends or else by the next test process
+// that makes one.
+func tempDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, release, err := pgtest.TempDir(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	return dir
 }
 
 func appendFile(t *testing.T, path, content string) {

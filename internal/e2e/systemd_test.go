@@ -66,7 +66,7 @@ listen = %q
 				t.Log("systemd-analyze not installed: the unit's syntax is not checked")
 			}
 
-			dir := t.TempDir()
+			dir := tempDir(t, "e2e-")
 			svc := unitService(t, string(text), func(s string) string {
 				s = strings.ReplaceAll(s, unitBinary, bins.tandem)
 				s = strings.ReplaceAll(s, "%i", tc.instance)
@@ -120,7 +120,7 @@ listen = %q
 // with the binary it names replaced by this build: any complaint fails the test.
 func verifyUnit(t *testing.T, file, instance, text string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := tempDir(t, "e2e-")
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(strings.ReplaceAll(text, unitBinary, bins.tandem)), 0o644); err != nil {
 		t.Fatal(err)
 	}
