@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestDemoScriptStopsOnCtrlC: Ctrl-C in the README's main job (examples/demo.sh) stops the
@@ -21,7 +23,13 @@ func TestDemoScriptStopsOnCtrlC(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skipf("the demo needs bash: %v", err)
 	}
-	noCurl := t.TempDir()
+	// Not t.TempDir: a pgtest dir is removed by the next test process too, should go test's
+	// -timeout kill this one before its cleanups.
+	noCurl, release, err := pgtest.TempDir("dbdemo-sh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
 	if err := os.WriteFile(filepath.Join(noCurl, "curl"), []byte("#!/bin/sh\necho 'curl: not installed' >&2\nexit 127\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +55,7 @@ func TestDemoScriptStopsOnCtrlC(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
+	exited := make(chan struct{}) // closed once done has its value: the cleanup waits for this
 	var output lockedBuilder
 	reached := make(chan struct{})
 	go func() {
@@ -60,11 +69,12 @@ func TestDemoScriptStopsOnCtrlC(t *testing.T) {
 			}
 		}
 		done <- cmd.Wait()
+		close(exited)
 	}()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		select {
-		case <-done:
+		case <-exited: // not done, which the test may have drained: that wait took 10 s every run
 		case <-time.After(10 * time.Second):
 		}
 	})

@@ -63,6 +63,7 @@ type demo struct {
 	ctx                context.Context
 	tandem, wireserver string
 	dir, logPath       string
+	releaseDir         func() // removes dir
 	log                *os.File
 	sites              [2]*site
 	procs              []*exec.Cmd
@@ -70,14 +71,18 @@ type demo struct {
 
 func (d *demo) run() error {
 	var err error
-	if d.dir, err = os.MkdirTemp("", "tandem-dbdemo-"); err != nil {
+	// A pgtest dir: should the demo be killed before close removes it, the next pgtest
+	// cluster or dir any process makes does.
+	if d.dir, d.releaseDir, err = pgtest.TempDir("dbdemo-"); err != nil {
 		return err
 	}
 	d.logPath = filepath.Join(d.dir, "log")
 	if d.log, err = os.Create(d.logPath); err != nil {
 		return err
 	}
-	schema, err := exec.Command(d.wireserver, "-schema").Output()
+	schemaCmd := exec.Command(d.wireserver, "-schema")
+	schemaCmd.SysProcAttr = dieWithDemo()
+	schema, err := schemaCmd.Output()
 	if err != nil {
 		return fmt.Errorf("%s -schema: %w", d.wireserver, err)
 	}
@@ -107,7 +112,9 @@ func (d *demo) run() error {
 
 	say("== tandem install: each site's database gets the tandem schema, publication and two-phase slot")
 	for _, s := range d.sites {
-		if out, err := exec.CommandContext(d.ctx, d.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
+		install := exec.CommandContext(d.ctx, d.tandem, "install", "-config", s.cfg)
+		install.SysProcAttr = dieWithDemo()
+		if out, err := install.CombinedOutput(); err != nil {
 			return fmt.Errorf("tandem install %s: %w\n%s", s.name, err, out)
 		}
 	}
@@ -196,7 +203,9 @@ func (d *demo) run() error {
 	var report []byte
 	err = d.waitFor(20*time.Second, "both databases identical", func() bool {
 		var verr error
-		report, verr = exec.CommandContext(d.ctx, d.tandem, "verify", "-config", s1.cfg).CombinedOutput()
+		verify := exec.CommandContext(d.ctx, d.tandem, "verify", "-config", s1.cfg)
+		verify.SysProcAttr = dieWithDemo()
+		report, verr = verify.CombinedOutput()
 		return verr == nil
 	})
 	for _, line := range strings.Split(strings.TrimSpace(string(report)), "\n") {
@@ -250,6 +259,7 @@ commit_timeout = "3s"
 func (d *demo) start(name string, args ...string) (*exec.Cmd, error) {
 	c := exec.Command(args[0], args[1:]...)
 	c.Stdout, c.Stderr = d.log, d.log
+	c.SysProcAttr = dieWithDemo()
 	fmt.Fprintf(d.log, "--- %s: %s\n", name, strings.Join(args, " "))
 	if err := c.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -269,7 +279,7 @@ func (d *demo) startServer(s *site) (err error) {
 	return err
 }
 
-// close stops every process and cluster and removes the temp dir.
+// close stops every process and cluster and removes the temp dir. Safe to call more than once.
 func (d *demo) close() {
 	for _, c := range d.procs {
 		if c.Process != nil && c.ProcessState == nil {
@@ -298,9 +308,11 @@ func (d *demo) close() {
 	}
 	if d.log != nil {
 		d.log.Close()
+		d.log = nil
 	}
-	if d.dir != "" {
-		os.RemoveAll(d.dir)
+	if d.releaseDir != nil {
+		d.releaseDir()
+		d.releaseDir = nil
 	}
 }
 

@@ -19,7 +19,13 @@ import (
 // serving them after the whole of site1 is killed, site1 master again with site2's write,
 // tandem verify), and afterwards nothing it started is left: no process, no cluster, no dir.
 func TestDemo(t *testing.T) {
-	bin := t.TempDir()
+	// Not t.TempDir: a pgtest dir is removed by the next test process too, should go test's
+	// -timeout kill this one before its cleanups.
+	bin, release, err := pgtest.TempDir("dbdemo-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
 	bins := map[string]string{"tandem": "../../cmd/tandem", "wireserver": "../wireserver"}
 	for name, pkg := range bins {
 		// -race like the suite's own builds, so the build cache serves the packages.
@@ -33,7 +39,8 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d := &demo{ctx: ctx, tandem: filepath.Join(bin, "tandem"), wireserver: filepath.Join(bin, "wireserver")}
-	err := d.run()
+	t.Cleanup(d.close) // should the demo panic; close below checks what it removes
+	err = d.run()
 	var log []byte
 	if err != nil {
 		log, _ = os.ReadFile(d.logPath)
