@@ -1,13 +1,9 @@
 package gossip
 
 import (
-	"io"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/tandem-ha/tandem/config"
 )
 
@@ -21,19 +17,7 @@ func TestNodeUnreadableMetaForgetsOld(t *testing.T) {
 	b := run(t, siteConfig(t, "site2", 1, addrB, addrA), Options{})
 	waitFor(t, 5*time.Second, "site2 master", master(b, a))
 	b.kill()
-	host, portText, err := net.SplitHostPort(addrB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(portText)
-	c := memberlist.DefaultLANConfig()
-	c.Name, c.BindAddr, c.BindPort, c.AdvertisePort = "site2", host, port, port
-	c.Delegate, c.LogOutput = foreignMeta{}, io.Discard
-	other, err := memberlist.Create(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Shutdown()
+	other := foreignMember(t, "site2", addrB)
 	if _, err := other.Join([]string{addrA}); err != nil {
 		t.Fatal(err)
 	}

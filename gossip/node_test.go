@@ -554,23 +554,31 @@ func (foreignMeta) GetBroadcasts(int, int) [][]byte     { return nil }
 func (foreignMeta) LocalState(bool) []byte              { return nil }
 func (foreignMeta) MergeRemoteState(buf []byte, _ bool) {}
 
+// foreignMember starts a memberlist member named name at bind whose metadata this version
+// cannot read (foreignMeta); it is shut down at the test's end.
+func foreignMember(t *testing.T, name, bind string) *memberlist.Memberlist {
+	t.Helper()
+	host, port, err := splitBind(bind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := memberlist.DefaultLANConfig()
+	c.Name, c.BindAddr, c.BindPort, c.AdvertisePort = name, host, port, port
+	c.Delegate, c.LogOutput = foreignMeta{}, io.Discard
+	m, err := memberlist.Create(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
+}
+
 // TestNodeColdStartUnreadablePeer: a site that starts cold and sees only a peer whose metadata
 // it cannot read (another Tandem version, say) has not seen anyone who can tell it the current
 // term (DESIGN §3): it keeps waiting rather than promote alone — that peer may be master.
 func TestNodeColdStartUnreadablePeer(t *testing.T) {
 	addrA, addrB := freeAddr(t), freeAddr(t)
-	host, port, err := splitBind(addrB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := memberlist.DefaultLANConfig()
-	c.Name, c.BindAddr, c.BindPort, c.AdvertisePort = "site2", host, port, port
-	c.Delegate, c.LogOutput = foreignMeta{}, io.Discard
-	other, err := memberlist.Create(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Shutdown()
+	other := foreignMember(t, "site2", addrB)
 
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	if err := NewFileStore(cfgA.DataDir).Save(TermRecord{Term: 4, Master: "site2", PeerSynced: true}); err != nil {

@@ -1,9 +1,28 @@
 package txshim
 
 import (
+	"context"
 	"testing"
 	"time"
 )
+
+// pruningPair starts a pair holding table kv, a Shipper that prunes every 100 ms (the default
+// hour's retention, as tandem runs it) and has caught up, and a context for the test.
+func pruningPair(t *testing.T) (*capPair, *Shipper, context.Context) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, PruneInterval: 100 * time.Millisecond, Logger: quietLogger()})
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	ctx := capCtx(t, 60*time.Second)
+	if err := sh.CatchUp(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return p, sh, ctx
+}
 
 // TestPruneOldPlainRowBeforeXidReuse pins what keeps plain commits' decision rows
 // (plainGID: tandem_<site>_plain_<32-bit xid>) from meeting a reused xid. A 32-bit xid comes
@@ -21,18 +40,7 @@ import (
 // fresh decision row.
 func TestPruneOldPlainRowBeforeXidReuse(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, PruneInterval: 100 * time.Millisecond, Logger: quietLogger()}
-	sh := NewShipper(cfg) // DecisionRetention 0: the default hour, as tandem runs it
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	ctx := capCtx(t, 60*time.Second)
-	if err := sh.CatchUp(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	p, sh, ctx := pruningPair(t)
 
 	gid := plainWithXID(t, p, `INSERT INTO kv VALUES (1, 'after the xid came round')`, func(gid string) {
 		// The row of the transaction that had these 32 bits 2^32 xids ago.
@@ -59,18 +67,7 @@ func TestPruneOldPlainRowBeforeXidReuse(t *testing.T) {
 // the retention after it.
 func TestPruneLSNLessPlainRow(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, PruneInterval: 100 * time.Millisecond, Logger: quietLogger()}
-	sh := NewShipper(cfg)
-	sh.SetTerm(1)
-	runShipper(t, sh)
-	ctx := capCtx(t, 60*time.Second)
-	if err := sh.CatchUp(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
+	p, sh, ctx := pruningPair(t)
 	plainWithXID(t, p, `INSERT INTO kv VALUES (1, 'after the xid came round')`, func(gid string) {
 		// The lsn-less row of the transaction that had these 32 bits 2^32 xids ago, a day old,
 		// and that of one shipped after it, two hours old, with its lsn.
