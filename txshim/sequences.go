@@ -103,12 +103,13 @@ WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.
 // seqColumnsSQL lists each sequence with the integer columns that take their values from it:
 // serial and identity columns (the sequence depends on the column) and columns whose default
 // calls nextval on it (the default depends on the sequence) — integer columns, or of a domain
-// over an integer type. A late-bound default, nextval('s'::text) or nextval(('s'::text)::regclass),
-// records no dependency: its name is read from the expression and resolved with this session's
-// search_path (the default one), as an insert with the default search_path resolves it. The
-// expression is printed without its table (a default refers to no column): naming the table
-// would lock it, and a table another session holds locked would stop the listing. A CYCLE sequence is left out: once it has wrapped, the highest value in
-// use is behind it, and moving it there would make it wrap onto values in use.
+// over an integer type. A late-bound default, nextval('s'::text) or
+// nextval(('s'::text)::regclass), records no dependency: its name is read from the expression
+// and resolved with this session's search_path (the default one), as an insert with the
+// default search_path resolves it. The expression is printed without its table (a default
+// refers to no column): naming the table would lock it, and a table another session holds
+// locked would stop the listing. A CYCLE sequence is left out: once it has wrapped, the
+// highest value in use is behind it, and moving it there would make it wrap onto values in use.
 const seqColumnsSQL = `SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
 FROM (
   SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid::int AS att FROM pg_depend d
