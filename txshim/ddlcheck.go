@@ -27,15 +27,20 @@ import "strings"
 // table that happens to lack a key, such as one another session made meanwhile, whose lock the
 // ALTER TABLE would wait for.
 
-// afterDDLBeforeSQL reads, before a statement that adds defaults or may leave tables keyless
-// runs, what afterDDLSQL compares against: the session's own columns so far (pg_attribute
-// rows it can see whose xmin is its own xid or a later one, age at most 0 — another
-// transaction's rows are visible only once committed, and older) and the application tables
-// that have no key and a default replica identity. One row of two text arrays; '{}' for what
-// the statement does not need.
-func afterDDLBeforeSQL(addsDefault, mayUnkey bool) string {
+// afterDDLBeforeSQL reads, before a statement stmt that adds defaults or may leave tables
+// keyless runs, what afterDDLSQL compares against: the highest column number of the ALTER
+// TABLE's table (a column the statement adds gets a higher one; an ALTER … SET NOT NULL or
+// ADD PRIMARY KEY rewrites a column's pg_attribute row, which is no new column) — or, when the
+// lexer cannot read the table's name, the session's own columns so far (pg_attribute rows it
+// can see whose xmin is its own xid or a later one, age at most 0 — another transaction's rows
+// are visible only once committed, and older) — and the application tables that have no key
+// and a default replica identity. One row of two texts; '{}' for what the statement does not
+// need.
+func afterDDLBeforeSQL(addsDefault, mayUnkey bool, stmt string) string {
 	cols, keyless := "'{}'", "'{}'"
-	if addsDefault {
+	if table, _ := usingClauses(stmt); addsDefault && table != "" {
+		cols = "(SELECT COALESCE(pg_catalog.max(a.attnum), 0)::pg_catalog.text FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(" + quoteLiteral(table) + "))"
+	} else if addsDefault {
 		cols = "(SELECT COALESCE(pg_catalog.array_agg(a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text), '{}')::pg_catalog.text" +
 			" FROM pg_catalog.pg_attribute a WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0)"
 	}
@@ -57,8 +62,8 @@ const keylessTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namesp
 // afterDDLSQL is what runs right after such a statement, in its transaction, given
 // afterDDLBeforeSQL's row from before it (cols, keyless):
 //
-//   - with addsDefault, it raises 0A000 when a column the statement stmt just added (one of
-//     the session's own columns not in cols) has a default that is not immutable (a function
+//   - with addsDefault, it raises 0A000 when a column the statement stmt just added (past
+//     the column number in cols, or one of the session's own columns not in cols) has a default that is not immutable (a function
 //     call that is not, CURRENT_TIMESTAMP and its kind, nextval; a date or time literal that
 //     reads the clock; without a default of its own, its domain's) or is an identity column,
 //     and its table has rows;
@@ -76,12 +81,17 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		if hasClockLiteral(stmt) {
 			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) ':consttype (1082|1083|1114|1184|1266) |\{COERCEVIAIO '`
 		}
+		// The columns the statement added (see afterDDLBeforeSQL).
+		added := `pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0
+      AND NOT (a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(cols) + `::pg_catalog.text[])`
+		if table, _ := usingClauses(stmt); table != "" {
+			added = `a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(` + quoteLiteral(table) + `) AND a.attnum OPERATOR(pg_catalog.>) ` + quoteLiteral(cols) + `::pg_catalog.int4`
+		}
 		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
-    WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+    WHERE ` + added + ` AND NOT a.attisdropped
       AND a.attgenerated OPERATOR(pg_catalog.=) ''
-      AND NOT (a.attrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) a.attnum::pg_catalog.text) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(cols) + `::pg_catalog.text[])
       AND (a.attidentity OPERATOR(pg_catalog.<>) ''
         OR ` + notConstantSQL("d.adbin") + clock + `
         -- No default of its own: the rows there get its domain's, the nearest along the

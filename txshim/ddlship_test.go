@@ -101,7 +101,10 @@ func TestAddedColumnDefaultsChecked(t *testing.T) {
 		`CREATE DOMAIN rnd2 AS rnd`,
 		`CREATE DOMAIN seven AS int DEFAULT 7`,
 		`CREATE TABLE items (id int PRIMARY KEY)`,
-		`INSERT INTO items SELECT generate_series(1, 5)`)
+		`INSERT INTO items SELECT generate_series(1, 5)`,
+		`CREATE SEQUENCE k_seq`,
+		`CREATE TABLE k (id int DEFAULT nextval('k_seq'), at timestamptz DEFAULT now(), d rnd)`,
+		`INSERT INTO k (id, at, d) SELECT g, '2020-01-01', 0.5 FROM generate_series(1, 3) g`)
 	for _, q := range []string{
 		`ALTER TABLE items ADD COLUMN r rnd`,
 		`ALTER TABLE items ADD COLUMN r2 rnd2`,
@@ -123,6 +126,10 @@ func TestAddedColumnDefaultsChecked(t *testing.T) {
 		`ALTER TABLE items ADD COLUMN note text DEFAULT 'see you tomorrow'`,
 		`ALTER TABLE items ADD COLUMN born date DEFAULT '2020-01-01'`,
 		`ALTER TABLE items ADD CONSTRAINT positive CHECK (id > 0)`,
+		// No column added: an ADD or SET NOT NULL that rewrites an existing column's row in
+		// the catalog, whose default is not constant, was taken for an added column.
+		`ALTER TABLE k ADD PRIMARY KEY (id)`,
+		`ALTER TABLE k ADD COLUMN w int, ALTER COLUMN at SET NOT NULL, ALTER COLUMN d SET NOT NULL`,
 	} {
 		if err := exec(q); err != nil {
 			t.Errorf("%s: %v", q, err)

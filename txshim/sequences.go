@@ -107,8 +107,8 @@ WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.
 // nextval(('s'::text)::regclass), records no dependency: its name is read from the expression
 // and resolved with this session's search_path (the default one), as an insert with the
 // default search_path resolves it. The expression is printed without its table (a default
-// refers to no column): naming the table would lock it, and a table another session holds
-// locked would stop the listing. A CYCLE sequence is left out: once it has wrapped, the
+// refers to no column; a generated column's expression, which does, is not printed): naming
+// the table would lock it, and a table another session holds locked would stop the listing. A CYCLE sequence is left out: once it has wrapped, the
 // highest value in use is behind it, and moving it there would make it wrap onto values in use.
 const seqColumnsSQL = `SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
 FROM (
@@ -119,7 +119,7 @@ FROM (
   WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
   UNION
   SELECT to_regclass(replace(m[1], '''''', ''''))::oid, ad.adrelid, ad.adnum::int
-  FROM pg_attrdef ad, regexp_match(pg_get_expr(ad.adbin, 0), 'nextval\(\(?''((?:[^'']|'''')*)''::text') m
+  FROM pg_attrdef ad, regexp_match(CASE WHEN ad.adbin::text !~ '\{VAR ' THEN pg_get_expr(ad.adbin, 0) END, 'nextval\(\(?''((?:[^'']|'''')*)''::text') m
 ) x
 JOIN pg_sequence ps ON ps.seqrelid = x.seq
 JOIN pg_class t ON t.oid = x.rel AND t.relkind IN ('r', 'p')

@@ -2436,7 +2436,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// The statement runs alone, then what it did is checked (ddlcheck.go): the
 				// columns it adds must not give the rows there values each database computes
 				// for itself, and the tables it leaves without a key get REPLICA IDENTITY FULL.
-				before, err := s.capture(afterDDLBeforeSQL(info.addsDefault, info.mayUnkey))
+				before, err := s.capture(afterDDLBeforeSQL(info.addsDefault, info.mayUnkey, info.text))
 				if err != nil {
 					return err
 				}
