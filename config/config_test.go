@@ -472,13 +472,21 @@ func TestAddressConflicts(t *testing.T) {
 }
 
 // TestLoopbackEndpointRemoteGossip: an endpoint on loopback is refused at its address's line
-// when the site's gossip address is not loopback (the sites on two hosts): the other site's
-// proxy dials the endpoint as written when this site is master, and reached its own host. Both
-// sites on one machine (gossip on loopback) keep loopback endpoints.
+// when the site's gossip address is not loopback (the sites on two hosts) and the sites run
+// proxies: the other site's proxy dials the endpoint as written when this site is master, and
+// reached its own host. Both sites on one machine (gossip on loopback) keep loopback endpoints,
+// and so does a site without a proxy (operators routed otherwise: its endpoints serve its own
+// health check only).
 func TestLoopbackEndpointRemoteGossip(t *testing.T) {
 	file := func(gossip, address string) string {
 		return "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\n" + gossip + "join = [\"10.0.0.2:7946\"]\n" +
+			"[proxy]\n[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"10.0.0.1:7100\"\n" +
 			"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"" + address + "\"\n"
+	}
+	noProxy := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"10.0.0.1:7946\"\njoin = [\"10.0.0.2:7946\"]\n" +
+		"[server]\n[[server.endpoint]]\nname = \"pg\"\naddress = \"127.0.0.1:5432\"\n[hooks]\non_promote = [\"true\"]\n"
+	if _, err := Parse("f.toml", []byte(noProxy), KindSite); err != nil {
+		t.Errorf("a site without a proxy, endpoint on loopback: %v", err)
 	}
 	for _, tc := range []struct {
 		gossip, address string
@@ -737,6 +745,15 @@ func TestURLPasswordUnencoded(t *testing.T) {
 		}
 		if got := RedactDSN(dsn); strings.Contains(got, "Summer") {
 			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+	}
+	// An '@' in a parameter's value after user@host is no password's: loads (it was refused).
+	for _, dsn := range []string{
+		"postgres://tandem:pw@10.0.0.1:5432/wire?application_name=tandem@site1",
+		"postgres://10.0.0.1:5432/wire?user=tandem@corp",
+	} {
+		if _, err := Parse("f.toml", []byte(base+"local_dsn = \""+dsn+"\"\n"), KindSite); err != nil {
+			t.Errorf("%s: %v", dsn, err)
 		}
 	}
 	// Percent-encoded, it loads, and its password is hidden.

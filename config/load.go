@@ -648,10 +648,12 @@ func (l *loader) server(r *raw, c *Config) {
 	}
 	// The other site's proxy dials the addresses as they are written, when this site is master:
 	// a loopback one reaches the other site's own host, unless both sites share this one (the
-	// gossip address is loopback then).
+	// gossip address is loopback then). A site without a proxy is taken for one of a pair that
+	// routes operators otherwise (its hooks move an address, say): its endpoints serve its own
+	// health check only, for which loopback is right.
 	var remote string // this site's gossip address, when the other members reach it beyond loopback
 	gossipAddr := cmp.Or(c.Gossip.Advertise, c.Gossip.Bind)
-	if host, _, err := net.SplitHostPort(gossipAddr); err == nil {
+	if host, _, err := net.SplitHostPort(gossipAddr); err == nil && r.Proxy != nil {
 		if ip, err := netip.ParseAddr(host); err == nil && !ip.Unmap().IsLoopback() {
 			remote = gossipAddr
 		}

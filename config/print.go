@@ -193,16 +193,30 @@ func RedactDSN(dsn string) string {
 	return kvPassword.ReplaceAllString(dsn, "${1}redacted")
 }
 
-// atAfterHost tells whether a postgres:// URL has an '@' after its host, in its path or query:
-// the mark of a password holding an unencoded '/' or '?' after digits, which net/url and the
-// database clients read as the port, then a path or query holding the rest of the password
-// (postgres://tandem:2024/Summer@10.0.0.1/wire: host tandem, port 2024, database
-// "Summer@10.0.0.1/wire").
+// atAfterHost tells whether a postgres:// URL has an '@' only after its host, in its path or
+// query: the mark of a password holding an unencoded '/' or '?' after digits, which net/url
+// and the database clients read as the port, then a path or query holding the rest of the
+// password (postgres://tandem:2024/Summer@10.0.0.1/wire: host tandem, port 2024, database
+// "Summer@10.0.0.1/wire"). An '@' in a parameter's value is left alone
+// (application_name=tandem@site1, a user name of the user@tenant kind), and so is any after a
+// user@host.
 func atAfterHost(dsn string) bool {
 	_, rest, ok := strings.Cut(dsn, "://")
 	if !ok {
 		return false
 	}
 	i := strings.IndexAny(rest, "/?")
-	return i >= 0 && strings.Contains(rest[i:], "@")
+	if i < 0 || strings.Contains(rest[:i], "@") {
+		return false
+	}
+	path, query, _ := strings.Cut(rest[i:], "?")
+	if strings.Contains(path, "@") {
+		return true
+	}
+	for _, kv := range strings.Split(query, "&") {
+		if name, _, _ := strings.Cut(kv, "="); strings.Contains(name, "@") {
+			return true
+		}
+	}
+	return false
 }
