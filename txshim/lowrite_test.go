@@ -1,0 +1,31 @@
+package txshim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReadOnlyLargeObjectPastKeptCalls: the lexer keeps a statement's first 32 call names; a
+// large-object writer after them (which PostgreSQL 15 runs in a read-only transaction) was not
+// seen, the read ran unwrapped, and a large object was made on the read-only site.
+func TestReadOnlyLargeObjectPastKeptCalls(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
+	conn := s.connect(t)
+	var calls []string
+	for i := 0; i < 33; i++ {
+		calls = append(calls, fmt.Sprintf("abs(%d)", i))
+	}
+	q := "SELECT " + strings.Join(calls, ", ") + ", lo_create(4242)"
+	_, err := conn.Exec(capCtx(t, 20*time.Second), q)
+	if pgCode(err) != "25006" {
+		t.Errorf("read-only mode, a large-object writer past 32 calls: %v, want 25006", err)
+	}
+	if n := queryOne[int](t, c.Open(t, c.Database()), `SELECT count(*) FROM pg_largeobject_metadata`); n != 0 {
+		t.Errorf("%d large object(s) made on the read-only site", n)
+	}
+}
