@@ -39,6 +39,23 @@ func (r Role) String() string {
 	return string(r)
 }
 
+// MemberRole is a member's role as /status shows it: RoleStarting, which the metadata carries
+// as "", reads "starting" there, as the member's own role does (a starting member's entry in
+// the members list read "" beside its top-level "starting").
+type MemberRole Role
+
+// MarshalText writes Role's String.
+func (r MemberRole) MarshalText() ([]byte, error) { return []byte(Role(r).String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (r *MemberRole) UnmarshalText(b []byte) error {
+	*r = MemberRole(b)
+	if string(b) == "starting" {
+		*r = MemberRole(RoleStarting)
+	}
+	return nil
+}
+
 // TermRecord is the record (term, master, peer_synced) a member holds
 // (DESIGN §3). Term 0 means no term has been started yet.
 type TermRecord struct {

@@ -50,15 +50,15 @@ type Options struct {
 
 // MemberStatus is one member as shown by /status.
 type MemberStatus struct {
-	Site     string `json:"site"`
-	Alive    bool   `json:"alive"`
-	Role     Role   `json:"role"`
-	Term     uint64 `json:"term"`
-	Healthy  bool   `json:"healthy"`
-	Priority int    `json:"priority"`
-	Witness  bool   `json:"witness,omitempty"`
-	Admin    string `json:"admin,omitempty"`
-	Addr     string `json:"addr,omitempty"` // a peer's gossip address (ip:port)
+	Site     string     `json:"site"`
+	Alive    bool       `json:"alive"`
+	Role     MemberRole `json:"role"`
+	Term     uint64     `json:"term"`
+	Healthy  bool       `json:"healthy"`
+	Priority int        `json:"priority"`
+	Witness  bool       `json:"witness,omitempty"`
+	Admin    string     `json:"admin,omitempty"`
+	Addr     string     `json:"addr,omitempty"` // a peer's gossip address (ip:port)
 }
 
 // State is what the rest of the process sees of the member. It is a copy,
@@ -1146,7 +1146,7 @@ func (n *Node) stateLocked() State {
 		SplitBrain: n.meta.SplitBrain, Releasing: n.releasing,
 	}
 	s.Members = append(s.Members, MemberStatus{
-		Site: n.meta.Site, Alive: true, Role: n.role, Term: n.meta.Record.Term,
+		Site: n.meta.Site, Alive: true, Role: MemberRole(n.role), Term: n.meta.Record.Term,
 		Healthy: n.meta.ServerHealthy, Priority: n.meta.Priority, Witness: n.meta.Witness, Admin: n.meta.Admin,
 	})
 	if n.role == RoleMaster {
@@ -1159,7 +1159,7 @@ func (n *Node) stateLocked() State {
 		}
 		m := p.meta
 		ms := MemberStatus{
-			Site: m.Site, Alive: p.alive, Role: m.Role, Term: m.Record.Term,
+			Site: m.Site, Alive: p.alive, Role: MemberRole(m.Role), Term: m.Record.Term,
 			Healthy: m.ServerHealthy, Priority: m.Priority, Witness: m.Witness, Admin: m.Admin,
 		}
 		if p.addr != nil {

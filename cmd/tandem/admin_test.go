@@ -96,10 +96,17 @@ func TestAdminRoleStarting(t *testing.T) {
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:7180/status", nil))
 	var st struct {
-		Role string `json:"role"`
+		Role    string `json:"role"`
+		Members []struct {
+			Site, Role string
+		} `json:"members"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Role != "starting" {
 		t.Errorf("status role %q (%v), want \"starting\"; body:\n%s", st.Role, err, rec.Body.String())
+	}
+	// Its own entry among the members too (it read "").
+	if len(st.Members) != 1 || st.Members[0].Role != "starting" {
+		t.Errorf("status members %+v, want site1 starting", st.Members)
 	}
 }
 

@@ -133,6 +133,10 @@ func argsAtMost(name string, rest []string, n int, stderr io.Writer) bool {
 	return false
 }
 
+// maxAdminReply bounds what a CLI command reads of the admin API's reply: a /status with every
+// catalog entry the shim lists can be large, but not without end.
+const maxAdminReply = 64 << 20
+
 func (c *adminClient) do(method, path string, out io.Writer, headers ...string) error {
 	req, err := http.NewRequest(method, c.base+path, nil)
 	if err != nil {
@@ -149,9 +153,13 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminReply+1))
 	if err != nil {
 		return err
+	}
+	if len(body) > maxAdminReply {
+		// Cut, it would be printed as broken JSON with exit 0.
+		return fmt.Errorf("%s %s: reply longer than %d MiB", method, path, maxAdminReply>>20)
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(body))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -127,6 +128,19 @@ func TestAdminCommandStrayArgs(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"switchover", "-admin", addr, "site2"}, &stdout, &stderr); code != 0 || hits.Load() != 1 {
 		t.Errorf("switchover site2: exit %d, %d requests; stderr %q", code, hits.Load(), stderr.String())
+	}
+}
+
+// TestStatusReplyTooLong: a reply of the admin API past the CLI's bound was cut and printed as
+// broken JSON with exit 0; it is an error now.
+func TestStatusReplyTooLong(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"pad": "`+strings.Repeat("x", maxAdminReply)+`"}`)
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"status", "-admin", strings.TrimPrefix(srv.URL, "http://")}, &stdout, &stderr); code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "longer than") {
+		t.Errorf("a /status past %d bytes: exit %d, %d bytes on stdout, stderr %q; want exit 1, nothing printed, the reason", maxAdminReply, code, stdout.Len(), stderr.String())
 	}
 }
 
