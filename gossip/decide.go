@@ -538,6 +538,12 @@ func (v View) ready(m Member) (bool, string) {
 		return false, "witness"
 	case m.Site != v.Self && !m.Alive:
 		return false, "not alive"
+	case m.Site != v.Self && v.WitnessConfigured && m.Role == RoleFenced && m.Unreachable:
+		// It published that it sees no majority (rule 3), and the decider cannot reach it
+		// either: it does not qualify, and must not hold back a site that does for as long
+		// as memberlist keeps it alive through the witness (a fenced site the decider
+		// reaches sees the decider too, and regains its majority at its next round).
+		return false, "fenced: sees no majority"
 	case !m.ServerHealthy:
 		return false, "server unhealthy"
 	case !m.DBReachable:
