@@ -650,6 +650,10 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 		s.log.Warn("txshim: a plain commit did not reach the peer; going on alone (the slot keeps it)", "xid", xid, "err", werr)
 		return false, nil
 	}
+	if s.shim.cfg.PeerDown == config.PeerDownBlock {
+		// Committed here all the same: the peer lacks it until catch-up (DESIGN §3 rule 2).
+		s.shim.peerLacks(pol.term)
+	}
 	s.shim.stats.leftInDoubt.Add(1)
 	s.log.Error("txshim: a plain commit did not reach the peer and this site may not commit alone", "xid", xid, "err", werr)
 	what := fmt.Sprintf("transaction %d is", xid)

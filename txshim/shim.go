@@ -36,7 +36,9 @@ type Options struct {
 	// to solo; false when this site may not commit alone now (the announcement was not
 	// acknowledged), and the commit is left in doubt for the resolver (SQLSTATE 08007) while
 	// the shim stays dual — a later commit asks again. Concurrent sessions wait for one call
-	// rather than making several. nil: the shim goes solo at once.
+	// rather than making several. nil: the shim goes solo at once. With peer_down = "block" it
+	// is called, its answer ignored, after a plain commit the peer did not take (committed on
+	// this site's database only): the peer lacks it.
 	OnPeerDown func() bool
 	// OnInDoubt is called when a commit is left prepared for the resolver (its peer outcome
 	// unknown, and committing alone not allowed): a pass may settle it at once, and its row
@@ -437,6 +439,23 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 	}
 	now := s.mode.peek()
 	return now.term == term && now.mode == ModeSolo && s.commitsAlone(term)
+}
+
+// peerLacks is peerDown for peer_down = "block", after a plain commit of term that the peer
+// did not take: committed on this site's database only, the peer lacks it, so OnPeerDown
+// records peer_synced = false (its answer does not matter: the shim stays dual) and the term
+// counts as one this site committed alone in (WentSolo). Without it the record went on saying
+// the peer had everything, and the other site could take over without that commit.
+func (s *Shim) peerLacks(term uint64) {
+	s.peerDownMu.Lock()
+	defer s.peerDownMu.Unlock()
+	if cur := s.mode.peek(); cur.term != term || cur.mode != ModeDual {
+		return // the role changed meanwhile: this site can say nothing as master of term
+	}
+	s.mode.noteSolo(term)
+	if s.opts.OnPeerDown != nil {
+		s.opts.OnPeerDown()
+	}
 }
 
 // commitsAlone notes, before a caller of peerDown commits alone in term, that it may (WentSolo),

@@ -769,6 +769,12 @@ func (d *database) peerDown() bool {
 		d.log.Error("cannot record peer_synced = false; not going solo", "err", err)
 		return false
 	}
+	if d.cfg != nil && d.cfg.PeerDown == config.PeerDownBlock {
+		// A commit the peer lacks (txshim: a plain one it did not take); the master never
+		// goes solo, so there is no acknowledgement to wait for.
+		d.log.Warn("peer_synced = false recorded: the peer lacks a commit until catch-up")
+		return false
+	}
 	// Going solo is announced first (DESIGN §3): the first solo commit waits until the other
 	// site's sidecar (or the witness) holds the record, so it will not promote over it.
 	ctx, cancel := context.WithTimeout(context.Background(), soloAckTimeout)
