@@ -160,15 +160,18 @@ func sideName(i int) string {
 }
 
 // verifyTable is one table holding rows: its quoted columns in name order, their types in
-// the same order, and its quoted primary-key columns in key order.
+// the same order, its quoted primary-key columns in key order, and its relfilenode as the
+// snapshot sees it (checksum: unrewritten).
 type verifyTable struct {
 	cols, types, key []string
+	filenode         int64
 }
 
 func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, error) {
 	// Partitioned parents hold no rows of their own: their partitions are compared.
 	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(quote_ident(a.attname), ''),
-  coalesce(format_type(a.atttypid, a.atttypmod), ''), coalesce(array_position(con.conkey, a.attnum), 0)
+  coalesce(format_type(a.atttypid, a.atttypmod), ''), coalesce(array_position(con.conkey, a.attnum), 0),
+  c.relfilenode::bigint
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -185,12 +188,15 @@ WHERE c.relkind = 'r' AND `+shippedRelFilter)
 	cols := map[string][]string{}
 	types := map[string]map[string]string{}
 	keys := map[string][]keyCol{}
+	filenodes := map[string]int64{}
 	for rows.Next() {
 		var table, col, typ string
 		var pos int
-		if err := rows.Scan(&table, &col, &typ, &pos); err != nil {
+		var filenode int64
+		if err := rows.Scan(&table, &col, &typ, &pos, &filenode); err != nil {
 			return nil, err
 		}
+		filenodes[table] = filenode
 		if col == "" {
 			cols[table] = nil // a table of no column: its rows are counted
 			continue
@@ -212,7 +218,7 @@ WHERE c.relkind = 'r' AND `+shippedRelFilter)
 		sort.Strings(cs)
 		k := keys[t]
 		sort.Slice(k, func(i, j int) bool { return k[i].pos < k[j].pos })
-		vt := verifyTable{cols: cs}
+		vt := verifyTable{cols: cs, filenode: filenodes[t]}
 		for _, c := range cs {
 			vt.types = append(vt.types, types[t][c])
 		}
@@ -236,6 +242,15 @@ type tableSum struct {
 // the table's size (an md5 of all rows aggregated in key order, as verify did before, builds
 // one string of the whole table: past 1 GB PostgreSQL refuses it), and equal multisets of rows
 // give equal sums. Numeric sums do not overflow.
+//
+// TRUNCATE and the forms of ALTER TABLE that rewrite a table are not MVCC-safe: committed
+// after the snapshot was taken and before the table is read, they leave it reading empty to
+// the snapshot (DDL through the shim commits on both databases: two tables whose rows
+// differed then both read empty, "identical"). A verification reads its snapshots long after
+// it took them (a full read of both databases; after a catch-up, once commits go on), so
+// checksum fails when the table's storage is no longer the one the snapshot saw: checked once
+// its read holds the table's lock, which such DDL needs, until the transaction ends (diffKeys
+// reads later under that lock too).
 func checksum(ctx context.Context, tx *sql.Tx, name string, t verifyTable) (tableSum, error) {
 	row := "md5(ROW(" + strings.Join(t.cols, ", ") + ")::text)"
 	q := fmt.Sprintf(`SELECT count(*),
@@ -243,8 +258,17 @@ func checksum(ctx context.Context, tx *sql.Tx, name string, t verifyTable) (tabl
   coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text
 FROM (SELECT %s AS h FROM ONLY %s) rows`, row, name)
 	var sum tableSum
-	err := tx.QueryRowContext(ctx, q).Scan(&sum.n, &sum.h1, &sum.h2)
-	return sum, err
+	if err := tx.QueryRowContext(ctx, q).Scan(&sum.n, &sum.h1, &sum.h2); err != nil {
+		return sum, err
+	}
+	var now sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT pg_relation_filenode($1::regclass)::bigint`, name).Scan(&now); err != nil {
+		return sum, err
+	}
+	if !now.Valid || now.Int64 != t.filenode {
+		return sum, fmt.Errorf("table %s was truncated or rewritten (TRUNCATE, ALTER TABLE) after the snapshot was taken: it reads empty to it; verify again", name)
+	}
+	return sum, nil
 }
 
 // diffKeysMax is how many differing keys Verify names per table.
