@@ -92,6 +92,9 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err != nil {
 		return err
 	}
+	if err := lockUnrewritten(ctx, local, tables); err != nil {
+		return err
+	}
 
 	slot, err := s.pool.get(ctx)
 	if err != nil {
@@ -333,30 +336,63 @@ var allRows = map[string]string{"row_security": "off"}
 // resyncTable is one table that holds rows, with the columns a COPY carries (not generated;
 // none for a table of no other column).
 type resyncTable struct {
-	name string // quoted, schema-qualified
-	cols string // quoted, comma-separated
+	name     string // quoted, schema-qualified
+	cols     string // quoted, comma-separated
+	filenode string // its relfilenode in the copy's snapshot (lockUnrewritten)
 }
 
 // resyncTables lists the application tables that hold rows (partitions rather than their
 // partitioned parents), in the snapshot of local's open transaction.
 func resyncTables(ctx context.Context, local *pgconn.PgConn) ([]resyncTable, error) {
 	res, err := local.Exec(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-  coalesce(string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), '')
+  coalesce(string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), ''), c.relfilenode::text
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 WHERE c.relkind = 'r' AND `+shippedRelFilter+`
-GROUP BY 1 ORDER BY 1`).ReadAll()
+GROUP BY 1, c.relfilenode ORDER BY 1`).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("resync: list tables: %w", err)
 	}
 	var out []resyncTable
 	for _, r := range res {
 		for _, row := range r.Rows {
-			out = append(out, resyncTable{name: string(row[0]), cols: string(row[1])})
+			out = append(out, resyncTable{name: string(row[0]), cols: string(row[1]), filenode: string(row[2])})
 		}
 	}
 	return out, nil
+}
+
+// lockUnrewritten takes, in local's open transaction (the copy's snapshot), a lock on every
+// table the copy reads, and fails if one was truncated or rewritten since the snapshot. Commits
+// go on while the copy runs, and TRUNCATE and the table-rewriting forms of ALTER TABLE are not
+// MVCC-safe: committed after the snapshot, they leave the table reading empty to it. The copy
+// of such a table was empty, and the DDL, shipped after L, then ran on that empty table on the
+// peer: every row of it lost there, the peer called synced. Locked, the tables cannot be
+// rewritten until the copy ends (such DDL waits for it); one rewritten between the snapshot and
+// the lock is told by its storage (relfilenode), no longer the one the snapshot sees.
+func lockUnrewritten(ctx context.Context, local *pgconn.PgConn, tables []resyncTable) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	names := make([]string, len(tables))
+	vals := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.name
+		vals[i] = fmt.Sprintf("(%s, %s::bigint)", sqlLiteral(t.name), sqlLiteral(t.filenode))
+	}
+	if _, err := local.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS SHARE MODE").ReadAll(); err != nil {
+		return fmt.Errorf("resync: lock the application tables: %w", err)
+	}
+	res, err := local.Exec(ctx, `SELECT string_agg(t, ', ') FROM (VALUES `+strings.Join(vals, ", ")+`) v (t, f)
+WHERE pg_relation_filenode(t::regclass)::bigint IS DISTINCT FROM f`).ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		return fmt.Errorf("resync: check the application tables: %w", errors.Join(err, errors.New("no row")))
+	}
+	if changed := res[0].Rows[0][0]; changed != nil {
+		return fmt.Errorf("resync: %s truncated or rewritten (TRUNCATE, ALTER TABLE) after the copy's snapshot: it reads empty to it; try again", changed)
+	}
+	return nil
 }
 
 // resyncGID is the key of the decision row that records, on the peer, the stream position of

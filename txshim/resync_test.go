@@ -530,3 +530,50 @@ func TestResyncSurvivesLocalCrash(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestResyncRewriteDuringCopy: commits go on while Resync copies, and TRUNCATE and the
+// table-rewriting forms of ALTER TABLE are not MVCC-safe — a table rewritten after the copy's
+// snapshot reads empty to it. Such DDL on the local database, committed after the snapshot and
+// before the copy reached the table (here while the copy waits for a lock on the table before
+// it), left the peer's copy of the table empty, and the DDL, shipped after L, rewrote the empty
+// table there: the peer lost every row of it and was called synced.
+func TestResyncRewriteDuringCopy(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE aa (k int PRIMARY KEY)`, `CREATE TABLE zz (k int PRIMARY KEY, v int)`)
+	sh := syncedShipper(t, p)
+	p.local.Exec(t, `INSERT INTO zz SELECT g, g FROM generate_series(1, 10) g`)
+	waitFor(t, "the peer to hold the rows", func() bool {
+		var n int
+		return p.pdb.QueryRow(`SELECT count(*) FROM zz`).Scan(&n) == nil && n == 10 && sh.Backlog() == 0
+	})
+	ctx := capCtx(t, 60*time.Second)
+	blocker, err := p.ldb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback()
+	if _, err := blocker.Exec(`LOCK TABLE aa IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sh.Resync(ctx, nil) }()
+	waitFor(t, "the copy to wait for aa (its snapshot taken)", func() bool {
+		var n int
+		return p.ldb.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (query LIKE 'COPY public.aa%' OR query LIKE 'LOCK TABLE public.aa%')`).Scan(&n) == nil && n == 1
+	})
+	// A rewrite of zz (as DDL through the shim would), leaving its definition as it was.
+	p.local.Exec(t, `ALTER TABLE zz ALTER COLUMN v TYPE bigint`)
+	p.local.Exec(t, `ALTER TABLE zz ALTER COLUMN v TYPE int`)
+	blocker.Rollback()
+	err = <-done
+	t.Logf("Resync: %v", err)
+	if err != nil {
+		return // refused: not called synced
+	}
+	var n int
+	if err := p.pdb.QueryRow(`SELECT count(*) FROM zz`).Scan(&n); err != nil || n != 10 {
+		t.Fatalf("the peer holds %d rows of zz after Resync (%v), the local database 10; synced %v", n, err, sh.PeerSynced())
+	}
+	requireSame(t, p)
+}
