@@ -128,7 +128,11 @@ func (s *Server) SetMaster(t Target) {
 	for c := range s.conns {
 		r, ok := t.route(c.ln.cfg.Endpoint)
 		if c.dialCancel != nil && (!ok || r != c.dialing) {
+			// Cleared as well: connect drops what this dial makes even if it had
+			// connected already and the master is back where it dialled by the time
+			// it looks (A, B, A) — B's turn cut every other connection to A.
 			c.dialCancel()
+			c.dialing, c.dialCancel = route{}, nil
 		}
 		if c.to == (route{}) || c.cut || c.idle {
 			continue // not connected, or closed already and on its way out
@@ -185,10 +189,11 @@ func (s *Server) connect(ctx context.Context, c *conn, pending []byte) (up *net.
 			nc, err := s.dialer.DialContext(dctx, "tcp", addr)
 			cancel()
 			s.mu.Lock()
+			moved := c.dialCancel == nil // SetMaster moved the master away from r meanwhile
 			c.dialing, c.dialCancel = route{}, nil
 			cur, curOK := s.target.route(ep)
 			if err == nil {
-				if curOK && cur == r && !s.closed {
+				if !moved && curOK && cur == r && !s.closed {
 					up := nc.(*net.TCPConn)
 					c.up.Store(up)
 					c.to = r

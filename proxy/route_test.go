@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -717,5 +720,74 @@ func TestEndedConnectionNotCountedCut(t *testing.T) {
 	eventually(t, 2*time.Second, "the connection to end", func() bool { return s.Stats().Active == 0 })
 	if st := s.Stats(); st.Cut != 0 {
 		t.Fatalf("Cut = %d, want 0: the connection had ended on its own", st.Cut)
+	}
+}
+
+// A dial to the master that completes just as the master moves away and straight back
+// (A, B, A: a gossip blip, a handover undone) made its server connection while A was master
+// the first time; B's turn cut every connection to A but this one, not yet registered, and
+// the return to A found it going where the master is again and kept it. It must go like the
+// others: the client gets a connection made after the flip. Here the dialer's Control holds
+// the dial until the test holds Server.mu, with both SetMaster calls queued on it ahead of
+// the connection's own check.
+func TestDialAcrossMasterFlipDropped(t *testing.T) {
+	var n atomic.Int32
+	a := startBackend(t, "", func(c net.Conn) {
+		if _, err := fmt.Fprintf(c, "A%d\n", n.Add(1)); err != nil {
+			return
+		}
+		_, _ = io.Copy(c, c)
+	})
+	b := startBackend(t, "", greetEcho("B"))
+	inDial, proceed := make(chan struct{}, 1), make(chan struct{})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), func(s *Server) {
+		control := s.dialer.Control
+		s.dialer.Control = func(network, address string, rc syscall.RawConn) error {
+			select {
+			case inDial <- struct{}{}:
+				<-proceed
+			default:
+			}
+			return control(network, address, rc)
+		}
+	})
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	<-inDial
+
+	s.mu.Lock()
+	held := true
+	defer func() {
+		if held {
+			s.mu.Unlock()
+		}
+	}()
+	onMu := func(method string, want int) {
+		eventually(t, 2*time.Second, fmt.Sprintf("%d in %s to wait for Server.mu", want, method), func() bool {
+			got := 0
+			for _, g := range goroutinesOf() {
+				if strings.Contains(g, "proxy.(*Server)."+method+"(") && strings.Contains(g, "sync.(*Mutex).") {
+					got++
+				}
+			}
+			return got == want
+		})
+		time.Sleep(20 * time.Millisecond) // asleep in the mutex's queue, in this order
+	}
+	toB := master("site2", b.addr)
+	toB.Term = 2
+	backToA := master("site1", a.addr)
+	backToA.Term = 3
+	go s.SetMaster(toB)
+	onMu("SetMaster", 1)
+	go s.SetMaster(backToA)
+	onMu("SetMaster", 2)
+	close(proceed)
+	onMu("connect", 1)
+	held = false
+	s.mu.Unlock()
+
+	if got := c.line(t); got != "A2" {
+		t.Fatalf("routed to %q, want A2: the connection dialled before the flip was kept", got)
 	}
 }

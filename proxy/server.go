@@ -100,7 +100,7 @@ type conn struct {
 
 	// guarded by Server.mu
 	dialing    route              // being dialed, while dialCancel != nil
-	dialCancel context.CancelFunc // cancels a dial to a route that stopped being the master's
+	dialCancel context.CancelFunc // cancels a dial to a route that stopped being the master's, and is cleared then (connect drops what the dial made)
 	to         route              // where up is connected: the idle sweeper may look at it from then on
 	cut        bool               // closed because the master moved
 	idle       bool               // closed by the idle timeout
