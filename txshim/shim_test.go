@@ -220,7 +220,7 @@ func TestStartupNegotiation(t *testing.T) {
 			break
 		}
 	}
-	if npv == nil || npv.NewestMinorProtocol != 0 || len(npv.UnrecognizedOptions) != 1 || npv.UnrecognizedOptions[0] != "_pq_.x" {
+	if npv == nil || npv.NewestMinorProtocol != codeProtocol3 || len(npv.UnrecognizedOptions) != 1 || npv.UnrecognizedOptions[0] != "_pq_.x" {
 		t.Fatalf("negotiation: %+v (messages %v)", npv, types)
 	}
 	if appName != "negotiation" {
@@ -589,7 +589,7 @@ func TestStartupMinorVersions(t *testing.T) {
 				t.Fatalf("protocol 3.%d: after %v: %v", minor, seen, err)
 			}
 			seen = append(seen, fmt.Sprintf("%T", m))
-			if npv, ok := m.(*pgproto3.NegotiateProtocolVersion); ok && npv.NewestMinorProtocol == 0 {
+			if npv, ok := m.(*pgproto3.NegotiateProtocolVersion); ok && npv.NewestMinorProtocol == codeProtocol3 {
 				negotiated = true
 			}
 			if e, ok := m.(*pgproto3.ErrorResponse); ok {

@@ -214,7 +214,10 @@ func negotiateVersion(w *bufio.Writer, version uint32, params map[string]string)
 	if version == codeProtocol3 && len(unknown) == 0 {
 		return nil
 	}
-	buf, err := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown}).Encode(nil)
+	// The field is a whole version, major << 16 | minor, whatever pgproto3 calls it: PostgreSQL
+	// sends PG_PROTOCOL_LATEST, and libpq 18 refuses a value below 3.0 ("server requested
+	// downgrade to pre-3.0 protocol version").
+	buf, err := (&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: codeProtocol3, UnrecognizedOptions: unknown}).Encode(nil)
 	if err != nil {
 		return err
 	}
