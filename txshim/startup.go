@@ -271,6 +271,13 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 	// startup packet, it is the session's default: RESET and DISCARD ALL keep it.
 	rp["tandem.client"] = "on"
 	cfg.RuntimeParams = rp
+	// The client's packet was within PostgreSQL's limit (readStartupPacket); with local_dsn's
+	// user and database and tandem.client it may not be, and PostgreSQL closes such a
+	// connection without a word, which would read as the database being unreachable.
+	if n := startupBodyLen(cfg.User, cfg.Database, rp); n > maxStartupLen {
+		return nil, nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: fmt.Sprintf(
+			"tandem: invalid startup packet: with the shim's own parameters it is %d bytes, more than PostgreSQL takes (%d)", n+4, maxStartupLen+4)}
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.opts.StartupTimeout)
 	defer cancel()
 	pc, err := pgconn.ConnectConfig(cctx, cfg)
@@ -328,6 +335,19 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 		b.reader = io.MultiReader(bytes.NewReader(pre), hc.Conn)
 	}
 	return b, g, nil
+}
+
+// startupBodyLen is the length, without its length word, of the startup packet pgconn sends
+// for user, database and params: the version, each name and value NUL-terminated, a final NUL.
+func startupBodyLen(user, database string, params map[string]string) int {
+	n := 4 + len("user") + len(user) + 2 + 1
+	if database != "" {
+		n += len("database") + len(database) + 2
+	}
+	for k, v := range params {
+		n += len(k) + len(v) + 2
+	}
+	return n
 }
 
 // lexerUnsafe says why a setting the database reports (ParameterStatus) leaves the lexer unable
