@@ -657,7 +657,7 @@ func (r *Resolver) DecideWith(ctx context.Context, gid string, commit bool, opts
 			map[bool]string{true: "COMMIT", false: "ROLLBACK"}[commit], sqlLiteral(gid), otherDB.side)
 	}
 	if commit && own == sidePrepared && other != sidePrepared && other != sideCommitted {
-		if err := commitAloneShips(ctx, gid, site, ownDB, dbs); err != nil {
+		if err := commitAloneShips(ctx, gid, site, ownDB, otherDB, dbs); err != nil {
 			return err
 		}
 	}
@@ -683,20 +683,33 @@ func (r *Resolver) DecideWith(ctx context.Context, gid string, commit bool, opts
 // stay there alone — nothing ships a backup's commits, and resync copies the master's tables
 // over it — so it is refused, saying why. The master is the one named by the highest term
 // record among the reachable databases.
-func commitAloneShips(ctx context.Context, gid, site string, ownDB *resolveDB, dbs [2]*resolveDB) error {
+//
+// While the other database cannot be reached, the commit is refused too when that record says
+// peer_synced = true: the other site may then take control (DESIGN §3 rule 2) without what is
+// committed here alone — the master records false when its peer fails with peer_down =
+// "continue", never with "block", where a commit in doubt waits for the peer. This process
+// (tandem resolve) cannot change the running master's published record.
+func commitAloneShips(ctx context.Context, gid, site string, ownDB, otherDB *resolveDB, dbs [2]*resolveDB) error {
 	var term uint64
 	var master string
+	var synced bool
 	for _, d := range dbs {
 		if !d.reachable() {
 			continue
 		}
-		t, m, err := d.termRecord(ctx)
+		t, m, s, err := d.termRecord(ctx)
 		if err != nil {
 			return fmt.Errorf("resolve %s: %w", gid, err)
 		}
 		if master == "" || t > term {
-			term, master = t, m
+			term, master, synced = t, m, s
 		}
+	}
+	if master == site && synced && !otherDB.reachable() {
+		return fmt.Errorf("resolve %s: refusing to commit: it is prepared on the %s database only as far as can be told (the %s database does not answer), "+
+			"and the master's term record (term %d) says the peer has every commit (peer_synced = true, as with peer_down = \"block\"): committed here alone, "+
+			"a takeover by the other site would lose it; decide once the %s database answers (a resolver pass then settles it on both)",
+			gid, ownDB.side, otherDB.side, term, otherDB.side)
 	}
 	if master == site {
 		return nil
@@ -712,17 +725,18 @@ func commitAloneShips(ctx context.Context, gid, site string, ownDB *resolveDB, d
 }
 
 // termRecord reads d's term record (DESIGN §3); term 0 and master "" when it has none.
-func (d *resolveDB) termRecord(ctx context.Context) (uint64, string, error) {
+func (d *resolveDB) termRecord(ctx context.Context) (uint64, string, bool, error) {
 	qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
 	defer cancel()
 	var t int64
 	var m string
-	err := d.conn.QueryRowContext(qctx, `SELECT term, master FROM tandem.state WHERE id = 1`).Scan(&t, &m)
+	var synced bool
+	err := d.conn.QueryRowContext(qctx, `SELECT term, master, peer_synced FROM tandem.state WHERE id = 1`).Scan(&t, &m, &synced)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, "", nil
+		return 0, "", false, nil
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("read the term record on the %s database: %w", d.side, err)
+		return 0, "", false, fmt.Errorf("read the term record on the %s database: %w", d.side, err)
 	}
-	return uint64(t), m, nil
+	return uint64(t), m, synced, nil
 }

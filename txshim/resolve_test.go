@@ -399,6 +399,24 @@ func TestResolver(t *testing.T) {
 		restartPeer := kill(t, e.peer)
 		resolve(t, r, nil, nil, InDoubt{GID: g, Side: "local"})
 		ctx := capCtx(t, 20*time.Second)
+		// The master's record says the peer has every commit (as with peer_down = "block"):
+		// committed here alone, a takeover by site2 would lose it.
+		if err := r.Decide(ctx, g, true); err == nil || !strings.Contains(err.Error(), "peer_synced = true") {
+			t.Fatalf("Decide committed %s alone (site2's database unreachable) while the term record says peer_synced = true: %v", g, err)
+		}
+		if hasRow(t, e.local, 9) {
+			t.Fatal("the refused Decide committed locally")
+		}
+		// Recorded false, as a master whose peer failed does with peer_down = "continue".
+		localDB := e.local.Open(t, e.local.Database())
+		if err := WriteTermRecord(ctx, localDB, 1, "site1", false); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := WriteTermRecord(context.Background(), localDB, 1, "site1", true); err != nil {
+				t.Error(err)
+			}
+		}()
 		if err := r.Decide(ctx, g, true); err != nil {
 			t.Fatal(err)
 		}
