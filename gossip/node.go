@@ -484,11 +484,17 @@ func (n *Node) SetPeerSynced(ok bool) error {
 	n.recMu.Lock()
 	defer n.recMu.Unlock()
 	n.mu.Lock()
-	if n.role != RoleMaster {
+	rec := n.meta.Record
+	// While it drains the release of its term (role backup already, "released" not published
+	// yet) the master may still say false: a commit that finished during the drain may have
+	// left the peer lacking it, and "released" must not go out saying the peer has everything
+	// (DESIGN §3 rule 2).
+	draining := !ok && n.releasing != 0 && n.releasing == rec.Term && rec.Master == n.cfg.Site &&
+		n.meta.Role == RoleMaster && n.meta.Released != rec.Term
+	if n.role != RoleMaster && !draining {
 		n.mu.Unlock()
 		return fmt.Errorf("set peer_synced on %s: not the master", n.cfg.Site)
 	}
-	rec := n.meta.Record
 	n.mu.Unlock()
 	if rec.PeerSynced == ok {
 		return nil

@@ -650,8 +650,11 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 		s.log.Warn("txshim: a plain commit did not reach the peer; going on alone (the slot keeps it)", "xid", xid, "err", werr)
 		return false, nil
 	}
-	if s.shim.cfg.PeerDown == config.PeerDownBlock {
-		// Committed here all the same: the peer lacks it until catch-up (DESIGN §3 rule 2).
+	if cur := s.shim.mode.peek(); s.shim.cfg.PeerDown == config.PeerDownBlock || cur.term != pol.term || cur.mode != ModeDual {
+		// Committed here all the same: the peer lacks it until catch-up (DESIGN §3 rule 2) —
+		// with block, and when this site stopped being master of pol.term while the commit
+		// waited (a handover: peerDown refused, and "released" must not go out saying the
+		// peer has everything). Not when peerDown refused in dual mode: it announced already.
 		s.shim.peerLacks(pol.term)
 	}
 	s.shim.stats.leftInDoubt.Add(1)

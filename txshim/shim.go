@@ -441,17 +441,17 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 	return now.term == term && now.mode == ModeSolo && s.commitsAlone(term)
 }
 
-// peerLacks is peerDown for peer_down = "block", after a plain commit of term that the peer
-// did not take: committed on this site's database only, the peer lacks it, so OnPeerDown
-// records peer_synced = false (its answer does not matter: the shim stays dual) and the term
-// counts as one this site committed alone in (WentSolo). Without it the record went on saying
-// the peer had everything, and the other site could take over without that commit.
+// peerLacks is peerDown for a plain commit of term that the peer did not take, with
+// peer_down = "block" or after this site stopped being master of term (a handover under way):
+// committed on this site's database only, the peer lacks it, so OnPeerDown records
+// peer_synced = false (its answer does not matter: the shim's mode stays as it is) and the
+// term counts as one this site committed alone in (WentSolo). Without it the record went on
+// saying the peer had everything — released so in a handover — and the other site could take
+// over without that commit. A role given up meanwhile does not stop it: the commit is made;
+// the node takes the word while it drains its release (gossip.Node.SetPeerSynced).
 func (s *Shim) peerLacks(term uint64) {
 	s.peerDownMu.Lock()
 	defer s.peerDownMu.Unlock()
-	if cur := s.mode.peek(); cur.term != term || cur.mode != ModeDual {
-		return // the role changed meanwhile: this site can say nothing as master of term
-	}
 	s.mode.noteSolo(term)
 	if s.opts.OnPeerDown != nil {
 		s.opts.OnPeerDown()
