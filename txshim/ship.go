@@ -1089,7 +1089,7 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 			return nil, nil, fmt.Errorf("%w (%s)", errNotInStep, linkName(link))
 		}
 		e, ok := s.byGID[gid]
-		ready := false
+		ready, behind := false, false
 		var txn *Txn
 		if ok {
 			if e.state != stPending || e.finished() {
@@ -1102,7 +1102,10 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 					break
 				}
 				if e.waitsFor(p) {
-					ready = false
+					// behind: a plain commit before it, which plainLoop ships in stream order —
+					// a large one takes its size's time (shipOne bounds it), not a sign of the
+					// peer failing.
+					ready, behind = false, p.plain
 					break
 				}
 			}
@@ -1123,7 +1126,7 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 			}
 			return nil, nil, timeout(ok)
 		case <-expired:
-			if now := s.received.Load(); !ok && now != read {
+			if now := s.received.Load(); (!ok && now != read) || behind {
 				read = now
 				expired = time.After(decodeGrace)
 				continue
@@ -1323,8 +1326,29 @@ func peerTxnState(ctx context.Context, c *applyConn, gid string) (prepared, deci
 // it takes the Shipper down, as Prepare does: its caller commits alone (awaitShipped), and the
 // catch-up that makes the shim dual again must hold commits and ship what the peer lacks —
 // an online Shipper, still counted synced, let it switch at once.
+//
+// A large transaction takes its time to decode and to ship, which is the local database's pace
+// and its size, not the peer failing: as for a dual commit (Prepare), past ctx's deadline the
+// wait goes on, checked every decodeGrace, while the decoder reads on before mark or a plain
+// commit before mark waits for plainLoop (for at most decodeLagMax more), and a ship under way
+// gets the size allowance of the plain commits before mark on top (sizeAllowance). Cancelling
+// ctx ends it at once.
 func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error {
 	gid := plainGID(s.cfg.Site, xid)
+	wctx, cancel := withoutDeadline(ctx)
+	defer cancel()
+	var expired <-chan time.Time
+	// grace: the deadline as extended for a decoder that is behind (at most to lagUntil); a
+	// ship under way may take the size allowance of the plain commits before mark past it.
+	var grace, lagUntil time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(dl))
+		defer t.Stop()
+		expired, grace, lagUntil = t.C, dl, dl.Add(decodeLagMax)
+	}
+	var allow time.Duration
+	allowed := map[*jentry]bool{}
+	read := [2]uint64{s.received.Load()}
 	for {
 		s.mu.Lock()
 		if s.link != linkOnline || s.resyncErr != nil || s.gap || s.backup.Load() {
@@ -1332,12 +1356,23 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 			s.mu.Unlock()
 			return fmt.Errorf("%w (%s)", errNotInStep, linkName(link))
 		}
-		left := s.streamEnd < mark
+		end := s.streamEnd
+		decoding := end < mark
+		// shipping: plainLoop is shipping a plain commit before mark; queued: one waits for it.
+		left, shipping, queued := decoding, false, false
 		for _, e := range s.journal {
-			if left || e.pos >= mark {
+			if e.pos >= mark {
 				break
 			}
-			left = e.plain && !e.suspect && e.state != stDone && (xid == 0 || e.gid == gid)
+			if e.plain && !e.suspect && e.state != stDone {
+				shipping = shipping || e.shipping
+				queued = queued || !e.shipping
+				left = left || xid == 0 || e.gid == gid
+				if !allowed[e] && e.txn != nil {
+					allowed[e] = true
+					allow += sizeAllowance(e.txn)
+				}
+			}
 		}
 		changed := s.changed
 		s.mu.Unlock()
@@ -1346,13 +1381,35 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 		}
 		select {
 		case <-changed:
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				s.goDown(fmt.Sprintf("plain commit of xid %d not on the peer in time", xid), ctx.Err())
-			}
+		case <-wctx.Done():
 			return ctx.Err()
+		case <-expired:
+			// Progress: the decoder read on, or the stream reached further.
+			now := [2]uint64{s.received.Load(), uint64(end)}
+			if time.Now().Before(lagUntil) && (queued || (decoding && now != read)) {
+				read, grace = now, time.Now().Add(decodeGrace)
+				expired = time.After(decodeGrace)
+				continue
+			}
+			if wait := time.Until(grace.Add(allow)); shipping && wait > 0 {
+				expired = time.After(min(wait, decodeGrace))
+				continue
+			}
+			s.goDown(fmt.Sprintf("plain commit of xid %d not on the peer in time", xid), context.DeadlineExceeded)
+			return context.DeadlineExceeded
 		}
 	}
+}
+
+// withoutDeadline returns a context that ends when ctx is cancelled, but not at ctx's deadline.
+func withoutDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return wctx, func() { stop(); cancel() }
 }
 
 // plainLoop ships, while the peer is online, plain commits and prepared transactions that
