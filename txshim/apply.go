@@ -1144,7 +1144,16 @@ func ownRows(r *Relation, pr *peerRel) string {
 // goes with ONLY — but for a partitioned table (listed instead of its partitions when
 // published via its root), which TRUNCATE ONLY refuses and TRUNCATE empties through its
 // partitions, as on the local database. prs are the tables as the peer knows them (peerRels).
-// RESTART IDENTITY and CASCADE are the local TRUNCATE's options.
+// RESTART IDENTITY is the local TRUNCATE's option.
+//
+// CASCADE goes always, whatever the local TRUNCATE said. PostgreSQL refuses a TRUNCATE without
+// it that leaves out a table referring to one it empties (by a foreign key), so the local one
+// emptied every such table, listed or cascaded to — but pgoutput lists only the published ones.
+// An UNLOGGED table may refer to a logged one: emptied on the local database, it is not listed,
+// and the peer, given the rest alone, refused a TRUNCATE the local database had taken
+// (0A000 "cannot truncate a table referenced in a foreign key constraint"). With CASCADE the
+// peer empties the same tables: those listed and those referring to them, all of which the
+// local one emptied too (TestTruncateUnloggedReferrer).
 func truncateSQL(c Change, prs []*peerRel) string {
 	names := make([]string, len(c.Truncated))
 	for i, r := range c.Truncated {
@@ -1158,10 +1167,7 @@ func truncateSQL(c Change, prs []*peerRel) string {
 	if c.TruncateOptions&2 != 0 {
 		s += " RESTART IDENTITY"
 	}
-	if c.TruncateOptions&1 != 0 {
-		s += " CASCADE"
-	}
-	return s
+	return s + " CASCADE"
 }
 
 // A table DDL makes with rows (CREATE TABLE … AS, SELECT … INTO) gets those rows on the local
