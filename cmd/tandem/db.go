@@ -769,10 +769,15 @@ func (d *database) peerDown() bool {
 		d.log.Error("cannot record peer_synced = false; not going solo", "err", err)
 		return false
 	}
-	if d.cfg != nil && d.cfg.PeerDown == config.PeerDownBlock {
-		// A commit the peer lacks (txshim: a plain one it did not take); the master never
-		// goes solo, so there is no acknowledgement to wait for.
-		d.log.Warn("peer_synced = false recorded: the peer lacks a commit until catch-up")
+	d.mu.Lock()
+	master := d.role == gossip.RoleMaster
+	d.mu.Unlock()
+	if !master || (d.cfg != nil && d.cfg.PeerDown == config.PeerDownBlock) {
+		// A commit the peer lacks (txshim: a plain one it did not take) with peer_down =
+		// "block", where the master never goes solo, or one that finished while this site
+		// releases its role (the word goes out before "released"): nothing goes solo, so
+		// there is no acknowledgement to wait for.
+		d.log.Warn("peer_synced = false recorded: the peer lacks a commit until catch-up", "master", master)
 		return false
 	}
 	// Going solo is announced first (DESIGN §3): the first solo commit waits until the other
