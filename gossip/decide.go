@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -124,6 +125,9 @@ func Decide(v View) Action {
 	seen, voters := v.votes()
 	majority := !v.WitnessConfigured || 2*seen > voters
 	noMajority := fmt.Sprintf("sees %d of %d voters, no majority", seen, voters)
+	if stray := v.strayMembers(); stray != "" {
+		noMajority += ": " + stray
+	}
 
 	switch self.Role {
 	case RoleMaster:
@@ -415,18 +419,37 @@ func (v View) member(site string) (Member, bool) {
 }
 
 // votes counts the voters the decider sees (itself included) and the
-// number of configured voters.
+// number of voters: the configured ones, or every member it knows of (alive or
+// not) when it knows of more — a second witness or a third site joined by
+// mistake votes too, and counted against the configured number it let both
+// sides of a partition see a majority ({site, witness} and {site, second
+// witness}: two masters).
 func (v View) votes() (seen, voters int) {
 	for _, m := range v.Members {
 		if m.Site == v.Self || (m.Alive && !m.Unreachable) {
 			seen++
 		}
 	}
-	voters = v.Voters
-	if voters <= 0 {
-		voters = len(v.Members)
+	return seen, max(v.Voters, len(v.Members))
+}
+
+// strayMembers says, when the view holds more members than the configured voters, who they
+// are: the sites and witnesses it knows of ("" when there are no more).
+func (v View) strayMembers() string {
+	if v.Voters <= 0 || len(v.Members) <= v.Voters {
+		return ""
 	}
-	return seen, voters
+	var sites, witnesses []string
+	for _, m := range v.Members {
+		if m.Witness {
+			witnesses = append(witnesses, m.Site)
+		} else {
+			sites = append(sites, m.Site)
+		}
+	}
+	return fmt.Sprintf("%d members known but %d voters configured (sites %s; witnesses %s): only one witness and two sites may "+
+		"join; a majority is counted among all of them until the stray one is stopped and this member restarted",
+		len(v.Members), v.Voters, strings.Join(sites, ", "), strings.Join(witnesses, ", "))
 }
 
 // coldWait reports whether self must wait because it started cold and sees

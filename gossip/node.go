@@ -1232,9 +1232,23 @@ func (n *Node) notify(node *memberlist.Node, up bool, kind string) {
 		p.fails = 0
 	}
 	n.refreshLocked(p, time.Now())
+	known := 1
+	for _, q := range n.peers {
+		if q.hasMeta {
+			known++
+		}
+	}
+	stray := kind == "join" && err == nil && n.cfg.Gossip.Witness && known > n.voters
 	n.mu.Unlock()
 	if err != nil {
 		n.log.Warn("ignoring member with unreadable metadata", "member", node.Name, "err", err)
+	}
+	if stray {
+		// A second witness or a third site: counted against the configured voters it let both
+		// sides of a partition see a majority; View.votes counts every member known instead.
+		n.log.Error("more members than configured voters (two sites and one witness): a second witness or a stray site joined; "+
+			"a majority is now counted among all of them — stop the stray member and restart this one",
+			"member", node.Name, "witness", meta.Witness, "known", known, "voters", n.voters)
 	}
 	switch kind {
 	case "join":
