@@ -274,9 +274,10 @@ func (v View) claim(self Member, term uint64, handover bool) Action {
 // Vote returns the vote self should publish (term, site) when a witness is
 // configured: for the newest term that some alive member claims beyond the
 // newest term anyone holds, the best claimant. A vote is never changed
-// within its term, and a master votes only for itself. ready is false while
-// the member has not been up long enough to know the cluster (a restarted
-// voter could otherwise vote twice in a term); it then keeps its vote.
+// within its term (the node keeps it in data_dir across restarts, VoteFile),
+// and a master votes only for itself. ready is false while the member has not
+// been up long enough to know the cluster (and a master cut off before this
+// start to have fenced itself); it then keeps its vote.
 func Vote(v View, ready bool) (uint64, string) {
 	self, ok := v.member(v.Self)
 	if !ok || !v.WitnessConfigured || !ready {

@@ -214,6 +214,13 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if !mark.Cleared {
 		meta.SplitBrain = mark.Term
 	}
+	if cfg.DataDir != "" && cfg.Gossip.Witness {
+		vote, err := loadVote(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		meta.Vote, meta.VoteFor = vote.Term, vote.For
+	}
 	if witness {
 		meta.Role = RoleWitness
 	} else if len(cfg.Server.Endpoints) > 0 {
@@ -915,14 +922,29 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	// (a master cut off before this start) is blocked by nothing else, and
 	// DESIGN §3 has a new master wait fence_delay, the configured one when
 	// longer than the profile's.
+	// The vote is kept in data_dir before it is published: a restart must not vote again, for
+	// another site, in a term whose winner this member no longer sees (the wait above lets a
+	// cut-off master fence itself, but that master holds the term all the same).
 	n.mu.Lock()
 	vv := n.viewLocked(time.Now())
-	if vt, vf := Vote(vv, time.Since(n.start) >= max(n.prof.fenceDelay, n.fenceDelay)); vt != n.meta.Vote || vf != n.meta.VoteFor {
-		n.meta.Vote, n.meta.VoteFor = vt, vf
-		n.encodeLocked()
-		n.log.Debug("vote", "term", vt, "for", vf)
-	}
+	vt, vf := Vote(vv, time.Since(n.start) >= max(n.prof.fenceDelay, n.fenceDelay))
+	changed := vt != n.meta.Vote || vf != n.meta.VoteFor
 	n.mu.Unlock()
+	if changed {
+		var err error
+		if n.cfg.DataDir != "" {
+			err = saveVote(n.cfg.DataDir, voteMark{Term: vt, For: vf})
+		}
+		if err != nil {
+			n.log.Error("vote not cast: it cannot be kept", "term", vt, "for", vf, "err", err)
+		} else {
+			n.mu.Lock()
+			n.meta.Vote, n.meta.VoteFor = vt, vf
+			n.encodeLocked()
+			n.mu.Unlock()
+			n.log.Debug("vote", "term", vt, "for", vf)
+		}
+	}
 	n.publish(ml)
 	n.deliver()
 }

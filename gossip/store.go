@@ -147,3 +147,39 @@ func saveSplitBrain(dir string, m splitBrainMark) error {
 	}
 	return nil
 }
+
+// VoteFile keeps, in the data directory, this member's latest vote (with a witness): a voter
+// votes once per term, and a restart must not let it vote again, for another site, in a term
+// whose winner it no longer sees.
+const VoteFile = "vote.json"
+
+type voteMark struct {
+	Term uint64 `json:"term"`
+	For  string `json:"for"`
+}
+
+func loadVote(dir string) (voteMark, error) {
+	var m voteMark
+	b, err := os.ReadFile(filepath.Join(dir, VoteFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("load vote: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("load vote from %s: %w", filepath.Join(dir, VoteFile), err)
+	}
+	return m, nil
+}
+
+func saveVote(dir string, m voteMark) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := WriteStateFile(dir, VoteFile, b); err != nil {
+		return fmt.Errorf("save vote: %w", err)
+	}
+	return nil
+}

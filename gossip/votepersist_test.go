@@ -1,0 +1,59 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// TestRestartedWitnessKeepsVote: a witness votes once per term, across restarts too. It voted
+// for site1's claim of term 6 (site1 took it on that vote and its own), then restarted before
+// site1's record of term 6 reached it; site1 was then cut off (it fences itself within
+// fence_delay), and site2, back with its record of term 5, claimed term 6. The restarted
+// witness had forgotten its vote (kept in memory only; the wait of fence_delay after a start
+// lets a cut-off master fence, but does not bring the vote back) and voted for site2 in term 6:
+// two masters of one term, which neither the databases' term fence nor the split-brain check
+// (a newer term) tells apart. It must keep its vote for term 6, so that site2 claims term 7.
+func TestRestartedWitnessKeepsVote(t *testing.T) {
+	cfg := siteConfig(t, "witness", 0, freeAddr(t), "127.0.0.1:1", "127.0.0.1:2")
+	cfg.Kind, cfg.Priority = config.KindWitness, 0
+	cfg.Gossip.Witness, cfg.Gossip.FenceDelay = true, time.Second
+	old := time.Now().Add(-time.Hour)
+	rec5 := TermRecord{Term: 5, Master: "site2", PeerSynced: true, Seq: 1}
+	claimant := func(site string, prio int) *peer {
+		return &peer{meta: Meta{Site: site, Priority: prio, ServerHealthy: true, DBReachable: true, Role: RoleBackup,
+			Record: rec5, Claim: 6}, hasMeta: true, mlAlive: true, alive: true, since: old}
+	}
+
+	w, ml := roundNode(t, cfg, Options{Logger: testLogger(t)})
+	w.mu.Lock()
+	w.start = old
+	w.meta.Record = rec5
+	w.peers["site1"] = claimant("site1", 1)
+	w.mu.Unlock()
+	w.decide(t.Context(), ml)
+	w.mu.Lock()
+	vt, vf := w.meta.Vote, w.meta.VoteFor
+	w.mu.Unlock()
+	if vt != 6 || vf != "site1" {
+		t.Fatalf("the witness votes (%d, %q), want (6, site1)", vt, vf)
+	}
+	ml.Shutdown()
+
+	// Restarted, up for longer than fence_delay: only site2 is there, claiming term 6.
+	cfg.Gossip.Bind = freeAddr(t)
+	w2, ml2 := roundNode(t, cfg, Options{Logger: testLogger(t)})
+	w2.mu.Lock()
+	w2.start = old
+	w2.meta.Record = rec5
+	w2.peers["site2"] = claimant("site2", 2)
+	w2.mu.Unlock()
+	w2.decide(t.Context(), ml2)
+	w2.mu.Lock()
+	vt, vf = w2.meta.Vote, w2.meta.VoteFor
+	w2.mu.Unlock()
+	if vt == 6 && vf != "site1" {
+		t.Fatalf("the restarted witness votes for %s in term 6, having voted for site1 in it before its restart", vf)
+	}
+}
