@@ -142,6 +142,7 @@ type stmtInfo struct {
 	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
+	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
 	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -169,6 +170,10 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	m := unknownStmt
 	m.temp, m.unprep, m.copyIn, m.proc = a.temp || b.temp, a.unprep || b.unprep, a.copyIn || b.copyIn, a.proc || b.proc
 	m.changesRO = a.changesRO || b.changesRO
+	m.ownObject = a.ownObject
+	if m.ownObject == "" {
+		m.ownObject = b.ownObject
+	}
 	m.maybeTx = a.maybeTx || b.maybeTx || a.kind.txControl() || b.kind.txControl() || a.kind == kindSavepoint || b.kind == kindSavepoint
 	if a.names != b.names {
 		m.names = namesOp{op: 'A'}
@@ -1703,6 +1708,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
 				si.detached = detachedText(query, st)
 				si.changesRO = changesReadOnly(query, st)
+				si.ownObject = ownObjectRefusal(query, st)
 				break
 			}
 		}
@@ -1967,6 +1973,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
 	si.detached = detachedText(u.text, st)
+	si.ownObject = ownObjectRefusal(u.text, st)
 	return si
 }
 
@@ -2346,6 +2353,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// The block is the shim's own: the client's request has none, and PostgreSQL
 			// refuses savepoints there.
 			return refuse(i, "25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
+		}
+		if info.ownObject != "" && pol.intercept {
+			return refuse(i, "42501", info.ownObject)
 		}
 		if info.chain && us.injected && (k == kindCommit || k == kindRollback) {
 			// The block is the shim's: PostgreSQL fails COMMIT and ROLLBACK AND CHAIN in the
