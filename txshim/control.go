@@ -201,6 +201,21 @@ func (c *ctlConn) Ping(ctx context.Context) error {
 	return c.Conn.(driver.Pinger).Ping(ctx)
 }
 
+// Close stops the last operation's cancel watch before it closes the connection: left
+// registered, it would keep the closed connection (and its buffers) reachable from that
+// operation's context for as long as the context lives — a run context, for the connections
+// catch-up and its verify close after each catch-up (TestCatchUpReleasesRunContext).
+func (c *ctlConn) Close() error {
+	c.mu.Lock()
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
+	c.gen++
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
 func (c *ctlConn) ResetSession(ctx context.Context) error {
 	return c.Conn.(driver.SessionResetter).ResetSession(ctx)
 }
