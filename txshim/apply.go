@@ -69,8 +69,11 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// an SQL error on every try (transient: sent again, in vain for an apply longer than it).
 	// DDL statements are read as their sessions on the local database read them: with
 	// standard_conforming_strings on (the shim serves no session with it off), so that a
-	// backslash in a string literal stays one whatever the peer's default.
-	pinSettings(cfg, textSettings, noTimeouts, map[string]string{"standard_conforming_strings": "on"})
+	// backslash in a string literal stays one whatever the peer's default. Writable whatever
+	// the peer's default (ALTER DATABASE … SET default_transaction_read_only = on for its own
+	// site's applications, say): the apply is Tandem's, and a refused one is taken for a
+	// divergence (TestPeerDatabaseReadOnlyDefault).
+	pinSettings(cfg, textSettings, noTimeouts, map[string]string{"standard_conforming_strings": "on", "default_transaction_read_only": "off"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
