@@ -97,7 +97,24 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 	// A transaction in which the lexer saw no write commits like a read-only one in one round
 	// trip; should a function have written after all, that commit is plain (counted as
 	// unwrapped; the decoder ships it, DESIGN §5.1).
-	if readOnly := s.commitReadOnly(); !readOnly && s.commitLocal(pol, readOnly) {
+	readOnly := s.commitReadOnly()
+	if readOnly && !pol.readOnly {
+		// It may have written all the same (a function the shim does not know writes): its
+		// commit counts as in flight at the gate, without waiting there, so that a hold
+		// (catch-up) or a handover's Drain waits for it and for its reply's wait for the peer
+		// (localFinish). Under a hold it is not let through unasked: it asks whether it wrote
+		// first, and one that did passes the gate as any write (waiting for the hold's end).
+		if s.shim.gate.track() {
+			defer s.shim.gate.leave()
+		} else {
+			wrote, err := s.assignedXid()
+			if err != nil {
+				return false, err
+			}
+			readOnly = !wrote
+		}
+	}
+	if !readOnly && s.commitLocal(pol, readOnly) {
 		// A local commit of a write (solo mode) is pipelined with its check: it passes the
 		// gate (HoldCommits) first. A dual commit passes it in finishCommit.
 		if err := s.shim.gate.enter(ctx); err != nil {
@@ -116,11 +133,22 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 			s.shim.gate.leave() // a dual commit passes the gate in finishCommit
 		}
 	}
-	cs, err := s.startCommit(pol, chain, s.commitReadOnly())
+	cs, err := s.startCommit(pol, chain, readOnly)
 	if err != nil {
 		return false, err
 	}
 	return s.finishCommit(ctx, pol, cs, explicit, chain)
+}
+
+// assignedXid tells whether the open transaction has a transaction id (it wrote). When it
+// cannot tell (the query failed, and the transaction with it), it says yes: the commit that
+// follows fails its check and rolls back.
+func (s *session) assignedXid() (bool, error) {
+	r, err := s.capture("SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL")
+	if err != nil {
+		return false, err
+	}
+	return r.err != nil || len(r.row) != 1 || string(r.row[0]) != "f", nil
 }
 
 // commitStart is the first step of a commit procedure, sent but not yet answered. The shim
@@ -565,18 +593,13 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 	default:
 		st.solo.Add(1)
 		// cs.readOnly, not commitReadOnly(): the COMMIT's reply ended the transaction, and with
-		// it the write mark; a write commit that passed the gate in commitProc and asked again
-		// here would wait at the gate for a hold that waits for it.
+		// it the write mark.
 		if cs.readOnly && !cs.chain && s.shim.opts.Peer != nil {
-			// A write the lexer took for a read passed no gate (commitProc): a catch-up's hold did
-			// not stop it, and the catch-up may end with the peer marked synced before it is
-			// shipped. Its reply waits for the hold to end and, when the shim is dual by then, for
-			// the peer, as in dual mode (DESIGN §5.5: synced only once the peer holds every commit
-			// a client saw).
-			if err := s.shim.gate.enter(ctx); err != nil {
-				return false, err
-			}
-			s.shim.gate.leave()
+			// A write the lexer took for a read: counted at the gate (commitProc), a catch-up's
+			// hold waits for it, so the tail it ships has it. Should the shim be dual by now
+			// all the same, its reply waits for the peer, as in dual mode (DESIGN §5.5: synced
+			// only once the peer holds every commit a client saw). Not at the gate again: a
+			// hold asked for meanwhile waits for this commit.
 			if cur := *s.shim.mode.Load(); cur.mode == ModeDual && cur.term == pol.term {
 				if xid, err := strconv.ParseUint(string(r1.row[0]), 10, 64); err == nil {
 					if told, err := s.awaitShipped(ctx, policyFor(cur), xid); told || err != nil {

@@ -189,8 +189,8 @@ func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, stri
 // instant: PostgreSQL writes a commit's WAL record before the commit is visible, so a commit
 // may lie before L and not be in the snapshot — for long, when it waits for a synchronous
 // standby of the local database (visible only once the standby answers). The hold does not
-// stop every commit (a write the lexer took for a read commits without the gate, and a
-// session outside the shim), and such a commit would be in neither the copy nor the stream
+// stop every commit (a write the lexer took for a read outside a transaction block commits
+// without the gate, and a session outside the shim), and such a commit would be in neither the copy nor the stream
 // after L: lost on the peer. So resyncSnapshot looks, once the WAL up to L is flushed, for
 // commits the snapshot does not see that may lie before L: those that have ended committed
 // since (pg_xact_status), and those still waiting for a synchronous standby (pg_stat_activity:

@@ -2064,8 +2064,9 @@ func needsWork(u unit, st byte, pol policy) bool {
 		switch k := info.kind; {
 		case k == kindCommit, k == kindClient2PC:
 			return true
-		case info.proc && st == 'I' && pol.peer:
-			// Its reply waits until the peer has what the procedure committed (walk).
+		case info.proc && st == 'I' && !pol.readOnly:
+			// It passes the commit gate, and in dual mode its reply waits until the peer has
+			// what the procedure committed (walk).
 			return true
 		case k.writes() && st == 'I' && pol.wrap && i >= wrap:
 			return true
@@ -2622,8 +2623,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 				return s.lastPartShipAfter(ctx, u, lo, n, drop, pol)
 			}
-			if pol.peer && hasProc(u, lo, n) {
-				return s.lastPartProc(ctx, u, lo, n, drop, pol)
+			if !pol.readOnly && hasProc(u, lo, n) {
+				// A procedure commits what it wrote itself, outside the commit procedure: it
+				// passes the gate as a commit does, so that a hold (catch-up) stops it and a
+				// handover's Drain waits for it and its reply's wait for the peer. One that
+				// comes through after the role was given up is refused.
+				if err := s.shim.gate.enter(ctx); err != nil {
+					return err
+				}
+				defer s.shim.gate.leave()
+				cur := *s.shim.mode.Load()
+				if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+					s.shim.stats.refused.Add(1)
+					return refuse(firstProc(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+				}
+				return s.lastPartProc(ctx, u, lo, n, drop, policyFor(cur))
 			}
 			p := &pending{fwd: true, fwdRFQ: true, drop25001: drop}
 			return u.send(s, lo, n, true, p)
@@ -2677,10 +2691,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 }
 
 // lastPartProc sends the last part of a request that runs CALL outside a transaction block in
-// dual mode. A procedure may commit writes of its own, plainly (it runs outside the dual commit,
-// as a statement that cannot run in a transaction block); the request's ReadyForQuery waits
-// until the peer has all that was committed before it (awaitShipped), so that what the client
-// saw committed survives a failover.
+// dual or solo mode, past the commit gate (walk). A procedure may commit writes of its own,
+// plainly (it runs outside the dual commit, as a statement that cannot run in a transaction
+// block); in dual mode the request's ReadyForQuery waits until the peer has all that was
+// committed before it (awaitShipped), so that what the client saw committed survives a
+// failover.
 func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
 	p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
 	if err := u.send(s, lo, n, true, p); err != nil {
@@ -2960,12 +2975,17 @@ func shipAfterAlone(u unit, lo, hi int) bool {
 }
 
 func hasProc(u unit, lo, hi int) bool {
+	return firstProc(u, lo, hi) < hi
+}
+
+// firstProc returns the index of the first procedure (CALL, DO with COMMIT) in [lo, hi), or hi.
+func firstProc(u unit, lo, hi int) int {
 	for i := lo; i < hi; i++ {
 		if u.info(i).proc {
-			return true
+			return i
 		}
 	}
-	return false
+	return hi
 }
 
 // partAndStart sends steps [lo, hi) of u, which come before a COMMIT, with a terminator, and

@@ -280,8 +280,9 @@ func (s *Shim) WentSolo(term uint64) bool {
 // HoldCommits stops write transactions from starting their commit and waits until those
 // already committing are done, so that the stream the Shipper reads has an end for the moment
 // (DESIGN §5.5: catch-up ships the tail with new commits held). release lets them go on; only
-// one hold is granted at a time. A commit the lexer took for read-only (and a write it did not
-// see) is not held.
+// one hold is granted at a time. A commit the lexer took for read-only is not held unless its
+// transaction wrote after all (a function it did not know writes); the hold waits for those
+// under way when it is asked for all the same, since they may have.
 func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 	return s.gate.hold(ctx)
 }
@@ -341,6 +342,20 @@ func (g *commitGate) enter(ctx context.Context) error {
 	}
 	g.active++
 	return nil
+}
+
+// track counts as active, without waiting, the commit of a transaction believed not to have
+// written (it may have all the same), unless a hold is in place; it reports whether it did
+// (then leave ends it). A hold already granted is not waited for: the caller learns first
+// whether the transaction wrote, and one that did enters as any write.
+func (g *commitGate) track() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held {
+		return false
+	}
+	g.active++
+	return true
 }
 
 func (g *commitGate) leave() {
