@@ -181,6 +181,15 @@ func (s *session) commitLocal(pol policy, readOnly bool) bool {
 // peer is not consulted.
 func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, error) {
 	cs := &commitStart{local: s.commitLocal(pol, readOnly), chain: chain, readOnly: readOnly, check: &pending{res: make(chan result, 1)}}
+	// The transaction's id, as the check reads it. A WITH HOLD cursor's query runs at COMMIT
+	// as far as the client left it unread, after the check: a write it makes there would find
+	// the transaction without an id in the check — committed in a read-only mode, answered
+	// before the peer has it in dual mode. A transaction that declared one whose query the
+	// lexer takes for a write is given an id by the check: its commit is then a write's.
+	xid := "pg_catalog.pg_current_xact_id_if_assigned()"
+	if s.txHoldWrite() {
+		xid = "pg_catalog.pg_current_xact_id()"
+	}
 	// Every function, operator and type these checks use is qualified: the client controls
 	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
@@ -192,7 +201,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		// until commit_timeout and sent the site on alone. The message makes it one the
 		// decoder delivers (an empty transaction, prepared on the peer like any other). The
 		// columns are computed in order: the id is read before the message would assign one.
-		q := "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, " + tempCheck +
+		q := "SELECT " + xid + "::pg_catalog.text, " + tempCheck +
 			", CURRENT_USER OPERATOR(pg_catalog.<>) SESSION_USER"
 		if pol.term > 0 {
 			q += ", (SELECT term FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1), (SELECT master FROM tandem.state WHERE id OPERATOR(pg_catalog.=) 1)"
@@ -207,8 +216,13 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	var args []string
 	switch {
 	case pol.readOnly:
-		// The failing casts depend on row values: a constant one would fail at plan time.
-		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END FROM pg_catalog.pg_current_xact_id_if_assigned() x"
+		// The failing casts depend on row values: a constant one would fail at plan time. The
+		// rest of the transaction is made read-only, so that what a WITH HOLD cursor's query
+		// runs at COMMIT cannot write a table either (a function the shim does not know writes
+		// in a transaction the client made read-write; large objects PostgreSQL before 16
+		// writes in read-only transactions too: those the lexer sees, xid).
+		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END, " +
+			"pg_catalog.set_config('transaction_read_only', 'on', true) FROM " + xid + " x"
 	case pol.term > 0:
 		q = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, (SELECT CASE WHEN term OPERATOR(pg_catalog.>) $1::bigint OR " +
 			"(term OPERATOR(pg_catalog.=) $1::bigint AND master OPERATOR(pg_catalog.<>) $2) THEN ('" + staleMark +
@@ -250,7 +264,7 @@ func (s *session) abandonCommit(cs *commitStart) (byte, error) {
 
 // finishCommit goes on with a started commit procedure (see commitProc).
 func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart, explicit, chain bool) (bool, error) {
-	defer func() { s.txUnprep, s.txWrote = false, false }()
+	defer func() { s.txUnprep, s.txWrote, s.txHold = false, false, false }()
 	if cs.local {
 		return s.localFinish(ctx, pol, cs, explicit)
 	}

@@ -53,6 +53,9 @@ type statement struct {
 	// Unpreparable: makes its transaction impossible to PREPARE (LISTEN, NOTIFY, WITH HOLD cursors,
 	// pg_notify, pg_export_snapshot); such a transaction commits plainly (DESIGN §5.3).
 	Unpreparable bool
+	// Hold: DECLARE … WITH HOLD. PostgreSQL runs the part of its query left unread at the
+	// COMMIT of its transaction: a write of its query comes after the shim's commit check.
+	Hold bool
 	// Calls: for a write, or a read that runs expressions (SELECT, WITH, VALUES, TABLE, DECLARE,
 	// COPY … TO, EXPLAIN ANALYZE), the names written as calls — a word or "quoted identifier"
 	// followed by "(", as written (foldName gives the name looked up), at most maxCalls (more:
@@ -796,7 +799,7 @@ func classify(l wordList, st *statement) {
 	case "DECLARE":
 		st.Kind = kindRead
 		if k := l.find(1, "WITH"); k >= 0 && l.is(k+1, "HOLD") {
-			st.Unpreparable = true
+			st.Unpreparable, st.Hold = true, true
 		} else {
 			st.BlockOnly = "DECLARE CURSOR"
 		}

@@ -83,6 +83,7 @@ type session struct {
 	sessionTemp    bool // the session made temporary objects: its transactions commit plainly
 	txUnprep       bool // the open transaction cannot be prepared
 	txWrote        bool // the open transaction ran a statement the lexer takes for a write
+	txHold         bool // the open transaction declared a WITH HOLD cursor whose query the lexer takes for a write, which PostgreSQL may run at COMMIT (startCommit)
 	readOnlySet    bool // default_transaction_read_only = on was sent for read-only modes, and nothing that may change it since (note)
 	unit           unitState
 	ebuf           []byte // extended-protocol messages since the last Sync, as received
@@ -110,8 +111,8 @@ type session struct {
 	// status idle (idleSeq greater): the transaction may end where the shim runs no commit
 	// procedure (an implicit one at the end of a request passed through, an error), and a
 	// request that begins with a part passed straight through does not learn that (txFlags).
-	unprepAt, wroteAt uint64
-	pushSeq           uint64 // entries queued so far (push); clientLoop only
+	unprepAt, wroteAt, holdAt uint64
+	pushSeq                   uint64 // entries queued so far (push); clientLoop only
 
 	// roForced: the session's default_transaction_read_only = on is the shim's (read-only
 	// modes), and roSaved the client's own value, given back when the mode allows writes again
@@ -135,6 +136,7 @@ type stmtInfo struct {
 	kind         stmtKind
 	chain        bool
 	temp, unprep bool
+	holdWrite    bool // DECLARE … WITH HOLD whose query may write (statement.Hold, a write)
 	copyIn       bool
 	proc         bool    // CALL
 	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
@@ -1257,7 +1259,7 @@ func (s *session) policy() policy { return policyFor(*s.shim.mode.Load()) }
 // refuses it; read-only modes switch default_transaction_read_only. It reports whether the
 // request was refused (the error is already sent).
 func (s *session) startUnit(pol policy, final bool) (bool, error) {
-	s.txUnprep, s.txWrote = false, false
+	s.txUnprep, s.txWrote, s.txHold = false, false, false
 	if pol.fenced {
 		if err := s.emitError("57P03", "tandem: this site is fenced; no new transactions"); err != nil {
 			return true, err
@@ -1697,7 +1699,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		}
 		for _, st := range sts {
 			if st.Kind != kindEmpty {
-				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
+				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
 					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
@@ -1913,6 +1915,9 @@ func (s *session) note(info stmtInfo) {
 	if info.kind.writes() || info.kind == kindNoTxBlock {
 		s.txWrote, s.wroteAt = true, s.pushSeq
 	}
+	if info.holdWrite {
+		s.txHold, s.holdAt = true, s.pushSeq
+	}
 	s.roSetByClient = s.roSetByClient || info.setsRO
 	if info.changesRO {
 		// Put back on before the next transaction in read-only modes (readOnlyChange).
@@ -1927,7 +1932,7 @@ func (s *session) noteAll(u unit) {
 		info := u.info(i)
 		s.note(info)
 		if k := info.kind; k == kindRollback || k == kindCommit {
-			s.txUnprep, s.txWrote = false, false
+			s.txUnprep, s.txWrote, s.txHold = false, false, false
 		}
 	}
 }
@@ -1940,6 +1945,15 @@ func (s *session) txFlags() (unprep, wrote bool) {
 	idle := s.idleSeq
 	s.mu.Unlock()
 	return s.txUnprep && s.unprepAt >= idle, s.txWrote && s.wroteAt >= idle
+}
+
+// txHoldWrite returns txHold, false when the transaction it was noted in has ended since (as
+// txFlags).
+func (s *session) txHoldWrite() bool {
+	s.mu.Lock()
+	idle := s.idleSeq
+	s.mu.Unlock()
+	return s.txHold && s.holdAt >= idle
 }
 
 // unit is a request split into steps: the statements of a Query, or extended-protocol messages.
@@ -1963,7 +1977,7 @@ type queryUnit struct {
 func (u *queryUnit) n() int { return len(u.sts) }
 func (u *queryUnit) info(i int) stmtInfo {
 	st := u.sts[i]
-	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, copyIn: st.CopyIn, proc: st.Proc,
+	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
 		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
@@ -2337,7 +2351,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 				us.injected, us.st = true, 'T'
 				// A new transaction: it holds the unsent steps from lo on, not what came before.
-				s.txUnprep, s.txWrote = false, false
+				s.txUnprep, s.txWrote, s.txHold = false, false, false
 				for j := lo; j < i; j++ {
 					s.note(u.info(j))
 				}
@@ -2515,7 +2529,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if info.chain {
 				us.st = 'T'
 			}
-			s.txUnprep, s.txWrote = false, false
+			s.txUnprep, s.txWrote, s.txHold = false, false, false
 		case k == kindClient2PC && pol.intercept:
 			return refuse(i, "0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit")
 		case k == kindCommit && pol.intercept:
@@ -2560,7 +2574,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					}
 				}
 				us.injected, us.st = false, 'I'
-				s.txUnprep, s.txWrote = false, false
+				s.txUnprep, s.txWrote, s.txHold = false, false, false
 				continue
 			}
 			if us.injected {
