@@ -27,8 +27,10 @@ WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')
 ORDER BY 1`
 
 // appRelFilter restricts pg_class c / pg_namespace n to application tables.
-const appRelFilter = `c.relkind IN ('r', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')
+const appRelFilter = `c.relkind IN ('r', 'p') AND ` + appSchemaFilter
+
+// appSchemaFilter leaves out relations n of the system's schemas and of Tandem's.
+const appSchemaFilter = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'tandem', 'pg_toast')
   AND n.nspname NOT LIKE 'pg_temp_%' AND n.nspname NOT LIKE 'pg_toast_temp_%'`
 
 // shippedRelFilter restricts appRelFilter to the tables whose rows Tandem ships: not UNLOGGED
