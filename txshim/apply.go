@@ -228,6 +228,9 @@ type applyPool struct {
 	ddl        atomic.Uint64 // DDL statements its connections ran (applyConn.ddl)
 	slots      chan *applySlot
 	noLSN      sync.Once // says once that the peer's decision rows go without their lsn
+	// check, when set, runs on each new connection before its first use; an error closes it
+	// and get returns the error (Shipper.checkApplyConn).
+	check func(ctx context.Context, c *applyConn) error
 }
 
 type applySlot struct {
@@ -258,6 +261,13 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 		if err != nil {
 			p.slots <- s
 			return nil, err
+		}
+		if p.check != nil {
+			if err := p.check(ctx, c); err != nil {
+				c.close(ctx)
+				p.slots <- s
+				return nil, err
+			}
 		}
 		c.onPrepared, c.copied, c.ddl = p.onPrepared, p.copied, &p.ddl
 		c.relsAt = p.ddl.Load()

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -114,7 +115,131 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	s.advanceLocked() // asks for a new stream if events were dropped
 	s.mu.Unlock()
 	defer func() { s.endCatching("catch-up", err) }()
+	if err := s.checkPeerHolds(ctx); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
 	return s.drainAndSync(ctx, hold)
+}
+
+// checkPeerHolds makes sure the peer database still holds what it committed from this site:
+// the slot was confirmed past it, so catch-up ships only what came after. A peer database
+// restored from an earlier backup, dropped and made anew (tandem install), or another
+// database that peer_dsn names now lacks it, and shipping the tail onto it would leave the
+// two databases different while the peer is called synced — inserts go through, updates
+// change the restored rows. Its newest decision row of this site (pruning keeps it) tells:
+// one before the newest the peer was seen to commit (peerHeld) means that peer lost
+// transactions, and it needs resync (ErrNeedsResync, from now on). CatchUp asks first, and so
+// does every new apply connection (checkApplyConn): the pool redials a peer database made
+// anew as soon as the old connections broke. A peer that does not answer is left to the
+// caller, which finds it unreachable.
+func (s *Shipper) checkPeerHolds(ctx context.Context) error {
+	held := s.heldOnPeer() // before the peer is read: what it commits meanwhile is not asked for
+	if held == 0 {
+		return nil
+	}
+	db, err := OpenDB(s.cfg.PeerDSN)
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	qctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	newest, err := peerNewest(func(q string, args ...string) (string, error) {
+		var v sql.NullString
+		vals := make([]any, len(args))
+		for i, a := range args {
+			vals[i] = a
+		}
+		err := db.QueryRowContext(qctx, q, vals...).Scan(&v)
+		return v.String, err
+	}, s.cfg.Site)
+	if err != nil {
+		return nil
+	}
+	return s.peerLost(newest, held)
+}
+
+// checkApplyConn is checkPeerHolds on a new apply connection (applyPool.check).
+func (s *Shipper) checkApplyConn(ctx context.Context, c *applyConn) error {
+	held := s.heldOnPeer()
+	if held == 0 {
+		return nil
+	}
+	newest, err := peerNewest(func(q string, args ...string) (string, error) {
+		params := make([][]byte, len(args))
+		for i, a := range args {
+			params[i] = []byte(a)
+		}
+		res := c.conn.ExecParams(ctx, q, params, nil, nil, nil).Read()
+		if res.Err != nil {
+			return "", res.Err
+		}
+		if len(res.Rows) != 1 || len(res.Rows[0]) != 1 {
+			return "", errors.New("no row")
+		}
+		return string(res.Rows[0][0]), nil
+	}, s.cfg.Site)
+	if err != nil {
+		return err
+	}
+	return s.peerLost(newest, held)
+}
+
+func (s *Shipper) heldOnPeer() pglogrepl.LSN {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peerHeld
+}
+
+// peerNewest reads, with query (one text value of one row), the lsn of the peer's newest
+// decision row of site (or of its copy of the tables: resyncGID): "0/0" when there is none,
+// or no tandem.decisions at all; "" when its tandem.decisions has no lsn column (an earlier
+// version's install), which peerLost takes for holding everything.
+func peerNewest(query func(q string, args ...string) (string, error), site string) (string, error) {
+	has, err := query(`SELECT CASE WHEN pg_catalog.to_regclass('tandem.decisions') IS NULL THEN 'none'
+  WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('tandem.decisions')
+    AND attname = 'lsn' AND NOT attisdropped) THEN 'lsn' ELSE 'nolsn' END`)
+	switch {
+	case err != nil:
+		return "", err
+	case has == "none":
+		return "0/0", nil
+	case has == "nolsn":
+		return "", nil
+	}
+	return query(`SELECT COALESCE(pg_catalog.max(lsn)::text, '0/0') FROM tandem.decisions
+  WHERE substring(gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $1 OR gid = $2`, site, resyncGID(site))
+}
+
+// peerLost compares the peer's newest decision row of this site (newest, from peerNewest)
+// with held, peerHeld as it was before the peer was read; when the peer lacks what it committed, shipping stops for good and the
+// returned error (wrapping ErrNeedsResync) says why.
+func (s *Shipper) peerLost(newest string, held pglogrepl.LSN) error {
+	if newest == "" {
+		return nil // no lsn column: nothing to tell by
+	}
+	at, err := pglogrepl.ParseLSN(newest)
+	if err != nil {
+		return nil
+	}
+	if at >= held {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	why := fmt.Sprintf("has none of the decision rows of the transactions it committed from this site (the newest at %s)", held)
+	if at != 0 {
+		why = fmt.Sprintf("lacks transactions it committed from this site: its newest decision row of this site is at %s, the newest it committed at %s", at, held)
+	}
+	err = fmt.Errorf("the peer database %s — restored from an earlier backup, made anew, or another database? %w", why, ErrNeedsResync)
+	if s.resyncErr == nil {
+		s.resyncErr = err
+		s.logger.Error("the peer database lost transactions it had committed; shipping stops, the peer needs resync (tandem resync)", "err", err)
+	}
+	s.goDownLocked("the peer lost transactions", err)
+	s.synced = false
+	s.notifyLocked()
+	return s.resyncErr
 }
 
 // drainAndSync is CatchUp's work once it runs (s.catching, link catching up): ship the backlog,
@@ -209,7 +334,7 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 		}
 		if snaps != nil {
 			s.verifying.Add(1)
-			go s.verifyCatchUp(vctx, snaps, at)
+			go s.verifyCatchUp(vctx, snaps, at, s.Stats().Resyncs)
 		}
 		return nil
 	}
@@ -474,7 +599,9 @@ func (s *Shipper) LastVerify() (r VerifyReport, ok bool) {
 }
 
 // verifyCatchUp compares the snapshots a catch-up took while it held commits, and closes them.
-func (s *Shipper) verifyCatchUp(ctx context.Context, snaps *verifySnapshots, at time.Time) {
+// resyncs is Stats().Resyncs when the snapshots were taken: a copy of the tables made since
+// makes their differences moot.
+func (s *Shipper) verifyCatchUp(ctx context.Context, snaps *verifySnapshots, at time.Time, resyncs int64) {
 	defer s.verifying.Done()
 	defer snaps.close()
 	start := time.Now()
@@ -491,6 +618,16 @@ func (s *Shipper) verifyCatchUp(ctx context.Context, snaps *verifySnapshots, at 
 	}
 	s.mu.Lock()
 	s.lastVerify = r
+	if err == nil && len(diffs) > 0 && s.resyncErr == nil && s.stats.Resyncs == resyncs {
+		// The peer was called synced and is not: shipping the stream onto it cannot make it so
+		// (a peer database restored from an earlier backup, made anew, or another database
+		// since this process started — checkPeerHolds cannot tell after a restart — or writes
+		// that bypassed Tandem). Dual commits stop, and the peer needs resync, as after a
+		// refused transaction.
+		s.resyncErr = fmt.Errorf("verify after catch-up: the databases differ (%s): %w", strings.Join(diffs[:min(len(diffs), 5)], "; "), ErrNeedsResync)
+		s.goDownLocked("verify after catch-up found differences", s.resyncErr)
+		s.synced = false
+	}
 	s.notifyLocked()
 	s.mu.Unlock()
 }
@@ -592,6 +729,9 @@ func (s *Shipper) settle(ctx context.Context, peer **sql.DB, held int) int {
 		switch {
 		case e.state == stDone || e.state == stApplying || e.shipping || e.undo:
 		case peerHasEntry(e, has) || e.pos <= copied:
+			if !backup {
+				s.peerHasLocked(e)
+			}
 			s.markDoneLocked(e)
 			s.stats.Skipped++
 			released++

@@ -26,7 +26,9 @@ import (
 //     slot's restart_lsn is written to disk as soon as it moves, its confirmed position only at
 //     checkpoints), decoding resumes past it;
 //   - its gid is prepared neither on the database that holds it nor on the source's;
-//   - it is older than the retention period (DecisionRetention), for whoever reads them by hand.
+//   - it is older than the retention period (DecisionRetention), for whoever reads them by hand;
+//   - it is not the site's newest by lsn: that one tells the master whether the database it
+//     ships to still holds what it committed (Shipper.checkPeerHolds), however long ago.
 //
 // A row without an lsn (written before it was recorded, or by a peer whose tandem.decisions
 // still lacks the column) goes once a row of the same site that is past the slot by its lsn
@@ -117,6 +119,8 @@ WHERE slot_name LIKE 'tandem\_%' AND database = current_database() AND restart_l
     AND (d.lsn < $1::pg_lsn OR (d.lsn IS NULL AND d.at < (SELECT max(e.at) FROM tandem.decisions e
       WHERE e.lsn < $1::pg_lsn AND substring(e.gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $3) - make_interval(secs => $2)))
     AND substring(d.gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $3
+    AND (d.lsn IS NULL OR d.lsn < (SELECT max(e.lsn) FROM tandem.decisions e
+      WHERE substring(e.gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $3))
     AND NOT d.gid = ANY($4)
     AND NOT EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.gid = d.gid)
   LIMIT ` + strconv.Itoa(pruneBatch) + `)`

@@ -47,9 +47,15 @@ func TestPruneOldPlainRowBeforeXidReuse(t *testing.T) {
 		if _, err := p.pdb.ExecContext(ctx, `INSERT INTO tandem.decisions (gid, lsn, at) VALUES ($1, '0/1', now() - interval '1 day')`, gid); err != nil {
 			t.Fatal(err)
 		}
+		// And the site's newest row, as old and as far behind the slot: pruning keeps it
+		// (Shipper.checkPeerHolds reads it).
+		p.peer.Exec(t, `INSERT INTO tandem.decisions (gid, lsn, at) VALUES ('tandem_a_plain_3', '0/2', now() - interval '2 hours')`)
 		waitFor(t, "the master's pruning of the old row "+gid, func() bool {
 			return queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = $1`, gid) == 0
 		})
+		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM tandem.decisions WHERE gid = 'tandem_a_plain_3'`); n != 1 {
+			t.Errorf("the site's newest decision row was pruned")
+		}
 	})
 	waitFor(t, "the commit with the reused xid on the peer", func() bool {
 		return queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1`) == 1 && sh.Backlog() == 0

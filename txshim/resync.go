@@ -96,6 +96,11 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		return err
 	}
 
+	// The copy replaces whatever the peer holds: what it committed before is no condition
+	// for a connection to it (checkApplyConn), the copy's position is (copiedLocked).
+	s.mu.Lock()
+	s.peerHeld = 0
+	s.mu.Unlock()
 	slot, err := s.pool.get(ctx)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
@@ -148,6 +153,7 @@ func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 	s.journal = keep
 	s.confirmed = max(s.confirmed, until)
 	s.streamEnd = max(s.streamEnd, until)
+	s.peerHeld = until // the copy's decision row; what another peer held before does not count
 	if s.dec != nil {
 		s.dec.Confirm(s.confirmed)
 	}

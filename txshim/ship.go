@@ -182,7 +182,12 @@ type Shipper struct {
 	synced     bool  // a CatchUp ended with the peer in step, and it has stayed online since
 	catching   bool  // CatchUp is running
 	resyncErr  error // shipping stopped on this definite error: the peer needs resync
-	slotLost   bool  // checkSlot said the slot was invalidated (said once, until Resync)
+	// peerHeld: the highest lsn of a decision row of this site's that the peer was seen to
+	// commit (or the position of its copy of the tables: Resync). A database that is the peer
+	// Tandem shipped to never loses it (pruning keeps each site's newest row): a peer whose
+	// rows all end before it lacks transactions the slot was confirmed past (checkPeerHolds).
+	peerHeld   pglogrepl.LSN
+	slotLost   bool // checkSlot said the slot was invalidated (said once, until Resync)
 	lastVerify *VerifyReport
 	// copiedAt: the stream position of the last copy of the tables on the peer (Resync), read
 	// from the peer once (copiedKnown); what ends before it is in the copy (copiedPoint).
@@ -209,9 +214,10 @@ const entryOverhead = 64
 // jentry is one stream event the slot has not been allowed to forget yet.
 type jentry struct {
 	pos       pglogrepl.LSN
-	txn       *Txn   // nil for a position-only entry, and once nothing on the peer needs it
-	gid       string // the decision-row key: the gid, or plainGID for plain commits
-	size      int64  // accounted in Shipper.held
+	end       pglogrepl.LSN // the lsn of its decision row on the peer (Txn.EndLSN); 0: none
+	txn       *Txn          // nil for a position-only entry, and once nothing on the peer needs it
+	gid       string        // the decision-row key: the gid, or plainGID for plain commits
+	size      int64         // accounted in Shipper.held
 	state     int
 	prepared  bool // arrived at PREPARE (two-phase)
 	plain     bool // a plain commit: ship with apply + COMMIT in stream order
@@ -279,6 +285,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		compactAt: 1024,
 	}
 	s.pool.copied, s.opPool.copied = &s.copied, &s.copied
+	s.pool.check, s.opPool.check = s.checkApplyConn, s.checkApplyConn
 	s.bypassFrom.Store(math.MaxUint64)
 	return s
 }
@@ -651,14 +658,14 @@ func (s *Shipper) add(ev Event) {
 	}
 	switch {
 	case ev.Txn != nil && ev.Txn.Prepared:
-		e.txn, e.gid, e.prepared, e.state = ev.Txn, ev.Txn.GID, true, stPending
+		e.txn, e.gid, e.prepared, e.state, e.end = ev.Txn, ev.Txn.GID, true, stPending, ev.Txn.EndLSN
 		e.rows = rowsOf(ev.Txn)
 		if old, ok := s.byGID[e.gid]; ok && old.state != stDone {
 			s.logger.Error("gid prepared twice in the stream", "gid", e.gid)
 		}
 		s.byGID[e.gid] = e
 	case ev.Txn != nil && ev.Txn.Len() > 0:
-		e.txn, e.gid, e.plain, e.state = ev.Txn, plainGID(s.cfg.Site, ev.Txn.XID), true, stPending
+		e.txn, e.gid, e.plain, e.state, e.end = ev.Txn, plainGID(s.cfg.Site, ev.Txn.XID), true, stPending, ev.Txn.EndLSN
 		e.rows = rowsOf(ev.Txn)
 	case ev.Txn != nil:
 		e.size = entryOverhead // an empty plain commit: nothing to ship
@@ -740,6 +747,12 @@ func (s *Shipper) releaseLocked(e *jentry) {
 		e.size = entryOverhead
 		e.txn = nil
 	}
+}
+
+// peerHasLocked records that the peer committed e's decision row (or holds e in its copy of
+// the tables, whose row is later in the stream).
+func (s *Shipper) peerHasLocked(e *jentry) {
+	s.peerHeld = max(s.peerHeld, e.end)
 }
 
 func (s *Shipper) markDoneLocked(e *jentry) {
@@ -1250,6 +1263,9 @@ func (s *Shipper) opEnded(op peerOp, err error) {
 	case err == nil:
 		e.opQueued = false
 		if (op.commit && (e.state == stPrepared || e.state == stUnknown)) || (!op.commit && e.undo) {
+			if op.commit {
+				s.peerHasLocked(e)
+			}
 			s.markDoneLocked(e)
 			s.advanceLocked()
 		}
@@ -1660,6 +1676,9 @@ func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 	case err == nil:
 		if e.state != stDone {
 			s.markDoneLocked(e)
+		}
+		if !j.undo {
+			s.peerHasLocked(e)
 		}
 		switch res {
 		case shipApplied:
