@@ -23,7 +23,8 @@ func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err 
 		return nil, err
 	}
 	defer snaps.close()
-	return snaps.compare(ctx)
+	diffs, _, err = snaps.compare(ctx)
+	return diffs, err
 }
 
 // verifySnapshots are the two databases' snapshots a verification reads: taken at one moment
@@ -91,65 +92,91 @@ func (v *verifySnapshots) close() {
 	}
 }
 
-// compare compares the snapshots' application tables (see Verify).
-func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err error) {
-	snaps := v.txs
+// compare compares the snapshots' application tables (see Verify). tables counts the
+// differences of tables, as opposed to materialized views: a view's rows are computed on each
+// database, and one over a query that is not immutable differs whatever Tandem does.
+func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, tables int, err error) {
+	diffs, err = v.compareEach(ctx, func(view bool) {
+		if !view {
+			tables++
+		}
+	})
+	return diffs, tables, err
+}
+
+// compareEach is compare, telling found(view) for each difference it adds to diffs.
+func (v *verifySnapshots) compareEach(ctx context.Context, found func(view bool)) (diffs []string, err error) {
 	var tables [2]map[string]verifyTable
-	for i, tx := range snaps {
+	for i, tx := range v.txs {
 		if tables[i], err = verifyTables(ctx, tx); err != nil {
 			return nil, fmt.Errorf("verify: %s database: %w", sideName(i), err)
 		}
 	}
 	for _, name := range unionKeys(tables[0], tables[1]) {
+		n := len(diffs)
 		l, lok := tables[0][name]
 		p, pok := tables[1][name]
-		switch {
-		case !pok:
-			diffs = append(diffs, fmt.Sprintf("table %s exists only on the local database", name))
-			continue
-		case !lok:
-			diffs = append(diffs, fmt.Sprintf("table %s exists only on the peer database", name))
-			continue
-		case strings.Join(l.cols, ",") != strings.Join(p.cols, ","):
-			diffs = append(diffs, fmt.Sprintf("table %s has columns (%s) on the local database but (%s) on the peer",
-				name, strings.Join(l.cols, ", "), strings.Join(p.cols, ", ")))
-			continue
+		if diffs, err = v.compareTable(ctx, name, l, lok, p, pok, tables, diffs); err != nil {
+			return nil, err
 		}
-		// Rows of columns whose types differ may read the same as text (integer, bigint): the
-		// definitions differ all the same (DDL that ran on one database only).
-		typesDiffer := false
-		for i, c := range l.cols {
-			if l.types[i] != p.types[i] {
-				diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", name, c, l.types[i], p.types[i]))
-				typesDiffer = true
-			}
+		for range diffs[n:] {
+			found((lok && l.view) || (pok && p.view))
 		}
-		if typesDiffer {
-			continue
-		}
-		var sums [2]tableSum
-		for i, tx := range snaps {
-			if sums[i], err = checksum(ctx, tx, name, tables[i][name]); err != nil {
-				return nil, fmt.Errorf("verify: checksum %s on the %s database: %w", name, sideName(i), err)
-			}
-		}
-		if sums[0] == sums[1] {
-			continue
-		}
-		what := fmt.Sprintf("table %s has %d rows on both databases but their contents differ", name, sums[0].n)
-		if sums[0].n != sums[1].n {
-			what = fmt.Sprintf("table %s has %d rows on the local database but %d on the peer", name, sums[0].n, sums[1].n)
-		}
-		if len(l.key) > 0 {
-			keys, err := diffKeys(ctx, snaps, name, l, diffKeysMax)
-			if err != nil {
-				return nil, fmt.Errorf("verify: compare the rows of %s: %w", name, err)
-			}
-			what += ": " + strings.Join(keys, ", ")
-		}
-		diffs = append(diffs, what)
 	}
 	return diffs, nil
+}
+
+// compareTable compares table name, l on the local database (lok: it is there) and p on the
+// peer's, and appends what differs to diffs.
+func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verifyTable, lok bool, p verifyTable, pok bool,
+	tables [2]map[string]verifyTable, diffs []string) ([]string, error) {
+	kind := "table"
+	if (lok && l.view) || (pok && p.view) {
+		kind = "materialized view"
+	}
+	switch {
+	case !pok:
+		return append(diffs, fmt.Sprintf("%s %s exists only on the local database", kind, name)), nil
+	case !lok:
+		return append(diffs, fmt.Sprintf("%s %s exists only on the peer database", kind, name)), nil
+	case strings.Join(l.cols, ",") != strings.Join(p.cols, ","):
+		return append(diffs, fmt.Sprintf("%s %s has columns (%s) on the local database but (%s) on the peer",
+			kind, name, strings.Join(l.cols, ", "), strings.Join(p.cols, ", "))), nil
+	}
+	// Rows of columns whose types differ may read the same as text (integer, bigint): the
+	// definitions differ all the same (DDL that ran on one database only).
+	typesDiffer := false
+	for i, c := range l.cols {
+		if l.types[i] != p.types[i] {
+			diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", name, c, l.types[i], p.types[i]))
+			typesDiffer = true
+		}
+	}
+	if typesDiffer {
+		return diffs, nil
+	}
+	var sums [2]tableSum
+	for i, tx := range v.txs {
+		var err error
+		if sums[i], err = checksum(ctx, tx, name, tables[i][name]); err != nil {
+			return nil, fmt.Errorf("verify: checksum %s on the %s database: %w", name, sideName(i), err)
+		}
+	}
+	if sums[0] == sums[1] {
+		return diffs, nil
+	}
+	what := fmt.Sprintf("%s %s has %d rows on both databases but their contents differ", kind, name, sums[0].n)
+	if sums[0].n != sums[1].n {
+		what = fmt.Sprintf("%s %s has %d rows on the local database but %d on the peer", kind, name, sums[0].n, sums[1].n)
+	}
+	if len(l.key) > 0 {
+		keys, err := diffKeys(ctx, v.txs, name, l, diffKeysMax)
+		if err != nil {
+			return nil, fmt.Errorf("verify: compare the rows of %s: %w", name, err)
+		}
+		what += ": " + strings.Join(keys, ", ")
+	}
+	return append(diffs, what), nil
 }
 
 func sideName(i int) string {
@@ -165,6 +192,7 @@ func sideName(i int) string {
 type verifyTable struct {
 	cols, types, key []string
 	filenode         int64
+	view             bool // a materialized view
 }
 
 func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, error) {
@@ -174,7 +202,7 @@ func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, erro
 	// differs; compared once populated.
 	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(quote_ident(a.attname), ''),
   coalesce(format_type(a.atttypid, a.atttypmod), ''), coalesce(array_position(con.conkey, a.attnum), 0),
-  c.relfilenode::bigint
+  c.relfilenode::bigint, c.relkind = 'm'
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -192,14 +220,19 @@ WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND c.relpersi
 	types := map[string]map[string]string{}
 	keys := map[string][]keyCol{}
 	filenodes := map[string]int64{}
+	views := map[string]bool{}
 	for rows.Next() {
 		var table, col, typ string
 		var pos int
 		var filenode int64
-		if err := rows.Scan(&table, &col, &typ, &pos, &filenode); err != nil {
+		var view bool
+		if err := rows.Scan(&table, &col, &typ, &pos, &filenode, &view); err != nil {
 			return nil, err
 		}
 		filenodes[table] = filenode
+		if view {
+			views[table] = true
+		}
 		if col == "" {
 			cols[table] = nil // a table of no column: its rows are counted
 			continue
@@ -221,7 +254,7 @@ WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND c.relpersi
 		sort.Strings(cs)
 		k := keys[t]
 		sort.Slice(k, func(i, j int) bool { return k[i].pos < k[j].pos })
-		vt := verifyTable{cols: cs, filenode: filenodes[t]}
+		vt := verifyTable{cols: cs, filenode: filenodes[t], view: views[t]}
 		for _, c := range cs {
 			vt.types = append(vt.types, types[t][c])
 		}

@@ -936,6 +936,20 @@ func (c *Cluster) logTail() string {
 	return string(b)
 }
 
+// Bin returns the path of PostgreSQL program name (pg_dump, pg_restore, …) beside the server
+// binaries the clusters run.
+func Bin(name string) (string, error) {
+	dir, err := findBin()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name)
+	if !isExec(p) {
+		return "", fmt.Errorf("%s is not in %s", name, dir)
+	}
+	return p, nil
+}
+
 // findBin returns the directory holding initdb and postgres: from PATH (symbolic links resolved)
 // or the newest /usr/lib/postgresql/<version>/bin.
 func findBin() (string, error) {
