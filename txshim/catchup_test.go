@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -972,7 +973,15 @@ func TestWaitShippedTimeoutTakesShipperDown(t *testing.T) {
 		t.Fatalf("first catch-up: %v, synced %v", err, s.PeerSynced())
 	}
 
-	blocker, err := p.pdb.BeginTx(capCtx(t, time.Minute), nil)
+	// The lock holder is named as an apply, which the apply's watchdog never ends as a
+	// blocker (terminateBlockers): a wait for the peer that outlasts blockerGrace (a plain
+	// commit queued when the wait's time is up waits on) would otherwise see the lock go.
+	bdb, err := OpenDB(p.peer.DSN("app") + "&application_name=" + url.QueryEscape(applyAppName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	blocker, err := bdb.BeginTx(capCtx(t, time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
