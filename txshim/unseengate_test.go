@@ -52,6 +52,25 @@ func unseenWriterShim(t *testing.T, peerDown string, announced *atomic.Int32) (*
 	return s, c.Open(t, c.Database()), peer
 }
 
+// execWaiting runs sql through a new connection to s and returns once its reply waits for the
+// peer (shipStalled.waiting); the statement's outcome comes on the channel.
+func execWaiting(ctx context.Context, t *testing.T, s *testShim, peer shipStalled, sql string) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.connect(t).Exec(ctx, sql)
+		done <- err
+	}()
+	select {
+	case <-peer.waiting:
+	case err := <-done:
+		t.Fatalf("%s: its reply did not wait for the peer: %v", sql, err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: its reply never waited for the peer", sql)
+	}
+	return done
+}
+
 // TestUnseenWriteDrained: a write the lexer took for a read (a function created behind the
 // shim's back), committed in an explicit transaction in dual mode, commits plainly and its
 // reply waits for the peer (awaitShipped). That commit must count as in flight: a handover's
@@ -61,18 +80,7 @@ func TestUnseenWriteDrained(t *testing.T) {
 	var announced atomic.Int32
 	s, db, peer := unseenWriterShim(t, config.PeerDownContinue, &announced)
 	ctx := capCtx(t, 30*time.Second)
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.connect(t).Exec(ctx, "BEGIN; SELECT w(1); COMMIT")
-		done <- err
-	}()
-	select {
-	case <-peer.waiting:
-	case err := <-done:
-		t.Fatalf("the write's reply did not wait for the peer: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the write's reply never waited for the peer")
-	}
+	done := execWaiting(ctx, t, s, peer, "BEGIN; SELECT w(1); COMMIT")
 	if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 1`); n != 1 {
 		t.Fatalf("%d rows committed locally, want 1", n)
 	}
@@ -103,16 +111,7 @@ func TestUnseenWriteHeld(t *testing.T) {
 	ctx := capCtx(t, 30*time.Second)
 
 	// A hold asked for while the write waits for the peer waits for it.
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.connect(t).Exec(ctx, "BEGIN; SELECT w(1); COMMIT")
-		done <- err
-	}()
-	select {
-	case <-peer.waiting:
-	case err := <-done:
-		t.Fatalf("the write's reply did not wait for the peer: %v", err)
-	}
+	done := execWaiting(ctx, t, s, peer, "BEGIN; SELECT w(1); COMMIT")
 	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
 	release, err := s.HoldCommits(hctx)
 	hcancel()
@@ -127,9 +126,10 @@ func TestUnseenWriteHeld(t *testing.T) {
 	}
 
 	// A write the lexer took for a read does not commit under the hold.
+	held := make(chan error, 1)
 	go func() {
 		_, err := s.connect(t).Exec(ctx, "BEGIN; SELECT w(2); COMMIT")
-		done <- err
+		held <- err
 	}()
 	time.Sleep(500 * time.Millisecond)
 	if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 2`); n != 0 {
@@ -150,7 +150,7 @@ func TestUnseenWriteHeld(t *testing.T) {
 		t.Fatalf("a read's commit under the hold: %v", err)
 	}
 	release()
-	if err := <-done; err != nil && pgCode(err) != "08007" {
+	if err := <-held; err != nil && pgCode(err) != "08007" {
 		t.Fatalf("the held write: %v", err)
 	}
 	if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 2`); n != 1 {
@@ -171,18 +171,7 @@ func TestProcGated(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := capCtx(t, 30*time.Second)
-		done := make(chan error, 1)
-		go func() {
-			_, err := s.connect(t).Exec(ctx, "CALL p(1)")
-			done <- err
-		}()
-		select {
-		case <-peer.waiting:
-		case err := <-done:
-			t.Fatalf("the procedure's reply did not wait for the peer: %v", err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("the procedure's reply never waited for the peer")
-		}
+		done := execWaiting(ctx, t, s, peer, "CALL p(1)")
 		s.SetMode(ModeReadOnly, 1)
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
