@@ -210,18 +210,23 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 // site may take control though its database lacks what that master committed alone.
 func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	var force bool
-	var loss uint64
+	var loss termFlag
 	c, rest, ok := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&force, "force", false, "take control without seeing a member that knows the current term")
-		fs.Uint64Var(&loss, "accept-loss", 0, "the newest `term`, whose master is lost for good: take control though this site's database lacks what it committed alone (lost)")
+		fs.Var(&loss, "accept-loss", "the newest `term`, whose master is lost for good: take control though this site's database lacks what it committed alone (lost)")
 	})
 	if !ok || !argsAtMost("promote", rest, 0, stderr) {
 		return 2
 	}
+	if loss.set && loss.term == 0 {
+		// Term 0 is no term: taken for "not given", it turned -force -accept-loss 0 into a plain -force.
+		fmt.Fprintln(stderr, "tandem promote: -accept-loss needs the newest term, above 0 (tandem status shows it)")
+		return 2
+	}
 	path := "/promote?force=1"
 	switch {
-	case loss != 0:
-		path = "/promote?accept_loss=" + strconv.FormatUint(loss, 10)
+	case loss.set:
+		path = "/promote?accept_loss=" + strconv.FormatUint(loss.term, 10)
 	case !force:
 		fmt.Fprintln(stderr, "tandem promote: -force is required (or -accept-loss TERM): the site takes control without seeing anyone who knows the current term, "+
 			"so whatever the other site committed after this site's last term record is lost if that site is master elsewhere")
@@ -232,6 +237,23 @@ func cmdPromote(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// termFlag is a term given as a flag, and whether it was given.
+type termFlag struct {
+	term uint64
+	set  bool
+}
+
+func (f *termFlag) String() string { return strconv.FormatUint(f.term, 10) }
+
+func (f *termFlag) Set(s string) error {
+	t, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return errors.New("not a term (a whole number)")
+	}
+	f.term, f.set = t, true
+	return nil
 }
 
 // cmdClearSplitBrain tells a site that its split brain (DESIGN §3) is dealt with.

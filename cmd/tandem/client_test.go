@@ -161,6 +161,9 @@ func TestPromoteAcceptLossRequest(t *testing.T) {
 		{[]string{"promote", "-admin", addr}, 2},
 		{[]string{"promote", "-accept-loss", "7", "-admin", addr}, 0},
 		{[]string{"promote", "-force", "-admin", addr}, 0},
+		// Term 0 is no term: it was taken for "not given", and with -force made a plain -force.
+		{[]string{"promote", "-force", "-accept-loss", "0", "-admin", addr}, 2},
+		{[]string{"promote", "-accept-loss", "x", "-admin", addr}, 2},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(tc.args, &stdout, &stderr); code != tc.code {
