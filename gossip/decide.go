@@ -431,17 +431,33 @@ func (v View) votes() (seen, voters int) {
 			seen++
 		}
 	}
-	return seen, max(v.Voters, len(v.Members))
+	return seen, max(v.Voters, v.known())
+}
+
+// known counts the members the decider knows of, less those gone after saying they were
+// leaving (a witness replaced by one of another name, a stray member stopped): they vote no
+// more, and counted forever they kept a normal cluster from a majority once a site was lost.
+func (v View) known() int {
+	n := 0
+	for _, m := range v.Members {
+		if m.Site == v.Self || !m.Leaving || m.Alive {
+			n++
+		}
+	}
+	return n
 }
 
 // strayMembers says, when the view holds more members than the configured voters, who they
 // are: the sites and witnesses it knows of ("" when there are no more).
 func (v View) strayMembers() string {
-	if v.Voters <= 0 || len(v.Members) <= v.Voters {
+	if v.Voters <= 0 || v.known() <= v.Voters {
 		return ""
 	}
 	var sites, witnesses []string
 	for _, m := range v.Members {
+		if m.Site != v.Self && m.Leaving && !m.Alive {
+			continue
+		}
 		if m.Witness {
 			witnesses = append(witnesses, m.Site)
 		} else {
@@ -450,7 +466,7 @@ func (v View) strayMembers() string {
 	}
 	return fmt.Sprintf("%d members known but %d voters configured (sites %s; witnesses %s): only one witness and two sites may "+
 		"join; a majority is counted among all of them until the stray one is stopped and this member restarted",
-		len(v.Members), v.Voters, strings.Join(sites, ", "), strings.Join(witnesses, ", "))
+		v.known(), v.Voters, strings.Join(sites, ", "), strings.Join(witnesses, ", "))
 }
 
 // coldWait reports whether self must wait because it started cold and sees

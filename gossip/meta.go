@@ -103,6 +103,9 @@ type Meta struct {
 	// Draining says a master is handing over (DESIGN §3 handover): it holds the role until it
 	// publishes Released, but no proxy routes new connections to it any more.
 	Draining bool
+	// Leaving says the member is stopping gracefully (published just before memberlist's
+	// Leave): once it is gone it no longer counts among the members known (View.votes).
+	Leaving bool
 }
 
 // metaVersion is the first field of the encoding so that a later change
@@ -132,6 +135,7 @@ type wireMeta struct {
 	VoteFor    string            `json:"vf,omitempty"`
 	SplitBrain uint64            `json:"sb,omitempty"`
 	Draining   bool              `json:"dr,omitempty"`
+	Leaving    bool              `json:"lv,omitempty"`
 }
 
 // ErrMetaTooLarge is returned by EncodeMeta when the encoded metadata does
@@ -148,7 +152,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced, Seq: m.Record.Seq,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
-		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining,
+		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, Leaving: m.Leaving,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -200,6 +204,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced, Seq: w.Seq},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
-		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining,
+		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, Leaving: w.Leaving,
 	}, nil
 }

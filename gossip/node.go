@@ -399,6 +399,15 @@ func (n *Node) Run(ctx context.Context) error {
 	stopDials() // a re-join stuck dialling a peer that drops packets ends now
 	wg.Wait()
 	if !crashed {
+		// Said before the Leave: once gone, this member no longer counts among the members
+		// the others know of (View.votes), as a stray one stopped or a replaced witness.
+		n.mu.Lock()
+		n.meta.Leaving = true
+		n.encodeLocked()
+		n.mu.Unlock()
+		if err := ml.UpdateNode(n.prof.settle); err != nil {
+			n.log.Debug("publish leaving", "err", err)
+		}
 		if err := ml.Leave(2 * n.prof.settle); err != nil {
 			n.log.Warn("leave gossip", "err", err)
 		}
@@ -1256,7 +1265,7 @@ func (n *Node) notify(node *memberlist.Node, up bool, kind string) {
 	n.refreshLocked(p, time.Now())
 	known := 1
 	for _, q := range n.peers {
-		if q.hasMeta {
+		if q.hasMeta && (q.alive || !q.meta.Leaving) {
 			known++
 		}
 	}
