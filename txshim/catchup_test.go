@@ -280,7 +280,8 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A row written behind Tandem's back on the peer: catch-up does not meet it, the
-	// verification after it does, and the peer then needs resync.
+	// verification after it does (it reports: a difference may be a write that bypassed the
+	// shim, on its way to the peer).
 	p.peer.Exec(t, `INSERT INTO notes VALUES (-1, 'stray')`)
 	// The writers go on while CatchUp ships the backlog; it holds them for the tail. On a
 	// loaded machine (CI with other packages' clusters) the rounds before the hold took over 40 s.
@@ -310,13 +311,7 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 	if vr.Err != nil || len(vr.Diffs) != 1 || !strings.HasPrefix(vr.Diffs[0], "table public.notes has") || !strings.Contains(vr.Diffs[0], "on the peer") {
 		t.Errorf("verification after catch-up: %q, %v; want notes' stray row only", vr.Diffs, vr.Err)
 	}
-	if err := sh.Err(); !errors.Is(err, ErrNeedsResync) || sh.PeerSynced() {
-		t.Fatalf("after the verification found the stray row: Err %v, synced %v; want needs resync", err, sh.PeerSynced())
-	}
-	waitForLong(t, "the shim to go solo", 20*time.Second, func() bool { m, _ := shim.Mode(); return m == ModeSolo })
-	if err := sh.Resync(capCtx(t, 90*time.Second), hold); err != nil || !sh.PeerSynced() {
-		t.Fatalf("Resync: %v (synced %v)", err, sh.PeerSynced())
-	}
+	p.peer.Exec(t, `DELETE FROM notes WHERE a = -1`)
 	dual0 := shim.Stats().CommitsDual
 	waitForLong(t, "dual commits after catch-up", 20*time.Second, func() bool { return shim.Stats().CommitsDual >= dual0+30 })
 	w.halt()
@@ -338,8 +333,8 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 	if err := sh.CatchUp(capCtx(t, 10*time.Second), hold); err != nil || !sh.PeerSynced() {
 		t.Fatalf("second CatchUp: %v (synced %v)", err, sh.PeerSynced())
 	}
-	if m, _ := shim.Mode(); m != ModeDual || held.Load() != 4 {
-		t.Errorf("second CatchUp of a synced peer: mode %v, hold called %d times (want 4: two catch-ups, a resync)", m, held.Load())
+	if m, _ := shim.Mode(); m != ModeDual || held.Load() != 2 {
+		t.Errorf("second CatchUp of a synced peer: mode %v, hold called %d times", m, held.Load())
 	}
 }
 

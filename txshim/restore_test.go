@@ -154,7 +154,9 @@ func TestPeerRecreatedAndInstalled(t *testing.T) {
 // TestPeerRestoredWhileStopped: the peer database is restored from an earlier dump while the
 // master's sidecar is stopped; the restarted one knows nothing of what the peer held, and its
 // first catch-up ships only the slot's backlog. The verification after it finds the databases
-// different, and that must stop calling the peer synced: it needs resync.
+// different and says so (status, metrics, an error in the log). It only reports: a difference
+// may also be a write that bypassed the shim on its way to the peer
+// (TestVerifyAfterCatchUpUnheldWriteNoResync), which must not stop shipping.
 func TestPeerRestoredWhileStopped(t *testing.T) {
 	t.Parallel()
 	p := startCapPair(t)
@@ -193,12 +195,8 @@ func TestPeerRestoredWhileStopped(t *testing.T) {
 	waitForLong(t, "the verification after catch-up", 20*time.Second, func() bool { _, ok := sh2.LastVerify(); return ok || err != nil })
 	r, _ := sh2.LastVerify()
 	t.Logf("verify: %+v", r)
-	if sh2.PeerSynced() || !errors.Is(sh2.Err(), ErrNeedsResync) {
-		t.Errorf("after a catch-up onto the restored peer (verify: %v): synced %v, Err %v; want not synced, needs resync",
-			r.Diffs, sh2.PeerSynced(), sh2.Err())
-	}
-	if err := sh2.CatchUp(capCtx(t, 10*time.Second), noHold); !errors.Is(err, ErrNeedsResync) {
-		t.Errorf("a later CatchUp: %v, want ErrNeedsResync", err)
+	if r.Err != nil || len(r.Diffs) != 1 || !strings.Contains(r.Diffs[0], "public.kv") {
+		t.Errorf("the verification after a catch-up onto the restored peer: %q, %v; want kv named", r.Diffs, r.Err)
 	}
 }
 

@@ -23,8 +23,7 @@ func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err 
 		return nil, err
 	}
 	defer snaps.close()
-	diffs, _, err = snaps.compare(ctx)
-	return diffs, err
+	return snaps.compare(ctx)
 }
 
 // verifySnapshots are the two databases' snapshots a verification reads: taken at one moment
@@ -92,20 +91,8 @@ func (v *verifySnapshots) close() {
 	}
 }
 
-// compare compares the snapshots' application tables (see Verify). tables counts the
-// differences of tables, as opposed to materialized views: a view's rows are computed on each
-// database, and one over a query that is not immutable differs whatever Tandem does.
-func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, tables int, err error) {
-	diffs, err = v.compareEach(ctx, func(view bool) {
-		if !view {
-			tables++
-		}
-	})
-	return diffs, tables, err
-}
-
-// compareEach is compare, telling found(view) for each difference it adds to diffs.
-func (v *verifySnapshots) compareEach(ctx context.Context, found func(view bool)) (diffs []string, err error) {
+// compare compares the snapshots' application tables (see Verify).
+func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err error) {
 	var tables [2]map[string]verifyTable
 	for i, tx := range v.txs {
 		if tables[i], err = verifyTables(ctx, tx); err != nil {
@@ -113,14 +100,10 @@ func (v *verifySnapshots) compareEach(ctx context.Context, found func(view bool)
 		}
 	}
 	for _, name := range unionKeys(tables[0], tables[1]) {
-		n := len(diffs)
 		l, lok := tables[0][name]
 		p, pok := tables[1][name]
 		if diffs, err = v.compareTable(ctx, name, l, lok, p, pok, tables, diffs); err != nil {
 			return nil, err
-		}
-		for range diffs[n:] {
-			found((lok && l.view) || (pok && p.view))
 		}
 	}
 	return diffs, nil
