@@ -105,7 +105,7 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 		// (localFinish). Under a hold it is not let through unasked: it asks whether it wrote
 		// first, and one that did passes the gate as any write (waiting for the hold's end).
 		if s.shim.gate.track() {
-			defer s.shim.gate.leave()
+			defer s.shim.gate.leaveSlow()
 		} else {
 			wrote, err := s.assignedXid()
 			if err != nil {

@@ -2642,10 +2642,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// passes the gate as a commit does, so that a hold (catch-up) stops it and a
 				// handover's Drain waits for it and its reply's wait for the peer. One that
 				// comes through after the role was given up is refused.
-				if err := s.shim.gate.enter(ctx); err != nil {
+				if err := s.shim.gate.enterProc(ctx); err != nil {
 					return err
 				}
-				defer s.shim.gate.leave()
+				defer s.shim.gate.leaveSlow()
 				cur := *s.shim.mode.Load()
 				if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
 					s.shim.stats.refused.Add(1)

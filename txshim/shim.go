@@ -296,9 +296,16 @@ func (s *Shim) Drain(ctx context.Context) error {
 
 // commitGate lets write commits through unless a hold is in place (see HoldCommits).
 type commitGate struct {
-	mu      sync.Mutex
-	active  int  // commits between enter and leave
-	held    bool // a hold is granted or being waited for
+	mu     sync.Mutex
+	active int // commits between enter and leave
+	// slow counts what may run long or wait for other transactions' locks while counted:
+	// procedures (enterProc, their whole run) and commits of transactions believed not to have
+	// written (track). A hold waits for them first (pausing) without stopping write commits, so
+	// that a procedure waiting for a row lock of a transaction about to commit does not stop
+	// that commit, nor a long procedure every write commit for the hold's whole wait.
+	slow    int
+	pausing bool // a hold waits for slow ones: none new is counted
+	held    bool // a hold is granted or waiting for the commits in flight
 	changed chan struct{}
 }
 
@@ -351,11 +358,23 @@ func (g *commitGate) enter(ctx context.Context) error {
 func (g *commitGate) track() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.held {
+	if g.held || g.pausing {
 		return false
 	}
-	g.active++
+	g.slow++
 	return true
+}
+
+// enterProc waits while a hold is in place or waits for slow ones, then counts the caller's
+// procedure as active (leaveSlow ends it).
+func (g *commitGate) enterProc(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.waitWhileLocked(ctx, func() bool { return g.held || g.pausing }); err != nil {
+		return err
+	}
+	g.slow++
+	return nil
 }
 
 func (g *commitGate) leave() {
@@ -365,12 +384,21 @@ func (g *commitGate) leave() {
 	g.mu.Unlock()
 }
 
-// idle waits until no commit is between enter and leave.
+// leaveSlow ends what track or enterProc counted.
+func (g *commitGate) leaveSlow() {
+	g.mu.Lock()
+	g.slow--
+	g.notifyLocked()
+	g.mu.Unlock()
+}
+
+// idle waits until no commit is between enter and leave, nor procedure or tracked commit
+// counted.
 func (g *commitGate) idle(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if err := g.waitWhileLocked(ctx, func() bool { return g.active > 0 }); err != nil {
-		return fmt.Errorf("%d commits still in flight: %w", g.active, err)
+	if err := g.waitWhileLocked(ctx, func() bool { return g.active+g.slow > 0 }); err != nil {
+		return fmt.Errorf("%d commits still in flight: %w", g.active+g.slow, err)
 	}
 	return nil
 }
@@ -379,14 +407,22 @@ func (g *commitGate) hold(ctx context.Context) (func(), error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// Another hold first: wait for its release.
-	if err := g.waitWhileLocked(ctx, func() bool { return g.held }); err != nil {
+	if err := g.waitWhileLocked(ctx, func() bool { return g.held || g.pausing }); err != nil {
 		return nil, err
 	}
-	g.held = true
-	if err := g.waitWhileLocked(ctx, func() bool { return g.active > 0 }); err != nil {
+	// Procedures and tracked commits first, write commits still going through: a procedure
+	// may wait for a row lock of a transaction whose commit a hold would stop.
+	g.pausing = true
+	if err := g.waitWhileLocked(ctx, func() bool { return g.slow > 0 }); err != nil {
+		g.pausing = false
+		g.notifyLocked()
+		return nil, fmt.Errorf("hold commits: %d procedures still running: %w", g.slow, err)
+	}
+	g.pausing, g.held = false, true
+	if err := g.waitWhileLocked(ctx, func() bool { return g.active+g.slow > 0 }); err != nil {
 		g.held = false
 		g.notifyLocked()
-		return nil, fmt.Errorf("hold commits: %d still committing: %w", g.active, err)
+		return nil, fmt.Errorf("hold commits: %d still committing: %w", g.active+g.slow, err)
 	}
 	return sync.OnceFunc(func() {
 		g.mu.Lock()

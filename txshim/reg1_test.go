@@ -1,0 +1,106 @@
+package txshim
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestReg1ProcHoldLockCycle: a procedure running in solo mode waits for a row lock held by a
+// transaction whose COMMIT arrives while catch-up asks for its hold. The hold waits for the
+// procedure (it entered the gate for its whole run), the procedure waits for the transaction's
+// lock, and the transaction's COMMIT waits at the gate for the hold: nothing moves until the
+// hold's timeout (5 s in cmd/tandem), catch-up fails, and every write commit of the site
+// stalled meanwhile.
+func TestReg1ProcHoldLockCycle(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `INSERT INTO acct VALUES (1, 0)`)
+	c.Exec(t, `CREATE PROCEDURE bump() LANGUAGE plpgsql AS $$ BEGIN UPDATE acct SET bal = bal + 1 WHERE id = 1; COMMIT; END $$`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}, Logger: quietLogger()}, ModeSolo, 1)
+	ctx := capCtx(t, 60*time.Second)
+
+	b := s.connect(t)
+	if _, err := b.Exec(ctx, "BEGIN; UPDATE acct SET bal = bal + 10 WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	procDone := make(chan error, 1)
+	go func() {
+		_, err := s.connect(t).Exec(ctx, "CALL bump()")
+		procDone <- err
+	}()
+	db := c.Open(t, c.Database())
+	waitForLong(t, "the procedure waiting for the row lock", 10*time.Second, func() bool {
+		return queryOne[int](t, db, `SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL bump()' AND wait_event_type = 'Lock'`) == 1
+	})
+	type held struct {
+		release func()
+		err     error
+		took    time.Duration
+	}
+	holdDone := make(chan held, 1)
+	go func() {
+		start := time.Now()
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second) // cmd/tandem's holdTimeout
+		defer cancel()
+		r, err := s.HoldCommits(hctx)
+		holdDone <- held{r, err, time.Since(start)}
+	}()
+	time.Sleep(200 * time.Millisecond) // the hold is asked for
+	commitDone := make(chan error, 1)
+	go func() {
+		_, err := b.Exec(ctx, "COMMIT")
+		commitDone <- err
+	}()
+	h := <-holdDone
+	if h.err != nil {
+		t.Errorf("catch-up's hold, asked while a procedure waited for a lock of a transaction about to commit: %v (after %v)", h.err, h.took.Round(time.Millisecond))
+	} else {
+		h.release()
+	}
+	if err := <-commitDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-procDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReg1LongProcStallsWrites: a procedure that runs longer than catch-up's hold timeout
+// (a batch job) makes each catch-up attempt fail, and stops every write commit of the site for
+// the whole wait.
+func TestReg1LongProcStallsWrites(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `INSERT INTO acct VALUES (1, 0), (2, 0)`)
+	c.Exec(t, `CREATE PROCEDURE batch() LANGUAGE plpgsql AS $$ BEGIN UPDATE acct SET bal = bal + 1 WHERE id = 1; COMMIT; PERFORM pg_sleep(8); END $$`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}, Logger: quietLogger()}, ModeSolo, 1)
+	ctx := capCtx(t, 60*time.Second)
+	procDone := make(chan error, 1)
+	go func() {
+		_, err := s.connect(t).Exec(ctx, "CALL batch()")
+		procDone <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	holdErr := make(chan error, 1)
+	go func() {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		r, err := s.HoldCommits(hctx)
+		if err == nil {
+			r()
+		}
+		holdErr <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	w := s.connect(t)
+	start := time.Now()
+	if _, err := w.Exec(ctx, "UPDATE acct SET bal = bal + 1 WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("an unrelated autocommit write took %v: stopped while the hold waited for a running procedure", took.Round(time.Millisecond))
+	}
+	t.Logf("hold: %v", <-holdErr)
+	<-procDone
+}
