@@ -106,6 +106,14 @@ func ownObjectRefusal(sql string, st statement) string {
 		}
 	}
 	if st.Kind == kindDDL || word(0, "CREATE", "ALTER", "DROP") {
+		// A table or alias named tandem in the statement (tandem not followed by "."): then
+		// tandem.x is most likely one of its columns (CREATE VIEW v AS SELECT tandem.id FROM
+		// tandem), which the lexer cannot tell from an object of schema tandem.
+		for i := range toks {
+			if isTandem(i) && !punct(i+1, '.') && (i == 0 || !punct(i-1, '.')) {
+				return ""
+			}
+		}
 		for i := range toks {
 			if qualified(i) && (i == 0 || !punct(i-1, '.')) {
 				return msg("schema tandem (" + sql[toks[i].start:toks[min(i+2, len(toks)-1)].end] + ")")
