@@ -221,8 +221,14 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		// runs at COMMIT cannot write a table either (a function the shim does not know writes
 		// in a transaction the client made read-write; large objects PostgreSQL before 16
 		// writes in read-only transactions too: those the lexer sees, xid).
-		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END, " +
-			"pg_catalog.set_config('transaction_read_only', 'on', true) FROM " + xid + " x"
+		// Only in a transaction that declared a WITH HOLD cursor (txFlags' unprep): COMMIT AND
+		// CHAIN begins the next transaction with this one's characteristics, and a client's READ
+		// WRITE transaction chained into a READ ONLY one (TestReg1ChainKeepsReadWrite).
+		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END FROM " + xid + " x"
+		if unprep, _ := s.txFlags(); unprep {
+			q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END, " +
+				"pg_catalog.set_config('transaction_read_only', 'on', true) FROM " + xid + " x"
+		}
 	case pol.term > 0:
 		q = "SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text, (SELECT CASE WHEN term OPERATOR(pg_catalog.>) $1::bigint OR " +
 			"(term OPERATOR(pg_catalog.=) $1::bigint AND master OPERATOR(pg_catalog.<>) $2) THEN ('" + staleMark +

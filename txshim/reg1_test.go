@@ -152,3 +152,31 @@ func TestReg1OwnObjectDDLReadsTandem(t *testing.T) {
 		}
 	}
 }
+
+// TestReg1ChainKeepsReadWrite: COMMIT AND CHAIN starts the next transaction with the
+// characteristics of the one it ended. In a read-only mode the commit check now sets
+// transaction_read_only on in the ending transaction, and the chained one inherits it: a
+// transaction the client began READ WRITE chains into a READ ONLY one, whose writes fail
+// (25006 from PostgreSQL) even once the site is master again.
+func TestReg1ChainKeepsReadWrite(t *testing.T) {
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}, Logger: quietLogger()}, ModeReadOnly, 1)
+	ctx := capCtx(t, 30*time.Second)
+	conn := s.connect(t)
+	pc := conn.PgConn()
+	if _, err := pc.Exec(ctx, "BEGIN READ WRITE; SELECT 1; COMMIT AND CHAIN").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	var ro string
+	if err := conn.QueryRow(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil {
+		t.Fatal(err)
+	}
+	if ro != "off" {
+		t.Errorf("the transaction COMMIT AND CHAIN began after a READ WRITE one: transaction_read_only = %s, want off", ro)
+	}
+	s.SetMode(ModeDual, 2)
+	if _, err := pc.Exec(ctx, "INSERT INTO acct VALUES (7, 1); COMMIT").ReadAll(); err != nil {
+		t.Errorf("a write in the chained READ WRITE transaction once master: %v", err)
+	}
+}
