@@ -692,7 +692,9 @@ func (d *database) drain(ctx context.Context) {
 		// answer; whatever they left prepared, fencing and the next master's resolver settle.
 		d.log.Warn("handover: the local database does not answer; not waiting for commits in flight")
 	} else {
-		dctx, cancel := context.WithTimeout(ctx, d.cfg.CommitTimeout+drainMargin)
+		// As long as a commit may wait for the peer (a decoder behind, a plain commit queued
+		// before it): one whose wait fails records peer_synced = false before "released" goes.
+		dctx, cancel := context.WithTimeout(ctx, txshim.CommitWaitMax(d.cfg.CommitTimeout)+drainMargin)
 		if err := d.shim.Drain(dctx); err != nil {
 			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
 		}
@@ -706,8 +708,8 @@ func (d *database) drain(ctx context.Context) {
 	}
 }
 
-// drainMargin is what a drain waits beyond commit_timeout: a commit's peer apply is bounded by
-// commit_timeout, its local PREPARE and COMMIT PREPARED are not.
+// drainMargin is what a drain waits beyond a commit's longest wait for the peer
+// (txshim.CommitWaitMax): its local PREPARE and COMMIT PREPARED are not bounded by it.
 const drainMargin = 5 * time.Second
 
 // resolve runs one pass of the resolver (DESIGN §5.4), logs what it did, and returns its
