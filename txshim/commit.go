@@ -223,7 +223,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		// writes in read-only transactions too: those the lexer sees, xid).
 		// Only in a transaction that declared a WITH HOLD cursor (txFlags' unprep): COMMIT AND
 		// CHAIN begins the next transaction with this one's characteristics, and a client's READ
-		// WRITE transaction chained into a READ ONLY one (TestReg1ChainKeepsReadWrite).
+		// WRITE transaction chained into a READ ONLY one (TestReadOnlyChainKeepsReadWrite).
 		q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END FROM " + xid + " x"
 		if unprep, _ := s.txFlags(); unprep {
 			q = "SELECT CASE WHEN x IS NOT NULL THEN ('" + readOnlyMark + " ' OPERATOR(pg_catalog.||) x)::int END, " +
