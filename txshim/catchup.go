@@ -193,7 +193,7 @@ func (s *Shipper) heldOnPeer() pglogrepl.LSN {
 // peerNewest reads, with query (one text value of one row), the lsn of the peer's newest
 // decision row of site (or of its copy of the tables: resyncGID): "0/0" when there is none,
 // or no tandem.decisions at all; "" when its tandem.decisions has no lsn column (an earlier
-// version's install) or a row of site without lsn, which peerLost takes for holding everything.
+// version's install), which peerLost takes for holding everything.
 func peerNewest(query func(q string, args ...string) (string, error), site string) (string, error) {
 	has, err := query(`SELECT CASE WHEN pg_catalog.to_regclass('tandem.decisions') IS NULL THEN 'none'
   WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass('tandem.decisions')
@@ -206,11 +206,9 @@ func peerNewest(query func(q string, args ...string) (string, error), site strin
 	case has == "nolsn":
 		return "", nil
 	}
-	// A row of the site without lsn (an earlier version's, kept until pruning lets it go) may
-	// be the one a skipped transaction was found by (errAlreadyApplied, settle): nothing to
-	// tell by while one is left.
-	return query(`SELECT CASE WHEN pg_catalog.bool_or(lsn IS NULL) THEN '' ELSE COALESCE(pg_catalog.max(lsn)::text, '0/0') END
-  FROM tandem.decisions
+	// Rows without lsn (an earlier version's) are not counted: peerHeld counts only rows this
+	// process's applies wrote, with their lsn (a skip decided by such a row raises nothing).
+	return query(`SELECT COALESCE(pg_catalog.max(lsn)::text, '0/0') FROM tandem.decisions
   WHERE substring(gid from '^tandem_(.+)_(?:[0-9]+|plain)_[0-9]+$') = $1 OR gid = $2`, site, resyncGID(site))
 }
 
@@ -723,7 +721,9 @@ func (s *Shipper) settle(ctx context.Context, peer **sql.DB, held int) int {
 		switch {
 		case e.state == stDone || e.state == stApplying || e.shipping || e.undo:
 		case peerHasEntry(e, has) || e.pos <= copied:
-			if !backup {
+			if !backup && e.pos <= copied {
+				// In the copy, whose row is at copied. A decision row found (has) may be an
+				// earlier version's, without the lsn peerNewest counts.
 				s.peerHasLocked(e)
 			}
 			s.markDoneLocked(e)

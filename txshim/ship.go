@@ -1677,7 +1677,9 @@ func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 		if e.state != stDone {
 			s.markDoneLocked(e)
 		}
-		if !j.undo {
+		if !j.undo && res == shipApplied {
+			// Only a row this apply wrote, with its lsn: a skip may have been decided by a row
+			// an earlier version wrote without one, which peerNewest cannot count.
 			s.peerHasLocked(e)
 		}
 		switch res {
