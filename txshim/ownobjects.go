@@ -106,16 +106,36 @@ func ownObjectRefusal(sql string, st statement) string {
 		}
 	}
 	if st.Kind == kindDDL || word(0, "CREATE", "ALTER", "DROP") {
-		// A table or alias named tandem in the statement (tandem not followed by "."): then
-		// tandem.x is most likely one of its columns (CREATE VIEW v AS SELECT tandem.id FROM
-		// tandem), which the lexer cannot tell from an object of schema tandem.
-		for i := range toks {
-			if isTandem(i) && !punct(i+1, '.') && (i == 0 || !punct(i-1, '.')) {
-				return ""
+		// A table or alias named tandem in CREATE or ALTER (tandem not followed by "."): then
+		// tandem.x in an expression is most likely one of its columns (CREATE VIEW v AS SELECT
+		// tandem.id FROM tandem), which the lexer cannot tell from an object of schema tandem.
+		// Not where a name stands for an object (after TABLE, ON, FROM, REFERENCES, TO, …), nor
+		// a function's (tandem.f(…)) or a column's of schema tandem (tandem.t.c): ALTER TABLE
+		// tandem.ddl ADD COLUMN tandem int changes Tandem's table all the same. DROP, GRANT,
+		// COMMENT and the like name no columns that way: never excepted.
+		bare := false
+		if word(0, "CREATE", "ALTER") {
+			for i := range toks {
+				if isTandem(i) && !punct(i+1, '.') && (i == 0 || !punct(i-1, '.')) {
+					bare = true
+					break
+				}
 			}
 		}
+		column := func(i int) bool {
+			if !bare || punct(i+3, '(') || punct(i+3, '.') || i == 0 {
+				return false
+			}
+			if word(i-1, "TABLE", "ON", "INTO", "FROM", "JOIN", "LIKE", "REFERENCES", "INDEX", "VIEW", "ONLY",
+				"EXISTS", "CONCURRENTLY", "USING", "UPDATE", "TRIGGER", "SEQUENCE", "FUNCTION", "PROCEDURE",
+				"ROUTINE", "AGGREGATE", "TYPE", "DOMAIN", "TO", "OF", "PARTITION", "INHERIT", "STATISTICS",
+				"POLICY", "RULE", "COLLATION", "OPERATOR", "CONVERSION", "SERVER", "OWNED", "BY") {
+				return false
+			}
+			return !(punct(i-1, '(') && word(i-2, "INHERITS"))
+		}
 		for i := range toks {
-			if qualified(i) && (i == 0 || !punct(i-1, '.')) {
+			if qualified(i) && (i == 0 || !punct(i-1, '.')) && !column(i) {
 				return msg("schema tandem (" + sql[toks[i].start:toks[min(i+2, len(toks)-1)].end] + ")")
 			}
 		}
