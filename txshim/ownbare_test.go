@@ -2,10 +2,10 @@ package txshim
 
 import "testing"
 
-// TestReg4OwnObjectBareTandemNoBypass: DDL that changes one of Tandem's objects is refused even
+// TestOwnObjectBareTandemNoBypass: DDL that changes one of Tandem's objects is refused even
 // when the statement also holds a bare tandem (a column, role, trigger or table of that name):
 // 3e6b966 let any such statement through.
-func TestReg4OwnObjectBareTandemNoBypass(t *testing.T) {
+func TestOwnObjectBareTandemNoBypass(t *testing.T) {
 	for _, sql := range []string{
 		`ALTER TABLE tandem.ddl ADD COLUMN tandem int`,
 		`ALTER TABLE tandem.ddl ADD tandem int`,

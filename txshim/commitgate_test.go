@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// TestReg4GateInvariants drives commitGate alone: writes (enter), procedures (enterProc),
+// TestCommitGateInvariants drives commitGate alone: writes (enter), procedures (enterProc),
 // tracked read commits (track) and holds, some cancelled while pausing or held. While a hold
 // is granted nothing is inside; holds never overlap; the flags are reset at the end.
-func TestReg4GateInvariants(t *testing.T) {
+func TestCommitGateInvariants(t *testing.T) {
 	var g commitGate
 	var inside, holds atomic.Int32
 	var stop atomic.Bool
@@ -108,9 +108,9 @@ func TestReg4GateInvariants(t *testing.T) {
 	t.Logf("holds granted %d, refused %d", granted.Load(), refused.Load())
 }
 
-// TestReg4GateIdleSeesProcAfterPause: a procedure that waited out a cancelled hold's pause is
+// TestCommitGateIdleSeesProcAfterPause: a procedure that waited out a cancelled hold's pause is
 // counted by idle (Drain).
-func TestReg4GateIdleSeesProcAfterPause(t *testing.T) {
+func TestCommitGateIdleSeesProcAfterPause(t *testing.T) {
 	var g commitGate
 	if err := g.enterProc(context.Background()); err != nil {
 		t.Fatal(err)

@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// TestReg4PeerRestoredWithOldRowsWithoutLSN: as TestPeerRestoredFromOlderDump, but the peer
+// TestPeerRestoredWithOldRowsWithoutLSN: as TestPeerRestoredFromOlderDump, but the peer
 // also holds an old decision row of this site without lsn (an earlier version's, not pruned:
 // written long before, while the other site was master, say). Since b7dbdd0 peerNewest says
 // "" while such a row is there, and the catch-up onto the restored peer calls it synced.
-func TestReg4PeerRestoredWithOldRowsWithoutLSN(t *testing.T) {
+func TestPeerRestoredWithOldRowsWithoutLSN(t *testing.T) {
 	t.Parallel()
 	d := startDualAcct(t, Options{OnPeerDown: func() bool { return true }}, 3)
 	p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
