@@ -623,6 +623,9 @@ func (c *Cluster) start() error {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	logf.Close()
+	if startedHook != nil {
+		startedHook(cmd.Process.Pid)
+	}
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
@@ -949,6 +952,9 @@ func Bin(name string) (string, error) {
 	}
 	return p, nil
 }
+
+// startedHook, when set (by this package's tests), is told each postmaster's pid as it starts.
+var startedHook func(pid int)
 
 // findBin returns the directory holding initdb and postgres: from PATH (symbolic links resolved)
 // or the newest /usr/lib/postgresql/<version>/bin.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -402,7 +403,12 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	segsBefore := orphanSegments(t)
+	// Only the segments of the postmaster this New starts: other packages' tests, run beside
+	// this one, kill clusters whose segments their own cleanup removes a moment later.
+	var mu sync.Mutex
+	var started []int
+	startedHook = func(pid int) { mu.Lock(); started = append(started, pid); mu.Unlock() }
+	defer func() { startedHook = nil }()
 	c, newErr := New(WithPasswordUser("pg_reserved", "x", "scram-sha-256"))
 	if newErr == nil {
 		c.Close()
@@ -425,23 +431,29 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 			t.Errorf("New failed (%v) and left process %d running", newErr, pid)
 		}
 	}
-	for id := range orphanSegments(t) {
-		if !segsBefore[id] {
+	mu.Lock()
+	defer mu.Unlock()
+	if len(started) == 0 {
+		t.Fatal("New started no postmaster")
+	}
+	for id, cpid := range orphanSegments(t) {
+		if slices.Contains(started, cpid) {
 			unix.SysvShmCtl(id, unix.IPC_RMID, nil)
-			t.Errorf("New failed (%v) and left shared memory segment %d, its postmaster gone", newErr, id)
+			t.Errorf("New failed (%v) and left shared memory segment %d, its postmaster %d gone", newErr, id, cpid)
 		}
 	}
 }
 
 // orphanSegments returns the System V shared memory segments nothing is attached to whose
-// creator is gone, from /proc/sysvipc/shm: what a killed postmaster leaves.
-func orphanSegments(t *testing.T) map[int]bool {
+// creator is gone, from /proc/sysvipc/shm: what a killed postmaster leaves; by id, its
+// creator's pid.
+func orphanSegments(t *testing.T) map[int]int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/sysvipc/shm")
 	if err != nil {
 		t.Skipf("no /proc/sysvipc/shm: %v", err)
 	}
-	segs := map[int]bool{}
+	segs := map[int]int{}
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line) // key shmid perms size cpid lpid nattch …
 		if len(f) < 7 {
@@ -450,7 +462,7 @@ func orphanSegments(t *testing.T) map[int]bool {
 		id, err1 := strconv.Atoi(f[1])
 		cpid, err2 := strconv.Atoi(f[4])
 		if err1 == nil && err2 == nil && f[6] == "0" && !alive(cpid) {
-			segs[id] = true
+			segs[id] = cpid
 		}
 	}
 	return segs
