@@ -32,7 +32,7 @@ commands:
   install -config FILE      check and set up both databases for the txshim (idempotent)
   verify -config FILE       compare both databases' application tables (exit 1 on a difference,
                             2 when it could not compare)
-  resolve -config FILE [-commit GID | -rollback GID [-accept-unknown-outcome]]
+  resolve -config FILE [-commit GID | -rollback GID] [-accept-unknown-outcome]
                             settle in-doubt transactions (exit 1 while some stay in doubt)
   help                      print this text
 
