@@ -465,7 +465,7 @@ func (v View) strayMembers() string {
 		}
 	}
 	return fmt.Sprintf("%d members known but %d voters configured (sites %s; witnesses %s): only one witness and two sites may "+
-		"join; a majority is counted among all of them until the stray one is stopped and this member restarted",
+		"join; a majority is counted among all of them until the stray one is stopped (or, killed, until this member restarts)",
 		v.known(), v.Voters, strings.Join(sites, ", "), strings.Join(witnesses, ", "))
 }
 

@@ -1278,7 +1278,7 @@ func (n *Node) notify(node *memberlist.Node, up bool, kind string) {
 		// A second witness or a third site: counted against the configured voters it let both
 		// sides of a partition see a majority; View.votes counts every member known instead.
 		n.log.Error("more members than configured voters (two sites and one witness): a second witness or a stray site joined; "+
-			"a majority is now counted among all of them — stop the stray member and restart this one",
+			"a majority is now counted among all of them — stop the stray member gracefully (one killed stays counted until this member restarts)",
 			"member", node.Name, "witness", meta.Witness, "known", known, "voters", n.voters)
 	}
 	switch kind {
