@@ -108,7 +108,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     IF has_rows THEN
       RAISE EXCEPTION USING ERRCODE = '0A000',
         MESSAGE = pg_catalog.format('tandem: column %I of %s would get, in the rows already there, a value each database computes for itself (its default is not a constant)', r.attname, r.rel),
-        HINT = 'Add the column without the default, fill it with UPDATE (its row changes reach both databases), then ALTER COLUMN … SET DEFAULT.';
+        HINT = 'Add the column without the default, fill it with UPDATE (its row changes reach both databases), then ALTER COLUMN ... SET DEFAULT.';
     END IF;
   END LOOP;
 `)
@@ -129,7 +129,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     IF NOT pg_catalog.pg_has_role(r.relowner, 'USAGE') THEN
       RAISE EXCEPTION USING ERRCODE = '42501',
         MESSAGE = pg_catalog.format('tandem: table %I.%I would be left without a primary key, so without a replica identity, and only its owner can give it REPLICA IDENTITY FULL', r.nspname, r.relname),
-        HINT = 'Have its owner run ALTER TABLE … REPLICA IDENTITY FULL on it through Tandem first.';
+        HINT = 'Have its owner run ALTER TABLE ... REPLICA IDENTITY FULL on it through Tandem first.';
     END IF;
     q := pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY FULL', r.nspname, r.relname);
     INSERT INTO tandem.ddl (stmt) VALUES (q);
@@ -300,7 +300,7 @@ BEGIN
   IF has_rows THEN
     RAISE EXCEPTION USING ERRCODE = '0A000',
       MESSAGE = pg_catalog.format('tandem: %s is UNLOGGED and has rows, which never reached the peer: SET LOGGED would publish its changes from now on without them', rel),
-      HINT = 'Make a logged table and fill it with INSERT … SELECT through Tandem (its rows then reach both databases), or empty this one first.';
+      HINT = 'Make a logged table and fill it with INSERT ... SELECT through Tandem (its rows then reach both databases), or empty this one first.';
   END IF;
 END
 $tandem$`

@@ -151,7 +151,7 @@ BEGIN
   -- is and does not record them, and refusing one at its end would leave what it did on the
   -- publisher (CREATE SUBSCRIPTION makes a slot there), which a rollback does not undo.
   -- REINDEX changes no definition; PostgreSQL 17 fires event triggers for it (15 does not),
-  -- and REINDEX … CONCURRENTLY would be refused after it committed its work.
+  -- and REINDEX ... CONCURRENTLY would be refused after it committed its work.
   IF TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE SUBSCRIPTION', 'ALTER SUBSCRIPTION', 'DROP SUBSCRIPTION', 'REINDEX']) THEN
     RETURN;
   END IF;
