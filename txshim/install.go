@@ -482,6 +482,19 @@ WHERE `+appRelFilter+` AND c.relpersistence = 'u' ORDER BY 1`)
 		logger.Warn("UNLOGGED tables: their rows are not shipped to the peer (they write no WAL to decode) and verify leaves them out; to ship them, ALTER TABLE … SET LOGGED on both databases, then tandem resync copies their rows",
 			"tables", unlogged)
 	}
+	// A trigger that fires in replica sessions fires in the peer's apply too, on rows the local
+	// one already made: an audit trigger's second row, a changed value (the apply is refused, or
+	// the databases differ).
+	replicaTriggers, err := queryStrings(ctx, db, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ': ' || quote_ident(tg.tgname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid
+WHERE `+appRelFilter+` AND NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R') ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("list triggers: %w", err)
+	}
+	if len(replicaTriggers) > 0 {
+		logger.Warn("triggers ENABLE ALWAYS or ENABLE REPLICA on application tables: they fire in the peer's apply too, on rows the master's trigger already wrote or changed, "+
+			"so the peer refuses the transaction or differs; make them ordinary triggers (ALTER TABLE … ENABLE TRIGGER)", "triggers", replicaTriggers)
+	}
 	for _, t := range noKey {
 		if _, err := db.ExecContext(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY FULL"); err != nil {
 			return fmt.Errorf("set REPLICA IDENTITY FULL on %s (it has no primary key): %w", t, err)

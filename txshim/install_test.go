@@ -75,7 +75,10 @@ func TestInstall(t *testing.T) {
 		`CREATE TABLE public.log (at timestamptz, msg text)`,
 		`CREATE SCHEMA app`,
 		`CREATE TABLE app.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text)`,
-		`CREATE UNLOGGED TABLE public.cache (k int PRIMARY KEY, v text)`)
+		`CREATE UNLOGGED TABLE public.cache (k int PRIMARY KEY, v text)`,
+		`CREATE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+		`CREATE TRIGGER stamp BEFORE INSERT ON public.log FOR EACH ROW EXECUTE FUNCTION public.stamp()`,
+		`ALTER TABLE public.log ENABLE ALWAYS TRIGGER stamp`)
 	if _, err := p.pdb.Exec(`ALTER TABLE app.items ALTER COLUMN name TYPE varchar(20)`); err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +155,10 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 	}
 	if out := logged.String(); !strings.Contains(out, "UNLOGGED tables") || !strings.Contains(out, "public.cache") {
 		t.Errorf("Install did not name the unlogged table:\n%s", out)
+	}
+	// A trigger that fires in replica sessions fires again in the peer's apply.
+	if out := logged.String(); !strings.Contains(out, "ENABLE ALWAYS or ENABLE REPLICA") || !strings.Contains(out, "public.log: stamp") {
+		t.Errorf("Install did not warn about the ENABLE ALWAYS trigger:\n%s", out)
 	}
 	// pgtest's clusters allow 64 prepared transactions and 100 connections.
 	if out := logged.String(); !strings.Contains(out, "max_prepared_transactions is below max_connections") || !strings.Contains(out, "max_prepared_transactions=64 max_connections=100") {
