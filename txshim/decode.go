@@ -162,8 +162,12 @@ type Decoder struct {
 	lastEnd pglogrepl.LSN // events ending at or before it were delivered (by an earlier Run too)
 }
 
-// statusInterval is how often the decoder reports its confirmed position to the server.
-const statusInterval = time.Second
+// statusInterval is how often the decoder reports its confirmed position to the server;
+// a position that moved is reported sooner, but not more often than every statusCoalesce.
+const (
+	statusInterval = time.Second
+	statusCoalesce = 20 * time.Millisecond
+)
 
 // NewDecoder returns a decoder for the slot tandem_<site> on the local database.
 func NewDecoder(localDSN, site string, logger *slog.Logger) *Decoder {
@@ -221,22 +225,44 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 
 	var (
 		reported   pglogrepl.LSN
+		sentAt     time.Time // when the last status went
 		nextStatus time.Time
 		cur        *Txn // the transaction being decoded
 		skip       bool // cur carries an origin: it came from the other site
+
+		// rctx bounds each receive by the time the next status is due (rdl); it is made anew
+		// only when that time changes, not for every message.
+		rctx context.Context
+		rdl  time.Time
+		recv = struct{ cancel context.CancelFunc }{func() {}}
 	)
+	defer func() { recv.cancel() }()
 	for {
-		if c := d.Confirmed(); c != reported || !time.Now().Before(nextStatus) {
+		// A new confirmed position goes at most every statusCoalesce (and at the latest
+		// within statusInterval): reported at every message, as the positions of busy
+		// commits move, it cost a write per transaction or two, and each made the walsender
+		// answer with a keepalive (it sends one whenever it waits for WAL while the reported
+		// position lags what it sent) — a read and an event more.
+		now := time.Now()
+		c := d.Confirmed()
+		if !now.Before(nextStatus) || (c != reported && now.Sub(sentAt) >= statusCoalesce) {
 			if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
 				WALWritePosition: c, WALFlushPosition: c, WALApplyPosition: c,
 			}); err != nil {
 				return fmt.Errorf("decoder: send standby status: %w", err)
 			}
-			reported, nextStatus = c, time.Now().Add(statusInterval)
+			reported, sentAt, nextStatus = c, now, now.Add(statusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		dl := nextStatus
+		if c != reported {
+			dl = sentAt.Add(statusCoalesce)
+		}
+		if rctx == nil || !dl.Equal(rdl) || rctx.Err() != nil {
+			recv.cancel()
+			rctx, recv.cancel = context.WithDeadline(ctx, dl)
+			rdl = dl
+		}
 		msg, err := conn.ReceiveMessage(rctx)
-		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
