@@ -840,15 +840,12 @@ func noticeCode(body []byte) string {
 
 // toClient writes one message to the client, flushing when asked.
 func (s *session) toClient(typ byte, body []byte, flush bool) error {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	if typ == 'Z' {
 		s.writeNotesLocked()
 	}
-	s.cw.Write(hdr[:])
+	writeHeader(s.cw, typ, len(body))
 	if _, err := s.cw.Write(body); err != nil {
 		return err
 	}
@@ -856,6 +853,13 @@ func (s *session) toClient(typ byte, body []byte, flush bool) error {
 		return s.cw.Flush()
 	}
 	return nil
+}
+
+// writeHeader buffers the header (type byte and length) of a message whose body is n bytes,
+// in w's own free space: a header array handed to Write would be allocated for every message.
+// An error stays in w, for the Write or Flush after it to return.
+func writeHeader(w *bufio.Writer, typ byte, n int) {
+	w.Write(binary.BigEndian.AppendUint32(append(w.AvailableBuffer(), typ), uint32(n+4)))
 }
 
 // writeNotesLocked writes the notifications held for the client's next ReadyForQuery (notes),
@@ -909,10 +913,7 @@ func (s *session) emitRFQ(st byte) error {
 
 // forward writes one client message to the backend unchanged.
 func (s *session) forward(typ byte, body []byte, flush bool) error {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
-	s.bw.Write(hdr[:])
+	writeHeader(s.bw, typ, len(body))
 	if _, err := s.bw.Write(body); err != nil {
 		return err
 	}
@@ -934,10 +935,7 @@ func (s *session) push(p *pending) {
 // sendQuery writes a simple Query of the shim's own, queued as p; flush=false pipelines it.
 func (s *session) sendQuery(q string, p *pending, flush bool) error {
 	s.push(p)
-	var hdr [5]byte
-	hdr[0] = 'Q'
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(q)+5))
-	s.bw.Write(hdr[:])
+	writeHeader(s.bw, 'Q', len(q)+1)
 	s.bw.WriteString(q)
 	if err := s.bw.WriteByte(0); err != nil {
 		return err
