@@ -347,6 +347,24 @@ type pipelineStep struct {
 	prepareSQL applyStmt // non-zero: a Parse under name, cached under this key (a.stmts) on success
 	name       string
 	what       string // for errors: which change this was
+	// kind, rel, index: for a step of a row change, what names it (changeWhat), made only for an
+	// error rather than for every change.
+	kind  byte
+	rel   *Relation
+	index int
+}
+
+// describe is what the step was, for an error.
+func (s pipelineStep) describe() string {
+	if s.what == "" && s.rel != nil {
+		return changeWhat(s.index, s.kind, s.rel)
+	}
+	return s.what
+}
+
+// changeWhat names change i of a transaction in errors.
+func changeWhat(i int, kind byte, rel *Relation) string {
+	return fmt.Sprintf("change %d (%c on %s)", i+1, kind, rel.QualifiedName())
 }
 
 // maxApplyStmts bounds the statements an apply connection keeps prepared on the peer, each
@@ -685,13 +703,20 @@ func (t *applyTx) change(i int, c Change) error {
 
 // send queues change i as its statement, and ends the round trip every applyBatch changes.
 func (t *applyTx) send(i int, c Change) error {
-	what := fmt.Sprintf("change %d (%c on %s)", i+1, c.Kind, c.Rel.QualifiedName())
+	// The steps of the change are named after it only when one fails (describe).
+	named := func(from int) {
+		for k := from; k < len(t.steps); k++ {
+			t.steps[k].kind, t.steps[k].rel, t.steps[k].index = c.Kind, c.Rel, i
+		}
+	}
 	if c.Kind == ChangeTruncate {
 		prs, err := t.peerRels(c.Truncated)
 		if err != nil {
 			return err
 		}
-		t.query(what, truncateSQL(c, prs))
+		from := len(t.steps)
+		t.query("", truncateSQL(c, prs))
+		named(from)
 	} else {
 		var pr *peerRel
 		if c.Kind == ChangeUpdate || c.Kind == ChangeDelete {
@@ -703,9 +728,11 @@ func (t *applyTx) send(i int, c Change) error {
 		}
 		sql, params, err := changeSQL(c, pr)
 		if err != nil {
-			return fmt.Errorf("apply %s: %s: %w", t.gid, what, err)
+			return fmt.Errorf("apply %s: %s: %w", t.gid, changeWhat(i, c.Kind, c.Rel), err)
 		}
-		t.preparedFor(what, sql, relKey(c.Rel), params)
+		from := len(t.steps)
+		t.preparedFor("", sql, relKey(c.Rel), params)
+		named(from)
 		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
 			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
 			if stmt, ok := ddlStmt(c); ok {
@@ -914,7 +941,7 @@ func (a *applyConn) forgetPending(steps []pipelineStep) {
 func stepError(gid string, steps []pipelineStep, i int, err error) error {
 	what := "a statement"
 	if i < len(steps) {
-		what = steps[i].what
+		what = steps[i].describe()
 	}
 	return fmt.Errorf("apply %s on the peer: %s: %w", gid, what, err)
 }
