@@ -317,8 +317,12 @@ WHERE `+appRelFilter)
 // and EXCLUDE constraints and unique indexes (which refuse rows the other database took),
 // persistence (an UNLOGGED table is neither shipped nor kept over a crash) and triggers that fire
 // in replica sessions (ENABLE ALWAYS, ENABLE REPLICA: they change or add rows on the peer alone)
-// must be the same on both databases. Named by their definitions, not their names. Foreign
-// keys, ordinary triggers and rules, defaults and plain indexes do not act on the apply's rows.
+// must be the same on both databases. Named by their definitions, not their names (a trigger's
+// definition with its name cut out). Left out as well: whether a CHECK is validated (NOT VALID
+// checks the apply's rows all the same), the storage parameters of a unique index or an EXCLUDE
+// constraint's (WITH (fillfactor=...)), and a UNIQUE constraint that is not DEFERRABLE, whose
+// index says all it does (a unique index made without one refuses the same rows). Foreign keys,
+// ordinary triggers and rules, defaults and plain indexes do not act on the apply's rows.
 const appTableFactsSQL = `SELECT n.nspname, c.relname,
   CASE c.relkind WHEN 'p' THEN 'partitioned by ' || pg_get_partkeydef(c.oid) ELSE 'a plain table' END
     || CASE c.relpersistence WHEN 'u' THEN ', UNLOGGED' ELSE '' END
@@ -329,20 +333,31 @@ SELECT n.nspname, c.relname,
     ELSE 'inherits from ' || i.inhparent::regclass::text END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_inherits i ON i.inhrelid = c.oid WHERE ` + appRelFilter + `
 UNION ALL
-SELECT n.nspname, c.relname, 'constraint ' || pg_get_constraintdef(con.oid)
+SELECT n.nspname, c.relname, 'constraint ' || CASE WHEN ic.reloptions IS NULL THEN d.def ELSE replace(d.def, ` + indexStorageSQL + `, '') END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_constraint con ON con.conrelid = c.oid
-WHERE ` + appRelFilter + ` AND con.contype IN ('c', 'u', 'x')
+  LEFT JOIN pg_class ic ON ic.oid = con.conindid,
+  LATERAL (SELECT regexp_replace(pg_get_constraintdef(con.oid), ' NOT VALID$', '') AS def) d
+WHERE ` + appRelFilter + ` AND (con.contype IN ('c', 'x') OR (con.contype = 'u' AND con.condeferrable))
 UNION ALL
 SELECT n.nspname, c.relname,
-  'unique index' || substring(pg_get_indexdef(x.indexrelid) from ' USING .*$')
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index x ON x.indrelid = c.oid
+  'unique index' || CASE WHEN ic.reloptions IS NULL THEN d.def ELSE replace(d.def, ` + indexStorageSQL + `, '') END
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index x ON x.indrelid = c.oid JOIN pg_class ic ON ic.oid = x.indexrelid,
+  LATERAL (SELECT substring(pg_get_indexdef(x.indexrelid) from ' USING .*$') AS def) d
 WHERE ` + appRelFilter + ` AND x.indisunique
 UNION ALL
 SELECT n.nspname, c.relname,
-  'trigger firing in the apply (ENABLE ' || CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END || '): ' || pg_get_triggerdef(tg.oid)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid
+  'trigger firing in the apply (ENABLE ' || CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END || '): ' || k.head
+    || substr(pg_get_triggerdef(tg.oid), length(k.head || ' ' || quote_ident(tg.tgname)) + 1)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
+  LATERAL (SELECT CASE WHEN tg.tgconstraint <> 0 THEN 'CREATE CONSTRAINT TRIGGER' ELSE 'CREATE TRIGGER' END AS head) k
 WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R')
 ORDER BY 1, 2, 3`
+
+// indexStorageSQL is the WITH (...) clause pg_get_indexdef and pg_get_constraintdef print of
+// index ic's storage parameters (ruleutils.c flatten_reloptions), for the facts to leave out.
+const indexStorageSQL = `' WITH (' || (SELECT string_agg(quote_ident(split_part(o, '=', 1)) || '='
+    || CASE WHEN quote_ident(v) = v THEN v ELSE quote_literal(v) END, ', ' ORDER BY k)
+  FROM unnest(ic.reloptions) WITH ORDINALITY AS r(o, k), LATERAL (SELECT substr(o, strpos(o, '=') + 1) AS v) ov) || ')'`
 
 // appObjectsSQL lists the definitions the apply's values pass through: each type of the
 // application schemas a column may be made of (a domain's base type, typmod and constraints —
@@ -356,7 +371,8 @@ const appObjectsSQL = `SELECT 'type', n.nspname, t.typname,
   WHEN 'd' THEN 'domain over ' || format_type(t.typbasetype, t.typtypmod)
     || CASE WHEN t.typcollation <> (SELECT typcollation FROM pg_type WHERE oid = t.typbasetype) THEN ' COLLATE ' || t.typcollation::regcollation::text ELSE '' END
     || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
-    || coalesce((SELECT ' ' || string_agg(pg_get_constraintdef(k.oid), ' ' ORDER BY pg_get_constraintdef(k.oid)) FROM pg_constraint k WHERE k.contypid = t.oid), '')
+    || coalesce((SELECT ' ' || string_agg(k.def, ' ' ORDER BY k.def)
+      FROM (SELECT regexp_replace(pg_get_constraintdef(k.oid), ' NOT VALID$', '') AS def FROM pg_constraint k WHERE k.contypid = t.oid) k), '')
   WHEN 'r' THEN 'range of ' || (SELECT format_type(r.rngsubtype, -1)
       || CASE WHEN r.rngcollation <> (SELECT typcollation FROM pg_type WHERE oid = r.rngsubtype) THEN ' COLLATE ' || r.rngcollation::regcollation::text ELSE '' END FROM pg_range r WHERE r.rngtypid = t.oid)
   ELSE 'composite (' || coalesce((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
