@@ -22,10 +22,10 @@ func reg6CPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// TestReg6DecoderIdleConfirm: the last confirmed position before a quiet period reaches the
+// TestDecoderIdleConfirm: the last confirmed position before a quiet period reaches the
 // slot within statusInterval, the idle decoder does not spin, and a short wal_sender_timeout
 // does not end the stream while idle or busy.
-func TestReg6DecoderIdleConfirm(t *testing.T) {
+func TestDecoderIdleConfirm(t *testing.T) {
 	p := startCapPair(t, pgtest.WithSetting("wal_sender_timeout", "2s"))
 	ctx := capCtx(t, 90*time.Second)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
@@ -97,9 +97,9 @@ func TestReg6DecoderIdleConfirm(t *testing.T) {
 	nextTxnEvent(t, evs)
 }
 
-// TestReg6WriteHeader: writeHeader writes type and length for any fill of the buffer, any
+// TestWriteHeader: writeHeader writes type and length for any fill of the buffer, any
 // body size (larger than the buffer too), and a failing writer's error stays.
-func TestReg6WriteHeader(t *testing.T) {
+func TestWriteHeader(t *testing.T) {
 	for _, size := range []int{16, 17, 20, 64} {
 		for pre := 0; pre <= size; pre++ {
 			for _, n := range []int{0, 1, 3, 4, 5, 11, 15, 16, 17, 63, 64, 65, 1000} {
@@ -124,9 +124,9 @@ func TestReg6WriteHeader(t *testing.T) {
 	}
 }
 
-// TestReg6RefusedChangeNamed: a refused apply names the change the peer refused, its kind and
+// TestRefusedChangeNamed: a refused apply names the change the peer refused, its kind and
 // table, for each step that can fail (a first Parse, an Execute).
-func TestReg6RefusedChangeNamed(t *testing.T) {
+func TestRefusedChangeNamed(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE t (id int PRIMARY KEY, v int)`, `CREATE TABLE u (id int PRIMARY KEY)`, `INSERT INTO t VALUES (1, 1), (2, 2)`)
 	installPair(t, p)
@@ -158,9 +158,9 @@ func TestReg6RefusedChangeNamed(t *testing.T) {
 	}
 }
 
-// TestReg6LargeMessagesThroughShim: messages larger than the session's buffers, each way
+// TestLargeMessagesThroughShim: messages larger than the session's buffers, each way
 // (rows, CopyData out and in, a large Query and Bind), arrive whole.
-func TestReg6LargeMessagesThroughShim(t *testing.T) {
+func TestLargeMessagesThroughShim(t *testing.T) {
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	c.Exec(t, "CREATE TABLE big (k int PRIMARY KEY, v text)")
