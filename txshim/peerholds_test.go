@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -20,9 +19,7 @@ func TestVerifyAfterCatchUpUnheldWriteNoResync(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k serial PRIMARY KEY, v text)`)
 	installPair(t, p)
-	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, VerifyCatchUp: true, Logger: quietLogger()}
-	noHold := func(context.Context) (func(), error) { return func() {}, nil }
+	cfg := verifyingShipperConfig(p)
 	sh := NewShipper(cfg)
 	sh.SetTerm(1)
 	runShipper(t, sh)
@@ -73,7 +70,6 @@ func TestPeerHoldsRowsWithoutLSN(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)
-	noHold := func(context.Context) (func(), error) { return func() {}, nil }
 	// What the earlier version shipped: the change and its decision row, without lsn.
 	xid := queryOne[int64](t, p.ldb, `WITH i AS (INSERT INTO kv VALUES (1, 'one')) SELECT txid_current() % 4294967296`)
 	p.peer.Exec(t, `INSERT INTO kv VALUES (1, 'one')`)

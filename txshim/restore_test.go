@@ -12,6 +12,16 @@ import (
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
+// verifyingShipperConfig is a Shipper of site a over p (one peer connection) that compares
+// both databases after each catch-up.
+func verifyingShipperConfig(p *capPair) ShipperConfig {
+	return ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, VerifyCatchUp: true, Logger: quietLogger()}
+}
+
+// noHold is a catch-up's hold that holds nothing (no shim).
+func noHold(context.Context) (func(), error) { return func() {}, nil }
+
 // pgBin is the path of a PostgreSQL client program beside the server's.
 func pgBin(t *testing.T, name string) string {
 	t.Helper()
@@ -162,9 +172,7 @@ func TestPeerRestoredWhileStopped(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)
-	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, VerifyCatchUp: true, Logger: quietLogger()}
-	noHold := func(context.Context) (func(), error) { return func() {}, nil }
+	cfg := verifyingShipperConfig(p)
 	sh1 := NewShipper(cfg)
 	sh1.SetTerm(1)
 	stop := runShipper(t, sh1)
@@ -209,9 +217,7 @@ func TestVerifyAfterCatchUpViewOnly(t *testing.T) {
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`,
 		`CREATE MATERIALIZED VIEW mv AS SELECT k, random() AS r FROM kv`)
 	installPair(t, p)
-	cfg := ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 3 * time.Second, SequenceInterval: -1, VerifyCatchUp: true, Logger: quietLogger()}
-	noHold := func(context.Context) (func(), error) { return func() {}, nil }
+	cfg := verifyingShipperConfig(p)
 	sh := NewShipper(cfg)
 	sh.SetTerm(1)
 	runShipper(t, sh)
