@@ -82,10 +82,6 @@ type View struct {
 	// while T is the newest term and its master is not alive, self counts as current (rule 2).
 	// 0: none.
 	AcceptLoss uint64
-	// Duplicate is the address of another live member that claims self's site name (""
-	// none): gossip ignores one of the two, so the other site may see only the other one —
-	// a master, maybe. Self takes no role while it holds; a master keeps its own.
-	Duplicate string
 	// Settle, when positive, makes a promotion two-step: the candidate
 	// first publishes Claim = T and promotes only after its claim has been
 	// out for Settle without a better claim for T showing up. With Settle
@@ -152,9 +148,6 @@ func Decide(v View) Action {
 			return Action{Kind: Unfence, Reason: reason}
 		}
 		return Action{Reason: reason}
-	}
-	if v.Duplicate != "" {
-		return Action{Reason: fmt.Sprintf("another member claims site %s at %s: stop one of them", self.Site, v.Duplicate)}
 	}
 	if v.coldWait(self) {
 		return Action{Reason: "cold start: waiting to see a peer that knows the current term (tandem promote -force overrides)"}

@@ -125,20 +125,15 @@ type Node struct {
 	// across a Save that may wait for a database. Taken before mu.
 	recMu sync.Mutex
 
-	mu        sync.Mutex
-	meta      Meta // what is published
-	metaBytes []byte
-	metaDirty bool
-	role      Role   // local role; stays ahead of meta.Role while a release drains
-	releasing uint64 // see State.Releasing
-	reason    string
-	decision  string // see State.Decision
-	splitMark splitBrainMark
-	// dup is another live process that claims this site's name (memberlist reported a name
-	// conflict: a copied file with another bind, a replacement host started early): its
-	// address, and the direct probes to it that failed in a row. "" none.
-	dup           string
-	dupFails      int
+	mu            sync.Mutex
+	meta          Meta // what is published
+	metaBytes     []byte
+	metaDirty     bool
+	role          Role   // local role; stays ahead of meta.Role while a release drains
+	releasing     uint64 // see State.Releasing
+	reason        string
+	decision      string // see State.Decision
+	splitMark     splitBrainMark
 	announced     uint64 // the term whose peer_synced = false this process recorded
 	announcedOnly uint64 // the term checkSplitBrain found announced only (it may yet prove solo)
 	roleChanges   uint64
@@ -318,7 +313,6 @@ func (n *Node) memberlistConfig(dials context.Context) (*memberlist.Config, erro
 	c.SecretKey = n.cfg.Gossip.SecretKey
 	c.Delegate = delegate{n}
 	c.Events = events{n}
-	c.Conflict = conflicts{n}
 	c.LogOutput = nil
 	c.Logger = log.New(mlWriter{n.mlLog}, "", 0)
 	if n.cut != nil {
@@ -837,7 +831,6 @@ func (n *Node) viewLocked(now time.Time) View {
 		AcceptLoss:     n.acceptLoss,
 		Settle:         n.prof.settle,
 		ClaimedAt:      n.claimedAt,
-		Duplicate:      n.dup,
 	}
 	if n.switchTo != "" && now.Before(n.switchUntil) {
 		v.Switchover = n.switchTo
@@ -1325,12 +1318,8 @@ func (n *Node) probeLoop(ctx context.Context, ml *memberlist.Memberlist) {
 				targets = append(targets, target{name, p.addr})
 			}
 		}
-		dup := n.dup
 		n.mu.Unlock()
 		var wg sync.WaitGroup
-		if dup != "" {
-			wg.Go(func() { n.probeDup(ml, dup) })
-		}
 		for _, tg := range targets {
 			wg.Go(func() {
 				_, err := ml.Ping(tg.name, tg.addr)
@@ -1469,68 +1458,6 @@ type events struct{ n *Node }
 func (e events) NotifyJoin(node *memberlist.Node)   { e.n.notify(node, true, "join") }
 func (e events) NotifyUpdate(node *memberlist.Node) { e.n.notify(node, true, "update") }
 func (e events) NotifyLeave(node *memberlist.Node)  { e.n.notify(node, false, "leave") }
-
-// conflicts hears of two members with one name at different addresses. memberlist keeps the
-// one it knew first and ignores the other, so a second process claiming this site's name
-// (a copied file with only its bind changed, a replacement host started before the old one
-// stopped) saw the other site, but not the process holding its name — master, maybe — and
-// the other site never saw it: it became master of a term nobody else heard of, beside the
-// first (two masters).
-type conflicts struct{ n *Node }
-
-func (c conflicts) NotifyConflict(existing, other *memberlist.Node) {
-	n := c.n
-	if existing.Name != n.cfg.Site {
-		n.log.Error("two members claim one site: the one known first is kept, the other ignored — stop the wrong one",
-			"site", existing.Name, "kept", existing.Address(), "ignored", other.Address())
-		return
-	}
-	addr := other.Address()
-	n.mu.Lock()
-	known := n.dup == addr
-	n.dup, n.dupFails = addr, 0
-	master := n.role == RoleMaster
-	n.mu.Unlock()
-	if !known {
-		if master {
-			n.log.Error("another member claims this site's name: it must not take the role while this master holds it — stop it",
-				"site", n.cfg.Site, "other", addr)
-		} else {
-			n.log.Error("another member claims this site's name: this one takes no role while it answers — stop one of them",
-				"site", n.cfg.Site, "other", addr)
-		}
-	}
-	n.poke()
-}
-
-// probeDup pings the process that claims this site's name at addr: it holds while it
-// answers, and is gone after probeFailures failed probes in a row (it stopped, or was the
-// dead process of a site restarted at another address, whose name memberlist reclaims).
-func (n *Node) probeDup(ml *memberlist.Memberlist, addr string) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err == nil {
-		_, err = ml.Ping(n.cfg.Site, ua)
-	}
-	n.mu.Lock()
-	if n.dup != addr {
-		n.mu.Unlock()
-		return
-	}
-	gone := false
-	if err != nil {
-		n.dupFails++
-		if gone = n.dupFails >= n.prof.probeFailures; gone {
-			n.dup, n.dupFails = "", 0
-		}
-	} else {
-		n.dupFails = 0
-	}
-	n.mu.Unlock()
-	if gone {
-		n.log.Info("the other member that claimed this site's name no longer answers", "other", addr)
-		n.poke()
-	}
-}
 
 // mlWriter sends memberlist's log lines to slog one level lower than
 // memberlist gives them: it logs the normal comings and goings of peers
