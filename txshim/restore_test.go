@@ -64,57 +64,68 @@ func restoreDB(t *testing.T, c *pgtest.Cluster, db, file string) {
 // catch-up must not call that peer synced: it lacks transactions the slot was confirmed past
 // (their decision rows are gone with them), so only the solo backlog would reach it, and the
 // two databases would stay different while dual commits go on (inserts succeed; the dump's
-// rows take updates of their own). It needs resync.
+// rows take updates of their own). It needs resync — also when the peer holds an old decision
+// row of this site without lsn (an earlier version's, not pruned), which once made the check
+// say it could not tell.
 func TestPeerRestoredFromOlderDump(t *testing.T) {
-	t.Parallel()
-	d := startDualAcct(t, Options{OnPeerDown: func() bool { return true }}, 3)
-	p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
-	waitFor(t, "the first commit on the peer", func() bool {
-		return queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`) == 99
-	})
-	dump := dumpDB(t, p.peer, "app")
-	// Dual commits the dump lacks.
-	for _, q := range []string{
-		`INSERT INTO acct VALUES (10, 1000)`,
-		`UPDATE acct SET balance = balance + 5 WHERE id = 2`,
+	for _, tc := range []struct {
+		name  string
+		setup string // run on the peer before the dump
+	}{
+		{"dump", ""},
+		{"old row without lsn", `INSERT INTO tandem.decisions (gid, at) VALUES ('` + plainGID("a", 7) + `', now() - interval '30 days')`},
 	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
-		t.Fatalf("mode %v, synced %v before the restore: want dual, synced", m, sh.PeerSynced())
-	}
-	waitForLong(t, "the dual commits on the peer", 20*time.Second, func() bool {
-		return sh.Backlog() == 0 && queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
-	})
-	requireSame(t, p)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d := startDualAcct(t, Options{OnPeerDown: func() bool { return true }}, 3)
+			p, sh, shim, hold, ctx, conn := d.p, d.sh, d.shim, d.hold, d.ctx, d.conn
+			if tc.setup != "" {
+				p.peer.Exec(t, tc.setup)
+			}
+			waitFor(t, "the first commit on the peer", func() bool {
+				return queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`) == 99
+			})
+			dump := dumpDB(t, p.peer, "app")
+			// Dual commits the dump lacks.
+			for _, q := range []string{
+				`INSERT INTO acct VALUES (10, 1000)`,
+				`UPDATE acct SET balance = balance + 5 WHERE id = 2`,
+			} {
+				if _, err := conn.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if m, _ := shim.Mode(); m != ModeDual || !sh.PeerSynced() {
+				t.Fatalf("mode %v, synced %v before the restore: want dual, synced", m, sh.PeerSynced())
+			}
+			waitForLong(t, "the dual commits on the peer", 20*time.Second, func() bool {
+				return sh.Backlog() == 0 && queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+			})
+			requireSame(t, p)
 
-	restoreDB(t, p.peer, "app", dump)
+			restoreDB(t, p.peer, "app", dump)
 
-	// The next commit finds the peer's connections gone: committed alone.
-	if _, err := conn.Exec(ctx, `INSERT INTO acct VALUES (11, 1100)`); err != nil {
-		t.Fatalf("commit after the restore: %v", err)
-	}
-	waitFor(t, "solo mode", func() bool { m, _ := shim.Mode(); return m == ModeSolo })
+			// The next commit finds the peer's connections gone: committed alone.
+			if _, err := conn.Exec(ctx, `INSERT INTO acct VALUES (11, 1100)`); err != nil {
+				t.Fatalf("commit after the restore: %v", err)
+			}
+			waitFor(t, "solo mode", func() bool { m, _ := shim.Mode(); return m == ModeSolo })
 
-	err := sh.CatchUp(capCtx(t, 30*time.Second), hold)
-	synced := sh.PeerSynced()
-	var diffs []string
-	if verr := func() error {
-		var err error
-		diffs, err = Verify(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
-		return err
-	}(); verr != nil {
-		t.Fatal(verr)
-	}
-	t.Logf("CatchUp: %v; synced %v; Err %v; differences after it: %v", err, synced, sh.Err(), diffs)
-	if synced || !errors.Is(err, ErrNeedsResync) || sh.Err() == nil {
-		t.Errorf("catch-up onto the restored peer: err %v, synced %v, Err %v; want ErrNeedsResync, not synced (databases differ: %v)",
-			err, synced, sh.Err(), diffs)
-	}
-	if m, _ := shim.Mode(); m == ModeDual {
-		t.Errorf("the shim went dual onto a peer lacking earlier commits")
+			err := sh.CatchUp(capCtx(t, 30*time.Second), hold)
+			synced := sh.PeerSynced()
+			diffs, verr := Verify(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+			if verr != nil {
+				t.Fatal(verr)
+			}
+			t.Logf("CatchUp: %v; synced %v; Err %v; differences after it: %v", err, synced, sh.Err(), diffs)
+			if synced || !errors.Is(err, ErrNeedsResync) || sh.Err() == nil {
+				t.Errorf("catch-up onto the restored peer: err %v, synced %v, Err %v; want ErrNeedsResync, not synced (databases differ: %v)",
+					err, synced, sh.Err(), diffs)
+			}
+			if m, _ := shim.Mode(); m == ModeDual {
+				t.Errorf("the shim went dual onto a peer lacking earlier commits")
+			}
+		})
 	}
 }
 
