@@ -1968,12 +1968,25 @@ type unit interface {
 }
 
 type queryUnit struct {
-	text string
-	sts  []statement
+	text  string
+	sts   []statement
+	infos []*stmtInfo // info's results, made once per statement (walk asks for them many times)
 }
 
 func (u *queryUnit) n() int { return len(u.sts) }
 func (u *queryUnit) info(i int) stmtInfo {
+	if u.infos == nil {
+		u.infos = make([]*stmtInfo, len(u.sts))
+	}
+	if si := u.infos[i]; si != nil {
+		return *si
+	}
+	si := u.makeInfo(i)
+	u.infos[i] = &si
+	return si
+}
+
+func (u *queryUnit) makeInfo(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
 		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st)}
