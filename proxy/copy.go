@@ -45,12 +45,12 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn, pipes chan struct{}) {
 	n, err := copyStream(dst, src, pipes)
 	if err == nil {
+		// Fails when dst is gone already (reset, ENOTCONN): the opposite direction may be
+		// waiting on src with dst's last bytes and not have seen that, so it is passed on
+		// here, as a reset too.
 		err = dst.CloseWrite()
-		if err != nil {
-			src.Close()
-			dst.Close()
-		}
-	} else {
+	}
+	if err != nil {
 		if !errors.Is(err, net.ErrClosed) {
 			_ = src.SetLinger(0)
 			_ = dst.SetLinger(0)

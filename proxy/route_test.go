@@ -370,6 +370,46 @@ func TestResetPropagates(t *testing.T) {
 	})
 }
 
+// A server that resets while its reply waits for a client that does not read, then the
+// client half-closes: the client's end finds the server's side gone (its shutdown fails) while
+// the reply's direction still waits on the client and has not seen the reset. The client must
+// get a reset, not the part of the reply that was on its way and a FIN that passes it for the
+// whole.
+func TestServerResetBeforeClientHalfClose(t *testing.T) {
+	blocked := make(chan struct{})
+	srv := startBackend(t, "", func(c net.Conn) {
+		chunk := make([]byte, 64<<10)
+		for {
+			_ = c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := c.Write(chunk); err != nil {
+				break // every buffer on the way is full
+			}
+		}
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST
+		close(blocked)
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", srv.addr))
+	c := dial(t, addrs[0])
+	select {
+	case <-blocked:
+	case <-time.After(8 * time.Second):
+		t.Fatal("the server's writes never filled the buffers")
+	}
+	time.Sleep(100 * time.Millisecond) // the reset reaches the proxy
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, c.br)
+	switch {
+	case err == nil:
+		t.Fatalf("client read %d bytes and a clean EOF after the server's reset: the truncated reply looks complete", n)
+	case !strings.Contains(err.Error(), "reset"):
+		t.Fatalf("client read error %v, want a reset", err)
+	}
+}
+
 // A failover sets "no master", then the new one, in quick succession: a
 // connection cut by the first is counted once, though its handler may not
 // have ended before the second.
