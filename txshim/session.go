@@ -139,6 +139,7 @@ type stmtInfo struct {
 	holdWrite    bool // DECLARE … WITH HOLD whose query may write (statement.Hold, a write)
 	copyIn       bool
 	proc         bool    // CALL
+	manyCalls    bool    // a read with calls past those the lexer kept (pastKeptCalls)
 	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
@@ -1491,13 +1492,20 @@ func (s *session) lex(sql string) []statement {
 			f.noteDDL(st, sql[st.Start:st.End])
 		}
 		f.check(st)
-		// A large-object writer among calls past those the lexer kept (ManyCalls) is not seen:
-		// on a read-only site, where PostgreSQL 15 would run it, such a read counts as a write.
-		if st.Kind == kindRead && (callsLargeObjectWriter(st.Calls) || (st.ManyCalls && s.policy().readOnly)) {
+		if st.Kind == kindRead && callsLargeObjectWriter(st.Calls) {
 			st.Kind = kindWrite
 		}
 	}
 	return sts
+}
+
+// pastKeptCalls tells whether a statement of kind, with calls past those the lexer kept
+// (manyCalls), counts as a write under pol: a large-object writer among them is not seen, and
+// on a read-only site, where PostgreSQL 15 would run it, such a read is taken for a write. It
+// is decided for the mode the statement runs in, not the one it was parsed in: a statement
+// prepared while the site was master may run after it became read-only.
+func pastKeptCalls(kind stmtKind, manyCalls bool, pol policy) bool {
+	return kind == kindRead && manyCalls && pol.readOnly
 }
 
 // checkSettings ends the session (settingError) before statements sts of text run when one
@@ -1553,6 +1561,11 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		return err
 	}
 	pol := s.policy()
+	for i := range sts {
+		if pastKeptCalls(sts[i].Kind, sts[i].ManyCalls, pol) {
+			sts[i].Kind = kindWrite
+		}
+	}
 	st, err := s.barrier()
 	if err == nil {
 		s.lexWait = false
@@ -1709,6 +1722,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				si.detached = detachedText(query, st)
 				si.changesRO = changesReadOnly(query, st)
 				si.ownObject = ownObjectRefusal(query, st)
+				si.manyCalls = st.Kind == kindRead && st.ManyCalls
 				break
 			}
 		}
@@ -1753,6 +1767,8 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			info = unknownStmt
 		case si.kind == kindNoTxBlock:
 			info = stmtInfo{kind: kindNoTxBlock, proc: si.proc}
+		case si.manyCalls:
+			info.manyCalls = true // a write in read-only modes (runBatch)
 		}
 	case 'E':
 		portal, _, ok := cString(body)
@@ -1845,6 +1861,14 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		return nil
 	}
 	pol := s.policy()
+	for i := range s.items {
+		switch it := &s.items[i]; {
+		case it.typ == 'B' && it.info.manyCalls && pol.readOnly:
+			it.info = unknownStmt // as a Bind of a write (handleExt)
+		case pastKeptCalls(it.info.kind, it.info.manyCalls, pol):
+			it.info.kind = kindWrite
+		}
+	}
 	u := &extUnit{buf: s.ebuf, items: s.items}
 	neutral := true
 	for _, it := range s.items {
