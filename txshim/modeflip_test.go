@@ -379,3 +379,34 @@ func TestSettingReportedBeforeOwnBegin(t *testing.T) {
 		t.Fatalf("%d transactions left prepared", n)
 	}
 }
+
+// TestPromotedMidTransaction: a session whose transaction began while the site was read-only
+// (the shim put default_transaction_read_only on) ends it after the site became master, and
+// writes in the same request: the write begins a new transaction on a master, and must not be
+// refused as on a read-only site.
+func TestPromotedMidTransaction(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	peer := &fakePeer{c: c, t: t}
+	s := startShim(t, c, Options{Peer: peer}, ModeReadOnly, 1)
+	for i, end := range []string{"COMMIT", "ROLLBACK"} {
+		t.Run(end, func(t *testing.T) {
+			s.SetMode(ModeReadOnly, 1)
+			conn := s.connect(t)
+			ctx := capCtx(t, 20*time.Second)
+			if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			s.SetMode(ModeDual, 2)
+			q := fmt.Sprintf("%s; INSERT INTO acct VALUES (%d, 0)", end, 100+i)
+			if _, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatalf("%q in dual mode, the transaction begun while read-only: %v", q, err)
+			}
+			var ro string
+			if err := conn.QueryRow(ctx, "SHOW default_transaction_read_only").Scan(&ro); err != nil || ro != "off" {
+				t.Errorf("default_transaction_read_only after the promotion: %q, %v; want off", ro, err)
+			}
+		})
+	}
+}

@@ -1303,12 +1303,18 @@ func (s *session) readOnlyChange(pol policy) bool {
 
 // reassertReadOnly puts default_transaction_read_only back on in read-only modes where a
 // transaction of the client's may begin inside a request, after one ended (walk): the
-// statements before it in the request may have turned it off. The status must be idle.
+// statements before it in the request may have turned it off. In the other modes it gives the
+// client its own value back when the shim still holds it on: the transaction that ended began
+// while the site was read-only, and the request started in it, so startUnit did not. The
+// status must be idle.
 func (s *session) reassertReadOnly(pol policy) error {
-	if !pol.readOnly || !s.readOnlyChange(pol) {
+	if !s.readOnlyChange(pol) {
 		return nil
 	}
-	s.readOnlySet = true
+	s.readOnlySet = pol.readOnly
+	if !pol.readOnly {
+		return s.releaseReadOnly()
+	}
 	return s.forceReadOnly()
 }
 
@@ -2381,6 +2387,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 			}
 			if us.st == 'I' && !aloneBlockOnly(u, i) {
+				if !pol.readOnly {
+					// A ROLLBACK before may have ended a transaction begun while the site was
+					// read-only: the write's begins under the client's own setting.
+					if err := s.reassertReadOnly(pol); err != nil {
+						return err
+					}
+				}
 				if err := s.swallow("BEGIN"); err != nil {
 					return err
 				}
