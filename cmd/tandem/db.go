@@ -414,7 +414,7 @@ func (d *database) readSlot(ctx context.Context) {
 // promote readies the shim for the master role of term before the node
 // publishes it (gossip.Options.BeforePromote): in-doubt transactions are
 // resolved (DESIGN §5.4); sequences move past every value in use (§5.2); the
-// term goes into the peer's database, so an old master can no longer apply
+// term goes into the peer's database, its sequences' positions are copied here, so an old master can no longer apply
 // there (§3 fencing); the peer is caught up (§5.5) and the shim turns dual —
 // or, when the peer is unreachable or still behind, solo while catch-up goes
 // on in the background.
@@ -449,6 +449,16 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 			// promotion fails instead.
 			return false, fmt.Errorf("the peer database refuses term %d: %w", term, err)
 		}
+		// The peer's database is the old master's: its sequences are where it left them,
+		// while the copies of their positions here may lag (the last periodic one, or none
+		// since catch-up), and BumpSequences moves only those a column takes values from.
+		// A sequence behind the peer's moves up to it (DESIGN §5.2: never behind on a new
+		// master); this runs before the shim takes writes.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if aerr := txshim.AlignSequences(actx, d.cfg.PeerDSN, d.cfg.LocalDSN); aerr != nil {
+			d.log.Warn("could not copy the peer database's sequence positions at promotion", "term", term, "err", aerr)
+		}
+		cancel()
 	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, promoteCatchUp)

@@ -595,3 +595,49 @@ func TestStatusInstallMark(t *testing.T) {
 		t.Errorf("the outdated install was logged %d times over two looks, want 2 (once per database):\n%s", n, logged.String())
 	}
 }
+
+// TestPromoteTakesPeerSequences: at a handover the old master's database is reachable, but
+// nothing copied its sequences' positions to the new master: the periodic copy (every 5 s,
+// with a lead measured from the previous one) lags behind, and BumpSequences moves only the
+// sequences a column takes its values from. A standalone sequence the application fetches ids
+// from (an order number, here in a schema and with a name that need quoting) that the old
+// master advanced after the last copy handed the same values out again on the new master.
+// The promotion now copies the peer database's sequence positions to the local one first.
+func TestPromoteTakesPeerSequences(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	old := pgtest.Start(t) // site1's database, master until now
+	oldDSN := old.DSN(old.Database())
+	if err := txshim.Install(ctx, "site1", oldDSN, oldDSN, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	oldDB, err := txshim.OpenDB(oldDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oldDB.Close()
+	d := site2DatabaseTo(t, oldDSN)
+	const ddl = `CREATE SCHEMA "Billing"; CREATE SEQUENCE "Billing"."Order Nos"`
+	for _, db := range []*sql.DB{oldDB, d.local} {
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old master hands out order numbers 1 to 3 after the last copy of positions.
+	for range 3 {
+		if _, err := oldDB.ExecContext(ctx, `SELECT nextval('"Billing"."Order Nos"')`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.promote(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	if err := d.local.QueryRowContext(ctx, `SELECT nextval('"Billing"."Order Nos"')`).Scan(&next); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the new master's next order number: %d (the old master handed out 1 to 3)", next)
+	if next <= 3 {
+		t.Fatalf("the new master hands out order number %d, which the old master already handed out", next)
+	}
+}
