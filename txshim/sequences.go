@@ -234,8 +234,8 @@ WHERE ps.seqrelid = %s::regclass`, u.inc, behind, sqlLiteral(seq), bound, seq, a
 	return nil
 }
 
-// sequenceLoop copies sequence positions to the peer every SequenceInterval while the peer is
-// synced: a few small queries, so a takeover finds the peer's sequences nearly current.
+// sequenceLoop copies sequence positions to the peer every SequenceInterval while this site is
+// master and the peer synced: a few small queries, so a takeover finds the peer's sequences nearly current.
 func (s *Shipper) sequenceLoop(ctx context.Context) {
 	every := s.cfg.SequenceInterval
 	if every < 0 {
@@ -267,7 +267,11 @@ func (s *Shipper) sequenceLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		if !s.PeerSynced() {
+		// A backup copies nothing: the positions flow from the master only. A backup's
+		// Shipper may still take its peer for synced (a master's that handed over), and its
+		// copies would carry the master's lead back to it as an advance, each site doubling
+		// the other's until the sequences reach their bounds.
+		if s.backup.Load() || !s.PeerSynced() {
 			clear(prev) // an advance measured across a gap in the copies would be no rate
 			continue
 		}

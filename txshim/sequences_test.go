@@ -348,3 +348,44 @@ func TestSequenceLead(t *testing.T) {
 		t.Errorf("positions kept for the next copy: %v", prev)
 	}
 }
+
+// TestSequenceCopyBackupQuiet: after a handover the old master's Shipper, now a backup's, still
+// took its peer for synced and went on copying sequence positions — from the backup to the new
+// master, with the lead. Each site then saw the other's lead as an advance of its own and
+// passed it back, doubled: a few nextval calls on the new master sent the sequence up by a factor of
+// about three a copy, to its bound, where the application's nextval fails. A backup's Shipper
+// now copies nothing.
+func TestSequenceCopyBackupQuiet(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE SEQUENCE ids`)
+	installPair(t, p)
+	if err := Install(capCtx(t, 30*time.Second), "b", p.peer.DSN("app"), p.local.DSN("app"), quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	const every = 50 * time.Millisecond
+	shipper := func(site, local, peer string, term uint64) *Shipper {
+		sh := NewShipper(ShipperConfig{Site: site, LocalDSN: local, PeerDSN: peer, Conns: 1,
+			OpTimeout: 5 * time.Second, SequenceInterval: every, Logger: quietLogger()})
+		sh.SetTerm(term)
+		runShipper(t, sh)
+		if err := sh.CatchUp(capCtx(t, 30*time.Second), nil); err != nil {
+			t.Fatal(err)
+		}
+		return sh
+	}
+	// Site a was master with its peer synced, then handed over to b.
+	a := shipper("a", p.local.DSN("app"), p.peer.DSN("app"), 1)
+	a.SetBackup(true)
+	shipper("b", p.peer.DSN("app"), p.local.DSN("app"), 2)
+	// The new master hands out ten ids, a moment later ten more; then nothing happens.
+	p.peer.Exec(t, `SELECT nextval('ids') FROM generate_series(1, 10)`)
+	time.Sleep(4 * every)
+	p.peer.Exec(t, `SELECT nextval('ids') FROM generate_series(1, 10)`)
+	time.Sleep(40 * every)
+	onA := queryOne[int64](t, p.ldb, `SELECT last_value FROM pg_sequences WHERE sequencename = 'ids'`)
+	onB := queryOne[int64](t, p.pdb, `SELECT last_value FROM pg_sequences WHERE sequencename = 'ids'`)
+	t.Logf("after 20 nextval on the new master and 40 copy periods: ids at %d on the new master, %d on the backup", onB, onA)
+	if onB > 20 || onA > 60 {
+		t.Fatalf("ids ran away: %d on the new master, %d on the backup (20 handed out)", onB, onA)
+	}
+}
