@@ -22,7 +22,10 @@ import (
 
 // AlignSequences copies each sequence's position from the master's database (localDSN) to the
 // peer: a peer sequence behind the master's is set to the master's last value (setval …, true);
-// one ahead stays. Sequences the master never used, or the peer lacks, are left alone.
+// one ahead stays — but a CYCLE sequence takes the master's value as it is: one that wrapped on
+// the master is behind its earlier copy, and left there the peer would hand out the values up
+// to the bound and then, wrapped, those the master handed out since. Sequences the master
+// never used, or the peer lacks, are left alone.
 func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
 	local, err := OpenDB(localDSN)
 	if err != nil {
@@ -86,7 +89,8 @@ JOIN pg_sequences p ON p.schemaname = q.sch AND p.sequencename = q.seq
 CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.cycle AND sign(q.v::numeric - q.prev) = sign(p.increment_by)
     AND q.v + 2 * (q.v::numeric - q.prev) BETWEEN p.min_value AND p.max_value
   THEN (q.v + 2 * (q.v::numeric - q.prev))::bigint ELSE q.v END AS v) t
-WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.increment_by < 0 AND p.last_value > t.v)`,
+WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.increment_by < 0 AND p.last_value > t.v)
+  OR (p.cycle AND p.last_value <> t.v)`,
 		pq.Array(schemas), pq.Array(names), pq.Array(values), pq.Array(before)).Scan(&moved)
 	if err != nil {
 		return 0, fmt.Errorf("align sequences: set them on the peer database: %w", err)

@@ -389,3 +389,30 @@ func TestSequenceCopyBackupQuiet(t *testing.T) {
 		t.Fatalf("ids ran away: %d on the new master, %d on the backup (20 handed out)", onB, onA)
 	}
 }
+
+// TestAlignCycleWrapped: a CYCLE sequence that wrapped on the master is behind its copy on the
+// peer, which the copy took for ahead and left: at a takeover the peer handed out the values
+// up to the bound, then those the master handed out after it wrapped again. The peer's copy
+// of a CYCLE sequence now takes the master's position as it is.
+func TestAlignCycleWrapped(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE SEQUENCE cyc MAXVALUE 100 CYCLE`)
+	p.local.Exec(t, `SELECT nextval('cyc') FROM generate_series(1, 95)`)
+	if _, err := alignSequences(capCtx(t, 10*time.Second), p.ldb, p.pdb, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.local.Exec(t, `SELECT nextval('cyc') FROM generate_series(1, 15)`) // 96..100, then 1..10
+	if _, err := alignSequences(capCtx(t, 10*time.Second), p.ldb, p.pdb, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for range 10 {
+		got = append(got, queryOne[int64](t, p.pdb, `SELECT nextval('cyc')`))
+	}
+	t.Logf("the master wrapped and handed out 1 to 10; the peer hands out %v next", got)
+	for _, v := range got {
+		if v <= 10 {
+			t.Fatalf("the peer hands out %v: %d was handed out on the master after it wrapped", got, v)
+		}
+	}
+}
