@@ -32,3 +32,45 @@ func TestDecideFencedBetterSiteDoesNotHoldBack(t *testing.T) {
 		}
 	}
 }
+
+// TestFencedRecordsPeerLacks: a master cut off from the other site and the witness fences
+// itself and drains its shim; a plain commit that finishes in that drain, its wait for the peer
+// failed, is in this site's database only (the client told 08007), and the shim asks for
+// peer_synced = false (txshim's peerLacks). SetPeerSynced refused it, the node being fenced,
+// not master: the record went on saying synced, so once the links were back nothing showed that
+// the other site had taken a newer term without that commit — no split brain, and failback
+// handed control back to this site over a database the other lacks (DESIGN §3).
+func TestFencedRecordsPeerLacks(t *testing.T) {
+	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
+	var cutA, cutB, cutW cutSet
+	run(t, cfgW, Options{Cut: cutW.cut})
+	a := run(t, cfgA, Options{Cut: cutA.cut})
+	b := run(t, cfgB, Options{Cut: cutB.cut})
+	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	term := a.State().Term
+
+	cutA.set(addrB, addrW)
+	cutB.set(addrA)
+	cutW.set(addrA)
+	waitFor(t, 5*time.Second, "site1 fenced, cut off", func() bool { return a.State().Role == RoleFenced })
+	if err := a.SetPeerSynced(false); err != nil {
+		t.Errorf("SetPeerSynced(false) on the fenced master of term %d: %v", term, err)
+	}
+	if rec, err := NewFileStore(cfgA.DataDir).Load(); err != nil || rec.Term != term || rec.PeerSynced {
+		t.Errorf("site1 stored %+v (%v), want term %d, peer_synced = false", rec, err, term)
+	}
+	waitFor(t, 10*time.Second, "site2 master of a newer term", func() bool {
+		s := b.State()
+		return s.Role == RoleMaster && s.Term > term
+	})
+
+	cutA.set()
+	cutB.set()
+	cutW.set()
+	waitFor(t, 10*time.Second, "site1 notes the split brain of its term", func() bool { return a.State().SplitBrain == term })
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if s := a.State(); s.Role == RoleMaster {
+			t.Fatalf("site1 took control back (term %d) over what it committed alone in term %d", s.Term, term)
+		}
+	}
+}

@@ -501,12 +501,14 @@ func (n *Node) SetPeerSynced(ok bool) error {
 	defer n.recMu.Unlock()
 	n.mu.Lock()
 	rec := n.meta.Record
-	// While it drains the release of its term (role backup already, "released" not published
-	// yet) the master may still say false: a commit that finished during the drain may have
-	// left the peer lacking it, and "released" must not go out saying the peer has everything
-	// (DESIGN §3 rule 2).
-	draining := !ok && n.releasing != 0 && n.releasing == rec.Term && rec.Master == n.cfg.Site &&
-		n.meta.Role == RoleMaster && n.meta.Released != rec.Term
+	// A master that lost its role drains its shim, and may still say false of its own term: a
+	// commit that finished during the drain may have left the peer lacking it. While it drains
+	// a release (role backup already, "released" not published yet), "released" must not go
+	// out saying the peer has everything (DESIGN §3 rule 2); fenced (or unfenced since, the
+	// drain still running), the word is what the other site must hear before taking the next
+	// term, and, should it have taken it meanwhile, what shows this site the split brain.
+	// False only: a word that costs nothing but a wait for catch-up.
+	draining := !ok && rec.Term != 0 && rec.Master == n.cfg.Site && n.meta.Released != rec.Term
 	if n.role != RoleMaster && !draining {
 		n.mu.Unlock()
 		return fmt.Errorf("set peer_synced on %s: not the master", n.cfg.Site)
