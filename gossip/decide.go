@@ -82,6 +82,10 @@ type View struct {
 	// while T is the newest term and its master is not alive, self counts as current (rule 2).
 	// 0: none.
 	AcceptLoss uint64
+	// Duplicate is the address of another live process that claims self's site name (""
+	// none; see Node's duplicate): gossip ignores one of the two, and the other site may see
+	// only the other one — master, maybe. Self, unless master, takes no role while it holds.
+	Duplicate string
 	// Settle, when positive, makes a promotion two-step: the candidate
 	// first publishes Claim = T and promotes only after its claim has been
 	// out for Settle without a better claim for T showing up. With Settle
@@ -148,6 +152,9 @@ func Decide(v View) Action {
 			return Action{Kind: Unfence, Reason: reason}
 		}
 		return Action{Reason: reason}
+	}
+	if v.Duplicate != "" {
+		return Action{Reason: fmt.Sprintf("another process answers as site %s at %s: this one takes no role while it does — stop one of them", self.Site, v.Duplicate)}
 	}
 	if v.coldWait(self) {
 		return Action{Reason: "cold start: waiting to see a peer that knows the current term (tandem promote -force overrides)"}

@@ -111,6 +111,7 @@ type Node struct {
 	start          time.Time
 
 	wake       chan struct{} // re-decide now
+	dupWake    chan struct{} // a name conflict: probe the other process now
 	rejoinWake chan struct{} // a peer left: re-join now
 	changes    chan State    // latest state wins
 	started    chan struct{} // closed once memberlist is up
@@ -134,6 +135,7 @@ type Node struct {
 	reason        string
 	decision      string // see State.Decision
 	splitMark     splitBrainMark
+	dup           duplicate
 	announced     uint64 // the term whose peer_synced = false this process recorded
 	announcedOnly uint64 // the term checkSplitBrain found announced only (it may yet prove solo)
 	roleChanges   uint64
@@ -153,6 +155,73 @@ type Node struct {
 	delivered    State
 	ml           *memberlist.Memberlist
 	addr         string
+}
+
+// duplicate is another process that claims this site's name, heard of through a name conflict
+// (conflicts): memberlist keeps the member it knew first under a name and ignores the other,
+// so a second process with a running site's name (its file copied with only the bind changed,
+// a replacement host started before the old one stopped) sees the other site but not the
+// process holding its name — master, maybe — and the other site never sees it: left alone it
+// took the next term beside the first. A site restarted at another address hears of its dead
+// predecessor so too, while the others still hold that one alive or suspect: a direct probe
+// tells the two apart. Under mu.
+type duplicate struct {
+	addr     string    // its gossip address; "" none
+	heard    time.Time // when a conflict last named it
+	probed   bool      // a direct probe of it has ended since it was first heard of
+	answered time.Time // when it last answered one
+}
+
+// heldByDupLocked says this member, not master, has another process answering as its site
+// (duplicate): until a first probe of it ends, and for as long after its last answer as a
+// peer's failed probes take to make it unreachable. A master keeps its role: it is the one the
+// others know, unless they took a newer term meanwhile, which the rules settle.
+func (n *Node) heldByDupLocked(now time.Time) bool {
+	if n.role == RoleMaster || n.dup.addr == "" {
+		return false
+	}
+	return !n.dup.probed || now.Sub(n.dup.answered) < n.dupWindow()
+}
+
+// dupWindow is how long a duplicate's last answer holds (heldByDupLocked).
+func (n *Node) dupWindow() time.Duration {
+	return time.Duration(n.prof.probeFailures)*n.prof.probeEvery + n.prof.ml.ProbeTimeout
+}
+
+// probeDup pings the process that claims this site's name at addr, and notes what it says.
+// A duplicate not heard of by a conflict for two push/pull intervals (the others no longer
+// hold it alive) and not answering is forgotten.
+func (n *Node) probeDup(ml *memberlist.Memberlist, addr string) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err == nil {
+		_, err = ml.Ping(n.cfg.Site, ua)
+	}
+	now := time.Now()
+	n.mu.Lock()
+	if n.dup.addr != addr {
+		n.mu.Unlock()
+		return
+	}
+	was := n.heldByDupLocked(now)
+	n.dup.probed = true
+	if err == nil {
+		n.dup.answered = now
+	} else if now.Sub(n.dup.answered) >= n.dupWindow() && now.Sub(n.dup.heard) >= 2*n.prof.ml.PushPullInterval {
+		n.dup = duplicate{}
+	}
+	held := n.heldByDupLocked(now)
+	n.publishDBLocked(now)
+	n.mu.Unlock()
+	switch {
+	case held && !was:
+		n.log.Error("another process answers as this site: gossip ignores one of the two, and this one takes no role while the other answers — stop one of them",
+			"site", n.cfg.Site, "other", addr)
+	case was && !held:
+		n.log.Info("the other process that claimed this site's name does not answer: this one may take a role", "other", addr)
+	}
+	if held != was {
+		n.poke()
+	}
 }
 
 // peer is what the node knows of another member.
@@ -259,7 +328,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		wentSolo: opts.WentSolo,
 		cut:      opts.Cut,
 		prof:     prof, voters: voters, fenceDelay: fence,
-		wake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
+		wake: make(chan struct{}, 1), dupWake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
 		readySince: map[string]time.Time{},
 		meta:       meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
@@ -313,6 +382,7 @@ func (n *Node) memberlistConfig(dials context.Context) (*memberlist.Config, erro
 	c.SecretKey = n.cfg.Gossip.SecretKey
 	c.Delegate = delegate{n}
 	c.Events = events{n}
+	c.Conflict = conflicts{n}
 	c.LogOutput = nil
 	c.Logger = log.New(mlWriter{n.mlLog}, "", 0)
 	if n.cut != nil {
@@ -463,10 +533,10 @@ func (n *Node) SetDBReachable(ok bool) {
 	n.poke()
 }
 
-// publishDBLocked publishes DBReachable: the database answers and no failed promotion holds
-// this site back (holdPromotion).
+// publishDBLocked publishes DBReachable: the database answers, no failed promotion holds
+// this site back (holdPromotion), and no live duplicate of this site does (heldByDupLocked).
 func (n *Node) publishDBLocked(now time.Time) {
-	if ok := !n.dbDown && !now.Before(n.holdUntil); n.meta.DBReachable != ok {
+	if ok := !n.dbDown && !now.Before(n.holdUntil) && !n.heldByDupLocked(now); n.meta.DBReachable != ok {
 		n.meta.DBReachable = ok
 		n.encodeLocked()
 	}
@@ -833,6 +903,9 @@ func (n *Node) viewLocked(now time.Time) View {
 		AcceptLoss:     n.acceptLoss,
 		Settle:         n.prof.settle,
 		ClaimedAt:      n.claimedAt,
+	}
+	if n.heldByDupLocked(now) {
+		v.Duplicate = n.dup.addr
 	}
 	if n.switchTo != "" && now.Before(n.switchUntil) {
 		v.Switchover = n.switchTo
@@ -1312,6 +1385,7 @@ func (n *Node) probeLoop(ctx context.Context, ml *memberlist.Memberlist) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-n.dupWake:
 		}
 		var targets []target
 		n.mu.Lock()
@@ -1320,8 +1394,12 @@ func (n *Node) probeLoop(ctx context.Context, ml *memberlist.Memberlist) {
 				targets = append(targets, target{name, p.addr})
 			}
 		}
+		dup := n.dup.addr
 		n.mu.Unlock()
 		var wg sync.WaitGroup
+		if dup != "" {
+			wg.Go(func() { n.probeDup(ml, dup) })
+		}
 		for _, tg := range targets {
 			wg.Go(func() {
 				_, err := ml.Ping(tg.name, tg.addr)
@@ -1460,6 +1538,35 @@ type events struct{ n *Node }
 func (e events) NotifyJoin(node *memberlist.Node)   { e.n.notify(node, true, "join") }
 func (e events) NotifyUpdate(node *memberlist.Node) { e.n.notify(node, true, "update") }
 func (e events) NotifyLeave(node *memberlist.Node)  { e.n.notify(node, false, "leave") }
+
+// conflicts hears of two members with one name at different addresses (see duplicate). Of
+// another site's name only memberlist's own log line tells: this member cannot probe the one it
+// ignores by name.
+type conflicts struct{ n *Node }
+
+func (c conflicts) NotifyConflict(existing, other *memberlist.Node) {
+	n := c.n
+	if existing.Name != n.cfg.Site {
+		return
+	}
+	addr := other.Address()
+	n.mu.Lock()
+	fresh := n.dup.addr != addr
+	if fresh {
+		n.dup = duplicate{addr: addr}
+		n.publishDBLocked(time.Now())
+	}
+	n.dup.heard = time.Now()
+	n.mu.Unlock()
+	if fresh {
+		n.log.Warn("another process claims this site's name; probing it: while it answers, this one takes no role unless master", "other", addr)
+		select {
+		case n.dupWake <- struct{}{}:
+		default:
+		}
+		n.poke()
+	}
+}
 
 // mlWriter sends memberlist's log lines to slog one level lower than
 // memberlist gives them: it logs the normal comings and goings of peers
