@@ -294,7 +294,12 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 	if r.row[0] == nil {
 		st.plain.Add(1)
-		return s.plainCommit(ctx, pol, explicit, chain, false, 0)
+		// Nothing to wait for: AND CHAIN as sent.
+		q := "COMMIT"
+		if chain {
+			q = "COMMIT AND CHAIN"
+		}
+		return s.plainCommit(ctx, pol, explicit, q, false, 0)
 	}
 	// Once through the gate, a write's commit is in flight and a handover waits for it
 	// (Shim.Drain); one that comes through after the role was given up is refused.
@@ -329,10 +334,22 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 		s.sessionTemp = true
 	}
+	var chainBegin string
+	if at := chainColumns(pol); chain && len(r.row) >= at+3 {
+		chainBegin = chainBeginSQL(r.row[at : at+3])
+	}
+	// How a plain commit ends it: with AND CHAIN, committed and then begun again (plainCommit).
+	plain := "COMMIT"
+	switch {
+	case chainBegin != "":
+		plain = chainBegin
+	case chain:
+		plain = "COMMIT AND CHAIN" // (no characteristics read: not waited for, awaitShipped)
+	}
 	if unprep, _ := s.txFlags(); unprep || s.sessionTemp {
 		st.unwrapped.Add(1)
 		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
-		return s.plainCommit(ctx, pol, explicit, chain, true, xid)
+		return s.plainCommit(ctx, pol, explicit, plain, true, xid)
 	}
 	if len(r.row) > 2 && string(r.row[2]) == "t" {
 		// The client changed its role (SET ROLE): PostgreSQL makes that role the owner of the
@@ -351,12 +368,8 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		if len(rr.row) != 1 || string(rr.row[0]) != "t" {
 			st.unwrapped.Add(1)
 			s.log.Info("txshim: a transaction under a role set with SET ROLE commits plainly: local_dsn's user is not a superuser, and could not finish it prepared")
-			return s.plainCommit(ctx, pol, explicit, chain, true, xid)
+			return s.plainCommit(ctx, pol, explicit, plain, true, xid)
 		}
-	}
-	var chainBegin string
-	if at := chainColumns(pol); chain && len(r.row) >= at+3 {
-		chainBegin = chainBeginSQL(r.row[at : at+3])
 	}
 	gid := gidFor(s.shim.opts.Site, pol.term, xid)
 	s.shim.inflight.Store(gid, struct{}{})
@@ -730,27 +743,42 @@ func chainBeginSQL(v [][]byte) string {
 	return "BEGIN ISOLATION LEVEL " + iso + ", " + rw + ", " + def
 }
 
-// plainCommit commits the open transaction locally with COMMIT (AND CHAIN). await: it is a
-// write in dual mode, transaction xid, whose reply waits until the peer has it (awaitShipped).
-func (s *session) plainCommit(ctx context.Context, pol policy, explicit, chain, await bool, xid uint64) (bool, error) {
-	q := "COMMIT"
-	if chain {
-		q = "COMMIT AND CHAIN"
+// plainCommit commits the open transaction locally with commit, a COMMIT (AND CHAIN) — or,
+// when it is a BEGIN (chainBeginSQL), with COMMIT and then that BEGIN, once the reply may go.
+// await: it is a write in dual mode, transaction xid, whose reply waits until the peer has it
+// (awaitShipped). A COMMIT AND CHAIN would begin the next transaction at once, and the mark
+// awaitShipped writes would land in that one, decoded only at its end: a chained write is
+// committed with COMMIT, waited for, and its successor begun after (with 08007 it is not: the
+// client hears the commit failed, as after a failed dual commit).
+func (s *session) plainCommit(ctx context.Context, pol policy, explicit bool, commit string, await bool, xid uint64) (bool, error) {
+	var chainBegin string
+	if strings.HasPrefix(commit, "BEGIN") {
+		chainBegin, commit = commit, "COMMIT"
 	}
-	r, err := s.capture(q)
+	r, err := s.capture(commit)
 	if err != nil {
 		return false, err
 	}
 	if r.err != nil {
 		return false, s.emit(r.err)
 	}
-	if await && !chain {
+	if await && commit != "COMMIT AND CHAIN" {
 		if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
 			return false, err
 		}
 	}
 	if explicit {
-		return true, s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)})
+		if err := s.emit(&pgproto3.CommandComplete{CommandTag: []byte(r.tag)}); err != nil {
+			return false, err
+		}
+	}
+	if chainBegin != "" {
+		if err := s.swallow(chainBegin); err != nil {
+			return false, err
+		}
+		if err := s.bw.Flush(); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
