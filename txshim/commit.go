@@ -662,8 +662,8 @@ type shipWaiter interface {
 // trace in the stream). Should the peer not take it within commit_timeout, the site goes on
 // alone as for a dual commit whose peer failed; if it may not (peer_down = "block", or going
 // solo was not acknowledged), the client is told SQLSTATE 08007 — the transaction is committed
-// here, and the slot keeps it for the peer — and told is true. With COMMIT AND CHAIN the next
-// transaction has begun: not waited for. xid 0: every plain commit so far (after CALL).
+// here, and the slot keeps it for the peer — and told is true. (A COMMIT AND CHAIN is sent as
+// COMMIT and a BEGIN after the wait: plainCommit.) xid 0: every plain commit so far (after CALL).
 func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (told bool, err error) {
 	w, ok := s.shim.opts.Peer.(shipWaiter)
 	if !ok {
