@@ -835,12 +835,15 @@ func relKey(r *Relation) string {
 	return b.String()
 }
 
-// peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain's equality is
-// its base type's (one level), a type's that of the type it casts to implicitly without a
+// peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain column's type
+// is its base type's (one level): a full row's old values are read in it (matchRow), as
+// CAST to the domain would check the domain's constraints — which an old value need not meet
+// (one added NOT VALID), and a DELETE of that row was refused. A domain's equality is
+// its base type's too, a type's that of the type it casts to implicitly without a
 // function (varchar: text's; not xml, whose cast to text is for assignment only, so "=" finds no
 // operator); types whose default operator class is polymorphic (arrays, enums, ranges,
 // composites) count as having none, which costs only an index for FULL rows.
-const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', pg_catalog.format_type(a.atttypid, -1),
+const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', pg_catalog.format_type(b.oid, -1),
   EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
     WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
       OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i')))
@@ -1049,7 +1052,9 @@ func updateSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 }
 
 // rowUpdate updates the row where finds, returning 1 for it, with the values of c the peer's row
-// lacks. An update that sets none of them — every column a key that stayed as it was, an
+// lacks: with the whole old row sent, only the columns whose value changed — setting one to the
+// value it has would check a domain's constraints against it, which an old value need not meet
+// (a constraint added NOT VALID), and the local UPDATE, which did not set it, did not. An update that sets none of them — every column a key that stayed as it was, an
 // unchanged TOASTed value or an identity column — sets a column to itself, or, with none but
 // identity columns published, locks the row: either way the row must be there.
 func rowUpdate(c Change, pr *peerRel, where string, p *sqlParams) string {
@@ -1063,7 +1068,7 @@ func rowUpdate(c Change, pr *peerRel, where string, p *sqlParams) string {
 		if self == "" {
 			self = sqlIdent(col.Name)
 		}
-		if v.Kind == ValueUnchanged || (c.Old == nil && col.Key) {
+		if v.Kind == ValueUnchanged || (c.Old == nil && col.Key) || (c.OldFull && i < len(c.Old) && sameValue(c.Old[i], v)) {
 			continue // the peer's row has it already
 		}
 		sets = append(sets, sqlIdent(col.Name)+" = "+p.add(v))
