@@ -165,6 +165,11 @@ func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
 			sig = syscall.SIGQUIT
 		}
 		p.kill(sig)
+		// The binaries are built with -race: a race they hit is printed, not fatal, and a
+		// killed process's exit status (66) tells nothing — its output does.
+		if strings.Contains(p.out.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector reported a data race (its output follows)", p.name)
+		}
 		if t.Failed() || os.Getenv("TANDEM_E2E_LOGS") != "" {
 			t.Logf("--- output of %s ---\n%s", p.name, p.out.String())
 		}
