@@ -519,6 +519,26 @@ func TestLoopbackEndpointRemoteGossip(t *testing.T) {
 	}
 }
 
+// TestLoopbackEndpointNoListeners: a site whose operators reach no proxy listener of its own —
+// no [proxy] table, or one with settings but no [[proxy.listener]] — runs no proxy, and keeps
+// its loopback endpoints whatever its gossip address. check-config prints every site with a
+// [proxy] table (its defaults filled in), so its output for a site without one did not load
+// again: the empty table was taken for a proxy.
+func TestLoopbackEndpointNoListeners(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"10.0.0.1:7946\"\njoin = [\"10.0.0.2:7946\"]\n" +
+		"[server]\n[[server.endpoint]]\nname = \"pg\"\naddress = \"127.0.0.1:5432\"\n"
+	c, err := Parse("f.toml", []byte(base), KindSite)
+	if err != nil {
+		t.Fatalf("a site without a proxy, endpoint on loopback: %v", err)
+	}
+	if _, err := Parse("again.toml", []byte(c.Redacted()), KindSite); err != nil {
+		t.Errorf("check-config's output of a site without a proxy does not load again: %v\n%s", err, c.Redacted())
+	}
+	if _, err := Parse("f.toml", []byte(base+"[proxy]\nconnect_timeout = \"5s\"\n"), KindSite); err != nil {
+		t.Errorf("a [proxy] table without listeners, endpoint on loopback: %v", err)
+	}
+}
+
 // TestLinesAfterMultilineStrings: keys after a multi-line string have their own lines. In a
 // """…""" string an escaped quote before two more (\""") was taken for the string's end, and
 // the real end for the start of another string, and a closing run of four quotes left one

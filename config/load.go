@@ -650,10 +650,11 @@ func (l *loader) server(r *raw, c *Config) {
 	// a loopback one reaches the other site's own host, unless both sites share this one (the
 	// gossip address is loopback then). A site without a proxy is taken for one of a pair that
 	// routes operators otherwise (its hooks move an address, say): its endpoints serve its own
-	// health check only, for which loopback is right.
+	// health check only, for which loopback is right. A [proxy] table without listeners is no
+	// proxy either (check-config prints one, defaults filled in, for every site).
 	var remote string // this site's gossip address, when the other members reach it beyond loopback
 	gossipAddr := cmp.Or(c.Gossip.Advertise, c.Gossip.Bind)
-	if host, _, err := net.SplitHostPort(gossipAddr); err == nil && r.Proxy != nil {
+	if host, _, err := net.SplitHostPort(gossipAddr); err == nil && r.Proxy != nil && len(r.Proxy.Listener) > 0 {
 		if ip, err := netip.ParseAddr(host); err == nil && !ip.Unmap().IsLoopback() {
 			remote = gossipAddr
 		}
