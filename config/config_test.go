@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -536,6 +537,28 @@ func TestLoopbackEndpointNoListeners(t *testing.T) {
 	}
 	if _, err := Parse("f.toml", []byte(base+"[proxy]\nconnect_timeout = \"5s\"\n"), KindSite); err != nil {
 		t.Errorf("a [proxy] table without listeners, endpoint on loopback: %v", err)
+	}
+}
+
+// TestRedactedWildcardBind: check-config printed gossip.advertise as the bind address when the
+// file set none, and a wildcard bind (0.0.0.0, where memberlist advertises an address of the
+// host's) or port 0 is no address to advertise: the output did not load again.
+func TestRedactedWildcardBind(t *testing.T) {
+	for _, bind := range []string{"0.0.0.0:7946", "127.0.0.1:0", "127.0.0.1:7946"} {
+		src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"" + bind + "\"\n" +
+			"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"10.0.0.1:7000\"\n"
+		c1, err := Parse("f.toml", []byte(src), KindSite)
+		if err != nil {
+			t.Fatalf("bind %s: %v", bind, err)
+		}
+		c2, err := Parse("again.toml", []byte(c1.Redacted()), KindSite)
+		if err != nil {
+			t.Errorf("bind %s: check-config's output does not load again: %v", bind, err)
+			continue
+		}
+		if cmp.Or(c2.Gossip.Advertise, c2.Gossip.Bind) != cmp.Or(c1.Gossip.Advertise, c1.Gossip.Bind) {
+			t.Errorf("bind %s: loaded again, advertise %q, bind %q", bind, c2.Gossip.Advertise, c2.Gossip.Bind)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -34,7 +35,6 @@ func (c *Config) Redacted() string {
 		"data_dir": c.DataDir,
 		"gossip": map[string]any{
 			"bind":           c.Gossip.Bind,
-			"advertise":      cmp.Or(c.Gossip.Advertise, c.Gossip.Bind),
 			"join":           c.Gossip.Join,
 			"profile":        c.Gossip.Profile,
 			"failback":       c.Gossip.Failback,
@@ -48,6 +48,12 @@ func (c *Config) Redacted() string {
 		fmt.Sprintf("# %s as tandem check-config resolved it (%s), defaults filled in.", c.Site, c.File),
 		"# gossip key: " + keyNote(c.Gossip),
 		"# admin token: " + tokenNote(c.Admin),
+	}
+	// advertise defaults to bind, unless that is no address to reach a member at: a wildcard
+	// (memberlist then advertises an address of the host's) or port 0. Printed so, it would
+	// not load again.
+	if adv := cmp.Or(c.Gossip.Advertise, c.Gossip.Bind); c.Gossip.Advertise != "" || reachable(adv) {
+		out["gossip"].(map[string]any)["advertise"] = adv
 	}
 	if c.Gossip.SecretKeyFile != "" {
 		out["gossip"].(map[string]any)["secret_key_file"] = c.Gossip.SecretKeyFile
@@ -121,6 +127,12 @@ func (c *Config) Redacted() string {
 		return fmt.Sprintf("# cannot render: %v\n", err)
 	}
 	return b.String()
+}
+
+// reachable tells whether hostPort is an IP address and port another member can reach.
+func reachable(hostPort string) bool {
+	ap, err := netip.ParseAddrPort(hostPort)
+	return err == nil && !ap.Addr().IsUnspecified() && ap.Port() != 0
 }
 
 // sizeString writes n bytes as max_message reads it.
