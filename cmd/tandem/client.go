@@ -26,6 +26,21 @@ type adminClient struct {
 	cli   bool // an operator's command (adminFlags): a refusal says which flags give the token
 }
 
+// adminTransport carries every request to an admin API, an operator's command's and a
+// switchover a backup forwards: straight to the member, never through $HTTP_PROXY (which
+// http.DefaultTransport honours for any address beyond loopback): the proxy would be given
+// the bearer token, and the admin address is one of the sites', not one to reach through it.
+var adminTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	return t
+}()
+
+// newAdminHTTP is the HTTP client of an admin API request.
+func newAdminHTTP(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: adminTransport}
+}
+
 // adminFlags parses -config / -admin and returns the client and the rest of the arguments.
 // extra adds a command's own flags.
 func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*adminClient, []string, bool) {
@@ -40,7 +55,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, false
 	}
-	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: &http.Client{Timeout: 10 * time.Second}, cli: true}
+	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: newAdminHTTP(10 * time.Second), cli: true}
 	if *path != "" {
 		listen, token, err := adminConfig(*path)
 		if err != nil {

@@ -300,3 +300,20 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 		t.Errorf("a file broken elsewhere, its secrets unreadable:\n%s\nwant exit 2 and its error", out)
 	}
 }
+
+// TestAdminClientNoProxy: an admin command, and a switchover a backup forwards, go straight to
+// the member. With http.DefaultTransport a request to an admin address beyond loopback went
+// through $HTTP_PROXY, bearer token included.
+func TestAdminClientNoProxy(t *testing.T) {
+	c, _, ok := adminFlags("status", []string{"-admin", "192.0.2.1:7180"}, &bytes.Buffer{})
+	if !ok {
+		t.Fatal("adminFlags failed")
+	}
+	tr, _ := c.http.Transport.(*http.Transport)
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport)
+	}
+	if tr.Proxy != nil {
+		t.Errorf("the admin client's transport takes a proxy from the environment ($HTTP_PROXY): the request and its bearer token would go to it")
+	}
+}
