@@ -109,7 +109,9 @@ func (s *sidecar) adminHandler() http.Handler {
 func (s *sidecar) guard(next http.Handler) http.Handler {
 	tokenless := s.cfg.Admin.Token == ""
 	return http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tokenless && r.URL.Path != "/healthz" && !addressHost(r.Host) { // /healthz tells nothing
+		// No Host at all (HTTP/1.0, as a load balancer's health check) is no browser's request:
+		// a browser always names the host it asks.
+		if tokenless && r.URL.Path != "/healthz" && r.Host != "" && !addressHost(r.Host) { // /healthz tells nothing
 			http.Error(w, fmt.Sprintf("refused: Host %q is not an IP address or localhost (without admin.token_file, only requests to the admin address itself are served)", r.Host), http.StatusForbidden)
 			return
 		}

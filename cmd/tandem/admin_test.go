@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -281,5 +284,42 @@ func TestPromoteForceNotCurrent(t *testing.T) {
 	}
 	if code, body := promote(fmt.Sprintf("accept_loss=%d", lostTerm)); code != http.StatusConflict || !strings.Contains(body, "master of term") {
 		t.Errorf("accept_loss on the master: %d %q; want 409", code, body)
+	}
+}
+
+// TestAdminNoHostHeader: an HTTP/1.0 request without a Host header — a load balancer's health
+// check of /master or /backup (HAProxy's httpchk sends one so by default) on the member's host
+// — is served without a token: the DNS-rebinding guard refuses a name in Host, and a browser,
+// whose requests it keeps out, always sends one. It was refused (403) as if Host were a name.
+func TestAdminNoHostHeader(t *testing.T) {
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:7180"},
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer((&sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}).adminHandler())
+	defer srv.Close()
+	conn, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, "GET /master HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// Not master yet (starting): 503.
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /master HTTP/1.0 without Host: %s %q, want 503 (not master)", resp.Status, body)
 	}
 }
