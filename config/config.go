@@ -59,6 +59,10 @@ type Gossip struct {
 	Join          []string // host:port of the other members, re-joined forever
 	SecretKeyFile string
 	SecretKey     []byte // 16, 24 or 32 bytes read from SecretKeyFile or $TANDEM_GOSSIP_KEY; nil: plaintext
+	// DecryptKeys are further keys, beside SecretKey, that gossip received may be encrypted
+	// with (a key rotation: the key file's lines after the first); gossip sent is encrypted
+	// with SecretKey only. Nil with one key.
+	DecryptKeys   [][]byte
 	Profile       string // lan | wan | fast
 	Failback      string // auto | manual
 	FailbackDelay time.Duration

@@ -1046,3 +1046,108 @@ func TestShimListenUnixSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretKeyring: a key file may hold several keys, one a line, for a rotation: the first
+// encrypts, all decrypt. Comments and blank lines are skipped, every key is checked and an
+// error names its line (never its text); a file of one key reads as it always did.
+func TestSecretKeyring(t *testing.T) {
+	dir := t.TempDir()
+	base := "site = \"s\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nsecret_key_file = %q\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	parse := func(name, content string) (*Config, error) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Parse("f.toml", []byte(strings.Replace(base, "%q", `"`+p+`"`, 1)), KindSite)
+	}
+	const (
+		keyA = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 bytes
+		keyB = "fedcba9876543210"                             // raw text, 16 bytes
+		keyC = "QUFBQUFBQUFCQkJCQkJCQkNDQ0NDQ0ND"             // base64 of 24 bytes
+	)
+	c, err := parse("ring", "# rotation of March: the new key goes first once every member has it\n\n"+keyA+"\r\n  "+keyB+"  \n# old\n"+keyC+"\n\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Gossip
+	if string(g.SecretKey) != "0123456789abcdef0123456789abcdef" || len(g.DecryptKeys) != 2 ||
+		string(g.DecryptKeys[0]) != keyB || string(g.DecryptKeys[1]) != "AAAAAAAABBBBBBBBCCCCCCCC" {
+		t.Fatalf("keyring: primary %q, others %q", g.SecretKey, g.DecryptKeys)
+	}
+	out := c.Redacted()
+	if !strings.Contains(out, "# gossip key: 3 keys from secret_key_file, of 32, 16, 24 bytes; the first encrypts, all decrypt") {
+		t.Errorf("check-config's note on a keyring:\n%s", out)
+	}
+	for _, k := range []string{"MDEy", "0123456789", keyB, "QUFB", "AAAAAAAA"} {
+		if strings.Contains(out, k) {
+			t.Errorf("check-config shows a key (%q):\n%s", k, out)
+		}
+	}
+
+	// One key with a comment is a keyring of one.
+	if c, err := parse("one", "# the cluster's key\n"+keyA+"\n"); err != nil || len(c.Gossip.SecretKey) != 32 || c.Gossip.DecryptKeys != nil {
+		t.Errorf("one key and a comment: err=%v key %d bytes, others %d", err, len(c.Gossip.SecretKey), len(c.Gossip.DecryptKeys))
+	}
+	// A raw binary key may hold a newline or a #: still the whole file, as before.
+	bin := "\x01\x02#\n\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"
+	if c, err := parse("bin", bin); err != nil || string(c.Gossip.SecretKey) != bin || c.Gossip.DecryptKeys != nil {
+		t.Errorf("raw binary key with a newline: err=%v key %q", err, c.Gossip.SecretKey)
+	}
+	// A raw 16-character key without a newline, and one with (the single-key format).
+	for _, content := range []string{keyB, keyB + "\n"} {
+		if c, err := parse("raw", content); err != nil || string(c.Gossip.SecretKey) != keyB {
+			t.Errorf("raw key %q: err=%v", content, err)
+		}
+	}
+
+	for _, tc := range []struct{ name, content, want string }{
+		{"badsecond", "# keys\n" + keyA + "\n\ntoo-short-key\n", "badsecond:4: key must be 16, 24 or 32 bytes (raw or base64), got 13 bytes"},
+		{"badb64", keyA + "\n" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM=\n", ":2: key must be 16, 24 or 32 bytes (raw or base64), got base64 of 20 bytes"},
+		{"twice", keyA + "\n" + keyB + "\n" + keyA + "\n", ":3: the same key as line 1"},
+		{"comments", "# no key yet\n\n# none\n", "holds no key, only comments"},
+		{"empty", "", "got 0 bytes"},
+	} {
+		_, err := parse(tc.name, tc.content)
+		if err == nil || !strings.Contains(err.Error(), "f.toml:5: gossip.secret_key_file: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want an error with %q, got %v", tc.name, tc.want, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "too-short") || strings.Contains(err.Error(), "MDEy")) {
+			t.Errorf("%s: the error shows a key: %v", tc.name, err)
+		}
+	}
+	if _, err := parse("badsecond", "# keys\n"+keyA+"\n\ntoo-short-key\n"); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "badsecond")+":4: ") {
+		t.Errorf("the error names the file and the line: %v", err)
+	}
+}
+
+// TestSecretKeyEnvList: $TANDEM_GOSSIP_KEY takes one key as before, or a comma-separated list
+// whose first key is the primary.
+func TestSecretKeyEnvList(t *testing.T) {
+	src := "site = \"s\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	const keyA, keyB = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "fedcba9876543210"
+	t.Setenv(GossipKeyEnv, keyA)
+	c, err := Parse("f.toml", []byte(src), KindSite)
+	if err != nil || len(c.Gossip.SecretKey) != 32 || c.Gossip.DecryptKeys != nil {
+		t.Fatalf("one key: err=%v", err)
+	}
+	if !strings.Contains(c.Redacted(), "# gossip key: 32 bytes, from $"+GossipKeyEnv) {
+		t.Errorf("note on one key from the environment:\n%s", c.Redacted())
+	}
+	// A raw 24-byte key with a comma in it is one key, not a list.
+	t.Setenv(GossipKeyEnv, "abcdefghijk,mnopqrstuvwx")
+	if c, err := Parse("f.toml", []byte(src), KindSite); err != nil || string(c.Gossip.SecretKey) != "abcdefghijk,mnopqrstuvwx" {
+		t.Errorf("raw key with a comma: err=%v", err)
+	}
+	t.Setenv(GossipKeyEnv, keyB+", "+keyA)
+	c, err = Parse("f.toml", []byte(src), KindSite)
+	if err != nil || string(c.Gossip.SecretKey) != keyB || len(c.Gossip.DecryptKeys) != 1 || len(c.Gossip.DecryptKeys[0]) != 32 {
+		t.Fatalf("two keys: err=%v", err)
+	}
+	if out := c.Redacted(); !strings.Contains(out, "# gossip key: 2 keys from $"+GossipKeyEnv+", of 16, 32 bytes") || strings.Contains(out, keyB) {
+		t.Errorf("note on two keys from the environment:\n%s", out)
+	}
+	t.Setenv(GossipKeyEnv, keyA+",short")
+	if _, err := Parse("f.toml", []byte(src), KindSite); err == nil || !strings.Contains(err.Error(), "$"+GossipKeyEnv+": key 2 of the comma-separated list: key must be 16, 24 or 32 bytes") {
+		t.Errorf("bad second key: got %v", err)
+	}
+}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -480,17 +482,21 @@ func (l *loader) gossip(r *raw, c *Config) {
 		b, err := readSecret(rg.SecretKeyFile)
 		if err != nil {
 			l.errorf("gossip.secret_key_file", "%v", err)
-		} else if key, err := parseKey(b); err != nil {
-			l.errorf("gossip.secret_key_file", "%s: %v", rg.SecretKeyFile, err)
+		} else if keys, err := parseKeyFile(rg.SecretKeyFile, b); err != nil {
+			l.errorf("gossip.secret_key_file", "%v", err)
 		} else {
-			g.SecretKey = key
+			g.SecretKey, g.DecryptKeys = keys[0], keys[1:]
 		}
 	case os.Getenv(GossipKeyEnv) != "":
-		key, err := parseKey([]byte(os.Getenv(GossipKeyEnv)))
+		keys, err := parseKeyEnv(os.Getenv(GossipKeyEnv))
 		if err != nil {
 			l.errorf("gossip.secret_key_file", "$%s: %v", GossipKeyEnv, err)
+		} else {
+			g.SecretKey, g.DecryptKeys = keys[0], keys[1:]
 		}
-		g.SecretKey = key
+	}
+	if len(g.DecryptKeys) == 0 {
+		g.DecryptKeys = nil
 	}
 }
 
@@ -574,6 +580,106 @@ func ReadToken(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return tok, nil
+}
+
+// parseKeyFile reads the gossip key file's content b: one key, read as it always was (the
+// whole file: raw bytes or base64 text, see parseKey), or a keyring for a key rotation — a key
+// per line (base64, or raw text without surrounding spaces), blank lines and lines starting
+// with # skipped, the first key the primary (gossip is encrypted with it), every key tried on
+// what is received. A file of one key line and no comment is read the old way; so is a file
+// that is no text (a raw binary key, which may hold a newline or a #). Errors name the line,
+// never its content.
+func parseKeyFile(path string, b []byte) ([][]byte, error) {
+	lines := strings.Split(string(b), "\n")
+	var keyLines []int // indexes into lines
+	comments := false
+	for i, line := range lines {
+		switch t := strings.TrimSpace(line); {
+		case t == "":
+		case strings.HasPrefix(t, "#"):
+			comments = true
+		default:
+			keyLines = append(keyLines, i)
+		}
+	}
+	if !isText(b) || len(keyLines) <= 1 && !comments {
+		k, err := parseKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		return [][]byte{k}, nil
+	}
+	if len(keyLines) == 0 {
+		return nil, fmt.Errorf("%s holds no key, only comments", path)
+	}
+	var keys [][]byte
+	for _, i := range keyLines {
+		k, err := parseKeyText(strings.TrimSpace(lines[i]))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, i+1, err)
+		}
+		if j := slices.IndexFunc(keys, func(o []byte) bool { return string(o) == string(k) }); j >= 0 {
+			return nil, fmt.Errorf("%s:%d: the same key as line %d", path, i+1, keyLines[j]+1)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// parseKeyEnv reads $TANDEM_GOSSIP_KEY: one key (see parseKey), or several separated by
+// commas, the first the primary, as the lines of a key file. A value that is one valid key
+// is that key: no list of valid keys (each 16 bytes at least) is 32 bytes or less.
+func parseKeyEnv(s string) ([][]byte, error) {
+	k, err := parseKey([]byte(s))
+	if err == nil || !strings.Contains(s, ",") {
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{k}, nil
+	}
+	var keys [][]byte
+	for i, part := range strings.Split(s, ",") {
+		k, err := parseKeyText(strings.TrimSpace(part))
+		if err != nil {
+			return nil, fmt.Errorf("key %d of the comma-separated list: %v", i+1, err)
+		}
+		if j := slices.IndexFunc(keys, func(o []byte) bool { return string(o) == string(k) }); j >= 0 {
+			return nil, fmt.Errorf("key %d of the comma-separated list is the same as key %d", i+1, j+1)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// parseKeyText reads one key of a keyring: base64 text, or raw text, of 16, 24 or 32 bytes.
+func parseKeyText(t string) ([]byte, error) {
+	if t == "" {
+		return nil, errors.New("empty key")
+	}
+	k, err := base64.StdEncoding.DecodeString(t)
+	switch {
+	case err == nil && validKeyLen(len(k)):
+		return k, nil
+	case validKeyLen(len(t)):
+		return []byte(t), nil
+	case err == nil:
+		return nil, fmt.Errorf("key must be 16, 24 or 32 bytes (raw or base64), got base64 of %d bytes", len(k))
+	}
+	return nil, fmt.Errorf("key must be 16, 24 or 32 bytes (raw or base64), got %d bytes", len(t))
+}
+
+// isText reports whether b is UTF-8 text without control characters but tab, CR and LF: a
+// key file written by hand or by base64, rather than a raw binary key.
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if unicode.IsControl(r) && r != '\t' && r != '\r' && r != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseKey accepts a gossip key as raw bytes or base64 text, 16, 24 or 32 bytes long.

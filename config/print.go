@@ -152,10 +152,20 @@ func keyNote(g Gossip) string {
 		return "in secret_key_file, not read"
 	case g.SecretKey == nil:
 		return "none: gossip is NOT encrypted"
-	case g.SecretKeyFile != "":
-		return fmt.Sprintf("%d bytes, from secret_key_file", len(g.SecretKey))
 	}
-	return fmt.Sprintf("%d bytes, from $%s", len(g.SecretKey), GossipKeyEnv)
+	from := "secret_key_file"
+	if g.SecretKeyFile == "" {
+		from = "$" + GossipKeyEnv
+	}
+	if len(g.DecryptKeys) == 0 {
+		return fmt.Sprintf("%d bytes, from %s", len(g.SecretKey), from)
+	}
+	// A rotation under way: how many keys, and their sizes (never more of them).
+	sizes := []string{fmt.Sprint(len(g.SecretKey))}
+	for _, k := range g.DecryptKeys {
+		sizes = append(sizes, fmt.Sprint(len(k)))
+	}
+	return fmt.Sprintf("%d keys from %s, of %s bytes; the first encrypts, all decrypt", len(sizes), from, strings.Join(sizes, ", "))
 }
 
 func tokenNote(a Admin) string {
