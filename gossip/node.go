@@ -379,7 +379,17 @@ func (n *Node) memberlistConfig(dials context.Context) (*memberlist.Config, erro
 		}
 		c.AdvertiseAddr, c.AdvertisePort = h, ap
 	}
-	c.SecretKey = n.cfg.Gossip.SecretKey
+	// A keyring: the primary key encrypts what is sent, every key is tried on what is received
+	// (a key rotation has two). GossipVerifyIncoming/Outgoing stay on (the profiles' defaults):
+	// with a key, unencrypted gossip is refused.
+	c.SecretKey = nil
+	if g := n.cfg.Gossip; len(g.SecretKey) > 0 || len(g.DecryptKeys) > 0 {
+		kr, err := memberlist.NewKeyring(g.DecryptKeys, g.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip key: %w", err)
+		}
+		c.Keyring = kr
+	}
 	c.Delegate = delegate{n}
 	c.Events = events{n}
 	c.Conflict = conflicts{n}
@@ -418,7 +428,10 @@ func (n *Node) Run(ctx context.Context) error {
 		close(n.changes)
 		return err
 	}
-	if len(c.SecretKey) == 0 {
+	if k := len(n.cfg.Gossip.DecryptKeys); k > 0 {
+		n.log.Info("gossip key rotation: encrypting with the first key, decrypting with any of them", "keys", k+1)
+	}
+	if !c.EncryptionEnabled() {
 		n.log.Warn("gossip is NOT encrypted: anyone who reaches the gossip port can join and steer roles; set gossip.secret_key_file")
 	}
 	if !n.meta.Witness && !n.cfg.Gossip.Witness && len(n.cfg.Gossip.Join) > 0 {
