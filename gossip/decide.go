@@ -71,7 +71,7 @@ type View struct {
 	Now               time.Time
 	Members           []Member // every known member including self (witness members too)
 	WitnessConfigured bool     // a witness is part of the cluster: the majority rule applies
-	Voters            int      // configured voters: 2 sites (1 without peers) + the witness if any
+	Voters            int      // configured voters: 2 sites (1 without peers) or, with a witness, 3
 	FailbackDelay     time.Duration
 	FenceDelay        time.Duration
 	ManualFailback    bool

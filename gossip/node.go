@@ -308,7 +308,10 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	fence := cfg.Gossip.FenceDelay
 	if cfg.Gossip.Witness {
-		voters++
+		// Two sites and the witness, whoever joins whom: a witness needs no gossip.join (the
+		// sites join it), and counted as a lone site's one voter plus itself it took the two
+		// sites for a stray member.
+		voters = 3
 		if fence == 0 {
 			fence = config.DefaultFenceDelay(cfg.Gossip.Profile)
 		}
