@@ -119,6 +119,9 @@ type Node struct {
 	running    atomic.Bool
 
 	readySince map[string]time.Time // owned by the decision loop
+	// voteUnkept is the vote last found unkeepable (decide logs it once, not every round, and
+	// once more when a vote is kept again); owned by the decision loop.
+	voteUnkept *voteMark
 
 	// recMu orders the Saves of the term record with what is published: a Save and the
 	// meta.Record it sets happen under it, so that the store and the Seq of the master's words
@@ -1036,13 +1039,22 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 			err = saveVote(n.cfg.DataDir, voteMark{Term: vt, For: vf})
 		}
 		if err != nil {
-			n.log.Error("vote not cast: it cannot be kept", "term", vt, "for", vf, "err", err)
+			// Tried again every round; a disk that keeps failing is logged once per vote.
+			if m := (voteMark{Term: vt, For: vf}); n.voteUnkept == nil || *n.voteUnkept != m {
+				n.voteUnkept = &m
+				n.log.Error("vote not cast: it cannot be kept (tried again every round, logged once)", "term", vt, "for", vf, "err", err)
+			}
 		} else {
 			n.mu.Lock()
 			n.meta.Vote, n.meta.VoteFor = vt, vf
 			n.encodeLocked()
 			n.mu.Unlock()
-			n.log.Debug("vote", "term", vt, "for", vf)
+			if n.voteUnkept != nil {
+				n.voteUnkept = nil
+				n.log.Info("vote kept again: cast", "term", vt, "for", vf)
+			} else {
+				n.log.Debug("vote", "term", vt, "for", vf)
+			}
 		}
 	}
 	n.publish(ml)

@@ -1,6 +1,9 @@
 package gossip
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,5 +58,49 @@ func TestRestartedWitnessKeepsVote(t *testing.T) {
 	w2.mu.Unlock()
 	if vt == 6 && vf != "site1" {
 		t.Fatalf("the restarted witness votes for %s in term 6, having voted for site1 in it before its restart", vf)
+	}
+}
+
+// TestVoteSaveFailureLoggedOnce: a vote that cannot be kept (data_dir on a failing disk) is not
+// cast, and tried again every round; the error was logged every round too (20 times a second
+// with the fast profile, 4 with lan) for as long as the disk failed. It is logged once, and
+// once more when the vote is kept again.
+func TestVoteSaveFailureLoggedOnce(t *testing.T) {
+	cfg := siteConfig(t, "witness", 0, freeAddr(t), "127.0.0.1:1", "127.0.0.1:2")
+	cfg.Kind, cfg.Priority = config.KindWitness, 0
+	cfg.Gossip.Witness, cfg.Gossip.FenceDelay = true, time.Second
+	old := time.Now().Add(-time.Hour)
+	rec5 := TermRecord{Term: 5, Master: "site2", PeerSynced: true, Seq: 1}
+	var logs logBuffer
+	w, ml := roundNode(t, cfg, Options{Logger: logs.logger()})
+	w.mu.Lock()
+	w.start = old
+	w.meta.Record = rec5
+	w.peers["site1"] = &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: true, Role: RoleBackup,
+		Record: rec5, Claim: 6}, hasMeta: true, mlAlive: true, alive: true, since: old}
+	w.mu.Unlock()
+	// vote.json cannot be replaced: a directory that is not empty stands in its place.
+	block := filepath.Join(cfg.DataDir, VoteFile, "x")
+	if err := os.MkdirAll(block, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		w.decide(t.Context(), ml)
+	}
+	if n := strings.Count(logs.String(), "vote not cast"); n != 1 {
+		t.Fatalf("10 rounds failing to keep the vote logged it %d times, want 1:\n%s", n, logs.String())
+	}
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, VoteFile)); err != nil {
+		t.Fatal(err)
+	}
+	w.decide(t.Context(), ml)
+	w.mu.Lock()
+	vt, vf := w.meta.Vote, w.meta.VoteFor
+	w.mu.Unlock()
+	if vt != 6 || vf != "site1" {
+		t.Fatalf("with the disk back the witness votes (%d, %q), want (6, site1)", vt, vf)
+	}
+	if !strings.Contains(logs.String(), "vote kept again") {
+		t.Errorf("the vote kept again after failures is not logged:\n%s", logs.String())
 	}
 }
