@@ -2189,7 +2189,8 @@ func hasCopyIn(u unit, lo, hi int) bool {
 // statements share one implicit transaction block; in an extended request, the last one (a
 // write before it rolls back, as PostgreSQL fails it after an Execute in its implicit
 // transaction), or any procedure (CALL, DO with COMMIT: its implicit transaction goes on after
-// it, the write in it; the request's reply waits for the peer, lastPartProc) or statement run
+// it, the write in it; the request's reply waits for the peer, lastPartProc — or a COMMIT's
+// after it does, procPart, and writes after that COMMIT are wrapped again) or statement run
 // CONCURRENTLY that is recorded once it ran (lastPartShipAfter). Any other commits at once, and
 // a write after it begins a new implicit transaction, which walk wraps as any other
 // (noTxBefore).
@@ -2197,10 +2198,16 @@ func wrapFrom(u unit) int {
 	_, ext := u.(*extUnit)
 	from := 0
 	for i := 0; i < u.n(); i++ {
-		if info := u.info(i); info.kind == kindNoTxBlock {
-			if !ext || info.proc || info.shipAfter != "" {
-				return u.n()
-			}
+		switch info := u.info(i); {
+		case info.kind == kindNoTxBlock && info.proc:
+			from = u.n()
+		case info.kind == kindNoTxBlock && (!ext || info.shipAfter != ""):
+			return u.n()
+		case info.kind == kindNoTxBlock:
+			from = i + 1
+		case info.kind == kindCommit && from == u.n():
+			// The COMMIT ends the implicit transaction the procedure's goes on in, waiting
+			// until the peer has it (procPart); a write after it begins a new one.
 			from = i + 1
 		}
 	}
@@ -2581,6 +2588,22 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		case k == kindClient2PC && pol.intercept:
 			return refuse(i, "0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit")
 		case k == kindCommit && pol.intercept:
+			if !pol.readOnly && hasProc(u, lo, i) && us.st != 'T' && us.st != 'E' {
+				// A procedure ran outside a transaction block in the implicit transaction this
+				// COMMIT ends, unwrapped (wrapFrom): it goes as the last part of a request
+				// would (lastPartProc), past the gate, the COMMIT's reply waiting until the peer
+				// has what it committed.
+				stale, failed, err := s.procPart(ctx, pol, func() (bool, byte, error) {
+					failed, err := part(i)
+					return failed, us.st, err
+				})
+				if stale {
+					return refuse(firstProc(u, lo, i), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+				}
+				if err != nil || failed {
+					return fail(err)
+				}
+			}
 			var cs *commitStart
 			if (!u.empty(lo, i) || us.st == 0) && !s.commitLocal(pol, s.commitReadOnly()) && !hasCopyIn(u, lo, i) {
 				// A dual commit's first step (a read) goes right behind the part before the
@@ -2750,6 +2773,31 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 	}
 	return s.emitRFQ('I')
+}
+
+// procPart sends a part of a request that holds a procedure run outside a transaction block
+// (send: it returns whether the part failed, and the status after it) past the commit gate, as
+// lastPartProc does, and, when the part leaves no transaction open, waits until the peer has
+// what it committed (awaitShipped). stale: the site is no longer master of pol's term, and
+// nothing was sent; failed: the client got an error (the part's, or 08007).
+func (s *session) procPart(ctx context.Context, pol policy, send func() (bool, byte, error)) (stale, failed bool, err error) {
+	if err := s.shim.gate.enterProc(ctx); err != nil {
+		return false, false, err
+	}
+	defer s.shim.gate.leaveSlow()
+	cur := *s.shim.mode.Load()
+	if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+		s.shim.stats.refused.Add(1)
+		return true, false, nil
+	}
+	failed, st, err := send()
+	if err != nil || failed {
+		return false, failed, err
+	}
+	if st == 'I' && policyFor(cur).peer {
+		failed, err = s.awaitShipped(ctx, policyFor(cur), 0)
+	}
+	return false, failed, err
 }
 
 // lastPartProc sends the last part of a request that runs CALL outside a transaction block in
