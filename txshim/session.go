@@ -1445,9 +1445,9 @@ func warnsOutsideBlock(text string, st statement) string {
 // handleFunctionCall relays a fast-path function call as its own request, never wrapped. The
 // shim cannot tell what the function does, so in a transaction it counts as a write (the
 // commit consults the peer), and outside one it is refused where writes are (read-only and
-// fenced modes: the client may have turned default_transaction_read_only off). In dual mode
-// outside a transaction it commits plainly, and its reply waits until the peer has what was
-// committed, as a procedure's does (lastPartProc).
+// fenced modes: the client may have turned default_transaction_read_only off). Outside a
+// transaction it passes the commit gate and commits plainly, and in dual mode its reply waits
+// until the peer has what was committed, as a procedure's does (lastPartProc).
 func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte) error {
 	st, err := s.barrier()
 	if errors.Is(err, errCopyOpen) {
@@ -1471,12 +1471,28 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 		}
 		return s.emitRFQ('I')
 	}
+	// It may commit a write, outside the commit procedure: it passes the gate as a procedure
+	// does (walk), so that a hold (catch-up) stops it and a handover's Drain waits for it and
+	// its reply's wait for the peer. One that comes through after the role was given up is
+	// refused.
+	if err := s.shim.gate.enterProc(ctx); err != nil {
+		return err
+	}
+	defer s.shim.gate.leaveSlow()
+	cur := *s.shim.mode.Load()
+	if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+		s.shim.stats.refused.Add(1)
+		if err := s.emitError("25006", fmt.Sprintf("tandem: this site is no longer master of term %d; fast-path function call not run", pol.term)); err != nil {
+			return err
+		}
+		return s.emitRFQ('I')
+	}
 	p := &pending{fwd: true, res: make(chan result, 1)}
 	s.push(p)
 	if err := s.forward(typ, body, true); err != nil {
 		return err
 	}
-	return s.replyOnceShipped(ctx, p, pol)
+	return s.replyOnceShipped(ctx, p, policyFor(cur))
 }
 
 func cString(b []byte) (string, []byte, bool) {
