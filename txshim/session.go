@@ -2722,7 +2722,22 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					// refused would stay on this database only.
 					return refuse(lo, "0A000", "tandem: CREATE or DROP INDEX CONCURRENTLY or ALTER TABLE … DETACH PARTITION … CONCURRENTLY must be the only statement executed before its Sync")
 				}
-				return s.lastPartShipAfter(ctx, u, lo, n, drop, pol)
+				// It is recorded in tandem.ddl, committed plainly in a transaction of its own
+				// after it ran: it passes the gate as a procedure does (below), so that a hold
+				// stops it and a handover's Drain waits for it, its record and its reply's wait
+				// for the peer — else "released" could go out before the record, and the next
+				// master's schema lack it. One that comes through after the role was given up is
+				// refused before it runs.
+				if err := s.shim.gate.enterProc(ctx); err != nil {
+					return err
+				}
+				defer s.shim.gate.leaveSlow()
+				cur := *s.shim.mode.Load()
+				if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+					s.shim.stats.refused.Add(1)
+					return refuse(firstShipAfter(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; statement not run", pol.term))
+				}
+				return s.lastPartShipAfter(ctx, u, lo, n, drop, policyFor(cur))
 			}
 			if !pol.readOnly && hasProc(u, lo, n) {
 				// A procedure commits what it wrote itself, outside the commit procedure: it
@@ -3102,6 +3117,16 @@ func shipAfterAlone(u unit, lo, hi int) bool {
 
 func hasProc(u unit, lo, hi int) bool {
 	return firstProc(u, lo, hi) < hi
+}
+
+// firstShipAfter returns the index of the first step in [lo, hi) with a shipAfter text, or hi.
+func firstShipAfter(u unit, lo, hi int) int {
+	for i := lo; i < hi; i++ {
+		if u.info(i).shipAfter != "" {
+			return i
+		}
+	}
+	return hi
 }
 
 // firstProc returns the index of the first procedure (CALL, DO with COMMIT) in [lo, hi), or hi.
