@@ -334,13 +334,16 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 // local DateStyle of 'SQL, DMY' would send 2024-01-02 as 02/01/2024, which a peer at MDY reads
 // as February 1st; extra_float_digits = 0 would round float8s). The first four are what
 // PostgreSQL's own subscriber asks of its publisher (libpqwalreceiver, with its own database's
-// encoding); hex bytea makes bytea values one spelling, and the C locale's monetary format one
+// encoding: both databases have one encoding, install checks, and client_encoding SQL_ASCII
+// passes the bytes as the database holds them, unconverted, while the database still checks
+// what it is sent against its own encoding; UTF8 would make a SQL_ASCII database's walsender
+// fail on every byte that is not UTF-8, for ever, and a peer of one refuse it); hex bytea makes bytea values one spelling, and the C locale's monetary format one
 // spelling of money (a local lc_monetary of de_DE writes "1.234,56 €", which a peer at C
 // refuses), and xmloption content reads every xml value, which a peer at document refuses for
 // text or several elements (as pg_dump sets it). TimeZone needs no pinning: an ISO timestamptz
 // carries its offset.
 var textSettings = map[string]string{
-	"client_encoding":    "UTF8",
+	"client_encoding":    "SQL_ASCII",
 	"datestyle":          "ISO",
 	"intervalstyle":      "postgres",
 	"extra_float_digits": "3",
