@@ -21,7 +21,9 @@ import (
 // The rows are streamed into the COPY as the transaction's changes are read (copyStream), so
 // the shim formats them while the peer takes those before, in bounded memory however long the
 // run. Under the apply's session_replication_role = replica it fires the same (replica)
-// triggers and rules as the INSERT would, checks the same constraints, and takes the values of
+// triggers as the INSERT would (not rules: COPY runs none, and of an application's only one
+// ENABLE ALWAYS or ENABLE REPLICA fires under replica for the INSERT — again, what the stream
+// ships anyway), checks the same constraints, and takes the values of
 // GENERATED ALWAYS identity columns as given, as OVERRIDING SYSTEM VALUE does for the INSERT
 // (changeSQL).
 const copyMin = 64 // shorter runs are sent as INSERTs in the pipeline
