@@ -1032,6 +1032,11 @@ const beginName = "tandem_shim_begin"
 // an aborted block), so that no reply of its own comes before an error.
 func (s *session) sendBegin(p *pending) error {
 	s.push(p)
+	return s.writeBegin()
+}
+
+// writeBegin writes sendBegin's messages, for an entry queued already.
+func (s *session) writeBegin() error {
 	buf := s.scratchOwn[:0]
 	buf, _ = (&pgproto3.Parse{Name: beginName, Query: "BEGIN"}).Encode(buf)
 	buf, _ = (&pgproto3.Bind{DestinationPortal: beginName, PreparedStatement: beginName}).Encode(buf)
@@ -2349,13 +2354,83 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return r.err != nil, nil
 	}
 
-	// refuse fails step i after the steps before it, the database raising code and msg so that
-	// the transaction aborts as for any error, and ends the request.
-	refuse := func(i int, code, msg string) error {
-		if failed, err := part(i); err != nil || failed {
+	// raise fails step i after the steps before it, the database raising code and msg so that
+	// the transaction aborts as for any error. Steps sent as they are, in no block of the
+	// shim's (after a procedure, or where a statement that cannot run in a transaction block
+	// follows: wrapFrom), run in an implicit transaction that PostgreSQL would roll back at
+	// an error of step i: they go without a terminator of their own, the error raised in
+	// their transaction — in the same simple Query, or behind the shim's BEGIN (sendBegin),
+	// which makes it a block the shim then rolls back.
+	raise := func(i int, code, msg string) (failed bool, err error) {
+		_, query := u.(*queryUnit)
+		if !us.injected && us.st != 'T' && us.st != 'E' {
+			if last := lastTxControl(u, lo, i); last >= lo {
+				// A ROLLBACK: the steps up to it end a transaction of their own.
+				if failed, err := part(last + 1); err != nil || failed {
+					return failed, err
+				}
+			}
+		}
+		if us.injected || us.st == 'T' || us.st == 'E' || hasCopyIn(u, lo, i) || s.copyPart || (u.empty(lo, i) && (query || us.st != 0)) {
+			if failed, err := part(i); err != nil || failed {
+				return failed, err
+			}
+			return own(raiseSQL(code, msg))
+		}
+		p := &pending{fwd: true, res: make(chan result, 1)}
+		if q, ok := u.(*queryUnit); ok {
+			text := q.text[q.sts[lo].Start:q.sts[i-1].End] + "\n;" + raiseSQL(code, msg)
+			if err := s.sendQuery(text, p, false); err != nil {
+				return false, err
+			}
+		} else {
+			p.ownBegin = true
+			if err := u.send(s, lo, i, true, p); err != nil {
+				return false, err
+			}
+			if err := s.writeBegin(); err != nil {
+				return false, err
+			}
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return false, err
+		}
+		lo, drop, us.st = i, false, r.status
+		if r.err != nil || query {
+			return true, nil
+		}
+		us.injected = r.begun && !r.warned
+		if failed, err = own(raiseSQL(code, msg)); err != nil {
+			return failed, err
+		}
+		if us.injected && us.st == 'E' {
+			// Rolled back now, so that what a procedure before committed can be waited for.
+			if _, err := s.capture("ROLLBACK"); err != nil {
+				return failed, err
+			}
+			us.injected, us.st = false, 'I'
+		}
+		return failed, nil
+	}
+
+	// refuse fails step i after the steps before it (raise) and ends the request. A procedure
+	// run outside a transaction block before it passes the commit gate, and the reply waits
+	// until the peer has what it committed (procPart), as when no error follows it.
+	var refuse func(i int, code, msg string) error
+	refuse = func(i int, code, msg string) error {
+		if !pol.readOnly && hasProc(u, lo, i) && !us.injected && us.st != 'T' && us.st != 'E' {
+			j := firstProc(u, lo, i)
+			stale, _, err := s.procPart(ctx, pol, func() (bool, byte, error) {
+				failed, err := raise(i, code, msg)
+				return failed, us.st, err
+			})
+			if stale {
+				return refuse(j, "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+			}
 			return fail(err)
 		}
-		_, err := own(raiseSQL(code, msg))
+		_, err := raise(i, code, msg)
 		return fail(err)
 	}
 
@@ -2809,8 +2884,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 // procPart sends a part of a request that holds a procedure run outside a transaction block
 // (send: it returns whether the part failed, and the status after it) past the commit gate, as
 // lastPartProc does, and, when the part leaves no transaction open, waits until the peer has
-// what it committed (awaitShipped). stale: the site is no longer master of pol's term, and
-// nothing was sent; failed: the client got an error (the part's, or 08007).
+// what it committed (awaitShipped) — also when the part failed: the procedure may have
+// committed before the error. stale: the site is no longer master of pol's term, and nothing
+// was sent; failed: the client got an error (the part's, or 08007).
 func (s *session) procPart(ctx context.Context, pol policy, send func() (bool, byte, error)) (stale, failed bool, err error) {
 	if err := s.shim.gate.enterProc(ctx); err != nil {
 		return false, false, err
@@ -2822,13 +2898,15 @@ func (s *session) procPart(ctx context.Context, pol policy, send func() (bool, b
 		return true, false, nil
 	}
 	failed, st, err := send()
-	if err != nil || failed {
+	if err != nil {
 		return false, failed, err
 	}
 	if st == 'I' && policyFor(cur).peer {
-		failed, err = s.awaitShipped(ctx, policyFor(cur), 0)
+		// Also after an error: the procedure may have committed before it.
+		told, err := s.awaitShipped(ctx, policyFor(cur), 0)
+		return false, failed || told, err
 	}
-	return false, failed, err
+	return false, failed, nil
 }
 
 // lastPartProc sends the last part of a request that runs CALL outside a transaction block in

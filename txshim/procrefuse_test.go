@@ -1,0 +1,103 @@
+package txshim
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// TestRefuseAfterProc: a statement the shim refuses after a CALL in the same request (a row of
+// tandem.ddl, a client's COMMIT PREPARED) rolls back the implicit transaction the procedure's
+// goes on in, as PostgreSQL does for an error at that statement: the shim sent the steps before
+// it with a terminator of its own and then raised the error, so a write between the CALL and the
+// refused statement was committed, plainly and unwaited, while the client got an error. What the
+// procedure committed itself stays committed, and the reply waits until the peer has it.
+func TestRefuseAfterProc(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, "CREATE PROCEDURE noop() LANGUAGE sql AS $$ SELECT 1 $$")
+	c.Exec(t, "CREATE PROCEDURE ins(n int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (n, 0); COMMIT; END $$")
+	ext := func(r *rawSession, qs ...string) {
+		for _, q := range qs {
+			r.stmt(q)
+		}
+		r.fe.SendSync(&pgproto3.Sync{})
+		r.fe.Flush()
+	}
+	query := func(r *rawSession, qs ...string) {
+		r.fe.Send(&pgproto3.Query{String: strings.Join(qs, "; ")})
+		r.fe.Flush()
+	}
+	rows := func() string {
+		var ids []string
+		for _, id := range []string{"1", "3"} {
+			if rowCount(t, c, "id = "+id) == 1 {
+				ids = append(ids, id)
+			}
+		}
+		return strings.Join(ids, ",")
+	}
+	type send struct {
+		name string
+		f    func(*rawSession, ...string)
+	}
+	sends := []send{{"extended", ext}, {"simple", query}}
+	refused := []struct{ stmt, code string }{
+		{"INSERT INTO tandem.ddl (stmt) VALUES ('x')", "42501"},
+		{"COMMIT PREPARED 'x'", "0A000"},
+	}
+
+	var shipped atomic.Int32
+	peer := shipCounter{&fakePeer{c: c, t: t}, &shipped}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	d := dialRawDSN(t, c.DSN(c.Database()))
+	for _, proc := range []string{"CALL noop()", "CALL ins(3)"} {
+		for _, sd := range sends {
+			for _, ref := range refused {
+				// Plain PostgreSQL, the refused statement replaced by one that fails there as
+				// the shim's refusal does.
+				sd.f(d, proc, "INSERT INTO acct VALUES (1, 0)", "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '"+ref.code+"'; END$$")
+				want := d.replies()
+				wantRows := rows()
+				c.Exec(t, "TRUNCATE acct")
+				shipped.Store(0)
+				r := dialRaw(t, s)
+				sd.f(r, proc, "INSERT INTO acct VALUES (1, 0)", ref.stmt)
+				got := r.replies()
+				name := sd.name + " " + proc + "; INSERT; " + ref.stmt
+				if got != want {
+					t.Errorf("%s: %s, want %s as PostgreSQL", name, got, want)
+				}
+				if gotRows := rows(); gotRows != wantRows {
+					t.Errorf("%s: rows [%s] committed, want [%s] as PostgreSQL", name, gotRows, wantRows)
+				}
+				if wantRows != "" && shipped.Load() == 0 {
+					t.Errorf("%s: rows [%s] committed, and the reply did not wait for the peer", name, wantRows)
+				}
+				if calls := peer.take(); len(calls) != 0 {
+					t.Errorf("%s: peer calls %v, want none", name, calls)
+				}
+				c.Exec(t, "TRUNCATE acct")
+			}
+		}
+	}
+
+	// The peer never takes a plain commit and the site may not go on alone: what the procedure
+	// committed is not answered as if the peer had it.
+	blocked := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: notShipped{&fakePeer{c: c, t: t}}, Logger: quietLogger()}, ModeDual, 1,
+		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock; cfg.CommitTimeout = time.Second })
+	r := dialRaw(t, blocked)
+	ext(r, "CALL ins(3)", "INSERT INTO acct VALUES (1, 0)", refused[0].stmt)
+	if got := r.replies(); !strings.Contains(got, "E(08007)") {
+		t.Errorf("refusal after CALL, the peer not taking the procedure's commit: %s, want 08007", got)
+	}
+	if got := rows(); got != "3" {
+		t.Errorf("refusal after CALL, the peer not taking the procedure's commit: rows [%s], want [3]", got)
+	}
+}
