@@ -303,6 +303,9 @@ type unitState struct {
 	// pipelined: while st is 0, a part sent unanswered ran an Execute in the implicit
 	// transaction open now (pipelineAfter).
 	pipelined bool
+	// procLeft: a procedure ran outside a transaction block before a BEGIN of the request, not
+	// yet waited for: the reply waits until the peer has what it committed (walk).
+	procLeft bool
 }
 
 // pending is one request in flight that ends with a ReadyForQuery.
@@ -2275,11 +2278,36 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return r.err != nil, nil
 	}
 
+	// shipLeft waits, when no transaction is open, until the peer has what a procedure before
+	// a BEGIN committed (us.procLeft); a wait in vain reaches the client as 08007.
+	shipLeft := func() error {
+		if !us.procLeft || us.st != 'I' {
+			return nil
+		}
+		us.procLeft = false
+		if !pol.peer {
+			return nil
+		}
+		_, err := s.awaitShipped(ctx, pol, 0)
+		return err
+	}
+
 	// fail ends the request after a failed part or a refusal: the steps from lo on are dropped
 	// unsent, so what they did to the prepared statements' records is undone.
 	fail := func(err error) error {
 		if _, ok := u.(*extUnit); ok {
 			s.revertStmts(lo)
+		}
+		if err == nil && us.procLeft {
+			if us.injected && us.st == 'E' {
+				if _, err := s.capture("ROLLBACK"); err != nil {
+					return err
+				}
+				us.injected, us.st = false, 'I'
+			}
+			if err := shipLeft(); err != nil {
+				return err
+			}
 		}
 		return s.endAfterError(us, final, err)
 	}
@@ -2648,6 +2676,24 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 			}
 		}
+		if k == kindBegin && pol.intercept && !pol.readOnly && !us.injected && us.st != 'T' && us.st != 'E' && hasProc(u, lo, i) {
+			// A procedure ran outside a transaction block before this BEGIN, which makes the
+			// implicit transaction it goes on in the block: it passes the commit gate, sent
+			// with the steps up to the BEGIN (procPart; the terminator after the BEGIN ends no
+			// transaction), and the reply waits until the peer has what it committed, once the
+			// block ended (shipLeft).
+			stale, failed, err := s.procPart(ctx, pol, func() (bool, byte, error) {
+				failed, err := part(i + 1)
+				return failed, us.st, err
+			})
+			if stale {
+				return refuse(firstProc(u, lo, i), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+			}
+			if err != nil || failed {
+				return fail(err)
+			}
+			us.procLeft = true
+		}
 		switch {
 		case k == kindBegin:
 			if us.injected {
@@ -2830,8 +2876,18 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 				return s.lastPartProc(ctx, u, lo, n, drop, policyFor(cur))
 			}
+			if us.procLeft {
+				p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+				if err := u.send(s, lo, n, true, p); err != nil {
+					return err
+				}
+				return s.replyOnceShipped(ctx, p, pol)
+			}
 			p := &pending{fwd: true, fwdRFQ: true, drop25001: drop}
 			return u.send(s, lo, n, true, p)
+		}
+		if err := shipLeft(); err != nil {
+			return err
 		}
 		return s.emitRFQ(us.st)
 	}
@@ -2877,6 +2933,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if _, err := s.capture("ROLLBACK"); err != nil {
 			return err
 		}
+	}
+	us.st = 'I'
+	if err := shipLeft(); err != nil {
+		return err
 	}
 	return s.emitRFQ('I')
 }
