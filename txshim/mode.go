@@ -63,6 +63,37 @@ type modeCell struct {
 	// solo holds the terms whose solo mode a session read since the shim was last dual in them
 	// (term → struct{}).
 	solo sync.Map
+	// master is the last mode set that takes writes (dual or solo), kept when a role change
+	// sets another: what a handover's barrier asks about (Shim.Barrier). Changed with p, under
+	// mu, so that the two agree.
+	master atomic.Pointer[modeState]
+	mu     sync.Mutex
+}
+
+// set makes ms the mode and returns the one before.
+func (c *modeCell) set(ms *modeState) (old *modeState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old = c.p.Swap(ms)
+	c.noteMasterLocked(ms)
+	return old
+}
+
+// swap makes ms the mode if old still is, and tells whether it did.
+func (c *modeCell) swap(old, ms *modeState) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.p.CompareAndSwap(old, ms) {
+		return false
+	}
+	c.noteMasterLocked(ms)
+	return true
+}
+
+func (c *modeCell) noteMasterLocked(ms *modeState) {
+	if ms.mode == ModeDual || ms.mode == ModeSolo {
+		c.master.Store(ms)
+	}
 }
 
 // Load is a session's read of the mode; a solo mode notes its term before it is returned.

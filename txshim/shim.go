@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tandem-ha/tandem/config"
@@ -153,7 +154,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		fit:      fit,
 	}
 	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
-	s.mode.p.Store(&modeState{mode: ModeReadOnly})
+	s.mode.set(&modeState{mode: ModeReadOnly})
 	return s, nil
 }
 
@@ -241,7 +242,7 @@ func (s *Shim) SetMode(m Mode, term uint64) {
 	if m == ModeDual { // the peer has everything again
 		s.mode.solo.Delete(term)
 	}
-	old := s.mode.p.Swap(&modeState{mode: m, term: term})
+	old := s.mode.set(&modeState{mode: m, term: term})
 	if old.mode != m || old.term != term {
 		s.log.Info("txshim mode", "mode", m.String(), "term", term, "was", old.mode.String())
 	}
@@ -254,7 +255,7 @@ func (s *Shim) SwitchMode(from, m Mode, term uint64) bool {
 	if old.mode != from || old.term != term {
 		return false
 	}
-	if !s.mode.p.CompareAndSwap(old, &modeState{mode: m, term: term}) {
+	if !s.mode.swap(old, &modeState{mode: m, term: term}) {
 		return false
 	}
 	if m == ModeDual { // caught up: the peer has everything again
@@ -292,6 +293,87 @@ func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 // commit that comes through the gate after that is refused.
 func (s *Shim) Drain(ctx context.Context) error {
 	return s.gate.idle(ctx)
+}
+
+// Barrier ends a handover's drain (DESIGN §3 handover, rule 2), after Drain and before the
+// Shipper turns backup: it waits until the peer has every plain commit made on the local
+// database so far. Drain waits only for commits the shim saw; an autocommit statement it took
+// for a read that wrote all the same (a writing function created behind its back) committed
+// plainly and was answered at once, and may be unshipped still — "released" would then say
+// the peer has everything, and the successor take the next term without it. A transactional
+// logical message written on the local database marks the stream; the Shipper must ship every
+// plain commit before it (WaitShipped, xid 0) within commit_timeout (extended, as for a plain
+// commit, while a decoder behind reads on or a large one ships) and ctx's deadline, which ends
+// the wait at once.
+//
+// Only a shim whose last mode of term that takes writes was dual, and that has not gone solo
+// in term since, waits: solo, peer_synced = false is recorded already. Without a Peer that
+// ships plain commits there is nothing to wait for. When the wait fails (the peer does not take
+// it in time, the Shipper is not in step, the mark cannot be written), the peer may lack a
+// commit: as for a plain commit the peer did not take during a handover (peerLacks), term
+// counts as one the shim committed alone in (WentSolo) and OnPeerDown records peer_synced =
+// false before the release is published; the error says why.
+func (s *Shim) Barrier(ctx context.Context, term uint64) error {
+	w, ok := s.opts.Peer.(shipWaiter)
+	if !ok {
+		return nil
+	}
+	if last := s.mode.master.Load(); last == nil || last.term != term || last.mode != ModeDual || s.WentSolo(term) {
+		return nil
+	}
+	start := time.Now()
+	err := s.barrier(ctx, w)
+	if err == nil {
+		s.log.Debug("txshim: handover barrier: the peer has every commit", "term", term, "waited", time.Since(start))
+		return nil
+	}
+	s.stats.peerErrs.Add(1)
+	s.log.Warn("txshim: handover barrier: the peer may lack a commit; recording peer_synced = false", "term", term,
+		"waited", time.Since(start).Round(time.Millisecond), "err", err)
+	s.peerLacks(term)
+	return err
+}
+
+// barrier marks the local stream and waits until the Shipper shipped every plain commit before
+// the mark (see Barrier).
+func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
+	// WaitShipped takes its ctx's deadline for the soft one (commit_timeout, extended while
+	// the decoder or a large ship makes progress) and a cancel for the end: ctx's deadline is
+	// the end.
+	hard, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	conn, err := pgconn.ConnectConfig(hard, s.localCfg.Copy())
+	if err != nil {
+		return fmt.Errorf("cannot mark the stream: %w", err)
+	}
+	rr := conn.ExecParams(hard, "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text", nil, nil, nil, nil).Read()
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(hard), time.Second)
+	conn.Close(cctx)
+	ccancel()
+	if rr.Err != nil {
+		return fmt.Errorf("cannot mark the stream: %w", rr.Err)
+	}
+	var mark pglogrepl.LSN
+	if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 {
+		mark, err = pglogrepl.ParseLSN(string(rr.Rows[0][0]))
+	}
+	if err != nil {
+		return fmt.Errorf("cannot mark the stream: %w", err)
+	}
+	if mark == 0 {
+		return errors.New("cannot mark the stream: no position")
+	}
+	soft, cancelSoft := context.WithTimeout(hard, s.cfg.CommitTimeout)
+	defer cancelSoft()
+	if err := w.WaitShipped(soft, 0, mark); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("not shipped before the handover's bound: %w", ctx.Err())
+		}
+		return err
+	}
+	return nil
 }
 
 // commitGate lets write commits through unless a hold is in place (see HoldCommits).
@@ -485,7 +567,7 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 		s.log.Error("txshim: not going solo: this site may not commit alone now; the commit is left for the resolver", "term", term)
 		return false
 	}
-	if s.mode.p.CompareAndSwap(cur, &modeState{mode: ModeSolo, term: term}) {
+	if s.mode.swap(cur, &modeState{mode: ModeSolo, term: term}) {
 		return s.commitsAlone(term)
 	}
 	now := s.mode.peek()

@@ -693,10 +693,14 @@ func (d *database) stepDown(ctx context.Context, term uint64) {
 	d.drain(ctx)
 }
 
-// drain waits (bounded) until the shim has no commit in flight, then, the last drain, turns
-// the shipper backup unless this site is master again. A commit still in flight after the
-// bound is left to the next master's resolver. The caller counted it in d.draining.
+// drain waits (bounded) until the shim has no commit in flight and the peer has every plain
+// commit so far (the shim's barrier), then, the last drain, turns the shipper backup unless
+// this site is master again. A commit still in flight after the bound is left to the next
+// master's resolver. The caller counted it in d.draining.
 func (d *database) drain(ctx context.Context) {
+	d.mu.Lock()
+	term := d.term
+	d.mu.Unlock()
 	if d.localDown.Load() {
 		// Commits in flight wait for the local database and cannot finish while it does not
 		// answer; whatever they left prepared, fencing and the next master's resolver settle.
@@ -707,6 +711,14 @@ func (d *database) drain(ctx context.Context) {
 		dctx, cancel := context.WithTimeout(ctx, txshim.CommitWaitMax(d.cfg.CommitTimeout)+drainMargin)
 		if err := d.shim.Drain(dctx); err != nil {
 			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+		} else if err := d.shim.Barrier(dctx, term); err != nil {
+			// A write committed plainly whose reply did not wait for the peer (an autocommit
+			// statement the shim took for a read) may be unshipped: the shipper is still the
+			// master's, so the slot keeps it, and peer_synced = false goes out before
+			// "released" (the shim's OnPeerDown, peerDown), so that the successor catches up
+			// from here rather than taking the term without it. Within what is left of the
+			// drain's bound, and so of systemd's TimeoutStopSec.
+			d.log.Warn("handover: the peer may lack a commit made before it; peer_synced = false recorded", "term", term, "err", err)
 		}
 		cancel()
 	}

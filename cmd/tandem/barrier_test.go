@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/internal/pgtest"
+	"github.com/tandem-ha/tandem/txshim"
+)
+
+// dualSite2 is site2's database side, master of term 1 in dual mode, over a local database and
+// a peer database of its own (each with an empty table acct), its Shipper running. The peer's
+// cluster and the local database are returned for the test to pause and to write on.
+func dualSite2(t *testing.T) (*database, *pgtest.Cluster, *sql.DB) {
+	t.Helper()
+	local, peer := pgtest.Start(t), pgtest.Start(t)
+	ldb, pdb := local.Open(t, local.Database()), peer.Open(t, peer.Database())
+	for _, db := range []*sql.DB{ldb, pdb} {
+		if _, err := db.Exec(`CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	localDSN, peerDSN := local.DSN(local.Database()), peer.DSN(peer.Database())
+	if err := txshim.Install(ctx, "site2", localDSN, peerDSN, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if err := txshim.WriteTermRecord(ctx, ldb, 1, "site2", true); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: localDSN, PeerDSN: peerDSN, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
+	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	shipped := make(chan error, 1)
+	go func() { shipped <- d.ship.Run(rctx) }()
+	t.Cleanup(func() {
+		stop()
+		<-shipped
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		d.shim.Serve(ctx) // closes the listener Start bound
+		d.close()
+	})
+	if synced, err := d.promote(ctx, 1); err != nil || !synced {
+		t.Fatalf("promote(1): synced %v, %v; want dual", synced, err)
+	}
+	if mode, _ := d.shim.Mode(); mode != txshim.ModeDual {
+		t.Fatalf("master of term 1 with its peer up: shim %s, want dual", mode)
+	}
+	return d, peer, pdb
+}
+
+// TestHandoverShipBarrier: a write committed plainly on the master whose reply did not wait for
+// the peer (an autocommit statement the shim takes for a read but which writes — here made
+// straight on the local database, as such a write reaches it) may still be unshipped when a
+// handover's drain ends: no commit is in flight. The shipper then turned backup, "released"
+// said peer_synced = true, and the successor took the next term without the row. The drain now
+// ends with a ship barrier: with the peer up, the handover returns once the row is on the peer;
+// with a peer that does not take it (its database frozen: the shim stays dual, as nothing
+// committing noticed), peer_synced = false is recorded before the release.
+func TestHandoverShipBarrier(t *testing.T) {
+	t.Run("shipped", func(t *testing.T) {
+		d, _, pdb := dualSite2(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := d.local.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
+			t.Fatal(err)
+		}
+		d.stepDown(ctx, 1)
+		var n int
+		if err := pdb.QueryRowContext(ctx, `SELECT count(*) FROM acct WHERE id = 1`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("the handover ended with the row committed before it not on the peer (%d rows there), and peer_synced = true", n)
+		}
+		if downs := d.peerDowns(); downs != 0 {
+			t.Errorf("peer_synced = false recorded %d times with the peer up", downs)
+		}
+		waitDrained(t, d) // setRole's own drain, before the database closes
+	})
+	t.Run("peer frozen", func(t *testing.T) {
+		d, peer, _ := dualSite2(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := peer.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { peer.Resume() }) // before the shipper stops (cleanups run last-in first-out)
+		if _, err := d.local.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		d.stepDown(ctx, 1)
+		took := time.Since(start)
+		t.Logf("handover with the peer frozen took %v", took.Round(time.Millisecond))
+		if d.peerDowns() == 0 || !d.shim.WentSolo(1) {
+			t.Errorf("the handover ended with a row the peer lacks and peer_synced = false never recorded (downs %d, went solo %v): \"released\" says the peer has everything",
+				d.peerDowns(), d.shim.WentSolo(1))
+		}
+		if limit := txshim.CommitWaitMax(d.cfg.CommitTimeout) + drainMargin; took > limit {
+			t.Errorf("the handover took %v, more than the drain's bound %v", took, limit)
+		}
+		waitDrained(t, d)
+	})
+}
