@@ -1151,3 +1151,31 @@ func TestSecretKeyEnvList(t *testing.T) {
 		t.Errorf("bad second key: got %v", err)
 	}
 }
+
+// TestSecretKeyRawTextOldFile: a key file of one raw printable key, read whole before key files
+// could hold a keyring, is read the same way still when it looks like a keyring line by line —
+// a key that starts with # (taken for a comment: "holds no key"), or one holding a newline
+// (taken for two keys of the wrong size). Loaded before, refused after an upgrade, the site
+// would not start.
+func TestSecretKeyRawTextOldFile(t *testing.T) {
+	dir := t.TempDir()
+	base := "site = \"s\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nsecret_key_file = %q\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, tc := range []struct{ name, content, key string }{
+		{"hash", "#Zx9!q2Lm@7vR$e4Tw&8yU*1iO^3pA%5", "#Zx9!q2Lm@7vR$e4Tw&8yU*1iO^3pA%5"},
+		{"hash-newline", "#Zx9!q2Lm@7vR$e4\n", "#Zx9!q2Lm@7vR$e4"},
+		{"newline", "Zx9!q2Lm@7vR$e4T\nw&8yU*1iO^3pA%5", "Zx9!q2Lm@7vR$e4T\nw&8yU*1iO^3pA%5"},
+	} {
+		p := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(p, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse("f.toml", []byte(strings.Replace(base, "%q", `"`+p+`"`, 1)), KindSite)
+		if err != nil {
+			t.Errorf("%s: a raw key file that loaded before: %v", tc.name, err)
+			continue
+		}
+		if string(c.Gossip.SecretKey) != tc.key || c.Gossip.DecryptKeys != nil {
+			t.Errorf("%s: key %d bytes, %d more, want the whole file's %d bytes", tc.name, len(c.Gossip.SecretKey), len(c.Gossip.DecryptKeys), len(tc.key))
+		}
+	}
+}

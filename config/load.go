@@ -587,8 +587,9 @@ func ReadToken(path string) (string, error) {
 // per line (base64, or raw text without surrounding spaces), blank lines and lines starting
 // with # skipped, the first key the primary (gossip is encrypted with it), every key tried on
 // what is received. A file of one key line and no comment is read the old way; so is a file
-// that is no text (a raw binary key, which may hold a newline or a #). Errors name the line,
-// never its content.
+// that is no text (a raw binary key, which may hold a newline or a #), and one that reads as no
+// keyring but as one key so (a raw text key starting with # or holding a newline). Errors name
+// the line, never its content.
 func parseKeyFile(path string, b []byte) ([][]byte, error) {
 	lines := strings.Split(string(b), "\n")
 	var keyLines []int // indexes into lines
@@ -609,6 +610,22 @@ func parseKeyFile(path string, b []byte) ([][]byte, error) {
 		}
 		return [][]byte{k}, nil
 	}
+	keys, err := parseKeyLines(path, lines, keyLines)
+	if err != nil {
+		// A raw text key read whole before keyrings may look like lines of one: it may start
+		// with # (a comment, line by line) or hold a newline (two keys of the wrong size). A
+		// file that does not read as a keyring but reads as one key, as it always did, is
+		// that key: it must load after an upgrade as it did before.
+		if k, kerr := parseKey(b); kerr == nil {
+			return [][]byte{k}, nil
+		}
+		return nil, err
+	}
+	return keys, nil
+}
+
+// parseKeyLines reads the keys of a keyring file, lines[keyLines] (see parseKeyFile).
+func parseKeyLines(path string, lines []string, keyLines []int) ([][]byte, error) {
 	if len(keyLines) == 0 {
 		return nil, fmt.Errorf("%s holds no key, only comments", path)
 	}
