@@ -439,6 +439,8 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		err = errors.New("the resolver could not reach the peer database")
 	} else {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		// Who was master before: the peer database's record, read before this term replaces it.
+		pterm, pmaster, _, rerr := txshim.ReadTermRecord(wctx, d.peer)
 		err = txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
 		cancel()
 		if errors.Is(err, txshim.ErrStaleTerm) {
@@ -453,12 +455,20 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		// while the copies of their positions here may lag (the last periodic one, or none
 		// since catch-up), and BumpSequences moves only those a column takes values from.
 		// A sequence behind the peer's moves up to it (DESIGN §5.2: never behind on a new
-		// master); this runs before the shim takes writes.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if aerr := txshim.AlignSequences(actx, d.cfg.PeerDSN, d.cfg.LocalDSN); aerr != nil {
-			d.log.Warn("could not copy the peer database's sequence positions at promotion", "term", term, "err", aerr)
+		// master); this runs before the shim takes writes. Only from an old master's
+		// database, which answered the term write: where this site was master of the
+		// peer's last term, or of a newer one it served alone (its record unsynced; a
+		// promotion that failed before the term write leaves it synced), the peer's positions
+		// are copies of this site's, behind them, and a CYCLE sequence takes a copy's
+		// position exactly — back onto values this site handed out.
+		ownLast := d.record.Master == d.site && d.record.Term > pterm && !d.record.PeerSynced
+		if err == nil && rerr == nil && pmaster != d.site && !ownLast {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if aerr := txshim.AlignSequences(actx, d.cfg.PeerDSN, d.cfg.LocalDSN); aerr != nil {
+				d.log.Warn("could not copy the peer database's sequence positions at promotion", "term", term, "err", aerr)
+			}
+			cancel()
 		}
-		cancel()
 	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, promoteCatchUp)

@@ -641,3 +641,57 @@ func TestPromoteTakesPeerSequences(t *testing.T) {
 		t.Fatalf("the new master hands out order number %d, which the old master already handed out", next)
 	}
 }
+
+// TestPromoteKeepsOwnCycleSequence: a site that was master of the last term promotes again (its
+// sidecar restarted, an upgrade, a restart of both sites) with its backup's database reachable.
+// That database holds copies of this site's sequence positions, up to a copy period behind —
+// and a CYCLE sequence's copy takes it back to them exactly: the new term handed out again the
+// values this site handed out since the last copy.
+func TestPromoteKeepsOwnCycleSequence(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	backup := pgtest.Start(t) // site1's database, the backup of term 4
+	backupDSN := backup.DSN(backup.Database())
+	if err := txshim.Install(ctx, "site1", backupDSN, backupDSN, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	backupDB, err := txshim.OpenDB(backupDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backupDB.Close()
+	d := site2DatabaseTo(t, backupDSN) // site2: master of term 4
+	for _, db := range []*sql.DB{backupDB, d.local} {
+		if _, err := db.ExecContext(ctx, `CREATE SEQUENCE cyc MAXVALUE 1000 CYCLE`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Term 4: site2 master, its term in both databases; the last copy saw cyc at 40, then
+	// site2 handed out 41 to 50.
+	for _, db := range []*sql.DB{backupDB, d.local} {
+		if err := txshim.WriteTermRecord(ctx, db, 4, "site2", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := backupDB.ExecContext(ctx, `SELECT setval('cyc', 40)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.local.ExecContext(ctx, `SELECT setval('cyc', 50)`); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.record = gossip.TermRecord{Term: 4, Master: "site2", PeerSynced: true}
+	d.mu.Unlock()
+	// site2 restarts and takes term 5.
+	if _, err := d.promote(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	if err := d.local.QueryRowContext(ctx, `SELECT nextval('cyc')`).Scan(&next); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("site2, master of term 4 (cyc at 50; its backup's copy at 40), promotes to term 5: next cyc %d", next)
+	if next != 51 {
+		t.Fatalf("the new term hands out cyc %d, which site2 handed out in term 4 (41 to 50)", next)
+	}
+}
