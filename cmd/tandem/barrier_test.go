@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 	"github.com/tandem-ha/tandem/txshim"
 )
@@ -113,4 +114,58 @@ func TestHandoverShipBarrier(t *testing.T) {
 		}
 		waitDrained(t, d)
 	})
+}
+
+// TestHandoverBarrierRoutedFirst: the node delivers the backup State of a release before it
+// runs BeforeRelease, so route may demote the shim first and start the drain that turns the
+// shipper backup; stepDown's barrier then found the shipper backup, not in step, and recorded
+// peer_synced = false with the peer up (a switchover refused for nothing). The drain the
+// release's State starts carries the barrier, and stepDown waits for it.
+func TestHandoverBarrierRoutedFirst(t *testing.T) {
+	d, _, pdb := dualSite2(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := d.local.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: 1, Master: "site2", Releasing: 1}) // route, from followRoles
+	time.Sleep(300 * time.Millisecond)
+	d.stepDown(ctx, 1)
+	var n int
+	if err := pdb.QueryRowContext(ctx, `SELECT count(*) FROM acct WHERE id = 1`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || d.peerDowns() != 0 {
+		t.Errorf("release routed before BeforeRelease: %d rows on the peer, peer_synced = false recorded %d times; want 1, 0", n, d.peerDowns())
+	}
+	waitDrained(t, d)
+}
+
+// TestNoBarrierUnlessReleased: a master fenced (cut off), or demoted by a newer term it finds,
+// drains without the handover's barrier: the other site took or takes the role without hearing
+// it, and a barrier failing on the peer link that is down counted the term as one committed
+// alone in — a split brain reported and failback stopped though nothing committed alone.
+func TestNoBarrierUnlessReleased(t *testing.T) {
+	for _, st := range []gossip.State{
+		{Role: gossip.RoleFenced, Term: 1, Master: "site2"},
+		{Role: gossip.RoleBackup, Term: 2, Master: "site1"},
+	} {
+		t.Run(st.Role.String(), func(t *testing.T) {
+			d, peer, _ := dualSite2(t)
+			if err := peer.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { peer.Resume() })
+			// A plain commit the frozen peer cannot take: a barrier would fail on it.
+			if _, err := d.local.Exec(`INSERT INTO acct VALUES (1, 1)`); err != nil {
+				t.Fatal(err)
+			}
+			d.setRole(st)
+			waitDrained(t, d)
+			if d.peerDowns() != 0 || d.shim.WentSolo(1) {
+				t.Errorf("%s of term %d: peer_synced = false recorded %d times, term 1 counted as committed alone in: %v; want neither",
+					st.Role, st.Term, d.peerDowns(), d.shim.WentSolo(1))
+			}
+		})
+	}
 }

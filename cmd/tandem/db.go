@@ -44,7 +44,8 @@ type database struct {
 	mu       sync.Mutex
 	role     gossip.Role
 	term     uint64
-	draining int // drains under way (see drain): the shipper turns backup after the last
+	draining int           // drains under way (see drain): the shipper turns backup after the last
+	drained  chan struct{} // closed when the last drain under way ends (stepDown waits for it)
 
 	// downs counts the shim's OnPeerDown calls, under syncMu, which peerDown holds while it
 	// records peer_synced = false and publishSynced while it checks and records true: a
@@ -651,9 +652,13 @@ func (d *database) setRole(st gossip.State) {
 	}
 	if wasMaster || d.draining > 0 {
 		// Commits in flight still ship their changes to the peer: the shipper turns backup
-		// once they are done (a release waits for that in beforeRelease).
+		// once they are done (a release waits for that in beforeRelease, stepDown). A
+		// release's drain ends at the shim's barrier (see drain).
+		if d.draining == 0 {
+			d.drained = make(chan struct{})
+		}
 		d.draining++
-		go d.drain(context.Background())
+		go d.drain(context.Background(), wasMaster && st.Role == gossip.RoleBackup && st.Releasing == st.Term)
 		return
 	}
 	d.turnBackupLocked()
@@ -694,20 +699,37 @@ func (d *database) abandonLocked() {
 }
 
 // stepDown is the shim's part of a handover (DESIGN §3) before the release of term is
-// published: no new commits, and the commits in flight finished.
+// published: no new commits, the commits in flight finished, and the peer has every plain
+// commit (or peer_synced = false is recorded): it waits for the drain the demotion started
+// (setRole — here, or already by route, with the node's State of the release).
 func (d *database) stepDown(ctx context.Context, term uint64) {
-	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: term})
+	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: term, Releasing: term})
 	d.mu.Lock()
-	d.draining++
+	done := d.drained
 	d.mu.Unlock()
-	d.drain(ctx)
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
-// drain waits (bounded) until the shim has no commit in flight and the peer has every plain
-// commit so far (the shim's barrier), then, the last drain, turns the shipper backup unless
-// this site is master again. A commit still in flight after the bound is left to the next
-// master's resolver. The caller counted it in d.draining.
-func (d *database) drain(ctx context.Context) {
+// drain waits (bounded) until the shim has no commit in flight and, with barrier (the
+// drain of a master's release), the peer has every plain commit so far (the shim's barrier),
+// then, the last drain, turns the shipper backup unless this site is master again. A commit
+// still in flight after the bound is left to the next master's resolver. The caller counted
+// it in d.draining (setRole).
+//
+// Only a release waits at the barrier: its "released" is what the successor takes the next
+// term on, and it can say peer_synced = false in time. A master fenced, or demoted by a newer
+// term it finds (its process was paused, say), is past that: the other site took or takes
+// the role without hearing it, and its barrier would fail on a peer link that is down or a
+// peer database that refuses its term, counting the term as one committed alone in though
+// nothing was — a split brain reported, and failback to this site stopped, for in-doubt dual
+// commits the resolver settles on both databases.
+func (d *database) drain(ctx context.Context, barrier bool) {
 	d.mu.Lock()
 	term := d.term
 	d.mu.Unlock()
@@ -721,6 +743,8 @@ func (d *database) drain(ctx context.Context) {
 		dctx, cancel := context.WithTimeout(ctx, txshim.CommitWaitMax(d.cfg.CommitTimeout)+drainMargin)
 		if err := d.shim.Drain(dctx); err != nil {
 			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+		} else if !barrier {
+			// Not a release (above), or a second drain: the first has the barrier.
 		} else if err := d.shim.Barrier(dctx, term); err != nil {
 			// A write committed plainly whose reply did not wait for the peer (an autocommit
 			// statement the shim took for a read) may be unshipped: the shipper is still the
@@ -735,7 +759,12 @@ func (d *database) drain(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.draining--
-	if d.draining == 0 && d.role != gossip.RoleMaster {
+	if d.draining > 0 {
+		return
+	}
+	close(d.drained)
+	d.drained = nil
+	if d.role != gossip.RoleMaster {
 		d.turnBackupLocked()
 	}
 }
