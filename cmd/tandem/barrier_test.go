@@ -141,16 +141,19 @@ func TestHandoverBarrierRoutedFirst(t *testing.T) {
 	waitDrained(t, d)
 }
 
-// TestNoBarrierUnlessReleased: a master fenced (cut off), or demoted by a newer term it finds,
-// drains without the handover's barrier: the other site took or takes the role without hearing
+// TestNoBarrierUnlessReleased: a master fenced (cut off), or demoted by a newer term it finds
+// (a release to a member already master of a newer term, after its process was paused), drains
+// without the handover's barrier: the other site took or takes the role without hearing
 // it, and a barrier failing on the peer link that is down counted the term as one committed
 // alone in — a split brain reported and failback stopped though nothing committed alone.
 func TestNoBarrierUnlessReleased(t *testing.T) {
-	for _, st := range []gossip.State{
-		{Role: gossip.RoleFenced, Term: 1, Master: "site2"},
-		{Role: gossip.RoleBackup, Term: 2, Master: "site1"},
+	for name, st := range map[string]gossip.State{
+		"fenced":     {Self: "site2", Role: gossip.RoleFenced, Term: 1, Master: "site2"},
+		"newer term": {Self: "site2", Role: gossip.RoleBackup, Term: 2, Master: "site1"},
+		"released to": {Self: "site2", Role: gossip.RoleBackup, Term: 1, Master: "site1", Releasing: 1,
+			Members: []gossip.MemberStatus{{Site: "site1", Alive: true, Role: gossip.MemberRole(gossip.RoleMaster), Term: 2}}},
 	} {
-		t.Run(st.Role.String(), func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			d, peer, _ := dualSite2(t)
 			if err := peer.Pause(); err != nil {
 				t.Fatal(err)

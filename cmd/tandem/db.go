@@ -658,7 +658,7 @@ func (d *database) setRole(st gossip.State) {
 			d.drained = make(chan struct{})
 		}
 		d.draining++
-		go d.drain(context.Background(), wasMaster && st.Role == gossip.RoleBackup && st.Releasing == st.Term)
+		go d.drain(context.Background(), wasMaster && st.Role == gossip.RoleBackup && st.Releasing == st.Term && !newerMaster(st))
 		return
 	}
 	d.turnBackupLocked()
@@ -698,6 +698,18 @@ func (d *database) abandonLocked() {
 	}
 }
 
+// newerMaster tells whether st shows another member master of a term after st's: a master
+// that releases to it (its process paused, say, while that member took over) hands over to
+// nobody, and its barrier (drain) would fail on a peer database that refuses its term.
+func newerMaster(st gossip.State) bool {
+	for _, m := range st.Members {
+		if m.Site != st.Self && gossip.Role(m.Role) == gossip.RoleMaster && m.Term > st.Term {
+			return true
+		}
+	}
+	return false
+}
+
 // stepDown is the shim's part of a handover (DESIGN §3) before the release of term is
 // published: no new commits, the commits in flight finished, and the peer has every plain
 // commit (or peer_synced = false is recorded): it waits for the drain the demotion started
@@ -722,9 +734,10 @@ func (d *database) stepDown(ctx context.Context, term uint64) {
 // still in flight after the bound is left to the next master's resolver. The caller counted
 // it in d.draining (setRole).
 //
-// Only a release waits at the barrier: its "released" is what the successor takes the next
-// term on, and it can say peer_synced = false in time. A master fenced, or demoted by a newer
-// term it finds (its process was paused, say), is past that: the other site took or takes
+// Only a release to a successor that has not taken a newer term yet waits at the barrier: its
+// "released" is what the successor takes the next term on, and it can say peer_synced = false
+// in time. A master fenced, or demoted by a newer term it finds (its process was paused, say:
+// a release too, newerMaster), is past that: the other site took or takes
 // the role without hearing it, and its barrier would fail on a peer link that is down or a
 // peer database that refuses its term, counting the term as one committed alone in though
 // nothing was — a split brain reported, and failback to this site stopped, for in-doubt dual
