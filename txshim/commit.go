@@ -515,13 +515,8 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			return false, err
 		}
 	}
-	if chainBegin != "" {
-		if err := s.swallow(chainBegin); err != nil {
-			return false, err
-		}
-		if err := s.bw.Flush(); err != nil {
-			return false, err
-		}
+	if err := s.beginChained(chainBegin); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -723,6 +718,18 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 		"it is shipped once the peer is back: %v", what, werr))
 }
 
+// beginChained begins the transaction a COMMIT AND CHAIN the shim sent as COMMIT goes on
+// with (chainBegin: chainBeginSQL's; "" none), after the commit's reply.
+func (s *session) beginChained(chainBegin string) error {
+	if chainBegin == "" {
+		return nil
+	}
+	if err := s.swallow(chainBegin); err != nil {
+		return err
+	}
+	return s.bw.Flush()
+}
+
 // chainBeginSQL starts a transaction with the characteristics of the one COMMIT AND CHAIN ended:
 // isolation, read-only and deferrable settings as current_setting reported them.
 func chainBeginSQL(v [][]byte) string {
@@ -772,13 +779,8 @@ func (s *session) plainCommit(ctx context.Context, pol policy, explicit bool, co
 			return false, err
 		}
 	}
-	if chainBegin != "" {
-		if err := s.swallow(chainBegin); err != nil {
-			return false, err
-		}
-		if err := s.bw.Flush(); err != nil {
-			return false, err
-		}
+	if err := s.beginChained(chainBegin); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -1483,13 +1483,12 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 	// does (walk), so that a hold (catch-up) stops it and a handover's Drain waits for it and
 	// its reply's wait for the peer. One that comes through after the role was given up is
 	// refused.
-	if err := s.shim.gate.enterProc(ctx); err != nil {
+	cur, err := s.enterSlow(ctx, pol)
+	if err != nil {
 		return err
 	}
 	defer s.shim.gate.leaveSlow()
-	cur := *s.shim.mode.Load()
-	if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
-		s.shim.stats.refused.Add(1)
+	if cur == nil {
 		if err := s.emitError("25006", fmt.Sprintf("tandem: this site is no longer master of term %d; fast-path function call not run", pol.term)); err != nil {
 			return err
 		}
@@ -1500,7 +1499,7 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 	if err := s.forward(typ, body, true); err != nil {
 		return err
 	}
-	return s.replyOnceShipped(ctx, p, policyFor(cur))
+	return s.replyOnceShipped(ctx, p, policyFor(*cur))
 }
 
 func cString(b []byte) (string, []byte, bool) {
@@ -2849,32 +2848,30 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// for the peer — else "released" could go out before the record, and the next
 				// master's schema lack it. One that comes through after the role was given up is
 				// refused before it runs.
-				if err := s.shim.gate.enterProc(ctx); err != nil {
+				cur, err := s.enterSlow(ctx, pol)
+				if err != nil {
 					return err
 				}
 				defer s.shim.gate.leaveSlow()
-				cur := *s.shim.mode.Load()
-				if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
-					s.shim.stats.refused.Add(1)
+				if cur == nil {
 					return refuse(firstShipAfter(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; statement not run", pol.term))
 				}
-				return s.lastPartShipAfter(ctx, u, lo, n, drop, policyFor(cur))
+				return s.lastPartShipAfter(ctx, u, lo, n, drop, policyFor(*cur))
 			}
 			if !pol.readOnly && hasProc(u, lo, n) {
 				// A procedure commits what it wrote itself, outside the commit procedure: it
 				// passes the gate as a commit does, so that a hold (catch-up) stops it and a
 				// handover's Drain waits for it and its reply's wait for the peer. One that
 				// comes through after the role was given up is refused.
-				if err := s.shim.gate.enterProc(ctx); err != nil {
+				cur, err := s.enterSlow(ctx, pol)
+				if err != nil {
 					return err
 				}
 				defer s.shim.gate.leaveSlow()
-				cur := *s.shim.mode.Load()
-				if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
-					s.shim.stats.refused.Add(1)
+				if cur == nil {
 					return refuse(firstProc(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
 				}
-				return s.lastPartProc(ctx, u, lo, n, drop, policyFor(cur))
+				return s.lastPartProc(ctx, u, lo, n, drop, policyFor(*cur))
 			}
 			if us.procLeft {
 				p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
@@ -2941,6 +2938,24 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	return s.emitRFQ('I')
 }
 
+// enterSlow passes the commit gate for what may commit outside the commit procedure and run
+// long (a procedure, a fast-path call, a statement recorded in tandem.ddl after it ran),
+// counted as slow (commitGate.enterProc): a hold stops it, a handover's Drain waits for it.
+// Unless err, the caller leaves the gate (leaveSlow) once it and its reply's wait for the peer
+// are done. The mode is returned, or nil — counted as refused — when the site is no longer
+// master (dual or solo) of pol's term.
+func (s *session) enterSlow(ctx context.Context, pol policy) (*modeState, error) {
+	if err := s.shim.gate.enterProc(ctx); err != nil {
+		return nil, err
+	}
+	cur := *s.shim.mode.Load()
+	if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
+		s.shim.stats.refused.Add(1)
+		return nil, nil
+	}
+	return &cur, nil
+}
+
 // procPart sends a part of a request that holds a procedure run outside a transaction block
 // (send: it returns whether the part failed, and the status after it) past the commit gate, as
 // lastPartProc does, and, when the part leaves no transaction open, waits until the peer has
@@ -2948,22 +2963,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 // committed before the error. stale: the site is no longer master of pol's term, and nothing
 // was sent; failed: the client got an error (the part's, or 08007).
 func (s *session) procPart(ctx context.Context, pol policy, send func() (bool, byte, error)) (stale, failed bool, err error) {
-	if err := s.shim.gate.enterProc(ctx); err != nil {
+	cur, err := s.enterSlow(ctx, pol)
+	if err != nil {
 		return false, false, err
 	}
 	defer s.shim.gate.leaveSlow()
-	cur := *s.shim.mode.Load()
-	if cur.term != pol.term || (cur.mode != ModeDual && cur.mode != ModeSolo) {
-		s.shim.stats.refused.Add(1)
+	if cur == nil {
 		return true, false, nil
 	}
 	failed, st, err := send()
 	if err != nil {
 		return false, failed, err
 	}
-	if st == 'I' && policyFor(cur).peer {
+	if st == 'I' && policyFor(*cur).peer {
 		// Also after an error: the procedure may have committed before it.
-		told, err := s.awaitShipped(ctx, policyFor(cur), 0)
+		told, err := s.awaitShipped(ctx, policyFor(*cur), 0)
 		return false, failed || told, err
 	}
 	return false, failed, nil
