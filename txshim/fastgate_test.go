@@ -63,12 +63,7 @@ func TestFastPathGated(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the fast-path call's reply never waited for the peer")
 		}
-		s.SetMode(ModeReadOnly, 1)
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := s.Drain(dctx); err != nil {
-			t.Fatalf("Drain: %v", err)
-		}
+		handOver(ctx, t, s)
 		if announced.Load() == 0 {
 			t.Error("Drain returned while a fast-path call's commit the peer lacks still waited for it")
 		}
@@ -133,12 +128,7 @@ func TestShipAfterGated(t *testing.T) {
 		if n := queryOne[int](t, db, `SELECT count(*) FROM tandem.ddl`); n != 1 {
 			t.Fatalf("%d DDL records, want 1", n)
 		}
-		s.SetMode(ModeReadOnly, 1)
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := s.Drain(dctx); err != nil {
-			t.Fatalf("Drain: %v", err)
-		}
+		handOver(ctx, t, s)
 		if announced.Load() == 0 {
 			t.Error("Drain returned while the DDL record of a CREATE INDEX CONCURRENTLY, which the peer lacks, still waited for it")
 		}

@@ -84,12 +84,7 @@ func TestUnseenWriteDrained(t *testing.T) {
 	if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 1`); n != 1 {
 		t.Fatalf("%d rows committed locally, want 1", n)
 	}
-	s.SetMode(ModeReadOnly, 1) // a handover: setRole on release
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := s.Drain(dctx); err != nil {
-		t.Fatalf("Drain: %v", err)
-	}
+	handOver(ctx, t, s)
 	if announced.Load() == 0 {
 		t.Error("Drain returned while a commit the peer lacks still waited for it: \"released\" would go out before peer_synced = false")
 	}
@@ -172,12 +167,7 @@ func TestProcGated(t *testing.T) {
 		}
 		ctx := capCtx(t, 30*time.Second)
 		done := execWaiting(ctx, t, s, peer, "CALL p(1)")
-		s.SetMode(ModeReadOnly, 1)
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := s.Drain(dctx); err != nil {
-			t.Fatalf("Drain: %v", err)
-		}
+		handOver(ctx, t, s)
 		if announced.Load() == 0 {
 			t.Error("Drain returned while a procedure's commit the peer lacks still waited for it")
 		}
@@ -232,4 +222,16 @@ func TestProcGated(t *testing.T) {
 			t.Fatal("a procedure let through after the role was given up committed")
 		}
 	})
+}
+
+// handOver turns s read-only in term 1, as a handover's setRole does, and drains it (Drain,
+// bounded).
+func handOver(ctx context.Context, t *testing.T, s *testShim) {
+	t.Helper()
+	s.SetMode(ModeReadOnly, 1)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
 }
