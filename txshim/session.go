@@ -1901,7 +1901,9 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	u := &extUnit{buf: s.ebuf, items: s.items}
 	neutral := true
 	for _, it := range s.items {
-		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint {
+		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint || it.info.ownObject != "" {
+			// Not a read that passes as it is: LOCK or PREPARE … AS naming a table of
+			// Tandem's are refused (walk).
 			neutral = false
 		}
 	}
@@ -2141,6 +2143,10 @@ func needsWork(u unit, st byte, pol policy) bool {
 		info := u.info(i)
 		switch k := info.kind; {
 		case k == kindCommit, k == kindClient2PC:
+			return true
+		case info.ownObject != "":
+			// Refused wherever it comes (walk): in a transaction block, beside a statement
+			// that cannot run in one, or taken for a read (LOCK, PREPARE … AS INSERT).
 			return true
 		case info.proc && st == 'I' && !pol.readOnly:
 			// It passes the commit gate, and in dual mode its reply waits until the peer has
