@@ -143,3 +143,48 @@ func TestOwnObjectWriteAnywhere(t *testing.T) {
 		t.Errorf("reads of Tandem's tables in a block: %s, want %s", got, want)
 	}
 }
+
+// TestConcurrentIndexAfterFlush: CREATE INDEX CONCURRENTLY executed after a Flush that followed
+// an Execute in the same request fails in PostgreSQL (25001: it cannot run within a pipeline,
+// the implicit transaction the Execute began being still open), but the shim built the index:
+// its own set_config query before it (the mark letting it past the DDL guard) ended that
+// transaction. The shim now sends it as it is where PostgreSQL refuses it.
+func TestConcurrentIndexAfterFlush(t *testing.T) {
+	t.Parallel()
+	c, _, s := dualShim(t)
+	const cic = "CREATE INDEX CONCURRENTLY acct_bal ON acct (bal)"
+	E := func(q string) ownStep { return ownStep{'E', q} }
+	S, H, W := ownStep{'S', ""}, ownStep{'H', ""}, ownStep{'|', ""}
+	db := c.Open(t, c.Database())
+	for _, seq := range []struct {
+		name  string
+		steps []ownStep
+	}{
+		{"after an Execute and a Flush", []ownStep{E("SELECT 1"), H, W, E(cic), S, W, E("SELECT 2"), S}},
+		{"after two Flushes", []ownStep{E("SELECT 1"), H, W, E("SELECT 2"), H, W, E(cic), S}},
+		{"in a block", []ownStep{E("BEGIN"), S, W, E(cic), S, W, E("ROLLBACK"), S}},
+		{"in a block, after a Flush", []ownStep{E("BEGIN"), S, W, E("SELECT 1"), H, W, E(cic), S, W, E("ROLLBACK"), S}},
+	} {
+		d, r := dialRawDSN(t, c.DSN(c.Database())), dialRaw(t, s)
+		want := runOwnSteps(d, seq.steps, "")
+		got := runOwnSteps(r, seq.steps, "")
+		d.conn.Close()
+		r.conn.Close()
+		if got != want {
+			t.Errorf("%s:\n got %s\nwant %s (PostgreSQL)", seq.name, got, want)
+		}
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pg_class WHERE relname = 'acct_bal'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s: index acct_bal built, want none (PostgreSQL fails it)", seq.name)
+			c.Exec(t, "DROP INDEX acct_bal")
+		}
+	}
+	// Alone before its Sync, it is built (and recorded).
+	r := dialRaw(t, s)
+	if got := runOwnSteps(r, []ownStep{E("SELECT 1"), S, W, E(cic), S}, ""); got != `1 2 D["1"] C(SELECT 1) Z(I) | 1 2 C(CREATE INDEX) Z(I)` {
+		t.Errorf("alone before its Sync: %s", got)
+	}
+}

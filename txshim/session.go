@@ -2841,7 +2841,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	defer func() { *us = unitState{} }()
 	if !us.injected {
 		if !u.empty(lo, n) || us.st == 0 {
-			if recordDDL && hasShipAfter(u, lo, n) {
+			if recordDDL && hasShipAfter(u, lo, n) && !noTxRefused(u, us, lo, firstShipAfter(u, lo, n)) {
 				if _, ext := u.(*extUnit); ext && !shipAfterAlone(u, lo, n) {
 					// Marked as DDL the shim records (ddlGuardSQL) for the whole part, the
 					// statements behind it in the pipeline would be too; an index built and then
@@ -3160,6 +3160,18 @@ func noTxAsSent(u unit, us *unitState, lo, i int) bool {
 	}
 	if us.roFresh && !hasExecute(e, lo, i) {
 		return true
+	}
+	return noTxRefused(u, us, lo, i)
+}
+
+// noTxRefused reports whether PostgreSQL refuses step i of u, an extended request's statement
+// that cannot run in a transaction block, as sent (25001): in a transaction block, or after an
+// Execute in the implicit transaction open — one a part sent unanswered before a Flush began.
+// It then goes as it is: the shim's own queries before it (lastPartShipAfter) would end that
+// implicit transaction, and it would run.
+func noTxRefused(u unit, us *unitState, lo, i int) bool {
+	if _, ext := u.(*extUnit); !ext {
+		return false
 	}
 	st, pipelined := us.st, false
 	if st == 0 {
