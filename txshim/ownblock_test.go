@@ -2,10 +2,13 @@ package txshim
 
 import (
 	"fmt"
+	"net"
+	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // ownStep is one message of a client's sequence: 'Q' a simple Query, 'E' Parse/Bind/Execute of
@@ -186,5 +189,36 @@ func TestConcurrentIndexAfterFlush(t *testing.T) {
 	r := dialRaw(t, s)
 	if got := runOwnSteps(r, []ownStep{E("SELECT 1"), S, W, E(cic), S}, ""); got != `1 2 D["1"] C(SELECT 1) Z(I) | 1 2 C(CREATE INDEX) Z(I)` {
 		t.Errorf("alone before its Sync: %s", got)
+	}
+}
+
+// TestOwnObjectReadLock: LOCK … IN ACCESS SHARE MODE of a table of Tandem's, the lock a read of
+// it takes, is not refused: pg_dump through the shim begins a transaction and locks each table
+// it dumps so, Tandem's among them. Since own-object writes were refused in a client's block
+// too (TestOwnObjectWriteAnywhere), pg_dump failed there with 42501. A LOCK in a stronger mode
+// is still refused.
+func TestOwnObjectReadLock(t *testing.T) {
+	t.Parallel()
+	c, _, s := dualShim(t)
+	r := dialRaw(t, s)
+	for _, q := range []struct{ sql, want string }{
+		{"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "CZ"},
+		{"LOCK TABLE tandem.state IN ACCESS SHARE MODE", "CZ"},
+		{"LOCK TABLE ONLY tandem.ddl IN ROW SHARE MODE", "CZ"},
+		{"COMMIT", "CZ"},
+		{"BEGIN", "CZ"},
+		{"LOCK TABLE tandem.state IN ACCESS EXCLUSIVE MODE", "E(42501)Z"},
+		{"ROLLBACK", "CZ"},
+	} {
+		if got := r.query(q.sql); got != q.want {
+			t.Errorf("%s: %s, want %s", q.sql, got, q.want)
+		}
+	}
+	port := s.Addr().(*net.TCPAddr).Port
+	out, err := exec.Command(pgBin(t, "pg_dump"), "--schema-only", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-U", pgtest.Superuser, "-d", c.Database()).CombinedOutput()
+	if err != nil {
+		t.Errorf("pg_dump through the shim: %v\n%s", err, out)
+	} else if !strings.Contains(string(out), "CREATE TABLE tandem.ddl") {
+		t.Errorf("pg_dump through the shim dumped no tandem.ddl:\n%s", out)
 	}
 }

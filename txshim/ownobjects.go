@@ -19,7 +19,8 @@ import "strings"
 //   - ALTER or DROP EVENT TRIGGER tandem_…;
 //   - INSERT INTO, UPDATE, DELETE FROM, MERGE INTO, TRUNCATE, COPY … FROM, LOCK of a table
 //     tandem.x — anywhere in the statement (a data-modifying WITH, PREPARE … AS, EXPLAIN
-//     ANALYZE), while reading Tandem's tables stays allowed.
+//     ANALYZE), while reading Tandem's tables stays allowed, and so does a LOCK … IN ACCESS
+//     SHARE or ROW SHARE MODE, which a read takes (pg_dump locks each table it dumps so).
 //
 // What the lexer cannot see is not refused: a name found through search_path, a function or
 // a DO block that writes Tandem's tables (as for the DDL guard, a client that sets tandem.ddl
@@ -141,6 +142,17 @@ func ownObjectRefusal(sql string, st statement) string {
 		}
 		return ""
 	}
+	// readLock tells whether the LOCK whose names start at token i takes a mode a read takes
+	// anyway (ACCESS SHARE: a SELECT's, as pg_dump locks every table it dumps; ROW SHARE: a
+	// SELECT … FOR UPDATE's), which changes nothing and blocks no more than that read would.
+	readLock := func(i int) bool {
+		for ; i < len(toks) && !punct(i, ';'); i++ {
+			if word(i, "IN") {
+				return word(i+1, "ACCESS", "ROW") && word(i+2, "SHARE") && word(i+3, "MODE")
+			}
+		}
+		return false
+	}
 	// Writes: the table a data-changing clause names.
 	for i := range toks {
 		j := -1
@@ -162,6 +174,9 @@ func ownObjectRefusal(sql string, st statement) string {
 			}
 			if word(j, "ONLY") {
 				j++
+			}
+			if word(i, "LOCK") && readLock(j) {
+				continue
 			}
 		case word(i, "TRUNCATE"):
 			j = i + 1
