@@ -167,21 +167,19 @@ func ownObjectRefusal(sql string, st statement) string {
 			if word(j, "ONLY") {
 				j++
 			}
-		case word(i, "COPY") && st.CopyIn, word(i, "LOCK"):
+		case word(i, "COPY") && st.CopyIn:
 			j = i + 1
-			if word(j, "TABLE") {
+			if word(j, "ONLY") {
 				j++
 			}
-			if word(j, "ONLY") {
+		case word(i, "LOCK"), word(i, "TRUNCATE"):
+			// A list of tables: any of them.
+			j = i + 1
+			if word(j, "TABLE") {
 				j++
 			}
 			if word(i, "LOCK") && readLock(j) {
 				continue
-			}
-		case word(i, "TRUNCATE"):
-			j = i + 1
-			if word(j, "TABLE") {
-				j++
 			}
 			if anyName(j, func(k int) bool { return qualified(k) || word(k, "ONLY") && qualified(k+1) }) {
 				return msg("schema tandem")
