@@ -116,3 +116,52 @@ func TestBarrierShipped(t *testing.T) {
 		t.Errorf("peer_synced = false announced (%d) with the peer up", announced.Load())
 	}
 }
+
+// TestBarrierEndsAtDeadline: Barrier never waits past its ctx's deadline (the drain's bound,
+// which keeps a handover within commit_timeout + 36 s). When commit_timeout ran out first and
+// WaitShipped went on waiting — a plain commit before the mark queued behind one the frozen
+// peer holds, as it does while the decoder reads on — the deadline of ctx no longer ended it:
+// WaitShipped ends at a cancel only, and the wait ran until the ship under way failed
+// (OpTimeout here).
+func TestBarrierEndsAtDeadline(t *testing.T) {
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
+	installPair(t, p)
+	sh := pairShipper(p, 1, 20*time.Second)
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	if err := sh.CatchUp(capCtx(t, 60*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	var announced atomic.Int32
+	s := startShimDSN(t, p.local, p.local.DSN(p.local.Database()), Options{Site: "a", Peer: sh, Logger: quietLogger(), FuncRefresh: time.Hour,
+		OnPeerDown: func() bool { announced.Add(1); return true }}, ModeDual, 1,
+		func(cfg *config.TxShim) { cfg.CommitTimeout = time.Second })
+	if err := p.peer.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.peer.Resume() }) // before the shipper stops
+	// Two plain commits the peer does not take: the first held by the frozen peer, the second
+	// queued behind it.
+	for _, id := range []int{1, 2} {
+		if _, err := p.ldb.Exec(`INSERT INTO acct VALUES ($1, 1)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.SetMode(ModeReadOnly, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := s.Barrier(ctx, 1)
+	took := time.Since(start)
+	t.Logf("Barrier with a 3s bound: %v after %v", err, took.Round(time.Millisecond))
+	if err == nil {
+		t.Fatal("Barrier succeeded though the peer is frozen")
+	}
+	if took > 5*time.Second {
+		t.Errorf("Barrier took %v, past its ctx's deadline (3s)", took)
+	}
+	if announced.Load() == 0 || !s.WentSolo(1) {
+		t.Error("peer_synced = false not recorded")
+	}
+}

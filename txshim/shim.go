@@ -365,8 +365,10 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 	if mark == 0 {
 		return errors.New("cannot mark the stream: no position")
 	}
-	soft, cancelSoft := context.WithTimeout(hard, s.cfg.CommitTimeout)
-	defer cancelSoft()
+	// Not context.WithTimeout(hard, …): done at commit_timeout, that context would no longer
+	// pass on hard's end, and WaitShipped, extending its wait past the soft deadline (a
+	// decoder behind, a plain commit queued behind one under way), ran past ctx's deadline.
+	soft := softDeadline{Context: hard, at: time.Now().Add(s.cfg.CommitTimeout)}
 	if err := w.WaitShipped(soft, 0, mark); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("not shipped before the handover's bound: %w", ctx.Err())
@@ -375,6 +377,15 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 	}
 	return nil
 }
+
+// softDeadline is a context that reports at as its deadline but ends only with its parent:
+// WaitShipped takes the deadline for the soft one and the parent's end for the hard one.
+type softDeadline struct {
+	context.Context
+	at time.Time
+}
+
+func (c softDeadline) Deadline() (time.Time, bool) { return c.at, true }
 
 // commitGate lets write commits through unless a hold is in place (see HoldCommits).
 type commitGate struct {

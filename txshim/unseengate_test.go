@@ -14,7 +14,8 @@ import (
 )
 
 // shipStalled is a fakePeer whose WaitShipped tells that a plain commit waits for the peer
-// (waiting), then never sees it shipped.
+// (waiting), then never sees it shipped: as the Shipper's, the wait ends at ctx's deadline or
+// when ctx is cancelled.
 type shipStalled struct {
 	*fakePeer
 	waiting chan struct{}
@@ -25,7 +26,16 @@ func (p shipStalled) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl
 	case p.waiting <- struct{}{}:
 	default:
 	}
-	<-ctx.Done()
+	var expired <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(dl))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-expired:
+	}
 	return errNotInStep
 }
 
