@@ -21,6 +21,7 @@ import (
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/proxy"
+	"github.com/tandem-ha/tandem/txshim"
 )
 
 // cmdRun runs a site's sidecar (or a witness) until SIGTERM or SIGINT.
@@ -128,6 +129,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		opts.Store = db.records
 		opts.BeforePromote = db.promote
 		opts.WentSolo = db.shim.WentSolo
+		// A release at shutdown (BeforeRelease) drains the shim — as long as a commit may wait
+		// for the peer, and the barrier within that bound (database.drain) — and then runs
+		// on_demote: gossip's default 30 s would cut the drain short and let "released" go
+		// out while a commit may still say peer_synced = false, which the node then refuses.
+		opts.ReleaseTimeout = txshim.CommitWaitMax(cfg.TxShim.CommitTimeout) + drainMargin + cfg.Hooks.Timeout
 	}
 	node, err := gossip.New(cfg, opts)
 	if err != nil {
