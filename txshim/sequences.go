@@ -107,14 +107,18 @@ WHERE p.last_value IS NULL OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.
 // seqColumnsSQL lists each sequence with the integer columns that take their values from it:
 // serial and identity columns (the sequence depends on the column) and columns whose default
 // calls nextval on it (the default depends on the sequence) — integer columns, or of a domain
-// over an integer type. A late-bound default, nextval('s'::text) or
+// over an integer type (or over such a domain, at any depth). A late-bound default, nextval('s'::text) or
 // nextval(('s'::text)::regclass), records no dependency: its name is read from the expression
 // and resolved with this session's search_path (the default one), as an insert with the
 // default search_path resolves it. The expression is printed without its table (a default
 // refers to no column; a generated column's expression, which does, is not printed): naming
 // the table would lock it, and a table another session holds locked would stop the listing. A CYCLE sequence is left out: once it has wrapped, the
 // highest value in use is behind it, and moving it there would make it wrap onto values in use.
-const seqColumnsSQL = `SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
+const seqColumnsSQL = `WITH RECURSIVE ints(typ) AS (
+  SELECT unnest(ARRAY['int2'::regtype, 'int4'::regtype, 'int8'::regtype])::oid
+  UNION SELECT ty.oid FROM pg_type ty JOIN ints ON ty.typbasetype = ints.typ
+)
+SELECT x.seq::regclass::text, quote_ident(n.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), ps.seqincrement
 FROM (
   SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid::int AS att FROM pg_depend d
   WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
@@ -129,8 +133,7 @@ JOIN pg_sequence ps ON ps.seqrelid = x.seq
 JOIN pg_class t ON t.oid = x.rel AND t.relkind IN ('r', 'p')
 JOIN pg_namespace n ON n.oid = t.relnamespace
 JOIN pg_attribute a ON a.attrelid = x.rel AND a.attnum = x.att AND NOT a.attisdropped
-JOIN pg_type ty ON ty.oid = a.atttypid
-WHERE COALESCE(NULLIF(ty.typbasetype, 0), a.atttypid) IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+WHERE a.atttypid IN (SELECT typ FROM ints)
   AND NOT ps.seqcycle
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_temp%'
 ORDER BY 1, 2, 3`

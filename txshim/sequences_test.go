@@ -202,6 +202,25 @@ func TestBumpSequencesDomainsAndCycles(t *testing.T) {
 	}
 }
 
+// TestBumpSequencesNestedDomain: a column of a domain over a domain over an integer type was
+// left out — only one level of domain was looked through — so BumpSequences did not move its
+// sequence past the rows there and a new master handed out their ids again.
+func TestBumpSequencesNestedDomain(t *testing.T) {
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE DOMAIN id_base AS bigint`)
+	c.Exec(t, `CREATE DOMAIN id_t AS id_base CHECK (VALUE > 0)`)
+	c.Exec(t, `CREATE SEQUENCE nest_seq`)
+	c.Exec(t, `CREATE TABLE nest (id id_t PRIMARY KEY DEFAULT nextval('nest_seq'))`)
+	c.Exec(t, `INSERT INTO nest VALUES (1), (2), (3)`) // as an apply writes them: the sequence not moved
+	if err := BumpSequences(capCtx(t, 10*time.Second), c.DSN(c.Database())); err != nil {
+		t.Fatalf("BumpSequences: %v", err)
+	}
+	db := c.Open(t, c.Database())
+	if next := queryOne[int64](t, db, `SELECT nextval('nest_seq')`); next != 4 {
+		t.Errorf("nextval(nest_seq) = %d after BumpSequences, want 4: past the nested domain column's rows", next)
+	}
+}
+
 // TestBumpSequencesLocked: a table locked by another session (here LOCK TABLE in an open
 // transaction) made BumpSequences — and the promotion that runs it, whose context has no
 // deadline — wait for as long as the lock was held. It fails now after its lock_timeout,
