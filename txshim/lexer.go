@@ -16,7 +16,7 @@ const (
 	kindRollback                  // ROLLBACK, ABORT (not ROLLBACK TO; optionally AND CHAIN)
 	kindSavepoint                 // SAVEPOINT, RELEASE, ROLLBACK TO
 	kindClient2PC                 // PREPARE TRANSACTION, COMMIT PREPARED, ROLLBACK PREPARED
-	kindNoTxBlock                 // VACUUM, CLUSTER of every table, CREATE DATABASE, … CONCURRENTLY, CALL, DO with COMMIT: must not be wrapped in BEGIN
+	kindNoTxBlock                 // VACUUM, CLUSTER of every table, CREATE DATABASE, … CONCURRENTLY, CALL, DO with COMMIT or CALL: must not be wrapped in BEGIN
 )
 
 var kindNames = [...]string{"empty", "read", "write", "ddl", "begin", "commit", "rollback", "savepoint", "client-2pc", "no-tx-block"}
@@ -73,7 +73,7 @@ type statement struct {
 	// from writing, though not from calling one that writes).
 	Creates       string
 	CreatesStable bool
-	// Proc: CALL, or DO with COMMIT or ROLLBACK in it, which may commit writes of its own.
+	// Proc: CALL, or DO with COMMIT, ROLLBACK or CALL in it, which may commit writes of its own.
 	Proc bool
 	// Concurrently: CREATE or DROP INDEX … CONCURRENTLY and ALTER TABLE … DETACH PARTITION …
 	// CONCURRENTLY, where the word CONCURRENTLY is (zero otherwise). It cannot run in a transaction block, so it cannot ship in its own: once it
@@ -818,7 +818,8 @@ func classify(l wordList, st *statement) {
 		// CALL: a procedure may COMMIT inside, which fails inside a transaction block.
 		st.Kind, st.Proc = kindNoTxBlock, first == "CALL"
 	case "DO":
-		// A block that COMMITs or ROLLs BACK fails inside a transaction block, like a procedure.
+		// A block that COMMITs or ROLLs BACK fails inside a transaction block, like a procedure;
+		// so does one that CALLs a procedure that does.
 		st.Kind = kindWrite
 		if hasTxControlWord(sql[st.Start:st.End]) {
 			st.Kind, st.Proc = kindNoTxBlock, true
@@ -875,10 +876,12 @@ func chained(l wordList) bool {
 	return l.is(k, "AND") && l.is(k+1, "CHAIN")
 }
 
-// hasTxControlWord tells whether text holds the word COMMIT or ROLLBACK (any case), in code,
-// strings or comments alike: a DO block's body is a string to the lexer.
+// hasTxControlWord tells whether text holds the word COMMIT, ROLLBACK or CALL (any case), in
+// code, strings or comments alike: a DO block's body is a string to the lexer. (A CALL there
+// may run a procedure that commits, which is allowed where the DO block runs outside a
+// transaction block, and fails in one.)
 func hasTxControlWord(text string) bool {
-	for _, w := range []string{"commit", "rollback"} {
+	for _, w := range []string{"commit", "rollback", "call"} {
 		for i := 0; i+len(w) <= len(text); i++ {
 			if strings.EqualFold(text[i:i+len(w)], w) &&
 				(i == 0 || !isIdentChar(text[i-1])) && (i+len(w) == len(text) || !isIdentChar(text[i+len(w)])) {

@@ -166,6 +166,8 @@ func TestClassify(t *testing.T) {
 		{"DO $$BEGIN PERFORM committed(); END$$", kindWrite, ""},
 		{"DO $$BEGIN INSERT INTO t VALUES (1); COMMIT; END$$", kindNoTxBlock, ""},
 		{"DO LANGUAGE plpgsql 'BEGIN ROLLBACK; END'", kindNoTxBlock, ""},
+		{"DO $x$BEGIN CALL p(); END$x$ LANGUAGE plpgsql", kindNoTxBlock, ""},
+		{"DO $$BEGIN PERFORM recall(); END$$", kindWrite, ""},
 		{"BEGIN", kindBegin, ""},
 		{"BEGIN ISOLATION LEVEL SERIALIZABLE", kindBegin, ""},
 		{"start transaction read only", kindBegin, ""},

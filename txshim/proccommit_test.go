@@ -83,3 +83,36 @@ func TestCommitAfterProc(t *testing.T) {
 		c.Exec(t, "TRUNCATE acct")
 	}
 }
+
+// TestDoCallsProc: a DO block that CALLs a procedure which commits, with no COMMIT of its own
+// in its text, was taken for a plain write and wrapped in the shim's BEGIN, where PostgreSQL
+// fails the procedure's COMMIT (2D000, invalid transaction termination); outside a
+// transaction block, as sent, PostgreSQL runs it. It now passes as a procedure: run as sent,
+// its reply waiting until the peer has what it committed.
+func TestDoCallsProc(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, "CREATE PROCEDURE ins(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); COMMIT; END $$")
+	var shipped atomic.Int32
+	peer := shipCounter{&fakePeer{c: c, t: t}, &shipped}
+	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	for _, q := range []string{"DO $$ BEGIN CALL ins(1); END $$", "DO $x$ BEGIN CALL ins(1); END $x$ LANGUAGE plpgsql"} {
+		d := dialRawDSN(t, c.DSN(c.Database()))
+		d.fe.Send(&pgproto3.Query{String: q})
+		d.fe.Flush()
+		want := d.replies()
+		c.Exec(t, "TRUNCATE acct")
+		shipped.Store(0)
+		r := dialRaw(t, s)
+		r.fe.Send(&pgproto3.Query{String: q})
+		r.fe.Flush()
+		if got := r.replies(); got != want {
+			t.Errorf("%s: %s, want %s", q, got, want)
+		}
+		if n := shipped.Load(); n != 1 || rowCount(t, c, "true") != 1 {
+			t.Errorf("%s: %d waits for the peer, %d rows; want 1, 1", q, n, rowCount(t, c, "true"))
+		}
+		c.Exec(t, "TRUNCATE acct")
+	}
+}

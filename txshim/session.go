@@ -2217,7 +2217,7 @@ func hasCopyIn(u unit, lo, hi int) bool {
 // block (DESIGN §5.3), which the shim's BEGIN would make fail: any in a simple Query, whose
 // statements share one implicit transaction block; in an extended request, the last one (a
 // write before it rolls back, as PostgreSQL fails it after an Execute in its implicit
-// transaction), or any procedure (CALL, DO with COMMIT: its implicit transaction goes on after
+// transaction), or any procedure (CALL, DO with COMMIT or CALL: its implicit transaction goes on after
 // it, the write in it; the request's reply waits for the peer, lastPartProc — or a COMMIT's
 // after it does, procPart, and writes after that COMMIT are wrapped again) or statement run
 // CONCURRENTLY that is recorded once it ran (lastPartShipAfter). Any other commits at once, and
@@ -2581,7 +2581,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			switch {
 			case us.st != 'I':
 			case info.proc:
-				// CALL, or DO with COMMIT: a procedure runs transactions of its own and may
+				// CALL, or DO with COMMIT or CALL: a procedure runs transactions of its own and may
 				// turn default_transaction_read_only off between them, so it is refused. The
 				// unsent steps before it go too, as PostgreSQL rolls back the implicit
 				// transaction they share on an error.
@@ -3299,7 +3299,7 @@ func firstShipAfter(u unit, lo, hi int) int {
 	return hi
 }
 
-// firstProc returns the index of the first procedure (CALL, DO with COMMIT) in [lo, hi), or hi.
+// firstProc returns the index of the first procedure (CALL, DO with COMMIT or CALL) in [lo, hi), or hi.
 func firstProc(u unit, lo, hi int) int {
 	for i := lo; i < hi; i++ {
 		if u.info(i).proc {
