@@ -2702,6 +2702,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		switch {
 		case k == kindBegin:
 			if us.injected {
+				// The steps before it run first, in the shim's block: one that fails ends the
+				// request with that block rolled back (fail), the session idle as PostgreSQL
+				// leaves it after its implicit transaction failed — sent with the BEGIN, a
+				// failure before it left a failed block the client never began.
+				if failed, err := part(i); err != nil || failed {
+					return fail(err)
+				}
 				// PostgreSQL turns an implicit transaction into an explicit one at BEGIN without
 				// a warning; the injected BEGIN makes it warn, so drop that.
 				drop, us.injected = true, false
