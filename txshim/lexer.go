@@ -876,11 +876,44 @@ func chained(l wordList) bool {
 	return l.is(k, "AND") && l.is(k+1, "CHAIN")
 }
 
-// hasTxControlWord tells whether text holds the word COMMIT, ROLLBACK or CALL (any case), in
-// code, strings or comments alike: a DO block's body is a string to the lexer. (A CALL there
-// may run a procedure that commits, which is allowed where the DO block runs outside a
-// transaction block, and fails in one.)
+// hasTxControlWord tells whether text, a DO statement, holds the word COMMIT, ROLLBACK or CALL
+// (any case) in code or strings, not in comments: a DO block's body, a dollar-quoted string to
+// the lexer, is looked into as code, its comments left out (a CALL there runs nothing), the
+// strings in it as they are (EXECUTE 'COMMIT'). (A CALL may run a procedure that commits,
+// which is allowed where the DO block runs outside a transaction block, and fails in one.)
 func hasTxControlWord(text string) bool {
+	return txControlIn(text, true)
+}
+
+// txControlIn is hasTxControlWord for text; body: a dollar-quoted string in it is a DO body,
+// looked into as code (once: one in that is a string).
+func txControlIn(text string, body bool) bool {
+	found := false
+	tokens(text, 0, len(text), func(tok tokKind, s, e int) bool {
+		switch {
+		case tok == tokComment:
+		case tok == tokString && text[s] == '$':
+			// What it quotes, without its tags ($q$COMMIT$q$).
+			tag := strings.IndexByte(text[s+1:e], '$') + 2
+			in := text[s+tag : e]
+			if len(in) >= tag && strings.HasSuffix(in, text[s:s+tag]) {
+				in = in[:len(in)-tag]
+			}
+			if body {
+				found = txControlIn(in, false)
+			} else {
+				found = holdsTxControlWord(in)
+			}
+		case tok == tokWord, tok == tokString, tok == tokQuoted:
+			found = holdsTxControlWord(text[s:e])
+		}
+		return !found
+	})
+	return found
+}
+
+// holdsTxControlWord tells whether text holds the word COMMIT, ROLLBACK or CALL, any case.
+func holdsTxControlWord(text string) bool {
 	for _, w := range []string{"commit", "rollback", "call"} {
 		for i := 0; i+len(w) <= len(text); i++ {
 			if strings.EqualFold(text[i:i+len(w)], w) &&
