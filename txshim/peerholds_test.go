@@ -85,6 +85,11 @@ func TestPeerHoldsRowsWithoutLSN(t *testing.T) {
 	requireSame(t, p)
 	// The peer restarts (its connections break); the master catches it up.
 	p.peer.Exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid() AND backend_type = 'client backend'`)
+	// The test's own pooled connections to the peer went too: closed, so that its queries
+	// below open new ones (lib/pq reports a read on a reset connection as an error, and
+	// database/sql does not retry it).
+	p.pdb.SetMaxIdleConns(0)
+	p.pdb.SetMaxIdleConns(2)
 	p.local.Exec(t, `INSERT INTO kv VALUES (3, 'three')`)
 	waitForLong(t, "the shipper down or the row shipped", 20*time.Second, func() bool {
 		return !sh.PeerSynced() || queryOne[int](t, p.pdb, `SELECT count(*) FROM kv`) == 2
