@@ -1,27 +1,12 @@
 package txshim
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pglogrepl"
-
 	"github.com/tandem-ha/tandem/config"
 )
-
-// shippedAfter is a fakePeer whose WaitShipped counts the plain commits it is asked about and
-// sees each shipped.
-type shippedAfter struct {
-	*fakePeer
-	waits *atomic.Int32
-}
-
-func (p shippedAfter) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LSN) error {
-	p.waits.Add(1)
-	return nil
-}
 
 // TestChainedPlainCommitWaits: a write that commits plainly in dual mode (it runs NOTIFY, so it
 // cannot be prepared) and ends with COMMIT AND CHAIN was answered at once — the wait for the
@@ -35,7 +20,7 @@ func TestChainedPlainCommitWaits(t *testing.T) {
 		c := testCluster(t)
 		c.Exec(t, installSQL)
 		var waits atomic.Int32
-		s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: shippedAfter{&fakePeer{c: c, t: t}, &waits}, Logger: quietLogger()}, ModeDual, 1)
+		s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: shipCounter{&fakePeer{c: c, t: t}, &waits}, Logger: quietLogger()}, ModeDual, 1)
 		conn := s.connect(t)
 		ctx := capCtx(t, 30*time.Second)
 		if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE; INSERT INTO acct VALUES (1, 1); NOTIFY tandem_test; COMMIT AND CHAIN"); err != nil {

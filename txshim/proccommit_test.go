@@ -36,13 +36,6 @@ func TestCommitAfterProc(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE noop() LANGUAGE sql AS $$ SELECT 1 $$")
-	ext := func(r *rawSession, qs ...string) {
-		for _, q := range qs {
-			r.stmt(q)
-		}
-		r.fe.SendSync(&pgproto3.Sync{})
-		r.fe.Flush()
-	}
 	query := func(r *rawSession, qs ...string) {
 		r.fe.Send(&pgproto3.Query{String: strings.Join(qs, "; ")})
 		r.fe.Flush()
@@ -53,7 +46,7 @@ func TestCommitAfterProc(t *testing.T) {
 	// COMMIT must not be answered as a success.
 	blocked := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: notShipped{&fakePeer{c: c, t: t}}, Logger: quietLogger()}, ModeDual, 1,
 		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock; cfg.CommitTimeout = time.Second })
-	for _, send := range []func(*rawSession, ...string){ext, query} {
+	for _, send := range []func(*rawSession, ...string){(*rawSession).pipeline, query} {
 		r := dialRaw(t, blocked)
 		send(r, stmts...)
 		if got := r.replies(); !strings.Contains(got, "E(08007)") || strings.Contains(got, "C(COMMIT)") {
@@ -66,7 +59,7 @@ func TestCommitAfterProc(t *testing.T) {
 	peer := shipCounter{&fakePeer{c: c, t: t}, &shipped}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
 	d := dialRawDSN(t, c.DSN(c.Database()))
-	for _, send := range []func(*rawSession, ...string){ext, query} {
+	for _, send := range []func(*rawSession, ...string){(*rawSession).pipeline, query} {
 		send(d, stmts...)
 		want := d.replies()
 		c.Exec(t, "TRUNCATE acct")

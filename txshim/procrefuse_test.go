@@ -23,13 +23,6 @@ func TestRefuseAfterProc(t *testing.T) {
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE noop() LANGUAGE sql AS $$ SELECT 1 $$")
 	c.Exec(t, "CREATE PROCEDURE ins(n int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (n, 0); COMMIT; END $$")
-	ext := func(r *rawSession, qs ...string) {
-		for _, q := range qs {
-			r.stmt(q)
-		}
-		r.fe.SendSync(&pgproto3.Sync{})
-		r.fe.Flush()
-	}
 	query := func(r *rawSession, qs ...string) {
 		r.fe.Send(&pgproto3.Query{String: strings.Join(qs, "; ")})
 		r.fe.Flush()
@@ -47,7 +40,7 @@ func TestRefuseAfterProc(t *testing.T) {
 		name string
 		f    func(*rawSession, ...string)
 	}
-	sends := []send{{"extended", ext}, {"simple", query}}
+	sends := []send{{"extended", (*rawSession).pipeline}, {"simple", query}}
 	refused := []struct{ stmt, code string }{
 		{"INSERT INTO tandem.ddl (stmt) VALUES ('x')", "42501"},
 		{"COMMIT PREPARED 'x'", "0A000"},
@@ -93,7 +86,7 @@ func TestRefuseAfterProc(t *testing.T) {
 	blocked := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: notShipped{&fakePeer{c: c, t: t}}, Logger: quietLogger()}, ModeDual, 1,
 		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock; cfg.CommitTimeout = time.Second })
 	r := dialRaw(t, blocked)
-	ext(r, "CALL ins(3)", "INSERT INTO acct VALUES (1, 0)", refused[0].stmt)
+	r.pipeline("CALL ins(3)", "INSERT INTO acct VALUES (1, 0)", refused[0].stmt)
 	if got := r.replies(); !strings.Contains(got, "E(08007)") {
 		t.Errorf("refusal after CALL, the peer not taking the procedure's commit: %s, want 08007", got)
 	}
@@ -113,13 +106,6 @@ func TestBlockAfterProc(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE ins(n int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (n, 0); COMMIT; END $$")
-	ext := func(r *rawSession, qs ...string) {
-		for _, q := range qs {
-			r.stmt(q)
-		}
-		r.fe.SendSync(&pgproto3.Sync{})
-		r.fe.Flush()
-	}
 	rows := func() string {
 		var ids []string
 		for _, id := range []string{"1", "3"} {
@@ -144,13 +130,13 @@ func TestBlockAfterProc(t *testing.T) {
 	d := dialRawDSN(t, c.DSN(c.Database()))
 	for _, req := range requests {
 		name := strings.Join(req.stmts, "; ")
-		ext(d, req.stmts...)
+		d.pipeline(req.stmts...)
 		want := d.replies()
 		wantRows := rows()
 		c.Exec(t, "TRUNCATE acct")
 		shipped.Store(0)
 		r := dialRaw(t, s)
-		ext(r, req.stmts...)
+		r.pipeline(req.stmts...)
 		if got := r.replies(); got != want {
 			t.Errorf("%s: %s, want %s as PostgreSQL", name, got, want)
 		}
@@ -170,7 +156,7 @@ func TestBlockAfterProc(t *testing.T) {
 	blocked := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: notShipped{&fakePeer{c: c, t: t}}, Logger: quietLogger()}, ModeDual, 1,
 		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock; cfg.CommitTimeout = time.Second })
 	r := dialRaw(t, blocked)
-	ext(r, requests[0].stmts...)
+	r.pipeline(requests[0].stmts...)
 	if got := r.replies(); !strings.Contains(got, "E(08007)") {
 		t.Errorf("block after CALL, the peer not taking the procedure's commit: %s, want 08007", got)
 	}
@@ -183,7 +169,7 @@ func TestBlockAfterProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = dialRaw(t, s)
-	ext(r, requests[0].stmts...)
+	r.pipeline(requests[0].stmts...)
 	time.Sleep(500 * time.Millisecond)
 	held := rows()
 	release()

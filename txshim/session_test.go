@@ -457,6 +457,15 @@ func (r *rawSession) stmt(q string) {
 	r.fe.SendExecute(&pgproto3.Execute{})
 }
 
+// pipeline queues each of qs (stmt) and a Sync and sends them, without reading.
+func (r *rawSession) pipeline(qs ...string) {
+	for _, q := range qs {
+		r.stmt(q)
+	}
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.fe.Flush()
+}
+
 // sync sends Sync and what was queued, and reads up to ReadyForQuery (see ready).
 func (r *rawSession) sync() (string, byte) {
 	r.t.Helper()
