@@ -16,11 +16,7 @@ func TestReadOnlyLargeObjectPastKeptCalls(t *testing.T) {
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
 	conn := s.connect(t)
-	var calls []string
-	for i := 0; i < 33; i++ {
-		calls = append(calls, fmt.Sprintf("abs(%d)", i))
-	}
-	q := "SELECT " + strings.Join(calls, ", ") + ", lo_create(4242)"
+	q := loPastKeptCalls(4242)
 	_, err := conn.Exec(capCtx(t, 20*time.Second), q)
 	if pgCode(err) != "25006" {
 		t.Errorf("read-only mode, a large-object writer past 32 calls: %v, want 25006", err)
@@ -39,11 +35,7 @@ func TestReadOnlyLargeObjectPreparedBeforeFlip(t *testing.T) {
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1)
 	conn := s.connect(t)
-	var calls []string
-	for i := 0; i < 33; i++ {
-		calls = append(calls, fmt.Sprintf("abs(%d)", i))
-	}
-	q := "SELECT " + strings.Join(calls, ", ") + ", lo_create(4243)"
+	q := loPastKeptCalls(4243)
 	ctx := capCtx(t, 20*time.Second)
 	if _, err := conn.Prepare(ctx, "lo", q); err != nil {
 		t.Fatalf("prepare in dual mode: %v", err)
@@ -56,4 +48,14 @@ func TestReadOnlyLargeObjectPreparedBeforeFlip(t *testing.T) {
 	if n := queryOne[int](t, c.Open(t, c.Database()), `SELECT count(*) FROM pg_largeobject_metadata`); n != 0 {
 		t.Errorf("%d large object(s) made on the read-only site", n)
 	}
+}
+
+// loPastKeptCalls is a read whose large-object writer, making object oid, comes after the
+// 32 call names the lexer keeps.
+func loPastKeptCalls(oid int) string {
+	var calls []string
+	for i := 0; i < 33; i++ {
+		calls = append(calls, fmt.Sprintf("abs(%d)", i))
+	}
+	return "SELECT " + strings.Join(calls, ", ") + fmt.Sprintf(", lo_create(%d)", oid)
 }

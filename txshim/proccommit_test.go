@@ -36,17 +36,13 @@ func TestCommitAfterProc(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE noop() LANGUAGE sql AS $$ SELECT 1 $$")
-	query := func(r *rawSession, qs ...string) {
-		r.fe.Send(&pgproto3.Query{String: strings.Join(qs, "; ")})
-		r.fe.Flush()
-	}
 	stmts := []string{"CALL noop()", "INSERT INTO acct VALUES (1, 0)", "COMMIT", "INSERT INTO acct VALUES (2, 0)"}
 
 	// The peer never takes a plain commit and the site may not go on alone: the procedure's
 	// COMMIT must not be answered as a success.
 	blocked := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: notShipped{&fakePeer{c: c, t: t}}, Logger: quietLogger()}, ModeDual, 1,
 		func(cfg *config.TxShim) { cfg.PeerDown = config.PeerDownBlock; cfg.CommitTimeout = time.Second })
-	for _, send := range []func(*rawSession, ...string){(*rawSession).pipeline, query} {
+	for _, send := range []func(*rawSession, ...string){(*rawSession).pipeline, (*rawSession).simple} {
 		r := dialRaw(t, blocked)
 		send(r, stmts...)
 		if got := r.replies(); !strings.Contains(got, "E(08007)") || strings.Contains(got, "C(COMMIT)") {
@@ -59,7 +55,7 @@ func TestCommitAfterProc(t *testing.T) {
 	peer := shipCounter{&fakePeer{c: c, t: t}, &shipped}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
 	d := dialRawDSN(t, c.DSN(c.Database()))
-	for _, send := range []func(*rawSession, ...string){(*rawSession).pipeline, query} {
+	for _, send := range []func(*rawSession, ...string){(*rawSession).pipeline, (*rawSession).simple} {
 		send(d, stmts...)
 		want := d.replies()
 		c.Exec(t, "TRUNCATE acct")

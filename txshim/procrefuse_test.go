@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestRefuseAfterProc: a statement the shim refuses after a CALL in the same request (a row of
@@ -23,24 +22,12 @@ func TestRefuseAfterProc(t *testing.T) {
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE noop() LANGUAGE sql AS $$ SELECT 1 $$")
 	c.Exec(t, "CREATE PROCEDURE ins(n int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (n, 0); COMMIT; END $$")
-	query := func(r *rawSession, qs ...string) {
-		r.fe.Send(&pgproto3.Query{String: strings.Join(qs, "; ")})
-		r.fe.Flush()
-	}
-	rows := func() string {
-		var ids []string
-		for _, id := range []string{"1", "3"} {
-			if rowCount(t, c, "id = "+id) == 1 {
-				ids = append(ids, id)
-			}
-		}
-		return strings.Join(ids, ",")
-	}
+	rows := func() string { return presentIDs(t, c, "1", "3") }
 	type send struct {
 		name string
 		f    func(*rawSession, ...string)
 	}
-	sends := []send{{"extended", (*rawSession).pipeline}, {"simple", query}}
+	sends := []send{{"extended", (*rawSession).pipeline}, {"simple", (*rawSession).simple}}
 	refused := []struct{ stmt, code string }{
 		{"INSERT INTO tandem.ddl (stmt) VALUES ('x')", "42501"},
 		{"COMMIT PREPARED 'x'", "0A000"},
@@ -106,15 +93,7 @@ func TestBlockAfterProc(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, "CREATE PROCEDURE ins(n int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (n, 0); COMMIT; END $$")
-	rows := func() string {
-		var ids []string
-		for _, id := range []string{"1", "3"} {
-			if rowCount(t, c, "id = "+id) == 1 {
-				ids = append(ids, id)
-			}
-		}
-		return strings.Join(ids, ",")
-	}
+	rows := func() string { return presentIDs(t, c, "1", "3") }
 	requests := []struct {
 		stmts []string
 		dual  int
@@ -179,4 +158,16 @@ func TestBlockAfterProc(t *testing.T) {
 	if got := r.replies(); strings.Contains(got, "E(") {
 		t.Errorf("block after CALL, after the hold: %s", got)
 	}
+}
+
+// presentIDs lists, comma-separated, those of ids that acct holds on c.
+func presentIDs(t *testing.T, c *pgtest.Cluster, ids ...string) string {
+	t.Helper()
+	var have []string
+	for _, id := range ids {
+		if rowCount(t, c, "id = "+id) == 1 {
+			have = append(have, id)
+		}
+	}
+	return strings.Join(have, ",")
 }

@@ -457,6 +457,12 @@ func (r *rawSession) stmt(q string) {
 	r.fe.SendExecute(&pgproto3.Execute{})
 }
 
+// simple sends qs as one simple Query, joined with "; ", without reading.
+func (r *rawSession) simple(qs ...string) {
+	r.fe.Send(&pgproto3.Query{String: strings.Join(qs, "; ")})
+	r.fe.Flush()
+}
+
 // pipeline queues each of qs (stmt) and a Sync and sends them, without reading.
 func (r *rawSession) pipeline(qs ...string) {
 	for _, q := range qs {

@@ -151,16 +151,7 @@ func TestAdminAuth(t *testing.T) {
 // (promote -force, switchover, resync) is refused, and so is any request whose Host is a name a
 // page could have rebound to 127.0.0.1 (DNS rebinding). The tandem commands still get through.
 func TestAdminBrowserRefused(t *testing.T) {
-	cfg := &config.Config{
-		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:7180"},
-		Gossip: config.Gossip{Bind: "127.0.0.1:0", Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
-	}
-	logger := slog.New(slog.DiscardHandler)
-	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := (&sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}).adminHandler()
+	h := tokenlessAdmin(t)
 	for _, tc := range []struct {
 		method, host string
 		headers      map[string]string
@@ -292,16 +283,7 @@ func TestPromoteForceNotCurrent(t *testing.T) {
 // — is served without a token: the DNS-rebinding guard refuses a name in Host, and a browser,
 // whose requests it keeps out, always sends one. It was refused (403) as if Host were a name.
 func TestAdminNoHostHeader(t *testing.T) {
-	cfg := &config.Config{
-		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:7180"},
-		Gossip: config.Gossip{Bind: "127.0.0.1:0", Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
-	}
-	logger := slog.New(slog.DiscardHandler)
-	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer((&sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}).adminHandler())
+	srv := httptest.NewServer(tokenlessAdmin(t))
 	defer srv.Close()
 	conn, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
 	if err != nil {
@@ -322,4 +304,20 @@ func TestAdminNoHostHeader(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("GET /master HTTP/1.0 without Host: %s %q, want 503 (not master)", resp.Status, body)
 	}
+}
+
+// tokenlessAdmin is the admin API of a site without admin.token_file, whose node is not
+// running.
+func tokenlessAdmin(t *testing.T) http.Handler {
+	t.Helper()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:7180"},
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Join: []string{"127.0.0.1:1"}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}).adminHandler()
 }

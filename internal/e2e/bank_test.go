@@ -185,11 +185,22 @@ func bankWorkload(t *testing.T, witness bool) {
 	b.stop()
 	site1Master()
 
+	b.settledCheck(t, s1, s2)
+}
+
+// settledCheck checks, once the workload stopped and the sites settled, that each site's
+// database holds no prepared transaction and every acknowledged transfer (and no transfer
+// never sent), check adding its own, and that tandem verify finds the two identical.
+func (b *bank) settledCheck(t *testing.T, s1, s2 *site, check ...func(s *site)) {
+	t.Helper()
 	acked, sent := b.results()
 	t.Logf("%d transfers acknowledged, %d sent", len(acked), len(sent))
 	for _, s := range []*site{s1, s2} {
 		waitFor(t, 10*time.Second, s.name+": no prepared transaction", func() bool { return preparedCount(t, s) == 0 })
 		checkBank(t, s, acked, sent)
+		for _, c := range check {
+			c(s)
+		}
 	}
 	waitFor(t, 10*time.Second, "tandem verify: identical", func() bool {
 		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
@@ -222,6 +233,32 @@ func startBank(proxies []string, workers int) *bank {
 }
 
 func (b *bank) work(w int, proxies []string) {
+	var id string
+	var tr transfer
+	operatorLoop(b.halt, proxies, w, func(i int) string {
+		id = fmt.Sprintf("w%d-%d", w, i)
+		from := rand.IntN(8)
+		tr = transfer{from: fmt.Sprintf("a%d", from), to: fmt.Sprintf("a%d", (from+1+rand.IntN(7))%8), amount: 1 + rand.Int64N(100)}
+		b.mu.Lock()
+		b.sent[id] = tr
+		b.mu.Unlock()
+		return fmt.Sprintf("XFER %s %s %s %d", id, tr.from, tr.to, tr.amount)
+	}, func(acked bool) {
+		b.mu.Lock()
+		if acked {
+			b.acked[id] = tr
+		} else {
+			b.failed++
+		}
+		b.mu.Unlock()
+	})
+}
+
+// operatorLoop runs a load worker until halt closes: it sends cmd(i), i = 1, 2, … for each
+// command, through a connection to one of proxies — proxies[w] first, the next one after a
+// failed dial or a broken connection — and tells done whether the reply was "OK …". After a
+// reply that is not (the server's store is failing over) it waits 20 ms.
+func operatorLoop(halt <-chan struct{}, proxies []string, w int, cmd func(i int) string, done func(acked bool)) {
 	var o *operator
 	defer func() {
 		if o != nil {
@@ -229,9 +266,9 @@ func (b *bank) work(w int, proxies []string) {
 		}
 	}()
 	next := w
-	for i := 0; ; i++ {
+	for i := 1; ; {
 		select {
-		case <-b.halt:
+		case <-halt:
 			return
 		default:
 		}
@@ -243,26 +280,15 @@ func (b *bank) work(w int, proxies []string) {
 				continue
 			}
 		}
-		id := fmt.Sprintf("w%d-%d", w, i)
-		from := rand.IntN(8)
-		tr := transfer{from: fmt.Sprintf("a%d", from), to: fmt.Sprintf("a%d", (from+1+rand.IntN(7))%8), amount: 1 + rand.Int64N(100)}
-		b.mu.Lock()
-		b.sent[id] = tr
-		b.mu.Unlock()
-		reply, err := o.do(fmt.Sprintf("XFER %s %s %s %d", id, tr.from, tr.to, tr.amount), 5*time.Second)
-		b.mu.Lock()
-		if err == nil && strings.HasPrefix(reply, "OK ") {
-			b.acked[id] = tr
-		} else {
-			b.failed++
-		}
-		b.mu.Unlock()
+		reply, err := o.do(cmd(i), 5*time.Second)
+		i++
+		done(err == nil && strings.HasPrefix(reply, "OK "))
 		if err != nil {
 			o.close()
 			o = nil
 			next++
 		} else if !strings.HasPrefix(reply, "OK ") {
-			time.Sleep(20 * time.Millisecond) // the server's store is failing over
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,16 +117,7 @@ func TestDoubleFaults(t *testing.T) {
 	b.stop()
 	kv.stop()
 	settled(s1)
-	acked, sent := b.results()
-	t.Logf("%d transfers acknowledged, %d sent", len(acked), len(sent))
-	for _, s := range []*site{s1, s2} {
-		waitFor(t, 10*time.Second, s.name+": no prepared transaction", func() bool { return preparedCount(t, s) == 0 })
-		checkBank(t, s, acked, sent)
-		kv.check(t, s)
-	}
-	waitFor(t, 10*time.Second, "tandem verify: identical", func() bool {
-		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
-	})
+	b.settledCheck(t, s1, s2, func(s *site) { kv.check(t, s) })
 	// One master per term: every on_promote names its site and term.
 	terms := map[string]string{}
 	for name, s := range sites {
@@ -284,15 +274,7 @@ func TestKillDuringCatchUp(t *testing.T) {
 	}
 	b.stop()
 	settledMaster(t, s1, sites)
-	acked, sent := b.results()
-	t.Logf("%d transfers acknowledged, %d sent", len(acked), len(sent))
-	for _, s := range []*site{s1, s2} {
-		waitFor(t, 10*time.Second, s.name+": no prepared transaction", func() bool { return preparedCount(t, s) == 0 })
-		checkBank(t, s, acked, sent)
-	}
-	waitFor(t, 10*time.Second, "tandem verify: identical", func() bool {
-		return exec.Command(bins.tandem, "verify", "-config", s1.cfg).Run() == nil
-	})
+	b.settledCheck(t, s1, s2)
 }
 
 // kvLoad runs operators that each SET their own key to 1, 2, 3, … (autocommit writes, where
@@ -311,44 +293,20 @@ func startKV(proxies []string, workers int) *kvLoad {
 	for w := range workers {
 		l.wg.Go(func() {
 			key := fmt.Sprintf("kv%d", w)
-			var o *operator
-			defer func() {
-				if o != nil {
-					o.close()
-				}
-			}()
-			next := w
-			for i := 1; ; i++ {
-				select {
-				case <-l.halt:
-					return
-				default:
-				}
-				if o == nil {
-					var err error
-					if o, err = dialOperator(proxies[next%len(proxies)], time.Second); err != nil {
-						next++
-						i--
-						time.Sleep(20 * time.Millisecond)
-						continue
-					}
-				}
+			var n int
+			operatorLoop(l.halt, proxies, w, func(i int) string {
+				n = i
 				l.mu.Lock()
 				l.sent[key] = i
 				l.mu.Unlock()
-				reply, err := o.do(fmt.Sprintf("SET %s %d", key, i), 5*time.Second)
-				if err == nil && strings.HasPrefix(reply, "OK ") {
+				return fmt.Sprintf("SET %s %d", key, i)
+			}, func(acked bool) {
+				if acked {
 					l.mu.Lock()
-					l.acked[key] = i
+					l.acked[key] = n
 					l.mu.Unlock()
-				} else if err != nil {
-					o.close()
-					o = nil
-					next++
-				} else {
-					time.Sleep(20 * time.Millisecond)
 				}
-			}
+			})
 		})
 	}
 	return l
