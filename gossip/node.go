@@ -133,8 +133,10 @@ type Node struct {
 	meta          Meta // what is published
 	metaBytes     []byte
 	metaDirty     bool
-	role          Role   // local role; stays ahead of meta.Role while a release drains
-	releasing     uint64 // see State.Releasing
+	metaChanged   time.Time // when metaBytes last changed (see publish)
+	metaSent      time.Time // when publish last broadcast them
+	role          Role      // local role; stays ahead of meta.Role while a release drains
+	releasing     uint64    // see State.Releasing
 	reason        string
 	decision      string // see State.Decision
 	splitMark     splitBrainMark
@@ -868,15 +870,28 @@ func (n *Node) encodeLocked() {
 		n.log.Error("cannot publish state", "err", err)
 		return
 	}
+	if !slices.Equal(b, n.metaBytes) {
+		n.metaChanged = time.Now()
+	}
 	n.metaBytes = b
 	n.metaDirty = true
 }
 
-// publish pushes changed metadata to the cluster without waiting.
+// publish pushes changed metadata to the cluster without waiting. memberlist sends an update
+// a few times within a few gossip intervals (RetransmitMult) and never again: a peer that
+// missed them all — a link down for a second, a few packets lost — kept the metadata it had
+// until the next push/pull (30 s with lan, 60 s with wan), a release, a claim or a vote
+// unseen meanwhile. So for a push/pull interval after each change the metadata is sent again
+// every settle (more than twice the time an update takes to reach the others).
 func (n *Node) publish(ml *memberlist.Memberlist) {
+	now := time.Now()
 	n.mu.Lock()
-	dirty := n.metaDirty
+	dirty := n.metaDirty ||
+		(now.Sub(n.metaChanged) < n.prof.ml.PushPullInterval && now.Sub(n.metaSent) >= n.prof.settle)
 	n.metaDirty = false
+	if dirty {
+		n.metaSent = now
+	}
 	n.mu.Unlock()
 	if dirty {
 		// UpdateNode queues the broadcast at once, then waits until it is
