@@ -240,6 +240,12 @@ func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
 	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path = pg_catalog"); err != nil {
 		return appSchema{}, fmt.Errorf("read application tables: %w", err)
 	}
+	return readAppSchemaIn(ctx, tx)
+}
+
+// readAppSchemaIn reads the application schema in tx, whose search path must be pg_catalog
+// alone (readAppSchema).
+func readAppSchemaIn(ctx context.Context, tx *sql.Tx) (appSchema, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
   a.attnotnull, a.attidentity::text, a.attgenerated::text,
   CASE WHEN a.attgenerated <> '' THEN coalesce(pg_get_expr(d.adbin, d.adrelid), '') ELSE '' END,
@@ -406,13 +412,14 @@ func diffAppSchemas(local, peer appSchema) []string {
 			diffs = append(diffs, fmt.Sprintf("%s is %s on the local database but %s on the peer", o, l, p))
 		}
 	}
-	for _, t := range unionKeys(local.cols, peer.cols) {
+	// Every application table has facts (its kind at least), a table of no column no columns.
+	for _, t := range unionKeys(local.tables, peer.tables) {
 		lc, pc := local.cols[t], peer.cols[t]
 		switch {
-		case pc == nil:
+		case peer.tables[t] == nil:
 			diffs = append(diffs, fmt.Sprintf("table %s exists only on the local database", t))
 			continue
-		case lc == nil:
+		case local.tables[t] == nil:
 			diffs = append(diffs, fmt.Sprintf("table %s exists only on the peer database", t))
 			continue
 		}

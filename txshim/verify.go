@@ -93,12 +93,21 @@ func (v *verifySnapshots) close() {
 
 // compare compares the snapshots' application tables (see Verify).
 func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err error) {
+	// The definitions first, as install compares them (diffAppSchemas): DDL that ran on one
+	// database only may leave every table's rows alike and still make them differ — a partition
+	// detached (its parent reads fewer rows), a constraint or a unique index (that refuses the
+	// rows the other takes), a table's kind or persistence, a type or sequence.
+	var schemas [2]appSchema
 	var tables [2]map[string]verifyTable
 	for i, tx := range v.txs {
+		if schemas[i], err = readAppSchemaIn(ctx, tx); err != nil {
+			return nil, fmt.Errorf("verify: %s database: %w", sideName(i), err)
+		}
 		if tables[i], err = verifyTables(ctx, tx); err != nil {
 			return nil, fmt.Errorf("verify: %s database: %w", sideName(i), err)
 		}
 	}
+	diffs = diffAppSchemas(schemas[0], schemas[1])
 	for _, name := range unionKeys(tables[0], tables[1]) {
 		l, lok := tables[0][name]
 		p, pok := tables[1][name]
@@ -118,6 +127,16 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 		kind = "materialized view"
 	}
 	switch {
+	case lok && pok && l.view != p.view:
+		what := [2]string{"a table", "a materialized view"}
+		if l.view {
+			what[0], what[1] = what[1], what[0]
+		}
+		return append(diffs, fmt.Sprintf("%s is %s on the local database but %s on the peer", name, what[0], what[1])), nil
+	case kind == "table" && (!lok || !pok || !slices.Equal(l.cols, p.cols) || !slices.Equal(l.types, p.types)):
+		// A table's existence, persistence and columns are definitions: the schema comparison
+		// named how they differ.
+		return diffs, nil
 	case !pok:
 		return append(diffs, fmt.Sprintf("%s %s exists only on the local database", kind, name)), nil
 	case !lok:

@@ -51,9 +51,9 @@ func TestVerify(t *testing.T) {
 	p.local.Exec(t, `CREATE TABLE extra (id int)`)
 	p.local.Exec(t, `INSERT INTO cache VALUES (1)`)
 	want := []string{
+		`table "public"."extra" exists only on the local database`, // a definition: named as install names it
 		"table public.empty has 7 rows on the local database but 0 on the peer: key (1) only on the local database, key (2) only on the local database, " +
 			"key (3) only on the local database, key (4) only on the local database, key (5) only on the local database, and more",
-		"table public.extra exists only on the local database",
 		"table public.kv has 101 rows on the local database but 101 on the peer",
 		"table public.nocols has 1 rows on the local database but 0 on the peer",
 		"table public.nokey has 4 rows on both databases but their contents differ",
@@ -87,7 +87,7 @@ func TestVerifyColumnTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"column public.t.v is integer on the local database but bigint on the peer"}
+	want := []string{`column "public"."t"."v" is integer on the local database but bigint on the peer`}
 	if !slices.Equal(diffs, want) {
 		t.Fatalf("Verify: %q, want %q", diffs, want)
 	}
