@@ -101,12 +101,8 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 		return fmt.Errorf("install: peer database: %w", err)
 	}
 	if diffs := diffAppSchemas(ls, ps); len(diffs) > 0 {
-		shown := diffs
-		if len(shown) > 20 {
-			shown = append(shown[:20:20], fmt.Sprintf("… and %d more", len(diffs)-20))
-		}
 		return fmt.Errorf("install: the application schemas of the local and the peer database differ; make them identical first:\n  %s",
-			strings.Join(shown, "\n  "))
+			listDiffs(diffs))
 	}
 	for _, d := range dbs {
 		if err := installObjects(ctx, d.db, logger.With("side", d.side)); err != nil {
@@ -227,6 +223,15 @@ type appSchema struct {
 	objs   map[string]string   // an object's description to its definition
 }
 
+// listDiffs is diffs one a line (indented after the first), the first 20 of them.
+func listDiffs(diffs []string) string {
+	shown := diffs
+	if len(shown) > 20 {
+		shown = append(shown[:20:20], fmt.Sprintf("… and %d more", len(diffs)-20))
+	}
+	return strings.Join(shown, "\n  ")
+}
+
 func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
 	// Under a search path of pg_catalog alone, format_type qualifies every type of another
 	// schema, on both databases alike: under a database's own search_path it spells a type it
@@ -246,11 +251,47 @@ func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
 // readAppSchemaIn reads the application schema in tx, whose search path must be pg_catalog
 // alone (readAppSchema).
 func readAppSchemaIn(ctx context.Context, tx *sql.Tx) (appSchema, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-  a.attnotnull, a.attidentity::text, a.attgenerated::text,
+	return readAppSchemaWith(ctx, func(ctx context.Context, q string) ([][]string, error) {
+		rows, err := tx.QueryContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return nil, err
+		}
+		var out [][]string
+		for rows.Next() {
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return nil, err
+			}
+			row := make([]string, len(cols))
+			for i, v := range vals {
+				row[i] = v.String
+			}
+			out = append(out, row)
+		}
+		return out, rows.Err()
+	})
+}
+
+// schemaQuery runs a query of readAppSchemaWith and returns its rows as text (NULL as "").
+type schemaQuery func(ctx context.Context, q string) ([][]string, error)
+
+// readAppSchemaWith reads an application schema with query, in a session whose search_path is
+// pg_catalog alone (readAppSchema).
+func readAppSchemaWith(ctx context.Context, query schemaQuery) (appSchema, error) {
+	rows, err := query(ctx, `SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+  a.attnotnull::text, a.attidentity::text, a.attgenerated::text,
   CASE WHEN a.attgenerated <> '' THEN coalesce(pg_get_expr(d.adbin, d.adrelid), '') ELSE '' END,
   CASE WHEN a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid) THEN a.attcollation::regcollation::text ELSE '' END,
-  coalesce(array_position(con.conkey, a.attnum), 0)
+  coalesce(array_position(con.conkey, a.attnum), 0)::text
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -260,58 +301,45 @@ WHERE `+appRelFilter)
 	if err != nil {
 		return appSchema{}, fmt.Errorf("read application tables: %w", err)
 	}
-	defer rows.Close()
 	s := appSchema{cols: map[string]map[string]appColumn{}, tables: map[string][]string{}, objs: map[string]string{}}
-	for rows.Next() {
-		var nsp, rel, col string
-		var c appColumn
-		if err := rows.Scan(&nsp, &rel, &col, &c.typ, &c.notNull, &c.identity, &c.generated, &c.genExpr, &c.collation, &c.pkPos); err != nil {
-			return appSchema{}, fmt.Errorf("read application tables: %w", err)
+	for _, r := range rows {
+		if len(r) != 10 {
+			return appSchema{}, fmt.Errorf("read application tables: %d columns, want 10", len(r))
 		}
-		name := sqlIdent(nsp) + "." + sqlIdent(rel)
+		c := appColumn{typ: r[3], notNull: r[4] == "true", identity: r[5], generated: r[6], genExpr: r[7], collation: r[8]}
+		if c.pkPos, err = strconv.Atoi(r[9]); err != nil {
+			return appSchema{}, fmt.Errorf("read application tables: primary key position %q: %w", r[9], err)
+		}
+		name := sqlIdent(r[0]) + "." + sqlIdent(r[1])
 		if s.cols[name] == nil {
 			s.cols[name] = map[string]appColumn{}
 		}
-		s.cols[name][col] = c
+		s.cols[name][r[2]] = c
 	}
-	if err := rows.Err(); err != nil {
-		return appSchema{}, fmt.Errorf("read application tables: %w", err)
-	}
-	rows.Close()
-	facts, err := tx.QueryContext(ctx, appTableFactsSQL)
+	facts, err := query(ctx, appTableFactsSQL)
 	if err != nil {
 		return appSchema{}, fmt.Errorf("read application tables: %w", err)
 	}
-	defer facts.Close()
-	for facts.Next() {
-		var nsp, rel, fact string
-		if err := facts.Scan(&nsp, &rel, &fact); err != nil {
-			return appSchema{}, fmt.Errorf("read application tables: %w", err)
+	for _, r := range facts {
+		if len(r) != 3 {
+			return appSchema{}, fmt.Errorf("read application tables: %d columns, want 3", len(r))
 		}
-		name := sqlIdent(nsp) + "." + sqlIdent(rel)
-		s.tables[name] = append(s.tables[name], fact)
+		name := sqlIdent(r[0]) + "." + sqlIdent(r[1])
+		s.tables[name] = append(s.tables[name], r[2])
 	}
-	if err := facts.Err(); err != nil {
-		return appSchema{}, fmt.Errorf("read application tables: %w", err)
-	}
-	facts.Close()
-	objs, err := tx.QueryContext(ctx, appObjectsSQL)
+	objs, err := query(ctx, appObjectsSQL)
 	if err != nil {
 		return appSchema{}, fmt.Errorf("read application types and sequences: %w", err)
 	}
-	defer objs.Close()
-	for objs.Next() {
-		var kind, nsp, name, def string
-		if err := objs.Scan(&kind, &nsp, &name, &def); err != nil {
-			return appSchema{}, fmt.Errorf("read application types and sequences: %w", err)
+	for _, r := range objs {
+		if len(r) != 4 {
+			return appSchema{}, fmt.Errorf("read application types and sequences: %d columns, want 4", len(r))
 		}
-		if nsp != "" {
-			kind += " " + sqlIdent(nsp) + "." + sqlIdent(name)
+		kind := r[0]
+		if r[1] != "" {
+			kind += " " + sqlIdent(r[1]) + "." + sqlIdent(r[2])
 		}
-		s.objs[kind] = def
-	}
-	if err := objs.Err(); err != nil {
-		return appSchema{}, fmt.Errorf("read application types and sequences: %w", err)
+		s.objs[kind] = r[3]
 	}
 	return s, nil
 }

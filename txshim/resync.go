@@ -95,6 +95,9 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err := lockUnrewritten(ctx, local, tables); err != nil {
 		return err
 	}
+	if err := resyncSchemas(ctx, local, s.cfg.PeerDSN); err != nil {
+		return err
+	}
 
 	// The copy replaces whatever the peer holds: what it committed before is no condition
 	// for a connection to it (checkApplyConn), the copy's position is (copiedLocked).
@@ -313,6 +316,53 @@ SELECT (SELECT count(*) FROM (
 		return 0, fmt.Errorf("resync: look for commits the snapshot does not see: %w", err)
 	}
 	return n, nil
+}
+
+// resyncSchemas fails, naming each difference, when the application schema of the local
+// database in the copy's snapshot (read in local's open transaction, which holds the copied
+// tables locked: lockUnrewritten) and the peer's differ. The copy brings rows over, not
+// definitions, and DDL reaches the peer only in the stream: DDL the peer lacks — committed
+// while it needed resync (shipping had stopped), in WAL a lost slot no longer holds, or the
+// very DDL the peer refused — lies before the copy's position, which the journal and the slot
+// then forget. Copied over such a peer, a table the master dropped stayed there with its rows
+// (or a constraint, a column type), and the peer was called synced with a schema that differs;
+// a table or column it lacked failed the copy. The operator runs that DDL on the peer's
+// database first (an operator's session there is not the shim's: no guard refuses it).
+func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) error {
+	ls, err := readAppSchemaWith(ctx, func(ctx context.Context, q string) ([][]string, error) {
+		res, err := local.Exec(ctx, q).ReadAll()
+		if err != nil {
+			return nil, err
+		}
+		var out [][]string
+		for _, r := range res {
+			for _, row := range r.Rows {
+				vals := make([]string, len(row))
+				for i, v := range row {
+					vals[i] = string(v)
+				}
+				out = append(out, vals)
+			}
+		}
+		return out, nil
+	})
+	if err != nil {
+		return fmt.Errorf("resync: local database: %w", err)
+	}
+	db, err := OpenDB(peerDSN)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	defer db.Close()
+	ps, err := readAppSchema(ctx, db)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	if diffs := diffAppSchemas(ls, ps); len(diffs) > 0 {
+		return fmt.Errorf("resync: the application schemas of the local and the peer database differ (DDL the peer never got: "+
+			"the copy brings rows, not definitions); run that DDL on the peer database, then resync again:\n  %s", listDiffs(diffs))
+	}
+	return nil
 }
 
 // peerUnprepared fails if a tandem_ transaction is prepared on the peer's database.
