@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/text/unicode/norm"
 )
 
 const (
@@ -24,8 +27,9 @@ var errAuthFailed = errors.New("authentication failed")
 
 // authenticate runs client authentication: trust when Options.Users is nil, else
 // SCRAM-SHA-256 (RFC 5802, RFC 7677) against the configured password of the startup user.
-// Channel binding is not offered. Passwords are used as their bytes, without SASLprep, which is
-// the same for ASCII passwords. Unknown users go through a full exchange with a random salt, so
+// Channel binding is not offered. Passwords are prepared with SASLprep as PostgreSQL prepares
+// them (saslprep), so that a client that normalizes a non-ASCII password (libpq, pgx) gets in
+// with it as into PostgreSQL. Unknown users go through a full exchange with a random salt, so
 // a client cannot tell them from a wrong password.
 func (s *Shim) authenticate(cr *frameReader, cw *bufio.Writer, user string) error {
 	if s.opts.Users == nil {
@@ -144,7 +148,7 @@ func newScramServer(clientFirst, password string) (*scramServer, error) {
 		nonce:           cnonce + base64.StdEncoding.EncodeToString(raw[:]),
 	}
 	sc.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d", sc.nonce, base64.StdEncoding.EncodeToString(salt[:]), scramIterations)
-	salted, err := pbkdf2.Key(sha256.New, password, salt[:], scramIterations, sha256.Size)
+	salted, err := pbkdf2.Key(sha256.New, saslprep(password), salt[:], scramIterations, sha256.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -191,4 +195,51 @@ func (sc *scramServer) finish(clientFinal string) (string, error) {
 	}
 	serverKey := hmacSHA256(sc.salted, "Server Key")
 	return "v=" + base64.StdEncoding.EncodeToString(hmacSHA256(serverKey, authMessage)), nil
+}
+
+// saslprep prepares a password as PostgreSQL does before it derives a SCRAM secret from it
+// (pg_saslprep, RFC 4013 SASLprep), and as libpq does before it hashes the password it sends: an
+// ASCII password as it is; else non-ASCII spaces mapped to a space, what is commonly mapped to
+// nothing removed, the result in Unicode normalization form NFKC. A password that is no valid
+// UTF-8, or whose result holds a prohibited or unassigned (in Unicode 3.2) code point or breaks
+// the bidirectional rule, is used as it is, as PostgreSQL and libpq use it.
+func saslprep(password string) string {
+	ascii := true
+	for i := 0; i < len(password); i++ {
+		if password[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii || !utf8.ValidString(password) {
+		return password
+	}
+	mapped := make([]rune, 0, len(password))
+	for _, r := range password {
+		switch {
+		case unicode.Is(saslprepSpace, r):
+			mapped = append(mapped, ' ')
+		case unicode.Is(saslprepToNothing, r):
+		default:
+			mapped = append(mapped, r)
+		}
+	}
+	out := norm.NFKC.String(string(mapped))
+	var randAL, l bool
+	for _, r := range out {
+		if unicode.Is(saslprepProhibited, r) || unicode.Is(saslprepUnassigned, r) {
+			return password
+		}
+		randAL = randAL || unicode.Is(saslprepRandAL, r)
+		l = l || unicode.Is(saslprepL, r)
+	}
+	if randAL {
+		// RFC 3454 section 6: no L character, and an R or AL character first and last.
+		first, _ := utf8.DecodeRuneInString(out)
+		last, _ := utf8.DecodeLastRuneInString(out)
+		if l || !unicode.Is(saslprepRandAL, first) || !unicode.Is(saslprepRandAL, last) {
+			return password
+		}
+	}
+	return out
 }
