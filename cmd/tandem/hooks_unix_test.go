@@ -178,11 +178,11 @@ func TestDemoteStoppedNotRecorded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	s.runHook(ctx, hookJob{demote: true, role: gossip.RoleBackup, term: 4})
-	if term, err := loadDemoted(dir); err != nil || term != 0 {
+	if term, err := loadTermFile(dir, demotedFile); err != nil || term != 0 {
 		t.Fatalf("after an on_demote of term 4 stopped: demoted.json says term %d (%v), want none", term, err)
 	}
 	s.runHook(t.Context(), hookJob{demote: true, role: gossip.RoleBackup, term: 5})
-	if term, err := loadDemoted(dir); err != nil || term != 5 {
+	if term, err := loadTermFile(dir, demotedFile); err != nil || term != 5 {
 		t.Fatalf("after an on_demote of term 5 ran: demoted.json says term %d (%v), want 5", term, err)
 	}
 }

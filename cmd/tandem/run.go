@@ -317,6 +317,11 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 			s.log.Info("on_promote not run: its term was released already", "term", j.term)
 			return
 		}
+		// From here on the server may believe it is master until an on_demote of this term
+		// comes to its end, whatever term record this site holds then (demoteAtStart).
+		if err := saveTermFile(s.cfg.DataDir, promotedFile, j.term); err != nil {
+			s.log.Warn("cannot record that on_promote runs: a restart may not run on_demote for it", "term", j.term, "err", err)
+		}
 		s.hooks.run(ctx, "on_promote", s.cfg.Hooks.OnPromote, j.role, j.term)
 		return
 	}
@@ -333,37 +338,53 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 			s.log.Warn("on_demote was stopped before its end: the next start runs it again", "term", j.term)
 			return
 		}
-		if err := saveDemoted(s.cfg.DataDir, j.term); err != nil {
+		if err := saveTermFile(s.cfg.DataDir, demotedFile, j.term); err != nil {
 			s.log.Warn("cannot record that on_demote ran: a restart runs it again", "term", j.term, "err", err)
 		}
 	}
 }
 
 // demoteAtStart queues on_demote for the term this site was master of when its last run
-// ended, unless that run's on_demote for it ran (demotedFile): a sidecar killed while master
-// (kill -9, a crash, the host's power) ran none, and the server beside it may still believe
-// it is master. This run starts as backup — nothing is routed to that server until it is
-// promoted again, and on_promote runs then, after this on_demote.
+// ended, or whose on_promote a run started, unless an on_demote of that term (or a later one)
+// came to its end (demotedFile): a sidecar killed while master (kill -9, a crash, the host's
+// power) ran none, nor did one stopped while its on_demote ran or waited — a master that found
+// a newer term of the other site holds that site's record by then, which names no term of its
+// own — and the server beside it may still believe it is master. This run starts as backup —
+// nothing is routed to that server until it is promoted again, and on_promote runs then, after
+// this on_demote.
 func (s *sidecar) demoteAtStart(last gossip.TermRecord) {
-	demoted, err := loadDemoted(s.cfg.DataDir)
+	demoted, err := loadTermFile(s.cfg.DataDir, demotedFile)
 	if err != nil {
 		s.log.Warn("cannot read which term's on_demote ran last", "err", err)
 	}
 	s.mu.Lock()
 	s.demote = demoted
 	s.mu.Unlock()
-	if last.Master == s.cfg.Site && last.Term > demoted {
-		s.log.Info("this site was master of a term when its sidecar last stopped, and on_demote did not run for it: running it now",
-			"term", last.Term)
-		s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: last.Term})
+	var owed uint64
+	if last.Master == s.cfg.Site {
+		owed = last.Term
+	}
+	promoted, err := loadTermFile(s.cfg.DataDir, promotedFile)
+	if err != nil {
+		s.log.Warn("cannot read which term's on_promote ran last", "err", err)
+	}
+	if owed = max(owed, promoted); owed > demoted {
+		s.log.Info("this site was master of a term when its sidecar last stopped, or on_promote ran for it, and on_demote did not come to its end for it: running it now",
+			"term", owed)
+		s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: owed})
 	}
 }
 
-// demotedFile keeps, in data_dir, the last term whose on_demote ran (demoteAtStart).
-const demotedFile = "demoted.json"
+// demotedFile keeps, in data_dir, the last term whose on_demote ran (demoteAtStart);
+// promotedFile the last term whose on_promote started.
+const (
+	demotedFile  = "demoted.json"
+	promotedFile = "promoted.json"
+)
 
-func loadDemoted(dir string) (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, demotedFile))
+// loadTermFile reads a term demotedFile or promotedFile keeps; 0 when there is none.
+func loadTermFile(dir, name string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -374,14 +395,14 @@ func loadDemoted(dir string) (uint64, error) {
 		Term uint64 `json:"term"`
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, demotedFile), err)
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
 	}
 	return m.Term, nil
 }
 
-// saveDemoted replaces demotedFile durably.
-func saveDemoted(dir string, term uint64) error {
-	return gossip.WriteStateFile(dir, demotedFile, fmt.Appendf(nil, "{\"term\":%d}", term))
+// saveTermFile replaces demotedFile or promotedFile durably.
+func saveTermFile(dir, name string, term uint64) error {
+	return gossip.WriteStateFile(dir, name, fmt.Appendf(nil, "{\"term\":%d}", term))
 }
 
 // stopPromote ends the on_promote hook of term, or of an earlier one, running now, and keeps

@@ -154,7 +154,7 @@ func TestDemoteAtStart(t *testing.T) {
 	// Until the hook ran and the sidecar recorded that it ended: stopped between the two (the
 	// hook's line written, its process not yet reaped), the next start runs it again, rightly.
 	runFor(func() bool {
-		term, err := loadDemoted(dir)
+		term, err := loadTermFile(dir, demotedFile)
 		return hooksRan() != "" && err == nil && term == 5
 	}, 10*time.Second)
 	if got := hooksRan(); got != "demote 5 backup" {
@@ -235,5 +235,66 @@ func TestServeRefusesUnreadSecrets(t *testing.T) {
 	cfg := &config.Config{Kind: config.KindSite, Site: "site1", DataDir: t.TempDir(), Unread: config.SecretUsers}
 	if err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "secret files") {
 		t.Fatalf("serve on a configuration loaded without its users file: %v, want a refusal", err)
+	}
+}
+
+// TestDemoteStoppedAfterAdoption: a master that finds a newer term of the other site (its
+// process was paused, its link cut) adopts that site's record and then runs on_demote; tandem
+// stopped while that hook runs (systemctl restart) ends it before its end, and the log says the
+// next start runs it again. That start found the adopted record, which names the other site,
+// and ran nothing: the server beside this site, which on_promote made master, still believed
+// it was.
+func TestDemoteStoppedAfterAdoption(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	h := config.Hooks{
+		OnPromote: []string{"sh", "-c", "echo promote $TANDEM_TERM >> " + out},
+		OnDemote:  []string{"sh", "-c", "echo demote-start $TANDEM_TERM >> " + out + "; sleep 5; echo demote-end $TANDEM_TERM >> " + out},
+		Timeout:   10 * time.Second,
+	}
+	hooksRan := func() string {
+		b, _ := os.ReadFile(out)
+		return strings.Join(strings.Fields(string(b)), " ")
+	}
+	s := hookSidecar(t, dir, h)
+	store := gossip.NewFileStore(dir)
+	// Master of term 1: its record, and on_promote.
+	if err := store.Save(gossip.TermRecord{Term: 1, Master: "site1", PeerSynced: true, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.queueHook(hookJob{role: gossip.RoleMaster, term: 1})
+	s.runHook(t.Context(), <-s.hookJobs)
+	// site2 took term 2 meanwhile: site1 adopts its record (gossip saves it first), then
+	// followRoles queues on_demote of term 1.
+	if err := store.Save(gossip.TermRecord{Term: 2, Master: "site2", PeerSynced: true, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: 1})
+	ctx, stop := context.WithCancel(t.Context())
+	ran := make(chan struct{})
+	go func() { s.runHooks(ctx); close(ran) }()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(hooksRan(), "demote-start 1") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop() // SIGTERM while on_demote of term 1 runs
+	<-ran
+	if got := hooksRan(); got != "promote 1 demote-start 1" {
+		t.Fatalf("hooks ran before the stop: %q", got)
+	}
+
+	// The next start, as serve does it.
+	s2 := hookSidecar(t, dir, h)
+	last, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.demoteAtStart(last)
+	select {
+	case j := <-s2.hookJobs:
+		s2.runHook(t.Context(), j)
+	default:
+	}
+	if got := hooksRan(); !strings.HasSuffix(got, "demote-end 1") {
+		t.Fatalf("hooks ran: %q; on_demote of term 1 was stopped before its end and the next start did not run it again: the server still believes it is master", got)
 	}
 }
