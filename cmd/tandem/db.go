@@ -624,6 +624,11 @@ func (d *database) attach(node *gossip.Node) {
 func (d *database) setRole(st gossip.State) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.setRoleLocked(st)
+}
+
+// setRoleLocked is setRole with d.mu held.
+func (d *database) setRoleLocked(st gossip.State) {
 	if d.role == gossip.RoleMaster && st.Term < d.term {
 		// A State from before promote made this site master of d.term: route read it, then
 		// waited for d.mu while promote held it. The node's term only grows, and it publishes
@@ -715,8 +720,12 @@ func newerMaster(st gossip.State) bool {
 // commit (or peer_synced = false is recorded): it waits for the drain the demotion started
 // (setRole — here, or already by route, with the node's State of the release).
 func (d *database) stepDown(ctx context.Context, term uint64) {
-	d.setRole(gossip.State{Role: gossip.RoleBackup, Term: term, Releasing: term})
 	d.mu.Lock()
+	// The node's record and split-brain mark as the last State routed gave them: this State is
+	// no node's, and its empty ones would stand until the next State is delivered — a promotion
+	// before that (a release to nobody, then this site promoted again) would no longer know
+	// that this site's own unsynced term was the last (promote's ownLast).
+	d.setRoleLocked(gossip.State{Role: gossip.RoleBackup, Term: term, Releasing: term, Record: d.record, SplitBrain: d.splitBrain})
 	done := d.drained
 	d.mu.Unlock()
 	if done == nil {

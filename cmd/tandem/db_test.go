@@ -695,3 +695,69 @@ func TestPromoteKeepsOwnCycleSequence(t *testing.T) {
 		t.Fatalf("the new term hands out cyc %d, which site2 handed out in term 4 (41 to 50)", next)
 	}
 }
+
+// TestPromoteAfterReleaseKeepsOwnCycleSequence: site2, master of term 5 alone (its peer's
+// database, site1's, was away at the promotion: it still holds site1's term 4 and a copy of
+// cyc at 40), handed out cyc 41 to 50, released the role (its server failed its health check;
+// site1, not current, took nothing) and takes term 6 once its server is back, the peer's
+// database reachable again. The release's stepDown replaced the node's term record the
+// database side holds with an empty one, and no State came between to bring it back: the
+// promotion no longer knew that site2's own term 5 was the last, copied the peer's positions,
+// and cyc went back onto values handed out in term 5.
+func TestPromoteAfterReleaseKeepsOwnCycleSequence(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	backup := pgtest.Start(t) // site1's database
+	backupDSN := backup.DSN(backup.Database())
+	if err := txshim.Install(ctx, "site1", backupDSN, backupDSN, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	backupDB, err := txshim.OpenDB(backupDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backupDB.Close()
+	d := site2DatabaseTo(t, backupDSN)
+	for _, db := range []*sql.DB{backupDB, d.local} {
+		if _, err := db.ExecContext(ctx, `CREATE SEQUENCE cyc MAXVALUE 1000 CYCLE`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Term 4: site1's, in its database. Term 5: site2's alone, in its own database only.
+	if err := txshim.WriteTermRecord(ctx, backupDB, 4, "site1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := txshim.WriteTermRecord(ctx, d.local, 5, "site2", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backupDB.ExecContext(ctx, `SELECT setval('cyc', 40)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.local.ExecContext(ctx, `SELECT setval('cyc', 50)`); err != nil {
+		t.Fatal(err)
+	}
+	rec5 := gossip.TermRecord{Term: 5, Master: "site2", PeerSynced: false}
+	// Master of term 5, solo (as promote left it with the peer away, and the master State routed).
+	d.mu.Lock()
+	d.role, d.term, d.record, d.bypass = gossip.RoleMaster, 5, rec5, bypassMaster
+	d.mu.Unlock()
+	d.ship.SetTerm(5)
+	d.ship.SetBackup(false)
+	d.shim.SetMode(txshim.ModeSolo, 5)
+	// The release of term 5: route with the node's State, then BeforeRelease's stepDown.
+	d.setRole(gossip.State{Self: "site2", Role: gossip.RoleBackup, Term: 5, Record: rec5, Releasing: 5})
+	d.stepDown(ctx, 5)
+	waitDrained(t, d)
+	// Term 6, nothing delivered in between (the node's role, term and master are unchanged).
+	if _, err := d.promote(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	if err := d.local.QueryRowContext(ctx, `SELECT nextval('cyc')`).Scan(&next); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("site2, master of term 5 alone (cyc at 50; the peer's copy at 40), released and promoted to term 6: next cyc %d", next)
+	if next != 51 {
+		t.Fatalf("the new term hands out cyc %d, which site2 handed out in term 5 (41 to 50)", next)
+	}
+}
