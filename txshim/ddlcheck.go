@@ -52,12 +52,13 @@ func afterDDLBeforeSQL(addsDefault, mayUnkey bool, stmt string) string {
 
 // keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
 // client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
-// no replica identity: the default one and no primary key.
+// no replica identity: the default one and no primary key it can take for one — a DEFERRABLE
+// key's index is not immediate, and PostgreSQL takes none such (TestDeferrableKeyReplicaIdentity).
 const keylessTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
     WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND c.relreplident OPERATOR(pg_catalog.=) 'd'
       AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema,tandem,pg_toast}'::pg_catalog.name[])
       AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%' AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_toast\_temp\_%'
-      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid AND k.contype OPERATOR(pg_catalog.=) 'p')`
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid AND k.contype OPERATOR(pg_catalog.=) 'p' AND NOT k.condeferrable)`
 
 // afterDDLSQL is what runs right after such a statement, in its transaction, given
 // afterDDLBeforeSQL's row from before it (cols, keyless):

@@ -42,7 +42,8 @@ const shippedRelFilter = appRelFilter + ` AND c.relpersistence = 'p'`
 //
 // On both databases it checks wal_level, max_prepared_transactions and the REPLICATION
 // attribute, refuses when the application schemas differ, creates the tandem schema, sets
-// REPLICA IDENTITY FULL on application tables without a primary key, creates (or extends)
+// REPLICA IDENTITY FULL on application tables without a primary key (or with a DEFERRABLE
+// one, which PostgreSQL does not take for a replica identity), creates (or extends)
 // the publication "tandem" and the event triggers that refuse DDL the shim cannot ship (DDL
 // inside DO blocks, functions and procedures its clients run: ddlGuardSQL). Its user must be a
 // superuser. On the local database it creates the two-phase slot tandem_<site>.
@@ -501,11 +502,13 @@ func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error 
 		return fmt.Errorf("create the event triggers that refuse DDL the shim cannot ship: %w", err)
 	}
 	// Tables without a primary key (and no other replica identity) get REPLICA IDENTITY FULL so
-	// that UPDATE and DELETE ship their whole old row and the peer can find it.
+	// that UPDATE and DELETE ship their whole old row and the peer can find it. A DEFERRABLE
+	// primary key counts as none: PostgreSQL takes no such key for the replica identity, and
+	// refused UPDATE and DELETE on its table (TestDeferrableKeyReplicaIdentity).
 	rows, err := db.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE `+appRelFilter+` AND c.relreplident = 'd'
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = c.oid AND con.contype = 'p')
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = c.oid AND con.contype = 'p' AND NOT con.condeferrable)
 ORDER BY 1`)
 	if err != nil {
 		return fmt.Errorf("list tables without a primary key: %w", err)
