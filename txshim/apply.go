@@ -1163,11 +1163,22 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 	if full {
 		// A ctid names a row within one table: a partitioned table's statement reaches its
 		// partitions, where the same ctid names other rows. So the row is named by table too.
+		//
+		// Among identical rows, one that no other session holds is taken first (SKIP LOCKED):
+		// two transactions that changed two identical rows on the local database lock two
+		// rows there and are applied in parallel on the peer (DESIGN §5.2 "Order on the
+		// peer"). Had the second taken the row the first holds, it would wait for it and then
+		// find it deleted or changed once the first commits: no row, taken for divergence
+		// (TestApplyFullDuplicatesConcurrent). Only when every such row is held does it take
+		// one anyway and wait for it, as before (a session that bypassed Tandem, which the
+		// watchdog ends). The branches of the UNION ALL run in their order, and the LIMIT
+		// stops at the first row: the second runs only when the first finds none.
 		order := ""
 		if len(exact) > 0 {
 			order = " ORDER BY (" + strings.Join(exact, " AND ") + ") DESC"
 		}
-		return fmt.Sprintf("(tableoid, ctid) = (SELECT tableoid, ctid FROM %s WHERE %s%s LIMIT 1)", ownRows(r, pr), where, order), nil
+		pick := fmt.Sprintf("SELECT tableoid, ctid FROM %s WHERE %s%s LIMIT 1", ownRows(r, pr), where, order)
+		return fmt.Sprintf("(tableoid, ctid) = (SELECT * FROM (SELECT * FROM (%s FOR NO KEY UPDATE SKIP LOCKED) tandem_free UNION ALL (%[1]s)) tandem_row LIMIT 1)", pick), nil
 	}
 	return where, nil
 }

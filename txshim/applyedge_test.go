@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"testing"
+	"time"
 )
 
 // TestApplyDeferrableSwap: a statement that swaps the keys of two rows under a DEFERRABLE
@@ -67,4 +68,121 @@ func TestDeferrableKeyReplicaIdentity(t *testing.T) {
 	}
 	shipped()
 	_ = p
+}
+
+// TestApplyColumnOrder: the same tables with their columns in another order on each side (made
+// in another order, a column dropped on one side only, a partition attached with its own
+// order): install takes them, and the apply — INSERT, COPY, UPDATE, DELETE, by key and by
+// full row — maps values by column name.
+func TestApplyColumnOrder(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	for _, q := range []string{
+		`CREATE TABLE co (id int PRIMARY KEY, a text, b int)`,
+		`CREATE TABLE cf (a text, b int)`,
+		`CREATE TABLE da (id int PRIMARY KEY, x int, a text, y text)`,
+		`ALTER TABLE da DROP COLUMN x`,
+		`CREATE TABLE pp (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`,
+		`CREATE TABLE pp_eu (v int, region text NOT NULL, id int NOT NULL)`,
+		`ALTER TABLE pp ATTACH PARTITION pp_eu FOR VALUES IN ('eu')`,
+		`CREATE TABLE pp_us PARTITION OF pp FOR VALUES IN ('us')`,
+	} {
+		p.local.Exec(t, q)
+	}
+	for _, q := range []string{
+		`CREATE TABLE co (b int, id int PRIMARY KEY, a text)`,
+		`CREATE TABLE cf (b int, a text)`,
+		`CREATE TABLE da (id int PRIMARY KEY, a text, z int, y text)`,
+		`ALTER TABLE da DROP COLUMN z`,
+		`CREATE TABLE pp (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`,
+		`CREATE TABLE pp_eu PARTITION OF pp FOR VALUES IN ('eu')`,
+		`CREATE TABLE pp_us (region text NOT NULL, v int, id int NOT NULL)`,
+		`ALTER TABLE pp ATTACH PARTITION pp_us FOR VALUES IN ('us')`,
+	} {
+		p.peer.Exec(t, q)
+	}
+	installPair(t, p)
+	s := startShipper(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 1),
+		`INSERT INTO co VALUES (1, 'one', 10), (2, 'two', 20)`,
+		`INSERT INTO co SELECT g, 'r' || g, g FROM generate_series(100, 299) g`,
+		`INSERT INTO cf VALUES ('x', 1), ('x', 1), ('y', NULL)`,
+		`INSERT INTO cf SELECT 'c' || g, g FROM generate_series(1, 100) g`,
+		`INSERT INTO da VALUES (1, 'a', 'y'), (2, 'b', NULL)`,
+		`INSERT INTO da SELECT g, 'a', 'y' || g FROM generate_series(100, 199) g`,
+		`INSERT INTO pp VALUES (1, 'eu', 1), (2, 'us', 2)`,
+		`INSERT INTO pp SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(100, 299) g`)
+	requireSame(t, p)
+	dualCommit(t, p, s, gidFor("a", 1, 2),
+		`UPDATE co SET a = 'uno', id = 3 WHERE id = 1`,
+		`UPDATE co SET b = b + 1 WHERE id >= 100`,
+		`UPDATE cf SET b = 2 WHERE ctid = (SELECT min(ctid) FROM cf WHERE a = 'x')`,
+		`DELETE FROM cf WHERE a = 'y'`,
+		`UPDATE da SET y = 'z' WHERE id = 2`,
+		`UPDATE pp SET v = v * 10`,
+		`UPDATE pp SET region = 'us' WHERE id = 1`,
+		`DELETE FROM pp WHERE id = 2`)
+	requireSame(t, p)
+	p.local.Exec(t, `ALTER PUBLICATION `+PublicationName+` SET (publish_via_partition_root = true)`)
+	dualCommit(t, p, s, gidFor("a", 1, 3),
+		`INSERT INTO pp SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g FROM generate_series(1000, 1199) g`,
+		`UPDATE pp SET v = -v WHERE id >= 1000`,
+		`UPDATE pp SET region = 'eu' WHERE id = 1001`,
+		`DELETE FROM pp WHERE id = 1002`)
+	requireSame(t, p)
+	if err := s.Err(); err != nil {
+		t.Errorf("shipper: %v", err)
+	}
+}
+
+// TestApplyFullDuplicatesConcurrent: two transactions each change one of two identical rows of a
+// REPLICA IDENTITY FULL table, at the same time: on the local database they lock different
+// rows and both commit. On the peer their applies run in parallel (neither waits for the
+// other: DESIGN §5.2), and each must find a row of its own — the second must not wait for the
+// row the first locked and then find it gone (an apply that hits no row is divergence).
+func TestApplyFullDuplicatesConcurrent(t *testing.T) {
+	t.Parallel()
+	p, s := startApplyPair(t, `CREATE TABLE dup (a text, b int)`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `INSERT INTO dup VALUES ('x', 1), ('x', 1), ('y', 1), ('y', 1)`)
+	for k, stmts := range [][2]string{
+		{`DELETE FROM dup WHERE ctid = (SELECT min(ctid) FROM dup WHERE a = 'x')`, `DELETE FROM dup WHERE ctid = (SELECT max(ctid) FROM dup WHERE a = 'x')`},
+		{`UPDATE dup SET b = 2 WHERE ctid = (SELECT min(ctid) FROM dup WHERE a = 'y')`, `UPDATE dup SET b = 3 WHERE ctid = (SELECT max(ctid) FROM dup WHERE a = 'y')`},
+	} {
+		g1, g2 := gidFor("a", 1, uint64(10*k+2)), gidFor("a", 1, uint64(10*k+3))
+		prepareLocal(t, p.ldb, g1, stmts[0])
+		prepareLocal(t, p.ldb, g2, stmts[1])
+		if err := s.Prepare(capCtx(t, 10*time.Second), g1); err != nil {
+			t.Fatalf("Prepare(%s): %v", g1, err)
+		}
+		second := make(chan error, 1)
+		go func() { second <- s.Prepare(capCtx(t, 10*time.Second), g2) }()
+		// The second apply runs while the first is prepared, not committed, on the peer.
+		time.Sleep(500 * time.Millisecond)
+		p.local.Exec(t, "COMMIT PREPARED "+sqlLiteral(g1))
+		s.Commit(g1)
+		if err := <-second; err != nil {
+			p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(g2))
+			s.Rollback(g2)
+			t.Fatalf("%s: Prepare(%s) = %v; plain PostgreSQL commits both", stmts[1], g2, err)
+		}
+		p.local.Exec(t, "COMMIT PREPARED "+sqlLiteral(g2))
+		s.Commit(g2)
+		waitFor(t, "both committed on the peer", func() bool { return !preparedOn(t, p.pdb, g1) && !preparedOn(t, p.pdb, g2) })
+		requireSame(t, p)
+	}
+
+	// Every matching row held by another session (one that bypassed Tandem): the apply takes
+	// one anyway, and waits until the watchdog ends the holder.
+	dualCommit(t, p, s, gidFor("a", 1, 30), `INSERT INTO dup VALUES ('z', 1)`)
+	ctx := capCtx(t, 30*time.Second)
+	holder, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `BEGIN; SELECT * FROM dup WHERE a = 'z' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	dualCommit(t, p, s, gidFor("a", 1, 31), `UPDATE dup SET b = 9 WHERE a = 'z'`)
+	requireSame(t, p)
 }
