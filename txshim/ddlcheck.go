@@ -53,12 +53,24 @@ func afterDDLBeforeSQL(addsDefault, mayUnkey bool, stmt string) string {
 // keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
 // client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
 // no replica identity: the default one and no primary key it can take for one — a DEFERRABLE
-// key's index is not immediate, and PostgreSQL takes none such (TestDeferrableKeyReplicaIdentity).
+// key's index is not immediate, and PostgreSQL takes none such (TestDeferrableKeyReplicaIdentity)
+// —, or USING INDEX of an index since dropped, which PostgreSQL takes for NOTHING
+// (TestReplicaIdentityIndexDropped). (REPLICA IDENTITY NOTHING set on purpose is left alone.)
 const keylessTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[]) AND c.relreplident OPERATOR(pg_catalog.=) 'd'
+    WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[])
       AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema,tandem,pg_toast}'::pg_catalog.name[])
       AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%' AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_toast\_temp\_%'
-      AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid AND k.contype OPERATOR(pg_catalog.=) 'p' AND NOT k.condeferrable)`
+      AND CASE c.relreplident WHEN 'd' THEN NOT ` + immediateKeySQL + `
+        WHEN 'i' THEN NOT EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indrelid OPERATOR(pg_catalog.=) c.oid AND x.indisreplident)
+        ELSE false END`
+
+// immediateKeySQL tells whether table c has a primary key PostgreSQL can take for its replica
+// identity: one not DEFERRABLE.
+const immediateKeySQL = `EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) c.oid AND k.contype OPERATOR(pg_catalog.=) 'p' AND NOT k.condeferrable)`
+
+// replicaIdentityFor is what a table keylessTablesFrom picks is given: DEFAULT where it has a
+// key PostgreSQL takes (its USING INDEX index dropped), else FULL; for a row with column keyed.
+const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 
 // afterDDLSQL is what runs right after such a statement, in its transaction, given
 // afterDDLBeforeSQL's row from before it (cols, keyless):
@@ -120,7 +132,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		// A DROP … CASCADE may drop the key of a table the session's user does not own, which
 		// it then cannot ALTER: the statement fails, saying why, rather than leave a table on
 		// which UPDATE and DELETE fail.
-		b.WriteString(`  FOR r IN SELECT n.nspname, c.relname, c.relowner` + keylessTablesFrom + `
+		b.WriteString(`  FOR r IN SELECT n.nspname, c.relname, c.relowner, ` + immediateKeySQL + ` AS keyed` + keylessTablesFrom + `
       AND c.oid OPERATOR(pg_catalog.<>) ALL (` + quoteLiteral(keyless) + `::pg_catalog.oid[])
       AND EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
         AND l.relation OPERATOR(pg_catalog.=) c.oid AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
@@ -132,7 +144,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
         MESSAGE = pg_catalog.format('tandem: table %I.%I would be left without a primary key, so without a replica identity, and only its owner can give it REPLICA IDENTITY FULL', r.nspname, r.relname),
         HINT = 'Have its owner run ALTER TABLE ... REPLICA IDENTITY FULL on it through Tandem first.';
     END IF;
-    q := pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY FULL', r.nspname, r.relname);
+    q := pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY %s', r.nspname, r.relname, ` + replicaIdentityFor + `);
     INSERT INTO tandem.ddl (stmt) VALUES (q);
     EXECUTE q;
   END LOOP;

@@ -505,10 +505,12 @@ func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error 
 	// that UPDATE and DELETE ship their whole old row and the peer can find it. A DEFERRABLE
 	// primary key counts as none: PostgreSQL takes no such key for the replica identity, and
 	// refused UPDATE and DELETE on its table (TestDeferrableKeyReplicaIdentity).
-	rows, err := db.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE `+appRelFilter+` AND c.relreplident = 'd'
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conrelid = c.oid AND con.contype = 'p' AND NOT con.condeferrable)
+	// So do tables whose REPLICA IDENTITY USING INDEX index was dropped (PostgreSQL takes them
+	// for NOTHING), or DEFAULT where they have a key (keylessTablesFrom).
+	rows, err := db.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' REPLICA IDENTITY ' || `+replicaIdentityFor+`
+FROM (SELECT c.oid, `+immediateKeySQL+` AS keyed`+keylessTablesFrom+`) r
+JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE `+appRelFilter+`
 ORDER BY 1`)
 	if err != nil {
 		return fmt.Errorf("list tables without a primary key: %w", err)
@@ -550,10 +552,10 @@ WHERE `+appRelFilter+` AND NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R') OR
 			"so the peer refuses the transaction or differs; make them ordinary triggers (ALTER TABLE … ENABLE TRIGGER)", "triggers", replicaTriggers)
 	}
 	for _, t := range noKey {
-		if _, err := db.ExecContext(ctx, "ALTER TABLE "+t+" REPLICA IDENTITY FULL"); err != nil {
-			return fmt.Errorf("set REPLICA IDENTITY FULL on %s (it has no primary key): %w", t, err)
+		if _, err := db.ExecContext(ctx, "ALTER TABLE "+t); err != nil {
+			return fmt.Errorf("set %s (it has no replica identity): %w", t, err)
 		}
-		logger.Info("table has no primary key: set REPLICA IDENTITY FULL", "table", t)
+		logger.Info("table has no replica identity: set one", "table", t)
 	}
 	if err := ensurePublication(ctx, db, logger); err != nil {
 		return err

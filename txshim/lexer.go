@@ -94,7 +94,7 @@ type statement struct {
 	AddsDefault bool
 	// MayUnkey: DDL that can leave a table without a primary key — CREATE TABLE (… AS, …
 	// PARTITION OF, … INHERITS), CREATE SCHEMA … CREATE TABLE, SELECT … INTO, ALTER TABLE …
-	// DROP (a constraint or a key's column), DROP … CASCADE: the shim gives such tables
+	// DROP (a constraint or a key's column), DROP … CASCADE, DROP INDEX: the shim gives such tables
 	// REPLICA IDENTITY FULL once it ran (ddlcheck.go).
 	MayUnkey bool
 	// Retypes: ALTER TABLE … [SET DATA] TYPE … USING, whose expressions the shim checks before
@@ -968,7 +968,8 @@ func classifySchema(l wordList, st *statement) {
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true
 	case is(0, "CREATE") && (is(1, "TABLE") || (is(1, "UNLOGGED") && is(2, "TABLE")) || (is(1, "SCHEMA") && has(2, "TABLE"))),
-		is(0, "DROP") && has(1, "CASCADE"):
+		is(0, "DROP") && has(1, "CASCADE"),
+		is(0, "DROP") && is(1, "INDEX"): // a REPLICA IDENTITY USING INDEX index
 		st.MayUnkey = true
 	}
 }
