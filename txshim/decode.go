@@ -195,6 +195,12 @@ func (d *Decoder) Confirmed() pglogrepl.LSN { return pglogrepl.LSN(d.confirmed.L
 // a failure Run may be called again: it resumes at the slot's confirmed position and does not
 // deliver again what it delivered before. Only one Run may be active at a time.
 func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
+	return d.run(ctx, func(ev Event) error { return sendEvent(ctx, out, ev) })
+}
+
+// run is Run handing each event to deliver, in order, on Run's goroutine; an error of deliver
+// ends the run with it.
+func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 	cfg, err := pgconn.ParseConfig(d.dsn)
 	if err != nil {
 		return fmt.Errorf("decoder: parse local DSN: %w", err)
@@ -295,7 +301,7 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 			}
 			if cur == nil && ka.ServerWALEnd > d.lastEnd {
 				d.lastEnd = ka.ServerWALEnd
-				if err := sendEvent(ctx, out, Event{Pos: ka.ServerWALEnd}); err != nil {
+				if err := deliver(Event{Pos: ka.ServerWALEnd}); err != nil {
 					return err
 				}
 			}
@@ -322,7 +328,7 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 			continue // delivered before a reconnect
 		}
 		d.lastEnd = ev.Pos
-		if err := sendEvent(ctx, out, *ev); err != nil {
+		if err := deliver(*ev); err != nil {
 			return err
 		}
 	}

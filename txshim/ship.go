@@ -526,36 +526,35 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 }
 
 // stream runs one decoder, handing its events to add, until the decoder fails, ctx ends or a
-// restart is asked for (restarted); it returns once the decoder has returned.
+// restart is asked for (restarted); it returns once the decoder has returned. The decoder calls
+// add on its own goroutine: a channel between them cost a goroutine wake-up (and often another
+// thread's) per event, two or three per dual commit. Once a restart is asked for and the
+// decoder cancelled, it adds nothing more: what it decoded after is after streamEnd, and the
+// next stream sends it again.
 func (s *Shipper) stream(ctx context.Context, dec *Decoder) (restarted bool, err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan Event, 256)
 	done := make(chan error, 1)
-	go func() { done <- dec.Run(rctx, events) }()
-	for {
-		select {
-		case ev := <-events:
-			s.add(ev)
-		case err := <-done:
-			for {
-				select {
-				case ev := <-events:
-					s.add(ev) // delivered in order before the failure
-				default:
-					return false, err
-				}
+	go func() {
+		done <- dec.run(rctx, func(ev Event) error {
+			if err := rctx.Err(); err != nil {
+				return err
 			}
-		case <-s.restart:
-			// Events still buffered are after streamEnd: the next stream sends them again.
-			cancel()
-			<-done
-			return true, nil
-		case <-ctx.Done():
-			cancel()
-			<-done
-			return false, ctx.Err()
-		}
+			s.add(ev)
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		return false, err
+	case <-s.restart:
+		cancel()
+		<-done
+		return true, nil
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return false, ctx.Err()
 	}
 }
 
