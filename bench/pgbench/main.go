@@ -624,6 +624,30 @@ func report(w io.Writer, f flags, targets []*target) {
 		}
 		return fmt.Sprintf("%.1fr %.1fw", float64(r)/float64(txns), float64(wr)/float64(txns)), true
 	})
+	row("context switches/txn, this process", func(c *target) (string, bool) {
+		var v, i, txns int64
+		for _, x := range c.results {
+			if x.err == nil {
+				v, i, txns = v+x.csw, i+x.cswInvol, txns+x.txns
+			}
+		}
+		if txns == 0 || v+i == 0 {
+			return "", false
+		}
+		return fmt.Sprintf("%.1fv %.1fi", float64(v)/float64(txns), float64(i)/float64(txns)), true
+	})
+	row("goroutine runs/txn (est.)", func(c *target) (string, bool) {
+		var n, txns int64
+		for _, x := range c.results {
+			if x.err == nil {
+				n, txns = n+x.sched, txns+x.txns
+			}
+		}
+		if txns == 0 || n == 0 {
+			return "", false
+		}
+		return fmt.Sprintf("%.1f", float64(n)/float64(txns)), true
+	})
 	walPer := func(c *target) (map[string]float64, bool) {
 		sum := map[string]int64{}
 		var txns int64

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,11 @@ type result struct {
 	pgCPU map[string]time.Duration
 	// syscalls of this process during the run: read and write calls (/proc/self/io).
 	syscr, syscw int64
+	// csw: the context switches of this process's threads during the run (getrusage), voluntary
+	// ones (a thread went to sleep: waiting in epoll or on a futex) and not; sched: the times a
+	// goroutine of this process was made to run from runnable (runtime/metrics
+	// /sched/latencies:seconds, which the runtime samples one in gTrackingPeriod, 8).
+	csw, cswInvol, sched int64
 	// walSync: WAL flushes to disk during the run, by cluster role (pg_stat_wal.wal_sync).
 	walSync map[string]int64
 	err     error
@@ -80,11 +86,15 @@ func runPgbench(ctx context.Context, f flags, dsn string, dataDirs []clusterDir,
 	pgBefore := clusterCPU(dataDirs)
 	selfBefore := selfCPU()
 	rBefore, wBefore := selfSyscalls()
+	cswBefore, invBefore := selfSwitches()
+	schedBefore := selfSchedules()
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
 	selfAfter := selfCPU()
 	rAfter, wAfter := selfSyscalls()
+	cswAfter, invAfter := selfSwitches()
+	schedAfter := selfSchedules()
 	// Let the postmasters reap the backends that just ended, so their time is in cutime.
 	time.Sleep(300 * time.Millisecond)
 	pgAfter := clusterCPU(dataDirs)
@@ -109,6 +119,7 @@ func runPgbench(ctx context.Context, f flags, dsn string, dataDirs []clusterDir,
 		"bench":    selfAfter - selfBefore,
 	}
 	r.syscr, r.syscw = rAfter-rBefore, wAfter-wBefore
+	r.csw, r.cswInvol, r.sched = cswAfter-cswBefore, invAfter-invBefore, schedAfter-schedBefore
 	r.walSync = map[string]int64{}
 	for k, v := range walAfter {
 		if b, ok := walBefore[k]; ok {
@@ -279,6 +290,32 @@ func selfSyscalls() (r, w int64) {
 		}
 	}
 	return r, w
+}
+
+// selfSwitches returns the voluntary and involuntary context switches of all this process's
+// threads so far.
+func selfSwitches() (vol, invol int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, 0
+	}
+	return ru.Nvcsw, ru.Nivcsw
+}
+
+// selfSchedules returns how many times so far a goroutine of this process was made to run from
+// runnable, estimated from the runtime's sampled scheduling-latency histogram (one goroutine
+// transition in 8 is recorded).
+func selfSchedules() int64 {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return 0
+	}
+	var n uint64
+	for _, c := range s[0].Value.Float64Histogram().Counts {
+		n += c
+	}
+	return int64(n) * 8
 }
 
 // selfCPU is the CPU time this process has used so far.
