@@ -170,6 +170,7 @@ type Shipper struct {
 	journal    []*jentry          // unconfirmed stream entries in stream order
 	byGID      map[string]*jentry // prepared transactions in the journal
 	changed    chan struct{}      // closed and replaced on every change of the journal or link
+	plainWake  chan struct{}      // changed, for plainLoop: only while the journal holds work for it (plainWorkLocked)
 	held       int64              // bytes accounted to the journal's entries
 	compactAt  int                // journal length that triggers merging runs of done entries
 	confirmed  pglogrepl.LSN      // the slot may forget everything before it
@@ -282,6 +283,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		settleNow: make(chan struct{}, 1),
 		byGID:     map[string]*jentry{},
 		changed:   make(chan struct{}),
+		plainWake: make(chan struct{}),
 		compactAt: 1024,
 	}
 	s.pool.copied, s.opPool.copied = &s.copied, &s.copied
@@ -769,6 +771,27 @@ func (s *Shipper) forgetLocked(e *jentry) {
 func (s *Shipper) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	if s.plainWorkLocked() {
+		close(s.plainWake)
+		s.plainWake = make(chan struct{})
+	}
+}
+
+// plainWorkLocked tells whether the journal holds an entry nextToShipLocked may return to
+// plainLoop, what may hold it back aside. Without one plainLoop has nothing to ship whatever
+// else changed, and is not woken (notifyLocked): it was, for every change of the journal, four
+// or five times per dual commit, none of which it ships.
+func (s *Shipper) plainWorkLocked() bool {
+	for _, e := range s.journal {
+		switch {
+		case e.state == stDone || !e.finished() || e.suspect:
+		case e.shipping || e.state == stApplying:
+		case !e.plain && (e.undo || e.state == stPrepared):
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // advanceLocked confirms the slot past the done prefix of the journal, merges runs of done
@@ -1444,11 +1467,11 @@ func (s *Shipper) plainLoop(ctx context.Context) {
 				job = s.claimLocked(e)
 			}
 		}
-		changed := s.changed
+		wake := s.plainWake
 		s.mu.Unlock()
 		if job.e == nil {
 			select {
-			case <-changed:
+			case <-wake:
 			case <-sweep.C:
 				s.sweep()
 			case <-ctx.Done():
