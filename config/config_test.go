@@ -244,6 +244,10 @@ func TestWitness(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "w.toml:6: server: a witness has no [server]") {
 		t.Errorf("want a witness-with-server error on line 6, got %v", err)
 	}
+	// A site's file given to tandem witness says what it is for, as a witness's read as a site's does.
+	if err == nil || !strings.Contains(err.Error(), "tandem check-config (without -witness)") {
+		t.Errorf("a site's file read as a witness's: want a pointer to check-config without -witness, got %v", err)
+	}
 	// Keys a witness would ignore are refused with their lines.
 	_, err = Parse("w.toml", []byte("priority = 7\n"+strings.Replace(src, "[gossip]\n", "[gossip]\nwitness = true\n", 1)+"[hooks]\ntimeout = \"5s\"\n"), KindWitness)
 	for _, want := range []string{"w.toml:1: priority:", "w.toml:5: gossip.witness:", "w.toml:8: hooks:"} {

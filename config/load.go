@@ -347,7 +347,13 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 			present bool
 		}{{"server", r.Server != nil}, {"proxy", r.Proxy != nil}, {"txshim", r.TxShim != nil}} {
 			if t.present {
-				l.errorf(t.key, "a witness has no [%s]", t.key)
+				hint := ""
+				if t.key == "server" {
+					// A site's file given to tandem witness (or check-config -witness): every
+					// key a witness refuses is listed; this says what the file is for.
+					hint = "; a site's file, for tandem run, is checked with tandem check-config (without -witness)"
+				}
+				l.errorf(t.key, "a witness has no [%s]%s", t.key, hint)
 			}
 		}
 		if l.defined("hooks") {

@@ -157,7 +157,7 @@ func Decide(v View) Action {
 		return Action{Reason: fmt.Sprintf("another process answers as site %s at %s: this one takes no role while it does — stop one of them", self.Site, v.Duplicate)}
 	}
 	if v.coldWait(self) {
-		return Action{Reason: "cold start: waiting to see a peer that knows the current term (tandem promote -force overrides)"}
+		return Action{Reason: coldWaitReason}
 	}
 	// Rule 3.
 	if !majority {
@@ -475,6 +475,9 @@ func (v View) strayMembers() string {
 		"join; a majority is counted among all of them until the stray one is stopped (or, killed, until this member restarts)",
 		v.known(), v.Voters, strings.Join(sites, ", "), strings.Join(witnesses, ", "))
 }
+
+// coldWaitReason is Decide's reason while a site waits at cold start.
+const coldWaitReason = "cold start: waiting to see a peer that knows the current term (tandem promote -force overrides)"
 
 // coldWait reports whether self must wait because it started cold and sees
 // no other member that could tell it the current term (DESIGN §3).

@@ -139,6 +139,7 @@ type Node struct {
 	releasing     uint64    // see State.Releasing
 	reason        string
 	decision      string // see State.Decision
+	coldLogged    bool   // the cold-start wait was logged (coldWaitLogAfter)
 	splitMark     splitBrainMark
 	dup           duplicate
 	announced     uint64 // the term whose peer_synced = false this process recorded
@@ -220,7 +221,7 @@ func (n *Node) probeDup(ml *memberlist.Memberlist, addr string) {
 	switch {
 	case held && !was:
 		n.log.Error("another process answers as this site: gossip ignores one of the two, and this one takes no role while the other answers — stop one of them",
-			"site", n.cfg.Site, "other", addr)
+			"other", addr)
 	case was && !held:
 		n.log.Info("the other process that claimed this site's name does not answer: this one may take a role", "other", addr)
 	}
@@ -844,6 +845,8 @@ func (n *Node) Switchover(target string) error {
 			return fmt.Errorf("switchover: %s is already the master", target)
 		case !ok:
 			return fmt.Errorf("switchover: unknown site %q", target)
+		case m.Witness:
+			return fmt.Errorf("switchover: %s is the witness: it only votes and never takes control; name a site", target)
 		}
 		if ok, why := v.ready(m); !ok {
 			return fmt.Errorf("switchover to %s: not ready: %s", target, why)
@@ -956,6 +959,10 @@ func (n *Node) viewLocked(now time.Time) View {
 	return v
 }
 
+// coldWaitLogAfter is how long a site waits at cold start before it logs that it does: the
+// members it joins usually answer well within it.
+const coldWaitLogAfter = 3 * time.Second
+
 // decide runs one round: leave the cold start, adopt a newer record,
 // Decide, apply, publish, deliver.
 func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
@@ -990,6 +997,13 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 		n.decision = a.Reason
 	} else {
 		n.decision = ""
+	}
+	if a.Kind == None && a.Reason == coldWaitReason && !n.coldLogged && now.Sub(n.start) >= coldWaitLogAfter {
+		// A site started alone waited without a word in its log (its status alone said so):
+		// to an operator who started one sidecar to try it, it looked hung.
+		n.coldLogged = true
+		n.log.Info("waiting at cold start: sees no member that knows the current term; start the other site or the witness, or run tandem promote -force if that site is gone for good",
+			"waited", now.Sub(n.start).Round(time.Second))
 	}
 	if a.Kind == Claim && n.meta.Claim != a.Term {
 		n.meta.Claim, n.claimedAt = a.Term, now

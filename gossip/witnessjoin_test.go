@@ -47,3 +47,37 @@ func TestNodeWitnessWithoutJoinNoStray(t *testing.T) {
 		t.Fatalf("the witness, with the two sites and itself, reports a stray member:\n%s", s)
 	}
 }
+
+// TestSwitchoverToWitnessNamesIt: a switchover asked to the witness (`tandem switchover
+// witness`) said "not ready: witness", as if the witness might become ready; it never takes
+// control, and the refusal says so.
+func TestSwitchoverToWitnessNamesIt(t *testing.T) {
+	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
+	run(t, cfgW, Options{})
+	a := run(t, cfgA, Options{})
+	b := run(t, cfgB, Options{})
+	waitFor(t, 6*time.Second, "site1 master", master(a, b))
+	waitFor(t, 6*time.Second, "site1 sees the witness", func() bool { return sees(a, cfgW.Site) })
+	err := a.Switchover(cfgW.Site)
+	if err == nil || !strings.Contains(err.Error(), "is the witness") || strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("Switchover to the witness: %v; want a refusal saying it is the witness", err)
+	}
+}
+
+// TestColdWaitLogged: a site started alone waits at cold start, and says so in its log once
+// (it said nothing: only its status's decision told why it took no role, and it looked hung).
+func TestColdWaitLogged(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
+	var logs logBuffer
+	n := run(t, cfg, Options{Logger: logs.logger()})
+	waitFor(t, coldWaitLogAfter+3*time.Second, "the cold-start wait logged", func() bool {
+		return strings.Contains(logs.String(), "waiting at cold start")
+	})
+	if s := n.State(); s.Role != RoleStarting || !s.Cold {
+		t.Errorf("alone: role %q cold %v, want starting and cold", s.Role, s.Cold)
+	}
+	time.Sleep(time.Second)
+	if c := strings.Count(logs.String(), "waiting at cold start"); c != 1 {
+		t.Errorf("the cold-start wait logged %d times, want once", c)
+	}
+}

@@ -150,9 +150,9 @@ func (s *Server) SetMaster(t Target) {
 	}
 	if len(victims) > 0 {
 		s.log.Info("master changed; cut connections to the old master",
-			"cut", len(victims), "old_site", old.Site, "old_term", old.Term, "site", t.Site, "term", t.Term)
+			"cut", len(victims), "old_master", old.Site, "old_term", old.Term, "master", t.Site, "term", t.Term)
 	} else {
-		s.log.Debug("master changed", "site", t.Site, "term", t.Term)
+		s.log.Debug("master changed", "master", t.Site, "term", t.Term)
 	}
 }
 
@@ -267,6 +267,6 @@ func (s *Server) warnSelfDial(ep, addr string) {
 	s.mu.Unlock()
 	if !seen {
 		s.log.Error("the master's endpoint is this proxy's own listen address: not dialling it; operators wait for another master",
-			"endpoint", ep, "address", addr, "site", site)
+			"endpoint", ep, "address", addr, "master", site)
 	}
 }

@@ -24,6 +24,10 @@ type adminClient struct {
 	token string
 	http  *http.Client
 	cli   bool // an operator's command (adminFlags): a refusal says which flags give the token
+	// guessed: neither -config nor -admin was given, so base is config.DefaultAdminListen,
+	// which no member need listen on (the examples' sites do not): a failure to reach it says
+	// how to name the member.
+	guessed bool
 }
 
 // adminTransport carries every request to an admin API, an operator's command's and a
@@ -67,6 +71,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if *addr != "" {
 		c.base = "http://" + *addr
 	}
+	c.guessed = *path == "" && *addr == ""
 	if *tokenFile != "" {
 		tok, err := config.ReadToken(*tokenFile)
 		if err != nil {
@@ -165,6 +170,10 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if c.guessed {
+			return fmt.Errorf("%w\n(no -config or -admin given: asked the default admin address %s; name the member with -config FILE, its site file, or -admin ADDR, its admin.listen)",
+				err, config.DefaultAdminListen)
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -317,3 +317,31 @@ func TestAdminClientNoProxy(t *testing.T) {
 		t.Errorf("the admin client's transport takes a proxy from the environment ($HTTP_PROXY): the request and its bearer token would go to it")
 	}
 }
+
+// TestAdminDefaultAddressUnreachableSaysWhatToDo: an admin command given neither -config nor
+// -admin asks 127.0.0.1:7180, where the member need not listen (the examples' sites listen on
+// 7181 and 7182): "connection refused" alone left a newcomer to guess; the error says which
+// address was asked and how to name the member. One given -admin is told nothing more.
+func TestAdminDefaultAddressUnreachableSaysWhatToDo(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	closed := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close()
+
+	c, _, ok := adminFlags("status", nil, &bytes.Buffer{})
+	if !ok {
+		t.Fatal("adminFlags refused no flags")
+	}
+	c.base = "http://" + closed
+	err := c.do(http.MethodGet, "/status", io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:7180") || !strings.Contains(err.Error(), "-config FILE") || !strings.Contains(err.Error(), "-admin ADDR") {
+		t.Errorf("without -config or -admin: %v; want the default address asked and -config / -admin named", err)
+	}
+
+	c, _, ok = adminFlags("status", []string{"-admin", closed}, &bytes.Buffer{})
+	if !ok {
+		t.Fatal("adminFlags refused -admin")
+	}
+	if err := c.do(http.MethodGet, "/status", io.Discard); err == nil || strings.Contains(err.Error(), "-config") {
+		t.Errorf("with -admin: %v; want the error alone", err)
+	}
+}

@@ -52,7 +52,7 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("site", cfg.Site)
+	logger := slog.New(newOneKeyHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))).With("site", cfg.Site)
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
