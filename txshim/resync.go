@@ -329,8 +329,44 @@ SELECT (SELECT count(*) FROM (
 // a table or column it lacked failed the copy. The operator runs that DDL on the peer's
 // database first (an operator's session there is not the shim's: no guard refuses it).
 func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) error {
-	ls, err := readAppSchemaWith(ctx, func(ctx context.Context, q string) ([][]string, error) {
-		res, err := local.Exec(ctx, q).ReadAll()
+	lq := pgconnSchemaQuery(local)
+	ls, err := readAppSchemaWith(ctx, lq)
+	if err != nil {
+		return fmt.Errorf("resync: local database: %w", err)
+	}
+	// The peer's is read under the local session's settings: constants in a CHECK constraint
+	// or a partition bound are printed after IntervalStyle, DateStyle or TimeZone, and the
+	// local session's are pinned (Resync) where a plain connection takes its database's — the
+	// same schema read differently (TestResyncSchemaUnderSettings).
+	tz, err := lq(ctx, "SELECT current_setting('TimeZone')")
+	if err != nil || len(tz) != 1 || len(tz[0]) != 1 {
+		return fmt.Errorf("resync: local database: read TimeZone: %w", errors.Join(err, errors.New("no row")))
+	}
+	cfg, err := pgconn.ParseConfig(peerDSN)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	pinSettings(cfg, textSettings, catalogPath, map[string]string{"timezone": tz[0][0]})
+	peer, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	defer peer.Close(context.WithoutCancel(ctx))
+	ps, err := readAppSchemaWith(ctx, pgconnSchemaQuery(peer))
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	if diffs := diffAppSchemas(ls, ps); len(diffs) > 0 {
+		return fmt.Errorf("resync: the application schemas of the local and the peer database differ (DDL the peer never got: "+
+			"the copy brings rows, not definitions); run that DDL on the peer database, then resync again:\n  %s", listDiffs(diffs))
+	}
+	return nil
+}
+
+// pgconnSchemaQuery runs readAppSchemaWith's queries on c (NULL as "").
+func pgconnSchemaQuery(c *pgconn.PgConn) schemaQuery {
+	return func(ctx context.Context, q string) ([][]string, error) {
+		res, err := c.Exec(ctx, q).ReadAll()
 		if err != nil {
 			return nil, err
 		}
@@ -345,24 +381,7 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 			}
 		}
 		return out, nil
-	})
-	if err != nil {
-		return fmt.Errorf("resync: local database: %w", err)
 	}
-	db, err := OpenDB(peerDSN)
-	if err != nil {
-		return fmt.Errorf("resync: peer database: %w", err)
-	}
-	defer db.Close()
-	ps, err := readAppSchema(ctx, db)
-	if err != nil {
-		return fmt.Errorf("resync: peer database: %w", err)
-	}
-	if diffs := diffAppSchemas(ls, ps); len(diffs) > 0 {
-		return fmt.Errorf("resync: the application schemas of the local and the peer database differ (DDL the peer never got: "+
-			"the copy brings rows, not definitions); run that DDL on the peer database, then resync again:\n  %s", listDiffs(diffs))
-	}
-	return nil
 }
 
 // peerUnprepared fails if a tandem_ transaction is prepared on the peer's database.
