@@ -201,8 +201,9 @@ func (sc *scramServer) finish(clientFinal string) (string, error) {
 // (pg_saslprep, RFC 4013 SASLprep), and as libpq does before it hashes the password it sends: an
 // ASCII password as it is; else non-ASCII spaces mapped to a space, what is commonly mapped to
 // nothing removed, the result in Unicode normalization form NFKC. A password that is no valid
-// UTF-8, or whose result holds a prohibited or unassigned (in Unicode 3.2) code point or breaks
-// the bidirectional rule, is used as it is, as PostgreSQL and libpq use it.
+// UTF-8, that is empty once mapped, or whose result holds a prohibited or unassigned (in
+// Unicode 3.2) code point or breaks the bidirectional rule, is used as it is, as PostgreSQL
+// and libpq use it.
 func saslprep(password string) string {
 	ascii := true
 	for i := 0; i < len(password); i++ {
@@ -223,6 +224,11 @@ func saslprep(password string) string {
 		default:
 			mapped = append(mapped, r)
 		}
+	}
+	if len(mapped) == 0 {
+		// Nothing left once mapped: PostgreSQL's pg_saslprep takes an empty password for
+		// prohibited, and it and libpq use the password as it is.
+		return password
 	}
 	out := norm.NFKC.String(string(mapped))
 	var randAL, l bool
