@@ -233,17 +233,25 @@ func listDiffs(diffs []string) string {
 	return strings.Join(shown, "\n  ")
 }
 
+// schemaSettingsSQL pins, for readAppSchema's transaction, the search path and how constants
+// are written as text.
+var schemaSettingsSQL = setLocalSQL(textSettings, catalogPath, map[string]string{"timezone": "UTC"})
+
 func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
 	// Under a search path of pg_catalog alone, format_type qualifies every type of another
 	// schema, on both databases alike: under a database's own search_path it spells a type it
 	// finds there without its schema (mood on one side, public.mood on the other), and two
-	// identical schemas were refused as different.
+	// identical schemas were refused as different. And constants in a CHECK constraint or a
+	// partition bound are printed after IntervalStyle, DateStyle and TimeZone: pinned as the
+	// apply and verify pin them (schemaSettingsSQL), else two sites whose databases keep the
+	// time of their own zones read one bound two ways (TestInstallSchemaDifferences, "the same
+	// constants under other settings").
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return appSchema{}, fmt.Errorf("read application tables: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path = pg_catalog"); err != nil {
+	if _, err := tx.ExecContext(ctx, schemaSettingsSQL); err != nil {
 		return appSchema{}, fmt.Errorf("read application tables: %w", err)
 	}
 	return readAppSchemaIn(ctx, tx)

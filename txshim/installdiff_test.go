@@ -73,6 +73,14 @@ func TestInstallSchemaDifferences(t *testing.T) {
 		{name: "sequence bounds", want: []string{`sequence "public"."s"`, "MAXVALUE 100"},
 			local: []string{`CREATE SEQUENCE s`},
 			peer:  []string{`CREATE SEQUENCE s MAXVALUE 100`}},
+		// The same schema read under other settings: constants printed after IntervalStyle and
+		// TimeZone.
+		{name: "the same constants under other settings",
+			both: []string{`CREATE TABLE ev (id int PRIMARY KEY, d interval CHECK (d < '1 day 02:00:00'))`,
+				`CREATE TABLE log (at timestamptz PRIMARY KEY) PARTITION BY RANGE (at)`,
+				`CREATE TABLE log_2024 PARTITION OF log FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2025-01-01 00:00:00+00')`},
+			local: []string{`ALTER DATABASE app SET timezone = 'Europe/Berlin'`, `ALTER DATABASE app SET intervalstyle = 'sql_standard'`},
+			peer:  []string{`ALTER DATABASE app SET timezone = 'America/New_York'`}},
 		// Differences the apply's rows do not meet.
 		{name: "harmless",
 			local: []string{`CREATE TABLE p (id int PRIMARY KEY)`, `CREATE TABLE t (id int PRIMARY KEY, a int, b text DEFAULT 'x', CONSTRAINT one CHECK (a > 0), UNIQUE (b))`,
