@@ -23,11 +23,11 @@ type status struct {
 	Term        uint64                `json:"term"`
 	Record      recordStatus          `json:"record"`
 	Master      string                `json:"master"`
-	Reason      string                `json:"reason,omitempty"`
-	Decision    string                `json:"decision,omitempty"`
+	Reason      string                `json:"reason"`
+	Decision    string                `json:"decision"`
 	RoleChanges uint64                `json:"role_changes"`
-	Cold        bool                  `json:"cold,omitempty"`
-	SplitBrain  uint64                `json:"split_brain,omitempty"`
+	Cold        bool                  `json:"cold"`
+	SplitBrain  uint64                `json:"split_brain"`
 	Members     []gossip.MemberStatus `json:"members"`
 	Proxy       *proxyStatus          `json:"proxy,omitempty"`
 	TxShim      *dbStatus             `json:"txshim,omitempty"`

@@ -111,6 +111,17 @@ func TestAdminRoleStarting(t *testing.T) {
 	if len(st.Members) != 1 || st.Members[0].Role != "starting" {
 		t.Errorf("status members %+v, want site1 starting", st.Members)
 	}
+	// Every field README lists is there, empty or false too: a script reads
+	// .split_brain == 0, not a missing key.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body.Bytes(), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"site", "kind", "role", "term", "record", "master", "reason", "decision", "role_changes", "cold", "split_brain", "members", "uptime"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("status has no %q; body:\n%s", k, rec.Body.String())
+		}
+	}
 }
 
 // TestAdminAuth: with a token, every path but /healthz needs "Authorization: Bearer TOKEN"; the
