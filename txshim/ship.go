@@ -1458,6 +1458,15 @@ func (s *Shipper) plainLoop(ctx context.Context) {
 	sweep := time.NewTicker(commitGrace / 2)
 	defer sweep.Stop()
 	for {
+		// Sweep on its tick whether or not there is something to ship: under a steady stream
+		// of plain commits this loop may never be idle, and a transaction committed locally
+		// whose peer COMMIT PREPARED nobody asked for would stay prepared there, holding the
+		// slot and every later dual commit that must follow it (waitForPrepare).
+		select {
+		case <-sweep.C:
+			s.sweep()
+		default:
+		}
 		s.mu.Lock()
 		var job shipJob
 		// A backup ships nothing: what its journal holds from its last master term waits for
