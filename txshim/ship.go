@@ -1112,7 +1112,7 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 	read := s.received.Load()
 	timeout := func(found bool) error {
 		if found {
-			return fmt.Errorf("plain commits before %s are not shipped yet: %w", gid, context.DeadlineExceeded)
+			return fmt.Errorf("transactions before %s it must follow are not on the peer yet (plain commits not shipped, or a prepared one not finished there): %w", gid, context.DeadlineExceeded)
 		}
 		return fmt.Errorf("no decoded changes for %s from the local slot yet: %w", gid, context.DeadlineExceeded)
 	}
