@@ -77,24 +77,34 @@ const funcWait = 2 * time.Second
 // oid, name, kind ('f', 'p', or 't' for a trigger function), whether volatile, and source text
 // (a SQL-standard body as its definition). triggerQuery lists the tables with enabled triggers
 // and their functions.
+//
+// The source text of a function ends with its arguments' list (pg_get_function_arguments): a
+// default written there is evaluated where a call leaves the argument out, so a function it
+// names is called too. An aggregate is listed as a function ('f') whose volatility does not
+// count and whose source is the names of its support functions, which its calls run.
 const funcQuery = `SELECT p.oid, p.proname,
-  CASE WHEN p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype THEN 't' ELSE p.prokind::text END,
-  p.provolatile = 'v',
-  CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END
+  CASE WHEN p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype THEN 't' WHEN p.prokind = 'a' THEN 'f' ELSE p.prokind::text END,
+  p.provolatile = 'v' AND p.prokind <> 'a',
+  CASE WHEN p.prokind = 'a' THEN (SELECT pg_catalog.concat_ws(' ', a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn,
+      a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn) FROM pg_catalog.pg_aggregate a WHERE a.aggfnoid = p.oid)
+    WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid)
+    ELSE p.prosrc || E'\n' || pg_catalog.pg_get_function_arguments(p.oid) END
 FROM pg_catalog.pg_proc p
-WHERE p.prokind IN ('f', 'p')
+WHERE p.prokind IN ('f', 'p', 'a')
   AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`
 
 const triggerQuery = `SELECT DISTINCT c.relname, t.tgfoid FROM pg_catalog.pg_trigger t
   JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'`
 
-// viewQuery lists the views whose query calls one of the functions $1 (an oid array), directly
-// or through other views.
+// viewQuery lists the views whose query calls one of the functions $1 (an oid array), directly,
+// through an operator, or through other views.
 const viewQuery = `WITH RECURSIVE v(relid) AS (
   SELECT r.ev_class FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
   WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
+    OR d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.refobjid IN (
+      SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode::pg_catalog.oid = ANY ($1::pg_catalog.oid[]))
   UNION
   SELECT r.ev_class FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid

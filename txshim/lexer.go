@@ -1,6 +1,9 @@
 package txshim
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // stmtKind is what the shim needs to know about one SQL statement (DESIGN §5.1): whether it ends
 // or starts a transaction, whether it may write, and whether it may run inside a transaction block.
@@ -64,7 +67,8 @@ type statement struct {
 	Calls     []string
 	ManyCalls bool
 	// Names: for the same statements, their words as written (keywords and unquoted names; at
-	// most maxWords, more: ManyNames), among which the tables and views they read or write
+	// most maxWords, more: ManyNames) and then their "quoted names" (U&"…" ones with their
+	// UESCAPE; at most maxWords too), among which the tables and views they read or write
 	// (funcs.go: views that call functions that may write, tables whose triggers notify).
 	Names     []string
 	ManyNames bool
@@ -122,6 +126,8 @@ func splitStatements(sql string) []statement {
 	words := make([]span, 0, 32) // on the stack while short
 	var calls []span
 	many := false
+	var quoted []span // "quoted identifiers", U&"…" ones with their UESCAPE: names too
+	manyQuoted := false
 	more := 0 // offset just past the last word kept, once a statement has more than maxWords
 	start := 0
 	i := 0
@@ -135,10 +141,11 @@ func splitStatements(sql string) []statement {
 		st := statement{Start: start, End: end, Unpreparable: quotedUnprep}
 		l := wordList{sql: sql, w: words, more: more, end: end}
 		classify(l, &st)
-		noteCalls(sql, l, calls, many, &st)
+		noteCalls(sql, l, calls, many, quoted, manyQuoted, &st)
 		out = append(out, st)
 		start = end
 		words, calls, many, more, quotedUnprep = words[:0], calls[:0], false, 0, false
+		quoted, manyQuoted = quoted[:0], false
 		depth, atomic, routine = 0, 0, -1
 	}
 	addCall := func(c span) {
@@ -168,11 +175,24 @@ func splitStatements(sql string) []statement {
 		tok, end := nextToken(sql, i, prevIdent)
 		switch tok {
 		case tokQuoted:
-			if end > i+1 && sql[end-1] == '"' && opensCall(sql, end) {
-				addCall(span{i, end})
+			name := span{i, end}
+			if u, uend := unicodeName(sql, i, end); u >= 0 {
+				// U&"…" [UESCAPE '…']: the span holds it all for foldName to decode.
+				name = span{u, uend}
 			}
-			if q := sql[i:end]; q == `"pg_notify"` || q == `"pg_export_snapshot"` {
-				quotedUnprep = true
+			if end > i+1 && sql[end-1] == '"' {
+				if opensCall(sql, name.end) {
+					addCall(name)
+				}
+				var buf [64]byte
+				if n := foldName(sql[name.start:name.end], buf[:0]); string(n) == "pg_notify" || string(n) == "pg_export_snapshot" {
+					quotedUnprep = true
+				}
+				if len(quoted) < maxWords {
+					quoted = append(quoted, name)
+				} else {
+					manyQuoted = true
+				}
 			}
 		case tokWord:
 			if len(words) < maxWords {
@@ -557,7 +577,7 @@ func selectInto(l wordList) int {
 // noteCalls fills st.Calls, st.ManyCalls, st.Names, st.ManyNames and st.Creates from the calls
 // and words of a classified statement. The strings kept come from sql (l.sql), not l: l's
 // spans then stay on splitStatements' stack.
-func noteCalls(sql string, l wordList, calls []span, many bool, st *statement) {
+func noteCalls(sql string, l wordList, calls []span, many bool, quoted []span, manyQuoted bool, st *statement) {
 	switch {
 	case st.Kind == kindDDL && routineStart(sql, l.w) == 1 && len(calls) > 0 &&
 		(l.is(1, "FUNCTION") || l.is(3, "FUNCTION")):
@@ -577,11 +597,14 @@ func noteCalls(sql string, l wordList, calls []span, many bool, st *statement) {
 	case st.Kind == kindRead:
 		return // runs no expression
 	}
-	st.Names = make([]string, len(l.w))
-	for i, x := range l.w {
-		st.Names[i] = sql[x.start:x.end]
+	st.Names = make([]string, 0, len(l.w)+len(quoted))
+	for _, x := range l.w {
+		st.Names = append(st.Names, sql[x.start:x.end])
 	}
-	st.ManyNames = l.more != 0
+	for _, x := range quoted {
+		st.Names = append(st.Names, sql[x.start:x.end])
+	}
+	st.ManyNames = l.more != 0 || manyQuoted
 	if len(calls) > 0 {
 		st.Calls = make([]string, len(calls))
 		for i, c := range calls {
@@ -591,9 +614,47 @@ func noteCalls(sql string, l wordList, calls []span, many bool, st *statement) {
 	st.ManyCalls = many
 }
 
+// unicodeName tells whether the "quoted identifier" sql[i:end] is written U&"…" (the U& right
+// before it, not the end of a longer word): it returns where U& starts and where the name
+// ends, past an UESCAPE 'c' clause after it; u = -1 when it is not one.
+func unicodeName(sql string, i, end int) (u, uend int) {
+	if i < 2 || sql[i-1] != '&' || (sql[i-2] != 'U' && sql[i-2] != 'u') || (i > 2 && isIdentChar(sql[i-2-1])) {
+		return -1, 0
+	}
+	uend = end
+	if j := skipBlank(sql, end, len(sql)); j+7 <= len(sql) && strings.EqualFold(sql[j:j+7], "UESCAPE") && (j+7 == len(sql) || !isIdentChar(sql[j+7])) {
+		if k := skipBlank(sql, j+7, len(sql)); k < len(sql) && sql[k] == '\'' {
+			uend = skipQuoted(sql, k+1, '\'', false)
+		}
+	}
+	return i - 2, uend
+}
+
+// maxIdent is the most bytes of an identifier PostgreSQL keeps (NAMEDATALEN-1): a longer one is
+// truncated, at a character's start.
+const maxIdent = 63
+
 // foldName appends to buf the name PostgreSQL looks up for a name as written: unquoted, ASCII
-// letters folded to lower case; "quoted", without the quotes and with doubled quotes undone.
+// letters folded to lower case; "quoted", without the quotes and with doubled quotes undone;
+// U&"…" [UESCAPE '…'], with its escapes decoded too. Like PostgreSQL's, the name is truncated to
+// maxIdent bytes.
 func foldName(name string, buf []byte) []byte {
+	base := len(buf)
+	buf = foldNameFull(name, buf)
+	if len(buf)-base > maxIdent {
+		k := base + maxIdent
+		for k > base && !utf8.RuneStart(buf[k]) {
+			k--
+		}
+		buf = buf[:k]
+	}
+	return buf
+}
+
+func foldNameFull(name string, buf []byte) []byte {
+	if len(name) >= 3 && (name[0] == 'U' || name[0] == 'u') && name[1] == '&' && name[2] == '"' {
+		return decodeUnicodeName(name[2:], buf)
+	}
 	if len(name) >= 2 && name[0] == '"' {
 		body := name[1 : len(name)-1]
 		for i := 0; i < len(body); i++ {
@@ -1197,4 +1258,70 @@ func clientOnlyEncoding(v string) bool {
 		return true
 	}
 	return false
+}
+
+// decodeUnicodeName appends to buf the name that "…" [UESCAPE 'c'] (after U&) stands for: the
+// body with doubled quotes undone and escapes — c (default \\) followed by four hex digits, or
+// by + and six, or c doubled — decoded. What PostgreSQL would refuse is kept as written.
+func decodeUnicodeName(name string, buf []byte) []byte {
+	end := strings.LastIndexByte(name, '"')
+	if end < 1 {
+		return append(buf, name...)
+	}
+	esc := byte('\\')
+	if q := strings.IndexByte(name[end:], '\''); q >= 0 && q+2 < len(name[end:]) {
+		esc = name[end+q+1]
+	}
+	body := name[1:end]
+	hex := func(s string) (rune, bool) {
+		var r rune
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case '0' <= c && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case 'a' <= c|0x20 && c|0x20 <= 'f':
+				r = r<<4 | rune(c|0x20-'a'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	var high rune // a pending high surrogate
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		var r rune
+		ok := false
+		switch {
+		case c == '"' && i+1 < len(body) && body[i+1] == '"':
+			i++
+		case c == esc && i+1 < len(body) && body[i+1] == esc:
+			i++
+		case c == esc && i+5 <= len(body) && body[i+1] != '+':
+			r, ok = hex(body[i+1 : i+5])
+			if ok {
+				i += 4
+			}
+		case c == esc && i+8 <= len(body) && body[i+1] == '+':
+			r, ok = hex(body[i+2 : i+8])
+			if ok {
+				i += 7
+			}
+		}
+		if !ok {
+			buf = append(buf, c)
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			high = r
+			continue
+		case r >= 0xDC00 && r < 0xE000 && high != 0:
+			r = 0x10000 + (high-0xD800)<<10 + (r - 0xDC00)
+		}
+		high = 0
+		buf = utf8.AppendRune(buf, r)
+	}
+	return buf
 }
