@@ -27,6 +27,13 @@ type ResolverConfig struct {
 	// (InFlight), and a commit waits between its local PREPARE and the peer's for up to
 	// commit_timeout: rolled back meanwhile, it fails although the peer prepares it. 0: none.
 	Settle time.Duration
+	// CommitAlone, the running shim's (Shim.CommitAlone), lets the resolver settle a gid of this
+	// site that is prepared on the local database while the peer database is unreachable — in
+	// doubt by DESIGN §5.4 — when the shim is now solo in a term after the gid's: it runs the
+	// local COMMIT PREPARED (the func it is given) if so, and reports whether it did (see
+	// commitOlderAlone). nil: such a gid stays in doubt (`tandem resolve`, outside the running
+	// tandem).
+	CommitAlone func(ctx context.Context, older uint64, commit func() error) (bool, error)
 }
 
 // Resolver finishes the dual commits that a crash or a lost connection left prepared on
@@ -133,7 +140,9 @@ type resolveStep struct {
 // recoveryRule is the table of DESIGN §5.4 for one gid, given what the gid's own site's
 // database (own) and the other one (other) say. It returns the steps to take in order, or
 // why the gid stays in doubt. Own-site steps come first: its xid status is the record that
-// later passes trust.
+// later passes trust. The last row's "stays in doubt" (own prepared, other unreachable) has
+// one exception, which depends on the shim and not on the databases: this site's gid of an
+// earlier term while this site is master alone (ResolveOnce, commitOlderAlone).
 func recoveryRule(own, other sideState) (steps []resolveStep, doubt string) {
 	switch {
 	case own == sidePrepared:
@@ -163,6 +172,67 @@ func recoveryRule(own, other sideState) (steps []resolveStep, doubt string) {
 		}
 	}
 	return nil, "" // prepared nowhere (any more): nothing to do
+}
+
+// commitOlderAlone commits gid — this site's, of term, prepared on the local database (ownDB)
+// while the peer database is unreachable — on the local database alone, when the shim is solo
+// now in a term after term (ResolverConfig.CommitAlone decides, and runs the COMMIT PREPARED
+// past its commit gate); ran: it was so, and the COMMIT PREPARED ran; done: it changed the
+// database (not finished by someone else meanwhile).
+//
+// A departure from DESIGN §5.4, whose last row ("prepared on the coordinator's own side, the
+// other unreachable: stays in doubt") would keep such a gid prepared, with its row locks, until
+// the peer's database answers again or an operator decides: every write of the new master that
+// touches those rows waits that long. Such a gid is left by a master whose peer stopped
+// answering during a dual commit while it gave up its role (a handover): not master any more,
+// it could not go solo and commit it, as a master does (§5.3: an unknown outcome on the peer →
+// solo, local COMMIT PREPARED). Solo in a newer term, this site is that master again, with
+// peer_synced = false recorded (promote saves it before it sets solo mode), so the other site
+// cannot take control before a catch-up, and committing the gid is the outcome §5.3 gives it:
+//   - the peer database cannot have rolled back its copy: the resolver rolls back a copy on the
+//     applied side only once the own site's (this database) rolled back, and a `tandem resolve`
+//     roll-back runs here first too; it can have committed its copy only by a resolver that
+//     could not reach this database (§5.4: "prepared on the peer side, the own site
+//     unreachable: commit") — the same outcome — or after this database committed it;
+//   - a copy prepared there meanwhile (an apply that was still on its way) is committed by the
+//     first pass that reaches both (§5.4 first row), and the decision row makes the catch-up
+//     skip it; without one, catch-up ships the gid's changes from the slot, which was never
+//     confirmed past a transaction the peer had not committed (DESIGN §5.2), under the
+//     current term, and its decision row makes it apply once;
+//   - another master between the gid's term and this one either reached this database — its
+//     passes settle the gid here, so it is prepared here no more, unless they kept failing on
+//     it; then its copy there is committed (the same outcome), prepared (committed by the first
+//     pass that reaches both) or absent, and the gid's row locks kept that master's writes from
+//     conflicting with it: no client was told its outcome, and committing it is what an
+//     operator's `tandem resolve -commit` does — or it did not, and then it reported
+//     peer_synced = false and this site could not take the newer term, but for a forced
+//     promotion (-accept-loss), whose operator accepted that the databases part.
+//
+// Kept narrow: the shim must be solo (a master whose peer is known down), in a term after the
+// gid's (in its own term a commit in doubt is one the shim could not commit alone: OnPeerDown
+// refused, peer_down = "block"), and only for this site's gids on its own database.
+func (r *Resolver) commitOlderAlone(ctx context.Context, gid string, term, xid uint64, ownDB *resolveDB) (ran, done bool, err error) {
+	ran, err = r.cfg.CommitAlone(ctx, term, func() error {
+		var ferr error
+		done, ferr = ownDB.finish(ctx, gid, xid, true, true)
+		return ferr
+	})
+	switch {
+	case err != nil:
+		r.logger.Error("resolver: could not commit an in-doubt transaction of an earlier term alone", "gid", gid, "err", err)
+	case done:
+		r.logger.Warn("resolver: committed an in-doubt transaction of an earlier term of this site on the local database alone: "+
+			"the peer database is unreachable and this site is master again, alone; catch-up ships it", "gid", gid, "term", term)
+	}
+	return ran, done, err
+}
+
+// olderAloneCandidate tells whether a gid of site gidSite, found so on its own site's database
+// (own) and the other (other) by the resolver of site self, is one commitOlderAlone may commit:
+// this site's, prepared on this site's database, the peer database unreachable. The shim's
+// mode and term decide the rest (Shim.CommitAlone).
+func olderAloneCandidate(gidSite, self string, own, other sideState) bool {
+	return gidSite == self && own == sidePrepared && other == sideUnreachable
 }
 
 // resolveDB is one database's control connection during a pass.
@@ -468,7 +538,7 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		site, _, xid, ok := parseGID(gid)
+		site, gterm, xid, ok := parseGID(gid)
 		if !ok {
 			side := "local"
 			if !containsPrepared(ctx, dbs[0], gid) {
@@ -501,6 +571,19 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 			}
 		}
 		steps, why := recoveryRule(own, other)
+		if why != "" && r.cfg.CommitAlone != nil && olderAloneCandidate(site, r.cfg.Site, own, other) {
+			ran, done, err := r.commitOlderAlone(ctx, gid, gterm, xid, ownDB)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
+				continue
+			}
+			if ran {
+				if done {
+					rep.Committed = append(rep.Committed, gid)
+				}
+				continue
+			}
+		}
 		if why != "" {
 			side, detail := ownDB.side, otherWhy
 			if own != sidePrepared {

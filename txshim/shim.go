@@ -525,6 +525,27 @@ func (g *commitGate) hold(ctx context.Context) (func(), error) {
 	}), nil
 }
 
+// CommitAlone runs commit — the resolver's COMMIT PREPARED, on this site's database alone, of a
+// gid of this site's prepared in term older whose peer database does not answer
+// (ResolverConfig.CommitAlone) — as one of the shim's solo commits, and reports whether it ran
+// it: only while the shim is solo in a term after older, checked past the commit gate, so that
+// a hold (catch-up's tail) waits for it and a drain (a handover's release, which sets a mode
+// without writes first) either waits for it or makes it refuse. Committed so, the gid counts as
+// committed alone in that term (WentSolo), as any solo commit; the slot, never confirmed past it,
+// ships it at the next catch-up.
+func (s *Shim) CommitAlone(ctx context.Context, older uint64, commit func() error) (bool, error) {
+	if err := s.gate.enter(ctx); err != nil {
+		return false, err
+	}
+	defer s.gate.leave()
+	cur := s.mode.peek()
+	if cur.mode != ModeSolo || cur.term <= older {
+		return false, nil
+	}
+	s.mode.noteSolo(cur.term)
+	return true, commit()
+}
+
 // InFlight reports whether a session is carrying out gid's dual commit: from before its local
 // PREPARE until the session is done with it (ResolverConfig.InFlight).
 func (s *Shim) InFlight(gid string) bool {

@@ -191,7 +191,7 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (_ *database, err erro
 	}
 	// One resolver, so that it says once, not at every pass, that a database is unreachable.
 	d.resolver = txshim.NewResolver(txshim.ResolverConfig{Site: d.site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
-		InFlight: d.shim.InFlight})
+		InFlight: d.shim.InFlight, CommitAlone: d.shim.CommitAlone})
 	// A new shim starts read-only: nothing is written before the role says so.
 	if err := d.shim.Start(); err != nil {
 		return nil, err

@@ -216,3 +216,58 @@ func TestBackupKilledDuringHandover(t *testing.T) {
 	}
 	l.finalCheck(t, s1, s1, s2)
 }
+
+// TestSwitchoverToStaleBackup: a switchover to site2 asked the moment site2's database freezes
+// or dies (before site1 has noticed: site2 still looks ready), and asked again and again while
+// site1 catches site2's database up after that outage. The release cannot say peer_synced =
+// true: site2 must not take control over commits its database lacks, and site1 must serve
+// again — alone, as a master does through an outage of its peer's database — rather than the
+// cluster staying without a master that can write.
+func TestSwitchoverToStaleBackup(t *testing.T) {
+	for _, freeze := range []bool{false, true} {
+		t.Run(map[bool]string{true: "frozen", false: "killed"}[freeze], func(t *testing.T) { switchoverToStaleBackup(t, freeze) })
+	}
+}
+
+func switchoverToStaleBackup(t *testing.T, freeze bool) {
+	s1, s2 := cluster(t, clusterOpts{db: true, witness: true, failbackDelay: "1s"})
+	// Before the processes' cleanups, which read both databases when the test failed.
+	t.Cleanup(func() { _ = s2.pg.Resume() })
+	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
+	l := startLoad(s1, s2)
+	defer l.stop()
+	sites := map[string]*site{"site1": s1, "site2": s2}
+	l.b.progress(t, "before any fault", 20)
+	if freeze {
+		if err := s2.pg.Pause(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		s2.pg.Kill()
+	}
+	out, err := exec.Command(bins.tandem, "switchover", "-config", s1.cfg, "site2").CombinedOutput()
+	t.Logf("switchover with site2's database just down: %v %s", err, out)
+	waitFor(t, 30*time.Second, "site1 master (site2's database down)", func() bool { return httpStatus(s1.admin, "/master") == 200 })
+	l.b.progress(t, "site1 master, site2's database down", 30)
+	ackedOnMaster(t, l.b, "site2's database down", s1, s2)
+	if freeze {
+		if err := s2.pg.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := s2.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// During catch-up: ask for the switchover until it is accepted.
+	accepted := false
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !accepted; time.Sleep(10 * time.Millisecond) {
+		accepted = exec.Command(bins.tandem, "switchover", "-config", s1.cfg, "site2").Run() == nil
+	}
+	t.Logf("switchover during catch-up accepted: %v", accepted)
+	waitFor(t, 30*time.Second, "a master", func() bool {
+		return httpStatus(s1.admin, "/master") == 200 || httpStatus(s2.admin, "/master") == 200
+	})
+	l.b.progress(t, "after the switchover during catch-up", 30)
+	ackedOnMaster(t, l.b, "after the switchover during catch-up", s1, s2)
+	settledMaster(t, s1, sites)
+	l.finalCheck(t, s1, s1, s2)
+}

@@ -1,0 +1,199 @@
+package txshim
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// TestOlderAloneCandidate: only this site's gid, prepared on this site's database while the
+// peer database is unreachable, is one the resolver may commit alone (the shim decides the
+// rest). Another site's gid prepared here (its applied copy) is never in doubt with its own
+// site's database unreachable: DESIGN §5.4 commits it; with its own site unknown it stays so.
+func TestOlderAloneCandidate(t *testing.T) {
+	states := []sideState{sideUnreachable, sidePrepared, sideCommitted, sideNeither, sideUnknown}
+	for _, site := range []string{"site1", "site2"} {
+		for _, o := range states {
+			for _, x := range states {
+				want := site == "site1" && o == sidePrepared && x == sideUnreachable
+				if got := olderAloneCandidate(site, "site1", o, x); got != want {
+					t.Errorf("gid of %s, own %v, other %v: %v, want %v", site, o, x, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestResolverCommitsOlderTermAlone: a dual commit of term 1 whose peer database froze (SIGSTOP)
+// ends in doubt, prepared on site1's database only (this site may not go solo then: OnPeerDown
+// refuses, as when it has just stopped being master of term 1). While the peer does not
+// answer, the resolver keeps it in doubt — with its row lock — when the shim is read-only or
+// fenced (a backup), dual, solo in the gid's own term, or when the resolver is not the running
+// tandem's (no CommitAlone); once the shim is solo in term 2 (this site master again, alone),
+// the pass commits it on site1's database, and a write to its row goes through. When the peer
+// database thaws, catch-up brings the row there exactly once, and both databases are alike.
+func TestResolverCommitsOlderTermAlone(t *testing.T) {
+	e := newResolveEnv(t)
+	ctx := capCtx(t, 3*time.Minute)
+	local := e.local.Open(t, e.local.Database())
+	for {
+		_, err := local.ExecContext(ctx, "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())", SlotName("site1"))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("advance slot: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
+	sh.SetTerm(1)
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(sctx) }()
+	var once sync.Once
+	stopShipper := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Shipper.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stopShipper)
+	s := startShim(t, e.local, Options{Peer: sh, Logger: e.logger, OnPeerDown: func() bool { return false }}, ModeDual, 1)
+	conn := s.connect(t)
+	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {
+		t.Fatalf("a dual commit with both databases up: %v", err)
+	}
+
+	// site2's database freezes; the next dual commit cannot reach it and ends in doubt.
+	if err := e.peer.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := e.peer.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(resume)
+	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (2, 2)")
+	if err == nil || !strings.Contains(err.Error(), "in doubt") {
+		t.Fatalf("a dual commit with the peer database frozen and no going solo: %v, want in doubt", err)
+	}
+	gids := preparedGIDs(t, e.local)
+	if len(gids) != 1 || !strings.HasPrefix(gids[0], "tandem_site1_1_") {
+		t.Fatalf("prepared on site1's database: %v, want one gid of site1, term 1", gids)
+	}
+	g := gids[0]
+	doubt := InDoubt{GID: g, Side: "local"}
+
+	// This site releases term 1 (the shipper turns backup, as after a handover's drain).
+	s.SetMode(ModeReadOnly, 1)
+	sh.SetBackup(true)
+	var lsn string
+	if err := local.QueryRowContext(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	from, err := pglogrepl.ParseLSN(lsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.SetBypassFrom(from)
+
+	r := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger,
+		InFlight: s.InFlight, CommitAlone: s.CommitAlone})
+	for _, m := range []struct {
+		mode Mode
+		term uint64
+	}{{ModeReadOnly, 1}, {ModeReadOnly, 2}, {ModeFenced, 2}, {ModeSolo, 1}, {ModeDual, 2}} {
+		s.SetMode(m.mode, m.term)
+		if rep := resolve(t, r, nil, nil, doubt); !rep.PeerUnreachable {
+			t.Fatalf("%v in term %d: the pass reached the frozen peer database", m.mode, m.term)
+		}
+		if !slices.Equal(preparedGIDs(t, e.local), []string{g}) {
+			t.Fatalf("%v in term %d: %s was settled with the peer unreachable", m.mode, m.term, g)
+		}
+	}
+
+	// This site master again of term 2, alone (promote: the shipper first, then solo mode).
+	if err := WriteTermRecord(ctx, local, 2, "site1", false); err != nil {
+		t.Fatal(err)
+	}
+	sh.SetTerm(2)
+	sh.SetBackup(false)
+	s.SetMode(ModeSolo, 2)
+	// `tandem resolve` (no running shim to ask) leaves it in doubt.
+	outside := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
+	resolve(t, outside, nil, nil, doubt)
+	// The prepared transaction holds its row: a write to it waits (straight on the database,
+	// bounded by lock_timeout).
+	probe, err := local.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if _, err := probe.ExecContext(ctx, "SET lock_timeout = '300ms'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := probe.ExecContext(ctx, "INSERT INTO acct VALUES (2, 0)"); err == nil || !strings.Contains(err.Error(), "lock") {
+		t.Fatalf("a write to the in-doubt row: %v, want a lock timeout", err)
+	}
+
+	resolve(t, r, []string{g}, nil)
+	if gids := preparedGIDs(t, e.local); len(gids) > 0 {
+		t.Fatalf("still prepared on site1's database: %v", gids)
+	}
+	if !hasRow(t, e.local, 2) {
+		t.Fatal("row 2 not committed on site1's database")
+	}
+	resolve(t, r, nil, nil)
+	if _, err := conn.Exec(ctx, "UPDATE acct SET bal = bal + 10 WHERE id = 2"); err != nil {
+		t.Fatalf("a solo write to the row once the gid is committed: %v", err)
+	}
+
+	// site2's database thaws: catch-up (after a pass, as the master's loop runs it) ships the
+	// gid's changes and the update after them.
+	resume()
+	for {
+		if _, err := r.ResolveOnce(ctx); err != nil {
+			t.Logf("resolver pass: %v", err)
+		}
+		err := sh.CatchUp(ctx, nil)
+		if err == nil && sh.PeerSynced() {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("catch-up did not finish: %v", err)
+		}
+		t.Logf("catch-up: %v", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	for i, c := range e.clusters() {
+		if g := preparedGIDs(t, c); len(g) > 0 {
+			t.Errorf("%s database still holds prepared %v", sideName(i), g)
+		}
+	}
+	peer := e.peer.Open(t, e.peer.Database())
+	var bal, decisions int
+	if err := peer.QueryRowContext(ctx, "SELECT bal FROM acct WHERE id = 2").Scan(&bal); err != nil || bal != 12 {
+		t.Errorf("row 2 on site2's database: bal %d, %v; want 12", bal, err)
+	}
+	if err := peer.QueryRowContext(ctx, "SELECT count(*) FROM tandem.decisions WHERE gid = $1", g).Scan(&decisions); err != nil || decisions != 1 {
+		t.Errorf("decision rows of %s on site2's database: %d, %v; want 1", g, decisions, err)
+	}
+	diffs, err := Verify(ctx, e.localDSN(), e.peerDSN())
+	if err != nil || len(diffs) > 0 {
+		t.Errorf("verify: %v %v", diffs, err)
+	}
+	t.Logf("shipper: %+v", sh.Stats())
+}
