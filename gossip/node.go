@@ -122,6 +122,9 @@ type Node struct {
 	// voteUnkept is the vote last found unkeepable (decide logs it once, not every round, and
 	// once more when a vote is kept again); owned by the decision loop.
 	voteUnkept *voteMark
+	// adoptUnkept is the term record adopt last failed to save (logged once, not every round,
+	// and once more when a record is kept again); owned by the decision loop.
+	adoptUnkept *TermRecord
 
 	// recMu orders the Saves of the term record with what is published: a Save and the
 	// meta.Record it sets happen under it, so that the store and the Seq of the master's words
@@ -1103,8 +1106,17 @@ func (n *Node) adopt(rec, from TermRecord, now time.Time) (View, bool) {
 		return View{}, false
 	}
 	if err := n.store.Save(rec); err != nil {
-		n.log.Error("cannot keep newer term record", "term", rec.Term, "err", err)
+		// Tried again every round; a store that keeps failing is logged once per record.
+		if n.adoptUnkept == nil || *n.adoptUnkept != rec {
+			n.adoptUnkept = &rec
+			n.log.Error("cannot keep newer term record: not adopted (tried again every round, logged once)",
+				"term", rec.Term, "master", rec.Master, "err", err)
+		}
 		return View{}, false
+	}
+	if n.adoptUnkept != nil {
+		n.adoptUnkept = nil
+		n.log.Info("term record kept again", "term", rec.Term, "master", rec.Master)
 	}
 	n.mu.Lock()
 	n.meta.Record = rec
