@@ -52,6 +52,13 @@ type database struct {
 	// catch-up publishes true only if the peer did not go down after it began.
 	syncMu sync.Mutex
 	downs  uint64
+	// unsaid is a catch-up's peer_synced = true the node could not save (its data_dir full or
+	// read-only: gossip.Node.SetPeerSynced), under syncMu: the term and the downs its catch-up
+	// began at. The shim is dual and the Shipper in step by then, so no catch-up runs again
+	// to say it: catchUp says it again (publishSynced, as long as the peer did not go down
+	// since), or the record would say for good that the peer lacks commits it has, and the
+	// other site would not take over from a lost master.
+	unsaid *syncWord
 
 	resolver  *txshim.Resolver
 	inDoubt   atomic.Int64                    // transactions the last resolver pass left in doubt
@@ -552,6 +559,9 @@ func (d *database) whileMaster(ctx context.Context, every time.Duration, kick <-
 func (d *database) catchUp(ctx context.Context) {
 	mode, term := d.shim.Mode()
 	if mode != txshim.ModeSolo && (mode != txshim.ModeDual || d.ship.PeerSynced()) {
+		if mode == txshim.ModeDual {
+			d.sayAgain(term)
+		}
 		return
 	}
 	// A peer database that comes back may hold transactions prepared by the previous master
@@ -593,15 +603,41 @@ func (d *database) publishSynced(term, gen uint64) {
 	defer d.mu.Unlock()
 	d.syncMu.Lock()
 	defer d.syncMu.Unlock()
+	again := d.unsaid != nil && *d.unsaid == syncWord{term, gen}
 	if !d.maySayInSync(term, gen) {
+		d.unsaid = nil
 		d.log.Info("not publishing peer_synced: the peer went down after the catch-up began, or the role changed", "term", term)
 		return
 	}
 	if d.node != nil {
 		if err := d.node.SetPeerSynced(true); err != nil {
-			d.log.Warn("cannot publish peer_synced", "err", err)
+			if !again {
+				d.log.Warn("cannot publish peer_synced; tried again while the peer stays in step", "term", term, "err", err)
+			}
+			d.unsaid = &syncWord{term, gen}
+			return
 		}
 	}
+	if again {
+		d.log.Info("peer_synced published after all", "term", term)
+	}
+	d.unsaid = nil
+}
+
+// syncWord is a peer_synced = true not said yet (database.unsaid).
+type syncWord struct{ term, gen uint64 }
+
+// sayAgain publishes the peer_synced = true of term that could not be saved before, if any:
+// the shim is dual and the Shipper in step, and publishSynced checks that the peer was not
+// found down since the catch-up that found it so began.
+func (d *database) sayAgain(term uint64) {
+	d.syncMu.Lock()
+	w := d.unsaid
+	d.syncMu.Unlock()
+	if w == nil || w.term != term || !d.ship.PeerSynced() {
+		return
+	}
+	d.publishSynced(w.term, w.gen)
 }
 
 // maySayInSync is publishSynced's rule; d.mu and d.syncMu are held.
