@@ -68,7 +68,8 @@ type statement struct {
 	ManyCalls bool
 	// Names: for the same statements, their words as written (keywords and unquoted names; at
 	// most maxWords, more: ManyNames) and then their "quoted names" (U&"…" ones with their
-	// UESCAPE; at most maxWords too), among which the tables and views they read or write
+	// UESCAPE; not those right before a dot — a schema, or a qualifier naming what FROM names
+	// too —; at most maxWords distinct ones, more: ManyNames), among which the tables and views they read or write
 	// (funcs.go: views that call functions that may write, tables whose triggers notify).
 	Names     []string
 	ManyNames bool
@@ -126,7 +127,7 @@ func splitStatements(sql string) []statement {
 	words := make([]span, 0, 32) // on the stack while short
 	var calls []span
 	many := false
-	var quoted []span // "quoted identifiers", U&"…" ones with their UESCAPE: names too
+	quoted := make([]span, 0, 32) // "quoted identifiers", U&"…" ones with their UESCAPE: names too
 	manyQuoted := false
 	more := 0 // offset just past the last word kept, once a statement has more than maxWords
 	start := 0
@@ -184,13 +185,20 @@ func splitStatements(sql string) []statement {
 				if opensCall(sql, name.end) {
 					addCall(name)
 				}
-				var buf [64]byte
-				if n := foldName(sql[name.start:name.end], buf[:0]); string(n) == "pg_notify" || string(n) == "pg_export_snapshot" {
+				if q := sql[name.start:name.end]; q == `"pg_notify"` || q == `"pg_export_snapshot"` {
 					quotedUnprep = true
+				} else if q[0] != '"' { // U&"…": decoded
+					var buf [64]byte
+					if n := foldName(q, buf[:0]); string(n) == "pg_notify" || string(n) == "pg_export_snapshot" {
+						quotedUnprep = true
+					}
 				}
-				if len(quoted) < maxWords {
+				switch {
+				case name.end < len(sql) && sql[name.end] == '.':
+					// "s"."v", "t"."c": a schema, or a table or alias named in FROM too.
+				case len(quoted) < maxWords:
 					quoted = append(quoted, name)
-				} else {
+				case !manyQuoted && !keptSpan(sql, quoted, name):
 					manyQuoted = true
 				}
 			}
@@ -612,6 +620,17 @@ func noteCalls(sql string, l wordList, calls []span, many bool, quoted []span, m
 		}
 	}
 	st.ManyCalls = many
+}
+
+// keptSpan tells whether the text of n is that of one of kept: an ORM repeats its names
+// (GROUP BY and ORDER BY the columns selected), which are not more names.
+func keptSpan(sql string, kept []span, n span) bool {
+	for _, k := range kept {
+		if k.end-k.start == n.end-n.start && sql[k.start:k.end] == sql[n.start:n.end] {
+			return true
+		}
+	}
+	return false
 }
 
 // unicodeName tells whether the "quoted identifier" sql[i:end] is written U&"…" (the U& right
