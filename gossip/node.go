@@ -144,6 +144,7 @@ type Node struct {
 	decision      string // see State.Decision
 	coldLogged    bool   // the cold-start wait was logged (coldWaitLogAfter)
 	splitMark     splitBrainMark
+	splitSave     sync.Mutex // one save of splitMark at a time (keepSplitMark)
 	dup           duplicate
 	announced     uint64 // the term whose peer_synced = false this process recorded
 	announcedOnly uint64 // the term checkSplitBrain found announced only (it may yet prove solo)
@@ -781,12 +782,27 @@ func (n *Node) noteSplitBrain(term uint64) {
 	n.log.Error("split brain: this site committed alone in a term while another site took a newer one; "+
 		"its database holds commits the other lacks, and automatic failback to it stops until an operator "+
 		"compares the databases (tandem verify) and clears it (tandem clear-split-brain)", "term", term)
-	if n.cfg.DataDir != "" {
-		if err := saveSplitBrain(n.cfg.DataDir, splitBrainMark{Term: term}); err != nil {
-			n.log.Error("cannot keep the split-brain mark", "err", err)
-		}
+	if err := n.keepSplitMark(); err != nil {
+		n.log.Error("cannot keep the split-brain mark", "err", err)
 	}
 	n.poke()
+}
+
+// keepSplitMark saves the split-brain mark the node holds now in the data directory. Saves
+// run outside n.mu, one at a time, each of the mark as it is when it starts: a mark noted while
+// an operator cleared an earlier one was saved in either order, and a file left saying
+// "cleared" for the earlier term forgot the newer one at the next start — failback to a site
+// that committed alone allowed again (TestSplitBrainMarkSavedInOrder).
+func (n *Node) keepSplitMark() error {
+	if n.cfg.DataDir == "" {
+		return nil
+	}
+	n.splitSave.Lock()
+	defer n.splitSave.Unlock()
+	n.mu.Lock()
+	m := n.splitMark
+	n.mu.Unlock()
+	return saveSplitBrain(n.cfg.DataDir, m)
 }
 
 // ClearSplitBrain is an operator's word that the split brain this site was found in is dealt
@@ -802,10 +818,8 @@ func (n *Node) ClearSplitBrain() (uint64, error) {
 	n.meta.SplitBrain = 0
 	n.encodeLocked()
 	n.mu.Unlock()
-	if n.cfg.DataDir != "" {
-		if err := saveSplitBrain(n.cfg.DataDir, splitBrainMark{Term: term, Cleared: true}); err != nil {
-			return term, err
-		}
+	if err := n.keepSplitMark(); err != nil {
+		return term, err
 	}
 	n.log.Warn("split brain cleared by an operator", "term", term)
 	n.poke()

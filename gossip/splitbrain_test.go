@@ -1,7 +1,9 @@
 package gossip
 
 import (
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,5 +188,35 @@ func TestSplitBrainDelivered(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatalf("the split brain of term %d was never delivered on Changes", term)
+	}
+}
+
+// TestSplitBrainMarkSavedInOrder: a split brain noted while an operator clears an earlier one
+// — each saves the mark outside the node's lock — must leave in the data directory the mark
+// the node holds: a file saying "cleared" for an earlier term while the node holds a newer
+// mark forgets that term at the next start, and failback to this site (which committed alone)
+// would be allowed again.
+func TestSplitBrainMarkSavedInOrder(t *testing.T) {
+	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
+	n, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for term := uint64(1); term <= 300; term += 2 {
+		n.noteSplitBrain(term)
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _ = n.ClearSplitBrain() })
+		wg.Go(func() { n.noteSplitBrain(term + 1) })
+		wg.Wait()
+		kept, err := loadSplitBrain(cfg.DataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.mu.Lock()
+		held := n.splitMark
+		n.mu.Unlock()
+		if kept != held {
+			t.Fatalf("round %d: the node holds %+v, its data directory keeps %+v", term, held, kept)
+		}
 	}
 }
