@@ -69,6 +69,12 @@ type testNode struct {
 // run starts a node and stops it when the test ends.
 func run(t *testing.T, cfg *config.Config, opts Options) *testNode {
 	t.Helper()
+	return runTweaked(t, cfg, opts, func(*Node) {})
+}
+
+// runTweaked is run with f applied to the node before it starts.
+func runTweaked(t *testing.T, cfg *config.Config, opts Options, f func(*Node)) *testNode {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}
@@ -76,6 +82,7 @@ func run(t *testing.T, cfg *config.Config, opts Options) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f(n)
 	ctx, cancel := context.WithCancel(t.Context())
 	tn := &testNode{Node: n, cancel: cancel, done: make(chan error, 1)}
 	go func() { tn.done <- n.Run(ctx) }()

@@ -1,37 +1,11 @@
 package gossip
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
 )
-
-// runTweaked is run with f applied to the node before it starts.
-func runTweaked(t *testing.T, cfg *config.Config, opts Options, f func(*Node)) *testNode {
-	t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
-	}
-	n, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f(n)
-	ctx, cancel := context.WithCancel(t.Context())
-	tn := &testNode{Node: n, cancel: cancel, done: make(chan error, 1)}
-	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
-	select {
-	case <-n.started:
-	case err := <-tn.done:
-		tn.done <- err
-		t.Fatalf("Run of %s: %v", cfg.Site, err)
-	}
-	n.SetServerHealthy(true)
-	return tn
-}
 
 // TestNodeReleaseLostToShortCut: the master's server fails while the link between the sites
 // is down for under a second (lan profile) — shorter than it takes either side's probes to

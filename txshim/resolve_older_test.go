@@ -1,10 +1,8 @@
 package txshim
 
 import (
-	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,30 +39,7 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	e := newResolveEnv(t)
 	ctx := capCtx(t, 3*time.Minute)
 	local := e.local.Open(t, e.local.Database())
-	for {
-		_, err := local.ExecContext(ctx, "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())", SlotName("site1"))
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("advance slot: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
-	sh.SetTerm(1)
-	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sh.Run(sctx) }()
-	var once sync.Once
-	stopShipper := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Shipper.Run: %v", err)
-			}
-		})
-	}
+	sh, stopShipper := e.startShipper(t, ctx)
 	t.Cleanup(stopShipper)
 	s := startShim(t, e.local, Options{Peer: sh, Logger: e.logger, OnPeerDown: func() bool { return false }}, ModeDual, 1)
 	conn := s.connect(t)

@@ -124,6 +124,18 @@ func (e *resolveEnv) dual(t *testing.T) *testShim {
 	if diffs, err := Verify(ctx, e.localDSN(), e.peerDSN()); err != nil || len(diffs) > 0 {
 		t.Fatalf("databases differ before the subtest: %v %v", diffs, err)
 	}
+	sh, stopShipper := e.startShipper(t, ctx)
+	e.stopShipper.Store(&stopShipper)
+	t.Cleanup(stopShipper)
+	t.Cleanup(func() { e.crashAt.Store(nil) })
+	return startShim(t, e.local, Options{Peer: sh, Logger: e.logger}, ModeDual, 1)
+}
+
+// startShipper moves site1's slot to the end of the WAL (a Shipper does not learn of commits
+// the resolver makes, so a new one would otherwise replay them from the slot) and runs a
+// Shipper of term 1; stop ends it (once), reporting its error.
+func (e *resolveEnv) startShipper(t *testing.T, ctx context.Context) (sh *Shipper, stop func()) {
+	t.Helper()
 	local := e.local.Open(t, e.local.Database())
 	for {
 		_, err := local.ExecContext(ctx, "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())", SlotName("site1"))
@@ -135,13 +147,13 @@ func (e *resolveEnv) dual(t *testing.T) *testShim {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
+	sh = NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
 	sh.SetTerm(1)
 	sctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sh.Run(sctx) }()
 	var once sync.Once
-	stopShipper := func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -149,10 +161,7 @@ func (e *resolveEnv) dual(t *testing.T) *testShim {
 			}
 		})
 	}
-	e.stopShipper.Store(&stopShipper)
-	t.Cleanup(stopShipper)
-	t.Cleanup(func() { e.crashAt.Store(nil) })
-	return startShim(t, e.local, Options{Peer: sh, Logger: e.logger}, ModeDual, 1)
+	return sh, stop
 }
 
 // crash runs INSERT INTO acct (id, id) through the shim with the session ending at step of

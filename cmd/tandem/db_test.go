@@ -26,12 +26,18 @@ import (
 // the record store does not mind) and opens it for control work.
 func installedSite2(t *testing.T) (*pgtest.Cluster, *sql.DB, *slog.Logger) {
 	t.Helper()
+	return installedSite(t, "site2")
+}
+
+// installedSite is installedSite2 for site.
+func installedSite(t *testing.T, site string) (*pgtest.Cluster, *sql.DB, *slog.Logger) {
+	t.Helper()
 	c := pgtest.Start(t)
 	dsn := c.DSN(c.Database())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := txshim.Install(ctx, "site2", dsn, dsn, logger); err != nil {
+	if err := txshim.Install(ctx, site, dsn, dsn, logger); err != nil {
 		t.Fatal(err)
 	}
 	db, err := txshim.OpenDB(dsn)
@@ -606,16 +612,8 @@ func TestStatusInstallMark(t *testing.T) {
 func TestPromoteTakesPeerSequences(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	old := pgtest.Start(t) // site1's database, master until now
+	old, oldDB, _ := installedSite(t, "site1") // site1's database, master until now
 	oldDSN := old.DSN(old.Database())
-	if err := txshim.Install(ctx, "site1", oldDSN, oldDSN, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	oldDB, err := txshim.OpenDB(oldDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer oldDB.Close()
 	d := site2DatabaseTo(t, oldDSN)
 	const ddl = `CREATE SCHEMA "Billing"; CREATE SEQUENCE "Billing"."Order Nos"`
 	for _, db := range []*sql.DB{oldDB, d.local} {
@@ -650,16 +648,8 @@ func TestPromoteTakesPeerSequences(t *testing.T) {
 func TestPromoteKeepsOwnCycleSequence(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	backup := pgtest.Start(t) // site1's database, the backup of term 4
+	backup, backupDB, _ := installedSite(t, "site1") // site1's database, the backup of term 4
 	backupDSN := backup.DSN(backup.Database())
-	if err := txshim.Install(ctx, "site1", backupDSN, backupDSN, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	backupDB, err := txshim.OpenDB(backupDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backupDB.Close()
 	d := site2DatabaseTo(t, backupDSN) // site2: master of term 4
 	for _, db := range []*sql.DB{backupDB, d.local} {
 		if _, err := db.ExecContext(ctx, `CREATE SEQUENCE cyc MAXVALUE 1000 CYCLE`); err != nil {
@@ -707,16 +697,8 @@ func TestPromoteKeepsOwnCycleSequence(t *testing.T) {
 func TestPromoteAfterReleaseKeepsOwnCycleSequence(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	backup := pgtest.Start(t) // site1's database
+	backup, backupDB, _ := installedSite(t, "site1") // site1's database
 	backupDSN := backup.DSN(backup.Database())
-	if err := txshim.Install(ctx, "site1", backupDSN, backupDSN, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	backupDB, err := txshim.OpenDB(backupDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backupDB.Close()
 	d := site2DatabaseTo(t, backupDSN)
 	for _, db := range []*sql.DB{backupDB, d.local} {
 		if _, err := db.ExecContext(ctx, `CREATE SEQUENCE cyc MAXVALUE 1000 CYCLE`); err != nil {
