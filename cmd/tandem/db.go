@@ -52,12 +52,9 @@ type database struct {
 	// catch-up publishes true only if the peer did not go down after it began.
 	syncMu sync.Mutex
 	downs  uint64
-	// unsaid is a catch-up's peer_synced = true the node could not save (its data_dir full or
-	// read-only: gossip.Node.SetPeerSynced), under syncMu: the term and the downs its catch-up
-	// began at. The shim is dual and the Shipper in step by then, so no catch-up runs again
-	// to say it: catchUp says it again (publishSynced, as long as the peer did not go down
-	// since), or the record would say for good that the peer lacks commits it has, and the
-	// other site would not take over from a lost master.
+	// unsaid is a peer_synced = true the node could not save (its data_dir full or read-only:
+	// gossip.Node.SetPeerSynced), under syncMu: the term and the downs it was said at, so that
+	// a failure that lasts is logged once. catchUp says it again (sayAgain).
 	unsaid *syncWord
 
 	resolver  *txshim.Resolver
@@ -627,17 +624,28 @@ func (d *database) publishSynced(term, gen uint64) {
 // syncWord is a peer_synced = true not said yet (database.unsaid).
 type syncWord struct{ term, gen uint64 }
 
-// sayAgain publishes the peer_synced = true of term that could not be saved before, if any:
-// the shim is dual and the Shipper in step, and publishSynced checks that the peer was not
-// found down since the catch-up that found it so began.
+// sayAgain publishes the peer_synced = true of term that a catch-up could not say, while the
+// shim is dual in term and the Shipper in step with nothing left to ship, and the record still
+// says the peer lacks commits. No catch-up runs again then, so the word would otherwise be
+// missing for good — the other site never taking over from a lost master — when the catch-up's
+// own word could not be saved (data_dir full or read-only for a moment: unsaid), or was
+// refused because the peer was found down while it ran: commits during a resync's copy, or
+// during the catch-up of a dual shim, find the peer not in step and go solo, and the catch-up
+// then ships them and turns the shim dual (TestResyncUnderLoadSaysPeerSynced). The peer-downs
+// are read before the look, and publishSynced checks that the peer was not found down since:
+// every commit made before the look is on the peer, and one that fails after it records false.
 func (d *database) sayAgain(term uint64) {
-	d.syncMu.Lock()
-	w := d.unsaid
-	d.syncMu.Unlock()
-	if w == nil || w.term != term || !d.ship.PeerSynced() {
+	if d.node == nil {
 		return
 	}
-	d.publishSynced(w.term, w.gen)
+	gen := d.peerDowns()
+	if mode, t := d.shim.Mode(); mode != txshim.ModeDual || t != term || !d.ship.PeerSynced() || d.ship.Backlog() != 0 {
+		return
+	}
+	if rec := d.node.State().Record; rec.Term != term || rec.Master != d.site || rec.PeerSynced {
+		return // said already, or not this site's record of term
+	}
+	d.publishSynced(term, gen)
 }
 
 // maySayInSync is publishSynced's rule; d.mu and d.syncMu are held.
