@@ -33,7 +33,7 @@ type ResolverConfig struct {
 	// local COMMIT PREPARED (the func it is given) if so, and reports whether it did (see
 	// commitOlderAlone). nil: such a gid stays in doubt (`tandem resolve`, outside the running
 	// tandem).
-	CommitAlone func(ctx context.Context, older uint64, commit func() error) (bool, error)
+	CommitAlone func(ctx context.Context, gid string, older uint64, commit func() error) (bool, error)
 }
 
 // Resolver finishes the dual commits that a crash or a lost connection left prepared on
@@ -212,7 +212,7 @@ func recoveryRule(own, other sideState) (steps []resolveStep, doubt string) {
 // gid's (in its own term a commit in doubt is one the shim could not commit alone: OnPeerDown
 // refused, peer_down = "block"), and only for this site's gids on its own database.
 func (r *Resolver) commitOlderAlone(ctx context.Context, gid string, term, xid uint64, ownDB *resolveDB) (ran, done bool, err error) {
-	ran, err = r.cfg.CommitAlone(ctx, term, func() error {
+	ran, err = r.cfg.CommitAlone(ctx, gid, term, func() error {
 		var ferr error
 		done, ferr = ownDB.finish(ctx, gid, xid, true, true)
 		return ferr

@@ -532,8 +532,12 @@ func (g *commitGate) hold(ctx context.Context) (func(), error) {
 // a hold (catch-up's tail) waits for it and a drain (a handover's release, which sets a mode
 // without writes first) either waits for it or makes it refuse. Committed so, the gid counts as
 // committed alone in that term (WentSolo), as any solo commit; the slot, never confirmed past it,
-// ships it at the next catch-up.
-func (s *Shim) CommitAlone(ctx context.Context, older uint64, commit func() error) (bool, error) {
+// ships it at the next catch-up — only when the Peer says it will (aloneShipper): a journal
+// entry of a backup's own transaction taken for a suspect (a restart as backup while the local
+// term record named another site: bypass boundary 0) holds no changes and is never shipped, and
+// one given up (Abandon) is gone; committed alone, such a gid would be on this site's database
+// only. It stays in doubt then, and the first pass that reaches both databases settles it.
+func (s *Shim) CommitAlone(ctx context.Context, gid string, older uint64, commit func() error) (bool, error) {
 	if err := s.gate.enter(ctx); err != nil {
 		return false, err
 	}
@@ -542,8 +546,17 @@ func (s *Shim) CommitAlone(ctx context.Context, older uint64, commit func() erro
 	if cur.mode != ModeSolo || cur.term <= older {
 		return false, nil
 	}
+	if w, ok := s.opts.Peer.(aloneShipper); !ok || !w.ShipsAlone(gid) {
+		s.log.Warn("txshim: an in-doubt transaction of an earlier term is not committed alone: the shipper holds no changes of it to ship", "gid", gid)
+		return false, nil
+	}
 	s.mode.noteSolo(cur.term)
 	return true, commit()
+}
+
+// aloneShipper is the Peer's part of CommitAlone (Shipper.ShipsAlone).
+type aloneShipper interface {
+	ShipsAlone(gid string) bool
 }
 
 // InFlight reports whether a session is carrying out gid's dual commit: from before its local

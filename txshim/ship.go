@@ -390,6 +390,18 @@ func (s *Shipper) giveUpLocked(from pglogrepl.LSN) int {
 	return n
 }
 
+// ShipsAlone tells whether gid — this site's, prepared on the local database and not finished
+// there — is one the next catch-up ships once it is committed locally alone (Shim.CommitAlone):
+// its journal entry holds its changes, and it is neither a suspect (a backup's own transaction
+// past the bypass boundary, never shipped: settle lets it go as a bypass when the peer lacks
+// it) nor given up (Abandon) nor rolled back. An entry not in memory (past a gap) counts as no.
+func (s *Shipper) ShipsAlone(gid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byGID[gid]
+	return e != nil && e.state != stDone && !e.suspect && !e.undo && !e.finished() && e.txn != nil
+}
+
 // Err is the definite error that stopped shipping (the peer diverged and needs resync; it
 // wraps ErrNeedsResync), or nil.
 func (s *Shipper) Err() error {
