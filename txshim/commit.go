@@ -285,6 +285,12 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	defer s.shim.gate.leave()
+	if r.err != nil && checkErrorOwn(r.err.Code) {
+		if _, err := s.capture("ROLLBACK"); err != nil {
+			return false, err
+		}
+		return false, s.emit(r.err)
+	}
 	if r.err != nil || len(r.row) < 1 {
 		msg := "no row"
 		if r.err != nil {
@@ -602,6 +608,10 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 			s.log.Warn("txshim: commit refused: the database holds a newer term, or this term of another master", "term", pol.term)
 			return false, s.emitError("25006", fmt.Sprintf("tandem: fenced: the database holds a term newer than this master's term %d, or the same term of another master; transaction rolled back", pol.term))
 		}
+		if checkErrorOwn(r1.err.Code) {
+			// Its COMMIT, pipelined behind, rolled back.
+			return false, s.emit(r1.err)
+		}
 		return false, s.emitError("XX000", "tandem: commit check failed; transaction rolled back: "+msg)
 	}
 	if r2.err != nil {
@@ -791,4 +801,21 @@ func (s *session) abort(code, msg string) (bool, error) {
 		return false, err
 	}
 	return false, s.emitError(code, msg)
+}
+
+// checkErrorOwn tells whether an error of the check before a commit (startCommit) is the
+// transaction's own, to reach the client as PostgreSQL sent it rather than as a failure of
+// the shim's check (XX000): a SERIALIZABLE transaction doomed by a concurrent commit fails
+// its next statement — the check — with 40001, which PostgreSQL reports at COMMIT and retry
+// loops key on; so are the other transaction rollbacks (class 40), a cancel or statement
+// timeout (57014) and the other operator interventions (57), lock timeouts and busy objects
+// (55), and a lack of resources (53).
+func checkErrorOwn(code string) bool {
+	switch {
+	case len(code) != 5:
+		return false
+	case strings.HasPrefix(code, "40"), strings.HasPrefix(code, "53"), strings.HasPrefix(code, "55"), strings.HasPrefix(code, "57"):
+		return true
+	}
+	return false
 }
