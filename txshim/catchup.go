@@ -120,6 +120,20 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	return s.drainAndSync(ctx, hold)
 }
 
+// Unsync forgets that the peer was in step, so that the next CatchUp holds commits and ships
+// the tail before it says so again, as after an outage: the shim committed alone — its
+// caller's word — and what it committed may not be on the peer yet, though the Shipper stayed
+// online (a plain commit whose reply could not mark the stream goes on alone without taking it
+// down). Shipping goes on meanwhile.
+func (s *Shipper) Unsync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.synced {
+		s.synced = false
+		s.notifyLocked()
+	}
+}
+
 // checkPeerHolds makes sure the peer database still holds what it committed from this site:
 // the slot was confirmed past it, so catch-up ships only what came after. A peer database
 // restored from an earlier backup, dropped and made anew (tandem install), or another

@@ -569,6 +569,16 @@ func (d *database) catchUp(ctx context.Context) {
 		return
 	}
 	gen := d.peerDowns()
+	if mode == txshim.ModeSolo {
+		// The shim commits alone, and what it committed may not be on the peer yet — shipped as
+		// it comes, or not decoded — though the Shipper may still count the peer in step: a
+		// plain commit in dual mode whose reply could not mark the stream goes on alone without
+		// taking the Shipper down (txshim awaitShipped). CatchUp found it synced then and
+		// returned at once, and the shim went dual, peer_synced = true said, with a commit a
+		// client saw not on the peer (TestSoloCatchUpHolds). The shim turns dual only in hold's
+		// release, after a catch-up that held commits and shipped the tail.
+		d.ship.Unsync()
+	}
 	if err := d.ship.CatchUp(ctx, d.hold); err != nil || !d.ship.PeerSynced() {
 		if errors.Is(err, txshim.ErrNeedsResync) && err.Error() != d.resyncErr {
 			// Once, not every round: shipping stopped for good (status needs_resync).
@@ -578,8 +588,6 @@ func (d *database) catchUp(ctx context.Context) {
 		d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
 		return
 	}
-	// CatchUp takes no hold when it finds the peer synced already: switch here then.
-	d.shim.SwitchMode(txshim.ModeSolo, txshim.ModeDual, term)
 	d.publishSynced(term, gen)
 }
 
