@@ -2410,6 +2410,19 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			return own(raiseSQL(code, msg))
 		}
+		// The status before the steps, where the shim's BEGIN goes in: a block the client
+		// opened in a part sent unanswered (us.assumed) stays the client's. The 25001 warning
+		// does not tell alone: a client that set client_min_messages above warning gets none,
+		// and the shim took the client's block for its own, rolling it back at the error.
+		before := us.st
+		if before == 0 {
+			before = us.assumed
+		}
+		if before == 0 && !query {
+			if before, err = s.barrier(); err != nil && !errors.Is(err, errCopyOpen) {
+				return false, err
+			}
+		}
 		p := &pending{fwd: true, res: make(chan result, 1)}
 		if q, ok := u.(*queryUnit); ok {
 			text := q.text[q.sts[lo].Start:q.sts[i-1].End] + "\n;" + raiseSQL(code, msg)
@@ -2433,7 +2446,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if r.err != nil || query {
 			return true, nil
 		}
-		us.injected = r.begun && !r.warned
+		us.injected = r.begun && !r.warned && before != 'T'
 		if failed, err = own(raiseSQL(code, msg)); err != nil {
 			return failed, err
 		}
