@@ -398,7 +398,22 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	unsettled = true
-	r, err = s.capture("PREPARE TRANSACTION " + quoteLiteral(gid))
+	prep := &pending{res: make(chan result, 1)}
+	if err := s.sendOwn("PREPARE TRANSACTION "+quoteLiteral(gid), prep, false); err != nil {
+		return false, err
+	}
+	// The backend waits idle, outside a transaction, while the peer prepares: the client's
+	// idle_session_timeout is off meanwhile (idleOff).
+	idle, err := s.idleOff()
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if err := s.idleRestore(idle); err != nil {
+			s.log.Debug("txshim: idle_session_timeout not put back", "err", err)
+		}
+	}()
+	r, err = s.wait(prep)
 	if err != nil {
 		return false, err
 	}
@@ -521,10 +536,51 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			return false, err
 		}
 	}
+	// Put back outside the transaction a chained commit begins.
+	if err := s.idleRestore(idle); err != nil {
+		return false, err
+	}
 	if err := s.beginChained(chainBegin); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// idleOffSQL turns idle_session_timeout off for the session and returns the value it had; NULL
+// where it was off already, or the server has no such setting (before PostgreSQL 14).
+const idleOffSQL = "SELECT CASE WHEN pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
+	"THEN pg_catalog.current_setting('idle_session_timeout') END, " +
+	"CASE WHEN pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
+	"THEN pg_catalog.set_config('idle_session_timeout', '0', false) END"
+
+// idleGuard is idleOff's statement, sent, and whether its restore was sent.
+type idleGuard struct {
+	p    *pending
+	done bool
+}
+
+// idleOff turns the client's idle_session_timeout off while the backend waits idle outside a
+// transaction for the peer within the commit procedure (after PREPARE TRANSACTION, or after a
+// plain commit for it to be shipped): PostgreSQL would end the session there, in the middle of
+// a commit that, without the shim, the client's COMMIT would have had answered at once. It is
+// pipelined behind what was sent before (outside a transaction), and read by idleRestore.
+func (s *session) idleOff() (*idleGuard, error) {
+	g := &idleGuard{p: &pending{res: make(chan result, 1)}}
+	return g, s.sendOwn(idleOffSQL, g.p, false)
+}
+
+// idleRestore puts back the value idleOff turned off, sent without waiting; it is to be called
+// outside a transaction, and does nothing the second time.
+func (s *session) idleRestore(g *idleGuard) error {
+	if g == nil || g.done {
+		return nil
+	}
+	g.done = true
+	r, err := s.wait(g.p)
+	if err != nil || r.err != nil || len(r.row) != 2 || r.row[0] == nil {
+		return err
+	}
+	return s.sendOwn("SELECT pg_catalog.set_config('idle_session_timeout', $1, false)", &pending{}, false, string(r.row[0]))
 }
 
 // ownStepHook, set only by tests, may replace a statement captureRetried sends (one that
@@ -675,6 +731,15 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 		return false, nil
 	}
 	start := time.Now()
+	idle, err := s.idleOff()
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if rerr := s.idleRestore(idle); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
 	r, err := s.captureRetried("SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text")
 	if err != nil {
 		return false, err
