@@ -680,6 +680,15 @@ func (s *session) localFinish(ctx context.Context, pol policy, cs *commitStart, 
 		return false, err
 	}
 	if r1.err != nil {
+		if r2.status == 'T' {
+			// A COMMIT AND CHAIN behind the failed check met an aborted transaction: it
+			// rolled back and began the next one. PostgreSQL's own COMMIT AND CHAIN that
+			// fails begins none, and the client is told the session is idle: the statements
+			// it sends next as autocommit ones would run in that transaction, never committed.
+			if _, err := s.capture("ROLLBACK"); err != nil {
+				return false, err
+			}
+		}
 		msg := r1.err.Message
 		switch {
 		case strings.Contains(msg, readOnlyMark):
