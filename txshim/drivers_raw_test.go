@@ -15,33 +15,10 @@ type rawPart struct {
 	until string
 }
 
+// repliesUntil is readReplies with errors' messages.
 func (r *rawSession) repliesUntil(types string) string {
 	r.t.Helper()
-	var b strings.Builder
-	for {
-		m, err := r.fe.Receive()
-		if err != nil {
-			r.t.Fatalf("after %q: %v", b.String(), err)
-		}
-		enc, _ := m.Encode(nil)
-		b.WriteByte(enc[0])
-		switch m := m.(type) {
-		case *pgproto3.DataRow:
-			fmt.Fprintf(&b, "%q", m.Values)
-		case *pgproto3.CommandComplete:
-			fmt.Fprintf(&b, "(%s)", m.CommandTag)
-		case *pgproto3.ErrorResponse:
-			fmt.Fprintf(&b, "(%s %s)", m.Code, m.Message)
-		case *pgproto3.NoticeResponse:
-			fmt.Fprintf(&b, "(%s)", m.Code)
-		case *pgproto3.ReadyForQuery:
-			fmt.Fprintf(&b, "(%c)", m.TxStatus)
-		}
-		if strings.IndexByte(types, enc[0]) >= 0 {
-			return b.String()
-		}
-		b.WriteByte(' ')
-	}
+	return r.readReplies(types, true)
 }
 
 func (r *rawSession) runParts(parts []rawPart) string {

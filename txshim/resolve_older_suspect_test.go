@@ -2,7 +2,6 @@ package txshim
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 )
@@ -55,27 +54,7 @@ func TestResolverCommitsOlderTermAloneAfterRestartAsBackup(t *testing.T) {
 	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {
 		t.Fatalf("a dual commit with both databases up: %v", err)
 	}
-	if err := e.peer.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			if err := e.peer.Resume(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(resume)
-	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (2, 2)"); err == nil || !strings.Contains(err.Error(), "in doubt") {
-		t.Fatalf("a dual commit with the peer database frozen and no going solo: %v, want in doubt", err)
-	}
-	gids := preparedGIDs(t, e.local)
-	if len(gids) != 1 || !strings.HasPrefix(gids[0], "tandem_site1_1_") {
-		t.Fatalf("prepared on site1's database: %v, want one gid of site1, term 1", gids)
-	}
-	g := gids[0]
+	g, resume := e.frozenInDoubt(t, ctx, conn)
 	s.SetMode(ModeReadOnly, 1)
 	stop1()
 

@@ -1,12 +1,14 @@
 package txshim
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestOlderAloneCandidate: only this site's gid, prepared on this site's database while the
@@ -48,28 +50,7 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	}
 
 	// site2's database freezes; the next dual commit cannot reach it and ends in doubt.
-	if err := e.peer.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			if err := e.peer.Resume(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	t.Cleanup(resume)
-	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (2, 2)")
-	if err == nil || !strings.Contains(err.Error(), "in doubt") {
-		t.Fatalf("a dual commit with the peer database frozen and no going solo: %v, want in doubt", err)
-	}
-	gids := preparedGIDs(t, e.local)
-	if len(gids) != 1 || !strings.HasPrefix(gids[0], "tandem_site1_1_") {
-		t.Fatalf("prepared on site1's database: %v, want one gid of site1, term 1", gids)
-	}
-	g := gids[0]
+	g, resume := e.frozenInDoubt(t, ctx, conn)
 	doubt := InDoubt{GID: g, Side: "local"}
 
 	// This site releases term 1 (the shipper turns backup, as after a handover's drain).
@@ -171,4 +152,33 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 		t.Errorf("verify: %v %v", diffs, err)
 	}
 	t.Logf("shipper: %+v", sh.Stats())
+}
+
+// frozenInDoubt freezes the peer database (thawed by resume, or when the test ends) and makes
+// the dual commit of INSERT INTO acct VALUES (2, 2) on conn — a shim that may not go solo —
+// end in doubt; it returns that commit's gid, prepared on site1's database only, of term 1.
+func (e *resolveEnv) frozenInDoubt(t *testing.T, ctx context.Context, conn *pgx.Conn) (gid string, resume func()) {
+	t.Helper()
+	if err := e.peer.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume = func() {
+		if !resumed {
+			resumed = true
+			if err := e.peer.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(resume)
+	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (2, 2)")
+	if err == nil || !strings.Contains(err.Error(), "in doubt") {
+		t.Fatalf("a dual commit with the peer database frozen and no going solo: %v, want in doubt", err)
+	}
+	gids := preparedGIDs(t, e.local)
+	if len(gids) != 1 || !strings.HasPrefix(gids[0], "tandem_site1_1_") {
+		t.Fatalf("prepared on site1's database: %v, want one gid of site1, term 1", gids)
+	}
+	return gids[0], resume
 }

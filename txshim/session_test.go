@@ -1834,6 +1834,13 @@ func TestReadOnlyGreeting(t *testing.T) {
 // PostgreSQL needs: rows, tags, SQLSTATEs and the status.
 func (r *rawSession) replies() string {
 	r.t.Helper()
+	return r.readReplies("Z", false)
+}
+
+// readReplies is replies up to a message of one of types (their type bytes), an error's
+// message with its SQLSTATE when messages.
+func (r *rawSession) readReplies(types string, messages bool) string {
+	r.t.Helper()
 	var b strings.Builder
 	for {
 		m, err := r.fe.Receive()
@@ -1848,11 +1855,17 @@ func (r *rawSession) replies() string {
 		case *pgproto3.CommandComplete:
 			fmt.Fprintf(&b, "(%s)", m.CommandTag)
 		case *pgproto3.ErrorResponse:
-			fmt.Fprintf(&b, "(%s)", m.Code)
+			if messages {
+				fmt.Fprintf(&b, "(%s %s)", m.Code, m.Message)
+			} else {
+				fmt.Fprintf(&b, "(%s)", m.Code)
+			}
 		case *pgproto3.NoticeResponse:
 			fmt.Fprintf(&b, "(%s)", m.Code)
 		case *pgproto3.ReadyForQuery:
 			fmt.Fprintf(&b, "(%c)", m.TxStatus)
+		}
+		if strings.IndexByte(types, enc[0]) >= 0 {
 			return b.String()
 		}
 		b.WriteByte(' ')
