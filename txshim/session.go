@@ -2446,7 +2446,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if r.err != nil || query {
 			return true, nil
 		}
-		us.injected = r.begun && !r.warned && before != 'T'
+		// A block failed before ('E') that the BEGIN ran in was recovered by a ROLLBACK TO
+		// SAVEPOINT in the part: the client's too.
+		us.injected = r.begun && !r.warned && before != 'T' && before != 'E'
 		if failed, err = own(raiseSQL(code, msg)); err != nil {
 			return failed, err
 		}
