@@ -210,7 +210,6 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 			q += ", pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable')"
 		}
 		q += ", CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN pg_catalog.pg_logical_emit_message(true, 'tandem', '') END"
-		q += idleCheckColumns
 		return cs, s.sendKept(q, cs.check, false)
 	}
 	var q string
@@ -299,10 +298,6 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 		return s.abort("XX000", "tandem: commit check failed: "+msg)
 	}
-	idle := &idleGuard{}
-	if n := len(r.row); n >= 2 {
-		idle.old = r.row[n-2] // idleCheckColumns
-	}
 	if r.row[0] == nil {
 		st.plain.Add(1)
 		// Nothing to wait for: AND CHAIN as sent.
@@ -360,9 +355,6 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if unprep, _ := s.txFlags(); unprep || s.sessionTemp {
 		st.unwrapped.Add(1)
 		s.log.Info("txshim: transaction cannot be prepared; committing plainly", "temp_objects", s.sessionTemp)
-		if err := s.idleRestore(idle); err != nil { // in the transaction: its COMMIT keeps it
-			return false, err
-		}
 		return s.plainCommit(ctx, pol, explicit, plain, true, xid)
 	}
 	if len(r.row) > 2 && string(r.row[2]) == "t" {
@@ -382,9 +374,6 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		if len(rr.row) != 1 || string(rr.row[0]) != "t" {
 			st.unwrapped.Add(1)
 			s.log.Info("txshim: a transaction under a role set with SET ROLE commits plainly: local_dsn's user is not a superuser, and could not finish it prepared")
-			if err := s.idleRestore(idle); err != nil { // in the transaction: its COMMIT keeps it
-				return false, err
-			}
 			return s.plainCommit(ctx, pol, explicit, plain, true, xid)
 		}
 	}
@@ -409,15 +398,25 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	unsettled = true
-	r, err = s.capture("PREPARE TRANSACTION " + quoteLiteral(gid))
-	// The backend waits idle, outside a transaction, while the peer prepares: the check turned
-	// the client's idle_session_timeout off in the transaction (idleCheckColumns), which the
-	// PREPARE kept; it is put back once the shim is done with the peer.
+	prep := &pending{res: make(chan result, 1)}
+	if err := s.sendOwn("PREPARE TRANSACTION "+quoteLiteral(gid), prep, false); err != nil {
+		return false, err
+	}
+	// The backend waits idle, outside a transaction, while the peer prepares: the client's
+	// idle_session_timeout is off meanwhile (idleOff), pipelined behind the PREPARE. Not in the
+	// transaction (the commit check): the value to put back is the one the transaction leaves
+	// the session — a SET LOCAL of it ends with it, a SET is undone when PREPARE fails — which
+	// only a statement after it can read.
+	idle, err := s.idleOff()
+	if err != nil {
+		return false, err
+	}
 	defer func() {
 		if err := s.idleRestore(idle); err != nil {
 			s.log.Debug("txshim: idle_session_timeout not put back", "err", err)
 		}
 	}()
+	r, err = s.wait(prep)
 	if err != nil {
 		return false, err
 	}
@@ -557,21 +556,7 @@ const idleOffSQL = "SELECT CASE WHEN pg_catalog.current_setting('idle_session_ti
 	"CASE WHEN pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
 	"THEN pg_catalog.set_config('idle_session_timeout', '0', false) END"
 
-// idleCheckColumns are the last two columns of the dual commit's check (startCommit): for a
-// transaction with an id, the client's idle_session_timeout when it is not off, and the same
-// turned off for the session (set_config in the transaction, which PREPARE keeps; a rollback
-// undoes it). The backend then waits idle, outside a transaction, while the peer prepares,
-// where PostgreSQL would end the session in the middle of the commit (idleOff); in the check,
-// and not a statement of its own, it costs a dual commit no message (the hot path).
-const idleCheckColumns = ", CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL AND " +
-	"pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
-	"THEN pg_catalog.current_setting('idle_session_timeout') END, " +
-	"CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL AND " +
-	"pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
-	"THEN pg_catalog.set_config('idle_session_timeout', '0', false) END"
-
-// idleGuard is idleOff's statement, sent (or the value the commit check turned off, old),
-// and whether its restore was sent.
+// idleGuard is idleOff's statement, sent, and whether its restore was sent.
 type idleGuard struct {
 	p    *pending
 	old  []byte
@@ -588,9 +573,8 @@ func (s *session) idleOff() (*idleGuard, error) {
 	return g, s.sendOwn(idleOffSQL, g.p, false)
 }
 
-// idleRestore puts back the value idleOff (or the commit check) turned off, sent without
-// waiting; it is to be called outside a transaction — or in the transaction whose check turned
-// it off, before its plain COMMIT — and does nothing the second time.
+// idleRestore puts back the value idleOff turned off, sent without waiting; it is to be called
+// outside a transaction, and does nothing the second time.
 func (s *session) idleRestore(g *idleGuard) error {
 	if g == nil || g.done {
 		return nil
