@@ -570,7 +570,8 @@ type idleGuard struct {
 // pipelined behind what was sent before (outside a transaction), and read by idleRestore.
 func (s *session) idleOff() (*idleGuard, error) {
 	g := &idleGuard{p: &pending{res: make(chan result, 1)}}
-	return g, s.sendOwn(idleOffSQL, g.p, false)
+	// Kept prepared on the backend (sendKept): it runs on every dual commit.
+	return g, s.sendKept(idleOffSQL, g.p, false)
 }
 
 // idleRestore puts back the value idleOff turned off, sent without waiting; it is to be called
