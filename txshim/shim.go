@@ -110,9 +110,16 @@ type Shim struct {
 	ln       net.Listener
 	sessions map[*session]struct{}
 	cancels  map[string]net.Addr // cancelKey → the session's local database address
-	slots    chan struct{}
-	starting chan struct{} // one token per connection in startup (maxStartups)
-	fit      bool          // MaxSessions was not given: Serve fits it to the database (fitSessions)
+	slots    limiter             // client sessions (MaxSessions)
+	starting limiter             // connections in startup (maxStartups)
+	fit      bool                // MaxSessions was not given: Serve fits it to the database (fitSessions)
+	// fitPending: the cap is still to be fitted (fitIfPending); fitMu serialises the fitting,
+	// and guards fitTried (when the last asking began) and fitWarned (fitSessions said the database
+	// did not answer: said once).
+	fitPending atomic.Bool
+	fitMu      sync.Mutex
+	fitTried   time.Time
+	fitWarned  bool
 }
 
 // New checks cfg and returns a Shim in read-only mode; Start binds it and Serve runs it.
@@ -149,8 +156,8 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 		localCfg: lc,
 		sessions: make(map[*session]struct{}),
 		cancels:  make(map[string]net.Addr),
-		slots:    make(chan struct{}, opts.MaxSessions),
-		starting: make(chan struct{}, maxStartups(opts.MaxSessions)),
+		slots:    limiter{max: opts.MaxSessions},
+		starting: limiter{max: maxStartups(opts.MaxSessions)},
 		fit:      fit,
 	}
 	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
@@ -655,7 +662,8 @@ func (s *Shim) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	if s.fit {
-		s.fitSessions(ctx)
+		s.fitPending.Store(true)
+		s.fitIfPending(ctx)
 	}
 	s.funcs.start(ctx)
 	defer s.funcs.stop()
@@ -701,39 +709,100 @@ func (s *Shim) Serve(ctx context.Context) error {
 // sequence checks, tandem verify and resync.
 const ownConnections = 10
 
+// fitIfPending fits the session cap (fitSessions) unless done: at Serve's start, and then
+// before each session takes a slot until the local database has answered — one that starts
+// after the sidecar is asked when the first clients come, before they can take every
+// connection it has. Sessions that start while one asks wait for its answer, and do not ask
+// again when it began after they came (a database that hangs costs each at most one wait).
+func (s *Shim) fitIfPending(ctx context.Context) {
+	if !s.fitPending.Load() {
+		return
+	}
+	came := time.Now()
+	s.fitMu.Lock()
+	defer s.fitMu.Unlock()
+	if !s.fitPending.Load() || s.fitTried.After(came) {
+		return
+	}
+	s.fitTried = time.Now()
+	if s.fitSessions(ctx) {
+		s.fitPending.Store(false)
+	}
+}
+
 // fitSessions lowers the default session cap to what the local database can serve beside the
 // sidecar's own connections: at PostgreSQL's default max_connections of 100, 256 sessions
 // could take every connection, and the resolver and the term record saves would then be
-// refused with the clients' load. Called by Serve before it accepts; a database that cannot
-// be asked keeps the default.
-func (s *Shim) fitSessions(ctx context.Context) {
+// refused with the clients' load. Called by fitIfPending (under fitMu); ok reports whether the
+// database answered (until it does, sessions keep the default).
+func (s *Shim) fitSessions(ctx context.Context) (ok bool) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(cctx, s.localCfg.Copy())
 	if err != nil {
-		s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default", "max_sessions", cap(s.slots), "err", err)
-		return
+		if !s.fitWarned {
+			s.fitWarned = true
+			s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default until it answers", "max_sessions", s.slots.limit(), "err", err)
+		}
+		return false
 	}
 	defer conn.Close(context.WithoutCancel(cctx))
 	rr := conn.ExecParams(cctx, "SELECT pg_catalog.current_setting('max_connections')::pg_catalog.int4"+
 		" OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4"+
 		" OPERATOR(pg_catalog.-) COALESCE(pg_catalog.current_setting('reserved_connections', true)::pg_catalog.int4, 0)", nil, nil, nil, nil).Read()
 	if rr.Err != nil || len(rr.Rows) != 1 {
-		s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default", "max_sessions", cap(s.slots), "err", rr.Err)
-		return
+		s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default", "max_sessions", s.slots.limit(), "err", rr.Err)
+		return true // asked: a refusal will not change
 	}
 	avail, err := strconv.Atoi(string(rr.Rows[0][0]))
 	if err != nil {
-		return
+		return true
 	}
 	n := max(avail-ownConnections, 1)
-	if n >= cap(s.slots) {
-		return
+	if n >= s.slots.limit() {
+		return true
 	}
-	s.slots = make(chan struct{}, n)
-	s.starting = make(chan struct{}, maxStartups(n))
+	s.slots.setLimit(n)
+	s.starting.setLimit(maxStartups(n))
 	s.log.Info("txshim: sessions capped below the local database's connection limit, leaving room for the sidecar's own",
 		"max_sessions", n, "database_connections", avail, "kept", ownConnections)
+	return true
+}
+
+// limiter counts what is taken of a limit that may be lowered while some is taken: what is
+// taken then stays, and nothing more is until it is below the new limit.
+type limiter struct {
+	mu        sync.Mutex
+	held, max int
+}
+
+// take takes one unless the limit is reached.
+func (l *limiter) take() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held >= l.max {
+		return false
+	}
+	l.held++
+	return true
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.held--
+	l.mu.Unlock()
+}
+
+func (l *limiter) limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max
+}
+
+func (l *limiter) setLimit(n int) {
+	l.mu.Lock()
+	l.max = n
+	l.mu.Unlock()
 }
 
 // maxStartups bounds the connections in startup at once (reading the startup packet,
@@ -749,16 +818,14 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	select {
-	case s.starting <- struct{}{}:
-	default:
+	if !s.starting.take() {
 		// Connections in startup hold no session slot: bounded here, so that a flood of
 		// silent ones (each held up to StartupTimeout) cannot take every file descriptor.
 		s.log.Debug("txshim: too many connections in startup; closed", "remote", conn.RemoteAddr().String())
 		return
 	}
 	su, err := s.readStartup(ctx, conn)
-	<-s.starting
+	s.starting.release()
 	if err != nil {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
 		return
@@ -766,13 +833,12 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	if su == nil {
 		return // a cancel request, served without a slot
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	s.fitIfPending(ctx)
+	if !s.slots.take() {
 		writeFatal(su.client, "53300", "tandem: too many sessions")
 		return
 	}
+	defer s.slots.release()
 	sess, err := s.startSession(ctx, su)
 	if err != nil {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)

@@ -1,0 +1,208 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// fillSlots opens direct connections to c until PostgreSQL refuses one with 53300; they are
+// closed by the returned function (and when t ends).
+func fillSlots(t *testing.T, c *pgtest.Cluster) (release func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var open []*pgx.Conn
+	for len(open) < 200 {
+		conn, err := pgx.Connect(ctx, c.DSN(c.Database()))
+		if err != nil {
+			if pgCode(err) != "53300" {
+				t.Fatalf("direct connection %d: %v", len(open)+1, err)
+			}
+			break
+		}
+		open = append(open, conn)
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		for _, conn := range open {
+			conn.Close(context.Background())
+		}
+	}
+	t.Cleanup(release)
+	t.Logf("%d direct connections fill %s", len(open), c.Database())
+	return release
+}
+
+// connEnv is startAccEnv with connection limits on the clusters.
+func connEnv(t *testing.T, local, peer []pgtest.Option) *accEnv {
+	t.Helper()
+	e := &accEnv{local: pgtest.Start(t, local...), peer: pgtest.Start(t, peer...)}
+	e.localDSN, e.peerDSN = e.local.DSN(e.local.Database()), e.peer.DSN(e.peer.Database())
+	e.localDB, e.peerDB = e.local.Open(t, e.local.Database()), e.peer.Open(t, e.peer.Database())
+	e.localDB.SetMaxIdleConns(0)
+	e.peerDB.SetMaxIdleConns(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := Install(ctx, "site1", e.localDSN, e.peerDSN, logger); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
+		if err := WriteTermRecord(ctx, db, 1, "site1", true); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
+	e.ship = NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN, PeerDSN: e.peerDSN, Logger: logger})
+	e.ship.SetTerm(1)
+	done := make(chan error, 1)
+	go func() { done <- e.ship.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Shipper.Run: %v", err)
+		}
+	})
+	e.shim = startShim(t, e.local, Options{Peer: e.ship, Logger: logger}, ModeDual, 1)
+	return e
+}
+
+// TestPeerSlotsFull: with every connection slot of the peer database taken by its own site's
+// clients before the Shipper dialled its apply connections, a write through the shim commits
+// (solo), neither erring nor hanging past commit_timeout.
+func TestPeerSlotsFull(t *testing.T) {
+	t.Parallel()
+	e := connEnv(t, nil, []pgtest.Option{pgtest.WithSetting("max_connections", "20")})
+	c := e.connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := c.Exec(ctx, "CREATE TABLE kv (k int PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	e.ship.pool.closeIdle(ctx)
+	e.ship.opPool.closeIdle(ctx)
+	release := fillSlots(t, e.peer)
+	for i := range 3 {
+		start := time.Now()
+		_, err := c.Exec(ctx, "INSERT INTO kv VALUES ($1, 'x')", i)
+		if took := time.Since(start); err != nil || took > 5*time.Second {
+			t.Errorf("insert %d with the peer's slots full: %v after %v", i, err, took)
+		}
+	}
+	if st := e.shim.Stats(); st.CommitsSolo == 0 {
+		t.Errorf("no commit went solo with the peer's slots full: %+v", st)
+	}
+	release()
+	if _, err := c.Exec(ctx, "INSERT INTO kv VALUES (100, 'y')"); err != nil {
+		t.Errorf("insert after the peer's slots freed: %v", err)
+	}
+	if err := e.ship.Err(); err != nil {
+		t.Errorf("shipping stopped: %v", err)
+	}
+}
+
+// TestLocalSlotsFull: with every connection slot of the local database taken by direct
+// clients, a new session through the shim gets PostgreSQL's 53300, and sessions already open
+// still commit on both databases (a dual commit needs no further local connection).
+func TestLocalSlotsFull(t *testing.T) {
+	t.Parallel()
+	e := connEnv(t, []pgtest.Option{pgtest.WithSetting("max_connections", "20")}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := e.connect(t)
+	if _, err := c.Exec(ctx, "CREATE TABLE kv (k int PRIMARY KEY, v text)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "INSERT INTO kv VALUES (-1, 'warm')"); err != nil {
+		t.Fatal(err)
+	}
+	c2 := e.connect(t)
+	if _, err := c2.Exec(ctx, "BEGIN; INSERT INTO kv VALUES (-2, 'open')"); err != nil {
+		t.Fatal(err)
+	}
+	before := e.shim.Stats()
+	release := fillSlots(t, e.local)
+	_, err := pgx.Connect(ctx, e.dsn())
+	t.Logf("new session with the local database full: %v", err)
+	if pgCode(err) != "53300" {
+		t.Errorf("new session with the local database full: want 53300, got %v", err)
+	}
+	for i := range 3 {
+		start := time.Now()
+		_, err := c.Exec(ctx, "INSERT INTO kv VALUES ($1, 'x')", i)
+		if took := time.Since(start); err != nil || took > 5*time.Second {
+			t.Errorf("insert %d with the local database full: %v after %v", i, err, took)
+		}
+	}
+	if _, err := c2.Exec(ctx, "COMMIT"); err != nil {
+		t.Errorf("commit with the local database full: %v", err)
+	}
+	// Wait past a resolver / catalog / sequence period with the slots full.
+	time.Sleep(3 * time.Second)
+	if _, err := c.Exec(ctx, "UPDATE kv SET v = 'z' WHERE k = 0"); err != nil {
+		t.Errorf("update with the local database full: %v", err)
+	}
+	if _, err := c.Exec(ctx, "SELECT now()"); err != nil {
+		t.Errorf("select with the local database full: %v", err)
+	}
+	if err := e.ship.Err(); err != nil {
+		t.Errorf("shipping stopped: %v", err)
+	}
+	release()
+	e.settle(t, before)
+}
+
+// TestSessionsFitDatabaseStartedDown: a shim whose Serve starts while the local database is
+// still down (both started at boot, the database slower) fits its session cap once the
+// database answers: with max_connections = 20, clients through the shim still leave the
+// database room for the sidecar's own connections. The cap was read once, at Serve's start,
+// and a database that did not answer then left it at 256 for good.
+func TestSessionsFitDatabaseStartedDown(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t, pgtest.WithSetting("max_connections", "20"))
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	time.Sleep(500 * time.Millisecond) // Serve has tried the database by now
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var open []*pgx.Conn
+	defer func() {
+		for _, conn := range open {
+			conn.Close(context.Background())
+		}
+	}()
+	for len(open) < 25 {
+		conn, err := pgx.Connect(ctx, s.dsn(pgtest.Superuser))
+		if err != nil {
+			t.Logf("session %d: %v", len(open)+1, err)
+			break
+		}
+		open = append(open, conn)
+	}
+	if len(open) > 20-3-ownConnections {
+		t.Errorf("%d sessions taken with max_connections = 20", len(open))
+	}
+	direct, err := pgx.Connect(ctx, c.DSN(c.Database()))
+	if err != nil {
+		t.Fatalf("with every session taken, the database refused the sidecar's own connection: %v", err)
+	}
+	direct.Close(ctx)
+}
