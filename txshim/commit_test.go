@@ -1816,3 +1816,48 @@ func TestCommitBehindLexerEdges(t *testing.T) {
 		t.Errorf("stats %+v, want 2 dual commits", st)
 	}
 }
+
+// TestKeptIdleOffDeallocatedAtPrepare: a deferred constraint trigger whose function runs
+// DEALLOCATE ALL fires in PREPARE TRANSACTION — after the commit check ran, before idleOff's
+// kept statement. The commit must still succeed, and later ones too (the
+// session parses its kept statements on every commit from then on).
+func TestKeptIdleOffDeallocatedAtPrepare(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	c.Exec(t, `CREATE FUNCTION dealloc() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN EXECUTE 'DEALLOCATE ALL'; RETURN NULL; END$$;
+CREATE CONSTRAINT TRIGGER dealloc AFTER UPDATE ON acct DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dealloc();
+INSERT INTO acct VALUES (1, 100)`)
+	c.Exec(t, `CREATE TABLE other (k int)`)
+	ctx := capCtx(t, 60*time.Second)
+	pc := s.connect(t).PgConn()
+	if _, err := pc.Exec(ctx, "SET idle_session_timeout = '1h'").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	// The session's first commit parses both kept statements, and fires no trigger.
+	if _, err := pc.Exec(ctx, "INSERT INTO other VALUES (1)").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := pc.Exec(ctx, "UPDATE acct SET bal = bal + 1 WHERE id = 1").ReadAll(); err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		rs, err := pc.Exec(ctx, "SHOW idle_session_timeout").ReadAll()
+		if err != nil {
+			t.Fatalf("after commit %d: %v", i, err)
+		}
+		if got := string(rs[0].Rows[0][0]); got != "1h" {
+			t.Errorf("idle_session_timeout after commit %d: %q, want 1h", i, got)
+		}
+	}
+	var b int
+	if err := c.Open(t, c.Database()).QueryRow("SELECT bal FROM acct WHERE id = 1").Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	if b != 104 {
+		t.Fatalf("balance %d, want 104", b)
+	}
+	if n := preparedCount(t, c); n != 0 {
+		t.Fatalf("%d prepared left", n)
+	}
+	checkDual(t, peer.take(), 5)
+}

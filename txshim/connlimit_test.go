@@ -5,12 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -205,4 +209,96 @@ func TestSessionsFitDatabaseStartedDown(t *testing.T) {
 		t.Fatalf("with every session taken, the database refused the sidecar's own connection: %v", err)
 	}
 	direct.Close(ctx)
+}
+
+// TestFitWaitBounded: while the local database is silent (it accepts connections and never
+// answers: its host stalled, or a firewall that drops replies after the handshake) and the
+// session cap is still to be fitted (fitIfPending), the clients that wait for the fitting are
+// bounded as every other connection in startup is: a flood of startup packets (no
+// authentication needed to get there) must not hold more connections than the session slots
+// and the startup bound allow.
+func TestFitWaitBounded(t *testing.T) {
+	t.Parallel()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		silent.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	cfg := config.TxShim{Listen: "127.0.0.1:0", LocalDSN: "postgres://postgres@" + silent.Addr().String() + "/db?sslmode=disable",
+		PeerDown: config.PeerDownContinue, MaxMessage: 1 << 20, CommitTimeout: 5 * time.Second}
+	s, err := New(cfg, Options{Site: "site1", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(ModeSolo, 0)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("Serve did not return after cancel")
+		}
+	})
+	time.Sleep(5500 * time.Millisecond) // Serve's own asking has timed out: it accepts
+	const n = 700
+	bound := 256 + maxStartups(256) // the default cap, not lowered (the database never answers)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	startup, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+		Parameters: map[string]string{"user": "postgres", "database": "db"}}).Encode(nil)
+	for range n {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write(startup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	open := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		buf := make([]byte, 4096)
+		_, err := c.Read(buf)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			open++ // nothing said yet, not closed: the shim holds it
+		}
+	}
+	t.Logf("%d of %d clients held by the shim, bound %d", open, n, bound)
+	if open > bound {
+		t.Errorf("%d of %d clients held by the shim while it asks a silent database, more than the %d sessions and startups allowed", open, n, bound)
+	}
 }

@@ -825,6 +825,12 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 		return
 	}
 	su, err := s.readStartup(ctx, conn)
+	if err == nil && su != nil {
+		// Asked while the connection still counts as one in startup: those that wait for the
+		// fitting (up to twice fitSessions' timeout when the database is silent) are bounded
+		// with the rest, not one per startup packet that came.
+		s.fitIfPending(ctx)
+	}
 	s.starting.release()
 	if err != nil {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
@@ -833,7 +839,6 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	if su == nil {
 		return // a cancel request, served without a slot
 	}
-	s.fitIfPending(ctx)
 	if !s.slots.take() {
 		writeFatal(su.client, "53300", "tandem: too many sessions")
 		return
