@@ -713,7 +713,8 @@ const ownConnections = 10
 // before each session takes a slot until the local database has answered — one that starts
 // after the sidecar is asked when the first clients come, before they can take every
 // connection it has. Sessions that start while one asks wait for its answer, and do not ask
-// again when it began after they came (a database that hangs costs each at most one wait).
+// again when it began after they came: a database that hangs costs each the attempt under way
+// and at most one more, each bounded by 5 s.
 func (s *Shim) fitIfPending(ctx context.Context) {
 	if !s.fitPending.Load() {
 		return
