@@ -110,7 +110,7 @@ func (t *applyTx) decisionRow(end pglogrepl.LSN, plain bool) {
 	if plain {
 		t.prepared("stale decision row", "DELETE FROM tandem.decisions WHERE gid = $1 AND lsn <> $2",
 			[][]byte{[]byte(t.gid), []byte(end.String())})
-		t.staleStep = len(t.steps) - 1
+		t.steps[len(t.steps)-1].stale = t.gid
 	}
 	t.prepared("decision row", "INSERT INTO tandem.decisions (gid, lsn) VALUES ($1, $2)", [][]byte{[]byte(t.gid), []byte(end.String())})
 }
@@ -352,6 +352,11 @@ type pipelineStep struct {
 	kind  byte
 	rel   *Relation
 	index int
+	// decision: the decision row's INSERT whose unique violation says the transaction is on
+	// the peer already (endCommit, runs); stale: the gid whose stale decision row this DELETE
+	// removes (decisionRow).
+	decision bool
+	stale    string
 }
 
 // describe is what the step was, for an error.
@@ -381,7 +386,7 @@ const applyBatch = 1000
 // watchdog, and BEGIN, the session's name and the term check (§3 fencing; skipped when term is
 // 0) queued for the first round trip. stop ends the watchdog.
 func (a *applyConn) startApply(ctx context.Context, gid string, term uint64) (t *applyTx, stop func()) {
-	t = &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx), decisionStep: -1, staleStep: -1}
+	t = &applyTx{a: a, ctx: ctx, gid: gid, pl: a.conn.StartPipeline(ctx)}
 	stop = a.watch(ctx, gid)
 	if a.ddl != nil {
 		// Another connection ran DDL: an apply after it in the stream starts after the peer
@@ -422,7 +427,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
 	if end == endCommit {
 		t.decisionRow(txn.EndLSN, gid == plainGID(a.source, txn.XID))
-		t.decisionStep = len(t.steps) - 1 // its Execute, after a Parse the first time
+		t.steps[len(t.steps)-1].decision = true // its Execute, after a Parse the first time
 	}
 	switch err := t.changes(txn); {
 	case errors.Is(err, errApplyStop):
@@ -444,7 +449,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 	}
 	switch {
 	case t.refused == nil:
-		if t.replaced {
+		if len(t.replaced) > 0 {
 			a.logger.Warn(replacedWarning, "gid", gid, "lsn", txn.EndLSN)
 		}
 		return nil
@@ -502,37 +507,32 @@ func (t *applyTx) finish(what string) error {
 var errRunRefused = errors.New("the peer refused a transaction of the run")
 
 // applyRun applies txns, small plain commits shipped from the stream in stream order, on the
-// peer in one transaction: each one's decision row, replication-origin position and changes, in
-// a round trip of its own, and one COMMIT for all of them at the end. The peer then makes one
-// commit durable where apply would make one per transaction — what bounds how fast catch-up
-// ships (DESIGN §5.5). gids are their decision-row keys. An error wrapping errRunRefused means
+// peer in one transaction: each one's decision row, replication-origin position and changes, and
+// one COMMIT for all of them at the end, pipelined in one round trip (more only for what apply
+// takes more for: every applyBatch changes, a table's first catalog look-up, a COPY). The peer
+// then makes one commit durable where apply would make one per transaction, and the run costs
+// one round trip where apply would cost one per transaction: a round trip per transaction of
+// the run, as it was, put up to runMax+1 of them within one OpTimeout, and over a link slower
+// than OpTimeout/(runMax+1) every run of a backlog ran out of time and its transactions went
+// one at a time — catch-up bound by the link's latency, never ending under a steady solo load
+// (TestCatchUpSlowLink). A refusal ends the run however many of its transactions it names, so
+// which one it was need not be told here: the single path finds out (DESIGN §5.5). gids are their decision-row keys. An error wrapping errRunRefused means
 // the peer refused one of them (or had one already: its decision row) and nothing of the run
 // stays there; any other error leaves the connection and the outcome unknown, as apply's.
 func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, term uint64) error {
 	t, stop := a.startApply(ctx, gids[0], term)
 	defer stop()
-	var replaced []string
 	for k, txn := range txns {
 		t.gid = gids[k]
 		t.decisionRow(txn.EndLSN, gids[k] == plainGID(a.source, txn.XID))
-		t.decisionStep = len(t.steps) - 1
+		t.steps[len(t.steps)-1].decision = true
 		// The last one's origin position stays: the peer's origin moves once, to the run's end.
 		err := t.changes(txn)
 		if err != nil && !errors.Is(err, errApplyStop) {
 			return err
 		}
-		if err == nil {
-			// Its own round trip: a refusal, its decision row's above all, is then its own.
-			if err := t.roundTrip(); err != nil {
-				return err
-			}
-		}
 		if t.refused != nil {
 			break
-		}
-		if t.replaced {
-			replaced = append(replaced, gids[k])
-			t.replaced = false
 		}
 	}
 	if t.refused == nil {
@@ -547,7 +547,7 @@ func (a *applyConn) applyRun(ctx context.Context, txns []*Txn, gids []string, te
 	if t.refused != nil {
 		return fmt.Errorf("%w: %w", errRunRefused, t.refused)
 	}
-	for _, gid := range replaced {
+	for _, gid := range t.replaced {
 		a.logger.Warn(replacedWarning, "gid", gid)
 	}
 	return nil
@@ -561,13 +561,11 @@ type applyTx struct {
 	gid string
 	pl  *pgconn.Pipeline
 
-	steps        []pipelineStep // those of the round trip under way
-	inBatch      int            // changes sent in it
-	decisionStep int            // the decision row's Execute in the first round trip, or -1
-	staleStep    int            // the stale decision row's DELETE in the first round trip, or -1
-	replaced     bool           // that DELETE deleted a row (decisionRow)
-	refused      error          // the peer's first refusal; it skips the rest of the transaction
-	duplicate    bool           // refused is the decision row's unique violation
+	steps     []pipelineStep // those of the round trip under way
+	inBatch   int            // changes sent in it
+	replaced  []string       // the gids whose stale decision row a DELETE deleted (decisionRow)
+	refused   error          // the peer's first refusal; it skips the rest of the transaction
+	duplicate bool           // refused is the decision row's unique violation
 
 	run      []Change    // consecutive copyable inserts into one table, not sent yet
 	runFirst int         // the index of run[0] in the transaction
@@ -629,15 +627,15 @@ func (t *applyTx) fail(i int, err error) {
 	}
 	t.refused = stepError(t.gid, t.steps, i, err)
 	var pgErr *pgconn.PgError
-	t.duplicate = i == t.decisionStep && errors.As(err, &pgErr) && pgErr.Code == "23505"
+	t.duplicate = i < len(t.steps) && t.steps[i].decision && errors.As(err, &pgErr) && pgErr.Code == "23505"
 	t.a.forgetPending(t.steps)
 }
 
 // roundTrip sends a Sync and reads the results of steps. A refusal is kept in refused (by
 // fail); a lost connection is returned, with the pipeline closed.
 func (t *applyTx) roundTrip() error {
-	// Step indexes count from 0 again in the next round trip: the decision row is in this one.
-	defer func() { t.steps, t.inBatch, t.decisionStep, t.staleStep = t.steps[:0], 0, -1, -1 }()
+	// Step indexes count from 0 again in the next round trip.
+	defer func() { t.steps, t.inBatch = t.steps[:0], 0 }()
 	if err := t.pl.Sync(); err != nil {
 		t.pl.Close()
 		t.a.forgetPending(t.steps)
@@ -664,8 +662,8 @@ func (t *applyTx) roundTrip() error {
 			tag, err := r.Close()
 			if err != nil {
 				t.fail(i, err)
-			} else if i == t.staleStep && tag.RowsAffected() > 0 {
-				t.replaced = true
+			} else if i < len(t.steps) && t.steps[i].stale != "" && tag.RowsAffected() > 0 {
+				t.replaced = append(t.replaced, t.steps[i].stale)
 			}
 			i++
 		}
