@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -347,6 +348,9 @@ type pipelineStep struct {
 	prepareSQL applyStmt // non-zero: a Parse under name, cached under this key (a.stmts) on success
 	name       string
 	what       string // for errors: which change this was
+	// gid: the transaction it was queued for, for errors: a run (applyRun) pipelines several,
+	// and reads a refusal after later ones were queued.
+	gid string
 	// kind, rel, index: for a step of a row change, what names it (changeWhat), made only for an
 	// error rather than for every change.
 	kind  byte
@@ -577,7 +581,7 @@ var errApplyStop = errors.New("the peer refused a change")
 
 func (t *applyTx) query(what, sql string, params ...[]byte) {
 	t.pl.SendQueryParams(sql, params, nil, nil, nil)
-	t.steps = append(t.steps, pipelineStep{what: what})
+	t.steps = append(t.steps, pipelineStep{what: what, gid: t.gid})
 }
 
 // prepared queues sql under the connection's prepared statement for it, made (Parse) here
@@ -597,11 +601,11 @@ func (t *applyTx) preparedFor(what, sql, rel string, params [][]byte) {
 		name = "tandem_apply_" + strconv.Itoa(a.next)
 		a.next++
 		t.pl.SendPrepare(name, sql, nil)
-		t.steps = append(t.steps, pipelineStep{prepareSQL: key, name: name, what: what})
+		t.steps = append(t.steps, pipelineStep{prepareSQL: key, name: name, what: what, gid: t.gid})
 		a.stmts[key] = name // optimistic, undone by forgetPending when the Parse did not succeed
 	}
 	t.pl.SendQueryPrepared(name, params, nil, nil)
-	t.steps = append(t.steps, pipelineStep{what: what})
+	t.steps = append(t.steps, pipelineStep{what: what, gid: t.gid})
 }
 
 // trimStmts deallocates the connection's statements once there are maxApplyStmts of them. It
@@ -614,7 +618,7 @@ func (t *applyTx) trimStmts() {
 	}
 	for _, name := range a.stmts {
 		t.pl.SendDeallocate(name)
-		t.steps = append(t.steps, pipelineStep{what: "deallocate " + name})
+		t.steps = append(t.steps, pipelineStep{what: "deallocate " + name, gid: t.gid})
 	}
 	clear(a.stmts)
 }
@@ -939,10 +943,13 @@ func (a *applyConn) forgetPending(steps []pipelineStep) {
 	}
 }
 
+// stepError is the refusal of step i of steps, of an apply for gid: named after the
+// transaction the step was queued for, when known.
 func stepError(gid string, steps []pipelineStep, i int, err error) error {
 	what := "a statement"
 	if i < len(steps) {
 		what = steps[i].describe()
+		gid = cmp.Or(steps[i].gid, gid)
 	}
 	return fmt.Errorf("apply %s on the peer: %s: %w", gid, what, err)
 }
