@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -18,137 +17,9 @@ import (
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/pgtest"
+	"github.com/tandem-ha/tandem/internal/slowlink"
 	"github.com/tandem-ha/tandem/txshim"
 )
-
-// slowRelay is a TCP relay on 127.0.0.1 that delays every chunk it carries, in each direction,
-// by a delay that may change at run time: a WAN link with latency, or a peer whose disk stalls.
-// Chunks keep their order; a chunk read at t is written at t+delay (or after the one before).
-type slowRelay struct {
-	ln     net.Listener
-	target string
-	delay  atomic.Int64 // nanoseconds, one way
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-}
-
-func newSlowRelay(t *testing.T, target string) *slowRelay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &slowRelay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go r.accept()
-	t.Cleanup(r.close)
-	return r
-}
-
-func (r *slowRelay) setDelay(d time.Duration) { r.delay.Store(int64(d)) }
-
-func (r *slowRelay) accept() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		go r.serve(c)
-	}
-}
-
-func (r *slowRelay) track(cs ...net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	for _, c := range cs {
-		r.conns[c] = struct{}{}
-	}
-	return true
-}
-
-func (r *slowRelay) serve(c net.Conn) {
-	u, err := net.Dial("tcp", r.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	if !r.track(c, u) {
-		c.Close()
-		u.Close()
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { r.pipe(u, c); done <- struct{}{} }()
-	go func() { r.pipe(c, u); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	<-done
-	r.mu.Lock()
-	delete(r.conns, c)
-	delete(r.conns, u)
-	r.mu.Unlock()
-}
-
-type chunk struct {
-	at   time.Time
-	data []byte
-}
-
-// pipe copies from src to dst, each chunk delayed.
-func (r *slowRelay) pipe(dst, src net.Conn) {
-	q := make(chan chunk, 4096)
-	go func() {
-		defer close(q)
-		for {
-			buf := make([]byte, 32<<10)
-			n, err := src.Read(buf)
-			if n > 0 {
-				q <- chunk{at: time.Now().Add(time.Duration(r.delay.Load())), data: buf[:n]}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for ch := range q {
-		if d := time.Until(ch.at); d > 0 {
-			time.Sleep(d)
-		}
-		if _, err := dst.Write(ch.data); err != nil {
-			src.Close()
-			for range q {
-			}
-			return
-		}
-	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	}
-}
-
-func (r *slowRelay) close() {
-	r.mu.Lock()
-	r.closed = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.ln.Close()
-}
-
-// viaRelay rewrites dsn's host:port to the relay's.
-func viaRelay(t *testing.T, dsn string, r *slowRelay) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = r.ln.Addr().String()
-	return u.String()
-}
 
 // logRec records the database side's log lines with their times.
 type logRec struct {
@@ -191,7 +62,7 @@ func (r *logRec) count(sub string) int {
 }
 
 // slowSite2 is dualSite2 with the peer database reached through a slow relay.
-func slowSite2(t *testing.T, commitTimeout time.Duration, log *slog.Logger) (*database, *slowRelay, *sql.DB) {
+func slowSite2(t *testing.T, commitTimeout time.Duration, log *slog.Logger) (*database, *slowlink.Link, *sql.DB) {
 	t.Helper()
 	local, peer := pgtest.Start(t), pgtest.Start(t)
 	ldb, pdb := local.Open(t, local.Database()), peer.Open(t, peer.Database())
@@ -203,8 +74,8 @@ func slowSite2(t *testing.T, commitTimeout time.Duration, log *slog.Logger) (*da
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	localDSN := local.DSN(local.Database())
-	relay := newSlowRelay(t, fmt.Sprintf("127.0.0.1:%d", peer.Port()))
-	peerDSN := viaRelay(t, peer.DSN(peer.Database()), relay)
+	relay := slowlink.Start(t, fmt.Sprintf("127.0.0.1:%d", peer.Port()))
+	peerDSN := relay.DSN(t, peer.DSN(peer.Database()))
 	if err := txshim.Install(ctx, "site2", localDSN, peerDSN, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +179,7 @@ func TestSlowPeer(t *testing.T) {
 	// The delay schedule.
 	go func() {
 		for i := 0; time.Now().Before(end); i++ {
-			relay.setDelay(delays[i%len(delays)])
+			relay.SetDelay(delays[i%len(delays)])
 			select {
 			case <-time.After(phase):
 			case <-ctx.Done():
