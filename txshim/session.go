@@ -1090,7 +1090,7 @@ func (s *session) wait(p *pending) (result, error) {
 					// Ended by something the shim did not see, and may be again: a function
 					// the client calls in every transaction would fail every other commit.
 					s.keepOff = true
-					s.log.Warn("txshim: the session's kept commit check was deallocated by something the shim did not see (a function running DEALLOCATE?); its commit was rolled back, and this session's checks are parsed on every commit from now on")
+					s.log.Warn("txshim: a statement the shim keeps prepared on the session's backend (its commit check, or its idle_session_timeout guard) was deallocated by something the shim did not see (a function running DEALLOCATE?); it failed this once (a failed check rolls its commit back), and this session's are parsed each time from now on")
 				}
 			}
 			return r, nil
