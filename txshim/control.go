@@ -102,7 +102,13 @@ func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.
 			deadline = limit
 		}
 	}
-	dctx, cancel := context.WithDeadline(ctx, deadline)
+	dialBy := deadline
+	if bound, ok := ctx.Value(dialTimeoutKey{}).(time.Duration); ok {
+		if limit := time.Now().Add(bound); dialBy.After(limit) {
+			dialBy = limit
+		}
+	}
+	dctx, cancel := context.WithDeadline(ctx, dialBy)
 	defer cancel()
 	var nd net.Dialer
 	conn, err := nd.DialContext(dctx, network, address)
@@ -122,6 +128,15 @@ func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.
 		d.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	}
 	return conn, nil
+}
+
+type dialTimeoutKey struct{}
+
+// withDialTimeout bounds the TCP (or Unix socket) connect of the control connections opened
+// under ctx by d, tighter than ctx's deadline, which goes on bounding the start-up exchange
+// that follows: a host that is gone fails fast, a slow one has time for its round trips.
+func withDialTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, dialTimeoutKey{}, d)
 }
 
 // ctlConn is a lib/pq connection whose operations put their context's deadline on the socket

@@ -34,6 +34,10 @@ type ResolverConfig struct {
 	// commitOlderAlone). nil: such a gid stays in doubt (`tandem resolve`, outside the running
 	// tandem).
 	CommitAlone func(ctx context.Context, gid string, older uint64, commit func() error) (bool, error)
+	// StartupTimeout bounds a control connection's start-up and first ping once its TCP
+	// connect (bounded by 2 s) succeeded; a database that does not finish them within it
+	// counts as unreachable in the pass. 0: 10 s.
+	StartupTimeout time.Duration
 }
 
 // Resolver finishes the dual commits that a crash or a lost connection left prepared on
@@ -79,10 +83,19 @@ type InDoubt struct {
 }
 
 // Timeouts of the resolver's control connections: a database that does not answer within
-// them counts as unreachable (connect) or fails this pass (statements). A promotion waits for
-// a pass, so a peer database that hangs delays a takeover by resolveConnectTimeout.
+// them counts as unreachable (connect, start-up) or fails this pass (statements).
+//
+// resolveConnectTimeout bounds the TCP connect alone: a host that is gone, or a firewall that
+// drops, is unreachable after it, and a refused connection at once. The start-up exchange and
+// the ping that follow (several round trips: start-up, authentication, TLS) have their own,
+// longer bound (ResolverConfig.StartupTimeout), so that a peer database over a slow link — a
+// round trip of a second or more — is not taken for unreachable: catch-up waits for a pass
+// that reaches the peer, and never began over such a link when one bound of 2 s covered it
+// all. A promotion waits for a pass, so a peer database that accepts connections but then
+// hangs delays a takeover by the start-up bound.
 const (
 	resolveConnectTimeout = 2 * time.Second
+	resolveStartupTimeout = 10 * time.Second
 	resolveStmtTimeout    = 10 * time.Second
 )
 
@@ -247,24 +260,31 @@ type resolveDB struct {
 func (r *Resolver) connect(ctx context.Context) [2]*resolveDB {
 	var dbs [2]*resolveDB
 	var wg sync.WaitGroup
+	startup := r.cfg.StartupTimeout
+	if startup <= 0 {
+		startup = resolveStartupTimeout
+	}
 	for i, dsn := range []string{r.cfg.LocalDSN, r.cfg.PeerDSN} {
 		d := &resolveDB{side: sideName(i)}
 		dbs[i] = d
-		wg.Go(func() { d.open(ctx, dsn) })
+		wg.Go(func() { d.open(ctx, dsn, startup) })
 	}
 	wg.Wait()
 	return dbs
 }
 
-func (d *resolveDB) open(ctx context.Context, dsn string) {
+// open connects d: the TCP connect within resolveConnectTimeout, the start-up and a ping
+// within startup.
+func (d *resolveDB) open(ctx context.Context, dsn string, startup time.Duration) {
 	db, err := OpenDB(dsn)
 	if err != nil {
 		d.err = err
 		return
 	}
 	d.db = db
-	cctx, cancel := context.WithTimeout(ctx, resolveConnectTimeout)
+	cctx, cancel := context.WithTimeout(ctx, startup)
 	defer cancel()
+	cctx = withDialTimeout(cctx, resolveConnectTimeout)
 	conn, err := db.Conn(cctx)
 	if err == nil {
 		if err = conn.PingContext(cctx); err != nil {
