@@ -248,6 +248,16 @@ func olderAloneCandidate(gidSite, self string, own, other sideState) bool {
 	return gidSite == self && own == sidePrepared && other == sideUnreachable
 }
 
+type startupKey struct{}
+
+// WithStartupTimeout makes the passes run under ctx bound their connections' start-up by d
+// rather than by ResolverConfig.StartupTimeout: a promotion, which waits for its pass, must not
+// wait long for a peer database that accepts connections and hangs (the old master's host
+// frozen) — over a slow link the catch-up's later passes reach it.
+func WithStartupTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, startupKey{}, d)
+}
+
 // resolveDB is one database's control connection during a pass.
 type resolveDB struct {
 	side string // "local" or "peer"
@@ -263,6 +273,9 @@ func (r *Resolver) connect(ctx context.Context) [2]*resolveDB {
 	startup := r.cfg.StartupTimeout
 	if startup <= 0 {
 		startup = resolveStartupTimeout
+	}
+	if d, ok := ctx.Value(startupKey{}).(time.Duration); ok && d > 0 {
+		startup = d
 	}
 	for i, dsn := range []string{r.cfg.LocalDSN, r.cfg.PeerDSN} {
 		d := &resolveDB{side: sideName(i)}

@@ -129,13 +129,19 @@ func TestResolveDeadPeerFast(t *testing.T) {
 			defer c.Close()
 		}
 	}()
+	// The promotion's pass (WithStartupTimeout) is bounded by its own, shorter start-up bound
+	// whatever the resolver's.
 	for _, c := range []struct {
-		name, addr string
-		startup    time.Duration
-	}{{"refused", refused, 0}, {"black hole", blackHole(t), 0}, {"silent", silent.Addr().String(), 2500 * time.Millisecond}} {
+		name, addr   string
+		startup, ctx time.Duration
+	}{{"refused", refused, 0, 0}, {"black hole", blackHole(t), 0, 0}, {"silent", silent.Addr().String(), 2500 * time.Millisecond, 0},
+		{"silent, a promotion's pass", silent.Addr().String(), 0, 2 * time.Second}} {
 		r := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: withHost(t, e.peerDSN(), c.addr), Logger: e.logger,
 			StartupTimeout: c.startup})
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if c.ctx > 0 {
+			ctx = WithStartupTimeout(ctx, c.ctx)
+		}
 		start := time.Now()
 		rep, err := r.ResolveOnce(ctx)
 		took := time.Since(start)

@@ -427,8 +427,10 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// None of this process's own transactions can be in flight: the shim
-	// was not writable.
-	rep := d.resolve(ctx)
+	// was not writable. A peer database that accepts connections and then hangs counts as
+	// unreachable after 2 s here, not the resolver's longer start-up bound for slow links: the
+	// takeover waits for this pass.
+	rep := d.resolve(txshim.WithStartupTimeout(ctx, 2*time.Second))
 	if err := txshim.BumpSequences(ctx, d.cfg.LocalDSN); err != nil {
 		return false, fmt.Errorf("move sequences past the values in use: %w", err)
 	}
