@@ -71,7 +71,10 @@ func TestPreparedThenBackendGone(t *testing.T) {
 	db := c.Open(t, c.Database())
 	failpoint = func(step string) error {
 		if step == "after-local-prepare" {
-			if _, err := db.Exec(`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE query LIKE 'PREPARE TRANSACTION%'`); err != nil {
+			// The session's backend: its last statement is the PREPARE, or the shim's
+			// idle_session_timeout guard pipelined behind it (idleOff).
+			if _, err := db.Exec(`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+WHERE query LIKE 'PREPARE TRANSACTION%' OR (query LIKE '%idle_session_timeout%' AND pid <> pg_backend_pid())`); err != nil {
 				t.Errorf("terminate the session's backend: %v", err)
 			}
 		}
