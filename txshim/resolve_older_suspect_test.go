@@ -90,7 +90,7 @@ func TestResolverCommitsOlderTermAloneAfterRestartAsBackup(t *testing.T) {
 	sh2.SetBackup(false)
 	s2 := startShim(t, e.local, Options{Peer: sh2, Logger: e.logger}, ModeSolo, 3)
 	r := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger,
-		InFlight: s2.InFlight, CommitAlone: s2.CommitAlone})
+		InFlight: s2.InFlight, CommitAlone: s2.CommitAlone, StartupTimeout: frozenStartup})
 	rep, err := r.ResolveOnce(ctx)
 	t.Logf("pass with the peer frozen: %+v %v", rep, err)
 

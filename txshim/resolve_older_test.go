@@ -66,8 +66,10 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	}
 	sh.SetBypassFrom(from)
 
+	// The frozen peer accepts and hangs: each pass finds it unreachable after the start-up
+	// bound, kept short here (the default is for slow links).
 	r := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger,
-		InFlight: s.InFlight, CommitAlone: s.CommitAlone})
+		InFlight: s.InFlight, CommitAlone: s.CommitAlone, StartupTimeout: frozenStartup})
 	for _, m := range []struct {
 		mode Mode
 		term uint64
@@ -89,7 +91,7 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	sh.SetBackup(false)
 	s.SetMode(ModeSolo, 2)
 	// `tandem resolve` (no running shim to ask) leaves it in doubt.
-	outside := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger})
+	outside := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger, StartupTimeout: frozenStartup})
 	resolve(t, outside, nil, nil, doubt)
 	// The prepared transaction holds its row: a write to it waits (straight on the database,
 	// bounded by lock_timeout).
@@ -153,6 +155,10 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	}
 	t.Logf("shipper: %+v", sh.Stats())
 }
+
+// frozenStartup is the resolvers' start-up bound in the tests whose peer database is frozen
+// (it accepts connections and hangs).
+const frozenStartup = 2 * time.Second
 
 // frozenInDoubt freezes the peer database (thawed by resume, or when the test ends) and makes
 // the dual commit of INSERT INTO acct VALUES (2, 2) on conn — a shim that may not go solo —
