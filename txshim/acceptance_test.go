@@ -36,7 +36,13 @@ type accEnv struct {
 
 func startAccEnv(t *testing.T) *accEnv {
 	t.Helper()
-	e := &accEnv{local: testCluster(t), peer: testCluster(t)}
+	return startAccEnvWith(t, nil, nil)
+}
+
+// startAccEnvWith is startAccEnv with options for the local and the peer cluster.
+func startAccEnvWith(t *testing.T, local, peer []pgtest.Option) *accEnv {
+	t.Helper()
+	e := &accEnv{local: pgtest.Start(t, local...), peer: pgtest.Start(t, peer...)}
 	e.localDSN, e.peerDSN = e.local.DSN(e.local.Database()), e.peer.DSN(e.peer.Database())
 	e.localDB, e.peerDB = e.local.Open(t, e.local.Database()), e.peer.Open(t, e.peer.Database())
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,11 +2,8 @@ package txshim
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -50,37 +47,13 @@ func fillSlots(t *testing.T, c *pgtest.Cluster) (release func()) {
 	return release
 }
 
-// connEnv is startAccEnv with connection limits on the clusters.
+// connEnv is startAccEnv with connection limits on the clusters; the test's own handles keep
+// no idle connection, which would take a slot.
 func connEnv(t *testing.T, local, peer []pgtest.Option) *accEnv {
 	t.Helper()
-	e := &accEnv{local: pgtest.Start(t, local...), peer: pgtest.Start(t, peer...)}
-	e.localDSN, e.peerDSN = e.local.DSN(e.local.Database()), e.peer.DSN(e.peer.Database())
-	e.localDB, e.peerDB = e.local.Open(t, e.local.Database()), e.peer.Open(t, e.peer.Database())
+	e := startAccEnvWith(t, local, peer)
 	e.localDB.SetMaxIdleConns(0)
 	e.peerDB.SetMaxIdleConns(0)
-	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := Install(ctx, "site1", e.localDSN, e.peerDSN, logger); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
-		if err := WriteTermRecord(ctx, db, 1, "site1", true); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-	}
-	e.ship = NewShipper(ShipperConfig{Site: "site1", LocalDSN: e.localDSN, PeerDSN: e.peerDSN, Logger: logger})
-	e.ship.SetTerm(1)
-	done := make(chan error, 1)
-	go func() { done <- e.ship.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("Shipper.Run: %v", err)
-		}
-	})
-	e.shim = startShim(t, e.local, Options{Peer: e.ship, Logger: logger}, ModeDual, 1)
 	return e
 }
 
