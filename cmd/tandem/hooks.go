@@ -40,7 +40,7 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	// A child left behind (a daemon the hook starts) may hold the output open: the timeout
 	// kills the hook's process group, and the wait for the output ends soon after.
 	procgroup.KillOnCancel(cmd)
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = hookWaitDelay
 	var raw cappedOutput
 	cmd.Stdout, cmd.Stderr = &raw, &raw
 	err := cmd.Run()
@@ -73,6 +73,10 @@ func hookEnviron(env []string) []string {
 	}
 	return out
 }
+
+// hookWaitDelay is how long a hook's run waits, once the hook is gone (exited, or killed at its
+// timeout), for a child it left holding its output.
+const hookWaitDelay = time.Second
 
 // hookOutputMax bounds what is kept of a hook's output for the log: a hook that prints without
 // end (a `tail -f` by mistake) for its whole timeout must not fill the sidecar's memory.

@@ -129,12 +129,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		opts.Store = db.records
 		opts.BeforePromote = db.promote
 		opts.WentSolo = db.shim.WentSolo
-		// A release at shutdown (BeforeRelease) drains the shim — as long as a commit may wait
-		// for the peer, and the barrier within that bound (database.drain) — and then runs
-		// on_demote: gossip's default 30 s would cut the drain short and let "released" go
-		// out while a commit may still say peer_synced = false, which the node then refuses.
-		opts.ReleaseTimeout = txshim.CommitWaitMax(cfg.TxShim.CommitTimeout) + drainMargin + cfg.Hooks.Timeout
 	}
+	opts.ReleaseTimeout = releaseTimeout(cfg)
 	node, err := gossip.New(cfg, opts)
 	if err != nil {
 		return err
@@ -223,6 +219,22 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	_ = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return firstErr
+}
+
+// releaseTimeout bounds a release at shutdown (gossip.Options.ReleaseTimeout, BeforeRelease).
+// With [txshim] it drains the shim — as long as a commit may wait for the peer, and the
+// barrier within that bound (database.drain): gossip's default 30 s would cut the drain short
+// and let "released" go out while a commit may still say peer_synced = false, which the node
+// then refuses. Then it runs on_demote, which must have its whole hooks.timeout and the moment
+// a hook killed at its timeout takes to end (hookWaitDelay, and a margin): cut by this bound
+// instead, it would be killed early (a hooks.timeout above 30 s), or taken for one tandem's
+// stop cut short, not recorded as run, and run again at the next start.
+func releaseTimeout(cfg *config.Config) time.Duration {
+	hook := cfg.Hooks.Timeout + hookWaitDelay + time.Second
+	if cfg.TxShim != nil {
+		return txshim.CommitWaitMax(cfg.TxShim.CommitTimeout) + drainMargin + hook
+	}
+	return max(30*time.Second, hook)
 }
 
 func kindName(k config.Kind) string {

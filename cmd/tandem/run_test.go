@@ -13,6 +13,7 @@ import (
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/txshim"
 )
 
 // hookSidecar is site1's sidecar with only what its hooks need: the hook runner (not started)
@@ -296,5 +297,35 @@ func TestDemoteStoppedAfterAdoption(t *testing.T) {
 	}
 	if got := hooksRan(); !strings.HasSuffix(got, "demote-end 1") {
 		t.Fatalf("hooks ran: %q; on_demote of term 1 was stopped before its end and the next start did not run it again: the server still believes it is master", got)
+	}
+}
+
+// TestReleaseTimeoutCoversOnDemote: a master stopped (SIGTERM) releases its term within
+// releaseTimeout: the shim's drain, if any, then on_demote. The bound must leave on_demote its
+// whole hooks.timeout, and the moment a hook killed at its timeout takes to end: else an
+// on_demote that runs long is killed by the stop before its own timeout (a hooks.timeout of
+// 60 s cut at 30 s), and one that uses up its timeout ends with the stop's deadline, is taken
+// for one tandem's stop cut short, not recorded as run (demoted.json), and runs again at the
+// next start.
+func TestReleaseTimeoutCoversOnDemote(t *testing.T) {
+	shim := &config.TxShim{CommitTimeout: config.DefaultCommitTimeout}
+	for _, c := range []struct {
+		name string
+		shim *config.TxShim
+		hook time.Duration
+	}{
+		{"no [txshim], default hooks.timeout", nil, config.DefaultHookTimeout},
+		{"no [txshim], hooks.timeout 60s", nil, 60 * time.Second},
+		{"[txshim], default hooks.timeout", shim, config.DefaultHookTimeout},
+		{"[txshim], hooks.timeout 60s", shim, 60 * time.Second},
+	} {
+		cfg := &config.Config{TxShim: c.shim, Hooks: config.Hooks{Timeout: c.hook}}
+		need := c.hook + hookWaitDelay
+		if c.shim != nil {
+			need += txshim.CommitWaitMax(c.shim.CommitTimeout) + drainMargin
+		}
+		if got := releaseTimeout(cfg); got <= need {
+			t.Errorf("%s: a release at stop is cut after %v; the drain and on_demote may take %v", c.name, got, need)
+		}
 	}
 }
