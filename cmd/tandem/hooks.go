@@ -53,6 +53,9 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", out)
 		return false
 	}
+	if err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("killed at its hooks.timeout (%v): %w", h.cfg.Timeout, err)
+	}
 	if err != nil {
 		h.log.Error("hook failed", "hook", name, "cmd", argv[0], "err", fmt.Sprint(err), "output", out)
 		return true

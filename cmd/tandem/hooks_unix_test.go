@@ -62,6 +62,18 @@ func TestHookLeavesDaemon(t *testing.T) {
 	}
 }
 
+// TestHookTimeoutLogged: a hook killed at hooks.timeout is logged as timed out, naming the key,
+// not only as "signal: killed", which reads as if someone else killed it.
+func TestHookTimeoutLogged(t *testing.T) {
+	h, logged := loggingHooks()
+	h.cfg.Timeout = 300 * time.Millisecond
+	h.run(t.Context(), "on_demote", []string{"sh", "-c", "sleep 10"}, gossip.RoleBackup, 2)
+	out := logged()
+	if !strings.Contains(out, "hook failed") || !strings.Contains(out, "hooks.timeout") {
+		t.Fatalf("log of a hook that outlived its 300ms hooks.timeout:\n%s", out)
+	}
+}
+
 // loggingHooks returns hooks (timeout 10 s) whose log is kept, and a function that reads it.
 func loggingHooks() (hooks, func() string) {
 	var mu sync.Mutex
