@@ -120,9 +120,13 @@ func (s *sidecar) guard(next http.Handler) http.Handler {
 }
 
 // addressHost reports whether host (host or host:port, from a request's Host header) is an IP
-// address or localhost.
+// address or localhost, or names no host at all (":7180", as tandem status -admin :7180 sends
+// it: this host, and no page's name).
 func addressHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
+		if h == "" {
+			return true
+		}
 		host = h
 	}
 	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))

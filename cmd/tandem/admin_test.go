@@ -178,6 +178,7 @@ func TestAdminBrowserRefused(t *testing.T) {
 		{http.MethodPost, "evil.example:7180", map[string]string{"Origin": "http://evil.example:7180"}, true},
 		{http.MethodGet, "evil.example:7180", nil, true},
 		{http.MethodHead, "myhost:7180", nil, false}, // /healthz tells nothing: a monitor may use any name
+		{http.MethodGet, ":7180", nil, false},        // tandem status -admin :7180: no name, no browser's
 	} {
 		path := "/promote?force=1" // refused by the handler itself (409): this member has no proxy
 		switch tc.method {
