@@ -69,6 +69,12 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		c.base, c.token = "http://"+listen, token
 	}
 	if *addr != "" {
+		// host:port, as admin.listen: without a port it was asked on 80, and a URL's scheme
+		// was taken for the host, each failing with an error that named no flag.
+		if u, err := url.Parse("http://" + *addr); err != nil || u.Host != *addr || u.Port() == "" {
+			fmt.Fprintf(stderr, "tandem %s: -admin %q: want host:port, the member's admin.listen (127.0.0.1:7180)\n", name, *addr)
+			return nil, nil, false
+		}
 		c.base = "http://" + *addr
 	}
 	c.guessed = *path == "" && *addr == ""

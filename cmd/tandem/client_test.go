@@ -345,3 +345,17 @@ func TestAdminDefaultAddressUnreachableSaysWhatToDo(t *testing.T) {
 		t.Errorf("with -admin: %v; want the error alone", err)
 	}
 }
+
+// TestAdminFlagAddress: -admin takes host:port. One without a port was asked on port 80 ("dial
+// tcp 127.0.0.1:80: connect: connection refused", which names no flag), and a URL
+// (http://127.0.0.1:7180) as the host "http" ("lookup http ... no such host"): such an address
+// is refused at once (exit 2), naming the flag and what it takes.
+func TestAdminFlagAddress(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "http://127.0.0.1:7180", "localhost", "[::1]"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"status", "-admin", addr}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "-admin") || !strings.Contains(stderr.String(), "host:port") {
+			t.Errorf("status -admin %s: exit %d, stderr %q; want exit 2 naming -admin and host:port", addr, code, stderr.String())
+		}
+	}
+}
