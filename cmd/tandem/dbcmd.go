@@ -26,6 +26,10 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil || !argsAtMost("resolve", fs.Args(), 0, stderr) {
 		return 2
 	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "usage: tandem resolve -config FILE [-commit GID | -rollback GID] [-accept-unknown-outcome]")
+		return 2
+	}
 	cfg, ok := shimConfig("resolve", []string{"-config", *path}, stderr)
 	if !ok {
 		return 2

@@ -39,7 +39,7 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 		return 2
 	}
 	if *path == "" {
-		fmt.Fprintf(stderr, "usage: tandem %s -config FILE\n", name)
+		fmt.Fprintf(stderr, "usage: tandem %s -config FILE [-log-level LEVEL]\n", name)
 		return 2
 	}
 	var lvl slog.Level

@@ -31,3 +31,29 @@ func TestUsageNamesEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandUsageLine: a command run without its -config prints its usage line as tandem help
+// gives it, its other flags included (tandem resolve printed "usage: tandem resolve -config
+// FILE", without -commit, -rollback or -accept-unknown-outcome; run and witness without
+// -log-level).
+func TestCommandUsageLine(t *testing.T) {
+	for _, cmd := range []string{"run", "witness", "install", "verify", "resolve"} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{cmd}, &stdout, &stderr); code != 2 {
+			t.Errorf("%s without -config: exit %d, want 2", cmd, code)
+		}
+		line, ok := strings.CutPrefix(strings.TrimSpace(stderr.String()), "usage: tandem ")
+		if !ok {
+			t.Errorf("%s without -config prints %q; want its usage line", cmd, stderr.String())
+			continue
+		}
+		for _, l := range strings.Split(usage, "\n") {
+			if !strings.HasPrefix(l, "  ") || strings.HasPrefix(l, "   ") {
+				continue // not a command's synopsis
+			}
+			if synopsis, _, _ := strings.Cut(strings.TrimSpace(l), "   "); strings.HasPrefix(synopsis, cmd+" ") && synopsis != line {
+				t.Errorf("%s without -config prints %q; tandem help says %q", cmd, line, synopsis)
+			}
+		}
+	}
+}
