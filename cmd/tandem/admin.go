@@ -367,9 +367,11 @@ func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
 	}
 	// The site may still wait for another rule (no majority, fence_delay, or not current once
-	// it sees a newer term): say so rather than let the operator believe it took control.
+	// it sees a newer term): say so rather than let the operator believe it took control. No
+	// decision yet is no answer either: right after the force a cold site is backup for a
+	// moment with none, before the round that says what it waits for.
 	waiting := func(d string) bool {
-		return strings.HasPrefix(d, "cold start") || (loss != "" && strings.HasPrefix(d, "not current"))
+		return d == "" || strings.HasPrefix(d, "cold start") || (loss != "" && strings.HasPrefix(d, "not current"))
 	}
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		st = s.node.State()

@@ -333,3 +333,40 @@ func tokenlessAdmin(t *testing.T) http.Handler {
 	}
 	return (&sidecar{cfg: cfg, log: logger, node: node, start: time.Now()}).adminHandler()
 }
+
+// TestPromoteForceSaysWhatItWaitsFor: README: with gossip.witness = true a site alone at cold
+// start stays backup after tandem promote -force, "and tandem promote -force prints what it
+// still waits for" (no majority). Right after the force the node is backup with no decision yet
+// for a moment, which the answer took for "waits for nothing": it said only that the wait was
+// lifted, and the operator believed the site would take control.
+func TestPromoteForceSaysWhatItWaitsFor(t *testing.T) {
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(),
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Join: []string{freeGossipAddr(t), freeGossipAddr(t)},
+			Profile: config.ProfileFast, Failback: config.FailbackAuto, Witness: true, FenceDelay: config.DefaultFenceDelay(config.ProfileFast)},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	node.SetServerHealthy(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for st := node.State(); !strings.HasPrefix(st.Decision, "cold start"); st = node.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("site1 alone: %s, %q; want waiting at cold start", st.Role, st.Decision)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := &sidecar{cfg: cfg, log: logger, node: node, start: time.Now(), proxy: &proxy.Server{}}
+	rec := httptest.NewRecorder()
+	s.adminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1:7180/promote?force=1", nil))
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "still waits") || !strings.Contains(body, "no majority") {
+		t.Errorf("promote -force on a site alone with a witness configured: %d %q (now %s, %q); want it to say it still waits for a majority",
+			rec.Code, body, node.State().Role, node.State().Decision)
+	}
+}
