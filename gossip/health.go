@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -175,6 +176,7 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.s.HealthTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.s.HealthCommand[0], c.s.HealthCommand[1:]...)
+	cmd.Env = execEnviron(os.Environ())
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -189,7 +191,7 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)
 	}
-	msg := strings.TrimSpace(out.String())
+	msg := maskPGPassword(strings.TrimSpace(out.String()))
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}
@@ -197,4 +199,28 @@ func (c *Checker) checkExec(ctx context.Context) error {
 		return fmt.Errorf("health command: %w: %s", err, msg)
 	}
 	return fmt.Errorf("health command: %w", err)
+}
+
+// execEnviron is the sidecar's environment as the health command gets it, as a hook does:
+// without the gossip key ($TANDEM_GOSSIP_KEY), the sidecar's secret, since a failed check logs
+// the command's output (DESIGN §2: secrets never appear in logs).
+func execEnviron(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); name != config.GossipKeyEnv {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// maskPGPassword masks the value of $PGPASSWORD, which the health command keeps (it may need
+// the database), in its output as it is logged: as it stands and as bash's set -x quotes it.
+func maskPGPassword(s string) string {
+	pw := os.Getenv("PGPASSWORD")
+	if pw == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, pw, "<PGPASSWORD>")
+	return strings.ReplaceAll(s, strings.ReplaceAll(pw, "'", `'\''`), "<PGPASSWORD>")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -89,4 +90,30 @@ func TestCheckerOutOfDescriptors(t *testing.T) {
 	}
 	l.Close()
 	waitFor(t, 2*time.Second, "unhealthy reported after the listener closed", func() bool { return equalBools(r.list(), []bool{true, false}) })
+}
+
+// TestCheckerExecSecrets: a health command gets the sidecar's environment as a hook does (README
+// hooks.on_promote): without $TANDEM_GOSSIP_KEY, and with $PGPASSWORD, masked in the output
+// tandem logs. A failing check logs the command's output ("server unhealthy"): one that printed
+// its environment, or ran under set -x, wrote the gossip key and the database password into the
+// sidecar's log.
+func TestCheckerExecSecrets(t *testing.T) {
+	t.Setenv(config.GossipKeyEnv, "gossipkeysecret0123456789abcdef")
+	t.Setenv("PGPASSWORD", "pg'pw-secret")
+	c := NewChecker(config.Server{
+		Health: config.HealthExec, HealthTimeout: 5 * time.Second,
+		HealthCommand: []string{"bash", "-xc", `echo "key=$TANDEM_GOSSIP_KEY pw=$PGPASSWORD"; exit 1`},
+	}, nil)
+	err := c.checkExec(t.Context())
+	if err == nil {
+		t.Fatal("a health command that exits 1 passed")
+	}
+	for _, secret := range []string{"gossipkeysecret", "pw-secret"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the failed check's error, which is logged, holds a secret: %v", err)
+		}
+	}
+	if !strings.Contains(err.Error(), "pw=<PGPASSWORD>") {
+		t.Errorf("error %v: want the password masked as <PGPASSWORD>", err)
+	}
 }
