@@ -249,7 +249,7 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, fmt.Sprintf("cannot forward to the master %s: %v", m.Site, err), http.StatusBadGateway)
 				return
 			}
-			c := &adminClient{base: "http://" + addr, token: s.cfg.Admin.Token, http: newAdminHTTP(10 * time.Second)}
+			c := &adminClient{base: "http://" + addr, token: s.cfg.Admin.Token, http: newAdminHTTP(forwardTimeout)}
 			var out strings.Builder
 			if err := c.do(http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
 				http.Error(w, fmt.Sprintf("forwarded to the master %s at %s: %v", m.Site, m.Admin, err), http.StatusBadGateway)
@@ -428,6 +428,12 @@ func (s *sidecar) clearSplitBrain(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(w, "%s: split brain of term %d cleared; failback to this site is allowed again\n", s.cfg.Site, term)
 }
+
+// forwardTimeout bounds a switchover a backup forwards to the master (which answers at once: the
+// handover goes on after its answer). It is shorter than the operator's own request
+// (cliTimeout), so that the command gets the backup's answer naming the master it could not
+// reach, rather than a timeout of its own that names nothing.
+const forwardTimeout = cliTimeout / 2
 
 // forwardedHeader marks a switchover request one member forwarded to another.
 const forwardedHeader = "X-Tandem-Forwarded"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -368,5 +369,73 @@ func TestPromoteForceSaysWhatItWaitsFor(t *testing.T) {
 	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "still waits") || !strings.Contains(body, "no majority") {
 		t.Errorf("promote -force on a site alone with a witness configured: %d %q (now %s, %q); want it to say it still waits for a majority",
 			rec.Code, body, node.State().Role, node.State().Decision)
+	}
+}
+
+// TestSwitchoverForwardHungMaster: tandem switchover asked of the backup is forwarded to the
+// master's admin API. When that API accepts and never answers (the master's sidecar is
+// frozen), the command must say so: the backup's forward waited as long as the command's own
+// request (10 s each), and the command gave up first with "Client.Timeout exceeded", which
+// names neither the master nor the forward.
+func TestSwitchoverForwardHungMaster(t *testing.T) {
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
+	logger := slog.New(slog.DiscardHandler)
+	site := func(name string, prio int, bind, join, admin string) (*config.Config, *gossip.Node) {
+		cfg := &config.Config{
+			Kind: config.KindSite, Site: name, Priority: prio, DataDir: t.TempDir(), Admin: config.Admin{Listen: admin},
+			Gossip: config.Gossip{Bind: bind, Join: []string{join}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+		}
+		if err := gossip.NewFileStore(cfg.DataDir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := gossip.New(cfg, gossip.Options{Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		n.SetServerHealthy(true)
+		return cfg, n
+	}
+	site("site1", 1, addr1, addr2, hung.Addr().String())
+	cfg2, n2 := site("site2", 2, addr2, addr1, "127.0.0.1:7180")
+	deadline := time.Now().Add(10 * time.Second)
+	for st := n2.State(); st.Role != gossip.RoleBackup || st.Master != "site1"; st = n2.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("site2: %s, master %q; want backup of site1", st.Role, st.Master)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s2 := &sidecar{cfg: cfg2, log: logger, node: n2, start: time.Now(), proxy: &proxy.Server{}}
+	srv := httptest.NewServer(s2.adminHandler())
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run([]string{"switchover", "-admin", strings.TrimPrefix(srv.URL, "http://")}, &stdout, &stderr)
+	t.Logf("exit %d after %v: %s", code, time.Since(start).Round(time.Millisecond), stderr.String())
+	if code != 1 || !strings.Contains(stderr.String(), "forward") || !strings.Contains(stderr.String(), "site1") {
+		t.Errorf("switchover through the backup to a hung master: exit %d, stderr %q; want exit 1 saying the forward to site1 failed", code, stderr.String())
 	}
 }

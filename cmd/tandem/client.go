@@ -45,6 +45,9 @@ func newAdminHTTP(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: adminTransport}
 }
 
+// cliTimeout bounds an operator's admin command (all but resync, which waits for its copy).
+const cliTimeout = 10 * time.Second
+
 // adminFlags parses -config / -admin and returns the client and the rest of the arguments.
 // extra adds a command's own flags.
 func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*adminClient, []string, bool) {
@@ -59,7 +62,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, false
 	}
-	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: newAdminHTTP(10 * time.Second), cli: true}
+	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: newAdminHTTP(cliTimeout), cli: true}
 	if *path != "" {
 		listen, token, err := adminConfig(*path)
 		if err != nil {
