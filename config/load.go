@@ -1013,6 +1013,9 @@ func localhostIPs(hostPort string) []string {
 // best effort), or a piece of it (`missing "=" after "WORD"` names the second word of an
 // unquoted password with a space), and any piece may be part of the password.
 func dsnProblem(dsn string) (*pgconn.Config, string) {
+	if msg := dsnFileProblem(dsn); msg != "" {
+		return nil, "cannot be read as a connection string: " + msg
+	}
 	pc, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, "cannot be read as a connection string: " + dsnReason(err, pgconnMsg(err))
@@ -1021,6 +1024,37 @@ func dsnProblem(dsn string) (*pgconn.Config, string) {
 		return nil, "cannot be read as a connection string: " + dsnReason(err, err.Error())
 	}
 	return pc, ""
+}
+
+// dsnFileProblem says which file dsn names (or the clients take by default, in the home
+// directory) is there but neither a regular file nor a directory: pgconn reads them while it
+// parses the string, and the read of a FIFO nobody writes to, or of a device, never ends. ""
+// when none is, or when lib/pq cannot read the string (dsnProblem says why). lib/pq reads the
+// settings without opening the files.
+func dsnFileProblem(dsn string) string {
+	pc, err := pq.NewConfig(dsn)
+	if err != nil {
+		return ""
+	}
+	home, _ := os.UserHomeDir()
+	for _, f := range []struct{ setting, path, def string }{
+		{"passfile", pc.Passfile, ".pgpass"},
+		{"sslrootcert", pc.SSLRootCert, filepath.Join(".postgresql", "root.crt")},
+		{"sslcert", pc.SSLCert, filepath.Join(".postgresql", "postgresql.crt")},
+		{"sslkey", pc.SSLKey, filepath.Join(".postgresql", "postgresql.key")},
+	} {
+		path := f.path
+		if path == "" && home != "" {
+			path = filepath.Join(home, f.def)
+		}
+		if path == "" || f.setting == "sslrootcert" && path == "system" {
+			continue
+		}
+		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return fmt.Sprintf("%s: not a regular file (%v): reading it would never end", f.setting, fi.Mode().Type())
+		}
+	}
+	return ""
 }
 
 // pgconnMsg is what pgconn says went wrong (invalid port, failed to configure TLS, ...): its

@@ -1,0 +1,50 @@
+//go:build unix
+
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDSNFileNotRegular: a file a DSN names that is a FIFO (or a device) is refused with its
+// setting: the database clients read those files while the string is checked, and the read of a
+// FIFO nobody writes never ends, so tandem check-config, run, install, verify, resolve and the
+// admin commands' -config hung there for ever.
+func TestDSNFileNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	for _, tc := range []struct{ dsn, setting string }{
+		{"host=10.0.0.2 passfile=" + fifo, "passfile"},
+		{"host=10.0.0.2 sslmode=verify-full sslrootcert=" + fifo, "sslrootcert"},
+		{"postgres://a@10.0.0.2/c?sslmode=require&sslcert=" + fifo + "&sslkey=" + fifo, "sslcert"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("f.toml", []byte(base+"peer_dsn = \""+tc.dsn+"\"\n"), KindSite)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.peer_dsn" || !strings.Contains(errs[0].Msg, tc.setting) {
+				t.Errorf("%s: got %v, want one txshim.peer_dsn error naming %s", tc.dsn, err, tc.setting)
+			}
+		case <-time.After(5 * time.Second):
+			// The goroutine stays blocked on the FIFO: open it for writing to let it go.
+			if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+				f.Close()
+			}
+			t.Fatalf("%s: the configuration is still being read after 5 s (blocked on the FIFO)", tc.dsn)
+		}
+	}
+}
