@@ -48,3 +48,39 @@ func TestDSNFileNotRegular(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCertFileNotRegular: a txshim.tls_cert_file that is a FIFO is refused, as a secret file
+// that is one is: it was read as it stood (tls.LoadX509KeyPair), and the read of a FIFO nobody
+// writes never ended, so check-config and run hung.
+func TestTLSCertFileNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "cert.pem")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	_, keyPEM := selfSignedPEM(t)
+	key := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(key, []byte(keyPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n" +
+		"tls_cert_file = \"" + fifo + "\"\ntls_key_file = \"" + key + "\"\n"
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.tls_cert_file" || !strings.Contains(errs[0].Msg, "not a regular file") {
+			t.Errorf("got %v, want one txshim.tls_cert_file error: not a regular file", err)
+		}
+	case <-time.After(5 * time.Second):
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("the configuration is still being read after 5 s (blocked on the FIFO)")
+	}
+}

@@ -545,6 +545,26 @@ func readSecretMax(path string, limit int64) ([]byte, error) {
 	return b, err
 }
 
+// readCert reads txshim.tls_cert_file, which is no secret: a regular file (a FIFO, opened
+// without blocking, would otherwise be read without end) of at most 1 MiB.
+func readCert(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	const limit = 1 << 20
+	switch fi, err := f.Stat(); {
+	case err != nil:
+		return nil, err
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	case fi.Size() > limit:
+		return nil, fmt.Errorf("%s is %d bytes: a certificate chain holds at most %d", path, fi.Size(), limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
 // readUsers reads txshim.users_file: one "user:password" per line (blank lines and lines
 // starting with # skipped), with readSecret's checks; the shim authenticates clients against
 // it with SCRAM-SHA-256.
@@ -912,9 +932,11 @@ func (l *loader) txshim(r *raw, c *Config) {
 	case l.read&SecretShimTLS == 0:
 		t.TLSCertFile, t.TLSKeyFile = rt.TLSCertFile, rt.TLSKeyFile
 	default:
-		if _, err := readSecret(rt.TLSKeyFile); err != nil {
+		if keyPEM, err := readSecret(rt.TLSKeyFile); err != nil {
 			l.errorf("txshim.tls_key_file", "%v", err)
-		} else if cert, err := tls.LoadX509KeyPair(rt.TLSCertFile, rt.TLSKeyFile); err != nil {
+		} else if certPEM, err := readCert(rt.TLSCertFile); err != nil {
+			l.errorf("txshim.tls_cert_file", "%v", err)
+		} else if cert, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 			l.errorf("txshim.tls_cert_file", "%v", err)
 		} else {
 			t.TLSCertFile, t.TLSKeyFile, t.TLSCert = rt.TLSCertFile, rt.TLSKeyFile, &cert
