@@ -44,6 +44,7 @@ type applyConn struct {
 	ddl    *atomic.Uint64
 	relsAt uint64
 	copied *atomic.Int64 // counts the rows it applied through COPY; may be nil
+	own    *ownPIDs      // the backend pids of its pool's connections (applyPool.own); may be nil
 	// noLSN: the peer's tandem.decisions has no lsn column (installed by an earlier version
 	// and not since): decision rows go without it, and are never pruned (prune.go).
 	noLSN bool
@@ -62,7 +63,9 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("parse peer DSN: %w", err)
 	}
-	// The name tells the watchdog (terminateBlockers) that a session is an apply, never a blocker.
+	// The name says what the session is to an operator and to the resolver (stopApplies). The
+	// watchdog (terminateBlockers) knows the pool's own sessions by pid (ownPIDs): a name is
+	// anyone's to take.
 	cfg.RuntimeParams["application_name"] = applyAppName
 	// Values are read under the settings the decoder's walsender wrote them under
 	// (textSettings). No statement, lock or idle-in-transaction timeout of the peer's defaults:
@@ -146,7 +149,7 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 		if wctx.Err() != nil {
 			return
 		}
-		prepared, err := terminateBlockers(wctx, a.dsn, pid, gid, a.logger)
+		prepared, err := terminateBlockers(wctx, a.dsn, pid, a.own.list(), gid, a.logger)
 		if err != nil && wctx.Err() == nil {
 			hint := ""
 			if sqlState(err) == "42501" {
@@ -176,9 +179,11 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 // row locks there is a master that lost its role while a transaction was open (paused, or cut
 // off) or a write that bypassed Tandem, and neither may commit. Left alone, it would hold
 // every dual commit touching those rows until commit_timeout and then keep catch-up from ever
-// finishing. Other apply sessions and prepared transactions (pid 0: the resolver's) are spared;
-// prepared reports whether one of the latter blocks the apply.
-func terminateBlockers(ctx context.Context, dsn string, pid uint32, gid string, logger *slog.Logger) (prepared bool, err error) {
+// finishing. The shipper's other apply sessions (own: their backend pids, as ownPIDs.list gives
+// them; a name would not do, as any client can call itself "tandem apply") and prepared
+// transactions (pid 0: the resolver's) are spared; prepared reports whether one of the latter
+// blocks the apply.
+func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid string, logger *slog.Logger) (prepared bool, err error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return false, err
@@ -195,8 +200,8 @@ func terminateBlockers(ctx context.Context, dsn string, pid uint32, gid string, 
 	res := conn.ExecParams(cctx, `SELECT a.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''),
 	coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''), pg_terminate_backend(a.pid)
 FROM pg_stat_activity a
-WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND NOT starts_with(a.application_name, $2)`,
-		[][]byte{pidArg, []byte(applyAppName)}, nil, nil, nil).Read()
+WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.pid <> ALL ($2::int[])`,
+		[][]byte{pidArg, []byte(own)}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return false, res.Err
 	}
@@ -214,9 +219,52 @@ WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND NOT starts_with(a.application_
 }
 
 func (a *applyConn) close(ctx context.Context) {
+	a.own.remove(a.conn.PID())
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	a.conn.Close(cctx)
+}
+
+// ownPIDs is the set of backend pids of a shipper's apply connections, of both its pools: the
+// sessions its watchdogs spare (terminateBlockers). A nil *ownPIDs is an empty set.
+type ownPIDs struct {
+	mu   sync.Mutex
+	pids map[uint32]struct{}
+}
+
+func (o *ownPIDs) add(pid uint32) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pids == nil {
+		o.pids = map[uint32]struct{}{}
+	}
+	o.pids[pid] = struct{}{}
+}
+
+func (o *ownPIDs) remove(pid uint32) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.pids, pid)
+}
+
+// list gives the set as a PostgreSQL int[] literal.
+func (o *ownPIDs) list() string {
+	if o == nil {
+		return "{}"
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ps := make([]string, 0, len(o.pids))
+	for pid := range o.pids {
+		ps = append(ps, strconv.FormatUint(uint64(pid), 10))
+	}
+	return "{" + strings.Join(ps, ",") + "}"
 }
 
 // applyPool holds up to size apply connections to the peer, made on demand.
@@ -226,6 +274,7 @@ type applyPool struct {
 	logger     *slog.Logger
 	onPrepared func()
 	copied     *atomic.Int64 // given to its connections (applyConn.copied)
+	own        *ownPIDs      // given to its connections (applyConn.own), which it adds to
 	ddl        atomic.Uint64 // DDL statements its connections ran (applyConn.ddl)
 	slots      chan *applySlot
 	noLSN      sync.Once // says once that the peer's decision rows go without their lsn
@@ -270,7 +319,8 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 				return nil, err
 			}
 		}
-		c.onPrepared, c.copied, c.ddl = p.onPrepared, p.copied, &p.ddl
+		c.onPrepared, c.copied, c.ddl, c.own = p.onPrepared, p.copied, &p.ddl, p.own
+		p.own.add(c.conn.PID())
 		c.relsAt = p.ddl.Load()
 		if c.noLSN {
 			p.noLSN.Do(func() {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -968,19 +967,20 @@ func TestWaitShippedTimeoutTakesShipperDown(t *testing.T) {
 		t.Fatalf("first catch-up: %v, synced %v", err, s.PeerSynced())
 	}
 
-	// The lock holder is named as an apply, which the apply's watchdog never ends as a
-	// blocker (terminateBlockers): a wait for the peer that outlasts blockerGrace (a plain
-	// commit queued when the wait's time is up waits on) would otherwise see the lock go.
-	bdb, err := OpenDB(p.peer.DSN("app") + "&application_name=" + url.QueryEscape(applyAppName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bdb.Close()
-	blocker, err := bdb.BeginTx(capCtx(t, time.Minute), nil)
+	// The lock holder is counted among the shipper's apply sessions (ownPIDs), which the
+	// apply's watchdog never ends as blockers (terminateBlockers): a wait for the peer that
+	// outlasts blockerGrace (a plain commit queued when the wait's time is up waits on) would
+	// otherwise see the lock go.
+	blocker, err := p.pdb.BeginTx(capCtx(t, time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer blocker.Rollback()
+	var bpid uint32
+	if err := blocker.QueryRow(`SELECT pg_backend_pid()`).Scan(&bpid); err != nil {
+		t.Fatal(err)
+	}
+	s.own.add(bpid)
 	if _, err := blocker.Exec(`LOCK TABLE kv IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}

@@ -167,6 +167,7 @@ type Shipper struct {
 	dec        *Decoder           // the decoder of the current stream; nil between streams
 	received   atomic.Uint64      // stream messages every decoder read (Decoder.received)
 	copied     atomic.Int64       // ShipStats.Copied, counted by the apply connections
+	own        ownPIDs            // the backend pids of the apply connections of pool and opPool
 	journal    []*jentry          // unconfirmed stream entries in stream order
 	byGID      map[string]*jentry // prepared transactions in the journal
 	changed    chan struct{}      // closed and replaced on every change of the journal or link
@@ -287,6 +288,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		compactAt: 1024,
 	}
 	s.pool.copied, s.opPool.copied = &s.copied, &s.copied
+	s.pool.own, s.opPool.own = &s.own, &s.own
 	s.pool.check, s.opPool.check = s.checkApplyConn, s.checkApplyConn
 	s.bypassFrom.Store(math.MaxUint64)
 	return s

@@ -794,7 +794,7 @@ func TestShipTransientRefusal(t *testing.T) {
 
 	// deadlock makes ship's transaction (it updates k = 1, then k = 2) the victim of a deadlock
 	// on the peer, with a session that locked k = 2 first and then asks for k = 1. The session
-	// is named as an apply, so that the apply's watchdog spares it, and detects deadlocks later
+	// is counted among the shipper's own (ownPIDs), so that the apply's watchdog spares it, and detects deadlocks later
 	// than the apply, so that the apply is the one refused. Then it rolls back.
 	deadlock := func(ship func()) {
 		t.Helper()
@@ -808,6 +808,8 @@ func TestShipTransientRefusal(t *testing.T) {
 		if err := blocker.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 			t.Fatal(err)
 		}
+		sh.own.add(uint32(pid))
+		defer sh.own.remove(uint32(pid))
 		for _, q := range []string{`SET application_name = 'tandem apply'`, `SET deadlock_timeout = '30s'`,
 			`BEGIN`, `UPDATE kv SET v = 'blocker' WHERE k = 2`} {
 			if _, err := blocker.ExecContext(ctx, q); err != nil {
