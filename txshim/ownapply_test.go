@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -35,5 +36,43 @@ func TestApplyTerminatesBlockerNamedAsApply(t *testing.T) {
 	requireSame(t, p)
 	if b := queryOne[int](t, p.pdb, `SELECT balance FROM acct WHERE id = 1`); b != 105 {
 		t.Errorf("balance on the peer = %d, want 105", b)
+	}
+}
+
+// TestResolverIgnoresIdleClientNamedAsApply: a client session on the peer that calls itself
+// "tandem apply" and sits idle in a transaction is not an apply about to start: an apply's
+// BEGIN and the statement that names it after its gid go in one pipeline, with no Sync between
+// them, so its session is never idle before it is named. The resolver rolls back a gid prepared
+// only on the own site without waiting for that session, and leaves it alone. (Before, every
+// pass waited stopAppliesWait for it to "name its gid" and then gave up with "try again", so
+// the gid stayed prepared, holding its rows' locks, for as long as the client idled.)
+func TestResolverIgnoresIdleClientNamedAsApply(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	installPair(t, p)
+	ctx := capCtx(t, 60*time.Second)
+	client, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for _, q := range []string{`SET application_name = ` + sqlLiteral(applyAppName), `BEGIN`, `SELECT count(*) FROM kv`} {
+		if _, err := client.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gid := gidFor("a", 1, 1)
+	prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'local' WHERE k = 1`)
+	start := time.Now()
+	rep, err := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
+	if err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
+		t.Fatalf("resolver pass (%v): %+v, %v; want %s rolled back", time.Since(start).Round(time.Millisecond), rep, err, gid)
+	}
+	if d := time.Since(start); d > stopAppliesWait/2 {
+		t.Errorf("the pass took %v: it waited for the idle client", d)
+	}
+	if _, err := client.ExecContext(ctx, `COMMIT`); err != nil {
+		t.Errorf("the client's session was ended: %v", err)
 	}
 }

@@ -377,7 +377,11 @@ func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
 // session bears only the name its startup packet gave every apply connection (applyAppName).
 // Such a session that is busy with a transaction's start (its BEGIN or the naming statement:
 // not the COMMIT/ROLLBACK PREPARED and checks the same connections run between applies, which
-// a busy peer runs all the time) may be about to apply gid, so stopApplies looks again until
+// a busy peer runs all the time) may be about to apply gid. It is active: BEGIN and the naming
+// statement go in one pipeline with no Sync between them, so the backend never reports the
+// session idle in between — one that is idle in a transaction under that name is a client that
+// took it (or resync's copy), and waiting for it to name a gid would fail every pass for as
+// long as it idles (TestResolverIgnoresIdleClientNamedAsApply). stopApplies looks again until
 // none is (stopAppliesWait at most), and takes the answer only from two clean looks in a row,
 // stopAppliesGap apart, so that a pipeline still on its way to an idle session is seen too.
 func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64) (sideState, error) {
@@ -391,8 +395,8 @@ func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64) (si
 		err := d.conn.QueryRowContext(qctx, `SELECT
   count(*) FILTER (WHERE CASE WHEN application_name = $1 THEN NOT pg_terminate_backend(pid, 5000) ELSE false END),
   count(*) FILTER (WHERE application_name = $1),
-  count(*) FILTER (WHERE application_name = $2 AND state IS DISTINCT FROM 'idle' AND
-    (state = 'idle in transaction' OR starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name''')))
+  count(*) FILTER (WHERE application_name = $2 AND state = 'active' AND
+    (starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name''')))
 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
 			applyAppName+" "+gid, applyAppName).Scan(&left, &named, &unnamed)
 		cancel()
