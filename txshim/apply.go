@@ -307,29 +307,70 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 		return nil, fmt.Errorf("wait for a peer connection: %w", ctx.Err())
 	}
 	if s.c == nil {
-		c, err := dialApply(ctx, p.dsn, p.source, originName(p.source, s.idx), p.logger)
-		if err != nil {
+		if err := p.dial(ctx, s); err != nil {
 			p.slots <- s
 			return nil, err
 		}
-		if p.check != nil {
-			if err := p.check(ctx, c); err != nil {
-				c.close(ctx)
-				p.slots <- s
-				return nil, err
-			}
-		}
-		c.onPrepared, c.copied, c.ddl, c.own = p.onPrepared, p.copied, &p.ddl, p.own
-		p.own.add(c.conn.PID())
-		c.relsAt = p.ddl.Load()
-		if c.noLSN {
-			p.noLSN.Do(func() {
-				p.logger.Warn("the peer's tandem.decisions has no lsn column (installed by an earlier version): its decision rows are never pruned; run tandem install")
-			})
-		}
-		s.c = c
 	}
 	return s, nil
+}
+
+// dial gives s, held by the caller and without a connection, a new one.
+func (p *applyPool) dial(ctx context.Context, s *applySlot) error {
+	c, err := dialApply(ctx, p.dsn, p.source, originName(p.source, s.idx), p.logger)
+	if err != nil {
+		return err
+	}
+	if p.check != nil {
+		if err := p.check(ctx, c); err != nil {
+			c.close(ctx)
+			return err
+		}
+	}
+	c.onPrepared, c.copied, c.ddl, c.own = p.onPrepared, p.copied, &p.ddl, p.own
+	p.own.add(c.conn.PID())
+	c.relsAt = p.ddl.Load()
+	if c.noLSN {
+		p.noLSN.Do(func() {
+			p.logger.Warn("the peer's tandem.decisions has no lsn column (installed by an earlier version): its decision rows are never pruned; run tandem install")
+		})
+	}
+	s.c = c
+	return nil
+}
+
+// fill dials, all at once, the connections of the slots nobody holds that have none, and
+// returns the first error. Catch-up fills the pools before the peer is marked synced: a
+// connection costs a few round trips (startup, session setup, the check of what the peer
+// holds), which the first applies after it would otherwise pay within their commit's time —
+// catch-up itself ships on one connection at a time, and get hands the slots out in turn.
+func (p *applyPool) fill(ctx context.Context) error {
+	var idle []*applySlot
+	for len(idle) < cap(p.slots) {
+		select {
+		case s := <-p.slots:
+			idle = append(idle, s)
+			continue
+		default:
+		}
+		break
+	}
+	errs := make(chan error, len(idle))
+	for _, s := range idle {
+		if s.c != nil {
+			errs <- nil
+			continue
+		}
+		go func() { errs <- p.dial(ctx, s) }()
+	}
+	var err error
+	for range idle {
+		err = cmp.Or(err, <-errs)
+	}
+	for _, s := range idle {
+		p.slots <- s
+	}
+	return err
 }
 
 // put returns a slot; a connection whose state is unknown (broken), or that the peer closed

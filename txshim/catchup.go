@@ -297,6 +297,17 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 			break
 		}
 	}
+	// Every apply connection ready before dual commits begin, dialled while commits go on
+	// (applyPool.fill). One the peer refuses now (its connection slots full, say) is dialled
+	// when needed, as before: the tail tells whether the peer is there. OpTimeout bounds it, as
+	// it bounds each ship: a peer that accepts connections and never answers must not hold
+	// catch-up for as long as its caller allows.
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	ferr := cmp.Or(s.pool.fill(fctx), s.opPool.fill(fctx))
+	cancel()
+	if ferr != nil && ctx.Err() == nil {
+		s.logger.Warn("catch-up: cannot open every apply connection ahead; the first dual commits open them", "err", ferr)
+	}
 	if hold != nil {
 		release, err := hold(ctx)
 		if err != nil {
