@@ -130,6 +130,23 @@ var noTimeouts = map[string]string{
 // applyAppName is the application_name of apply sessions.
 const applyAppName = "tandem apply"
 
+// applySessionName is the application_name of an apply session while it applies gid, by which
+// the resolver finds it (stopApplies). PostgreSQL keeps maxAppName bytes of it: past that,
+// "tandem apply <gid>" (a site name of up to 32 characters, a ten-digit xid) would show cut
+// short and never match, so a longer one keeps the end of the gid — its term and xid, and what
+// fits of its site — which tells it from the others.
+func applySessionName(gid string) string {
+	name := applyAppName + " " + gid
+	if len(name) <= maxAppName {
+		return name
+	}
+	const prefix = applyAppName + " .."
+	return prefix + gid[len(gid)-(maxAppName-len(prefix)):]
+}
+
+// maxAppName is how much of an application_name PostgreSQL keeps: NAMEDATALEN - 1 bytes.
+const maxAppName = 63
+
 // blockerGrace is how long an apply runs before its watchdog looks for sessions blocking it.
 const blockerGrace = time.Second
 
@@ -498,7 +515,7 @@ func (a *applyConn) startApply(ctx context.Context, gid string, term uint64) (t 
 	// one still running before it takes the gid for never prepared here (stopApplies). Plain
 	// commits are named too: stopApplies waits while a busy apply session has no gid in its
 	// name, which should then be only one just starting.
-	t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applyAppName + " " + gid)})
+	t.prepared("session name", "SELECT set_config('application_name', $1, true)", [][]byte{[]byte(applySessionName(gid))})
 	if term > 0 {
 		t.prepared("term check", "SELECT tandem.check_term($1, $2)", [][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(a.source)})
 	}

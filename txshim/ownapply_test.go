@@ -1,7 +1,9 @@
 package txshim
 
 import (
+	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,4 +77,33 @@ func TestResolverIgnoresIdleClientNamedAsApply(t *testing.T) {
 	if _, err := client.ExecContext(ctx, `COMMIT`); err != nil {
 		t.Errorf("the client's session was ended: %v", err)
 	}
+}
+
+// TestResolverEndsLateApplyLongName: PostgreSQL keeps 63 bytes of an application_name, and an
+// apply names its session after its gid: with a long site name (32 characters are allowed)
+// and a ten-digit xid, "tandem apply <gid>" is longer. The resolver still finds and ends the
+// apply session of the gid before it rolls back the own copy. (When the name was cut short,
+// stopApplies never matched it, rolled the own copy back at once, and the apply prepared the
+// gid on the peer once its row lock was free — the databases apart.)
+func TestResolverEndsLateApplyLongName(t *testing.T) {
+	t.Parallel()
+	site := strings.Repeat("s", 32)
+	gid := gidFor(site, 12, 4000000001)
+	if n := len(applyAppName + " " + gid); n <= 63 {
+		t.Fatalf("the name is %d bytes: not past PostgreSQL's limit", n)
+	}
+	// The longest gids still get names of their own.
+	a, b := applySessionName(gidFor(site, math.MaxUint64, math.MaxUint64)), applySessionName(gidFor(site, math.MaxUint64, math.MaxUint64-1))
+	if len(a) > 63 || a == b {
+		t.Fatalf("session names %q and %q: longer than 63 bytes, or the same", a, b)
+	}
+	resolverEndsApply(t, lateApply{
+		site: site, gid: gid,
+		startName: applyAppName, // as dialApply names every apply connection; then as startApply does
+		script: `BEGIN; SELECT set_config('application_name', ` + sqlLiteral(applySessionName(gid)) + `, true);
+UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION ` + sqlLiteral(gid),
+		what:      "the orphaned apply to wait for the row lock",
+		ready:     `SELECT count(*) FROM pg_stat_activity WHERE starts_with(application_name, $1) AND wait_event_type = 'Lock'`,
+		readyName: applyAppName + " ",
+	})
 }

@@ -398,7 +398,7 @@ func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64) (si
   count(*) FILTER (WHERE application_name = $2 AND state = 'active' AND
     (starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name''')))
 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-			applyAppName+" "+gid, applyAppName).Scan(&left, &named, &unnamed)
+			applySessionName(gid), applyAppName).Scan(&left, &named, &unnamed)
 		cancel()
 		if err != nil {
 			return sideUnknown, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)

@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -638,6 +639,8 @@ type lateApply struct {
 	startName, script string
 	what, ready       string
 	readyName         string
+	// site and gid: the resolver's site and the gid, when not "a" and lateGID.
+	site, gid string
 }
 
 // resolverEndsApply: with la running on the peer, blocked by a row lock on the way to its
@@ -659,7 +662,7 @@ func resolverEndsApply(t *testing.T, la lateApply) {
 			t.Fatal(err)
 		}
 	}
-	gid := lateGID
+	gid, site := cmp.Or(la.gid, lateGID), cmp.Or(la.site, "a")
 	prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'late' WHERE k = 1`)
 	cfg, err := pgconn.ParseConfig(p.peer.DSN("app"))
 	if err != nil {
@@ -684,7 +687,7 @@ func resolverEndsApply(t *testing.T, la lateApply) {
 	}()
 	waitFor(t, la.what, func() bool { return queryOne[int](t, p.pdb, la.ready, la.readyName) == 1 })
 
-	rep, err := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
+	rep, err := NewResolver(ResolverConfig{Site: site, LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
 	if err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
 		t.Fatalf("resolver pass: %+v, %v; want %s rolled back", rep, err, gid)
 	}
