@@ -323,12 +323,16 @@ type pending struct {
 	// last before ReadyForQuery when it ran, are not. serverLoop holds the last messages back
 	// (held) until it sees which they are.
 	ownBegin bool
-	kept     bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
-	held     []heldMsg
-	res      chan result
-	notify   chan struct{} // closed when done; made by barrier under session.mu
-	r        result        // serverLoop only, until sent on res
-	seq      uint64        // its place in the session's queue, from 1 (push)
+	// holdTag: the entry is a Query whose implicit transaction the shim commits: its last
+	// CommandComplete is held back (result.held), as PostgreSQL commits before it completes the
+	// last statement and sends a commit's error in its place.
+	holdTag bool
+	kept    bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
+	held    []heldMsg
+	res     chan result
+	notify  chan struct{} // closed when done; made by barrier under session.mu
+	r       result        // serverLoop only, until sent on res
+	seq     uint64        // its place in the session's queue, from 1 (push)
 }
 
 // result is what the backend answered to one pending request, or a copy-in event.
@@ -337,7 +341,10 @@ type result struct {
 	status byte
 	err    *pgproto3.ErrorResponse // the first error
 	tag    string                  // the last CommandComplete tag
-	row    [][]byte                // the first DataRow; nil values are NULL
+	// held: the last CommandComplete and the ParameterStatus messages after it, not forwarded
+	// (pending.holdTag).
+	held []heldMsg
+	row  [][]byte // the first DataRow; nil values are NULL
 	// ownBegin entries: the shim's BEGIN ran (begun), with the warning that a transaction block
 	// was open already (warned).
 	begun, warned bool
@@ -604,6 +611,17 @@ func (s *session) serverLoop() {
 		fwd := cur == nil || cur.fwd
 		capture := cur != nil && cur.res != nil
 		hold := capture && !cur.fwdRFQ
+		if fwd && cur != nil && cur.r.held != nil && typ != 'Z' && typ != 'S' && typ != 'A' {
+			// The CommandComplete held back (pending.holdTag) was not the last: it goes before
+			// what follows it. Not before ParameterStatus, which PostgreSQL sends just before
+			// ReadyForQuery, nor before a notification, which waits for the ReadyForQuery.
+			for _, m := range cur.r.held {
+				if err := s.toClient(m.typ, m.body, false); err != nil {
+					return
+				}
+			}
+			cur.r.held = nil
+		}
 		switch typ {
 		case 'Z':
 			loose = nil
@@ -747,6 +765,13 @@ func (s *session) serverLoop() {
 			if capture {
 				cur.res <- result{copyIn: true}
 			}
+			continue
+		}
+		if fwd && cur != nil && cur.holdTag && (typ == 'C' || (typ == 'S' && cur.r.held != nil)) {
+			if typ == 'C' {
+				cur.r.held = cur.r.held[:0]
+			}
+			cur.r.held = append(cur.r.held, heldMsg{typ, append([]byte(nil), body...)})
 			continue
 		}
 		// A notification waits behind the replies held before it, in its place (PostgreSQL sends
@@ -897,6 +922,20 @@ func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 		}
 		s.scratch = buf
 		if _, err := s.cw.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emitHeld sends the replies serverLoop held back (pending.holdTag): the CommandComplete only
+// when complete, the ParameterStatus messages after it always.
+func (s *session) emitHeld(held []heldMsg, complete bool) error {
+	for _, m := range held {
+		if m.typ == 'C' && !complete {
+			continue
+		}
+		if err := s.toClient(m.typ, m.body, false); err != nil {
 			return err
 		}
 	}
@@ -2918,8 +2957,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	}
 	// The end of an implicit transaction the shim opened.
 	var cs *commitStart
+	// The last CommandComplete of a Query (and the ParameterStatus after it), held back until
+	// the commit succeeded.
+	var held []heldMsg
 	if !u.empty(lo, n) || us.st == 0 {
-		p := &pending{fwd: true, drop25001: drop, res: make(chan result, 1)}
+		_, query := u.(*queryUnit)
+		p := &pending{fwd: true, drop25001: drop, holdTag: query, res: make(chan result, 1)}
 		if err := u.send(s, lo, n, true, p); err != nil {
 			return err
 		}
@@ -2937,7 +2980,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if err != nil {
 			return err
 		}
-		us.st = r.status
+		us.st, held = r.status, r.held
 		if cs != nil && (r.err != nil || us.st != 'T') {
 			if us.st, err = s.abandonCommit(cs); err != nil {
 				return err
@@ -2945,13 +2988,25 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			cs = nil
 		}
 	}
+	if held != nil && us.st != 'T' {
+		if err := s.emitHeld(held, true); err != nil {
+			return err
+		}
+		held = nil
+	}
 	switch us.st {
 	case 'T':
+		var ok bool
+		var err error
 		if cs == nil {
-			if _, err := s.commitProc(ctx, pol, false, false); err != nil {
-				return err
-			}
-		} else if _, err := s.finishCommit(ctx, pol, cs, false, false); err != nil {
+			ok, err = s.commitProc(ctx, pol, false, false)
+		} else {
+			ok, err = s.finishCommit(ctx, pol, cs, false, false)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.emitHeld(held, ok); err != nil {
 			return err
 		}
 	case 'E':
