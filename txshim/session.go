@@ -535,9 +535,18 @@ func (s *session) clientLoop(ctx context.Context) error {
 				break
 			}
 			err = s.handleExt(ctx, typ, body)
-		case 'd':
-			err = s.forward(typ, body, s.cr.r.Buffered() == 0)
-		case 'c', 'f':
+		case 'd', 'c', 'f':
+			if s.copyHeld() {
+				// Copy data right behind an Execute of COPY FROM STDIN held for its Sync (the
+				// client did not wait for the CopyInResponse): relayed, it would reach the
+				// backend before the COPY, which drops it (copy messages outside a COPY are
+				// ignored) and then waits for data that never comes.
+				return &protocolError{"copy data before the CopyInResponse of an extended-protocol COPY FROM STDIN, with no Flush or Sync after its Execute, is not supported"}
+			}
+			if typ == 'd' {
+				err = s.forward(typ, body, s.cr.r.Buffered() == 0)
+				break
+			}
 			err = s.forward(typ, body, true)
 			s.copyEndedExt = s.lastExt
 		case 'F':
@@ -1257,6 +1266,20 @@ func (s *session) copyMessage(typ byte) bool {
 		s.copyChangedLocked()
 	}
 	return s.copyStarts > s.copyEnds
+}
+
+// copyHeld tells whether an Execute of COPY FROM STDIN is among the extended-protocol messages
+// held for their Sync, not skipped after an error.
+func (s *session) copyHeld() bool {
+	if s.unit.skipping {
+		return false
+	}
+	for _, it := range s.items {
+		if it.typ == 'E' && it.info.copyIn {
+			return true
+		}
+	}
+	return false
 }
 
 // copyInOpen tells whether the client was handed a CopyInResponse and has not ended its data.
