@@ -346,8 +346,10 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 // fail on every byte that is not UTF-8, for ever, and a peer of one refuse it); hex bytea makes bytea values one spelling, and the C locale's monetary format one
 // spelling of money (a local lc_monetary of de_DE writes "1.234,56 €", which a peer at C
 // refuses), and xmloption content reads every xml value, which a peer at document refuses for
-// text or several elements (as pg_dump sets it). TimeZone needs no pinning: an ISO timestamptz
-// carries its offset.
+// text or several elements (as pg_dump sets it). array_nulls on reads an array's unquoted NULL
+// as the null element array_out wrote it for (it quotes a "NULL" string): a peer at off read it
+// as the string "NULL" (or refused it in an int[]). TimeZone needs no pinning: an ISO
+// timestamptz carries its offset.
 var textSettings = map[string]string{
 	"client_encoding":    "SQL_ASCII",
 	"datestyle":          "ISO",
@@ -356,6 +358,7 @@ var textSettings = map[string]string{
 	"bytea_output":       "hex",
 	"lc_monetary":        "C",
 	"xmloption":          "content",
+	"array_nulls":        "on",
 }
 
 // pinSettings makes cfg's connection start with the given settings, in place of any the DSN
