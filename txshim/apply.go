@@ -1367,9 +1367,11 @@ END $tandem$`
 // ddlSettings are the session settings a tandem.ddl row records (schemaSQL), each in the
 // column of its name: those that decide what a DDL statement's names and literals mean, and
 // how ALTER COLUMN … TYPE without USING turns values into text (an interval to text under
-// IntervalStyle: the peer's apply session has its own pinned, textSettings), and array_nulls,
-// by which an array literal's NULL is read (a DEFAULT '{NULL}').
-var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls"}
+// IntervalStyle: the peer's apply session has its own pinned, textSettings), array_nulls,
+// by which an array literal's NULL is read (a DEFAULT '{NULL}'), and transform_null_equals, by
+// which x = NULL is parsed as x IS NULL (in a generated column's expression, which each
+// database computes for itself).
+var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }
