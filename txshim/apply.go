@@ -1368,10 +1368,11 @@ END $tandem$`
 // column of its name: those that decide what a DDL statement's names and literals mean, and
 // how ALTER COLUMN … TYPE without USING turns values into text (an interval to text under
 // IntervalStyle: the peer's apply session has its own pinned, textSettings), array_nulls,
-// by which an array literal's NULL is read (a DEFAULT '{NULL}'), and transform_null_equals, by
+// by which an array literal's NULL is read (a DEFAULT '{NULL}'), transform_null_equals, by
 // which x = NULL is parsed as x IS NULL (in a generated column's expression, which each
-// database computes for itself).
-var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals"}
+// database computes for itself), and timezone_abbreviations, by which a date and time
+// literal's zone abbreviation is read (IST: Israel's or India's).
+var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }

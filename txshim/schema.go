@@ -14,7 +14,8 @@ import (
 // the TimeZone and DateStyle its date and time literals are read in, and the settings that
 // decide how a value of one type becomes text for a conversion without USING: IntervalStyle,
 // extra_float_digits, bytea_output, lc_monetary, xmloption — and array_nulls, by which an
-// array literal's NULL is read, and transform_null_equals, by which x = NULL is parsed);
+// array literal's NULL is read, transform_null_equals, by which x = NULL is parsed, and
+// timezone_abbreviations, by which a literal's zone abbreviation is read);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
@@ -68,7 +69,8 @@ ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.
   ADD COLUMN IF NOT EXISTS lc_monetary text DEFAULT pg_catalog.current_setting('lc_monetary'),
   ADD COLUMN IF NOT EXISTS xmloption text DEFAULT pg_catalog.current_setting('xmloption'),
   ADD COLUMN IF NOT EXISTS array_nulls text DEFAULT pg_catalog.current_setting('array_nulls'),
-  ADD COLUMN IF NOT EXISTS transform_null_equals text DEFAULT pg_catalog.current_setting('transform_null_equals');
+  ADD COLUMN IF NOT EXISTS transform_null_equals text DEFAULT pg_catalog.current_setting('transform_null_equals'),
+  ADD COLUMN IF NOT EXISTS timezone_abbreviations text DEFAULT pg_catalog.current_setting('timezone_abbreviations');
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
 DECLARE db_term bigint;
