@@ -1233,9 +1233,10 @@ func (pr *peerRel) col(name string) peerCol {
 // its TimeZone). Other types (json, point, arrays) are compared as the text the peer's session
 // makes both of the stored value and of the sent one read in the column's type: the same
 // spelling rules on both sides. Values that are equal under their type's equality but written
-// differently (numeric 1.0 and 1.00, float8 0 and -0, interval '1 day' and '24:00:00') match
-// each other: among rows otherwise identical, the one spelled as the sent row is taken first —
-// else the UPDATE rewrote the other row, and one spelling vanished from the peer.
+// differently (numeric 1.0 and 1.00, float8 0 and -0, interval '1 day' and '24:00:00', or
+// 'abc' and 'ABC' under a nondeterministic collation) match each other: among rows otherwise
+// identical, the one spelled as the sent row, byte for byte, is taken first — else the UPDATE
+// rewrote the other row, and one spelling vanished from the peer.
 func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value) string) (string, error) {
 	var conds, exact []string
 	for i, v := range old {
@@ -1260,7 +1261,9 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 		case pc.eq:
 			p := param(v)
 			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, p, pc.typ))
-			exact = append(exact, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, p, pc.typ))
+			// Byte for byte: under a nondeterministic collation the column's text keeps it,
+			// and 'abc' would be spelled as 'ABC' (TestFullIdentityNondeterministicCollation).
+			exact = append(exact, fmt.Sprintf(`%s::text = CAST(CAST(%s AS %s) AS text) COLLATE pg_catalog."C"`, id, p, pc.typ))
 		default:
 			conds = append(conds, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, param(v), pc.typ))
 		}
