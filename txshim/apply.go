@@ -323,6 +323,11 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for a peer connection: %w", ctx.Err())
 	}
+	if s.c != nil && idleConnGone(s.c.conn.Conn()) {
+		p.logger.Info("the peer ended an idle apply connection; dialling it again", "origin", originName(p.source, s.idx))
+		s.c.close(ctx)
+		s.c = nil
+	}
 	if s.c == nil {
 		if err := p.dial(ctx, s); err != nil {
 			p.slots <- s
