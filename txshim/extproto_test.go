@@ -386,6 +386,38 @@ func TestExtProtoCompare(t *testing.T) {
 			return []xstep{xmsgs("Z", "BEGIN", ins(tb, 1), &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Sync{}),
 				xmsgs("Z", ins(tb, 2), &pgproto3.Execute{Portal: "cp"}, ins(tb, 3), &pgproto3.Sync{}), xpipe(ins(tb, 4))}
 		}},
+		{"portal of commit executed twice", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", "BEGIN", ins(tb, 1), &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Execute{Portal: "cp"},
+				ins(tb, 2), &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xpipe(ins(tb, 3))}
+		}},
+		{"portal of commit after rollback", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", "BEGIN", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Sync{}),
+				xpipe("ROLLBACK", "BEGIN", ins(tb, 1)), xmsgs("Z", &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xq("ROLLBACK"), xpipe(ins(tb, 2))}
+		}},
+		{"portal of commit after rollback to savepoint", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", "BEGIN", ins(tb, 1), "SAVEPOINT a", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Sync{}),
+				xmsgs("Z", "ROLLBACK TO a", ins(tb, 2), &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xq("ROLLBACK"), xpipe(ins(tb, 3))}
+		}},
+		{"portal of commit after simple commit", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", "BEGIN", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Sync{}),
+				xq("COMMIT; BEGIN; " + ins(tb, 1)), xmsgs("Z", &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xq("ROLLBACK"), xpipe(ins(tb, 2))}
+		}},
+		{"portal of commit in an implicit transaction, next request", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Sync{}),
+				xmsgs("Z", "BEGIN", ins(tb, 1), &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xq("ROLLBACK"), xpipe(ins(tb, 2))}
+		}},
+		{"portal of commit kept across requests", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", "BEGIN", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Sync{}),
+				xpipe(ins(tb, 1)), xmsgs("Z", &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xpipe(ins(tb, 2))}
+		}},
+		{"unnamed portal of commit kept across requests", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", "BEGIN", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{}, &pgproto3.Sync{}),
+				xmsgs("Z", &pgproto3.Parse{Name: "xi", Query: ins(tb, 1)}, &pgproto3.Bind{DestinationPortal: "xip", PreparedStatement: "xi"}, &pgproto3.Execute{Portal: "xip"}, &pgproto3.Execute{}, &pgproto3.Sync{}),
+				xpipe(ins(tb, 2))}
+		}},
+		{"portal of commit bound before a flush", func(tb string) []xstep {
+			return []xstep{xmsgs("", "BEGIN", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Flush{}), xmsgs("Z", ins(tb, 1), &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xpipe(ins(tb, 2))}
+		}},
 		{"big block, error early, commit late", func(tb string) []xstep {
 			qs := []string{"BEGIN", ins(tb, 1), "SELECT 1/0"}
 			for i := 10; i <= 700; i++ {

@@ -2831,7 +2831,8 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 			}
 			var cs *commitStart
-			if (!u.empty(lo, i) || us.st == 0) && !s.commitLocal(pol, s.commitReadOnly()) && !hasCopyIn(u, lo, i) {
+			portal, check := portalToCheck(u, lo, i)
+			if !check && (!u.empty(lo, i) || us.st == 0) && !s.commitLocal(pol, s.commitReadOnly()) && !hasCopyIn(u, lo, i) {
 				// A dual commit's first step (a read) goes right behind the part before the
 				// COMMIT, saving a round trip: when the part fails or ends the transaction, it
 				// fails too or reads nothing, and is collected here.
@@ -2873,6 +2874,20 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.injected, us.st = false, 'I'
 				s.txUnprep, s.txWrote, s.txHold = false, false, false
 				continue
+			}
+			if check {
+				// Its portal may have ended with a transaction before this one: PostgreSQL then
+				// fails the Execute, and the transaction with it.
+				gone, err := s.portalGone(portal)
+				if err != nil {
+					return err
+				}
+				if gone {
+					if _, err := own(raiseSQL("34000", fmt.Sprintf("portal %q does not exist", portal))); err != nil {
+						return err
+					}
+					return fail(nil)
+				}
 			}
 			if us.injected {
 				// The block is the shim's: PostgreSQL warns that the client's COMMIT meets no
@@ -3243,6 +3258,65 @@ func boundInPart(u unit, i int) bool {
 		}
 	}
 	return false
+}
+
+// portalToCheck returns the portal that step i of u, an Execute of a COMMIT, runs, when its
+// Bind is not among steps [lo, i) with nothing between that may end a transaction or a
+// savepoint (check true). Such a portal may be gone: PostgreSQL drops a transaction's portals
+// when it ends (or those made since a savepoint at ROLLBACK TO), and then fails the Execute
+// (34000) where the shim would run its commit procedure. s.portals keeps what a Bind made, not
+// whether it still exists.
+func portalToCheck(u unit, lo, i int) (portal string, check bool) {
+	e, ok := u.(*extUnit)
+	if !ok || e.items[i].typ != 'E' {
+		return "", false
+	}
+	// Names as bytes, as PostgreSQL keys them (stmtKey): no allocation on the usual path.
+	name := func(it item) []byte {
+		b := e.buf[it.lo+5 : it.hi]
+		if j := bytes.IndexByte(b, 0); j >= 0 {
+			b = b[:j]
+		}
+		return b[:min(len(b), 63)]
+	}
+	p := name(e.items[i])
+	for j := i - 1; j >= lo; j-- {
+		b := e.items[j]
+		if k := b.info.kind; b.typ == 'E' && (k.txControl() || k == kindSavepoint) {
+			break
+		}
+		if b.typ == 'B' && bytes.Equal(name(b), p) {
+			return "", false
+		}
+	}
+	portal, _, _ = cString(e.buf[e.items[i].lo+5 : e.items[i].hi])
+	return portal, true
+}
+
+// portalGone reports whether PostgreSQL no longer holds the portal a Bind made, in the
+// transaction now open: pg_cursors lists the portals of the extended protocol with the cursors
+// DECLARE makes, with their statement. A cursor that took the name of the portal gone cannot
+// be run as PostgreSQL would (the shim knows nothing of it): the session ends.
+func (s *session) portalGone(portal string) (bool, error) {
+	r, err := s.capture("SELECT statement FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.=) $1", portal)
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil {
+		return false, fmt.Errorf("checking portal %q: %s (%s)", portal, r.err.Message, r.err.Code)
+	}
+	if r.row == nil {
+		return true, nil
+	}
+	for _, st := range s.lex(string(r.row[0])) {
+		if st.Kind != kindEmpty {
+			if st.Kind != kindCommit {
+				break
+			}
+			return false, nil
+		}
+	}
+	return false, &protocolError{fmt.Sprintf("an Execute of portal %q, bound to a COMMIT in an earlier transaction and since taken by a cursor, is not supported", portal)}
 }
 
 // noTxAsSent reports whether step i of u, a statement that cannot run in a transaction block,
