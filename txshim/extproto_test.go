@@ -275,6 +275,22 @@ func TestExtProtoCompare(t *testing.T) {
 			}
 			return []xstep{xpipe(ins(tb, 1)), xq(ins(tb, 2)), cl("tandem_shim_kept_1"), cl("tandem_shim_kept_2"), cl("tandem_shim_begin"), cl("tandem_shim_internal"), xpipe(ins(tb, 3)), xq(ins(tb, 4))}
 		}},
+		{"client names like the shim's", func(tb string) []xstep {
+			ps := func(name, q string) xstep {
+				return xmsgs("Z", &pgproto3.Parse{Name: name, Query: q}, &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			}
+			run := func(name string) xstep {
+				return xmsgs("Z", &pgproto3.Bind{PreparedStatement: name}, &pgproto3.Execute{}, &pgproto3.Sync{})
+			}
+			return []xstep{xpipe(ins(tb, 1)), xq(ins(tb, 2)),
+				ps("tandem_shim_kept_1", "SELECT 41"), ps("tandem_shim_kept_2", "SELECT 42"), ps("tandem_shim_begin", "SELECT 43"), ps("tandem_shim_internal", "SELECT 44"),
+				xpipe(ins(tb, 3)), xq(ins(tb, 4)), xmsgs("", ins(tb, 5), &pgproto3.Flush{}), xmsgs("Z", ins(tb, 6), &pgproto3.Sync{}),
+				run("tandem_shim_kept_1"), run("tandem_shim_kept_2"), run("tandem_shim_begin"), run("tandem_shim_internal"),
+				xmsgs("", &pgproto3.Bind{DestinationPortal: "tandem_shim_internal", PreparedStatement: "tandem_shim_kept_1"}, &pgproto3.Flush{}),
+				xmsgs("Z", ins(tb, 7), &pgproto3.Execute{Portal: "tandem_shim_internal"}, &pgproto3.Sync{}),
+				xmsgs("Z", &pgproto3.Describe{ObjectType: 'S', Name: "tandem_shim_kept_1"}, &pgproto3.Close{ObjectType: 'S', Name: "tandem_shim_kept_1"}, &pgproto3.Sync{}),
+				ps("tandem_shim_kept_1", "SELECT 45"), xpipe(ins(tb, 8)), run("tandem_shim_kept_1"), run("tandem_shim_begin")}
+		}},
 		{"begin read only write", func(tb string) []xstep {
 			return []xstep{xpipe("BEGIN READ ONLY", ins(tb, 1), "COMMIT"), xq("ROLLBACK"), xq("BEGIN ISOLATION LEVEL SERIALIZABLE; " + ins(tb, 2) + "; COMMIT")}
 		}},

@@ -1043,8 +1043,8 @@ const keptPrefix = "tandem_shim_kept_"
 // once per session and kept prepared on its backend, so that PostgreSQL does not parse and plan
 // it again each time (measured: ~75 µs of the backend's CPU per commit, bench/README). The
 // session forgets its kept statements — sendKept parses them again — when the client may have
-// ended or taken their names (DEALLOCATE, DISCARD ALL, SQL PREPARE or Close of such a name:
-// forgetKeptFor) and after any error of one, or when one did not run. A DEALLOCATE the shim
+// ended them (DEALLOCATE ALL, DISCARD ALL: forgetKeptFor; the client's names never are the
+// shim's: clientNames, reservedNameRefusal) and after any error of one, or when one did not run. A DEALLOCATE the shim
 // cannot see, run by a function, makes the next check fail: that transaction is rolled back
 // with an error, and the one after it parses the check again — and so do all later ones of
 // that session (keepOff).
@@ -1783,9 +1783,105 @@ func (s *session) revertStmts(from int) {
 	}
 }
 
+// reservedPrefix begins the names of the shim's own prepared statements and portals (ownName,
+// keptPrefix, beginName). The client's own names that begin with it are renamed (clientNames),
+// so that none can ever be one of the shim's.
+const reservedPrefix = "tandem_shim_"
+
+// clientNames returns body, a Parse, Bind, Describe, Execute or Close message of the client,
+// with each name of a prepared statement or portal that begins with reservedPrefix renamed:
+// the prefix gets a "c" (tandem_shim_kept_1 goes to PostgreSQL as tandem_shim_ckept_1), which
+// no name of the shim's has. A name the client chose goes on meaning the same thing in every
+// message; only PostgreSQL's messages (and pg_prepared_statements) show the name it holds.
+// body itself, unless a name is renamed.
+func clientNames(typ byte, body []byte) []byte {
+	// start: where the first name begins; n: how many names follow each other.
+	start, n := 0, 1
+	switch typ {
+	case 'B':
+		n = 2
+	case 'D', 'C':
+		start = 1
+	case 'P', 'E':
+	default:
+		return body
+	}
+	if start > len(body) {
+		return body
+	}
+	rename := false
+	for i, at := 0, start; i < n; i++ {
+		end := bytes.IndexByte(body[at:], 0)
+		if end < 0 {
+			return body // malformed: handleExt says so
+		}
+		rename = rename || bytes.HasPrefix(body[at:at+end], []byte(reservedPrefix))
+		at += end + 1
+	}
+	if !rename {
+		return body
+	}
+	out := make([]byte, 0, len(body)+n)
+	out = append(out, body[:start]...)
+	at := start
+	for i := 0; i < n; i++ {
+		end := at + bytes.IndexByte(body[at:], 0)
+		name := body[at:end]
+		if bytes.HasPrefix(name, []byte(reservedPrefix)) {
+			out = append(append(append(out, reservedPrefix...), 'c'), name[len(reservedPrefix):]...)
+		} else {
+			out = append(out, name...)
+		}
+		out = append(out, 0)
+		at = end + 1
+	}
+	return append(out, body[at:]...)
+}
+
+// reservedNameRefusal is the refusal of statement st of text when it is a PREPARE, EXECUTE or
+// DEALLOCATE of a prepared statement named with reservedPrefix: SQL cannot be renamed as the
+// extended protocol's names are (clientNames), and the name could be one of the shim's.
+func reservedNameRefusal(text string, st statement) string {
+	if st.Kind == kindEmpty {
+		return ""
+	}
+	i := skipBlank(text, st.Start, st.End)
+	if i >= st.End || !strings.ContainsRune("pPeEdD", rune(text[i])) {
+		return ""
+	}
+	// word reads the token at i: a keyword or unquoted name, as written, or a quoted name's
+	// inside; end is past it.
+	word := func(i int) (w string, quoted bool, end int) {
+		if i = skipBlank(text, i, st.End); i >= st.End {
+			return "", false, i
+		}
+		tok, end := nextToken(text, i, false)
+		switch {
+		case tok == tokWord:
+			return text[i:end], false, end
+		case tok == tokQuoted && end-i >= 2:
+			return text[i+1 : end-1], true, end
+		}
+		return "", false, end
+	}
+	w, _, end := word(i)
+	if !strings.EqualFold(w, "PREPARE") && !strings.EqualFold(w, "EXECUTE") && !strings.EqualFold(w, "DEALLOCATE") {
+		return ""
+	}
+	name, quoted, end := word(end)
+	if !quoted && strings.EqualFold(w, "DEALLOCATE") && strings.EqualFold(name, "PREPARE") {
+		name, quoted, _ = word(end)
+	}
+	if len(name) < len(reservedPrefix) || (quoted && name[:len(reservedPrefix)] != reservedPrefix) || !strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix) {
+		return ""
+	}
+	return "tandem: prepared statement names beginning with " + reservedPrefix + " are reserved to Tandem in SQL's PREPARE, EXECUTE and DEALLOCATE (the extended protocol may use them)"
+}
+
 // handleExt buffers an extended-protocol message; Sync (or Flush) processes the buffer.
 func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 	info := stmtInfo{kind: kindEmpty}
+	body = clientNames(typ, body)
 	switch typ {
 	case 'P':
 		name, rest, ok := cString(body)
@@ -1813,6 +1909,9 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				si.detached = detachedText(query, st)
 				si.changesRO = changesReadOnly(query, st)
 				si.ownObject = ownObjectRefusal(query, st)
+				if si.ownObject == "" {
+					si.ownObject = reservedNameRefusal(query, st)
+				}
 				si.manyCalls = st.Kind == kindRead && st.ManyCalls
 				break
 			}
@@ -2116,6 +2215,9 @@ func (u *queryUnit) makeInfo(i int) stmtInfo {
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
 	si.detached = detachedText(u.text, st)
 	si.ownObject = ownObjectRefusal(u.text, st)
+	if si.ownObject == "" {
+		si.ownObject = reservedNameRefusal(u.text, st)
+	}
 	return si
 }
 
