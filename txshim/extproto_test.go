@@ -434,6 +434,17 @@ func TestExtProtoCompare(t *testing.T) {
 		{"portal of commit bound before a flush", func(tb string) []xstep {
 			return []xstep{xmsgs("", "BEGIN", &pgproto3.Parse{Query: "COMMIT"}, &pgproto3.Bind{DestinationPortal: "cp"}, &pgproto3.Flush{}), xmsgs("Z", ins(tb, 1), &pgproto3.Execute{Portal: "cp"}, &pgproto3.Sync{}), xpipe(ins(tb, 2))}
 		}},
+		{"portal of begin from an ended transaction", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{DestinationPortal: "bp"}, &pgproto3.Sync{}),
+				xmsgs("Z", ins(tb, 1), &pgproto3.Execute{Portal: "bp"}, ins(tb, 2), &pgproto3.Sync{}), xpipe(ins(tb, 3)), xq("ROLLBACK"),
+				xmsgs("Z", &pgproto3.Execute{Portal: "bp"}, ins(tb, 4), &pgproto3.Sync{}), xpipe(ins(tb, 5)), xq("ROLLBACK"),
+				xmsgs("Z", &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{DestinationPortal: "bp2"}, &pgproto3.Sync{}), xmsgs("Z", ins(tb, 6), &pgproto3.Execute{Portal: "bp2"}, ins(tb, 7), &pgproto3.Sync{}), xq("ROLLBACK"),
+				xq("BEGIN"), xmsgs("Z", &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{DestinationPortal: "bp3"}, &pgproto3.Sync{}), xmsgs("Z", ins(tb, 8), &pgproto3.Execute{Portal: "bp3"}, ins(tb, 9), &pgproto3.Sync{}), xq("COMMIT")}
+		}},
+		{"portal of rollback from an ended transaction", func(tb string) []xstep {
+			return []xstep{xmsgs("Z", &pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{DestinationPortal: "rp"}, &pgproto3.Sync{}),
+				xmsgs("Z", ins(tb, 1), &pgproto3.Execute{Portal: "rp"}, ins(tb, 2), &pgproto3.Sync{}), xpipe(ins(tb, 3)), xq("ROLLBACK")}
+		}},
 		{"big block, error early, commit late", func(tb string) []xstep {
 			qs := []string{"BEGIN", ins(tb, 1), "SELECT 1/0"}
 			for i := 10; i <= 700; i++ {

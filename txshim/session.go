@@ -2885,8 +2885,22 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// request with that block rolled back (fail), the session idle as PostgreSQL
 				// leaves it after its implicit transaction failed — sent with the BEGIN, a
 				// failure before it left a failed block the client never began.
+				portal, check := portalToCheck(u, lo, i)
 				if failed, err := part(i); err != nil || failed {
 					return fail(err)
+				}
+				if check {
+					// A BEGIN whose portal is gone fails, and the implicit transaction with it.
+					gone, err := s.portalGone(portal, kindBegin)
+					if err != nil {
+						return err
+					}
+					if gone {
+						if _, err := own(raiseSQL("34000", fmt.Sprintf("portal %q does not exist", portal))); err != nil {
+							return err
+						}
+						return fail(nil)
+					}
 				}
 				// PostgreSQL turns an implicit transaction into an explicit one at BEGIN without
 				// a warning; the injected BEGIN makes it warn, so drop that.
@@ -2980,7 +2994,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if check {
 				// Its portal may have ended with a transaction before this one: PostgreSQL then
 				// fails the Execute, and the transaction with it.
-				gone, err := s.portalGone(portal)
+				gone, err := s.portalGone(portal, kindCommit)
 				if err != nil {
 					return err
 				}
@@ -3362,12 +3376,12 @@ func boundInPart(u unit, i int) bool {
 	return false
 }
 
-// portalToCheck returns the portal that step i of u, an Execute of a COMMIT, runs, when its
-// Bind is not among steps [lo, i) with nothing between that may end a transaction or a
-// savepoint (check true). Such a portal may be gone: PostgreSQL drops a transaction's portals
-// when it ends (or those made since a savepoint at ROLLBACK TO), and then fails the Execute
-// (34000) where the shim would run its commit procedure. s.portals keeps what a Bind made, not
-// whether it still exists.
+// portalToCheck returns the portal that step i of u, an Execute, runs, when its Bind is not
+// among steps [lo, i) with nothing between that may end a transaction or a savepoint (check
+// true). Such a portal may be gone: PostgreSQL drops a transaction's portals when it ends (or
+// those made since a savepoint at ROLLBACK TO), and then fails the Execute (34000), where the
+// shim, for a COMMIT, would run its commit procedure, or, for a BEGIN, hand its own block to
+// the client. s.portals keeps what a Bind made, not whether it still exists.
 func portalToCheck(u unit, lo, i int) (portal string, check bool) {
 	e, ok := u.(*extUnit)
 	if !ok || e.items[i].typ != 'E' {
@@ -3398,8 +3412,9 @@ func portalToCheck(u unit, lo, i int) (portal string, check bool) {
 // portalGone reports whether PostgreSQL no longer holds the portal a Bind made, in the
 // transaction now open: pg_cursors lists the portals of the extended protocol with the cursors
 // DECLARE makes, with their statement. A cursor that took the name of the portal gone cannot
-// be run as PostgreSQL would (the shim knows nothing of it): the session ends.
-func (s *session) portalGone(portal string) (bool, error) {
+// be run as PostgreSQL would (the shim knows nothing of it): the session ends. kind is what
+// the shim recorded of the portal's statement.
+func (s *session) portalGone(portal string, kind stmtKind) (bool, error) {
 	r, err := s.capture("SELECT statement FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.=) $1", portal)
 	if err != nil {
 		return false, err
@@ -3412,13 +3427,13 @@ func (s *session) portalGone(portal string) (bool, error) {
 	}
 	for _, st := range s.lex(string(r.row[0])) {
 		if st.Kind != kindEmpty {
-			if st.Kind != kindCommit {
+			if st.Kind != kind {
 				break
 			}
 			return false, nil
 		}
 	}
-	return false, &protocolError{fmt.Sprintf("an Execute of portal %q, bound to a COMMIT in an earlier transaction and since taken by a cursor, is not supported", portal)}
+	return false, &protocolError{fmt.Sprintf("an Execute of portal %q, bound in an earlier transaction and since taken by a cursor, is not supported", portal)}
 }
 
 // noTxAsSent reports whether step i of u, a statement that cannot run in a transaction block,
