@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -312,6 +313,12 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What fits now must fit once the member holds a term, a role, a claim and a vote:
+	// memberlist keeps the last metadata that fitted, so a master, fenced or released word
+	// that did not was never heard of by the others.
+	if _, err := EncodeMeta(longestMeta(meta)); err != nil {
+		return nil, fmt.Errorf("no room left for the term, role and vote it publishes later: %w", err)
+	}
 	voters := 2
 	if len(cfg.Gossip.Join) == 0 {
 		voters = 1
@@ -350,6 +357,20 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.state = n.stateLocked()
 	n.delivered = n.state
 	return n, nil
+}
+
+// longestMeta is m with every field it may publish later at its longest: roles, flags, the
+// other site's name (32 characters, the most config allows) and terms of up to 10 digits.
+func longestMeta(m Meta) Meta {
+	const term = 9_999_999_999
+	other := strings.Repeat("x", 32)
+	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.Leaving = true, true, true, true, true
+	if !m.Witness {
+		m.Role = RoleMaster
+	}
+	m.Record = TermRecord{Term: term, Master: other, PeerSynced: true, Seq: math.MaxUint64}
+	m.Released, m.ReleasedTo, m.Claim, m.Vote, m.VoteFor, m.SplitBrain = term, other, term, term, other, term
+	return m
 }
 
 func splitBind(bind string) (string, int, error) {
