@@ -106,6 +106,10 @@ type Meta struct {
 	// Leaving says the member is stopping gracefully (published just before memberlist's
 	// Leave): once it is gone it no longer counts among the members known (View.votes).
 	Leaving bool
+	// Boot tells this member's process from an earlier one of the same site (when it was
+	// created, Unix milliseconds): a restart is a break in its readiness for failback even
+	// when the others never saw it gone (Node.decide). 0: not known.
+	Boot uint64
 }
 
 // metaVersion is the first field of the encoding so that a later change
@@ -136,6 +140,7 @@ type wireMeta struct {
 	SplitBrain uint64            `json:"sb,omitempty"`
 	Draining   bool              `json:"dr,omitempty"`
 	Leaving    bool              `json:"lv,omitempty"`
+	Boot       uint64            `json:"bt,omitempty"`
 }
 
 // ErrMetaTooLarge is returned by EncodeMeta when the encoded metadata does
@@ -152,7 +157,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced, Seq: m.Record.Seq,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
-		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, Leaving: m.Leaving,
+		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, Leaving: m.Leaving, Boot: m.Boot,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -204,6 +209,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced, Seq: w.Seq},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
-		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, Leaving: w.Leaving,
+		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, Leaving: w.Leaving, Boot: w.Boot,
 	}, nil
 }

@@ -120,6 +120,9 @@ type Node struct {
 	running    atomic.Bool
 
 	readySince map[string]time.Time // owned by the decision loop
+	// boots is the Meta.Boot each site was last seen with: a new one is a restart, which
+	// restarts its failback_delay (readySince); owned by the decision loop.
+	boots map[string]uint64
 	// voteUnkept is the vote last found unkeepable (decide logs it once, not every round, and
 	// once more when a vote is kept again); owned by the decision loop.
 	voteUnkept *voteMark
@@ -289,7 +292,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	meta := Meta{
 		Site: cfg.Site, Priority: cfg.Priority, Witness: witness,
 		DBReachable: true, Record: rec, Admin: cfg.Admin.Listen,
-		Cold: !witness && len(cfg.Gossip.Join) > 0,
+		Cold: !witness && len(cfg.Gossip.Join) > 0, Boot: uint64(time.Now().UnixMilli()),
 	}
 	if !mark.Cleared {
 		meta.SplitBrain = mark.Term
@@ -350,8 +353,8 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		prof:     prof, voters: voters, fenceDelay: fence,
 		wake: make(chan struct{}, 1), dupWake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
-		readySince: map[string]time.Time{},
-		meta:       meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
+		readySince: map[string]time.Time{}, boots: map[string]uint64{},
+		meta: meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
 		splitMark: mark,
 	}
 	n.state = n.stateLocked()
@@ -1028,6 +1031,15 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 		}
 	}
 
+	// A site restarted (killed and started again, say) within its failback_delay was not ready
+	// throughout, though the others may never have seen it gone: a quick restart at the same
+	// address keeps it alive in memberlist, and its first word may already say it is healthy.
+	for _, m := range v.Members {
+		if old, ok := n.boots[m.Site]; ok && old != m.Boot {
+			delete(n.readySince, m.Site)
+		}
+		n.boots[m.Site] = m.Boot
+	}
 	v.Stamp(n.readySince)
 	a := Decide(v)
 	n.mu.Lock()
