@@ -175,6 +175,9 @@ func Decide(v View) Action {
 		if v.excluded(self) {
 			return wait(fmt.Sprintf("released term %d to %s", self.Released, cmp.Or(self.ReleasedTo, "another site")))
 		}
+		if better(self, best) {
+			return wait(fmt.Sprintf("site %s, master of term %d, takes control back: its failback is manual (tandem switchover hands it over)", best.Site, best.Record.Term))
+		}
 		return wait(fmt.Sprintf("site %s is preferred", best.Site))
 	}
 	top := v.maxTerm()
@@ -674,7 +677,29 @@ func (v View) best() (Member, bool) {
 	if !found && foundReleased {
 		return r, true
 	}
+	// DESIGN §3: with failback = "manual" control goes back to a better site only by tandem
+	// switchover. The master of the newest term that lost the role for a moment (fenced by a
+	// short cut, say) and did not release it qualifies again: it, not the better site, takes
+	// control back. Its own word says its failback is manual, so every view agrees.
+	if h, ok := v.holder(); found && ok {
+		return h, true
+	}
 	return b, found
+}
+
+// holder returns the site that was master of the newest term, did not release it, publishes
+// failback = "manual" and qualifies (rules 1 and 2).
+func (v View) holder() (Member, bool) {
+	top := v.maxTerm()
+	for _, m := range v.Members {
+		if top == 0 || m.Witness || !m.ManualFailback || m.Record.Term != top || m.Record.Master != m.Site || released(m) {
+			continue
+		}
+		if ok, _ := v.ready(m); ok {
+			return m, true
+		}
+	}
+	return Member{}, false
 }
 
 // better orders sites by priority, then name.

@@ -106,6 +106,10 @@ type Meta struct {
 	// Leaving says the member is stopping gracefully (published just before memberlist's
 	// Leave): once it is gone it no longer counts among the members known (View.votes).
 	Leaving bool
+	// ManualFailback says this site's file sets failback = "manual": master of the newest term,
+	// it keeps control from a better site until an operator's switchover, also across a
+	// moment in which it lost the role (View.best). Every view reads the holder's own word.
+	ManualFailback bool
 	// Boot tells this member's process from an earlier one of the same site (when it was
 	// created, Unix milliseconds): a restart is a break in its readiness for failback even
 	// when the others never saw it gone (Node.decide). 0: not known.
@@ -140,6 +144,7 @@ type wireMeta struct {
 	SplitBrain uint64            `json:"sb,omitempty"`
 	Draining   bool              `json:"dr,omitempty"`
 	Leaving    bool              `json:"lv,omitempty"`
+	Manual     bool              `json:"mf,omitempty"`
 	Boot       uint64            `json:"bt,omitempty"`
 }
 
@@ -157,7 +162,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced, Seq: m.Record.Seq,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
-		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, Leaving: m.Leaving, Boot: m.Boot,
+		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, Leaving: m.Leaving, Manual: m.ManualFailback, Boot: m.Boot,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -209,6 +214,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced, Seq: w.Seq},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
-		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, Leaving: w.Leaving, Boot: w.Boot,
+		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, Leaving: w.Leaving, ManualFailback: w.Manual, Boot: w.Boot,
 	}, nil
 }

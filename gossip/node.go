@@ -293,6 +293,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		Site: cfg.Site, Priority: cfg.Priority, Witness: witness,
 		DBReachable: true, Record: rec, Admin: cfg.Admin.Listen,
 		Cold: !witness && len(cfg.Gossip.Join) > 0, Boot: uint64(time.Now().UnixMilli()),
+		ManualFailback: !witness && cfg.Gossip.Failback == config.FailbackManual,
 	}
 	if !mark.Cleared {
 		meta.SplitBrain = mark.Term
@@ -367,7 +368,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 func longestMeta(m Meta) Meta {
 	const term = 9_999_999_999
 	other := strings.Repeat("x", 32)
-	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.Leaving = true, true, true, true, true
+	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.Leaving, m.ManualFailback = true, true, true, true, true, true
 	if !m.Witness {
 		m.Role = RoleMaster
 	}
