@@ -175,8 +175,11 @@ func Decide(v View) Action {
 		if v.excluded(self) {
 			return wait(fmt.Sprintf("released term %d to %s", self.Released, cmp.Or(self.ReleasedTo, "another site")))
 		}
-		if better(self, best) {
+		if better(self, best) && best.ManualFailback {
 			return wait(fmt.Sprintf("site %s, master of term %d, takes control back: its failback is manual (tandem switchover hands it over)", best.Site, best.Record.Term))
+		}
+		if better(self, best) {
+			return wait(fmt.Sprintf("site %s, master of term %d, takes control back: this site has not qualified for failback_delay %s yet", best.Site, best.Record.Term, v.FailbackDelay))
 		}
 		return wait(fmt.Sprintf("site %s is preferred", best.Site))
 	}
@@ -376,7 +379,7 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 	}
 	// Failback: a better site that has qualified without a break for
 	// FailbackDelay gets the role back.
-	best, ok := v.best()
+	best, ok := v.bestReady()
 	if !ok || best.Site == self.Site || !better(best, self) {
 		return Action{}
 	}
@@ -653,11 +656,29 @@ func (v View) excluded(m Member) bool {
 	return false
 }
 
-// best returns the best site among those that qualify (rules 1 and 2),
+// best is bestReady, but a site that holds the newest term keeps the role from a better one
+// that has not qualified for failback_delay, or for good with failback = "manual" (see
+// there).
+func (v View) best() (Member, bool) {
+	b, found := v.bestReady()
+	// DESIGN §3: control goes back to a better site only after it has qualified for
+	// failback_delay, or with failback = "manual" only by tandem switchover. The master of the
+	// newest term that lost the role for a moment (fenced by a short cut, say) and did not
+	// release it qualifies again: until then it, not the better site, takes control back. Its
+	// own word says whether its failback is manual, so every view agrees on that.
+	if h, ok := v.holder(); found && ok && h.Site != b.Site {
+		if h.ManualFailback || b.ReadySince.IsZero() || v.Now.Sub(b.ReadySince) < v.FailbackDelay {
+			return h, true
+		}
+	}
+	return b, found
+}
+
+// bestReady returns the best site among those that qualify (rules 1 and 2),
 // leaving out a site that released the newest term to another that
 // qualifies. When every qualifying site released (two masters of one
 // split brain both stepped down), the best of them.
-func (v View) best() (Member, bool) {
+func (v View) bestReady() (Member, bool) {
 	var b, r Member
 	found, foundReleased := false, false
 	for _, m := range v.Members {
@@ -677,22 +698,15 @@ func (v View) best() (Member, bool) {
 	if !found && foundReleased {
 		return r, true
 	}
-	// DESIGN §3: with failback = "manual" control goes back to a better site only by tandem
-	// switchover. The master of the newest term that lost the role for a moment (fenced by a
-	// short cut, say) and did not release it qualifies again: it, not the better site, takes
-	// control back. Its own word says its failback is manual, so every view agrees.
-	if h, ok := v.holder(); found && ok {
-		return h, true
-	}
 	return b, found
 }
 
-// holder returns the site that was master of the newest term, did not release it, publishes
-// failback = "manual" and qualifies (rules 1 and 2).
+// holder returns the site that was master of the newest term, did not release it and
+// qualifies (rules 1 and 2).
 func (v View) holder() (Member, bool) {
 	top := v.maxTerm()
 	for _, m := range v.Members {
-		if top == 0 || m.Witness || !m.ManualFailback || m.Record.Term != top || m.Record.Master != m.Site || released(m) {
+		if top == 0 || m.Witness || m.Record.Term != top || m.Record.Master != m.Site || released(m) {
 			continue
 		}
 		if ok, _ := v.ready(m); ok {
