@@ -84,3 +84,22 @@ func TestTLSCertFileNotRegular(t *testing.T) {
 		t.Fatal("the configuration is still being read after 5 s (blocked on the FIFO)")
 	}
 }
+
+// TestDSNFileDevNull: passfile=/dev/null (or PGPASSFILE=/dev/null in the environment), the
+// usual way to keep a client from reading ~/.pgpass, is a device but reads empty at once: the
+// clients read it as an empty file, and the check for files that are not regular must let it
+// be (it refused it, "reading it would never end", where it worked before).
+func TestDSNFileDevNull(t *testing.T) {
+	if _, err := os.Stat(os.DevNull); err != nil {
+		t.Skip("no", os.DevNull)
+	}
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	if _, err := Parse("f.toml", []byte(base+"peer_dsn = \"host=10.0.0.2 passfile="+os.DevNull+"\"\n"), KindSite); err != nil {
+		t.Errorf("passfile=%s: %v", os.DevNull, err)
+	}
+	t.Setenv("PGPASSFILE", os.DevNull)
+	if _, err := Parse("f.toml", []byte(base+"peer_dsn = \"host=10.0.0.2\"\n"), KindSite); err != nil {
+		t.Errorf("PGPASSFILE=%s: %v", os.DevNull, err)
+	}
+}

@@ -1049,7 +1049,7 @@ func dsnProblem(dsn string) (*pgconn.Config, string) {
 }
 
 // dsnFileProblem says which file dsn names (or the clients take by default, in the home
-// directory) is there but neither a regular file nor a directory: pgconn reads them while it
+// directory) is there but neither a regular file, a directory nor /dev/null: pgconn reads them while it
 // parses the string, and the read of a FIFO nobody writes to, or of a device, never ends. ""
 // when none is, or when lib/pq cannot read the string (dsnProblem says why). lib/pq reads the
 // settings without opening the files.
@@ -1072,11 +1072,18 @@ func dsnFileProblem(dsn string) string {
 		if path == "" || f.setting == "sslrootcert" && path == "system" {
 			continue
 		}
-		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() && !devNull(fi) {
 			return fmt.Sprintf("%s: not a regular file (%v): reading it would never end", f.setting, fi.Mode().Type())
 		}
 	}
 	return ""
+}
+
+// devNull says fi is os.DevNull: a device, but its read ends at once, empty (passfile=/dev/null
+// or PGPASSFILE=/dev/null is the usual way to keep a client from reading ~/.pgpass).
+func devNull(fi os.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }
 
 // pgconnMsg is what pgconn says went wrong (invalid port, failed to configure TLS, ...): its
