@@ -30,6 +30,9 @@ type modelParams struct {
 	failback   time.Duration
 	maxRelease time.Duration // longest BeforeRelease
 	voteDelay  time.Duration // a restarted member votes only after this
+	// manual: failback = "manual" on both sites (Meta.ManualFailback, View.ManualFailback):
+	// after healing either site may be master, but one must be.
+	manual bool
 }
 
 type published struct {
@@ -70,6 +73,7 @@ type modelMember struct {
 	acceptLoss  uint64 // an operator's promote -accept-loss (View.AcceptLoss); kept in memory only
 	views       map[string]*modelView
 	ready       map[string]time.Time
+	boots       map[string]uint64 // Meta.Boot each member was last seen with (Node.boots)
 	started     time.Time
 }
 
@@ -117,13 +121,16 @@ func (m *model) start(mm *modelMember) {
 	}
 	mm.views = map[string]*modelView{}
 	mm.ready = map[string]time.Time{}
+	mm.boots = map[string]uint64{}
 	mm.releaseAt = time.Time{}
 	mm.switchTo = ""
 	mm.acceptLoss = 0
 	mm.started = m.now
 	mm.history = nil
 	mm.meta = Meta{Site: mm.site, Priority: mm.prio, Witness: mm.witness, Role: mm.role,
-		Record: mm.record, Cold: !mm.witness}
+		Record: mm.record, Cold: !mm.witness, ManualFailback: m.p.manual && !mm.witness}
+	m.seq++
+	mm.meta.Boot = uint64(m.seq) // a new process: a new Boot
 	m.publish(mm)
 }
 
@@ -259,7 +266,7 @@ func (m *model) view(x *modelMember) View {
 	}
 	v := View{Self: x.site, Now: m.now, Members: members, WitnessConfigured: m.p.witness, Voters: voters,
 		FailbackDelay: m.p.failback, FenceDelay: m.p.fenceDelay, Settle: m.p.settle, ClaimedAt: x.claimedAt,
-		AcceptLoss: x.acceptLoss}
+		AcceptLoss: x.acceptLoss, ManualFailback: m.p.manual}
 	if x.role == RoleMaster {
 		v.Switchover = x.switchTo
 	}
@@ -295,6 +302,12 @@ func (m *model) decide(x *modelMember) {
 		}
 		m.logf("%s adopts %+v", x.site, rec)
 		v = m.view(x)
+	}
+	for _, o := range v.Members { // as Node.decide: a restart restarts a site's failback_delay
+		if old, ok := x.boots[o.Site]; ok && old != o.Boot {
+			delete(x.ready, o.Site)
+		}
+		x.boots[o.Site] = o.Boot
 	}
 	v.Stamp(x.ready)
 	a := Decide(v)
@@ -499,6 +512,9 @@ func TestModel(t *testing.T) {
 		{"two sites", func(p *modelParams) { p.fenceDelay = 0 }},
 		{"consistent witness", func(p *modelParams) { p.witness, p.consistent = true, true }},
 		{"consistent two sites", func(p *modelParams) { p.consistent, p.fenceDelay = true, 0 }},
+		{"manual failback, witness with partitions", func(p *modelParams) { p.witness, p.partitions, p.manual = true, true, true }},
+		{"manual failback, two sites", func(p *modelParams) { p.fenceDelay, p.manual = 0, true }},
+		{"manual failback, consistent witness", func(p *modelParams) { p.witness, p.consistent, p.manual = true, true, true }},
 	}
 	seeds, steps := 12, 6000
 	if testing.Short() {
@@ -578,12 +594,15 @@ func (m *model) converge() {
 		m.step(false)
 	}
 	a, b := m.members[0], m.members[1]
+	if m.p.manual && b.role == RoleMaster {
+		a, b = b, a // failback = "manual": the site in control keeps it
+	}
 	if a.role != RoleMaster || b.role != RoleBackup {
-		m.fail("after healing: a is %q, b is %q; want a master, b backup", a.role, b.role)
+		m.fail("after healing: %s is %q, %s is %q; want %s master, %s backup", a.site, a.role, b.site, b.role, a.site, b.site)
 	}
 	for _, mm := range m.members {
 		if mm.record.Term != a.record.Term && !(mm.witness && mm.record.Term > a.record.Term) {
-			m.fail("after healing: %s holds term %d, master a holds %d", mm.site, mm.record.Term, a.record.Term)
+			m.fail("after healing: %s holds term %d, master %s holds %d", mm.site, mm.record.Term, a.site, a.record.Term)
 		}
 	}
 }
