@@ -103,3 +103,43 @@ func TestDSNFileDevNull(t *testing.T) {
 		t.Errorf("PGPASSFILE=%s: %v", os.DevNull, err)
 	}
 }
+
+// TestDSNServiceFileNotRegular: the service file (a servicefile setting, $PGSERVICEFILE or
+// ~/.pg_service.conf, read when a service is named) is read while the string is parsed, by
+// pgconn and by lib/pq, as the files TestDSNFileNotRegular checks are: a FIFO there hung the
+// configuration's reading for ever.
+func TestDSNServiceFileNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	for _, tc := range []struct{ dsn, env string }{
+		{"host=10.0.0.2 service=s servicefile=" + fifo, ""},
+		{"host=10.0.0.2 service=s servicefile='" + fifo + "'", ""},
+		{"postgres://a@10.0.0.2/c?service=s&servicefile=" + fifo, ""},
+		{"host=10.0.0.2 service=s", fifo},
+	} {
+		if tc.env != "" {
+			t.Setenv("PGSERVICEFILE", tc.env)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("f.toml", []byte(base+"peer_dsn = \""+tc.dsn+"\"\n"), KindSite)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.peer_dsn" || !strings.Contains(errs[0].Msg, "servicefile") {
+				t.Errorf("%s (PGSERVICEFILE %q): got %v, want one txshim.peer_dsn error naming servicefile", tc.dsn, tc.env, err)
+			}
+		case <-time.After(5 * time.Second):
+			if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+				f.Close()
+			}
+			t.Fatalf("%s (PGSERVICEFILE %q): the configuration is still being read after 5 s (blocked on the FIFO)", tc.dsn, tc.env)
+		}
+	}
+}

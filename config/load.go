@@ -1054,11 +1054,14 @@ func dsnProblem(dsn string) (*pgconn.Config, string) {
 // when none is, or when lib/pq cannot read the string (dsnProblem says why). lib/pq reads the
 // settings without opening the files.
 func dsnFileProblem(dsn string) string {
+	home, _ := os.UserHomeDir()
+	if msg := serviceFileProblem(dsn, home); msg != "" {
+		return msg
+	}
 	pc, err := pq.NewConfig(dsn)
 	if err != nil {
 		return ""
 	}
-	home, _ := os.UserHomeDir()
 	for _, f := range []struct{ setting, path, def string }{
 		{"passfile", pc.Passfile, ".pgpass"},
 		{"sslrootcert", pc.SSLRootCert, filepath.Join(".postgresql", "root.crt")},
@@ -1077,6 +1080,66 @@ func dsnFileProblem(dsn string) string {
 		}
 	}
 	return ""
+}
+
+// serviceFileProblem is dsnFileProblem for the service file, read when the string or
+// $PGSERVICE names a service, by pgconn and by lib/pq (in pq.NewConfig itself): the
+// servicefile setting pgconn takes from the string, $PGSERVICEFILE or ~/.pg_service.conf.
+func serviceFileProblem(dsn, home string) string {
+	if !strings.Contains(dsn, "service") && os.Getenv("PGSERVICE") == "" {
+		return ""
+	}
+	paths := []string{dsnValue(dsn, "servicefile"), os.Getenv("PGSERVICEFILE")}
+	if home != "" {
+		paths = append(paths, filepath.Join(home, ".pg_service.conf"))
+	}
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() && !devNull(fi) {
+			return fmt.Sprintf("servicefile: not a regular file (%v): reading it would never end", fi.Mode().Type())
+		}
+	}
+	return ""
+}
+
+// dsnValue is the value of key in dsn, a URL or a keyword/value string, as far as a plain
+// reading tells ("" when it is not there).
+func dsnValue(dsn, key string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return ""
+		}
+		return u.Query().Get(key)
+	}
+	for s := dsn; ; {
+		i := strings.Index(s, key)
+		if i < 0 {
+			return ""
+		}
+		before, rest := s[:i], strings.TrimLeftFunc(s[i+len(key):], unicode.IsSpace)
+		s = s[i+len(key):]
+		if (before != "" && !unicode.IsSpace(rune(before[len(before)-1]))) || !strings.HasPrefix(rest, "=") {
+			continue
+		}
+		rest = strings.TrimLeftFunc(rest[1:], unicode.IsSpace)
+		if !strings.HasPrefix(rest, "'") {
+			if j := strings.IndexFunc(rest, unicode.IsSpace); j >= 0 {
+				return rest[:j]
+			}
+			return rest
+		}
+		var b strings.Builder
+		for j := 1; j < len(rest) && rest[j] != '\''; j++ {
+			if rest[j] == '\\' && j+1 < len(rest) {
+				j++
+			}
+			b.WriteByte(rest[j])
+		}
+		return b.String()
+	}
 }
 
 // devNull says fi is os.DevNull: a device, but its read ends at once, empty (passfile=/dev/null
