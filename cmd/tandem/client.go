@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -74,11 +75,14 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if *addr != "" {
 		// host:port, as admin.listen: without a port it was asked on 80, and a URL's scheme
 		// was taken for the host, each failing with an error that named no flag.
-		if u, err := url.Parse("http://" + *addr); err != nil || u.Host != *addr || u.Port() == "" {
+		// An IPv6 zone is taken as admin.listen gives it ([fe80::1%eth0]:7180) or as a URL
+		// writes it (%25).
+		a := strings.Replace(*addr, "%25", "%", 1)
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.ContainsAny(a, "/?#@") {
 			fmt.Fprintf(stderr, "tandem %s: -admin %q: want host:port, the member's admin.listen (127.0.0.1:7180)\n", name, *addr)
 			return nil, nil, false
 		}
-		c.base = "http://" + *addr
+		c.base = (&url.URL{Scheme: "http", Host: a}).String()
 	}
 	c.guessed = *path == "" && *addr == ""
 	if *tokenFile != "" {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -356,6 +358,32 @@ func TestAdminFlagAddress(t *testing.T) {
 		code := run([]string{"status", "-admin", addr}, &stdout, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), "-admin") || !strings.Contains(stderr.String(), "host:port") {
 			t.Errorf("status -admin %s: exit %d, stderr %q; want exit 2 naming -admin and host:port", addr, code, stderr.String())
+		}
+	}
+}
+
+// TestAdminFlagZone: -admin takes an IPv6 address with its zone as admin.listen and net.Listen
+// take it ([fe80::1%eth0]:7180), and as a URL writes it ([fe80::1%25eth0]:7180, which reached
+// the member before -admin was checked): both reach the member. The check refused both, "want
+// host:port", of an address that is host:port.
+func TestAdminFlagZone(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	var hits atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	for i, addr := range []string{"[::1%lo]:" + port, "[::1%25lo]:" + port} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"clear-split-brain", "-admin", addr}, &stdout, &stderr)
+		if int(hits.Load()) != i+1 {
+			t.Errorf("clear-split-brain -admin %s: exit %d, stderr %q; the member was not asked", addr, code, stderr.String())
+			hits.Store(int32(i + 1))
 		}
 	}
 }
