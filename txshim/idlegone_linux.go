@@ -25,11 +25,14 @@ func idleConnGone(c net.Conn) bool {
 	}
 	gone := false
 	var b [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
+	// Control, not Read: Read takes the descriptor's read lock, which a read pgconn left
+	// waiting on it (its background reader, started for a large apply's writes, reads on until
+	// bytes come) holds while the connection is idle — the peek waited for the peer's next
+	// bytes, for ever. A peek does not take the bytes such a read waits for.
+	_ = rc.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// Bytes (n > 0), the end (n == 0 without error), or a reset: not EAGAIN.
 		gone = err != syscall.EAGAIN && err != syscall.EINTR
-		return true
 	})
 	return gone
 }
