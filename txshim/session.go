@@ -47,6 +47,10 @@ type session struct {
 	// notes: NotificationResponse frames held for the client's next ReadyForQuery (under cmu;
 	// see serverLoop).
 	notes []byte
+	// tagHeld: while the shim commits a Query's implicit transaction, the replies held back
+	// (pending.holdTag), with every ParameterStatus relayed since (under cmu): those the commit
+	// brings (a SET LOCAL reverted) must follow the ones the Query's statements brought.
+	tagHeld []heldMsg
 
 	backend net.Conn
 	br      *frameReader
@@ -883,6 +887,13 @@ func (s *session) toClient(typ byte, body []byte, flush bool) error {
 	if typ == 'Z' {
 		s.writeNotesLocked()
 	}
+	if typ == 'S' && s.tagHeld != nil {
+		s.tagHeld = append(s.tagHeld, heldMsg{typ, append([]byte(nil), body...)})
+		if flush {
+			return s.cw.Flush()
+		}
+		return nil
+	}
 	writeHeader(s.cw, typ, len(body))
 	if _, err := s.cw.Write(body); err != nil {
 		return err
@@ -937,9 +948,14 @@ func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 	return nil
 }
 
-// emitHeld sends the replies serverLoop held back (pending.holdTag): the CommandComplete only
-// when complete, the ParameterStatus messages after it always.
+// emitHeld sends the replies serverLoop held back (pending.holdTag) and the ParameterStatus
+// messages relayed since they were (tagHeld): the CommandComplete only when complete, the
+// ParameterStatus messages always.
 func (s *session) emitHeld(held []heldMsg, complete bool) error {
+	s.cmu.Lock()
+	held = append(held, s.tagHeld...)
+	s.tagHeld = nil
+	s.cmu.Unlock()
 	for _, m := range held {
 		if m.typ == 'C' && !complete {
 			continue
@@ -3150,6 +3166,17 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	}
 	switch us.st {
 	case 'T':
+		if held != nil {
+			// The commit's ParameterStatus messages wait behind the held ones (emitHeld).
+			s.cmu.Lock()
+			s.tagHeld = []heldMsg{}
+			s.cmu.Unlock()
+			defer func() {
+				s.cmu.Lock()
+				s.tagHeld = nil
+				s.cmu.Unlock()
+			}()
+		}
 		var ok bool
 		var err error
 		if cs == nil {
