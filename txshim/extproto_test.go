@@ -441,6 +441,15 @@ func TestExtProtoCompare(t *testing.T) {
 				xmsgs("Z", &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{DestinationPortal: "bp2"}, &pgproto3.Sync{}), xmsgs("Z", ins(tb, 6), &pgproto3.Execute{Portal: "bp2"}, ins(tb, 7), &pgproto3.Sync{}), xq("ROLLBACK"),
 				xq("BEGIN"), xmsgs("Z", &pgproto3.Parse{Query: "BEGIN"}, &pgproto3.Bind{DestinationPortal: "bp3"}, &pgproto3.Sync{}), xmsgs("Z", ins(tb, 8), &pgproto3.Execute{Portal: "bp3"}, ins(tb, 9), &pgproto3.Sync{}), xq("COMMIT")}
 		}},
+		{"portal of begin isolation bound before a flush", func(tb string) []xstep {
+			return []xstep{xmsgs("", &pgproto3.Parse{Query: "BEGIN ISOLATION LEVEL REPEATABLE READ"}, &pgproto3.Bind{DestinationPortal: "bp"}, &pgproto3.Flush{}),
+				xmsgs("Z", &pgproto3.Parse{Name: "tw", Query: "TRUNCATE " + tb}, &pgproto3.Bind{DestinationPortal: "twp", PreparedStatement: "tw"}, &pgproto3.Execute{Portal: "bp"},
+					&pgproto3.Execute{Portal: "twp"}, "SHOW transaction_isolation", ins(tb, 1), &pgproto3.Sync{}), xq("COMMIT"), xq("DEALLOCATE tw")}
+		}},
+		{"portal of start transaction bound before a flush", func(tb string) []xstep {
+			return []xstep{xmsgs("", &pgproto3.Parse{Query: "START TRANSACTION"}, &pgproto3.Bind{DestinationPortal: "bp"}, &pgproto3.Flush{}),
+				xmsgs("Z", ins(tb, 1), &pgproto3.Execute{Portal: "bp"}, ins(tb, 2), &pgproto3.Sync{}), xq("COMMIT")}
+		}},
 		{"portal of rollback from an ended transaction", func(tb string) []xstep {
 			return []xstep{xmsgs("Z", &pgproto3.Parse{Query: "ROLLBACK"}, &pgproto3.Bind{DestinationPortal: "rp"}, &pgproto3.Sync{}),
 				xmsgs("Z", ins(tb, 1), &pgproto3.Execute{Portal: "rp"}, ins(tb, 2), &pgproto3.Sync{}), xpipe(ins(tb, 3)), xq("ROLLBACK")}

@@ -2905,22 +2905,32 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if failed, err := part(i); err != nil || failed {
 					return fail(err)
 				}
+				// PostgreSQL turns an implicit transaction into an explicit one at BEGIN without
+				// a warning; the injected BEGIN makes it warn, so drop that.
+				drop = true
 				if check {
-					// A BEGIN whose portal is gone fails, and the implicit transaction with it.
-					gone, err := s.portalGone(portal, kindBegin)
+					// Its portal may have ended with a transaction before this one: PostgreSQL
+					// then fails the Execute (34000), and the implicit transaction with it. The
+					// Execute goes alone, the shim's block rolled back (fail) when it fails. No
+					// query of the shim's goes before it: its snapshot would make a BEGIN
+					// ISOLATION LEVEL, or a SET TRANSACTION after it, fail (25001).
+					p := &pending{fwd: true, drop25001: true, res: make(chan result, 1)}
+					if err := u.send(s, lo, i+1, false, p); err != nil {
+						return err
+					}
+					r, err := s.wait(p)
 					if err != nil {
 						return err
 					}
-					if gone {
-						if _, err := own(raiseSQL("34000", fmt.Sprintf("portal %q does not exist", portal))); err != nil {
-							return err
-						}
+					lo, drop, us.st = i+1, false, r.status
+					if r.err != nil {
 						return fail(nil)
 					}
+					if r.tag != "BEGIN" && r.tag != "START TRANSACTION" {
+						return &protocolError{fmt.Sprintf("an Execute of portal %q, bound in an earlier transaction and since taken by a cursor, is not supported", portal)}
+					}
 				}
-				// PostgreSQL turns an implicit transaction into an explicit one at BEGIN without
-				// a warning; the injected BEGIN makes it warn, so drop that.
-				drop, us.injected = true, false
+				us.injected = false
 			}
 			us.st = 'T'
 		case k == kindRollback:
