@@ -65,6 +65,9 @@ func TestReservedNameRefusal(t *testing.T) {
 		{`SELECT 1; /* x */ EXECUTE tandem_shim_kept_2`, true},
 		{`SELECT tandem_shim_x FROM t`, false},
 		{`DELETE FROM tandem_shim_x`, false},
+		{`DECLARE tandem_shim_internal CURSOR WITH HOLD FOR SELECT 1`, true},
+		{`declare "tandem_shim_x" NO SCROLL CURSOR FOR SELECT 1`, true},
+		{`DECLARE c CURSOR FOR SELECT tandem_shim_x FROM t`, false},
 	} {
 		got := ""
 		for _, st := range splitStatements(c.sql) {

@@ -1855,8 +1855,9 @@ func clientNames(typ byte, body []byte) []byte {
 }
 
 // reservedNameRefusal is the refusal of statement st of text when it is a PREPARE, EXECUTE or
-// DEALLOCATE of a prepared statement named with reservedPrefix: SQL cannot be renamed as the
-// extended protocol's names are (clientNames), and the name could be one of the shim's.
+// DEALLOCATE of a prepared statement, or a DECLARE of a cursor (a portal, as the shim's own
+// statements use), named with reservedPrefix: SQL cannot be renamed as the extended protocol's
+// names are (clientNames), and the name could be one of the shim's.
 func reservedNameRefusal(text string, st statement) string {
 	if st.Kind == kindEmpty {
 		return ""
@@ -1881,7 +1882,8 @@ func reservedNameRefusal(text string, st statement) string {
 		return "", false, end
 	}
 	w, _, end := word(i)
-	if !strings.EqualFold(w, "PREPARE") && !strings.EqualFold(w, "EXECUTE") && !strings.EqualFold(w, "DEALLOCATE") {
+	declare := strings.EqualFold(w, "DECLARE")
+	if !strings.EqualFold(w, "PREPARE") && !strings.EqualFold(w, "EXECUTE") && !strings.EqualFold(w, "DEALLOCATE") && !declare {
 		return ""
 	}
 	name, quoted, end := word(end)
@@ -1890,6 +1892,9 @@ func reservedNameRefusal(text string, st statement) string {
 	}
 	if len(name) < len(reservedPrefix) || (quoted && name[:len(reservedPrefix)] != reservedPrefix) || !strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix) {
 		return ""
+	}
+	if declare {
+		return "tandem: cursor names beginning with " + reservedPrefix + " are reserved to Tandem in SQL's DECLARE (the extended protocol's portals may use them)"
 	}
 	return "tandem: prepared statement names beginning with " + reservedPrefix + " are reserved to Tandem in SQL's PREPARE, EXECUTE and DEALLOCATE (the extended protocol may use them)"
 }
