@@ -68,9 +68,10 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// anyone's to take.
 	cfg.RuntimeParams["application_name"] = applyAppName
 	// Values are read under the settings the decoder's walsender wrote them under
-	// (textSettings). No statement, lock or idle-in-transaction timeout of the peer's defaults:
-	// the Shipper bounds each apply by its context, while a peer-side timeout would end it with
-	// an SQL error on every try (transient: sent again, in vain for an apply longer than it).
+	// (textSettings). No statement, lock, idle-in-transaction or idle-session timeout of the
+	// peer's defaults: the Shipper bounds each apply by its context, while a peer-side timeout
+	// would end it with an SQL error on every try (transient: sent again, in vain for an apply
+	// longer than it), or end a pooled connection between applies.
 	// DDL statements are read as their sessions on the local database read them: with
 	// standard_conforming_strings on (the shim serves no session with it off), so that a
 	// backslash in a string literal stays one whatever the peer's default. Writable whatever
@@ -119,12 +120,16 @@ func (t *applyTx) decisionRow(end pglogrepl.LSN, plain bool) {
 	t.prepared("decision row", "INSERT INTO tandem.decisions (gid, lsn) VALUES ($1, $2)", [][]byte{[]byte(t.gid), []byte(end.String())})
 }
 
-// noTimeouts turns off the statement, lock and idle-in-transaction timeouts a database's
-// defaults may set for its applications: the apply, resync's copy and verify's read are
-// bounded by their contexts, and a peer-side timeout would end them with an SQL error on
-// every try. (transaction_timeout, PostgreSQL 17, is turned off where it exists: dialApply.)
+// noTimeouts turns off the statement, lock, idle-in-transaction and idle-session timeouts a
+// database's defaults may set for its applications: the apply, resync's copy and verify's read
+// are bounded by their contexts, and a peer-side timeout would end them with an SQL error on
+// every try. An idle_session_timeout ended the apply's pooled connections between commits:
+// each apply after a quiet spell dialled again within its commit's time, and one taken as the
+// peer ended it failed with an unknown outcome (TestPeerIdleSessionTimeoutDefault).
+// (transaction_timeout, PostgreSQL 17, is turned off where it exists: dialApply.)
 var noTimeouts = map[string]string{
 	"statement_timeout": "0", "lock_timeout": "0", "idle_in_transaction_session_timeout": "0",
+	"idle_session_timeout": "0",
 }
 
 // applyAppName is the application_name of apply sessions.
