@@ -1242,7 +1242,8 @@ func (pr *peerRel) col(name string) peerCol {
 // serve — not as text, which each session spells after its own settings (a timestamptz after
 // its TimeZone). Other types (json, point, arrays) are compared as the text the peer's session
 // makes both of the stored value and of the sent one read in the column's type: the same
-// spelling rules on both sides. Values that are equal under their type's equality but written
+// spelling rules on both sides, byte for byte (an array of a nondeterministically collated
+// type would otherwise compare its text under that collation). Values that are equal under their type's equality but written
 // differently (numeric 1.0 and 1.00, float8 0 and -0, interval '1 day' and '24:00:00', or
 // 'abc' and 'ABC' under a nondeterministic collation) match each other: among rows otherwise
 // identical, the one spelled as the sent row, byte for byte, is taken first — else the UPDATE
@@ -1275,7 +1276,10 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// and 'abc' would be spelled as 'ABC' (TestFullIdentityNondeterministicCollation).
 			exact = append(exact, fmt.Sprintf(`%s::text = CAST(CAST(%s AS %s) AS text) COLLATE pg_catalog."C"`, id, p, pc.typ))
 		default:
-			conds = append(conds, fmt.Sprintf("%s::text = CAST(CAST(%s AS %s) AS text)", id, param(v), pc.typ))
+			// Byte for byte too: an array's text keeps the column's collation, and under a
+			// nondeterministic one '{abc}' would match '{ABC}'
+			// (TestFullIdentityNondeterministicCollationArray).
+			conds = append(conds, fmt.Sprintf(`%s::text = CAST(CAST(%s AS %s) AS text) COLLATE pg_catalog."C"`, id, param(v), pc.typ))
 		}
 	}
 	if len(conds) == 0 && !full {

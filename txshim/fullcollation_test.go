@@ -21,3 +21,23 @@ func TestFullIdentityNondeterministicCollation(t *testing.T) {
 		`DELETE FROM fc WHERE c = 'abc' COLLATE "C"`,
 	)
 }
+
+// TestFullIdentityNondeterministicCollationArray: an array of a nondeterministically collated
+// type has no equality of its own for a full row (matchRow compares it as text), and its text
+// keeps the column's collation: '{abc}' and '{ABC}' compared equal, and an UPDATE or DELETE of
+// the '{abc}' row changed the '{ABC}' row on the peer.
+func TestFullIdentityNondeterministicCollationArray(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`,
+		`CREATE DOMAIN cia AS text[] COLLATE ci`,
+		`CREATE TABLE fca (a text[] COLLATE ci, d cia, n int)`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"fca"},
+		`INSERT INTO fca VALUES ('{ABC}', '{X}', 0), ('{abc}', '{X}', 0), ('{q}', '{AB}', 0), ('{q}', '{ab}', 0)`,
+		`UPDATE fca SET n = 1 WHERE a = '{abc}' COLLATE "C"`,
+		`UPDATE fca SET n = 2 WHERE d = '{ab}' COLLATE "C"`,
+		`DELETE FROM fca WHERE a = '{abc}' COLLATE "C"`,
+	)
+}
