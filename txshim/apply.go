@@ -372,6 +372,30 @@ func (p *applyPool) dial(ctx context.Context, s *applySlot) error {
 // holds), which the first applies after it would otherwise pay within their commit's time —
 // catch-up itself ships on one connection at a time, and get hands the slots out in turn.
 func (p *applyPool) fill(ctx context.Context) error {
+	var empty []*applySlot
+	for _, s := range p.takeIdle() {
+		if s.c != nil {
+			p.slots <- s // in use again at once: only the dials wait
+			continue
+		}
+		empty = append(empty, s)
+	}
+	errs := make(chan error, len(empty))
+	for _, s := range empty {
+		go func() { errs <- p.dial(ctx, s) }()
+	}
+	var err error
+	for range empty {
+		err = cmp.Or(err, <-errs)
+	}
+	for _, s := range empty {
+		p.slots <- s
+	}
+	return err
+}
+
+// takeIdle takes, without waiting, the slots nobody holds; the caller puts them back.
+func (p *applyPool) takeIdle() []*applySlot {
 	var idle []*applySlot
 	for len(idle) < cap(p.slots) {
 		select {
@@ -382,22 +406,7 @@ func (p *applyPool) fill(ctx context.Context) error {
 		}
 		break
 	}
-	errs := make(chan error, len(idle))
-	for _, s := range idle {
-		if s.c != nil {
-			errs <- nil
-			continue
-		}
-		go func() { errs <- p.dial(ctx, s) }()
-	}
-	var err error
-	for range idle {
-		err = cmp.Or(err, <-errs)
-	}
-	for _, s := range idle {
-		p.slots <- s
-	}
-	return err
+	return idle
 }
 
 // put returns a slot; a connection whose state is unknown (broken), or that the peer closed
@@ -414,17 +423,7 @@ func (p *applyPool) put(ctx context.Context, s *applySlot, broken bool) {
 // closeIdle closes the connections nobody holds, so that the next get dials afresh: after a
 // peer outage the pooled connections are dead.
 func (p *applyPool) closeIdle(ctx context.Context) {
-	var idle []*applySlot
-	for len(idle) < cap(p.slots) {
-		select {
-		case s := <-p.slots:
-			idle = append(idle, s)
-			continue
-		default:
-		}
-		break
-	}
-	for _, s := range idle {
+	for _, s := range p.takeIdle() {
 		if s.c != nil {
 			s.c.close(ctx)
 			s.c = nil
