@@ -9,20 +9,15 @@ import (
 	"github.com/tandem-ha/tandem/internal/slowlink"
 )
 
-// TestCatchUpSlowLink: catch-up over a link with latency (and bandwidth to spare) ships runs of
-// small plain commits in one peer transaction each (applyRun), so that it is bound by what the
-// peer makes durable rather than by round trips. A run sent one round trip per transaction
-// needed up to runMax+1 round trips within one OpTimeout: over a link whose round trip is more
-// than OpTimeout/(runMax+1) — 150 ms with the default 10 s — every run of a backlog ran out of
-// time, and its transactions went one at a time, a few round trips each: a master committing
-// alone a few transactions a second never caught up.
-func TestCatchUpSlowLink(t *testing.T) {
-	t.Parallel()
-	p := startCapPair(t)
+// slowLinkPair is a capture pair with table kv, installed over a slow link to the peer
+// (returned, with the peer's DSN through it), and term 1 of site a recorded synced on both.
+func slowLinkPair(t *testing.T) (p *capPair, link *slowlink.Link, peerDSN string, ctx context.Context) {
+	t.Helper()
+	p = startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	link := slowlink.Start(t, fmt.Sprintf("127.0.0.1:%d", p.peer.Port()))
-	peerDSN := link.DSN(t, p.peer.DSN("app"))
-	ctx := capCtx(t, 90*time.Second)
+	link = slowlink.Start(t, fmt.Sprintf("127.0.0.1:%d", p.peer.Port()))
+	peerDSN = link.DSN(t, p.peer.DSN("app"))
+	ctx = capCtx(t, 90*time.Second)
 	if err := Install(ctx, "a", p.local.DSN("app"), peerDSN, quietLogger()); err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +27,19 @@ func TestCatchUpSlowLink(t *testing.T) {
 	if err := WriteTermRecord(ctx, p.pdb, 1, "a", true); err != nil {
 		t.Fatal(err)
 	}
+	return p, link, peerDSN, ctx
+}
+
+// TestCatchUpSlowLink: catch-up over a link with latency (and bandwidth to spare) ships runs of
+// small plain commits in one peer transaction each (applyRun), so that it is bound by what the
+// peer makes durable rather than by round trips. A run sent one round trip per transaction
+// needed up to runMax+1 round trips within one OpTimeout: over a link whose round trip is more
+// than OpTimeout/(runMax+1) — 150 ms with the default 10 s — every run of a backlog ran out of
+// time, and its transactions went one at a time, a few round trips each: a master committing
+// alone a few transactions a second never caught up.
+func TestCatchUpSlowLink(t *testing.T) {
+	t.Parallel()
+	p, link, peerDSN, ctx := slowLinkPair(t)
 	const opTimeout = 3 * time.Second
 	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: peerDSN, Conns: 1,
 		OpTimeout: opTimeout, SequenceInterval: -1, Logger: quietLogger()})

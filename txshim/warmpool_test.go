@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/tandem-ha/tandem/internal/slowlink"
 )
 
 // TestCatchUpWarmsApplyPool: catch-up dials every apply connection before the peer is marked
@@ -19,20 +17,7 @@ import (
 // pool as cold as before: dual commit never held.
 func TestCatchUpWarmsApplyPool(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	link := slowlink.Start(t, fmt.Sprintf("127.0.0.1:%d", p.peer.Port()))
-	peerDSN := link.DSN(t, p.peer.DSN("app"))
-	ctx := capCtx(t, 90*time.Second)
-	if err := Install(ctx, "a", p.local.DSN("app"), peerDSN, quietLogger()); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTermRecord(ctx, p.ldb, 1, "a", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTermRecord(ctx, p.pdb, 1, "a", true); err != nil {
-		t.Fatal(err)
-	}
+	p, link, peerDSN, ctx := slowLinkPair(t)
 	sh := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: peerDSN, Conns: 3,
 		OpTimeout: 10 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
 	sh.SetTerm(1)
