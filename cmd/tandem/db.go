@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/lib/pq"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
@@ -308,16 +309,26 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, d.resolveNow, func() { d.resolve(ctx) }) }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	failures, round := 0, 0
+	failures, round, full := 0, 0, false
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		err := d.local.PingContext(pctx)
 		cancel()
+		// A database with no connection slot free answers (53300): it is busy, not down — its
+		// server's own connections fill it — and the site keeps its role.
+		answered := err == nil || slotsFull(err)
 		switch {
-		case err == nil && failures >= pingFailures:
+		case slotsFull(err) && !full:
+			d.log.Warn("local database has no connection slot free (max_connections); counted as reachable", "err", err)
+		case err == nil && full:
+			d.log.Info("local database has a connection slot free again")
+		}
+		full = slotsFull(err)
+		switch {
+		case answered && failures >= pingFailures:
 			d.log.Info("local database reachable again")
 			failures = 0
-		case err == nil:
+		case answered:
 			failures = 0
 		default:
 			if failures++; failures == pingFailures {
@@ -357,6 +368,14 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// slotsFull tells whether err is PostgreSQL's refusal of a connection for want of a free slot
+// (SQLSTATE 53300 too_many_connections, also when the slots left are reserved for superusers):
+// the database answered.
+func slotsFull(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "53300"
 }
 
 // slotEvery: the health rounds between two reads of the slot's state (readSlot).

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/internal/pgtest"
@@ -30,9 +32,9 @@ func installedSite2(t *testing.T) (*pgtest.Cluster, *sql.DB, *slog.Logger) {
 }
 
 // installedSite is installedSite2 for site.
-func installedSite(t *testing.T, site string) (*pgtest.Cluster, *sql.DB, *slog.Logger) {
+func installedSite(t *testing.T, site string, opts ...pgtest.Option) (*pgtest.Cluster, *sql.DB, *slog.Logger) {
 	t.Helper()
-	c := pgtest.Start(t)
+	c := pgtest.Start(t, opts...)
 	dsn := c.DSN(c.Database())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -245,9 +247,10 @@ func site2Database(t *testing.T) *database {
 }
 
 // site2DatabaseTo is site2Database whose peer database is at peerDSN ("": its own).
-func site2DatabaseTo(t *testing.T, peerDSN string) *database {
+func site2DatabaseTo(t *testing.T, peerDSN string, opts ...pgtest.Option) *database {
 	t.Helper()
-	c, _, _ := installedSite2(t)
+	c, db, _ := installedSite(t, "site2", opts...)
+	db.Close() // takes no connection slot of its own
 	dsn := c.DSN(c.Database())
 	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
 		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: cmp.Or(peerDSN, dsn), PeerDown: config.PeerDownContinue,
@@ -741,5 +744,53 @@ func TestPromoteAfterReleaseKeepsOwnCycleSequence(t *testing.T) {
 	t.Logf("site2, master of term 5 alone (cyc at 50; the peer's copy at 40), released and promoted to term 6: next cyc %d", next)
 	if next != 51 {
 		t.Fatalf("the new term hands out cyc %d, which site2 handed out in term 5 (41 to 50)", next)
+	}
+}
+
+// TestHealthLocalSlotsFull: a local database whose every connection slot is taken (SQLSTATE
+// 53300, too_many_connections) answers: it is busy, not down, and the site must not give up
+// its role as if it were — its application's own connections are what fill it.
+func TestHealthLocalSlotsFull(t *testing.T) {
+	d := site2DatabaseTo(t, "", pgtest.WithSetting("max_connections", "10"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Every slot taken, the sidecar's handle holding none (as at its start).
+	d.local.SetMaxIdleConns(0)
+	fill, err := txshim.OpenDB(d.cfg.LocalDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fill.Close()
+	var held []*sql.Conn
+	for {
+		conn, err := fill.Conn(ctx)
+		if err != nil {
+			var pe *pq.Error
+			if !errors.As(err, &pe) || pe.Code != "53300" {
+				t.Fatalf("filling the slots: %v", err)
+			}
+			break
+		}
+		if err := conn.PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	d.local.SetMaxIdleConns(2)
+	t.Logf("%d connections fill the local database", len(held))
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.run(rctx, 100*time.Millisecond) }()
+	time.Sleep(time.Duration(pingFailures+3) * 100 * time.Millisecond)
+	down := d.localDown.Load()
+	stop()
+	<-done
+	if down {
+		t.Fatal("local database with every connection slot taken (53300) counted as down: the site would give up its role")
 	}
 }
