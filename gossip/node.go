@@ -126,6 +126,15 @@ type Node struct {
 	// voteUnkept is the vote last found unkeepable (decide logs it once, not every round, and
 	// once more when a vote is kept again); owned by the decision loop.
 	voteUnkept *voteMark
+	// voteUnknown: with a witness, data_dir held no vote at start (VoteFile). A first start
+	// and a lost data_dir (a host rebuilt, a disk replaced) look the same, and a voter that
+	// lost its vote could vote again, for another site, in a term it helped decide, whose
+	// winner (cut off, fenced) it no longer sees. While anyone in sight holds a term, it votes
+	// only once it has seen every other voter since its start (voteSeen), and so learned the
+	// newest term; owned by the decision loop.
+	voteUnknown    bool
+	voteSeen       map[string]bool
+	voteHeldLogged bool
 	// adoptUnkept is the term record adopt last failed to save (logged once, not every round,
 	// and once more when a record is kept again); owned by the decision loop.
 	adoptUnkept *TermRecord
@@ -305,6 +314,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		}
 		meta.Vote, meta.VoteFor = vote.Term, vote.For
 	}
+	voteUnknown := cfg.Gossip.Witness && meta.Vote == 0
 	if witness {
 		meta.Role = RoleWitness
 	} else if len(cfg.Server.Endpoints) > 0 {
@@ -355,6 +365,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		wake: make(chan struct{}, 1), dupWake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
 		readySince: map[string]time.Time{}, boots: map[string]uint64{},
+		voteUnknown: voteUnknown, voteSeen: map[string]bool{},
 		meta: meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
 		splitMark: mark,
 	}
@@ -1110,7 +1121,32 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	// cut-off master fence itself, but that master holds the term all the same).
 	n.mu.Lock()
 	vv := n.viewLocked(time.Now())
-	vt, vf := Vote(vv, time.Since(n.start) >= max(n.prof.fenceDelay, n.fenceDelay))
+	n.mu.Unlock()
+	withheld := false
+	if n.voteUnknown {
+		for _, m := range vv.Members[1:] {
+			if m.Alive {
+				n.voteSeen[m.Site] = true
+			}
+		}
+		switch {
+		case len(n.voteSeen) >= n.voters-1:
+			n.voteUnknown = false
+			n.log.Info("every voter seen since the start: votes", "term", vv.maxTerm())
+		case vv.maxTerm() == 0:
+			// Nobody in sight holds any term: the cluster's first election (a site and the
+			// witness elect the first term while the other site is not up yet).
+		default:
+			withheld = true
+			if !n.voteHeldLogged && time.Since(n.start) >= max(n.prof.fenceDelay, n.fenceDelay) {
+				n.voteHeldLogged = true
+				n.log.Warn("no vote on record in data_dir (a first start, or the directory was lost): votes only once it has seen every voter, "+
+					"lest it vote again in a term it helped decide", "seen", len(n.voteSeen)+1, "voters", n.voters, "term", vv.maxTerm())
+			}
+		}
+	}
+	n.mu.Lock()
+	vt, vf := Vote(vv, !withheld && time.Since(n.start) >= max(n.prof.fenceDelay, n.fenceDelay))
 	changed := vt != n.meta.Vote || vf != n.meta.VoteFor
 	n.mu.Unlock()
 	if changed {
@@ -1129,6 +1165,7 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 			n.meta.Vote, n.meta.VoteFor = vt, vf
 			n.encodeLocked()
 			n.mu.Unlock()
+			n.voteUnknown = false // kept: a restart finds it
 			if n.voteUnkept != nil {
 				n.voteUnkept = nil
 				n.log.Info("vote kept again: cast", "term", vt, "for", vf)

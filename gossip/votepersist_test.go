@@ -34,6 +34,9 @@ func TestRestartedWitnessKeepsVote(t *testing.T) {
 	w.start = old
 	w.meta.Record = rec5
 	w.peers["site1"] = claimant("site1", 1)
+	// Seen too: a witness with no vote on record votes only once it has seen every voter.
+	w.peers["site2"] = &peer{meta: Meta{Site: "site2", Priority: 2, ServerHealthy: true, DBReachable: true, Role: RoleBackup,
+		Record: rec5}, hasMeta: true, mlAlive: true, alive: true, since: old}
 	w.mu.Unlock()
 	w.decide(t.Context(), ml)
 	w.mu.Lock()
@@ -78,6 +81,9 @@ func TestVoteSaveFailureLoggedOnce(t *testing.T) {
 	w.meta.Record = rec5
 	w.peers["site1"] = &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: true, Role: RoleBackup,
 		Record: rec5, Claim: 6}, hasMeta: true, mlAlive: true, alive: true, since: old}
+	// Seen too: a witness with no vote on record votes only once it has seen every voter.
+	w.peers["site2"] = &peer{meta: Meta{Site: "site2", Priority: 2, ServerHealthy: true, DBReachable: true, Role: RoleBackup,
+		Record: rec5}, hasMeta: true, mlAlive: true, alive: true, since: old}
 	w.mu.Unlock()
 	// vote.json cannot be replaced: a directory that is not empty stands in its place.
 	block := filepath.Join(cfg.DataDir, VoteFile, "x")
