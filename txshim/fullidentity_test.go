@@ -31,8 +31,10 @@ func TestKeyAddedToFullIdentityTable(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	// The last commit's change on the peer (the DELETE), not only an earlier one's: the
+	// backlog is empty too between the decoder's deliveries of two commits.
 	waitForLong(t, "the peer to hold every commit, or a refusal", 30*time.Second, func() bool {
-		return sh.Err() != nil || (queryOne[int](t, p.pdb, `SELECT count(*) FROM doc WHERE n = 'one'`) == 1 && sh.Backlog() == 0)
+		return sh.Err() != nil || (queryOne[bool](t, p.pdb, `SELECT count(*) FILTER (WHERE n = 'one') = 1 AND count(*) FILTER (WHERE id = 3) = 0 FROM doc`) && sh.Backlog() == 0)
 	})
 	if err := sh.Err(); err != nil {
 		t.Fatalf("shipping: %v", err)
