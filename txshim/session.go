@@ -117,6 +117,10 @@ type session struct {
 	// request that begins with a part passed straight through does not learn that (txFlags).
 	unprepAt, wroteAt, holdAt uint64
 	pushSeq                   uint64 // entries queued so far (push); clientLoop only
+	// begunAt, ranAt: pushSeq when a BEGIN, and a statement that may take a snapshot or
+	// write, were last noted (begun, ran: ever); see txQuiet.
+	begunAt, ranAt uint64
+	begun, ran     bool
 
 	// roForced: the session's default_transaction_read_only = on is the shim's (read-only
 	// modes), and roSaved the client's own value, given back when the mode allows writes again
@@ -148,6 +152,7 @@ type stmtInfo struct {
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
+	setLocal     bool    // one of those, in either protocol (txQuiet)
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
@@ -1544,6 +1549,7 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 	}
 	if st != 'I' {
 		s.txWrote, s.wroteAt = true, s.pushSeq
+		s.ran, s.ranAt = true, s.pushSeq
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward(typ, body, true)
 	}
@@ -1920,6 +1926,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
 					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
+				si.setLocal = si.warnsOutside != ""
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 					if f := st.Finalize; f.end != 0 {
@@ -2153,6 +2160,16 @@ func (s *session) note(info stmtInfo) {
 	if info.holdWrite {
 		s.txHold, s.holdAt = true, s.pushSeq
 	}
+	switch {
+	case info.kind == kindBegin:
+		s.begun, s.begunAt = true, s.pushSeq
+	case info.kind == kindEmpty, info.kind == kindSavepoint, info.kind == kindCommit, info.kind == kindRollback,
+		info.kind == kindRead && info.setLocal:
+		// Nothing that takes a snapshot or writes: a Parse, Describe or Bind of a read, a
+		// savepoint, SET LOCAL, SET TRANSACTION, SET CONSTRAINTS; the end of a transaction.
+	default:
+		s.ran, s.ranAt = true, s.pushSeq
+	}
 	s.roSetByClient = s.roSetByClient || info.setsRO
 	if info.changesRO {
 		// Put back on before the next transaction in read-only modes (readOnlyChange).
@@ -2180,6 +2197,18 @@ func (s *session) txFlags() (unprep, wrote bool) {
 	idle := s.idleSeq
 	s.mu.Unlock()
 	return s.txUnprep && s.unprepAt >= idle, s.txWrote && s.wroteAt >= idle
+}
+
+// txQuiet tells whether the open transaction ran nothing but its BEGIN (and statements that take
+// no snapshot and write nothing: note), as txFlags tells its flags. Its COMMIT then passes as
+// it is: there is nothing to check, and a check, a query, would take a snapshot — which in a
+// SERIALIZABLE READ ONLY DEFERRABLE transaction waits for a safe one as long as another
+// session holds a serializable read-write transaction open, where PostgreSQL commits at once.
+func (s *session) txQuiet() bool {
+	s.mu.Lock()
+	idle := s.idleSeq
+	s.mu.Unlock()
+	return s.begun && s.begunAt >= idle && !(s.ran && s.ranAt >= idle)
 }
 
 // txHoldWrite returns txHold, false when the transaction it was noted in has ended since (as
@@ -2226,7 +2255,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 func (u *queryUnit) makeInfo(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
-		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st)}
+		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st), setLocal: warnsOutsideBlock(u.text, st) != ""}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 		if f := st.Finalize; f.end != 0 {
@@ -2960,6 +2989,19 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			s.txUnprep, s.txWrote, s.txHold = false, false, false
 		case k == kindClient2PC && pol.intercept:
 			return refuse(i, "0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit")
+		case k == kindCommit && pol.intercept && s.txQuiet():
+			// Nothing ran since the transaction's BEGIN: the COMMIT goes as it is (txQuiet), and
+			// PostgreSQL answers it — a portal gone included — as without the shim.
+			if failed, err := part(i + 1); err != nil || failed {
+				return fail(err)
+			}
+			us.injected = false
+			s.txUnprep, s.txWrote, s.txHold = false, false, false
+			if us.st == 'I' {
+				if err := s.reassertReadOnly(pol); err != nil {
+					return err
+				}
+			}
 		case k == kindCommit && pol.intercept:
 			if !pol.readOnly && hasProc(u, lo, i) && us.st != 'T' && us.st != 'E' {
 				// A procedure ran outside a transaction block in the implicit transaction this
