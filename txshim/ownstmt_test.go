@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestQuietDeferrableCommit: a SERIALIZABLE READ ONLY DEFERRABLE transaction in which nothing
@@ -55,5 +57,55 @@ func TestQuietDeferrableCommit(t *testing.T) {
 			}
 			r.conn.Close()
 		}
+	}
+}
+
+// TestSetRoleDDL: DDL under a role the client set (SET ROLE) that may create tables but has no
+// rights on Tandem's schema: PostgreSQL runs it; the shim records it in tandem.ddl in the
+// client's transaction, under that role.
+func TestSetRoleDDL(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, schemaSQL)
+	c.Exec(t, `INSERT INTO tandem.state VALUES (1, 1, 'site1', true) ON CONFLICT DO NOTHING;
+CREATE ROLE maker NOLOGIN;
+GRANT CREATE ON SCHEMA public TO maker`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1)
+	conn := s.connect(t)
+	ctx := context.Background()
+	for _, q := range []string{"SET ROLE maker", "CREATE TABLE made (id int PRIMARY KEY)", "BEGIN", "CREATE TABLE made2 (id int PRIMARY KEY)", "COMMIT",
+		"RESET ROLE", "BEGIN", "SET LOCAL ROLE maker", "CREATE TABLE made3 (id int PRIMARY KEY)", "COMMIT"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// Each made by maker, the role kept for the transaction and the session.
+	if got := queryOne[string](t, c.Open(t, c.Database()), `SELECT string_agg(tableowner, ' ' ORDER BY tablename) FROM pg_tables WHERE tablename LIKE 'made%'`); got != "maker maker maker" {
+		t.Errorf("owners %q", got)
+	}
+	if got := queryOne[int](t, c.Open(t, c.Database()), `SELECT count(*) FROM tandem.ddl WHERE stmt LIKE 'CREATE TABLE made%'`); got != 3 {
+		t.Errorf("%d statements recorded", got)
+	}
+	var role string
+	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil || role != pgtest.Superuser {
+		t.Errorf("after the SET LOCAL ROLE's transaction: %q %v", role, err)
+	}
+	conn.Exec(ctx, "SET ROLE maker")
+	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&role); err != nil || role != "maker" {
+		t.Errorf("after SET ROLE: %q %v", role, err)
+	}
+}
+
+// TestDDLRecordMessages: recording DDL under the session's own role adds no messages.
+func TestDDLRecordMessages(t *testing.T) {
+	t.Parallel()
+	c, _, s := dualShim(t)
+	c.Exec(t, schemaSQL)
+	steps := []xstep{xq("CREATE TABLE made (id int PRIMARY KEY)"), xq("BEGIN"), xq("CREATE TABLE made2 (id int PRIMARY KEY)"), xq("COMMIT")}
+	want := dialRawDSN(t, c.DSN(c.Database())).runSteps(steps)
+	c.Exec(t, `DROP TABLE made, made2`)
+	r := dialRaw(t, s)
+	if got := r.runSteps(steps); got != want {
+		t.Errorf("shim: %s\nPostgreSQL: %s", got, want)
 	}
 }

@@ -290,6 +290,17 @@ const (
 	ddlUnmarkSQL = "SELECT pg_catalog.set_config('tandem.ddl', '', true)"
 )
 
+// asSessionUserSQL makes the open transaction run as the session's user (SET LOCAL ROLE NONE)
+// for a statement of the shim's on Tandem's tables when the client set a role, keeping the
+// role in force in tandem.role; roleBackSQL puts it back. Only then: a change of role may
+// change is_superuser, which PostgreSQL reports to the client (twice, on and back).
+const (
+	asSessionUserSQL = "SELECT pg_catalog.set_config('tandem.role', pg_catalog.current_setting('role'), true), " +
+		"CASE WHEN CURRENT_USER OPERATOR(pg_catalog.<>) SESSION_USER THEN pg_catalog.set_config('role', 'none', true) END"
+	roleBackSQL = "SELECT pg_catalog.set_config('role', pg_catalog.current_setting('tandem.role'), true) " +
+		"WHERE pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) pg_catalog.current_setting('tandem.role')"
+)
+
 // ddlMarkFinalizeSQL is ddlMarkSQL for ALTER TABLE … DETACH PARTITION … FINALIZE, recorded as
 // $1 (without FINALIZE: the peer's partition was never detach-pending, as the concurrent
 // detach that stopped after its first step was not recorded), followed by the CHECK

@@ -2852,8 +2852,19 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					// constraint the concurrent detach's first step added (ddlMarkFinalizeSQL).
 					q, args = ddlMarkFinalizeSQL, []string{info.text, info.detached}
 				}
-				if failed, err := own(q, args...); err != nil || failed {
+				// Under the session's user: a role the client set (SET ROLE) has no rights on
+				// tandem.ddl, where PostgreSQL runs its DDL all the same. The role is put back
+				// for the statement (pipelined; local to the transaction, as a SET ROLE of the
+				// client's keeps its scope: the local value is the one in force).
+				if err := s.swallow(asSessionUserSQL); err != nil {
+					return err
+				}
+				failed, err := own(q, args...)
+				if err != nil || failed {
 					return fail(err)
+				}
+				if err := s.swallow(roleBackSQL); err != nil {
+					return err
 				}
 				marked = true
 			}
