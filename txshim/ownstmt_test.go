@@ -109,3 +109,27 @@ func TestDDLRecordMessages(t *testing.T) {
 		t.Errorf("shim: %s\nPostgreSQL: %s", got, want)
 	}
 }
+
+// TestSetRoleIndexConcurrently: CREATE INDEX CONCURRENTLY under a role the client set, which
+// owns the table: the shim records it in tandem.ddl once it ran, under that role.
+func TestSetRoleIndexConcurrently(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, schemaSQL)
+	c.Exec(t, `INSERT INTO tandem.state VALUES (1, 1, 'site1', true) ON CONFLICT DO NOTHING;
+CREATE ROLE maker NOLOGIN;
+GRANT CREATE ON SCHEMA public TO maker;
+CREATE TABLE idx (id int PRIMARY KEY, v int);
+ALTER TABLE idx OWNER TO maker`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1)
+	conn := s.connect(t)
+	ctx := context.Background()
+	for _, q := range []string{"SET ROLE maker", "CREATE INDEX CONCURRENTLY idx_v ON idx (v)"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if got := queryOne[int](t, c.Open(t, c.Database()), `SELECT count(*) FROM tandem.ddl WHERE stmt LIKE '%idx_v%'`); got != 1 {
+		t.Errorf("%d statements recorded", got)
+	}
+}

@@ -3385,6 +3385,14 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 				continue
 			}
 			at := start.UTC().Format(time.RFC3339Nano)
+			// In a transaction of its own, under the session's user: a role the client set
+			// (SET ROLE) has no rights on tandem.ddl (asSessionUserSQL).
+			if err := s.swallow("BEGIN"); err != nil {
+				return err
+			}
+			if err := s.swallow(asSessionUserSQL); err != nil {
+				return err
+			}
 			var rr result
 			if before, ok := checks[i]; ok {
 				rr, err = s.capture(recordDetachSQL, text, at, u.info(i).detached, before)
@@ -3393,6 +3401,13 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			}
 			if err != nil {
 				return err
+			}
+			if cr, err := s.capture("COMMIT"); err != nil {
+				return err
+			} else if rr.err == nil {
+				rr.err, rr.status = cr.err, cr.status
+			} else {
+				rr.status = cr.status
 			}
 			if rr.err != nil {
 				// The index is made here and not recorded for the peer: say so.
