@@ -3096,12 +3096,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					return err
 				}
 			}
+			// The ParameterStatus messages of the commit's statements (a SET LOCAL's value
+			// ending at PREPARE TRANSACTION) follow its CommandComplete, as PostgreSQL sends
+			// them, just before ReadyForQuery.
+			s.cmu.Lock()
+			s.tagHeld = []heldMsg{}
+			s.cmu.Unlock()
 			var ok bool
 			var err error
 			if cs != nil {
 				ok, err = s.finishCommit(ctx, pol, cs, true, info.chain)
 			} else {
 				ok, err = s.commitProc(ctx, pol, true, info.chain)
+			}
+			if herr := s.emitHeld(nil, true); err == nil {
+				err = herr
 			}
 			if err != nil {
 				return err

@@ -1,0 +1,75 @@
+package txshim
+
+import (
+	"testing"
+)
+
+// TestOwnStmtShapes: transactions whose commit meets what the client set in them, on PostgreSQL
+// itself and through the shim, with the same replies. A SET LOCAL of a reported setting ends at
+// the shim's PREPARE TRANSACTION: its ParameterStatus reached the client before the COMMIT's
+// CommandComplete, where PostgreSQL sends it after, just before ReadyForQuery.
+func TestOwnStmtShapes(t *testing.T) {
+	t.Parallel()
+	c, _, s := dualShim(t)
+	c.Exec(t, `CREATE TABLE dd (id int, CONSTRAINT dd_u UNIQUE (id) DEFERRABLE INITIALLY IMMEDIATE)`)
+	for n, steps := range [][]xstep{
+		{xq("BEGIN"), xq("INSERT INTO dd VALUES (1)"), xq("SET LOCAL transaction_read_only = on"), xq("COMMIT")},
+		{xq("BEGIN"), xq("INSERT INTO dd VALUES (2)"), xq("SET LOCAL default_transaction_read_only = on"), xq("COMMIT")},
+		{xq("BEGIN"), xq("SET CONSTRAINTS ALL DEFERRED"), xq("INSERT INTO dd VALUES (3), (3)"), xq("COMMIT")},
+		{xq("BEGIN"), xq("INSERT INTO dd VALUES (4)"), xq("SET LOCAL statement_timeout = 1"), xq("COMMIT")},
+		{xq("BEGIN"), xq("INSERT INTO dd VALUES (5)"), xq("SET LOCAL search_path = nothing"), xq("COMMIT")},
+		{xq("SET statement_timeout = 1; INSERT INTO dd VALUES (6)"), xq("RESET statement_timeout")},
+	} {
+		var want string
+		for i, r := range []*rawSession{dialRawDSN(t, c.DSN(c.Database())), dialRaw(t, s)} {
+			r.t = t
+			got := r.runSteps(steps)
+			if i == 0 {
+				want = got
+				c.Exec(t, `DELETE FROM dd`)
+			} else if got != want {
+				t.Errorf("shape %d:\nshim: %s\nPostgreSQL: %s", n, got, want)
+			}
+			r.conn.Close()
+		}
+	}
+}
+
+// TestOwnStmtSnapshot: SET TRANSACTION SNAPSHOT, which must come before any query of the
+// transaction, finds none of the shim's before it.
+func TestOwnStmtSnapshot(t *testing.T) {
+	t.Parallel()
+	c, _, s := dualShim(t)
+	c.Exec(t, `CREATE TABLE sn (id int)`)
+	tx, err := c.Open(t, c.Database()).Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		t.Fatal(err)
+	}
+	var snap string
+	if err := tx.QueryRow(`SELECT pg_export_snapshot()`).Scan(&snap); err != nil {
+		t.Fatal(err)
+	}
+	set := "SET TRANSACTION SNAPSHOT '" + snap + "'"
+	for n, steps := range [][]xstep{
+		{xq("BEGIN ISOLATION LEVEL REPEATABLE READ"), xq(set), xq("INSERT INTO sn VALUES (1)"), xq("COMMIT")},
+		{xq("BEGIN ISOLATION LEVEL REPEATABLE READ; " + set + "; INSERT INTO sn VALUES (1); COMMIT")},
+		{xpipe("BEGIN ISOLATION LEVEL REPEATABLE READ", set, "INSERT INTO sn VALUES (1)", "COMMIT")},
+		{xq("START TRANSACTION ISOLATION LEVEL REPEATABLE READ"), xq(set), xq("COMMIT")},
+	} {
+		var want string
+		for i, r := range []*rawSession{dialRawDSN(t, c.DSN(c.Database())), dialRaw(t, s)} {
+			r.t = t
+			got := r.runSteps(steps)
+			if i == 0 {
+				want = got
+			} else if got != want {
+				t.Errorf("shape %d:\nshim: %s\nPostgreSQL: %s", n, got, want)
+			}
+			r.conn.Close()
+		}
+	}
+}
