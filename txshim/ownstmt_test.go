@@ -17,7 +17,7 @@ import (
 // PostgreSQL itself and through the shim, with the same replies, at once.
 func TestQuietDeferrableCommit(t *testing.T) {
 	t.Parallel()
-	c, _, s := dualShim(t)
+	c, peer, s := dualShim(t)
 	c.Exec(t, `CREATE TABLE qdef (id int PRIMARY KEY)`)
 	tx, err := c.Open(t, c.Database()).BeginTx(context.Background(), nil)
 	if err != nil {
@@ -41,6 +41,11 @@ func TestQuietDeferrableCommit(t *testing.T) {
 		{xq(begin + "; COMMIT AND CHAIN"), xq("COMMIT")},
 		{xq(begin), commitPortal, execPortal},
 		{xq("SELECT 1"), xq(begin), xq("COMMIT")},
+		// What follows the quiet COMMIT runs as it would.
+		{xq(begin + "; COMMIT; INSERT INTO qdef VALUES (2); SELECT count(*) FROM qdef")},
+		{xpipe(begin, "COMMIT", "INSERT INTO qdef VALUES (3)", "SELECT count(*) FROM qdef")},
+		{xq(begin + "; COMMIT AND CHAIN; SHOW transaction_deferrable; COMMIT")},
+		{xq("BEGIN; COMMIT AND CHAIN; INSERT INTO qdef VALUES (4); COMMIT"), xq("SELECT count(*) FROM qdef")},
 	} {
 		var want string
 		for i, r := range []*rawSession{dialRawDSN(t, c.DSN(c.Database())), dialRaw(t, s)} {
@@ -56,8 +61,11 @@ func TestQuietDeferrableCommit(t *testing.T) {
 				t.Errorf("shape %d: shim: %s; PostgreSQL: %s", n, got, want)
 			}
 			r.conn.Close()
+			c.Exec(t, `DELETE FROM qdef WHERE id > 1`)
 		}
 	}
+	// The writes after a quiet COMMIT commit dual: (2), (3), (4).
+	checkDual(t, peer.take(), 3)
 }
 
 // TestSetRoleDDL: DDL under a role the client set (SET ROLE) that may create tables but has no

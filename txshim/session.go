@@ -152,7 +152,7 @@ type stmtInfo struct {
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
-	setLocal     bool    // one of those, in either protocol (txQuiet)
+	noSnapshot   bool    // one of those, or SHOW, in either protocol: takes no snapshot (noSnapshot)
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
@@ -1503,6 +1503,16 @@ func changesReadOnly(text string, st statement) bool {
 	return containsFold(text[st.Start:st.End], "set_config") || containsFold(text[st.Start:st.End], "u&")
 }
 
+// noSnapshot tells whether statement st of text, a read, is one PostgreSQL runs without taking
+// a snapshot and that writes nothing: SET LOCAL, SET TRANSACTION, SET CONSTRAINTS, SHOW.
+func noSnapshot(text string, st statement) bool {
+	if warnsOutsideBlock(text, st) != "" {
+		return true
+	}
+	i := skipBlank(text, st.Start, st.End)
+	return st.Kind == kindRead && i+4 <= st.End && strings.EqualFold(text[i:i+4], "SHOW") && (i+4 == st.End || !isIdentChar(text[i+4]))
+}
+
 // warnsOutsideBlock returns, for statement st of text, the name PostgreSQL gives it in the
 // warning (25P01) it answers outside a transaction block, in the extended protocol's implicit
 // transaction too: "SET LOCAL", "SET TRANSACTION" or "SET CONSTRAINTS"; else "".
@@ -1926,7 +1936,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
 					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
-				si.setLocal = si.warnsOutside != ""
+				si.noSnapshot = noSnapshot(query, st)
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
 					if f := st.Finalize; f.end != 0 {
@@ -2164,9 +2174,10 @@ func (s *session) note(info stmtInfo) {
 	case info.kind == kindBegin:
 		s.begun, s.begunAt = true, s.pushSeq
 	case info.kind == kindEmpty, info.kind == kindSavepoint, info.kind == kindCommit, info.kind == kindRollback,
-		info.kind == kindRead && info.setLocal:
+		info.kind == kindRead && info.noSnapshot:
 		// Nothing that takes a snapshot or writes: a Parse, Describe or Bind of a read, a
-		// savepoint, SET LOCAL, SET TRANSACTION, SET CONSTRAINTS; the end of a transaction.
+		// savepoint, SET LOCAL, SET TRANSACTION, SET CONSTRAINTS, SHOW; the end of a
+		// transaction.
 	default:
 		s.ran, s.ranAt = true, s.pushSeq
 	}
@@ -2255,7 +2266,7 @@ func (u *queryUnit) info(i int) stmtInfo {
 func (u *queryUnit) makeInfo(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
-		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st), setLocal: warnsOutsideBlock(u.text, st) != ""}
+		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st), noSnapshot: noSnapshot(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 		if f := st.Finalize; f.end != 0 {
