@@ -18,27 +18,20 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // freeAddr returns a loopback address whose port is free for TCP and UDP.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return addr
+	// Outside the kernel's ephemeral range (pgtest.FreePort): a port taken from it and closed
+	// could go to another test's outgoing connection before the node binds it ("address
+	// already in use", seen in CI).
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free TCP+UDP port on 127.0.0.1")
-	return ""
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 func testLogger(t *testing.T) *slog.Logger {
