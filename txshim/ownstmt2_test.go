@@ -1,7 +1,10 @@
 package txshim
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestOwnStmtShapes: transactions whose commit meets what the client set in them, on PostgreSQL
@@ -27,12 +30,43 @@ func TestOwnStmtShapes(t *testing.T) {
 			if i == 0 {
 				want = got
 				c.Exec(t, `DELETE FROM dd`)
-			} else if got != want {
+			} else if got != want && !(timedOut(got, want) && rolledBack(t, c)) {
 				t.Errorf("shape %d:\nshim: %s\nPostgreSQL: %s", n, got, want)
 			}
 			r.conn.Close()
 		}
 	}
+}
+
+// timedOut tells whether got is want but for a statement_timeout (shapes 3 and 5 set 1 ms)
+// ending the transaction at its commit. PostgreSQL's COMMIT rarely lasts 1 ms; through the shim
+// the commit check is one more statement under the client's timeout, and a loaded machine can
+// stretch it past 1 ms (CI runs; ~1 in 6 runs here) as it can PostgreSQL's own INSERT. Not worth
+// a statement on every commit to switch the timeout off: no realistic timeout fires in the
+// check, and the transaction is gone whole (rolledBack).
+func timedOut(got, want string) bool {
+	const e = "E(57014 canceling statement due to statement timeout) Z(I)"
+	for _, c := range []string{"C(COMMIT) Z(I)", "C(INSERT 0 1) Z(I)"} {
+		if strings.HasSuffix(want, c) && got == strings.TrimSuffix(want, c)+e ||
+			strings.Contains(want, c+"\n") && got == strings.Replace(want, c+"\n", e+"\n", 1) {
+			return true
+		}
+	}
+	return false
+}
+
+// rolledBack tells whether the shim's run of a shape left table dd empty (PostgreSQL's run was
+// deleted) and no transaction prepared, failing the test when it did not.
+func rolledBack(t *testing.T, c *pgtest.Cluster) bool {
+	t.Helper()
+	var rows, prepared int
+	if err := c.Open(t, c.Database()).QueryRow(`SELECT (SELECT count(*) FROM dd), (SELECT count(*) FROM pg_prepared_xacts)`).Scan(&rows, &prepared); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 || prepared != 0 {
+		t.Errorf("a statement timeout ended the commit through the shim, yet it left %d rows and %d prepared transactions", rows, prepared)
+	}
+	return true
 }
 
 // TestOwnStmtSnapshot: SET TRANSACTION SNAPSHOT, which must come before any query of the
