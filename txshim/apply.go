@@ -48,6 +48,8 @@ type applyConn struct {
 	// noLSN: the peer's tandem.decisions has no lsn column (installed by an earlier version
 	// and not since): decision rows go without it, and are never pruned (prune.go).
 	noLSN bool
+	// moved: of the last apply, the tables in which it may have moved a row (applyTx.moved).
+	moved []uint32
 }
 
 // originName is the replication origin of apply connection idx for changes from source.
@@ -543,6 +545,7 @@ func (a *applyConn) startApply(ctx context.Context, gid string, term uint64) (t 
 func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64, end applyEnd) error {
 	t, stop := a.startApply(ctx, gid, term)
 	defer stop()
+	defer func() { a.moved = t.moved }()
 	// A transaction shipped from the stream (plain commits, catch-up) may be on the peer
 	// already: shipped before a crash or a lost reply, and resent by the slot. Its decision row
 	// goes first, so that a duplicate fails before any change runs (errAlreadyApplied).
@@ -691,6 +694,11 @@ type applyTx struct {
 	run      []Change    // consecutive copyable inserts into one table, not sent yet
 	runFirst int         // the index of run[0] in the transaction
 	cp       *copyStream // the COPY a long run is streaming into (applycopy.go)
+
+	// moved: the tables in which the apply may have moved a row that stayed in place on the
+	// local database (identityMoves): deleted and inserted again, so that a later apply's
+	// change of it must wait for this transaction's commit on the peer (txnRows.appear).
+	moved []uint32
 }
 
 // errApplyStop ends the walk over a transaction's changes once the peer refused one.
@@ -844,6 +852,11 @@ func (t *applyTx) send(i int, c Change) error {
 				return err
 			}
 			pr = prs[0]
+		}
+		if c.Kind == ChangeUpdate {
+			if moved, unsure := identityMoves(c, pr); moved || len(unsure) > 0 {
+				t.moved = addRel(t.moved, c.Rel.ID)
+			}
 		}
 		sql, params, err := changeSQL(c, pr)
 		if err != nil {
@@ -1134,18 +1147,7 @@ func (p *sqlParams) add(v Value) string {
 // statement does either, after whether the peer's row holds the new value already.
 func updateSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 	r := c.Rel
-	moved := false
-	var unsure []int // the identity columns whose old value was not sent
-	for i, v := range c.New {
-		col := r.Columns[i]
-		switch {
-		case !pr.col(col.Name).fixed, v.Kind == ValueUnchanged, c.Old == nil && col.Key:
-		case c.Old != nil && i < len(c.Old) && (c.OldFull || col.Key):
-			moved = moved || !sameValue(c.Old[i], v)
-		default:
-			unsure = append(unsure, i)
-		}
-	}
+	moved, unsure := identityMoves(c, pr)
 	var p sqlParams
 	old := c.Old
 	if old == nil {
@@ -1171,6 +1173,23 @@ func updateSQL(c Change, pr *peerRel) (string, [][]byte, error) {
 			rowUpdate(c, pr, where+" AND "+kept, &p), name, where, kept, reinsert(c, &p), what), p, nil
 	}
 	return fmt.Sprintf("WITH t AS (%s) SELECT tandem.expect_one(count(*), %s) FROM t", rowUpdate(c, pr, where, &p), what), p, nil
+}
+
+// identityMoves tells how update c meets the GENERATED ALWAYS identity columns of pr: moved, one
+// of them changed value (the row is moved on the peer); unsure, those whose old value was not
+// sent (the row is moved when the peer's differs).
+func identityMoves(c Change, pr *peerRel) (moved bool, unsure []int) {
+	for i, v := range c.New {
+		col := c.Rel.Columns[i]
+		switch {
+		case !pr.col(col.Name).fixed, v.Kind == ValueUnchanged, c.Old == nil && col.Key:
+		case c.Old != nil && i < len(c.Old) && (c.OldFull || col.Key):
+			moved = moved || !sameValue(c.Old[i], v)
+		default:
+			unsure = append(unsure, i)
+		}
+	}
+	return moved, unsure
 }
 
 // rowUpdate updates the row where finds, returning 1 for it, with the values of c the peer's row

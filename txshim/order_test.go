@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
@@ -57,5 +58,73 @@ func TestDualOrderInsertThenDelete(t *testing.T) {
 	}
 	if st := s.Stats(); st.PeerErrors != 0 || st.CommitsDual != 600 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDualOrderMovedIdentityRow: an UPDATE of a GENERATED ALWAYS identity column outside the
+// replica identity moves the row on the peer (deleted, inserted again with OVERRIDING SYSTEM
+// VALUE: updateSQL), though it stays in place locally. The next transaction's update of that row
+// must wait for its COMMIT PREPARED on the peer, as after an insert: run while it is only
+// prepared there, its UPDATE waits for the row, finds it deleted, and does not see the new one.
+func TestDualOrderMovedIdentityRow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two clusters")
+	}
+	local, peerDB := testCluster(t), testCluster(t)
+	for _, c := range []*pgtest.Cluster{local, peerDB} {
+		c.Exec(t, `CREATE TABLE mv (k int PRIMARY KEY, v text, u int GENERATED ALWAYS AS IDENTITY)`)
+		c.Exec(t, `INSERT INTO mv (k, v) VALUES (1, 'a')`)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := Install(ctx, "site1", local.DSN(local.Database()), peerDB.DSN(peerDB.Database()), logger); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*pgtest.Cluster{local, peerDB} {
+		if err := WriteTermRecord(ctx, c.Open(t, c.Database()), 1, "site1", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: local.DSN(local.Database()), PeerDSN: peerDB.DSN(peerDB.Database()), Logger: logger})
+	sh.SetTerm(1)
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	// Every peer COMMIT PREPARED comes 300 ms late: the next transaction is applied meanwhile.
+	peerOpHook = func(string, bool) { time.Sleep(300 * time.Millisecond) }
+	t.Cleanup(func() { peerOpHook = nil })
+	s := startShim(t, local, Options{Peer: sh, Logger: logger}, ModeDual, 1)
+	conn := s.connect(t)
+	for i, q := range []string{
+		`UPDATE mv SET u = DEFAULT WHERE k = 1`,
+		`UPDATE mv SET v = 'b' WHERE k = 1`,
+		`UPDATE mv SET u = DEFAULT, v = 'c' WHERE k = 1`,
+		`UPDATE mv SET u = DEFAULT WHERE k = 1`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("statement %d (%s): %v", i, q, err)
+		}
+	}
+	if st := s.Stats(); st.PeerErrors != 0 || st.CommitsDual != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	rows := func(c *pgtest.Cluster) string {
+		var r string
+		if err := c.Open(t, c.Database()).QueryRow(`SELECT string_agg(format('%s,%s,%s', k, v, u), ' ' ORDER BY k) FROM mv`).Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	want := rows(local)
+	deadline := time.Now().Add(10 * time.Second)
+	for got := rows(peerDB); got != want; got = rows(peerDB) {
+		if time.Now().After(deadline) {
+			t.Fatalf("peer has %s, local %s", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

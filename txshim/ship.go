@@ -934,6 +934,7 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	defer cancel()
 	_, term, _, _ := parseGID(gid)
 	var definite bool
+	var moved []uint32
 	for pause := transientPause; ; pause = min(2*pause, transientPauseMax) {
 		slot, gerr := s.pool.get(actx)
 		if gerr != nil {
@@ -943,6 +944,7 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		}
 		err = slot.c.apply(actx, txn, gid, term, endPrepare)
 		definite = err != nil && isDefinite(err)
+		moved = slot.c.moved
 		s.pool.put(ctx, slot, err != nil && !definite)
 		if !definite || !transient(err) {
 			break
@@ -961,7 +963,7 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	}
 	switch {
 	case err == nil:
-		s.setState(e, stPrepared)
+		s.prepared(e, moved)
 		return nil
 	case definite:
 		s.setState(e, stRefused)
@@ -1223,6 +1225,22 @@ func (s *Shipper) setState(e *jentry, st int) {
 	s.advanceLocked()
 }
 
+// prepared marks e prepared on the peer, where its apply may have moved rows of the tables
+// moved: a later transaction's change of those must wait for e's commit there as for a row e
+// inserted (txnRows.appear), which the changes decoded do not show — locally the row stayed
+// in place. Recorded before the session's local COMMIT PREPARED, so before any transaction that
+// changes the row after it is decoded (waitForPrepare).
+func (s *Shipper) prepared(e *jentry, moved []uint32) {
+	if len(moved) > 0 {
+		s.mu.Lock()
+		for _, id := range moved {
+			e.rows.appear = addRel(e.rows.appear, id)
+		}
+		s.mu.Unlock()
+	}
+	s.setState(e, stPrepared)
+}
+
 // Commit implements Peer: COMMIT PREPARED gid on the peer, asynchronously.
 func (s *Shipper) Commit(gid string) {
 	s.mu.Lock()
@@ -1252,7 +1270,14 @@ func (s *Shipper) opLoop(ctx context.Context) {
 	}
 }
 
+// peerOpHook, set only by tests, is called before each COMMIT or ROLLBACK PREPARED on the peer
+// (a sleep in it holds one back).
+var peerOpHook func(gid string, commit bool)
+
 func (s *Shipper) runOp(ctx context.Context, op peerOp) {
+	if peerOpHook != nil {
+		peerOpHook(op.gid, op.commit)
+	}
 	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	verb := "ROLLBACK PREPARED"
