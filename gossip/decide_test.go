@@ -64,6 +64,7 @@ func view(self string, ms ...Member) View {
 func with(v View, f func(*View)) View { f(&v); return v }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	tests := []struct {
 		name   string
@@ -364,6 +365,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestStampReadySince(t *testing.T) {
+	t.Parallel()
 	since := map[string]time.Time{}
 	v := view("b", mem("a", 1, record(3, "b", true)), mem("b", 2, role(RoleMaster), record(3, "b", true)))
 	v.Now = t0
@@ -391,6 +393,7 @@ func TestStampReadySince(t *testing.T) {
 }
 
 func TestAdopt(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		self    Member
@@ -470,6 +473,7 @@ func seq(n uint64) func(*Member) { return func(m *Member) { m.Record.Seq = n } }
 // any member holds decides (Seq), whoever holds it; words whose order is unknown (equal Seq)
 // must all say synced. The alive master's own record always decides.
 func TestSyncedLatestWord(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		members []Member
@@ -496,6 +500,7 @@ func TestSyncedLatestWord(t *testing.T) {
 // alive member — the witness takes it from the backup, the backup from the witness — and an
 // earlier one never.
 func TestAdoptLatestWord(t *testing.T) {
+	t.Parallel()
 	later := mem("b", 2, record(11, "a", true), seq(6))
 	earlier := wit("w", record(11, "a", false), seq(5))
 	if rec, ok := Adopt(wit("w", record(11, "a", false), seq(5)), []Member{later}); !ok || rec.Seq != 6 || !rec.PeerSynced {
@@ -513,6 +518,7 @@ func TestAdoptLatestWord(t *testing.T) {
 // while no member shows the newest term's master alive: in a wait that ends by itself (the
 // master catching it up) the hint would invite an operator to lose commits for nothing.
 func TestLossHintOnlyWhenMasterAway(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	alive := Decide(view("b", mem("a", 1, role(RoleMaster), record(5, "a", false)), mem("b", 2, record(5, "a", false))))
 	away := Decide(view("b", mem("a", 1, role(RoleMaster), record(5, "a", false), dead(now.Add(-time.Minute))), mem("b", 2, record(5, "a", false))))

@@ -13,6 +13,7 @@ import (
 // site2 and took the next term as the best qualifying site — two masters. It takes no role
 // while the first answers, and may once that one is gone.
 func TestNodeDuplicateSite(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
 	a := run(t, siteConfig(t, "site1", 1, addrA, addrB), Options{})
 	b := run(t, siteConfig(t, "site2", 2, addrB, addrA), Options{})
@@ -40,6 +41,7 @@ func TestNodeDuplicateSite(t *testing.T) {
 // answer, so it is no duplicate, and the new process takes control as usual — without site2
 // failing over in between.
 func TestNodeRestartAtNewAddressNotHeld(t *testing.T) {
+	t.Parallel()
 	addrA, addrA2, addrB := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA, addrA2)
@@ -65,6 +67,7 @@ func TestNodeRestartAtNewAddressNotHeld(t *testing.T) {
 // TestDecideDuplicateTakesNoRole: a member held by a live duplicate of its site takes no role
 // (View.Duplicate is set only for a member that is not master; Decide honours it for those).
 func TestDecideDuplicateTakesNoRole(t *testing.T) {
+	t.Parallel()
 	v := view("a", mem("a", 1, record(3, "a", true)), mem("b", 2, record(3, "a", true)))
 	if a := Decide(v); a.Kind != Promote {
 		t.Fatalf("without a duplicate: %v %q, want promote", a.Kind, a.Reason)

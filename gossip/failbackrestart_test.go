@@ -12,6 +12,7 @@ import (
 // it was healthy, so the master handed control back on the first process's schedule, to a
 // site that had just crashed.
 func TestNodeFailbackDelayAfterRestart(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

@@ -14,6 +14,7 @@ import (
 // not wait behind a as "preferred" for as long as memberlist keeps a alive. (A fenced a that
 // b reaches sees b too and regains its majority at its next round: b may wait for it.)
 func TestDecideFencedBetterSiteDoesNotHoldBack(t *testing.T) {
+	t.Parallel()
 	for _, reach := range []struct {
 		name string
 		opt  func(*Member)
@@ -41,6 +42,7 @@ func TestDecideFencedBetterSiteDoesNotHoldBack(t *testing.T) {
 // the other site had taken a newer term without that commit — no split brain, and failback
 // handed control back to this site over a database the other lacks (DESIGN §3).
 func TestFencedRecordsPeerLacks(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
 	run(t, cfgW, Options{Cut: cutW.cut})

@@ -15,6 +15,7 @@ import (
 // a log that may well be on that full disk. As a vote that cannot be kept is, it is logged
 // once, and once more when the record is kept again.
 func TestAdoptSaveFailureLoggedOnce(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

@@ -78,6 +78,7 @@ func closingListener(t *testing.T) net.Listener {
 }
 
 func TestCheckerTCP(t *testing.T) {
+	t.Parallel()
 	l := closingListener(t)
 	r := runChecker(t, config.Server{
 		Health: config.HealthTCP, HealthInterval: 20 * time.Millisecond, HealthTimeout: 200 * time.Millisecond, HealthFailures: 3,
@@ -97,6 +98,7 @@ func TestCheckerTCP(t *testing.T) {
 }
 
 func TestCheckerExec(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		cmd  []string
@@ -121,6 +123,7 @@ func TestCheckerExec(t *testing.T) {
 }
 
 func TestCheckerBadKind(t *testing.T) {
+	t.Parallel()
 	err := NewChecker(config.Server{Health: "icmp"}, nil).Run(t.Context(), func(bool) {})
 	if err == nil {
 		t.Fatal("unknown health kind accepted")
@@ -131,6 +134,7 @@ func TestCheckerBadKind(t *testing.T) {
 // wants the reply: a server that accepts but hangs (or answers wrongly) fails within
 // health_timeout, where a bare connect would pass.
 func TestCheckerSendExpect(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -197,6 +201,7 @@ func TestCheckerSendExpect(t *testing.T) {
 // keys a file leaves out (README: health_interval 1s, health_timeout 1s, health_failures 2),
 // not with a second set of its own.
 func TestNewCheckerDefaults(t *testing.T) {
+	t.Parallel()
 	c := NewChecker(config.Server{}, testLogger(t))
 	if c.s.HealthInterval != config.DefaultHealthInterval || c.s.HealthTimeout != config.DefaultHealthTimeout ||
 		c.s.HealthFailures != config.DefaultHealthFailures {

@@ -19,6 +19,7 @@ import (
 // child it started still holds its output (a helper left running, an ssh control master):
 // the wait for the output ends, but the check must not count as failed.
 func TestCheckerExecLeavesChild(t *testing.T) {
+	t.Parallel()
 	child := proctest.NewChild(t)
 	r := runChecker(t, config.Server{
 		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", child.Script("exit 0")},
@@ -34,6 +35,7 @@ func TestCheckerExecLeavesChild(t *testing.T) {
 // with the children it started (its process group), and the check counts as failed: a child
 // left sleeping would pile up, one per check, on a server that hangs.
 func TestCheckerExecTimeoutKillsChild(t *testing.T) {
+	t.Parallel()
 	child := proctest.NewChild(t)
 	r := runChecker(t, config.Server{
 		Health: config.HealthExec, HealthCommand: []string{"sh", "-c", child.Script("wait")},
@@ -52,6 +54,7 @@ func TestCheckerExecTimeoutKillsChild(t *testing.T) {
 // descriptors are free again, checks count as before. It runs in a child test process whose
 // open-file limit is lowered and then used up.
 func TestCheckerOutOfDescriptors(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("GOSSIP_EMFILE_CHILD") == "" {
 		child := exec.Command(os.Args[0], "-test.run=^TestCheckerOutOfDescriptors$", "-test.v")
 		child.Env = append(os.Environ(), "GOSSIP_EMFILE_CHILD=1")

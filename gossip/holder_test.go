@@ -13,6 +13,7 @@ import (
 // it. A peer of an earlier version publishes no failback mode (Meta.ManualFailback) and no
 // Boot: it is taken for failback = "auto".
 func TestDecideHolderBothViews(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	manual := func(m *Member) { m.ManualFailback = true }
 	tests := []struct {

@@ -40,6 +40,7 @@ func (d *decryptLog) failures() (int, string) {
 // joined again and no message went undecrypted. A member with only an unrelated key C cannot
 // join them.
 func TestNodeKeyRotation(t *testing.T) {
+	t.Parallel()
 	keyA := []byte("0123456789abcdef0123456789abcdef")
 	keyB := []byte("fedcba9876543210")
 	keyC := []byte("another cluster's key 24")

@@ -12,6 +12,7 @@ import (
 // said stayed in the view, alive: master, healthy, so the other site never took over and kept
 // routing to it. Unreadable metadata now tells nothing, as at a cold start.
 func TestNodeUnreadableMetaForgetsOld(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := run(t, siteConfig(t, "site1", 2, addrA, addrB), Options{})
 	b := run(t, siteConfig(t, "site2", 1, addrB, addrA), Options{})
@@ -29,6 +30,7 @@ func TestNodeUnreadableMetaForgetsOld(t *testing.T) {
 // after another, each waiting out the profile's TCPTimeout (10 s with lan) on site1 first —
 // site2 without the witness's vote all that time. They find each other at once now.
 func TestRejoinNotHeldByDeadPeer(t *testing.T) {
+	t.Parallel()
 	dead := blackholed(t)
 	addrB, addrW := freeAddr(t), freeAddr(t)
 	cfgB := siteConfig(t, "site2", 2, addrB, dead, addrW)
@@ -53,6 +55,7 @@ func TestRejoinNotHeldByDeadPeer(t *testing.T) {
 // GossipToTheDeadTime later (30 s with lan): the other site saw it dead all that time, though
 // it saw the other alive at once. A dead member's name is reclaimed after a probe interval now.
 func TestRestartAtNewAddress(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrB2 := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB, addrB2)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

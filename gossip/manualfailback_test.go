@@ -14,6 +14,7 @@ import (
 // sites agree, since each reads the holder's own word; a holder that released its term (a
 // switchover, a stop) or with failback = "auto" leaves it to the better site.
 func TestDecideManualHolderKeepsControl(t *testing.T) {
+	t.Parallel()
 	manual := func(m *Member) { m.ManualFailback = true }
 	a := mem("a", 1, record(6, "b", true))
 	b := mem("b", 2, record(6, "b", true), manual)
@@ -47,6 +48,7 @@ func TestDecideManualHolderKeepsControl(t *testing.T) {
 // throughout). Once the links are back control stays with site2: before, site2 came back as
 // backup, site1 was the best site and took control without a switchover.
 func TestNodeManualFailbackAfterFence(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
 	var cutA, cutB, cutW cutSet
@@ -81,6 +83,7 @@ func TestNodeManualFailbackAfterFence(t *testing.T) {
 // itself). Once the links are back site2 takes control back: before, site1, the best site
 // that qualified, took it at once, failback_delay or not.
 func TestNodeFailbackDelayAfterFence(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	cfgA.Gossip.FailbackDelay, cfgB.Gossip.FailbackDelay = time.Minute, time.Minute
 	var cutA, cutB, cutW cutSet

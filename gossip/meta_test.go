@@ -10,6 +10,7 @@ import (
 )
 
 func TestMetaRoundTrip(t *testing.T) {
+	t.Parallel()
 	tests := []Meta{
 		{Site: "site1"},
 		{Site: "w", Witness: true, Role: RoleWitness, Record: TermRecord{Term: 9, Master: "site2", PeerSynced: true}},
@@ -37,6 +38,7 @@ func TestMetaRoundTrip(t *testing.T) {
 }
 
 func TestMetaTooLarge(t *testing.T) {
+	t.Parallel()
 	m := Meta{Site: "site1", Endpoints: map[string]string{}}
 	for i := range 20 {
 		m.Endpoints[strings.Repeat("e", 10)+string(rune('a'+i))] = "some-rather-long-host-name.example.com:7000"
@@ -51,6 +53,7 @@ func TestMetaTooLarge(t *testing.T) {
 }
 
 func TestDecodeMetaRejects(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"", "null", "[]", "{}", `{"v":1}`, `{"v":2,"s":"a"}`, `{"v":1,"s":"a","r":"king"}`,
 		`{"v":1,"s":"a","e":{"":"x:1"}}`, `{"v":1,"s":"a","t":-1}`, "\x00\x01", `{"v":1,"s":"a"`,

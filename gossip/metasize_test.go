@@ -15,6 +15,7 @@ import (
 // every later update (master, fenced, released) failed to encode and was dropped, and the
 // other site never saw it as master.
 func TestMetaRoomForRoleChanges(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

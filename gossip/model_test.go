@@ -494,6 +494,7 @@ func (m *model) fail(format string, args ...any) {
 }
 
 func TestModel(t *testing.T) {
+	t.Parallel()
 	base := modelParams{
 		gossipLag: 100 * time.Millisecond, detectLag: 1500 * time.Millisecond, probeLag: 700 * time.Millisecond,
 		fenceDelay: 2 * time.Second, settle: 250 * time.Millisecond, failback: 3 * time.Second,

@@ -138,6 +138,7 @@ func master(nodes ...*testNode) func() bool {
 }
 
 func TestNodeElectionFailoverFailback(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -183,6 +184,7 @@ func TestNodeElectionFailoverFailback(t *testing.T) {
 }
 
 func TestNodeUnhealthyServerAndSwitchover(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -226,6 +228,7 @@ func TestNodeUnhealthyServerAndSwitchover(t *testing.T) {
 }
 
 func TestNodeRejoinAndGracefulLeave(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -252,6 +255,7 @@ func TestNodeRejoinAndGracefulLeave(t *testing.T) {
 // waits out those timeouts: they follow the profile, and a fast cluster stops in well under a
 // second.
 func TestNodeWholeClusterStops(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := run(t, siteConfig(t, "site1", 1, addrA, addrB), Options{})
 	b := run(t, siteConfig(t, "site2", 2, addrB, addrA), Options{})
@@ -278,6 +282,7 @@ func TestNodeWholeClusterStops(t *testing.T) {
 }
 
 func TestNodeEncryption(t *testing.T) {
+	t.Parallel()
 	key1 := []byte("0123456789abcdef")
 	key2 := []byte("fedcba9876543210")
 	addrA, addrB, addrC := freeAddr(t), freeAddr(t), freeAddr(t)
@@ -315,6 +320,7 @@ func witnessTrio(t *testing.T) (addrA, addrB, addrW string, cfgA, cfgB, cfgW *co
 }
 
 func TestNodeWitness(t *testing.T) {
+	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
 	w := run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
@@ -343,6 +349,7 @@ func TestNodeWitness(t *testing.T) {
 // publishes the same record (DESIGN §3 "going solo is announced first"); with the backup gone,
 // AwaitRecord says at once that nobody can acknowledge it.
 func TestNodeAwaitRecord(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	a := run(t, siteConfig(t, "site1", 1, addrA, addrB), Options{})
 	b := run(t, siteConfig(t, "site2", 2, addrB, addrA), Options{})
@@ -427,6 +434,7 @@ func (c *cutSet) cut(addr string) bool {
 // with the witness, and once the links are back the first site follows that term and gets
 // control back by failback. At no moment are both sites master.
 func TestNodeCutLinks(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
 	w := run(t, cfgW, Options{Cut: cutW.cut})
@@ -504,6 +512,7 @@ func sees(n *testNode, site string) bool {
 // backup's own copy of the record and the master's last report it kept say synced, the
 // witness's says not, and it is the witness the backup asks (rule 2).
 func TestNodeSoloAckedByWitnessOnly(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
 	w := run(t, cfgW, Options{Cut: cutW.cut})
@@ -577,6 +586,7 @@ func foreignMember(t *testing.T, name, bind string) *memberlist.Memberlist {
 // it cannot read (another Tandem version, say) has not seen anyone who can tell it the current
 // term (DESIGN §3): it keeps waiting rather than promote alone — that peer may be master.
 func TestNodeColdStartUnreadablePeer(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	other := foreignMember(t, "site2", addrB)
 
@@ -598,6 +608,7 @@ func TestNodeColdStartUnreadablePeer(t *testing.T) {
 // server any more — not its own, and not the other site's, which must wait for the next master
 // (DESIGN §3 handover, §4) — yet the other site must not take over before the release.
 func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -641,6 +652,7 @@ func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
 // the profile takes to fence itself is refused (two masters could serve at once); the
 // default and longer values are taken.
 func TestFenceDelayBound(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		profile string
 		fence   time.Duration
@@ -667,6 +679,7 @@ func TestFenceDelayBound(t *testing.T) {
 // database, which it fences) before BeforePromote, so a promotion given up left a term that
 // nobody heard of, and the other site took the same term, which this site's database refuses.
 func TestNodeStopDuringPromotion(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	inPromote, proceed := make(chan struct{}), make(chan struct{})
 	var released atomic.Uint64
@@ -724,6 +737,7 @@ func TestNodeStopDuringPromotion(t *testing.T) {
 // shim finishes the commits in flight, on_demote runs) lets the drain finish, as a stop of a
 // master does, instead of cutting it short at once.
 func TestNodeStopDuringRelease(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	inRelease, proceed := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -776,6 +790,7 @@ func TestNodeStopDuringRelease(t *testing.T) {
 // site2's new term (site1 adopted it before site2's next tick), and site2 counted site1 ready
 // from when site1 was master, so the switchover was undone at once.
 func TestNodeNoFailbackRightAfterTakeover(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
 	cfg := siteConfig(t, "site2", 2, addr, "127.0.0.1:1")
 	cfg.Gossip.FailbackDelay = time.Minute
@@ -818,6 +833,7 @@ func TestNodeNoFailbackRightAfterTakeover(t *testing.T) {
 // its commits could not be applied here, and this site later came back as that term's master
 // and current.
 func TestNodePromotionFailsAfterSave(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -846,6 +862,7 @@ func TestNodePromotionFailsAfterSave(t *testing.T) {
 // database answers (a sequence it cannot move, say) stands aside for a while after each try,
 // so that the other site takes over instead of waiting behind its claims for good.
 func TestNodeFailingPromotionStandsAside(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -865,6 +882,7 @@ func TestNodeFailingPromotionStandsAside(t *testing.T) {
 // wake-up raced the stop) starts no promotion: the promotion would be finished, then handed
 // over again, holding the stop up for nothing.
 func TestNodeNoPromotionWhenStopping(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	var promoting atomic.Bool
 	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
@@ -906,6 +924,7 @@ func roundNode(t *testing.T, cfg *config.Config, opts Options) (*Node, *memberli
 // config.MinFenceDelay, so check-config says what tandem run would: the bound must be the
 // profile's own.
 func TestFenceDelayBoundMatchesConfig(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{config.ProfileLAN, config.ProfileWAN, config.ProfileFast} {
 		p, err := newProfile(name)
 		if err != nil {
@@ -956,6 +975,7 @@ func blackholed(t *testing.T) string {
 // drops packets ends at once. memberlist's dial cannot be cancelled and lasts the profile's
 // TCPTimeout (10 s with lan), and Run waited for it, holding Leave and the exit back.
 func TestNodeStopsDuringHangingJoin(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t), blackholed(t))
 	cfg.Gossip.Profile = config.ProfileLAN
 	n := run(t, cfg, Options{})
@@ -972,6 +992,7 @@ func TestNodeStopsDuringHangingJoin(t *testing.T) {
 // through its own vote, so that vote waits the configured fence_delay, not just the profile's
 // default: DESIGN §3 "a new master waits fence_delay" holds for a longer fence_delay too.
 func TestNodeRestartedVoterWaitsFenceDelay(t *testing.T) {
+	t.Parallel()
 	_, _, _, _, cfgB, cfgW := witnessTrio(t)
 	cfgB.Gossip.FenceDelay = 5 * time.Second // the fast profile's default is 2s
 	run(t, cfgW, Options{})
@@ -990,6 +1011,7 @@ func TestNodeRestartedVoterWaitsFenceDelay(t *testing.T) {
 // throughout, yet the new master must hand control back only failback_delay after its
 // takeover (DESIGN §3), never at once.
 func TestNodeNoFailbackAfterSwitchoverRandomized(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 40 {
 		cfg := siteConfig(t, "site2", 2, freeAddr(t), "127.0.0.1:1")
@@ -1068,6 +1090,7 @@ func TestNodeNoFailbackAfterSwitchoverRandomized(t *testing.T) {
 // two masters of one term. The target's claim, published before its promotion's work, now
 // holds the restarted site back (a rival's claim) until the term is published.
 func TestNodeHandoverReleaserRestarts(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -1118,6 +1141,7 @@ func TestNodeHandoverReleaserRestarts(t *testing.T) {
 // round, while the other side, counting fence_delay from when it lost sight of this site, may
 // have taken over. The promotion fails instead, and the site stands aside.
 func TestNodePromotionRechecksMajority(t *testing.T) {
+	t.Parallel()
 	_, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutB, cutW cutSet
 	inPromote, proceed := make(chan struct{}, 4), make(chan struct{})
@@ -1178,6 +1202,7 @@ func TestNodePromotionRechecksMajority(t *testing.T) {
 // cipher takes, which config checks would refuse) returns its error with the gossip port free
 // again: the transport bound before memberlist.Create is shut down.
 func TestNodeStartFailureFreesPort(t *testing.T) {
+	t.Parallel()
 	addr := freeAddr(t)
 	cfg := siteConfig(t, "site1", 1, addr)
 	cfg.Gossip.SecretKey = []byte("short")

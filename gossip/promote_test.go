@@ -45,6 +45,7 @@ func (s *memStore) Save(r TermRecord) error {
 // shim read-only), published as peer_synced = false (the shim may have committed alone, so
 // the other site must not take over without it), and the site stands aside for a while.
 func TestNodePromotionSoloSaveFails(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	dbGone := errors.New("local database gone")
 	store := &memStore{fail: func(n int, r TermRecord) error {
@@ -126,6 +127,7 @@ func (s *slowStore) Save(r TermRecord) error {
 // Now the Save runs outside the lock, and the record it saved is published after it, its Seq
 // still after every earlier word.
 func TestNodeSlowSaveHoldsNothing(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	store := &slowStore{FileStore: NewFileStore(cfg.DataDir), entered: make(chan struct{}, 1), release: make(chan struct{})}
 	n := run(t, cfg, Options{Store: store})
@@ -184,6 +186,7 @@ func TestNodeSlowSaveHoldsNothing(t *testing.T) {
 // (DESIGN §3 rule 2). The new term now starts unsynced and turns synced only on
 // BeforePromote's word.
 func TestNodePromotionAfterSoloTerm(t *testing.T) {
+	t.Parallel()
 	for _, caughtUp := range []bool{false, true} {
 		cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 		store := NewFileStore(cfg.DataDir)
@@ -221,6 +224,7 @@ func TestNodePromotionAfterSoloTerm(t *testing.T) {
 // published, so that the other site takes a newer one, but published unsynced: as synced, the
 // other site adopted it and took over without what this site had committed alone.
 func TestNodeFailedPromotionAfterSoloTerm(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t)) // alone: it promotes itself
 	store := NewFileStore(cfg.DataDir)
 	if err := store.Save(TermRecord{Term: 4, Master: "site1", PeerSynced: false, Seq: 7}); err != nil {
@@ -253,6 +257,7 @@ func TestNodeFailedPromotionAfterSoloTerm(t *testing.T) {
 // and publishes the term it tried (its database may hold it already), so that the other
 // site takes a newer one.
 func TestNodeUnsavableTermStandsAside(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
@@ -282,6 +287,7 @@ func TestNodeUnsavableTermStandsAside(t *testing.T) {
 // with its store working again, this site holds the older term and would wait for good, not
 // current, while the other site cannot serve either. It takes its own word back from the copy.
 func TestNodeUnsavedTermAfterRestart(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

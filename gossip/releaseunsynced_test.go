@@ -16,6 +16,7 @@ import (
 // it, the node being backup already, so "released T" went out with peer_synced = true and the
 // other site took T+1 without that commit.
 func TestReleaseRecordsPeerLacks(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

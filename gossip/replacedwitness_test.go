@@ -14,6 +14,7 @@ import (
 // voters. Counted against every member ever known (the old witness included, forever, since it
 // is never forgotten), it saw 2 of 4 and the master fenced itself on a single site failure.
 func TestNodeReplacedWitnessKeepsFailover(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, _, cfgA, cfgB, cfgW := witnessTrio(t)
 	w := run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
@@ -41,6 +42,7 @@ func TestNodeReplacedWitnessKeepsFailover(t *testing.T) {
 // witness of TestNodeReplacedWitnessKeepsFailover) no longer counts among the members known;
 // one that is gone without saying so (a stray witness cut off) still does.
 func TestDecideLeftMemberNotCounted(t *testing.T) {
+	t.Parallel()
 	leaving := func(m *Member) { m.Leaving = true }
 	gone := dead(t0.Add(time.Hour - time.Minute))
 	v := view("a",

@@ -13,6 +13,7 @@ import (
 // false) and that sees a newer term taken by another site is in split brain (DESIGN §3); every
 // other combination is not.
 func TestSplitBrain(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		v    View
@@ -46,6 +47,7 @@ func TestSplitBrain(t *testing.T) {
 // TestSplitBrainStopsFailback: the master does not hand control back to a better site that is
 // in split brain, says why, and still does once that is cleared; a switchover still works.
 func TestSplitBrainStopsFailback(t *testing.T) {
+	t.Parallel()
 	ready := t0.Add(time.Hour - time.Minute) // ready for longer than FailbackDelay
 	flagged := func(m *Member) { m.SplitBrain = 3 }
 	v := view("b", mem("a", 1, record(4, "b", true), readySince(ready), flagged), mem("b", 2, role(RoleMaster), record(4, "b", true)))
@@ -67,6 +69,7 @@ func TestSplitBrainStopsFailback(t *testing.T) {
 // TestSplitBrainMarkSurvivesRestart: the mark is kept in the data directory, published again
 // by a new Node, and once cleared stays cleared.
 func TestSplitBrainMarkSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
 	n, err := New(cfg, Options{Logger: testLogger(t)})
 	if err != nil {
@@ -113,6 +116,7 @@ func TestSplitBrainMarkSurvivesRestart(t *testing.T) {
 // TestCommittedAlone: a record of this site saying peer_synced = false counts as committed
 // alone unless this process recorded it and its shim never went solo in that term.
 func TestCommittedAlone(t *testing.T) {
+	t.Parallel()
 	var solo atomic.Bool
 	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
 	n, err := New(cfg, Options{Logger: testLogger(t), WentSolo: func(term uint64) bool { return term == 7 && solo.Load() }})
@@ -152,6 +156,7 @@ func TestCommittedAlone(t *testing.T) {
 // step-down — still reaches the readers of Changes: the shim gives up shipping what it
 // committed alone only when a delivered State says so (cmd/tandem database.setRole).
 func TestSplitBrainDelivered(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	var cutA, cutB cutSet
 	var solo atomic.Bool
@@ -197,6 +202,7 @@ func TestSplitBrainDelivered(t *testing.T) {
 // mark forgets that term at the next start, and failback to this site (which committed alone)
 // would be allowed again.
 func TestSplitBrainMarkSavedInOrder(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
 	n, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

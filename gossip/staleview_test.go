@@ -15,6 +15,7 @@ import (
 // run with lan's defaults) — no master at all meanwhile. The test makes push/pull rare so
 // that its random phase cannot heal the view within the bound.
 func TestNodeReleaseLostToShortCut(t *testing.T) {
+	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)

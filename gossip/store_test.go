@@ -8,6 +8,7 @@ import (
 )
 
 func TestFileStore(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	s := NewFileStore(dir)
 	r, err := s.Load()
@@ -41,6 +42,7 @@ func TestFileStore(t *testing.T) {
 }
 
 func TestFileStoreCorrupt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)

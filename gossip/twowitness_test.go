@@ -14,6 +14,7 @@ import (
 // before the cut: the majority must be counted among the voters it knows of, and the stray
 // witness named.
 func TestSecondWitnessNotAVoter(t *testing.T) {
+	t.Parallel()
 	now := t0.Add(time.Hour)
 	gone := dead(now.Add(-time.Minute))
 	// b's side: a (master of 5, synced) and w1 lost a minute ago; w2 votes for b's claim of 6.

@@ -19,6 +19,7 @@ import (
 // cannot tell a first start from a lost one: it votes only once it has seen every other voter
 // since its start (and learned the newest term from them).
 func TestWitnessWithLostDataDirWaitsForVoters(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "witness", 0, freeAddr(t), "127.0.0.1:1", "127.0.0.1:2")
 	cfg.Kind, cfg.Priority = config.KindWitness, 0
 	cfg.Gossip.Witness, cfg.Gossip.FenceDelay = true, time.Second
@@ -94,6 +95,7 @@ func TestWitnessWithLostDataDirWaitsForVoters(t *testing.T) {
 // fences) and site1 is back in sight of the witness only. site1 must not take the term site2
 // holds: with the witness's vote and its own it made it master of that term a second time.
 func TestNodeWitnessLostDataDir(t *testing.T) {
+	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
 	w := run(t, cfgW, Options{Cut: cutW.cut})

@@ -19,6 +19,7 @@ import (
 // two masters of one term, which neither the databases' term fence nor the split-brain check
 // (a newer term) tells apart. It must keep its vote for term 6, so that site2 claims term 7.
 func TestRestartedWitnessKeepsVote(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "witness", 0, freeAddr(t), "127.0.0.1:1", "127.0.0.1:2")
 	cfg.Kind, cfg.Priority = config.KindWitness, 0
 	cfg.Gossip.Witness, cfg.Gossip.FenceDelay = true, time.Second
@@ -69,6 +70,7 @@ func TestRestartedWitnessKeepsVote(t *testing.T) {
 // with the fast profile, 4 with lan) for as long as the disk failed. It is logged once, and
 // once more when the vote is kept again.
 func TestVoteSaveFailureLoggedOnce(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "witness", 0, freeAddr(t), "127.0.0.1:1", "127.0.0.1:2")
 	cfg.Kind, cfg.Priority = config.KindWitness, 0
 	cfg.Gossip.Witness, cfg.Gossip.FenceDelay = true, time.Second

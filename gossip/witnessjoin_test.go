@@ -36,6 +36,7 @@ func (b *logBuffer) logger() *slog.Logger {
 // joined it knew three members, more than two, and logged the error of a stray second
 // witness or third site, which there was not.
 func TestNodeWitnessWithoutJoinNoStray(t *testing.T) {
+	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
 	cfgW.Gossip.Join = nil
 	var logs logBuffer
@@ -52,6 +53,7 @@ func TestNodeWitnessWithoutJoinNoStray(t *testing.T) {
 // witness`) said "not ready: witness", as if the witness might become ready; it never takes
 // control, and the refusal says so.
 func TestSwitchoverToWitnessNamesIt(t *testing.T) {
+	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
 	run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
@@ -67,6 +69,7 @@ func TestSwitchoverToWitnessNamesIt(t *testing.T) {
 // TestColdWaitLogged: a site started alone waits at cold start, and says so in its log once
 // (it said nothing: only its status's decision told why it took no role, and it looked hung).
 func TestColdWaitLogged(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t, "site1", 1, freeAddr(t), freeAddr(t))
 	var logs logBuffer
 	n := run(t, cfg, Options{Logger: logs.logger()})
