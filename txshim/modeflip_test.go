@@ -410,3 +410,84 @@ func TestPromotedMidTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackThenReadAfterModeChange: a session whose transaction began in one mode ends it
+// with ROLLBACK after the mode changed, and runs in the same request a statement the lexer
+// takes for a read that writes (nextval, setval, lo_create run unwrapped). Demoted meanwhile
+// (read-only or fenced), the statement must not write: the session's
+// default_transaction_read_only, off while it was master, was put back on after a COMMIT but
+// not after a ROLLBACK, and the sequence moved on the read-only site. Promoted meanwhile, the
+// statement must run: the setting the shim held on for the read-only site stayed on, and
+// nextval was refused on the master.
+func TestRollbackThenReadAfterModeChange(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `CREATE SEQUENCE rseq`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeSolo, 1)
+	ctx := capCtx(t, 60*time.Second)
+	db := c.Open(t, c.Database())
+	moved := func() bool {
+		return queryOne[bool](t, db, `SELECT is_called FROM rseq`)
+	}
+	// "failed ROLLBACK": the transaction failed before the mode changed.
+	for _, end := range []string{"ROLLBACK", "ABORT", "failed ROLLBACK"} {
+		for _, w := range []string{"SELECT nextval('rseq')", "SELECT setval('rseq', 500)"} {
+			for _, tc := range []struct{ from, to Mode }{
+				{ModeSolo, ModeReadOnly}, {ModeDual, ModeReadOnly}, {ModeSolo, ModeFenced}, {ModeDual, ModeFenced},
+				{ModeReadOnly, ModeDual}, {ModeReadOnly, ModeSolo},
+			} {
+				for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+					if mode != pgx.QueryExecModeSimpleProtocol && end == "failed ROLLBACK" {
+						continue // pgx describes the batch's statements first, which fails there
+					}
+					name := fmt.Sprintf("%s to %s, %s; %s (%v)", tc.from, tc.to, end, w, mode)
+					s.SetMode(tc.from, 1)
+					conn := s.connect(t)
+					if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+						t.Fatal(err)
+					}
+					if end == "failed ROLLBACK" {
+						if _, err := conn.Exec(ctx, "SELECT 1/0"); pgCode(err) != "22012" {
+							t.Fatalf("SELECT 1/0: %v", err)
+						}
+					}
+					s.SetMode(tc.to, 1)
+					rollback := strings.TrimPrefix(end, "failed ")
+					var err error
+					if mode == pgx.QueryExecModeSimpleProtocol {
+						_, err = conn.Exec(ctx, rollback+"; "+w, mode)
+					} else {
+						// The extended protocol, pipelined in one request.
+						b := &pgx.Batch{}
+						b.Queue(rollback)
+						b.Queue(w)
+						err = conn.SendBatch(ctx, b).Close()
+					}
+					switch master := tc.to == ModeDual || tc.to == ModeSolo; {
+					case master && err != nil:
+						t.Errorf("%s: %v, want it run on the master", name, err)
+					case !master && moved():
+						t.Errorf("%s: the sequence moved on a %s site (err %v)", name, tc.to, err)
+					}
+					conn.Close(ctx)
+					c.Exec(t, `SELECT setval('rseq', 1, false)`)
+				}
+			}
+		}
+	}
+	// No mode change: a client on the read-only site turns the setting off, and a ROLLBACK
+	// ends the transaction it began in, in the same request.
+	s.SetMode(ModeReadOnly, 1)
+	conn := s.connect(t)
+	for _, q := range []string{
+		"SET default_transaction_read_only = off; BEGIN; ROLLBACK; SELECT nextval('rseq')",
+		"BEGIN; SET default_transaction_read_only = off; COMMIT; BEGIN; ROLLBACK; SELECT nextval('rseq')",
+	} {
+		_, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		if moved() {
+			t.Errorf("read-only site, %s: the sequence moved (err %v)", q, err)
+			c.Exec(t, `SELECT setval('rseq', 1, false)`)
+		}
+	}
+}

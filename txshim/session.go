@@ -1719,7 +1719,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	}
 	defer s.queryNames(ops, sts, st)
 	u := &queryUnit{text: text, sts: sts}
-	if !needsWork(u, st, pol) {
+	if !needsWork(u, st, pol, s.readOnlyChange(pol)) {
 		s.noteAll(u)
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward('Q', body, true)
@@ -2137,7 +2137,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			}
 		}
 		*us = unitState{open: true, st: st}
-		if !needsWork(u, st, pol) {
+		if !needsWork(u, st, pol, s.readOnlyChange(pol)) {
 			s.noteAll(u)
 			if final {
 				s.push(&pending{fwd: true, fwdRFQ: true})
@@ -2359,14 +2359,21 @@ func (u *extUnit) send(s *session, lo, hi int, last bool, p *pending) error {
 }
 
 // needsWork reports whether a request starting in status st needs more than passing through.
-func needsWork(u unit, st byte, pol policy) bool {
+//
+// roChange: the session's default_transaction_read_only must change for pol before its next
+// transaction (readOnlyChange); a ROLLBACK with steps after it then needs walk, which puts it
+// right before them.
+func needsWork(u unit, st byte, pol policy, roChange bool) bool {
 	if !pol.intercept {
 		return false
 	}
 	wrap := wrapFrom(u)
 	for i := 0; i < u.n(); i++ {
 		info := u.info(i)
+		roChange = roChange || pol.readOnly && info.changesRO
 		switch k := info.kind; {
+		case k == kindRollback && !info.chain && roChange && i+1 < u.n():
+			return true
 		case k == kindCommit, k == kindClient2PC:
 			return true
 		case info.ownObject != "":
@@ -3009,6 +3016,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.st = 'T'
 			}
 			s.txUnprep, s.txWrote, s.txHold = false, false, false
+			if !info.chain && i+1 < n && s.readOnlyChange(pol) {
+				// The steps after it begin a transaction of their own, under the setting of
+				// default_transaction_read_only the mode wants, as after a COMMIT: the one that
+				// ended may have begun in another mode (a demotion, a promotion meanwhile), or
+				// the steps before may have turned it off. A statement the lexer takes for a
+				// read runs unwrapped, and some write (nextval, setval).
+				if failed, err := part(i + 1); err != nil || failed {
+					return fail(err)
+				}
+				if us.st == 'I' {
+					if err := s.reassertReadOnly(pol); err != nil {
+						return err
+					}
+				}
+			}
 		case k == kindClient2PC && pol.intercept:
 			return refuse(i, "0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit")
 		case k == kindCommit && pol.intercept && s.txQuiet():
