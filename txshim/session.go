@@ -3097,6 +3097,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			if us.st != 'T' {
 				// Aborted (COMMIT rolls back) or idle (a warning): PostgreSQL answers itself.
+				if us.st == 'E' && i+1 < n && s.readOnlyChange(pol) {
+					// Rolled back, as by a ROLLBACK: the steps after it begin a transaction
+					// under the setting the mode wants.
+					if failed, err := part(i + 1); err != nil || failed {
+						return fail(err)
+					}
+				}
 				if us.st == 'I' {
 					// The part's terminator committed the steps before: the next transaction
 					// begins with what they left of default_transaction_read_only.
