@@ -491,3 +491,51 @@ func TestRollbackThenReadAfterModeChange(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyDiscardAllPipelined: in read-only and fenced modes, an extended request that runs
+// DISCARD ALL and then, before its Sync, a statement the lexer takes for a read that writes
+// (nextval, setval, lo_create run unwrapped) must not write. DISCARD ALL commits at once and
+// resets default_transaction_read_only to off; the shim put it back on before DISCARD ALL, not
+// after, and the statement ran in the next implicit transaction with it off: the sequence moved
+// on the read-only site.
+func TestReadOnlyDiscardAllPipelined(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `CREATE SEQUENCE rseq`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeReadOnly, 1)
+	db := c.Open(t, c.Database())
+	for _, mode := range []Mode{ModeReadOnly, ModeFenced} {
+		for i, w := range []string{"SELECT nextval('rseq')", "SELECT setval('rseq', 500)", "SELECT lo_create(4242)", "SELECT nextval('rseq')"} {
+			flush := i == 3 // a Flush after DISCARD ALL
+			s.SetMode(ModeReadOnly, 1)
+			r := dialRaw(t, s)
+			if mode == ModeFenced {
+				// A transaction open while the site was fenced: its end may come in the request.
+				r.query("BEGIN")
+				s.SetMode(mode, 1)
+				r.stmt("COMMIT")
+			}
+			r.stmt("DISCARD ALL")
+			var got string
+			if flush {
+				got = r.flush('C')
+			}
+			r.stmt(w)
+			more, _ := r.sync()
+			got += more
+			seq := queryOne[bool](t, db, `SELECT is_called FROM rseq`)
+			lo := queryOne[int](t, db, `SELECT count(*) FROM pg_largeobject_metadata`)
+			if seq || lo != 0 {
+				t.Errorf("%s: DISCARD ALL, then (Flush %v) %s in one extended request (replies %s): wrote (sequence moved %v, %d large objects)", mode, flush, w, got, seq, lo)
+				c.Exec(t, `SELECT setval('rseq', 1, false)`)
+				c.Exec(t, `SELECT lo_unlink(oid) FROM pg_largeobject_metadata`)
+			}
+			// The session goes on.
+			if got := r.query("SELECT 1"); mode == ModeReadOnly && strings.Contains(got, "E") {
+				t.Errorf("%s: the next request: %s", mode, got)
+			}
+			r.conn.Close()
+		}
+	}
+}

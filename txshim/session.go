@@ -2850,6 +2850,23 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 		}
 		s.note(info)
+		if e, ext := u.(*extUnit); ext && k == kindNoTxBlock && info.changesRO && pol.readOnly && us.st == 'I' &&
+			e.items[i].typ == 'E' && (hasExecute(e, i+1, n) || !final) {
+			// DISCARD ALL, which commits at once and turns default_transaction_read_only off:
+			// the next Execute of the request (here, or after a Flush) begins a transaction of
+			// its own, and a statement the lexer takes for a read runs unwrapped, some of which
+			// write (nextval, setval). The setting goes back on in between, as at the next
+			// request.
+			if failed, err := part(i + 1); err != nil || failed {
+				return fail(err)
+			}
+			if us.st == 'I' {
+				if err := s.reassertReadOnly(pol); err != nil {
+					return err
+				}
+				us.roFresh = true
+			}
+		}
 		if k == kindDDL && recordDDL && us.st != 'I' {
 			// DESIGN §5.2: the statement is written to tandem.ddl in its transaction just before
 			// it runs, so the apply side meets it in order with the row changes.
