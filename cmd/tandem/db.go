@@ -441,7 +441,8 @@ func (d *database) readSlot(ctx context.Context) {
 // term goes into the peer's database, its sequences' positions are copied here, so an old master can no longer apply
 // there (§3 fencing); the peer is caught up (§5.5) and the shim turns dual —
 // or, when the peer is unreachable or still behind, solo while catch-up goes
-// on in the background.
+// on in the background (with peer_down = "block" dual all the same: its
+// commits fail until the peer is in step).
 func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -505,17 +506,25 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		d.shim.SetMode(txshim.ModeDual, term)
 		return true, nil
 	}
-	d.log.Warn("peer database not in step at promotion: going solo; catch-up goes on", "term", term, "err", err)
+	// With peer_down = "block" a master never commits alone: dual, its commits fail (08007)
+	// until the peer is in step, which catchUp sees to, as after a failed dual commit.
+	mode := txshim.ModeSolo
+	if d.cfg.PeerDown == config.PeerDownBlock {
+		mode = txshim.ModeDual
+		d.log.Warn("peer database not in step at promotion: commits fail until catch-up (peer_down = block)", "term", term, "err", err)
+	} else {
+		d.log.Warn("peer database not in step at promotion: going solo; catch-up goes on", "term", term, "err", err)
+	}
 	// The node saved this term's record (as synced, unless its last term left the peer
 	// lacking commits) and saves it unsynced once this returns;
 	// the shim takes writes from SetMode on. A crash in between would leave a record that
 	// lets the peer promote over solo commits (DESIGN §3 rule 2): say it first.
 	if d.records != nil {
 		if err := d.records.Save(gossip.TermRecord{Term: term, Master: d.site, PeerSynced: false}); err != nil {
-			return false, fmt.Errorf("record peer_synced = false before going solo: %w", err)
+			return false, fmt.Errorf("record peer_synced = false before going %s: %w", mode, err)
 		}
 	}
-	d.shim.SetMode(txshim.ModeSolo, term)
+	d.shim.SetMode(mode, term)
 	return false, nil
 }
 

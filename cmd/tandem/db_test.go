@@ -249,11 +249,17 @@ func site2Database(t *testing.T) *database {
 // site2DatabaseTo is site2Database whose peer database is at peerDSN ("": its own).
 func site2DatabaseTo(t *testing.T, peerDSN string, opts ...pgtest.Option) *database {
 	t.Helper()
+	return site2DatabaseDown(t, peerDSN, config.PeerDownContinue, opts...)
+}
+
+// site2DatabaseDown is site2DatabaseTo with txshim.peer_down = peerDown.
+func site2DatabaseDown(t *testing.T, peerDSN, peerDown string, opts ...pgtest.Option) *database {
+	t.Helper()
 	c, db, _ := installedSite(t, "site2", opts...)
 	db.Close() // takes no connection slot of its own
 	dsn := c.DSN(c.Database())
 	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: cmp.Or(peerDSN, dsn), PeerDown: config.PeerDownContinue,
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: cmp.Or(peerDSN, dsn), PeerDown: peerDown,
 			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
 	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -327,6 +333,38 @@ func TestSplitBrainKeepsLaterTerms(t *testing.T) {
 	t.Logf("backlog for the peer: %d as master of term 9, %d once fenced", before, after)
 	if before < 2 || after < before {
 		t.Fatalf("backlog %d as master of term 9, %d once fenced: the later term's commits were given up", before, after)
+	}
+}
+
+// TestPromoteBlockNeverSolo: with peer_down = "block" a master never commits alone (README:
+// such commits fail with 08007 and wait for the peer), yet a promotion whose peer database was
+// unreachable (the failover after the other site was lost) opened the shim in solo mode: every
+// commit of the new master was on its own database only, what block is there to prevent. The
+// shim is dual then, the peer not in step (peer_synced = false), and catch-up brings it in
+// step once it answers (catchUp, as after a failed commit).
+func TestPromoteBlockNeverSolo(t *testing.T) {
+	// The peer database is away.
+	d := site2DatabaseDown(t, "postgres://postgres@127.0.0.1:1/app?sslmode=disable&connect_timeout=1", config.PeerDownBlock)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rctx, stop := context.WithCancel(ctx)
+	shipped := make(chan error, 1)
+	go func() { shipped <- d.ship.Run(rctx) }()
+	defer func() {
+		stop()
+		<-shipped
+	}()
+	synced, err := d.promote(ctx, 9)
+	mode, term := d.shim.Mode()
+	t.Logf("promote(9) with the peer database away and peer_down = block: synced %v, err %v; shim %s in term %d", synced, err, mode, term)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if synced {
+		t.Errorf("promote(9) said the peer is in step, with its database away")
+	}
+	if mode != txshim.ModeDual || term != 9 {
+		t.Errorf("after the promotion with peer_down = block the shim is %s in term %d, want dual in term 9: it commits alone", mode, term)
 	}
 }
 
