@@ -18,8 +18,9 @@ func TestPeerDatabaseReadOnlyDefault(t *testing.T) {
 	if _, err := p.pdb.Exec(fmt.Sprintf("ALTER DATABASE %s SET default_transaction_read_only = on", sqlIdent(db))); err != nil {
 		t.Fatal(err)
 	}
-	// The apply's connections made before the setting keep their session's default: drop them.
-	if _, err := p.pdb.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'tandem%' AND pid <> pg_backend_pid()"); err != nil {
+	// The apply's connections made before the setting keep their session's default: drop them,
+	// waiting (up to 10 s each) until they are gone, so that none is still taken for alive.
+	if _, err := p.pdb.Exec("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name LIKE 'tandem%' AND pid <> pg_backend_pid()"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
