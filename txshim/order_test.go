@@ -128,3 +128,47 @@ func TestDualOrderMovedIdentityRow(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDualOrderAfterStreamShippedPrepared: a prepared transaction committed on the local
+// database without a peer prepare (left in doubt by a commit that lost the peer, and committed
+// by the resolver or an operator once the peer was back) is shipped from the stream, as a plain
+// commit is. A dual commit after it that updates a row it updated in place must wait until it is
+// on the peer, as after a plain commit: the row lock that orders the two when the first is
+// prepared on the peer does not exist while it is still to be applied there. Applied first, the
+// dual commit's update was overwritten by the older one's, and the peer kept the old value.
+func TestDualOrderAfterStreamShippedPrepared(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'a'), (2, 'a')`)
+	installPair(t, p)
+	s := startShipper(t, p)
+	ctx := capCtx(t, 30*time.Second)
+	// A session on the peer holds row 2 for about a second (until the apply's watchdog ends
+	// it): the older transaction's apply, which updates row 2 first, is still under way there
+	// meanwhile.
+	blocker, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	for _, q := range []string{"BEGIN", "SELECT * FROM kv WHERE k = 2 FOR UPDATE"} {
+		if _, err := blocker.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older := gidFor("a", 1, 1)
+	prepareLocal(t, p.ldb, older, `UPDATE kv SET v = 'older' WHERE k = 2`, `UPDATE kv SET v = 'older' WHERE k = 1`)
+	p.local.Exec(t, "COMMIT PREPARED "+sqlLiteral(older)) // never prepared on the peer
+	waitFor(t, "the older transaction's apply blocked on the peer", func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`) > 0
+	})
+	dualCommit(t, p, s, gidFor("a", 1, 2), `UPDATE kv SET v = 'newer' WHERE k = 1`)
+	waitFor(t, "both on the peer", func() bool { return s.Backlog() == 0 })
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v := queryOne[string](t, p.pdb, `SELECT v FROM kv WHERE k = 1`); v != "newer" {
+		t.Errorf("row 1 on the peer is %q, on the local database %q", v, queryOne[string](t, p.ldb, `SELECT v FROM kv WHERE k = 1`))
+	}
+	requireSame(t, p)
+}

@@ -1082,9 +1082,22 @@ func (r *txnRows) add(c Change) {
 // the peer first, not only prepared there: a row it inserted is invisible on the peer until
 // its COMMIT PREPARED, so e's UPDATE or DELETE of that row would miss (a departure from DESIGN
 // §5.2, which lets prepared-only predecessors pass; found by TestDualOrderInsertThenDelete,
-// TestPlainAfterDualCommit and the e2e tests). Plain commits always come first.
+// TestPlainAfterDualCommit and the e2e tests). What is shipped from the stream always comes
+// first (fromStream).
 func (e *jentry) waitsFor(p *jentry) bool {
-	return p.state != stDone && (p.plain || (p.committed && e.rows.mustFollow(&p.rows)))
+	return p.state != stDone && (p.fromStream() || (p.committed && e.rows.mustFollow(&p.rows)))
+}
+
+// fromStream tells whether p reaches the peer from the stream (plainLoop, CatchUp), applied
+// there only when its turn comes: a plain commit, or a prepared transaction committed locally
+// without being prepared on the peer (one left in doubt and committed by the resolver or an
+// operator, `tandem resolve -commit`), or whose copy there was found rolled back (opEnded:
+// errNotOnPeer) and is applied anew. Such a one holds no row lock on the peer until it is
+// applied, so a later transaction's change of a row it updated in place does not wait for it
+// there, as mustFollow supposes: applied first, it was overwritten by the older change
+// (TestDualOrderAfterStreamShippedPrepared).
+func (p *jentry) fromStream() bool {
+	return p.plain || (p.committed && p.state != stPrepared)
 }
 
 // mustFollow tells whether the apply of a transaction with rows r must wait until an earlier
@@ -1153,10 +1166,10 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 					break
 				}
 				if e.waitsFor(p) {
-					// behind: a plain commit before it, which plainLoop ships in stream order —
-					// a large one takes its size's time (shipOne bounds it), not a sign of the
-					// peer failing.
-					ready, behind = false, p.plain
+					// behind: a plain commit before it (or another transaction shipped from
+					// the stream), which plainLoop ships in stream order — a large one takes
+					// its size's time (shipOne bounds it), not a sign of the peer failing.
+					ready, behind = false, p.fromStream()
 					break
 				}
 			}
