@@ -428,6 +428,9 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 		return false, s.emit(r.err)
 	}
+	if err := s.idleSet(idle); err != nil {
+		return false, err
+	}
 	if err := s.fail("after-local-prepare"); err != nil {
 		return false, err
 	}
@@ -549,14 +552,20 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	return true, nil
 }
 
-// idleOffSQL turns idle_session_timeout off for the session and returns the value it had; NULL
-// where it was off already, or the server has no such setting (before PostgreSQL 14).
-const idleOffSQL = "SELECT CASE WHEN pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
-	"THEN pg_catalog.current_setting('idle_session_timeout') END, " +
-	"CASE WHEN pg_catalog.current_setting('idle_session_timeout', true) OPERATOR(pg_catalog.<>) '0' " +
-	"THEN pg_catalog.set_config('idle_session_timeout', '0', false) END"
+// idleShowSQL reads the session's idle_session_timeout for idleOff, and idleOffSQL turns it
+// off. Neither takes a snapshot, as a query would: they run outside a transaction block, in
+// implicit transactions of the session's default characteristics, and a query under
+// SERIALIZABLE, READ ONLY and DEFERRABLE defaults waits for a safe snapshot — for every
+// serializable read-write transaction open to end, the session's own prepared one among them,
+// which only the COMMIT PREPARED behind it ends: the commit hung for good
+// (TestDeferrableDefaultsCommit).
+const (
+	idleShowSQL = "SHOW idle_session_timeout"
+	idleOffSQL  = "SET idle_session_timeout = 0"
+)
 
-// idleGuard is idleOff's statement, sent, and whether its restore was sent.
+// idleGuard is idleOff's statement, sent, and the value it read (old) once idleSet turned the
+// setting off; done once idleRestore ran.
 type idleGuard struct {
 	p    *pending
 	old  []byte
@@ -566,15 +575,31 @@ type idleGuard struct {
 // idleOff turns the client's idle_session_timeout off while the backend waits idle outside a
 // transaction for the peer within the commit procedure (after PREPARE TRANSACTION, or after a
 // plain commit for it to be shipped): PostgreSQL would end the session there, in the middle of
-// a commit that, without the shim, the client's COMMIT would have had answered at once. It is
-// pipelined behind what was sent before (outside a transaction), and read by idleRestore.
+// a commit that, without the shim, the client's COMMIT would have had answered at once. It
+// pipelines the reading of the setting behind what was sent before (outside a transaction);
+// idleSet, called once the reply to what was sent before came, turns it off when it was on.
 func (s *session) idleOff() (*idleGuard, error) {
 	g := &idleGuard{p: &pending{res: make(chan result, 1)}}
 	// Kept prepared on the backend (sendKept): it runs on every dual commit.
-	return g, s.sendKept(idleOffSQL, g.p, false)
+	return g, s.sendKept(idleShowSQL, g.p, false)
 }
 
-// idleRestore puts back the value idleOff turned off, sent without waiting; it is to be called
+// idleSet reads idleOff's reply and, when the setting is on, turns it off (sent and flushed,
+// not waited for); the value idleRestore puts back is kept in g.old.
+func (s *session) idleSet(g *idleGuard) error {
+	if g.p == nil {
+		return nil
+	}
+	r, err := s.wait(g.p)
+	g.p = nil
+	if err != nil || r.err != nil || len(r.row) != 1 || r.row[0] == nil || string(r.row[0]) == "0" {
+		return err
+	}
+	g.old = r.row[0]
+	return s.sendKept(idleOffSQL, &pending{}, true)
+}
+
+// idleRestore puts back the value idleSet turned off, sent without waiting; it is to be called
 // outside a transaction, and does nothing the second time.
 func (s *session) idleRestore(g *idleGuard) error {
 	if g == nil || g.done {
@@ -582,16 +607,15 @@ func (s *session) idleRestore(g *idleGuard) error {
 	}
 	g.done = true
 	if g.p != nil {
-		r, err := s.wait(g.p)
-		if err != nil || r.err != nil || len(r.row) != 2 {
-			return err
-		}
-		g.old = r.row[0]
+		// Not read: the setting was not turned off.
+		_, err := s.wait(g.p)
+		return err
 	}
 	if g.old == nil {
 		return nil
 	}
-	return s.sendOwn("SELECT pg_catalog.set_config('idle_session_timeout', $1, false)", &pending{}, false, string(g.old))
+	// A SET, not set_config: no snapshot (see idleShowSQL).
+	return s.sendOwn("SET idle_session_timeout = "+quoteLiteral(string(g.old)), &pending{}, false)
 }
 
 // ownStepHook, set only by tests, may replace a statement captureRetried sends (one that
@@ -762,6 +786,9 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 	}()
 	r, err := s.captureRetried("SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text")
 	if err != nil {
+		return false, err
+	}
+	if err := s.idleSet(idle); err != nil {
 		return false, err
 	}
 	var mark pglogrepl.LSN
