@@ -117,7 +117,7 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 	if !readOnly && s.commitLocal(pol, readOnly) {
 		// A local commit of a write (solo mode) is pipelined with its check: it passes the
 		// gate (HoldCommits) first. A dual commit passes it in finishCommit.
-		if err := s.shim.gate.enter(ctx); err != nil {
+		if _, err := s.passGate(ctx, false); err != nil {
 			return false, err
 		}
 		// A hold may have ended with a change of mode (catch-up done: solo → dual).
@@ -281,7 +281,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	// Every way on from here commits a write (or rolls it back): pass the gate first.
-	if err := s.shim.gate.enter(ctx); err != nil {
+	if _, err := s.passGate(ctx, false); err != nil {
 		return false, err
 	}
 	defer s.shim.gate.leave()
@@ -550,6 +550,45 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	return true, nil
+}
+
+// passGate passes the commit gate for a write's commit (commitGate.enter) or, slow, for what
+// may commit outside the commit procedure (enterProc). Where a hold (catch-up's tail) makes it
+// wait, the client's backend waits idle meanwhile — in the transaction being committed, or
+// outside a transaction block before a procedure — and a timeout the client set,
+// idle_in_transaction_session_timeout or idle_session_timeout, would end the session in the
+// middle of what PostgreSQL runs at once: it is turned off first, for the transaction (SET
+// LOCAL, gone with it), or until the guard returned is put back (idleRestore) once the gate
+// let the caller through.
+func (s *session) passGate(ctx context.Context, slow bool) (*idleGuard, error) {
+	try, enter := s.shim.gate.tryEnter, s.shim.gate.enter
+	if slow {
+		try, enter = s.shim.gate.tryEnterProc, s.shim.gate.enterProc
+	}
+	if try() {
+		return nil, nil
+	}
+	var g *idleGuard
+	switch st, err := s.barrier(); {
+	case errors.Is(err, errCopyOpen):
+	case err != nil:
+		return nil, err
+	case st == 'I':
+		if g, err = s.idleOff(); err != nil {
+			return nil, err
+		}
+		if err := s.idleSet(g); err != nil {
+			return nil, err
+		}
+	case st == 'T':
+		if err := s.swallow("SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+			return nil, err
+		}
+		if err := s.bw.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	return g, enter(ctx)
 }
 
 // idleShowSQL reads the session's idle_session_timeout for idleOff, and idleOffSQL turns it

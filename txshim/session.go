@@ -3343,7 +3343,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 // are done. The mode is returned, or nil — counted as refused — when the site is no longer
 // master (dual or solo) of pol's term.
 func (s *session) enterSlow(ctx context.Context, pol policy) (*modeState, error) {
-	if err := s.shim.gate.enterProc(ctx); err != nil {
+	idle, err := s.passGate(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	// Put back before what the gate let through is sent (see passGate).
+	if err := s.idleRestore(idle); err != nil {
+		s.shim.gate.leaveSlow()
 		return nil, err
 	}
 	cur := *s.shim.mode.Load()

@@ -451,6 +451,30 @@ func (g *commitGate) enter(ctx context.Context) error {
 	return nil
 }
 
+// tryEnter is enter without waiting: it reports whether it counted the caller's commit (no
+// hold in place).
+func (g *commitGate) tryEnter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held {
+		return false
+	}
+	g.active++
+	return true
+}
+
+// tryEnterProc is enterProc without waiting: it reports whether it counted the caller's
+// procedure.
+func (g *commitGate) tryEnterProc() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held || g.pausing {
+		return false
+	}
+	g.slow++
+	return true
+}
+
 // track counts as active, without waiting, the commit of a transaction believed not to have
 // written (it may have all the same), unless a hold is in place; it reports whether it did
 // (then leave ends it). A hold already granted is not waited for: the caller learns first
