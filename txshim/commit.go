@@ -472,7 +472,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 				"recovery commits or rolls it back on both databases: %v", gid, why, perr))
 		}
 		if !alone {
-			r, err := s.captureRetried("ROLLBACK PREPARED " + quoteLiteral(gid))
+			r, err := s.finishPrepared("ROLLBACK", gid)
 			if err != nil {
 				return false, err
 			}
@@ -503,7 +503,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 
 	// Step 3: local COMMIT PREPARED, then the peer's.
-	r, err = s.captureRetried("COMMIT PREPARED " + quoteLiteral(gid))
+	r, err = s.finishPrepared("COMMIT", gid)
 	if err != nil {
 		return false, err
 	}
@@ -681,6 +681,35 @@ func (s *session) captureRetried(q string, args ...string) (result, error) {
 		}
 		s.log.Info("txshim: a step of the commit was cancelled; sending it again", "stmt", q, "err", r.err.Message)
 	}
+}
+
+// finishPrepared runs COMMIT PREPARED or ROLLBACK PREPARED (verb) of gid on the session's
+// backend (captureRetried). PREPARE TRANSACTION made the role in force then the prepared
+// transaction's owner, and only its owner or a superuser may finish it; a SET LOCAL ROLE of the
+// client's (NONE too) ended with the PREPARE, and the role the session has set since may be
+// neither. Refused so (42501), it runs again as the session's user (SET ROLE NONE: the commit
+// check found that a superuser when the transaction had a role of its own), the client's role
+// put back after.
+func (s *session) finishPrepared(verb, gid string) (result, error) {
+	q := verb + " PREPARED " + quoteLiteral(gid)
+	r, err := s.captureRetried(q)
+	if err != nil || r.err == nil || r.err.Code != "42501" {
+		return r, err
+	}
+	role, err := s.capture("SHOW role")
+	if err != nil || role.err != nil || len(role.row) != 1 || role.row[0] == nil || string(role.row[0]) == "none" {
+		return r, err
+	}
+	if err := s.swallow("SET ROLE NONE"); err != nil {
+		return r, err
+	}
+	r, err = s.captureRetried(q)
+	if err != nil {
+		return r, err
+	}
+	// Waited for: its ParameterStatus (is_superuser) comes before the reply to the commit.
+	_, err = s.capture("SET ROLE " + sqlIdent(string(role.row[0])))
+	return r, err
 }
 
 // xactStatus is pg_xact_status of xid on the local database, asked on the session's connection
