@@ -852,7 +852,7 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 			err = rerr
 		}
 	}()
-	r, err := s.captureRetried("SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text")
+	r, err := s.markStream()
 	if err != nil {
 		return false, err
 	}
@@ -906,6 +906,47 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 	}
 	return true, s.emitError("08007", fmt.Sprintf("tandem: %s committed on this site's database, but the peer database did not take it and this site may not go on alone; "+
 		"it is shipped once the peer is back: %v", what, werr))
+}
+
+// markStream writes awaitShipped's mark, a transactional logical message, and returns its
+// position; sent again (as captureRetried) while a cancel ends it. It runs in a READ COMMITTED
+// transaction block of its own: the implicit transaction of a statement outside a block has the
+// session's default characteristics, and a query under SERIALIZABLE, READ ONLY and DEFERRABLE
+// defaults waits for a safe snapshot — as long as another session holds a serializable
+// read-write transaction open, where PostgreSQL answered the commit at once
+// (TestDeferrableDefaultsPlainCommit).
+func (s *session) markStream() (result, error) {
+	for i := 0; ; i++ {
+		q := "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text"
+		if ownStepHook != nil {
+			q = ownStepHook(q)
+		}
+		if err := s.swallow("BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
+			return result{}, err
+		}
+		p, c := &pending{res: make(chan result, 1)}, &pending{res: make(chan result, 1)}
+		if err := s.sendOwn(q, p, false); err != nil {
+			return result{}, err
+		}
+		if err := s.sendOwn("COMMIT", c, false); err != nil {
+			return result{}, err
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return r, err
+		}
+		cr, err := s.wait(c)
+		if err != nil {
+			return r, err
+		}
+		if r.err == nil && cr.err != nil {
+			r.err = cr.err
+		}
+		if r.err == nil || r.err.Code != "57014" || i == ownRetries {
+			return r, nil
+		}
+		s.log.Info("txshim: a step of the commit was cancelled; sending it again", "stmt", q, "err", r.err.Message)
+	}
 }
 
 // beginChained begins the transaction a COMMIT AND CHAIN the shim sent as COMMIT goes on
