@@ -84,7 +84,7 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     FULL, and records that in tandem.ddl for the peer.
 func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string {
 	var b strings.Builder
-	b.WriteString("DO $tandem$\nDECLARE r record; has_rows boolean; q pg_catalog.text;\nBEGIN\n")
+	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\nBEGIN\n")
 	if addsDefault {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
 		// constant as the statement runs: a default that holds a date or time constant counts
