@@ -716,7 +716,7 @@ func (s *session) finishPrepared(verb, gid string) (result, error) {
 // outside a transaction block: "committed", "aborted", "in progress", or "" when it cannot tell.
 // An error means the session must end.
 func (s *session) xactStatus(xid uint64) (string, error) {
-	r, err := s.capture("SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)", strconv.FormatUint(xid, 10))
+	r, err := s.captureAlone("SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)", strconv.FormatUint(xid, 10))
 	if err != nil || r.err != nil || len(r.row) != 1 || r.row[0] == nil {
 		return "", err
 	}
@@ -909,44 +909,52 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 }
 
 // markStream writes awaitShipped's mark, a transactional logical message, and returns its
-// position; sent again (as captureRetried) while a cancel ends it. It runs in a READ COMMITTED
-// transaction block of its own: the implicit transaction of a statement outside a block has the
-// session's default characteristics, and a query under SERIALIZABLE, READ ONLY and DEFERRABLE
-// defaults waits for a safe snapshot — as long as another session holds a serializable
-// read-write transaction open, where PostgreSQL answered the commit at once
-// (TestDeferrableDefaultsPlainCommit).
+// position (captureAlone); sent again (as captureRetried) while a cancel ends it.
 func (s *session) markStream() (result, error) {
 	for i := 0; ; i++ {
 		q := "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text"
 		if ownStepHook != nil {
 			q = ownStepHook(q)
 		}
-		if err := s.swallow("BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
-			return result{}, err
-		}
-		p, c := &pending{res: make(chan result, 1)}, &pending{res: make(chan result, 1)}
-		if err := s.sendOwn(q, p, false); err != nil {
-			return result{}, err
-		}
-		if err := s.sendOwn("COMMIT", c, false); err != nil {
-			return result{}, err
-		}
-		r, err := s.wait(p)
-		if err != nil {
+		r, err := s.captureAlone(q)
+		if err != nil || r.err == nil || r.err.Code != "57014" || i == ownRetries {
 			return r, err
-		}
-		cr, err := s.wait(c)
-		if err != nil {
-			return r, err
-		}
-		if r.err == nil && cr.err != nil {
-			r.err = cr.err
-		}
-		if r.err == nil || r.err.Code != "57014" || i == ownRetries {
-			return r, nil
 		}
 		s.log.Info("txshim: a step of the commit was cancelled; sending it again", "stmt", q, "err", r.err.Message)
 	}
+}
+
+// captureAlone is capture for a query of the shim's own outside a transaction block, run in a
+// READ COMMITTED block of its own (pipelined: BEGIN, the query, COMMIT). Not in the implicit
+// transaction a statement outside a block runs in: that has the session's default
+// characteristics, and a query under SERIALIZABLE, READ ONLY and DEFERRABLE defaults waits for
+// a safe snapshot — as long as any serializable read-write transaction is open, another
+// session's, or the session's own left prepared (TestDeferrableDefaultsPlainCommit,
+// TestDeferrableDefaultsCommitPreparedFails). An error of the COMMIT is the result's when the
+// query had none.
+func (s *session) captureAlone(q string, args ...string) (result, error) {
+	if err := s.swallow("BEGIN ISOLATION LEVEL READ COMMITTED"); err != nil {
+		return result{}, err
+	}
+	p, c := &pending{res: make(chan result, 1)}, &pending{res: make(chan result, 1)}
+	if err := s.sendOwn(q, p, false, args...); err != nil {
+		return result{}, err
+	}
+	if err := s.sendOwn("COMMIT", c, false); err != nil {
+		return result{}, err
+	}
+	r, err := s.wait(p)
+	if err != nil {
+		return r, err
+	}
+	cr, err := s.wait(c)
+	if err != nil {
+		return r, err
+	}
+	if r.err == nil && cr.err != nil {
+		r.err = cr.err
+	}
+	return r, nil
 }
 
 // beginChained begins the transaction a COMMIT AND CHAIN the shim sent as COMMIT goes on
