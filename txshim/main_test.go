@@ -1,9 +1,7 @@
 package txshim
 
 import (
-	"flag"
 	"os"
-	"strconv"
 	"testing"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
@@ -24,14 +22,6 @@ const defaultParallel = 3
 // within a deadline (each says why): go test runs them one after another, alone, before every
 // parallel test.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	// -fuzz runs -parallel fuzzing workers: that default stays GOMAXPROCS.
-	if fuzz := flag.Lookup("test.fuzz"); !given && (fuzz == nil || fuzz.Value.String() == "") {
-		if err := flag.Set("test.parallel", strconv.Itoa(defaultParallel)); err != nil {
-			panic(err)
-		}
-	}
+	pgtest.DefaultParallel(defaultParallel)
 	os.Exit(pgtest.RunTests(m))
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -1116,3 +1117,21 @@ func portClaimName(port int) string { return "@tandem-test-port-" + strconv.Itoa
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// DefaultParallel sets how many parallel tests of the binary run at once, n, unless the command
+// line gave -parallel, or -fuzz (whose workers that flag counts: their default stays GOMAXPROCS).
+// For packages whose tests mostly wait — on clusters, timeouts, timers — rather than compute;
+// call it from TestMain before m.Run.
+func DefaultParallel(n int) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if fuzz := flag.Lookup("test.fuzz"); given || fuzz != nil && fuzz.Value.String() != "" {
+		return
+	}
+	if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
+		panic(err)
+	}
+}
