@@ -604,6 +604,17 @@ func ensurePublication(ctx context.Context, db *sql.DB, logger *slog.Logger) err
 		// then decodes no TRUNCATE of a single partition: it would never reach the peer.
 		logger.Warn("publication publishes through partition roots (publish_via_partition_root): a TRUNCATE of a single partition is not decoded and so not shipped, and the databases differ; "+
 			"truncate the partitioned table or DELETE, or ALTER PUBLICATION "+PublicationName+" SET (publish_via_partition_root = false)", "publication", PublicationName)
+		bad, err := queryStrings(ctx, db, uncoveredPartitionsSQL)
+		if err != nil {
+			return fmt.Errorf("read the replica identities of partitions: %w", err)
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("publication %s publishes through partition roots (publish_via_partition_root), and the replica identity of these partitions does not cover their root's: %s; "+
+				"PostgreSQL logs a partition's old rows by the partition's own replica identity but sends them under the root's, so the peer finds no row for their updates and deletes and refuses them as a divergence. "+
+				"ALTER PUBLICATION %s SET (publish_via_partition_root = false) (each partition's changes then ship under its own replica identity), "+
+				"or give each such partition REPLICA IDENTITY FULL (or its root a primary key the partition keeps as its replica identity), on both databases, and run install again",
+				PublicationName, strings.Join(bad, ", "), PublicationName)
+		}
 	}
 	have, err := queryStrings(ctx, db, `SELECT n.nspname FROM pg_publication_namespace pn
 JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = $1`, PublicationName)
@@ -633,6 +644,36 @@ JOIN pg_publication p ON p.oid = pn.pnpubid JOIN pg_namespace n ON n.oid = pn.pn
 		}
 	}
 	return nil
+}
+
+// uncoveredPartitionsSQL lists, as "partition (of root: ...)", the application partitions whose
+// replica identity does not hold every column of their partition root's, or whose root has
+// none. Published through its root, a partition's UPDATE and DELETE reach the peer under the
+// root's relation (its key columns; every column for REPLICA IDENTITY FULL), but PostgreSQL
+// logged the old row by the partition's own replica identity: the columns outside it arrive
+// as NULL (pgoutput sends them as nulls, not as values left out), and an UPDATE that keeps
+// the partition's key sends no old row at all, only the new one, whose root key may have
+// changed. The peer then finds no row (TestInstallPartitionIdentityViaRoot).
+var uncoveredPartitionsSQL = `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' (of ' || r.oid::regclass::text || ': replica identity '
+    || ` + identityNameSQL("c") + ` || ' against ' || ` + identityNameSQL("r") + ` || ')'
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_class r ON r.oid = pg_partition_root(c.oid)
+WHERE ` + appRelFilter + ` AND c.relispartition AND c.relkind = 'r'
+  AND (` + identityColsSQL("r") + ` = '{}' OR NOT ` + identityColsSQL("r") + ` <@ ` + identityColsSQL("c") + `)
+ORDER BY 1`
+
+// identityColsSQL is the names of the published columns of table rel's replica identity: every
+// one for FULL; for DEFAULT those of its primary key, for USING INDEX those of the index.
+func identityColsSQL(rel string) string {
+	return `(SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = ` + rel + `.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+    AND (` + rel + `.relreplident = 'f' OR EXISTS (SELECT FROM pg_index x WHERE x.indrelid = ` + rel + `.oid AND a.attnum = ANY (x.indkey)
+      AND CASE ` + rel + `.relreplident WHEN 'd' THEN x.indisprimary WHEN 'i' THEN x.indisreplident ELSE false END)))`
+}
+
+// identityNameSQL spells table rel's replica identity for a message.
+func identityNameSQL(rel string) string {
+	return `CASE ` + rel + `.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING' ELSE
+    CASE WHEN ` + identityColsSQL(rel) + ` = '{}' THEN 'none' ELSE '(' || array_to_string(` + identityColsSQL(rel) + `, ', ') || ')' END END`
 }
 
 // ensureSlot creates the site's two-phase slot if it is missing, and checks the one there;

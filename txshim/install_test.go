@@ -319,3 +319,72 @@ func TestInstallSearchPathIndependent(t *testing.T) {
 		t.Fatalf("Install with the peer's search_path at pg_catalog: %v", err)
 	}
 }
+
+// TestInstallPartitionIdentityViaRoot: with the publication set to publish through partition
+// roots, a partition's old row is logged by its own replica identity but sent under its root's
+// relation, whose key columns it may lack (they arrive as NULL): the peer found no row for the
+// update or delete, and refused even the first one as a divergence. Install refuses such a
+// layout, naming each partition and the fixes; layouts whose partitions' identities cover
+// their roots' are accepted, and their updates and deletes ship.
+func TestInstallPartitionIdentityViaRoot(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t,
+		// The root has no key (install makes it FULL); its partitions are keyed by k alone.
+		`CREATE TABLE pr (k int NOT NULL, p int, v text) PARTITION BY LIST (p)`,
+		`CREATE TABLE pr1 PARTITION OF pr FOR VALUES IN (1)`, `CREATE TABLE pr2 PARTITION OF pr FOR VALUES IN (2)`,
+		`CREATE UNIQUE INDEX pr1_k ON pr1 (k)`, `CREATE UNIQUE INDEX pr2_k ON pr2 (k)`,
+		`ALTER TABLE pr1 REPLICA IDENTITY USING INDEX pr1_k`, `ALTER TABLE pr2 REPLICA IDENTITY USING INDEX pr2_k`,
+		// The root's key is (k, p); one partition's identity is (k) alone.
+		`CREATE TABLE pb (k int NOT NULL, p int, v text, PRIMARY KEY (k, p)) PARTITION BY LIST (p)`,
+		`CREATE TABLE pb1 PARTITION OF pb FOR VALUES IN (1)`, `CREATE TABLE pb2 PARTITION OF pb FOR VALUES IN (2)`,
+		`CREATE UNIQUE INDEX pb1_k ON pb1 (k)`, `ALTER TABLE pb1 REPLICA IDENTITY USING INDEX pb1_k`,
+		// A keyless root (FULL) with a partition attached that brought a key of its own.
+		`CREATE TABLE pc (k int NOT NULL, p int, v text) PARTITION BY LIST (p)`,
+		`CREATE TABLE pc1 PARTITION OF pc FOR VALUES IN (1)`, `CREATE TABLE pc2 (k int PRIMARY KEY, p int, v text)`,
+		`ALTER TABLE pc ATTACH PARTITION pc2 FOR VALUES IN (2)`,
+		// Covered: partitions keep the root's key; a keyless root with keyless partitions (all FULL).
+		`CREATE TABLE pd (k int NOT NULL, p int, v text, PRIMARY KEY (k, p)) PARTITION BY LIST (p)`,
+		`CREATE TABLE pd1 PARTITION OF pd FOR VALUES IN (1)`, `CREATE TABLE pd2 PARTITION OF pd FOR VALUES IN (2)`,
+		`CREATE TABLE pf (k int NOT NULL, p int, v text) PARTITION BY LIST (p)`,
+		`CREATE TABLE pf1 PARTITION OF pf FOR VALUES IN (1)`, `CREATE TABLE pf2 PARTITION OF pf FOR VALUES IN (2)`)
+	installPair(t, p)
+	for _, c := range []*pgtest.Cluster{p.local, p.peer} {
+		c.Exec(t, `ALTER PUBLICATION tandem SET (publish_via_partition_root = true)`)
+	}
+	err := Install(capCtx(t, 30*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger())
+	if err == nil {
+		t.Fatal("Install accepted publish_via_partition_root with partitions whose replica identity does not cover their root's")
+	}
+	for _, want := range []string{"public.pr1 (of pr: replica identity (k) against FULL)", "public.pr2 (of pr", "public.pb1 (of pb: replica identity (k) against (k, p))",
+		"public.pc2 (of pc: replica identity (k) against FULL)", "publish_via_partition_root = false", "REPLICA IDENTITY FULL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Install's error lacks %q:\n%v", want, err)
+		}
+	}
+	for _, covered := range []string{"pb2", "pc1", "pd1", "pf1"} {
+		if strings.Contains(err.Error(), "public."+covered+" ") {
+			t.Errorf("Install's error names %s, whose identity covers its root's:\n%v", covered, err)
+		}
+	}
+
+	// Given REPLICA IDENTITY FULL, the partitions' rows ship through their roots.
+	p.both(t, `ALTER TABLE pr1 REPLICA IDENTITY FULL`, `ALTER TABLE pr2 REPLICA IDENTITY FULL`,
+		`ALTER TABLE pb1 REPLICA IDENTITY DEFAULT`, `ALTER TABLE pc2 REPLICA IDENTITY FULL`)
+	installPair(t, p)
+	s := startShipper(t, p)
+	n := uint64(0)
+	for _, tb := range []string{"pr", "pb", "pc", "pd", "pf"} {
+		for _, stmt := range []string{
+			`INSERT INTO ` + tb + ` VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 1, 'c')`,
+			`UPDATE ` + tb + ` SET p = 2 WHERE k = 1`,
+			`UPDATE ` + tb + ` SET v = 'x' WHERE k = 2`,
+			`UPDATE ` + tb + ` SET k = 30 WHERE k = 3`,
+			`DELETE FROM ` + tb + ` WHERE k = 1`,
+		} {
+			n++
+			dualCommit(t, p, s, gidFor("a", 1, n), stmt)
+		}
+	}
+	requireSame(t, p)
+}
