@@ -149,6 +149,25 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     EXECUTE q;
   END LOOP;
 `)
+		// With the publication publishing through partition roots, a partition the statement
+		// made, attached or gave another replica identity (or whose root it changed) must
+		// keep every column of its root's identity in its own (install.go
+		// uncoveredPartitionsSQL): else the peer finds no row for its updates and deletes.
+		b.WriteString(`  FOR r IN SELECT c.oid::pg_catalog.regclass AS part, rt.oid::pg_catalog.regclass AS root
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class rt ON rt.oid OPERATOR(pg_catalog.=) pg_catalog.pg_partition_root(c.oid)
+    WHERE c.relispartition AND c.relkind OPERATOR(pg_catalog.=) 'r'
+      AND EXISTS (SELECT FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) '` + PublicationName + `' AND pubviaroot)
+      AND EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+        AND l.relation OPERATOR(pg_catalog.=) ANY (ARRAY[c.oid, rt.oid]) AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+        AND l.mode OPERATOR(pg_catalog.=) 'AccessExclusiveLock' AND l.granted)
+      AND ` + uncoveredSQL("c", "rt") + `
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: the replica identity of partition %s would lack columns of its root %s''s, and publication ` + PublicationName + ` publishes through partition roots (publish_via_partition_root): the peer could not find the rows its updates and deletes change', r.part, r.root),
+      HINT = 'Give the table REPLICA IDENTITY FULL through Tandem before it becomes a partition (or keep FULL on the partition), or ALTER PUBLICATION ` + PublicationName + ` SET (publish_via_partition_root = false) on both databases.';
+  END LOOP;
+`)
 	}
 	b.WriteString("END\n$tandem$")
 	return b.String()

@@ -659,15 +659,24 @@ var uncoveredPartitionsSQL = `SELECT quote_ident(n.nspname) || '.' || quote_iden
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_class r ON r.oid = pg_partition_root(c.oid)
 WHERE ` + appRelFilter + ` AND c.relispartition AND c.relkind = 'r'
-  AND (` + identityColsSQL("r") + ` = '{}' OR NOT ` + identityColsSQL("r") + ` <@ ` + identityColsSQL("c") + `)
+  AND ` + uncoveredSQL("c", "r") + `
 ORDER BY 1`
 
-// identityColsSQL is the names of the published columns of table rel's replica identity: every
-// one for FULL; for DEFAULT those of its primary key, for USING INDEX those of the index.
+// identityColsSQL is the names of the published columns of table rel's replica identity, in
+// their order: every one for FULL; for DEFAULT those of its primary key, for USING INDEX those
+// of the index. Written for a client's session too (ddlcheck.go): operators from pg_catalog.
 func identityColsSQL(rel string) string {
-	return `(SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_attribute a WHERE a.attrelid = ` + rel + `.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-    AND (` + rel + `.relreplident = 'f' OR EXISTS (SELECT FROM pg_index x WHERE x.indrelid = ` + rel + `.oid AND a.attnum = ANY (x.indkey)
-      AND CASE ` + rel + `.relreplident WHEN 'd' THEN x.indisprimary WHEN 'i' THEN x.indisreplident ELSE false END)))`
+	return `(SELECT COALESCE(pg_catalog.array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid OPERATOR(pg_catalog.=) ` + rel + `.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''
+      AND (` + rel + `.relreplident OPERATOR(pg_catalog.=) 'f' OR EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indrelid OPERATOR(pg_catalog.=) ` + rel + `.oid
+        AND a.attnum OPERATOR(pg_catalog.=) ANY (x.indkey)
+        AND CASE ` + rel + `.relreplident WHEN 'd' THEN x.indisprimary WHEN 'i' THEN x.indisreplident ELSE false END)))`
+}
+
+// uncoveredSQL is the condition that partition c's replica identity lacks a column of its
+// partition root r's, or r has none (uncoveredPartitionsSQL).
+func uncoveredSQL(c, r string) string {
+	return `(` + identityColsSQL(r) + ` OPERATOR(pg_catalog.=) '{}' OR NOT ` + identityColsSQL(r) + ` OPERATOR(pg_catalog.<@) ` + identityColsSQL(c) + `)`
 }
 
 // identityNameSQL spells table rel's replica identity for a message.

@@ -333,6 +333,8 @@ func TestMayUnkey(t *testing.T) {
 		"ALTER TABLE t DROP CONSTRAINT t_pkey":                                 true,
 		"ALTER TABLE t DROP COLUMN id":                                         true,
 		"DROP TYPE ty CASCADE":                                                 true,
+		"ALTER TABLE p ATTACH PARTITION p2 FOR VALUES IN (2)":                  true,
+		"ALTER TABLE p1 REPLICA IDENTITY USING INDEX p1_k":                     true,
 		"CREATE TEMP TABLE t (a int)":                                          false,
 		"SELECT 1 AS a INTO TEMP t":                                            false,
 		"CREATE INDEX i ON t (a)":                                              false,
