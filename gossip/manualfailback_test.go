@@ -62,7 +62,8 @@ func TestNodeManualFailbackAfterFence(t *testing.T) {
 	waitFor(t, 3*time.Second, "site1 back as backup", master(b, a))
 	time.Sleep(2 * time.Second)
 	if !master(b, a)() {
-		t.Fatal("failback = manual, yet site1 took control")
+		t.Fatalf("failback = manual, yet site2 lost control before any cut: site1 %s of term %d (%s); site2 %s of term %d (%s)",
+			a.State().Role, a.State().Term, a.State().Reason, b.State().Role, b.State().Term, b.State().Reason)
 	}
 	cutA.set(addrB)
 	cutB.set(addrA, addrW)
