@@ -539,3 +539,44 @@ func TestReadOnlyDiscardAllPipelined(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackThenAloneStatementAfterModeChange: a simple Query that ends the session's
+// transaction (ROLLBACK, or COMMIT of a failed one) after the mode changed is split there, so
+// that default_transaction_read_only is put back before what follows
+// (TestRollbackThenReadAfterModeChange). One statement left after it ran alone, outside any
+// transaction block, where PostgreSQL runs it in the query's implicit block: LOCK and DECLARE
+// failed (25P01) where PostgreSQL runs them, and VACUUM ran where PostgreSQL refuses it
+// (25001). The replies must be PostgreSQL's (the ParameterStatus of the setting aside).
+func TestRollbackThenAloneStatementAfterModeChange(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	c.Exec(t, installSQL)
+	c.Exec(t, `CREATE TABLE lt (id int)`)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeSolo, 1)
+	noStatus := func(got string) string { return strings.ReplaceAll(got, "S", "") }
+	for _, end := range []string{"ROLLBACK", "failed COMMIT"} {
+		for _, q := range []string{"LOCK TABLE lt IN ACCESS SHARE MODE", "DECLARE cc CURSOR FOR SELECT 1", "VACUUM lt", "SELECT 2"} {
+			for _, tc := range []struct{ from, to Mode }{{ModeSolo, ModeReadOnly}, {ModeReadOnly, ModeSolo}} {
+				query := strings.TrimPrefix(end, "failed ") + "; " + q
+				run := func(r *rawSession) (string, string) {
+					r.query("BEGIN")
+					if end == "failed COMMIT" {
+						r.query("SELECT 1/0")
+					}
+					s.SetMode(tc.to, 1)
+					return noStatus(r.query(query)), noStatus(r.query("SELECT 1"))
+				}
+				s.SetMode(tc.from, 1)
+				r := dialRaw(t, s)
+				got, gotNext := run(r)
+				r.conn.Close()
+				d := dialRawDSN(t, c.DSN(c.Database()))
+				want, wantNext := run(d)
+				d.conn.Close()
+				if got != want || gotNext != wantNext {
+					t.Errorf("%s to %s, BEGIN (%s), %q: replies %s, then %s; PostgreSQL's %s, then %s", tc.from, tc.to, end, query, got, gotNext, want, wantNext)
+				}
+			}
+		}
+	}
+}

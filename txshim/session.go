@@ -2724,6 +2724,42 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return false, s.emit(noTransactionWarning(u.info(j).warnsOutside + " can only be used in transaction blocks"))
 	}
 
+	// blockAlone opens the shim's block for what follows step i of a simple Query, split right
+	// after i (a ROLLBACK, or the COMMIT of a failed transaction) to put
+	// default_transaction_read_only back: when one statement is left, sent alone it would run
+	// outside any transaction block, where PostgreSQL runs it in the query's implicit block (the
+	// query has more statements) — LOCK and DECLARE then failed (25P01), and VACUUM and its kin,
+	// which PostgreSQL refuses there (25001), ran. In the shim's block they run, or fail, as in
+	// PostgreSQL's, which the end of the request then ends (as for a write it wraps).
+	blockAlone := func(i int) error {
+		q, ok := u.(*queryUnit)
+		if !ok || lo != i+1 || us.st != 'I' {
+			return nil
+		}
+		j := -1
+		for k := i + 1; k < n; k++ {
+			if q.sts[k].Kind == kindEmpty {
+				continue
+			}
+			if j >= 0 {
+				return nil // several: sent together, in an implicit block of their own
+			}
+			j = k
+		}
+		if j < 0 {
+			return nil
+		}
+		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc) {
+			return nil
+		}
+		if err := s.swallow("BEGIN"); err != nil {
+			return err
+		}
+		us.injected, us.st = true, 'T'
+		s.txUnprep, s.txWrote, s.txHold = false, false, false
+		return nil
+	}
+
 	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
 		info := u.info(i)
@@ -3047,6 +3083,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 						return err
 					}
 				}
+				if err := blockAlone(i); err != nil {
+					return err
+				}
 			}
 		case k == kindClient2PC && pol.intercept:
 			return refuse(i, "0A000", "tandem: PREPARE TRANSACTION, COMMIT PREPARED and ROLLBACK PREPARED are reserved to Tandem's dual commit")
@@ -3130,6 +3169,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 				us.injected, us.st = false, 'I'
 				s.txUnprep, s.txWrote, s.txHold = false, false, false
+				if err := blockAlone(i); err != nil {
+					return err
+				}
 				continue
 			}
 			if check {
