@@ -2725,12 +2725,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	}
 
 	// blockAlone opens the shim's block for what follows step i of a simple Query, split right
-	// after i (a ROLLBACK, or the COMMIT of a failed transaction) to put
-	// default_transaction_read_only back: when one statement is left, sent alone it would run
-	// outside any transaction block, where PostgreSQL runs it in the query's implicit block (the
-	// query has more statements) — LOCK and DECLARE then failed (25P01), and VACUUM and its kin,
-	// which PostgreSQL refuses there (25001), ran. In the shim's block they run, or fail, as in
-	// PostgreSQL's, which the end of the request then ends (as for a write it wraps).
+	// after i (a COMMIT the shim runs, or a ROLLBACK or the COMMIT of a failed transaction after
+	// which default_transaction_read_only is put back): when one statement is left, sent alone
+	// it would run outside any transaction block, where PostgreSQL runs it in the query's
+	// implicit block (the query has more statements) — LOCK and DECLARE then failed (25P01), and
+	// VACUUM and its kin, which PostgreSQL refuses there (25001), ran. In the shim's block they
+	// run, or fail, as in PostgreSQL's, which the end of the request then ends (as for a write
+	// it wraps).
 	blockAlone := func(i int) error {
 		q, ok := u.(*queryUnit)
 		if !ok || lo != i+1 || us.st != 'I' {
@@ -3102,6 +3103,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					return err
 				}
 			}
+			if err := blockAlone(i); err != nil {
+				return err
+			}
 		case k == kindCommit && pol.intercept:
 			if !pol.readOnly && hasProc(u, lo, i) && us.st != 'T' && us.st != 'E' {
 				// A procedure ran outside a transaction block in the implicit transaction this
@@ -3228,6 +3232,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 			}
 			lo = i + 1
+			if !info.chain {
+				if err := blockAlone(i); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
