@@ -573,6 +573,12 @@ func (s *session) passGate(ctx context.Context, slow bool) (*idleGuard, error) {
 	case errors.Is(err, errCopyOpen):
 	case err != nil:
 		return nil, err
+	case s.unit.open && s.unit.st == 0:
+		// Within an extended request whose part before a Flush was sent unanswered: the
+		// backend has sent no ReadyForQuery since, so neither timeout runs, and a statement of
+		// the shim's own, with its Sync, would end that request on the backend — after an
+		// error there, the part behind the gate would run where PostgreSQL skips it
+		// (TestHeldProcAfterFailedFlushPart).
 	case st == 'I':
 		if g, err = s.idleOff(); err != nil {
 			return nil, err
