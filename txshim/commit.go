@@ -695,15 +695,21 @@ func (s *session) captureRetried(q string, args ...string) (result, error) {
 // client's (NONE too) ended with the PREPARE, and the role the session has set since may be
 // neither. Refused so (42501), it runs again as the session's user (SET ROLE NONE: the commit
 // check found that a superuser when the transaction had a role of its own), the client's role
-// put back after.
+// put back after — by its name now, read from its id (CURRENT_USER; not SHOW role, the name the
+// client's SET ROLE used, which another session may have renamed since: the SET ROLE back
+// failed, and the session went on as its superuser login, TestRoleRestoreAfterPrepareRenamed).
+// A role that cannot be named (dropped meanwhile) is not left: the refusal stands. Should the
+// role not be put back all the same, the session ends rather than go on as another role.
 func (s *session) finishPrepared(verb, gid string) (result, error) {
 	q := verb + " PREPARED " + quoteLiteral(gid)
 	r, err := s.captureRetried(q)
 	if err != nil || r.err == nil || r.err.Code != "42501" {
 		return r, err
 	}
-	role, err := s.capture("SHOW role")
-	if err != nil || role.err != nil || len(role.row) != 1 || role.row[0] == nil || string(role.row[0]) == "none" {
+	// In a READ COMMITTED block of its own (captureAlone): the session's transaction is still
+	// prepared, and a query under SERIALIZABLE, READ ONLY and DEFERRABLE defaults would wait for it.
+	role, err := s.captureAlone("SELECT CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' THEN CURRENT_USER::pg_catalog.text END")
+	if err != nil || role.err != nil || len(role.row) != 1 || role.row[0] == nil {
 		return r, err
 	}
 	if err := s.swallow("SET ROLE NONE"); err != nil {
@@ -714,7 +720,10 @@ func (s *session) finishPrepared(verb, gid string) (result, error) {
 		return r, err
 	}
 	// Waited for: its ParameterStatus (is_superuser) comes before the reply to the commit.
-	_, err = s.capture("SET ROLE " + sqlIdent(string(role.row[0])))
+	back, err := s.capture("SET ROLE " + sqlIdent(string(role.row[0])))
+	if err == nil && back.err != nil {
+		err = fmt.Errorf("cannot put the session's role %q back after %s PREPARED: %s", role.row[0], verb, back.err.Message)
+	}
 	return r, err
 }
 
