@@ -494,8 +494,16 @@ var errClientQuit = errors.New("client terminated the session")
 func (s *session) clientLoop(ctx context.Context) error {
 	for {
 		if s.cr.r.Buffered() == 0 {
-			// About to wait for the client: it gets everything held or emitted for it first.
+			// About to wait for the client: it gets everything held or emitted for it first,
+			// and then the backend what the shim wrote for it without waiting — the SET that
+			// puts the client's idle_session_timeout back after a commit (idleRestore): unsent,
+			// the timeout would not run until the client's next request
+			// (TestIdleSessionTimeoutAfterCommit); sent before the reply, it could end the
+			// session before the client had it.
 			if err := s.flushClient(); err != nil {
+				return err
+			}
+			if err := s.bw.Flush(); err != nil {
 				return err
 			}
 		}
