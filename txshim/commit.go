@@ -609,8 +609,8 @@ const (
 	idleOffSQL  = "SET idle_session_timeout = 0"
 )
 
-// idleGuard is idleOff's statement, sent, and the value it read (old) once idleSet turned the
-// setting off; done once idleRestore ran.
+// idleGuard is idleOff's reading of the setting, sent, and the value it read (old, nil when
+// it was off) once idleSet had the reply; done once idleRestore ran.
 type idleGuard struct {
 	p    *pending
 	old  []byte
@@ -621,16 +621,23 @@ type idleGuard struct {
 // transaction for the peer within the commit procedure (after PREPARE TRANSACTION, or after a
 // plain commit for it to be shipped): PostgreSQL would end the session there, in the middle of
 // a commit that, without the shim, the client's COMMIT would have had answered at once. It
-// pipelines the reading of the setting behind what was sent before (outside a transaction);
-// idleSet, called once the reply to what was sent before came, turns it off when it was on.
+// pipelines the reading of the setting and the SET that turns it off behind what was sent
+// before (outside a transaction): the backend reads the SET at once after the ReadyForQuery
+// before it, as PostgreSQL reads the next statement of a request. (Sent only once the reading's
+// reply came, the SET left the client's timeout running for that round trip: a short one ended
+// the session there, the transaction left prepared, TestIdleSessionTimeoutShortDualCommit.)
+// idleSet reads the value, which idleRestore puts back.
 func (s *session) idleOff() (*idleGuard, error) {
 	g := &idleGuard{p: &pending{res: make(chan result, 1)}}
-	// Kept prepared on the backend (sendKept): it runs on every dual commit.
-	return g, s.sendKept(idleShowSQL, g.p, false)
+	// Kept prepared on the backend (sendKept): they run on every dual commit.
+	if err := s.sendKept(idleShowSQL, g.p, false); err != nil {
+		return g, err
+	}
+	return g, s.sendKept(idleOffSQL, &pending{}, false)
 }
 
-// idleSet reads idleOff's reply and, when the setting is on, turns it off (sent and flushed,
-// not waited for); the value idleRestore puts back is kept in g.old.
+// idleSet reads idleOff's reply: the value idleRestore puts back, kept in g.old when it was not
+// off.
 func (s *session) idleSet(g *idleGuard) error {
 	if g.p == nil {
 		return nil
@@ -641,19 +648,17 @@ func (s *session) idleSet(g *idleGuard) error {
 		return err
 	}
 	g.old = r.row[0]
-	return s.sendKept(idleOffSQL, &pending{}, true)
+	return nil
 }
 
-// idleRestore puts back the value idleSet turned off, sent without waiting; it is to be called
+// idleRestore puts back the value idleOff turned off, sent without waiting; it is to be called
 // outside a transaction, and does nothing the second time.
 func (s *session) idleRestore(g *idleGuard) error {
 	if g == nil || g.done {
 		return nil
 	}
 	g.done = true
-	if g.p != nil {
-		// Not read: the setting was not turned off.
-		_, err := s.wait(g.p)
+	if err := s.idleSet(g); err != nil {
 		return err
 	}
 	if g.old == nil {
