@@ -858,14 +858,21 @@ type shipWaiter interface {
 // here, and the slot keeps it for the peer — and told is true. (A COMMIT AND CHAIN is sent as
 // COMMIT and a BEGIN after the wait: plainCommit.) xid 0: every plain commit so far (after CALL).
 func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (told bool, err error) {
+	return s.awaitShippedGuarded(ctx, pol, xid, nil)
+}
+
+// awaitShippedGuarded is awaitShipped with idle, the idle_session_timeout guard (idleOff) sent
+// already, pipelined behind the commit — or nil, sent here.
+func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint64, idle *idleGuard) (told bool, err error) {
 	w, ok := s.shim.opts.Peer.(shipWaiter)
 	if !ok {
-		return false, nil
+		return false, s.idleRestore(idle)
 	}
 	start := time.Now()
-	idle, err := s.idleOff()
-	if err != nil {
-		return false, err
+	if idle == nil {
+		if idle, err = s.idleOff(); err != nil {
+			return false, err
+		}
 	}
 	defer func() {
 		if rerr := s.idleRestore(idle); rerr != nil && err == nil {
@@ -1021,15 +1028,34 @@ func (s *session) plainCommit(ctx context.Context, pol policy, explicit bool, co
 	if strings.HasPrefix(commit, "BEGIN") {
 		chainBegin, commit = commit, "COMMIT"
 	}
-	r, err := s.capture(commit)
+	await = await && commit != "COMMIT AND CHAIN"
+	p := &pending{res: make(chan result, 1)}
+	if err := s.sendOwn(commit, p, false); err != nil {
+		return false, err
+	}
+	// The guard goes right behind the COMMIT (see idleOff): sent once its reply came, it left
+	// the client's timeout running, outside a transaction, for that round trip, and a short one
+	// ended the session there — the transaction committed, the client told the connection was
+	// lost (TestIdleSessionTimeoutShortPlainCommit).
+	var idle *idleGuard
+	if _, ok := s.shim.opts.Peer.(shipWaiter); ok && await {
+		var err error
+		if idle, err = s.idleOff(); err != nil {
+			return false, err
+		}
+	}
+	r, err := s.wait(p)
 	if err != nil {
 		return false, err
 	}
 	if r.err != nil {
+		if err := s.idleRestore(idle); err != nil {
+			return false, err
+		}
 		return false, s.emit(r.err)
 	}
-	if await && commit != "COMMIT AND CHAIN" {
-		if told, err := s.awaitShipped(ctx, pol, xid); told || err != nil {
+	if await {
+		if told, err := s.awaitShippedGuarded(ctx, pol, xid, idle); told || err != nil {
 			return false, err
 		}
 	}
