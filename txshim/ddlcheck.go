@@ -60,8 +60,8 @@ const keylessTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namesp
     WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog."char"[])
       AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema,tandem,pg_toast}'::pg_catalog.name[])
       AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%' AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_toast\_temp\_%'
-      AND CASE c.relreplident WHEN 'd' THEN NOT ` + immediateKeySQL + `
-        WHEN 'i' THEN NOT EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indrelid OPERATOR(pg_catalog.=) c.oid AND x.indisreplident)
+      AND CASE WHEN c.relreplident OPERATOR(pg_catalog.=) 'd' THEN NOT ` + immediateKeySQL + `
+        WHEN c.relreplident OPERATOR(pg_catalog.=) 'i' THEN NOT EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indrelid OPERATOR(pg_catalog.=) c.oid AND x.indisreplident)
         ELSE false END`
 
 // immediateKeySQL tells whether table c has a primary key PostgreSQL can take for its replica

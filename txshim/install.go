@@ -664,13 +664,14 @@ ORDER BY 1`
 
 // identityColsSQL is the names of the published columns of table rel's replica identity, in
 // their order: every one for FULL; for DEFAULT those of its primary key, for USING INDEX those
-// of the index. Written for a client's session too (ddlcheck.go): operators from pg_catalog.
+// of the index. Written for a client's session too (ddlcheck.go): operators from pg_catalog (a
+// CASE x WHEN y would compare with the = found along the session's search_path).
 func identityColsSQL(rel string) string {
 	return `(SELECT COALESCE(pg_catalog.array_agg(a.attname ORDER BY a.attnum), '{}') FROM pg_catalog.pg_attribute a
     WHERE a.attrelid OPERATOR(pg_catalog.=) ` + rel + `.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) ''
       AND (` + rel + `.relreplident OPERATOR(pg_catalog.=) 'f' OR EXISTS (SELECT FROM pg_catalog.pg_index x WHERE x.indrelid OPERATOR(pg_catalog.=) ` + rel + `.oid
         AND a.attnum OPERATOR(pg_catalog.=) ANY (x.indkey)
-        AND CASE ` + rel + `.relreplident WHEN 'd' THEN x.indisprimary WHEN 'i' THEN x.indisreplident ELSE false END)))`
+        AND CASE WHEN ` + rel + `.relreplident OPERATOR(pg_catalog.=) 'd' THEN x.indisprimary WHEN ` + rel + `.relreplident OPERATOR(pg_catalog.=) 'i' THEN x.indisreplident ELSE false END)))`
 }
 
 // uncoveredSQL is the condition that partition c's replica identity lacks a column of its
