@@ -131,7 +131,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		// search_path; recorded before it runs here, as the shim records any DDL.
 		// A DROP … CASCADE may drop the key of a table the session's user does not own, which
 		// it then cannot ALTER: the statement fails, saying why, rather than leave a table on
-		// which UPDATE and DELETE fail.
+		// which UPDATE and DELETE fail. Recorded under the session's user, as the statement is: a
+		// role the client set has no rights on tandem.ddl (TestSetRoleUnkeyDDL).
 		b.WriteString(`  FOR r IN SELECT n.nspname, c.relname, c.relowner, ` + immediateKeySQL + ` AS keyed` + keylessTablesFrom + `
       AND c.oid OPERATOR(pg_catalog.<>) ALL (` + quoteLiteral(keyless) + `::pg_catalog.oid[])
       AND EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
@@ -145,7 +146,9 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
         HINT = 'Have its owner run ALTER TABLE ... REPLICA IDENTITY FULL on it through Tandem first.';
     END IF;
     q := pg_catalog.format('ALTER TABLE %I.%I REPLICA IDENTITY %s', r.nspname, r.relname, ` + replicaIdentityFor + `);
+    PERFORM ` + strings.TrimPrefix(asSessionUserSQL, "SELECT ") + `;
     INSERT INTO tandem.ddl (stmt) VALUES (q);
+    PERFORM ` + strings.TrimPrefix(roleBackSQL, "SELECT ") + `;
     EXECUTE q;
   END LOOP;
 `)
