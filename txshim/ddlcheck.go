@@ -153,7 +153,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
   END LOOP;
 `)
 		// With the publication publishing through partition roots, a partition the statement
-		// made, attached or gave another replica identity (or whose root it changed) must
+		// made, attached or gave another replica identity (or whose root it changed or
+		// detached, making a partitioned table the partition's root) must
 		// keep every column of its root's identity in its own (install.go
 		// uncoveredPartitionsSQL): else the peer finds no row for its updates and deletes.
 		b.WriteString(`  FOR r IN SELECT c.oid::pg_catalog.regclass AS part, rt.oid::pg_catalog.regclass AS root

@@ -100,8 +100,9 @@ type statement struct {
 	// MayUnkey: DDL that can leave a table without a primary key — CREATE TABLE (… AS, …
 	// PARTITION OF, … INHERITS), CREATE SCHEMA … CREATE TABLE, SELECT … INTO, ALTER TABLE …
 	// DROP (a constraint or a key's column), DROP … CASCADE, DROP INDEX: the shim gives such tables
-	// REPLICA IDENTITY FULL once it ran (ddlcheck.go). Also ALTER TABLE … ATTACH PARTITION and
-	// … REPLICA IDENTITY, after which it checks partitions' replica identities (ddlcheck.go).
+	// REPLICA IDENTITY FULL once it ran (ddlcheck.go). Also ALTER TABLE … ATTACH PARTITION, …
+	// DETACH PARTITION and … REPLICA IDENTITY, after which it checks partitions' replica
+	// identities (ddlcheck.go).
 	MayUnkey bool
 	// Retypes: ALTER TABLE … [SET DATA] TYPE … USING, whose expressions the shim checks before
 	// it runs, or … SET LOGGED, checked likewise (ddlcheck.go).
@@ -1044,8 +1045,9 @@ func classifySchema(l wordList, st *statement) {
 		// Any ADD: a column of a domain type takes the domain's default, with no DEFAULT word.
 		st.AddsDefault = has(2, "ADD")
 		// ATTACH PARTITION and REPLICA IDENTITY leave no table keyless, but may leave a
-		// partition's replica identity short of its root's: checked in the same step.
-		st.MayUnkey = has(2, "DROP") || has(2, "ATTACH") || has(2, "REPLICA")
+		// partition's replica identity short of its root's: checked in the same step. So may
+		// DETACH PARTITION of a partitioned table, which becomes its partitions' root.
+		st.MayUnkey = has(2, "DROP") || has(2, "ATTACH") || has(2, "DETACH") || has(2, "REPLICA")
 		st.Retypes = (has(2, "TYPE") && has(2, "USING")) || has(2, "LOGGED")
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):

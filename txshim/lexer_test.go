@@ -335,6 +335,7 @@ func TestMayUnkey(t *testing.T) {
 		"DROP TYPE ty CASCADE":                                                 true,
 		"ALTER TABLE p ATTACH PARTITION p2 FOR VALUES IN (2)":                  true,
 		"ALTER TABLE p1 REPLICA IDENTITY USING INDEX p1_k":                     true,
+		"ALTER TABLE p DETACH PARTITION p2":                                    true,
 		"CREATE TEMP TABLE t (a int)":                                          false,
 		"SELECT 1 AS a INTO TEMP t":                                            false,
 		"CREATE INDEX i ON t (a)":                                              false,

@@ -70,3 +70,42 @@ func TestPartitionIdentityDDLViaRoot(t *testing.T) {
 	}
 	shipped()
 }
+
+// TestPartitionIdentityDetachViaRoot: ALTER TABLE … DETACH PARTITION of a partitioned table
+// makes it the root of its partitions: with the publication publishing through partition
+// roots, their changes are then sent under its replica identity. A detached FULL table over
+// partitions keyed by the old root's key went through, and the peer refused their first
+// UPDATE as a divergence. Such a DETACH is refused like ATTACH; one whose new root's identity
+// the partitions cover goes through.
+func TestPartitionIdentityDetachViaRoot(t *testing.T) {
+	t.Parallel()
+	p, _, exec, shipped := ddlPair(t,
+		`CREATE TABLE pt (k int NOT NULL, p int NOT NULL, v text, PRIMARY KEY (k, p)) PARTITION BY LIST (p)`,
+		`CREATE TABLE pm PARTITION OF pt FOR VALUES IN (1) PARTITION BY LIST (k)`,
+		`CREATE TABLE pm1 PARTITION OF pm FOR VALUES IN (1)`,
+		`CREATE TABLE pn PARTITION OF pt FOR VALUES IN (2) PARTITION BY LIST (k)`,
+		`CREATE TABLE pn1 PARTITION OF pn FOR VALUES IN (1)`)
+	for _, c := range []*pgtest.Cluster{p.local, p.peer} {
+		c.Exec(t, `ALTER PUBLICATION tandem SET (publish_via_partition_root = true)`)
+	}
+	// An intermediate table's identity is not the one its partitions' changes are sent under.
+	for _, q := range []string{`ALTER TABLE pm REPLICA IDENTITY FULL`, `INSERT INTO pt VALUES (1, 1, 'a'), (1, 2, 'b')`} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := exec(`ALTER TABLE pt DETACH PARTITION pm`); err == nil {
+		if err := exec(`UPDATE pm SET v = 'x'`); err != nil {
+			t.Logf("UPDATE pm: %v", err)
+		}
+		t.Fatal("ALTER TABLE pt DETACH PARTITION pm: accepted, its partition pm1's identity (k, p) against its FULL")
+	} else if !strings.Contains(err.Error(), "publish_via_partition_root") || !strings.Contains(err.Error(), "pm1") {
+		t.Errorf("DETACH: %v; want a refusal naming pm1 and publish_via_partition_root", err)
+	}
+	for _, q := range []string{`ALTER TABLE pt DETACH PARTITION pn`, `UPDATE pn SET v = 'x'`, `UPDATE pt SET v = 'y'`} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	shipped()
+}
