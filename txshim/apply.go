@@ -591,6 +591,9 @@ func (t *applyTx) changes(txn *Txn) error {
 	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
 	err := txn.Each(t.change)
+	if err == nil {
+		err = t.sendHeldDDL()
+	}
 	if errors.Is(err, errCopyWrite) {
 		err = t.endCopy() // why the COPY ended: a refusal (errApplyStop) or a lost connection
 	}
@@ -699,6 +702,9 @@ type applyTx struct {
 	// local database (identityMoves): deleted and inserted again, so that a later apply's
 	// change of it must wait for this transaction's commit on the peer (txnRows.appear).
 	moved []uint32
+
+	ddlHeld   *Change // a tandem.ddl insert held back until the next change (change)
+	ddlHeldAt int     // its index in the transaction
 }
 
 // errApplyStop ends the walk over a transaction's changes once the peer refused one.
@@ -802,6 +808,26 @@ func (t *applyTx) roundTrip() error {
 // change takes change i of the transaction: into the COPY a run of inserts streams into, into
 // the run of inserts waiting to be long enough for one, or sent after that run.
 func (t *applyTx) change(i int, c Change) error {
+	// A DDL row is held until the next change: DDL on the local session's temporary objects
+	// only is recorded and then taken back in its transaction (tandem.ddl_unrecord, from the
+	// DDL guard), a DELETE of that row right behind it. The peer, which has no such objects,
+	// must run neither (its replay failed with 42P01 and stopped shipping: TestTempTableDDL).
+	if t.ddlHeld != nil {
+		if id := ddlRowID(c, c.Old); id != "" && isDDLRow(c) && c.Kind == ChangeDelete && id == ddlRowID(*t.ddlHeld, t.ddlHeld.New) {
+			t.ddlHeld = nil
+			return nil
+		}
+		if err := t.sendHeldDDL(); err != nil {
+			return err
+		}
+	}
+	if isDDLRow(c) && c.Kind == ChangeInsert {
+		if err := t.flushRun(); err != nil {
+			return err
+		}
+		t.ddlHeld, t.ddlHeldAt = &c, i
+		return nil
+	}
 	if !copyable(c) {
 		if err := t.flushRun(); err != nil {
 			return err
@@ -826,6 +852,29 @@ func (t *applyTx) change(i int, c Change) error {
 	err := t.startCopy(t.runFirst, t.run)
 	t.run = t.run[:0]
 	return err
+}
+
+// sendHeldDDL sends the DDL row change held back (change), if any.
+func (t *applyTx) sendHeldDDL() error {
+	if t.ddlHeld == nil {
+		return nil
+	}
+	c := *t.ddlHeld
+	t.ddlHeld = nil
+	return t.send(t.ddlHeldAt, c)
+}
+
+// isDDLRow tells whether c is a change of tandem.ddl.
+func isDDLRow(c Change) bool { return c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" }
+
+// ddlRowID is the id column of a tandem.ddl row in vals (New or Old of a change); "" if absent.
+func ddlRowID(c Change, vals []Value) string {
+	for i, col := range c.Rel.Columns {
+		if col.Name == "id" && i < len(vals) && vals[i].Kind == ValueText {
+			return string(vals[i].Data)
+		}
+	}
+	return ""
 }
 
 // send queues change i as its statement, and ends the round trip every applyBatch changes.

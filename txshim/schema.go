@@ -148,8 +148,30 @@ const ddlGuardSQL = `
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
 BEGIN
-  IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on'
-     OR pg_catalog.current_setting('tandem.ddl', true) IS NOT DISTINCT FROM 'on' THEN
+  IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on' THEN
+    RETURN;
+  END IF;
+  IF pg_catalog.current_setting('tandem.ddl', true) IS NOT DISTINCT FROM 'on' THEN
+    -- DDL the shim recorded (ddlMarkSQL). On the session's temporary objects only, the peer
+    -- has nothing to run (it lacks them): the record is taken back, a DELETE right behind its
+    -- INSERT, which the peer's apply takes for neither. Only on evidence: a dropped object or a
+    -- command in pg_temp, none elsewhere (a command PostgreSQL collects nothing for is kept).
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+      IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
+        PERFORM pg_catalog.set_config('tandem.ddl_temp', 'no', true);
+      ELSIF pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no' THEN
+        PERFORM pg_catalog.set_config('tandem.ddl_temp', 'yes', true);
+      END IF;
+      RETURN;
+    END IF;
+    IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
+       AND pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no'
+       AND (pg_catalog.current_setting('tandem.ddl_temp', true) IS NOT DISTINCT FROM 'yes'
+            OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE schema_name OPERATOR(pg_catalog.=) 'pg_temp'))
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
+      PERFORM tandem.ddl_unrecord(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8);
+    END IF;
+    PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true);
     RETURN;
   END IF;
   -- A subscription belongs to its database: the shim sends CREATE/ALTER/DROP SUBSCRIPTION as
@@ -172,6 +194,16 @@ BEGIN
     MESSAGE = pg_catalog.format('tandem: %s inside a DO block, function, procedure or trigger is not shipped to the peer: refused', TG_TAG),
     HINT = 'Send the DDL as a statement of its own through Tandem''s shim, which records it for the peer (temporary objects are exempt).';
 END $f$;
+-- ddl_unrecord takes back the record of DDL (ddl_guard) as the table's owner: the client's
+-- role may not write tandem.ddl. Only a row of the calling transaction's, so that no client
+-- can take back another's record: a row it sees whose inserting transaction is still in
+-- progress is its own (its xmin, of this epoch, as an xid8).
+CREATE OR REPLACE FUNCTION tandem.ddl_unrecord(ddl_id pg_catalog.int8) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+  DELETE FROM tandem.ddl d WHERE d.id OPERATOR(pg_catalog.=) ddl_id
+    AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
+      OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress'
+$f$;
 CREATE OR REPLACE FUNCTION tandem.publish_schema() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE r record;
@@ -286,8 +318,9 @@ const extensionTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_name
 // the mark once the statement ran, so that DDL inside a later statement of the transaction is
 // refused again.
 const (
-	ddlMarkSQL   = "INSERT INTO tandem.ddl (stmt) SELECT $1::pg_catalog.text FROM pg_catalog.set_config('tandem.ddl', 'on', true)"
-	ddlUnmarkSQL = "SELECT pg_catalog.set_config('tandem.ddl', '', true)"
+	ddlMarkSQL = "INSERT INTO tandem.ddl (stmt) SELECT $1::pg_catalog.text FROM pg_catalog.set_config('tandem.ddl', 'on', true) " +
+		"RETURNING pg_catalog.set_config('tandem.ddl_id', id::pg_catalog.text, true)"
+	ddlUnmarkSQL = "SELECT pg_catalog.set_config('tandem.ddl', '', true), pg_catalog.set_config('tandem.ddl_id', '', true)"
 )
 
 // asSessionUserSQL makes the open transaction run as the session's user (SET LOCAL ROLE NONE)
