@@ -2870,6 +2870,15 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if failed, err := settle(i); err != nil || failed {
 				return fail(err)
 			}
+			if lo > 0 {
+				// A simple Query split (settle) after its transaction control (a ROLLBACK, a
+				// COMMIT that met no transaction), this statement the only one left: it runs, or
+				// fails, in the shim's block, as in PostgreSQL's implicit one (25001), not alone
+				// (TestReadOnlyRollbackThenAloneStatement).
+				if err := blockAlone(lo - 1); err != nil {
+					return err
+				}
+			}
 			switch {
 			case us.st != 'I':
 			case info.proc:
