@@ -210,6 +210,9 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 			q += ", pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable')"
 		}
 		q += ", CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN pg_catalog.pg_logical_emit_message(true, 'tandem', '') END"
+		// The last column: the session's idle_session_timeout, as the transaction sees it
+		// (idleCheckOn).
+		q += ", pg_catalog.current_setting('idle_session_timeout', true)"
 		return cs, s.sendKept(q, cs.check, false)
 	}
 	var q string
@@ -280,6 +283,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if err != nil {
 		return false, err
 	}
+	checkRow := r.row
 	// Every way on from here commits a write (or rolls it back): pass the gate first.
 	if _, err := s.passGate(ctx, false); err != nil {
 		return false, err
@@ -403,13 +407,16 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	// The backend waits idle, outside a transaction, while the peer prepares: the client's
-	// idle_session_timeout is off meanwhile (idleOff), pipelined behind the PREPARE. Not in the
-	// transaction (the commit check): the value to put back is the one the transaction leaves
-	// the session — a SET LOCAL of it ends with it, a SET is undone when PREPARE fails — which
-	// only a statement after it can read.
-	idle, err := s.idleOff()
-	if err != nil {
-		return false, err
+	// idle_session_timeout is off meanwhile (idleOff), pipelined behind the PREPARE. Not read in
+	// the transaction (the commit check): the value to put back is the one the transaction
+	// leaves the session — a SET LOCAL of it ends with it, a SET is undone when PREPARE fails —
+	// which only a statement after it can read. Skipped, two statements fewer on each commit,
+	// where the check saw it off (idleCheckOn).
+	var idle *idleGuard
+	if idleCheckOn(checkRow) {
+		if idle, err = s.idleOff(); err != nil {
+			return false, err
+		}
 	}
 	defer func() {
 		if err := s.idleRestore(idle); err != nil {
@@ -609,6 +616,19 @@ const (
 	idleOffSQL  = "SET idle_session_timeout = 0"
 )
 
+// idleCheckOn tells whether the dual commit check's row (startCommit), whose last column is the
+// session's idle_session_timeout as its transaction saw it, leaves the setting to guard: not
+// when it was off (or is unknown to the server). Where the session's own value is on, the
+// transaction sees it on unless it did SET LOCAL idle_session_timeout = 0 — a setting that
+// does nothing inside a transaction, which then goes unguarded.
+func idleCheckOn(row [][]byte) bool {
+	if len(row) == 0 {
+		return true
+	}
+	v := row[len(row)-1]
+	return v != nil && string(v) != "0"
+}
+
 // idleGuard is idleOff's reading of the setting, sent, and the value it read (old, nil when
 // it was off) once idleSet had the reply; done once idleRestore ran.
 type idleGuard struct {
@@ -639,7 +659,7 @@ func (s *session) idleOff() (*idleGuard, error) {
 // idleSet reads idleOff's reply: the value idleRestore puts back, kept in g.old when it was not
 // off.
 func (s *session) idleSet(g *idleGuard) error {
-	if g.p == nil {
+	if g == nil || g.p == nil {
 		return nil
 	}
 	r, err := s.wait(g.p)
