@@ -10,6 +10,39 @@ import (
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
+// orderPair starts two clusters with schema run on both, installs Tandem on them with site1
+// master of term 1, and runs a Shipper from the first to the second until the test ends.
+func orderPair(t *testing.T, schema ...string) (local, peerDB *pgtest.Cluster, sh *Shipper, logger *slog.Logger) {
+	t.Helper()
+	local, peerDB = testCluster(t), testCluster(t)
+	for _, c := range []*pgtest.Cluster{local, peerDB} {
+		for _, q := range schema {
+			c.Exec(t, q)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := Install(ctx, "site1", local.DSN(local.Database()), peerDB.DSN(peerDB.Database()), logger); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	for _, c := range []*pgtest.Cluster{local, peerDB} {
+		if err := WriteTermRecord(ctx, c.Open(t, c.Database()), 1, "site1", true); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
+	sh = NewShipper(ShipperConfig{Site: "site1", LocalDSN: local.DSN(local.Database()), PeerDSN: peerDB.DSN(peerDB.Database()), Logger: logger})
+	sh.SetTerm(1)
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return local, peerDB, sh, logger
+}
+
 // TestDualOrderInsertThenDelete: a row inserted by one transaction and
 // deleted by the next must be applied on the peer in that order. The first's
 // COMMIT PREPARED on the peer completes after the client's reply (DESIGN
@@ -20,29 +53,8 @@ func TestDualOrderInsertThenDelete(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two clusters")
 	}
-	local, peerDB := testCluster(t), testCluster(t)
-	for _, c := range []*pgtest.Cluster{local, peerDB} {
-		c.Exec(t, `CREATE TABLE kv (k int PRIMARY KEY, v text NOT NULL)`)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := Install(ctx, "site1", local.DSN(local.Database()), peerDB.DSN(peerDB.Database()), logger); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*pgtest.Cluster{local, peerDB} {
-		if err := WriteTermRecord(ctx, c.Open(t, c.Database()), 1, "site1", true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: local.DSN(local.Database()), PeerDSN: peerDB.DSN(peerDB.Database()), Logger: logger})
-	sh.SetTerm(1)
-	done := make(chan error, 1)
-	go func() { done <- sh.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	ctx := context.Background()
+	local, _, sh, logger := orderPair(t, `CREATE TABLE kv (k int PRIMARY KEY, v text NOT NULL)`)
 	s := startShim(t, local, Options{Peer: sh, Logger: logger}, ModeDual, 1)
 	conn := s.connect(t)
 	for i := 0; i < 200; i++ {
@@ -70,30 +82,9 @@ func TestDualOrderMovedIdentityRow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two clusters")
 	}
-	local, peerDB := testCluster(t), testCluster(t)
-	for _, c := range []*pgtest.Cluster{local, peerDB} {
-		c.Exec(t, `CREATE TABLE mv (k int PRIMARY KEY, v text, u int GENERATED ALWAYS AS IDENTITY)`)
-		c.Exec(t, `INSERT INTO mv (k, v) VALUES (1, 'a')`)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := Install(ctx, "site1", local.DSN(local.Database()), peerDB.DSN(peerDB.Database()), logger); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []*pgtest.Cluster{local, peerDB} {
-		if err := WriteTermRecord(ctx, c.Open(t, c.Database()), 1, "site1", true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sh := NewShipper(ShipperConfig{Site: "site1", LocalDSN: local.DSN(local.Database()), PeerDSN: peerDB.DSN(peerDB.Database()), Logger: logger})
-	sh.SetTerm(1)
-	done := make(chan error, 1)
-	go func() { done <- sh.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	ctx := context.Background()
+	local, peerDB, sh, logger := orderPair(t, `CREATE TABLE mv (k int PRIMARY KEY, v text, u int GENERATED ALWAYS AS IDENTITY)`,
+		`INSERT INTO mv (k, v) VALUES (1, 'a')`)
 	// Every peer COMMIT PREPARED comes 300 ms late: the next transaction is applied meanwhile.
 	peerOpHook = func(string, bool) { time.Sleep(300 * time.Millisecond) }
 	t.Cleanup(func() { peerOpHook = nil })

@@ -464,16 +464,8 @@ func (g *commitGate) tryEnter() bool {
 }
 
 // tryEnterProc is enterProc without waiting: it reports whether it counted the caller's
-// procedure.
-func (g *commitGate) tryEnterProc() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.held || g.pausing {
-		return false
-	}
-	g.slow++
-	return true
-}
+// procedure, as track counts a commit that may be slow.
+func (g *commitGate) tryEnterProc() bool { return g.track() }
 
 // track counts as active, without waiting, the commit of a transaction believed not to have
 // written (it may have all the same), unless a hold is in place; it reports whether it did
