@@ -122,7 +122,7 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 			t.Fatalf("Install #%d: %v", i+1, err)
 		}
 		for _, db := range []*sql.DB{p.ldb, p.pdb} {
-			if got, want := guards(db), "tandem_ddl_guard:ddl_command_end:A,tandem_ddl_guard_drop:sql_drop:A"; got != want { // A: ALWAYS, replica role too
+			if got, want := guards(db), "tandem_ddl_guard:ddl_command_end:A,tandem_ddl_guard_drop:sql_drop:A,tandem_ddl_guard_start:ddl_command_start:A"; got != want { // A: ALWAYS, replica role too
 				t.Fatalf("Install #%d: event triggers %q, want %q", i+1, got, want)
 			}
 		}

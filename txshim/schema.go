@@ -156,6 +156,21 @@ BEGIN
     -- has nothing to run (it lacks them): the record is taken back, a DELETE right behind its
     -- INSERT, which the peer's apply takes for neither. Only on evidence: a dropped object or a
     -- command in pg_temp, none elsewhere (a command PostgreSQL collects nothing for is kept).
+    -- Only the statement's own command counts, not one a function it runs does (CREATE TABLE …
+    -- AS SELECT … FROM f(), f making a temporary table, ends that first): tandem.ddl_depth counts
+    -- the commands begun and not ended (TestTempDDLInsideRecordedDDL).
+    IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
+      PERFORM pg_catalog.set_config('tandem.ddl_depth',
+        (COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.+) 1)::pg_catalog.text, true);
+      RETURN;
+    END IF;
+    IF COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 THEN
+      IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_end' THEN
+        PERFORM pg_catalog.set_config('tandem.ddl_depth',
+          (pg_catalog.current_setting('tandem.ddl_depth')::pg_catalog.int4 OPERATOR(pg_catalog.-) 1)::pg_catalog.text, true);
+      END IF;
+      RETURN;
+    END IF;
     IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
       IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
         PERFORM pg_catalog.set_config('tandem.ddl_temp', 'no', true);
@@ -171,7 +186,11 @@ BEGIN
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
       PERFORM tandem.ddl_unrecord(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8);
     END IF;
-    PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true);
+    PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true),
+      pg_catalog.set_config('tandem.ddl_depth', '', true);
+    RETURN;
+  END IF;
+  IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
     RETURN;
   END IF;
   -- A subscription belongs to its database: the shim sends CREATE/ALTER/DROP SUBSCRIPTION as
@@ -290,11 +309,15 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard_drop') THEN
     CREATE EVENT TRIGGER tandem_ddl_guard_drop ON sql_drop EXECUTE FUNCTION tandem.ddl_guard();
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard_start') THEN
+    CREATE EVENT TRIGGER tandem_ddl_guard_start ON ddl_command_start EXECUTE FUNCTION tandem.ddl_guard();
+  END IF;
   -- Also in a session that set session_replication_role = replica (a superuser's may), where
   -- triggers of the default kind do not fire: the guard would be off there. The peer's apply,
   -- which sets it, is no client session: the guard lets it be.
   ALTER EVENT TRIGGER tandem_ddl_guard ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_drop ENABLE ALWAYS;
+  ALTER EVENT TRIGGER tandem_ddl_guard_start ENABLE ALWAYS;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_publish_schema') THEN
     CREATE EVENT TRIGGER tandem_publish_schema ON ddl_command_end
       WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION tandem.publish_schema();

@@ -37,3 +37,39 @@ func TestTempTableDDL(t *testing.T) {
 		t.Fatalf("rows on the peer: %q, want 1,2", got)
 	}
 }
+
+// TestTempDDLInsideRecordedDDL: a recorded statement on permanent objects that runs a function
+// making a temporary table (CREATE TABLE … AS SELECT … FROM f()) fires the DDL guard for that
+// inner command first; it took the outer statement's record back, and the peer never made
+// the table.
+func TestTempDDLInsideRecordedDDL(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	c := e.connect(t)
+	for _, q := range []string{
+		`CREATE FUNCTION scratch() RETURNS SETOF int LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE s (a int);
+  INSERT INTO s VALUES (1);
+  RETURN QUERY SELECT a FROM s;
+  DROP TABLE s;
+END $$`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	before := e.shim.Stats()
+	for _, q := range []string{
+		"CREATE TABLE perm2 AS SELECT x AS id FROM scratch() x",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT coalesce(to_regclass('perm2')::text, 'missing')"); got != "perm2" {
+		t.Fatalf("perm2 on the peer: %q", got)
+	}
+}
