@@ -182,8 +182,8 @@ BEGIN
     IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
        AND pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no'
        AND (pg_catalog.current_setting('tandem.ddl_temp', true) IS NOT DISTINCT FROM 'yes'
-            OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE schema_name OPERATOR(pg_catalog.=) 'pg_temp'))
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() WHERE schema_name IS DISTINCT FROM 'pg_temp') THEN
+            OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
       PERFORM tandem.ddl_unrecord(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8);
     END IF;
     PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true),
@@ -335,6 +335,16 @@ const extensionTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_name
           AND d.deptype OPERATOR(pg_catalog.=) 'e')
         AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
           AND t.schemaname OPERATOR(pg_catalog.=) n.nspname AND t.tablename OPERATOR(pg_catalog.=) c.relname)`
+
+// tempCommandSQL tells whether command c of pg_event_trigger_ddl_commands() is on a temporary
+// object: in pg_temp, or a trigger, policy or rule — in no schema of their own — of a
+// temporary table (TestTempTableTriggerDDL). Never null.
+const tempCommandSQL = `COALESCE(c.schema_name OPERATOR(pg_catalog.=) 'pg_temp'
+         OR (SELECT r.relpersistence FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) CASE c.classid
+             WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
+             WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT g.polrelid FROM pg_catalog.pg_policy g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
+             WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT g.ev_class FROM pg_catalog.pg_rewrite g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
+           END) OPERATOR(pg_catalog.=) 't', false)`
 
 // ddlMarkSQL records a DDL statement ($1) in tandem.ddl and marks the transaction's DDL as
 // recorded (tandem.ddl = on) for ddlGuardSQL's trigger, in one statement; ddlUnmarkSQL ends

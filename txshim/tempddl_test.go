@@ -73,3 +73,41 @@ END $$`,
 		t.Fatalf("perm2 on the peer: %q", got)
 	}
 }
+
+// TestTempTableTriggerDDL: a trigger or policy on a temporary table is in no schema of its own
+// (pg_event_trigger_ddl_commands gives it none): the guard kept its record, and the peer, which
+// lacks the table, refused it (42P01) and stopped shipping.
+func TestTempTableTriggerDDL(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	for _, q := range []string{
+		`CREATE TABLE rows (id int PRIMARY KEY)`,
+		`CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"CREATE TEMP TABLE tt (a int)",
+		"CREATE TRIGGER tt_noop BEFORE INSERT ON tt FOR EACH ROW EXECUTE FUNCTION noop()",
+		"CREATE POLICY tt_all ON tt USING (true)",
+		"CREATE TRIGGER rows_noop BEFORE INSERT ON rows FOR EACH ROW EXECUTE FUNCTION noop()",
+		"INSERT INTO rows VALUES (1)",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1" {
+		t.Fatalf("rows on the peer: %q, want 1", got)
+	}
+	if got := e.peerString(t, "SELECT count(*) FROM pg_trigger WHERE tgname = 'rows_noop'"); got != "1" {
+		t.Fatalf("trigger rows_noop on the peer: %q, want 1", got)
+	}
+}
