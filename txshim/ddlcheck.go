@@ -104,6 +104,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
     WHERE ` + added + ` AND NOT a.attisdropped
+      -- A temporary table's DDL does not reach the peer (ddlGuardSQL): nothing to compute twice.
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_class t WHERE t.oid OPERATOR(pg_catalog.=) a.attrelid AND t.relpersistence OPERATOR(pg_catalog.=) 't')
       AND a.attgenerated OPERATOR(pg_catalog.=) ''
       AND (a.attidentity OPERATOR(pg_catalog.<>) ''
         OR ` + notConstantSQL("d.adbin") + clock + `

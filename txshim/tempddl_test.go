@@ -111,3 +111,25 @@ func TestTempTableTriggerDDL(t *testing.T) {
 		t.Fatalf("trigger rows_noop on the peer: %q, want 1", got)
 	}
 }
+
+// TestTempTableAddColumnDefault: a column added with a default computed per database (now())
+// to a temporary table with rows: that DDL does not reach the peer, so there is nothing to
+// diverge, yet the after-DDL check refused it (0A000).
+func TestTempTableAddColumnDefault(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"CREATE TEMP TABLE tt (a int)",
+		"INSERT INTO tt VALUES (1)",
+		"ALTER TABLE tt ADD COLUMN at timestamptz DEFAULT clock_timestamp()",
+		"ALTER TABLE tt ADD COLUMN n serial",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.settle(t, before)
+}
