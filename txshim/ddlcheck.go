@@ -269,7 +269,8 @@ DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text;
 BEGIN
   BEGIN
     rel := pg_catalog.to_regclass(` + quoteLiteral(table) + `);
-    IF rel IS NULL THEN
+    -- A temporary table's DDL does not reach the peer (ddlGuardSQL): nothing to compute twice.
+    IF rel IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) rel AND c.relpersistence OPERATOR(pg_catalog.=) 't') THEN
       RETURN;
     END IF;
     EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', rel);

@@ -133,3 +133,23 @@ func TestTempTableAddColumnDefault(t *testing.T) {
 	}
 	e.settle(t, before)
 }
+
+// TestTempTableRetype: ALTER COLUMN … TYPE … USING an expression that is not immutable, on a
+// temporary table with rows: that DDL does not reach the peer, yet the check refused it (0A000).
+func TestTempTableRetype(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"CREATE TEMP TABLE tt (a int)",
+		"INSERT INTO tt VALUES (1)",
+		"ALTER TABLE tt ALTER COLUMN a TYPE text USING (a + random())::text",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.settle(t, before)
+}
