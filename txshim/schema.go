@@ -216,13 +216,26 @@ END $f$;
 -- ddl_unrecord takes back the record of DDL (ddl_guard) as the table's owner: the client's
 -- role may not write tandem.ddl. Only a row of the calling transaction's, so that no client
 -- can take back another's record: a row it sees whose inserting transaction is still in
--- progress is its own (its xmin, of this epoch, as an xid8).
+-- progress is its own (its xmin, of this epoch, as an xid8). And only at the end of a command
+-- on temporary objects only, the evidence ddl_guard goes by, so that a client calling it
+-- itself does not take back the record of its DDL on permanent objects
+-- (TestDDLUnrecordByClient): pg_event_trigger_ddl_commands() works in a DDL command only.
 CREATE OR REPLACE FUNCTION tandem.ddl_unrecord(ddl_id pg_catalog.int8) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+BEGIN
+  BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `)
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `)
+          AND pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'yes' THEN
+      RETURN;
+    END IF;
+  EXCEPTION WHEN OTHERS THEN
+    RETURN;
+  END;
   DELETE FROM tandem.ddl d WHERE d.id OPERATOR(pg_catalog.=) ddl_id
     AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
-      OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress'
-$f$;
+      OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
+END $f$;
 CREATE OR REPLACE FUNCTION tandem.publish_schema() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE r record;

@@ -1,0 +1,34 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+)
+
+// TestDDLUnrecordByClient: a role with no rights on tandem.ddl takes back the record of its
+// own transaction's DDL on a permanent table by calling tandem.ddl_unrecord itself.
+func TestDDLUnrecordByClient(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
+		if _, err := db.ExecContext(ctx, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"BEGIN",
+		"SET LOCAL ROLE app",
+		"CREATE TABLE p (id int PRIMARY KEY)",
+		"SELECT tandem.ddl_unrecord(g) FROM generate_series(1, 1000) g",
+		"COMMIT",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.settle(t, before)
+}
