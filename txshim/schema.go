@@ -156,8 +156,8 @@ BEGIN
     -- has nothing to run (it lacks them): the record is taken back, a DELETE right behind its
     -- INSERT, which the peer's apply takes for neither. Only on evidence: a dropped object or a
     -- command in pg_temp, none elsewhere (a command PostgreSQL collects nothing for is kept).
-    -- Only the statement's own command counts, not one a function it runs does (CREATE TABLE …
-    -- AS SELECT … FROM f(), f making a temporary table, ends that first): tandem.ddl_depth counts
+    -- Only the statement's own command counts, not one a function it runs does (CREATE TABLE ...
+    -- AS SELECT ... FROM f(), f making a temporary table, ends that first): tandem.ddl_depth counts
     -- the commands begun and not ended (TestTempDDLInsideRecordedDDL).
     IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
       PERFORM pg_catalog.set_config('tandem.ddl_depth',
