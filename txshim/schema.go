@@ -175,6 +175,12 @@ BEGIN
       IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
         PERFORM pg_catalog.set_config('tandem.ddl_temp', 'no', true);
       ELSIF pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no' THEN
+        -- Taken back here, where ddl_unrecord sees the dropped objects itself: a client may set
+        -- tandem.ddl_temp, which it therefore does not go by (TestDDLUnrecordForgedTemp).
+        IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
+          PERFORM tandem.ddl_unrecord(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8);
+        END IF;
         PERFORM pg_catalog.set_config('tandem.ddl_temp', 'yes', true);
       END IF;
       RETURN;
@@ -219,14 +225,20 @@ END $f$;
 -- progress is its own (its xmin, of this epoch, as an xid8). And only at the end of a command
 -- on temporary objects only, the evidence ddl_guard goes by, so that a client calling it
 -- itself does not take back the record of its DDL on permanent objects
--- (TestDDLUnrecordByClient): pg_event_trigger_ddl_commands() works in a DDL command only.
+-- (TestDDLUnrecordByClient): pg_event_trigger_ddl_commands() works in a DDL command only. A
+-- DROP, which collects no command, only in its sql_drop event, from its dropped objects
+-- (pg_event_trigger_dropped_objects() works there only), not from tandem.ddl_temp, a setting
+-- any client may set (TestDDLUnrecordForgedTemp).
 CREATE OR REPLACE FUNCTION tandem.ddl_unrecord(ddl_id pg_catalog.int8) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 BEGIN
   BEGIN
-    IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `)
-       OR NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `)
-          AND pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'yes' THEN
+    IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
+      RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `)
+       AND (NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects())
+            OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary)) THEN
       RETURN;
     END IF;
   EXCEPTION WHEN OTHERS THEN

@@ -32,3 +32,36 @@ func TestDDLUnrecordByClient(t *testing.T) {
 	}
 	e.settle(t, before)
 }
+
+// TestDDLUnrecordForgedTemp: tandem.ddl_temp, the DDL guard's note that a DROP dropped
+// temporary objects only, is a setting any client may set itself; with it set, a call of
+// tandem.ddl_unrecord from inside the client's own DDL on a temporary object (a DO block's
+// CREATE TEMP TABLE … AS) took back the record of its DDL on a permanent table.
+func TestDDLUnrecordForgedTemp(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
+		if _, err := db.ExecContext(ctx, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"BEGIN",
+		"SET LOCAL ROLE app",
+		"CREATE TABLE p (id int PRIMARY KEY)",
+		"SET LOCAL tandem.ddl_temp = 'yes'",
+		"DO $$ BEGIN CREATE TEMP TABLE x AS SELECT g, tandem.ddl_unrecord(g)::text AS u FROM generate_series(1, 1000) g; END $$",
+		"COMMIT",
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT coalesce(to_regclass('p')::text, 'missing')"); got != "p" {
+		t.Fatalf("p on the peer: %q", got)
+	}
+}
