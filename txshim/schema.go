@@ -363,8 +363,17 @@ const extensionTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_name
 
 // tempCommandSQL tells whether command c of pg_event_trigger_ddl_commands() is on a temporary
 // object: in pg_temp, or a trigger, policy or rule — in no schema of their own — of a
-// temporary table (TestTempTableTriggerDDL). Never null.
+// temporary table (TestTempTableTriggerDDL). Never null. A GRANT or REVOKE on tables comes
+// with no object at all: it is on a temporary table when the transaction changed (xmin its own
+// or later) the catalog rows of temporary tables only (TestTempTableGrant); one that changed
+// a permanent table's before it keeps its record.
 const tempCommandSQL = `COALESCE(c.schema_name OPERATOR(pg_catalog.=) 'pg_temp'
+         OR (c.command_tag OPERATOR(pg_catalog.=) ANY (ARRAY['GRANT', 'REVOKE']) AND c.classid IS NULL
+           AND pg_catalog.lower(c.object_type) OPERATOR(pg_catalog.=) ANY (ARRAY['table', 'sequence'])
+           AND EXISTS (SELECT FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0 AND r.relpersistence OPERATOR(pg_catalog.=) 't')
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0 AND r.relpersistence OPERATOR(pg_catalog.<>) 't')
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) a.attrelid
+             WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND r.relpersistence OPERATOR(pg_catalog.<>) 't'))
          OR (SELECT r.relpersistence FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) CASE c.classid
              WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
              WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT g.polrelid FROM pg_catalog.pg_policy g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
