@@ -2,7 +2,10 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestTempTableDDL: DDL on a session's temporary objects — ALTER TABLE, CREATE INDEX, COMMENT,
@@ -18,7 +21,7 @@ func TestTempTableDDL(t *testing.T) {
 	}
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"CREATE TEMP TABLE tt (a int)",
 		"ALTER TABLE tt ADD COLUMN b int",
 		"CREATE INDEX tt_a ON tt (a)",
@@ -27,11 +30,7 @@ func TestTempTableDDL(t *testing.T) {
 		"BEGIN; ALTER TABLE pg_temp.tt ALTER COLUMN b SET DEFAULT 1; INSERT INTO rows VALUES (1); COMMIT",
 		"DROP TABLE tt",
 		"INSERT INTO rows VALUES (2)",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1,2" {
 		t.Fatalf("rows on the peer: %q, want 1,2", got)
@@ -45,9 +44,8 @@ func TestTempTableDDL(t *testing.T) {
 func TestTempDDLInsideRecordedDDL(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	ctx := context.Background()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		`CREATE FUNCTION scratch() RETURNS SETOF int LANGUAGE plpgsql AS $$
 BEGIN
   CREATE TEMP TABLE s (a int);
@@ -55,19 +53,11 @@ BEGIN
   RETURN QUERY SELECT a FROM s;
   DROP TABLE s;
 END $$`,
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	before := e.shim.Stats()
-	for _, q := range []string{
+	execAll(t, c,
 		"CREATE TABLE perm2 AS SELECT x AS id FROM scratch() x",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 	if got := e.peerString(t, "SELECT coalesce(to_regclass('perm2')::text, 'missing')"); got != "perm2" {
 		t.Fatalf("perm2 on the peer: %q", got)
@@ -80,29 +70,20 @@ END $$`,
 func TestTempTableTriggerDDL(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	ctx := context.Background()
 	admin := e.connect(t)
-	for _, q := range []string{
+	execAll(t, admin,
 		`CREATE TABLE rows (id int PRIMARY KEY)`,
 		`CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
-	} {
-		if _, err := admin.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"CREATE TEMP TABLE tt (a int)",
 		"CREATE TRIGGER tt_noop BEFORE INSERT ON tt FOR EACH ROW EXECUTE FUNCTION noop()",
 		"CREATE POLICY tt_all ON tt USING (true)",
 		"CREATE TRIGGER rows_noop BEFORE INSERT ON rows FOR EACH ROW EXECUTE FUNCTION noop()",
 		"INSERT INTO rows VALUES (1)",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1" {
 		t.Fatalf("rows on the peer: %q, want 1", got)
@@ -118,19 +99,14 @@ func TestTempTableTriggerDDL(t *testing.T) {
 func TestTempTableAddColumnDefault(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	ctx := context.Background()
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"CREATE TEMP TABLE tt (a int)",
 		"INSERT INTO tt VALUES (1)",
 		"ALTER TABLE tt ADD COLUMN at timestamptz DEFAULT clock_timestamp()",
 		"ALTER TABLE tt ADD COLUMN n serial",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 }
 
@@ -139,17 +115,32 @@ func TestTempTableAddColumnDefault(t *testing.T) {
 func TestTempTableRetype(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	ctx := context.Background()
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"CREATE TEMP TABLE tt (a int)",
 		"INSERT INTO tt VALUES (1)",
 		"ALTER TABLE tt ALTER COLUMN a TYPE text USING (a + random())::text",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
+	)
+	e.settle(t, before)
+}
+
+// execAll runs each statement on c, failing the test at the first error.
+func execAll(t *testing.T, c *pgx.Conn, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := c.Exec(context.Background(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	e.settle(t, before)
+}
+
+// both runs q straight on the local and the peer database.
+func (e *accEnv) both(t *testing.T, q string) {
+	t.Helper()
+	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 }

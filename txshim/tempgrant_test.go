@@ -2,7 +2,6 @@ package txshim
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 )
 
@@ -14,29 +13,21 @@ func TestTempTableGrant(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
-	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
-		if _, err := db.ExecContext(ctx, `CREATE ROLE app`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.both(t, `CREATE ROLE app`)
 	admin := e.connect(t)
 	if _, err := admin.Exec(ctx, `CREATE TABLE rows (id int PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"CREATE TEMP TABLE tt (a int)",
 		"GRANT SELECT ON tt TO app",
 		"REVOKE SELECT ON tt FROM app",
 		"GRANT SELECT ON rows TO app",
 		"BEGIN; CREATE TEMP TABLE t3 (a int); GRANT SELECT ON t3 TO app; GRANT UPDATE (id) ON rows TO app; COMMIT",
 		"INSERT INTO rows VALUES (1)",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1" {
 		t.Fatalf("rows on the peer: %q, want 1", got)

@@ -1,35 +1,22 @@
 package txshim
 
-import (
-	"context"
-	"database/sql"
-	"testing"
-)
+import "testing"
 
 // TestDDLUnrecordByClient: a role with no rights on tandem.ddl takes back the record of its
 // own transaction's DDL on a permanent table by calling tandem.ddl_unrecord itself.
 func TestDDLUnrecordByClient(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	ctx := context.Background()
-	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
-		if _, err := db.ExecContext(ctx, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.both(t, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`)
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"BEGIN",
 		"SET LOCAL ROLE app",
 		"CREATE TABLE p (id int PRIMARY KEY)",
 		"SELECT tandem.ddl_unrecord(g) FROM generate_series(1, 1000) g",
 		"COMMIT",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 }
 
@@ -40,26 +27,17 @@ func TestDDLUnrecordByClient(t *testing.T) {
 func TestDDLUnrecordForgedTemp(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	ctx := context.Background()
-	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
-		if _, err := db.ExecContext(ctx, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.both(t, `CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app`)
 	before := e.shim.Stats()
 	c := e.connect(t)
-	for _, q := range []string{
+	execAll(t, c,
 		"BEGIN",
 		"SET LOCAL ROLE app",
 		"CREATE TABLE p (id int PRIMARY KEY)",
 		"SET LOCAL tandem.ddl_temp = 'yes'",
 		"DO $$ BEGIN CREATE TEMP TABLE x AS SELECT g, tandem.ddl_unrecord(g)::text AS u FROM generate_series(1, 1000) g; END $$",
 		"COMMIT",
-	} {
-		if _, err := c.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	e.settle(t, before)
 	if got := e.peerString(t, "SELECT coalesce(to_regclass('p')::text, 'missing')"); got != "p" {
 		t.Fatalf("p on the peer: %q", got)
