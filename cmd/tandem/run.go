@@ -109,11 +109,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
 		hookJobs: make(chan hookJob, hookQueue)}
 	// The term record as this site's last run left it, before anything of this run saves one.
-	if last, err := gossip.NewFileStore(cfg.DataDir).Load(); err != nil {
-		logger.Warn("cannot tell whether this site was master when its sidecar last stopped", "err", err)
-	} else {
-		s.demoteAtStart(last)
+	// Unreadable (with [txshim] the site starts on its database's record all the same), it
+	// tells nothing, but promoted.json still tells of an on_promote whose on_demote is owed.
+	last, err := gossip.NewFileStore(cfg.DataDir).Load()
+	if err != nil {
+		logger.Warn("cannot tell from the state file whether this site was master when its sidecar last stopped", "err", err)
 	}
+	s.demoteAtStart(last)
 	opts := gossip.Options{Logger: logger, BeforeRelease: s.beforeRelease}
 	if path := os.Getenv(faultCutEnv); path != "" {
 		opts.Cut = cutFromFile(path, logger)

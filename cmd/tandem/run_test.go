@@ -329,3 +329,51 @@ func TestReleaseTimeoutCoversOnDemote(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoteAtStartCorruptStateFile: a site whose state.json cannot be read (cut short by a
+// disk, an old copy restored badly) starts all the same with [txshim] — its database holds the
+// term record — but the start skipped on_demote for the term whose on_promote ran
+// (promoted.json) and whose on_demote did not come to its end: the server beside it went on
+// believing it was master.
+func TestDemoteAtStartCorruptStateFile(t *testing.T) {
+	c, _, _ := installedSite(t, "site1")
+	dsn := c.DSN(c.Database())
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	if err := os.WriteFile(filepath.Join(dir, gossip.StateFile), []byte(`{"term":5,"mas`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveTermFile(dir, promotedFile, 5); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		// A server nothing listens for: the site stays backup.
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second},
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	ran := func() bool {
+		term, err := loadTermFile(dir, demotedFile)
+		return err == nil && term == 5
+	}
+	for deadline := time.Now().Add(5 * time.Second); !ran() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if got := strings.TrimSpace(string(b)); got != "demote 5" {
+		t.Fatalf("hooks run at a start with an unreadable state file after on_promote of term 5: %q, want on_demote of term 5", got)
+	}
+}
