@@ -182,6 +182,50 @@ func TestRecordStoreLoad(t *testing.T) {
 
 func withSeq(r gossip.TermRecord, seq uint64) gossip.TermRecord { r.Seq = seq; return r }
 
+// TestRecordStoreLoadDatabaseLostOwnTerm: this site's own term record reaches its database
+// before its state file (Save), so a file naming this site master of a term its database does
+// not hold means the database lost it: restored from a backup taken before that term, or
+// re-initialised (README: install, then resync on the master). Load took the file's record:
+// the site counted as current — the master of the newest term — with a database that lacks
+// what it committed then, and, the better site, took control back from the site that holds
+// those commits (tandem resync on it would then copy the old data over them). Load refuses
+// now, naming the two terms.
+func TestRecordStoreLoadDatabaseLostOwnTerm(t *testing.T) {
+	_, db, logger := installedSite2(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		inDB *gossip.TermRecord // nil: no row (a database re-initialised, then installed)
+	}{
+		{"restored from an earlier backup", &gossip.TermRecord{Term: 3, Master: "site2", PeerSynced: true}},
+		{"restored, an older term of the other site", &gossip.TermRecord{Term: 6, Master: "site1", PeerSynced: true}},
+		{"re-initialised", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := db.ExecContext(ctx, `DELETE FROM tandem.state`); err != nil {
+				t.Fatal(err)
+			}
+			if r := tc.inDB; r != nil {
+				if err := txshim.WriteTermRecord(ctx, db, r.Term, r.Master, r.PeerSynced); err != nil {
+					t.Fatal(err)
+				}
+			}
+			file := gossip.NewFileStore(t.TempDir())
+			if err := file.Save(gossip.TermRecord{Term: 7, Master: "site2", PeerSynced: true, Seq: 9}); err != nil {
+				t.Fatal(err)
+			}
+			s := newRecordStore("site2", db, file, logger)
+			defer s.close()
+			got, err := s.Load()
+			if err == nil || !strings.Contains(err.Error(), "term 7") {
+				t.Fatalf("Load = %+v, %v; want an error: the database lacks this site's term 7", got, err)
+			}
+			t.Logf("Load: %v", err)
+		})
+	}
+}
+
 // TestSoloAllowed: a master whose peer database stopped answering commits alone once going
 // solo is acknowledged; unacknowledged only when nobody alive could have acknowledged and no
 // witness is configured (DESIGN §3; see soloAllowed for the departure).
