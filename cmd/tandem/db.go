@@ -1005,6 +1005,10 @@ type recordStore struct {
 	wake    chan struct{}
 	stop    context.CancelFunc
 	done    chan struct{}
+
+	// held is the newest term the database was seen to hold: terms there only grow, so one
+	// that holds an older term since lost it (restored from an earlier backup, re-initialised).
+	held uint64 // under mu
 }
 
 func newRecordStore(site string, db *sql.DB, file *gossip.FileStore, log *slog.Logger) *recordStore {
@@ -1030,6 +1034,7 @@ func (s *recordStore) Load() (gossip.TermRecord, error) {
 		return s.file.Load()
 	}
 	rec := gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
+	s.saw(term)
 	f, ferr := s.file.Load()
 	if ferr != nil {
 		return rec, nil
@@ -1074,11 +1079,36 @@ func (s *recordStore) Save(rec gossip.TermRecord) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
+	// A database that lost a term it held lacks what was committed then, this site's own
+	// commits maybe: a term saved into it would make this site master over it (a promotion),
+	// or say of it that the peer lacks nothing more (peer_synced).
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	if held != 0 {
+		term, master, _, err := txshim.ReadTermRecord(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		if term < held {
+			return fmt.Errorf("the database holds term %d (master %q), but held term %d before: it was restored from an earlier backup "+
+				"or re-initialised, and lacks what was committed then; this site does not take a term over it: let the other site "+
+				"take control, then restart this one", term, master, held)
+		}
+	}
 	// This site's own term: its database must hold it (DESIGN §3 fencing).
 	if err := txshim.WriteTermRecord(ctx, s.db, rec.Term, rec.Master, rec.PeerSynced); err != nil {
 		return err
 	}
+	s.saw(rec.Term)
 	return s.file.Save(rec)
+}
+
+// saw notes that the database holds term (see held).
+func (s *recordStore) saw(term uint64) {
+	s.mu.Lock()
+	s.held = max(s.held, term)
+	s.mu.Unlock()
 }
 
 // copyAdopted writes adopted records into the database, the latest first and only it; one the
@@ -1107,6 +1137,9 @@ func (s *recordStore) copyAdopted(ctx context.Context) {
 		cancel()
 		switch {
 		case err == nil || errors.Is(err, txshim.ErrStaleTerm):
+			if err == nil {
+				s.saw(rec.Term)
+			}
 			if failing {
 				s.log.Info("adopted term record copied into the local database", "term", rec.Term, "master", rec.Master)
 			}

@@ -182,6 +182,49 @@ func TestRecordStoreLoad(t *testing.T) {
 
 func withSeq(r gossip.TermRecord, seq uint64) gossip.TermRecord { r.Seq = seq; return r }
 
+// TestRecordStoreSaveDatabaseLostTerm: the database restored from an earlier backup (or
+// re-initialised) while the sidecar runs — PostgreSQL stopped, restored, started again — holds
+// an older term than it did. The site's own record in memory still says it was master of the
+// newest term, so it counts as current, and its next promotion saved the new term into the
+// restored database as into any: it took control over a database lacking what it committed
+// then. An own record's Save refuses now when the database holds an older term than it was
+// seen to hold: the promotion fails, the site stands aside, and the other site takes over.
+func TestRecordStoreSaveDatabaseLostTerm(t *testing.T) {
+	_, db, logger := installedSite2(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, `DELETE FROM tandem.state`); err != nil {
+		t.Fatal(err)
+	}
+	s := newRecordStore("site2", db, gossip.NewFileStore(t.TempDir()), logger)
+	defer s.close()
+	if _, err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(gossip.TermRecord{Term: 7, Master: "site2", PeerSynced: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The restore: the database's record as the backup had it.
+	if _, err := db.ExecContext(ctx, `DELETE FROM tandem.state`); err != nil {
+		t.Fatal(err)
+	}
+	if err := txshim.WriteTermRecord(ctx, db, 3, "site2", true); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Save(gossip.TermRecord{Term: 8, Master: "site2", PeerSynced: true})
+	if err == nil || !strings.Contains(err.Error(), "term 7") {
+		t.Fatalf("Save of term 8 into a database back at term 3 after it held term 7: %v; want a refusal", err)
+	}
+	t.Logf("Save: %v", err)
+	// A term the database holds is no loss: another site's newer one written there meanwhile.
+	if err := txshim.WriteTermRecord(ctx, db, 9, "site1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(gossip.TermRecord{Term: 10, Master: "site2", PeerSynced: true}); err != nil {
+		t.Fatalf("Save of term 10 over the database's term 9: %v", err)
+	}
+}
+
 // TestRecordStoreLoadDatabaseLostOwnTerm: this site's own term record reaches its database
 // before its state file (Save), so a file naming this site master of a term its database does
 // not hold means the database lost it: restored from a backup taken before that term, or
