@@ -23,8 +23,8 @@ import "strings"
 //     SHARE or ROW SHARE MODE, which a read takes (pg_dump locks each table it dumps so).
 //
 // What the lexer cannot see is not refused: a name found through search_path, a function or
-// a DO block that writes Tandem's tables (as for the DDL guard, a client that sets tandem.ddl
-// itself bypasses it).
+// a DO block that writes Tandem's tables (a row written into tandem.ddl so also makes the DDL
+// guard's mark, ddlGuardSQL).
 
 // ownObjectRefusal is the message refusing statement st of sql, or "" when it leaves Tandem's
 // objects alone.

@@ -108,13 +108,23 @@ END $f$;
 // changed would fail there. So on a database session of the shim's clients (tandem.client =
 // on, which the shim sets in the backend connection's startup packet), DDL is refused with
 // SQLSTATE 0A000 at the end of its command — aborting the statement's transaction, so nothing
-// of it stays — unless the shim marked it as DDL it records (tandem.ddl = on, transaction-local,
+// of it stays — unless the shim marked it as DDL it records (tandem.ddl, transaction-local,
 // set with its tandem.ddl row and reset right after the statement; its own statements that
 // do DDL run while it is set) or it concerns temporary objects only (plpgsql functions commonly
 // make and drop temporary tables) or a subscription (CREATE/ALTER/DROP SUBSCRIPTION, which
 // the shim sends as is: a subscription is not shipped, and some of them act on the publisher
 // before their end). Every other session — the peer's apply, install, resync,
 // an operator's psql — is left alone. CREATE EVENT TRIGGER needs a superuser (Install checks).
+//
+// A client may write any setting, tandem.* ones too (SET, set_config, inside a DO block or a
+// function), so the guard goes by none of them as they are: the mark is a digest (sha256) of
+// the backend, the transaction and the tandem.ddl row under tandem.ddl_key, a random key only
+// its owner (install's superuser) reads, made by a trigger on tandem.ddl as the shim's row goes
+// in, which the guard binds to the statement at its first command; whether a command runs
+// inside another statement it tells from the call stack (PG_CONTEXT), and a client session
+// from tandem.client being there at all. A client that can write tandem.ddl (or read
+// tandem.ddl_key) gets past it, as it can change Tandem's objects anyway (ownobjects.go).
+// Nothing of this is on the commit path: the trigger runs for DDL only.
 //
 // A schema made after install — through the shim (the peer's apply then runs the statement
 // too), or straight on a database — is added to the publication as it is made, by an event
@@ -145,27 +155,88 @@ END $f$;
 // The function runs as its owner, install's superuser, so that the counts and the TRUNCATE see
 // every row whatever the privileges and row security of the session's user.
 const ddlGuardSQL = `
-CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $f$
+CREATE TABLE IF NOT EXISTS tandem.ddl_key (k text NOT NULL);
+REVOKE ALL ON tandem.ddl_key FROM PUBLIC;
+INSERT INTO tandem.ddl_key (k) SELECT pg_catalog.gen_random_uuid()::pg_catalog.text OPERATOR(pg_catalog.||) pg_catalog.gen_random_uuid()::pg_catalog.text
+  WHERE NOT EXISTS (SELECT FROM tandem.ddl_key);
+CREATE OR REPLACE FUNCTION tandem.ddl_mark_hash(k pg_catalog.text, what pg_catalog.text) RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $f$
+  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) what OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k, 'UTF8')), 'hex')
+$f$;
+CREATE OR REPLACE FUNCTION tandem.ddl_mark() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 BEGIN
-  IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on' THEN
+  PERFORM pg_catalog.set_config('tandem.ddl', 'r:' OPERATOR(pg_catalog.||) NEW.id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
+    tandem.ddl_mark_hash((SELECT d.k FROM tandem.ddl_key d LIMIT 1), pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(),
+      pg_catalog.pg_current_xact_id_if_assigned(), NEW.id, 'r')), true);
+  RETURN NULL;
+END $f$;
+CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+DECLARE
+  mark pg_catalog.text := pg_catalog.current_setting('tandem.ddl', true);
+  k pg_catalog.text;
+  ddl_id pg_catalog.int8;
+  txn pg_catalog.text;
+  stmt pg_catalog.text := EXTRACT(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.text;
+  stack pg_catalog.text;
+  top pg_catalog.bool;
+BEGIN
+  -- Every setting below is one the client may write itself (SET, set_config, in a DO block).
+  -- tandem.client is set in the startup packet: the client may change its value but never
+  -- take it away, so a session that has it at all is a client's (TestDDLGuardForgedSettings).
+  IF pg_catalog.current_setting('tandem.client', true) IS NULL THEN
     RETURN;
   END IF;
-  IF pg_catalog.current_setting('tandem.ddl', true) IS NOT DISTINCT FROM 'on' THEN
+  -- Whether this command is a statement of the client's own or runs inside another one (a
+  -- function, a DO block), which no setting can make it look otherwise: the call stack.
+  GET DIAGNOSTICS stack = PG_CONTEXT;
+  top := pg_catalog.strpos(stack, E'\n') OPERATOR(pg_catalog.=) 0;
+  -- The mark that lets DDL the shim recorded through is no value a client can write: the row
+  -- the shim inserts into tandem.ddl makes it (ddl_mark, a trigger), a digest of the backend,
+  -- the transaction and the row's id under tandem.ddl_key, which only its owner reads (r:id:...).
+  -- The statement's first command binds it to that statement (s:id:..., with its start time),
+  -- so that the client, which may read it from inside the statement (CREATE TABLE ... AS
+  -- SELECT current_setting(...)), cannot use it in a later one; the row's id comes from it,
+  -- not from tandem.ddl_id (TestDDLGuardForgedSettings).
+  IF mark OPERATOR(pg_catalog.~) '^[rs]:[0-9]{1,18}:' THEN
+    SELECT d.k INTO k FROM tandem.ddl_key d LIMIT 1;
+    ddl_id := pg_catalog.split_part(mark, ':', 2)::pg_catalog.int8;
+    txn := pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id_if_assigned(), ddl_id);
+    IF mark OPERATOR(pg_catalog.=) ('r:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':r')) THEN
+      IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
+        PERFORM pg_catalog.set_config('tandem.ddl', 's:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
+            tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt), true),
+          pg_catalog.set_config('tandem.ddl_depth', '1', true), pg_catalog.set_config('tandem.ddl_temp', '', true);
+        RETURN;
+      END IF;
+    ELSIF mark OPERATOR(pg_catalog.<>) ('s:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt)) THEN
+      ddl_id := NULL;
+    END IF;
+  ELSIF mark OPERATOR(pg_catalog.=) 'on' AND top AND TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE INDEX', 'DROP INDEX', 'ALTER TABLE']) THEN
+    -- The shim's mark for CREATE INDEX, DROP INDEX and ALTER TABLE ... DETACH PARTITION
+    -- CONCURRENTLY, which it records once they ran (session.lastPartShipAfter), and which run
+    -- in transactions of their own: honoured for a statement the client sent only (which the
+    -- shim saw, and records itself when it is no such one), never inside another one.
+    RETURN;
+  END IF;
+  IF ddl_id IS NOT NULL THEN
     -- DDL the shim recorded (ddlMarkSQL). On the session's temporary objects only, the peer
     -- has nothing to run (it lacks them): the record is taken back, a DELETE right behind its
     -- INSERT, which the peer's apply takes for neither. Only on evidence: a dropped object or a
     -- command in pg_temp, none elsewhere (a command PostgreSQL collects nothing for is kept).
     -- Only the statement's own command counts, not one a function it runs does (CREATE TABLE ...
     -- AS SELECT ... FROM f(), f making a temporary table, ends that first): tandem.ddl_depth counts
-    -- the commands begun and not ended (TestTempDDLInsideRecordedDDL).
+    -- the commands begun and not ended (TestTempDDLInsideRecordedDDL). A client may write it
+    -- (TestDDLGuardForgedDepth): the statement's first command sets it, and a command inside a
+    -- function counts as nested whatever it says (top).
     IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
       PERFORM pg_catalog.set_config('tandem.ddl_depth',
         (COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.+) 1)::pg_catalog.text, true);
       RETURN;
     END IF;
-    IF COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 THEN
-      IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_end' THEN
+    IF COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 OR NOT top THEN
+      IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_end' AND COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 THEN
         PERFORM pg_catalog.set_config('tandem.ddl_depth',
           (pg_catalog.current_setting('tandem.ddl_depth')::pg_catalog.int4 OPERATOR(pg_catalog.-) 1)::pg_catalog.text, true);
       END IF;
@@ -177,20 +248,18 @@ BEGIN
       ELSIF pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no' THEN
         -- Taken back here, where ddl_unrecord sees the dropped objects itself: a client may set
         -- tandem.ddl_temp, which it therefore does not go by (TestDDLUnrecordForgedTemp).
-        IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
-          PERFORM tandem.ddl_unrecord(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8);
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
+          PERFORM tandem.ddl_unrecord(ddl_id);
         END IF;
         PERFORM pg_catalog.set_config('tandem.ddl_temp', 'yes', true);
       END IF;
       RETURN;
     END IF;
-    IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
-       AND pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no'
+    IF pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no'
        AND (pg_catalog.current_setting('tandem.ddl_temp', true) IS NOT DISTINCT FROM 'yes'
             OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
-      PERFORM tandem.ddl_unrecord(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8);
+      PERFORM tandem.ddl_unrecord(ddl_id);
     END IF;
     PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true),
       pg_catalog.set_config('tandem.ddl_depth', '', true);
@@ -266,9 +335,9 @@ END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_extension_rows() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE
-  -- A shim client's session (even one that set session_replication_role itself), or else the
-  -- peer's apply.
-  peer boolean := pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on';
+  -- A shim client's session (even one that set session_replication_role itself, or changed
+  -- tandem.client, which it cannot take away: ddl_guard), or else the peer's apply.
+  peer boolean := pg_catalog.current_setting('tandem.client', true) IS NULL;
   tables pg_catalog.text;
   r record;
   n pg_catalog.text;
@@ -343,6 +412,12 @@ BEGIN
   ALTER EVENT TRIGGER tandem_ddl_guard ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_drop ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_start ENABLE ALWAYS;
+  -- The mark of DDL the shim records (ddl_guard): made as its row goes into tandem.ddl. Not on
+  -- the peer's apply (session_replication_role = replica), which needs none.
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname OPERATOR(pg_catalog.=) 'tandem_ddl_mark'
+      AND tgrelid OPERATOR(pg_catalog.=) 'tandem.ddl'::pg_catalog.regclass) THEN
+    CREATE TRIGGER tandem_ddl_mark AFTER INSERT ON tandem.ddl FOR EACH ROW EXECUTE FUNCTION tandem.ddl_mark();
+  END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_publish_schema') THEN
     CREATE EVENT TRIGGER tandem_publish_schema ON ddl_command_end
       WHEN TAG IN ('CREATE SCHEMA') EXECUTE FUNCTION tandem.publish_schema();
@@ -381,9 +456,12 @@ const tempCommandSQL = `COALESCE(c.schema_name OPERATOR(pg_catalog.=) 'pg_temp'
            END) OPERATOR(pg_catalog.=) 't', false)`
 
 // ddlMarkSQL records a DDL statement ($1) in tandem.ddl and marks the transaction's DDL as
-// recorded (tandem.ddl = on) for ddlGuardSQL's trigger, in one statement; ddlUnmarkSQL ends
-// the mark once the statement ran, so that DDL inside a later statement of the transaction is
-// refused again.
+// recorded for ddlGuardSQL's trigger, in one statement: the row's insert makes the mark
+// (tandem.ddl_mark), over the 'on' this sets, which only the guard of an install from before
+// such marks goes by (and the current one for a statement of the client's own that creates or
+// drops an index or alters a table, outside a transaction block: lastPartShipAfter).
+// ddlUnmarkSQL ends the mark once the statement ran, so that DDL inside a later statement of
+// the transaction is refused again.
 const (
 	ddlMarkSQL = "INSERT INTO tandem.ddl (stmt) SELECT $1::pg_catalog.text FROM pg_catalog.set_config('tandem.ddl', 'on', true) " +
 		"RETURNING pg_catalog.set_config('tandem.ddl_id', id::pg_catalog.text, true)"

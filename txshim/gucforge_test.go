@@ -1,0 +1,91 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestDDLGuardForgedSettings: the DDL guard went by settings any client may write. A client
+// that set tandem.ddl = on itself (SET, set_config, inside the DO block) ran DDL the shim never
+// saw, unrecorded; one that set tandem.client = off turned the guard off for its session. The
+// local database got a table the peer never did. Each is refused (0A000) now, and nothing of it
+// stays on either database.
+func TestDDLGuardForgedSettings(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	for i, steps := range [][]string{
+		{"SET tandem.ddl = on", "DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+		{"SELECT set_config('tandem.ddl', 'on', false)", "DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+		{"DO $$BEGIN PERFORM set_config('tandem.ddl', 'on', true); CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+		{"BEGIN", "SET LOCAL tandem.ddl = on", "DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$", "COMMIT"},
+		{"SET tandem.client = off", "DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+		{"DO $$BEGIN PERFORM set_config('tandem.client', 'off', true); CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+		{"RESET ALL", "DISCARD ALL", "SELECT set_config('tandem.client', '', false)", "DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+		// The mark as the client read it inside its own recorded statement, set back later in
+		// the same transaction.
+		{"BEGIN", "CREATE TABLE leak AS SELECT current_setting('tandem.ddl', true) AS m, current_setting('tandem.ddl_id', true) AS i",
+			"SELECT set_config('tandem.ddl', m, true), set_config('tandem.ddl_id', i, true) FROM leak",
+			"DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$", "COMMIT"},
+		// The same in one simple-protocol Query (the statements after the recorded one share
+		// one statement start time).
+		{"CREATE TABLE leak2 AS SELECT current_setting('tandem.ddl', true) AS m; " +
+			"SELECT set_config('tandem.ddl', m, true) FROM leak2; DO $$BEGIN CREATE TABLE forged (i int PRIMARY KEY); END$$"},
+	} {
+		c := e.connect(t)
+		var err error
+		for _, q := range steps {
+			mode := pgx.QueryExecModeCacheStatement
+			if strings.Contains(q, "; ") {
+				mode = pgx.QueryExecModeSimpleProtocol
+			}
+			if _, err = c.Exec(ctx, q, mode); err != nil {
+				break
+			}
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.HasPrefix(pe.Message, "tandem:") {
+			t.Errorf("case %d %q: err = %v, want 0A000 tandem: … refused", i, steps, err)
+		}
+		if got := queryOne[int](t, e.localDB, `SELECT count(*) FROM pg_class WHERE relname = 'forged'`); got != 0 {
+			t.Errorf("case %d %q: table forged made on the local database only", i, steps)
+			e.both(t, "DROP TABLE IF EXISTS forged")
+		}
+	}
+	e.settle(t, before)
+}
+
+// TestDDLGuardForgedDepth: tandem.ddl_depth, by which the guard tells a recorded statement's own
+// command from one a function it runs does, is a setting any client may write. With it set
+// below zero, the end of a temporary table's CREATE inside a function the recorded CREATE
+// TABLE … AS called counted as the statement's own: its record was taken back as DDL on
+// temporary objects only, and the peer never got the permanent table.
+func TestDDLGuardForgedDepth(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	c := e.connect(t)
+	execAll(t, c,
+		`CREATE FUNCTION scratch() RETURNS SETOF int LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE s (a int);
+  INSERT INTO s VALUES (1);
+  RETURN QUERY SELECT a FROM s;
+  DROP TABLE s;
+END $$`,
+	)
+	before := e.shim.Stats()
+	execAll(t, c,
+		"SET tandem.ddl_depth = '-1'",
+		"CREATE TABLE perm3 AS SELECT x AS id FROM scratch() x",
+	)
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT coalesce(to_regclass('perm3')::text, 'missing')"); got != "perm3" {
+		t.Fatalf("perm3 on the peer: %q", got)
+	}
+}
