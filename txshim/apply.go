@@ -590,6 +590,7 @@ func (a *applyConn) apply(ctx context.Context, txn *Txn, gid string, term uint64
 func (t *applyTx) changes(txn *Txn) error {
 	t.prepared("replication origin", "SELECT pg_replication_origin_xact_setup($1, $2)", [][]byte{
 		[]byte(txn.EndLSN.String()), []byte(txn.Time.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))})
+	t.restated = txn.ddlRestated
 	err := txn.Each(t.change)
 	if err == nil {
 		err = t.sendHeldDDL()
@@ -703,8 +704,9 @@ type applyTx struct {
 	// change of it must wait for this transaction's commit on the peer (txnRows.appear).
 	moved []uint32
 
-	ddlHeld   *Change // a tandem.ddl insert held back until the next change (change)
-	ddlHeldAt int     // its index in the transaction
+	ddlHeld   *Change           // a tandem.ddl insert held back until the next change (change)
+	ddlHeldAt int               // its index in the transaction
+	restated  map[string]string // the transaction's Txn.ddlRestated
 }
 
 // errApplyStop ends the walk over a transaction's changes once the peer refused one.
@@ -917,6 +919,9 @@ func (t *applyTx) send(i int, c Change) error {
 		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
 			// DDL sent through the shim: run the statement where its row stands (DESIGN §5.2).
 			if stmt, ok := ddlStmt(c); ok {
+				if r, ok := t.restated[ddlRowID(c, c.New)]; ok {
+					stmt = r
+				}
 				// Under the settings its session had on the local database (the row's columns
 				// of ddlSettings), so that unqualified names mean the same schemas and literals
 				// the same values; the statements after it run under the apply session's own.

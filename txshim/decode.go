@@ -99,6 +99,10 @@ type Txn struct {
 	// row's at: the local transaction's start), or zero: how long its DDL may take on the
 	// peer too (sizeAllowance).
 	ddlAt time.Time
+	// ddlRestated: the last text of each tandem.ddl row (by id) that an UPDATE of the
+	// transaction gave it (tandem.ddl_ctas, after the rows of a CREATE TABLE ... AS): the
+	// apply runs that text where the row's insert stands.
+	ddlRestated map[string]string
 }
 
 // Len is the number of changes of t, spilled ones included.
@@ -522,6 +526,14 @@ func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
 	if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" && cur.ddlAt.IsZero() {
 		if at, ok := ddlColumn(c, "at"); ok {
 			cur.ddlAt, _ = parsePGTime(at)
+		}
+	}
+	if c.Kind == ChangeUpdate && isDDLRow(c) {
+		if stmt, ok := ddlStmt(c); ok {
+			if cur.ddlRestated == nil {
+				cur.ddlRestated = map[string]string{}
+			}
+			cur.ddlRestated[ddlRowID(c, c.New)] = stmt
 		}
 	}
 	if cur.spill != nil {

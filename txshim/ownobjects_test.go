@@ -79,8 +79,8 @@ func TestClientTouchesTandemObjects(t *testing.T) {
   (SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'tandem\_%' AND evtenabled = 'A')`).Scan(&pub, &enabled); err != nil {
 			t.Fatalf("the publication or event triggers: %v", err)
 		}
-		if pub != "truetruefalse" || enabled != 6 {
-			t.Errorf("publication tandem update/delete/via-root %s, %d event triggers enabled always; want truetruefalse and 6", pub, enabled)
+		if pub != "truetruefalse" || enabled != 7 {
+			t.Errorf("publication tandem update/delete/via-root %s, %d event triggers enabled always; want truetruefalse and 7", pub, enabled)
 		}
 	}
 	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_class WHERE relname = 'items'`); n != 1 {

@@ -317,6 +317,65 @@ BEGIN
     AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
       OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
 END $f$;
+-- ddl_ctas (event trigger tandem_ddl_ctas, at the end of CREATE TABLE ... AS and SELECT ...
+-- INTO; its name sorts before tandem_ddl_guard's, which ends the mark) rewrites the record of
+-- such a statement the shim recorded, as the table's owner, into the definition of the
+-- published table it made: its columns' names, types and collations, access method, storage
+-- parameters and tablespace, all such a statement gives. The peer ran the recorded query
+-- before, only to empty the table it filled (emptyNewTablesSQL: the rows come from the local
+-- database), and a query on the session's temporary tables (or a prepared statement of the
+-- session's: CREATE TABLE ... AS EXECUTE) failed there (42P01) and stopped shipping
+-- (TestTempCTAS). A table outside the publication keeps its statement: its rows are not
+-- shipped, the peer's run makes them. The rewrite is an UPDATE after the rows the statement
+-- wrote; the apply runs the recorded statement with its last text in the transaction
+-- (Txn.ddlRestated). Only the statement's own command (tandem.ddl_depth; a command a function
+-- runs shows that function in its context), only a row of the transaction's (as
+-- ddl_unrecord); an event trigger function, which no client can call.
+CREATE OR REPLACE FUNCTION tandem.ddl_ctas() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+DECLARE
+  ctx pg_catalog.text;
+  rel pg_catalog.oid;
+  s pg_catalog.text;
+BEGIN
+  IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on'
+     OR pg_catalog.current_setting('tandem.ddl', true) IS DISTINCT FROM 'on'
+     OR COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.=) ''
+     OR COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 THEN
+    RETURN;
+  END IF;
+  GET DIAGNOSTICS ctx = PG_CONTEXT;
+  IF pg_catalog.strpos(ctx, E'\n') OPERATOR(pg_catalog.>) 0 THEN
+    RETURN;
+  END IF;
+  SELECT c.objid INTO rel FROM pg_catalog.pg_event_trigger_ddl_commands() c
+  WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+  LIMIT 1;
+  SELECT pg_catalog.format('CREATE TABLE %I.%I (%s) USING %I%s%s', n.nspname, r.relname,
+      COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+          CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) ty.typcollation THEN
+            (SELECT pg_catalog.format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_catalog.pg_collation co
+             JOIN pg_catalog.pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) co.collnamespace WHERE co.oid OPERATOR(pg_catalog.=) a.attcollation)
+          ELSE '' END), ', ' ORDER BY a.attnum)
+        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+        WHERE a.attrelid OPERATOR(pg_catalog.=) r.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped), ''),
+      am.amname,
+      CASE WHEN r.reloptions IS NOT NULL THEN pg_catalog.format(' WITH (%s)', pg_catalog.array_to_string(r.reloptions, ', ')) ELSE '' END,
+      CASE WHEN r.reltablespace OPERATOR(pg_catalog.<>) 0 THEN
+        (SELECT pg_catalog.format(' TABLESPACE %I', sp.spcname) FROM pg_catalog.pg_tablespace sp WHERE sp.oid OPERATOR(pg_catalog.=) r.reltablespace)
+      ELSE '' END) INTO s
+  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+  JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) r.relam
+  WHERE r.oid OPERATOR(pg_catalog.=) rel AND r.relkind OPERATOR(pg_catalog.=) 'r' AND r.relpersistence OPERATOR(pg_catalog.=) 'p'
+    AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
+      AND t.schemaname OPERATOR(pg_catalog.=) n.nspname AND t.tablename OPERATOR(pg_catalog.=) r.relname);
+  IF s IS NULL THEN
+    RETURN;
+  END IF;
+  UPDATE tandem.ddl d SET stmt = s WHERE d.id OPERATOR(pg_catalog.=) pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8
+    AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
+      OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
+END $f$;
 CREATE OR REPLACE FUNCTION tandem.publish_schema() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE r record;
@@ -397,6 +456,11 @@ BEGIN
   END IF;
   ALTER EVENT TRIGGER tandem_extension_before ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_extension_rows ENABLE ALWAYS;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_ctas') THEN
+    CREATE EVENT TRIGGER tandem_ddl_ctas ON ddl_command_end
+      WHEN TAG IN ('CREATE TABLE AS', 'SELECT INTO') EXECUTE FUNCTION tandem.ddl_ctas();
+  END IF;
+  ALTER EVENT TRIGGER tandem_ddl_ctas ENABLE ALWAYS;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_guard') THEN
     CREATE EVENT TRIGGER tandem_ddl_guard ON ddl_command_end EXECUTE FUNCTION tandem.ddl_guard();
   END IF;

@@ -1,0 +1,44 @@
+package txshim
+
+import "testing"
+
+// TestTempCTAS: CREATE TABLE … AS and SELECT … INTO a permanent table from a temporary one
+// (a common ETL pattern), or from a prepared statement (… AS EXECUTE). The peer ran the
+// recorded statement, whose query reads a table it lacks (42P01), and shipping stopped. The
+// peer must end with the same table and rows.
+func TestTempCTAS(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		"CREATE TEMP TABLE stage (a int, b text COLLATE \"C\", n numeric(10,2))",
+		"INSERT INTO stage SELECT x, 'v' || x, x / 3.0 FROM generate_series(1, 5) x",
+		"CREATE TABLE perm1 AS SELECT a, b, n, random() AS r, clock_timestamp() AS at FROM stage",
+		"SELECT a AS id, b INTO perm2 FROM stage WHERE a > 2",
+		"BEGIN; CREATE TEMP TABLE s2 AS SELECT 7 AS k; CREATE TABLE perm3 (c1, c2) AS SELECT k, k * 2 FROM s2; COMMIT",
+		"CREATE TABLE perm4 AS SELECT * FROM stage WITH NO DATA",
+		"PREPARE staged AS SELECT a, b FROM stage",
+		"CREATE TABLE perm5 AS EXECUTE staged",
+	)
+	e.settle(t, before)
+	for _, tb := range []string{"perm1", "perm2", "perm3", "perm4", "perm5"} {
+		if got := e.peerString(t, "SELECT coalesce(to_regclass($1)::text, 'missing')", tb); got != tb {
+			t.Errorf("%s on the peer: %q", tb, got)
+		}
+	}
+	if got := e.peerString(t, "SELECT count(*)::text FROM perm1"); got != "5" {
+		t.Fatalf("perm1 rows on the peer: %s", got)
+	}
+	const cols = `SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attcollation::regcollation::text, ', ' ORDER BY attnum)
+FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0`
+	for _, tb := range []string{"perm1", "perm2", "perm3", "perm4", "perm5"} {
+		var local string
+		if err := e.localDB.QueryRow(cols, tb).Scan(&local); err != nil {
+			t.Fatal(err)
+		}
+		if peer := e.peerString(t, cols, tb); peer != local {
+			t.Errorf("%s's columns on the peer: %s; local: %s", tb, peer, local)
+		}
+	}
+}
