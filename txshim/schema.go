@@ -233,6 +233,9 @@ BEGIN
     IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
       PERFORM pg_catalog.set_config('tandem.ddl_depth',
         (COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.+) 1)::pg_catalog.text, true);
+      IF TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['GRANT', 'REVOKE']) THEN
+        PERFORM ` + grantStartSQL + `;
+      END IF;
       RETURN;
     END IF;
     IF COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 OR NOT top THEN
@@ -503,21 +506,42 @@ const extensionTablesFrom = ` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_name
 // tempCommandSQL tells whether command c of pg_event_trigger_ddl_commands() is on a temporary
 // object: in pg_temp, or a trigger, policy or rule — in no schema of their own — of a
 // temporary table (TestTempTableTriggerDDL). Never null. A GRANT or REVOKE on tables comes
-// with no object at all: it is on a temporary table when the transaction changed (xmin its own
-// or later) the catalog rows of temporary tables only (TestTempTableGrant); one that changed
-// a permanent table's before it keeps its record.
+// with no object at all: it is on a temporary table when the catalog rows it changed
+// (grantRowsSQL) are of temporary tables only (TestTempTableGrant). Not the transaction's
+// other rows: a permanent table it changed before the grant kept the grant's record, which the
+// peer then refused (TestTempGrantAfterPermanent).
 const tempCommandSQL = `COALESCE(c.schema_name OPERATOR(pg_catalog.=) 'pg_temp'
          OR (c.command_tag OPERATOR(pg_catalog.=) ANY (ARRAY['GRANT', 'REVOKE']) AND c.classid IS NULL
            AND pg_catalog.lower(c.object_type) OPERATOR(pg_catalog.=) ANY (ARRAY['table', 'sequence'])
-           AND EXISTS (SELECT FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0 AND r.relpersistence OPERATOR(pg_catalog.=) 't')
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0 AND r.relpersistence OPERATOR(pg_catalog.<>) 't')
-           AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) a.attrelid
-             WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND r.relpersistence OPERATOR(pg_catalog.<>) 't'))
+           AND (SELECT pg_catalog.bool_and(g.t) FROM ` + grantRowsSQL + `))
          OR (SELECT r.relpersistence FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) CASE c.classid
              WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
              WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN (SELECT g.polrelid FROM pg_catalog.pg_policy g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
              WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN (SELECT g.ev_class FROM pg_catalog.pg_rewrite g WHERE g.oid OPERATOR(pg_catalog.=) c.objid)
            END) OPERATOR(pg_catalog.=) 't', false)`
+
+// grantRowsSQL is a FROM item g of the catalog rows of tables (g.t: of a temporary one) that the
+// GRANT or REVOKE under way changed: those of pg_class and pg_attribute of the transaction's
+// (xmin its own or later) with a command id (cmin) past the greatest one of them at its start
+// (grantStartSQL, in tandem.ddl_cid; it changes one table after another, with a command id
+// each). A client cannot set tandem.ddl_cid in between: a grant runs nothing of its.
+const grantRowsSQL = `(
+                 SELECT r.cmin::pg_catalog.text::pg_catalog.int8 AS cid, r.relpersistence OPERATOR(pg_catalog.=) 't' AS t
+                 FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0
+                 UNION ALL
+                 SELECT a.cmin::pg_catalog.text::pg_catalog.int8, r.relpersistence OPERATOR(pg_catalog.=) 't'
+                 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) a.attrelid
+                 WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0) g
+             WHERE g.cid OPERATOR(pg_catalog.>) COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_cid', true), ''), '-1')::pg_catalog.int8`
+
+// grantStartSQL keeps in tandem.ddl_cid the greatest command id of the transaction's rows of
+// pg_class and pg_attribute, at the start of a GRANT or REVOKE (grantRowsSQL).
+const grantStartSQL = `pg_catalog.set_config('tandem.ddl_cid', COALESCE((SELECT pg_catalog.max(g.cid) FROM (
+                 SELECT r.cmin::pg_catalog.text::pg_catalog.int8 AS cid
+                 FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0
+                 UNION ALL
+                 SELECT a.cmin::pg_catalog.text::pg_catalog.int8
+                 FROM pg_catalog.pg_attribute a WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0) g), -1)::pg_catalog.text, true)`
 
 // ddlMarkSQL records a DDL statement ($1) in tandem.ddl and marks the transaction's DDL as
 // recorded for ddlGuardSQL's trigger, in one statement: the row's insert makes the mark

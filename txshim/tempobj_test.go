@@ -42,3 +42,23 @@ FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0`
 		}
 	}
 }
+
+// TestTempGrantAfterPermanent: GRANT on a temporary table after a permanent change in the same
+// transaction: the guard took the grant for one on a permanent table (the transaction had
+// changed a permanent table's catalog rows), kept its record, and the peer refused it (42P01).
+func TestTempGrantAfterPermanent(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	e.both(t, `CREATE ROLE app`)
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		"BEGIN; CREATE TABLE p1 (id int PRIMARY KEY); CREATE TEMP TABLE tt (a int); GRANT SELECT ON tt TO app; COMMIT",
+		"BEGIN; ALTER TABLE p1 ADD COLUMN v int; GRANT SELECT (a) ON tt TO app; GRANT INSERT ON p1 TO app; REVOKE SELECT ON tt FROM app; COMMIT",
+		"INSERT INTO p1 VALUES (1, 2)",
+	)
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT has_table_privilege('app', 'p1', 'INSERT')::text"); got != "true" {
+		t.Fatalf("app's INSERT on p1 on the peer: %s", got)
+	}
+}
