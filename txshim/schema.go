@@ -248,6 +248,14 @@ BEGIN
     IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
       IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
         PERFORM pg_catalog.set_config('tandem.ddl_temp', 'no', true);
+        -- DROP TABLE tmp, perm: the peer, which lacks tmp, drops the permanent ones alone.
+        IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
+           AND EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original AND is_temporary)
+           AND NOT tandem.ddl_restate_drop(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8) THEN
+          RAISE EXCEPTION USING ERRCODE = '0A000',
+            MESSAGE = pg_catalog.format('tandem: %s of temporary and permanent objects in one statement cannot be shipped to the peer, which lacks the temporary ones: refused', TG_TAG),
+            HINT = 'Drop the temporary objects in a statement of their own.';
+        END IF;
       ELSIF pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no' THEN
         -- Taken back here, where ddl_unrecord sees the dropped objects itself: a client may set
         -- tandem.ddl_temp, which it therefore does not go by (TestDDLUnrecordForgedTemp).
@@ -378,6 +386,38 @@ BEGIN
   UPDATE tandem.ddl d SET stmt = s WHERE d.id OPERATOR(pg_catalog.=) pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8
     AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
       OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
+END $f$;
+-- ddl_restate_drop rewrites the record of a DROP of temporary and permanent objects in one
+-- statement (ddl_guard), as the table's owner, into a DROP of the permanent ones alone (with
+-- CASCADE when it dropped other permanent objects through them): the peer lacks the temporary
+-- ones and refused the statement (42P01), stopping shipping (TestTempMixedDrop). As
+-- ddl_ctas, only a row of the calling transaction's, to a text made from the dropped
+-- objects (pg_event_trigger_dropped_objects(), in a sql_drop event only). False when it cannot
+-- (objects of a kind it does not name), and the guard refuses the statement.
+CREATE OR REPLACE FUNCTION tandem.ddl_restate_drop(ddl_id pg_catalog.int8) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+DECLARE s pg_catalog.text;
+BEGIN
+  BEGIN
+    SELECT pg_catalog.format('DROP %s %s%s', pg_catalog.upper(pg_catalog.min(o.object_type)),
+        pg_catalog.string_agg(o.object_identity, ', '),
+        CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() x WHERE NOT x.original AND x.normal AND NOT x.is_temporary)
+          THEN ' CASCADE' ELSE '' END) INTO s
+    FROM pg_catalog.pg_event_trigger_dropped_objects() o WHERE o.original AND NOT o.is_temporary
+    HAVING pg_catalog.count(DISTINCT o.object_type) OPERATOR(pg_catalog.=) 1
+      AND pg_catalog.min(o.object_type) OPERATOR(pg_catalog.=) ANY (ARRAY['table', 'sequence', 'view', 'materialized view', 'index',
+        'foreign table', 'type', 'domain', 'function', 'procedure'])
+      AND EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() x WHERE x.original AND x.is_temporary);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN false;
+  END;
+  IF s IS NULL THEN
+    RETURN false;
+  END IF;
+  UPDATE tandem.ddl d SET stmt = s WHERE d.id OPERATOR(pg_catalog.=) ddl_id
+    AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
+      OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
+  RETURN FOUND;
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.publish_schema() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$

@@ -62,3 +62,39 @@ func TestTempGrantAfterPermanent(t *testing.T) {
 		t.Fatalf("app's INSERT on p1 on the peer: %s", got)
 	}
 }
+
+// TestTempMixedDrop: DROP of a temporary and a permanent object in one statement: its record
+// was kept (a permanent object dropped), and the peer, which lacks the temporary one, refused
+// it (42P01) and stopped shipping. The peer drops the permanent ones.
+func TestTempMixedDrop(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	admin := e.connect(t)
+	execAll(t, admin,
+		"CREATE TABLE perm (id int PRIMARY KEY)",
+		"CREATE TABLE perm2 (id int PRIMARY KEY)",
+		"CREATE VIEW perm2_v AS SELECT id FROM perm2",
+		"CREATE SEQUENCE pseq",
+		"CREATE TABLE rows (id int PRIMARY KEY)",
+	)
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		"CREATE TEMP TABLE tt (a int)",
+		"CREATE TEMP TABLE tt2 (a int)",
+		"CREATE TEMP SEQUENCE tseq",
+		"DROP TABLE tt, perm",
+		"BEGIN; INSERT INTO rows VALUES (1); DROP TABLE perm2, tt2 CASCADE; COMMIT",
+		"DROP SEQUENCE pseq, tseq",
+		"INSERT INTO rows VALUES (2)",
+	)
+	e.settle(t, before)
+	for _, name := range []string{"perm", "perm2", "perm2_v", "pseq"} {
+		if got := e.peerString(t, "SELECT coalesce(to_regclass($1)::text, 'gone')", name); got != "gone" {
+			t.Errorf("%s on the peer: %s, want gone", name, got)
+		}
+	}
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1,2" {
+		t.Fatalf("rows on the peer: %q, want 1,2", got)
+	}
+}
