@@ -181,6 +181,7 @@ DECLARE
   stmt pg_catalog.text := EXTRACT(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.text;
   stack pg_catalog.text;
   top pg_catalog.bool;
+  dep pg_catalog.text;
 BEGIN
   -- Every setting below is one the client may write itself (SET, set_config, in a DO block).
   -- tandem.client is set in the startup packet: the client may change its value but never
@@ -271,6 +272,33 @@ BEGIN
             OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
       PERFORM tandem.ddl_unrecord(ddl_id);
+    ELSIF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 THEN
+      -- Shipped DDL that made a permanent object depend on a temporary one (a default of
+      -- nextval('tmpseq'), a trigger running pg_temp.f(), a column of a temporary type): the
+      -- peer lacks the temporary object and would refuse it, stopping shipping; and the end
+      -- of the session drops the dependent part here alone (TestTempDependency). No earlier
+      -- statement of the transaction made one: it was refused so.
+      SELECT pg_catalog.format('%s depends on %s', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+          pg_catalog.pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)) INTO dep
+      FROM pg_catalog.pg_depend d, LATERAL pg_catalog.pg_identify_object_as_address(d.classid, d.objid, d.objsubid) o
+      WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0
+        AND CASE d.refclassid
+          WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_class r
+            WHERE r.oid OPERATOR(pg_catalog.=) d.refobjid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
+          WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_type y
+            WHERE y.oid OPERATOR(pg_catalog.=) d.refobjid AND y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+          WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_proc f
+            WHERE f.oid OPERATOR(pg_catalog.=) d.refobjid AND f.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+          ELSE false END
+        AND NOT o.object_names[1] OPERATOR(pg_catalog.~) '^pg_(toast_)?temp(_[0-9]+)?([.]|$)'
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND r.oid OPERATOR(pg_catalog.=) d.objid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
+      LIMIT 1;
+      IF dep IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s makes a permanent object depend on a temporary one, which the peer lacks: refused (%s)', TG_TAG, dep),
+          HINT = 'Make the object temporary too, or what it depends on permanent.';
+      END IF;
     END IF;
     PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true),
       pg_catalog.set_config('tandem.ddl_depth', '', true);

@@ -1,6 +1,12 @@
 package txshim
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
 
 // TestTempCTAS: CREATE TABLE … AS and SELECT … INTO a permanent table from a temporary one
 // (a common ETL pattern), or from a prepared statement (… AS EXECUTE). The peer ran the
@@ -96,5 +102,48 @@ func TestTempMixedDrop(t *testing.T) {
 	}
 	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1,2" {
 		t.Fatalf("rows on the peer: %q, want 1,2", got)
+	}
+}
+
+// TestTempDependency: DDL through the shim that makes a permanent object depend on a
+// temporary one — a default of nextval on a temporary sequence, a trigger running a function
+// in pg_temp — was recorded, and the peer, which lacks the temporary object, refused it
+// (42P01) and stopped shipping (and the end of the session would drop the default on the local
+// database alone). It is refused (0A000) before anything commits; shipping goes on.
+func TestTempDependency(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE perm2 (id int PRIMARY KEY)")
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		"CREATE TEMP SEQUENCE ts",
+		`CREATE FUNCTION pg_temp.f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+	)
+	for _, q := range []string{
+		"CREATE TABLE perm (id int PRIMARY KEY DEFAULT nextval('ts'))",
+		"ALTER TABLE perm2 ALTER COLUMN id SET DEFAULT nextval('ts')",
+		"BEGIN; INSERT INTO perm2 VALUES (7); CREATE TRIGGER tr BEFORE INSERT ON perm2 FOR EACH ROW EXECUTE FUNCTION pg_temp.f(); COMMIT",
+	} {
+		_, err := c.Exec(ctx, q)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+			t.Fatalf("%s: %v, want 0A000", q, err)
+		}
+		if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execAll(t, c,
+		"CREATE TEMP TABLE tt (id int DEFAULT nextval('ts'), note text)",
+		"BEGIN; CREATE TEMP TABLE tt2 (note text); CREATE INDEX ON tt2 (note); CREATE TABLE perm4 (id int PRIMARY KEY, note text); COMMIT",
+		"CREATE TABLE perm3 (id int PRIMARY KEY DEFAULT 1)",
+		"INSERT INTO perm2 VALUES (1)",
+	)
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM perm2"); got != "1" {
+		t.Fatalf("perm2 on the peer: %q, want 1", got)
 	}
 }
