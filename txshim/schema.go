@@ -208,8 +208,7 @@ BEGIN
       IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
         PERFORM pg_catalog.set_config('tandem.ddl', 's:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
             tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt), true),
-          pg_catalog.set_config('tandem.ddl_depth', '1', true), pg_catalog.set_config('tandem.ddl_temp', '', true);
-        RETURN;
+          pg_catalog.set_config('tandem.ddl_depth', '0', true), pg_catalog.set_config('tandem.ddl_temp', '', true);
       END IF;
     ELSIF mark OPERATOR(pg_catalog.<>) ('s:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt)) THEN
       ddl_id := NULL;
@@ -239,10 +238,14 @@ BEGIN
       END IF;
       RETURN;
     END IF;
+    -- A command inside a function is not the statement's own whatever tandem.ddl_depth says
+    -- (top): one in a ddl_command_start event trigger of the database's own whose name sorts
+    -- before tandem_ddl_guard_start even begins before the statement's own command
+    -- (TestTempEventTriggerBeforeGuard).
     IF COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 OR NOT top THEN
-      IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_end' AND COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 THEN
+      IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_end' THEN
         PERFORM pg_catalog.set_config('tandem.ddl_depth',
-          (pg_catalog.current_setting('tandem.ddl_depth')::pg_catalog.int4 OPERATOR(pg_catalog.-) 1)::pg_catalog.text, true);
+          GREATEST(COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.-) 1, 0)::pg_catalog.text, true);
       END IF;
       RETURN;
     END IF;
@@ -250,9 +253,8 @@ BEGIN
       IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
         PERFORM pg_catalog.set_config('tandem.ddl_temp', 'no', true);
         -- DROP TABLE tmp, perm: the peer, which lacks tmp, drops the permanent ones alone.
-        IF COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.<>) ''
-           AND EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original AND is_temporary)
-           AND NOT tandem.ddl_restate_drop(pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8) THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original AND is_temporary)
+           AND NOT tandem.ddl_restate_drop(ddl_id) THEN
           RAISE EXCEPTION USING ERRCODE = '0A000',
             MESSAGE = pg_catalog.format('tandem: %s of temporary and permanent objects in one statement cannot be shipped to the peer, which lacks the temporary ones: refused', TG_TAG),
             HINT = 'Drop the temporary objects in a statement of their own.';
@@ -356,6 +358,10 @@ BEGIN
     AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
       OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
 END $f$;
+-- ddl_bound_id is the id of the tandem.ddl row of the DDL statement running now when the shim
+-- recorded it: from the mark ddl_guard bound to the statement at its first command (s:id:...),
+-- checked again, as no setting a client may write is taken as it is; else NULL.
+--
 -- ddl_ctas (event trigger tandem_ddl_ctas, at the end of CREATE TABLE ... AS and SELECT ...
 -- INTO; its name sorts before tandem_ddl_guard's, which ends the mark) rewrites the record of
 -- such a statement the shim recorded, as the table's owner, into the definition of the
@@ -370,16 +376,33 @@ END $f$;
 -- (Txn.ddlRestated). Only the statement's own command (tandem.ddl_depth; a command a function
 -- runs shows that function in its context), only a row of the transaction's (as
 -- ddl_unrecord); an event trigger function, which no client can call.
+CREATE OR REPLACE FUNCTION tandem.ddl_bound_id() RETURNS pg_catalog.int8
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $f$
+DECLARE
+  mark pg_catalog.text := pg_catalog.current_setting('tandem.ddl', true);
+  id pg_catalog.int8;
+BEGIN
+  IF mark IS NULL OR mark OPERATOR(pg_catalog.!~) '^s:[0-9]{1,18}:' THEN
+    RETURN NULL;
+  END IF;
+  id := pg_catalog.split_part(mark, ':', 2)::pg_catalog.int8;
+  IF mark OPERATOR(pg_catalog.=) ('s:' OPERATOR(pg_catalog.||) id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
+      tandem.ddl_mark_hash((SELECT d.k FROM tandem.ddl_key d LIMIT 1), pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(),
+        pg_catalog.pg_current_xact_id_if_assigned(), id) OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||)
+        EXTRACT(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.text)) THEN
+    RETURN id;
+  END IF;
+  RETURN NULL;
+END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_ctas() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE
   ctx pg_catalog.text;
   rel pg_catalog.oid;
   s pg_catalog.text;
+  ddl_id pg_catalog.int8 := tandem.ddl_bound_id();
 BEGIN
-  IF pg_catalog.current_setting('tandem.client', true) IS DISTINCT FROM 'on'
-     OR pg_catalog.current_setting('tandem.ddl', true) IS DISTINCT FROM 'on'
-     OR COALESCE(pg_catalog.current_setting('tandem.ddl_id', true), '') OPERATOR(pg_catalog.=) ''
+  IF pg_catalog.current_setting('tandem.client', true) IS NULL OR ddl_id IS NULL
      OR COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '1')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1 THEN
     RETURN;
   END IF;
@@ -411,7 +434,7 @@ BEGIN
   IF s IS NULL THEN
     RETURN;
   END IF;
-  UPDATE tandem.ddl d SET stmt = s WHERE d.id OPERATOR(pg_catalog.=) pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8
+  UPDATE tandem.ddl d SET stmt = s WHERE d.id OPERATOR(pg_catalog.=) ddl_id
     AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
       OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
 END $f$;

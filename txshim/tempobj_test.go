@@ -147,3 +147,36 @@ func TestTempDependency(t *testing.T) {
 		t.Fatalf("perm2 on the peer: %q, want 1", got)
 	}
 }
+
+// TestTempEventTriggerBeforeGuard: an event trigger of the database's own on ddl_command_start,
+// whose name sorts before tandem_ddl_guard_start, that makes a temporary table: the guard took
+// that command, run before its start of the statement's, for the statement's own, and took
+// back the record of the statement (ALTER TABLE on a permanent table): the peer never got it,
+// and refused the next insert (42703), stopping shipping.
+func TestTempEventTriggerBeforeGuard(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	if _, err := e.localDB.Exec(`CREATE FUNCTION audit_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_TAG = 'ALTER TABLE' THEN
+    CREATE TEMP TABLE IF NOT EXISTS ddl_audit (tag text);
+  END IF;
+END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.localDB.Exec(`CREATE EVENT TRIGGER audit_start ON ddl_command_start EXECUTE FUNCTION audit_start()`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	admin := e.connect(t)
+	if _, err := admin.Exec(ctx, `CREATE TABLE perm (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c, "ALTER TABLE perm ADD COLUMN b int", "INSERT INTO perm VALUES (1, 2)")
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT count(*)::text FROM information_schema.columns WHERE table_name = 'perm' AND column_name = 'b'"); got != "1" {
+		t.Fatalf("perm.b on the peer: %s", got)
+	}
+}
