@@ -413,6 +413,16 @@ BEGIN
   SELECT c.objid INTO rel FROM pg_catalog.pg_event_trigger_ddl_commands() c
   WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
   LIMIT 1;
+  IF rel IS NULL THEN
+    -- CREATE TABLE IF NOT EXISTS ... AS found the table there and did nothing: nor does the peer
+    -- (which has it too), only its parse of the query would fail on what it lacks, a temporary
+    -- table (TestTempCTASIfNotExists). The record is taken back, a DELETE right behind its
+    -- INSERT (no row was written between), which the apply takes for neither.
+    DELETE FROM tandem.ddl d WHERE d.id OPERATOR(pg_catalog.=) pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8
+      AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
+        OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
+    RETURN;
+  END IF;
   SELECT pg_catalog.format('CREATE TABLE %I.%I (%s) USING %I%s%s', n.nspname, r.relname,
       COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
           CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) ty.typcollation THEN

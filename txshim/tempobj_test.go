@@ -180,3 +180,25 @@ END $$`); err != nil {
 		t.Fatalf("perm.b on the peer: %s", got)
 	}
 }
+
+// TestTempCTASIfNotExists: CREATE TABLE IF NOT EXISTS … AS from a temporary table, the table
+// there already (an idempotent load step run again): it does nothing, yet its record was
+// kept, and the peer, which parses the query before it finds the table there, refused it
+// (42P01) and stopped shipping.
+func TestTempCTASIfNotExists(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		"CREATE TEMP TABLE stage (a int)",
+		"INSERT INTO stage VALUES (1), (2)",
+		"CREATE TABLE IF NOT EXISTS loaded AS SELECT a FROM stage",
+		"CREATE TABLE IF NOT EXISTS loaded AS SELECT a FROM stage",
+		"BEGIN; INSERT INTO loaded VALUES (3); CREATE TABLE IF NOT EXISTS loaded AS SELECT a FROM stage; INSERT INTO loaded VALUES (4); COMMIT",
+	)
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT string_agg(a::text, ',' ORDER BY a) FROM loaded"); got != "1,2,3,4" {
+		t.Fatalf("loaded on the peer: %q, want 1,2,3,4", got)
+	}
+}
