@@ -269,6 +269,16 @@ BEGIN
       END IF;
       RETURN;
     END IF;
+    -- GRANT ... ON tmp, perm: the peer lacks tmp, and a grant gives no objects to restate it
+    -- from (TestTempMixedGrant).
+    IF TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['GRANT', 'REVOKE'])
+       AND EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.classid IS NULL
+         AND pg_catalog.lower(c.object_type) OPERATOR(pg_catalog.=) ANY (ARRAY['table', 'sequence']))
+       AND (SELECT pg_catalog.bool_or(g.t) AND NOT pg_catalog.bool_and(g.t) FROM ` + grantRowsSQL + `) THEN
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = pg_catalog.format('tandem: %s on temporary and permanent tables in one statement cannot be shipped to the peer, which lacks the temporary ones: refused', TG_TAG),
+        HINT = 'Grant or revoke on the temporary tables in a statement of their own.';
+    END IF;
     IF pg_catalog.current_setting('tandem.ddl_temp', true) IS DISTINCT FROM 'no'
        AND (pg_catalog.current_setting('tandem.ddl_temp', true) IS NOT DISTINCT FROM 'yes'
             OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
@@ -418,7 +428,7 @@ BEGIN
     -- (which has it too), only its parse of the query would fail on what it lacks, a temporary
     -- table (TestTempCTASIfNotExists). The record is taken back, a DELETE right behind its
     -- INSERT (no row was written between), which the apply takes for neither.
-    DELETE FROM tandem.ddl d WHERE d.id OPERATOR(pg_catalog.=) pg_catalog.current_setting('tandem.ddl_id')::pg_catalog.int8
+    DELETE FROM tandem.ddl d WHERE d.id OPERATOR(pg_catalog.=) ddl_id
       AND pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
         OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
     RETURN;

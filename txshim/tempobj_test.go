@@ -202,3 +202,30 @@ func TestTempCTASIfNotExists(t *testing.T) {
 		t.Fatalf("loaded on the peer: %q, want 1,2,3,4", got)
 	}
 }
+
+// TestTempMixedGrant: GRANT or REVOKE on a temporary and a permanent table in one statement:
+// its record was kept, and the peer, which lacks the temporary table, refused it (42P01) and
+// stopped shipping. It is refused (0A000) before anything commits.
+func TestTempMixedGrant(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	e.both(t, `CREATE ROLE app`)
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE perm (id int PRIMARY KEY)")
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c, "CREATE TEMP TABLE tt (a int)")
+	for _, q := range []string{"GRANT SELECT ON tt, perm TO app", "REVOKE SELECT ON perm, tt FROM app"} {
+		_, err := c.Exec(ctx, q)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+			t.Fatalf("%s: %v, want 0A000", q, err)
+		}
+	}
+	execAll(t, c, "GRANT SELECT ON tt TO app", "GRANT SELECT ON perm TO app", "INSERT INTO perm VALUES (1)")
+	e.settle(t, before)
+	if got := e.peerString(t, "SELECT has_table_privilege('app', 'perm', 'SELECT')::text"); got != "true" {
+		t.Fatalf("app's SELECT on perm on the peer: %s", got)
+	}
+}
