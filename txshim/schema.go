@@ -590,11 +590,18 @@ BEGIN
   ALTER EVENT TRIGGER tandem_ddl_guard ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_drop ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_start ENABLE ALWAYS;
-  -- The mark of DDL the shim records (ddl_guard): made as its row goes into tandem.ddl. Not on
-  -- the peer's apply (session_replication_role = replica), which needs none.
+  -- The mark of DDL the shim records (ddl_guard): made as its row goes into tandem.ddl. Also in
+  -- a client's session that set session_replication_role = replica, where a trigger of the
+  -- default kind does not fire and the DDL recorded would meet no mark (TestDDLRecordedReplicaRole);
+  -- in the peer's apply it sets a setting nothing reads there. Altered only when it must be: the
+  -- ALTER waits for every transaction that wrote tandem.ddl.
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname OPERATOR(pg_catalog.=) 'tandem_ddl_mark'
       AND tgrelid OPERATOR(pg_catalog.=) 'tandem.ddl'::pg_catalog.regclass) THEN
     CREATE TRIGGER tandem_ddl_mark AFTER INSERT ON tandem.ddl FOR EACH ROW EXECUTE FUNCTION tandem.ddl_mark();
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname OPERATOR(pg_catalog.=) 'tandem_ddl_mark'
+      AND tgrelid OPERATOR(pg_catalog.=) 'tandem.ddl'::pg_catalog.regclass AND tgenabled OPERATOR(pg_catalog.<>) 'A') THEN
+    ALTER TABLE tandem.ddl ENABLE ALWAYS TRIGGER tandem_ddl_mark;
   END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_publish_schema') THEN
     CREATE EVENT TRIGGER tandem_publish_schema ON ddl_command_end
