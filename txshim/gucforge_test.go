@@ -89,3 +89,24 @@ END $$`,
 		t.Fatalf("perm3 on the peer: %q", got)
 	}
 }
+
+// TestDDLGuardNoKey: with tandem.ddl_key emptied (by a superuser), every digest the guard
+// compares a mark with was NULL, and a forged bound mark (s:…) passed as no comparison held:
+// DDL inside a DO block ran unrecorded. Without a key no mark is valid.
+func TestDDLGuardNoKey(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	if _, err := e.localDB.Exec("DELETE FROM tandem.ddl_key"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.connect(t)
+	_, err := c.Exec(ctx, "DO $$BEGIN PERFORM set_config('tandem.ddl', 's:1:x', true); CREATE TABLE forged (i int PRIMARY KEY); END$$")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "0A000" {
+		t.Errorf("DDL in a DO block under a forged mark with no key: err = %v, want 0A000", err)
+	}
+	if got := queryOne[int](t, e.localDB, `SELECT count(*) FROM pg_class WHERE relname = 'forged'`); got != 0 {
+		t.Errorf("table forged made on the local database only")
+	}
+}

@@ -201,6 +201,8 @@ BEGIN
   -- SELECT current_setting(...)), cannot use it in a later one; the row's id comes from it,
   -- not from tandem.ddl_id (TestDDLGuardForgedSettings).
   IF mark OPERATOR(pg_catalog.~) '^[rs]:[0-9]{1,18}:' THEN
+    -- Without a key (tandem.ddl_key emptied), every digest is NULL: no mark is one, and the
+    -- comparisons below are such that a NULL refuses (TestDDLGuardNoKey).
     SELECT d.k INTO k FROM tandem.ddl_key d LIMIT 1;
     ddl_id := pg_catalog.split_part(mark, ':', 2)::pg_catalog.int8;
     txn := pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id_if_assigned(), ddl_id);
@@ -210,7 +212,7 @@ BEGIN
             tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt), true),
           pg_catalog.set_config('tandem.ddl_depth', '0', true), pg_catalog.set_config('tandem.ddl_temp', '', true);
       END IF;
-    ELSIF mark OPERATOR(pg_catalog.<>) ('s:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt)) THEN
+    ELSIF mark IS DISTINCT FROM ('s:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt)) THEN
       ddl_id := NULL;
     END IF;
   ELSIF mark OPERATOR(pg_catalog.=) 'on' AND top AND TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE INDEX', 'DROP INDEX', 'ALTER TABLE']) THEN
