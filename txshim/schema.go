@@ -31,8 +31,19 @@ CREATE SCHEMA IF NOT EXISTS tandem;
 CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
   term bigint NOT NULL, master text NOT NULL, peer_synced boolean NOT NULL);
 CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
-ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
-CREATE INDEX IF NOT EXISTS decisions_at ON tandem.decisions (at);
+-- Run again, install must not lock tables a prepared transaction may hold (an applied copy
+-- its decision row, DDL its tandem.ddl row) for as long as it stays in doubt: ALTER TABLE …
+-- IF NOT EXISTS and CREATE INDEX IF NOT EXISTS lock their table first and look after. So they
+-- run only when something is missing (TestInstallAgainWithPreparedApply).
+DO $u$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'tandem.decisions'::pg_catalog.regclass
+                 AND attname = 'lsn' AND NOT attisdropped) THEN
+    ALTER TABLE tandem.decisions ADD COLUMN IF NOT EXISTS lsn pg_lsn;
+  END IF;
+  IF pg_catalog.to_regclass('tandem.decisions_at') IS NULL THEN
+    CREATE INDEX IF NOT EXISTS decisions_at ON tandem.decisions (at);
+  END IF;
+END $u$;
 -- The shim's commit check reads the term record in the client's transaction, under the role
 -- the client may have set (SET ROLE): every role may read it (a term and a site name), and
 -- nothing else of the schema.
@@ -60,17 +71,27 @@ BEGIN
   RETURN coalesce(schemas, '');
 END
 $f$;
-ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS search_path text DEFAULT tandem.ddl_search_path(),
-  ADD COLUMN IF NOT EXISTS timezone text DEFAULT pg_catalog.current_setting('timezone'),
-  ADD COLUMN IF NOT EXISTS datestyle text DEFAULT pg_catalog.current_setting('datestyle'),
-  ADD COLUMN IF NOT EXISTS intervalstyle text DEFAULT pg_catalog.current_setting('intervalstyle'),
-  ADD COLUMN IF NOT EXISTS extra_float_digits text DEFAULT pg_catalog.current_setting('extra_float_digits'),
-  ADD COLUMN IF NOT EXISTS bytea_output text DEFAULT pg_catalog.current_setting('bytea_output'),
-  ADD COLUMN IF NOT EXISTS lc_monetary text DEFAULT pg_catalog.current_setting('lc_monetary'),
-  ADD COLUMN IF NOT EXISTS xmloption text DEFAULT pg_catalog.current_setting('xmloption'),
-  ADD COLUMN IF NOT EXISTS array_nulls text DEFAULT pg_catalog.current_setting('array_nulls'),
-  ADD COLUMN IF NOT EXISTS transform_null_equals text DEFAULT pg_catalog.current_setting('transform_null_equals'),
-  ADD COLUMN IF NOT EXISTS timezone_abbreviations text DEFAULT pg_catalog.current_setting('timezone_abbreviations');
+-- Each column a tandem.ddl row records a setting in, added where missing (as above: only then).
+DO $u$ DECLARE c pg_catalog.text[];
+BEGIN
+  FOREACH c SLICE 1 IN ARRAY ARRAY[
+    ['search_path', $$tandem.ddl_search_path()$$],
+    ['timezone', $$pg_catalog.current_setting('timezone')$$],
+    ['datestyle', $$pg_catalog.current_setting('datestyle')$$],
+    ['intervalstyle', $$pg_catalog.current_setting('intervalstyle')$$],
+    ['extra_float_digits', $$pg_catalog.current_setting('extra_float_digits')$$],
+    ['bytea_output', $$pg_catalog.current_setting('bytea_output')$$],
+    ['lc_monetary', $$pg_catalog.current_setting('lc_monetary')$$],
+    ['xmloption', $$pg_catalog.current_setting('xmloption')$$],
+    ['array_nulls', $$pg_catalog.current_setting('array_nulls')$$],
+    ['transform_null_equals', $$pg_catalog.current_setting('transform_null_equals')$$],
+    ['timezone_abbreviations', $$pg_catalog.current_setting('timezone_abbreviations')$$]] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'tandem.ddl'::pg_catalog.regclass
+                   AND attname OPERATOR(pg_catalog.=) c[1] AND NOT attisdropped) THEN
+      EXECUTE pg_catalog.format('ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS %I text DEFAULT %s', c[1], c[2]);
+    END IF;
+  END LOOP;
+END $u$;
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
 DECLARE db_term bigint;
