@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ import (
 // it first: the resolver, `tandem resolve`). On the peer, in one transaction under
 // session_replication_role = replica and the source's replication origin (at L), it truncates
 // every application table and COPYs each one's rows (generated columns are left to the
-// peer); then it forgets the journal up to L and confirms the slot there. release runs on
+// peer), and computes its materialized views anew over them (resyncViews); then it forgets the journal up to L and confirms the slot there. release runs on
 // failure too.
 func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (release func(), err error)) (err error) {
 	s.mu.Lock()
@@ -92,6 +93,10 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err != nil {
 		return err
 	}
+	views, err := resyncViews(ctx, local)
+	if err != nil {
+		return err
+	}
 	if err := lockUnrewritten(ctx, local, tables); err != nil {
 		return err
 	}
@@ -119,7 +124,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// application table (a read left open in a transaction) would keep the TRUNCATE waiting
 	// without end, and every later read of those tables behind it. The apply's watchdog ends it.
 	stop := slot.c.watch(ctx, "resync")
-	n, err := copyTables(ctx, local, slot.c.conn, tables, until, resyncGID(s.cfg.Site))
+	n, err := copyTables(ctx, local, slot.c.conn, tables, views, until, resyncGID(s.cfg.Site), s.logger)
 	stop()
 	s.pool.put(ctx, slot, err != nil)
 	if err != nil {
@@ -438,6 +443,45 @@ GROUP BY 1, c.relfilenode ORDER BY 1`).ReadAll()
 	return out, nil
 }
 
+// resyncView is one materialized view of the application schemas: its rows are not copied
+// (nor shipped: each database computes them, at its CREATE and each REFRESH), so the peer
+// computes them over the copied tables, or leaves it unpopulated as the local one is.
+type resyncView struct {
+	name      string // quoted, schema-qualified
+	populated bool   // in the copy's snapshot
+}
+
+// resyncViews lists the application's materialized views in the snapshot of local's open
+// transaction, each after those it reads through (directly or through views): refreshed in
+// this order, a view reads the others computed anew.
+func resyncViews(ctx context.Context, local *pgconn.PgConn) ([]resyncView, error) {
+	res, err := local.Exec(ctx, `WITH RECURSIVE dep (rel, ref) AS (
+  SELECT DISTINCT r.ev_class, d.refobjid FROM pg_rewrite r
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+  WHERE r.rulename = '_RETURN' AND d.refobjid <> r.ev_class -- the queries of views: no cycles (rules on tables may make them)
+), mv AS (
+  SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, c.relispopulated
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'm' AND c.relpersistence = 'p' AND `+appSchemaFilter+`
+), depth (rel, d) AS (
+  SELECT oid, 0 FROM mv
+  UNION ALL
+  SELECT dep.rel, depth.d + 1 FROM depth JOIN dep ON dep.ref = depth.rel
+)
+SELECT mv.name, mv.relispopulated::text FROM mv JOIN (SELECT rel, max(d) AS d FROM depth GROUP BY rel) l ON l.rel = mv.oid
+ORDER BY l.d, mv.name`).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("resync: list materialized views: %w", err)
+	}
+	var out []resyncView
+	for _, r := range res {
+		for _, row := range r.Rows {
+			out = append(out, resyncView{name: string(row[0]), populated: string(row[1]) == "true"})
+		}
+	}
+	return out, nil
+}
+
 // lockUnrewritten takes, in local's open transaction (the copy's snapshot), a lock on every
 // table the copy reads, and fails if one was truncated or rewritten since the snapshot. Commits
 // go on while the copy runs, and TRUNCATE and the table-rewriting forms of ALTER TABLE are not
@@ -474,11 +518,12 @@ WHERE pg_relation_filenode(t::regclass)::bigint IS DISTINCT FROM f`).ReadAll()
 // the last copy of site's tables (copyTables; Shipper.copiedPoint).
 func resyncGID(site string) string { return "tandem_" + site + "_resync" }
 
-// copyTables replaces the peer's rows of tables by local's (in its open snapshot), in one peer
+// copyTables replaces the peer's rows of tables by local's (in its open snapshot), and computes
+// its materialized views over them (views; unpopulated where local's are), in one peer
 // transaction that records until as the source's replication origin position, and as the lsn
 // of the decision row mark. peer is an apply connection: session_replication_role = replica, a
 // replication origin set up. It returns the rows copied.
-func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, until pglogrepl.LSN, mark string) (int64, error) {
+func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, views []resyncView, until pglogrepl.LSN, mark string, logger *slog.Logger) (int64, error) {
 	exec := func(sql string) error {
 		_, err := peer.Exec(ctx, sql).ReadAll()
 		return err
@@ -533,6 +578,29 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 			return rollback(fmt.Errorf("resync: copy %s to the peer: %w", t.name, err))
 		}
 		rows += tag.RowsAffected()
+	}
+	// Copied as the tables were, a view kept what the peer computed over its old rows, or
+	// stayed unpopulated (a peer whose schema came from pg_dump --schema-only): the databases
+	// differed, and after a failover the new master served those rows or refused every read of
+	// the view (TestResyncMaterializedViews).
+	// One whose query fails over the copied rows (it read a table it may not on the peer, or
+	// computes an error from rows the local database got since its last REFRESH) is left as it
+	// was, and logged: it fails no copy of the tables.
+	for _, v := range views {
+		q := "REFRESH MATERIALIZED VIEW " + v.name
+		if !v.populated {
+			q += " WITH NO DATA"
+		}
+		if err := exec("SAVEPOINT tandem_refresh"); err != nil {
+			return rollback(fmt.Errorf("resync: peer: %w", err))
+		}
+		if err := exec(q); err != nil {
+			if rerr := exec("ROLLBACK TO SAVEPOINT tandem_refresh"); rerr != nil {
+				return rollback(fmt.Errorf("resync: peer: %s: %w", q, errors.Join(err, rerr)))
+			}
+			logger.Warn("resync: a materialized view could not be computed on the peer over the copied tables; it keeps its rows there (REFRESH it on both databases through the shim)",
+				"view", v.name, "err", err)
+		}
 	}
 	// The slot's confirmed position reaches disk only at a checkpoint: after a crash of the
 	// local database the stream may send again what the copy holds, which has no decision rows.
