@@ -133,6 +133,14 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 			what[0], what[1] = what[1], what[0]
 		}
 		return append(diffs, fmt.Sprintf("%s is %s on the local database but %s on the peer", name, what[0], what[1])), nil
+	case lok && pok && l.view && l.populated != p.populated:
+		side := "local"
+		if p.populated {
+			side = "peer"
+		}
+		return append(diffs, fmt.Sprintf("%s %s is populated on the %s database only", kind, name, side)), nil
+	case lok && pok && l.view && !l.populated:
+		return diffs, nil // no rows to compare on either
 	case kind == "table" && (!lok || !pok || !slices.Equal(l.cols, p.cols) || !slices.Equal(l.types, p.types)):
 		// A table's existence, persistence and columns are definitions: the schema comparison
 		// named how they differ.
@@ -195,21 +203,22 @@ type verifyTable struct {
 	cols, types, key []string
 	filenode         int64
 	view             bool // a materialized view
+	populated        bool // a materialized view: populated (its rows can be read)
 }
 
 func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, error) {
 	// Partitioned parents hold no rows of their own: their partitions are compared. A
 	// materialized view's rows are not shipped — its CREATE and REFRESH are, and each database
 	// computes them — so one over a query that is not immutable (random(), now(), nextval)
-	// differs; compared once populated.
+	// differs; its rows compared where it is populated on both.
 	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(quote_ident(a.attname), ''),
   coalesce(format_type(a.atttypid, a.atttypmod), ''), coalesce(array_position(con.conkey, a.attnum), 0),
-  c.relfilenode::bigint, c.relkind = 'm'
+  c.relfilenode::bigint, c.relkind = 'm', c.relispopulated
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'p'
-WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND c.relpersistence = 'p' AND `+appSchemaFilter)
+WHERE c.relkind IN ('r', 'm') AND c.relpersistence = 'p' AND `+appSchemaFilter)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
@@ -222,18 +231,18 @@ WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND c.relpersi
 	types := map[string]map[string]string{}
 	keys := map[string][]keyCol{}
 	filenodes := map[string]int64{}
-	views := map[string]bool{}
+	views, populated := map[string]bool{}, map[string]bool{}
 	for rows.Next() {
 		var table, col, typ string
 		var pos int
 		var filenode int64
-		var view bool
-		if err := rows.Scan(&table, &col, &typ, &pos, &filenode, &view); err != nil {
+		var view, filled bool
+		if err := rows.Scan(&table, &col, &typ, &pos, &filenode, &view, &filled); err != nil {
 			return nil, err
 		}
 		filenodes[table] = filenode
 		if view {
-			views[table] = true
+			views[table], populated[table] = true, filled
 		}
 		if col == "" {
 			cols[table] = nil // a table of no column: its rows are counted
@@ -256,7 +265,7 @@ WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND c.relpersi
 		sort.Strings(cs)
 		k := keys[t]
 		sort.Slice(k, func(i, j int) bool { return k[i].pos < k[j].pos })
-		vt := verifyTable{cols: cs, filenode: filenodes[t], view: views[t]}
+		vt := verifyTable{cols: cs, filenode: filenodes[t], view: views[t], populated: populated[t]}
 		for _, c := range cs {
 			vt.types = append(vt.types, types[t][c])
 		}
