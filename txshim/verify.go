@@ -99,13 +99,20 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 	// rows the other takes), a table's kind or persistence, a type or sequence.
 	var schemas [2]appSchema
 	var tables [2]map[string]verifyTable
-	for i, tx := range v.txs {
-		if schemas[i], err = readAppSchemaIn(ctx, tx); err != nil {
-			return nil, fmt.Errorf("verify: %s database: %w", sideName(i), err)
+	err = v.unlocking(ctx, func() error {
+		for i, tx := range v.txs {
+			var err error
+			if schemas[i], err = readAppSchemaIn(ctx, tx); err != nil {
+				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
+			}
+			if tables[i], err = verifyTables(ctx, tx); err != nil {
+				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
+			}
 		}
-		if tables[i], err = verifyTables(ctx, tx); err != nil {
-			return nil, fmt.Errorf("verify: %s database: %w", sideName(i), err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	diffs = diffAppSchemas(schemas[0], schemas[1])
 	for _, name := range unionKeys(tables[0], tables[1]) {
@@ -165,15 +172,56 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 	if typesDiffer {
 		return diffs, nil
 	}
+	var what string
+	err := v.unlocking(ctx, func() (err error) {
+		what, err = v.compareRows(ctx, name, l, tables)
+		return err
+	})
+	if err != nil || what == "" {
+		return diffs, err
+	}
+	return append(diffs, what), nil
+}
+
+// unlocking runs read on both snapshots inside a savepoint, rolled back after it: the locks its
+// reads took (a table's, while its rows are read and checked unrewritten: checksum) go then,
+// not at the end of the whole comparison — a full read of both databases, minutes or hours,
+// during which DDL on a table compared long ago (on the master a client's, every session that
+// touches the table queued behind it; on the peer the apply of shipped DDL, every shipped
+// transaction behind it) waited for it (TestVerifyReleasesCompared). The snapshots stay.
+func (v *verifySnapshots) unlocking(ctx context.Context, read func() error) error {
+	for i, tx := range v.txs {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT tandem_verify"); err != nil {
+			return fmt.Errorf("verify: %s database: %w", sideName(i), err)
+		}
+	}
+	if err := read(); err != nil {
+		return err
+	}
+	for i, tx := range v.txs {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT tandem_verify"); err != nil {
+			return fmt.Errorf("verify: %s database: %w", sideName(i), err)
+		}
+	}
+	return nil
+}
+
+// compareRows compares the rows of table name (l: as the local database's snapshot sees it),
+// and returns what differs, "" when nothing does.
+func (v *verifySnapshots) compareRows(ctx context.Context, name string, l verifyTable, tables [2]map[string]verifyTable) (string, error) {
+	kind := "table"
+	if l.view {
+		kind = "materialized view"
+	}
 	var sums [2]tableSum
 	for i, tx := range v.txs {
 		var err error
 		if sums[i], err = checksum(ctx, tx, name, tables[i][name]); err != nil {
-			return nil, fmt.Errorf("verify: checksum %s on the %s database: %w", name, sideName(i), err)
+			return "", fmt.Errorf("verify: checksum %s on the %s database: %w", name, sideName(i), err)
 		}
 	}
 	if sums[0] == sums[1] {
-		return diffs, nil
+		return "", nil
 	}
 	what := fmt.Sprintf("%s %s has %d rows on both databases but their contents differ", kind, name, sums[0].n)
 	if sums[0].n != sums[1].n {
@@ -182,11 +230,11 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 	if len(l.key) > 0 {
 		keys, err := diffKeys(ctx, v.txs, name, l, diffKeysMax)
 		if err != nil {
-			return nil, fmt.Errorf("verify: compare the rows of %s: %w", name, err)
+			return "", fmt.Errorf("verify: compare the rows of %s: %w", name, err)
 		}
 		what += ": " + strings.Join(keys, ", ")
 	}
-	return append(diffs, what), nil
+	return what, nil
 }
 
 func sideName(i int) string {
