@@ -633,6 +633,18 @@ func (s *Shipper) renewLostSlot(ctx context.Context) error {
 	if !info.Gone() {
 		return nil
 	}
+	// Refused before the slot is made anew, not only once commits are held for the snapshot:
+	// PostgreSQL's creation of a slot waits for every transaction in progress, a prepared one
+	// too, and one in doubt has no end of its own (TestResyncLostSlotPreparedLocally). With the
+	// slot lost, shipping stopped and the shim commits alone: one prepared now is not a dual
+	// commit about to finish.
+	var prepared int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()`).Scan(&prepared); err != nil {
+		return fmt.Errorf("resync: count the local database's prepared transactions: %w", err)
+	}
+	if prepared > 0 {
+		return fmt.Errorf("resync: %d tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", prepared)
+	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
