@@ -114,6 +114,9 @@ func (s *Shipper) CatchUp(ctx context.Context, hold func(ctx context.Context) (r
 	s.advanceLocked() // asks for a new stream if events were dropped
 	s.mu.Unlock()
 	defer func() { s.endCatching("catch-up", err) }()
+	if err := s.checkCopyOwed(ctx); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
 	if err := s.checkPeerHolds(ctx); err != nil {
 		return fmt.Errorf("catch-up: %w", err)
 	}
@@ -170,6 +173,36 @@ func (s *Shipper) checkPeerHolds(ctx context.Context) error {
 		return nil
 	}
 	return s.peerLost(newest, held)
+}
+
+// checkCopyOwed fails, for good (ErrNeedsResync), when the peer database is owed a copy of
+// this site's tables (its owedGID row): a resync made the lost slot anew and no copy committed
+// since — it was refused, failed, or its process was killed. The new slot streams from its
+// making on, without what the lost one held, and the lost slot, the other sign of that, is
+// gone. A peer that does not answer is left to the caller, which finds it unreachable.
+func (s *Shipper) checkCopyOwed(ctx context.Context) error {
+	db, err := OpenDB(s.cfg.PeerDSN)
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	qctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	var owed bool
+	if err := db.QueryRowContext(qctx, `SELECT EXISTS (SELECT 1 FROM tandem.decisions WHERE gid = $1)`, owedGID(s.cfg.Site)).Scan(&owed); err != nil || !owed {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.resyncErr == nil {
+		s.resyncErr = fmt.Errorf("the peer database is owed a copy of the application tables: a resync made the lost replication slot anew, "+
+			"and no copy has committed since (the new slot lacks what the lost one held): %w", ErrNeedsResync)
+		s.logger.Error("the peer database lacks what the lost replication slot held; shipping stops, the peer needs resync (tandem resync)", "err", s.resyncErr)
+	}
+	s.goDownLocked("the peer is owed a copy", s.resyncErr)
+	s.synced = false
+	s.notifyLocked()
+	return s.resyncErr
 }
 
 // checkApplyConn is checkPeerHolds on a new apply connection (applyPool.check).

@@ -124,7 +124,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// application table (a read left open in a transaction) would keep the TRUNCATE waiting
 	// without end, and every later read of those tables behind it. The apply's watchdog ends it.
 	stop := slot.c.watch(ctx, "resync")
-	n, err := copyTables(ctx, local, slot.c.conn, tables, views, until, resyncGID(s.cfg.Site), s.logger)
+	n, err := copyTables(ctx, local, slot.c.conn, tables, views, until, resyncGID(s.cfg.Site), owedGID(s.cfg.Site), s.logger)
 	stop()
 	s.pool.put(ctx, slot, err != nil)
 	if err != nil {
@@ -514,6 +514,11 @@ WHERE pg_relation_filenode(t::regclass)::bigint IS DISTINCT FROM f`).ReadAll()
 	return nil
 }
 
+// owedGID is the key of the decision row that says, on the peer, that it is owed a copy of
+// site's tables: written before a resync makes site's lost slot anew (renewLostSlot), deleted
+// by the copy that commits (copyTables). Until then catch-up refuses (checkCopyOwed).
+func owedGID(site string) string { return "tandem_" + site + "_owed" }
+
 // resyncGID is the key of the decision row that records, on the peer, the stream position of
 // the last copy of site's tables (copyTables; Shipper.copiedPoint).
 func resyncGID(site string) string { return "tandem_" + site + "_resync" }
@@ -521,9 +526,9 @@ func resyncGID(site string) string { return "tandem_" + site + "_resync" }
 // copyTables replaces the peer's rows of tables by local's (in its open snapshot), and computes
 // its materialized views over them (views; unpopulated where local's are), in one peer
 // transaction that records until as the source's replication origin position, and as the lsn
-// of the decision row mark. peer is an apply connection: session_replication_role = replica, a
-// replication origin set up. It returns the rows copied.
-func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, views []resyncView, until pglogrepl.LSN, mark string, logger *slog.Logger) (int64, error) {
+// of the decision row mark, and deletes the row owed (owedGID). peer is an apply connection:
+// session_replication_role = replica, a replication origin set up. It returns the rows copied.
+func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, views []resyncView, until pglogrepl.LSN, mark, owed string, logger *slog.Logger) (int64, error) {
 	exec := func(sql string) error {
 		_, err := peer.Exec(ctx, sql).ReadAll()
 		return err
@@ -610,6 +615,9 @@ ON CONFLICT (gid) DO UPDATE SET lsn = EXCLUDED.lsn, at = now()`,
 		[][]byte{[]byte(mark), []byte(until.String())}, nil, nil, nil).Close(); err != nil {
 		return rollback(fmt.Errorf("resync: peer: record the copy's position: %w", err))
 	}
+	if _, err := peer.ExecParams(ctx, `DELETE FROM tandem.decisions WHERE gid = $1`, [][]byte{[]byte(owed)}, nil, nil, nil).Close(); err != nil {
+		return rollback(fmt.Errorf("resync: peer: %w", err))
+	}
 	if err := exec("COMMIT"); err != nil {
 		return rollback(fmt.Errorf("resync: peer: commit: %w", err))
 	}
@@ -644,6 +652,18 @@ func (s *Shipper) renewLostSlot(ctx context.Context) error {
 	}
 	if prepared > 0 {
 		return fmt.Errorf("resync: %d tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", prepared)
+	}
+	// The lost slot is the sign that the peer lacks what it held: once made anew, nothing else
+	// would tell a later catch-up (of this process or, after a restart, the next) that the peer
+	// is owed a copy, were this resync refused, failed or killed before its copy commits
+	// (TestResyncRefusedKeepsSlotLoss). So the peer records it first.
+	peer, err := OpenDB(s.cfg.PeerDSN)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	defer peer.Close()
+	if _, err := peer.ExecContext(ctx, `INSERT INTO tandem.decisions (gid) VALUES ($1) ON CONFLICT (gid) DO NOTHING`, owedGID(s.cfg.Site)); err != nil {
+		return fmt.Errorf("resync: peer database: record that it is owed a copy, before the lost slot is made anew: %w", err)
 	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
 		return fmt.Errorf("resync: %w", err)
