@@ -71,11 +71,8 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 			before[side.name+" "+g] = true
 		}
 	}
+	// A pass that failed on some gids still settled others: its report says what it did.
 	rep, err := r.ResolveOnce(ctx)
-	if err != nil {
-		fmt.Fprintln(stderr, "tandem resolve:", err)
-		return 1
-	}
 	for _, g := range rep.Committed {
 		fmt.Fprintln(stdout, "committed:", g)
 	}
@@ -87,6 +84,10 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	for _, d := range rep.InDoubt {
 		fmt.Fprintf(stdout, "in doubt: %s (%s side): %s\n", d.GID, d.Side, d.Reason)
 		doubt[d.GID] = true
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "tandem resolve:", err)
+		return 1
 	}
 	// The pass says nothing of what it could not see or left alone: a database it did not reach,
 	// and transactions prepared less than Settle ago. Both are unsettled: exit 0 only when
