@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id 
   term bigint NOT NULL, master text NOT NULL, peer_synced boolean NOT NULL);
 CREATE TABLE IF NOT EXISTS tandem.decisions (gid text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
 -- Run again, install must not lock tables a prepared transaction may hold (an applied copy
--- its decision row, DDL its tandem.ddl row) for as long as it stays in doubt: ALTER TABLE …
+-- its decision row, DDL its tandem.ddl row) for as long as it stays in doubt: ALTER TABLE ...
 -- IF NOT EXISTS and CREATE INDEX IF NOT EXISTS lock their table first and look after. So they
 -- run only when something is missing (TestInstallAgainWithPreparedApply).
 DO $u$ BEGIN
