@@ -198,8 +198,10 @@ func (v *verifySnapshots) unlocking(ctx context.Context, read func() error) erro
 	if err := read(); err != nil {
 		return err
 	}
+	// ROLLBACK TO keeps the savepoint: released too, or each call would open one more level
+	// inside the last, a subtransaction per table left open to the end (TestVerifySavepointsDoNotNest).
 	for i, tx := range v.txs {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT tandem_verify"); err != nil {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT tandem_verify; RELEASE SAVEPOINT tandem_verify"); err != nil {
 			return fmt.Errorf("verify: %s database: %w", sideName(i), err)
 		}
 	}
