@@ -179,17 +179,25 @@ func (s *Shipper) checkPeerHolds(ctx context.Context) error {
 // this site's tables (its owedGID row): a resync made the lost slot anew and no copy committed
 // since — it was refused, failed, or its process was killed. The new slot streams from its
 // making on, without what the lost one held, and the lost slot, the other sign of that, is
-// gone. A peer that does not answer is left to the caller, which finds it unreachable.
+// gone. A peer that does not answer fails the catch-up (its caller tries again): nothing else
+// asks, and going on would call the peer synced without a copy it may be owed
+// (TestCatchUpOwedCopyPeerSlow). A peer database without tandem.decisions is owed nothing.
 func (s *Shipper) checkCopyOwed(ctx context.Context) error {
 	db, err := OpenDB(s.cfg.PeerDSN)
 	if err != nil {
-		return nil
+		return fmt.Errorf("peer database: %w", err)
 	}
 	defer db.Close()
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	var owed bool
-	if err := db.QueryRowContext(qctx, `SELECT EXISTS (SELECT 1 FROM tandem.decisions WHERE gid = $1)`, owedGID(s.cfg.Site)).Scan(&owed); err != nil || !owed {
+	err = db.QueryRowContext(qctx, `SELECT EXISTS (SELECT 1 FROM tandem.decisions WHERE gid = $1)`, owedGID(s.cfg.Site)).Scan(&owed)
+	switch {
+	case sqlState(err) == "42P01": // undefined_table
+		return nil
+	case err != nil:
+		return fmt.Errorf("peer database: read whether it is owed a copy of the tables (%s): %w", owedGID(s.cfg.Site), err)
+	case !owed:
 		return nil
 	}
 	s.mu.Lock()
