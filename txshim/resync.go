@@ -646,12 +646,22 @@ func (s *Shipper) renewLostSlot(ctx context.Context) error {
 	// too, and one in doubt has no end of its own (TestResyncLostSlotPreparedLocally). With the
 	// slot lost, shipping stopped and the shim commits alone: one prepared now is not a dual
 	// commit about to finish.
+	// Every one on the server counts, whatever its name or database: the slot's creation waits
+	// for them all (TestResyncLostSlotPreparedElsewhere).
 	var prepared int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()`).Scan(&prepared); err != nil {
+	var others string
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE gid LIKE 'tandem\_%' AND database = current_database()),
+  coalesce(string_agg(quote_literal(gid) || ' (database ' || database || ')', ', ' ORDER BY gid)
+    FILTER (WHERE NOT (gid LIKE 'tandem\_%' AND database = current_database())), '')
+FROM pg_prepared_xacts`).Scan(&prepared, &others); err != nil {
 		return fmt.Errorf("resync: count the local database's prepared transactions: %w", err)
 	}
 	if prepared > 0 {
 		return fmt.Errorf("resync: %d tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", prepared)
+	}
+	if others != "" {
+		return fmt.Errorf("resync: transactions prepared on the local database's server, which making the replication slot anew would wait for: %s; "+
+			"settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", others)
 	}
 	// The lost slot is the sign that the peer lacks what it held: once made anew, nothing else
 	// would tell a later catch-up (of this process or, after a restart, the next) that the peer
