@@ -130,6 +130,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err != nil {
 		return err
 	}
+	s.forgetOwedHere(ctx)
 
 	s.mu.Lock()
 	if s.link != linkCatchUp || !s.running {
@@ -528,6 +529,27 @@ WHERE pg_relation_filenode(t::regclass)::bigint IS DISTINCT FROM f`).ReadAll()
 // site's tables: written before a resync makes site's lost slot anew (renewLostSlot), deleted
 // by the copy that commits (copyTables). Until then catch-up refuses (checkCopyOwed).
 func owedGID(site string) string { return "tandem_" + site + "_owed" }
+
+// forgetOwedHere deletes, once a copy of this site's tables committed on the peer, the rows on
+// the local database that said it was owed a copy of the peer site's (owedGID: that site's
+// resync made its lost slot anew and was refused or failed, and then this site took over). The
+// peer's database now holds this one's rows: what the peer's lost slot held is gone from both,
+// and left in place the row refused the peer's catch-up for good once it was master again,
+// calling for one more full copy (TestResyncOwedClearedByOtherSite). A failure is logged: the
+// row then asks for that copy.
+func (s *Shipper) forgetOwedHere(ctx context.Context) {
+	db, err := OpenDB(s.cfg.LocalDSN)
+	if err == nil {
+		defer db.Close()
+		qctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+		defer cancel()
+		_, err = db.ExecContext(qctx, `DELETE FROM tandem.decisions WHERE gid LIKE 'tandem\_%\_owed'`)
+	}
+	if err != nil {
+		s.logger.Warn("resync: cannot delete, on the local database, the mark that it is owed a copy of the peer site's tables; "+
+			"with the peer master again, its catch-up will ask for a resync", "err", err)
+	}
+}
 
 // resyncGID is the key of the decision row that records, on the peer, the stream position of
 // the last copy of site's tables (copyTables; Shipper.copiedPoint).
