@@ -1031,7 +1031,13 @@ func (s *recordStore) Load() (gossip.TermRecord, error) {
 	defer cancel()
 	term, master, synced, err := txshim.ReadTermRecord(ctx, s.db)
 	if err != nil {
-		return s.file.Load()
+		f, ferr := s.file.Load()
+		if ferr == nil && f.Master == s.site {
+			// This site's own records reach the database before the file (Save): the
+			// database held this one, and Save checks it still does once it answers.
+			s.saw(f.Term)
+		}
+		return f, ferr
 	}
 	rec := gossip.TermRecord{Term: term, Master: master, PeerSynced: synced}
 	s.saw(term)

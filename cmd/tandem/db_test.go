@@ -225,6 +225,49 @@ func TestRecordStoreSaveDatabaseLostTerm(t *testing.T) {
 	}
 }
 
+// TestRecordStoreDatabaseLostTermDownAtStart: a database restored from an earlier backup is
+// often started again just before the sidecar, and may not answer its first read (recovery,
+// a slow start). Load then takes the state file's record — this site master of term 7 — and
+// the store knew nothing the database held (held 0), so neither Load's refusal nor Save's
+// check held: the site counted as current and its next promotion saved term 8 into the
+// database back at term 3, taking control over a database lacking what it committed then.
+// This site's own record in the file was in its database first (Save): the database held it.
+func TestRecordStoreDatabaseLostTermDownAtStart(t *testing.T) {
+	c, db, logger := installedSite2(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The restore: the database's record as the backup had it.
+	if _, err := db.ExecContext(ctx, `DELETE FROM tandem.state`); err != nil {
+		t.Fatal(err)
+	}
+	if err := txshim.WriteTermRecord(ctx, db, 3, "site2", true); err != nil {
+		t.Fatal(err)
+	}
+	file := gossip.NewFileStore(t.TempDir())
+	if err := file.Save(gossip.TermRecord{Term: 7, Master: "site2", PeerSynced: true, Seq: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s := newRecordStore("site2", db, file, logger)
+	defer s.close()
+	if _, err := s.Load(); err != nil {
+		t.Fatalf("Load with the database down: %v; want the state file's record", err)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Save(gossip.TermRecord{Term: 8, Master: "site2", PeerSynced: true})
+	if term, _, _, rerr := txshim.ReadTermRecord(ctx, db); rerr != nil || term != 3 {
+		t.Errorf("database record after the Save: term %d, %v; want term 3 kept", term, rerr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "term 7") {
+		t.Fatalf("Save of term 8 into a database back at term 3 after this site was master of term 7: %v; want a refusal", err)
+	}
+	t.Logf("Save: %v", err)
+}
+
 // TestRecordStoreLoadDatabaseLostOwnTerm: this site's own term record reaches its database
 // before its state file (Save), so a file naming this site master of a term its database does
 // not hold means the database lost it: restored from a backup taken before that term, or
