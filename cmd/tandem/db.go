@@ -1050,11 +1050,11 @@ func (s *recordStore) Load() (gossip.TermRecord, error) {
 		// lost this one. Taken from the file, it would make this site current — the master
 		// of the newest term — over a database that lacks what it committed then, and hand
 		// it the role back from the site that holds those commits.
-		return gossip.TermRecord{}, fmt.Errorf("the state file %s says this site was master of term %d, but its database holds term %d: "+
+		return gossip.TermRecord{}, lostTermError{fmt.Errorf("the state file %s says this site was master of term %d, but its database holds term %d: "+
 			"the database was restored from an earlier backup or re-initialised, and lacks what this site committed then; "+
 			"start the other site and let it take control (tandem promote -force there if it waits at cold start), then remove "+
 			"the state file, start this site and run tandem resync on the master; if this database is the one to keep (or "+
-			"[txshim] was added to a site that ran without it), remove the state file now", s.file.Path(), f.Term, rec.Term)
+			"[txshim] was added to a site that ran without it), remove the state file now", s.file.Path(), f.Term, rec.Term)}
 	}
 	// The file may hold a record the database has not taken (see Save): a newer term; the same
 	// term's master saying the peer lacks commits; or, for another site's record, which the
@@ -1068,6 +1068,9 @@ func (s *recordStore) Load() (gossip.TermRecord, error) {
 	}
 	return rec, nil
 }
+
+// lostTermError is Load's refusal of a database that lost this site's own term.
+type lostTermError struct{ error }
 
 func (s *recordStore) Save(rec gossip.TermRecord) error {
 	if rec.Master != s.site {

@@ -135,6 +135,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	opts.ReleaseTimeout = releaseTimeout(cfg)
 	node, err := gossip.New(cfg, opts)
 	if err != nil {
+		if errors.As(err, new(lostTermError)) {
+			// The site does not start until the operator has let the other site take control:
+			// the on_demote owed (demoteAtStart) runs now, or the server beside this site goes
+			// on believing it is master meanwhile. Not for any failed start: a second sidecar
+			// started by mistake on a running master's data_dir would demote that master's server.
+			s.runQueuedHooks(ctx)
+		}
 		return err
 	}
 	s.node = node
@@ -310,6 +317,18 @@ func (s *sidecar) runHooks(ctx context.Context) {
 			return
 		case j := <-s.hookJobs:
 			s.runHook(ctx, j)
+		}
+	}
+}
+
+// runQueuedHooks runs the hooks queued now, for a start that ends before runHooks runs.
+func (s *sidecar) runQueuedHooks(ctx context.Context) {
+	for {
+		select {
+		case j := <-s.hookJobs:
+			s.runHook(ctx, j)
+		default:
+			return
 		}
 	}
 }

@@ -377,3 +377,47 @@ func TestDemoteAtStartCorruptStateFile(t *testing.T) {
 		t.Fatalf("hooks run at a start with an unreadable state file after on_promote of term 5: %q, want on_demote of term 5", got)
 	}
 }
+
+// TestDemoteAtStartRefusedStart: a site killed while master (on_promote of term 7 ran, its
+// on_demote did not), whose database was then restored from an earlier backup, does not start
+// (recordStore.Load: its state file says it was master of term 7, its database holds term 3)
+// until the operator has let the other site take control. The refused start had queued
+// on_demote for term 7 but returned before the hook runner started: none ran, and the server
+// beside the site went on believing it was master while the other site took control.
+func TestDemoteAtStartRefusedStart(t *testing.T) {
+	c, db, _ := installedSite(t, "site1")
+	dsn := c.DSN(c.Database())
+	if err := txshim.WriteTermRecord(t.Context(), db, 3, "site1", true); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 7, Master: "site1", PeerSynced: true, Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveTermFile(dir, promotedFile, 7); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second},
+	}
+	err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "master of term 7") {
+		t.Fatalf("serve: %v; want the refusal of a database that lost this site's term 7", err)
+	}
+	b, _ := os.ReadFile(out)
+	if got := strings.TrimSpace(string(b)); got != "demote 7" {
+		t.Fatalf("hooks run at a refused start after on_promote of term 7: %q, want on_demote of term 7", got)
+	}
+	if term, err := loadTermFile(dir, demotedFile); err != nil || term != 7 {
+		t.Errorf("demoted.json: term %d, %v; want 7", term, err)
+	}
+}
