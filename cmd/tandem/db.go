@@ -910,6 +910,16 @@ func (d *database) resync(ctx context.Context) error {
 	if err := d.ship.Resync(ctx, d.hold); err != nil {
 		return err
 	}
+	// A peer database restored from a backup or re-initialised (README: install, then resync)
+	// lost this term's record with its data: the copy brings the data back, this the term — the
+	// database's fence (DESIGN §3), and what the peer's sidecar, which saw it hold the term,
+	// looks for before it saves a term of its own there (recordStore.Save).
+	wctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	err := txshim.WriteTermRecord(wctx, d.peer, term, d.site, d.ship.PeerSynced())
+	cancel()
+	if err != nil {
+		d.log.Warn("resync: the term record was not written into the peer database", "term", term, "err", err)
+	}
 	d.publishSynced(term, gen)
 	return nil
 }
