@@ -270,6 +270,18 @@ BEGIN
         PERFORM pg_catalog.set_config('tandem.ddl_depth',
           GREATEST(COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.-) 1, 0)::pg_catalog.text, true);
       END IF;
+      -- DDL on permanent objects inside the statement (a function its query runs): the peer
+      -- gets it only by running the statement itself, which ddl_ctas then does not rewrite
+      -- (TestTempCTASNestedDDL). A digest as the mark's, so that no client makes it up; a
+      -- DROP is told by its dropped objects, a command PostgreSQL collects nothing for (CREATE
+      -- TABLE IF NOT EXISTS of a table there) changed nothing (TestTempDDLUserStartTrigger).
+      IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
+          PERFORM pg_catalog.set_config('tandem.ddl_nested', tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||) stmt), true);
+        END IF;
+      ELSIF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
+        PERFORM pg_catalog.set_config('tandem.ddl_nested', tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||) stmt), true);
+      END IF;
       RETURN;
     END IF;
     IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
@@ -441,6 +453,13 @@ BEGIN
   END IF;
   GET DIAGNOSTICS ctx = PG_CONTEXT;
   IF pg_catalog.strpos(ctx, E'\n') OPERATOR(pg_catalog.>) 0 THEN
+    RETURN;
+  END IF;
+  -- A function the query ran did DDL on permanent objects (ddl_guard): the peer runs the
+  -- statement as it was, which does that DDL there too (TestTempCTASNestedDDL).
+  IF pg_catalog.current_setting('tandem.ddl_nested', true) OPERATOR(pg_catalog.=) tandem.ddl_mark_hash((SELECT d.k FROM tandem.ddl_key d LIMIT 1),
+      pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id_if_assigned(), ddl_id) OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||)
+        EXTRACT(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.text) THEN
     RETURN;
   END IF;
   SELECT c.objid INTO rel FROM pg_catalog.pg_event_trigger_ddl_commands() c
