@@ -415,8 +415,10 @@ END $f$;
 -- before, only to empty the table it filled (emptyNewTablesSQL: the rows come from the local
 -- database), and a query on the session's temporary tables (or a prepared statement of the
 -- session's: CREATE TABLE ... AS EXECUTE) failed there (42P01) and stopped shipping
--- (TestTempCTAS). A table outside the publication keeps its statement: its rows are not
--- shipped, the peer's run makes them. The rewrite is an UPDATE after the rows the statement
+-- (TestTempCTAS). An UNLOGGED table is rewritten too (CREATE UNLOGGED TABLE): its rows are
+-- never shipped, the peer's copy lacks them (README), and its query failed there alike
+-- (TestTempCTASUnlogged). Another table outside the publication keeps its statement: its rows
+-- are not shipped, the peer's run makes them. The rewrite is an UPDATE after the rows the statement
 -- wrote; the apply runs the recorded statement with its last text in the transaction
 -- (Txn.ddlRestated). Only the statement's own command (tandem.ddl_depth; a command a function
 -- runs shows that function in its context), only a row of the transaction's (as
@@ -475,7 +477,7 @@ BEGIN
         OPERATOR(pg_catalog.|) d.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress';
     RETURN;
   END IF;
-  SELECT pg_catalog.format('CREATE TABLE %I.%I (%s) USING %I%s%s', n.nspname, r.relname,
+  SELECT pg_catalog.format('CREATE %sTABLE %I.%I (%s) USING %I%s%s', CASE r.relpersistence WHEN 'u' THEN 'UNLOGGED ' ELSE '' END, n.nspname, r.relname,
       COALESCE((SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
           CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) ty.typcollation THEN
             (SELECT pg_catalog.format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_catalog.pg_collation co
@@ -490,9 +492,10 @@ BEGIN
       ELSE '' END) INTO s
   FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
   JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) r.relam
-  WHERE r.oid OPERATOR(pg_catalog.=) rel AND r.relkind OPERATOR(pg_catalog.=) 'r' AND r.relpersistence OPERATOR(pg_catalog.=) 'p'
-    AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
-      AND t.schemaname OPERATOR(pg_catalog.=) n.nspname AND t.tablename OPERATOR(pg_catalog.=) r.relname);
+  WHERE r.oid OPERATOR(pg_catalog.=) rel AND r.relkind OPERATOR(pg_catalog.=) 'r'
+    AND (r.relpersistence OPERATOR(pg_catalog.=) 'u'
+      OR (r.relpersistence OPERATOR(pg_catalog.=) 'p' AND EXISTS (SELECT FROM pg_catalog.pg_publication_tables t WHERE t.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
+        AND t.schemaname OPERATOR(pg_catalog.=) n.nspname AND t.tablename OPERATOR(pg_catalog.=) r.relname)));
   IF s IS NULL THEN
     RETURN;
   END IF;

@@ -252,3 +252,30 @@ func TestTempCTASNestedDDL(t *testing.T) {
 		t.Fatalf("side's rows on the peer: %s", got)
 	}
 }
+
+// TestTempCTASUnlogged: CREATE UNLOGGED TABLE … AS from a temporary table (or a prepared
+// statement). tandem_ddl_ctas rewrote the record of published tables only, so the peer ran
+// the query, which reads a table it lacks (42P01), and shipping stopped. The peer makes the
+// table empty: an UNLOGGED table's rows are never shipped.
+func TestTempCTASUnlogged(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		"CREATE TEMP TABLE stage (a int, n numeric(10,2))",
+		"INSERT INTO stage VALUES (1, 1.5), (2, 2.5)",
+		"CREATE UNLOGGED TABLE u1 AS SELECT a, n FROM stage",
+		"PREPARE staged AS SELECT a FROM stage",
+		"CREATE UNLOGGED TABLE u2 AS EXECUTE staged",
+		"INSERT INTO rows VALUES (1)",
+	)
+	e.settle(t, before)
+	for _, tb := range []string{"u1", "u2"} {
+		if got := e.peerString(t, "SELECT coalesce((SELECT relpersistence::text FROM pg_class WHERE oid = to_regclass($1)), 'missing')", tb); got != "u" {
+			t.Errorf("%s on the peer: %s, want an unlogged table", tb, got)
+		}
+	}
+}
