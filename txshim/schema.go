@@ -685,26 +685,44 @@ const tempCommandSQL = `COALESCE(c.schema_name OPERATOR(pg_catalog.=) 'pg_temp'
 
 // grantRowsSQL is a FROM item g of the catalog rows of tables (g.t: of a temporary one) that the
 // GRANT or REVOKE under way changed: those of pg_class and pg_attribute of the transaction's
-// (xmin its own or later) with a command id (cmin) past the greatest one of them at its start
+// own (ownRowSQL) with a command id (cmin) past the greatest one of them at its start
 // (grantStartSQL, in tandem.ddl_cid; it changes one table after another, with a command id
 // each). A client cannot set tandem.ddl_cid in between: a grant runs nothing of its.
 const grantRowsSQL = `(
                  SELECT r.cmin::pg_catalog.text::pg_catalog.int8 AS cid, r.relpersistence OPERATOR(pg_catalog.=) 't' AS t
-                 FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0
+                 FROM pg_catalog.pg_class r WHERE ` + ownRowSQL + `
                  UNION ALL
                  SELECT a.cmin::pg_catalog.text::pg_catalog.int8, r.relpersistence OPERATOR(pg_catalog.=) 't'
                  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) a.attrelid
-                 WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0) g
+                 WHERE ` + ownAttRowSQL + `) g
              WHERE g.cid OPERATOR(pg_catalog.>) COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_cid', true), ''), '-1')::pg_catalog.int8`
 
 // grantStartSQL keeps in tandem.ddl_cid the greatest command id of the transaction's rows of
 // pg_class and pg_attribute, at the start of a GRANT or REVOKE (grantRowsSQL).
 const grantStartSQL = `pg_catalog.set_config('tandem.ddl_cid', COALESCE((SELECT pg_catalog.max(g.cid) FROM (
                  SELECT r.cmin::pg_catalog.text::pg_catalog.int8 AS cid
-                 FROM pg_catalog.pg_class r WHERE pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0
+                 FROM pg_catalog.pg_class r WHERE ` + ownRowSQL + `
                  UNION ALL
                  SELECT a.cmin::pg_catalog.text::pg_catalog.int8
-                 FROM pg_catalog.pg_attribute a WHERE pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0) g), -1)::pg_catalog.text, true)`
+                 FROM pg_catalog.pg_attribute a WHERE ` + ownAttRowSQL + `) g), -1)::pg_catalog.text, true)`
+
+// ownRowSQL tells whether catalog row r was written by the transaction running it, or one of
+// its subtransactions: a row it sees whose writer is still in progress (its xmin, of this
+// epoch, as an xid8). Not age(xmin) <= 0 alone, which takes in the rows of every transaction
+// that began after this one and committed: another session's DDL on permanent tables then
+// counted as the grant's, its command ids past the grant's own, and the grant on a temporary
+// table was kept and refused by the peer (TestTempGrantConcurrentDDL). The age comes first
+// (CASE), as the cheap test and so that no older xmin is given this epoch.
+const ownRowSQL = `CASE WHEN pg_catalog.age(r.xmin) OPERATOR(pg_catalog.<=) 0 THEN
+                   pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
+                     OPERATOR(pg_catalog.|) r.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress'
+                 ELSE false END`
+
+// ownAttRowSQL is ownRowSQL for catalog row a.
+const ownAttRowSQL = `CASE WHEN pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 THEN
+                   pg_catalog.pg_xact_status(((pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.&) -4294967296)
+                     OPERATOR(pg_catalog.|) a.xmin::pg_catalog.text::pg_catalog.int8)::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress'
+                 ELSE false END`
 
 // ddlMarkSQL records a DDL statement ($1) in tandem.ddl and marks the transaction's DDL as
 // recorded for ddlGuardSQL's trigger, in one statement: the row's insert makes the mark

@@ -3,6 +3,7 @@ package txshim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -278,4 +279,27 @@ func TestTempCTASUnlogged(t *testing.T) {
 			t.Errorf("%s on the peer: %s, want an unlogged table", tb, got)
 		}
 	}
+}
+
+// TestTempGrantConcurrentDDL: GRANT on a temporary table while another session, whose
+// transaction began after this one's, committed DDL on permanent tables. The guard told the
+// grant's own catalog rows by age(xmin) <= 0 and a command id past the greatest one at the
+// grant's start: the other transaction's rows (a later xid, so of age below 0) counted too,
+// their command ids raised that greatest one past the grant's own, the grant seemed to change
+// no row, its record was kept, and the peer, which lacks the temporary table, refused it.
+func TestTempGrantConcurrentDDL(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	e.both(t, `CREATE ROLE app`)
+	before := e.shim.Stats()
+	a, b := e.connect(t), e.connect(t)
+	execAll(t, a, "BEGIN", "CREATE TEMP TABLE tt (a int)")
+	stmts := []string{"BEGIN"}
+	for i := range 12 {
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE b%d (id int PRIMARY KEY, c1 int, c2 int, c3 int)", i))
+	}
+	execAll(t, b, append(stmts, "COMMIT")...)
+	execAll(t, a, "GRANT SELECT ON tt TO app", "COMMIT")
+	execAll(t, b, "INSERT INTO b0 VALUES (1, 2, 3, 4)")
+	e.settle(t, before)
 }
