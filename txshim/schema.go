@@ -318,6 +318,14 @@ BEGIN
        AND (pg_catalog.current_setting('tandem.ddl_temp', true) IS NOT DISTINCT FROM 'yes'
             OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
+      -- A function the statement ran did DDL on permanent objects (tandem.ddl_nested): the
+      -- peer, which lacks the temporary objects, can run neither the statement nor, with its
+      -- record taken back, that DDL (TestTempDDLNestedPermanent).
+      IF pg_catalog.current_setting('tandem.ddl_nested', true) OPERATOR(pg_catalog.=) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||) stmt) THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s on temporary objects ran DDL on permanent ones, which the peer, lacking the temporary objects, cannot get: refused', TG_TAG),
+          HINT = 'Run the DDL on permanent objects in a statement of its own.';
+      END IF;
       PERFORM tandem.ddl_unrecord(ddl_id);
     ELSIF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 THEN
       -- Shipped DDL that made a permanent object depend on a temporary one (a default of

@@ -303,3 +303,33 @@ func TestTempGrantConcurrentDDL(t *testing.T) {
 	execAll(t, b, "INSERT INTO b0 VALUES (1, 2, 3, 4)")
 	e.settle(t, before)
 }
+
+// TestTempDDLNestedPermanent: DDL on a temporary table that runs a function doing DDL on
+// permanent objects (a volatile default evaluated for the table's rows). The guard took the
+// statement for one on temporary objects only and took its record back: the peer never made
+// the function's table and refused the next insert into it (42P01), stopping shipping. The
+// peer can run neither, so it is refused (0A000) before anything commits.
+func TestTempDDLNestedPermanent(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c,
+		`CREATE FUNCTION mk() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE TABLE IF NOT EXISTS side (x int PRIMARY KEY); RETURN 1; END $$`,
+		`CREATE FUNCTION mkt() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS tside (x int); RETURN 1; END $$`,
+		"CREATE TEMP TABLE tt (a int)",
+		"INSERT INTO tt VALUES (1)",
+	)
+	_, err := c.Exec(ctx, "ALTER TABLE tt ADD COLUMN c int DEFAULT mk()")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+		t.Fatalf("ALTER TABLE tt ADD COLUMN c int DEFAULT mk(): %v, want 0A000", err)
+	}
+	execAll(t, c,
+		"ALTER TABLE tt ADD COLUMN d int DEFAULT mkt()",
+		"CREATE TABLE side (x int PRIMARY KEY)",
+		"INSERT INTO side VALUES (1)",
+	)
+	e.settle(t, before)
+}
