@@ -345,7 +345,11 @@ BEGIN
           WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_proc f
             WHERE f.oid OPERATOR(pg_catalog.=) d.refobjid AND f.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
           ELSE false END
-        AND NOT o.object_names[1] OPERATOR(pg_catalog.~) '^pg_(toast_)?temp(_[0-9]+)?([.]|$)'
+        -- An object of a temporary one's: its names begin with its schema, or its table's. Not a
+        -- cast's or a transform's, in no schema, whose names begin with a type's
+        -- (TestTempDependencyCast).
+        AND (d.classid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_cast'::pg_catalog.regclass, 'pg_catalog.pg_transform'::pg_catalog.regclass])
+          OR NOT o.object_names[1] OPERATOR(pg_catalog.~) '^pg_(toast_)?temp(_[0-9]+)?([.]|$)')
         AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
           AND r.oid OPERATOR(pg_catalog.=) d.objid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
       LIMIT 1;

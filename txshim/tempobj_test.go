@@ -333,3 +333,27 @@ func TestTempDDLNestedPermanent(t *testing.T) {
 	)
 	e.settle(t, before)
 }
+
+// TestTempDependencyCast: CREATE CAST from a temporary type, a cast (in no schema) depending
+// on a temporary object. The guard left out a dependent object whose names began with
+// pg_temp, meaning one in a temporary schema or of a temporary table, but a cast's names begin
+// with its source type's: the statement was recorded, and the peer refused it ('schema
+// "pg_temp" does not exist', 3F000), stopping shipping. It is refused (0A000) as any DDL making
+// a permanent object depend on a temporary one.
+func TestTempDependencyCast(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
+	before := e.shim.Stats()
+	c := e.connect(t)
+	execAll(t, c, "CREATE TYPE pg_temp.t AS ENUM ('x')")
+	_, err := c.Exec(ctx, "CREATE CAST (pg_temp.t AS int) WITH INOUT")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+		t.Fatalf("CREATE CAST (pg_temp.t AS int) WITH INOUT: %v, want 0A000", err)
+	}
+	execAll(t, c, "INSERT INTO rows VALUES (1)")
+	e.settle(t, before)
+}
