@@ -83,20 +83,28 @@ type session struct {
 	closeOnce sync.Once
 
 	// clientLoop state.
-	stmts, portals map[string]stmtInfo
-	sessionTemp    bool // the session made temporary objects: its transactions commit plainly
-	txUnprep       bool // the open transaction cannot be prepared
-	txWrote        bool // the open transaction ran a statement the lexer takes for a write
-	txHold         bool // the open transaction declared a WITH HOLD cursor whose query the lexer takes for a write, which PostgreSQL may run at COMMIT (startCommit)
-	readOnlySet    bool // default_transaction_read_only = on was sent for read-only modes, and nothing that may change it since (note)
-	unit           unitState
-	ebuf           []byte // extended-protocol messages since the last Sync, as received
-	items          []item
-	lastExt        bool // the last request was extended protocol (COPY ends with an extra Sync)
-	copyEndedExt   bool // a CopyDone/CopyFail of an extended COPY was just relayed
-	scratch        []byte
-	scratchOwn     []byte
-	undo           []stmtUndo // what the buffered messages changed in stmts (revertStmts)
+	stmts   map[string]stmtInfo
+	portals map[string]portalInfo
+	// reqs counts the extended requests runBatch finished (a Sync's); portalsMax is the size of
+	// portals that makes the next Bind forget the portals PostgreSQL dropped (prunePortals), and
+	// markReq, markSeq the mark it left: portals bound before request markReq are gone once the
+	// entry pushSeq markSeq, or one after, was answered with status idle.
+	reqs, markReq, markSeq uint64
+	portalsMax             int
+
+	sessionTemp  bool // the session made temporary objects: its transactions commit plainly
+	txUnprep     bool // the open transaction cannot be prepared
+	txWrote      bool // the open transaction ran a statement the lexer takes for a write
+	txHold       bool // the open transaction declared a WITH HOLD cursor whose query the lexer takes for a write, which PostgreSQL may run at COMMIT (startCommit)
+	readOnlySet  bool // default_transaction_read_only = on was sent for read-only modes, and nothing that may change it since (note)
+	unit         unitState
+	ebuf         []byte // extended-protocol messages since the last Sync, as received
+	items        []item
+	lastExt      bool // the last request was extended protocol (COPY ends with an extra Sync)
+	copyEndedExt bool // a CopyDone/CopyFail of an extended COPY was just relayed
+	scratch      []byte
+	scratchOwn   []byte
+	undo         []stmtUndo // what the buffered messages changed in stmts (revertStmts)
 	// parsed: the statements a Parse of the extended request being received (up to its Sync)
 	// defined, as parsed. A Bind after it in the request finds the new one for sure, whatever
 	// PostgreSQL held before: were the Parse skipped or failed (a name still in use, 42P05),
@@ -426,7 +434,7 @@ func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *
 		done:     make(chan struct{}),
 		copyOpen: make(chan struct{}),
 		stmts:    make(map[string]stmtInfo),
-		portals:  make(map[string]stmtInfo),
+		portals:  make(map[string]portalInfo),
 		parsed:   make(map[string]stmtInfo),
 	}
 }
@@ -1995,7 +2003,10 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			return &protocolError{fmt.Sprintf("a Bind of prepared statement %q, parsed again after a Parse or Close of it that may not have run, is not supported: it may or may not be transaction control; Close it at the start of a request, then Parse it again", stmt)}
 		}
 		si.closing = false
-		s.portals[stmtKey(portal)] = si
+		if len(s.portals) >= s.portalsMax {
+			s.prunePortals()
+		}
+		s.portals[stmtKey(portal)] = portalInfo{si, s.reqs}
 		// A Bind of a write is one too, for walk: outside a transaction block BEGIN must come
 		// before it, as the portal it makes lasts only as long as its transaction.
 		switch {
@@ -2011,7 +2022,8 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		if !ok {
 			return &protocolError{"malformed Execute message"}
 		}
-		si, known := s.portals[stmtKey(portal)]
+		p, known := s.portals[stmtKey(portal)]
+		si := p.stmtInfo
 		if !known {
 			si = unknownStmt
 		}
@@ -2062,6 +2074,34 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 	return nil
 }
 
+// portalInfo is what a Bind recorded of a portal: its statement, and the extended request it
+// was bound in (session.reqs).
+type portalInfo struct {
+	stmtInfo
+	req uint64
+}
+
+// prunePortals forgets the portals PostgreSQL dropped: it drops a transaction's portals when
+// the transaction ends, which the client need not Close, and a session that bound portals of
+// ever new names kept a record of each for as long as it lasted. Those bound in the requests
+// before the last mark are gone once the database answered an entry pushed after it (the
+// requests' ends) with status idle; the mark then moves to now. Run when portals reach
+// portalsMax, which doubles with what remains: the usual session, with few names, never runs it.
+func (s *session) prunePortals() {
+	s.mu.Lock()
+	idle := s.idleSeq
+	s.mu.Unlock()
+	if idle >= s.markSeq {
+		for name, p := range s.portals {
+			if p.req < s.markReq {
+				delete(s.portals, name)
+			}
+		}
+		s.markReq, s.markSeq = s.reqs, s.pushSeq
+	}
+	s.portalsMax = max(64, 2*len(s.portals))
+}
+
 // maxBatchBuffer bounds the extended-protocol bytes held back waiting for a Sync; beyond it the
 // shim sends what it has (decisions are then made on that part).
 const maxBatchBuffer = 1 << 20
@@ -2075,6 +2115,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		s.undo = s.undo[:0]
 		if final {
 			clear(s.parsed)
+			s.reqs++
 		}
 		if cap(s.ebuf) > 4*maxBatchBuffer {
 			s.ebuf = nil

@@ -1,0 +1,124 @@
+package txshim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// clientSession returns the shim's one session (the test's raw client).
+func clientSession(t *testing.T, s *testShim) *session {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		return sess
+	}
+	t.Fatal("no session")
+	return nil
+}
+
+// TestPortalsForgottenAtTransactionEnd: a session that binds many named portals and never
+// closes them (PostgreSQL drops them when their transaction ends) keeps a bounded record of
+// them; s.portals grew by one entry for each name, for as long as the session lasted.
+func TestPortalsForgottenAtTransactionEnd(t *testing.T) {
+	t.Parallel()
+	_, _, s := dualShim(t)
+	r := dialRaw(t, s)
+	r.fe.SendParse(&pgproto3.Parse{Name: "s", Query: "SELECT 1"})
+	if got, _ := r.sync(); got != "1Z" {
+		t.Fatalf("Parse: %q", got)
+	}
+	const txns, batch = 100000, 500
+	for i := 0; i < txns; i += batch {
+		for j := i; j < i+batch; j++ {
+			p := fmt.Sprintf("p%d", j)
+			r.fe.SendBind(&pgproto3.Bind{DestinationPortal: p, PreparedStatement: "s"})
+			r.fe.SendExecute(&pgproto3.Execute{Portal: p})
+			r.fe.SendSync(&pgproto3.Sync{})
+		}
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for j := i; j < i+batch; j++ {
+			if got, st := r.ready(); got != "2DCZ" || st != 'I' {
+				t.Fatalf("transaction %d: %q %c", j, got, st)
+			}
+		}
+	}
+	sess := clientSession(t, s)
+	sess.mu.Lock()
+	n := len(sess.portals)
+	sess.mu.Unlock()
+	if n > 10000 {
+		t.Fatalf("the session records %d portals after %d transactions that each bound one, all gone", n, txns)
+	}
+	// A portal bound in a transaction block lasts to its end, whatever the session forgot.
+	r.stmt("BEGIN")
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: "kept", PreparedStatement: "s"})
+	if got, st := r.sync(); got != "12C2Z" || st != 'T' {
+		t.Fatalf("BEGIN and Bind: %q %c", got, st)
+	}
+	for i := 0; i < 2000; i++ {
+		r.fe.SendBind(&pgproto3.Bind{DestinationPortal: fmt.Sprintf("q%d", i), PreparedStatement: "s"})
+	}
+	r.fe.SendExecute(&pgproto3.Execute{Portal: "kept"})
+	if got, st := r.sync(); got != strings.Repeat("2", 2000)+"DCZ" || st != 'T' {
+		t.Fatalf("Execute of the portal bound before: %q %c", got, st)
+	}
+	sess.mu.Lock()
+	_, kept := sess.portals["kept"]
+	sess.mu.Unlock()
+	if !kept {
+		t.Fatal("the portal of the open transaction was forgotten")
+	}
+	r.stmt("COMMIT")
+	if got, st := r.sync(); got != "12CZ" || st != 'I' {
+		t.Fatalf("COMMIT: %q %c", got, st)
+	}
+	// A portal forgotten, gone with its transaction, fails as PostgreSQL fails it, COMMIT
+	// and write alike, and the session goes on.
+	r.fe.SendParse(&pgproto3.Parse{Name: "c", Query: "COMMIT"})
+	r.fe.SendParse(&pgproto3.Parse{Name: "w", Query: "INSERT INTO acct VALUES (7, 0)"})
+	r.stmt("BEGIN")
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: "oldc", PreparedStatement: "c"})
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: "oldw", PreparedStatement: "w"})
+	r.stmt("COMMIT")
+	if got, st := r.sync(); got != "1112C2212CZ" || st != 'I' {
+		t.Fatalf("portals bound in a transaction: %q %c", got, st)
+	}
+	for i := 0; i < 4; i++ {
+		for j := 0; j < 3000; j++ {
+			r.fe.SendBind(&pgproto3.Bind{DestinationPortal: fmt.Sprintf("r%d_%d", i, j), PreparedStatement: "s"})
+		}
+		if got, _ := r.sync(); got != strings.Repeat("2", 3000)+"Z" {
+			t.Fatalf("Binds: %q", got)
+		}
+	}
+	sess.mu.Lock()
+	_, known := sess.portals["oldc"]
+	sess.mu.Unlock()
+	if known {
+		t.Fatal("portal oldc still recorded")
+	}
+	for _, shape := range [][]string{{"oldc"}, {"oldw"}} {
+		r.stmt("BEGIN")
+		r.fe.SendExecute(&pgproto3.Execute{Portal: shape[0]})
+		if got, st := r.sync(); got != "12CE(34000)Z" || st != 'E' {
+			t.Fatalf("Execute of %s gone: %q %c", shape[0], got, st)
+		}
+		r.stmt("ROLLBACK")
+		if got, st := r.sync(); got != "12CZ" || st != 'I' {
+			t.Fatalf("ROLLBACK: %q %c", got, st)
+		}
+		r.fe.SendExecute(&pgproto3.Execute{Portal: shape[0]})
+		if got, st := r.sync(); got != "E(34000)Z" || st != 'I' {
+			t.Fatalf("Execute of %s gone, outside a block: %q %c", shape[0], got, st)
+		}
+	}
+	if got := r.query("SELECT count(*) FROM acct"); got != "TDCZ" {
+		t.Fatalf("after: %q", got)
+	}
+}
