@@ -122,3 +122,67 @@ func TestPortalsForgottenAtTransactionEnd(t *testing.T) {
 		t.Fatalf("after: %q", got)
 	}
 }
+
+// TestLongReservedNames: the client's names that begin with the shim's reserved prefix are
+// renamed one byte longer, and PostgreSQL keeps 63 bytes of a name: two names of 63 bytes that
+// differ only in their last byte became one (the second Parse failed with 42P05, a Close of one
+// closed the other). Such names are refused; shorter ones work, Describe included.
+func TestLongReservedNames(t *testing.T) {
+	t.Parallel()
+	_, _, s := dualShim(t)
+	r := dialRaw(t, s)
+	long := reservedPrefix + strings.Repeat("x", 63-len(reservedPrefix)-1)
+	a, b := long+"a", long+"b"
+	r.fe.SendParse(&pgproto3.Parse{Name: a, Query: "SELECT 'a'"})
+	r.fe.SendParse(&pgproto3.Parse{Name: b, Query: "SELECT 'b'"})
+	if got, st := r.sync(); got != "E(42501)Z" || st != 'I' {
+		t.Fatalf("Parse of two statements named past 62 bytes: %q %c, want E(42501)Z I", got, st)
+	}
+	r.fe.SendParse(&pgproto3.Parse{Name: "s", Query: "SELECT 'a' AS col"})
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: a, PreparedStatement: "s"})
+	if got, st := r.sync(); got != "1E(42501)Z" || st != 'I' {
+		t.Fatalf("Bind of a portal named past 62 bytes: %q %c, want 1E(42501)Z I", got, st)
+	}
+	for _, m := range []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: a}, &pgproto3.Describe{ObjectType: 'P', Name: b}, &pgproto3.Execute{Portal: a}} {
+		r.fe.Send(m)
+		if got, st := r.sync(); got != "E(42501)Z" || st != 'I' {
+			t.Fatalf("%#v: %q %c, want E(42501)Z I", m, got, st)
+		}
+	}
+	// 62 bytes: renamed to 63.
+	short := long[:len(long)-1] + "y"
+	r.fe.SendParse(&pgproto3.Parse{Name: short, Query: "SELECT 'b' AS col"})
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: short, PreparedStatement: short})
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: long[:len(long)-1] + "z", PreparedStatement: "s"})
+	r.fe.SendDescribe(&pgproto3.Describe{ObjectType: 'P', Name: short})
+	r.fe.SendExecute(&pgproto3.Execute{Portal: short})
+	r.fe.SendExecute(&pgproto3.Execute{Portal: long[:len(long)-1] + "z"})
+	r.fe.SendClose(&pgproto3.Close{ObjectType: 'S', Name: short})
+	r.fe.SendSync(&pgproto3.Sync{})
+	if err := r.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.RowDescription:
+			got = append(got, "desc "+string(m.Fields[0].Name))
+		case *pgproto3.DataRow:
+			got = append(got, string(m.Values[0]))
+		case *pgproto3.ErrorResponse:
+			got = append(got, "error "+m.Code+": "+m.Message)
+		case *pgproto3.CloseComplete:
+			got = append(got, "closed")
+		}
+		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if strings.Join(got, ",") != "desc col,b,a,closed" {
+		t.Fatalf("names of 62 bytes: %q, want desc col,b,a,closed", got)
+	}
+}

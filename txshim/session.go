@@ -1886,6 +1886,30 @@ func clientNames(typ byte, body []byte) []byte {
 	return append(out, body[at:]...)
 }
 
+// renamedTooLong reports whether body, a message of the client's that clientNames renamed,
+// holds a renamed name longer than PostgreSQL keeps (63 bytes): cut to 63, two names of the
+// client's that differ only in their last byte would be one.
+func renamedTooLong(typ byte, body []byte) bool {
+	at, n := 0, 1
+	switch typ {
+	case 'B':
+		n = 2
+	case 'D', 'C':
+		at = 1
+	}
+	for i := 0; i < n && at < len(body); i++ {
+		end := bytes.IndexByte(body[at:], 0)
+		if end < 0 {
+			return false
+		}
+		if end > 63 && bytes.HasPrefix(body[at:], []byte(reservedPrefix+"c")) {
+			return true
+		}
+		at += end + 1
+	}
+	return false
+}
+
 // reservedNameRefusal is the refusal of statement st of text when it is a PREPARE, EXECUTE or
 // DEALLOCATE of a prepared statement, or a DECLARE of a cursor (a portal, as the shim's own
 // statements use), named with reservedPrefix: SQL cannot be renamed as the extended protocol's
@@ -1934,7 +1958,9 @@ func reservedNameRefusal(text string, st statement) string {
 // handleExt buffers an extended-protocol message; Sync (or Flush) processes the buffer.
 func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 	info := stmtInfo{kind: kindEmpty}
-	body = clientNames(typ, body)
+	sent := clientNames(typ, body)
+	tooLong := len(sent) != len(body) && renamedTooLong(typ, sent)
+	body = sent
 	switch typ {
 	case 'P':
 		name, rest, ok := cString(body)
@@ -2054,6 +2080,9 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		} else {
 			delete(s.portals, stmtKey(name))
 		}
+	}
+	if tooLong {
+		info.ownObject = "tandem: prepared statement and portal names beginning with " + reservedPrefix + " must be shorter than 63 bytes (Tandem renames them one byte longer, past what PostgreSQL keeps)"
 	}
 	lo := len(s.ebuf)
 	var hdr [5]byte
