@@ -68,6 +68,14 @@ func TestReservedNameRefusal(t *testing.T) {
 		{`DECLARE tandem_shim_internal CURSOR WITH HOLD FOR SELECT 1`, true},
 		{`declare "tandem_shim_x" NO SCROLL CURSOR FOR SELECT 1`, true},
 		{`DECLARE c CURSOR FOR SELECT tandem_shim_x FROM t`, false},
+		{`FETCH tandem_shim_p`, true},
+		{`fetch FORWARD 5 FROM "tandem_shim_p"`, true},
+		{`MOVE ABSOLUTE -1 IN tandem_shim_internal`, true},
+		{`CLOSE tandem_shim_p`, true},
+		{`FETCH 1 FROM c`, false},
+		{`MOVE LAST IN "TANDEM_SHIM_p"`, false},
+		{`CLOSE ALL`, false},
+		{`CLOSE c`, false},
 	} {
 		got := ""
 		for _, st := range splitStatements(c.sql) {

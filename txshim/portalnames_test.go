@@ -186,3 +186,46 @@ func TestLongReservedNames(t *testing.T) {
 		t.Fatalf("names of 62 bytes: %q, want desc col,b,a,closed", got)
 	}
 }
+
+// TestReservedPortalNamesSQL: SQL's FETCH, MOVE and CLOSE of a portal the client bound in the
+// extended protocol with a name the shim renames (tandem_shim_p reaches PostgreSQL as
+// tandem_shim_cp) cannot name it, as its EXECUTE and DEALLOCATE of a statement cannot: they are
+// refused (42501) as those are, where they failed with "cursor does not exist" (34000), or named
+// the shim's own portal (tandem_shim_internal).
+func TestReservedPortalNamesSQL(t *testing.T) {
+	t.Parallel()
+	_, _, s := dualShim(t)
+	r := dialRaw(t, s)
+	r.stmt("BEGIN")
+	r.fe.SendParse(&pgproto3.Parse{Name: "s", Query: "SELECT generate_series(1, 3)"})
+	r.fe.SendBind(&pgproto3.Bind{DestinationPortal: "tandem_shim_p", PreparedStatement: "s"})
+	r.fe.SendExecute(&pgproto3.Execute{Portal: "tandem_shim_p", MaxRows: 1})
+	if got, st := r.sync(); got != "12C12DsZ" || st != 'T' {
+		t.Fatalf("BEGIN, Bind and Execute of one row: %q %c", got, st)
+	}
+	for _, q := range []string{`FETCH 1 FROM tandem_shim_p`, `MOVE NEXT IN "tandem_shim_p"`, `fetch tandem_shim_internal`, `CLOSE tandem_shim_p`} {
+		if got := r.query(q); got != "E(42501)Z" {
+			t.Errorf("%s: %q, want E(42501)Z", q, got)
+		}
+		r.query("ROLLBACK")
+		r.stmt("BEGIN")
+		r.fe.SendBind(&pgproto3.Bind{DestinationPortal: "tandem_shim_p", PreparedStatement: "s"})
+		if got, _ := r.sync(); got != "12C2Z" {
+			t.Fatalf("BEGIN and Bind: %q", got)
+		}
+	}
+	// The portal itself, in the extended protocol, is the client's.
+	r.fe.SendExecute(&pgproto3.Execute{Portal: "tandem_shim_p"})
+	if got, st := r.sync(); got != "DDDCZ" || st != 'T' {
+		t.Fatalf("Execute of the portal: %q %c", got, st)
+	}
+	for _, q := range []string{`FETCH 1 FROM c`, `CLOSE c`, `CLOSE ALL`} {
+		if q == `FETCH 1 FROM c` {
+			r.query(`DECLARE c CURSOR FOR SELECT 1`)
+		}
+		if got := r.query(q); strings.Contains(got, "E") {
+			t.Errorf("%s: %q", q, got)
+		}
+	}
+	r.query("ROLLBACK")
+}

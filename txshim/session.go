@@ -1919,7 +1919,7 @@ func reservedNameRefusal(text string, st statement) string {
 		return ""
 	}
 	i := skipBlank(text, st.Start, st.End)
-	if i >= st.End || !strings.ContainsRune("pPeEdD", rune(text[i])) {
+	if i >= st.End || !strings.ContainsRune("pPeEdDfFmMcC", rune(text[i])) {
 		return ""
 	}
 	// word reads the token at i: a keyword or unquoted name, as written, or a quoted name's
@@ -1939,18 +1939,30 @@ func reservedNameRefusal(text string, st statement) string {
 	}
 	w, _, end := word(i)
 	declare := strings.EqualFold(w, "DECLARE")
-	if !strings.EqualFold(w, "PREPARE") && !strings.EqualFold(w, "EXECUTE") && !strings.EqualFold(w, "DEALLOCATE") && !declare {
+	cursor := strings.EqualFold(w, "FETCH") || strings.EqualFold(w, "MOVE") || strings.EqualFold(w, "CLOSE")
+	if !strings.EqualFold(w, "PREPARE") && !strings.EqualFold(w, "EXECUTE") && !strings.EqualFold(w, "DEALLOCATE") && !declare && !cursor {
 		return ""
 	}
 	name, quoted, end := word(end)
 	if !quoted && strings.EqualFold(w, "DEALLOCATE") && strings.EqualFold(name, "PREPARE") {
 		name, quoted, _ = word(end)
 	}
+	for at := end; cursor && at < st.End; {
+		// FETCH and MOVE name the cursor last, after a direction and FROM or IN.
+		w, q, next := word(at)
+		if next <= at {
+			break
+		}
+		if w != "" || q {
+			name, quoted = w, q
+		}
+		at = next
+	}
 	if len(name) < len(reservedPrefix) || (quoted && name[:len(reservedPrefix)] != reservedPrefix) || !strings.EqualFold(name[:len(reservedPrefix)], reservedPrefix) {
 		return ""
 	}
-	if declare {
-		return "tandem: cursor names beginning with " + reservedPrefix + " are reserved to Tandem in SQL's DECLARE (the extended protocol's portals may use them)"
+	if declare || cursor {
+		return "tandem: cursor names beginning with " + reservedPrefix + " are reserved to Tandem in SQL's DECLARE, FETCH, MOVE and CLOSE (the extended protocol's portals may use them, renamed)"
 	}
 	return "tandem: prepared statement names beginning with " + reservedPrefix + " are reserved to Tandem in SQL's PREPARE, EXECUTE and DEALLOCATE (the extended protocol may use them)"
 }
