@@ -229,3 +229,75 @@ func TestReservedPortalNamesSQL(t *testing.T) {
 	}
 	r.query("ROLLBACK")
 }
+
+// TestUnnamedCloseAndFailedPipeline: a Close of the unnamed statement or portal, and a
+// pipeline of several Syncs with an error in the middle, go as PostgreSQL runs them.
+func TestUnnamedCloseAndFailedPipeline(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	r := dialRaw(t, s)
+	r.fe.SendParse(&pgproto3.Parse{Query: "SELECT 1"})
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendClose(&pgproto3.Close{ObjectType: 'P'})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	if got, st := r.sync(); got != "123E(34000)Z" || st != 'I' {
+		t.Fatalf("Execute of the unnamed portal closed: %q %c", got, st)
+	}
+	r.fe.SendParse(&pgproto3.Parse{Query: "INSERT INTO acct VALUES (1, 0)"})
+	r.fe.SendClose(&pgproto3.Close{ObjectType: 'S'})
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	if got, st := r.sync(); got != "13E(26000)Z" || st != 'I' {
+		t.Fatalf("Bind of the unnamed statement closed: %q %c", got, st)
+	}
+	if rowCount(t, c, "id = 1") != 0 || len(peer.take()) != 0 {
+		t.Fatal("the write of the closed statement ran")
+	}
+	// Three Syncs, the second's part failing: the first and third commit on both.
+	r.stmt("INSERT INTO acct VALUES (1, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.stmt("INSERT INTO acct VALUES (2, 1/0)")
+	r.stmt("INSERT INTO acct VALUES (4, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.stmt("INSERT INTO acct VALUES (3, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	if err := r.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := 0; i < 3; i++ {
+		g, st := r.ready()
+		got = append(got, g+string(st))
+	}
+	if strings.Join(got, " ") != "12CZI 1E(22012)ZI 12CZI" {
+		t.Fatalf("pipeline: %q", got)
+	}
+	checkDual(t, peer.take(), 2)
+	if rowCount(t, c, "id IN (1, 3)") != 2 || rowCount(t, c, "id IN (2, 4)") != 0 {
+		t.Fatal("rows of the pipeline wrong")
+	}
+	// The same in a transaction block: the error aborts it, the COMMIT rolls it back.
+	r.stmt("BEGIN")
+	r.stmt("INSERT INTO acct VALUES (5, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.stmt("SELECT 1/0")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.stmt("INSERT INTO acct VALUES (6, 0)")
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.stmt("COMMIT")
+	r.fe.SendSync(&pgproto3.Sync{})
+	if err := r.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for i := 0; i < 4; i++ {
+		g, st := r.ready()
+		got = append(got, g+string(st))
+	}
+	if strings.Join(got, " ") != "12C12CZT 1E(22012)ZE E(25P02)ZE 12CZI" {
+		t.Fatalf("pipeline in a block: %q", got)
+	}
+	if calls := peer.take(); len(calls) != 0 || rowCount(t, c, "id IN (5, 6)") != 0 || preparedCount(t, c) != 0 {
+		t.Fatalf("the failed block committed: peer %v", calls)
+	}
+}
