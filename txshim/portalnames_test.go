@@ -301,3 +301,61 @@ func TestUnnamedCloseAndFailedPipeline(t *testing.T) {
 		t.Fatalf("the failed block committed: peer %v", calls)
 	}
 }
+
+// TestClosedStatementsForgotten: statements the client parses and closes in the same request,
+// each with a new name, leave no record once closed.
+func TestClosedStatementsForgotten(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	r := dialRaw(t, s)
+	// A Close skipped after an error: PostgreSQL still holds w, a write, which the session's
+	// record must keep through the forgetting of the others.
+	r.fe.SendParse(&pgproto3.Parse{Name: "w", Query: "INSERT INTO acct VALUES (1, 0)"})
+	if got, _ := r.sync(); got != "1Z" {
+		t.Fatalf("Parse w: %q", got)
+	}
+	r.stmt("SELECT 1/0")
+	r.fe.SendClose(&pgproto3.Close{ObjectType: 'S', Name: "w"})
+	if got, _ := r.sync(); got != "1E(22012)Z" {
+		t.Fatalf("error, then Close w: %q", got)
+	}
+	const reqs, batch = 20000, 500
+	for i := 0; i < reqs; i += batch {
+		for j := i; j < i+batch; j++ {
+			name := fmt.Sprintf("s%d", j)
+			r.fe.SendParse(&pgproto3.Parse{Name: name, Query: "SELECT 1"})
+			r.fe.SendBind(&pgproto3.Bind{PreparedStatement: name})
+			r.fe.SendExecute(&pgproto3.Execute{})
+			r.fe.SendClose(&pgproto3.Close{ObjectType: 'S', Name: name})
+			r.fe.SendSync(&pgproto3.Sync{})
+		}
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for j := i; j < i+batch; j++ {
+			if got, st := r.ready(); got != "12DC3Z" || st != 'I' {
+				t.Fatalf("request %d: %q %c", j, got, st)
+			}
+		}
+	}
+	sess := clientSession(t, s)
+	sess.mu.Lock()
+	n := len(sess.stmts)
+	sess.mu.Unlock()
+	if n > reqs/10 {
+		t.Fatalf("the session records %d statements after %d requests that each parsed and closed one", n, reqs)
+	}
+	r.fe.SendParse(&pgproto3.Parse{Name: "w", Query: "SELECT 1"})
+	if got, _ := r.sync(); got != "E(42P05)Z" {
+		t.Fatalf("Parse of w again: %q", got)
+	}
+	r.fe.SendBind(&pgproto3.Bind{PreparedStatement: "w"})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	if got, _ := r.sync(); got != "2CZ" {
+		t.Fatalf("Bind and Execute of w: %q", got)
+	}
+	checkDual(t, peer.take(), 1)
+	if rowCount(t, c, "id = 1") != 1 {
+		t.Fatal("the row of w is missing")
+	}
+}

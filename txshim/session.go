@@ -91,6 +91,9 @@ type session struct {
 	// entry pushSeq markSeq, or one after, was answered with status idle.
 	reqs, markReq, markSeq uint64
 	portalsMax             int
+	// stmtsMax: the size of stmts that makes the next request learn which of the statements
+	// whose Close may have been skipped PostgreSQL still holds (pruneStmts).
+	stmtsMax int
 
 	sessionTemp  bool // the session made temporary objects: its transactions commit plainly
 	txUnprep     bool // the open transaction cannot be prepared
@@ -1969,6 +1972,11 @@ func reservedNameRefusal(text string, st statement) string {
 
 // handleExt buffers an extended-protocol message; Sync (or Flush) processes the buffer.
 func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
+	if len(s.stmts) >= s.stmtsMax && len(s.items) == 0 && !s.unit.open {
+		if err := s.pruneStmts(); err != nil {
+			return err
+		}
+	}
 	info := stmtInfo{kind: kindEmpty}
 	sent := clientNames(typ, body)
 	tooLong := len(sent) != len(body) && renamedTooLong(typ, sent)
@@ -2141,6 +2149,57 @@ func (s *session) prunePortals() {
 		s.markReq, s.markSeq = s.reqs, s.pushSeq
 	}
 	s.portalsMax = max(64, 2*len(s.portals))
+}
+
+// pruneStmts forgets the statements marked closing (a Close or DEALLOCATE that may have been
+// skipped) that PostgreSQL no longer holds: a client that parses and closes statements of ever
+// new names in one request, after other messages, left a record of each for as long as the
+// session lasted. Run before a request when stmts reaches stmtsMax, which doubles with what
+// remains, and only with nothing in flight outside a transaction: the catalog is then exact,
+// and the query takes no snapshot of the client's. Names of printable ASCII only are asked
+// about, space-separated, which reads the same in every client encoding; others stay.
+func (s *session) pruneStmts() error {
+	s.mu.Lock()
+	idle := s.status == 'I' && len(s.queue) == 0
+	s.mu.Unlock()
+	if !idle {
+		return nil // the next request tries again
+	}
+	s.stmtsMax = max(64, 2*len(s.stmts))
+	var names []string
+	for name, si := range s.stmts {
+		if si.closing && plainName(name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	r, err := s.capture("SELECT pg_catalog.array_to_string(pg_catalog.array_agg(n), ' ') FROM pg_catalog.unnest(pg_catalog.string_to_array($1, ' ')) AS n WHERE n OPERATOR(pg_catalog.=) ANY (SELECT name FROM pg_catalog.pg_prepared_statements)", strings.Join(names, " "))
+	if err != nil || r.err != nil || r.row == nil {
+		return err
+	}
+	held := make(map[string]bool)
+	for _, name := range strings.Fields(string(r.row[0])) {
+		held[name] = true
+	}
+	for _, name := range names {
+		if !held[name] {
+			delete(s.stmts, name)
+		}
+	}
+	s.stmtsMax = max(64, 2*len(s.stmts))
+	return nil
+}
+
+// plainName reports whether name is not empty and all printable ASCII but space.
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] <= ' ' || name[i] > '~' {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // maxBatchBuffer bounds the extended-protocol bytes held back waiting for a Sync; beyond it the
