@@ -147,6 +147,15 @@ END $f$;
 // tandem.ddl_key) gets past it, as it can change Tandem's objects anyway (ownobjects.go).
 // Nothing of this is on the commit path: the trigger runs for DDL only.
 //
+// DDL that runs inside a statement the shim records — an event trigger of the user's, or a
+// function the statement calls — is refused the same way when it is on permanent objects: the
+// peer's run of the statement need not run it (the apply runs with session_replication_role =
+// replica, where such a trigger does not fire; the peer no longer runs the query of CREATE
+// TABLE … AS on a published table, ddl_ctas), and the object would be on the local database
+// only. Exempt: temporary objects; the script of CREATE and ALTER EXTENSION, which the peer
+// runs too; publish_schema's ALTER PUBLICATION, which fires in the apply too; and the shim's
+// own DO block that records a command and runs it (afterDDLSQL).
+//
 // A schema made after install — through the shim (the peer's apply then runs the statement
 // too), or straight on a database — is added to the publication as it is made, by an event
 // trigger that runs as install's superuser (ADD TABLES IN SCHEMA needs one), in every session:
@@ -189,7 +198,9 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 BEGIN
   PERFORM pg_catalog.set_config('tandem.ddl', 'r:' OPERATOR(pg_catalog.||) NEW.id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
     tandem.ddl_mark_hash((SELECT d.k FROM tandem.ddl_key d LIMIT 1), pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(),
-      pg_catalog.pg_current_xact_id_if_assigned(), NEW.id, 'r')), true);
+      pg_catalog.pg_current_xact_id_if_assigned(), NEW.id, 'r')), true),
+    pg_catalog.set_config('tandem.ddl_own', tandem.ddl_mark_hash((SELECT d.k FROM tandem.ddl_key d LIMIT 1), pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(),
+      pg_catalog.pg_current_xact_id_if_assigned(), NEW.id, 'o', EXTRACT(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.text)), true);
   RETURN NULL;
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_guard() RETURNS event_trigger
@@ -203,6 +214,7 @@ DECLARE
   stack pg_catalog.text;
   top pg_catalog.bool;
   dep pg_catalog.text;
+  fn pg_catalog.text;
 BEGIN
   -- Every setting below is one the client may write itself (SET, set_config, in a DO block).
   -- tandem.client is set in the startup packet: the client may change its value but never
@@ -231,7 +243,8 @@ BEGIN
       IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
         PERFORM pg_catalog.set_config('tandem.ddl', 's:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||)
             tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt), true),
-          pg_catalog.set_config('tandem.ddl_depth', '0', true), pg_catalog.set_config('tandem.ddl_temp', '', true);
+          pg_catalog.set_config('tandem.ddl_depth', '0', true), pg_catalog.set_config('tandem.ddl_temp', '', true),
+          pg_catalog.set_config('tandem.ddl_ext', '', true);
       END IF;
     ELSIF mark IS DISTINCT FROM ('s:' OPERATOR(pg_catalog.||) ddl_id OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':s:' OPERATOR(pg_catalog.||) stmt)) THEN
       ddl_id := NULL;
@@ -259,6 +272,11 @@ BEGIN
       IF TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['GRANT', 'REVOKE']) THEN
         PERFORM ` + grantStartSQL + `;
       END IF;
+      -- The statement's own CREATE or ALTER EXTENSION: the peer runs its script too, with the
+      -- commands it runs nested (below). Marked so that no setting a client writes says so.
+      IF top AND TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE EXTENSION', 'ALTER EXTENSION']) THEN
+        PERFORM pg_catalog.set_config('tandem.ddl_ext', tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':x:' OPERATOR(pg_catalog.||) stmt), true);
+      END IF;
       RETURN;
     END IF;
     -- A command inside a function is not the statement's own whatever tandem.ddl_depth says
@@ -270,17 +288,47 @@ BEGIN
         PERFORM pg_catalog.set_config('tandem.ddl_depth',
           GREATEST(COALESCE(NULLIF(pg_catalog.current_setting('tandem.ddl_depth', true), ''), '0')::pg_catalog.int4 OPERATOR(pg_catalog.-) 1, 0)::pg_catalog.text, true);
       END IF;
-      -- DDL on permanent objects inside the statement (a function its query runs): the peer
-      -- gets it only by running the statement itself, which ddl_ctas then does not rewrite
-      -- (TestTempCTASNestedDDL). A digest as the mark's, so that no client makes it up; a
-      -- DROP is told by its dropped objects, a command PostgreSQL collects nothing for (CREATE
-      -- TABLE IF NOT EXISTS of a table there) changed nothing (TestTempDDLUserStartTrigger).
-      IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
-        IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
-          PERFORM pg_catalog.set_config('tandem.ddl_nested', tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||) stmt), true);
-        END IF;
-      ELSIF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
-        PERFORM pg_catalog.set_config('tandem.ddl_nested', tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||) stmt), true);
+      -- A nested command on permanent objects reaches the peer only if the peer's run of the
+      -- recorded statement runs it too, which it cannot be sure of: an event trigger of the
+      -- user's does not fire in the apply (session_replication_role = replica; one ENABLE
+      -- ALWAYS does, and writes its rows there a second time), and the peer no longer runs the
+      -- query of CREATE TABLE ... AS (ddl_ctas). It is refused, but in the script of the
+      -- statement's own CREATE or ALTER EXTENSION (tandem.ddl_ext), and for publish_schema's
+      -- ALTER PUBLICATION of Tandem's publication (fired in the apply too: ENABLE ALWAYS).
+      -- Temporary objects only stay allowed (TestNestedDDLEventTrigger, TestNestedDDLInCTAS).
+      -- The innermost function on the call stack (the first line is this one's).
+      SELECT x.l INTO fn FROM pg_catalog.unnest(pg_catalog.string_to_array(stack, E'\n')) WITH ORDINALITY x(l, i)
+      WHERE x.i OPERATOR(pg_catalog.>) 1 AND x.l OPERATOR(pg_catalog.~) '^(PL/pgSQL|SQL) function '
+      ORDER BY x.i LIMIT 1;
+      IF (CASE TG_EVENT
+           WHEN 'sql_drop' THEN EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary)
+           ELSE EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `)
+             AND NOT (TG_TAG OPERATOR(pg_catalog.=) 'ALTER PUBLICATION' AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
+           WHERE c.objid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT p.oid FROM pg_catalog.pg_publication p WHERE p.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
+             UNION ALL SELECT pn.oid FROM pg_catalog.pg_publication_namespace pn JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) pn.pnpubid
+               WHERE p.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `'
+             UNION ALL SELECT pr.oid FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) pr.prpubid
+               WHERE p.pubname OPERATOR(pg_catalog.=) '` + PublicationName + `')))) END)
+         -- An extension's script, run by the peer too; not what an event trigger of the user's,
+         -- which does not fire there, runs inside it (on the call stack).
+         AND NOT (COALESCE(pg_catalog.current_setting('tandem.ddl_ext', true) OPERATOR(pg_catalog.=)
+             tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':x:' OPERATOR(pg_catalog.||) stmt), false)
+           AND NOT EXISTS (SELECT FROM ` + eventTriggersOnStackSQL + `))
+         -- The shim's own DO block (afterDDLSQL) that records a command and runs it (EXECUTE)
+         -- in one statement: a row of tandem.ddl, which no client writes, put in by the same
+         -- statement (tandem.ddl_own, made as it went in), and the command the block's own.
+         AND NOT (COALESCE(pg_catalog.current_setting('tandem.ddl_own', true) OPERATOR(pg_catalog.=)
+             tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':o:' OPERATOR(pg_catalog.||) stmt), false)
+           AND COALESCE(fn OPERATOR(pg_catalog.~) '^PL/pgSQL function inline_code_block line [0-9]+ at EXECUTE$', false)) THEN
+        -- Named in the message, with the event triggers that run it.
+        fn := COALESCE(pg_catalog.substring(fn, '^PL/pgSQL function (.*) line [0-9]+ at '),
+          pg_catalog.substring(fn, '^SQL function "(.*)" (?:statement [0-9]+|during )'));
+        SELECT fn OPERATOR(pg_catalog.||) COALESCE(', event trigger ' OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.quote_ident(e.evtname), ', '), '') INTO fn
+        FROM ` + eventTriggersOnStackSQL + `;
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s inside %s, run by a statement the shim records, is not shipped to the peer, whose run of the statement need not run it: refused',
+            TG_TAG, COALESCE('function ' OPERATOR(pg_catalog.||) fn, 'a function or event trigger')),
+          HINT = 'Send DDL on permanent objects as a statement of its own through Tandem''s shim (temporary objects are exempt).';
       END IF;
       RETURN;
     END IF;
@@ -318,14 +366,6 @@ BEGIN
        AND (pg_catalog.current_setting('tandem.ddl_temp', true) IS NOT DISTINCT FROM 'yes'
             OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
-      -- A function the statement ran did DDL on permanent objects (tandem.ddl_nested): the
-      -- peer, which lacks the temporary objects, can run neither the statement nor, with its
-      -- record taken back, that DDL (TestTempDDLNestedPermanent).
-      IF pg_catalog.current_setting('tandem.ddl_nested', true) OPERATOR(pg_catalog.=) tandem.ddl_mark_hash(k, txn OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||) stmt) THEN
-        RAISE EXCEPTION USING ERRCODE = '0A000',
-          MESSAGE = pg_catalog.format('tandem: %s on temporary objects ran DDL on permanent ones, which the peer, lacking the temporary objects, cannot get: refused', TG_TAG),
-          HINT = 'Run the DDL on permanent objects in a statement of its own.';
-      END IF;
       PERFORM tandem.ddl_unrecord(ddl_id);
     ELSIF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 THEN
       -- Shipped DDL that made a permanent object depend on a temporary one (a default of
@@ -360,7 +400,7 @@ BEGIN
       END IF;
     END IF;
     PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true),
-      pg_catalog.set_config('tandem.ddl_depth', '', true);
+      pg_catalog.set_config('tandem.ddl_depth', '', true), pg_catalog.set_config('tandem.ddl_ext', '', true);
     RETURN;
   END IF;
   IF TG_EVENT OPERATOR(pg_catalog.=) 'ddl_command_start' THEN
@@ -467,13 +507,6 @@ BEGIN
   END IF;
   GET DIAGNOSTICS ctx = PG_CONTEXT;
   IF pg_catalog.strpos(ctx, E'\n') OPERATOR(pg_catalog.>) 0 THEN
-    RETURN;
-  END IF;
-  -- A function the query ran did DDL on permanent objects (ddl_guard): the peer runs the
-  -- statement as it was, which does that DDL there too (TestTempCTASNestedDDL).
-  IF pg_catalog.current_setting('tandem.ddl_nested', true) OPERATOR(pg_catalog.=) tandem.ddl_mark_hash((SELECT d.k FROM tandem.ddl_key d LIMIT 1),
-      pg_catalog.concat_ws(':', pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id_if_assigned(), ddl_id) OPERATOR(pg_catalog.||) ':n:' OPERATOR(pg_catalog.||)
-        EXTRACT(epoch FROM pg_catalog.statement_timestamp())::pg_catalog.text) THEN
     RETURN;
   END IF;
   SELECT c.objid INTO rel FROM pg_catalog.pg_event_trigger_ddl_commands() c
@@ -667,6 +700,17 @@ BEGIN
   ALTER EVENT TRIGGER tandem_publish_schema ENABLE ALWAYS;
 END $d$;
 `
+
+// eventTriggersOnStackSQL is a FROM item e of the event triggers of the user's (not Tandem's)
+// whose function is on the call stack of ddl_guard (stack, PG_CONTEXT): a line of it names
+// a PL/pgSQL function by its signature as its caller's search_path shows it, qualified or
+// not (an event trigger function takes no arguments).
+const eventTriggersOnStackSQL = `pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) e.evtfoid
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) f.pronamespace
+             WHERE n.nspname OPERATOR(pg_catalog.<>) 'tandem' AND EXISTS (SELECT FROM pg_catalog.unnest(pg_catalog.string_to_array(stack, E'\n')) x(l)
+               WHERE pg_catalog.starts_with(x.l, 'PL/pgSQL function ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(f.proname) OPERATOR(pg_catalog.||) '() line ')
+                 OR pg_catalog.starts_with(x.l, 'PL/pgSQL function ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
+                   OPERATOR(pg_catalog.||) pg_catalog.quote_ident(f.proname) OPERATOR(pg_catalog.||) '() line '))`
 
 // extensionTablesFrom picks the published (application schemas), permanent plain tables that
 // belong to an extension.

@@ -231,29 +231,6 @@ func TestTempMixedGrant(t *testing.T) {
 	}
 }
 
-// TestTempCTASNestedDDL: CREATE TABLE … AS whose query runs a function that does DDL on
-// permanent objects. The guard lets such DDL through as part of the recorded statement, which
-// the peer runs; tandem_ddl_ctas rewrote the record into the bare table's definition, so the
-// peer never did that DDL, and refused the next insert into the table it made (42P01).
-func TestTempCTASNestedDDL(t *testing.T) {
-	t.Parallel()
-	e := startAccEnv(t)
-	before := e.shim.Stats()
-	c := e.connect(t)
-	execAll(t, c,
-		`CREATE FUNCTION mk() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE TABLE IF NOT EXISTS side (x int PRIMARY KEY); RETURN 1; END $$`,
-		"CREATE TABLE made AS SELECT mk() AS v",
-		"INSERT INTO side VALUES (1)",
-		"CREATE TEMP TABLE stage (a int)",
-		"INSERT INTO stage VALUES (1), (2)",
-		"CREATE TABLE made2 AS SELECT a FROM stage",
-	)
-	e.settle(t, before)
-	if got := e.peerString(t, "SELECT count(*)::text FROM side"); got != "1" {
-		t.Fatalf("side's rows on the peer: %s", got)
-	}
-}
-
 // TestTempCTASUnlogged: CREATE UNLOGGED TABLE … AS from a temporary table (or a prepared
 // statement). tandem_ddl_ctas rewrote the record of published tables only, so the peer ran
 // the query, which reads a table it lacks (42P01), and shipping stopped. The peer makes the
