@@ -154,7 +154,10 @@ END $f$;
 // TABLE … AS on a published table, ddl_ctas), and the object would be on the local database
 // only. Exempt: temporary objects; the script of CREATE and ALTER EXTENSION, which the peer
 // runs too; publish_schema's ALTER PUBLICATION, which fires in the apply too; and the shim's
-// own DO block that records a command and runs it (afterDDLSQL).
+// own DO block that records a command and runs it (afterDDLSQL). A statement the shim records
+// is refused too while an event trigger of the user's made ENABLE ALWAYS or ENABLE REPLICA
+// would fire for it: it fires in the peer's apply as well, and what it writes there comes on
+// top of the rows shipped from here.
 //
 // A schema made after install — through the shim (the peer's apply then runs the statement
 // too), or straight on a database — is added to the publication as it is made, by an event
@@ -367,36 +370,53 @@ BEGIN
             OR EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE ` + tempCommandSQL + `))
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) THEN
       PERFORM tandem.ddl_unrecord(ddl_id);
-    ELSIF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 THEN
-      -- Shipped DDL that made a permanent object depend on a temporary one (a default of
-      -- nextval('tmpseq'), a trigger running pg_temp.f(), a column of a temporary type): the
-      -- peer lacks the temporary object and would refuse it, stopping shipping; and the end
-      -- of the session drops the dependent part here alone (TestTempDependency). No earlier
-      -- statement of the transaction made one: it was refused so.
-      SELECT pg_catalog.format('%s depends on %s', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
-          pg_catalog.pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)) INTO dep
-      FROM pg_catalog.pg_depend d, LATERAL pg_catalog.pg_identify_object_as_address(d.classid, d.objid, d.objsubid) o
-      WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0
-        AND CASE d.refclassid
-          WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_class r
-            WHERE r.oid OPERATOR(pg_catalog.=) d.refobjid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
-          WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_type y
-            WHERE y.oid OPERATOR(pg_catalog.=) d.refobjid AND y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
-          WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_proc f
-            WHERE f.oid OPERATOR(pg_catalog.=) d.refobjid AND f.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
-          ELSE false END
-        -- An object of a temporary one's: its names begin with its schema, or its table's. Not a
-        -- cast's or a transform's, in no schema, whose names begin with a type's
-        -- (TestTempDependencyCast).
-        AND (d.classid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_cast'::pg_catalog.regclass, 'pg_catalog.pg_transform'::pg_catalog.regclass])
-          OR NOT o.object_names[1] OPERATOR(pg_catalog.~) '^pg_(toast_)?temp(_[0-9]+)?([.]|$)')
-        AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-          AND r.oid OPERATOR(pg_catalog.=) d.objid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
-      LIMIT 1;
+    ELSE
+      -- An event trigger of the user's made ENABLE ALWAYS (or ENABLE REPLICA) fires in the
+      -- peer's apply too, which runs the statement: the rows it writes there come on top of
+      -- those shipped from here, or are there alone (TestEventTriggerAlwaysRows).
+      SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.evtname), ', ' ORDER BY e.evtname) INTO dep
+      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) e.evtfoid
+      WHERE e.evtenabled OPERATOR(pg_catalog.<>) 'O' AND e.evtenabled OPERATOR(pg_catalog.<>) 'D'
+        AND f.pronamespace OPERATOR(pg_catalog.<>) 'tandem'::pg_catalog.regnamespace
+        AND (e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['ddl_command_start', 'ddl_command_end'])
+          OR (e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) 'sql_drop' AND pg_catalog.current_setting('tandem.ddl_temp', true) OPERATOR(pg_catalog.=) 'no'))
+        AND (e.evttags IS NULL OR TG_TAG OPERATOR(pg_catalog.=) ANY (e.evttags));
       IF dep IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = '0A000',
-          MESSAGE = pg_catalog.format('tandem: %s makes a permanent object depend on a temporary one, which the peer lacks: refused (%s)', TG_TAG, dep),
-          HINT = 'Make the object temporary too, or what it depends on permanent.';
+          MESSAGE = pg_catalog.format('tandem: event trigger %s fires in the peer''s apply too (ENABLE ALWAYS or ENABLE REPLICA), which runs %s as well: what it writes there would come on top of what is shipped from here: refused', dep, TG_TAG),
+          HINT = 'Make it an ordinary event trigger (ALTER EVENT TRIGGER ... ENABLE), which fires on the local database only.';
+      END IF;
+      IF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 THEN
+        -- Shipped DDL that made a permanent object depend on a temporary one (a default of
+        -- nextval('tmpseq'), a trigger running pg_temp.f(), a column of a temporary type): the
+        -- peer lacks the temporary object and would refuse it, stopping shipping; and the end
+        -- of the session drops the dependent part here alone (TestTempDependency). No earlier
+        -- statement of the transaction made one: it was refused so.
+        SELECT pg_catalog.format('%s depends on %s', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+            pg_catalog.pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid)) INTO dep
+        FROM pg_catalog.pg_depend d, LATERAL pg_catalog.pg_identify_object_as_address(d.classid, d.objid, d.objsubid) o
+        WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0
+          AND CASE d.refclassid
+            WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_class r
+              WHERE r.oid OPERATOR(pg_catalog.=) d.refobjid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
+            WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_type y
+              WHERE y.oid OPERATOR(pg_catalog.=) d.refobjid AND y.typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+            WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN EXISTS (SELECT FROM pg_catalog.pg_proc f
+              WHERE f.oid OPERATOR(pg_catalog.=) d.refobjid AND f.pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+            ELSE false END
+          -- An object of a temporary one's: its names begin with its schema, or its table's. Not a
+          -- cast's or a transform's, in no schema, whose names begin with a type's
+          -- (TestTempDependencyCast).
+          AND (d.classid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_cast'::pg_catalog.regclass, 'pg_catalog.pg_transform'::pg_catalog.regclass])
+            OR NOT o.object_names[1] OPERATOR(pg_catalog.~) '^pg_(toast_)?temp(_[0-9]+)?([.]|$)')
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_class r WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND r.oid OPERATOR(pg_catalog.=) d.objid AND r.relpersistence OPERATOR(pg_catalog.=) 't')
+        LIMIT 1;
+        IF dep IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = '0A000',
+            MESSAGE = pg_catalog.format('tandem: %s makes a permanent object depend on a temporary one, which the peer lacks: refused (%s)', TG_TAG, dep),
+            HINT = 'Make the object temporary too, or what it depends on permanent.';
+        END IF;
       END IF;
     END IF;
     PERFORM pg_catalog.set_config('tandem.ddl_temp', '', true), pg_catalog.set_config('tandem.ddl_id', '', true),
