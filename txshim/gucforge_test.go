@@ -68,26 +68,7 @@ func TestDDLGuardForgedSettings(t *testing.T) {
 // temporary objects only, and the peer never got the permanent table.
 func TestDDLGuardForgedDepth(t *testing.T) {
 	t.Parallel()
-	e := startAccEnv(t)
-	c := e.connect(t)
-	execAll(t, c,
-		`CREATE FUNCTION scratch() RETURNS SETOF int LANGUAGE plpgsql AS $$
-BEGIN
-  CREATE TEMP TABLE s (a int);
-  INSERT INTO s VALUES (1);
-  RETURN QUERY SELECT a FROM s;
-  DROP TABLE s;
-END $$`,
-	)
-	before := e.shim.Stats()
-	execAll(t, c,
-		"SET tandem.ddl_depth = '-1'",
-		"CREATE TABLE perm3 AS SELECT x AS id FROM scratch() x",
-	)
-	e.settle(t, before)
-	if got := e.peerString(t, "SELECT coalesce(to_regclass('perm3')::text, 'missing')"); got != "perm3" {
-		t.Fatalf("perm3 on the peer: %q", got)
-	}
+	ctasOverScratch(t, "perm3", "SET tandem.ddl_depth = '-1'")
 }
 
 // TestDDLGuardNoKey: with tandem.ddl_key emptied (by a superuser), every digest the guard

@@ -16,14 +16,7 @@ import (
 func TestResyncRefusedKeepsSlotLoss(t *testing.T) {
 	t.Parallel()
 	p, sh, stop := shippingKV(t)
-	dropSlot(t, p)
-	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'in no slot')`)
-	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
-	p.local.Exec(t, `CREATE TABLE extra (id int PRIMARY KEY)`) // on the local database only
-	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err == nil || !strings.Contains(err.Error(), "schemas of the local and the peer database differ") {
-		t.Fatalf("Resync with the schemas differing = %v, want a refusal naming it", err)
-	}
-	p.local.Exec(t, `DROP TABLE extra`)
+	refusedResyncAfterSlotLoss(t, p, sh)
 	stop() // the sidecar restarts
 
 	sh2 := pairShipper(p, 1, 2*time.Second)
@@ -47,4 +40,19 @@ func TestResyncRefusedKeepsSlotLoss(t *testing.T) {
 	if err := sh3.CatchUp(capCtx(t, 20*time.Second), nil); err != nil {
 		t.Fatalf("CatchUp after the resync, by a new Shipper: %v", err)
 	}
+}
+
+// refusedResyncAfterSlotLoss drops sh's slot, commits row 2 (which no slot then holds), and has
+// sh's resync make the slot anew and then be refused (the schemas differing for a moment): the
+// peer is owed a copy.
+func refusedResyncAfterSlotLoss(t *testing.T, p *capPair, sh *Shipper) {
+	t.Helper()
+	dropSlot(t, p)
+	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'in no slot')`)
+	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
+	p.local.Exec(t, `CREATE TABLE extra (id int PRIMARY KEY)`) // on the local database only
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err == nil || !strings.Contains(err.Error(), "schemas of the local and the peer database differ") {
+		t.Fatalf("Resync with the schemas differing = %v, want a refusal naming it", err)
+	}
+	p.local.Exec(t, `DROP TABLE extra`)
 }

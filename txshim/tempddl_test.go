@@ -43,6 +43,13 @@ func TestTempTableDDL(t *testing.T) {
 // the table.
 func TestTempDDLInsideRecordedDDL(t *testing.T) {
 	t.Parallel()
+	ctasOverScratch(t, "perm2")
+}
+
+// ctasOverScratch runs, through the shim, the statements first and then CREATE TABLE table AS
+// SELECT … FROM scratch(), a function that makes and drops a temporary table, and checks that
+// the peer got the table.
+func ctasOverScratch(t *testing.T, table string, first ...string) {
 	e := startAccEnv(t)
 	c := e.connect(t)
 	execAll(t, c,
@@ -55,12 +62,10 @@ BEGIN
 END $$`,
 	)
 	before := e.shim.Stats()
-	execAll(t, c,
-		"CREATE TABLE perm2 AS SELECT x AS id FROM scratch() x",
-	)
+	execAll(t, c, append(first, "CREATE TABLE "+table+" AS SELECT x AS id FROM scratch() x")...)
 	e.settle(t, before)
-	if got := e.peerString(t, "SELECT coalesce(to_regclass('perm2')::text, 'missing')"); got != "perm2" {
-		t.Fatalf("perm2 on the peer: %q", got)
+	if got := e.peerString(t, "SELECT coalesce(to_regclass('"+table+"')::text, 'missing')"); got != table {
+		t.Fatalf("%s on the peer: %q", table, got)
 	}
 }
 

@@ -346,18 +346,7 @@ func TestDemoteAtStartCorruptStateFile(t *testing.T) {
 	if err := saveTermFile(dir, promotedFile, 5); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config.Config{
-		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
-		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-		// A server nothing listens for: the site stays backup.
-		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
-			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
-		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
-		Admin: config.Admin{Listen: "127.0.0.1:0"},
-		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
-			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second},
-	}
+	cfg := demoteHookSite(t, dir, dsn, out)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
@@ -398,17 +387,7 @@ func TestDemoteAtStartRefusedStart(t *testing.T) {
 	if err := saveTermFile(dir, promotedFile, 7); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config.Config{
-		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
-		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
-			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
-		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
-		Admin: config.Admin{Listen: "127.0.0.1:0"},
-		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
-			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second},
-	}
+	cfg := demoteHookSite(t, dir, dsn, out)
 	err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "master of term 7") {
 		t.Fatalf("serve: %v; want the refusal of a database that lost this site's term 7", err)
@@ -419,5 +398,22 @@ func TestDemoteAtStartRefusedStart(t *testing.T) {
 	}
 	if term, err := loadTermFile(dir, demotedFile); err != nil || term != 7 {
 		t.Errorf("demoted.json: term %d, %v; want 7", term, err)
+	}
+}
+
+// demoteHookSite is the configuration of site1 with [txshim] on database dsn, data_dir dir, and
+// an on_demote hook that appends "demote TERM" to out; its server is one nothing listens for,
+// so the site stays backup.
+func demoteHookSite(t *testing.T, dir, dsn, out string) *config.Config {
+	return &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
+			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second},
 	}
 }
