@@ -2175,7 +2175,10 @@ func (s *session) pruneStmts() error {
 	if len(names) == 0 {
 		return nil
 	}
-	r, err := s.capture("SELECT pg_catalog.array_to_string(pg_catalog.array_agg(n), ' ') FROM pg_catalog.unnest(pg_catalog.string_to_array($1, ' ')) AS n WHERE n OPERATOR(pg_catalog.=) ANY (SELECT name FROM pg_catalog.pg_prepared_statements)", strings.Join(names, " "))
+	// In a READ COMMITTED block of its own (captureAlone): in the implicit transaction of the
+	// session's defaults, SERIALIZABLE, READ ONLY and DEFERRABLE ones, the query waited for a safe
+	// snapshot, and the client's request behind it with it (TestPruneStmtsDeferrableDefaults).
+	r, err := s.captureAlone("SELECT pg_catalog.array_to_string(pg_catalog.array_agg(n), ' ') FROM pg_catalog.unnest(pg_catalog.string_to_array($1, ' ')) AS n WHERE n OPERATOR(pg_catalog.=) ANY (SELECT name FROM pg_catalog.pg_prepared_statements)", strings.Join(names, " "))
 	if err != nil || r.err != nil || r.row == nil {
 		return err
 	}
