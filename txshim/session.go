@@ -1846,18 +1846,8 @@ const reservedPrefix = "tandem_shim_"
 // message; only PostgreSQL's messages (and pg_prepared_statements) show the name it holds.
 // body itself, unless a name is renamed.
 func clientNames(typ byte, body []byte) []byte {
-	// start: where the first name begins; n: how many names follow each other.
-	start, n := 0, 1
-	switch typ {
-	case 'B':
-		n = 2
-	case 'D', 'C':
-		start = 1
-	case 'P', 'E':
-	default:
-		return body
-	}
-	if start > len(body) {
+	start, n := nameFields(typ)
+	if n == 0 || start > len(body) {
 		return body
 	}
 	rename := false
@@ -1889,17 +1879,26 @@ func clientNames(typ byte, body []byte) []byte {
 	return append(out, body[at:]...)
 }
 
+// nameFields tells where in the body of a client message of type typ its names of prepared
+// statements or portals are: the first begins at start, and n follow each other (none when n
+// is 0: a message that names none).
+func nameFields(typ byte) (start, n int) {
+	switch typ {
+	case 'B':
+		return 0, 2 // portal, statement
+	case 'D', 'C':
+		return 1, 1 // after the kind ('S' or 'P')
+	case 'P', 'E':
+		return 0, 1
+	}
+	return 0, 0
+}
+
 // renamedTooLong reports whether body, a message of the client's that clientNames renamed,
 // holds a renamed name longer than PostgreSQL keeps (63 bytes): cut to 63, two names of the
 // client's that differ only in their last byte would be one.
 func renamedTooLong(typ byte, body []byte) bool {
-	at, n := 0, 1
-	switch typ {
-	case 'B':
-		n = 2
-	case 'D', 'C':
-		at = 1
-	}
+	at, n := nameFields(typ)
 	for i := 0; i < n && at < len(body); i++ {
 		end := bytes.IndexByte(body[at:], 0)
 		if end < 0 {
