@@ -35,3 +35,36 @@ END $$`,
 	}
 	e.sameOnBoth(t, "t1", "t2")
 }
+
+// TestEventTriggerAlwaysNested: an event trigger of the user's made ENABLE ALWAYS for a command
+// that runs nested in a statement the shim records, and that the peer's run of it runs too —
+// the shim's own ALTER TABLE ... REPLICA IDENTITY FULL of a keyless table, the commands of an
+// extension's script. Only the statement's own tag was checked (CREATE TABLE, CREATE
+// EXTENSION), so the trigger wrote its row on the local database, shipped, and again on the
+// peer: 'table public.ddl_log has 1 rows on the local database but 2 on the peer'. Refused.
+func TestEventTriggerAlwaysNested(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	c := e.connect(t)
+	execAll(t, c, "CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ddl_log VALUES (TG_TAG);
+END $$`)
+	before := e.shim.Stats()
+	for _, s := range []struct{ tag, q string }{
+		{"ALTER TABLE", "CREATE TABLE nk (a int)"},
+		{"CREATE FUNCTION", "CREATE EXTENSION tsm_system_rows"},
+	} {
+		execAll(t, c, "CREATE EVENT TRIGGER log_ddl ON ddl_command_end WHEN TAG IN ('"+s.tag+"') EXECUTE FUNCTION log_ddl()",
+			"ALTER EVENT TRIGGER log_ddl ENABLE ALWAYS")
+		_, err := c.Exec(t.Context(), s.q)
+		wantRefused(t, s.q, err, "log_ddl")
+		execAll(t, c, "DROP EVENT TRIGGER log_ddl")
+	}
+	e.settle(t, before)
+	local := queryOne[string](t, e.localDB, "SELECT count(*)::text FROM ddl_log")
+	if peer := e.peerString(t, "SELECT count(*)::text FROM ddl_log"); peer != local {
+		t.Fatalf("ddl_log rows: local %s, peer %s", local, peer)
+	}
+	e.sameOnBoth(t, "nk")
+}

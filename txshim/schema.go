@@ -156,8 +156,9 @@ END $f$;
 // runs too; publish_schema's ALTER PUBLICATION, which fires in the apply too; and the shim's
 // own DO block that records a command and runs it (afterDDLSQL). A statement the shim records
 // is refused too while an event trigger of the user's made ENABLE ALWAYS or ENABLE REPLICA
-// would fire for it: it fires in the peer's apply as well, and what it writes there comes on
-// top of the rows shipped from here.
+// would fire for it, or for a command nested in it that the peer runs too (those exempt above):
+// it fires in the peer's apply as well, and what it writes there comes on top of the rows
+// shipped from here.
 //
 // A schema made after install — through the shim (the peer's apply then runs the statement
 // too), or straight on a database — is added to the publication as it is made, by an event
@@ -333,6 +334,18 @@ BEGIN
             TG_TAG, COALESCE('function ' OPERATOR(pg_catalog.||) fn, 'a function or event trigger')),
           HINT = 'Send DDL on permanent objects as a statement of its own through Tandem''s shim (temporary objects are exempt).';
       END IF;
+      -- A nested command on permanent objects let through above is one the peer's run of the
+      -- statement runs too (an extension's script, the shim's own DO block, publish_schema's
+      -- ALTER PUBLICATION): an event trigger of the user's made ENABLE ALWAYS or REPLICA that
+      -- fires for it fires there as well, which its statement's tag need not tell
+      -- (TestEventTriggerAlwaysNested).
+      IF (CASE TG_EVENT
+           WHEN 'sql_drop' THEN EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary)
+           ELSE EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE NOT ` + tempCommandSQL + `) END) THEN
+        ` + alwaysTriggersSQL + ` e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) ANY (CASE TG_EVENT WHEN 'sql_drop' THEN ARRAY['sql_drop']
+          ELSE ARRAY['ddl_command_start', 'ddl_command_end'] END);
+        ` + alwaysRefuseSQL + `
+      END IF;
       RETURN;
     END IF;
     IF TG_EVENT OPERATOR(pg_catalog.=) 'sql_drop' THEN
@@ -374,18 +387,9 @@ BEGIN
       -- An event trigger of the user's made ENABLE ALWAYS (or ENABLE REPLICA) fires in the
       -- peer's apply too, which runs the statement: the rows it writes there come on top of
       -- those shipped from here, or are there alone (TestEventTriggerAlwaysRows).
-      SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.evtname), ', ' ORDER BY e.evtname) INTO dep
-      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) e.evtfoid
-      WHERE e.evtenabled OPERATOR(pg_catalog.<>) 'O' AND e.evtenabled OPERATOR(pg_catalog.<>) 'D'
-        AND f.pronamespace OPERATOR(pg_catalog.<>) 'tandem'::pg_catalog.regnamespace
-        AND (e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['ddl_command_start', 'ddl_command_end'])
-          OR (e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) 'sql_drop' AND pg_catalog.current_setting('tandem.ddl_temp', true) OPERATOR(pg_catalog.=) 'no'))
-        AND (e.evttags IS NULL OR TG_TAG OPERATOR(pg_catalog.=) ANY (e.evttags));
-      IF dep IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '0A000',
-          MESSAGE = pg_catalog.format('tandem: event trigger %s fires in the peer''s apply too (ENABLE ALWAYS or ENABLE REPLICA), which runs %s as well: what it writes there would come on top of what is shipped from here: refused', dep, TG_TAG),
-          HINT = 'Make it an ordinary event trigger (ALTER EVENT TRIGGER ... ENABLE), which fires on the local database only.';
-      END IF;
+      ` + alwaysTriggersSQL + ` (e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY['ddl_command_start', 'ddl_command_end'])
+          OR (e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) 'sql_drop' AND pg_catalog.current_setting('tandem.ddl_temp', true) OPERATOR(pg_catalog.=) 'no'));
+      ` + alwaysRefuseSQL + `
       IF pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.<>) 0 THEN
         -- Shipped DDL that made a permanent object depend on a temporary one (a default of
         -- nextval('tmpseq'), a trigger running pg_temp.f(), a column of a temporary type): the
@@ -720,6 +724,23 @@ BEGIN
   ALTER EVENT TRIGGER tandem_publish_schema ENABLE ALWAYS;
 END $d$;
 `
+
+// alwaysTriggersSQL, followed by a condition on e.evtevent and a semicolon, puts into dep the
+// event triggers of the user's (not Tandem's) made ENABLE ALWAYS or ENABLE REPLICA on such an
+// event that fire for ddl_guard's command (TG_TAG); alwaysRefuseSQL then refuses the command
+// (0A000) if there are any: such a trigger fires in the peer's apply too, which runs the
+// command as well, and what it writes there comes on top of the rows shipped from here.
+const alwaysTriggersSQL = `SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.evtname), ', ' ORDER BY e.evtname) INTO dep
+      FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) e.evtfoid
+      WHERE e.evtenabled OPERATOR(pg_catalog.<>) 'O' AND e.evtenabled OPERATOR(pg_catalog.<>) 'D'
+        AND f.pronamespace OPERATOR(pg_catalog.<>) 'tandem'::pg_catalog.regnamespace
+        AND (e.evttags IS NULL OR TG_TAG OPERATOR(pg_catalog.=) ANY (e.evttags)) AND`
+
+const alwaysRefuseSQL = `IF dep IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: event trigger %s fires in the peer''s apply too (ENABLE ALWAYS or ENABLE REPLICA), which runs %s as well: what it writes there would come on top of what is shipped from here: refused', dep, TG_TAG),
+          HINT = 'Make it an ordinary event trigger (ALTER EVENT TRIGGER ... ENABLE), which fires on the local database only.';
+      END IF;`
 
 // eventTriggersOnStackSQL is a FROM item e of the event triggers of the user's (not Tandem's)
 // whose function is on the call stack of ddl_guard (stack, PG_CONTEXT): a line of it names
