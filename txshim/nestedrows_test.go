@@ -68,3 +68,31 @@ END $$`)
 	}
 	e.sameOnBoth(t, "nk")
 }
+
+// TestEventTriggerAlwaysRewrite: an event trigger of the user's made ENABLE ALWAYS on
+// table_rewrite, which the guard did not look at: ALTER TABLE ... ALTER COLUMN ... TYPE rewrote
+// the table on the local database and, in the peer's run of it, there too, and the trigger wrote
+// its row on both, the local one shipped on top: 'table public.ddl_log has 1 rows on the local
+// database but 2 on the peer'. Refused; the rewrite of a temporary table still runs.
+func TestEventTriggerAlwaysRewrite(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	c := e.connect(t)
+	execAll(t, c, "CREATE TABLE ddl_log (tag text)", "CREATE TABLE rw (id int PRIMARY KEY, a int)", "INSERT INTO rw VALUES (1, 1)",
+		`CREATE FUNCTION log_rw() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_event_trigger_table_rewrite_oid() = 'rw'::regclass THEN
+    INSERT INTO ddl_log VALUES (TG_TAG);
+  END IF;
+END $$`, "CREATE EVENT TRIGGER log_rw ON table_rewrite EXECUTE FUNCTION log_rw()", "ALTER EVENT TRIGGER log_rw ENABLE ALWAYS")
+	before := e.shim.Stats()
+	q := "ALTER TABLE rw ALTER COLUMN a TYPE bigint"
+	_, err := c.Exec(t.Context(), q)
+	wantRefused(t, q, err, "log_rw")
+	execAll(t, c, "CREATE TEMP TABLE trw (a int)", "INSERT INTO trw VALUES (1)", "ALTER TABLE trw ALTER COLUMN a TYPE bigint")
+	e.settle(t, before)
+	local := queryOne[string](t, e.localDB, "SELECT count(*)::text FROM ddl_log")
+	if peer := e.peerString(t, "SELECT count(*)::text FROM ddl_log"); peer != local {
+		t.Fatalf("ddl_log rows: local %s, peer %s", local, peer)
+	}
+}

@@ -158,7 +158,7 @@ END $f$;
 // is refused too while an event trigger of the user's made ENABLE ALWAYS or ENABLE REPLICA
 // would fire for it, or for a command nested in it that the peer runs too (those exempt above):
 // it fires in the peer's apply as well, and what it writes there comes on top of the rows
-// shipped from here.
+// shipped from here (a table_rewrite one too: ddl_rewrite).
 //
 // A schema made after install — through the shim (the peer's apply then runs the statement
 // too), or straight on a database — is added to the publication as it is made, by an event
@@ -517,6 +517,22 @@ BEGIN
   END IF;
   RETURN NULL;
 END $f$;
+-- ddl_rewrite refuses a statement the shim records that rewrites a permanent table while an
+-- event trigger of the user's made ENABLE ALWAYS or ENABLE REPLICA is on table_rewrite for it
+-- (ddl_guard does so for the other events): it fires in the peer's apply too, whose run of
+-- the statement rewrites the table there as well (TestEventTriggerAlwaysRewrite).
+CREATE OR REPLACE FUNCTION tandem.ddl_rewrite() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
+DECLARE dep pg_catalog.text;
+BEGIN
+  IF pg_catalog.current_setting('tandem.client', true) IS NULL OR tandem.ddl_bound_id() IS NULL
+     OR EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.pg_event_trigger_table_rewrite_oid()
+       AND c.relpersistence OPERATOR(pg_catalog.=) 't') THEN
+    RETURN;
+  END IF;
+  ` + alwaysTriggersSQL + ` e.evtevent::pg_catalog.text OPERATOR(pg_catalog.=) 'table_rewrite';
+  ` + alwaysRefuseSQL + `
+END $f$;
 CREATE OR REPLACE FUNCTION tandem.ddl_ctas() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $f$
 DECLARE
@@ -704,6 +720,10 @@ BEGIN
   ALTER EVENT TRIGGER tandem_ddl_guard ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_drop ENABLE ALWAYS;
   ALTER EVENT TRIGGER tandem_ddl_guard_start ENABLE ALWAYS;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname OPERATOR(pg_catalog.=) 'tandem_ddl_rewrite') THEN
+    CREATE EVENT TRIGGER tandem_ddl_rewrite ON table_rewrite EXECUTE FUNCTION tandem.ddl_rewrite();
+  END IF;
+  ALTER EVENT TRIGGER tandem_ddl_rewrite ENABLE ALWAYS;
   -- The mark of DDL the shim records (ddl_guard): made as its row goes into tandem.ddl. Also in
   -- a client's session that set session_replication_role = replica, where a trigger of the
   -- default kind does not fire and the DDL recorded would meet no mark (TestDDLRecordedReplicaRole);
