@@ -103,6 +103,11 @@ type Txn struct {
 	// transaction gave it (tandem.ddl_ctas, after the rows of a CREATE TABLE ... AS): the
 	// apply runs that text where the row's insert stands.
 	ddlRestated map[string]string
+	// ddlInserted, ddlTakenBack: the ids of the tandem.ddl rows the transaction inserted, and of
+	// those of them it deleted too (tandem.ddl_unrecord: DDL on temporary objects only, which
+	// the peer lacks): the apply runs neither their insert nor their delete, whatever the
+	// transaction wrote between them (an event trigger's row: TestTempDDLTriggerRowBetween).
+	ddlInserted, ddlTakenBack map[string]bool
 }
 
 // Len is the number of changes of t, spilled ones included.
@@ -527,6 +532,18 @@ func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
 		if at, ok := ddlColumn(c, "at"); ok {
 			cur.ddlAt, _ = parsePGTime(at)
 		}
+	}
+	if c.Kind == ChangeInsert && isDDLRow(c) {
+		if cur.ddlInserted == nil {
+			cur.ddlInserted = map[string]bool{}
+		}
+		cur.ddlInserted[ddlRowID(c, c.New)] = true
+	}
+	if id := ddlRowID(c, c.Old); c.Kind == ChangeDelete && isDDLRow(c) && id != "" && cur.ddlInserted[id] {
+		if cur.ddlTakenBack == nil {
+			cur.ddlTakenBack = map[string]bool{}
+		}
+		cur.ddlTakenBack[id] = true
 	}
 	if c.Kind == ChangeUpdate && isDDLRow(c) {
 		if stmt, ok := ddlStmt(c); ok {

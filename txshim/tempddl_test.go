@@ -149,3 +149,24 @@ func (e *accEnv) both(t *testing.T, q string) {
 		}
 	}
 }
+
+// TestTempDDLTriggerRowBetween: DDL on a temporary table that the shim records and the guard
+// takes back (ALTER TABLE tmp ...), while an ordinary event trigger of the user's, firing before
+// the guard, writes a row (an audit log). The apply dropped the record only when its delete
+// came right behind its insert; with the trigger's row between, it ran the ALTER TABLE on the
+// peer, which lacks the table: 'DDL of change 1: ALTER TABLE trw ALTER COLUMN a TYPE bigint:
+// ERROR: relation "trw" does not exist', shipping stopped and the peer needed resync.
+func TestTempDDLTriggerRowBetween(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	c := e.connect(t)
+	execAll(t, c, "CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION audit_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ddl_log VALUES (TG_TAG);
+END $$`, "CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION audit_ddl()")
+	before := e.shim.Stats()
+	execAll(t, c, "CREATE TEMP TABLE trw (a int)", "INSERT INTO trw VALUES (1)", "ALTER TABLE trw ALTER COLUMN a TYPE bigint",
+		"CREATE INDEX ON trw (a)", "BEGIN", "ALTER TABLE trw ADD COLUMN b int", "CREATE TABLE perm (id int PRIMARY KEY)", "COMMIT")
+	e.settle(t, before)
+	e.sameOnBoth(t, "perm")
+}
