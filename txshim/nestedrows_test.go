@@ -96,3 +96,30 @@ END $$`, "CREATE EVENT TRIGGER log_rw ON table_rewrite EXECUTE FUNCTION log_rw()
 		t.Fatalf("ddl_log rows: local %s, peer %s", local, peer)
 	}
 }
+
+// TestEventTriggerAlwaysCTAS: CREATE TABLE ... AS a published table is recorded as the CREATE
+// TABLE of its definition (tandem.ddl_ctas), which the peer runs: an event trigger of the
+// user's made ENABLE ALWAYS WHEN TAG IN ('CREATE TABLE') did not fire here (tag CREATE TABLE
+// AS), was not looked at, and fired in the peer's apply alone: 'table public.ddl_log has 0
+// rows on the local database but 1 on the peer'. Refused.
+func TestEventTriggerAlwaysCTAS(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	c := e.connect(t)
+	execAll(t, c, "CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ddl_log VALUES (TG_TAG);
+END $$`, "CREATE EVENT TRIGGER log_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION log_ddl()",
+		"ALTER EVENT TRIGGER log_ddl ENABLE ALWAYS")
+	before := e.shim.Stats()
+	for _, q := range []string{"CREATE TABLE c1 AS SELECT 1 AS id", "SELECT 1 AS id INTO c2"} {
+		_, err := c.Exec(t.Context(), q)
+		wantRefused(t, q, err, "log_ddl")
+	}
+	e.settle(t, before)
+	local := queryOne[string](t, e.localDB, "SELECT count(*)::text FROM ddl_log")
+	if peer := e.peerString(t, "SELECT count(*)::text FROM ddl_log"); peer != local {
+		t.Fatalf("ddl_log rows: local %s, peer %s", local, peer)
+	}
+	e.sameOnBoth(t, "c1", "c2")
+}

@@ -747,14 +747,17 @@ END $d$;
 
 // alwaysTriggersSQL, followed by a condition on e.evtevent and a semicolon, puts into dep the
 // event triggers of the user's (not Tandem's) made ENABLE ALWAYS or ENABLE REPLICA on such an
-// event that fire for ddl_guard's command (TG_TAG); alwaysRefuseSQL then refuses the command
+// event that fire for ddl_guard's command (TG_TAG, or the CREATE TABLE the peer runs for it);
+// alwaysRefuseSQL then refuses the command
 // (0A000) if there are any: such a trigger fires in the peer's apply too, which runs the
 // command as well, and what it writes there comes on top of the rows shipped from here.
 const alwaysTriggersSQL = `SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.evtname), ', ' ORDER BY e.evtname) INTO dep
       FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) e.evtfoid
       WHERE e.evtenabled OPERATOR(pg_catalog.<>) 'O' AND e.evtenabled OPERATOR(pg_catalog.<>) 'D'
         AND f.pronamespace OPERATOR(pg_catalog.<>) 'tandem'::pg_catalog.regnamespace
-        AND (e.evttags IS NULL OR TG_TAG OPERATOR(pg_catalog.=) ANY (e.evttags)) AND`
+        AND (e.evttags IS NULL OR TG_TAG OPERATOR(pg_catalog.=) ANY (e.evttags)
+          -- CREATE TABLE ... AS and SELECT ... INTO reach the peer as CREATE TABLE (ddl_ctas).
+          OR (TG_TAG OPERATOR(pg_catalog.=) ANY (ARRAY['CREATE TABLE AS', 'SELECT INTO']) AND 'CREATE TABLE' OPERATOR(pg_catalog.=) ANY (e.evttags))) AND`
 
 const alwaysRefuseSQL = `IF dep IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = '0A000',
