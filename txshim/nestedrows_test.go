@@ -3,6 +3,8 @@ package txshim
 import (
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestEventTriggerAlwaysRows: an event trigger of the user's made ENABLE ALWAYS that writes a
@@ -13,10 +15,7 @@ func TestEventTriggerAlwaysRows(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
 	c := e.connect(t)
-	execAll(t, c, "CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO ddl_log VALUES (TG_TAG);
-END $$`,
+	logDDL(t, c,
 		"CREATE EVENT TRIGGER log_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION log_ddl()",
 		"ALTER EVENT TRIGGER log_ddl ENABLE ALWAYS")
 	before := e.shim.Stats()
@@ -46,10 +45,7 @@ func TestEventTriggerAlwaysNested(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
 	c := e.connect(t)
-	execAll(t, c, "CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO ddl_log VALUES (TG_TAG);
-END $$`)
+	logDDL(t, c)
 	before := e.shim.Stats()
 	for _, s := range []struct{ tag, q string }{
 		{"ALTER TABLE", "CREATE TABLE nk (a int)"},
@@ -106,10 +102,7 @@ func TestEventTriggerAlwaysCTAS(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
 	c := e.connect(t)
-	execAll(t, c, "CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO ddl_log VALUES (TG_TAG);
-END $$`, "CREATE EVENT TRIGGER log_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION log_ddl()",
+	logDDL(t, c, "CREATE EVENT TRIGGER log_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION log_ddl()",
 		"ALTER EVENT TRIGGER log_ddl ENABLE ALWAYS")
 	before := e.shim.Stats()
 	for _, q := range []string{"CREATE TABLE c1 AS SELECT 1 AS id", "SELECT 1 AS id INTO c2"} {
@@ -122,4 +115,14 @@ END $$`, "CREATE EVENT TRIGGER log_ddl ON ddl_command_end WHEN TAG IN ('CREATE T
 		t.Fatalf("ddl_log rows: local %s, peer %s", local, peer)
 	}
 	e.sameOnBoth(t, "c1", "c2")
+}
+
+// logDDL runs, through c, the making of table ddl_log and event trigger function log_ddl(),
+// which logs each command's tag there, then the statements more.
+func logDDL(t *testing.T, c *pgx.Conn, more ...string) {
+	t.Helper()
+	execAll(t, c, append([]string{"CREATE TABLE ddl_log (tag text)", `CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO ddl_log VALUES (TG_TAG);
+END $$`}, more...)...)
 }
