@@ -30,7 +30,7 @@ func TestOwnStmtShapes(t *testing.T) {
 			if i == 0 {
 				want = got
 				c.Exec(t, `DELETE FROM dd`)
-			} else if got != want && !(timedOut(got, want) && rolledBack(t, c)) {
+			} else if got != want && !(timedOut(got, want) && rolledBack(t, c)) && !timedOut(want, got) {
 				t.Errorf("shape %d:\nshim: %s\nPostgreSQL: %s", n, got, want)
 			}
 			r.conn.Close()
@@ -39,7 +39,9 @@ func TestOwnStmtShapes(t *testing.T) {
 }
 
 // timedOut tells whether got is want but for a statement_timeout (shapes 3 and 5 set 1 ms)
-// ending the transaction at its commit. PostgreSQL's COMMIT rarely lasts 1 ms; through the shim
+// ending the transaction at its commit (or, called the other way round, PostgreSQL's own run
+// timed out where the shim's did not: its INSERT outlasted 1 ms on a loaded machine, CI's run
+// of stop 30). PostgreSQL's COMMIT rarely lasts 1 ms; through the shim
 // the commit check is one more statement under the client's timeout, and a loaded machine can
 // stretch it past 1 ms (CI runs; ~1 in 6 runs here) as it can PostgreSQL's own INSERT. Not worth
 // a statement on every commit to switch the timeout off: no realistic timeout fires in the
