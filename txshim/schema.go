@@ -850,7 +850,8 @@ const ownAttRowSQL = `CASE WHEN pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0
 // such marks goes by (and the current one for a statement of the client's own that creates or
 // drops an index or alters a table, outside a transaction block: lastPartShipAfter).
 // ddlUnmarkSQL ends the mark once the statement ran, so that DDL inside a later statement of
-// the transaction is refused again.
+// the transaction is refused again. tandem.ddl_id, which the current guard no longer reads (the
+// row's id is in the mark), is still set for the guard of such an older install.
 const (
 	ddlMarkSQL = "INSERT INTO tandem.ddl (stmt) SELECT $1::pg_catalog.text FROM pg_catalog.set_config('tandem.ddl', 'on', true) " +
 		"RETURNING pg_catalog.set_config('tandem.ddl_id', id::pg_catalog.text, true)"
