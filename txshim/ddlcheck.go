@@ -443,3 +443,18 @@ func usingClauses(stmt string) (table string, exprs []string) {
 	end(len(toks))
 	return table, exprs
 }
+
+// EXPLAIN ANALYZE runs the statement it explains, and of DDL it explains CREATE TABLE … AS,
+// SELECT … INTO and CREATE MATERIALIZED VIEW, which make a table (or a materialized view)
+// with rows. PostgreSQL runs those from EXPLAIN straight (ExplainOneUtility calls
+// ExecCreateTableAs), not as utility commands: no event trigger fires for them. The shim
+// recorded such a statement as it is, and nothing rewrote its record into the table's
+// definition (ddl_ctas, an event trigger): the peer ran the EXPLAIN, whose query failed there
+// when it read the session's temporary tables or ran its prepared statement (… AS EXECUTE),
+// and shipping stopped. So the shim refuses it (0A000) before it runs, in every form the lexer
+// reads (EXPLAIN ANALYZE [VERBOSE], EXPLAIN (ANALYZE …)); the statement without EXPLAIN
+// ANALYZE ships as any DDL (TestExplainAnalyzeMakesTable).
+const (
+	explainMakesRefusal = "tandem: EXPLAIN ANALYZE of CREATE TABLE ... AS, SELECT ... INTO or CREATE MATERIALIZED VIEW cannot be shipped to the peer (PostgreSQL fires no event trigger for the table it makes): refused"
+	explainMakesHint    = "Run the statement without EXPLAIN ANALYZE (EXPLAIN without ANALYZE shows its plan)."
+)

@@ -111,6 +111,10 @@ type statement struct {
 	// block (an explicit one, or the implicit block of a simple Query of several statements)
 	// and otherwise fails with 25P01; it is the command's name in that error.
 	BlockOnly string
+	// ExplainMakes: EXPLAIN ANALYZE of a statement that makes a permanent table or materialized
+	// view (CREATE TABLE … AS, SELECT … INTO, CREATE MATERIALIZED VIEW), which the shim refuses
+	// (session.go, explainMakesRefusal).
+	ExplainMakes bool
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -867,6 +871,7 @@ func classify(l wordList, st *statement) {
 			in := statement{Start: st.Start, End: st.End}
 			classify(l.from(k), &in)
 			st.Kind, st.Temp, st.Unpreparable, st.MayUnkey = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable, in.MayUnkey
+			st.ExplainMakes = in.Kind == kindDDL
 			if in.Kind != kindRead && in.Kind != kindDDL {
 				// A write, or what cannot be explained: PostgreSQL's error to report.
 				st.Kind = kindWrite

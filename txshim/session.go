@@ -166,6 +166,7 @@ type stmtInfo struct {
 	noSnapshot   bool    // one of those, or SHOW, in either protocol: takes no snapshot (noSnapshot)
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
+	explainMakes bool    // EXPLAIN ANALYZE of CREATE TABLE … AS and the like: refused (explainMakesRefusal)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
 	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -197,6 +198,7 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	if m.ownObject == "" {
 		m.ownObject = b.ownObject
 	}
+	m.explainMakes = a.explainMakes || b.explainMakes
 	m.maybeTx = a.maybeTx || b.maybeTx || a.kind.txControl() || b.kind.txControl() || a.kind == kindSavepoint || b.kind == kindSavepoint
 	if a.names != b.names {
 		m.names = namesOp{op: 'A'}
@@ -2005,6 +2007,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 					}
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
+				si.explainMakes = st.ExplainMakes
 				si.detached = detachedText(query, st)
 				si.changesRO = changesReadOnly(query, st)
 				si.ownObject = ownObjectRefusal(query, st)
@@ -2425,6 +2428,7 @@ func (u *queryUnit) makeInfo(i int) stmtInfo {
 		}
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
+	si.explainMakes = st.ExplainMakes
 	si.detached = detachedText(u.text, st)
 	si.ownObject = ownObjectRefusal(u.text, st)
 	if si.ownObject == "" {
@@ -2530,6 +2534,9 @@ func needsWork(u unit, st byte, pol policy, roChange bool) bool {
 		case info.ownObject != "":
 			// Refused wherever it comes (walk): in a transaction block, beside a statement
 			// that cannot run in one, or taken for a read (LOCK, PREPARE … AS INSERT).
+			return true
+		case info.explainMakes && pol.recordDDL():
+			// Refused wherever it comes (walk).
 			return true
 		case info.proc && st == 'I' && !pol.readOnly:
 			// It passes the commit gate, and in dual mode its reply waits until the peer has
@@ -2777,7 +2784,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// an error of step i: they go without a terminator of their own, the error raised in
 	// their transaction — in the same simple Query, or behind the shim's BEGIN (sendBegin),
 	// which makes it a block the shim then rolls back.
-	raise := func(i int, code, msg string) (failed bool, err error) {
+	raise := func(i int, code, msg string, hint ...string) (failed bool, err error) {
 		_, query := u.(*queryUnit)
 		if !us.injected && us.st != 'T' && us.st != 'E' {
 			if last := lastTxControl(u, lo, i); last >= lo {
@@ -2791,7 +2798,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			if failed, err := part(i); err != nil || failed {
 				return failed, err
 			}
-			return own(raiseSQL(code, msg))
+			return own(raiseSQL(code, msg, hint...))
 		}
 		// The status before the steps, where the shim's BEGIN goes in: a block the client
 		// opened in a part sent unanswered (us.assumed) stays the client's. The 25001 warning
@@ -2808,7 +2815,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		p := &pending{fwd: true, res: make(chan result, 1)}
 		if q, ok := u.(*queryUnit); ok {
-			text := q.text[q.sts[lo].Start:q.sts[i-1].End] + "\n;" + raiseSQL(code, msg)
+			text := q.text[q.sts[lo].Start:q.sts[i-1].End] + "\n;" + raiseSQL(code, msg, hint...)
 			if err := s.sendQuery(text, p, false); err != nil {
 				return false, err
 			}
@@ -2832,7 +2839,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		// A block failed before ('E') that the BEGIN ran in was recovered by a ROLLBACK TO
 		// SAVEPOINT in the part: the client's too.
 		us.injected = r.begun && !r.warned && before != 'T' && before != 'E'
-		if failed, err = own(raiseSQL(code, msg)); err != nil {
+		if failed, err = own(raiseSQL(code, msg, hint...)); err != nil {
 			return failed, err
 		}
 		if us.injected && us.st == 'E' {
@@ -2848,12 +2855,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// refuse fails step i after the steps before it (raise) and ends the request. A procedure
 	// run outside a transaction block before it passes the commit gate, and the reply waits
 	// until the peer has what it committed (procPart), as when no error follows it.
-	var refuse func(i int, code, msg string) error
-	refuse = func(i int, code, msg string) error {
+	var refuse func(i int, code, msg string, hint ...string) error
+	refuse = func(i int, code, msg string, hint ...string) error {
 		if !pol.readOnly && hasProc(u, lo, i) && !us.injected && us.st != 'T' && us.st != 'E' {
 			j := firstProc(u, lo, i)
 			stale, _, err := s.procPart(ctx, pol, func() (bool, byte, error) {
-				failed, err := raise(i, code, msg)
+				failed, err := raise(i, code, msg, hint...)
 				return failed, us.st, err
 			})
 			if stale {
@@ -2861,7 +2868,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			return fail(err)
 		}
-		_, err := raise(i, code, msg)
+		_, err := raise(i, code, msg, hint...)
 		return fail(err)
 	}
 
@@ -2985,6 +2992,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		if info.ownObject != "" && pol.intercept {
 			return refuse(i, "42501", info.ownObject)
+		}
+		if info.explainMakes && recordDDL {
+			return refuse(i, "0A000", explainMakesRefusal, explainMakesHint)
 		}
 		if info.chain && us.injected && (k == kindCommit || k == kindRollback) {
 			// The block is the shim's: PostgreSQL fails COMMIT and ROLLBACK AND CHAIN in the
@@ -4051,9 +4061,13 @@ func noTransactionWarning(msg string) *pgproto3.NoticeResponse {
 }
 
 // raiseSQL is a statement that fails with the given SQLSTATE and message.
-func raiseSQL(code, msg string) string {
-	return fmt.Sprintf("DO $tandem$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', MESSAGE = %s; END$tandem$",
-		code, quoteLiteral(msg))
+func raiseSQL(code, msg string, hint ...string) string {
+	h := ""
+	if len(hint) > 0 {
+		h = ", HINT = " + quoteLiteral(hint[0])
+	}
+	return fmt.Sprintf("DO $tandem$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', MESSAGE = %s%s; END$tandem$",
+		code, quoteLiteral(msg), h)
 }
 
 func quoteLiteral(s string) string {
