@@ -454,6 +454,21 @@ func usingClauses(stmt string) (table string, exprs []string) {
 // and shipping stopped. So the shim refuses it (0A000) before it runs, in every form the lexer
 // reads (EXPLAIN ANALYZE [VERBOSE], EXPLAIN (ANALYZE …)); the statement without EXPLAIN
 // ANALYZE ships as any DDL (TestExplainAnalyzeMakesTable).
+//
+// Inside another statement — EXECUTE 'EXPLAIN ANALYZE CREATE TABLE …' in a DO block, a
+// function or a procedure — the shim does not see it, and no event trigger fires for the DDL
+// guard (ddlGuardSQL) to refuse it: the table is made on the local database only, and nothing
+// checks for it (a check at commit would cost every commit a look at pg_class). What follows
+// (TestExplainAnalyzeMakesTableNested):
+//   - rows written into a published table (logged, permanent) are decoded and shipped, and
+//     the peer, which lacks the table, refuses them: a dual commit is rolled back on both
+//     databases (the client gets the peer's error); one committed plainly first (a session
+//     with temporary objects, a statement taken for a read, solo mode) is refused when it
+//     ships, which stops shipping, and the peer needs resync;
+//   - with no rows (WITH NO DATA, or a query that returns none), an UNLOGGED table or a
+//     materialized view (whose rows are never decoded), nothing reaches the peer and nothing
+//     fails: the relation is on the local database alone, until a write to it through the
+//     shim is refused by the peer (a table), or for good (a materialized view, read only).
 const (
 	explainMakesRefusal = "tandem: EXPLAIN ANALYZE of CREATE TABLE ... AS, SELECT ... INTO or CREATE MATERIALIZED VIEW cannot be shipped to the peer (PostgreSQL fires no event trigger for the table it makes): refused"
 	explainMakesHint    = "Run the statement without EXPLAIN ANALYZE (EXPLAIN without ANALYZE shows its plan)."
