@@ -469,7 +469,16 @@ func usingClauses(stmt string) (table string, exprs []string) {
 //     materialized view (whose rows are never decoded), nothing reaches the peer and nothing
 //     fails: the relation is on the local database alone, until a write to it through the
 //     shim is refused by the peer (a table), or for good (a materialized view, read only).
+//
+// PREPARE name AS SELECT … INTO a permanent table is refused too (0A000): EXECUTE name makes
+// the table inside the EXECUTE, where the DDL guard refuses it, and EXPLAIN ANALYZE EXECUTE name
+// makes it without an event trigger, the table on the local database only. So is EXPLAIN
+// ANALYZE EXECUTE of a SELECT … INTO parsed in the extended protocol (which a Bind and Execute
+// run as recorded DDL); one prepared where the shim does not see it (PREPARE run by a DO
+// block or a function) is not.
 const (
+	prepareMakesRefusal = "tandem: PREPARE of SELECT ... INTO a table cannot be shipped to the peer (its EXECUTE makes the table inside another statement, which the shim does not record): refused"
+	prepareMakesHint    = "Run SELECT ... INTO, or CREATE TABLE ... AS EXECUTE of a prepared SELECT, as a statement of its own."
 	explainMakesRefusal = "tandem: EXPLAIN ANALYZE of CREATE TABLE ... AS, SELECT ... INTO or CREATE MATERIALIZED VIEW cannot be shipped to the peer (PostgreSQL fires no event trigger for the table it makes): refused"
 	explainMakesHint    = "Run the statement without EXPLAIN ANALYZE (EXPLAIN without ANALYZE shows its plan)."
 )

@@ -116,3 +116,61 @@ func TestExplainAnalyzeMakesTableNested(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainAnalyzeExecuteMakesTable: EXPLAIN ANALYZE EXECUTE of a prepared SELECT … INTO — SQL
+// PREPARE, or a Parse in the extended protocol — made the table without an event trigger
+// (ExplainExecuteQuery runs it as EXPLAIN ANALYZE CREATE TABLE … AS is run), and the shim
+// recorded nothing: the table was on the local database only, and its rows, if any, refused by
+// the peer. PREPARE … AS SELECT … INTO is refused (0A000; its EXECUTE was refused by the DDL
+// guard anyway), and so is EXPLAIN ANALYZE EXECUTE of such a statement parsed in the extended
+// protocol; EXPLAIN ANALYZE EXECUTE of another one runs.
+func TestExplainAnalyzeExecuteMakesTable(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"PREPARE p AS SELECT 1 AS a INTO y WHERE false",
+		"prepare p (int) as with x as (select $1 as a) select a into y from x",
+	} {
+		_, err := c.Exec(ctx, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "PREPARE") {
+			t.Errorf("%s: err = %v, want 0A000", q, err)
+		}
+	}
+	execAll(t, c, "PREPARE pt AS SELECT 1 AS a INTO TEMP yt", "EXPLAIN ANALYZE EXECUTE pt")
+	if _, err := c.Prepare(ctx, "s1", "SELECT 1 AS a INTO z WHERE false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(ctx, "s2", "INSERT INTO rows VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"EXPLAIN ANALYZE EXECUTE s1", `EXPLAIN (ANALYZE, COSTS OFF) EXECUTE "s1"`} {
+		_, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "EXPLAIN ANALYZE") {
+			t.Errorf("%s: err = %v, want 0A000", q, err)
+		}
+	}
+	if _, err := c.Exec(ctx, "EXPLAIN ANALYZE EXECUTE s2", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(t, before)
+	e.sameOnBoth(t, "y", "z")
+	if got := queryOne[string](t, e.localDB, "SELECT coalesce(to_regclass('z')::text, 'missing')"); got != "missing" {
+		t.Errorf("z on the local database: %s, want missing", got)
+	}
+	if got := e.peerString(t, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "7" {
+		t.Fatalf("rows on the peer: %q, want 7", got)
+	}
+	// Run as a statement of its own, it ships.
+	if _, err := c.Exec(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(t, before)
+	e.sameOnBoth(t, "z")
+}

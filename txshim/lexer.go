@@ -113,8 +113,11 @@ type statement struct {
 	BlockOnly string
 	// ExplainMakes: EXPLAIN ANALYZE of a statement that makes a permanent table or materialized
 	// view (CREATE TABLE … AS, SELECT … INTO, CREATE MATERIALIZED VIEW), which the shim refuses
-	// (session.go, explainMakesRefusal).
-	ExplainMakes bool
+	// (session.go, explainMakesRefusal). PrepareMakes: PREPARE … AS SELECT … INTO a permanent
+	// table, refused too (prepareMakesRefusal). ExplainExec: for EXPLAIN ANALYZE EXECUTE name, the
+	// name as written, refused when the shim knows it for a statement that makes a table.
+	ExplainMakes, PrepareMakes bool
+	ExplainExec                span
 }
 
 // maxCalls bounds the call names kept per statement.
@@ -850,6 +853,10 @@ func classify(l wordList, st *statement) {
 		st.Kind = kindRead
 		if l.is(1, "TRANSACTION") && !has(2, "AS") {
 			st.Kind = kindClient2PC
+		} else if k := l.find(2, "AS"); k >= 0 {
+			in := statement{Start: st.Start, End: st.End}
+			classify(l.from(k+1), &in)
+			st.PrepareMakes = in.Kind == kindDDL
 		}
 	case "SELECT", "WITH", "VALUES", "TABLE":
 		st.Kind = kindRead
@@ -872,6 +879,13 @@ func classify(l wordList, st *statement) {
 			classify(l.from(k), &in)
 			st.Kind, st.Temp, st.Unpreparable, st.MayUnkey = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable, in.MayUnkey
 			st.ExplainMakes = in.Kind == kindDDL
+			if l.is(k, "EXECUTE") {
+				if i := skipBlank(sql, l.w[k].end, l.end); i < l.end {
+					if tok, e := nextToken(sql, i, false); tok == tokWord || tok == tokQuoted {
+						st.ExplainExec = span{i, e}
+					}
+				}
+			}
 			if in.Kind != kindRead && in.Kind != kindDDL {
 				// A write, or what cannot be explained: PostgreSQL's error to report.
 				st.Kind = kindWrite

@@ -167,6 +167,8 @@ type stmtInfo struct {
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
 	explainMakes bool    // EXPLAIN ANALYZE of CREATE TABLE … AS and the like: refused (explainMakesRefusal)
+	prepareMakes bool    // PREPARE … AS SELECT … INTO: refused (prepareMakesRefusal)
+	explainExec  string  // EXPLAIN ANALYZE EXECUTE name: the name, refused when it makes a table (explainMakesRefusal)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
 	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -198,7 +200,11 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	if m.ownObject == "" {
 		m.ownObject = b.ownObject
 	}
-	m.explainMakes = a.explainMakes || b.explainMakes
+	m.explainMakes, m.prepareMakes = a.explainMakes || b.explainMakes, a.prepareMakes || b.prepareMakes
+	m.explainExec = a.explainExec
+	if m.explainExec == "" {
+		m.explainExec = b.explainExec
+	}
 	m.maybeTx = a.maybeTx || b.maybeTx || a.kind.txControl() || b.kind.txControl() || a.kind == kindSavepoint || b.kind == kindSavepoint
 	if a.names != b.names {
 		m.names = namesOp{op: 'A'}
@@ -1791,6 +1797,26 @@ func (s *session) applyNames(op namesOp, certain bool) {
 	}
 }
 
+// makesTable tells whether the prepared statement name, as the shim knows it, makes a table
+// (SELECT … INTO, parsed in the extended protocol): EXPLAIN ANALYZE EXECUTE of it is refused
+// (explainMakesRefusal).
+func (s *session) makesTable(name string) bool {
+	si, ok := s.parsed[name]
+	if !ok {
+		si, ok = s.stmts[name]
+	}
+	return ok && si.kind == kindDDL
+}
+
+// explainExecName is the name of the prepared statement EXPLAIN ANALYZE EXECUTE statement st of
+// text runs, as PostgreSQL looks it up; "" for another statement.
+func explainExecName(text string, st statement) string {
+	if st.ExplainExec.end == 0 {
+		return ""
+	}
+	return string(foldName(text[st.ExplainExec.start:st.ExplainExec.end], nil))
+}
+
 // setStmt changes the record of a prepared statement (del: removes it), noting the change for
 // revertStmts.
 func (s *session) setStmt(name string, si stmtInfo, del bool) {
@@ -2007,7 +2033,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 					}
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
-				si.explainMakes = st.ExplainMakes
+				si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(query, st)
 				si.detached = detachedText(query, st)
 				si.changesRO = changesReadOnly(query, st)
 				si.ownObject = ownObjectRefusal(query, st)
@@ -2428,7 +2454,7 @@ func (u *queryUnit) makeInfo(i int) stmtInfo {
 		}
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
-	si.explainMakes = st.ExplainMakes
+	si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(u.text, st)
 	si.detached = detachedText(u.text, st)
 	si.ownObject = ownObjectRefusal(u.text, st)
 	if si.ownObject == "" {
@@ -2535,8 +2561,9 @@ func needsWork(u unit, st byte, pol policy, roChange bool) bool {
 			// Refused wherever it comes (walk): in a transaction block, beside a statement
 			// that cannot run in one, or taken for a read (LOCK, PREPARE … AS INSERT).
 			return true
-		case info.explainMakes && pol.recordDDL():
-			// Refused wherever it comes (walk).
+		case (info.explainMakes || info.prepareMakes || info.explainExec != "") && pol.recordDDL():
+			// Refused wherever it comes (walk); EXPLAIN ANALYZE EXECUTE when what it runs makes a
+			// table.
 			return true
 		case info.proc && st == 'I' && !pol.readOnly:
 			// It passes the commit gate, and in dual mode its reply waits until the peer has
@@ -2993,8 +3020,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if info.ownObject != "" && pol.intercept {
 			return refuse(i, "42501", info.ownObject)
 		}
-		if info.explainMakes && recordDDL {
+		if recordDDL && (info.explainMakes || info.explainExec != "" && s.makesTable(info.explainExec)) {
 			return refuse(i, "0A000", explainMakesRefusal, explainMakesHint)
+		}
+		if info.prepareMakes && recordDDL {
+			return refuse(i, "0A000", prepareMakesRefusal, prepareMakesHint)
 		}
 		if info.chain && us.injected && (k == kindCommit || k == kindRollback) {
 			// The block is the shim's: PostgreSQL fails COMMIT and ROLLBACK AND CHAIN in the
