@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,5 +119,29 @@ func TestCheckerExecSecrets(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "pw=<PGPASSWORD>") {
 		t.Errorf("error %v: want the password masked as <PGPASSWORD>", err)
+	}
+}
+
+// TestCheckerExecOutputBounded: a health command that prints without end (a `yes`, a `cat` of
+// a log by mistake) until it fails or times out must not fill the sidecar's memory: only the
+// first bytes of its output are ever logged, so only those are kept. The whole output was
+// gathered in memory, every health_interval.
+func TestCheckerExecOutputBounded(t *testing.T) {
+	c := NewChecker(config.Server{
+		Health: config.HealthExec, HealthTimeout: 30 * time.Second,
+		HealthCommand: []string{"sh", "-c", "echo first line; head -c 100000000 /dev/zero; exit 1"},
+	}, nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := c.checkExec(t.Context())
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a health command that exits 1 passed")
+	}
+	if !strings.Contains(err.Error(), "first line") {
+		t.Errorf("error %v: want the start of the output", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Fatalf("one check of a command that printed 100 MB allocated %d MB", alloc>>20)
 	}
 }
