@@ -181,6 +181,10 @@ func TestParseErrors(t *testing.T) {
 		{"open shim by name", base + "[txshim]\nlisten = \"db1.example:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n", 10, "txshim.listen", "beyond loopback"},
 		{"send without expect", base + "health_send = \"PING\\n\"\n", 9, "server.endpoint[0].health_send", "needs health_expect"},
 		{"expect with exec", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n", 1) + "health_expect = \"PONG\"\n", 11, "server.endpoint[0].health_expect", "only used by the tcp check"},
+		// A health_command without health = "exec" was taken and never run: the tcp check ran
+		// instead, and a server the command would find down passed as healthy.
+		{"command without exec", strings.Replace(base, "[server]\n", "[server]\nhealth_command = [\"/usr/local/bin/check\"]\n", 1), 6, "server.health_command", "only used by the exec check"},
+		{"command with tcp", strings.Replace(base, "[server]\n", "[server]\nhealth = \"tcp\"\nhealth_command = [\"/usr/local/bin/check\"]\n", 1), 7, "server.health_command", "only used by the exec check"},
 		{"exec without command", strings.Replace(base, "[server]\n", "[server]\nhealth = \"exec\"\n", 1), 5, "server.health_command", "required"},
 		{"hook timeout zero", base + "[hooks]\non_promote = [\"/bin/true\"]\ntimeout = \"0s\"\n", 11, "hooks.timeout", "greater than zero"},
 		{"open admin", base + "[admin]\nlisten = \"0.0.0.0:7180\"\n", 10, "admin.listen", "token_file"},

@@ -780,8 +780,12 @@ func (l *loader) server(r *raw, c *Config) {
 	rs := r.Server
 	s.Health = l.oneOf("server.health", rs.Health, HealthTCP, HealthTCP, HealthExec)
 	s.HealthCommand = rs.HealthCommand
-	if s.Health == HealthExec && len(rs.HealthCommand) == 0 {
+	switch {
+	case s.Health == HealthExec && len(rs.HealthCommand) == 0:
 		l.errorf("server.health_command", "required when health = \"exec\"")
+	case s.Health != HealthExec && len(rs.HealthCommand) > 0:
+		// Set in vain, the command would never run: the tcp check would stand in for it.
+		l.errorf("server.health_command", "only used by the exec check (server.health = %q): set health = \"exec\" to run it", s.Health)
 	}
 	l.argv("server.health_command", rs.HealthCommand)
 	s.HealthInterval = l.positive("server.health_interval", rs.HealthInterval, DefaultHealthInterval)
