@@ -200,6 +200,7 @@ func TestParseErrors(t *testing.T) {
 		{"fence_delay 0 with a witness", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nwitness = true\nfence_delay = \"0s\"\n", 1), 6, "gossip.fence_delay", "greater than zero"},
 		{"fence_delay shorter than the profile's fencing", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\nwitness = true\nprofile = \"fast\"\nfence_delay = \"500ms\"\n", 1), 7, "gossip.fence_delay", "shorter than the 750ms"},
 		{"join self", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\njoin = [\"127.0.0.2:1\", \"127.0.0.1:1\"]\n", 1), 5, "gossip.join[1]", "own gossip address"},
+		{"join self by localhost", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"127.0.0.1:1\"\njoin = [\"localhost:1\"]\n", 1), 5, "gossip.join[0]", "own gossip address"},
 		{"join self, wildcard bind", strings.Replace(base, "bind = \"127.0.0.1:1\"\n", "bind = \"0.0.0.0:1\"\njoin = [\"127.0.0.1:1\"]\n", 1), 5, "gossip.join[0]", "own gossip address"},
 		{"bare duration", base + "[hooks]\ntimeout = 30\n", 10, "hooks.timeout", `want a duration in quotes, in Go syntax ("500ms", "30s", "2m")`},
 		{"bare size", base + "[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nmax_message = 1048576\n", 13, "txshim.max_message", `want a size in quotes ("64MiB", "512KiB", "1048576")`},
@@ -457,6 +458,11 @@ func TestAddressConflicts(t *testing.T) {
 		{"listener on the gossip port", base + listener("0.0.0.0:7946"), 11, "proxy.listener[0].listen"},
 		{"two listeners, one wildcard", base + listener("127.0.0.1:7100") + listener("0.0.0.0:7100"), 14, "proxy.listener[1].listen"},
 		{"admin on the gossip address", base + "[admin]\nlisten = \"127.0.0.1:7946\"\n", 10, "admin.listen"},
+		// localhost is loopback, as the other conflicts take 127.0.0.1: the server beside the
+		// sidecar is often written so (README: "a loopback address (or localhost)").
+		{"listener on the server's address, named localhost", strings.Replace(base, "127.0.0.1:7000", "localhost:7000", 1) + listener("127.0.0.1:7000"), 11, "proxy.listener[0].listen"},
+		{"wildcard listener on the server's port, named localhost", strings.Replace(base, "127.0.0.1:7000", "localhost:7000", 1) + listener("0.0.0.0:7000"), 11, "proxy.listener[0].listen"},
+		{"listener on localhost and the admin port", base + listener("localhost:7180"), 11, "proxy.listener[0].listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("f.toml", []byte(tc.src), KindSite)

@@ -395,16 +395,25 @@ func (l *loader) conflicts(c *Config) {
 	}
 	for i, b := range binds {
 		for _, a := range binds[:i] {
-			if overlap(a.addr, b.addr, true) {
+			if overlap(listenIP(a.addr), listenIP(b.addr), true) {
 				l.errorf(b.key, "%s overlaps %s (%s): both cannot be bound", b.addr, a.key, a.addr)
 			}
 		}
 		for j, e := range c.Server.Endpoints {
-			if overlap(b.addr, e.Address, false) {
+			if slices.ContainsFunc(localhostIPs(e.Address), func(ip string) bool { return overlap(listenIP(b.addr), ip, false) }) {
 				l.errorf(b.key, "%s overlaps server.endpoint[%d].address (%s), where the server listens", b.addr, j, e.Address)
 			}
 		}
 	}
+}
+
+// listenIP is the address a listener on hostPort binds: for the name localhost, 127.0.0.1 (Go's
+// Listen binds one address of a name, its first IPv4 one), else hostPort as it is.
+func listenIP(hostPort string) string {
+	if host, port, err := net.SplitHostPort(hostPort); err == nil && strings.EqualFold(host, "localhost") {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return hostPort
 }
 
 // overlap reports whether listening on a and on b (or dialing b, when
@@ -461,7 +470,7 @@ func (l *loader) gossip(r *raw, c *Config) {
 	for i, j := range rg.Join {
 		key := fmt.Sprintf("gossip.join[%d]", i)
 		j = l.hostPort(key, j, true)
-		if j != "" && overlap(self, j, false) {
+		if j != "" && slices.ContainsFunc(localhostIPs(j), func(ip string) bool { return overlap(self, ip, false) }) {
 			// The member would count a peer that is itself among the voters.
 			l.errorf(key, "%s is this member's own gossip address: list the other members", j)
 		}
