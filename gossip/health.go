@@ -185,8 +185,10 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	cmd.WaitDelay = 100 * time.Millisecond
 	procgroup.KillOnCancel(cmd)
 	err := cmd.Run()
-	if err == nil || errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
-		return nil // exited 0 (a child it left may hold the output)
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
+		// Exited 0 (Wait says ErrWaitDelay only of a command that did, before its timeout
+		// killed it): a child it left may hold the output, past health_timeout too.
+		return nil
 	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)

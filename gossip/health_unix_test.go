@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -143,5 +144,25 @@ func TestCheckerExecOutputBounded(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
 		t.Fatalf("one check of a command that printed 100 MB allocated %d MB", alloc>>20)
+	}
+}
+
+// TestCheckerExecLeavesChildNearTimeout: a health command that exits 0 shortly before
+// health_timeout, leaving a child that holds its output, passed: it was taken for one that
+// timed out, because the timeout had passed by the end of the wait for that output.
+func TestCheckerExecLeavesChildNearTimeout(t *testing.T) {
+	child := proctest.NewChild(t)
+	done := filepath.Join(t.TempDir(), "done") // written as the command exits: when it did
+	c := NewChecker(config.Server{
+		Health: config.HealthExec, HealthTimeout: 500 * time.Millisecond,
+		HealthCommand: []string{"sh", "-c", child.Script("sleep 0.42; echo > " + done + "; exit 0")},
+	}, nil)
+	start := time.Now()
+	err := c.checkExec(t.Context())
+	if fi, serr := os.Stat(done); serr != nil || fi.ModTime().After(start.Add(480*time.Millisecond)) {
+		t.Skip("the command did not get to its exit well within its timeout: the machine is too slow for this test")
+	}
+	if err != nil {
+		t.Fatalf("a health command that exited 0 after 0.42 s of its 0.5 s timeout: %v", err)
 	}
 }

@@ -45,8 +45,10 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	cmd.Stdout, cmd.Stderr = &raw, &raw
 	err := cmd.Run()
 	out := raw.logged()
-	if errors.Is(err, exec.ErrWaitDelay) && hctx.Err() == nil {
-		// It exited 0; a daemon it started still holds its output.
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// It exited 0 (Wait says so only of a hook that did, before anything stopped it); a
+		// daemon it started still holds its output. Its timeout, or a stop, that came during
+		// the wait for that output cut nothing short.
 		err = nil
 	}
 	if err != nil && ctx.Err() != nil {

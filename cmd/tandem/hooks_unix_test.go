@@ -62,6 +62,34 @@ func TestHookLeavesDaemon(t *testing.T) {
 	}
 }
 
+// TestHookLeavesDaemonNearTimeout: a hook that starts a daemon holding its output and exits 0
+// less than a second (the wait for its output) before hooks.timeout ran all the same: it was
+// logged as "hook failed: killed at its hooks.timeout" — it was neither killed nor failed —
+// because the timeout had passed by the end of the wait for its output.
+func TestHookLeavesDaemonNearTimeout(t *testing.T) {
+	child := proctest.NewChild(t)
+	h, logged := loggingHooks()
+	h.cfg.Timeout = 2 * time.Second
+	ended := h.run(t.Context(), "on_demote", []string{"sh", "-c", child.Script("sleep 1.3; exit 0")}, gossip.RoleBackup, 2)
+	out := logged()
+	if !ended || !strings.Contains(out, "hook ran") || strings.Contains(out, "hook failed") {
+		t.Fatalf("a hook that exited 0 after 1.3 s of its 2 s timeout, leaving a daemon: ended %v, log:\n%s", ended, out)
+	}
+
+	// So with a stop (a role change, tandem's stop) during that wait: the hook had come to its
+	// end, but was taken for one cut short — an on_demote then runs again at the next start.
+	child2 := proctest.NewChild(t)
+	h, logged = loggingHooks()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	time.AfterFunc(600*time.Millisecond, cancel)
+	ended = h.run(ctx, "on_demote", []string{"sh", "-c", child2.Script("exit 0")}, gossip.RoleBackup, 2)
+	out = logged()
+	if !ended || !strings.Contains(out, "hook ran") {
+		t.Fatalf("a hook that exited 0 at once, leaving a daemon, and tandem stopping 0.6 s later: ended %v, log:\n%s", ended, out)
+	}
+}
+
 // TestHookTimeoutLogged: a hook killed at hooks.timeout is logged as timed out, naming the key,
 // not only as "signal: killed", which reads as if someone else killed it.
 func TestHookTimeoutLogged(t *testing.T) {
