@@ -249,7 +249,7 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, fmt.Sprintf("cannot forward to the master %s: %v", m.Site, err), http.StatusBadGateway)
 				return
 			}
-			c := &adminClient{base: "http://" + addr, token: s.cfg.Admin.Token, http: newAdminHTTP(forwardTimeout)}
+			c := &adminClient{base: adminURL(addr), token: s.cfg.Admin.Token, http: newAdminHTTP(forwardTimeout)}
 			var out strings.Builder
 			if err := c.do(http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
 				http.Error(w, fmt.Sprintf("forwarded to the master %s at %s: %v", m.Site, m.Admin, err), http.StatusBadGateway)

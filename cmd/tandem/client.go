@@ -63,14 +63,14 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, false
 	}
-	c := &adminClient{base: "http://" + config.DefaultAdminListen, http: newAdminHTTP(cliTimeout), cli: true}
+	c := &adminClient{base: adminURL(config.DefaultAdminListen), http: newAdminHTTP(cliTimeout), cli: true}
 	if *path != "" {
 		listen, token, err := adminConfig(*path)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return nil, nil, false
 		}
-		c.base, c.token = "http://"+listen, token
+		c.base, c.token = adminURL(listen), token
 	}
 	if *addr != "" {
 		// host:port, as admin.listen: without a port it was asked on 80, and a URL's scheme
@@ -82,7 +82,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 			fmt.Fprintf(stderr, "tandem %s: -admin %q: want host:port, the member's admin.listen (127.0.0.1:7180)\n", name, *addr)
 			return nil, nil, false
 		}
-		c.base = (&url.URL{Scheme: "http", Host: a}).String()
+		c.base = adminURL(a)
 	}
 	c.guessed = *path == "" && *addr == ""
 	if *tokenFile != "" {
@@ -94,6 +94,12 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		c.token = tok
 	}
 	return c, fs.Args(), true
+}
+
+// adminURL is the base URL of the admin API at hostPort, as admin.listen gives it: an IPv6
+// zone there ([fe80::1%eth0]:7180, as net.Listen takes it) is escaped as a URL writes it (%25).
+func adminURL(hostPort string) string {
+	return (&url.URL{Scheme: "http", Host: hostPort}).String()
 }
 
 // adminConfig reads a member's file for an admin command: its admin address and token. The

@@ -387,3 +387,31 @@ func TestAdminFlagZone(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminConfigZone: an admin.listen with an IPv6 zone ([fe80::1%eth0]:7180, as net.Listen
+// takes it) is reached by -config as by -admin: the address went into the request's URL as it
+// stood, and the command failed with "invalid URL escape" before asking anyone.
+func TestAdminConfigZone(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	var hits atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "site1.toml")
+	src := fmt.Sprintf("site = \"site1\"\ndata_dir = %q\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n[admin]\nlisten = \"[::1%%lo]:%s\"\n", dir, port)
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"clear-split-brain", "-config", cfg}, &stdout, &stderr)
+	if hits.Load() != 1 {
+		t.Errorf("clear-split-brain -config with admin.listen [::1%%lo]:%s: exit %d, stderr %q; the member was not asked", port, code, stderr.String())
+	}
+}
