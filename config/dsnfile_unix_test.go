@@ -143,3 +143,42 @@ func TestDSNServiceFileNotRegular(t *testing.T) {
 		}
 	}
 }
+
+// TestDSNPassfileUnreadable: a passfile the DSN names (or $PGPASSFILE) that cannot be read — a
+// directory, or a file its user may not read — is refused with its setting (README: the files
+// the DSNs name are read, "and one that cannot be read fails the command with its key"). The
+// clients skip a passfile they cannot read, so the file loaded and every connection went
+// without its password: tandem install, verify and resolve failed at the database's
+// authentication, and tandem run came up with neither database reachable, naming no file.
+func TestDSNPassfileUnreadable(t *testing.T) {
+	t.Setenv("PGPASSWORD", "") // with a password the clients read no passfile
+	dir := t.TempDir()
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	unreadable := []string{dir} // a directory
+	if os.Geteuid() != 0 {
+		f := filepath.Join(dir, "pgpass")
+		if err := os.WriteFile(f, []byte("*:*:*:*:pw\n"), 0o200); err != nil {
+			t.Fatal(err)
+		}
+		unreadable = append(unreadable, f)
+	}
+	for _, pf := range unreadable {
+		for _, dsn := range []string{"host=10.0.0.2 user=a passfile=" + pf, "postgres://a@10.0.0.2/c?passfile=" + pf} {
+			_, err := Parse("f.toml", []byte(base+"peer_dsn = \""+dsn+"\"\n"), KindSite)
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.peer_dsn" || !strings.Contains(errs[0].Msg, "passfile") {
+				t.Errorf("%s: got %v, want one txshim.peer_dsn error naming passfile", dsn, err)
+			}
+		}
+	}
+	// One that is not there is no passfile, as for the clients (a $PGPASSFILE set for hosts that
+	// have none), and one the clients do not read, the password given, is none of our business:
+	// both load.
+	if _, err := Parse("f.toml", []byte(base+"peer_dsn = \"host=10.0.0.2 passfile="+filepath.Join(dir, "none")+"\"\n"), KindSite); err != nil {
+		t.Errorf("a passfile that is not there: %v", err)
+	}
+	if _, err := Parse("f.toml", []byte(base+"peer_dsn = \"host=10.0.0.2 password=pw passfile="+dir+"\"\n"), KindSite); err != nil {
+		t.Errorf("a passfile not read, the password given: %v", err)
+	}
+}

@@ -1088,8 +1088,26 @@ func dsnFileProblem(dsn string) string {
 		if path == "" || f.setting == "sslrootcert" && path == "system" {
 			continue
 		}
-		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() && !devNull(fi) {
+		fi, err := os.Stat(path)
+		if err == nil && !fi.Mode().IsRegular() && !fi.IsDir() && !devNull(fi) {
 			return fmt.Sprintf("%s: not a regular file (%v): reading it would never end", f.setting, fi.Mode().Type())
+		}
+		// A passfile named (the setting, $PGPASSFILE) that is there but cannot be read, the
+		// clients skip without a word, and connect without its password: said here, as the
+		// TLS files are (tlsReason). One that is not there is none, for them as for us; nor
+		// is it read when the string (or $PGPASSWORD) gives the password.
+		if f.setting == "passfile" && f.path != "" && pc.Password == "" && err == nil {
+			if fi.IsDir() {
+				return "passfile: a directory, not a file"
+			}
+			pf, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			switch {
+			case errors.Is(err, fs.ErrPermission):
+				return "passfile: the file cannot be read (permission denied)"
+			case err != nil:
+				return "passfile: the file cannot be read"
+			}
+			pf.Close()
 		}
 	}
 	return ""
