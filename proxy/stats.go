@@ -9,7 +9,7 @@ import "sync/atomic"
 type Stats struct {
 	Active    int64 // connections open now, including those waiting for a master
 	Total     int64 // connections accepted
-	Refused   int64 // connections closed without reaching a server: PROXY rules, no master within connect_timeout, shutdown while waiting
+	Refused   int64 // connections closed without reaching a server: PROXY rules, no master within connect_timeout, the client gone first (a TCP health check), shutdown while waiting
 	BytesUp   int64 // operator to server, PROXY headers excluded
 	BytesDown int64 // server to operator
 	Cut       int64 // connections closed because the master changed

@@ -187,7 +187,7 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 		ps := s.proxy.Stats()
 		metric("tandem_proxy_connections_active", "gauge", "Operator connections being proxied.", fmt.Sprintf(" %d", ps.Active))
 		metric("tandem_proxy_connections_total", "counter", "Operator connections accepted.", fmt.Sprintf(" %d", ps.Total))
-		metric("tandem_proxy_connections_refused_total", "counter", "Operator connections refused or timed out waiting for a master.", fmt.Sprintf(" %d", ps.Refused))
+		metric("tandem_proxy_connections_refused_total", "counter", "Operator connections closed without reaching a server: refused by the PROXY rules, no master within connect_timeout, the client gone before it was forwarded (a load balancer's TCP health check counts here), shutdown while waiting.", fmt.Sprintf(" %d", ps.Refused))
 		metric("tandem_proxy_connections_cut_total", "counter", "Connections cut because their server lost the master role.", fmt.Sprintf(" %d", ps.Cut))
 		metric("tandem_proxy_bytes_total", "counter", "Bytes proxied by connections that have ended.",
 			fmt.Sprintf(`{direction="up"} %d`, ps.BytesUp), fmt.Sprintf(`{direction="down"} %d`, ps.BytesDown))
