@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -117,9 +118,18 @@ func (c *Checker) checkTCP(ctx context.Context) error {
 	if len(c.s.Endpoints) == 0 {
 		return errors.New("no server endpoints to check")
 	}
-	for _, e := range c.s.Endpoints {
-		if err := c.probe(ctx, e); err != nil {
-			return fmt.Errorf("endpoint %s: %w", e.Name, err)
+	// The endpoints are probed side by side, so that one check takes at most HealthTimeout
+	// (the README's per-check limit), not one timeout per endpoint; the first failure in
+	// the configured order is the one reported.
+	errs := make([]error, len(c.s.Endpoints))
+	var wg sync.WaitGroup
+	for i, e := range c.s.Endpoints {
+		wg.Go(func() { errs[i] = c.probe(ctx, e) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", c.s.Endpoints[i].Name, err)
 		}
 	}
 	return nil

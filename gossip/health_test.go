@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -208,5 +209,65 @@ func TestNewCheckerDefaults(t *testing.T) {
 		t.Errorf("zero Server checked every %v, timeout %v, down after %d failures; want config's defaults %v, %v, %d",
 			c.s.HealthInterval, c.s.HealthTimeout, c.s.HealthFailures,
 			config.DefaultHealthInterval, config.DefaultHealthTimeout, config.DefaultHealthFailures)
+	}
+}
+
+// TestCheckerTCPOneTimeout: with several endpoints, one check is bounded by health_timeout (the
+// README's per-check limit), not one timeout per endpoint: each endpoint here takes most of the
+// timeout to answer, the last one never does, and the check fails within about one timeout.
+// Probed one after another, it took about three.
+func TestCheckerTCPOneTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 600 * time.Millisecond
+	var (
+		conns     sync.WaitGroup
+		listeners []net.Listener
+	)
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+		conns.Wait()
+	}()
+	serve := func(delay time.Duration, answer bool) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listeners = append(listeners, l)
+		conns.Go(func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				conns.Go(func() {
+					defer c.Close()
+					buf := make([]byte, 64)
+					c.SetReadDeadline(time.Now().Add(3 * time.Second))
+					c.Read(buf)
+					time.Sleep(delay)
+					if answer {
+						c.Write([]byte("PONG\n"))
+					}
+					c.Read(buf) // until the checker closes it, or the deadline
+				})
+			}
+		})
+		return l.Addr().String()
+	}
+	var eps []config.Endpoint
+	for i, slow := range []bool{true, true, false} {
+		eps = append(eps, config.Endpoint{Name: fmt.Sprintf("ep%d", i), Address: serve(timeout*2/3, slow), HealthSend: "PING\n", HealthExpect: "PONG"})
+	}
+	c := NewChecker(config.Server{HealthTimeout: timeout, Endpoints: eps}, testLogger(t))
+	start := time.Now()
+	err := c.checkTCP(t.Context())
+	d := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "endpoint ep2") {
+		t.Errorf("check: %v, want endpoint ep2's missing reply", err)
+	}
+	if d > timeout+timeout/2 {
+		t.Errorf("one check of %d endpoints took %v, want about the %v health_timeout", len(eps), d, timeout)
 	}
 }
