@@ -14,8 +14,9 @@ import (
 // the TimeZone and DateStyle its date and time literals are read in, and the settings that
 // decide how a value of one type becomes text for a conversion without USING: IntervalStyle,
 // extra_float_digits, bytea_output, lc_monetary, xmloption — and array_nulls, by which an
-// array literal's NULL is read, transform_null_equals, by which x = NULL is parsed, and
-// timezone_abbreviations, by which a literal's zone abbreviation is read);
+// array literal's NULL is read, transform_null_equals, by which x = NULL is parsed,
+// timezone_abbreviations, by which a literal's zone abbreviation is read, and
+// check_function_bodies, off for a function made before the tables its body reads);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
@@ -85,7 +86,8 @@ BEGIN
     ['xmloption', $$pg_catalog.current_setting('xmloption')$$],
     ['array_nulls', $$pg_catalog.current_setting('array_nulls')$$],
     ['transform_null_equals', $$pg_catalog.current_setting('transform_null_equals')$$],
-    ['timezone_abbreviations', $$pg_catalog.current_setting('timezone_abbreviations')$$]] LOOP
+    ['timezone_abbreviations', $$pg_catalog.current_setting('timezone_abbreviations')$$],
+    ['check_function_bodies', $$pg_catalog.current_setting('check_function_bodies')$$]] LOOP
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'tandem.ddl'::pg_catalog.regclass
                    AND attname OPERATOR(pg_catalog.=) c[1] AND NOT attisdropped) THEN
       EXECUTE pg_catalog.format('ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS %I text DEFAULT %s', c[1], c[2]);
