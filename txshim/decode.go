@@ -108,6 +108,8 @@ type Txn struct {
 	// the peer lacks): the apply runs neither their insert nor their delete, whatever the
 	// transaction wrote between them (an event trigger's row: TestTempDDLTriggerRowBetween).
 	ddlInserted, ddlTakenBack map[string]bool
+	// renames: the schemas its DDL renamed, in order (Decoder.schemaRenamed).
+	renames []schemaRenaming
 }
 
 // Len is the number of changes of t, spilled ones included.
@@ -167,7 +169,11 @@ type Decoder struct {
 	received *atomic.Uint64
 
 	// Owned by Run.
-	rels    map[uint32]*Relation
+	rels map[uint32]*Relation
+	// renamed: the schema renames of transactions prepared and not yet finished, by gid, which
+	// the names of other transactions' changes take only from their COMMIT PREPARED on
+	// (schemaRenamed).
+	renamed map[string][]schemaRenaming
 	lastEnd pglogrepl.LSN // events ending at or before it were delivered (by an earlier Run too)
 }
 
@@ -418,11 +424,29 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 			if err := t.seal(); err != nil {
 				return nil, err
 			}
+			if len(t.renames) > 0 {
+				// Not committed yet: other transactions still find the schemas by their old names.
+				for i := len(t.renames) - 1; i >= 0; i-- {
+					d.renameSchema(t.renames[i].to, t.renames[i].from)
+				}
+				if d.renamed == nil {
+					d.renamed = map[string][]schemaRenaming{}
+				}
+				d.renamed[t.GID] = t.renames
+			}
 			if *skip {
 				return &Event{Pos: m.EndLSN}, nil
 			}
 			return &Event{Txn: t, Pos: m.EndLSN}, nil
 		default:
+			if rs, ok := d.renamed[m.GID]; ok {
+				delete(d.renamed, m.GID)
+				if m.Type == msgCommitPrepared { // rolled back: the old names stay
+					for _, r := range rs {
+						d.renameSchema(r.from, r.to)
+					}
+				}
+			}
 			return &Event{Finish: &Finish{GID: m.GID, XID: m.XID, Committed: m.Type == msgCommitPrepared, EndLSN: m.EndLSN}, Pos: m.EndLSN}, nil
 		}
 		return nil, nil
@@ -465,9 +489,15 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 			return nil, t.spill.add(data, nil)
 		}
 	case *pglogrepl.InsertMessage:
-		return nil, d.addChange(data, *cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
+		if err := d.addChange(data, *cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
 			return Change{Kind: ChangeInsert, Rel: r, New: tupleValues(m.Tuple)}, nil
-		})
+		}); err != nil {
+			return nil, err
+		}
+		if r := d.rels[m.RelationID]; r != nil && r.Namespace == "tandem" && r.Name == "ddl" {
+			// Of a transaction skipped too: its statement ran here as well.
+			d.schemaRenamed(*cur, Change{Kind: ChangeInsert, Rel: r, New: tupleValues(m.Tuple)})
+		}
 	case *pglogrepl.UpdateMessage:
 		return nil, d.addChange(data, *cur, *skip, m.RelationID, func(r *Relation) (Change, error) {
 			c := Change{Kind: ChangeUpdate, Rel: r, New: tupleValues(m.NewTuple)}
@@ -569,6 +599,71 @@ func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
 		cur.spill = sp
 	}
 	return nil
+}
+
+// schemaRenaming is a schema's rename.
+type schemaRenaming struct{ from, to string }
+
+// schemaRenamed follows ALTER SCHEMA … RENAME TO … sent through the shim (c, its tandem.ddl row,
+// of transaction t). The statement changes no table, so PostgreSQL invalidates none and pgoutput
+// sends no new Relation message for the schema's tables: their changes after it would name the
+// schema as it was — on the peer, where the statement renamed it too, a table that no longer
+// exists, and the write was refused as a divergence (TestApplyAfterSchemaRename). The relations
+// of the schema take its new name here, where the statement stands in the stream, for the rest
+// of t; those of changes before it keep the old one. A prepared t gives them back their old
+// names at its PREPARE, and the new ones again at its COMMIT PREPARED: a rename locks no table,
+// so other sessions write by the old name until then, and the peer, where t is not committed
+// yet either, finds their tables by it only (TestApplySchemaRenameConcurrent). A spill's
+// reader meets the row again and does the same for the rest of t.
+func (d *Decoder) schemaRenamed(t *Txn, c Change) {
+	stmt, ok := ddlStmt(c)
+	if !ok {
+		return
+	}
+	from, to, ok := schemaRename(stmt)
+	if !ok || from == to {
+		return
+	}
+	d.renameSchema(from, to)
+	if t != nil && t.Prepared {
+		t.renames = append(t.renames, schemaRenaming{from, to})
+	}
+}
+
+// renameSchema gives the relations of schema from the name to.
+func (d *Decoder) renameSchema(from, to string) {
+	for id, r := range d.rels {
+		if r.Namespace == from {
+			nr := *r
+			nr.Namespace, nr.key = to, ""
+			nr.key = relKey(&nr)
+			d.rels[id] = &nr
+		}
+	}
+}
+
+// schemaRename tells whether stmt is ALTER SCHEMA from RENAME TO to, and the two names as
+// PostgreSQL looks them up.
+func schemaRename(stmt string) (from, to string, ok bool) {
+	var words []string
+	n := len(stmt)
+	for i := skipBlank(stmt, 0, n); i < n && len(words) <= 7; {
+		tok, e := nextToken(stmt, i, false)
+		if tok == tokWord && e == i+1 && (stmt[i] == 'U' || stmt[i] == 'u') && e+1 < n && stmt[e] == '&' && stmt[e+1] == '"' {
+			_, e = unicodeName(stmt, e+1, skipQuoted(stmt, e+2, '"', false))
+		}
+		words = append(words, stmt[i:e])
+		i = skipBlank(stmt, e, n)
+	}
+	if len(words) == 7 && words[6] == ";" {
+		words = words[:6]
+	}
+	name := func(w string) bool { return w != "" && (isIdentStart(w[0]) || w[0] == '"') }
+	if len(words) != 6 || !strings.EqualFold(words[0], "ALTER") || !strings.EqualFold(words[1], "SCHEMA") ||
+		!strings.EqualFold(words[3], "RENAME") || !strings.EqualFold(words[4], "TO") || !name(words[2]) || !name(words[5]) {
+		return "", "", false
+	}
+	return string(foldName(words[2], nil)), string(foldName(words[5], nil)), true
 }
 
 // seal ends the spill of t, if it has one.
