@@ -15,8 +15,9 @@ import (
 // decide how a value of one type becomes text for a conversion without USING: IntervalStyle,
 // extra_float_digits, bytea_output, lc_monetary, xmloption — and array_nulls, by which an
 // array literal's NULL is read, transform_null_equals, by which x = NULL is parsed,
-// timezone_abbreviations, by which a literal's zone abbreviation is read, and
-// check_function_bodies, off for a function made before the tables its body reads);
+// timezone_abbreviations, by which a literal's zone abbreviation is read,
+// check_function_bodies, off for a function made before the tables its body reads, and the
+// role the client set, SET ROLE, which owns what the statement makes);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
@@ -87,7 +88,10 @@ BEGIN
     ['array_nulls', $$pg_catalog.current_setting('array_nulls')$$],
     ['transform_null_equals', $$pg_catalog.current_setting('transform_null_equals')$$],
     ['timezone_abbreviations', $$pg_catalog.current_setting('timezone_abbreviations')$$],
-    ['check_function_bodies', $$pg_catalog.current_setting('check_function_bodies')$$]] LOOP
+    ['check_function_bodies', $$pg_catalog.current_setting('check_function_bodies')$$],
+    -- The shim inserts the row as the session's user, with the role the client set (if any)
+    -- kept in tandem.role (asSessionUserSQL); NULL when it set none.
+    ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'tandem.ddl'::pg_catalog.regclass
                    AND attname OPERATOR(pg_catalog.=) c[1] AND NOT attisdropped) THEN
       EXECUTE pg_catalog.format('ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS %I text DEFAULT %s', c[1], c[2]);
