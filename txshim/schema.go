@@ -16,8 +16,9 @@ import (
 // extra_float_digits, bytea_output, lc_monetary, xmloption — and array_nulls, by which an
 // array literal's NULL is read, transform_null_equals, by which x = NULL is parsed,
 // timezone_abbreviations, by which a literal's zone abbreviation is read,
-// check_function_bodies, off for a function made before the tables its body reads, and the
-// role the client set, SET ROLE, which owns what the statement makes);
+// check_function_bodies, off for a function made before the tables its body reads,
+// password_encryption, by which a role's password is hashed, and the role the client set, SET
+// ROLE, which owns what the statement makes);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
 // the end of the transaction in its source's stream (prune.go); rows of earlier versions have
@@ -89,6 +90,7 @@ BEGIN
     ['transform_null_equals', $$pg_catalog.current_setting('transform_null_equals')$$],
     ['timezone_abbreviations', $$pg_catalog.current_setting('timezone_abbreviations')$$],
     ['check_function_bodies', $$pg_catalog.current_setting('check_function_bodies')$$],
+    ['password_encryption', $$pg_catalog.current_setting('password_encryption')$$],
     -- The shim inserts the row as the session's user, with the role the client set (if any)
     -- kept in tandem.role (asSessionUserSQL); NULL when it set none.
     ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
