@@ -1479,10 +1479,11 @@ END $tandem$`
 // body reads, which the peer refused under the apply session's default
 // (TestFidelityCheckFunctionBodies); password_encryption, after which CREATE ROLE and ALTER
 // ROLE … PASSWORD hash a password: a session's md5 (for clients that cannot do SCRAM) gave
-// the peer a SCRAM hash (TestFidelityPasswordEncryption). And role, the one the client set (SET ROLE; a row records
+// the peer a SCRAM hash (TestFidelityPasswordEncryption); xmlbinary, by which xmlelement
+// writes a bytea (in a column's default, a conversion's USING: TestFidelityXMLBinary). And role, the one the client set (SET ROLE; a row records
 // none when it set none): what the statement makes is that role's on the local database, and
 // was the apply session's user's on the peer (TestApplyDDLRole).
-var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "role"}
+var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "role"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }

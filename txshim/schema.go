@@ -13,7 +13,8 @@ import (
 // session that sent it: the schemas that session searched, "$user" resolved, at that moment,
 // the TimeZone and DateStyle its date and time literals are read in, and the settings that
 // decide how a value of one type becomes text for a conversion without USING: IntervalStyle,
-// extra_float_digits, bytea_output, lc_monetary, xmloption — and array_nulls, by which an
+// extra_float_digits, bytea_output, lc_monetary, xmloption — and xmlbinary, by which
+// xmlelement writes a bytea, array_nulls, by which an
 // array literal's NULL is read, transform_null_equals, by which x = NULL is parsed,
 // timezone_abbreviations, by which a literal's zone abbreviation is read,
 // check_function_bodies, off for a function made before the tables its body reads,
@@ -91,6 +92,7 @@ BEGIN
     ['timezone_abbreviations', $$pg_catalog.current_setting('timezone_abbreviations')$$],
     ['check_function_bodies', $$pg_catalog.current_setting('check_function_bodies')$$],
     ['password_encryption', $$pg_catalog.current_setting('password_encryption')$$],
+    ['xmlbinary', $$pg_catalog.current_setting('xmlbinary')$$],
     -- The shim inserts the row as the session's user, with the role the client set (if any)
     -- kept in tandem.role (asSessionUserSQL); NULL when it set none.
     ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
