@@ -35,6 +35,10 @@ type Options struct {
 	// database has everything (the record's peer_synced). An error cancels
 	// the promotion. May be nil.
 	BeforePromote func(ctx context.Context, term uint64) (peerSynced bool, err error)
+	// CheckPromote runs before the new term record is saved: an error makes this site stand
+	// aside without taking the term (no record of it is saved or published), as when it finds
+	// its database behind what the gossip showed. May be nil.
+	CheckPromote func(ctx context.Context, term uint64) error
 	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
 	ReleaseTimeout time.Duration
 	// WentSolo reports whether the master this process served may have committed alone in
@@ -99,6 +103,7 @@ type Node struct {
 	store         RecordStore
 	beforeRelease func(ctx context.Context, term uint64)
 	beforePromote func(ctx context.Context, term uint64) (bool, error)
+	checkPromote  func(ctx context.Context, term uint64) error
 	wentSolo      func(term uint64) bool
 	cut           func(addr string) bool // Options.Cut
 	// hadMajority: the last view saw a majority of the voters, since majoritySince
@@ -361,7 +366,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		cfg: cfg, log: logger.With("component", "gossip"), mlLog: logger.With("component", "memberlist"), store: store, beforeRelease: opts.BeforeRelease, beforePromote: opts.BeforePromote, releaseTimeout: rt,
 		wentSolo: opts.WentSolo,
 		cut:      opts.Cut,
-		prof:     prof, voters: voters, fenceDelay: fence,
+		prof:     prof, voters: voters, fenceDelay: fence, checkPromote: opts.CheckPromote,
 		wake: make(chan struct{}, 1), dupWake: make(chan struct{}, 1), rejoinWake: make(chan struct{}, 1), changes: make(chan State, 1),
 		started: make(chan struct{}), crash: make(chan struct{}),
 		readySince: map[string]time.Time{}, boots: map[string]uint64{},
@@ -770,6 +775,14 @@ func (n *Node) AcceptLoss(term uint64) error {
 		"term", term, "master", master)
 	n.poke()
 	return nil
+}
+
+// AcceptedLoss is the term whose master's solo commits an operator accepted to lose
+// (AcceptLoss), 0 when none.
+func (n *Node) AcceptedLoss() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.acceptLoss
 }
 
 // checkSplitBrain notes a split brain (DESIGN §3) the view shows. A newer term taken elsewhere
@@ -1227,6 +1240,12 @@ func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFu
 }
 
 func (n *Node) promote(ctx context.Context, a Action) {
+	if n.checkPromote != nil {
+		if err := n.checkPromote(ctx, a.Term); err != nil {
+			n.holdPromotion(a.Term, err)
+			return
+		}
+	}
 	n.mu.Lock()
 	own := n.meta.Record
 	n.mu.Unlock()

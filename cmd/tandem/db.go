@@ -528,6 +528,30 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	return false, nil
 }
 
+// mayPromote is the node's check before it takes term (gossip.Options.CheckPromote): the peer
+// database's term record may show what the gossip did not carry here — that its site, master
+// of the newest term this site knows of, went on alone (unacknowledged: no one alive to tell,
+// and its sidecar died before this one heard). This site's database lacks what it committed
+// then, and taking over would lose commits its clients saw (DESIGN §3 rule 2); it waits for
+// that site, unless an operator accepted the loss (tandem promote -accept-loss). A peer
+// database that does not answer tells nothing.
+func (d *database) mayPromote(ctx context.Context, term uint64) error {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	pterm, pmaster, psynced, err := txshim.ReadTermRecord(rctx, d.peer)
+	cancel()
+	if err != nil || psynced || pmaster == "" || pmaster == d.site {
+		return nil
+	}
+	d.mu.Lock()
+	own := d.record.Term
+	d.mu.Unlock()
+	if pterm < own || (d.node != nil && d.node.AcceptedLoss() == pterm) {
+		return nil
+	}
+	return fmt.Errorf("the peer database's term record says %s, master of term %d, went on alone: this site's database lacks what it committed then (if that site is lost for good, tandem promote -accept-loss %d)",
+		pmaster, pterm, pterm)
+}
+
 // promoteCatchUp bounds the catch-up a promotion waits for; a longer backlog
 // is shipped while the new master serves alone.
 const promoteCatchUp = 5 * time.Second

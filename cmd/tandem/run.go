@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		db.records = newRecordStore(cfg.Site, db.local, gossip.NewFileStore(cfg.DataDir), db.log)
 		opts.Store = db.records
 		opts.BeforePromote = db.promote
+		opts.CheckPromote = db.mayPromote
 		opts.WentSolo = db.shim.WentSolo
 	}
 	opts.ReleaseTimeout = releaseTimeout(cfg)
