@@ -42,11 +42,14 @@ type database struct {
 	// see setBypass).
 	bypass int
 
-	mu       sync.Mutex
-	role     gossip.Role
-	term     uint64
-	draining int           // drains under way (see drain): the shipper turns backup after the last
-	drained  chan struct{} // closed when the last drain under way ends (stepDown waits for it)
+	mu   sync.Mutex
+	role gossip.Role
+	// peerSilent: when mayPromote last waited in vain for the peer database (under mu), which
+	// the promotion that follows does not wait for as long again.
+	peerSilent time.Time
+	term       uint64
+	draining   int           // drains under way (see drain): the shipper turns backup after the last
+	drained    chan struct{} // closed when the last drain under way ends (stepDown waits for it)
 
 	// downs counts the shim's OnPeerDown calls, under syncMu, which peerDown holds while it
 	// records peer_synced = false and publishSynced while it checks and records true: a
@@ -450,7 +453,14 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	// was not writable. A peer database that accepts connections and then hangs counts as
 	// unreachable after 2 s here, not the resolver's longer start-up bound for slow links: the
 	// takeover waits for this pass.
-	rep := d.resolve(txshim.WithStartupTimeout(ctx, 2*time.Second))
+	// Not as long again for a peer database the check before the term (mayPromote) has just
+	// waited for in vain: the takeover after the loss of a whole site would wait for it twice.
+	wait := 2 * time.Second
+	if !d.peerSilent.IsZero() && time.Since(d.peerSilent) < 10*time.Second {
+		wait = 250 * time.Millisecond
+	}
+	d.peerSilent = time.Time{}
+	rep := d.resolve(txshim.WithStartupTimeout(ctx, wait))
 	if err := txshim.BumpSequences(ctx, d.cfg.LocalDSN); err != nil {
 		return false, fmt.Errorf("move sequences past the values in use: %w", err)
 	}
@@ -538,13 +548,17 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 func (d *database) mayPromote(ctx context.Context, term uint64) error {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	pterm, pmaster, psynced, err := txshim.ReadTermRecord(rctx, d.peer)
+	silent := err != nil && rctx.Err() != nil
 	cancel()
+	d.mu.Lock()
+	own := d.record.Term
+	if silent {
+		d.peerSilent = time.Now()
+	}
+	d.mu.Unlock()
 	if err != nil || psynced || pmaster == "" || pmaster == d.site {
 		return nil
 	}
-	d.mu.Lock()
-	own := d.record.Term
-	d.mu.Unlock()
 	if pterm < own || (d.node != nil && d.node.AcceptedLoss() == pterm) {
 		return nil
 	}

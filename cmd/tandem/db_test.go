@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -960,5 +961,56 @@ func TestHealthLocalSlotsFull(t *testing.T) {
 	<-done
 	if down {
 		t.Fatal("local database with every connection slot taken (53300) counted as down: the site would give up its role")
+	}
+}
+
+// TestPromoteSilentPeerWaitsOnce: a peer database that accepts connections and then says
+// nothing (its site's network gone, its host down) is waited for once per takeover. The check
+// before the term is taken (mayPromote) waits 2 s for the peer's term record, and the
+// promotion's resolver pass waited 2 s more for the same silent peer, doubling the failover
+// after the loss of a whole site.
+func TestPromoteSilentPeerWaitsOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	held.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // accepted, never answered
+			mu.Unlock()
+		}
+	})
+	defer func() {
+		l.Close()
+		held.Wait()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	d := site2DatabaseTo(t, "postgres://postgres@"+l.Addr().String()+"/app?sslmode=disable")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := d.mayPromote(ctx, 9); err != nil {
+		t.Fatalf("mayPromote with a silent peer database: %v, want nil (it tells nothing)", err)
+	}
+	checked := time.Since(start)
+	if _, err := d.promote(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("silent peer database: check %v, check and promotion %v", checked, took)
+	if took > checked+time.Second {
+		t.Errorf("the promotion waited %v more for the peer database the check had just waited %v for in vain", took-checked, checked)
 	}
 }
