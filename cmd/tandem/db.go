@@ -42,14 +42,14 @@ type database struct {
 	// see setBypass).
 	bypass int
 
-	mu   sync.Mutex
-	role gossip.Role
+	mu       sync.Mutex
+	role     gossip.Role
+	term     uint64
+	draining int           // drains under way (see drain): the shipper turns backup after the last
+	drained  chan struct{} // closed when the last drain under way ends (stepDown waits for it)
 	// peerSilent: when mayPromote last waited in vain for the peer database (under mu), which
 	// the promotion that follows does not wait for as long again.
 	peerSilent time.Time
-	term       uint64
-	draining   int           // drains under way (see drain): the shipper turns backup after the last
-	drained    chan struct{} // closed when the last drain under way ends (stepDown waits for it)
 
 	// downs counts the shim's OnPeerDown calls, under syncMu, which peerDown holds while it
 	// records peer_synced = false and publishSynced while it checks and records true: a
