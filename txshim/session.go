@@ -2280,9 +2280,10 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	u := &extUnit{buf: s.ebuf, items: s.items}
 	neutral := true
 	for _, it := range s.items {
-		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint || it.info.ownObject != "" {
+		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint || it.info.ownObject != "" ||
+			it.info.prepareMakes || it.info.explainMakes {
 			// Not a read that passes as it is: LOCK or PREPARE … AS naming a table of
-			// Tandem's are refused (walk).
+			// Tandem's, and PREPARE … AS SELECT … INTO, are refused (walk).
 			neutral = false
 		}
 	}

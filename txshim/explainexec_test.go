@@ -1,0 +1,29 @@
+package txshim
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestPrepareMakesTableExtended: PREPARE … AS SELECT … INTO a permanent table sent in the
+// extended protocol (Parse, Bind, Execute of the PREPARE), which the shim took for a read that
+// passes as it is: the refusal (prepareMakesRefusal) never came, and an EXPLAIN ANALYZE EXECUTE
+// of it made the table on the local database only. Refused as in a simple Query.
+func TestPrepareMakesTableExtended(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	_, err := c.PgConn().ExecParams(ctx, "PREPARE p AS SELECT 1 AS a INTO y WHERE false", nil, nil, nil, nil).Close()
+	wantRefused(t, "PREPARE (extended)", err, "PREPARE")
+	_, err = c.PgConn().ExecParams(ctx, "EXPLAIN ANALYZE CREATE TABLE y2 AS SELECT 1 AS a WITH NO DATA", nil, nil, nil, nil).Close()
+	wantRefused(t, "EXPLAIN ANALYZE CREATE TABLE … AS (extended)", err, "EXPLAIN ANALYZE")
+	if _, err := c.Exec(ctx, "EXPLAIN ANALYZE EXECUTE p", pgx.QueryExecModeSimpleProtocol); err == nil {
+		t.Errorf("EXPLAIN ANALYZE EXECUTE p: no error")
+	}
+	e.settle(t, before)
+	e.sameOnBoth(t, "y", "y2")
+}
