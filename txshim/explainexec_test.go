@@ -7,6 +7,28 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// TestExecuteOfParsedExplainMakesTable: a Parse of EXPLAIN ANALYZE CREATE TABLE … AS (the
+// refusal, explainMakesRefusal, came at its Execute) and a SQL EXECUTE of it, which runs the
+// EXPLAIN and makes the table without an event trigger: the table was on the local database
+// only. The Parse is refused.
+func TestExecuteOfParsedExplainMakesTable(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	_, perr := c.PgConn().Prepare(ctx, "s3", "EXPLAIN ANALYZE CREATE TABLE z3 AS SELECT 1 AS a WITH NO DATA", nil)
+	_, xerr := c.Exec(ctx, "EXECUTE s3", pgx.QueryExecModeSimpleProtocol)
+	if perr == nil && xerr == nil {
+		t.Errorf("Parse and EXECUTE of EXPLAIN ANALYZE CREATE TABLE … AS: no error")
+	}
+	if perr != nil {
+		wantRefused(t, "Parse", perr, "EXPLAIN ANALYZE")
+	}
+	e.settle(t, before)
+	e.sameOnBoth(t, "z3")
+}
+
 // TestPrepareMakesTableExtended: PREPARE … AS SELECT … INTO a permanent table sent in the
 // extended protocol (Parse, Bind, Execute of the PREPARE), which the shim took for a read that
 // passes as it is: the refusal (prepareMakesRefusal) never came, and an EXPLAIN ANALYZE EXECUTE

@@ -2055,6 +2055,9 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			s.setStmt(key, mergeStmts(old, si), false)
 		}
 		s.parsed[key] = si
+		// A SQL EXECUTE of it (which the shim does not look into) runs what the Execute of
+		// its portal would: refused at the Parse, where the shim sees what it is.
+		info.explainMakes, info.prepareMakes = si.explainMakes, si.prepareMakes
 	case 'B':
 		portal, rest, ok := cString(body)
 		stmt, _, ok2 := cString(rest)
