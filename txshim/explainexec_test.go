@@ -29,6 +29,45 @@ func TestExecuteOfParsedExplainMakesTable(t *testing.T) {
 	e.sameOnBoth(t, "z3")
 }
 
+// TestExplainExecuteMakesTableMerged: EXPLAIN ANALYZE EXECUTE of a statement the shim knows
+// only as one of two (a Parse or PREPARE of its name after one that may still be held), one of
+// which is a SELECT … INTO: the shim's record of it was a plain write, and the table was made on
+// the local database only. Refused as for a statement known to make a table.
+func TestExplainExecuteMakesTableMerged(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	// A PREPARE of the name that fails (42P05): PostgreSQL holds the SELECT … INTO.
+	if _, err := c.PgConn().Prepare(ctx, "s1", "SELECT 1 AS a INTO z1 WHERE false", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "PREPARE s1 AS SELECT 1", pgx.QueryExecModeSimpleProtocol); err == nil {
+		t.Fatal("PREPARE of a name in use: no error")
+	}
+	_, err := c.Exec(ctx, "EXPLAIN ANALYZE EXECUTE s1", pgx.QueryExecModeSimpleProtocol)
+	wantRefused(t, "EXPLAIN ANALYZE EXECUTE s1", err, "EXPLAIN ANALYZE")
+	// A Close that may have been skipped (not first in its request) before a Parse of the name.
+	if _, err := c.PgConn().Prepare(ctx, "s2", "SELECT 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	p := c.PgConn().StartPipeline(ctx)
+	p.SendPrepare("x", "SELECT 2", nil)
+	p.SendDeallocate("s2")
+	p.SendPrepare("s2", "SELECT 1 AS a INTO z2 WHERE false", nil)
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Exec(ctx, "EXPLAIN ANALYZE EXECUTE s2", pgx.QueryExecModeSimpleProtocol)
+	wantRefused(t, "EXPLAIN ANALYZE EXECUTE s2", err, "EXPLAIN ANALYZE")
+	e.settle(t, before)
+	e.sameOnBoth(t, "z1", "z2")
+}
+
 // TestPrepareMakesTableExtended: PREPARE … AS SELECT … INTO a permanent table sent in the
 // extended protocol (Parse, Bind, Execute of the PREPARE), which the shim took for a read that
 // passes as it is: the refusal (prepareMakesRefusal) never came, and an EXPLAIN ANALYZE EXECUTE

@@ -169,6 +169,7 @@ type stmtInfo struct {
 	explainMakes bool    // EXPLAIN ANALYZE of CREATE TABLE … AS and the like: refused (explainMakesRefusal)
 	prepareMakes bool    // PREPARE … AS SELECT … INTO: refused (prepareMakesRefusal)
 	explainExec  string  // EXPLAIN ANALYZE EXECUTE name: the name, refused when it makes a table (explainMakesRefusal)
+	mayDDL       bool    // merged from a DDL statement (mergeStmts): EXPLAIN ANALYZE EXECUTE of it is refused (makesTable)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
 	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -201,6 +202,7 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 		m.ownObject = b.ownObject
 	}
 	m.explainMakes, m.prepareMakes = a.explainMakes || b.explainMakes, a.prepareMakes || b.prepareMakes
+	m.mayDDL = a.mayDDL || b.mayDDL || a.kind == kindDDL || b.kind == kindDDL
 	m.explainExec = a.explainExec
 	if m.explainExec == "" {
 		m.explainExec = b.explainExec
@@ -1798,14 +1800,14 @@ func (s *session) applyNames(op namesOp, certain bool) {
 }
 
 // makesTable tells whether the prepared statement name, as the shim knows it, makes a table
-// (SELECT … INTO, parsed in the extended protocol): EXPLAIN ANALYZE EXECUTE of it is refused
-// (explainMakesRefusal).
+// (SELECT … INTO, parsed in the extended protocol), or may (one of the two statements it may be,
+// mergeStmts): EXPLAIN ANALYZE EXECUTE of it is refused (explainMakesRefusal).
 func (s *session) makesTable(name string) bool {
 	si, ok := s.parsed[name]
 	if !ok {
 		si, ok = s.stmts[name]
 	}
-	return ok && si.kind == kindDDL
+	return ok && (si.kind == kindDDL || si.mayDDL)
 }
 
 // explainExecName is the name of the prepared statement EXPLAIN ANALYZE EXECUTE statement st of
