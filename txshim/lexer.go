@@ -567,9 +567,9 @@ func falseOption(v string) bool {
 
 // selectInto returns the index of the INTO of [WITH …] SELECT … INTO new_table, or -1. An INTO
 // after AS or "." is a column named into. In a WITH, one after INSERT or MERGE that starts a
-// statement, after "(" or ")", is their target (a write already), not after a column named
-// insert (SELECT a AS insert INTO t). Only a WITH holds such statements: a SELECT holding one is
-// refused.
+// statement, after "(" or ")" or a CTE's SEARCH or CYCLE clause (… CYCLE n SET c USING p INSERT
+// INTO t), is their target (a write already), not after a column named insert (SELECT a AS
+// insert INTO t). Only a WITH holds such statements: a SELECT holding one is refused.
 func selectInto(l wordList) int {
 	with := l.is(0, "WITH")
 	if !with && !l.is(0, "SELECT") {
@@ -577,11 +577,27 @@ func selectInto(l wordList) int {
 	}
 	k := -1
 	var prev, before span // the word before, and the one before that
+	// clause: in a SEARCH or CYCLE clause after a CTE's ")" (1), past its SET (2); its words
+	// hold no SELECT.
+	clause := 0
 	l.each(0, func(i int, w span) bool {
-		p := l.sql[prev.start:prev.end]
-		if strings.EqualFold(l.sql[w.start:w.end], "INTO") && l.sql[w.start-1] != '.' && !strings.EqualFold(p, "AS") &&
+		p, word := l.sql[prev.start:prev.end], l.sql[w.start:w.end]
+		if with && i > 0 {
+			switch {
+			case strings.ContainsAny(l.sql[prev.end:w.start], "()"):
+				clause = 0
+				if strings.EqualFold(word, "SEARCH") || strings.EqualFold(word, "CYCLE") {
+					clause = 1
+				}
+			case strings.EqualFold(word, "SELECT"):
+				clause = 0
+			case clause == 1 && strings.EqualFold(word, "SET"):
+				clause = 2
+			}
+		}
+		if strings.EqualFold(word, "INTO") && l.sql[w.start-1] != '.' && !strings.EqualFold(p, "AS") &&
 			!(with && (strings.EqualFold(p, "INSERT") || strings.EqualFold(p, "MERGE")) &&
-				strings.ContainsAny(l.sql[before.end:prev.start], "()")) {
+				(clause == 2 || strings.ContainsAny(l.sql[before.end:prev.start], "()"))) {
 			k = i
 			return false
 		}
