@@ -889,8 +889,9 @@ func classify(l wordList, st *statement) {
 	case "EXPLAIN":
 		// EXPLAIN ANALYZE runs the statement it explains (CREATE TABLE … AS and SELECT … INTO
 		// create the table, EXECUTE runs what was prepared): it is what that statement is.
+		// REFRESH MATERIALIZED VIEW it explains as a utility statement, without running it.
 		st.Kind = kindRead
-		if k, runs := explained(l); runs {
+		if k, runs := explained(l); runs && !l.is(k, "REFRESH") {
 			in := statement{Start: st.Start, End: st.End}
 			classify(l.from(k), &in)
 			st.Kind, st.Temp, st.Unpreparable, st.MayUnkey = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable, in.MayUnkey
