@@ -88,3 +88,23 @@ func TestPrepareMakesTableExtended(t *testing.T) {
 	e.settle(t, before)
 	e.sameOnBoth(t, "y", "y2")
 }
+
+// TestExplainExecuteUnicodeName: EXPLAIN ANALYZE EXECUTE U&"…" of a SELECT … INTO parsed in
+// the extended protocol: the lexer read the name as the word U, which names no statement the
+// shim knows, and the table was made on the local database only.
+func TestExplainExecuteUnicodeName(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	before := e.shim.Stats()
+	c := e.connect(t)
+	if _, err := c.PgConn().Prepare(ctx, "s1", "SELECT 1 AS a INTO zu WHERE false", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`EXPLAIN ANALYZE EXECUTE U&"s\0031"`, `EXPLAIN ANALYZE EXECUTE u&"s!0031" UESCAPE '!'`, `EXPLAIN ANALYZE EXECUTE U&"s1"`} {
+		_, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		wantRefused(t, q, err, "EXPLAIN ANALYZE")
+	}
+	e.settle(t, before)
+	e.sameOnBoth(t, "zu")
+}

@@ -900,6 +900,13 @@ func classify(l wordList, st *statement) {
 				if i := skipBlank(sql, l.w[k].end, l.end); i < l.end {
 					if tok, e := nextToken(sql, i, false); tok == tokWord || tok == tokQuoted {
 						st.ExplainExec = span{i, e}
+						if e == i+1 && e+1 < l.end && sql[e] == '&' && sql[e+1] == '"' {
+							// U&"…" [UESCAPE '…']: the span holds it all for foldName to decode.
+							_, qe := nextToken(sql, e+1, false)
+							if u, uend := unicodeName(sql, e+1, qe); u >= 0 {
+								st.ExplainExec = span{u, uend}
+							}
+						}
 					}
 				}
 			}
