@@ -897,7 +897,8 @@ func classify(l wordList, st *statement) {
 			st.Kind, st.Temp, st.Unpreparable, st.MayUnkey = in.Kind, in.Temp, st.Unpreparable || in.Unpreparable, in.MayUnkey
 			st.ExplainMakes = in.Kind == kindDDL
 			if l.is(k, "EXECUTE") {
-				if i := skipBlank(sql, l.w[k].end, l.end); i < l.end {
+				// Word k, maybe past the kept words (EXPLAIN with a long option list).
+				if i := skipBlank(sql, l.spanOf(k, "EXECUTE").end, l.end); i < l.end {
 					if tok, e := nextToken(sql, i, false); tok == tokWord || tok == tokQuoted {
 						st.ExplainExec = span{i, e}
 						if e == i+1 && e+1 < l.end && sql[e] == '&' && sql[e+1] == '"' {
