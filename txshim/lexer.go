@@ -499,11 +499,20 @@ func (l wordList) wordAt(off int) int {
 }
 
 // from returns the words from index k on, a statement within the statement (what EXPLAIN
-// explains) as classify sees a statement. Past the kept words it has none, which classify takes
-// for a write.
+// explains) as classify sees a statement. Past the kept words (EXPLAIN with a long option list),
+// word k is found in the text, the rest found after it as any past the kept ones; none, when
+// there is no word k.
 func (l wordList) from(k int) wordList {
 	if k >= len(l.w) {
-		return wordList{sql: l.sql, end: l.end}
+		var w []span
+		l.each(k, func(_ int, s span) bool {
+			w = []span{s}
+			return false
+		})
+		if w == nil {
+			return wordList{sql: l.sql, end: l.end}
+		}
+		return wordList{sql: l.sql, w: w, more: w[0].end, end: l.end}
 	}
 	l.w = l.w[k:]
 	return l
