@@ -108,3 +108,28 @@ func TestExplainExecuteUnicodeName(t *testing.T) {
 	e.settle(t, before)
 	e.sameOnBoth(t, "zu")
 }
+
+// TestPrepareMakesTableReadOnlyThenDual: PREPARE … AS SELECT … INTO a permanent table while the
+// site is read-only (where DDL is not recorded, and the refusal, prepareMakesRefusal, was not
+// made), then EXPLAIN ANALYZE EXECUTE of it once the site is master in dual mode: the shim knew
+// the statement only as a SQL PREPARE, and the table was made on the local database only.
+func TestPrepareMakesTableReadOnlyThenDual(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	c := e.connect(t)
+	e.shim.SetMode(ModeReadOnly, 1)
+	_, err := c.Exec(ctx, "PREPARE p AS SELECT 1 AS a INTO zr WHERE false", pgx.QueryExecModeSimpleProtocol)
+	t.Logf("PREPARE in read-only mode: %v", err)
+	_, err = c.PgConn().Prepare(ctx, "s", "EXPLAIN ANALYZE CREATE TABLE zs AS SELECT 1 AS a WITH NO DATA", nil)
+	t.Logf("Parse of EXPLAIN ANALYZE CREATE TABLE … AS in read-only mode: %v", err)
+	e.shim.SetMode(ModeDual, 1)
+	before := e.shim.Stats()
+	for _, q := range []string{"EXPLAIN ANALYZE EXECUTE p", "EXECUTE s"} {
+		if _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err == nil {
+			t.Errorf("%s: no error", q)
+		}
+	}
+	e.settle(t, before)
+	e.sameOnBoth(t, "zr", "zs")
+}

@@ -2567,9 +2567,12 @@ func needsWork(u unit, st byte, pol policy, roChange bool) bool {
 			// Refused wherever it comes (walk): in a transaction block, beside a statement
 			// that cannot run in one, or taken for a read (LOCK, PREPARE … AS INSERT).
 			return true
-		case (info.explainMakes || info.prepareMakes || info.explainExec != "") && pol.recordDDL():
-			// Refused wherever it comes (walk); EXPLAIN ANALYZE EXECUTE when what it runs makes a
-			// table.
+		case info.explainMakes || info.prepareMakes:
+			// Refused wherever it comes (walk), in every mode: a statement prepared while the
+			// site is read-only may run once it is master.
+			return true
+		case info.explainExec != "" && pol.recordDDL():
+			// EXPLAIN ANALYZE EXECUTE, refused when what it runs makes a table (walk).
 			return true
 		case info.proc && st == 'I' && !pol.readOnly:
 			// It passes the commit gate, and in dual mode its reply waits until the peer has
@@ -3026,10 +3029,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if info.ownObject != "" && pol.intercept {
 			return refuse(i, "42501", info.ownObject)
 		}
-		if recordDDL && (info.explainMakes || info.explainExec != "" && s.makesTable(info.explainExec)) {
+		if pol.intercept && info.explainMakes || recordDDL && info.explainExec != "" && s.makesTable(info.explainExec) {
 			return refuse(i, "0A000", explainMakesRefusal, explainMakesHint)
 		}
-		if info.prepareMakes && recordDDL {
+		if info.prepareMakes && pol.intercept {
 			return refuse(i, "0A000", prepareMakesRefusal, prepareMakesHint)
 		}
 		if info.chain && us.injected && (k == kindCommit || k == kindRollback) {
