@@ -1753,8 +1753,67 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward('Q', body, true)
 	}
+	if (st == 'I' || st == 'T') && pol.intercept && commitThenMore(sts) {
+		if bad, err := s.unparsable(text, st); err != nil || bad {
+			if err != nil {
+				return err
+			}
+			// PostgreSQL fails it whole, with the error it reports, having run nothing.
+			s.push(&pending{fwd: true, fwdRFQ: true})
+			return s.forward('Q', body, true)
+		}
+	}
 	us := unitState{open: true, st: st}
 	return s.walk(ctx, u, &us, pol, true)
+}
+
+// commitThenMore tells whether a statement follows a COMMIT in sts, a simple Query. PostgreSQL
+// parses a Query whole before it runs any of it, and runs none of it when a statement does not
+// parse. The shim runs the COMMIT itself (walk), sending the statements before it first: a
+// statement after it that does not parse failed only once they had committed (unparsable).
+func commitThenMore(sts []statement) bool {
+	commit := false
+	for _, st := range sts {
+		switch {
+		case commit && st.Kind != kindEmpty:
+			return true
+		case st.Kind == kindCommit:
+			commit = true
+		}
+	}
+	return false
+}
+
+// parseCheckName is the savepoint unparsable sets in the client's transaction block.
+const parseCheckName = reservedPrefix + "parse"
+
+// unparsable tells whether PostgreSQL fails to parse text, a simple Query of several statements
+// the session sends in status st ('I' or 'T'): a Parse of it fails, with the error PostgreSQL
+// gives a Query of several statements there (42601, without a position) when each statement
+// parses. In the client's transaction block the Parse runs under a savepoint of the shim's,
+// rolled back and released, so that its error does not abort the block.
+func (s *session) unparsable(text string, st byte) (bool, error) {
+	if st == 'T' {
+		if err := s.swallow("SAVEPOINT " + parseCheckName); err != nil {
+			return false, err
+		}
+	}
+	r, err := s.capture(text)
+	if err != nil {
+		return false, err
+	}
+	if st == 'T' {
+		if err := s.swallow("ROLLBACK TO SAVEPOINT " + parseCheckName); err != nil {
+			return false, err
+		}
+		if r, err := s.capture("RELEASE SAVEPOINT " + parseCheckName); err != nil || r.err != nil {
+			if err == nil {
+				err = fmt.Errorf("txshim: releasing the parse check's savepoint: %s", r.err.Message)
+			}
+			return false, err
+		}
+	}
+	return r.err == nil || r.err.Code != "42601" || r.err.Position != 0, nil
 }
 
 // queryNames applies what the statements sts of a simple Query, sent in status st, did to the

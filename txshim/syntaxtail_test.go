@@ -1,0 +1,60 @@
+package txshim
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestSyntaxErrorAfterCommit: a simple Query holding a COMMIT with a statement after it that
+// does not parse. PostgreSQL parses the whole Query before it runs any of it, and runs nothing:
+// the shim, which runs the COMMIT itself, sent the statements before it and committed them
+// (on both databases) before the rest met its syntax error. Nothing runs, as in PostgreSQL,
+// inside a transaction block too, which the error aborts as PostgreSQL's would.
+func TestSyntaxErrorAfterCommit(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
+	before := e.shim.Stats()
+	c := e.connect(t)
+	for _, q := range []string{
+		"BEGIN; INSERT INTO rows VALUES (1); COMMIT; SELEC 1",
+		"INSERT INTO rows VALUES (2); COMMIT; SELECT 'unterminated",
+		"BEGIN; INSERT INTO rows VALUES (3); COMMIT AND CHAIN; INSERT INTO rows VALUES (4); COMMIT; SELECT 1 +",
+	} {
+		_, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		if pgCode(err) != "42601" {
+			t.Errorf("%s: %v, want 42601", q, err)
+		}
+		if st := c.PgConn().TxStatus(); st != 'I' {
+			t.Errorf("%s: status %c, want I", q, st)
+		}
+	}
+	// In the client's transaction block: the error aborts it, nothing of it commits.
+	execAll(t, c, "BEGIN", "INSERT INTO rows VALUES (5)")
+	if _, err := c.Exec(ctx, "INSERT INTO rows VALUES (6); COMMIT; SELEC 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42601" {
+		t.Errorf("in a block: %v, want 42601", err)
+	}
+	if st := c.PgConn().TxStatus(); st != 'E' {
+		t.Errorf("in a block: status %c, want E", st)
+	}
+	execAll(t, c, "ROLLBACK")
+	// A Query that parses runs as before.
+	if _, err := c.Exec(ctx, "BEGIN; INSERT INTO rows VALUES (7); COMMIT; SELECT 1 FROM nosuch", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42P01" {
+		t.Errorf("runtime error after COMMIT: %v, want 42P01", err)
+	}
+	execAll(t, c, "BEGIN", "INSERT INTO rows VALUES (8)")
+	execAll(t, c, "INSERT INTO rows VALUES (9); COMMIT; INSERT INTO rows VALUES (10)")
+	e.settle(t, before)
+	for _, got := range []string{
+		queryOne[string](t, e.localDB, "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM rows"),
+		e.peerString(t, "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM rows"),
+	} {
+		if got != "7,8,9,10" {
+			t.Errorf("rows: %q, want 7,8,9,10", got)
+		}
+	}
+}
