@@ -42,11 +42,21 @@ func TestExplainAnalyzeMakesTable(t *testing.T) {
 		"EXPLAIN ANALYZE CREATE UNLOGGED TABLE p1 AS SELECT a FROM stage",
 	}
 	for _, q := range refused {
-		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
-			_, err := c.Exec(ctx, q, mode)
+		// pgx sends a statement without arguments in a simple Query whatever the mode: the
+		// extended protocol's Parse, Bind and Execute, and a named statement's Parse, go
+		// through pgconn.
+		for mode, run := range map[string]func() error{
+			"simple": func() error { _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); return err },
+			"extended": func() error {
+				_, err := c.PgConn().ExecParams(ctx, q, nil, nil, nil, nil).Close()
+				return err
+			},
+			"named Parse": func() error { _, err := c.PgConn().Prepare(ctx, "explained", q, nil); return err },
+		} {
+			err := run()
 			var pe *pgconn.PgError
 			if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "EXPLAIN ANALYZE") || !strings.Contains(pe.Hint, "without EXPLAIN ANALYZE") {
-				t.Errorf("%s (%v): err = %v, want 0A000 naming EXPLAIN ANALYZE with a hint", q, mode, err)
+				t.Errorf("%s (%s): err = %v, want 0A000 naming EXPLAIN ANALYZE with a hint", q, mode, err)
 			}
 		}
 		// In a transaction block, after a write: the block is aborted, nothing of it stays.
