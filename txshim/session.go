@@ -1753,7 +1753,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward('Q', body, true)
 	}
-	if (st == 'I' || st == 'T') && pol.intercept && commitThenMore(sts) {
+	if st != 0 && pol.intercept && commitThenMore(sts) {
 		if bad, err := s.unparsable(text, st); err != nil || bad {
 			if err != nil {
 				return err
@@ -1788,10 +1788,11 @@ func commitThenMore(sts []statement) bool {
 const parseCheckName = reservedPrefix + "parse"
 
 // unparsable tells whether PostgreSQL fails to parse text, a simple Query of several statements
-// the session sends in status st ('I' or 'T'): a Parse of it fails, with the error PostgreSQL
-// gives a Query of several statements there (42601, without a position) when each statement
-// parses. In the client's transaction block the Parse runs under a savepoint of the shim's,
-// rolled back and released, so that its error does not abort the block.
+// the session sends in status st: a Parse of it fails, with the error PostgreSQL gives a Query
+// of several statements there (42601, without a position) when each statement parses. In the
+// client's transaction block the Parse runs under a savepoint of the shim's, rolled back and
+// released, so that its error does not abort the block; in a failed block PostgreSQL parses it
+// all the same, before it refuses it for the block.
 func (s *session) unparsable(text string, st byte) (bool, error) {
 	if st == 'T' {
 		if err := s.swallow("SAVEPOINT " + parseCheckName); err != nil {

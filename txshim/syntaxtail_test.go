@@ -42,6 +42,18 @@ func TestSyntaxErrorAfterCommit(t *testing.T) {
 		t.Errorf("in a block: status %c, want E", st)
 	}
 	execAll(t, c, "ROLLBACK")
+	// In a failed block: it stays failed, as PostgreSQL's, whose COMMIT never ran.
+	execAll(t, c, "BEGIN")
+	if _, err := c.Exec(ctx, "SELECT 1/0", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "22012" {
+		t.Fatalf("SELECT 1/0: %v", err)
+	}
+	if _, err := c.Exec(ctx, "COMMIT; INSERT INTO rows VALUES (11); SELEC 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42601" {
+		t.Errorf("in a failed block: %v, want 42601", err)
+	}
+	if st := c.PgConn().TxStatus(); st != 'E' {
+		t.Errorf("in a failed block: status %c, want E", st)
+	}
+	execAll(t, c, "ROLLBACK")
 	// A Query that parses runs as before.
 	if _, err := c.Exec(ctx, "BEGIN; INSERT INTO rows VALUES (7); COMMIT; SELECT 1 FROM nosuch", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42P01" {
 		t.Errorf("runtime error after COMMIT: %v, want 42P01", err)
