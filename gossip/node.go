@@ -770,6 +770,12 @@ func (n *Node) AcceptLoss(term uint64) error {
 		return err
 	}
 	n.force, n.acceptLoss = true, term
+	// A site whose promotions were refused for want of this word (CheckPromote: the other
+	// site's database says its master went on alone) stands aside for a hold that grows with
+	// each refusal, up to promoteHoldMax: the word lifts it, so that the site takes control
+	// now rather than after what is left of it. A promotion that fails again holds it again.
+	n.holdUntil = time.Time{}
+	n.publishDBLocked(time.Now())
 	n.mu.Unlock()
 	n.log.Error("an operator accepted the loss of what the master of the term committed that this site's database lacks: this site may take control without it",
 		"term", term, "master", master)

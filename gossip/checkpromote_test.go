@@ -1,0 +1,53 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+)
+
+// TestNodeAcceptLossLiftsRefusalHold: a site whose promotions CheckPromote refused (cmd/tandem's
+// mayPromote: the other site's database says its master went on alone) stands aside, and the
+// hold grows with every refusal up to 5 min. The operator's tandem promote -accept-loss, the
+// word that error asks for, is what lets it through: it must take control at once (README:
+// after fence_delay), not after what is left of a hold that only kept it from asking again.
+func TestNodeAcceptLossLiftsRefusalHold(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(t, "site2", 2, freeAddr(t)) // alone: site1 is gone
+	store := &memStore{rec: TermRecord{Term: 5, Master: "site1", PeerSynced: true}}
+	var n *Node
+	var checks, promoted atomic.Int64
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		CheckPromote: func(ctx context.Context, term uint64) error {
+			checks.Add(1)
+			if n.AcceptedLoss() == 5 {
+				return nil
+			}
+			return errors.New("the peer database's term record says site1, master of term 5, went on alone")
+		},
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+			promoted.Store(int64(term))
+			return true, nil
+		}})
+	n.meta.ServerHealthy = true
+	n.Force() // tandem promote -force: lifts the cold-start wait only
+	ctx := t.Context()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	if checks.Load() != 1 || promoted.Load() != 0 {
+		t.Fatalf("before accept-loss: %d checks, promoted to term %d; want 1 refused check", checks.Load(), promoted.Load())
+	}
+	if err := n.AcceptLoss(5); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	st := n.State()
+	t.Logf("after accept-loss: %d checks, node %s of term %d, decision %q", checks.Load(), st.Role, st.Term, st.Decision)
+	if st.Role != RoleMaster {
+		t.Fatalf("tandem promote -accept-loss 5 accepted, but site2 still stands aside (%s, decision %q): it waits out what is left of its refusal hold (10 s, up to 5 min after more refusals)", st.Role, st.Decision)
+	}
+}
