@@ -51,3 +51,32 @@ func TestNodeAcceptLossLiftsRefusalHold(t *testing.T) {
 		t.Fatalf("tandem promote -accept-loss 5 accepted, but site2 still stands aside (%s, decision %q): it waits out what is left of its refusal hold (10 s, up to 5 min after more refusals)", st.Role, st.Decision)
 	}
 }
+
+// TestNodeRefusalRecordKeepsSplitBrain: a refusal that names a newer term of the other site
+// (PromoteRefusal) is adopted as the gossip's word would be, and so, as for that word, a site
+// that committed alone in its own last term first notes the split brain: adopted over, its
+// record would no longer show it, and once the gossip healed nothing would.
+func TestNodeRefusalRecordKeepsSplitBrain(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(t, "site1", 1, freeAddr(t))
+	store := &memStore{rec: TermRecord{Term: 5, Master: "site1", PeerSynced: false}} // alone in 5
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		CheckPromote: func(ctx context.Context, term uint64) error {
+			return &PromoteRefusal{Record: TermRecord{Term: 6, Master: "site2"}, Err: errors.New("site2 went on alone in term 6")}
+		},
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
+	n.meta.ServerHealthy = true
+	n.Force()
+	ctx := t.Context()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	st := n.State()
+	t.Logf("record %+v, split brain %d", st.Record, st.SplitBrain)
+	if st.Record.Term != 6 {
+		t.Fatalf("record %+v: the refusal's newer record was not adopted", st.Record)
+	}
+	if st.SplitBrain != 5 {
+		t.Fatalf("site1 committed alone in term 5 and adopted site2's term 6, which went on alone too, but notes no split brain (%d)", st.SplitBrain)
+	}
+}

@@ -20,6 +20,16 @@ import (
 	"github.com/tandem-ha/tandem/config"
 )
 
+// PromoteRefusal is a CheckPromote error that names the term record it refused on (read from
+// the other site's database, which may hold one the gossip never carried here).
+type PromoteRefusal struct {
+	Record TermRecord
+	Err    error
+}
+
+func (e *PromoteRefusal) Error() string { return e.Err.Error() }
+func (e *PromoteRefusal) Unwrap() error { return e.Err }
+
 // Options are the parts of a Node that are not configuration.
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
@@ -37,7 +47,8 @@ type Options struct {
 	BeforePromote func(ctx context.Context, term uint64) (peerSynced bool, err error)
 	// CheckPromote runs before the new term record is saved: an error makes this site stand
 	// aside without taking the term (no record of it is saved or published), as when it finds
-	// its database behind what the gossip showed. May be nil.
+	// its database behind what the gossip showed; a *PromoteRefusal names the record it
+	// refused on, which the node adopts when it is newer than its own. May be nil.
 	CheckPromote func(ctx context.Context, term uint64) error
 	// ReleaseTimeout bounds BeforeRelease when Run ends; 0 means 30s.
 	ReleaseTimeout time.Duration
@@ -1248,6 +1259,29 @@ func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFu
 func (n *Node) promote(ctx context.Context, a Action) {
 	if n.checkPromote != nil {
 		if err := n.checkPromote(ctx, a.Term); err != nil {
+			// A refusal that names a newer term than this site's record (the other site's
+			// database holds it, the gossip never carried it here) is taken as the gossip's
+			// word would be: the site is not current, its status says what it waits for, and
+			// tandem promote -accept-loss takes that term, which it would otherwise refuse as
+			// newer than any this site knows of.
+			var pr *PromoteRefusal
+			n.mu.Lock()
+			own := n.meta.Record
+			n.mu.Unlock()
+			if errors.As(err, &pr) && pr.Record.Term > own.Term {
+				// As in decide, the split brain the record shows is noted before the adoption
+				// replaces the record that shows it.
+				now := time.Now()
+				n.mu.Lock()
+				v := n.viewLocked(now)
+				n.mu.Unlock()
+				v.Members = append(v.Members, Member{Meta: Meta{Site: pr.Record.Master, Record: pr.Record}})
+				n.checkSplitBrain(v)
+				if _, ok := n.adopt(pr.Record, own, now); ok {
+					n.log.Warn("cannot promote: not current", "term", a.Term, "err", err)
+					return
+				}
+			}
 			n.holdPromotion(a.Term, err)
 			return
 		}

@@ -562,8 +562,11 @@ func (d *database) mayPromote(ctx context.Context, term uint64) error {
 	if pterm < own || (d.node != nil && d.node.AcceptedLoss() == pterm) {
 		return nil
 	}
-	return fmt.Errorf("the peer database's term record says %s, master of term %d, went on alone: this site's database lacks what it committed then (if that site is lost for good, tandem promote -accept-loss %d)",
-		pmaster, pterm, pterm)
+	// The node takes the record as its own when it is newer than the one it holds (a term the
+	// gossip never carried here), and so the operator's -accept-loss of that term.
+	return &gossip.PromoteRefusal{Record: gossip.TermRecord{Term: pterm, Master: pmaster},
+		Err: fmt.Errorf("the peer database's term record says %s, master of term %d, went on alone: this site's database lacks what it committed then (if that site is lost for good, tandem promote -accept-loss %d)",
+			pmaster, pterm, pterm)}
 }
 
 // promoteCatchUp bounds the catch-up a promotion waits for; a longer backlog
