@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -78,5 +79,32 @@ func TestNodeRefusalRecordKeepsSplitBrain(t *testing.T) {
 	}
 	if st.SplitBrain != 5 {
 		t.Fatalf("site1 committed alone in term 5 and adopted site2's term 6, which went on alone too, but notes no split brain (%d)", st.SplitBrain)
+	}
+}
+
+// TestNodeRefusalDecisionSaysWhy: a site that stands aside after CheckPromote refused it (the
+// other site's database says its master went on alone) told the operator, in its status's
+// decision and in what tandem promote -force answers, "database unreachable": its database
+// answers, and the reason it waits, with the -accept-loss that lets it through, was in its
+// log alone.
+func TestNodeRefusalDecisionSaysWhy(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(t, "site2", 2, freeAddr(t))
+	store := &memStore{rec: TermRecord{Term: 5, Master: "site1", PeerSynced: true}}
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		CheckPromote: func(ctx context.Context, term uint64) error {
+			return errors.New("site1, master of term 5, went on alone (tandem promote -accept-loss 5)")
+		},
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
+	n.meta.ServerHealthy = true
+	n.Force()
+	ctx := t.Context()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	st := n.State()
+	t.Logf("%s, decision %q", st.Role, st.Decision)
+	if st.Role == RoleMaster || !strings.Contains(st.Decision, "-accept-loss 5") {
+		t.Fatalf("decision %q: does not say why site2 stands aside", st.Decision)
 	}
 }

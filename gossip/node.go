@@ -189,7 +189,8 @@ type Node struct {
 	// DBReachable is neither.
 	dbDown       bool
 	holdUntil    time.Time
-	promoteFails int // promotions in a row that failed; 0 after one that did not
+	holdErr      error // what the promotion that set holdUntil failed on
+	promoteFails int   // promotions in a row that failed; 0 after one that did not
 	state        State
 	delivered    State
 	ml           *memberlist.Memberlist
@@ -635,7 +636,7 @@ func (n *Node) holdPromotion(term uint64, err error) {
 	n.mu.Lock()
 	n.promoteFails++
 	hold := min(promoteHold<<min(n.promoteFails-1, 10), promoteHoldMax)
-	n.holdUntil = time.Now().Add(hold)
+	n.holdUntil, n.holdErr = time.Now().Add(hold), err
 	n.publishDBLocked(time.Now())
 	n.mu.Unlock()
 	n.log.Error("cannot promote: not ready to serve; this site stands aside meanwhile, so that another may take over",
@@ -1087,6 +1088,11 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	n.mu.Lock()
 	if a.Kind == None {
 		n.decision = a.Reason
+		if a.Reason == "database unreachable" && !n.dbDown && now.Before(n.holdUntil) && n.holdErr != nil {
+			// Its database answers: the site stands aside after a failed promotion
+			// (holdPromotion), and the status says why, as its log does.
+			n.decision = fmt.Sprintf("stands aside until %s after a promotion that failed: %v", n.holdUntil.Format(time.TimeOnly), n.holdErr)
+		}
 	} else {
 		n.decision = ""
 	}
