@@ -50,3 +50,27 @@ FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned
 		t.Errorf("peer: alone owned by %s, want the apply session's user", owner)
 	}
 }
+
+// TestApplyDDLRoleRenamed: a role the client set (SET ROLE) and another session renamed since
+// (through the shim, on both databases). PostgreSQL keeps the session under that role (by its
+// id), SHOW role still says the name the client's SET ROLE used: DDL under it makes objects of
+// the renamed role on the local database, and must on the peer too.
+func TestApplyDDLRoleRenamed(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE ROLE "App Owner"`, `GRANT CREATE ON SCHEMA public TO "App Owner"`)
+	catchUpToDual(t, sh, shim)
+	conn, other := shim.connect(t), shim.connect(t)
+	fidelityStep(t, p, sh, conn, nil, `SET ROLE "App Owner"`)
+	fidelityStep(t, p, sh, other, nil, `ALTER ROLE "App Owner" RENAME TO "New Owner"`)
+	fidelityStep(t, p, sh, conn, []string{"owned"},
+		`CREATE TABLE owned (id int PRIMARY KEY, v text)`,
+		`INSERT INTO owned VALUES (1, 'a')`,
+		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); INSERT INTO owned2 VALUES (1); COMMIT`,
+	)
+	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
+FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned', 'owned2')`
+	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:New Owner owned2:New Owner" {
+		t.Errorf("owners: local %s, peer %s", l, r)
+	}
+}

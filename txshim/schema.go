@@ -871,9 +871,14 @@ const (
 // asSessionUserSQL makes the open transaction run as the session's user (SET LOCAL ROLE NONE)
 // for a statement of the shim's on Tandem's tables when the client set a role, keeping the
 // role in force in tandem.role; roleBackSQL puts it back. Only then: a change of role may
-// change is_superuser, which PostgreSQL reports to the client (twice, on and back).
+// change is_superuser, which PostgreSQL reports to the client (twice, on and back). The role
+// is kept by its name now, read from its id (CURRENT_USER), not as SHOW role says it — the
+// name the client's SET ROLE used, which another session may have renamed since: putting it
+// back failed, aborting the client's statement (25P02), and the peer could not have found
+// it by that name (TestApplyDDLRoleRenamed).
 const (
-	asSessionUserSQL = "SELECT pg_catalog.set_config('tandem.role', pg_catalog.current_setting('role'), true), " +
+	asSessionUserSQL = "SELECT pg_catalog.set_config('tandem.role', CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' " +
+		"THEN 'none' ELSE CURRENT_USER::pg_catalog.text END, true), " +
 		"CASE WHEN CURRENT_USER OPERATOR(pg_catalog.<>) SESSION_USER THEN pg_catalog.set_config('role', 'none', true) END"
 	roleBackSQL = "SELECT pg_catalog.set_config('role', pg_catalog.current_setting('tandem.role'), true) " +
 		"WHERE pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) pg_catalog.current_setting('tandem.role')"
