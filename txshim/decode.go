@@ -170,10 +170,10 @@ type Decoder struct {
 
 	// Owned by Run.
 	rels map[uint32]*Relation
-	// renamed: the schema renames of transactions prepared and not yet finished, by gid, which
-	// the names of other transactions' changes take only from their COMMIT PREPARED on
-	// (schemaRenamed).
-	renamed map[string][]schemaRenaming
+	// renamed: the schema renames of prepared transactions, by gid, which the names of other
+	// transactions' changes take only from their COMMIT PREPARED on (schemaRenamed); kept
+	// until the slot is confirmed past that (pendingRename).
+	renamed map[string]*pendingRename
 	lastEnd pglogrepl.LSN // events ending at or before it were delivered (by an earlier Run too)
 }
 
@@ -265,7 +265,7 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 		// answer with a keepalive (it sends one whenever it waits for WAL while the reported
 		// position lags what it sent) — a read and an event more.
 		now := time.Now()
-		c := d.Confirmed()
+		c := d.reportable()
 		if !now.Before(nextStatus) || (c != reported && now.Sub(sentAt) >= statusCoalesce) {
 			if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
 				WALWritePosition: c, WALFlushPosition: c, WALApplyPosition: c,
@@ -430,22 +430,22 @@ func (d *Decoder) decode(data []byte, cur **Txn, skip *bool) (*Event, error) {
 					d.renameSchema(t.renames[i].to, t.renames[i].from)
 				}
 				if d.renamed == nil {
-					d.renamed = map[string][]schemaRenaming{}
+					d.renamed = map[string]*pendingRename{}
 				}
-				d.renamed[t.GID] = t.renames
+				d.renamed[t.GID] = &pendingRename{rs: t.renames, at: t.PrepareLSN}
 			}
 			if *skip {
 				return &Event{Pos: m.EndLSN}, nil
 			}
 			return &Event{Txn: t, Pos: m.EndLSN}, nil
 		default:
-			if rs, ok := d.renamed[m.GID]; ok {
-				delete(d.renamed, m.GID)
+			if p, ok := d.renamed[m.GID]; ok {
 				if m.Type == msgCommitPrepared { // rolled back: the old names stay
-					for _, r := range rs {
+					for _, r := range p.rs {
 						d.renameSchema(r.from, r.to)
 					}
 				}
+				p.done = m.EndLSN
 			}
 			return &Event{Finish: &Finish{GID: m.GID, XID: m.XID, Committed: m.Type == msgCommitPrepared, EndLSN: m.EndLSN}, Pos: m.EndLSN}, nil
 		}
@@ -603,6 +603,54 @@ func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
 
 // schemaRenaming is a schema's rename.
 type schemaRenaming struct{ from, to string }
+
+// pendingRename is what a decoder needs of a prepared transaction's schema renames (rs) for a
+// COMMIT PREPARED it may meet without that PREPARE: that of a transaction applied from the
+// other site, which the Shipper takes for done at once, so the slot would be confirmed past
+// its PREPARE (at) while it stays in doubt there — over a failover and its sidecar's restart
+// too. A new stream (a new decoder, a new sidecar) then met a write by the old name before
+// the COMMIT PREPARED, and named the table so after it (TestSchemaRenameAcrossDecoders). The
+// slot is reported no further than at until it is confirmed past the finish (done), so a
+// new sidecar decodes the PREPARE again; a new decoder of the same Shipper takes the entries
+// over (inheritRenames), as its first report goes before it meets that PREPARE again.
+type pendingRename struct {
+	rs       []schemaRenaming
+	at, done pglogrepl.LSN
+}
+
+// reportable is the confirmed position the slot may be told: Confirmed, held at the PREPARE of
+// a transaction whose schema renames a new stream must decode again (pendingRename). Entries
+// the slot is confirmed past are forgotten.
+func (d *Decoder) reportable() pglogrepl.LSN {
+	c := d.Confirmed()
+	r := c
+	for gid, p := range d.renamed {
+		if p.done != 0 && p.done <= c {
+			delete(d.renamed, gid)
+			continue
+		}
+		r = min(r, p.at)
+	}
+	return r
+}
+
+// inheritRenames takes over prev's pendingRename entries the slot is not confirmed past. Called
+// before d runs, once prev's Run has returned.
+func (d *Decoder) inheritRenames(prev *Decoder) {
+	if prev == nil {
+		return
+	}
+	c := d.Confirmed()
+	for gid, p := range prev.renamed {
+		if p.done == 0 || p.done > c {
+			if d.renamed == nil {
+				d.renamed = map[string]*pendingRename{}
+			}
+			cp := *p
+			d.renamed[gid] = &cp
+		}
+	}
+}
 
 // schemaRenamed follows ALTER SCHEMA … RENAME TO … sent through the shim (c, its tandem.ddl row,
 // of transaction t). The statement changes no table, so PostgreSQL invalidates none and pgoutput

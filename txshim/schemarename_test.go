@@ -1,9 +1,11 @@
 package txshim
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -111,4 +113,106 @@ func TestApplySchemaRenameConcurrent(t *testing.T) {
 		t.Fatalf("the rename: %v", err)
 	}
 	fidelityStep(t, p, sh, other, []string{"s2.t"}, `INSERT INTO s2.t VALUES (3, 'd')`, `UPDATE s2.t SET v = v || '!'`)
+}
+
+// TestSchemaRenameAcrossDecoders: a backup's decoder takes the peer's applied transactions
+// (they carry a replication origin) for done at once, so the slot was confirmed past the
+// PREPARE of an applied rename while its COMMIT PREPARED was still to come — for as long as it
+// stays in doubt there, over a failover and its sidecar's restart. A decoder started meanwhile
+// (the Shipper starts a new one for each stream; a new sidecar) never saw that PREPARE: a
+// write by the old name in between (pgoutput sends its Relation message then) left the table
+// named so after the COMMIT PREPARED, and the site's own writes to it, master now, were
+// refused by the peer (42P01).
+func TestSchemaRenameAcrossDecoders(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	ctx := capCtx(t, 60*time.Second)
+	p.both(t, `CREATE SCHEMA s`, `CREATE TABLE s.t (id int PRIMARY KEY)`, `CREATE TABLE m (id int PRIMARY KEY)`)
+	if err := Install(ctx, "a", p.local.DSN("app"), p.peer.DSN("app"), nil); err != nil {
+		t.Fatal(err)
+	}
+	d1 := NewDecoder(p.local.DSN("app"), "a", nil)
+	ctx1, cancel1 := context.WithCancel(ctx)
+	out1 := make(chan Event, 64)
+	done1 := make(chan error, 1)
+	go func() { done1 <- d1.Run(ctx1, out1) }()
+
+	apply, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer apply.Close()
+	var before string
+	for _, q := range []string{
+		`SELECT pg_replication_origin_create('tandem_b')`, `SELECT pg_replication_origin_session_setup('tandem_b')`,
+		`BEGIN`, `INSERT INTO tandem.ddl (stmt) VALUES ('ALTER SCHEMA s RENAME TO s2')`, `ALTER SCHEMA s RENAME TO s2`,
+	} {
+		if _, err := apply.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := apply.QueryRowContext(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply.ExecContext(ctx, `PREPARE TRANSACTION 'g1'`); err != nil {
+		t.Fatal(err)
+	}
+	p.local.Exec(t, `INSERT INTO m VALUES (1)`)
+	ev := nextTxnEvent(t, out1)
+	if ev.Txn == nil || len(ev.Txn.Changes) != 1 || ev.Txn.Changes[0].Rel.Name != "m" {
+		t.Fatalf("first event = %+v, want the insert into m (the rename's skipped)", ev)
+	}
+	// All of it done, as the Shipper takes it.
+	d1.Confirm(ev.Pos)
+	prepared, _ := pglogrepl.ParseLSN(before)
+	waitFor(t, "the decoder to report a position", func() bool {
+		got := queryOne[string](t, p.ldb, `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'tandem_a'`)
+		lsn, _ := pglogrepl.ParseLSN(got)
+		return lsn >= prepared
+	})
+	cancel1()
+	<-done1
+
+	p.local.Exec(t, `INSERT INTO s.t VALUES (1)`)
+	p.local.Exec(t, `COMMIT PREPARED 'g1'`)
+	p.local.Exec(t, `INSERT INTO s2.t VALUES (2)`)
+	afterRename := func(d *Decoder) {
+		t.Helper()
+		out := make(chan Event, 64)
+		dctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			// Again while the last stream's walsender still holds the slot (55006).
+			for d.Run(dctx, out) != nil && dctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			done <- nil
+		}()
+		defer func() { cancel(); <-done }()
+		for {
+			ev := nextTxnEvent(t, out)
+			if ev.Txn == nil || ev.Txn.Changes[0].Rel.Name != "t" {
+				continue
+			}
+			c := ev.Txn.Changes[0]
+			if string(c.New[0].Data) == "2" {
+				if got := c.Rel.QualifiedName(); got != `"s2"."t"` {
+					t.Errorf("write after the rename committed named %s, want \"s2\".\"t\"", got)
+				}
+				return
+			}
+			if got := c.Rel.QualifiedName(); got != `"s"."t"` {
+				t.Errorf("write by the old name before the rename committed named %s", got)
+			}
+		}
+	}
+	// The Shipper's next stream: a new decoder, confirmed where the last one was.
+	d2 := NewDecoder(p.local.DSN("app"), "a", nil)
+	d2.Confirm(ev.Pos)
+	d2.inheritRenames(d1)
+	t.Log("new decoder")
+	afterRename(d2)
+	t.Log("new sidecar")
+	// A new sidecar's: from the slot's confirmed position, knowing nothing.
+	afterRename(NewDecoder(p.local.DSN("app"), "a", nil))
 }

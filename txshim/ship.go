@@ -488,6 +488,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 func (s *Shipper) decodeLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	noSpill := false // the last stream failed writing a spill file: this one holds in memory
+	var prev *Decoder
 	for ctx.Err() == nil {
 		dec := NewDecoder(s.cfg.LocalDSN, s.cfg.Site, s.logger)
 		dec.received = &s.received
@@ -497,6 +498,8 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 		}
 		s.mu.Lock()
 		dec.Confirm(s.confirmed)
+		dec.inheritRenames(prev)
+		prev = dec
 		s.dec = dec
 		if s.gap {
 			s.gap, s.fresh = false, true
