@@ -76,7 +76,11 @@ BEGIN
 END
 $f$;
 -- Each column a tandem.ddl row records a setting in, added where missing (as above: only then).
-DO $u$ DECLARE c pg_catalog.text[];
+-- Then a DDL transaction prepared and in doubt (its row) holds the table for as long as it stays
+-- so: the ALTER TABLE gives up after a moment, naming the prepared transactions, rather than
+-- wait without end with every DDL through the shim queued behind its lock
+-- (TestInstallUpgradeBesidePreparedDDL).
+DO $u$ DECLARE c pg_catalog.text[]; held pg_catalog.text; wait pg_catalog.text := pg_catalog.current_setting('lock_timeout');
 BEGIN
   FOREACH c SLICE 1 IN ARRAY ARRAY[
     ['search_path', $$tandem.ddl_search_path()$$],
@@ -98,9 +102,20 @@ BEGIN
     ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'tandem.ddl'::pg_catalog.regclass
                    AND attname OPERATOR(pg_catalog.=) c[1] AND NOT attisdropped) THEN
-      EXECUTE pg_catalog.format('ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS %I text DEFAULT %s', c[1], c[2]);
+      BEGIN
+        PERFORM pg_catalog.set_config('lock_timeout', '5s', true);
+        EXECUTE pg_catalog.format('ALTER TABLE tandem.ddl ADD COLUMN IF NOT EXISTS %I text DEFAULT %s', c[1], c[2]);
+      EXCEPTION WHEN lock_not_available THEN
+        SELECT pg_catalog.string_agg(x.gid, ', ' ORDER BY x.gid) INTO held FROM pg_catalog.pg_prepared_xacts x
+        WHERE x.database OPERATOR(pg_catalog.=) pg_catalog.current_database();
+        RAISE EXCEPTION USING ERRCODE = '55P03',
+          MESSAGE = pg_catalog.format('tandem: cannot add column %s to tandem.ddl: another transaction holds the table%s', c[1],
+            CASE WHEN held IS NULL THEN '' ELSE ' (transactions prepared on this database: ' OPERATOR(pg_catalog.||) held OPERATOR(pg_catalog.||) ')' END),
+          HINT = 'Let the sidecar finish a transaction left prepared (or COMMIT PREPARED / ROLLBACK PREPARED it by hand), then run install again.';
+      END;
     END IF;
   END LOOP;
+  PERFORM pg_catalog.set_config('lock_timeout', wait, true);
 END $u$;
 CREATE OR REPLACE FUNCTION tandem.check_term(txn_term bigint) RETURNS void
 LANGUAGE plpgsql AS $f$
