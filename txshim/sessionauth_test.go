@@ -1,0 +1,42 @@
+package txshim
+
+import (
+	"context"
+	"testing"
+)
+
+// TestSessionAuthorizationDDL: DDL after SET SESSION AUTHORIZATION (pg_dump's output may set
+// it, --use-set-session-authorization) was refused: the shim inserted its tandem.ddl row as
+// the session's user, which that statement made a user without rights there (42501,
+// 'permission denied for table ddl'). It runs as PostgreSQL runs it, and its objects are that
+// user's on the peer too.
+func TestSessionAuthorizationDDL(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"owned", "owned2"},
+		`SET SESSION AUTHORIZATION alice`,
+		`CREATE TABLE owned (id int PRIMARY KEY, v text)`,
+		`INSERT INTO owned VALUES (1, 'a')`,
+		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); INSERT INTO owned2 VALUES (1); COMMIT`,
+		`CREATE INDEX CONCURRENTLY owned_v ON owned (v)`,
+	)
+	if !queryOne[bool](t, p.pdb, `SELECT to_regclass('owned_v') IS NOT NULL`) {
+		t.Error("peer: index owned_v (CREATE INDEX CONCURRENTLY) missing")
+	}
+	// The session goes on as the user the client set, as in PostgreSQL.
+	var who string
+	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:alice:none" {
+		t.Errorf("after the DDL: %q, %v; want alice:alice:none", who, err)
+	}
+	fidelityStep(t, p, sh, conn, []string{"owned"},
+		`RESET SESSION AUTHORIZATION`,
+		`INSERT INTO owned VALUES (2, 'b')`,
+	)
+	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
+FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned', 'owned2')`
+	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:alice owned2:alice" {
+		t.Errorf("owners: local %s, peer %s", l, r)
+	}
+}
