@@ -61,6 +61,11 @@ type session struct {
 	status byte // ReadyForQuery status after the last reply the backend finished
 	// idleSeq: the seq of the last entry answered with ReadyForQuery status idle.
 	idleSeq uint64
+	// clientIdle: clientLoop waits for the client's next request, every reply it owed written.
+	// Notifications held (notes) for a ReadyForQuery the client will not get before that
+	// request — a statement of the shim's own was answered after the client's reply
+	// (idleRestore) — go to it once nothing is in flight (releaseNotes).
+	clientIdle bool
 	// A COPY FROM STDIN that a passed-through request started (the client gets CopyInResponse
 	// and sends the data itself) is open while copyStarts > copyEnds: the backend then takes
 	// nothing but copy messages. copyStarts counts CopyInResponses relayed, copyEnds the
@@ -527,8 +532,20 @@ func (s *session) clientLoop(ctx context.Context) error {
 			if err := s.bw.Flush(); err != nil {
 				return err
 			}
+			s.mu.Lock()
+			s.clientIdle = true
+			release := len(s.queue) == 0
+			s.mu.Unlock()
+			if release {
+				if err := s.releaseNotes(); err != nil {
+					return err
+				}
+			}
 		}
 		typ, body, err := s.cr.next()
+		s.mu.Lock()
+		s.clientIdle = false
+		s.mu.Unlock()
 		if err != nil {
 			return err
 		}
@@ -722,7 +739,11 @@ func (s *session) serverLoop() {
 			if cur.notify != nil {
 				close(cur.notify)
 			}
+			release := s.clientIdle && len(s.queue) == 0
 			s.mu.Unlock()
+			if release && err == nil {
+				err = s.releaseNotes()
+			}
 			if capture {
 				cur.r.status = body[0]
 				cur.res <- cur.r
@@ -952,6 +973,18 @@ func (s *session) writeNotesLocked() {
 		s.cw.Write(s.notes)
 		s.notes = s.notes[:0]
 	}
+}
+
+// releaseNotes sends the client the notifications held (notes) while it waits idle with
+// nothing in flight: PostgreSQL delivers a notification to an idle session at once.
+func (s *session) releaseNotes() error {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if len(s.notes) == 0 {
+		return nil
+	}
+	s.writeNotesLocked()
+	return s.cw.Flush()
 }
 
 func (s *session) flushClient() error {
