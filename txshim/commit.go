@@ -244,7 +244,7 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	if chain {
 		cq = "COMMIT AND CHAIN"
 	}
-	cs.commit = &pending{res: make(chan result, 1)}
+	cs.commit = &pending{res: make(chan result, 1), notices: true}
 	if err := s.sendKept(q, cs.check, false, args...); err != nil {
 		return nil, err
 	}
@@ -402,7 +402,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		return false, err
 	}
 	unsettled = true
-	prep := &pending{res: make(chan result, 1)}
+	prep := &pending{res: make(chan result, 1), notices: true}
 	if err := s.sendOwn("PREPARE TRANSACTION "+quoteLiteral(gid), prep, false); err != nil {
 		return false, err
 	}
@@ -1049,7 +1049,7 @@ func (s *session) plainCommit(ctx context.Context, pol policy, explicit bool, co
 		chainBegin, commit = commit, "COMMIT"
 	}
 	await = await && commit != "COMMIT AND CHAIN"
-	p := &pending{res: make(chan result, 1)}
+	p := &pending{res: make(chan result, 1), notices: true}
 	if err := s.sendOwn(commit, p, false); err != nil {
 		return false, err
 	}

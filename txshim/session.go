@@ -363,6 +363,10 @@ type pending struct {
 	// last statement and sends a commit's error in its place.
 	holdTag bool
 	kept    bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
+	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
+	// transaction; the notices PostgreSQL raises while it commits (a deferred trigger's RAISE)
+	// reach the client, as from the COMMIT PostgreSQL would have run.
+	notices bool
 	held    []heldMsg
 	res     chan result
 	notify  chan struct{} // closed when done; made by barrier under session.mu
@@ -775,7 +779,10 @@ func (s *session) serverLoop() {
 				cur.r.row = decodeRow(body)
 			}
 		case 'N':
-			if cur != nil && (!cur.fwd || (cur.drop25001 && noticeCode(body) == "25001")) {
+			switch {
+			case cur != nil && cur.notices:
+				fwd = true
+			case cur != nil && (!cur.fwd || (cur.drop25001 && noticeCode(body) == "25001")):
 				fwd = false
 			}
 		case 'A':
