@@ -100,7 +100,11 @@ type session struct {
 	// whose Close may have been skipped PostgreSQL still holds (pruneStmts).
 	stmtsMax int
 
-	sessionTemp  bool // the session made temporary objects: its transactions commit plainly
+	sessionTemp bool // the session made temporary objects: its transactions commit plainly
+	// unprepNames: the prepared statements, by name, whose statement makes its transaction one
+	// that cannot be prepared (pg_notify), prepared by SQL PREPARE or a Parse: SQL EXECUTE of
+	// one is such a statement too. Kept for the session, as the shim is not sure when one ends.
+	unprepNames  map[string]bool
 	txUnprep     bool // the open transaction cannot be prepared
 	txWrote      bool // the open transaction ran a statement the lexer takes for a write
 	txHold       bool // the open transaction declared a WITH HOLD cursor whose query the lexer takes for a write, which PostgreSQL may run at COMMIT (startCommit)
@@ -175,6 +179,8 @@ type stmtInfo struct {
 	prepareMakes bool    // PREPARE … AS SELECT … INTO: refused (prepareMakesRefusal)
 	explainExec  string  // EXPLAIN ANALYZE EXECUTE name: the name, refused when it makes a table (explainMakesRefusal)
 	mayDDL       bool    // merged from a DDL statement (mergeStmts): EXPLAIN ANALYZE EXECUTE of it is refused (makesTable)
+	execName     string  // EXECUTE name or EXPLAIN ANALYZE EXECUTE name: the prepared statement it runs (execNameOf)
+	unprepName   string  // PREPARE name AS … of a statement that cannot be prepared (pg_notify): the name (unprepNames)
 	shipAfter    string  // CREATE/DROP INDEX or DETACH PARTITION … CONCURRENTLY without that word: recorded once it ran
 	detached     string  // DETACH PARTITION … CONCURRENTLY: the partition as written (statement.Detached)
 	addsDefault  bool    // ALTER TABLE … ADD with a default: checked once it ran (ddlcheck.go)
@@ -211,6 +217,13 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	m.explainExec = a.explainExec
 	if m.explainExec == "" {
 		m.explainExec = b.explainExec
+	}
+	m.execName, m.unprepName = a.execName, a.unprepName
+	if m.execName == "" {
+		m.execName = b.execName
+	}
+	if m.unprepName == "" {
+		m.unprepName = b.unprepName
 	}
 	m.maybeTx = a.maybeTx || b.maybeTx || a.kind.txControl() || b.kind.txControl() || a.kind == kindSavepoint || b.kind == kindSavepoint
 	if a.names != b.names {
@@ -458,6 +471,8 @@ func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *
 		stmts:    make(map[string]stmtInfo),
 		portals:  make(map[string]portalInfo),
 		parsed:   make(map[string]stmtInfo),
+
+		unprepNames: make(map[string]bool),
 	}
 }
 
@@ -1919,6 +1934,41 @@ func explainExecName(text string, st statement) string {
 	return string(foldName(text[st.ExplainExec.start:st.ExplainExec.end], nil))
 }
 
+// execNameOf is the name of the prepared statement EXECUTE or EXPLAIN ANALYZE EXECUTE statement
+// st of text runs, as PostgreSQL looks it up (stmtKey); "" for another statement.
+func execNameOf(text string, st statement) string {
+	if n := explainExecName(text, st); n != "" {
+		return stmtKey(n)
+	}
+	i := skipBlank(text, st.Start, st.End)
+	if i >= st.End {
+		return ""
+	}
+	tok, end := nextToken(text, i, false)
+	if tok != tokWord || !strings.EqualFold(text[i:end], "EXECUTE") {
+		return ""
+	}
+	if i = skipBlank(text, end, st.End); i >= st.End {
+		return ""
+	}
+	if tok, end = nextToken(text, i, false); tok != tokWord && tok != tokQuoted {
+		return ""
+	}
+	return stmtKey(string(foldName(text[i:end], nil)))
+}
+
+// unprepNameOf is the name statement st of text, a PREPARE, gives a statement that makes its
+// transaction one that cannot be prepared (pg_notify); "" for another statement.
+func unprepNameOf(text string, st statement) string {
+	if !st.Unpreparable {
+		return ""
+	}
+	if op := namesOpOf(text, st); op.op == 'P' {
+		return stmtKey(op.name)
+	}
+	return ""
+}
+
 // setStmt changes the record of a prepared statement (del: removes it), noting the change for
 // revertStmts.
 func (s *session) setStmt(name string, si stmtInfo, del bool) {
@@ -2137,6 +2187,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
 				si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(query, st)
 				si.detached = detachedText(query, st)
+				si.execName, si.unprepName = execNameOf(query, st), unprepNameOf(query, st)
 				si.changesRO = changesReadOnly(query, st)
 				si.ownObject = ownObjectRefusal(query, st)
 				if si.ownObject == "" {
@@ -2160,6 +2211,10 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		// A SQL EXECUTE of it (which the shim does not look into) runs what the Execute of
 		// its portal would: refused at the Parse, where the shim sees what it is.
 		info.explainMakes, info.prepareMakes = si.explainMakes, si.prepareMakes
+		if si.unprep && name != "" {
+			// SQL EXECUTE may run it (note).
+			s.unprepNames[key] = true
+		}
 	case 'B':
 		portal, rest, ok := cString(body)
 		stmt, _, ok2 := cString(rest)
@@ -2447,7 +2502,10 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 // notes each statement as it passes it, after the commit of any transaction before it.
 func (s *session) note(info stmtInfo) {
 	s.sessionTemp = s.sessionTemp || info.temp
-	if info.unprep {
+	if info.unprepName != "" {
+		s.unprepNames[info.unprepName] = true
+	}
+	if info.unprep || (info.execName != "" && s.unprepNames[info.execName]) {
 		s.txUnprep, s.unprepAt = true, s.pushSeq
 	}
 	if info.kind.writes() || info.kind == kindNoTxBlock {
@@ -2562,6 +2620,7 @@ func (u *queryUnit) makeInfo(i int) stmtInfo {
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
 	si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(u.text, st)
 	si.detached = detachedText(u.text, st)
+	si.execName, si.unprepName = execNameOf(u.text, st), unprepNameOf(u.text, st)
 	si.ownObject = ownObjectRefusal(u.text, st)
 	if si.ownObject == "" {
 		si.ownObject = reservedNameRefusal(u.text, st)
