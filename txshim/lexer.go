@@ -654,6 +654,22 @@ func noteCalls(sql string, l wordList, calls []span, many bool, quoted []span, m
 		}
 	}
 	st.ManyCalls = many
+	if is("DO") {
+		// The block's body is a string to the lexer: read as a function's source is
+		// (funcs.go), a NOTIFY, LISTEN or pg_notify in it makes its transaction one that
+		// cannot be prepared, and the names in it count as calls (one of a function that may
+		// notify does too), all of them: past maxCalls, those after would go unseen.
+		seen := map[string]bool{}
+		sourceWords(sql[st.Start:st.End], func(w string) {
+			switch {
+			case notifyWord(w):
+				st.Unpreparable = true
+			case !seen[w]:
+				seen[w] = true
+				st.Calls = append(st.Calls, w)
+			}
+		})
+	}
 }
 
 // keptSpan tells whether the text of n is that of one of kept: an ORM repeats its names
