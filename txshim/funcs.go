@@ -66,7 +66,10 @@ type createdFunc struct {
 type catalogInfo struct {
 	funcs      map[string]bool     // functions that may write: name → it may notify
 	writeViews map[string]struct{} // views that call such a function, or such a view
-	notifyRels map[string]struct{} // tables with an enabled trigger that may notify
+	// notifyRels: relations that make a transaction naming them notify: tables with an enabled
+	// trigger or a column default that may notify, views that call pg_notify or a function
+	// that may notify.
+	notifyRels map[string]struct{}
 }
 
 // funcWait bounds how long a statement waits for the first read of the lists; past it, a read
@@ -112,6 +115,30 @@ const viewQuery = `WITH RECURSIVE v(relid) AS (
 )
 SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'`
 
+// notifyRelQuery lists the views that call one of the functions $1 or pg_notify (which, pinned,
+// has no dependencies recorded: its name in the view's query is looked for), directly or
+// through other views (as viewQuery), and the tables with a column default that calls one.
+const notifyRelQuery = `WITH RECURSIVE v(relid) AS (
+  SELECT r.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+  WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
+    OR d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.refobjid IN (
+      SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode::pg_catalog.oid = ANY ($1::pg_catalog.oid[]))
+  UNION
+  SELECT c.oid FROM pg_catalog.pg_class c
+  WHERE c.relkind = 'v' AND pg_catalog.pg_get_viewdef(c.oid) OPERATOR(pg_catalog.~*) 'pg_notify'
+  UNION
+  SELECT r.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    JOIN v ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.relid
+)
+SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'
+UNION
+SELECT c.relname FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class c ON c.oid = a.adrelid
+WHERE a.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+    AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[]))
+  OR pg_catalog.pg_get_expr(a.adbin, a.adrelid) OPERATOR(pg_catalog.~*) 'pg_notify'`
+
 func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger) *writerFuncs {
 	if every <= 0 {
 		every = 10 * time.Second
@@ -153,16 +180,29 @@ func readCatalog(ctx context.Context, conn *pgconn.PgConn) (*catalogInfo, error)
 		trigs = append(trigs, [2]string{string(r[0]), string(r[1])})
 	}
 	cat, writerOIDs := closeOver(fns, trigs)
-	if len(writerOIDs) == 0 {
-		return cat, nil
+	if len(writerOIDs) > 0 {
+		arr := "{" + strings.Join(writerOIDs, ",") + "}"
+		vr := conn.ExecParams(ctx, viewQuery, [][]byte{[]byte(arr)}, nil, nil, nil).Read()
+		if vr.Err != nil {
+			return nil, vr.Err
+		}
+		for _, r := range vr.Rows {
+			cat.writeViews[string(r[0])] = struct{}{}
+		}
 	}
-	arr := "{" + strings.Join(writerOIDs, ",") + "}"
-	vr := conn.ExecParams(ctx, viewQuery, [][]byte{[]byte(arr)}, nil, nil, nil).Read()
-	if vr.Err != nil {
-		return nil, vr.Err
+	var notifierOIDs []string
+	for _, fn := range fns {
+		if fn.kind == 'f' && cat.funcs[fn.name] {
+			notifierOIDs = append(notifierOIDs, fn.oid)
+		}
 	}
-	for _, r := range vr.Rows {
-		cat.writeViews[string(r[0])] = struct{}{}
+	arr := "{" + strings.Join(notifierOIDs, ",") + "}"
+	nr := conn.ExecParams(ctx, notifyRelQuery, [][]byte{[]byte(arr)}, nil, nil, nil).Read()
+	if nr.Err != nil {
+		return nil, nr.Err
+	}
+	for _, r := range nr.Rows {
+		cat.notifyRels[string(r[0])] = struct{}{}
 	}
 	return cat, nil
 }
@@ -536,7 +576,7 @@ type CatalogInfo struct {
 	WriterFunctions    int       // volatile functions outside pg_catalog (names, overloads merged)
 	NotifyingFunctions int       // of them, those whose source mentions NOTIFY or LISTEN
 	WriterViews        []string  // views that call a writer function, sorted
-	NotifyTables       []string  // tables with an enabled trigger whose function may notify, sorted
+	NotifyTables       []string  // relations that may notify (catalogInfo.notifyRels), sorted
 	Err                string    // the last read failed
 }
 
