@@ -44,12 +44,18 @@ type writerFuncs struct {
 	load   func(ctx context.Context) (*catalogInfo, error)
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	base    context.Context        // loads end with it (Serve's); nil: Background
-	wg      sync.WaitGroup         // loads in progress
-	cat     *catalogInfo           // nil: not loaded yet
-	tried   time.Time              // when the last load started
-	due     time.Time              // when the lists are to be read again (at the next check)
+	mu    sync.Mutex
+	base  context.Context // loads end with it (Serve's); nil: Background
+	wg    sync.WaitGroup  // loads in progress
+	cat   *catalogInfo    // nil: not loaded yet
+	tried time.Time       // when the last load started
+	due   time.Time       // when the lists are to be read again (at the next check)
+	// ddlDue: DDL went through the shim since due was set (noteDDL); the statement that finds
+	// the lists due then waits for them to be read again, as do those that come meanwhile
+	// (ddlLoad, the load's channel): with the lists read before, the first transaction that
+	// wrote a table a new trigger notifies failed its PREPARE.
+	ddlDue  bool
+	ddlLoad <-chan struct{}
 	loading chan struct{}          // closed when the load in progress ends; nil: none
 	created map[string]createdFunc // created through the shim
 	readAt  time.Time              // when the load that gave cat started
@@ -417,6 +423,9 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.loading = nil
+		if f.ddlLoad == done {
+			f.ddlLoad = nil
+		}
 		if err != nil && base.Err() != nil {
 			return // the shim is stopping
 		}
@@ -478,6 +487,7 @@ func (f *writerFuncs) noteDDL(st *statement, text string) {
 	if soon := time.Now().Add(ddlReread); soon.Before(f.due) {
 		f.due = soon
 	}
+	f.ddlDue = true
 }
 
 // ddlReread is how soon after DDL through the shim the lists are read again.
@@ -520,6 +530,18 @@ func (f *writerFuncs) check(st *statement) {
 	switch {
 	case retry && calls:
 		wait := f.refreshLocked()
+		f.mu.Unlock()
+		select {
+		case <-wait:
+		case <-time.After(funcWait):
+		}
+		f.mu.Lock()
+	case f.cat != nil && (f.ddlLoad != nil || (f.ddlDue && time.Now().After(f.due))):
+		if f.ddlLoad == nil {
+			f.ddlDue = false
+			f.ddlLoad = f.refreshLocked()
+		}
+		wait := f.ddlLoad
 		f.mu.Unlock()
 		select {
 		case <-wait:
