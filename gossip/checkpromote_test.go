@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestNodeAcceptLossLiftsRefusalHold: a site whose promotions CheckPromote refused (cmd/tandem's
@@ -106,5 +107,53 @@ func TestNodeRefusalDecisionSaysWhy(t *testing.T) {
 	t.Logf("%s, decision %q", st.Role, st.Decision)
 	if st.Role == RoleMaster || !strings.Contains(st.Decision, "-accept-loss 5") {
 		t.Fatalf("decision %q: does not say why site2 stands aside", st.Decision)
+	}
+}
+
+// TestNodeAcceptLossSameTermRefusal: both sites took term 6 alone, cut off from each other
+// (DESIGN §3 split brain, without a witness), so each database holds its own site's record of
+// term 6, peer_synced = false. Back, each site is the master of the newest term it knows of,
+// and CheckPromote (mayPromote) refuses each the next term for the other's record: "tandem
+// promote -accept-loss 6". But the node refused that word on both — "master of term 6 itself:
+// nothing of it to lose" — and with both sidecars up no site could ever take control while
+// the other's database answered. Refused for another master's record of its own term, the
+// site takes the operator's -accept-loss of it.
+func TestNodeAcceptLossSameTermRefusal(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(t, "site2", 2, freeAddr(t))
+	store := &memStore{rec: TermRecord{Term: 6, Master: "site2", PeerSynced: false, Seq: 1}}
+	var n *Node
+	var checks atomic.Int64
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		CheckPromote: func(ctx context.Context, term uint64) error {
+			checks.Add(1)
+			if n.AcceptedLoss() == 6 {
+				return nil
+			}
+			return &PromoteRefusal{Record: TermRecord{Term: 6, Master: "site1"},
+				Err: errors.New("the peer database's term record says site1, master of term 6, went on alone (tandem promote -accept-loss 6)")}
+		},
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
+	n.meta.ServerHealthy = true
+	// site1 is up too, refused by site2's database likewise: it stands aside.
+	n.mu.Lock()
+	n.peers["site1"] = &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: false, Role: RoleBackup,
+		Record: TermRecord{Term: 6, Master: "site1", PeerSynced: false, Seq: 1}}, hasMeta: true, mlAlive: true, alive: true, since: time.Now()}
+	n.mu.Unlock()
+	ctx := t.Context()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	if checks.Load() != 1 || n.State().Role == RoleMaster {
+		t.Fatalf("before accept-loss: %d checks, %s; want 1 refused check", checks.Load(), n.State().Role)
+	}
+	if err := n.AcceptLoss(6); err != nil {
+		t.Fatalf("tandem promote -accept-loss 6, as the refusal says: %v; no site can take control while the other's database answers", err)
+	}
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	if st := n.State(); st.Role != RoleMaster || st.Term != 7 {
+		t.Fatalf("after -accept-loss 6: %s of term %d (%s), want master of term 7", st.Role, st.Term, st.Decision)
 	}
 }

@@ -184,6 +184,9 @@ type Node struct {
 	switchUntil   time.Time
 	force         bool
 	acceptLoss    uint64 // View.AcceptLoss
+	// sameTerm is the record of another master of this site's own term that a refusal named
+	// (PromoteRefusal: a split brain in that term), whose loss AcceptLoss may accept.
+	sameTerm TermRecord
 	// dbDown is what SetDBReachable last said (false: reachable); holdUntil, until when a
 	// failed promotion keeps this site out of the running (holdPromotion). The published
 	// DBReachable is neither.
@@ -756,7 +759,8 @@ func (n *Node) Force() {
 // once that master has been away for fence_delay and, with a witness, with a majority. It lifts
 // the cold-start wait too, and holds only while term is the newest term. It is refused when
 // term is not the newest term this member knows of, when this member is its master, or when
-// that master is alive: it catches this site up instead.
+// that master is alive: it catches this site up instead. This member's own term is taken when a
+// refusal (PromoteRefusal) named another master of it: the sites' split brain in that term.
 func (n *Node) AcceptLoss(term uint64) error {
 	n.mu.Lock()
 	top, master, alive := n.meta.Record.Term, n.meta.Record.Master, false
@@ -765,8 +769,17 @@ func (n *Node) AcceptLoss(term uint64) error {
 			top, master = p.meta.Record.Term, p.meta.Record.Master
 		}
 	}
+	same := master == n.cfg.Site && n.sameTerm.Term == top
+	if same {
+		// A refusal named another master of this site's own term (both took it alone, cut off
+		// from each other): what that master committed alone is what an operator may accept
+		// to lose, else each site refuses the other for good. That site, alive, is refused the
+		// next term by this site's database likewise, and cannot catch it up: only as master
+		// does it stand in the way.
+		master = n.sameTerm.Master
+	}
 	for _, p := range n.peers {
-		alive = alive || (p.hasMeta && p.alive && p.meta.Site == master)
+		alive = alive || (p.hasMeta && p.alive && p.meta.Site == master && (!same || p.meta.Role == RoleMaster))
 	}
 	var err error
 	switch {
@@ -1274,6 +1287,11 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			n.mu.Lock()
 			own := n.meta.Record
 			n.mu.Unlock()
+			if errors.As(err, &pr) && pr.Record.Term == own.Term && own.Master == n.cfg.Site && pr.Record.Master != n.cfg.Site {
+				n.mu.Lock()
+				n.sameTerm = pr.Record
+				n.mu.Unlock()
+			}
 			if errors.As(err, &pr) && pr.Record.Term > own.Term {
 				// As in decide, the split brain the record shows is noted before the adoption
 				// replaces the record that shows it.
