@@ -33,6 +33,14 @@ type modelParams struct {
 	// manual: failback = "manual" on both sites (Meta.ManualFailback, View.ManualFailback):
 	// after healing either site may be master, but one must be.
 	manual bool
+	// dbs: each site's database is modelled (its term record, the commits it holds), and a
+	// promotion runs the database side as cmd/tandem does: CheckPromote (mayPromote: the peer
+	// database's record may refuse, or teach a newer term, PromoteRefusal), the term saved and
+	// written into the peer database (terms only grow there), catch-up; a failed or refused
+	// promotion holds the site aside (holdPromotion).
+	dbs bool
+	// dbCuts: a cut link between the sites cuts their databases' link too (a full partition).
+	dbCuts bool
 }
 
 type published struct {
@@ -72,9 +80,15 @@ type modelMember struct {
 	switchTo    string
 	acceptLoss  uint64 // an operator's promote -accept-loss (View.AcceptLoss); kept in memory only
 	views       map[string]*modelView
-	ready       map[string]time.Time
-	boots       map[string]uint64 // Meta.Boot each member was last seen with (Node.boots)
-	started     time.Time
+	// With modelParams.dbs: the site's database, up while db is true.
+	dbRec     TermRecord   // its term record
+	commits   map[int]bool // the commits it holds
+	holdUntil time.Time    // a failed or refused promotion holds the site aside until then
+	holds     int          // promotions in a row that failed
+	refused   TermRecord   // the record the last refusal (CheckPromote) named
+	ready     map[string]time.Time
+	boots     map[string]uint64 // Meta.Boot each member was last seen with (Node.boots)
+	started   time.Time
 }
 
 type model struct {
@@ -89,11 +103,18 @@ type model struct {
 	seq        int
 	promotions int
 	accepts    int // operator accept-loss events
-	healed     bool
+	commit     int // last commit number (modelParams.dbs)
+	refusals   int // promotions CheckPromote refused (modelParams.dbs)
+	adoptions  int // of those, the refusal's newer record adopted
+	// forfeit: commits given up by design — an operator's accept-loss, or a site's database
+	// down when the other took over (an unacknowledged solo master lost with its site).
+	forfeit map[int]bool
+	acked   map[int]bool // solo commits made after the other site's sidecar or the witness acknowledged the record
+	healed  bool
 }
 
 func newModel(t *testing.T, p modelParams, seed int64) *model {
-	m := &model{t: t, p: p, rng: rand.New(rand.NewSource(seed)), now: t0, link: map[[2]string]bool{}}
+	m := &model{t: t, p: p, rng: rand.New(rand.NewSource(seed)), now: t0, link: map[[2]string]bool{}, forfeit: map[int]bool{}, acked: map[int]bool{}}
 	m.members = append(m.members,
 		&modelMember{site: "a", prio: 1, healthy: true, db: true},
 		&modelMember{site: "b", prio: 2, healthy: true, db: true})
@@ -126,9 +147,20 @@ func (m *model) start(mm *modelMember) {
 	mm.switchTo = ""
 	mm.acceptLoss = 0
 	mm.started = m.now
+	mm.holdUntil, mm.holds, mm.refused = time.Time{}, 0, TermRecord{}
+	if mm.commits == nil {
+		mm.commits = map[int]bool{}
+	}
+	if m.p.dbs && !mm.witness && mm.db && mm.dbRec.Term > mm.record.Term {
+		mm.record = mm.dbRec // recordStore.Load: the database's record
+	}
 	mm.history = nil
+	vote, voteFor := mm.meta.Vote, mm.meta.VoteFor
 	mm.meta = Meta{Site: mm.site, Priority: mm.prio, Witness: mm.witness, Role: mm.role,
 		Record: mm.record, Cold: !mm.witness, ManualFailback: m.p.manual && !mm.witness}
+	if m.p.dbs {
+		mm.meta.Vote, mm.meta.VoteFor = vote, voteFor // kept in data_dir (saveVote)
+	}
 	m.seq++
 	mm.meta.Boot = uint64(m.seq) // a new process: a new Boot
 	m.publish(mm)
@@ -137,6 +169,9 @@ func (m *model) start(mm *modelMember) {
 // publish records the member's current meta as a new version.
 func (m *model) publish(mm *modelMember) {
 	mm.meta.ServerHealthy, mm.meta.DBReachable = mm.healthy, mm.db
+	if m.p.dbs && m.now.Before(mm.holdUntil) {
+		mm.meta.DBReachable = false // holdPromotion
+	}
 	if n := len(mm.history); n > 0 && equalMeta(mm.history[n-1].meta, mm.meta) {
 		return
 	}
@@ -297,6 +332,7 @@ func (m *model) decide(x *modelMember) {
 	v := m.view(x)
 	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
 		x.record, x.meta.Record = rec, rec
+		m.copyAdopted(x, rec)
 		if x.meta.Released != 0 && rec.Term > x.meta.Released {
 			x.meta.Released, x.meta.ReleasedTo = 0, ""
 		}
@@ -318,6 +354,10 @@ func (m *model) decide(x *modelMember) {
 	}
 	switch a.Kind {
 	case Promote:
+		if m.p.dbs {
+			m.promoteDB(x, a)
+			break
+		}
 		m.promotions++
 		x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
 		x.meta.Record = x.record
@@ -347,6 +387,23 @@ func (m *model) event() {
 	r := m.rng.Intn(1000)
 	sites := []*modelMember{m.members[0], m.members[1]}
 	pick := m.members[m.rng.Intn(len(m.members))]
+	if m.p.dbs && m.rng.Intn(150) == 0 { // sidecars die and come back more often: the solo master's word unheard
+		s := sites[m.rng.Intn(2)]
+		if s.up {
+			s.up, s.role = false, ""
+			m.logf("kill %s", s.site)
+		} else {
+			m.start(s)
+			m.logf("restart %s", s.site)
+		}
+	}
+	if m.p.dbs && m.rng.Intn(8) == 0 { // a client commits on the master
+		for _, s := range sites {
+			if s.up && s.role == RoleMaster {
+				m.clientCommit(s)
+			}
+		}
+	}
 	switch {
 	case r < 8: // kill -9 / restart a sidecar
 		if pick.up {
@@ -382,6 +439,10 @@ func (m *model) event() {
 		m.logf("link %s-%s cut=%v", x, y, m.link[k])
 	case r < 34: // the master goes solo / catches up
 		for _, s := range sites {
+			if s.up && s.role == RoleMaster && m.p.dbs {
+				m.soloOrCatchUp(s)
+				continue
+			}
 			if s.up && s.role == RoleMaster {
 				s.record.PeerSynced = !s.record.PeerSynced
 				s.meta.Record = s.record
@@ -403,6 +464,9 @@ func (m *model) event() {
 		}
 		v := m.view(s)
 		top := v.maxTerm()
+		if m.p.dbs && m.acceptRefused(s) {
+			break
+		}
 		if ok, _ := v.current(v.Members[0]); ok || top == 0 {
 			break
 		}
@@ -431,6 +495,16 @@ func (m *model) heal() {
 		if mm.role == RoleMaster && !mm.record.PeerSynced {
 			mm.record.PeerSynced = true
 			mm.meta.Record = mm.record
+			if m.p.dbs {
+				o := m.other(mm)
+				o.db = true
+				for c := range mm.commits {
+					o.commits[c] = true
+				}
+				if mm.dbRec.Term == mm.record.Term && mm.dbRec.Master == mm.site {
+					mm.dbRec.PeerSynced = true
+				}
+			}
 		}
 		m.publish(mm)
 	}
@@ -516,6 +590,14 @@ func TestModel(t *testing.T) {
 		{"manual failback, witness with partitions", func(p *modelParams) { p.witness, p.partitions, p.manual = true, true, true }},
 		{"manual failback, two sites", func(p *modelParams) { p.fenceDelay, p.manual = 0, true }},
 		{"manual failback, consistent witness", func(p *modelParams) { p.witness, p.consistent, p.manual = true, true, true }},
+		{"databases, two sites", func(p *modelParams) { p.fenceDelay, p.dbs = 0, true }},
+		{"databases, witness with partitions", func(p *modelParams) { p.witness, p.partitions, p.dbs = true, true, true }},
+		{"databases, consistent two sites", func(p *modelParams) { p.consistent, p.fenceDelay, p.dbs = true, 0, true }},
+		// Gossip cut between two sites, the databases' link up: two masters may serve (DESIGN §3
+		// split brain), but the databases' terms keep them from sharing one, and neither takes
+		// control over what the other committed alone while its database answers.
+		{"databases, two sites with gossip cuts", func(p *modelParams) { p.partitions, p.fenceDelay, p.dbs = true, 0, true }},
+		{"databases, witness with full partitions", func(p *modelParams) { p.witness, p.partitions, p.dbs, p.dbCuts = true, true, true, true }},
 	}
 	seeds, steps := 12, 6000
 	if testing.Short() {
@@ -529,7 +611,7 @@ func TestModel(t *testing.T) {
 		t.Run(vr.name, func(t *testing.T) {
 			p := base
 			vr.p(&p)
-			promotions, accepts := 0, 0
+			promotions, accepts, refusals, adoptions := 0, 0, 0, 0
 			for seed := range int64(seeds) {
 				m := newModel(t, p, seed)
 				for range steps {
@@ -537,12 +619,15 @@ func TestModel(t *testing.T) {
 				}
 				promotions += m.promotions
 				accepts += m.accepts
+				refusals += m.refusals
+				adoptions += m.adoptions
 				m.converge()
 			}
 			if promotions < seeds {
 				t.Fatalf("only %d promotions in %d runs: the model exercises too little", promotions, seeds)
 			}
-			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses", seeds, steps, promotions, accepts)
+			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses, %d refused promotions (%d adopted the peer database's record)",
+				seeds, steps, promotions, accepts, refusals, adoptions)
 		})
 	}
 	t.Run("two sites with partitions converge", func(t *testing.T) {
@@ -585,6 +670,11 @@ func (m *model) converge() {
 	m.heal()
 	deadline := m.now.Add(m.p.detectLag + m.p.fenceDelay + m.p.failback + m.p.maxRelease + 10*time.Second)
 	for m.now.Before(deadline) {
+		if m.p.dbs {
+			// Sites that refuse each other (a split brain in one term) wait for an operator,
+			// as the refusal says.
+			m.acceptRefused(m.members[m.rng.Intn(2)])
+		}
 		if m.p.partitions && !m.p.witness {
 			m.stepNoCheck() // a split brain from before the heal resolves here
 		} else {
@@ -606,4 +696,200 @@ func (m *model) converge() {
 			m.fail("after healing: %s holds term %d, master %s holds %d", mm.site, mm.record.Term, a.site, a.record.Term)
 		}
 	}
+}
+
+// other is the other site.
+func (m *model) other(x *modelMember) *modelMember {
+	if x == m.members[0] {
+		return m.members[1]
+	}
+	return m.members[0]
+}
+
+// acceptRefused is an operator's tandem promote -accept-loss on site s, refused by CheckPromote
+// for the term its record holds, as the refusal asks: Node.AcceptLoss takes it (the master of
+// that term, or another master of s's own term the refusal named, is not alive as master) and
+// lifts the hold.
+func (m *model) acceptRefused(s *modelMember) bool {
+	v := m.view(s)
+	top := v.maxTerm()
+	r := s.refused
+	if r.Term == 0 || r.Term != top || s.record.Term != top || !m.now.Before(s.holdUntil) {
+		return false
+	}
+	for _, o := range v.Members {
+		if o.Site == r.Master && o.Alive && (o.Role == RoleMaster || s.record.Master != s.site) {
+			return false
+		}
+	}
+	s.acceptLoss, s.holdUntil = top, time.Time{}
+	m.accepts++
+	m.logf("%s accepts the loss of term %d (refused for %s's record)", s.site, top, r.Master)
+	m.publish(s)
+	return true
+}
+
+// peerDB says whether x reaches the other site's database.
+func (m *model) peerDB(x *modelMember) bool {
+	o := m.other(x)
+	return o.db && !(m.p.dbCuts && m.cut(x.site, o.site))
+}
+
+// writeTerm writes rec into the database of site db (txshim.WriteTermRecord): it must answer,
+// and terms only grow there (a term of another master is refused too).
+func (m *model) writeTerm(db *modelMember, rec TermRecord) bool {
+	if !db.db || rec.Term < db.dbRec.Term || (rec.Term == db.dbRec.Term && db.dbRec.Master != "" && rec.Master != db.dbRec.Master) {
+		return false
+	}
+	db.dbRec = rec
+	return true
+}
+
+// copyAdopted puts an adopted record into the site's database (recordStore).
+func (m *model) copyAdopted(x *modelMember, rec TermRecord) {
+	if m.p.dbs && !x.witness {
+		m.writeTerm(x, rec)
+	}
+}
+
+// hold is holdPromotion, its times scaled down to the model's.
+func (m *model) hold(x *modelMember, why string) {
+	x.holds++
+	x.holdUntil = m.now.Add(min(time.Second<<min(x.holds-1, 10), 8*time.Second))
+	m.logf("%s stands aside until %s: %s", x.site, x.holdUntil.Sub(t0).Round(time.Millisecond), why)
+}
+
+// promoteDB is Node.promote with cmd/tandem's CheckPromote (mayPromote) and BeforePromote.
+func (m *model) promoteDB(x *modelMember, a Action) {
+	o := m.other(x)
+	own := x.record
+	peer := m.peerDB(x)
+	if peer {
+		r := o.dbRec
+		if !r.PeerSynced && r.Master != "" && r.Master != x.site && r.Term >= own.Term && x.acceptLoss != r.Term {
+			m.refusals++
+			x.refused = r
+			if r.Term > own.Term {
+				rec := TermRecord{Term: r.Term, Master: r.Master}
+				x.record, x.meta.Record = rec, rec
+				if x.meta.Released != 0 && rec.Term > x.meta.Released {
+					x.meta.Released, x.meta.ReleasedTo = 0, ""
+				}
+				m.copyAdopted(x, rec)
+				m.adoptions++
+				m.logf("%s refused for term %d: adopts %+v from %s's database", x.site, a.Term, rec, o.site)
+				return
+			}
+			m.hold(x, fmt.Sprintf("refused for term %d: %s's database says %s went on alone in term %d", a.Term, o.site, r.Master, r.Term))
+			return
+		}
+	}
+	lacking := own.Term != 0 && own.Master == x.site && !own.PeerSynced
+	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: !lacking}
+	if !m.writeTerm(x, rec) {
+		m.hold(x, fmt.Sprintf("term %d not saved", a.Term))
+		x.meta.Record = rec
+		return
+	}
+	x.record = rec
+	synced := false
+	if peer {
+		if !m.writeTerm(o, TermRecord{Term: a.Term, Master: x.site}) {
+			m.hold(x, fmt.Sprintf("%s's database refuses term %d", o.site, a.Term))
+			x.meta.Record = rec
+			return
+		}
+		for c := range x.commits { // catch-up
+			o.commits[c] = true
+		}
+		synced = true
+	}
+	rec.PeerSynced = synced
+	x.dbRec, x.record = rec, rec
+	// What this site takes control over: every commit the other site's database holds, unless
+	// given up by design.
+	lost := 0
+	for c := range o.commits {
+		if x.commits[c] || m.forfeit[c] {
+			continue
+		}
+		switch {
+		case x.acceptLoss != 0:
+			m.forfeit[c] = true
+		case !peer && !m.acked[c]:
+			m.forfeit[c] = true // an unacknowledged solo master lost with its site (DESIGN §3)
+		default:
+			lost++
+		}
+	}
+	m.promotions++
+	x.meta.Record = x.record
+	x.meta.Released, x.meta.ReleasedTo, x.meta.Claim = 0, "", 0
+	x.role, x.meta.Role = RoleMaster, RoleMaster
+	x.holds = 0
+	m.logf("%s promotes term %d (synced=%v): %s", x.site, a.Term, synced, a.Reason)
+	if lost > 0 {
+		m.fail("%s took control of term %d lacking %d commits %s's database holds (accept-loss %d, %s database reached %v)",
+			x.site, a.Term, lost, o.site, x.acceptLoss, o.site, peer)
+	}
+}
+
+// clientCommit commits on master x as its shim would: dual while its record says the peer is
+// in step, alone once the record saying otherwise was acknowledged (AwaitRecord) or nobody is
+// alive to acknowledge it; never on a database that holds a newer term (fencing).
+func (m *model) clientCommit(x *modelMember) {
+	o := m.other(x)
+	if !x.db || x.dbRec.Term != x.record.Term || x.dbRec.Master != x.site {
+		return
+	}
+	m.commit++
+	c := m.commit
+	if x.record.PeerSynced {
+		if !m.peerDB(x) || o.dbRec.Term > x.record.Term {
+			return
+		}
+		x.commits[c], o.commits[c] = true, true
+		return
+	}
+	anyAlive, acked := false, false
+	for _, y := range m.members {
+		if v := x.views[y.site]; y != x && v != nil && v.alive && v.has {
+			anyAlive = true
+			acked = acked || v.meta.Record == x.record
+		}
+	}
+	if acked || !anyAlive {
+		x.commits[c] = true
+		m.acked[c] = acked
+		m.logf("%s commits %d alone (acked %v)", x.site, c, acked)
+		if !acked && m.rng.Intn(4) == 0 {
+			// Its sidecar dies before anyone heard it went solo (TestUnacknowledgedSoloNotOverridden):
+			// the other site knows only its synced word, or none.
+			x.up, x.role = false, ""
+			m.logf("kill %s", x.site)
+		}
+	}
+}
+
+// soloOrCatchUp flips master x's peer_synced: alone (its database takes the word first), or
+// caught up (the peer's database gets what it lacks).
+func (m *model) soloOrCatchUp(x *modelMember) {
+	o := m.other(x)
+	if !x.db || x.dbRec.Term != x.record.Term || x.dbRec.Master != x.site {
+		return
+	}
+	if x.record.PeerSynced {
+		x.record.PeerSynced, x.dbRec.PeerSynced = false, false
+	} else {
+		if !m.peerDB(x) || o.dbRec.Term > x.record.Term {
+			return
+		}
+		for c := range x.commits {
+			o.commits[c] = true
+		}
+		x.record.PeerSynced, x.dbRec.PeerSynced = true, true
+	}
+	x.meta.Record = x.record
+	m.logf("%s peer_synced=%v", x.site, x.record.PeerSynced)
+	m.publish(x)
 }
