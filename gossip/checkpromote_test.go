@@ -157,3 +157,59 @@ func TestNodeAcceptLossSameTermRefusal(t *testing.T) {
 		t.Fatalf("after -accept-loss 6: %s of term %d (%s), want master of term 7", st.Role, st.Term, st.Decision)
 	}
 }
+
+// TestNodeRefusalHoldEndsWithNewerTerm: a site refused again and again (CheckPromote: the other
+// site's database says its master went on alone in term 5) stands aside for a hold that grows
+// up to 5 min. The other site then comes back, takes term 6 and catches this site's database up
+// — the refusal no longer holds — and is lost again. This site must take control after
+// fence_delay, not after what is left of a hold for a refusal of a term long gone.
+func TestNodeRefusalHoldEndsWithNewerTerm(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(t, "site2", 2, freeAddr(t))
+	store := &memStore{rec: TermRecord{Term: 5, Master: "site1", PeerSynced: true, Seq: 1}}
+	var caughtUp atomic.Bool // site1's database says peer_synced
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		CheckPromote: func(ctx context.Context, term uint64) error {
+			if caughtUp.Load() {
+				return nil
+			}
+			return &PromoteRefusal{Record: TermRecord{Term: 5, Master: "site1"},
+				Err: errors.New("the peer database's term record says site1, master of term 5, went on alone (tandem promote -accept-loss 5)")}
+		},
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
+	n.meta.ServerHealthy = true
+	n.Force()
+	ctx := t.Context()
+	for range 5 { // refused 5 times: each hold waited out
+		n.decide(ctx, ml)
+		n.mu.Lock()
+		n.holdUntil = time.Now().Add(-time.Millisecond)
+		n.mu.Unlock()
+	}
+	n.decide(ctx, ml) // refused once more: held for minutes
+	n.mu.Lock()
+	hold := time.Until(n.holdUntil)
+	n.mu.Unlock()
+	if hold < time.Minute {
+		t.Fatalf("held %v after 6 refusals, want minutes", hold)
+	}
+	// site1 is back, master of term 6, and has caught site2's database up.
+	site1 := &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: true, DBReachable: true, Role: RoleMaster,
+		Record: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 2}}, hasMeta: true, mlAlive: true, alive: true, since: time.Now()}
+	n.mu.Lock()
+	n.peers["site1"] = site1
+	n.mu.Unlock()
+	caughtUp.Store(true)
+	n.decide(ctx, ml)
+	// site1 is lost, for longer than fence_delay.
+	n.mu.Lock()
+	site1.alive, site1.since = false, time.Now().Add(-time.Hour)
+	n.mu.Unlock()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	if st := n.State(); st.Role != RoleMaster || st.Term != 7 {
+		t.Fatalf("site1, back with term 6 and lost again: site2 %s of term %d (%s), want master of term 7: it waits out a hold of %v for a refusal of term 5",
+			st.Role, st.Term, st.Decision, hold.Round(time.Second))
+	}
+}

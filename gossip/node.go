@@ -1257,10 +1257,23 @@ func (n *Node) adopt(rec, from TermRecord, now time.Time) (View, bool) {
 	if n.meta.Released != 0 && rec.Term > n.meta.Released {
 		n.meta.Released, n.meta.ReleasedTo = 0, ""
 	}
+	// A hold for a refusal (CheckPromote) of an older term ends: the other site took a newer
+	// one since, and what its database said then holds no more. Left, the hold (up to
+	// promoteHoldMax after refusals in a row) kept this site from taking over after that
+	// site's next loss.
+	var pr *PromoteRefusal
+	lifted := errors.As(n.holdErr, &pr) && rec.Term > pr.Record.Term && now.Before(n.holdUntil)
+	if lifted {
+		n.holdUntil, n.promoteFails = time.Time{}, 0
+		n.publishDBLocked(now)
+	}
 	n.encodeLocked()
 	v := n.viewLocked(now)
 	n.mu.Unlock()
 	n.log.Info("adopted term record", "term", rec.Term, "master", rec.Master, "peer_synced", rec.PeerSynced, "previous_term", from.Term)
+	if lifted {
+		n.log.Info("stands aside no more: the promotion was refused for an older term", "refused_for", pr.Record.Term)
+	}
 	return v, true
 }
 
