@@ -187,7 +187,7 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.s.HealthCommand[0], c.s.HealthCommand[1:]...)
 	cmd.Env = execEnviron(os.Environ())
-	var out cappedOutput
+	out := procgroup.Output{Max: healthOutputMax}
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	// A child that keeps the output pipe open must not hold up the check; on a timeout the
@@ -203,7 +203,7 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)
 	}
-	msg := strings.TrimSpace(maskPGPassword(string(out.b), out.cut))
+	msg := strings.TrimSpace(out.Masked())
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}
@@ -231,42 +231,3 @@ func execEnviron(env []string) []string {
 // `cat` of a log) until it fails or times out must not fill the sidecar's memory at every
 // check.
 const healthOutputMax = 4 << 10
-
-// cappedOutput keeps the first healthOutputMax bytes written to it; cut tells that more came.
-type cappedOutput struct {
-	b   []byte
-	cut bool
-}
-
-func (c *cappedOutput) Write(p []byte) (int, error) {
-	keep := min(len(p), max(healthOutputMax-len(c.b), 0))
-	c.b = append(c.b, p[:keep]...)
-	c.cut = c.cut || keep < len(p)
-	return len(p), nil
-}
-
-// maskPGPassword masks the value of $PGPASSWORD, which the health command keeps (it may need
-// the database), in its output as it is logged: as it stands and as bash's set -x quotes it.
-// cut: the output was cut short, and its last bytes may be the start of the password, which go
-// too.
-func maskPGPassword(s string, cut bool) string {
-	pw := os.Getenv("PGPASSWORD")
-	if pw == "" {
-		return s
-	}
-	forms := []string{pw, strings.ReplaceAll(pw, "'", `'\''`)}
-	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, "<PGPASSWORD>")
-	}
-	if cut {
-		for _, f := range forms {
-			for k := min(len(f)-1, len(s)); k > 0; k-- {
-				if strings.HasSuffix(s, f[:k]) {
-					s = s[:len(s)-k]
-					break
-				}
-			}
-		}
-	}
-	return s
-}

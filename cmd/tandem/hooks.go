@@ -41,10 +41,10 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	// kills the hook's process group, and the wait for the output ends soon after.
 	procgroup.KillOnCancel(cmd)
 	cmd.WaitDelay = hookWaitDelay
-	var raw cappedOutput
+	raw := procgroup.Output{Max: hookOutputMax}
 	cmd.Stdout, cmd.Stderr = &raw, &raw
 	err := cmd.Run()
-	out := raw.logged()
+	out := hookLog(&raw)
 	if errors.Is(err, exec.ErrWaitDelay) {
 		// It exited 0 (Wait says so only of a hook that did, before anything stopped it); a
 		// daemon it started still holds its output. Its timeout, or a stop, that came during
@@ -87,56 +87,11 @@ const hookWaitDelay = time.Second
 // end (a `tail -f` by mistake) for its whole timeout must not fill the sidecar's memory.
 const hookOutputMax = 64 << 10
 
-// cappedOutput keeps the first hookOutputMax bytes of a hook's output and counts the rest.
-type cappedOutput struct {
-	b       []byte
-	dropped int64
-}
-
-func (c *cappedOutput) Write(p []byte) (int, error) {
-	keep := min(len(p), max(hookOutputMax-len(c.b), 0))
-	c.b = append(c.b, p[:keep]...)
-	c.dropped += int64(len(p) - keep)
-	return len(p), nil
-}
-
-// logged is the output as it is logged, the value of $PGPASSWORD masked (hookOutput), and
-// what was not kept counted.
-func (c *cappedOutput) logged() string {
-	if c.dropped == 0 {
-		return hookOutput(c.b, false)
+// hookLog is a hook's output as it is logged, the value of $PGPASSWORD masked, and what was not
+// kept counted.
+func hookLog(out *procgroup.Output) string {
+	if out.Dropped == 0 {
+		return out.Masked()
 	}
-	return fmt.Sprintf("%s… (%d more bytes not kept)", hookOutput(c.b, true), c.dropped)
-}
-
-// hookOutput is a hook's output as it is logged, with the value of $PGPASSWORD masked: a hook
-// keeps it (it may need the database, as the sidecar does), but one that prints its
-// environment or runs under set -x must not write it into the sidecar's log (DESIGN §2:
-// secrets never appear in logs). Masked as it stands and as bash's set -x quotes it (each
-// quote in it closed, escaped and opened again). cut: the output was cut short, and its last
-// bytes may be the start of the password, which go too.
-func hookOutput(out []byte, cut bool) string {
-	s := string(out)
-	pw := os.Getenv("PGPASSWORD")
-	if pw == "" {
-		return s
-	}
-	forms := []string{pw}
-	if q := strings.ReplaceAll(pw, "'", `'\''`); q != pw {
-		forms = append(forms, q)
-	}
-	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, "<PGPASSWORD>")
-	}
-	if cut {
-		for _, f := range forms {
-			for k := min(len(f)-1, len(s)); k > 0; k-- {
-				if strings.HasSuffix(s, f[:k]) {
-					s = s[:len(s)-k]
-					break
-				}
-			}
-		}
-	}
-	return s
+	return fmt.Sprintf("%s… (%d more bytes not kept)", out.Masked(), out.Dropped)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/internal/procgroup"
 	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
@@ -202,9 +203,9 @@ func TestHookOutputBounded(t *testing.T) {
 	}
 
 	for k := 1; k < len(pw); k++ {
-		var c cappedOutput
+		c := procgroup.Output{Max: hookOutputMax}
 		c.Write([]byte(strings.Repeat("x", hookOutputMax-k) + pw))
-		if got := c.logged(); strings.Contains(got, pw[:k]+"…") {
+		if got := hookLog(&c); strings.Contains(got, pw[:k]+"…") {
 			t.Fatalf("cut after %d bytes of the password, the log shows them: …%s", k, got[len(got)-40:])
 		}
 	}

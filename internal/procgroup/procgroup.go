@@ -3,5 +3,6 @@
 //
 // A hook or a health command that times out is killed through its context; without this, a
 // child it left (a daemon, a `sleep` in the background) would live on and could hold the
-// command's output open.
+// command's output open. Output keeps a bounded copy of such a command's output for the log,
+// with $PGPASSWORD masked.
 package procgroup
