@@ -1822,18 +1822,20 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	return s.walk(ctx, u, &us, pol, true)
 }
 
-// commitThenMore tells whether a statement follows a COMMIT in sts, a simple Query. PostgreSQL
-// parses a Query whole before it runs any of it, and runs none of it when a statement does not
-// parse. The shim runs the COMMIT itself (walk), sending the statements before it first: a
-// statement after it that does not parse failed only once they had committed (unparsable).
+// commitThenMore tells whether a statement follows a COMMIT or ROLLBACK in sts, a simple Query.
+// PostgreSQL parses a Query whole before it runs any of it, and runs none of it when a statement
+// does not parse. The shim runs the COMMIT itself (walk), sending the statements before it
+// first, and splits the Query after a ROLLBACK: a statement after either that does not parse
+// failed only once they had committed, or the ROLLBACK had ended the client's transaction block,
+// which PostgreSQL leaves failed (unparsable).
 func commitThenMore(sts []statement) bool {
-	commit := false
+	end := false
 	for _, st := range sts {
 		switch {
-		case commit && st.Kind != kindEmpty:
+		case end && st.Kind != kindEmpty:
 			return true
-		case st.Kind == kindCommit:
-			commit = true
+		case st.Kind == kindCommit, st.Kind == kindRollback:
+			end = true
 		}
 	}
 	return false

@@ -70,3 +70,43 @@ func TestSyntaxErrorAfterCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestSyntaxErrorAfterRollback: a simple Query holding a ROLLBACK (or ABORT) with a statement
+// after it that does not parse. PostgreSQL runs none of it: the client's transaction block stays
+// open, failed, and no statement before the ROLLBACK runs. The shim, which splits the Query
+// there, ran the statements before and the ROLLBACK, leaving the session idle.
+func TestSyntaxErrorAfterRollback(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE SEQUENCE sq")
+	c := e.connect(t)
+	for _, q := range []string{
+		"SELECT nextval('sq'); ROLLBACK; SELEC 1",
+		"SELECT nextval('sq'); ABORT; SELEC 1",
+		"BEGIN; SELECT nextval('sq'); ROLLBACK AND CHAIN; SELEC 1",
+	} {
+		res, err := c.PgConn().Exec(ctx, q).ReadAll()
+		if pgCode(err) != "42601" || len(res) != 0 {
+			t.Errorf("%s: %v, %d results, want 42601 alone", q, err, len(res))
+		}
+		if st := c.PgConn().TxStatus(); st != 'I' {
+			t.Errorf("%s: status %c, want I", q, st)
+		}
+	}
+	// In the client's transaction block: the error aborts it, the ROLLBACK never ran.
+	for _, q := range []string{"ROLLBACK; SELEC 1", "SELECT 1; ABORT; SELEC 1"} {
+		execAll(t, c, "BEGIN")
+		if _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42601" {
+			t.Errorf("in a block: %s: %v, want 42601", q, err)
+		}
+		if st := c.PgConn().TxStatus(); st != 'E' {
+			t.Errorf("in a block: %s: status %c, want E", q, st)
+		}
+		execAll(t, c, "ROLLBACK")
+	}
+	if v := queryOne[int64](t, e.localDB, "SELECT last_value FROM sq"); v != 1 {
+		t.Errorf("sq's last_value %d, want 1: a nextval before the ROLLBACK ran", v)
+	}
+}
