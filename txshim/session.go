@@ -1888,6 +1888,9 @@ func (s *session) queryNames(ops []namesOp, sts []statement, st byte) {
 	}
 	for _, op := range ops {
 		s.applyNames(op, alone == 1 && st == 'I')
+		// A COMMIT before it in the Query, run by the shim, parsed the kept statements again
+		// (forgotten before the Query ran) that a DEALLOCATE ALL after it ended.
+		s.forgetKeptFor(op)
 	}
 }
 
@@ -2496,7 +2499,15 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			return s.bw.Flush()
 		}
 	}
-	return s.walk(ctx, u, us, pol, final)
+	err := s.walk(ctx, u, us, pol, final)
+	for _, it := range s.items {
+		if it.typ == 'E' {
+			// A COMMIT before it, run by the shim, parsed the kept statements again (forgotten
+			// at its Execute, before the request ran) that a DEALLOCATE ALL ended.
+			s.forgetKeptFor(it.info.names)
+		}
+	}
+	return err
 }
 
 // note records what a statement that runs in the open transaction makes of it (DESIGN §5.3): a
