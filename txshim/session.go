@@ -1808,7 +1808,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward('Q', body, true)
 	}
-	if st != 0 && pol.intercept && commitThenMore(sts) {
+	if st != 0 && pol.intercept && commitThenMore(u) {
 		if bad, err := s.unparsable(text, st); err != nil || bad {
 			if err != nil {
 				return err
@@ -1822,19 +1822,21 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	return s.walk(ctx, u, &us, pol, true)
 }
 
-// commitThenMore tells whether a statement follows a COMMIT or ROLLBACK in sts, a simple Query.
-// PostgreSQL parses a Query whole before it runs any of it, and runs none of it when a statement
-// does not parse. The shim runs the COMMIT itself (walk), sending the statements before it
-// first, and splits the Query after a ROLLBACK: a statement after either that does not parse
-// failed only once they had committed, or the ROLLBACK had ended the client's transaction block,
-// which PostgreSQL leaves failed (unparsable).
-func commitThenMore(sts []statement) bool {
+// commitThenMore tells whether a statement follows a COMMIT or ROLLBACK, or one the shim refuses,
+// in u, a simple Query. PostgreSQL parses a Query whole before it runs any of it, and runs none
+// of it when a statement does not parse. The shim runs the COMMIT itself (walk), sending the
+// statements before it first, splits the Query after a ROLLBACK, and runs the statements before
+// one it refuses: a statement after them that does not parse failed only once they had
+// committed, or the ROLLBACK had ended the client's transaction block, which PostgreSQL leaves
+// failed, or the client had the refusal, a BEGIN before it run (unparsable).
+func commitThenMore(u *queryUnit) bool {
 	end := false
-	for _, st := range sts {
-		switch {
-		case end && st.Kind != kindEmpty:
+	for i := range u.sts {
+		switch info := u.info(i); {
+		case end && info.kind != kindEmpty:
 			return true
-		case st.Kind == kindCommit, st.Kind == kindRollback:
+		case info.kind == kindCommit, info.kind == kindRollback, info.kind == kindClient2PC,
+			info.ownObject != "", info.explainMakes, info.prepareMakes:
 			end = true
 		}
 	}

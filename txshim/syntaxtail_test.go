@@ -110,3 +110,34 @@ func TestSyntaxErrorAfterRollback(t *testing.T) {
 		t.Errorf("sq's last_value %d, want 1: a nextval before the ROLLBACK ran", v)
 	}
 }
+
+// TestSyntaxErrorAfterRefused: a simple Query holding a statement the shim refuses, with a
+// statement after it that does not parse. PostgreSQL runs none of it and reports the syntax
+// error; the shim ran the statements before the refused one (a BEGIN among them leaving the
+// client's block open and failed) and reported its refusal instead.
+func TestSyntaxErrorAfterRefused(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
+	c := e.connect(t)
+	for _, q := range []string{
+		"BEGIN; INSERT INTO rows VALUES (1); PREPARE TRANSACTION 'x'; SELEC 1",
+		"BEGIN; INSERT INTO rows VALUES (1); EXPLAIN ANALYZE CREATE TABLE z AS SELECT 1; SELEC 1",
+		"BEGIN; INSERT INTO rows VALUES (1); PREPARE q AS SELECT 1 INTO z; SELEC 1",
+	} {
+		res, err := c.PgConn().Exec(ctx, q).ReadAll()
+		if pgCode(err) != "42601" || len(res) != 0 {
+			t.Errorf("%s: %v, %d results, want 42601 alone", q, err, len(res))
+		}
+		if st := c.PgConn().TxStatus(); st != 'I' {
+			t.Errorf("%s: status %c, want I", q, st)
+			execAll(t, c, "ROLLBACK")
+		}
+	}
+	// Without the syntax error, the refusal stands.
+	if _, err := c.Exec(ctx, "INSERT INTO rows VALUES (1); PREPARE TRANSACTION 'x'; SELECT 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "0A000" {
+		t.Errorf("refused statement: %v, want 0A000", err)
+	}
+}
