@@ -83,6 +83,9 @@ type session struct {
 	// DISCARD ALL).
 	roValue   string
 	roChanged bool
+	// clientEnc is the session's client_encoding as the database last reported it: the
+	// positions of errors in a part of a simple Query count its characters (queryUnit.send).
+	clientEnc string
 
 	done      chan struct{} // closed when serverLoop returns
 	closeOnce sync.Once
@@ -385,6 +388,10 @@ type pending struct {
 	notify  chan struct{} // closed when done; made by barrier under session.mu
 	r       result        // serverLoop only, until sent on res
 	seq     uint64        // its place in the session's queue, from 1 (push)
+
+	// shift: the entry is a part of a simple Query after its first statements, this many
+	// characters into the client's text: the position of an error in it is moved by as much.
+	shift int32
 }
 
 // result is what the backend answered to one pending request, or a copy-in event.
@@ -773,6 +780,9 @@ func (s *session) serverLoop() {
 			}
 			continue
 		case 'E':
+			if fwd && cur != nil && cur.shift > 0 {
+				body = shiftPosition(body, cur.shift)
+			}
 			if cur == nil {
 				loose = &pgproto3.ErrorResponse{}
 				if loose.Decode(body) != nil {
@@ -826,6 +836,11 @@ func (s *session) serverLoop() {
 					s.mu.Lock()
 					s.roValue = ps.Value
 					s.roChanged = s.roChanged || cur == nil || cur.fwd
+					s.mu.Unlock()
+				}
+				if ps.Name == "client_encoding" {
+					s.mu.Lock()
+					s.clientEnc = ps.Value
 					s.mu.Unlock()
 				}
 				if why := lexerUnsafe(ps.Name, ps.Value); why != "" {
@@ -2682,7 +2697,42 @@ func (u *queryUnit) send(s *session, lo, hi int, _ bool, p *pending) error {
 	if p == nil {
 		p = &pending{fwd: true, fwdRFQ: true}
 	}
+	if at := u.sts[lo].Start; at > 0 {
+		p.shift = s.textChars(u.text[:at])
+	}
 	return s.sendQuery(u.text[u.sts[lo].Start:u.sts[hi-1].End], p, p.res == nil)
+}
+
+// textChars is how many characters PostgreSQL counts in t, text of the client's, in an error's
+// position: t's runes in UTF8, its bytes in an encoding of one byte per character, and 0 (no
+// shift) in the others.
+func (s *session) textChars(t string) int32 {
+	s.mu.Lock()
+	enc := s.clientEnc
+	s.mu.Unlock()
+	switch {
+	case enc == "UTF8":
+		return int32(utf8.RuneCountInString(t))
+	case enc == "SQL_ASCII", strings.HasPrefix(enc, "EUC_"), enc == "MULE_INTERNAL", enc == "":
+		// SQL_ASCII is counted in the database's encoding.
+		return 0
+	}
+	return int32(len(t))
+}
+
+// shiftPosition returns body, an ErrorResponse's, with its position moved by shift characters
+// (pending.shift).
+func shiftPosition(body []byte, shift int32) []byte {
+	var e pgproto3.ErrorResponse
+	if e.Decode(body) != nil || e.Position == 0 {
+		return body
+	}
+	e.Position += shift
+	b, err := e.Encode(nil)
+	if err != nil {
+		return body
+	}
+	return b[5:]
 }
 
 type extUnit struct {

@@ -169,7 +169,7 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 	sess.greeting, _ = (&pgproto3.AuthenticationOk{}).Encode(nil)
 	sess.greeting = append(sess.greeting, greeting.msgs...)
 	sess.user, sess.cancelKey = user, greeting.cancelKey
-	sess.roValue = greeting.readOnly
+	sess.roValue, sess.clientEnc = greeting.readOnly, greeting.encoding
 	if readOnly {
 		sess.readOnlySet, sess.roForced, sess.roSaved = true, true, greeting.clientRO
 	}
@@ -237,6 +237,7 @@ type greeting struct {
 	cancelKey string // of BackendKeyData (cancelKey)
 	readOnly  string // default_transaction_read_only as reported
 	clientRO  string // the same before the shim set it on (connectLocal's readOnly)
+	encoding  string // client_encoding as reported
 }
 
 // connectLocal opens the backend connection with the local DSN's credentials (the client was
@@ -306,7 +307,8 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 		return nil, nil, err
 	}
 	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey),
-		readOnly: hc.ParameterStatuses["default_transaction_read_only"], clientRO: clientRO}
+		readOnly: hc.ParameterStatuses["default_transaction_read_only"], clientRO: clientRO,
+		encoding: hc.ParameterStatuses["client_encoding"]}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
