@@ -586,8 +586,10 @@ func selectInto(l wordList) int {
 	}
 	k := -1
 	var prev, before span // the word before, and the one before that
-	// clause: in a SEARCH or CYCLE clause after a CTE's ")" (1), past its SET (2); its words
-	// hold no SELECT.
+	// clause: in a SEARCH clause after a CTE's ")" (1), or a CYCLE clause (3, past its SET 4),
+	// past the SET of the one or the USING of the other (2); its words hold no SELECT. A SEARCH
+	// says BREADTH or DEPTH next, a CYCLE has a USING: columns labelled search or cycle, set and
+	// insert without AS (SELECT (a) cycle, b set, c insert INTO t) are not taken for one.
 	clause := 0
 	l.each(0, func(i int, w span) bool {
 		p, word := l.sql[prev.start:prev.end], l.sql[w.start:w.end]
@@ -595,12 +597,20 @@ func selectInto(l wordList) int {
 			switch {
 			case strings.ContainsAny(l.sql[prev.end:w.start], "()"):
 				clause = 0
-				if strings.EqualFold(word, "SEARCH") || strings.EqualFold(word, "CYCLE") {
+				if strings.EqualFold(word, "SEARCH") {
 					clause = 1
+				} else if strings.EqualFold(word, "CYCLE") {
+					clause = 3
 				}
 			case strings.EqualFold(word, "SELECT"):
 				clause = 0
+			case clause == 1 && strings.EqualFold(p, "SEARCH") && !strings.EqualFold(word, "BREADTH") && !strings.EqualFold(word, "DEPTH"):
+				clause = 0
 			case clause == 1 && strings.EqualFold(word, "SET"):
+				clause = 2
+			case clause == 3 && strings.EqualFold(word, "SET"):
+				clause = 4
+			case clause == 4 && strings.EqualFold(word, "USING"):
 				clause = 2
 			}
 		}

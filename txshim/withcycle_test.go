@@ -52,3 +52,21 @@ func TestWithSearchCycleInsert(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectIntoAfterBareLabels: columns labelled cycle, set and insert without AS (bare labels)
+// before INTO: a SELECT … INTO, which PostgreSQL runs, that the lexer took since 3d4073e for an
+// INSERT after a CTE's CYCLE clause — a write, run unrecorded and refused by the guard as a
+// SELECT INTO "inside a DO block, function, procedure or trigger". A CYCLE clause has a USING,
+// a SEARCH clause BREADTH or DEPTH.
+func TestSelectIntoAfterBareLabels(t *testing.T) {
+	for _, q := range []string{
+		"WITH w AS (SELECT 1) SELECT (1) cycle, 2 set, 3 insert INTO z FROM w",
+		"WITH w AS (SELECT 1) SELECT (1) search, 2 set, 3 insert INTO z FROM w",
+	} {
+		for _, st := range splitStatements(q) {
+			if st.Kind != kindDDL {
+				t.Errorf("%s: %v, want ddl", q, st.Kind)
+			}
+		}
+	}
+}
