@@ -692,6 +692,14 @@ func (s *session) idleRestore(g *idleGuard) error {
 // cancels itself stands for the client's cancel landing on it).
 var ownStepHook func(q string) string
 
+// viaStepHook is q, or what ownStepHook makes of it.
+func viaStepHook(q string) string {
+	if ownStepHook != nil {
+		return ownStepHook(q)
+	}
+	return q
+}
+
 // ownRetries is how often the shim sends again a step of its own commit that a cancel ended
 // (SQLSTATE 57014): the client's CancelRequest, or a statement_timeout it set, reaches
 // whatever its backend runs, the shim's COMMIT PREPARED included, which must not be left

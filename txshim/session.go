@@ -1824,10 +1824,18 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		return s.forward('Q', body, true)
 	}
 	if st != 0 && pol.intercept && commitThenMore(u) {
-		if bad, err := s.unparsable(text, st); err != nil || bad {
-			if err != nil {
+		bad, failed, err := s.unparsable(text, st)
+		if err != nil {
+			return err
+		}
+		if failed != nil {
+			// A cancel of the client's failed its block before any of the Query ran.
+			if err := s.emit(failed.err); err != nil {
 				return err
 			}
+			return s.emitRFQ(failed.status)
+		}
+		if bad {
 			// PostgreSQL fails it whole, with the error it reports, having run nothing.
 			s.push(&pending{fwd: true, fwdRFQ: true})
 			return s.forward('Q', body, true)
@@ -1866,29 +1874,48 @@ const parseCheckName = reservedPrefix + "parse"
 // of several statements there (42601, without a position) when each statement parses. In the
 // client's transaction block the Parse runs under a savepoint of the shim's, rolled back and
 // released, so that its error does not abort the block; in a failed block PostgreSQL parses it
-// all the same, before it refuses it for the block.
-func (s *session) unparsable(text string, st byte) (bool, error) {
+// all the same, before it refuses it for the block. The client's cancel (or its
+// statement_timeout) may land on the savepoint's statements: on the SAVEPOINT, it failed the
+// block, and the Query fails with it (failed); on the ROLLBACK TO SAVEPOINT or the RELEASE, they
+// are sent again.
+func (s *session) unparsable(text string, st byte) (bad bool, failed *result, err error) {
+	var sp *pending
 	if st == 'T' {
-		if err := s.swallow("SAVEPOINT " + parseCheckName); err != nil {
-			return false, err
+		sp = &pending{res: make(chan result, 1)}
+		if err := s.sendOwn(viaStepHook("SAVEPOINT "+parseCheckName), sp, false); err != nil {
+			return false, nil, err
 		}
 	}
 	r, err := s.capture(text)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if st == 'T' {
-		if err := s.swallow("ROLLBACK TO SAVEPOINT " + parseCheckName); err != nil {
-			return false, err
+		spr, err := s.wait(sp)
+		if err != nil {
+			return false, nil, err
 		}
-		if r, err := s.capture("RELEASE SAVEPOINT " + parseCheckName); err != nil || r.err != nil {
-			if err == nil {
-				err = fmt.Errorf("txshim: releasing the parse check's savepoint: %s", r.err.Message)
+		if spr.err != nil {
+			r.err = spr.err
+			return false, &r, nil
+		}
+		for i := 0; ; i++ {
+			if err := s.swallow(viaStepHook("ROLLBACK TO SAVEPOINT " + parseCheckName)); err != nil {
+				return false, nil, err
 			}
-			return false, err
+			rr, err := s.capture(viaStepHook("RELEASE SAVEPOINT " + parseCheckName))
+			if err != nil {
+				return false, nil, err
+			}
+			if rr.err == nil {
+				break
+			}
+			if i == ownRetries {
+				return false, nil, fmt.Errorf("txshim: releasing the parse check's savepoint: %s", rr.err.Message)
+			}
 		}
 	}
-	return r.err == nil || r.err.Code != "42601" || r.err.Position != 0, nil
+	return r.err == nil || r.err.Code != "42601" || r.err.Position != 0, nil, nil
 }
 
 // queryNames applies what the statements sts of a simple Query, sent in status st, did to the

@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -139,5 +140,45 @@ func TestSyntaxErrorAfterRefused(t *testing.T) {
 	// Without the syntax error, the refusal stands.
 	if _, err := c.Exec(ctx, "INSERT INTO rows VALUES (1); PREPARE TRANSACTION 'x'; SELECT 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "0A000" {
 		t.Errorf("refused statement: %v, want 0A000", err)
+	}
+}
+
+// TestParseCheckCancelled: the client's cancel (or its statement_timeout) landing on the parse
+// check's own statements in its transaction block. On the SAVEPOINT, the block failed, the
+// check's ROLLBACK TO SAVEPOINT found no savepoint and its RELEASE failed: the session ended.
+// The Query now fails as cancelled, the block failed as PostgreSQL's would be; a cancel on the
+// ROLLBACK TO SAVEPOINT or the RELEASE is survived, the Query run.
+func TestParseCheckCancelled(t *testing.T) {
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
+	c := e.connect(t)
+
+	cancelSteps(t, "SAVEPOINT "+parseCheckName, 1)
+	execAll(t, c, "BEGIN", "INSERT INTO rows VALUES (1)")
+	if _, err := c.Exec(ctx, "INSERT INTO rows VALUES (2); COMMIT; SELECT 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "57014" {
+		t.Errorf("cancel on the SAVEPOINT: %v, want 57014", err)
+	}
+	if st := c.PgConn().TxStatus(); st != 'E' {
+		t.Errorf("cancel on the SAVEPOINT: status %c, want E", st)
+	}
+	if _, err := c.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatalf("ROLLBACK after a cancelled check: %v", err)
+	}
+
+	for i, prefix := range []string{"ROLLBACK TO SAVEPOINT " + parseCheckName, "RELEASE SAVEPOINT " + parseCheckName} {
+		cancelSteps(t, prefix, 1)
+		execAll(t, c, "BEGIN", fmt.Sprintf("INSERT INTO rows VALUES (%d)", 10*i+10))
+		if _, err := c.Exec(ctx, fmt.Sprintf("INSERT INTO rows VALUES (%d); COMMIT; SELECT 1", 10*i+11), pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Errorf("cancel on %s: %v", prefix, err)
+		}
+		if st := c.PgConn().TxStatus(); st != 'I' {
+			t.Errorf("cancel on %s: status %c, want I", prefix, st)
+			execAll(t, c, "ROLLBACK")
+		}
+	}
+	if got := queryOne[string](t, e.localDB, "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM rows"); got != "10,11,20,21" {
+		t.Errorf("rows: %q, want 10,11,20,21", got)
 	}
 }
