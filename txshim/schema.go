@@ -894,19 +894,24 @@ const (
 // SESSION AUTHORIZATION, as pg_dump's output may: that user has no rights on tandem.ddl
 // either, and its DDL was refused, 42501) gets the login user back the same way (SET LOCAL
 // SESSION AUTHORIZATION), that user kept in tandem.session and recorded in tandem.role
-// (TestSessionAuthorizationDDL); with a role set on top, the role alone is left, as before.
+// (TestSessionAuthorizationDDL). With a role set on top of that user (SET ROLE after SET
+// SESSION AUTHORIZATION) the login user comes back too — dropping the role alone left the
+// session's user, refused the same way — and the role (kept in tandem.setrole, as the
+// client's SET ROLE left it: none when it set none) is set again after that user
+// (TestSessionAuthorizationRoleDDL).
 const (
-	sessionAuthorizedSQL = "(pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' AND SESSION_USER::pg_catalog.text OPERATOR(pg_catalog.<>) " + loginUserSQL + ")"
+	sessionAuthorizedSQL = "(SESSION_USER::pg_catalog.text OPERATOR(pg_catalog.<>) " + loginUserSQL + ")"
 	loginUserSQL         = "(SELECT a.usename::pg_catalog.text FROM pg_catalog.pg_stat_activity a WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
 	asSessionUserSQL     = "SELECT pg_catalog.set_config('tandem.session', CASE WHEN " + sessionAuthorizedSQL + " THEN SESSION_USER::pg_catalog.text ELSE '' END, true), " +
+		"pg_catalog.set_config('tandem.setrole', CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' THEN CURRENT_USER::pg_catalog.text ELSE 'none' END, true), " +
 		"pg_catalog.set_config('tandem.role', CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' THEN CURRENT_USER::pg_catalog.text " +
 		"WHEN " + sessionAuthorizedSQL + " THEN SESSION_USER::pg_catalog.text ELSE 'none' END, true), " +
 		"CASE WHEN " + sessionAuthorizedSQL + " THEN pg_catalog.set_config('session_authorization', " + loginUserSQL + ", true) " +
 		"WHEN CURRENT_USER OPERATOR(pg_catalog.<>) SESSION_USER THEN pg_catalog.set_config('role', 'none', true) END"
 	roleBackSQL = "SELECT CASE WHEN pg_catalog.current_setting('tandem.session', true) OPERATOR(pg_catalog.<>) '' " +
-		"THEN pg_catalog.set_config('session_authorization', pg_catalog.current_setting('tandem.session'), true) " +
-		"WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) pg_catalog.current_setting('tandem.role') " +
-		"THEN pg_catalog.set_config('role', pg_catalog.current_setting('tandem.role'), true) END"
+		"THEN pg_catalog.set_config('session_authorization', pg_catalog.current_setting('tandem.session'), true) END, " +
+		"CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) pg_catalog.current_setting('tandem.setrole') " +
+		"THEN pg_catalog.set_config('role', pg_catalog.current_setting('tandem.setrole'), true) END"
 )
 
 // ddlMarkFinalizeSQL is ddlMarkSQL for ALTER TABLE … DETACH PARTITION … FINALIZE, recorded as

@@ -40,3 +40,44 @@ FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned
 		t.Errorf("owners: local %s, peer %s", l, r)
 	}
 }
+
+// TestSessionAuthorizationRoleDDL: DDL after SET SESSION AUTHORIZATION and a SET ROLE on top
+// (the role the session's user may take, or that user itself) was refused: the shim dropped
+// the role alone for its tandem.ddl row, leaving the session's user, which has no rights there
+// either (42501). PostgreSQL runs it; the objects are the role's on both databases, and the
+// session goes on under the role.
+func TestSessionAuthorizationRoleDDL(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `CREATE ROLE bob`, `GRANT bob TO alice`,
+		`GRANT CREATE ON SCHEMA public TO alice, bob`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"owned", "owned2"},
+		`SET SESSION AUTHORIZATION alice`,
+		`SET ROLE bob`,
+		`CREATE TABLE owned (id int PRIMARY KEY, v text)`,
+		`INSERT INTO owned VALUES (1, 'a')`,
+		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); INSERT INTO owned2 VALUES (1); COMMIT`,
+	)
+	// The session goes on under the role, as in PostgreSQL.
+	var who string
+	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:bob:bob" {
+		t.Errorf("after the DDL: %q, %v; want alice:bob:bob", who, err)
+	}
+	fidelityStep(t, p, sh, conn, nil, `BEGIN; CREATE TABLE gone (id int PRIMARY KEY); ROLLBACK`)
+	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:bob:bob" {
+		t.Errorf("after the DDL rolled back: %q, %v; want alice:bob:bob", who, err)
+	}
+	fidelityStep(t, p, sh, conn, []string{"owned3"},
+		`SET ROLE alice`,
+		`CREATE TABLE owned3 (id int PRIMARY KEY)`,
+	)
+	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:alice:alice" {
+		t.Errorf("after the DDL: %q, %v; want alice:alice:alice", who, err)
+	}
+	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
+FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned', 'owned2', 'owned3')`
+	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:bob owned2:bob owned3:alice" {
+		t.Errorf("owners: local %s, peer %s", l, r)
+	}
+}
