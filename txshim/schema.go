@@ -886,7 +886,8 @@ const (
 // asSessionUserSQL makes the open transaction run as the session's user (SET LOCAL ROLE NONE)
 // for a statement of the shim's on Tandem's tables when the client set a role, keeping the
 // role in force in tandem.role; roleBackSQL puts it back. Only then: a change of role may
-// change is_superuser, which PostgreSQL reports to the client (twice, on and back). The role
+// change is_superuser, which PostgreSQL reports (twice, on and back; the shim keeps those
+// reports from the client, pending.quietAuth). The role
 // is kept by its name now, read from its id (CURRENT_USER), not as SHOW role says it — the
 // name the client's SET ROLE used, which another session may have renamed since: putting it
 // back failed, aborting the client's statement (25P02), and the peer could not have found

@@ -392,6 +392,13 @@ type pending struct {
 	// shift: the entry is a part of a simple Query after its first statements, this many
 	// characters into the client's text: the position of an error in it is moved by as much.
 	shift int32
+
+	// quietAuth: the entry is one of the shim's statements that switch the transaction to the
+	// login user and back for its own rows (asSessionUserSQL): the session_authorization and
+	// is_superuser reports PostgreSQL makes for the switch are held, not forwarded; at the
+	// ReadyForQuery of the one that ends it (quietAuthEnd) the client hears of the values it
+	// was not told yet, if any (serverLoop).
+	quietAuth, quietAuthEnd bool
 }
 
 // result is what the backend answered to one pending request, or a copy-in event.
@@ -671,6 +678,11 @@ func (s *session) serverLoop() {
 	// request, the next part included, so the next entry that awaits a result takes it as its
 	// own: walk must not take that part for one that ran.
 	var loose *pgproto3.ErrorResponse
+	// told: the session_authorization and is_superuser values the client was told last;
+	// authHeld: those PostgreSQL reported to the shim's own statements that switch the user
+	// and back (pending.quietAuth), since. PostgreSQL, running the client's statement alone,
+	// says nothing of a switch it never makes (TestSessionAuthorizationDDLParameterStatus).
+	told, authHeld := map[string]string{}, map[string]string{}
 	for {
 		typ, body, err := s.br.next()
 		if err != nil {
@@ -717,6 +729,18 @@ func (s *session) serverLoop() {
 			loose = nil
 			if cur == nil || len(body) != 1 {
 				break // unexpected: pass it on
+			}
+			if cur.quietAuthEnd {
+				for _, name := range []string{"is_superuser", "session_authorization"} {
+					if v, ok := authHeld[name]; ok && v != told[name] {
+						b, _ := (&pgproto3.ParameterStatus{Name: name, Value: v}).Encode(nil)
+						if err := s.toClient('S', b[5:], false); err != nil {
+							return
+						}
+						told[name] = v
+					}
+				}
+				clear(authHeld)
 			}
 			if cur.ownBegin {
 				fwd, n := ownBeginReplies(cur.held)
@@ -832,6 +856,14 @@ func (s *session) serverLoop() {
 			fwd = true // parameter changes too, unless the session must end for one
 			var ps pgproto3.ParameterStatus
 			if ps.Decode(body) == nil {
+				if ps.Name == "session_authorization" || ps.Name == "is_superuser" {
+					if cur != nil && cur.quietAuth {
+						authHeld[ps.Name] = ps.Value
+						continue
+					}
+					delete(authHeld, ps.Name)
+					told[ps.Name] = ps.Value
+				}
 				if ps.Name == "default_transaction_read_only" {
 					s.mu.Lock()
 					s.roValue = ps.Value
@@ -1233,6 +1265,12 @@ func (s *session) capture(q string, args ...string) (result, error) {
 // swallow pipelines a statement of the shim's own whose reply nobody needs (BEGIN, SET).
 func (s *session) swallow(q string) error {
 	return s.sendOwn(q, &pending{}, false)
+}
+
+// swallowAuth is swallow for asSessionUserSQL and roleBackSQL (end: the latter), whose
+// reports of the switch the client does not hear (pending.quietAuth).
+func (s *session) swallowAuth(q string, end bool) error {
+	return s.sendOwn(q, &pending{quietAuth: true, quietAuthEnd: end}, false)
 }
 
 // wait waits for p's result, relaying the client's COPY data when the request started a
@@ -3388,14 +3426,14 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				// tandem.ddl, where PostgreSQL runs its DDL all the same. The role is put back
 				// for the statement (pipelined; local to the transaction, as a SET ROLE of the
 				// client's keeps its scope: the local value is the one in force).
-				if err := s.swallow(asSessionUserSQL); err != nil {
+				if err := s.swallowAuth(asSessionUserSQL, false); err != nil {
 					return err
 				}
 				failed, err := own(q, args...)
 				if err != nil || failed {
 					return fail(err)
 				}
-				if err := s.swallow(roleBackSQL); err != nil {
+				if err := s.swallowAuth(roleBackSQL, true); err != nil {
 					return err
 				}
 				marked = true
@@ -3973,7 +4011,7 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			if err := s.swallow("BEGIN"); err != nil {
 				return err
 			}
-			if err := s.swallow(asSessionUserSQL); err != nil {
+			if err := s.swallowAuth(asSessionUserSQL, false); err != nil {
 				return err
 			}
 			var rr result
@@ -3985,7 +4023,12 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			if err != nil {
 				return err
 			}
-			if cr, err := s.capture("COMMIT"); err != nil {
+			// Its COMMIT ends the switch to the login user (pending.quietAuth).
+			cp := &pending{res: make(chan result, 1), quietAuth: true, quietAuthEnd: true}
+			if err := s.sendOwn("COMMIT", cp, true); err != nil {
+				return err
+			}
+			if cr, err := s.wait(cp); err != nil {
 				return err
 			} else if rr.err == nil {
 				rr.err, rr.status = cr.err, cr.status

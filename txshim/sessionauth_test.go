@@ -3,6 +3,8 @@ package txshim
 import (
 	"context"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestSessionAuthorizationDDL: DDL after SET SESSION AUTHORIZATION (pg_dump's output may set
@@ -80,4 +82,55 @@ FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned
 	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:bob owned2:bob owned3:alice" {
 		t.Errorf("owners: local %s, peer %s", l, r)
 	}
+}
+
+// TestSessionAuthorizationDDLParameterStatus: the shim puts its tandem.ddl row in as the login
+// user (asSessionUserSQL) and gives the transaction the client's user back after. PostgreSQL
+// reports session_authorization and is_superuser to the client (ParameterStatus) when they
+// change between two ReadyForQuery messages, and the shim's own statements each end with
+// one: the client heard that its session was the login user's, a superuser's, and then its
+// own again — which PostgreSQL, running the DDL alone, never says.
+func TestSessionAuthorizationDDLParameterStatus(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `CREATE ROLE bob`, `GRANT bob TO alice`,
+		`GRANT CREATE ON SCHEMA public TO alice, bob`)
+	catchUpToDual(t, sh, shim)
+	r := dialRaw(t, shim)
+	statuses := func(q string) []string {
+		t.Helper()
+		r.fe.Send(&pgproto3.Query{String: q})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			m, err := r.fe.Receive()
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.ParameterStatus:
+				got = append(got, m.Name+"="+m.Value)
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("%s: %s %s", q, m.Code, m.Message)
+			case *pgproto3.ReadyForQuery:
+				return got
+			}
+		}
+	}
+	statuses(`SET SESSION AUTHORIZATION alice`)
+	for _, q := range []string{
+		`CREATE TABLE owned (id int PRIMARY KEY, v text)`,
+		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); COMMIT`,
+		`CREATE INDEX CONCURRENTLY owned_v ON owned (v)`,
+	} {
+		if got := statuses(q); len(got) != 0 {
+			t.Errorf("%s: ParameterStatus %v; PostgreSQL sends none", q, got)
+		}
+	}
+	statuses(`SET ROLE bob`)
+	if got := statuses(`CREATE TABLE owned3 (id int PRIMARY KEY)`); len(got) != 0 {
+		t.Errorf("under SET ROLE: ParameterStatus %v; PostgreSQL sends none", got)
+	}
+	_ = p
 }
