@@ -899,10 +899,13 @@ const (
 // SESSION AUTHORIZATION) the login user comes back too — dropping the role alone left the
 // session's user, refused the same way — and the role (kept in tandem.setrole, as the
 // client's SET ROLE left it: none when it set none) is set again after that user
-// (TestSessionAuthorizationRoleDDL).
+// (TestSessionAuthorizationRoleDDL). The login user is read from the function behind
+// pg_stat_activity, not the view: a database that keeps the view from its users (REVOKE
+// SELECT … FROM PUBLIC, as hardening guides advise) refused every DDL statement under a role
+// the client set, its transaction aborted (TestSetRoleDDLStatActivityRevoked).
 const (
 	sessionAuthorizedSQL = "(SESSION_USER::pg_catalog.text OPERATOR(pg_catalog.<>) " + loginUserSQL + ")"
-	loginUserSQL         = "(SELECT a.usename::pg_catalog.text FROM pg_catalog.pg_stat_activity a WHERE a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())"
+	loginUserSQL         = "(SELECT pg_catalog.pg_get_userbyid(a.usesysid)::pg_catalog.text FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a)"
 	asSessionUserSQL     = "SELECT pg_catalog.set_config('tandem.session', CASE WHEN " + sessionAuthorizedSQL + " THEN SESSION_USER::pg_catalog.text ELSE '' END, true), " +
 		"pg_catalog.set_config('tandem.setrole', CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' THEN CURRENT_USER::pg_catalog.text ELSE 'none' END, true), " +
 		"pg_catalog.set_config('tandem.role', CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.<>) 'none' THEN CURRENT_USER::pg_catalog.text " +
