@@ -175,6 +175,9 @@ type Decoder struct {
 	// until the slot is confirmed past that (pendingRename).
 	renamed map[string]*pendingRename
 	lastEnd pglogrepl.LSN // events ending at or before it were delivered (by an earlier Run too)
+	// streamFrom: the slot's confirmed position when the stream started, where it streams from
+	// (reportable).
+	streamFrom pglogrepl.LSN
 }
 
 // statusInterval is how often the decoder reports its confirmed position to the server;
@@ -236,6 +239,15 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 		conn.Close(cctx)
 		cancel()
 	}()
+	// Where the stream starts: a PREPARE before it is not streamed again (reportable).
+	rr, err := conn.Exec(ctx, "SELECT confirmed_flush_lsn::pg_catalog.text FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) "+quoteLiteral(d.slot)).ReadAll()
+	if err != nil {
+		return fmt.Errorf("decoder: read slot %s: %w", d.slot, err)
+	}
+	d.streamFrom = 0
+	if len(rr) == 1 && len(rr[0].Rows) == 1 && rr[0].Rows[0][0] != nil {
+		d.streamFrom, _ = pglogrepl.ParseLSN(string(rr[0].Rows[0][0]))
+	}
 	err = pglogrepl.StartReplication(ctx, conn, d.slot, 0, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '3'", "publication_names '" + PublicationName + "'", "two_phase 'on'", "messages 'true'"},
 	})
@@ -620,7 +632,10 @@ type pendingRename struct {
 
 // reportable is the confirmed position the slot may be told: Confirmed, held at the PREPARE of
 // a transaction whose schema renames a new stream must decode again (pendingRename). Entries
-// the slot is confirmed past are forgotten.
+// the slot is confirmed past are forgotten. Not at one before the stream's start (streamFrom):
+// the slot was made anew since (a resync of a lost slot), and never streams that PREPARE nor
+// its finish — held there, it was never confirmed further, keeping all WAL written since
+// (TestSchemaRenameHoldAfterSlotMadeAnew).
 func (d *Decoder) reportable() pglogrepl.LSN {
 	c := d.Confirmed()
 	r := c
@@ -629,7 +644,9 @@ func (d *Decoder) reportable() pglogrepl.LSN {
 			delete(d.renamed, gid)
 			continue
 		}
-		r = min(r, p.at)
+		if p.at >= d.streamFrom {
+			r = min(r, p.at)
+		}
 	}
 	return r
 }
