@@ -86,6 +86,9 @@ type session struct {
 	// clientEnc is the session's client_encoding as the database last reported it: the
 	// positions of errors in a part of a simple Query count its characters (queryUnit.send).
 	clientEnc string
+	// superuser: the session's is_superuser as the database last reported it (the role in
+	// force, SET ROLE's too): the parse check is kept out of the server log then (unparsable).
+	superuser bool
 
 	done      chan struct{} // closed when serverLoop returns
 	closeOnce sync.Once
@@ -873,6 +876,11 @@ func (s *session) serverLoop() {
 				if ps.Name == "client_encoding" {
 					s.mu.Lock()
 					s.clientEnc = ps.Value
+					s.mu.Unlock()
+				}
+				if ps.Name == "is_superuser" {
+					s.mu.Lock()
+					s.superuser = ps.Value == "on"
 					s.mu.Unlock()
 				}
 				if why := lexerUnsafe(ps.Name, ps.Value); why != "" {
@@ -1907,6 +1915,19 @@ func commitThenMore(u *queryUnit) bool {
 // parseCheckName is the savepoint unparsable sets in the client's transaction block.
 const parseCheckName = reservedPrefix + "parse"
 
+// parseQuiet keeps the parse check's error, and the STATEMENT line with the Query's text (a
+// password of an ALTER ROLE in it), out of the server log: set locally in the transaction the
+// check runs in, so that they are gone however it ends (unparsable).
+var parseQuiet = [...]string{"SET LOCAL log_min_messages = fatal", "SET LOCAL log_min_error_statement = panic"}
+
+// parseCheckBegin and parseCheckEnd bound the block of the shim's own a quieted parse check
+// runs in outside the client's. READ COMMITTED: a Parse that succeeds takes a snapshot, which
+// under SERIALIZABLE, READ ONLY and DEFERRABLE defaults waits for a safe one (captureAlone).
+const (
+	parseCheckBegin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+	parseCheckEnd   = "ROLLBACK"
+)
+
 // unparsable tells whether PostgreSQL fails to parse text, a simple Query of several statements
 // the session sends in status st: a Parse of it fails, with the error PostgreSQL gives a Query
 // of several statements there (42601, without a position) when each statement parses. In the
@@ -1916,19 +1937,53 @@ const parseCheckName = reservedPrefix + "parse"
 // statement_timeout) may land on the savepoint's statements: on the SAVEPOINT, it failed the
 // block, and the Query fails with it (failed); on the ROLLBACK TO SAVEPOINT or the RELEASE, they
 // are sent again.
+//
+// The Parse's error would leave an ERROR line, and a STATEMENT line with the whole Query, in the
+// server log for every such Query. When the session's role is a superuser (who may change the
+// log settings) the check is quieted (parseQuiet), transaction-locally: under the savepoint in
+// the client's block, whose ROLLBACK TO SAVEPOINT reverts them (as does an error, a cancel's,
+// that aborts it), and outside one in a block of the shim's own (parseCheckBegin), rolled back
+// (sent again until the session is idle). In a failed block nothing can be set: not quieted.
 func (s *session) unparsable(text string, st byte) (bad bool, failed *result, err error) {
+	s.mu.Lock()
+	quiet := s.superuser && st != 'E'
+	s.mu.Unlock()
 	var sp *pending
-	if st == 'T' {
+	switch {
+	case st == 'T':
 		sp = &pending{res: make(chan result, 1)}
 		if err := s.sendOwn(viaStepHook("SAVEPOINT "+parseCheckName), sp, false); err != nil {
 			return false, nil, err
 		}
+	case quiet:
+		if err := s.swallow(viaStepHook(parseCheckBegin)); err != nil {
+			return false, nil, err
+		}
 	}
-	r, err := s.capture(text)
+	if quiet {
+		for _, q := range parseQuiet {
+			if err := s.swallow(viaStepHook(q)); err != nil {
+				return false, nil, err
+			}
+		}
+	}
+	p := &pending{res: make(chan result, 1)}
+	if err := s.sendOwn(text, p, false); err != nil {
+		return false, nil, err
+	}
+	var end *pending // the shim's block ends whatever the Parse did: pipelined
+	if quiet && st != 'T' {
+		end = &pending{res: make(chan result, 1)}
+		if err := s.sendOwn(viaStepHook(parseCheckEnd), end, false); err != nil {
+			return false, nil, err
+		}
+	}
+	r, err := s.wait(p)
 	if err != nil {
 		return false, nil, err
 	}
-	if st == 'T' {
+	switch {
+	case st == 'T':
 		spr, err := s.wait(sp)
 		if err != nil {
 			return false, nil, err
@@ -1952,6 +2007,20 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 				return false, nil, fmt.Errorf("txshim: releasing the parse check's savepoint: %s", rr.err.Message)
 			}
 		}
+	case end != nil:
+		// Sent again until the session is idle. Its warning when no block is open (the BEGIN
+		// cancelled) does not reach the client.
+		rr, err := s.wait(end)
+		for i := 0; err == nil && (rr.err != nil || rr.status != 'I'); i++ {
+			if i == ownRetries {
+				return false, nil, fmt.Errorf("txshim: ending the parse check's transaction: status %c, %v", rr.status, rr.err)
+			}
+			rr, err = s.capture(viaStepHook(parseCheckEnd))
+		}
+		if err != nil {
+			return false, nil, err
+		}
+		r.status = rr.status
 	}
 	return r.err == nil || r.err.Code != "42601" || r.err.Position != 0, nil, nil
 }

@@ -169,7 +169,7 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 	sess.greeting, _ = (&pgproto3.AuthenticationOk{}).Encode(nil)
 	sess.greeting = append(sess.greeting, greeting.msgs...)
 	sess.user, sess.cancelKey = user, greeting.cancelKey
-	sess.roValue, sess.clientEnc = greeting.readOnly, greeting.encoding
+	sess.roValue, sess.clientEnc, sess.superuser = greeting.readOnly, greeting.encoding, greeting.superuser
 	if readOnly {
 		sess.readOnlySet, sess.roForced, sess.roSaved = true, true, greeting.clientRO
 	}
@@ -238,6 +238,7 @@ type greeting struct {
 	readOnly  string // default_transaction_read_only as reported
 	clientRO  string // the same before the shim set it on (connectLocal's readOnly)
 	encoding  string // client_encoding as reported
+	superuser bool   // is_superuser reported on
 }
 
 // connectLocal opens the backend connection with the local DSN's credentials (the client was
@@ -308,7 +309,7 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 	}
 	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey),
 		readOnly: hc.ParameterStatuses["default_transaction_read_only"], clientRO: clientRO,
-		encoding: hc.ParameterStatuses["client_encoding"]}
+		encoding: hc.ParameterStatuses["client_encoding"], superuser: hc.ParameterStatuses["is_superuser"] == "on"}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
