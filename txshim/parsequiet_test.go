@@ -168,3 +168,76 @@ func TestParseCheckQuietCancelled(t *testing.T) {
 		t.Errorf("rows: %q, want 1,2,3,4,5,6,7,8", got)
 	}
 }
+
+// TestParseCheckNotForwarded: a parse check that failed for another reason than the Query's
+// several statements, without an error position (a cancel or statement_timeout landing on it, a
+// lack of memory), or that did not fail (PostgreSQL reading one statement where the shim's lexer
+// reads a COMMIT and more), made the shim forward the whole Query to PostgreSQL, which then ran
+// it — its COMMIT too, past the shim's dual commit. The Query fails now, having run nothing; in
+// the client's transaction block the block fails with it.
+func TestParseCheckNotForwarded(t *testing.T) {
+	e := startAccEnv(t)
+	ctx := context.Background()
+	admin := e.connect(t)
+	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)", "CREATE TABLE locked (id int)")
+	lock, err := e.localDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.connect(t)
+	execAll(t, c, "SET statement_timeout = '300ms'")
+	t.Cleanup(func() { ownStepHook = nil })
+	for _, tc := range []struct {
+		what, other, code string
+		cancelSet         bool
+	}{
+		// The client's statement_timeout lands on the check (a Parse waiting for a lock).
+		{"timed out", "SELECT * FROM locked", "57014", false},
+		// PostgreSQL reads one statement.
+		{"one statement", "SELECT 1", "0A000", false},
+		// The same, a cancel landing on the quieting before: the Parse fails for the aborted
+		// transaction (25P02), and the client gets the cancel.
+		{"one statement after a cancel", "SELECT 1", "57014", true},
+	} {
+		// parseAs makes the parse check of q parse tc.other instead.
+		parseAs := func(q, other string) {
+			ownStepHook = func(s string) string {
+				if s == q {
+					return other
+				}
+				if tc.cancelSet && s == parseQuiet[0] {
+					return selfCancel
+				}
+				return s
+			}
+		}
+		q := "BEGIN; INSERT INTO rows VALUES (1); COMMIT; SELECT 1"
+		parseAs(q, tc.other)
+		if _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); pgCode(err) != tc.code {
+			t.Errorf("%s: %v, want %s", tc.what, err, tc.code)
+		}
+		if st := c.PgConn().TxStatus(); st != 'I' {
+			t.Errorf("%s: status %c, want I", tc.what, st)
+			execAll(t, c, "ROLLBACK")
+		}
+		execAll(t, c, "BEGIN", "INSERT INTO rows VALUES (2)")
+		q = "INSERT INTO rows VALUES (3); COMMIT; SELECT 1"
+		parseAs(q, tc.other)
+		if _, err := c.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); pgCode(err) != tc.code {
+			t.Errorf("%s, in a block: %v, want %s", tc.what, err, tc.code)
+		}
+		if st := c.PgConn().TxStatus(); st != 'E' {
+			t.Errorf("%s, in a block: status %c, want E", tc.what, st)
+		}
+		execAll(t, c, "ROLLBACK")
+		logSettingsBack(t, c, tc.what)
+		if got := queryOne[string](t, e.localDB, "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM rows"); got != "" {
+			t.Errorf("%s: rows %q, want none: the Query ran", tc.what, got)
+			execAll(t, admin, "DELETE FROM rows")
+		}
+	}
+}

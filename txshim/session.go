@@ -1875,7 +1875,8 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 			return err
 		}
 		if failed != nil {
-			// A cancel of the client's failed its block before any of the Query ran.
+			// The check failed but for the Query's statements (a cancel of the client's), or
+			// PostgreSQL reads them otherwise: the Query fails, none of it run (a block with it).
 			if err := s.emit(failed.err); err != nil {
 				return err
 			}
@@ -1938,12 +1939,25 @@ const (
 // block, and the Query fails with it (failed); on the ROLLBACK TO SAVEPOINT or the RELEASE, they
 // are sent again.
 //
+// bad (the Query is forwarded whole, for PostgreSQL to fail again) only for an error with a
+// position, the raw parser's, which PostgreSQL gives the Query the same. Any other outcome fails
+// the Query with nothing run (failed): another error without a position (a cancel or
+// statement_timeout landing on the Parse, a lack of memory) says nothing of the statements,
+// and PostgreSQL might well run the Query forwarded — its COMMIT too, past the shim's dual
+// commit; a Parse that succeeds means PostgreSQL reads one statement where the shim's lexer
+// reads a COMMIT or ROLLBACK and more, so that neither forwarding the Query nor splitting it
+// runs what the client meant (0A000). In the client's block the block fails with it, as at any
+// error: the savepoint is left failed (the Parse's error aborted it; a Parse that succeeded is
+// made to fail by a raise of the shim's), to be ended with the block or an outer savepoint.
+//
 // The Parse's error would leave an ERROR line, and a STATEMENT line with the whole Query, in the
 // server log for every such Query. When the session's role is a superuser (who may change the
 // log settings) the check is quieted (parseQuiet), transaction-locally: under the savepoint in
 // the client's block, whose ROLLBACK TO SAVEPOINT reverts them (as does an error, a cancel's,
 // that aborts it), and outside one in a block of the shim's own (parseCheckBegin), rolled back
-// (sent again until the session is idle). In a failed block nothing can be set: not quieted.
+// (sent again until the session is idle). In a failed block nothing can be set: not quieted. A
+// cancel landing on a setting fails the Parse of a single statement after it for the aborted
+// transaction (25P02): the Query fails with the cancel's error then.
 func (s *session) unparsable(text string, st byte) (bad bool, failed *result, err error) {
 	s.mu.Lock()
 	quiet := s.superuser && st != 'E'
@@ -1960,15 +1974,18 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 			return false, nil, err
 		}
 	}
+	var qs []*pending
 	if quiet {
 		for _, q := range parseQuiet {
-			if err := s.swallow(viaStepHook(q)); err != nil {
+			p := &pending{res: make(chan result, 1)}
+			if err := s.sendOwn(viaStepHook(q), p, false); err != nil {
 				return false, nil, err
 			}
+			qs = append(qs, p)
 		}
 	}
 	p := &pending{res: make(chan result, 1)}
-	if err := s.sendOwn(text, p, false); err != nil {
+	if err := s.sendOwn(viaStepHook(text), p, false); err != nil {
 		return false, nil, err
 	}
 	var end *pending // the shim's block ends whatever the Parse did: pipelined
@@ -1982,8 +1999,7 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 	if err != nil {
 		return false, nil, err
 	}
-	switch {
-	case st == 'T':
+	if st == 'T' {
 		spr, err := s.wait(sp)
 		if err != nil {
 			return false, nil, err
@@ -1992,6 +2008,40 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 			r.err = spr.err
 			return false, &r, nil
 		}
+	}
+	var qerr *pgproto3.ErrorResponse
+	for _, p := range qs {
+		qr, err := s.wait(p)
+		if err != nil {
+			return false, nil, err
+		}
+		if qerr == nil {
+			qerr = qr.err
+		}
+	}
+	several := r.err != nil && r.err.Code == "42601" && r.err.Position == 0
+	bad = r.err != nil && r.err.Position != 0
+	if !several && !bad {
+		if r.err == nil {
+			r.err = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "0A000",
+				Message: "tandem: PostgreSQL reads this Query as one statement where the shim reads a COMMIT or ROLLBACK (or a statement it refuses) and more; it was not run"}
+			if st == 'T' {
+				// Failed in the savepoint, the block with it.
+				rr, err := s.capture(raiseSQL(r.err.Code, r.err.Message))
+				if err != nil {
+					return false, nil, err
+				}
+				r.status = rr.status
+			}
+		} else if qerr != nil {
+			r.err = qerr
+		}
+		if st == 'T' {
+			return false, &r, nil
+		}
+	}
+	switch {
+	case st == 'T':
 		for i := 0; ; i++ {
 			if err := s.swallow(viaStepHook("ROLLBACK TO SAVEPOINT " + parseCheckName)); err != nil {
 				return false, nil, err
@@ -2022,7 +2072,10 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 		}
 		r.status = rr.status
 	}
-	return r.err == nil || r.err.Code != "42601" || r.err.Position != 0, nil, nil
+	if several || bad {
+		return bad, nil, nil
+	}
+	return false, &r, nil
 }
 
 // queryNames applies what the statements sts of a simple Query, sent in status st, did to the
