@@ -122,17 +122,24 @@ const viewQuery = `WITH RECURSIVE v(relid) AS (
 SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'`
 
 // notifyRelQuery lists the views that call one of the functions $1 or pg_notify (which, pinned,
-// has no dependencies recorded: its name in the view's query is looked for), directly or
-// through other views (as viewQuery), and the tables with a column default that calls one.
-const notifyRelQuery = `WITH RECURSIVE v(relid) AS (
+// has no dependencies recorded: its call, a FuncExpr with its oid, is looked for in the view's
+// stored query tree), directly or through other views (as viewQuery), and the tables with a
+// column default that calls one. The trees are read as text, not deparsed: pg_get_viewdef
+// locks the view and the tables it reads, so the read waited for DDL left open on one of them
+// (and every statement waiting for the read with it), and a name such as pg_notify_x counted.
+const notifyRelQuery = `WITH RECURSIVE n(pat) AS (
+  SELECT ':funcid ' OPERATOR(pg_catalog.||)
+    'pg_catalog.pg_notify(pg_catalog.text,pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid::pg_catalog.text
+    OPERATOR(pg_catalog.||) ' '
+), v(relid) AS (
   SELECT r.ev_class FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
   WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
     OR d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.refobjid IN (
       SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode::pg_catalog.oid = ANY ($1::pg_catalog.oid[]))
   UNION
-  SELECT c.oid FROM pg_catalog.pg_class c
-  WHERE c.relkind = 'v' AND pg_catalog.pg_get_viewdef(c.oid) OPERATOR(pg_catalog.~*) 'pg_notify'
+  SELECT r.ev_class FROM pg_catalog.pg_rewrite r
+  WHERE pg_catalog.strpos(r.ev_action::pg_catalog.text, (SELECT pat FROM n)) > 0
   UNION
   SELECT r.ev_class FROM pg_catalog.pg_depend d
     JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
@@ -143,7 +150,7 @@ UNION
 SELECT c.relname FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class c ON c.oid = a.adrelid
 WHERE a.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
     AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[]))
-  OR pg_catalog.pg_get_expr(a.adbin, a.adrelid) OPERATOR(pg_catalog.~*) 'pg_notify'`
+  OR pg_catalog.strpos(a.adbin::pg_catalog.text, (SELECT pat FROM n)) > 0`
 
 func newWriterFuncs(cfg *pgconn.Config, every time.Duration, logger *slog.Logger) *writerFuncs {
 	if every <= 0 {

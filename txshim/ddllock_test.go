@@ -1,0 +1,57 @@
+package txshim
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCatalogReadDuringOpenDDL: the lists read again after DDL through the shim must not wait
+// for that DDL's transaction. The read deparsed every view (pg_get_viewdef), which locks the
+// view and the tables it reads: with ALTER TABLE on a table a view reads left open in a
+// transaction, the read waited on its lock, and every statement of every session that needed
+// the lists waited funcWait for it, the DDL's own session too, until the read gave up.
+func TestCatalogReadDuringOpenDDL(t *testing.T) {
+	t.Parallel()
+	_, _, s := dualShim(t)
+	setup := dialRaw(t, s)
+	if got := setup.query(`CREATE TABLE vt (id int); CREATE VIEW vv AS SELECT id AS pg_notify_x FROM vt;
+CREATE TABLE dn (id int, n text DEFAULT pg_notify('tandem_ch', 'd')::text)`); strings.Contains(got, "E") {
+		t.Fatalf("setup: %q", got)
+	}
+	ddl := time.Now()
+	time.Sleep(2 * ddlReread)
+	setup.query("SELECT * FROM acct")
+	for deadline := time.Now().Add(10 * time.Second); !s.Catalog().ReadAt.After(ddl); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shim's lists: %+v", s.Catalog())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// What the read finds is unchanged: the default calling pg_notify; a column named like it
+	// is no call.
+	if got := s.Catalog().NotifyTables; !slices.Equal(got, []string{"dn"}) {
+		t.Errorf("relations that notify: %q, want [dn]", got)
+	}
+	a := dialRaw(t, s)
+	a.t = t
+	if got := a.query("BEGIN; ALTER TABLE vt ADD COLUMN c int; DROP VIEW vv"); strings.Contains(got, "E") {
+		t.Fatalf("ALTER TABLE: %q", got)
+	}
+	time.Sleep(2 * ddlReread)
+	other := dialRaw(t, s)
+	other.t = t
+	for i, r := range []*rawSession{a, other, a, other} {
+		start := time.Now()
+		if got := r.query("SELECT * FROM acct"); strings.Contains(got, "E") {
+			t.Fatalf("SELECT: %q", got)
+		}
+		if d := time.Since(start); d > funcWait/2 {
+			t.Errorf("statement %d took %v with the DDL's transaction open", i, d)
+		}
+	}
+	if got := a.query("COMMIT"); strings.Contains(got, "E") {
+		t.Errorf("COMMIT: %q", got)
+	}
+}
