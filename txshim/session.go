@@ -109,7 +109,8 @@ type session struct {
 	sessionTemp bool // the session made temporary objects: its transactions commit plainly
 	// unprepNames: the prepared statements, by name, whose statement makes its transaction one
 	// that cannot be prepared (pg_notify), prepared by SQL PREPARE or a Parse: SQL EXECUTE of
-	// one is such a statement too. Kept for the session, as the shim is not sure when one ends.
+	// one is such a statement too. A name leaves with its record in stmts (a Close, DEALLOCATE
+	// or DISCARD ALL sure to have run, pruneStmts), or when prepared again while free.
 	unprepNames  map[string]bool
 	txUnprep     bool // the open transaction cannot be prepared
 	txWrote      bool // the open transaction ran a statement the lexer takes for a write
@@ -1860,6 +1861,10 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		if op := namesOpOf(text, x); op.op != 0 {
 			ops = append(ops, op)
 			s.forgetKeptFor(op)
+			if _, had := s.stmts[op.name]; op.op == 'P' && !had && !x.Unpreparable {
+				// The name was free: SQL EXECUTE of it runs the new statement (unprepNames).
+				delete(s.unprepNames, op.name)
+			}
 		}
 	}
 	defer s.queryNames(ops, sts, st)
@@ -2200,6 +2205,7 @@ func (s *session) endStmt(name string, certain bool) {
 		// The unnamed statement is replaced by any Parse, failed or not: a stale record of it
 		// is never used in place of a new one.
 		s.setStmt(name, si, true)
+		delete(s.unprepNames, name)
 	case !si.closing:
 		si.closing = true
 		s.setStmt(name, si, false)
@@ -2411,7 +2417,8 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		// an end that may have been skipped) ran: PostgreSQL holds either after the request.
 		// Within it, a Bind that runs finds the new one (parsed).
 		key := stmtKey(name)
-		if old, ok := s.stmts[key]; !ok || name == "" {
+		old, had := s.stmts[key]
+		if !had || name == "" {
 			s.setStmt(key, si, false)
 		} else {
 			s.setStmt(key, mergeStmts(old, si), false)
@@ -2423,6 +2430,9 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		if si.unprep && name != "" {
 			// SQL EXECUTE may run it (note).
 			s.unprepNames[key] = true
+		} else if !had {
+			// The name was free (a statement of it that notified was closed for sure).
+			delete(s.unprepNames, key)
 		}
 	case 'B':
 		portal, rest, ok := cString(body)
@@ -2586,6 +2596,7 @@ func (s *session) pruneStmts() error {
 	for _, name := range names {
 		if !held[name] {
 			delete(s.stmts, name)
+			delete(s.unprepNames, name)
 		}
 	}
 	s.stmtsMax = max(64, 2*len(s.stmts))
