@@ -490,7 +490,20 @@ func (f *writerFuncs) noteDDL(st *statement, text string) {
 			f.created[st.Creates] = createdFunc{at: time.Now(), notify: notify}
 		}
 	}
-	// Soon after, once the statement has likely committed.
+	f.rereadLocked()
+}
+
+// noteDDLCommit takes in the COMMIT of a transaction that ran DDL through the shim: a read
+// after the DDL, before this COMMIT, did not see what it made.
+func (f *writerFuncs) noteDDLCommit() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rereadLocked()
+}
+
+// rereadLocked has the lists read again soon, once the statement has likely committed, and
+// the statements that need them wait for that read (check).
+func (f *writerFuncs) rereadLocked() {
 	if soon := time.Now().Add(ddlReread); soon.Before(f.due) {
 		f.due = soon
 	}

@@ -111,7 +111,10 @@ type session struct {
 	// that cannot be prepared (pg_notify), prepared by SQL PREPARE or a Parse: SQL EXECUTE of
 	// one is such a statement too. A name leaves with its record in stmts (a Close, DEALLOCATE
 	// or DISCARD ALL sure to have run, pruneStmts), or when prepared again while free.
-	unprepNames  map[string]bool
+	unprepNames map[string]bool
+	// ranDDL: DDL ran since the last COMMIT or ROLLBACK: its COMMIT has the lists of funcs.go
+	// read again (noteDDLCommit), a read after the DDL not having seen what it made.
+	ranDDL       bool
 	txUnprep     bool // the open transaction cannot be prepared
 	txWrote      bool // the open transaction ran a statement the lexer takes for a write
 	txHold       bool // the open transaction declared a WITH HOLD cursor whose query the lexer takes for a write, which PostgreSQL may run at COMMIT (startCommit)
@@ -2741,6 +2744,17 @@ func (s *session) note(info stmtInfo) {
 	}
 	if info.holdWrite {
 		s.txHold, s.holdAt = true, s.pushSeq
+	}
+	switch info.kind {
+	case kindDDL:
+		s.ranDDL = true
+	case kindCommit:
+		if s.ranDDL {
+			s.shim.funcs.noteDDLCommit()
+		}
+		s.ranDDL = false
+	case kindRollback:
+		s.ranDDL = false
 	}
 	switch {
 	case info.kind == kindBegin:
