@@ -668,7 +668,9 @@ func noteCalls(sql string, l wordList, calls []span, many bool, quoted []span, m
 		// The block's body is a string to the lexer: read as a function's source is
 		// (funcs.go), a NOTIFY, LISTEN or pg_notify in it makes its transaction one that
 		// cannot be prepared, and the names in it count as calls (one of a function that may
-		// notify does too), all of them: past maxCalls, those after would go unseen.
+		// notify does too), all of them: past maxCalls, those after would go unseen. A word
+		// comes folded already, or as a quoted name is written: it is kept quoted, so that the
+		// lookup (foldName) does not fold "Nf" to nf.
 		seen := map[string]bool{}
 		sourceWords(sql[st.Start:st.End], func(w string) {
 			switch {
@@ -676,7 +678,7 @@ func noteCalls(sql string, l wordList, calls []span, many bool, quoted []span, m
 				st.Unpreparable = true
 			case !seen[w]:
 				seen[w] = true
-				st.Calls = append(st.Calls, w)
+				st.Calls = append(st.Calls, `"`+strings.ReplaceAll(w, `"`, `""`)+`"`)
 			}
 		})
 	}
