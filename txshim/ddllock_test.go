@@ -17,7 +17,11 @@ func TestCatalogReadDuringOpenDDL(t *testing.T) {
 	_, _, s := dualShim(t)
 	setup := dialRaw(t, s)
 	if got := setup.query(`CREATE TABLE vt (id int); CREATE VIEW vv AS SELECT id AS pg_notify_x FROM vt;
-CREATE TABLE dn (id int, n text DEFAULT pg_notify('tandem_ch', 'd')::text)`); strings.Contains(got, "E") {
+CREATE TABLE dn (id int, n text DEFAULT pg_notify('tandem_ch', 'd')::text);
+CREATE FUNCTION vt_n() RETURNS bigint LANGUAGE sql STABLE BEGIN ATOMIC SELECT count(*) FROM vt; END;
+CREATE FUNCTION "Tw"() RETURNS int LANGUAGE plpgsql AS $$BEGIN RETURN 1; END$$;
+CREATE FUNCTION sb_n() RETURNS void LANGUAGE sql STABLE BEGIN ATOMIC SELECT pg_notify('tandem_ch', 's'); END;
+CREATE FUNCTION sb_w() RETURNS int LANGUAGE sql STABLE RETURN "Tw"() OPERATOR(pg_catalog.+) (SELECT count(*) FROM vt)::int`); strings.Contains(got, "E") {
 		t.Fatalf("setup: %q", got)
 	}
 	ddl := time.Now()
@@ -33,6 +37,18 @@ CREATE TABLE dn (id int, n text DEFAULT pg_notify('tandem_ch', 'd')::text)`); st
 	// is no call.
 	if got := s.Catalog().NotifyTables; !slices.Equal(got, []string{"dn"}) {
 		t.Errorf("relations that notify: %q, want [dn]", got)
+	}
+	// SQL-standard bodies are read from their dependencies and stored trees.
+	s.funcs.mu.Lock()
+	got := s.funcs.cat.funcs
+	s.funcs.mu.Unlock()
+	for name, notify := range map[string]bool{"Tw": false, "sb_n": true, "sb_w": false} {
+		if nt, ok := got[name]; !ok || nt != notify {
+			t.Errorf("function %s: listed %v, may notify %v; want listed, %v", name, ok, nt, notify)
+		}
+	}
+	if _, ok := got["vt_n"]; ok {
+		t.Errorf("vt_n listed as a function that may write: %v", got)
 	}
 	a := dialRaw(t, s)
 	a.t = t

@@ -89,14 +89,25 @@ const funcWait = 2 * time.Second
 //
 // The source text of a function ends with its arguments' list (pg_get_function_arguments): a
 // default written there is evaluated where a call leaves the argument out, so a function it
-// names is called too. An aggregate is listed as a function ('f') whose volatility does not
+// names is called too. A SQL-standard body is not deparsed (pg_get_functiondef locks the tables
+// it reads: the read waited for DDL left open on one): its source is the names of the functions
+// it depends on, directly or through an operator, and pg_notify when its stored tree calls it
+// (pinned, pg_notify has no dependencies recorded). An aggregate is listed as a function ('f') whose volatility does not
 // count and whose source is the names of its support functions, which its calls run.
 const funcQuery = `SELECT p.oid, p.proname,
   CASE WHEN p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype THEN 't' WHEN p.prokind = 'a' THEN 'f' ELSE p.prokind::text END,
   p.provolatile = 'v' AND p.prokind <> 'a',
   CASE WHEN p.prokind = 'a' THEN (SELECT pg_catalog.concat_ws(' ', a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn,
       a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn) FROM pg_catalog.pg_aggregate a WHERE a.aggfnoid = p.oid)
-    WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_functiondef(p.oid)
+    WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.concat_ws(' ',
+      (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(f.proname), ' ') FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+          THEN d.refobjid ELSE (SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.refobjid) END
+      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid OPERATOR(pg_catalog.=) p.oid
+        AND d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass, 'pg_catalog.pg_operator'::pg_catalog.regclass)),
+      CASE WHEN pg_catalog.strpos(p.prosqlbody::pg_catalog.text, ':funcid ' OPERATOR(pg_catalog.||)
+        'pg_catalog.pg_notify(pg_catalog.text,pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.||) ' ')
+        OPERATOR(pg_catalog.>) 0 THEN 'pg_notify' END) || E'\n' || pg_catalog.pg_get_function_arguments(p.oid)
     ELSE p.prosrc || E'\n' || pg_catalog.pg_get_function_arguments(p.oid) END
 FROM pg_catalog.pg_proc p
 WHERE p.prokind IN ('f', 'p', 'a')
