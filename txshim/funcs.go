@@ -56,6 +56,7 @@ type writerFuncs struct {
 	// wrote a table a new trigger notifies failed its PREPARE.
 	ddlDue  bool
 	ddlLoad <-chan struct{}
+	ddlAt   time.Time              // the last DDL noted: a load begun before leaves ddlDue set
 	loading chan struct{}          // closed when the load in progress ends; nil: none
 	created map[string]createdFunc // created through the shim
 	readAt  time.Time              // when the load that gave cat started
@@ -444,6 +445,9 @@ func (f *writerFuncs) refreshLocked() <-chan struct{} {
 		if f.ddlLoad == done {
 			f.ddlLoad = nil
 		}
+		if start.Before(f.ddlAt) {
+			f.ddlDue = true // blind to the DDL: another read is due
+		}
 		if err != nil && base.Err() != nil {
 			return // the shim is stopping
 		}
@@ -515,6 +519,7 @@ func (f *writerFuncs) noteDDLCommit() {
 // rereadLocked has the lists read again soon, once the statement has likely committed, and
 // the statements that need them wait for that read (check).
 func (f *writerFuncs) rereadLocked() {
+	f.ddlAt = time.Now()
 	if soon := time.Now().Add(ddlReread); soon.Before(f.due) {
 		f.due = soon
 	}
@@ -568,17 +573,26 @@ func (f *writerFuncs) check(st *statement) {
 		}
 		f.mu.Lock()
 	case f.cat != nil && (f.ddlLoad != nil || (f.ddlDue && time.Now().After(f.due))):
-		if f.ddlLoad == nil {
-			f.ddlDue = false
-			f.ddlLoad = f.refreshLocked()
+		// Until a read begun after the DDL ends: one in progress may have begun before.
+		deadline := time.After(funcWait)
+		for f.ddlLoad != nil || (f.ddlDue && time.Now().After(f.due)) {
+			if f.ddlLoad == nil {
+				f.ddlDue = false
+				f.ddlLoad = f.refreshLocked()
+			}
+			wait := f.ddlLoad
+			f.mu.Unlock()
+			late := false
+			select {
+			case <-wait:
+			case <-deadline:
+				late = true
+			}
+			f.mu.Lock()
+			if late {
+				break
+			}
 		}
-		wait := f.ddlLoad
-		f.mu.Unlock()
-		select {
-		case <-wait:
-		case <-time.After(funcWait):
-		}
-		f.mu.Lock()
 	case retry || time.Now().After(f.due):
 		f.refreshLocked()
 	}
