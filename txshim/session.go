@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"runtime/debug"
 	"strconv"
@@ -89,6 +90,9 @@ type session struct {
 	// superuser: the session's is_superuser as the database last reported it (the role in
 	// force, SET ROLE's too): the parse check is kept out of the server log then (unparsable).
 	superuser bool
+	// toldAuth: is_superuser and session_authorization as the greeting told the client
+	// (serverLoop's told starts from them).
+	toldAuth map[string]string
 
 	done      chan struct{} // closed when serverLoop returns
 	closeOnce sync.Once
@@ -689,7 +693,12 @@ func (s *session) serverLoop() {
 	// authHeld: those PostgreSQL reported to the shim's own statements that switch the user
 	// and back (pending.quietAuth), since. PostgreSQL, running the client's statement alone,
 	// says nothing of a switch it never makes (TestSessionAuthorizationDDLParameterStatus).
-	told, authHeld := map[string]string{}, map[string]string{}
+	// The client was told its values first in the greeting: a role in the startup packet
+	// makes the switch's last report one it knows (TestStartupRoleDDLParameterStatus).
+	told, authHeld := maps.Clone(s.toldAuth), map[string]string{}
+	if told == nil {
+		told = map[string]string{}
+	}
 	for {
 		typ, body, err := s.br.next()
 		if err != nil {

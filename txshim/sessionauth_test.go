@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestSessionAuthorizationDDL: DDL after SET SESSION AUTHORIZATION (pg_dump's output may set
@@ -131,6 +132,46 @@ func TestSessionAuthorizationDDLParameterStatus(t *testing.T) {
 	statuses(`SET ROLE bob`)
 	if got := statuses(`CREATE TABLE owned3 (id int PRIMARY KEY)`); len(got) != 0 {
 		t.Errorf("under SET ROLE: ParameterStatus %v; PostgreSQL sends none", got)
+	}
+	_ = p
+}
+
+// TestStartupRoleDDLParameterStatus: a client whose role is set at startup (a role in the
+// startup packet, as options=-c role=... or a role's default role) was told, at its first DDL,
+// is_superuser=off — the value it had from the startup — where PostgreSQL sends nothing: the
+// shim held the reports of its switch to the login user and back, and compared the value at
+// the end with what the client was told since the startup only.
+func TestStartupRoleDDLParameterStatus(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE bob`, `GRANT CREATE ON SCHEMA public TO bob`)
+	catchUpToDual(t, sh, shim)
+	r := dialRawDSN(t, shim.dsn(pgtest.Superuser)+"&role=bob")
+	for _, q := range []string{
+		`CREATE TABLE owned (id int PRIMARY KEY, v text)`,
+		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); COMMIT`,
+	} {
+		r.fe.Send(&pgproto3.Query{String: q})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for done := false; !done; {
+			m, err := r.fe.Receive()
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.ParameterStatus:
+				got = append(got, m.Name+"="+m.Value)
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("%s: %s %s", q, m.Code, m.Message)
+			case *pgproto3.ReadyForQuery:
+				done = true
+			}
+		}
+		if len(got) != 0 {
+			t.Errorf("%s: ParameterStatus %v; PostgreSQL sends none", q, got)
+		}
 	}
 	_ = p
 }

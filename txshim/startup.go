@@ -170,6 +170,7 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 	sess.greeting = append(sess.greeting, greeting.msgs...)
 	sess.user, sess.cancelKey = user, greeting.cancelKey
 	sess.roValue, sess.clientEnc, sess.superuser = greeting.readOnly, greeting.encoding, greeting.superuser
+	sess.toldAuth = greeting.auth
 	if readOnly {
 		sess.readOnlySet, sess.roForced, sess.roSaved = true, true, greeting.clientRO
 	}
@@ -239,6 +240,9 @@ type greeting struct {
 	clientRO  string // the same before the shim set it on (connectLocal's readOnly)
 	encoding  string // client_encoding as reported
 	superuser bool   // is_superuser reported on
+	// auth: is_superuser and session_authorization as reported (the client is told them in
+	// the greeting: serverLoop's told).
+	auth map[string]string
 }
 
 // connectLocal opens the backend connection with the local DSN's credentials (the client was
@@ -309,7 +313,13 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 	}
 	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey),
 		readOnly: hc.ParameterStatuses["default_transaction_read_only"], clientRO: clientRO,
-		encoding: hc.ParameterStatuses["client_encoding"], superuser: hc.ParameterStatuses["is_superuser"] == "on"}
+		encoding: hc.ParameterStatuses["client_encoding"], superuser: hc.ParameterStatuses["is_superuser"] == "on",
+		auth: map[string]string{}}
+	for _, name := range []string{"is_superuser", "session_authorization"} {
+		if v, ok := hc.ParameterStatuses[name]; ok {
+			g.auth[name] = v
+		}
+	}
 	for k, v := range hc.ParameterStatuses {
 		if why := lexerUnsafe(k, v); why != "" {
 			hc.Conn.Close()
