@@ -1288,10 +1288,14 @@ func (s *session) swallow(q string) error {
 	return s.sendOwn(q, &pending{}, false)
 }
 
-// swallowAuth is swallow for asSessionUserSQL and roleBackSQL (end: the latter), whose
-// reports of the switch the client does not hear (pending.quietAuth).
-func (s *session) swallowAuth(q string, end bool) error {
-	return s.sendOwn(q, &pending{quietAuth: true, quietAuthEnd: end}, false)
+// sendAuth pipelines asSessionUserSQL or roleBackSQL (end: the latter), whose reports of the
+// switch the client does not hear (pending.quietAuth); its result comes on the entry's res: a
+// cancel of the client's (or its statement_timeout) landing on it is the error the client
+// must hear, not the 25P02 of the statements after it in the transaction it aborted
+// (TestSessionAuthorizationDDLSwitchCancelled).
+func (s *session) sendAuth(q string, end bool) (*pending, error) {
+	p := &pending{res: make(chan result, 1), quietAuth: true, quietAuthEnd: end}
+	return p, s.sendOwn(viaStepHook(q), p, false)
 }
 
 // wait waits for p's result, relaying the client's COPY data when the request started a
@@ -3580,17 +3584,36 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 				// Under the session's user: a role the client set (SET ROLE) has no rights on
 				// tandem.ddl, where PostgreSQL runs its DDL all the same. The role is put back
-				// for the statement (pipelined; local to the transaction, as a SET ROLE of the
+				// for the statement (local to the transaction, as a SET ROLE of the
 				// client's keeps its scope: the local value is the one in force).
-				if err := s.swallowAuth(asSessionUserSQL, false); err != nil {
+				sw, err := s.sendAuth(asSessionUserSQL, false)
+				if err != nil {
 					return err
 				}
-				failed, err := own(q, args...)
-				if err != nil || failed {
-					return fail(err)
-				}
-				if err := s.swallowAuth(roleBackSQL, true); err != nil {
+				r, err := s.capture(q, args...)
+				if err != nil {
 					return err
+				}
+				if swr, err := s.wait(sw); err != nil {
+					return err
+				} else if swr.err != nil {
+					r.err = swr.err // the row's statement failed for the aborted transaction
+				}
+				if r.err != nil {
+					us.st = r.status
+					return fail(s.emit(r.err))
+				}
+				// Waited for: its error is the client's, and no step of the client's may run
+				// in the transaction it aborted, failing for that (25P02).
+				bk, err := s.sendAuth(roleBackSQL, true)
+				if err != nil {
+					return err
+				}
+				if br, err := s.wait(bk); err != nil {
+					return err
+				} else if br.err != nil {
+					us.st = br.status
+					return fail(s.emit(br.err))
 				}
 				marked = true
 			}
@@ -4167,7 +4190,8 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			if err := s.swallow("BEGIN"); err != nil {
 				return err
 			}
-			if err := s.swallowAuth(asSessionUserSQL, false); err != nil {
+			sw, err := s.sendAuth(asSessionUserSQL, false)
+			if err != nil {
 				return err
 			}
 			var rr result
@@ -4178,6 +4202,11 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			}
 			if err != nil {
 				return err
+			}
+			if swr, err := s.wait(sw); err != nil {
+				return err
+			} else if swr.err != nil {
+				rr.err = swr.err // the INSERT failed for the aborted transaction
 			}
 			// Its COMMIT ends the switch to the login user (pending.quietAuth).
 			cp := &pending{res: make(chan result, 1), quietAuth: true, quietAuthEnd: true}

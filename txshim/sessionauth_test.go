@@ -175,3 +175,69 @@ func TestStartupRoleDDLParameterStatus(t *testing.T) {
 	}
 	_ = p
 }
+
+// TestSessionAuthorizationDDLSwitchCancelled: a cancel of the client's (or its
+// statement_timeout) landing on the shim's switch to the login user or back around a DDL
+// statement's tandem.ddl row. The session never goes on as the login user, a superuser: the
+// switch is local to the transaction the failure aborts. And the client hears of the cancel,
+// as from PostgreSQL, not of a transaction aborted for no reason it was told (25P02).
+func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
+	t.Cleanup(func() { ownStepHook = nil })
+	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	ctx := context.Background()
+	who := func(want string) {
+		t.Helper()
+		var got string
+		if err := conn.QueryRow(ctx, `SELECT session_user || ':' || current_user || ':' || current_setting('is_superuser')`).Scan(&got); err != nil || got != want {
+			t.Fatalf("session: %q, %v; want %s", got, err, want)
+		}
+	}
+	if _, err := conn.Exec(ctx, `SET SESSION AUTHORIZATION alice`); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{asSessionUserSQL, roleBackSQL} {
+		for _, c := range []struct{ pre, post string }{{"", ""}, {"BEGIN", "ROLLBACK"}, {"BEGIN; SAVEPOINT a", "ROLLBACK TO SAVEPOINT a"}} {
+			if c.pre != "" {
+				if _, err := conn.Exec(ctx, c.pre); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// As the cancel makes the statement it lands on fail (selfCancel needs rights
+			// on the login user's backend, which the client's user has not).
+			ownStepHook = func(q string) string {
+				if q == step {
+					return `DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '57014', MESSAGE = 'canceling statement due to user request'; END$$`
+				}
+				return q
+			}
+			_, err := conn.Exec(ctx, `CREATE TABLE never (id int PRIMARY KEY)`)
+			ownStepHook = nil
+			if pgCode(err) != "57014" {
+				t.Errorf("%s, cancel on %.30s: %v; want 57014, as PostgreSQL", c.pre, step, err)
+			}
+			// Nor is the client told that it is (ParameterStatus), as PostgreSQL never does.
+			told := func(when string) {
+				t.Helper()
+				pc := conn.PgConn()
+				if a, su := pc.ParameterStatus("session_authorization"), pc.ParameterStatus("is_superuser"); a != "alice" || su != "off" {
+					t.Errorf("%s, cancel on %.30s, %s: told session_authorization=%s is_superuser=%s; want alice, off", c.pre, step, when, a, su)
+				}
+			}
+			told("after the DDL")
+			if c.post != "" {
+				if _, err := conn.Exec(ctx, c.post); err != nil {
+					t.Fatal(err)
+				}
+				who("alice:alice:off")
+				told("after " + c.post)
+				if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			who("alice:alice:off")
+		}
+	}
+	_ = p
+}
