@@ -241,3 +241,59 @@ func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
 	}
 	_ = p
 }
+
+// TestSessionAuthorizationDDLRowFailedParameterStatus: the shim's tandem.ddl row for a DDL
+// statement after SET SESSION AUTHORIZATION failing (a cancel landing on it), after the
+// switch to the login user: PostgreSQL reverts the switch at the error and reports the
+// client's own values, which the client was told already. PostgreSQL, running the client's
+// statement alone, sends no ParameterStatus; the client must hear none either.
+func TestSessionAuthorizationDDLRowFailedParameterStatus(t *testing.T) {
+	t.Cleanup(func() { ownStepHook = nil })
+	_, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`,
+		`CREATE FUNCTION public.cancelled(text) RETURNS void LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION USING ERRCODE = '57014', MESSAGE = 'canceling statement due to user request'; END$$`)
+	catchUpToDual(t, sh, shim)
+	r := dialRaw(t, shim)
+	run := func(q string) (statuses []string, code string) {
+		t.Helper()
+		r.fe.Send(&pgproto3.Query{String: q})
+		if err := r.fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := r.fe.Receive()
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			switch m := m.(type) {
+			case *pgproto3.ParameterStatus:
+				statuses = append(statuses, m.Name+"="+m.Value)
+			case *pgproto3.ErrorResponse:
+				code = m.Code
+			case *pgproto3.ReadyForQuery:
+				return statuses, code
+			}
+		}
+	}
+	run(`SET SESSION AUTHORIZATION alice`)
+	for _, pre := range []string{"", "BEGIN"} {
+		if pre != "" {
+			run(pre)
+		}
+		ownStepHook = func(q string) string {
+			if q == ddlMarkSQL {
+				return `SELECT public.cancelled($1)`
+			}
+			return q
+		}
+		got, code := run(`CREATE TABLE never (id int PRIMARY KEY)`)
+		ownStepHook = nil
+		if code != "57014" || len(got) != 0 {
+			t.Errorf("%q, the row's statement cancelled: error %s, ParameterStatus %v; want 57014 and none, as PostgreSQL", pre, code, got)
+		}
+		if pre != "" {
+			if got, _ := run(`ROLLBACK`); len(got) != 0 {
+				t.Errorf("ROLLBACK after: ParameterStatus %v; PostgreSQL sends none", got)
+			}
+		}
+	}
+}
