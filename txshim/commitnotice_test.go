@@ -50,27 +50,14 @@ CREATE CONSTRAINT TRIGGER noted_t AFTER INSERT ON noted DEFERRABLE INITIALLY DEF
 			return [][]pgproto3.FrontendMessage{q("BEGIN; " + ins() + "; COMMIT AND CHAIN; COMMIT")}
 		}},
 	}
-	run := func(r *rawSession, reqs [][]pgproto3.FrontendMessage) string {
-		var got string
-		for _, req := range reqs {
-			for _, m := range req {
-				r.fe.Send(m)
-			}
-			if err := r.fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			got = r.replies()
-		}
-		return got
-	}
 	for _, mode := range []Mode{ModeDual, ModeSolo} {
 		s.SetMode(mode, 1)
 		for _, tc := range cases {
 			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
 				direct, shim := dialRawDSN(t, c.DSN(c.Database())), dialRaw(t, s)
 				shim.t, direct.t = t, t
-				want := run(direct, tc.reqs())
-				if got := run(shim, tc.reqs()); got != want {
+				want := direct.exchange(tc.reqs())
+				if got := shim.exchange(tc.reqs()); got != want {
 					t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
 				}
 			})

@@ -48,19 +48,6 @@ func TestNotifyAfterCommitComplete(t *testing.T) {
 			return [][]pgproto3.FrontendMessage{q(ins() + "; NOTIFY " + ch + ", 'f'")}
 		}},
 	}
-	run := func(r *rawSession, reqs [][]pgproto3.FrontendMessage) string {
-		var got string
-		for _, req := range reqs {
-			for _, m := range req {
-				r.fe.Send(m)
-			}
-			if err := r.fe.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			got = r.replies()
-		}
-		return got
-	}
 	for _, mode := range []Mode{ModeDual, ModeSolo} {
 		s.SetMode(mode, 1)
 		for _, tc := range cases {
@@ -73,8 +60,8 @@ func TestNotifyAfterCommitComplete(t *testing.T) {
 						t.Fatalf("LISTEN: %q", got)
 					}
 				}
-				want := run(direct, tc.reqs("tandem_direct"))
-				if got := run(shim, tc.reqs("tandem_shim")); got != want {
+				want := direct.exchange(tc.reqs("tandem_direct"))
+				if got := shim.exchange(tc.reqs("tandem_shim")); got != want {
 					t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
 				}
 			})

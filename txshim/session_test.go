@@ -1837,6 +1837,23 @@ func (r *rawSession) replies() string {
 	return r.readReplies("Z", false)
 }
 
+// exchange sends each request of reqs (flushed as one) and reads its replies up to
+// ReadyForQuery: the last request's, as replies tells them.
+func (r *rawSession) exchange(reqs [][]pgproto3.FrontendMessage) string {
+	r.t.Helper()
+	var got string
+	for _, req := range reqs {
+		for _, m := range req {
+			r.fe.Send(m)
+		}
+		if err := r.fe.Flush(); err != nil {
+			r.t.Fatal(err)
+		}
+		got = r.replies()
+	}
+	return got
+}
+
 // readReplies is replies up to a message of one of types (their type bytes), an error's
 // message with its SQLSTATE when messages.
 func (r *rawSession) readReplies(types string, messages bool) string {
