@@ -60,13 +60,26 @@ DECLARE
   path pg_catalog.text := pg_catalog.current_setting('search_path');
   s pg_catalog.text;
   schemas pg_catalog.text;
+  r pg_catalog.text := NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '');
+  prev pg_catalog.text := pg_catalog.current_setting('role');
+  cur pg_catalog.text[];
 BEGIN
   -- With pg_temp first, current_schemas would make the session's temporary schema, and a
   -- transaction that did cannot be prepared: the setting as it is says the same there.
   IF path OPERATOR(pg_catalog.~*) '^[[:space:]]*"?pg_temp"?[[:space:]]*(,|$)' THEN
     RETURN path;
   END IF;
-  FOREACH s IN ARRAY pg_catalog.current_schemas(false)::pg_catalog.text[] LOOP
+  -- The row goes in as the session's user (asSessionUserSQL), the statement runs under the
+  -- role the client set (tandem.role): "$user", and the schemas it may use, are that role's.
+  IF r IS NOT NULL AND r OPERATOR(pg_catalog.<>) CURRENT_USER::pg_catalog.text AND EXISTS (SELECT FROM pg_catalog.pg_roles
+      WHERE rolname OPERATOR(pg_catalog.=) r AND pg_catalog.pg_has_role(oid, 'MEMBER')) THEN
+    PERFORM pg_catalog.set_config('role', r, true);
+    cur := pg_catalog.current_schemas(false)::pg_catalog.text[];
+    PERFORM pg_catalog.set_config('role', prev, true);
+  ELSE
+    cur := pg_catalog.current_schemas(false)::pg_catalog.text[];
+  END IF;
+  FOREACH s IN ARRAY cur LOOP
     IF pg_catalog.starts_with(s, 'pg_temp_') THEN
       s := 'pg_temp';
     END IF;
