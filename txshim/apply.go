@@ -942,6 +942,13 @@ func (t *applyTx) send(i int, c Change) error {
 							// than be refused.
 							sql += " WHERE EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $2 AND pg_catalog.pg_has_role(oid, 'MEMBER'))"
 						}
+						if name == "default_text_search_config" {
+							// One the peer lacks (made on the local database alone) cannot be set
+							// there: the statement runs under the apply session's, rather than be
+							// refused whatever it does.
+							sql += " WHERE EXISTS (SELECT FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.cfgnamespace" +
+								" WHERE pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.cfgname) OPERATOR(pg_catalog.=) $2)"
+						}
 						t.prepared("setting of the DDL", sql, [][]byte{[]byte(name), []byte(v)})
 						set = append(set, name)
 					}
@@ -1480,10 +1487,13 @@ END $tandem$`
 // (TestFidelityCheckFunctionBodies); password_encryption, after which CREATE ROLE and ALTER
 // ROLE … PASSWORD hash a password: a session's md5 (for clients that cannot do SCRAM) gave
 // the peer a SCRAM hash (TestFidelityPasswordEncryption); xmlbinary, by which xmlelement
-// writes a bytea (in a column's default, a conversion's USING: TestFidelityXMLBinary). And role, the one the client set (SET ROLE; a row records
+// writes a bytea (in a column's default, a conversion's USING: TestFidelityXMLBinary);
+// default_text_search_config, by which to_tsvector and to_tsquery without a configuration read
+// a text (in a CHECK constraint the rows there are validated against: the peer refused one the
+// local database's rows met, TestFidelityTextSearchConfig). And role, the one the client set (SET ROLE; a row records
 // none when it set none): what the statement makes is that role's on the local database, and
 // was the apply session's user's on the peer (TestApplyDDLRole).
-var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "role"}
+var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "default_text_search_config", "role"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }

@@ -18,7 +18,8 @@ import (
 // array literal's NULL is read, transform_null_equals, by which x = NULL is parsed,
 // timezone_abbreviations, by which a literal's zone abbreviation is read,
 // check_function_bodies, off for a function made before the tables its body reads,
-// password_encryption, by which a role's password is hashed, and the role the client set, SET
+// password_encryption, by which a role's password is hashed, default_text_search_config, by
+// which to_tsvector and to_tsquery without a configuration read a text, and the role the client set, SET
 // ROLE, which owns what the statement makes);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
@@ -110,6 +111,7 @@ BEGIN
     ['check_function_bodies', $$pg_catalog.current_setting('check_function_bodies')$$],
     ['password_encryption', $$pg_catalog.current_setting('password_encryption')$$],
     ['xmlbinary', $$pg_catalog.current_setting('xmlbinary')$$],
+    ['default_text_search_config', $$pg_catalog.current_setting('default_text_search_config')$$],
     -- The shim inserts the row as the session's user, with the role the client set (if any)
     -- kept in tandem.role (asSessionUserSQL); NULL when it set none.
     ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
