@@ -482,3 +482,137 @@ const (
 	explainMakesRefusal = "tandem: EXPLAIN ANALYZE of CREATE TABLE ... AS, SELECT ... INTO or CREATE MATERIALIZED VIEW cannot be shipped to the peer (PostgreSQL fires no event trigger for the table it makes): refused"
 	explainMakesHint    = "Run the statement without EXPLAIN ANALYZE (EXPLAIN without ANALYZE shows its plan)."
 )
+
+// CREATE TABLE … (LIKE name) copies the columns of the table it names as they are when the
+// statement runs, and keeps no link to it. A session's temporary table hides a permanent one of
+// the same name (its temporary schema is searched first) — or is named so, pg_temp.name: the
+// local database copied the temporary table's columns, the peer, which lacks it, the permanent
+// one's (or refused the statement), and the two tables differed (TestFidelityLikeTempTable).
+// The shim refuses such a statement (0A000) before it runs, unless the table it makes is
+// temporary too (its DDL is not shipped).
+
+// likeSources reads a CREATE [FOREIGN] TABLE statement: the names (as written) after LIKE among
+// its column list's elements, whether the statement says itself that the table it makes is
+// temporary (TEMP, TEMPORARY, or a name in pg_temp), and whether that name is qualified.
+func likeSources(stmt string) (names []string, temp, qualified bool) {
+	type tok struct {
+		kind       tokKind
+		start, end int
+	}
+	var toks []tok
+	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
+		if k != tokComment && !(k == tokByte && isSpace(stmt[s])) {
+			toks = append(toks, tok{k, s, e})
+		}
+		return true
+	})
+	word := func(i int, kw string) bool {
+		return i < len(toks) && toks[i].kind == tokWord && strings.EqualFold(stmt[toks[i].start:toks[i].end], kw)
+	}
+	punct := func(i int, c byte) bool {
+		return i < len(toks) && toks[i].kind == tokByte && stmt[toks[i].start] == c
+	}
+	// name [. name [. name]] from i: its end, and its first part.
+	name := func(i int) (int, string) {
+		start := i
+		for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) {
+			i++
+			if !punct(i, '.') {
+				break
+			}
+			i++
+		}
+		if i == start {
+			return start, ""
+		}
+		return i, stmt[toks[start].start:toks[start].end]
+	}
+	if !word(0, "CREATE") {
+		return nil, false, false
+	}
+	i := 1
+	for word(i, "GLOBAL") || word(i, "LOCAL") || word(i, "TEMP") || word(i, "TEMPORARY") || word(i, "UNLOGGED") || word(i, "FOREIGN") {
+		temp = temp || word(i, "TEMP") || word(i, "TEMPORARY")
+		i++
+	}
+	if !word(i, "TABLE") {
+		return nil, false, false
+	}
+	i++
+	if word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS") {
+		i += 3
+	}
+	end, first := name(i)
+	if end == i {
+		return nil, false, false
+	}
+	qualified = end-i > 1
+	if qualified && (strings.EqualFold(first, "pg_temp") || first == `"pg_temp"`) {
+		temp = true
+	}
+	if i = end; !punct(i, '(') {
+		return nil, temp, qualified
+	}
+	depth := 0
+	for ; i < len(toks); i++ {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			depth--
+		}
+		if depth == 1 && (punct(i, '(') || punct(i, ',')) && word(i+1, "LIKE") {
+			if end, _ := name(i + 2); end > i+2 {
+				names = append(names, stmt[toks[i+2].start:toks[end-1].end])
+			}
+		}
+		if depth == 0 {
+			break
+		}
+	}
+	return names, temp, qualified
+}
+
+// likeTempCheckSQL is the DO block that refuses stmt, a CREATE TABLE … (LIKE name), when a name
+// it copies is a temporary table and the table it makes is not; "" when the lexer finds no LIKE
+// (or the statement says the table is temporary).
+func likeTempCheckSQL(stmt string) string {
+	names, temp, qualified := likeSources(stmt)
+	if len(names) == 0 || temp {
+		return ""
+	}
+	lits := make([]string, len(names))
+	for i, n := range names {
+		lits[i] = quoteLiteral(n)
+	}
+	body := `
+DECLARE n pg_catalog.text; rel pg_catalog.regclass;
+BEGIN`
+	if !qualified {
+		// An unqualified name with pg_temp first in the search_path makes a temporary table.
+		body += `
+  IF COALESCE((pg_catalog.current_schemas(false))[1]::pg_catalog.text OPERATOR(pg_catalog.~~) 'pg\_temp\_%', false) THEN
+    RETURN;
+  END IF;`
+	}
+	body += `
+  FOREACH n IN ARRAY ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[] LOOP
+    BEGIN
+      rel := pg_catalog.to_regclass(n);
+    EXCEPTION WHEN OTHERS THEN
+      rel := NULL;
+    END;
+    IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) rel AND c.relpersistence OPERATOR(pg_catalog.=) 't') THEN
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = pg_catalog.format('tandem: LIKE %s names a temporary table of this session, which the peer lacks: the table made there would not have its columns', n),
+        HINT = 'Write out the columns, or copy them from a permanent table (qualify its name with its schema).';
+    END IF;
+  END LOOP;
+END
+`
+	tag := "$tandem$"
+	for strings.Contains(body, tag[:len(tag)-1]) {
+		tag = tag[:len(tag)-1] + "_$"
+	}
+	return "DO " + tag + body + tag
+}

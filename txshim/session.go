@@ -3634,6 +3634,14 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					}
 				}
 			}
+			if us.st == 'T' {
+				// A LIKE of a temporary table would copy other columns on the peer (ddlcheck.go).
+				if q := likeTempCheckSQL(info.text); q != "" {
+					if failed, err := own(q); err != nil || failed {
+						return fail(err)
+					}
+				}
+			}
 			if us.st == 'T' && (info.addsDefault || info.mayUnkey) {
 				// The statement runs alone, then what it did is checked (ddlcheck.go): the
 				// columns it adds must not give the rows there values each database computes
