@@ -949,6 +949,10 @@ func (t *applyTx) send(i int, c Change) error {
 							sql += " WHERE EXISTS (SELECT FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.cfgnamespace" +
 								" WHERE pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.cfgname) OPERATOR(pg_catalog.=) $2)"
 						}
+						if name == "default_tablespace" {
+							// Likewise a tablespace the peer lacks (each site makes its own).
+							sql += " WHERE $2 OPERATOR(pg_catalog.=) '' OR EXISTS (SELECT FROM pg_catalog.pg_tablespace WHERE spcname OPERATOR(pg_catalog.=) $2)"
+						}
 						t.prepared("setting of the DDL", sql, [][]byte{[]byte(name), []byte(v)})
 						set = append(set, name)
 					}
@@ -1490,10 +1494,12 @@ END $tandem$`
 // writes a bytea (in a column's default, a conversion's USING: TestFidelityXMLBinary);
 // default_text_search_config, by which to_tsvector and to_tsquery without a configuration read
 // a text (in a CHECK constraint the rows there are validated against: the peer refused one the
-// local database's rows met, TestFidelityTextSearchConfig). And role, the one the client set (SET ROLE; a row records
+// local database's rows met, TestFidelityTextSearchConfig); default_tablespace, where CREATE
+// TABLE and CREATE INDEX without a TABLESPACE clause put what they make
+// (TestFidelityDefaultTablespace). And role, the one the client set (SET ROLE; a row records
 // none when it set none): what the statement makes is that role's on the local database, and
 // was the apply session's user's on the peer (TestApplyDDLRole).
-var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "default_text_search_config", "role"}
+var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "default_text_search_config", "default_tablespace", "role"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }
