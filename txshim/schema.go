@@ -20,7 +20,8 @@ import (
 // check_function_bodies, off for a function made before the tables its body reads,
 // password_encryption, by which a role's password is hashed, default_text_search_config, by
 // which to_tsvector and to_tsquery without a configuration read a text, default_tablespace,
-// where a table or an index is put, and the role the client set, SET
+// where a table or an index is put, plpgsql.extra_errors, by which a function's body may be
+// refused, and the role the client set, SET
 // ROLE, which owns what the statement makes);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
@@ -114,6 +115,7 @@ BEGIN
     ['xmlbinary', $$pg_catalog.current_setting('xmlbinary')$$],
     ['default_text_search_config', $$pg_catalog.current_setting('default_text_search_config')$$],
     ['default_tablespace', $$pg_catalog.current_setting('default_tablespace')$$],
+    ['plpgsql.extra_errors', $$pg_catalog.current_setting('plpgsql.extra_errors', true)$$],
     -- The shim inserts the row as the session's user, with the role the client set (if any)
     -- kept in tandem.role (asSessionUserSQL); NULL when it set none.
     ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
