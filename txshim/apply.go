@@ -1499,10 +1499,12 @@ END $tandem$`
 // (TestFidelityDefaultTablespace); plpgsql.extra_errors, by which CREATE FUNCTION refuses a
 // PL/pgSQL body (a database's default that a session turned off for one function:
 // TestFidelityPlpgsqlExtraErrors; a row records none where the session had not loaded
-// PL/pgSQL nor set it). And role, the one the client set (SET ROLE; a row records
+// PL/pgSQL nor set it); quote_all_identifiers, by which quote_ident (immutable to
+// PostgreSQL) quotes a name (in a column's default, a conversion's USING:
+// TestFidelityQuoteAllIdentifiers). And role, the one the client set (SET ROLE; a row records
 // none when it set none): what the statement makes is that role's on the local database, and
 // was the apply session's user's on the peer (TestApplyDDLRole).
-var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "default_text_search_config", "default_tablespace", "plpgsql.extra_errors", "role"}
+var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "default_text_search_config", "default_tablespace", "plpgsql.extra_errors", "quote_all_identifiers", "role"}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }

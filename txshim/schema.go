@@ -21,7 +21,8 @@ import (
 // password_encryption, by which a role's password is hashed, default_text_search_config, by
 // which to_tsvector and to_tsquery without a configuration read a text, default_tablespace,
 // where a table or an index is put, plpgsql.extra_errors, by which a function's body may be
-// refused, and the role the client set, SET
+// refused, quote_all_identifiers, by which quote_ident quotes a name, and the role the client
+// set, SET
 // ROLE, which owns what the statement makes);
 // tandem.state and tandem.decisions are not:
 // each database keeps its own term record and its own decision rows. A decision row's lsn is
@@ -116,6 +117,7 @@ BEGIN
     ['default_text_search_config', $$pg_catalog.current_setting('default_text_search_config')$$],
     ['default_tablespace', $$pg_catalog.current_setting('default_tablespace')$$],
     ['plpgsql.extra_errors', $$pg_catalog.current_setting('plpgsql.extra_errors', true)$$],
+    ['quote_all_identifiers', $$pg_catalog.current_setting('quote_all_identifiers')$$],
     -- The shim inserts the row as the session's user, with the role the client set (if any)
     -- kept in tandem.role (asSessionUserSQL); NULL when it set none.
     ['role', $$NULLIF(NULLIF(pg_catalog.current_setting('tandem.role', true), 'none'), '')$$]] LOOP
