@@ -945,9 +945,13 @@ func (t *applyTx) send(i int, c Change) error {
 						if name == "default_text_search_config" {
 							// One the peer lacks (made on the local database alone) cannot be set
 							// there: the statement runs under the apply session's, rather than be
-							// refused whatever it does.
+							// refused whatever it does. PostgreSQL wrote the name with the session's
+							// quote_all_identifiers ("pg_catalog"."simple" where it was on), not the
+							// apply session's: either spelling is looked for
+							// (TestFidelityTextSearchConfigQuoted).
 							sql += " WHERE EXISTS (SELECT FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.cfgnamespace" +
-								" WHERE pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.cfgname) OPERATOR(pg_catalog.=) $2)"
+								" WHERE $2 OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.cfgname)," +
+								" '\"' OPERATOR(pg_catalog.||) pg_catalog.replace(n.nspname, '\"', '\"\"') OPERATOR(pg_catalog.||) '\".\"' OPERATOR(pg_catalog.||) pg_catalog.replace(c.cfgname, '\"', '\"\"') OPERATOR(pg_catalog.||) '\"']))"
 						}
 						if name == "default_tablespace" {
 							// Likewise a tablespace the peer lacks (each site makes its own).

@@ -22,3 +22,24 @@ func TestFidelityTextSearchConfig(t *testing.T) {
 		`RESET default_text_search_config`,
 	)
 }
+
+// TestFidelityTextSearchConfigQuoted: a session that set default_text_search_config with
+// quote_all_identifiers on recorded it as PostgreSQL wrote it then, "pg_catalog"."simple";
+// the apply looked for that name with the peer's quote_ident, under the apply session's
+// quote_all_identifiers (off: pg_catalog.simple), found none, and ran the DDL under its own
+// configuration (the peer refused the constraint, 23514).
+func TestFidelityTextSearchConfigQuoted(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE docs (id int PRIMARY KEY, body text)`,
+		`INSERT INTO docs VALUES (1, 'the cat')`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"docs"},
+		`SET quote_all_identifiers = on`,
+		`SET default_text_search_config = 'pg_catalog.simple'`,
+		`ALTER TABLE docs ADD CONSTRAINT has_the CHECK (to_tsvector(body) @@ 'the'::tsquery)`,
+		`RESET default_text_search_config`,
+		`RESET quote_all_identifiers`,
+	)
+}
