@@ -1,0 +1,28 @@
+package txshim
+
+import "testing"
+
+// TestApplyDDLPeerInstallOlder: the local database set up by this version's install, the peer
+// by an older one (install stopped there: another transaction held tandem.ddl, 55P03), whose
+// tandem.ddl lacks the columns of the settings added since. The apply inserted the row on the
+// peer with every column the local database's had: "column ... does not exist" (42703), and
+// every DDL through the shim was rolled back as a divergence until install was run again.
+func TestApplyDDLPeerInstallOlder(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE items (id int PRIMARY KEY)`)
+	for _, c := range []string{"quote_all_identifiers", "plpgsql.extra_errors", "default_tablespace", "default_text_search_config"} {
+		if _, err := p.pdb.Exec(`ALTER TABLE tandem.ddl DROP COLUMN "` + c + `"`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"items", "made"},
+		`SET quote_all_identifiers = on`,
+		`CREATE TABLE made (id int PRIMARY KEY, n text DEFAULT quote_ident('abc'))`,
+		`RESET quote_all_identifiers`,
+		`INSERT INTO made (id) VALUES (1)`,
+		`INSERT INTO items VALUES (1)`,
+	)
+}
