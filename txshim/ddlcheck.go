@@ -530,47 +530,68 @@ func likeSources(stmt string) (names []string, temp, qualified bool) {
 	if !word(0, "CREATE") {
 		return nil, false, false
 	}
-	i := 1
-	for word(i, "GLOBAL") || word(i, "LOCAL") || word(i, "TEMP") || word(i, "TEMPORARY") || word(i, "UNLOGGED") || word(i, "FOREIGN") {
-		temp = temp || word(i, "TEMP") || word(i, "TEMPORARY")
-		i++
-	}
-	if !word(i, "TABLE") {
-		return nil, false, false
-	}
-	i++
-	if word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS") {
-		i += 3
-	}
-	end, first := name(i)
-	if end == i {
-		return nil, false, false
-	}
-	qualified = end-i > 1
-	if qualified && (strings.EqualFold(first, "pg_temp") || first == `"pg_temp"`) {
-		temp = true
-	}
-	if i = end; !punct(i, '(') {
-		return nil, temp, qualified
-	}
-	depth := 0
-	for ; i < len(toks); i++ {
-		switch {
-		case punct(i, '(') || punct(i, '['):
-			depth++
-		case punct(i, ')') || punct(i, ']'):
-			depth--
+	// table reads [GLOBAL|LOCAL|TEMP|...] TABLE name (...) from i, just past a CREATE: it adds
+	// the names after LIKE in its column list to names, and says where it ends and whether it
+	// is one.
+	table := func(i int) (end int, ok, temp, qualified bool) {
+		for word(i, "GLOBAL") || word(i, "LOCAL") || word(i, "TEMP") || word(i, "TEMPORARY") || word(i, "UNLOGGED") || word(i, "FOREIGN") {
+			temp = temp || word(i, "TEMP") || word(i, "TEMPORARY")
+			i++
 		}
-		if depth == 1 && (punct(i, '(') || punct(i, ',')) && word(i+1, "LIKE") {
-			if end, _ := name(i + 2); end > i+2 {
-				names = append(names, stmt[toks[i+2].start:toks[end-1].end])
+		if !word(i, "TABLE") {
+			return i, false, false, false
+		}
+		i++
+		if word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS") {
+			i += 3
+		}
+		end, first := name(i)
+		if end == i {
+			return i, false, false, false
+		}
+		qualified = end-i > 1
+		if qualified && (strings.EqualFold(first, "pg_temp") || first == `"pg_temp"`) {
+			temp = true
+		}
+		if i = end; !punct(i, '(') {
+			return i, true, temp, qualified
+		}
+		depth := 0
+		for ; i < len(toks); i++ {
+			switch {
+			case punct(i, '(') || punct(i, '['):
+				depth++
+			case punct(i, ')') || punct(i, ']'):
+				depth--
+			}
+			if depth == 1 && (punct(i, '(') || punct(i, ',')) && word(i+1, "LIKE") {
+				if end, _ := name(i + 2); end > i+2 {
+					names = append(names, stmt[toks[i+2].start:toks[end-1].end])
+				}
+			}
+			if depth == 0 {
+				break
 			}
 		}
-		if depth == 0 {
-			break
-		}
+		return i, true, temp, qualified
 	}
-	return names, temp, qualified
+	if word(1, "SCHEMA") {
+		// CREATE SCHEMA … CREATE TABLE … (LIKE name): each table is made in the new schema,
+		// and what it copies is looked for in the session's temporary schema first all the same
+		// (TestFidelityLikeTempTableInCreateSchema).
+		for i := 2; i < len(toks); i++ {
+			if word(i, "CREATE") {
+				if end, ok, _, _ := table(i + 1); ok {
+					i = end
+				}
+			}
+		}
+		return names, false, true
+	}
+	if _, ok, temp, qualified := table(1); ok {
+		return names, temp, qualified
+	}
+	return nil, false, false
 }
 
 // likeTempCheckSQL is the DO block that refuses stmt, a CREATE TABLE … (LIKE name), when a name

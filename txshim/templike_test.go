@@ -62,10 +62,35 @@ func TestLikeSources(t *testing.T) {
 		{`CREATE TABLE a AS SELECT 1`, "", false, false},
 		{`CREATE TABLE a /* (LIKE b) */ (n int)`, "", false, false},
 		{`ALTER TABLE a ADD COLUMN x int`, "", false, false},
+		{`CREATE SCHEMA s CREATE TABLE a (LIKE b) CREATE VIEW v AS SELECT 'x' LIKE 'y' CREATE TABLE c (n int, LIKE d.e)`, "b,d.e", false, true},
+		{`CREATE SCHEMA s AUTHORIZATION r`, "", false, true},
 	} {
 		names, temp, qualified := likeSources(c.stmt)
 		if got := strings.Join(names, ","); got != c.names || temp != c.temp || qualified != c.qualified {
 			t.Errorf("likeSources(%q) = %q, %v, %v; want %q, %v, %v", c.stmt, got, temp, qualified, c.names, c.temp, c.qualified)
 		}
+	}
+}
+
+// TestFidelityLikeTempTableInCreateSchema: CREATE SCHEMA ... CREATE TABLE ... (LIKE tmp) copies
+// the temporary table's columns as CREATE TABLE alone does (the session's temporary schema is
+// still searched first), and the check let it through: the peer copied the permanent table's.
+func TestFidelityLikeTempTableInCreateSchema(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"items"}, `CREATE TEMP TABLE items (id int, w int, z text)`)
+	ctx := capCtx(t, 30*time.Second)
+	q := `CREATE SCHEMA s2 CREATE TABLE copied (LIKE items)`
+	_, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+		waitForLong(t, "the peer to hold every commit, or a refusal", 60*time.Second, func() bool {
+			return sh.Err() != nil || sh.Backlog() == 0
+		})
+		const cq = `SELECT coalesce(string_agg(attname, ',' ORDER BY attnum), '') FROM pg_attribute WHERE attrelid = to_regclass('s2.copied') AND attnum > 0 AND NOT attisdropped`
+		t.Fatalf("%s: %v, want 0A000 (columns of s2.copied: local %q, peer %q)", q, err, queryOne[string](t, p.ldb, cq), queryOne[string](t, p.pdb, cq))
 	}
 }
