@@ -493,8 +493,9 @@ const (
 
 // likeSources reads a CREATE [FOREIGN] TABLE statement: the names (as written) after LIKE among
 // its column list's elements, whether the statement says itself that the table it makes is
-// temporary (TEMP, TEMPORARY, or a name in pg_temp), and whether that name is qualified.
-func likeSources(stmt string) (names []string, temp, qualified bool) {
+// temporary (TEMP, TEMPORARY, or a name in pg_temp), and whether that name is qualified; and,
+// where it says IF NOT EXISTS, that name (as written).
+func likeSources(stmt string) (names []string, temp, qualified bool, ifNotExists string) {
 	type tok struct {
 		kind       tokKind
 		start, end int
@@ -528,7 +529,7 @@ func likeSources(stmt string) (names []string, temp, qualified bool) {
 		return i, stmt[toks[start].start:toks[start].end]
 	}
 	if !word(0, "CREATE") {
-		return nil, false, false
+		return nil, false, false, ""
 	}
 	// table reads [GLOBAL|LOCAL|TEMP|...] TABLE name (...) from i, just past a CREATE: it adds
 	// the names after LIKE in its column list to names, and says where it ends and whether it
@@ -542,12 +543,16 @@ func likeSources(stmt string) (names []string, temp, qualified bool) {
 			return i, false, false, false
 		}
 		i++
-		if word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS") {
+		ine := word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS")
+		if ine {
 			i += 3
 		}
 		end, first := name(i)
 		if end == i {
 			return i, false, false, false
+		}
+		if ine {
+			ifNotExists = stmt[toks[i].start:toks[end-1].end]
 		}
 		qualified = end-i > 1
 		if qualified && (strings.EqualFold(first, "pg_temp") || first == `"pg_temp"`) {
@@ -586,19 +591,19 @@ func likeSources(stmt string) (names []string, temp, qualified bool) {
 				}
 			}
 		}
-		return names, false, true
+		return names, false, true, ""
 	}
 	if _, ok, temp, qualified := table(1); ok {
-		return names, temp, qualified
+		return names, temp, qualified, ifNotExists
 	}
-	return nil, false, false
+	return nil, false, false, ""
 }
 
 // likeTempCheckSQL is the DO block that refuses stmt, a CREATE TABLE … (LIKE name), when a name
 // it copies is a temporary table and the table it makes is not; "" when the lexer finds no LIKE
 // (or the statement says the table is temporary).
 func likeTempCheckSQL(stmt string) string {
-	names, temp, qualified := likeSources(stmt)
+	names, temp, qualified, ine := likeSources(stmt)
 	if len(names) == 0 || temp {
 		return ""
 	}
@@ -607,12 +612,29 @@ func likeTempCheckSQL(stmt string) string {
 		lits[i] = quoteLiteral(n)
 	}
 	body := `
-DECLARE n pg_catalog.text; rel pg_catalog.regclass;
+DECLARE n pg_catalog.text; rel pg_catalog.regclass; parts pg_catalog.text[];
 BEGIN`
 	if !qualified {
 		// An unqualified name with pg_temp first in the search_path makes a temporary table.
 		body += `
   IF COALESCE((pg_catalog.current_schemas(false))[1]::pg_catalog.text OPERATOR(pg_catalog.~~) 'pg\_temp\_%', false) THEN
+    RETURN;
+  END IF;`
+	}
+	if ine != "" {
+		// IF NOT EXISTS of a table that is there makes nothing, on either database.
+		ns := `(pg_catalog.current_schemas(false))[1]::pg_catalog.text`
+		if qualified {
+			ns = `parts[pg_catalog.array_upper(parts, 1) OPERATOR(pg_catalog.-) 1]`
+		}
+		body += `
+  BEGIN
+    parts := pg_catalog.parse_ident(` + quoteLiteral(ine) + `);
+  EXCEPTION WHEN OTHERS THEN
+    parts := NULL;
+  END;
+  IF EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) c.relnamespace
+      WHERE c.relname OPERATOR(pg_catalog.=) parts[pg_catalog.array_upper(parts, 1)] AND s.nspname OPERATOR(pg_catalog.=) ` + ns + `) THEN
     RETURN;
   END IF;`
 	}

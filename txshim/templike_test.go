@@ -65,7 +65,7 @@ func TestLikeSources(t *testing.T) {
 		{`CREATE SCHEMA s CREATE TABLE a (LIKE b) CREATE VIEW v AS SELECT 'x' LIKE 'y' CREATE TABLE c (n int, LIKE d.e)`, "b,d.e", false, true},
 		{`CREATE SCHEMA s AUTHORIZATION r`, "", false, true},
 	} {
-		names, temp, qualified := likeSources(c.stmt)
+		names, temp, qualified, _ := likeSources(c.stmt)
 		if got := strings.Join(names, ","); got != c.names || temp != c.temp || qualified != c.qualified {
 			t.Errorf("likeSources(%q) = %q, %v, %v; want %q, %v, %v", c.stmt, got, temp, qualified, c.names, c.temp, c.qualified)
 		}
@@ -92,5 +92,35 @@ func TestFidelityLikeTempTableInCreateSchema(t *testing.T) {
 		})
 		const cq = `SELECT coalesce(string_agg(attname, ',' ORDER BY attnum), '') FROM pg_attribute WHERE attrelid = to_regclass('s2.copied') AND attnum > 0 AND NOT attisdropped`
 		t.Fatalf("%s: %v, want 0A000 (columns of s2.copied: local %q, peer %q)", q, err, queryOne[string](t, p.ldb, cq), queryOne[string](t, p.pdb, cq))
+	}
+}
+
+// TestLikeTempTableIfNotExists: CREATE TABLE IF NOT EXISTS t (LIKE tmp) where t is there makes
+// nothing (PostgreSQL says so and goes on), on either database: the check refused it all the
+// same (0A000), where it had run before — a migration that makes its tables if they are
+// missing, from a session that has a temporary table of the name it copies.
+func TestLikeTempTableIfNotExists(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE items (id int PRIMARY KEY, v text)`,
+		`CREATE TABLE copied (id int PRIMARY KEY, v text)`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"items", "copied"},
+		`CREATE TEMP TABLE items (id int, w int, z text)`,
+		`CREATE TABLE IF NOT EXISTS copied (LIKE items)`,
+		`CREATE TABLE IF NOT EXISTS public.copied (LIKE items)`,
+		`INSERT INTO copied VALUES (1, 'a')`,
+	)
+	ctx := capCtx(t, 30*time.Second)
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS copied2 (LIKE items)`,
+		`CREATE TABLE IF NOT EXISTS "public"."copied2" (LIKE items)`,
+	} {
+		_, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+			t.Fatalf("%s: %v, want 0A000", q, err)
+		}
 	}
 }
