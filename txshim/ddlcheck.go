@@ -513,20 +513,46 @@ func likeSources(stmt string) (names []string, temp, qualified bool, ifNotExists
 	punct := func(i int, c byte) bool {
 		return i < len(toks) && toks[i].kind == tokByte && stmt[toks[i].start] == c
 	}
-	// name [. name [. name]] from i: its end, and its first part.
-	name := func(i int) (int, string) {
-		start := i
-		for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) {
-			i++
-			if !punct(i, '.') {
+	// part reads one part of a name from i: a word, a "quoted" one or a U&"…" [UESCAPE '…']
+	// one; its end (i where none).
+	part := func(i int) int {
+		switch {
+		case i+2 < len(toks) && (word(i, "U") && punct(i+1, '&') && toks[i+2].kind == tokQuoted &&
+			toks[i].end == toks[i+1].start && toks[i+1].end == toks[i+2].start):
+			i += 3
+			if word(i, "UESCAPE") && i+1 < len(toks) && toks[i+1].kind == tokString {
+				i += 2
+			}
+			return i
+		case i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted):
+			return i + 1
+		}
+		return i
+	}
+	// name [. name [. name]] from i: its end, its first part (as written), and the name with
+	// each part folded and quoted (to_regclass reads no U&"…").
+	name := func(i int) (int, string, string) {
+		start, first := i, ""
+		var folded []string
+		for {
+			end := part(i)
+			if end == i {
+				break
+			}
+			text := stmt[toks[i].start:toks[end-1].end]
+			if first == "" {
+				first = text
+			}
+			folded = append(folded, sqlIdent(string(foldName(text, nil))))
+			if i = end; !punct(i, '.') {
 				break
 			}
 			i++
 		}
 		if i == start {
-			return start, ""
+			return start, "", ""
 		}
-		return i, stmt[toks[start].start:toks[start].end]
+		return i, first, strings.Join(folded, ".")
 	}
 	if !word(0, "CREATE") {
 		return nil, false, false, ""
@@ -547,15 +573,15 @@ func likeSources(stmt string) (names []string, temp, qualified bool, ifNotExists
 		if ine {
 			i += 3
 		}
-		end, first := name(i)
+		end, first, folded := name(i)
 		if end == i {
 			return i, false, false, false
 		}
 		if ine {
-			ifNotExists = stmt[toks[i].start:toks[end-1].end]
+			ifNotExists = folded
 		}
-		qualified = end-i > 1
-		if qualified && (strings.EqualFold(first, "pg_temp") || first == `"pg_temp"`) {
+		qualified = punct(part(i), '.')
+		if qualified && string(foldName(first, nil)) == "pg_temp" {
 			temp = true
 		}
 		if i = end; !punct(i, '(') {
@@ -570,8 +596,8 @@ func likeSources(stmt string) (names []string, temp, qualified bool, ifNotExists
 				depth--
 			}
 			if depth == 1 && (punct(i, '(') || punct(i, ',')) && word(i+1, "LIKE") {
-				if end, _ := name(i + 2); end > i+2 {
-					names = append(names, stmt[toks[i+2].start:toks[end-1].end])
+				if end, _, folded := name(i + 2); end > i+2 {
+					names = append(names, folded)
 				}
 			}
 			if depth == 0 {

@@ -54,15 +54,17 @@ func TestLikeSources(t *testing.T) {
 		names           string
 		temp, qualified bool
 	}{
-		{`CREATE TABLE a (LIKE b)`, "b", false, false},
-		{`create unlogged table if not exists s.a (x int, like "S".b including all, like c, check (x like 'y'))`, `"S".b,c`, false, true},
-		{`CREATE TEMP TABLE a (LIKE b)`, "b", true, false},
-		{`CREATE TABLE pg_temp.a (LIKE b)`, "b", true, true},
+		{`CREATE TABLE a (LIKE b)`, `"b"`, false, false},
+		{`create unlogged table if not exists s.a (x int, like "S".b including all, like c, check (x like 'y'))`, `"S"."b","c"`, false, true},
+		{`CREATE TEMP TABLE a (LIKE b)`, `"b"`, true, false},
+		{`CREATE TABLE pg_temp.a (LIKE b)`, `"b"`, true, true},
+		{`CREATE TABLE U&"pg\005ftemp".a (LIKE b)`, `"b"`, true, true},
+		{`CREATE TABLE U&"\0061" (LIKE U&"it\0065ms" INCLUDING ALL, LIKE U&"!0069tems" UESCAPE '!', LIKE public."Odd""x")`, `"items","items","public"."Odd""x"`, false, false},
 		{`CREATE TABLE a (x text CHECK (x LIKE 'b'), y int)`, "", false, false},
 		{`CREATE TABLE a AS SELECT 1`, "", false, false},
 		{`CREATE TABLE a /* (LIKE b) */ (n int)`, "", false, false},
 		{`ALTER TABLE a ADD COLUMN x int`, "", false, false},
-		{`CREATE SCHEMA s CREATE TABLE a (LIKE b) CREATE VIEW v AS SELECT 'x' LIKE 'y' CREATE TABLE c (n int, LIKE d.e)`, "b,d.e", false, true},
+		{`CREATE SCHEMA s CREATE TABLE a (LIKE b) CREATE VIEW v AS SELECT 'x' LIKE 'y' CREATE TABLE c (n int, LIKE d.e)`, `"b","d"."e"`, false, true},
 		{`CREATE SCHEMA s AUTHORIZATION r`, "", false, true},
 	} {
 		names, temp, qualified, _ := likeSources(c.stmt)
@@ -123,4 +125,29 @@ func TestLikeTempTableIfNotExists(t *testing.T) {
 			t.Fatalf("%s: %v, want 0A000", q, err)
 		}
 	}
+}
+
+// TestFidelityLikeTempTableUnicodeName: LIKE U&"…" of a temporary table was let through (the
+// check read the name as the word U, and to_regclass reads no U&"…"): the local database
+// copied the temporary table's columns, the peer the permanent one's.
+func TestFidelityLikeTempTableUnicodeName(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"items"}, `CREATE TEMP TABLE items (id int, w int, z text)`)
+	ctx := capCtx(t, 30*time.Second)
+	q := `CREATE TABLE copied (LIKE U&"it\0065ms")`
+	_, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" {
+		waitForLong(t, "the peer to hold every commit, or a refusal", 60*time.Second, func() bool {
+			return sh.Err() != nil || sh.Backlog() == 0
+		})
+		const cq = `SELECT coalesce(string_agg(attname, ',' ORDER BY attnum), '') FROM pg_attribute WHERE attrelid = to_regclass('public.copied') AND attnum > 0 AND NOT attisdropped`
+		t.Fatalf("%s: %v, want 0A000 (columns of copied: local %q, peer %q)", q, err, queryOne[string](t, p.ldb, cq), queryOne[string](t, p.pdb, cq))
+	}
+	// A permanent table named so passes.
+	fidelityStep(t, p, sh, conn, []string{"items", "copied"}, `CREATE TABLE copied (LIKE public.U&"it\0065ms")`)
 }
