@@ -68,9 +68,5 @@ func TestApplyDDLRoleRenamed(t *testing.T) {
 		`INSERT INTO owned VALUES (1, 'a')`,
 		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); INSERT INTO owned2 VALUES (1); COMMIT`,
 	)
-	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
-FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned', 'owned2')`
-	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:New Owner owned2:New Owner" {
-		t.Errorf("owners: local %s, peer %s", l, r)
-	}
+	wantOwners(t, p, "owned:New Owner owned2:New Owner", "owned", "owned2")
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/lib/pq"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -29,19 +31,12 @@ func TestSessionAuthorizationDDL(t *testing.T) {
 		t.Error("peer: index owned_v (CREATE INDEX CONCURRENTLY) missing")
 	}
 	// The session goes on as the user the client set, as in PostgreSQL.
-	var who string
-	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:alice:none" {
-		t.Errorf("after the DDL: %q, %v; want alice:alice:none", who, err)
-	}
+	wantSessionRoles(t, conn, "alice:alice:none", "after the DDL")
 	fidelityStep(t, p, sh, conn, []string{"owned"},
 		`RESET SESSION AUTHORIZATION`,
 		`INSERT INTO owned VALUES (2, 'b')`,
 	)
-	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
-FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned', 'owned2')`
-	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:alice owned2:alice" {
-		t.Errorf("owners: local %s, peer %s", l, r)
-	}
+	wantOwners(t, p, "owned:alice owned2:alice", "owned", "owned2")
 }
 
 // TestSessionAuthorizationRoleDDL: DDL after SET SESSION AUTHORIZATION and a SET ROLE on top
@@ -63,26 +58,15 @@ func TestSessionAuthorizationRoleDDL(t *testing.T) {
 		`BEGIN; CREATE TABLE owned2 (id int PRIMARY KEY); INSERT INTO owned2 VALUES (1); COMMIT`,
 	)
 	// The session goes on under the role, as in PostgreSQL.
-	var who string
-	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:bob:bob" {
-		t.Errorf("after the DDL: %q, %v; want alice:bob:bob", who, err)
-	}
+	wantSessionRoles(t, conn, "alice:bob:bob", "after the DDL")
 	fidelityStep(t, p, sh, conn, nil, `BEGIN; CREATE TABLE gone (id int PRIMARY KEY); ROLLBACK`)
-	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:bob:bob" {
-		t.Errorf("after the DDL rolled back: %q, %v; want alice:bob:bob", who, err)
-	}
+	wantSessionRoles(t, conn, "alice:bob:bob", "after the DDL rolled back")
 	fidelityStep(t, p, sh, conn, []string{"owned3"},
 		`SET ROLE alice`,
 		`CREATE TABLE owned3 (id int PRIMARY KEY)`,
 	)
-	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != "alice:alice:alice" {
-		t.Errorf("after the DDL: %q, %v; want alice:alice:alice", who, err)
-	}
-	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
-FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname IN ('owned', 'owned2', 'owned3')`
-	if l, r := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != r || l != "owned:bob owned2:bob owned3:alice" {
-		t.Errorf("owners: local %s, peer %s", l, r)
-	}
+	wantSessionRoles(t, conn, "alice:alice:alice", "after the DDL")
+	wantOwners(t, p, "owned:bob owned2:bob owned3:alice", "owned", "owned2", "owned3")
 }
 
 // TestSessionAuthorizationDDLParameterStatus: the shim puts its tandem.ddl row in as the login
@@ -295,5 +279,25 @@ func TestSessionAuthorizationDDLRowFailedParameterStatus(t *testing.T) {
 				t.Errorf("ROLLBACK after: ParameterStatus %v; PostgreSQL sends none", got)
 			}
 		}
+	}
+}
+
+// wantSessionRoles checks conn's session_user:current_user:role against want, after what.
+func wantSessionRoles(t *testing.T, conn *pgx.Conn, want, what string) {
+	t.Helper()
+	var who string
+	if err := conn.QueryRow(context.Background(), `SELECT session_user || ':' || current_user || ':' || current_setting('role')`).Scan(&who); err != nil || who != want {
+		t.Errorf("%s: %q, %v; want %s", what, who, err, want)
+	}
+}
+
+// wantOwners checks that the tables named have the same owners on both databases, want
+// ("table:owner …", by table name).
+func wantOwners(t *testing.T, p *capPair, want string, tables ...string) {
+	t.Helper()
+	const q = `SELECT string_agg(c.relname || ':' || r.rolname, ' ' ORDER BY c.relname)
+FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname = ANY ($1)`
+	if l, r := queryOne[string](t, p.ldb, q, pq.Array(tables)), queryOne[string](t, p.pdb, q, pq.Array(tables)); l != r || l != want {
+		t.Errorf("owners: local %s, peer %s; want %s on both", l, r, want)
 	}
 }
