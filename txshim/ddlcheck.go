@@ -368,29 +368,47 @@ func readsSystemColumn(expr string) bool {
 	return found
 }
 
+// sigToks is a statement's tokens but comments and blanks, with the tests the statement
+// readers below (usingClauses, likeSources) make of them.
+type sigToks struct {
+	stmt string
+	toks []sigTok
+}
+
+type sigTok struct {
+	kind       tokKind
+	start, end int
+}
+
+func sigTokens(stmt string) sigToks {
+	st := sigToks{stmt: stmt}
+	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
+		if k != tokComment && !(k == tokByte && isSpace(stmt[s])) {
+			st.toks = append(st.toks, sigTok{k, s, e})
+		}
+		return true
+	})
+	return st
+}
+
+// word tells whether token i is the keyword kw.
+func (st sigToks) word(i int, kw string) bool {
+	return i < len(st.toks) && st.toks[i].kind == tokWord && strings.EqualFold(st.stmt[st.toks[i].start:st.toks[i].end], kw)
+}
+
+// punct tells whether token i is the punctuation byte c.
+func (st sigToks) punct(i int, c byte) bool {
+	return i < len(st.toks) && st.toks[i].kind == tokByte && st.stmt[st.toks[i].start] == c
+}
+
 // usingClauses reads an ALTER TABLE statement: the table's name as written, and the
 // expression of each ALTER [COLUMN] … TYPE … USING expr among its comma-separated actions.
 // USING is a reserved word, so outside parentheses and brackets it can only start such a
 // clause — or belong to ADD … EXCLUDE USING and ADD … USING INDEX, which are not ALTER
 // actions.
 func usingClauses(stmt string) (table string, exprs []string) {
-	type tok struct {
-		kind       tokKind
-		start, end int
-	}
-	var toks []tok
-	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
-		if k != tokComment && !(k == tokByte && isSpace(stmt[s])) {
-			toks = append(toks, tok{k, s, e})
-		}
-		return true
-	})
-	word := func(i int, kw string) bool {
-		return i < len(toks) && toks[i].kind == tokWord && strings.EqualFold(stmt[toks[i].start:toks[i].end], kw)
-	}
-	punct := func(i int, c byte) bool {
-		return i < len(toks) && toks[i].kind == tokByte && stmt[toks[i].start] == c
-	}
+	st := sigTokens(stmt)
+	toks, word, punct := st.toks, st.word, st.punct
 	if !word(0, "ALTER") || !word(1, "TABLE") {
 		return "", nil
 	}
@@ -496,23 +514,8 @@ const (
 // temporary (TEMP, TEMPORARY, or a name in pg_temp), and whether that name is qualified; and,
 // where it says IF NOT EXISTS, that name (as written).
 func likeSources(stmt string) (names []string, temp, qualified bool, ifNotExists string) {
-	type tok struct {
-		kind       tokKind
-		start, end int
-	}
-	var toks []tok
-	tokens(stmt, 0, len(stmt), func(k tokKind, s, e int) bool {
-		if k != tokComment && !(k == tokByte && isSpace(stmt[s])) {
-			toks = append(toks, tok{k, s, e})
-		}
-		return true
-	})
-	word := func(i int, kw string) bool {
-		return i < len(toks) && toks[i].kind == tokWord && strings.EqualFold(stmt[toks[i].start:toks[i].end], kw)
-	}
-	punct := func(i int, c byte) bool {
-		return i < len(toks) && toks[i].kind == tokByte && stmt[toks[i].start] == c
-	}
+	st := sigTokens(stmt)
+	toks, word, punct := st.toks, st.word, st.punct
 	// part reads one part of a name from i: a word, a "quoted" one or a U&"…" [UESCAPE '…']
 	// one; its end (i where none).
 	part := func(i int) int {

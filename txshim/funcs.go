@@ -114,6 +114,24 @@ FROM pg_catalog.pg_proc p
 WHERE p.prokind IN ('f', 'p', 'a')
   AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`
 
+// viewsCallingSQL and viewsOverViewsSQL are the parts of viewQuery and notifyRelQuery, a
+// recursive v(relid): the views whose rules call one of the functions $1 (an oid array),
+// directly or through an operator; and, from those in v, the views over them, and the names of
+// all.
+const (
+	viewsCallingSQL = `  SELECT r.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+  WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
+    OR d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.refobjid IN (
+      SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode::pg_catalog.oid = ANY ($1::pg_catalog.oid[]))
+`
+	viewsOverViewsSQL = `  SELECT r.ev_class FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
+    JOIN v ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.relid
+)
+SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'`
+)
+
 const triggerQuery = `SELECT DISTINCT c.relname, t.tgfoid FROM pg_catalog.pg_trigger t
   JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'`
@@ -121,17 +139,8 @@ WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'`
 // viewQuery lists the views whose query calls one of the functions $1 (an oid array), directly,
 // through an operator, or through other views.
 const viewQuery = `WITH RECURSIVE v(relid) AS (
-  SELECT r.ev_class FROM pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-  WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
-    OR d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.refobjid IN (
-      SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode::pg_catalog.oid = ANY ($1::pg_catalog.oid[]))
-  UNION
-  SELECT r.ev_class FROM pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-    JOIN v ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.relid
-)
-SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'`
+` + viewsCallingSQL + `  UNION
+` + viewsOverViewsSQL
 
 // notifyRelQuery lists the views that call one of the functions $1 or pg_notify (which, pinned,
 // has no dependencies recorded: its call, a FuncExpr with its oid, is looked for in the view's
@@ -144,20 +153,11 @@ const notifyRelQuery = `WITH RECURSIVE n(pat) AS (
     'pg_catalog.pg_notify(pg_catalog.text,pg_catalog.text)'::pg_catalog.regprocedure::pg_catalog.oid::pg_catalog.text
     OPERATOR(pg_catalog.||) ' '
 ), v(relid) AS (
-  SELECT r.ev_class FROM pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-  WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.refobjid = ANY ($1::pg_catalog.oid[])
-    OR d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND d.refobjid IN (
-      SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprcode::pg_catalog.oid = ANY ($1::pg_catalog.oid[]))
-  UNION
+` + viewsCallingSQL + `  UNION
   SELECT r.ev_class FROM pg_catalog.pg_rewrite r
   WHERE pg_catalog.strpos(r.ev_action::pg_catalog.text, (SELECT pat FROM n)) > 0
   UNION
-  SELECT r.ev_class FROM pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid
-    JOIN v ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.relid
-)
-SELECT DISTINCT c.relname FROM v JOIN pg_catalog.pg_class c ON c.oid = v.relid WHERE c.relkind = 'v'
+` + viewsOverViewsSQL + `
 UNION
 SELECT c.relname FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class c ON c.oid = a.adrelid
 WHERE a.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
