@@ -548,7 +548,11 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 func (d *database) mayPromote(ctx context.Context, term uint64) error {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	pterm, pmaster, psynced, err := txshim.ReadTermRecord(rctx, d.peer)
-	silent := err != nil && rctx.Err() != nil
+	// Silent: the wait ran out. Not only rctx.Err(): the connection's own deadline (the
+	// context's, given to the dialer and the socket) can fire a moment before the context's
+	// timer marks it done, and the error then is a plain i/o timeout.
+	deadline, _ := rctx.Deadline()
+	silent := err != nil && (rctx.Err() != nil || !time.Now().Before(deadline))
 	cancel()
 	d.mu.Lock()
 	own := d.record.Term
