@@ -40,8 +40,8 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 // for a whole one. (A cut, the idle timeout and shutdown close both sides
 // here, net.ErrClosed: conn.abort resets them itself.)
 //
-// The bytes move with splice(2) through a kernel pipe (copyStream, DESIGN.md §4), a token of
-// pipes held while they move.
+// Bulk bytes move with splice(2) through a kernel pipe (copyStream, DESIGN.md §4), a token of
+// pipes held while they move; a few at a time, through a read and a write.
 func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn, pipes chan struct{}) {
 	n, err := copyStream(dst, src, pipes)
 	if err == nil {

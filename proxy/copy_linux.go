@@ -18,7 +18,9 @@ import (
 // each splice takes just what src has queued (SIOCINQ), so it never waits for src with a pipe
 // in hand (only for a dst that does not read). An idle connection then holds its two sockets
 // and nothing else (fdsPerConn). A splice takes a token of pipes for as long as it runs;
-// when every token is taken, the bytes go through a user-space buffer instead.
+// when every token is taken, the bytes go through a user-space buffer instead. A few bytes at
+// a time (request and reply) go through a read and a write (readWoken), where a splice takes
+// an SIOCINQ and two calls: what a wake-up finds beyond one buffer is spliced.
 //
 // TCP urgent data (a byte sent with MSG_OOB) is not forwarded — a read skips it — but the
 // bytes around it are. A splice stops at the urgent mark and never steps over it (after the
@@ -31,14 +33,28 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 	}
 	var written int64
 	lr := &io.LimitedReader{R: src}
+	bulk := false
 	for {
+		if !bulk {
+			// Operators' requests and replies are a few bytes at a time: one read of what
+			// is queued and one write, where waiting for a count and splicing it takes three
+			// calls (and a pipe). A full buffer says more is queued: splice from there on.
+			n, err := readWoken(rc, dst)
+			written += int64(n)
+			if err != nil || n == 0 {
+				return written, err // n 0: src's end
+			}
+			bulk = n == smallCopy
+			continue
+		}
 		queued, atMark, err := waitQueued(rc)
 		if err != nil || queued == 0 {
 			return written, err // queued 0: src's end
 		}
+		bulk = queued > smallCopy
 		lr.N = int64(queued)
 		var n int64
-		if !atMark {
+		if bulk && !atMark {
 			select {
 			case pipes <- struct{}{}:
 				n, err = dst.ReadFrom(lr) // splice (a plain copy when no pipe can be made)
@@ -47,8 +63,8 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 			}
 		}
 		if err == nil && n == 0 {
-			// No pipe, at the urgent mark, or a splice that moved nothing though bytes were
-			// queued (a read takes them, rather than a loop that would spin).
+			// A few bytes, no pipe, at the urgent mark, or a splice that moved nothing
+			// though bytes were queued (a read takes them, rather than a loop that would spin).
 			n, err = copyPlain(dst, lr)
 		}
 		written += n
@@ -56,6 +72,46 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 			return written, err
 		}
 	}
+}
+
+// smallCopy: reads take at most this many bytes; a wake-up that finds more queued splices them.
+const smallCopy = 16 << 10
+
+// readWoken waits until src has bytes or its end, reads at most smallCopy of them and writes
+// them to dst: it returns how many it wrote, 0 at src's end. The buffer is taken only once
+// bytes are there, so a connection waiting holds none. A read steps over TCP urgent data.
+func readWoken(rc syscall.RawConn, dst *net.TCPConn) (int, error) {
+	var b *[]byte
+	n := 0
+	var serr error
+	err := rc.Read(func(fd uintptr) bool {
+		b = plainBufs.Get().(*[]byte)
+		var err error
+		n, err = unix.Read(int(fd), (*b)[:smallCopy])
+		for err == unix.EINTR {
+			n, err = unix.Read(int(fd), (*b)[:smallCopy])
+		}
+		if err == unix.EAGAIN {
+			plainBufs.Put(b)
+			b, n = nil, 0
+			return false
+		}
+		if err != nil {
+			n, serr = 0, os.NewSyscallError("read", err)
+		}
+		return true
+	})
+	if b == nil {
+		return 0, err
+	}
+	defer plainBufs.Put(b)
+	if err == nil {
+		err = serr
+	}
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	return dst.Write((*b)[:n])
 }
 
 // plainBufs are copyPlain's buffers.
