@@ -21,20 +21,8 @@ type capPair struct {
 func startCapPair(t *testing.T, opts ...pgtest.Option) *capPair {
 	t.Helper()
 	var p capPair
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := pgtest.New(opts...)
-		if err == nil {
-			p.peer = c
-		}
-	}()
-	p.local = pgtest.Start(t, opts...)
-	<-done
-	if p.peer == nil {
-		t.Fatal("could not start the peer cluster")
-	}
-	t.Cleanup(func() { p.peer.Close() })
+	cs := pgtest.StartN(t, 2, opts...)
+	p.local, p.peer = cs[0], cs[1]
 	p.ldb = p.local.Open(t, p.local.Database())
 	p.pdb = p.peer.Open(t, p.peer.Database())
 	return &p

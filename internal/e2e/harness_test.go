@@ -332,8 +332,9 @@ func cluster(t *testing.T, o clusterOpts) (s1, s2 *site) {
 		witnessAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
 	if o.db {
-		for _, s := range sites {
-			s.pg = pgtest.Start(t)
+		pgs := pgtest.StartN(t, len(sites))
+		for i, s := range sites {
+			s.pg = pgs[i]
 			s.pg.Exec(t, bins.wireSchema)
 			port := freePort(t)
 			s.shim = fmt.Sprintf("127.0.0.1:%d", port)

@@ -95,22 +95,44 @@ type Cluster struct {
 // Without PostgreSQL binaries it skips the test, or fails it when $CI is set.
 func Start(tb testing.TB, opts ...Option) *Cluster {
 	tb.Helper()
-	c, err := New(opts...)
-	if errors.Is(err, ErrNoPostgres) {
+	return StartN(tb, 1, opts...)[0]
+}
+
+// StartN makes n clusters at once, as Start makes one: a start is mostly waiting (files
+// copied and synced, the server's start-up), so a test that needs two waits about as long as
+// for one. Those that started are stopped and removed when one fails.
+func StartN(tb testing.TB, n int, opts ...Option) []*Cluster {
+	tb.Helper()
+	cs := make([]*Cluster, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { cs[i], errs[i] = New(opts...) })
+	}
+	wg.Wait()
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		tb.Cleanup(func() {
+			if err := c.Close(); err != nil {
+				tb.Errorf("pgtest: close: %v", err)
+			}
+		})
+	}
+	for _, err := range errs {
+		if !errors.Is(err, ErrNoPostgres) {
+			continue
+		}
 		if os.Getenv("CI") != "" {
 			tb.Fatalf("%v (in CI a missing PostgreSQL is a failure)", err)
 		}
 		tb.Skipf("%v; skipping (install PostgreSQL 15+ server binaries to run this test)", err)
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			tb.Errorf("pgtest: close: %v", err)
-		}
-	})
-	return c
+	return cs
 }
 
 // New makes and starts a cluster; the caller must Close it.
