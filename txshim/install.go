@@ -3,6 +3,7 @@ package txshim
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -106,7 +107,7 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 			listDiffs(diffs))
 	}
 	for _, d := range dbs {
-		if err := installObjects(ctx, d.db, logger.With("side", d.side)); err != nil {
+		if err := installObjectsLocked(ctx, d.db, logger.With("side", d.side)); err != nil {
 			return fmt.Errorf("install: %s database: %w", d.side, err)
 		}
 	}
@@ -500,6 +501,34 @@ func unionKeys[V any](a, b map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// installLockKey is the advisory lock (pg_advisory_lock) an install holds on a database while
+// it sets up Tandem's objects there: "tandem" in ASCII.
+const installLockKey = 0x74616e64656d
+
+// installObjectsLocked is installObjects while no other install works on db. Each site's install
+// sets up both databases, and the two sites' installs may run at once (configuration
+// management starting both): concurrent CREATE OR REPLACE of the same function or event
+// trigger fails ("tuple concurrently updated", XX000), concurrent CREATE ... IF NOT EXISTS of a
+// table with a unique violation (23505). One database at a time, never two locks held, so two
+// installs going through the databases in opposite orders cannot deadlock.
+func installObjectsLocked(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(installLockKey)); err != nil {
+		return fmt.Errorf("wait for another install on this database: %w", err)
+	}
+	defer func() {
+		// Released also when the connection ends (an error, ctx gone): a session lock.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(installLockKey)); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // closed, not pooled: the lock goes with it
+		}
+	}()
+	return installObjects(ctx, db, logger)
 }
 
 func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
