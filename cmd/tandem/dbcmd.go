@@ -14,6 +14,13 @@ import (
 	"github.com/tandem-ha/tandem/txshim"
 )
 
+// resolveSettle is how old a prepared transaction must be for tandem resolve to settle it: the
+// longest a commit may wait for the peer and a handover's margin. A variable for the tests,
+// which would otherwise wait it out (38 s).
+var resolveSettle = func(commitTimeout time.Duration) time.Duration {
+	return txshim.CommitWaitMax(commitTimeout) + drainMargin
+}
+
 // cmdResolve lists and settles in-doubt transactions (DESIGN §5.4): one
 // resolver pass, or an operator's decision for one gid.
 func cmdResolve(args []string, stdout, stderr io.Writer) int {
@@ -40,7 +47,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	// alone those prepared within the longest a commit may wait for the peer, and the margin a
 	// handover gives commits in flight beyond that (a window of commit_timeout alone rolled back
 	// commits still waiting for a decoder that was behind: a spurious failure for the client).
-	settle := txshim.CommitWaitMax(cfg.TxShim.CommitTimeout) + drainMargin
+	settle := resolveSettle(cfg.TxShim.CommitTimeout)
 	r := txshim.NewResolver(txshim.ResolverConfig{Site: cfg.Site, LocalDSN: cfg.TxShim.LocalDSN, PeerDSN: cfg.TxShim.PeerDSN,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)), Settle: settle})
 	switch {
