@@ -917,16 +917,22 @@ func (t *applyTx) send(i int, c Change) error {
 			}
 		}
 		ins := c
-		if c.Kind == ChangeInsert && c.Rel.Namespace == "tandem" && c.Rel.Name == "ddl" {
+		if (c.Kind == ChangeInsert || c.Kind == ChangeUpdate) && isDDLRow(c) {
 			// A peer set up by an older install (run again on the local database only, or
 			// stopped before the peer's) lacks the columns of the settings added since: its row
 			// goes in without them, which were refused (42703) with every DDL through the shim
 			// (TestApplyDDLPeerInstallOlder). The settings are set from the change all the same.
-			prs, err := t.peerRels([]*Relation{c.Rel})
-			if err != nil {
-				return err
+			// So does the rewrite of a row in its transaction (ddl_ctas, ddl_restate_drop: an
+			// UPDATE, which set every column of the local row: TestApplyDDLPeerInstallOlderRestated).
+			dp := pr
+			if dp == nil {
+				prs, err := t.peerRels([]*Relation{c.Rel})
+				if err != nil {
+					return err
+				}
+				dp = prs[0]
 			}
-			if pr := prs[0]; pr != nil {
+			if pr := dp; pr != nil {
 				ins.New = slices.Clone(c.New)
 				for k := range ins.New {
 					if k >= len(c.Rel.Columns) {

@@ -26,3 +26,34 @@ func TestApplyDDLPeerInstallOlder(t *testing.T) {
 		`INSERT INTO items VALUES (1)`,
 	)
 }
+
+// TestApplyDDLPeerInstallOlderRestated: as TestApplyDDLPeerInstallOlder, with DDL whose record
+// is rewritten in its transaction (CREATE TABLE ... AS of a published table, ddl_ctas): the
+// rewrite is an UPDATE of the tandem.ddl row, which the apply ran on the peer with every column
+// of the local database's row, those the peer lacks too (42703); so is a DROP of temporary and
+// permanent tables (ddl_restate_drop).
+func TestApplyDDLPeerInstallOlderRestated(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE TABLE items (id int PRIMARY KEY)`)
+	for _, c := range []string{"quote_all_identifiers", "plpgsql.extra_errors", "default_tablespace", "default_text_search_config"} {
+		if _, err := p.pdb.Exec(`ALTER TABLE tandem.ddl DROP COLUMN "` + c + `"`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"items", "made"},
+		`CREATE TABLE made AS SELECT 1 AS id, 'a'::text AS n`,
+		`INSERT INTO made VALUES (2, 'b')`,
+		`INSERT INTO items VALUES (1)`,
+		// A DROP of temporary and permanent tables is rewritten alike (ddl_restate_drop).
+		`CREATE TABLE gone (id int PRIMARY KEY)`,
+		`CREATE TEMP TABLE scratch (id int)`,
+		`DROP TABLE scratch, gone`,
+		`INSERT INTO items VALUES (2)`,
+	)
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_class WHERE relname = 'gone'`); n != 0 {
+		t.Errorf("gone still on the peer")
+	}
+}
