@@ -971,22 +971,29 @@ func (t *applyTx) send(i int, c Change) error {
 							// than be refused.
 							sql += " WHERE EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $2 AND pg_catalog.pg_has_role(oid, 'MEMBER'))"
 						}
+						params := [][]byte{[]byte(name), []byte(v)}
 						if name == "default_text_search_config" {
 							// One the peer lacks (made on the local database alone) cannot be set
 							// there: the statement runs under the apply session's, rather than be
-							// refused whatever it does. PostgreSQL wrote the name with the session's
-							// quote_all_identifiers ("pg_catalog"."simple" where it was on), not the
-							// apply session's: either spelling is looked for
-							// (TestFidelityTextSearchConfigQuoted).
+							// refused whatever it does. It is looked for by the name PostgreSQL reads
+							// in the value: a SET's is written qualified, with the session's
+							// quote_all_identifiers ("pg_catalog"."simple" where it was on:
+							// TestFidelityTextSearchConfigQuoted), one of the server's configuration
+							// as written there, unqualified too (TestFidelityTextSearchConfigServerDefault).
+							schema, cfg, ok := splitQualifiedName(v)
+							if !ok {
+								continue
+							}
 							sql += " WHERE EXISTS (SELECT FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.cfgnamespace" +
-								" WHERE $2 OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.cfgname)," +
-								" '\"' OPERATOR(pg_catalog.||) pg_catalog.replace(n.nspname, '\"', '\"\"') OPERATOR(pg_catalog.||) '\".\"' OPERATOR(pg_catalog.||) pg_catalog.replace(c.cfgname, '\"', '\"\"') OPERATOR(pg_catalog.||) '\"']))"
+								" WHERE c.cfgname OPERATOR(pg_catalog.=) $4::pg_catalog.name AND CASE WHEN $3::pg_catalog.text OPERATOR(pg_catalog.=) ''" +
+								" THEN pg_catalog.pg_ts_config_is_visible(c.oid) ELSE n.nspname OPERATOR(pg_catalog.=) $3::pg_catalog.name END)"
+							params = append(params, []byte(schema), []byte(cfg))
 						}
 						if name == "default_tablespace" {
 							// Likewise a tablespace the peer lacks (each site makes its own).
 							sql += " WHERE $2 OPERATOR(pg_catalog.=) '' OR EXISTS (SELECT FROM pg_catalog.pg_tablespace WHERE spcname OPERATOR(pg_catalog.=) $2)"
 						}
-						t.prepared("setting of the DDL", sql, [][]byte{[]byte(name), []byte(v)})
+						t.prepared("setting of the DDL", sql, params)
 						set = append(set, name)
 					}
 				}
@@ -1538,6 +1545,64 @@ END $tandem$`
 // none when it set none): what the statement makes is that role's on the local database, and
 // was the apply session's user's on the peer (TestApplyDDLRole).
 var ddlSettings = []string{"search_path", "timezone", "datestyle", "intervalstyle", "extra_float_digits", "bytea_output", "lc_monetary", "xmloption", "array_nulls", "transform_null_equals", "timezone_abbreviations", "check_function_bodies", "password_encryption", "xmlbinary", "default_text_search_config", "default_tablespace", "plpgsql.extra_errors", "quote_all_identifiers", "role"}
+
+// splitQualifiedName reads a setting's value naming an object, [schema.]name, as PostgreSQL
+// does (stringToQualifiedNameList): parts separated by dots, blanks around them, each unquoted
+// (ASCII letters folded to lower case) or "quoted"; schema is "" where unqualified, ok false
+// where PostgreSQL reads no such name.
+func splitQualifiedName(v string) (schema, name string, ok bool) {
+	var parts []string
+	i := 0
+	for {
+		for i < len(v) && isSpace(v[i]) {
+			i++
+		}
+		start := i
+		if i < len(v) && v[i] == '"' {
+			// To its closing quote; "" within is a quote. Unclosed, or empty, is no name.
+			for i++; ; i++ {
+				if i >= len(v) {
+					return "", "", false
+				}
+				if v[i] == '"' {
+					if i+1 < len(v) && v[i+1] == '"' {
+						i++
+						continue
+					}
+					break
+				}
+			}
+			if i++; i-start < 3 {
+				return "", "", false
+			}
+		} else {
+			for i < len(v) && v[i] != '.' && v[i] != '"' && !isSpace(v[i]) {
+				i++
+			}
+			if i == start {
+				return "", "", false
+			}
+		}
+		parts = append(parts, string(foldName(v[start:i], nil)))
+		for i < len(v) && isSpace(v[i]) {
+			i++
+		}
+		if i == len(v) {
+			break
+		}
+		if v[i] != '.' {
+			return "", "", false
+		}
+		i++
+	}
+	switch len(parts) {
+	case 1:
+		return "", parts[0], true
+	case 2:
+		return parts[0], parts[1], true
+	}
+	return "", "", false
+}
 
 // ddlStmt is the statement text of an inserted tandem.ddl row.
 func ddlStmt(c Change) (string, bool) { return ddlColumn(c, "stmt") }
