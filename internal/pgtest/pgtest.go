@@ -17,6 +17,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,7 +161,7 @@ func New(opts ...Option) (*Cluster, error) {
 		return nil, err
 	}
 	removeLeftovers()
-	dir, err := os.MkdirTemp("", "pgtest-")
+	dir, err := os.MkdirTemp(root(), "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("make cluster dir: %w", err)
 	}
@@ -226,7 +227,7 @@ func disown(dir string) {
 // starts no cluster (the end-to-end tests without a database) sweeps too.
 func TempDir(prefix string) (dir string, release func(), err error) {
 	removeLeftovers()
-	dir, err = os.MkdirTemp("", "pgtest-"+prefix)
+	dir, err = os.MkdirTemp(root(), "pgtest-"+prefix)
 	if err != nil {
 		return "", nil, err
 	}
@@ -240,12 +241,44 @@ func TempDir(prefix string) (dir string, release func(), err error) {
 	}, nil
 }
 
+// RootEnv names a directory where the test processes' clusters and directories go instead
+// (e.g. /tmp, to put them on disk).
+const RootEnv = "PGTEST_ROOT"
+
+// shmRoot is the tmpfs the test processes' clusters go to when it is there.
+const shmRoot = "/dev/shm"
+
+// root is where the clusters and directories are made. A test process's go to memory (shmRoot,
+// a tmpfs) where that can be written: on disk, making a cluster's thousand files cost more
+// than half a second of CPU on this kind of machine (the copy of the template data directory,
+// most of a cluster's start-up), and every commit's WAL flush goes to the device — the tests
+// spent more CPU in the kernel than in themselves and PostgreSQL together. fsync stays on, and
+// a killed server loses nothing it wrote, as on disk; a lost machine is no test's fault. The
+// benchmarks and the demo (not test binaries) keep the disk: their figures include the
+// device's flushes.
+func root() string {
+	if r := os.Getenv(RootEnv); r != "" {
+		return r
+	}
+	if testing.Testing() && unix.Access(shmRoot, unix.W_OK) == nil {
+		var st unix.Statfs_t
+		if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC {
+			return shmRoot
+		}
+	}
+	return os.TempDir()
+}
+
 // removeLeftovers removes the cluster and template directories of test processes that died
 // without removing them (go test's -timeout, kill -9): a marked directory nobody holds locked.
 // A server still running in one (it dies with its process, but one started before that rule
 // may not have) is killed first.
 func removeLeftovers() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+	var dirs []string
+	for _, r := range slices.Compact(slices.Sorted(slices.Values([]string{os.TempDir(), shmRoot, root()}))) {
+		found, _ := filepath.Glob(filepath.Join(r, "pgtest-*"))
+		dirs = append(dirs, found...)
+	}
 	for _, dir := range dirs {
 		if _, err := os.Stat(filepath.Join(dir, ownerMark)); err != nil {
 			continue // not marked: made before the mark existed, or by someone else
@@ -411,7 +444,7 @@ func templateData(bin string, cred *syscall.Credential) (string, bool) {
 		return "", false
 	}
 	if template.dir == "" {
-		dir, err := os.MkdirTemp("", "pgtest-template-")
+		dir, err := os.MkdirTemp(root(), "pgtest-template-")
 		if err == nil {
 			err = ownDir(dir)
 		}
