@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -437,9 +438,21 @@ on_promote = [%q, %q, "sh", "-c", %q]
 			if o.peerDown != "" {
 				appendFile(t, s.cfg, fmt.Sprintf("peer_down = %q\n", o.peerDown))
 			}
-			if out, err := exec.Command(bins.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
-				t.Fatalf("tandem install %s: %v\n%s", s.name, err, out)
-			}
+		}
+		// Both at once, as configuration management may run them (an install waits for the
+		// other's on each database).
+		var wg sync.WaitGroup
+		errs := make([]error, len(sites))
+		for i, s := range sites {
+			wg.Go(func() {
+				if out, err := exec.Command(bins.tandem, "install", "-config", s.cfg).CombinedOutput(); err != nil {
+					errs[i] = fmt.Errorf("tandem install %s: %v\n%s", s.name, err, out)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
 		}
 		for _, s := range sites {
 			s.tandem = startEnv(t, s.name+"-tandem", env(s.name), bins.tandem, "run", "-config", s.cfg, "-log-level", "debug")
