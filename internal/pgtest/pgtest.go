@@ -245,8 +245,12 @@ func TempDir(prefix string) (dir string, release func(), err error) {
 // (e.g. /tmp, to put them on disk).
 const RootEnv = "PGTEST_ROOT"
 
-// shmRoot is the tmpfs the test processes' clusters go to when it is there.
-const shmRoot = "/dev/shm"
+// shmRoot is the tmpfs the test processes' clusters go to when it is there with shmRoomMin
+// bytes free.
+const (
+	shmRoot    = "/dev/shm"
+	shmRoomMin = 4 << 30
+)
 
 // root is where the clusters and directories are made. A test process's go to memory (shmRoot,
 // a tmpfs) where that can be written: on disk, making a cluster's thousand files cost more
@@ -262,7 +266,9 @@ func root() string {
 	}
 	if testing.Testing() && unix.Access(shmRoot, unix.W_OK) == nil {
 		var st unix.Statfs_t
-		if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		// Room for a few dozen clusters at once: a container's default /dev/shm (64 MB) would
+		// not hold two.
+		if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC && uint64(st.Bavail)*uint64(st.Bsize) >= shmRoomMin {
 			return shmRoot
 		}
 	}

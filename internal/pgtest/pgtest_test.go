@@ -570,3 +570,21 @@ func TestCloseReleasesSharedMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestRoot: a test process's clusters go to PGTEST_ROOT when it is set, else to the tmpfs
+// when it has room (on disk a cluster's start costs ten times the CPU), else the temp dir.
+func TestRoot(t *testing.T) {
+	want := os.TempDir()
+	var st unix.Statfs_t
+	if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC && uint64(st.Bavail)*uint64(st.Bsize) >= shmRoomMin {
+		want = shmRoot
+	}
+	if c := Start(t); filepath.Dir(c.Dir()) != want {
+		t.Errorf("cluster in %s, want it in %s", c.Dir(), want)
+	}
+	dir := t.TempDir()
+	t.Setenv(RootEnv, dir)
+	if got := root(); got != dir {
+		t.Errorf("with %s=%s clusters go to %s", RootEnv, dir, got)
+	}
+}
