@@ -88,6 +88,7 @@ type modelMember struct {
 	refused   TermRecord   // the record the last refusal (CheckPromote) named
 	ready     map[string]time.Time
 	boots     map[string]uint64 // Meta.Boot each member was last seen with (Node.boots)
+	readyTerm uint64            // Node.readyTerm: ready is cleared when a newer term shows
 	started   time.Time
 }
 
@@ -143,6 +144,7 @@ func (m *model) start(mm *modelMember) {
 	mm.views = map[string]*modelView{}
 	mm.ready = map[string]time.Time{}
 	mm.boots = map[string]uint64{}
+	mm.readyTerm = 0
 	mm.releaseAt = time.Time{}
 	mm.switchTo = ""
 	mm.acceptLoss = 0
@@ -344,6 +346,10 @@ func (m *model) decide(x *modelMember) {
 			delete(x.ready, o.Site)
 		}
 		x.boots[o.Site] = o.Boot
+	}
+	if top := v.maxTerm(); top > x.readyTerm { // as Node.decide: failback_delay from the takeover on
+		clear(x.ready)
+		x.readyTerm = top
 	}
 	v.Stamp(x.ready)
 	a := Decide(v)

@@ -136,6 +136,10 @@ type Node struct {
 	running    atomic.Bool
 
 	readySince map[string]time.Time // owned by the decision loop
+	// readyTerm is the newest term a view showed when readySince was last cleared for it:
+	// failback_delay runs from the takeover on, in every member's view (decide); owned by the
+	// decision loop.
+	readyTerm uint64
 	// boots is the Meta.Boot each site was last seen with: a new one is a restart, which
 	// restarts its failback_delay (readySince); owned by the decision loop.
 	boots map[string]uint64
@@ -1095,6 +1099,14 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 			delete(n.readySince, m.Site)
 		}
 		n.boots[m.Site] = m.Boot
+	}
+	// Failback waits failback_delay from the takeover on (as promote clears the new master's
+	// readySince), in the view of the better site too: it decides once the master loses the
+	// role for a moment without releasing it (fenced by a short cut), and a readiness counted
+	// from before a switchover to a worse site gave it control back at once.
+	if top := v.maxTerm(); top > n.readyTerm {
+		clear(n.readySince)
+		n.readyTerm = top
 	}
 	v.Stamp(n.readySince)
 	a := Decide(v)

@@ -1,0 +1,45 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+)
+
+// TestNodeFailbackDelayAfterSwitchoverFence: failback = "auto", failback_delay 4 s. site1,
+// master and ready for longer than that, hands control to site2 by switchover. site2 is cut
+// off for a moment (it fences itself) soon after. Once the links are back control stays with
+// site2 until failback_delay has passed since its takeover: a better site that stayed ready
+// throughout a handover does not get the role back at once (Node.promote clears readySince),
+// whoever's view decides it.
+func TestNodeFailbackDelayAfterSwitchoverFence(t *testing.T) {
+	t.Parallel()
+	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
+	const delay = 4 * time.Second
+	cfgA.Gossip.FailbackDelay, cfgB.Gossip.FailbackDelay = delay, delay
+	var cutA, cutB, cutW cutSet
+	run(t, cfgW, Options{Cut: cutW.cut})
+	a := run(t, cfgA, Options{Cut: cutA.cut})
+	b := run(t, cfgB, Options{Cut: cutB.cut})
+	waitFor(t, 6*time.Second, "site1 master", master(a, b))
+	time.Sleep(delay + time.Second) // site1 has qualified for longer than failback_delay
+	waitFor(t, 5*time.Second, "site1 master still", master(a, b))
+	if err := a.Switchover("site2"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "site2 master", master(b, a))
+	takeover := time.Now()
+	cutA.set(addrB)
+	cutB.set(addrA, addrW)
+	cutW.set(addrB)
+	waitFor(t, 3*time.Second, "site2 fenced", func() bool { return b.State().Role == RoleFenced })
+	cutA.set()
+	cutB.set()
+	cutW.set()
+	for time.Since(takeover) < delay-500*time.Millisecond {
+		if s := a.State(); s.Role == RoleMaster {
+			t.Fatalf("site1 took control %s after site2's takeover by switchover, failback_delay %s: %s",
+				time.Since(takeover).Round(time.Millisecond), delay, s.Reason)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
