@@ -1474,6 +1474,10 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	if n.beforeRelease != nil {
 		n.beforeRelease(ctx, term)
 	}
+	// A word of SetPeerSynced accepted while this site was master may still be being saved
+	// (recMu): "released" goes out with it, not before it — with peer_synced = true the other
+	// site took the next term at once, without the commit the word was about (DESIGN §3 rule 2).
+	n.recMu.Lock()
 	n.mu.Lock()
 	n.meta.Role = RoleBackup
 	n.meta.Draining = false
@@ -1481,6 +1485,7 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.meta.ReleasedTo = a.To
 	n.encodeLocked()
 	n.mu.Unlock()
+	n.recMu.Unlock()
 	n.publish(ml)
 	n.log.Info("released term", "term", term, "to_site", a.To)
 }
