@@ -175,6 +175,10 @@ func Decide(v View) Action {
 		if v.excluded(self) {
 			return wait(fmt.Sprintf("released term %d to %s", self.Released, cmp.Or(self.ReleasedTo, "another site")))
 		}
+		if better(self, best) && self.SplitBrain != 0 {
+			return wait(fmt.Sprintf("site %s, master of term %d, takes control back: failback to this site stopped, it committed alone in term %d while another site was master (split brain)",
+				best.Site, best.Record.Term, self.SplitBrain))
+		}
 		if better(self, best) && best.ManualFailback {
 			return wait(fmt.Sprintf("site %s, master of term %d, takes control back: its failback is manual (tandem switchover hands it over)", best.Site, best.Record.Term))
 		}
@@ -657,17 +661,18 @@ func (v View) excluded(m Member) bool {
 }
 
 // best is bestReady, but a site that holds the newest term keeps the role from a better one
-// that has not qualified for failback_delay, or for good with failback = "manual" (see
-// there).
+// that has not qualified for failback_delay, or for good with failback = "manual" or while
+// the better one is in split brain (see there).
 func (v View) best() (Member, bool) {
 	b, found := v.bestReady()
 	// DESIGN §3: control goes back to a better site only after it has qualified for
 	// failback_delay, or with failback = "manual" only by tandem switchover. The master of the
 	// newest term that lost the role for a moment (fenced by a short cut, say) and did not
 	// release it qualifies again: until then it, not the better site, takes control back. Its
-	// own word says whether its failback is manual, so every view agrees on that.
+	// own word says whether its failback is manual, so every view agrees on that; so does the
+	// better site's on a split brain, which stops failback to it (decideMaster) here too.
 	if h, ok := v.holder(); found && ok && h.Site != b.Site {
-		if h.ManualFailback || b.ReadySince.IsZero() || v.Now.Sub(b.ReadySince) < v.FailbackDelay {
+		if h.ManualFailback || b.SplitBrain != 0 || b.ReadySince.IsZero() || v.Now.Sub(b.ReadySince) < v.FailbackDelay {
 			return h, true
 		}
 	}

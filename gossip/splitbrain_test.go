@@ -226,3 +226,23 @@ func TestSplitBrainMarkSavedInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitBrainStopsFailbackAfterFence: failback to a site in split brain stops (DESIGN §3)
+// also once the master lost the role for a moment without releasing it (fenced by a short
+// cut, backup again): the holder takes control back, in both sites' views. Before, the better
+// site, ready for longer than failback_delay, found itself the best and took control at once,
+// its split brain notwithstanding, and the holder agreed.
+func TestSplitBrainStopsFailbackAfterFence(t *testing.T) {
+	t.Parallel()
+	ready := t0.Add(time.Hour - time.Minute) // ready for longer than FailbackDelay
+	flagged := func(m *Member) { m.SplitBrain = 3 }
+	a := mem("a", 1, record(4, "b", true), readySince(ready), flagged)
+	b := mem("b", 2, record(4, "b", true), readySince(ready)) // master of term 4, fenced a moment ago
+	w := wit("w", record(4, "b", true))
+	if got := Decide(view("a", a, b, w)); got.Kind == Claim || got.Kind == Promote {
+		t.Errorf("site a in split brain, holder b back as backup: a %+v, want a to wait", got)
+	}
+	if got := Decide(view("b", a, b, w)); got.Kind != Claim && got.Kind != Promote {
+		t.Errorf("site a in split brain, holder b back as backup: b %+v, want b to take control back", got)
+	}
+}
