@@ -1111,14 +1111,19 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	v.Stamp(n.readySince)
 	a := Decide(v)
 	n.mu.Lock()
-	if a.Kind == None {
+	switch {
+	case a.Kind == None:
 		n.decision = a.Reason
 		if a.Reason == "database unreachable" && !n.dbDown && now.Before(n.holdUntil) && n.holdErr != nil {
 			// Its database answers: the site stands aside after a failed promotion
 			// (holdPromotion), and the status says why, as its log does.
 			n.decision = fmt.Sprintf("stands aside until %s after a promotion that failed: %v", n.holdUntil.Format(time.TimeOnly), n.holdErr)
 		}
-	} else {
+	case a.Kind == Claim && n.meta.Claim == a.Term && now.Sub(n.claimedAt) >= n.prof.settle:
+		// A claim out for longer than it takes to settle waits for something (votes, a rival's
+		// withdrawal), possibly for good: the status says what, as for every other wait.
+		n.decision = a.Reason
+	default:
 		n.decision = ""
 	}
 	if a.Kind == None && a.Reason == coldWaitReason && !n.coldLogged && now.Sub(n.start) >= coldWaitLogAfter {
