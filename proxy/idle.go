@@ -5,15 +5,19 @@ import (
 	"time"
 )
 
-// sweepIdle closes connections that moved no byte either way for
-// idle_timeout. The copy loop itself carries no timer or deadline, so it stays
-// on splice: the kernel keeps each socket's time since data was last sent and
-// received (TCP_INFO), and this one goroutine reads it a few times per
-// timeout period.
-func (s *Server) sweepIdle(ctx context.Context) {
+// sweep closes connections that moved no byte either way for idle_timeout, and those
+// with a side that left what was sent to it without any ACK for stallTimeout (a peer
+// gone in the middle of a reply, which keepalive does not probe). The copy loop itself
+// carries no timer or deadline, so it stays on splice: the kernel keeps each socket's
+// time since data was last sent and received and since it last got an ACK (TCP_INFO),
+// and this one goroutine reads them a few times per timeout period.
+func (s *Server) sweep(ctx context.Context) {
 	defer s.wg.Done()
 	limit := s.cfg.IdleTimeout
-	period := min(max(limit/4, 20*time.Millisecond), 2*time.Second)
+	period := stallTimeout / 6
+	if limit > 0 {
+		period = min(period, max(limit/4, 20*time.Millisecond), 2*time.Second)
+	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var batch []*conn
@@ -33,22 +37,39 @@ func (s *Server) sweepIdle(ctx context.Context) {
 		}
 		s.mu.Unlock()
 
-		closed := 0
+		idle, stalls := 0, 0
 		for _, c := range batch {
-			if !s.idleFor(c, limit) {
+			isIdle := limit > 0 && s.idleFor(c, limit)
+			// Stalled at two looks in a row: a live peer answers a retransmission or a window
+			// probe within its round trip, one caught in flight at one look is answered by the
+			// next.
+			seen := c.stallSeen
+			c.stallSeen = !isIdle && stalledConn(c)
+			isStalled := seen && c.stallSeen
+			if !isIdle && !isStalled {
 				continue
 			}
 			s.mu.Lock()
-			mark := !c.cut && !c.idle
-			c.idle = mark
-			s.mu.Unlock()
+			mark := !c.cut && !c.idle && !c.stalled
 			if mark {
-				c.abort()
-				closed++
+				c.idle, c.stalled = isIdle, !isIdle
+			}
+			s.mu.Unlock()
+			if !mark {
+				continue
+			}
+			c.abort()
+			if isIdle {
+				idle++
+			} else {
+				stalls++
 			}
 		}
-		if closed > 0 {
-			s.log.Info("closed idle connections", "count", closed, "idle_timeout", limit)
+		if idle > 0 {
+			s.log.Info("closed idle connections", "count", idle, "idle_timeout", limit)
+		}
+		if stalls > 0 {
+			s.log.Info("closed connections a side of which left sent data unacknowledged (peer gone)", "count", stalls, "after", stallTimeout)
 		}
 		clear(batch) // drop references to finished conns
 	}
@@ -71,4 +92,14 @@ func (s *Server) idleFor(c *conn, limit time.Duration) bool {
 	}
 	b, ok := sinceData(up)
 	return ok && b >= limit
+}
+
+// stalledConn reports whether a side of c has left what was sent to it without any ACK
+// for stallTimeout (stalled).
+func stalledConn(c *conn) bool {
+	if stalled(c.client, stallTimeout) {
+		return true
+	}
+	up := c.upstreamConn()
+	return up != nil && stalled(up, stallTimeout)
 }

@@ -134,7 +134,7 @@ func (s *Server) SetMaster(t Target) {
 			c.dialCancel()
 			c.dialing, c.dialCancel = route{}, nil
 		}
-		if c.to == (route{}) || c.cut || c.idle {
+		if c.to == (route{}) || c.cut || c.idle || c.stalled {
 			continue // not connected, or closed already and on its way out
 		}
 		if ok && r == c.to {

@@ -78,40 +78,63 @@ func TestHangingMasterTimesOut(t *testing.T) {
 	eventually(t, time.Second, "refused", func() bool { return s.Stats().Refused == 1 })
 }
 
-// Both sides of a proxied connection carry TCP_USER_TIMEOUT, so a peer that vanishes while
-// sent data waits for its ACK is noticed as soon as keepalive would notice an idle one.
-func TestUserTimeoutOnBothSides(t *testing.T) {
-	b := startBackend(t, "", greetEcho("B"))
+// A client that stops reading for longer than stallTimeout while a reply comes (busy
+// elsewhere; a server waiting on a lock while a client uploads is the same the other way)
+// keeps its connection: it answers the window probes. Both sides carried TCP_USER_TIMEOUT,
+// which Linux applies to a closed window too: the proxy reset the client a minute (here a
+// couple of seconds) after it paused.
+func TestPausedReaderKept(t *testing.T) {
+	old := stallTimeout
+	stallTimeout = 2 * time.Second
+	t.Cleanup(func() { stallTimeout = old })
+	const size = 16 << 20
+	b := startBackend(t, "", func(c net.Conn) {
+		if _, err := c.Write(make([]byte, size)); err != nil {
+			return
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		_, _ = io.Copy(io.Discard, c)
+	})
 	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
 	s.SetMaster(master("site1", b.addr))
-	c := dial(t, addrs[0])
-	if got := c.line(t); got != "B" {
-		t.Fatalf("routed to %q, want B", got)
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1) })
+	}}
+	c, err := d.DialContext(t.Context(), "tcp", addrs[0])
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.mu.Lock()
-	var sides []*net.TCPConn
-	for pc := range s.conns {
-		sides = append(sides, pc.client, pc.up.Load())
+	defer c.Close()
+	time.Sleep(5 * stallTimeout) // the client's window stays closed meanwhile
+	n, err := io.Copy(io.Discard, c)
+	if err != nil || n != size {
+		t.Fatalf("client read %d of %d bytes (%v): the proxy gave up on a live client that paused reading", n, size, err)
 	}
-	s.mu.Unlock()
-	if len(sides) != 2 || sides[1] == nil {
-		t.Fatalf("want one proxied connection with both sides, got %d sides", len(sides))
+	if st := s.Stats(); st.Active != 1 {
+		t.Fatalf("stats %+v: want the connection still open", st)
 	}
-	want := int(userTimeout / time.Millisecond)
-	for i, nc := range sides {
-		rc, err := nc.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got int
-		var gerr error
-		if err := rc.Control(func(fd uintptr) {
-			got, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT)
-		}); err != nil || gerr != nil {
-			t.Fatal(err, gerr)
-		}
-		if got != want {
-			t.Errorf("side %d (0 client, 1 server): TCP_USER_TIMEOUT %d ms, want %d", i, got, want)
+}
+
+// stalledInfo tells a peer gone in the middle of a reply (retransmissions or probes
+// unanswered, no ACK for the limit) from a live one: one that answers, one only idle, one
+// whose last ACK is recent.
+func TestStalledInfo(t *testing.T) {
+	const limit = time.Minute
+	ms := func(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
+	for _, tc := range []struct {
+		name string
+		info unix.TCPInfo
+		want bool
+	}{
+		{"retransmitting, no ACK for the limit", unix.TCPInfo{Retransmits: 5, Last_ack_recv: ms(limit)}, true},
+		{"window probes unanswered", unix.TCPInfo{Probes: 3, Last_ack_recv: ms(2 * limit)}, true},
+		{"one window probe unanswered (rate-limited reply)", unix.TCPInfo{Probes: 1, Last_ack_recv: ms(2 * limit)}, false},
+		{"window probes answered, closed window", unix.TCPInfo{Last_ack_recv: ms(2 * limit)}, false},
+		{"idle", unix.TCPInfo{Last_ack_recv: ms(10 * limit)}, false},
+		{"retransmitting, ACKed lately", unix.TCPInfo{Retransmits: 1, Last_ack_recv: ms(limit / 2)}, false},
+	} {
+		if got := stalledInfo(&tc.info, limit); got != tc.want {
+			t.Errorf("%s: stalled %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

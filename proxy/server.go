@@ -17,11 +17,12 @@
 // config.DefaultMaxConns), fewer when RLIMIT_NOFILE cannot hold that many
 // (ConnsWithin); further accepts wait. Each connection uses two goroutines
 // and two file descriptors, four more while bytes move both ways. Keepalive
-// and TCP_USER_TIMEOUT close a side whose peer vanished within about a minute,
-// idle or not. A PROXY header must arrive within HeaderTimeout (5 s);
-// with accept_proxy = "optional" a client that sends nothing first is
-// forwarded without a header once that time has passed, so server-speaks-first
-// protocols should use "off" or "required".
+// and the sweeper (stallTimeout) close a side whose peer vanished within about a
+// minute, idle or not; one whose peer only stopped reading is left open. A PROXY
+// header must arrive within HeaderTimeout (5 s); with accept_proxy = "optional"
+// a client that sends nothing first is forwarded without a header once that
+// time has passed, so server-speaks-first protocols should use "off" or
+// "required".
 package proxy
 
 import (
@@ -47,12 +48,15 @@ const HeaderTimeout = 5 * time.Second
 // that vanished without a FIN or RST is noticed within about a minute.
 var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}
 
-// userTimeout is TCP_USER_TIMEOUT on both sides, as long as keepalive takes to give up:
-// Linux sends no keepalive probe while sent data waits for an ACK, so without it a peer
-// that vanished in the middle of a reply is noticed only when retransmission gives up
-// (tcp_retries2: about 15 minutes), holding the server's session, and whatever it
-// locked, that long.
-var userTimeout = keepAlive.Idle + time.Duration(keepAlive.Count)*keepAlive.Interval
+// stallTimeout is how long a side may leave what was sent to it without any ACK, as long
+// as keepalive takes to give up: Linux sends no keepalive probe while sent data waits for
+// an ACK, so without it a peer that vanished in the middle of a reply is noticed only when
+// retransmission gives up (tcp_retries2: about 15 minutes), holding the server's session,
+// and whatever it locked, that long. The sweeper applies it (stalled), not TCP_USER_TIMEOUT:
+// Linux applies that to a closed receive window too, however promptly the peer answers the
+// window probes, so it reset a live peer that only paused reading (a server waiting on a
+// lock while a client uploads, a client busy elsewhere while a reply comes) a minute in.
+var stallTimeout = keepAlive.Idle + time.Duration(keepAlive.Count)*keepAlive.Interval
 
 // Options are the Server's collaborators.
 type Options struct {
@@ -96,7 +100,8 @@ type conn struct {
 	client *net.TCPConn
 	start  time.Time
 
-	up atomic.Pointer[net.TCPConn] // the server side, once dialed
+	up        atomic.Pointer[net.TCPConn] // the server side, once dialed
+	stallSeen bool                        // the sweeper's last look found c stalled; only the sweeper touches it
 
 	// guarded by Server.mu
 	dialing    route              // being dialed, while dialCancel != nil
@@ -104,6 +109,7 @@ type conn struct {
 	to         route              // where up is connected: the idle sweeper may look at it from then on
 	cut        bool               // closed because the master moved
 	idle       bool               // closed by the idle timeout
+	stalled    bool               // closed because a peer left sent data unacknowledged (stallTimeout)
 }
 
 // New checks cfg and returns a Server that has not bound anything yet.
@@ -128,11 +134,10 @@ func New(cfg config.Proxy, opts Options) (*Server, error) {
 		changed:       make(chan struct{}),
 		conns:         make(map[*conn]struct{}),
 	}
-	s.dialer = net.Dialer{KeepAliveConfig: keepAlive, Control: func(_, address string, rc syscall.RawConn) error {
+	s.dialer = net.Dialer{KeepAliveConfig: keepAlive, Control: func(_, address string, _ syscall.RawConn) error {
 		if s.ownAddress(address) {
 			return errSelfDial
 		}
-		_ = setUserTimeout(rc)
 		return nil
 	}}
 	for i, l := range cfg.Listeners {
@@ -280,9 +285,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.acceptLoop(ctx, l)
 	}
-	if s.cfg.IdleTimeout > 0 && idleSupported {
+	if idleSupported {
 		s.wg.Add(1)
-		go s.sweepIdle(ctx)
+		go s.sweep(ctx)
 	}
 	<-ctx.Done()
 
@@ -336,9 +341,6 @@ func (s *Server) acceptLoop(ctx context.Context, l *listener) {
 		s.stats.total.Add(1)
 		s.stats.active.Add(1)
 		_ = nc.SetKeepAliveConfig(keepAlive)
-		if rc, err := nc.SyscallConn(); err == nil {
-			_ = setUserTimeout(rc)
-		}
 		c := &conn{ln: l, client: nc, start: time.Now()}
 		if !s.track(c) {
 			nc.Close()
@@ -407,13 +409,13 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 	c.closeBoth()
 	s.mu.Lock()
 	delete(s.conns, c)
-	cut, idle := c.cut, c.idle
+	cut, idle, stalled := c.cut, c.idle, c.stalled
 	s.mu.Unlock()
 	// SetMaster and the idle sweeper mark a connection before they abort it; one whose copy
 	// loop had ended on its own by then (both directions done, each FIN passed on) was closed
 	// by its peers, not by them, and is not counted as theirs.
 	if res.err == nil {
-		cut, idle = false, false
+		cut, idle, stalled = false, false, false
 	}
 	if cut {
 		s.stats.cut.Add(1)
@@ -437,6 +439,8 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 			reason = "master changed"
 		case idle:
 			reason = "idle timeout"
+		case stalled:
+			reason = "a side left sent data unacknowledged for " + stallTimeout.String()
 		case ctx.Err() != nil:
 			reason = "shutdown"
 		case res.err != nil:
