@@ -511,6 +511,8 @@ func TestLoopbackEndpointRemoteGossip(t *testing.T) {
 		{"bind = \"10.0.0.1:7946\"\n", "127.0.0.2:5432", true},
 		{"bind = \"10.0.0.1:7946\"\n", "localhost:5432", true},
 		{"bind = \"10.0.0.1:7946\"\n", "[::1]:5432", true},
+		{"bind = \"10.0.0.1:7946\"\n", "0.0.0.0:5432", true}, // a connect to it reaches loopback
+		{"bind = \"10.0.0.1:7946\"\n", "[::]:5432", true},
 		{"bind = \"0.0.0.0:7946\"\n", "127.0.0.1:5432", true}, // memberlist advertises an address beyond loopback
 		{"bind = \"0.0.0.0:7946\"\nadvertise = \"10.0.0.1:7946\"\n", "127.0.0.1:5432", true},
 		{"bind = \"10.0.0.1:7946\"\n", "10.0.0.1:5432", false},

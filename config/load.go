@@ -776,6 +776,12 @@ func isLoopback(host string) bool {
 	return host == "localhost" || err == nil && ip.Unmap().IsLoopback()
 }
 
+// isUnspecified tells whether host is 0.0.0.0 or ::, which a connect takes for loopback.
+func isUnspecified(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsUnspecified()
+}
+
 func (l *loader) server(r *raw, c *Config) {
 	s := &c.Server
 	if r.Server == nil {
@@ -851,6 +857,8 @@ func (l *loader) server(r *raw, c *Config) {
 			l.errorf(key+".address", "%s: port 0 is never dialable: give the port the server listens on", addr)
 		case remote != "" && isLoopback(host):
 			l.errorf(key+".address", "%s is a loopback address, but the other site reaches this one beyond loopback (gossip at %s): its proxy dials the address as written and would reach its own host; give the address the other site reaches the server at", addr, remote)
+		case remote != "" && isUnspecified(host):
+			l.errorf(key+".address", "%s is every address of this host, not one to dial: the other site reaches this one beyond loopback (gossip at %s), and its proxy, dialling the address as written, would reach loopback on its own host; give the address the other site reaches the server at", addr, remote)
 		}
 		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: addr, HealthSend: e.HealthSend, HealthExpect: e.HealthExpect})
 	}
