@@ -60,7 +60,9 @@ const slotTimeout = 5 * time.Second
 // wraps ErrNeedsResync) until Resync makes the slot anew, and it reports true.
 // A backup whose slot holds nothing that is still to be shipped — its transactions are all
 // writes that bypassed Tandem, reported and never shipped (SetBypassFrom 0) — gets a new slot
-// at once instead (renewBackupSlot), and it reports false.
+// at once instead (renewBackupSlot), and it reports false; while the slot cannot be made
+// (its making waits for a transaction prepared on the server) it reports true, and the peer
+// needs no resync for it.
 func (s *Shipper) checkSlot(ctx context.Context) bool {
 	db, err := OpenDB(s.cfg.LocalDSN)
 	if err != nil {
@@ -73,8 +75,15 @@ func (s *Shipper) checkSlot(ctx context.Context) bool {
 	if err != nil || !info.Gone() {
 		return false
 	}
-	if s.renewBackupSlot(rctx, db) {
+	switch renewable, renewed := s.renewBackupSlot(rctx, db); {
+	case renewed:
 		return false // streamed again at once
+	case renewable:
+		// Nothing it held is to be shipped, so nothing is lost: the making is tried again at
+		// the next failed stream (slowly), and the peer needs no resync for it. The making
+		// waits for every transaction in progress on the server — a prepared one too (one this
+		// site left in doubt as master, until the resolver settles it) — and runs out of time.
+		return true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,13 +106,13 @@ func (s *Shipper) checkSlot(ctx context.Context) bool {
 	return true
 }
 
-// renewBackupSlot makes a backup's lost or missing slot anew when nothing it held is to be shipped: the
-// site has been backup since this process started (SetBypassFrom 0), so every transaction of
-// its own database is a bypass and the journal has nothing pending but suspects — never
-// shipped, whatever settle finds (a write that bypassed Tandem, or one the peer has); they
-// stay for settle to decide. Bypasses in the lost WAL go unreported (tandem verify finds what
-// they changed).
-func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) bool {
+// renewBackupSlot makes a backup's lost or missing slot anew when nothing it held is to be
+// shipped (renewable): the site has been backup since this process started (SetBypassFrom 0),
+// so every transaction of its own database is a bypass and the journal has nothing pending but
+// suspects — never shipped, whatever settle finds (a write that bypassed Tandem, or one the
+// peer has); they stay for settle to decide. Bypasses in the lost WAL go unreported (tandem
+// verify finds what they changed). renewed: the slot was made anew.
+func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) (renewable, renewed bool) {
 	s.mu.Lock()
 	pending := false
 	for _, e := range s.journal {
@@ -111,15 +120,16 @@ func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) bool {
 	}
 	s.mu.Unlock()
 	if !s.backup.Load() || s.bypassFrom.Load() != 0 || pending {
-		return false
+		return false, false
 	}
 	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
-		s.logger.Error("the backup's replication slot was lost and cannot be made anew", "err", err)
-		return false
+		s.logger.Error("the backup's replication slot was lost and cannot be made anew yet (a transaction in progress or prepared on the server?); trying again",
+			"slot", SlotName(s.cfg.Site), "err", err)
+		return true, false
 	}
 	s.logger.Warn("the backup's replication slot was lost (invalidated by max_slot_wal_keep_size, or dropped) and is made anew; "+
 		"writes that bypassed Tandem meanwhile are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site))
-	return true
+	return true, true
 }
 
 // renewSlot drops slot and creates it again (two-phase, pgoutput). Dropping fails while a
