@@ -167,6 +167,9 @@ type Decoder struct {
 	// received, when set, counts the XLogData messages read: progress inside a transaction
 	// too large to arrive at once.
 	received *atomic.Uint64
+	// started, when set, is told the slot's confirmed position each time a stream starts,
+	// before it streams (Shipper.slotStarts).
+	started func(from pglogrepl.LSN)
 
 	// Owned by Run.
 	rels map[uint32]*Relation
@@ -247,6 +250,9 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 	d.streamFrom = 0
 	if len(rr) == 1 && len(rr[0].Rows) == 1 && rr[0].Rows[0][0] != nil {
 		d.streamFrom, _ = pglogrepl.ParseLSN(string(rr[0].Rows[0][0]))
+	}
+	if d.started != nil && d.streamFrom != 0 {
+		d.started(d.streamFrom)
 	}
 	err = pglogrepl.StartReplication(ctx, conn, d.slot, 0, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '3'", "publication_names '" + PublicationName + "'", "two_phase 'on'", "messages 'true'"},

@@ -707,7 +707,7 @@ FROM pg_prepared_xacts`).Scan(&prepared, &others); err != nil {
 	if _, err := peer.ExecContext(ctx, `INSERT INTO tandem.decisions (gid) VALUES ($1) ON CONFLICT (gid) DO NOTHING`, owedGID(s.cfg.Site)); err != nil {
 		return fmt.Errorf("resync: peer database: record that it is owed a copy, before the lost slot is made anew: %w", err)
 	}
-	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
+	if err := s.renewSlot(ctx, db); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
 	s.logger.Warn("resync: the lost replication slot was made anew", "slot", SlotName(s.cfg.Site), "existed", info.Exists)

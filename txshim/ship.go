@@ -188,9 +188,12 @@ type Shipper struct {
 	// commit (or the position of its copy of the tables: Resync). A database that is the peer
 	// Tandem shipped to never loses it (pruning keeps each site's newest row): a peer whose
 	// rows all end before it lacks transactions the slot was confirmed past (checkPeerHolds).
-	peerHeld   pglogrepl.LSN
-	slotLost   bool // checkSlot said the slot was invalidated (said once, until Resync)
-	lastVerify *VerifyReport
+	peerHeld pglogrepl.LSN
+	slotLost bool // checkSlot said the slot was invalidated (said once, until Resync)
+	// slotRenewed: this Shipper made the slot anew (Resync, a backup's renewal); the next
+	// stream starts past what it confirmed, and slotStarts takes that for its own doing.
+	slotRenewed bool
+	lastVerify  *VerifyReport
 	// copiedAt: the stream position of the last copy of the tables on the peer (Resync), read
 	// from the peer once (copiedKnown); what ends before it is in the copy (copiedPoint).
 	copiedAt    atomic.Uint64
@@ -492,6 +495,7 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		dec := NewDecoder(s.cfg.LocalDSN, s.cfg.Site, s.logger)
 		dec.received = &s.received
+		dec.started = s.slotStarts
 		dec.spillAfter, dec.spillDir = max(s.cfg.SpillBytes, 0), s.cfg.SpillDir
 		if noSpill {
 			dec.spillAfter = 0

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pglogrepl"
 )
 
 // The slot is the journal (DESIGN §5.2): while the peer is away it holds back the WAL of every
@@ -122,7 +124,7 @@ func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) (renewable, r
 	if !s.backup.Load() || s.bypassFrom.Load() != 0 || pending {
 		return false, false
 	}
-	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
+	if err := s.renewSlot(ctx, db); err != nil {
 		s.logger.Error("the backup's replication slot was lost and cannot be made anew yet (a transaction in progress or prepared on the server?); trying again",
 			"slot", SlotName(s.cfg.Site), "err", err)
 		return true, false
@@ -160,4 +162,60 @@ func createSlot(ctx context.Context, db *sql.DB, slot string) error {
 		return fmt.Errorf("create two-phase replication slot %s: %w", slot, err)
 	}
 	return nil
+}
+
+// renewSlot is renewSlot of the site's slot, which the next stream then starts past what this
+// Shipper confirmed: slotStarts takes that for its own doing.
+func (s *Shipper) renewSlot(ctx context.Context, db *sql.DB) error {
+	if err := renewSlot(ctx, db, SlotName(s.cfg.Site)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.slotRenewed = true
+	s.mu.Unlock()
+	return nil
+}
+
+// slotStarts is told (Decoder.started) the slot's confirmed position from, where a new stream
+// starts. The slot is confirmed only as far as this Shipper says (s.confirmed), so a slot that
+// starts past it was made anew — dropped and created again by hand or by tandem install while
+// the Shipper ran, or moved by hand (pg_replication_slot_advance) — unless this Shipper made it
+// anew itself (Resync, renewBackupSlot: slotRenewed). The transactions committed in between are
+// kept by no slot and the peer may lack them: as for a lost slot (checkSlot), shipping stops
+// until Resync copies the tables, but for a backup's slot that holds nothing to ship. Before
+// this check the new slot was streamed as if it were the old one, and the peer was called
+// synced without the commits in between (TestSlotMadeAnewWhileStreaming). A Shipper that has
+// confirmed nothing yet (a new one) cannot tell.
+func (s *Shipper) slotStarts(from pglogrepl.LSN) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	renewed := s.slotRenewed // this stream's slot is the one made anew
+	s.slotRenewed = false
+	if s.confirmed == 0 || from <= s.confirmed {
+		return
+	}
+	renewable := s.backup.Load() && s.bypassFrom.Load() == 0
+	for _, e := range s.journal {
+		renewable = renewable && (e.state == stDone || e.suspect)
+	}
+	if renewed || renewable || s.slotLost {
+		if !renewed && !s.slotLost {
+			s.logger.Warn("the backup's replication slot was made anew by someone else; it held nothing to ship, and "+
+				"writes that bypassed Tandem meanwhile are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site), "starts_at", from)
+		}
+		s.confirmed = from
+		return
+	}
+	s.slotLost = true
+	err := fmt.Errorf("replication slot %s starts at %s, past what this Shipper confirmed (%s): it was made anew (dropped and created again?) or moved by hand, "+
+		"and the transactions committed in between, which the peer may lack, are kept by no slot: %w", SlotName(s.cfg.Site), from, s.confirmed, ErrNeedsResync)
+	if s.resyncErr == nil {
+		s.resyncErr = err
+	}
+	s.logger.Error("the replication slot was made anew past what the peer was shipped: shipping stops until tandem resync copies the application tables",
+		"slot", SlotName(s.cfg.Site), "starts_at", from, "confirmed", s.confirmed)
+	s.confirmed = from
+	s.goDownLocked("the slot was made anew", err)
+	s.synced = false
+	s.notifyLocked()
 }
