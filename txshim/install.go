@@ -117,6 +117,11 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 	if err := local.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM tandem.state)`).Scan(&ran); err != nil {
 		return fmt.Errorf("install: local database: read the term record: %w", err)
 	}
+	if ran {
+		if err := owedIfMasterSlotGone(ctx, local, peer, site, logger); err != nil {
+			return fmt.Errorf("install: %w", err)
+		}
+	}
 	created, err := ensureSlot(ctx, local, SlotName(site), ran, logger)
 	if err != nil {
 		return fmt.Errorf("install: local database: %w", err)
@@ -713,6 +718,31 @@ func uncoveredSQL(c, r string) string {
 func identityNameSQL(rel string) string {
 	return `CASE ` + rel + `.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING' ELSE
     CASE WHEN ` + identityColsSQL(rel) + ` = '{}' THEN 'none' ELSE '(' || array_to_string(` + identityColsSQL(rel) + `, ', ') || ')' END END`
+}
+
+// owedIfMasterSlotGone records on the peer that it is owed a copy of site's tables (owedGID)
+// when site's slot is missing and the local term record names site the master: the dropped
+// slot held what the peer may lack, and the one ensureSlot makes streams from now on. A
+// Shipper restarted on it cannot tell, and its catch-up called the peer synced without those
+// transactions (TestInstallRemadeMasterSlot); with the row, catch-up refuses until tandem resync
+// copies the tables, as after a resync that made a lost slot anew and did not finish
+// (renewLostSlot). Written before the slot is made, so that a failure in between leaves it
+// missing still. A backup's slot holds nothing to ship: made anew without the row.
+func owedIfMasterSlotGone(ctx context.Context, local, peer *sql.DB, site string, logger *slog.Logger) error {
+	var missing bool
+	var master sql.NullString
+	if err := local.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1),
+  (SELECT master FROM tandem.state WHERE id = 1)`, SlotName(site)).Scan(&missing, &master); err != nil {
+		return fmt.Errorf("local database: read the slot and the term record: %w", err)
+	}
+	if !missing || master.String != site {
+		return nil
+	}
+	if _, err := peer.ExecContext(ctx, `INSERT INTO tandem.decisions (gid) VALUES ($1) ON CONFLICT (gid) DO NOTHING`, owedGID(site)); err != nil {
+		return fmt.Errorf("peer database: record that it is owed a copy of the tables, before the master's missing slot is made anew: %w", err)
+	}
+	logger.Warn("the master's replication slot is missing: the peer may lack what it held; catch-up refuses until tandem resync copies the tables", "slot", SlotName(site))
+	return nil
 }
 
 // ensureSlot creates the site's two-phase slot if it is missing, and checks the one there;

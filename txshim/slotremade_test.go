@@ -79,3 +79,41 @@ func TestSlotMadeAnewWhileStreaming(t *testing.T) {
 	}
 	requireSame(t, p)
 }
+
+// TestInstallRemadeMasterSlot: the master's slot is dropped while its sidecar is stopped, with
+// a commit after it that no slot holds, and tandem install, run again, makes the slot anew. A
+// restarted Shipper knows nothing of the old slot: its catch-up streamed the new one and called
+// the peer synced without the commit in between (install only warned). Install now records on
+// the peer that it is owed a copy of the tables, as a resync does before it makes a lost slot
+// anew, so catch-up refuses (ErrNeedsResync) until Resync copies them.
+func TestInstallRemadeMasterSlot(t *testing.T) {
+	t.Parallel()
+	p, _, stop := shippingKV(t)
+	stop()
+	dropSlot(t, p)
+	p.local.Exec(t, `INSERT INTO kv VALUES (2, 'in no slot')`)
+	installPair(t, p) // makes the slot anew; the term record still names site a master
+	p.local.Exec(t, `INSERT INTO kv VALUES (3, 'in the new slot')`)
+
+	sh := pairShipper(p, 1, 2*time.Second)
+	sh.SetTerm(1)
+	runShipper(t, sh)
+	err := sh.CatchUp(capCtx(t, 20*time.Second), nil)
+	if err == nil {
+		var two int
+		if qerr := p.pdb.QueryRow(`SELECT count(*) FROM kv WHERE k = 2`).Scan(&two); qerr != nil {
+			t.Fatal(qerr)
+		}
+		t.Fatalf("CatchUp after install made the master's dropped slot anew = nil (synced %v); the peer has row 2 %d times", sh.PeerSynced(), two)
+	}
+	if !errors.Is(err, ErrNeedsResync) {
+		t.Fatalf("CatchUp = %v, want ErrNeedsResync", err)
+	}
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	if sh.Err() != nil || !sh.PeerSynced() {
+		t.Fatalf("after Resync: err %v, synced %v", sh.Err(), sh.PeerSynced())
+	}
+	requireSame(t, p)
+}
