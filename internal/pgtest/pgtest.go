@@ -266,13 +266,20 @@ func root() string {
 	}
 	if testing.Testing() && unix.Access(shmRoot, unix.W_OK) == nil {
 		var st unix.Statfs_t
-		// Room for a few dozen clusters at once: a container's default /dev/shm (64 MB) would
-		// not hold two.
-		if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC && uint64(st.Bavail)*uint64(st.Bsize) >= shmRoomMin {
+		if unix.Statfs(shmRoot, &st) == nil && shmUsable(st) {
 			return shmRoot
 		}
 	}
 	return os.TempDir()
+}
+
+// shmUsable says whether the file system st describes can take the test processes' clusters
+// and directories: a tmpfs with room for a few dozen clusters at once (a container's default
+// /dev/shm, 64 MB, would not hold two), mounted without noexec, as container runtimes and
+// hardened hosts mount /dev/shm: the end-to-end tests run the binaries they build into a
+// TempDir.
+func shmUsable(st unix.Statfs_t) bool {
+	return st.Type == unix.TMPFS_MAGIC && uint64(st.Bavail)*uint64(st.Bsize) >= shmRoomMin && st.Flags&unix.ST_NOEXEC == 0
 }
 
 // removeLeftovers removes the cluster and template directories of test processes that died

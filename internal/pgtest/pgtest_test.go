@@ -572,13 +572,13 @@ func TestCloseReleasesSharedMemory(t *testing.T) {
 }
 
 // TestRoot: a test process's clusters go to PGTEST_ROOT when it is set, else to the tmpfs
-// when it has room (on disk a cluster's start costs ten times the CPU), else the temp dir.
+// when it has room and runs programs (on disk a cluster's start costs ten times the CPU), else the temp dir.
 // Without PGTEST_ROOT for the first part, which the suite may run with (README: PGTEST_ROOT=/tmp).
 func TestRoot(t *testing.T) {
 	t.Setenv(RootEnv, "")
 	want := os.TempDir()
 	var st unix.Statfs_t
-	if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC && uint64(st.Bavail)*uint64(st.Bsize) >= shmRoomMin {
+	if unix.Statfs(shmRoot, &st) == nil && st.Type == unix.TMPFS_MAGIC && uint64(st.Bavail)*uint64(st.Bsize) >= shmRoomMin && st.Flags&unix.ST_NOEXEC == 0 {
 		want = shmRoot
 	}
 	if c := Start(t); filepath.Dir(c.Dir()) != want {
@@ -588,5 +588,23 @@ func TestRoot(t *testing.T) {
 	t.Setenv(RootEnv, dir)
 	if got := root(); got != dir {
 		t.Errorf("with %s=%s clusters go to %s", RootEnv, dir, got)
+	}
+}
+
+// TestTempDirRunsPrograms: a program written to a TempDir runs (the end-to-end tests build
+// tandem and the wire server into one and run them), also where /dev/shm is a tmpfs mounted
+// noexec, as container runtimes and hardened hosts mount it.
+func TestTempDirRunsPrograms(t *testing.T) {
+	dir, release, err := TempDir("exec-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	prog := filepath.Join(dir, "prog")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(prog).CombinedOutput(); err != nil {
+		t.Errorf("run a program in %s: %v\n%s", dir, err, out)
 	}
 }
