@@ -242,7 +242,7 @@ func TempDir(prefix string) (dir string, release func(), err error) {
 }
 
 // RootEnv names a directory where the test processes' clusters and directories go instead
-// (e.g. /tmp, to put them on disk).
+// (e.g. /tmp, to put them on disk); a relative one from the process's working directory.
 const RootEnv = "PGTEST_ROOT"
 
 // shmRoot is the tmpfs the test processes' clusters go to when it is there with shmRoomMin
@@ -262,6 +262,11 @@ const (
 // device's flushes.
 func root() string {
 	if r := os.Getenv(RootEnv); r != "" {
+		// Absolute: initdb and postgres run in the cluster's directory, where a relative
+		// path names nothing.
+		if abs, err := filepath.Abs(r); err == nil {
+			return abs
+		}
 		return r
 	}
 	if testing.Testing() && unix.Access(shmRoot, unix.W_OK) == nil {

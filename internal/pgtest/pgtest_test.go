@@ -608,3 +608,27 @@ func TestTempDirRunsPrograms(t *testing.T) {
 		t.Errorf("run a program in %s: %v\n%s", dir, err, out)
 	}
 }
+
+// TestRootRelative: a relative PGTEST_ROOT is taken from the directory the test process
+// started in; the cluster's commands run in its own directory, where a relative one would
+// name nothing.
+func TestRootRelative(t *testing.T) {
+	dir, release, err := TempDir("rel-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // the cluster's user goes through it
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	t.Setenv(RootEnv, "root")
+	c := Start(t)
+	if want := filepath.Join(dir, "root"); filepath.Dir(c.Dir()) != want {
+		t.Errorf("cluster in %s, want it in %s", c.Dir(), want)
+	}
+	c.Exec(t, `SELECT 1`)
+}
