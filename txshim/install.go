@@ -524,8 +524,20 @@ func installObjectsLocked(ctx context.Context, db *sql.DB, logger *slog.Logger) 
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(installLockKey)); err != nil {
-		return fmt.Errorf("wait for another install on this database: %w", err)
+	// Not ended as idle while the install works over other connections: a database's
+	// idle_session_timeout would take the lock with it.
+	if _, err := conn.ExecContext(ctx, `SET idle_session_timeout = 0`); err != nil {
+		return fmt.Errorf("take the install lock: %w", err)
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, int64(installLockKey)).Scan(&got); err != nil {
+		return fmt.Errorf("take the install lock: %w", err)
+	}
+	if !got {
+		logger.Info("waiting for another tandem install on this database (the other site's?)")
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(installLockKey)); err != nil {
+			return fmt.Errorf("wait for another install on this database: %w", err)
+		}
 	}
 	defer func() {
 		// Released also when the connection ends (an error, ctx gone): a session lock.
