@@ -747,6 +747,26 @@ func (n *Node) AwaitRecord(ctx context.Context) (acked bool, err error) {
 	}
 }
 
+// AwaitMaster waits until this member is master of term — a promotion has published it — and
+// reports whether it is; false once ctx ends.
+func (n *Node) AwaitMaster(ctx context.Context, term uint64) bool {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		ok := n.role == RoleMaster && n.meta.Record.Term == term
+		n.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
 // Force makes this member ignore the cold-start wait (tandem promote
 // -force).
 func (n *Node) Force() {

@@ -516,14 +516,19 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		d.shim.SetMode(txshim.ModeDual, term)
 		return true, nil
 	}
-	// With peer_down = "block" a master never commits alone: dual, its commits fail (08007)
-	// until the peer is in step, which catchUp sees to, as after a failed dual commit.
-	mode := txshim.ModeSolo
+	// Dual all the same. With peer_down = "block" a master never commits alone: its commits
+	// fail (08007) until the peer is in step, which catchUp sees to, as after a failed dual
+	// commit. Otherwise the first commit finds the peer not in step and goes solo as one in a
+	// dual term does (OnPeerDown, peerDown): once the other site's sidecar or the witness has
+	// acknowledged this term's record unsynced (DESIGN §3 "going solo is announced first").
+	// Solo from here, the shim committed alone before anyone held that record: with the new
+	// master's site lost right after, the old master — back, finding no newer term anywhere —
+	// took over without those commits.
+	mode := txshim.ModeDual
 	if d.cfg.PeerDown == config.PeerDownBlock {
-		mode = txshim.ModeDual
 		d.log.Warn("peer database not in step at promotion: commits fail until catch-up (peer_down = block)", "term", term, "err", err)
 	} else {
-		d.log.Warn("peer database not in step at promotion: going solo; catch-up goes on", "term", term, "err", err)
+		d.log.Warn("peer database not in step at promotion: the first commit goes solo once that is acknowledged; catch-up goes on", "term", term, "err", err)
 	}
 	// The node saved this term's record (as synced, unless its last term left the peer
 	// lacking commits) and saves it unsynced once this returns;
@@ -977,6 +982,7 @@ const resolveEvery = 30 * time.Second
 // §3, §5.3), and the master goes on alone once that is acknowledged. It reports whether the
 // shim may go solo.
 func (d *database) peerDown() bool {
+	d.awaitPromoted()
 	d.syncMu.Lock()
 	d.downs++
 	var err error
@@ -1021,6 +1027,23 @@ func (d *database) peerDown() bool {
 		d.log.Warn("going solo unacknowledged: the other site's sidecar is not alive and there is no witness (if that site is up, this is split brain)")
 	}
 	return ok
+}
+
+// awaitPromoted waits, at most soloAckTimeout, until the node is master of the term this site
+// was promoted to. The first commit after a promotion to a peer database not in step goes solo
+// through peerDown, and may come before the node has finished the promotion (it publishes the
+// term and takes the role once BeforePromote has returned): the record whose acknowledgement
+// it waits for is that term's. A promotion that failed meanwhile leaves SetPeerSynced to refuse.
+func (d *database) awaitPromoted() {
+	d.mu.Lock()
+	term, master := d.term, d.role == gossip.RoleMaster
+	d.mu.Unlock()
+	if d.node == nil || !master {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), soloAckTimeout)
+	defer cancel()
+	d.node.AwaitMaster(ctx, term)
 }
 
 // soloAllowed is the rule for a master whose peer database stopped answering (DESIGN §3 "going
