@@ -1146,6 +1146,10 @@ func (n *Node) decide(ctx context.Context, ml *memberlist.Memberlist) {
 	default:
 		n.decision = ""
 	}
+	// The State shows it at once, not only from the deliver at the end of the round: a
+	// promotion runs before that (BeforePromote may take seconds), and the State would go on
+	// saying its claim waits for votes while it takes the term.
+	n.state.Decision = n.decision
 	if a.Kind == None && a.Reason == coldWaitReason && !n.coldLogged && now.Sub(n.start) >= coldWaitLogAfter {
 		// A site started alone waited without a word in its log (its status alone said so):
 		// to an operator who started one sidecar to try it, it looked hung.
