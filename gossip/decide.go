@@ -822,7 +822,13 @@ func Adopt(self Member, others []Member) (TermRecord, bool) {
 		// A newer synced record from its own master, whatever that member's role now: a
 		// master that stepped down or could not finish its promotion (its database holds the
 		// term) committed nothing alone after saying synced, since going solo is announced.
-		if (r.Term > rec.Term && r.PeerSynced) || (m.Role == RoleMaster && sameTerm && laterWord(r, rec)) {
+		// A newer unsynced one from a member that is master of it: a site promoted while the
+		// peer database was not in step goes solo once this site (or the witness) holds that
+		// word (DESIGN §3 "going solo is announced first"; cmd/tandem's peerDown), which this
+		// site could otherwise never acknowledge — and without it, that master lost, this
+		// site's older record made it current over what that master committed alone. Not from
+		// one whose promotion failed (not master): it committed nothing alone in that term.
+		if (r.Term > rec.Term && (r.PeerSynced || m.Role == RoleMaster)) || (m.Role == RoleMaster && sameTerm && laterWord(r, rec)) {
 			rec, changed = r, true
 		}
 	}

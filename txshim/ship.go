@@ -880,6 +880,11 @@ func (s *Shipper) goDownLocked(why string, err error) {
 	s.notifyLocked()
 }
 
+// Down takes the Shipper out of step with the peer, as a failed apply does: dual commits are
+// refused at once (errNotInStep) rather than wait for what came before them to reach a peer
+// that does not take it, until a catch-up. For a promotion that found the peer not in step.
+func (s *Shipper) Down(why string, err error) { s.goDown(why, err) }
+
 func (s *Shipper) goDown(why string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -525,6 +526,10 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	// master's site lost right after, the old master — back, finding no newer term anywhere —
 	// took over without those commits.
 	mode := txshim.ModeDual
+	// Not in step, whatever the Shipper holds (one just started counts itself online): a
+	// commit must not wait, up to decodeLagMax, for what came before it to reach a peer that
+	// does not take it.
+	d.ship.Down("promotion", cmp.Or(err, errors.New("the peer database is not in step")))
 	if d.cfg.PeerDown == config.PeerDownBlock {
 		d.log.Warn("peer database not in step at promotion: commits fail until catch-up (peer_down = block)", "term", term, "err", err)
 	} else {
