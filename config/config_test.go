@@ -1195,3 +1195,28 @@ func TestSecretKeyRawTextOldFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDialledAddressWithoutHost: an address that is dialled (a server endpoint, which the
+// other site's proxy dials; gossip.advertise and join, which the other members dial) given
+// without a host is refused with advice that fits it. "0.0.0.0 for every address" is a
+// listen address's: an endpoint of 0.0.0.0 is itself refused when gossip is beyond loopback,
+// so following the advice only led to the next error.
+func TestDialledAddressWithoutHost(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"10.0.0.1:7946\"\njoin = [\"10.0.0.2:7946\"]\n" +
+		"[proxy]\n[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"10.0.0.1:7100\"\n" +
+		"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \":5432\"\n"
+	_, err := Parse("f.toml", []byte(src), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" {
+		t.Fatalf("got %v, want one error at server.endpoint[0].address", err)
+	}
+	if strings.Contains(errs[0].Msg, "0.0.0.0") {
+		t.Errorf("%s: advises 0.0.0.0, which the same line refuses", errs[0])
+	}
+	// A listen address keeps the advice.
+	lsrc := strings.Replace(src, "listen = \"10.0.0.1:7100\"", "listen = \":7100\"", 1)
+	_, err = Parse("f.toml", []byte(lsrc), KindSite)
+	if err == nil || !strings.Contains(err.Error(), "0.0.0.0 for every address") {
+		t.Errorf("listen without a host: got %v, want the advice to give 0.0.0.0 for every address", err)
+	}
+}

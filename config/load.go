@@ -1358,10 +1358,22 @@ func (l *loader) hostPort(key, s string, required bool) string {
 		return ""
 	}
 	if host == "" {
-		l.errorf(key, "%q: give a host (0.0.0.0 for every address)", s)
+		if listened(key) {
+			l.errorf(key, "%q: give a host (0.0.0.0 for every address)", s)
+		} else {
+			// Dialled: 0.0.0.0 reaches loopback, and a server endpoint of it is refused
+			// when the other site dials it (server).
+			l.errorf(key, "%q: give the host to connect to", s)
+		}
 		return ""
 	}
 	return s
+}
+
+// listened tells a key whose address is listened on (gossip.bind, the listen addresses)
+// from one that is dialled (gossip.advertise and join, server endpoints).
+func listened(key string) bool {
+	return key == "gossip.bind" || strings.HasSuffix(key, ".listen")
 }
 
 func (l *loader) oneOf(key, s, def string, allowed ...string) string {
