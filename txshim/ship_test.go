@@ -109,7 +109,8 @@ func dualCommit(t *testing.T, p *capPair, s *Shipper, gid string, stmts ...strin
 
 func requireSame(t *testing.T, p *capPair) {
 	t.Helper()
-	diffs, err := Verify(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+	// A 300 000-row table's checksums on a loaded 2-CPU machine took longer than 10 s.
+	diffs, err := Verify(capCtx(t, 30*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,8 @@ func TestShipEndToEnd(t *testing.T) {
 		if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM serial_t WHERE v = 'from b'`); n != 0 {
 			t.Error("a transaction with an origin was shipped")
 		}
-		diffs, err := Verify(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+		// A 300 000-row table's checksums on a loaded 2-CPU machine took longer than 10 s.
+	diffs, err := Verify(capCtx(t, 30*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
 		if err != nil {
 			t.Fatal(err)
 		}
