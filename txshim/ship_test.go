@@ -224,7 +224,7 @@ func TestShipEndToEnd(t *testing.T) {
 			t.Error("a transaction with an origin was shipped")
 		}
 		// A 300 000-row table's checksums on a loaded 2-CPU machine took longer than 10 s.
-	diffs, err := Verify(capCtx(t, 30*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+		diffs, err := Verify(capCtx(t, 30*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
 		if err != nil {
 			t.Fatal(err)
 		}
