@@ -644,23 +644,7 @@ func TestFailedPromotionShimNotSolo(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.node = node
-	ctx, cancel := context.WithCancel(context.Background())
-	done, routed := make(chan error, 1), make(chan struct{})
-	go func() { done <- node.Run(ctx) }()
-	go func() { // route's part for the shim, until Run closes Changes
-		defer close(routed)
-		for range node.Changes() {
-			d.setRole(node.State())
-		}
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		<-routed
-		waitDrained(t, d)
-	}()
+	defer runRouted(t, d, node, true)()
 	node.SetServerHealthy(true) // alone: it promotes itself
 
 	deadline := time.Now().Add(20 * time.Second)
@@ -687,6 +671,31 @@ func TestFailedPromotionShimNotSolo(t *testing.T) {
 			t.Fatalf("node %s of term %d, but its shim is %s in term %d", st.Role, st.Term, mode, term)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runRouted runs node, passing its role changes to d as route does, until the returned stop
+// (then, with drained, it waits for d's drain of a demotion: waitDrained).
+func runRouted(t *testing.T, d *database, node *gossip.Node, drained bool) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done, routed := make(chan error, 1), make(chan struct{})
+	go func() { done <- node.Run(ctx) }()
+	go func() { // route's part for the shim, until Run closes Changes
+		defer close(routed)
+		for range node.Changes() {
+			d.setRole(node.State())
+		}
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		<-routed
+		if drained {
+			waitDrained(t, d)
+		}
 	}
 }
 

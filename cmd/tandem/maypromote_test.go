@@ -53,22 +53,7 @@ func TestMayPromoteNewerTermAcceptLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.attach(node)
-	rctx, stop := context.WithCancel(context.Background())
-	done, routed := make(chan error, 1), make(chan struct{})
-	go func() { done <- node.Run(rctx) }()
-	go func() {
-		defer close(routed)
-		for range node.Changes() {
-			d.setRole(node.State())
-		}
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		<-routed
-	}()
+	defer runRouted(t, d, node, false)()
 	node.SetServerHealthy(true)
 	node.Force() // alone: the operator lifted the cold-start wait
 	var rerr error

@@ -80,23 +80,7 @@ func TestPromotionSoloAnnouncedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.node = node
-	nctx, nstop := context.WithCancel(context.Background())
-	ndone, routed := make(chan error, 1), make(chan struct{})
-	go func() { ndone <- node.Run(nctx) }()
-	go func() { // route's part for the shim, until Run closes Changes
-		defer close(routed)
-		for range node.Changes() {
-			d.setRole(node.State())
-		}
-	}()
-	defer func() {
-		nstop()
-		if err := <-ndone; err != nil {
-			t.Error(err)
-		}
-		<-routed
-		waitDrained(t, d)
-	}()
+	defer runRouted(t, d, node, true)()
 	node.Force()                // site1 never seen: no cold-start wait
 	node.SetServerHealthy(true) // with the witness's vote, it promotes itself
 
