@@ -517,18 +517,16 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		d.shim.SetMode(txshim.ModeDual, term)
 		return true, nil
 	}
-	// Dual all the same. With peer_down = "block" a master never commits alone: its commits
-	// fail (08007) until the peer is in step, which catchUp sees to, as after a failed dual
-	// commit. Otherwise the first commit finds the peer not in step and goes solo as one in a
-	// dual term does (OnPeerDown, peerDown): once the other site's sidecar or the witness has
-	// acknowledged this term's record unsynced (DESIGN §3 "going solo is announced first").
-	// Solo from here, the shim committed alone before anyone held that record: with the new
-	// master's site lost right after, the old master — back, finding no newer term anywhere —
-	// took over without those commits.
-	mode := txshim.ModeDual
-	// Not in step, whatever the Shipper holds (one just started counts itself online): a
-	// commit must not wait, up to decodeLagMax, for what came before it to reach a peer that
-	// does not take it.
+	// The shim goes dual all the same, with the Shipper down (one just started counts itself
+	// in step, and a commit would wait, up to decodeLagMax, for what came before it to reach
+	// a peer that does not take it). With peer_down = "block" a master never commits alone:
+	// its commits fail (08007) until the peer is in step, which catchUp sees to, as after a
+	// failed dual commit. Otherwise the first commit, refused by the Shipper, goes solo as one
+	// in a dual term does (OnPeerDown, peerDown): once the other site's sidecar or the witness
+	// holds this term's record unsynced (DESIGN §3 "going solo is announced first"). Set solo
+	// here, the shim committed alone before anyone held that record: with the new master's
+	// site lost right after, the old master — back, finding no newer term anywhere — took over
+	// without those commits.
 	d.ship.Down("promotion", cmp.Or(err, errors.New("the peer database is not in step")))
 	if d.cfg.PeerDown == config.PeerDownBlock {
 		d.log.Warn("peer database not in step at promotion: commits fail until catch-up (peer_down = block)", "term", term, "err", err)
@@ -541,10 +539,10 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 	// lets the peer promote over solo commits (DESIGN §3 rule 2): say it first.
 	if d.records != nil {
 		if err := d.records.Save(gossip.TermRecord{Term: term, Master: d.site, PeerSynced: false}); err != nil {
-			return false, fmt.Errorf("record peer_synced = false before going %s: %w", mode, err)
+			return false, fmt.Errorf("record peer_synced = false before taking writes: %w", err)
 		}
 	}
-	d.shim.SetMode(mode, term)
+	d.shim.SetMode(txshim.ModeDual, term)
 	return false, nil
 }
 
