@@ -90,6 +90,9 @@ type modelMember struct {
 	boots     map[string]uint64 // Meta.Boot each member was last seen with (Node.boots)
 	readyTerm uint64            // Node.readyTerm: ready is cleared when a newer term shows
 	started   time.Time
+	// unsyncedSince: the term this site was promoted to with the peer database not in step,
+	// its record unsynced since (0: none, or caught up since).
+	unsyncedSince uint64
 }
 
 type model struct {
@@ -107,6 +110,10 @@ type model struct {
 	commit     int // last commit number (modelParams.dbs)
 	refusals   int // promotions CheckPromote refused (modelParams.dbs)
 	adoptions  int // of those, the refusal's newer record adopted
+	// promotionAcks: solo commits of a master promoted to a peer database not in step,
+	// acknowledged by the other site's sidecar (not the witness): that site adopted the
+	// master's newer unsynced record (Adopt, from a live master of it).
+	promotionAcks int
 	// forfeit: commits given up by design — an operator's accept-loss, or a site's database
 	// down when the other took over (an unacknowledged solo master lost with its site).
 	forfeit map[int]bool
@@ -617,7 +624,7 @@ func TestModel(t *testing.T) {
 		t.Run(vr.name, func(t *testing.T) {
 			p := base
 			vr.p(&p)
-			promotions, accepts, refusals, adoptions := 0, 0, 0, 0
+			promotions, accepts, refusals, adoptions, promotionAcks := 0, 0, 0, 0, 0
 			for seed := range int64(seeds) {
 				m := newModel(t, p, seed)
 				for range steps {
@@ -627,13 +634,20 @@ func TestModel(t *testing.T) {
 				accepts += m.accepts
 				refusals += m.refusals
 				adoptions += m.adoptions
+				promotionAcks += m.promotionAcks
 				m.converge()
 			}
 			if promotions < seeds {
 				t.Fatalf("only %d promotions in %d runs: the model exercises too little", promotions, seeds)
 			}
-			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses, %d refused promotions (%d adopted the peer database's record)",
-				seeds, steps, promotions, accepts, refusals, adoptions)
+			// A master promoted to a peer database not in step goes solo once the other site's
+			// sidecar (or the witness) holds its newer unsynced record: without a witness only
+			// that sidecar can say so while it is alive (Adopt from a live master of it).
+			if p.dbs && !p.witness && promotionAcks == 0 {
+				t.Fatalf("in %d runs no solo commit of a master promoted to a peer database not in step was acknowledged by the other site's sidecar: the model exercises too little", seeds)
+			}
+			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses, %d refused promotions (%d adopted the peer database's record), %d solo commits after a promotion acknowledged by the other site",
+				seeds, steps, promotions, accepts, refusals, adoptions, promotionAcks)
 		})
 	}
 	t.Run("two sites with partitions converge", func(t *testing.T) {
@@ -812,6 +826,10 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 	}
 	rec.PeerSynced = synced
 	x.dbRec, x.record = rec, rec
+	x.unsyncedSince = 0
+	if !synced {
+		x.unsyncedSince = a.Term
+	}
 	// What this site takes control over: every commit the other site's database holds, unless
 	// given up by design.
 	lost := 0
@@ -857,16 +875,20 @@ func (m *model) clientCommit(x *modelMember) {
 		x.commits[c], o.commits[c] = true, true
 		return
 	}
-	anyAlive, acked := false, false
+	anyAlive, acked, bySite := false, false, false
 	for _, y := range m.members {
 		if v := x.views[y.site]; y != x && v != nil && v.alive && v.has {
 			anyAlive = true
 			acked = acked || v.meta.Record == x.record
+			bySite = bySite || (!y.witness && v.meta.Record == x.record)
 		}
 	}
 	if acked || !anyAlive {
 		x.commits[c] = true
 		m.acked[c] = acked
+		if bySite && x.unsyncedSince == x.record.Term {
+			m.promotionAcks++
+		}
 		m.logf("%s commits %d alone (acked %v)", x.site, c, acked)
 		if !acked && m.rng.Intn(4) == 0 {
 			// Its sidecar dies before anyone heard it went solo (TestUnacknowledgedSoloNotOverridden):
@@ -894,6 +916,7 @@ func (m *model) soloOrCatchUp(x *modelMember) {
 			o.commits[c] = true
 		}
 		x.record.PeerSynced, x.dbRec.PeerSynced = true, true
+		x.unsyncedSince = 0
 	}
 	x.meta.Record = x.record
 	m.logf("%s peer_synced=%v", x.site, x.record.PeerSynced)
