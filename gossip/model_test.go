@@ -888,6 +888,15 @@ func (m *model) clientCommit(x *modelMember) {
 		m.acked[c] = acked
 		if bySite && x.unsyncedSince == x.record.Term {
 			m.promotionAcks++
+			if m.rng.Intn(4) == 0 {
+				// Its whole site is lost right after (sidecar and database): the other site,
+				// which acknowledged the record, must not take control without this commit
+				// but by an operator's accept-loss — after a restart too, its view of this
+				// site gone (the record it adopted is what it holds then).
+				x.up, x.role, x.db = false, "", false
+				m.logf("site %s lost (sidecar and database) after its acknowledged solo commit %d", x.site, c)
+				return
+			}
 		}
 		m.logf("%s commits %d alone (acked %v)", x.site, c, acked)
 		if !acked && m.rng.Intn(4) == 0 {
