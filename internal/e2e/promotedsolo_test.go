@@ -82,3 +82,45 @@ func TestPromotedSoloSurvivesSiteLoss(t *testing.T) {
 		t.Errorf("site1's database: alone = %q; want it lost with site2 (as the operator accepted)", v)
 	}
 }
+
+// TestPromotedSoloBothRestart: as TestPromotedSoloSurvivesSiteLoss, but then both sidecars are
+// killed and started again (no witness), site1's database back: site2, master of the newest
+// term, takes control again and catches site1's database up; site1, which holds site2's term
+// unsynced, does not take it, though it has the better priority, until its database has
+// site2's solo commit.
+func TestPromotedSoloBothRestart(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
+	set := func(s *site, k, v string) {
+		t.Helper()
+		o := operatorOf(t, s)
+		defer o.close()
+		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK "+s.name {
+			t.Fatalf("SET %s through %s -> %q, %v", k, s.name, got, err)
+		}
+	}
+	set(s1, "synced", "1")
+	s1.pg.Kill()
+	waitFor(t, 30*time.Second, "site2 master", func() bool { return httpStatus(s2.admin, "/master") == 200 })
+	set(s2, "alone", "2")
+	s1.tandem.kill(syscall.SIGKILL)
+	s2.tandem.kill(syscall.SIGKILL)
+	if err := s1.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	s1.tandem.restart(t)
+	s2.tandem.restart(t)
+	waitFor(t, 30*time.Second, "a master", func() bool {
+		return httpStatus(s1.admin, "/master") == 200 || httpStatus(s2.admin, "/master") == 200
+	})
+	if httpStatus(s1.admin, "/master") == 200 && kvValue(t, s1, "alone") != "2" {
+		t.Fatal("site1 took control without site2's solo commit")
+	}
+	// Failback to site1 (better priority) once its database has it.
+	waitFor(t, 60*time.Second, "site1 master again, with site2's solo commit", func() bool {
+		return httpStatus(s1.admin, "/master") == 200
+	})
+	if v := kvValue(t, s1, "alone"); v != "2" {
+		t.Fatalf("site1's database: alone = %q after failback; want 2", v)
+	}
+	set(s1, "after", "3")
+}
