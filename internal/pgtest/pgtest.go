@@ -152,6 +152,12 @@ func New(opts ...Option) (*Cluster, error) {
 	} {
 		WithSetting(k, v)(o)
 	}
+	if testing.Testing() {
+		// Dynamic shared memory in the data directory (pg_dynshmem), removed with it: as POSIX
+		// segments (/dev/shm/PostgreSQL.*) a server killed -9 — the fault tests do it by the
+		// dozen — left its segments behind for good, a hundred megabytes a suite run.
+		WithSetting("dynamic_shared_memory_type", "mmap")(o)
+	}
 	sort.Strings(o.order)
 	for _, opt := range opts {
 		opt(o)

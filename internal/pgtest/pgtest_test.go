@@ -632,3 +632,35 @@ func TestRootRelative(t *testing.T) {
 	}
 	c.Exec(t, `SELECT 1`)
 }
+
+// TestKilledLeavesNoSharedMemory: a server killed -9 and then removed leaves no dynamic shared
+// memory segment behind. As POSIX segments (/dev/shm/PostgreSQL.*), which only a restart on the
+// same data directory cleans up, every such kill left about a megabyte for good.
+func TestKilledLeavesNoSharedMemory(t *testing.T) {
+	before, _ := filepath.Glob("/dev/shm/PostgreSQL.*")
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := c.Open(t, c.Database())
+	// A parallel query asks for dynamic shared memory beyond the control segment.
+	if _, err := db.Exec(`SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET min_parallel_table_scan_size = 0;
+SELECT count(*) FROM generate_series(1, 100000) g`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	c.Kill()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob("/dev/shm/PostgreSQL.*")
+	var left []string
+	for _, f := range after {
+		if !slices.Contains(before, f) {
+			left = append(left, f)
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("a server killed and removed left %d shared memory segments: %v", len(left), left)
+	}
+}
