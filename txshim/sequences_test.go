@@ -100,6 +100,14 @@ func TestSequences(t *testing.T) {
 		t.Error("no sequence syncs counted")
 	}
 	stopShipper()
+	// A copy the Shipper sent before it stopped may still run on the peer (a cancelled query's
+	// statement goes on until the backend notices): under load one landed after the setvals
+	// below and moved the sequences on by its lead ("nextval(s_serial_id_seq) = 151, want it
+	// right past 100").
+	waitFor(t, "the Shipper's last statement on the peer to end", func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+AND pid <> pg_backend_pid() AND state <> 'idle' AND backend_type = 'client backend'`) == 0
+	})
 
 	// A peer whose sequences lag (shipping off, or a stale copy): the next nextval would collide.
 	for _, q := range []string{
