@@ -443,3 +443,26 @@ func TestAlignCycleWrapped(t *testing.T) {
 		}
 	}
 }
+
+// TestAlignRestartedAhead: a peer sequence restarted ahead of the master's position (not called
+// since: PostgreSQL shows it without a last_value) is left where it is; the copy set it back to
+// the master's position, and its next values could collide with rows made after the restart.
+func TestAlignRestartedAhead(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE SEQUENCE ahead`, `CREATE SEQUENCE behind`, `CREATE SEQUENCE down INCREMENT -1 MAXVALUE -1 START -1`)
+	p.local.Exec(t, `SELECT nextval('ahead'), nextval('behind'), nextval('down') FROM generate_series(1, 150)`)
+	for _, q := range []string{`ALTER SEQUENCE ahead RESTART WITH 100000`, `ALTER SEQUENCE behind RESTART WITH 20`, `ALTER SEQUENCE down RESTART WITH -100000`} {
+		if _, err := p.pdb.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := AlignSequences(capCtx(t, 10*time.Second), p.local.DSN("app"), p.peer.DSN("app")); err != nil {
+		t.Fatal(err)
+	}
+	for seq, want := range map[string]int64{"ahead": 100000, "behind": 151, "down": -100000} {
+		if next := queryOne[int64](t, p.pdb, fmt.Sprintf(`SELECT nextval('%s')`, seq)); next != want {
+			t.Errorf("after AlignSequences the peer's %s hands out %d next, want %d", seq, next, want)
+		}
+	}
+}
