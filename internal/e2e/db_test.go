@@ -102,6 +102,16 @@ func queryRow(s *site, f func(*sql.DB) error) error {
 	return f(db)
 }
 
+// setThrough sets k to v through s's proxy and server, which must answer that s stored it.
+func setThrough(t *testing.T, s *site, k, v string) {
+	t.Helper()
+	o := operatorOf(t, s)
+	defer o.close()
+	if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK "+s.name {
+		t.Fatalf("SET %s through %s -> %q, %v", k, s.name, got, err)
+	}
+}
+
 // operatorOf waits until s serves through its own proxy and returns an operator session
 // there, closed at the end of the test.
 func operatorOf(t *testing.T, s *site) *operator {
@@ -470,14 +480,7 @@ func resyncPeer(t *testing.T, s *site) {
 // master again — and catches the peer up once the peer's database is back.
 func TestSoloBacklogSurvivesRestart(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true})
-	set := func(k, v string) {
-		t.Helper()
-		o := operatorOf(t, s1)
-		defer o.close()
-		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK site1" {
-			t.Fatalf("SET %s -> %q, %v", k, got, err)
-		}
-	}
+	set := func(k, v string) { t.Helper(); setThrough(t, s1, k, v) }
 	set("a", "1")
 	s2.pg.Kill()
 	set("b", "2") // alone
@@ -546,14 +549,7 @@ CREATE FUNCTION ack_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fn_ack
 // but site1's solo commit. Then site1 comes back after all, and finds itself in split brain.
 func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true})
-	set := func(s *site, k, v string) {
-		t.Helper()
-		o := operatorOf(t, s)
-		defer o.close()
-		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK "+s.name {
-			t.Fatalf("SET %s through %s -> %q, %v", k, s.name, got, err)
-		}
-	}
+	set := func(s *site, k, v string) { t.Helper(); setThrough(t, s, k, v) }
 	set(s1, "synced", "1")
 	waitFor(t, 10*time.Second, "the dual commit on site2's database", func() bool { return kvValue(t, s2, "synced") == "1" })
 	s2.pg.Kill()

@@ -19,14 +19,7 @@ import (
 // by itself nor by -force — until an operator accepts the loss (tandem promote -accept-loss).
 func TestPromotedSoloSurvivesSiteLoss(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
-	set := func(s *site, k, v string) {
-		t.Helper()
-		o := operatorOf(t, s)
-		defer o.close()
-		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK "+s.name {
-			t.Fatalf("SET %s through %s -> %q, %v", k, s.name, got, err)
-		}
-	}
+	set := func(s *site, k, v string) { t.Helper(); setThrough(t, s, k, v) }
 	set(s1, "synced", "1")
 	waitFor(t, 10*time.Second, "the dual commit on site2's database", func() bool { return kvValue(t, s2, "synced") == "1" })
 	s1.pg.Kill()
@@ -90,14 +83,7 @@ func TestPromotedSoloSurvivesSiteLoss(t *testing.T) {
 // site2's solo commit.
 func TestPromotedSoloBothRestart(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
-	set := func(s *site, k, v string) {
-		t.Helper()
-		o := operatorOf(t, s)
-		defer o.close()
-		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK "+s.name {
-			t.Fatalf("SET %s through %s -> %q, %v", k, s.name, got, err)
-		}
-	}
+	set := func(s *site, k, v string) { t.Helper(); setThrough(t, s, k, v) }
 	set(s1, "synced", "1")
 	s1.pg.Kill()
 	waitFor(t, 30*time.Second, "site2 master", func() bool { return httpStatus(s2.admin, "/master") == 200 })

@@ -17,14 +17,7 @@ import (
 // sidecar back takes control again and catches site2's database up.
 func TestUnacknowledgedSoloNotOverridden(t *testing.T) {
 	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual", links: true})
-	set := func(k, v string) {
-		t.Helper()
-		o := operatorOf(t, s1)
-		defer o.close()
-		if got, err := o.do("SET "+k+" "+v, 15*time.Second); got != "OK site1" {
-			t.Fatalf("SET %s -> %q, %v", k, got, err)
-		}
-	}
+	set := func(k, v string) { t.Helper(); setThrough(t, s1, k, v) }
 	set("synced", "1")
 	waitFor(t, 5*time.Second, "the dual commit on site2's database", func() bool { return kvValue(t, s2, "synced") == "1" })
 	s2.pg.Kill()
