@@ -25,14 +25,40 @@ import (
 // One difference from plain lib/pq follows: a call without a context (Tx.Commit, Rows.Close)
 // runs under the deadline of the connection's last operation, and fails once that operation's
 // context has ended. Keep one context for a transaction and its statements.
+//
+// The deadline wins the race with lib/pq's cancel request, which is then not sent: the server
+// would go on with a statement whose caller was told it failed — an UPDATE waiting for a row
+// lock landed once the lock was released (TestOpenDBTimedOutStatementEnds), a slot's creation
+// went on holding the slot. So the connections ask the server to check, every
+// ctlCheckInterval while a statement runs, that the client is still there
+// (client_connection_check_interval, PostgreSQL 14): the failed connection is closed, and the
+// server ends what its statement was doing (a commit it has begun still completes). A DSN
+// that sets the parameter itself keeps its own value.
 func OpenDB(dsn string) (*sql.DB, error) {
-	c, err := pq.NewConnector(dsn)
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := cfg.Runtime[ctlCheckParam]; !ok {
+		if cfg.Runtime == nil {
+			cfg.Runtime = map[string]string{}
+		}
+		cfg.Runtime[ctlCheckParam] = ctlCheckInterval
+	}
+	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	c.Dialer(ctlDialer{})
 	return sql.OpenDB(&ctlConnector{pq: c}), nil
 }
+
+// ctlCheckParam and ctlCheckInterval: how often the server checks, while a control statement
+// runs, that its client has not gone (OpenDB).
+const (
+	ctlCheckParam    = "client_connection_check_interval"
+	ctlCheckInterval = "1s"
+)
 
 // startupTimeout bounds a connection's start-up when the operation that needs it has no
 // deadline (database/sql also opens connections in the background, without one).

@@ -95,3 +95,50 @@ func TestOpenDBFrozenServer(t *testing.T) {
 		t.Fatalf("count: %d, %v", n, err)
 	}
 }
+
+// TestOpenDBTimedOutStatementEnds: a control statement whose context runs out while it waits
+// on the server (here for a row lock) ends there too, rather than going on without its client:
+// an UPDATE the caller was told had failed must not land once the lock is released.
+func TestOpenDBTimedOutStatementEnds(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE TABLE kv (k int PRIMARY KEY, v text); INSERT INTO kv VALUES (1, 'before')`)
+	db, err := OpenDB(c.DSN(c.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holder, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.Exec(`UPDATE kv SET v = 'held' WHERE k = 1`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	_, err = db.ExecContext(ctx, `UPDATE kv SET v = 'late' WHERE k = 1`)
+	cancel()
+	if err == nil {
+		t.Fatal("the UPDATE waiting on a row lock succeeded before its deadline")
+	}
+	// Give the server time to notice (client_connection_check_interval), then release the lock.
+	time.Sleep(2500 * time.Millisecond)
+	if err := holder.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := db.QueryRow(`SELECT v FROM kv WHERE k = 1`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "before" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v != "before" {
+		t.Fatalf("v = %q after the lock was released: the UPDATE that timed out went on without its client and landed", v)
+	}
+}
