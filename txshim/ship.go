@@ -193,7 +193,11 @@ type Shipper struct {
 	// slotRenewed: this Shipper made the slot anew (Resync, a backup's renewal); the next
 	// stream starts past what it confirmed, and slotStarts takes that for its own doing.
 	slotRenewed bool
-	lastVerify  *VerifyReport
+	// renewFails: the backup's renewals of its lost slot that failed in a row (said once, at
+	// Error; the tries that follow, every ten seconds or so while a prepared transaction
+	// stands, at Debug). Only the decoder loop's goroutine touches it.
+	renewFails int
+	lastVerify *VerifyReport
 	// copiedAt: the stream position of the last copy of the tables on the peer (Resync), read
 	// from the peer once (copiedKnown); what ends before it is in the copy (copiedPoint).
 	copiedAt    atomic.Uint64

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -125,12 +126,18 @@ func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) (renewable, r
 		return false, false
 	}
 	if err := s.renewSlot(ctx, db); err != nil {
-		s.logger.Error("the backup's replication slot was lost and cannot be made anew yet (a transaction in progress or prepared on the server?); trying again",
-			"slot", SlotName(s.cfg.Site), "err", err)
+		level := slog.LevelError
+		if s.renewFails > 0 {
+			level = slog.LevelDebug // said at the first try
+		}
+		s.renewFails++
+		s.logger.Log(ctx, level, "the backup's replication slot was lost and cannot be made anew yet (a transaction in progress or prepared on the server?); trying again",
+			"slot", SlotName(s.cfg.Site), "tries", s.renewFails, "err", err)
 		return true, false
 	}
 	s.logger.Warn("the backup's replication slot was lost (invalidated by max_slot_wal_keep_size, or dropped) and is made anew; "+
-		"writes that bypassed Tandem meanwhile are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site))
+		"writes that bypassed Tandem meanwhile are not reported (tandem verify finds them)", "slot", SlotName(s.cfg.Site), "failed_tries", s.renewFails)
+	s.renewFails = 0
 	return true, true
 }
 

@@ -2,6 +2,8 @@ package txshim
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,7 +20,9 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	installPair(t, p)
-	bk := pairShipper(p, 1, 2*time.Second)
+	var logs logBuffer
+	bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	bk.SetBackup(true)
 	bk.SetBypassFrom(0)
 	runShipper(t, bk)
@@ -30,8 +34,9 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 		}
 	}()
 	dropSlot(t, p)
-	// The slot's creation waits for the prepared transaction; give a try time to run out.
-	time.Sleep(slotTimeout + 3*time.Second)
+	// The slot's creation waits for the prepared transaction; give two tries time to run out
+	// (each takes slotTimeout, then the loop waits 5 s).
+	time.Sleep(2*slotTimeout + 5*time.Second + 3*time.Second)
 	info, err := ReadSlot(context.Background(), p.ldb, SlotName("a"))
 	t.Logf("while prepared: slot %+v (%v), backup Err %v", info, err, bk.Err())
 	p.local.Exec(t, `ROLLBACK PREPARED 'tandem_a_1_77'`) // the resolver settles it
@@ -42,5 +47,18 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 	})
 	if err := bk.Err(); err != nil {
 		t.Fatalf("backup Err = %v, want nil: its slot held nothing to ship, and it was made anew", err)
+	}
+	const failed = "cannot be made anew yet"
+	var tries, errors int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, failed) {
+			tries++
+			if strings.Contains(line, "level=ERROR") {
+				errors++
+			}
+		}
+	}
+	if tries < 2 || errors != 1 {
+		t.Fatalf("%d failed tries to make the slot anew logged, %d at Error; want 2 or more, one at Error:\n%s", tries, errors, logs.String())
 	}
 }
