@@ -3,6 +3,7 @@ package txshim
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -254,9 +255,11 @@ type greeting struct {
 // reads it there for target_session_attrs, and would take a backup's shim for read-write.
 func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readOnly bool) (*backendConn, *greeting, error) {
 	cfg := s.localCfg.Copy()
-	if db := params["database"]; db != "" && db != cfg.Database {
+	// A local_dsn without a database name reaches the one named as its user, as PostgreSQL's
+	// clients do: a client naming that one (libpq names the user's when given none) is served.
+	if db, served := params["database"], cmp.Or(cfg.Database, cfg.User); db != "" && db != served {
 		return nil, nil, &pgconn.PgError{Severity: "FATAL", Code: "3D000",
-			Message: fmt.Sprintf("tandem: database %q is not served here (the shim serves %q)", db, cfg.Database)}
+			Message: fmt.Sprintf("tandem: database %q is not served here (the shim serves %q)", db, served)}
 	}
 	rp := make(map[string]string, len(cfg.RuntimeParams)+len(params))
 	for k, v := range cfg.RuntimeParams {
