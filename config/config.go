@@ -95,6 +95,12 @@ type Endpoint struct {
 	// that accepts connections but hangs passes a bare connect; it fails this.
 	HealthSend   string
 	HealthExpect string
+	// HealthProxy is not read from the file: Load sets it to the PROXY protocol version (v1,
+	// v2) that every listener serving this endpoint sends (send_proxy), or "" when one sends
+	// none. A server that takes connections only from those listeners may require the header:
+	// the tcp check's health_send then goes after a LOCAL header of that version (a check of
+	// the server's own, with no operator address).
+	HealthProxy string
 }
 
 // Endpoint returns the address of the endpoint with the given name.

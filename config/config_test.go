@@ -1220,3 +1220,36 @@ func TestDialledAddressWithoutHost(t *testing.T) {
 		t.Errorf("listen without a host: got %v, want the advice to give 0.0.0.0 for every address", err)
 	}
 }
+
+// TestHealthProxy: an endpoint every listener of which sends a PROXY header gets that version
+// for its health check (v2 when they mix v1 and v2); one with a listener that sends none, or
+// with no listener, gets none.
+func TestHealthProxy(t *testing.T) {
+	src := `site = "site1"
+priority = 1
+data_dir = "/var/lib/tandem"
+[gossip]
+bind = "127.0.0.1:7946"
+join = ["127.0.0.1:7947"]
+[server]
+health_interval = "200ms"
+`
+	for _, e := range []string{"mixed", "partly", "v1only", "alone"} {
+		src += fmt.Sprintf("[[server.endpoint]]\nname = %q\naddress = \"127.0.0.1:%d\"\nhealth_send = \"PING\\n\"\nhealth_expect = \"PONG\"\n", e, 7000+len(e))
+	}
+	port := 7100
+	for _, l := range [][2]string{{"mixed", "v1"}, {"mixed", "v2"}, {"partly", "v2"}, {"partly", "off"}, {"v1only", "v1"}} {
+		port++
+		src += fmt.Sprintf("[[proxy.listener]]\nendpoint = %q\nlisten = \"127.0.0.1:%d\"\nsend_proxy = %q\n", l[0], port, l[1])
+	}
+	c, err := Parse("hp.toml", []byte(src), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"mixed": ProxyV2, "partly": "", "v1only": ProxyV1, "alone": ""}
+	for _, e := range c.Server.Endpoints {
+		if e.HealthProxy != want[e.Name] {
+			t.Errorf("endpoint %s: HealthProxy %q, want %q", e.Name, e.HealthProxy, want[e.Name])
+		}
+	}
+}

@@ -905,6 +905,26 @@ func (l *loader) proxy(r *raw, c *Config) {
 		}
 		p.Listeners = append(p.Listeners, ln)
 	}
+	for i, e := range c.Server.Endpoints {
+		c.Server.Endpoints[i].HealthProxy = healthProxy(e.Name, p.Listeners)
+	}
+}
+
+// healthProxy is the PROXY protocol version every listener serving endpoint sends, or "" when
+// none serves it or one sends no header (Endpoint.HealthProxy). Listeners sending v1 and v2
+// give v2: that server reads both.
+func healthProxy(endpoint string, listeners []Listener) string {
+	v := ""
+	for _, ln := range listeners {
+		switch {
+		case ln.Endpoint != endpoint:
+		case ln.SendProxy == ProxyOff:
+			return ""
+		case v == "" || ln.SendProxy == ProxyV2:
+			v = ln.SendProxy
+		}
+	}
+	return v
 }
 
 // unnamed tells whether an endpoint has no name: an error reported already (a missing name, or

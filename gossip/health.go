@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/procgroup"
 )
@@ -135,8 +136,9 @@ func (c *Checker) checkTCP(ctx context.Context) error {
 	return nil
 }
 
-// probe connects to e within HealthTimeout and, when e has HealthExpect, writes HealthSend and
-// reads until the reply holds HealthExpect, all within the same HealthTimeout.
+// probe connects to e within HealthTimeout and, when e has HealthExpect, writes HealthSend
+// (after a LOCAL PROXY header when e has HealthProxy) and reads until the reply holds
+// HealthExpect, all within the same HealthTimeout.
 func (c *Checker) probe(ctx context.Context, e config.Endpoint) error {
 	ctx, cancel := context.WithTimeout(ctx, c.s.HealthTimeout)
 	defer cancel()
@@ -152,6 +154,17 @@ func (c *Checker) probe(ctx context.Context, e config.Endpoint) error {
 	deadline, _ := ctx.Deadline()
 	if err := conn.SetDeadline(deadline); err != nil {
 		return err
+	}
+	if e.HealthProxy != "" {
+		// The server may take connections from the proxy's listeners only, each starting with
+		// a PROXY header: a LOCAL one says this is a check of the server's own.
+		h, err := localHeader(e.HealthProxy)
+		if err == nil {
+			_, err = conn.Write(h)
+		}
+		if err != nil {
+			return fmt.Errorf("PROXY header: %w", err)
+		}
 	}
 	if e.HealthSend != "" {
 		if _, err := io.WriteString(conn, e.HealthSend); err != nil {
@@ -172,6 +185,16 @@ func (c *Checker) probe(ctx context.Context, e config.Endpoint) error {
 		}
 	}
 	return fmt.Errorf("no %q in the first %d bytes of the reply %q", e.HealthExpect, limit, clip(buf))
+}
+
+// localHeader is the PROXY protocol header of a connection the sidecar makes itself, not one
+// relayed for a client: v2's command LOCAL, v1's "PROXY UNKNOWN".
+func localHeader(version string) ([]byte, error) {
+	v := byte(2)
+	if version == config.ProxyV1 {
+		v = 1
+	}
+	return (&proxyproto.Header{Version: v, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}).Format()
 }
 
 // clip shortens a reply for a log line.

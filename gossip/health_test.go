@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"github.com/tandem-ha/tandem/config"
 )
 
@@ -269,5 +271,54 @@ func TestCheckerTCPOneTimeout(t *testing.T) {
 	}
 	if d > timeout+timeout/2 {
 		t.Errorf("one check of %d endpoints took %v, want about the %v health_timeout", len(eps), d, timeout)
+	}
+}
+
+// TestCheckerProxyHeader: a server that requires a PROXY header (the proxy's listeners send
+// one to it) answers the health_send check only after one; with HealthProxy set the check
+// sends a LOCAL header of that version first, and passes.
+func TestCheckerProxyHeader(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	conns.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				br := bufio.NewReader(c)
+				h, err := proxyproto.Read(br)
+				if err != nil || h.Command != proxyproto.LOCAL {
+					return // a server that requires the header drops the connection
+				}
+				if line, _ := br.ReadString('\n'); line == "PING\n" {
+					fmt.Fprintf(c, "PONG v%d\n", h.Version)
+				}
+				br.ReadByte() // hold the connection until the checker closes it
+			})
+		}
+	})
+	defer conns.Wait()
+	defer l.Close()
+	for _, v := range []string{"", config.ProxyV1, config.ProxyV2} {
+		ep := config.Endpoint{Name: "operators", Address: l.Addr().String(), HealthSend: "PING\n", HealthExpect: "PONG", HealthProxy: v}
+		c := NewChecker(config.Server{HealthTimeout: 500 * time.Millisecond, Endpoints: []config.Endpoint{ep}}, testLogger(t))
+		err := c.checkTCP(t.Context())
+		if v == "" {
+			if err == nil {
+				t.Errorf("no header: the check passed against a server that requires one")
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("HealthProxy %s: %v", v, err)
+		}
 	}
 }
