@@ -140,9 +140,15 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 }
 
 func checkPrerequisites(ctx context.Context, db *sql.DB) error {
-	var walLevel, maxPrepared string
-	if err := db.QueryRowContext(ctx, `SELECT current_setting('wal_level'), current_setting('max_prepared_transactions')`).Scan(&walLevel, &maxPrepared); err != nil {
+	var walLevel, maxPrepared, version string
+	var versionNum int
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('wal_level'), current_setting('max_prepared_transactions'),
+	current_setting('server_version'), current_setting('server_version_num')::int`).Scan(&walLevel, &maxPrepared, &version, &versionNum); err != nil {
 		return fmt.Errorf("read settings: %w", err)
+	}
+	if versionNum < 150000 {
+		// pgoutput decodes two-phase transactions (its two_phase option) from PostgreSQL 15 on.
+		return fmt.Errorf("PostgreSQL %s: Tandem needs PostgreSQL 15 or newer", version)
 	}
 	if walLevel != "logical" {
 		return fmt.Errorf("wal_level is %q, Tandem needs logical: run ALTER SYSTEM SET wal_level = logical and restart the PostgreSQL server", walLevel)
