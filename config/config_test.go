@@ -1253,3 +1253,31 @@ health_interval = "200ms"
 		}
 	}
 }
+
+// TestLinesWithByteOrderMark: a file that starts with a UTF-8 byte order mark (as Windows
+// editors write it), which the TOML decoder accepts, gives its errors their lines too: the
+// mark made the first line's key unknown to the line scanner, and a first line that is a
+// comment holding "= [" swallowed every line after it.
+func TestLinesWithByteOrderMark(t *testing.T) {
+	base := "site = \"S1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"bad\"\n"
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{
+		{"key first", "\ufeff" + base, []string{"f.toml:1: site:", "f.toml:8: server.endpoint[0].address:"}},
+		{"comment first", "\ufeff# a = [1\n" + base, []string{"f.toml:2: site:", "f.toml:9: server.endpoint[0].address:"}},
+		{"unknown key first", "\ufeffbogus = 1\n" + base, []string{"f.toml:1: bogus: unknown key", "f.toml:2: site:", "f.toml:9: server.endpoint[0].address:"}},
+	} {
+		_, err := Parse("f.toml", []byte(tc.src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != len(tc.want) {
+			t.Errorf("%s: got %v, want %d errors", tc.name, err, len(tc.want))
+			continue
+		}
+		for i, e := range errs {
+			if !strings.HasPrefix(e.Error(), tc.want[i]) {
+				t.Errorf("%s: error %d is %q, want it to start %q", tc.name, i, e.Error(), tc.want[i])
+			}
+		}
+	}
+}

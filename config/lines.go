@@ -18,6 +18,8 @@ type keyLines struct {
 }
 
 func scanKeyLines(src string) keyLines {
+	// A byte order mark, which the decoder skips, is no part of the first line's key.
+	src = strings.TrimPrefix(src, "\ufeff")
 	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}}
 	arrays := map[string]int{} // plain array-of-tables path -> current index
 	var table []string         // current table path, plain
