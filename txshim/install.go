@@ -156,6 +156,17 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 	if n, err := strconv.Atoi(maxPrepared); err != nil || n <= 0 {
 		return fmt.Errorf("max_prepared_transactions is %s, Tandem needs more than 0 (at least the number of concurrent write sessions): run ALTER SYSTEM SET max_prepared_transactions = 64 and restart the PostgreSQL server", maxPrepared)
 	}
+	// The decoder streams the site's slot over a replication connection, a WAL sender: without
+	// one (or without a slot to make) the site could not ship a transaction.
+	var walSenders, slots string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('max_wal_senders'), current_setting('max_replication_slots')`).Scan(&walSenders, &slots); err != nil {
+		return fmt.Errorf("read settings: %w", err)
+	}
+	for _, s := range []struct{ name, value string }{{"max_wal_senders", walSenders}, {"max_replication_slots", slots}} {
+		if n, err := strconv.Atoi(s.value); err != nil || n <= 0 {
+			return fmt.Errorf("%s is %s, Tandem needs more than 0 (its decoder streams the site's replication slot): run ALTER SYSTEM SET %[1]s = 10 and restart the PostgreSQL server", s.name, s.value)
+		}
+	}
 	var user string
 	var repl bool
 	if err := db.QueryRowContext(ctx, `SELECT rolname, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&user, &repl); err != nil {

@@ -244,6 +244,11 @@ func TestInstallRefusesMissingSettings(t *testing.T) {
 	}{
 		{"wal_level", []pgtest.Option{pgtest.WithSetting("wal_level", "replica")}, []string{"wal_level", `"replica"`, "ALTER SYSTEM SET wal_level = logical", "restart"}},
 		{"max_prepared_transactions", []pgtest.Option{pgtest.WithMaxPreparedTransactions(0)}, []string{"max_prepared_transactions is 0", "ALTER SYSTEM SET max_prepared_transactions", "restart"}},
+		// The decoder streams the slot over a replication connection (a WAL sender), and the
+		// slot needs a slot of max_replication_slots: without them install said the databases
+		// were ready, and the running site could not ship a transaction.
+		{"max_wal_senders", []pgtest.Option{pgtest.WithSetting("max_wal_senders", "0")}, []string{"max_wal_senders is 0", "ALTER SYSTEM SET max_wal_senders", "restart"}},
+		{"max_replication_slots", []pgtest.Option{pgtest.WithSetting("max_replication_slots", "0")}, []string{"max_replication_slots is 0", "ALTER SYSTEM SET max_replication_slots", "restart"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
