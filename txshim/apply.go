@@ -62,7 +62,7 @@ func originName(source string, idx int) string {
 }
 
 func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Logger) (*applyConn, error) {
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse peer DSN: %w", err)
 	}
@@ -209,7 +209,7 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 // transactions (pid 0: the resolver's) are spared; prepared reports whether one of the latter
 // blocks the apply.
 func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid string, logger *slog.Logger) (prepared bool, err error) {
-	cfg, err := pgconn.ParseConfig(dsn)
+	cfg, err := parseDSN(dsn)
 	if err != nil {
 		return false, err
 	}

@@ -222,7 +222,7 @@ func (d *Decoder) Run(ctx context.Context, out chan<- Event) error {
 // run is Run handing each event to deliver, in order, on Run's goroutine; an error of deliver
 // ends the run with it.
 func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
-	cfg, err := pgconn.ParseConfig(d.dsn)
+	cfg, err := parseDSN(d.dsn)
 	if err != nil {
 		return fmt.Errorf("decoder: parse local DSN: %w", err)
 	}

@@ -71,7 +71,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	if err := s.renewLostSlot(ctx); err != nil {
 		return err
 	}
-	cfg, err := pgconn.ParseConfig(s.cfg.LocalDSN)
+	cfg, err := parseDSN(s.cfg.LocalDSN)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
 	}
@@ -348,7 +348,7 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 	if err != nil || len(tz) != 1 || len(tz[0]) != 1 {
 		return fmt.Errorf("resync: local database: read TimeZone: %w", errors.Join(err, errors.New("no row")))
 	}
-	cfg, err := pgconn.ParseConfig(peerDSN)
+	cfg, err := parseDSN(peerDSN)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
 	}

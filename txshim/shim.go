@@ -127,7 +127,7 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("txshim: no listen address")
 	}
-	lc, err := pgconn.ParseConfig(cfg.LocalDSN)
+	lc, err := parseDSN(cfg.LocalDSN)
 	if err != nil {
 		return nil, fmt.Errorf("txshim: local_dsn: %w", err)
 	}
