@@ -37,6 +37,19 @@ type Config struct {
 	// Unread names the secret files LoadSecrets left unread: what they hold is missing, and
 	// such a Config must not run a member (tandem run refuses it). 0 from Load and Parse.
 	Unread Secrets
+
+	lines keyLines // where each key is set in File (ErrorAt)
+}
+
+// ErrorAt is an error about key of the file c was loaded from, at the line that sets it (the
+// first, for an array of tables): for a problem found beyond the file's own checks (gossip.New
+// refusing the metadata its endpoints make), named as the file's errors are.
+func (c *Config) ErrorAt(key, msg string) *Error {
+	line := c.lines.line(key)
+	if ls := c.lines.plain[key]; len(ls) > 0 {
+		line = ls[0]
+	}
+	return &Error{File: c.File, Line: line, Key: key, Msg: msg}
 }
 
 // Failback modes.

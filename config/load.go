@@ -220,6 +220,7 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 	}
 	cfg := l.resolve(&r, kind)
 	cfg.Unread = AllSecrets &^ read
+	cfg.lines = l.lines
 	// A blanked key is not also "required". Its error names it without the index of its table in
 	// an array (proxy.listener.listen): the file as written gives the index, so that another
 	// table's missing key is still reported.

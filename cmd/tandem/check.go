@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +36,10 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	// What tandem run checks beyond the file itself (fence_delay against the profile's timing):
 	// a file check-config passes must not be one run refuses. Nothing is bound or saved.
 	if _, err := gossip.New(cfg, gossip.Options{Store: checkStore{}, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		if errors.Is(err, gossip.ErrMetaTooLarge) { // the endpoints' names and addresses
+			fmt.Fprintln(stderr, cfg.ErrorAt("server.endpoint", err.Error()))
+			return 1
+		}
 		fmt.Fprintf(stderr, "%s: %v\n", cfg.File, err)
 		return 1
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +80,27 @@ func TestCheckConfigEveryErrorWithLine(t *testing.T) {
 		if !strings.HasPrefix(got[i], w) {
 			t.Errorf("line %d: %q, want it to start %q", i+1, got[i], w)
 		}
+	}
+}
+
+// TestCheckConfigMetadataTooLargeNamesLine: endpoints whose names and addresses do not fit the
+// gossip metadata are refused by gossip.New, not by config.Load, and check-config printed that
+// error with the file alone, without the line and key every other error names.
+func TestCheckConfigMetadataTooLargeNamesLine(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "site1.toml")
+	src := "site = \"site1\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n"
+	for i := range 12 {
+		src += fmt.Sprintf("[[server.endpoint]]\nname = \"an_endpoint_with_a_long_name_%02d\"\naddress = \"127.0.0.1:%d\"\n", i, 7300+i)
+	}
+	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check-config", f}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, stderr.String())
+	}
+	if want := f + ":6: server.endpoint: "; !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "too large") {
+		t.Errorf("stderr %q, want it to start %q and say the metadata is too large", stderr.String(), want)
 	}
 }
