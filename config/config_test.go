@@ -1281,3 +1281,31 @@ func TestLinesWithByteOrderMark(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretTextFilesByteOrderMark: a users file or an admin token file saved with a UTF-8 byte
+// order mark (as Windows editors write text) held its first user as "\ufeffapp", whom no client
+// could ever log in as, and a token no client sends.
+func TestSecretTextFilesByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(users, []byte("\ufeffapp:pw\r\nreport:pw2\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte("\ufeffs3cret-token\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\nusers_file = " + strconv.Quote(users) +
+		"\n[admin]\ntoken_file = " + strconv.Quote(token) + "\n"
+	c, err := Parse("f.toml", []byte(src), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.TxShim.Users; len(got) != 2 || got["app"] != "pw" {
+		t.Errorf("users %q, want app and report", got)
+	}
+	if c.Admin.Token != "s3cret-token" {
+		t.Errorf("token %q, want s3cret-token", c.Admin.Token)
+	}
+}

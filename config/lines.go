@@ -19,7 +19,7 @@ type keyLines struct {
 
 func scanKeyLines(src string) keyLines {
 	// A byte order mark, which the decoder skips, is no part of the first line's key.
-	src = strings.TrimPrefix(src, "\ufeff")
+	src = strings.TrimPrefix(src, byteOrderMark)
 	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}}
 	arrays := map[string]int{} // plain array-of-tables path -> current index
 	var table []string         // current table path, plain

@@ -584,7 +584,8 @@ func readUsers(path string) (map[string]string, error) {
 		return nil, err
 	}
 	users := map[string]string{}
-	for i, line := range strings.Split(string(b), "\n") {
+	// A byte order mark (a file saved by a Windows editor) is no part of the first user's name.
+	for i, line := range strings.Split(strings.TrimPrefix(string(b), byteOrderMark), "\n") {
 		line = strings.TrimRight(line, "\r")
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
@@ -604,6 +605,9 @@ func readUsers(path string) (map[string]string, error) {
 	return users, nil
 }
 
+// byteOrderMark is UTF-8's byte order mark, which some editors write at the start of a text file.
+const byteOrderMark = "\ufeff"
+
 // ReadToken reads an admin API bearer token from path (admin.token_file, or a
 // client's -token-file), with readSecret's checks.
 func ReadToken(path string) (string, error) {
@@ -611,7 +615,7 @@ func ReadToken(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tok := strings.TrimSpace(string(b))
+	tok := strings.TrimSpace(strings.TrimPrefix(string(b), byteOrderMark)) // no part of the token
 	if tok == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}
