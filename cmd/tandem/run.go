@@ -106,8 +106,23 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	// The admin API is bound before the node is made, which publishes its address for the
+	// switchovers a backup forwards: with port 0 (any free port) that is the port bound, not
+	// ":0", which no member reaches.
+	admin, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	defer admin.Close() // a failed start-up lets go of it; once served, srv.Shutdown closed it
+	if host, port, err := net.SplitHostPort(cfg.Admin.Listen); err == nil {
+		if _, bound, err := net.SplitHostPort(admin.Addr().String()); err == nil && port != bound {
+			c := *cfg
+			c.Admin.Listen = net.JoinHostPort(host, bound)
+			cfg = &c
+		}
+	}
 	s := &sidecar{cfg: cfg, log: logger, start: time.Now(), hooks: hooks{cfg: cfg.Hooks, site: cfg.Site, log: logger},
-		hookJobs: make(chan hookJob, hookQueue)}
+		hookJobs: make(chan hookJob, hookQueue), admin: admin}
 	// The term record as this site's last run left it, before anything of this run saves one.
 	// Unreadable (with [txshim] the site starts on its database's record all the same), it
 	// tells nothing, but promoted.json still tells of an on_promote whose on_demote is owed.
@@ -160,9 +175,6 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		// with db.close); once it serves, Serve closes them when runCtx ends and this does
 		// nothing.
 		defer s.proxy.Close()
-	}
-	if s.admin, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-		return fmt.Errorf("admin listen: %w", err)
 	}
 	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 

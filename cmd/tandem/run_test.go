@@ -167,10 +167,10 @@ func TestDemoteAtStart(t *testing.T) {
 	}
 }
 
-// TestServeStartupFailureFreesPorts: a start-up that fails after the shim's and the proxy's
-// listeners were bound — at the admin listen (its address taken), or at gossip.New (a corrupt
-// split-brain mark) — returns its error with both ports free again, not held until the
-// process exits.
+// TestServeStartupFailureFreesPorts: a start-up that fails — at the admin listen (its address
+// taken; bound first, before the node publishes it: TestAdminAnyPortPublished), or at gossip.New
+// (a corrupt split-brain mark) after the shim's and the proxy's listeners were bound — returns
+// its error with every port free again, not held until the process exits.
 func TestServeStartupFailureFreesPorts(t *testing.T) {
 	c, _, _ := installedSite2(t)
 	dsn := c.DSN(c.Database())

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
+)
+
+// TestAdminAnyPortPublished: a member whose admin.listen takes any free port (port 0, which
+// config takes) published that address as written, "127.0.0.1:0", which no member can reach: a
+// switchover asked of the backup is forwarded to the master's published admin address, and
+// failed. The address it listens on is published.
+func TestAdminAnyPortPublished(t *testing.T) {
+	wAddr, sAddr := freeGossipAddr(t), freeGossipAddr(t)
+	logger := slog.New(slog.DiscardHandler)
+	wcfg := &config.Config{Kind: config.KindWitness, Site: "witness", DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Gossip: config.Gossip{Bind: wAddr, Join: []string{sAddr}, Profile: config.ProfileFast, Witness: true, FenceDelay: 2 * time.Second},
+		Hooks:  config.Hooks{Timeout: time.Second}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, wcfg, logger) }()
+	defer func() { cancel(); <-done }()
+
+	scfg := &config.Config{Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:7180"},
+		Gossip: config.Gossip{Bind: sAddr, Join: []string{wAddr}, Profile: config.ProfileFast, Failback: config.FailbackAuto, Witness: true, FenceDelay: 2 * time.Second}}
+	n, err := gossip.New(scfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nctx, ncancel := context.WithCancel(t.Context())
+	ndone := make(chan error, 1)
+	go func() { ndone <- n.Run(nctx) }()
+	defer func() { ncancel(); <-ndone }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range n.State().Members {
+			if m.Site != "witness" || !m.Alive {
+				continue
+			}
+			if _, port, err := net.SplitHostPort(m.Admin); err != nil || port == "0" {
+				t.Fatalf("the witness publishes its admin address as %q, which no member can reach", m.Admin)
+			}
+			c := &adminClient{base: adminURL(m.Admin), http: newAdminHTTP(time.Second)}
+			if err := c.do("GET", "/healthz", discard{}); err != nil {
+				t.Fatalf("the witness's published admin address %s: %v", m.Admin, err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("site1 never saw the witness: %+v", n.State().Members)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
