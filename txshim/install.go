@@ -140,10 +140,11 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 }
 
 func checkPrerequisites(ctx context.Context, db *sql.DB) error {
-	var walLevel, maxPrepared, version string
+	var walLevel, maxPrepared, walSenders, slots, version string
 	var versionNum int
 	if err := db.QueryRowContext(ctx, `SELECT current_setting('wal_level'), current_setting('max_prepared_transactions'),
-	current_setting('server_version'), current_setting('server_version_num')::int`).Scan(&walLevel, &maxPrepared, &version, &versionNum); err != nil {
+	current_setting('max_wal_senders'), current_setting('max_replication_slots'),
+	current_setting('server_version'), current_setting('server_version_num')::int`).Scan(&walLevel, &maxPrepared, &walSenders, &slots, &version, &versionNum); err != nil {
 		return fmt.Errorf("read settings: %w", err)
 	}
 	if versionNum < 150000 {
@@ -158,10 +159,6 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 	}
 	// The decoder streams the site's slot over a replication connection, a WAL sender: without
 	// one (or without a slot to make) the site could not ship a transaction.
-	var walSenders, slots string
-	if err := db.QueryRowContext(ctx, `SELECT current_setting('max_wal_senders'), current_setting('max_replication_slots')`).Scan(&walSenders, &slots); err != nil {
-		return fmt.Errorf("read settings: %w", err)
-	}
 	for _, s := range []struct{ name, value string }{{"max_wal_senders", walSenders}, {"max_replication_slots", slots}} {
 		if n, err := strconv.Atoi(s.value); err != nil || n <= 0 {
 			return fmt.Errorf("%s is %s, Tandem needs more than 0 (its decoder streams the site's replication slot): run ALTER SYSTEM SET %[1]s = 10 and restart the PostgreSQL server", s.name, s.value)
