@@ -7,7 +7,9 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Verify compares the application tables of the local and the peer database (DESIGN §5.5
@@ -419,14 +421,14 @@ func diffKeys(ctx context.Context, snaps [2]*sql.Tx, name string, t verifyTable,
 		more := true
 		switch {
 		case p.ok && (!l.ok || p.key < l.key):
-			more = add("key " + p.key + " only on the peer")
+			more = add("key " + showKey(p.key) + " only on the peer")
 			p, err = next(1)
 		case l.ok && (!p.ok || l.key < p.key):
-			more = add("key " + l.key + " only on the local database")
+			more = add("key " + showKey(l.key) + " only on the local database")
 			l, err = next(0)
 		default:
 			if l.sum != p.sum {
-				more = add("key " + l.key + " differs")
+				more = add("key " + showKey(l.key) + " differs")
 			}
 			if l, err = next(0); err == nil {
 				p, err = next(1)
@@ -440,4 +442,16 @@ func diffKeys(ctx context.Context, snaps [2]*sql.Tx, name string, t verifyTable,
 		}
 	}
 	return out, nil
+}
+
+// showKey is a row's key as a difference names it: as PostgreSQL writes it, unless it holds a
+// character that is not printable — a newline or a terminal's control sequence in application
+// data would break the one line per difference, or the terminal — then quoted as Go quotes.
+func showKey(key string) string {
+	for _, r := range key {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(key)
+		}
+	}
+	return key
 }

@@ -148,3 +148,21 @@ func TestVerifyRewriteAfterSnapshot(t *testing.T) {
 		t.Fatal("verify called tables identical whose rows differed at its snapshots (rewritten or truncated after them: read empty)")
 	}
 }
+
+// TestVerifyKeyNotPrintable: a differing row whose key holds a newline or a terminal's escape
+// is named on one line, its key quoted; a printable key is named as PostgreSQL writes it.
+func TestVerifyKeyNotPrintable(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k text PRIMARY KEY, v int)`)
+	p.local.Exec(t, `INSERT INTO kv VALUES (E'a\nb', 1), (E'\x1b[2Jx', 1), ('plain é', 1)`)
+	p.peer.Exec(t, `INSERT INTO kv VALUES (E'a\nb', 2), (E'\x1b[2Jx', 2), ('plain é', 2)`)
+	diffs, err := Verify(capCtx(t, 20*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `table public.kv has 3 rows on both databases but their contents differ: key "(\x1b[2Jx)" differs, key "(\"a\nb\")" differs, key ("plain é") differs`
+	if len(diffs) != 1 || diffs[0] != want {
+		t.Fatalf("Verify: %q\nwant: %q", diffs, want)
+	}
+}
