@@ -167,6 +167,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad port", strings.Replace(base, `127.0.0.1:2`, `127.0.0.1:99999`, 1), 8, "server.endpoint[0].address", "port"},
 		{"priority range", base + "priority = -1\n", 9, "priority", ""}, // priority after a table header belongs to server.endpoint
 		{"profile", base + "[proxy]\n" + "connect_timeout = \"0s\"\n", 10, "proxy.connect_timeout", "greater than zero"},
+		{"duration too short", strings.Replace(base, "[server]\n", "[server]\nhealth_interval = \"1ns\"\n", 1), 6, "server.health_interval", `"1ns": at least 1ms`},
+		{"duration too long", base + "[hooks]\ntimeout = \"2562047h\"\n", 10, "hooks.timeout", `"2562047h": at most 720h0m0s`},
 		{"dup endpoint", base + "[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:3\"\n", 10, "server.endpoint[1].name", "twice"},
 		{"accept without cidrs", base + "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\naccept_proxy = \"required\"\n", 12, "proxy.listener[0].accept_proxy", "trusted_cidrs"},
 		{"bad enum", base + "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\nsend_proxy = \"v3\"\n", 12, "proxy.listener[0].send_proxy", "one of"},

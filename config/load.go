@@ -1427,13 +1427,29 @@ func (l *loader) duration(key, s string, def time.Duration) time.Duration {
 		l.errorf(key, "%q: must not be negative", s)
 		return def
 	}
+	if d > maxDuration {
+		// Added to a clock reading, or doubled, one near the int64 limit would wrap to the past.
+		l.errorf(key, "%q: at most %v", s, maxDuration)
+		return def
+	}
 	return d
 }
 
+// maxDuration bounds every duration; minPositive is the least a duration that must not be
+// zero may be (a health_interval of "1ns" would run the check in a busy loop).
+const (
+	maxDuration = 30 * 24 * time.Hour
+	minPositive = time.Millisecond
+)
+
 func (l *loader) positive(key, s string, def time.Duration) time.Duration {
 	d := l.duration(key, s, def)
-	if s != "" && d == 0 {
-		l.errorf(key, "must be greater than zero")
+	if s != "" && d < minPositive {
+		if d == 0 {
+			l.errorf(key, "must be greater than zero")
+		} else {
+			l.errorf(key, "%q: at least %v", s, minPositive)
+		}
 		return def
 	}
 	return d
