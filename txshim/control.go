@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,13 +34,14 @@ import (
 // ctlCheckInterval while a statement runs, that the client is still there
 // (client_connection_check_interval, PostgreSQL 14): the failed connection is closed, and the
 // server ends what its statement was doing (a commit it has begun still completes). A DSN
-// that sets the parameter itself keeps its own value.
+// that sets the parameter itself — as a parameter, or in options or PGOPTIONS — keeps its own
+// value.
 func OpenDB(dsn string) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := cfg.Runtime[ctlCheckParam]; !ok {
+	if !setsParam(cfg, ctlCheckParam) {
 		if cfg.Runtime == nil {
 			cfg.Runtime = map[string]string{}
 		}
@@ -59,6 +61,20 @@ const (
 	ctlCheckParam    = "client_connection_check_interval"
 	ctlCheckInterval = "1s"
 )
+
+// setsParam tells whether cfg (its DSN, or the PG* environment) sets the server parameter
+// name: as a parameter of its own, or in options (-c name=value, --name=value; PGOPTIONS). The
+// server reads options before the start-up packet's parameters, so one added beside options
+// that set it would override the DSN's value (TestOpenDBCheckIntervalFromDSN).
+func setsParam(cfg pq.Config, name string) bool {
+	for k := range cfg.Runtime {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	opts := strings.ReplaceAll(strings.ToLower(cfg.Options), "-", "_")
+	return strings.Contains(opts, name)
+}
 
 // startupTimeout bounds a connection's start-up when the operation that needs it has no
 // deadline (database/sql also opens connections in the background, without one).

@@ -1,0 +1,53 @@
+package txshim
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// TestOpenDBCheckIntervalFromDSN: a DSN (or PG* environment) that sets
+// client_connection_check_interval itself keeps its value on the control connections, whichever
+// way it sets it — as a parameter of a key=value or URL DSN, or in options (-c), which
+// PostgreSQL reads before the start-up packet's own parameters; one that sets none gets
+// ctlCheckInterval.
+func TestOpenDBCheckIntervalFromDSN(t *testing.T) {
+	c := pgtest.Start(t)
+	kv := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", c.Port(), pgtest.Superuser, c.Database())
+	url := c.DSN(c.Database())
+	for _, tc := range []struct {
+		name, dsn, env, want string
+	}{
+		{"key=value, none", kv, "", ctlCheckInterval},
+		{"URL, none", url, "", ctlCheckInterval},
+		{"key=value parameter", kv + " client_connection_check_interval=5s", "", "5s"},
+		{"URL parameter", url + "&client_connection_check_interval=5s", "", "5s"},
+		{"key=value options", kv + " options='-c client_connection_check_interval=0'", "", "0"},
+		{"URL options", url + "&options=-c%20client_connection_check_interval%3D7s", "", "7s"},
+		{"PGOPTIONS", kv, "-c client_connection_check_interval=3s", "3s"},
+		{"key=value options, another setting", kv + " options='-c work_mem=8MB'", "", ctlCheckInterval},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("PGOPTIONS", tc.env)
+			}
+			db, err := OpenDB(tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var got string
+			if err := db.QueryRowContext(ctx, `SHOW client_connection_check_interval`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("client_connection_check_interval = %q, want %q: the value the DSN gives is not kept", got, tc.want)
+			}
+		})
+	}
+}
