@@ -195,7 +195,8 @@ type Shipper struct {
 	slotRenewed bool
 	// renewFails: the backup's renewals of its lost slot that failed in a row (said once, at
 	// Error; the tries that follow, every ten seconds or so while a prepared transaction
-	// stands, at Debug). Only the decoder loop's goroutine touches it.
+	// stands, at Debug); cleared when a stream starts (slotStarts). Only the decoder loop's
+	// goroutine touches it, and slotStarts, which its stream calls before it ends.
 	renewFails int
 	lastVerify *VerifyReport
 	// copiedAt: the stream position of the last copy of the tables on the peer (Resync), read

@@ -198,6 +198,9 @@ func (s *Shipper) slotStarts(from pglogrepl.LSN) {
 	defer s.mu.Unlock()
 	renewed := s.slotRenewed // this stream's slot is the one made anew
 	s.slotRenewed = false
+	// A slot streams again (made anew by someone else, or by Resync): a later loss whose
+	// renewal fails is a new one, said at Error again (TestBackupSlotLostAgainSaidAtError).
+	s.renewFails = 0
 	if s.confirmed == 0 || from <= s.confirmed {
 		return
 	}

@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -60,5 +61,55 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 	}
 	if tries < 2 || errors != 1 {
 		t.Fatalf("%d failed tries to make the slot anew logged, %d at Error; want 2 or more, one at Error:\n%s", tries, errors, logs.String())
+	}
+}
+
+// TestBackupSlotLostAgainSaidAtError: a backup's slot is lost while a transaction is prepared
+// (its renewal fails, said at Error), is then made anew by someone else (tandem install, an
+// operator) and streamed, and is lost again later the same way: that second loss's failed
+// renewal is a new matter, to be said at Error too — not at Debug as a retry of the first.
+func TestBackupSlotLostAgainSaidAtError(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	var logs logBuffer
+	bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	bk.SetBackup(true)
+	bk.SetBypassFrom(0)
+	runShipper(t, bk)
+	const failed = "cannot be made anew yet"
+	failures := func() (tries, errors int) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, failed) {
+				tries++
+				if strings.Contains(line, "level=ERROR") {
+					errors++
+				}
+			}
+		}
+		return tries, errors
+	}
+	streaming := func() bool {
+		var active bool
+		err := p.ldb.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, SlotName("a")).Scan(&active)
+		return err == nil && active
+	}
+	waitForLong(t, "the backup streaming its slot", 30*time.Second, streaming)
+	for round, gid := range []string{"tandem_a_1_77", "tandem_a_1_78"} {
+		prepareLocal(t, p.ldb, gid, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'in doubt')`, 77+round))
+		dropSlot(t, p)
+		waitForLong(t, "a failed renewal of the lost slot", slotTimeout+20*time.Second, func() bool {
+			tries, _ := failures()
+			return tries > round
+		})
+		// Settled, and the slot made anew by hand before the backup tries again (5 s on).
+		p.local.Exec(t, fmt.Sprintf(`ROLLBACK PREPARED '%s'`, gid))
+		p.local.Exec(t, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput', false, true)`, SlotName("a")))
+		waitForLong(t, "the backup streaming the slot made by hand", 30*time.Second, streaming)
+	}
+	if tries, errors := failures(); errors != 2 {
+		t.Fatalf("%d failed tries to make the slot anew logged, %d at Error; want one at Error for each of the 2 losses:\n%s", tries, errors, logs.String())
 	}
 }
