@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -76,6 +78,16 @@ func setsParam(cfg pq.Config, name string) bool {
 	return strings.Contains(opts, name)
 }
 
+// tooOld says what a server's refusal of ctlCheckParam at start-up means: PostgreSQL before
+// 14 has no such parameter, and Tandem needs 15 (install says so of a 14).
+func tooOld(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "42704" && strings.Contains(pqErr.Message, ctlCheckParam) {
+		return fmt.Errorf("%w: the server is older than PostgreSQL 14, Tandem needs PostgreSQL 15 or newer", err)
+	}
+	return err
+}
+
 // startupTimeout bounds a connection's start-up when the operation that needs it has no
 // deadline (database/sql also opens connections in the background, without one).
 const startupTimeout = 15 * time.Second
@@ -101,7 +113,7 @@ func (c *ctlConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		d.stop()
 	}
 	if err != nil {
-		return nil, err
+		return nil, tooOld(err)
 	}
 	if d.conn == nil { // cannot happen: lib/pq dials through ctlDialer
 		return dc, nil

@@ -2,9 +2,12 @@ package txshim
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -140,5 +143,18 @@ func TestOpenDBTimedOutStatementEnds(t *testing.T) {
 	}
 	if v != "before" {
 		t.Fatalf("v = %q after the lock was released: the UPDATE that timed out went on without its client and landed", v)
+	}
+}
+
+// TestTooOld: the FATAL a server before PostgreSQL 14 answers the control connections'
+// start-up parameter with says which PostgreSQL Tandem needs; other errors are left as they are.
+func TestTooOld(t *testing.T) {
+	old := &pq.Error{Severity: "FATAL", Code: "42704", Message: `unrecognized configuration parameter "client_connection_check_interval"`}
+	if err := tooOld(old); !errors.Is(err, old) || !strings.Contains(err.Error(), "Tandem needs PostgreSQL 15 or newer") {
+		t.Errorf("tooOld(%v) = %v, want it wrapped with the version Tandem needs", old, err)
+	}
+	other := &pq.Error{Severity: "FATAL", Code: "42704", Message: `unrecognized configuration parameter "foo"`}
+	if err := tooOld(other); err != other {
+		t.Errorf("tooOld(%v) = %v, want it unchanged", other, err)
 	}
 }
