@@ -1,6 +1,10 @@
 package txshim
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 // TestApplyFullRowDomainNotValid: a REPLICA IDENTITY FULL row holding a value that a domain
 // constraint added NOT VALID refuses is updated and deleted on the peer as on the local
@@ -20,4 +24,37 @@ func TestApplyFullRowDomainNotValid(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Errorf("shipper: %v", err)
 	}
+}
+
+// TestApplyKeyedDomainNotValid: a row of a table with a key, holding a value that a domain
+// constraint added NOT VALID refuses, is updated on the peer as on the local database when the
+// update leaves that column as it was — by the key, and moved by a GENERATED ALWAYS identity
+// column's new value. The peer, which gets every column's new value of an update by key, wrote
+// the old value again and refused it (value for domain pos violates check constraint). A value
+// the update writes is checked there still.
+func TestApplyKeyedDomainNotValid(t *testing.T) {
+	t.Parallel()
+	p, s := startApplyPair(t,
+		`CREATE DOMAIN pos AS int`,
+		`CREATE TABLE kd (id int PRIMARY KEY, x pos, y int)`,
+		`INSERT INTO kd VALUES (1, -1, 0), (2, -2, 0), (3, 3, 0), (4, NULL, 0)`,
+		`CREATE TABLE kdi (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, x pos, y int)`,
+		`INSERT INTO kdi (x, y) VALUES (-1, 0), (-2, 0)`,
+		`ALTER DOMAIN pos ADD CONSTRAINT pos_check CHECK (VALUE > 0) NOT VALID`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `UPDATE public.kd SET y = 1 WHERE id = 1`, `UPDATE public.kd SET y = 1 WHERE id = 4`)
+	dualCommit(t, p, s, gidFor("a", 1, 2), `UPDATE public.kd SET id = 10 WHERE id = 2`, `UPDATE public.kd SET x = 5 WHERE id = 1`, `UPDATE public.kd SET x = NULL WHERE id = 3`)
+	dualCommit(t, p, s, gidFor("a", 1, 3), `UPDATE public.kdi SET id = DEFAULT WHERE id = 1`, `UPDATE public.kdi SET id = DEFAULT, x = 7 WHERE id = 2`)
+	requireSame(t, p)
+	if err := s.Err(); err != nil {
+		t.Errorf("shipper: %v", err)
+	}
+	// A value written is checked: here the local database took one the peer's domain refuses.
+	gid := gidFor("a", 1, 4)
+	p.peer.Exec(t, `ALTER DOMAIN pos ADD CONSTRAINT pos_small CHECK (VALUE < 100) NOT VALID`)
+	prepareLocal(t, p.ldb, gid, `UPDATE public.kd SET x = 100 WHERE id = 10`)
+	if err := s.Prepare(capCtx(t, 10*time.Second), gid); err == nil || !strings.Contains(err.Error(), "pos_small") {
+		t.Errorf("Prepare of a value the peer's domain refuses = %v, want its refusal", err)
+	}
+	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
+	s.Rollback(gid)
 }
