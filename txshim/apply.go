@@ -1067,7 +1067,8 @@ type peerCol struct {
 	// apply finds REPLICA IDENTITY FULL rows by (matchRow). An "=" operator alone is not
 	// enough: box's compares areas.
 	eq bool
-	// domain: the column's type, as a cast names it, when it is a domain ("" otherwise): a
+	// domain: the column's type, as a cast names it, when it is a domain or an array of one
+	// ("" otherwise; typ is then the base type, or its array): a
 	// value written into it is checked against the domain's constraints, which a value the row
 	// holds need not meet (one added NOT VALID), so one the update leaves as it is must not be
 	// written again (kept).
@@ -1092,9 +1093,10 @@ func relKey(r *Relation) string {
 }
 
 // peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain column's type
-// is its base type's (one level): a full row's old values are read in it (matchRow), as
-// CAST to the domain would check the domain's constraints — which an old value need not meet
-// (one added NOT VALID), and a DELETE of that row was refused. A domain's equality is
+// is its base type's (one level), an array of a domain's the array of that base type: a full
+// row's old values are read in it (matchRow), as CAST to the domain would check the domain's
+// constraints — which an old value need not meet (one added NOT VALID), and a DELETE of that
+// row was refused (TestApplyDomainArrayNotValid). A domain's equality is
 // its base type's too, a type's that of the type it casts to implicitly without a
 // function (varchar: text's; not xml, whose cast to text is for assignment only, so "=" finds no
 // operator); types whose default operator class is polymorphic (arrays, enums, ranges,
@@ -1103,12 +1105,14 @@ const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a'
   EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
     WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
       OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i'))),
-  CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.oid, -1) ELSE '' END
+  CASE WHEN ty.typtype = 'd' OR el.oid IS NOT NULL THEN pg_catalog.format_type(ty.oid, -1) ELSE '' END
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END`
+LEFT JOIN pg_catalog.pg_type el ON el.oid = ty.typelem AND ty.typcategory = 'A' AND el.typtype = 'd'
+LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype
+  WHEN el.oid IS NOT NULL THEN (SELECT e.typarray FROM pg_catalog.pg_type e WHERE e.oid = el.typbasetype) ELSE ty.oid END`
 
 // peerRels returns what the peer's catalog says of rels (nil for a table the peer lacks). It
 // asks once per connection and relation definition, inside the transaction under way — so

@@ -58,3 +58,26 @@ func TestApplyKeyedDomainNotValid(t *testing.T) {
 	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
 	s.Rollback(gid)
 }
+
+// TestApplyDomainArrayNotValid: rows holding an array of a domain with an element that a
+// constraint added NOT VALID refuses are updated and deleted on the peer as on the local
+// database, by key and as REPLICA IDENTITY FULL rows: the peer read the array in the domain's
+// array type — the update by key's unchanged value, a full row's old value — checking every
+// element, and refused them (value for domain pos violates check constraint).
+func TestApplyDomainArrayNotValid(t *testing.T) {
+	t.Parallel()
+	p, s := startApplyPair(t,
+		`CREATE DOMAIN pos AS int`,
+		`CREATE TABLE ka (id int PRIMARY KEY, x pos[], y int)`,
+		`INSERT INTO ka VALUES (1, '{-1,2}', 0), (2, '{-2}', 0)`,
+		`CREATE TABLE fa (x pos[], y int)`, `ALTER TABLE fa REPLICA IDENTITY FULL`,
+		`INSERT INTO fa VALUES ('{-1,2}', 0), ('{-2}', 0), ('{-3}', 0)`,
+		`ALTER DOMAIN pos ADD CONSTRAINT pos_check CHECK (VALUE > 0) NOT VALID`)
+	dualCommit(t, p, s, gidFor("a", 1, 1), `UPDATE public.ka SET y = 1 WHERE id = 1`, `UPDATE public.ka SET id = 3 WHERE id = 2`)
+	dualCommit(t, p, s, gidFor("a", 1, 2), `UPDATE public.fa SET y = 1 WHERE x[1] = -1`, `DELETE FROM public.fa WHERE x[1] = -2`,
+		`UPDATE public.fa SET x = '{5}' WHERE x[1] = -3`)
+	requireSame(t, p)
+	if err := s.Err(); err != nil {
+		t.Errorf("shipper: %v", err)
+	}
+}
