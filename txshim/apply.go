@@ -1073,6 +1073,13 @@ type peerCol struct {
 	// holds need not meet (one added NOT VALID), so one the update leaves as it is must not be
 	// written again (kept).
 	domain string
+	// keyColl: the collation, qualified and quoted, of the column in the index PostgreSQL
+	// takes for the table's replica identity, where it is not the column's own (""
+	// otherwise). A key is compared under it (matchRow): the index tells rows apart by it, and
+	// under the column's, nondeterministic, 'abc' and 'ABC' — two rows of a REPLICA IDENTITY
+	// USING INDEX table whose index is COLLATE "C" — were one, an update of either matching
+	// both on the peer (TestApplyKeyIndexCollation).
+	keyColl string
 }
 
 // relKey names a relation definition: its table and its published columns with their types on
@@ -1105,7 +1112,13 @@ const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a'
   EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
     WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
       OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i'))),
-  CASE WHEN ty.typtype = 'd' OR el.oid IS NOT NULL THEN pg_catalog.format_type(ty.oid, -1) ELSE '' END
+  CASE WHEN ty.typtype = 'd' OR el.oid IS NOT NULL THEN pg_catalog.format_type(ty.oid, -1) ELSE '' END,
+  (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
+    FROM pg_catalog.pg_index x, ROWS FROM (pg_catalog.unnest(x.indkey::pg_catalog.int2[]), pg_catalog.unnest(x.indcollation::pg_catalog.oid[])) k(attnum, coll),
+      pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+    WHERE x.indrelid = c.oid AND (x.indisreplident OR (c.relreplident = 'd' AND x.indisprimary))
+      AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
+    LIMIT 1)
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1154,7 +1167,7 @@ func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
 			out[ask[k-1]] = pr
 		}
 		if v[2] != nil {
-			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6])}
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7])}
 		}
 	}
 	_, err := rr.Close()
@@ -1436,6 +1449,8 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
 		case v.Kind == ValueNull:
 			conds = append(conds, id+" IS NULL")
+		case !full && pc.keyColl != "":
+			conds = append(conds, id+" = "+param(v)+" COLLATE "+pc.keyColl)
 		case !full, !known:
 			// A key compared in its type (the parameter takes the column's); or a column the
 			// peer lacks, on which the statement fails.

@@ -41,3 +41,25 @@ func TestFullIdentityNondeterministicCollationArray(t *testing.T) {
 		`DELETE FROM fca WHERE a = '{abc}' COLLATE "C"`,
 	)
 }
+
+// TestApplyKeyIndexCollation: a REPLICA IDENTITY USING INDEX table whose index compares its
+// column under another collation than the column's: 'abc' and 'ABC', equal under the column's
+// nondeterministic collation, are two keys of the index (COLLATE "C"). The peer found the row by
+// its key under the column's collation, matched both rows, and refused every update and delete
+// of either as a divergence.
+func TestApplyKeyIndexCollation(t *testing.T) {
+	t.Parallel()
+	p, sh, shim := startShipPair(t, nil, Options{},
+		`CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`,
+		`CREATE TABLE ic (k text COLLATE ci NOT NULL, n int)`,
+		`CREATE UNIQUE INDEX ic_k ON ic (k COLLATE "C")`,
+		`ALTER TABLE ic REPLICA IDENTITY USING INDEX ic_k`)
+	catchUpToDual(t, sh, shim)
+	conn := shim.connect(t)
+	fidelityStep(t, p, sh, conn, []string{"ic"},
+		`INSERT INTO ic VALUES ('ABC', 0), ('abc', 0), ('Q', 0), ('q', 0)`,
+		`UPDATE ic SET n = 1 WHERE k = 'abc' COLLATE "C"`,
+		`UPDATE ic SET k = 'abd' WHERE k = 'ABC' COLLATE "C"`,
+		`DELETE FROM ic WHERE k = 'q' COLLATE "C"`,
+	)
+}
