@@ -3374,21 +3374,20 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return false, s.emit(noTransactionWarning(u.info(j).warnsOutside + " can only be used in transaction blocks"))
 	}
 
-	// blockAlone opens the shim's block for what follows step i of a simple Query, split right
-	// after i (a COMMIT the shim runs, or a ROLLBACK or the COMMIT of a failed transaction after
-	// which default_transaction_read_only is put back): when one statement is left, sent alone
-	// it would run outside any transaction block, where PostgreSQL runs it in the query's
-	// implicit block (the query has more statements) — LOCK and DECLARE then failed (25P01), and
-	// VACUUM and its kin, which PostgreSQL refuses there (25001), ran. In the shim's block they
-	// run, or fail, as in PostgreSQL's, which the end of the request then ends (as for a write
-	// it wraps).
-	blockAlone := func(i int) error {
+	// blockOne opens the shim's block for steps [from, to) of a simple Query, the next part
+	// sent (lo is from), when they are one statement: sent alone it would run outside any
+	// transaction block, where PostgreSQL runs it in the query's implicit block (the query has
+	// more statements) — LOCK and DECLARE then failed (25P01), and VACUUM and its kin, which
+	// PostgreSQL refuses there (25001), ran. In the shim's block they run, or fail, as in
+	// PostgreSQL's, which the end of the request, or the COMMIT after them, then ends (as for a
+	// write it wraps).
+	blockOne := func(from, to int) error {
 		q, ok := u.(*queryUnit)
-		if !ok || lo != i+1 || us.st != 'I' {
+		if !ok || lo != from || us.st != 'I' || us.injected {
 			return nil
 		}
 		j := -1
-		for k := i + 1; k < n; k++ {
+		for k := from; k < to; k++ {
 			if q.sts[k].Kind == kindEmpty {
 				continue
 			}
@@ -3410,11 +3409,23 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		s.txUnprep, s.txWrote, s.txHold = false, false, false
 		return nil
 	}
+	// blockAlone is blockOne for what follows step i of a simple Query, split right after i (a
+	// COMMIT the shim runs, or a ROLLBACK or the COMMIT of a failed transaction after which
+	// default_transaction_read_only is put back).
+	blockAlone := func(i int) error { return blockOne(i+1, n) }
 
 	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
+		if k == kindCommit && pol.intercept {
+			// The statement before a COMMIT the shim runs (which splits the Query there), when
+			// it is the only one since the last split, runs in the Query's implicit block, not
+			// alone (blockOne). Before the checks below: COMMIT AND CHAIN fails in that block.
+			if err := blockOne(lo, i); err != nil {
+				return err
+			}
+		}
 		if k.writes() && us.st != 'T' && us.st != 'E' && pol.wrap && i >= wrap && !us.injected {
 			// A write never runs outside a transaction block, nor with the status unknown:
 			// settle learns it, and BEGIN goes in right before the write — before its Bind in

@@ -1,0 +1,66 @@
+package txshim
+
+import (
+	"database/sql"
+	"fmt"
+	"testing"
+)
+
+// TestAloneBeforeCommitInQuery: a simple Query of several statements runs in one implicit
+// transaction block, where PostgreSQL refuses VACUUM, CREATE DATABASE, CREATE INDEX
+// CONCURRENTLY and their kin (25001) and allows LOCK and DECLARE. The shim sent the one
+// statement before a COMMIT it runs (split there) alone, outside any block: VACUUM and CREATE
+// DATABASE ran, CREATE INDEX CONCURRENTLY left an index on the local database only (and
+// answered with the event trigger's misleading 0A000), and LOCK and DECLARE failed with 25P01,
+// the writes after the COMMIT not run. It now runs in the shim's block, as in PostgreSQL's.
+func TestAloneBeforeCommitInQuery(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
+		t.Fatal(err)
+	}
+	oracleDSN := e.local.DSN("oracle")
+	oracleDB := e.local.Open(t, "oracle")
+	ins := func(tb string, id int) string { return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v%d')", tb, id, id) }
+	for _, db := range []*sql.DB{oracleDB} {
+		if _, err := db.Exec(`CREATE TABLE ab (id int PRIMARY KEY, v text)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.connect(t).Exec(t.Context(), `CREATE TABLE ab (id int PRIMARY KEY, v text)`); err != nil {
+		t.Fatal(err)
+	}
+	const tb = "ab"
+	steps := []xstep{
+		xq("LOCK " + tb + "; COMMIT; " + ins(tb, 1)),
+		xq("DECLARE c CURSOR FOR SELECT 1; COMMIT; " + ins(tb, 2)),
+		xq("BEGIN; " + ins(tb, 3) + "; COMMIT; LOCK " + tb + "; COMMIT"),
+		xq("VACUUM " + tb + "; COMMIT; " + ins(tb, 4)),
+		xq(ins(tb, 5) + "; COMMIT; VACUUM " + tb + "; COMMIT; " + ins(tb, 6)),
+		xq("CREATE INDEX CONCURRENTLY ab_x ON " + tb + " (v); COMMIT; " + ins(tb, 7)),
+		xq("SELECT count(*) FROM pg_class WHERE relname = 'ab_x'"),
+		xq("LOCK " + tb + "; COMMIT AND CHAIN; " + ins(tb, 8)),
+		xq("VACUUM " + tb + "; COMMIT AND CHAIN; " + ins(tb, 9)),
+		xq("CREATE DATABASE ab_db; COMMIT"),
+		xq("SELECT count(*) FROM pg_database WHERE datname = 'ab_db'"),
+		xq("SELECT id FROM " + tb + " ORDER BY id"),
+	}
+	before := e.shim.Stats()
+	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
+	want := direct.runSteps(steps)
+	got := shim.runSteps(steps)
+	if got != want {
+		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+	}
+	e.settle(t, before)
+	ids := func(db *sql.DB) string {
+		var s sql.NullString
+		if err := db.QueryRow("SELECT string_agg(id::text, ',' ORDER BY id) FROM " + tb).Scan(&s); err != nil {
+			return "error: " + err.Error()
+		}
+		return s.String
+	}
+	if o, l, p := ids(oracleDB), ids(e.localDB), ids(e.peerDB); o != l || o != p {
+		t.Errorf("rows: PostgreSQL %q, shim's local %q, peer %q", o, l, p)
+	}
+}
