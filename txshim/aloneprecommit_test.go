@@ -64,3 +64,55 @@ func TestAloneBeforeCommitInQuery(t *testing.T) {
 		t.Errorf("rows: PostgreSQL %q, shim's local %q, peer %q", o, l, p)
 	}
 }
+
+// TestAloneProcBeforeCommitInQuery: as TestAloneBeforeCommitInQuery, for a procedure (CALL, or
+// DO with COMMIT), which PostgreSQL runs in the Query's implicit block, where one that commits
+// fails (2D000) and the rest of the Query with it: sent alone, it committed, and the writes
+// after the COMMIT were committed too.
+func TestAloneProcBeforeCommitInQuery(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
+		t.Fatal(err)
+	}
+	oracleDSN := e.local.DSN("oracle")
+	oracleDB := e.local.Open(t, "oracle")
+	conn := e.connect(t)
+	for _, q := range []string{`CREATE TABLE ap (id int PRIMARY KEY, v text)`,
+		`CREATE PROCEDURE ap_commit() LANGUAGE plpgsql AS $$BEGIN COMMIT; END$$`,
+		`CREATE PROCEDURE ap_ins(i int) LANGUAGE plpgsql AS $$BEGIN INSERT INTO ap VALUES (i, 'p'); END$$`} {
+		if _, err := oracleDB.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []xstep{
+		xq("CALL ap_commit(); COMMIT; INSERT INTO ap VALUES (1, 'a')"),
+		xq("DO $$BEGIN COMMIT; END$$; COMMIT; INSERT INTO ap VALUES (2, 'a')"),
+		xq("INSERT INTO ap VALUES (3, 'a'); COMMIT; CALL ap_commit(); COMMIT; INSERT INTO ap VALUES (4, 'a')"),
+		xq("CALL ap_ins(5); COMMIT; SELECT 1/0"),
+		xq("CALL ap_ins(6); COMMIT; INSERT INTO ap VALUES (7, 'a')"),
+		xq("CALL ap_ins(8); COMMIT AND CHAIN; INSERT INTO ap VALUES (9, 'a')"),
+		xq("SELECT id FROM ap ORDER BY id"),
+	}
+	before := e.shim.Stats()
+	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
+	want := direct.runSteps(steps)
+	got := shim.runSteps(steps)
+	if got != want {
+		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+	}
+	e.settle(t, before)
+	ids := func(db *sql.DB) string {
+		var s sql.NullString
+		if err := db.QueryRow("SELECT string_agg(id::text, ',' ORDER BY id) FROM ap").Scan(&s); err != nil {
+			return "error: " + err.Error()
+		}
+		return s.String
+	}
+	if o, l, p := ids(oracleDB), ids(e.localDB), ids(e.peerDB); o != l || o != p {
+		t.Errorf("rows: PostgreSQL %q, shim's local %q, peer %q", o, l, p)
+	}
+}

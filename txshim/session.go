@@ -3380,8 +3380,8 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// more statements) — LOCK and DECLARE then failed (25P01), and VACUUM and its kin, which
 	// PostgreSQL refuses there (25001), ran. In the shim's block they run, or fail, as in
 	// PostgreSQL's, which the end of the request, or the COMMIT after them, then ends (as for a
-	// write it wraps).
-	blockOne := func(from, to int) error {
+	// write it wraps). A procedure (CALL, DO with COMMIT or CALL) only with procs.
+	blockOne := func(from, to int, procs bool) error {
 		q, ok := u.(*queryUnit)
 		if !ok || lo != from || us.st != 'I' || us.injected {
 			return nil
@@ -3399,7 +3399,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if j < 0 {
 			return nil
 		}
-		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc) {
+		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc && !procs) {
 			return nil
 		}
 		if err := s.swallow("BEGIN"); err != nil {
@@ -3412,7 +3412,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// blockAlone is blockOne for what follows step i of a simple Query, split right after i (a
 	// COMMIT the shim runs, or a ROLLBACK or the COMMIT of a failed transaction after which
 	// default_transaction_read_only is put back).
-	blockAlone := func(i int) error { return blockOne(i+1, n) }
+	blockAlone := func(i int) error { return blockOne(i+1, n, false) }
 
 	recordDDL := pol.recordDDL()
 	for i := 0; i < n; i++ {
@@ -3421,8 +3421,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if k == kindCommit && pol.intercept {
 			// The statement before a COMMIT the shim runs (which splits the Query there), when
 			// it is the only one since the last split, runs in the Query's implicit block, not
-			// alone (blockOne). Before the checks below: COMMIT AND CHAIN fails in that block.
-			if err := blockOne(lo, i); err != nil {
+			// alone (blockOne) — a procedure too, which PostgreSQL fails there if it commits
+			// (2D000), and whose writes the COMMIT then commits dual. Before the checks below:
+			// COMMIT AND CHAIN fails in that block.
+			if err := blockOne(lo, i, true); err != nil {
 				return err
 			}
 		}
