@@ -116,3 +116,42 @@ func TestAloneProcBeforeCommitInQuery(t *testing.T) {
 		t.Errorf("rows: PostgreSQL %q, shim's local %q, peer %q", o, l, p)
 	}
 }
+
+// TestAloneSettingBeforeCommitInQuery: as TestAloneBeforeCommitInQuery, for SET LOCAL, SET
+// TRANSACTION and SET CONSTRAINTS, which PostgreSQL runs without a word in the Query's
+// implicit block: sent alone, before a COMMIT the shim runs or after it, outside any block,
+// each got PostgreSQL's warning that it can only be used in transaction blocks (25P01).
+func TestAloneSettingBeforeCommitInQuery(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
+		t.Fatal(err)
+	}
+	oracleDSN := e.local.DSN("oracle")
+	oracleDB := e.local.Open(t, "oracle")
+	conn := e.connect(t)
+	q := `CREATE TABLE aset (id int PRIMARY KEY)`
+	if _, err := oracleDB.Exec(q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	steps := []xstep{
+		xq("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; COMMIT; SHOW transaction_isolation"),
+		xq("SET LOCAL work_mem = '7MB'; COMMIT; SHOW work_mem"),
+		xq("SET CONSTRAINTS ALL DEFERRED; COMMIT; INSERT INTO aset VALUES (1)"),
+		xq("INSERT INTO aset VALUES (2); COMMIT; SET LOCAL work_mem = '8MB'; COMMIT; SHOW work_mem"),
+		xq("INSERT INTO aset VALUES (3); COMMIT; SET LOCAL work_mem = '8MB'"),
+		xq("SET LOCAL work_mem = '9MB'; COMMIT AND CHAIN; SHOW work_mem"),
+		xq("SELECT id FROM aset ORDER BY id"),
+	}
+	before := e.shim.Stats()
+	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
+	want := direct.runSteps(steps)
+	got := shim.runSteps(steps)
+	if got != want {
+		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+	}
+	e.settle(t, before)
+}

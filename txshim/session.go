@@ -3377,8 +3377,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// blockOne opens the shim's block for steps [from, to) of a simple Query, the next part
 	// sent (lo is from), when they are one statement: sent alone it would run outside any
 	// transaction block, where PostgreSQL runs it in the query's implicit block (the query has
-	// more statements) — LOCK and DECLARE then failed (25P01), and VACUUM and its kin, which
-	// PostgreSQL refuses there (25001), ran. In the shim's block they run, or fail, as in
+	// more statements) — LOCK and DECLARE then failed (25P01), VACUUM and its kin, which
+	// PostgreSQL refuses there (25001), ran, and SET LOCAL, SET TRANSACTION and SET
+	// CONSTRAINTS got a warning (25P01) that PostgreSQL does not give. In the shim's block they run, or fail, as in
 	// PostgreSQL's, which the end of the request, or the COMMIT after them, then ends (as for a
 	// write it wraps). A procedure (CALL, DO with COMMIT or CALL) only with procs.
 	blockOne := func(from, to int, procs bool) error {
@@ -3399,7 +3400,8 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if j < 0 {
 			return nil
 		}
-		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc && !procs) {
+		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc && !procs) &&
+			warnsOutsideBlock(q.text, q.sts[j]) == "" {
 			return nil
 		}
 		if err := s.swallow("BEGIN"); err != nil {
