@@ -52,6 +52,14 @@ type session struct {
 	// (pending.holdTag), with every ParameterStatus relayed since (under cmu): those the commit
 	// brings (a SET LOCAL reverted) must follow the ones the Query's statements brought.
 	tagHeld []heldMsg
+	// params: the ParameterStatus messages for the client since its last ReadyForQuery, and
+	// told, the values it was told last (both under cmu; writeParamsLocked). PostgreSQL reports
+	// a parameter just before ReadyForQuery, and only when its value differs from the last
+	// report: a Query the shim runs in parts (a COMMIT it runs, a split) gets reports from each
+	// part's end — a SET LOCAL's value, then the one its end puts back — where PostgreSQL,
+	// running it whole, reports neither.
+	params []heldMsg
+	told   map[string]string
 
 	backend net.Conn
 	br      *frameReader
@@ -506,6 +514,20 @@ func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *
 // calls it once the session is registered: as soon as the client has its ReadyForQuery it may
 // send a cancel request, which must find the session's key, and the statistics count it.
 func (s *session) greet() error {
+	s.cmu.Lock()
+	s.told = make(map[string]string)
+	for b := s.greeting; len(b) >= 5; {
+		n := int(binary.BigEndian.Uint32(b[1:5])) + 1
+		if n < 5 || n > len(b) {
+			break
+		}
+		var ps pgproto3.ParameterStatus
+		if b[0] == 'S' && ps.Decode(b[5:n]) == nil {
+			s.told[ps.Name] = ps.Value
+		}
+		b = b[n:]
+	}
+	s.cmu.Unlock()
 	if _, err := s.cw.Write(s.greeting); err != nil {
 		return fmt.Errorf("greet client: %w", err)
 	}
@@ -1038,9 +1060,17 @@ func (s *session) toClient(typ byte, body []byte, flush bool) error {
 	defer s.cmu.Unlock()
 	if typ == 'Z' {
 		s.writeNotesLocked()
+		s.writeParamsLocked()
 	}
 	if typ == 'S' && s.tagHeld != nil {
 		s.tagHeld = append(s.tagHeld, heldMsg{typ, append([]byte(nil), body...)})
+		if flush {
+			return s.cw.Flush()
+		}
+		return nil
+	}
+	if typ == 'S' && s.told != nil {
+		s.params = append(s.params, heldMsg{typ, append([]byte(nil), body...)})
 		if flush {
 			return s.cw.Flush()
 		}
@@ -1072,6 +1102,31 @@ func (s *session) writeNotesLocked() {
 	}
 }
 
+// writeParamsLocked buffers, just before a ReadyForQuery, the ParameterStatus messages held
+// since the last one (params): for each parameter its last value, unless the client was told
+// that value last, as PostgreSQL reports them (under cmu).
+func (s *session) writeParamsLocked() {
+	last := make(map[string]int, len(s.params))
+	values := make([]pgproto3.ParameterStatus, len(s.params))
+	for i, m := range s.params {
+		if values[i].Decode(m.body) == nil {
+			last[values[i].Name] = i
+		}
+	}
+	for i, m := range s.params {
+		ps := values[i]
+		if j, ok := last[ps.Name]; ok && (j != i || s.told[ps.Name] == ps.Value) {
+			continue
+		}
+		if ps.Name != "" {
+			s.told[ps.Name] = ps.Value
+		}
+		writeHeader(s.cw, m.typ, len(m.body))
+		s.cw.Write(m.body)
+	}
+	s.params = s.params[:0]
+}
+
 // releaseNotes sends the client the notifications held (notes) while it waits idle with
 // nothing in flight: PostgreSQL delivers a notification to an idle session at once.
 func (s *session) releaseNotes() error {
@@ -1099,6 +1154,7 @@ func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 	for _, m := range msgs {
 		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
 			s.writeNotesLocked()
+			s.writeParamsLocked()
 		}
 		buf, err := m.Encode(s.scratch[:0])
 		if err != nil {

@@ -1334,8 +1334,9 @@ func TestFastPathCalls(t *testing.T) {
 		t.Errorf("a fast-path call wrote on a read-only or fenced site")
 	}
 	s.SetMode(ModeDual, 2)
-	// The client's own default_transaction_read_only (off) given back: reported first.
-	if got := call(11); strings.TrimPrefix(got, "S") != "VZ" {
+	// The client's own default_transaction_read_only (off) given back: reported (before the
+	// ReadyForQuery, where PostgreSQL reports parameters).
+	if got := call(11); strings.Replace(got, "S", "", 1) != "VZ" {
 		t.Errorf("dual: fast-path call outside a transaction: %s, want a result", got)
 	}
 }
