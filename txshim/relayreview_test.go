@@ -163,7 +163,7 @@ func TestRelayReviewCompare(t *testing.T) {
 		}},
 		{"set, reset, discard", func(tb string) []xstep {
 			return []xstep{xq("SET application_name = 'x1'"), xq("BEGIN; SET application_name = 'x2'; " + ins(tb, 1) + "; ROLLBACK"), xq("SHOW application_name"),
-				xq("BEGIN; SET LOCAL work_mem = '3MB'; " + ins(tb, 2) + "; COMMIT"), xq("SHOW work_mem"),
+				xq("BEGIN; SET LOCAL application_name = 'x3'; " + ins(tb, 2) + "; COMMIT"), xq("SHOW application_name"),
 				xpipe("SET application_name = 'x4'", ins(tb, 3)), xq("SHOW application_name"),
 				xq("RESET application_name"), xq("SHOW application_name"), xq("SET application_name = 'x5'; " + ins(tb, 4)), xq("DISCARD ALL"), xq("SHOW application_name"),
 				xpipe("RESET ALL"), xq("SHOW application_name"), xq(sel(tb))}
@@ -334,7 +334,9 @@ func TestRelayReviewCompare(t *testing.T) {
 		}},
 		{"procedure that commits before a commit in one query", func(tb string) []xstep {
 			return []xstep{xq("CALL rr_commitproc(); COMMIT; " + ins(tb, 1)), xq("DO $$BEGIN COMMIT; END$$; COMMIT; " + ins(tb, 2)), xq(ins(tb, 3) + "; COMMIT; CALL rr_commitproc(); COMMIT; " + ins(tb, 4)),
-				xq(ins(tb, 5) + "; COMMIT; CALL rr_commitproc()"), xq(ins(tb, 6) + "; COMMIT; DO $$BEGIN COMMIT; END$$"), xq("CALL rr_insproc(7); COMMIT; SELECT 1/0"), xq("CALL rr_insproc(8); COMMIT"), xq(sel(tb))}
+				xq(ins(tb, 5) + "; COMMIT; CALL rr_commitproc()"), xq(ins(tb, 6) + "; COMMIT; DO $$BEGIN COMMIT; END$$"), xq("CALL rr_insproc(7); COMMIT; SELECT 1/0"), xq("CALL rr_insproc(8); COMMIT"),
+				xpipe("CALL rr_commitproc()", "COMMIT", ins(tb, 11)), xpipe(ins(tb, 12), "CALL rr_commitproc()", "COMMIT", ins(tb, 13)), xpipe("DO $$BEGIN COMMIT; END$$", "COMMIT", ins(tb, 14)),
+				xpipe("CALL rr_insproc(15)", "COMMIT", "SELECT 1/0"), xpipe("LOCK "+tb, "COMMIT", ins(tb, 16)), xpipe("SET LOCAL work_mem = '5MB'", "COMMIT", ins(tb, 17)), xq(sel(tb))}
 		}},
 		{"transaction settings alone before a commit", func(tb string) []xstep {
 			return []xstep{xq("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; COMMIT; SHOW transaction_isolation"), xq("SET LOCAL work_mem = '7MB'; COMMIT; SHOW work_mem"),
@@ -346,6 +348,10 @@ func TestRelayReviewCompare(t *testing.T) {
 		}},
 		{"copy data then gone", func(tb string) []xstep {
 			return []xstep{xq(ins(tb, 9)), xmsgs("-", &pgproto3.Query{String: "COPY " + tb + " FROM STDIN"}, copyData("1\ta", "2\tb"))}
+		}},
+		{"statements alone after a write's rollback", func(tb string) []xstep {
+			return []xstep{xq(ins(tb, 1) + "; ROLLBACK; VACUUM " + tb), xq(ins(tb, 2) + "; ROLLBACK; LOCK " + tb + "; " + ins(tb, 3)), xq(ins(tb, 4) + "; ROLLBACK; SET LOCAL work_mem = '5MB'"),
+				xq("LOCK " + tb + "; END; " + ins(tb, 5)), xq(ins(tb, 6) + "; ROLLBACK; LOCK " + tb), xq(ins(tb, 7) + "; ABORT; CALL rr_commitproc()"), xq(sel(tb))}
 		}},
 	}
 	tables := make([]string, len(cases))
