@@ -1106,6 +1106,9 @@ func (s *session) writeNotesLocked() {
 // since the last one (params): for each parameter its last value, unless the client was told
 // that value last, as PostgreSQL reports them (under cmu).
 func (s *session) writeParamsLocked() {
+	if len(s.params) == 0 {
+		return
+	}
 	last := make(map[string]int, len(s.params))
 	values := make([]pgproto3.ParameterStatus, len(s.params))
 	for i, m := range s.params {
