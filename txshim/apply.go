@@ -502,9 +502,15 @@ func changeWhat(i int, kind byte, rel *Relation) string {
 // to 2^columns of them. Past it they are all deallocated (trimStmts) and prepared anew as used.
 const maxApplyStmts = 512
 
-// applyBatch is how many row changes an apply sends before it reads their results: a large
-// transaction goes to the peer in several round trips, with bounded memory on both ends.
-const applyBatch = 1000
+// applyBatch and applyBatchBytes bound the row changes an apply sends before it reads their
+// results (their count, and their values' size as changeSize counts it): a large transaction
+// goes to the peer in several round trips, with bounded memory on both ends — the pipeline
+// holds what it sends until the round trip's Sync, and a thousand changes of large values
+// would have been held whole (gigabytes for rows of a few MB).
+const (
+	applyBatch      = 1000
+	applyBatchBytes = 8 << 20
+)
 
 // startApply begins an apply on the peer for gid (the first of a run): its pipeline and
 // watchdog, and BEGIN, the session's name and the term check (§3 fencing; skipped when term is
@@ -692,6 +698,7 @@ type applyTx struct {
 
 	steps     []pipelineStep // those of the round trip under way
 	inBatch   int            // changes sent in it
+	batchSize int64          // and their size (changeSize)
 	replaced  []string       // the gids whose stale decision row a DELETE deleted (decisionRow)
 	refused   error          // the peer's first refusal; it skips the rest of the transaction
 	duplicate bool           // refused is the decision row's unique violation
@@ -774,7 +781,7 @@ func (t *applyTx) fail(i int, err error) {
 // fail); a lost connection is returned, with the pipeline closed.
 func (t *applyTx) roundTrip() error {
 	// Step indexes count from 0 again in the next round trip.
-	defer func() { t.steps, t.inBatch = t.steps[:0], 0 }()
+	defer func() { t.steps, t.inBatch, t.batchSize = t.steps[:0], 0, 0 }()
 	if err := t.pl.Sync(); err != nil {
 		t.pl.Close()
 		t.a.forgetPending(t.steps)
@@ -1017,7 +1024,8 @@ func (t *applyTx) send(i int, c Change) error {
 			}
 		}
 	}
-	if t.inBatch++; t.inBatch < applyBatch {
+	t.inBatch++
+	if t.batchSize += changeSize(c); t.inBatch < applyBatch && t.batchSize < applyBatchBytes {
 		return nil
 	}
 	if err := t.roundTrip(); err != nil {
