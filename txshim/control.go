@@ -41,7 +41,7 @@ import (
 func OpenDB(dsn string) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
-		return nil, err
+		return nil, pqConfigError(err)
 	}
 	if !setsParam(cfg, ctlCheckParam) {
 		if cfg.Runtime == nil {

@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,3 +37,22 @@ type dsnError struct {
 
 func (e *dsnError) Error() string { return e.text }
 func (e *dsnError) Unwrap() error { return e.cause }
+
+// pqConfigError is lib/pq's error on reading a connection string (pq.NewConfig) without what it
+// quotes: a line of the service file the string names, which lib/pq reads at each OpenDB (an
+// operator's edit while the sidecar runs — "password s3cret", no '=' — failed every control
+// connection with the line in the log), or the words of the string before a missing '=' (the
+// rest of an unquoted password holding a space).
+func pqConfigError(err error) error {
+	text := pqServiceLine.ReplaceAllString(err.Error(), "$1 (the line is not shown: it may hold a password)")
+	text = pqMissingEquals.ReplaceAllString(text, `missing "=" after a word of the connection string (not shown: it may be part of a password)`)
+	if text == err.Error() {
+		return err
+	}
+	return &dsnError{text: text}
+}
+
+var (
+	pqServiceLine   = regexp.MustCompile(`(line \d+: (?:missing '='|no value before '=')) in "(?:[^"\\]|\\.)*"`)
+	pqMissingEquals = regexp.MustCompile(`missing "=" after "(?:[^"\\]|\\.)*" in connection info string`)
+)

@@ -48,3 +48,37 @@ func TestDSNParseErrorHidesPassword(t *testing.T) {
 	}
 	_ = os.Remove(ca)
 }
+
+// TestOpenDBServiceFileErrorHidesPassword: lib/pq reads the service file a connection string
+// names at every OpenDB (catch-up, prune, resync, the resolver open one as they run), and its
+// error on a line without '=' quotes the line: a password written "password s3cret" (or
+// "password: s3cret") in a file edited while the sidecar runs went to the log, as did the
+// words before a missing '=' of the string itself.
+func TestOpenDBServiceFileErrorHidesPassword(t *testing.T) {
+	dir := t.TempDir()
+	svc := filepath.Join(dir, "pg_service.conf")
+	for _, line := range []string{"password s3cret", "password: s3cret", "= s3cret"} {
+		if err := os.WriteFile(svc, []byte("[app]\nhost=127.0.0.1\n"+line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("PGSERVICEFILE", svc)
+		for _, dsn := range []string{"service=app", "postgres://u@/db?service=app"} {
+			db, err := OpenDB(dsn)
+			if err == nil {
+				db.Close()
+				t.Errorf("%q with %q: no error", dsn, line)
+				continue
+			}
+			if strings.Contains(err.Error(), "s3c") {
+				t.Errorf("%q: the error shows the password: %v", dsn, err)
+			}
+			if !strings.Contains(err.Error(), "line 3") {
+				t.Errorf("%q: the error does not say where: %v", dsn, err)
+			}
+		}
+	}
+	// The words before a missing '=' (an unquoted password holding a space) are not shown either.
+	if _, err := OpenDB("host=127.0.0.1 password=two s3cret words"); err == nil || strings.Contains(err.Error(), "s3c") || !strings.Contains(err.Error(), `missing "="`) {
+		t.Errorf("unquoted password with spaces: %v", err)
+	}
+}
