@@ -1311,3 +1311,35 @@ func TestSecretTextFilesByteOrderMark(t *testing.T) {
 		t.Errorf("token %q, want s3cret-token", c.Admin.Token)
 	}
 }
+
+// TestSecretKeyFileByteOrderMark: a gossip key file saved with a UTF-8 byte order mark (as
+// Windows editors write text, and as users_file and token_file are read since they may be) was
+// refused — a base64 key "got 49 bytes", a keyring's first comment taken for a key of the
+// wrong size — where the same file without the mark loads.
+func TestSecretKeyFileByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	base := "site = \"s\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nsecret_key_file = %q\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	const keyA, keyB = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "fedcba9876543210"
+	for _, tc := range []struct{ name, content string }{
+		{"base64", keyA + "\r\n"},
+		{"raw", keyB + "\r\n"},
+		{"keyring", "# rotation\r\n" + keyA + "\r\n" + keyB + "\r\n"},
+	} {
+		p := filepath.Join(dir, tc.name)
+		var keys [2][][]byte
+		for i, content := range []string{tc.content, "\ufeff" + tc.content} {
+			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse("f.toml", []byte(strings.Replace(base, "%q", strconv.Quote(p), 1)), KindSite)
+			if err != nil {
+				t.Errorf("%s (byte order mark: %v): %v", tc.name, i == 1, err)
+				continue
+			}
+			keys[i] = append([][]byte{c.Gossip.SecretKey}, c.Gossip.DecryptKeys...)
+		}
+		if fmt.Sprintf("%q", keys[0]) != fmt.Sprintf("%q", keys[1]) {
+			t.Errorf("%s: keys %q with the byte order mark, %q without", tc.name, keys[1], keys[0])
+		}
+	}
+}

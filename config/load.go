@@ -629,8 +629,21 @@ func ReadToken(path string) (string, error) {
 // what is received. A file of one key line and no comment is read the old way; so is a file
 // that is no text (a raw binary key, which may hold a newline or a #), and one that reads as no
 // keyring but as one key so (a raw text key starting with # or holding a newline). Errors name
-// the line, never its content.
+// the line, never its content. A file that holds no key so but does once a leading byte order
+// mark (a file saved by a Windows editor) is dropped is read without the mark; a file read
+// before as it is (a raw key whose bytes start as the mark does) still is.
 func parseKeyFile(path string, b []byte) ([][]byte, error) {
+	keys, err := parseKeyContent(path, b)
+	if rest, ok := strings.CutPrefix(string(b), byteOrderMark); err != nil && ok {
+		if k, kerr := parseKeyContent(path, []byte(rest)); kerr == nil {
+			return k, nil
+		}
+	}
+	return keys, err
+}
+
+// parseKeyContent is parseKeyFile on the file's content as it is.
+func parseKeyContent(path string, b []byte) ([][]byte, error) {
 	lines := strings.Split(string(b), "\n")
 	var keyLines []int // indexes into lines
 	comments := false
