@@ -399,9 +399,14 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 }
 
 // longestMeta is m with every field it may publish later at its longest: roles, flags, the
-// other site's name (32 characters, the most config allows) and terms of up to 10 digits.
+// other site's name (32 characters, the most config allows) and terms of up to 10 digits. An
+// admin address of port 0 (any free port: tandem check-config measures the file as written)
+// gets the widest port, as tandem run publishes the port it was given.
 func longestMeta(m Meta) Meta {
 	const term = 9_999_999_999
+	if host, port, err := net.SplitHostPort(m.Admin); err == nil && port == "0" {
+		m.Admin = net.JoinHostPort(host, "65535")
+	}
 	other := strings.Repeat("x", 32)
 	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.Leaving, m.ManualFailback = true, true, true, true, true, true
 	if !m.Witness {

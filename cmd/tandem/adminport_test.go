@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,3 +67,51 @@ func TestAdminAnyPortPublished(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestAdminAnyPortMetadataRoom: check-config measured the gossip metadata with the admin address
+// as written, "127.0.0.1:0", while tandem run publishes the port it gets (up to five digits):
+// endpoints that filled the metadata within those four bytes passed check-config, and run
+// refused the same file ("gossip metadata too large").
+func TestAdminAnyPortMetadataRoom(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "site1.toml")
+	write := func(n int) {
+		t.Helper()
+		src := fmt.Sprintf("site = \"site1\"\ndata_dir = %q\n[gossip]\nbind = %q\n[admin]\nlisten = \"127.0.0.1:0\"\n[server]\n", dir, freeGossipAddr(t))
+		for i := range 6 {
+			src += fmt.Sprintf("[[server.endpoint]]\nname = \"e%d_%s\"\naddress = \"127.0.0.1:%d\"\n", i, strings.Repeat("x", n), 1+i)
+		}
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The longest endpoint names check-config passes.
+	n := 80
+	for ; n > 0; n-- {
+		write(n)
+		var stdout, stderr bytes.Buffer
+		if run([]string{"check-config", f}, &stdout, &stderr) == 0 {
+			break
+		}
+	}
+	if n == 0 {
+		t.Fatal("check-config passed no length")
+	}
+	cfg, err := config.Load(f, config.KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	select {
+	case err := <-done:
+		cancel()
+		t.Fatalf("check-config passed the file, tandem run refused it: %v", err)
+	case <-time.After(time.Second):
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
