@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,5 +115,35 @@ func TestAdminAnyPortMetadataRoom(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminTokenFileByteOrderMark: an admin.token_file saved with a UTF-8 byte order mark (as
+// Windows editors write text) is read without it since 71659bf; a client that reads the same
+// file as it is — Prometheus's credentials_file, curl -H "Authorization: Bearer $(cat FILE)" —
+// sends the mark, and was let in before, the member's token holding it too.
+func TestAdminTokenFileByteOrderMark(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(f, []byte("\ufeffs3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token, err := config.ReadToken(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{cfg: &config.Config{Admin: config.Admin{Token: token}}, log: slog.New(slog.DiscardHandler)}
+	h := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, sent := range []string{token, strings.TrimSpace(string(raw))} {
+		req := httptest.NewRequest(http.MethodGet, "/status", nil)
+		req.Header.Set("Authorization", "Bearer "+sent)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("token %q, read from the token file %q: %d, want 200", sent, raw, rec.Code)
+		}
 	}
 }
