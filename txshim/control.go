@@ -78,12 +78,20 @@ func setsParam(cfg pq.Config, name string) bool {
 	return strings.Contains(opts, name)
 }
 
-// tooOld says what a server's refusal of ctlCheckParam at start-up means: PostgreSQL before
-// 14 has no such parameter, and Tandem needs 15 (install says so of a 14).
-func tooOld(err error) error {
+// checkParamRefused says what a server's refusal of ctlCheckParam at start-up means: one
+// before PostgreSQL 14 has no such parameter (42704), and Tandem needs 15 (install says so of
+// a 14); one on a platform that cannot tell a closed client connection takes only 0 (22023),
+// which the DSN can set.
+func checkParamRefused(err error) error {
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "42704" && strings.Contains(pqErr.Message, ctlCheckParam) {
+	if !errors.As(err, &pqErr) || !strings.Contains(pqErr.Message, ctlCheckParam) {
+		return err
+	}
+	switch pqErr.Code {
+	case "42704":
 		return fmt.Errorf("%w: the server is older than PostgreSQL 14, Tandem needs PostgreSQL 15 or newer", err)
+	case "22023":
+		return fmt.Errorf("%w: this server's platform cannot check for a closed client connection: add %s=0 to the DSN", err, ctlCheckParam)
 	}
 	return err
 }
@@ -113,7 +121,7 @@ func (c *ctlConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		d.stop()
 	}
 	if err != nil {
-		return nil, tooOld(err)
+		return nil, checkParamRefused(err)
 	}
 	if d.conn == nil { // cannot happen: lib/pq dials through ctlDialer
 		return dc, nil

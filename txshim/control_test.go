@@ -146,15 +146,23 @@ func TestOpenDBTimedOutStatementEnds(t *testing.T) {
 	}
 }
 
-// TestTooOld: the FATAL a server before PostgreSQL 14 answers the control connections'
-// start-up parameter with says which PostgreSQL Tandem needs; other errors are left as they are.
-func TestTooOld(t *testing.T) {
-	old := &pq.Error{Severity: "FATAL", Code: "42704", Message: `unrecognized configuration parameter "client_connection_check_interval"`}
-	if err := tooOld(old); !errors.Is(err, old) || !strings.Contains(err.Error(), "Tandem needs PostgreSQL 15 or newer") {
-		t.Errorf("tooOld(%v) = %v, want it wrapped with the version Tandem needs", old, err)
+// TestCheckParamRefused: the FATAL a server before PostgreSQL 14, or on a platform that cannot
+// check its clients' connections, answers the control connections' start-up parameter with
+// says what to do; other errors are left as they are.
+func TestCheckParamRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  *pq.Error
+		want string
+	}{
+		{&pq.Error{Severity: "FATAL", Code: "42704", Message: `unrecognized configuration parameter "client_connection_check_interval"`}, "Tandem needs PostgreSQL 15 or newer"},
+		{&pq.Error{Severity: "FATAL", Code: "22023", Message: `invalid value for parameter "client_connection_check_interval": 1000`}, "add client_connection_check_interval=0 to the DSN"},
+	} {
+		if err := checkParamRefused(tc.err); !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("checkParamRefused(%v) = %v, want it wrapped with %q", tc.err, err, tc.want)
+		}
 	}
 	other := &pq.Error{Severity: "FATAL", Code: "42704", Message: `unrecognized configuration parameter "foo"`}
-	if err := tooOld(other); err != other {
-		t.Errorf("tooOld(%v) = %v, want it unchanged", other, err)
+	if err := checkParamRefused(other); err != other {
+		t.Errorf("checkParamRefused(%v) = %v, want it unchanged", other, err)
 	}
 }
