@@ -155,3 +155,35 @@ func TestAloneSettingBeforeCommitInQuery(t *testing.T) {
 	}
 	e.settle(t, before)
 }
+
+// TestAloneProcBeforeCommitDual: a procedure alone before a COMMIT the shim runs in a simple
+// Query runs in the shim's block (TestAloneProcBeforeCommitInQuery), whose COMMIT must commit
+// its writes dual, as for the same procedure in a block of the client's. The block's BEGIN
+// forgot what the procedure, noted before it, made of the transaction (a write): its commit
+// was taken for a read-only one's, plain and unwrapped, the peer left out of it.
+func TestAloneProcBeforeCommitDual(t *testing.T) {
+	t.Parallel()
+	e := startAccEnv(t)
+	conn := e.connect(t)
+	for _, q := range []string{`CREATE TABLE apd (id int PRIMARY KEY, v text)`,
+		`CREATE PROCEDURE apd_ins(i int) LANGUAGE plpgsql AS $$BEGIN INSERT INTO apd VALUES (i, 'p'); END$$`} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shim := dialRaw(t, e.shim)
+	before := e.shim.Stats()
+	for _, q := range []string{
+		"BEGIN; CALL apd_ins(1); COMMIT",
+		"CALL apd_ins(2); COMMIT",
+		"DO $$BEGIN CALL apd_ins(3); END$$; COMMIT; SELECT 1",
+	} {
+		b := e.shim.Stats()
+		out := shim.runSteps([]xstep{xq(q)})
+		a := e.shim.Stats()
+		if a.CommitsDual-b.CommitsDual != 1 || a.Unwrapped != b.Unwrapped {
+			t.Errorf("%q: %s: %d dual commits, %d unwrapped; want 1 dual, none unwrapped", q, out, a.CommitsDual-b.CommitsDual, a.Unwrapped-b.Unwrapped)
+		}
+	}
+	e.settle(t, before)
+}

@@ -3440,8 +3440,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// PostgreSQL refuses there (25001), ran, and SET LOCAL, SET TRANSACTION and SET
 	// CONSTRAINTS got a warning (25P01) that PostgreSQL does not give. In the shim's block they run, or fail, as in
 	// PostgreSQL's, which the end of the request, or the COMMIT after them, then ends (as for a
-	// write it wraps). A procedure (CALL, DO with COMMIT or CALL) only with procs.
-	blockOne := func(from, to int, procs bool) error {
+	// write it wraps). atCommit: the steps are those before a COMMIT, noted already; a
+	// procedure (CALL, DO with COMMIT or CALL) is taken only then.
+	blockOne := func(from, to int, atCommit bool) error {
 		q, ok := u.(*queryUnit)
 		if !ok || lo != from || us.st != 'I' || us.injected {
 			return nil
@@ -3459,7 +3460,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if j < 0 {
 			return nil
 		}
-		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc && !procs) &&
+		if info := u.info(j); info.blockOnly == "" && (info.kind != kindNoTxBlock || info.proc && !atCommit) &&
 			warnsOutsideBlock(q.text, q.sts[j]) == "" {
 			return nil
 		}
@@ -3468,6 +3469,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		us.injected, us.st = true, 'T'
 		s.txUnprep, s.txWrote, s.txHold = false, false, false
+		if atCommit {
+			// Noted again in the new transaction, as the steps before a write it wraps are: a
+			// procedure is a write, which the COMMIT must commit dual.
+			s.note(u.info(j))
+		}
 		return nil
 	}
 	// blockAlone is blockOne for what follows step i of a simple Query, split right after i (a
