@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"database/sql"
 	"fmt"
 	"testing"
 )
@@ -16,20 +15,9 @@ import (
 func TestAloneBeforeCommitInQuery(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
-		t.Fatal(err)
-	}
-	oracleDSN := e.local.DSN("oracle")
-	oracleDB := e.local.Open(t, "oracle")
+	o := startOracle(t, e)
 	ins := func(tb string, id int) string { return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v%d')", tb, id, id) }
-	for _, db := range []*sql.DB{oracleDB} {
-		if _, err := db.Exec(`CREATE TABLE ab (id int PRIMARY KEY, v text)`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := e.connect(t).Exec(t.Context(), `CREATE TABLE ab (id int PRIMARY KEY, v text)`); err != nil {
-		t.Fatal(err)
-	}
+	o.both(t, `CREATE TABLE ab (id int PRIMARY KEY, v text)`)
 	const tb = "ab"
 	steps := []xstep{
 		xq("LOCK " + tb + "; COMMIT; " + ins(tb, 1)),
@@ -46,23 +34,9 @@ func TestAloneBeforeCommitInQuery(t *testing.T) {
 		xq("SELECT id FROM " + tb + " ORDER BY id"),
 	}
 	before := e.shim.Stats()
-	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
-	want := direct.runSteps(steps)
-	got := shim.runSteps(steps)
-	if got != want {
-		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
-	}
+	o.compare(t, steps)
 	e.settle(t, before)
-	ids := func(db *sql.DB) string {
-		var s sql.NullString
-		if err := db.QueryRow("SELECT string_agg(id::text, ',' ORDER BY id) FROM " + tb).Scan(&s); err != nil {
-			return "error: " + err.Error()
-		}
-		return s.String
-	}
-	if o, l, p := ids(oracleDB), ids(e.localDB), ids(e.peerDB); o != l || o != p {
-		t.Errorf("rows: PostgreSQL %q, shim's local %q, peer %q", o, l, p)
-	}
+	o.sameRows(t, "rows", "SELECT string_agg(id::text, ',' ORDER BY id) FROM "+tb)
 }
 
 // TestAloneProcBeforeCommitInQuery: as TestAloneBeforeCommitInQuery, for a procedure (CALL, or
@@ -72,22 +46,10 @@ func TestAloneBeforeCommitInQuery(t *testing.T) {
 func TestAloneProcBeforeCommitInQuery(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
-		t.Fatal(err)
-	}
-	oracleDSN := e.local.DSN("oracle")
-	oracleDB := e.local.Open(t, "oracle")
-	conn := e.connect(t)
-	for _, q := range []string{`CREATE TABLE ap (id int PRIMARY KEY, v text)`,
+	o := startOracle(t, e)
+	o.both(t, `CREATE TABLE ap (id int PRIMARY KEY, v text)`,
 		`CREATE PROCEDURE ap_commit() LANGUAGE plpgsql AS $$BEGIN COMMIT; END$$`,
-		`CREATE PROCEDURE ap_ins(i int) LANGUAGE plpgsql AS $$BEGIN INSERT INTO ap VALUES (i, 'p'); END$$`} {
-		if _, err := oracleDB.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(t.Context(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`CREATE PROCEDURE ap_ins(i int) LANGUAGE plpgsql AS $$BEGIN INSERT INTO ap VALUES (i, 'p'); END$$`)
 	steps := []xstep{
 		xq("CALL ap_commit(); COMMIT; INSERT INTO ap VALUES (1, 'a')"),
 		xq("DO $$BEGIN COMMIT; END$$; COMMIT; INSERT INTO ap VALUES (2, 'a')"),
@@ -98,23 +60,9 @@ func TestAloneProcBeforeCommitInQuery(t *testing.T) {
 		xq("SELECT id FROM ap ORDER BY id"),
 	}
 	before := e.shim.Stats()
-	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
-	want := direct.runSteps(steps)
-	got := shim.runSteps(steps)
-	if got != want {
-		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
-	}
+	o.compare(t, steps)
 	e.settle(t, before)
-	ids := func(db *sql.DB) string {
-		var s sql.NullString
-		if err := db.QueryRow("SELECT string_agg(id::text, ',' ORDER BY id) FROM ap").Scan(&s); err != nil {
-			return "error: " + err.Error()
-		}
-		return s.String
-	}
-	if o, l, p := ids(oracleDB), ids(e.localDB), ids(e.peerDB); o != l || o != p {
-		t.Errorf("rows: PostgreSQL %q, shim's local %q, peer %q", o, l, p)
-	}
+	o.sameRows(t, "rows", "SELECT string_agg(id::text, ',' ORDER BY id) FROM ap")
 }
 
 // TestAloneSettingBeforeCommitInQuery: as TestAloneBeforeCommitInQuery, for SET LOCAL, SET
@@ -124,19 +72,8 @@ func TestAloneProcBeforeCommitInQuery(t *testing.T) {
 func TestAloneSettingBeforeCommitInQuery(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
-		t.Fatal(err)
-	}
-	oracleDSN := e.local.DSN("oracle")
-	oracleDB := e.local.Open(t, "oracle")
-	conn := e.connect(t)
-	q := `CREATE TABLE aset (id int PRIMARY KEY)`
-	if _, err := oracleDB.Exec(q); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(t.Context(), q); err != nil {
-		t.Fatal(err)
-	}
+	o := startOracle(t, e)
+	o.both(t, `CREATE TABLE aset (id int PRIMARY KEY)`)
 	steps := []xstep{
 		xq("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; COMMIT; SHOW transaction_isolation"),
 		xq("SET LOCAL work_mem = '7MB'; COMMIT; SHOW work_mem"),
@@ -147,12 +84,7 @@ func TestAloneSettingBeforeCommitInQuery(t *testing.T) {
 		xq("SELECT id FROM aset ORDER BY id"),
 	}
 	before := e.shim.Stats()
-	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
-	want := direct.runSteps(steps)
-	got := shim.runSteps(steps)
-	if got != want {
-		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
-	}
+	o.compare(t, steps)
 	e.settle(t, before)
 }
 

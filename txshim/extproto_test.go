@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -117,6 +118,89 @@ func xmsgs(until string, ms ...any) xstep {
 	return xstep{msgs: out, until: until}
 }
 
+// oracle is PostgreSQL itself beside an acceptance environment: database "oracle" on the
+// local cluster, outside the publication, to which the *Compare tests send what they send the
+// shim.
+type oracle struct {
+	e    *accEnv
+	dsn  string
+	db   *sql.DB
+	conn *pgx.Conn // through the shim
+}
+
+// startOracle makes e's oracle database.
+func startOracle(t *testing.T, e *accEnv) *oracle {
+	t.Helper()
+	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
+		t.Fatal(err)
+	}
+	return &oracle{e: e, dsn: e.local.DSN("oracle"), db: e.local.Open(t, "oracle"), conn: e.connect(t)}
+}
+
+// both runs each statement on the oracle database and through the shim.
+func (o *oracle) both(t *testing.T, stmts ...string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := o.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.conn.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// compare sends steps to PostgreSQL and through the shim, each on a session of its own, and
+// reports where the replies differ.
+func (o *oracle) compare(t *testing.T, steps []xstep) {
+	t.Helper()
+	direct, shim := dialRawDSN(t, o.dsn), dialRaw(t, o.e.shim)
+	direct.t, shim.t = t, t
+	want := direct.runSteps(steps)
+	got := shim.runSteps(steps)
+	if got != want {
+		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
+	}
+}
+
+// xcase is one comparison of compareCases: its steps on a table of its own.
+type xcase struct {
+	name  string
+	steps func(tb string) []xstep
+}
+
+// compareCases compares the cases, each on its table (tables[i]), several at once: most of
+// their time is waiting for silence (readIdle). Not t.Parallel, whose limit is the CPU count.
+func (o *oracle) compareCases(t *testing.T, cases []xcase, tables []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 6)
+	for i, tc := range cases {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			t.Run(tc.name, func(t *testing.T) { o.compare(t, tc.steps(tables[i])) })
+		})
+	}
+	wg.Wait()
+}
+
+// sameRows reports where query's one value (text) differs between PostgreSQL and the shim's
+// two databases.
+func (o *oracle) sameRows(t *testing.T, what, query string) {
+	t.Helper()
+	get := func(db *sql.DB) string {
+		var s sql.NullString
+		if err := db.QueryRow(query).Scan(&s); err != nil {
+			return "error: " + err.Error()
+		}
+		return s.String
+	}
+	if d, l, p := get(o.db), get(o.e.localDB), get(o.e.peerDB); d != l || d != p {
+		t.Errorf("%s: PostgreSQL %q, shim's local %q, peer %q", what, d, l, p)
+	}
+}
+
 // TestExtProtoCompare runs message sequences against PostgreSQL directly (an oracle database
 // on the local cluster, outside the publication) and through the shim in dual mode, and
 // compares the replies and the tables' contents on all three databases. Shapes the shim refuses
@@ -125,17 +209,8 @@ func xmsgs(until string, ms ...any) xstep {
 func TestExtProtoCompare(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
-		t.Fatal(err)
-	}
-	oracleDSN := e.local.DSN("oracle")
-	oracleDB := e.local.Open(t, "oracle")
-	conn := e.connect(t)
+	o := startOracle(t, e)
 	ins := func(tb string, id int) string { return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v%d')", tb, id, id) }
-	type xcase struct {
-		name  string
-		steps func(tb string) []xstep
-	}
 	bigPad := strings.Repeat("x", 2000)
 	dup := func(tb string, id int) string { return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v1')", tb, id) }
 	copyData := func(rows ...string) []pgproto3.FrontendMessage {
@@ -600,54 +675,18 @@ func TestExtProtoCompare(t *testing.T) {
 		if strings.Contains(tc.name, "deferred") {
 			ddl = fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, v text UNIQUE DEFERRABLE INITIALLY DEFERRED)", tables[i])
 		}
-		if _, err := conn.Exec(t.Context(), ddl); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := oracleDB.Exec(ddl); err != nil {
-			t.Fatal(err)
-		}
+		o.both(t, ddl)
 	}
-	for _, db := range []*sql.DB{oracleDB} {
-		if _, err := db.Exec(procSQL); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := conn.Exec(t.Context(), procSQL); err != nil {
-		t.Fatal(err)
-	}
+	o.both(t, procSQL)
 	before := e.shim.Stats()
-	// Several cases at once: most of their time is waiting for silence (readIdle), and each has
-	// its own table and sessions. Not t.Parallel, whose limit is the CPU count.
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, 6)
-	for i, tc := range cases {
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			t.Run(tc.name, func(t *testing.T) {
-				direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
-				direct.t, shim.t = t, t
-				want := direct.runSteps(tc.steps(tables[i]))
-				got := shim.runSteps(tc.steps(tables[i]))
-				if got != want {
-					t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
-				}
-			})
-		})
-	}
-	wg.Wait()
+	o.compareCases(t, cases, tables)
 	e.settle(t, before)
-	contents := func(db *sql.DB, tb string) string {
-		var s sql.NullString
-		if err := db.QueryRow("SELECT string_agg(id::text || ':' || left(v, 3), ',' ORDER BY id) FROM " + tb).Scan(&s); err != nil {
-			return "error: " + err.Error()
-		}
-		return s.String
-	}
 	for i, tc := range cases {
-		o, l, p := contents(oracleDB, tables[i]), contents(e.localDB, tables[i]), contents(e.peerDB, tables[i])
-		if o != l || o != p {
-			t.Errorf("%s: PostgreSQL %q, shim's local %q, peer %q", tc.name, o, l, p)
-		}
+		o.sameRows(t, tc.name, contentsSQL(tables[i]))
 	}
+}
+
+// contentsSQL reads table tb (id int, v text) as one text value: ids and the start of values.
+func contentsSQL(tb string) string {
+	return "SELECT string_agg(id::text || ':' || left(v, 3), ',' ORDER BY id) FROM " + tb
 }

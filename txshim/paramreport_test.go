@@ -15,18 +15,8 @@ import (
 func TestParameterReportsOfSplitQuery(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
-		t.Fatal(err)
-	}
-	oracleDSN := e.local.DSN("oracle")
-	oracleDB := e.local.Open(t, "oracle")
-	q := `CREATE TABLE prs (id int PRIMARY KEY)`
-	if _, err := oracleDB.Exec(q); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.connect(t).Exec(t.Context(), q); err != nil {
-		t.Fatal(err)
-	}
+	o := startOracle(t, e)
+	o.both(t, `CREATE TABLE prs (id int PRIMARY KEY)`)
 	show := func() []pgproto3.FrontendMessage {
 		return []pgproto3.FrontendMessage{&pgproto3.Query{String: "SHOW DateStyle"}}
 	}
@@ -41,11 +31,6 @@ func TestParameterReportsOfSplitQuery(t *testing.T) {
 		{msgs: show(), until: "Z"},
 	}
 	before := e.shim.Stats()
-	direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
-	want := direct.runSteps(steps)
-	got := shim.runSteps(steps)
-	if got != want {
-		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
-	}
+	o.compare(t, steps)
 	e.settle(t, before)
 }

@@ -1,10 +1,8 @@
 package txshim
 
 import (
-	"database/sql"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -16,12 +14,7 @@ import (
 func TestRelayReviewCompare(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE DATABASE oracle`); err != nil {
-		t.Fatal(err)
-	}
-	oracleDSN := e.local.DSN("oracle")
-	oracleDB := e.local.Open(t, "oracle")
-	conn := e.connect(t)
+	o := startOracle(t, e)
 	ins := func(tb string, id int) string { return fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v%d')", tb, id, id) }
 	sel := func(tb string) string { return "SELECT id FROM " + tb + " ORDER BY id" }
 	copyData := func(rows ...string) []pgproto3.FrontendMessage {
@@ -39,10 +32,6 @@ func TestRelayReviewCompare(t *testing.T) {
 		return xstep{msgs: m, until: ""}
 	}
 	var procTable string
-	type xcase struct {
-		name  string
-		steps func(tb string) []xstep
-	}
 	cases := []xcase{
 		{"three syncs, middle fails", func(tb string) []xstep {
 			return []xstep{join(xpipe(ins(tb, 1)), xpipe(ins(tb, 2), ins(tb, 1), ins(tb, 3)), xpipe(ins(tb, 4))), xq(sel(tb))}
@@ -358,58 +347,19 @@ func TestRelayReviewCompare(t *testing.T) {
 	for i := range cases {
 		tables[i] = fmt.Sprintf("rr_%d", i)
 		ddl := fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, v text)", tables[i])
-		if _, err := conn.Exec(t.Context(), ddl); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := oracleDB.Exec(ddl); err != nil {
-			t.Fatal(err)
-		}
+		o.both(t, ddl)
 	}
 	for i, tc := range cases {
 		if strings.HasPrefix(tc.name, "procedure that commits") {
 			procTable = tables[i]
 		}
 	}
-	for _, proc := range []string{`CREATE PROCEDURE rr_commitproc() LANGUAGE plpgsql AS $$BEGIN COMMIT; END$$`,
-		`CREATE PROCEDURE rr_insproc(i int) LANGUAGE plpgsql AS $$BEGIN INSERT INTO ` + procTable + ` VALUES (i, 'p'); END$$`} {
-		if _, err := conn.Exec(t.Context(), proc); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := oracleDB.Exec(proc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	o.both(t, `CREATE PROCEDURE rr_commitproc() LANGUAGE plpgsql AS $$BEGIN COMMIT; END$$`,
+		`CREATE PROCEDURE rr_insproc(i int) LANGUAGE plpgsql AS $$BEGIN INSERT INTO `+procTable+` VALUES (i, 'p'); END$$`)
 	before := e.shim.Stats()
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, 6)
-	for i, tc := range cases {
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			t.Run(tc.name, func(t *testing.T) {
-				direct, shim := dialRawDSN(t, oracleDSN), dialRaw(t, e.shim)
-				direct.t, shim.t = t, t
-				want := direct.runSteps(tc.steps(tables[i]))
-				got := shim.runSteps(tc.steps(tables[i]))
-				if got != want {
-					t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
-				}
-			})
-		})
-	}
-	wg.Wait()
+	o.compareCases(t, cases, tables)
 	e.settle(t, before)
-	contents := func(db *sql.DB, tb string) string {
-		var s sql.NullString
-		if err := db.QueryRow("SELECT string_agg(id::text || ':' || left(v, 3), ',' ORDER BY id) FROM " + tb).Scan(&s); err != nil {
-			return "error: " + err.Error()
-		}
-		return s.String
-	}
 	for i, tc := range cases {
-		o, l, p := contents(oracleDB, tables[i]), contents(e.localDB, tables[i]), contents(e.peerDB, tables[i])
-		if o != l || o != p {
-			t.Errorf("%s: PostgreSQL %q, shim's local %q, peer %q", tc.name, o, l, p)
-		}
+		o.sameRows(t, tc.name, contentsSQL(tables[i]))
 	}
 }
