@@ -18,15 +18,7 @@ import (
 // term's catch-up would refuse until an operator ran tandem resync.
 func TestBackupSlotLostWhilePrepared(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	var logs logBuffer
-	bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	bk.SetBackup(true)
-	bk.SetBypassFrom(0)
-	runShipper(t, bk)
+	p, bk, logs := backupLogged(t)
 	prepareLocal(t, p.ldb, "tandem_a_1_77", `INSERT INTO kv VALUES (77, 'in doubt')`)
 	settled := false
 	defer func() {
@@ -49,17 +41,7 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 	if err := bk.Err(); err != nil {
 		t.Fatalf("backup Err = %v, want nil: its slot held nothing to ship, and it was made anew", err)
 	}
-	const failed = "cannot be made anew yet"
-	var tries, errors int
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, failed) {
-			tries++
-			if strings.Contains(line, "level=ERROR") {
-				errors++
-			}
-		}
-	}
-	if tries < 2 || errors != 1 {
+	if tries, errors := renewFailures(logs); tries < 2 || errors != 1 {
 		t.Fatalf("%d failed tries to make the slot anew logged, %d at Error; want 2 or more, one at Error:\n%s", tries, errors, logs.String())
 	}
 }
@@ -70,27 +52,7 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 // renewal is a new matter, to be said at Error too — not at Debug as a retry of the first.
 func TestBackupSlotLostAgainSaidAtError(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, p)
-	var logs logBuffer
-	bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
-		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	bk.SetBackup(true)
-	bk.SetBypassFrom(0)
-	runShipper(t, bk)
-	const failed = "cannot be made anew yet"
-	failures := func() (tries, errors int) {
-		for _, line := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(line, failed) {
-				tries++
-				if strings.Contains(line, "level=ERROR") {
-					errors++
-				}
-			}
-		}
-		return tries, errors
-	}
+	p, _, logs := backupLogged(t)
 	streaming := func() bool {
 		var active bool
 		err := p.ldb.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, SlotName("a")).Scan(&active)
@@ -101,7 +63,7 @@ func TestBackupSlotLostAgainSaidAtError(t *testing.T) {
 		prepareLocal(t, p.ldb, gid, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'in doubt')`, 77+round))
 		dropSlot(t, p)
 		waitForLong(t, "a failed renewal of the lost slot", slotTimeout+20*time.Second, func() bool {
-			tries, _ := failures()
+			tries, _ := renewFailures(logs)
 			return tries > round
 		})
 		// Settled, and the slot made anew by hand before the backup tries again (5 s on).
@@ -109,7 +71,36 @@ func TestBackupSlotLostAgainSaidAtError(t *testing.T) {
 		p.local.Exec(t, fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput', false, true)`, SlotName("a")))
 		waitForLong(t, "the backup streaming the slot made by hand", 30*time.Second, streaming)
 	}
-	if tries, errors := failures(); errors != 2 {
+	if tries, errors := renewFailures(logs); errors != 2 {
 		t.Fatalf("%d failed tries to make the slot anew logged, %d at Error; want one at Error for each of the 2 losses:\n%s", tries, errors, logs.String())
 	}
+}
+
+// backupLogged is a capture pair with table kv, installed, and a running Shipper of site "a"
+// as a backup (every transaction of its database a bypass) logging at Debug into logs.
+func backupLogged(t *testing.T) (p *capPair, bk *Shipper, logs *logBuffer) {
+	t.Helper()
+	p = startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	logs = new(logBuffer)
+	bk = NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
+		OpTimeout: 2 * time.Second, SequenceInterval: -1, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	bk.SetBackup(true)
+	bk.SetBypassFrom(0)
+	runShipper(t, bk)
+	return p, bk, logs
+}
+
+// renewFailures counts the failed renewals of a lost slot in logs, and those said at Error.
+func renewFailures(logs *logBuffer) (tries, errors int) {
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "cannot be made anew yet") {
+			tries++
+			if strings.Contains(line, "level=ERROR") {
+				errors++
+			}
+		}
+	}
+	return tries, errors
 }
