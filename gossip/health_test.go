@@ -55,6 +55,31 @@ func equalBools(a, b []bool) bool {
 	return true
 }
 
+// serveEach listens on loopback and runs handle on each connection it accepts (and closes it
+// after) until the test ends, which then waits for the handlers.
+func serveEach(t *testing.T, handle func(c net.Conn)) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { l.Close(); conns.Wait() })
+	conns.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				handle(c)
+			})
+		}
+	})
+	return l
+}
+
 // closingListener listens on loopback and closes every connection it accepts, until it is
 // closed (an accept that fails otherwise — EMFILE — is retried).
 func closingListener(t *testing.T) net.Listener {
@@ -138,36 +163,20 @@ func TestCheckerBadKind(t *testing.T) {
 // health_timeout, where a bare connect would pass.
 func TestCheckerSendExpect(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	reply := "PONG site1\n" // "" hangs: reads and never answers
-	var conns sync.WaitGroup
-	conns.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Go(func() {
-				defer c.Close()
-				buf := make([]byte, 64)
-				n, _ := c.Read(buf)
-				mu.Lock()
-				r := reply
-				mu.Unlock()
-				if string(buf[:n]) == "PING\n" && r != "" {
-					c.Write([]byte(r))
-				}
-				c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				c.Read(buf) // hold the connection until the checker closes it
-			})
+	l := serveEach(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		n, _ := c.Read(buf)
+		mu.Lock()
+		r := reply
+		mu.Unlock()
+		if string(buf[:n]) == "PING\n" && r != "" {
+			c.Write([]byte(r))
 		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.Read(buf) // hold the connection until the checker closes it
 	})
-	defer conns.Wait()
-	defer l.Close()
 	set := func(r string) { mu.Lock(); reply = r; mu.Unlock() }
 	ep := config.Endpoint{Name: "operators", Address: l.Addr().String(), HealthSend: "PING\n", HealthExpect: "PONG"}
 	c := NewChecker(config.Server{HealthTimeout: 300 * time.Millisecond, Endpoints: []config.Endpoint{ep}}, testLogger(t))
@@ -178,7 +187,7 @@ func TestCheckerSendExpect(t *testing.T) {
 	}
 	set("")
 	start := time.Now()
-	err = c.checkTCP(ctx)
+	err := c.checkTCP(ctx)
 	if err == nil || !strings.Contains(err.Error(), `no "PONG"`) {
 		t.Errorf("hanging server: %v, want a missing reply", err)
 	}
@@ -279,34 +288,18 @@ func TestCheckerTCPOneTimeout(t *testing.T) {
 // sends a LOCAL header of that version first, and passes.
 func TestCheckerProxyHeader(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns sync.WaitGroup
-	conns.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Second))
-				br := bufio.NewReader(c)
-				h, err := proxyproto.Read(br)
-				if err != nil || h.Command != proxyproto.LOCAL {
-					return // a server that requires the header drops the connection
-				}
-				if line, _ := br.ReadString('\n'); line == "PING\n" {
-					fmt.Fprintf(c, "PONG v%d\n", h.Version)
-				}
-				br.ReadByte() // hold the connection until the checker closes it
-			})
+	l := serveEach(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		br := bufio.NewReader(c)
+		h, err := proxyproto.Read(br)
+		if err != nil || h.Command != proxyproto.LOCAL {
+			return // a server that requires the header drops the connection
 		}
+		if line, _ := br.ReadString('\n'); line == "PING\n" {
+			fmt.Fprintf(c, "PONG v%d\n", h.Version)
+		}
+		br.ReadByte() // hold the connection until the checker closes it
 	})
-	defer conns.Wait()
-	defer l.Close()
 	for _, v := range []string{"", config.ProxyV1, config.ProxyV2} {
 		ep := config.Endpoint{Name: "operators", Address: l.Addr().String(), HealthSend: "PING\n", HealthExpect: "PONG", HealthProxy: v}
 		c := NewChecker(config.Server{HealthTimeout: 500 * time.Millisecond, Endpoints: []config.Endpoint{ep}}, testLogger(t))
