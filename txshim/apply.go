@@ -1404,15 +1404,17 @@ func reinsert(c Change, pr *peerRel, p *sqlParams) string {
 // left the column alone did not check it, and a value the row holds need not meet them (a
 // constraint added NOT VALID): written again, the peer refused an update the local database
 // had taken (TestApplyKeyedDomainNotValid). The two are compared as the text the peer's
-// session makes of both in the domain's base type (as matchRow compares values of types
-// without an equality), byte for byte; the parameter is read in the base type, as a value
+// session makes of both in the domain's base type by its output function, quoted as a literal
+// (format's %L: NULL is the unquoted NULL, apart from any value), byte for byte; not as a
+// CAST to text, which for bpchar drops trailing blanks: 'a' kept where the local update wrote
+// 'a  ' (TestApplyKeyedDomainBpcharSpaces). The parameter is read in the base type, as a value
 // of the domain read as a parameter would be checked too.
 func kept(cur, param string, pc peerCol) string {
 	if pc.domain == "" {
 		return param
 	}
 	v := fmt.Sprintf("CAST(%s AS %s)", param, pc.typ)
-	return fmt.Sprintf(`CASE WHEN CAST(%s AS text) COLLATE pg_catalog."C" IS NOT DISTINCT FROM CAST(%s AS text) THEN %s ELSE CAST(%s AS %s) END`,
+	return fmt.Sprintf(`CASE WHEN pg_catalog.format('%%L', %s) COLLATE pg_catalog."C" = pg_catalog.format('%%L', %s) THEN %s ELSE CAST(%s AS %s) END`,
 		cur, v, cur, v, pc.domain)
 }
 
