@@ -1108,7 +1108,8 @@ func relKey(r *Relation) string {
 }
 
 // peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain column's type
-// is its base type's (one level), an array of a domain's the array of that base type: a full
+// is its base type's (the one at the bottom of domains over domains: domainBaseSQL), an array
+// of a domain's the array of that base type: a full
 // row's old values are read in it (matchRow), as CAST to the domain would check the domain's
 // constraints — which an old value need not meet (one added NOT VALID), and a DELETE of that
 // row was refused (TestApplyDomainArrayNotValid). A domain's equality is
@@ -1116,7 +1117,7 @@ func relKey(r *Relation) string {
 // function (varchar: text's; not xml, whose cast to text is for assignment only, so "=" finds no
 // operator); types whose default operator class is polymorphic (arrays, enums, ranges,
 // composites) count as having none, which costs only an index for FULL rows.
-const peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', pg_catalog.format_type(b.oid, -1),
+var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', pg_catalog.format_type(b.oid, -1),
   EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
     WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
       OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i'))),
@@ -1131,9 +1132,21 @@ FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_type el ON el.oid = ty.typelem AND ty.typcategory = 'A' AND el.typtype = 'd'
-LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype
-  WHEN el.oid IS NOT NULL THEN (SELECT e.typarray FROM pg_catalog.pg_type e WHERE e.oid = el.typbasetype) ELSE ty.oid END`
+LEFT JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ` + domainBaseSQL("ty") + ` ELSE ty.oid END
+LEFT JOIN pg_catalog.pg_type el ON el.oid = bt.typelem AND bt.typcategory = 'A' AND el.typtype = 'd'
+LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN el.oid IS NOT NULL
+  THEN (SELECT e.typarray FROM pg_catalog.pg_type e WHERE e.oid = ` + domainBaseSQL("el") + `) ELSE bt.oid END`
+
+// domainBaseSQL is the type domain t (a pg_type row) is made of at the bottom: a domain over a
+// domain is checked against the inner one's constraints too, so a value read in the inner one
+// was refused for a constraint of it added NOT VALID (TestApplyNestedDomainNotValid). An array
+// of a domain found there (a domain over pos[]) is read in the array of that domain's bottom
+// type in turn (peerRelsSQL).
+func domainBaseSQL(t string) string {
+	return `(WITH RECURSIVE d(oid) AS (SELECT ` + t + `.typbasetype UNION ALL
+    SELECT s.typbasetype FROM pg_catalog.pg_type s JOIN d ON s.oid = d.oid WHERE s.typtype = 'd')
+  SELECT d.oid FROM d JOIN pg_catalog.pg_type s ON s.oid = d.oid WHERE s.typtype <> 'd')`
+}
 
 // peerRels returns what the peer's catalog says of rels (nil for a table the peer lacks). It
 // asks once per connection and relation definition, inside the transaction under way — so
