@@ -45,7 +45,8 @@ const shippedRelFilter = appRelFilter + ` AND c.relpersistence = 'p'`
 // attribute, refuses when the application schemas differ, creates the tandem schema, sets
 // REPLICA IDENTITY FULL on application tables without a primary key (or with a DEFERRABLE
 // one, which PostgreSQL does not take for a replica identity, or one with a generated column,
-// which PostgreSQL 15 does not publish), creates (or extends)
+// which PostgreSQL 15 does not publish; so too a REPLICA IDENTITY USING INDEX index with one),
+// creates (or extends)
 // the publication "tandem" and the event triggers that refuse DDL the shim cannot ship (DDL
 // inside DO blocks, functions and procedures its clients run: ddlGuardSQL). Its user must be a
 // superuser. On the local database it creates the two-phase slot tandem_<site>.
