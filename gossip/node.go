@@ -118,7 +118,8 @@ type Node struct {
 	wentSolo      func(term uint64) bool
 	cut           func(addr string) bool // Options.Cut
 	// hadMajority: the last view saw a majority of the voters, since majoritySince
-	// (View.MajoritySince); under mu.
+	// (View.MajoritySince); under mu. Kept up to date by every change of a peer's liveness
+	// too (noteMajorityLocked), not only by decision rounds, which a promotion's work holds.
 	hadMajority    bool
 	majoritySince  time.Time
 	releaseTimeout time.Duration
@@ -1335,6 +1336,7 @@ func (n *Node) finishing(ctx context.Context) (context.Context, context.CancelFu
 }
 
 func (n *Node) promote(ctx context.Context, a Action) {
+	started := time.Now()
 	if n.checkPromote != nil {
 		if err := n.checkPromote(ctx, a.Term); err != nil {
 			// A refusal that names a newer term than this site's record (the other site's
@@ -1448,11 +1450,17 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	// taken over. The promotion fails then: the term record is saved (into this site's database
 	// too, which refuses this term of any other master), so it is published, and the others
 	// take a newer term; this site, once it sees a majority again, claims one as well.
+	// Lost and seen again meanwhile is no better: cut off for longer than fence_delay, this
+	// site was taken for lost, and the other site may have taken a newer term, which need not
+	// have reached this site yet.
 	n.mu.Lock()
-	seen, voters := n.viewLocked(time.Now()).votes()
+	v := n.viewLocked(time.Now())
+	seen, voters := v.votes()
+	flapped, top := n.majoritySince.After(started), v.maxTerm()
 	n.mu.Unlock()
-	if n.cfg.Gossip.Witness && 2*seen <= voters {
-		n.log.Warn("promotion given up: the majority was lost while it ran", "term", a.Term, "sees", seen, "voters", voters)
+	if (n.cfg.Gossip.Witness && (2*seen <= voters || flapped)) || top > a.Term {
+		n.log.Warn("promotion given up: the majority was lost while it ran, or a newer term was taken meanwhile",
+			"term", a.Term, "sees", seen, "voters", voters, "lost_meanwhile", flapped, "newest_term", top)
 		n.mu.Lock()
 		n.meta.Record = rec
 		n.encodeLocked()
@@ -1607,7 +1615,17 @@ func (n *Node) refreshLocked(p *peer, now time.Time) bool {
 		p.since = now
 	}
 	p.alive, p.unreachable = alive, unreachable
+	if changed {
+		n.noteMajorityLocked(now)
+	}
 	return changed
+}
+
+// noteMajorityLocked brings hadMajority and majoritySince up to date with the peers' liveness
+// now (viewLocked does it): decision rounds do too, but a promotion's work holds them, and a
+// majority lost and seen again meanwhile must not go unnoticed (promote).
+func (n *Node) noteMajorityLocked(now time.Time) {
+	n.viewLocked(now)
 }
 
 // notify handles a memberlist event for node (join, update or leave).
