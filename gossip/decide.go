@@ -630,6 +630,12 @@ func (v View) blockedBy(site string) string {
 			if m.Role == RoleMaster && !released(m) {
 				return fmt.Sprintf("site %s is master (term %d)", m.Site, m.Record.Term)
 			}
+			if v.WitnessConfigured && m.Claim > v.maxTerm() && v.wonVotes(m) {
+				// Its promotion's work runs (it publishes master once that is done): a claim
+				// of a newer term than its own would win the voters anew, and both would
+				// promote.
+				return fmt.Sprintf("site %s won the votes for term %d and is taking it", m.Site, m.Claim)
+			}
 			continue
 		}
 		if gone := v.Now.Sub(m.Since); gone < v.FenceDelay {
@@ -641,6 +647,18 @@ func (v View) blockedBy(site string) string {
 		}
 	}
 	return ""
+}
+
+// wonVotes says a majority of the voters voted for m in the term it claims.
+func (v View) wonVotes(m Member) bool {
+	votes := 0
+	for _, o := range v.Members {
+		if (o.Site == v.Self || o.Alive) && o.Vote == m.Claim && o.VoteFor == m.Site {
+			votes++
+		}
+	}
+	_, voters := v.votes()
+	return 2*votes > voters
 }
 
 // excluded says m released the newest term and a site it released to

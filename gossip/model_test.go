@@ -29,6 +29,7 @@ type modelParams struct {
 	settle     time.Duration
 	failback   time.Duration
 	maxRelease time.Duration // longest BeforeRelease
+	maxPromote time.Duration // longest CheckPromote and BeforePromote: the decision loop is held meanwhile
 	voteDelay  time.Duration // a restarted member votes only after this
 	// manual: failback = "manual" on both sites (Meta.ManualFailback, View.ManualFailback):
 	// after healing either site may be master, but one must be.
@@ -77,6 +78,12 @@ type modelMember struct {
 	releaseAt   time.Time // BeforeRelease ends; zero: not releasing
 	releaseTerm uint64
 	releaseTo   string
+	// promoteAt: a promotion's work (CheckPromote, BeforePromote) ends then; zero: none runs.
+	// The decision loop is held meanwhile; promoting is the action, promoteLost says the
+	// member's view lacked a majority at some point since it began.
+	promoteAt   time.Time
+	promoting   Action
+	promoteLost bool
 	switchTo    string
 	acceptLoss  uint64 // an operator's promote -accept-loss (View.AcceptLoss); kept in memory only
 	views       map[string]*modelView
@@ -119,6 +126,8 @@ type model struct {
 	forfeit map[int]bool
 	acked   map[int]bool // solo commits made after the other site's sidecar or the witness acknowledged the record
 	healed  bool
+	// newest is the newest term a site has been master of so far.
+	newest uint64
 }
 
 func newModel(t *testing.T, p modelParams, seed int64) *model {
@@ -153,6 +162,7 @@ func (m *model) start(mm *modelMember) {
 	mm.boots = map[string]uint64{}
 	mm.readyTerm = 0
 	mm.releaseAt = time.Time{}
+	mm.promoteAt = time.Time{}
 	mm.switchTo = ""
 	mm.acceptLoss = 0
 	mm.started = m.now
@@ -319,6 +329,20 @@ func (m *model) view(x *modelMember) View {
 
 // decide runs one member's round as node.decide does.
 func (m *model) decide(x *modelMember) {
+	if !x.promoteAt.IsZero() {
+		if m.p.witness {
+			if seen, voters := m.view(x).votes(); 2*seen <= voters {
+				x.promoteLost = true
+			}
+		}
+		if m.now.Before(x.promoteAt) {
+			return // the promotion's work still runs
+		}
+		x.promoteAt = time.Time{}
+		m.finishPromote(x, x.promoting)
+		m.publish(x)
+		return
+	}
 	if !x.releaseAt.IsZero() {
 		if m.now.Before(x.releaseAt) {
 			return // BeforeRelease still running
@@ -367,15 +391,15 @@ func (m *model) decide(x *modelMember) {
 	}
 	switch a.Kind {
 	case Promote:
-		if m.p.dbs {
-			m.promoteDB(x, a)
+		if m.p.maxPromote > 0 {
+			// Node.decide: the term is claimed while the promotion's work runs; Node.promote
+			// saves its record before the work (published at the end, or by a restart).
+			x.meta.Claim = a.Term
+			x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+			x.promoteAt, x.promoting, x.promoteLost = m.now.Add(m.lag(m.p.maxPromote)), a, false
 			break
 		}
-		m.promotions++
-		x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
-		x.meta.Record = x.record
-		x.meta.Released, x.meta.ReleasedTo, x.meta.Claim = 0, "", 0
-		x.role, x.meta.Role = RoleMaster, RoleMaster
+		m.finishPromote(x, a)
 	case Release:
 		x.role = RoleBackup
 		x.switchTo = ""
@@ -552,7 +576,9 @@ func (m *model) step(events bool) {
 }
 
 // check asserts the safety rules: never two masters of one term; with
-// consistent views never two masters at all.
+// consistent views, or with a witness (DESIGN §3: a site that loses the majority fences itself
+// within the gossip timeout, and a new master waits fence_delay, longer than that), never two
+// masters at all; and with a witness no site master of a term older than one a site has taken.
 func (m *model) check() {
 	m.t.Helper()
 	byTerm := map[uint64]string{}
@@ -572,6 +598,15 @@ func (m *model) check() {
 	}
 	if m.p.consistent && len(masters) > 1 {
 		m.fail("two masters with consistent views: %v", masters)
+	}
+	if m.p.witness && len(masters) > 1 {
+		m.fail("two masters with a witness: %v", masters)
+	}
+	for term, site := range byTerm {
+		if m.p.witness && term < m.newest {
+			m.fail("%s master of term %d, after a site took term %d", site, term, m.newest)
+		}
+		m.newest = max(m.newest, term)
 	}
 }
 
@@ -611,6 +646,9 @@ func TestModel(t *testing.T) {
 		// control over what the other committed alone while its database answers.
 		{"databases, two sites with gossip cuts", func(p *modelParams) { p.partitions, p.fenceDelay, p.dbs = true, 0, true }},
 		{"databases, witness with full partitions", func(p *modelParams) { p.witness, p.partitions, p.dbs, p.dbCuts = true, true, true, true }},
+		// A promotion's work takes up to seconds (resolver, catch-up), the decision loop held:
+		// links cut and heal meanwhile.
+		{"slow promotions, witness with partitions", func(p *modelParams) { p.witness, p.partitions, p.maxPromote = true, true, 5*time.Second }},
 	}
 	seeds, steps := 12, 6000
 	if testing.Short() {
@@ -777,6 +815,31 @@ func (m *model) hold(x *modelMember, why string) {
 	x.holds++
 	x.holdUntil = m.now.Add(min(time.Second<<min(x.holds-1, 10), 8*time.Second))
 	m.logf("%s stands aside until %s: %s", x.site, x.holdUntil.Sub(t0).Round(time.Millisecond), why)
+}
+
+// finishPromote is the end of Node.promote: given up when, with a witness, the majority was
+// lost while its work ran, or a newer term shows; else the site is master of a.Term.
+func (m *model) finishPromote(x *modelMember, a Action) {
+	v := m.view(x)
+	seen, voters := v.votes()
+	if (m.p.witness && (2*seen <= voters || x.promoteLost)) || v.maxTerm() > a.Term {
+		x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+		x.meta.Record = x.record
+		if m.p.dbs {
+			m.writeTerm(x, x.record)
+		}
+		m.logf("%s gives up the promotion to term %d (majority lost meanwhile %v, sees %d)", x.site, a.Term, x.promoteLost, seen)
+		return
+	}
+	if m.p.dbs {
+		m.promoteDB(x, a)
+		return
+	}
+	m.promotions++
+	x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+	x.meta.Record = x.record
+	x.meta.Released, x.meta.ReleasedTo, x.meta.Claim = 0, "", 0
+	x.role, x.meta.Role = RoleMaster, RoleMaster
 }
 
 // promoteDB is Node.promote with cmd/tandem's CheckPromote (mayPromote) and BeforePromote.
