@@ -623,18 +623,22 @@ func released(m Member) bool {
 // site blocks for FenceDelay unless its last word released the newest term.
 func (v View) blockedBy(site string) string {
 	for _, m := range v.Members {
-		if m.Site == site || m.Witness || (released(m) && m.Released == v.maxTerm()) {
+		if m.Site == site || m.Witness {
+			continue
+		}
+		if m.Alive && v.WitnessConfigured && m.Claim > v.maxTerm() && v.wonVotes(m) {
+			// Its promotion's work runs (it publishes master once that is done): a claim
+			// of a newer term than its own would win the voters anew, and both would
+			// promote. It may still publish that it released the newest term held (it
+			// claims again after a release of its own), which counts for nothing now.
+			return fmt.Sprintf("site %s won the votes for term %d and is taking it", m.Site, m.Claim)
+		}
+		if released(m) && m.Released == v.maxTerm() {
 			continue
 		}
 		if m.Alive {
 			if m.Role == RoleMaster && !released(m) {
 				return fmt.Sprintf("site %s is master (term %d)", m.Site, m.Record.Term)
-			}
-			if v.WitnessConfigured && m.Claim > v.maxTerm() && v.wonVotes(m) {
-				// Its promotion's work runs (it publishes master once that is done): a claim
-				// of a newer term than its own would win the voters anew, and both would
-				// promote.
-				return fmt.Sprintf("site %s won the votes for term %d and is taking it", m.Site, m.Claim)
 			}
 			continue
 		}

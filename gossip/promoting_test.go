@@ -148,3 +148,80 @@ func watchMasters(nodes []*testNode, stop chan struct{}) func() []roleSpan {
 		return spans
 	}
 }
+
+// TestNodeReleasedSiteWinsDuringPromotion: site2, master, releases its term (its server
+// failed for a moment; site1 is down) and, healthy again, claims the next term but one (it
+// skips the one it released the role for), wins its votes (its own and the witness's) and
+// its promotion's work runs. site1 comes back meanwhile, better: rule 4 must hold it back
+// (site2 won the votes and is taking the term), though site2 still publishes that it released
+// the newest term held. Else site1 claims a newer term, which the witness votes for as the
+// newest claim, and both sites end up master, of two terms, at once.
+func TestNodeReleasedSiteWinsDuringPromotion(t *testing.T) {
+	t.Parallel()
+	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
+	var gate atomic.Bool
+	work := func(in chan<- uint64, proceed <-chan struct{}) func(ctx context.Context, term uint64) (bool, error) {
+		return func(ctx context.Context, term uint64) (bool, error) {
+			if gate.Load() {
+				select {
+				case in <- term:
+				default:
+				}
+				select {
+				case <-proceed:
+				case <-ctx.Done():
+				}
+			}
+			return true, nil
+		}
+	}
+	aIn, bIn := make(chan uint64, 1), make(chan uint64, 1)
+	aGo, bGo := make(chan struct{}), make(chan struct{})
+	goA, goB := sync.OnceFunc(func() { close(aGo) }), sync.OnceFunc(func() { close(bGo) })
+	defer goA()
+	defer goB()
+	run(t, cfgW, Options{})
+	a := run(t, cfgA, Options{BeforePromote: work(aIn, aGo)})
+	b := run(t, cfgB, Options{BeforePromote: work(bIn, bGo)})
+	waitFor(t, 6*time.Second, "site1 master", master(a, b))
+	a.kill()
+	waitFor(t, 8*time.Second, "site2 master", func() bool { return b.State().Role == RoleMaster })
+	gate.Store(true)
+	b.SetServerHealthy(false)
+	waitFor(t, 4*time.Second, "site2 released its term", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.role != RoleMaster && released(Member{Meta: b.meta})
+	})
+	b.SetServerHealthy(true)
+	var bTerm uint64
+	select {
+	case bTerm = <-bIn:
+	case <-time.After(8 * time.Second):
+		t.Fatal("site2 did not start promoting again within 8 s")
+	}
+	a = run(t, cfgA, Options{BeforePromote: work(aIn, aGo)})
+	select {
+	case aTerm := <-aIn:
+		t.Errorf("site1 started promoting to term %d while site2, which won the votes for term %d, was promoting", aTerm, bTerm)
+	case <-time.After(8 * time.Second):
+	}
+	stop := make(chan struct{})
+	spans := watchMasters([]*testNode{a, b}, stop)
+	goB()
+	waitFor(t, 4*time.Second, "site2 master", func() bool { return b.State().Role == RoleMaster })
+	goA()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	all := spans()
+	for _, s := range all {
+		t.Logf("%s master of term %d from %s to %s", s.site, s.term, s.start.Format("15:04:05.000"), s.end.Format("15:04:05.000"))
+	}
+	for i, x := range all {
+		for _, y := range all[i+1:] {
+			if x.site != y.site && x.start.Before(y.end) && y.start.Before(x.end) {
+				t.Errorf("%s master of term %d and %s master of term %d at once", x.site, x.term, y.site, y.term)
+			}
+		}
+	}
+}
