@@ -177,9 +177,7 @@ func (m *model) start(mm *modelMember) {
 	vote, voteFor := mm.meta.Vote, mm.meta.VoteFor
 	mm.meta = Meta{Site: mm.site, Priority: mm.prio, Witness: mm.witness, Role: mm.role,
 		Record: mm.record, Cold: !mm.witness, ManualFailback: m.p.manual && !mm.witness}
-	if m.p.dbs {
-		mm.meta.Vote, mm.meta.VoteFor = vote, voteFor // kept in data_dir (saveVote)
-	}
+	mm.meta.Vote, mm.meta.VoteFor = vote, voteFor // kept in data_dir (saveVote)
 	m.seq++
 	mm.meta.Boot = uint64(m.seq) // a new process: a new Boot
 	m.publish(mm)
