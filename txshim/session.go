@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -48,6 +49,13 @@ type session struct {
 	// notes: NotificationResponse frames held for the client's next ReadyForQuery (under cmu;
 	// see serverLoop).
 	notes []byte
+	// notesFile: the notifications held past maxHeldNotes, after those in notes (under cmu):
+	// a listening session's transaction may end with PostgreSQL's whole backlog for it (its
+	// queue holds up to 8 GB), sent before the ReadyForQuery of a COMMIT the shim runs, and a
+	// client that does not read would keep it in the sidecar's memory. An unlinked file, as
+	// spill.go's; notesW buffers its writes.
+	notesFile *os.File
+	notesW    *bufio.Writer
 	// tagHeld: while the shim commits a Query's implicit transaction, the replies held back
 	// (pending.holdTag), with every ParameterStatus relayed since (under cmu): those the commit
 	// brings (a SET LOCAL reverted) must follow the ones the Query's statements brought.
@@ -557,6 +565,7 @@ func (s *session) recoverPanic(where string) {
 
 // run relays until either side ends.
 func (s *session) run(ctx context.Context) {
+	defer s.dropNotes()
 	go s.serverLoop()
 	defer func() { <-s.done }()
 	defer s.recoverPanic("clientLoop")
@@ -881,11 +890,18 @@ func (s *session) serverLoop() {
 			// Later ones wait behind it, keeping their order.
 			s.cmu.Lock()
 			held := (cur != nil && !cur.fwd) || len(s.notes) > 0
+			var herr error
 			if held {
-				s.notes = binary.BigEndian.AppendUint32(append(s.notes, typ), uint32(len(body)+4))
-				s.notes = append(s.notes, body...)
+				herr = s.holdNoteLocked(typ, body)
 			}
 			s.cmu.Unlock()
+			if herr != nil {
+				s.cmu.Lock()
+				writeFatal(s.cw, "53100", "tandem: cannot hold the session's notifications: "+herr.Error())
+				s.cmu.Unlock()
+				s.log.Warn("txshim: session ended", "user", s.user, "err", herr)
+				return
+			}
 			if held {
 				continue
 			}
@@ -1059,7 +1075,9 @@ func (s *session) toClient(typ byte, body []byte, flush bool) error {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	if typ == 'Z' {
-		s.writeNotesLocked()
+		if err := s.writeNotesLocked(); err != nil {
+			return err
+		}
 		s.writeParamsLocked()
 	}
 	if typ == 'S' && s.tagHeld != nil {
@@ -1093,12 +1111,72 @@ func writeHeader(w *bufio.Writer, typ byte, n int) {
 	w.Write(binary.BigEndian.AppendUint32(append(w.AvailableBuffer(), typ), uint32(n+4)))
 }
 
-// writeNotesLocked writes the notifications held for the client's next ReadyForQuery (notes),
-// which is written next. s.cmu is held.
-func (s *session) writeNotesLocked() {
+// maxHeldNotes bounds the notifications a session holds in memory (notes); more go to a file
+// (notesFile).
+const maxHeldNotes = 1 << 20
+
+// holdNoteLocked holds a notification for the client's next ReadyForQuery: in notes, or past
+// maxHeldNotes in notesFile. s.cmu is held.
+func (s *session) holdNoteLocked(typ byte, body []byte) error {
+	if s.notesFile == nil && len(s.notes) < maxHeldNotes {
+		s.notes = binary.BigEndian.AppendUint32(append(s.notes, typ), uint32(len(body)+4))
+		s.notes = append(s.notes, body...)
+		return nil
+	}
+	if s.notesFile == nil {
+		f, err := os.CreateTemp("", "tandem-notes-*")
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return err
+		}
+		s.notesFile, s.notesW = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	writeHeader(s.notesW, typ, len(body))
+	_, err := s.notesW.Write(body)
+	return err
+}
+
+// writeNotesLocked writes the notifications held for the client's next ReadyForQuery (notes,
+// then notesFile), which is written next. s.cmu is held.
+func (s *session) writeNotesLocked() error {
 	if len(s.notes) > 0 {
 		s.cw.Write(s.notes)
 		s.notes = s.notes[:0]
+		if cap(s.notes) > 2*maxHeldNotes {
+			s.notes = nil
+		}
+	}
+	if s.notesFile == nil {
+		return nil
+	}
+	f := s.notesFile
+	err := s.notesW.Flush()
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err == nil {
+		_, err = io.Copy(s.cw, f)
+	}
+	f.Close()
+	s.notesFile, s.notesW = nil, nil
+	if err != nil {
+		// The client would miss notifications: the session ends.
+		s.client.Close()
+		return fmt.Errorf("notifications held for the client: %w", err)
+	}
+	return nil
+}
+
+// dropNotes closes the file of held notifications, once the session's loops are done.
+func (s *session) dropNotes() {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.notesFile != nil {
+		s.notesFile.Close()
+		s.notesFile, s.notesW = nil, nil
 	}
 }
 
@@ -1138,7 +1216,9 @@ func (s *session) releaseNotes() error {
 	if len(s.notes) == 0 {
 		return nil
 	}
-	s.writeNotesLocked()
+	if err := s.writeNotesLocked(); err != nil {
+		return err
+	}
 	return s.cw.Flush()
 }
 
@@ -1156,7 +1236,9 @@ func (s *session) emit(msgs ...pgproto3.BackendMessage) error {
 	defer s.cmu.Unlock()
 	for _, m := range msgs {
 		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-			s.writeNotesLocked()
+			if err := s.writeNotesLocked(); err != nil {
+				return err
+			}
 			s.writeParamsLocked()
 		}
 		buf, err := m.Encode(s.scratch[:0])
