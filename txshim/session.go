@@ -571,6 +571,9 @@ func (s *session) run(ctx context.Context) {
 	defer s.recoverPanic("clientLoop")
 	err := s.clientLoop(ctx)
 	s.flushClient()
+	if errors.Is(err, io.EOF) {
+		s.inputEnded(ctx)
+	}
 	var pe *protocolError
 	if errors.As(err, &pe) {
 		// Malformed or oversized: this session ends, with a reason (DESIGN §5.1).
@@ -590,6 +593,21 @@ func (s *session) run(ctx context.Context) {
 }
 
 var errClientQuit = errors.New("client terminated the session")
+
+// inputEnded: the client's sending side ended between messages (a close, or shutdown(SHUT_WR)
+// with the replies still to read). PostgreSQL answers every message it read before the end, and
+// so does the shim: the backend gets the end after what was relayed to it, and the session ends
+// when the backend does (serverLoop), or when ctx does.
+func (s *session) inputEnded(ctx context.Context) {
+	cw, ok := s.backend.(interface{ CloseWrite() error })
+	if !ok || s.bw.Flush() != nil || cw.CloseWrite() != nil {
+		return
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
+}
 
 // clientLoop reads the client until it quits or fails.
 func (s *session) clientLoop(ctx context.Context) error {
