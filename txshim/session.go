@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,19 +483,35 @@ func (f *frameReader) next() (byte, []byte, error) {
 	if f.max > 0 && n > f.max {
 		return 0, nil, &protocolError{fmt.Sprintf("message of %d bytes exceeds max_message (%d)", n, f.max)}
 	}
-	if cap(f.buf) < n || (cap(f.buf) > 1<<20 && n < 64<<10) {
-		// Grow for a large message; give a large buffer back once messages are small again.
+	if cap(f.buf) > 1<<20 && n < 64<<10 {
+		f.buf = nil // give a large buffer back once messages are small again
+	}
+	if cap(f.buf) < n && n <= frameChunk {
 		f.buf = make([]byte, max(n, 8<<10))
 	}
-	b := f.buf[:n]
-	if _, err := io.ReadFull(f.r, b); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	// A larger message's buffer grows as its bytes come, twice as large each time: the length
+	// word is only a claim, and a client that sent five bytes would otherwise take max_message
+	// (1 GiB by default) of the sidecar's memory.
+	b := f.buf[:0]
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n, max(2*cap(b), frameChunk))-len(b))
 		}
-		return 0, nil, err
+		k, err := io.ReadFull(f.r, b[len(b):min(n, cap(b))])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
+		}
 	}
+	f.buf = b
 	return f.hdr[0], b, nil
 }
+
+// frameChunk is the largest message frameReader makes room for before its bytes come.
+const frameChunk = 1 << 20
 
 func newSession(s *Shim, client net.Conn, cr *frameReader, cw *bufio.Writer, b *backendConn, status byte) *session {
 	return &session{
