@@ -2723,7 +2723,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 			defer func() { s.lexWait = true }()
 		}
 		return s.runBatch(ctx, true)
-	case typ == 'H' || len(s.ebuf) >= maxBatchBuffer:
+	case typ == 'H' || len(s.ebuf) >= maxBatchBuffer || len(s.items) >= maxBatchItems:
 		return s.runBatch(ctx, false)
 	}
 	return nil
@@ -2812,9 +2812,14 @@ func plainName(name string) bool {
 	return name != ""
 }
 
-// maxBatchBuffer bounds the extended-protocol bytes held back waiting for a Sync; beyond it the
-// shim sends what it has (decisions are then made on that part).
-const maxBatchBuffer = 1 << 20
+// maxBatchBuffer bounds the extended-protocol bytes held back waiting for a Sync, and
+// maxBatchItems the messages (each recorded in an item of some 250 bytes: small messages, a
+// 7-byte Describe, would otherwise take many times maxBatchBuffer); beyond either the shim sends
+// what it has (decisions are then made on that part).
+const (
+	maxBatchBuffer = 1 << 20
+	maxBatchItems  = 8 << 10
+)
 
 // runBatch processes the buffered extended-protocol messages; final: they end with Sync.
 func (s *session) runBatch(ctx context.Context, final bool) error {
@@ -2829,6 +2834,9 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		}
 		if cap(s.ebuf) > 4*maxBatchBuffer {
 			s.ebuf = nil
+		}
+		if cap(s.items) > 2*maxBatchItems {
+			s.items, s.undo = nil, nil
 		}
 	}()
 	if final && s.copyPart {
