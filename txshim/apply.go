@@ -1417,18 +1417,20 @@ func reinsert(c Change, pr *peerRel, p *sqlParams) string {
 // left the column alone did not check it, and a value the row holds need not meet them (a
 // constraint added NOT VALID): written again, the peer refused an update the local database
 // had taken (TestApplyKeyedDomainNotValid). The two are compared as the text the peer's
-// session makes of both in the domain's base type by its output function, quoted as a literal
-// (format's %L: NULL is the unquoted NULL, apart from any value), byte for byte; not as a
-// CAST to text, which for bpchar drops trailing blanks: 'a' kept where the local update wrote
-// 'a  ' (TestApplyKeyedDomainBpcharSpaces). The parameter is read in the base type, as a value
-// of the domain read as a parameter would be checked too.
+// session makes of both in the domain's base type by its output function (format's %s), byte
+// for byte, NULL apart from any value (num_nulls, which counts a composite of NULL fields as a
+// value); not as a CAST to text, which for bpchar drops trailing blanks: 'a' kept where the
+// local update wrote 'a  ' (TestApplyKeyedDomainBpcharSpaces). Nor quoted as literals
+// (format's %L), which takes twice a value's size, past PostgreSQL's 1 GB allocation limit
+// for one over 512 MB (TestApplyKeyedDomainHugeValue). The parameter is read in the base
+// type, as a value of the domain read as a parameter would be checked too.
 func kept(cur, param string, pc peerCol) string {
 	if pc.domain == "" {
 		return param
 	}
 	v := fmt.Sprintf("CAST(%s AS %s)", param, pc.typ)
-	return fmt.Sprintf(`CASE WHEN pg_catalog.format('%%L', %s) COLLATE pg_catalog."C" = pg_catalog.format('%%L', %s) THEN %s ELSE CAST(%s AS %s) END`,
-		cur, v, cur, v, pc.domain)
+	return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = pg_catalog.format('%%s', %[2]s) THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
+		cur, v, pc.domain)
 }
 
 func sameValue(a, b Value) bool { return a.Kind == b.Kind && bytes.Equal(a.Data, b.Data) }
