@@ -1109,7 +1109,10 @@ func relKey(r *Relation) string {
 
 // peerRelsSQL reads, for each table named in $1, what a peerRel holds. A domain column's type
 // is its base type's (the one at the bottom of domains over domains: domainBaseSQL), an array
-// of a domain's the array of that base type: a full
+// of a domain's the array of that base type — or, when that base type is an array itself (an
+// array of a domain over int[]), which has no array type, the array of the domain as it is,
+// rather than no type at all (CAST to nothing, a syntax error in every update and delete of
+// the table: TestApplyArrayOfDomainOverArray): a full
 // row's old values are read in it (matchRow), as CAST to the domain would check the domain's
 // constraints — which an old value need not meet (one added NOT VALID), and a DELETE of that
 // row was refused (TestApplyDomainArrayNotValid). A domain's equality is
@@ -1135,7 +1138,7 @@ LEFT JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
 LEFT JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ` + domainBaseSQL("ty") + ` ELSE ty.oid END
 LEFT JOIN pg_catalog.pg_type el ON el.oid = bt.typelem AND bt.typcategory = 'A' AND el.typtype = 'd'
 LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN el.oid IS NOT NULL
-  THEN (SELECT e.typarray FROM pg_catalog.pg_type e WHERE e.oid = ` + domainBaseSQL("el") + `) ELSE bt.oid END`
+  THEN COALESCE(NULLIF((SELECT e.typarray FROM pg_catalog.pg_type e WHERE e.oid = ` + domainBaseSQL("el") + `), 0), bt.oid) ELSE bt.oid END`
 
 // domainBaseSQL is the type domain t (a pg_type row) is made of at the bottom: a domain over a
 // domain is checked against the inner one's constraints too, so a value read in the inner one
