@@ -1088,6 +1088,10 @@ type peerCol struct {
 	// USING INDEX table whose index is COLLATE "C" — were one, an update of either matching
 	// both on the peer (TestApplyKeyIndexCollation).
 	keyColl string
+	// inner: typ holds a domain within it (innerDomainSQL), whose constraints reading a value
+	// in typ checks: domain is then the column's type, domain or not, and kept compares the
+	// parameter's text with the peer's value's, not read in typ.
+	inner bool
 }
 
 // relKey names a relation definition: its table and its published columns with their types on
@@ -1124,13 +1128,14 @@ var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', 
   EXISTS (SELECT FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
     WHERE o.opcdefault AND m.amname IN ('btree', 'hash') AND (o.opcintype = b.oid
       OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = b.oid AND k.casttarget = o.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i'))),
-  CASE WHEN ty.typtype = 'd' OR el.oid IS NOT NULL THEN pg_catalog.format_type(ty.oid, -1) ELSE '' END,
+  CASE WHEN ty.typtype = 'd' OR el.oid IS NOT NULL OR ` + innerDomainSQL + ` THEN pg_catalog.format_type(ty.oid, -1) ELSE '' END,
   (SELECT pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname)
     FROM pg_catalog.pg_index x, ROWS FROM (pg_catalog.unnest(x.indkey::pg_catalog.int2[]), pg_catalog.unnest(x.indcollation::pg_catalog.oid[])) k(attnum, coll),
       pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
     WHERE x.indrelid = c.oid AND (x.indisreplident OR (c.relreplident = 'd' AND x.indisprimary))
       AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
-    LIMIT 1)
+    LIMIT 1),
+  ` + innerDomainSQL + `
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1139,6 +1144,20 @@ LEFT JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ` + 
 LEFT JOIN pg_catalog.pg_type el ON el.oid = bt.typelem AND bt.typcategory = 'A' AND el.typtype = 'd'
 LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN el.oid IS NOT NULL
   THEN COALESCE(NULLIF((SELECT e.typarray FROM pg_catalog.pg_type e WHERE e.oid = ` + domainBaseSQL("el") + `), 0), bt.oid) ELSE bt.oid END`
+
+// innerDomainSQL tells whether type b (peerRelsSQL's, the one a column is read in) holds a
+// domain within it: a field of a composite, an array's element, a range's subtype, at any
+// depth. Reading a value in b checks that domain's constraints (record_in reads each field in
+// its type), which a value the row holds need not meet (one added NOT VALID): such a column is
+// compared by its text (kept).
+const innerDomainSQL = `EXISTS (WITH RECURSIVE r(oid) AS (SELECT b.oid
+    UNION SELECT x.t FROM r JOIN pg_catalog.pg_type s ON s.oid = r.oid CROSS JOIN LATERAL (
+      SELECT s.typelem WHERE s.typcategory = 'A' AND s.typelem <> 0
+      UNION ALL SELECT s.typbasetype WHERE s.typtype = 'd'
+      UNION ALL SELECT f.atttypid FROM pg_catalog.pg_attribute f WHERE s.typtype = 'c' AND f.attrelid = s.typrelid AND f.attnum > 0 AND NOT f.attisdropped
+      UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g WHERE g.rngtypid = s.oid
+      UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngmultitypid = s.oid) x(t))
+  SELECT FROM r JOIN pg_catalog.pg_type s ON s.oid = r.oid WHERE s.typtype = 'd')`
 
 // domainBaseSQL is the type domain t (a pg_type row) is made of at the bottom: a domain over a
 // domain is checked against the inner one's constraints too, so a value read in the inner one
@@ -1191,7 +1210,7 @@ func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
 			out[ask[k-1]] = pr
 		}
 		if v[2] != nil {
-			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7])}
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t"}
 		}
 	}
 	_, err := rr.Close()
@@ -1430,6 +1449,16 @@ func reinsert(c Change, pr *peerRel, p *sqlParams) string {
 func kept(cur, param string, pc peerCol) string {
 	if pc.domain == "" {
 		return param
+	}
+	if pc.inner {
+		// A composite (or a domain over one, an array of one) with a field of a domain type:
+		// read in typ, the value would be checked against that domain (record_in), so the
+		// parameter's text, sent after the same settings as the peer's session spells in
+		// (textSettings), is compared with the value's as it is (TestApplyCompositeDomainFieldNotValid).
+		// A value spelled otherwise (a timestamptz under another TimeZone) is written.
+		v := fmt.Sprintf("CAST(%s AS text)", param)
+		return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = %[2]s THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
+			cur, v, pc.domain)
 	}
 	v := fmt.Sprintf("CAST(%s AS %s)", param, pc.typ)
 	return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = pg_catalog.format('%%s', %[2]s) THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
