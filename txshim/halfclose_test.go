@@ -20,22 +20,11 @@ func TestHalfClosedClientGetsReplies(t *testing.T) {
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	run := func(addr string) string {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, conn := dialRawTCP(t, addr, c.Database(), 10*time.Second)
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		fe := pgproto3.NewFrontend(conn, conn)
-		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database()}})
-		fe.Flush()
-		r := &rawSession{t: t, conn: conn, fe: fe}
-		if got, err := r.until('Z'); err != nil {
-			t.Fatalf("startup: %q %v", got, err)
-		}
 		r.simple("SELECT pg_sleep(0.3), 42")
 		r.pipeline("SELECT 1")
-		conn.(*net.TCPConn).CloseWrite()
+		conn.CloseWrite()
 		a, err1 := r.until('Z')
 		b, err2 := r.until('Z')
 		return fmt.Sprintf("%s %v, %s %v", a, err1, b, err2)
@@ -48,4 +37,24 @@ func TestHalfClosedClientGetsReplies(t *testing.T) {
 	if n := s.Stats().SessionsActive; n != 0 {
 		t.Fatalf("%d sessions active after the half-closed client's end, want 0", n)
 	}
+}
+
+// dialRawTCP starts a raw session as the superuser on database db at addr (the shim's, or
+// PostgreSQL's own), over TCP, with the deadline timeout on its connection.
+func dialRawTCP(t *testing.T, addr, db string, timeout time.Duration) (*rawSession, *net.TCPConn) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(timeout))
+	fe := pgproto3.NewFrontend(nc, nc)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": db}})
+	fe.Flush()
+	r := &rawSession{t: t, conn: nc, fe: fe}
+	if got, err := r.until('Z'); err != nil {
+		nc.Close()
+		t.Fatalf("startup: %q %v", got, err)
+	}
+	return r, nc.(*net.TCPConn)
 }

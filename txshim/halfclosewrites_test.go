@@ -3,7 +3,6 @@ package txshim
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -88,21 +87,10 @@ func halfClosedWrites(t *testing.T, c *pgtest.Cluster, s *testShim, only string)
 		},
 	}
 	run := func(addr, name string) string {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, nc := dialRawTCP(t, addr, c.Database(), 10*time.Second)
 		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		fe := pgproto3.NewFrontend(nc, nc)
-		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database()}})
-		fe.Flush()
-		r := &rawSession{t: t, conn: nc, fe: fe}
-		if got, err := r.until('Z'); err != nil {
-			t.Fatalf("startup: %q %v", got, err)
-		}
 		scripts[name](r)
-		nc.(*net.TCPConn).CloseWrite()
+		nc.CloseWrite()
 		var out string
 		for {
 			m, err := r.fe.Receive()

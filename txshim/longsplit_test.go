@@ -3,7 +3,6 @@ package txshim
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -114,19 +113,9 @@ func longPipelineSplitCompare(t *testing.T, c *pgtest.Cluster, s *testShim) {
 		}, n},
 	}
 	run := func(addr string, sc script) string {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, nc := dialRawTCP(t, addr, c.Database(), 30*time.Second)
 		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(30 * time.Second))
-		fe := pgproto3.NewFrontend(nc, nc)
-		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database()}})
-		fe.Flush()
-		r := &rawSession{t: t, conn: nc, fe: fe}
-		if got, err := r.until('Z'); err != nil {
-			t.Fatalf("startup: %q %v", got, err)
-		}
+		fe := r.fe
 		sent := make(chan struct{})
 		go func() {
 			defer close(sent)
