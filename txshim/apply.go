@@ -1455,7 +1455,8 @@ func kept(cur, param string, pc peerCol) string {
 		// read in typ, the value would be checked against that domain (record_in), so the
 		// parameter's text, sent after the same settings as the peer's session spells in
 		// (textSettings), is compared with the value's as it is (TestApplyCompositeDomainFieldNotValid).
-		// A value spelled otherwise (a timestamptz under another TimeZone) is written.
+		// Both sessions spell a timestamptz in UTC (textSettings): under the databases' own
+		// zones an unchanged one was written again (TestApplyCompositeDomainFieldTimeZone).
 		v := fmt.Sprintf("CAST(%s AS text)", param)
 		return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = %[2]s THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
 			cur, v, pc.domain)

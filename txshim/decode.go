@@ -381,8 +381,12 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 // refuses), and xmloption content reads every xml value, which a peer at document refuses for
 // text or several elements (as pg_dump sets it). array_nulls on reads an array's unquoted NULL
 // as the null element array_out wrote it for (it quotes a "NULL" string): a peer at off read it
-// as the string "NULL" (or refused it in an int[]). TimeZone needs no pinning: an ISO
-// timestamptz carries its offset.
+// as the string "NULL" (or refused it in an int[]). TimeZone UTC: an ISO timestamptz carries
+// its offset, and reads as the same instant under any zone, but the peer compares some values
+// by their text as it spells them with the text the walsender spelled (kept, a composite or
+// range with a domain inside): under the two databases' own zones an unchanged value with a
+// timestamptz in it was judged changed, written again, and refused for a constraint of the
+// domain added NOT VALID (TestApplyCompositeDomainFieldTimeZone).
 var textSettings = map[string]string{
 	"client_encoding":    "SQL_ASCII",
 	"datestyle":          "ISO",
@@ -392,6 +396,7 @@ var textSettings = map[string]string{
 	"lc_monetary":        "C",
 	"xmloption":          "content",
 	"array_nulls":        "on",
+	"timezone":           "UTC",
 }
 
 // pinSettings makes cfg's connection start with the given settings, in place of any the DSN

@@ -77,8 +77,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	}
 	// COPY writes the rows as text under this session's settings, and the peer's apply session
 	// reads them under textSettings: the same here, and pg_catalog alone on the search path (reg*
-	// values schema-qualified), as for the decoder. TimeZone needs no pinning: an ISO
-	// timestamptz carries its offset.
+	// values schema-qualified), as for the decoder.
 	pinSettings(cfg, textSettings, catalogPath, noTimeouts, allRows)
 	local, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
