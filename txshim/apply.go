@@ -1457,8 +1457,11 @@ func kept(cur, param string, pc peerCol) string {
 		// (textSettings), is compared with the value's as it is (TestApplyCompositeDomainFieldNotValid).
 		// Both sessions spell a timestamptz in UTC (textSettings): under the databases' own
 		// zones an unchanged one was written again (TestApplyCompositeDomainFieldTimeZone).
+		// Both NULL are the same too: the text is spelled by format as well (a NULL as ''),
+		// where NULL = '' wrote a NULL again, cast to a domain that a constraint added NOT
+		// VALID makes refuse it (TestApplyCompositeDomainNullKept).
 		v := fmt.Sprintf("CAST(%s AS text)", param)
-		return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = %[2]s THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
+		return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = pg_catalog.format('%%s', %[2]s) THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
 			cur, v, pc.domain)
 	}
 	v := fmt.Sprintf("CAST(%s AS %s)", param, pc.typ)
