@@ -1173,23 +1173,7 @@ func TestNodePromotionRechecksMajority(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	_ = w
 	// Every state site2 delivers (to the proxy and the shim, in tandem) from now on.
-	var delivered []State
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case s := <-b.Changes():
-				delivered = append(delivered, s)
-			case <-stop:
-				return
-			}
-		}
-	}()
-	release()
-	time.Sleep(time.Second)
-	close(stop)
-	<-done
+	delivered := deliveredFor(b, release, time.Second)
 	for _, s := range delivered {
 		t.Logf("site2 delivered: %s of term %d (%s)", s.Role, s.Term, s.Reason)
 		if s.Role == RoleMaster {
@@ -1223,4 +1207,27 @@ func TestNodeStartFailureFreesPort(t *testing.T) {
 		t.Fatalf("the gossip port (UDP) after the failed start: %v", err)
 	}
 	u.Close()
+}
+
+// deliveredFor calls release and collects the States n delivers (to the proxy and the shim,
+// in tandem) for d after it.
+func deliveredFor(n *testNode, release func(), d time.Duration) []State {
+	var delivered []State
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case s := <-n.Changes():
+				delivered = append(delivered, s)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	release()
+	time.Sleep(d)
+	close(stop)
+	<-done
+	return delivered
 }

@@ -71,23 +71,7 @@ func TestNodePromotionAcrossFlap(t *testing.T) {
 		p := b.peers["site1"]
 		return p != nil && p.alive && !p.unreachable && p.meta.Role == RoleMaster && p.meta.Record.Term == aTerm
 	})
-	var delivered []State
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case s := <-b.Changes():
-				delivered = append(delivered, s)
-			case <-stop:
-				return
-			}
-		}
-	}()
-	release()
-	time.Sleep(2 * time.Second)
-	close(stop)
-	<-done
+	delivered := deliveredFor(b, release, 2*time.Second)
 	_ = w
 	for _, s := range delivered {
 		t.Logf("site2 delivered: %s of term %d (%s)", s.Role, s.Term, s.Reason)

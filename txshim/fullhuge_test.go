@@ -9,11 +9,7 @@ import (
 // PostgreSQL's 1 GB allocation limit is deleted on the peer too: the spelling that picks among
 // equal rows (matchRow) must not quote the value, which takes twice its size.
 func TestFullIdentityHugeValue(t *testing.T) {
-	if testing.Short() || os.Getenv("TANDEM_HUGE_VALUES") == "" {
-		// Several GB of memory and up to a minute: not in the suite. TANDEM_HUGE_VALUES=1 runs
-		// it, without -race (under which decoding the value outlasts dualCommit's bound).
-		t.Skip("a 540 MB value: set TANDEM_HUGE_VALUES=1 to run it (without -race)")
-	}
+	skipHugeValues(t)
 	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE TABLE fh (c text, n int)`, `ALTER TABLE fh REPLICA IDENTITY FULL`,
@@ -25,5 +21,15 @@ func TestFullIdentityHugeValue(t *testing.T) {
 	}
 	if err := s.Err(); err != nil {
 		t.Errorf("shipper: %v", err)
+	}
+}
+
+// skipHugeValues skips a test with a 540 MB value — several GB of memory and up to a minute:
+// not in the suite — unless TANDEM_HUGE_VALUES is set. Run it without -race, under which
+// decoding the value outlasts dualCommit's bound.
+func skipHugeValues(t *testing.T) {
+	t.Helper()
+	if testing.Short() || os.Getenv("TANDEM_HUGE_VALUES") == "" {
+		t.Skip("a 540 MB value: set TANDEM_HUGE_VALUES=1 to run it (without -race)")
 	}
 }

@@ -1,20 +1,13 @@
 package txshim
 
-import (
-	"os"
-	"testing"
-)
+import "testing"
 
 // TestApplyKeyedDomainHugeValue: an update by key that writes a column of a domain type with a
 // text value over half of PostgreSQL's 1 GB allocation limit is applied on the peer too: the
 // comparison with the value the peer's row holds (kept) must not quote the value, which takes
 // twice its size.
 func TestApplyKeyedDomainHugeValue(t *testing.T) {
-	if testing.Short() || os.Getenv("TANDEM_HUGE_VALUES") == "" {
-		// Several GB of memory and up to a minute: not in the suite. TANDEM_HUGE_VALUES=1 runs
-		// it, without -race (under which decoding the value outlasts dualCommit's bound).
-		t.Skip("a 540 MB value: set TANDEM_HUGE_VALUES=1 to run it (without -race)")
-	}
+	skipHugeValues(t)
 	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE DOMAIN dt AS text`,
