@@ -2,8 +2,10 @@ package txshim
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,17 +35,23 @@ func TestOlderAloneCandidate(t *testing.T) {
 // ends in doubt, prepared on site1's database only (this site may not go solo then: OnPeerDown
 // refuses, as when it has just stopped being master of term 1). While the peer does not
 // answer, the resolver keeps it in doubt — with its row lock — when the shim is read-only or
-// fenced (a backup), dual, solo in the gid's own term, or when the resolver is not the running
-// tandem's (no CommitAlone); once the shim is solo in term 2 (this site master again, alone),
-// the pass commits it on site1's database, and a write to its row goes through. When the peer
-// database thaws, catch-up brings the row there exactly once, and both databases are alike.
+// fenced (a backup), solo in the gid's own term, dual in term 2 while going solo is refused,
+// or when the resolver is not the running tandem's (no CommitAlone). Once this site is master
+// of term 2 — dual with the peer not in step, as a promotion to a peer database that is down
+// leaves it, and no commit to go solo for it, all writes being held by the gid's row lock — the
+// pass goes solo itself (announced: OnPeerDown) and commits the gid on site1's database, and a
+// write to its row goes through. When the peer database thaws, catch-up brings the row there
+// exactly once, and both databases are alike.
 func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	e := newResolveEnv(t)
 	ctx := capCtx(t, 3*time.Minute)
 	local := e.local.Open(t, e.local.Database())
 	sh, stopShipper := e.startShipper(t, ctx)
 	t.Cleanup(stopShipper)
-	s := startShim(t, e.local, Options{Peer: sh, Logger: e.logger, OnPeerDown: func() bool { return false }}, ModeDual, 1)
+	var soloOK atomic.Bool
+	var downs atomic.Int32
+	onPeerDown := func() bool { downs.Add(1); return soloOK.Load() }
+	s := startShim(t, e.local, Options{Peer: sh, Logger: e.logger, OnPeerDown: onPeerDown}, ModeDual, 1)
 	conn := s.connect(t)
 	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {
 		t.Fatalf("a dual commit with both databases up: %v", err)
@@ -52,6 +60,7 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	// site2's database freezes; the next dual commit cannot reach it and ends in doubt.
 	g, resume := e.frozenInDoubt(t, ctx, conn)
 	doubt := InDoubt{GID: g, Side: "local"}
+	downs.Store(0) // the commit asked to go solo, and was refused
 
 	// This site releases term 1 (the shipper turns backup, as after a handover's drain).
 	s.SetMode(ModeReadOnly, 1)
@@ -83,13 +92,21 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 		}
 	}
 
-	// This site master again of term 2, alone (promote: the shipper first, then solo mode).
+	if downs.Load() == 0 {
+		t.Fatal("dual in term 2: the passes did not ask to go solo (OnPeerDown)")
+	}
+
+	// This site master again of term 2 with the peer not in step (promote: the shipper first,
+	// down, then dual mode; the first commit would go solo), and going solo is acknowledged now.
 	if err := WriteTermRecord(ctx, local, 2, "site1", false); err != nil {
 		t.Fatal(err)
 	}
 	sh.SetTerm(2)
 	sh.SetBackup(false)
-	s.SetMode(ModeSolo, 2)
+	sh.Down("promotion", errors.New("the peer database is not in step"))
+	s.SetMode(ModeDual, 2)
+	soloOK.Store(true)
+	downs.Store(0)
 	// `tandem resolve` (no running shim to ask) leaves it in doubt.
 	outside := NewResolver(ResolverConfig{Site: "site1", LocalDSN: e.localDSN(), PeerDSN: e.peerDSN(), Logger: e.logger, StartupTimeout: frozenStartup})
 	resolve(t, outside, nil, nil, doubt)
@@ -108,6 +125,9 @@ func TestResolverCommitsOlderTermAlone(t *testing.T) {
 	}
 
 	resolve(t, r, []string{g}, nil)
+	if m, term := s.Mode(); m != ModeSolo || term != 2 || downs.Load() != 1 {
+		t.Fatalf("after committing %s alone: %v in term %d, %d calls of OnPeerDown; want solo in term 2 after one", g, m, term, downs.Load())
+	}
 	if gids := preparedGIDs(t, e.local); len(gids) > 0 {
 		t.Fatalf("still prepared on site1's database: %v", gids)
 	}

@@ -560,16 +560,27 @@ func (g *commitGate) hold(ctx context.Context) (func(), error) {
 // term record named another site: bypass boundary 0) holds no changes and is never shipped, and
 // one given up (Abandon) is gone; committed alone, such a gid would be on this site's database
 // only. It stays in doubt then, and the first pass that reaches both databases settles it.
+//
+// A shim dual in a term after older with the peer not in step — a promotion to a peer database
+// that is down leaves it so until the first commit goes solo — goes solo first, as that commit
+// would (peerDown: announced and acknowledged, never with peer_down = "block"). Waiting for a
+// commit to do it could wait for ever: the gid's row locks hold every write that touches its
+// rows, and when those are all the writes there are (a few hot rows), no commit comes.
 func (s *Shim) CommitAlone(ctx context.Context, gid string, older uint64, commit func() error) (bool, error) {
 	if err := s.gate.enter(ctx); err != nil {
 		return false, err
 	}
 	defer s.gate.leave()
+	w, ok := s.opts.Peer.(aloneShipper)
 	cur := s.mode.peek()
+	if ok && cur.mode == ModeDual && cur.term > older && s.cfg.PeerDown != config.PeerDownBlock && !w.PeerSynced() && w.ShipsAlone(gid) &&
+		s.peerDown(cur.term, fmt.Errorf("the resolver cannot reach the peer database, and %s of term %d is in doubt", gid, older)) {
+		cur = s.mode.peek()
+	}
 	if cur.mode != ModeSolo || cur.term <= older {
 		return false, nil
 	}
-	if w, ok := s.opts.Peer.(aloneShipper); !ok || !w.ShipsAlone(gid) {
+	if !ok || !w.ShipsAlone(gid) {
 		s.log.Warn("txshim: an in-doubt transaction of an earlier term is not committed alone: the shipper holds no changes of it to ship", "gid", gid)
 		return false, nil
 	}
@@ -577,9 +588,10 @@ func (s *Shim) CommitAlone(ctx context.Context, gid string, older uint64, commit
 	return true, commit()
 }
 
-// aloneShipper is the Peer's part of CommitAlone (Shipper.ShipsAlone).
+// aloneShipper is the Peer's part of CommitAlone (Shipper.ShipsAlone, Shipper.PeerSynced).
 type aloneShipper interface {
 	ShipsAlone(gid string) bool
+	PeerSynced() bool
 }
 
 // InFlight reports whether a session is carrying out gid's dual commit: from before its local
