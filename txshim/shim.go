@@ -341,6 +341,23 @@ func (s *Shim) Barrier(ctx context.Context, term uint64) error {
 	return err
 }
 
+// DrainRanOut is Barrier's part for a handover's drain that ran out (Drain failed): a commit
+// or procedure still in flight may commit on the local database after the release — a
+// procedure's commits, a plain commit, each answered or not — and the Shipper, turned backup
+// once the drain ends, ships none of it; nor did the barrier run, so a plain commit made before
+// may be unshipped too. As for a failed barrier, term counts as one the shim committed alone in
+// (WentSolo) and OnPeerDown records peer_synced = false before the release is published, so
+// that the successor does not take the next term without them. Only a shim whose last mode of
+// term that takes writes was dual, and that has not gone solo in term since (solo,
+// peer_synced = false is recorded already).
+func (s *Shim) DrainRanOut(term uint64) {
+	if last := s.mode.master.Load(); last == nil || last.term != term || last.mode != ModeDual || s.WentSolo(term) {
+		return
+	}
+	s.log.Warn("txshim: handover drain ran out with commits in flight: the peer may lack what they commit; recording peer_synced = false", "term", term)
+	s.peerLacks(term)
+}
+
 // barrier marks the local stream and waits until the Shipper shipped every plain commit before
 // the mark (see Barrier).
 func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {

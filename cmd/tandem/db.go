@@ -875,8 +875,9 @@ func (d *database) stepDown(ctx context.Context, term uint64) {
 // drain waits (bounded) until the shim has no commit in flight and, with barrier (the
 // drain of a master's release), the peer has every plain commit so far (the shim's barrier),
 // then, the last drain, turns the shipper backup unless this site is master again. A commit
-// still in flight after the bound is left to the next master's resolver. The caller counted
-// it in d.draining (setRole).
+// still in flight after the bound is left to the next master's resolver; a release's drain
+// that runs out records peer_synced = false first (txshim.Shim.DrainRanOut): what is still in
+// flight may commit after it, unshipped. The caller counted it in d.draining (setRole).
 //
 // Only a release to a successor that has not taken a newer term yet waits at the barrier: its
 // "released" is what the successor takes the next term on, and it can say peer_synced = false
@@ -900,6 +901,12 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 		dctx, cancel := context.WithTimeout(ctx, txshim.CommitWaitMax(d.cfg.CommitTimeout)+drainMargin)
 		if err := d.shim.Drain(dctx); err != nil {
 			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+			if barrier {
+				// No barrier ran, and what is still in flight (a procedure, a plain commit) may
+				// commit after the release, which the shipper, turned backup, does not ship:
+				// peer_synced = false goes out before "released".
+				d.shim.DrainRanOut(term)
+			}
 		} else if !barrier {
 			// Not a release (above), or a second drain: the first has the barrier.
 		} else if err := d.shim.Barrier(dctx, term); err != nil {
