@@ -658,7 +658,7 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 	if s.peerDownGen.Load() != gen {
 		return false // a call this session waited for refused: its answer holds for this one too
 	}
-	s.log.Warn("txshim: peer unreachable during a dual commit; going solo", "term", term, "err", cause)
+	s.log.Warn("txshim: the peer database does not answer; going solo", "term", term, "err", cause)
 	if s.opts.OnPeerDown != nil && !s.opts.OnPeerDown() {
 		s.peerDownGen.Add(1)
 		s.log.Error("txshim: not going solo: this site may not commit alone now; the commit is left for the resolver", "term", term)

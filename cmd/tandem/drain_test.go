@@ -47,7 +47,7 @@ func TestHandoverDrainRunsOutBarrier(t *testing.T) {
 	bound := txshim.CommitWaitMax(d.cfg.CommitTimeout) + drainMargin
 	called := make(chan error, 1)
 	go func() {
-		_, err := client.ExecContext(ctx, `CALL slow($1)`, (bound + 10*time.Second).Seconds())
+		_, err := client.ExecContext(ctx, `CALL slow($1)`, (bound + 5*time.Second).Seconds())
 		called <- err
 	}()
 	// The CALL is under way through the shim (its backend sleeps).
