@@ -588,7 +588,10 @@ func (s *session) run(ctx context.Context) {
 	defer s.recoverPanic("clientLoop")
 	err := s.clientLoop(ctx)
 	s.flushClient()
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A message cut short by the end is dropped: PostgreSQL, reading it, ends the same
+		// way as at the end between two messages (an error in a COPY FROM STDIN, the session
+		// quietly else), after the replies to what came before it.
 		s.inputEnded(ctx)
 	}
 	var pe *protocolError
@@ -603,7 +606,7 @@ func (s *session) run(ctx context.Context) {
 		writeFatal(s.cw, "0A000", "tandem: "+se.msg)
 		s.cmu.Unlock()
 		s.log.Warn("txshim: session ended", "user", s.user, "reason", se.msg)
-	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errClientQuit) {
+	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errClientQuit) {
 		s.log.Debug("txshim: session ended", "user", s.user, "err", err)
 	}
 	s.close()
@@ -777,6 +780,11 @@ func (s *session) serverLoop() {
 			} else if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 				s.log.Debug("txshim: backend read", "err", err)
 			}
+			// What the backend said before its end reaches the client, as from PostgreSQL:
+			// replies relayed unflushed (an entry whose ReadyForQuery the shim makes) would
+			// be lost — the error and FATAL of a COPY FROM STDIN whose client half-closed
+			// its socket mid-data (TestHalfClosedMidCopy).
+			s.flushClient()
 			return
 		}
 		if cur == nil {
