@@ -571,6 +571,13 @@ func (s *session) close() {
 	})
 }
 
+// clientStalled ends a session whose client stopped reading after its backend ended
+// (clientWriter).
+func (s *session) clientStalled() {
+	s.log.Info("txshim: session ended: the client reads no replies and its local database session has ended", "user", s.user)
+	s.close()
+}
+
 // recoverPanic ends a session that hit a bug instead of the whole process, which also serves
 // the other sessions and the site's role.
 func (s *session) recoverPanic(where string) {

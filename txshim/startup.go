@@ -118,7 +118,8 @@ func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error)
 // backend's ParameterStatus and BackendKeyData through; session.greet sends it.
 func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) {
 	client, rd, version, params := su.client, su.rd, su.version, su.params
-	cw := bufio.NewWriterSize(client, 16<<10)
+	cwr := &clientWriter{conn: client}
+	cw := bufio.NewWriterSize(cwr, 16<<10)
 	if err := negotiateVersion(cw, version, params); err != nil {
 		return nil, err
 	}
@@ -165,6 +166,8 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 		return nil, err
 	}
 	sess := newSession(s, client, cr, cw, backend, greeting.status)
+	cwr.ended = func() bool { return s.backendEnded(ctx, backend.conn, greeting.pid) }
+	cwr.gone = sess.clientStalled
 	// The greeting — AuthenticationOk, then what the local database told us — goes out once
 	// serveConn has registered the session (greet).
 	sess.greeting, _ = (&pgproto3.AuthenticationOk{}).Encode(nil)
@@ -237,6 +240,7 @@ type greeting struct {
 	msgs      []byte // ParameterStatus…, BackendKeyData, ReadyForQuery as the client gets them
 	status    byte
 	cancelKey string // of BackendKeyData (cancelKey)
+	pid       uint32 // the backend's process id
 	readOnly  string // default_transaction_read_only as reported
 	clientRO  string // the same before the shim set it on (connectLocal's readOnly)
 	encoding  string // client_encoding as reported
@@ -314,7 +318,7 @@ func (s *Shim) connectLocal(ctx context.Context, params map[string]string, readO
 		pc.Close(cctx)
 		return nil, nil, err
 	}
-	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey),
+	g := &greeting{status: hc.TxStatus, cancelKey: cancelKey(hc.PID, hc.SecretKey), pid: hc.PID,
 		readOnly: hc.ParameterStatuses["default_transaction_read_only"], clientRO: clientRO,
 		encoding: hc.ParameterStatuses["client_encoding"], superuser: hc.ParameterStatuses["is_superuser"] == "on",
 		auth: map[string]string{}}

@@ -1,0 +1,129 @@
+package txshim
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// clientStall: how long a write to the client stays blocked before clientWriter asks whether
+// the session's backend has ended; stallRecheck, how long it waits before it asks again, twice
+// as long each time up to stallRecheckMax (each question may take a connection of the shim's
+// own to the local database).
+const (
+	clientStall     = 10 * time.Second
+	stallRecheck    = 5 * time.Second
+	stallRecheckMax = time.Minute
+)
+
+// clientChunk is the most clientWriter hands the connection at once: a write's progress is
+// seen between chunks.
+const clientChunk = 64 << 10
+
+// clientWriter is what a session writes to its client through (session.cw). A client that
+// stops reading blocks the write, and the session's relay with it: nothing more is read from
+// the backend, whose end (pg_terminate_backend, idle_session_timeout, a FATAL) the session
+// would then see only at the client's — holding its slot (MaxSessions) and its memory for as
+// long as the client keeps its connection open. PostgreSQL's own connection ends with its
+// backend; the session's ends once a write to the client has been blocked for clientStall
+// and the backend has ended (ended). A client that reads, however slowly, still gets what the
+// backend said before its end, as the kernel would deliver a backend's last replies.
+type clientWriter struct {
+	conn net.Conn
+	// ended and gone are set once the session has its backend (startSession): ended tells
+	// whether the backend has ended, gone ends the session.
+	ended func() bool
+	gone  func()
+
+	mu      sync.Mutex
+	writing bool
+	since   time.Time // when the chunk being written was handed to conn
+	recheck time.Duration
+	timer   *time.Timer
+}
+
+func (w *clientWriter) Write(p []byte) (int, error) {
+	if w.gone == nil {
+		return w.conn.Write(p) // in startup: its deadline bounds the write
+	}
+	n := 0
+	for n < len(p) {
+		w.mu.Lock()
+		w.writing, w.since, w.recheck = true, time.Now(), stallRecheck
+		if w.timer == nil {
+			w.timer = time.AfterFunc(clientStall, w.stalled)
+		} else {
+			w.timer.Reset(clientStall)
+		}
+		w.mu.Unlock()
+		k, err := w.conn.Write(p[n:min(len(p), n+clientChunk)])
+		w.mu.Lock()
+		w.writing = false
+		w.timer.Stop()
+		w.mu.Unlock()
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// stalled runs when a write may have been blocked for clientStall.
+func (w *clientWriter) stalled() {
+	w.mu.Lock()
+	if !w.writing {
+		w.mu.Unlock()
+		return
+	}
+	if left := clientStall - time.Since(w.since); left > 0 {
+		w.timer.Reset(left) // a later chunk's write, not blocked that long yet
+		w.mu.Unlock()
+		return
+	}
+	since := w.since
+	w.mu.Unlock()
+	ended := w.ended() // not under mu: a write that goes on meanwhile must not wait for it
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.writing || w.since != since {
+		return
+	}
+	if ended {
+		w.gone()
+		return
+	}
+	w.timer.Reset(w.recheck)
+	w.recheck = min(2*w.recheck, stallRecheckMax)
+}
+
+// backendEnded tells whether the backend with process id pid, on connection c, has ended: c
+// says so (connEnded: a Unix socket at once; a TCP connection only once what the backend sent
+// before its end has been read, which a session blocked on its client does not do), or the
+// local database, asked on a connection of the shim's own, no longer has the process. When
+// the database cannot be asked, the backend is taken to live on.
+func (s *Shim) backendEnded(ctx context.Context, c net.Conn, pid uint32) bool {
+	if connEnded(c) {
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(cctx, s.localCfg.Copy())
+	if err != nil {
+		s.log.Debug("txshim: cannot ask the local database whether a stalled session's backend lives", "err", err)
+		return false
+	}
+	defer conn.Close(context.WithoutCancel(cctx))
+	// The function behind pg_stat_activity, which a database may keep from its users.
+	rr := conn.ExecParams(cctx, "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_get_activity($1::pg_catalog.int4)",
+		[][]byte{[]byte(strconv.FormatUint(uint64(pid), 10))}, nil, nil, nil).Read()
+	if rr.Err != nil || len(rr.Rows) != 1 {
+		s.log.Debug("txshim: cannot ask the local database whether a stalled session's backend lives", "err", rr.Err)
+		return false
+	}
+	return string(rr.Rows[0][0]) == "0"
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package txshim
+
+import "net"
+
+// connEnded is false where POLLRDHUP is not known: a session whose client stopped reading ends
+// with the client's connection.
+func connEnded(net.Conn) bool { return false }
