@@ -25,7 +25,9 @@ import (
 //   - The journal (decoded transactions in memory) is bounded by MaxJournalBytes. When it is
 //     full, the Shipper drops every later event (counting the transactions for Backlog) and
 //     sets a gap. The decoder goes on, so the count stays right and the slot's status is
-//     reported; nothing past the gap is confirmed.
+//     reported; nothing past the gap is confirmed. It names the prepared transactions it
+//     dropped until their local finish (droppedGIDs): the stream delivers them again, so the
+//     resolver may commit one alone on a master (ShipsAlone) as one the journal holds.
 //   - CatchUp ships the journal in stream order, one peer transaction per local transaction
 //     with its decision row. When the gap's turn comes and the journal is at most a quarter full,
 //     the decoder is started anew: the replication stream resends everything past the slot's

@@ -206,6 +206,11 @@ type Shipper struct {
 	runCtx      context.Context // Run's: what outlives a CatchUp (verifyCatchUp)
 	verifying   sync.WaitGroup  // verifyCatchUp goroutines
 	stats       ShipStats
+	// droppedGIDs: the prepared transactions whose PREPARE was dropped (after streamEnd, so
+	// a new stream delivers it again) and whose local finish was not seen since, by the
+	// position of their PREPARE (see ShipsAlone); under mu. At most as many as may be prepared
+	// at once.
+	droppedGIDs map[string]pglogrepl.LSN
 }
 
 // entry states
@@ -295,6 +300,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 		plainWake: make(chan struct{}),
 		compactAt: 1024,
 	}
+	s.droppedGIDs = map[string]pglogrepl.LSN{}
 	s.pool.copied, s.opPool.copied = &s.copied, &s.copied
 	s.pool.own, s.opPool.own = &s.own, &s.own
 	s.pool.check, s.opPool.check = s.checkApplyConn, s.checkApplyConn
@@ -382,6 +388,7 @@ func (s *Shipper) Abandon() int {
 		s.held += e.size
 		s.streamEnd = s.droppedEnd
 		s.gap, s.dropped = false, 0
+		clear(s.droppedGIDs) // past streamEnd no longer: never delivered again
 	}
 	s.advanceLocked()
 	return n
@@ -404,12 +411,22 @@ func (s *Shipper) giveUpLocked(from pglogrepl.LSN) int {
 // there — is one the next catch-up ships once it is committed locally alone (Shim.CommitAlone):
 // its journal entry holds its changes, and it is neither a suspect (a backup's own transaction
 // past the bypass boundary, never shipped: settle lets it go as a bypass when the peer lacks
-// it) nor given up (Abandon) nor rolled back. An entry not in memory (past a gap) counts as no.
+// it) nor given up (Abandon) nor rolled back. A gid whose PREPARE the journal dropped for its
+// memory bound (droppedGIDs: after streamEnd, so catch-up's new stream delivers it again) counts
+// as yes on a master that gives up nothing (not Abandon): add takes it then as any prepared
+// transaction, and its local COMMIT PREPARED after it, and catch-up ships it. Without that, a
+// gid that came while the journal was full stayed in doubt with its row locks, holding every
+// write to its rows, until the peer database answered again. Any other gid not in memory — one
+// the decoder has not reached, or one let go — counts as no.
 func (s *Shipper) ShipsAlone(gid string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.byGID[gid]
-	return e != nil && e.state != stDone && !e.suspect && !e.undo && !e.finished() && e.txn != nil
+	if e == nil {
+		pos, dropped := s.droppedGIDs[gid]
+		return dropped && pos > s.streamEnd && !s.backup.Load() && !s.abandoning.Load()
+	}
+	return e.state != stDone && !e.suspect && !e.undo && !e.finished() && e.txn != nil
 }
 
 // Err is the definite error that stopped shipping (the peer diverged and needs resync; it
@@ -620,6 +637,9 @@ func (s *Shipper) add(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ev.Pos <= s.streamEnd {
+		if ev.Finish != nil {
+			delete(s.droppedGIDs, ev.Finish.GID) // a dropped PREPARE the copy took (Resync)
+		}
 		return // sent again by a new stream: the journal has it, or had it
 	}
 	counted := ev.Txn != nil && (ev.Txn.Prepared || ev.Txn.Len() > 0)
@@ -642,7 +662,23 @@ func (s *Shipper) add(ev Event) {
 				s.stats.Dropped++
 			}
 		}
+		switch {
+		case ev.Txn != nil && ev.Txn.Prepared:
+			// Only one that add would take now as any prepared transaction (see below): not
+			// a backup's suspect or one given up (Abandon), which ShipsAlone says no to.
+			if !s.backup.Load() || (uint64(ev.Pos) <= s.bypassFrom.Load() && !s.abandoning.Load()) {
+				s.droppedGIDs[ev.Txn.GID] = ev.Pos
+			}
+		case ev.Finish != nil:
+			delete(s.droppedGIDs, ev.Finish.GID)
+		}
 		return
+	}
+	switch {
+	case ev.Txn != nil && ev.Txn.Prepared:
+		delete(s.droppedGIDs, ev.Txn.GID) // taken now, or let go as add decides below
+	case ev.Finish != nil:
+		delete(s.droppedGIDs, ev.Finish.GID)
 	}
 	if counted {
 		if ev.Txn.spill != nil {
