@@ -898,7 +898,7 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 	} else {
 		// As long as a commit may wait for the peer (a decoder behind, a plain commit queued
 		// before it): one whose wait fails records peer_synced = false before "released" goes.
-		dctx, cancel := context.WithTimeout(ctx, txshim.CommitWaitMax(d.cfg.CommitTimeout)+drainMargin)
+		dctx, cancel := context.WithTimeout(ctx, drainBound(d.cfg.CommitTimeout))
 		if err := d.shim.Drain(dctx); err != nil {
 			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
 			if barrier {
@@ -931,6 +931,13 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 	if d.role != gossip.RoleMaster {
 		d.turnBackupLocked()
 	}
+}
+
+// drainBound is how long a handover's drain waits for the commits in flight: as long as a
+// commit may wait for the peer, and drainMargin. A variable for the tests, which would
+// otherwise wait it out (37 s).
+var drainBound = func(commitTimeout time.Duration) time.Duration {
+	return txshim.CommitWaitMax(commitTimeout) + drainMargin
 }
 
 // drainMargin is what a drain waits beyond a commit's longest wait for the peer
