@@ -285,6 +285,21 @@ func (s *Shim) WentSolo(term uint64) bool {
 	return ok
 }
 
+// PeerHasAll is told that peer_synced = true is published for term (the peer has every commit
+// so far): while the shim is dual in term, term no longer counts as one it committed alone in
+// (WentSolo). A plain commit the peer did not take in dual mode (peerLacks, with peer_down =
+// "block") noted it, and nothing cleared it — only a switch to dual does (SetMode,
+// SwitchMode), and the shim never left dual mode — so that once the peer had it all again, a handover's Barrier and
+// DrainRanOut took the term for one whose peer_synced = false was recorded already, skipped,
+// and "released" said the peer had everything (TestHandoverDrainRunsOutAfterCatchUp).
+func (s *Shim) PeerHasAll(term uint64) {
+	s.mode.mu.Lock()
+	defer s.mode.mu.Unlock()
+	if cur := s.mode.p.Load(); cur.mode == ModeDual && cur.term == term {
+		s.mode.solo.Delete(term)
+	}
+}
+
 // HoldCommits stops write transactions from starting their commit and waits until those
 // already committing are done, so that the stream the Shipper reads has an end for the moment
 // (DESIGN §5.5: catch-up ships the tail with new commits held). release lets them go on; only
@@ -686,6 +701,9 @@ func (s *Shim) peerLacks(term uint64) {
 	if s.opts.OnPeerDown != nil {
 		s.opts.OnPeerDown()
 	}
+	// Again once recorded: a peer_synced = true published meanwhile (PeerHasAll) cleared the
+	// note, and the record says false after it.
+	s.mode.noteSolo(term)
 }
 
 // commitsAlone notes, before a caller of peerDown commits alone in term, that it may (WentSolo),

@@ -710,6 +710,10 @@ func (d *database) publishSynced(term, gen uint64) {
 		d.log.Info("peer_synced published after all", "term", term)
 	}
 	d.unsaid = nil
+	// The peer has everything: a commit it lacked before (txshim peerLacks, the shim dual
+	// throughout) no longer counts the term as committed alone in, which a handover takes for
+	// peer_synced = false recorded already (Barrier, DrainRanOut).
+	d.shim.PeerHasAll(term)
 }
 
 // syncWord is a peer_synced = true not said yet (database.unsaid).
