@@ -1097,10 +1097,11 @@ type peerCol struct {
 	// whose "=" is record's: a key compared with a parameter left for "=" to type would be
 	// read as an anonymous record, which PostgreSQL cannot do (matchRow).
 	composite bool
-	// notValid: a domain within typ (inner) has a constraint added NOT VALID, which a value
-	// the table holds need not meet — the only way one can hold such a value: PostgreSQL
-	// refuses a checked constraint on a domain that a composite or array column holds. A
-	// composite key read in typ would be checked against it (matchRow).
+	// notValid: a domain within the type at the bottom of the column's domains (a field of a
+	// composite, an array's element, a range's subtype) has a constraint added NOT VALID,
+	// which a value the table holds need not meet — the only way one can hold such a value:
+	// PostgreSQL refuses a checked constraint on a domain that a composite, array or range
+	// column holds. A key read in that type, or in typ, would be checked against it (matchRow).
 	notValid bool
 }
 
@@ -1145,7 +1146,7 @@ var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', 
     WHERE x.indrelid = c.oid AND (x.indisreplident OR (c.relreplident = 'd' AND x.indisprimary))
       AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
     LIMIT 1),
-  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL + `
+  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1160,15 +1161,18 @@ LEFT JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN el.oid IS NOT NULL
 // depth. Reading a value in b checks that domain's constraints (record_in reads each field in
 // its type), which a value the row holds need not meet (one added NOT VALID): such a column is
 // compared by its text (kept).
-const innerDomainSQL = innerDomainsSQL + `)`
+var innerDomainSQL = innerDomainsSQL("b") + `)`
 
-// innerNotValidSQL tells whether type b holds a domain within it (innerDomainSQL) with a
-// constraint added NOT VALID.
-const innerNotValidSQL = innerDomainsSQL + ` AND EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = s.oid AND NOT k.convalidated))`
+// innerNotValidSQL tells whether type t (a pg_type row) holds a domain within it (as
+// innerDomainSQL) with a constraint added NOT VALID.
+func innerNotValidSQL(t string) string {
+	return innerDomainsSQL(t) + ` AND EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = s.oid AND NOT k.convalidated))`
+}
 
-// innerDomainsSQL is innerDomainSQL and innerNotValidSQL without their end: the domains
-// within type b are the rows s.
-const innerDomainsSQL = `EXISTS (WITH RECURSIVE r(oid) AS (SELECT b.oid
+// innerDomainsSQL is innerDomainSQL and innerNotValidSQL of type t without their end: the
+// domains within t are the rows s.
+func innerDomainsSQL(t string) string {
+	return `EXISTS (WITH RECURSIVE r(oid) AS (SELECT ` + t + `.oid
     UNION SELECT x.t FROM r JOIN pg_catalog.pg_type s ON s.oid = r.oid CROSS JOIN LATERAL (
       SELECT s.typelem WHERE s.typcategory = 'A' AND s.typelem <> 0
       UNION ALL SELECT s.typbasetype WHERE s.typtype = 'd'
@@ -1176,6 +1180,7 @@ const innerDomainsSQL = `EXISTS (WITH RECURSIVE r(oid) AS (SELECT b.oid
       UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g WHERE g.rngtypid = s.oid
       UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngmultitypid = s.oid) x(t))
   SELECT FROM r JOIN pg_catalog.pg_type s ON s.oid = r.oid WHERE s.typtype = 'd'`
+}
 
 // domainBaseSQL is the type domain t (a pg_type row) is made of at the bottom: a domain over a
 // domain is checked against the inner one's constraints too, so a value read in the inner one
@@ -1528,16 +1533,19 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
 		case v.Kind == ValueNull:
 			conds = append(conds, id+" IS NULL")
+		case !full && pc.notValid:
+			// Read in its type (a composite's: typ; an array's or a range's: the column's, as
+			// "=" reads the parameter), the key would be checked against a domain within it (a
+			// field of a domain type, an array of a domain, a range over one), whose constraint
+			// added NOT VALID the row's value need not meet: the peer refused every update and
+			// delete of such a row (TestApplyCompositeKeyDomainFieldNotValid,
+			// TestApplyArrayKeyDomainNotValid). Compared by its text instead, as a REPLICA
+			// IDENTITY FULL row's value of such a column is (pc.inner below): the key's index
+			// is not used then, only while such a constraint is there. Before keyColl: byte for
+			// byte, the key's text names the row the index holds under any collation.
+			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
 		case !full && pc.keyColl != "":
 			conds = append(conds, id+" = "+param(v)+" COLLATE "+pc.keyColl)
-		case !full && pc.composite && pc.notValid:
-			// Read in typ, the key would be checked against a domain within it (a field of a
-			// domain type), whose constraint added NOT VALID the row's value need not meet: the
-			// peer refused every update and delete of such a row
-			// (TestApplyCompositeKeyDomainFieldNotValid). Compared by its text instead, as a
-			// REPLICA IDENTITY FULL row's value of such a column is (pc.inner below): the
-			// key's index is not used then, only while such a constraint is there.
-			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
 		case !full && pc.composite:
 			// A key of a composite type (or of a domain over one, read in that composite,
 			// unchecked) is read in it: its "=" is record's, and a parameter left for "=" to
