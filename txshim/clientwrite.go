@@ -10,10 +10,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// clientStall: how long a write to the client stays blocked before clientWriter asks whether
-// the session's backend has ended; stallRecheck, how long it waits before it asks again, twice
-// as long each time up to stallRecheckMax (each question may take a connection of the shim's
-// own to the local database).
+// clientStall: how long a write to the client stays blocked before clientWriter first looks
+// whether the client reads (connTaken); stallRecheck, how long it waits before it looks again
+// and, the client having taken nothing, asks whether the session's backend has ended — and
+// asks again twice as long after each time, up to stallRecheckMax (each question may take a
+// connection of the shim's own to the local database).
 const (
 	clientStall     = 10 * time.Second
 	stallRecheck    = 5 * time.Second
@@ -29,9 +30,11 @@ const clientChunk = 64 << 10
 // the backend, whose end (pg_terminate_backend, idle_session_timeout, a FATAL) the session
 // would then see only at the client's — holding its slot (MaxSessions) and its memory for as
 // long as the client keeps its connection open. PostgreSQL's own connection ends with its
-// backend; the session's ends once a write to the client has been blocked for clientStall
-// and the backend has ended (ended). A client that reads, however slowly, still gets what the
-// backend said before its end, as the kernel would deliver a backend's last replies.
+// backend; the session's ends once a write to the client has been blocked for clientStall,
+// the client has taken nothing of it between two looks (connTaken, stallRecheck apart at
+// first) and the backend has ended (ended). A client that reads, however slowly, still gets
+// what the backend said before its end, as the kernel would deliver a backend's last replies
+// (TestSlowReaderAfterBackendEnd).
 type clientWriter struct {
 	conn net.Conn
 	// ended and gone are set once the session has its backend (startSession): ended tells
@@ -44,6 +47,10 @@ type clientWriter struct {
 	since   time.Time // when the chunk being written was handed to conn
 	recheck time.Duration
 	timer   *time.Timer
+	// taken is connTaken's count at the last look at the chunk being written (looked): a
+	// client whose count moved since reads, however slowly.
+	taken  uint64
+	looked bool
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
@@ -53,7 +60,7 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		w.mu.Lock()
-		w.writing, w.since, w.recheck = true, time.Now(), stallRecheck
+		w.writing, w.since, w.recheck, w.looked = true, time.Now(), stallRecheck, false
 		if w.timer == nil {
 			w.timer = time.AfterFunc(clientStall, w.stalled)
 		} else {
@@ -85,20 +92,29 @@ func (w *clientWriter) stalled() {
 		w.mu.Unlock()
 		return
 	}
-	since := w.since
+	since, last, looked := w.since, w.taken, w.looked
 	w.mu.Unlock()
-	ended := w.ended() // not under mu: a write that goes on meanwhile must not wait for it
+	// A client that reads slowly keeps the kernel's buffers full, and a chunk's write may wait
+	// longer than clientStall for the room it needs: one that took anything since the last
+	// look reads, and gets the rest of what the backend said, ended or not. The first look at
+	// a chunk only counts.
+	taken, known := connTaken(w.conn)
+	reads := known && (!looked || taken != last)
+	ended := !reads && w.ended() // not under mu: a write that goes on meanwhile must not wait for it
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.writing || w.since != since {
 		return
 	}
+	w.taken, w.looked = taken, known
 	if ended {
 		w.gone()
 		return
 	}
 	w.timer.Reset(w.recheck)
-	w.recheck = min(2*w.recheck, stallRecheckMax)
+	if !reads {
+		w.recheck = min(2*w.recheck, stallRecheckMax)
+	}
 }
 
 // backendEnded tells whether the backend with process id pid, on connection c, has ended: c

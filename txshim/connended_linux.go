@@ -31,3 +31,36 @@ func connEnded(c net.Conn) bool {
 	})
 	return ended
 }
+
+// connTaken returns a count that changes as the other end of c reads what is written to it,
+// and whether it could tell: for TCP the bytes it acknowledged (TCP_INFO's tcpi_bytes_acked,
+// which a receiver whose buffer is full acknowledges only as it reads), for a Unix socket the
+// bytes it has not read yet (SIOCOUTQ), which a writer blocked on a full buffer does not add
+// to until much of it has been read.
+func connTaken(c net.Conn) (uint64, bool) {
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS: the socket under it
+		c = t.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var n uint64
+	known := false
+	_ = rc.Control(func(fd uintptr) {
+		if _, tcp := c.(*net.TCPConn); tcp {
+			if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				n, known = ti.Bytes_acked, true
+			}
+			return
+		}
+		if q, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			n, known = uint64(q), true
+		}
+	})
+	return n, known
+}
