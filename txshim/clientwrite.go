@@ -121,14 +121,22 @@ func (w *clientWriter) stalled() {
 // says so (connEnded: a Unix socket at once; a TCP connection only once what the backend sent
 // before its end has been read, which a session blocked on its client does not do), or the
 // local database, asked on a connection of the shim's own, no longer has the process. When
-// the database cannot be asked, the backend is taken to live on.
+// the database cannot be asked, the backend is taken to live on. The connection goes where c
+// goes, whichever of local_dsn's hosts that is (as forwardCancel's request): another host
+// would have no process of that id (TestStalledClientOtherHost).
 func (s *Shim) backendEnded(ctx context.Context, c net.Conn, pid uint32) bool {
 	if connEnded(c) {
 		return true
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgconn.ConnectConfig(cctx, s.localCfg.Copy())
+	cfg := s.localCfg.Copy()
+	if to, dial := c.RemoteAddr(), cfg.DialFunc; to != nil && dial != nil {
+		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dial(ctx, to.Network(), to.String())
+		}
+	}
+	conn, err := pgconn.ConnectConfig(cctx, cfg)
 	if err != nil {
 		s.log.Debug("txshim: cannot ask the local database whether a stalled session's backend lives", "err", err)
 		return false

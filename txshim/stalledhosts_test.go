@@ -1,0 +1,87 @@
+package txshim
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// TestStalledClientOtherHost: local_dsn lists two hosts, and a session's backend is on the
+// second (the first was full when it started, as PostgreSQL's clients fall back). A client
+// that pauses, its backend alive, keeps its session: clientWriter's question whether the
+// backend lives goes to the server the backend is on, not to the first host of local_dsn that
+// takes a connection then, which has no process of that id (as forwardCancel sends a cancel
+// request where the session's backend is).
+func TestStalledClientOtherHost(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	other := pgtest.Start(t, pgtest.WithSetting("max_connections", "3"), pgtest.WithSetting("superuser_reserved_connections", "0"))
+	ctx := capCtx(t, 2*time.Minute)
+	var full []*pgconn.PgConn
+	for range 3 {
+		pc, err := pgconn.Connect(ctx, other.DSN(other.Database()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		full = append(full, pc)
+	}
+	defer func() {
+		for _, pc := range full {
+			pc.Close(context.Background())
+		}
+	}()
+	dsn := fmt.Sprintf("postgres://%s@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable", pgtest.Superuser, other.Port(), c.Port(), c.Database())
+	s := startShimDSN(t, c, dsn, Options{}, ModeSolo, 0)
+	db := c.Open(t, c.Database())
+
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(time.Minute))
+	fe := pgproto3.NewFrontend(nc, nc)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": c.Database()}})
+	fe.Flush()
+	r := &rawSession{t: t, conn: nc, fe: fe}
+	if got, err := r.until('Z'); err != nil {
+		t.Fatalf("startup: %q %v", got, err)
+	}
+	r.simple("SELECT repeat('x', 1000) AS stalled_hosts FROM generate_series(1, 10000000)")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var pid int
+		err := db.QueryRow(`SELECT pid FROM pg_stat_activity WHERE query LIKE '%stalled_hosts%' AND wait_event = 'ClientWrite' AND pid <> pg_backend_pid()`).Scan(&pid)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend blocked on the stalled client: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The first host takes connections again.
+	for _, pc := range full {
+		pc.Close(ctx)
+	}
+	full = nil
+	time.Sleep(clientStall + 2*stallRecheck + 2*time.Second)
+	if n := s.Stats().SessionsActive; n != 1 {
+		t.Fatalf("%d sessions active after the paused client's wait, its backend alive; want its own", n)
+	}
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	for i := range 20000 {
+		if m, err := fe.Receive(); err != nil {
+			t.Fatalf("row %d after the wait: %v", i, err)
+		} else if _, ok := m.(*pgproto3.DataRow); !ok && i > 0 {
+			t.Fatalf("message %d after the wait: %T", i, m)
+		}
+	}
+}
