@@ -595,10 +595,12 @@ func (s *session) run(ctx context.Context) {
 	defer s.recoverPanic("clientLoop")
 	err := s.clientLoop(ctx)
 	s.flushClient()
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errClientQuit) {
 		// A message cut short by the end is dropped: PostgreSQL, reading it, ends the same
 		// way as at the end between two messages (an error in a COPY FROM STDIN, the session
-		// quietly else), after the replies to what came before it.
+		// quietly else), after the replies to what came before it. So it does after a
+		// Terminate, which the backend has been sent: the replies to what came before it
+		// reach the client (TestTerminateBehindQuery).
 		s.inputEnded(ctx)
 	}
 	var pe *protocolError
@@ -622,9 +624,9 @@ func (s *session) run(ctx context.Context) {
 var errClientQuit = errors.New("client terminated the session")
 
 // inputEnded: the client's sending side ended between messages (a close, or shutdown(SHUT_WR)
-// with the replies still to read). PostgreSQL answers every message it read before the end, and
-// so does the shim: the backend gets the end after what was relayed to it, and the session ends
-// when the backend does (serverLoop), or when ctx does.
+// with the replies still to read), or with a Terminate. PostgreSQL answers every message it
+// read before the end, and so does the shim: the backend gets the end after what was relayed
+// to it, and the session ends when the backend does (serverLoop), or when ctx does.
 func (s *session) inputEnded(ctx context.Context) {
 	cw, ok := s.backend.(interface{ CloseWrite() error })
 	if !ok || s.bw.Flush() != nil || cw.CloseWrite() != nil {
