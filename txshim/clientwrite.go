@@ -121,13 +121,20 @@ func (w *clientWriter) stalled() {
 // says so (connEnded: a Unix socket at once; a TCP connection only once what the backend sent
 // before its end has been read, which a session blocked on its client does not do), or the
 // local database, asked on a connection of the shim's own, no longer has the process. When
-// the database cannot be asked, the backend is taken to live on. The connection goes where c
-// goes, whichever of local_dsn's hosts that is (as forwardCancel's request): another host
-// would have no process of that id (TestStalledClientOtherHost).
+// the database cannot be asked (or another session's question is under way), the backend is
+// taken to live on. The connection goes where c goes, whichever of local_dsn's hosts that is
+// (as forwardCancel's request): another host would have no process of that id
+// (TestStalledClientOtherHost).
 func (s *Shim) backendEnded(ctx context.Context, c net.Conn, pid uint32) bool {
 	if connEnded(c) {
 		return true
 	}
+	// One question at a time: many clients that pause together must not take the local
+	// database's last connections from the shim's own work.
+	if !s.stallCheck.TryLock() {
+		return false
+	}
+	defer s.stallCheck.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cfg := s.localCfg.Copy()

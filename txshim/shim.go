@@ -98,6 +98,10 @@ type Shim struct {
 	stats counters
 
 	peerDownMu sync.Mutex // serializes OnPeerDown calls
+	// stallCheck: one backendEnded question to the local database at a time (each takes a
+	// connection beside the ones ownConnections keeps); a stalled session that finds it taken
+	// asks again at its next recheck.
+	stallCheck sync.Mutex
 	// peerDownGen counts OnPeerDown calls that refused (under peerDownMu; read before taking
 	// it): sessions that waited for a refusing call share its answer instead of asking again.
 	peerDownGen atomic.Uint64
