@@ -1103,6 +1103,11 @@ type peerCol struct {
 	// PostgreSQL refuses a checked constraint on a domain that a composite, array or range
 	// column holds. A key read in that type, or in typ, would be checked against it (matchRow).
 	notValid bool
+	// notNull: a domain within that type is NOT NULL, which a field or an element of it can
+	// escape all the same (a scalar subquery that finds no row is NULL of the domain,
+	// unchecked): a key holding such a NULL, read in that type, would be refused (matchRow,
+	// mayHoldNull).
+	notNull bool
 }
 
 // relKey names a relation definition: its table and its published columns with their types on
@@ -1146,7 +1151,7 @@ var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', 
     WHERE x.indrelid = c.oid AND (x.indisreplident OR (c.relreplident = 'd' AND x.indisprimary))
       AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
     LIMIT 1),
-  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `
+  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `, ` + innerNotNullSQL("bt") + `
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1167,6 +1172,12 @@ var innerDomainSQL = innerDomainsSQL("b") + `)`
 // innerDomainSQL) with a constraint added NOT VALID.
 func innerNotValidSQL(t string) string {
 	return innerDomainsSQL(t) + ` AND EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = s.oid AND NOT k.convalidated))`
+}
+
+// innerNotNullSQL tells whether type t (a pg_type row) holds a NOT NULL domain within it (as
+// innerDomainSQL).
+func innerNotNullSQL(t string) string {
+	return innerDomainsSQL(t) + ` AND s.typnotnull)`
 }
 
 // innerDomainsSQL is innerDomainSQL and innerNotValidSQL of type t without their end: the
@@ -1233,7 +1244,7 @@ func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
 			out[ask[k-1]] = pr
 		}
 		if v[2] != nil {
-			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t"}
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t"}
 		}
 	}
 	_, err := rr.Close()
@@ -1502,6 +1513,22 @@ func (pr *peerRel) col(name string) peerCol {
 	return pr.cols[name]
 }
 
+// mayHoldNull tells whether v, a composite's, an array's or a range's value, may hold a NULL
+// field or element: in the text its output function writes, an empty field of a composite, or
+// the word NULL anywhere. It errs toward yes (a binary value, a quoted field that holds one of
+// those); no is certain.
+func mayHoldNull(v Value) bool {
+	if v.Kind != ValueText {
+		return true
+	}
+	for _, s := range []string{"(,", ",,", ",)", "()", "NULL"} {
+		if bytes.Contains(v.Data, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 // matchRow is the WHERE clause that finds the changed row: by its key columns, or, for a table
 // with REPLICA IDENTITY FULL, by every old value, picking one of identical rows by table and ctid.
 //
@@ -1533,7 +1560,7 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
 		case v.Kind == ValueNull:
 			conds = append(conds, id+" IS NULL")
-		case !full && pc.notValid:
+		case !full && (pc.notValid || pc.notNull && mayHoldNull(v)):
 			// Read in its type (a composite's: typ; an array's or a range's: the column's, as
 			// "=" reads the parameter), the key would be checked against a domain within it (a
 			// field of a domain type, an array of a domain, a range over one), whose constraint
@@ -1541,8 +1568,12 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// delete of such a row (TestApplyCompositeKeyDomainFieldNotValid,
 			// TestApplyArrayKeyDomainNotValid). Compared by its text instead, as a REPLICA
 			// IDENTITY FULL row's value of such a column is (pc.inner below): the key's index
-			// is not used then, only while such a constraint is there. Before keyColl: byte for
-			// byte, the key's text names the row the index holds under any collation.
+			// is not used then, only while such a constraint is there. So too a key that may
+			// hold a NULL field or element of a NOT NULL domain, which reading it in its type
+			// refuses as well (TestApplyKeyNotNullDomainNull): only such a key, or every key of
+			// a table keyed by a composite with a NOT NULL domain's field would miss its
+			// index. Before keyColl: byte for byte, the key's text names the row the index
+			// holds under any collation.
 			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
 		case !full && pc.keyColl != "":
 			conds = append(conds, id+" = "+param(v)+" COLLATE "+pc.keyColl)
