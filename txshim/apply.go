@@ -1103,10 +1103,10 @@ type peerCol struct {
 	// PostgreSQL refuses a checked constraint on a domain that a composite, array or range
 	// column holds. A key read in that type, or in typ, would be checked against it (matchRow).
 	notValid bool
-	// notNull: a domain within that type is NOT NULL, which a field or an element of it can
-	// escape all the same (a scalar subquery that finds no row is NULL of the domain,
-	// unchecked): a key holding such a NULL, read in that type, would be refused (matchRow,
-	// mayHoldNull).
+	// notNull: a domain within that type may refuse NULL (NOT NULL, or a CHECK such as
+	// VALUE IS NOT NULL), which a field or an element of it can escape all the same (a scalar
+	// subquery that finds no row is NULL of the domain, unchecked): a key holding such a NULL,
+	// read in that type, would be refused (matchRow, mayHoldNull).
 	notNull bool
 }
 
@@ -1174,10 +1174,11 @@ func innerNotValidSQL(t string) string {
 	return innerDomainsSQL(t) + ` AND EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = s.oid AND NOT k.convalidated))`
 }
 
-// innerNotNullSQL tells whether type t (a pg_type row) holds a NOT NULL domain within it (as
-// innerDomainSQL).
+// innerNotNullSQL tells whether type t (a pg_type row) holds a domain within it (as
+// innerDomainSQL) that may refuse NULL: a NOT NULL one, or one with a CHECK constraint
+// (VALUE IS NOT NULL, say; which ones refuse it the catalog does not tell).
 func innerNotNullSQL(t string) string {
-	return innerDomainsSQL(t) + ` AND s.typnotnull)`
+	return innerDomainsSQL(t) + ` AND (s.typnotnull OR EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = s.oid AND k.contype = 'c')))`
 }
 
 // innerDomainsSQL is innerDomainSQL and innerNotValidSQL of type t without their end: the
@@ -1569,11 +1570,11 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// TestApplyArrayKeyDomainNotValid). Compared by its text instead, as a REPLICA
 			// IDENTITY FULL row's value of such a column is (pc.inner below): the key's index
 			// is not used then, only while such a constraint is there. So too a key that may
-			// hold a NULL field or element of a NOT NULL domain, which reading it in its type
-			// refuses as well (TestApplyKeyNotNullDomainNull): only such a key, or every key of
-			// a table keyed by a composite with a NOT NULL domain's field would miss its
-			// index. Before keyColl: byte for byte, the key's text names the row the index
-			// holds under any collation.
+			// hold a NULL field or element of a domain that refuses NULL (NOT NULL, or a
+			// CHECK), which reading it in its type does as well (TestApplyKeyNotNullDomainNull):
+			// only such a key, or every key of a table keyed by a composite with a field of a
+			// NOT NULL domain would miss its index. Before keyColl: byte for byte, the key's
+			// text names the row the index holds under any collation.
 			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
 		case !full && pc.keyColl != "":
 			conds = append(conds, id+" = "+param(v)+" COLLATE "+pc.keyColl)

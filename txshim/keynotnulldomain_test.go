@@ -7,12 +7,18 @@ import "testing"
 // element of a NOT NULL domain can be NULL (a scalar subquery that finds no row is NULL of the
 // domain, uncoerced, so unchecked), and PostgreSQL stores it. Read in its type, CAST($n AS pk)
 // or the array's parameter, the key was checked against the domain: the peer refused every
-// update and delete of such a row ("domain nn does not allow null values").
+// update and delete of such a row ("domain nn does not allow null values"). So too for a
+// domain whose CHECK refuses NULL (cn).
 func TestApplyKeyNotNullDomainNull(t *testing.T) {
 	t.Parallel()
 	p, s := startApplyPair(t,
 		`CREATE DOMAIN nn AS int NOT NULL`,
+		`CREATE DOMAIN cn AS int CHECK (VALUE IS NOT NULL)`,
 		`CREATE TYPE pn AS (a nn, b text)`,
+		`CREATE TYPE pc AS (a cn, b text)`,
+		`CREATE TABLE srcc (x cn)`,
+		`CREATE TABLE kc (k pc PRIMARY KEY, v int)`,
+		`INSERT INTO kc SELECT ROW((SELECT x FROM srcc), 'a')::pc, 0`,
 		`CREATE TABLE src (x nn)`,
 		`CREATE TABLE kf (k pn PRIMARY KEY, v int)`,
 		`CREATE TABLE ka (k nn[] PRIMARY KEY, v int)`,
@@ -23,6 +29,7 @@ func TestApplyKeyNotNullDomainNull(t *testing.T) {
 		`INSERT INTO ka SELECT ARRAY[(SELECT 1::nn), (SELECT x FROM src)], 0`,
 		`INSERT INTO ka VALUES ('{1}', 0)`)
 	dualCommit(t, p, s, gidFor("a", 1, 1),
+		`UPDATE kc SET v = 1`,
 		`UPDATE kf SET v = 1 WHERE (k).b = 'a'`,
 		`DELETE FROM kf WHERE (k).b = 'b'`,
 		`UPDATE kf SET v = 1 WHERE (k).b = 'c'`,
