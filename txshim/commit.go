@@ -104,8 +104,8 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 		// (catch-up) or a handover's Drain waits for it and for its reply's wait for the peer
 		// (localFinish). Under a hold it is not let through unasked: it asks whether it wrote
 		// first, and one that did passes the gate as any write (waiting for the hold's end).
-		if s.shim.gate.track() {
-			defer s.shim.gate.leaveSlow()
+		if s.shim.gate.track(s) {
+			defer s.shim.gate.leaveSlow(s)
 		} else {
 			wrote, err := s.assignedXid()
 			if err != nil {
@@ -125,12 +125,12 @@ func (s *session) commitProc(ctx context.Context, pol policy, explicit, chain bo
 			pol = policyFor(cur)
 		}
 		if s.commitLocal(pol, readOnly) {
-			defer s.shim.gate.leave()
+			defer s.shim.gate.leave(s)
 			if err := s.fail("local-commit-gated"); err != nil {
 				return false, err
 			}
 		} else {
-			s.shim.gate.leave() // a dual commit passes the gate in finishCommit
+			s.shim.gate.leave(s) // a dual commit passes the gate in finishCommit
 		}
 	}
 	cs, err := s.startCommit(pol, chain, readOnly)
@@ -288,7 +288,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	if _, err := s.passGate(ctx, false); err != nil {
 		return false, err
 	}
-	defer s.shim.gate.leave()
+	defer s.shim.gate.leave(s)
 	if r.err != nil && checkErrorOwn(r.err.Code) {
 		if _, err := s.capture("ROLLBACK"); err != nil {
 			return false, err
@@ -572,7 +572,7 @@ func (s *session) passGate(ctx context.Context, slow bool) (*idleGuard, error) {
 	if slow {
 		try, enter = s.shim.gate.tryEnterProc, s.shim.gate.enterProc
 	}
-	if try() {
+	if try(s) {
 		return nil, nil
 	}
 	var g *idleGuard
@@ -601,7 +601,7 @@ func (s *session) passGate(ctx context.Context, slow bool) (*idleGuard, error) {
 			return nil, err
 		}
 	}
-	return g, enter(ctx)
+	return g, enter(ctx, s)
 }
 
 // idleShowSQL reads the session's idle_session_timeout for idleOff, and idleOffSQL turns it

@@ -26,34 +26,34 @@ func TestCommitGateInvariants(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.Intn(3000))*time.Microsecond)
 			switch kind % 3 {
 			case 0:
-				if g.enter(ctx) == nil {
+				if g.enter(ctx, nil) == nil {
 					inside.Add(1)
 					if holds.Load() > 0 {
 						bad("write entered under a granted hold")
 					}
 					time.Sleep(time.Duration(r.Intn(200)) * time.Microsecond)
 					inside.Add(-1)
-					g.leave()
+					g.leave(nil)
 				}
 			case 1:
-				if g.enterProc(ctx) == nil {
+				if g.enterProc(ctx, nil) == nil {
 					inside.Add(1)
 					if holds.Load() > 0 {
 						bad("procedure entered under a granted hold")
 					}
 					time.Sleep(time.Duration(r.Intn(500)) * time.Microsecond)
 					inside.Add(-1)
-					g.leaveSlow()
+					g.leaveSlow(nil)
 				}
 			case 2:
-				if g.track() {
+				if g.track(nil) {
 					inside.Add(1)
 					if holds.Load() > 0 {
 						bad("tracked under a granted hold")
 					}
 					time.Sleep(time.Duration(r.Intn(200)) * time.Microsecond)
 					inside.Add(-1)
-					g.leaveSlow()
+					g.leaveSlow(nil)
 				}
 			}
 			cancel()
@@ -112,7 +112,7 @@ func TestCommitGateInvariants(t *testing.T) {
 // counted by idle (Drain).
 func TestCommitGateIdleSeesProcAfterPause(t *testing.T) {
 	var g commitGate
-	if err := g.enterProc(context.Background()); err != nil {
+	if err := g.enterProc(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	hctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -129,7 +129,7 @@ func TestCommitGateIdleSeesProcAfterPause(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	entered := make(chan error, 1)
-	go func() { entered <- g.enterProc(context.Background()) }()
+	go func() { entered <- g.enterProc(context.Background(), nil) }()
 	select {
 	case <-entered:
 		t.Fatal("procedure entered while a hold pauses")
@@ -141,7 +141,7 @@ func TestCommitGateIdleSeesProcAfterPause(t *testing.T) {
 	if err := <-entered; err != nil {
 		t.Fatal(err)
 	}
-	g.leaveSlow()
+	g.leaveSlow(nil)
 	ictx, icancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer icancel()
 	if err := g.idle(ictx); err == nil {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -111,7 +112,10 @@ type session struct {
 	// (serverLoop's told starts from them).
 	toldAuth map[string]string
 
-	done      chan struct{} // closed when serverLoop returns
+	done chan struct{} // closed when serverLoop returns
+	// ending: why the shim ends the session (a handover's drain terminated its backend,
+	// Shim.endInFlight): the backend's FATAL reaches the client with it.
+	ending    atomic.Pointer[string]
 	closeOnce sync.Once
 
 	// clientLoop state.
@@ -789,12 +793,27 @@ func (s *session) serverLoop() {
 			} else if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 				s.log.Debug("txshim: backend read", "err", err)
 			}
+			why := s.ending.Load()
+			if why != nil {
+				// Not waiting long for a client that does not read.
+				_ = s.client.SetWriteDeadline(time.Now().Add(time.Second))
+			}
 			// What the backend said before its end reaches the client, as from PostgreSQL:
 			// replies relayed unflushed (an entry whose ReadyForQuery the shim makes) would
 			// be lost — the error and FATAL of a COPY FROM STDIN whose client half-closed
 			// its socket mid-data (TestHalfClosedMidCopy).
 			s.flushClient()
+			if why != nil {
+				s.cmu.Lock()
+				writeFatal(s.cw, "57P01", *why)
+				s.cmu.Unlock()
+			}
 			return
+		}
+		if typ == 'E' && s.ending.Load() != nil && isFatal(body) {
+			// The backend's end, which the shim brought about: the client gets the shim's
+			// reason instead, as the session ends (below).
+			continue
 		}
 		if cur == nil {
 			s.mu.Lock()
@@ -1943,7 +1962,7 @@ func (s *session) handleFunctionCall(ctx context.Context, typ byte, body []byte)
 	if err != nil {
 		return err
 	}
-	defer s.shim.gate.leaveSlow()
+	defer s.shim.gate.leaveSlow(s)
 	if cur == nil {
 		if err := s.emitError("25006", fmt.Sprintf("tandem: this site is no longer master of term %d; fast-path function call not run", pol.term)); err != nil {
 			return err
@@ -4188,7 +4207,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err != nil {
 					return err
 				}
-				defer s.shim.gate.leaveSlow()
+				defer s.shim.gate.leaveSlow(s)
 				if cur == nil {
 					return refuse(firstShipAfter(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; statement not run", pol.term))
 				}
@@ -4203,7 +4222,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err != nil {
 					return err
 				}
-				defer s.shim.gate.leaveSlow()
+				defer s.shim.gate.leaveSlow(s)
 				if cur == nil {
 					return refuse(firstProc(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
 				}
@@ -4314,7 +4333,7 @@ func (s *session) enterSlow(ctx context.Context, pol policy) (*modeState, error)
 	}
 	// Put back before what the gate let through is sent (see passGate).
 	if err := s.idleRestore(idle); err != nil {
-		s.shim.gate.leaveSlow()
+		s.shim.gate.leaveSlow(s)
 		return nil, err
 	}
 	cur := *s.shim.mode.Load()
@@ -4336,7 +4355,7 @@ func (s *session) procPart(ctx context.Context, pol policy, send func() (bool, b
 	if err != nil {
 		return false, false, err
 	}
-	defer s.shim.gate.leaveSlow()
+	defer s.shim.gate.leaveSlow(s)
 	if cur == nil {
 		return true, false, nil
 	}
@@ -4836,4 +4855,10 @@ func quoteLiteral(s string) string {
 	}
 	b.WriteByte('\'')
 	return b.String()
+}
+
+// isFatal tells whether an ErrorResponse body has severity FATAL.
+func isFatal(body []byte) bool {
+	var e pgproto3.ErrorResponse
+	return e.Decode(body) == nil && e.Severity == "FATAL"
 }

@@ -315,9 +315,93 @@ func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 }
 
 // Drain waits until no write commit is in flight (DESIGN §3 handover: the master waits for
-// in-flight transactions before it releases the role). Set a mode without writes first: a
-// commit that comes through the gate after that is refused.
+// in-flight transactions, bounded, then they are rolled back, before it releases the role).
+// Set a mode without writes first: a commit that comes through the gate after that is refused.
+//
+// What is still counted in the commit gate when the wait runs out — a procedure that runs on
+// (it commits by itself, outside the commit procedure), a commit that hangs — would go on after
+// the release and could commit on this database, the site backup by then and its shipper no
+// longer shipping: Drain ends it (endInFlight), the backends of those sessions terminated so
+// that what they had not committed is rolled back, and the sessions with them. The wait ends
+// drainEnd before ctx's deadline, for that; a ctx without one, ended, leaves drainEnd past its
+// end. The error says that the wait ran out even when ending the rest succeeded: what ran
+// meanwhile may have committed (a procedure's earlier transactions), unshipped for all the
+// caller knows.
 func (s *Shim) Drain(ctx context.Context) error {
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		wctx, cancel = context.WithDeadline(ctx, dl.Add(-drainEnd))
+	}
+	err := s.gate.idle(wctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	ectx := ctx
+	if ctx.Err() != nil {
+		var ecancel context.CancelFunc
+		ectx, ecancel = context.WithTimeout(context.WithoutCancel(ctx), drainEnd)
+		defer ecancel()
+	}
+	if eerr := s.endInFlight(ectx); eerr != nil {
+		s.log.Error("txshim: handover drain: cannot end what is still in flight; it may commit on this database after the release", "err", eerr)
+		return fmt.Errorf("%w; not ended: %v", err, eerr)
+	}
+	return fmt.Errorf("%w; ended (rolled back)", err)
+}
+
+// drainEnd is what Drain keeps of its bound to end what is still in flight (endInFlight).
+const drainEnd = 2 * time.Second
+
+// endInFlight ends the sessions counted in the commit gate (a drain ran out): their backends
+// are terminated, and it waits until they are gone — a backend ends its transaction, rolled
+// back unless it committed already, before it leaves pg_stat_activity — and the gate is idle,
+// within ctx. A transaction a terminated backend had prepared stays prepared, for the resolver.
+// The sessions end with a FATAL error (57P01) that says why (session.ending).
+func (s *Shim) endInFlight(ctx context.Context) error {
+	ss := s.gate.inFlight()
+	if len(ss) == 0 {
+		return s.gate.idle(ctx)
+	}
+	_, term := s.Mode()
+	why := fmt.Sprintf("tandem: this site gave up the master role of term %d with this session's commit or procedure still in flight past the handover's bound: the session is ended, what it had not committed rolled back (a transaction it had prepared already is settled by the resolver)", term)
+	pids := make([]string, 0, len(ss))
+	for _, sess := range ss {
+		sess.ending.Store(&why)
+		if pid, _, ok := strings.Cut(sess.cancelKey, ":"); ok {
+			pids = append(pids, pid)
+		}
+	}
+	arr := []byte("{" + strings.Join(pids, ",") + "}")
+	s.log.Warn("txshim: handover drain ran out: terminating the backends of the sessions still in flight", "sessions", len(ss), "pids", string(arr))
+	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+	if err != nil {
+		return fmt.Errorf("cannot terminate the backends %s: %w", arr, err)
+	}
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		conn.Close(cctx)
+		ccancel()
+	}()
+	if rr := conn.ExecParams(ctx, "SELECT pg_catalog.pg_terminate_backend(p) FROM pg_catalog.unnest($1::pg_catalog.int4[]) p", [][]byte{arr}, nil, nil, nil).Read(); rr.Err != nil {
+		return fmt.Errorf("cannot terminate the backends %s: %w", arr, rr.Err)
+	}
+	for {
+		rr := conn.ExecParams(ctx, "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[])", [][]byte{arr}, nil, nil, nil).Read()
+		if rr.Err != nil {
+			return fmt.Errorf("backends %s terminated, not known gone: %w", arr, rr.Err)
+		}
+		if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 && string(rr.Rows[0][0]) == "0" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("backends %s terminated, not gone yet: %w", arr, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	// Those sessions leave the gate as their backends' ends reach them; others may have come
+	// through before the terminate (a commit refused, since the mode takes no writes).
 	return s.gate.idle(ctx)
 }
 
@@ -361,10 +445,10 @@ func (s *Shim) Barrier(ctx context.Context, term uint64) error {
 }
 
 // DrainRanOut is Barrier's part for a handover's drain that ran out (Drain failed): a commit
-// or procedure still in flight may commit on the local database after the release — a
-// procedure's commits, a plain commit, each answered or not — and the Shipper, turned backup
-// once the drain ends, ships none of it; nor did the barrier run, so a plain commit made before
-// may be unshipped too. As for a failed barrier, term counts as one the shim committed alone in
+// or procedure in flight may have committed on the local database before Drain ended it — a
+// procedure's commits, a plain commit, each answered or not — or after, where Drain could not
+// end it, and the Shipper, turned backup once the drain ends, ships none of that; nor did the
+// barrier run, so a plain commit made before may be unshipped too. As for a failed barrier, term counts as one the shim committed alone in
 // (WentSolo) and OnPeerDown records peer_synced = false before the release is published, so
 // that the successor does not take the next term without them. Only a shim whose last mode of
 // term that takes writes was dual, and that has not gone solo in term since (solo,
@@ -443,6 +527,42 @@ type commitGate struct {
 	pausing bool // a hold waits for slow ones: none new is counted
 	held    bool // a hold is granted or waiting for the commits in flight
 	changed chan struct{}
+	// owners: the sessions counted (active or slow), each as many times as it is: a drain
+	// whose bound ran out ends them (Shim.Drain). The resolver's CommitAlone counts without
+	// a session.
+	owners map[*session]int
+}
+
+// ownLocked counts who (nil: no session) as one more in the gate. Called with mu held.
+func (g *commitGate) ownLocked(who *session) {
+	if who == nil {
+		return
+	}
+	if g.owners == nil {
+		g.owners = make(map[*session]int)
+	}
+	g.owners[who]++
+}
+
+// disownLocked undoes ownLocked. Called with mu held.
+func (g *commitGate) disownLocked(who *session) {
+	if who == nil {
+		return
+	}
+	if g.owners[who]--; g.owners[who] <= 0 {
+		delete(g.owners, who)
+	}
+}
+
+// inFlight returns the sessions counted in the gate now.
+func (g *commitGate) inFlight() []*session {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ss := make([]*session, 0, len(g.owners))
+	for s := range g.owners {
+		ss = append(ss, s)
+	}
+	return ss
 }
 
 // wait returns the channel closed at the gate's next change. Called with mu held.
@@ -476,70 +596,78 @@ func (g *commitGate) waitWhileLocked(ctx context.Context, busy func() bool) erro
 	return nil
 }
 
-// enter waits while a hold is in place, then counts the caller's commit as active.
-func (g *commitGate) enter(ctx context.Context) error {
+// enter waits while a hold is in place, then counts the caller's commit as active: who's
+// (nil: the resolver's).
+func (g *commitGate) enter(ctx context.Context, who *session) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.waitWhileLocked(ctx, func() bool { return g.held }); err != nil {
 		return err
 	}
 	g.active++
+	g.ownLocked(who)
 	return nil
 }
 
 // tryEnter is enter without waiting: it reports whether it counted the caller's commit (no
 // hold in place).
-func (g *commitGate) tryEnter() bool {
+func (g *commitGate) tryEnter(who *session) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.held {
 		return false
 	}
 	g.active++
+	g.ownLocked(who)
 	return true
 }
 
 // tryEnterProc is enterProc without waiting: it reports whether it counted the caller's
 // procedure, as track counts a commit that may be slow.
-func (g *commitGate) tryEnterProc() bool { return g.track() }
+func (g *commitGate) tryEnterProc(who *session) bool { return g.track(who) }
 
 // track counts as active, without waiting, the commit of a transaction believed not to have
 // written (it may have all the same), unless a hold is in place; it reports whether it did
 // (then leave ends it). A hold already granted is not waited for: the caller learns first
 // whether the transaction wrote, and one that did enters as any write.
-func (g *commitGate) track() bool {
+func (g *commitGate) track(who *session) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.held || g.pausing {
 		return false
 	}
 	g.slow++
+	g.ownLocked(who)
 	return true
 }
 
 // enterProc waits while a hold is in place or waits for slow ones, then counts the caller's
 // procedure as active (leaveSlow ends it).
-func (g *commitGate) enterProc(ctx context.Context) error {
+func (g *commitGate) enterProc(ctx context.Context, who *session) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.waitWhileLocked(ctx, func() bool { return g.held || g.pausing }); err != nil {
 		return err
 	}
 	g.slow++
+	g.ownLocked(who)
 	return nil
 }
 
-func (g *commitGate) leave() {
+// leave ends what enter or tryEnter counted for who.
+func (g *commitGate) leave(who *session) {
 	g.mu.Lock()
 	g.active--
+	g.disownLocked(who)
 	g.notifyLocked()
 	g.mu.Unlock()
 }
 
-// leaveSlow ends what track or enterProc counted.
-func (g *commitGate) leaveSlow() {
+// leaveSlow ends what track or enterProc counted for who.
+func (g *commitGate) leaveSlow(who *session) {
 	g.mu.Lock()
 	g.slow--
+	g.disownLocked(who)
 	g.notifyLocked()
 	g.mu.Unlock()
 }
@@ -603,10 +731,10 @@ func (g *commitGate) hold(ctx context.Context) (func(), error) {
 // commit to do it could wait for ever: the gid's row locks hold every write that touches its
 // rows, and when those are all the writes there are (a few hot rows), no commit comes.
 func (s *Shim) CommitAlone(ctx context.Context, gid string, older uint64, commit func() error) (bool, error) {
-	if err := s.gate.enter(ctx); err != nil {
+	if err := s.gate.enter(ctx, nil); err != nil {
 		return false, err
 	}
-	defer s.gate.leave()
+	defer s.gate.leave(nil)
 	w, ok := s.opts.Peer.(aloneShipper)
 	cur := s.mode.peek()
 	if ok && cur.mode == ModeDual && cur.term > older && s.cfg.PeerDown != config.PeerDownBlock && !w.PeerSynced() && w.ShipsAlone(gid) &&

@@ -878,10 +878,13 @@ func (d *database) stepDown(ctx context.Context, term uint64) {
 
 // drain waits (bounded) until the shim has no commit in flight and, with barrier (the
 // drain of a master's release), the peer has every plain commit so far (the shim's barrier),
-// then, the last drain, turns the shipper backup unless this site is master again. A commit
-// still in flight after the bound is left to the next master's resolver; a release's drain
-// that runs out records peer_synced = false first (txshim.Shim.DrainRanOut): what is still in
-// flight may commit after it, unshipped. The caller counted it in d.draining (setRole).
+// then, the last drain, turns the shipper backup unless this site is master again. What is
+// still in flight when the bound runs out the shim ends within it (txshim.Shim.Drain: the
+// sessions' backends terminated, what they had not committed rolled back; a transaction they
+// had prepared is left to the next master's resolver), so that nothing commits on the local
+// database after the release; a release's drain that runs out records peer_synced = false
+// first (txshim.Shim.DrainRanOut): what ran until then (a procedure's earlier commits) may be
+// unshipped. The caller counted it in d.draining (setRole).
 //
 // Only a release to a successor that has not taken a newer term yet waits at the barrier: its
 // "released" is what the successor takes the next term on, and it can say peer_synced = false
@@ -902,13 +905,14 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 	} else {
 		// As long as a commit may wait for the peer (a decoder behind, a plain commit queued
 		// before it): one whose wait fails records peer_synced = false before "released" goes.
+		// Drain ends what is still in flight at the end of this bound, within it.
 		dctx, cancel := context.WithTimeout(ctx, drainBound(d.cfg.CommitTimeout))
 		if err := d.shim.Drain(dctx); err != nil {
-			d.log.Warn("handover: commits still in flight; the next master's resolver finishes them", "err", err)
+			d.log.Warn("handover: commits still in flight past the drain's bound, ended; the next master's resolver finishes those left prepared", "err", err)
 			if barrier {
-				// No barrier ran, and what is still in flight (a procedure, a plain commit) may
-				// commit after the release, which the shipper, turned backup, does not ship:
-				// peer_synced = false goes out before "released".
+				// No barrier ran, and what was in flight (a procedure, a plain commit) may
+				// have committed before it was ended, which the shipper, turned backup, does
+				// not ship: peer_synced = false goes out before "released".
 				d.shim.DrainRanOut(term)
 			}
 		} else if !barrier {
@@ -945,7 +949,8 @@ var drainBound = func(commitTimeout time.Duration) time.Duration {
 }
 
 // drainMargin is what a drain waits beyond a commit's longest wait for the peer
-// (txshim.CommitWaitMax): its local PREPARE and COMMIT PREPARED are not bounded by it.
+// (txshim.CommitWaitMax): its local PREPARE and COMMIT PREPARED are not bounded by it. The
+// shim's Drain keeps the end of it to end what is still in flight then.
 const drainMargin = 5 * time.Second
 
 // resolve runs one pass of the resolver (DESIGN §5.4), logs what it did, and returns its
