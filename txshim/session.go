@@ -115,8 +115,10 @@ type session struct {
 	done chan struct{} // closed when serverLoop returns
 	// ending: why the shim ends the session (a handover's drain terminated its backend,
 	// Shim.endInFlight): the backend's FATAL reaches the client with it.
-	ending    atomic.Pointer[string]
-	closeOnce sync.Once
+	ending atomic.Pointer[string]
+	// backendEnded: serverLoop saw the backend's connection end (not closed by the shim).
+	backendEnded atomic.Bool
+	closeOnce    sync.Once
 
 	// clientLoop state.
 	stmts   map[string]stmtInfo
@@ -567,9 +569,14 @@ func (s *session) greet() error {
 	return s.client.SetDeadline(time.Time{})
 }
 
-// close closes both connections; both loops then return. Safe to call more than once.
+// close closes both connections; both loops then return. Safe to call more than once. A
+// backend that may still run what the session counted in the commit gate is watched until it
+// ends (Shim.orphaned).
 func (s *session) close() {
 	s.closeOnce.Do(func() {
+		if !s.backendEnded.Load() {
+			s.shim.orphaned(s)
+		}
 		s.client.Close()
 		s.backend.Close()
 	})
@@ -784,6 +791,9 @@ func (s *session) serverLoop() {
 	for {
 		typ, body, err := s.br.next()
 		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.backendEnded.Store(true)
+			}
 			var pe *protocolError
 			if errors.As(err, &pe) {
 				s.cmu.Lock()

@@ -353,19 +353,18 @@ func (s *Shim) Drain(ctx context.Context) error {
 // drainEnd is what Drain keeps of its bound to end what is still in flight (endInFlight).
 const drainEnd = 2 * time.Second
 
-// endInFlight ends the sessions counted in the commit gate (a drain ran out): their backends
-// are terminated, and it waits until they are gone — a backend ends its transaction, rolled
+// endInFlight ends the sessions counted in the commit gate (a drain ran out): their backends,
+// and those of sessions that ended in flight (orphaned), are terminated, and it waits until they are gone — a backend ends its transaction, rolled
 // back unless it committed already, before it leaves pg_stat_activity — and the gate is idle,
 // within ctx. A transaction a terminated backend had prepared stays prepared, for the resolver.
 // The sessions end with a FATAL error (57P01) that says why (session.ending).
 func (s *Shim) endInFlight(ctx context.Context) error {
-	ss := s.gate.inFlight()
-	if len(ss) == 0 {
+	ss, pids := s.gate.inFlight()
+	if len(ss)+len(pids) == 0 {
 		return s.gate.idle(ctx)
 	}
 	_, term := s.Mode()
 	why := fmt.Sprintf("tandem: this site gave up the master role of term %d with this session's commit or procedure still in flight past the handover's bound: the session is ended, what it had not committed rolled back (a transaction it had prepared already is settled by the resolver)", term)
-	pids := make([]string, 0, len(ss))
 	for _, sess := range ss {
 		sess.ending.Store(&why)
 		if pid, _, ok := strings.Cut(sess.cancelKey, ":"); ok {
@@ -373,7 +372,7 @@ func (s *Shim) endInFlight(ctx context.Context) error {
 		}
 	}
 	arr := []byte("{" + strings.Join(pids, ",") + "}")
-	s.log.Warn("txshim: handover drain ran out: terminating the backends of the sessions still in flight", "sessions", len(ss), "pids", string(arr))
+	s.log.Warn("txshim: handover drain ran out: terminating the backends still in flight", "sessions", len(ss), "pids", string(arr))
 	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
 	if err != nil {
 		return fmt.Errorf("cannot terminate the backends %s: %w", arr, err)
@@ -531,6 +530,9 @@ type commitGate struct {
 	// whose bound ran out ends them (Shim.Drain). The resolver's CommitAlone counts without
 	// a session.
 	owners map[*session]int
+	// orphans: the backends, by process id, of sessions that ended while counted, their
+	// backends not known gone (Shim.orphaned): each counts as slow until it is.
+	orphans map[string]int
 }
 
 // ownLocked counts who (nil: no session) as one more in the gate. Called with mu held.
@@ -554,15 +556,76 @@ func (g *commitGate) disownLocked(who *session) {
 	}
 }
 
-// inFlight returns the sessions counted in the gate now.
-func (g *commitGate) inFlight() []*session {
+// inFlight returns the sessions counted in the gate now, and the process ids of the orphans'
+// backends.
+func (g *commitGate) inFlight() ([]*session, []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ss := make([]*session, 0, len(g.owners))
 	for s := range g.owners {
 		ss = append(ss, s)
 	}
-	return ss
+	pids := make([]string, 0, len(g.orphans))
+	for pid := range g.orphans {
+		pids = append(pids, pid)
+	}
+	return ss, pids
+}
+
+// orphaned is told by a session that ends (session.close) with its backend not known gone:
+// counted in the gate, it may be running what it counted — a procedure, a COMMIT — which
+// PostgreSQL goes on with until it next writes to the closed connection, and may commit. Its
+// backend then counts as slow in the gate, as the session did, until it is gone from
+// pg_stat_activity, so that a hold and a handover's Drain wait for it (and a Drain that runs
+// out ends it, endInFlight); watched from the shim's own connection. When the database cannot
+// tell (it does not answer), it no longer counts: a Drain's end could not reach it either.
+func (s *Shim) orphaned(sess *session) {
+	pid, _, _ := strings.Cut(sess.cancelKey, ":")
+	g := &s.gate
+	g.mu.Lock()
+	if g.owners[sess] == 0 || pid == "" {
+		g.mu.Unlock()
+		return
+	}
+	if g.orphans == nil {
+		g.orphans = make(map[string]int)
+	}
+	g.orphans[pid]++
+	g.slow++
+	g.mu.Unlock()
+	s.log.Info("txshim: a session ended with its commit or procedure in flight; waiting for its backend to end", "pid", pid)
+	go func() {
+		defer func() {
+			g.mu.Lock()
+			if g.orphans[pid]--; g.orphans[pid] <= 0 {
+				delete(g.orphans, pid)
+			}
+			g.slow--
+			g.notifyLocked()
+			g.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartupTimeout)
+		conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+		cancel()
+		if err != nil {
+			s.log.Warn("txshim: cannot watch the backend of a session that ended in flight", "pid", pid, "err", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			rr := conn.ExecParams(ctx, "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) $1::pg_catalog.int4", [][]byte{[]byte(pid)}, nil, nil, nil).Read()
+			cancel()
+			if rr.Err != nil {
+				s.log.Warn("txshim: cannot watch the backend of a session that ended in flight", "pid", pid, "err", rr.Err)
+				return
+			}
+			if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 && string(rr.Rows[0][0]) == "0" {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 }
 
 // wait returns the channel closed at the gate's next change. Called with mu held.
