@@ -417,11 +417,16 @@ type pending struct {
 	// transaction; the notices PostgreSQL raises while it commits (a deferred trigger's RAISE)
 	// reach the client, as from the COMMIT PostgreSQL would have run.
 	notices bool
-	held    []heldMsg
-	res     chan result
-	notify  chan struct{} // closed when done; made by barrier under session.mu
-	r       result        // serverLoop only, until sent on res
-	seq     uint64        // its place in the session's queue, from 1 (push)
+	// mayWrite: the entry was sent without the shim's default_transaction_read_only = on
+	// (roForced: the mode took writes when the request began). A statement the lexer took for
+	// a read runs unwrapped, and commits by itself what it wrote all the same (a function the
+	// shim does not know writes): a handover's Drain waits for it (Shim.unwrappedInFlight).
+	mayWrite bool
+	held     []heldMsg
+	res      chan result
+	notify   chan struct{} // closed when done; made by barrier under session.mu
+	r        result        // serverLoop only, until sent on res
+	seq      uint64        // its place in the session's queue, from 1 (push)
 
 	// shift: the entry is a part of a simple Query after its first statements, this many
 	// characters into the client's text: the position of an error in it is moved by as much.
@@ -1379,6 +1384,7 @@ func (s *session) forward(typ byte, body []byte, flush bool) error {
 
 // push queues an entry; it must precede the write of its request.
 func (s *session) push(p *pending) {
+	p.mayWrite = !s.roForced
 	s.mu.Lock()
 	s.pushSeq++
 	p.seq = s.pushSeq
@@ -4871,4 +4877,17 @@ func quoteLiteral(s string) string {
 func isFatal(body []byte) bool {
 	var e pgproto3.ErrorResponse
 	return e.Decode(body) == nil && e.Severity == "FATAL"
+}
+
+// mayWriteInFlight tells whether an entry sent while the mode took writes (pending.mayWrite)
+// is still unanswered.
+func (s *session) mayWriteInFlight() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.queue {
+		if p.mayWrite {
+			return true
+		}
+	}
+	return false
 }

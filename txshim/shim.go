@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -333,6 +334,9 @@ func (s *Shim) Drain(ctx context.Context) error {
 		wctx, cancel = context.WithDeadline(ctx, dl.Add(-drainEnd))
 	}
 	err := s.gate.idle(wctx)
+	if err == nil {
+		err = s.unwrappedIdle(wctx)
+	}
 	cancel()
 	if err == nil {
 		return nil
@@ -350,6 +354,41 @@ func (s *Shim) Drain(ctx context.Context) error {
 	return fmt.Errorf("%w; ended (rolled back)", err)
 }
 
+// unwrappedInFlight returns the sessions with something sent while the mode took writes still
+// unanswered (session.mayWriteInFlight): a statement the lexer took for a read runs unwrapped,
+// in PostgreSQL's own implicit transaction, counted nowhere in the commit gate, and one that
+// writes all the same (a function the shim does not know writes) commits by itself.
+func (s *Shim) unwrappedInFlight() []*session {
+	s.mu.Lock()
+	all := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	var ss []*session
+	for _, sess := range all {
+		if sess.mayWriteInFlight() {
+			ss = append(ss, sess)
+		}
+	}
+	return ss
+}
+
+// unwrappedIdle waits until unwrappedInFlight is empty or ctx ends.
+func (s *Shim) unwrappedIdle(ctx context.Context) error {
+	for {
+		ss := s.unwrappedInFlight()
+		if len(ss) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d statements that may write still in flight: %w", len(ss), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // drainEnd is what Drain keeps of its bound to end what is still in flight (endInFlight).
 const drainEnd = 2 * time.Second
 
@@ -360,11 +399,16 @@ const drainEnd = 2 * time.Second
 // The sessions end with a FATAL error (57P01) that says why (session.ending).
 func (s *Shim) endInFlight(ctx context.Context) error {
 	ss, pids := s.gate.inFlight()
+	for _, sess := range s.unwrappedInFlight() {
+		if !slices.Contains(ss, sess) {
+			ss = append(ss, sess)
+		}
+	}
 	if len(ss)+len(pids) == 0 {
 		return s.gate.idle(ctx)
 	}
 	_, term := s.Mode()
-	why := fmt.Sprintf("tandem: this site gave up the master role of term %d with this session's commit or procedure still in flight past the handover's bound: the session is ended, what it had not committed rolled back (a transaction it had prepared already is settled by the resolver)", term)
+	why := fmt.Sprintf("tandem: this site gave up the master role of term %d with this session's commit, procedure or statement still in flight past the handover's bound: the session is ended, what it had not committed rolled back (a transaction it had prepared already is settled by the resolver)", term)
 	for _, sess := range ss {
 		sess.ending.Store(&why)
 		if pid, _, ok := strings.Cut(sess.cancelKey, ":"); ok {
@@ -573,7 +617,8 @@ func (g *commitGate) inFlight() ([]*session, []string) {
 }
 
 // orphaned is told by a session that ends (session.close) with its backend not known gone:
-// counted in the gate, it may be running what it counted — a procedure, a COMMIT — which
+// counted in the gate, or with an unwrapped statement that may write in flight
+// (unwrappedInFlight), it may be running what it counted — a procedure, a COMMIT — which
 // PostgreSQL goes on with until it next writes to the closed connection, and may commit. Its
 // backend then counts as slow in the gate, as the session did, until it is gone from
 // pg_stat_activity, so that a hold and a handover's Drain wait for it (and a Drain that runs
@@ -581,9 +626,10 @@ func (g *commitGate) inFlight() ([]*session, []string) {
 // tell (it does not answer), it no longer counts: a Drain's end could not reach it either.
 func (s *Shim) orphaned(sess *session) {
 	pid, _, _ := strings.Cut(sess.cancelKey, ":")
+	mayWrite := sess.mayWriteInFlight()
 	g := &s.gate
 	g.mu.Lock()
-	if g.owners[sess] == 0 || pid == "" {
+	if (g.owners[sess] == 0 && !mayWrite) || pid == "" {
 		g.mu.Unlock()
 		return
 	}
