@@ -374,16 +374,17 @@ func (s *Shim) unwrappedInFlight() []*session {
 	return ss
 }
 
-// unwrappedIdle waits until unwrappedInFlight is empty or ctx ends.
+// unwrappedIdle waits until unwrappedInFlight is empty, and no backend of a session that
+// ended in flight (orphaned) is left, or ctx ends.
 func (s *Shim) unwrappedIdle(ctx context.Context) error {
 	for {
-		ss := s.unwrappedInFlight()
-		if len(ss) == 0 {
+		ss, orphans := s.unwrappedInFlight(), s.gate.orphanCount()
+		if len(ss)+orphans == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d statements that may write still in flight: %w", len(ss), ctx.Err())
+			return fmt.Errorf("%d statements that may write still in flight: %w", len(ss)+orphans, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -392,11 +393,13 @@ func (s *Shim) unwrappedIdle(ctx context.Context) error {
 // drainEnd is what Drain keeps of its bound to end what is still in flight (endInFlight).
 const drainEnd = 2 * time.Second
 
-// endInFlight ends the sessions counted in the commit gate (a drain ran out): their backends,
-// and those of sessions that ended in flight (orphaned), are terminated, and it waits until they are gone — a backend ends its transaction, rolled
-// back unless it committed already, before it leaves pg_stat_activity — and the gate is idle,
-// within ctx. A transaction a terminated backend had prepared stays prepared, for the resolver.
-// The sessions end with a FATAL error (57P01) that says why (session.ending).
+// endInFlight ends the sessions counted in the commit gate, or with something sent while the
+// mode took writes unanswered (a drain ran out): their backends, and those of sessions that
+// ended in flight (orphaned), are terminated, and it waits until they are gone — a backend
+// ends its transaction, rolled back unless it committed already, before it leaves
+// pg_stat_activity — and the gate is idle, within ctx. A transaction a terminated backend had
+// prepared stays prepared, for the resolver. The sessions end with a FATAL error (57P01) that
+// says why (session.ending).
 func (s *Shim) endInFlight(ctx context.Context) error {
 	ss, pids := s.gate.inFlight()
 	for _, sess := range s.unwrappedInFlight() {
@@ -491,11 +494,11 @@ func (s *Shim) Barrier(ctx context.Context, term uint64) error {
 // or procedure in flight may have committed on the local database before Drain ended it — a
 // procedure's commits, a plain commit, each answered or not — or after, where Drain could not
 // end it, and the Shipper, turned backup once the drain ends, ships none of that; nor did the
-// barrier run, so a plain commit made before may be unshipped too. As for a failed barrier, term counts as one the shim committed alone in
-// (WentSolo) and OnPeerDown records peer_synced = false before the release is published, so
-// that the successor does not take the next term without them. Only a shim whose last mode of
-// term that takes writes was dual, and that has not gone solo in term since (solo,
-// peer_synced = false is recorded already).
+// barrier run, so a plain commit made before may be unshipped too. As for a failed barrier,
+// term counts as one the shim committed alone in (WentSolo) and OnPeerDown records
+// peer_synced = false before the release is published, so that the successor does not take
+// the next term without them. Only a shim whose last mode of term that takes writes was dual,
+// and that has not gone solo in term since (solo, peer_synced = false is recorded already).
 func (s *Shim) DrainRanOut(term uint64) {
 	if last := s.mode.master.Load(); last == nil || last.term != term || last.mode != ModeDual || s.WentSolo(term) {
 		return
@@ -574,9 +577,11 @@ type commitGate struct {
 	// whose bound ran out ends them (Shim.Drain). The resolver's CommitAlone counts without
 	// a session.
 	owners map[*session]int
-	// orphans: the backends, by process id, of sessions that ended while counted, their
-	// backends not known gone (Shim.orphaned): each counts as slow until it is.
-	orphans map[string]int
+	// orphans: the backends, by process id, of sessions that ended in flight, not known gone
+	// (Shim.orphaned); true: the session was counted in the gate, and its backend counts as
+	// slow. watching: watchOrphans runs.
+	orphans  map[string]bool
+	watching bool
 }
 
 // ownLocked counts who (nil: no session) as one more in the gate. Called with mu held.
@@ -600,6 +605,13 @@ func (g *commitGate) disownLocked(who *session) {
 	}
 }
 
+// orphanCount returns how many backends of sessions that ended in flight are watched.
+func (g *commitGate) orphanCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.orphans)
+}
+
 // inFlight returns the sessions counted in the gate now, and the process ids of the orphans'
 // backends.
 func (g *commitGate) inFlight() ([]*session, []string) {
@@ -617,61 +629,97 @@ func (g *commitGate) inFlight() ([]*session, []string) {
 }
 
 // orphaned is told by a session that ends (session.close) with its backend not known gone:
-// counted in the gate, or with an unwrapped statement that may write in flight
-// (unwrappedInFlight), it may be running what it counted — a procedure, a COMMIT — which
-// PostgreSQL goes on with until it next writes to the closed connection, and may commit. Its
-// backend then counts as slow in the gate, as the session did, until it is gone from
-// pg_stat_activity, so that a hold and a handover's Drain wait for it (and a Drain that runs
-// out ends it, endInFlight); watched from the shim's own connection. When the database cannot
-// tell (it does not answer), it no longer counts: a Drain's end could not reach it either.
+// counted in the gate, or with something sent while the mode took writes unanswered
+// (unwrappedInFlight), it may be running what it counted — a procedure, a COMMIT, a statement
+// that writes — which PostgreSQL goes on with until it next writes to the closed connection,
+// and may commit. Its backend then stays in flight (orphans) until it is gone from
+// pg_stat_activity: a handover's Drain waits for it, and ends it when its bound runs out
+// (endInFlight); one whose session was counted in the gate counts as slow there, as the session
+// did, so that a hold waits for it too. One goroutine watches them all from one connection of
+// the shim's own (watchOrphans).
 func (s *Shim) orphaned(sess *session) {
 	pid, _, _ := strings.Cut(sess.cancelKey, ":")
 	mayWrite := sess.mayWriteInFlight()
 	g := &s.gate
 	g.mu.Lock()
-	if (g.owners[sess] == 0 && !mayWrite) || pid == "" {
-		g.mu.Unlock()
+	defer g.mu.Unlock()
+	counted := g.owners[sess] > 0
+	if (!counted && !mayWrite) || pid == "" {
 		return
 	}
 	if g.orphans == nil {
-		g.orphans = make(map[string]int)
+		g.orphans = make(map[string]bool)
 	}
-	g.orphans[pid]++
-	g.slow++
-	g.mu.Unlock()
-	s.log.Info("txshim: a session ended with its commit or procedure in flight; waiting for its backend to end", "pid", pid)
-	go func() {
-		defer func() {
-			g.mu.Lock()
-			if g.orphans[pid]--; g.orphans[pid] <= 0 {
-				delete(g.orphans, pid)
+	if _, ok := g.orphans[pid]; ok {
+		return
+	}
+	g.orphans[pid] = counted
+	if counted {
+		g.slow++
+	}
+	s.log.Info("txshim: a session ended with a commit, procedure or statement in flight; waiting for its backend to end", "pid", pid)
+	if !g.watching {
+		g.watching = true
+		go s.watchOrphans()
+	}
+}
+
+// watchOrphans polls pg_stat_activity until every orphan's backend is gone (orphaned). When the
+// database does not answer, they no longer count: a Drain's end could not reach them either.
+func (s *Shim) watchOrphans() {
+	g := &s.gate
+	// drop forgets the orphans whose backends are not in alive (nil: all of them), and tells
+	// whether none is left, the watch then over.
+	drop := func(alive map[string]bool) bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for pid, counted := range g.orphans {
+			if alive[pid] {
+				continue
 			}
-			g.slow--
-			g.notifyLocked()
-			g.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartupTimeout)
-		conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+			delete(g.orphans, pid)
+			if counted {
+				g.slow--
+			}
+		}
+		g.notifyLocked()
+		if len(g.orphans) == 0 {
+			g.watching = false
+			return true
+		}
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartupTimeout)
+	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+	cancel()
+	if err != nil {
+		s.log.Warn("txshim: cannot watch the backends of sessions that ended in flight", "err", err)
+		drop(nil)
+		return
+	}
+	defer conn.Close(context.Background())
+	for {
+		_, pids := g.inFlight()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rr := conn.ExecParams(ctx, "SELECT pid::pg_catalog.text FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[])",
+			[][]byte{[]byte("{" + strings.Join(pids, ",") + "}")}, nil, nil, nil).Read()
 		cancel()
-		if err != nil {
-			s.log.Warn("txshim: cannot watch the backend of a session that ended in flight", "pid", pid, "err", err)
+		if rr.Err != nil {
+			s.log.Warn("txshim: cannot watch the backends of sessions that ended in flight", "err", rr.Err)
+			drop(nil)
 			return
 		}
-		defer conn.Close(context.Background())
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			rr := conn.ExecParams(ctx, "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) $1::pg_catalog.int4", [][]byte{[]byte(pid)}, nil, nil, nil).Read()
-			cancel()
-			if rr.Err != nil {
-				s.log.Warn("txshim: cannot watch the backend of a session that ended in flight", "pid", pid, "err", rr.Err)
-				return
+		alive := make(map[string]bool, len(rr.Rows))
+		for _, r := range rr.Rows {
+			if len(r) == 1 {
+				alive[string(r[0])] = true
 			}
-			if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 && string(rr.Rows[0][0]) == "0" {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
 		}
-	}()
+		if drop(alive) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // wait returns the channel closed at the gate's next change. Called with mu held.
