@@ -351,8 +351,12 @@ func (s *Shim) Drain(ctx context.Context) error {
 		s.log.Error("txshim: handover drain: cannot end what is still in flight; it may commit on this database after the release", "err", eerr)
 		return fmt.Errorf("%w; not ended: %v", err, eerr)
 	}
-	return fmt.Errorf("%w; ended (rolled back)", err)
+	return fmt.Errorf("%w; %w", err, ErrDrainEnded)
 }
+
+// ErrDrainEnded is in Drain's error when its wait ran out and it ended what was still in
+// flight: nothing of that commits after Drain returns (what it had committed before stays).
+var ErrDrainEnded = errors.New("ended what was still in flight (rolled back)")
 
 // unwrappedInFlight returns the sessions with something sent while the mode took writes still
 // unanswered (session.mayWriteInFlight): a statement the lexer took for a read runs unwrapped,

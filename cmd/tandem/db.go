@@ -905,17 +905,30 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 	} else {
 		// As long as a commit may wait for the peer (a decoder behind, a plain commit queued
 		// before it): one whose wait fails records peer_synced = false before "released" goes.
-		// Drain ends what is still in flight at the end of this bound, within it.
-		dctx, cancel := context.WithTimeout(ctx, drainBound(d.cfg.CommitTimeout))
-		if err := d.shim.Drain(dctx); err != nil {
-			d.log.Warn("handover: commits still in flight past the drain's bound, ended; the next master's resolver finishes those left prepared", "err", err)
+		// Drain ends what is still in flight at the end of its wait, which leaves the barrier
+		// barrierReserve of the bound.
+		bound := drainBound(d.cfg.CommitTimeout)
+		dctx, cancel := context.WithTimeout(ctx, bound)
+		wctx, wcancel := context.WithTimeout(dctx, bound-min(barrierReserve, bound/2))
+		err := d.shim.Drain(wctx)
+		wcancel()
+		ended := errors.Is(err, txshim.ErrDrainEnded)
+		switch {
+		case err != nil && !ended:
+			d.log.Warn("handover: commits still in flight past the drain's bound, not all ended; the next master's resolver finishes those left prepared", "err", err)
 			if barrier {
-				// No barrier ran, and what was in flight (a procedure, a plain commit) may
-				// have committed before it was ended, which the shipper, turned backup, does
-				// not ship: peer_synced = false goes out before "released".
+				// What is still in flight (a procedure, a plain commit) may commit after the
+				// release, which the shipper, turned backup, does not ship: peer_synced =
+				// false goes out before "released".
 				d.shim.DrainRanOut(term)
 			}
-		} else if !barrier {
+		case err != nil:
+			// Ended: nothing of it commits any more, and the barrier below finds whether the
+			// peer has what it committed before (a procedure's earlier transactions). A long
+			// read that the drain ended so does not keep the other site from taking over.
+			d.log.Warn("handover: what was still in flight past the drain's bound was ended (rolled back); the next master's resolver finishes those left prepared", "err", err)
+		}
+		if err != nil && !ended || !barrier {
 			// Not a release (above), or a second drain: the first has the barrier.
 		} else if err := d.shim.Barrier(dctx, term); err != nil {
 			// A write committed plainly whose reply did not wait for the peer (an autocommit
@@ -947,6 +960,10 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 var drainBound = func(commitTimeout time.Duration) time.Duration {
 	return txshim.CommitWaitMax(commitTimeout) + drainMargin
 }
+
+// barrierReserve is what a drain whose wait ran out keeps of its bound for the barrier, once
+// the shim ended what was still in flight (at most half the bound).
+const barrierReserve = 3 * time.Second
 
 // drainMargin is what a drain waits beyond a commit's longest wait for the peer
 // (txshim.CommitWaitMax): its local PREPARE and COMMIT PREPARED are not bounded by it. The

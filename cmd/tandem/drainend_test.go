@@ -20,9 +20,12 @@ import (
 // ends what is still in flight once its bound runs out (the sessions' backends terminated, so
 // that what they had not committed is rolled back), within the same bound, and the session
 // ends with an error that says why. A transaction a session began in dual mode and commits
-// after the mode change is refused by the commit check (read-only mode), as before.
+// after the mode change is refused by the commit check (read-only mode), as before. With
+// what was in flight ended, the barrier still runs: the peer has the procedure's commit from
+// before, and the release says peer_synced = true — so that a long statement running at a
+// handover does not keep the other site from taking over.
 func TestHandoverDrainEndsProcedure(t *testing.T) {
-	d, _, _ := dualSite2(t)
+	d, peer, _ := dualSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := d.local.ExecContext(ctx, `CREATE PROCEDURE slowcommit(s float8) LANGUAGE plpgsql AS $$
@@ -114,6 +117,13 @@ func TestHandoverDrainEndsProcedure(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("the procedure's commit before the handover: %d rows, want 1", n)
+	}
+	if d.peerDowns() != 0 || d.shim.WentSolo(1) {
+		t.Errorf("the handover ended what was in flight and the peer has everything, yet peer_synced = false was recorded (downs %d, went solo %v): the other site may not take over",
+			d.peerDowns(), d.shim.WentSolo(1))
+	}
+	if err := peer.Open(t, peer.Database()).QueryRowContext(ctx, `SELECT count(*) FROM acct WHERE id = 1`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the procedure's commit before the handover on the peer: %d rows, %v; want 1 (the barrier)", n, err)
 	}
 	if err := tx.Commit(); err == nil {
 		t.Errorf("a transaction begun in dual mode committed after the handover")
