@@ -1108,6 +1108,11 @@ type peerCol struct {
 	// subquery that finds no row is NULL of the domain, unchecked): a key holding such a NULL,
 	// read in that type, would be refused (matchRow, mayHoldNull).
 	notNull bool
+	// pathText: a type within that type (or it) is written by its output function after the
+	// session's search_path (regclass, regtype, …: qualified only where not visible), which
+	// the apply session and the decoder's walsender (pg_catalog) need not share: its key's
+	// text as the walsender sent it need not be the peer's spelling of it (matchRow).
+	pathText bool
 }
 
 // relKey names a relation definition: its table and its published columns with their types on
@@ -1151,7 +1156,7 @@ var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', 
     WHERE x.indrelid = c.oid AND (x.indisreplident OR (c.relreplident = 'd' AND x.indisprimary))
       AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
     LIMIT 1),
-  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `, ` + innerNotNullSQL("bt") + `
+  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `, ` + innerNotNullSQL("bt") + `, ` + innerPathTextSQL("bt") + `
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1179,6 +1184,14 @@ func innerNotValidSQL(t string) string {
 // (VALUE IS NOT NULL, say; which ones refuse it the catalog does not tell).
 func innerNotNullSQL(t string) string {
 	return innerDomainsSQL(t) + ` AND (s.typnotnull OR EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = s.oid AND k.contype = 'c')))`
+}
+
+// innerPathTextSQL tells whether type t (a pg_type row) holds within it (as innerDomainSQL), or
+// is, a type whose output function writes names after the session's search_path: the reg*
+// types but regnamespace and regrole.
+func innerPathTextSQL(t string) string {
+	return strings.TrimSuffix(innerDomainsSQL(t), `WHERE s.typtype = 'd'`) + `WHERE s.typnamespace = 'pg_catalog'::pg_catalog.regnamespace
+    AND s.typname IN ('regclass', 'regtype', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regconfig', 'regdictionary', 'regcollation'))`
 }
 
 // innerDomainsSQL is innerDomainSQL and innerNotValidSQL of type t without their end: the
@@ -1245,7 +1258,7 @@ func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
 			out[ask[k-1]] = pr
 		}
 		if v[2] != nil {
-			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t"}
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t", pathText: string(v[12]) == "t"}
 		}
 	}
 	_, err := rr.Close()
@@ -1561,7 +1574,7 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
 		case v.Kind == ValueNull:
 			conds = append(conds, id+" IS NULL")
-		case !full && (pc.notValid || pc.notNull && mayHoldNull(v)):
+		case !full && !pc.pathText && (pc.notValid || pc.notNull && mayHoldNull(v)):
 			// Read in its type (a composite's: typ; an array's or a range's: the column's, as
 			// "=" reads the parameter), the key would be checked against a domain within it (a
 			// field of a domain type, an array of a domain, a range over one), whose constraint
@@ -1574,7 +1587,12 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// CHECK), which reading it in its type does as well (TestApplyKeyNotNullDomainNull):
 			// only such a key, or every key of a table keyed by a composite with a field of a
 			// NOT NULL domain would miss its index. Before keyColl: byte for byte, the key's
-			// text names the row the index holds under any collation.
+			// text names the row the index holds under any collation. Not a key with a reg*
+			// type inside (pc.pathText): the walsender writes it under its search_path
+			// (pg_catalog: "public.t"), the apply session under the peer's ("t"), and the peer
+			// found no row for an update the typed compare finds (TestApplyKeyTextCompareRegclass);
+			// such a key is read in its type, as before, refused only for a value that escapes
+			// its domain.
 			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
 		case !full && pc.keyColl != "":
 			conds = append(conds, id+" = "+param(v)+" COLLATE "+pc.keyColl)
