@@ -21,6 +21,13 @@ const (
 	stallRecheckMax = time.Minute
 )
 
+// clientTakes: a client that took anything written to it (connTaken moved, or a chunk's
+// write went through) less than clientTakes ago reads. The kernel frees room for a blocked
+// writer only in large steps — a whole skb of a Unix socket, a window update of MSS size on
+// loopback, up to a chunk — which a client reading a few KB/s takes longer than stallRecheck
+// to read (TestSlowerReaderAfterBackendEnd).
+const clientTakes = 4 * stallRecheck
+
 // clientChunk is the most clientWriter hands the connection at once: a write's progress is
 // seen between chunks.
 const clientChunk = 64 << 10
@@ -51,6 +58,7 @@ type clientWriter struct {
 	// client whose count moved since reads, however slowly.
 	taken  uint64
 	looked bool
+	moved  time.Time // when the client last took anything: connTaken moved, or a chunk went through
 }
 
 func (w *clientWriter) Write(p []byte) (int, error) {
@@ -73,6 +81,11 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 		w.timer.Stop()
 		w.mu.Unlock()
 		n += k
+		if k > 0 {
+			w.mu.Lock()
+			w.moved = time.Now()
+			w.mu.Unlock()
+		}
 		if err != nil {
 			return n, err
 		}
@@ -92,14 +105,18 @@ func (w *clientWriter) stalled() {
 		w.mu.Unlock()
 		return
 	}
-	since, last, looked := w.since, w.taken, w.looked
+	since, last, looked, moved := w.since, w.taken, w.looked, w.moved
 	w.mu.Unlock()
 	// A client that reads slowly keeps the kernel's buffers full, and a chunk's write may wait
 	// longer than clientStall for the room it needs: one that took anything since the last
-	// look reads, and gets the rest of what the backend said, ended or not. The first look at
-	// a chunk only counts.
+	// look, or less than clientTakes ago, reads, and gets the rest of what the backend said,
+	// ended or not. The first look at a chunk only counts.
 	taken, known := connTaken(w.conn)
-	reads := known && (!looked || taken != last)
+	now := time.Now()
+	if known && looked && taken != last {
+		moved = now
+	}
+	reads := known && (!looked || taken != last || now.Sub(moved) < clientTakes)
 	ended := !reads && w.ended() // not under mu: a write that goes on meanwhile must not wait for it
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -107,6 +124,9 @@ func (w *clientWriter) stalled() {
 		return
 	}
 	w.taken, w.looked = taken, known
+	if moved.After(w.moved) {
+		w.moved = moved
+	}
 	if ended {
 		w.gone()
 		return

@@ -1,0 +1,63 @@
+package txshim
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// TestSlowerReaderAfterBackendEnd is TestSlowReaderAfterBackendEnd with a client on the shim's
+// Unix socket that reads 4 KB/s: less than the kernel frees at once for a blocked writer (a
+// whole skb, up to a 64 KiB chunk) between two of clientWriter's looks stallRecheck apart. It
+// still reads, and PostgreSQL gives it the whole row. (Over TCP on loopback a window update
+// waits for an MSS of 64 KiB read, longer than clientTakes at this rate: not covered.)
+func TestSlowerReaderAfterBackendEnd(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	sock := filepath.Join(t.TempDir(), ".s.PGSQL.6432")
+	startShimDSN(t, c, c.DSN(c.Database()), Options{}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.MaxMessage, cfg.Listen = 0, sock })
+	const size = 4 << 20
+	for _, to := range []struct{ name, network, addr string }{
+		{"postgres", "tcp", fmt.Sprintf("127.0.0.1:%d", c.Port())},
+		{"shimunix", "unix", sock},
+	} {
+		t.Run(to.name, func(t *testing.T) {
+			t.Parallel()
+			r, nc := dialRawNet(t, to.network, to.addr, c.Database(), 3*time.Minute)
+			defer nc.Close()
+			r.simple(fmt.Sprintf("SELECT repeat('x', %d)", size))
+			nc.(interface{ CloseWrite() error }).CloseWrite()
+			fe := pgproto3.NewFrontend(&slowReader{r: nc, rate: 4 << 10, slowUntil: time.Now().Add(40 * time.Second)}, nc)
+			start := time.Now()
+			var got []string
+			for {
+				m, err := fe.Receive()
+				if err != nil {
+					if strings.Contains(err.Error(), "EOF") {
+						err = io.EOF
+					}
+					got = append(got, fmt.Sprint(err))
+					break
+				}
+				switch m := m.(type) {
+				case *pgproto3.DataRow:
+					got = append(got, fmt.Sprintf("D(%d)", len(m.Values[0])))
+				default:
+					b, _ := m.Encode(nil)
+					got = append(got, string(b[0]))
+				}
+			}
+			want := fmt.Sprintf("T D(%d) C Z EOF", size)
+			if g := strings.Join(got, " "); g != want {
+				t.Errorf("slow reader after %v got %q, want %q", time.Since(start).Round(time.Second), g, want)
+			}
+		})
+	}
+}
