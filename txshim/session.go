@@ -617,7 +617,7 @@ func (s *session) run(ctx context.Context) {
 		// quietly else), after the replies to what came before it. So it does after a
 		// Terminate, which the backend has been sent: the replies to what came before it
 		// reach the client (TestTerminateBehindQuery).
-		s.inputEnded(ctx)
+		s.inputEnded(ctx, errors.Is(err, errClientQuit) && !errors.Is(err, errClientQuitCopy))
 	}
 	var pe *protocolError
 	if errors.As(err, &pe) {
@@ -639,13 +639,50 @@ func (s *session) run(ctx context.Context) {
 
 var errClientQuit = errors.New("client terminated the session")
 
+// errClientQuitCopy: a Terminate in the middle of a COPY FROM STDIN, which the backend fails
+// instead of ending, and then waits for more.
+var errClientQuitCopy = fmt.Errorf("%w mid-COPY", errClientQuit)
+
 // inputEnded: the client's sending side ended between messages (a close, or shutdown(SHUT_WR)
 // with the replies still to read), or with a Terminate. PostgreSQL answers every message it
 // read before the end, and so does the shim: the backend gets the end after what was relayed
 // to it, and the session ends when the backend does (serverLoop), or when ctx does.
-func (s *session) inputEnded(ctx context.Context) {
+//
+// quit: the client sent a Terminate, which the backend ends at by itself, after its replies to
+// what came before it. The backend's end of its connection stays open until then (or until a
+// COPY FROM STDIN opens, which the Terminate fails, and the backend then waits for more; or
+// until the client closes its own end, which PostgreSQL's backend would see): a backend with client_connection_check_interval would take its end for its client's loss and
+// end in the middle of a query whose replies the client waits for, where PostgreSQL's client
+// that sent a Terminate keeps its connection open (TestTerminateBehindSlowQueryConnCheck).
+func (s *session) inputEnded(ctx context.Context, quit bool) {
 	cw, ok := s.backend.(interface{ CloseWrite() error })
-	if !ok || s.bw.Flush() != nil || cw.CloseWrite() != nil {
+	if !ok || s.bw.Flush() != nil {
+		return
+	}
+	if quit {
+		s.mu.Lock()
+		open := s.copyOpen
+		s.mu.Unlock()
+		// The client's own end (connEnded) is passed on, as PostgreSQL's backend would see it.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-open:
+				break wait
+			case <-tick.C:
+				if connEnded(s.client) {
+					break wait
+				}
+			}
+		}
+	}
+	if cw.CloseWrite() != nil {
 		return
 	}
 	select {
@@ -1603,7 +1640,7 @@ func (s *session) relayCopyIn() error {
 			// The client leaves mid-COPY: the backend answers no more (an extended COPY waits
 			// for a Sync that will not come), so the session ends here, as on any Terminate.
 			s.forward(typ, body, true)
-			return errClientQuit
+			return errClientQuitCopy
 		default:
 			// Anything else aborts the COPY in the backend, which answers at once to a simple
 			// Query's COPY; an extended one it skips then until the client's next Sync, so the
