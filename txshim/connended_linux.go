@@ -11,19 +11,8 @@ import (
 // has ended its side (its FIN, or a reset), however much it sent before that is still unread:
 // poll's POLLRDHUP, which a peek would not tell from bytes waiting.
 func connEnded(c net.Conn) bool {
-	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS: the socket under it
-		c = t.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	ended := false
-	_ = rc.Control(func(fd uintptr) {
+	onSocket(c, func(fd uintptr) {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
 		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
 			ended = fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
@@ -38,21 +27,11 @@ func connEnded(c net.Conn) bool {
 // bytes it has not read yet (SIOCOUTQ), which a writer blocked on a full buffer does not add
 // to until much of it has been read.
 func connTaken(c net.Conn) (uint64, bool) {
-	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS: the socket under it
-		c = t.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return 0, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return 0, false
-	}
+	_, tcp := socketOf(c).(*net.TCPConn)
 	var n uint64
 	known := false
-	_ = rc.Control(func(fd uintptr) {
-		if _, tcp := c.(*net.TCPConn); tcp {
+	onSocket(c, func(fd uintptr) {
+		if tcp {
 			if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
 				n, known = ti.Bytes_acked, true
 			}
@@ -63,4 +42,25 @@ func connTaken(c net.Conn) (uint64, bool) {
 		}
 	})
 	return n, known
+}
+
+// onSocket runs f on the descriptor of c's socket (the one under a TLS connection), through
+// Control: without taking the descriptor's read or write lock, which a read or write waiting
+// on it holds. Nothing runs for a connection without one.
+func onSocket(c net.Conn, f func(fd uintptr)) {
+	sc, ok := socketOf(c).(syscall.Conn)
+	if !ok {
+		return
+	}
+	if rc, err := sc.SyscallConn(); err == nil {
+		_ = rc.Control(f)
+	}
+}
+
+// socketOf is c, or the connection under it when c is a TLS connection.
+func socketOf(c net.Conn) net.Conn {
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return t.NetConn()
+	}
+	return c
 }

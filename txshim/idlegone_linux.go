@@ -12,24 +12,13 @@ import (
 // saw the request; found here, it is dialled again instead. One non-blocking peek (MSG_PEEK):
 // the bytes stay for pgconn to read.
 func idleConnGone(c net.Conn) bool {
-	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS: what the socket holds
-		c = t.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
 	gone := false
 	var b [1]byte
 	// Control, not Read: Read takes the descriptor's read lock, which a read pgconn left
 	// waiting on it (its background reader, started for a large apply's writes, reads on until
 	// bytes come) holds while the connection is idle — the peek waited for the peer's next
 	// bytes, for ever. A peek does not take the bytes such a read waits for.
-	_ = rc.Control(func(fd uintptr) {
+	onSocket(c, func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// Bytes (n > 0), the end (n == 0 without error), or a reset: not EAGAIN.
 		gone = err != syscall.EAGAIN && err != syscall.EINTR
