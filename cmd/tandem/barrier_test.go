@@ -18,6 +18,12 @@ import (
 // cluster and the local database are returned for the test to pause and to write on.
 func dualSite2(t *testing.T) (*database, *pgtest.Cluster, *sql.DB) {
 	t.Helper()
+	return dualSite2With(t, config.PeerDownContinue)
+}
+
+// dualSite2With is dualSite2 with peer_down set to peerDown.
+func dualSite2With(t *testing.T, peerDown string) (*database, *pgtest.Cluster, *sql.DB) {
+	t.Helper()
 	local, peer := pgtest.Start(t), pgtest.Start(t)
 	ldb, pdb := local.Open(t, local.Database()), peer.Open(t, peer.Database())
 	for _, db := range []*sql.DB{ldb, pdb} {
@@ -35,7 +41,7 @@ func dualSite2(t *testing.T) (*database, *pgtest.Cluster, *sql.DB) {
 		t.Fatal(err)
 	}
 	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: localDSN, PeerDSN: peerDSN, PeerDown: config.PeerDownContinue,
+		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: localDSN, PeerDSN: peerDSN, PeerDown: peerDown,
 			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
 	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
 	"testing"
 	"time"
 )
@@ -25,47 +23,13 @@ func TestHandoverDrainRunsOutBarrier(t *testing.T) {
 	if _, err := d.local.ExecContext(ctx, `CREATE PROCEDURE slow(s float8) LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(s); END $$`); err != nil {
 		t.Fatal(err)
 	}
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.shim.Serve(sctx) }()
-	t.Cleanup(func() { // before dualSite2's cleanups (last-in first-out)
-		stopServe()
-		<-served
-	})
-	u, err := url.Parse(d.cfg.LocalDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = d.shim.Addr().String()
-	client, err := sql.Open("postgres", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	// The drain's bound, short here: the test would otherwise wait out 37 s.
-	defer func(f func(time.Duration) time.Duration) { drainBound = f }(drainBound)
-	drainBound = func(time.Duration) time.Duration { return 3 * time.Second }
-	bound := drainBound(d.cfg.CommitTimeout)
-	called := make(chan error, 1)
-	go func() {
-		_, err := client.ExecContext(ctx, `CALL slow($1)`, (bound + 5*time.Second).Seconds())
-		called <- err
-	}()
+	client, _ := serveShim(t, d)
+	bound := shortDrain(t, 3*time.Second)
 	// The CALL is under way through the shim (its backend sleeps).
-	for {
-		var n int
-		if err := d.local.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL slow%' AND state = 'active'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		select {
-		case err := <-called:
-			t.Fatalf("CALL ended before the handover: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	called := runActive(t, ctx, d, "CALL slow", func() error {
+		_, err := client.ExecContext(ctx, `CALL slow($1)`, (bound + 5*time.Second).Seconds())
+		return err
+	})
 	if err := peer.Pause(); err != nil {
 		t.Fatal(err)
 	}

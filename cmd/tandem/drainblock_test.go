@@ -3,57 +3,18 @@ package main
 import (
 	"context"
 	"database/sql"
-	"log/slog"
-	"net/url"
 	"testing"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/pgtest"
-	"github.com/tandem-ha/tandem/txshim"
 )
 
 // dualSite2Block is dualSite2 with peer_down = "block": the master never goes solo, and a
 // plain commit the peer does not take is committed here alone all the same (txshim peerLacks).
 func dualSite2Block(t *testing.T) (*database, *pgtest.Cluster) {
 	t.Helper()
-	local, peer := pgtest.Start(t), pgtest.Start(t)
-	ldb, pdb := local.Open(t, local.Database()), peer.Open(t, peer.Database())
-	for _, db := range []*sql.DB{ldb, pdb} {
-		if _, err := db.Exec(`CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	localDSN, peerDSN := local.DSN(local.Database()), peer.DSN(peer.Database())
-	if err := txshim.Install(ctx, "site2", localDSN, peerDSN, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	if err := txshim.WriteTermRecord(ctx, ldb, 1, "site2", true); err != nil {
-		t.Fatal(err)
-	}
-	cfg := &config.Config{Kind: config.KindSite, Site: "site2", DataDir: t.TempDir(),
-		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: localDSN, PeerDSN: peerDSN, PeerDown: config.PeerDownBlock,
-			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
-	d, err := newDatabase(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(context.Background())
-	shipped := make(chan error, 1)
-	go func() { shipped <- d.ship.Run(rctx) }()
-	t.Cleanup(func() {
-		stop()
-		<-shipped
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		d.shim.Serve(ctx) // closes the listener Start bound
-		d.close()
-	})
-	if synced, err := d.promote(ctx, 1); err != nil || !synced {
-		t.Fatalf("promote(1): synced %v, %v; want dual", synced, err)
-	}
+	d, peer, _ := dualSite2With(t, config.PeerDownBlock)
 	return d, peer
 }
 
@@ -72,29 +33,13 @@ func caughtUpAfterPeerLacks(t *testing.T, ctx context.Context) (*database, *pgte
 			t.Fatal(err)
 		}
 	}
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.shim.Serve(sctx) }()
-	t.Cleanup(func() {
-		stopServe()
-		<-served
-	})
-	u, err := url.Parse(d.cfg.LocalDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = d.shim.Addr().String()
-	client, err := sql.Open("postgres", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
+	client, _ := serveShim(t, d)
 
 	if err := peer.Pause(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { peer.Resume() })
-	_, err = client.ExecContext(ctx, `CALL ins(1)`)
+	_, err := client.ExecContext(ctx, `CALL ins(1)`)
 	t.Logf("CALL with the peer frozen: %v", err)
 	if !d.shim.WentSolo(1) || d.peerDowns() == 0 {
 		t.Fatalf("a procedure's commit the peer did not take: went solo %v, downs %d", d.shim.WentSolo(1), d.peerDowns())
@@ -128,29 +73,11 @@ func TestHandoverDrainRunsOutAfterCatchUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d, peer, client := caughtUpAfterPeerLacks(t, ctx)
-	// The drain's bound, short here: the test would otherwise wait out 37 s.
-	defer func(f func(time.Duration) time.Duration) { drainBound = f }(drainBound)
-	drainBound = func(time.Duration) time.Duration { return 3 * time.Second }
-	bound := drainBound(d.cfg.CommitTimeout)
-	called := make(chan error, 1)
-	go func() {
+	bound := shortDrain(t, 3*time.Second)
+	called := runActive(t, ctx, d, "CALL slow", func() error {
 		_, err := client.ExecContext(ctx, `CALL slow($1)`, (bound + 5*time.Second).Seconds())
-		called <- err
-	}()
-	for {
-		var n int
-		if err := d.local.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL slow%' AND state = 'active'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		select {
-		case err := <-called:
-			t.Fatalf("CALL ended before the handover: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return err
+	})
 	if err := peer.Pause(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -32,23 +30,7 @@ func TestHandoverDrainEndsProcedure(t *testing.T) {
 		BEGIN INSERT INTO acct VALUES (1, 1); COMMIT; PERFORM pg_sleep(s); INSERT INTO acct VALUES (2, 2); COMMIT; END $$`); err != nil {
 		t.Fatal(err)
 	}
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.shim.Serve(sctx) }()
-	t.Cleanup(func() { // before dualSite2's cleanups (last-in first-out)
-		stopServe()
-		<-served
-	})
-	u, err := url.Parse(d.cfg.LocalDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = d.shim.Addr().String()
-	client, err := sql.Open("postgres", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
+	client, dsn := serveShim(t, d)
 	// A transaction begun in dual mode, committed after the handover.
 	tx, err := client.BeginTx(ctx, nil)
 	if err != nil {
@@ -57,36 +39,18 @@ func TestHandoverDrainEndsProcedure(t *testing.T) {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO acct VALUES (3, 3)`); err != nil {
 		t.Fatal(err)
 	}
-	// The drain's bound, short here: the test would otherwise wait out 37 s.
-	defer func(f func(time.Duration) time.Duration) { drainBound = f }(drainBound)
-	drainBound = func(time.Duration) time.Duration { return 4 * time.Second }
-	bound := drainBound(d.cfg.CommitTimeout)
+	bound := shortDrain(t, 4*time.Second)
 	// Its own connection, not database/sql's pool, which would run the CALL again on another
 	// connection once this one failed.
-	pc, err := pgconn.Connect(ctx, u.String())
+	pc, err := pgconn.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close(context.Background()) })
-	called := make(chan error, 1)
-	go func() {
+	called := runActive(t, ctx, d, "CALL slowcommit", func() error {
 		_, err := pc.Exec(ctx, fmt.Sprintf(`CALL slowcommit(%f)`, (bound+3*time.Second).Seconds())).ReadAll()
-		called <- err
-	}()
-	for {
-		var n int
-		if err := d.local.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL slowcommit%' AND state = 'active'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		select {
-		case err := <-called:
-			t.Fatalf("CALL ended before the handover: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return err
+	})
 	start := time.Now()
 	d.stepDown(ctx, 1)
 	took := time.Since(start)
