@@ -107,19 +107,7 @@ func halfClosedCopies(t *testing.T, direct, directDB, shimAddr, shimDB string, r
 		defer nc.Close()
 		scripts[name](r, name)
 		nc.CloseWrite()
-		var out string
-		for {
-			m, err := r.fe.Receive()
-			if err != nil {
-				out += " " + err.Error()
-				break
-			}
-			b, _ := m.Encode(nil)
-			out += string(b[0])
-			if e, ok := m.(*pgproto3.ErrorResponse); ok {
-				out += "(" + e.Code + ")"
-			}
-		}
+		out := r.toEnd()
 		return out
 	}
 	for name := range scripts {

@@ -114,19 +114,7 @@ func halfClosedCuts(t *testing.T, direct, directDB, shimAddr, shimDB string, dir
 		defer nc.Close()
 		scripts[name](r, name)
 		nc.CloseWrite()
-		var out string
-		for {
-			m, err := r.fe.Receive()
-			if err != nil {
-				out += " " + err.Error()
-				break
-			}
-			b, _ := m.Encode(nil)
-			out += string(b[0])
-			if e, ok := m.(*pgproto3.ErrorResponse); ok {
-				out += "(" + e.Code + ")"
-			}
-		}
+		out := r.toEnd()
 		if strings.HasPrefix(name, "longpipe") {
 			// Replies to messages with no Sync after them come as buffers fill, PostgreSQL's
 			// (8 KiB) or the shim's parts: only those up to the last ReadyForQuery compare.

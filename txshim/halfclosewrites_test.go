@@ -91,19 +91,7 @@ func halfClosedWrites(t *testing.T, c *pgtest.Cluster, s *testShim, only string)
 		defer nc.Close()
 		scripts[name](r)
 		nc.CloseWrite()
-		var out string
-		for {
-			m, err := r.fe.Receive()
-			if err != nil {
-				out += " " + err.Error()
-				break
-			}
-			b, _ := m.Encode(nil)
-			out += string(b[0])
-			if e, ok := m.(*pgproto3.ErrorResponse); ok {
-				out += "(" + e.Code + ")"
-			}
-		}
+		out := r.toEnd()
 		time.Sleep(300 * time.Millisecond)
 		var n int
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM hw WHERE k = $1", name).Scan(&n); err != nil {

@@ -411,6 +411,23 @@ func dialRaw(t *testing.T, s *testShim) *rawSession {
 	return r
 }
 
+// toEnd reads messages until the connection's end and returns their types (an error's with
+// its code), then the read's error.
+func (r *rawSession) toEnd() string {
+	var out strings.Builder
+	for {
+		m, err := r.fe.Receive()
+		if err != nil {
+			return out.String() + " " + err.Error()
+		}
+		b, _ := m.Encode(nil)
+		out.WriteByte(b[0])
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			out.WriteString("(" + e.Code + ")")
+		}
+	}
+}
+
 // until reads messages up to one of type typ and returns the messages' types.
 func (r *rawSession) until(typ byte) (string, error) {
 	var seen strings.Builder

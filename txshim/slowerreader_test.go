@@ -2,13 +2,9 @@ package txshim
 
 import (
 	"fmt"
-	"io"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tandem-ha/tandem/config"
 )
@@ -33,31 +29,7 @@ func TestSlowerReaderAfterBackendEnd(t *testing.T) {
 			r, nc := dialRawNet(t, to.network, to.addr, c.Database(), 3*time.Minute)
 			defer nc.Close()
 			r.simple(fmt.Sprintf("SELECT repeat('x', %d)", size))
-			nc.(interface{ CloseWrite() error }).CloseWrite()
-			fe := pgproto3.NewFrontend(&slowReader{r: nc, rate: 4 << 10, slowUntil: time.Now().Add(40 * time.Second)}, nc)
-			start := time.Now()
-			var got []string
-			for {
-				m, err := fe.Receive()
-				if err != nil {
-					if strings.Contains(err.Error(), "EOF") {
-						err = io.EOF
-					}
-					got = append(got, fmt.Sprint(err))
-					break
-				}
-				switch m := m.(type) {
-				case *pgproto3.DataRow:
-					got = append(got, fmt.Sprintf("D(%d)", len(m.Values[0])))
-				default:
-					b, _ := m.Encode(nil)
-					got = append(got, string(b[0]))
-				}
-			}
-			want := fmt.Sprintf("T D(%d) C Z EOF", size)
-			if g := strings.Join(got, " "); g != want {
-				t.Errorf("slow reader after %v got %q, want %q", time.Since(start).Round(time.Second), g, want)
-			}
+			readsSlowly(t, nc, size, 4<<10, 40*time.Second)
 		})
 	}
 }

@@ -57,33 +57,41 @@ func TestSlowReaderAfterBackendEnd(t *testing.T) {
 			r, nc := dialRawNet(t, to.network, to.addr, c.Database(), 3*time.Minute)
 			defer nc.Close()
 			r.simple(fmt.Sprintf("SELECT repeat('x', %d)", size))
-			nc.(interface{ CloseWrite() error }).CloseWrite()
 			// About 40 KB/s for 30 s (clientStall and more), then as fast as it comes.
-			fe := pgproto3.NewFrontend(&slowReader{r: nc, rate: 40 << 10, slowUntil: time.Now().Add(30 * time.Second)}, nc)
-			start := time.Now()
-			var got []string
-			for {
-				m, err := fe.Receive()
-				if err != nil {
-					if strings.Contains(err.Error(), "EOF") {
-						err = io.EOF // the end, between messages or not
-					}
-					got = append(got, fmt.Sprint(err))
-					break
-				}
-				switch m := m.(type) {
-				case *pgproto3.DataRow:
-					got = append(got, fmt.Sprintf("D(%d)", len(m.Values[0])))
-				default:
-					b, _ := m.Encode(nil)
-					got = append(got, string(b[0]))
-				}
-			}
-			want := fmt.Sprintf("T D(%d) C Z EOF", size)
-			if g := strings.Join(got, " "); g != want {
-				t.Errorf("slow reader after %v got %q, want %q", time.Since(start).Round(time.Second), g, want)
-			}
+			readsSlowly(t, nc, size, 40<<10, 30*time.Second)
 		})
+	}
+}
+
+// readsSlowly half-closes nc, on which a query returning one value of size bytes was sent,
+// and reads its replies at rate bytes a second for slowFor, then as fast as they come: it
+// must get them all, and then the end.
+func readsSlowly(t *testing.T, nc net.Conn, size, rate int, slowFor time.Duration) {
+	t.Helper()
+	nc.(interface{ CloseWrite() error }).CloseWrite()
+	fe := pgproto3.NewFrontend(&slowReader{r: nc, rate: rate, slowUntil: time.Now().Add(slowFor)}, nc)
+	start := time.Now()
+	var got []string
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			if strings.Contains(err.Error(), "EOF") {
+				err = io.EOF // the end, between messages or not
+			}
+			got = append(got, fmt.Sprint(err))
+			break
+		}
+		switch m := m.(type) {
+		case *pgproto3.DataRow:
+			got = append(got, fmt.Sprintf("D(%d)", len(m.Values[0])))
+		default:
+			b, _ := m.Encode(nil)
+			got = append(got, string(b[0]))
+		}
+	}
+	want := fmt.Sprintf("T D(%d) C Z EOF", size)
+	if g := strings.Join(got, " "); g != want {
+		t.Errorf("slow reader after %v got %q, want %q", time.Since(start).Round(time.Second), g, want)
 	}
 }
 
