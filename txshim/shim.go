@@ -405,26 +405,47 @@ const drainEnd = 2 * time.Second
 // prepared stays prepared, for the resolver. The sessions end with a FATAL error (57P01) that
 // says why (session.ending).
 func (s *Shim) endInFlight(ctx context.Context) error {
-	ss, pids := s.gate.inFlight()
+	ss, orphans := s.gate.inFlight()
 	for _, sess := range s.unwrappedInFlight() {
 		if !slices.Contains(ss, sess) {
 			ss = append(ss, sess)
 		}
 	}
-	if len(ss)+len(pids) == 0 {
+	if len(ss)+len(orphans) == 0 {
 		return s.gate.idle(ctx)
 	}
 	_, term := s.Mode()
 	why := fmt.Sprintf("tandem: this site gave up the master role of term %d with this session's commit, procedure or statement still in flight past the handover's bound: the session is ended, what it had not committed rolled back (a transaction it had prepared already is settled by the resolver)", term)
+	// The backends by the address of their server: with several hosts in local_dsn, a
+	// session's may be on any (TestDrainEndsOtherHost).
+	byAddr := map[backendAddr][]string{}
+	for _, o := range orphans {
+		byAddr[o.at] = append(byAddr[o.at], o.pid)
+	}
 	for _, sess := range ss {
 		sess.ending.Store(&why)
 		if pid, _, ok := strings.Cut(sess.cancelKey, ":"); ok {
-			pids = append(pids, pid)
+			at := addrOf(sess.backend.RemoteAddr())
+			byAddr[at] = append(byAddr[at], pid)
 		}
 	}
+	s.log.Warn("txshim: handover drain ran out: terminating the backends still in flight", "sessions", len(ss), "orphans", len(orphans))
+	for at, pids := range byAddr {
+		if err := s.terminate(ctx, at, pids); err != nil {
+			return err
+		}
+	}
+	// Those sessions leave the gate as their backends' ends reach them; others may have come
+	// through before the terminate (a commit refused, since the mode takes no writes).
+	return s.gate.idle(ctx)
+}
+
+// terminate terminates the backends pids on the server at, and waits until they are gone
+// from its pg_stat_activity, within ctx.
+func (s *Shim) terminate(ctx context.Context, at backendAddr, pids []string) error {
 	arr := []byte("{" + strings.Join(pids, ",") + "}")
-	s.log.Warn("txshim: handover drain ran out: terminating the backends still in flight", "sessions", len(ss), "pids", string(arr))
-	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+	s.log.Warn("txshim: terminating backends", "server", at.addr, "pids", string(arr))
+	conn, err := s.connectAt(ctx, at)
 	if err != nil {
 		return fmt.Errorf("cannot terminate the backends %s: %w", arr, err)
 	}
@@ -442,7 +463,7 @@ func (s *Shim) endInFlight(ctx context.Context) error {
 			return fmt.Errorf("backends %s terminated, not known gone: %w", arr, rr.Err)
 		}
 		if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 && string(rr.Rows[0][0]) == "0" {
-			break
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -450,9 +471,31 @@ func (s *Shim) endInFlight(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	// Those sessions leave the gate as their backends' ends reach them; others may have come
-	// through before the terminate (a commit refused, since the mode takes no writes).
-	return s.gate.idle(ctx)
+}
+
+// backendAddr is the address of the server a session's backend is on (its connection's remote
+// address); zero when not known.
+type backendAddr struct{ network, addr string }
+
+func addrOf(a net.Addr) backendAddr {
+	if a == nil {
+		return backendAddr{}
+	}
+	return backendAddr{a.Network(), a.String()}
+}
+
+// connectAt connects to the local database on the server at, through local_dsn's dialer (as
+// forwardCancel sends a cancel request where the session's backend is): with several hosts in
+// local_dsn, the first that takes a connection need not be the one a backend is on, and has no
+// process of its id, or another's. A zero at connects as local_dsn says.
+func (s *Shim) connectAt(ctx context.Context, at backendAddr) (*pgconn.PgConn, error) {
+	cfg := s.localCfg.Copy()
+	if dial := cfg.DialFunc; at.addr != "" && dial != nil {
+		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dial(ctx, at.network, at.addr)
+		}
+	}
+	return pgconn.ConnectConfig(ctx, cfg)
 }
 
 // Barrier ends a handover's drain (DESIGN §3 handover, rule 2), after Drain and before the
@@ -581,10 +624,10 @@ type commitGate struct {
 	// whose bound ran out ends them (Shim.Drain). The resolver's CommitAlone counts without
 	// a session.
 	owners map[*session]int
-	// orphans: the backends, by process id, of sessions that ended in flight, not known gone
-	// (Shim.orphaned); true: the session was counted in the gate, and its backend counts as
-	// slow. watching: watchOrphans runs.
-	orphans  map[string]bool
+	// orphans: the backends, by process id and server, of sessions that ended in flight, not
+	// known gone (Shim.orphaned); true: the session was counted in the gate, and its backend
+	// counts as slow. watching: watchOrphans runs.
+	orphans  map[orphan]bool
 	watching bool
 }
 
@@ -616,20 +659,26 @@ func (g *commitGate) orphanCount() int {
 	return len(g.orphans)
 }
 
-// inFlight returns the sessions counted in the gate now, and the process ids of the orphans'
-// backends.
-func (g *commitGate) inFlight() ([]*session, []string) {
+// orphan names the backend of a session that ended in flight: its process id, on the server at
+// (the session's backend connection's remote address).
+type orphan struct {
+	pid string
+	at  backendAddr
+}
+
+// inFlight returns the sessions counted in the gate now, and the orphans' backends.
+func (g *commitGate) inFlight() ([]*session, []orphan) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ss := make([]*session, 0, len(g.owners))
 	for s := range g.owners {
 		ss = append(ss, s)
 	}
-	pids := make([]string, 0, len(g.orphans))
-	for pid := range g.orphans {
-		pids = append(pids, pid)
+	orphans := make([]orphan, 0, len(g.orphans))
+	for o := range g.orphans {
+		orphans = append(orphans, o)
 	}
-	return ss, pids
+	return ss, orphans
 }
 
 // orphaned is told by a session that ends (session.close) with its backend not known gone:
@@ -652,12 +701,13 @@ func (s *Shim) orphaned(sess *session) {
 		return
 	}
 	if g.orphans == nil {
-		g.orphans = make(map[string]bool)
+		g.orphans = make(map[orphan]bool)
 	}
-	if _, ok := g.orphans[pid]; ok {
+	o := orphan{pid, addrOf(sess.backend.RemoteAddr())}
+	if _, ok := g.orphans[o]; ok {
 		return
 	}
-	g.orphans[pid] = counted
+	g.orphans[o] = counted
 	if counted {
 		g.slow++
 	}
@@ -668,20 +718,29 @@ func (s *Shim) orphaned(sess *session) {
 	}
 }
 
-// watchOrphans polls pg_stat_activity until every orphan's backend is gone (orphaned). When the
-// database does not answer, they no longer count: a Drain's end could not reach them either.
+// watchOrphans polls pg_stat_activity until every orphan's backend is gone (orphaned), on the
+// server the backend is on (one connection to each; with several hosts in local_dsn, the first
+// that takes a connection need not be the backend's: TestDrainOrphanOtherHost). When that
+// server's database does not answer, its orphans no longer count: a Drain's end could not reach
+// them either.
 func (s *Shim) watchOrphans() {
 	g := &s.gate
-	// drop forgets the orphans whose backends are not in alive (nil: all of them), and tells
-	// whether none is left, the watch then over.
-	drop := func(alive map[string]bool) bool {
+	conns := map[backendAddr]*pgconn.PgConn{}
+	defer func() {
+		for _, conn := range conns {
+			conn.Close(context.Background())
+		}
+	}()
+	// drop forgets the orphans whose backends are not in alive, and tells whether none is
+	// left, the watch then over.
+	drop := func(alive map[orphan]bool) bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		for pid, counted := range g.orphans {
-			if alive[pid] {
+		for o, counted := range g.orphans {
+			if alive[o] {
 				continue
 			}
-			delete(g.orphans, pid)
+			delete(g.orphans, o)
 			if counted {
 				g.slow--
 			}
@@ -693,30 +752,26 @@ func (s *Shim) watchOrphans() {
 		}
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartupTimeout)
-	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
-	cancel()
-	if err != nil {
-		s.log.Warn("txshim: cannot watch the backends of sessions that ended in flight", "err", err)
-		drop(nil)
-		return
-	}
-	defer conn.Close(context.Background())
 	for {
-		_, pids := g.inFlight()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		rr := conn.ExecParams(ctx, "SELECT pid::pg_catalog.text FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[])",
-			[][]byte{[]byte("{" + strings.Join(pids, ",") + "}")}, nil, nil, nil).Read()
-		cancel()
-		if rr.Err != nil {
-			s.log.Warn("txshim: cannot watch the backends of sessions that ended in flight", "err", rr.Err)
-			drop(nil)
-			return
+		_, orphans := g.inFlight()
+		byAddr := map[backendAddr][]string{}
+		for _, o := range orphans {
+			byAddr[o.at] = append(byAddr[o.at], o.pid)
 		}
-		alive := make(map[string]bool, len(rr.Rows))
-		for _, r := range rr.Rows {
-			if len(r) == 1 {
-				alive[string(r[0])] = true
+		alive := map[orphan]bool{}
+		for at, pids := range byAddr {
+			up, err := s.aliveAt(conns, at, pids)
+			if err != nil {
+				s.log.Warn("txshim: cannot watch the backends of sessions that ended in flight", "server", at.addr, "err", err)
+				if conn := conns[at]; conn != nil {
+					conn.Close(context.Background())
+					delete(conns, at)
+				}
+			}
+			for _, pid := range pids {
+				if up[pid] {
+					alive[orphan{pid, at}] = true
+				}
 			}
 		}
 		if drop(alive) {
@@ -724,6 +779,35 @@ func (s *Shim) watchOrphans() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// aliveAt returns which of the backends pids are still in the pg_stat_activity of the server
+// at, asked over conns' connection to it (made when there is none).
+func (s *Shim) aliveAt(conns map[backendAddr]*pgconn.PgConn, at backendAddr, pids []string) (map[string]bool, error) {
+	conn := conns[at]
+	if conn == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.StartupTimeout)
+		c, err := s.connectAt(ctx, at)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		conn, conns[at] = c, c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rr := conn.ExecParams(ctx, "SELECT pid::pg_catalog.text FROM pg_catalog.pg_stat_activity WHERE pid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int4[])",
+		[][]byte{[]byte("{" + strings.Join(pids, ",") + "}")}, nil, nil, nil).Read()
+	if rr.Err != nil {
+		return nil, rr.Err
+	}
+	alive := make(map[string]bool, len(rr.Rows))
+	for _, r := range rr.Rows {
+		if len(r) == 1 {
+			alive[string(r[0])] = true
+		}
+	}
+	return alive, nil
 }
 
 // wait returns the channel closed at the gate's next change. Called with mu held.
