@@ -731,13 +731,15 @@ func (s *Shim) watchOrphans() {
 			conn.Close(context.Background())
 		}
 	}()
-	// drop forgets the orphans whose backends are not in alive, and tells whether none is
-	// left, the watch then over.
-	drop := func(alive map[orphan]bool) bool {
+	// drop forgets the orphans in gone — those asked about and not found: one that came while
+	// the question ran is not in its answer, and lives on (TestOrphanWhileWatchAsks) — and
+	// tells whether none is left, the watch then over.
+	drop := func(gone []orphan) bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		for o, counted := range g.orphans {
-			if alive[o] {
+		for _, o := range gone {
+			counted, ok := g.orphans[o]
+			if !ok {
 				continue
 			}
 			delete(g.orphans, o)
@@ -758,9 +760,9 @@ func (s *Shim) watchOrphans() {
 		for _, o := range orphans {
 			byAddr[o.at] = append(byAddr[o.at], o.pid)
 		}
-		alive := map[orphan]bool{}
+		var gone []orphan
 		for at, pids := range byAddr {
-			up, err := s.aliveAt(conns, at, pids)
+			alive, err := s.aliveAt(conns, at, pids)
 			if err != nil {
 				s.log.Warn("txshim: cannot watch the backends of sessions that ended in flight", "server", at.addr, "err", err)
 				if conn := conns[at]; conn != nil {
@@ -769,12 +771,12 @@ func (s *Shim) watchOrphans() {
 				}
 			}
 			for _, pid := range pids {
-				if up[pid] {
-					alive[orphan{pid, at}] = true
+				if !alive[pid] {
+					gone = append(gone, orphan{pid, at})
 				}
 			}
 		}
-		if drop(alive) {
+		if drop(gone) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
