@@ -833,10 +833,13 @@ func (s *session) serverLoop() {
 	for {
 		typ, body, err := s.br.next()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
+			// Not a reply the shim refuses (protocolError: too large, malformed): the backend
+			// lives on, running what it sent it from, and the session's end leaves it watched
+			// (TestDrainOversizedReplyProcedure).
+			var pe *protocolError
+			if !errors.Is(err, net.ErrClosed) && !errors.As(err, &pe) {
 				s.backendEnded.Store(true)
 			}
-			var pe *protocolError
 			if errors.As(err, &pe) {
 				s.cmu.Lock()
 				writeFatal(s.cw, "54000", "tandem: reply from the database: "+pe.msg)
