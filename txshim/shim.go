@@ -327,7 +327,10 @@ func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 // drainEnd before ctx's deadline, for that; a ctx without one, ended, leaves drainEnd past its
 // end. The error says that the wait ran out even when ending the rest succeeded: what ran
 // meanwhile may have committed (a procedure's earlier transactions), unshipped for all the
-// caller knows.
+// caller knows; the error then wraps ErrDrainEnded, and the caller's Barrier finds whether the
+// peer has it: nothing ended commits any more, and what it committed before is a plain commit
+// in the stream, before the barrier's mark — a report query that outlasts the bound must not
+// make a release record peer_synced = false (TestHandoverDrainEndsRead).
 func (s *Shim) Drain(ctx context.Context) error {
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if dl, ok := ctx.Deadline(); ok {
