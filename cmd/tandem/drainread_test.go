@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"net/url"
 	"testing"
 	"time"
 )
@@ -21,45 +19,12 @@ func TestHandoverDrainEndsRead(t *testing.T) {
 	d, _, _ := dualSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- d.shim.Serve(sctx) }()
-	t.Cleanup(func() { // before dualSite2's cleanups (last-in first-out)
-		stopServe()
-		<-served
-	})
-	u, err := url.Parse(d.cfg.LocalDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = d.shim.Addr().String()
-	client, err := sql.Open("postgres", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	defer func(f func(time.Duration) time.Duration) { drainBound = f }(drainBound)
-	drainBound = func(time.Duration) time.Duration { return 4 * time.Second }
-	bound := drainBound(d.cfg.CommitTimeout)
-	read := make(chan error, 1)
-	go func() {
+	client, _ := serveShim(t, d)
+	bound := shortDrain(t, 4*time.Second)
+	read := runActive(t, ctx, d, "SELECT pg_sleep($1) AS long_report", func() error {
 		_, err := client.ExecContext(ctx, `SELECT pg_sleep($1) AS long_report`, (bound + 5*time.Second).Seconds())
-		read <- err
-	}()
-	for {
-		var n int
-		if err := d.local.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%long_report%' AND state = 'active' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			break
-		}
-		select {
-		case err := <-read:
-			t.Fatalf("the read ended before the handover: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return err
+	})
 	start := time.Now()
 	d.stepDown(ctx, 1)
 	t.Logf("handover with a read in flight took %v (bound %v)", time.Since(start).Round(time.Millisecond), bound)
