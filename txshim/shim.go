@@ -324,7 +324,7 @@ func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 // the release and could commit on this database, the site backup by then and its shipper no
 // longer shipping: Drain ends it (endInFlight), the backends of those sessions terminated so
 // that what they had not committed is rolled back, and the sessions with them. The wait ends
-// drainEnd before ctx's deadline, for that; a ctx without one, ended, leaves drainEnd past its
+// DrainEnd before ctx's deadline, for that; a ctx without one, ended, leaves DrainEnd past its
 // end. The error says that the wait ran out even when ending the rest succeeded: what ran
 // meanwhile may have committed (a procedure's earlier transactions), unshipped for all the
 // caller knows; the error then wraps ErrDrainEnded, and the caller's Barrier finds whether the
@@ -334,7 +334,7 @@ func (s *Shim) HoldCommits(ctx context.Context) (release func(), err error) {
 func (s *Shim) Drain(ctx context.Context) error {
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if dl, ok := ctx.Deadline(); ok {
-		wctx, cancel = context.WithDeadline(ctx, dl.Add(-drainEnd))
+		wctx, cancel = context.WithDeadline(ctx, dl.Add(-DrainEnd))
 	}
 	err := s.gate.idle(wctx)
 	if err == nil {
@@ -347,7 +347,7 @@ func (s *Shim) Drain(ctx context.Context) error {
 	ectx := ctx
 	if ctx.Err() != nil {
 		var ecancel context.CancelFunc
-		ectx, ecancel = context.WithTimeout(context.WithoutCancel(ctx), drainEnd)
+		ectx, ecancel = context.WithTimeout(context.WithoutCancel(ctx), DrainEnd)
 		defer ecancel()
 	}
 	if eerr := s.endInFlight(ectx); eerr != nil {
@@ -397,8 +397,8 @@ func (s *Shim) unwrappedIdle(ctx context.Context) error {
 	}
 }
 
-// drainEnd is what Drain keeps of its bound to end what is still in flight (endInFlight).
-const drainEnd = 2 * time.Second
+// DrainEnd is what Drain keeps of its bound to end what is still in flight (endInFlight).
+const DrainEnd = 2 * time.Second
 
 // endInFlight ends the sessions counted in the commit gate, or with something sent while the
 // mode took writes unanswered (a drain ran out): their backends, and those of sessions that

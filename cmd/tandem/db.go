@@ -954,15 +954,16 @@ func (d *database) drain(ctx context.Context, barrier bool) {
 	}
 }
 
-// drainBound is how long a handover's drain waits for the commits in flight: as long as a
-// commit may wait for the peer, and drainMargin. A variable for the tests, which would
-// otherwise wait it out (37 s).
+// drainBound is how long a handover's drain takes at most: it waits for the commits in flight
+// as long as a commit may wait for the peer and drainMargin, ends what is still in flight then
+// (txshim.DrainEnd), and keeps barrierReserve for the barrier. A variable for the tests, which
+// would otherwise wait it out (42 s).
 var drainBound = func(commitTimeout time.Duration) time.Duration {
-	return txshim.CommitWaitMax(commitTimeout) + drainMargin
+	return txshim.CommitWaitMax(commitTimeout) + drainMargin + txshim.DrainEnd + barrierReserve
 }
 
-// barrierReserve is what a drain whose wait ran out keeps of its bound for the barrier, once
-// the shim ended what was still in flight (at most half the bound).
+// barrierReserve is what a drain keeps of its bound for the barrier, once the shim ended what
+// was still in flight (at most half the bound: the tests' short ones).
 const barrierReserve = 3 * time.Second
 
 // drainMargin is what a drain waits beyond a commit's longest wait for the peer

@@ -21,7 +21,6 @@ import (
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
 	"github.com/tandem-ha/tandem/proxy"
-	"github.com/tandem-ha/tandem/txshim"
 )
 
 // cmdRun runs a site's sidecar (or a witness) until SIGTERM or SIGINT.
@@ -244,17 +243,17 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 }
 
 // releaseTimeout bounds a release at shutdown (gossip.Options.ReleaseTimeout, BeforeRelease).
-// With [txshim] it drains the shim — as long as a commit may wait for the peer, and the
-// barrier within that bound (database.drain): gossip's default 30 s would cut the drain short
-// and let "released" go out while a commit may still say peer_synced = false, which the node
-// then refuses. Then it runs on_demote, which must have its whole hooks.timeout and the moment
+// With [txshim] it drains the shim — as long as a commit may wait for the peer, then the end
+// of what is still in flight and the barrier, within drainBound (database.drain): gossip's
+// default 30 s would cut the drain short and let "released" go out while a commit may still
+// say peer_synced = false, which the node then refuses. Then it runs on_demote, which must have its whole hooks.timeout and the moment
 // a hook killed at its timeout takes to end (hookWaitDelay, and a margin): cut by this bound
 // instead, it would be killed early (a hooks.timeout above 30 s), or taken for one tandem's
 // stop cut short, not recorded as run, and run again at the next start.
 func releaseTimeout(cfg *config.Config) time.Duration {
 	hook := cfg.Hooks.Timeout + hookWaitDelay + time.Second
 	if cfg.TxShim != nil {
-		return txshim.CommitWaitMax(cfg.TxShim.CommitTimeout) + drainMargin + hook
+		return drainBound(cfg.TxShim.CommitTimeout) + hook
 	}
 	return max(30*time.Second, hook)
 }

@@ -322,7 +322,7 @@ func TestReleaseTimeoutCoversOnDemote(t *testing.T) {
 		cfg := &config.Config{TxShim: c.shim, Hooks: config.Hooks{Timeout: c.hook}}
 		need := c.hook + hookWaitDelay
 		if c.shim != nil {
-			need += txshim.CommitWaitMax(c.shim.CommitTimeout) + drainMargin
+			need += txshim.CommitWaitMax(c.shim.CommitTimeout) + drainMargin + txshim.DrainEnd + barrierReserve
 		}
 		if got := releaseTimeout(cfg); got <= need {
 			t.Errorf("%s: a release at stop is cut after %v; the drain and on_demote may take %v", c.name, got, need)
