@@ -15,6 +15,7 @@ import (
 // Sync — are kept exactly as PostgreSQL keeps them, nothing is left prepared, and the session
 // ends (e600d30: the backend now ends at the Terminate by itself).
 func TestTerminateBehindWrite(t *testing.T) {
+	t.Parallel()
 	c, _, s := dualShim(t)
 	c.Exec(t, "CREATE TABLE tbw (i int)")
 	db := c.Open(t, c.Database())
