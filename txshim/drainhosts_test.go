@@ -3,12 +3,10 @@ package txshim
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
@@ -97,34 +95,8 @@ func TestDrainOrphanOtherHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	release()
-	hj, err := pc.Hijack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf, _ := (&pgproto3.Query{String: "CALL orphan()"}).Encode(nil)
-	if _, err := hj.Conn.Write(buf); err != nil {
-		t.Fatal(err)
-	}
-	waitForLong(t, "the CALL", 10*time.Second, func() bool {
-		return queryOne[int](t, db, `SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL orphan()' AND state = 'active'`) > 0
-	})
-	if tc, ok := hj.Conn.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
-	hj.Conn.Close()
-	time.Sleep(2 * time.Second) // the notice came, the shim's write to the client failed
-	if n := queryOne[int](t, db, `SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL orphan()' AND state = 'active'`); n == 0 {
-		t.Skip("the procedure's backend ended with its session")
-	}
-	s.SetMode(ModeReadOnly, 1)
-	dctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-	defer cancel()
-	err = s.Drain(dctx)
-	t.Logf("Drain: %v", err)
-	waitForLong(t, "the procedure's end", 15*time.Second, func() bool {
-		return queryOne[int](t, db, `SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL orphan()' AND state = 'active'`) == 0
-	})
-	if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 8`); n != 0 {
+	committed, err := orphanedCallDrained(t, ctx, s, db, pc, 8)
+	if committed {
 		t.Errorf("the procedure of a session the shim ended committed on the local database after Drain returned (Drain: %v): its backend was watched on another host of local_dsn", err)
 	}
 }

@@ -5,10 +5,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestHalfClosedClientGetsReplies: a client that sends its requests and then shuts down its
@@ -43,18 +39,6 @@ func TestHalfClosedClientGetsReplies(t *testing.T) {
 // PostgreSQL's own), over TCP, with the deadline timeout on its connection.
 func dialRawTCP(t *testing.T, addr, db string, timeout time.Duration) (*rawSession, *net.TCPConn) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.SetDeadline(time.Now().Add(timeout))
-	fe := pgproto3.NewFrontend(nc, nc)
-	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": db}})
-	fe.Flush()
-	r := &rawSession{t: t, conn: nc, fe: fe}
-	if got, err := r.until('Z'); err != nil {
-		nc.Close()
-		t.Fatalf("startup: %q %v", got, err)
-	}
+	r, nc := dialRawNet(t, "tcp", addr, db, timeout)
 	return r, nc.(*net.TCPConn)
 }
