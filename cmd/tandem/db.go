@@ -882,9 +882,10 @@ func (d *database) stepDown(ctx context.Context, term uint64) {
 // still in flight when the bound runs out the shim ends within it (txshim.Shim.Drain: the
 // sessions' backends terminated, what they had not committed rolled back; a transaction they
 // had prepared is left to the next master's resolver), so that nothing commits on the local
-// database after the release; a release's drain that runs out records peer_synced = false
-// first (txshim.Shim.DrainRanOut): what ran until then (a procedure's earlier commits) may be
-// unshipped. The caller counted it in d.draining (setRole).
+// database after the release, and the barrier then runs in barrierReserve kept for it: what
+// ran until then (a procedure's earlier commits) is in the stream before its mark. A release's
+// drain that could not end what was in flight records peer_synced = false first
+// (txshim.Shim.DrainRanOut). The caller counted it in d.draining (setRole).
 //
 // Only a release to a successor that has not taken a newer term yet waits at the barrier: its
 // "released" is what the successor takes the next term on, and it can say peer_synced = false
