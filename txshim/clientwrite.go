@@ -17,7 +17,7 @@ import (
 // connection of the shim's own to the local database).
 const (
 	clientStall     = 10 * time.Second
-	stallRecheck    = 5 * time.Second
+	stallRecheck    = clientStall / 2
 	stallRecheckMax = time.Minute
 )
 
@@ -44,6 +44,9 @@ const clientChunk = 64 << 10
 // (TestSlowReaderAfterBackendEnd).
 type clientWriter struct {
 	conn net.Conn
+	// stall is clientStall, or the tests' shorter one (Options.clientStall); stallRecheck and
+	// clientTakes scale with it (times).
+	stall time.Duration
 	// ended and gone are set once the session has its backend (startSession): ended tells
 	// whether the backend has ended, gone ends the session.
 	ended func() bool
@@ -68,11 +71,12 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		w.mu.Lock()
-		w.writing, w.since, w.recheck, w.looked = true, time.Now(), stallRecheck, false
+		stall, recheck, _ := w.times()
+		w.writing, w.since, w.recheck, w.looked = true, time.Now(), recheck, false
 		if w.timer == nil {
-			w.timer = time.AfterFunc(clientStall, w.stalled)
+			w.timer = time.AfterFunc(stall, w.stalled)
 		} else {
-			w.timer.Reset(clientStall)
+			w.timer.Reset(stall)
 		}
 		w.mu.Unlock()
 		k, err := w.conn.Write(p[n:min(len(p), n+clientChunk)])
@@ -93,14 +97,23 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// times returns clientStall, stallRecheck and clientTakes, or the tests' shorter ones.
+func (w *clientWriter) times() (stall, recheck, takes time.Duration) {
+	if w.stall <= 0 {
+		return clientStall, stallRecheck, clientTakes
+	}
+	return w.stall, w.stall / 2, 2 * w.stall
+}
+
 // stalled runs when a write may have been blocked for clientStall.
 func (w *clientWriter) stalled() {
+	stall, _, takes := w.times()
 	w.mu.Lock()
 	if !w.writing {
 		w.mu.Unlock()
 		return
 	}
-	if left := clientStall - time.Since(w.since); left > 0 {
+	if left := stall - time.Since(w.since); left > 0 {
 		w.timer.Reset(left) // a later chunk's write, not blocked that long yet
 		w.mu.Unlock()
 		return
@@ -116,7 +129,7 @@ func (w *clientWriter) stalled() {
 	if known && looked && taken != last {
 		moved = now
 	}
-	reads := known && (!looked || taken != last || now.Sub(moved) < clientTakes)
+	reads := known && (!looked || taken != last || now.Sub(moved) < takes)
 	ended := !reads && w.ended() // not under mu: a write that goes on meanwhile must not wait for it
 	w.mu.Lock()
 	defer w.mu.Unlock()

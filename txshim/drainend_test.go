@@ -17,6 +17,7 @@ import (
 // bound (the session's backend terminated: the transaction rolled back), and the client hears
 // why (57P01).
 func TestDrainEndsHungCommit(t *testing.T) {
+	t.Parallel()
 	var announced atomic.Int32
 	s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
 	ctx := capCtx(t, 60*time.Second)

@@ -50,6 +50,7 @@ func otherHostShim(t *testing.T) (*testShim, *pgtest.Cluster, func()) {
 // from that host's pg_stat_activity at once, and the procedure ran on and committed on the
 // local database after Drain returned.
 func TestDrainEndsOtherHost(t *testing.T) {
+	t.Parallel()
 	s, c, release := otherHostShim(t)
 	db := c.Open(t, c.Database())
 	ctx := capCtx(t, time.Minute)
@@ -85,6 +86,7 @@ func TestDrainEndsOtherHost(t *testing.T) {
 // process id was not found, the orphan was forgotten at once, Drain returned nil, and the
 // procedure committed on the local database after it.
 func TestDrainOrphanOtherHost(t *testing.T) {
+	t.Parallel()
 	s, c, release := otherHostShim(t)
 	c.Exec(t, `CREATE PROCEDURE orphan() LANGUAGE plpgsql AS $$
 		BEGIN PERFORM pg_sleep(0.5); RAISE NOTICE '%', repeat('x', 100000); PERFORM pg_sleep(5); INSERT INTO acct VALUES (8, 8); COMMIT; END $$`)

@@ -19,6 +19,7 @@ import (
 // until it writes again. A handover's Drain then found nothing in flight, and the procedure
 // committed on the local database after it returned.
 func TestDrainOrphanProcedure(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, `CREATE PROCEDURE orphan() LANGUAGE plpgsql AS $$

@@ -16,6 +16,7 @@ import (
 // a handover's Drain found nothing in flight and returned nil, and the procedure committed on
 // the local database after it.
 func TestDrainOversizedReplyProcedure(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, `CREATE PROCEDURE big() LANGUAGE plpgsql AS $$

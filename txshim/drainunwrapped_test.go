@@ -15,6 +15,7 @@ import (
 // local database after Drain returned. Drain now waits for it, and ends it when its bound runs
 // out, as what is counted in the gate.
 func TestDrainUnwrappedWrite(t *testing.T) {
+	t.Parallel()
 	var announced atomic.Int32
 	s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
 	ctx := capCtx(t, 60*time.Second)

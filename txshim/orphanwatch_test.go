@@ -20,6 +20,7 @@ import (
 // backend, running a procedure, was forgotten at once, a Drain returned nil with it running,
 // and the procedure committed on the local database after it.
 func TestOrphanWhileWatchAsks(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, `CREATE PROCEDURE orphan(id int, first float8, after float8) LANGUAGE plpgsql AS $$

@@ -26,8 +26,10 @@ import (
 // Options are the parts of a Shim that do not come from the site's TOML.
 type Options struct {
 	Logger *slog.Logger // nil: slog.Default()
-	Site   string       // this site's name, part of every global transaction id
-	Peer   Peer         // the peer side of the dual commit; nil: dual mode acts as solo
+	// clientStall, for the tests: clientWriter's time scale (clientStall); 0: clientStall.
+	clientStall time.Duration
+	Site        string // this site's name, part of every global transaction id
+	Peer        Peer   // the peer side of the dual commit; nil: dual mode acts as solo
 	// Users holds the client users and their passwords for SCRAM-SHA-256 client authentication;
 	// nil trusts every client (the listener should then be loopback only).
 	Users map[string]string

@@ -43,9 +43,9 @@ func (s *slowReader) Read(p []byte) (int, error) {
 func TestSlowReaderAfterBackendEnd(t *testing.T) {
 	t.Parallel()
 	c := testCluster(t)
-	s := startShimDSN(t, c, c.DSN(c.Database()), Options{}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.MaxMessage = 0 })
+	s := startShimDSN(t, c, c.DSN(c.Database()), Options{clientStall: testStall}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.MaxMessage = 0 })
 	sock := filepath.Join(t.TempDir(), ".s.PGSQL.6432")
-	startShimDSN(t, c, c.DSN(c.Database()), Options{}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.MaxMessage, cfg.Listen = 0, sock })
+	startShimDSN(t, c, c.DSN(c.Database()), Options{clientStall: testStall}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.MaxMessage, cfg.Listen = 0, sock })
 	const size = 24 << 20
 	for _, to := range []struct{ name, network, addr string }{
 		{"postgres", "tcp", fmt.Sprintf("127.0.0.1:%d", c.Port())},
@@ -57,8 +57,9 @@ func TestSlowReaderAfterBackendEnd(t *testing.T) {
 			r, nc := dialRawNet(t, to.network, to.addr, c.Database(), 3*time.Minute)
 			defer nc.Close()
 			r.simple(fmt.Sprintf("SELECT repeat('x', %d)", size))
-			// About 40 KB/s for 30 s (clientStall and more), then as fast as it comes.
-			readsSlowly(t, nc, size, 40<<10, 30*time.Second)
+			// About 40 KB/s for 12 s (the tests' clientStall and clientTakes, and more), then
+			// as fast as it comes.
+			readsSlowly(t, nc, size, 40<<10, 12*time.Second)
 		})
 	}
 }

@@ -31,14 +31,14 @@ func TestStalledClientsBackendTerminated(t *testing.T) {
 			var nc net.Conn
 			var err error
 			if shape == "tls" {
-				s = startShim(t, c, Options{TLS: selfSignedTLS(t)}, ModeSolo, 0)
+				s = startShim(t, c, Options{TLS: selfSignedTLS(t), clientStall: testStall}, ModeSolo, 0)
 				nc, err = net.Dial("tcp", s.Addr().String())
 				if err == nil {
 					nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 				}
 			} else {
 				sock := filepath.Join(t.TempDir(), ".s.PGSQL.6432")
-				s = startShimDSN(t, c, c.DSN(c.Database()), Options{}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.Listen = sock })
+				s = startShimDSN(t, c, c.DSN(c.Database()), Options{clientStall: testStall}, ModeSolo, 0, func(cfg *config.TxShim) { cfg.Listen = sock })
 				nc, err = net.Dial("unix", sock)
 			}
 			if err != nil {

@@ -12,6 +12,10 @@ import (
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
+// testStall is the stall tests' clientWriter time scale (Options.clientStall): clientStall's
+// 10 s, its rechecks and clientTakes would keep each of them 20 s or more.
+const testStall = 2 * time.Second
+
 // TestStalledClientBackendTerminated: a client that stops reading (its socket's receive buffer
 // full) while its query's rows come, and whose backend is then ended (pg_terminate_backend),
 // loses its session within a bounded time, as its connection to PostgreSQL itself would end:
@@ -29,7 +33,7 @@ func TestStalledClientBackendTerminated(t *testing.T) {
 			if shape == "unix" {
 				dsn = c.SocketDSN(c.Database())
 			}
-			s := startShimDSN(t, c, dsn, Options{MaxSessions: 2}, ModeSolo, 0)
+			s := startShimDSN(t, c, dsn, Options{MaxSessions: 2, clientStall: testStall}, ModeSolo, 0)
 			stalledTerminated(t, c, s, db, shape)
 		})
 	}
@@ -83,7 +87,7 @@ func stalledTerminated(t *testing.T, c *pgtest.Cluster, s *testShim, db *sql.DB,
 	if shape == "alive" {
 		// Its backend lives: the session outlasts the checks and the client, reading again,
 		// gets its rows.
-		time.Sleep(clientStall + stallRecheck + 2*time.Second)
+		time.Sleep(testStall + testStall/2 + 2*time.Second)
 		if n := s.Stats().SessionsActive; n != 1 {
 			t.Fatalf("%d sessions active after the stalled client's wait, want its own", n)
 		}

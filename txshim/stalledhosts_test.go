@@ -38,7 +38,7 @@ func TestStalledClientOtherHost(t *testing.T) {
 		}
 	}()
 	dsn := fmt.Sprintf("postgres://%s@127.0.0.1:%d,127.0.0.1:%d/%s?sslmode=disable", pgtest.Superuser, other.Port(), c.Port(), c.Database())
-	s := startShimDSN(t, c, dsn, Options{}, ModeSolo, 0)
+	s := startShimDSN(t, c, dsn, Options{clientStall: testStall}, ModeSolo, 0)
 	db := c.Open(t, c.Database())
 
 	nc, err := net.Dial("tcp", s.Addr().String())
@@ -72,7 +72,7 @@ func TestStalledClientOtherHost(t *testing.T) {
 		pc.Close(ctx)
 	}
 	full = nil
-	time.Sleep(clientStall + 2*stallRecheck + 2*time.Second)
+	time.Sleep(testStall + 2*(testStall/2) + 2*time.Second)
 	if n := s.Stats().SessionsActive; n != 1 {
 		t.Fatalf("%d sessions active after the paused client's wait, its backend alive; want its own", n)
 	}

@@ -118,7 +118,7 @@ func (s *Shim) readStartup(ctx context.Context, conn net.Conn) (*startup, error)
 // backend's ParameterStatus and BackendKeyData through; session.greet sends it.
 func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) {
 	client, rd, version, params := su.client, su.rd, su.version, su.params
-	cwr := &clientWriter{conn: client}
+	cwr := &clientWriter{conn: client, stall: s.opts.clientStall}
 	cw := bufio.NewWriterSize(cwr, 16<<10)
 	if err := negotiateVersion(cw, version, params); err != nil {
 		return nil, err
