@@ -99,13 +99,19 @@ func readsSlowly(t *testing.T, nc net.Conn, size, rate int, slowFor time.Duratio
 // dialRawNet is dialRawTCP over network ("tcp" or "unix").
 func dialRawNet(t *testing.T, network, addr, db string, timeout time.Duration) (*rawSession, net.Conn) {
 	t.Helper()
+	return dialRawParams(t, network, addr, timeout, map[string]string{"user": pgtest.Superuser, "database": db})
+}
+
+// dialRawParams is dialRawNet with the start-up parameters params.
+func dialRawParams(t *testing.T, network, addr string, timeout time.Duration, params map[string]string) (*rawSession, net.Conn) {
+	t.Helper()
 	nc, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nc.SetDeadline(time.Now().Add(timeout))
 	fe := pgproto3.NewFrontend(nc, nc)
-	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{"user": pgtest.Superuser, "database": db}})
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: params})
 	fe.Flush()
 	r := &rawSession{t: t, conn: nc, fe: fe}
 	if got, err := r.until('Z'); err != nil {

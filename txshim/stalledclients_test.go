@@ -80,17 +80,7 @@ func TestStalledClientsBackendTerminated(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			if _, err := db.Exec("SELECT pg_terminate_backend($1)", pid); err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			for s.Stats().SessionsActive != 0 {
-				if time.Since(start) > 30*time.Second {
-					t.Fatalf("the stalled client's session still active %v after its backend's end", time.Since(start).Round(time.Second))
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			t.Logf("session ended %v after its backend's end", time.Since(start).Round(100*time.Millisecond))
+			terminatedSessionEnds(t, s, db, pid)
 		})
 	}
 }

@@ -91,16 +91,16 @@ func stalledTerminated(t *testing.T, c *pgtest.Cluster, s *testShim, db *sql.DB,
 		if n := s.Stats().SessionsActive; n != 1 {
 			t.Fatalf("%d sessions active after the stalled client's wait, want its own", n)
 		}
-		nc.SetDeadline(time.Now().Add(20 * time.Second))
-		for i := range 20000 {
-			if m, err := fe.Receive(); err != nil {
-				t.Fatalf("row %d after the wait: %v", i, err)
-			} else if _, ok := m.(*pgproto3.DataRow); !ok && i > 0 {
-				t.Fatalf("message %d after the wait: %T", i, m)
-			}
-		}
+		readsRowsAgain(t, nc, fe)
 		return
 	}
+	terminatedSessionEnds(t, s, db, pid)
+}
+
+// terminatedSessionEnds ends backend pid (db: the local database) of the only session of s, a
+// stalled client's, and waits (at most 30 s) until the session is gone.
+func terminatedSessionEnds(t *testing.T, s *testShim, db *sql.DB, pid int) {
+	t.Helper()
 	if _, err := db.Exec("SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
@@ -112,4 +112,18 @@ func stalledTerminated(t *testing.T, c *pgtest.Cluster, s *testShim, db *sql.DB,
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("session ended %v after its backend's end", time.Since(start).Round(100*time.Millisecond))
+}
+
+// readsRowsAgain reads, on a stalled client's connection nc, the rows its query still has
+// coming (20 000), as a client that only paused does.
+func readsRowsAgain(t *testing.T, nc net.Conn, fe *pgproto3.Frontend) {
+	t.Helper()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	for i := range 20000 {
+		if m, err := fe.Receive(); err != nil {
+			t.Fatalf("row %d after the wait: %v", i, err)
+		} else if _, ok := m.(*pgproto3.DataRow); !ok && i > 0 {
+			t.Fatalf("message %d after the wait: %T", i, m)
+		}
+	}
 }

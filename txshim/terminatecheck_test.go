@@ -2,7 +2,6 @@ package txshim
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,20 +19,8 @@ func TestTerminateBehindSlowQueryConnCheck(t *testing.T) {
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	run := func(addr string) string {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, nc := dialRawParams(t, "tcp", addr, 20*time.Second, checkParams(c))
 		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(20 * time.Second))
-		fe := pgproto3.NewFrontend(nc, nc)
-		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{
-			"user": pgtest.Superuser, "database": c.Database(), "options": "-c client_connection_check_interval=100"}})
-		fe.Flush()
-		r := &rawSession{t: t, conn: nc, fe: fe}
-		if got, err := r.until('Z'); err != nil {
-			t.Fatalf("startup: %q %v", got, err)
-		}
 		r.fe.Send(&pgproto3.Query{String: "SELECT pg_sleep(1), 42"})
 		r.fe.Send(&pgproto3.Terminate{})
 		r.fe.Flush()
@@ -101,20 +88,8 @@ func TestTerminateThenCloseSlowQuery(t *testing.T) {
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	db := c.Open(t, c.Database())
-	nc, err := net.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, nc := dialRawParams(t, "tcp", s.Addr().String(), 20*time.Second, checkParams(c))
 	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
-	fe := pgproto3.NewFrontend(nc, nc)
-	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber, Parameters: map[string]string{
-		"user": pgtest.Superuser, "database": c.Database(), "options": "-c client_connection_check_interval=100"}})
-	fe.Flush()
-	r := &rawSession{t: t, conn: nc, fe: fe}
-	if got, err := r.until('Z'); err != nil {
-		t.Fatalf("startup: %q %v", got, err)
-	}
 	r.fe.Send(&pgproto3.Query{String: "SELECT pg_sleep(30) AS terminate_then_close"})
 	r.fe.Send(&pgproto3.Terminate{})
 	r.fe.Flush()
@@ -134,4 +109,10 @@ func TestTerminateThenCloseSlowQuery(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// checkParams are the start-up parameters of a superuser session on c's database whose
+// backend checks its client's connection every 100 ms (client_connection_check_interval).
+func checkParams(c *pgtest.Cluster) map[string]string {
+	return map[string]string{"user": pgtest.Superuser, "database": c.Database(), "options": "-c client_connection_check_interval=100"}
 }
