@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -459,6 +460,42 @@ func (s *Shipper) Backlog() int {
 		}
 	}
 	return n
+}
+
+// Unshipped is Backlog counted up to the moment of the call. Backlog counts what the decoder
+// has read: a commit it has not read yet — one the walsender is still decoding (a large one),
+// or has not sent — is in neither count, and Backlog said 0 right after a solo commit the peer
+// lacked, which status and the master's peer_synced = true (cmd/tandem sayAgain) took for "the
+// peer has every commit" (TestBacklogCountsUnread). Unshipped marks the stream on local, the
+// local database (currentWAL, as catch-up's rounds do: a transactional logical message, which
+// nothing ships), and waits, within ctx, until the decoder has read up to the mark: every
+// commit made before the call is counted then. When it cannot tell (the mark cannot be
+// written, the decoder does not reach it within ctx) it returns Backlog()+1 — the decoder is
+// behind, something may be unread — with the error. It writes to the local database: for a
+// master's Shipper only.
+func (s *Shipper) Unshipped(ctx context.Context, local *sql.DB) (int, error) {
+	until, err := currentWAL(ctx, local)
+	if err != nil {
+		return s.Backlog() + 1, fmt.Errorf("backlog: %w", err)
+	}
+	tick := time.NewTicker(100 * time.Millisecond) // add does not notify of dropped events
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		// Dropped events (a gap) are counted as they are read: droppedEnd is how far that went.
+		read := s.streamEnd >= until || (s.gap && s.droppedEnd >= until)
+		changed := s.changed
+		s.mu.Unlock()
+		if read {
+			return s.Backlog(), nil
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return s.Backlog() + 1, fmt.Errorf("backlog: the decoder has not read the local stream up to %s: %w", until, ctx.Err())
+		}
+	}
 }
 
 // Stats returns the counters.

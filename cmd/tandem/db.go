@@ -113,6 +113,27 @@ type catalogStatus struct {
 	Error              string     `json:"error,omitempty"`
 }
 
+// backlogWait bounds how long status waits for the decoder to read the local stream up to the
+// moment of the request (backlog).
+const backlogWait = time.Second
+
+// backlog is the status's backlog: on a master (mode dual or solo), what the peer lacks of the
+// commits made until now (Shipper.Unshipped), counted one more while the decoder is behind —
+// Shipper.Backlog alone left out a commit the decoder had not read yet, and said 0 right after
+// a solo commit the peer lacked. Elsewhere the Shipper ships nothing of this database.
+func (d *database) backlog(mode txshim.Mode) int {
+	if (mode != txshim.ModeDual && mode != txshim.ModeSolo) || d.local == nil {
+		return d.ship.Backlog()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), backlogWait)
+	defer cancel()
+	n, err := d.ship.Unshipped(ctx, d.local)
+	if err != nil {
+		d.log.Debug("status: backlog counted without what the decoder has not read", "err", err)
+	}
+	return n
+}
+
 // verifyStatus is a txshim.VerifyReport in the admin status.
 type verifyStatus struct {
 	At          time.Time `json:"at"`
@@ -126,7 +147,7 @@ func (d *database) status() dbStatus {
 	mode, term := d.shim.Mode()
 	st := d.shim.Stats()
 	out := dbStatus{
-		Mode: mode.String(), Term: term, PeerSynced: d.ship.PeerSynced(), Backlog: d.ship.Backlog(),
+		Mode: mode.String(), Term: term, PeerSynced: d.ship.PeerSynced(), Backlog: d.backlog(mode),
 		InDoubt: d.inDoubt.Load(), SessionsActive: st.SessionsActive,
 		CommitsDual: st.CommitsDual, CommitsSolo: st.CommitsSolo, CommitsPlain: st.CommitsPlain,
 		Unwrapped: st.Unwrapped, PeerErrors: st.PeerErrors, Refused: st.Refused, LeftInDoubt: st.LeftInDoubt,
@@ -640,7 +661,7 @@ func (d *database) catchUp(ctx context.Context) {
 	mode, term := d.shim.Mode()
 	if mode != txshim.ModeSolo && (mode != txshim.ModeDual || d.ship.PeerSynced()) {
 		if mode == txshim.ModeDual {
-			d.sayAgain(term)
+			d.sayAgain(ctx, term)
 		}
 		return
 	}
@@ -729,7 +750,7 @@ type syncWord struct{ term, gen uint64 }
 // then ships them and turns the shim dual (TestResyncUnderLoadSaysPeerSynced). The peer-downs
 // are read before the look, and publishSynced checks that the peer was not found down since:
 // every commit made before the look is on the peer, and one that fails after it records false.
-func (d *database) sayAgain(term uint64) {
+func (d *database) sayAgain(ctx context.Context, term uint64) {
 	if d.node == nil {
 		return
 	}
@@ -739,6 +760,15 @@ func (d *database) sayAgain(term uint64) {
 	}
 	if rec := d.node.State().Record; rec.Term != term || rec.Master != d.site || rec.PeerSynced {
 		return // said already, or not this site's record of term
+	}
+	// Backlog counts what the decoder has read: a commit made before the look that it has not
+	// read yet (a plain commit whose mark failed, peerLacks) is on the peer only once Unshipped
+	// says 0 too.
+	uctx, cancel := context.WithTimeout(ctx, backlogWait)
+	n, err := d.ship.Unshipped(uctx, d.local)
+	cancel()
+	if err != nil || n != 0 {
+		return
 	}
 	d.publishSynced(term, gen)
 }
