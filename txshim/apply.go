@@ -80,8 +80,12 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// backslash in a string literal stays one whatever the peer's default. Writable whatever
 	// the peer's default (ALTER DATABASE … SET default_transaction_read_only = on for its own
 	// site's applications, say): the apply is Tandem's, and a refused one is taken for a
-	// divergence (TestPeerDatabaseReadOnlyDefault).
-	pinSettings(cfg, textSettings, noTimeouts, map[string]string{"standard_conforming_strings": "on", "default_transaction_read_only": "off"})
+	// divergence (TestPeerDatabaseReadOnlyDefault). Every row or an error (allRows): a policy
+	// that applies to the peer DSN's user (not a superuser: FORCE ROW LEVEL SECURITY on a table
+	// it owns, or one it does not own) hid the row an UPDATE or DELETE is for, and the apply
+	// found none — taken for a divergence, needs resync, though the peer held the row; the
+	// refusal names the policy instead (TestApplyRowSecurity).
+	pinSettings(cfg, textSettings, noTimeouts, allRows, map[string]string{"standard_conforming_strings": "on", "default_transaction_read_only": "off"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
