@@ -184,10 +184,13 @@ func BumpSequences(parent context.Context, dsn string) (err error) {
 	}
 	defer conn.Close()
 	// The server ends a statement at the bound too: one cut off by the socket's deadline
-	// alone would stay queued for its lock.
-	if _, err := conn.ExecContext(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false)",
-		strconv.FormatInt(bumpLockTimeout.Milliseconds(), 10), strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10)); err != nil {
-		return fmt.Errorf("bump sequences: set lock_timeout and statement_timeout: %w", err)
+	// alone would stay queued for its lock. Every row or an error (allRows): under a policy
+	// that applies to the DSN's user (FORCE ROW LEVEL SECURITY on a table it owns, or one it
+	// does not own) the highest value in use was read from the rows it let through, and the
+	// new master handed out the ids of the others again (TestBumpSequencesRowSecurity).
+	if _, err := conn.ExecContext(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', $2, false), pg_catalog.set_config('row_security', $3, false)",
+		strconv.FormatInt(bumpLockTimeout.Milliseconds(), 10), strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10), allRows["row_security"]); err != nil {
+		return fmt.Errorf("bump sequences: set lock_timeout, statement_timeout and row_security: %w", err)
 	}
 	rows, err := conn.QueryContext(ctx, seqColumnsSQL)
 	if err != nil {

@@ -466,3 +466,29 @@ func TestAlignRestartedAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestBumpSequencesRowSecurity: the local DSN's user need not be a superuser, and row-level
+// security applies to it on a table it owns with FORCE ROW LEVEL SECURITY (or one it does not
+// own). BumpSequences read the highest value in use under its default row_security (on): the
+// rows a policy hid from it were left out, the sequence not moved past them, and the new master
+// handed out their ids again. It pins row_security = off (allRows): every row, or an error
+// naming the policy.
+func TestBumpSequencesRowSecurity(t *testing.T) {
+	c := pgtest.Start(t)
+	c.Exec(t, `CREATE ROLE owner1 LOGIN`)
+	c.Exec(t, `CREATE TABLE t (id serial PRIMARY KEY, tenant text)`)
+	c.Exec(t, `INSERT INTO t (id, tenant) SELECT g, 't1' FROM generate_series(1, 10) g`) // as an apply writes them
+	c.Exec(t, `ALTER TABLE t OWNER TO owner1`)
+	c.Exec(t, `ALTER TABLE t ENABLE ROW LEVEL SECURITY`)
+	c.Exec(t, `ALTER TABLE t FORCE ROW LEVEL SECURITY`)
+	c.Exec(t, `CREATE POLICY own ON t USING (tenant = current_setting('app.tenant', true))`)
+	dsn := strings.Replace(c.DSN(c.Database()), pgtest.Superuser+"@", "owner1@", 1)
+	err := BumpSequences(capCtx(t, 10*time.Second), dsn)
+	db := c.Open(t, c.Database())
+	if next := queryOne[int64](t, db, `SELECT nextval('t_id_seq')`); next <= 10 && err == nil {
+		t.Fatalf("nextval(t_id_seq) = %d after BumpSequences, which succeeded: a row holds it (hidden from owner1 by a policy)", next)
+	}
+	if err != nil && !strings.Contains(err.Error(), "row-level security") {
+		t.Fatalf("BumpSequences: %v: want it to name row-level security", err)
+	}
+}
