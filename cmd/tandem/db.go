@@ -74,9 +74,13 @@ type database struct {
 
 // dbStatus is the txshim part of the admin status (DESIGN §6).
 type dbStatus struct {
-	Mode           string `json:"mode"`
-	Term           uint64 `json:"term"`
-	PeerSynced     bool   `json:"peer_synced"`
+	Mode       string `json:"mode"`
+	Term       uint64 `json:"term"`
+	PeerSynced bool   `json:"peer_synced"`
+	// Backlog is what the decoder has read that the peer lacks (Shipper.Backlog): a commit it
+	// has not read yet is not counted (a large one being decoded). Status only reads: it
+	// neither writes a mark to the local stream nor waits for the decoder (Shipper.Unshipped,
+	// which the master's peer_synced = true waits for, sayAgain).
 	Backlog        int    `json:"backlog"`
 	NeedsResync    string `json:"needs_resync,omitempty"`
 	InDoubt        int64  `json:"in_doubt"`
@@ -113,26 +117,9 @@ type catalogStatus struct {
 	Error              string     `json:"error,omitempty"`
 }
 
-// backlogWait bounds how long status waits for the decoder to read the local stream up to the
-// moment of the request (backlog).
+// backlogWait bounds how long sayAgain waits for the decoder to read the local stream up to
+// the moment of its look (Shipper.Unshipped).
 const backlogWait = time.Second
-
-// backlog is the status's backlog: on a master (mode dual or solo), what the peer lacks of the
-// commits made until now (Shipper.Unshipped), counted one more while the decoder is behind —
-// Shipper.Backlog alone left out a commit the decoder had not read yet, and said 0 right after
-// a solo commit the peer lacked. Elsewhere the Shipper ships nothing of this database.
-func (d *database) backlog(mode txshim.Mode) int {
-	if (mode != txshim.ModeDual && mode != txshim.ModeSolo) || d.local == nil {
-		return d.ship.Backlog()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), backlogWait)
-	defer cancel()
-	n, err := d.ship.Unshipped(ctx, d.local)
-	if err != nil {
-		d.log.Debug("status: backlog counted without what the decoder has not read", "err", err)
-	}
-	return n
-}
 
 // verifyStatus is a txshim.VerifyReport in the admin status.
 type verifyStatus struct {
@@ -147,7 +134,7 @@ func (d *database) status() dbStatus {
 	mode, term := d.shim.Mode()
 	st := d.shim.Stats()
 	out := dbStatus{
-		Mode: mode.String(), Term: term, PeerSynced: d.ship.PeerSynced(), Backlog: d.backlog(mode),
+		Mode: mode.String(), Term: term, PeerSynced: d.ship.PeerSynced(), Backlog: d.ship.Backlog(),
 		InDoubt: d.inDoubt.Load(), SessionsActive: st.SessionsActive,
 		CommitsDual: st.CommitsDual, CommitsSolo: st.CommitsSolo, CommitsPlain: st.CommitsPlain,
 		Unwrapped: st.Unwrapped, PeerErrors: st.PeerErrors, Refused: st.Refused, LeftInDoubt: st.LeftInDoubt,
