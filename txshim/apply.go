@@ -1115,8 +1115,29 @@ type peerCol struct {
 	// pathText: a type within that type (or it) is written by its output function after the
 	// session's search_path (regclass, regtype, …: qualified only where not visible), which
 	// the apply session and the decoder's walsender (pg_catalog) need not share: its key's
-	// text as the walsender sent it need not be the peer's spelling of it (matchRow).
+	// text as the walsender sent it need not be the peer's spelling of it (matchRow, kept:
+	// peerText).
 	pathText bool
+	// catalogText: the peer has tandem.catalog_text (schemaSQL), which spells a value as the
+	// walsender does, whatever the apply session's search_path; a peer set up by an older
+	// install lacks it (peerText).
+	catalogText bool
+}
+
+// peerText is the SQL for the text of the peer's value id (of a column pc) to compare, byte for
+// byte, with the text the walsender sent of it: as its output function writes it (format's
+// %s), under the apply session's settings, which are the walsender's (textSettings) but for
+// search_path. For a value with a reg* type inside (pathText), under the walsender's search_path
+// (tandem.catalog_text): under the peer's, a regclass is "t" where the walsender sent
+// "public.t", and the peer found no REPLICA IDENTITY FULL row (TestFullIdentityInnerDomainRegTypes)
+// and wrote a value kept as it was again, refused for a constraint added NOT VALID
+// (TestApplyKeptInnerDomainRegclass). Not by setting the apply session's search_path, by
+// which the statement's own operators are found (citext's "=", a user type's).
+func peerText(id string, pc peerCol) string {
+	if pc.pathText && pc.catalogText {
+		return "tandem.catalog_text(" + id + ")"
+	}
+	return "pg_catalog.format('%s', " + id + ")"
 }
 
 // relKey names a relation definition: its table and its published columns with their types on
@@ -1160,7 +1181,8 @@ var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', 
     WHERE x.indrelid = c.oid AND (x.indisreplident OR (c.relreplident = 'd' AND x.indisprimary))
       AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
     LIMIT 1),
-  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `, ` + innerNotNullSQL("bt") + `, ` + innerPathTextSQL("bt") + `
+  ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `, ` + innerNotNullSQL("bt") + `, ` + innerPathTextSQL("bt") + `,
+  pg_catalog.to_regprocedure('tandem.catalog_text(anyelement)') IS NOT NULL
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1262,7 +1284,7 @@ func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
 			out[ask[k-1]] = pr
 		}
 		if v[2] != nil {
-			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t", pathText: string(v[12]) == "t"}
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t", pathText: string(v[12]) == "t", catalogText: string(v[13]) == "t"}
 		}
 	}
 	_, err := rr.Close()
@@ -1512,9 +1534,10 @@ func kept(cur, param string, pc peerCol) string {
 		// Both NULL are the same too: the text is spelled by format as well (a NULL as ''),
 		// where NULL = '' wrote a NULL again, cast to a domain that a constraint added NOT
 		// VALID makes refuse it (TestApplyCompositeDomainNullKept).
+		// A reg* value inside is spelled as the walsender spells it (peerText).
 		v := fmt.Sprintf("CAST(%s AS text)", param)
-		return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = pg_catalog.format('%%s', %[2]s) THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
-			cur, v, pc.domain)
+		return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND %s COLLATE pg_catalog."C" = pg_catalog.format('%%s', %[2]s) THEN %[1]s ELSE CAST(%[2]s AS %[4]s) END`,
+			cur, v, peerText(cur, pc), pc.domain)
 	}
 	v := fmt.Sprintf("CAST(%s AS %s)", param, pc.typ)
 	return fmt.Sprintf(`CASE WHEN pg_catalog.num_nulls(%s, %s) <> 1 AND pg_catalog.format('%%s', %[1]s) COLLATE pg_catalog."C" = pg_catalog.format('%%s', %[2]s) THEN %[1]s ELSE CAST(%[2]s AS %[3]s) END`,
@@ -1578,7 +1601,7 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			return "", fmt.Errorf("key column %s of %s is NULL", col.Name, r.QualifiedName())
 		case v.Kind == ValueNull:
 			conds = append(conds, id+" IS NULL")
-		case !full && !pc.pathText && (pc.notValid || pc.notNull && mayHoldNull(v)):
+		case !full && (!pc.pathText || pc.catalogText) && (pc.notValid || pc.notNull && mayHoldNull(v)):
 			// Read in its type (a composite's: typ; an array's or a range's: the column's, as
 			// "=" reads the parameter), the key would be checked against a domain within it (a
 			// field of a domain type, an array of a domain, a range over one), whose constraint
@@ -1591,13 +1614,14 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// CHECK), which reading it in its type does as well (TestApplyKeyNotNullDomainNull):
 			// only such a key, or every key of a table keyed by a composite with a field of a
 			// NOT NULL domain would miss its index. Before keyColl: byte for byte, the key's
-			// text names the row the index holds under any collation. Not a key with a reg*
-			// type inside (pc.pathText): the walsender writes it under its search_path
-			// (pg_catalog: "public.t"), the apply session under the peer's ("t"), and the peer
-			// found no row for an update the typed compare finds (TestApplyKeyTextCompareRegclass);
-			// such a key is read in its type, as before, refused only for a value that escapes
-			// its domain.
-			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
+			// text names the row the index holds under any collation. A key with a reg* type
+			// inside (pc.pathText) is spelled under the walsender's search_path (pg_catalog:
+			// "public.t", where the peer's spells "t"; peerText), else the peer found no row
+			// for an update the typed compare finds (TestApplyKeyTextCompareRegclass); on a
+			// peer that lacks tandem.catalog_text (an older install) it is read in its type, as
+			// before, refused only for a value that escapes its domain
+			// (TestApplyKeyNotValidRegclass).
+			conds = append(conds, fmt.Sprintf(`%s COLLATE pg_catalog."C" = CAST(%s AS text)`, peerText(id, pc), param(v)))
 		case !full && pc.keyColl != "":
 			conds = append(conds, id+" = "+param(v)+" COLLATE "+pc.keyColl)
 		case !full && pc.composite:
@@ -1618,8 +1642,9 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// domain, which the row's old value need not meet (a constraint added NOT VALID),
 			// and the peer refused to change or delete the row. Its text as the walsender
 			// spelled it is compared with the stored value's as the apply session spells it,
-			// under the same settings (TestFullIdentityInnerDomainNotValid).
-			conds = append(conds, fmt.Sprintf(`pg_catalog.format('%%s', %s) COLLATE pg_catalog."C" = CAST(%s AS text)`, id, param(v)))
+			// under the same settings (TestFullIdentityInnerDomainNotValid), a reg* value
+			// inside under the walsender's search_path (peerText).
+			conds = append(conds, fmt.Sprintf(`%s COLLATE pg_catalog."C" = CAST(%s AS text)`, peerText(id, pc), param(v)))
 		case pc.eq:
 			p := param(v)
 			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, p, pc.typ))

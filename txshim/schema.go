@@ -33,7 +33,13 @@ import (
 // §3 fence (given a master, the same term held by another master is refused too, see
 // WriteTermRecord; the one-argument form stays for shims of earlier versions); expect_one
 // turns an UPDATE/DELETE that missed (divergence) into an SQL error before PREPARE
-// TRANSACTION runs, so a diverged transaction is never prepared on the peer.
+// TRANSACTION runs, so a diverged transaction is never prepared on the peer. catalog_text is a
+// value's text as its output function writes it under search_path pg_catalog, the decoder's
+// walsender's (decode.go): a reg* value (regclass, regtype, …) names what is not in pg_catalog
+// schema-qualified there, but after the apply session's own search_path in format('%s'),
+// which the apply compares the sent text with (matchRow, kept; peerCol.pathText). Only the
+// function's call sets the path: the apply session's statements keep the peer's, by which
+// user types' and extensions' operators (citext's "=") are found.
 const schemaSQL = `
 CREATE SCHEMA IF NOT EXISTS tandem;
 CREATE TABLE IF NOT EXISTS tandem.state (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
@@ -158,6 +164,8 @@ BEGIN
       txn_term, txn_master, db_term, db_master USING ERRCODE = '` + sqlstateStaleTerm + `';
   END IF;
 END $f$;
+CREATE OR REPLACE FUNCTION tandem.catalog_text(v anyelement) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $f$ SELECT pg_catalog.format('%s', v) $f$;
 CREATE OR REPLACE FUNCTION tandem.expect_one(n bigint, what text) RETURNS void
 LANGUAGE plpgsql AS $f$
 BEGIN
