@@ -1122,6 +1122,10 @@ type peerCol struct {
 	// walsender does, whatever the apply session's search_path; a peer set up by an older
 	// install lacks it (peerText).
 	catalogText bool
+	// oidName: typ is a reg* type (regclass, regproc, …), which has no "=" of its own: a key
+	// compared with a parameter left for "=" to type is read as oid's, a number, where the
+	// walsender sent a name (matchRow).
+	oidName bool
 }
 
 // peerText is the SQL for the text of the peer's value id (of a column pc) to compare, byte for
@@ -1182,7 +1186,8 @@ var peerRelsSQL = `SELECT n.i, c.relkind = 'p', a.attname, a.attidentity = 'a', 
       AND k.attnum = a.attnum AND co.oid = k.coll AND k.coll <> a.attcollation
     LIMIT 1),
   ` + innerDomainSQL + `, b.typtype = 'c', ` + innerNotValidSQL("bt") + `, ` + innerNotNullSQL("bt") + `, ` + innerPathTextSQL("bt") + `,
-  pg_catalog.to_regprocedure('tandem.catalog_text(anyelement)') IS NOT NULL
+  pg_catalog.to_regprocedure('tandem.catalog_text(anyelement)') IS NOT NULL,
+  b.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND b.typname IN ('regclass', 'regtype', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regconfig', 'regdictionary', 'regcollation', 'regnamespace', 'regrole')
 FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY n(name, i)
 JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n.name)
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -1284,7 +1289,7 @@ func (t *applyTx) peerRels(rels []*Relation) ([]*peerRel, error) {
 			out[ask[k-1]] = pr
 		}
 		if v[2] != nil {
-			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t", pathText: string(v[12]) == "t", catalogText: string(v[13]) == "t"}
+			pr.cols[string(v[2])] = peerCol{fixed: string(v[3]) == "t", typ: string(v[4]), eq: string(v[5]) == "t", domain: string(v[6]), keyColl: string(v[7]), inner: string(v[8]) == "t", composite: string(v[9]) == "t", notValid: string(v[10]) == "t", notNull: string(v[11]) == "t", pathText: string(v[12]) == "t", catalogText: string(v[13]) == "t", oidName: string(v[14]) == "t"}
 		}
 	}
 	_, err := rr.Close()
@@ -1631,6 +1636,12 @@ func matchRow(r *Relation, old []Value, full bool, pr *peerRel, param func(Value
 			// anonymous composite types is not implemented"): every update and delete of a
 			// table keyed by one failed on the peer (TestApplyCompositeKey). Only there: for
 			// an array of a domain, typ (the array of the base type) has no "=" with the column.
+			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, param(v), pc.typ))
+		case !full && pc.oidName:
+			// So is a key of a reg* type (or a domain over one): its "=" is oid's, which a
+			// parameter left for it to type is read in, and every update and delete of a table
+			// keyed by one failed on the peer ("invalid input syntax for type oid: "public.t"",
+			// TestApplyRegKey).
 			conds = append(conds, fmt.Sprintf("%s = CAST(%s AS %s)", id, param(v), pc.typ))
 		case !full, !known:
 			// A key compared in its type (the parameter takes the column's); or a column the
