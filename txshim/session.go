@@ -96,6 +96,14 @@ type session struct {
 	// Flush), holds a COPY FROM STDIN; the client's CopyDone/CopyFail count while it is set, and
 	// the counts stay until the request's Sync.
 	copyPart bool
+	// partWrite: a part of the open extended request, sent unanswered before its Sync (after a
+	// Flush) while the mode took writes (roForced not set), ran an Execute in the implicit
+	// transaction open now (unitState.pipelined), which commits at the Sync without passing the
+	// commit gate, or a procedure (notePartWrite): what it wrote (a function the shim does not
+	// know writes, a procedure's commits) is in flight until the Sync's reply, and a handover's
+	// Drain waits for it (mayWriteInFlight).
+	// The request's entries pushed up to its Sync count as sent while the mode took writes.
+	partWrite bool
 	// roValue is the session's default_transaction_read_only as the database last reported it
 	// (ParameterStatus, reported by PostgreSQL ≥ 14); roChanged, that a report came during a
 	// request of the client's since the shim last set it: the client changed it (SET, RESET,
@@ -1424,8 +1432,8 @@ func (s *session) forward(typ byte, body []byte, flush bool) error {
 
 // push queues an entry; it must precede the write of its request.
 func (s *session) push(p *pending) {
-	p.mayWrite = !s.roForced
 	s.mu.Lock()
+	p.mayWrite = !s.roForced || s.partWrite
 	s.pushSeq++
 	p.seq = s.pushSeq
 	s.queue = append(s.queue, p)
@@ -1745,6 +1753,28 @@ func (s *session) copyInOpen() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.copyStarts > s.copyEnds
+}
+
+// notePartWrite notes a part of the open extended request sent unanswered, steps [lo, hi) of u
+// run from status st (0: not known), after which unitState.pipelined holds, or that runs a
+// procedure (partWrite): while the mode takes writes, an Execute ran in the implicit transaction
+// the part leaves open, or a procedure that commits by itself, past the commit gate (walk
+// counts one in the gate only in a request's last part), unless the part leaves a transaction
+// block (a status not known counts as none, unless nothing is in flight and the session is in
+// one).
+func (s *session) notePartWrite(u unit, lo, hi int, st byte) {
+	if s.roForced || !s.unit.pipelined && !hasProc(u, lo, hi) {
+		return
+	}
+	if after := statusAfter(u, lo, hi, st); after == 'T' || after == 'E' {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == 0 && statusAfter(u, lo, hi, 0) == 0 && len(s.queue) == 0 && (s.status == 'T' || s.status == 'E') {
+		return
+	}
+	s.partWrite = true
 }
 
 // noteCopyPart notes a part of steps [lo, hi) of u sent unanswered (copyPart).
@@ -2917,6 +2947,12 @@ const (
 func (s *session) runBatch(ctx context.Context, final bool) error {
 	s.lastExt = true
 	defer func() {
+		if final {
+			// After its entries were pushed: the Sync's holds what partWrite said.
+			s.mu.Lock()
+			s.partWrite = false
+			s.mu.Unlock()
+		}
 		s.ebuf = s.ebuf[:0]
 		s.items = s.items[:0]
 		s.undo = s.undo[:0]
@@ -2975,6 +3011,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			} else {
 				// The status is not known (walk learns it).
 				s.unit = unitState{open: true, pipelined: pipelineAfter(u, 0, u.n(), false)}
+				s.notePartWrite(u, 0, u.n(), 0)
 			}
 			s.bw.Write(s.ebuf)
 			return s.bw.Flush()
@@ -3008,6 +3045,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 				us.st, us.assumed = 0, statusAfter(u, 0, u.n(), st)
 				us.pipelined = pipelineAfter(u, 0, u.n(), false)
 				s.noteCopyPart(u, 0, u.n())
+				s.notePartWrite(u, 0, u.n(), st)
 			}
 			s.bw.Write(s.ebuf)
 			return s.bw.Flush()
@@ -4239,6 +4277,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			}
 			us.st, us.pipelined = 0, pipelineAfter(u, lo, n, us.pipelined)
 			s.noteCopyPart(u, lo, n)
+			s.notePartWrite(u, lo, n, us.assumed)
 			return u.send(s, lo, n, true, nil)
 		}
 		return nil
@@ -4924,6 +4963,9 @@ func isFatal(body []byte) bool {
 func (s *session) mayWriteInFlight() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.partWrite {
+		return true
+	}
 	for _, p := range s.queue {
 		if p.mayWrite {
 			return true
