@@ -435,10 +435,23 @@ func (s *Shim) endInFlight(ctx context.Context) error {
 		}
 	}
 	s.log.Warn("txshim: handover drain ran out: terminating the backends still in flight", "sessions", len(ss), "orphans", len(orphans))
+	// On every server at once: one that fails, or does not answer within ctx, must not leave
+	// the backends on the others running (TestDrainEndsPastFailedHost).
+	errs := make([]error, 0, len(byAddr))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for at, pids := range byAddr {
-		if err := s.terminate(ctx, at, pids); err != nil {
-			return err
-		}
+		wg.Go(func() {
+			if err := s.terminate(ctx, at, pids); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	// Those sessions leave the gate as their backends' ends reach them; others may have come
 	// through before the terminate (a commit refused, since the mode takes no writes).
