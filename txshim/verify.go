@@ -65,9 +65,10 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 // verifySettingsSQL pins, for a verification's transaction, how values are written as text:
 // checksum and diffKeys compare md5s of rows' text, which must read the same on both databases
 // whatever their defaults. So the settings of the apply (textSettings), pg_catalog alone on the
-// search path (catalogPath), and TimeZone, in which a timestamptz is printed; no timeouts of
-// the databases' defaults, as it reads every row; and every row or an error (allRows).
-var verifySettingsSQL = setLocalSQL(textSettings, catalogPath, noTimeouts, allRows, map[string]string{"timezone": "UTC"})
+// search path (catalogPath), the spelling of names (definitionSpelling: in reg* values), and
+// TimeZone, in which a timestamptz is printed; no timeouts of the databases' defaults, as it
+// reads every row; and every row or an error (allRows).
+var verifySettingsSQL = setLocalSQL(textSettings, catalogPath, definitionSpelling, noTimeouts, allRows, map[string]string{"timezone": "UTC"})
 
 // setLocalSQL is the SET LOCAL statements, in name order, of settings.
 func setLocalSQL(settings ...map[string]string) string {
