@@ -264,9 +264,12 @@ var schemaSettingsSQL = setLocalSQL(textSettings, catalogPath, definitionSpellin
 // pg_get_expr, quote_ident) and of reg* values, which install and verify compare as text:
 // pinned where they compare, as a database's default of either made two identical databases
 // differ. quote_all_identifiers on quoted every name ("public"."kv" against public.kv:
-// TestVerifyQuoteAllIdentifiers). Pinned here only, not for the apply, whose session computes
-// generated columns as the client's did (quote_ident in one, under the database's default).
-var definitionSpelling = map[string]string{"quote_all_identifiers": "off"}
+// TestVerifyQuoteAllIdentifiers); standard_conforming_strings off doubled a backslash in a
+// string literal of a CHECK, an index predicate or a generation expression
+// (TestVerifyStandardConformingStrings). Pinned here only, not for the apply, whose session
+// computes generated columns as the client's did (quote_ident in one, under the database's
+// default).
+var definitionSpelling = map[string]string{"quote_all_identifiers": "off", "standard_conforming_strings": "on"}
 
 func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
 	// Under a search path of pg_catalog alone, format_type qualifies every type of another
