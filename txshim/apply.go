@@ -90,25 +90,6 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
 	}
-	// The walsender writes a reg* value (regclass, regproc, …) naming an object of pg_catalog
-	// unqualified (search_path pg_catalog, decode.go), and the apply reads it after the peer's
-	// search_path: one that names pg_catalog after another schema ("public, pg_catalog") read
-	// an object of that schema's of the same name in its place, and the peer held another value
-	// (TestApplyRegReadShadowedPath). Such a session starts again with pg_catalog first, where
-	// PostgreSQL searches it when the path does not name it; the rest of the path stays, by
-	// which the statements' operators of extensions and user types are found (citext's "=").
-	// In the startup packet: the apply RESETs search_path after a DDL row's.
-	res, err := conn.Exec(ctx, `SELECT pg_catalog.current_setting('search_path') WHERE (pg_catalog.current_schemas(true))[1] OPERATOR(pg_catalog.<>) 'pg_catalog'`).ReadAll()
-	if err == nil && len(res) == 1 && len(res[0].Rows) == 1 {
-		conn.Close(ctx)
-		pinSettings(cfg, map[string]string{"search_path": "pg_catalog, " + string(res[0].Rows[0][0])})
-		if conn, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("connect to the peer database: %w", err)
-		}
-	} else if err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("read the peer's search_path: %w", err)
-	}
 	lit := sqlLiteral(origin)
 	// transaction_timeout (PostgreSQL 17) cannot be a startup parameter before 17: set where it exists.
 	setup := `SET session_replication_role = replica;
@@ -116,7 +97,7 @@ SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'transaction_t
 SELECT pg_replication_origin_create(` + lit + `) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ` + lit + `);
 SELECT pg_replication_origin_session_setup(` + lit + `);
 SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.decisions') AND attname = 'lsn' AND NOT attisdropped)`
-	res, err = conn.Exec(ctx, setup).ReadAll()
+	res, err := conn.Exec(ctx, setup).ReadAll()
 	if err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("set up apply session with replication origin %s on the peer: %w", origin, err)
