@@ -259,15 +259,15 @@ func listDiffs(diffs []string) string {
 // and names are written as text.
 var schemaSettingsSQL = setLocalSQL(textSettings, catalogPath, definitionSpelling, map[string]string{"timezone": "UTC"})
 
-// definitionSpelling are the settings, beyond textSettings, after which PostgreSQL spells the
-// names and literals of definitions (format_type, pg_get_constraintdef, pg_get_indexdef,
-// pg_get_expr, quote_ident) and of reg* values, which install and verify compare as text:
-// pinned where they compare, as a database's default of either made two identical databases
-// differ. quote_all_identifiers on quoted every name ("public"."kv" against public.kv:
-// TestVerifyQuoteAllIdentifiers); standard_conforming_strings off doubled a backslash in a
-// string literal of a CHECK, an index predicate or a generation expression
-// (TestVerifyStandardConformingStrings). Pinned here only, not for the apply, whose session
-// computes generated columns as the client's did (quote_ident in one, under the database's
+// definitionSpelling are the settings, beyond textSettings, after which PostgreSQL spells the names
+// and literals of definitions (format_type, pg_get_constraintdef, pg_get_indexdef, pg_get_expr,
+// quote_ident) and of reg* values, which install, verify and resync compare as text: pinned where
+// they compare, as a database's default of either made two identical databases differ.
+// quote_all_identifiers on quoted every name ("public"."kv" against public.kv:
+// TestVerifyQuoteAllIdentifiers); standard_conforming_strings off doubled a backslash in a string
+// literal of a CHECK, an index predicate or a generation expression
+// (TestVerifyStandardConformingStrings, TestResyncDefinitionSpelling). Not for the apply, whose
+// session computes generated columns as the client's did (quote_ident in one, under the database's
 // default).
 var definitionSpelling = map[string]string{"quote_all_identifiers": "off", "standard_conforming_strings": "on"}
 

@@ -77,8 +77,9 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	}
 	// COPY writes the rows as text under this session's settings, and the peer's apply session
 	// reads them under textSettings: the same here, and pg_catalog alone on the search path (reg*
-	// values schema-qualified), as for the decoder.
-	pinSettings(cfg, textSettings, catalogPath, noTimeouts, allRows)
+	// values schema-qualified), as for the decoder. resyncSchemas reads the schema in it, spelt
+	// as install and verify spell it (definitionSpelling).
+	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, noTimeouts, allRows)
 	local, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
@@ -342,7 +343,8 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 	// The peer's is read under the local session's settings: constants in a CHECK constraint
 	// or a partition bound are printed after IntervalStyle, DateStyle or TimeZone, and the
 	// local session's are pinned (Resync) where a plain connection takes its database's — the
-	// same schema read differently (TestResyncSchemaUnderSettings).
+	// same schema read differently (TestResyncSchemaUnderSettings); and names and string
+	// literals spelt alike (definitionSpelling: TestResyncDefinitionSpelling).
 	tz, err := lq(ctx, "SELECT current_setting('TimeZone')")
 	if err != nil || len(tz) != 1 || len(tz[0]) != 1 {
 		return fmt.Errorf("resync: local database: read TimeZone: %w", errors.Join(err, errors.New("no row")))
@@ -351,7 +353,7 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
 	}
-	pinSettings(cfg, textSettings, catalogPath, map[string]string{"timezone": tz[0][0]})
+	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, map[string]string{"timezone": tz[0][0]})
 	peer, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
