@@ -78,6 +78,8 @@ type session struct {
 	mu     sync.Mutex
 	queue  []*pending
 	status byte // ReadyForQuery status after the last reply the backend finished
+	// statusSeq: the seq of the entry whose ReadyForQuery status is status.
+	statusSeq uint64
 	// idleSeq: the seq of the last entry answered with ReadyForQuery status idle.
 	idleSeq uint64
 	// clientIdle: clientLoop waits for the client's next request, every reply it owed written.
@@ -103,7 +105,11 @@ type session struct {
 	// know writes, a procedure's commits) is in flight until the Sync's reply, and a handover's
 	// Drain waits for it (mayWriteInFlight).
 	// The request's entries pushed up to its Sync count as sent while the mode took writes.
-	partWrite bool
+	// partUnsure: the part was sent behind an entry of this seq still unanswered, the status it
+	// runs in not known: partWrite holds unless that entry's reply leaves a transaction block
+	// (partWriteLocked).
+	partWrite  bool
+	partUnsure uint64
 	// roValue is the session's default_transaction_read_only as the database last reported it
 	// (ParameterStatus, reported by PostgreSQL ≥ 14); roChanged, that a report came during a
 	// request of the client's since the shim last set it: the client changed it (SET, RESET,
@@ -959,7 +965,7 @@ func (s *session) serverLoop() {
 			s.mu.Lock()
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
-			s.status = body[0]
+			s.status, s.statusSeq = body[0], cur.seq
 			if body[0] == 'I' {
 				s.idleSeq = cur.seq
 			}
@@ -1433,7 +1439,7 @@ func (s *session) forward(typ byte, body []byte, flush bool) error {
 // push queues an entry; it must precede the write of its request.
 func (s *session) push(p *pending) {
 	s.mu.Lock()
-	p.mayWrite = !s.roForced || s.partWrite
+	p.mayWrite = !s.roForced || s.partWriteLocked()
 	s.pushSeq++
 	p.seq = s.pushSeq
 	s.queue = append(s.queue, p)
@@ -1771,10 +1777,31 @@ func (s *session) notePartWrite(u unit, lo, hi int, st byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st == 0 && statusAfter(u, lo, hi, 0) == 0 && len(s.queue) == 0 && (s.status == 'T' || s.status == 'E') {
-		return
+	if st == 0 && statusAfter(u, lo, hi, 0) == 0 {
+		if len(s.queue) == 0 && (s.status == 'T' || s.status == 'E') {
+			return
+		}
+		if len(s.queue) > 0 && (!s.partWrite || s.partUnsure == s.pushSeq) {
+			// Pipelined behind a request not answered yet (a BEGIN and its Sync): its reply
+			// tells (TestDrainPartPipelinedBlock).
+			s.partWrite, s.partUnsure = true, s.pushSeq
+			return
+		}
 	}
-	s.partWrite = true
+	s.partWrite, s.partUnsure = true, 0
+}
+
+// partWriteLocked tells whether partWrite holds: unless the part was sent behind an entry not
+// answered then (partUnsure), that entry is the last answered, and it left a transaction block.
+// s.mu must be held.
+func (s *session) partWriteLocked() bool {
+	if !s.partWrite {
+		return false
+	}
+	if s.partUnsure == 0 || s.statusSeq != s.partUnsure {
+		return true
+	}
+	return s.status != 'T' && s.status != 'E'
 }
 
 // noteCopyPart notes a part of steps [lo, hi) of u sent unanswered (copyPart).
@@ -2950,7 +2977,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		if final {
 			// After its entries were pushed: the Sync's holds what partWrite said.
 			s.mu.Lock()
-			s.partWrite = false
+			s.partWrite, s.partUnsure = false, 0
 			s.mu.Unlock()
 		}
 		s.ebuf = s.ebuf[:0]
@@ -4963,7 +4990,7 @@ func isFatal(body []byte) bool {
 func (s *session) mayWriteInFlight() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.partWrite {
+	if s.partWriteLocked() {
 		return true
 	}
 	for _, p := range s.queue {
