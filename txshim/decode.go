@@ -231,8 +231,11 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 	// session's settings: the ones that fix how values read (textSettings), and an empty
 	// search path (pg_catalog only), so that reg* values (regclass, regtype, …) come
 	// schema-qualified and read the same whatever the peer's search_path — as PostgreSQL's own
-	// subscriber sets on its publisher connection.
-	pinSettings(cfg, textSettings, map[string]string{"search_path": "pg_catalog"})
+	// subscriber sets on its publisher connection. Names in them are spelled bare where they
+	// may be (quote_all_identifiers off), as the peer spells the values the apply compares by
+	// their text (tandem.catalog_text): a local default of on quoted every one
+	// (TestApplyQuoteAllIdentifiers).
+	pinSettings(cfg, textSettings, map[string]string{"search_path": "pg_catalog", "quote_all_identifiers": "off"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("decoder: connect to the local database for replication: %w", err)
