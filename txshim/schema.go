@@ -34,9 +34,11 @@ import (
 // WriteTermRecord; the one-argument form stays for shims of earlier versions); expect_one
 // turns an UPDATE/DELETE that missed (divergence) into an SQL error before PREPARE
 // TRANSACTION runs, so a diverged transaction is never prepared on the peer. catalog_text is a
-// value's text as its output function writes it under search_path pg_catalog, the decoder's
-// walsender's (decode.go): a reg* value (regclass, regtype, …) names what is not in pg_catalog
-// schema-qualified there, but after the apply session's own search_path in format('%s'),
+// value's text as its output function writes it under search_path pg_catalog and
+// quote_all_identifiers off, the decoder's walsender's (decode.go): a reg* value (regclass,
+// regtype, …) names what is not in pg_catalog schema-qualified there (each name quoted only
+// where it must be, whatever the database's default), but after the apply session's own
+// search_path in format('%s'),
 // which the apply compares the sent text with (matchRow, kept; peerCol.pathText). Only the
 // function's call sets the path: the apply session's statements keep the peer's, by which
 // user types' and extensions' operators (citext's "=") are found.
@@ -165,7 +167,7 @@ BEGIN
   END IF;
 END $f$;
 CREATE OR REPLACE FUNCTION tandem.catalog_text(v anyelement) RETURNS pg_catalog.text
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $f$ SELECT pg_catalog.format('%s', v) $f$;
+LANGUAGE sql STABLE SET search_path = pg_catalog SET quote_all_identifiers = off AS $f$ SELECT pg_catalog.format('%s', v) $f$;
 CREATE OR REPLACE FUNCTION tandem.expect_one(n bigint, what text) RETURNS void
 LANGUAGE plpgsql AS $f$
 BEGIN
