@@ -110,6 +110,14 @@ type session struct {
 	// (partWriteLocked).
 	partWrite  bool
 	partUnsure uint64
+	// procGate: a procedure that may run outside a transaction block, in a part of the open
+	// extended request sent before its Sync (after a Flush), passed the commit gate (enterSlow,
+	// walk) while the mode was this one. It commits by itself, and the implicit transaction it
+	// leaves open commits at the Sync: the session stays counted in the gate until the
+	// request's reply (runBatch) or the session's end (run), as one in a request's last part
+	// is for its run — a hold stops it, a handover's Drain waits for it — and the reply waits
+	// until the peer has what it committed (unitState.procLeft), in that mode.
+	procGate *modeState
 	// roValue is the session's default_transaction_read_only as the database last reported it
 	// (ParameterStatus, reported by PostgreSQL ≥ 14); roChanged, that a report came during a
 	// request of the client's since the shim last set it: the client changed it (SET, RESET,
@@ -402,8 +410,9 @@ type unitState struct {
 	// pipelined: while st is 0, a part sent unanswered ran an Execute in the implicit
 	// transaction open now (pipelineAfter).
 	pipelined bool
-	// procLeft: a procedure ran outside a transaction block before a BEGIN of the request, not
-	// yet waited for: the reply waits until the peer has what it committed (walk).
+	// procLeft: a procedure ran outside a transaction block before a BEGIN of the request, or
+	// in a part sent before its Sync (session.procGate), not yet waited for: the reply waits
+	// until the peer has what it committed (walk).
 	procLeft bool
 }
 
@@ -620,6 +629,8 @@ func (s *session) recoverPanic(where string) {
 // run relays until either side ends.
 func (s *session) run(ctx context.Context) {
 	defer s.dropNotes()
+	// After close: a backend that may still run the procedure stays counted (orphaned).
+	defer s.leaveProcGate()
 	go s.serverLoop()
 	defer func() { <-s.done }()
 	defer s.recoverPanic("clientLoop")
@@ -2979,6 +2990,8 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 			s.mu.Lock()
 			s.partWrite, s.partUnsure = false, 0
 			s.mu.Unlock()
+			// The request's reply went out (or the session ends).
+			s.leaveProcGate()
 		}
 		s.ebuf = s.ebuf[:0]
 		s.items = s.items[:0]
@@ -3004,8 +3017,15 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	if us.skipping {
 		s.revertStmts(0)
 		if final {
-			st := us.st
+			st, left := us.st, us.procLeft
 			s.unit = unitState{}
+			if left && st == 'I' && s.procGate != nil && policyFor(*s.procGate).peer {
+				// A procedure sent before the Sync, not waited for when the error ended the
+				// request (fail).
+				if _, err := s.awaitShipped(ctx, policyFor(*s.procGate), 0); err != nil {
+					return err
+				}
+			}
 			return s.emitRFQ(st)
 		}
 		return nil
@@ -3513,10 +3533,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			return nil
 		}
 		us.procLeft = false
-		if !pol.peer {
+		lp := s.procPolicy(pol)
+		if !lp.peer {
 			return nil
 		}
-		_, err := s.awaitShipped(ctx, pol, 0)
+		_, err := s.awaitShipped(ctx, lp, 0)
 		return err
 	}
 
@@ -3767,6 +3788,24 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
+		if !final && info.proc && s.procGate == nil && !pol.readOnly && us.st != 'T' && us.st != 'E' &&
+			(us.st != 0 || us.assumed != 'T' && us.assumed != 'E') {
+			// A procedure in a part sent before the Sync (after a Flush), maybe outside a
+			// transaction block: it commits by itself, and the implicit transaction it leaves
+			// open commits at the Sync, both outside the commit procedure. It passes the gate
+			// as one in the request's last part does (lastPartProc), and stays counted there
+			// until the request's reply, which waits until the peer has what it committed
+			// (procLeft). One that comes through after the role was given up is refused.
+			cur, err := s.enterSlow(ctx, pol)
+			if err != nil {
+				return err
+			}
+			if cur == nil {
+				s.shim.gate.leaveSlow(s)
+				return refuse(i, "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+			}
+			s.procGate, us.procLeft = cur, true
+		}
 		if k == kindCommit && pol.intercept {
 			// The statement before a COMMIT the shim runs (which splits the Query there), when
 			// it is the only one since the last split, runs in the Query's implicit block, not
@@ -4355,7 +4394,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err := u.send(s, lo, n, true, p); err != nil {
 					return err
 				}
-				return s.replyOnceShipped(ctx, p, pol)
+				return s.replyOnceShipped(ctx, p, s.procPolicy(pol))
 			}
 			p := &pending{fwd: true, fwdRFQ: true, drop25001: drop}
 			return u.send(s, lo, n, true, p)
@@ -4440,6 +4479,24 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return err
 	}
 	return s.emitRFQ('I')
+}
+
+// leaveProcGate leaves the commit gate that a procedure sent before its request's Sync passed
+// (procGate).
+func (s *session) leaveProcGate() {
+	if s.procGate != nil {
+		s.procGate = nil
+		s.shim.gate.leaveSlow(s)
+	}
+}
+
+// procPolicy is pol, or the policy of the mode a procedure sent before the request's Sync
+// passed the commit gate in (procGate): its reply waits for the peer as that mode says.
+func (s *session) procPolicy(pol policy) policy {
+	if s.procGate != nil {
+		return policyFor(*s.procGate)
+	}
+	return pol
 }
 
 // enterSlow passes the commit gate for what may commit outside the commit procedure and run

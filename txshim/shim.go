@@ -907,11 +907,12 @@ func (g *commitGate) track(who *session) bool {
 }
 
 // enterProc waits while a hold is in place or waits for slow ones, then counts the caller's
-// procedure as active (leaveSlow ends it).
+// procedure as active (leaveSlow ends it). A session counted already (a procedure of its
+// request sent before the Sync, session.procGate) does not wait: a hold waits for it.
 func (g *commitGate) enterProc(ctx context.Context, who *session) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if err := g.waitWhileLocked(ctx, func() bool { return g.held || g.pausing }); err != nil {
+	if err := g.waitWhileLocked(ctx, func() bool { return (g.held || g.pausing) && (who == nil || g.owners[who] == 0) }); err != nil {
 		return err
 	}
 	g.slow++
