@@ -110,13 +110,14 @@ type session struct {
 	// (partWriteLocked).
 	partWrite  bool
 	partUnsure uint64
-	// procGate: a procedure that may run outside a transaction block, in a part of the open
-	// extended request sent before its Sync (after a Flush), passed the commit gate (enterSlow,
-	// walk) while the mode was this one. It commits by itself, and the implicit transaction it
-	// leaves open commits at the Sync: the session stays counted in the gate until the
-	// request's reply (runBatch) or the session's end (run), as one in a request's last part
-	// is for its run — a hold stops it, a handover's Drain waits for it — and the reply waits
-	// until the peer has what it committed (unitState.procLeft), in that mode.
+	// procGate: a procedure of the open extended request that may run outside a transaction
+	// block — in a part sent before its Sync (after a Flush), or sent ahead by walk — passed
+	// the commit gate (enterSlow, walk) while the mode was this one. It commits by itself, and
+	// the implicit transaction it leaves open commits at the Sync: the session stays counted
+	// in the gate until the request's reply (runBatch) or the session's end (run), as one in a
+	// request's last part is for its run — a hold stops it, a handover's Drain waits for it —
+	// and the reply waits until the peer has what it committed (unitState.procLeft), in that
+	// mode.
 	procGate *modeState
 	// roValue is the session's default_transaction_read_only as the database last reported it
 	// (ParameterStatus, reported by PostgreSQL ≥ 14); roChanged, that a report came during a
@@ -1775,8 +1776,8 @@ func (s *session) copyInOpen() bool {
 // notePartWrite notes a part of the open extended request sent unanswered, steps [lo, hi) of u
 // run from status st (0: not known), after which unitState.pipelined holds, or that runs a
 // procedure (partWrite): while the mode takes writes, an Execute ran in the implicit transaction
-// the part leaves open, or a procedure that commits by itself, past the commit gate (walk
-// counts one in the gate only in a request's last part), unless the part leaves a transaction
+// the part leaves open, or a procedure that commits by itself (counted in the commit gate too,
+// procGate, but a Drain's end must find the session), unless the part leaves a transaction
 // block (a status not known counts as none, unless nothing is in flight and the session is in
 // one).
 func (s *session) notePartWrite(u unit, lo, hi int, st byte) {
@@ -3717,6 +3718,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				failed, err := raise(i, code, msg, hint...)
 				return failed, us.st, err
 			})
+			if !stale && err == nil && us.st == 'I' {
+				us.procLeft = false // waited for (procPart)
+			}
 			if stale {
 				return refuse(j, "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
 			}
@@ -3785,15 +3789,18 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	blockAlone := func(i int) error { return blockOne(i+1, n, false) }
 
 	recordDDL := pol.recordDDL()
+	_, ext := u.(*extUnit)
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
-		if !final && info.proc && s.procGate == nil && !pol.readOnly && us.st != 'T' && us.st != 'E' &&
+		if ext && info.proc && s.procGate == nil && !pol.readOnly && us.st != 'T' && us.st != 'E' &&
 			(us.st != 0 || us.assumed != 'T' && us.assumed != 'E') {
-			// A procedure in a part sent before the Sync (after a Flush), maybe outside a
-			// transaction block: it commits by itself, and the implicit transaction it leaves
-			// open commits at the Sync, both outside the commit procedure. It passes the gate
-			// as one in the request's last part does (lastPartProc), and stays counted there
+			// A procedure of an extended request, maybe outside a transaction block: it
+			// commits by itself, and the implicit transaction it leaves open commits at the
+			// Sync, both outside the commit procedure. In a part sent before the Sync (after a
+			// Flush), or sent by a part below before the request's end (a terminator before
+			// DDL, where the status is not known), it would go past the gate: it passes it
+			// here as one at the request's end does (lastPartProc), and stays counted there
 			// until the request's reply, which waits until the peer has what it committed
 			// (procLeft). One that comes through after the role was given up is refused.
 			cur, err := s.enterSlow(ctx, pol)
@@ -4211,6 +4218,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				})
 				if stale {
 					return refuse(firstProc(u, lo, i), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+				}
+				if us.st == 'I' {
+					us.procLeft = false // waited for (procPart)
 				}
 				if err != nil || failed {
 					return fail(err)
