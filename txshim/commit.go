@@ -635,6 +635,8 @@ type idleGuard struct {
 	p    *pending
 	old  []byte
 	done bool
+	// inBlock: no guard, the session waits in a transaction block (awaitShippedInBlock).
+	inBlock bool
 }
 
 // idleOff turns the client's idle_session_timeout off while the backend waits idle outside a
@@ -889,6 +891,15 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 	return s.awaitShippedGuarded(ctx, pol, xid, nil)
 }
 
+// awaitShippedInBlock is awaitShipped (xid 0) for a session inside a transaction block, maybe
+// failed: what a procedure committed before a BEGIN of the same request, which made the
+// implicit transaction the procedure went on in the client's block. The mark is written on a
+// connection of its own (Shim.markApart), as neither the client's block nor a failed one can
+// hold it, and no idle_session_timeout applies in a block.
+func (s *session) awaitShippedInBlock(ctx context.Context, pol policy) (told bool, err error) {
+	return s.awaitShippedGuarded(ctx, pol, 0, &idleGuard{done: true, inBlock: true})
+}
+
 // awaitShippedGuarded is awaitShipped with idle, the idle_session_timeout guard (idleOff) sent
 // already, pipelined behind the commit — or nil, sent here.
 func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint64, idle *idleGuard) (told bool, err error) {
@@ -907,29 +918,36 @@ func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint6
 			err = rerr
 		}
 	}()
-	r, err := s.markStream()
-	if err != nil {
-		return false, err
-	}
-	if err := s.idleSet(idle); err != nil {
-		return false, err
-	}
 	var mark pglogrepl.LSN
-	var perr error
-	if r.err == nil && len(r.row) == 1 && r.row[0] != nil {
-		mark, perr = pglogrepl.ParseLSN(string(r.row[0]))
-	}
 	var werr error
-	if r.err != nil || mark == 0 || perr != nil {
-		// Without a mark nothing tells when the peer has it: taken as a wait in vain (the
-		// site goes on alone, or the client hears 08007), never as shipped — the reply must not
-		// say committed for what a failover right after could lose.
-		msg := "no position"
-		if r.err != nil {
-			msg = r.err.Message
-		}
-		werr = fmt.Errorf("cannot mark the stream after the commit: %s", msg)
+	if idle != nil && idle.inBlock {
+		mctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+		mark, werr = s.shim.markApart(mctx)
+		cancel()
 	} else {
+		r, err := s.markStream()
+		if err != nil {
+			return false, err
+		}
+		if err := s.idleSet(idle); err != nil {
+			return false, err
+		}
+		var perr error
+		if r.err == nil && len(r.row) == 1 && r.row[0] != nil {
+			mark, perr = pglogrepl.ParseLSN(string(r.row[0]))
+		}
+		if r.err != nil || mark == 0 || perr != nil {
+			msg := "no position"
+			if r.err != nil {
+				msg = r.err.Message
+			}
+			werr = fmt.Errorf("cannot mark the stream after the commit: %s", msg)
+		}
+	}
+	// Without a mark nothing tells when the peer has it: taken as a wait in vain (the site goes
+	// on alone, or the client hears 08007), never as shipped — the reply must not say
+	// committed for what a failover right after could lose.
+	if werr == nil {
 		wctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
 		werr = w.WaitShipped(wctx, uint32(xid), mark)
 		cancel()

@@ -3020,10 +3020,10 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 		if final {
 			st, left := us.st, us.procLeft
 			s.unit = unitState{}
-			if left && st == 'I' && s.procGate != nil && policyFor(*s.procGate).peer {
+			if left && s.procGate != nil {
 				// A procedure sent before the Sync, not waited for when the error ended the
 				// request (fail).
-				if _, err := s.awaitShipped(ctx, policyFor(*s.procGate), 0); err != nil {
+				if _, err := s.awaitLeft(ctx, policyFor(*s.procGate), st); err != nil {
 					return err
 				}
 			}
@@ -3527,18 +3527,16 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return r.err != nil, nil
 	}
 
-	// shipLeft waits, when no transaction is open, until the peer has what a procedure before
-	// a BEGIN committed (us.procLeft); a wait in vain reaches the client as 08007.
+	// shipLeft waits, once the status is known, until the peer has what a procedure of the
+	// request committed (us.procLeft) — also when the request ends in a transaction block, or
+	// a failed one, that a BEGIN after the procedure opened; a wait in vain reaches the client
+	// as 08007.
 	shipLeft := func() error {
-		if !us.procLeft || us.st != 'I' {
+		if !us.procLeft || us.st == 0 {
 			return nil
 		}
 		us.procLeft = false
-		lp := s.procPolicy(pol)
-		if !lp.peer {
-			return nil
-		}
-		_, err := s.awaitShipped(ctx, lp, 0)
+		_, err := s.awaitLeft(ctx, s.procPolicy(pol), us.st)
 		return err
 	}
 
@@ -4404,7 +4402,15 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err := u.send(s, lo, n, true, p); err != nil {
 					return err
 				}
-				return s.replyOnceShipped(ctx, p, s.procPolicy(pol))
+				// Also when the request ends in a block a BEGIN after the procedure opened.
+				r, err := s.wait(p)
+				if err != nil {
+					return err
+				}
+				if _, err := s.awaitLeft(ctx, s.procPolicy(pol), r.status); err != nil {
+					return err
+				}
+				return s.emitRFQ(r.status)
 			}
 			p := &pending{fwd: true, fwdRFQ: true, drop25001: drop}
 			return u.send(s, lo, n, true, p)
@@ -4498,6 +4504,23 @@ func (s *session) leaveProcGate() {
 		s.procGate = nil
 		s.shim.gate.leaveSlow(s)
 	}
+}
+
+// awaitLeft waits until the peer has what a procedure of the request committed (procLeft), in
+// a mode that uses the peer, the session's status now st: outside a transaction block
+// (awaitShipped), or in one a BEGIN after the procedure opened, maybe failed
+// (awaitShippedInBlock).
+func (s *session) awaitLeft(ctx context.Context, pol policy, st byte) (told bool, err error) {
+	if !pol.peer {
+		return false, nil
+	}
+	switch st {
+	case 'I':
+		return s.awaitShipped(ctx, pol, 0)
+	case 'T', 'E':
+		return s.awaitShippedInBlock(ctx, pol)
+	}
+	return false, nil
 }
 
 // procPolicy is pol, or the policy of the mode a procedure sent before the request's Sync

@@ -582,26 +582,9 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	conn, err := pgconn.ConnectConfig(hard, s.localCfg.Copy())
+	mark, err := s.markApart(hard)
 	if err != nil {
-		return fmt.Errorf("cannot mark the stream: %w", err)
-	}
-	rr := conn.ExecParams(hard, "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text", nil, nil, nil, nil).Read()
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(hard), time.Second)
-	conn.Close(cctx)
-	ccancel()
-	if rr.Err != nil {
-		return fmt.Errorf("cannot mark the stream: %w", rr.Err)
-	}
-	var mark pglogrepl.LSN
-	if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 {
-		mark, err = pglogrepl.ParseLSN(string(rr.Rows[0][0]))
-	}
-	if err != nil {
-		return fmt.Errorf("cannot mark the stream: %w", err)
-	}
-	if mark == 0 {
-		return errors.New("cannot mark the stream: no position")
+		return err
 	}
 	// Not context.WithTimeout(hard, …): done at commit_timeout, that context would no longer
 	// pass on hard's end, and WaitShipped, extending its wait past the soft deadline (a
@@ -614,6 +597,33 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 		return err
 	}
 	return nil
+}
+
+// markApart writes a transactional logical message on a connection of its own to the local
+// database, marking the stream after every commit made there so far, and returns its position.
+func (s *Shim) markApart(ctx context.Context) (pglogrepl.LSN, error) {
+	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+	if err != nil {
+		return 0, fmt.Errorf("cannot mark the stream: %w", err)
+	}
+	rr := conn.ExecParams(ctx, "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text", nil, nil, nil, nil).Read()
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	conn.Close(cctx)
+	ccancel()
+	if rr.Err != nil {
+		return 0, fmt.Errorf("cannot mark the stream: %w", rr.Err)
+	}
+	var mark pglogrepl.LSN
+	if len(rr.Rows) == 1 && len(rr.Rows[0]) == 1 {
+		mark, err = pglogrepl.ParseLSN(string(rr.Rows[0][0]))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cannot mark the stream: %w", err)
+	}
+	if mark == 0 {
+		return 0, errors.New("cannot mark the stream: no position")
+	}
+	return mark, nil
 }
 
 // softDeadline is a context that reports at as its deadline but ends only with its parent:
