@@ -3630,6 +3630,38 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		return r.err != nil, nil
 	}
 
+	// beginBehind sends the unsent steps before step i with the shim's BEGIN behind them and
+	// its terminator (sendBegin), for step i where the status is not known: the implicit
+	// transaction they run in — one a procedure among them, which must run outside a block,
+	// goes on in — becomes the shim's block, which the terminator does not end, with the
+	// portals made in it, as PostgreSQL runs step i in that transaction. A block open already
+	// stays the client's (before, as in raise).
+	beginBehind := func(i int) (failed bool, err error) {
+		before := us.assumed
+		if before == 0 {
+			if before, err = s.barrier(); err != nil && !errors.Is(err, errCopyOpen) {
+				return false, err
+			}
+		}
+		p := &pending{fwd: true, drop25001: drop, ownBegin: true, res: make(chan result, 1)}
+		if err := u.send(s, lo, i, true, p); err != nil {
+			return false, err
+		}
+		if err := s.writeBegin(); err != nil {
+			return false, err
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return false, err
+		}
+		lo, drop, us.st = i, false, r.status
+		if r.err != nil {
+			return true, nil
+		}
+		us.injected = r.begun && !r.warned && before != 'T' && before != 'E'
+		return false, nil
+	}
+
 	// raise fails step i after the steps before it, the database raising code and msg so that
 	// the transaction aborts as for any error. Steps sent as they are, in no block of the
 	// shim's (after a procedure, or where a statement that cannot run in a transaction block
@@ -3978,6 +4010,18 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		if k == kindDDL && recordDDL && us.st != 'I' {
 			// DESIGN §5.2: the statement is written to tandem.ddl in its transaction just before
 			// it runs, so the apply side meets it in order with the row changes.
+			if e, ext := u.(*extUnit); ext && us.st == 0 && !us.injected && !s.copyPart && e.items[i].typ == 'E' {
+				if _, check := portalToCheck(u, lo, i); !check {
+					// The status is not known (a part went unanswered; a procedure before,
+					// which wrapFrom leaves unwrapped, keeps begin from running), and the
+					// statement's Bind is among the unsent steps: a terminator there would end
+					// the implicit transaction and the unnamed portal with it (34000), where
+					// PostgreSQL runs the statement in that transaction.
+					if failed, err := beginBehind(i); err != nil || failed {
+						return fail(err)
+					}
+				}
+			}
 			if failed, err := part(i); err != nil || failed {
 				return fail(err)
 			}
