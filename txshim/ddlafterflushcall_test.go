@@ -9,7 +9,9 @@ import (
 // TestDDLAfterFlushCompare: DDL in a request's last part after a part sent before its Sync
 // (status not known), behind a procedure or a plain statement, runs as PostgreSQL runs it: the
 // part walk sends to learn the status before the DDL must not end the implicit transaction
-// between the DDL's Bind and its Execute, which drops the unnamed portal (34000).
+// between the DDL's Bind and its Execute, which drops the unnamed portal (34000). So does DDL
+// after a procedure in the same request, in the implicit transaction the procedure goes on in
+// (it was left unrecorded, refused by the event trigger).
 func TestDDLAfterFlushCompare(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
@@ -23,6 +25,8 @@ func TestDDLAfterFlushCompare(t *testing.T) {
 		xmsgs("Z", "SELECT 2", "CREATE TABLE dfc_t2 (i int)", &pgproto3.Sync{}),
 		xmsgs("C", "SELECT 1", &pgproto3.Flush{}),
 		xmsgs("Z", "CREATE TABLE dfc_t3 (i int)", &pgproto3.Sync{}),
+		xpipe("CALL dfc_p(4)", "CREATE TABLE dfc_t4 (i int)"),
+		xpipe("CALL dfc_p(6)", "SELECT 1", "CREATE TABLE dfc_t6 (i int)", "SELECT 1/0"),
 		xq("SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relname LIKE 'dfc_t%'"),
 		xq("SELECT string_agg(id::text, ',' ORDER BY id) FROM dfc"),
 	}

@@ -3637,7 +3637,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// portals made in it, as PostgreSQL runs step i in that transaction. A block open already
 	// stays the client's (before, as in raise).
 	beginBehind := func(i int) (failed bool, err error) {
-		before := us.assumed
+		before := us.st
+		if before == 0 {
+			before = us.assumed
+		}
 		if before == 0 {
 			if before, err = s.barrier(); err != nil && !errors.Is(err, errCopyOpen) {
 				return false, err
@@ -4007,16 +4010,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.roFresh = true
 			}
 		}
-		if k == kindDDL && recordDDL && us.st != 'I' {
+		// A procedure among the unsent steps of an extended request, which wrapFrom leaves
+		// unwrapped, goes on in an implicit transaction that the status before it ('I') does
+		// not tell of: DDL after it runs there in PostgreSQL.
+		procBefore := ext && k == kindDDL && us.st == 'I' && !us.injected && hasProc(u, lo, i)
+		if k == kindDDL && recordDDL && (us.st != 'I' || procBefore) {
 			// DESIGN §5.2: the statement is written to tandem.ddl in its transaction just before
 			// it runs, so the apply side meets it in order with the row changes.
-			if e, ext := u.(*extUnit); ext && us.st == 0 && !us.injected && !s.copyPart && e.items[i].typ == 'E' {
+			if e, ext := u.(*extUnit); ext && (us.st == 0 || procBefore) && !us.injected && !s.copyPart && e.items[i].typ == 'E' {
 				if _, check := portalToCheck(u, lo, i); !check {
-					// The status is not known (a part went unanswered; a procedure before,
-					// which wrapFrom leaves unwrapped, keeps begin from running), and the
-					// statement's Bind is among the unsent steps: a terminator there would end
-					// the implicit transaction and the unnamed portal with it (34000), where
-					// PostgreSQL runs the statement in that transaction.
+					// The status is not known (a part went unanswered), or a procedure before
+					// left an implicit transaction open — either way begin did not run (wrapFrom
+					// leaves the steps after a procedure unwrapped) — and the statement's Bind
+					// is among the unsent steps: a terminator there would end the implicit
+					// transaction and the unnamed portal with it (34000), where PostgreSQL runs
+					// the statement in that transaction.
 					if failed, err := beginBehind(i); err != nil || failed {
 						return fail(err)
 					}
