@@ -94,3 +94,28 @@ func TestCallBeginShipped(t *testing.T) {
 		r.conn.Close()
 	}
 }
+
+// TestCallBeginIdleInTx: the wait for the peer in the block a BEGIN after the procedure opened
+// (awaitShippedInBlock) leaves the backend idle in that transaction: the client's
+// idle_in_transaction_session_timeout, shorter than the wait, must not end the session there,
+// and is the client's again after.
+func TestCallBeginIdleInTx(t *testing.T) {
+	t.Parallel()
+	var announced atomic.Int32
+	s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
+	if _, err := db.Exec(`CREATE PROCEDURE ci(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); COMMIT; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	r := dialRaw(t, s)
+	defer r.conn.Close()
+	r.conn.SetDeadline(time.Now().Add(15 * time.Second))
+	r.query("SET idle_in_transaction_session_timeout = '300ms'")
+	r.pipeline("CALL ci(53)", "BEGIN", "SELECT 1")
+	got, err := r.until('Z')
+	r.simple("SELECT 1/(current_setting('idle_in_transaction_session_timeout') = '300ms')::int")
+	got2, err2 := r.until('Z')
+	t.Logf("%s %v; then %s %v; peer down announced %d times", got, err, got2, err2, announced.Load())
+	if err != nil || err2 != nil || got2 != "TDCZ" {
+		t.Error("the session ended while its reply waited for the peer in the transaction block")
+	}
+}

@@ -614,6 +614,9 @@ func (s *session) passGate(ctx context.Context, slow bool) (*idleGuard, error) {
 const (
 	idleShowSQL = "SHOW idle_session_timeout"
 	idleOffSQL  = "SET idle_session_timeout = 0"
+	// The same for idle_in_transaction_session_timeout (awaitShippedInBlock).
+	idleTxShowSQL = "SHOW idle_in_transaction_session_timeout"
+	idleTxOffSQL  = "SET idle_in_transaction_session_timeout = 0"
 )
 
 // idleCheckOn tells whether the dual commit check's row (startCommit), whose last column is the
@@ -892,11 +895,34 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 }
 
 // awaitShippedInBlock is awaitShipped (xid 0) for a session inside a transaction block, maybe
-// failed: what a procedure committed before a BEGIN of the same request, which made the
-// implicit transaction the procedure went on in the client's block. The mark is written on a
-// connection of its own (Shim.markApart), as neither the client's block nor a failed one can
-// hold it, and no idle_session_timeout applies in a block.
-func (s *session) awaitShippedInBlock(ctx context.Context, pol policy) (told bool, err error) {
+// failed (st 'T' or 'E'): what a procedure committed before a BEGIN of the same request, which
+// made the implicit transaction the procedure went on in the client's block. The mark is
+// written on a connection of its own (Shim.markApart), as neither the client's block nor a
+// failed one can hold it. No idle_session_timeout applies in a block, but the client's
+// idle_in_transaction_session_timeout does: in a block that did not fail it is off for the
+// wait, as idleOff does outside one, and put back after (SETs in the block, which its end
+// keeps or undoes alike).
+func (s *session) awaitShippedInBlock(ctx context.Context, pol policy, st byte) (told bool, err error) {
+	if st == 'T' {
+		p := &pending{res: make(chan result, 1)}
+		if err := s.sendOwn(idleTxShowSQL, p, false); err != nil {
+			return false, err
+		}
+		if err := s.sendOwn(idleTxOffSQL, &pending{}, false); err != nil {
+			return false, err
+		}
+		r, err := s.wait(p)
+		if err != nil {
+			return false, err
+		}
+		if r.err == nil && len(r.row) == 1 && r.row[0] != nil && string(r.row[0]) != "0" {
+			defer func() {
+				if rerr := s.sendOwn("SET idle_in_transaction_session_timeout = "+quoteLiteral(string(r.row[0])), &pending{}, false); rerr != nil && err == nil {
+					err = rerr
+				}
+			}()
+		}
+	}
 	return s.awaitShippedGuarded(ctx, pol, 0, &idleGuard{done: true, inBlock: true})
 }
 

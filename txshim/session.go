@@ -4570,7 +4570,7 @@ func (s *session) awaitLeft(ctx context.Context, pol policy, st byte) (told bool
 	case 'I':
 		return s.awaitShipped(ctx, pol, 0)
 	case 'T', 'E':
-		return s.awaitShippedInBlock(ctx, pol)
+		return s.awaitShippedInBlock(ctx, pol, st)
 	}
 	return false, nil
 }
