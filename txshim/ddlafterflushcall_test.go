@@ -25,6 +25,8 @@ func TestDDLAfterFlushCompare(t *testing.T) {
 		xmsgs("Z", "SELECT 2", "CREATE TABLE dfc_t2 (i int)", &pgproto3.Sync{}),
 		xmsgs("C", "SELECT 1", &pgproto3.Flush{}),
 		xmsgs("Z", "CREATE TABLE dfc_t3 (i int)", &pgproto3.Sync{}),
+		xmsgs("C", "SELECT 1", &pgproto3.Flush{}),
+		xmsgs("Z", "CALL dfc_p(8)", "CREATE TABLE dfc_t8 (i int)", "SELECT 1/0", &pgproto3.Sync{}),
 		xpipe("CALL dfc_p(4)", "CREATE TABLE dfc_t4 (i int)"),
 		xpipe("CALL dfc_p(6)", "SELECT 1", "CREATE TABLE dfc_t6 (i int)", "SELECT 1/0"),
 		xq("SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relname LIKE 'dfc_t%'"),
