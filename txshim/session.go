@@ -3826,7 +3826,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	for i := 0; i < n; i++ {
 		info := u.info(i)
 		k := info.kind
-		if ext && info.proc && s.procGate == nil && !pol.readOnly && us.st != 'T' && us.st != 'E' &&
+		if ext && info.proc && !pol.readOnly && us.st != 'T' && us.st != 'E' &&
 			(us.st != 0 || us.assumed != 'T' && us.assumed != 'E') {
 			// A procedure of an extended request, maybe outside a transaction block: it
 			// commits by itself, and the implicit transaction it leaves open commits at the
@@ -3835,16 +3835,21 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 			// DDL, where the status is not known), it would go past the gate: it passes it
 			// here as one at the request's end does (lastPartProc), and stays counted there
 			// until the request's reply, which waits until the peer has what it committed
-			// (procLeft). One that comes through after the role was given up is refused.
-			cur, err := s.enterSlow(ctx, pol)
-			if err != nil {
-				return err
+			// (procLeft). One that comes through after the role was given up is refused. A
+			// later one, the session counted already, is waited for too: a wait since (a COMMIT
+			// after the first, procPart) did not cover it.
+			if s.procGate == nil {
+				cur, err := s.enterSlow(ctx, pol)
+				if err != nil {
+					return err
+				}
+				if cur == nil {
+					s.shim.gate.leaveSlow(s)
+					return refuse(i, "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
+				}
+				s.procGate = cur
 			}
-			if cur == nil {
-				s.shim.gate.leaveSlow(s)
-				return refuse(i, "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; procedure not run", pol.term))
-			}
-			s.procGate, us.procLeft = cur, true
+			us.procLeft = true
 		}
 		if k == kindCommit && pol.intercept {
 			// The statement before a COMMIT the shim runs (which splits the Query there), when
