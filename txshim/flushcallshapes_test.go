@@ -33,6 +33,11 @@ func TestFlushedCallShapes(t *testing.T) {
 		{xmsgs("C", "CALL p(1)", "COMMIT", fl), xmsgs("C", "CALL p(2)", fl), xmsgs("Z", sy), count},
 		{xmsgs("C", "CALL p(1)", fl), xmsgs("C", "BEGIN", "CALL p(2)", fl), xmsgs("Z", "COMMIT", sy), count},
 		{xmsgs("C", "BEGIN", fl), xmsgs("E", "CALL p(1)", fl), xmsgs("Z", "ROLLBACK", sy), count},
+		{xmsgs("G", "CALL p(1)", "COPY acct FROM STDIN", fl), xmsgs("Z", &pgproto3.CopyData{Data: []byte("8\t1\n")}, &pgproto3.CopyDone{}, sy), count},
+		{xmsgs("G", "CALL p(1)", "COPY acct FROM STDIN", fl), xmsgs("Z", &pgproto3.CopyData{Data: []byte("8\t1\n")}, &pgproto3.CopyDone{}, "CALL p(2)", sy), count},
+		{xmsgs("G", "CALL p(1)", "COPY acct FROM STDIN", fl), xmsgs("Z", &pgproto3.CopyFail{Message: "no"}, sy), count},
+		{xmsgs("G", "CALL p(1)", "COPY acct FROM STDIN", sy), xmsgs("Z", &pgproto3.CopyData{Data: []byte("8\t1\n")}, &pgproto3.CopyDone{}, sy), count},
+		{xmsgs("C", "CALL p(1)", fl), xmsgs("G", "COPY acct FROM STDIN", sy), xmsgs("Z", &pgproto3.CopyData{Data: []byte("8\t1\n")}, &pgproto3.CopyDone{}, sy), count},
 	} {
 		for _, hold := range []bool{false, true} {
 			var want string
