@@ -179,12 +179,15 @@ func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 }
 
 // resyncPoint reads the local WAL position and the statement's snapshot (pg_snapshot text), in
-// one statement with the count of tandem_ transactions prepared on the local database, and
-// fails if there is any. The insert position, not the write position: a commit made with synchronous_commit = off is visible (in the copy)
+// one statement with the transactions prepared on the local database, and fails if there is
+// any: a tandem_ one, or one a session outside the shim prepared under a gid of its own, which
+// the stream ships as it ships Tandem's (TestResyncForeignPrepared). The insert position, not the write position: a commit made with synchronous_commit = off is visible (in the copy)
 // before its WAL is written, and the stream must not send it again after the copy.
 func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, string, error) {
 	res, err := local.Exec(ctx, `SELECT pg_current_wal_insert_lsn()::text,
   (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()),
+  (SELECT coalesce(string_agg(quote_literal(gid), ', ' ORDER BY gid), '') FROM pg_prepared_xacts
+    WHERE gid NOT LIKE 'tandem\_%' AND database = current_database()),
   pg_current_snapshot()::text`).ReadAll()
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
 		return 0, "", fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
@@ -197,7 +200,12 @@ func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, stri
 	if string(row[1]) != "0" {
 		return 0, "", fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
 	}
-	return at, string(row[2]), nil
+	if len(row[2]) > 0 {
+		return 0, "", fmt.Errorf("resync: transactions prepared on the local database outside Tandem, which the copy would miss were they "+
+			"committed after it (the stream sends their changes at their PREPARE, before the copy's position): %s; "+
+			"settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", row[2])
+	}
+	return at, string(row[3]), nil
 }
 
 // The snapshot of the copy and the WAL position L are read in one statement, yet not at one
@@ -275,7 +283,7 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 	// stream sends its changes at its PREPARE, before L. So none may be prepared then. Checked
 	// first before the snapshot: with commits held none is prepared after that (a PREPARE is
 	// part of a commit; the resolver only ends them). Checked again with the snapshot, for a
-	// Resync without hold.
+	// Resync without hold and for one a session outside the shim prepared meanwhile.
 	if _, _, err := resyncPoint(ctx, local); err != nil {
 		return 0, 0, err
 	}
