@@ -302,7 +302,8 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 // commitsUnseen counts the commits that snap (a pg_snapshot) does not see and that may lie
 // before until, after waiting (resyncFlushWait at most) until the local WAL is flushed up to
 // until: transactions in progress at snap or begun after it that have committed by now, and
-// every commit still waiting for a synchronous standby.
+// every commit of this database still waiting for a synchronous standby (one of another
+// database is in neither the copy nor the stream: TestResyncOtherDatabaseSyncRep).
 func commitsUnseen(ctx context.Context, db *sql.DB, snap string, until pglogrepl.LSN) (int, error) {
 	for wait := time.Now().Add(resyncFlushWait); ; {
 		var flushed bool
@@ -325,7 +326,7 @@ SELECT (SELECT count(*) FROM (
     UNION ALL
     SELECT g::text::xid8 FROM s, generate_series(pg_snapshot_xmax(s.snap)::text::bigint, pg_snapshot_xmax(s.now)::text::bigint - 1) AS g
   ) t (x) WHERE pg_xact_status(t.x) = 'committed')
-  + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep')`, snap).Scan(&n)
+  + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' AND datname = current_database())`, snap).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("resync: look for commits the snapshot does not see: %w", err)
 	}

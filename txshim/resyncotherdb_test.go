@@ -1,0 +1,46 @@
+package txshim
+
+import (
+	"testing"
+	"time"
+)
+
+// TestResyncOtherDatabaseSyncRep: Resync takes its snapshot again while a commit that may lie
+// before its WAL position waits for a synchronous standby (TestResyncCommitInSnapshotWindow) —
+// but one of another database of the local server is in neither the copy nor the stream, whatever
+// it waits for. Counted all the same, a commit of another application's database waiting for a
+// standby that is down (its sessions commit with synchronous_commit = on, the shim's with local)
+// made every resync fail after resyncWindowWait.
+func TestResyncOtherDatabaseSyncRep(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	p.local.Exec(t, `CREATE DATABASE other`)
+	other := p.local.Open(t, "other")
+	if _, err := other.Exec(`CREATE TABLE hits (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	sh := syncedShipper(t, p)
+	ctx := capCtx(t, 90*time.Second)
+	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = 'gone'`, `SELECT pg_reload_conf()`} {
+		if _, err := p.ldb.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		p.ldb.Exec(`ALTER SYSTEM RESET synchronous_standby_names`)
+		p.ldb.Exec(`SELECT pg_reload_conf()`)
+	})
+	// Another application's commits, on the same server, waiting for the standby.
+	for range 2 {
+		go other.ExecContext(ctx, `INSERT INTO hits VALUES (1)`)
+	}
+	waitFor(t, "a commit of the other database waiting for the standby", func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE datname = 'other' AND wait_event = 'SyncRep'`) > 0
+	})
+	start := time.Now()
+	if err := sh.Resync(ctx, nil); err != nil {
+		t.Fatalf("Resync after %v: %v", time.Since(start).Round(time.Second), err)
+	}
+	requireSame(t, p)
+}
