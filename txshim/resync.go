@@ -601,6 +601,20 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 			return rollback(fmt.Errorf("resync: peer: truncate the application tables: %w", err))
 		}
 	}
+	// A CHECK constraint added NOT VALID, of a table or a domain, holds over rows from before
+	// it that may break it (the peer got them before the constraint too), yet COPY checks
+	// every row against it: the copy of such rows failed, every resync refused
+	// (TestResyncNotValidCheck). Each is dropped for the copy and made again NOT VALID, as it
+	// was, in the copy's transaction.
+	unchecked, err := notValidChecks(ctx, peer)
+	if err != nil {
+		return rollback(fmt.Errorf("resync: peer: list the CHECK constraints NOT VALID: %w", err))
+	}
+	for _, c := range unchecked {
+		if err := exec(fmt.Sprintf("ALTER %s DROP CONSTRAINT %s", c.on, c.name)); err != nil {
+			return rollback(fmt.Errorf("resync: peer: drop the constraint %s NOT VALID of %s for the copy: %w", c.name, c.on, err))
+		}
+	}
 	var rows int64
 	for _, t := range tables {
 		pr, pw := io.Pipe()
@@ -625,6 +639,11 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 			return rollback(fmt.Errorf("resync: copy %s to the peer: %w", t.name, err))
 		}
 		rows += tag.RowsAffected()
+	}
+	for _, c := range unchecked {
+		if err := exec(fmt.Sprintf("ALTER %s ADD CONSTRAINT %s %s", c.on, c.name, c.def)); err != nil {
+			return rollback(fmt.Errorf("resync: peer: make the constraint %s NOT VALID of %s again: %w", c.name, c.on, err))
+		}
 	}
 	// Copied as the tables were, a view kept what the peer computed over its old rows, or
 	// stayed unpopulated (a peer whose schema came from pg_dump --schema-only): the databases
@@ -664,6 +683,38 @@ ON CONFLICT (gid) DO UPDATE SET lsn = EXCLUDED.lsn, at = now()`,
 		return rollback(fmt.Errorf("resync: peer: commit: %w", err))
 	}
 	return rows, nil
+}
+
+// notValidCheck is a CHECK constraint NOT VALID of the peer's (notValidChecks).
+type notValidCheck struct {
+	on   string // TABLE or DOMAIN and its name, as ALTER takes them
+	name string // quoted
+	def  string // pg_get_constraintdef: CHECK (...) NOT VALID
+}
+
+// notValidChecks lists the CHECK constraints NOT VALID of the application's tables (those
+// declared on each, not those it inherits, which go and come with its parent's) and domains,
+// on peer.
+func notValidChecks(ctx context.Context, peer *pgconn.PgConn) ([]notValidCheck, error) {
+	res, err := peer.Exec(ctx, `SELECT CASE WHEN k.contypid <> 0 THEN 'DOMAIN ' || k.contypid::regtype::text ELSE 'TABLE ' || k.conrelid::regclass::text END,
+  quote_ident(k.conname), pg_get_constraintdef(k.oid)
+FROM pg_constraint k
+LEFT JOIN pg_class c ON c.oid = k.conrelid
+LEFT JOIN pg_type t ON t.oid = k.contypid
+JOIN pg_namespace n ON n.oid = coalesce(c.relnamespace, t.typnamespace)
+WHERE k.contype = 'c' AND NOT k.convalidated AND (k.contypid <> 0 OR (k.conislocal AND c.relkind IN ('r', 'p')))
+  AND `+appSchemaFilter+`
+ORDER BY 1, 2`).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var out []notValidCheck
+	for _, r := range res {
+		for _, row := range r.Rows {
+			out = append(out, notValidCheck{on: string(row[0]), name: string(row[1]), def: string(row[2])})
+		}
+	}
+	return out, nil
 }
 
 // renewLostSlot makes the slot anew if PostgreSQL invalidated it or it is gone — as the database says, not
