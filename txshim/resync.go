@@ -596,8 +596,10 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 		// CASCADE: tables outside the list may refer to one in it — a partitioned table (its
 		// foreign key sits on the parent; its partitions are in the list), an UNLOGGED one
 		// (never shipped) — and PostgreSQL refuses to empty a table they refer to without
-		// them, whatever session_replication_role says.
-		if err := exec("TRUNCATE " + strings.Join(names, ", ") + " CASCADE"); err != nil {
+		// them, whatever session_replication_role says. ONLY: an inheritance parent's children
+		// are in the list but an UNLOGGED one, whose rows the peer keeps as it keeps those of
+		// every UNLOGGED table (TestResyncKeepsUnloggedChild).
+		if err := exec("TRUNCATE ONLY " + strings.Join(names, ", ONLY ") + " CASCADE"); err != nil {
 			return rollback(fmt.Errorf("resync: peer: truncate the application tables: %w", err))
 		}
 	}
