@@ -183,29 +183,51 @@ func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 // any: a tandem_ one, or one a session outside the shim prepared under a gid of its own, which
 // the stream ships as it ships Tandem's (TestResyncForeignPrepared). The insert position, not the write position: a commit made with synchronous_commit = off is visible (in the copy)
 // before its WAL is written, and the stream must not send it again after the copy.
-func resyncPoint(ctx context.Context, local *pgconn.PgConn) (pglogrepl.LSN, string, error) {
-	res, err := local.Exec(ctx, `SELECT pg_current_wal_insert_lsn()::text,
+// With window (the statement that takes the copy's snapshot, in its transaction), it also
+// reads, right after the position, what tells commitsUnseen which commits may lie before it
+// (unseenWindow).
+func resyncPoint(ctx context.Context, local *pgconn.PgConn, window bool) (pglogrepl.LSN, unseenWindow, error) {
+	more := `'', ''`
+	if window {
+		// In this order: the columns are computed one after the other.
+		more = `pg_current_xact_id()::text,
+  (SELECT coalesce(array_agg(backend_xid), '{}')::text FROM pg_stat_activity WHERE datname IS DISTINCT FROM current_database())`
+	}
+	res, err := local.Exec(ctx, `SELECT pg_current_wal_insert_lsn()::text, `+more+`,
   (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()),
   (SELECT coalesce(string_agg(quote_literal(gid), ', ' ORDER BY gid), '') FROM pg_prepared_xacts
     WHERE gid NOT LIKE 'tandem\_%' AND database = current_database()),
   pg_current_snapshot()::text`).ReadAll()
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
-		return 0, "", fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
+		return 0, unseenWindow{}, fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
 	}
 	row := res[0].Rows[0]
 	at, err := pglogrepl.ParseLSN(string(row[0]))
 	if err != nil {
-		return 0, "", fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
+		return 0, unseenWindow{}, fmt.Errorf("resync: local WAL position %q: %w", row[0], err)
 	}
-	if string(row[1]) != "0" {
-		return 0, "", fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[1])
+	if string(row[3]) != "0" {
+		return 0, unseenWindow{}, fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", row[3])
 	}
-	if len(row[2]) > 0 {
-		return 0, "", fmt.Errorf("resync: transactions prepared on the local database outside Tandem, which the copy would miss were they "+
+	if len(row[4]) > 0 {
+		return 0, unseenWindow{}, fmt.Errorf("resync: transactions prepared on the local database outside Tandem, which the copy would miss were they "+
 			"committed after it (the stream sends their changes at their PREPARE, before the copy's position): %s; "+
-			"settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", row[2])
+			"settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", row[4])
 	}
-	return at, string(row[3]), nil
+	return at, unseenWindow{snap: string(row[5]), bound: string(row[1]), others: string(row[2])}, nil
+}
+
+// unseenWindow is what commitsUnseen looks through for commits that the copy's snapshot does
+// not see and that may lie before its WAL position L.
+type unseenWindow struct {
+	snap string // the snapshot (pg_snapshot text)
+	// bound is an xid (xid8 text) the copy's transaction took right after reading L: every
+	// commit before L has a lower one. others are the xids (xid[] text) of the transactions of
+	// the server's other databases in progress then, in neither the copy nor the stream.
+	// Without them, another application's commits since — on the same server, and no hold
+	// stops them — counted, and its steady writes made every resync fail
+	// (TestResyncOtherDatabaseCommits).
+	bound, others string
 }
 
 // The snapshot of the copy and the WAL position L are read in one statement, yet not at one
@@ -284,27 +306,28 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 	// first before the snapshot: with commits held none is prepared after that (a PREPARE is
 	// part of a commit; the resolver only ends them). Checked again with the snapshot, for a
 	// Resync without hold and for one a session outside the shim prepared meanwhile.
-	if _, _, err := resyncPoint(ctx, local); err != nil {
+	if _, _, err := resyncPoint(ctx, local, false); err != nil {
 		return 0, 0, err
 	}
 	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
 		return 0, 0, fmt.Errorf("resync: local snapshot: %w", err)
 	}
 	// The snapshot is taken by this first statement.
-	until, snap, err := resyncPoint(ctx, local)
+	until, w, err := resyncPoint(ctx, local, true)
 	if err != nil {
 		return 0, 0, err
 	}
-	late, err := commitsUnseen(ctx, db, snap, until)
+	late, err := commitsUnseen(ctx, db, w, until)
 	return until, late, err
 }
 
-// commitsUnseen counts the commits that snap (a pg_snapshot) does not see and that may lie
-// before until, after waiting (resyncFlushWait at most) until the local WAL is flushed up to
-// until: transactions in progress at snap or begun after it that have committed by now, and
-// every commit of this database still waiting for a synchronous standby (one of another
-// database is in neither the copy nor the stream: TestResyncOtherDatabaseSyncRep).
-func commitsUnseen(ctx context.Context, db *sql.DB, snap string, until pglogrepl.LSN) (int, error) {
+// commitsUnseen counts the commits that w's snapshot does not see and that may lie before
+// until, after waiting (resyncFlushWait at most) until the local WAL is flushed up to until:
+// transactions in progress at the snapshot or begun after it and before w.bound that have
+// committed by now, but those of other databases (w.others), and every commit of this
+// database still waiting for a synchronous standby (one of another database is in neither the
+// copy nor the stream: TestResyncOtherDatabaseSyncRep).
+func commitsUnseen(ctx context.Context, db *sql.DB, w unseenWindow, until pglogrepl.LSN) (int, error) {
 	for wait := time.Now().Add(resyncFlushWait); ; {
 		var flushed bool
 		if err := db.QueryRowContext(ctx, `SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, until.String()).Scan(&flushed); err != nil {
@@ -320,13 +343,14 @@ func commitsUnseen(ctx context.Context, db *sql.DB, snap string, until pglogrepl
 		}
 	}
 	var n int
-	err := db.QueryRowContext(ctx, `WITH s AS (SELECT $1::pg_snapshot AS snap, pg_current_snapshot() AS now)
+	err := db.QueryRowContext(ctx, `WITH s AS (SELECT $1::pg_snapshot AS snap)
 SELECT (SELECT count(*) FROM (
     SELECT x FROM s, pg_snapshot_xip(s.snap) AS x
     UNION ALL
-    SELECT g::text::xid8 FROM s, generate_series(pg_snapshot_xmax(s.snap)::text::bigint, pg_snapshot_xmax(s.now)::text::bigint - 1) AS g
-  ) t (x) WHERE pg_xact_status(t.x) = 'committed')
-  + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' AND datname = current_database())`, snap).Scan(&n)
+    SELECT g::text::xid8 FROM s, generate_series(pg_snapshot_xmax(s.snap)::text::bigint, $2::text::bigint - 1) AS g
+  ) t (x) WHERE pg_xact_status(t.x) = 'committed' AND xid(t.x) <> ALL ($3::xid[]))
+  + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' AND datname = current_database())`,
+		w.snap, w.bound, w.others).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("resync: look for commits the snapshot does not see: %w", err)
 	}
