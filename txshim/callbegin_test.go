@@ -119,3 +119,31 @@ func TestCallBeginIdleInTx(t *testing.T) {
 		t.Error("the session ended while its reply waited for the peer in the transaction block")
 	}
 }
+
+// TestCallBeginIdleInTxLocal: the in-block wait's turning off of the client's
+// idle_in_transaction_session_timeout (awaitShippedInBlock) leaves the client's setting as
+// PostgreSQL would once the block ends — also when the client set it with SET LOCAL in the
+// block: the SET LOCAL ends with the block, the session's value is back.
+func TestCallBeginIdleInTxLocal(t *testing.T) {
+	t.Parallel()
+	for _, local := range []string{"5s", "0"} {
+		var announced atomic.Int32
+		s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
+		if _, err := db.Exec(`CREATE PROCEDURE cl(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); COMMIT; END $$`); err != nil {
+			t.Fatal(err)
+		}
+		r := dialRaw(t, s)
+		r.conn.SetDeadline(time.Now().Add(15 * time.Second))
+		r.query("SET idle_in_transaction_session_timeout = '10s'")
+		r.pipeline("CALL cl(55)", "BEGIN", "SET LOCAL idle_in_transaction_session_timeout = '"+local+"'")
+		got, err := r.until('Z')
+		r.query("COMMIT")
+		r.simple("SELECT 1/(current_setting('idle_in_transaction_session_timeout') = '10s')::int")
+		got2, err2 := r.until('Z')
+		t.Logf("SET LOCAL %s: %s %v; after COMMIT: %s %v; peer down announced %d times", local, got, err, got2, err2, announced.Load())
+		if err != nil || err2 != nil || got2 != "TDCZ" {
+			t.Errorf("SET LOCAL %s: the session's idle_in_transaction_session_timeout is not the client's after the block", local)
+		}
+		r.conn.Close()
+	}
+}

@@ -614,9 +614,11 @@ func (s *session) passGate(ctx context.Context, slow bool) (*idleGuard, error) {
 const (
 	idleShowSQL = "SHOW idle_session_timeout"
 	idleOffSQL  = "SET idle_session_timeout = 0"
-	// The same for idle_in_transaction_session_timeout (awaitShippedInBlock).
+	// The same for idle_in_transaction_session_timeout (awaitShippedInBlock), in the client's
+	// block: SET LOCAL, which the block's end undoes, leaving what the client set (SET, SET
+	// LOCAL, or neither) as PostgreSQL would.
 	idleTxShowSQL = "SHOW idle_in_transaction_session_timeout"
-	idleTxOffSQL  = "SET idle_in_transaction_session_timeout = 0"
+	idleTxOffSQL  = "SET LOCAL idle_in_transaction_session_timeout = 0"
 )
 
 // idleCheckOn tells whether the dual commit check's row (startCommit), whose last column is the
@@ -900,8 +902,8 @@ func (s *session) awaitShipped(ctx context.Context, pol policy, xid uint64) (tol
 // written on a connection of its own (Shim.markApart), as neither the client's block nor a
 // failed one can hold it. No idle_session_timeout applies in a block, but the client's
 // idle_in_transaction_session_timeout does: in a block that did not fail it is off for the
-// wait, as idleOff does outside one, and put back after (SETs in the block, which its end
-// keeps or undoes alike).
+// wait, as idleOff does outside one, and put back after (SET LOCALs in the block: a session
+// SET there would outlive the block with the value of a SET LOCAL of the client's).
 func (s *session) awaitShippedInBlock(ctx context.Context, pol policy, st byte) (told bool, err error) {
 	if st == 'T' {
 		p := &pending{res: make(chan result, 1)}
@@ -917,7 +919,7 @@ func (s *session) awaitShippedInBlock(ctx context.Context, pol policy, st byte) 
 		}
 		if r.err == nil && len(r.row) == 1 && r.row[0] != nil && string(r.row[0]) != "0" {
 			defer func() {
-				if rerr := s.sendOwn("SET idle_in_transaction_session_timeout = "+quoteLiteral(string(r.row[0])), &pending{}, false); rerr != nil && err == nil {
+				if rerr := s.sendOwn("SET LOCAL idle_in_transaction_session_timeout = "+quoteLiteral(string(r.row[0])), &pending{}, false); rerr != nil && err == nil {
 					err = rerr
 				}
 			}()
