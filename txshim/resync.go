@@ -632,6 +632,9 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 	// every row against it: the copy of such rows failed, every resync refused
 	// (TestResyncNotValidCheck). Each is dropped for the copy and made again NOT VALID, as it
 	// was, in the copy's transaction.
+	// Dropped parents first: a child's that it also inherits goes only once its parent's is
+	// gone (TestResyncNotValidCheckInherited); made again children first, for the parent's to
+	// merge into theirs as it had.
 	unchecked, err := notValidChecks(ctx, peer)
 	if err != nil {
 		return rollback(fmt.Errorf("resync: peer: list the CHECK constraints NOT VALID: %w", err))
@@ -666,7 +669,8 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 		}
 		rows += tag.RowsAffected()
 	}
-	for _, c := range unchecked {
+	for i := len(unchecked) - 1; i >= 0; i-- {
+		c := unchecked[i]
 		if err := exec(fmt.Sprintf("ALTER %s ADD CONSTRAINT %s %s", c.on, c.name, c.def)); err != nil {
 			return rollback(fmt.Errorf("resync: peer: make the constraint %s NOT VALID of %s again: %w", c.name, c.on, err))
 		}
@@ -719,10 +723,14 @@ type notValidCheck struct {
 }
 
 // notValidChecks lists the CHECK constraints NOT VALID of the application's tables (those
-// declared on each, not those it inherits, which go and come with its parent's) and domains,
-// on peer.
+// declared on each, not those it inherits only, which go and come with its parent's) and
+// domains, on peer, parents before their children.
 func notValidChecks(ctx context.Context, peer *pgconn.PgConn) ([]notValidCheck, error) {
-	res, err := peer.Exec(ctx, `SELECT CASE WHEN k.contypid <> 0 THEN 'DOMAIN ' || k.contypid::regtype::text ELSE 'TABLE ' || k.conrelid::regclass::text END,
+	res, err := peer.Exec(ctx, `WITH RECURSIVE d (rel, depth) AS (
+  SELECT inhrelid, 1 FROM pg_inherits
+  UNION ALL
+  SELECT i.inhrelid, d.depth + 1 FROM pg_inherits i JOIN d ON i.inhparent = d.rel)
+SELECT CASE WHEN k.contypid <> 0 THEN 'DOMAIN ' || k.contypid::regtype::text ELSE 'TABLE ' || k.conrelid::regclass::text END,
   quote_ident(k.conname), pg_get_constraintdef(k.oid)
 FROM pg_constraint k
 LEFT JOIN pg_class c ON c.oid = k.conrelid
@@ -730,7 +738,7 @@ LEFT JOIN pg_type t ON t.oid = k.contypid
 JOIN pg_namespace n ON n.oid = coalesce(c.relnamespace, t.typnamespace)
 WHERE k.contype = 'c' AND NOT k.convalidated AND (k.contypid <> 0 OR (k.conislocal AND c.relkind IN ('r', 'p')))
   AND `+appSchemaFilter+`
-ORDER BY 1, 2`).ReadAll()
+ORDER BY coalesce((SELECT max(depth) FROM d WHERE d.rel = k.conrelid), 0), 1, 2`).ReadAll()
 	if err != nil {
 		return nil, err
 	}
