@@ -27,3 +27,26 @@ func TestResyncNotValidCheckInherited(t *testing.T) {
 		t.Fatalf("CHECK constraints after resync: local %s, peer %s", l, pe)
 	}
 }
+
+// TestResyncNotValidCheckPartitionValidated: a partitioned table's CHECK constraint NOT VALID
+// may be validated on a partition. Dropped on the parent for the copy and made again NOT VALID
+// there, it came back NOT VALID on the partition too: the peer's differed from the local's.
+func TestResyncNotValidCheckPartitionValidated(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE part (k int, v int) PARTITION BY RANGE (k)`,
+		`CREATE TABLE part1 PARTITION OF part FOR VALUES FROM (0) TO (10)`,
+		`CREATE TABLE part2 PARTITION OF part FOR VALUES FROM (10) TO (20)`,
+		`INSERT INTO part VALUES (1, -1), (11, 5)`,
+		`ALTER TABLE part ADD CONSTRAINT ppos CHECK (v > 0) NOT VALID`,
+		`ALTER TABLE part2 VALIDATE CONSTRAINT ppos`)
+	sh := syncedShipper(t, p)
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	requireSame(t, p)
+	const cons = `SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || convalidated, ', ' ORDER BY conrelid::regclass::text, conname) FROM pg_constraint WHERE contype = 'c'`
+	if l, pe := queryOne[string](t, p.ldb, cons), queryOne[string](t, p.pdb, cons); l != pe {
+		t.Fatalf("CHECK constraints after resync: local %s, peer %s", l, pe)
+	}
+}
