@@ -1,11 +1,8 @@
 package txshim
 
 import (
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestApplyDDLRowSecurityPeerUser: a DDL row the client ran without SET ROLE runs on the peer
@@ -16,29 +13,13 @@ import (
 // miss rows a policy hides from its user (README, TestApplyRowSecurity), as it was before.
 func TestApplyDDLRowSecurityPeerUser(t *testing.T) {
 	t.Parallel()
-	p, sh, shim := startShipPair(t, func(c *ShipperConfig) {
-		c.PeerDSN = strings.Replace(c.PeerDSN, pgtest.Superuser+"@", "applier@", 1)
-	}, Options{},
+	p, sh, conn, ctx := applierPair(t, []string{
 		`CREATE TABLE docs (id int PRIMARY KEY, tenant text)`,
 		`INSERT INTO docs VALUES (1, 't1'), (2, 't2')`,
 		`ALTER TABLE docs ENABLE ROW LEVEL SECURITY`,
-		`CREATE POLICY own ON docs USING (tenant = 't1')`)
-	for _, q := range []string{
-		`CREATE ROLE applier LOGIN REPLICATION`,
-		`GRANT SET ON PARAMETER session_replication_role TO applier`,
-		`GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO applier`,
-		`GRANT USAGE ON SCHEMA tandem TO applier`,
-		`GRANT ALL ON ALL TABLES IN SCHEMA tandem TO applier`,
-		`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tandem TO applier`,
+		`CREATE POLICY own ON docs USING (tenant = 't1')`},
 		`GRANT CREATE ON SCHEMA public TO applier`,
-		`GRANT SELECT ON docs TO applier`,
-	} {
-		if _, err := p.pdb.Exec(q); err != nil {
-			t.Fatalf("peer: %s: %v", q, err)
-		}
-	}
-	conn := shim.connect(t)
-	ctx := capCtx(t, 30*time.Second)
+		`GRANT SELECT ON docs TO applier`)
 	if _, err := conn.Exec(ctx, `CREATE MATERIALIZED VIEW mine AS SELECT id FROM docs`); err != nil {
 		t.Logf("CREATE MATERIALIZED VIEW: %v", err)
 	}

@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +10,36 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/tandem-ha/tandem/config"
 )
+
+// unseenShim starts unseenWriterShim (the peer never gets the writes; the shim goes on alone),
+// runs the given statements on its local database (the procedures a test calls), and returns
+// the shim, that database, a 60-second context and the count of peer-down announcements.
+func unseenShim(t *testing.T, stmts ...string) (*testShim, *sql.DB, context.Context, *atomic.Int32) {
+	t.Helper()
+	announced := new(atomic.Int32)
+	s, db, _ := unseenWriterShim(t, config.PeerDownContinue, announced)
+	ctx := capCtx(t, 60*time.Second)
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, db, ctx, announced
+}
+
+// readOnlyDrain sets the shim read-only (a handover) and drains it within bound, logging and
+// returning how long Drain took and its error.
+func readOnlyDrain(t *testing.T, ctx context.Context, s *testShim, bound time.Duration) (time.Duration, error) {
+	t.Helper()
+	s.SetMode(ModeReadOnly, 1)
+	dctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	start := time.Now()
+	err := s.Drain(dctx)
+	took := time.Since(start)
+	t.Logf("Drain: %v after %v", err, took.Round(time.Millisecond))
+	return took, err
+}
 
 // TestDrainFlushedPart: an extended request's part sent before its Sync, with a Flush, runs on
 // the backend at once, and its implicit transaction commits at the Sync, past the commit gate.
@@ -36,18 +67,10 @@ func TestDrainFlushedPart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var announced atomic.Int32
-			s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
-			ctx := capCtx(t, 60*time.Second)
-			for _, q := range []string{
+			s, db, ctx, _ := unseenShim(t,
 				`CREATE FUNCTION fw_sleep(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); INSERT INTO acct VALUES (i, 1); RETURN i; END $$`,
 				`CREATE PROCEDURE fw_proc(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); END $$`,
-				`CREATE PROCEDURE fw_proccommit(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i + 100, 1); COMMIT; INSERT INTO acct VALUES (i, 1); END $$`,
-			} {
-				if _, err := db.ExecContext(ctx, q); err != nil {
-					t.Fatal(err)
-				}
-			}
+				`CREATE PROCEDURE fw_proccommit(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i + 100, 1); COMMIT; INSERT INTO acct VALUES (i, 1); END $$`)
 			r := dialRaw(t, s)
 			r.stmt(tc.sql)
 			switch {
@@ -62,12 +85,7 @@ func TestDrainFlushedPart(t *testing.T) {
 			default:
 				t.Logf("before the Sync: %s", r.flush('C'))
 			}
-			s.SetMode(ModeReadOnly, 1)
-			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			defer cancel()
-			start := time.Now()
-			err := s.Drain(dctx)
-			t.Logf("Drain: %v after %v", err, time.Since(start).Round(time.Millisecond))
+			_, err := readOnlyDrain(t, ctx, s, 3*time.Second)
 			r.fe.SendSync(&pgproto3.Sync{})
 			r.fe.Flush()
 			r.conn.SetDeadline(time.Now().Add(10 * time.Second))

@@ -1,13 +1,10 @@
 package txshim
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-	"github.com/tandem-ha/tandem/config"
 )
 
 // TestDrainPartAnswered: a part of an extended request sent before its Sync (after a Flush)
@@ -62,21 +59,11 @@ func TestDrainPartAnswered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var announced atomic.Int32
-			s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
-			ctx := capCtx(t, 60*time.Second)
-			if _, err := db.ExecContext(ctx, `CREATE PROCEDURE fw_proc(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); END $$`); err != nil {
-				t.Fatal(err)
-			}
+			s, _, ctx, _ := unseenShim(t, `CREATE PROCEDURE fw_proc(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); END $$`)
 			r := dialRaw(t, s)
 			r.conn.SetDeadline(time.Now().Add(20 * time.Second))
 			tc.run(t, r)
-			s.SetMode(ModeReadOnly, 1)
-			dctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-			defer cancel()
-			start := time.Now()
-			err := s.Drain(dctx)
-			took := time.Since(start)
+			took, err := readOnlyDrain(t, ctx, s, 4*time.Second)
 			if err != nil || took > time.Second {
 				t.Errorf("Drain with nothing in flight (the request ended): %v after %v", err, took.Round(time.Millisecond))
 			}

@@ -2,13 +2,10 @@ package txshim
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/tandem-ha/tandem/config"
 )
 
 // sendFlush sends what was queued and a Flush, without reading.
@@ -107,11 +104,7 @@ func TestFlushedCallGateEdges(t *testing.T) {
 // peer has what it committed (here it never does: the shim goes solo first).
 func TestFlushedCallFailsWaitsPeer(t *testing.T) {
 	t.Parallel()
-	var announced atomic.Int32
-	s, db, _ := unseenWriterShim(t, config.PeerDownContinue, &announced)
-	if _, err := db.Exec(`CREATE PROCEDURE ff(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); COMMIT; RAISE EXCEPTION 'after commit'; END $$`); err != nil {
-		t.Fatal(err)
-	}
+	s, db, _, announced := unseenShim(t, `CREATE PROCEDURE ff(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); COMMIT; RAISE EXCEPTION 'after commit'; END $$`)
 	r := dialRaw(t, s)
 	defer r.conn.Close()
 	r.conn.SetDeadline(time.Now().Add(15 * time.Second))

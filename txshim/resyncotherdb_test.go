@@ -1,9 +1,24 @@
 package txshim
 
 import (
+	"database/sql"
 	"testing"
 	"time"
 )
+
+// otherDatabasePair starts a pair with a table kv on both sides and its shipper synced, and a
+// database "other" on the local server (another application's, with a table hits), open.
+func otherDatabasePair(t *testing.T) (*capPair, *sql.DB, *Shipper) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	p.local.Exec(t, `CREATE DATABASE other`)
+	other := p.local.Open(t, "other")
+	if _, err := other.Exec(`CREATE TABLE hits (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	return p, other, syncedShipper(t, p)
+}
 
 // TestResyncOtherDatabaseSyncRep: Resync takes its snapshot again while a commit that may lie
 // before its WAL position waits for a synchronous standby (TestResyncCommitInSnapshotWindow) —
@@ -13,14 +28,7 @@ import (
 // made every resync fail after resyncWindowWait.
 func TestResyncOtherDatabaseSyncRep(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
-	p.local.Exec(t, `CREATE DATABASE other`)
-	other := p.local.Open(t, "other")
-	if _, err := other.Exec(`CREATE TABLE hits (n int)`); err != nil {
-		t.Fatal(err)
-	}
-	sh := syncedShipper(t, p)
+	p, other, sh := otherDatabasePair(t)
 	ctx := capCtx(t, 90*time.Second)
 	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = 'gone'`, `SELECT pg_reload_conf()`} {
 		if _, err := p.ldb.ExecContext(ctx, q); err != nil {

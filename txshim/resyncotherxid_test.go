@@ -14,14 +14,7 @@ import (
 // made Resync take its snapshot again and again, and fail after resyncWindowWait.
 func TestResyncOtherDatabaseCommits(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
-	p.local.Exec(t, `CREATE DATABASE other`)
-	other := p.local.Open(t, "other")
-	if _, err := other.Exec(`CREATE TABLE hits (n int)`); err != nil {
-		t.Fatal(err)
-	}
-	sh := syncedShipper(t, p)
+	p, other, sh := otherDatabasePair(t)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	defer func() { stop.Store(true); wg.Wait() }()

@@ -3,7 +3,6 @@ package txshim
 import (
 	"database/sql"
 	"testing"
-	"time"
 )
 
 // TestResyncSchemaUnderSettings: resync compares the application schemas before it copies,
@@ -29,16 +28,5 @@ func TestResyncSchemaUnderSettings(t *testing.T) {
 	p.both(t, `CREATE TABLE log (at timestamptz PRIMARY KEY) PARTITION BY RANGE (at)`,
 		`CREATE TABLE log_2024 PARTITION OF log FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2025-01-01 00:00:00+00')`)
 	requireSame(t, p)
-	if _, err := p.pdb.Exec(`DELETE FROM ev WHERE id = 1`); err != nil { // the peer diverges
-		t.Fatal(err)
-	}
-	p.local.Exec(t, `UPDATE ev SET d = '2 hours' WHERE id = 1`)
-	waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
-	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
-		t.Fatalf("Resync of a peer whose schema is the master's: %v", err)
-	}
-	if !sh.PeerSynced() || sh.Err() != nil {
-		t.Fatalf("after Resync: synced %v, err %v", sh.PeerSynced(), sh.Err())
-	}
-	requireSame(t, p)
+	resyncDiverged(t, p, sh, `DELETE FROM ev WHERE id = 1`, `UPDATE ev SET d = '2 hours' WHERE id = 1`)
 }

@@ -5,6 +5,25 @@ import (
 	"time"
 )
 
+// resyncDiverged makes the peer diverge (peerDel, run there), stops the stream on it (the
+// local change upd, of the row the peer lost), and requires a Resync to succeed and leave the
+// peer synced and identical: the peer's schema is the master's.
+func resyncDiverged(t *testing.T, p *capPair, sh *Shipper, peerDel, upd string) {
+	t.Helper()
+	if _, err := p.pdb.Exec(peerDel); err != nil { // the peer diverges
+		t.Fatal(err)
+	}
+	p.local.Exec(t, upd)
+	waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync of a peer whose schema is the master's: %v", err)
+	}
+	if !sh.PeerSynced() || sh.Err() != nil {
+		t.Fatalf("after Resync: synced %v, err %v", sh.PeerSynced(), sh.Err())
+	}
+	requireSame(t, p)
+}
+
 // TestResyncDefinitionSpelling: resync compares the application schemas before it copies, as
 // install and verify do, and a database whose default is quote_all_identifiers = on (every
 // name in format_type, pg_get_constraintdef and reg* values quoted) or
@@ -26,18 +45,7 @@ func TestResyncDefinitionSpelling(t *testing.T) {
 				`INSERT INTO kv VALUES (1, 'ok', 'x')`)
 			sh := syncedShipper(t, p)
 			p.local.Exec(t, tc.set)
-			if _, err := p.pdb.Exec(`DELETE FROM kv WHERE k = 1`); err != nil { // the peer diverges
-				t.Fatal(err)
-			}
-			p.local.Exec(t, `UPDATE kv SET v = 'y' WHERE k = 1`)
-			waitFor(t, "the stream to stop on the divergence", func() bool { return sh.Err() != nil })
-			if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
-				t.Fatalf("Resync of a peer whose schema is the master's: %v", err)
-			}
-			if !sh.PeerSynced() || sh.Err() != nil {
-				t.Fatalf("after Resync: synced %v, err %v", sh.PeerSynced(), sh.Err())
-			}
-			requireSame(t, p)
+			resyncDiverged(t, p, sh, `DELETE FROM kv WHERE k = 1`, `UPDATE kv SET v = 'y' WHERE k = 1`)
 		})
 	}
 }
