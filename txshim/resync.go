@@ -731,7 +731,8 @@ type notValidCheck struct {
 // notValidChecks lists the CHECK constraints NOT VALID of the application's tables (those
 // declared on each, not those it inherits only, which go and come with its parent's) and
 // domains, on peer, parents before their children; and the inherited ones validated on a
-// table that the drop of its parent's takes along (of a parent listed: made again NOT VALID).
+// table that the drop of its parent's takes along (of a parent listed: made again NOT VALID),
+// a foreign table's too (a partition: VALIDATE CONSTRAINT marks it valid without a scan).
 func notValidChecks(ctx context.Context, peer *pgconn.PgConn) (unchecked, validated []notValidCheck, err error) {
 	res, err := peer.Exec(ctx, `WITH RECURSIVE d (rel, depth) AS (
   SELECT inhrelid, 1 FROM pg_inherits
@@ -744,7 +745,7 @@ LEFT JOIN pg_class c ON c.oid = k.conrelid
 LEFT JOIN pg_type t ON t.oid = k.contypid
 JOIN pg_namespace n ON n.oid = coalesce(c.relnamespace, t.typnamespace)
 WHERE k.contype = 'c' AND `+appSchemaFilter+` AND (NOT k.convalidated AND (k.contypid <> 0 OR (k.conislocal AND c.relkind IN ('r', 'p')))
-  OR k.convalidated AND NOT k.conislocal AND c.relkind IN ('r', 'p'))
+  OR k.convalidated AND NOT k.conislocal AND c.relkind IN ('r', 'p', 'f'))
 ORDER BY coalesce((SELECT max(depth) FROM d WHERE d.rel = k.conrelid), 0), 1, 2`).ReadAll()
 	if err != nil {
 		return nil, nil, err

@@ -50,3 +50,28 @@ func TestResyncNotValidCheckPartitionValidated(t *testing.T) {
 		t.Fatalf("CHECK constraints after resync: local %s, peer %s", l, pe)
 	}
 }
+
+// TestResyncNotValidCheckForeignPartitionValidated: as TestResyncNotValidCheckPartitionValidated
+// for a foreign table's partition: its inherited constraint validated (ALTER TABLE ... VALIDATE
+// CONSTRAINT marks a foreign table's valid) went with its parent's for the copy and came back NOT
+// VALID, as the validation again left foreign tables out.
+func TestResyncNotValidCheckForeignPartitionValidated(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE EXTENSION file_fdw`, `CREATE SERVER fs FOREIGN DATA WRAPPER file_fdw`,
+		`CREATE TABLE part (k int, v int) PARTITION BY RANGE (k)`,
+		`CREATE TABLE part1 PARTITION OF part FOR VALUES FROM (0) TO (10)`,
+		`CREATE FOREIGN TABLE part2 PARTITION OF part FOR VALUES FROM (10) TO (20) SERVER fs OPTIONS (filename '/dev/null')`,
+		`INSERT INTO part VALUES (1, -1)`,
+		`ALTER TABLE part ADD CONSTRAINT ppos CHECK (v > 0) NOT VALID`,
+		`ALTER TABLE part2 VALIDATE CONSTRAINT ppos`)
+	sh := syncedShipper(t, p)
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	requireSame(t, p)
+	const cons = `SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || convalidated, ', ' ORDER BY conrelid::regclass::text, conname) FROM pg_constraint WHERE contype = 'c'`
+	if l, pe := queryOne[string](t, p.ldb, cons), queryOne[string](t, p.pdb, cons); l != pe {
+		t.Fatalf("CHECK constraints after resync: local %s, peer %s", l, pe)
+	}
+}
