@@ -635,10 +635,16 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 	// Dropped parents first: a child's that it also inherits goes only once its parent's is
 	// gone (TestResyncNotValidCheckInherited); made again children first, for the parent's to
 	// merge into theirs as it had. An inherited one validated on a child (a partition) comes
-	// back NOT VALID with its parent's: validated again (TestResyncNotValidCheckPartitionValidated).
-	unchecked, validated, err := notValidChecks(ctx, peer)
+	// back NOT VALID with its parent's: validated again (TestResyncNotValidCheckPartitionValidated)
+	// where the local database has it validated, which the rows copied from it hold — not where
+	// the peer had, which they may break (TestResyncNotValidCheckPeerValidatedOnly).
+	unchecked, _, err := notValidChecks(ctx, peer)
 	if err != nil {
 		return rollback(fmt.Errorf("resync: peer: list the CHECK constraints NOT VALID: %w", err))
+	}
+	_, validated, err := notValidChecks(ctx, local)
+	if err != nil {
+		return rollback(fmt.Errorf("resync: list the CHECK constraints validated of the local database: %w", err))
 	}
 	for _, c := range unchecked {
 		if err := exec(fmt.Sprintf("ALTER %s DROP CONSTRAINT %s", c.on, c.name)); err != nil {
@@ -730,11 +736,11 @@ type notValidCheck struct {
 
 // notValidChecks lists the CHECK constraints NOT VALID of the application's tables (those
 // declared on each, not those it inherits only, which go and come with its parent's) and
-// domains, on peer, parents before their children; and the inherited ones validated on a
+// domains, on db, parents before their children; and the inherited ones validated on a
 // table that the drop of its parent's takes along (of a parent listed: made again NOT VALID),
 // a foreign table's too (a partition: VALIDATE CONSTRAINT marks it valid without a scan).
-func notValidChecks(ctx context.Context, peer *pgconn.PgConn) (unchecked, validated []notValidCheck, err error) {
-	res, err := peer.Exec(ctx, `WITH RECURSIVE d (rel, depth) AS (
+func notValidChecks(ctx context.Context, db *pgconn.PgConn) (unchecked, validated []notValidCheck, err error) {
+	res, err := db.Exec(ctx, `WITH RECURSIVE d (rel, depth) AS (
   SELECT inhrelid, 1 FROM pg_inherits
   UNION ALL
   SELECT i.inhrelid, d.depth + 1 FROM pg_inherits i JOIN d ON i.inhparent = d.rel)

@@ -75,3 +75,34 @@ func TestResyncNotValidCheckForeignPartitionValidated(t *testing.T) {
 		t.Fatalf("CHECK constraints after resync: local %s, peer %s", l, pe)
 	}
 }
+
+// TestResyncNotValidCheckPeerValidatedOnly: a partition's inherited CHECK constraint validated
+// on the peer but NOT VALID locally (the local database dropped the constraint, took a row that
+// breaks it, and added it again NOT VALID while the peer needed resync: the schemas read the
+// same). Validated again after the copy as the peer had it, the copied row broke it: no resync
+// could succeed. It is validated again as the local database has it.
+func TestResyncNotValidCheckPeerValidatedOnly(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE part (k int, v int) PARTITION BY RANGE (k)`,
+		`CREATE TABLE part1 PARTITION OF part FOR VALUES FROM (0) TO (10)`,
+		`CREATE TABLE part2 PARTITION OF part FOR VALUES FROM (10) TO (20)`,
+		`INSERT INTO part VALUES (1, -1)`,
+		`ALTER TABLE part ADD CONSTRAINT ppos CHECK (v > 0) NOT VALID`,
+		`ALTER TABLE part2 VALIDATE CONSTRAINT ppos`)
+	for _, s := range []string{`ALTER TABLE part DROP CONSTRAINT ppos`, `INSERT INTO part VALUES (11, -5)`,
+		`ALTER TABLE part ADD CONSTRAINT ppos CHECK (v > 0) NOT VALID`} {
+		if _, err := p.ldb.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	sh := syncedShipper(t, p)
+	if err := sh.Resync(capCtx(t, 30*time.Second), nil); err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	requireSame(t, p)
+	const cons = `SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || convalidated, ', ' ORDER BY conrelid::regclass::text, conname) FROM pg_constraint WHERE contype = 'c'`
+	if l, pe := queryOne[string](t, p.ldb, cons), queryOne[string](t, p.pdb, cons); l != pe {
+		t.Fatalf("CHECK constraints after resync: local %s, peer %s", l, pe)
+	}
+}
