@@ -23,17 +23,17 @@ func TestBacklogCountsUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the first row on the peer", func() bool { return queryOne[int](t, p.pdb, `SELECT count(*) FROM big`) == 1 })
-	if _, err := conn.Exec(ctx, `INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g`); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 50000) g`); err != nil {
 		t.Fatal(err)
 	}
 	n, err := sh.Unshipped(ctx, p.ldb)
 	if err != nil {
 		t.Fatalf("Unshipped: %v", err)
 	}
-	if peer := queryOne[int](t, p.pdb, `SELECT count(*) FROM big`); n == 0 && peer != 200001 {
-		t.Fatalf("backlog 0 right after a solo commit, while the peer has %d of its 200001 rows", peer)
+	if peer := queryOne[int](t, p.pdb, `SELECT count(*) FROM big`); n == 0 && peer != 50001 {
+		t.Fatalf("backlog 0 right after a solo commit, while the peer has %d of its 50001 rows", peer)
 	}
 	waitForLong(t, "the large commit shipped", 60*time.Second, func() bool {
-		return queryOne[int](t, p.pdb, `SELECT count(*) FROM big`) == 200001
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM big`) == 50001
 	})
 }
