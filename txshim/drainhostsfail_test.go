@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -125,18 +124,5 @@ func TestDrainEndsPastFailedHost(t *testing.T) {
 	waitForLong(t, "the CALL", 10*time.Second, func() bool {
 		return queryOne[int](t, db, `SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL pf()' AND state = 'active'`) > 0
 	})
-	s.SetMode(ModeReadOnly, 1)
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	err := s.Drain(dctx)
-	t.Logf("Drain: %v", err)
-	select {
-	case err = <-done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the procedure still runs")
-	}
-	t.Logf("the CALL: %v", err)
-	if n := queryOne[int](t, db, `SELECT count(*) FROM acct WHERE id = 31`); n != 0 {
-		t.Errorf("the procedure in flight past the drain's bound committed on the local database after Drain returned: its backend was not terminated, another host's terminate having failed first")
-	}
+	drainPastCall(t, ctx, s, db, 3*time.Second, done, 31, "its backend was not terminated, another host's terminate having failed first")
 }
