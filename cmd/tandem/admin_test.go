@@ -25,6 +25,7 @@ import (
 // admin address is reached at the master's gossip IP; a loopback one only when the master is
 // on this host's loopback too (one machine), else the backup would ask itself.
 func TestPeerAdmin(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		admin, gossip, want, err string
 	}{
@@ -48,6 +49,7 @@ func TestPeerAdmin(t *testing.T) {
 // needing no token) is refused on another host as a loopback IP is. It was forwarded as a host
 // name, to this host's own localhost:7180, with this member's bearer token.
 func TestPeerAdminLocalhost(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		admin, gossip, want, err string
 	}{
@@ -68,6 +70,7 @@ func TestPeerAdminLocalhost(t *testing.T) {
 // its peer, or tandem promote -force) says so: tandem_role is 1 for role "starting", and /status
 // gives that role, where they gave every role 0 and "".
 func TestAdminRoleStarting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := &config.Config{
 		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
@@ -129,6 +132,7 @@ func TestAdminRoleStarting(t *testing.T) {
 // scheme's name is case-insensitive (RFC 9110 §11.1), so a client that writes "bearer" is let in;
 // a wrong or missing token is refused.
 func TestAdminAuth(t *testing.T) {
+	t.Parallel()
 	logger := slog.New(slog.DiscardHandler)
 	s := &sidecar{cfg: &config.Config{Admin: config.Admin{Token: "s3cret"}}, log: logger}
 	h := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -163,6 +167,7 @@ func TestAdminAuth(t *testing.T) {
 // (promote -force, switchover, resync) is refused, and so is any request whose Host is a name a
 // page could have rebound to 127.0.0.1 (DNS rebinding). The tandem commands still get through.
 func TestAdminBrowserRefused(t *testing.T) {
+	t.Parallel()
 	h := tokenlessAdmin(t)
 	for _, tc := range []struct {
 		method, host string
@@ -207,6 +212,7 @@ func TestAdminBrowserRefused(t *testing.T) {
 // the cold-start wait, must not make it master (DESIGN §3 rule 2). The answer must say why it
 // waits and that -force does not override it, where it said "nothing to force" alone.
 func TestPromoteForceNotCurrent(t *testing.T) {
+	t.Parallel()
 	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
 	logger := slog.New(slog.DiscardHandler)
 	site := func(name string, prio int, bind, join string, rec gossip.TermRecord, opts gossip.Options) (*gossip.Node, context.CancelFunc, chan error) {
@@ -296,6 +302,7 @@ func TestPromoteForceNotCurrent(t *testing.T) {
 // — is served without a token: the DNS-rebinding guard refuses a name in Host, and a browser,
 // whose requests it keeps out, always sends one. It was refused (403) as if Host were a name.
 func TestAdminNoHostHeader(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(tokenlessAdmin(t))
 	defer srv.Close()
 	conn, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
@@ -341,6 +348,7 @@ func tokenlessAdmin(t *testing.T) http.Handler {
 // for a moment, which the answer took for "waits for nothing": it said only that the wait was
 // lifted, and the operator believed the site would take control.
 func TestPromoteForceSaysWhatItWaitsFor(t *testing.T) {
+	t.Parallel()
 	cfg := &config.Config{
 		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(),
 		Gossip: config.Gossip{Bind: freeGossipAddr(t), Join: []string{freeGossipAddr(t), freeGossipAddr(t)},
@@ -378,6 +386,7 @@ func TestPromoteForceSaysWhatItWaitsFor(t *testing.T) {
 // request (10 s each), and the command gave up first with "Client.Timeout exceeded", which
 // names neither the master nor the forward.
 func TestSwitchoverForwardHungMaster(t *testing.T) {
+	t.Parallel()
 	hung, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 // switchover asked of the backup is forwarded to the master's published admin address, and
 // failed. The address it listens on is published.
 func TestAdminAnyPortPublished(t *testing.T) {
+	t.Parallel()
 	wAddr, sAddr := freeGossipAddr(t), freeGossipAddr(t)
 	logger := slog.New(slog.DiscardHandler)
 	wcfg := &config.Config{Kind: config.KindWitness, Site: "witness", DataDir: t.TempDir(), Admin: config.Admin{Listen: "127.0.0.1:0"},
@@ -75,6 +76,7 @@ func (discard) Write(b []byte) (int, error) { return len(b), nil }
 // endpoints that filled the metadata within those four bytes passed check-config, and run
 // refused the same file ("gossip metadata too large").
 func TestAdminAnyPortMetadataRoom(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	f := filepath.Join(dir, "site1.toml")
 	write := func(n int) {
@@ -123,6 +125,7 @@ func TestAdminAnyPortMetadataRoom(t *testing.T) {
 // file as it is — Prometheus's credentials_file, curl -H "Authorization: Bearer $(cat FILE)" —
 // sends the mark, and was let in before, the member's token holding it too.
 func TestAdminTokenFileByteOrderMark(t *testing.T) {
+	t.Parallel()
 	f := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(f, []byte("\ufeffs3cret-token\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -76,6 +76,7 @@ func dualSite2With(t *testing.T, peerDown string) (*database, *pgtest.Cluster, *
 // with a peer that does not take it (its database frozen: the shim stays dual, as nothing
 // committing noticed), peer_synced = false is recorded before the release.
 func TestHandoverShipBarrier(t *testing.T) {
+	t.Parallel()
 	t.Run("shipped", func(t *testing.T) {
 		d, _, pdb := dualSite2(t)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -128,6 +129,7 @@ func TestHandoverShipBarrier(t *testing.T) {
 // peer_synced = false with the peer up (a switchover refused for nothing). The drain the
 // release's State starts carries the barrier, and stepDown waits for it.
 func TestHandoverBarrierRoutedFirst(t *testing.T) {
+	t.Parallel()
 	d, _, pdb := dualSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -153,6 +155,7 @@ func TestHandoverBarrierRoutedFirst(t *testing.T) {
 // it, and a barrier failing on the peer link that is down counted the term as one committed
 // alone in — a split brain reported and failback stopped though nothing committed alone.
 func TestNoBarrierUnlessReleased(t *testing.T) {
+	t.Parallel()
 	for name, st := range map[string]gossip.State{
 		"fenced":     {Self: "site2", Role: gossip.RoleFenced, Term: 1, Master: "site2"},
 		"newer term": {Self: "site2", Role: gossip.RoleBackup, Term: 2, Master: "site1"},

@@ -12,6 +12,7 @@ import (
 // TestCheckConfigFenceDelay: check-config refuses a fence_delay that tandem run refuses (shorter
 // than a cut-off master of the profile takes to fence itself), and takes one run takes.
 func TestCheckConfigFenceDelay(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		fence string
 		code  int
@@ -41,6 +42,7 @@ func TestCheckConfigFenceDelay(t *testing.T) {
 // TestCheckConfigWitnessHint: a witness file checked as a site's fails (it has no [server]), and
 // the error says how to check it as one (config.Load adds the hint).
 func TestCheckConfigWitnessHint(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check-config", "../../examples/witness.toml"}, &stdout, &stderr); code != 1 {
 		t.Errorf("exit %d, want 1", code)
@@ -59,6 +61,7 @@ func TestCheckConfigWitnessHint(t *testing.T) {
 // duration and a listener naming a missing endpoint prints all three, each with its file, line
 // and key, in line order, and exits 1.
 func TestCheckConfigEveryErrorWithLine(t *testing.T) {
+	t.Parallel()
 	const file = "../../config/testdata/bad.toml"
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"check-config", file}, &stdout, &stderr); code != 1 {
@@ -87,6 +90,7 @@ func TestCheckConfigEveryErrorWithLine(t *testing.T) {
 // gossip metadata are refused by gossip.New, not by config.Load, and check-config printed that
 // error with the file alone, without the line and key every other error names.
 func TestCheckConfigMetadataTooLargeNamesLine(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	f := filepath.Join(dir, "site1.toml")
 	src := "site = \"site1\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n"

@@ -21,6 +21,7 @@ import (
 // TestAdminFlagsConfigErrors: -config with a broken site file shows that file's own error,
 // not the errors of reading it as a witness file.
 func TestAdminFlagsConfigErrors(t *testing.T) {
+	t.Parallel()
 	f := filepath.Join(t.TempDir(), "site1.toml")
 	src := "site = \"site1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\nhealth_interval = \"fast\"\n" +
 		"[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n"
@@ -38,6 +39,7 @@ func TestAdminFlagsConfigErrors(t *testing.T) {
 
 // TestAdminFlagsWitnessFile: a witness file is still read as one.
 func TestAdminFlagsWitnessFile(t *testing.T) {
+	t.Parallel()
 	f := filepath.Join(t.TempDir(), "witness.toml")
 	src := "site = \"witness\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7948\"\n[admin]\nlisten = \"127.0.0.1:1\"\n"
 	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
@@ -52,6 +54,7 @@ func TestAdminFlagsWitnessFile(t *testing.T) {
 // TestAdminFlagsToken: -token-file gives the token, and -admin the address, with or without
 // -config (whose token is kept when -admin names another address).
 func TestAdminFlagsToken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "token")
 	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
@@ -94,6 +97,7 @@ func TestAdminFlagsToken(t *testing.T) {
 // member the operator did not name, without the token. Such a command is refused (exit 2), and
 // reaches no admin API.
 func TestAdminCommandStrayArgs(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
@@ -136,6 +140,7 @@ func TestAdminCommandStrayArgs(t *testing.T) {
 // TestStatusReplyTooLong: a reply of the admin API past the CLI's bound was cut and printed as
 // broken JSON with exit 0; it is an error now.
 func TestStatusReplyTooLong(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"pad": "`+strings.Repeat("x", maxAdminReply)+`"}`)
 	}))
@@ -150,6 +155,7 @@ func TestStatusReplyTooLong(t *testing.T) {
 // (not force=1, which would only lift the cold-start wait), and promote without either flag asks
 // nothing.
 func TestPromoteAcceptLossRequest(t *testing.T) {
+	t.Parallel()
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = append(got, r.Method+" "+r.URL.RequestURI())
@@ -181,6 +187,7 @@ func TestPromoteAcceptLossRequest(t *testing.T) {
 // TestAdminUnauthorizedSaysWhatToDo: refused for a missing or wrong token, an admin command says
 // where the token comes from, and exits 1.
 func TestAdminUnauthorizedSaysWhatToDo(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 	}))
@@ -199,6 +206,7 @@ func TestAdminUnauthorizedSaysWhatToDo(t *testing.T) {
 // the command reads F for the admin address and token and has no use for the other secrets,
 // so that it fails on them, "permission denied", was an operator locked out of the admin API.
 func TestAdminConfigUnreadableSecrets(t *testing.T) {
+	t.Parallel()
 	if path := os.Getenv("TANDEM_TEST_ADMIN_CONFIG"); path != "" {
 		// The operator's side (another user when the test runs as root).
 		var stdout, stderr bytes.Buffer
@@ -307,6 +315,7 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 // the member. With http.DefaultTransport a request to an admin address beyond loopback went
 // through $HTTP_PROXY, bearer token included.
 func TestAdminClientNoProxy(t *testing.T) {
+	t.Parallel()
 	c, _, ok := adminFlags("status", []string{"-admin", "192.0.2.1:7180"}, &bytes.Buffer{})
 	if !ok {
 		t.Fatal("adminFlags failed")
@@ -325,6 +334,7 @@ func TestAdminClientNoProxy(t *testing.T) {
 // 7181 and 7182): "connection refused" alone left a newcomer to guess; the error says which
 // address was asked and how to name the member. One given -admin is told nothing more.
 func TestAdminDefaultAddressUnreachableSaysWhatToDo(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	closed := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close()
@@ -353,6 +363,7 @@ func TestAdminDefaultAddressUnreachableSaysWhatToDo(t *testing.T) {
 // (http://127.0.0.1:7180) as the host "http" ("lookup http ... no such host"): such an address
 // is refused at once (exit 2), naming the flag and what it takes.
 func TestAdminFlagAddress(t *testing.T) {
+	t.Parallel()
 	for _, addr := range []string{"127.0.0.1", "http://127.0.0.1:7180", "localhost", "[::1]"} {
 		var stdout, stderr bytes.Buffer
 		code := run([]string{"status", "-admin", addr}, &stdout, &stderr)
@@ -367,6 +378,7 @@ func TestAdminFlagAddress(t *testing.T) {
 // the member before -admin was checked): both reach the member. The check refused both, "want
 // host:port", of an address that is host:port.
 func TestAdminFlagZone(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
 		t.Skip("no IPv6 loopback:", err)
@@ -392,6 +404,7 @@ func TestAdminFlagZone(t *testing.T) {
 // takes it) is reached by -config as by -admin: the address went into the request's URL as it
 // stood, and the command failed with "invalid URL escape" before asking anyone.
 func TestAdminConfigZone(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
 		t.Skip("no IPv6 loopback:", err)

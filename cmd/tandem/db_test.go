@@ -55,6 +55,7 @@ func installedSite(t *testing.T, site string, opts ...pgtest.Option) (*pgtest.Cl
 // the state file) at once and reaches the database once it answers again; this site's own
 // record is refused within the store's timeout, since its database must hold it.
 func TestRecordStoreFrozenDatabase(t *testing.T) {
+	t.Parallel()
 	c, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -141,6 +142,7 @@ func TestRecordStoreFrozenDatabase(t *testing.T) {
 // TestRecordStoreLoad: which of the database's and the state file's records Load believes when
 // they differ. This site's own records reach the database first, adopted ones the file first.
 func TestRecordStoreLoad(t *testing.T) {
+	t.Parallel()
 	_, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -191,6 +193,7 @@ func withSeq(r gossip.TermRecord, seq uint64) gossip.TermRecord { r.Seq = seq; r
 // then. An own record's Save refuses now when the database holds an older term than it was
 // seen to hold: the promotion fails, the site stands aside, and the other site takes over.
 func TestRecordStoreSaveDatabaseLostTerm(t *testing.T) {
+	t.Parallel()
 	_, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -234,6 +237,7 @@ func TestRecordStoreSaveDatabaseLostTerm(t *testing.T) {
 // database back at term 3, taking control over a database lacking what it committed then.
 // This site's own record in the file was in its database first (Save): the database held it.
 func TestRecordStoreDatabaseLostTermDownAtStart(t *testing.T) {
+	t.Parallel()
 	c, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -278,6 +282,7 @@ func TestRecordStoreDatabaseLostTermDownAtStart(t *testing.T) {
 // those commits (tandem resync on it would then copy the old data over them). Load refuses
 // now, naming the two terms.
 func TestRecordStoreLoadDatabaseLostOwnTerm(t *testing.T) {
+	t.Parallel()
 	_, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -317,6 +322,7 @@ func TestRecordStoreLoadDatabaseLostOwnTerm(t *testing.T) {
 // solo is acknowledged; unacknowledged only when nobody alive could have acknowledged and no
 // witness is configured (DESIGN §3; see soloAllowed for the departure).
 func TestSoloAllowed(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		acked, noneAlive, witness, want bool
 		what                            string
@@ -338,6 +344,7 @@ func TestSoloAllowed(t *testing.T) {
 // only if the peer was not found down after it began (a dual commit that failed meanwhile
 // recorded false and may be going solo), and only while this site is master of its term.
 func TestPublishSyncedAfterPeerDown(t *testing.T) {
+	t.Parallel()
 	d := &database{role: gossip.RoleMaster, term: 3, log: slog.New(slog.DiscardHandler)}
 	gen := d.peerDowns()
 	if !d.maySayInSync(3, gen) {
@@ -360,6 +367,7 @@ func TestPublishSyncedAfterPeerDown(t *testing.T) {
 // TestShimTLS: the shim offers TLS with the configured pair, at TLS 1.2 or later, and none
 // without one.
 func TestShimTLS(t *testing.T) {
+	t.Parallel()
 	if shimTLS(&config.TxShim{}) != nil {
 		t.Error("TLS offered without a certificate")
 	}
@@ -409,6 +417,7 @@ func site2DatabaseDown(t *testing.T, peerDSN, peerDown string, opts ...pgtest.Op
 // newer term, or this one of another master — a master the gossip does not show, across a cut
 // link) fails: it went solo, committing alone in the same term as that master.
 func TestPromoteRefusedByPeerTerm(t *testing.T) {
+	t.Parallel()
 	d := site2Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -432,6 +441,7 @@ func TestPromoteRefusedByPeerTerm(t *testing.T) {
 // them, as it rightly abandons what it committed alone in term 5, lost commits whose clients
 // had been told COMMIT.
 func TestSplitBrainKeepsLaterTerms(t *testing.T) {
+	t.Parallel()
 	// The peer database is away.
 	d := site2DatabaseTo(t, "postgres://postgres@127.0.0.1:1/app?sslmode=disable&connect_timeout=1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -474,6 +484,7 @@ func TestSplitBrainKeepsLaterTerms(t *testing.T) {
 // shim is dual then, the peer not in step (peer_synced = false), and catch-up brings it in
 // step once it answers (catchUp, as after a failed commit).
 func TestPromoteBlockNeverSolo(t *testing.T) {
+	t.Parallel()
 	// The peer database is away.
 	d := site2DatabaseDown(t, "postgres://postgres@127.0.0.1:1/app?sslmode=disable&connect_timeout=1", config.PeerDownBlock)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -504,6 +515,7 @@ func TestPromoteBlockNeverSolo(t *testing.T) {
 // left stood for ever (an alert on tandem_txshim_in_doubt fired on the old master long after the
 // new master settled those transactions).
 func TestStatusInDoubtOnlyMaster(t *testing.T) {
+	t.Parallel()
 	d := site2Database(t)
 
 	d.mu.Lock()
@@ -542,6 +554,7 @@ func TestStatusInDoubtOnlyMaster(t *testing.T) {
 // and the master State that followed left it so ("promote has already run"), refusing every
 // write for the whole term. A State of a term older than the one promote set is now ignored.
 func TestSetRoleStaleAfterPromote(t *testing.T) {
+	t.Parallel()
 	d := site2Database(t)
 	stale := gossip.State{Role: gossip.RoleBackup, Term: 4, Master: "site1"}
 	d.setRole(stale) // backup of term 4
@@ -619,6 +632,7 @@ func (s *failingWord) Save(rec gossip.TermRecord) error {
 // client worked through the shim meanwhile, the shim says it committed nothing alone in that
 // term (Options.WentSolo), so the node does not count the announced term as solo.
 func TestFailedPromotionShimNotSolo(t *testing.T) {
+	t.Parallel()
 	c, db, logger := installedSite2(t)
 	dsn := c.DSN(c.Database())
 	cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 1, DataDir: t.TempDir(),
@@ -726,6 +740,7 @@ func freeGossipAddr(t *testing.T) string {
 // which then never gave up shipping what it committed alone (Shipper.Abandon), and its slot
 // held that WAL for as long as the wait lasted. The database takes the node's State at once.
 func TestAttachKnowsSplitBrain(t *testing.T) {
+	t.Parallel()
 	d := site2Database(t)
 	dir := t.TempDir()
 	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 7, Master: "site2", Seq: 1}); err != nil {
@@ -756,6 +771,7 @@ func TestAttachKnowsSplitBrain(t *testing.T) {
 // tandem install, and the log says once when one was not (after an upgrade the shim would
 // otherwise run without what the new version installs).
 func TestStatusInstallMark(t *testing.T) {
+	t.Parallel()
 	d := site2Database(t)
 	var logged strings.Builder // checkInstall is called directly: no other writer
 	d.log = slog.New(slog.NewTextHandler(&logged, nil))
@@ -791,6 +807,7 @@ func TestStatusInstallMark(t *testing.T) {
 // master advanced after the last copy handed the same values out again on the new master.
 // The promotion now copies the peer database's sequence positions to the local one first.
 func TestPromoteTakesPeerSequences(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	old, oldDB, _ := installedSite(t, "site1") // site1's database, master until now
@@ -827,6 +844,7 @@ func TestPromoteTakesPeerSequences(t *testing.T) {
 // and a CYCLE sequence's copy takes it back to them exactly: the new term handed out again the
 // values this site handed out since the last copy.
 func TestPromoteKeepsOwnCycleSequence(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	backup, backupDB, _ := installedSite(t, "site1") // site1's database, the backup of term 4
@@ -876,6 +894,7 @@ func TestPromoteKeepsOwnCycleSequence(t *testing.T) {
 // promotion no longer knew that site2's own term 5 was the last, copied the peer's positions,
 // and cyc went back onto values handed out in term 5.
 func TestPromoteAfterReleaseKeepsOwnCycleSequence(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	backup, backupDB, _ := installedSite(t, "site1") // site1's database
@@ -929,6 +948,7 @@ func TestPromoteAfterReleaseKeepsOwnCycleSequence(t *testing.T) {
 // 53300, too_many_connections) answers: it is busy, not down, and the site must not give up
 // its role as if it were — its application's own connections are what fill it.
 func TestHealthLocalSlotsFull(t *testing.T) {
+	t.Parallel()
 	d := site2DatabaseTo(t, "", pgtest.WithSetting("max_connections", "10"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -979,6 +999,7 @@ func TestHealthLocalSlotsFull(t *testing.T) {
 // promotion's resolver pass waited 2 s more for the same silent peer, doubling the failover
 // after the loss of a whole site.
 func TestPromoteSilentPeerWaitsOnce(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

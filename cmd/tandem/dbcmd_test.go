@@ -21,6 +21,7 @@ import (
 // committing it), and a peer database it could not reach (whatever is prepared there is
 // unsettled), made it exit 0 saying nothing, as if every transaction were settled.
 func TestResolveUnsettledExit(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	dsn := c.DSN(c.Database())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -60,6 +61,7 @@ func TestResolveUnsettledExit(t *testing.T) {
 // a pass then rolled back a transaction a running shim was still committing. A transaction
 // prepared a little longer than commit_timeout + 5 s ago is left alone now.
 func TestResolveSettleCoversDecoderLag(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	dsn := c.DSN(c.Database())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -135,6 +137,7 @@ func resolveSiteTimeout(t *testing.T, local, peer, commitTimeout string) func(ar
 // when it could not compare (the peer database down): a script checking its exit code must not
 // take an unreachable database for a difference, nor a difference for a failure to look.
 func TestVerifyExitCodes(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	if _, err := c.Open(t, c.Database()).Exec("CREATE DATABASE peer"); err != nil {
 		t.Fatal(err)
@@ -179,6 +182,7 @@ func TestVerifyExitCodes(t *testing.T) {
 // CA file the peer DSN names — still fails them clearly, and tandem run still refuses the
 // file without its secrets.
 func TestDatabaseCommandsUnneededSecrets(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	if _, err := c.Open(t, c.Database()).Exec("CREATE DATABASE peer"); err != nil {
 		t.Fatal(err)
@@ -275,6 +279,7 @@ peer_dsn = %q
 // xid is "in the future" there, as after a restore), is refused, naming the override; with
 // -accept-unknown-outcome it is committed. The flag alone is a usage error.
 func TestResolveAcceptUnknownOutcome(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	dsn := c.DSN(c.Database())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -100,6 +100,7 @@ func TestHandoverDrainRunsOutAfterCatchUp(t *testing.T) {
 // false was recorded already, and a write made plainly before the handover that the frozen
 // peer lacks went unrecorded.
 func TestHandoverBarrierAfterCatchUp(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d, peer, _ := caughtUpAfterPeerLacks(t, ctx)

@@ -24,6 +24,7 @@ import (
 // behind that holds its output open (a shell that starts a daemon, a reload that forks): the
 // release waits for on_demote, so a hook that outlives its timeout holds the handover.
 func TestHookTimeoutWithChild(t *testing.T) {
+	t.Parallel()
 	child := proctest.NewChild(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := hooks{cfg: config.Hooks{Timeout: 300 * time.Millisecond}, site: "site1", log: logger}
@@ -50,6 +51,7 @@ func TestHookTimeoutWithChild(t *testing.T) {
 // TestHookLeavesDaemon: a hook that starts a daemon which keeps the hook's output open, and
 // exits 0, ran: it is not logged as failed, and it does not wait for the daemon.
 func TestHookLeavesDaemon(t *testing.T) {
+	t.Parallel()
 	child := proctest.NewChild(t)
 	h, logged := loggingHooks()
 	start := time.Now()
@@ -68,6 +70,7 @@ func TestHookLeavesDaemon(t *testing.T) {
 // logged as "hook failed: killed at its hooks.timeout" — it was neither killed nor failed —
 // because the timeout had passed by the end of the wait for its output.
 func TestHookLeavesDaemonNearTimeout(t *testing.T) {
+	t.Parallel()
 	child := proctest.NewChild(t)
 	h, logged := loggingHooks()
 	h.cfg.Timeout = 2 * time.Second
@@ -94,6 +97,7 @@ func TestHookLeavesDaemonNearTimeout(t *testing.T) {
 // TestHookTimeoutLogged: a hook killed at hooks.timeout is logged as timed out, naming the key,
 // not only as "signal: killed", which reads as if someone else killed it.
 func TestHookTimeoutLogged(t *testing.T) {
+	t.Parallel()
 	h, logged := loggingHooks()
 	h.cfg.Timeout = 300 * time.Millisecond
 	h.run(t.Context(), "on_demote", []string{"sh", "-c", "sleep 10"}, gossip.RoleBackup, 2)
@@ -214,6 +218,7 @@ func TestHookOutputBounded(t *testing.T) {
 // TestDemoteStoppedNotRecorded: an on_demote that tandem's stop cut short is not recorded as
 // run (demoted.json), so that the next start runs it again; one that ends by itself is.
 func TestDemoteStoppedNotRecorded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := hookSidecar(t, dir, config.Hooks{OnDemote: []string{"sh", "-c", "[ $TANDEM_TERM = 4 ] && sleep 10; true"}, Timeout: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

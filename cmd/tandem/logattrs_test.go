@@ -12,6 +12,7 @@ import (
 // and the shim's shipper printed "site=site1 site=site1" and "component=txshim
 // component=shipper"); a record's own attributes and a group's are printed as given.
 func TestLogOneSiteOneComponent(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	root := slog.New(newOneKeyHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {

@@ -22,6 +22,7 @@ import (
 // whatever the operator did. The refusal now teaches the node the record, so that its status
 // shows the term it waits for and the operator's word for it is taken.
 func TestMayPromoteNewerTermAcceptLoss(t *testing.T) {
+	t.Parallel()
 	d := site2Database(t) // its peer database is its own: site1's, for the record read here
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

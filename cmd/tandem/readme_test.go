@@ -12,6 +12,7 @@ import (
 // TestReadmeAdminAPI: the README's admin API table names every path admin.go serves, and its
 // GET /metrics row every metric; neither names one admin.go does not serve.
 func TestReadmeAdminAPI(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("admin.go")
 	if err != nil {
 		t.Fatal(err)

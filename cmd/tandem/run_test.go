@@ -39,6 +39,7 @@ func hookSidecar(t *testing.T, dir string, h config.Hooks) *sidecar {
 // server would be left believing it is master. Here the hook runner is busy (not started)
 // while site1 is promoted to term 2 and releases it at once.
 func TestHookPromoteAfterItsDemote(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "hooks.log")
 	hook := func(what string) []string {
@@ -70,6 +71,7 @@ func TestHookPromoteAfterItsDemote(t *testing.T) {
 // without the on_promote's run (here 3 s) before it — that delay held back the other site's
 // takeover.
 func TestReleaseWhileHookRuns(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "hooks.log")
 	s := hookSidecar(t, dir, config.Hooks{
@@ -111,6 +113,7 @@ func TestReleaseWhileHookRuns(t *testing.T) {
 // server beside it may still believe it is master. The next run, which starts as backup, runs
 // on_demote once for that term; a run after that (or after a stop that ran it) does not again.
 func TestDemoteAtStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "hooks.log")
 	hook := func(what string) []string {
@@ -172,6 +175,7 @@ func TestDemoteAtStart(t *testing.T) {
 // (a corrupt split-brain mark) after the shim's and the proxy's listeners were bound — returns
 // its error with every port free again, not held until the process exits.
 func TestServeStartupFailureFreesPorts(t *testing.T) {
+	t.Parallel()
 	c, _, _ := installedSite2(t)
 	dsn := c.DSN(c.Database())
 	freePort := func() string {
@@ -233,6 +237,7 @@ func TestServeStartupFailureFreesPorts(t *testing.T) {
 // database commands' config.LoadSecrets) lacks what they hold — without the users file the
 // shim would trust every client — and no member runs on it.
 func TestServeRefusesUnreadSecrets(t *testing.T) {
+	t.Parallel()
 	cfg := &config.Config{Kind: config.KindSite, Site: "site1", DataDir: t.TempDir(), Unread: config.SecretUsers}
 	if err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "secret files") {
 		t.Fatalf("serve on a configuration loaded without its users file: %v, want a refusal", err)
@@ -246,6 +251,7 @@ func TestServeRefusesUnreadSecrets(t *testing.T) {
 // and ran nothing: the server beside this site, which on_promote made master, still believed
 // it was.
 func TestDemoteStoppedAfterAdoption(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "hooks.log")
 	h := config.Hooks{
@@ -308,6 +314,7 @@ func TestDemoteStoppedAfterAdoption(t *testing.T) {
 // for one tandem's stop cut short, not recorded as run (demoted.json), and runs again at the
 // next start.
 func TestReleaseTimeoutCoversOnDemote(t *testing.T) {
+	t.Parallel()
 	shim := &config.TxShim{CommitTimeout: config.DefaultCommitTimeout}
 	for _, c := range []struct {
 		name string
@@ -336,6 +343,7 @@ func TestReleaseTimeoutCoversOnDemote(t *testing.T) {
 // (promoted.json) and whose on_demote did not come to its end: the server beside it went on
 // believing it was master.
 func TestDemoteAtStartCorruptStateFile(t *testing.T) {
+	t.Parallel()
 	c, _, _ := installedSite(t, "site1")
 	dsn := c.DSN(c.Database())
 	dir := t.TempDir()
@@ -374,6 +382,7 @@ func TestDemoteAtStartCorruptStateFile(t *testing.T) {
 // on_demote for term 7 but returned before the hook runner started: none ran, and the server
 // beside the site went on believing it was master while the other site took control.
 func TestDemoteAtStartRefusedStart(t *testing.T) {
+	t.Parallel()
 	c, db, _ := installedSite(t, "site1")
 	dsn := c.DSN(c.Database())
 	if err := txshim.WriteTermRecord(t.Context(), db, 3, "site1", true); err != nil {

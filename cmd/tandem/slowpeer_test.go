@@ -112,6 +112,7 @@ func slowSite2(t *testing.T, commitTimeout time.Duration, log *slog.Logger) (*da
 // a steady write load: SLOWPEER_DELAYS is a comma-separated list of one-way delays (each held
 // for SLOWPEER_PHASE), cycled for SLOWPEER_RUN. Skipped unless SLOWPEER_RUN is set.
 func TestSlowPeer(t *testing.T) {
+	t.Parallel()
 	run, _ := time.ParseDuration(os.Getenv("SLOWPEER_RUN"))
 	if run == 0 {
 		t.Skip("SLOWPEER_RUN not set")

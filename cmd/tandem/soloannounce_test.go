@@ -37,6 +37,7 @@ func (s *slowWitnessStore) Save(rec gossip.TermRecord) error {
 // through alone while the witness had not heard of it: the new master's site lost right after,
 // the old master — back, finding no newer term anywhere — took over without those commits.
 func TestPromotionSoloAnnouncedFirst(t *testing.T) {
+	t.Parallel()
 	c, db, logger := installedSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

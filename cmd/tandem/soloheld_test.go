@@ -19,6 +19,7 @@ import (
 // moment lost it (DESIGN §3, §5.5). A solo shim's catch-up now holds commits and ships the tail
 // before it turns the shim dual.
 func TestSoloCatchUpHolds(t *testing.T) {
+	t.Parallel()
 	d, _, pdb := dualSite2(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

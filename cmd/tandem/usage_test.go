@@ -10,6 +10,7 @@ import (
 // TestUsageNamesEveryFlag: tandem help names every command, and every flag each command's -h
 // lists, so the summary an operator reads first leaves nothing out.
 func TestUsageNamesEveryFlag(t *testing.T) {
+	t.Parallel()
 	flagLine := regexp.MustCompile(`(?m)^  (-[a-z-]+)`)
 	for _, cmd := range []string{"run", "witness", "check-config", "status", "switchover", "promote",
 		"clear-split-brain", "resync", "install", "verify", "resolve"} {
@@ -37,6 +38,7 @@ func TestUsageNamesEveryFlag(t *testing.T) {
 // FILE", without -commit, -rollback or -accept-unknown-outcome; run and witness without
 // -log-level).
 func TestCommandUsageLine(t *testing.T) {
+	t.Parallel()
 	for _, cmd := range []string{"run", "witness", "install", "verify", "resolve"} {
 		var stdout, stderr bytes.Buffer
 		if code := run([]string{cmd}, &stdout, &stderr); code != 2 {
