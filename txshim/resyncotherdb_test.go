@@ -1,7 +1,9 @@
 package txshim
 
 import (
+	"context"
 	"database/sql"
+	"sync"
 	"testing"
 	"time"
 )
@@ -39,9 +41,20 @@ func TestResyncOtherDatabaseSyncRep(t *testing.T) {
 		p.ldb.Exec(`ALTER SYSTEM RESET synchronous_standby_names`)
 		p.ldb.Exec(`SELECT pg_reload_conf()`)
 	})
-	// Another application's commits, on the same server, waiting for the standby.
+	// Another application's commits, on the same server, waiting for the standby. Again and
+	// again until they wait: pg_reload_conf() returns before the checkpointer has told the
+	// backends that a standby is now required, and a commit before that does not wait (1 run
+	// in 6 under load: "timed out waiting for a commit of the other database …").
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stopLoop(); wg.Wait() })
 	for range 2 {
-		go other.ExecContext(ctx, `INSERT INTO hits VALUES (1)`)
+		wg.Go(func() {
+			for loopCtx.Err() == nil {
+				other.ExecContext(loopCtx, `INSERT INTO hits VALUES (1)`)
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 	waitFor(t, "a commit of the other database waiting for the standby", func() bool {
 		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE datname = 'other' AND wait_event = 'SyncRep'`) > 0
