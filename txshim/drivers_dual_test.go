@@ -11,7 +11,6 @@ import (
 
 // TestDriversDual: client behaviours through the shim in dual mode with the real Shipper.
 func TestDriversDual(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("two clusters")
 	}
