@@ -1343,3 +1343,22 @@ func TestSecretKeyFileByteOrderMark(t *testing.T) {
 		}
 	}
 }
+
+// TestTypeErrorEarlierTableOfArray: a key of the wrong type in one table of an array of tables is
+// reported once, at its own line, when a later table of the array sets the same key right. The
+// decoder names the line of the key's last occurrence in the file (it keeps one position per
+// key without index): the error was given at the valid later line, and again at its own.
+func TestTypeErrorEarlierTableOfArray(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = 5\n" + // line 11: the wrong type
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\n" + // line 14: right
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:5\"\n" // line 17: right
+	_, err := Parse("f.toml", []byte(src), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	if len(errs) != 1 || errs[0].Line != 11 || errs[0].Key != "proxy.listener.listen" || !strings.Contains(errs[0].Msg, "incompatible types") {
+		t.Fatalf("got %d errors:\n%v\nwant one: f.toml:11: proxy.listener.listen: incompatible types", len(errs), err)
+	}
+}

@@ -205,6 +205,7 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 		if m := decodeErrLine.FindStringSubmatch(e.Msg); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Key, e.Msg = m[2], m[3]
+			e.Line = wrongTypeLine(text, e.Key, e.Line)
 			if want, ok := quotedValues[e.Key]; ok && strings.HasSuffix(e.Msg, "destination has type string") {
 				e.Msg = "want " + want // not "destination has type string": the key takes 30s or 64MiB
 			}
@@ -291,6 +292,35 @@ func blankKey(src string, line int) (string, bool) {
 		lines[i] = ""
 	}
 	return strings.Join(lines, "\n"), true
+}
+
+// wrongTypeLine is the line of the value of key the decoder refused, which it said was on line.
+// The decoder keeps one position per key, without the index of its table in an array: for a key
+// of an array of tables it names the line of the key's last occurrence, wherever the value it
+// refused is. It stops at the first value of a wrong type, in the order of the file: that is the
+// first occurrence that, with the others blanked, is refused alone.
+func wrongTypeLine(src, key string, line int) int {
+	lines := scanKeyLines(src).plain[key]
+	if len(lines) < 2 {
+		return line
+	}
+	for i, n := range lines {
+		text := src
+		for j, other := range lines {
+			if j != i {
+				text, _ = blankKey(text, other)
+			}
+		}
+		var r raw
+		_, err := toml.Decode(text, &r)
+		if err == nil {
+			continue
+		}
+		if m := decodeErrLine.FindStringSubmatch(err.Error()); m != nil && m[2] == key {
+			return n
+		}
+	}
+	return line
 }
 
 var badEscape = regexp.MustCompile(`^(expected \w+ hexadecimal digits after '\\[xuU]'), but got .* instead$`)
