@@ -1362,3 +1362,33 @@ func TestTypeErrorEarlierTableOfArray(t *testing.T) {
 		t.Fatalf("got %d errors:\n%v\nwant one: f.toml:11: proxy.listener.listen: incompatible types", len(errs), err)
 	}
 }
+
+// TestLinesInMultilineInlineTables: an error about a key of an inline table that spans lines
+// (TOML 1.1, which the decoder reads) names the key's own line, as it does for a [table]: it
+// named the line of the inline table's first key (gossip = {), or of the array that holds it.
+func TestLinesInMultilineInlineTables(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	cases := []struct {
+		name, src string
+		line      int
+		key, msg  string
+	}{
+		{"inline table", strings.Replace(base, "[gossip]\nbind = \"127.0.0.1:1\"\n", "gossip = {\n  bind = \"127.0.0.1:1\",\n  profile = \"slow\",\n}\n", 1), 5, "gossip.profile", "must be one of"},
+		{"unknown key in an inline table", strings.Replace(base, "[gossip]\nbind = \"127.0.0.1:1\"\n", "gossip = {\n  bind = \"127.0.0.1:1\",\n  bogus = 1,\n}\n", 1), 5, "gossip.bogus", "unknown key"},
+		{"array of inline tables", strings.Replace(base, "[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n",
+			"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = \"127.0.0.1:0\" },\n]\n", 1), 9, "server.endpoint[1].address", "port 0"},
+		{"element of a multi-line array", base + "[proxy]\ntrusted_cidrs = [\n  \"127.0.0.1\",\n  \"nope\", # [x]\n]\n", 12, "proxy.trusted_cidrs[1]", "CIDR"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.toml", []byte(tc.src), KindSite)
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("want one error, got %v", err)
+			}
+			if e := errs[0]; e.Line != tc.line || e.Key != tc.key || !strings.Contains(e.Msg, tc.msg) {
+				t.Errorf("got %q, want f.toml:%d: %s: ~%q", e.Error(), tc.line, tc.key, tc.msg)
+			}
+		})
+	}
+}

@@ -15,20 +15,26 @@ import (
 type keyLines struct {
 	indexed map[string]int   // proxy.listener[1].endpoint -> line
 	plain   map[string][]int // proxy.listener.endpoint -> every line, in order
+	elems   map[string]int   // gossip.join[1] -> line: the elements of arrays (inline)
 }
 
 func scanKeyLines(src string) keyLines {
 	// A byte order mark, which the decoder skips, is no part of the first line's key.
 	src = strings.TrimPrefix(src, byteOrderMark)
-	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}}
+	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}, elems: map[string]int{}}
 	arrays := map[string]int{} // plain array-of-tables path -> current index
 	var table []string         // current table path, plain
 	var open valueScanner      // carries a value across lines
+	var value inlineValue      // the value open carries, for the keys of its inline tables
 
 	for i, line := range strings.Split(src, "\n") {
 		n := i + 1
 		if open.pending() {
 			open.feed(line)
+			value.text += "\n" + line
+			if !open.pending() {
+				kl.inline(value)
+			}
 			continue
 		}
 		s := strings.TrimSpace(line)
@@ -55,9 +61,14 @@ func scanKeyLines(src string) keyLines {
 				continue
 			}
 			key := splitKey(s[:eq])
-			kl.add(indexedPath(table, key, arrays), strings.Join(append(append([]string{}, table...), key...), "."), n)
+			indexed, plain := indexedPath(table, key, arrays), strings.Join(append(append([]string{}, table...), key...), ".")
+			kl.add(indexed, plain, n)
 			open = valueScanner{}
 			open.feed(s[eq+1:])
+			value = inlineValue{indexed: indexed, plain: plain, line: n, text: s[eq+1:]}
+			if !open.pending() {
+				kl.inline(value)
+			}
 		}
 	}
 	return kl
@@ -86,6 +97,9 @@ func (kl keyLines) keyAt(line int, plain string) string {
 func (kl keyLines) line(path string) int {
 	for path != "" {
 		if n, ok := kl.indexed[path]; ok {
+			return n
+		}
+		if n, ok := kl.elems[path]; ok {
 			return n
 		}
 		cut := strings.LastIndexAny(path, ".[")
@@ -213,4 +227,144 @@ func (v *valueScanner) feed(s string) {
 			}
 		}
 	}
+}
+
+// inlineValue is the text of one key's value, from after its '=' to its end (lines joined by
+// "\n"), with the key's paths and line.
+type inlineValue struct {
+	indexed, plain string
+	line           int
+	text           string
+}
+
+// inline records the keys of the inline tables in v, and the elements of its arrays, each at
+// its own line: an inline table or an array may span lines (TOML 1.1), and an error about
+// gossip.profile or proxy.trusted_cidrs[1] must name the line that sets it, not the first of
+// the value.
+func (kl keyLines) inline(v inlineValue) {
+	c := &inlineCursor{kl: kl, s: v.text, line: v.line}
+	c.value(v.indexed, v.plain)
+}
+
+// inlineCursor reads a value of a document the TOML parser accepted.
+type inlineCursor struct {
+	kl   keyLines
+	s    string
+	i    int
+	line int
+}
+
+// space skips blanks, newlines and comments.
+func (c *inlineCursor) space() {
+	for c.i < len(c.s) {
+		switch c.s[c.i] {
+		case '\n':
+			c.line++
+		case ' ', '\t', '\r':
+		case '#':
+			for c.i < len(c.s) && c.s[c.i] != '\n' {
+				c.i++
+			}
+			continue
+		default:
+			return
+		}
+		c.i++
+	}
+}
+
+// value reads one value at c.i, whose paths are indexed and plain.
+func (c *inlineCursor) value(indexed, plain string) {
+	c.space()
+	if c.i >= len(c.s) {
+		return
+	}
+	switch c.s[c.i] {
+	case '{':
+		c.i++
+		for {
+			c.space()
+			if c.i >= len(c.s) {
+				return
+			}
+			switch c.s[c.i] {
+			case '}':
+				c.i++
+				return
+			case ',':
+				c.i++
+				continue
+			}
+			eq := keyEnd(c.s[c.i:])
+			if eq < 0 {
+				c.i = len(c.s)
+				return
+			}
+			key := strings.Join(splitKey(c.s[c.i:c.i+eq]), ".")
+			c.kl.add(indexed+"."+key, plain+"."+key, c.line)
+			c.i += eq + 1
+			c.value(indexed+"."+key, plain+"."+key)
+		}
+	case '[':
+		c.i++
+		for n := 0; ; {
+			c.space()
+			if c.i >= len(c.s) {
+				return
+			}
+			switch c.s[c.i] {
+			case ']':
+				c.i++
+				return
+			case ',':
+				c.i++
+				continue
+			}
+			elem := indexed + "[" + strconv.Itoa(n) + "]"
+			if _, ok := c.kl.elems[elem]; !ok {
+				c.kl.elems[elem] = c.line
+			}
+			n++
+			c.value(elem, plain)
+		}
+	case '"', '\'':
+		q := c.s[c.i]
+		if strings.HasPrefix(c.s[c.i:], strings.Repeat(string(q), 3)) {
+			start, end := c.i, c.multilineEnd(q)
+			c.line += strings.Count(c.s[start:end], "\n")
+			c.i = end
+			return
+		}
+		for c.i++; c.i < len(c.s) && c.s[c.i] != q; c.i++ {
+			if q == '"' && c.s[c.i] == '\\' {
+				c.i++
+			}
+		}
+		c.i++
+	default:
+		// A number, a boolean or a date: up to the next separator (and past one character at
+		// least, so that a loop above always moves on).
+		c.i++
+		for c.i < len(c.s) && !strings.ContainsRune(",]}#\n", rune(c.s[c.i])) {
+			c.i++
+		}
+	}
+}
+
+// multilineEnd is the index just past the multi-line string opening at c.i (quote q).
+func (c *inlineCursor) multilineEnd(q byte) int {
+	delim := strings.Repeat(string(q), 3)
+	for i := c.i + 3; i < len(c.s); i++ {
+		switch {
+		case q == '"' && c.s[i] == '\\':
+			i++
+		case strings.HasPrefix(c.s[i:], delim):
+			i += 3
+			for n := 0; n < 2 && i < len(c.s) && c.s[i] == q; n++ {
+				i++
+			}
+			return i
+		}
+	}
+	return len(c.s)
 }
