@@ -1392,3 +1392,25 @@ func TestLinesInMultilineInlineTables(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysOtherCase: a key spelled in another case than the reference's (Priority, [Gossip],
+// Failback) is no key of the file's: it is refused, at its line, as an unknown key is. The
+// decoder matched it to the key of the same letters, so it was taken without a word: a witness's
+// file then set the priority, hooks or failback it refuses (checked by the lower-case spelling
+// only), and two spellings of one key in a file (failback and Failback) gave one or the other,
+// as the decoder's map order fell.
+func TestKeysOtherCase(t *testing.T) {
+	witness := "site = \"w\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\"127.0.0.1:2\"]\n"
+	_, err := Parse("w.toml", []byte("Priority = 7\n"+strings.Replace(witness, "[gossip]\n", "[gossip]\nFailback = \"manual\"\n", 1)+"[Hooks]\non_promote = [\"/bin/true\"]\n"), KindWitness)
+	for _, want := range []string{"w.toml:1: Priority:", "w.toml:5: gossip.Failback:", "w.toml:8: Hooks:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q among the errors, got %v", want, err)
+		}
+	}
+	site := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nfailback = \"auto\"\nFailback = \"manual\"\n[server]\n[[server.endpoint]]\nName = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	_, err = Parse("f.toml", []byte(site), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 || errs[0].Line != 6 || errs[0].Key != "gossip.Failback" || errs[1].Line != 9 || errs[1].Key != "server.endpoint.Name" {
+		t.Fatalf("got %v\nwant f.toml:6: gossip.Failback and f.toml:9: server.endpoint.Name refused", err)
+	}
+}

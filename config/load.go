@@ -187,6 +187,7 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 		if err == nil {
 			l.lines = scanKeyLines(text)
 			l.unknown(md.Undecoded())
+			l.otherCase(md)
 			l.defined = md.IsDefined
 			break
 		}
@@ -267,6 +268,38 @@ func (l *loader) unknown(keys []toml.Key) {
 		}
 		l.seen[plain]++
 		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: k.String(), Msg: "unknown key"})
+	}
+}
+
+// otherCase refuses the keys the decoder took though they are spelled in another case than the
+// file's keys, all lower-case: it matches a key to a field whatever its case (Priority for
+// priority). No rule of the key it stands for checked one so spelled (a witness's file refuses
+// priority, not Priority), nor was it found at its line, and a file giving both spellings of
+// a key gave either value, as the decoder's map order fell. Each is reported once: a table's
+// keys (bind in [Gossip]) not again.
+func (l *loader) otherCase(md toml.MetaData) {
+	undecoded, keys := map[string]bool{}, map[string]bool{}
+	for _, k := range md.Undecoded() {
+		undecoded[k.String()] = true
+	}
+	for _, k := range md.Keys() {
+		keys[k.String()] = true
+	}
+	seen := map[string]int{}
+	for _, k := range md.Keys() {
+		plain := strings.Join(k, ".")
+		if plain == strings.ToLower(plain) || undecoded[k.String()] {
+			continue
+		}
+		if parent := k[:len(k)-1]; len(parent) > 0 && keys[parent.String()] && strings.Join(parent, ".") != strings.ToLower(strings.Join(parent, ".")) {
+			continue // its table is reported
+		}
+		line := l.lines.line(plain)
+		if lines := l.lines.plain[plain]; seen[plain] < len(lines) {
+			line = lines[seen[plain]]
+		}
+		seen[plain]++
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: k.String(), Msg: fmt.Sprintf("unknown key: keys are lower-case (%s)", strings.ToLower(plain))})
 	}
 }
 
