@@ -1414,3 +1414,25 @@ func TestKeysOtherCase(t *testing.T) {
 		t.Fatalf("got %v\nwant f.toml:6: gossip.Failback and f.toml:9: server.endpoint.Name refused", err)
 	}
 }
+
+// TestGossipAddressZone: a gossip address with an IPv6 zone (fe80::1%eth0) is refused at its
+// line. memberlist reads addresses with net.ParseIP, which takes no zone: such a bind failed
+// tandem run and check-config with an error naming no line, an advertise address passed
+// check-config and failed tandem run at start, and a join address was looked up as a host name
+// for ever.
+func TestGossipAddressZone(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, tc := range []struct{ from, to, key string }{
+		{"bind = \"127.0.0.1:1\"", "bind = \"[fe80::1%lo]:1\"", "gossip.bind"},
+		{"bind = \"127.0.0.1:1\"", "bind = \"[::]:1\"\nadvertise = \"[fe80::1%lo]:1\"", "gossip.advertise"},
+		{"bind = \"127.0.0.1:1\"", "bind = \"127.0.0.1:1\"\njoin = [\"[fe80::2%lo]:1\"]", "gossip.join[0]"},
+	} {
+		src := strings.Replace(base, tc.from, tc.to, 1)
+		line := strings.Count(src[:strings.Index(src, "%lo")], "\n") + 1
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != line || errs[0].Key != tc.key || !strings.Contains(errs[0].Msg, "zone") {
+			t.Errorf("%s: got %v, want one error at f.toml:%d %s about the zone", tc.to, err, line, tc.key)
+		}
+	}
+}

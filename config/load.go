@@ -516,6 +516,8 @@ func (l *loader) gossip(r *raw, c *Config) {
 	if host, _, err := net.SplitHostPort(g.Bind); err == nil {
 		if ip, err := netip.ParseAddr(host); err != nil {
 			l.errorf("gossip.bind", "%q: give an IP address, not a host name", g.Bind)
+		} else if ip.Zone() != "" {
+			l.errorf("gossip.bind", "%q: %s", g.Bind, zoneRefused)
 		} else if ip.IsUnspecified() && ip.Is6() && g.Advertise == "" {
 			l.errorf("gossip.bind", "%q: the others cannot reach [::]: set gossip.advertise", g.Bind)
 		}
@@ -523,6 +525,8 @@ func (l *loader) gossip(r *raw, c *Config) {
 	if host, port, err := net.SplitHostPort(g.Advertise); err == nil {
 		if ip, err := netip.ParseAddr(host); err != nil {
 			l.errorf("gossip.advertise", "%q: give an IP address, not a host name", g.Advertise)
+		} else if ip.Zone() != "" {
+			l.errorf("gossip.advertise", "%q: %s", g.Advertise, zoneRefused)
 		} else if n, _ := strconv.Atoi(port); ip.IsUnspecified() || n == 0 {
 			l.errorf("gossip.advertise", "%q: give the address and port the other members reach this one at", g.Advertise)
 		}
@@ -534,7 +538,9 @@ func (l *loader) gossip(r *raw, c *Config) {
 	for i, j := range rg.Join {
 		key := fmt.Sprintf("gossip.join[%d]", i)
 		j = l.hostPort(key, j, true)
-		if j != "" && slices.ContainsFunc(localhostIPs(j), func(ip string) bool { return overlap(self, ip, false) }) {
+		if host, _, err := net.SplitHostPort(j); err == nil && strings.Contains(host, "%") {
+			l.errorf(key, "%q: %s", j, zoneRefused)
+		} else if j != "" && slices.ContainsFunc(localhostIPs(j), func(ip string) bool { return overlap(self, ip, false) }) {
 			// The member would count a peer that is itself among the voters.
 			l.errorf(key, "%s is this member's own gossip address: list the other members", j)
 		}
@@ -578,6 +584,11 @@ func (l *loader) gossip(r *raw, c *Config) {
 		g.DecryptKeys = nil
 	}
 }
+
+// zoneRefused says why a gossip address with an IPv6 zone (fe80::1%eth0) is refused: memberlist
+// reads its addresses with net.ParseIP, which takes none (a bind or advertise address failed the
+// start, a join address was looked up as a host name for ever).
+const zoneRefused = "an IPv6 zone (%) is not supported by the gossip layer: give an address without one"
 
 // maxSecret bounds a secret file: a key or a token is a line, not a stream.
 const maxSecret = 4096
