@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -1433,6 +1434,27 @@ func TestGossipAddressZone(t *testing.T) {
 		var errs Errors
 		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != line || errs[0].Key != tc.key || !strings.Contains(errs[0].Msg, "zone") {
 			t.Errorf("%s: got %v, want one error at f.toml:%d %s about the zone", tc.to, err, line, tc.key)
+		}
+	}
+}
+
+// TestTypeErrorWords: an error about a value of the wrong type says what the key wants and what
+// the file gives in TOML's words. The decoder's own named the Go types of the program: a table
+// given a string printed the Go struct the table is read into, every field and tag of it, and
+// an endpoint written as one inline table "map[string]any" and "slice".
+func TestTypeErrorWords(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, tc := range []struct{ src, key, want string }{
+		{strings.Replace(base, "[gossip]\nbind = \"127.0.0.1:1\"\n", "gossip = \"127.0.0.1:1\"\n", 1), "gossip", "incompatible types: want a table, found a string"},
+		{strings.Replace(base, "[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n", "endpoint = { name = \"op\", address = \"127.0.0.1:2\" }\n", 1), "server.endpoint", "incompatible types: want an array, found a table"},
+		{strings.Replace(base, "\"s1\"", "1", 1), "site", "incompatible types: want a string, found an integer"},
+		{base + "priority = true\n", "server.endpoint.priority", "unknown key"},
+		{strings.Replace(base, "site = \"s1\"\n", "site = \"s1\"\npriority = \"1\"\n", 1), "priority", "incompatible types: want an integer, found a string"},
+	} {
+		_, err := Parse("f.toml", []byte(tc.src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || !slices.ContainsFunc(errs, func(e *Error) bool { return e.Key == tc.key && e.Msg == tc.want }) {
+			t.Errorf("got %v\nwant %s: %s", err, tc.key, tc.want)
 		}
 	}
 }

@@ -210,6 +210,7 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 			if want, ok := quotedValues[e.Key]; ok && strings.HasSuffix(e.Msg, "destination has type string") {
 				e.Msg = "want " + want // not "destination has type string": the key takes 30s or 64MiB
 			}
+			e.Msg = typeWords(e.Msg)
 		}
 		typeErrs = append(typeErrs, e)
 		// The decoder stops at the first mismatch: blank that key's lines and
@@ -354,6 +355,53 @@ func wrongTypeLine(src, key string, line int) int {
 		}
 	}
 	return line
+}
+
+// typeWords says a type error of the decoder's in TOML's words: what the key wants, and what
+// the file gives. The decoder names the program's Go types ("TOML value has type int64;
+// destination has type string"), and for a table given another value the Go struct it is read
+// into, every field and tag of it. Any other message is returned as it is.
+func typeWords(msg string) string {
+	if m := mismatchTable.FindStringSubmatch(msg); m != nil {
+		return "incompatible types: want a table, found " + tomlTypeName(m[1])
+	}
+	if m := mismatchValue.FindStringSubmatch(msg); m != nil {
+		want := map[string]string{"string": "a string", "integer": "an integer", "int": "an integer", "bool": "a boolean",
+			"float": "a float", "slice": "an array", "array": "an array", "struct": "a table", "map": "a table"}[m[2]]
+		if want != "" {
+			return "incompatible types: want " + want + ", found " + tomlTypeName(m[1])
+		}
+	}
+	return msg
+}
+
+var (
+	mismatchTable = regexp.MustCompile(`^type mismatch for .*: expected table but found (\S+)$`)
+	mismatchValue = regexp.MustCompile(`^incompatible types: TOML value has type (\S+); destination has type (\S+)$`)
+)
+
+// tomlTypeName names the Go type the decoder holds a TOML value in as TOML names the value.
+func tomlTypeName(goType string) string {
+	switch goType {
+	case "string":
+		return "a string"
+	case "int64":
+		return "an integer"
+	case "float64":
+		return "a float"
+	case "bool":
+		return "a boolean"
+	case "time.Time":
+		return "a date or time"
+	case "map[string]any":
+		return "a table"
+	case "[]map[string]any":
+		return "an array of tables"
+	}
+	if strings.HasPrefix(goType, "[]") {
+		return "an array"
+	}
+	return goType
 }
 
 var badEscape = regexp.MustCompile(`^(expected \w+ hexadecimal digits after '\\[xuU]'), but got .* instead$`)
