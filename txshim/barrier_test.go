@@ -80,6 +80,7 @@ func TestBarrierNotShipped(t *testing.T) {
 // TestBarrierShipped: with the real Shipper and a peer that takes it, Barrier returns once a
 // write the lexer took for a read, answered before the peer had it, is on the peer database.
 func TestBarrierShipped(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
 	sh := syncedShipper(t, p)

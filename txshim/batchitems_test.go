@@ -55,6 +55,7 @@ func TestBatchRecordsBounded(t *testing.T) {
 // implicit transaction: a failure at its end leaves none of its rows, and one that succeeds is
 // one commit.
 func TestLongBatchOneTransaction(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	conn := s.connect(t)

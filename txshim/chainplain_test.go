@@ -16,6 +16,7 @@ import (
 // now commits it plainly, waits, and begins the chained transaction itself with the same
 // characteristics.
 func TestChainedPlainCommitWaits(t *testing.T) {
+	t.Parallel()
 	t.Run("shipped", func(t *testing.T) {
 		c := testCluster(t)
 		c.Exec(t, installSQL)

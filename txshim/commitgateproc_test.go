@@ -10,6 +10,7 @@ import (
 // its request's Sync) passes enterProc while a hold waits for it, others do not; once it left,
 // the hold is granted, and then no procedure passes, that session's included.
 func TestCommitGateProcCounted(t *testing.T) {
+	t.Parallel()
 	var g commitGate
 	a, b := &session{}, &session{}
 	ctx := context.Background()

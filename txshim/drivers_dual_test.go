@@ -11,6 +11,7 @@ import (
 
 // TestDriversDual: client behaviours through the shim in dual mode with the real Shipper.
 func TestDriversDual(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("two clusters")
 	}

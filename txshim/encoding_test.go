@@ -16,6 +16,7 @@ import (
 // convert to: it failed on the first such byte and again on every restart, and nothing after
 // it was shipped.
 func TestDatabaseEncodings(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	for i, enc := range []string{"SQL_ASCII", "LATIN1"} {
 		db, site := fmt.Sprintf("enc%d", i), string(rune('a'+i)) // a slot per site, and slots are the cluster's

@@ -50,6 +50,7 @@ func fastCall(ctx context.Context, t *testing.T, s *testShim, oid uint32, arg st
 // commit gate as a procedure does: a handover's Drain waits for it and for its reply's wait for
 // the peer (dual mode), and catch-up's hold stops it (solo mode).
 func TestFastPathGated(t *testing.T) {
+	t.Parallel()
 	t.Run("drain", func(t *testing.T) {
 		var announced atomic.Int32
 		s, db, peer := unseenWriterShim(t, config.PeerDownContinue, &announced)
@@ -120,6 +121,7 @@ func TestFastPathGated(t *testing.T) {
 // catch-up's hold stops it (solo mode); one that comes through after the role was given up is
 // refused.
 func TestShipAfterGated(t *testing.T) {
+	t.Parallel()
 	t.Run("drain", func(t *testing.T) {
 		var announced atomic.Int32
 		s, db, peer := unseenWriterShim(t, config.PeerDownContinue, &announced)

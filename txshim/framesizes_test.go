@@ -11,6 +11,7 @@ import (
 // TestFrameReaderSizes: messages around frameChunk and max_message, read whole and in pieces,
 // come back whole and in order.
 func TestFrameReaderSizes(t *testing.T) {
+	t.Parallel()
 	sizes := []int{0, 1, 8 << 10, 64<<10 - 1, 64 << 10, frameChunk - 1, frameChunk, frameChunk + 1, 3*frameChunk + 7, 100, 2 * frameChunk, 10, frameChunk}
 	var in bytes.Buffer
 	for i, n := range sizes {

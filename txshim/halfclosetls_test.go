@@ -16,6 +16,7 @@ import (
 // TestHalfClosedTLSClientGetsReplies: a TLS client that ends its sending side (close_notify,
 // tls.Conn.CloseWrite) after its request gets the replies, and the session ends.
 func TestHalfClosedTLSClientGetsReplies(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{TLS: selfSignedTLS(t)}, ModeSolo, 0)
 	nc, err := net.Dial("tcp", s.Addr().String())

@@ -15,6 +15,7 @@ import (
 // transaction block) and shuts down its sending side gets the same replies and leaves the same
 // rows through the shim as from PostgreSQL itself.
 func TestHalfClosedClientWrites(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	halfClosedWrites(t, c, s, "")
@@ -22,6 +23,7 @@ func TestHalfClosedClientWrites(t *testing.T) {
 
 // TestHalfClosedClientWritesUnix: the same with the shim's backend on PostgreSQL's Unix socket.
 func TestHalfClosedClientWritesUnix(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShimDSN(t, c, c.SocketDSN(c.Database()), Options{}, ModeSolo, 0)
 	halfClosedWrites(t, c, s, "")

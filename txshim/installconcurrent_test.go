@@ -11,6 +11,7 @@ import (
 // management runs `tandem install` on both hosts at once), each setting up both databases:
 // both succeed, and a third install after them finds everything in place.
 func TestInstallBothSitesAtOnce(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE accounts (id int PRIMARY KEY, balance bigint)`, `CREATE TABLE notes (body text)`)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -104,6 +104,7 @@ func lexDiffCorpus() []string {
 // compares what PostgreSQL did (an xid assigned, a row written) with what the shim did (a dual
 // commit).
 func TestLexDiff(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, strings.ReplaceAll(lexDiffSchema, "LONGNAME", lexDiffLong))
@@ -209,6 +210,7 @@ func knownUnseen(sql string) bool {
 // databases; and an INSERT into a "quoted" table whose trigger notifies is no longer sent to
 // PREPARE, which failed with 0A000.
 func TestLexDiffFixed(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, strings.ReplaceAll(lexDiffSchema, "LONGNAME", lexDiffLong))

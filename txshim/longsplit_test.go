@@ -39,12 +39,14 @@ func rle(s string) string {
 // TestLongPipelineSplitCompare: a request of more than maxBatchItems messages, sent in parts,
 // gets the replies PostgreSQL gives and leaves the rows it leaves.
 func TestLongPipelineSplitCompare(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	longPipelineSplitCompare(t, c, startShim(t, c, Options{}, ModeSolo, 0))
 }
 
 // TestLongPipelineSplitCompareDual: the same in dual mode, each commit consulting the peer.
 func TestLongPipelineSplitCompareDual(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	longPipelineSplitCompare(t, c, startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1))

@@ -11,6 +11,7 @@ import (
 // query that is not immutable differs between the sites (documented); verify compares it and
 // names it.
 func TestVerifyMaterializedView(t *testing.T) {
+	t.Parallel()
 	p, _, exec, shipped := ddlPair(t, `CREATE TABLE items (id int PRIMARY KEY)`)
 	for _, stmt := range []string{
 		`INSERT INTO items SELECT generate_series(1, 5)`,

@@ -13,6 +13,7 @@ import (
 // peer holds), and one taken in the moment the peer ended it failed with an unknown outcome.
 // The apply turns the timeout off for its sessions, as it does the others (noTimeouts).
 func TestPeerIdleSessionTimeoutDefault(t *testing.T) {
+	t.Parallel()
 	p, _, exec, shipped := ddlPair(t, "CREATE TABLE kv (k int PRIMARY KEY, v text)")
 	var db string
 	if err := p.pdb.QueryRow("SELECT current_database()").Scan(&db); err != nil {

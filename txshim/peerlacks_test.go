@@ -75,6 +75,7 @@ func TestBlockPlainCommitAnnounced(t *testing.T) {
 // announced nothing: peerDown returns false once the shim is not dual, and peerLacks returned
 // early likewise — in both peer_down modes.
 func TestDemotedPlainCommitAnnounced(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{config.PeerDownContinue, config.PeerDownBlock} {
 		t.Run(mode, func(t *testing.T) {
 			s, announced := commitPeerLacks(t, mode, func(c *pgtest.Cluster, s **testShim) Peer {

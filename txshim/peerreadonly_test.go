@@ -10,6 +10,7 @@ import (
 // backup) still takes the apply: it runs its own transactions, not the database's
 // applications'. Without its setting pinned, every dual commit was refused by the peer.
 func TestPeerDatabaseReadOnlyDefault(t *testing.T) {
+	t.Parallel()
 	p, _, exec, shipped := ddlPair(t, "CREATE TABLE kv (k int PRIMARY KEY, v text)")
 	var db string
 	if err := p.pdb.QueryRow("SELECT current_database()").Scan(&db); err != nil {

@@ -17,6 +17,7 @@ import (
 // shared nextval default, a descending sequence) and never moves one back; AlignSequences
 // copies the master's positions.
 func TestSequences(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t,
 		`CREATE TABLE s_serial (id serial PRIMARY KEY, v int)`,
@@ -188,6 +189,7 @@ func TestBumpSequencesPastBound(t *testing.T) {
 // rows there); a CYCLE sequence that has wrapped is left alone (moved to the highest value in
 // use, it wrapped onto values in use at its next call).
 func TestBumpSequencesDomainsAndCycles(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE DOMAIN id_t AS bigint`)
 	c.Exec(t, `CREATE SEQUENCE dom_seq`)
@@ -214,6 +216,7 @@ func TestBumpSequencesDomainsAndCycles(t *testing.T) {
 // left out — only one level of domain was looked through — so BumpSequences did not move its
 // sequence past the rows there and a new master handed out their ids again.
 func TestBumpSequencesNestedDomain(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE DOMAIN id_base AS bigint`)
 	c.Exec(t, `CREATE DOMAIN id_t AS id_base CHECK (VALUE > 0)`)
@@ -300,6 +303,7 @@ func TestBumpSequencesLocked(t *testing.T) {
 // or the old nextval(('s'::text)::regclass) — records no dependency on it, so BumpSequences
 // did not know the column took values from the sequence and left it behind the rows there.
 func TestBumpSequencesLateBound(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE SEQUENCE lb_seq`)
 	c.Exec(t, `CREATE TABLE lb (id int PRIMARY KEY DEFAULT nextval('lb_seq'::text))`)
@@ -329,6 +333,7 @@ func TestBumpSequencesLateBound(t *testing.T) {
 // then not behind at an unplanned takeover, at a steady rate — except a CYCLE sequence, one
 // moved back, and where the lead would pass the sequence's bound.
 func TestSequenceLead(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t,
 		`CREATE SEQUENCE up`,
@@ -383,6 +388,7 @@ func TestSequenceLead(t *testing.T) {
 // about three a copy, to its bound, where the application's nextval fails. A backup's Shipper
 // now copies nothing.
 func TestSequenceCopyBackupQuiet(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE SEQUENCE ids`)
 	installPair(t, p)
@@ -422,6 +428,7 @@ func TestSequenceCopyBackupQuiet(t *testing.T) {
 // up to the bound, then those the master handed out after it wrapped again. The peer's copy
 // of a CYCLE sequence now takes the master's position as it is.
 func TestAlignCycleWrapped(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE SEQUENCE cyc MAXVALUE 100 CYCLE`)
 	p.local.Exec(t, `SELECT nextval('cyc') FROM generate_series(1, 95)`)
@@ -474,6 +481,7 @@ func TestAlignRestartedAhead(t *testing.T) {
 // handed out their ids again. It pins row_security = off (allRows): every row, or an error
 // naming the policy.
 func TestBumpSequencesRowSecurity(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE ROLE owner1 LOGIN`)
 	c.Exec(t, `CREATE TABLE t (id serial PRIMARY KEY, tenant text)`)

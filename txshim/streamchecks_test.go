@@ -127,6 +127,7 @@ func TestWriteHeader(t *testing.T) {
 // TestRefusedChangeNamed: a refused apply names the change the peer refused, its kind and
 // table, for each step that can fail (a first Parse, an Execute).
 func TestRefusedChangeNamed(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE t (id int PRIMARY KEY, v int)`, `CREATE TABLE u (id int PRIMARY KEY)`, `INSERT INTO t VALUES (1, 1), (2, 2)`)
 	installPair(t, p)
@@ -161,6 +162,7 @@ func TestRefusedChangeNamed(t *testing.T) {
 // TestLargeMessagesThroughShim: messages larger than the session's buffers, each way
 // (rows, CopyData out and in, a large Query and Bind), arrive whole.
 func TestLargeMessagesThroughShim(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	c.Exec(t, "CREATE TABLE big (k int PRIMARY KEY, v text)")

@@ -87,6 +87,7 @@ func execWaiting(ctx context.Context, t *testing.T, s *testShim, peer shipStalle
 // Drain returned at once while it still waited, and "released" could go out saying the peer has
 // everything before the wait failed and recorded peer_synced = false (DESIGN §3 rule 2).
 func TestUnseenWriteDrained(t *testing.T) {
+	t.Parallel()
 	var announced atomic.Int32
 	s, db, peer := unseenWriterShim(t, config.PeerDownContinue, &announced)
 	ctx := capCtx(t, 30*time.Second)
@@ -110,6 +111,7 @@ func TestUnseenWriteDrained(t *testing.T) {
 // it stops any other, and is granted only once such a write already committing is done — else
 // the hold ends with the peer marked synced while a commit it does not cover is unshipped.
 func TestUnseenWriteHeld(t *testing.T) {
+	t.Parallel()
 	var announced atomic.Int32
 	// block: a write whose peer did not take it leaves the shim dual.
 	s, db, peer := unseenWriterShim(t, config.PeerDownBlock, &announced)
@@ -168,6 +170,7 @@ func TestUnseenWriteHeld(t *testing.T) {
 // for it and for its reply's wait for the peer (dual mode), catch-up's hold stops it (solo
 // mode), and one that comes through after the role was given up is refused.
 func TestProcGated(t *testing.T) {
+	t.Parallel()
 	const proc = `CREATE PROCEDURE p(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 1); COMMIT; END $$`
 	t.Run("drain", func(t *testing.T) {
 		var announced atomic.Int32

@@ -86,6 +86,7 @@ func plantDecision(t *testing.T, p *capPair, gid, lsn string) {
 // settle tell them apart by the row's lsn. A row with the transaction's own lsn is still a
 // duplicate (skipped, not applied twice), and so is one with no lsn (an older version's).
 func TestPlainXIDReused(t *testing.T) {
+	t.Parallel()
 	t.Run("Ship", func(t *testing.T) {
 		p := startCapPair(t)
 		p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
