@@ -26,7 +26,10 @@ import (
 // It runs without and with a witness (which votes, so a new master also waits fence_delay).
 func TestBankWorkload(t *testing.T) {
 	for _, witness := range []bool{false, true} {
-		t.Run(fmt.Sprintf("witness=%v", witness), func(t *testing.T) { bankWorkload(t, witness) })
+		t.Run(fmt.Sprintf("witness=%v", witness), func(t *testing.T) {
+			t.Parallel() // two clusters of their own; halves the package's longest test
+			bankWorkload(t, witness)
+		})
 	}
 }
 

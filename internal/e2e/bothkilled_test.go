@@ -14,6 +14,7 @@ import (
 func TestBothTandemsKilled(t *testing.T) {
 	for _, first := range []string{"site2", "site1"} {
 		t.Run(first+" first", func(t *testing.T) {
+			t.Parallel()
 			s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
 			waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 			b := startBank([]string{s1.proxy, s2.proxy}, 4)

@@ -108,6 +108,7 @@ func roleOf(s *site) (roleStatus, bool) {
 func TestSigtermWhileSolo(t *testing.T) {
 	for _, witness := range []bool{false, true} {
 		t.Run(map[bool]string{false: "nowitness", true: "witness"}[witness], func(t *testing.T) {
+			t.Parallel()
 			s1, s2 := cluster(t, clusterOpts{db: true, witness: witness, failbackDelay: "1s"})
 			waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 			l := startLoad(s1, s2)
