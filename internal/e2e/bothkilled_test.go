@@ -52,6 +52,7 @@ func TestBothTandemsKilled(t *testing.T) {
 // while its database lacks site2's solo commits. site2's comes back, finishes the catch-up
 // and hands control back.
 func TestBothKilledDuringCatchUp(t *testing.T) {
+	t.Parallel()
 	// Kill points at 0 and 200 ms into the catch-up passed as well when written (stop 35); one runs
 	// here, for the suite's time: 600 ms, then site1 alone for 3 s.
 	for _, delay := range []time.Duration{600 * time.Millisecond} {

@@ -22,6 +22,7 @@ import (
 // saw acknowledged is in the master's database; at the end both databases hold them all and
 // every key's last acknowledged value (or a later one sent), agree, and no term had two masters.
 func TestDoubleFaults(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 	b := startBank([]string{s1.proxy, s2.proxy}, 3)
@@ -231,6 +232,7 @@ func ackedOnMaster(t *testing.T, b *bank, phase string, sites ...*site) {
 // Whoever is master afterwards holds every acknowledged transfer, and once settled both
 // databases agree.
 func TestKillDuringCatchUp(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 	b := startBank([]string{s1.proxy, s2.proxy}, 4)

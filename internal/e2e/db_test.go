@@ -238,6 +238,7 @@ func TestPeerDatabaseOutage(t *testing.T) {
 // catches it up and commits dual again — though its shim never left dual mode, which is where
 // catch-up used to wait for (solo) in vain: every write failed until the sidecar restarted.
 func TestPeerDatabaseOutageBlock(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, peerDown: "block"})
 	o := operatorOf(t, s1)
 	if got, err := o.do("SET before 1", 10*time.Second); got != "OK site1" {
@@ -274,6 +275,7 @@ func TestPeerDatabaseOutageBlock(t *testing.T) {
 // the server answers an error, neither database holds the write, site1 steps down, and the two
 // databases end identical.
 func TestPausedMasterIsFenced(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 	o, err := dialOperator(s1.proxy, 2*time.Second)
@@ -359,6 +361,7 @@ func TestPausedMasterIsFenced(t *testing.T) {
 // resync` on the master copies the application tables over, and dual commit resumes with both
 // databases identical.
 func TestResync(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	o := operatorOf(t, s1)
 	set := func(k, v, want string) {
@@ -402,6 +405,7 @@ func TestResync(t *testing.T) {
 // cannot bring the returning peer in step and says so, and `tandem resync` makes the slot anew,
 // copies the tables and resumes dual commit (DESIGN §5.2 "the slot is the journal").
 func TestSlotLost(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	o := operatorOf(t, s1)
 	set := func(k, v string) {
@@ -479,6 +483,7 @@ func resyncPeer(t *testing.T, s *site) {
 // slot (DESIGN §5.2) across a restart of its sidecar — which starts as a backup until it is
 // master again — and catches the peer up once the peer's database is back.
 func TestSoloBacklogSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	set := func(k, v string) { t.Helper(); setThrough(t, s1, k, v) }
 	set("a", "1")
@@ -548,6 +553,7 @@ CREATE FUNCTION ack_row(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO fn_ack
 // -accept-loss TERM` (a wrong term is refused), and site2 serves operators, with everything
 // but site1's solo commit. Then site1 comes back after all, and finds itself in split brain.
 func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	set := func(s *site, k, v string) { t.Helper(); setThrough(t, s, k, v) }
 	set(s1, "synced", "1")
@@ -672,6 +678,7 @@ func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
 // took it for a database that lost it and refused its own term when the master failed — no
 // site took control.
 func TestFailoverAfterDatabaseRestored(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 	o, err := dialOperator(s2.proxy, 2*time.Second)

@@ -19,6 +19,7 @@ import (
 // master site1 has not reported peer_synced"), though its database had everything. The word
 // is tried again once data_dir takes it, and site2 takes over.
 func TestPeerSyncedWordAfterDataDirFault(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	o := operatorOf(t, s1)
 	set := func(k, v string) {

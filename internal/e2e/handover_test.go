@@ -143,6 +143,7 @@ func TestSigtermWhileSolo(t *testing.T) {
 // since site2 is gone — without losing an acknowledged write, and control ends with site1 once
 // site2 is back.
 func TestBackupKilledDuringHandover(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, witness: true, failbackDelay: "1s"})
 	waitFor(t, 10*time.Second, "site1 serving", func() bool { return ping(s1.proxy, time.Second) == "site1" })
 	shim, err := sql.Open("postgres", s1.shimDSN)
@@ -225,8 +226,12 @@ func TestBackupKilledDuringHandover(t *testing.T) {
 // again — alone, as a master does through an outage of its peer's database — rather than the
 // cluster staying without a master that can write.
 func TestSwitchoverToStaleBackup(t *testing.T) {
+	t.Parallel()
 	for _, freeze := range []bool{false, true} {
-		t.Run(map[bool]string{true: "frozen", false: "killed"}[freeze], func(t *testing.T) { switchoverToStaleBackup(t, freeze) })
+		t.Run(map[bool]string{true: "frozen", false: "killed"}[freeze], func(t *testing.T) {
+			t.Parallel()
+			switchoverToStaleBackup(t, freeze)
+		})
 	}
 }
 

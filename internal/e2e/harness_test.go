@@ -64,10 +64,19 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		bins.wireSchema = string(schema)
+		pgtest.DefaultParallel(defaultParallel)
 		return pgtest.RunTests(m) // clusters are copies of one template data directory
 	}()
 	os.Exit(code)
 }
+
+// defaultParallel is how many of the package's parallel tests run at once when go test is not
+// given -parallel. They are the tests that mostly wait — on fault timeouts, gossip's verdicts,
+// catch-ups — without a bound on how fast something must happen. The tests that measure the
+// acceptance's time bounds (failover, takeover after SIGTERM) are not parallel: go test runs
+// them one after another, before every parallel test, with no other test of the package beside
+// them.
+const defaultParallel = 3
 
 // hookMode, as this test binary's first argument, makes it runHook with the rest.
 const hookMode = "-e2e-hook"

@@ -18,6 +18,7 @@ import (
 // the record it acknowledged, so it does not take control without site2's solo commit — neither
 // by itself nor by -force — until an operator accepts the loss (tandem promote -accept-loss).
 func TestPromotedSoloSurvivesSiteLoss(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
 	set := func(s *site, k, v string) { t.Helper(); setThrough(t, s, k, v) }
 	set(s1, "synced", "1")
@@ -82,6 +83,7 @@ func TestPromotedSoloSurvivesSiteLoss(t *testing.T) {
 // unsynced, does not take it, though it has the better priority, until its database has
 // site2's solo commit.
 func TestPromotedSoloBothRestart(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
 	set := func(s *site, k, v string) { t.Helper(); setThrough(t, s, k, v) }
 	set(s1, "synced", "1")

@@ -18,6 +18,7 @@ import (
 // every round with the shim dual and in step — and the other site never takes over from a
 // lost master.
 func TestResyncUnderLoadSaysPeerSynced(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true})
 	o := operatorOf(t, s1)
 	if got, err := o.do("SET before 1", 10*time.Second); got != "OK site1" {

@@ -16,6 +16,7 @@ import (
 // database lacks the solo commit, must not take control over it (DESIGN §3 rule 2). site1's
 // sidecar back takes control again and catches site2's database up.
 func TestUnacknowledgedSoloNotOverridden(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual", links: true})
 	set := func(k, v string) { t.Helper(); setThrough(t, s1, k, v) }
 	set("synced", "1")

@@ -19,6 +19,7 @@ import (
 // control back by failback, with both databases identical — also when its sidecar restarted
 // in between (it reads its slot again).
 func TestSplitBrain(t *testing.T) {
+	t.Parallel()
 	s1, s2 := cluster(t, clusterOpts{db: true, links: true, failbackDelay: "1s"})
 	set := func(s *site, k, v string) {
 		t.Helper()
