@@ -337,6 +337,7 @@ func TestApplyDuplicateOnlyFromDecisionRow(t *testing.T) {
 // TestTransient: refusals a retry may not meet (conflicts, timeouts, cancels) are transient;
 // those that mean the databases differ, and errors that are no refusal, are not.
 func TestTransient(t *testing.T) {
+	t.Parallel()
 	pg := func(code, msg string) error {
 		return fmt.Errorf("apply x on the peer: change 1: %w", &pgconn.PgError{Code: code, Message: msg})
 	}

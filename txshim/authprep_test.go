@@ -63,6 +63,7 @@ func TestSCRAMPasswordPrepared(t *testing.T) {
 }
 
 func TestSASLprep(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"user": "user", "I\u00adX": "IX", "\u00aa": "a", "\u2168": "IX", "a\u00a0b": "a b",
 		"\x07": "\x07", "e\u0301": "\u00e9", "\u0627\u0031": "\u0627\u0031", "\u0627\u0031\u0628": "\u0627\u0031\u0628",

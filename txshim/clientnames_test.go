@@ -47,6 +47,7 @@ func TestClientNames(t *testing.T) {
 // TestReservedNameRefusal: SQL cannot prepare, execute or deallocate a statement named like the
 // shim's, which the extended protocol's renaming does not reach.
 func TestReservedNameRefusal(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		sql    string
 		refuse bool

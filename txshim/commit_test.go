@@ -855,6 +855,7 @@ func TestWriteAfterNoTxStepDualCommit(t *testing.T) {
 }
 
 func TestNamesOpOf(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("n", 70)
 	for _, tc := range []struct {
 		sql  string
@@ -1734,6 +1735,7 @@ func drainPipeline(b *pgconn.Pipeline) error {
 // (PostgreSQL skipped it after an earlier error in its request) makes the session forget its
 // kept statements — without taking it for one that vanished (keepOff).
 func TestKeptCheckSkipped(t *testing.T) {
+	t.Parallel()
 	s := &session{bw: bufio.NewWriter(io.Discard), done: make(chan struct{}), log: quietLogger(),
 		kept: map[string]string{"SELECT 1": keptPrefix + "1"}}
 	p := &pending{kept: true, res: make(chan result, 1)}

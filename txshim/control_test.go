@@ -150,6 +150,7 @@ func TestOpenDBTimedOutStatementEnds(t *testing.T) {
 // check its clients' connections, answers the control connections' start-up parameter with
 // says what to do; other errors are left as they are.
 func TestCheckParamRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  *pq.Error
 		want string

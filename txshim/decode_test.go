@@ -119,6 +119,7 @@ func TestDecoderTwoPhaseAndPlain(t *testing.T) {
 }
 
 func TestParseTwoPhase(t *testing.T) {
+	t.Parallel()
 	mk := func(typ byte, flags bool, nums []uint64, xid uint32, gid string) []byte {
 		b := []byte{typ}
 		if flags {
@@ -173,6 +174,7 @@ func FuzzParseTwoPhase(f *testing.F) {
 // TestParseEmptyInsert: the Insert of a row of no column is 7 bytes after its type, which
 // pglogrepl alone refuses; other Inserts still go to pglogrepl.
 func TestParseEmptyInsert(t *testing.T) {
+	t.Parallel()
 	m, err := parseMessage([]byte{'I', 0, 0, 0x40, 0x01, 'N', 0, 0})
 	if err != nil {
 		t.Fatal(err)
@@ -191,6 +193,7 @@ func TestParseEmptyInsert(t *testing.T) {
 // ends the process (pglogrepl's decoders index without length checks), and a Truncate naming
 // more relations than it holds, or none, is refused before pglogrepl allocates for its count.
 func TestParseMalformed(t *testing.T) {
+	t.Parallel()
 	for _, b := range [][]byte{
 		{},
 		{'I', 0, 0, 0, 7, 'N', 0, 1, 't', 0, 0, 0, 9, 'x'},

@@ -89,6 +89,7 @@ func TestDetachConcurrentlyShips(t *testing.T) {
 // CONCURRENTLY, and the partition it names as written; FINALIZE and a plain DETACH are
 // ordinary DDL.
 func TestDetachShipAfterText(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ sql, after, part string }{
 		{`ALTER TABLE p DETACH PARTITION c CONCURRENTLY`, `ALTER TABLE p DETACH PARTITION c`, `c`},
 		{`alter table if exists s.p detach partition "S"."My C" concurrently;`, `alter table if exists s.p detach partition "S"."My C"`, `"S"."My C"`},

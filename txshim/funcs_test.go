@@ -20,6 +20,7 @@ import (
 )
 
 func TestLexCalls(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		sql     string
 		calls   string // joined by ","
@@ -495,6 +496,7 @@ func TestWriterFuncsReads(t *testing.T) {
 // number of functions and procedures and around cycles, never through trigger functions (they
 // cannot be called), and only from what may.
 func TestCloseOver(t *testing.T) {
+	t.Parallel()
 	fns := []catalogFunc{
 		{oid: "1", name: "w", kind: 'f', volatile: true, src: "INSERT INTO t VALUES (1)"},
 		{oid: "2", name: "s1", kind: 'f', src: "SELECT W()"}, // folded

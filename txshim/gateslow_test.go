@@ -119,6 +119,7 @@ func ownRefusalOf(sql string) string {
 // qualified by its name in DDL, was refused (42501) as if tandem.id were an object of schema
 // tandem.
 func TestOwnObjectTableNamedTandem(t *testing.T) {
+	t.Parallel()
 	for _, sql := range []string{
 		`CREATE VIEW v AS SELECT tandem.id FROM tandem`,
 		`CREATE INDEX ON tandem ((tandem.id + 1))`,
@@ -140,6 +141,7 @@ func TestOwnObjectTableNamedTandem(t *testing.T) {
 // it reads, and an application object depending on Tandem's would stand in the way of their
 // upgrade (README).
 func TestOwnObjectDDLReadingTandemRefused(t *testing.T) {
+	t.Parallel()
 	for _, sql := range []string{
 		`CREATE VIEW tandem_status AS SELECT term, master FROM tandem.state`,
 		`CREATE TABLE t3 (LIKE tandem.ddl)`,
@@ -160,6 +162,7 @@ func TestOwnObjectDDLReadingTandemRefused(t *testing.T) {
 // transaction the client began READ WRITE chains into a READ ONLY one, whose writes fail
 // (25006 from PostgreSQL) even once the site is master again.
 func TestReadOnlyChainKeepsReadWrite(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}, Logger: quietLogger()}, ModeReadOnly, 1)

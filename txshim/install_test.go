@@ -237,6 +237,7 @@ FROM pg_event_trigger WHERE evtfoid = 'tandem.ddl_guard()'::regprocedure`)
 }
 
 func TestInstallRefusesMissingSettings(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		opts []pgtest.Option

@@ -47,6 +47,7 @@ func TestApplyKeyNotNullDomainNull(t *testing.T) {
 
 // TestMayHoldNull: every way an output function writes a NULL field or element is seen.
 func TestMayHoldNull(t *testing.T) {
+	t.Parallel()
 	for text, want := range map[string]bool{
 		"(,a)": true, "(1,)": true, "(1,,b)": true, "()": true, "{NULL}": true, "{1,NULL}": true,
 		`{"(,a)"}`: true, `("(1,)",b)`: true,

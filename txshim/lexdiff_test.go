@@ -252,6 +252,7 @@ func TestLexDiffFixed(t *testing.T) {
 }
 
 func TestFoldNameUnicode(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 40) // 80 bytes: cut to 62, not through a character
 	for in, want := range map[string]string{
 		`U&"\0077"`:                      "w",

@@ -14,6 +14,7 @@ func kinds(sts []statement) []string {
 }
 
 func TestSplitStatements(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		sql   string
 		parts []string
@@ -86,6 +87,7 @@ func TestSplitStatements(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	many := strings.Repeat("c, ", maxWords) + "c" // more words than a statement keeps
 	tests := []struct {
 		sql   string
@@ -261,6 +263,7 @@ func TestClassify(t *testing.T) {
 
 // TestSplitCalls: what a statement calls, past comments too, and only when it runs.
 func TestSplitCalls(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		sql     string
 		calls   string // joined by ","
@@ -322,6 +325,7 @@ func FuzzSplitStatements(f *testing.F) {
 // TestMayUnkey: the statements after which the shim looks for tables left without a key (and
 // only those pay for it).
 func TestMayUnkey(t *testing.T) {
+	t.Parallel()
 	for sql, want := range map[string]bool{
 		"CREATE TABLE t (a int)":                                               true,
 		"create unlogged table t (a int)":                                      true,
@@ -352,6 +356,7 @@ func TestMayUnkey(t *testing.T) {
 
 // TestUsingClauses: the table and the USING expressions the shim checks in an ALTER TABLE.
 func TestUsingClauses(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		sql, table string
 		exprs      []string

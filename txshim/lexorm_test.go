@@ -30,6 +30,7 @@ func ormSelect(cols int) string {
 // ("t". or "s".) are not kept among Names (the table or view is named in FROM too) and a name
 // repeated past maxWords (GROUP BY the columns selected) is not more.
 func TestLexORMQuotedNames(t *testing.T) {
+	t.Parallel()
 	f := newWriterFuncs(nil, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.cat = &catalogInfo{funcs: map[string]bool{"w": false}, writeViews: map[string]struct{}{"v_w": {}}, notifyRels: map[string]struct{}{}}
 	f.tried, f.due = time.Now(), time.Now().Add(time.Hour)

@@ -152,6 +152,7 @@ func drain(r *rawSession) string {
 }
 
 func TestLexerSettingKinds(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		sql            string
 		unsafe, unsure bool

@@ -6,6 +6,7 @@ import "testing"
 // when the statement also holds a bare tandem (a column, role, trigger or table of that name):
 // 3e6b966 let any such statement through.
 func TestOwnObjectBareTandemNoBypass(t *testing.T) {
+	t.Parallel()
 	for _, sql := range []string{
 		`ALTER TABLE tandem.ddl ADD COLUMN tandem int`,
 		`ALTER TABLE tandem.ddl ADD tandem int`,

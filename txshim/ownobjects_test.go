@@ -93,6 +93,7 @@ func TestClientTouchesTandemObjects(t *testing.T) {
 
 // TestOwnObjectRefusal: which statements the lexer takes for changes of Tandem's objects.
 func TestOwnObjectRefusal(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		sql    string
 		refuse bool

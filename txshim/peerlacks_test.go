@@ -57,6 +57,7 @@ func commitPeerLacks(t *testing.T, mode string, peer func(c *pgtest.Cluster, s *
 // takes over without it. The shim announced nothing (OnPeerDown is its only way to): with
 // block, the record stayed peer_synced = true for good.
 func TestBlockPlainCommitAnnounced(t *testing.T) {
+	t.Parallel()
 	s, announced := commitPeerLacks(t, config.PeerDownBlock, func(c *pgtest.Cluster, _ **testShim) Peer {
 		return notShipped{&fakePeer{c: c, t: t}}
 	})

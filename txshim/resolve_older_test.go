@@ -18,6 +18,7 @@ import (
 // rest). Another site's gid prepared here (its applied copy) is never in doubt with its own
 // site's database unreachable: DESIGN §5.4 commits it; with its own site unknown it stays so.
 func TestOlderAloneCandidate(t *testing.T) {
+	t.Parallel()
 	states := []sideState{sideUnreachable, sidePrepared, sideCommitted, sideNeither, sideUnknown}
 	for _, site := range []string{"site1", "site2"} {
 		for _, o := range states {

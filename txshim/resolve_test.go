@@ -19,6 +19,7 @@ import (
 
 // TestRecoveryRule checks the table of DESIGN §5.4 as pure logic, every combination.
 func TestRecoveryRule(t *testing.T) {
+	t.Parallel()
 	own := func(commit bool) resolveStep { return resolveStep{own: true, commit: commit} }
 	other := func(commit bool) resolveStep { return resolveStep{own: false, commit: commit} }
 	states := []sideState{sideUnreachable, sidePrepared, sideCommitted, sideNeither, sideUnknown}
@@ -540,6 +541,7 @@ func TestResolver(t *testing.T) {
 
 // TestResolverBothUnreachable checks a pass without any database fails clearly.
 func TestResolverBothUnreachable(t *testing.T) {
+	t.Parallel()
 	dsn := "postgres://postgres@127.0.0.1:1/app?sslmode=disable"
 	r := NewResolver(ResolverConfig{Site: "site1", LocalDSN: dsn, PeerDSN: dsn})
 	_, err := r.ResolveOnce(capCtx(t, 10*time.Second))

@@ -68,6 +68,7 @@ func restoreDB(t *testing.T, c *pgtest.Cluster, db, file string) {
 // row of this site without lsn (an earlier version's, not pruned), which once made the check
 // say it could not tell.
 func TestPeerRestoredFromOlderDump(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		setup string // run on the peer before the dump

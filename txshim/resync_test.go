@@ -230,6 +230,7 @@ func TestResyncWhileWriting(t *testing.T) {
 // delivers an event before it stops; it is not taken (it would move the journal's end past
 // what was dropped), and the new stream, read from L, brings every transaction after L.
 func TestResyncKeepsGap(t *testing.T) {
+	t.Parallel()
 	const bound = 4096
 	s := NewShipper(ShipperConfig{Site: "a", MaxJournalBytes: bound, Logger: quietLogger()})
 	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}

@@ -51,6 +51,7 @@ func schemaRenameSteps(t *testing.T, cfg func(*ShipperConfig)) {
 
 // TestSchemaRename: the statements schemaRename takes for a schema's rename, and its names.
 func TestSchemaRename(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		stmt, from, to string
 		ok             bool

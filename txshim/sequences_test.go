@@ -165,6 +165,7 @@ AND pid <> pg_backend_pid() AND state <> 'idle' AND backend_type = 'client backe
 // leaves the sequence at the bound, where nextval fails, instead of failing BumpSequences and
 // with it the site's promotion.
 func TestBumpSequencesPastBound(t *testing.T) {
+	t.Parallel()
 	c := pgtest.Start(t)
 	c.Exec(t, `CREATE SEQUENCE small MAXVALUE 100`)
 	c.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY DEFAULT nextval('small'))`)

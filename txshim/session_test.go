@@ -1785,6 +1785,7 @@ func TestClientReadOnlySetting(t *testing.T) {
 }
 
 func TestSetsReadOnly(t *testing.T) {
+	t.Parallel()
 	for q, want := range map[string]bool{
 		"SET default_transaction_read_only = on":                          true,
 		"set SESSION default_transaction_read_only TO 'true'":             true,

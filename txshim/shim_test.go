@@ -352,6 +352,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // dual in it (gossip's split-brain check asks): once a session read the mode solo in that term,
 // not merely once the mode was set.
 func TestWentSolo(t *testing.T) {
+	t.Parallel()
 	s, err := New(config.TxShim{Listen: "127.0.0.1:0", LocalDSN: "postgres://u@127.0.0.1:1/db", MaxMessage: 1 << 20,
 		CommitTimeout: time.Second, PeerDown: config.PeerDownContinue}, Options{Logger: quietLogger()})
 	if err != nil {

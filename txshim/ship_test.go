@@ -16,6 +16,7 @@ import (
 )
 
 func TestGID(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		site      string
 		term, xid uint64
@@ -335,6 +336,7 @@ func TestShipFailures(t *testing.T) {
 // within its bound while the peer is down, counts what it dropped, asks for a new stream once
 // catch-up shipped most of it, and takes the resent events without counting any twice.
 func TestJournalBound(t *testing.T) {
+	t.Parallel()
 	const bound = 4096
 	s := NewShipper(ShipperConfig{Site: "a", MaxJournalBytes: bound, Logger: quietLogger()})
 	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}
@@ -404,6 +406,7 @@ func TestJournalBound(t *testing.T) {
 // and the slot lets go of it; a transaction still prepared locally stays for the resolver, and
 // what the stream delivers afterwards is taken as usual.
 func TestAbandon(t *testing.T) {
+	t.Parallel()
 	const bound = 4096
 	s := NewShipper(ShipperConfig{Site: "a", MaxJournalBytes: bound, Logger: quietLogger()})
 	rel := &Relation{ID: 1, Namespace: "public", Name: "t", Columns: []RelColumn{{Name: "v"}}}

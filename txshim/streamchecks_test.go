@@ -100,6 +100,7 @@ func TestDecoderIdleConfirm(t *testing.T) {
 // TestWriteHeader: writeHeader writes type and length for any fill of the buffer, any
 // body size (larger than the buffer too), and a failing writer's error stays.
 func TestWriteHeader(t *testing.T) {
+	t.Parallel()
 	for _, size := range []int{16, 17, 20, 64} {
 		for pre := 0; pre <= size; pre++ {
 			for _, n := range []int{0, 1, 3, 4, 5, 11, 15, 16, 17, 63, 64, 65, 1000} {

@@ -49,6 +49,7 @@ func TestFidelityLikeTempTable(t *testing.T) {
 }
 
 func TestLikeSources(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		stmt            string
 		names           string

@@ -77,6 +77,7 @@ func TestFidelityTextSearchConfigServerDefault(t *testing.T) {
 
 // TestSplitQualifiedName: a setting's value read as PostgreSQL reads a qualified name.
 func TestSplitQualifiedName(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		v, schema, name string
 		ok              bool

@@ -339,6 +339,7 @@ func TestWarningsInShimBlock(t *testing.T) {
 }
 
 func TestWarnsOutsideBlock(t *testing.T) {
+	t.Parallel()
 	for q, want := range map[string]string{
 		"SET LOCAL work_mem = 1":          "SET LOCAL",
 		"  set/**/transaction read only":  "SET TRANSACTION",

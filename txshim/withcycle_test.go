@@ -59,6 +59,7 @@ func TestWithSearchCycleInsert(t *testing.T) {
 // SELECT INTO "inside a DO block, function, procedure or trigger". A CYCLE clause has a USING,
 // a SEARCH clause BREADTH or DEPTH.
 func TestSelectIntoAfterBareLabels(t *testing.T) {
+	t.Parallel()
 	for _, q := range []string{
 		"WITH w AS (SELECT 1) SELECT (1) cycle, 2 set, 3 insert INTO z FROM w",
 		"WITH w AS (SELECT 1) SELECT (1) search, 2 set, 3 insert INTO z FROM w",
