@@ -74,11 +74,12 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	}
 	if *addr != "" {
 		// host:port, as admin.listen: without a port it was asked on 80, and a URL's scheme
-		// was taken for the host, each failing with an error that named no flag.
+		// was taken for the host, each failing with an error that named no flag; so did a port
+		// that is no port number (http, +7180, 99999), with exit 1.
 		// An IPv6 zone is taken as admin.listen gives it ([fe80::1%eth0]:7180) or as a URL
 		// writes it (%25).
 		a := strings.Replace(*addr, "%25", "%", 1)
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" || strings.ContainsAny(a, "/?#@") {
+		if _, port, err := net.SplitHostPort(a); err != nil || !portNumber(port) || strings.ContainsAny(a, "/?#@") {
 			fmt.Fprintf(stderr, "tandem %s: -admin %q: want host:port, the member's admin.listen (127.0.0.1:7180)\n", name, *addr)
 			return nil, nil, false
 		}
@@ -94,6 +95,13 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		c.token = tok
 	}
 	return c, fs.Args(), true
+}
+
+// portNumber reports whether port is a TCP port a member's admin API can listen on: digits
+// only, 1..65535.
+func portNumber(port string) bool {
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n != 0
 }
 
 // adminURL is the base URL of the admin API at hostPort, as admin.listen gives it: an IPv6

@@ -373,6 +373,20 @@ func TestAdminFlagAddress(t *testing.T) {
 	}
 }
 
+// TestAdminFlagPort: an -admin address whose port is no port number (a name, a sign, out of
+// range, 0) is a usage error naming -admin (exit 2), as one without a port is: it went on to
+// build the request's URL or dial, and failed with exit 1 and an error that named no flag.
+func TestAdminFlagPort(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"127.0.0.1:abc", "localhost:http", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:+7180", "127.0.0.1: 80", "127.0.0.1:0"} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"status", "-admin", addr}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "-admin") || !strings.Contains(stderr.String(), "host:port") {
+			t.Errorf("status -admin %q: exit %d, stderr %q; want exit 2 naming -admin and host:port", addr, code, stderr.String())
+		}
+	}
+}
+
 // TestAdminFlagZone: -admin takes an IPv6 address with its zone as admin.listen and net.Listen
 // take it ([fe80::1%eth0]:7180), and as a URL writes it ([fe80::1%25eth0]:7180, which reached
 // the member before -admin was checked): both reach the member. The check refused both, "want
