@@ -65,7 +65,9 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	}
 	c := &adminClient{base: adminURL(config.DefaultAdminListen), http: newAdminHTTP(cliTimeout), cli: true}
 	if *path != "" {
-		listen, token, err := adminConfig(*path)
+		// With -token-file, the file's own token is not needed, nor read: the operator may
+		// not be able to read the sidecar's token file, or have it at that path.
+		listen, token, err := adminConfig(*path, *tokenFile == "")
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return nil, nil, false
@@ -115,14 +117,19 @@ func adminURL(hostPort string) string {
 // (config.LoadSecrets): the others (the gossip key, the shim's users file and TLS pair) may be
 // ones its user cannot read, and an operator given the admin token only must still reach the
 // admin API. The files a DSN names are read whatever LoadSecrets is told; when only those are
-// unreadable, [admin] is read alone.
-func adminConfig(path string) (listen, token string, err error) {
-	cfg, err := config.LoadSecrets(path, config.KindSite, config.SecretAdminToken)
+// unreadable, [admin] is read alone. Without readToken (-token-file gives the token), the
+// admin token file is not read either, and the token returned is "".
+func adminConfig(path string, readToken bool) (listen, token string, err error) {
+	var secrets config.Secrets
+	if readToken {
+		secrets = config.SecretAdminToken
+	}
+	cfg, err := config.LoadSecrets(path, config.KindSite, secrets)
 	if err == nil {
 		return cfg.Admin.Listen, cfg.Admin.Token, nil
 	}
 	// A witness file fails as a site file; a broken site file must show its own errors.
-	w, werr := config.LoadSecrets(path, config.KindWitness, config.SecretAdminToken)
+	w, werr := config.LoadSecrets(path, config.KindWitness, secrets)
 	if werr == nil {
 		return w.Admin.Listen, w.Admin.Token, nil
 	}
@@ -140,7 +147,7 @@ func adminConfig(path string) (listen, token string, err error) {
 		return "", "", err
 	}
 	listen = cmp.Or(r.Admin.Listen, config.DefaultAdminListen)
-	if r.Admin.TokenFile != "" {
+	if r.Admin.TokenFile != "" && readToken {
 		if token, err = config.ReadToken(r.Admin.TokenFile); err != nil {
 			return "", "", err
 		}

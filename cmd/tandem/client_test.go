@@ -92,6 +92,41 @@ func TestAdminFlagsToken(t *testing.T) {
 	}
 }
 
+// TestAdminFlagsTokenFileOverConfig: -token-file overrides the token of -config's file, whose
+// admin.token_file is then not read: an operator with a token file of their own, who cannot read
+// the sidecar's (or whose host has none at that path), takes the address from -config. The
+// command failed (exit 2) on the file it did not need.
+func TestAdminFlagsTokenFileOverConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "sidecar-token") // not there: unreadable to the operator
+	files := map[string]string{
+		"site1.toml": "site = \"site1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n" +
+			"[admin]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"" + missing + "\"\n",
+		"witness.toml": "site = \"witness\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7948\"\n[admin]\nlisten = \"127.0.0.1:1\"\ntoken_file = \"" + missing + "\"\n",
+	}
+	for name, src := range files {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		c, _, ok := adminFlags("status", []string{"-config", f, "-token-file", tok}, &stderr)
+		if !ok || c.base != "http://127.0.0.1:1" || c.token != "s3cret" {
+			t.Errorf("%s with -token-file: %+v, %v, stderr %q; want base http://127.0.0.1:1, token s3cret", name, c, ok, stderr.String())
+		}
+		// Without -token-file the file's token is needed, and its error is shown.
+		stderr.Reset()
+		if _, _, ok := adminFlags("status", []string{"-config", f}, &stderr); ok || !strings.Contains(stderr.String(), "admin.token_file") {
+			t.Errorf("%s without -token-file: ok %v, stderr %q; want the admin.token_file error", name, ok, stderr.String())
+		}
+	}
+}
+
 // TestAdminCommandStrayArgs: flags after a command's argument are not read (Go's flag package
 // stops at the first argument): "switchover site2 -admin ADDR" went to the default address, a
 // member the operator did not name, without the token. Such a command is refused (exit 2), and
