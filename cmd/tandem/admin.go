@@ -101,6 +101,28 @@ func (s *sidecar) adminHandler() http.Handler {
 	return s.guard(s.auth(mux))
 }
 
+// adminReadTimeout bounds how long the admin API waits for a request's header, and for a body
+// it does not read (noBody); adminIdleTimeout how long a kept-alive connection may stay idle
+// (a variable for the tests).
+const adminReadTimeout = 5 * time.Second
+
+var adminIdleTimeout = time.Minute
+
+// noBody answers a request that carries a body, which no path of the admin API reads, without
+// waiting for that body, and closes its connection: net/http reads what the handler left
+// before it answers, and again before the connection can serve another request, without a
+// deadline, so a client that announced a body and never finished it held the connection for
+// ever, and got no answer.
+func noBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 { // -1: chunked, of unknown length
+			w.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(adminReadTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // guard keeps web pages out: a browser on the member's host reaches its loopback admin API, which
 // without a token trusts whoever does (DESIGN §6). A cross-origin POST is refused (a page could
 // otherwise force a promotion), and, without a token, so is a request whose Host is a name rather

@@ -175,7 +175,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		// nothing.
 		defer s.proxy.Close()
 	}
-	srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	// No ReadTimeout: it would cancel a request's context when it runs out (net/http's read
+	// for a client gone), and a resync takes as long as the copy. A connection is held for a
+	// bounded time all the same: its header within adminReadTimeout, idle between requests
+	// for adminIdleTimeout, and a body, which no handler reads, not waited for (noBody).
+	srv := &http.Server{Handler: noBody(s.adminHandler()), ReadHeaderTimeout: adminReadTimeout, IdleTimeout: adminIdleTimeout}
 
 	// The node outlives the proxy: on shutdown, or when a part fails, the proxy and health
 	// checks stop (nothing more is routed here) while the node hands over and leaves. The shim
