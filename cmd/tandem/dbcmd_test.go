@@ -335,3 +335,25 @@ func createPeerDB(ctx context.Context, t *testing.T, dsn string) *sql.DB {
 	}
 	return db
 }
+
+// TestResolveEmptyGID: -commit or -rollback given an empty gid (a shell variable that was
+// empty) is a usage error. It was taken for "not given", and tandem resolve ran a whole
+// resolver pass, settling whatever it could on both databases, where the operator asked to
+// decide one transaction.
+func TestResolveEmptyGID(t *testing.T) {
+	t.Parallel()
+	// Databases on ports nothing listens on: a pass that went ahead would fail on them (exit 1).
+	resolve := resolveSite(t, "postgres://tandem@127.0.0.1:1/wire?connect_timeout=2", "postgres://tandem@127.0.0.1:2/wire?connect_timeout=2")
+	for _, tc := range []struct {
+		flag string
+		args []string
+	}{
+		{"-commit", []string{"-commit", ""}},
+		{"-rollback", []string{"-rollback", ""}},
+		{"-commit", []string{"-commit=", "-accept-unknown-outcome"}},
+	} {
+		if code, out := resolve(tc.args...); code != 2 || !strings.Contains(out, tc.flag+" needs") || strings.Contains(out, "reach") {
+			t.Errorf("resolve %q: exit %d, %q; want a usage error naming %s", tc.args, code, out, tc.flag)
+		}
+	}
+}
