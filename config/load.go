@@ -741,6 +741,11 @@ func ReadToken(path string) (string, error) {
 	if tok == "" {
 		return "", fmt.Errorf("%s is empty", path)
 	}
+	// A control character (a second line) cannot go in an Authorization header: no client
+	// could send the token, and the admin API would serve nobody.
+	if strings.ContainsFunc(tok, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }) {
+		return "", fmt.Errorf("%s holds a control character (a line break?): an HTTP header cannot carry the token; write it on one line", path)
+	}
 	return tok, nil
 }
 

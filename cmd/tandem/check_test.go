@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tandem-ha/tandem/config"
 )
 
 // TestCheckConfigFenceDelay: check-config refuses a fence_delay that tandem run refuses (shorter
@@ -106,5 +108,44 @@ func TestCheckConfigMetadataTooLargeNamesLine(t *testing.T) {
 	}
 	if want := f + ":6: server.endpoint: "; !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "too large") {
 		t.Errorf("stderr %q, want it to start %q and say the metadata is too large", stderr.String(), want)
+	}
+}
+
+// TestAdminTokenNoHeaderValue: an admin token with a control character inside (a token file of
+// two lines) cannot be sent in an Authorization header: Go's client refuses it ("invalid header
+// field value"), as others do. check-config passed such a file, and the member then ran with an
+// admin API no client could use (every admin command, a Prometheus scrape, a switchover a
+// backup forwards). The token file is refused, naming admin.token_file; so is such a file
+// given to -token-file.
+func TestAdminTokenNoHeaderValue(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i, content := range []string{"first\nsecond\n", "ab\x01cd", "ab\rcd", "ab\x7fcd"} {
+		tok := filepath.Join(dir, fmt.Sprintf("token%d", i))
+		if err := os.WriteFile(tok, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, fmt.Sprintf("witness%d.toml", i))
+		src := "site = \"witness\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7948\"\n[admin]\nlisten = \"127.0.0.1:7183\"\ntoken_file = \"" + tok + "\"\n"
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check-config", "-witness", f}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "admin.token_file") {
+			t.Errorf("token %q: check-config exit %d, stderr %q; want exit 1 naming admin.token_file", content, code, stderr.String())
+		}
+		stdout.Reset()
+		stderr.Reset()
+		if code := run([]string{"status", "-admin", "127.0.0.1:1", "-token-file", tok}, &stdout, &stderr); code != 2 {
+			t.Errorf("token %q: status -token-file exit %d, stderr %q; want 2 (a file it cannot use)", content, code, stderr.String())
+		}
+	}
+	// Spaces and tabs inside are fine: a header value holds them.
+	tok := filepath.Join(dir, "spaced")
+	if err := os.WriteFile(tok, []byte("ab cd\tef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := config.ReadToken(tok); err != nil || got != "ab cd\tef" {
+		t.Errorf("ReadToken of a token with a space and a tab: %q, %v", got, err)
 	}
 }
