@@ -1518,7 +1518,9 @@ func (l *loader) hostPort(key, s string, required bool) string {
 		l.errorf(key, "%q is not host:port: %s", s, msg)
 		return ""
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	// Digits only: Atoi takes a sign ("+7180"), which net.Listen takes too, but no URL does
+	// (tandem status -config builds one of admin.listen).
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		l.errorf(key, "%q: port must be a number 0..65535", s)
 		return ""
 	}

@@ -149,3 +149,23 @@ func TestAdminTokenNoHeaderValue(t *testing.T) {
 		t.Errorf("ReadToken of a token with a space and a tab: %q, %v", got, err)
 	}
 }
+
+// TestCheckConfigSignedPort: a port written with a sign (admin.listen = "127.0.0.1:+7180")
+// passed check-config, as strconv.Atoi reads it, and tandem run listened on 7180; but tandem
+// status -config then built the URL http://127.0.0.1:+7180, which no HTTP client takes, and
+// failed (exit 1) for every admin command. A port is digits only.
+func TestCheckConfigSignedPort(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, port := range []string{"+7183", "-0"} {
+		f := filepath.Join(dir, "witness.toml")
+		src := "site = \"witness\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7948\"\n[admin]\nlisten = \"127.0.0.1:" + port + "\"\n"
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check-config", "-witness", f}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "admin.listen") {
+			t.Errorf("admin.listen port %s: check-config exit %d, stderr %q; want exit 1 naming admin.listen", port, code, stderr.String())
+		}
+	}
+}
