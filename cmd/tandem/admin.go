@@ -169,6 +169,7 @@ func (s *sidecar) auth(next http.Handler) http.Handler {
 		// when a client read the file as it is (Prometheus's credentials_file, "$(cat FILE)").
 		got = strings.TrimPrefix(got, "\ufeff")
 		if r.URL.Path != "/healthz" && (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tandem"`) // required of a 401 (RFC 9110 §15.5.2)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}

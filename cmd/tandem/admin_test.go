@@ -162,6 +162,26 @@ func TestAdminAuth(t *testing.T) {
 	}
 }
 
+// TestAdminUnauthorizedChallenge: a 401 names the scheme it wants in WWW-Authenticate, which
+// RFC 9110 §15.5.2 requires of every 401 (a client that follows it, as some HTTP libraries do,
+// got none to follow).
+func TestAdminUnauthorizedChallenge(t *testing.T) {
+	t.Parallel()
+	s := &sidecar{cfg: &config.Config{Admin: config.Admin{Token: "s3cret"}}, log: slog.New(slog.DiscardHandler)}
+	h := s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, header := range []string{"", "Bearer wrong"} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("/metrics with %q: %d, WWW-Authenticate %q; want 401 with a Bearer challenge", header, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
+}
+
 // TestAdminBrowserRefused: without a token the admin API trusts whoever reaches its loopback
 // address; a web page in a browser on that host must not be able to drive it: a cross-site POST
 // (promote -force, switchover, resync) is refused, and so is any request whose Host is a name a
