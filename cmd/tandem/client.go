@@ -253,6 +253,12 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 	}
 	path := "/switchover"
 	if len(rest) > 0 {
+		// An empty SITE (a variable left empty) is no "any other site": taken so, asked of
+		// the site meant to keep control, it handed control away.
+		if rest[0] == "" {
+			fmt.Fprintln(stderr, "tandem switchover: SITE is empty: name a site, or give none for the best other site")
+			return 2
+		}
 		path += "?to=" + url.QueryEscape(rest[0])
 	}
 	if err := c.do(http.MethodPost, path, stdout); err != nil {

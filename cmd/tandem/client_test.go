@@ -172,6 +172,21 @@ func TestAdminCommandStrayArgs(t *testing.T) {
 	}
 }
 
+// TestSwitchoverEmptySite: an empty SITE (a shell variable left empty) is a usage error. It was
+// taken for no SITE, and the master handed control to the best other site: asked of site1 to
+// keep control on site1 ("tandem switchover $PREFERRED"), the command moved it away.
+func TestSwitchoverEmptySite(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"switchover", "-admin", strings.TrimPrefix(srv.URL, "http://"), ""}, &stdout, &stderr)
+	if code != 2 || hits.Load() != 0 || !strings.Contains(stderr.String(), "SITE") {
+		t.Errorf("switchover \"\": exit %d, %d requests, stderr %q; want a usage error (exit 2) naming SITE, no request", code, hits.Load(), stderr.String())
+	}
+}
+
 // TestStatusReplyTooLong: a reply of the admin API past the CLI's bound was cut and printed as
 // broken JSON with exit 0; it is an error now.
 func TestStatusReplyTooLong(t *testing.T) {
