@@ -63,6 +63,18 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, false
 	}
+	// Given empty (a variable left empty), a flag was taken for not given: the command went to
+	// the default address, a member other than the one meant, or without the token.
+	empty := ""
+	fs.Visit(func(f *flag.Flag) {
+		if (f.Name == "config" || f.Name == "admin" || f.Name == "token-file") && f.Value.String() == "" && empty == "" {
+			empty = f.Name
+		}
+	})
+	if empty != "" {
+		fmt.Fprintf(stderr, "tandem %s: -%s is empty\n", name, empty)
+		return nil, nil, false
+	}
 	c := &adminClient{base: adminURL(config.DefaultAdminListen), http: newAdminHTTP(cliTimeout), cli: true}
 	if *path != "" {
 		// With -token-file, the file's own token is not needed, nor read: the operator may

@@ -187,6 +187,20 @@ func TestSwitchoverEmptySite(t *testing.T) {
 	}
 }
 
+// TestAdminFlagsEmpty: -admin, -config or -token-file given empty (a shell variable left
+// empty) is a usage error. Each was taken for not given: "promote -force -admin $ADDR" asked
+// whatever member listens on the default address, not the one meant, and -token-file "" sent
+// no token.
+func TestAdminFlagsEmpty(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-admin", ""}, {"-config", ""}, {"-admin=", "-token-file", ""}, {"-token-file="}} {
+		var stderr bytes.Buffer
+		if _, _, ok := adminFlags("promote", args, &stderr); ok || !strings.Contains(stderr.String(), "empty") {
+			t.Errorf("adminFlags(%q): ok %v, stderr %q; want a usage error saying the flag is empty", args, ok, stderr.String())
+		}
+	}
+}
+
 // TestStatusReplyTooLong: a reply of the admin API past the CLI's bound was cut and printed as
 // broken JSON with exit 0; it is an error now.
 func TestStatusReplyTooLong(t *testing.T) {
