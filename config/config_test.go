@@ -1458,3 +1458,33 @@ func TestTypeErrorWords(t *testing.T) {
 		}
 	}
 }
+
+// TestDSNKeyValuePasswordWithScheme: a key=value connection string whose password (or another
+// value) holds "://" is a key=value string, as the database clients read it (they take a URL
+// only at a postgres:// or postgresql:// prefix): it was refused as "must be a postgres:// URL",
+// and RedactDSN read it as a URL, dropping what followed an '@' in a later value.
+func TestDSNKeyValuePasswordWithScheme(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\n"
+	src := base + "local_dsn = \"host=127.0.0.1 password=pw://s3cret dbname=wire\"\n" +
+		"peer_dsn = \"host=10.0.0.2 password='pw://s3cret@x' application_name=tandem@site1 dbname=wire\"\n"
+	c, err := Parse("f.toml", []byte(src), KindSite)
+	if err != nil {
+		t.Fatalf("a key=value string with :// in its password: %v", err)
+	}
+	out := c.Redacted()
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("check-config output shows the password:\n%s", out)
+	}
+	for _, want := range []string{`local_dsn = "host=127.0.0.1 password=redacted dbname=wire"`, `peer_dsn = "host=10.0.0.2 password=redacted application_name=tandem@site1 dbname=wire"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config output lacks %s:\n%s", want, out)
+		}
+	}
+	// A URL of another scheme is still refused.
+	_, err = Parse("f.toml", []byte(base+"local_dsn = \"mysql://a:s3cret@b/c\"\npeer_dsn = \"host=10.0.0.2 dbname=wire\"\n"), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.local_dsn" || errs[0].Line != 11 || !strings.Contains(errs[0].Msg, "postgres:// URL") {
+		t.Errorf("mysql://: got %v, want f.toml:11: txshim.local_dsn: must be a postgres:// URL", err)
+	}
+}

@@ -1143,14 +1143,15 @@ func (l *loader) txshim(r *raw, c *Config) {
 	var local *pgconn.Config    // local_dsn's, read without a problem
 	for _, d := range [][2]string{{"txshim.local_dsn", rt.LocalDSN}, {"txshim.peer_dsn", rt.PeerDSN}} {
 		key, dsn := d[0], d[1]
+		isURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 		if dsn == "" {
 			l.errorf(key, "required: a PostgreSQL connection string")
-		} else if strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		} else if !isURL && urlScheme.MatchString(dsn) {
 			l.errorf(key, "must be a postgres:// URL or key=value connection string")
-		} else if u, err := url.Parse(dsn); strings.Contains(dsn, "://") && (err != nil || u.Fragment != "") {
+		} else if u, err := url.Parse(dsn); isURL && (err != nil || u.Fragment != "") {
 			// Not the URL's text in the message: it may hold the password.
 			l.errorf(key, "not a valid URL: %s", urlHint)
-		} else if atAfterHost(dsn) {
+		} else if isURL && atAfterHost(dsn) {
 			// It reads as a URL, but not as the one meant: part of the password would be the
 			// host or port, the rest the database's name, shown wherever that is.
 			l.errorf(key, "a '@' after the host: %s (a '@' in the database name or a parameter as well)", urlHint)
@@ -1179,6 +1180,11 @@ func (l *loader) txshim(r *raw, c *Config) {
 	}
 	c.TxShim = t
 }
+
+// urlScheme matches a string that starts as a URL does (scheme://): the database clients read a
+// connection string as a URL only at a postgres:// or postgresql:// prefix, and any other as
+// key=value settings, whose values may hold "://" (password=pw://x).
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 
 // dialsShim tells whether a connection by pc, to any of its hosts, reaches the shim listening
 // on listen: the same Unix socket, or the same port on an address listen takes.

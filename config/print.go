@@ -185,6 +185,10 @@ var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:
 // RedactDSN hides the password of a PostgreSQL connection string, URL or
 // key=value form, so it can be logged or shown.
 func RedactDSN(dsn string) string {
+	if !urlScheme.MatchString(dsn) {
+		// key=value settings, though a value may hold "://" or '@' (password=pw://x@y).
+		return kvPassword.ReplaceAllString(dsn, "${1}redacted")
+	}
 	u, err := url.Parse(dsn)
 	if scheme, rest, ok := strings.Cut(dsn, "://"); ok && (err != nil || u.Fragment != "" || atAfterHost(dsn)) {
 		// net/url cannot read it, or read part of the user info as a fragment, a path or a
