@@ -1488,3 +1488,28 @@ func TestDSNKeyValuePasswordWithScheme(t *testing.T) {
 		t.Errorf("mysql://: got %v, want f.toml:11: txshim.local_dsn: must be a postgres:// URL", err)
 	}
 }
+
+// TestLocalhostAnyCase: a host named localhost in another case (LOCALHOST, Localhost) is
+// loopback, as the resolver and tandem run's binding take it (names are case-insensitive), and as
+// the address conflict checks and the admin API took it already: admin.listen and txshim.listen
+// on it were refused as reachable beyond loopback, and a server endpoint on it passed when the
+// other site reaches this one beyond loopback (its proxy would dial its own host).
+func TestLocalhostAnyCase(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, src := range []string{
+		base + "[admin]\nlisten = \"LOCALHOST:7180\"\n",
+		base + "[admin]\nlisten = \"Localhost:7180\"\n",
+		base + "[txshim]\nlisten = \"LOCALHOST:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n",
+	} {
+		if _, err := Parse("f.toml", []byte(src), KindSite); err != nil {
+			t.Errorf("%s\nrefused: %v", src[strings.LastIndex(src, "listen"):], err)
+		}
+	}
+	remote := strings.Replace(strings.Replace(base, "127.0.0.1:1", "10.0.0.1:7946", 1), "127.0.0.1:2", "LOCALHOST:7000", 1) +
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"0.0.0.0:7100\"\n"
+	_, err := Parse("f.toml", []byte(remote), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" || errs[0].Line != 8 || !strings.Contains(errs[0].Msg, "loopback") {
+		t.Errorf("endpoint LOCALHOST:7000, gossip at 10.0.0.1: got %v, want f.toml:8: server.endpoint[0].address refused as loopback", err)
+	}
+}

@@ -916,9 +916,11 @@ func (l *loader) admin(r *raw, c *Config) {
 	}
 }
 
+// isLoopback tells whether host is a loopback address, or the name localhost in any case (as
+// the resolver reads names, and listenIP and localhostIPs take it).
 func isLoopback(host string) bool {
 	ip, err := netip.ParseAddr(host)
-	return host == "localhost" || err == nil && ip.Unmap().IsLoopback()
+	return strings.EqualFold(host, "localhost") || err == nil && ip.Unmap().IsLoopback()
 }
 
 // isUnspecified tells whether host is 0.0.0.0 or ::, which a connect takes for loopback.
