@@ -1513,3 +1513,58 @@ func TestLocalhostAnyCase(t *testing.T) {
 		t.Errorf("endpoint LOCALHOST:7000, gossip at 10.0.0.1: got %v, want f.toml:8: server.endpoint[0].address refused as loopback", err)
 	}
 }
+
+// wantErrors parses src and checks its errors, in order, each by the start of its text.
+func wantErrors(t *testing.T, src string, want ...string) {
+	t.Helper()
+	_, err := Parse("f.toml", []byte(src), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	ok := len(errs) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = strings.HasPrefix(errs[i].Error(), want[i])
+	}
+	if !ok {
+		t.Errorf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// TestTypeErrorInInlineTableKeepsOthers: a key of the wrong type in an inline table (one of an
+// array of them, endpoint = [ ... ], or gossip = { ... }) is reported at its own line with every
+// other error of the file, and no more. The decoder stops at the first such value: its line was
+// blanked to decode again, which took the whole element, or the whole array or table, with it
+// (a listener naming that endpoint, "at least one [[server.endpoint]]", gossip.bind "required"
+// were reported though the file sets them), and for an element spanning lines left a syntax
+// error, after which nothing else was reported.
+func TestTypeErrorInInlineTableKeepsOthers(t *testing.T) {
+	head := "site = \"s1\"\ndata_dir = \"/d\"\ncolour = 1\n[gossip]\nbind = \"127.0.0.1:1\"\nfailback_delay = \"x\"\n[server]\n"
+	listeners := "[[proxy.listener]]\nendpoint = \"op2\"\nlisten = \"127.0.0.1:9\"\n[[proxy.listener]]\nendpoint = \"nope\"\nlisten = \"127.0.0.1:10\"\n"
+	others := func(addressLine, nopeLine int) []string {
+		return []string{
+			"f.toml:3: colour: unknown key",
+			"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
+			fmt.Sprintf("f.toml:%d: server.endpoint.address: incompatible types: want a string, found an integer", addressLine),
+			fmt.Sprintf("f.toml:%d: proxy.listener[1].endpoint: \"nope\" names no [[server.endpoint]]", nopeLine),
+		}
+	}
+	t.Run("element spanning lines", func(t *testing.T) {
+		wantErrors(t, head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = 5 },\n]\n"+listeners, others(11, 17)...)
+	})
+	t.Run("element spanning lines, after a byte order mark", func(t *testing.T) {
+		wantErrors(t, byteOrderMark+head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = 5 },\n]\n"+listeners, others(11, 17)...)
+	})
+	t.Run("element on a line", func(t *testing.T) {
+		wantErrors(t, head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\", address = 5 },\n]\n"+listeners, others(10, 16)...)
+	})
+	t.Run("element on the array's first line", func(t *testing.T) {
+		wantErrors(t, head+"endpoint = [ { name = \"op2\", address = 5 },\n  { name = \"op\", address = \"127.0.0.1:2\" },\n]\n"+listeners, others(8, 15)...)
+	})
+	t.Run("inline table", func(t *testing.T) {
+		wantErrors(t, "site = \"s1\"\ndata_dir = \"/d\"\ncolour = 1\ngossip = { bind = \"127.0.0.1:1\", profile = 5, failback = \"x\" }\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n",
+			"f.toml:3: colour: unknown key",
+			"f.toml:4: gossip.failback: \"x\": must be one of",
+			"f.toml:4: gossip.profile: incompatible types: want a string, found an integer")
+	})
+}

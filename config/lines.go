@@ -3,6 +3,7 @@ package config
 import (
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // keyLines finds the line each key of a TOML document is set on.
@@ -16,19 +17,27 @@ type keyLines struct {
 	indexed map[string]int   // proxy.listener[1].endpoint -> line
 	plain   map[string][]int // proxy.listener.endpoint -> every line, in order
 	elems   map[string]int   // gossip.join[1] -> line: the elements of arrays (inline)
+	// spans are the keys of inline tables, from the key to the end of its value: plain path ->
+	// each one's line and byte offsets in the document (blankInline).
+	spans map[string][]keySpan
 }
+
+// keySpan is where one key/value of an inline table is written.
+type keySpan struct{ line, start, end int }
 
 func scanKeyLines(src string) keyLines {
 	// A byte order mark, which the decoder skips, is no part of the first line's key.
 	src = strings.TrimPrefix(src, byteOrderMark)
-	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}, elems: map[string]int{}}
+	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}, elems: map[string]int{}, spans: map[string][]keySpan{}}
 	arrays := map[string]int{} // plain array-of-tables path -> current index
 	var table []string         // current table path, plain
 	var open valueScanner      // carries a value across lines
 	var value inlineValue      // the value open carries, for the keys of its inline tables
 
+	off := 0 // of the line in src
 	for i, line := range strings.Split(src, "\n") {
-		n := i + 1
+		n, lineOff := i+1, off
+		off += len(line) + 1
 		if open.pending() {
 			open.feed(line)
 			value.text += "\n" + line
@@ -65,7 +74,8 @@ func scanKeyLines(src string) keyLines {
 			kl.add(indexed, plain, n)
 			open = valueScanner{}
 			open.feed(s[eq+1:])
-			value = inlineValue{indexed: indexed, plain: plain, line: n, text: s[eq+1:]}
+			start := len(line) - len(strings.TrimLeftFunc(line, unicode.IsSpace)) + eq + 1 // of the value in line
+			value = inlineValue{indexed: indexed, plain: plain, line: n, text: line[start:], start: lineOff + start}
 			if !open.pending() {
 				kl.inline(value)
 			}
@@ -235,6 +245,7 @@ type inlineValue struct {
 	indexed, plain string
 	line           int
 	text           string
+	start          int // offset of text in the document
 }
 
 // inline records the keys of the inline tables in v, and the elements of its arrays, each at
@@ -242,7 +253,7 @@ type inlineValue struct {
 // gossip.profile or proxy.trusted_cidrs[1] must name the line that sets it, not the first of
 // the value.
 func (kl keyLines) inline(v inlineValue) {
-	c := &inlineCursor{kl: kl, s: v.text, line: v.line}
+	c := &inlineCursor{kl: kl, s: v.text, line: v.line, base: v.start}
 	c.value(v.indexed, v.plain)
 }
 
@@ -252,6 +263,7 @@ type inlineCursor struct {
 	s    string
 	i    int
 	line int
+	base int // offset of s in the document
 }
 
 // space skips blanks, newlines and comments.
@@ -302,8 +314,11 @@ func (c *inlineCursor) value(indexed, plain string) {
 			}
 			key := strings.Join(splitKey(c.s[c.i:c.i+eq]), ".")
 			c.kl.add(indexed+"."+key, plain+"."+key, c.line)
+			sp := keySpan{line: c.line, start: c.base + c.i}
 			c.i += eq + 1
 			c.value(indexed+"."+key, plain+"."+key)
+			sp.end = c.base + min(c.i, len(c.s))
+			c.kl.spans[plain+"."+key] = append(c.kl.spans[plain+"."+key], sp)
 		}
 	case '[':
 		c.i++
@@ -367,4 +382,44 @@ func (c *inlineCursor) multilineEnd(q byte) int {
 		}
 	}
 	return len(c.s)
+}
+
+// blankInline blanks the key/value of an inline table that sets key (a plain path) on line, and
+// the comma after it (or else the one before it), so that what is left is still a table; lines
+// stay where they are. False when no such key is set on that line.
+func blankInline(src string, line int, key string) (string, bool) {
+	bom := 0 // the scanner skips a byte order mark
+	if strings.HasPrefix(src, byteOrderMark) {
+		bom = len(byteOrderMark)
+	}
+	blank := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+	for _, sp := range scanKeyLines(src).spans[key] {
+		if sp.line != line {
+			continue
+		}
+		b := []byte(src)
+		start, end := sp.start+bom, sp.end+bom
+		j := end
+		for j < len(b) && blank(b[j]) {
+			j++
+		}
+		if j < len(b) && b[j] == ',' {
+			end = j + 1
+		} else {
+			i := start
+			for i > 0 && blank(b[i-1]) {
+				i--
+			}
+			if i > 0 && b[i-1] == ',' {
+				start = i - 1
+			}
+		}
+		for k := start; k < end; k++ {
+			if b[k] != '\n' {
+				b[k] = ' '
+			}
+		}
+		return string(b), true
+	}
+	return src, false
 }

@@ -213,11 +213,14 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 			e.Msg = typeWords(e.Msg)
 		}
 		typeErrs = append(typeErrs, e)
-		// The decoder stops at the first mismatch: blank that key's lines and
-		// decode again, so that every other error is found too.
+		// The decoder stops at the first mismatch: blank that key's lines (or, in an inline
+		// table, that key and its value alone) and decode again, so that every other error is
+		// found too.
 		var ok bool
-		if text, ok = blankKey(text, e.Line); !ok {
-			return nil, typeErrs
+		if text, ok = blankInline(text, e.Line, e.Key); !ok {
+			if text, ok = blankKey(text, e.Line); !ok {
+				return nil, typeErrs
+			}
 		}
 		r = raw{}
 	}
@@ -342,7 +345,10 @@ func wrongTypeLine(src, key string, line int) int {
 		text := src
 		for j, other := range lines {
 			if j != i {
-				text, _ = blankKey(text, other)
+				var ok bool
+				if text, ok = blankInline(text, other, key); !ok {
+					text, _ = blankKey(text, other)
+				}
 			}
 		}
 		var r raw
