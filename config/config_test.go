@@ -343,6 +343,9 @@ func FuzzParse(f *testing.F) {
 	b, _ := os.ReadFile("testdata/bad.toml")
 	f.Add(b)
 	f.Add([]byte("[[a]]\n[[a.b]]\nx = \"\"\"\n]\n\"\"\"\n"))
+	// Type errors on table headers and in inline tables spanning lines.
+	f.Add([]byte("colour = 1\n[[gossip]]\nbind = 1\n[[gossip]]\n[proxy.listener]\nlisten = 2\n[[server]]\n[server.endpoint]\n"))
+	f.Add([]byte("[server]\nendpoint = [ { name = 5,\n  address = 6 }, { name = \"a\", address = 7 } ]\ngossip = { bind = 1, join = [\n 2 ] }\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		for _, kind := range []Kind{KindSite, KindWitness} {
 			c, err := Parse("fuzz.toml", src, kind)
@@ -1566,5 +1569,50 @@ func TestTypeErrorInInlineTableKeepsOthers(t *testing.T) {
 			"f.toml:3: colour: unknown key",
 			"f.toml:4: gossip.failback: \"x\": must be one of",
 			"f.toml:4: gossip.profile: incompatible types: want a string, found an integer")
+	})
+}
+
+// TestTypeErrorOnTableHeaderKeepsOthers: a table header of the wrong kind ([proxy.listener] where
+// an array of tables is wanted, [[gossip]] where a table is) is reported at its line with every
+// other error of the file, the keys under it read as the header's right kind would have them.
+// The decoder's error named the header's line, which held no key to blank: the loader stopped
+// there, and printed that error alone.
+func TestTypeErrorOnTableHeaderKeepsOthers(t *testing.T) {
+	head := "site = \"s1\"\ndata_dir = \"/d\"\ncolour = 1\n[gossip]\nbind = \"127.0.0.1:1\"\nfailback_delay = \"x\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	t.Run("table for an array of tables", func(t *testing.T) {
+		wantErrors(t, head+"[proxy.listener]\nendpoint = \"nope\"\nlisten = \"127.0.0.1:9\"\n",
+			"f.toml:3: colour: unknown key",
+			"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
+			"f.toml:11: proxy.listener: incompatible types: want an array, found a table",
+			"f.toml:12: proxy.listener[0].endpoint: \"nope\" names no [[server.endpoint]]")
+	})
+	t.Run("table for an array of tables, endpoint", func(t *testing.T) {
+		wantErrors(t, strings.Replace(head, "[[server.endpoint]]", "[server.endpoint]", 1)+"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:9\"\n",
+			"f.toml:3: colour: unknown key",
+			"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
+			"f.toml:8: server.endpoint: incompatible types: want an array, found a table")
+	})
+	t.Run("array of tables for a table", func(t *testing.T) {
+		wantErrors(t, strings.Replace(head, "[gossip]", "[[gossip]]", 1)+"[[proxy.listener]]\nendpoint = \"nope\"\nlisten = \"127.0.0.1:9\"\n",
+			"f.toml:3: colour: unknown key",
+			"f.toml:4: gossip: incompatible types: want a table, found an array of tables",
+			"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
+			"f.toml:12: proxy.listener[0].endpoint: \"nope\" names no [[server.endpoint]]")
+	})
+	t.Run("array of tables for a table, twice", func(t *testing.T) {
+		// Read as one table they would set bind twice: their keys are left unread, and none is
+		// reported "required" for that.
+		wantErrors(t, strings.Replace(head, "[gossip]", "[[gossip]]\nbind = \"127.0.0.1:1\"\n[[gossip]]", 1)+"[[proxy.listener]]\nendpoint = \"nope\"\nlisten = \"127.0.0.1:9\"\n",
+			"f.toml:3: colour: unknown key",
+			"f.toml:4: gossip: incompatible types: want a table, found an array of tables",
+			"f.toml:14: proxy.listener[0].endpoint: \"nope\" names no [[server.endpoint]]")
+	})
+	t.Run("array of tables with a table under it", func(t *testing.T) {
+		wantErrors(t, head+"[[proxy]]\nconnect_timeout = \"soon\"\n[[proxy.listener]]\nendpoint = \"nope\"\nlisten = \"127.0.0.1:9\"\n",
+			"f.toml:3: colour: unknown key",
+			"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
+			"f.toml:11: proxy: incompatible types: want a table, found an array of tables",
+			"f.toml:12: proxy.connect_timeout: \"soon\" is not a duration",
+			"f.toml:14: proxy.listener[0].endpoint: \"nope\" names no [[server.endpoint]]")
 	})
 }

@@ -19,7 +19,15 @@ type keyLines struct {
 	elems   map[string]int   // gossip.join[1] -> line: the elements of arrays (inline)
 	// spans are the keys of inline tables, from the key to the end of its value: plain path ->
 	// each one's line and byte offsets in the document (blankInline).
-	spans map[string][]keySpan
+	spans   map[string][]keySpan
+	headers []tableHeader // in the order of the document
+}
+
+// tableHeader is a [table] or [[array of tables]] header: its line and plain path.
+type tableHeader struct {
+	line  int
+	array bool
+	path  string
 }
 
 // keySpan is where one key/value of an inline table is written.
@@ -56,6 +64,7 @@ func scanKeyLines(src string) keyLines {
 			}
 			table = splitKey(s[2:end])
 			arrays[strings.Join(table, ".")]++
+			kl.headers = append(kl.headers, tableHeader{n, true, strings.Join(table, ".")})
 			kl.add(indexedPath(table, nil, arrays), strings.Join(table, "."), n)
 		case s[0] == '[':
 			end := strings.IndexByte(s, ']')
@@ -63,6 +72,7 @@ func scanKeyLines(src string) keyLines {
 				continue
 			}
 			table = splitKey(s[1:end])
+			kl.headers = append(kl.headers, tableHeader{n, false, strings.Join(table, ".")})
 			kl.add(indexedPath(table, nil, arrays), strings.Join(table, "."), n)
 		default:
 			eq := keyEnd(s)

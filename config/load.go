@@ -181,6 +181,8 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 	l := &loader{file: name, read: read}
 	var r raw
 	var typeErrs Errors
+	rewritten := map[int]bool{} // table headers read as the other kind (fixHeader)
+	var blankedTables []string  // the paths of those blanked instead
 	text := string(src)
 	for {
 		md, err := toml.Decode(text, &r)
@@ -212,14 +214,22 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 			}
 			e.Msg = typeWords(e.Msg)
 		}
-		typeErrs = append(typeErrs, e)
+		if !slices.ContainsFunc(typeErrs, func(o *Error) bool { return o.Line == e.Line && o.Key == e.Key }) {
+			typeErrs = append(typeErrs, e) // once: a header read as the other kind may be refused again
+		}
 		// The decoder stops at the first mismatch: blank that key's lines (or, in an inline
-		// table, that key and its value alone) and decode again, so that every other error is
-		// found too.
+		// table, that key and its value alone; or make a table header of the wrong kind one it
+		// reads) and decode again, so that every other error is found too.
 		var ok bool
 		if text, ok = blankInline(text, e.Line, e.Key); !ok {
 			if text, ok = blankKey(text, e.Line); !ok {
-				return nil, typeErrs
+				var blanked bool
+				if text, blanked, ok = fixHeader(text, e.Line, e.Msg, rewritten); !ok {
+					return nil, typeErrs
+				}
+				if blanked {
+					blankedTables = append(blankedTables, e.Key)
+				}
 			}
 		}
 		r = raw{}
@@ -238,6 +248,13 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 				return e.Key == blanked
 			}
 			return arrayIndex.ReplaceAllString(e.Key, "") == te.Key
+		})
+	}
+	// Nor is a key of a table blanked for its header (its line is 0: the file sets none now).
+	for _, t := range blankedTables {
+		l.errs = slices.DeleteFunc(l.errs, func(e *Error) bool {
+			plain := arrayIndex.ReplaceAllString(e.Key, "")
+			return e.Line == 0 && (plain == t || strings.HasPrefix(plain, t+"."))
 		})
 	}
 	l.errs = append(l.errs, typeErrs...)
@@ -329,6 +346,56 @@ func blankKey(src string, line int) (string, bool) {
 		lines[i] = ""
 	}
 	return strings.Join(lines, "\n"), true
+}
+
+// fixHeader makes the table header on line, which the decoder refused (msg), one it reads: a
+// [table] where an array of tables is wanted is read as [[table]], and an [[array]] where a table
+// is, as [array] when it is the only one; each line is read so once (rewritten). Else that header
+// and every other of its path and kind are blanked with the keys under them (blanked). False
+// when line holds no table header.
+func fixHeader(src string, line int, msg string, rewritten map[int]bool) (fixed string, blanked, ok bool) {
+	kl := scanKeyLines(src)
+	i := slices.IndexFunc(kl.headers, func(h tableHeader) bool { return h.line == line })
+	if i < 0 {
+		return src, false, false
+	}
+	h := kl.headers[i]
+	same := func(o tableHeader) bool { return o.array == h.array && o.path == h.path }
+	lines := strings.Split(src, "\n")
+	text := lines[line-1]
+	open, end := strings.IndexByte(text, '['), strings.IndexByte(text, ']')
+	var other string // the header as the other kind
+	switch {
+	case rewritten[line] || open < 0 || end < open:
+	case !h.array && strings.Contains(msg, "want an array, found a table"):
+		other = text[:open] + "[[" + text[open+1:end] + "]]" + text[end+1:]
+	case h.array && strings.Contains(msg, "want a table, found an array of tables") && end > open+1 &&
+		len(slices.DeleteFunc(slices.Clone(kl.headers), func(o tableHeader) bool { return !same(o) })) == 1:
+		other = text[:open] + "[" + text[open+2:end] + "]" + text[end+2:]
+	}
+	if other != "" {
+		rewritten[line] = true
+		lines[line-1] = other
+		fixed = strings.Join(lines, "\n")
+		var pe toml.ParseError
+		if _, err := toml.Decode(fixed, &raw{}); !errors.As(err, &pe) {
+			return fixed, false, true
+		}
+		lines[line-1] = text
+	}
+	for j, o := range kl.headers {
+		if !same(o) {
+			continue
+		}
+		last := len(lines) // the table's lines run to the next header
+		if j+1 < len(kl.headers) {
+			last = kl.headers[j+1].line - 1
+		}
+		for n := o.line; n <= last; n++ {
+			lines[n-1] = ""
+		}
+	}
+	return strings.Join(lines, "\n"), true, true
 }
 
 // wrongTypeLine is the line of the value of key the decoder refused, which it said was on line.
