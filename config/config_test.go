@@ -1616,3 +1616,28 @@ func TestTypeErrorOnTableHeaderKeepsOthers(t *testing.T) {
 			"f.toml:14: proxy.listener[0].endpoint: \"nope\" names no [[server.endpoint]]")
 	})
 }
+
+// TestGossipMappedWildcard: the IPv4 wildcard written as an IPv4-mapped IPv6 address
+// ([::ffff:0.0.0.0]) is a wildcard as [::] is: as gossip.bind without gossip.advertise it is
+// refused (memberlist picks an address of the host's only for a bind written 0.0.0.0, and
+// advertised "::" to the others, which cannot reach it), and as gossip.advertise it is refused.
+// Both loaded, and check-config printed the file as good.
+func TestGossipMappedWildcard(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, tc := range []struct{ to, key string }{
+		{"bind = \"[::ffff:0.0.0.0]:7946\"", "gossip.bind"},
+		{"bind = \"0.0.0.0:7946\"\nadvertise = \"[::ffff:0.0.0.0]:7946\"", "gossip.advertise"},
+	} {
+		src := strings.Replace(base, "bind = \"127.0.0.1:1\"", tc.to, 1)
+		line := strings.Count(src[:strings.Index(src, "::ffff")], "\n") + 1
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != line || errs[0].Key != tc.key || !strings.Contains(errs[0].Msg, "reach") {
+			t.Errorf("%s: got %v, want one error at f.toml:%d %s: the others cannot reach it", tc.to, err, line, tc.key)
+		}
+	}
+	ok := strings.Replace(base, "bind = \"127.0.0.1:1\"", "bind = \"[::ffff:0.0.0.0]:7946\"\nadvertise = \"10.0.0.1:7946\"", 1)
+	if _, err := Parse("f.toml", []byte(ok), KindSite); err != nil {
+		t.Errorf("with an advertise address: %v", err)
+	}
+}

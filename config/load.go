@@ -639,8 +639,10 @@ func (l *loader) gossip(r *raw, c *Config) {
 			l.errorf("gossip.bind", "%q: give an IP address, not a host name", g.Bind)
 		} else if ip.Zone() != "" {
 			l.errorf("gossip.bind", "%q: %s", g.Bind, zoneRefused)
-		} else if ip.IsUnspecified() && ip.Is6() && g.Advertise == "" {
-			l.errorf("gossip.bind", "%q: the others cannot reach [::]: set gossip.advertise", g.Bind)
+		} else if ip.Is6() && ip.Unmap().IsUnspecified() && g.Advertise == "" {
+			// [::], or 0.0.0.0 written as [::ffff:0.0.0.0]: memberlist picks an address of the
+			// host's to advertise only for a bind written 0.0.0.0, else it advertises the wildcard.
+			l.errorf("gossip.bind", "%q: the others cannot reach [%s]: set gossip.advertise", g.Bind, ip)
 		}
 	}
 	if host, port, err := net.SplitHostPort(g.Advertise); err == nil {
@@ -648,7 +650,7 @@ func (l *loader) gossip(r *raw, c *Config) {
 			l.errorf("gossip.advertise", "%q: give an IP address, not a host name", g.Advertise)
 		} else if ip.Zone() != "" {
 			l.errorf("gossip.advertise", "%q: %s", g.Advertise, zoneRefused)
-		} else if n, _ := strconv.Atoi(port); ip.IsUnspecified() || n == 0 {
+		} else if n, _ := strconv.Atoi(port); ip.Unmap().IsUnspecified() || n == 0 {
 			l.errorf("gossip.advertise", "%q: give the address and port the other members reach this one at", g.Advertise)
 		}
 	}
