@@ -1641,3 +1641,16 @@ func TestGossipMappedWildcard(t *testing.T) {
 		t.Errorf("with an advertise address: %v", err)
 	}
 }
+
+// TestTypeErrorDottedKeyUnderValue: a dotted key under a key that takes a value (health.interval
+// for health_interval, where server.health is a string) is reported at its line, in TOML's words,
+// with every other error of the file. The decoder gives no line for the table such a key makes:
+// the error named neither line nor key, spoke of Go types ("TOML value has type map[string]any;
+// destination has type string"), and was the only one printed.
+func TestTypeErrorDottedKeyUnderValue(t *testing.T) {
+	head := "site = \"s1\"\ndata_dir = \"/d\"\ncolour = 1\n[gossip]\nbind = \"127.0.0.1:1\"\nfailback_delay = \"x\"\n"
+	wantErrors(t, head+"[server]\nhealth.interval = \"2s\"\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n",
+		"f.toml:3: colour: unknown key",
+		"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
+		"f.toml:8: server.health: incompatible types: want a string, found a table")
+}

@@ -208,6 +208,11 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 		if m := decodeErrLine.FindStringSubmatch(e.Msg); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Key, e.Msg = m[2], m[3]
+			if m[1] == "" {
+				// No position: a table made by dotted keys alone (health.interval = "2s" under
+				// [server], where health takes a string). It is where the first of them is set.
+				e.Line = firstLineUnder(text, e.Key)
+			}
 			e.Line = wrongTypeLine(text, e.Key, e.Line)
 			if want, ok := quotedValues[e.Key]; ok && strings.HasSuffix(e.Msg, "destination has type string") {
 				e.Msg = "want " + want // not "destination has type string": the key takes 30s or 64MiB
@@ -495,7 +500,18 @@ var quotedValues = map[string]string{
 
 const durationInQuotes = `a duration in quotes, in Go syntax ("500ms", "30s", "2m")`
 
-var decodeErrLine = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+var decodeErrLine = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+// firstLineUnder is the first line of src that sets a key under the table key (a plain path), or 0.
+func firstLineUnder(src, key string) int {
+	first := 0
+	for k, lines := range scanKeyLines(src).plain {
+		if strings.HasPrefix(k, key+".") && (first == 0 || lines[0] < first) {
+			first = lines[0]
+		}
+	}
+	return first
+}
 
 var siteName = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,31}$`)
 
