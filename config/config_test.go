@@ -1654,3 +1654,15 @@ func TestTypeErrorDottedKeyUnderValue(t *testing.T) {
 		"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
 		"f.toml:8: server.health: incompatible types: want a string, found a table")
 }
+
+// TestTypeErrorsOneLineOfInlineTables: two keys of the wrong type on one line, in two inline
+// tables of an array, are both reported, and neither table's key is then "required". The second
+// error was dropped or reported with a "required" for one of the two tables, picked at random.
+func TestTypeErrorsOneLineOfInlineTables(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\nendpoint = [{name = 5, address = \"127.0.0.1:2\"}, {name = 6, address = \"127.0.0.1:3\"}]\n"
+	for range 5 { // the random pick
+		wantErrors(t, src,
+			"f.toml:6: server.endpoint.name: incompatible types: want a string, found an integer",
+			"f.toml:6: server.endpoint.name: incompatible types: want a string, found an integer")
+	}
+}

@@ -30,8 +30,11 @@ type tableHeader struct {
 	path  string
 }
 
-// keySpan is where one key/value of an inline table is written.
-type keySpan struct{ line, start, end int }
+// keySpan is where one key/value of an inline table is written, and its indexed path.
+type keySpan struct {
+	line, start, end int
+	indexed          string
+}
 
 func scanKeyLines(src string) keyLines {
 	// A byte order mark, which the decoder skips, is no part of the first line's key.
@@ -324,7 +327,7 @@ func (c *inlineCursor) value(indexed, plain string) {
 			}
 			key := strings.Join(splitKey(c.s[c.i:c.i+eq]), ".")
 			c.kl.add(indexed+"."+key, plain+"."+key, c.line)
-			sp := keySpan{line: c.line, start: c.base + c.i}
+			sp := keySpan{line: c.line, start: c.base + c.i, indexed: indexed + "." + key}
 			c.i += eq + 1
 			c.value(indexed+"."+key, plain+"."+key)
 			sp.end = c.base + min(c.i, len(c.s))
@@ -394,10 +397,11 @@ func (c *inlineCursor) multilineEnd(q byte) int {
 	return len(c.s)
 }
 
-// blankInline blanks the key/value of an inline table that sets key (a plain path) on line, and
-// the comma after it (or else the one before it), so that what is left is still a table; lines
-// stay where they are. False when no such key is set on that line.
-func blankInline(src string, line int, key string) (string, bool) {
+// blankInline blanks the first key/value of an inline table that sets key (a plain path) on line,
+// and the comma after it (or else the one before it), so that what is left is still a table;
+// lines stay where they are. It returns the indexed path of the key blanked; false when no such
+// key is set on that line.
+func blankInline(src string, line int, key string) (string, string, bool) {
 	bom := 0 // the scanner skips a byte order mark
 	if strings.HasPrefix(src, byteOrderMark) {
 		bom = len(byteOrderMark)
@@ -429,7 +433,7 @@ func blankInline(src string, line int, key string) (string, bool) {
 				b[k] = ' '
 			}
 		}
-		return string(b), true
+		return string(b), sp.indexed, true
 	}
-	return src, false
+	return src, "", false
 }

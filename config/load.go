@@ -181,8 +181,9 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 	l := &loader{file: name, read: read}
 	var r raw
 	var typeErrs Errors
-	rewritten := map[int]bool{} // table headers read as the other kind (fixHeader)
-	var blankedTables []string  // the paths of those blanked instead
+	rewritten := map[int]bool{}          // table headers read as the other kind (fixHeader)
+	var blankedTables []string           // the paths of those blanked instead
+	inlineBlanked := map[*Error]string{} // the indexed key an error's blanking took from an inline table
 	text := string(src)
 	for {
 		md, err := toml.Decode(text, &r)
@@ -219,14 +220,17 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 			}
 			e.Msg = typeWords(e.Msg)
 		}
-		if !slices.ContainsFunc(typeErrs, func(o *Error) bool { return o.Line == e.Line && o.Key == e.Key }) {
+		if !rewritten[e.Line] || !slices.ContainsFunc(typeErrs, func(o *Error) bool { return o.Line == e.Line && o.Key == e.Key }) {
 			typeErrs = append(typeErrs, e) // once: a header read as the other kind may be refused again
 		}
 		// The decoder stops at the first mismatch: blank that key's lines (or, in an inline
 		// table, that key and its value alone; or make a table header of the wrong kind one it
 		// reads) and decode again, so that every other error is found too.
 		var ok bool
-		if text, ok = blankInline(text, e.Line, e.Key); !ok {
+		var indexed string
+		if text, indexed, ok = blankInline(text, e.Line, e.Key); ok {
+			inlineBlanked[e] = indexed
+		} else {
 			if text, ok = blankKey(text, e.Line); !ok {
 				var blanked bool
 				if text, blanked, ok = fixHeader(text, e.Line, e.Msg, rewritten); !ok {
@@ -248,6 +252,9 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 	written := scanKeyLines(string(src))
 	for _, te := range typeErrs {
 		blanked := written.keyAt(te.Line, te.Key)
+		if k, ok := inlineBlanked[te]; ok {
+			blanked = k // of several on the line, the one blanked
+		}
 		l.errs = slices.DeleteFunc(l.errs, func(e *Error) bool {
 			if blanked != "" {
 				return e.Key == blanked
@@ -418,7 +425,7 @@ func wrongTypeLine(src, key string, line int) int {
 		for j, other := range lines {
 			if j != i {
 				var ok bool
-				if text, ok = blankInline(text, other, key); !ok {
+				if text, _, ok = blankInline(text, other, key); !ok {
 					text, _ = blankKey(text, other)
 				}
 			}
