@@ -1666,3 +1666,20 @@ func TestTypeErrorsOneLineOfInlineTables(t *testing.T) {
 			"f.toml:6: server.endpoint.name: incompatible types: want a string, found an integer")
 	}
 }
+
+// TestErrorLineOfImplicitTable: an error about a table the file makes only through the keys or
+// tables under it ([[proxy.listener]] without [proxy], gossip.join = [...] without [gossip]) names
+// the line of the first of them, as an error about a missing key of a table names the table's
+// line. It named no line: "bad.toml: proxy: a witness has no [proxy]", "site1.toml: gossip.bind:
+// required".
+func TestErrorLineOfImplicitTable(t *testing.T) {
+	_, err := Parse("w.toml", []byte("site = \"w\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:9\"\n"), KindWitness)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "proxy" || errs[0].Line != 5 {
+		t.Errorf("witness with [[proxy.listener]]: got %v, want w.toml:5: proxy: a witness has no [proxy]", err)
+	}
+	_, err = Parse("f.toml", []byte("site = \"s1\"\ndata_dir = \"/d\"\ngossip.join = [\"127.0.0.1:3\"]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"), KindSite)
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "gossip.bind" || errs[0].Line != 3 || !strings.Contains(errs[0].Msg, "required") {
+		t.Errorf("gossip.join without [gossip]: got %v, want f.toml:3: gossip.bind: required", err)
+	}
+}

@@ -116,7 +116,8 @@ func (kl keyLines) keyAt(line int, plain string) string {
 }
 
 // line returns the line of an indexed key path, or of its nearest enclosing
-// table that is in the file, or 0.
+// table that is in the file, or 0. A table the file makes only through the keys
+// or tables under it ([[proxy.listener]] without [proxy]) is at the first of them.
 func (kl keyLines) line(path string) int {
 	for path != "" {
 		if n, ok := kl.indexed[path]; ok {
@@ -124,6 +125,15 @@ func (kl keyLines) line(path string) int {
 		}
 		if n, ok := kl.elems[path]; ok {
 			return n
+		}
+		first := 0
+		for k, n := range kl.indexed {
+			if (strings.HasPrefix(k, path+".") || strings.HasPrefix(k, path+"[")) && (first == 0 || n < first) {
+				first = n
+			}
+		}
+		if first > 0 {
+			return first
 		}
 		cut := strings.LastIndexAny(path, ".[")
 		if cut < 0 {
