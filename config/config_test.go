@@ -1683,3 +1683,21 @@ func TestErrorLineOfImplicitTable(t *testing.T) {
 		t.Errorf("gossip.join without [gossip]: got %v, want f.toml:3: gossip.bind: required", err)
 	}
 }
+
+// TestPortWithSign: a port written with a sign (127.0.0.1:+0) is refused as not a number:
+// strconv.Atoi reads one, so a server endpoint on "+0" or "-0" passed the check against port 0
+// and was never dialable, and a gossip.join address with one passed check-config, though
+// memberlist reads the port without a sign and could not join it.
+func TestPortWithSign(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	if _, err := Parse("f.toml", []byte(strings.Replace(base, "bind = \"127.0.0.1:1\"", "bind = \"127.0.0.1:1\"\njoin = [\"10.0.0.2:+7946\"]", 1)), KindSite); err == nil || !strings.Contains(err.Error(), "f.toml:5: gossip.join[0]:") {
+		t.Errorf("join 10.0.0.2:+7946: got %v, want f.toml:5: gossip.join[0] refused", err)
+	}
+	for _, addr := range []string{"127.0.0.1:+0", "127.0.0.1:-0", "127.0.0.1:+5432"} {
+		_, err := Parse("f.toml", []byte(strings.Replace(base, "127.0.0.1:2", addr, 1)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" || errs[0].Line != 8 || !strings.Contains(errs[0].Msg, "port") {
+			t.Errorf("%s: got %v, want one error at f.toml:8 server.endpoint[0].address about the port", addr, err)
+		}
+	}
+}

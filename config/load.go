@@ -1625,7 +1625,8 @@ func (l *loader) hostPort(key, s string, required bool) string {
 		return ""
 	}
 	// Digits only: Atoi takes a sign ("+7180"), which net.Listen takes too, but no URL does
-	// (tandem status -config builds one of admin.listen).
+	// (tandem status -config builds one of admin.listen), nor memberlist's join (ParseUint), and
+	// an endpoint on "+0" passed the check against port 0.
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		l.errorf(key, "%q: port must be a number 0..65535", s)
 		return ""
