@@ -1701,3 +1701,18 @@ func TestPortWithSign(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSFileAlone: txshim.tls_key_file given without tls_cert_file (or the other way) is reported
+// at the key the file sets: the error named tls_cert_file, at the [txshim] line, when the file set
+// only tls_key_file.
+func TestTLSFileAlone(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"postgres://a@b/c\"\npeer_dsn = \"postgres://a@d/c\"\n"
+	for _, key := range []string{"tls_key_file", "tls_cert_file"} {
+		_, err := Parse("f.toml", []byte(base+key+" = \"/nonexistent/x.pem\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim."+key || errs[0].Line != 13 || !strings.Contains(errs[0].Msg, "go together") {
+			t.Errorf("%s alone: got %v, want f.toml:13: txshim.%s: ... go together", key, err, key)
+		}
+	}
+}

@@ -1213,7 +1213,9 @@ func (l *loader) txshim(r *raw, c *Config) {
 	}
 	switch {
 	case rt.TLSCertFile == "" && rt.TLSKeyFile == "":
-	case rt.TLSCertFile == "" || rt.TLSKeyFile == "":
+	case rt.TLSCertFile == "":
+		l.errorf("txshim.tls_key_file", "tls_cert_file and tls_key_file go together") // at the one set
+	case rt.TLSKeyFile == "":
 		l.errorf("txshim.tls_cert_file", "tls_cert_file and tls_key_file go together")
 	case l.read&SecretShimTLS == 0:
 		t.TLSCertFile, t.TLSKeyFile = rt.TLSCertFile, rt.TLSKeyFile
