@@ -72,11 +72,17 @@ func (s *memStore) Del(_ context.Context, k string) error {
 // pgStore keeps the data in table wire_kv of a PostgreSQL database.
 type pgStore struct{ db *sql.DB }
 
+// maxDBConns bounds the server's sessions on its database: commands beyond wait for one (within
+// storeTimeout) rather than open a session each, past what the database, or Tandem's shim in
+// front of it, serves (SQLSTATE 53300, which failed them).
+const maxDBConns = 16
+
 func openPGStore(ctx context.Context, dsn string) (*pgStore, error) {
 	db, err := sql.Open("postgres", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	db.SetMaxOpenConns(maxDBConns)
 	// Behind Tandem the backup's database is read-only, where even CREATE
 	// TABLE IF NOT EXISTS is refused: create a table only when it is missing.
 	for _, t := range pgTables {

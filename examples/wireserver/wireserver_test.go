@@ -414,3 +414,78 @@ func TestPostgresStore(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestPostgresManyClients: a burst of operators, more than the database takes sessions (as
+// through Tandem's shim, which serves fewer than max_connections), is served in full: the
+// server queues their commands for its own connections rather than open a database session
+// for each and answer those the database refuses (too many clients) with ERR store failed.
+func TestPostgresManyClients(t *testing.T) {
+	cluster := pgtest.Start(t) // max_connections = 100
+	st, err := openPGStore(t.Context(), cluster.DSN(cluster.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	addr := startServer(t, options{name: "many", store: st})
+
+	// Every SET waits on this lock until all the clients' commands are in.
+	db := cluster.Open(t, cluster.Database())
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`LOCK TABLE wire_kv IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// Its own session, taken before the server's could use up the database's.
+	poll, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer poll.Close()
+	const n = 150
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = dial(t, addr, nil)
+		if _, err := fmt.Fprintf(clients[i].c, "SET k%d %d\n", i, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Until the server's sessions waiting on the lock stop growing: it has taken every command
+	// it will take before the lock goes.
+	waiting, same := -1, 0
+	for deadline := time.Now().Add(30 * time.Second); same < 10 && time.Now().Before(deadline); {
+		var w int
+		if err := poll.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO wire_kv%'`).Scan(&w); err != nil {
+			t.Fatal(err)
+		}
+		if w == waiting && w > 0 {
+			same++
+		} else {
+			waiting, same = w, 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d of the server's sessions waited on the lock", waiting)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i, cl := range clients {
+		cl.c.SetDeadline(time.Now().Add(20 * time.Second))
+		if got := cl.read(); got != "OK many" {
+			if failed++; failed <= 3 {
+				t.Errorf("client %d: SET -> %q, want OK many", i, got)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d clients' SET failed", failed, n)
+	}
+	var rows int
+	if err := poll.QueryRowContext(t.Context(), `SELECT count(*) FROM wire_kv`).Scan(&rows); err != nil || rows != n {
+		t.Fatalf("wire_kv holds %d rows (err %v), want %d", rows, err, n)
+	}
+}
