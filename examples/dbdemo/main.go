@@ -91,7 +91,10 @@ func (d *demo) run() error {
 	for i := range d.sites {
 		s := &site{name: fmt.Sprintf("site%d", i+1)}
 		d.sites[i] = s
-		if s.pg, err = pgtest.New(); err != nil {
+		// Dynamic shared memory in the data directory, removed with it, as pgtest does for test
+		// binaries: site1's server, killed -9 below, would otherwise leave its segments in
+		// /dev/shm for good when the demo ends (Ctrl-C, an error) before it is restarted.
+		if s.pg, err = pgtest.New(pgtest.WithSetting("dynamic_shared_memory_type", "mmap")); err != nil {
 			return fmt.Errorf("%s's database: %w", s.name, err)
 		}
 		if err := exec1(s.pg.DSN(s.pg.Database()), string(schema)); err != nil {
