@@ -146,7 +146,8 @@ func (l *lockedBuilder) String() string {
 }
 
 // TestDemoCtrlCAfterTheKill: Ctrl-C once the demo has killed site1's database, which it would
-// have restarted later, leaves no shared memory behind. A PostgreSQL server killed -9 leaves its dynamic shared memory segments
+// have restarted later, stops the demo without reporting a failure and leaves no shared memory
+// behind. A PostgreSQL server killed -9 leaves its dynamic shared memory segments
 // (/dev/shm/PostgreSQL.*, by default) until a server starts again on its directory; the demo is
 // no test binary, to which pgtest gives segments in the data directory, removed with it.
 func TestDemoCtrlCAfterTheKill(t *testing.T) {
@@ -225,6 +226,10 @@ func TestDemoCtrlCAfterTheKill(t *testing.T) {
 		exited <- err
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the demo still runs 30 s after Ctrl-C:\n%s", output.String())
+	}
+	// Stopped as asked: no failure reported, no log tail shown as for one.
+	if strings.Contains(stderr.String(), "dbdemo:") || strings.Contains(stderr.String(), "---") {
+		t.Errorf("after Ctrl-C the demo reported a failure:\n%s", stderr.String())
 	}
 	for _, seg := range segs {
 		if _, err := os.Stat(seg); err == nil {

@@ -40,6 +40,20 @@ func main() {
 	defer stop()
 	d := &demo{ctx: ctx, tandem: *tandem, wireserver: *wireserver}
 	err := d.run()
+	if err != nil {
+		// Ctrl-C reaches the processes the demo started as it reaches the demo: a step may fail
+		// with them a moment before the demo's own handler has cancelled ctx.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if ctx.Err() != nil {
+		// Stopped by Ctrl-C (or SIGTERM): the step that failed with its processes, or the wait
+		// cut short, is no failure to report.
+		d.close()
+		os.Exit(130)
+	}
 	if err != nil && d.logPath != "" {
 		tailLog(d.logPath, 40) // before close removes it
 	}
