@@ -22,8 +22,12 @@ func TestPeerIdleSessionTimeoutDefault(t *testing.T) {
 	if _, err := p.pdb.Exec(fmt.Sprintf("ALTER DATABASE %s SET idle_session_timeout = '300ms'", sqlIdent(db))); err != nil {
 		t.Fatal(err)
 	}
-	// The apply's connections made before the setting keep their session's default: drop them.
-	if _, err := p.pdb.Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'tandem apply%' AND pid <> pg_backend_pid()"); err != nil {
+	// The apply's connections made before the setting keep their session's default: drop them,
+	// waiting (up to 10 s each) until they are gone. pg_terminate_backend without a timeout
+	// only signals: a dual commit right after took a pooled connection whose backend had not
+	// yet acted on it, lost it mid-apply (unknown outcome) and sent the shim on alone, and the
+	// backlog never reached 0 (a backend stopped while it is signalled does it every time).
+	if _, err := p.pdb.Exec("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name LIKE 'tandem apply%' AND pid <> pg_backend_pid()"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
