@@ -92,8 +92,15 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	}
 	lit := sqlLiteral(origin)
 	// transaction_timeout (PostgreSQL 17) cannot be a startup parameter before 17: set where it exists.
+	// A commit is durable before the peer answers it, whatever the database's default: with
+	// synchronous_commit = off (ALTER DATABASE … SET, for its applications' speed) a shipped
+	// transaction's COMMIT was answered before its WAL was written, the Shipper took it for on
+	// the peer and the slot went past it, and a crash of the peer lost it there for good
+	// (TestPeerAsyncCommitDefault). local, not on: a stronger default of the peer's (on,
+	// remote_apply, for its own standby) stays.
 	setup := `SET session_replication_role = replica;
 SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'transaction_timeout';
+SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off';
 SELECT pg_replication_origin_create(` + lit + `) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ` + lit + `);
 SELECT pg_replication_origin_session_setup(` + lit + `);
 SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.decisions') AND attname = 'lsn' AND NOT attisdropped)`
