@@ -35,19 +35,28 @@ import (
 // went on holding the slot. So the connections ask the server to check, every
 // ctlCheckInterval while a statement runs, that the client is still there
 // (client_connection_check_interval, PostgreSQL 14): the failed connection is closed, and the
-// server ends what its statement was doing (a commit it has begun still completes). A DSN
-// that sets the parameter itself — as a parameter, or in options or PGOPTIONS — keeps its own
-// value.
+// server ends what its statement was doing (a commit it has begun still completes). The
+// connections are writable whatever the database's default (default_transaction_read_only
+// off). A DSN that sets either parameter itself — as a parameter, or in options or PGOPTIONS —
+// keeps its own value.
 func OpenDB(dsn string) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
 		return nil, pqConfigError(err)
 	}
+	if cfg.Runtime == nil {
+		cfg.Runtime = map[string]string{}
+	}
 	if !setsParam(cfg, ctlCheckParam) {
-		if cfg.Runtime == nil {
-			cfg.Runtime = map[string]string{}
-		}
 		cfg.Runtime[ctlCheckParam] = ctlCheckInterval
+	}
+	// Writable whatever the database's default, as the apply's sessions are (dialApply): the
+	// control work is Tandem's own — sequences copied to the peer (AlignSequences), term
+	// records, decision rows pruned — and a database made read-only by default for its own
+	// site's applications (ALTER DATABASE … SET default_transaction_read_only = on) refused
+	// it: catch-up failed on every try at the sequences (TestPeerReadOnlyDefaultCatchUp).
+	if !setsParam(cfg, "default_transaction_read_only") {
+		cfg.Runtime["default_transaction_read_only"] = "off"
 	}
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
