@@ -84,8 +84,13 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// that applies to the peer DSN's user (not a superuser: FORCE ROW LEVEL SECURITY on a table
 	// it owns, or one it does not own) hid the row an UPDATE or DELETE is for, and the apply
 	// found none — taken for a divergence, needs resync, though the peer held the row; the
-	// refusal names the policy instead (TestApplyRowSecurity).
-	pinSettings(cfg, textSettings, noTimeouts, allRows, map[string]string{"standard_conforming_strings": "on", "default_transaction_read_only": "off"})
+	// refusal names the policy instead (TestApplyRowSecurity). READ COMMITTED whatever the
+	// peer's default: the apply replays changes the master decided and ordered, and under a
+	// SERIALIZABLE default the peer refused one (40001, on every try) for reading what an
+	// earlier apply, prepared there and waiting for its COMMIT PREPARED, wrote — another row
+	// of a table both scanned (TestPeerSerializableDefault).
+	pinSettings(cfg, textSettings, noTimeouts, allRows, map[string]string{"standard_conforming_strings": "on", "default_transaction_read_only": "off",
+		"default_transaction_isolation": "read committed"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)
