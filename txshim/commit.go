@@ -1013,7 +1013,7 @@ func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint6
 // position (captureAlone); sent again (as captureRetried) while a cancel ends it.
 func (s *session) markStream() (result, error) {
 	for i := 0; ; i++ {
-		q := "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text"
+		q := markSQL
 		if ownStepHook != nil {
 			q = ownStepHook(q)
 		}
@@ -1024,6 +1024,14 @@ func (s *session) markStream() (result, error) {
 		s.log.Info("txshim: a step of the commit was cancelled; sending it again", "stmt", q, "err", r.err.Message)
 	}
 }
+
+// markSQL writes a mark in the stream, a transactional logical message, and reads its
+// position. Its commit is written out at once (synchronous_commit = local), and with it every
+// commit before it: the decoder reads only WAL on disk, and under a database default of off
+// the mark, and the plain commit before it that awaitShipped waits for, reached it only when
+// the WAL writer wrote them out, up to wal_writer_delay later — 10 s at its most, past the
+// commit's time (TestLocalAsyncCommitPlainMark). currentWAL does the same for catch-up.
+const markSQL = "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text FROM pg_catalog.set_config('synchronous_commit', 'local', true)"
 
 // captureAlone is capture for a query of the shim's own outside a transaction block, run in a
 // READ COMMITTED block of its own (pipelined: BEGIN, the query, COMMIT). Not in the implicit

@@ -606,7 +606,7 @@ func (s *Shim) markApart(ctx context.Context) (pglogrepl.LSN, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot mark the stream: %w", err)
 	}
-	rr := conn.ExecParams(ctx, "SELECT pg_catalog.pg_logical_emit_message(true, 'tandem', '')::pg_catalog.text", nil, nil, nil, nil).Read()
+	rr := conn.ExecParams(ctx, markSQL, nil, nil, nil, nil).Read()
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	conn.Close(cctx)
 	ccancel()
