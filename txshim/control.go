@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -37,8 +38,9 @@ import (
 // (client_connection_check_interval, PostgreSQL 14): the failed connection is closed, and the
 // server ends what its statement was doing (a commit it has begun still completes). The
 // connections are writable whatever the database's default (default_transaction_read_only
-// off). A DSN that sets either parameter itself — as a parameter, or in options or PGOPTIONS —
-// keeps its own value.
+// off), and without the timeouts of the database's defaults (noTimeouts). A DSN that sets one
+// of these parameters itself — as a parameter, or in options or PGOPTIONS — keeps its own
+// value.
 func OpenDB(dsn string) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
@@ -54,9 +56,17 @@ func OpenDB(dsn string) (*sql.DB, error) {
 	// control work is Tandem's own — sequences copied to the peer (AlignSequences), term
 	// records, decision rows pruned — and a database made read-only by default for its own
 	// site's applications (ALTER DATABASE … SET default_transaction_read_only = on) refused
-	// it: catch-up failed on every try at the sequences (TestPeerReadOnlyDefaultCatchUp).
-	if !setsParam(cfg, "default_transaction_read_only") {
-		cfg.Runtime["default_transaction_read_only"] = "off"
+	// it: catch-up failed on every try at the sequences (TestPeerReadOnlyDefaultCatchUp). And
+	// none of the timeouts a database's defaults may set for its applications (noTimeouts):
+	// each operation is bounded by its context, and a short statement_timeout ended the copy
+	// of the sequences (one statement for them all) on every try once there were enough of
+	// them (TestPeerStatementTimeoutCatchUp).
+	ctlSettings := map[string]string{"default_transaction_read_only": "off"}
+	maps.Copy(ctlSettings, noTimeouts)
+	for name, value := range ctlSettings {
+		if !setsParam(cfg, name) {
+			cfg.Runtime[name] = value
+		}
 	}
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
