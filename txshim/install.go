@@ -279,8 +279,11 @@ func readAppSchema(ctx context.Context, db *sql.DB) (appSchema, error) {
 	// partition bound are printed after IntervalStyle, DateStyle and TimeZone: pinned as the
 	// apply and verify pin them (schemaSettingsSQL), else two sites whose databases keep the
 	// time of their own zones read one bound two ways (TestInstallSchemaDifferences, "the same
-	// constants under other settings").
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	// constants under other settings"). REPEATABLE READ, as verify reads, not the database's
+	// default isolation: a READ ONLY transaction under SERIALIZABLE and DEFERRABLE defaults
+	// waits for a safe snapshot, for as long as a serializable read-write transaction is open
+	// there — one left prepared too (TestInstallDeferrableDefaults).
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return appSchema{}, fmt.Errorf("read application tables: %w", err)
 	}
