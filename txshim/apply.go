@@ -230,6 +230,11 @@ func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid str
 		return false, err
 	}
 	cfg.RuntimeParams["application_name"] = "tandem apply watchdog"
+	// READ COMMITTED whatever the peer's defaults: under SERIALIZABLE, READ ONLY and DEFERRABLE
+	// ones its query waited for a safe snapshot, for the very serializable transaction it was
+	// to end, until cctx ran out, on every pass (TestApplyWatchdogDeferrableDefaults). Bounded
+	// by cctx, not by the database's timeouts.
+	pinSettings(cfg, noTimeouts, map[string]string{"default_transaction_isolation": "read committed"})
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(cctx, cfg)
