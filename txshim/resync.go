@@ -386,7 +386,11 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
 	}
-	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, map[string]string{"timezone": tz[0][0]})
+	// READ COMMITTED and without the database's timeouts: under SERIALIZABLE, READ ONLY and
+	// DEFERRABLE defaults each read waited for a safe snapshot, for as long as a serializable
+	// writer was open on the peer — a blocker the copy would end (TestResyncDeferrableDefaults).
+	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, noTimeouts,
+		map[string]string{"timezone": tz[0][0], "default_transaction_isolation": "read committed"})
 	peer, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
