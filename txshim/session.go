@@ -950,6 +950,15 @@ func (s *session) serverLoop() {
 				}
 				cur.r.begun, cur.r.warned, cur.held = n > 0, n == len(ownBeginTail), nil
 			}
+			// Counted before the reply goes out: a client that asks (Stats, the status page)
+			// once it is told where its session is finds it counted.
+			if (s.status == 'I') != (body[0] == 'I') {
+				if body[0] == 'I' {
+					s.shim.stats.inTx.Add(-1)
+				} else {
+					s.shim.stats.inTx.Add(1)
+				}
+			}
 			// The reply goes to the client before the entry leaves the queue: whoever waits for
 			// it (barrier) must not write what comes next — an error that ends the session, a
 			// reply of its own — ahead of it.
@@ -966,13 +975,6 @@ func (s *session) serverLoop() {
 				// error now, as from PostgreSQL, and may stop sending (else it would only at its
 				// CopyDone, or never for an endless source).
 				err = s.flushClient()
-			}
-			if (s.status == 'I') != (body[0] == 'I') {
-				if body[0] == 'I' {
-					s.shim.stats.inTx.Add(-1)
-				} else {
-					s.shim.stats.inTx.Add(1)
-				}
 			}
 			s.mu.Lock()
 			s.queue[0] = nil
