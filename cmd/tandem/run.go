@@ -54,6 +54,14 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 	logger := slog.New(newOneKeyHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))).With("site", cfg.Site)
 	slog.SetDefault(logger)
 
+	// The log's reader may go away (`tandem run 2>&1 | tee log` with tee killed, a journald
+	// restart): Go kills a program whose write to a broken pipe on fd 1 or 2 fails, with
+	// SIGPIPE, unless it asks for that signal — and a master killed so hands over only after
+	// suspicion. Asked for, a log line written there is lost and the sidecar goes on. Not
+	// signal.Ignore: the hooks would inherit an ignored SIGPIPE. Never stopped: a goroutine
+	// that logs after serve returned, before the process exits, must not die of it either.
+	sigpipe := make(chan os.Signal, 1) // never read: the signal package does not wait for it
+	signal.Notify(sigpipe, syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, cfg, logger); err != nil {

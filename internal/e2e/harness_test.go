@@ -302,7 +302,9 @@ type clusterOpts struct {
 	links bool
 	// promoteHook: shell commands the on_promote hook runs after logging the promotion.
 	promoteHook string
-	peerDown    string // txshim.peer_down (db); default continue
+	// demoteHook: when set, the on_demote hook's shell commands (sh -c).
+	demoteHook string
+	peerDown   string // txshim.peer_down (db); default continue
 }
 
 // cluster starts two sites (and a witness when asked) and waits for site1 to be master.
@@ -420,6 +422,9 @@ on_promote = [%q, %q, "sh", "-c", %q]
 `, s.name, i+1, filepath.Join(dir, s.name), s.gossip, join, o.profile, o.failback, o.failbackDelay, o.witness,
 			s.srv, probe, o.trusted, s.proxy, o.acceptProxy, o.sendProxy, s.admin, bins.self, hookMode,
 			fmt.Sprintf(`echo "$TANDEM_SITE $TANDEM_ROLE $TANDEM_TERM" >> %s; %s`, s.hookLog, o.promoteHook)))
+		if o.demoteHook != "" {
+			appendFile(t, s.cfg, fmt.Sprintf("on_demote = [%q, %q, \"sh\", \"-c\", %q]\n", bins.self, hookMode, o.demoteHook))
+		}
 	}
 	serverArgs := func(s *site) []string {
 		args := []string{bins.wireserver, "-listen", s.srv, "-name", s.name, "-proxy", o.serverProxy}

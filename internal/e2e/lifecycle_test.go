@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLogReaderGone: a sidecar whose log reader went away (`tandem run 2>&1 | tee log` with tee
+// killed, journald restarted) must go on: Go kills a program that writes to a broken pipe on
+// fd 1 or 2 with SIGPIPE, and a master dying of it hands over only after suspicion. Here site2's
+// sidecar runs with its stderr on a pipe whose reader is closed, then takes over from site1
+// (whose server is killed), which it logs.
+func TestLogReaderGone(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{failback: "manual"})
+	s2.tandem.kill(syscall.SIGTERM)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(bins.tandem, "run", "-config", s2.cfg, "-log-level", "debug")
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	// What it logs until it is backup of site1, kept for a failure's message.
+	var logged strings.Builder
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		logged.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "tandem started") {
+			break
+		}
+	}
+	waitFor(t, 10*time.Second, "site2 backup of site1", func() bool {
+		return httpStatus(s2.admin, "/backup") == 200 && strings.Contains(httpBody(t, s2.admin, "/status"), `"master": "site1"`)
+	})
+	r.Close() // the log's reader is gone
+
+	s1.server.kill(syscall.SIGKILL)
+	waitFor(t, 15*time.Second, "site2 master", func() bool {
+		select {
+		case <-done:
+			t.Fatalf("site2's tandem died once its log reader was gone: %v\n%s", cmd.ProcessState, logged.String())
+		default:
+		}
+		return httpStatus(s2.admin, "/master") == 200
+	})
+	select {
+	case <-done:
+		t.Fatalf("site2's tandem died once its log reader was gone: %v", cmd.ProcessState)
+	case <-time.After(time.Second):
+	}
+	// It still stops gracefully, with its exit status.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("site2's tandem, stopped with SIGTERM: %v, want exit 0", cmd.ProcessState)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("site2's tandem did not exit within 15 s of SIGTERM")
+	}
+}
