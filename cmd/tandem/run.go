@@ -62,7 +62,7 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 	// that logs after serve returned, before the process exits, must not die of it either.
 	sigpipe := make(chan os.Signal, 1) // never read: the signal package does not wait for it
 	signal.Notify(sigpipe, syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := stopSignals(logger)
 	defer stop()
 	if err := serve(ctx, cfg, logger); err != nil {
 		logger.Error("tandem stopped", "err", err)
@@ -70,6 +70,39 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 	}
 	logger.Info("tandem stopped")
 	return 0
+}
+
+// stopSignals returns a context that ends at the first SIGTERM or SIGINT, the graceful stop,
+// and stop, which lets go of the signals. SIGHUP, which would kill the process at once (Go's
+// default) — a log rotation script's `kill -HUP`, a stray `pkill -HUP` — is logged and
+// ignored: there is no configuration to reload.
+func stopSignals(logger *slog.Logger) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-term:
+				cancel()
+			case <-hup:
+				logger.Warn("SIGHUP ignored: tandem has no configuration to reload (restart it to read its file again); SIGTERM or SIGINT stops it")
+			}
+		}
+	})
+	return ctx, func() {
+		signal.Stop(term)
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+		cancel()
+	}
 }
 
 // sidecar holds the parts of one running member.

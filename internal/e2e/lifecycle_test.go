@@ -10,6 +10,23 @@ import (
 	"time"
 )
 
+// TestSighupKeepsRunning: SIGHUP — a log rotation script's `kill -HUP`, a stray `pkill -HUP` —
+// must not end a sidecar (Go's default for it): there is no configuration to reload, and a
+// master killed by it handed over only once gossip suspected it. It is logged and ignored.
+func TestSighupKeepsRunning(t *testing.T) {
+	s1, _ := cluster(t, clusterOpts{failback: "manual"})
+	s1.tandem.signal(t, syscall.SIGHUP)
+	if s1.tandem.exited(2 * time.Second) {
+		t.Fatalf("site1's tandem exited on SIGHUP (%v)", s1.tandem.cmd.ProcessState)
+	}
+	waitFor(t, 5*time.Second, "the log to say SIGHUP was ignored", func() bool {
+		return strings.Contains(s1.tandem.out.String(), "SIGHUP ignored")
+	})
+	if got := httpStatus(s1.admin, "/master"); got != 200 {
+		t.Fatalf("site1's /master after SIGHUP: %d, want 200", got)
+	}
+}
+
 // TestLogReaderGone: a sidecar whose log reader went away (`tandem run 2>&1 | tee log` with tee
 // killed, journald restarted) must go on: Go kills a program that writes to a broken pipe on
 // fd 1 or 2 with SIGPIPE, and a master dying of it hands over only after suspicion. Here site2's
