@@ -62,7 +62,7 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 	// that logs after serve returned, before the process exits, must not die of it either.
 	sigpipe := make(chan os.Signal, 1) // never read: the signal package does not wait for it
 	signal.Notify(sigpipe, syscall.SIGPIPE)
-	ctx, stop := stopSignals(logger)
+	ctx, stop := stopSignals(logger, releaseTimeout(cfg))
 	defer stop()
 	if err := serve(ctx, cfg, logger); err != nil {
 		logger.Error("tandem stopped", "err", err)
@@ -73,10 +73,12 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 }
 
 // stopSignals returns a context that ends at the first SIGTERM or SIGINT, the graceful stop,
-// and stop, which lets go of the signals. SIGHUP, which would kill the process at once (Go's
-// default) — a log rotation script's `kill -HUP`, a stray `pkill -HUP` — is logged and
-// ignored: there is no configuration to reload.
-func stopSignals(logger *slog.Logger) (ctx context.Context, stop func()) {
+// and stop, which lets go of the signals. A second one does not cut the stop short (a drain
+// or an on_demote cut short is what it is there to avoid) but says in the log what the stop
+// waits for, release being the bound of a master's handover (releaseTimeout). SIGHUP, which
+// would kill the process at once (Go's default) — a log rotation script's `kill -HUP`, a
+// stray `pkill -HUP` — is logged and ignored: there is no configuration to reload.
+func stopSignals(logger *slog.Logger, release time.Duration) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
@@ -89,7 +91,11 @@ func stopSignals(logger *slog.Logger) (ctx context.Context, stop func()) {
 			select {
 			case <-done:
 				return
-			case <-term:
+			case sig := <-term:
+				if ctx.Err() != nil {
+					logger.Warn("stopping already: a master hands over first (its drain and on_demote, within the release bound) and the member leaves the gossip cluster; SIGKILL stops at once, without them",
+						"signal", sig.String(), "release_bound", release)
+				}
 				cancel()
 			case <-hup:
 				logger.Warn("SIGHUP ignored: tandem has no configuration to reload (restart it to read its file again); SIGTERM or SIGINT stops it")

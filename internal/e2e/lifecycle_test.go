@@ -93,3 +93,24 @@ func TestLogReaderGone(t *testing.T) {
 		t.Error("site2's tandem did not exit within 15 s of SIGTERM")
 	}
 }
+
+// TestSecondSignalWhileStopping: a second SIGTERM or Ctrl-C while a master's stop waits (here
+// for its on_demote hook, 4 s) is not a silent no-op: the log says what the stop waits for and
+// how to stop at once. The stop goes on to its end.
+func TestSecondSignalWhileStopping(t *testing.T) {
+	s1, _ := cluster(t, clusterOpts{failback: "manual", demoteHook: "sleep 4"})
+	s1.tandem.signal(t, syscall.SIGTERM)
+	waitFor(t, 5*time.Second, "site1's stop to begin", func() bool {
+		return strings.Contains(s1.tandem.out.String(), "shutting down")
+	})
+	s1.tandem.signal(t, syscall.SIGINT)
+	waitFor(t, 2*time.Second, "the log to say the stop goes on", func() bool {
+		return strings.Contains(s1.tandem.out.String(), "stopping already")
+	})
+	if !s1.tandem.exited(15 * time.Second) {
+		t.Fatal("site1's tandem did not exit within 15 s of SIGTERM")
+	}
+	if code := s1.tandem.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("site1's tandem exited with %v, want 0", s1.tandem.cmd.ProcessState)
+	}
+}
