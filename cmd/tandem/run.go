@@ -152,6 +152,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
+	if err := checkWritable(cfg.DataDir); err != nil {
+		return err
+	}
 	// The admin API is bound before the node is made, which publishes its address for the
 	// switchovers a backup forwards: with port 0 (any free port) that is the port bound, not
 	// ":0", which no member reaches.
@@ -291,6 +294,18 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	_ = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return firstErr
+}
+
+// checkWritable fails when dir takes no new file (a read-only filesystem, an immutable
+// directory, its mode): a member that cannot save its term record runs without use — it never
+// adopts the master's record, and its promotion fails — while it answers as a healthy backup.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data_dir %s takes no file: a member must save its term record there: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // releaseTimeout bounds a release at shutdown (gossip.Options.ReleaseTimeout, BeforeRelease).

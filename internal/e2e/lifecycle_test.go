@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,5 +114,52 @@ func TestSecondSignalWhileStopping(t *testing.T) {
 	}
 	if code := s1.tandem.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("site1's tandem exited with %v, want 0", s1.tandem.cmd.ProcessState)
+	}
+}
+
+// TestReadOnlyDataDirFailsStart: a sidecar whose data_dir takes no file (a read-only
+// filesystem, an immutable directory) cannot keep a term record: it could never adopt the
+// master's record nor take over (its promotion fails on the save), yet it started and answered
+// /backup 200 as if it could. It now fails its start, with exit 1 and the error, so that the
+// service shows failed instead of a failover that will not come.
+func TestReadOnlyDataDirFailsStart(t *testing.T) {
+	dir := tempDir(t, "e2e-")
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// chattr +i: read-only even for root, who passes over a directory's mode.
+	if out, err := exec.Command("chattr", "+i", data).CombinedOutput(); err != nil {
+		if err := os.Chmod(data, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := os.CreateTemp(data, "probe"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			t.Skipf("cannot make a directory read-only here (chattr +i: %v %s)", err, out)
+		}
+	} else {
+		t.Cleanup(func() { _ = exec.Command("chattr", "-i", data).Run() })
+	}
+	cfg := filepath.Join(dir, "site1.toml")
+	writeFile(t, cfg, fmt.Sprintf(`site = "site1"
+data_dir = %q
+[gossip]
+bind = "127.0.0.1:%d"
+[[server.endpoint]]
+name = "operators"
+address = "127.0.0.1:%d"
+[[proxy.listener]]
+endpoint = "operators"
+listen = "127.0.0.1:%d"
+[admin]
+listen = "127.0.0.1:%d"
+`, data, freePort(t), freePort(t), freePort(t), freePort(t)))
+	p := start(t, "site1-tandem", bins.tandem, "run", "-config", cfg)
+	if !p.exited(10 * time.Second) {
+		t.Fatalf("tandem still runs 10 s after it started on a read-only data_dir:\n%s", p.out.String())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.out.String(), "data_dir") {
+		t.Errorf("exit code %d, want 1 with a data_dir error:\n%s", code, p.out.String())
 	}
 }
