@@ -140,6 +140,7 @@ func (c *Checker) checkTCP(ctx context.Context) error {
 // (after a LOCAL PROXY header when e has HealthProxy) and reads until the reply holds
 // HealthExpect, all within the same HealthTimeout.
 func (c *Checker) probe(ctx context.Context, e config.Endpoint) error {
+	stop := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.s.HealthTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -148,6 +149,9 @@ func (c *Checker) probe(ctx context.Context, e config.Endpoint) error {
 		return err
 	}
 	defer conn.Close()
+	// A stop ends the exchange at once: the deadline below is HealthTimeout's alone, and
+	// tandem's stop waits for the checker.
+	defer context.AfterFunc(stop, func() { conn.Close() })()
 	if e.HealthExpect == "" {
 		return nil
 	}

@@ -315,3 +315,42 @@ func TestCheckerProxyHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckerStopsDuringProbe: a stop (ctx) while a send/expect check waits for a reply that
+// does not come ends the check at once, not at its health_timeout: tandem's stop waits for the
+// checker, and a site stopped while its server hangs took that long to exit (up to the
+// timeout, here 10 s).
+func TestCheckerStopsDuringProbe(t *testing.T) {
+	t.Parallel()
+	asked := make(chan struct{}, 1)
+	l := serveEach(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		if n, _ := c.Read(buf); n > 0 {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		c.Read(buf) // never answers; holds the connection until the checker closes it
+	})
+	ep := config.Endpoint{Name: "operators", Address: l.Addr().String(), HealthSend: "PING\n", HealthExpect: "PONG"}
+	s := config.Server{HealthInterval: 100 * time.Millisecond, HealthTimeout: 10 * time.Second, HealthFailures: 1, Endpoints: []config.Endpoint{ep}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- NewChecker(s, testLogger(t)).Run(ctx, func(bool) {}) }()
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the check did not send its PING within 5 s")
+	}
+	start := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Checker.Run: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Checker.Run returned %v after its stop: it waited for the check's health_timeout (10s)", d.Round(time.Millisecond))
+	}
+}

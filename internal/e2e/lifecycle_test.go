@@ -3,9 +3,11 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -162,4 +164,92 @@ listen = "127.0.0.1:%d"
 	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.out.String(), "data_dir") {
 		t.Errorf("exit code %d, want 1 with a data_dir error:\n%s", code, p.out.String())
 	}
+}
+
+// TestSigtermDuringStartup: SIGTERM while a site starts — alone and not joined (its peer
+// unreachable), while its first health check waits on a server that accepts but does not
+// answer (health_timeout 20 s), while its on_promote hook runs (after promote -force) — stops
+// it gracefully within the fast profile's bounds, exit 0, and leaves no hook process behind.
+func TestSigtermDuringStartup(t *testing.T) {
+	for _, tc := range []string{"not joined", "first health check", "on_promote running"} {
+		t.Run(tc, func(t *testing.T) {
+			dir := tempDir(t, "e2e-")
+			srv := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			pidFile := filepath.Join(dir, "hook.pid")
+			health, probe := "", ""
+			switch tc {
+			case "first health check":
+				// Accepts (the backlog) and never answers.
+				l, err := net.Listen("tcp", srv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				health = "health_timeout = \"20s\"\n"
+				probe = "health_send = \"PING\\n\"\nhealth_expect = \"PONG\"\n"
+			default:
+				start(t, "site1-server", bins.wireserver, "-listen", srv, "-name", "site1")
+				waitDial(t, srv)
+			}
+			cfg := filepath.Join(dir, "site1.toml")
+			writeFile(t, cfg, fmt.Sprintf(`site = "site1"
+priority = 1
+data_dir = %q
+[gossip]
+bind = "127.0.0.1:%d"
+join = ["127.0.0.1:%d"]
+profile = "fast"
+[server]
+health_interval = "100ms"
+%s[[server.endpoint]]
+name = "operators"
+address = %q
+%s[[proxy.listener]]
+endpoint = "operators"
+listen = "127.0.0.1:%d"
+[admin]
+listen = %q
+[hooks]
+on_promote = ["sh", "-c", "sleep 30 & echo $! > %s; wait"]
+`, filepath.Join(dir, "data"), freePort(t), freePort(t), health, srv, probe, freePort(t), admin, pidFile))
+			p := start(t, "site1-tandem", bins.tandem, "run", "-config", cfg)
+			waitDial(t, admin)
+			hookPid := 0
+			if tc == "on_promote running" {
+				if out, err := exec.Command(bins.tandem, "promote", "-force", "-config", cfg).CombinedOutput(); err != nil {
+					t.Fatalf("promote -force: %v\n%s", err, out)
+				}
+				waitFor(t, 10*time.Second, "on_promote to start", func() bool {
+					b, _ := os.ReadFile(pidFile)
+					hookPid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+					return hookPid > 0
+				})
+				t.Cleanup(func() { _ = syscall.Kill(hookPid, syscall.SIGKILL) })
+			}
+			if tc == "first health check" {
+				time.Sleep(500 * time.Millisecond) // the check has begun and waits for PONG
+			}
+			p.signal(t, syscall.SIGTERM)
+			if !p.exited(5 * time.Second) {
+				t.Fatal("site1's tandem did not exit within 5 s of SIGTERM")
+			}
+			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("site1's tandem: %v, want exit 0", p.cmd.ProcessState)
+			}
+			if hookPid > 0 && alive(hookPid) {
+				t.Errorf("the on_promote hook's child (pid %d) outlived tandem", hookPid)
+			}
+		})
+	}
+}
+
+// alive reports whether pid runs (a zombie does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }
