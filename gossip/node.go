@@ -1041,7 +1041,15 @@ func (n *Node) decideLoop(ctx context.Context, ml *memberlist.Memberlist) (crash
 		n.decide(ctx, ml)
 		select {
 		case <-ctx.Done():
-			return false
+			// A test's crash closes n.crash and then ends ctx: a round that ran meanwhile
+			// finds both ready, and select picks either — half such kills were clean stops
+			// that released the role.
+			select {
+			case <-n.crash:
+				return true
+			default:
+				return false
+			}
 		case <-n.crash:
 			return true
 		case <-n.wake:
