@@ -39,6 +39,10 @@ func (d *decryptLog) failures() (int, string) {
 // both), site2 with [B, A] (sends B), site1 with [B] alone; after each restart the two are
 // joined again and no message went undecrypted. A member with only an unrelated key C cannot
 // join them.
+//
+// The members' failure detection tolerates a loaded machine (steady): a member starved of the
+// CPU for a moment was taken for dead, and the two parted for a while with every message
+// decrypted — not what a key does. A key problem parts them for good, and is logged.
 func TestNodeKeyRotation(t *testing.T) {
 	t.Parallel()
 	keyA := []byte("0123456789abcdef0123456789abcdef")
@@ -47,6 +51,9 @@ func TestNodeKeyRotation(t *testing.T) {
 	addr1, addr2, addr3 := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfg1 := siteConfig(t, "site1", 1, addr1, addr2)
 	cfg2 := siteConfig(t, "site2", 2, addr2, addr1)
+	// No failback: the handover it brings a second after each restart of site1 is no parting,
+	// but one caught half-way (slow on a loaded machine) looked like one.
+	cfg1.Gossip.Failback, cfg2.Gossip.Failback = config.FailbackManual, config.FailbackManual
 	logs := &decryptLog{}
 	opts := Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	with := func(c *config.Config, primary []byte, others ...[]byte) *config.Config {
@@ -63,7 +70,7 @@ func TestNodeKeyRotation(t *testing.T) {
 	// the fast profile, TCP) and many gossip rounds (UDP), with nothing left undecrypted.
 	still := func(step string, x, y *testNode) {
 		t.Helper()
-		waitFor(t, 6*time.Second, step+": the two members joined", joined(x, y))
+		waitFor(t, 30*time.Second, step+": the two members joined", joined(x, y))
 		time.Sleep(2500 * time.Millisecond)
 		if !joined(x, y)() {
 			t.Fatalf("%s: the two members parted", step)
@@ -73,26 +80,31 @@ func TestNodeKeyRotation(t *testing.T) {
 		}
 	}
 
-	m1 := run(t, with(cfg1, keyA), opts)
-	m2 := run(t, with(cfg2, keyA), opts)
+	m1 := runSteady(t, with(cfg1, keyA), opts)
+	m2 := runSteady(t, with(cfg2, keyA), opts)
 	still("both with A", m1, m2)
 
 	m1.stop()
-	m1 = run(t, with(cfg1, keyA, keyB), opts)
+	m1 = runSteady(t, with(cfg1, keyA, keyB), opts)
 	still("site1 with [A, B]", m1, m2)
 
 	m2.stop()
-	m2 = run(t, with(cfg2, keyB, keyA), opts)
+	m2 = runSteady(t, with(cfg2, keyB, keyA), opts)
 	still("site2 with [B, A]", m1, m2)
 
 	m1.stop()
-	m1 = run(t, with(cfg1, keyB), opts)
+	m1 = runSteady(t, with(cfg1, keyB), opts)
 	still("site1 with [B]", m1, m2)
 
 	// A member with only key C, which the others lack, is not let in, nor they to it.
 	cfg3 := siteConfig(t, "site3", 3, addr3, addr1, addr2)
-	m3 := run(t, with(cfg3, keyC), Options{})
-	time.Sleep(1500 * time.Millisecond)
+	m3 := runSteady(t, with(cfg3, keyC), Options{})
+	// It tries them: what it sends reaches them, and they cannot decrypt it.
+	waitFor(t, 30*time.Second, "site1 or site2 logs a message from site3 it could not decrypt", func() bool {
+		n, _ := logs.failures()
+		return n > 0
+	})
+	time.Sleep(1500 * time.Millisecond) // and it goes on trying
 	if s := m3.State(); !s.Cold || len(s.Members) != 1 {
 		t.Fatalf("a member with an unrelated key joined: cold %v, members %+v", s.Cold, s.Members)
 	}
@@ -102,8 +114,5 @@ func TestNodeKeyRotation(t *testing.T) {
 				t.Fatalf("%s sees site3, which has an unrelated key", m.State().Self)
 			}
 		}
-	}
-	if n, _ := logs.failures(); n == 0 {
-		t.Error("site1 and site2 logged no message they could not decrypt: did site3 reach them at all?")
 	}
 }

@@ -12,6 +12,10 @@ import (
 // fails meanwhile: it hands over. "released T" went out with the record as it was before the
 // word, peer_synced = true, and the other site took T+1 without that commit; the word came
 // after (DESIGN §3 rule 2). The release now goes out with the word.
+//
+// The members' failure detection tolerates a loaded machine (steady): site1 starved of the
+// CPU for a moment was taken for dead, and site2 took over a master it thought lost — the
+// documented split brain of two sites without a witness, not a release.
 func TestReleaseWaitsForUnsyncedWord(t *testing.T) {
 	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
@@ -19,9 +23,9 @@ func TestReleaseWaitsForUnsyncedWord(t *testing.T) {
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
 	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
 	store := &slowStore{FileStore: NewFileStore(cfgA.DataDir), entered: make(chan struct{}, 1), release: make(chan struct{})}
-	a := run(t, cfgA, Options{Store: store})
-	b := run(t, cfgB, Options{})
-	waitFor(t, 5*time.Second, "site1 master", master(a, b))
+	a := runSteady(t, cfgA, Options{Store: store})
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 30*time.Second, "site1 master", master(a, b))
 	if !a.State().Record.PeerSynced {
 		t.Fatal("site1's record says peer_synced = false before the test")
 	}
@@ -32,7 +36,7 @@ func TestReleaseWaitsForUnsyncedWord(t *testing.T) {
 	go func() { saved <- a.SetPeerSynced(false) }()
 	select {
 	case <-store.entered:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("SetPeerSynced did not save")
 	}
 	a.SetServerHealthy(false) // releases at once

@@ -13,28 +13,35 @@ import (
 // loses its peer must keep (or take) the master role with the new witness's vote: 2 of 3
 // voters. Counted against every member ever known (the old witness included, forever, since it
 // is never forgotten), it saw 2 of 4 and the master fenced itself on a single site failure.
+//
+// The members' failure detection tolerates a loaded machine (steady), the set-up waits are
+// generous (a witness votes only fence_delay after its start), and the master is watched from
+// the moment it sees its peer lost — the moment it would fence — rather than for a fixed time
+// after the kill, which on a loaded machine could end before it noticed anything.
 func TestNodeReplacedWitnessKeepsFailover(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, _, cfgA, cfgB, cfgW := witnessTrio(t)
-	w := run(t, cfgW, Options{})
-	a := run(t, cfgA, Options{})
-	b := run(t, cfgB, Options{})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	w := runSteady(t, cfgW, Options{})
+	a := runSteady(t, cfgA, Options{})
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 30*time.Second, "site1 master with a witness", master(a, b))
 
 	w.stop() // graceful: memberlist's Leave
-	waitFor(t, 4*time.Second, "the sites see the old witness gone", func() bool { return !sees(a, "witness") && !sees(b, "witness") })
+	waitFor(t, 20*time.Second, "the sites see the old witness gone", func() bool { return !sees(a, "witness") && !sees(b, "witness") })
 
 	cfgW2 := siteConfig(t, "witness2", 0, freeAddr(t), addrA, addrB)
 	cfgW2.Kind = config.KindWitness
 	cfgW2.Gossip.Witness, cfgW2.Gossip.FenceDelay = true, time.Second
-	run(t, cfgW2, Options{})
-	waitFor(t, 4*time.Second, "the sites see the new witness", func() bool { return sees(a, "witness2") && sees(b, "witness2") })
+	runSteady(t, cfgW2, Options{})
+	waitFor(t, 20*time.Second, "the sites see the new witness", func() bool { return sees(a, "witness2") && sees(b, "witness2") })
 
 	// The backup's host dies: the master sees itself and the new witness, 2 of 3 voters.
 	b.kill()
-	time.Sleep(3 * time.Second)
-	if s := a.State(); s.Role != RoleMaster {
-		t.Fatalf("site1, with site2 lost and the new witness alive, is %s: %s", s.Role, s.Reason)
+	waitFor(t, 20*time.Second, "site1 sees site2 lost", func() bool { return !sees(a, "site2") })
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if s := a.State(); s.Role != RoleMaster {
+			t.Fatalf("site1, with site2 lost and the new witness alive, is %s: %s", s.Role, s.Reason)
+		}
 	}
 }
 
