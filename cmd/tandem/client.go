@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,13 +66,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	}
 	// Given empty (a variable left empty), a flag was taken for not given: the command went to
 	// the default address, a member other than the one meant, or without the token.
-	empty := ""
-	fs.Visit(func(f *flag.Flag) {
-		if (f.Name == "config" || f.Name == "admin" || f.Name == "token-file") && f.Value.String() == "" && empty == "" {
-			empty = f.Name
-		}
-	})
-	if empty != "" {
+	if empty := emptyFlag(fs, "config", "admin", "token-file"); empty != "" {
 		fmt.Fprintf(stderr, "tandem %s: -%s is empty\n", name, empty)
 		return nil, nil, false
 	}
@@ -109,6 +104,18 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		c.token = tok
 	}
 	return c, fs.Args(), true
+}
+
+// emptyFlag names the first of the flags given on fs's command line with an empty value ("" when
+// none is): a variable left empty in `-admin "$ADDR"` must not count as the flag not given.
+func emptyFlag(fs *flag.FlagSet, names ...string) string {
+	empty := ""
+	fs.Visit(func(f *flag.Flag) {
+		if empty == "" && f.Value.String() == "" && slices.Contains(names, f.Name) {
+			empty = f.Name
+		}
+	})
+	return empty
 }
 
 // portNumber reports whether port is a TCP port a member's admin API can listen on: digits

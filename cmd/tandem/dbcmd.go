@@ -39,13 +39,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	}
 	// An empty gid (a shell variable left empty) is no gid: taken for "not given", it turned a
 	// decision on one transaction into a whole resolver pass.
-	empty := ""
-	fs.Visit(func(f *flag.Flag) {
-		if (f.Name == "commit" || f.Name == "rollback") && f.Value.String() == "" && empty == "" {
-			empty = f.Name
-		}
-	})
-	if empty != "" {
+	if empty := emptyFlag(fs, "commit", "rollback"); empty != "" {
 		fmt.Fprintf(stderr, "tandem resolve: -%s needs the gid of a transaction in doubt (tandem resolve lists them)\n", empty)
 		return 2
 	}
