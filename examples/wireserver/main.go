@@ -10,6 +10,9 @@
 //	XFER <id> <from> <to> <amount>  one transaction: ledger row and both balances
 //	SINK <n> | SOURCE <n>         bulk bytes, for the proxy benchmark
 //	QUIT
+//
+// Keys, values, transfer ids and accounts are UTF-8 text without NUL bytes, as PostgreSQL's
+// text type holds them; another is answered with an ERR naming what is wrong, in either store.
 package main
 
 import (

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pires/go-proxyproto"
 )
@@ -169,6 +170,12 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 		if k == "" || hasV != (cmd == "SET") {
 			return reply("ERR usage: SET <k> <v> | GET <k> | DEL <k>")
 		}
+		if msg := badText("key", k); msg != "" {
+			return reply("ERR", msg)
+		}
+		if msg := badText("value", v); msg != "" {
+			return reply("ERR", msg)
+		}
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
 		var err error
@@ -200,6 +207,11 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 		}
 		if len(f) != 4 || err != nil || amount <= 0 || f[1] == f[2] {
 			return reply("ERR usage: XFER <id> <from> <to> <amount>")
+		}
+		for i, what := range []string{"id", "from", "to"} {
+			if msg := badText(what, f[i]); msg != "" {
+				return reply("ERR", msg)
+			}
 		}
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
@@ -241,6 +253,19 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 		return nil
 	}
 	return reply("ERR unknown command")
+}
+
+// badText says what keeps s, the argument what of a command, from being text that PostgreSQL
+// stores (its text type takes UTF-8 without NUL bytes), or "" when nothing does. Both stores
+// refuse such an argument alike: the in-memory one would keep what -dsn's could not.
+func badText(what, s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return what + " holds a NUL byte"
+	case !utf8.ValidString(s):
+		return what + " is not UTF-8 text"
+	}
+	return ""
 }
 
 // readLine returns the next line without its "\n" or "\r\n", or

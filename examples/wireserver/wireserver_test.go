@@ -489,3 +489,46 @@ func TestPostgresManyClients(t *testing.T) {
 		t.Fatalf("wire_kv holds %d rows (err %v), want %d", rows, err, n)
 	}
 }
+
+// TestBadText: a key, value, transfer id or account that is no text PostgreSQL stores (a NUL
+// byte, bytes that are not UTF-8) is refused with an ERR that says so, by the in-memory store
+// as by PostgreSQL's, and the connection goes on.
+func TestBadText(t *testing.T) {
+	stores := map[string]func(t *testing.T) store{
+		"memory": func(t *testing.T) store { return newMemStore() },
+		"postgres": func(t *testing.T) store {
+			cluster := pgtest.Start(t)
+			st, err := openPGStore(t.Context(), cluster.DSN(cluster.Database()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			addr := startServer(t, options{name: "bt", store: open(t)})
+			cl := dial(t, addr, nil)
+			for _, s := range []struct{ send, want string }{
+				{"SET k\x00 v", "ERR key holds a NUL byte"},
+				{"SET k v\x00w", "ERR value holds a NUL byte"},
+				{"SET k\xff v", "ERR key is not UTF-8 text"},
+				{"SET k v\xc3", "ERR value is not UTF-8 text"},
+				{"GET k\x00", "ERR key holds a NUL byte"},
+				{"DEL k\xfe", "ERR key is not UTF-8 text"},
+				{"XFER t\x00 a b 1", "ERR id holds a NUL byte"},
+				{"XFER t a\xff b 1", "ERR from is not UTF-8 text"},
+				{"XFER t a b\x00 1", "ERR to holds a NUL byte"},
+				{"PING", "PONG bt"},
+				{"SET k välue", "OK bt"},
+				{"GET k", "VALUE bt välue"},
+				{"XFER t a b 1", "OK bt"},
+			} {
+				if got := cl.do(s.send); got != s.want {
+					t.Errorf("%q: got %q, want %q", s.send, got, s.want)
+				}
+			}
+		})
+	}
+}
