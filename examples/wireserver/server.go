@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -115,7 +116,7 @@ func handle(ctx context.Context, c net.Conn, o options) {
 	br := bufio.NewReaderSize(c, 4096)
 	client := c.RemoteAddr().String()
 	if o.proxy != proxyOff && o.proxy != "" {
-		h, err := proxyproto.ReadHeaderTimeout(c, br, headerTimeout)
+		h, err := readProxyHeader(c, br)
 		if err == nil && (o.proxy == proxyV1 && h.Version != 1 || o.proxy == proxyV2 && h.Version != 2) {
 			err = fmt.Errorf("PROXY header version %d, want %s", h.Version, o.proxy)
 		}
@@ -145,6 +146,40 @@ func handle(ctx context.Context, c net.Conn, o options) {
 			return
 		}
 	}
+}
+
+// readProxyHeader reads the PROXY header the connection must start with, allowing it
+// headerTimeout. A client whose first bytes cannot begin a header (PING starts as "PROXY" does,
+// but its second byte tells) is refused as soon as they arrive, not when the time is up.
+func readProxyHeader(c net.Conn, br *bufio.Reader) (*proxyproto.Header, error) {
+	if err := c.SetReadDeadline(time.Now().Add(headerTimeout)); err != nil {
+		return nil, err
+	}
+	for n := 1; ; n++ {
+		if _, err := br.Peek(n); err != nil {
+			return nil, fmt.Errorf("read PROXY header: %w", err)
+		}
+		b, _ := br.Peek(br.Buffered())
+		v1 := startsSignature(b, proxyproto.SIGV1)
+		v2 := startsSignature(b, proxyproto.SIGV2)
+		if !v1 && !v2 {
+			return nil, proxyproto.ErrNoProxyProtocol
+		}
+		if v1 && len(b) >= len(proxyproto.SIGV1) || v2 && len(b) >= len(proxyproto.SIGV2) {
+			break
+		}
+		n = len(b)
+	}
+	h, err := proxyproto.Read(br)
+	if err != nil {
+		return nil, err
+	}
+	return h, c.SetReadDeadline(time.Time{})
+}
+
+// startsSignature tells whether b, as far as it goes, is (or starts with) the signature sig.
+func startsSignature(b, sig []byte) bool {
+	return bytes.HasPrefix(sig, b[:min(len(b), len(sig))])
 }
 
 var errQuit = errors.New("client quit")

@@ -532,3 +532,36 @@ func TestBadText(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyHeaderRefusedPromptly: with a PROXY header required, a client whose first bytes
+// cannot begin one (a plain PING, which starts as "PROXY" does) is closed at once, not after
+// the header timeout; one that sent only a signature's first byte is still waited for.
+func TestProxyHeaderRefusedPromptly(t *testing.T) {
+	for _, mode := range []string{proxyV1, proxyV2, proxyAny} {
+		t.Run(mode, func(t *testing.T) {
+			addr := startServer(t, options{name: "px", proxy: mode})
+			for _, send := range []string{"PING\n", "PI", "\r\nX"} {
+				cl := dial(t, addr, []byte(send))
+				start := time.Now()
+				cl.c.SetDeadline(time.Now().Add(headerTimeout / 2))
+				cl.expectEOF()
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("%q: closed after %v", send, d.Round(time.Millisecond))
+				}
+			}
+			// "P" may still be the start of a v1 header, "\r" of a v2 one.
+			for _, send := range []string{"P", "\r"} {
+				cl := dial(t, addr, []byte(send))
+				cl.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				if _, err := cl.br.ReadByte(); !isTimeout(err) {
+					t.Errorf("%q: want the server to wait for the rest of a header, read: %v", send, err)
+				}
+			}
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
