@@ -29,6 +29,7 @@ const (
 const (
 	maxLine       = 64 << 10 // longest command line, without its newline
 	headerTimeout = 10 * time.Second
+	maxV1Header   = 107 // bytes of the longest PROXY v1 header, CRLF included (the spec)
 	storeTimeout  = 10 * time.Second
 	bulkChunk     = 256 << 10
 )
@@ -151,6 +152,7 @@ func handle(ctx context.Context, c net.Conn, o options) {
 // readProxyHeader reads the PROXY header the connection must start with, allowing it
 // headerTimeout. A client whose first bytes cannot begin a header (PING starts as "PROXY" does,
 // but its second byte tells) is refused as soon as they arrive, not when the time is up.
+// A header that arrives in pieces is read whole.
 func readProxyHeader(c net.Conn, br *bufio.Reader) (*proxyproto.Header, error) {
 	if err := c.SetReadDeadline(time.Now().Add(headerTimeout)); err != nil {
 		return nil, err
@@ -169,6 +171,17 @@ func readProxyHeader(c net.Conn, br *bufio.Reader) (*proxyproto.Header, error) {
 			break
 		}
 		n = len(b)
+	}
+	// go-proxyproto takes a v1 header only when one read brought all of it; a sender may split
+	// it (the spec asks receivers to bear that): have the line, or its longest, buffered first.
+	for {
+		b, _ := br.Peek(br.Buffered())
+		if !bytes.HasPrefix(b, proxyproto.SIGV1) || bytes.IndexByte(b, '\n') >= 0 || len(b) >= maxV1Header {
+			break
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return nil, fmt.Errorf("read PROXY header: %w", err)
+		}
 	}
 	h, err := proxyproto.Read(br)
 	if err != nil {

@@ -565,3 +565,25 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestProxyHeaderSplit: a v1 header that arrives in pieces (a sender may split it, and the
+// spec asks receivers to be tolerant) is read whole, as a v2 one is.
+func TestProxyHeaderSplit(t *testing.T) {
+	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4242}
+	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 7000}
+	addr := startServer(t, options{name: "px", proxy: proxyAny})
+	for _, v := range []byte{1, 2} {
+		b, err := proxyproto.HeaderProxyFromAddrs(v, src, dst).Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := dial(t, addr, b[:14])
+		time.Sleep(50 * time.Millisecond)
+		if _, err := cl.c.Write(b[14:]); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := cl.do("WHO"), "YOU 203.0.113.7:4242 px"; got != want {
+			t.Errorf("v%d header in two writes: WHO: got %q, want %q", v, got, want)
+		}
+	}
+}
