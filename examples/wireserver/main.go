@@ -65,12 +65,19 @@ func run() error {
 
 	var st store = newMemStore()
 	if *dsn != "" {
-		pg, err := openPGStore(ctx, *dsn)
+		pg, err := openPGStore(*dsn)
 		if err != nil {
 			return err
 		}
 		defer pg.Close()
 		st = pg
+		// A database that is not reachable yet is no reason to stop: the commands that need it
+		// are answered ERR until it is, as when it goes away later.
+		pctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		if err := pg.prepare(pctx); err != nil {
+			log.Warn("database not ready: commands that need it are answered ERR store failed until it is", "err", err)
+		}
+		cancel()
 	}
 
 	ln, err := net.Listen("tcp", *listen)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lib/pq" // also registers the "postgres" driver
 )
@@ -69,37 +70,60 @@ func (s *memStore) Del(_ context.Context, k string) error {
 	return nil
 }
 
-// pgStore keeps the data in table wire_kv of a PostgreSQL database.
-type pgStore struct{ db *sql.DB }
+// pgStore keeps the data in tables of a PostgreSQL database.
+type pgStore struct {
+	db *sql.DB
+	// prepared: the tables are there (prepare). Until they are, every command looks again.
+	prepared atomic.Bool
+	mu       sync.Mutex // one prepare at a time
+}
 
 // maxDBConns bounds the server's sessions on its database: commands beyond wait for one (within
 // storeTimeout) rather than open a session each, past what the database, or Tandem's shim in
 // front of it, serves (SQLSTATE 53300, which failed them).
 const maxDBConns = 16
 
-func openPGStore(ctx context.Context, dsn string) (*pgStore, error) {
-	db, err := sql.Open("postgres", dsn)
+// openPGStore opens the database dsn names, without connecting: the database may be down (its
+// sidecar's shim not up yet) when the server starts, as it may go away later, and the server
+// answers ERR until it is back (prepare). Only a connection string no client can read is an
+// error.
+func openPGStore(dsn string) (*pgStore, error) {
+	conn, err := pq.NewConnector(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, fmt.Errorf("-dsn: %w", err)
 	}
+	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(maxDBConns)
+	return &pgStore{db: db}, nil
+}
+
+// prepare creates the server's tables that are missing, once the database is reachable; each
+// command calls it first, and it returns at once after it succeeded.
+func (s *pgStore) prepare(ctx context.Context) error {
+	if s.prepared.Load() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prepared.Load() {
+		return nil
+	}
 	// Behind Tandem the backup's database is read-only, where even CREATE
 	// TABLE IF NOT EXISTS is refused: create a table only when it is missing.
 	for _, t := range pgTables {
 		var exists bool
-		if err := db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.name).Scan(&exists); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("look for table %s: %w", t.name, err)
+		if err := s.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, t.name).Scan(&exists); err != nil {
+			return fmt.Errorf("look for table %s: %w", t.name, err)
 		}
 		if exists {
 			continue
 		}
-		if _, err := db.ExecContext(ctx, t.ddl); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("create table %s: %w", t.name, err)
+		if _, err := s.db.ExecContext(ctx, t.ddl); err != nil {
+			return fmt.Errorf("create table %s: %w", t.name, err)
 		}
 	}
-	return &pgStore{db: db}, nil
+	s.prepared.Store(true)
+	return nil
 }
 
 // pgTables are the server's tables (Tandem's tests create them on both sites' databases first).
@@ -113,6 +137,9 @@ var pgTables = []struct{ name, ddl string }{
 // Transfer is one explicit transaction: the ledger row, then both accounts in
 // id order (so concurrent transfers do not deadlock).
 func (s *pgStore) Transfer(ctx context.Context, id, from, to string, amount int64) error {
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("transfer %q: %w", id, err)
@@ -144,6 +171,9 @@ func (s *pgStore) Transfer(ctx context.Context, id, from, to string, amount int6
 func (s *pgStore) Close() error { return s.db.Close() }
 
 func (s *pgStore) Get(ctx context.Context, k string) (string, bool, error) {
+	if err := s.prepare(ctx); err != nil {
+		return "", false, err
+	}
 	var v string
 	err := s.db.QueryRowContext(ctx, `SELECT v FROM wire_kv WHERE k = $1`, k).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -156,6 +186,9 @@ func (s *pgStore) Get(ctx context.Context, k string) (string, bool, error) {
 }
 
 func (s *pgStore) Set(ctx context.Context, k, v string) error {
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO wire_kv (k, v) VALUES ($1, $2)
 		ON CONFLICT (k) DO UPDATE SET v = excluded.v, updated = now()`, k, v)
 	if err != nil {
@@ -165,6 +198,9 @@ func (s *pgStore) Set(ctx context.Context, k, v string) error {
 }
 
 func (s *pgStore) Del(ctx context.Context, k string) error {
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM wire_kv WHERE k = $1`, k); err != nil {
 		return fmt.Errorf("del %q: %w", k, err)
 	}

@@ -336,6 +336,21 @@ func TestManyConnectionsAndShutdown(t *testing.T) {
 	}
 }
 
+// openStore opens the database at dsn as the server does at start, its tables made, and closes
+// it when t ends.
+func openStore(t *testing.T, dsn string) *pgStore {
+	t.Helper()
+	st, err := openPGStore(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.prepare(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func TestPostgresStore(t *testing.T) {
 	cluster := pgtest.Start(t)
 	dsn := cluster.DSN(cluster.Database())
@@ -345,12 +360,7 @@ func TestPostgresStore(t *testing.T) {
 	// proves CREATE TABLE IF NOT EXISTS is idempotent.
 	var addrs []string
 	for _, name := range []string{"pg1", "pg2"} {
-		st, err := openPGStore(t.Context(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		addrs = append(addrs, startServer(t, options{name: name, store: st}))
+		addrs = append(addrs, startServer(t, options{name: name, store: openStore(t, dsn)}))
 	}
 	a, b := dial(t, addrs[0], nil), dial(t, addrs[1], nil)
 	for _, s := range []struct {
@@ -421,12 +431,7 @@ func TestPostgresStore(t *testing.T) {
 // for each and answer those the database refuses (too many clients) with ERR store failed.
 func TestPostgresManyClients(t *testing.T) {
 	cluster := pgtest.Start(t) // max_connections = 100
-	st, err := openPGStore(t.Context(), cluster.DSN(cluster.Database()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	addr := startServer(t, options{name: "many", store: st})
+	addr := startServer(t, options{name: "many", store: openStore(t, cluster.DSN(cluster.Database()))})
 
 	// Every SET waits on this lock until all the clients' commands are in.
 	db := cluster.Open(t, cluster.Database())
@@ -498,12 +503,7 @@ func TestBadText(t *testing.T) {
 		"memory": func(t *testing.T) store { return newMemStore() },
 		"postgres": func(t *testing.T) store {
 			cluster := pgtest.Start(t)
-			st, err := openPGStore(t.Context(), cluster.DSN(cluster.Database()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
+			return openStore(t, cluster.DSN(cluster.Database()))
 		},
 	}
 	for name, open := range stores {
@@ -585,5 +585,47 @@ func TestProxyHeaderSplit(t *testing.T) {
 		if got, want := cl.do("WHO"), "YOU 203.0.113.7:4242 px"; got != want {
 			t.Errorf("v%d header in two writes: WHO: got %q, want %q", v, got, want)
 		}
+	}
+}
+
+// TestPostgresDownAtStart: a server started while its database is unreachable (its sidecar's
+// shim not yet up, say) serves anyway, answering ERR to the commands that need the database as
+// it does when the database goes away later, and creates its missing tables once it is back.
+func TestPostgresDownAtStart(t *testing.T) {
+	cluster := pgtest.Start(t)
+	cluster.Kill()
+	st, err := openPGStore(cluster.DSN(cluster.Database()))
+	if err != nil {
+		t.Fatalf("open with the database down: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.prepare(t.Context()); err == nil {
+		t.Fatal("prepare with the database down: no error")
+	}
+	addr := startServer(t, options{name: "late", store: st})
+	cl := dial(t, addr, nil)
+	if got := cl.do("PING"); got != "PONG late" {
+		t.Fatalf("PING with the database down: %q", got)
+	}
+	if got := cl.do("SET k v"); got != "ERR store failed" {
+		t.Fatalf("SET with the database down: %q", got)
+	}
+	if err := cluster.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ send, want string }{
+		{"SET k v", "OK late"},
+		{"GET k", "VALUE late v"},
+		{"XFER t1 a b 3", "OK late"},
+	} {
+		if got := cl.do(s.send); got != s.want {
+			t.Fatalf("%q once the database is up: got %q, want %q", s.send, got, s.want)
+		}
+	}
+
+	// A connection string no client can read is still refused at start.
+	if st, err := openPGStore("postgres://%zz@host/db"); err == nil {
+		st.Close()
+		t.Error("open with an unreadable connection string: no error")
 	}
 }
