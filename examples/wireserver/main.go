@@ -12,7 +12,8 @@
 //	QUIT
 //
 // Keys, values, transfer ids and accounts are UTF-8 text without NUL bytes, as PostgreSQL's
-// text type holds them; another is answered with an ERR naming what is wrong, in either store.
+// text type holds them, keys, ids and accounts at most 1024 bytes (a PostgreSQL index entry's
+// bound); another is answered with an ERR naming what is wrong, in either store.
 package main
 
 import (

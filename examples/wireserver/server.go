@@ -32,6 +32,10 @@ const (
 	maxV1Header   = 107 // bytes of the longest PROXY v1 header, CRLF included (the spec)
 	storeTimeout  = 10 * time.Second
 	bulkChunk     = 256 << 10
+	// maxKey bounds a key, a transfer id and an account, each a primary key with -dsn: a
+	// PostgreSQL index entry holds at most 2704 bytes, which a longer one that does not
+	// compress overflows. The in-memory store refuses them alike.
+	maxKey = 1024
 )
 
 var (
@@ -218,7 +222,7 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 		if k == "" || hasV != (cmd == "SET") {
 			return reply("ERR usage: SET <k> <v> | GET <k> | DEL <k>")
 		}
-		if msg := badText("key", k); msg != "" {
+		if msg := badKey("key", k); msg != "" {
 			return reply("ERR", msg)
 		}
 		if msg := badText("value", v); msg != "" {
@@ -257,7 +261,7 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 			return reply("ERR usage: XFER <id> <from> <to> <amount>")
 		}
 		for i, what := range []string{"id", "from", "to"} {
-			if msg := badText(what, f[i]); msg != "" {
+			if msg := badKey(what, f[i]); msg != "" {
 				return reply("ERR", msg)
 			}
 		}
@@ -314,6 +318,14 @@ func badText(what, s string) string {
 		return what + " is not UTF-8 text"
 	}
 	return ""
+}
+
+// badKey is badText for a key, a transfer id or an account, which is also at most maxKey bytes.
+func badKey(what, s string) string {
+	if len(s) > maxKey {
+		return fmt.Sprintf("%s longer than %d bytes", what, maxKey)
+	}
+	return badText(what, s)
 }
 
 // readLine returns the next line without its "\n" or "\r\n", or

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -628,4 +629,50 @@ func TestPostgresDownAtStart(t *testing.T) {
 		st.Close()
 		t.Error("open with an unreadable connection string: no error")
 	}
+}
+
+// bothStores runs test against a server on each store: in memory, and on a fresh database.
+func bothStores(t *testing.T, test func(t *testing.T, cl *client)) {
+	cluster := pgtest.Start(t)
+	for _, name := range []string{"memory", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			var st store = newMemStore()
+			if name == "postgres" {
+				st = openStore(t, cluster.DSN(cluster.Database()))
+			}
+			test(t, dial(t, startServer(t, options{name: "sa", store: st}), nil))
+		})
+	}
+}
+
+// TestKeyLength: a key (or a transfer id or account) longer than PostgreSQL's index takes is
+// refused alike by both stores, saying so, rather than stored in memory and answered ERR store
+// failed by PostgreSQL; a value's length is bounded only by the line's.
+func TestKeyLength(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	text := func(n int) string { // letters no compressor folds much
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(rng.IntN(26))
+		}
+		return string(b)
+	}
+	bothStores(t, func(t *testing.T, cl *client) {
+		tooLong := func(what string) string { return fmt.Sprintf("ERR %s longer than %d bytes", what, maxKey) }
+		for _, s := range []struct{ send, want string }{
+			{"SET " + text(maxKey) + " v", "OK sa"},
+			{"SET " + text(6000) + " v", tooLong("key")},
+			{"GET " + text(maxKey+1), tooLong("key")},
+			{"DEL " + text(maxKey+1), tooLong("key")},
+			{"SET k " + text(maxLine-6), "OK sa"},
+			{"XFER " + text(maxKey+1) + " a b 1", tooLong("id")},
+			{"XFER t1 " + text(6000) + " b 1", tooLong("from")},
+			{"XFER t2 a " + text(maxKey+1) + " 1", tooLong("to")},
+			{"XFER " + text(maxKey) + " " + text(maxKey) + " " + text(maxKey) + " 1", "OK sa"},
+		} {
+			if got := cl.do(s.send); got != s.want {
+				t.Errorf("%.40q: got %.60q, want %q", s.send, got, s.want)
+			}
+		}
+	})
 }
