@@ -270,6 +270,8 @@ func (o options) exec(ctx context.Context, c net.Conn, br *bufio.Reader, line, c
 		switch err := o.store.Transfer(sctx, f[0], f[1], f[2], amount); {
 		case errors.Is(err, errDuplicate):
 			return reply("ERR duplicate", f[0])
+		case errors.Is(err, errOutOfRange):
+			return reply("ERR", errOutOfRange.Error())
 		case err != nil:
 			o.log.Warn("store", "cmd", cmd, "err", err)
 			return reply("ERR store failed")

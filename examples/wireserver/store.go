@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -20,11 +21,15 @@ type store interface {
 	// Transfer moves amount from one account to another and records it in
 	// the ledger under id, all or nothing. Accounts start at 0 when first
 	// used and may go negative, so the balances always sum to zero. A
-	// reused id is errDuplicate.
+	// reused id is errDuplicate; a balance it would take beyond an int64
+	// (PostgreSQL's bigint) is errOutOfRange, and nothing changes.
 	Transfer(ctx context.Context, id, from, to string, amount int64) error
 }
 
-var errDuplicate = errors.New("duplicate transfer id")
+var (
+	errDuplicate  = errors.New("duplicate transfer id")
+	errOutOfRange = errors.New("balance out of range")
+)
 
 type memStore struct {
 	mu       sync.Mutex
@@ -43,10 +48,20 @@ func (s *memStore) Transfer(_ context.Context, id, from, to string, amount int64
 	if s.ledger[id] {
 		return errDuplicate
 	}
+	f, okF := add(s.balances[from], -amount)
+	t, okT := add(s.balances[to], amount)
+	if amount == math.MinInt64 || !okF || !okT {
+		return errOutOfRange
+	}
 	s.ledger[id] = true
-	s.balances[from] -= amount
-	s.balances[to] += amount
+	s.balances[from], s.balances[to] = f, t
 	return nil
+}
+
+// add is a+b, and false when that is beyond an int64.
+func add(a, b int64) (int64, bool) {
+	sum := a + b
+	return sum, (sum >= a) == (b >= 0)
 }
 
 func (s *memStore) Get(_ context.Context, k string) (string, bool, error) {
@@ -159,6 +174,9 @@ func (s *pgStore) Transfer(ctx context.Context, id, from, to string, amount int6
 	for _, m := range moves {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO wire_accounts (id, balance) VALUES ($1, $2)
 			ON CONFLICT (id) DO UPDATE SET balance = wire_accounts.balance + excluded.balance`, m[0], m[1]); err != nil {
+			if pe, ok := err.(*pq.Error); ok && pe.Code == "22003" { // numeric_value_out_of_range
+				return errOutOfRange
+			}
 			return fmt.Errorf("transfer %q: %w", id, err)
 		}
 	}

@@ -676,3 +676,22 @@ func TestKeyLength(t *testing.T) {
 		}
 	})
 }
+
+// TestBalanceOutOfRange: a transfer that would take a balance beyond a bigint is refused alike
+// by both stores, saying so (the in-memory one wrapped it round), and changes nothing.
+func TestBalanceOutOfRange(t *testing.T) {
+	bothStores(t, func(t *testing.T, cl *client) {
+		for _, s := range []struct{ send, want string }{
+			{"XFER t1 a b 9223372036854775807", "OK sa"},
+			{"XFER t2 a b 1", "ERR balance out of range"},
+			{"XFER t3 a c 2", "ERR balance out of range"},
+			{"XFER t2 b a 1", "OK sa"}, // t2 was not used up by the refused transfer
+			{"XFER t4 c a 5", "OK sa"},
+			{"XFER t5 b a 4", "OK sa"},
+		} {
+			if got := cl.do(s.send); got != s.want {
+				t.Errorf("%q: got %q, want %q", s.send, got, s.want)
+			}
+		}
+	})
+}
