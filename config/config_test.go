@@ -1716,3 +1716,20 @@ func TestTLSFileAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustedCIDRZone: a trusted_cidrs entry with an IPv6 zone is refused at its line, naming
+// the zone. netip reads "fe80::1%eth0/64" as the address fe80::1 in a zone "eth0/64", and the
+// prefix built from it dropped the zone: the entry was taken, silently, as fe80::1/128 alone
+// (and "fe80::1%eth0" as that address on every interface, the proxy matching peers without
+// theirs).
+func TestTrustedCIDRZone(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, cidr := range []string{"fe80::1%eth0/64", "fe80::1%eth0", "fe80::%eth0/10", "::ffff:10.0.0.1%x"} {
+		src := base + "[proxy]\ntrusted_cidrs = [\n  \"10.0.0.0/8\",\n  \"" + cidr + "\",\n]\n"
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != 12 || errs[0].Key != "proxy.trusted_cidrs[1]" || !strings.Contains(errs[0].Msg, "zone") {
+			t.Errorf("%s: got %v, want one error at f.toml:12 proxy.trusted_cidrs[1] about the zone", cidr, err)
+		}
+	}
+}

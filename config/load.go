@@ -1119,6 +1119,17 @@ func (l *loader) proxy(r *raw, c *Config) {
 	rp := r.Proxy
 	for i, s := range rp.TrustedCIDRs {
 		key := fmt.Sprintf("proxy.trusted_cidrs[%d]", i)
+		if addr, zone, ok := strings.Cut(s, "%"); ok {
+			// netip reads "fe80::1%eth0/64" as an address in the zone "eth0/64", and a prefix
+			// made of it drops the zone: the entry would be fe80::1/128, on every interface.
+			zone, bits, hasBits := strings.Cut(zone, "/")
+			without := addr
+			if hasBits {
+				without += "/" + bits
+			}
+			l.errorf(key, "%q: an IPv6 zone (%%%s) cannot be given: the proxy matches a peer's address without its interface; write %s, which holds on every interface", s, zone, without)
+			continue
+		}
 		if pfx, err := netip.ParsePrefix(s); err == nil {
 			p.TrustedCIDRs = append(p.TrustedCIDRs, unmapPrefix(pfx))
 		} else if ip, err := netip.ParseAddr(s); err == nil {
