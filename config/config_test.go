@@ -1733,3 +1733,29 @@ func TestTrustedCIDRZone(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyGivenTwice: a key (a listener's send_proxy, say) or a table given twice is reported
+// at the second, by its key with the index of its table in an array, and with the line of the
+// first. The decoder's error named the key without its index (proxy.listener.send_proxy of the
+// second listener), a table given twice by no key at all, and neither said where the first was.
+func TestKeyGivenTwice(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	listeners := "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:3\"\nsend_proxy = \"v1\"\n" +
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\nsend_proxy = \"v1\"\naccept_proxy = \"off\"\n"
+	for _, tc := range []struct {
+		src, key        string
+		line, firstLine int
+	}{
+		{base + listeners + "send_proxy = \"v2\"\n", "proxy.listener[1].send_proxy", 18, 16},
+		{base + listeners + "\"send_proxy\" = \"v2\"\n", "proxy.listener[1].send_proxy", 18, 16},
+		{base + "[proxy]\nmax_conns = 3\nmax_conns = 4\n", "proxy.max_conns", 11, 10},
+		{base + "[admin]\nlisten = \"127.0.0.1:5\"\n[admin]\nlisten = \"127.0.0.1:6\"\n", "admin", 11, 9},
+	} {
+		_, err := Parse("f.toml", []byte(tc.src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Line != tc.line || errs[0].Key != tc.key ||
+			!strings.Contains(errs[0].Msg, fmt.Sprintf("first at line %d", tc.firstLine)) {
+			t.Errorf("got %v, want one error at f.toml:%d %s given twice, first at line %d", err, tc.line, tc.key, tc.firstLine)
+		}
+	}
+}

@@ -201,7 +201,11 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 			}
 			// A bad escape's message repeats the string up to it, which may be a password.
 			msg := badEscape.ReplaceAllString(pe.Message, `$1: write a backslash in a string as \\ (or use a 'literal string')`)
-			return nil, Errors{{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}}
+			e := &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
+			if m := definedTwice.FindStringSubmatch(pe.Message); m != nil {
+				givenTwice(e, text, m[1])
+			}
+			return nil, Errors{e}
 		}
 		// Type mismatches come back as plain errors; their text is the only
 		// place the line and key are given.
@@ -487,6 +491,37 @@ func tomlTypeName(goType string) string {
 		return "an array"
 	}
 	return goType
+}
+
+// definedTwice matches the decoder's error about a key or table given a second time.
+var definedTwice = regexp.MustCompile(`^Key '(.+)' has already been defined\.$`)
+
+// givenTwice says e, the decoder's error about key (a plain path) given a second time at
+// e.Line, in words of ours: the key with the index of its table in an array (the decoder's has
+// none, and for a table is empty), and the line of the first.
+func givenTwice(e *Error, src, key string) {
+	e.Key, e.Msg = key, "given twice: a key or table is set once"
+	lines := strings.SplitAfter(src, "\n")
+	if e.Line < 1 || e.Line > len(lines) {
+		return
+	}
+	// Up to the second: its table's index is the last one opened, and the first is the latest
+	// line set for the key before it (the scan keeps a key's first line), or its own when an
+	// inline table gives the key twice on it.
+	kl := scanKeyLines(strings.Join(lines[:e.Line], ""))
+	sameLine := len(slices.DeleteFunc(slices.Clone(kl.plain[key]), func(n int) bool { return n != e.Line })) > 1
+	first := 0
+	for k, n := range kl.indexed {
+		if n > first && (n < e.Line || n == e.Line && sameLine) && arrayIndex.ReplaceAllString(k, "") == key {
+			e.Key, first = k, n
+		}
+	}
+	switch {
+	case first == e.Line:
+		e.Msg = "given twice on this line: a key or table is set once"
+	case first > 0:
+		e.Msg = fmt.Sprintf("given twice, first at line %d: a key or table is set once", first)
+	}
 }
 
 var badEscape = regexp.MustCompile(`^(expected \w+ hexadecimal digits after '\\[xuU]'), but got .* instead$`)
