@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -278,6 +279,13 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 			c := &adminClient{base: adminURL(addr), token: s.cfg.Admin.Token, http: newAdminHTTP(forwardTimeout)}
 			var out strings.Builder
 			if err := c.do(http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
+				// The master's refusal is the answer (an unknown site, none ready); 502 is for a
+				// master this member could not ask (unreachable, or its token is not this one's).
+				var re *replyError
+				if errors.As(err, &re) && re.code == http.StatusConflict {
+					http.Error(w, fmt.Sprintf("the master %s: %s", m.Site, re.msg), http.StatusConflict)
+					return
+				}
 				http.Error(w, fmt.Sprintf("forwarded to the master %s at %s: %v", m.Site, m.Admin, err), http.StatusBadGateway)
 				return
 			}

@@ -210,6 +210,15 @@ func argsAtMost(name string, rest []string, n int, stderr io.Writer) bool {
 // catalog entry the shim lists can be large, but not without end.
 const maxAdminReply = 64 << 20
 
+// replyError is an admin API's answer other than 200 OK.
+type replyError struct {
+	code int    // its status
+	msg  string // the message it gave
+	text string
+}
+
+func (e *replyError) Error() string { return e.text }
+
 func (c *adminClient) do(method, path string, out io.Writer, headers ...string) error {
 	req, err := http.NewRequest(method, c.base+path, nil)
 	if err != nil {
@@ -247,7 +256,8 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 				msg += ": the token given is not the member's (its admin.token_file)"
 			}
 		}
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, msg)
+		return &replyError{code: resp.StatusCode, msg: strings.TrimSpace(string(body)),
+			text: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, msg)}
 	}
 	_, err = out.Write(body)
 	return err

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+	"github.com/tandem-ha/tandem/gossip"
+	"github.com/tandem-ha/tandem/proxy"
+)
+
+// TestSwitchoverForwardConflict: a switchover asked of the backup is forwarded to the master,
+// which refuses it (409: an unknown site). The backup answered 502 Bad Gateway, as if the
+// master could not be reached, where the master had answered and said no: the refusal must
+// come back as the master's 409, with its reason.
+func TestSwitchoverForwardConflict(t *testing.T) {
+	t.Parallel()
+	admin1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin1.Close()
+	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
+	logger := slog.New(slog.DiscardHandler)
+	site := func(name string, prio int, bind, join, admin string) (*config.Config, *gossip.Node) {
+		cfg := &config.Config{
+			Kind: config.KindSite, Site: name, Priority: prio, DataDir: t.TempDir(), Admin: config.Admin{Listen: admin},
+			Gossip: config.Gossip{Bind: bind, Join: []string{join}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+		}
+		if err := gossip.NewFileStore(cfg.DataDir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := gossip.New(cfg, gossip.Options{Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		n.SetServerHealthy(true)
+		return cfg, n
+	}
+	cfg1, n1 := site("site1", 1, addr1, addr2, admin1.Addr().String())
+	cfg2, n2 := site("site2", 2, addr2, addr1, "127.0.0.1:7180")
+	s1 := &sidecar{cfg: cfg1, log: logger, node: n1, start: time.Now(), proxy: &proxy.Server{}}
+	srv1 := &http.Server{Handler: s1.adminHandler()}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv1.Serve(admin1) }()
+	defer func() { srv1.Close(); <-served }()
+	deadline := time.Now().Add(10 * time.Second)
+	for st := n2.State(); st.Role != gossip.RoleBackup || st.Master != "site1"; st = n2.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("site2: %s, master %q; want backup of site1", st.Role, st.Master)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s2 := &sidecar{cfg: cfg2, log: logger, node: n2, start: time.Now(), proxy: &proxy.Server{}}
+	rec := httptest.NewRecorder()
+	s2.adminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1:7180/switchover?to=site9", nil))
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), `unknown site "site9"`) || !strings.Contains(rec.Body.String(), "site1") {
+		t.Errorf("switchover to an unknown site through the backup: %d %q; want the master's 409, naming the master and the unknown site", rec.Code, rec.Body.String())
+	}
+}
