@@ -99,7 +99,21 @@ func (s *sidecar) adminHandler() http.Handler {
 	mux.HandleFunc("POST /promote", s.promote)
 	mux.HandleFunc("POST /split-brain/clear", s.clearSplitBrain)
 	mux.HandleFunc("POST /resync", s.resync)
-	return s.guard(s.auth(mux))
+	return s.guard(s.auth(queryOnly(mux)))
+}
+
+// queryOnly refuses a POST that carries a body: the admin API takes its arguments in the query
+// string and reads no body (noBody), so a form (curl -d to=site2) or JSON sent there was ignored
+// in silence, and the request served as if it named nothing: a switchover to whichever site was
+// best rather than the one named.
+func queryOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.ContentLength != 0 { // -1: chunked, of unknown length
+			http.Error(w, "the admin API reads no request body: give the arguments in the query string (POST /switchover?to=SITE, POST /promote?force=1)", http.StatusBadRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // adminReadTimeout bounds how long the admin API waits for a request's header, and for a body
@@ -109,7 +123,8 @@ const adminReadTimeout = 5 * time.Second
 
 var adminIdleTimeout = time.Minute
 
-// noBody answers a request that carries a body, which no path of the admin API reads, without
+// noBody answers a request that carries a body, which no path of the admin API reads (a POST
+// with one is refused: queryOnly), without
 // waiting for that body, and closes its connection: net/http reads what the handler left
 // before it answers, and again before the connection can serve another request, without a
 // deadline, so a client that announced a body and never finished it held the connection for
