@@ -18,7 +18,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	witness := fs.Bool("witness", false, "check the file as a witness configuration")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return usageExit(err)
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: tandem check-config [-witness] FILE")

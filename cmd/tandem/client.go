@@ -50,9 +50,10 @@ func newAdminHTTP(timeout time.Duration) *http.Client {
 // cliTimeout bounds an operator's admin command (all but resync, which waits for its copy).
 const cliTimeout = 10 * time.Second
 
-// adminFlags parses -config / -admin and returns the client and the rest of the arguments.
+// adminFlags parses -config / -admin and returns the client and the rest of the arguments, or
+// an error (already written to stderr) for usageExit: flag.ErrHelp after -h, errUsage else.
 // extra adds a command's own flags.
-func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*adminClient, []string, bool) {
+func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*adminClient, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	for _, f := range extra {
@@ -62,13 +63,13 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	addr := fs.String("admin", "", "the member's admin address host:port (default "+config.DefaultAdminListen+"; overrides -config's)")
 	tokenFile := fs.String("token-file", "", "file holding the admin API's bearer token (overrides -config's)")
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, false
+		return nil, nil, err
 	}
 	// Given empty (a variable left empty), a flag was taken for not given: the command went to
 	// the default address, a member other than the one meant, or without the token.
 	if empty := emptyFlag(fs, "config", "admin", "token-file"); empty != "" {
 		fmt.Fprintf(stderr, "tandem %s: -%s is empty\n", name, empty)
-		return nil, nil, false
+		return nil, nil, errUsage
 	}
 	c := &adminClient{base: adminURL(config.DefaultAdminListen), http: newAdminHTTP(cliTimeout), cli: true}
 	if *path != "" {
@@ -77,7 +78,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		listen, token, err := adminConfig(*path, *tokenFile == "")
 		if err != nil {
 			fmt.Fprintln(stderr, err)
-			return nil, nil, false
+			return nil, nil, errUsage
 		}
 		c.base, c.token = adminURL(listen), token
 	}
@@ -90,7 +91,7 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		a := strings.Replace(*addr, "%25", "%", 1)
 		if _, port, err := net.SplitHostPort(a); err != nil || !portNumber(port) || strings.ContainsAny(a, "/?#@") {
 			fmt.Fprintf(stderr, "tandem %s: -admin %q: want host:port, the member's admin.listen (127.0.0.1:7180)\n", name, *addr)
-			return nil, nil, false
+			return nil, nil, errUsage
 		}
 		c.base = adminURL(a)
 	}
@@ -99,11 +100,24 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		tok, err := config.ReadToken(*tokenFile)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
-			return nil, nil, false
+			return nil, nil, errUsage
 		}
 		c.token = tok
 	}
-	return c, fs.Args(), true
+	return c, fs.Args(), nil
+}
+
+// errUsage is a command line refused, and why already said.
+var errUsage = errors.New("usage error")
+
+// usageExit is a command's exit code when its flags were refused (err from flag.FlagSet.Parse,
+// or errUsage): 0 when -h (-help, --help) asked for them and they were listed, wherever it came
+// among the flags (flag.ErrHelp), else 2.
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 // emptyFlag names the first of the flags given on fs's command line with an empty value ("" when
@@ -264,8 +278,11 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	c, rest, ok := adminFlags("status", args, stderr)
-	if !ok || !argsAtMost("status", rest, 0, stderr) {
+	c, rest, err := adminFlags("status", args, stderr)
+	if err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost("status", rest, 0, stderr) {
 		return 2
 	}
 	if err := c.do(http.MethodGet, "/status", stdout); err != nil {
@@ -276,8 +293,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
-	c, rest, ok := adminFlags("switchover", args, stderr)
-	if !ok || !argsAtMost("switchover", rest, 1, stderr) {
+	c, rest, err := adminFlags("switchover", args, stderr)
+	if err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost("switchover", rest, 1, stderr) {
 		return 2
 	}
 	path := "/switchover"
@@ -304,11 +324,14 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	var force bool
 	var loss termFlag
-	c, rest, ok := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
+	c, rest, err := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&force, "force", false, "take control without seeing a member that knows the current term")
 		fs.Var(&loss, "accept-loss", "the newest `term`, whose master is lost for good: take control though this site's database lacks what it committed alone (lost)")
 	})
-	if !ok || !argsAtMost("promote", rest, 0, stderr) {
+	if err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost("promote", rest, 0, stderr) {
 		return 2
 	}
 	if loss.set && loss.term == 0 {
@@ -351,8 +374,11 @@ func (f *termFlag) Set(s string) error {
 
 // cmdClearSplitBrain tells a site that its split brain (DESIGN §3) is dealt with.
 func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
-	c, rest, ok := adminFlags("clear-split-brain", args, stderr)
-	if !ok || !argsAtMost("clear-split-brain", rest, 0, stderr) {
+	c, rest, err := adminFlags("clear-split-brain", args, stderr)
+	if err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost("clear-split-brain", rest, 0, stderr) {
 		return 2
 	}
 	if err := c.do(http.MethodPost, "/split-brain/clear", stdout); err != nil {
@@ -365,8 +391,11 @@ func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
 // cmdResync asks the master to copy its application tables to the peer database (DESIGN
 // §5.5); it waits as long as that takes.
 func cmdResync(args []string, stdout, stderr io.Writer) int {
-	c, rest, ok := adminFlags("resync", args, stderr)
-	if !ok || !argsAtMost("resync", rest, 0, stderr) {
+	c, rest, err := adminFlags("resync", args, stderr)
+	if err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost("resync", rest, 0, stderr) {
 		return 2
 	}
 	c.http.Timeout = 0 // a copy takes as long as the tables need

@@ -45,9 +45,9 @@ func TestAdminFlagsWitnessFile(t *testing.T) {
 	if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, _, ok := adminFlags("status", []string{"-config", f}, &bytes.Buffer{})
-	if !ok || c.base != "http://127.0.0.1:1" {
-		t.Errorf("adminFlags = %+v, %v; want the witness's admin address", c, ok)
+	c, _, err := adminFlags("status", []string{"-config", f}, &bytes.Buffer{})
+	if err != nil || c.base != "http://127.0.0.1:1" {
+		t.Errorf("adminFlags = %+v, %v; want the witness's admin address", c, err)
 	}
 }
 
@@ -78,17 +78,17 @@ func TestAdminFlagsToken(t *testing.T) {
 		{[]string{"-config", f, "-admin", "127.0.0.1:3"}, "http://127.0.0.1:3", "from-config"},
 		{[]string{"-config", f, "-token-file", tok}, "http://127.0.0.1:1", "s3cret"},
 	} {
-		c, _, ok := adminFlags("status", tc.args, &bytes.Buffer{})
-		if !ok || c.base != tc.base || c.token != tc.token {
-			t.Errorf("adminFlags(%q) = %+v, %v; want base %s, token %s", tc.args, c, ok, tc.base, tc.token)
+		c, _, err := adminFlags("status", tc.args, &bytes.Buffer{})
+		if err != nil || c.base != tc.base || c.token != tc.token {
+			t.Errorf("adminFlags(%q) = %+v, %v; want base %s, token %s", tc.args, c, err, tc.base, tc.token)
 		}
 	}
 	if err := os.Chmod(tok, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	if _, _, ok := adminFlags("status", []string{"-token-file", tok}, &stderr); ok || !strings.Contains(stderr.String(), "every user") {
-		t.Errorf("a token file every user can read: ok %v, stderr %q", ok, stderr.String())
+	if _, _, err := adminFlags("status", []string{"-token-file", tok}, &stderr); err == nil || !strings.Contains(stderr.String(), "every user") {
+		t.Errorf("a token file every user can read: error %v, stderr %q", err, stderr.String())
 	}
 }
 
@@ -115,14 +115,14 @@ func TestAdminFlagsTokenFileOverConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		var stderr bytes.Buffer
-		c, _, ok := adminFlags("status", []string{"-config", f, "-token-file", tok}, &stderr)
-		if !ok || c.base != "http://127.0.0.1:1" || c.token != "s3cret" {
-			t.Errorf("%s with -token-file: %+v, %v, stderr %q; want base http://127.0.0.1:1, token s3cret", name, c, ok, stderr.String())
+		c, _, err := adminFlags("status", []string{"-config", f, "-token-file", tok}, &stderr)
+		if err != nil || c.base != "http://127.0.0.1:1" || c.token != "s3cret" {
+			t.Errorf("%s with -token-file: %+v, %v, stderr %q; want base http://127.0.0.1:1, token s3cret", name, c, err, stderr.String())
 		}
 		// Without -token-file the file's token is needed, and its error is shown.
 		stderr.Reset()
-		if _, _, ok := adminFlags("status", []string{"-config", f}, &stderr); ok || !strings.Contains(stderr.String(), "admin.token_file") {
-			t.Errorf("%s without -token-file: ok %v, stderr %q; want the admin.token_file error", name, ok, stderr.String())
+		if _, _, err := adminFlags("status", []string{"-config", f}, &stderr); err == nil || !strings.Contains(stderr.String(), "admin.token_file") {
+			t.Errorf("%s without -token-file: error %v, stderr %q; want the admin.token_file error", name, err, stderr.String())
 		}
 	}
 }
@@ -195,8 +195,8 @@ func TestAdminFlagsEmpty(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"-admin", ""}, {"-config", ""}, {"-admin=", "-token-file", ""}, {"-token-file="}} {
 		var stderr bytes.Buffer
-		if _, _, ok := adminFlags("promote", args, &stderr); ok || !strings.Contains(stderr.String(), "empty") {
-			t.Errorf("adminFlags(%q): ok %v, stderr %q; want a usage error saying the flag is empty", args, ok, stderr.String())
+		if _, _, err := adminFlags("promote", args, &stderr); err == nil || !strings.Contains(stderr.String(), "empty") {
+			t.Errorf("adminFlags(%q): error %v, stderr %q; want a usage error saying the flag is empty", args, err, stderr.String())
 		}
 	}
 }
@@ -380,8 +380,8 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 // through $HTTP_PROXY, bearer token included.
 func TestAdminClientNoProxy(t *testing.T) {
 	t.Parallel()
-	c, _, ok := adminFlags("status", []string{"-admin", "192.0.2.1:7180"}, &bytes.Buffer{})
-	if !ok {
+	c, _, err := adminFlags("status", []string{"-admin", "192.0.2.1:7180"}, &bytes.Buffer{})
+	if err != nil {
 		t.Fatal("adminFlags failed")
 	}
 	tr, _ := c.http.Transport.(*http.Transport)
@@ -403,18 +403,18 @@ func TestAdminDefaultAddressUnreachableSaysWhatToDo(t *testing.T) {
 	closed := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close()
 
-	c, _, ok := adminFlags("status", nil, &bytes.Buffer{})
-	if !ok {
+	c, _, err := adminFlags("status", nil, &bytes.Buffer{})
+	if err != nil {
 		t.Fatal("adminFlags refused no flags")
 	}
 	c.base = "http://" + closed
-	err := c.do(http.MethodGet, "/status", io.Discard)
+	err = c.do(http.MethodGet, "/status", io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:7180") || !strings.Contains(err.Error(), "-config FILE") || !strings.Contains(err.Error(), "-admin ADDR") {
 		t.Errorf("without -config or -admin: %v; want the default address asked and -config / -admin named", err)
 	}
 
-	c, _, ok = adminFlags("status", []string{"-admin", closed}, &bytes.Buffer{})
-	if !ok {
+	c, _, err = adminFlags("status", []string{"-admin", closed}, &bytes.Buffer{})
+	if err != nil {
 		t.Fatal("adminFlags refused -admin")
 	}
 	if err := c.do(http.MethodGet, "/status", io.Discard); err == nil || strings.Contains(err.Error(), "-config") {

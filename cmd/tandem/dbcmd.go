@@ -30,7 +30,10 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	commit := fs.String("commit", "", "commit this in-doubt gid on every database where it is prepared")
 	rollback := fs.String("rollback", "", "roll this in-doubt gid back on every database where it is prepared")
 	acceptUnknown := fs.Bool("accept-unknown-outcome", false, "with -commit or -rollback: decide a gid prepared only on the other site's database although its own site's database cannot tell whether it committed (check that database first)")
-	if err := fs.Parse(args); err != nil || !argsAtMost("resolve", fs.Args(), 0, stderr) {
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost("resolve", fs.Args(), 0, stderr) {
 		return 2
 	}
 	if *path == "" {
@@ -43,9 +46,9 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tandem resolve: -%s needs the gid of a transaction in doubt (tandem resolve lists them)\n", empty)
 		return 2
 	}
-	cfg, ok := shimConfig("resolve", []string{"-config", *path}, stderr)
-	if !ok {
-		return 2
+	cfg, err := shimConfig("resolve", []string{"-config", *path}, stderr)
+	if err != nil {
+		return usageExit(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -158,34 +161,37 @@ func preparedGIDs(ctx context.Context, dsn string) ([]string, error) {
 // running sidecar (gossip key, admin token, the shim's users file and TLS pair): those are
 // left unread, so that an operator who may not read them can still run the command. The
 // files its connection strings name are read: the commands connect with them.
-func shimConfig(name string, args []string, stderr io.Writer) (*config.Config, bool) {
+func shimConfig(name string, args []string, stderr io.Writer) (*config.Config, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the site's TOML file")
-	if err := fs.Parse(args); err != nil || !argsAtMost(name, fs.Args(), 0, stderr) {
-		return nil, false
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if !argsAtMost(name, fs.Args(), 0, stderr) {
+		return nil, errUsage
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "usage: tandem %s -config FILE\n", name)
-		return nil, false
+		return nil, errUsage
 	}
 	cfg, err := config.LoadSecrets(*path, config.KindSite, 0)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return nil, false
+		return nil, errUsage
 	}
 	if cfg.TxShim == nil {
 		fmt.Fprintf(stderr, "tandem %s: %s has no [txshim] table\n", name, *path)
-		return nil, false
+		return nil, errUsage
 	}
-	return cfg, true
+	return cfg, nil
 }
 
 // cmdInstall checks and sets up both databases (idempotent; DESIGN §5.2).
 func cmdInstall(args []string, stdout, stderr io.Writer) int {
-	cfg, ok := shimConfig("install", args, stderr)
-	if !ok {
-		return 2
+	cfg, err := shimConfig("install", args, stderr)
+	if err != nil {
+		return usageExit(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -203,9 +209,9 @@ func cmdInstall(args []string, stdout, stderr io.Writer) int {
 // 1 a difference (each named), 2 no comparison (a database unreachable, a bad config), so that
 // a script does not take "could not look" for "they differ" — or the other way round.
 func cmdVerify(args []string, stdout, stderr io.Writer) int {
-	cfg, ok := shimConfig("verify", args, stderr)
-	if !ok {
-		return 2
+	cfg, err := shimConfig("verify", args, stderr)
+	if err != nil {
+		return usageExit(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -50,17 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	code := dispatch(args[0], args[1:], stdout, stderr)
-	if code == 2 && helpAsked(args[1:]) {
-		return 0 // COMMAND -h printed its flags, as asked (flag.ErrHelp)
-	}
-	return code
-}
-
-// helpAsked reports whether args start with -h, -help or --help: the flag package then stops
-// at it, with flag.ErrHelp, before any other flag could fail.
-func helpAsked(args []string) bool {
-	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+	return dispatch(args[0], args[1:], stdout, stderr)
 }
 
 func dispatch(cmd string, rest []string, stdout, stderr io.Writer) int {

@@ -34,7 +34,10 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the member's TOML file")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil || !argsAtMost(name, fs.Args(), 0, stderr) {
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if !argsAtMost(name, fs.Args(), 0, stderr) {
 		return 2
 	}
 	if *path == "" {
