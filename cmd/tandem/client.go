@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -285,11 +287,39 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	if !argsAtMost("status", rest, 0, stderr) {
 		return 2
 	}
-	if err := c.do(http.MethodGet, "/status", stdout); err != nil {
+	var out bytes.Buffer
+	if err := c.do(http.MethodGet, "/status", &out); err != nil {
 		fmt.Fprintln(stderr, "tandem status:", err)
 		return 1
 	}
+	if err := tandemStatus(out.Bytes()); err != nil {
+		fmt.Fprintf(stderr, "tandem status: %s/status: %v\n", c.base, err)
+		return 1
+	}
+	_, _ = stdout.Write(out.Bytes())
 	return 0
+}
+
+// tandemStatus checks that a 200 reply to GET /status is a member's status (a JSON object
+// naming its site and role): another HTTP server at that address (the port given wrong) had
+// its page printed as the status, with exit 0.
+func tandemStatus(body []byte) error {
+	var st struct {
+		Site, Role *string
+	}
+	if err := json.Unmarshal(body, &st); err != nil || st.Site == nil || *st.Site == "" || st.Role == nil || *st.Role == "" {
+		return fmt.Errorf("not a Tandem admin API: its answer (%s) is not a member's status; check the address (the member's admin.listen)", quoteStart(body))
+	}
+	return nil
+}
+
+// quoteStart quotes the start of a reply, to show what answered.
+func quoteStart(b []byte) string {
+	const n = 80
+	if len(b) > n {
+		return strconv.Quote(string(b[:n])) + "…"
+	}
+	return strconv.Quote(string(b))
 }
 
 func cmdSwitchover(args []string, stdout, stderr io.Writer) int {

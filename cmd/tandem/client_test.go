@@ -319,7 +319,7 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		fmt.Fprint(w, `{"role":"master"}`)
+		fmt.Fprint(w, `{"site":"site1","role":"master"}`)
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -356,7 +356,7 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 		return string(b)
 	}
 	out := status(cfg)
-	if !strings.Contains(out, "EXIT 0\n") || !strings.Contains(out, `{"role":"master"}`) {
+	if !strings.Contains(out, "EXIT 0\n") || !strings.Contains(out, `{"site":"site1","role":"master"}`) {
 		t.Errorf("tandem status -config F, F's secrets other than the admin token unreadable:\n%s", out)
 	}
 
@@ -364,7 +364,7 @@ func TestAdminConfigUnreadableSecrets(t *testing.T) {
 	plain := write("site1-plain.toml", secretsSiteTOML(siteSecrets{dataDir: "/d", key: key, users: users, tlsCert: rootCert, tlsKey: tlsKey,
 		localDSN: "postgres://tandem@127.0.0.1:1/wire", peerDSN: "postgres://tandem@127.0.0.2:1/wire",
 		adminListen: addr, token: token}), 0o644, -1)
-	if out := status(plain); !strings.Contains(out, "EXIT 0\n") || !strings.Contains(out, `{"role":"master"}`) {
+	if out := status(plain); !strings.Contains(out, "EXIT 0\n") || !strings.Contains(out, `{"site":"site1","role":"master"}`) {
 		t.Errorf("tandem status -config F, F's DSNs naming no file, its other secrets unreadable:\n%s", out)
 	}
 
