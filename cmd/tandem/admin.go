@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tandem-ha/tandem/gossip"
@@ -486,3 +487,56 @@ const forwardTimeout = cliTimeout / 2
 
 // forwardedHeader marks a switchover request one member forwarded to another.
 const forwardedHeader = "X-Tandem-Forwarded"
+
+// adminMaxConns bounds the connections the admin API holds at once: each is a file descriptor
+// of the sidecar's, which the proxy, the shim and the gossip need too, and a client could
+// otherwise keep as many open as it liked (/healthz needs no token, a request a minute keeps one
+// alive). Its clients (an operator's command, a backup's forward, a monitor, load balancers'
+// checks) need a handful; one beyond the bound waits to be accepted until another closes.
+const adminMaxConns = 128
+
+// limitListener accepts at most cap(slots) connections open at once: Accept waits, until one
+// of them is closed, or the listener is.
+type limitListener struct {
+	net.Listener
+	slots  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newLimitListener(l net.Listener, n int) *limitListener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n), closed: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+// Close closes the listener, and ends an Accept waiting for a connection to close.
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back when closed, once however often it is.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

@@ -231,7 +231,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	// No ReadTimeout: it would cancel a request's context when it runs out (net/http's read
 	// for a client gone), and a resync takes as long as the copy. A connection is held for a
 	// bounded time all the same: its header within adminReadTimeout, idle between requests
-	// for adminIdleTimeout, and a body, which no handler reads, not waited for (noBody).
+	// for adminIdleTimeout, and a body, which no handler reads, not waited for (noBody); and
+	// no more than adminMaxConns at once.
 	srv := &http.Server{Handler: noBody(s.adminHandler()), ReadHeaderTimeout: adminReadTimeout, IdleTimeout: adminIdleTimeout}
 
 	// The node outlives the proxy: on shutdown, or when a part fails, the proxy and health
@@ -269,7 +270,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		defer close(nodeDone)
 		fail("gossip", node.Run(nodeCtx))
 	}()
-	run("admin", func() error { return srv.Serve(s.admin) })
+	run("admin", func() error { return srv.Serve(newLimitListener(s.admin, adminMaxConns)) })
 	run("roles", func() error { s.followRoles(nodeCtx); return nil })
 	run("hooks", func() error { s.runHooks(nodeCtx); return nil })
 	if s.db != nil {
