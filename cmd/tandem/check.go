@@ -20,6 +20,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
+	if !argsAtMost("check-config", fs.Args(), 1, stderr) {
+		return 2
+	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: tandem check-config [-witness] FILE")
 		return 2
