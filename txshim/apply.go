@@ -151,6 +151,15 @@ var noTimeouts = map[string]string{
 	"idle_session_timeout": "0",
 }
 
+// ownSession is what a session of Tandem's own work on either database — not a client's —
+// takes in place of the database's and role's defaults (ALTER DATABASE … SET, for the
+// database's own applications), beside noTimeouts: READ COMMITTED and writable. Under
+// SERIALIZABLE, READ ONLY and DEFERRABLE defaults each of its queries outside a transaction
+// block waited for a safe snapshot for as long as a serializable read-write transaction was
+// open — often the one it was there to end (TestApplyWatchdogDeferrableDefaults,
+// TestLocalDeferrableDefaultsOwnConnections).
+var ownSession = map[string]string{"default_transaction_isolation": "read committed", "default_transaction_read_only": "off"}
+
 // applyAppName is the application_name of apply sessions.
 const applyAppName = "tandem apply"
 
@@ -234,7 +243,7 @@ func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid str
 	// ones its query waited for a safe snapshot, for the very serializable transaction it was
 	// to end, until cctx ran out, on every pass (TestApplyWatchdogDeferrableDefaults). Bounded
 	// by cctx, not by the database's timeouts.
-	pinSettings(cfg, noTimeouts, map[string]string{"default_transaction_isolation": "read committed"})
+	pinSettings(cfg, noTimeouts, ownSession)
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(cctx, cfg)

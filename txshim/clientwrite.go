@@ -170,7 +170,7 @@ func (s *Shim) backendEnded(ctx context.Context, c net.Conn, pid uint32) bool {
 	defer s.stallCheck.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cfg := s.localCfg.Copy()
+	cfg := s.ownCfg.Copy()
 	if to, dial := c.RemoteAddr(), cfg.DialFunc; to != nil && dial != nil {
 		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dial(ctx, to.Network(), to.String())

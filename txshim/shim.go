@@ -96,6 +96,10 @@ type Shim struct {
 	opts     Options
 	log      *slog.Logger
 	localCfg *pgconn.Config // parsed once; copied per session
+	// ownCfg is localCfg for the shim's own connections to the local database (markApart,
+	// fitSessions, backendEnded, connectAt, the catalog reads), not the clients' it relays:
+	// those keep the database's defaults, these take ownSession and noTimeouts in their place.
+	ownCfg *pgconn.Config
 
 	mode  modeCell // sessions read it with Load, the shim itself with peek
 	stats counters
@@ -156,18 +160,21 @@ func New(cfg config.TxShim, opts Options) (*Shim, error) {
 	if cfg.PeerDown == "" {
 		cfg.PeerDown = config.PeerDownContinue
 	}
+	own := lc.Copy()
+	pinSettings(own, noTimeouts, ownSession)
 	s := &Shim{
 		cfg:      cfg,
 		opts:     opts,
 		log:      opts.Logger.With("part", "txshim"),
 		localCfg: lc,
+		ownCfg:   own,
 		sessions: make(map[*session]struct{}),
 		cancels:  make(map[string]net.Addr),
 		slots:    limiter{max: opts.MaxSessions},
 		starting: limiter{max: maxStartups(opts.MaxSessions)},
 		fit:      fit,
 	}
-	s.funcs = newWriterFuncs(lc, opts.FuncRefresh, s.log)
+	s.funcs = newWriterFuncs(own, opts.FuncRefresh, s.log)
 	s.mode.set(&modeState{mode: ModeReadOnly})
 	return s, nil
 }
@@ -507,7 +514,7 @@ func addrOf(a net.Addr) backendAddr {
 // local_dsn, the first that takes a connection need not be the one a backend is on, and has no
 // process of its id, or another's. A zero at connects as local_dsn says.
 func (s *Shim) connectAt(ctx context.Context, at backendAddr) (*pgconn.PgConn, error) {
-	cfg := s.localCfg.Copy()
+	cfg := s.ownCfg.Copy()
 	if dial := cfg.DialFunc; at.addr != "" && dial != nil {
 		cfg.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dial(ctx, at.network, at.addr)
@@ -602,7 +609,7 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 // markApart writes a transactional logical message on a connection of its own to the local
 // database, marking the stream after every commit made there so far, and returns its position.
 func (s *Shim) markApart(ctx context.Context) (pglogrepl.LSN, error) {
-	conn, err := pgconn.ConnectConfig(ctx, s.localCfg.Copy())
+	conn, err := pgconn.ConnectConfig(ctx, s.ownCfg.Copy())
 	if err != nil {
 		return 0, fmt.Errorf("cannot mark the stream: %w", err)
 	}
@@ -1210,7 +1217,7 @@ func (s *Shim) fitIfPending(ctx context.Context) {
 func (s *Shim) fitSessions(ctx context.Context) (ok bool) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := pgconn.ConnectConfig(cctx, s.localCfg.Copy())
+	conn, err := pgconn.ConnectConfig(cctx, s.ownCfg.Copy())
 	if err != nil {
 		if !s.fitWarned {
 			s.fitWarned = true
