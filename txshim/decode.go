@@ -234,8 +234,11 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 	// subscriber sets on its publisher connection. Names in them are spelled bare where they
 	// may be (quote_all_identifiers off), as the peer spells the values the apply compares by
 	// their text (tandem.catalog_text): a local default of on quoted every one
-	// (TestApplyQuoteAllIdentifiers).
-	pinSettings(cfg, textSettings, map[string]string{"search_path": "pg_catalog", "quote_all_identifiers": "off"})
+	// (TestApplyQuoteAllIdentifiers). Its query of the slot takes Tandem's own session defaults,
+	// not the database's (ownSession, noTimeouts): under SERIALIZABLE, READ ONLY and DEFERRABLE
+	// ones it waited for a safe snapshot while a serializable writer was open, and nothing was
+	// shipped meanwhile (TestDecoderLocalDeferrableDefaults).
+	pinSettings(cfg, textSettings, noTimeouts, ownSession, map[string]string{"search_path": "pg_catalog", "quote_all_identifiers": "off"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("decoder: connect to the local database for replication: %w", err)
