@@ -89,8 +89,7 @@ func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Log
 	// SERIALIZABLE default the peer refused one (40001, on every try) for reading what an
 	// earlier apply, prepared there and waiting for its COMMIT PREPARED, wrote — another row
 	// of a table both scanned (TestPeerSerializableDefault).
-	pinSettings(cfg, textSettings, noTimeouts, allRows, map[string]string{"standard_conforming_strings": "on", "default_transaction_read_only": "off",
-		"default_transaction_isolation": "read committed"})
+	pinSettings(cfg, textSettings, noTimeouts, ownSession, allRows, map[string]string{"standard_conforming_strings": "on"})
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the peer database: %w", err)

@@ -78,8 +78,11 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// COPY writes the rows as text under this session's settings, and the peer's apply session
 	// reads them under textSettings: the same here, and pg_catalog alone on the search path (reg*
 	// values schema-qualified), as for the decoder. resyncSchemas reads the schema in it, spelt
-	// as install and verify spell it (definitionSpelling).
-	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, noTimeouts, allRows)
+	// as install and verify spell it (definitionSpelling). Tandem's own session defaults, not the
+	// database's (ownSession): under SERIALIZABLE, READ ONLY and DEFERRABLE ones the reads before
+	// the snapshot's block (resyncPoint) waited for a safe snapshot while a serializable writer
+	// was open (TestResyncLocalDeferrableDefaults).
+	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, noTimeouts, ownSession, allRows)
 	local, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: local database: %w", err)
@@ -389,8 +392,8 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 	// READ COMMITTED and without the database's timeouts: under SERIALIZABLE, READ ONLY and
 	// DEFERRABLE defaults each read waited for a safe snapshot, for as long as a serializable
 	// writer was open on the peer — a blocker the copy would end (TestResyncDeferrableDefaults).
-	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, noTimeouts,
-		map[string]string{"timezone": tz[0][0], "default_transaction_isolation": "read committed"})
+	pinSettings(cfg, textSettings, catalogPath, definitionSpelling, noTimeouts, ownSession,
+		map[string]string{"timezone": tz[0][0]})
 	peer, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
