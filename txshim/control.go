@@ -84,17 +84,34 @@ const (
 )
 
 // setsParam tells whether cfg (its DSN, or the PG* environment) sets the server parameter
-// name: as a parameter of its own, or in options (-c name=value, --name=value; PGOPTIONS). The
-// server reads options before the start-up packet's parameters, so one added beside options
-// that set it would override the DSN's value (TestOpenDBCheckIntervalFromDSN).
+// name: as a parameter of its own, or in options (-c name=value, -cname=value, --name=value;
+// PGOPTIONS). The server reads options before the start-up packet's parameters, so one added
+// beside options that set it would override the DSN's value (TestOpenDBCheckIntervalFromDSN).
+// Only the setting's own name counts: options that set deadlock_timeout do not set
+// lock_timeout (TestOpenDBOptionsOtherSetting).
 func setsParam(cfg pq.Config, name string) bool {
 	for k := range cfg.Runtime {
 		if strings.EqualFold(k, name) {
 			return true
 		}
 	}
-	opts := strings.ReplaceAll(strings.ToLower(cfg.Options), "-", "_")
-	return strings.Contains(opts, name)
+	fields := strings.Fields(cfg.Options)
+	for i, f := range fields {
+		var set string
+		switch {
+		case f == "-c" && i+1 < len(fields):
+			set = fields[i+1]
+		case strings.HasPrefix(f, "--"), strings.HasPrefix(f, "-c"):
+			set = f[2:]
+		default:
+			continue
+		}
+		k, _, _ := strings.Cut(set, "=")
+		if strings.EqualFold(strings.ReplaceAll(k, "-", "_"), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkParamRefused says what a server's refusal of ctlCheckParam at start-up means: one

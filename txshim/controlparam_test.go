@@ -51,3 +51,39 @@ func TestOpenDBCheckIntervalFromDSN(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenDBOptionsOtherSetting: a DSN whose options set a setting whose name holds one of
+// the control connections' (deadlock_timeout holds lock_timeout) was taken for one that sets
+// that one, and the control connections kept the database's default for it: a short
+// lock_timeout (ALTER DATABASE … SET) stayed on them. Only the setting's own name counts.
+func TestOpenDBOptionsOtherSetting(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t)
+	c.Exec(t, `ALTER DATABASE `+sqlIdent(c.Database())+` SET lock_timeout = '5ms'`)
+	kv := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", c.Port(), pgtest.Superuser, c.Database())
+	for _, tc := range []struct{ options, want string }{
+		{"-c deadlock_timeout=2s", "0"},
+		{"--deadlock-timeout=2s", "0"},
+		{"-cdeadlock_timeout=2s", "0"},
+		{"-c lock_timeout=7s", "7s"},
+		{"--lock-timeout=8s", "8s"},
+		{"-clock_timeout=9s", "9s"},
+		{"-c work_mem=8MB -c lock_timeout=6s", "6s"},
+	} {
+		db, err := OpenDB(kv + " options='" + tc.options + "'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var got string
+		err = db.QueryRowContext(ctx, `SHOW lock_timeout`).Scan(&got)
+		cancel()
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("options %q: lock_timeout = %q, want %q", tc.options, got, tc.want)
+		}
+	}
+}
