@@ -1759,3 +1759,29 @@ func TestKeyGivenTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedQueryPasswordNetURLDrops: a password given as a URL parameter that net/url's query
+// reader drops (a ';' in it, or a bad '%' escape) was printed by check-config as written: RedactDSN
+// looked for it among the parameters net/url read, and the database clients, which read the
+// parameters so too, load the string.
+func TestRedactedQueryPasswordNetURLDrops(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\nlocal_dsn = \"postgres://a@b/c\"\n"
+	c, err := Parse("f.toml", []byte(base+"peer_dsn = \"postgres://u@10.0.0.2/db?sslmode=disable&password=s3c;ret\"\n"), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.Redacted(); strings.Contains(out, "s3c") {
+		t.Errorf("check-config shows the password:\n%s", out)
+	}
+	for _, dsn := range []string{
+		"postgres://u@h/db?password=s3c;ret",
+		"postgres://u@h/db?sslpassword=s3c;ret&sslmode=disable",
+		"postgres://u@h/db?password=s3c%zzret",
+		"postgres://u@h/db?PassWord=s3c;ret",
+	} {
+		if got := RedactDSN(dsn); strings.Contains(got, "s3c") {
+			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+	}
+}

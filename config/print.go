@@ -214,9 +214,28 @@ func RedactDSN(dsn string) string {
 		if changed {
 			u.RawQuery = q.Encode()
 		}
+		// A parameter net/url's query reader drops (a ';' or a bad '%' escape in it) is not in q,
+		// but still in the string.
+		u.RawQuery = redactQuery(u.RawQuery)
 		return u.String()
 	}
 	return kvPassword.ReplaceAllString(dsn, "${1}redacted")
+}
+
+// redactQuery hides the value of every parameter of a URL's raw query whose name ends in
+// "password" (password, sslpassword), each read as written: up to the next '&'.
+func redactQuery(raw string) string {
+	pairs := strings.Split(raw, "&")
+	for i, p := range pairs {
+		name, _, ok := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if ok && strings.HasSuffix(strings.ToLower(name), "password") {
+			pairs[i] = p[:strings.IndexByte(p, '=')] + "=redacted"
+		}
+	}
+	return strings.Join(pairs, "&")
 }
 
 // atAfterHost tells whether a postgres:// URL has an '@' only after its host, in its path or
