@@ -1785,3 +1785,40 @@ func TestRedactedQueryPasswordNetURLDrops(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactDSNMalformed: RedactDSN hides the password of a connection string the clients cannot
+// read as well — the one whose error quotes it (the shim's, pgconn's) — but showed part or all of
+// it when a URL had a leading space (read as key=value settings), a quoted password was not
+// closed, an unquoted one held a space (the words after it), or its '=' was missing.
+func TestRedactDSNMalformed(t *testing.T) {
+	for _, dsn := range []string{
+		" postgres://u:s3cret@pghost/db",
+		"\tpostgresql://u:s3cret@pghost/db",
+		"host=pghost password='s3c ret",
+		"host=pghost password='s3c\\' ret",
+		"host=pghost password=s3c ret dbname=x",
+		"host=pghost password=s3c r3t",
+		"host=pghost password s3cret",
+		"host=pghost password s3c ret dbname=x",
+		"host=pghost password = s3c ret",
+		"postgres://u:p#ss@pghost/db?password=s3c ret",
+		"postgres://u:p#ss@pghost/db?password='s3c ret",
+	} {
+		got := RedactDSN(dsn)
+		if strings.Contains(got, "s3c") || strings.Contains(got, "ret") || strings.Contains(got, "r3t") {
+			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+		if !strings.Contains(got, "pghost") {
+			t.Errorf("RedactDSN(%q) = %q: hides the host too", dsn, got)
+		}
+	}
+	// What follows the password is shown.
+	for in, want := range map[string]string{
+		"host=pghost password=s3c ret dbname=x": "host=pghost password=redacted dbname=x",
+		"host=pghost password s3c ret dbname=x": "host=pghost password redacted dbname=x",
+	} {
+		if got := RedactDSN(in); got != want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -178,48 +178,127 @@ func tokenNote(a Admin) string {
 	return "from token_file"
 }
 
-// kvPassword is a key=value password: quoted, or up to the first space that no backslash
-// escapes (libpq and lib/pq read `password=a\ b` as "a b").
-var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.|\\$)+)`)
-
 // RedactDSN hides the password of a PostgreSQL connection string, URL or
-// key=value form, so it can be logged or shown.
+// key=value form, so it can be logged or shown. One the clients cannot read has it hidden
+// too, with whatever else of it may be part of the password.
 func RedactDSN(dsn string) string {
+	// A URL after spaces is read as key=value settings by the clients, and refused: hidden as
+	// the URL it was meant to be.
+	if rest := strings.TrimLeftFunc(dsn, unicode.IsSpace); rest != dsn && urlScheme.MatchString(rest) {
+		return dsn[:len(dsn)-len(rest)] + RedactDSN(rest)
+	}
 	if !urlScheme.MatchString(dsn) {
 		// key=value settings, though a value may hold "://" or '@' (password=pw://x@y).
-		return kvPassword.ReplaceAllString(dsn, "${1}redacted")
+		return redactKV(dsn)
 	}
 	u, err := url.Parse(dsn)
 	if scheme, rest, ok := strings.Cut(dsn, "://"); ok && (err != nil || u.Fragment != "" || atAfterHost(dsn)) {
 		// net/url cannot read it, or read part of the user info as a fragment, a path or a
 		// query (an unescaped '#', '%', '/' or '?' in the password): hide everything up to the
-		// last '@'.
+		// last '@', and the password parameters of what follows.
 		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 			rest = "redacted" + rest[at:]
 		}
-		return kvPassword.ReplaceAllString(scheme+"://"+rest, "${1}redacted")
-	}
-	if err == nil && u.Scheme != "" {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "redacted")
+		if path, query, ok := strings.Cut(rest, "?"); ok {
+			rest = path + "?" + redactQuery(query)
 		}
-		q := u.Query()
-		changed := false
-		for k := range q {
-			if strings.HasSuffix(strings.ToLower(k), "password") { // password, sslpassword
-				q.Set(k, "redacted")
-				changed = true
+		return scheme + "://" + rest
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "redacted")
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		if strings.HasSuffix(strings.ToLower(k), "password") { // password, sslpassword
+			q.Set(k, "redacted")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	// A parameter net/url's query reader drops (a ';' or a bad '%' escape in it) is not in q,
+	// but still in the string.
+	u.RawQuery = redactQuery(u.RawQuery)
+	return u.String()
+}
+
+// redactKV is RedactDSN for key=value settings, read as libpq reads them: a value is quoted
+// ('a b', with \' and \\ inside) or runs to the first space no backslash escapes. The value of a
+// setting named *password (password, sslpassword) is hidden, and so is what the clients would
+// refuse that may be part of it: a quoted value left open (to the end of the string), and the
+// words without '=' that follow a password's key (an unquoted password with a space, or one
+// written without its '=').
+func redactKV(s string) string {
+	rs := []rune(s)
+	var b strings.Builder
+	secret := false // after a password's key: a word without '=' is part of the password
+	hidden := false // "redacted" was written for that password
+	for i := 0; i < len(rs); {
+		sp := i
+		for i < len(rs) && unicode.IsSpace(rs[i]) {
+			i++
+		}
+		spaces := string(rs[sp:i]) // written only before what is shown
+		if i == len(rs) {
+			b.WriteString(spaces)
+			break
+		}
+		k := i
+		for i < len(rs) && !unicode.IsSpace(rs[i]) && rs[i] != '=' {
+			i++
+		}
+		key := string(rs[k:i])
+		if urlScheme.MatchString(key) { // a URL among the settings
+			key = RedactDSN(key)
+		}
+		eq := i
+		for eq < len(rs) && unicode.IsSpace(rs[eq]) {
+			eq++
+		}
+		if eq == len(rs) || rs[eq] != '=' { // a word without '=': no setting
+			switch {
+			case secret && !hidden:
+				b.WriteString(spaces + "redacted")
+				hidden = true
+			case secret:
+			default:
+				b.WriteString(spaces + key)
+				secret, hidden = strings.Contains(strings.ToLower(key), "password"), false
 			}
+			continue
 		}
-		if changed {
-			u.RawQuery = q.Encode()
+		v := eq + 1
+		for v < len(rs) && unicode.IsSpace(rs[v]) {
+			v++
 		}
-		// A parameter net/url's query reader drops (a ';' or a bad '%' escape in it) is not in q,
-		// but still in the string.
-		u.RawQuery = redactQuery(u.RawQuery)
-		return u.String()
+		end := v
+		if end < len(rs) && rs[end] == '\'' {
+			for end++; end < len(rs) && rs[end] != '\''; end++ {
+				if rs[end] == '\\' {
+					end++
+				}
+			}
+			end = min(end+1, len(rs)) // past the closing quote; an open one runs to the end
+		} else {
+			for ; end < len(rs) && !unicode.IsSpace(rs[end]); end++ {
+				if rs[end] == '\\' {
+					end++
+				}
+			}
+			end = min(end, len(rs))
+		}
+		secret = strings.HasSuffix(strings.ToLower(key), "password")
+		hidden = secret
+		if secret {
+			b.WriteString(spaces + key + string(rs[i:v]) + "redacted")
+		} else {
+			b.WriteString(spaces + key + string(rs[i:end]))
+		}
+		i = end
 	}
-	return kvPassword.ReplaceAllString(dsn, "${1}redacted")
+	return b.String()
 }
 
 // redactQuery hides the value of every parameter of a URL's raw query whose name ends in
