@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/lib/pq" // also registers the "postgres" driver
+
+	"github.com/tandem-ha/tandem/config"
 )
 
 // store holds the server's data: a key-value map, and accounts with a ledger
@@ -105,7 +107,7 @@ const maxDBConns = 16
 func openPGStore(dsn string) (*pgStore, error) {
 	conn, err := pq.NewConnector(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("-dsn: %w", err)
+		return nil, fmt.Errorf("-dsn: %w", config.RedactDSNError(dsn, err)) // not the password it may quote
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(maxDBConns)

@@ -695,3 +695,28 @@ func TestBalanceOutOfRange(t *testing.T) {
 		}
 	})
 }
+
+// TestDSNErrorHidesPassword: a -dsn lib/pq cannot read stops the server with lib/pq's error,
+// which quoted the string, or a piece of it, password and all: net/url's error on a URL
+// (postgres://u:s3cret@host/db%zz, or a password holding an unencoded '/', read as a port),
+// and the words before a missing '=' (the rest of an unquoted password with a space).
+func TestDSNErrorHidesPassword(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://u:s3cret@host/db%zz",
+		"postgres://u:s3cret@host:abc/db",
+		"postgres://u:s3c/ret@host/db",
+		"postgres://u@host/db%zz?password=s3cret",
+		"host=h password=two s3cret",
+		" postgres://u:s3cret@host/db",
+	} {
+		st, err := openPGStore(dsn)
+		if err == nil {
+			st.Close()
+			t.Errorf("%q: no error", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3c") {
+			t.Errorf("%q: the error shows the password: %v", dsn, err)
+		}
+	}
+}
