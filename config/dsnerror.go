@@ -43,7 +43,7 @@ func RedactDSNError(dsn string, err error) error {
 			text = strings.Replace(text, ue.Error(), fmt.Sprintf("%s %q: not a valid URL: %s", ue.Op, red, urlHint), 1)
 		}
 	}
-	if red := RedactDSN(dsn); dsn != "" && red != dsn {
+	if red := RedactDSN(dsn); dsn != "" && !strings.Contains(red, dsn) {
 		text = strings.ReplaceAll(text, strconv.Quote(dsn), strconv.Quote(red))
 		text = strings.ReplaceAll(text, dsn, red)
 	}

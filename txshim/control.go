@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/tandem-ha/tandem/config"
 )
 
 // OpenDB opens a database handle for control work (install, term records, recovery, checks)
@@ -44,7 +46,8 @@ import (
 func OpenDB(dsn string) (*sql.DB, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
-		return nil, pqConfigError(err)
+		// Not what lib/pq's error quotes of it: the URL (net/url's), a word, a service file's line.
+		return nil, config.RedactDSNError(dsn, err)
 	}
 	if cfg.Runtime == nil {
 		cfg.Runtime = map[string]string{}

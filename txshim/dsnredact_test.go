@@ -82,3 +82,25 @@ func TestOpenDBServiceFileErrorHidesPassword(t *testing.T) {
 		t.Errorf("unquoted password with spaces: %v", err)
 	}
 }
+
+// TestOpenDBURLErrorHidesPassword: lib/pq reads a URL with net/url, whose error quotes it whole,
+// password and all, and for a password holding an unencoded '/' names a piece of it as the port:
+// OpenDB returned that error as it was.
+func TestOpenDBURLErrorHidesPassword(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []string{
+		"postgres://u:s3cret@127.0.0.1/db%zz",
+		"postgres://u:s3cret@127.0.0.1:abc/db",
+		"postgres://u:s3c/ret@127.0.0.1/db",
+	} {
+		db, err := OpenDB(dsn)
+		if err == nil {
+			db.Close()
+			t.Errorf("%q: no error", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3c") {
+			t.Errorf("%q: the error shows the password: %v", dsn, err)
+		}
+	}
+}
