@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +47,10 @@ func bindNetTransport(c *memberlist.Config) (*memberlist.NetTransport, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("gossip transport: %w", err)
+		// Named by its key and address: a port another process holds (a second sidecar on
+		// this host, another member's) is the usual cause, and memberlist's own words name
+		// neither the file's key nor, for a host name, what was configured.
+		return nil, fmt.Errorf("gossip.bind %s: cannot listen for gossip: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
 	}
 	if c.BindPort == 0 {
 		c.BindPort = nt.GetAutoBindPort()

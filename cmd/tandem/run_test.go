@@ -192,36 +192,63 @@ func TestServeStartupFailureFreesPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	// A gossip port taken (another member's, a second sidecar's): memberlist binds it in
+	// node.Run, after the admin API, the shim and the proxy listen.
+	gossipTaken := taken.Addr().String()
+	adminPort := freePort()
 	for _, tc := range []struct {
-		name  string
-		admin string
-		ready func(dir string)
-		want  string
+		name   string
+		admin  string
+		gossip string
+		ready  func(dir string)
+		want   []string
 	}{
-		{"admin", taken.Addr().String(), func(string) {}, "admin listen"},
-		{"gossip", "127.0.0.1:0", func(dir string) {
+		{"admin", taken.Addr().String(), "", func(string) {}, []string{"admin listen"}},
+		{"gossip", "127.0.0.1:0", "", func(dir string) {
 			if err := os.WriteFile(filepath.Join(dir, gossip.SplitBrainFile), []byte("{not json"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, gossip.SplitBrainFile},
+		}, []string{gossip.SplitBrainFile}},
+		{"gossip port taken", adminPort, gossipTaken, func(string) {}, []string{"gossip.bind", gossipTaken}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.ready(dir)
 			shimAddr, proxyAddr := freePort(), freePort()
+			bind := tc.gossip
+			if bind == "" {
+				bind = freeGossipAddr(t)
+			}
 			cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 1, DataDir: dir,
-				Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-				Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
-				Proxy:  config.Proxy{Listeners: []config.Listener{{Endpoint: "operators", Listen: proxyAddr}}, ConnectTimeout: time.Second, MaxConns: 10},
-				Admin:  config.Admin{Listen: tc.admin},
+				Gossip: config.Gossip{Bind: bind, Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+				Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+					HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+				Proxy: config.Proxy{Listeners: []config.Listener{{Endpoint: "operators", Listen: proxyAddr}}, ConnectTimeout: time.Second, MaxConns: 10},
+				Admin: config.Admin{Listen: tc.admin},
 				TxShim: &config.TxShim{Listen: shimAddr, LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
 					MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second}}
-			err := serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("serve: %v, want an error about %s", err, tc.want)
+			done := make(chan error, 1)
+			go func() { done <- serve(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("serve did not return: a start-up that failed went on running")
+			}
+			if err == nil {
+				t.Fatalf("serve: no error, want one naming %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("serve: %v, want an error naming %s", err, w)
+				}
 			}
 			t.Logf("serve: %v", err)
-			for name, addr := range map[string]string{"shim": shimAddr, "proxy": proxyAddr} {
+			ports := map[string]string{"shim": shimAddr, "proxy": proxyAddr}
+			if tc.admin != taken.Addr().String() && tc.admin != "127.0.0.1:0" {
+				ports["admin"] = tc.admin
+			}
+			for name, addr := range ports {
 				l, err := net.Listen("tcp", addr)
 				if err != nil {
 					t.Errorf("the %s's port %s is still bound after the failed start-up: %v", name, addr, err)
