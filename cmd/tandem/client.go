@@ -255,13 +255,20 @@ func (c *adminClient) do(method, path string, out io.Writer, headers ...string) 
 		return err
 	}
 	defer resp.Body.Close()
+	tooLong := fmt.Errorf("%s %s: reply longer than %d MiB", method, path, maxAdminReply>>20)
+	if resp.ContentLength > maxAdminReply {
+		// Said by its header: refused on that word, not after reading 64 MiB of it, which
+		// a slow link (or a loaded host) may not carry within the command's timeout — which
+		// then said "context deadline exceeded" instead.
+		return tooLong
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAdminReply+1))
 	if err != nil {
 		return err
 	}
 	if len(body) > maxAdminReply {
 		// Cut, it would be printed as broken JSON with exit 0.
-		return fmt.Errorf("%s %s: reply longer than %d MiB", method, path, maxAdminReply>>20)
+		return tooLong
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg := strings.TrimSpace(string(body))
