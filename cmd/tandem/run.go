@@ -182,7 +182,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		logger.Warn("cannot tell from the state file whether this site was master when its sidecar last stopped", "err", err)
 	}
-	s.demoteAtStart(last)
+	if err := s.demoteAtStart(last); err != nil {
+		return err
+	}
 	opts := gossip.Options{Logger: logger, BeforeRelease: s.beforeRelease}
 	if path := os.Getenv(faultCutEnv); path != "" {
 		opts.Cut = cutFromFile(path, logger)
@@ -467,7 +469,12 @@ func (s *sidecar) runHook(ctx context.Context, j hookJob) {
 // own — and the server beside it may still believe it is master. This run starts as backup —
 // nothing is routed to that server until it is promoted again, and on_promote runs then, after
 // this on_demote.
-func (s *sidecar) demoteAtStart(last gossip.TermRecord) {
+//
+// An unreadable promotedFile stops the start: it may be the only record of an on_promote
+// whose on_demote is owed (the term record names the other site once this one adopted its
+// term), and this run would not know to run it. An unreadable demotedFile does not: taken
+// for none, an on_demote owed runs again, which is what the site's start does anyway.
+func (s *sidecar) demoteAtStart(last gossip.TermRecord) error {
 	demoted, err := loadTermFile(s.cfg.DataDir, demotedFile)
 	if err != nil {
 		s.log.Warn("cannot read which term's on_demote ran last", "err", err)
@@ -481,13 +488,16 @@ func (s *sidecar) demoteAtStart(last gossip.TermRecord) {
 	}
 	promoted, err := loadTermFile(s.cfg.DataDir, promotedFile)
 	if err != nil {
-		s.log.Warn("cannot read which term's on_promote ran last", "err", err)
+		return fmt.Errorf("cannot read which term's on_promote ran last, so whether an on_demote is owed (the server beside this site may believe it is master): %w; "+
+			"make sure it is not (run the on_demote hook by hand if it may be), then remove %s and start again",
+			err, filepath.Join(s.cfg.DataDir, promotedFile))
 	}
 	if owed = max(owed, promoted); owed > demoted {
 		s.log.Info("this site was master of a term when its sidecar last stopped, or on_promote ran for it, and on_demote did not come to its end for it: running it now",
 			"term", owed)
 		s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: owed})
 	}
+	return nil
 }
 
 // demotedFile keeps, in data_dir, the last term whose on_demote ran (demoteAtStart);

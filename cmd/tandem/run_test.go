@@ -322,7 +322,9 @@ func TestDemoteStoppedAfterAdoption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2.demoteAtStart(last)
+	if err := s2.demoteAtStart(last); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case j := <-s2.hookJobs:
 		s2.runHook(t.Context(), j)
@@ -452,4 +454,48 @@ func demoteHookSite(t *testing.T, dir, dsn, out string) *config.Config {
 		TxShim: &config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn, PeerDown: config.PeerDownContinue,
 			MaxMessage: config.DefaultMaxMessage, CommitTimeout: time.Second},
 	}
+}
+
+// TestStartRefusesCorruptPromotedFile: promoted.json is the one record that on_promote ran for
+// a term whose on_demote may be owed — when the term record names the other site (adopted
+// while this site was master) it is the only one. Unreadable (a disk's fault, an edit: it is
+// replaced atomically, so no crash leaves it half written), it was warned about and the site
+// started without running on_demote: the server beside it could go on believing it is master
+// while the other site takes control. As a corrupt state.json, vote.json or split-brain.json,
+// it stops the start, naming the file and what to check, before anything listens or runs.
+func TestStartRefusesCorruptPromotedFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 6, Master: "site2", PeerSynced: true, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, promotedFile), []byte(`{"term":5`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(3 * time.Second):
+		cancel()
+		err = <-done
+		t.Fatalf("serve ran on an unreadable %s (stopped: %v); want a refused start", promotedFile, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, promotedFile)) || !strings.Contains(err.Error(), "on_demote") {
+		t.Fatalf("serve: %v; want a refusal naming %s and the on_demote it may owe", err, filepath.Join(dir, promotedFile))
+	}
+	t.Logf("serve: %v", err)
 }
