@@ -135,6 +135,11 @@ type Node struct {
 	started    chan struct{} // closed once memberlist is up
 	crash      chan struct{} // tests: stop like kill -9 (no release, no Leave)
 	running    atomic.Bool
+	// bound is the configuration whose transport Bind bound ahead of Run, which takes it
+	// (and unbind, which ends its dials); nil when Run binds it itself.
+	bindMu sync.Mutex
+	bound  *memberlist.Config
+	unbind context.CancelFunc
 
 	readySince map[string]time.Time // owned by the decision loop
 	// readyTerm is the newest term a view showed when readySince was last cleared for it:
@@ -490,6 +495,39 @@ func (n *Node) memberlistConfig(dials context.Context) (*memberlist.Config, erro
 	return &c, nil
 }
 
+// Bind binds the gossip port now, ahead of Run, which uses it: a member whose port is taken
+// (by another process, or a second sidecar started on this host by mistake) fails its start
+// with this error before it serves anything or runs a hook. Without Bind, Run binds the port
+// itself. A node bound and never run lets go of the port with Unbind.
+func (n *Node) Bind() error {
+	n.bindMu.Lock()
+	defer n.bindMu.Unlock()
+	if n.bound != nil || n.running.Load() {
+		return errors.New("gossip: Bind called twice, or after Run")
+	}
+	dials, stop := context.WithCancel(context.Background())
+	c, err := n.memberlistConfig(dials)
+	if err != nil {
+		stop()
+		return err
+	}
+	n.bound, n.unbind = c, stop
+	return nil
+}
+
+// Unbind lets go of the port Bind bound, for a start that fails before Run; it does nothing
+// once Run took the port (or without Bind).
+func (n *Node) Unbind() {
+	n.bindMu.Lock()
+	c, stop := n.bound, n.unbind
+	n.bound, n.unbind = nil, nil
+	n.bindMu.Unlock()
+	if c != nil {
+		_ = c.Transport.Shutdown()
+		stop()
+	}
+}
+
 // Run joins the cluster and keeps deciding and publishing until ctx ends.
 // Then, if master, it releases the role (BeforeRelease first), leaves the
 // cluster gracefully and shuts memberlist down. It returns once all its
@@ -500,13 +538,21 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	// Dials end once the role is handed over and the node stops (stopDials below), not with
 	// ctx: the release before that may still need them.
-	dials, stopDials := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopDials()
-	c, err := n.memberlistConfig(dials)
-	if err != nil {
-		close(n.changes)
-		return err
+	n.bindMu.Lock()
+	c, stopDials := n.bound, n.unbind
+	n.bound, n.unbind = nil, nil
+	n.bindMu.Unlock()
+	if c == nil {
+		var dials context.Context
+		dials, stopDials = context.WithCancel(context.WithoutCancel(ctx))
+		var err error
+		if c, err = n.memberlistConfig(dials); err != nil {
+			stopDials()
+			close(n.changes)
+			return err
+		}
 	}
+	defer stopDials()
 	if k := len(n.cfg.Gossip.DecryptKeys); k > 0 {
 		n.log.Info("gossip key rotation: encrypting with the first key, decrypting with any of them", "keys", k+1)
 	}

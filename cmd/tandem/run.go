@@ -214,6 +214,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		}
 		return err
 	}
+	// The gossip port is bound before the proxy listens and anything serves or runs a hook:
+	// taken (a second sidecar started on this host by mistake, on the running master's
+	// data_dir), the start fails here, without the on_demote it queued for that master's term.
+	if err := node.Bind(); err != nil {
+		return err
+	}
+	defer node.Unbind() // a failed start-up lets go of it; once node.Run took it, nothing
 	s.node = node
 	if s.db != nil {
 		s.db.attach(node)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,29 +194,35 @@ func TestServeStartupFailureFreesPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	// A gossip port taken (another member's, a second sidecar's): memberlist binds it in
-	// node.Run, after the admin API, the shim and the proxy listen.
+	// A gossip port taken (another member's, a second sidecar's): bound after the admin API
+	// and the shim listen (node.Bind), before the proxy does. A proxy port taken: after the
+	// gossip port was bound, which the failed start lets go of too.
 	gossipTaken := taken.Addr().String()
 	adminPort := freePort()
 	for _, tc := range []struct {
 		name   string
 		admin  string
 		gossip string
+		proxy  string
 		ready  func(dir string)
 		want   []string
 	}{
-		{"admin", taken.Addr().String(), "", func(string) {}, []string{"admin listen"}},
-		{"gossip", "127.0.0.1:0", "", func(dir string) {
+		{"admin", taken.Addr().String(), "", "", func(string) {}, []string{"admin listen"}},
+		{"gossip", "127.0.0.1:0", "", "", func(dir string) {
 			if err := os.WriteFile(filepath.Join(dir, gossip.SplitBrainFile), []byte("{not json"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{gossip.SplitBrainFile}},
-		{"gossip port taken", adminPort, gossipTaken, func(string) {}, []string{"gossip.bind", gossipTaken}},
+		{"gossip port taken", adminPort, gossipTaken, "", func(string) {}, []string{"gossip.bind", gossipTaken}},
+		{"proxy port taken", adminPort, "", taken.Addr().String(), func(string) {}, []string{taken.Addr().String()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tc.ready(dir)
 			shimAddr, proxyAddr := freePort(), freePort()
+			if tc.proxy != "" {
+				proxyAddr = tc.proxy
+			}
 			bind := tc.gossip
 			if bind == "" {
 				bind = freeGossipAddr(t)
@@ -244,9 +252,21 @@ func TestServeStartupFailureFreesPorts(t *testing.T) {
 				}
 			}
 			t.Logf("serve: %v", err)
-			ports := map[string]string{"shim": shimAddr, "proxy": proxyAddr}
+			ports := map[string]string{"shim": shimAddr}
+			if tc.proxy == "" {
+				ports["proxy"] = proxyAddr
+			}
 			if tc.admin != taken.Addr().String() && tc.admin != "127.0.0.1:0" {
 				ports["admin"] = tc.admin
+			}
+			if tc.gossip == "" {
+				ports["gossip"] = bind
+				u, err := net.ListenPacket("udp", bind)
+				if err != nil {
+					t.Errorf("the gossip's UDP port %s is still bound after the failed start-up: %v", bind, err)
+				} else {
+					u.Close()
+				}
 			}
 			for name, addr := range ports {
 				l, err := net.Listen("tcp", addr)
@@ -498,4 +518,68 @@ func TestStartRefusesCorruptPromotedFile(t *testing.T) {
 		t.Fatalf("serve: %v; want a refusal naming %s and the on_demote it may owe", err, filepath.Join(dir, promotedFile))
 	}
 	t.Logf("serve: %v", err)
+}
+
+// TestStartGossipPortTakenServesNothing: gossip binds its port in node.Run, which serve started
+// beside the admin API, the proxy, the health checks and the hook runner: a member whose
+// gossip port was taken (a second sidecar started by mistake on this host, on the running
+// master's data_dir) logged "tandem started", served for a moment, and its hook runner could
+// take the on_demote its start owed for the running master's term (promoted.json) — demoting
+// the server of the master still running. The port is bound before any of them starts: the
+// start fails with nothing run.
+func TestStartGossipPortTakenServesNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hooks.log")
+	// The running master's: master of term 5, its on_promote run.
+	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveTermFile(dir, promotedFile, 5); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0") // memberlist binds TCP first, then UDP
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: taken.LocalAddr().String(), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{OnDemote: []string{"sh", "-c", "echo demote $TANDEM_TERM >> " + out}, Timeout: 10 * time.Second},
+	}
+	var logs syncBuffer
+	err = serve(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err == nil || !strings.Contains(err.Error(), "gossip.bind") {
+		t.Fatalf("serve: %v; want the gossip port's error", err)
+	}
+	time.Sleep(500 * time.Millisecond) // a hook started before serve returned has written by now
+	if b, _ := os.ReadFile(out); len(b) != 0 {
+		t.Errorf("hooks run by a start whose gossip port was taken: %q; want none", b)
+	}
+	if strings.Contains(logs.String(), "tandem started") {
+		t.Errorf("a start whose gossip port was taken logged that it started:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
