@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -39,8 +38,8 @@ import (
 // ctlCheckInterval while a statement runs, that the client is still there
 // (client_connection_check_interval, PostgreSQL 14): the failed connection is closed, and the
 // server ends what its statement was doing (a commit it has begun still completes). The
-// connections are writable whatever the database's default (default_transaction_read_only
-// off), and without the timeouts of the database's defaults (noTimeouts). A DSN that sets one
+// connections are READ COMMITTED and writable whatever the database's defaults (ownSession),
+// and without the timeouts of the database's defaults (noTimeouts). A DSN that sets one
 // of these parameters itself — as a parameter, or in options or PGOPTIONS — keeps its own
 // value.
 func OpenDB(dsn string) (*sql.DB, error) {
@@ -63,12 +62,15 @@ func OpenDB(dsn string) (*sql.DB, error) {
 	// none of the timeouts a database's defaults may set for its applications (noTimeouts):
 	// each operation is bounded by its context, and a short statement_timeout ended the copy
 	// of the sequences (one statement for them all) on every try once there were enough of
-	// them (TestPeerStatementTimeoutCatchUp).
-	ctlSettings := map[string]string{"default_transaction_read_only": "off"}
-	maps.Copy(ctlSettings, noTimeouts)
-	for name, value := range ctlSettings {
-		if !setsParam(cfg, name) {
-			cfg.Runtime[name] = value
+	// them (TestPeerStatementTimeoutCatchUp). And READ COMMITTED (ownSession), as Tandem's
+	// other own sessions are: under a SERIALIZABLE default a term record write that waited for
+	// another's on the same row failed with 40001 once that one committed, where READ COMMITTED
+	// reads the row it committed and decides by it (TestOpenDBSerializableDefaultTermWrite).
+	for _, settings := range []map[string]string{ownSession, noTimeouts} {
+		for name, value := range settings {
+			if !setsParam(cfg, name) {
+				cfg.Runtime[name] = value
+			}
 		}
 	}
 	c, err := pq.NewConnectorConfig(cfg)
