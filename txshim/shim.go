@@ -1229,6 +1229,16 @@ func (s *Shim) fitSessions(ctx context.Context) (ok bool) {
 	rr := conn.ExecParams(cctx, "SELECT pg_catalog.current_setting('max_connections')::pg_catalog.int4"+
 		" OPERATOR(pg_catalog.-) pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4"+
 		" OPERATOR(pg_catalog.-) COALESCE(pg_catalog.current_setting('reserved_connections', true)::pg_catalog.int4, 0)", nil, nil, nil, nil).Read()
+	if rr.Err != nil && !fitRefused(rr.Err) {
+		// Not an answer: the connection lost (the database restarting, the backend
+		// terminated), the query's time run out. The next session start asks again
+		// (TestFitSessionsQueryLost).
+		if !s.fitWarned {
+			s.fitWarned = true
+			s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default until it answers", "max_sessions", s.slots.limit(), "err", rr.Err)
+		}
+		return false
+	}
 	if rr.Err != nil || len(rr.Rows) != 1 {
 		s.log.Warn("txshim: cannot read the local database's connection limit; sessions stay capped at the default", "max_sessions", s.slots.limit(), "err", rr.Err)
 		return true // asked: a refusal will not change
@@ -1245,6 +1255,25 @@ func (s *Shim) fitSessions(ctx context.Context) (ok bool) {
 	s.starting.setLimit(maxStartups(n))
 	s.log.Info("txshim: sessions capped below the local database's connection limit, leaving room for the sidecar's own",
 		"max_sessions", n, "database_connections", avail, "kept", ownConnections)
+	return true
+}
+
+// fitRefused tells whether err, of fitSessions' query, is the local database's refusal of it,
+// which asking again will not change: an error the server gave for the query itself. A lost
+// connection, a timeout, a session the server ended (FATAL: terminated, shutting down), a
+// cancel (57), a lack of resources (53) or a connection error (08) is not.
+func fitRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	if sev := pgErr.SeverityUnlocalized; sev != "ERROR" && (sev != "" || pgErr.Severity != "ERROR") {
+		return false // FATAL, PANIC: the session ended
+	}
+	switch pgErr.Code[:min(2, len(pgErr.Code))] {
+	case "08", "53", "57":
+		return false
+	}
 	return true
 }
 
