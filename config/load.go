@@ -1305,6 +1305,8 @@ func (l *loader) txshim(r *raw, c *Config) {
 			l.errorf(key, "a '@' after the host: %s (a '@' in the database name or a parameter as well)", urlHint)
 		} else if pc, msg := dsnProblem(dsn); msg != "" {
 			l.errorf(key, "%s", msg)
+		} else if msg := clientsDisagree(dsn, pc); msg != "" {
+			l.errorf(key, "%s", msg)
 		} else {
 			parsed = append(parsed, pc)
 			if key == "txshim.local_dsn" {
