@@ -542,6 +542,36 @@ func TestLoopbackEndpointRemoteGossip(t *testing.T) {
 	}
 }
 
+// TestEndpointZoneRemote: a server endpoint written with an IPv6 zone ([fe80::1%eth0]:5432) was
+// taken where the other site's proxy dials it: the zone names an interface of this host, and the
+// other site dialled the address through its own interface of that name, or failed on a name it
+// does not have. It is refused there, at its line and key; where only this host dials it (no
+// proxy, or gossip on loopback: both sites on this host) it stays accepted.
+func TestEndpointZoneRemote(t *testing.T) {
+	file := func(gossip, address string) string {
+		return "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\n" + gossip + "join = [\"10.0.0.2:7946\"]\n" +
+			"[proxy]\n[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"10.0.0.1:7100\"\n" +
+			"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"" + address + "\"\n"
+	}
+	for _, address := range []string{"[fe80::1%eth0]:5432", "[fd00::1%2]:5432"} {
+		src := file("bind = \"10.0.0.1:7946\"\n", address)
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		line := strings.Count(src, "\n") // address is the last line
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "server.endpoint[0].address" || errs[0].Line != line || !strings.Contains(errs[0].Msg, "zone") {
+			t.Errorf("endpoint %s, gossip beyond loopback: got %v, want one error at f.toml:%d server.endpoint[0].address about the zone", address, err, line)
+		}
+	}
+	if _, err := Parse("f.toml", []byte(file("bind = \"127.0.0.1:7946\"\n", "[fe80::1%eth0]:5432")), KindSite); err != nil {
+		t.Errorf("endpoint with a zone, both sites on this host: %v", err)
+	}
+	noProxy := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"10.0.0.1:7946\"\njoin = [\"10.0.0.2:7946\"]\n" +
+		"[server]\n[[server.endpoint]]\nname = \"pg\"\naddress = \"[fe80::1%eth0]:5432\"\n[hooks]\non_promote = [\"true\"]\n"
+	if _, err := Parse("f.toml", []byte(noProxy), KindSite); err != nil {
+		t.Errorf("endpoint with a zone, a site without a proxy: %v", err)
+	}
+}
+
 // TestLoopbackEndpointNoListeners: a site whose operators reach no proxy listener of its own —
 // no [proxy] table, or one with settings but no [[proxy.listener]] — runs no proxy, and keeps
 // its loopback endpoints whatever its gossip address. check-config prints every site with a

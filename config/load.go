@@ -1139,6 +1139,11 @@ func (l *loader) server(r *raw, c *Config) {
 			l.errorf(key+".address", "%s is a loopback address, but the other site reaches this one beyond loopback (gossip at %s): its proxy dials the address as written and would reach its own host; give the address the other site reaches the server at", addr, remote)
 		case remote != "" && isUnspecified(host):
 			l.errorf(key+".address", "%s is every address of this host, not one to dial: the other site reaches this one beyond loopback (gossip at %s), and its proxy, dialling the address as written, would reach loopback on its own host; give the address the other site reaches the server at", addr, remote)
+		case remote != "" && strings.Contains(host, "%"):
+			// The zone names an interface of this host: the other site's proxy would dial
+			// through its own interface of that name, or fail on a name it does not have.
+			_, zone, _ := strings.Cut(host, "%")
+			l.errorf(key+".address", "%s: an IPv6 zone (%%%s) names an interface of this host, but the other site reaches this one beyond loopback (gossip at %s) and its proxy dials the address as written, through its own interfaces; give an address without a zone that the other site reaches the server at (not a link-local one)", addr, zone, remote)
 		}
 		s.Endpoints = append(s.Endpoints, Endpoint{Name: e.Name, Address: addr, HealthSend: e.HealthSend, HealthExpect: e.HealthExpect})
 	}
