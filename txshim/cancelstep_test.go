@@ -16,17 +16,16 @@ import (
 // the statement it lands on fail: SQLSTATE 57014.
 const selfCancel = "SELECT pg_catalog.pg_cancel_backend(pg_catalog.pg_backend_pid()), pg_catalog.pg_sleep(5)"
 
-// cancelSteps makes the first n sends of each of the shim's own statements that start with
-// prefix fail as cancelled (ownStepHook); it counts the sends.
-func cancelSteps(t *testing.T, prefix string, n int) *atomic.Int32 {
+// cancelSteps makes the first n sends of each of s's own statements that start with prefix
+// fail as cancelled (its ownStep hook); it counts the sends.
+func cancelSteps(s *Shim, prefix string, n int) *atomic.Int32 {
 	var sent atomic.Int32
-	ownStepHook = func(q string) string {
+	s.hooks.ownStep.set(func(q string) string {
 		if strings.HasPrefix(q, prefix) && int(sent.Add(1)) <= n {
 			return selfCancel
 		}
 		return q
-	}
-	t.Cleanup(func() { ownStepHook = nil })
+	})
 	return &sent
 }
 
@@ -42,7 +41,7 @@ func TestCommitPreparedCancelled(t *testing.T) {
 	conn := s.connect(t)
 	ctx := capCtx(t, 30*time.Second)
 
-	sent := cancelSteps(t, "COMMIT PREPARED", 1)
+	sent := cancelSteps(s.Shim, "COMMIT PREPARED", 1)
 	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {
 		t.Fatalf("a commit whose COMMIT PREPARED was cancelled once: %v", err)
 	}
@@ -53,7 +52,7 @@ func TestCommitPreparedCancelled(t *testing.T) {
 		t.Fatalf("peer calls %v, want prepare and commit", calls)
 	}
 
-	sent = cancelSteps(t, "COMMIT PREPARED", ownRetries+1)
+	sent = cancelSteps(s.Shim, "COMMIT PREPARED", ownRetries+1)
 	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES (2, 1)")
 	if pgCode(err) != "08007" || kicked.Load() != 1 || preparedCount(t, c) != 1 {
 		t.Fatalf("cancels on every try: %v (want 08007), OnInDoubt %d (want 1), %d prepared (want 1, for the resolver)", err, kicked.Load(), preparedCount(t, c))
@@ -69,7 +68,7 @@ func TestPreparedThenBackendGone(t *testing.T) {
 	var kicked atomic.Int32
 	s := startShim(t, c, Options{Peer: peer, OnInDoubt: func() { kicked.Add(1) }}, ModeDual, 1)
 	db := c.Open(t, c.Database())
-	failpoint = func(step string) error {
+	s.hooks.failpoint.set(func(step string) error {
 		if step == "after-local-prepare" {
 			// The session's backend: its last statement is the PREPARE, or the shim's
 			// idle_session_timeout guard pipelined behind it (idleOff).
@@ -79,8 +78,7 @@ WHERE query LIKE 'PREPARE TRANSACTION%' OR (query LIKE '%idle_session_timeout%' 
 			}
 		}
 		return nil
-	}
-	t.Cleanup(func() { failpoint = nil })
+	})
 	conn := s.connect(t)
 	if _, err := conn.Exec(capCtx(t, 30*time.Second), "INSERT INTO acct VALUES (1, 1)"); err == nil {
 		t.Fatal("the commit succeeded with its backend gone")
@@ -113,7 +111,7 @@ func TestShipMarkCancelled(t *testing.T) {
 	conn := s.connect(t)
 	ctx := capCtx(t, 30*time.Second)
 	for i, n := range []int{1, ownRetries + 1} {
-		cancelSteps(t, "SELECT pg_catalog.pg_logical_emit_message", n)
+		cancelSteps(s.Shim, "SELECT pg_catalog.pg_logical_emit_message", n)
 		_, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; INSERT INTO acct VALUES (%d, 1); NOTIFY tandem_test; COMMIT", i+1))
 		if pgCode(err) != "08007" {
 			t.Errorf("mark cancelled %d time(s), the peer not taking the commit: %v, want 08007", n, err)

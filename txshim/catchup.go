@@ -73,10 +73,6 @@ const (
 // shipped before that one's hold. A variable for tests.
 var catchUpTailMax = 10 * time.Second
 
-// catchUpHook, set only by tests, is called after each transaction catch-up shipped and before
-// it is recorded as done; an error stops CatchUp there, as a crash would.
-var catchUpHook func(shipped int) error
-
 // CatchUp brings the peer in step after it was unreachable (DESIGN §5.5) and returns nil when
 // PeerSynced is true. It ships the slot's backlog in stream order while the shim commits alone,
 // then calls hold — which must stop new commits and wait for those in flight; nil means no
@@ -550,8 +546,8 @@ func (s *Shipper) drain(ctx context.Context, until pglogrepl.LSN) (int, error) {
 			aloneUntil = run[len(run)-1].e.pos
 		}
 		res, err := s.shipOne(ctx, job)
-		if err == nil && catchUpHook != nil {
-			if herr := catchUpHook(n + 1); herr != nil {
+		if catchUp := s.hooks.catchUp.get(); err == nil && catchUp != nil {
+			if herr := catchUp(n + 1); herr != nil {
 				s.unclaim(job)
 				return n, herr
 			}
@@ -601,10 +597,10 @@ func runnable(e *jentry) bool {
 
 // runAfterLocked returns the entries catch-up would ship after the one at journal index at
 // (nextToShipLocked found it), in its order (skipping those done, in doubt or suspect), while
-// each may join that one in a run: none when it may not, or while catchUpHook is set (a test
+// each may join that one in a run: none when it may not, or while the catchUp hook is set (a test
 // that counts transactions as they are shipped, or stops shipping between two of them).
 func (s *Shipper) runAfterLocked(at int, until pglogrepl.LSN) []*jentry {
-	if catchUpHook != nil || !runnable(s.journal[at]) {
+	if s.hooks.catchUp.get() != nil || !runnable(s.journal[at]) {
 		return nil
 	}
 	var run []*jentry

@@ -362,13 +362,12 @@ func TestCatchUpCrashMidway(t *testing.T) {
 
 	const crashAt = 15
 	errCrash := errors.New("crash")
-	catchUpHook = func(shipped int) error {
+	sh1.hooks.catchUp.set(func(shipped int) error {
 		if shipped == crashAt {
 			return errCrash
 		}
 		return nil
-	}
-	t.Cleanup(func() { catchUpHook = nil })
+	})
 	err := sh1.CatchUp(capCtx(t, 20*time.Second), nil)
 	if !errors.Is(err, errCrash) {
 		t.Fatalf("CatchUp = %v, want the crash", err)
@@ -377,7 +376,6 @@ func TestCatchUpCrashMidway(t *testing.T) {
 		t.Fatal("synced after a crashed catch-up")
 	}
 	stop1()
-	catchUpHook = nil
 	if got := queryOne[int](t, p.pdb, `SELECT count(*) FROM notes`); got != crashAt {
 		t.Fatalf("peer has %d notes after the crash, want %d", got, crashAt)
 	}
@@ -620,7 +618,7 @@ func TestCatchUpTailUnwrappedWrite(t *testing.T) {
 	var tail, fired, replied atomic.Bool
 	done := make(chan error, 1)
 	var lockTx *sql.Tx
-	catchUpHook = func(int) error {
+	sh.hooks.catchUp.set(func(int) error {
 		if !tail.Load() || fired.Swap(true) {
 			return nil
 		}
@@ -646,8 +644,7 @@ func TestCatchUpTailUnwrappedWrite(t *testing.T) {
 			t.Error("a write the shim took for a read committed under catch-up's hold")
 		}
 		return nil
-	}
-	t.Cleanup(func() { catchUpHook = nil })
+	})
 
 	hold := func(ctx context.Context) (func(), error) {
 		release, err := shim.HoldCommits(ctx)
@@ -849,8 +846,7 @@ func TestCatchUpOutpacedByWrites(t *testing.T) {
 
 	// Shipping is slowed to at most 100 transactions a second; a writer commits faster (a
 	// commit, then 5 ms) until the hold stops it.
-	catchUpHook = func(int) error { time.Sleep(10 * time.Millisecond); return nil }
-	t.Cleanup(func() { catchUpHook = nil })
+	sh.hooks.catchUp.set(func(int) error { time.Sleep(10 * time.Millisecond); return nil })
 	var mu sync.Mutex // held by the writer around each commit, and by the hold
 	var written atomic.Int64
 	stop := make(chan struct{})
@@ -891,7 +887,7 @@ func TestCatchUpOutpacedByWrites(t *testing.T) {
 		t.Fatal("CatchUp returned nil without the peer synced")
 	}
 	stopWriter()
-	catchUpHook = nil
+	sh.hooks.catchUp.clear()
 	// What the writer committed after the hold ships online (plainLoop). Backlog counts what the
 	// decoder has read: a commit it has not read yet (the writer's last, made as CatchUp
 	// returned) is not in it, so the rows are counted too.

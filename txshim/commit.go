@@ -47,12 +47,10 @@ func (e *PeerError) Error() string {
 
 func (e *PeerError) Unwrap() error { return e.Err }
 
-// failpoint, set only by tests, is called between the steps of the dual commit (DESIGN §7); an
-// error ends the session on the spot, both connections closed, as if the process died there.
-// Steps: "before-prepare", "after-local-prepare", "after-peer-prepare", "after-local-commit".
-var failpoint func(step string) error
-
+// fail calls the shim's failpoint hook (shimHooks), if a test set one, at step of the dual
+// commit.
 func (s *session) fail(step string) error {
+	failpoint := s.shim.hooks.failpoint.get()
 	if failpoint == nil {
 		return nil
 	}
@@ -695,14 +693,10 @@ func (s *session) idleRestore(g *idleGuard) error {
 	return s.sendOwn("SET idle_session_timeout = "+quoteLiteral(string(g.old)), &pending{}, false)
 }
 
-// ownStepHook, set only by tests, may replace a statement captureRetried sends (one that
-// cancels itself stands for the client's cancel landing on it).
-var ownStepHook func(q string) string
-
-// viaStepHook is q, or what ownStepHook makes of it.
-func viaStepHook(q string) string {
-	if ownStepHook != nil {
-		return ownStepHook(q)
+// viaStepHook is q, or what the shim's ownStep hook (shimHooks), if a test set one, makes of it.
+func (s *session) viaStepHook(q string) string {
+	if ownStep := s.shim.hooks.ownStep.get(); ownStep != nil {
+		return ownStep(q)
 	}
 	return q
 }
@@ -717,11 +711,7 @@ const ownRetries = 3
 // for statements that may run again: finishing a prepared transaction, marking the stream.
 func (s *session) captureRetried(q string, args ...string) (result, error) {
 	for i := 0; ; i++ {
-		sent := q
-		if ownStepHook != nil {
-			sent = ownStepHook(q)
-		}
-		r, err := s.capture(sent, args...)
+		r, err := s.capture(s.viaStepHook(q), args...)
 		if err != nil || r.err == nil || r.err.Code != "57014" || i == ownRetries {
 			return r, err
 		}
@@ -1013,10 +1003,7 @@ func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint6
 // position (captureAlone); sent again (as captureRetried) while a cancel ends it.
 func (s *session) markStream() (result, error) {
 	for i := 0; ; i++ {
-		q := markSQL
-		if ownStepHook != nil {
-			q = ownStepHook(q)
-		}
+		q := s.viaStepHook(markSQL)
 		r, err := s.captureAlone(q)
 		if err != nil || r.err == nil || r.err.Code != "57014" || i == ownRetries {
 			return r, err

@@ -409,16 +409,13 @@ func TestDualCommit(t *testing.T) {
 }
 
 func TestFailpointLeavesPrepared(t *testing.T) {
-	// Registered first, so run last: after the shim has stopped. Its session reads failpoint
-	// on its way out after the client had its error (a data race the race detector caught).
-	t.Cleanup(func() { failpoint = nil })
 	c, peer, s := dualShim(t)
-	failpoint = func(step string) error {
+	s.hooks.failpoint.set(func(step string) error {
 		if step == "after-local-prepare" {
 			return errors.New("injected crash")
 		}
 		return nil
-	}
+	})
 	conn := s.connect(t)
 	_, err := conn.Exec(context.Background(), "INSERT INTO acct VALUES (1, 1)")
 	if err == nil {
@@ -926,7 +923,7 @@ func TestExtendedSplits(t *testing.T) {
 // gid is reported in flight (so a periodic resolver pass leaves it alone), and not after.
 func TestInFlight(t *testing.T) {
 	c, _, s := dualShim(t)
-	paused, resume := pauseAtLocalPrepare(t)()
+	paused, resume := pauseAtLocalPrepare(s.Shim)()
 	conn := s.connect(t)
 	done := make(chan error, 1)
 	go func() {
@@ -962,7 +959,7 @@ func TestInFlight(t *testing.T) {
 // starting until it is released, and lets reads through (DESIGN §5.5 "new commits held").
 func TestHoldCommits(t *testing.T) {
 	_, _, s := dualShim(t)
-	paused, resume := pauseAtLocalPrepare(t)()
+	paused, resume := pauseAtLocalPrepare(s.Shim)()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -1088,7 +1085,7 @@ func TestHoldSoloCommitInFlight(t *testing.T) {
 		"BEGIN; INSERT INTO acct VALUES (42, 1); COMMIT", // explicit, in one query
 		"UPDATE acct SET bal = bal + 1 WHERE id = 41",    // implicit update
 	} {
-		paused, resume := pauseAt(t, "local-commit-gated")()
+		paused, resume := pauseAt(s.Shim, "local-commit-gated")()
 		done := make(chan error, 1)
 		go func() {
 			_, err := conn.Exec(ctx, q)
@@ -1135,7 +1132,7 @@ func TestStepDown(t *testing.T) {
 	c, peer, s := dualShim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pauseNext := pauseAtLocalPrepare(t)
+	pauseNext := pauseAtLocalPrepare(s.Shim)
 	insert := func(id int) <-chan error {
 		done := make(chan error, 1)
 		go func() {
@@ -1387,24 +1384,23 @@ func (s *testShim) onlyPrepared(t *testing.T) string {
 	return gid
 }
 
-// pauseAtLocalPrepare installs a failpoint for the rest of the test; each call of next makes
-// the next dual commit stop right after its local PREPARE: paused is closed then, and the
-// commit goes on once resume is closed.
-func pauseAtLocalPrepare(t *testing.T) (next func() (paused, resume chan struct{})) {
-	return pauseAt(t, "after-local-prepare")
+// pauseAtLocalPrepare installs a failpoint in s; each call of next makes s's next dual commit
+// stop right after its local PREPARE: paused is closed then, and the commit goes on once
+// resume is closed.
+func pauseAtLocalPrepare(s *Shim) (next func() (paused, resume chan struct{})) {
+	return pauseAt(s, "after-local-prepare")
 }
 
 // pauseAt is pauseAtLocalPrepare for any failpoint step.
-func pauseAt(t *testing.T, at string) (next func() (paused, resume chan struct{})) {
+func pauseAt(s *Shim, at string) (next func() (paused, resume chan struct{})) {
 	var pause atomic.Pointer[[2]chan struct{}]
-	failpoint = func(step string) error {
+	s.hooks.failpoint.set(func(step string) error {
 		if p := pause.Load(); step == at && p != nil && pause.CompareAndSwap(p, nil) {
 			close(p[0])
 			<-p[1]
 		}
 		return nil
-	}
-	t.Cleanup(func() { failpoint = nil })
+	})
 	return func() (paused, resume chan struct{}) {
 		p := &[2]chan struct{}{make(chan struct{}), make(chan struct{})}
 		pause.Store(p)
@@ -1487,14 +1483,13 @@ func TestCommitFinishedByOtherResolver(t *testing.T) {
 	var at atomic.Pointer[string]
 	var rep Report
 	var rerr error
-	failpoint = func(step string) error {
+	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)
+	shim.hooks.failpoint.set(func(step string) error {
 		if want := at.Load(); want != nil && *want == step && at.CompareAndSwap(want, nil) {
 			rep, rerr = next.ResolveOnce(ctx)
 		}
 		return nil
-	}
-	t.Cleanup(func() { failpoint = nil })
-	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)
+	})
 	conn := shim.connect(t)
 
 	step := "after-peer-prepare"

@@ -164,6 +164,7 @@ type Decoder struct {
 	// are held in memory; the rest go to a file in spillDir (spill.go).
 	spillAfter int64
 	spillDir   string
+	spillHook  *hook[func() error] // when set, its Shipper's spillWrite test hook (shipperHooks)
 	// received, when set, counts the XLogData messages read: progress inside a transaction
 	// too large to arrive at once.
 	received *atomic.Uint64
@@ -625,6 +626,7 @@ func (d *Decoder) push(cur *Txn, msg []byte, c Change) error {
 			d.spillAfter = 0
 			return nil
 		}
+		sp.failWrite = d.spillHook
 		cur.spill = sp
 	}
 	return nil

@@ -22,13 +22,12 @@ func TestDeferrableDefaultsCommitPreparedFails(t *testing.T) {
 		default:
 		}
 	}}, ModeDual, 1)
-	ownStepHook = func(q string) string {
+	s.hooks.ownStep.set(func(q string) string {
 		if strings.HasPrefix(q, "COMMIT PREPARED") {
 			return "COMMIT PREPARED 'tandem_no_such_gid'"
 		}
 		return q
-	}
-	t.Cleanup(func() { ownStepHook = nil })
+	})
 	conn := s.connect(t)
 	ctx := capCtx(t, 30*time.Second)
 	if _, err := conn.Exec(ctx, "SET default_transaction_isolation = serializable; SET default_transaction_read_only = on; SET default_transaction_deferrable = on"); err != nil {
@@ -41,6 +40,6 @@ func TestDeferrableDefaultsCommitPreparedFails(t *testing.T) {
 	if pgCode(err) != "08007" || time.Since(start) > 3*time.Second {
 		t.Errorf("after %v: %v, want 08007 at once", time.Since(start), err)
 	}
-	ownStepHook = nil
+	s.hooks.ownStep.clear()
 	c.Exec(t, "COMMIT PREPARED '"+s.onlyPrepared(t)+"'")
 }

@@ -208,18 +208,16 @@ func TestLexerSettingKinds(t *testing.T) {
 // TestSessionEndAfterReplies: a request refused with an error that ends the session comes after
 // the replies to the requests before it. The shim used to learn that the backend had answered
 // them before the answer's ReadyForQuery reached the client, and could write its error (and
-// close) first: the client lost that ReadyForQuery (readyHook delays it to make that certain).
+// close) first: the client lost that ReadyForQuery (the ready hook delays it to make that certain).
 func TestSessionEndAfterReplies(t *testing.T) {
 	c := testCluster(t)
-	// Set before the shim starts, and cleared after it stopped (cleanups run last first).
 	var armed atomic.Bool
-	readyHook = func() {
+	s := startShim(t, c, Options{}, ModeSolo, 0)
+	s.hooks.ready.set(func() {
 		if armed.Load() {
 			time.Sleep(300 * time.Millisecond)
 		}
-	}
-	t.Cleanup(func() { readyHook = nil })
-	s := startShim(t, c, Options{}, ModeSolo, 0)
+	})
 	r := dialRaw(t, s)
 	r.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	armed.Store(true)

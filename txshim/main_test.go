@@ -16,13 +16,12 @@ const defaultParallel = 3
 // TestMain: the package's clusters are copies of one template data directory (pgtest.RunTests),
 // and, unless -parallel says otherwise, defaultParallel parallel tests run at once.
 //
-// The tests that set package variables the code under test reads (failpoint, ownStepHook,
-// catchUpHook, catchUpTailMax, the bump timeouts, readyHook, copyInHook, startedHook, peerOpHook,
-// spillWriteHook — some through a helper: newResolveEnv, pauseAt, cancelSteps), that read
-// process-wide counters (goroutines, memory statistics, allocations, CPU time), or that set the
-// environment do not call t.Parallel, nor do the few that keep a CPU busy for many seconds or
-// assert a tight bound on a latency (most say why): go test runs them one after another, alone,
-// before every parallel test.
+// The tests that set package variables the code under test reads (catchUpTailMax, the bump
+// timeouts), that read process-wide counters (goroutines, memory statistics, allocations, CPU
+// time), or that set the environment do not call t.Parallel, nor do the few that keep a CPU busy
+// for many seconds or assert a tight bound on a latency (most say why): go test runs them one
+// after another, alone, before every parallel test. The test hooks (hooks.go) are not package variables: each Shim
+// and Shipper has its own, and a test that sets them may run beside others.
 func TestMain(m *testing.M) {
 	pgtest.DefaultParallel(defaultParallel)
 	os.Exit(pgtest.RunTests(m))

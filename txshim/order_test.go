@@ -86,8 +86,7 @@ func TestDualOrderMovedIdentityRow(t *testing.T) {
 	local, peerDB, sh, logger := orderPair(t, `CREATE TABLE mv (k int PRIMARY KEY, v text, u int GENERATED ALWAYS AS IDENTITY)`,
 		`INSERT INTO mv (k, v) VALUES (1, 'a')`)
 	// Every peer COMMIT PREPARED comes 300 ms late: the next transaction is applied meanwhile.
-	peerOpHook = func(string, bool) { time.Sleep(300 * time.Millisecond) }
-	t.Cleanup(func() { peerOpHook = nil })
+	sh.hooks.peerOp.set(func(string, bool) { time.Sleep(300 * time.Millisecond) })
 	s := startShim(t, local, Options{Peer: sh, Logger: logger}, ModeDual, 1)
 	conn := s.connect(t)
 	for i, q := range []string{

@@ -142,28 +142,28 @@ func TestParseCheckQuietCancelled(t *testing.T) {
 		logSettingsBack(t, c, what)
 	}
 	for _, prefix := range []string{parseCheckBegin, parseQuiet[0], parseQuiet[1], parseCheckEnd} {
-		sent := cancelSteps(t, prefix, 1)
+		sent := cancelSteps(e.shim.Shim, prefix, 1)
 		run("outside a block, cancel on "+prefix, false)
 		if sent.Load() == 0 {
 			t.Errorf("outside a block: no %q sent", prefix)
 		}
 	}
 	for _, prefix := range []string{parseQuiet[0], parseQuiet[1], "ROLLBACK TO SAVEPOINT " + parseCheckName, "RELEASE SAVEPOINT " + parseCheckName} {
-		sent := cancelSteps(t, prefix, 1)
+		sent := cancelSteps(e.shim.Shim, prefix, 1)
 		run("in a block, cancel on "+prefix, true)
 		if sent.Load() == 0 {
 			t.Errorf("in a block: no %q sent", prefix)
 		}
 	}
 	// On the SAVEPOINT: the block failed, the Query with it.
-	cancelSteps(t, "SAVEPOINT "+parseCheckName, 1)
+	cancelSteps(e.shim.Shim, "SAVEPOINT "+parseCheckName, 1)
 	execAll(t, c, "BEGIN")
 	if _, err := c.Exec(ctx, "INSERT INTO rows VALUES (100); COMMIT; SELECT 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "57014" {
 		t.Errorf("cancel on the SAVEPOINT: %v, want 57014", err)
 	}
 	execAll(t, c, "ROLLBACK")
 	logSettingsBack(t, c, "cancel on the SAVEPOINT")
-	ownStepHook = nil
+	e.shim.hooks.ownStep.clear()
 	if got := queryOne[string](t, e.localDB, "SELECT string_agg(id::text, ',' ORDER BY id) FROM rows"); got != "1,2,3,4,5,6,7,8" {
 		t.Errorf("rows: %q, want 1,2,3,4,5,6,7,8", got)
 	}
@@ -190,7 +190,6 @@ func TestParseCheckNotForwarded(t *testing.T) {
 	}
 	c := e.connect(t)
 	execAll(t, c, "SET statement_timeout = '300ms'")
-	t.Cleanup(func() { ownStepHook = nil })
 	for _, tc := range []struct {
 		what, other, code string
 		cancelSet         bool
@@ -205,7 +204,7 @@ func TestParseCheckNotForwarded(t *testing.T) {
 	} {
 		// parseAs makes the parse check of q parse tc.other instead.
 		parseAs := func(q, other string) {
-			ownStepHook = func(s string) string {
+			e.shim.hooks.ownStep.set(func(s string) string {
 				if s == q {
 					return other
 				}
@@ -213,7 +212,7 @@ func TestParseCheckNotForwarded(t *testing.T) {
 					return selfCancel
 				}
 				return s
-			}
+			})
 		}
 		q := "BEGIN; INSERT INTO rows VALUES (1); COMMIT; SELECT 1"
 		parseAs(q, tc.other)

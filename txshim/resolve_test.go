@@ -56,7 +56,7 @@ func TestRecoveryRule(t *testing.T) {
 type resolveEnv struct {
 	local, peer *pgtest.Cluster
 	logger      *slog.Logger
-	crashAt     atomic.Pointer[string] // the failpoint step that ends the session; nil: none
+	crashAt     atomic.Pointer[string] // the failpoint step that ends the session of dual's shim; nil: none
 	stopShipper atomic.Pointer[func()] // stops the current subtest's Shipper
 }
 
@@ -75,27 +75,27 @@ func newResolveEnv(t *testing.T) *resolveEnv {
 			t.Fatal(err)
 		}
 	}
-	// One failpoint for the whole test, set before any shim starts and cleared after every
-	// one stopped; each subtest picks its step through crashAt. The crash takes the whole
-	// process down: the Shipper stops at the crash step, or right after the peer prepared when
-	// the crash comes later, before the local COMMIT PREPARED that it would act on.
-	failpoint = func(step string) error {
-		p := e.crashAt.Load()
-		if p == nil {
-			return nil
-		}
-		if step == *p || step == "after-peer-prepare" {
-			if stop := e.stopShipper.Load(); stop != nil {
-				(*stop)()
-			}
-		}
-		if step == *p {
-			return errors.New("injected crash")
-		}
+	return e
+}
+
+// failpoint is the failpoint of the shims dual starts; each subtest picks its step through
+// crashAt. The crash takes the whole process down: the Shipper stops at the crash step, or
+// right after the peer prepared when the crash comes later, before the local COMMIT PREPARED
+// that it would act on.
+func (e *resolveEnv) failpoint(step string) error {
+	p := e.crashAt.Load()
+	if p == nil {
 		return nil
 	}
-	t.Cleanup(func() { failpoint = nil })
-	return e
+	if step == *p || step == "after-peer-prepare" {
+		if stop := e.stopShipper.Load(); stop != nil {
+			(*stop)()
+		}
+	}
+	if step == *p {
+		return errors.New("injected crash")
+	}
+	return nil
 }
 
 func (e *resolveEnv) clusters() []*pgtest.Cluster { return []*pgtest.Cluster{e.local, e.peer} }
@@ -130,7 +130,9 @@ func (e *resolveEnv) dual(t *testing.T) *testShim {
 	e.stopShipper.Store(&stopShipper)
 	t.Cleanup(stopShipper)
 	t.Cleanup(func() { e.crashAt.Store(nil) })
-	return startShim(t, e.local, Options{Peer: sh, Logger: e.logger}, ModeDual, 1)
+	s := startShim(t, e.local, Options{Peer: sh, Logger: e.logger}, ModeDual, 1)
+	s.hooks.failpoint.set(e.failpoint)
+	return s
 }
 
 // startShipper moves site1's slot to the end of the WAL (a Shipper does not learn of commits
@@ -561,7 +563,7 @@ func TestResolverOutsideLeavesInFlight(t *testing.T) {
 	p, sh := shippingAcct(t)
 	logger := quietLogger()
 	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)
-	paused, resume := pauseAtLocalPrepare(t)()
+	paused, resume := pauseAtLocalPrepare(shim.Shim)()
 	ctx := capCtx(t, 60*time.Second)
 	done := make(chan error, 1)
 	go func() {

@@ -819,14 +819,6 @@ func (s *session) clientLoop(ctx context.Context) error {
 	}
 }
 
-// readyHook, set only by tests, is called just before a ReadyForQuery from the backend goes to
-// the client: a test delays it there.
-var readyHook func()
-
-// copyInHook, set only by tests, is called once a CopyInResponse that opens a passed-through
-// COPY FROM STDIN has gone to the client: a test delays the session there.
-var copyInHook func()
-
 // serverLoop reads the backend and dispatches each reply by the pending entry at the head of
 // the queue.
 func (s *session) serverLoop() {
@@ -962,8 +954,8 @@ func (s *session) serverLoop() {
 			// The reply goes to the client before the entry leaves the queue: whoever waits for
 			// it (barrier) must not write what comes next — an error that ends the session, a
 			// reply of its own — ahead of it.
-			if cur.fwdRFQ && readyHook != nil {
-				readyHook()
+			if ready := s.shim.hooks.ready.get(); cur.fwdRFQ && ready != nil {
+				ready()
 			}
 			switch {
 			case cur.fwdRFQ:
@@ -1115,8 +1107,8 @@ func (s *session) serverLoop() {
 				if err := s.toClient(typ, body, true); err != nil {
 					return
 				}
-				if copyInHook != nil {
-					copyInHook()
+				if copyIn := s.shim.hooks.copyIn.get(); copyIn != nil {
+					copyIn()
 				}
 			}
 			if capture {
@@ -1598,7 +1590,7 @@ func (s *session) swallow(q string) error {
 // (TestSessionAuthorizationDDLSwitchCancelled).
 func (s *session) sendAuth(q string, end bool) (*pending, error) {
 	p := &pending{res: make(chan result, 1), quietAuth: true, quietAuthEnd: end}
-	return p, s.sendOwn(viaStepHook(q), p, false)
+	return p, s.sendOwn(s.viaStepHook(q), p, false)
 }
 
 // wait waits for p's result, relaying the client's COPY data when the request started a
@@ -2333,11 +2325,11 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 	switch {
 	case st == 'T':
 		sp = &pending{res: make(chan result, 1)}
-		if err := s.sendOwn(viaStepHook("SAVEPOINT "+parseCheckName), sp, false); err != nil {
+		if err := s.sendOwn(s.viaStepHook("SAVEPOINT "+parseCheckName), sp, false); err != nil {
 			return false, nil, err
 		}
 	case quiet:
-		if err := s.swallow(viaStepHook(parseCheckBegin)); err != nil {
+		if err := s.swallow(s.viaStepHook(parseCheckBegin)); err != nil {
 			return false, nil, err
 		}
 	}
@@ -2345,20 +2337,20 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 	if quiet {
 		for _, q := range parseQuiet {
 			p := &pending{res: make(chan result, 1)}
-			if err := s.sendOwn(viaStepHook(q), p, false); err != nil {
+			if err := s.sendOwn(s.viaStepHook(q), p, false); err != nil {
 				return false, nil, err
 			}
 			qs = append(qs, p)
 		}
 	}
 	p := &pending{res: make(chan result, 1)}
-	if err := s.sendOwn(viaStepHook(text), p, false); err != nil {
+	if err := s.sendOwn(s.viaStepHook(text), p, false); err != nil {
 		return false, nil, err
 	}
 	var end *pending // the shim's block ends whatever the Parse did: pipelined
 	if quiet && st != 'T' {
 		end = &pending{res: make(chan result, 1)}
-		if err := s.sendOwn(viaStepHook(parseCheckEnd), end, false); err != nil {
+		if err := s.sendOwn(s.viaStepHook(parseCheckEnd), end, false); err != nil {
 			return false, nil, err
 		}
 	}
@@ -2410,10 +2402,10 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 	switch {
 	case st == 'T':
 		for i := 0; ; i++ {
-			if err := s.swallow(viaStepHook("ROLLBACK TO SAVEPOINT " + parseCheckName)); err != nil {
+			if err := s.swallow(s.viaStepHook("ROLLBACK TO SAVEPOINT " + parseCheckName)); err != nil {
 				return false, nil, err
 			}
-			rr, err := s.capture(viaStepHook("RELEASE SAVEPOINT " + parseCheckName))
+			rr, err := s.capture(s.viaStepHook("RELEASE SAVEPOINT " + parseCheckName))
 			if err != nil {
 				return false, nil, err
 			}
@@ -2432,7 +2424,7 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 			if i == ownRetries {
 				return false, nil, fmt.Errorf("txshim: ending the parse check's transaction: status %c, %v", rr.status, rr.err)
 			}
-			rr, err = s.capture(viaStepHook(parseCheckEnd))
+			rr, err = s.capture(s.viaStepHook(parseCheckEnd))
 		}
 		if err != nil {
 			return false, nil, err
@@ -4062,7 +4054,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err != nil {
 					return err
 				}
-				r, err := s.capture(viaStepHook(q), args...)
+				r, err := s.capture(s.viaStepHook(q), args...)
 				if err != nil {
 					return err
 				}

@@ -938,16 +938,14 @@ func TestExtendedFlush(t *testing.T) {
 
 // TestCopyInAnsweredAtOnce: a client answers a CopyInResponse at once, and its CopyData, Flush
 // and CopyDone may reach the shim before the session has noted the COPY open (a loaded machine
-// delays it; copyInHook makes it certain). The shim took the Flush for one of an extended
+// delays it; the copyIn hook makes it certain). The shim took the Flush for one of an extended
 // request, queued a reply the backend never sends, and the next COMMIT hung.
 func TestCopyInAnsweredAtOnce(t *testing.T) {
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
-	// Set before the shim starts, and cleared after it stopped (cleanups run last first).
-	copyInHook = func() { time.Sleep(300 * time.Millisecond) }
-	t.Cleanup(func() { copyInHook = nil })
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
+	s.hooks.copyIn.set(func() { time.Sleep(300 * time.Millisecond) })
 	for i, extended := range []bool{true, false} {
 		r := dialRaw(t, s)
 		r.conn.SetDeadline(time.Now().Add(10 * time.Second))

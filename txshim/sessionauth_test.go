@@ -166,7 +166,6 @@ func TestStartupRoleDDLParameterStatus(t *testing.T) {
 // switch is local to the transaction the failure aborts. And the client hears of the cancel,
 // as from PostgreSQL, not of a transaction aborted for no reason it was told (25P02).
 func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
-	t.Cleanup(func() { ownStepHook = nil })
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`)
 	catchUpToDual(t, sh, shim)
 	conn := shim.connect(t)
@@ -190,14 +189,14 @@ func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
 			}
 			// As the cancel makes the statement it lands on fail (selfCancel needs rights
 			// on the login user's backend, which the client's user has not).
-			ownStepHook = func(q string) string {
+			shim.hooks.ownStep.set(func(q string) string {
 				if q == step {
 					return `DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '57014', MESSAGE = 'canceling statement due to user request'; END$$`
 				}
 				return q
-			}
+			})
 			_, err := conn.Exec(ctx, `CREATE TABLE never (id int PRIMARY KEY)`)
-			ownStepHook = nil
+			shim.hooks.ownStep.clear()
 			if pgCode(err) != "57014" {
 				t.Errorf("%s, cancel on %.30s: %v; want 57014, as PostgreSQL", c.pre, step, err)
 			}
@@ -232,7 +231,6 @@ func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
 // client's own values, which the client was told already. PostgreSQL, running the client's
 // statement alone, sends no ParameterStatus; the client must hear none either.
 func TestSessionAuthorizationDDLRowFailedParameterStatus(t *testing.T) {
-	t.Cleanup(func() { ownStepHook = nil })
 	_, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`,
 		`CREATE FUNCTION public.cancelled(text) RETURNS void LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION USING ERRCODE = '57014', MESSAGE = 'canceling statement due to user request'; END$$`)
 	catchUpToDual(t, sh, shim)
@@ -263,14 +261,14 @@ func TestSessionAuthorizationDDLRowFailedParameterStatus(t *testing.T) {
 		if pre != "" {
 			run(pre)
 		}
-		ownStepHook = func(q string) string {
+		shim.hooks.ownStep.set(func(q string) string {
 			if q == ddlMarkSQL {
 				return `SELECT public.cancelled($1)`
 			}
 			return q
-		}
+		})
 		got, code := run(`CREATE TABLE never (id int PRIMARY KEY)`)
-		ownStepHook = nil
+		shim.hooks.ownStep.clear()
 		if code != "57014" || len(got) != 0 {
 			t.Errorf("%q, the row's statement cancelled: error %s, ParameterStatus %v; want 57014 and none, as PostgreSQL", pre, code, got)
 		}

@@ -100,6 +100,7 @@ type Shim struct {
 	// fitSessions, backendEnded, connectAt, the catalog reads), not the clients' it relays:
 	// those keep the database's defaults, these take ownSession and noTimeouts in their place.
 	ownCfg *pgconn.Config
+	hooks  shimHooks // set only by tests
 
 	mode  modeCell // sessions read it with Load, the shim itself with peek
 	stats counters
@@ -1317,10 +1318,6 @@ func (l *limiter) setLimit(n int) {
 // TLS, authentication): the sessions allowed, and room for cancel requests.
 func maxStartups(sessions int) int { return sessions + 16 }
 
-// startedHook, set only by tests, is called when a session's startup is done, before the
-// shim registers the session and greets its client.
-var startedHook func()
-
 // serveConn owns one client connection from accept to close.
 func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
@@ -1357,8 +1354,8 @@ func (s *Shim) serveConn(ctx context.Context, conn net.Conn) {
 		s.log.Debug("txshim: session not started", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
-	if startedHook != nil {
-		startedHook()
+	if started := s.hooks.started.get(); started != nil {
+		started()
 	}
 	s.mu.Lock()
 	if ctx.Err() != nil {

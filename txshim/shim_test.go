@@ -720,14 +720,12 @@ func TestReplicationStartup(t *testing.T) {
 
 // TestSessionRegisteredBeforeGreeting: by the time a client has its ReadyForQuery, the shim
 // knows the session — its statistics count it, and a cancel request sent at once finds its
-// key. The greeting used to go out before the session was registered (startedHook widens that
-// gap to 300 ms).
+// key. The greeting used to go out before the session was registered (the started hook widens
+// that gap to 300 ms).
 func TestSessionRegisteredBeforeGreeting(t *testing.T) {
 	c := testCluster(t)
-	// Set before the shim starts, and cleared after it stopped (cleanups run last first).
-	startedHook = func() { time.Sleep(300 * time.Millisecond) }
-	t.Cleanup(func() { startedHook = nil })
 	s := startShim(t, c, Options{}, ModeSolo, 0)
+	s.hooks.started.set(func() { time.Sleep(300 * time.Millisecond) })
 	conn := s.connect(t)
 	if st := s.Stats(); st.SessionsActive != 1 {
 		t.Fatalf("sessions active %d once the client has its ReadyForQuery, want 1", st.SessionsActive)

@@ -148,7 +148,8 @@ type ShipStats struct {
 type Shipper struct {
 	cfg    ShipperConfig
 	logger *slog.Logger
-	pool   *applyPool // applies: Prepare, plain commits, catch-up
+	hooks  shipperHooks // set only by tests
+	pool   *applyPool   // applies: Prepare, plain commits, catch-up
 	// opPool runs COMMIT/ROLLBACK PREPARED only. Applies may wait on the peer for row locks of
 	// transactions prepared there; their COMMIT PREPARED must never wait for a connection
 	// behind them.
@@ -556,6 +557,7 @@ func (s *Shipper) decodeLoop(ctx context.Context) {
 		dec.received = &s.received
 		dec.started = s.slotStarts
 		dec.spillAfter, dec.spillDir = max(s.cfg.SpillBytes, 0), s.cfg.SpillDir
+		dec.spillHook = &s.hooks.spillWrite
 		if noSpill {
 			dec.spillAfter = 0
 		}
@@ -1373,13 +1375,9 @@ func (s *Shipper) opLoop(ctx context.Context) {
 	}
 }
 
-// peerOpHook, set only by tests, is called before each COMMIT or ROLLBACK PREPARED on the peer
-// (a sleep in it holds one back).
-var peerOpHook func(gid string, commit bool)
-
 func (s *Shipper) runOp(ctx context.Context, op peerOp) {
-	if peerOpHook != nil {
-		peerOpHook(op.gid, op.commit)
+	if peerOp := s.hooks.peerOp.get(); peerOp != nil {
+		peerOp(op.gid, op.commit)
 	}
 	octx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()

@@ -32,9 +32,6 @@ const spillOverhead = 1 << 10
 // would fail on the same transaction for as long as the disk stays full, and nothing would ship.
 var errSpillWrite = errors.New("spill file write failed")
 
-// spillWriteHook, set only by tests, fails spill writes.
-var spillWriteHook func() error
-
 // spill is the part of a decoded transaction written to a file.
 type spill struct {
 	f     *os.File
@@ -44,6 +41,9 @@ type spill struct {
 	rels  map[uint32]*Relation // those known when it began; Relation messages after that are in the file
 	rows  txnRows              // what its changes touch, for the order on the peer (rowsOf)
 	first int                  // index of its first change in the transaction
+	// failWrite: when set, the spillWrite test hook of the Shipper whose decoder made it
+	// (shipperHooks); an error from it fails the write.
+	failWrite *hook[func() error]
 }
 
 // newSpill starts a spill file in dir ("" is the system's temporary directory) for a
@@ -68,8 +68,8 @@ func newSpill(dir string, rels map[uint32]*Relation, first int) (*spill, error) 
 // add writes one pgoutput message: a row change (c is its decoded form) or, with c nil, a
 // Relation message, which the reader needs to decode the changes after it.
 func (sp *spill) add(msg []byte, c *Change) error {
-	if spillWriteHook != nil {
-		if err := spillWriteHook(); err != nil {
+	if failWrite := sp.failWrite.get(); failWrite != nil {
+		if err := failWrite(); err != nil {
 			return fmt.Errorf("spill a large transaction: %w: %w", errSpillWrite, err)
 		}
 	}

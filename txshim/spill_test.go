@@ -133,10 +133,9 @@ func TestLargeTransaction(t *testing.T) {
 // transaction never reached the peer, and its commit waited out its timeout. The decoder
 // after such a failure holds transactions in memory, so the commit goes through dual.
 func TestSpillWriteFails(t *testing.T) {
-	spillWriteHook = func() error { return syscall.ENOSPC }
-	t.Cleanup(func() { spillWriteHook = nil })
 	p, sh, shim := startShipPair(t, func(c *ShipperConfig) { c.SpillBytes = 16 << 10 },
 		Options{}, `CREATE TABLE big (id int PRIMARY KEY, v text)`)
+	sh.hooks.spillWrite.set(func() error { return syscall.ENOSPC })
 	catchUpToDual(t, sh, shim)
 	conn := shim.connect(t)
 	ctx := capCtx(t, 60*time.Second)

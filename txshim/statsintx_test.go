@@ -19,16 +19,14 @@ func TestStatsInTxBeforeReady(t *testing.T) {
 		seen []int64
 		s    *testShim
 	)
-	// Set before the shim starts, and cleared after it stopped (cleanups run last first).
-	readyHook = func() {
+	shim := startShim(t, c, Options{}, ModeSolo, 0)
+	shim.hooks.ready.set(func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if s != nil {
 			seen = append(seen, s.Stats().SessionsInTx)
 		}
-	}
-	t.Cleanup(func() { readyHook = nil })
-	shim := startShim(t, c, Options{}, ModeSolo, 0)
+	})
 	r := dialRaw(t, shim)
 	r.conn.SetDeadline(time.Now().Add(10 * time.Second))
 	mu.Lock()

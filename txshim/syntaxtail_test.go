@@ -155,7 +155,7 @@ func TestParseCheckCancelled(t *testing.T) {
 	execAll(t, admin, "CREATE TABLE rows (id int PRIMARY KEY)")
 	c := e.connect(t)
 
-	cancelSteps(t, "SAVEPOINT "+parseCheckName, 1)
+	cancelSteps(e.shim.Shim, "SAVEPOINT "+parseCheckName, 1)
 	execAll(t, c, "BEGIN", "INSERT INTO rows VALUES (1)")
 	if _, err := c.Exec(ctx, "INSERT INTO rows VALUES (2); COMMIT; SELECT 1", pgx.QueryExecModeSimpleProtocol); pgCode(err) != "57014" {
 		t.Errorf("cancel on the SAVEPOINT: %v, want 57014", err)
@@ -168,7 +168,7 @@ func TestParseCheckCancelled(t *testing.T) {
 	}
 
 	for i, prefix := range []string{"ROLLBACK TO SAVEPOINT " + parseCheckName, "RELEASE SAVEPOINT " + parseCheckName} {
-		cancelSteps(t, prefix, 1)
+		cancelSteps(e.shim.Shim, prefix, 1)
 		execAll(t, c, "BEGIN", fmt.Sprintf("INSERT INTO rows VALUES (%d)", 10*i+10))
 		if _, err := c.Exec(ctx, fmt.Sprintf("INSERT INTO rows VALUES (%d); COMMIT; SELECT 1", 10*i+11), pgx.QueryExecModeSimpleProtocol); err != nil {
 			t.Errorf("cancel on %s: %v", prefix, err)
