@@ -35,6 +35,7 @@ func cancelSteps(s *Shim, prefix string, n int) *atomic.Int32 {
 // periodic pass. The step is sent again now; if cancels outlast the retries, the resolver is
 // asked for a pass at once (OnInDoubt).
 func TestCommitPreparedCancelled(t *testing.T) {
+	t.Parallel()
 	c, peer, _ := dualShim(t)
 	var kicked atomic.Int32
 	s := startShim(t, c, Options{Peer: peer, OnInDoubt: func() { kicked.Add(1) }}, ModeDual, 1)
@@ -64,6 +65,7 @@ func TestCommitPreparedCancelled(t *testing.T) {
 // or an idle_session_timeout the client set while the peer prepared): the gid stayed prepared
 // and nothing asked the resolver for a pass until its next period. It is asked at once now.
 func TestPreparedThenBackendGone(t *testing.T) {
+	t.Parallel()
 	c, peer, _ := dualShim(t)
 	var kicked atomic.Int32
 	s := startShim(t, c, Options{Peer: peer, OnInDoubt: func() { kicked.Add(1) }}, ModeDual, 1)
@@ -103,6 +105,7 @@ func (notShipped) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 // peer not taking it, a commit only this site had. The mark is sent again now, and one that
 // cannot be written counts as a wait in vain: 08007 here.
 func TestShipMarkCancelled(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := notShipped{&fakePeer{c: c, t: t}}

@@ -341,6 +341,7 @@ func TestCatchUpAfterPeerKilled(t *testing.T) {
 // learns it (a crash); a new Shipper streams the slot again and the decision rows keep the
 // peer from applying anything twice.
 func TestCatchUpCrashMidway(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE notes (a int, b text)`, `CREATE TABLE moves (id serial PRIMARY KEY, delta int)`)
 	installPair(t, p)
@@ -603,6 +604,7 @@ func TestRefusedSoloThenCatchUp(t *testing.T) {
 // asks whether it wrote before its COMMIT and is held as any write, committed (on both
 // databases) once the hold ends.
 func TestCatchUpTailUnwrappedWrite(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{FuncRefresh: time.Hour}, `CREATE TABLE t (id int PRIMARY KEY)`)
 	ctx := capCtx(t, 60*time.Second)
 	conn := shim.connect(t)
@@ -827,6 +829,7 @@ func TestCatchUpSyncStandbyDown(t *testing.T) {
 // last for ever (and the final hold the longest). It now holds them after the first round that
 // leaves a backlog no smaller than it shipped.
 func TestCatchUpOutpacedByWrites(t *testing.T) {
+	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE notes (id serial PRIMARY KEY, v int)`)
 	installPair(t, p)

@@ -409,6 +409,7 @@ func TestDualCommit(t *testing.T) {
 }
 
 func TestFailpointLeavesPrepared(t *testing.T) {
+	t.Parallel()
 	c, peer, s := dualShim(t)
 	s.hooks.failpoint.set(func(step string) error {
 		if step == "after-local-prepare" {
@@ -922,6 +923,7 @@ func TestExtendedSplits(t *testing.T) {
 // TestInFlight: from before its local PREPARE until the session is done with it, a dual commit's
 // gid is reported in flight (so a periodic resolver pass leaves it alone), and not after.
 func TestInFlight(t *testing.T) {
+	t.Parallel()
 	c, _, s := dualShim(t)
 	paused, resume := pauseAtLocalPrepare(s.Shim)()
 	conn := s.connect(t)
@@ -958,6 +960,7 @@ func TestInFlight(t *testing.T) {
 // TestHoldCommits: a hold waits for the commit in flight, keeps new write commits from
 // starting until it is released, and lets reads through (DESIGN §5.5 "new commits held").
 func TestHoldCommits(t *testing.T) {
+	t.Parallel()
 	_, _, s := dualShim(t)
 	paused, resume := pauseAtLocalPrepare(s.Shim)()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -1073,6 +1076,7 @@ func TestHoldReleaseToDual(t *testing.T) {
 // COMMIT's reply (the write mark had ended with the transaction) and waited there for the hold,
 // which waited for it: every catch-up hold timed out while solo writes went on.
 func TestHoldSoloCommitInFlight(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}
@@ -1129,6 +1133,7 @@ func TestHoldSoloCommitInFlight(t *testing.T) {
 // gate after the role was given up is refused; and one whose peer does not answer after the role
 // was given up stays prepared, in doubt, for the resolver.
 func TestStepDown(t *testing.T) {
+	t.Parallel()
 	c, peer, s := dualShim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -1476,6 +1481,7 @@ func TestInDoubtAfterRoleLoss(t *testing.T) {
 // client must hear that outcome — COMMIT, or a rollback — not an error that says the
 // transaction is in doubt (a committed one would be retried).
 func TestCommitFinishedByOtherResolver(t *testing.T) {
+	t.Parallel()
 	p, sh := shippingAcct(t)
 	logger := quietLogger()
 	next := NewResolver(ResolverConfig{Site: "b", LocalDSN: p.peer.DSN("app"), PeerDSN: p.local.DSN("app"), Logger: logger})

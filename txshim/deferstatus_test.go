@@ -14,6 +14,7 @@ import (
 // session's own transaction, still prepared, to end — until a resolver's pass, with the client
 // waiting. It answers at once now: in doubt (08007), the resolver asked for a pass.
 func TestDeferrableDefaultsCommitPreparedFails(t *testing.T) {
+	t.Parallel()
 	c, peer, _ := dualShim(t)
 	kicked := make(chan struct{}, 1)
 	s := startShim(t, c, Options{Peer: peer, OnInDoubt: func() {

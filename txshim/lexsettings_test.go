@@ -210,6 +210,7 @@ func TestLexerSettingKinds(t *testing.T) {
 // them before the answer's ReadyForQuery reached the client, and could write its error (and
 // close) first: the client lost that ReadyForQuery (the ready hook delays it to make that certain).
 func TestSessionEndAfterReplies(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	var armed atomic.Bool
 	s := startShim(t, c, Options{}, ModeSolo, 0)

@@ -79,6 +79,7 @@ func TestDualOrderInsertThenDelete(t *testing.T) {
 // must wait for its COMMIT PREPARED on the peer, as after an insert: run while it is only
 // prepared there, its UPDATE waits for the row, finds it deleted, and does not see the new one.
 func TestDualOrderMovedIdentityRow(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("two clusters")
 	}

@@ -118,6 +118,7 @@ func logSettingsBack(t *testing.T, c *pgx.Conn, what string) {
 // statements that quiet the parse check, or on those that end it, never leaves the session's
 // logging quieted, and the Query runs (or, on the SAVEPOINT, fails as cancelled).
 func TestParseCheckQuietCancelled(t *testing.T) {
+	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
 	admin := e.connect(t)
@@ -176,6 +177,7 @@ func TestParseCheckQuietCancelled(t *testing.T) {
 // it — its COMMIT too, past the shim's dual commit. The Query fails now, having run nothing; in
 // the client's transaction block the block fails with it.
 func TestParseCheckNotForwarded(t *testing.T) {
+	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
 	admin := e.connect(t)

@@ -189,6 +189,7 @@ func (e *resolveEnv) thaw(t *testing.T, ctx context.Context, g *gapEnv, r *Resol
 // instead of waiting for the peer database. When it thaws, catch-up ships each exactly once
 // (one decision row), and the databases are alike.
 func TestResolverCommitsOlderTermAlonePastJournalGap(t *testing.T) {
+	t.Parallel()
 	e := newResolveEnv(t)
 	ctx := capCtx(t, 3*time.Minute)
 	g := e.droppedInDoubt(t, ctx)
@@ -242,6 +243,7 @@ func TestResolverCommitsOlderTermAlonePastJournalGap(t *testing.T) {
 // delivers it again, catch-up would never ship it, and the databases would part. It stays in
 // doubt until a pass reaches both databases, and they end alike.
 func TestResolverKeepsDroppedInDoubtAfterAbandon(t *testing.T) {
+	t.Parallel()
 	e := newResolveEnv(t)
 	ctx := capCtx(t, 3*time.Minute)
 	g := e.droppedInDoubt(t, ctx)

@@ -16,6 +16,7 @@ import (
 // databases part. Left in doubt (DESIGN §5.4), the gid is rolled back on site1's database by
 // the first pass that reaches both, and the databases stay alike.
 func TestResolverCommitsOlderTermAloneAfterRestartAsBackup(t *testing.T) {
+	t.Parallel()
 	e := newResolveEnv(t)
 	ctx := capCtx(t, 3*time.Minute)
 	local := e.local.Open(t, e.local.Database())

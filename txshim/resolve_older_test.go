@@ -44,6 +44,7 @@ func TestOlderAloneCandidate(t *testing.T) {
 // write to its row goes through. When the peer database thaws, catch-up brings the row there
 // exactly once, and both databases are alike.
 func TestResolverCommitsOlderTermAlone(t *testing.T) {
+	t.Parallel()
 	e := newResolveEnv(t)
 	ctx := capCtx(t, 3*time.Minute)
 	local := e.local.Open(t, e.local.Database())

@@ -288,6 +288,7 @@ func kill(t *testing.T, c *pgtest.Cluster) (restart func()) {
 // stops each at the step of the dual commit that leaves one row of DESIGN §5.4's table, and
 // checks that the resolver finishes it (and that a second pass finds nothing to do).
 func TestResolver(t *testing.T) {
+	t.Parallel()
 	e := newResolveEnv(t)
 	r := e.resolver(nil)
 
@@ -560,6 +561,7 @@ func TestResolverBothUnreachable(t *testing.T) {
 // while a dual commit waits between its local PREPARE and the peer's must leave it alone, and
 // the commit goes through.
 func TestResolverOutsideLeavesInFlight(t *testing.T) {
+	t.Parallel()
 	p, sh := shippingAcct(t)
 	logger := quietLogger()
 	shim := startShim(t, p.local, Options{Peer: sh, Site: "a", Logger: logger}, ModeDual, 1)

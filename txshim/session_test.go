@@ -941,6 +941,7 @@ func TestExtendedFlush(t *testing.T) {
 // delays it; the copyIn hook makes it certain). The shim took the Flush for one of an extended
 // request, queued a reply the backend never sends, and the next COMMIT hung.
 func TestCopyInAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	peer := &fakePeer{c: c, t: t}

@@ -166,6 +166,7 @@ func TestStartupRoleDDLParameterStatus(t *testing.T) {
 // switch is local to the transaction the failure aborts. And the client hears of the cancel,
 // as from PostgreSQL, not of a transaction aborted for no reason it was told (25P02).
 func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`)
 	catchUpToDual(t, sh, shim)
 	conn := shim.connect(t)
@@ -231,6 +232,7 @@ func TestSessionAuthorizationDDLSwitchCancelled(t *testing.T) {
 // client's own values, which the client was told already. PostgreSQL, running the client's
 // statement alone, sends no ParameterStatus; the client must hear none either.
 func TestSessionAuthorizationDDLRowFailedParameterStatus(t *testing.T) {
+	t.Parallel()
 	_, sh, shim := startShipPair(t, nil, Options{}, `CREATE ROLE alice`, `GRANT CREATE ON SCHEMA public TO alice`,
 		`CREATE FUNCTION public.cancelled(text) RETURNS void LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION USING ERRCODE = '57014', MESSAGE = 'canceling statement due to user request'; END$$`)
 	catchUpToDual(t, sh, shim)

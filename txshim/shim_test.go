@@ -723,6 +723,7 @@ func TestReplicationStartup(t *testing.T) {
 // key. The greeting used to go out before the session was registered (the started hook widens
 // that gap to 300 ms).
 func TestSessionRegisteredBeforeGreeting(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	s := startShim(t, c, Options{}, ModeSolo, 0)
 	s.hooks.started.set(func() { time.Sleep(300 * time.Millisecond) })

@@ -66,6 +66,7 @@ func withHost(t *testing.T, dsn, addr string) string {
 // — so such a peer always counted as unreachable, and catch-up (which waits for a pass that
 // reaches the peer) never began.
 func TestResolveSlowPeer(t *testing.T) {
+	t.Parallel()
 	e := newResolveEnv(t)
 	link := slowlink.Start(t, fmt.Sprintf("127.0.0.1:%d", e.peer.Port()))
 	// Site1's gid whose copy is prepared on the peer only, its xid rolled back on its own
@@ -104,6 +105,8 @@ func TestResolveSlowPeer(t *testing.T) {
 // 2 s bound), whatever the start-up bound: a promotion waits for a pass. One that accepts and
 // then says nothing is unreachable after the start-up bound (StartupTimeout, 2.5 s here).
 func TestResolveDeadPeerFast(t *testing.T) {
+	// Not parallel: it bounds each pass at 3 s, 0.5 to 1 s past the bounds under test, which
+	// a busy machine (the package's parallel tests beside it) may eat.
 	e := newResolveEnv(t)
 	refused := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

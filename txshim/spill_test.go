@@ -133,6 +133,7 @@ func TestLargeTransaction(t *testing.T) {
 // transaction never reached the peer, and its commit waited out its timeout. The decoder
 // after such a failure holds transactions in memory, so the commit goes through dual.
 func TestSpillWriteFails(t *testing.T) {
+	t.Parallel()
 	p, sh, shim := startShipPair(t, func(c *ShipperConfig) { c.SpillBytes = 16 << 10 },
 		Options{}, `CREATE TABLE big (id int PRIMARY KEY, v text)`)
 	sh.hooks.spillWrite.set(func() error { return syscall.ENOSPC })

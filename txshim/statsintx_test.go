@@ -13,6 +13,7 @@ import (
 // BEGIN read the count without it (TestServeStopsEverything: "sessions in a transaction 0,
 // want 1").
 func TestStatsInTxBeforeReady(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	var (
 		mu   sync.Mutex

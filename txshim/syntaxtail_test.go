@@ -149,6 +149,7 @@ func TestSyntaxErrorAfterRefused(t *testing.T) {
 // The Query now fails as cancelled, the block failed as PostgreSQL's would be; a cancel on the
 // ROLLBACK TO SAVEPOINT or the RELEASE is survived, the Query run.
 func TestParseCheckCancelled(t *testing.T) {
+	t.Parallel()
 	e := startAccEnv(t)
 	ctx := context.Background()
 	admin := e.connect(t)
