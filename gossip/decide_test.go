@@ -149,6 +149,17 @@ func TestDecide(t *testing.T) {
 		{"auto failback after failback_delay",
 			view("b", mem("a", 1, record(6, "b", true), readySince(now.Add(-31*time.Second))), mem("b", 2, role(RoleMaster), record(6, "b", true))),
 			Release, 0, "a", "failback to a"},
+		// The master of the newest term, fenced by a short cut, and a better site whose
+		// failback_delay has not passed (counted from that master's takeover): while the better
+		// site reaches it, it holds the role (it regains the majority at its next round); out
+		// of reach it does not qualify (View.ready), and the better site takes over — failover
+		// of a fenced master, not failback (TestNodeFailbackDelayAfterSwitchoverFence).
+		{"fenced master in reach keeps control within failback_delay",
+			view("a", mem("a", 1, record(6, "b", true), readySince(now.Add(-time.Second))), mem("b", 2, role(RoleFenced), record(6, "b", true)), wit("w", record(6, "b", true))),
+			None, 0, "", "site b, master of term 6, takes control back"},
+		{"fenced master out of reach: the better site takes over",
+			view("a", mem("a", 1, record(6, "b", true), readySince(now.Add(-time.Second))), mem("b", 2, role(RoleFenced), record(6, "b", true), unreachable), wit("w", record(6, "b", true))),
+			Promote, 7, "", "best qualifying site"},
 		{"manual failback does not hand back",
 			with(view("b", mem("a", 1, record(6, "b", true), readySince(now.Add(-time.Hour))), mem("b", 2, role(RoleMaster), record(6, "b", true))),
 				func(v *View) { v.ManualFailback = true }),
