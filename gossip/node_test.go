@@ -373,14 +373,17 @@ func TestNodeWitness(t *testing.T) {
 
 // TestNodeAwaitRecord: a master's peer_synced = false counts as announced once the backup
 // publishes the same record (DESIGN §3 "going solo is announced first"); with the backup gone,
-// AwaitRecord says at once that nobody can acknowledge it.
+// AwaitRecord says at once that nobody can acknowledge it. Failure detection tolerates a loaded
+// machine (steady): a site starved of the CPU for a few hundred ms was taken for dead by the
+// other (two masters without a witness, DESIGN §3), and the set-up never settled; the waits
+// for the set-up and for site2's death are generous, the "at once" stays as it was.
 func TestNodeAwaitRecord(t *testing.T) {
 	t.Parallel()
 	addrA, addrB := freeAddr(t), freeAddr(t)
-	a := run(t, siteConfig(t, "site1", 1, addrA, addrB), Options{})
-	b := run(t, siteConfig(t, "site2", 2, addrB, addrA), Options{})
-	waitFor(t, 5*time.Second, "site1 master, site2 backup", master(a, b))
-	waitFor(t, 5*time.Second, "site2 holds site1's record", func() bool {
+	a := runSteady(t, siteConfig(t, "site1", 1, addrA, addrB), Options{})
+	b := runSteady(t, siteConfig(t, "site2", 2, addrB, addrA), Options{})
+	waitFor(t, 15*time.Second, "site1 master, site2 backup", master(a, b))
+	waitFor(t, 10*time.Second, "site2 holds site1's record", func() bool {
 		a.mu.Lock()
 		rec := a.meta.Record
 		a.mu.Unlock()
@@ -392,10 +395,18 @@ func TestNodeAwaitRecord(t *testing.T) {
 	if err := a.SetPeerSynced(false); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	start := time.Now()
 	acked, err := a.AwaitRecord(ctx)
+	// On a loaded machine site1's direct probes of site2 may fail for a moment (site2 starved of
+	// the CPU), and site2, not alive in site1's view, can acknowledge nothing: AwaitRecord says
+	// so at once, as it must. Asked again, it waits for the acknowledgement.
+	for nobody := 0; !acked && err == nil; nobody++ {
+		t.Logf("AwaitRecord: nobody alive to acknowledge (%d), asking again", nobody+1)
+		time.Sleep(100 * time.Millisecond)
+		acked, err = a.AwaitRecord(ctx)
+	}
 	if !acked || err != nil {
 		t.Fatalf("AwaitRecord with the backup alive: acked %v, %v", acked, err)
 	}
@@ -412,7 +423,7 @@ func TestNodeAwaitRecord(t *testing.T) {
 	}
 
 	b.kill()
-	waitFor(t, 5*time.Second, "site2 seen dead", func() bool {
+	waitFor(t, 15*time.Second, "site2 seen dead", func() bool {
 		for _, m := range a.State().Members {
 			if m.Site == "site2" && m.Alive {
 				return false
@@ -641,7 +652,10 @@ func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
 	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
 	draining, drained := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	a := run(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) {
+	// Failure detection tolerates a loaded machine (steady), the set-up waits are generous: a
+	// site starved of the CPU for a few hundred ms was taken for dead (two masters without a
+	// witness) and the set-up never settled.
+	a := runSteady(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) {
 		once.Do(func() {
 			close(draining)
 			select {
@@ -650,8 +664,8 @@ func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
 			}
 		})
 	}})
-	b := run(t, cfgB, Options{})
-	waitFor(t, 5*time.Second, "site1 master", master(a, b))
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 15*time.Second, "site1 master", master(a, b))
 	defer func() {
 		select {
 		case <-drained:
@@ -661,9 +675,18 @@ func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
 	}()
 
 	// site1 accepts the switchover once it has heard that site2 holds its term.
-	waitFor(t, 5*time.Second, "switchover to site2 accepted", func() bool { return a.Switchover("site2") == nil })
+	waitFor(t, 15*time.Second, "switchover to site2 accepted", func() bool { return a.Switchover("site2") == nil })
 	<-draining
-	// Long enough for gossip to tell site2 (the fast profile gossips every 50 ms).
+	// site2 stops routing to site1 once gossip tells it of the drain (the fast profile gossips
+	// every 50 ms; on a loaded machine that took over a second), long before the release: site1
+	// drains until the test lets it.
+	waitFor(t, 10*time.Second, "site2 routes to no master while site1 drains", func() bool {
+		s := b.State()
+		if s.Role == RoleMaster {
+			t.Fatalf("site2 took over before site1 released: %s", s.Reason)
+		}
+		return s.Master == ""
+	})
 	time.Sleep(time.Second)
 	if s := b.State(); s.Role == RoleMaster {
 		t.Fatalf("site2 took over before site1 released: %s", s.Reason)
@@ -671,7 +694,7 @@ func TestNodeHandoverStopsRoutingAtOnce(t *testing.T) {
 		t.Fatalf("while site1 drains its handover, site2 routes to master %q", s.Master)
 	}
 	close(drained)
-	waitFor(t, 5*time.Second, "site2 master after the handover", master(b, a))
+	waitFor(t, 15*time.Second, "site2 master after the handover", master(b, a))
 }
 
 // TestFenceDelayBound: with a witness, a fence_delay shorter than the time a cut-off master of
@@ -1121,7 +1144,10 @@ func TestNodeHandoverReleaserRestarts(t *testing.T) {
 	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
 	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
 	inPromote, proceed := make(chan uint64, 4), make(chan struct{})
-	b := run(t, cfgB, Options{BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+	// Failure detection tolerates a loaded machine (steady), the set-up waits are generous: a
+	// site starved of the CPU for a few hundred ms was taken for dead (two masters without a
+	// witness) and the set-up never settled.
+	b := runSteady(t, cfgB, Options{BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
 		inPromote <- term
 		select {
 		case <-proceed:
@@ -1129,8 +1155,8 @@ func TestNodeHandoverReleaserRestarts(t *testing.T) {
 		}
 		return true, nil
 	}})
-	a := run(t, cfgA, Options{})
-	waitFor(t, 5*time.Second, "site1 master", master(a, b))
+	a := runSteady(t, cfgA, Options{})
+	waitFor(t, 15*time.Second, "site1 master", master(a, b))
 	term := a.State().Term
 	var once sync.Once
 	release := func() { once.Do(func() { close(proceed) }) }
@@ -1142,10 +1168,10 @@ func TestNodeHandoverReleaserRestarts(t *testing.T) {
 		if got != term+1 {
 			t.Fatalf("site2 promotes to term %d, want %d", got, term+1)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("site2 did not start promoting within 5 s of site1's handover")
+	case <-time.After(15 * time.Second):
+		t.Fatal("site2 did not start promoting within 15 s of site1's handover")
 	}
-	a = run(t, cfgA, Options{}) // restarted while site2's promotion works
+	a = runSteady(t, cfgA, Options{}) // restarted while site2's promotion works
 	// Time for the restarted site to join, claim, let its claim settle and promote.
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
@@ -1155,7 +1181,7 @@ func TestNodeHandoverReleaserRestarts(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	release()
-	waitFor(t, 5*time.Second, "site2 master of the handed-over term", func() bool {
+	waitFor(t, 15*time.Second, "site2 master of the handed-over term", func() bool {
 		s := b.State()
 		return s.Role == RoleMaster && s.Term == term+1 || a.State().Term > term+1
 	})

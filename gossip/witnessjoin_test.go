@@ -51,15 +51,16 @@ func TestNodeWitnessWithoutJoinNoStray(t *testing.T) {
 
 // TestSwitchoverToWitnessNamesIt: a switchover asked to the witness (`tandem switchover
 // witness`) said "not ready: witness", as if the witness might become ready; it never takes
-// control, and the refusal says so.
+// control, and the refusal says so. Failure detection tolerates a loaded machine (steady), the
+// set-up waits are generous: members starved of the CPU flapped, and no site became master.
 func TestSwitchoverToWitnessNamesIt(t *testing.T) {
 	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
-	run(t, cfgW, Options{})
-	a := run(t, cfgA, Options{})
-	b := run(t, cfgB, Options{})
-	waitFor(t, 6*time.Second, "site1 master", master(a, b))
-	waitFor(t, 6*time.Second, "site1 sees the witness", func() bool { return sees(a, cfgW.Site) })
+	runSteady(t, cfgW, Options{})
+	a := runSteady(t, cfgA, Options{})
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	waitFor(t, 15*time.Second, "site1 sees the witness", func() bool { return sees(a, cfgW.Site) })
 	err := a.Switchover(cfgW.Site)
 	if err == nil || !strings.Contains(err.Error(), "is the witness") || strings.Contains(err.Error(), "not ready") {
 		t.Fatalf("Switchover to the witness: %v; want a refusal saying it is the witness", err)
