@@ -470,14 +470,22 @@ func (c *cutSet) cut(addr string) bool {
 // (DESIGN §3 split brain with a witness), fences itself, the other site takes a newer term
 // with the witness, and once the links are back the first site follows that term and gets
 // control back by failback. At no moment are both sites master.
+//
+// Failure detection tolerates a loaded machine (steady): with the fast profile's 100 ms probe
+// timeout, site1 starved of the CPU failed its probes of the witness too while only the sites'
+// link was cut, and fenced itself. A cut-off site1 takes a few seconds to fence itself then
+// (probe rounds wait out the 900 ms probe timeout), so fence_delay is 5 s, well past that.
 func TestNodeCutLinks(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
+	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
+		c.Gossip.FenceDelay = 5 * time.Second
+	}
 	var cutA, cutB, cutW cutSet
-	w := run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut})
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	w := runSteady(t, cfgW, Options{Cut: cutW.cut})
+	a := runSteady(t, cfgA, Options{Cut: cutA.cut})
+	b := runSteady(t, cfgB, Options{Cut: cutB.cut})
+	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
 	term := a.State().Term
 
 	var both atomic.Bool
@@ -513,18 +521,18 @@ func TestNodeCutLinks(t *testing.T) {
 	cutA.set(addrB, addrW)
 	cutB.set(addrA)
 	cutW.set(addrA)
-	waitFor(t, 5*time.Second, "site1 fenced, cut off", func() bool { return a.State().Role == RoleFenced })
-	d := waitFor(t, 10*time.Second, "site2 master of a newer term", func() bool {
+	waitFor(t, 15*time.Second, "site1 fenced, cut off", func() bool { return a.State().Role == RoleFenced })
+	d := waitFor(t, 25*time.Second, "site2 master of a newer term", func() bool {
 		s := b.State()
 		return s.Role == RoleMaster && s.Term > term
 	})
-	t.Logf("site2 master %s after site1 fenced (fence_delay 1s)", d.Round(time.Millisecond))
-	waitFor(t, 2*time.Second, "the witness names site2 as master", func() bool { return w.State().Master == "site2" })
+	t.Logf("site2 master %s after site1 fenced (fence_delay 5s)", d.Round(time.Millisecond))
+	waitFor(t, 10*time.Second, "the witness names site2 as master", func() bool { return w.State().Master == "site2" })
 
 	cutA.set()
 	cutB.set()
 	cutW.set()
-	waitFor(t, 15*time.Second, "site1 master again after the links are back", master(a, b))
+	waitFor(t, 30*time.Second, "site1 master again after the links are back", master(a, b))
 	if s := a.State(); s.Term <= term+1 {
 		t.Errorf("site1 master of term %d after the cut, want a term after site2's", s.Term)
 	}
