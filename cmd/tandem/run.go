@@ -500,7 +500,7 @@ func (s *sidecar) demoteAtStart(last gossip.TermRecord) error {
 			err, filepath.Join(s.cfg.DataDir, promotedFile))
 	}
 	if owed = max(owed, promoted); owed > demoted {
-		s.log.Info("this site was master of a term when its sidecar last stopped, or on_promote ran for it, and on_demote did not come to its end for it: running it now",
+		s.log.Info("this site was master of a term when its sidecar last stopped, or on_promote ran for it, and on_demote did not come to its end for it: it is owed, and runs once this start is through (\"hook ran\" says when it did)",
 			"term", owed)
 		s.queueHook(hookJob{demote: true, role: gossip.RoleBackup, term: owed})
 	}

@@ -564,6 +564,10 @@ func TestStartGossipPortTakenServesNothing(t *testing.T) {
 	if strings.Contains(logs.String(), "tandem started") {
 		t.Errorf("a start whose gossip port was taken logged that it started:\n%s", logs.String())
 	}
+	// demoteAtStart queued the on_demote owed: the log must not say it runs, which it never did.
+	if strings.Contains(logs.String(), "running it now") {
+		t.Errorf("a start that failed before any hook ran logged that on_demote runs now:\n%s", logs.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer for a logger written from several goroutines.
