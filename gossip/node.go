@@ -498,7 +498,8 @@ func (n *Node) memberlistConfig(dials context.Context) (*memberlist.Config, erro
 // Bind binds the gossip port now, ahead of Run, which uses it: a member whose port is taken
 // (by another process, or a second sidecar started on this host by mistake) fails its start
 // with this error before it serves anything or runs a hook. Without Bind, Run binds the port
-// itself. A node bound and never run lets go of the port with Unbind.
+// itself. A node bound and never run lets go of the port with Unbind. From Bind on, LocalAddr
+// is the address bound (with port 0, the port chosen).
 func (n *Node) Bind() error {
 	n.bindMu.Lock()
 	defer n.bindMu.Unlock()
@@ -512,6 +513,9 @@ func (n *Node) Bind() error {
 		return err
 	}
 	n.bound, n.unbind = c, stop
+	n.mu.Lock()
+	n.addr = net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)) // LocalAddr: the port bound, for port 0
+	n.mu.Unlock()
 	return nil
 }
 
@@ -639,7 +643,7 @@ func (n *Node) State() State {
 	return n.state.clone()
 }
 
-// LocalAddr is the gossip address bound by Run (the configured one before).
+// LocalAddr is the gossip address bound by Bind or Run (the configured one before).
 func (n *Node) LocalAddr() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -290,7 +290,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		checker := gossip.NewChecker(cfg.Server, logger)
 		run("health", func() error { return checker.Run(runCtx, node.SetServerHealthy) })
 	}
-	logger.Info("tandem started", "kind", kindName(cfg.Kind), "gossip", cfg.Gossip.Bind, "admin", s.admin.Addr().String())
+	logger.Info("tandem started", "kind", kindName(cfg.Kind), "gossip", node.LocalAddr(), "admin", s.admin.Addr().String())
 
 	var firstErr error
 	select {

@@ -570,6 +570,62 @@ func TestStartGossipPortTakenServesNothing(t *testing.T) {
 	}
 }
 
+// startedSite starts serve on a site of its own in dir, gossip on bind, and returns its logs
+// once it logged "tandem started"; serve is stopped at the test's end.
+func startedSite(t *testing.T, dir, bind string) *syncBuffer {
+	t.Helper()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: bind, Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Server: config.Server{Health: config.HealthTCP, HealthInterval: 100 * time.Millisecond, HealthTimeout: 100 * time.Millisecond,
+			HealthFailures: 1, Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:0"}}},
+		Proxy: config.Proxy{ConnectTimeout: time.Second, MaxConns: 10},
+		Admin: config.Admin{Listen: "127.0.0.1:0"},
+		Hooks: config.Hooks{Timeout: 10 * time.Second},
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil))) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "tandem started") {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("serve stopped before it started: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"tandem started\" within 10s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return logs
+}
+
+// TestStartLogsBoundGossipPort: with gossip.bind on port 0 (any free port), "tandem started"
+// said gossip=127.0.0.1:0, as configured, not the port bound, which the other members must
+// be given.
+func TestStartLogsBoundGossipPort(t *testing.T) {
+	t.Parallel()
+	logs := startedSite(t, t.TempDir(), "127.0.0.1:0")
+	var line string
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(l, "tandem started") {
+			line = l
+		}
+	}
+	if strings.Contains(line, "gossip=127.0.0.1:0 ") || !strings.Contains(line, "gossip=127.0.0.1:") {
+		t.Fatalf("started with gossip.bind 127.0.0.1:0: %q; want the port bound", line)
+	}
+}
+
 // syncBuffer is a bytes.Buffer for a logger written from several goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
