@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 )
 
 // RecordStore keeps the term record a member holds across restarts
@@ -76,7 +78,8 @@ func (s *FileStore) Save(r TermRecord) error {
 
 // WriteStateFile replaces dir/name, a file of the data directory, with b (and a newline) so
 // that a crash leaves the old content or the new: a temporary file, fsync, rename, fsync of
-// the directory. dir is created when missing.
+// the directory. dir is created when missing. A crash before the rename leaves the temporary
+// file (name.DIGITS.tmp): RemoveStaleTemps removes it at the next start.
 func WriteStateFile(dir, name string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -182,4 +185,61 @@ func saveVote(dir string, m voteMark) error {
 		return fmt.Errorf("save vote: %w", err)
 	}
 	return nil
+}
+
+// staleTempAge is how old a temporary file of WriteStateFile must be for RemoveStaleTemps to
+// take it for one a crash left: a write takes milliseconds, and a younger one may be another
+// process's in progress (a second sidecar started on this data_dir by mistake), whose rename
+// would fail without it.
+const staleTempAge = time.Minute
+
+// RemoveStaleTemps removes from dir the temporary files WriteStateFile left for the files
+// named (name.DIGITS.tmp, as os.CreateTemp makes them) that are older than staleTempAge: a
+// crash between their write and their rename left them, and nothing else removes them. It
+// returns the names removed, and the first error met.
+func RemoveStaleTemps(dir string, names ...string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var first error
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isStateTemp(e.Name(), names) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && first == nil {
+				first = err
+			}
+			continue
+		}
+		if time.Since(info.ModTime()) < staleTempAge {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && first == nil {
+				first = err
+			}
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, first
+}
+
+// isStateTemp tells whether file is a temporary file of WriteStateFile's for one of names.
+func isStateTemp(file string, names []string) bool {
+	for _, n := range names {
+		rest, ok := strings.CutPrefix(file, n+".")
+		if !ok {
+			continue
+		}
+		digits, ok := strings.CutSuffix(rest, ".tmp")
+		if ok && digits != "" && strings.Trim(digits, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }

@@ -221,6 +221,14 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer node.Unbind() // a failed start-up lets go of it; once node.Run took it, nothing
+	// A crash between a state file's write and its rename left its temporary file.
+	removed, err := gossip.RemoveStaleTemps(cfg.DataDir, gossip.StateFile, gossip.VoteFile, gossip.SplitBrainFile, promotedFile, demotedFile)
+	if len(removed) > 0 {
+		logger.Info("removed the temporary files a crash left in data_dir", "files", removed)
+	}
+	if err != nil {
+		logger.Warn("cannot remove the temporary files a crash may have left in data_dir", "dir", cfg.DataDir, "err", err)
+	}
 	s.node = node
 	if s.db != nil {
 		s.db.attach(node)

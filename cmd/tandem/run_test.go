@@ -626,6 +626,41 @@ func TestStartLogsBoundGossipPort(t *testing.T) {
 	}
 }
 
+// TestStartRemovesStaleTempFiles: WriteStateFile writes NAME.*.tmp in data_dir and renames it;
+// a crash between the two left it there for good, as nothing removed them. A start removes
+// the ones older than a write takes, and only those named as Tandem names them.
+func TestStartRemovesStaleTempFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	stale := []string{gossip.StateFile + ".123456.tmp", gossip.VoteFile + ".42.tmp", gossip.SplitBrainFile + ".7.tmp",
+		promotedFile + ".99.tmp", demotedFile + ".3141592653.tmp"}
+	kept := []string{"notes.123.tmp", gossip.StateFile + ".abc.tmp", gossip.StateFile + ".12.tmp.bak", "x" + gossip.StateFile + ".12.tmp"}
+	fresh := gossip.StateFile + ".555.tmp" // a write in progress, maybe another process's
+	for _, n := range append(append(stale, kept...), fresh) {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if n != fresh {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	startedSite(t, dir, freeGossipAddr(t))
+	for _, n := range stale {
+		if _, err := os.Stat(filepath.Join(dir, n)); !os.IsNotExist(err) {
+			t.Errorf("%s after the start: %v; want it removed", n, err)
+		}
+	}
+	for _, n := range append(kept, fresh) {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s after the start: %v; want it kept", n, err)
+		}
+	}
+}
+
 // syncBuffer is a bytes.Buffer for a logger written from several goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
