@@ -92,7 +92,10 @@ type pgStore struct {
 	db *sql.DB
 	// prepared: the tables are there (prepare). Until they are, every command looks again.
 	prepared atomic.Bool
-	mu       sync.Mutex // one prepare at a time
+	// preparing holds the one prepare at a time; a command waits for it no longer than its own
+	// context (a sync.Mutex held across a connection to a stalled database held every command
+	// behind it past its timeout).
+	preparing chan struct{}
 }
 
 // maxDBConns bounds the server's sessions on its database: commands beyond wait for one (within
@@ -105,13 +108,23 @@ const maxDBConns = 16
 // answers ERR until it is back (prepare). Only a connection string no client can read is an
 // error.
 func openPGStore(dsn string) (*pgStore, error) {
-	conn, err := pq.NewConnector(dsn)
+	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("-dsn: %w", config.RedactDSNError(dsn, err)) // not the password it may quote
 	}
+	// lib/pq bounds a connection's start-up by connect_timeout alone, not by the context: a
+	// database that takes the connection and never answers (a stalled server) would hold the
+	// command, and its session slot, for good.
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = storeTimeout
+	}
+	conn, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("-dsn: %w", config.RedactDSNError(dsn, err))
+	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(maxDBConns)
-	return &pgStore{db: db}, nil
+	return &pgStore{db: db, preparing: make(chan struct{}, 1)}, nil
 }
 
 // prepare creates the server's tables that are missing, once the database is reachable; each
@@ -120,8 +133,12 @@ func (s *pgStore) prepare(ctx context.Context) error {
 	if s.prepared.Load() {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.preparing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the tables to be looked for: %w", ctx.Err())
+	}
+	defer func() { <-s.preparing }()
 	if s.prepared.Load() {
 		return nil
 	}

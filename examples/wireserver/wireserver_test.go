@@ -720,3 +720,71 @@ func TestDSNErrorHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareWaitBounded: prepare held its mutex across its connection to the database, which
+// a database that takes the connection and never answers (a stalled server, a shim not ready)
+// holds until the first command's own deadline; every command behind it waited for that mutex
+// past its own storeTimeout, and (sync.Mutex not being fair) possibly for more than one holder
+// after another. A command waits for a prepare in progress no longer than its own context.
+func TestPrepareWaitBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // taken, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	st, err := openPGStore("postgres://u@" + ln.Addr().String() + "/db?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		first <- st.prepare(ctx)
+	}()
+	time.Sleep(200 * time.Millisecond) // the first holds the prepare, dialled
+	second := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		second <- st.prepare(ctx)
+	}()
+	select {
+	case err := <-second:
+		if err == nil {
+			t.Error("prepare on a database that never answers: no error")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("prepare with 300ms behind one on a stalled database: still waiting after 3s; want it to return at its own deadline")
+	}
+	select {
+	case err := <-first:
+		if err == nil {
+			t.Error("the first prepare on a database that never answers: no error")
+		}
+	case <-time.After(storeTimeout + 5*time.Second):
+		t.Fatalf("the first prepare on a database that never answers: still waiting after %v", storeTimeout+5*time.Second)
+	}
+}
