@@ -1864,3 +1864,26 @@ func TestRedactDSNMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactDSNUnicodeSpace: redactKV ended an unquoted value at any Unicode space, as lib/pq
+// reads one, but libpq and pgconn (the shim's client) end it at an ASCII space only: a
+// password holding a no-break space and then an '=' (password=s3c\u00a0r=et) was shown from
+// that space on, as a setting of its own. A password runs to an ASCII space; another value
+// still ends at any space, so that a setting lib/pq reads after it is seen.
+func TestRedactDSNUnicodeSpace(t *testing.T) {
+	for _, dsn := range []string{
+		"host=pghost password=s3c\u00a0r=et dbname=x",
+		"host=pghost password=s3c\u2003r=et",
+		"host=pghost sslpassword=s3c\u00a0r=et",
+		"host=pghost\u00a0password=s3c\u00a0r=et",
+		"host=pghost\u00a0password=s3cret",
+	} {
+		got := RedactDSN(dsn)
+		if strings.Contains(got, "s3c") || strings.Contains(got, "et") {
+			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+		if !strings.Contains(got, "pghost") {
+			t.Errorf("RedactDSN(%q) = %q: hides the host too", dsn, got)
+		}
+	}
+}

@@ -225,7 +225,9 @@ func RedactDSN(dsn string) string {
 }
 
 // redactKV is RedactDSN for key=value settings, read as libpq reads them: a value is quoted
-// ('a b', with \' and \\ inside) or runs to the first space no backslash escapes. The value of a
+// ('a b', with \' and \\ inside) or runs to the first space no backslash escapes (an ASCII
+// one for libpq and pgconn, any Unicode one for lib/pq: a password to the former, which hides
+// more). The value of a
 // setting named *password (password, sslpassword) is hidden, and so is what the clients would
 // refuse that may be part of it: a quoted value left open (to the end of the string), and the
 // words without '=' that follow a password's key (an unquoted password with a space, or one
@@ -273,6 +275,7 @@ func redactKV(s string) string {
 		for v < len(rs) && unicode.IsSpace(rs[v]) {
 			v++
 		}
+		isPassword := strings.HasSuffix(strings.ToLower(key), "password")
 		end := v
 		if end < len(rs) && rs[end] == '\'' {
 			for end++; end < len(rs) && rs[end] != '\''; end++ {
@@ -282,14 +285,21 @@ func redactKV(s string) string {
 			}
 			end = min(end+1, len(rs)) // past the closing quote; an open one runs to the end
 		} else {
-			for ; end < len(rs) && !unicode.IsSpace(rs[end]); end++ {
+			// lib/pq ends a value at any Unicode space, libpq and pgconn at an ASCII one only:
+			// a password runs to the latter (all of it may be the password), another value to
+			// the former (a setting lib/pq reads after it is one).
+			isEnd := unicode.IsSpace
+			if isPassword {
+				isEnd = asciiSpace
+			}
+			for ; end < len(rs) && !isEnd(rs[end]); end++ {
 				if rs[end] == '\\' {
 					end++
 				}
 			}
 			end = min(end, len(rs))
 		}
-		secret = strings.HasSuffix(strings.ToLower(key), "password")
+		secret = isPassword
 		hidden = secret
 		if secret {
 			b.WriteString(spaces + key + string(rs[i:v]) + "redacted")
@@ -299,6 +309,11 @@ func redactKV(s string) string {
 		i = end
 	}
 	return b.String()
+}
+
+// asciiSpace is libpq's isspace (and pgconn's): the spaces that end an unquoted value there.
+func asciiSpace(r rune) bool {
+	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
 }
 
 // redactQuery hides the value of every parameter of a URL's raw query whose name ends in
