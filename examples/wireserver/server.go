@@ -166,12 +166,12 @@ func readProxyHeader(c net.Conn, br *bufio.Reader) (*proxyproto.Header, error) {
 			return nil, fmt.Errorf("read PROXY header: %w", err)
 		}
 		b, _ := br.Peek(br.Buffered())
-		v1 := startsSignature(b, proxyproto.SIGV1)
+		v1 := startsSignature(b, sigV1)
 		v2 := startsSignature(b, proxyproto.SIGV2)
 		if !v1 && !v2 {
 			return nil, proxyproto.ErrNoProxyProtocol
 		}
-		if v1 && len(b) >= len(proxyproto.SIGV1) || v2 && len(b) >= len(proxyproto.SIGV2) {
+		if v1 && len(b) >= len(sigV1) || v2 && len(b) >= len(proxyproto.SIGV2) {
 			break
 		}
 		n = len(b)
@@ -193,6 +193,9 @@ func readProxyHeader(c net.Conn, br *bufio.Reader) (*proxyproto.Header, error) {
 	}
 	return h, c.SetReadDeadline(time.Time{})
 }
+
+// sigV1 is a v1 header's start: proxyproto.SIGV1 ("PROXY") and the space the spec puts after it.
+var sigV1 = append(append([]byte{}, proxyproto.SIGV1...), ' ')
 
 // startsSignature tells whether b, as far as it goes, is (or starts with) the signature sig.
 func startsSignature(b, sig []byte) bool {

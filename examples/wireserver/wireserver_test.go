@@ -788,3 +788,28 @@ func TestPrepareWaitBounded(t *testing.T) {
 		t.Fatalf("the first prepare on a database that never answers: still waiting after %v", storeTimeout+5*time.Second)
 	}
 }
+
+// TestProxyHeaderNoSpaceRefusedPromptly: a v1 header starts "PROXY " (the spec's signature,
+// its space included); readProxyHeader took "PROXY" for the whole of it, and a client that
+// sent "PROXYZ" (no header, and a command that is not one either) was held for the rest of a
+// line that could not be a header, until the header timeout.
+func TestProxyHeaderNoSpaceRefusedPromptly(t *testing.T) {
+	for _, mode := range []string{proxyV1, proxyAny} {
+		t.Run(mode, func(t *testing.T) {
+			addr := startServer(t, options{name: "px", proxy: mode})
+			cl := dial(t, addr, []byte("PROXYZ"))
+			start := time.Now()
+			cl.c.SetDeadline(time.Now().Add(headerTimeout / 2))
+			cl.expectEOF()
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("%q: closed after %v", "PROXYZ", d.Round(time.Millisecond))
+			}
+			// "PROXY" may still be the start of a header.
+			cl = dial(t, addr, []byte("PROXY"))
+			cl.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := cl.br.ReadByte(); !isTimeout(err) {
+				t.Errorf("%q: want the server to wait for the rest of a header, read: %v", "PROXY", err)
+			}
+		})
+	}
+}
