@@ -38,8 +38,14 @@ func RedactDSNError(dsn string, err error) error {
 		text = strings.Replace(text, pt, "cannot parse `"+RedactDSN(pe.ConnString)+"`: "+what, 1)
 	case errors.As(err, &ue):
 		// net/url's reason may quote a piece of the password (invalid port ":s3c" after host):
-		// kept only for a URL with nothing to hide.
-		if red := RedactDSN(ue.URL); red != ue.URL {
+		// kept only for a URL with nothing to hide. It quotes the URL up to its first '#' only:
+		// for a password holding one, the user and the password's start, where RedactDSN finds
+		// nothing to hide (no '@'); dsn is hidden whole then (TestRedactDSNErrorURLCutAtHash).
+		shown := ue.URL
+		if ue.URL != dsn && strings.HasPrefix(dsn, ue.URL+"#") {
+			shown = dsn
+		}
+		if red := RedactDSN(shown); red != ue.URL {
 			text = strings.Replace(text, ue.Error(), fmt.Sprintf("%s %q: not a valid URL: %s", ue.Op, red, urlHint), 1)
 		}
 	}
