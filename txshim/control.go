@@ -93,14 +93,15 @@ const (
 // PGOPTIONS). The server reads options before the start-up packet's parameters, so one added
 // beside options that set it would override the DSN's value (TestOpenDBCheckIntervalFromDSN).
 // Only the setting's own name counts: options that set deadlock_timeout do not set
-// lock_timeout (TestOpenDBOptionsOtherSetting).
+// lock_timeout (TestOpenDBOptionsOtherSetting). Options are split as the server splits them
+// (splitOptions).
 func setsParam(cfg pq.Config, name string) bool {
 	for k := range cfg.Runtime {
 		if strings.EqualFold(k, name) {
 			return true
 		}
 	}
-	fields := strings.Fields(cfg.Options)
+	fields := splitOptions(cfg.Options)
 	for i, f := range fields {
 		var set string
 		switch {
@@ -117,6 +118,39 @@ func setsParam(cfg pq.Config, name string) bool {
 		}
 	}
 	return false
+}
+
+// splitOptions splits options as PostgreSQL does (pg_split_opts): at runs of ASCII white
+// space, except a space a backslash escapes, and a backslash stands for the character after
+// it. Split at every space, with the backslashes kept, a value holding an escaped space read
+// as options of its own, and an escaped name as another (TestOpenDBOptionsEscapedSpace).
+func splitOptions(opts string) []string {
+	var fields []string
+	var f strings.Builder
+	in, escaped := false, false
+	for i := 0; i < len(opts); i++ {
+		ch := opts[i]
+		switch {
+		case escaped:
+			f.WriteByte(ch)
+			escaped = false
+		case ch == '\\':
+			escaped, in = true, true
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r':
+			if in {
+				fields = append(fields, f.String())
+				f.Reset()
+				in = false
+			}
+		default:
+			f.WriteByte(ch)
+			in = true
+		}
+	}
+	if in {
+		fields = append(fields, f.String())
+	}
+	return fields
 }
 
 // checkParamRefused says what a server's refusal of ctlCheckParam at start-up means: one

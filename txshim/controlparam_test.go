@@ -87,3 +87,40 @@ func TestOpenDBOptionsOtherSetting(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenDBOptionsEscapedSpace: PostgreSQL splits options at spaces that no backslash escapes,
+// and takes a backslash for an escape of the character after it (pg_split_opts): setsParam
+// split them at every space and kept the backslashes. A value holding an escaped space, then
+// something that reads as an option of its own (application_name=a\ -clock_timeout=1s), was
+// taken for options that set lock_timeout, and the database's default for it stayed on the
+// control connections; a name with an escaped character (lock\_timeout) was taken for another
+// setting, and the control connections' own value overrode the DSN's.
+func TestOpenDBOptionsEscapedSpace(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t)
+	c.Exec(t, `ALTER DATABASE `+sqlIdent(c.Database())+` SET lock_timeout = '5ms'`)
+	kv := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", c.Port(), pgtest.Superuser, c.Database())
+	for _, tc := range []struct{ options, want, app string }{
+		// In a quoted key=value value, \\ is one backslash.
+		{`-c application_name=a\\ -clock_timeout=1s`, "0", "a -clock_timeout=1s"},
+		{`-c application_name=a\\ --lock-timeout=1s`, "0", "a --lock-timeout=1s"},
+		{`-c lock\\_timeout=7s`, "7s", ""},
+		{`-c application_name=b\\\\ -clock_timeout=3s`, "3s", `b\`},
+	} {
+		db, err := OpenDB(kv + " options='" + tc.options + "'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var got, app string
+		err = db.QueryRowContext(ctx, `SELECT current_setting('lock_timeout'), current_setting('application_name')`).Scan(&got, &app)
+		cancel()
+		db.Close()
+		if err != nil {
+			t.Fatalf("options %q: %v", tc.options, err)
+		}
+		if got != tc.want || app != tc.app {
+			t.Errorf("options %q: lock_timeout = %q, application_name = %q; want %q and %q", tc.options, got, app, tc.want, tc.app)
+		}
+	}
+}
