@@ -51,6 +51,9 @@ type applyConn struct {
 	noLSN bool
 	// moved: of the last apply, the tables in which it may have moved a row (applyTx.moved).
 	moved []uint32
+	// maxPrepared: the peer's max_prepared_transactions, read when the connection was made
+	// (0: not known).
+	maxPrepared int
 }
 
 // originName is the replication origin of apply connection idx for changes from source.
@@ -107,6 +110,7 @@ SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'transaction_t
 SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off';
 SELECT pg_replication_origin_create(` + lit + `) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = ` + lit + `);
 SELECT pg_replication_origin_session_setup(` + lit + `);
+SELECT current_setting('max_prepared_transactions');
 SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.decisions') AND attname = 'lsn' AND NOT attisdropped)`
 	res, err := conn.Exec(ctx, setup).ReadAll()
 	if err != nil {
@@ -116,6 +120,9 @@ SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('tandem.d
 	a := &applyConn{dsn: dsn, source: source, logger: logger, conn: conn, stmts: map[applyStmt]string{}, rels: map[string]*peerRel{}}
 	if last := res[len(res)-1]; len(last.Rows) == 1 && string(last.Rows[0][0]) == "f" {
 		a.noLSN = true
+	}
+	if limit := res[len(res)-2]; len(limit.Rows) == 1 {
+		a.maxPrepared, _ = strconv.Atoi(string(limit.Rows[0][0]))
 	}
 	return a, nil
 }
@@ -335,6 +342,9 @@ type applyPool struct {
 	// check, when set, runs on each new connection before its first use; an error closes it
 	// and get returns the error (Shipper.checkApplyConn).
 	check func(ctx context.Context, c *applyConn) error
+	// maxPrepared, when set, is given the peer's max_prepared_transactions each new
+	// connection read (Shipper.peerMaxPrepared).
+	maxPrepared *atomic.Int64
 }
 
 type applySlot struct {
@@ -387,6 +397,9 @@ func (p *applyPool) dial(ctx context.Context, s *applySlot) error {
 		}
 	}
 	c.onPrepared, c.copied, c.ddl, c.own = p.onPrepared, p.copied, &p.ddl, p.own
+	if p.maxPrepared != nil && c.maxPrepared > 0 {
+		p.maxPrepared.Store(int64(c.maxPrepared))
+	}
 	p.own.add(c.conn.PID())
 	c.relsAt = p.ddl.Load()
 	if c.noLSN {

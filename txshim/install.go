@@ -187,8 +187,9 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 
 // warnPreparedLimit warns when max_prepared_transactions is below max_connections: every
 // session committing a write holds a prepared transaction for a moment, so past the limit a
-// commit fails on the local database, and on the peer the failure (SQLSTATE 53200) counts as
-// an unreachable peer and sends the master on alone.
+// commit fails on the local database, and on the peer dual commits wait for one another (the
+// Shipper holds at most that many prepared there, and takes the peer's refusal, SQLSTATE
+// 53200, for back-pressure), going solo when one waits past the commit timeout.
 func warnPreparedLimit(ctx context.Context, db *sql.DB, logger *slog.Logger) {
 	var prepared, conns int
 	if err := db.QueryRowContext(ctx, `SELECT current_setting('max_prepared_transactions')::int, current_setting('max_connections')::int`).Scan(&prepared, &conns); err != nil {
@@ -196,7 +197,7 @@ func warnPreparedLimit(ctx context.Context, db *sql.DB, logger *slog.Logger) {
 	}
 	if prepared < conns {
 		logger.Warn("max_prepared_transactions is below max_connections: more write commits at once than it allows fail on the local database, "+
-			"or on the peer send the master on alone; set it to max_connections (and restart)",
+			"or on the peer make dual commits wait for one another; set it to max_connections (and restart)",
 			"max_prepared_transactions", prepared, "max_connections", conns)
 	}
 }

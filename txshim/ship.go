@@ -213,6 +213,11 @@ type Shipper struct {
 	// position of their PREPARE (see ShipsAlone); under mu. At most as many as may be prepared
 	// at once.
 	droppedGIDs map[string]pglogrepl.LSN
+	// peerMaxPrepared is the peer's max_prepared_transactions, as the apply connections read
+	// it when made (0: not known yet); peerSlots, under mu, counts the journal's entries that
+	// hold one of them (jentry.peerSlot). Prepare waits while they are all held (waitForPrepare).
+	peerMaxPrepared atomic.Int64
+	peerSlots       int
 }
 
 // entry states
@@ -257,6 +262,9 @@ type jentry struct {
 	// site may have committed as master all the same (see settle): a write that bypassed
 	// Tandem unless the peer has it. Never shipped; its changes are not held.
 	suspect bool
+	// peerSlot: it is, or may be, prepared on the peer (from its Prepare on, until known not
+	// to be, or done): it holds one of the peer's max_prepared_transactions (Shipper.peerSlots).
+	peerSlot bool
 }
 
 // finished tells whether the local outcome of e is known.
@@ -306,6 +314,7 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 	s.pool.copied, s.opPool.copied = &s.copied, &s.copied
 	s.pool.own, s.opPool.own = &s.own, &s.own
 	s.pool.check, s.opPool.check = s.checkApplyConn, s.checkApplyConn
+	s.pool.maxPrepared, s.opPool.maxPrepared = &s.peerMaxPrepared, &s.peerMaxPrepared
 	s.bypassFrom.Store(math.MaxUint64)
 	return s
 }
@@ -860,9 +869,28 @@ func (s *Shipper) peerHasLocked(e *jentry) {
 func (s *Shipper) markDoneLocked(e *jentry) {
 	e.state = stDone
 	s.releaseLocked(e)
+	s.freePeerSlotLocked(e)
+}
+
+// freePeerSlotLocked records that e is not prepared on the peer (any more): the peer's
+// prepared transaction it held is free for another Prepare.
+func (s *Shipper) freePeerSlotLocked(e *jentry) {
+	if e.peerSlot {
+		e.peerSlot = false
+		s.peerSlots--
+	}
+}
+
+// peerFullLocked tells whether every one of the peer's prepared transactions (its
+// max_prepared_transactions, when known) is held by an entry prepared, or perhaps prepared,
+// there.
+func (s *Shipper) peerFullLocked() bool {
+	limit := s.peerMaxPrepared.Load()
+	return limit > 0 && int64(s.peerSlots) >= limit
 }
 
 func (s *Shipper) forgetLocked(e *jentry) {
+	s.freePeerSlotLocked(e)
 	s.held -= e.size
 	if e.prepared && s.byGID[e.gid] == e {
 		delete(s.byGID, e.gid)
@@ -1036,14 +1064,21 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		}
 		err = slot.c.apply(actx, txn, gid, term, endPrepare)
 		definite = err != nil && isDefinite(err)
+		full := preparedFull(err)
 		moved = slot.c.moved
-		s.pool.put(ctx, slot, err != nil && !definite)
-		if !definite || !transient(err) {
+		s.pool.put(ctx, slot, err != nil && !definite && !full)
+		if full {
+			// The peer's prepared transactions are all taken, by others than this Shipper's
+			// (counted in waitForPrepare): ones left in doubt for the resolver, another
+			// database's. Back-pressure, not the peer gone: the peer kept nothing of it.
+			s.logger.Warn("the peer has no prepared transaction free (max_prepared_transactions); asking again", "gid", gid, "err", err)
+		} else if !definite || !transient(err) {
 			break
+		} else {
+			// Refused for the moment (a deadlock, a cancel): the peer kept nothing of it. Ask
+			// again while the commit's time lasts, rather than fail the client's transaction.
+			s.logger.Warn("the peer refused a prepare for the moment; asking again", "gid", gid, "err", err)
 		}
-		// Refused for the moment (a deadlock, a cancel): the peer kept nothing of it. Ask
-		// again while the commit's time lasts, rather than fail the client's transaction.
-		s.logger.Warn("the peer refused a prepare for the moment; asking again", "gid", gid, "err", err)
 		t := time.NewTimer(pause)
 		select {
 		case <-t.C:
@@ -1060,11 +1095,25 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	case definite:
 		s.setState(e, stRefused)
 		return &PeerError{GID: gid, Step: "apply", Definite: true, Err: err}
+	case preparedFull(err):
+		// Still no prepared transaction free on the peer when the commit's time ran out: a
+		// peer that slow is out of step, as after a timeout; it kept nothing of this one.
+		s.setState(e, stPending)
+		s.goDown("prepare "+gid, err)
+		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
 	default:
 		s.setState(e, stUnknown)
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
 	}
+}
+
+// preparedFull tells whether err is the peer's refusal of a PREPARE TRANSACTION for its
+// max_prepared_transactions all taken ("maximum number of prepared transactions reached",
+// SQLSTATE 53200, out of memory; the transaction rolled back there, the session idle).
+func preparedFull(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "53200" && strings.Contains(pgErr.Message, "prepared transactions")
 }
 
 // A prepare the peer refused for the moment (transient) is asked again after transientPause,
@@ -1231,7 +1280,12 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 		expired = t.C
 	}
 	read := s.received.Load()
+	var full bool // ready but for the peer's prepared transactions, all held
 	timeout := func(found bool) error {
+		if full {
+			return fmt.Errorf("%s waited for one of the peer's prepared transactions (max_prepared_transactions %d, all held by dual commits whose COMMIT PREPARED there is still to come): %w",
+				gid, s.peerMaxPrepared.Load(), context.DeadlineExceeded)
+		}
 		if found {
 			return fmt.Errorf("transactions before %s it must follow are not on the peer yet (plain commits not shipped, or a prepared one not finished there): %w", gid, context.DeadlineExceeded)
 		}
@@ -1246,6 +1300,7 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 		}
 		e, ok := s.byGID[gid]
 		ready, behind := false, false
+		full = false
 		var txn *Txn
 		if ok {
 			if e.state != stPending || e.finished() {
@@ -1265,8 +1320,19 @@ func (s *Shipper) waitForPrepare(ctx context.Context, gid string) (*jentry, *Txn
 					break
 				}
 			}
+			// The peer takes at most max_prepared_transactions prepared at once, and the
+			// COMMIT PREPAREDs that free them run after the clients' replies (DESIGN §5.3
+			// step 3): under load they fall behind the prepares. Its PREPARE would fail
+			// (53200) for the Shipper's own pipeline outrunning the peer, not for the peer
+			// being gone: wait for one, within the commit's time, as for an earlier
+			// transaction (TestPeerPreparedSlots).
+			if ready && s.peerFullLocked() {
+				ready, full = false, true
+			}
 			if ready {
 				e.state, txn = stApplying, e.txn
+				e.peerSlot = true
+				s.peerSlots++
 			}
 		}
 		changed := s.changed
@@ -1319,6 +1385,9 @@ func (s *Shipper) setState(e *jentry, st int) {
 		return
 	}
 	e.state = st
+	if st == stPending || st == stRefused {
+		s.freePeerSlotLocked(e) // its apply kept nothing on the peer
+	}
 	switch {
 	case e.undo && (st == stPrepared || st == stUnknown):
 		s.askLocked(e, peerOp{gid: e.gid}) // rolled back locally meanwhile
@@ -1440,6 +1509,7 @@ func (s *Shipper) opEnded(op peerOp, err error) {
 	case op.commit && !e.undo && e.state == stPrepared && errors.Is(err, errNotOnPeer):
 		e.opQueued = false
 		e.state = stUnknown
+		s.freePeerSlotLocked(e) // not prepared there any more
 		s.advanceLocked()
 		return
 	}

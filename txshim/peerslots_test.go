@@ -1,0 +1,125 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
+)
+
+// TestPeerPreparedSlots: the peer's COMMIT PREPAREDs run after the clients' replies (DESIGN
+// §5.3 step 3), so under load more dual commits can be prepared on the peer at once than the
+// sessions committing — there were 64 on a peer whose max_prepared_transactions is 64, its
+// PREPARE TRANSACTION failed with 53200 ("maximum number of prepared transactions reached"),
+// and the Shipper took that for the peer gone: the shim went solo. A Prepare now waits, within
+// its commit's time, for one of the peer's prepared transactions to finish (the limit read
+// from the peer), and the Shipper stays online.
+func TestPeerPreparedSlots(t *testing.T) {
+	t.Parallel()
+	const limit = 4
+	var p capPair
+	p.local = pgtest.Start(t)
+	p.peer = pgtest.Start(t, pgtest.WithMaxPreparedTransactions(limit))
+	p.ldb = p.local.Open(t, p.local.Database())
+	p.pdb = p.peer.Open(t, p.peer.Database())
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, &p)
+	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	s.SetTerm(1)
+	runShipper(t, s)
+
+	// run makes n dual commits from k on: the first held ones fill what the peer takes
+	// prepared, their COMMIT PREPAREDs held back (as under load) until the rest are waiting.
+	k := 0
+	run := func(t *testing.T, held, n int) {
+		t.Helper()
+		release := make(chan struct{})
+		var once sync.Once
+		let := func() { once.Do(func() { close(release) }) }
+		defer let()
+		s.hooks.peerOp.set(func(string, bool) { <-release })
+		defer s.hooks.peerOp.clear()
+		for range held {
+			k++
+			gid := gidFor("a", 1, uint64(k))
+			prepareBoth(t, &p, s, gid, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'v')`, k))
+			s.Commit(gid)
+		}
+		errs := make(chan error, n)
+		for range n {
+			k++
+			gid := gidFor("a", 1, uint64(k))
+			prepareLocal(t, p.ldb, gid, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'v')`, k))
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				err := s.Prepare(ctx, gid)
+				if err == nil {
+					_, err = p.ldb.Exec("COMMIT PREPARED " + sqlLiteral(gid))
+					s.Commit(gid)
+				} else {
+					p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+				}
+				errs <- err
+			}()
+		}
+		time.Sleep(time.Second) // the Prepares wait for the peer's prepared transactions
+		let()
+		var failed error
+		for range n {
+			if err := <-errs; err != nil {
+				failed = errors.Join(failed, err)
+			}
+		}
+		if failed != nil {
+			t.Fatalf("a dual commit past the peer's max_prepared_transactions (%d) failed: %v", limit, failed)
+		}
+		waitFor(t, "every transaction committed on the peer", func() bool {
+			return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%'`) == 0 && s.Backlog() == 0
+		})
+		s.mu.Lock()
+		link := s.link
+		s.mu.Unlock()
+		if link != linkOnline {
+			t.Fatalf("the Shipper is %s, want online", linkName(link))
+		}
+		if err := s.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// More commits at once than the peer takes prepared: the Shipper's own.
+	run(t, limit, 3)
+	// One of the peer's prepared transactions is another's (left in doubt, say), which the
+	// Shipper does not count: the peer's refusal (53200) is back-pressure too.
+	peerConn, err := p.pdb.Conn(capCtx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerConn.Close()
+	for _, q := range []string{"BEGIN", "PREPARE TRANSACTION 'not_tandem'"} {
+		if _, err := peerConn.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { p.pdb.Exec("ROLLBACK PREPARED 'not_tandem'") })
+	run(t, limit-1, 2)
+	if _, err := p.pdb.Exec("ROLLBACK PREPARED 'not_tandem'"); err != nil {
+		t.Fatal(err)
+	}
+	requireSame(t, &p)
+}
+
+// TestSerialSmallPeer is TestAcceptance/serial (8 clients committing at once through the shim)
+// against a peer that takes 4 prepared transactions at once: every commit is a dual one, and
+// the shim stays dual (it went solo at the peer's first 53200).
+func TestSerialSmallPeer(t *testing.T) {
+	t.Parallel()
+	e := startAccEnvWith(t, nil, []pgtest.Option{pgtest.WithMaxPreparedTransactions(4)})
+	accSerial(t, e)
+}
