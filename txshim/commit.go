@@ -207,6 +207,8 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		if chain {
 			q += ", pg_catalog.current_setting('transaction_isolation'), pg_catalog.current_setting('transaction_read_only'), pg_catalog.current_setting('transaction_deferrable')"
 		}
+		// Third from last: the database's max_prepared_transactions (Shim.prepared).
+		q += ", pg_catalog.current_setting('max_prepared_transactions')"
 		q += ", CASE WHEN pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN pg_catalog.pg_logical_emit_message(true, 'tandem', '') END"
 		// The last column: the session's idle_session_timeout, as the transaction sees it
 		// (idleCheckOn).
@@ -395,6 +397,18 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 		}
 	}()
 
+	// The local database takes max_prepared_transactions prepared at once: wait for one
+	// rather than have PREPARE fail, and the transaction with it (prepSlots).
+	if len(checkRow) >= 3 && checkRow[len(checkRow)-3] != nil {
+		if n, err := strconv.Atoi(string(checkRow[len(checkRow)-3])); err == nil && n > 0 {
+			s.shim.prepared.setMax(n)
+		}
+	}
+	if ok, err := s.takePrepared(ctx, gid); !ok || err != nil {
+		return false, err
+	}
+	defer s.shim.prepared.release()
+
 	// Step 1: local PREPARE.
 	if err := s.fail("before-prepare"); err != nil {
 		return false, err
@@ -553,6 +567,33 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 	if err := s.beginChained(chainBegin); err != nil {
 		return false, err
+	}
+	return true, nil
+}
+
+// takePrepared takes one of the local database's prepared transactions for gid's PREPARE
+// (Shim.prepared), waiting while the session's transaction stays open (the client's
+// idle_in_transaction_session_timeout off, as at the gate) for at most the commit timeout.
+// ok=false: none came free in time, the transaction was rolled back and the client told.
+func (s *session) takePrepared(ctx context.Context, gid string) (ok bool, err error) {
+	if s.shim.prepared.tryTake() {
+		return true, nil
+	}
+	if err := s.swallow("SET LOCAL idle_in_transaction_session_timeout = 0"); err != nil {
+		return false, err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return false, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+	defer cancel()
+	if err := s.shim.prepared.take(wctx); err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		n := s.shim.prepared.limit()
+		s.log.Warn("txshim: commit refused: every prepared transaction the local database allows is held by commits in progress", "gid", gid, "max_prepared_transactions", n)
+		return s.abort("53200", fmt.Sprintf("tandem: the local database's prepared transactions (max_prepared_transactions = %d) were all held by other commits for the commit timeout; transaction rolled back, try again", n))
 	}
 	return true, nil
 }

@@ -186,18 +186,19 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 }
 
 // warnPreparedLimit warns when max_prepared_transactions is below max_connections: every
-// session committing a write holds a prepared transaction for a moment, so past the limit a
-// commit fails on the local database, and on the peer dual commits wait for one another (the
-// Shipper holds at most that many prepared there, and takes the peer's refusal, SQLSTATE
-// 53200, for back-pressure), going solo when one waits past the commit timeout.
+// session committing a write holds a prepared transaction for a moment, so past the limit
+// dual commits wait for one another — on the local database the shim holds at most that many
+// sessions' commits prepared (prepSlots), on the peer the Shipper at most that many prepared
+// there (and takes the peer's refusal, SQLSTATE 53200, for back-pressure). A commit that
+// waits past the commit timeout fails locally, and on the peer sends the master on alone.
 func warnPreparedLimit(ctx context.Context, db *sql.DB, logger *slog.Logger) {
 	var prepared, conns int
 	if err := db.QueryRowContext(ctx, `SELECT current_setting('max_prepared_transactions')::int, current_setting('max_connections')::int`).Scan(&prepared, &conns); err != nil {
 		return // checkPrerequisites read the same settings; nothing more to say
 	}
 	if prepared < conns {
-		logger.Warn("max_prepared_transactions is below max_connections: more write commits at once than it allows fail on the local database, "+
-			"or on the peer make dual commits wait for one another; set it to max_connections (and restart)",
+		logger.Warn("max_prepared_transactions is below max_connections: more write commits at once than it allows wait for one another, "+
+			"and fail (locally) or go solo (on the peer) past the commit timeout; set it to max_connections (and restart)",
 			"max_prepared_transactions", prepared, "max_connections", conns)
 	}
 }

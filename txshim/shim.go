@@ -117,6 +117,8 @@ type Shim struct {
 	funcs    *writerFuncs // the functions that may write (funcs.go)
 	inflight sync.Map     // gid → struct{}: dual commits from before the local PREPARE until done
 	gate     commitGate
+	// prepared: the dual commits holding a prepared transaction on the local database (prepSlots)
+	prepared prepSlots
 
 	mu       sync.Mutex
 	ln       net.Listener
