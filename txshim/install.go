@@ -445,8 +445,13 @@ const indexStorageSQL = `' WITH (' || (SELECT string_agg(quote_ident(split_part(
 // application schemas a column may be made of (a domain's base type, typmod and constraints —
 // numeric(12,4) against numeric(12,2) rounds the peer's value —, an enum's labels, a composite
 // type's attributes, which its values' text gives by position, a range's subtype), each
-// sequence (copied to the peer by position, which its bounds may refuse), and the database's
-// encoding, into which the peer converts every value.
+// sequence (copied to the peer by position, which its bounds may refuse), the database's
+// encoding, into which the peer converts every value, and the database's default collation
+// (its provider and locales), by which every text column without a COLLATE of its own sorts
+// and changes case: a local database of ICU's en-US put 'B' in a partition FROM ('a') TO ('n')
+// that a peer of C has no room for, and judged a CHECK (k < 'a') the other way
+// (TestInstallDatabaseCollation). The columns of pg_database that name a locale differ between
+// PostgreSQL's versions (daticulocale, datlocale), so they are read through to_jsonb.
 const appObjectsSQL = `SELECT 'type', n.nspname, t.typname,
   CASE t.typtype
   WHEN 'e' THEN 'enum (' || coalesce((SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')'
@@ -471,7 +476,13 @@ SELECT 'sequence', n.nspname, c.relname,
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE ` + appSchemaFilter + ` AND c.relpersistence = 'p'
 UNION ALL
-SELECT 'the database encoding', '', '', pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()`
+SELECT 'the database encoding', '', '', pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()
+UNION ALL
+SELECT 'the database collation', '', '', concat_ws(', ', 'provider ' || CASE j->>'datlocprovider' WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu'
+    WHEN 'b' THEN 'builtin' ELSE j->>'datlocprovider' END,
+  'locale ' || quote_literal(coalesce(j->>'daticulocale', j->>'datlocale')), 'rules ' || quote_literal(j->>'daticurules'),
+  'LC_COLLATE ' || quote_literal(d.datcollate), 'LC_CTYPE ' || quote_literal(d.datctype))
+FROM pg_database d, LATERAL (SELECT to_jsonb(d) AS j) x WHERE d.datname = current_database()`
 
 // diffAppSchemas names every difference between the local and the peer application schema.
 func diffAppSchemas(local, peer appSchema) []string {
