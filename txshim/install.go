@@ -450,8 +450,12 @@ const indexStorageSQL = `' WITH (' || (SELECT string_agg(quote_ident(split_part(
 // (its provider and locales), by which every text column without a COLLATE of its own sorts
 // and changes case: a local database of ICU's en-US put 'B' in a partition FROM ('a') TO ('n')
 // that a peer of C has no room for, and judged a CHECK (k < 'a') the other way
-// (TestInstallDatabaseCollation). The columns of pg_database that name a locale differ between
-// PostgreSQL's versions (daticulocale, datlocale), so they are read through to_jsonb.
+// (TestInstallDatabaseCollation). Likewise each collation of the application schemas (a
+// column names it, and a column's collation is compared by that name): one deterministic on
+// the local database and case-insensitive on the peer let the local primary key hold 'a' and
+// 'A', the peer's refuse the second (TestInstallCollationDefinitions). The columns that name a
+// locale differ between PostgreSQL's versions (daticulocale and colliculocale, datlocale and
+// colllocale), so they are read through to_jsonb.
 const appObjectsSQL = `SELECT 'type', n.nspname, t.typname,
   CASE t.typtype
   WHEN 'e' THEN 'enum (' || coalesce((SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')'
@@ -475,6 +479,14 @@ SELECT 'sequence', n.nspname, c.relname,
     CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END)
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE ` + appSchemaFilter + ` AND c.relpersistence = 'p'
+UNION ALL
+SELECT 'collation', n.nspname, co.collname, concat_ws(', ', 'provider ' || CASE co.collprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu'
+    WHEN 'b' THEN 'builtin' ELSE co.collprovider::text END,
+  'locale ' || quote_literal(coalesce(j->>'colliculocale', j->>'colllocale')), 'rules ' || quote_literal(j->>'collicurules'),
+  'LC_COLLATE ' || quote_literal(co.collcollate), 'LC_CTYPE ' || quote_literal(co.collctype),
+  CASE WHEN NOT co.collisdeterministic THEN 'nondeterministic' END)
+FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace, LATERAL (SELECT to_jsonb(co) AS j) x
+WHERE ` + appSchemaFilter + ` AND co.collencoding IN (-1, (SELECT encoding FROM pg_database WHERE datname = current_database()))
 UNION ALL
 SELECT 'the database encoding', '', '', pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()
 UNION ALL
