@@ -1933,12 +1933,27 @@ func isDefinite(err error) bool {
 	}
 	switch {
 	case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-		strings.HasPrefix(pgErr.Code, "57P"),                                           // shutting down, cannot connect now
-		strings.HasPrefix(pgErr.Code, "53"),                                            // out of resources
-		pgErr.Code == "55006" && strings.Contains(pgErr.Message, "replication origin"): // origin still held by a dying session
+		strings.HasPrefix(pgErr.Code, "57P"), // shutting down, cannot connect now
+		strings.HasPrefix(pgErr.Code, "53"),  // out of resources
+		pgErr.Code == "55006" && raisedBy(pgErr, "replorigin_session_setup", "replication origin"): // origin still held by a dying session
 		return false
 	}
 	return true
+}
+
+// raisedBy tells whether the server raised pgErr in its function routine. The routine is sent
+// as it is, where the message is written in the language of the session's lc_messages (a
+// server's default from its environment at initdb, which a non-superuser cannot change): on a
+// peer set up in German an origin still held read "Replication-Origin mit ID … ist bereits
+// aktiv", and a busy prepared transaction "… ist beschäftigt", neither of which the English
+// words matched — taken for refusals that mean the databases differ, the peer was marked as
+// needing resync (TestTransientTranslatedMessages). An error without a routine (a server that
+// sends none) is still told by the English text, english.
+func raisedBy(pgErr *pgconn.PgError, routine, english string) bool {
+	if pgErr.Routine != "" {
+		return pgErr.Routine == routine
+	}
+	return strings.Contains(pgErr.Message, english)
 }
 
 // transient tells whether err, a refusal of the peer (isDefinite), is one a retry may not
@@ -1964,7 +1979,7 @@ func transient(err error) bool {
 		code == "25P03", // idle_in_transaction_session_timeout
 		code == "25P04": // transaction_timeout (PostgreSQL 17)
 		return true
-	case code == "55000" && strings.Contains(pgErr.Message, "is busy"):
+	case code == "55000" && raisedBy(pgErr, "LockGXact", "is busy"):
 		// "prepared transaction with identifier … is busy": another session (the resolver) is
 		// committing or rolling it back on the peer; asked again, the decision row tells.
 		return true
