@@ -25,13 +25,14 @@ import (
 // database killed and restarted (solo, then catch-up); the master's database killed (site2
 // alone) and restarted (catch-up, then failback while writes go on); the master's sidecar
 // frozen for longer than suspicion; the peer's database killed, restarted, and killed again
-// during catch-up; the master's database killed while the peer is still behind. After each
+// during catch-up; the master's database killed while the peer is still behind; the peer's
+// database frozen (SIGSTOP: open, silent connections) during catch-up. After each
 // step every row the client saw committed is on the master's database, none twice, none never
 // sent; once settled both databases agree (tandem verify) and hold no prepared transaction;
 // and no write waited much longer than the configured timeouts.
 func TestTortureNumberedRows(t *testing.T) {
 	if testing.Short() || os.Getenv("TANDEM_TORTURE") == "" {
-		t.Skip("set TANDEM_TORTURE=1 to run (about a minute)")
+		t.Skip("set TANDEM_TORTURE=1 to run (about a minute and a half)")
 	}
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
 	sites := map[string]*site{"site1": s1, "site2": s2}
@@ -119,6 +120,25 @@ func TestTortureNumberedRows(t *testing.T) {
 	settled(s1)
 	w.progress(t, "site1's database back after dying during catch-up", 20)
 	check("site1's database back after dying during catch-up")
+
+	// 7. The peer's database frozen during catch-up: shipping's connections stay open and
+	// silent rather than closed. Writes go on alone, none waiting past the timeouts (not even
+	// for a hold of commits for the tail); once the database thaws the catch-up finishes.
+	s2.pg.Kill()
+	w.progress(t, "peer database down (solo) before it freezes during catch-up", 3000)
+	must(t, s2.pg.Restart())
+	w.waitShipped(t, s2)
+	must(t, s2.pg.Pause())
+	st := shimStatusOf(t, s1)
+	t.Logf("peer database frozen: site1's shim %s, peer synced %v, backlog %d", st.Mode, st.PeerSynced, st.Backlog)
+	w.progress(t, "peer database frozen during catch-up", 50)
+	time.Sleep(15 * time.Second) // past commit_timeout and the bound of a hold (catchUpTailMax)
+	w.progress(t, "peer database frozen for 15s", 50)
+	check("peer database frozen during catch-up")
+	must(t, s2.pg.Resume())
+	settled(s1)
+	w.progress(t, "peer database thawed", 20)
+	w.settledCheck(t, s1, s2, "after step 7")
 
 	w.stop()
 	settled(s1)
