@@ -26,13 +26,14 @@ import (
 // alone) and restarted (catch-up, then failback while writes go on); the master's sidecar
 // frozen for longer than suspicion; the peer's database killed, restarted, and killed again
 // during catch-up; the master's database killed while the peer is still behind; the peer's
-// database frozen (SIGSTOP: open, silent connections) during catch-up. After each
+// database frozen (SIGSTOP: open, silent connections) during catch-up; the master's sidecar
+// frozen while the peer's database is behind (down, then back). After each
 // step every row the client saw committed is on the master's database, none twice, none never
 // sent; once settled both databases agree (tandem verify) and hold no prepared transaction;
 // and no write waited much longer than the configured timeouts.
 func TestTortureNumberedRows(t *testing.T) {
 	if testing.Short() || os.Getenv("TANDEM_TORTURE") == "" {
-		t.Skip("set TANDEM_TORTURE=1 to run (about a minute and a half)")
+		t.Skip("set TANDEM_TORTURE=1 to run (about two minutes)")
 	}
 	s1, s2 := cluster(t, clusterOpts{db: true, failbackDelay: "1s"})
 	sites := map[string]*site{"site1": s1, "site2": s2}
@@ -139,6 +140,25 @@ func TestTortureNumberedRows(t *testing.T) {
 	settled(s1)
 	w.progress(t, "peer database thawed", 20)
 	w.settledCheck(t, s1, s2, "after step 7")
+
+	// 8. The master's sidecar frozen while the peer's database is behind (down, then back while
+	// the master cannot catch it up): site2 must not take control, lacking site1's solo
+	// commits; site1 thaws as master, still alone, and catches the peer up.
+	s2.pg.Kill()
+	w.progress(t, "peer database down (solo) before the master's sidecar freezes", 100)
+	hungBefore = w.hungCount()
+	pid = s1.tandem.cmd.Process.Pid
+	must(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	notMaster(s2, "while its database lacked site1's solo commits (site1's sidecar frozen)", 3*time.Second)
+	must(t, s2.pg.Restart())
+	notMaster(s2, "while its database, back, lacked site1's solo commits (site1's sidecar frozen)", 3*time.Second)
+	must(t, syscall.Kill(pid, syscall.SIGCONT))
+	settled(s1)
+	w.progress(t, "site1's tandem thawed, peer database back", 20)
+	check("site1's tandem thawed, peer database back")
+	hungFrozen += w.hungCount() - hungBefore
+	w.settledCheck(t, s1, s2, "after step 8")
 
 	w.stop()
 	settled(s1)
