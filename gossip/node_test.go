@@ -103,13 +103,18 @@ func runSteady(t *testing.T, cfg *config.Config, opts Options) *testNode {
 // own), and the test saw a failover, a fence or a duplicate taken for gone in the middle: two
 // masters without a witness is the documented split brain of a peer that seems dead (DESIGN
 // §3), not what such a test checks. A killed peer is still found dead, in a few seconds rather
-// than one: such a test's waits for that are setup waits, and generous. With a witness,
-// fence_delay stays at least the time a cut-off master now takes to fence itself (New checks
-// that only against the profile as configured).
+// than one: such a test's waits for that are setup waits, and generous. The direct probes run
+// at memberlist's probe interval, as the profiles' do, past the probe timeout: the rounds run
+// one after another, so with the fast profile's 200 ms kept a failed round took the 900 ms
+// timeout, four of them ~3.6 s, not the 1.75 s fenceNotice counted (TestProbeRoundWithinInterval).
+// With a witness, fence_delay stays at least the time a cut-off master now takes to fence
+// itself, ~5 s (New checks that only against the profile as configured); a restarted member
+// waits as long before it votes.
 func steady(n *Node) {
 	n.prof.ml.ProbeInterval = time.Second // memberlist drops an ack later than this
 	n.prof.ml.ProbeTimeout = 900 * time.Millisecond
 	n.prof.ml.SuspicionMult = 3
+	n.prof.probeEvery = n.prof.ml.ProbeInterval
 	n.prof.probeFailures = 4
 	if n.cfg.Gossip.Witness {
 		n.fenceDelay = max(n.fenceDelay, n.prof.fenceNotice())
@@ -990,6 +995,41 @@ func TestFenceDelayBoundMatchesConfig(t *testing.T) {
 		if got, want := config.MinFenceDelay(name), p.fenceNotice(); got != want {
 			t.Errorf("profile %s: config.MinFenceDelay = %v, the profile's fencing takes %v", name, got, want)
 		}
+	}
+}
+
+// TestProbeRoundWithinInterval: fenceNotice (fence_delay's bound) and dupWindow count a
+// direct probe round as one probe interval, which holds only while a failed probe gives up
+// (ProbeTimeout) before the next round is due: the rounds run one after another (probeLoop
+// waits for a round's pings), so with a longer timeout each failed round takes the timeout,
+// and a cut-off master fenced itself later than the bound the other site waits. memberlist's
+// Ping also drops an ack later than its ProbeInterval. Checked for the profiles and for the
+// tests' steady failure detection.
+func TestProbeRoundWithinInterval(t *testing.T) {
+	t.Parallel()
+	check := func(name string, p profile) {
+		t.Helper()
+		if p.ml.ProbeTimeout > p.probeEvery || p.ml.ProbeTimeout > p.ml.ProbeInterval {
+			t.Errorf("%s: probe timeout %v, direct probe every %v, memberlist's probe interval %v: a failed round outlasts the interval fenceNotice (%v) counts",
+				name, p.ml.ProbeTimeout, p.probeEvery, p.ml.ProbeInterval, p.fenceNotice())
+		}
+	}
+	for _, name := range []string{config.ProfileLAN, config.ProfileWAN, config.ProfileFast} {
+		p, err := newProfile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(name, p)
+	}
+	_, _, _, cfg, _, _ := witnessTrio(t)
+	n, err := New(cfg, Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steady(n)
+	check("steady", n.prof)
+	if n.fenceDelay < n.prof.fenceNotice() {
+		t.Errorf("steady: fence_delay %v, shorter than the %v a cut-off master takes to fence itself", n.fenceDelay, n.prof.fenceNotice())
 	}
 }
 
