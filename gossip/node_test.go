@@ -478,14 +478,12 @@ func (c *cutSet) cut(addr string) bool {
 //
 // Failure detection tolerates a loaded machine (steady): with the fast profile's 100 ms probe
 // timeout, site1 starved of the CPU failed its probes of the witness too while only the sites'
-// link was cut, and fenced itself. A cut-off site1 takes a few seconds to fence itself then
-// (probe rounds wait out the 900 ms probe timeout), so fence_delay is 5 s, well past that.
+// link was cut, and fenced itself. A cut-off site1 takes ~5 s to fence itself then, and steady
+// raises fence_delay to that; the waits for the fence, the failover and the failback are
+// generous.
 func TestNodeCutLinks(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
-	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
-		c.Gossip.FenceDelay = 5 * time.Second
-	}
 	var cutA, cutB, cutW cutSet
 	w := runSteady(t, cfgW, Options{Cut: cutW.cut})
 	a := runSteady(t, cfgA, Options{Cut: cutA.cut})
@@ -531,7 +529,7 @@ func TestNodeCutLinks(t *testing.T) {
 		s := b.State()
 		return s.Role == RoleMaster && s.Term > term
 	})
-	t.Logf("site2 master %s after site1 fenced (fence_delay 5s)", d.Round(time.Millisecond))
+	t.Logf("site2 master %s after site1 fenced (fence_delay %s)", d.Round(time.Millisecond), b.fenceDelay)
 	waitFor(t, 10*time.Second, "the witness names site2 as master", func() bool { return w.State().Master == "site2" })
 
 	cutA.set()

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/tandem-ha/tandem/config"
 )
 
 // TestNodePromotionAcrossFlap: a site whose promotion's work (BeforePromote) runs while it is
@@ -17,14 +15,11 @@ import (
 //
 // Failure detection tolerates a loaded machine (steady), the waits for the set-up, the fences
 // and the failovers are generous: with the fast profile members starved of the CPU flapped
-// and no site became master. A cut-off member then takes a few seconds to fence itself (a probe
-// round waits out the 900 ms probe timeout), so fence_delay is 5 s, well past that.
+// and no site became master. A cut-off member then takes ~5 s to fence itself, and steady
+// raises fence_delay to that.
 func TestNodePromotionAcrossFlap(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
-	for _, c := range []*config.Config{cfgA, cfgB, cfgW} {
-		c.Gossip.FenceDelay = 5 * time.Second
-	}
 	var cutA, cutB, cutW cutSet
 	inPromote, proceed := make(chan uint64, 4), make(chan struct{})
 	var once sync.Once
