@@ -404,7 +404,12 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 			s.shim.prepared.setMax(n)
 		}
 	}
-	if ok, err := s.takePrepared(ctx, gid); !ok || err != nil {
+	// The commit's one deadline, for its wait for a local prepared transaction and for the
+	// peer's prepare together: each with a commit timeout of its own, a commit that waited its
+	// turn here then waited as long again for a peer that does not answer, twice the bound the
+	// client was promised (TestLocalPreparedSlotsCommitBound).
+	deadline := time.Now().Add(s.shim.cfg.CommitTimeout)
+	if ok, err := s.takePrepared(ctx, gid, deadline); !ok || err != nil {
 		return false, err
 	}
 	defer s.shim.prepared.release()
@@ -455,7 +460,7 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 	}
 
 	// Step 2: the peer applies and prepares.
-	pctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+	pctx, cancel := context.WithDeadline(ctx, deadline)
 	perr := peer.Prepare(pctx, gid)
 	cancel()
 	if err := s.fail("after-peer-prepare"); err != nil {
@@ -573,9 +578,10 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 
 // takePrepared takes one of the local database's prepared transactions for gid's PREPARE
 // (Shim.prepared), waiting while the session's transaction stays open (the client's
-// idle_in_transaction_session_timeout off, as at the gate) for at most the commit timeout.
-// ok=false: none came free in time, the transaction was rolled back and the client told.
-func (s *session) takePrepared(ctx context.Context, gid string) (ok bool, err error) {
+// idle_in_transaction_session_timeout off, as at the gate) until the commit's deadline, which
+// the peer's prepare shares. ok=false: none came free in time, the transaction was rolled back
+// and the client told.
+func (s *session) takePrepared(ctx context.Context, gid string, deadline time.Time) (ok bool, err error) {
 	if s.shim.prepared.tryTake() {
 		return true, nil
 	}
@@ -585,7 +591,7 @@ func (s *session) takePrepared(ctx context.Context, gid string) (ok bool, err er
 	if err := s.bw.Flush(); err != nil {
 		return false, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.shim.cfg.CommitTimeout)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	if err := s.shim.prepared.take(wctx); err != nil {
 		if ctx.Err() != nil {

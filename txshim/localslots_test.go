@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
@@ -80,5 +81,56 @@ func TestLocalPreparedSlots(t *testing.T) {
 	}
 	if len(calls) != 2*clients || len(prepared) != clients || committed != clients {
 		t.Fatalf("peer calls %v, want %d dual commits", calls, clients)
+	}
+}
+
+// TestLocalPreparedSlotsCommitBound: a commit's wait for a local prepared transaction and its
+// wait for the peer's prepare shared no deadline — each had the whole commit timeout — so with
+// the peer not answering (killed, blocked) a commit that waited its turn for the local
+// database's max_prepared_transactions then waited the commit timeout again for the peer:
+// about twice the configured bound before the client heard anything. Both now share the
+// commit's one deadline (DESIGN §5.3; issue 3: an error or a commit within the timeout).
+func TestLocalPreparedSlotsCommitBound(t *testing.T) {
+	t.Parallel()
+	const limit, later = 1, 2
+	const timeout = 1500 * time.Millisecond
+	c := pgtest.Start(t, pgtest.WithMaxPreparedTransactions(limit))
+	c.Exec(t, installSQL)
+	// A peer that never answers a prepare: its Prepare returns at its commit's deadline only.
+	peer := &heldPeer{fakePeer: fakePeer{c: c, t: t}, hold: make(chan struct{})}
+	s := startShimDSN(t, c, c.DSN(c.Database()), Options{Peer: peer}, ModeDual, 1,
+		func(cfg *config.TxShim) { cfg.CommitTimeout = timeout })
+
+	type outcome struct {
+		took time.Duration
+		err  error
+	}
+	out := make(chan outcome, 1+later)
+	run := func(i int) {
+		conn := s.connect(t)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO acct VALUES (%d, 1)", i))
+			out <- outcome{time.Since(start), err}
+		}()
+	}
+	// The first holds the local prepared transaction while the peer does not answer; the
+	// others come a moment later and wait for it.
+	run(0)
+	waitFor(t, "the local prepared transaction taken", func() bool { return preparedCount(t, c) == limit })
+	for i := range later {
+		run(1 + i)
+	}
+	const slack = 700 * time.Millisecond
+	var slowest time.Duration
+	for range 1 + later {
+		o := <-out
+		t.Logf("commit took %v (err %v)", o.took.Round(time.Millisecond), o.err)
+		slowest = max(slowest, o.took)
+	}
+	if slowest > timeout+slack {
+		t.Fatalf("the slowest commit took %v, past the commit timeout %v (+%v)", slowest.Round(time.Millisecond), timeout, slack)
 	}
 }
