@@ -123,3 +123,69 @@ func TestSerialSmallPeer(t *testing.T) {
 	e := startAccEnvWith(t, nil, []pgtest.Option{pgtest.WithMaxPreparedTransactions(4)})
 	accSerial(t, e)
 }
+
+// TestPeerPreparedSlotsForeignOnly: the peer's prepared transactions all held by others than
+// the Shipper's (left in doubt, another database's): none of the Shipper's COMMIT PREPAREDs
+// is to come there, so nothing it waits for frees one. The peer's 53200 was taken for
+// back-pressure all the same, and every dual commit waited out its whole time before the
+// shim went solo — again after each catch-up. With none of its own held there, the Shipper
+// now goes down at once, as it did for any 53200 before it counted them.
+func TestPeerPreparedSlotsForeignOnly(t *testing.T) {
+	t.Parallel()
+	const limit = 2
+	var p capPair
+	p.local = pgtest.Start(t)
+	p.peer = pgtest.Start(t, pgtest.WithMaxPreparedTransactions(limit))
+	p.ldb = p.local.Open(t, p.local.Database())
+	p.pdb = p.peer.Open(t, p.peer.Database())
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, &p)
+	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	s.SetTerm(1)
+	runShipper(t, s)
+
+	// One dual commit first: the apply connections read the peer's limit.
+	gid := gidFor("a", 1, 1)
+	prepareBoth(t, &p, s, gid, `INSERT INTO kv VALUES (1, 'v')`)
+	s.Commit(gid)
+	waitFor(t, "the first committed on the peer", func() bool {
+		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0 && s.Backlog() == 0
+	})
+	for i := range limit {
+		conn, err := p.pdb.Conn(capCtx(t, 10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		name := fmt.Sprintf("not_tandem_%d", i)
+		for _, q := range []string{"BEGIN", "PREPARE TRANSACTION " + sqlLiteral(name)} {
+			if _, err := conn.ExecContext(context.Background(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { p.pdb.Exec("ROLLBACK PREPARED " + sqlLiteral(name)) })
+	}
+
+	gid = gidFor("a", 1, 2)
+	prepareLocal(t, p.ldb, gid, `INSERT INTO kv VALUES (2, 'v')`)
+	defer p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+	const commitTime = 4 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), commitTime)
+	defer cancel()
+	start := time.Now()
+	err := s.Prepare(ctx, gid)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("prepared on a peer whose prepared transactions are all held")
+	}
+	if took > commitTime/2 {
+		t.Fatalf("Prepare took %v to give up on a peer whose prepared transactions are all another's (commit time %v): %v", took.Round(time.Millisecond), commitTime, err)
+	}
+	s.mu.Lock()
+	link := s.link
+	s.mu.Unlock()
+	if link == linkOnline {
+		t.Fatal("the Shipper is still online")
+	}
+}

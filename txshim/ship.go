@@ -881,6 +881,18 @@ func (s *Shipper) freePeerSlotLocked(e *jentry) {
 	}
 }
 
+// peerSlotsBesides tells whether entries other than e hold some of the peer's prepared
+// transactions.
+func (s *Shipper) peerSlotsBesides(e *jentry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.peerSlots
+	if e.peerSlot {
+		n--
+	}
+	return n > 0
+}
+
 // peerFullLocked tells whether every one of the peer's prepared transactions (its
 // max_prepared_transactions, when known) is held by an entry prepared, or perhaps prepared,
 // there.
@@ -1064,13 +1076,16 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		}
 		err = slot.c.apply(actx, txn, gid, term, endPrepare)
 		definite = err != nil && isDefinite(err)
-		full := preparedFull(err)
+		full := preparedFull(err) && s.peerSlotsBesides(e)
 		moved = slot.c.moved
 		s.pool.put(ctx, slot, err != nil && !definite && !full)
 		if full {
-			// The peer's prepared transactions are all taken, by others than this Shipper's
-			// (counted in waitForPrepare): ones left in doubt for the resolver, another
-			// database's. Back-pressure, not the peer gone: the peer kept nothing of it.
+			// The peer's prepared transactions are all taken, some by others than this
+			// Shipper's (counted in waitForPrepare): ones left in doubt for the resolver,
+			// another database's. Back-pressure, not the peer gone, while others of its own
+			// hold some, whose COMMIT PREPAREDs free them: the peer kept nothing of it. With
+			// none of its own there, nothing it waits for frees one: the peer is out of step
+			// at once, as before (TestPeerPreparedSlotsForeignOnly).
 			s.logger.Warn("the peer has no prepared transaction free (max_prepared_transactions); asking again", "gid", gid, "err", err)
 		} else if !definite || !transient(err) {
 			break
@@ -1096,8 +1111,9 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 		s.setState(e, stRefused)
 		return &PeerError{GID: gid, Step: "apply", Definite: true, Err: err}
 	case preparedFull(err):
-		// Still no prepared transaction free on the peer when the commit's time ran out: a
-		// peer that slow is out of step, as after a timeout; it kept nothing of this one.
+		// Still no prepared transaction free on the peer when the commit's time ran out, or
+		// none of this Shipper's there to free one: a peer that slow, or that full of others',
+		// is out of step, as after a timeout; it kept nothing of this one.
 		s.setState(e, stPending)
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
