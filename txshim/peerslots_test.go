@@ -189,3 +189,44 @@ func TestPeerPreparedSlotsForeignOnly(t *testing.T) {
 		t.Fatal("the Shipper is still online")
 	}
 }
+
+// TestPeerPreparedDisabled: a peer restarted with max_prepared_transactions = 0 refuses every
+// PREPARE TRANSACTION with 55000 ("prepared transactions are disabled"), which Prepare took
+// for a definite refusal of the transaction's rows: each dual commit was rolled back with
+// "the sites have diverged" (XX000), the Shipper stayed online, and no write committed until
+// the peer was fixed. The peer kept nothing of it and can take no dual commit: Prepare now
+// answers with an unknown outcome and the Shipper goes down, so the master goes on alone
+// (DESIGN §5.3 step 2).
+func TestPeerPreparedDisabled(t *testing.T) {
+	t.Parallel()
+	var p capPair
+	p.local = pgtest.Start(t)
+	p.peer = pgtest.Start(t)
+	p.ldb = p.local.Open(t, p.local.Database())
+	p.pdb = p.peer.Open(t, p.peer.Database())
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, &p)
+	p.peer.Exec(t, "ALTER SYSTEM SET max_prepared_transactions = 0")
+	if err := p.peer.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	s.SetTerm(1)
+	runShipper(t, s)
+
+	gid := gidFor("a", 1, 1)
+	prepareLocal(t, p.ldb, gid, `INSERT INTO kv VALUES (1, 'v')`)
+	defer p.ldb.Exec("ROLLBACK PREPARED " + sqlLiteral(gid))
+	err := s.Prepare(capCtx(t, 10*time.Second), gid)
+	var pe *PeerError
+	if !errors.As(err, &pe) || pe.Definite {
+		t.Fatalf("Prepare on a peer with prepared transactions disabled: %#v (%v), want an unknown outcome", err, err)
+	}
+	s.mu.Lock()
+	link := s.link
+	s.mu.Unlock()
+	if link == linkOnline {
+		t.Fatal("the Shipper is still online")
+	}
+}

@@ -1075,7 +1075,7 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 			return &PeerError{GID: gid, Step: "connect", Definite: false, Err: gerr}
 		}
 		err = slot.c.apply(actx, txn, gid, term, endPrepare)
-		definite = err != nil && isDefinite(err)
+		definite = err != nil && isDefinite(err) && !preparedDisabled(err)
 		full := preparedFull(err) && s.peerSlotsBesides(e)
 		moved = slot.c.moved
 		s.pool.put(ctx, slot, err != nil && !definite && !full)
@@ -1110,10 +1110,11 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	case definite:
 		s.setState(e, stRefused)
 		return &PeerError{GID: gid, Step: "apply", Definite: true, Err: err}
-	case preparedFull(err):
+	case preparedFull(err), preparedDisabled(err):
 		// Still no prepared transaction free on the peer when the commit's time ran out, or
 		// none of this Shipper's there to free one: a peer that slow, or that full of others',
-		// is out of step, as after a timeout; it kept nothing of this one.
+		// is out of step, as after a timeout; it kept nothing of this one. So is a peer that
+		// takes none at all, not a refusal of this transaction's rows.
 		s.setState(e, stPending)
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "apply", Definite: false, Err: err}
@@ -1130,6 +1131,15 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 func preparedFull(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "53200" && strings.Contains(pgErr.Message, "prepared transactions")
+}
+
+// preparedDisabled tells whether err is the peer's refusal of a PREPARE TRANSACTION for
+// prepared transactions being disabled there (max_prepared_transactions = 0, set since
+// install, SQLSTATE 55000): the peer can take no dual commit and kept nothing of this one,
+// which is no divergence (TestPeerPreparedDisabled).
+func preparedDisabled(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55000" && strings.Contains(pgErr.Message, "prepared transactions are disabled")
 }
 
 // A prepare the peer refused for the moment (transient) is asked again after transientPause,
