@@ -192,8 +192,8 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 	// search_path, and one that puts a schema before pg_catalog could shadow them.
 	if !cs.local {
 		// The second column (see tempCheck) tells whether the session has a temporary schema,
-		// the third whether the client changed its role (roleChanged); the last writes a
-		// transactional logical message when the transaction has an id. A transaction with an
+		// the third whether the client changed its role (roleChanged); the second from last writes
+		// a transactional logical message when the transaction has an id. A transaction with an
 		// id whose changes decode to nothing — SELECT … FOR UPDATE, writes to UNLOGGED tables
 		// only, pg_current_xact_id() — is not decoded at all: the peer's Prepare waited for it
 		// until commit_timeout and sent the site on alone. The message makes it one the
