@@ -507,7 +507,7 @@ func diffAppSchemas(local, peer appSchema) []string {
 			diffs = append(diffs, fmt.Sprintf("%s exists only on the local database", o))
 		case !lok:
 			diffs = append(diffs, fmt.Sprintf("%s exists only on the peer database", o))
-		case l != p:
+		case !sameObject(o, l, p):
 			diffs = append(diffs, fmt.Sprintf("%s is %s on the local database but %s on the peer", o, l, p))
 		}
 	}
@@ -547,6 +547,66 @@ func diffAppSchemas(local, peer appSchema) []string {
 		}
 	}
 	return diffs
+}
+
+// sameObject tells whether the definitions l and p of the object o (appObjectsSQL) are the
+// same. A collation's, and the database's, LC_COLLATE and LC_CTYPE name a locale of the C
+// library, whose codeset glibc reads as it likes: en_US.UTF-8 and en_US.utf8 are one locale,
+// and two hosts whose environments at initdb spelled it differently sort alike
+// (TestInstallLocaleSpelling). Those are compared as glibc normalises them (libcLocale); the
+// difference, if any, still names each side's spelling.
+func sameObject(o, l, p string) bool {
+	if l == p {
+		return true
+	}
+	if o != "the database collation" && !strings.HasPrefix(o, "collation ") {
+		return false
+	}
+	norm := func(def string) string {
+		return libcLocaleRE.ReplaceAllStringFunc(def, func(m string) string {
+			sub := libcLocaleRE.FindStringSubmatch(m)
+			return sub[1] + " '" + libcLocale(strings.ReplaceAll(sub[2], "''", "'")) + "'"
+		})
+	}
+	return norm(l) == norm(p)
+}
+
+// libcLocaleRE matches the LC_COLLATE and LC_CTYPE of a collation's definition
+// (appObjectsSQL), quoted by quote_literal.
+var libcLocaleRE = regexp.MustCompile(`(LC_COLLATE|LC_CTYPE) E?'((?:[^']|'')*)'`)
+
+// libcLocale normalises the codeset of the locale name language[_territory][.codeset][@modifier]
+// as glibc does when it looks a locale up (_nl_normalize_codeset): letters lowercased, digits
+// kept, all else dropped, and "iso" before a codeset of digits only — UTF-8 is utf8, and
+// 8859-1 iso88591.
+func libcLocale(name string) string {
+	dot := strings.IndexByte(name, '.')
+	if dot < 0 {
+		return name
+	}
+	codeset, modifier := name[dot+1:], ""
+	if at := strings.IndexByte(codeset, '@'); at >= 0 {
+		codeset, modifier = codeset[:at], codeset[at:]
+	}
+	var b strings.Builder
+	digits := true
+	for i := 0; i < len(codeset); i++ {
+		switch ch := codeset[i]; {
+		case ch >= 'a' && ch <= 'z':
+			digits = false
+			b.WriteByte(ch)
+		case ch >= 'A' && ch <= 'Z':
+			digits = false
+			b.WriteByte(ch - 'A' + 'a')
+		case ch >= '0' && ch <= '9':
+			b.WriteByte(ch)
+		}
+	}
+	norm := b.String()
+	if digits && norm != "" {
+		norm = "iso" + norm
+	}
+	return name[:dot+1] + norm + modifier
 }
 
 func unionKeys[V any](a, b map[string]V) []string {
