@@ -1127,10 +1127,12 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 
 // preparedFull tells whether err is the peer's refusal of a PREPARE TRANSACTION for its
 // max_prepared_transactions all taken ("maximum number of prepared transactions reached",
-// SQLSTATE 53200, out of memory; the transaction rolled back there, the session idle).
+// SQLSTATE 53200, out of memory; the transaction rolled back there, the session idle). It is
+// told from the other refusals of that code by the function that raised it (raisedBy), not by
+// the message, which a peer writes in its lc_messages' language (TestPreparedFullTranslated).
 func preparedFull(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "53200" && strings.Contains(pgErr.Message, "prepared transactions")
+	return errors.As(err, &pgErr) && pgErr.Code == "53200" && raisedBy(pgErr, "MarkAsPreparing", "prepared transactions")
 }
 
 // preparedDisabled tells whether err is the peer's refusal of a PREPARE TRANSACTION for
