@@ -404,8 +404,9 @@ func resyncSchemas(ctx context.Context, local *pgconn.PgConn, peerDSN string) er
 		return fmt.Errorf("resync: peer database: %w", err)
 	}
 	if diffs := diffAppSchemas(ls, ps); len(diffs) > 0 {
-		return fmt.Errorf("resync: the application schemas of the local and the peer database differ (DDL the peer never got: "+
-			"the copy brings rows, not definitions); run that DDL on the peer database, then resync again:\n  %s", listDiffs(diffs))
+		return fmt.Errorf("resync: the application schemas of the local and the peer database differ (the copy brings rows, "+
+			"not definitions): run on the peer database the DDL it never got — or, for the database's encoding or "+
+			"collation, make it anew with the local one's —, then resync again:\n  %s", listDiffs(diffs))
 	}
 	return nil
 }
