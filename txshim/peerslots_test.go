@@ -21,17 +21,8 @@ import (
 func TestPeerPreparedSlots(t *testing.T) {
 	t.Parallel()
 	const limit = 4
-	var p capPair
-	p.local = pgtest.Start(t)
-	p.peer = pgtest.Start(t, pgtest.WithMaxPreparedTransactions(limit))
-	p.ldb = p.local.Open(t, p.local.Database())
-	p.pdb = p.peer.Open(t, p.peer.Database())
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, &p)
-	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	s.SetTerm(1)
-	runShipper(t, s)
+	p := kvPair(t, pgtest.WithMaxPreparedTransactions(limit))
+	s := kvShipper(t, p)
 
 	// run makes n dual commits from k on: the first held ones fill what the peer takes
 	// prepared, their COMMIT PREPAREDs held back (as under load) until the rest are waiting.
@@ -47,7 +38,7 @@ func TestPeerPreparedSlots(t *testing.T) {
 		for range held {
 			k++
 			gid := gidFor("a", 1, uint64(k))
-			prepareBoth(t, &p, s, gid, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'v')`, k))
+			prepareBoth(t, p, s, gid, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'v')`, k))
 			s.Commit(gid)
 		}
 		errs := make(chan error, n)
@@ -112,7 +103,7 @@ func TestPeerPreparedSlots(t *testing.T) {
 	if _, err := p.pdb.Exec("ROLLBACK PREPARED 'not_tandem'"); err != nil {
 		t.Fatal(err)
 	}
-	requireSame(t, &p)
+	requireSame(t, p)
 }
 
 // TestSerialSmallPeer is TestAcceptance/serial (8 clients committing at once through the shim)
@@ -133,21 +124,12 @@ func TestSerialSmallPeer(t *testing.T) {
 func TestPeerPreparedSlotsForeignOnly(t *testing.T) {
 	t.Parallel()
 	const limit = 2
-	var p capPair
-	p.local = pgtest.Start(t)
-	p.peer = pgtest.Start(t, pgtest.WithMaxPreparedTransactions(limit))
-	p.ldb = p.local.Open(t, p.local.Database())
-	p.pdb = p.peer.Open(t, p.peer.Database())
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, &p)
-	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
-		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
-	s.SetTerm(1)
-	runShipper(t, s)
+	p := kvPair(t, pgtest.WithMaxPreparedTransactions(limit))
+	s := kvShipper(t, p)
 
 	// One dual commit first: the apply connections read the peer's limit.
 	gid := gidFor("a", 1, 1)
-	prepareBoth(t, &p, s, gid, `INSERT INTO kv VALUES (1, 'v')`)
+	prepareBoth(t, p, s, gid, `INSERT INTO kv VALUES (1, 'v')`)
 	s.Commit(gid)
 	waitFor(t, "the first committed on the peer", func() bool {
 		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0 && s.Backlog() == 0
@@ -199,13 +181,7 @@ func TestPeerPreparedSlotsForeignOnly(t *testing.T) {
 // (DESIGN §5.3 step 2).
 func TestPeerPreparedDisabled(t *testing.T) {
 	t.Parallel()
-	var p capPair
-	p.local = pgtest.Start(t)
-	p.peer = pgtest.Start(t)
-	p.ldb = p.local.Open(t, p.local.Database())
-	p.pdb = p.peer.Open(t, p.peer.Database())
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
-	installPair(t, &p)
+	p := kvPair(t)
 	p.peer.Exec(t, "ALTER SYSTEM SET max_prepared_transactions = 0")
 	if err := p.peer.Restart(); err != nil {
 		t.Fatal(err)
@@ -229,4 +205,26 @@ func TestPeerPreparedDisabled(t *testing.T) {
 	if link == linkOnline {
 		t.Fatal("the Shipper is still online")
 	}
+}
+
+// kvPair starts a local and a peer cluster (the peer with opts), each with the table kv, and
+// installs Tandem on both.
+func kvPair(t *testing.T, opts ...pgtest.Option) *capPair {
+	t.Helper()
+	p := &capPair{local: pgtest.Start(t), peer: pgtest.Start(t, opts...)}
+	p.ldb = p.local.Open(t, p.local.Database())
+	p.pdb = p.peer.Open(t, p.peer.Database())
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	installPair(t, p)
+	return p
+}
+
+// kvShipper runs a Shipper of site a over p, in term 1, until the test ends.
+func kvShipper(t *testing.T, p *capPair) *Shipper {
+	t.Helper()
+	s := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 5 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	s.SetTerm(1)
+	runShipper(t, s)
+	return s
 }

@@ -430,23 +430,7 @@ func TestSwitchoverForwardHungMaster(t *testing.T) {
 	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
 	logger := slog.New(slog.DiscardHandler)
 	site := func(name string, prio int, bind, join, admin string) (*config.Config, *gossip.Node) {
-		cfg := &config.Config{
-			Kind: config.KindSite, Site: name, Priority: prio, DataDir: t.TempDir(), Admin: config.Admin{Listen: admin},
-			Gossip: config.Gossip{Bind: bind, Join: []string{join}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
-		}
-		if err := gossip.NewFileStore(cfg.DataDir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}); err != nil {
-			t.Fatal(err)
-		}
-		n, err := gossip.New(cfg, gossip.Options{Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		n.SetServerHealthy(true)
-		return cfg, n
+		return forwardSite(t, logger, name, prio, bind, join, admin)
 	}
 	site("site1", 1, addr1, addr2, hung.Addr().String())
 	cfg2, n2 := site("site2", 2, addr2, addr1, "127.0.0.1:7180")
@@ -467,4 +451,28 @@ func TestSwitchoverForwardHungMaster(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "forward") || !strings.Contains(stderr.String(), "site1") {
 		t.Errorf("switchover through the backup to a hung master: exit %d, stderr %q; want exit 1 saying the forward to site1 failed", code, stderr.String())
 	}
+}
+
+// forwardSite starts the gossip node of a switchover-forwarding test's site: name, of priority
+// prio, bound at bind and joining join, with admin as its admin address, from a term record of
+// term 5 naming site1 master; it stops with the test.
+func forwardSite(t *testing.T, logger *slog.Logger, name string, prio int, bind, join, admin string) (*config.Config, *gossip.Node) {
+	t.Helper()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: name, Priority: prio, DataDir: t.TempDir(), Admin: config.Admin{Listen: admin},
+		Gossip: config.Gossip{Bind: bind, Join: []string{join}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
+	}
+	if err := gossip.NewFileStore(cfg.DataDir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	n.SetServerHealthy(true)
+	return cfg, n
 }

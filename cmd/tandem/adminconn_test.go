@@ -39,20 +39,7 @@ func TestAdminConnectionsBounded(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	dial := func() net.Conn {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.DialTimeout("tcp", admin, time.Second)
-			if err == nil {
-				return c
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("admin API at %s: %v", admin, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	dial := func() net.Conn { t.Helper(); return dialAdmin(t, admin) }
 	// closedWithin reads what is left of the connection and reports whether the server
 	// closed it within d.
 	closedWithin := func(c net.Conn, br *bufio.Reader, d time.Duration) bool {
@@ -94,5 +81,22 @@ func TestAdminConnectionsBounded(t *testing.T) {
 	}
 	if !closedWithin(c2, br2, bound) {
 		t.Errorf("the connection of a request whose body never ends is still open %v after its answer", bound)
+	}
+}
+
+// dialAdmin connects to the admin API at admin, trying again for up to 10 s while the member
+// starts.
+func dialAdmin(t *testing.T, admin string) net.Conn {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", admin, time.Second)
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin API at %s: %v", admin, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -37,20 +37,7 @@ func TestAdminConnectionsLimited(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	dial := func() net.Conn {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.DialTimeout("tcp", admin, time.Second)
-			if err == nil {
-				return c
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("admin API at %s: %v", admin, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	dial := func() net.Conn { t.Helper(); return dialAdmin(t, admin) }
 	// healthz asks GET /healthz on c and reports whether the answer came within d.
 	healthz := func(c net.Conn, br *bufio.Reader, d time.Duration) bool {
 		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {

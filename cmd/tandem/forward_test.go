@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,23 +28,7 @@ func TestSwitchoverForwardConflict(t *testing.T) {
 	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
 	logger := slog.New(slog.DiscardHandler)
 	site := func(name string, prio int, bind, join, admin string) (*config.Config, *gossip.Node) {
-		cfg := &config.Config{
-			Kind: config.KindSite, Site: name, Priority: prio, DataDir: t.TempDir(), Admin: config.Admin{Listen: admin},
-			Gossip: config.Gossip{Bind: bind, Join: []string{join}, Profile: config.ProfileFast, Failback: config.FailbackAuto},
-		}
-		if err := gossip.NewFileStore(cfg.DataDir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}); err != nil {
-			t.Fatal(err)
-		}
-		n, err := gossip.New(cfg, gossip.Options{Logger: logger})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		n.SetServerHealthy(true)
-		return cfg, n
+		return forwardSite(t, logger, name, prio, bind, join, admin)
 	}
 	cfg1, n1 := site("site1", 1, addr1, addr2, admin1.Addr().String())
 	cfg2, n2 := site("site2", 2, addr2, addr1, "127.0.0.1:7180")
