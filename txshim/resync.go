@@ -432,14 +432,24 @@ func pgconnSchemaQuery(c *pgconn.PgConn) schemaQuery {
 	}
 }
 
-// peerUnprepared fails if a tandem_ transaction is prepared on the peer's database.
+// peerUnprepared fails if a transaction is prepared on the peer's database: a tandem_ one, or
+// one prepared there under a gid of its own, which no resolver settles. Either holds its rows'
+// locks, so the copy's TRUNCATE waited for it without end (the watchdog spares prepared
+// transactions), and committed after the copy it would put its changes on top of it
+// (TestResyncPeerForeignPrepared).
 func peerUnprepared(ctx context.Context, peer *pgconn.PgConn) error {
-	res, err := peer.Exec(ctx, `SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()`).ReadAll()
+	res, err := peer.Exec(ctx, `SELECT count(*) FILTER (WHERE starts_with(gid, 'tandem_')),
+  coalesce(string_agg(quote_literal(gid), ', ' ORDER BY gid) FILTER (WHERE NOT starts_with(gid, 'tandem_')), '')
+FROM pg_prepared_xacts WHERE database = current_database()`).ReadAll()
 	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
 		return fmt.Errorf("resync: count the peer's prepared transactions: %w", errors.Join(err, errors.New("no row")))
 	}
 	if n := string(res[0].Rows[0][0]); n != "0" {
 		return fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the peer database: settle them first (tandem resolve)", n)
+	}
+	if others := string(res[0].Rows[0][1]); others != "" {
+		return fmt.Errorf("resync: transactions prepared on the peer database outside Tandem, whose locks the copy would wait for "+
+			"and whose changes, committed after it, would land on top of it: %s; settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", others)
 	}
 	return nil
 }
