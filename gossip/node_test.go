@@ -511,13 +511,29 @@ func TestNodeCutLinks(t *testing.T) {
 	}()
 	defer func() { close(stop); <-watched }()
 
-	// The link between the sites alone: the witness still hears both, so nothing changes.
+	// The link between the sites alone: the witness still hears both, so nothing changes —
+	// checked until each site's direct probes have found the other out of reach (with steady's
+	// 1 s probes, about 5 s: a fixed 3 s saw no change in either view), and for 3 s more.
 	cutA.set(addrB)
 	cutB.set(addrA)
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	outOfReach := func(n *testNode, site string) bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		p := n.peers[site]
+		return p == nil || !p.alive || p.unreachable
+	}
+	unchanged := func() {
 		if sa, sb := a.State(), b.State(); sa.Role != RoleMaster || sa.Term != term || sb.Role == RoleMaster {
 			t.Fatalf("with only the sites' link cut: site1 %s of term %d, site2 %s; want site1 master of term %d still", sa.Role, sa.Term, sb.Role, term)
 		}
+	}
+	d := waitFor(t, 20*time.Second, "each site finds the other out of reach", func() bool {
+		unchanged()
+		return outOfReach(a, cfgB.Site) && outOfReach(b, cfgA.Site)
+	})
+	t.Logf("each site found the other out of reach %s after the sites' link was cut", d.Round(time.Millisecond))
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		unchanged()
 	}
 
 	// site1 cut off from both.
@@ -525,7 +541,7 @@ func TestNodeCutLinks(t *testing.T) {
 	cutB.set(addrA)
 	cutW.set(addrA)
 	waitFor(t, 15*time.Second, "site1 fenced, cut off", func() bool { return a.State().Role == RoleFenced })
-	d := waitFor(t, 25*time.Second, "site2 master of a newer term", func() bool {
+	d = waitFor(t, 25*time.Second, "site2 master of a newer term", func() bool {
 		s := b.State()
 		return s.Role == RoleMaster && s.Term > term
 	})
