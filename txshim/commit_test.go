@@ -1184,7 +1184,14 @@ func TestStepDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := insert(2)
-	time.Sleep(200 * time.Millisecond) // at the gate
+	// At the gate: its INSERT ran (its backend idle in a transaction that wrote), its commit
+	// held. A fixed 200 ms was too short for the session's start-up on a busy machine (the
+	// package's parallel tests beside it): its INSERT ran after the step-down, refused by the
+	// read-only session ("cannot execute INSERT in a read-only transaction").
+	activity := c.Open(t, c.Database())
+	waitFor(t, "the INSERT run, its commit at the gate", func() bool {
+		return queryOne[int](t, activity, `SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND backend_xid IS NOT NULL`) == 1
+	})
 	s.SetMode(ModeReadOnly, 2)
 	release()
 	if err := <-late; err == nil || !strings.Contains(err.Error(), "no longer master of term 2") {
