@@ -757,9 +757,26 @@ func ensurePublication(ctx context.Context, db *sql.DB, logger *slog.Logger) err
 	if allTables {
 		return fmt.Errorf("publication %s exists FOR ALL TABLES, which would ship tandem.state and tandem.decisions: DROP PUBLICATION %s and run install again", PublicationName, PublicationName)
 	}
-	var viaRoot bool
-	if err := db.QueryRowContext(ctx, `SELECT pubviaroot FROM pg_publication WHERE pubname = $1`, PublicationName).Scan(&viaRoot); err != nil {
+	var viaRoot, ins, upd, del, trunc bool
+	if err := db.QueryRowContext(ctx, `SELECT pubviaroot, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1`,
+		PublicationName).Scan(&viaRoot, &ins, &upd, &del, &trunc); err != nil {
 		return fmt.Errorf("read publication %s: %w", PublicationName, err)
+	}
+	// A publication made or changed by hand to publish only some operations: what it leaves
+	// out is never decoded, so never shipped, and the local commit still counts as dual
+	// (TestInstallPublicationPublishOptions).
+	var unpublished []string
+	for _, op := range []struct {
+		name string
+		on   bool
+	}{{"insert", ins}, {"update", upd}, {"delete", del}, {"truncate", trunc}} {
+		if !op.on {
+			unpublished = append(unpublished, op.name)
+		}
+	}
+	if len(unpublished) > 0 {
+		return fmt.Errorf("publication %s does not publish %s (its publish setting), which would then never reach the peer: ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate') and run install again",
+			PublicationName, strings.Join(unpublished, ", "), PublicationName)
 	}
 	if viaRoot {
 		// Tandem leaves the setting as it finds it (the apply handles either), but PostgreSQL
