@@ -894,11 +894,19 @@ func owedIfMasterSlotGone(ctx context.Context, local, peer *sql.DB, site string,
 // ran: the site has run before (its term record exists), so a missing slot was dropped.
 // created: ensureSlot made it.
 func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *slog.Logger) (created bool, err error) {
-	var plugin, walStatus string
+	var plugin, walStatus, slotDB, thisDB string
 	var twoPhase bool
-	err = db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1`,
-		slot).Scan(&plugin, &twoPhase, &walStatus)
+	err = db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, ''), coalesce(database, ''), current_database()
+FROM pg_replication_slots WHERE slot_name = $1`,
+		slot).Scan(&plugin, &twoPhase, &walStatus, &slotDB, &thisDB)
 	if err == nil {
+		// Slots are the cluster's: one of this name made in another database (another
+		// application's Tandem with the same site names) cannot stream this one's changes
+		// (TestInstallSlotOfAnotherDatabase).
+		if plugin != "" && slotDB != thisDB {
+			return false, fmt.Errorf("replication slot %s exists in database %q, not in this one (%q): slot names are the PostgreSQL cluster's, so a site name serves one database of a cluster; give this pair other site names, or drop that slot (SELECT pg_drop_replication_slot('%s')) if nothing uses it, and run install again",
+				slot, slotDB, thisDB, slot)
+		}
 		if plugin != "pgoutput" || !twoPhase {
 			return false, fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
 				slot, plugin, twoPhase, slot)
