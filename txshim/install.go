@@ -664,7 +664,29 @@ func installObjectsLocked(ctx context.Context, db *sql.DB, logger *slog.Logger) 
 	return installObjects(ctx, db, logger)
 }
 
+// ownTableColumnsSQL lists, as "tandem.x (lacks column c t)", each table of Tandem's own that
+// exists in schema tandem without a column every version of Install has made it with: not
+// Tandem's table but an application's of the same name, which CREATE TABLE IF NOT EXISTS would
+// leave as it is (TestInstallForeignTandemSchema). Columns later versions added are not asked
+// for: Install adds them.
+const ownTableColumnsSQL = `SELECT 'tandem.' || w.rel || ' (lacks column ' || w.col || ' ' || w.typ || ')'
+FROM (VALUES ('state', 'term', 'bigint'), ('state', 'master', 'text'), ('state', 'peer_synced', 'boolean'),
+  ('decisions', 'gid', 'text'), ('decisions', 'at', 'timestamp with time zone'),
+  ('ddl', 'id', 'bigint'), ('ddl', 'stmt', 'text'), ('ddl_key', 'k', 'text'), ('installed', 'mark', 'text')) w(rel, col, typ)
+WHERE pg_catalog.to_regclass('tandem.' || w.rel) IS NOT NULL
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('tandem.' || w.rel)
+    AND a.attname = w.col AND NOT a.attisdropped AND pg_catalog.format_type(a.atttypid, a.atttypmod) = w.typ)
+ORDER BY 1`
+
 func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	foreign, err := queryStrings(ctx, db, ownTableColumnsSQL)
+	if err != nil {
+		return fmt.Errorf("read the tables of schema tandem: %w", err)
+	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("schema tandem holds tables of the names of Tandem's own that Tandem did not make: %s; schema tandem is Tandem's (and its tables are never shipped): move the application's tables to another schema (ALTER TABLE tandem.… SET SCHEMA …) on both databases and run install again",
+			strings.Join(foreign, ", "))
+	}
 	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
 		return fmt.Errorf("create schema tandem: %w", err)
 	}
