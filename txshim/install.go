@@ -779,6 +779,17 @@ func ensurePublication(ctx context.Context, db *sql.DB, logger *slog.Logger) err
 	if allTables {
 		return fmt.Errorf("publication %s exists FOR ALL TABLES, which would ship tandem.state and tandem.decisions: DROP PUBLICATION %s and run install again", PublicationName, PublicationName)
 	}
+	// Tandem's own tables, added by hand: each database's term record and decisions would
+	// reach the other, as with FOR ALL TABLES (TestInstallPublicationOwnTables).
+	own, err := queryStrings(ctx, db, `SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_publication_tables
+WHERE pubname = $1 AND schemaname = 'tandem' AND tablename <> 'ddl' ORDER BY 1`, PublicationName)
+	if err != nil {
+		return fmt.Errorf("read tables of publication %s: %w", PublicationName, err)
+	}
+	if len(own) > 0 {
+		return fmt.Errorf("publication %s holds %s, which each database keeps for itself: ALTER PUBLICATION %s DROP TABLE %s (or DROP TABLES IN SCHEMA tandem, where the schema was added) and run install again",
+			PublicationName, strings.Join(own, ", "), PublicationName, strings.Join(own, ", "))
+	}
 	var viaRoot, ins, upd, del, trunc bool
 	if err := db.QueryRowContext(ctx, `SELECT pubviaroot, pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1`,
 		PublicationName).Scan(&viaRoot, &ins, &upd, &del, &trunc); err != nil {
