@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // PublicationName is the publication both sites' decoders stream (DESIGN §5.2).
@@ -953,7 +954,7 @@ FROM pg_replication_slots WHERE slot_name = $1`,
 	if err != sql.ErrNoRows {
 		return false, fmt.Errorf("read replication slot %s: %w", slot, err)
 	}
-	if err := createSlot(ctx, db, slot); err != nil {
+	if err := createSlotSaying(ctx, db, slot, logger); err != nil {
 		return false, err
 	}
 	logger.Info("created two-phase logical replication slot", "slot", slot)
@@ -962,6 +963,41 @@ FROM pg_replication_slots WHERE slot_name = $1`,
 			"if this site was master with its peer behind (peer_synced false), run tandem resync on it", "slot", slot)
 	}
 	return true, nil
+}
+
+// slotWaitSaid is how long Install lets the making of a slot wait before it says what it waits
+// for, and again after each time it said so (a variable for the tests).
+var slotWaitSaid = 5 * time.Second
+
+// createSlotSaying is createSlot, saying what it waits for while it waits. PostgreSQL makes a
+// logical slot only once every transaction in progress on the server has ended, a prepared one
+// too: one left in doubt (until the resolver or an operator settles it) held install without
+// end and without a word (TestInstallSlotWaitsForPrepared).
+func createSlotSaying(ctx context.Context, db *sql.DB, slot string, logger *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- createSlot(ctx, db, slot) }()
+	tick := time.NewTicker(slotWaitSaid)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			qctx, cancel := context.WithTimeout(ctx, slotWaitSaid)
+			prepared, perr := queryStrings(qctx, db, `SELECT quote_literal(gid) || ' (database ' || quote_ident(database) || ', prepared ' || date_trunc('second', prepared)::text || ')'
+FROM pg_prepared_xacts ORDER BY prepared`)
+			open, oerr := queryStrings(qctx, db, `SELECT 'pid ' || pid || ' (database ' || coalesce(quote_ident(datname), '-') || ', user ' || coalesce(quote_ident(usename), '-')
+  || ', transaction since ' || date_trunc('second', xact_start)::text || ')'
+FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() AND query NOT ILIKE '%pg_create_logical_replication_slot%' ORDER BY xact_start`)
+			cancel()
+			if perr != nil || oerr != nil {
+				prepared, open = nil, nil
+			}
+			logger.Warn("making the replication slot waits for every transaction in progress on the PostgreSQL server to end, a prepared one too: "+
+				"settle those prepared (tandem resolve, or COMMIT PREPARED / ROLLBACK PREPARED) and end the others; install goes on once they have",
+				"slot", slot, "prepared", prepared, "open", open)
+		}
+	}
 }
 
 func queryStrings(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, error) {
