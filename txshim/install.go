@@ -125,19 +125,24 @@ func Install(ctx context.Context, site string, localDSN, peerDSN string, logger 
 			return fmt.Errorf("install: %w", err)
 		}
 	}
-	created, err := ensureSlot(ctx, local, SlotName(site), ran, logger)
-	if err != nil {
-		return fmt.Errorf("install: local database: %w", err)
+	// The peer may hold the stream position of a copy this site once made onto it
+	// (resyncGID): transactions before it count as in the copy. A new slot streams from now on,
+	// past it — unless this database is a new one (re-initialised, or restored without its
+	// slot), whose positions start again below it: then every new transaction would be skipped
+	// as copied. The row means nothing to the new slot either way. Deleted before the slot is
+	// made, not after: an install that stopped in between found the slot at its next run and
+	// left the row for good (TestInstallResumesForgetCopyPosition).
+	var slotMissing bool
+	if err := local.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, SlotName(site)).Scan(&slotMissing); err != nil {
+		return fmt.Errorf("install: local database: read replication slot %s: %w", SlotName(site), err)
 	}
-	if created {
-		// The peer may hold the stream position of a copy this site once made onto it
-		// (resyncGID): transactions before it count as in the copy. A new slot streams from
-		// now on, past it — unless this database is a new one (re-initialised, or restored
-		// without its slot), whose positions start again below it: then every new transaction
-		// would be skipped as copied. The row means nothing to the new slot either way.
+	if slotMissing {
 		if _, err := peer.ExecContext(ctx, `DELETE FROM tandem.decisions WHERE gid = $1`, resyncGID(site)); err != nil {
 			return fmt.Errorf("install: peer database: forget the position of an earlier copy: %w", err)
 		}
+	}
+	if err := ensureSlot(ctx, local, SlotName(site), ran, logger); err != nil {
+		return fmt.Errorf("install: local database: %w", err)
 	}
 	return nil
 }
@@ -926,11 +931,10 @@ func owedIfMasterSlotGone(ctx context.Context, local, peer *sql.DB, site string,
 
 // ensureSlot creates the site's two-phase slot if it is missing, and checks the one there;
 // ran: the site has run before (its term record exists), so a missing slot was dropped.
-// created: ensureSlot made it.
-func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *slog.Logger) (created bool, err error) {
+func ensureSlot(ctx context.Context, db *sql.DB, slot string, ran bool, logger *slog.Logger) error {
 	var plugin, walStatus, slotDB, thisDB string
 	var twoPhase bool
-	err = db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, ''), coalesce(database, ''), current_database()
+	err := db.QueryRowContext(ctx, `SELECT coalesce(plugin, ''), two_phase, coalesce(wal_status, ''), coalesce(database, ''), current_database()
 FROM pg_replication_slots WHERE slot_name = $1`,
 		slot).Scan(&plugin, &twoPhase, &walStatus, &slotDB, &thisDB)
 	if err == nil {
@@ -938,31 +942,31 @@ FROM pg_replication_slots WHERE slot_name = $1`,
 		// application's Tandem with the same site names) cannot stream this one's changes
 		// (TestInstallSlotOfAnotherDatabase).
 		if plugin != "" && slotDB != thisDB {
-			return false, fmt.Errorf("replication slot %s exists in database %q, not in this one (%q): slot names are the PostgreSQL cluster's, so a site name serves one database of a cluster; give this pair other site names, or drop that slot (SELECT pg_drop_replication_slot('%s')) if nothing uses it, and run install again",
+			return fmt.Errorf("replication slot %s exists in database %q, not in this one (%q): slot names are the PostgreSQL cluster's, so a site name serves one database of a cluster; give this pair other site names, or drop that slot (SELECT pg_drop_replication_slot('%s')) if nothing uses it, and run install again",
 				slot, slotDB, thisDB, slot)
 		}
 		if plugin != "pgoutput" || !twoPhase {
-			return false, fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
+			return fmt.Errorf("replication slot %s exists with plugin %q and two_phase=%v; Tandem needs a pgoutput slot with two_phase: drop it (SELECT pg_drop_replication_slot('%s')) and run install again",
 				slot, plugin, twoPhase, slot)
 		}
 		if walStatus == "lost" {
 			// Made anew only together with a copy of the tables: what it lost, the peer may lack.
 			logger.Warn("replication slot was invalidated by PostgreSQL (max_slot_wal_keep_size); `tandem resync` on the master makes it anew", "slot", slot)
 		}
-		return false, nil
+		return nil
 	}
 	if err != sql.ErrNoRows {
-		return false, fmt.Errorf("read replication slot %s: %w", slot, err)
+		return fmt.Errorf("read replication slot %s: %w", slot, err)
 	}
 	if err := createSlotSaying(ctx, db, slot, logger); err != nil {
-		return false, err
+		return err
 	}
 	logger.Info("created two-phase logical replication slot", "slot", slot)
 	if ran {
 		logger.Warn("the replication slot was missing although this site has run before: what the dropped slot held for the peer is not in the new one; "+
 			"if this site was master with its peer behind (peer_synced false), run tandem resync on it", "slot", slot)
 	}
-	return true, nil
+	return nil
 }
 
 // slotWaitSaid is how long Install lets the making of a slot wait before it says what it waits
