@@ -684,7 +684,32 @@ WHERE pg_catalog.to_regclass('tandem.' || w.rel) IS NOT NULL
     AND a.attname = w.col AND NOT a.attisdropped AND pg_catalog.format_type(a.atttypid, a.atttypmod) = w.typ)
 ORDER BY 1`
 
+// ownedByOthersSQL lists schema tandem and the relations and functions in it whose owner is
+// not a superuser, as "what (owner role)": a schema made beforehand by the application's role,
+// whose owner may drop and make objects in it whatever their owner
+// (TestInstallSchemaOwnedByOther).
+const ownedByOthersSQL = `SELECT w.what || ' (owner ' || quote_ident(r.rolname) || ')'
+FROM (SELECT 'schema tandem' AS what, n.nspowner AS owner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'tandem'
+  UNION ALL
+  SELECT 'tandem.' || quote_ident(c.relname), c.relowner FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'tandem'
+  UNION ALL
+  SELECT 'function tandem.' || quote_ident(f.proname), f.proowner FROM pg_catalog.pg_proc f
+    JOIN pg_catalog.pg_namespace n ON n.oid = f.pronamespace WHERE n.nspname = 'tandem') w
+JOIN pg_catalog.pg_roles r ON r.oid = w.owner
+WHERE NOT r.rolsuper
+ORDER BY 1`
+
 func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	others, err := queryStrings(ctx, db, ownedByOthersSQL)
+	if err != nil {
+		return fmt.Errorf("read the owners of schema tandem and its objects: %w", err)
+	}
+	if len(others) > 0 {
+		return fmt.Errorf("schema tandem, or what is in it, is owned by a role that is not a superuser: %s; such an owner may drop and make Tandem's objects (its term record, the DDL guard's key), so they must be a superuser's: "+
+			"ALTER SCHEMA tandem OWNER TO CURRENT_USER (and likewise each object named) on that database as the superuser install runs as, or drop schema tandem if it is the application's and not Tandem's, and run install again",
+			strings.Join(others, ", "))
+	}
 	foreign, err := queryStrings(ctx, db, ownTableColumnsSQL)
 	if err != nil {
 		return fmt.Errorf("read the tables of schema tandem: %w", err)
