@@ -673,8 +673,10 @@ func installObjectsLocked(ctx context.Context, db *sql.DB, logger *slog.Logger) 
 // ownTableColumnsSQL lists, as "tandem.x (lacks column c t)", each table of Tandem's own that
 // exists in schema tandem without a column every version of Install has made it with: not
 // Tandem's table but an application's of the same name, which CREATE TABLE IF NOT EXISTS would
-// leave as it is (TestInstallForeignTandemSchema). Columns later versions added are not asked
-// for: Install adds them.
+// leave as it is (TestInstallForeignTandemSchema); and, as "tandem.x (not one of Tandem's)",
+// each other table there: an application's, whose rows would never be shipped, as schema tandem
+// is no application schema (TestInstallApplicationTableInTandemSchema). Columns later versions
+// added are not asked for: Install adds them.
 const ownTableColumnsSQL = `SELECT 'tandem.' || w.rel || ' (lacks column ' || w.col || ' ' || w.typ || ')'
 FROM (VALUES ('state', 'term', 'bigint'), ('state', 'master', 'text'), ('state', 'peer_synced', 'boolean'),
   ('decisions', 'gid', 'text'), ('decisions', 'at', 'timestamp with time zone'),
@@ -682,6 +684,10 @@ FROM (VALUES ('state', 'term', 'bigint'), ('state', 'master', 'text'), ('state',
 WHERE pg_catalog.to_regclass('tandem.' || w.rel) IS NOT NULL
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('tandem.' || w.rel)
     AND a.attname = w.col AND NOT a.attisdropped AND pg_catalog.format_type(a.atttypid, a.atttypmod) = w.typ)
+UNION ALL
+SELECT 'tandem.' || quote_ident(c.relname) || ' (not one of Tandem''s)' FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'tandem' AND c.relkind IN ('r', 'p') AND c.relname NOT IN ('state', 'decisions', 'ddl', 'ddl_key', 'installed')
 ORDER BY 1`
 
 // ownedByOthersSQL lists schema tandem and the relations and functions in it whose owner is
@@ -715,7 +721,7 @@ func installObjects(ctx context.Context, db *sql.DB, logger *slog.Logger) error 
 		return fmt.Errorf("read the tables of schema tandem: %w", err)
 	}
 	if len(foreign) > 0 {
-		return fmt.Errorf("schema tandem holds tables of the names of Tandem's own that Tandem did not make: %s; schema tandem is Tandem's (and its tables are never shipped): move the application's tables to another schema (ALTER TABLE tandem.… SET SCHEMA …) on both databases and run install again",
+		return fmt.Errorf("schema tandem holds tables Tandem did not make: %s; schema tandem is Tandem's (and its tables are never shipped): move the application's tables to another schema (ALTER TABLE tandem.… SET SCHEMA …) on both databases and run install again",
 			strings.Join(foreign, ", "))
 	}
 	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
