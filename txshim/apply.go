@@ -198,6 +198,7 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 	wctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex // held by a pass, and while t is set
 	var t *time.Timer
+	told := "" // the foreign prepared transactions last named, so each pass does not repeat them
 	mu.Lock()
 	t = time.AfterFunc(blockerGrace, func() {
 		mu.Lock()
@@ -213,7 +214,15 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 			}
 			a.logger.Warn("apply watchdog: cannot end the sessions blocking the apply", "gid", gid, "err", err, "hint", hint)
 		}
-		if prepared && a.onPrepared != nil {
+		if prepared.foreign != "" && prepared.foreign != told {
+			// No resolver settles these and Tandem must not: the apply waits for them until
+			// its time is out, and catch-up tries again, each time (TestApplyPeerForeignPrepared).
+			told = prepared.foreign
+			a.logger.Warn("apply watchdog: a transaction prepared on the peer database outside Tandem blocks the apply; "+
+				"Tandem neither commits nor rolls it back: settle it there (COMMIT PREPARED or ROLLBACK PREPARED)",
+				"gid", gid, "database", prepared.database, "prepared", prepared.foreign)
+		}
+		if prepared.any && a.onPrepared != nil {
 			a.logger.Info("apply watchdog: a prepared transaction blocks the apply; asking for a resolver pass", "gid", gid)
 			a.onPrepared()
 		}
@@ -238,11 +247,11 @@ func (a *applyConn) watch(ctx context.Context, gid string) (stop func()) {
 // finishing. The shipper's other apply sessions (own: their backend pids, as ownPIDs.list gives
 // them; a name would not do, as any client can call itself "tandem apply") and prepared
 // transactions (pid 0: the resolver's) are spared; prepared reports whether one of the latter
-// blocks the apply.
-func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid string, logger *slog.Logger) (prepared bool, err error) {
+// blocks the apply, and which of them were prepared outside Tandem.
+func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid string, logger *slog.Logger) (prepared preparedBlock, err error) {
 	cfg, err := parseDSN(dsn)
 	if err != nil {
-		return false, err
+		return prepared, err
 	}
 	cfg.RuntimeParams["application_name"] = "tandem apply watchdog"
 	// READ COMMITTED whatever the peer's defaults: under SERIALIZABLE, READ ONLY and DEFERRABLE
@@ -254,7 +263,7 @@ func terminateBlockers(ctx context.Context, dsn string, pid uint32, own, gid str
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(cctx, cfg)
 	if err != nil {
-		return false, err
+		return prepared, err
 	}
 	defer conn.Close(context.WithoutCancel(cctx))
 	pidArg := []byte(strconv.FormatUint(uint64(pid), 10))
@@ -264,7 +273,7 @@ FROM pg_stat_activity a
 WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.pid <> ALL ($2::int[])`,
 		[][]byte{pidArg, []byte(own)}, nil, nil, nil).Read()
 	if res.Err != nil {
-		return false, res.Err
+		return prepared, res.Err
 	}
 	for _, row := range res.Rows {
 		logger.Warn("apply watchdog: terminated a session that blocked the apply on the peer database (only Tandem writes to the backup's database)",
@@ -272,11 +281,26 @@ WHERE a.pid = ANY (pg_blocking_pids($1::int)) AND a.pid <> ALL ($2::int[])`,
 			"client", string(row[3]), "state", string(row[4]), "terminated", string(row[5]) == "t")
 	}
 	// pg_blocking_pids names a prepared transaction as pid 0.
-	res = conn.ExecParams(cctx, `SELECT 0 = ANY (pg_blocking_pids($1::int))`, [][]byte{pidArg}, nil, nil, nil).Read()
+	res = conn.ExecParams(cctx, `SELECT 0 = ANY (pg_blocking_pids($1::int)), current_database()`, [][]byte{pidArg}, nil, nil, nil).Read()
 	if res.Err != nil {
-		return false, res.Err
+		return prepared, res.Err
 	}
-	return len(res.Rows) == 1 && string(res.Rows[0][0]) == "t", nil
+	prepared.any = len(res.Rows) == 1 && string(res.Rows[0][0]) == "t"
+	if !prepared.any {
+		return prepared, nil
+	}
+	prepared.database = string(res.Rows[0][1])
+	_, prepared.foreign, err = peerPrepared(cctx, conn, pid)
+	return prepared, err
+}
+
+// preparedBlock is what terminateBlockers tells of prepared transactions blocking an apply:
+// whether any does, and those prepared outside Tandem on the peer's database (their quoted gids
+// and owners, as peerPrepared lists them), which no resolver settles.
+type preparedBlock struct {
+	any      bool
+	database string
+	foreign  string
 }
 
 func (a *applyConn) close(ctx context.Context) {

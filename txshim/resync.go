@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -438,20 +439,47 @@ func pgconnSchemaQuery(c *pgconn.PgConn) schemaQuery {
 // transactions), and committed after the copy it would put its changes on top of it
 // (TestResyncPeerForeignPrepared).
 func peerUnprepared(ctx context.Context, peer *pgconn.PgConn) error {
-	res, err := peer.Exec(ctx, `SELECT count(*) FILTER (WHERE starts_with(gid, 'tandem_')),
-  coalesce(string_agg(quote_literal(gid), ', ' ORDER BY gid) FILTER (WHERE NOT starts_with(gid, 'tandem_')), '')
-FROM pg_prepared_xacts WHERE database = current_database()`).ReadAll()
-	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
-		return fmt.Errorf("resync: count the peer's prepared transactions: %w", errors.Join(err, errors.New("no row")))
+	n, others, err := peerPrepared(ctx, peer, 0)
+	if err != nil {
+		return fmt.Errorf("resync: count the peer's prepared transactions: %w", err)
 	}
-	if n := string(res[0].Rows[0][0]); n != "0" {
+	if n != "0" {
 		return fmt.Errorf("resync: %s tandem_ transaction(s) prepared on the peer database: settle them first (tandem resolve)", n)
 	}
-	if others := string(res[0].Rows[0][1]); others != "" {
+	if others != "" {
 		return fmt.Errorf("resync: transactions prepared on the peer database outside Tandem, whose locks the copy would wait for "+
 			"and whose changes, committed after it, would land on top of it: %s; settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", others)
 	}
 	return nil
+}
+
+// peerPrepared reads the transactions prepared on c's database: how many are Tandem's (tandem_),
+// and the others, each as its quoted gid and owner, in one line to show an operator. With a
+// waiter pid other than 0 it counts only those holding a lock that session waits for (a
+// prepared transaction's locks show without a pid, under the virtual transaction that holds
+// its xid's lock): the apply's watchdog names what blocks it (TestApplyPeerForeignPrepared).
+func peerPrepared(ctx context.Context, c *pgconn.PgConn, waiter uint32) (tandem, others string, err error) {
+	var w []byte
+	if waiter != 0 {
+		w = []byte(strconv.FormatUint(uint64(waiter), 10))
+	}
+	res := c.ExecParams(ctx, `WITH l AS MATERIALIZED (SELECT * FROM pg_locks WHERE $1::int IS NOT NULL)
+SELECT count(*) FILTER (WHERE starts_with(p.gid, 'tandem_')),
+  coalesce(string_agg(format('%L (owner %I)', p.gid, p.owner), ', ' ORDER BY p.gid) FILTER (WHERE NOT starts_with(p.gid, 'tandem_')), '')
+FROM pg_prepared_xacts p WHERE p.database = current_database() AND ($1::int IS NULL OR EXISTS (
+  SELECT FROM l x JOIN l h ON h.virtualtransaction = x.virtualtransaction AND h.pid IS NULL AND h.granted
+    JOIN l wl ON (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, h.transactionid, h.classid, h.objid, h.objsubid)
+      IS NOT DISTINCT FROM (wl.locktype, wl.database, wl.relation, wl.page, wl.tuple, wl.virtualxid, wl.transactionid, wl.classid, wl.objid, wl.objsubid)
+  WHERE x.locktype = 'transactionid' AND x.transactionid = p.transaction AND x.pid IS NULL
+    AND wl.pid = $1 AND NOT wl.granted))`,
+		[][]byte{w}, nil, nil, nil).Read()
+	if res.Err != nil {
+		return "", "", res.Err
+	}
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+		return "", "", errors.New("no row")
+	}
+	return string(res.Rows[0][0]), string(res.Rows[0][1]), nil
 }
 
 // catalogPath is a search path of pg_catalog alone: sessions that write values as text for the
