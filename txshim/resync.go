@@ -109,10 +109,21 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	}
 
 	// The copy replaces whatever the peer holds: what it committed before is no condition
-	// for a connection to it (checkApplyConn), the copy's position is (copiedLocked).
+	// for a connection to it (checkApplyConn), the copy's position is (copiedLocked). A resync
+	// that fails before that puts it back: the peer still holds what it held, and checkPeerHolds
+	// must go on spotting one restored from an earlier backup (TestResyncFailedKeepsPeerCheck).
 	s.mu.Lock()
+	held := s.peerHeld
 	s.peerHeld = 0
 	s.mu.Unlock()
+	copied := false
+	defer func() {
+		if !copied {
+			s.mu.Lock()
+			s.peerHeld = max(s.peerHeld, held)
+			s.mu.Unlock()
+		}
+	}()
 	slot, err := s.pool.get(ctx)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
@@ -142,6 +153,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		return errors.New("resync: the Shipper stopped meanwhile")
 	}
 	s.copiedLocked(until)
+	copied = true
 	s.mu.Unlock()
 	s.copiedAt.Store(uint64(until))
 	s.copiedKnown.Store(true)
