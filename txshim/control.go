@@ -183,6 +183,7 @@ type ctlConnector struct{ pq *pq.Connector }
 
 // dialed is where ctlDialer leaves the socket it made for one Connect call.
 type dialed struct {
+	ctx  context.Context // the Connect call's: the start-up's cancel watch follows it
 	conn net.Conn
 	stop func() bool // the start-up's cancel watch
 }
@@ -190,7 +191,7 @@ type dialed struct {
 type dialedKey struct{}
 
 func (c *ctlConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	var d dialed
+	d := dialed{ctx: ctx}
 	dc, err := c.pq.Connect(context.WithValue(ctx, dialedKey{}, &d))
 	if d.stop != nil {
 		d.stop()
@@ -262,7 +263,10 @@ func (ctlDialer) DialContext(ctx context.Context, network, address string) (net.
 			d.stop()
 		}
 		d.conn = conn
-		d.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		// On the Connect call's context, not ctx: with connect_timeout lib/pq dials under a
+		// context of its own that it cancels as soon as the dial returns, which ended the
+		// start-up's reads at once (TestOpenDBConnectTimeout). Its deadline is on the socket.
+		d.stop = context.AfterFunc(d.ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	}
 	return conn, nil
 }
