@@ -172,21 +172,22 @@ func checkPrerequisites(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("%s is %s, Tandem needs more than 0 (its decoder streams the site's replication slot): run ALTER SYSTEM SET %[1]s = 10 and restart the PostgreSQL server", s.name, s.value)
 		}
 	}
+	// Every right the user lacks is named at once: one named per run took as many runs.
 	var user string
-	var repl bool
-	if err := db.QueryRowContext(ctx, `SELECT rolname, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&user, &repl); err != nil {
+	var repl, super bool
+	if err := db.QueryRowContext(ctx, `SELECT rolname, rolreplication OR rolsuper, rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&user, &repl, &super); err != nil {
 		return fmt.Errorf("read role attributes: %w", err)
 	}
+	var lacks []string
 	if !repl {
-		return fmt.Errorf("user %s lacks the REPLICATION attribute: run ALTER ROLE %s REPLICATION", user, sqlIdent(user))
-	}
-	var super bool
-	if err := db.QueryRowContext(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
-		return fmt.Errorf("read role attributes: %w", err)
+		lacks = append(lacks, fmt.Sprintf("lacks the REPLICATION attribute (run ALTER ROLE %s REPLICATION)", sqlIdent(user)))
 	}
 	if !super {
 		// CREATE EVENT TRIGGER (ddlGuardSQL) and a publication FOR TABLES IN SCHEMA need one.
-		return fmt.Errorf("user %s is not a superuser: install creates an event trigger (which refuses DDL inside DO blocks and functions sent through the shim, as it cannot ship) and a publication FOR TABLES IN SCHEMA, both reserved to superusers; run install as a superuser", user)
+		lacks = append(lacks, "is not a superuser: install creates an event trigger (which refuses DDL inside DO blocks and functions sent through the shim, as it cannot ship) and a publication FOR TABLES IN SCHEMA, both reserved to superusers; run install as a superuser")
+	}
+	if len(lacks) > 0 {
+		return fmt.Errorf("user %s %s", user, strings.Join(lacks, ", and "))
 	}
 	return nil
 }

@@ -296,6 +296,24 @@ func TestInstallRefusesMissingSettings(t *testing.T) {
 			t.Errorf("install made the tandem schema before refusing")
 		}
 	})
+	// A user lacking both: install named REPLICATION only, and, once that was granted, the
+	// superuser on the next run. It names both at once.
+	t.Run("replication and superuser", func(t *testing.T) {
+		t.Parallel()
+		c := pgtest.Start(t, pgtest.WithPasswordUser("plain", "pw", "scram-sha-256"))
+		c.Exec(t, `ALTER ROLE plain NOREPLICATION`)
+		ctx := capCtx(t, 30*time.Second)
+		dsn := c.UserDSN("plain", "pw", "app")
+		err := Install(ctx, "s1", dsn, dsn, nil)
+		if err == nil {
+			t.Fatal("Install accepted the user")
+		}
+		for _, w := range []string{`ALTER ROLE "plain" REPLICATION`, `is not a superuser`, "event trigger"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not contain %q", err, w)
+			}
+		}
+	})
 }
 
 // TestInstallSearchPathIndependent: install compared the two application schemas by each
