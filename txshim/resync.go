@@ -475,15 +475,21 @@ func peerPrepared(ctx context.Context, c *pgconn.PgConn, waiter uint32) (tandem,
 	if waiter != 0 {
 		w = []byte(strconv.FormatUint(uint64(waiter), 10))
 	}
-	res := c.ExecParams(ctx, `WITH l AS MATERIALIZED (SELECT * FROM pg_locks WHERE $1::int IS NOT NULL)
+	// From the waiter's ungranted locks (mostly one) to the prepared transactions holding the
+	// same, then to their xids: each step scans the pg_locks snapshot once per row it starts
+	// from. Joined the other way round, each lock a prepared transaction holds against each lock
+	// there, it took seconds once prepared transactions held some thousands
+	// (TestApplyWatchdogForeignPreparedManyLocks).
+	res := c.ExecParams(ctx, `WITH l AS MATERIALIZED (SELECT * FROM pg_locks WHERE $1::int IS NOT NULL),
+w AS MATERIALIZED (SELECT * FROM l WHERE l.pid = $1 AND NOT l.granted),
+h AS MATERIALIZED (SELECT DISTINCT h.virtualtransaction FROM w JOIN l h ON h.pid IS NULL AND h.granted
+  AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, h.transactionid, h.classid, h.objid, h.objsubid)
+    IS NOT DISTINCT FROM (w.locktype, w.database, w.relation, w.page, w.tuple, w.virtualxid, w.transactionid, w.classid, w.objid, w.objsubid)),
+x AS MATERIALIZED (SELECT x.transactionid FROM h JOIN l x ON x.virtualtransaction = h.virtualtransaction
+  WHERE x.locktype = 'transactionid' AND x.pid IS NULL)
 SELECT count(*) FILTER (WHERE starts_with(p.gid, 'tandem_')),
   coalesce(string_agg(format('%L (owner %I)', p.gid, p.owner), ', ' ORDER BY p.gid) FILTER (WHERE NOT starts_with(p.gid, 'tandem_')), '')
-FROM pg_prepared_xacts p WHERE p.database = current_database() AND ($1::int IS NULL OR EXISTS (
-  SELECT FROM l x JOIN l h ON h.virtualtransaction = x.virtualtransaction AND h.pid IS NULL AND h.granted
-    JOIN l wl ON (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, h.transactionid, h.classid, h.objid, h.objsubid)
-      IS NOT DISTINCT FROM (wl.locktype, wl.database, wl.relation, wl.page, wl.tuple, wl.virtualxid, wl.transactionid, wl.classid, wl.objid, wl.objsubid)
-  WHERE x.locktype = 'transactionid' AND x.transactionid = p.transaction AND x.pid IS NULL
-    AND wl.pid = $1 AND NOT wl.granted))`,
+FROM pg_prepared_xacts p WHERE p.database = current_database() AND ($1::int IS NULL OR p.transaction IN (SELECT x.transactionid FROM x))`,
 		[][]byte{w}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return "", "", res.Err
