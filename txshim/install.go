@@ -1002,8 +1002,8 @@ FROM pg_replication_slots WHERE slot_name = $1`,
 }
 
 // slotWaitSaid is how long Install lets the making of a slot wait before it says what it waits
-// for, and again after each time it said so (a variable for the tests).
-var slotWaitSaid = 5 * time.Second
+// for, and again after each time it said so.
+const slotWaitSaid = 5 * time.Second
 
 // createSlotSaying is createSlot, saying what it waits for while it waits. PostgreSQL makes a
 // logical slot only once every transaction in progress on the server has ended, a prepared one
