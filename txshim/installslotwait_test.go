@@ -1,31 +1,11 @@
 package txshim
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// installLog is a log an Install writes while the test reads it.
-type installLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *installLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *installLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // TestInstallSlotWaitsForPrepared: making a logical slot waits for every transaction in
 // progress on the server, a prepared one too. Install run where the slot is missing (dropped,
@@ -38,7 +18,7 @@ func TestInstallSlotWaitsForPrepared(t *testing.T) {
 	p.both(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	p.local.Exec(t, `BEGIN; INSERT INTO t VALUES (1); PREPARE TRANSACTION 'held_in_doubt'`)
 	ctx := capCtx(t, 90*time.Second)
-	var logged installLog
+	var logged logBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Install(ctx, "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil)))

@@ -918,24 +918,6 @@ func TestPrepareLongDDL(t *testing.T) {
 	requireSame(t, p)
 }
 
-// lockedLog is a log destination tests read while the Shipper writes to it.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lockedLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // leftoverPlains is how many plain commits killedMasterLeftovers makes: more than a 16 KiB
 // journal holds.
 const leftoverPlains = 20
@@ -992,7 +974,7 @@ func lsnOf(t *testing.T, db *sql.DB, q string) pglogrepl.LSN {
 // lacks (a solo commit) is kept, shipped once the site is master again.
 func TestBackupBypassAfterRestart(t *testing.T) {
 	t.Parallel()
-	backup := func(t *testing.T, p *capPair, log *lockedLog) *Shipper {
+	backup := func(t *testing.T, p *capPair, log *logBuffer) *Shipper {
 		// A small journal: the leftovers are read from the slot in several streams.
 		bk := NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 1,
 			OpTimeout: 3 * time.Second, SequenceInterval: -1, MaxJournalBytes: 16 << 10, SpillBytes: -1,
@@ -1010,7 +992,7 @@ func TestBackupBypassAfterRestart(t *testing.T) {
 		}
 		p.local.Exec(t, `INSERT INTO kv VALUES (99, 'stray')`) // a real bypass
 		stray := lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)
-		var log lockedLog
+		var log logBuffer
 		bk := backup(t, p, &log)
 		bk.SetBypassFrom(0)
 		runShipper(t, bk)
@@ -1036,7 +1018,7 @@ func TestBackupBypassAfterRestart(t *testing.T) {
 		beforePlain := killedMasterLeftovers(t, p)
 		p.local.Exec(t, `INSERT INTO kv VALUES (0, 'solo')`) // committed alone as master: the peer lacks it
 		from := lsnOf(t, p.ldb, `SELECT pg_current_wal_lsn()::text`)
-		var log lockedLog
+		var log logBuffer
 		bk := backup(t, p, &log)
 		bk.SetBypassFrom(from)
 		runShipper(t, bk)

@@ -375,15 +375,7 @@ func TestPromoteForceSaysWhatItWaitsFor(t *testing.T) {
 			Profile: config.ProfileFast, Failback: config.FailbackAuto, Witness: true, FenceDelay: config.DefaultFenceDelay(config.ProfileFast)},
 	}
 	logger := slog.New(slog.DiscardHandler)
-	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- node.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	node.SetServerHealthy(true)
+	node := runNode(t, cfg, logger)
 	deadline := time.Now().Add(10 * time.Second)
 	for st := node.State(); !strings.HasPrefix(st.Decision, "cold start"); st = node.State() {
 		if time.Now().After(deadline) {
@@ -434,13 +426,7 @@ func TestSwitchoverForwardHungMaster(t *testing.T) {
 	}
 	site("site1", 1, addr1, addr2, hung.Addr().String())
 	cfg2, n2 := site("site2", 2, addr2, addr1, "127.0.0.1:7180")
-	deadline := time.Now().Add(10 * time.Second)
-	for st := n2.State(); st.Role != gossip.RoleBackup || st.Master != "site1"; st = n2.State() {
-		if time.Now().After(deadline) {
-			t.Fatalf("site2: %s, master %q; want backup of site1", st.Role, st.Master)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitBackupOf(t, n2, "site1")
 	s2 := &sidecar{cfg: cfg2, log: logger, node: n2, start: time.Now(), proxy: &proxy.Server{}}
 	srv := httptest.NewServer(s2.adminHandler())
 	defer srv.Close()
@@ -465,6 +451,12 @@ func forwardSite(t *testing.T, logger *slog.Logger, name string, prio int, bind,
 	if err := gossip.NewFileStore(cfg.DataDir).Save(gossip.TermRecord{Term: 5, Master: "site1", PeerSynced: true}); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, runNode(t, cfg, logger)
+}
+
+// runNode runs cfg's gossip node, its server healthy, until the test ends.
+func runNode(t *testing.T, cfg *config.Config, logger *slog.Logger) *gossip.Node {
+	t.Helper()
 	n, err := gossip.New(cfg, gossip.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -474,5 +466,17 @@ func forwardSite(t *testing.T, logger *slog.Logger, name string, prio int, bind,
 	go func() { done <- n.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	n.SetServerHealthy(true)
-	return cfg, n
+	return n
+}
+
+// awaitBackupOf waits up to 10 s for n to be a backup of master.
+func awaitBackupOf(t *testing.T, n *gossip.Node, master string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for st := n.State(); st.Role != gossip.RoleBackup || st.Master != master; st = n.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("node: %s, master %q; want backup of %s", st.Role, st.Master, master)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -37,13 +37,7 @@ func TestSwitchoverForwardConflict(t *testing.T) {
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv1.Serve(admin1) }()
 	defer func() { srv1.Close(); <-served }()
-	deadline := time.Now().Add(10 * time.Second)
-	for st := n2.State(); st.Role != gossip.RoleBackup || st.Master != "site1"; st = n2.State() {
-		if time.Now().After(deadline) {
-			t.Fatalf("site2: %s, master %q; want backup of site1", st.Role, st.Master)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitBackupOf(t, n2, "site1")
 	s2 := &sidecar{cfg: cfg2, log: logger, node: n2, start: time.Now(), proxy: &proxy.Server{}}
 	rec := httptest.NewRecorder()
 	s2.adminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1:7180/switchover?to=site9", nil))
