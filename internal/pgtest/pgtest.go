@@ -295,11 +295,15 @@ func shmUsable(st unix.Statfs_t) bool {
 
 // removeLeftovers removes the cluster and template directories of test processes that died
 // without removing them (go test's -timeout, kill -9): a marked directory nobody holds locked.
-// A server still running in one (it dies with its process, but one started before that rule
-// may not have) is killed first.
+// What still runs in one is killed first: a server started before the postmaster died with
+// its process, and the children of a postmaster that died while its cluster was paused. Those
+// were stopped (SIGSTOP) when it died and stay so, children of pid 1 holding the cluster's
+// shared memory, until killed; the directories of such clusters that an earlier sweep removed
+// around them are looked for too (reapRemoved).
 func removeLeftovers() {
+	roots := slices.Compact(slices.Sorted(slices.Values([]string{os.TempDir(), shmRoot, root()})))
 	var dirs []string
-	for _, r := range slices.Compact(slices.Sorted(slices.Values([]string{os.TempDir(), shmRoot, root()}))) {
+	for _, r := range roots {
 		found, _ := filepath.Glob(filepath.Join(r, "pgtest-*"))
 		dirs = append(dirs, found...)
 	}
@@ -317,37 +321,194 @@ func removeLeftovers() {
 		}
 		f.Close()
 	}
+	reapRemoved(roots)
 }
 
-// killLeftover kills the postmaster (and its backends) that postmaster.pid in dir/data names,
-// if that process still runs on that data directory.
+// killLeftover kills what runs in the cluster directory dir, whose process is gone: the
+// postmaster that postmaster.pid in dir/data names, if that process still runs on that data
+// directory, its children, and every PostgreSQL server process working in dir/data (the
+// children of a postmaster that died while they were stopped, whose parent is pid 1 now). It
+// then removes the cluster's shared memory segment.
 func killLeftover(dir string) {
 	data := filepath.Join(dir, "data")
 	defer releaseShmem(data)
+	var doomed []int
+	if pid := leftoverPostmaster(data); pid > 0 {
+		kids, _ := children(pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		for _, k := range kids {
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+		doomed = append(kids, pid)
+	}
+	cwd := data
+	if real, err := filepath.EvalSymlinks(data); err == nil {
+		cwd = real // as the kernel names a process's working directory
+	}
+	for _, pid := range serverProcs(func(dir string) bool { return dir == cwd }) {
+		_ = syscall.Kill(pid, syscall.SIGKILL) // ends a stopped process too
+		doomed = append(doomed, pid)
+	}
+	// Gone before the shared memory they held can be released.
+	waitGone(doomed, 5*time.Second)
+}
+
+// leftoverPostmaster returns the pid that postmaster.pid in data names if that process still
+// runs on data, else 0.
+func leftoverPostmaster(data string) int {
 	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
 	if err != nil {
-		return
+		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
 	if err != nil || pid <= 0 {
-		return
+		return 0
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || !bytes.Contains(cmdline, []byte(data)) {
-		return // gone, or the pid is another process's now
+		return 0 // gone, or the pid is another process's now
 	}
-	kids, _ := children(pid)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for _, k := range kids {
-		_ = syscall.Kill(k, syscall.SIGKILL)
+	return pid
+}
+
+// reapRemoved kills the PostgreSQL server processes left working in a cluster data directory
+// under one of roots that was removed around them, and removes their shared memory segment:
+// the stopped children of a postmaster that died while its cluster was paused, whose directory
+// an earlier sweep removed (one that knew nothing of them, or one in another process that found
+// them after this sweep's scan). Only those whose System V segment's creator, their postmaster,
+// no longer runs in that directory are: a running postmaster belongs to a live test process,
+// which ends it and its children itself.
+func reapRemoved(roots []string) {
+	var real []string
+	for _, r := range roots {
+		if p, err := filepath.EvalSymlinks(r); err == nil {
+			r = p
+		}
+		real = append(real, r)
 	}
-	// Gone before the shared memory they held can be released.
-	deadline := time.Now().Add(5 * time.Second)
-	for _, p := range append(kids, pid) {
-		for time.Now().Before(deadline) && syscall.Kill(p, 0) == nil {
+	pids := serverProcs(func(cwd string) bool {
+		data, removed := strings.CutSuffix(cwd, " (deleted)")
+		return removed && filepath.Base(data) == "data" && strings.HasPrefix(filepath.Base(filepath.Dir(data)), "pgtest-") &&
+			slices.Contains(real, filepath.Dir(filepath.Dir(data)))
+	})
+	if len(pids) == 0 {
+		return
+	}
+	segs := sysvSegments()
+	var doomed []int
+	ids := map[int]bool{}
+	for _, pid := range pids {
+		key, ok := sysvKey(pid)
+		seg, found := segs[key]
+		if !ok || !found {
+			continue
+		}
+		if alive(seg.cpid) {
+			cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", seg.cpid))
+			if pcwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd == pcwd {
+				continue // its postmaster runs, or may
+			}
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		doomed = append(doomed, pid)
+		ids[seg.id] = true
+	}
+	waitGone(doomed, 5*time.Second)
+	for id := range ids {
+		releaseSegment(id)
+	}
+}
+
+// serverProcs lists the PostgreSQL server processes (those whose program is named postgres)
+// whose working directory, as /proc names it (" (deleted)" after a removed one), keep accepts.
+// Only processes this one may look into are seen: its user's, or all when root. The postmaster
+// and each of its children work in the data directory (PostgreSQL changes to it at start).
+func serverProcs(keep func(cwd string) bool) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || !keep(cwd) {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if exe, _ = strings.CutSuffix(exe, " (deleted)"); err == nil && filepath.Base(exe) == "postgres" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// sysvSegment is a System V shared memory segment: its id and the pid of its creator.
+type sysvSegment struct{ id, cpid int }
+
+// sysvSegments returns the System V shared memory segments, from /proc/sysvipc/shm, by key.
+func sysvSegments() map[uint32]sysvSegment {
+	b, err := os.ReadFile("/proc/sysvipc/shm")
+	if err != nil {
+		return nil
+	}
+	segs := map[uint32]sysvSegment{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line) // key shmid perms size cpid lpid nattch …
+		if len(f) < 7 {
+			continue
+		}
+		key, err1 := strconv.ParseInt(f[0], 10, 64)
+		id, err2 := strconv.Atoi(f[1])
+		cpid, err3 := strconv.Atoi(f[4])
+		if err1 == nil && err2 == nil && err3 == nil && key != 0 {
+			segs[uint32(key)] = sysvSegment{id: id, cpid: cpid}
+		}
+	}
+	return segs
+}
+
+// sysvKey returns the key of the System V shared memory segment that process pid has
+// attached (a PostgreSQL server process has its cluster's), from its memory map, where the
+// kernel names one /SYSV followed by its key in hex.
+func sysvKey(pid int) (uint32, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		i := strings.Index(line, "/SYSV")
+		if i < 0 || len(line) < i+13 {
+			continue
+		}
+		if key, err := strconv.ParseUint(line[i+5:i+13], 16, 32); err == nil && key != 0 {
+			return uint32(key), true
+		}
+	}
+	return 0, false
+}
+
+// waitGone waits up to d for the processes pids to have ended (a zombie has).
+func waitGone(pids []int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, p := range pids {
+		for time.Now().Before(deadline) && alive(p) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// alive tells whether pid is a process that has not ended (a zombie has).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
 
 func (c *Cluster) setup(o *options) error {
@@ -816,6 +977,9 @@ func (c *Cluster) kill() {
 
 // Pause SIGSTOPs the postmaster and its backends, as a frozen host would look: the kernel still
 // accepts connections on the port, nothing answers them. Resume (or Stop, Kill, Close) undoes it.
+// Should the test process die meanwhile, the postmaster dies with it but its children stay
+// stopped (only SIGKILL or SIGCONT moves a stopped process): the next New or TempDir in any
+// process kills them (removeLeftovers).
 func (c *Cluster) Pause() error { return c.signalAll(syscall.SIGSTOP) }
 
 // Resume SIGCONTs what Pause stopped.
@@ -935,6 +1099,12 @@ func releaseShmem(dataDir string) {
 	if err != nil {
 		return
 	}
+	releaseSegment(id)
+}
+
+// releaseSegment removes System V shared memory segment id once nothing is attached to it,
+// waiting up to 10 s for that.
+func releaseSegment(id int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var desc unix.SysvShmDesc

@@ -367,32 +367,178 @@ func TestClusterDiesWithItsProcess(t *testing.T) {
 	}
 }
 
+// TestPausedClusterDiesWithItsProcess: a test process killed while one of its clusters is
+// paused (go test's -timeout during a frozen-peer test) leaves nothing for good. Its postmaster
+// dies with it, but the backends and auxiliary processes, stopped and now children of pid 1,
+// would stay stopped forever, holding the cluster's shared memory segment: the next cluster
+// made ends them, and removes the segment and the directory; also when an earlier sweep (one
+// that knew nothing of them, or another process's, between this one's steps) removed the
+// directory around them.
+func TestPausedClusterDiesWithItsProcess(t *testing.T) {
+	if os.Getenv("PGTEST_PAUSED_ORPHAN_HELPER") != "" {
+		c, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		pid := c.cmd.Process.Pid
+		c.mu.Unlock()
+		if err := c.Pause(); err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+		template.Lock()
+		tmpl := template.dir
+		template.Unlock()
+		fmt.Printf("ORPHAN %d %s %s\n", pid, c.Dir(), tmpl)
+		_, _ = io.Copy(io.Discard, os.Stdin) // the parent closes stdin if it gives up
+		c.Close()
+		return
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the postmaster dies with its process only on Linux (Pdeathsig)")
+	}
+	for _, removed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("removed=%v", removed), func(t *testing.T) { pausedOrphans(t, removed) })
+	}
+}
+
+// pausedOrphans is TestPausedClusterDiesWithItsProcess with the killed process's cluster
+// directory removed before the next New, or not.
+func pausedOrphans(t *testing.T, removed bool) {
+	f, kill := Orphaned(t, "TestPausedClusterDiesWithItsProcess", "PGTEST_PAUSED_ORPHAN_HELPER", 60*time.Second)
+	if len(f) < 3 {
+		t.Fatalf("the helper started no cluster (said %q)", f)
+	}
+	data := filepath.Join(f[1], "data")
+	key, shmid := -1, -1
+	t.Cleanup(func() { // whatever the outcome, nothing of the helper's stays
+		kill()
+		left := procsIn(data)
+		for _, p := range left {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+			_ = syscall.Kill(p, syscall.SIGCONT)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, p := range left {
+			for alive(p) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		var desc unix.SysvShmDesc
+		if _, err := unix.SysvShmCtl(shmid, unix.IPC_STAT, &desc); err == nil && desc.Perm.Key == int32(key) {
+			unix.SysvShmCtl(shmid, unix.IPC_RMID, nil)
+		}
+		for _, d := range f[1:] {
+			os.RemoveAll(d)
+		}
+	})
+	pm, err := strconv.Atoi(f[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids, err := children(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, shmid = shmemKeyID(t, data)
+	var running []int
+	for _, p := range kids {
+		if alive(p) {
+			running = append(running, p)
+		}
+	}
+	if len(running) == 0 {
+		t.Fatalf("the paused postmaster %d has no children", pm)
+	}
+
+	kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pm) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive(pm) {
+		t.Errorf("postmaster %d still runs 10 s after its test process was killed", pm)
+	}
+	if removed {
+		if err := os.RemoveAll(f[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Start(t)
+	var left []string
+	for _, p := range running {
+		if inDir(p, data) && alive(p) {
+			left = append(left, fmt.Sprintf("%d (%s)", p, procState(p)))
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("%d of the paused cluster's %d processes still run after the next New: %v", len(left), len(running), left)
+	}
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(shmid, unix.IPC_STAT, &desc); err == nil && desc.Perm.Key == int32(key) {
+		t.Errorf("the paused cluster's shared memory segment %d (%d attached) is still there after the next New", shmid, desc.Nattch)
+	}
+	for _, d := range f[1:] {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s, left by the killed process, is still there after the next New (%v)", d, err)
+		}
+	}
+}
+
+// inDir tells whether process pid works in dir (or did, before dir was removed).
+func inDir(pid int, dir string) bool {
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	return err == nil && (cwd == dir || cwd == dir+" (deleted)")
+}
+
+// procsIn lists the processes that work in dir (or did, before dir was removed).
+func procsIn(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && inDir(pid, dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// procState is the state letter of process pid (R, S, T, Z…), or "gone".
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "gone"
+	}
+	if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 // shmemID returns the System V shared memory id that the postmaster.pid in dataDir names.
 func shmemID(t *testing.T, dataDir string) int {
+	t.Helper()
+	_, id := shmemKeyID(t, dataDir)
+	return id
+}
+
+// shmemKeyID returns the System V shared memory key and id that the postmaster.pid in dataDir
+// names.
+func shmemKeyID(t *testing.T, dataDir string) (key, id int) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(string(b), "\n")
-	var key, id int
 	if len(lines) < 7 {
 		t.Fatalf("postmaster.pid has %d lines, want the shared memory key and id on line 7", len(lines))
 	}
 	if _, err := fmt.Sscan(lines[6], &key, &id); err != nil {
 		t.Fatalf("postmaster.pid line 7 %q: %v", lines[6], err)
 	}
-	return id
-}
-
-// alive tells whether pid is a process that has not ended (a zombie has).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	return len(f) > 0 && f[0] != "Z"
+	return key, id
 }
 
 // TestFailedStartLeavesNothing: when making a cluster fails after its server started (here the
