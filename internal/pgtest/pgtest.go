@@ -966,13 +966,10 @@ func (c *Cluster) kill() {
 	}
 	_ = syscall.Kill(-pm, syscall.SIGKILL)
 	<-exited
-	// Wait briefly for the backends to be gone, so a restart finds the shared memory free.
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range kids {
-		for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	// Wait briefly for the backends to be gone, so a restart finds the shared memory free. Gone
+	// is dead, not reaped: their parent is pid 1 now, which may take seconds to reap them, and
+	// a zombie holds no memory.
+	waitGone(kids, 5*time.Second)
 }
 
 // Pause SIGSTOPs the postmaster and its backends, as a frozen host would look: the kernel still
