@@ -1,5 +1,6 @@
-// Package config reads one Tandem site's TOML file, fills in defaults and
-// validates every field; each error names the file, the line and the key.
+// Package config reads one Tandem member's TOML file (a site's or a witness's), fills in
+// defaults and validates every field; each error names the file and the key, and the line
+// when the key is in the file (a missing required key: the line of its table, if any).
 package config
 
 import (
@@ -25,7 +26,7 @@ type Config struct {
 	Kind     Kind
 	Site     string // unique member name
 	Priority int    // lower wins the master role
-	DataDir  string // holds the member's small state file
+	DataDir  string // holds the member's state files (state.json, vote.json, …)
 
 	Gossip Gossip
 	Server Server
@@ -179,7 +180,7 @@ type TxShim struct {
 	TLSCert                 *tls.Certificate
 }
 
-// Admin configures the loopback admin HTTP API.
+// Admin configures the admin HTTP API: on loopback, unless TokenFile is set.
 type Admin struct {
 	Listen    string
 	TokenFile string
