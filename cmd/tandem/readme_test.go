@@ -59,3 +59,45 @@ func TestReadmeAdminAPI(t *testing.T) {
 	compare("path", names(`HandleFunc\("((?:GET|POST) /[a-z/-]*)"`, src), names("`((?:GET|POST) /[a-z/-]*)", table))
 	compare("metric", names(`metric\("(tandem_\w+)"`, src), names("`(tandem_\\w+)`", []byte(row)))
 }
+
+// TestReadmeCommands: the README's command table gives each command's synopsis as tandem help
+// does (FILE and LEVEL written F and L there), one row per synopsis, and no command tandem
+// help does not list.
+func TestReadmeCommands(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	row := regexp.MustCompile("^\\| `tandem ([^`]+)` \\|")
+	for _, line := range strings.Split(string(readme), "\n") {
+		if m := row.FindStringSubmatch(line); m != nil {
+			documented[strings.ReplaceAll(m[1], `\|`, "|")] = true
+		}
+	}
+	helped := map[string]bool{}
+	for _, l := range strings.Split(usage, "\n") {
+		if !strings.HasPrefix(l, "  ") || strings.HasPrefix(l, "   ") {
+			continue // not a command's synopsis
+		}
+		synopsis, _, _ := strings.Cut(strings.TrimSpace(l), "   ")
+		if synopsis == "help" {
+			continue // the README names it below the table
+		}
+		helped[strings.NewReplacer("FILE", "F", "LEVEL", "L").Replace(synopsis)] = true
+	}
+	if len(helped) < 10 {
+		t.Fatalf("found %d synopses in usage only", len(helped))
+	}
+	for _, s := range slices.Sorted(maps.Keys(helped)) {
+		if !documented[s] {
+			t.Errorf("tandem help gives %q; the README's command table has no row for it", s)
+		}
+	}
+	for _, s := range slices.Sorted(maps.Keys(documented)) {
+		if !helped[s] {
+			t.Errorf("the README's command table gives %q; tandem help does not", s)
+		}
+	}
+}
