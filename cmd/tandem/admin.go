@@ -294,7 +294,7 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 			}
 			c := &adminClient{base: adminURL(addr), token: s.cfg.Admin.Token, http: newAdminHTTP(forwardTimeout)}
 			var out strings.Builder
-			if err := c.do(http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
+			if err := c.doContext(r.Context(), http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
 				// The master's refusal is the answer (an unknown site, none ready); 502 is for a
 				// master this member could not ask (unreachable, or its token is not this one's).
 				var re *replyError

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -236,7 +237,12 @@ type replyError struct {
 func (e *replyError) Error() string { return e.text }
 
 func (c *adminClient) do(method, path string, out io.Writer, headers ...string) error {
-	req, err := http.NewRequest(method, c.base+path, nil)
+	return c.doContext(context.Background(), method, path, out, headers...)
+}
+
+// doContext is do for a request made on another's behalf, which ends with ctx (its caller gone).
+func (c *adminClient) doContext(ctx context.Context, method, path string, out io.Writer, headers ...string) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return err
 	}
