@@ -313,7 +313,7 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
 	}
-	fmt.Fprintf(w, "switchover started on the master %s\n", s.cfg.Site)
+	fmt.Fprintf(w, "%s%s\n", saidSwitchover, s.cfg.Site)
 }
 
 // peerAdmin is where to reach a peer's admin API, published as admin (its admin.listen),
@@ -407,14 +407,14 @@ func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "accept_loss refused: "+err.Error(), http.StatusConflict)
 			return
 		}
-		fmt.Fprintf(w, "%s: the loss of what the master of term %d committed that this site's database lacks is accepted; "+
+		fmt.Fprintf(w, "%s"+saidLossAccepted+"%d committed that this site's database lacks is accepted; "+
 			"this site may take control without it\n", s.cfg.Site, term)
 	case !st.Cold || st.Role == gossip.RoleMaster:
 		http.Error(w, notForced(s.cfg.Site, st), http.StatusConflict)
 		return
 	default:
 		s.node.Force()
-		fmt.Fprintf(w, "%s: cold-start wait lifted at term %d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
+		fmt.Fprintf(w, "%s"+saidForced+"%d; whatever another site committed after that term is lost if that site is master elsewhere\n", s.cfg.Site, st.Term)
 	}
 	// The site may still wait for another rule (no majority, fence_delay, or not current once
 	// it sees a newer term): say so rather than let the operator believe it took control. No
@@ -466,7 +466,7 @@ func (s *sidecar) resync(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
 	}
-	fmt.Fprintf(w, "%s: the peer database holds a copy of the application tables; dual commit resumed\n", s.cfg.Site)
+	fmt.Fprintf(w, "%s"+saidResynced+"; dual commit resumed\n", s.cfg.Site)
 }
 
 // clearSplitBrain is an operator's word that this site's split brain (DESIGN §3) is dealt with.
@@ -476,8 +476,19 @@ func (s *sidecar) clearSplitBrain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
 	}
-	fmt.Fprintf(w, "%s: split brain of term %d cleared; failback to this site is allowed again\n", s.cfg.Site, term)
+	fmt.Fprintf(w, "%s"+saidSplitBrainCleared+"%d cleared; failback to this site is allowed again\n", s.cfg.Site, term)
 }
+
+// What a member says when it did what a POST asked (each command's reply holds one of its own):
+// the CLI checks for them, as it checks a status (tandemStatus), so that another HTTP server
+// answering 200 at the address given is not taken for the member having done it.
+const (
+	saidSwitchover        = "switchover started on the master "
+	saidForced            = ": cold-start wait lifted at term "
+	saidLossAccepted      = ": the loss of what the master of term "
+	saidResynced          = ": the peer database holds a copy of the application tables"
+	saidSplitBrainCleared = ": split brain of term "
+)
 
 // forwardTimeout bounds a switchover a backup forwards to the master (which answers at once: the
 // handover goes on after its answer). It is shorter than the operator's own request

@@ -353,11 +353,35 @@ func cmdSwitchover(args []string, stdout, stderr io.Writer) int {
 		}
 		path += "?to=" + url.QueryEscape(rest[0])
 	}
-	if err := c.do(http.MethodPost, path, stdout); err != nil {
-		fmt.Fprintln(stderr, "tandem switchover:", err)
+	return c.action("switchover", path, stdout, stderr, saidSwitchover)
+}
+
+// action asks the admin API for what command name does (POST path) and prints the member's
+// answer: a 200 that holds none of the phrases said (what the member says when it did it) came
+// from something else than a member's admin API (another server at that address), and is an
+// error, as tandem status takes it (tandemStatus).
+func (c *adminClient) action(name, path string, stdout, stderr io.Writer, said ...string) int {
+	var out bytes.Buffer
+	if err := c.do(http.MethodPost, path, &out); err != nil {
+		fmt.Fprintf(stderr, "tandem %s: %v\n", name, err)
 		return 1
 	}
+	if err := tandemAnswer(out.Bytes(), said...); err != nil {
+		fmt.Fprintf(stderr, "tandem %s: %s%s: %v\n", name, c.base, path, err)
+		return 1
+	}
+	_, _ = stdout.Write(out.Bytes())
 	return 0
+}
+
+// tandemAnswer checks that a 200 reply to an admin POST is a member's: it holds one of said.
+func tandemAnswer(body []byte, said ...string) error {
+	for _, s := range said {
+		if bytes.Contains(body, []byte(s)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("not a Tandem admin API: its answer (%s) is not a member's; check the address (the member's admin.listen)", quoteStart(body))
 }
 
 // cmdPromote lifts a site's cold-start wait (DESIGN §3): it asks for -force, since the site then
@@ -391,11 +415,7 @@ func cmdPromote(args []string, stdout, stderr io.Writer) int {
 			"so whatever the other site committed after this site's last term record is lost if that site is master elsewhere")
 		return 2
 	}
-	if err := c.do(http.MethodPost, path, stdout); err != nil {
-		fmt.Fprintln(stderr, "tandem promote:", err)
-		return 1
-	}
-	return 0
+	return c.action("promote", path, stdout, stderr, saidForced, saidLossAccepted)
 }
 
 // termFlag is a term given as a flag, and whether it was given.
@@ -424,11 +444,7 @@ func cmdClearSplitBrain(args []string, stdout, stderr io.Writer) int {
 	if !argsAtMost("clear-split-brain", rest, 0, stderr) {
 		return 2
 	}
-	if err := c.do(http.MethodPost, "/split-brain/clear", stdout); err != nil {
-		fmt.Fprintln(stderr, "tandem clear-split-brain:", err)
-		return 1
-	}
-	return 0
+	return c.action("clear-split-brain", "/split-brain/clear", stdout, stderr, saidSplitBrainCleared)
 }
 
 // cmdResync asks the master to copy its application tables to the peer database (DESIGN
@@ -442,9 +458,5 @@ func cmdResync(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	c.http.Timeout = 0 // a copy takes as long as the tables need
-	if err := c.do(http.MethodPost, "/resync", stdout); err != nil {
-		fmt.Fprintln(stderr, "tandem resync:", err)
-		return 1
-	}
-	return 0
+	return c.action("resync", "/resync", stdout, stderr, saidResynced)
 }

@@ -135,7 +135,10 @@ func TestAdminFlagsTokenFileOverConfig(t *testing.T) {
 func TestAdminCommandStrayArgs(t *testing.T) {
 	t.Parallel()
 	var hits atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprintf(w, "%ssite1\n", saidSwitchover) // as a member answers
+	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	// Databases on ports nothing listens on: a database command that went ahead would fail (exit 1).
@@ -250,6 +253,7 @@ func TestPromoteAcceptLossRequest(t *testing.T) {
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = append(got, r.Method+" "+r.URL.RequestURI())
+		fmt.Fprintf(w, "site2%s4; …\n", saidForced) // as a member answers
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
