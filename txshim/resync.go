@@ -139,7 +139,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	// application table (a read left open in a transaction) would keep the TRUNCATE waiting
 	// without end, and every later read of those tables behind it. The apply's watchdog ends it.
 	stop := slot.c.watch(ctx, "resync")
-	n, err := copyTables(ctx, local, slot.c.conn, tables, views, until, resyncGID(s.cfg.Site), owedGID(s.cfg.Site), s.logger)
+	n, err := copyTables(ctx, local, slot.c.conn, tables, views, until, s.term.Load(), s.cfg.Site, s.logger)
 	stop()
 	s.pool.put(ctx, slot, err != nil)
 	if err != nil {
@@ -656,9 +656,14 @@ func resyncGID(site string) string { return "tandem_" + site + "_resync" }
 // copyTables replaces the peer's rows of tables by local's (in its open snapshot), and computes
 // its materialized views over them (views; unpopulated where local's are), in one peer
 // transaction that records until as the source's replication origin position, and as the lsn
-// of the decision row mark, and deletes the row owed (owedGID). peer is an apply connection:
-// session_replication_role = replica, a replication origin set up. It returns the rows copied.
-func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, views []resyncView, until pglogrepl.LSN, mark, owed string, logger *slog.Logger) (int64, error) {
+// of the decision row of site's copies (resyncGID), and deletes the row it is owed (owedGID).
+// peer is an apply connection: session_replication_role = replica, a replication origin set
+// up. With a term (above 0), the peer's term record is checked first and again before the
+// commit, as an apply checks it (DESIGN §3 fencing): a master that lost its role without
+// knowing yet must not replace the rows of its successor's database; that refusal wraps
+// ErrStaleTerm. It returns the rows copied.
+func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resyncTable, views []resyncView, until pglogrepl.LSN, term uint64, site string, logger *slog.Logger) (int64, error) {
+	mark, owed := resyncGID(site), owedGID(site)
 	exec := func(sql string) error {
 		_, err := peer.Exec(ctx, sql).ReadAll()
 		return err
@@ -669,8 +674,25 @@ func copyTables(ctx context.Context, local, peer *pgconn.PgConn, tables []resync
 		}
 		return 0, err
 	}
+	checkTerm := func() error {
+		if term == 0 {
+			return nil
+		}
+		_, err := peer.ExecParams(ctx, "SELECT tandem.check_term($1, $2)",
+			[][]byte{[]byte(strconv.FormatUint(term, 10)), []byte(site)}, nil, nil, nil).Close()
+		if pgErrCode(err) == sqlstateStaleTerm {
+			return fmt.Errorf("resync: peer: %w: %w", ErrStaleTerm, err)
+		}
+		if err != nil {
+			return fmt.Errorf("resync: peer: term check: %w", err)
+		}
+		return nil
+	}
 	if err := exec("BEGIN"); err != nil {
 		return 0, fmt.Errorf("resync: peer: %w", err)
+	}
+	if err := checkTerm(); err != nil {
+		return rollback(err)
 	}
 	if _, err := peer.ExecParams(ctx, "SELECT pg_replication_origin_xact_setup($1, now())",
 		[][]byte{[]byte(until.String())}, nil, nil, nil).Close(); err != nil {
@@ -776,6 +798,11 @@ ON CONFLICT (gid) DO UPDATE SET lsn = EXCLUDED.lsn, at = now()`,
 	}
 	if _, err := peer.ExecParams(ctx, `DELETE FROM tandem.decisions WHERE gid = $1`, [][]byte{[]byte(owed)}, nil, nil, nil).Close(); err != nil {
 		return rollback(fmt.Errorf("resync: peer: %w", err))
+	}
+	// A successor that took a newer term while the copy ran: its term record is not among the
+	// copy's tables, and so not locked by it.
+	if err := checkTerm(); err != nil {
+		return rollback(err)
 	}
 	if err := exec("COMMIT"); err != nil {
 		return rollback(fmt.Errorf("resync: peer: commit: %w", err))
