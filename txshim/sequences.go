@@ -50,6 +50,15 @@ func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
 // CYCLE sequence, a sequence moved back, and where it would pass the sequence's bound. The
 // values skipped are a gap, as a crash leaves in a sequence.
 func alignSequences(ctx context.Context, local, peer *sql.DB, prev map[string]int64) (int, error) {
+	return alignSequencesAt(ctx, local, peer, prev, 0, "")
+}
+
+// alignSequencesAt is alignSequences by the master of term (above 0) at site: the peer's term
+// record is checked in the transaction that sets its sequences, as an apply checks it (DESIGN
+// §3 fencing in the databases), so that a master that lost its role without knowing yet does
+// not set its successor's sequences (a CYCLE one back onto values handed out since); that
+// refusal wraps ErrStaleTerm.
+func alignSequencesAt(ctx context.Context, local, peer *sql.DB, prev map[string]int64, term uint64, site string) (int, error) {
 	rows, err := local.QueryContext(ctx, `SELECT schemaname, sequencename, last_value FROM pg_sequences
 WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg_temp%'`)
 	if err != nil {
@@ -87,8 +96,25 @@ WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_s
 	// way to read a relation named at run time in a plain query): one restarted ahead of the
 	// master's position was set back to it, and its next values could collide.
 	// (TestAlignRestartedAhead)
+	var q interface {
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	} = peer
+	var tx *sql.Tx
+	if term > 0 {
+		if tx, err = peer.BeginTx(ctx, nil); err != nil {
+			return 0, fmt.Errorf("align sequences: peer database: %w", err)
+		}
+		defer func() { _ = tx.Rollback() }() // after Commit: sql.ErrTxDone, nothing done
+		if _, err := tx.ExecContext(ctx, `SELECT tandem.check_term($1, $2)`, int64(term), site); err != nil {
+			if pgErrCode(err) == sqlstateStaleTerm {
+				return 0, fmt.Errorf("align sequences: %w: %w", ErrStaleTerm, err)
+			}
+			return 0, fmt.Errorf("align sequences: peer database: term check: %w", err)
+		}
+		q = tx
+	}
 	var moved int
-	err = peer.QueryRowContext(ctx, `SELECT count(setval(format('%I.%I', q.sch, q.seq)::regclass, t.v, true))
+	err = q.QueryRowContext(ctx, `SELECT count(setval(format('%I.%I', q.sch, q.seq)::regclass, t.v, true))
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS q(sch, seq, v, prev)
 JOIN pg_sequences p ON p.schemaname = q.sch AND p.sequencename = q.seq
 CROSS JOIN LATERAL (SELECT CASE WHEN NOT p.cycle AND sign(q.v::numeric - q.prev) = sign(p.increment_by)
@@ -100,6 +126,9 @@ WHERE (p.last_value IS NULL AND (p.cycle OR (p.increment_by > 0 AND r.next <= t.
   OR (p.increment_by > 0 AND p.last_value < t.v) OR (p.increment_by < 0 AND p.last_value > t.v)
   OR (p.cycle AND p.last_value <> t.v)`,
 		pq.Array(schemas), pq.Array(names), pq.Array(values), pq.Array(before)).Scan(&moved)
+	if err == nil && tx != nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("align sequences: set them on the peer database: %w", err)
 	}
@@ -294,7 +323,7 @@ func (s *Shipper) sequenceLoop(ctx context.Context) {
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
-		_, err := alignSequences(actx, local, peer, prev)
+		_, err := alignSequencesAt(actx, local, peer, prev, s.term.Load(), s.cfg.Site)
 		cancel()
 		switch {
 		case err != nil && ctx.Err() != nil:
