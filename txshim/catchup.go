@@ -369,7 +369,7 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 		if _, err := s.drain(ctx, until); err != nil {
 			return err
 		}
-		if err := AlignSequences(ctx, s.cfg.LocalDSN, s.cfg.PeerDSN); err != nil {
+		if err := s.alignSequences(ctx); err != nil {
 			return fmt.Errorf("catch-up: %w", err)
 		}
 		var snaps *verifySnapshots

@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -38,5 +39,29 @@ func TestSequenceCopyRefusesNewerTerm(t *testing.T) {
 	ids := queryOne[int64](t, p.pdb, `SELECT last_value FROM pg_sequences WHERE sequencename = 'ids'`)
 	if cyc != 50 || ids != 50 {
 		t.Errorf("the new master's sequences after 20 copy periods of the old master: cyc %d, ids %d; want both left at 50", cyc, ids)
+	}
+}
+
+// TestCatchUpSequencesRefuseNewerTerm: a catch-up with nothing left to ship copied the sequence
+// positions into a peer database at a newer term, its successor's, unchecked (the ships check
+// the term, but there were none): a CYCLE sequence there went back onto values the new master
+// had handed out. The catch-up now fails there with ErrStaleTerm, the sequences left alone.
+func TestCatchUpSequencesRefuseNewerTerm(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE SEQUENCE cyc MAXVALUE 1000 CYCLE`)
+	sh := syncedShipper(t, p) // site "a", term 1
+	if err := WriteTermRecord(capCtx(t, 10*time.Second), p.pdb, 2, "b", false); err != nil {
+		t.Fatal(err)
+	}
+	p.peer.Exec(t, `SELECT nextval('cyc') FROM generate_series(1, 50)`)
+	p.local.Exec(t, `SELECT nextval('cyc') FROM generate_series(1, 5)`)
+	sh.Unsync()
+	err := sh.CatchUp(capCtx(t, 30*time.Second), nil)
+	if !errors.Is(err, ErrStaleTerm) {
+		t.Errorf("CatchUp of the master of term 1 into a database at term 2 = %v, want ErrStaleTerm", err)
+	}
+	if cyc := queryOne[int64](t, p.pdb, `SELECT last_value FROM pg_sequences WHERE sequencename = 'cyc'`); cyc != 50 {
+		t.Errorf("the new master's CYCLE sequence after the old master's catch-up: %d, want 50", cyc)
 	}
 }

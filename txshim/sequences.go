@@ -41,6 +41,23 @@ func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
 	return err
 }
 
+// alignSequences is AlignSequences by the Shipper's master, its term checked on the peer
+// (alignSequencesAt): a catch-up with nothing left to ship checks it nowhere else.
+func (s *Shipper) alignSequences(ctx context.Context) error {
+	local, err := OpenDB(s.cfg.LocalDSN)
+	if err != nil {
+		return fmt.Errorf("align sequences: local database: %w", err)
+	}
+	defer local.Close()
+	peer, err := OpenDB(s.cfg.PeerDSN)
+	if err != nil {
+		return fmt.Errorf("align sequences: peer database: %w", err)
+	}
+	defer peer.Close()
+	_, err = alignSequencesAt(ctx, local, peer, nil, s.term.Load(), s.cfg.Site)
+	return err
+}
+
 // alignSequences is AlignSequences on open databases; it returns how many peer sequences moved.
 // With prev (the positions the previous copy read, updated here), each peer sequence is set
 // ahead of the master's position by twice its advance since that copy, so that at a steady
