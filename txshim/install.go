@@ -451,7 +451,12 @@ const indexStorageSQL = `' WITH (' || (SELECT string_agg(quote_ident(split_part(
 // appObjectsSQL lists the definitions the apply's values pass through: each type of the
 // application schemas a column may be made of (a domain's base type, typmod and constraints —
 // numeric(12,4) against numeric(12,2) rounds the peer's value —, an enum's labels, a composite
-// type's attributes, which its values' text gives by position, a range's subtype), each
+// type's attributes, which its values' text gives by position, a range's subtype; and so the
+// row type of a table, view or foreign table that a column of a logged table or of a composite
+// type holds — directly, as an array, under a domain, in a composite type or a range —: the
+// order of its columns, which may differ where no value is made of it, the apply mapping a
+// row's columns by name, while the peer read such a value's fields by position, two of one
+// type swapped, silently (TestInstallRowTypeColumnOrder)), each
 // sequence (copied to the peer by position, which its bounds may refuse), the database's
 // encoding, into which the peer converts every value, and the database's default collation
 // (its provider and locales), by which every text column without a COLLATE of its own sorts
@@ -479,7 +484,11 @@ const appObjectsSQL = `SELECT 'type', n.nspname, t.typname,
   END
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE ` + appSchemaFilter + `
-  AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+  AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND ((SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'
+    OR EXISTS (SELECT FROM pg_depend dep WHERE dep.refclassid = 'pg_type'::regclass AND dep.refobjid IN (t.oid, t.typarray)
+      AND (dep.classid = 'pg_type'::regclass AND dep.objid <> t.typarray
+        OR dep.classid = 'pg_class'::regclass AND dep.objsubid > 0
+          AND EXISTS (SELECT FROM pg_class r WHERE r.oid = dep.objid AND r.relkind IN ('r', 'p', 'c') AND r.relpersistence = 'p'))))))
 UNION ALL
 SELECT 'sequence', n.nspname, c.relname,
   format('%s INCREMENT %s MINVALUE %s MAXVALUE %s%s', format_type(s.seqtypid, -1), s.seqincrement, s.seqmin, s.seqmax,
