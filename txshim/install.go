@@ -404,14 +404,16 @@ WHERE `+appRelFilter)
 // row, by column name, with session_replication_role = replica, so a partition's bound, a table's
 // kind and parents (a partitioned table or a parent reads its children's rows), CHECK, UNIQUE
 // and EXCLUDE constraints and unique indexes (which refuse rows the other database took),
-// persistence (an UNLOGGED table is neither shipped nor kept over a crash) and triggers that fire
-// in replica sessions (ENABLE ALWAYS, ENABLE REPLICA: they change or add rows on the peer alone)
-// must be the same on both databases. Named by their definitions, not their names (a trigger's
-// definition with its name cut out). Left out as well: whether a CHECK is validated (NOT VALID
-// checks the apply's rows all the same), the storage parameters of a unique index or an EXCLUDE
-// constraint's (WITH (fillfactor=...)), and a UNIQUE constraint that is not DEFERRABLE, whose
-// index says all it does (a unique index made without one refuses the same rows). Foreign keys,
-// ordinary triggers and rules, defaults and plain indexes do not act on the apply's rows.
+// persistence (an UNLOGGED table is neither shipped nor kept over a crash) and triggers and rules
+// that fire in replica sessions (ENABLE ALWAYS, ENABLE REPLICA: they change, add or drop rows on
+// the peer alone — a rule ON INSERT … DO INSTEAD NOTHING there lost every row shipped by INSERT:
+// TestInstallRuleFiringInApply) must be the same on both databases. Named by their definitions,
+// not their names (a trigger's or a rule's definition with its name cut out). Left out as well:
+// whether a CHECK is validated (NOT VALID checks the apply's rows all the same), the storage
+// parameters of a unique index or an EXCLUDE constraint's (WITH (fillfactor=...)), and a UNIQUE
+// constraint that is not DEFERRABLE, whose index says all it does (a unique index made without
+// one refuses the same rows). Foreign keys, triggers and rules that fire only on the master,
+// defaults and plain indexes do not act on the apply's rows.
 const appTableFactsSQL = `SELECT n.nspname, c.relname,
   CASE c.relkind WHEN 'p' THEN 'partitioned by ' || pg_get_partkeydef(c.oid) ELSE 'a plain table' END
     || CASE c.relpersistence WHEN 'u' THEN ', UNLOGGED' ELSE '' END
@@ -440,6 +442,12 @@ SELECT n.nspname, c.relname,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
   LATERAL (SELECT CASE WHEN tg.tgconstraint <> 0 THEN 'CREATE CONSTRAINT TRIGGER' ELSE 'CREATE TRIGGER' END AS head) k
 WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R')
+UNION ALL
+SELECT n.nspname, c.relname,
+  'rule firing in the apply (ENABLE ' || CASE rw.ev_enabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END || '): '
+    || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
+WHERE ` + appRelFilter + ` AND rw.ev_enabled IN ('A', 'R')
 ORDER BY 1, 2, 3`
 
 // indexStorageSQL is the WITH (...) clause pg_get_indexdef and pg_get_constraintdef print of
