@@ -24,8 +24,9 @@ import (
 // peer: a peer sequence behind the master's is set to the master's last value (setval …, true);
 // one ahead stays — but a CYCLE sequence takes the master's value as it is: one that wrapped on
 // the master is behind its earlier copy, and left there the peer would hand out the values up
-// to the bound and then, wrapped, those the master handed out since. Sequences the master
-// never used, or the peer lacks, are left alone.
+// to the bound and then, wrapped, those the master handed out since. A master sequence not
+// called since its start, a restart or setval(…, false) counts as at the value before its next
+// one. Sequences the master never used, or the peer lacks, are left alone.
 func AlignSequences(ctx context.Context, localDSN, peerDSN string) error {
 	local, err := OpenDB(localDSN)
 	if err != nil {
@@ -76,8 +77,18 @@ func alignSequences(ctx context.Context, local, peer *sql.DB, prev map[string]in
 // not set its successor's sequences (a CYCLE one back onto values handed out since); that
 // refusal wraps ErrStaleTerm.
 func alignSequencesAt(ctx context.Context, local, peer *sql.DB, prev map[string]int64, term uint64, site string) (int, error) {
-	rows, err := local.QueryContext(ctx, `SELECT schemaname, sequencename, last_value FROM pg_sequences
-WHERE last_value IS NOT NULL AND schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg_temp%'`)
+	// A sequence not called since its start, a restart or setval(s, v, false) (is_called false:
+	// pg_sequences shows no last_value) hands out its stored value next: its position is the
+	// value before that, where the sequence's bounds hold one. setval(s, 1000, false) on the
+	// master — a function call, which the peer does not run — was left out, and the peer handed
+	// out the values the master had skipped until it called it (TestAlignMasterSetNotCalled).
+	rows, err := local.QueryContext(ctx, `SELECT s.schemaname, s.sequencename, coalesce(s.last_value::numeric, x.next - s.increment_by)::bigint
+FROM pg_sequences s
+CROSS JOIN LATERAL (SELECT CASE WHEN s.last_value IS NULL AND has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT')
+  THEN (xpath('/row/last_value/text()', query_to_xml(format('SELECT last_value FROM %I.%I', s.schemaname, s.sequencename), false, true, '')))[1]::text::numeric
+  END AS next) x
+WHERE (s.last_value IS NOT NULL OR x.next - s.increment_by BETWEEN s.min_value AND s.max_value)
+  AND s.schemaname NOT IN ('pg_catalog', 'information_schema') AND s.schemaname NOT LIKE 'pg_temp%'`)
 	if err != nil {
 		return 0, fmt.Errorf("align sequences: read them on the local database: %w", err)
 	}
