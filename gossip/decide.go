@@ -292,8 +292,9 @@ func (v View) claim(self Member, term uint64, handover bool) Action {
 // configured: for the newest term that some alive member claims beyond the
 // newest term anyone holds, the best claimant. A vote is never changed
 // within its term (the node keeps it in data_dir across restarts, VoteFile),
-// and a master votes only for itself, as a member that sees another alive master that has not
-// released votes only for it. ready is false while the member has not
+// and a master votes only for itself, as a member that sees another alive
+// master that has not released, or a site taking a term whose votes it won,
+// votes only for it. ready is false while the member has not
 // been up long enough to know the cluster (and a master cut off before this
 // start to have fenced itself); it then keeps its vote.
 func Vote(v View, ready bool) (uint64, string) {
@@ -302,13 +303,14 @@ func Vote(v View, ready bool) (uint64, string) {
 		return self.Vote, self.VoteFor
 	}
 	top := v.maxTerm()
-	// A master this voter sees alive, which has not released its term: a claim of another
-	// site's would take over from it (rule 4), which the claimant's view may lack (a member
-	// back moments ago, seen late), and the vote would make two masters. The vote waits for
-	// its release or its loss, as a master's own vote does.
+	// A master this voter sees alive, which has not released its term, or a site it sees alive
+	// taking a newer term whose votes it won (its promotion's work runs): a claim of another
+	// site's would take over from it (rule 4, blockedBy), which the claimant's view may lack (a
+	// member back moments ago, seen late), and the vote would make two masters. The vote waits
+	// for its release or its loss, as a master's own vote does.
 	master := ""
 	for _, m := range v.Members {
-		if m.Site != self.Site && m.Alive && !m.Witness && m.Role == RoleMaster && !released(m) {
+		if m.Site != self.Site && m.Alive && !m.Witness && (m.Role == RoleMaster && !released(m) || m.Claim > top && v.wonVotes(m)) {
 			master = m.Site
 		}
 	}
