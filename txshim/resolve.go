@@ -525,6 +525,21 @@ func sqlState(err error) string {
 // databases unreachable, a failed read or COMMIT/ROLLBACK PREPARED); the report holds what
 // was done anyway.
 func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
+	return r.ResolveInTerm(ctx, 0)
+}
+
+// ResolveInTerm is ResolveOnce by the master of term at the Resolver's site (a running tandem's
+// passes; 0: no term, as ResolveOnce). Such a pass settles only what is its term's to settle
+// (DESIGN §3 fencing in the databases, as every apply checks tandem.check_term): once both
+// databases are listed, it does nothing and fails with an error wrapping ErrStaleTerm when either
+// reachable database holds a newer term record (or this term of another master), or a gid of a
+// newer master is prepared on either. A master that lost its role without knowing yet (its
+// process paused, its sidecar cut off) would otherwise settle its successor's dual commits in
+// flight, which its InFlight does not know: one between its local PREPARE and the peer's,
+// prepared on the successor's database alone, it rolled back there, failing a commit nothing
+// had refused (TestStaleMasterResolverLeavesSuccessor). The check after the listing covers every
+// gid listed: a successor saves its term record in its database before it prepares anything.
+func (r *Resolver) ResolveInTerm(ctx context.Context, term uint64) (Report, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var rep Report
@@ -566,6 +581,11 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 		gids = append(gids, g)
 	}
 	sort.Strings(gids)
+	if term > 0 {
+		if err := r.checkTerm(ctx, dbs, term, gids); err != nil {
+			return rep, errors.Join(append(errs, err)...)
+		}
+	}
 	doubt := map[string]bool{}
 	for _, gid := range gids {
 		if young[gid] || (r.cfg.InFlight != nil && r.cfg.InFlight(gid)) {
@@ -653,6 +673,36 @@ func (r *Resolver) ResolveOnce(ctx context.Context) (Report, error) {
 	}
 	r.doubt = doubt
 	return rep, errors.Join(errs...)
+}
+
+// checkTerm fails with an error wrapping ErrStaleTerm when a pass by the master of term at the
+// Resolver's site meets a newer master: among gids (those listed on the databases) one of a newer
+// term, or of this term and another site; on a reachable database of dbs a term record newer than
+// term, or of term and another master (tandem.check_term). Any other failure to read a database's
+// term record fails the pass too: whether the site is still master there is unknown.
+func (r *Resolver) checkTerm(ctx context.Context, dbs [2]*resolveDB, term uint64, gids []string) error {
+	for _, gid := range gids {
+		site, gterm, _, ok := parseGID(gid)
+		if ok && (gterm > term || (gterm == term && site != r.cfg.Site)) {
+			return fmt.Errorf("resolve: %w: %s, of site %s's term %d, is prepared, and this site (%s) is master of term %d: "+
+				"its master settles it; this pass settles nothing", ErrStaleTerm, gid, site, gterm, r.cfg.Site, term)
+		}
+	}
+	for _, d := range dbs {
+		if !d.reachable() {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
+		_, err := d.conn.ExecContext(qctx, `SELECT tandem.check_term($1, $2)`, int64(term), r.cfg.Site)
+		cancel()
+		if pgErrCode(err) == sqlstateStaleTerm {
+			return fmt.Errorf("resolve: the %s database: %w: %w; this pass settles nothing", d.side, ErrStaleTerm, err)
+		}
+		if err != nil {
+			return fmt.Errorf("resolve: check the term record on the %s database: %w", d.side, err)
+		}
+	}
+	return nil
 }
 
 // containsPrepared reports whether gid is prepared on d (false on any error).

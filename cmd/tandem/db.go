@@ -314,11 +314,15 @@ func (d *database) run(ctx context.Context, interval time.Duration) error {
 	go func() { defer wg.Done(); errc <- d.shim.Serve(ctx) }()
 	go func() { defer wg.Done(); errc <- d.ship.Run(ctx) }()
 	wg.Add(2)
-	go func() { defer wg.Done(); d.whileMaster(ctx, 2*time.Second, nil, func() { d.catchUp(ctx) }) }()
+	go func() { defer wg.Done(); d.whileMaster(ctx, 2*time.Second, nil, func(uint64) { d.catchUp(ctx) }) }()
 	// Only the master resolves periodically: it alone knows which tandem_ transactions are in
-	// flight (Shim.InFlight); a backup's pass could roll one back between its two PREPAREs.
+	// flight (Shim.InFlight); a backup's pass could roll one back between its two PREPAREs. A
+	// master that lost its role without knowing yet is one: its pass checks its term (resolve).
 	// An apply held by a prepared transaction asks for a pass at once (resolveNow).
-	go func() { defer wg.Done(); d.whileMaster(ctx, resolveEvery, d.resolveNow, func() { d.resolve(ctx) }) }()
+	go func() {
+		defer wg.Done()
+		d.whileMaster(ctx, resolveEvery, d.resolveNow, func(term uint64) { d.resolve(ctx, term) })
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failures, round, full := 0, 0, false
@@ -469,7 +473,7 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 		wait = 250 * time.Millisecond
 	}
 	d.peerSilent = time.Time{}
-	rep := d.resolve(txshim.WithStartupTimeout(ctx, wait))
+	rep := d.resolve(txshim.WithStartupTimeout(ctx, wait), term)
 	if err := txshim.BumpSequences(ctx, d.cfg.LocalDSN); err != nil {
 		return false, fmt.Errorf("move sequences past the values in use: %w", err)
 	}
@@ -619,8 +623,9 @@ func (d *database) hold(ctx context.Context) (func(), error) {
 // new ones.
 const holdTimeout = 5 * time.Second
 
-// whileMaster calls f every period until ctx ends, on the rounds this site is master.
-func (d *database) whileMaster(ctx context.Context, every time.Duration, kick <-chan struct{}, f func()) {
+// whileMaster calls f every period until ctx ends, on the rounds this site is master, with
+// the term it is master of.
+func (d *database) whileMaster(ctx context.Context, every time.Duration, kick <-chan struct{}, f func(term uint64)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -631,10 +636,10 @@ func (d *database) whileMaster(ctx context.Context, every time.Duration, kick <-
 		case <-kick:
 		}
 		d.mu.Lock()
-		master := d.role == gossip.RoleMaster
+		master, term := d.role == gossip.RoleMaster, d.term
 		d.mu.Unlock()
 		if master {
-			f()
+			f(term)
 		}
 	}
 }
@@ -656,7 +661,7 @@ func (d *database) catchUp(ctx context.Context) {
 	// (of the peer's own site, say): their row locks would stall the catch-up until the next
 	// periodic pass, so settle them first — and wait for the next round while this pass cannot
 	// reach the peer (it may be starting up).
-	if rep := d.resolve(ctx); rep.PeerUnreachable {
+	if rep := d.resolve(ctx, term); rep.PeerUnreachable {
 		return
 	}
 	gen := d.peerDowns()
@@ -989,12 +994,14 @@ const barrierReserve = 3 * time.Second
 // shim's Drain keeps the end of it to end what is still in flight then.
 const drainMargin = 5 * time.Second
 
-// resolve runs one pass of the resolver (DESIGN §5.4), logs what it did, and returns its
-// report (what it did before any failure).
-func (d *database) resolve(ctx context.Context) txshim.Report {
+// resolve runs one pass of the resolver (DESIGN §5.4) as master of term, logs what it did,
+// and returns its report (what it did before any failure). A pass that finds a newer master's
+// term or transactions settles nothing (txshim.Resolver.ResolveInTerm): this site lost its role
+// without knowing yet, and the gossip tells it soon.
+func (d *database) resolve(ctx context.Context, term uint64) txshim.Report {
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	rep, err := d.resolver.ResolveOnce(rctx)
+	rep, err := d.resolver.ResolveInTerm(rctx, term)
 	if err != nil {
 		d.log.Warn("resolver pass failed", "err", err)
 		return rep
