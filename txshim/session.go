@@ -1652,11 +1652,19 @@ func (s *session) relayCopyIn() error {
 			// request a Sync ends once the COPY failed. Dropped for a simple Query's: once a
 			// bad row ended it, the backend would answer a Sync with a ReadyForQuery of its own,
 			// taken for the reply to the shim's next statement (its ROLLBACK), whose replies
-			// then reached the client.
+			// then reached the client. Either way the data before it goes on to the backend
+			// unless more follows at once: held, a bad row's error would wait for the client's
+			// next message (TestCopyDataFlushedAtClientFlush).
+			flush := s.cr.r.Buffered() == 0
 			if !s.lastExt {
+				if flush {
+					if err := s.bw.Flush(); err != nil {
+						return err
+					}
+				}
 				continue
 			}
-			if err := s.forward(typ, body, false); err != nil {
+			if err := s.forward(typ, body, flush); err != nil {
 				return err
 			}
 		case 'X':
