@@ -232,6 +232,7 @@ type stmtInfo struct {
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
+	savepoint    string  // SAVEPOINT, RELEASE SAVEPOINT or ROLLBACK TO SAVEPOINT: savepointCommand
 	noSnapshot   bool    // one of those, or SHOW, in either protocol: takes no snapshot (noSnapshot)
 	text         string  // the statement, kept for DDL only (recorded in tandem.ddl)
 	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
@@ -2021,6 +2022,27 @@ func noSnapshot(text string, st statement) bool {
 	return st.Kind == kindRead && i+4 <= st.End && strings.EqualFold(text[i:i+4], "SHOW") && (i+4 == st.End || !isIdentChar(text[i+4]))
 }
 
+// savepointCommand returns, for statement st of text, a savepoint command, the name PostgreSQL
+// gives it in the error (25P01) it answers outside a transaction block: "SAVEPOINT", "RELEASE
+// SAVEPOINT" or "ROLLBACK TO SAVEPOINT"; else "".
+func savepointCommand(text string, st statement) string {
+	i := skipBlank(text, st.Start, st.End)
+	if st.Kind != kindSavepoint || i >= st.End {
+		return ""
+	}
+	tok, e := nextToken(text, i, false)
+	switch w := text[i:min(e, st.End)]; {
+	case tok != tokWord:
+	case strings.EqualFold(w, "SAVEPOINT"):
+		return "SAVEPOINT"
+	case strings.EqualFold(w, "RELEASE"):
+		return "RELEASE SAVEPOINT"
+	case strings.EqualFold(w, "ROLLBACK"):
+		return "ROLLBACK TO SAVEPOINT"
+	}
+	return ""
+}
+
 // warnsOutsideBlock returns, for statement st of text, the name PostgreSQL gives it in the
 // warning (25P01) it answers outside a transaction block, in the extended protocol's implicit
 // transaction too: "SET LOCAL", "SET TRANSACTION" or "SET CONSTRAINTS"; else "".
@@ -2753,7 +2775,8 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		for _, st := range sts {
 			if st.Kind != kindEmpty {
 				si = stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
-					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st)}
+					names: namesOpOf(query, st), blockOnly: st.BlockOnly, setsRO: setsReadOnly(query, st), warnsOutside: warnsOutsideBlock(query, st),
+					savepoint: savepointCommand(query, st)}
 				si.noSnapshot = noSnapshot(query, st)
 				if st.Kind == kindDDL {
 					si.text = ddlText(query[st.Start:st.End])
@@ -3236,7 +3259,8 @@ func (u *queryUnit) info(i int) stmtInfo {
 func (u *queryUnit) makeInfo(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
-		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st), noSnapshot: noSnapshot(u.text, st)}
+		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st), noSnapshot: noSnapshot(u.text, st),
+		savepoint: savepointCommand(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 		if f := st.Finalize; f.end != 0 {
@@ -3927,8 +3951,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		if k == kindSavepoint && us.injected {
 			// The block is the shim's own: the client's request has none, and PostgreSQL
-			// refuses savepoints there.
-			return refuse(i, "25P01", "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT can only be used in transaction blocks")
+			// refuses savepoints there, naming the command.
+			cmd := info.savepoint
+			if cmd == "" {
+				cmd = "SAVEPOINT, RELEASE SAVEPOINT and ROLLBACK TO SAVEPOINT"
+			}
+			return refuse(i, "25P01", cmd+" can only be used in transaction blocks")
 		}
 		if info.ownObject != "" && pol.intercept {
 			return refuse(i, "42501", info.ownObject)
