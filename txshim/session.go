@@ -1140,7 +1140,12 @@ func (s *session) serverLoop() {
 			continue
 		}
 		if fwd {
-			if err := s.toClient(typ, body, !hold && s.br.r.Buffered() == 0); err != nil {
+			// An error that ends a COPY FROM STDIN while the client streams its data goes out
+			// at once, as PostgreSQL flushes every error, though the shim makes the request's
+			// ReadyForQuery (an extended COPY's comes only after the client's next Sync):
+			// TestExtCopyErrorSentAtOnce.
+			flush := (!hold || typ == 'E' && s.copyInOpen()) && s.br.r.Buffered() == 0
+			if err := s.toClient(typ, body, flush); err != nil {
 				return
 			}
 		}
