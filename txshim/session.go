@@ -141,7 +141,12 @@ type session struct {
 	ending atomic.Pointer[string]
 	// backendEnded: serverLoop saw the backend's connection end (not closed by the shim).
 	backendEnded atomic.Bool
-	closeOnce    sync.Once
+	// copyFlush: relayUntilSync passed on a Flush the client sent after an extended COPY's
+	// CopyDone or CopyFail, before its Sync: what the backend answers then goes out at once,
+	// as PostgreSQL's answer to a Flush does, though the shim makes the request's
+	// ReadyForQuery (TestExtCopyDoneFlush).
+	copyFlush atomic.Bool
+	closeOnce sync.Once
 
 	// clientLoop state.
 	stmts   map[string]stmtInfo
@@ -1143,8 +1148,9 @@ func (s *session) serverLoop() {
 			// An error that ends a COPY FROM STDIN while the client streams its data goes out
 			// at once, as PostgreSQL flushes every error, though the shim makes the request's
 			// ReadyForQuery (an extended COPY's comes only after the client's next Sync):
-			// TestExtCopyErrorSentAtOnce.
-			flush := (!hold || typ == 'E' && s.copyInOpen()) && s.br.r.Buffered() == 0
+			// TestExtCopyErrorSentAtOnce. So does what answers a Flush after an extended
+			// COPY's end (copyFlush).
+			flush := (!hold || typ == 'E' && s.copyInOpen() || s.copyFlush.Load()) && s.br.r.Buffered() == 0
 			if err := s.toClient(typ, body, flush); err != nil {
 				return
 			}
@@ -1696,10 +1702,14 @@ func (s *session) relayCopyIn() error {
 // relayUntilSync passes the client's messages through up to and including the next Sync: the
 // end of an extended-protocol COPY, which the backend answers only then.
 func (s *session) relayUntilSync() error {
+	defer s.copyFlush.Store(false)
 	for {
 		typ, body, err := s.cr.next()
 		if err != nil {
 			return err
+		}
+		if typ == 'H' {
+			s.copyFlush.Store(true)
 		}
 		if err := s.forward(typ, body, true); err != nil {
 			return err
