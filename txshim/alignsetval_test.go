@@ -2,8 +2,11 @@ package txshim
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // TestAlignMasterSetNotCalled: setval(s, v, false) on the master — a plain function call, not
@@ -31,5 +34,24 @@ func TestAlignMasterSetNotCalled(t *testing.T) {
 		if next := queryOne[int64](t, p.pdb, fmt.Sprintf(`SELECT nextval('%s')`, seq)); next != want {
 			t.Errorf("after AlignSequences the peer's %s hands out %d next, want %d (the master's next)", seq, next, want)
 		}
+	}
+}
+
+// TestAlignSchemaWithoutUsage: the copy reads a master sequence not called since setval(s, v,
+// false) through its name, and a name in a schema local_dsn's user may not use (another
+// application's, of a user that need not be a superuser) is an error there, not a sequence
+// left out: every sequence's copy failed, each period, for one sequence the user cannot see.
+func TestAlignSchemaWithoutUsage(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE SCHEMA private`, `CREATE SEQUENCE private.fresh`, `CREATE SEQUENCE private.granted`, `CREATE SEQUENCE pub`,
+		`CREATE ROLE lim LOGIN REPLICATION`, `GRANT SELECT ON SEQUENCE pub, private.granted TO lim`)
+	p.local.Exec(t, `SELECT setval('pub', 70, false), setval('private.granted', 40, false)`)
+	lim := strings.Replace(p.local.DSN("app"), pgtest.Superuser+"@", "lim@", 1)
+	if err := AlignSequences(capCtx(t, 10*time.Second), lim, p.peer.DSN("app")); err != nil {
+		t.Fatalf("AlignSequences with a local user that may not use schema private: %v", err)
+	}
+	if next := queryOne[int64](t, p.pdb, `SELECT nextval('pub')`); next != 70 {
+		t.Errorf("after AlignSequences the peer's pub hands out %d next, want 70 (the master's next)", next)
 	}
 }

@@ -82,11 +82,15 @@ func alignSequencesAt(ctx context.Context, local, peer *sql.DB, prev map[string]
 	// value before that, where the sequence's bounds hold one. setval(s, 1000, false) on the
 	// master — a function call, which the peer does not run — was left out, and the peer handed
 	// out the values the master had skipped until it called it (TestAlignMasterSetNotCalled).
+	// It is read by its name, which in a schema the user may not use is an error, not a
+	// sequence left out: the schema's privilege is checked first, on its own, as a CASE
+	// evaluates in order (TestAlignSchemaWithoutUsage).
 	rows, err := local.QueryContext(ctx, `SELECT s.schemaname, s.sequencename, coalesce(s.last_value::numeric, x.next - s.increment_by)::bigint
 FROM pg_sequences s
-CROSS JOIN LATERAL (SELECT CASE WHEN s.last_value IS NULL AND has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT')
+CROSS JOIN LATERAL (SELECT CASE WHEN s.last_value IS NULL AND has_schema_privilege(s.schemaname, 'USAGE')
+  THEN CASE WHEN has_sequence_privilege(format('%I.%I', s.schemaname, s.sequencename), 'SELECT')
   THEN (xpath('/row/last_value/text()', query_to_xml(format('SELECT last_value FROM %I.%I', s.schemaname, s.sequencename), false, true, '')))[1]::text::numeric
-  END AS next) x
+  END END AS next) x
 WHERE (s.last_value IS NOT NULL OR x.next - s.increment_by BETWEEN s.min_value AND s.max_value)
   AND s.schemaname NOT IN ('pg_catalog', 'information_schema') AND s.schemaname NOT LIKE 'pg_temp%'`)
 	if err != nil {
