@@ -445,7 +445,7 @@ WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R'
 UNION ALL
 SELECT n.nspname, c.relname,
   'rule firing in the apply (ENABLE ' || CASE rw.ev_enabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END || '): '
-    || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1))
+    || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1), E' \n')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
 WHERE ` + appRelFilter + ` AND rw.ev_enabled IN ('A', 'R')
 ORDER BY 1, 2, 3`
