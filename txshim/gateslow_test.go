@@ -69,7 +69,12 @@ func TestProcHoldLockCycle(t *testing.T) {
 // TestLongProcDoesNotStallWrites: a procedure that runs longer than catch-up's hold timeout
 // (a batch job) makes each catch-up attempt fail, and stops every write commit of the site for
 // the whole wait.
+//
+// A write stopped so is let through only once the hold gives up (its timeout): that the write
+// returned while the hold still waited for the procedure tells it was not stopped, however
+// slowly a loaded machine ran it, so the test runs beside others.
 func TestLongProcDoesNotStallWrites(t *testing.T) {
+	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
 	c.Exec(t, `INSERT INTO acct VALUES (1, 0), (2, 0)`)
@@ -81,7 +86,14 @@ func TestLongProcDoesNotStallWrites(t *testing.T) {
 		_, err := s.connect(t).Exec(ctx, "CALL batch()")
 		procDone <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	db := c.Open(t, c.Database())
+	waitForLong(t, "the procedure sleeping after its commit", 10*time.Second, func() bool {
+		return queryOne[int](t, db, `SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL batch()' AND wait_event = 'PgSleep'`) == 1
+	})
+	if _, slow, _, _ := s.gate.counts(); slow != 1 {
+		t.Fatalf("the running procedure is not counted in the commit gate (slow = %d)", slow)
+	}
+	w := s.connect(t)
 	holdErr := make(chan error, 1)
 	go func() {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -92,17 +104,24 @@ func TestLongProcDoesNotStallWrites(t *testing.T) {
 		}
 		holdErr <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
-	w := s.connect(t)
+	waitForLong(t, "the hold waiting for the procedure", 10*time.Second, s.gate.pausingNow)
 	start := time.Now()
 	if _, err := w.Exec(ctx, "UPDATE acct SET bal = bal + 1 WHERE id = 2"); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("an unrelated autocommit write took %v: stopped while the hold waited for a running procedure", took.Round(time.Millisecond))
+	took := time.Since(start)
+	if !s.gate.pausingNow() {
+		t.Errorf("an unrelated autocommit write returned after %v, once the hold stopped waiting for the running procedure: stopped while the hold waited", took.Round(time.Millisecond))
 	}
-	t.Logf("hold: %v", <-holdErr)
+	t.Logf("write: %v; hold: %v", took.Round(time.Millisecond), <-holdErr)
 	<-procDone
+}
+
+// pausingNow reports whether a hold waits for procedures (pausing).
+func (g *commitGate) pausingNow() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pausing
 }
 
 func ownRefusalOf(sql string) string {
