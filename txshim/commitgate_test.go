@@ -11,8 +11,10 @@ import (
 
 // TestCommitGateInvariants drives commitGate alone: writes (enter), procedures (enterProc),
 // tracked read commits (track) and holds, some cancelled while pausing or held. While a hold
-// is granted nothing is inside; holds never overlap; the flags are reset at the end.
+// is granted nothing is inside; holds never overlap; the flags are reset at the end. The gate
+// is the test's own and its goroutines mostly sleep: it runs beside other tests.
 func TestCommitGateInvariants(t *testing.T) {
+	t.Parallel()
 	var g commitGate
 	var inside, holds atomic.Int32
 	var stop atomic.Bool
