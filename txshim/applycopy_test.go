@@ -14,7 +14,7 @@ import (
 // afterwards the same load, with values that need escaping and a change after the run, applies
 // whole and both databases agree.
 //
-// Not parallel: decoding and applying its 300 000-row transaction takes most of a CPU for many
+// Not parallel: decoding and applying its 100 000-row transaction takes most of a CPU for
 // seconds, within deadlines (the Prepare's 60 s, the apply's 10 s to notice its connection
 // ended); other tests beside it on a loaded 2-CPU machine would eat into them.
 func TestCopyApply(t *testing.T) {
@@ -45,9 +45,19 @@ func TestCopyApply(t *testing.T) {
 	s.Rollback(gid)
 	p.pdb.Exec(`DELETE FROM bulk`)
 
-	// The peer's apply session is ended while its COPY runs.
+	// The peer's apply session is ended while its COPY runs: an open transaction of the peer's
+	// holds row 1000's key, so the COPY waits there — the rows before it sent, the rest (20 MB)
+	// still to come — however fast or slow the machine.
+	blocker, err := p.pdb.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback()
+	if _, err := blocker.Exec(`INSERT INTO bulk VALUES (1000, 'holds the key', 0)`); err != nil {
+		t.Fatal(err)
+	}
 	gid = gidFor("a", 1, 101)
-	prepareLocal(t, p.ldb, gid, `INSERT INTO bulk SELECT g, repeat('x', 200), g FROM generate_series(1, 300000) g`)
+	prepareLocal(t, p.ldb, gid, `INSERT INTO bulk SELECT g, repeat('x', 200), g FROM generate_series(1, 100000) g`)
 	// Watched until Prepare returns: on a loaded machine decoding the transaction alone may
 	// take many seconds before its COPY starts.
 	killed, done := make(chan time.Time, 1), make(chan struct{})
@@ -55,7 +65,7 @@ func TestCopyApply(t *testing.T) {
 		for {
 			var n int
 			if p.pdb.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-WHERE starts_with(application_name, $1) AND query LIKE 'COPY%' AND state = 'active'`, applyAppName).Scan(&n) == nil && n > 0 {
+WHERE starts_with(application_name, $1) AND query LIKE 'COPY%' AND state = 'active' AND wait_event_type = 'Lock'`, applyAppName).Scan(&n) == nil && n > 0 {
 				killed <- time.Now()
 				return
 			}
@@ -81,6 +91,9 @@ WHERE starts_with(application_name, $1) AND query LIKE 'COPY%' AND state = 'acti
 	t.Logf("apply with its connection ended mid-COPY returned %v after: %v", took, err)
 	if took > 10*time.Second {
 		t.Errorf("the apply took %v to notice its connection ended", took)
+	}
+	if err := blocker.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
 	if err := s.CatchUp(capCtx(t, 30*time.Second), nil); err != nil {
