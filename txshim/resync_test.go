@@ -152,9 +152,12 @@ func TestBackupBypass(t *testing.T) {
 // while it takes its snapshot, and again for the catch-up's tail — and end on the peer once,
 // with both databases identical.
 //
-// Not parallel: the copy of its 300 000-row table and the catch-up behind three writers must
-// end within Resync's 60 s context, which other tests running beside it on a loaded 2-CPU
-// machine made it miss ("Resync: catch-up: context deadline exceeded").
+// Its 100 000-row table (26 MB) makes the copy take seconds beside holds of tens of
+// milliseconds: a copy run while commits were held would show.
+//
+// Not parallel: the copy of its table and the catch-up behind three writers must end within
+// Resync's 60 s context, which other tests running beside it on a loaded 2-CPU machine made it
+// miss ("Resync: catch-up: context deadline exceeded").
 func TestResyncWhileWriting(t *testing.T) {
 	const accounts = 20
 	p, sh, shim := startShipPair(t, nil, Options{OnPeerDown: func() bool { return true }},
@@ -163,7 +166,7 @@ func TestResyncWhileWriting(t *testing.T) {
 		`CREATE TABLE moves (id serial PRIMARY KEY, acct int, delta int, at timestamptz DEFAULT now())`,
 		`CREATE TABLE notes (a int, b text)`,
 		`CREATE TABLE bulk (id int PRIMARY KEY, body text)`,
-		`INSERT INTO bulk SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g`)
+		`INSERT INTO bulk SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 100000) g`)
 
 	var w *bankWriters
 	type span struct{ from, to time.Time }
