@@ -1,6 +1,8 @@
 package txshim
 
 import (
+	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,17 +112,32 @@ func TestInstallSchemaDifferences(t *testing.T) {
 				`CREATE UNIQUE INDEX ON t (x)`,
 				`CREATE TABLE r (id int PRIMARY KEY, p point, EXCLUDE USING gist (circle(p, 1) WITH &&))`}},
 	}
-	for _, tc := range cases {
+	// One pair of clusters for every case, each case in a database of its own on each (made as
+	// the clusters' own, from template1) and installed as a site of its own: what Install
+	// compares and makes — the schema, Tandem's objects, the slot tandem_<site> — is the
+	// database's or the site's. A pair of clusters for each case took most of the test's time.
+	// A case's ALTER DATABASE app names the clusters' own database: the case's is put in.
+	p := startCapPair(t)
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startCapPair(t)
-			p.both(t, tc.both...)
-			for _, s := range tc.local {
-				p.local.Exec(t, s)
+			name, site := fmt.Sprintf("diff%d", i), fmt.Sprintf("a%d", i)
+			p.both(t, "CREATE DATABASE "+name)
+			ldb, pdb := p.local.Open(t, name), p.peer.Open(t, name)
+			run := func(dbs []*sql.DB, stmts []string) {
+				t.Helper()
+				for _, s := range stmts {
+					s = strings.ReplaceAll(s, "ALTER DATABASE app ", "ALTER DATABASE "+name+" ")
+					for _, db := range dbs {
+						if _, err := db.Exec(s); err != nil {
+							t.Fatalf("%s: %v", s, err)
+						}
+					}
+				}
 			}
-			for _, s := range tc.peer {
-				p.peer.Exec(t, s)
-			}
-			err := Install(capCtx(t, 60*time.Second), "a", p.local.DSN("app"), p.peer.DSN("app"), quietLogger())
+			run([]*sql.DB{ldb, pdb}, tc.both)
+			run([]*sql.DB{ldb}, tc.local)
+			run([]*sql.DB{pdb}, tc.peer)
+			err := Install(capCtx(t, 60*time.Second), site, p.local.DSN(name), p.peer.DSN(name), quietLogger())
 			switch {
 			case tc.want == nil && err != nil:
 				t.Fatalf("Install refused differences the apply does not meet: %v", err)
