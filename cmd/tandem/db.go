@@ -64,6 +64,7 @@ type database struct {
 
 	resolver  *txshim.Resolver
 	inDoubt   atomic.Int64                    // transactions the last resolver pass left in doubt
+	staleSaid atomic.Pointer[string]          // the refusal of a pass for a newer term last warned of (resolve)
 	resyncErr string                          // the needs-resync error last logged (catchUp only)
 	slot      atomic.Pointer[txshim.SlotInfo] // the slot's state at the last health round that read it
 	// install: what the last look at each database's install mark found (checkInstall):
@@ -1003,9 +1004,19 @@ func (d *database) resolve(ctx context.Context, term uint64) txshim.Report {
 	defer cancel()
 	rep, err := d.resolver.ResolveInTerm(rctx, term)
 	if err != nil {
+		// A refusal for a newer term lasts as long as this site takes itself for master of
+		// term: catch-up passes come every 2 s while the shim is solo. Warned of once.
+		msg := err.Error()
+		if !errors.Is(err, txshim.ErrStaleTerm) {
+			d.staleSaid.Store(nil)
+		} else if old := d.staleSaid.Swap(&msg); old != nil && *old == msg {
+			d.log.Debug("resolver pass refused again", "err", err)
+			return rep
+		}
 		d.log.Warn("resolver pass failed", "err", err)
 		return rep
 	}
+	d.staleSaid.Store(nil)
 	before := d.inDoubt.Swap(int64(len(rep.InDoubt)))
 	if len(rep.Committed)+len(rep.RolledBack) > 0 || int64(len(rep.InDoubt)) != before {
 		d.log.Info("resolved in-doubt transactions", "committed", len(rep.Committed), "rolled_back", len(rep.RolledBack), "in_doubt", len(rep.InDoubt))
