@@ -26,6 +26,8 @@ type ResolverConfig struct {
 	// flight. A resolver outside the running tandem (`tandem resolve`) cannot ask its shim
 	// (InFlight), and a commit waits between its local PREPARE and the peer's for up to
 	// commit_timeout: rolled back meanwhile, it fails although the peer prepares it. 0: none.
+	// Settle also leaves alone an older gid whose apply is still at work on the other database
+	// (stopApplies' spare): a large transaction's apply may take longer.
 	Settle time.Duration
 	// CommitAlone, the running shim's (Shim.CommitAlone), lets the resolver settle a gid of this
 	// site that is prepared on the local database while the peer database is unreachable — in
@@ -384,27 +386,46 @@ func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
 // long as it idles (TestResolverIgnoresIdleClientNamedAsApply). stopApplies looks again until
 // none is (stopAppliesWait at most), and takes the answer only from two clean looks in a row,
 // stopAppliesGap apart, so that a pipeline still on its way to an idle session is seen too.
-func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64) (sideState, error) {
+//
+// spare (a resolver outside the running tandem: its Settle) leaves alone a session applying gid
+// that is at work: one neither waiting for a lock since more than spare ago nor idle in its
+// transaction since then. busy reports it, and gid is then to be left alone: the running tandem
+// may be committing it, a large transaction whose apply takes its size allowance (a second per
+// MiB, sizeAllowance) beyond what Settle covers, and ending it failed a commit nothing refused
+// (TestResolverOutsideLeavesLongApply). An apply whose client went away ends on its own once
+// it reads from that client again; one stuck that long on a lock (a running apply's watchdog
+// ends its blockers within seconds) or idle is abandoned, and ended as before.
+func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64, spare time.Duration) (st sideState, busy bool, err error) {
 	deadline := time.Now().Add(stopAppliesWait)
 	clean := 0
 	for clean < 2 {
-		var left, named, unnamed int
+		var left, named, unnamed, working int
 		// CASE, not AND, so that only the gid's sessions are ever terminated; named counts them
-		// as they were before.
+		// as they were before. at_work is false when spare is 0.
 		qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
-		err := d.conn.QueryRowContext(qctx, `SELECT
-  count(*) FILTER (WHERE CASE WHEN application_name = $1 THEN NOT pg_terminate_backend(pid, 5000) ELSE false END),
-  count(*) FILTER (WHERE application_name = $1),
+		err := d.conn.QueryRowContext(qctx, `WITH s AS (
+  SELECT a.pid, a.application_name, a.state, a.query,
+    $3::float8 > 0 AND a.application_name = $1 AND CASE WHEN a.state = 'active'
+      THEN NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted AND l.waitstart < now() - make_interval(secs => $3))
+      ELSE a.state_change >= now() - make_interval(secs => $3) END AS at_work
+  FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend')
+SELECT
+  count(*) FILTER (WHERE CASE WHEN application_name = $1 AND NOT at_work THEN NOT pg_terminate_backend(pid, 5000) ELSE false END),
+  count(*) FILTER (WHERE application_name = $1 AND NOT at_work),
   count(*) FILTER (WHERE application_name = $2 AND state = 'active' AND
-    (starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name''')))
-FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
-			applySessionName(gid), applyAppName).Scan(&left, &named, &unnamed)
+    (starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name'''))),
+  count(*) FILTER (WHERE at_work)
+FROM s`,
+			applySessionName(gid), applyAppName, spare.Seconds()).Scan(&left, &named, &unnamed, &working)
 		cancel()
 		if err != nil {
-			return sideUnknown, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
+			return sideUnknown, false, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
+		}
+		if working > 0 {
+			return sideUnknown, true, nil
 		}
 		if left > 0 {
-			return sideUnknown, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
+			return sideUnknown, false, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
 		}
 		if unnamed > 0 || named > 0 {
 			clean = 0
@@ -415,17 +436,17 @@ FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client b
 			break
 		}
 		if time.Now().After(deadline) {
-			return sideUnknown, fmt.Errorf("%d apply session(s) on the %s database are busy and have not said yet which transaction they apply; "+
+			return sideUnknown, false, fmt.Errorf("%d apply session(s) on the %s database are busy and have not said yet which transaction they apply; "+
 				"one may be applying %s: try again", unnamed, d.side, gid)
 		}
 		select {
 		case <-ctx.Done():
-			return sideUnknown, ctx.Err()
+			return sideUnknown, false, ctx.Err()
 		case <-time.After(stopAppliesGap):
 		}
 	}
-	st, _, err := d.observe(ctx, gid, xid, false)
-	return st, err
+	st, _, err = d.observe(ctx, gid, xid, false)
+	return st, false, err
 }
 
 // stopApplies' bounds: how long it waits for busy apply sessions to name their gid, and the
@@ -622,9 +643,13 @@ func (r *Resolver) ResolveInTerm(ctx context.Context, term uint64) (Report, erro
 		if own == sidePrepared && other == sideNeither {
 			// Rolled back here on the word of the other database, it must not be prepared there
 			// later by an apply still running (stopApplies).
-			if other, err = otherDB.stopApplies(ctx, gid, xid); err != nil {
+			var busy bool
+			if other, busy, err = otherDB.stopApplies(ctx, gid, xid, r.cfg.Settle); err != nil {
 				errs = append(errs, fmt.Errorf("resolve %s: %w", gid, err))
 				continue
+			}
+			if busy {
+				continue // still being applied there: as young
 			}
 		}
 		steps, why := recoveryRule(own, other)
@@ -791,7 +816,7 @@ func (r *Resolver) DecideWith(ctx context.Context, gid string, commit bool, opts
 		return fmt.Errorf("resolve %s: %w", gid, err)
 	}
 	if !commit && other == sideNeither {
-		if other, err = otherDB.stopApplies(ctx, gid, xid); err != nil { // as in ResolveOnce
+		if other, _, err = otherDB.stopApplies(ctx, gid, xid, 0); err != nil { // as in ResolveOnce; an operator's decision ends them all
 			return fmt.Errorf("resolve %s: %w", gid, err)
 		}
 	}

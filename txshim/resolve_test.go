@@ -647,6 +647,8 @@ type lateApply struct {
 	readyName         string
 	// site and gid: the resolver's site and the gid, when not "a" and lateGID.
 	site, gid string
+	// settle: the resolver's Settle (a pass of tandem resolve), waited out before its pass.
+	settle time.Duration
 }
 
 // resolverEndsApply: with la running on the peer, blocked by a row lock on the way to its
@@ -693,7 +695,11 @@ func resolverEndsApply(t *testing.T, la lateApply) {
 	}()
 	waitFor(t, la.what, func() bool { return queryOne[int](t, p.pdb, la.ready, la.readyName) == 1 })
 
-	rep, err := NewResolver(ResolverConfig{Site: site, LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
+	if la.settle > 0 {
+		time.Sleep(la.settle + 500*time.Millisecond)
+	}
+	rep, err := NewResolver(ResolverConfig{Site: site, LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger(),
+		Settle: la.settle}).ResolveOnce(ctx)
 	if err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
 		t.Fatalf("resolver pass: %+v, %v; want %s rolled back", rep, err, gid)
 	}

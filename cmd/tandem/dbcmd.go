@@ -56,6 +56,8 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	// alone those prepared within the longest a commit may wait for the peer, and the margin a
 	// handover gives commits in flight beyond that (a window of commit_timeout alone rolled back
 	// commits still waiting for a decoder that was behind: a spurious failure for the client).
+	// Nor can it know a transaction's size, whose apply on the peer may take a second per MiB
+	// beyond that: an older one whose apply is still at work there is left alone too.
 	settle := resolveSettle(cfg.TxShim.CommitTimeout)
 	r := txshim.NewResolver(txshim.ResolverConfig{Site: cfg.Site, LocalDSN: cfg.TxShim.LocalDSN, PeerDSN: cfg.TxShim.PeerDSN,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)), Settle: settle})
@@ -130,7 +132,7 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			if before[side.name+" "+g] && !doubt[g] {
-				fmt.Fprintf(stdout, "left alone: %s (%s side): prepared less than %v ago, a running tandem may still be committing it; run tandem resolve again\n",
+				fmt.Fprintf(stdout, "left alone: %s (%s side): prepared less than %v ago, or still being applied on the peer's database: a running tandem may still be committing it; run tandem resolve again\n",
 					g, side.name, settle)
 				unsettled = true
 			}
