@@ -888,18 +888,48 @@ FROM pg_prepared_xacts`).Scan(&prepared, &others); err != nil {
 	// The lost slot is the sign that the peer lacks what it held: once made anew, nothing else
 	// would tell a later catch-up (of this process or, after a restart, the next) that the peer
 	// is owed a copy, were this resync refused, failed or killed before its copy commits
-	// (TestResyncRefusedKeepsSlotLoss). So the peer records it first.
+	// (TestResyncRefusedKeepsSlotLoss). So the peer records it first, in a transaction that
+	// checks the peer's term record first, as the copy does (DESIGN §3 fencing): a master that
+	// lost its role without knowing yet left the mark in its successor's database, which then
+	// needed a full resync for nothing, and made its own slot anew, before the copy refused it
+	// (TestResyncLostSlotRefusesNewerTerm).
 	peer, err := OpenDB(s.cfg.PeerDSN)
 	if err != nil {
 		return fmt.Errorf("resync: peer database: %w", err)
 	}
 	defer peer.Close()
-	if _, err := peer.ExecContext(ctx, `INSERT INTO tandem.decisions (gid) VALUES ($1) ON CONFLICT (gid) DO NOTHING`, owedGID(s.cfg.Site)); err != nil {
-		return fmt.Errorf("resync: peer database: record that it is owed a copy, before the lost slot is made anew: %w", err)
+	if err := markOwed(ctx, peer, s.term.Load(), s.cfg.Site); err != nil {
+		return err
 	}
 	if err := s.renewSlot(ctx, db); err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
 	s.logger.Warn("resync: the lost replication slot was made anew", "slot", SlotName(s.cfg.Site), "existed", info.Exists)
+	return nil
+}
+
+// markOwed records on peer that it is owed a copy of site's database (owedGID), in a
+// transaction that checks peer's term record first when term is above 0; that refusal wraps
+// ErrStaleTerm.
+func markOwed(ctx context.Context, peer *sql.DB, term uint64, site string) error {
+	tx, err := peer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("resync: peer database: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit: sql.ErrTxDone, nothing done
+	if term > 0 {
+		if _, err := tx.ExecContext(ctx, `SELECT tandem.check_term($1, $2)`, int64(term), site); err != nil {
+			if pgErrCode(err) == sqlstateStaleTerm {
+				return fmt.Errorf("resync: peer: %w: %w", ErrStaleTerm, err)
+			}
+			return fmt.Errorf("resync: peer: term check: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tandem.decisions (gid) VALUES ($1) ON CONFLICT (gid) DO NOTHING`, owedGID(site)); err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("resync: peer database: record that it is owed a copy, before the lost slot is made anew: %w", err)
+	}
 	return nil
 }
