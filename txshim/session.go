@@ -1660,15 +1660,17 @@ func (s *session) relayCopyIn() error {
 			}
 			return s.relayUntilSync()
 		case 'H', 'S':
-			// Ignored by the backend during copy-in: passed on for an extended COPY, whose
-			// request a Sync ends once the COPY failed. Dropped for a simple Query's: once a
-			// bad row ended it, the backend would answer a Sync with a ReadyForQuery of its own,
-			// taken for the reply to the shim's next statement (its ROLLBACK), whose replies
-			// then reached the client. Either way the data before it goes on to the backend
-			// unless more follows at once: held, a bad row's error would wait for the client's
-			// next message (TestCopyDataFlushedAtClientFlush).
+			// Ignored by the backend during copy-in. A Sync is dropped: once a bad row ended
+			// the COPY, the backend would answer it with a ReadyForQuery of its own — for a
+			// simple Query's, taken for the reply to the shim's next statement (its ROLLBACK),
+			// whose replies then reached the client; for an extended one's, the request's, the
+			// Sync after the CopyDone then drawing one more that did the same
+			// (TestExtCopyMidSyncAfterError). A Flush passes for an extended COPY. Either way
+			// the data before it goes on to the backend unless more follows at once: held, a
+			// bad row's error would wait for the client's next message
+			// (TestCopyDataFlushedAtClientFlush).
 			flush := s.cr.r.Buffered() == 0
-			if !s.lastExt {
+			if !s.lastExt || typ == 'S' {
 				if flush {
 					if err := s.bw.Flush(); err != nil {
 						return err
