@@ -869,6 +869,16 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: !lacking}
 	if !m.writeTerm(x, rec) {
 		m.hold(x, fmt.Sprintf("term %d not saved", a.Term))
+		if r := x.dbRec; x.db && r.Term >= a.Term && r.Master != x.site {
+			// Node.promote: refused for another master's record of this term or a newer one
+			// (recordStore.Load), the site takes it.
+			x.record, x.meta.Record = r, r
+			if x.meta.Released != 0 && r.Term > x.meta.Released {
+				x.meta.Released, x.meta.ReleasedTo = 0, ""
+			}
+			m.logf("%s adopts %+v from its own database", x.site, r)
+			return
+		}
 		x.meta.Record = rec
 		return
 	}

@@ -1446,6 +1446,24 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		// term of any other master): publish the term, as a failed BeforePromote does, so
 		// that the others take a newer one.
 		n.holdPromotion(a.Term, fmt.Errorf("term record not saved: %w", err))
+		// Unless the store refused it for the record it holds: another master's of this
+		// term or a newer one (the other site promoted too, and wrote its term into this
+		// site's database first). That record is this site's word then, as the database's
+		// is after a restart (recordStore.Load): published as this site's own, a term it
+		// never held, it would keep this site from ever taking that master's records of the
+		// term (Adopt), so the master going solo would wait in vain for its acknowledgement.
+		// As in the refusal above, a split brain the own record shows is noted first.
+		if held, lerr := n.store.Load(); lerr == nil && held.Term >= a.Term && held.Master != n.cfg.Site {
+			now := time.Now()
+			n.mu.Lock()
+			v := n.viewLocked(now)
+			n.mu.Unlock()
+			v.Members = append(v.Members, Member{Meta: Meta{Site: held.Master, Record: held}})
+			n.checkSplitBrain(v)
+			if _, ok := n.adopt(held, own, now); ok {
+				return
+			}
+		}
 		n.mu.Lock()
 		n.meta.Record = rec
 		n.encodeLocked()
