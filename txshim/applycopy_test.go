@@ -45,17 +45,21 @@ func TestCopyApply(t *testing.T) {
 	s.Rollback(gid)
 	p.pdb.Exec(`DELETE FROM bulk`)
 
-	// The peer's apply session is ended while its COPY runs: an open transaction of the peer's
-	// holds row 1000's key, so the COPY waits there — the rows before it sent, the rest (20 MB)
-	// still to come — however fast or slow the machine.
-	blocker, err := p.pdb.Begin()
-	if err != nil {
+	// The peer's apply session is ended while its COPY runs: a transaction of the peer's holds
+	// row 1000's key, so the COPY waits there — the rows before it sent, the rest (20 MB) still
+	// to come — however fast or slow the machine. A prepared one: the apply's watchdog ends a
+	// session that blocks it (after blockerGrace), and a watcher slowed that long by a loaded
+	// machine saw the COPY go through and Prepare succeed; it spares prepared transactions.
+	const blockerGID = "test_copy_blocker"
+	if _, err := p.pdb.Exec(`BEGIN; INSERT INTO bulk VALUES (1000, 'holds the key', 0); PREPARE TRANSACTION '` + blockerGID + `'`); err != nil {
 		t.Fatal(err)
 	}
-	defer blocker.Rollback()
-	if _, err := blocker.Exec(`INSERT INTO bulk VALUES (1000, 'holds the key', 0)`); err != nil {
-		t.Fatal(err)
-	}
+	blocking := true
+	defer func() {
+		if blocking {
+			p.pdb.Exec(`ROLLBACK PREPARED '` + blockerGID + `'`)
+		}
+	}()
 	gid = gidFor("a", 1, 101)
 	prepareLocal(t, p.ldb, gid, `INSERT INTO bulk SELECT g, repeat('x', 200), g FROM generate_series(1, 100000) g`)
 	// Watched until Prepare returns: on a loaded machine decoding the transaction alone may
@@ -92,9 +96,8 @@ WHERE starts_with(application_name, $1) AND query LIKE 'COPY%' AND state = 'acti
 	if took > 10*time.Second {
 		t.Errorf("the apply took %v to notice its connection ended", took)
 	}
-	if err := blocker.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	p.peer.Exec(t, `ROLLBACK PREPARED '`+blockerGID+`'`)
+	blocking = false
 	p.local.Exec(t, "ROLLBACK PREPARED "+sqlLiteral(gid))
 	if err := s.CatchUp(capCtx(t, 30*time.Second), nil); err != nil {
 		t.Fatal(err)
