@@ -179,9 +179,12 @@ type session struct {
 	items        []item
 	lastExt      bool // the last request was extended protocol (COPY ends with an extra Sync)
 	copyEndedExt bool // a CopyDone/CopyFail of an extended COPY was just relayed
-	scratch      []byte
-	scratchOwn   []byte
-	undo         []stmtUndo // what the buffered messages changed in stmts (revertStmts)
+	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
+	// COPY's end sends copyMark behind them.
+	copySyncs  int
+	scratch    []byte
+	scratchOwn []byte
+	undo       []stmtUndo // what the buffered messages changed in stmts (revertStmts)
 	// parsed: the statements a Parse of the extended request being received (up to its Sync)
 	// defined, as parsed. A Bind after it in the request finds the new one for sure, whatever
 	// PostgreSQL held before: were the Parse skipped or failed (a name still in use, 42P05),
@@ -442,7 +445,12 @@ type pending struct {
 	// CommandComplete is held back (result.held), as PostgreSQL commits before it completes the
 	// last statement and sends a commit's error in its place.
 	holdTag bool
-	kept    bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
+	// copyMark: the entry is the shim's empty Query (copyMark) sent right behind the end of a
+	// passed-through COPY FROM STDIN whose client sent Syncs during it: every ReadyForQuery
+	// before its EmptyQueryResponse (markSeen) answers one of those Syncs, and goes to the
+	// client without ending the entry.
+	copyMark, markSeen bool
+	kept               bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
 	// transaction; the notices PostgreSQL raises while it commits (a deferred trigger's RAISE)
 	// reach the client, as from the COMMIT PostgreSQL would have run.
@@ -762,7 +770,14 @@ func (s *session) clientLoop(ctx context.Context) error {
 		switch open := s.copyMessage(typ); {
 		case open && (typ == 'H' || typ == 'S'):
 			// The backend ignores Flush and Sync in copy-in mode: they pass as they are, and
-			// start no request of their own (one left open would meet the next request).
+			// start no request of their own (one left open would meet the next request). But
+			// once a bad row ended the COPY, the backend answers each Sync after it with a
+			// ReadyForQuery, as PostgreSQL does, which no entry awaits: the COPY's end sends
+			// copyMark, which tells them from the replies to the client's next request
+			// (TestPassedCopyMidSync).
+			if typ == 'S' {
+				s.copySyncs++
+			}
 			if err := s.forward(typ, body, true); err != nil {
 				return err
 			}
@@ -793,7 +808,9 @@ func (s *session) clientLoop(ctx context.Context) error {
 				// An extended COPY ends with a second Sync; its ReadyForQuery answers the entry
 				// of the first one, which the backend ignored while in copy-in mode.
 				s.copyEndedExt = false
-				err = s.forward(typ, body, true)
+				if err = s.forward(typ, body, s.copySyncs == 0); err == nil {
+					err = s.copyMark()
+				}
 				break
 			}
 			err = s.handleExt(ctx, typ, body)
@@ -811,6 +828,9 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			err = s.forward(typ, body, true)
 			s.copyEndedExt = s.lastExt
+			if err == nil && !s.lastExt {
+				err = s.copyMark()
+			}
 		case 'F':
 			err = s.handleFunctionCall(ctx, typ, body)
 		case 'X':
@@ -823,6 +843,19 @@ func (s *session) clientLoop(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// copyMark sends, when the client sent Syncs during the passed-through COPY FROM STDIN whose
+// end was just relayed (copySyncs), an empty Query of the shim's own: the backend answers those
+// Syncs it read once a bad row had ended the COPY with a ReadyForQuery each, which serverLoop
+// relays to the client up to the Query's EmptyQueryResponse, whatever entry the client's next
+// request queued meanwhile. None is taken for the reply to another entry.
+func (s *session) copyMark() error {
+	if s.copySyncs == 0 {
+		return nil
+	}
+	s.copySyncs = 0
+	return s.sendQuery("", &pending{copyMark: true}, true)
 }
 
 // serverLoop reads the backend and dispatches each reply by the pending entry at the head of
@@ -920,6 +953,19 @@ func (s *session) serverLoop() {
 				}
 			}
 			cur.r.held = nil
+		}
+		if cur != nil && cur.copyMark && !cur.markSeen {
+			if typ == 'I' {
+				cur.markSeen = true
+				continue
+			}
+			if typ == 'Z' {
+				// A Sync's during the COPY (copyMark).
+				if err := s.toClient(typ, body, s.br.r.Buffered() == 0); err != nil {
+					return
+				}
+				continue
+			}
 		}
 		switch typ {
 		case 'Z':

@@ -1,0 +1,135 @@
+package txshim
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// quiet reads what the server sends until nothing more comes for a while, and returns the
+// messages' types (an error's with its code, a ReadyForQuery's with its status).
+func (r *rawSession) quiet() string {
+	r.t.Helper()
+	var seen strings.Builder
+	for {
+		r.conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		m, err := r.fe.Receive()
+		if ne := (net.Error)(nil); errors.As(err, &ne) && ne.Timeout() {
+			r.conn.SetReadDeadline(time.Time{})
+			return seen.String()
+		}
+		if err != nil {
+			r.t.Fatalf("after %q: %v", seen.String(), err)
+		}
+		b, _ := m.Encode(nil)
+		seen.WriteByte(b[0])
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			seen.WriteString("(" + m.Code + ")")
+		case *pgproto3.ReadyForQuery:
+			seen.WriteString("(" + string(m.TxStatus) + ")")
+		case *pgproto3.CommandComplete:
+			seen.WriteString("(" + string(m.CommandTag) + ")")
+		}
+	}
+}
+
+// TestPassedCopyMidSync: an extended-protocol COPY FROM STDIN the shim passes through (in the
+// client's own transaction block), whose client sends a Sync before its CopyDone and Sync.
+// PostgreSQL ignores that Sync while it copies; once a bad row ended the COPY, it answers it
+// with a ReadyForQuery (the request's), and the Sync after the CopyDone with one more, which
+// the shim took for the reply to the client's next request (a COMMIT sent behind it): the
+// session's status stayed that of the failed block, and a write after it ran unwrapped,
+// committed on the local database alone. The client must get what PostgreSQL sends, whether it
+// waits for the replies or sends on at once, and the writes after must be dual commits.
+func TestPassedCopyMidSync(t *testing.T) {
+	t.Parallel()
+	c, peer, dual := dualShim(t)
+	solo := startShim(t, c, Options{}, ModeSolo, 1)
+	cases := []struct {
+		name string
+		good bool // the row before the mid-COPY Sync is good
+		// piped: the mid-COPY Sync, CopyDone, Sync and the next queries go in one write (2), or
+		// the replies to the row and the mid-COPY Sync are read first (1), or every step's (0).
+		piped int
+		shim  *testShim
+	}{
+		{"dual/bad", false, 0, dual},
+		{"dual/bad/waited", false, 1, dual},
+		{"dual/bad/piped", false, 2, dual},
+		{"dual/good", true, 0, dual},
+		{"dual/good/waited", true, 1, dual},
+		{"dual/good/piped", true, 2, dual},
+		{"solo/bad/waited", false, 1, solo},
+		{"solo/good/waited", true, 1, solo},
+	}
+	base := 1000
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { // one after another: the peer's calls are the case's
+			var got [2]string
+			var calls []string
+			for i, via := range []string{"PostgreSQL", "shim"} {
+				base += 10
+				var r *rawSession
+				if via == "PostgreSQL" {
+					r = dialRawDSN(t, c.DSN(c.Database()))
+				} else {
+					r = dialRaw(t, tc.shim)
+				}
+				r.t = t
+				var out strings.Builder
+				step := func(msgs ...pgproto3.FrontendMessage) {
+					sendMsgs(t, r, msgs...)
+					out.WriteString(r.quiet() + " | ")
+				}
+				step(&pgproto3.Query{String: "BEGIN"})
+				step(&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", base)})
+				step(&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+				row := "bad\n"
+				if tc.good {
+					row = fmt.Sprintf("%d\t0\n", base+1)
+				}
+				// The block's end: PostgreSQL answers it once the COPY's replies are out.
+				next := []pgproto3.FrontendMessage{&pgproto3.Query{String: "COMMIT"}}
+				switch tc.piped {
+				case 2:
+					step(append([]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte(row)}, &pgproto3.Sync{}, &pgproto3.CopyDone{}, &pgproto3.Sync{}}, next...)...)
+				case 1:
+					step(&pgproto3.CopyData{Data: []byte(row)}, &pgproto3.Sync{})
+					step(append([]pgproto3.FrontendMessage{&pgproto3.CopyDone{}, &pgproto3.Sync{}}, next...)...)
+				default:
+					step(&pgproto3.CopyData{Data: []byte(row)}, &pgproto3.Sync{})
+					step(&pgproto3.CopyDone{}, &pgproto3.Sync{})
+					for _, m := range next {
+						step(m)
+					}
+				}
+				// A write after, which a dual shim commits on both sides, and reads.
+				step(&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", base+5)})
+				step(&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)})
+				step(&pgproto3.Parse{Query: "SELECT 7"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
+				got[i] = out.String()
+				if via == "PostgreSQL" {
+					continue
+				}
+				calls = peer.take()
+			}
+			// The steps' bounds are where replies paused (quiet), which the load may move.
+			if strings.ReplaceAll(got[0], " | ", "") != strings.ReplaceAll(got[1], " | ", "") {
+				t.Errorf("the shim sent\n%s\nwhere PostgreSQL sent\n%s", got[1], got[0])
+			}
+			if tc.shim == dual {
+				n := 1 // the INSERT after the block
+				if tc.good {
+					n++ // the COMMIT
+				}
+				checkDual(t, calls, n)
+			}
+		})
+	}
+}
