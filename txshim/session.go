@@ -1698,7 +1698,10 @@ func (s *session) relayCopyIn() error {
 				return err
 			}
 		case 'c', 'f':
-			if err := s.forward(typ, body, !s.lastExt); err != nil {
+			// Sent on at once unless the client's Sync (or more) follows: the backend fails a
+			// bad last row (one without its newline) at the CopyDone, and PostgreSQL sends that
+			// error at once (TestExtCopyEndErrorSentAtOnce).
+			if err := s.forward(typ, body, !s.lastExt || s.cr.r.Buffered() == 0); err != nil {
 				return err
 			}
 			if !s.lastExt {
