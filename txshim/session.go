@@ -1017,7 +1017,10 @@ func (s *session) serverLoop() {
 			case s.copyInOpen():
 				// A COPY the shim runs failed while the client streams its data: it gets the
 				// error now, as from PostgreSQL, and may stop sending (else it would only at its
-				// CopyDone, or never for an endless source).
+				// CopyDone, or never for an endless source). For a COPY the shim runs,
+				// copyInOpen holds up to this reply, past the client's CopyDone: the reply to an
+				// extended COPY's request flushes what the client was sent for it so far, before
+				// the shim's own statements run.
 				err = s.flushClient()
 			}
 			s.mu.Lock()
@@ -1191,10 +1194,11 @@ func (s *session) serverLoop() {
 			continue
 		}
 		if fwd {
-			// An error that ends a COPY FROM STDIN while the client streams its data goes out
-			// at once, as PostgreSQL flushes every error, though the shim makes the request's
-			// ReadyForQuery (an extended COPY's comes only after the client's next Sync):
-			// TestExtCopyErrorSentAtOnce. So does what answers a Flush after an extended
+			// An error that ends a COPY FROM STDIN (copyInOpen: while the client streams its
+			// data, or at its CopyDone) goes out at once, as PostgreSQL flushes every error,
+			// though the shim makes the request's ReadyForQuery (an extended COPY's comes only
+			// after the client's next Sync): TestExtCopyErrorSentAtOnce,
+			// TestExtCopyEndErrorSentAtOnce. So does what answers a Flush after an extended
 			// COPY's end (copyFlush).
 			flush := (!hold || typ == 'E' && s.copyInOpen() || s.copyFlush.Load()) && s.br.r.Buffered() == 0
 			if err := s.toClient(typ, body, flush); err != nil {
@@ -1835,7 +1839,12 @@ func (s *session) copyHeld() bool {
 	return false
 }
 
-// copyInOpen tells whether the client was handed a CopyInResponse and has not ended its data.
+// copyInOpen tells whether the client was handed a CopyInResponse and the COPY is not over:
+// for a passed-through COPY, until the client's CopyDone or CopyFail (copyMessage); for one the
+// shim runs (relayCopyIn, which counts no end), until the reply that empties the queue — the
+// request's ReadyForQuery, past the client's CopyDone, so that an error the backend raises at
+// that CopyDone (a bad last row without its newline) goes out at once too
+// (TestExtCopyEndErrorSentAtOnce).
 func (s *session) copyInOpen() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
