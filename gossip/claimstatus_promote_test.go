@@ -29,7 +29,7 @@ func TestNodeClaimDecisionNotStaleWhilePromoting(t *testing.T) {
 	w := run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
 	b := run(t, cfgB, Options{BeforePromote: slow})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
 
 	// The witness comes back with a longer fence_delay: it votes only that long after its
 	// start, well after site2's claim of the next term has settled.

@@ -18,7 +18,7 @@ func TestNodeClaimDecisionSaysWhy(t *testing.T) {
 	w := run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
 	b := run(t, cfgB, Options{})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
 
 	w.kill()
 	if err := os.RemoveAll(cfgW.DataDir); err != nil {
@@ -34,9 +34,18 @@ func TestNodeClaimDecisionSaysWhy(t *testing.T) {
 		return b.meta.Claim != 0
 	})
 	time.Sleep(3 * time.Second) // the claim has settled long since; it waits for the witness's vote
-	st := b.State()
-	if st.Role == RoleMaster {
-		t.Fatalf("site2 took term %d without the witness's vote", st.Term)
+	// On a loaded machine site2 may lose sight of the witness for a moment (its decision then
+	// says it has no majority, then that it regained it less than fence_delay ago): what it
+	// says once it sees the majority again, for longer than fence_delay, is what counts.
+	var st State
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st = b.State()
+		if st.Role == RoleMaster {
+			t.Fatalf("site2 took term %d without the witness's vote", st.Term)
+		}
+		if strings.Contains(st.Decision, "votes") || time.Now().After(end) {
+			break
+		}
 	}
 	t.Logf("site2 waits: %s", st.Decision)
 	if !strings.Contains(st.Decision, "votes") {

@@ -31,7 +31,23 @@ func TestNodeFailbackDelayAfterSwitchoverFence(t *testing.T) {
 	waitFor(t, 15*time.Second, "site1 master", master(a, b))
 	time.Sleep(delay + time.Second) // site1 has qualified for longer than failback_delay
 	waitFor(t, 5*time.Second, "site1 master still", master(a, b))
-	if err := a.Switchover("site2"); err != nil {
+	// site1 may have taken a newer term moments ago (a flap under load fenced it, and it took
+	// the role again), which site2 has not adopted yet: it is not ready for a switchover until
+	// it has.
+	var err error
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		prev := err
+		if err = a.Switchover("site2"); err == nil {
+			if prev != nil {
+				t.Logf("switchover accepted once site2 was ready (refused before: %v)", prev)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "site2 master", master(b, a))

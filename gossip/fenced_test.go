@@ -48,7 +48,7 @@ func TestFencedRecordsPeerLacks(t *testing.T) {
 	run(t, cfgW, Options{Cut: cutW.cut})
 	a := run(t, cfgA, Options{Cut: cutA.cut})
 	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
 	term := a.State().Term
 
 	cutA.set(addrB, addrW)

@@ -356,7 +356,7 @@ func TestNodeWitness(t *testing.T) {
 	w := run(t, cfgW, Options{})
 	a := run(t, cfgA, Options{})
 	b := run(t, cfgB, Options{})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
 	waitFor(t, 2*time.Second, "the witness sees site1 as master", func() bool {
 		s := w.State()
 		return s.Role == RoleWitness && s.Master == "site1"
@@ -582,7 +582,7 @@ func TestNodeSoloAckedByWitnessOnly(t *testing.T) {
 	w := run(t, cfgW, Options{Cut: cutW.cut})
 	a := run(t, cfgA, Options{Cut: cutA.cut})
 	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 6*time.Second, "site1 master with a witness", master(a, b))
+	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
 	rec := a.State().Record
 	waitFor(t, 5*time.Second, "site2 holds site1's synced record", func() bool { return b.State().Record == rec && rec.PeerSynced })
 
