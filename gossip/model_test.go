@@ -868,10 +868,9 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 	lacking := own.Term != 0 && own.Master == x.site && !own.PeerSynced
 	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: !lacking}
 	if !m.writeTerm(x, rec) {
-		m.hold(x, fmt.Sprintf("term %d not saved", a.Term))
 		if r := x.dbRec; x.db && r.Term >= a.Term && r.Master != x.site {
 			// Node.promote: refused for another master's record of this term or a newer one
-			// (recordStore.Load), the site takes it.
+			// (recordStore.Load), the site takes it, and does not stand aside.
 			x.record, x.meta.Record = r, r
 			if x.meta.Released != 0 && r.Term > x.meta.Released {
 				x.meta.Released, x.meta.ReleasedTo = 0, ""
@@ -879,6 +878,7 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 			m.logf("%s adopts %+v from its own database", x.site, r)
 			return
 		}
+		m.hold(x, fmt.Sprintf("term %d not saved", a.Term))
 		x.meta.Record = rec
 		return
 	}

@@ -1445,14 +1445,15 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		// the Save may have gone part of the way (into its database, which then refuses this
 		// term of any other master): publish the term, as a failed BeforePromote does, so
 		// that the others take a newer one.
-		n.holdPromotion(a.Term, fmt.Errorf("term record not saved: %w", err))
 		// Unless the store refused it for the record it holds: another master's of this
 		// term or a newer one (the other site promoted too, and wrote its term into this
 		// site's database first). That record is this site's word then, as the database's
 		// is after a restart (recordStore.Load): published as this site's own, a term it
 		// never held, it would keep this site from ever taking that master's records of the
 		// term (Adopt), so the master going solo would wait in vain for its acknowledgement.
-		// As in the refusal above, a split brain the own record shows is noted first.
+		// As in the refusal above, a split brain the own record shows is noted first, and, as
+		// there, the site does not stand aside: it is a backup of that master's term, which it
+		// must be ready to take over (nothing of its own failed, and it claims no more).
 		if held, lerr := n.store.Load(); lerr == nil && held.Term >= a.Term && held.Master != n.cfg.Site {
 			now := time.Now()
 			n.mu.Lock()
@@ -1461,9 +1462,12 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			v.Members = append(v.Members, Member{Meta: Meta{Site: held.Master, Record: held}})
 			n.checkSplitBrain(v)
 			if _, ok := n.adopt(held, own, now); ok {
+				n.log.Warn("cannot promote: the database holds another master's term", "term", a.Term, "err", err,
+					"held_term", held.Term, "held_master", held.Master)
 				return
 			}
 		}
+		n.holdPromotion(a.Term, fmt.Errorf("term record not saved: %w", err))
 		n.mu.Lock()
 		n.meta.Record = rec
 		n.encodeLocked()

@@ -83,3 +83,67 @@ func TestNodeSaveRefusedAdoptsDatabaseRecord(t *testing.T) {
 		t.Fatalf("site2 %s of term %d, want backup of term 7", st.Role, st.Term)
 	}
 }
+
+// TestNodeSaveRefusedAdoptionNoStandAside: site2's promotion of term 7 was refused by its
+// database for site1's record of that term, and site2 took that record (as
+// TestNodeSaveRefusedAdoptsDatabaseRecord). It is then a backup of site1's term, current once
+// site1 says synced, as after the refusal of CheckPromote for a newer term, which takes the
+// record without standing aside: site1 releasing the term (its server failed) must find site2
+// ready to take over, not standing aside for promoteHold after a promotion that did not fail
+// for anything of site2's own.
+func TestNodeSaveRefusedAdoptionNoStandAside(t *testing.T) {
+	t.Parallel()
+	cfg := siteConfig(t, "site2", 2, freeAddr(t))
+	store := &memStore{rec: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}
+	store.fail = func(_ int, r TermRecord) error {
+		if r.Term < store.rec.Term || (r.Term == store.rec.Term && r.Master != store.rec.Master) {
+			return fmt.Errorf("write term record %d/%s: database is at term %d (master %s): stale term", r.Term, r.Master, store.rec.Term, store.rec.Master)
+		}
+		return nil
+	}
+	site1 := &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: false, DBReachable: true, Role: RoleBackup,
+		Record: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}, hasMeta: true, mlAlive: true, alive: true, since: time.Now()}
+	var promoted []uint64
+	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
+		CheckPromote: func(ctx context.Context, term uint64) error {
+			if term == 7 {
+				// site1 promoted term 7 too, and wrote it into site2's database first.
+				store.mu.Lock()
+				store.rec = TermRecord{Term: term, Master: "site1"}
+				store.mu.Unlock()
+			}
+			return nil
+		},
+		BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+			promoted = append(promoted, term)
+			return true, nil
+		}})
+	n.meta.ServerHealthy = true
+	n.mu.Lock()
+	n.peers["site1"] = site1
+	n.mu.Unlock()
+	ctx := t.Context()
+	n.decide(ctx, ml)
+	if len(promoted) != 0 {
+		t.Fatalf("site2 promoted over a database that refused its term: %v", promoted)
+	}
+	// site1 is master of term 7, synced, then its server fails: it releases the term.
+	n.mu.Lock()
+	site1.meta.Role, site1.meta.ServerHealthy = RoleMaster, true
+	site1.meta.Record = TermRecord{Term: 7, Master: "site1", PeerSynced: true, Seq: nextSeq(0)}
+	n.mu.Unlock()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	n.mu.Lock()
+	site1.meta.Role, site1.meta.ServerHealthy = RoleBackup, false
+	site1.meta.Released = 7
+	n.mu.Unlock()
+	for range 3 {
+		n.decide(ctx, ml)
+	}
+	if st := n.State(); st.Role != RoleMaster || st.Term != 8 {
+		t.Fatalf("site2 %s of term %d (%s) after site1 released term 7, want master of term 8 (promotions %v)",
+			st.Role, st.Term, st.Decision, promoted)
+	}
+}
