@@ -17,15 +17,8 @@ func TestExtCopyEndErrorSentAtOnce(t *testing.T) {
 	t.Parallel()
 	c, peer, s := dualShim(t)
 	for _, via := range []string{"PostgreSQL", "shim"} {
-		r := dialRaw(t, s)
-		if via == "PostgreSQL" {
-			r = dialRawDSN(t, c.DSN(c.Database()))
-		}
-		r.t = t
-		sendMsgs(t, r, &pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-		if got, err := r.until('G'); err != nil {
-			t.Fatalf("%s: COPY: %q %v", via, got, err)
-		}
+		r := dialVia(t, via, c, s)
+		startExtCopy(t, via, r)
 		sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad")}, &pgproto3.CopyDone{})
 		r.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 		m, err := r.fe.Receive()

@@ -18,10 +18,7 @@ func TestExtCopyMidSyncAfterError(t *testing.T) {
 	_, peer, s := dualShim(t)
 	for i := 0; i < 4; i++ {
 		r := dialRaw(t, s)
-		sendMsgs(t, r, &pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-		if got, err := r.until('G'); err != nil {
-			t.Fatalf("COPY: %q %v", got, err)
-		}
+		startExtCopy(t, "shim", r)
 		sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{})
 		r.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 		m, err := r.fe.Receive()

@@ -75,13 +75,7 @@ func TestPassedCopyMidSync(t *testing.T) {
 			var calls []string
 			for i, via := range []string{"PostgreSQL", "shim"} {
 				base += 10
-				var r *rawSession
-				if via == "PostgreSQL" {
-					r = dialRawDSN(t, c.DSN(c.Database()))
-				} else {
-					r = dialRaw(t, tc.shim)
-				}
-				r.t = t
+				r := dialVia(t, via, c, tc.shim)
 				var out strings.Builder
 				step := func(msgs ...pgproto3.FrontendMessage) {
 					sendMsgs(t, r, msgs...)

@@ -625,13 +625,19 @@ func TestResolverOutsideLeavesInFlight(t *testing.T) {
 // afterwards — which recovery would commit whenever the own site is out of reach.
 func TestResolverEndsLateApply(t *testing.T) {
 	t.Parallel()
-	resolverEndsApply(t, lateApply{
+	resolverEndsApply(t, lockedLateApply())
+}
+
+// lockedLateApply is the late apply of TestResolverEndsLateApply: named for lateGID, waiting for
+// the row lock on kv's row 1, and then preparing lateGID.
+func lockedLateApply() lateApply {
+	return lateApply{
 		startName: applyAppName + " " + lateGID,
 		script:    `BEGIN; UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION ` + sqlLiteral(lateGID),
 		what:      "the orphaned apply to wait for the row lock",
 		ready:     `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
 		readyName: applyAppName + " " + lateGID,
-	})
+	}
 }
 
 // lateGID is the gid resolverEndsApply prepares locally.

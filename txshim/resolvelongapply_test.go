@@ -87,14 +87,9 @@ UPDATE kv SET v = 'long' WHERE k = 1; SELECT pg_sleep(4); PREPARE TRANSACTION `+
 // the outside pass still ends it and settles the gid, as TestResolverEndsLateApply's does.
 func TestResolverOutsideEndsStuckApply(t *testing.T) {
 	t.Parallel()
-	resolverEndsApply(t, lateApply{
-		startName: applyAppName + " " + lateGID,
-		script:    `BEGIN; UPDATE kv SET v = 'late' WHERE k = 1; PREPARE TRANSACTION ` + sqlLiteral(lateGID),
-		what:      "the orphaned apply to wait for the row lock",
-		ready:     `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
-		readyName: applyAppName + " " + lateGID,
-		settle:    time.Second,
-	})
+	la := lockedLateApply()
+	la.settle = time.Second
+	resolverEndsApply(t, la)
 }
 
 // TestResolverOutsideEndsIdleApply: likewise an apply session idle in its transaction since
