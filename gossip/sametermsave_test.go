@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // TestNodeSaveRefusedAdoptsDatabaseRecord: both sites promoted term 7 at once (stale views
@@ -20,17 +22,8 @@ import (
 func TestNodeSaveRefusedAdoptsDatabaseRecord(t *testing.T) {
 	t.Parallel()
 	cfg := siteConfig(t, "site2", 2, freeAddr(t))
-	// The store is site2's database: terms only grow there, and it refuses another master's
-	// record of the term it holds (txshim.WriteTermRecord).
-	store := &memStore{rec: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}
-	store.fail = func(_ int, r TermRecord) error {
-		if r.Term < store.rec.Term || (r.Term == store.rec.Term && r.Master != store.rec.Master) {
-			return fmt.Errorf("write term record %d/%s: database is at term %d (master %s): stale term", r.Term, r.Master, store.rec.Term, store.rec.Master)
-		}
-		return nil
-	}
-	site1 := &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: false, DBReachable: true, Role: RoleBackup,
-		Record: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}, hasMeta: true, mlAlive: true, alive: true, since: time.Now()}
+	// The store is site2's database, which refuses another master's record of its term.
+	store, site1 := sameTermStore(), sameTermSite1()
 	var promoted bool
 	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
 		CheckPromote: func(ctx context.Context, term uint64) error {
@@ -45,24 +38,14 @@ func TestNodeSaveRefusedAdoptsDatabaseRecord(t *testing.T) {
 			promoted = true
 			return true, nil
 		}})
-	n.meta.ServerHealthy = true
-	n.mu.Lock()
-	n.peers["site1"] = site1
-	n.mu.Unlock()
 	ctx := t.Context()
-	n.decide(ctx, ml)
+	sameTermJoin(ctx, n, ml, site1)
 	if promoted || n.State().Role == RoleMaster {
 		t.Fatalf("site2 promoted over a database that refused its term: %s", n.State().Role)
 	}
 	// site1 is master of term 7 where site2 sees it, then goes solo: it waits for site2 to
 	// publish its record (AwaitRecord) before its first solo commit.
-	n.mu.Lock()
-	site1.meta.Role, site1.meta.ServerHealthy = RoleMaster, true
-	site1.meta.Record = TermRecord{Term: 7, Master: "site1", PeerSynced: true, Seq: nextSeq(0)}
-	n.mu.Unlock()
-	for range 3 {
-		n.decide(ctx, ml)
-	}
+	sameTermSite1Master(ctx, n, ml, site1)
 	n.mu.Lock()
 	site1.meta.Record = TermRecord{Term: 7, Master: "site1", PeerSynced: false, Seq: nextSeq(site1.meta.Record.Seq)}
 	n.mu.Unlock()
@@ -94,15 +77,7 @@ func TestNodeSaveRefusedAdoptsDatabaseRecord(t *testing.T) {
 func TestNodeSaveRefusedAdoptionNoStandAside(t *testing.T) {
 	t.Parallel()
 	cfg := siteConfig(t, "site2", 2, freeAddr(t))
-	store := &memStore{rec: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}
-	store.fail = func(_ int, r TermRecord) error {
-		if r.Term < store.rec.Term || (r.Term == store.rec.Term && r.Master != store.rec.Master) {
-			return fmt.Errorf("write term record %d/%s: database is at term %d (master %s): stale term", r.Term, r.Master, store.rec.Term, store.rec.Master)
-		}
-		return nil
-	}
-	site1 := &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: false, DBReachable: true, Role: RoleBackup,
-		Record: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}, hasMeta: true, mlAlive: true, alive: true, since: time.Now()}
+	store, site1 := sameTermStore(), sameTermSite1()
 	var promoted []uint64
 	n, ml := roundNode(t, cfg, Options{Logger: testLogger(t), Store: store,
 		CheckPromote: func(ctx context.Context, term uint64) error {
@@ -118,23 +93,13 @@ func TestNodeSaveRefusedAdoptionNoStandAside(t *testing.T) {
 			promoted = append(promoted, term)
 			return true, nil
 		}})
-	n.meta.ServerHealthy = true
-	n.mu.Lock()
-	n.peers["site1"] = site1
-	n.mu.Unlock()
 	ctx := t.Context()
-	n.decide(ctx, ml)
+	sameTermJoin(ctx, n, ml, site1)
 	if len(promoted) != 0 {
 		t.Fatalf("site2 promoted over a database that refused its term: %v", promoted)
 	}
 	// site1 is master of term 7, synced, then its server fails: it releases the term.
-	n.mu.Lock()
-	site1.meta.Role, site1.meta.ServerHealthy = RoleMaster, true
-	site1.meta.Record = TermRecord{Term: 7, Master: "site1", PeerSynced: true, Seq: nextSeq(0)}
-	n.mu.Unlock()
-	for range 3 {
-		n.decide(ctx, ml)
-	}
+	sameTermSite1Master(ctx, n, ml, site1)
 	n.mu.Lock()
 	site1.meta.Role, site1.meta.ServerHealthy = RoleBackup, false
 	site1.meta.Released = 7
@@ -145,5 +110,48 @@ func TestNodeSaveRefusedAdoptionNoStandAside(t *testing.T) {
 	if st := n.State(); st.Role != RoleMaster || st.Term != 8 {
 		t.Fatalf("site2 %s of term %d (%s) after site1 released term 7, want master of term 8 (promotions %v)",
 			st.Role, st.Term, st.Decision, promoted)
+	}
+}
+
+// sameTermStore is site2's database for the tests here, holding site1's record of term 6:
+// terms only grow there, and it refuses another master's record of the term it holds
+// (txshim.WriteTermRecord).
+func sameTermStore() *memStore {
+	store := &memStore{rec: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}
+	store.fail = func(_ int, r TermRecord) error {
+		if r.Term < store.rec.Term || (r.Term == store.rec.Term && r.Master != store.rec.Master) {
+			return fmt.Errorf("write term record %d/%s: database is at term %d (master %s): stale term", r.Term, r.Master, store.rec.Term, store.rec.Master)
+		}
+		return nil
+	}
+	return store
+}
+
+// sameTermSite1 is site1 as site2 sees it at the start of the tests here: a backup of term 6
+// (its own, synced) whose server is down.
+func sameTermSite1() *peer {
+	return &peer{meta: Meta{Site: "site1", Priority: 1, ServerHealthy: false, DBReachable: true, Role: RoleBackup,
+		Record: TermRecord{Term: 6, Master: "site1", PeerSynced: true, Seq: 1}}, hasMeta: true, mlAlive: true, alive: true, since: time.Now()}
+}
+
+// sameTermJoin makes n's server healthy, gives it site1 for a peer, and has it decide once:
+// it tries to promote.
+func sameTermJoin(ctx context.Context, n *Node, ml *memberlist.Memberlist, site1 *peer) {
+	n.meta.ServerHealthy = true
+	n.mu.Lock()
+	n.peers["site1"] = site1
+	n.mu.Unlock()
+	n.decide(ctx, ml)
+}
+
+// sameTermSite1Master makes site1 master of term 7, synced, where n sees it, and has n decide
+// three times.
+func sameTermSite1Master(ctx context.Context, n *Node, ml *memberlist.Memberlist, site1 *peer) {
+	n.mu.Lock()
+	site1.meta.Role, site1.meta.ServerHealthy = RoleMaster, true
+	site1.meta.Record = TermRecord{Term: 7, Master: "site1", PeerSynced: true, Seq: nextSeq(0)}
+	n.mu.Unlock()
+	for range 3 {
+		n.decide(ctx, ml)
 	}
 }
