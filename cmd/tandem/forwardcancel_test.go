@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/tandem-ha/tandem/proxy"
 )
 
 // TestSwitchoverForwardFollowsCaller: a switchover asked of the backup is forwarded to the
@@ -19,30 +15,18 @@ import (
 // caller's request does.
 func TestSwitchoverForwardFollowsCaller(t *testing.T) {
 	t.Parallel()
-	admin1, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin1.Close()
-	addr1, addr2 := freeGossipAddr(t), freeGossipAddr(t)
-	logger := slog.New(slog.DiscardHandler)
-	_, _ = forwardSite(t, logger, "site1", 1, addr1, addr2, admin1.Addr().String())
-	cfg2, n2 := forwardSite(t, logger, "site2", 2, addr2, addr1, "127.0.0.1:7180")
 	// The master's admin API is slow to answer; it reports whether its caller went away.
 	gone := make(chan bool, 1)
-	srv1 := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-			gone <- true
-		case <-time.After(2 * forwardTimeout):
-			gone <- false
-		}
-	})}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = srv1.Serve(admin1) }()
-	defer func() { srv1.Close(); <-served }()
-	awaitBackupOf(t, n2, "site1")
-	s2 := &sidecar{cfg: cfg2, log: logger, node: n2, start: time.Now(), proxy: &proxy.Server{}}
+	s2 := forwardPair(t, func(*sidecar) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+				gone <- true
+			case <-time.After(2 * forwardTimeout):
+				gone <- false
+			}
+		})
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	rec := httptest.NewRecorder()
