@@ -445,10 +445,10 @@ type pending struct {
 	// CommandComplete is held back (result.held), as PostgreSQL commits before it completes the
 	// last statement and sends a commit's error in its place.
 	holdTag bool
-	// copyMark: the entry is the shim's empty Query (copyMark) sent right behind the end of a
-	// passed-through COPY FROM STDIN whose client sent Syncs during it: every ReadyForQuery
-	// before its EmptyQueryResponse (markSeen) answers one of those Syncs, and goes to the
-	// client without ending the entry.
+	// copyMark: the entry is the shim's Close and Sync (copyMark) sent right behind the end of
+	// a passed-through COPY FROM STDIN whose client sent Syncs during it: every ReadyForQuery
+	// before its CloseComplete (markSeen) answers one of those Syncs, and goes to the client
+	// without ending the entry.
 	copyMark, markSeen bool
 	kept               bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
@@ -846,17 +846,30 @@ func (s *session) clientLoop(ctx context.Context) error {
 }
 
 // copyMark sends, when the client sent Syncs during the passed-through COPY FROM STDIN whose
-// end was just relayed (copySyncs), an empty Query of the shim's own: the backend answers those
+// end was just relayed (copySyncs), a request of the shim's own: the backend answers those
 // Syncs it read once a bad row had ended the COPY with a ReadyForQuery each, which serverLoop
-// relays to the client up to the Query's EmptyQueryResponse, whatever entry the client's next
+// relays to the client up to the request's CloseComplete, whatever entry the client's next
 // request queued meanwhile. None is taken for the reply to another entry.
 func (s *session) copyMark() error {
 	if s.copySyncs == 0 {
 		return nil
 	}
 	s.copySyncs = 0
-	return s.sendQuery("", &pending{copyMark: true}, true)
+	// A Close of a statement that never exists, and a Sync: answered with CloseComplete even in
+	// a failed transaction block, it changes nothing of the session's. Not an empty simple
+	// Query, which drops the client's unnamed prepared statement (the COPY's), which the client
+	// may bind again (TestPassedCopyMidSyncKeepsUnnamed).
+	s.push(&pending{copyMark: true})
+	writeHeader(s.bw, 'C', len(copyMarkName)+2)
+	s.bw.WriteByte('S')
+	s.bw.WriteString(copyMarkName)
+	s.bw.WriteByte(0)
+	writeHeader(s.bw, 'S', 0)
+	return s.bw.Flush()
 }
+
+// copyMarkName names the statement copyMark closes, which no one prepares.
+const copyMarkName = "tandem_shim_copy_mark"
 
 // serverLoop reads the backend and dispatches each reply by the pending entry at the head of
 // the queue.
@@ -955,7 +968,7 @@ func (s *session) serverLoop() {
 			cur.r.held = nil
 		}
 		if cur != nil && cur.copyMark && !cur.markSeen {
-			if typ == 'I' {
+			if typ == '3' {
 				cur.markSeen = true
 				continue
 			}
