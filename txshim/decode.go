@@ -191,6 +191,28 @@ const (
 	statusCoalesce = 20 * time.Millisecond
 )
 
+// shutdownProbeEvery is how often an idle decoder behind the stream asks whether the local
+// database is shutting down (shuttingDown).
+const shutdownProbeEvery = 2 * time.Second
+
+// shuttingDown tells whether the local database refuses a new connection because it is
+// shutting down (SQLSTATE 57P03, cannot_connect_now, after its fast shutdown began).
+func (d *Decoder) shuttingDown(ctx context.Context) bool {
+	cfg, err := parseDSN(d.dsn)
+	if err != nil {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(cctx, cfg)
+	if err == nil {
+		conn.Close(cctx)
+		return false
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "57P03"
+}
+
 // NewDecoder returns a decoder for the slot tandem_<site> on the local database.
 func NewDecoder(localDSN, site string, logger *slog.Logger) *Decoder {
 	if logger == nil {
@@ -270,8 +292,19 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 	d.logger.Info("decoder streaming", "confirmed", d.Confirmed())
 
 	var (
-		reported   pglogrepl.LSN
-		sentAt     time.Time // when the last status went
+		reported pglogrepl.LSN
+		// received: the walsender's position as its keepalives tell it. At a fast shutdown
+		// the walsender exits only once its client confirmed everything it sent, which the
+		// decoder does not while the peer lacks some of it: the local database's shutdown
+		// waited for ever, refusing every new connection (TestLocalFastShutdownWithBacklog).
+		// So when the walsender asks for a reply (asked) while the stream is idle and the
+		// confirmed position behind, the decoder asks now and then (probedAt) whether the
+		// database is shutting down, and then leaves.
+		received   pglogrepl.LSN
+		asked      bool
+		probedAt   time.Time
+		dataAt     = time.Now() // when the last data came
+		sentAt     time.Time    // when the last status went
 		nextStatus time.Time
 		cur        *Txn // the transaction being decoded
 		skip       bool // cur carries an origin: it came from the other site
@@ -298,6 +331,14 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 				return fmt.Errorf("decoder: send standby status: %w", err)
 			}
 			reported, sentAt, nextStatus = c, now, now.Add(statusInterval)
+		}
+		// Keepalives only (no data for a while), the confirmed position behind: at a fast
+		// shutdown the walsender asks for a reply again as soon as it has one.
+		if asked && c < received && now.Sub(dataAt) >= shutdownProbeEvery && now.Sub(probedAt) >= shutdownProbeEvery {
+			asked, probedAt = false, now
+			if d.shuttingDown(ctx) {
+				return fmt.Errorf("decoder: the local database is shutting down: leaving slot %s at %s", d.slot, c)
+			}
 		}
 		dl := nextStatus
 		if c != reported {
@@ -336,8 +377,9 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 			if err != nil {
 				return fmt.Errorf("decoder: parse keepalive: %w", err)
 			}
+			received = max(received, ka.ServerWALEnd)
 			if ka.ReplyRequested {
-				nextStatus = time.Time{}
+				nextStatus, asked = time.Time{}, true
 			}
 			if cur == nil && ka.ServerWALEnd > d.lastEnd {
 				d.lastEnd = ka.ServerWALEnd
@@ -350,6 +392,7 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 		default:
 			continue
 		}
+		dataAt = now
 		xld, err := pglogrepl.ParseXLogData(data[1:])
 		if err != nil {
 			return fmt.Errorf("decoder: parse XLogData: %w", err)
