@@ -4804,11 +4804,18 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	}
 	// A CREATE INDEX … CONCURRENTLY that fails after it made its index leaves that index,
 	// invalid, here only: the invalid indexes before it, to find such a leftover by.
-	invalidBefore, creates := "", false
+	// Only a statement alone in its part makes an index (otherwise PostgreSQL refuses it first),
+	// and only the index it names (or, unnamed, one) on its table is its leftover (cicTarget).
+	invalidBefore, creates, nCreates := "", false, 0
+	var target cicIndex
 	for i := lo; i < n; i++ {
 		if t := u.info(i).shipAfter; t != "" && u.info(i).detached == "" && len(t) >= 6 && strings.EqualFold(t[:6], "CREATE") {
-			creates = true
+			nCreates++
+			target, creates = cicTarget(t)
 		}
+	}
+	if nCreates != 1 {
+		creates = false
 	}
 	if creates {
 		rr, err := s.capture(invalidIndexesSQL)
@@ -4898,7 +4905,7 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 		}
 	}
 	if r.err != nil && r.status == 'I' && creates {
-		if err := s.dropFailedIndex(ctx, invalidBefore, pol); err != nil {
+		if err := s.dropFailedIndex(ctx, invalidBefore, target, pol); err != nil {
 			return err
 		}
 	}
@@ -4907,13 +4914,17 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 
 // invalidIndexesSQL lists the invalid indexes (oids, comma-separated); leftIndexSQL is the DROP
 // INDEX IF EXISTS of one not among those ($1) that no other session is building (a CREATE
-// INDEX CONCURRENTLY of another session in progress, or one whose index it cannot see).
+// INDEX CONCURRENTLY of another session in progress, or one whose index it cannot see), a
+// plain index (a partitioned one is invalid by design until its partitions' are attached, and
+// CONCURRENTLY cannot make one) on the table $2 (as written) named $3 (any name when it is empty).
 const (
 	invalidIndexesSQL = `SELECT COALESCE(pg_catalog.string_agg(indexrelid::pg_catalog.text, ','), '') FROM pg_catalog.pg_index WHERE NOT indisvalid`
 	leftIndexSQL      = `SELECT pg_catalog.format('DROP INDEX IF EXISTS %I.%I', n.nspname, c.relname)
 FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.indexrelid
 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
 WHERE NOT x.indisvalid AND NOT x.indexrelid::pg_catalog.text OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array($1, ','))
+  AND c.relkind OPERATOR(pg_catalog.=) 'i' AND x.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($2)
+  AND ($3 OPERATOR(pg_catalog.=) '' OR c.relname OPERATOR(pg_catalog.=) $3::pg_catalog.name)
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_progress_create_index g WHERE g.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
     AND (g.index_relid IS NULL OR g.index_relid OPERATOR(pg_catalog.=) ANY (ARRAY[0, x.indexrelid])))
 LIMIT 1`
@@ -4925,8 +4936,8 @@ LIMIT 1`
 // on the local database only — the sites differed, and the DROP INDEX that clears it was refused
 // as a divergence, the peer having no such index (TestFailedConcurrentIndexDropped). The client
 // already has the statement's error; a failure here is logged, the index left as it is.
-func (s *session) dropFailedIndex(ctx context.Context, before string, pol policy) error {
-	rr, err := s.capture(leftIndexSQL, before)
+func (s *session) dropFailedIndex(ctx context.Context, before string, target cicIndex, pol policy) error {
+	rr, err := s.capture(leftIndexSQL, before, target.table, target.name)
 	if err != nil {
 		return err
 	}
@@ -4988,6 +4999,78 @@ func (s *session) dropFailedIndex(ctx context.Context, before string, pol policy
 		}
 	}
 	return nil
+}
+
+// cicIndex is the index a CREATE INDEX statement makes: its name folded as PostgreSQL looks it
+// up ("" when the statement gives none) and its table as written (for to_regclass).
+type cicIndex struct{ name, table string }
+
+// cicTarget reads the index name and the table of text, a CREATE [UNIQUE] INDEX [IF NOT EXISTS]
+// [name] ON [ONLY] table … statement (CONCURRENTLY taken out); ok false when it is not one as
+// read here (a U&"…" name, say): no leftover of it is looked for then.
+func cicTarget(text string) (c cicIndex, ok bool) {
+	type tok struct {
+		kind tokKind
+		s    string
+	}
+	var ts []tok
+	tokens(text, 0, len(text), func(k tokKind, s, e int) bool {
+		if k == tokComment || (k == tokByte && isSpace(text[s])) {
+			return true
+		}
+		ts = append(ts, tok{k, text[s:e]})
+		return len(ts) < 16
+	})
+	word := func(i int, kw string) bool {
+		return i < len(ts) && ts[i].kind == tokWord && strings.EqualFold(ts[i].s, kw)
+	}
+	ident := func(i int) bool {
+		return i < len(ts) && (ts[i].kind == tokWord || ts[i].kind == tokQuoted) && !(ts[i].kind == tokWord && i+1 < len(ts) && ts[i+1].s == "&")
+	}
+	i := 0
+	if !word(i, "CREATE") {
+		return c, false
+	}
+	i++
+	if word(i, "UNIQUE") {
+		i++
+	}
+	if !word(i, "INDEX") {
+		return c, false
+	}
+	i++
+	if word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS") {
+		i += 3
+	}
+	if !word(i, "ON") {
+		if !ident(i) {
+			return c, false
+		}
+		c.name = string(foldName(ts[i].s, nil))
+		i++
+	}
+	if !word(i, "ON") {
+		return c, false
+	}
+	i++
+	if word(i, "ONLY") {
+		i++
+	}
+	var table strings.Builder
+	for {
+		if !ident(i) {
+			return c, false
+		}
+		table.WriteString(ts[i].s)
+		i++
+		if i >= len(ts) || ts[i].s != "." {
+			break
+		}
+		table.WriteString(".")
+		i++
+	}
+	c.table = table.String()
+	return c, true
 }
 
 // checksBeforeDetachSQL lists the CHECK constraints of the partition $1 (as written) before an
