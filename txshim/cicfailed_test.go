@@ -104,3 +104,36 @@ func TestCICTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedConcurrentIndexDropNoWait: the shim's DROP INDEX of a failed CREATE INDEX
+// CONCURRENTLY's leftover waited, with no lock_timeout of the client's, for its lock on the
+// table behind a transaction that read it: the client's reply (its error already sent) never
+// came, and every statement on the table queued behind the DROP's lock. The drop waits briefly
+// now, and the leftover stays (logged) when the table is busy.
+func TestFailedConcurrentIndexDropNoWait(t *testing.T) {
+	t.Parallel()
+	p, _, exec, _ := ddlPair(t,
+		`CREATE TABLE items (id int PRIMARY KEY, v text)`,
+		`INSERT INTO items SELECT g, 'x' FROM generate_series(1, 5) g`)
+	ctx := capCtx(t, 60*time.Second)
+	tx, err := p.ldb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT count(*) FROM items`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- exec(`CREATE UNIQUE INDEX CONCURRENTLY u ON items (v)`) }()
+	select {
+	case err := <-done:
+		if pgCode(err) != "23505" {
+			t.Fatalf("CREATE UNIQUE INDEX CONCURRENTLY over duplicates: %v, want 23505", err)
+		}
+	case <-time.After(15 * time.Second):
+		_ = tx.Rollback()
+		<-done
+		t.Fatal("the failed CREATE INDEX CONCURRENTLY's reply waited for the shim's DROP INDEX behind a reader of the table")
+	}
+}

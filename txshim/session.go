@@ -4982,6 +4982,14 @@ func (s *session) dropFailedIndex(ctx context.Context, before string, target cic
 	if br.err != nil {
 		return fail(br.err)
 	}
+	// DROP INDEX locks the table exclusively: behind a transaction that holds any lock on it
+	// that request would keep the client's reply waiting, and every statement on the table
+	// queued behind it, for as long as that transaction runs (TestFailedConcurrentIndexDropNoWait).
+	if lr, err := s.capture(dropLockTimeoutSQL); err != nil {
+		return err
+	} else if lr.err != nil {
+		return fail(lr.err)
+	}
 	if dr, err := s.capture(stmt); err != nil {
 		return err
 	} else if dr.err != nil {
@@ -5000,6 +5008,12 @@ func (s *session) dropFailedIndex(ctx context.Context, before string, target cic
 	}
 	return nil
 }
+
+// dropLockTimeoutSQL bounds, for the open transaction, the wait of dropFailedIndex's DROP INDEX
+// for its lock to a second (less when the session's lock_timeout is less).
+const dropLockTimeoutSQL = `SELECT pg_catalog.set_config('lock_timeout', '1s', true)
+WHERE pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.=) '0'
+  OR pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.>) '1s'`
 
 // cicIndex is the index a CREATE INDEX statement makes: its name folded as PostgreSQL looks it
 // up ("" when the statement gives none) and its table as written (for to_regclass).
