@@ -577,10 +577,22 @@ func TestAcceptLossAfterMasterSiteLost(t *testing.T) {
 		Record   struct {
 			Term uint64 `json:"term"`
 		} `json:"record"`
+		Members []struct {
+			Site  string `json:"site"`
+			Alive bool   `json:"alive"`
+		} `json:"members"`
 	}
-	waitFor(t, 20*time.Second, "site2 waiting, not current", func() bool {
+	// site2 is not current from the moment it learns of site1's solo commit, which may be before
+	// its gossip has found site1's killed sidecar dead: accept-loss is refused while that master
+	// is alive (CI's clean-clone run of stop 39 promoted within that window).
+	waitFor(t, 20*time.Second, "site2 waiting, not current, site1 seen dead", func() bool {
 		if err := json.Unmarshal([]byte(httpBody(t, s2.admin, "/status")), &st); err != nil {
 			t.Fatal(err)
+		}
+		for _, m := range st.Members {
+			if m.Site == "site1" && m.Alive {
+				return false
+			}
 		}
 		return strings.Contains(st.Decision, "not current")
 	})
