@@ -265,7 +265,10 @@ func TestCatchUpPeerKilledMidway(t *testing.T) {
 	t.Parallel()
 	catchUpUnderFault(t, 400, func(p *capPair) {
 		p.peer.Kill()
+		back := make(chan struct{})
+		t.Cleanup(func() { <-back }) // the restart ends before the test does (t.Error, the cluster's Close)
 		go func() {
+			defer close(back)
 			time.Sleep(4 * time.Second)
 			if err := p.peer.Restart(); err != nil {
 				t.Error(err)
