@@ -544,6 +544,19 @@ func (s *Shim) connectAt(ctx context.Context, at backendAddr) (*pgconn.PgConn, e
 // commit: as for a plain commit the peer did not take during a handover (peerLacks), term
 // counts as one the shim committed alone in (WentSolo) and OnPeerDown records peer_synced =
 // false before the release is published; the error says why.
+//
+// A Shipper not in step (the peer lost, a catch-up under way or refused) fails the wait at
+// once, though the peer may lack nothing: a master frozen whole comes back after the other site
+// took a newer term, its commits in flight lose the peer (which refuses its stale term), and its
+// release, on learning of that term, finds the Shipper down. Counted as committed alone in, the
+// term was reported as a split brain, and failback to this site stopped for good, for in-doubt
+// dual commits the resolver settles on both databases (TestBarrierOutOfStepNothingLacking,
+// TestBarrierAfterInDoubtSettled). What the barrier vouches for is the stream before the mark,
+// not the link: when the Shipper tells from its journal that the peer has every plain commit
+// before the mark (ShippedBefore: each one shipped or found on the peer), the barrier holds,
+// as it would have had the link stayed up; a plain commit there that was never shipped, or a
+// journal that cannot tell (events dropped, the decoder short of the mark, a divergence),
+// still fails it (TestBarrierOutOfStepPlainUnshipped).
 func (s *Shim) Barrier(ctx context.Context, term uint64) error {
 	w, ok := s.opts.Peer.(shipWaiter)
 	if !ok {
@@ -553,7 +566,16 @@ func (s *Shim) Barrier(ctx context.Context, term uint64) error {
 		return nil
 	}
 	start := time.Now()
-	err := s.barrier(ctx, w)
+	mark, err := s.barrier(ctx, w)
+	if c, ok := w.(shipChecker); ok && errors.Is(err, errNotInStep) && mark != 0 {
+		if cerr := c.ShippedBefore(ctx, mark); cerr != nil {
+			err = fmt.Errorf("%w; %w", err, cerr)
+		} else {
+			s.log.Info("txshim: handover barrier: the peer is not in step, but it has every plain commit before the mark", "term", term,
+				"mark", mark, "not_in_step", err, "waited", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+	}
 	if err == nil {
 		s.log.Debug("txshim: handover barrier: the peer has every commit", "term", term, "waited", time.Since(start))
 		return nil
@@ -582,9 +604,15 @@ func (s *Shim) DrainRanOut(term uint64) {
 	s.peerLacks(term)
 }
 
+// shipChecker is a Peer that tells, in step with the peer or not, whether the peer has every
+// plain commit before a stream position (the Shipper: ShippedBefore).
+type shipChecker interface {
+	ShippedBefore(ctx context.Context, mark pglogrepl.LSN) error
+}
+
 // barrier marks the local stream and waits until the Shipper shipped every plain commit before
-// the mark (see Barrier).
-func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
+// the mark (see Barrier). It returns the mark (0: none written) with the wait's error.
+func (s *Shim) barrier(ctx context.Context, w shipWaiter) (pglogrepl.LSN, error) {
 	// WaitShipped takes its ctx's deadline for the soft one (commit_timeout, extended while
 	// the decoder or a large ship makes progress) and a cancel for the end: ctx's deadline is
 	// the end.
@@ -594,7 +622,7 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 	defer stop()
 	mark, err := s.markApart(hard)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// Not context.WithTimeout(hard, …): done at commit_timeout, that context would no longer
 	// pass on hard's end, and WaitShipped, extending its wait past the soft deadline (a
@@ -602,11 +630,11 @@ func (s *Shim) barrier(ctx context.Context, w shipWaiter) error {
 	soft := softDeadline{Context: hard, at: time.Now().Add(s.cfg.CommitTimeout)}
 	if err := w.WaitShipped(soft, 0, mark); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("not shipped before the handover's bound: %w", ctx.Err())
+			return mark, fmt.Errorf("not shipped before the handover's bound: %w", ctx.Err())
 		}
-		return err
+		return mark, err
 	}
-	return nil
+	return mark, nil
 }
 
 // markApart writes a transactional logical message on a connection of its own to the local

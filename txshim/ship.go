@@ -1677,6 +1677,59 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 	}
 }
 
+// ShippedBefore tells, whether or not the Shipper is in step with the peer, whether the peer
+// has every plain commit made on the local database before the stream position mark: it waits,
+// within ctx, until the decoder has taken the stream up to mark into the journal, and returns
+// nil when no plain commit before mark is left to ship there (none was, or the peer committed
+// it: a plain entry is done only once shipped, or found on the peer) — what WaitShipped(ctx, 0,
+// mark) waits for, without its wait for the peer. It fails when it cannot tell (the journal
+// dropped events before mark, the decoder did not reach mark within ctx), when shipping stopped
+// for a divergence (the peer needs resync), and when a plain commit before mark is not on the
+// peer. It neither ships nor takes the Shipper down.
+//
+// Only plain commits, as for WaitShipped: a prepared transaction committed locally without the
+// peer's PREPARE was committed alone (solo, Shim.CommitAlone), which its shim counts already
+// (Shim.WentSolo); one prepared on the peer, or only prepared locally, the resolver settles the
+// same way on both databases (DESIGN §5.4).
+func (s *Shipper) ShippedBefore(ctx context.Context, mark pglogrepl.LSN) error {
+	tick := time.NewTicker(100 * time.Millisecond) // add does not notify of dropped events
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		if s.resyncErr != nil {
+			err := s.resyncErr
+			s.mu.Unlock()
+			return err
+		}
+		if s.streamEnd >= mark {
+			for _, e := range s.journal {
+				if e.pos >= mark {
+					break
+				}
+				if e.plain && !e.suspect && e.state != stDone {
+					s.mu.Unlock()
+					return fmt.Errorf("plain commit %s at %s is %s, not on the peer", e.gid, e.pos, stateName(e.state))
+				}
+			}
+			s.mu.Unlock()
+			return nil
+		}
+		if s.gap {
+			end := s.streamEnd
+			s.mu.Unlock()
+			return fmt.Errorf("the journal dropped transactions after %s, before the mark %s: what the peer lacks is not known", end, mark)
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("the decoder has not read the local stream up to %s: %w", mark, ctx.Err())
+		}
+	}
+}
+
 // withoutDeadline returns a context that ends when ctx is cancelled, but not at ctx's deadline.
 func withoutDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -181,3 +181,50 @@ func TestNoBarrierUnlessReleased(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseBarrierNewerTermOnPeer is TestBankWorkload's "site1 frozen whole" as the release
+// of a master that learnt of a newer term from a record (the witness's, say) before it saw the
+// other site master of it (newerMaster: no), so its drain runs the barrier: its Shipper lost the
+// peer, whose database holds the newer term. With every commit of its term a dual one, the peer
+// lacks nothing, and the barrier failing on the Shipper out of step recorded peer_synced =
+// false and counted the term as committed alone in — a split brain reported, failback stopped
+// for good. A plain commit made before, which that peer database refused for its stale term,
+// is still what the peer lacks: recorded so.
+func TestReleaseBarrierNewerTermOnPeer(t *testing.T) {
+	t.Parallel()
+	for _, plain := range []bool{false, true} {
+		name := "nothing lacking"
+		if plain {
+			name = "plain commit unshipped"
+		}
+		t.Run(name, func(t *testing.T) {
+			d, _, pdb := dualSite2(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := txshim.WriteTermRecord(ctx, pdb, 2, "site1", true); err != nil {
+				t.Fatal(err)
+			}
+			if plain {
+				if _, err := d.local.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(20 * time.Second)
+				for d.ship.PeerSynced() { // the ship refused for its stale term takes it down
+					if time.Now().After(deadline) {
+						t.Fatal("the Shipper stays in step though the peer refuses its term")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			} else {
+				d.ship.Down("test: the peer connection lost while the site was frozen", nil)
+			}
+			d.stepDown(ctx, 1)
+			waitDrained(t, d)
+			lacks := d.peerDowns() != 0 || d.shim.WentSolo(1)
+			if lacks != plain {
+				t.Errorf("release of term 1 with the Shipper out of step: peer_synced = false recorded %d times, term 1 counted as committed alone in: %v; want both %v",
+					d.peerDowns(), d.shim.WentSolo(1), plain)
+			}
+		})
+	}
+}
