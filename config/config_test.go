@@ -1887,3 +1887,19 @@ func TestRedactDSNUnicodeSpace(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinPortZero: a gossip.join address on port 0 is refused at its line and key. Port 0 is
+// "any free port" to listen on, and no member listens there: the member re-joined it for ever
+// and never found the peer, while check-config passed the file (gossip.advertise and a server
+// endpoint on port 0 are refused so already).
+func TestJoinPortZero(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, addr := range []string{"10.0.0.2:0", "[::1]:00"} {
+		src := strings.Replace(base, "bind = \"127.0.0.1:1\"", "bind = \"127.0.0.1:1\"\njoin = [\n  \"10.0.0.3:7946\",\n  \""+addr+"\",\n]", 1)
+		_, err := Parse("f.toml", []byte(src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "gossip.join[1]" || errs[0].Line != 7 || !strings.Contains(errs[0].Msg, "port 0") {
+			t.Errorf("join %s: got %v, want one error at f.toml:7 gossip.join[1] about port 0", addr, err)
+		}
+	}
+}

@@ -719,8 +719,12 @@ func (l *loader) gossip(r *raw, c *Config) {
 	for i, j := range rg.Join {
 		key := fmt.Sprintf("gossip.join[%d]", i)
 		j = l.hostPort(key, j, true)
-		if host, _, err := net.SplitHostPort(j); err == nil && strings.Contains(host, "%") {
+		if host, port, err := net.SplitHostPort(j); err == nil && strings.Contains(host, "%") {
 			l.errorf(key, "%q: %s", j, zoneRefused)
+		} else if err == nil && strings.Trim(port, "0") == "" {
+			// Port 0 is "any free port" to listen on: no member listens there, and the
+			// re-join would dial it for ever.
+			l.errorf(key, "%s: port 0 is never dialable: give the port the other member's gossip listens on", j)
 		} else if j != "" && slices.ContainsFunc(localhostIPs(j), func(ip string) bool { return overlap(self, ip, false) }) {
 			// The member would count a peer that is itself among the voters.
 			l.errorf(key, "%s is this member's own gossip address: list the other members", j)
