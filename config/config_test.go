@@ -1903,3 +1903,34 @@ func TestJoinPortZero(t *testing.T) {
 		}
 	}
 }
+
+// TestHostNeitherIPNorName: an address whose host is neither an IP address nor a host name a
+// resolver looks up (10.0.0.256, a dotted number short of four parts, a name with a space) is
+// refused at its line and key. It passed check-config, and then a listen failed at start, while
+// a server endpoint's health check and the proxy's dial failed for as long as the member ran
+// ("lookup 10.0.0.256: no such host"); glibc's resolver reads 127.1 and 0 as 127.0.0.1 and
+// 0.0.0.0, Go's as names it finds nowhere, so what they meant hung on how tandem was built.
+func TestHostNeitherIPNorName(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\njoin = [\"127.0.0.1:9\"]\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:3\"\n"
+	for _, tc := range []struct{ from, to, key string }{
+		{"127.0.0.1:2", "10.0.0.256:5432", "server.endpoint[0].address"},
+		{"127.0.0.1:2", "127.1:5432", "server.endpoint[0].address"},
+		{"127.0.0.1:2", "10.0.0.1.:5432", "server.endpoint[0].address"},
+		{"127.0.0.1:2", "db server:5432", "server.endpoint[0].address"},
+		{"127.0.0.1:2", "db..example:5432", "server.endpoint[0].address"},
+		{"127.0.0.1:3", "0:7100", "proxy.listener[0].listen"},
+		{"127.0.0.1:9", "10.0.0.3.4:7946", "gossip.join[0]"},
+	} {
+		_, err := Parse("f.toml", []byte(strings.Replace(base, tc.from, tc.to, 1)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != tc.key || errs[0].Line == 0 || !strings.Contains(errs[0].Msg, "neither an IP address nor a host name") {
+			t.Errorf("%s: got %v, want one error at %s: neither an IP address nor a host name", tc.to, err, tc.key)
+		}
+	}
+	for _, addr := range []string{"db.example.com:5432", "db-1_a.example.:5432", "localhost:5432", "[::1]:5432", "DB1:5432"} {
+		if _, err := Parse("f.toml", []byte(strings.Replace(base, "127.0.0.1:2", addr, 1)), KindSite); err != nil {
+			t.Errorf("endpoint %s: %v", addr, err)
+		}
+	}
+}

@@ -1700,7 +1700,44 @@ func (l *loader) hostPort(key, s string, required bool) string {
 		}
 		return ""
 	}
+	if msg := hostProblem(host); msg != "" {
+		l.errorf(key, "%q: %s", s, msg)
+		return ""
+	}
 	return s
+}
+
+// hostProblem says why host, of an address, is neither an IP address nor a host name a resolver
+// looks up, or "". Go's resolver finds no address for such a name ("no such host"), and glibc's
+// reads a dotted number short of four parts (127.1, 0) the old inet_aton way: what the address
+// means would hang on how tandem was built. A name's last label is never all digits (RFC 3696).
+func hostProblem(host string) string {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	const neither = "neither an IP address nor a host name"
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if last := labels[len(labels)-1]; last != "" && strings.Trim(last, "0123456789") == "" {
+		return neither + ": an IPv4 address is four numbers 0..255 (10.0.0.1), an IPv6 one goes in brackets ([::1]:5432)"
+	}
+	if len(host) > 254 {
+		return neither + ": a host name is at most 253 characters"
+	}
+	for _, label := range labels {
+		switch {
+		case label == "":
+			return neither + ": a host name has no empty label (two dots in a row, or a leading dot)"
+		case len(label) > 63:
+			return neither + ": a label of a host name is at most 63 characters"
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return neither + ": a label of a host name neither starts nor ends with '-'"
+		case strings.TrimFunc(label, func(r rune) bool {
+			return r < utf8.RuneSelf && (r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r))
+		}) != "":
+			return neither + ": a host name holds ASCII letters, digits, '-', '_' and dots only"
+		}
+	}
+	return ""
 }
 
 // listened tells a key whose address is listened on (gossip.bind, the listen addresses)
