@@ -1934,3 +1934,21 @@ func TestHostNeitherIPNorName(t *testing.T) {
 		}
 	}
 }
+
+// TestDSNHostNeitherIPNorName: a connection string's host that is neither an IP address nor a
+// host name (10.0.0.256, 127.1) is refused at its line and key, as such a host of an address is:
+// the clients parse it, and every connection then fails to look it up (no such host).
+func TestDSNHostNeitherIPNorName(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:6432\"\nlocal_dsn = \"host=/tmp dbname=a user=u\"\n"
+	for _, dsn := range []string{"host=10.0.0.256 dbname=a user=u", "postgres://u@127.1:5432/a", "host=db.example,10.0.0.2.3 dbname=a user=u"} {
+		_, err := Parse("f.toml", []byte(base+"peer_dsn = \""+dsn+"\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.peer_dsn" || errs[0].Line != 12 || !strings.Contains(errs[0].Msg, "neither an IP address nor a host name") {
+			t.Errorf("%s: got %v, want one error at f.toml:12 txshim.peer_dsn: neither an IP address nor a host name", dsn, err)
+		}
+	}
+	if _, err := Parse("f.toml", []byte(base+"peer_dsn = \"host=db.example,10.0.0.2 dbname=a user=u\"\n"), KindSite); err != nil {
+		t.Errorf("hosts db.example and 10.0.0.2: %v", err)
+	}
+}

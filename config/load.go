@@ -1316,6 +1316,8 @@ func (l *loader) txshim(r *raw, c *Config) {
 			l.errorf(key, "%s", msg)
 		} else if msg := clientsDisagree(dsn, pc); msg != "" {
 			l.errorf(key, "%s", msg)
+		} else if msg := dsnHostProblem(pc); msg != "" {
+			l.errorf(key, "%s", msg)
 		} else {
 			parsed = append(parsed, pc)
 			if key == "txshim.local_dsn" {
@@ -1338,6 +1340,26 @@ func (l *loader) txshim(r *raw, c *Config) {
 			net.JoinHostPort(parsed[0].Host, strconv.Itoa(int(parsed[0].Port)))+"/"+dbName(parsed[0]))
 	}
 	c.TxShim = t
+}
+
+// dsnHostProblem says which host of a connection string, reached over TCP, is neither an IP
+// address nor a host name (hostProblem), or "". By its place in the list, not its value: as
+// every message about a connection string, it shows nothing that may be part of the password.
+func dsnHostProblem(pc *pgconn.Config) string {
+	// pgconn lists a host once per TLS attempt (sslmode=prefer and allow try it twice).
+	hosts := slices.CompactFunc(append([]*pgconn.FallbackConfig{{Host: pc.Host, Port: pc.Port}}, pc.Fallbacks...),
+		func(a, b *pgconn.FallbackConfig) bool { return a.Host == b.Host && a.Port == b.Port })
+	for i, h := range hosts {
+		if network, _ := pgconn.NetworkAddress(h.Host, h.Port); network != "unix" {
+			if msg := hostProblem(h.Host); msg != "" {
+				if len(hosts) > 1 {
+					return fmt.Sprintf("host (the %d. of %d): %s", i+1, len(hosts), msg)
+				}
+				return "host: " + msg
+			}
+		}
+	}
+	return ""
 }
 
 // urlScheme matches a string that starts as a URL does (scheme://): the database clients read a
