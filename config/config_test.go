@@ -1952,3 +1952,29 @@ func TestDSNHostNeitherIPNorName(t *testing.T) {
 		t.Errorf("hosts db.example and 10.0.0.2: %v", err)
 	}
 }
+
+// TestRedactedCommandPasswords: check-config shows no password written in a command's arguments
+// (server.health_command, the hooks): a connection string's (a URL's user:password@, a
+// key=value password=), nor an environment setting's (PGPASSWORD=) — it printed them as
+// written, though it hides the same password in local_dsn and the README says secrets are never
+// shown. An argument without one is printed as written.
+func TestRedactedCommandPasswords(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n" +
+		"[server]\nhealth = \"exec\"\nhealth_command = [\"psql\", \"-d\", \"postgresql://monitor:s3cret@127.0.0.1/wire\", \"-c\", \"select 1\"]\n" +
+		"[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[hooks]\non_promote = [\"env\", \"PGPASSWORD=s3cret\", \"psql\", \"--dbname=host=10.0.0.2 password='s3 cret' dbname=wire\"]\n" +
+		"on_demote = [\"sh\", \"-c\", \"PGPASSWORD=\\\"s3cret\\\" psql -c 'select 1' && echo \\\"$TANDEM_SITE is master of term $TANDEM_TERM\\\" >>/tmp/a@b:c\"]\n"
+	c, err := Parse("f.toml", []byte(src), KindSite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := c.Redacted()
+	if strings.Contains(out, "s3") || strings.Contains(out, "cret") || !strings.Contains(out, `# a password written in a command's arguments reads "redacted"`) {
+		t.Errorf("check-config output shows a password of a command:\n%s", out)
+	}
+	for _, kept := range []string{`"-c", "select 1"`, `postgresql://monitor:redacted@127.0.0.1/wire`, `psql -c 'select 1' && echo \"$TANDEM_SITE is master of term $TANDEM_TERM\" >>/tmp/a@b:c`} {
+		if !strings.Contains(out, kept) {
+			t.Errorf("check-config output lacks %s:\n%s", kept, out)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -15,7 +17,8 @@ import (
 // Redacted renders the resolved configuration as TOML, defaults filled in, that loads again
 // to the same configuration: secrets are named by their files, and what they hold is only
 // described in the comments above (the gossip key, the admin token, the users). A password
-// written in a connection string itself is the one thing shown as "redacted".
+// written in a connection string itself, or in a command's argument, is the one thing shown as
+// "redacted".
 func (c *Config) Redacted() string {
 	type listener struct {
 		Endpoint    string `toml:"endpoint"`
@@ -76,7 +79,7 @@ func (c *Config) Redacted() string {
 		}
 		out["server"] = map[string]any{
 			"health":          c.Server.Health,
-			"health_command":  c.Server.HealthCommand,
+			"health_command":  redactArgv(c.Server.HealthCommand),
 			"health_interval": c.Server.HealthInterval.String(),
 			"health_timeout":  c.Server.HealthTimeout.String(),
 			"health_failures": c.Server.HealthFailures,
@@ -97,7 +100,7 @@ func (c *Config) Redacted() string {
 			"max_conns":       c.Proxy.MaxConns,
 			"listener":        ls,
 		}
-		out["hooks"] = map[string]any{"on_promote": c.Hooks.OnPromote, "on_demote": c.Hooks.OnDemote, "timeout": c.Hooks.Timeout.String()}
+		out["hooks"] = map[string]any{"on_promote": redactArgv(c.Hooks.OnPromote), "on_demote": redactArgv(c.Hooks.OnDemote), "timeout": c.Hooks.Timeout.String()}
 		if t := c.TxShim; t != nil {
 			out["txshim"] = map[string]any{
 				"listen":               t.Listen,
@@ -120,6 +123,9 @@ func (c *Config) Redacted() string {
 				out["txshim"].(map[string]any)["tls_key_file"] = t.TLSKeyFile
 			}
 		}
+	}
+	if c.Kind != KindWitness && (hidden(c.Server.HealthCommand) || hidden(c.Hooks.OnPromote) || hidden(c.Hooks.OnDemote)) {
+		notes = append(notes, `# a password written in a command's arguments reads "redacted"`)
 	}
 	var b bytes.Buffer
 	b.WriteString(strings.Join(notes, "\n") + "\n\n")
@@ -359,3 +365,38 @@ func atAfterHost(dsn string) bool {
 	}
 	return false
 }
+
+// redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
+// with what it may hold of a password hidden (redactArg). Nil stays nil.
+func redactArgv(argv []string) []string {
+	if argv == nil {
+		return nil
+	}
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = redactArg(a)
+	}
+	return out
+}
+
+// hidden tells whether redactArgv hides anything of argv.
+func hidden(argv []string) bool {
+	return slices.ContainsFunc(argv, func(a string) bool { return redactArg(a) != a })
+}
+
+// redactArg hides the passwords a command's argument may hold, wherever in it they are (a
+// shell script given to sh -c holds many words): that of a URL (scheme://user:password@host), and
+// the value of a setting named *password or *passwd (PGPASSWORD=..., a connection string's
+// password=..., --password=...), quoted or not. The rest is shown as written.
+func redactArg(a string) string {
+	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
+	return argPasswordSetting.ReplaceAllString(a, "${1}redacted")
+}
+
+var (
+	// A URL's user:password@, up to the last '@' before its host ends (a '/', '?' or '#').
+	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
+	// NAME=value, NAME ending in password or passwd, any case; the value 'single-' or
+	// "double-quoted" (to its closing quote, or the end), or a word, backslash escapes included.
+	argPasswordSetting = regexp.MustCompile(`(?i)([\w.-]*pass(?:word|wd)[ \t]*=[ \t]*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:\\.|[^\s\\])*\\?)`)
+)
