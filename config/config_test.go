@@ -1978,3 +1978,28 @@ func TestRedactedCommandPasswords(t *testing.T) {
 		}
 	}
 }
+
+// TestDataDirNotADirectory: a data_dir that is a file, or under one, is refused at its line and
+// key. It loaded, and then tandem run failed to make it, and check-config failed on reading
+// the state files in it with an error naming neither line nor key ("f.toml: load split-brain
+// mark: open .../split-brain.json: not a directory"). A data_dir not made yet still loads.
+func TestDataDirNotADirectory(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := "site = \"s1\"\ndata_dir = %q\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, d := range []string{file, filepath.Join(file, "sub")} {
+		_, err := Parse("f.toml", []byte(fmt.Sprintf(base, d)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "data_dir" || errs[0].Line != 2 || !strings.Contains(errs[0].Msg, "not a directory") {
+			t.Errorf("data_dir %s: got %v, want one error at f.toml:2 data_dir: not a directory", d, err)
+		}
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "new", "site1")} {
+		if _, err := Parse("f.toml", []byte(fmt.Sprintf(base, d)), KindSite); err != nil {
+			t.Errorf("data_dir %s: %v", d, err)
+		}
+	}
+}

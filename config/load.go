@@ -573,6 +573,11 @@ func (l *loader) resolve(r *raw, kind Kind) *Config {
 	}
 	if r.DataDir == "" {
 		l.errorf("data_dir", "required: a directory for this member's state file")
+	} else if fi, err := os.Stat(r.DataDir); err == nil && !fi.IsDir() || errors.Is(err, syscall.ENOTDIR) {
+		// tandem run makes it when it is not there; a file there, or on its path, it cannot.
+		// Any other failure to look (permission denied) is left to tandem run: a command that
+		// reads the file without the member's rights (tandem install) need not see into it.
+		l.errorf("data_dir", "%s is not a directory (or is under a file): give the directory for this member's state files", r.DataDir)
 	}
 	l.gossip(r, c)
 	l.admin(r, c)
