@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"strings"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
@@ -42,6 +44,14 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, gossip.ErrMetaTooLarge) { // the endpoints' names and addresses
 			fmt.Fprintln(stderr, cfg.ErrorAt("server.endpoint", err.Error()))
 			return 1
+		}
+		// A state file of data_dir's that gossip.New reads, as tandem run does: not in the file,
+		// but named by data_dir's line as the file's errors are.
+		for _, state := range []string{gossip.VoteFile, gossip.SplitBrainFile} {
+			if strings.Contains(err.Error(), filepath.Join(cfg.DataDir, state)) {
+				fmt.Fprintln(stderr, cfg.ErrorAt("data_dir", err.Error()))
+				return 1
+			}
 		}
 		fmt.Fprintf(stderr, "%s: %v\n", cfg.File, err)
 		return 1

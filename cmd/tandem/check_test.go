@@ -169,3 +169,29 @@ func TestCheckConfigSignedPort(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigStateFileNamesDataDir: a state file in data_dir that the member cannot read
+// (vote.json, split-brain.json: gossip.New reads them, as tandem run does) fails check-config,
+// with data_dir's line and key as every other error: it was printed with the file alone.
+func TestCheckConfigStateFileNamesDataDir(t *testing.T) {
+	t.Parallel()
+	for _, state := range []string{"vote.json", "split-brain.json"} {
+		dir := t.TempDir()
+		f := filepath.Join(dir, "site1.toml")
+		src := "site = \"site1\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\njoin = [\"127.0.0.1:7947\"]\nwitness = true\n" +
+			"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:7000\"\n"
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, state), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"check-config", f}, &stdout, &stderr); code != 1 {
+			t.Fatalf("%s: exit %d, want 1; stderr %q", state, code, stderr.String())
+		}
+		if want := f + ":2: data_dir: "; !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), state) {
+			t.Errorf("%s: stderr %q, want it to start %q and name the file", state, stderr.String(), want)
+		}
+	}
+}
