@@ -2003,3 +2003,40 @@ func TestDataDirNotADirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvertiseUnreachableFromBind: a gossip.advertise address the bind address does not listen
+// on is refused at its line: with a loopback bind (127.0.0.1) only that address reaches the
+// member, and a loopback advertise address with a bind on another one reaches nothing. Both
+// loaded, and the others then dialled an address where no member listens: they joined it, but
+// its probes failed, and each took the other for dead. An advertise address beyond a bind
+// that is not loopback (NAT) still loads, and so does any with a wildcard bind.
+func TestAdvertiseUnreachableFromBind(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"10.0.0.1:7000\"\n"
+	for _, gossip := range []string{
+		"bind = \"127.0.0.1:7946\"\nadvertise = \"10.0.0.1:7946\"",
+		"bind = \"127.0.0.1:7946\"\nadvertise = \"127.0.0.2:7946\"",
+		"bind = \"[::1]:7946\"\nadvertise = \"[2001:db8::1]:7946\"",
+		"bind = \"10.0.0.1:7946\"\nadvertise = \"127.0.0.1:7946\"",
+	} {
+		_, err := Parse("f.toml", []byte(strings.Replace(base, "bind = \"127.0.0.1:7946\"", gossip, 1)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "gossip.advertise" || errs[0].Line != 5 || !strings.Contains(errs[0].Msg, "gossip.bind") {
+			t.Errorf("%s: got %v, want one error at f.toml:5 gossip.advertise naming gossip.bind", strings.ReplaceAll(gossip, "\n", ", "), err)
+		}
+	}
+	for _, gossip := range []string{
+		"bind = \"10.0.0.1:7946\"\nadvertise = \"203.0.113.5:7946\"",
+		"bind = \"0.0.0.0:7946\"\nadvertise = \"127.0.0.1:7946\"",
+		"bind = \"[::]:7946\"\nadvertise = \"10.0.0.1:7946\"",
+		"bind = \"127.0.0.1:7946\"\nadvertise = \"127.0.0.1:7947\"",
+		"bind = \"[::ffff:127.0.0.1]:7946\"\nadvertise = \"127.0.0.1:7946\"",
+	} {
+		src := strings.Replace(base, "bind = \"127.0.0.1:7946\"", gossip, 1)
+		if strings.Contains(gossip, "advertise = \"127.") {
+			src = strings.Replace(src, "10.0.0.1:7000", "127.0.0.1:7000", 1)
+		}
+		if _, err := Parse("f.toml", []byte(src), KindSite); err != nil {
+			t.Errorf("%s: %v", strings.ReplaceAll(gossip, "\n", ", "), err)
+		}
+	}
+}

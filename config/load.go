@@ -717,6 +717,23 @@ func (l *loader) gossip(r *raw, c *Config) {
 			l.errorf("gossip.advertise", "%q: give the address and port the other members reach this one at", g.Advertise)
 		}
 	}
+	// The others dial the advertised address, which must reach the bound one: a loopback bind is
+	// reached at its own address only, and a loopback advertise address at none but a loopback
+	// or wildcard bind. (Any other may be the bind's address through NAT.)
+	if bh, _, err := net.SplitHostPort(g.Bind); err == nil {
+		if ah, _, err := net.SplitHostPort(g.Advertise); err == nil {
+			bip, berr := netip.ParseAddr(bh)
+			aip, aerr := netip.ParseAddr(ah)
+			bip, aip = bip.Unmap(), aip.Unmap()
+			switch {
+			case berr != nil || aerr != nil:
+			case bip.IsLoopback() && aip != bip:
+				l.errorf("gossip.advertise", "%s: gossip.bind %s listens on that loopback address only, where the others cannot reach this member at %s: advertise %s, or bind an address they reach", g.Advertise, g.Bind, ah, bh)
+			case aip.IsLoopback() && !bip.IsLoopback() && !bip.IsUnspecified():
+				l.errorf("gossip.advertise", "%s is loopback, but gossip.bind %s does not listen there: no member reaches this one at it", g.Advertise, g.Bind)
+			}
+		}
+	}
 	self := g.Advertise
 	if self == "" {
 		self = g.Bind
