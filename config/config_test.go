@@ -2040,3 +2040,22 @@ func TestAdvertiseUnreachableFromBind(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinSelfWithAdvertise: a gossip.join address that reaches this member through its bind
+// address is refused when gossip.advertise is set too: with a wildcard bind and an advertise
+// address, join = ["127.0.0.1:7946"] (its own port on loopback) was compared with the advertise
+// address alone, and the member was left joining itself, as it is refused without advertise.
+func TestJoinSelfWithAdvertise(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"0.0.0.0:7946\"\nadvertise = \"10.0.0.1:7946\"\njoin = [\"10.0.0.2:7946\", \"%s\"]\n" +
+		"[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	for _, self := range []string{"127.0.0.1:7946", "localhost:7946", "[::ffff:127.0.0.1]:7946"} {
+		_, err := Parse("f.toml", []byte(fmt.Sprintf(base, self)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "gossip.join[1]" || errs[0].Line != 6 || !strings.Contains(errs[0].Msg, "own gossip address") {
+			t.Errorf("join %s: got %v, want one error at f.toml:6 gossip.join[1]: this member's own gossip address", self, err)
+		}
+	}
+	if _, err := Parse("f.toml", []byte(fmt.Sprintf(base, "127.0.0.1:7947")), KindSite); err != nil {
+		t.Errorf("join 127.0.0.1:7947 (another member on this host): %v", err)
+	}
+}

@@ -747,8 +747,9 @@ func (l *loader) gossip(r *raw, c *Config) {
 			// Port 0 is "any free port" to listen on: no member listens there, and the
 			// re-join would dial it for ever.
 			l.errorf(key, "%s: port 0 is never dialable: give the port the other member's gossip listens on", j)
-		} else if j != "" && slices.ContainsFunc(localhostIPs(j), func(ip string) bool { return overlap(self, ip, false) }) {
-			// The member would count a peer that is itself among the voters.
+		} else if j != "" && slices.ContainsFunc(localhostIPs(j), func(ip string) bool { return overlap(self, ip, false) || overlap(g.Bind, ip, false) }) {
+			// The member would count a peer that is itself among the voters. It is reached at
+			// its advertise address, and at its bind address too (a wildcard's on loopback).
 			l.errorf(key, "%s is this member's own gossip address: list the other members", j)
 		}
 		g.Join = append(g.Join, j)
