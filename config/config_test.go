@@ -2059,3 +2059,39 @@ func TestJoinSelfWithAdvertise(t *testing.T) {
 		t.Errorf("join 127.0.0.1:7947 (another member on this host): %v", err)
 	}
 }
+
+// TestURLPasswordUnencodedAtInValue: a URL whose password holds an unencoded '/' or '?' after
+// digits, and a '=' before its '@' (postgres://tandem:2024/wire?x=Summer@10.0.0.2), is refused
+// and RedactDSN hides it, as TestURLPasswordUnencoded's are: it was read as host "tandem", port
+// 2024, database "wire" and a setting x of "Summer@10.0.0.2", and the file loaded, check-config
+// printing the password whole. An '@' in a parameter's value is still fine where the URL gives
+// its user (before the host, or as ?user=), as the password's '@' then is not.
+func TestURLPasswordUnencodedAtInValue(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\npeer_dsn = \"host=10.0.0.2 dbname=wire\"\n"
+	for _, dsn := range []string{
+		"postgres://tandem:2024/wire?x=Summer@10.0.0.1",
+		"postgres://tandem:2024/wire?sslmode=disable&x=Summer@10.0.0.1/wire",
+	} {
+		_, err := Parse("f.toml", []byte(base+"local_dsn = \""+dsn+"\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.local_dsn" || errs[0].Line != 12 || !strings.Contains(errs[0].Msg, "percent-encode") {
+			t.Errorf("%s: got %v, want one error at f.toml:12 txshim.local_dsn saying to percent-encode", dsn, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "Summer") {
+			t.Errorf("%s: the error shows the password: %v", dsn, err)
+		}
+		if got := RedactDSN(dsn); strings.Contains(got, "Summer") || strings.Contains(got, "2024") {
+			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+	}
+	for _, dsn := range []string{
+		"postgres://tandem@10.0.0.1:5432/wire?application_name=tandem@site1",
+		"postgres://10.0.0.1:5432/wire?user=tandem@corp",
+		"postgres://10.0.0.1:5432/wire?application_name=tandem@site1&user=tandem",
+	} {
+		if _, err := Parse("f.toml", []byte(base+"local_dsn = \""+dsn+"\"\n"), KindSite); err != nil {
+			t.Errorf("%s: %v", dsn, err)
+		}
+	}
+}

@@ -342,8 +342,10 @@ func redactQuery(raw string) string {
 // query: the mark of a password holding an unencoded '/' or '?' after digits, which net/url
 // and the database clients read as the port, then a path or query holding the rest of the
 // password (postgres://tandem:2024/Summer@10.0.0.1/wire: host tandem, port 2024, database
-// "Summer@10.0.0.1/wire"). An '@' in a parameter's value is left alone
-// (application_name=tandem@site1, a user name of the user@tenant kind), and so is any after a
+// "Summer@10.0.0.1/wire"), or one holding a '=' before its '@' too, the rest then a parameter's
+// value (postgres://tandem:2024/wire?x=Summer@10.0.0.1). An '@' in a parameter's value is left
+// alone where the URL gives its user, as a password's '@' then is not (application_name=
+// tandem@site1, a user name of the user@tenant kind given as ?user=), and so is any after a
 // user@host.
 func atAfterHost(dsn string) bool {
 	_, rest, ok := strings.Cut(dsn, "://")
@@ -358,12 +360,16 @@ func atAfterHost(dsn string) bool {
 	if strings.Contains(path, "@") {
 		return true
 	}
+	atInValue, user := false, false
 	for _, kv := range strings.Split(query, "&") {
-		if name, _, _ := strings.Cut(kv, "="); strings.Contains(name, "@") {
+		name, value, _ := strings.Cut(kv, "=")
+		if strings.Contains(name, "@") {
 			return true
 		}
+		atInValue = atInValue || strings.Contains(value, "@")
+		user = user || name == "user"
 	}
-	return false
+	return atInValue && !user
 }
 
 // redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
