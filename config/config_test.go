@@ -2095,3 +2095,27 @@ func TestURLPasswordUnencodedAtInValue(t *testing.T) {
 		}
 	}
 }
+
+// TestURLPasswordAtThenSlash: a URL whose password holds an unencoded '@' and, after it, a '/'
+// (postgres://tandem:Sum@mer/2024@10.0.0.1/wire) is refused and RedactDSN hides all of the
+// password: it was read as user tandem, password "Sum", host "mer" and database
+// "2024@10.0.0.1/wire", and the file loaded, check-config printing "mer/2024", the rest of the
+// password (the '@' in the path came after a user@host, which atAfterHost took for the URL's).
+func TestURLPasswordAtThenSlash(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" +
+		"[txshim]\nlisten = \"127.0.0.1:5\"\npeer_dsn = \"host=10.0.0.2 dbname=wire\"\n"
+	for _, dsn := range []string{
+		"postgres://tandem:Sum@mer/2024@10.0.0.1/wire",
+		"postgres://tandem:Sum@mer/2024@10.0.0.1:5432/wire?sslmode=disable",
+		"postgres://tandem:Sum@mer?2024@10.0.0.1/wire",
+	} {
+		_, err := Parse("f.toml", []byte(base+"local_dsn = \""+dsn+"\"\n"), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Key != "txshim.local_dsn" || errs[0].Line != 12 || !strings.Contains(errs[0].Msg, "percent-encode") {
+			t.Errorf("%s: got %v, want one error at f.toml:12 txshim.local_dsn saying to percent-encode", dsn, err)
+		}
+		if got := RedactDSN(dsn); strings.Contains(got, "mer") || strings.Contains(got, "2024") {
+			t.Errorf("RedactDSN(%q) = %q: shows the password", dsn, got)
+		}
+	}
+}

@@ -338,24 +338,29 @@ func redactQuery(raw string) string {
 	return strings.Join(pairs, "&")
 }
 
-// atAfterHost tells whether a postgres:// URL has an '@' only after its host, in its path or
-// query: the mark of a password holding an unencoded '/' or '?' after digits, which net/url
-// and the database clients read as the port, then a path or query holding the rest of the
-// password (postgres://tandem:2024/Summer@10.0.0.1/wire: host tandem, port 2024, database
-// "Summer@10.0.0.1/wire"), or one holding a '=' before its '@' too, the rest then a parameter's
-// value (postgres://tandem:2024/wire?x=Summer@10.0.0.1). An '@' in a parameter's value is left
-// alone where the URL gives its user, as a password's '@' then is not (application_name=
-// tandem@site1, a user name of the user@tenant kind given as ?user=), and so is any after a
-// user@host.
+// atAfterHost tells whether a postgres:// URL has an '@' after its host, in its path or query:
+// the mark of a password holding an unencoded '@' (then a '/' or '?'), or an unencoded '/' or
+// '?' after digits, which net/url and the database clients read as the port, then a path or
+// query holding the rest of the password (postgres://tandem:2024/Summer@10.0.0.1/wire: host
+// tandem, port 2024, database "Summer@10.0.0.1/wire"; postgres://tandem:Sum@mer/2024@...:
+// password "Sum", host "mer"), or one holding a '=' before its '@' too, the rest then a
+// parameter's value (postgres://tandem:2024/wire?x=Summer@10.0.0.1). An '@' in a parameter's
+// value is left alone where the URL gives its user, before the host or as ?user=
+// (application_name=tandem@site1, a user name of the user@tenant kind): there it cannot be told
+// from a password's holding '@', '?' and '=' in that order, which still reads as a parameter.
 func atAfterHost(dsn string) bool {
 	_, rest, ok := strings.Cut(dsn, "://")
 	if !ok {
 		return false
 	}
 	i := strings.IndexAny(rest, "/?")
-	if i < 0 || strings.Contains(rest[:i], "@") {
+	if i < 0 {
 		return false
 	}
+	// A user@host before it does not make a later '@' in the path or a parameter's name one of
+	// the URL's: a password holding '@' and then '/' or '?' (Sum@mer/2024) is read as a password
+	// (Sum), a host (mer) and a path or parameter holding the rest.
+	userInfo := strings.Contains(rest[:i], "@")
 	path, query, _ := strings.Cut(rest[i:], "?")
 	if strings.Contains(path, "@") {
 		return true
@@ -369,7 +374,7 @@ func atAfterHost(dsn string) bool {
 		atInValue = atInValue || strings.Contains(value, "@")
 		user = user || name == "user"
 	}
-	return atInValue && !user
+	return atInValue && !user && !userInfo
 }
 
 // redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
