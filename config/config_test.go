@@ -2119,3 +2119,31 @@ func TestURLPasswordAtThenSlash(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthProbeWithExec: health_send with the exec check is refused as health_expect is, as a
+// key only the tcp check uses: alone it was answered "needs health_expect", advice whose
+// following was refused next ("only used by the tcp check"), and beside health_expect it was
+// not reported at all.
+func TestHealthProbeWithExec(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\nhealth = \"exec\"\nhealth_command = [\"true\"]\n" +
+		"[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\nhealth_send = \"PING\"\n" // line 11
+	for _, tc := range []struct {
+		src  string
+		want []string
+	}{
+		{base, []string{"f.toml:11: server.endpoint[0].health_send: only used by the tcp check"}},
+		{base + "health_expect = \"PONG\"\n", []string{"f.toml:11: server.endpoint[0].health_send: only used by the tcp check", "f.toml:12: server.endpoint[0].health_expect: only used by the tcp check"}},
+	} {
+		_, err := Parse("f.toml", []byte(tc.src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != len(tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.HasPrefix(errs[i].Error(), w) {
+				t.Errorf("error %d is %q, want it to start %q", i, errs[i], w)
+			}
+		}
+	}
+}

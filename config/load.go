@@ -1144,7 +1144,10 @@ func (l *loader) server(r *raw, c *Config) {
 			l.errorf(key+".name", "%q is defined twice", e.Name)
 		}
 		names[e.Name] = true
-		if e.HealthSend != "" && e.HealthExpect == "" {
+		switch {
+		case e.HealthSend != "" && s.Health != HealthTCP:
+			l.errorf(key+".health_send", "only used by the tcp check (server.health = %q)", s.Health)
+		case e.HealthSend != "" && e.HealthExpect == "":
 			l.errorf(key+".health_send", "needs health_expect: the reply that shows the server answered")
 		}
 		if e.HealthExpect != "" && s.Health != HealthTCP {
