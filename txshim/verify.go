@@ -125,6 +125,12 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 			return nil, err
 		}
 	}
+	// One line of printable text per difference, whatever the names and definitions it quotes
+	// hold: a table, column or enum label, a CHECK's string literal, with a newline or a
+	// terminal's escape sequence (TestVerifyNamesNotPrintable).
+	for i, d := range diffs {
+		diffs[i] = showKey(d)
+	}
 	return diffs, nil
 }
 
@@ -445,9 +451,10 @@ func diffKeys(ctx context.Context, snaps [2]*sql.Tx, name string, t verifyTable,
 	return out, nil
 }
 
-// showKey is a row's key as a difference names it: as PostgreSQL writes it, unless it holds a
-// character that is not printable — a newline or a terminal's control sequence in application
-// data would break the one line per difference, or the terminal — then quoted as Go quotes.
+// showKey is a row's key as a difference names it, or a difference as Verify returns it: as
+// written, unless it holds a character that is not printable — a newline or a terminal's
+// control sequence in application data or names would break the one line per difference, or
+// the terminal — then quoted as Go quotes.
 func showKey(key string) string {
 	for _, r := range key {
 		if !unicode.IsPrint(r) {
