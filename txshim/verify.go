@@ -2,7 +2,9 @@ package txshim
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,6 +41,11 @@ type verifySnapshots struct {
 // text settings (verifySettingsSQL), and takes its snapshot at once.
 func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapshots, err error) {
 	v := &verifySnapshots{}
+	// Two spellings of one database's address (TCP and the Unix socket, a host name and its
+	// address) pass the configuration's check, and compared that database with itself:
+	// "identical" (TestVerifyOneDatabaseTwice). The local session is marked by its
+	// application_name, which the peer looks for among its database's sessions.
+	mark := "tandem verify " + rand.Text()
 	defer func() {
 		if err != nil {
 			v.close()
@@ -54,10 +61,23 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 		if _, err = v.txs[i].ExecContext(ctx, verifySettingsSQL); err != nil {
 			return nil, fmt.Errorf("verify: session settings on the %s database: %w", sideName(i), err)
 		}
+		if i == 0 {
+			if _, err = v.txs[i].ExecContext(ctx, `SELECT set_config('application_name', $1, true)`, mark); err != nil {
+				return nil, fmt.Errorf("verify: session settings on the local database: %w", err)
+			}
+		}
 		var one int
 		if err = v.txs[i].QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil { // the snapshot is taken here
 			return nil, fmt.Errorf("verify: take a snapshot of the %s database: %w", sideName(i), err)
 		}
+	}
+	var same bool
+	if err = v.txs[1].QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database())`,
+		mark).Scan(&same); err != nil {
+		return nil, fmt.Errorf("verify: look for the local session on the peer database: %w", err)
+	}
+	if same {
+		return nil, errors.New("verify: local_dsn and peer_dsn reach one database (the local session is a session of the peer database): nothing to compare; give the other site's database as peer_dsn")
 	}
 	return v, nil
 }
