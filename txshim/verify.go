@@ -199,6 +199,11 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 	if typesDiffer {
 		return diffs, nil
 	}
+	if l.view && l.query != p.query {
+		// Its REFRESH ships, and each database computes the rows by its own query: a difference
+		// while they hold the same rows, or none (TestVerifyMaterializedViewQuery).
+		diffs = append(diffs, fmt.Sprintf("%s %s is made by another query on each database", kind, name))
+	}
 	if l.view && !l.populated {
 		// No rows to compare on either: its columns were (TestVerifyUnpopulatedViewColumns).
 		return diffs, nil
@@ -283,8 +288,9 @@ func sideName(i int) string {
 type verifyTable struct {
 	cols, types, key []string
 	filenode         int64
-	view             bool // a materialized view
-	populated        bool // a materialized view: populated (its rows can be read)
+	view             bool   // a materialized view
+	populated        bool   // a materialized view: populated (its rows can be read)
+	query            string // a materialized view: its query (pg_get_viewdef)
 }
 
 func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, error) {
@@ -294,7 +300,7 @@ func verifyTables(ctx context.Context, tx *sql.Tx) (map[string]verifyTable, erro
 	// differs; its rows compared where it is populated on both.
 	rows, err := tx.QueryContext(ctx, `SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), coalesce(quote_ident(a.attname), ''),
   coalesce(format_type(a.atttypid, a.atttypmod), ''), coalesce(array_position(con.conkey, a.attnum), 0),
-  c.relfilenode::bigint, c.relkind = 'm', c.relispopulated
+  c.relfilenode::bigint, c.relkind = 'm', c.relispopulated, CASE c.relkind WHEN 'm' THEN pg_get_viewdef(c.oid) ELSE '' END
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -312,18 +318,18 @@ WHERE c.relkind IN ('r', 'm') AND c.relpersistence = 'p' AND `+appSchemaFilter)
 	types := map[string]map[string]string{}
 	keys := map[string][]keyCol{}
 	filenodes := map[string]int64{}
-	views, populated := map[string]bool{}, map[string]bool{}
+	views, populated, queries := map[string]bool{}, map[string]bool{}, map[string]string{}
 	for rows.Next() {
-		var table, col, typ string
+		var table, col, typ, query string
 		var pos int
 		var filenode int64
 		var view, filled bool
-		if err := rows.Scan(&table, &col, &typ, &pos, &filenode, &view, &filled); err != nil {
+		if err := rows.Scan(&table, &col, &typ, &pos, &filenode, &view, &filled, &query); err != nil {
 			return nil, err
 		}
 		filenodes[table] = filenode
 		if view {
-			views[table], populated[table] = true, filled
+			views[table], populated[table], queries[table] = true, filled, query
 		}
 		if col == "" {
 			cols[table] = nil // a table of no column: its rows are counted
@@ -346,7 +352,7 @@ WHERE c.relkind IN ('r', 'm') AND c.relpersistence = 'p' AND `+appSchemaFilter)
 		sort.Strings(cs)
 		k := keys[t]
 		sort.Slice(k, func(i, j int) bool { return k[i].pos < k[j].pos })
-		vt := verifyTable{cols: cs, filenode: filenodes[t], view: views[t], populated: populated[t]}
+		vt := verifyTable{cols: cs, filenode: filenodes[t], view: views[t], populated: populated[t], query: queries[t]}
 		for _, c := range cs {
 			vt.types = append(vt.types, types[t][c])
 		}
