@@ -38,7 +38,7 @@ type verifySnapshots struct {
 }
 
 // beginVerify opens a REPEATABLE READ READ ONLY transaction on each database, under fixed
-// text settings (verifySettingsSQL), and takes its snapshot at once.
+// text settings (verifySettingsSQL), and then takes their snapshots, one right after the other.
 func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapshots, err error) {
 	v := &verifySnapshots{}
 	// Two spellings of one database's address (TCP and the Unix socket, a host name and its
@@ -51,6 +51,10 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 			v.close()
 		}
 	}()
+	// Both sessions are set up before either snapshot is taken: a commit that lands on both
+	// databases between the two snapshots shows as a difference, and the local one was taken
+	// before the peer was even connected to — TCP, TLS and authentication over the link between
+	// the sites (TestVerifySnapshotsAfterConnecting). BEGIN and SET take no snapshot.
 	for i, dsn := range []string{localDSN, peerDSN} {
 		if v.dbs[i], err = OpenDB(dsn); err != nil {
 			return nil, fmt.Errorf("verify: open %s database: %w", sideName(i), err)
@@ -58,16 +62,17 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 		if v.txs[i], err = v.dbs[i].BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}); err != nil {
 			return nil, fmt.Errorf("verify: begin snapshot on the %s database: %w", sideName(i), err)
 		}
-		if _, err = v.txs[i].ExecContext(ctx, verifySettingsSQL); err != nil {
+		settings := verifySettingsSQL
+		if i == 0 {
+			settings += "SET LOCAL application_name = " + sqlLiteral(mark) + ";\n"
+		}
+		if _, err = v.txs[i].ExecContext(ctx, settings); err != nil {
 			return nil, fmt.Errorf("verify: session settings on the %s database: %w", sideName(i), err)
 		}
-		if i == 0 {
-			if _, err = v.txs[i].ExecContext(ctx, `SELECT set_config('application_name', $1, true)`, mark); err != nil {
-				return nil, fmt.Errorf("verify: session settings on the local database: %w", err)
-			}
-		}
+	}
+	for i, tx := range v.txs {
 		var one int
-		if err = v.txs[i].QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil { // the snapshot is taken here
+		if err = tx.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil { // the snapshot is taken here
 			return nil, fmt.Errorf("verify: take a snapshot of the %s database: %w", sideName(i), err)
 		}
 	}
