@@ -408,7 +408,10 @@ WHERE `+appRelFilter)
 // that fire in replica sessions (ENABLE ALWAYS, ENABLE REPLICA: they change, add or drop rows on
 // the peer alone — a rule ON INSERT … DO INSTEAD NOTHING there lost every row shipped by INSERT:
 // TestInstallRuleFiringInApply) must be the same on both databases. Named by their definitions,
-// not their names (a trigger's or a rule's definition with its name cut out). Left out as well:
+// not their names (a trigger's or a rule's definition with its name cut out); a trigger's with
+// the definition of the function it runs, by its md5: CREATE TRIGGER names the function, not what
+// it does, and one replaced on one database only made the peer store other values under the same
+// trigger (TestVerifyApplyTriggerFunction). Left out as well:
 // whether a CHECK is validated (NOT VALID checks the apply's rows all the same), the storage
 // parameters of a unique index or an EXCLUDE constraint's (WITH (fillfactor=...)), and a UNIQUE
 // constraint that is not DEFERRABLE, whose index says all it does (a unique index made without
@@ -439,6 +442,7 @@ UNION ALL
 SELECT n.nspname, c.relname,
   'trigger firing in the apply (ENABLE ' || CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END || '): ' || k.head
     || substr(pg_get_triggerdef(tg.oid), length(k.head || ' ' || quote_ident(tg.tgname)) + 1)
+    || ' (function definition md5 ' || md5(pg_get_functiondef(tg.tgfoid)) || ')'
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
   LATERAL (SELECT CASE WHEN tg.tgconstraint <> 0 THEN 'CREATE CONSTRAINT TRIGGER' ELSE 'CREATE TRIGGER' END AS head) k
 WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgenabled IN ('A', 'R')
