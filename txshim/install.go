@@ -698,14 +698,17 @@ func installObjectsLocked(ctx context.Context, db *sql.DB, logger *slog.Logger) 
 // leave as it is (TestInstallForeignTandemSchema); and, as "tandem.x (not one of Tandem's)",
 // each other table there: an application's, whose rows would never be shipped, as schema tandem
 // is no application schema (TestInstallApplicationTableInTandemSchema). Columns later versions
-// added are not asked for: Install adds them.
+// added are not asked for: Install adds them. A column's type is compared by its oid, not as
+// format_type spells it, which under a database default of quote_all_identifiers = on is
+// "text": install run again called each of Tandem's own tables an application's
+// (TestInstallAgainQuoteAllIdentifiers).
 const ownTableColumnsSQL = `SELECT 'tandem.' || w.rel || ' (lacks column ' || w.col || ' ' || w.typ || ')'
 FROM (VALUES ('state', 'term', 'bigint'), ('state', 'master', 'text'), ('state', 'peer_synced', 'boolean'),
   ('decisions', 'gid', 'text'), ('decisions', 'at', 'timestamp with time zone'),
   ('ddl', 'id', 'bigint'), ('ddl', 'stmt', 'text'), ('ddl_key', 'k', 'text'), ('installed', 'mark', 'text')) w(rel, col, typ)
 WHERE pg_catalog.to_regclass('tandem.' || w.rel) IS NOT NULL
   AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('tandem.' || w.rel)
-    AND a.attname = w.col AND NOT a.attisdropped AND pg_catalog.format_type(a.atttypid, a.atttypmod) = w.typ)
+    AND a.attname = w.col AND NOT a.attisdropped AND a.atttypid = pg_catalog.to_regtype(w.typ))
 UNION ALL
 SELECT 'tandem.' || quote_ident(c.relname) || ' (not one of Tandem''s)' FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
