@@ -222,8 +222,8 @@ func (s *session) startCommit(pol policy, chain, readOnly bool) (*commitStart, e
 		// The failing casts depend on row values: a constant one would fail at plan time. The
 		// rest of the transaction is made read-only, so that what a WITH HOLD cursor's query
 		// runs at COMMIT cannot write a table either (a function the shim does not know writes
-		// in a transaction the client made read-write; large objects PostgreSQL before 16
-		// writes in read-only transactions too: those the lexer sees, xid).
+		// in a transaction begun read-write before the mode changed; large objects PostgreSQL
+		// before 16 writes in read-only transactions too: those the lexer sees, xid).
 		// Only in a transaction that declared a WITH HOLD cursor (txFlags' unprep): COMMIT AND
 		// CHAIN begins the next transaction with this one's characteristics, and a client's READ
 		// WRITE transaction chained into a READ ONLY one (TestReadOnlyChainKeepsReadWrite).

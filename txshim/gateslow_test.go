@@ -179,16 +179,22 @@ func TestOwnObjectDDLReadingTandemRefused(t *testing.T) {
 // characteristics of the one it ended. In a read-only mode the commit check now sets
 // transaction_read_only on in the ending transaction, and the chained one inherits it: a
 // transaction the client began READ WRITE chains into a READ ONLY one, whose writes fail
-// (25006 from PostgreSQL) even once the site is master again.
+// (25006 from PostgreSQL) even once the site is master again. (A client cannot make a
+// transaction read-write in a read-only mode, TestReadOnlyClientMadeReadWrite: this one began
+// while the site was master.)
 func TestReadOnlyChainKeepsReadWrite(t *testing.T) {
 	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
-	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}, Logger: quietLogger()}, ModeReadOnly, 1)
+	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}, Logger: quietLogger()}, ModeSolo, 1)
 	ctx := capCtx(t, 30*time.Second)
 	conn := s.connect(t)
 	pc := conn.PgConn()
-	if _, err := pc.Exec(ctx, "BEGIN READ WRITE; SELECT 1; COMMIT AND CHAIN").ReadAll(); err != nil {
+	if _, err := pc.Exec(ctx, "BEGIN READ WRITE; SELECT 1").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(ModeReadOnly, 1)
+	if _, err := pc.Exec(ctx, "COMMIT AND CHAIN").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
 	var ro string

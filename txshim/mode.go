@@ -14,8 +14,12 @@ type Mode int32
 const (
 	// ModeReadOnly is a backup's shim: write transactions fail with SQLSTATE 25006. Each session
 	// runs with default_transaction_read_only = on, put back on before the next transaction
-	// whenever the client may have turned it off (readOnlyChange), and a commit of a transaction
-	// that wrote anyway (one the client made read-write) is rolled back with 25006. Statements that cannot run in a
+	// whenever the client may have turned it off (readOnlyChange); as on a hot standby, a
+	// statement that would make a transaction read-write (BEGIN … READ WRITE, SET TRANSACTION
+	// READ WRITE, SET transaction_read_only = off: makesReadWrite) is refused with 25006, so
+	// PostgreSQL refuses every write before it runs (nextval and setval too, which no rollback
+	// undoes), and a commit of a transaction that wrote anyway (one begun in another mode, a
+	// large object before PostgreSQL 16) is rolled back with 25006. Statements that cannot run in a
 	// transaction block, which the shim never wraps, get the setting put back on right before
 	// them; of those, CALL and DO blocks that commit, which may turn it off between their own
 	// transactions, are refused with 25006 outside a transaction block. It is the mode of a new

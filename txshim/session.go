@@ -239,6 +239,7 @@ type stmtInfo struct {
 	blockOnly    string  // LOCK or DECLARE without WITH HOLD: statement.BlockOnly
 	setsRO       bool    // SET default_transaction_read_only to on (setsReadOnly)
 	changesRO    bool    // may change default_transaction_read_only (changesReadOnly)
+	makesRW      bool    // may make its transaction read-write: refused in read-only modes (makesReadWrite)
 	warnsOutside string  // SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: warnsOutsideBlock
 	savepoint    string  // SAVEPOINT, RELEASE SAVEPOINT or ROLLBACK TO SAVEPOINT: savepointCommand
 	noSnapshot   bool    // one of those, or SHOW, in either protocol: takes no snapshot (noSnapshot)
@@ -277,6 +278,7 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 	m := unknownStmt
 	m.temp, m.unprep, m.copyIn, m.proc = a.temp || b.temp, a.unprep || b.unprep, a.copyIn || b.copyIn, a.proc || b.proc
 	m.changesRO = a.changesRO || b.changesRO
+	m.makesRW = a.makesRW || b.makesRW
 	m.ownObject = a.ownObject
 	if m.ownObject == "" {
 		m.ownObject = b.ownObject
@@ -2085,6 +2087,78 @@ func setsReadOnly(text string, st statement) bool {
 	return on && ok
 }
 
+// makesReadWrite reports whether statement st of text may make the transaction it runs in, or
+// begins, read-write: BEGIN or START TRANSACTION … READ WRITE, SET TRANSACTION … READ WRITE,
+// and a SET or RESET of transaction_read_only to anything but true (a U&"…" name counted too).
+// A transaction that began read-only can turn read-write only so, before its first query:
+// set_config and a function's SET clause run in a query, which PostgreSQL then refuses
+// (25001), and SET SESSION CHARACTERISTICS or default_transaction_read_only change the
+// default only, which read-only modes put back before each transaction (readOnlyChange).
+func makesReadWrite(text string, st statement) bool {
+	i := skipBlank(text, st.Start, st.End)
+	first := func(kw string) bool {
+		return i+len(kw) <= st.End && strings.EqualFold(text[i:i+len(kw)], kw) && (i+len(kw) == st.End || !isIdentChar(text[i+len(kw)]))
+	}
+	if st.Kind != kindBegin && !first("SET") && !first("RESET") {
+		return false
+	}
+	var toks []string // words, "quoted names", 'strings' and single bytes but the ending ';', as written
+	tokens(text, i, st.End, func(tok tokKind, b, e int) bool {
+		if tok != tokComment && (tok != tokByte || !isSpace(text[b]) && text[b] != ';') {
+			toks = append(toks, text[b:e])
+		}
+		return true
+	})
+	is := func(j int, kw string) bool { return j < len(toks) && strings.EqualFold(toks[j], kw) }
+	readWrite := func(from int) bool {
+		for j := from; j+1 < len(toks); j++ {
+			if is(j, "READ") && is(j+1, "WRITE") {
+				return true
+			}
+		}
+		return false
+	}
+	// name: toks[j] may name transaction_read_only (names are case-insensitive, quoted too).
+	name := func(j int) bool {
+		if j >= len(toks) {
+			return false
+		}
+		if is(j, "U") && j+1 < len(toks) && toks[j+1] == "&" {
+			return true
+		}
+		n := toks[j]
+		if len(n) >= 2 && n[0] == '"' && n[len(n)-1] == '"' {
+			n = n[1 : len(n)-1]
+		}
+		return strings.EqualFold(n, "transaction_read_only")
+	}
+	switch {
+	case st.Kind == kindBegin:
+		return readWrite(1)
+	case is(0, "RESET"):
+		return name(1)
+	case is(1, "TRANSACTION"):
+		return readWrite(2)
+	}
+	j := 1
+	if is(1, "LOCAL") || is(1, "SESSION") {
+		j = 2
+	}
+	if !name(j) {
+		return false
+	}
+	// Anything but one value that reads as true: off, DEFAULT, FROM CURRENT.
+	if !is(j+1, "=") && !is(j+1, "TO") || j+3 != len(toks) {
+		return true
+	}
+	v := toks[j+2]
+	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+		v = v[1 : len(v)-1]
+	}
+	on, ok := parseBool(v)
+	return !on || !ok
+}
+
 // changesReadOnly reports whether statement st of text may change the session's
 // default_transaction_read_only: any SET (SESSION CHARACTERISTICS too), RESET (ALL), DISCARD
 // (ALL), a statement that calls set_config, and DO, CALL and EXECUTE, which run what the shim
@@ -2346,7 +2420,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 		s.push(&pending{fwd: true, fwdRFQ: true})
 		return s.forward('Q', body, true)
 	}
-	if st != 0 && pol.intercept && commitThenMore(u) {
+	if st != 0 && pol.intercept && commitThenMore(u, pol) {
 		bad, failed, err := s.unparsable(text, st)
 		if err != nil {
 			return err
@@ -2376,14 +2450,14 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 // one it refuses: a statement after them that does not parse failed only once they had
 // committed, or the ROLLBACK had ended the client's transaction block, which PostgreSQL leaves
 // failed, or the client had the refusal, a BEGIN before it run (unparsable).
-func commitThenMore(u *queryUnit) bool {
+func commitThenMore(u *queryUnit, pol policy) bool {
 	end := false
 	for i := range u.sts {
 		switch info := u.info(i); {
 		case end && info.kind != kindEmpty:
 			return true
 		case info.kind == kindCommit, info.kind == kindRollback, info.kind == kindClient2PC,
-			info.ownObject != "", info.explainMakes, info.prepareMakes:
+			info.ownObject != "", info.explainMakes, info.prepareMakes, info.makesRW && pol.readOnly:
 			end = true
 		}
 	}
@@ -2876,7 +2950,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(query, st)
 				si.detached = detachedText(query, st)
 				si.execName, si.unprepName = execNameOf(query, st), unprepNameOf(query, st)
-				si.changesRO = changesReadOnly(query, st)
+				si.changesRO, si.makesRW = changesReadOnly(query, st), makesReadWrite(query, st)
 				si.ownObject = ownObjectRefusal(query, st)
 				if si.ownObject == "" {
 					si.ownObject = reservedNameRefusal(query, st)
@@ -3157,9 +3231,10 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	neutral := true
 	for _, it := range s.items {
 		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint || it.info.ownObject != "" ||
-			it.info.prepareMakes || it.info.explainMakes {
+			it.info.prepareMakes || it.info.explainMakes || it.info.makesRW && pol.readOnly {
 			// Not a read that passes as it is: LOCK or PREPARE … AS naming a table of
-			// Tandem's, and PREPARE … AS SELECT … INTO, are refused (walk).
+			// Tandem's, and PREPARE … AS SELECT … INTO, are refused (walk), and in read-only
+			// modes SET TRANSACTION READ WRITE and its kin.
 			neutral = false
 		}
 	}
@@ -3348,7 +3423,7 @@ func (u *queryUnit) makeInfo(i int) stmtInfo {
 	st := u.sts[i]
 	si := stmtInfo{kind: st.Kind, chain: st.Chain, temp: st.Temp, unprep: st.Unpreparable, holdWrite: st.Hold && st.Kind.writes(), copyIn: st.CopyIn, proc: st.Proc,
 		blockOnly: st.BlockOnly, setsRO: setsReadOnly(u.text, st), changesRO: changesReadOnly(u.text, st), noSnapshot: noSnapshot(u.text, st),
-		savepoint: savepointCommand(u.text, st)}
+		savepoint: savepointCommand(u.text, st), makesRW: makesReadWrite(u.text, st)}
 	if st.Kind == kindDDL {
 		si.text = ddlText(u.text[st.Start:st.End])
 		if f := st.Finalize; f.end != 0 {
@@ -3502,6 +3577,9 @@ func needsWork(u unit, st byte, pol policy, roChange bool) bool {
 		case info.explainMakes || info.prepareMakes:
 			// Refused wherever it comes (walk), in every mode: a statement prepared while the
 			// site is read-only may run once it is master.
+			return true
+		case info.makesRW && pol.readOnly:
+			// Refused wherever it comes (walk).
 			return true
 		case info.explainExec != "" && pol.recordDDL():
 			// EXPLAIN ANALYZE EXECUTE, refused when what it runs makes a table (walk).
@@ -4048,6 +4126,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		if info.ownObject != "" && pol.intercept {
 			return refuse(i, "42501", info.ownObject)
+		}
+		if info.makesRW && pol.readOnly {
+			// As a hot standby refuses it: a transaction that began read-only (the session's
+			// default, readOnlyChange) stays so, and every write in it fails (25006) before it
+			// runs — nextval and setval too, which the check at COMMIT could not undo.
+			return refuse(i, "25006", fmt.Sprintf("tandem: this site is %s: cannot set transaction read-write mode", pol.mode))
 		}
 		if pol.intercept && info.explainMakes || recordDDL && info.explainExec != "" && s.makesTable(info.explainExec) {
 			return refuse(i, "0A000", explainMakesRefusal, explainMakesHint)

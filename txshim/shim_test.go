@@ -411,18 +411,20 @@ func TestWentSoloSessions(t *testing.T) {
 		t.Fatal("term 2: set solo and back with no client work in between, but WentSolo says yes")
 	}
 
-	// A write transaction under way when the mode turns solo commits alone.
+	// A write transaction under way when the mode turns solo commits alone. (Begun in
+	// read-only mode, it is made read-write once solo: in read-only mode that is refused,
+	// TestReadOnlyClientMadeReadWrite.)
 	tx, err := a.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetMode(ModeSolo, 3)
 	if _, err := tx.Exec(ctx, "SET TRANSACTION READ WRITE"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tx.Exec(ctx, "INSERT INTO acct VALUES (1, 10)"); err != nil {
 		t.Fatal(err)
 	}
-	s.SetMode(ModeSolo, 3)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatalf("commit of the write begun in read-only mode, after the switch to solo: %v", err)
 	}
