@@ -54,6 +54,16 @@ func MinFenceDelay(profile string) time.Duration {
 	return 3750 * time.Millisecond
 }
 
+// ConnectTimeoutFor is connect_timeout's default for a gossip profile and fence_delay: a new
+// operator connection waits that long for a master (DESIGN §4), so it must outlast a failover
+// — the others finding a lost master gone (at most MinFenceDelay's time, the same suspicion)
+// and fence_delay after that — with as much again to spare; never under
+// DefaultConnectTimeout. A fixed 10 s timed out every connection made in a lan failover with a
+// witness (some 3.5 s + 10 s).
+func ConnectTimeoutFor(profile string, fenceDelay time.Duration) time.Duration {
+	return max(DefaultConnectTimeout, fenceDelay+2*MinFenceDelay(profile))
+}
+
 // GossipKeyEnv names the environment variable that may hold the gossip key
 // (base64) when no secret_key_file is set.
 const GossipKeyEnv = "TANDEM_GOSSIP_KEY"
@@ -1181,7 +1191,7 @@ func (l *loader) server(r *raw, c *Config) {
 
 func (l *loader) proxy(r *raw, c *Config) {
 	p := &c.Proxy
-	p.ConnectTimeout = DefaultConnectTimeout
+	p.ConnectTimeout = ConnectTimeoutFor(c.Gossip.Profile, c.Gossip.FenceDelay)
 	p.MaxConns = DefaultMaxConns
 	if r.Proxy == nil {
 		return
@@ -1209,7 +1219,7 @@ func (l *loader) proxy(r *raw, c *Config) {
 			l.errorf(key, "%q is not a CIDR or an IP address", s)
 		}
 	}
-	p.ConnectTimeout = l.positive("proxy.connect_timeout", rp.ConnectTimeout, DefaultConnectTimeout)
+	p.ConnectTimeout = l.positive("proxy.connect_timeout", rp.ConnectTimeout, p.ConnectTimeout)
 	p.IdleTimeout = l.duration("proxy.idle_timeout", rp.IdleTimeout, 0)
 	if rp.MaxConns != nil {
 		if p.MaxConns = *rp.MaxConns; p.MaxConns < 1 {
