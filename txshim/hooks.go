@@ -57,4 +57,8 @@ type shipperHooks struct {
 	peerOp hook[func(gid string, commit bool)]
 	// spillWrite fails the writes to the spill files of the Shipper's decoders.
 	spillWrite hook[func() error]
+	// lookGap gives, for each look of commitsUnseen (0: the first), an SQL expression that its
+	// statement evaluates right before it ("": none): a wait in it stands for the instants
+	// around the looks stretched by a loaded machine.
+	lookGap hook[func(look int) string]
 }

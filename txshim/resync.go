@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -207,7 +208,8 @@ func resyncPoint(ctx context.Context, local *pgconn.PgConn, window bool) (pglogr
 	if window {
 		// In this order: the columns are computed one after the other.
 		more = `pg_current_xact_id()::text,
-  (SELECT coalesce(array_agg(backend_xid), '{}')::text FROM pg_stat_activity WHERE datname IS DISTINCT FROM current_database())`
+  (SELECT coalesce(array_agg(backend_xid) FILTER (WHERE backend_xid IS NOT NULL), '{}')::text FROM pg_stat_activity
+    WHERE datname IS DISTINCT FROM current_database())`
 	}
 	res, err := local.Exec(ctx, `SELECT pg_current_wal_insert_lsn()::text, `+more+`,
   (SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'tandem\_%' AND database = current_database()),
@@ -242,7 +244,10 @@ type unseenWindow struct {
 	// the server's other databases in progress then, in neither the copy nor the stream.
 	// Without them, another application's commits since — on the same server, and no hold
 	// stops them — counted, and its steady writes made every resync fail
-	// (TestResyncOtherDatabaseCommits).
+	// (TestResyncOtherDatabaseCommits). None is NULL: commitsUnseen leaves them out with
+	// "<> ALL", never true over an array holding a NULL (the backend_xid of a session with no
+	// xid, such as every background process), and so counted no ended commit at all
+	// (TestResyncCommitEndedBeforeLooks).
 	bound, others string
 }
 
@@ -333,7 +338,7 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 	if err != nil {
 		return 0, 0, err
 	}
-	late, err := commitsUnseen(ctx, db, w, until)
+	late, err := commitsUnseen(ctx, db, w, until, s.hooks.lookGap.get())
 	return until, late, err
 }
 
@@ -343,7 +348,7 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 // committed by now, but those of other databases (w.others), and every commit of this
 // database still waiting for a synchronous standby (one of another database is in neither the
 // copy nor the stream: TestResyncOtherDatabaseSyncRep).
-func commitsUnseen(ctx context.Context, db *sql.DB, w unseenWindow, until pglogrepl.LSN) (int, error) {
+func commitsUnseen(ctx context.Context, db *sql.DB, w unseenWindow, until pglogrepl.LSN, gap func(look int) string) (int, error) {
 	for wait := time.Now().Add(resyncFlushWait); ; {
 		var flushed bool
 		if err := db.QueryRowContext(ctx, `SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, until.String()).Scan(&flushed); err != nil {
@@ -358,20 +363,45 @@ func commitsUnseen(ctx context.Context, db *sql.DB, w unseenWindow, until pglogr
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	var n int
+	// Each look after the gap of its own, one column each, computed one after the other.
+	looks := []string{endedLook, waitingLook}
+	cols := make([]string, 0, 2*len(looks))
+	for i, l := range looks {
+		g := "0"
+		if gap != nil {
+			g = cmp.Or(gap(i), g)
+		}
+		cols = append(cols, g, l)
+	}
+	counts := make([]int, len(cols))
+	dest := make([]any, len(cols))
+	for i := range counts {
+		dest[i] = &counts[i]
+	}
 	err := db.QueryRowContext(ctx, `WITH s AS (SELECT $1::pg_snapshot AS snap)
-SELECT (SELECT count(*) FROM (
-    SELECT x FROM s, pg_snapshot_xip(s.snap) AS x
-    UNION ALL
-    SELECT g::text::xid8 FROM s, generate_series(pg_snapshot_xmax(s.snap)::text::bigint, $2::text::bigint - 1) AS g
-  ) t (x) WHERE pg_xact_status(t.x) = 'committed' AND xid(t.x) <> ALL ($3::xid[]))
-  + (SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' AND datname = current_database())`,
-		w.snap, w.bound, w.others).Scan(&n)
+SELECT `+strings.Join(cols, ", "), w.snap, w.bound, w.others).Scan(dest...)
 	if err != nil {
 		return 0, fmt.Errorf("resync: look for commits the snapshot does not see: %w", err)
 	}
+	n := 0
+	for i := 1; i < len(counts); i += 2 {
+		n += counts[i]
+	}
 	return n, nil
 }
+
+// The looks of commitsUnseen, in its statement: endedLook counts the transactions that w's
+// snapshot (s.snap) does not see, begun before w.bound ($2), and committed now, but those of
+// other databases ($3); waitingLook counts this database's commits waiting for a synchronous
+// standby now.
+const (
+	endedLook = `(SELECT count(*) FROM (
+    SELECT x FROM s, pg_snapshot_xip(s.snap) AS x
+    UNION ALL
+    SELECT g::text::xid8 FROM s, generate_series(pg_snapshot_xmax(s.snap)::text::bigint, $2::text::bigint - 1) AS g
+  ) t (x) WHERE pg_xact_status(t.x) = 'committed' AND xid(t.x) <> ALL ($3::xid[]))`
+	waitingLook = `(SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'IPC' AND wait_event = 'SyncRep' AND datname = current_database())`
+)
 
 // resyncSchemas fails, naming each difference, when the application schema of the local
 // database in the copy's snapshot (read in local's open transaction, which holds the copied

@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -19,7 +20,106 @@ func TestResyncCommitInSnapshotWindow(t *testing.T) {
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 90*time.Second)
-	setSync := func(v string) {
+	inserted, setSync := commitWaitingForStandby(t, ctx, p)
+
+	resynced := make(chan error, 1)
+	go func() {
+		resynced <- sh.Resync(ctx, func(context.Context) (func(), error) { return func() {}, nil })
+	}()
+	time.Sleep(2 * time.Second) // Resync takes its snapshot meanwhile
+	setSync("")
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-resynced; err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	requireShippedAfterResync(t, p, sh)
+}
+
+// TestResyncCommitEndedBeforeLooks: the commit waiting for a synchronous standby of the
+// local database, unseen by the copy's snapshot, ended (the standby answered) after the
+// snapshot and before commitsUnseen looked. Its look for ended commits left out the xids of
+// the other databases' transactions with "<> ALL" over an array holding NULLs (the
+// backend_xid of every session with none: the server's background processes always), which is
+// never true: it counted none, ever, and the commit was lost on the peer — in neither the copy
+// nor what is shipped after L (CI's clean-clone run ci198, in
+// TestResyncCommitInSnapshotWindow). A wait before the looks (lookGap) holds them back here
+// while the standby answers.
+func TestResyncCommitEndedBeforeLooks(t *testing.T) {
+	t.Parallel()
+	resyncStandbyAnswersAt(t, 0)
+}
+
+// resyncStandbyAnswersAt runs a Resync while a commit waits for a synchronous standby of the
+// local database, the standby answering while commitsUnseen's statement waits right before
+// its look (lookGap); it requires the databases alike afterwards.
+func resyncStandbyAnswersAt(t *testing.T, look int) {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	sh := syncedShipper(t, p)
+	ctx := capCtx(t, 90*time.Second)
+	inserted, setSync := commitWaitingForStandby(t, ctx, p)
+
+	// The look waits before it for an advisory lock this session holds.
+	const key = 7340021
+	held, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			if _, err := held.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(unlock)
+	sh.hooks.lookGap.set(func(i int) string {
+		if i != look {
+			return ""
+		}
+		return fmt.Sprintf(`(SELECT 0 FROM pg_advisory_xact_lock(%d))`, key)
+	})
+	t.Cleanup(sh.hooks.lookGap.clear)
+
+	resynced := make(chan error, 1)
+	go func() {
+		resynced <- sh.Resync(ctx, func(context.Context) (func(), error) { return func() {}, nil })
+	}()
+	waitForLong(t, "Resync's look waiting", 30*time.Second, func() bool {
+		select {
+		case err := <-resynced:
+			t.Fatalf("Resync ended before its look waited: %v", err)
+		default:
+		}
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, key) == 1
+	})
+	setSync("") // the standby answers
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := <-resynced; err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	requireShippedAfterResync(t, p, sh)
+}
+
+// commitWaitingForStandby makes the local database of p wait for a synchronous standby it
+// does not have, and starts an insert into kv that waits for it (written, not yet visible); it
+// returns the insert's outcome and what sets synchronous_standby_names ("": none, which lets
+// the insert end).
+func commitWaitingForStandby(t *testing.T, ctx context.Context, p *capPair) (inserted chan error, setSync func(string)) {
+	t.Helper()
+	setSync = func(v string) {
 		for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = ` + sqlLiteral(v), `SELECT pg_reload_conf()`} {
 			if _, err := p.ldb.ExecContext(ctx, q); err != nil {
 				t.Fatal(err)
@@ -34,7 +134,6 @@ func TestResyncCommitInSnapshotWindow(t *testing.T) {
 	// The reload reaches the backends (and the checkpointer, which tells them a standby is
 	// wanted) in their own time: a commit that did not wait for the standby is one the snapshot
 	// sees; try again with the next key until one waits.
-	var inserted chan error
 	for k, deadline := 1, time.Now().Add(30*time.Second); ; k++ {
 		inserted = make(chan error, 1)
 		go func() {
@@ -57,25 +156,18 @@ func TestResyncCommitInSnapshotWindow(t *testing.T) {
 			waiting = queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'`) == 1
 		}
 		if waiting {
-			break
+			return inserted, setSync
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("timed out waiting for a commit to wait for the synchronous standby")
 		}
 	}
+}
 
-	resynced := make(chan error, 1)
-	go func() {
-		resynced <- sh.Resync(ctx, func(context.Context) (func(), error) { return func() {}, nil })
-	}()
-	time.Sleep(2 * time.Second) // Resync takes its snapshot meanwhile
-	setSync("")
-	if err := <-inserted; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-resynced; err != nil {
-		t.Fatalf("Resync: %v", err)
-	}
+// requireShippedAfterResync commits on p's local database after a Resync of sh, waits for it
+// on the peer, and requires the two databases alike.
+func requireShippedAfterResync(t *testing.T, p *capPair, sh *Shipper) {
+	t.Helper()
 	p.local.Exec(t, `INSERT INTO kv VALUES (1000, 'after')`)
 	waitForLong(t, "the later commit on the peer, or a refusal", 30*time.Second, func() bool {
 		return sh.Err() != nil || (queryOne[int](t, p.pdb, `SELECT count(*) FROM kv WHERE k = 1000`) == 1 && sh.Backlog() == 0)
