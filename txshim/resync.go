@@ -261,10 +261,17 @@ type unseenWindow struct {
 // commits the snapshot does not see that may lie before L: those that have ended committed
 // since (pg_xact_status), and those still waiting for a synchronous standby (pg_stat_activity:
 // SyncRep; PostgreSQL calls them in progress until the standby answers). Finding one, it takes
-// the snapshot again, until none is left (resyncWindowWait at most). A commit that escapes both
-// looks is one between its flush, which the look waits for, and its end or its wait for the
-// standby: an instant. The waits of sessions of other roles are seen only by a role with
-// pg_read_all_stats (or a superuser).
+// the snapshot again, until none is left (resyncWindowWait at most). The looks are not one
+// instant either, and a commit goes from one to the other: it waits for the standby once its
+// commit record is flushed, and ends once the standby answers. So waiting commits are looked
+// for before and after the ended ones, in one statement: one that began waiting after the
+// first look is waiting at the last or ended at the middle one; one that ended after the first
+// was waiting at it. With the ended ones first and the waiting ones after, one whose standby
+// answered between the two was counted by neither (TestResyncStandbyAnswersBetweenLooks). A
+// commit that escapes the three looks is one that spent them between its flush and its wait
+// for the standby, or between the standby's answer and its end: an instant each, unless its
+// backend is kept off the CPU right there. The waits of sessions of other roles are seen only
+// by a role with pg_read_all_stats (or a superuser).
 const (
 	resyncWindowWait = 30 * time.Second
 	resyncFlushWait  = time.Second
@@ -347,7 +354,8 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 // transactions in progress at the snapshot or begun after it and before w.bound that have
 // committed by now, but those of other databases (w.others), and every commit of this
 // database still waiting for a synchronous standby (one of another database is in neither the
-// copy nor the stream: TestResyncOtherDatabaseSyncRep).
+// copy nor the stream: TestResyncOtherDatabaseSyncRep), looked for before and after the ended
+// ones.
 func commitsUnseen(ctx context.Context, db *sql.DB, w unseenWindow, until pglogrepl.LSN, gap func(look int) string) (int, error) {
 	for wait := time.Now().Add(resyncFlushWait); ; {
 		var flushed bool
@@ -364,7 +372,7 @@ func commitsUnseen(ctx context.Context, db *sql.DB, w unseenWindow, until pglogr
 		}
 	}
 	// Each look after the gap of its own, one column each, computed one after the other.
-	looks := []string{endedLook, waitingLook}
+	looks := []string{waitingLook, endedLook, waitingLook}
 	cols := make([]string, 0, 2*len(looks))
 	for i, l := range looks {
 		g := "0"
@@ -383,11 +391,9 @@ SELECT `+strings.Join(cols, ", "), w.snap, w.bound, w.others).Scan(dest...)
 	if err != nil {
 		return 0, fmt.Errorf("resync: look for commits the snapshot does not see: %w", err)
 	}
-	n := 0
-	for i := 1; i < len(counts); i += 2 {
-		n += counts[i]
-	}
-	return n, nil
+	// Each look's count follows its gap's: waiting before, ended, waiting after (one waiting at
+	// both counts once).
+	return max(counts[1], counts[5]) + counts[3], nil
 }
 
 // The looks of commitsUnseen, in its statement: endedLook counts the transactions that w's

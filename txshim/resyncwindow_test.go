@@ -51,6 +51,18 @@ func TestResyncCommitEndedBeforeLooks(t *testing.T) {
 	resyncStandbyAnswersAt(t, 0)
 }
 
+// TestResyncStandbyAnswersBetweenLooks: the commit waiting for a synchronous standby of the
+// local database, unseen by the copy's snapshot, ended (the standby answered) between the
+// looks of commitsUnseen — after the one for ended commits found it in progress, before the
+// one for waiting commits, which found it no longer waiting. Counted by neither, it was lost on
+// the peer. The two are in one statement, an instant apart, but a standby answers at any
+// instant, and a loaded machine stretches it. A wait after the first look (lookGap) holds the
+// others back here while the standby answers.
+func TestResyncStandbyAnswersBetweenLooks(t *testing.T) {
+	t.Parallel()
+	resyncStandbyAnswersAt(t, 1)
+}
+
 // resyncStandbyAnswersAt runs a Resync while a commit waits for a synchronous standby of the
 // local database, the standby answering while commitsUnseen's statement waits right before
 // its look (lookGap); it requires the databases alike afterwards.
