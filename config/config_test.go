@@ -2147,3 +2147,21 @@ func TestHealthProbeWithExec(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandURLQueryPassword: a password given as a URL's parameter in a command's
+// argument (psql "postgresql://monitor@db/wire?password=...&sslmode=require") reads "redacted",
+// and the URL's other parameters after it are shown as written: they went with the password,
+// as if part of it ("?password=redacted" alone), though the printed file is to be used again.
+func TestRedactedCommandURLQueryPassword(t *testing.T) {
+	for arg, want := range map[string]string{
+		"postgresql://monitor@db/wire?password=s3cret&sslmode=require":                   "postgresql://monitor@db/wire?password=redacted&sslmode=require",
+		"postgresql://monitor@db/wire?sslmode=require&password=s3cret&connect_timeout=5": "postgresql://monitor@db/wire?sslmode=require&password=redacted&connect_timeout=5",
+		"postgresql://monitor@db/wire?password=s3cret":                                   "postgresql://monitor@db/wire?password=redacted",
+		"host=db password=s3&cret dbname=wire":                                           "host=db password=redacted dbname=wire",
+		"PGPASSWORD=s3cret psql":                                                         "PGPASSWORD=redacted psql",
+	} {
+		if got := redactArg(arg); got != want {
+			t.Errorf("%s: shown as %s, want %s", arg, got, want)
+		}
+	}
+}

@@ -398,16 +398,30 @@ func hidden(argv []string) bool {
 // redactArg hides the passwords a command's argument may hold, wherever in it they are (a
 // shell script given to sh -c holds many words): that of a URL (scheme://user:password@host), and
 // the value of a setting named *password or *passwd (PGPASSWORD=..., a connection string's
-// password=..., --password=...), quoted or not. The rest is shown as written.
+// password=..., --password=..., a URL's ?password=...), quoted or not. The rest is shown as
+// written: a URL's parameter ends at its '&', before the URL's next parameter
+// (TestRedactedCommandURLQueryPassword).
 func redactArg(a string) string {
 	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
-	return argPasswordSetting.ReplaceAllString(a, "${1}redacted")
+	return argPasswordSetting.ReplaceAllStringFunc(a, func(m string) string {
+		sub := argPasswordSetting.FindStringSubmatch(m)
+		rest := ""
+		if sub[1] != "" && !strings.HasPrefix(sub[3], "'") && !strings.HasPrefix(sub[3], `"`) {
+			// A parameter of a URL's (?password=... or &password=...): an '&' in its value is
+			// percent-encoded, and one unencoded starts the next parameter.
+			if i := strings.IndexByte(sub[3], '&'); i >= 0 {
+				rest = sub[3][i:]
+			}
+		}
+		return sub[1] + sub[2] + "redacted" + rest
+	})
 }
 
 var (
 	// A URL's user:password@, up to the last '@' before its host ends (a '/', '?' or '#').
 	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
-	// NAME=value, NAME ending in password or passwd, any case; the value 'single-' or
-	// "double-quoted" (to its closing quote, or the end), or a word, backslash escapes included.
-	argPasswordSetting = regexp.MustCompile(`(?i)([\w.-]*pass(?:word|wd)[ \t]*=[ \t]*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:\\.|[^\s\\])*\\?)`)
+	// NAME=value, NAME ending in password or passwd, any case, after the '?' or '&' before a
+	// URL's parameter if there is one; the value 'single-' or "double-quoted" (to its closing
+	// quote, or the end), or a word, backslash escapes included.
+	argPasswordSetting = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd)[ \t]*=[ \t]*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:\\.|[^\s\\])*\\?)`)
 )
