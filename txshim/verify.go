@@ -76,8 +76,10 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 			return nil, fmt.Errorf("verify: take a snapshot of the %s database: %w", sideName(i), err)
 		}
 	}
+	// In a session of its own, not the snapshot's transaction: pg_stat_activity's locks on
+	// pg_database and pg_authid would be held for the whole verification, which may take hours.
 	var same bool
-	if err = v.txs[1].QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database())`,
+	if err = v.dbs[1].QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database())`,
 		mark).Scan(&same); err != nil {
 		return nil, fmt.Errorf("verify: look for the local session on the peer database: %w", err)
 	}
