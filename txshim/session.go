@@ -2088,8 +2088,9 @@ func setsReadOnly(text string, st statement) bool {
 }
 
 // makesReadWrite reports whether statement st of text may make the transaction it runs in, or
-// begins, read-write: BEGIN or START TRANSACTION … READ WRITE, SET TRANSACTION … READ WRITE,
-// and a SET or RESET of transaction_read_only to anything but true (a U&"…" name counted too).
+// begins, read-write: BEGIN or START TRANSACTION … READ WRITE, SET [LOCAL | SESSION]
+// TRANSACTION … READ WRITE (TestReadOnlySetLocalTransactionReadWrite), and a SET or RESET of
+// transaction_read_only to anything but true (a U&"…" name counted too).
 // A transaction that began read-only can turn read-write only so, before its first query:
 // set_config and a function's SET clause run in a query, which PostgreSQL then refuses
 // (25001), and SET SESSION CHARACTERISTICS or default_transaction_read_only change the
@@ -2137,12 +2138,14 @@ func makesReadWrite(text string, st statement) bool {
 		return readWrite(1)
 	case is(0, "RESET"):
 		return name(1)
-	case is(1, "TRANSACTION"):
-		return readWrite(2)
 	}
 	j := 1
 	if is(1, "LOCAL") || is(1, "SESSION") {
 		j = 2
+	}
+	if is(j, "TRANSACTION") {
+		// SET LOCAL TRANSACTION and SET SESSION TRANSACTION are SET TRANSACTION's spellings.
+		return readWrite(j + 1)
 	}
 	if !name(j) {
 		return false
