@@ -875,6 +875,17 @@ func TestReadOnlyUnwrapped(t *testing.T) {
 		t.Errorf("CALL in a transaction block in read-only mode: %q", got)
 	}
 	r.query("ROLLBACK")
+	// A block made read-write while the site was master (solo) goes on in read-only mode: its
+	// CALL runs, and its writes are refused at COMMIT.
+	s.SetMode(ModeSolo, 1)
+	r.query("BEGIN READ WRITE")
+	s.SetMode(ModeReadOnly, 1)
+	if got := r.query("CALL ins(6)"); got != "CZ" {
+		t.Errorf("CALL in a block made read-write while master, in read-only mode: %q", got)
+	}
+	if got := r.query("COMMIT"); got != "E(25006)Z" {
+		t.Errorf("COMMIT after CALL in read-only mode: %q", got)
+	}
 
 	// Fenced: a transaction open from before may end and go on to CALL only to be refused.
 	s.SetMode(ModeSolo, 1)

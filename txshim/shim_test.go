@@ -411,22 +411,23 @@ func TestWentSoloSessions(t *testing.T) {
 		t.Fatal("term 2: set solo and back with no client work in between, but WentSolo says yes")
 	}
 
-	// A write transaction under way when the mode turns solo commits alone. (Begun in
-	// read-only mode, it is made read-write once solo: in read-only mode that is refused,
-	// TestReadOnlyClientMadeReadWrite.)
+	// A write transaction under way when the mode turns solo commits alone: its write made
+	// while dual, its commit once solo. (A client cannot make a transaction read-write in
+	// read-only mode, TestReadOnlyClientMadeReadWrite.)
+	s.SetMode(ModeDual, 3)
 	tx, err := a.Begin(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetMode(ModeSolo, 3)
-	if _, err := tx.Exec(ctx, "SET TRANSACTION READ WRITE"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tx.Exec(ctx, "INSERT INTO acct VALUES (1, 10)"); err != nil {
 		t.Fatal(err)
 	}
+	s.SetMode(ModeSolo, 3)
+	if s.WentSolo(3) {
+		t.Fatal("term 3: WentSolo says yes before the write made while dual commits")
+	}
 	if err := tx.Commit(ctx); err != nil {
-		t.Fatalf("commit of the write begun in read-only mode, after the switch to solo: %v", err)
+		t.Fatalf("commit of the write made while dual, after the switch to solo: %v", err)
 	}
 	s.SetMode(ModeReadOnly, 3)
 	if n := rowCount(t, c, "id = 1"); n != 1 || !s.WentSolo(3) {
