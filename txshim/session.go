@@ -181,7 +181,14 @@ type session struct {
 	copyEndedExt bool // a CopyDone/CopyFail of an extended COPY was just relayed
 	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
 	// COPY's end sends copyMark behind them.
-	copySyncs  int
+	copySyncs int
+	// copyMarked: the copyMark entry queued by relayCopyIn at a Sync the client sent during an
+	// extended COPY FROM STDIN the shim runs, whose Close and Sync go behind the COPY's end
+	// (TestWrappedExtCopyMidSyncReplies).
+	copyMarked *pending
+	// walking: the request walk runs, while it does; relayCopyIn reads whether its COPY runs in
+	// the shim's block (unitState.injected).
+	walking    *unitState
 	scratch    []byte
 	scratchOwn []byte
 	undo       []stmtUndo // what the buffered messages changed in stmts (revertStmts)
@@ -452,7 +459,12 @@ type pending struct {
 	// before its CloseComplete (markSeen) answers one of those Syncs, and goes to the client
 	// without ending the entry.
 	copyMark, markSeen bool
-	kept               bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
+	// markStatus: the status the ReadyForQuery messages copyMark passes to the client carry
+	// instead of the backend's, 0 to keep it: 'I' behind a COPY in the shim's block, which the
+	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
+	// none (relayCopyIn).
+	markStatus byte
+	kept       bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
 	// transaction; the notices PostgreSQL raises while it commits (a deferred trigger's RAISE)
 	// reach the client, as from the COMMIT PostgreSQL would have run.
@@ -857,11 +869,16 @@ func (s *session) copyMark() error {
 		return nil
 	}
 	s.copySyncs = 0
+	s.push(&pending{copyMark: true})
+	return s.writeCopyMark()
+}
+
+// writeCopyMark writes copyMark's messages, for an entry queued already.
+func (s *session) writeCopyMark() error {
 	// A Close of a statement that never exists, and a Sync: answered with CloseComplete even in
 	// a failed transaction block, it changes nothing of the session's. Not an empty simple
 	// Query, which drops the client's unnamed prepared statement (the COPY's), which the client
 	// may bind again (TestPassedCopyMidSyncKeepsUnnamed).
-	s.push(&pending{copyMark: true})
 	writeHeader(s.bw, 'C', len(copyMarkName)+2)
 	s.bw.WriteByte('S')
 	s.bw.WriteString(copyMarkName)
@@ -976,6 +993,9 @@ func (s *session) serverLoop() {
 			}
 			if typ == 'Z' {
 				// A Sync's during the COPY (copyMark).
+				if cur.markStatus != 0 && len(body) == 1 {
+					body = []byte{cur.markStatus}
+				}
 				if err := s.toClient(typ, body, s.br.r.Buffered() == 0); err != nil {
 					return
 				}
@@ -1728,17 +1748,27 @@ func (s *session) relayCopyIn() error {
 			}
 			return s.relayUntilSync()
 		case 'H', 'S':
-			// Ignored by the backend during copy-in. A Sync is dropped: once a bad row ended
-			// the COPY, the backend would answer it with a ReadyForQuery of its own — for a
-			// simple Query's, taken for the reply to the shim's next statement (its ROLLBACK),
-			// whose replies then reached the client; for an extended one's, the request's, the
-			// Sync after the CopyDone then drawing one more that did the same
+			// Ignored by the backend during copy-in. A simple Query's Sync is dropped: once a
+			// bad row ended the COPY, the backend would answer it with a ReadyForQuery of its
+			// own, taken for the reply to the shim's next statement (its ROLLBACK), whose
+			// replies then reached the client. An extended one's passes: once a bad row ended
+			// the COPY, PostgreSQL answers each with a ReadyForQuery, the first the request's,
+			// and a client that counts them waits for them all
+			// (TestWrappedExtCopyMidSyncReplies). The shim's copyMark, queued now and sent
+			// behind the COPY's end, tells the others from the replies to what follows
 			// (TestExtCopyMidSyncAfterError). A Flush passes for an extended COPY. Either way
 			// the data before it goes on to the backend unless more follows at once: held, a
 			// bad row's error would wait for the client's next message
 			// (TestCopyDataFlushedAtClientFlush).
 			flush := s.cr.r.Buffered() == 0
-			if !s.lastExt || typ == 'S' {
+			if s.lastExt && typ == 'S' && s.copyMarked == nil {
+				s.copyMarked = &pending{copyMark: true}
+				if s.walking != nil && s.walking.injected {
+					s.copyMarked.markStatus = 'I'
+				}
+				s.push(s.copyMarked)
+			}
+			if !s.lastExt {
 				if flush {
 					if err := s.bw.Flush(); err != nil {
 						return err
@@ -1770,7 +1800,8 @@ func (s *session) relayCopyIn() error {
 }
 
 // relayUntilSync passes the client's messages through up to and including the next Sync: the
-// end of an extended-protocol COPY, which the backend answers only then.
+// end of an extended-protocol COPY, which the backend answers only then. The copyMark queued
+// for the client's Syncs during the COPY (copyMarked) goes behind it.
 func (s *session) relayUntilSync() error {
 	defer s.copyFlush.Store(false)
 	for {
@@ -1781,10 +1812,15 @@ func (s *session) relayUntilSync() error {
 		if typ == 'H' {
 			s.copyFlush.Store(true)
 		}
-		if err := s.forward(typ, body, true); err != nil {
+		mark := typ == 'S' && s.copyMarked != nil
+		if err := s.forward(typ, body, !mark); err != nil {
 			return err
 		}
 		if typ == 'S' {
+			if mark {
+				s.copyMarked = nil
+				return s.writeCopyMark()
+			}
 			return nil
 		}
 	}
@@ -3699,6 +3735,8 @@ func noTxBefore(u unit, lo, hi int) int {
 // that precedes a decision gets its own terminator, so the shim learns the status and whether it
 // failed; after an error the rest of the request is dropped, as PostgreSQL would skip it.
 func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, final bool) error {
+	s.walking = us
+	defer func() { s.walking = nil }()
 	n := u.n()
 	lo := 0
 	drop := false // the next part converts an implicit transaction with the client's BEGIN

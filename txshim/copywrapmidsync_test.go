@@ -1,0 +1,75 @@
+package txshim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestWrappedExtCopyMidSyncReplies: an extended-protocol COPY FROM STDIN the shim wraps in its
+// own transaction, whose client sends a bad row, then a Sync, before its CopyDone and Sync.
+// PostgreSQL, out of copy-in once the row failed, answers that Sync with a ReadyForQuery, and
+// the one after the CopyDone with another: a client that counts its Syncs' ReadyForQuery waits
+// for both. The shim dropped the one in the middle and sent one fewer. Whether the client waits
+// for the error first or pipelines everything, the replies must be PostgreSQL's, and the
+// session must go on in step (the next query, a write the shim commits on both sides).
+func TestWrappedExtCopyMidSyncReplies(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	base := 7000
+	for _, tc := range []struct {
+		name  string
+		good  bool // the row before the mid-COPY Sync is good (PostgreSQL ignores that Sync)
+		syncs int  // Syncs in the middle
+		piped bool // everything after the CopyInResponse in one write
+	}{
+		{"bad", false, 1, false},
+		{"bad/two", false, 2, false},
+		{"bad/piped", false, 1, true},
+		{"good", true, 1, false},
+		{"good/piped", true, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [2]string
+			for i, via := range []string{"PostgreSQL", "shim"} {
+				base += 10
+				r := dialVia(t, via, c, s)
+				var out strings.Builder
+				step := func(msgs ...pgproto3.FrontendMessage) {
+					sendMsgs(t, r, msgs...)
+					out.WriteString(r.quiet() + " | ")
+				}
+				startExtCopy(t, via, r)
+				row := "bad\n"
+				if tc.good {
+					row = fmt.Sprintf("%d\t0\n", base)
+				}
+				mid := []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte(row)}}
+				for j := 0; j < tc.syncs; j++ {
+					mid = append(mid, &pgproto3.Sync{})
+				}
+				end := []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte(fmt.Sprintf("%d\t0\n", base+1))}, &pgproto3.CopyDone{}, &pgproto3.Sync{}}
+				next := &pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", base+5)}
+				if tc.piped {
+					step(append(append(mid, end...), next)...)
+				} else {
+					step(mid...)
+					step(end...)
+					step(next)
+				}
+				step(&pgproto3.Query{String: "SELECT 42"})
+				got[i] = strings.ReplaceAll(out.String(), " | ", "")
+			}
+			if got[0] != got[1] {
+				t.Errorf("the shim sent\n%s\nwhere PostgreSQL sent\n%s", got[1], got[0])
+			}
+			n := 1 // the INSERT after
+			if tc.good {
+				n++ // the COPY
+			}
+			checkDual(t, peer.take(), n)
+		})
+	}
+}
