@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -71,5 +72,34 @@ func TestWrappedExtCopyMidSyncReplies(t *testing.T) {
 			}
 			checkDual(t, peer.take(), n)
 		})
+	}
+}
+
+// TestWrappedExtCopyMidSyncAnsweredAtOnce: PostgreSQL answers a Sync the client sends after a
+// bad row of an extended COPY FROM STDIN at once, before the client ends the COPY: a client
+// that waits for that ReadyForQuery before it goes on got it from the shim only after its
+// CopyDone and Sync, which it would not send — it hung.
+func TestWrappedExtCopyMidSyncAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	for _, via := range []string{"PostgreSQL", "shim"} {
+		r := dialVia(t, via, c, s)
+		startExtCopy(t, via, r)
+		sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{})
+		r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := r.until('Z'); err != nil || got != "E(22P02)Z" {
+			t.Fatalf("%s: after a bad row and a Sync: %q %v, want the error and a ReadyForQuery", via, got, err)
+		}
+		r.conn.SetReadDeadline(time.Time{})
+		sendMsgs(t, r, &pgproto3.CopyDone{}, &pgproto3.Sync{})
+		if got, st := r.ready(); got != "Z" || st != 'I' {
+			t.Errorf("%s: the COPY's end: %q status %c, want Z status I", via, got, st)
+		}
+		if got := r.query("SELECT 42"); got != "TDCZ" {
+			t.Errorf("%s: the next query's replies: %q, want TDCZ", via, got)
+		}
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Errorf("peer calls %v for a COPY that failed", calls)
 	}
 }

@@ -94,6 +94,10 @@ type session struct {
 	// nothing is (see inCopy). copyOpen is closed when one opens.
 	copyStarts, copyEnds int
 	copyOpen             chan struct{}
+	// copyMarkOpen: the copyMark relayCopyIn queued (session.copyMarked) while the Sync that
+	// ends the COPY is not written yet: a ReadyForQuery of the COPY's entry then answers a Sync
+	// the client sent during the COPY after a bad row, which PostgreSQL answers at once.
+	copyMarkOpen *pending
 	// copyPart: a part of the open extended request, sent unanswered before its Sync (after a
 	// Flush), holds a COPY FROM STDIN; the client's CopyDone/CopyFail count while it is set, and
 	// the counts stay until the request's Sync.
@@ -464,7 +468,11 @@ type pending struct {
 	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
 	// none (relayCopyIn).
 	markStatus byte
-	kept       bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
+	// markDrop: the entry ahead of this copyMark, the COPY's, passed its ReadyForQuery, which
+	// answered a Sync the client sent during the COPY, at once (copyMarkOpen): the first
+	// one the mark passes is dropped instead, as the shim makes the request's own.
+	markDrop bool
+	kept     bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
 	// transaction; the notices PostgreSQL raises while it commits (a deferred trigger's RAISE)
 	// reach the client, as from the COMMIT PostgreSQL would have run.
@@ -993,6 +1001,10 @@ func (s *session) serverLoop() {
 			}
 			if typ == 'Z' {
 				// A Sync's during the COPY (copyMark).
+				if cur.markDrop {
+					cur.markDrop = false
+					continue
+				}
 				if cur.markStatus != 0 && len(body) == 1 {
 					body = []byte{cur.markStatus}
 				}
@@ -1036,6 +1048,29 @@ func (s *session) serverLoop() {
 					s.shim.stats.inTx.Add(-1)
 				} else {
 					s.shim.stats.inTx.Add(1)
+				}
+			}
+			s.mu.Lock()
+			mark := s.copyMarkOpen
+			if mark != nil && len(s.queue) > 1 && s.queue[1] == mark && !cur.fwdRFQ {
+				// The COPY's entry, answered before the client's Sync that ends the COPY was
+				// written: the reply to a Sync the client sent during the COPY after a bad row,
+				// which PostgreSQL sends at once. The client gets it now, and the backend's
+				// answer to that last Sync is dropped (markDrop) for the request's own, which
+				// the shim makes (TestWrappedExtCopyMidSyncAnsweredAtOnce).
+				mark.markDrop = true
+				s.copyMarkOpen = nil
+			} else {
+				mark = nil
+			}
+			s.mu.Unlock()
+			if mark != nil {
+				b := body
+				if mark.markStatus != 0 {
+					b = []byte{mark.markStatus}
+				}
+				if err := s.toClient(typ, b, true); err != nil {
+					return
 				}
 			}
 			// The reply goes to the client before the entry leaves the queue: whoever waits for
@@ -1767,6 +1802,9 @@ func (s *session) relayCopyIn() error {
 					s.copyMarked.markStatus = 'I'
 				}
 				s.push(s.copyMarked)
+				s.mu.Lock()
+				s.copyMarkOpen = s.copyMarked
+				s.mu.Unlock()
 			}
 			if !s.lastExt {
 				if flush {
@@ -1813,6 +1851,12 @@ func (s *session) relayUntilSync() error {
 			s.copyFlush.Store(true)
 		}
 		mark := typ == 'S' && s.copyMarked != nil
+		if mark {
+			// Before it is written: a ReadyForQuery read after this answers it, or one before.
+			s.mu.Lock()
+			s.copyMarkOpen = nil
+			s.mu.Unlock()
+		}
 		if err := s.forward(typ, body, !mark); err != nil {
 			return err
 		}
