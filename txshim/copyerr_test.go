@@ -57,15 +57,20 @@ func TestCopyErrorSentAtOnce(t *testing.T) {
 // TestSyncDuringFailedCopy: a client that sends Sync during a simple Query's COPY FROM STDIN
 // (PostgreSQL ignores it in copy-in) after a bad row ended the COPY: the backend answered the
 // Sync with a ReadyForQuery, which the shim took for the reply to its own ROLLBACK, whose
-// replies then reached the client, every later reply one ReadyForQuery out of step.
+// replies then reached the client, every later reply one ReadyForQuery out of step. The client
+// gets the Query's ReadyForQuery and the Sync's, as from PostgreSQL, and nothing of the shim's.
 func TestSyncDuringFailedCopy(t *testing.T) {
 	t.Parallel()
 	peer, r := badCopy(t)
 	time.Sleep(300 * time.Millisecond) // the backend fails the COPY and leaves copy-in
 	sendMsgs(t, r, &pgproto3.Sync{}, &pgproto3.CopyData{Data: []byte("7\t0\n")}, &pgproto3.CopyDone{})
-	if got, err := r.until('Z'); err != nil || got != "E(22P02)Z" {
-		t.Fatalf("the failed COPY's replies: %q %v; want the error and ReadyForQuery, none of the shim's own", got, err)
+	r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{"E(22P02)Z", "Z"} {
+		if got, err := r.until('Z'); err != nil || got != want {
+			t.Fatalf("the failed COPY's replies: %q %v; want %q, none of the shim's own", got, err, want)
+		}
 	}
+	r.conn.SetReadDeadline(time.Time{})
 	if got := r.query("SELECT 42"); got != "TDCZ" {
 		t.Errorf("the next query's replies: %q, want TDCZ", got)
 	}

@@ -103,3 +103,62 @@ func TestWrappedExtCopyMidSyncAnsweredAtOnce(t *testing.T) {
 		t.Errorf("peer calls %v for a COPY that failed", calls)
 	}
 }
+
+// TestWrappedCopyAnsweredAtOnce: a simple Query's COPY FROM STDIN the shim wraps, whose row
+// fails: PostgreSQL ends the Query at the error, its ReadyForQuery sent at once, before the
+// client's CopyDone; the shim sent it only after that, and a client waiting for it hung.
+// A Sync sent after the failure gets a ReadyForQuery of its own from PostgreSQL, which the
+// shim dropped.
+func TestWrappedCopyAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	for _, via := range []string{"PostgreSQL", "shim"} {
+		r := dialVia(t, via, c, s)
+		sendMsgs(t, r, &pgproto3.Query{String: "COPY acct FROM STDIN"})
+		if got, err := r.until('G'); err != nil {
+			t.Fatalf("%s: COPY: %q %v", via, got, err)
+		}
+		sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad\n")})
+		r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := r.until('Z'); err != nil || got != "E(22P02)Z" {
+			t.Fatalf("%s: after a bad row: %q %v, want the error and a ReadyForQuery", via, got, err)
+		}
+		sendMsgs(t, r, &pgproto3.Sync{})
+		if got, err := r.until('Z'); err != nil || got != "Z" {
+			t.Fatalf("%s: a Sync after the failure: %q %v, want a ReadyForQuery", via, got, err)
+		}
+		r.conn.SetReadDeadline(time.Time{})
+		sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("1\t0\n")}, &pgproto3.CopyDone{})
+		if got := r.query("SELECT 42"); got != "TDCZ" {
+			t.Errorf("%s: the next query's replies: %q, want TDCZ", via, got)
+		}
+	}
+	if calls := peer.take(); len(calls) != 0 {
+		t.Errorf("peer calls %v for a COPY that failed", calls)
+	}
+}
+
+// TestWrappedExtCopyQueryAfterFailure: told by PostgreSQL's ReadyForQuery that the failed COPY
+// is over (a Sync after the bad row), a client sends its next query without a CopyDone, which
+// PostgreSQL runs; the shim took it for the end of the COPY and waited for a Sync behind it.
+func TestWrappedExtCopyQueryAfterFailure(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	base := 7500
+	for _, via := range []string{"PostgreSQL", "shim"} {
+		base += 10
+		r := dialVia(t, via, c, s)
+		startExtCopy(t, via, r)
+		sendMsgs(t, r, &pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{})
+		r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if got, err := r.until('Z'); err != nil || got != "E(22P02)Z" {
+			t.Fatalf("%s: after a bad row and a Sync: %q %v, want the error and a ReadyForQuery", via, got, err)
+		}
+		sendMsgs(t, r, &pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", base)})
+		if got, err := r.until('Z'); err != nil || got != "CZ" {
+			t.Fatalf("%s: the next query's replies: %q %v, want CZ", via, got, err)
+		}
+		r.conn.SetReadDeadline(time.Time{})
+	}
+	checkDual(t, peer.take(), 1)
+}

@@ -94,10 +94,8 @@ type session struct {
 	// nothing is (see inCopy). copyOpen is closed when one opens.
 	copyStarts, copyEnds int
 	copyOpen             chan struct{}
-	// copyMarkOpen: the copyMark relayCopyIn queued (session.copyMarked) while the Sync that
-	// ends the COPY is not written yet: a ReadyForQuery of the COPY's entry then answers a Sync
-	// the client sent during the COPY after a bad row, which PostgreSQL answers at once.
-	copyMarkOpen *pending
+	// relay: the COPY FROM STDIN whose data relayCopyIn relays, while it does.
+	relay *copyRelay
 	// copyPart: a part of the open extended request, sent unanswered before its Sync (after a
 	// Flush), holds a COPY FROM STDIN; the client's CopyDone/CopyFail count while it is set, and
 	// the counts stay until the request's Sync.
@@ -192,7 +190,10 @@ type session struct {
 	copyMarked *pending
 	// walking: the request walk runs, while it does; relayCopyIn reads whether its COPY runs in
 	// the shim's block (unitState.injected).
-	walking    *unitState
+	walking *unitState
+	// skipRFQ: the request's ReadyForQuery went to the client already (result.rfqPassed): the
+	// next emitRFQ of the request sends none.
+	skipRFQ    bool
 	scratch    []byte
 	scratchOwn []byte
 	undo       []stmtUndo // what the buffered messages changed in stmts (revertStmts)
@@ -468,11 +469,7 @@ type pending struct {
 	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
 	// none (relayCopyIn).
 	markStatus byte
-	// markDrop: the entry ahead of this copyMark, the COPY's, passed its ReadyForQuery, which
-	// answered a Sync the client sent during the COPY, at once (copyMarkOpen): the first
-	// one the mark passes is dropped instead, as the shim makes the request's own.
-	markDrop bool
-	kept     bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
+	kept       bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
 	// transaction; the notices PostgreSQL raises while it commits (a deferred trigger's RAISE)
 	// reach the client, as from the COMMIT PostgreSQL would have run.
@@ -503,9 +500,12 @@ type pending struct {
 // result is what the backend answered to one pending request, or a copy-in event.
 type result struct {
 	copyIn bool // the backend entered copy-in mode: relay the client's COPY data
-	status byte
-	err    *pgproto3.ErrorResponse // the first error
-	tag    string                  // the last CommandComplete tag
+	// rfqPassed: the entry's ReadyForQuery went to the client (copyRelay.passed): the
+	// request's own is not sent (session.skipRFQ).
+	rfqPassed bool
+	status    byte
+	err       *pgproto3.ErrorResponse // the first error
+	tag       string                  // the last CommandComplete tag
 	// held: the last CommandComplete and the ParameterStatus messages after it, not forwarded
 	// (pending.holdTag).
 	held []heldMsg
@@ -540,10 +540,23 @@ type frameReader struct {
 	hdr [5]byte
 	buf []byte
 	max int
+	// back: next returns backTyp and backBody, its last result, again (unread).
+	back     bool
+	backTyp  byte
+	backBody []byte
+}
+
+// unread makes next return typ and body (its last result) again.
+func (f *frameReader) unread(typ byte, body []byte) {
+	f.back, f.backTyp, f.backBody = true, typ, body
 }
 
 // next returns the next message; body is valid until the next call.
 func (f *frameReader) next() (byte, []byte, error) {
+	if f.back {
+		f.back = false
+		return f.backTyp, f.backBody, nil
+	}
 	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
 		return 0, nil, err
 	}
@@ -1001,10 +1014,6 @@ func (s *session) serverLoop() {
 			}
 			if typ == 'Z' {
 				// A Sync's during the COPY (copyMark).
-				if cur.markDrop {
-					cur.markDrop = false
-					continue
-				}
 				if cur.markStatus != 0 && len(body) == 1 {
 					body = []byte{cur.markStatus}
 				}
@@ -1051,23 +1060,22 @@ func (s *session) serverLoop() {
 				}
 			}
 			s.mu.Lock()
-			mark := s.copyMarkOpen
-			if mark != nil && len(s.queue) > 1 && s.queue[1] == mark && !cur.fwdRFQ {
-				// The COPY's entry, answered before the client's Sync that ends the COPY was
-				// written: the reply to a Sync the client sent during the COPY after a bad row,
-				// which PostgreSQL sends at once. The client gets it now, and the backend's
-				// answer to that last Sync is dropped (markDrop) for the request's own, which
-				// the shim makes (TestWrappedExtCopyMidSyncAnsweredAtOnce).
-				mark.markDrop = true
-				s.copyMarkOpen = nil
-			} else {
-				mark = nil
+			rl := s.relay
+			pass := rl != nil && rl.p == cur && !rl.ended && !rl.passed && !cur.fwdRFQ
+			if pass {
+				// The entry of a COPY FROM STDIN the shim runs, answered before the client
+				// ended the COPY: it failed, and PostgreSQL sends its ReadyForQuery at once — a
+				// simple Query's at the error, an extended one's at a Sync the client sent
+				// after the bad row. The client gets it now, not the request's the shim makes
+				// (result.rfqPassed); relayCopyIn ends the relay (copyRelay.passed)
+				// (TestWrappedExtCopyMidSyncAnsweredAtOnce, TestWrappedCopyAnsweredAtOnce).
+				rl.passed, cur.r.rfqPassed = true, true
 			}
 			s.mu.Unlock()
-			if mark != nil {
+			if pass {
 				b := body
-				if mark.markStatus != 0 {
-					b = []byte{mark.markStatus}
+				if rl.status != 0 {
+					b = []byte{rl.status}
 				}
 				if err := s.toClient(typ, b, true); err != nil {
 					return
@@ -1556,6 +1564,10 @@ func (s *session) emitError(code, msg string) error {
 }
 
 func (s *session) emitRFQ(st byte) error {
+	if s.skipRFQ {
+		s.skipRFQ = false
+		return s.flushClient()
+	}
 	if err := s.emit(&pgproto3.ReadyForQuery{TxStatus: st}); err != nil {
 		return err
 	}
@@ -1735,10 +1747,13 @@ func (s *session) wait(p *pending) (result, error) {
 		select {
 		case r := <-p.res:
 			if r.copyIn {
-				if err := s.relayCopyIn(); err != nil {
+				if err := s.relayCopyIn(p); err != nil {
 					return result{}, err
 				}
 				continue
+			}
+			if r.rfqPassed {
+				s.skipRFQ = true
 			}
 			// No CommandComplete: PostgreSQL skipped the statement (and its Parse) after an
 			// error before it in the request.
@@ -1758,13 +1773,53 @@ func (s *session) wait(p *pending) (result, error) {
 	}
 }
 
+// copyRelay is a COPY FROM STDIN the shim runs whose data relayCopyIn relays (session.relay).
+type copyRelay struct {
+	p *pending // the entry whose request runs the COPY
+	// status: the status the ReadyForQuery messages PostgreSQL sends once the COPY failed
+	// carry, 0 for the backend's: 'I' for a COPY in the shim's block (unitState.injected),
+	// which PostgreSQL runs in its implicit transaction.
+	status byte
+	// ended: the client's end of the COPY (CopyDone or CopyFail, and an extended COPY's Sync
+	// after it) is written, or about to be: a ReadyForQuery of p may answer it.
+	ended bool
+	// passed: serverLoop passed p's ReadyForQuery to the client, before the COPY's end: the
+	// COPY failed, and PostgreSQL takes what the client sends next as any message outside a
+	// COPY.
+	passed bool
+}
+
 // relayCopyIn passes the client's CopyData through until CopyDone or CopyFail (and, for an
-// extended-protocol COPY, the Sync that follows).
-func (s *session) relayCopyIn() error {
+// extended-protocol COPY, the Sync that follows), for the COPY of p's request. Once the COPY
+// failed and the client has the ReadyForQuery PostgreSQL sends then (copyRelay.passed), the
+// relay ends at the client's next message, which clientLoop takes as any other.
+func (s *session) relayCopyIn(p *pending) error {
+	rl := &copyRelay{p: p}
+	if s.walking != nil && s.walking.injected {
+		rl.status = 'I'
+	}
+	s.mu.Lock()
+	s.relay = rl
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.relay = nil
+		s.mu.Unlock()
+	}()
 	for {
 		typ, body, err := s.cr.next()
 		if err != nil {
 			return err
+		}
+		s.mu.Lock()
+		passed := rl.passed
+		s.mu.Unlock()
+		if passed {
+			// Data, a CopyDone or CopyFail then goes through clientLoop to the backend, which
+			// ignores it, and a Sync gets its ReadyForQuery as from PostgreSQL: the next
+			// request (TestWrappedExtCopyQueryAfterFailure).
+			s.cr.unread(typ, body)
+			return s.writeMarked()
 		}
 		switch typ {
 		case 'd':
@@ -1775,38 +1830,33 @@ func (s *session) relayCopyIn() error {
 			// Sent on at once unless the client's Sync (or more) follows: the backend fails a
 			// bad last row (one without its newline) at the CopyDone, and PostgreSQL sends that
 			// error at once (TestExtCopyEndErrorSentAtOnce).
-			if err := s.forward(typ, body, !s.lastExt || s.cr.r.Buffered() == 0); err != nil {
+			if !s.lastExt {
+				s.relayEnding()
+			}
+			if err := s.forward(typ, body, !s.lastExt && s.copyMarked == nil || s.cr.r.Buffered() == 0); err != nil {
 				return err
 			}
 			if !s.lastExt {
-				return nil
+				return s.writeMarked()
 			}
 			return s.relayUntilSync()
 		case 'H', 'S':
-			// Ignored by the backend during copy-in. A simple Query's Sync is dropped: once a
-			// bad row ended the COPY, the backend would answer it with a ReadyForQuery of its
-			// own, taken for the reply to the shim's next statement (its ROLLBACK), whose
-			// replies then reached the client. An extended one's passes: once a bad row ended
-			// the COPY, PostgreSQL answers each with a ReadyForQuery, the first the request's,
-			// and a client that counts them waits for them all
-			// (TestWrappedExtCopyMidSyncReplies). The shim's copyMark, queued now and sent
-			// behind the COPY's end, tells the others from the replies to what follows
-			// (TestExtCopyMidSyncAfterError). A Flush passes for an extended COPY. Either way
-			// the data before it goes on to the backend unless more follows at once: held, a
-			// bad row's error would wait for the client's next message
-			// (TestCopyDataFlushedAtClientFlush).
+			// Ignored by the backend during copy-in. But once a bad row ended the COPY,
+			// PostgreSQL answers each Sync with a ReadyForQuery — an extended COPY's first the
+			// request's — and a client that counts them waits for them all
+			// (TestWrappedExtCopyMidSyncReplies, TestWrappedCopyMidSyncReplies): they pass,
+			// and the shim's copyMark, queued now and sent behind the COPY's end, tells the
+			// backend's answers to them from the replies to what follows, its own ROLLBACK's
+			// (TestExtCopyMidSyncAfterError, TestSyncDuringFailedCopy). A Flush passes for an
+			// extended COPY only. Either way the data before it goes on to the backend unless
+			// more follows at once: held, a bad row's error would wait for the client's next
+			// message (TestCopyDataFlushedAtClientFlush).
 			flush := s.cr.r.Buffered() == 0
-			if s.lastExt && typ == 'S' && s.copyMarked == nil {
-				s.copyMarked = &pending{copyMark: true}
-				if s.walking != nil && s.walking.injected {
-					s.copyMarked.markStatus = 'I'
-				}
+			if typ == 'S' && s.copyMarked == nil {
+				s.copyMarked = &pending{copyMark: true, markStatus: rl.status}
 				s.push(s.copyMarked)
-				s.mu.Lock()
-				s.copyMarkOpen = s.copyMarked
-				s.mu.Unlock()
 			}
-			if !s.lastExt {
+			if !s.lastExt && typ == 'H' {
 				if flush {
 					if err := s.bw.Flush(); err != nil {
 						return err
@@ -1826,15 +1876,38 @@ func (s *session) relayCopyIn() error {
 			// Anything else aborts the COPY in the backend, which answers at once to a simple
 			// Query's COPY; an extended one it skips then until the client's next Sync, so the
 			// client is read on until that (or until it leaves).
-			if err := s.forward(typ, body, !s.lastExt); err != nil {
+			if !s.lastExt {
+				s.relayEnding()
+			}
+			if err := s.forward(typ, body, !s.lastExt && s.copyMarked == nil); err != nil {
 				return err
 			}
 			if !s.lastExt {
-				return nil
+				return s.writeMarked()
 			}
 			return s.relayUntilSync()
 		}
 	}
+}
+
+// relayEnding notes the client's end of the relayed COPY, before it is written
+// (copyRelay.ended).
+func (s *session) relayEnding() {
+	s.mu.Lock()
+	if s.relay != nil {
+		s.relay.ended = true
+	}
+	s.mu.Unlock()
+}
+
+// writeMarked writes the copyMark relayCopyIn queued for the client's Syncs during the COPY
+// (copyMarked), if any, behind the COPY's end.
+func (s *session) writeMarked() error {
+	if s.copyMarked == nil {
+		return nil
+	}
+	s.copyMarked = nil
+	return s.writeCopyMark()
 }
 
 // relayUntilSync passes the client's messages through up to and including the next Sync: the
@@ -1850,22 +1923,15 @@ func (s *session) relayUntilSync() error {
 		if typ == 'H' {
 			s.copyFlush.Store(true)
 		}
-		mark := typ == 'S' && s.copyMarked != nil
-		if mark {
-			// Before it is written: a ReadyForQuery read after this answers it, or one before.
-			s.mu.Lock()
-			s.copyMarkOpen = nil
-			s.mu.Unlock()
+		if typ == 'S' {
+			// Before it is written: a ReadyForQuery read after this may answer it.
+			s.relayEnding()
 		}
-		if err := s.forward(typ, body, !mark); err != nil {
+		if err := s.forward(typ, body, typ != 'S' || s.copyMarked == nil); err != nil {
 			return err
 		}
 		if typ == 'S' {
-			if mark {
-				s.copyMarked = nil
-				return s.writeCopyMark()
-			}
-			return nil
+			return s.writeMarked()
 		}
 	}
 }
@@ -2452,7 +2518,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	if !ok || len(rest) != 0 {
 		return &protocolError{"malformed Query message"}
 	}
-	s.lastExt = false
+	s.lastExt, s.skipRFQ = false, false
 	sts := s.lex(text)
 	waitAfter, err := s.checkSettings(text, sts, true)
 	if err != nil {
@@ -3254,7 +3320,7 @@ const (
 
 // runBatch processes the buffered extended-protocol messages; final: they end with Sync.
 func (s *session) runBatch(ctx context.Context, final bool) error {
-	s.lastExt = true
+	s.lastExt, s.skipRFQ = true, false
 	defer func() {
 		if final {
 			// After its entries were pushed: the Sync's holds what partWrite said.
