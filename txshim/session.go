@@ -802,6 +802,17 @@ func (s *session) clientLoop(ctx context.Context) error {
 		if typ != 'S' && typ != 'H' {
 			s.copyEndedExt = false
 		}
+		if s.copySyncs > 0 && !s.copyEndedExt && !strings.ContainsRune("dcf", rune(typ)) && !s.copyMessage(0) {
+			// The first message after a passed-through COPY FROM STDIN whose client sent Syncs
+			// during it, and not the Sync that ends an extended one (which the mark follows):
+			// the mark goes before it. Not at a simple Query's CopyDone, after which the Query
+			// may open another COPY, whose copy-in the mark would end the session in
+			// (TestPassedCopyMidSyncTwoCopies); nor kept from an extended COPY whose CopyDone
+			// another request followed, for a later COPY's end (TestPassedCopySyncsReset).
+			if err := s.copyMark(); err != nil {
+				return err
+			}
+		}
 		switch open := s.copyMessage(typ); {
 		case open && (typ == 'H' || typ == 'S'):
 			// The backend ignores Flush and Sync in copy-in mode: they pass as they are, and
@@ -863,9 +874,6 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			err = s.forward(typ, body, true)
 			s.copyEndedExt = s.lastExt
-			if err == nil && !s.lastExt {
-				err = s.copyMark()
-			}
 		case 'F':
 			err = s.handleFunctionCall(ctx, typ, body)
 		case 'X':
@@ -880,8 +888,8 @@ func (s *session) clientLoop(ctx context.Context) error {
 	}
 }
 
-// copyMark sends, when the client sent Syncs during the passed-through COPY FROM STDIN whose
-// end was just relayed (copySyncs), a request of the shim's own: the backend answers those
+// copyMark sends, when the client sent Syncs during the passed-through COPY FROM STDIN that
+// ended (copySyncs), a request of the shim's own: the backend answers those
 // Syncs it read once a bad row had ended the COPY with a ReadyForQuery each, which serverLoop
 // relays to the client up to the request's CloseComplete, whatever entry the client's next
 // request queued meanwhile. None is taken for the reply to another entry.

@@ -1,0 +1,77 @@
+package txshim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// passedCopySteps runs steps on a session straight to PostgreSQL and on one through the shim,
+// and fails t unless the shim's replies are PostgreSQL's, message for message (quiet: the
+// steps' bounds are where replies paused, which the load may move).
+func passedCopySteps(t *testing.T, steps func(base int) [][]pgproto3.FrontendMessage) {
+	t.Helper()
+	c, _, dual := dualShim(t)
+	base := 6000
+	var got [2]string
+	for i, via := range []string{"PostgreSQL", "shim"} {
+		base += 100
+		r := dialVia(t, via, c, dual)
+		var out strings.Builder
+		for _, st := range steps(base) {
+			sendMsgs(t, r, st...)
+			out.WriteString(r.quiet() + " | ")
+		}
+		got[i] = out.String()
+	}
+	if strings.ReplaceAll(got[0], " | ", "") != strings.ReplaceAll(got[1], " | ", "") {
+		t.Errorf("the shim sent\n%s\nwhere PostgreSQL sent\n%s", got[1], got[0])
+	}
+}
+
+func copyRow(id int) *pgproto3.CopyData {
+	return &pgproto3.CopyData{Data: []byte(fmt.Sprintf("%d\t0\n", id))}
+}
+
+// TestPassedCopyMidSyncTwoCopies: a simple Query of two COPY FROM STDIN the shim passes through
+// (in the client's block), whose client sends a Sync during the first. The shim sent its
+// copyMark (a Close and a Sync) at the first COPY's CopyDone, which the backend read in the
+// second COPY's copy-in: it ended the session (08P01, unexpected message type).
+func TestPassedCopyMidSyncTwoCopies(t *testing.T) {
+	t.Parallel()
+	passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+		return [][]pgproto3.FrontendMessage{
+			{&pgproto3.Query{String: "BEGIN"}},
+			{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
+			{copyRow(base), &pgproto3.Sync{}},
+			{copyRow(base + 1), &pgproto3.CopyDone{}},
+			{copyRow(base + 2), &pgproto3.CopyDone{}},
+			{&pgproto3.Query{String: "COMMIT"}},
+			{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)}},
+		}
+	})
+}
+
+// TestPassedCopySyncsReset: the Syncs a client sent during a passed-through extended COPY FROM
+// STDIN (copySyncs) stayed counted when its CopyDone was followed by a Query rather than the
+// COPY's Sync: no copyMark was sent for them, and the count made a later COPY's end send one
+// — into the copy-in of the second COPY of a Query, which ended the session.
+func TestPassedCopySyncsReset(t *testing.T) {
+	t.Parallel()
+	passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+		return [][]pgproto3.FrontendMessage{
+			{&pgproto3.Query{String: "BEGIN"}},
+			{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+			{&pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{}, &pgproto3.Sync{}},
+			{&pgproto3.CopyDone{}, &pgproto3.Query{String: "ROLLBACK"}},
+			{&pgproto3.Query{String: "BEGIN"}},
+			{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
+			{copyRow(base), &pgproto3.CopyDone{}},
+			{copyRow(base + 1), &pgproto3.CopyDone{}},
+			{&pgproto3.Query{String: "COMMIT"}},
+			{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)}},
+		}
+	})
+}
