@@ -75,3 +75,19 @@ func TestPassedCopySyncsReset(t *testing.T) {
 		}
 	})
 }
+
+// TestWrappedCopyMidSyncTwoCopies: a simple Query of two COPY FROM STDIN the shim wraps, whose
+// client sends a Sync during the first: the copyMark queued for it went out at the first
+// COPY's CopyDone, into the second COPY's copy-in, which ended the session.
+func TestWrappedCopyMidSyncTwoCopies(t *testing.T) {
+	t.Parallel()
+	passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+		return [][]pgproto3.FrontendMessage{
+			{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
+			{copyRow(base), &pgproto3.Sync{}},
+			{copyRow(base + 1), &pgproto3.CopyDone{}},
+			{copyRow(base + 2), &pgproto3.CopyDone{}},
+			{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)}},
+		}
+	})
+}

@@ -182,11 +182,12 @@ type session struct {
 	lastExt      bool // the last request was extended protocol (COPY ends with an extra Sync)
 	copyEndedExt bool // a CopyDone/CopyFail of an extended COPY was just relayed
 	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
-	// COPY's end sends copyMark behind them.
+	// client's first message after the COPY that is no copy message (or, for an extended COPY,
+	// its Sync) sends copyMark before it (after it).
 	copySyncs int
-	// copyMarked: the copyMark entry queued by relayCopyIn at a Sync the client sent during an
-	// extended COPY FROM STDIN the shim runs, whose Close and Sync go behind the COPY's end
-	// (TestWrappedExtCopyMidSyncReplies).
+	// copyMarked: the copyMark entry queued by relayCopyIn at a Sync the client sent during a
+	// COPY FROM STDIN the shim runs, whose Close and Sync go once the COPY's request is
+	// answered (wait, writeMarked) (TestWrappedExtCopyMidSyncReplies).
 	copyMarked *pending
 	// walking: the request walk runs, while it does; relayCopyIn reads whether its COPY runs in
 	// the shim's block (unitState.injected).
@@ -1763,6 +1764,14 @@ func (s *session) wait(p *pending) (result, error) {
 			if r.rfqPassed {
 				s.skipRFQ = true
 			}
+			// The copyMark queued for the client's Syncs during the request's COPY goes once
+			// the request is answered: not at a COPY's end, after which the request may open
+			// another COPY, whose copy-in its Close would end the session in
+			// (TestWrappedCopyMidSyncTwoCopies). Its entry, queued at the first Sync, takes the
+			// backend's answers to them meanwhile.
+			if err := s.writeMarked(); err != nil {
+				return result{}, err
+			}
 			// No CommandComplete: PostgreSQL skipped the statement (and its Parse) after an
 			// error before it in the request.
 			if p.kept && (r.err != nil || r.tag == "") {
@@ -1827,7 +1836,7 @@ func (s *session) relayCopyIn(p *pending) error {
 			// ignores it, and a Sync gets its ReadyForQuery as from PostgreSQL: the next
 			// request (TestWrappedExtCopyQueryAfterFailure).
 			s.cr.unread(typ, body)
-			return s.writeMarked()
+			return nil
 		}
 		switch typ {
 		case 'd':
@@ -1841,11 +1850,11 @@ func (s *session) relayCopyIn(p *pending) error {
 			if !s.lastExt {
 				s.relayEnding()
 			}
-			if err := s.forward(typ, body, !s.lastExt && s.copyMarked == nil || s.cr.r.Buffered() == 0); err != nil {
+			if err := s.forward(typ, body, !s.lastExt || s.cr.r.Buffered() == 0); err != nil {
 				return err
 			}
 			if !s.lastExt {
-				return s.writeMarked()
+				return nil
 			}
 			return s.relayUntilSync()
 		case 'H', 'S':
@@ -1887,11 +1896,11 @@ func (s *session) relayCopyIn(p *pending) error {
 			if !s.lastExt {
 				s.relayEnding()
 			}
-			if err := s.forward(typ, body, !s.lastExt && s.copyMarked == nil); err != nil {
+			if err := s.forward(typ, body, !s.lastExt); err != nil {
 				return err
 			}
 			if !s.lastExt {
-				return s.writeMarked()
+				return nil
 			}
 			return s.relayUntilSync()
 		}
@@ -1909,7 +1918,7 @@ func (s *session) relayEnding() {
 }
 
 // writeMarked writes the copyMark relayCopyIn queued for the client's Syncs during the COPY
-// (copyMarked), if any, behind the COPY's end.
+// (copyMarked), if any, once the COPY's request is answered (wait).
 func (s *session) writeMarked() error {
 	if s.copyMarked == nil {
 		return nil
@@ -1919,8 +1928,7 @@ func (s *session) writeMarked() error {
 }
 
 // relayUntilSync passes the client's messages through up to and including the next Sync: the
-// end of an extended-protocol COPY, which the backend answers only then. The copyMark queued
-// for the client's Syncs during the COPY (copyMarked) goes behind it.
+// end of an extended-protocol COPY, which the backend answers only then.
 func (s *session) relayUntilSync() error {
 	defer s.copyFlush.Store(false)
 	for {
@@ -1935,11 +1943,11 @@ func (s *session) relayUntilSync() error {
 			// Before it is written: a ReadyForQuery read after this may answer it.
 			s.relayEnding()
 		}
-		if err := s.forward(typ, body, typ != 'S' || s.copyMarked == nil); err != nil {
+		if err := s.forward(typ, body, true); err != nil {
 			return err
 		}
 		if typ == 'S' {
-			return s.writeMarked()
+			return nil
 		}
 	}
 }
