@@ -1861,10 +1861,11 @@ func (s *session) relayCopyIn(p *pending) error {
 			// Ignored by the backend during copy-in. But once a bad row ended the COPY,
 			// PostgreSQL answers each Sync with a ReadyForQuery — an extended COPY's first the
 			// request's — and a client that counts them waits for them all
-			// (TestWrappedExtCopyMidSyncReplies, TestWrappedCopyMidSyncReplies): they pass,
-			// and the shim's copyMark, queued now and sent behind the COPY's end, tells the
-			// backend's answers to them from the replies to what follows, its own ROLLBACK's
-			// (TestExtCopyMidSyncAfterError, TestSyncDuringFailedCopy). A Flush passes for an
+			// (TestWrappedExtCopyMidSyncReplies, TestWrappedCopyAnsweredAtOnce): they pass,
+			// and the shim's copyMark, queued now and sent once the request is answered
+			// (writeMarked), tells the backend's answers to them from the replies to what
+			// follows, its own ROLLBACK's (TestExtCopyMidSyncAfterError,
+			// TestSyncDuringFailedCopy). A Flush passes for an
 			// extended COPY only. Either way the data before it goes on to the backend unless
 			// more follows at once: held, a bad row's error would wait for the client's next
 			// message (TestCopyDataFlushedAtClientFlush).
