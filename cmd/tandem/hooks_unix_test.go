@@ -193,6 +193,29 @@ func TestHookPGPasswordQuoted(t *testing.T) {
 	}
 }
 
+// TestHookPGPasswordANSIQuoted: bash's set -x writes a word that holds a byte it cannot print in
+// its locale — any byte of a non-ASCII character in the C locale (a service without LANG), a
+// control character in any — in $'...' form, each such byte as an octal escape: a password
+// written so was logged, readable, since the mask looked for it as it stands or single-quoted.
+func TestHookPGPasswordANSIQuoted(t *testing.T) {
+	for _, c := range []struct{ locale, pw string }{
+		{"C", "p\u00e4sswQZrt"},          // $'p\303\244sswQZrt'
+		{"C.UTF-8", "pa\x01ss\x1bwQZrt"}, // $'pa\001ss\EwQZrt'
+		{"C", "pa\x7fss\u00e9QZ"},        // $'pa\177ss\303\251QZ'
+		{"C.UTF-8", "p\uf29a\x01QZ"},     // $'p\uf29a\001QZ': a character it prints as it is
+		{"C.UTF-8", "p\ufffd\x01QZ"},     // $'p\ufffd\001QZ'
+	} {
+		t.Setenv("LC_ALL", c.locale)
+		t.Setenv("PGPASSWORD", c.pw)
+		h, logged := loggingHooks()
+		h.run(t.Context(), "on_promote", []string{"bash", "-c", `set -x; : "$PGPASSWORD"; : "x$PGPASSWORD"`}, gossip.RoleMaster, 7)
+		out := logged()
+		if strings.Contains(out, "QZ") || strings.Count(out, "<PGPASSWORD>") != 2 {
+			t.Errorf("LC_ALL=%s, password %q: the sidecar's log of a hook under set -x:\n%s", c.locale, c.pw, out)
+		}
+	}
+}
+
 // TestHookOutputBounded: a hook that prints without end for its whole time is logged with the
 // first hookOutputMax bytes of its output and a count of the rest, not held whole in memory;
 // a password cut off at the end of what is kept does not show its start.

@@ -1,8 +1,12 @@
 package procgroup
 
 import (
+	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Output keeps the first Max bytes written to it (a command's output, kept for the log) and
@@ -26,20 +30,31 @@ func (o *Output) Masked() string { return MaskPGPassword(string(o.b), o.Dropped 
 
 // MaskPGPassword masks the value of $PGPASSWORD in s, a command's output for the log (a hook
 // and a health command keep that variable: they may need the database; secrets never appear
-// in logs): as it stands and as bash's set -x quotes it (each quote in it closed, escaped and
-// opened again). cut: s was cut short, and its last bytes may be the start of the password,
-// which go too.
+// in logs): as it stands and as bash's set -x quotes it — single-quoted (each quote in it
+// closed, escaped and opened again), or, for a word without a character the shell treats
+// specially but with one it cannot print in its locale, in $'...' form (ansiQuoted). cut: s
+// was cut short, and its last bytes may be the start of the password, which go too.
 func MaskPGPassword(s string, cut bool) string {
 	pw := os.Getenv("PGPASSWORD")
 	if pw == "" {
 		return s
 	}
 	forms := []string{pw}
-	if q := strings.ReplaceAll(pw, "'", `'\''`); q != pw {
-		forms = append(forms, q)
+	add := func(f string) {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
 	}
+	add(strings.ReplaceAll(pw, "'", `'\''`))
 	for _, f := range forms {
 		s = strings.ReplaceAll(s, f, "<PGPASSWORD>")
+	}
+	if re := ansiQuoted(pw); re != nil {
+		s = re.ReplaceAllLiteralString(s, "<PGPASSWORD>")
+		// For a cut: as the C locale writes it (every byte beyond ASCII escaped), and as a
+		// UTF-8 one does (the characters beyond ASCII as they are).
+		add(ansiForm(pw, false))
+		add(ansiForm(pw, true))
 	}
 	if cut {
 		for _, f := range forms {
@@ -52,4 +67,93 @@ func MaskPGPassword(s string, cut bool) string {
 		}
 	}
 	return s
+}
+
+// ansiQuoted matches pw as bash's set -x writes it inside a $'...' word (ansic_quote), the form
+// it gives a word holding a character it cannot print in its locale: the usual C escapes for
+// the control characters that have one (ESC as \E), a backslash before a backslash or a
+// quote, and every other byte it cannot print as a three-digit octal escape — in the C locale
+// every byte beyond ASCII, in a UTF-8 one those of a character it takes for unprintable, which
+// either way may be written as it is or escaped here. Nil when that form is pw itself.
+func ansiQuoted(pw string) *regexp.Regexp {
+	var b strings.Builder
+	escaped := false
+	for i := 0; i < len(pw); {
+		c := pw[i]
+		if c >= utf8.RuneSelf {
+			escaped = true
+			if r, n := utf8.DecodeRuneInString(pw[i:]); r != utf8.RuneError || n > 1 { // U+FFFD itself is valid
+				fmt.Fprintf(&b, "(?:%s|%s)", regexp.QuoteMeta(pw[i:i+n]), regexp.QuoteMeta(octal(pw[i:i+n])))
+				i += n
+				continue
+			}
+		}
+		e := ansiByte(c)
+		escaped = escaped || e != pw[i:i+1]
+		b.WriteString(regexp.QuoteMeta(e))
+		i++
+	}
+	if !escaped {
+		return nil
+	}
+	return regexp.MustCompile(b.String())
+}
+
+// ansiForm is pw as ansiQuoted matches it, each character beyond ASCII as it is (utf8Locale)
+// or escaped.
+func ansiForm(pw string, utf8Locale bool) string {
+	var b strings.Builder
+	for i := 0; i < len(pw); {
+		c := pw[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(pw[i:])
+			if (r != utf8.RuneError || n > 1) && utf8Locale {
+				b.WriteString(pw[i : i+n])
+			} else {
+				b.WriteString(octal(pw[i : i+n]))
+			}
+			i += n
+			continue
+		}
+		b.WriteString(ansiByte(c))
+		i++
+	}
+	return b.String()
+}
+
+// ansiByte is an ASCII byte as ansic_quote writes it.
+func ansiByte(c byte) string {
+	switch c {
+	case 0x1b:
+		return `\E`
+	case '\a':
+		return `\a`
+	case '\v':
+		return `\v`
+	case '\b':
+		return `\b`
+	case '\f':
+		return `\f`
+	case '\n':
+		return `\n`
+	case '\r':
+		return `\r`
+	case '\t':
+		return `\t`
+	case '\\', '\'':
+		return `\` + string(rune(c))
+	}
+	if c < ' ' || c >= 0x7f {
+		return octal(string([]byte{c}))
+	}
+	return string(rune(c)) // ASCII
+}
+
+// octal is each byte of s as a three-digit octal escape.
+func octal(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, `\%03o`, s[i])
+	}
+	return b.String()
 }
