@@ -65,6 +65,32 @@ func TestHookLeavesDaemon(t *testing.T) {
 	}
 }
 
+// TestHookDaemonKeepsWriting: a daemon a hook starts (a server restarted in the background)
+// that keeps the hook's output and writes to it after the hook's run was logged goes on. The
+// sidecar closed its end of the output pipe a second after the hook exited, and the daemon's
+// next write (a log line) killed it with SIGPIPE.
+func TestHookDaemonKeepsWriting(t *testing.T) {
+	t.Parallel()
+	h, logged := loggingHooks()
+	mark := filepath.Join(t.TempDir(), "mark")
+	start := time.Now()
+	h.run(t.Context(), "on_promote", []string{"sh", "-c", "echo starting; (sleep 1.5; echo still logging; touch " + mark + ") &"}, gossip.RoleMaster, 2)
+	if took := time.Since(start); took > 1400*time.Millisecond {
+		t.Fatalf("the hook took %s: it waited for the daemon it started", took)
+	}
+	if out := logged(); !strings.Contains(out, "hook ran") || !strings.Contains(out, "starting") {
+		t.Fatalf("log of a hook that exited 0, leaving a daemon:\n%s", out)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon the hook started died at its first write after the hook's run (SIGPIPE)")
+		}
+	}
+}
+
 // TestHookLeavesDaemonNearTimeout: a hook that starts a daemon holding its output and exits 0
 // less than a second (the wait for its output) before hooks.timeout ran all the same: it was
 // logged as "hook failed: killed at its hooks.timeout" — it was neither killed nor failed —
