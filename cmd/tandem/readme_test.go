@@ -3,6 +3,7 @@ package main
 import (
 	"maps"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -100,4 +101,79 @@ func TestReadmeCommands(t *testing.T) {
 			t.Errorf("the README's command table gives %q; tandem help does not", s)
 		}
 	}
+}
+
+// TestReadmeStatusObjects: the README's GET /status row lists every field of its objects
+// `txshim` and `proxy` as admin.go gives them, and none they lack: it left out the shim's
+// `term` (the term of the mode it serves in).
+func TestReadmeStatusObjects(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `GET /status` |") {
+			row = line
+		}
+	}
+	if row == "" {
+		t.Fatal("README has no GET /status row")
+	}
+	for name, typ := range map[string]reflect.Type{"txshim": reflect.TypeFor[dbStatus](), "proxy": reflect.TypeFor[proxyStatus]()} {
+		given := map[string]bool{}
+		for f := range typ.Fields() {
+			if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag != "" && tag != "-" {
+				given[tag] = true
+			}
+		}
+		documented := readmeObjectFields(row, name)
+		if len(documented) == 0 {
+			t.Fatalf("the README's GET /status row has no object `%s` with fields", name)
+		}
+		for _, f := range slices.Sorted(maps.Keys(given)) {
+			if !documented[f] {
+				t.Errorf("status's %s has the field %s; the README does not name it", name, f)
+			}
+		}
+		for _, f := range slices.Sorted(maps.Keys(documented)) {
+			if !given[f] {
+				t.Errorf("the README names the field %s of status's %s, which admin.go does not give", f, name)
+			}
+		}
+	}
+}
+
+// readmeObjectFields is the set of fields row names for its object `name` ("an object `name`:
+// `a`, `b` (what b holds: `x`)"): the names in backquotes after it, not those in parentheses
+// (values, an object's own fields), up to the parenthesis that encloses the list, if any.
+func readmeObjectFields(row, name string) map[string]bool {
+	_, list, ok := strings.Cut(row, "an object `"+name+"`:")
+	if !ok {
+		return nil
+	}
+	out := map[string]bool{}
+	depth := 0
+	for i := 0; i < len(list); i++ {
+		switch list[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth < 0 {
+				return out
+			}
+		case '`':
+			j := strings.IndexByte(list[i+1:], '`')
+			if j < 0 {
+				return out
+			}
+			if depth == 0 {
+				out[list[i+1:i+1+j]] = true
+			}
+			i += j + 1
+		}
+	}
+	return out
 }
