@@ -48,6 +48,7 @@ type proxyStatus struct {
 	Total     int64 `json:"total"`
 	Refused   int64 `json:"refused"`
 	Cut       int64 `json:"cut"`
+	Idle      int64 `json:"idle"`
 	BytesUp   int64 `json:"bytes_up"`
 	BytesDown int64 `json:"bytes_down"`
 }
@@ -62,7 +63,7 @@ func (s *sidecar) status() status {
 	}
 	if s.proxy != nil {
 		ps := s.proxy.Stats()
-		out.Proxy = &proxyStatus{Active: ps.Active, Total: ps.Total, Refused: ps.Refused, Cut: ps.Cut, BytesUp: ps.BytesUp, BytesDown: ps.BytesDown}
+		out.Proxy = &proxyStatus{Active: ps.Active, Total: ps.Total, Refused: ps.Refused, Cut: ps.Cut, Idle: ps.Idle, BytesUp: ps.BytesUp, BytesDown: ps.BytesDown}
 	}
 	if s.db != nil {
 		ds := s.db.status()
@@ -232,6 +233,7 @@ func (s *sidecar) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("tandem_proxy_connections_total", "counter", "Operator connections accepted.", fmt.Sprintf(" %d", ps.Total))
 		metric("tandem_proxy_connections_refused_total", "counter", "Operator connections closed without reaching a server: refused by the PROXY rules, no master within connect_timeout, the client gone before it was forwarded (a load balancer's TCP health check counts here), shutdown while waiting.", fmt.Sprintf(" %d", ps.Refused))
 		metric("tandem_proxy_connections_cut_total", "counter", "Connections cut because their server lost the master role.", fmt.Sprintf(" %d", ps.Cut))
+		metric("tandem_proxy_connections_idle_total", "counter", "Connections closed by proxy.idle_timeout.", fmt.Sprintf(" %d", ps.Idle))
 		metric("tandem_proxy_bytes_total", "counter", "Bytes proxied by connections that have ended.",
 			fmt.Sprintf(`{direction="up"} %d`, ps.BytesUp), fmt.Sprintf(`{direction="down"} %d`, ps.BytesDown))
 	}

@@ -480,3 +480,37 @@ func awaitBackupOf(t *testing.T, n *gossip.Node, master string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestAdminProxyIdleCounted: the proxy's count of connections closed by idle_timeout
+// (proxy.Stats.Idle) is in /status (proxy.idle) and /metrics
+// (tandem_proxy_connections_idle_total), as its other counters are; it was in neither.
+func TestAdminProxyIdleCounted(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{
+		Kind: config.KindSite, Site: "site1", Priority: 1, DataDir: t.TempDir(),
+		Gossip: config.Gossip{Bind: "127.0.0.1:0", Profile: config.ProfileFast, Failback: config.FailbackAuto},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	node, err := gossip.New(cfg, gossip.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{cfg: cfg, log: logger, node: node, start: time.Now(), proxy: &proxy.Server{}}
+	h := s.adminHandler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:7180/status", nil))
+	var st struct {
+		Proxy map[string]json.RawMessage `json:"proxy"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Proxy["idle"]; !ok {
+		t.Errorf("status's proxy has no \"idle\"; body:\n%s", rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:7180/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\ntandem_proxy_connections_idle_total 0\n") {
+		t.Errorf("metrics have no tandem_proxy_connections_idle_total 0:\n%s", rec.Body.String())
+	}
+}
