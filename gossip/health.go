@@ -215,16 +215,13 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, c.s.HealthCommand[0], c.s.HealthCommand[1:]...)
 	cmd.Env = execEnviron(os.Environ())
 	out := procgroup.Output{Max: healthOutputMax}
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	// A child that keeps the output pipe open must not hold up the check; on a timeout the
-	// command's whole process group is killed, so a shell's children go too.
-	cmd.WaitDelay = 100 * time.Millisecond
+	// A child that keeps the output open (a daemon the command started) must not hold up the
+	// check, past health_timeout either, nor die of the check's end (procgroup.Run); on a
+	// timeout the command's whole process group is killed, so a shell's children go too.
+	cmd.WaitDelay = healthWaitDelay
 	procgroup.KillOnCancel(cmd)
-	err := cmd.Run()
-	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
-		// Exited 0 (Wait says ErrWaitDelay only of a command that did, before its timeout
-		// killed it): a child it left may hold the output, past health_timeout too.
+	err := procgroup.Run(cmd, &out, healthWaitDelay)
+	if err == nil {
 		return nil
 	}
 	if ctx.Err() == context.DeadlineExceeded {
@@ -258,3 +255,7 @@ func execEnviron(env []string) []string {
 // `cat` of a log) until it fails or times out must not fill the sidecar's memory at every
 // check.
 const healthOutputMax = 4 << 10
+
+// healthWaitDelay is how long a check waits, once the health command is gone (exited, or
+// killed at health_timeout), for a child it left holding its output.
+const healthWaitDelay = 100 * time.Millisecond

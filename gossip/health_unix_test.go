@@ -166,3 +166,32 @@ func TestCheckerExecLeavesChildNearTimeout(t *testing.T) {
 		t.Fatalf("a health command that exited 0 after 0.42 s of its 0.5 s timeout: %v", err)
 	}
 }
+
+// TestCheckerExecHealthDaemonKeepsWriting: a daemon a health command starts (a helper left
+// running) that keeps the command's output and writes to it after the check is over goes on,
+// as a hook's does (cmd/tandem's TestHookDaemonKeepsWriting). The check closed its end of the
+// output pipe 100 ms after the command exited, and the daemon's next write killed it with
+// SIGPIPE.
+func TestCheckerExecHealthDaemonKeepsWriting(t *testing.T) {
+	t.Parallel()
+	mark := filepath.Join(t.TempDir(), "mark")
+	c := NewChecker(config.Server{
+		Health: config.HealthExec, HealthTimeout: 5 * time.Second,
+		HealthCommand: []string{"sh", "-c", "echo starting; (sleep 0.6; echo still running; touch " + mark + ") &"},
+	}, nil)
+	start := time.Now()
+	if err := c.checkExec(t.Context()); err != nil {
+		t.Fatalf("a health command that exited 0, leaving a daemon: %v", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("the check took %s: it waited for the daemon the command started", took)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon the health command started died at its first write after the check (SIGPIPE)")
+		}
+	}
+}

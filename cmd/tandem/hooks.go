@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tandem-ha/tandem/config"
@@ -39,39 +37,14 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 		"TANDEM_SITE="+h.site,
 		"TANDEM_ROLE="+string(role),
 		"TANDEM_TERM="+strconv.FormatUint(term, 10))
-	// The hook's output goes to a pipe of the run's own, which a goroutine reads to its end:
-	// a child left behind (a daemon the hook starts) may hold it open, and the run waits
-	// for that no longer than hookWaitDelay once the hook is gone (exited, or its process
-	// group killed at its timeout). The rest is read and dropped: with the pipe's read end
-	// closed, as exec does after its WaitDelay, the daemon's next write (a log line) would
-	// kill it with SIGPIPE.
+	// A child left behind (a daemon the hook starts) may hold the hook's output: the run waits
+	// for it no longer than hookWaitDelay once the hook is gone (exited, or its process group
+	// killed at its timeout), and leaves it the output to write on (procgroup.Run).
 	procgroup.KillOnCancel(cmd)
 	cmd.WaitDelay = hookWaitDelay
-	out := &hookOutput{raw: procgroup.Output{Max: hookOutputMax}}
-	r, w, err := os.Pipe()
-	if err != nil {
-		h.log.Error("hook failed", "hook", name, "cmd", argv[0], "err", fmt.Sprintf("its output pipe: %v", err))
-		return true
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	read := make(chan struct{})
-	err = cmd.Start()
-	w.Close() // the hook and its children hold it now
-	go func() {
-		defer close(read)
-		_, _ = io.Copy(out, r)
-		r.Close()
-	}()
-	if err == nil {
-		err = cmd.Wait()
-	}
-	wait := time.NewTimer(hookWaitDelay)
-	select {
-	case <-read:
-	case <-wait.C:
-	}
-	wait.Stop()
-	logged := out.take()
+	raw := procgroup.Output{Max: hookOutputMax}
+	err := procgroup.Run(cmd, &raw, hookWaitDelay)
+	logged := hookLog(&raw)
 	if err != nil && ctx.Err() != nil {
 		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", logged)
 		return false
@@ -103,31 +76,6 @@ func hookEnviron(env []string) []string {
 // hookWaitDelay is how long a hook's run waits, once the hook is gone (exited, or killed at its
 // timeout), for a child it left holding its output.
 const hookWaitDelay = time.Second
-
-// hookOutput keeps a hook's output for the log (raw) until the run takes it (take); what comes
-// after, from a daemon the hook left, is dropped.
-type hookOutput struct {
-	mu    sync.Mutex
-	raw   procgroup.Output
-	taken bool
-}
-
-func (o *hookOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if !o.taken {
-		o.raw.Write(p)
-	}
-	return len(p), nil
-}
-
-// take is the output kept so far as it is logged (hookLog); nothing is kept after it.
-func (o *hookOutput) take() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.taken = true
-	return hookLog(&o.raw)
-}
 
 // hookOutputMax bounds what is kept of a hook's output for the log: a hook that prints without
 // end (a `tail -f` by mistake) for its whole timeout must not fill the sidecar's memory.
