@@ -2165,3 +2165,54 @@ func TestRedactedCommandURLQueryPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandShellSyntax: a password setting in a shell script given as a command's
+// argument (sh -c "...") has its password hidden and the script around it shown as written.
+// The value of an unquoted setting ran to the next whitespace, and one that began with a quote
+// to the next such quote, so the printed script lost its shell syntax: the ';' after
+// PGPASSWORD=s3cret, the quote that closed the argument holding password=s3cret, the first
+// word of a $(command) that gives the password, the file a grep for 'password =' reads, the
+// command after an empty PGPASSWORD=; an empty value read "redacted". A value that is an
+// expansion ($VAR, ${VAR}, $(...), `...`) is no password and is shown; one empty stays empty.
+func TestRedactedCommandShellSyntax(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{`export PGPASSWORD=s3cret; psql -c "select 1"`, `export PGPASSWORD=redacted; psql -c "select 1"`},
+		{`psql "host=x password=s3cret" && echo ok`, `psql "host=x password=redacted" && echo ok`},
+		{`psql 'host=x password=s3cret'|cat`, `psql 'host=x password=redacted'|cat`},
+		{`psql "postgresql://m@db/wire?password=s3cret" && echo ok`, `psql "postgresql://m@db/wire?password=redacted" && echo ok`},
+		{`PGPASSWORD=s3cret&&psql`, `PGPASSWORD=redacted&&psql`},
+		{`(export PGPASSWORD=s3cret) || exit 1`, `(export PGPASSWORD=redacted) || exit 1`},
+		{`PGPASSWORD='s3 cret' psql`, `PGPASSWORD='redacted' psql`},
+		{`PGPASSWORD="s3 cret"; psql`, `PGPASSWORD="redacted"; psql`},
+		{`psql "host=x password='s3 cret'" && echo ok`, `psql "host=x password='redacted'" && echo ok`},
+		{`PGPASSWORD=$(cat /etc/pw) psql`, `PGPASSWORD=$(cat /etc/pw) psql`},
+		{`PGPASSWORD="$(cat /etc/pw)" psql`, `PGPASSWORD="$(cat /etc/pw)" psql`},
+		{"PGPASSWORD=`cat /etc/pw` psql", "PGPASSWORD=`cat /etc/pw` psql"},
+		{`PGPASSWORD=$MONITOR_PW psql`, `PGPASSWORD=$MONITOR_PW psql`},
+		{`psql "host=x password=${PW}"`, `psql "host=x password=${PW}"`},
+		{`grep -c 'password =' file`, `grep -c 'password =' file`},
+		{`PGPASSWORD= psql -h x`, `PGPASSWORD= psql -h x`},
+		{`pgpassword=`, `pgpassword=`},
+		{`PGPASSWORD='' psql`, `PGPASSWORD='' psql`},
+		{`PGPASSWORD=s3cret`, `PGPASSWORD=redacted`},
+		{`host=db password = s3cret dbname=wire`, `host=db password = redacted dbname=wire`},
+		{`ssh db 'PGPASSWORD="s3 cret" psql'`, `ssh db 'PGPASSWORD="redacted" psql'`},
+		{`PGPASSWORD=$(vault read --password=s3cret) psql`, `PGPASSWORD=$(vault read --password=redacted) psql`},
+		{"PGPASSWORD=\"`get password=s3cret`\" psql", "PGPASSWORD=\"`get password=redacted`\" psql"},
+		{`psql "password='s3\" cret' host=x"`, `psql "password='redacted' host=x"`},
+	} {
+		if got := redactArg(tc.arg); got != tc.want {
+			t.Errorf("%s: shown as %s, want %s", tc.arg, got, tc.want)
+		}
+	}
+	// An argument that is no script, its password holding what a shell takes for syntax, is
+	// hidden whole.
+	for _, arg := range []string{
+		"PGPASSWORD=s3;cr&et|x)y", "host=db password=s3;cr&et|x)y dbname=wire", "PGPASSWORD=$s3cret",
+		"--password=s3'cret", `PGPASSWORD=s3"cret`, "PGPASSWORD=${PW:-s3cret}", "PGPASSWORD='s3cret'cret", `password='s3\' cret'`,
+	} {
+		if got := redactArg(arg); strings.Contains(got, "s3") || strings.Contains(got, "cr") || strings.Contains(got, "et") {
+			t.Errorf("%s: shown as %s, which shows the password", arg, got)
+		}
+	}
+}

@@ -398,30 +398,186 @@ func hidden(argv []string) bool {
 // redactArg hides the passwords a command's argument may hold, wherever in it they are (a
 // shell script given to sh -c holds many words): that of a URL (scheme://user:password@host), and
 // the value of a setting named *password or *passwd (PGPASSWORD=..., a connection string's
-// password=..., --password=..., a URL's ?password=...), quoted or not. The rest is shown as
-// written: a URL's parameter ends at its '&', before the URL's next parameter
-// (TestRedactedCommandURLQueryPassword).
+// password=..., --password=..., a URL's ?password=...), quoted or not. It hides the password's
+// characters alone and shows the rest as written, so that a script keeps its syntax
+// (TestRedactedCommandShellSyntax): an unquoted value ends at whitespace, at a shell operator
+// (';', '&', '|' or ')' before whitespace, or '&&', '||'), at the quote that closes the
+// part of the argument it stands in (psql "host=x password=..."), and a URL's parameter at its
+// '&', before the URL's next parameter (TestRedactedCommandURLQueryPassword); a quoted value
+// keeps its quotes. A value that is an expansion ($VAR, ${VAR}, $(command), `command`) is no
+// password written there and is shown, as is an empty one.
 func redactArg(a string) string {
 	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
-	return argPasswordSetting.ReplaceAllStringFunc(a, func(m string) string {
-		sub := argPasswordSetting.FindStringSubmatch(m)
-		rest := ""
-		if sub[1] != "" && !strings.HasPrefix(sub[3], "'") && !strings.HasPrefix(sub[3], `"`) {
-			// A parameter of a URL's (?password=... or &password=...): an '&' in its value is
-			// percent-encoded, and one unencoded starts the next parameter.
-			if i := strings.IndexByte(sub[3], '&'); i >= 0 {
-				rest = sub[3][i:]
+	var b strings.Builder
+	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
+	done, pos := 0, 0 // a[:done] is in b; the scan for quotes has read a[:pos]
+	for _, m := range argPasswordName.FindAllStringSubmatchIndex(a, -1) {
+		if m[0] < done {
+			continue // in a value read already
+		}
+		for ; pos < m[0]; pos++ {
+			switch c := a[pos]; {
+			case c == '\\' && quote != '\'':
+				pos++
+			case quote == 0 && (c == '\'' || c == '"'):
+				quote = c
+			case c == quote:
+				quote = 0
 			}
 		}
-		return sub[1] + sub[2] + "redacted" + rest
-	})
+		start := m[1]
+		// Spaces after the '=' come before the value in a connection string (password = x) or
+		// after a name with spaces before its '=' (a grep's 'password ='); after a variable's
+		// name (PGPASSWORD= psql) they end an empty value.
+		if strings.EqualFold(a[m[4]:m[5]], "password") || m[7] > m[6] {
+			for start < len(a) && (a[start] == ' ' || a[start] == '\t') {
+				start++
+			}
+		}
+		end := argValueEnd(a, start, quote, m[3] > m[2])
+		b.WriteString(a[done:start])
+		b.WriteString(argValueShown(a[start:end], quote))
+		done, pos = end, end
+	}
+	b.WriteString(a[done:])
+	return b.String()
+}
+
+// argValueEnd is where the value of a password setting that starts at a[i] ends: in the shell
+// quote quote (0: none), and, for url, a URL's parameter, whose value ends at its '&' (one in
+// the password is percent-encoded).
+func argValueEnd(a string, i int, quote byte, url bool) int {
+	for i < len(a) {
+		c := a[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			return i
+		case url && c == '&':
+			return i
+		case quote != 0 && c == quote:
+			return i // the quote the setting stands in closes
+		case c == '\\' && quote == '\'' && i+1 < len(a) && a[i+1] == '\'':
+			return i + 1 // a backslash, then the closing quote (a shell's '...' has no escapes)
+		case c == '\\':
+			i += 2
+		case quote != '\'' && c == '$' && i+1 < len(a) && a[i+1] == '(':
+			i = argParenEnd(a, i+1)
+		case quote != '\'' && c == '`':
+			if j := strings.IndexByte(a[i+1:], '`'); j >= 0 {
+				i += j + 2
+			} else {
+				i = len(a)
+			}
+		case quote == 0 && (c == '\'' || c == '"'):
+			i = argQuoteEnd(a, i)
+		case quote != 0 && (c == '\'' || c == '"'):
+			// The other quote in a shell's quotes: a connection string's quoted value
+			// (psql "password='...'"), or an inner shell's (ssh h 'PGPASSWORD="..." psql'): to
+			// its closing quote, or the enclosing one.
+			for i++; i < len(a) && a[i] != c && a[i] != quote; i++ {
+				if a[i] == '\\' && !(quote == '\'' && i+1 < len(a) && a[i+1] == '\'') {
+					i++
+				}
+			}
+			if i < len(a) && a[i] == c {
+				i++
+			}
+		case quote == 0 && strings.IndexByte(";&|)", c) >= 0 && i+1 < len(a) && strings.IndexByte(" \t\n\r\f", a[i+1]) >= 0,
+			quote == 0 && (c == '&' || c == '|') && i+1 < len(a) && a[i+1] == c:
+			// A shell operator: the end of the command, or of a (subshell). One in a password
+			// written as an argument (PGPASSWORD=a;b) is before neither.
+			return i
+		default:
+			i++
+		}
+	}
+	return len(a)
+}
+
+// argQuoteEnd is the end of the quoted part that starts at a[i], past its closing quote, or
+// the end of a: a backslash escapes the character after it, as in a connection string.
+func argQuoteEnd(a string, i int) int {
+	q := a[i]
+	for i++; i < len(a); i++ {
+		switch a[i] {
+		case '\\':
+			i++
+		case q:
+			return i + 1
+		}
+	}
+	return len(a)
+}
+
+// argParenEnd is the end of the parenthesis that opens at a[i] (a $(command)), past the one
+// that closes it, or the end of a.
+func argParenEnd(a string, i int) int {
+	depth := 0
+	for i < len(a) {
+		switch a[i] {
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case '\'', '"':
+			i = argQuoteEnd(a, i)
+			continue
+		case '\\':
+			i++
+		}
+		i++
+	}
+	return len(a)
+}
+
+// argValueShown is what check-config shows in place of v, a password setting's value read in
+// the shell quote quote: v itself when it is empty or an expansion, else "redacted", in v's
+// quotes when v is one quoted part.
+func argValueShown(v string, quote byte) string {
+	// A quoted value: in a shell's quotes, or in the other quote in a shell's quotes.
+	quoted := v != "" && (v[0] == '\'' || v[0] == '"') && v[0] != quote
+	inner := v
+	if quoted && len(v) >= 2 && argQuoteEnd(v, 0) == len(v) && v[len(v)-1] == v[0] {
+		inner = v[1 : len(v)-1]
+		if quote == 0 && v[0] == '\'' {
+			quote = '\''
+		}
+	}
+	switch {
+	case inner == "":
+		return v
+	case quote != '\'' && argExpansion.MatchString(inner) && (inner[0] != '$' || inner[1] != '(' || argParenEnd(inner, 1) == len(inner)):
+		// An expansion, shown; a command substitution's command as an argument is, its
+		// passwords hidden.
+		wrapped := inner != v // in "..."
+		for _, cs := range [][2]string{{"$(", ")"}, {"`", "`"}} {
+			if strings.HasPrefix(inner, cs[0]) && strings.HasSuffix(inner, cs[1]) && len(inner) >= len(cs[0])+len(cs[1]) {
+				inner = cs[0] + redactArg(inner[len(cs[0]):len(inner)-len(cs[1])]) + cs[1]
+				break
+			}
+		}
+		if wrapped {
+			return v[:1] + inner + v[:1]
+		}
+		return inner
+	case inner != v:
+		return v[:1] + "redacted" + v[:1]
+	case quoted && argQuoteEnd(v, 0) == len(v):
+		return v[:1] + "redacted" // its closing quote missing
+	}
+	return "redacted"
 }
 
 var (
 	// A URL's user:password@, up to the last '@' before its host ends (a '/', '?' or '#').
 	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
-	// NAME=value, NAME ending in password or passwd, any case, after the '?' or '&' before a
-	// URL's parameter if there is one; the value 'single-' or "double-quoted" (to its closing
-	// quote, or the end), or a word, backslash escapes included.
-	argPasswordSetting = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd)[ \t]*=[ \t]*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:\\.|[^\s\\])*\\?)`)
+	// NAME= (its value read by argValueEnd), NAME ending in password or passwd, any case, after
+	// the '?' or '&' before a URL's parameter if there is one.
+	argPasswordName = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd))([ \t]*)=`)
+	// A value that is an expansion, not a password: $VAR (a name in capitals: $ecret may be a
+	// password), ${VAR} (without a default, which may be one), $(...) (its parentheses matched
+	// by argValueShown), `...`.
+	argExpansion = regexp.MustCompile("^(?:\\$[A-Z_][A-Z0-9_]*|\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}|\\$\\(.*\\)|`[^`]*`)$")
 )
