@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jackc/pglogrepl"
 )
 
 // TestResyncCommitInSnapshotWindow: a commit whose WAL record lies before the position L that
@@ -188,4 +190,66 @@ func requireShippedAfterResync(t *testing.T, p *capPair, sh *Shipper) {
 		t.Fatalf("after Resync: %v", err)
 	}
 	requireSame(t, p)
+}
+
+// TestResyncLastLookSeesWaitersNow: commitsUnseen looks for commits waiting for a synchronous
+// standby before and after the one for ended commits, so that one that began waiting after the
+// first look is counted by the last. PostgreSQL keeps the list of sessions a transaction read
+// in pg_stat_activity for the rest of it, but reads each one's wait event anew (from its
+// PGPROC), and a commit before L is one of a session listed already: the last look sees it
+// waiting now. Here a commit begins waiting while the statement waits before its last look
+// (lookGap); that look must count it (without the last look: 0).
+func TestResyncLastLookSeesWaitersNow(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
+	ctx := capCtx(t, 60*time.Second)
+	const key = 7340022
+	held, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		t.Fatal(err)
+	}
+	var w unseenWindow
+	var until string
+	if err := p.ldb.QueryRowContext(ctx, `SELECT pg_current_snapshot()::text, pg_snapshot_xmax(pg_current_snapshot())::text, pg_current_wal_lsn()::text`).
+		Scan(&w.snap, &w.bound, &until); err != nil {
+		t.Fatal(err)
+	}
+	w.others = "{}"
+	at, err := pglogrepl.ParseLSN(until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := make(chan int, 1)
+	go func() {
+		n, err := commitsUnseen(ctx, p.ldb, w, at, func(look int) string {
+			if look != 2 {
+				return ""
+			}
+			return fmt.Sprintf(`(SELECT 0 FROM pg_advisory_xact_lock(%d))`, key)
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		counted <- n
+	}()
+	waitForLong(t, "the last look waiting", 30*time.Second, func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, key) == 1
+	})
+	inserted, setSync := commitWaitingForStandby(t, ctx, p)
+	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+		t.Fatal(err)
+	}
+	n := <-counted
+	setSync("")
+	if err := <-inserted; err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("commitsUnseen counted %d commits, want 1: the one waiting for the standby at its last look", n)
+	}
 }
