@@ -2216,3 +2216,28 @@ func TestRedactedCommandShellSyntax(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandQuoteInShellQuotes: a quote written inside a shell's quotes, as a script
+// given to ssh or a connection string needs it ('\” in '...', \" in "..."), is a character of
+// the text the quotes hold: a password setting's value read there runs past it, and no
+// character of the password is shown. The scan took such a quote for the one that closes the
+// shell's quotes, and showed the rest of the password after it.
+func TestRedactedCommandQuoteInShellQuotes(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{`ssh db 'PGPASSWORD='\''s3 cret'\'' psql'`, `ssh db 'PGPASSWORD=redacted psql'`},
+		{`ssh db 'PGPASSWORD=s3\'\''cret psql'`, `ssh db 'PGPASSWORD=redacted psql'`},
+		{`ssh db 'PGPASSWORD="s3'\''cret" psql'`, `ssh db 'PGPASSWORD="redacted" psql'`},
+		{`psql 'host=x password='\''s3 cret'\'' dbname=y'`, `psql 'host=x password=redacted dbname=y'`},
+		{`psql 'host=x password=s3\'\''cret'`, `psql 'host=x password=redacted'`},
+		{`ssh db 'psql "host=x password='\''s3 cret'\''"'`, `ssh db 'psql "host=x password=redacted"'`},
+		{`ssh db "PGPASSWORD=\"s3 cret\" psql"`, `ssh db "PGPASSWORD=redacted psql"`},
+		{`ssh db "psql \"host=x password=s3cret\""`, `ssh db "psql \"host=x password=redacted\""`},
+		{`ssh db "PGPASSWORD=\"\$(cat f)\" psql"`, `ssh db "PGPASSWORD=redacted psql"`},
+		{`sh -c "PGPASSWORD=\"$(cat "f")\" psql"`, `sh -c "PGPASSWORD=redacted psql"`},
+	} {
+		got := redactArg(tc.arg)
+		if got != tc.want {
+			t.Errorf("%s: shown as %s, want %s", tc.arg, got, tc.want)
+		}
+	}
+}

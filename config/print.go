@@ -410,20 +410,33 @@ func redactArg(a string) string {
 	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
 	var b strings.Builder
 	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
+	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
 	done, pos := 0, 0 // a[:done] is in b; the scan for quotes has read a[:pos]
 	for _, m := range argPasswordName.FindAllStringSubmatchIndex(a, -1) {
 		if m[0] < done {
 			continue // in a value read already
 		}
-		for ; pos < m[0]; pos++ {
-			switch c := a[pos]; {
-			case c == '\\' && quote != '\'':
-				pos++
+		for pos < m[0] {
+			c, n := a[pos], 1
+			switch {
+			case quote == 0 && c == '\\':
+				n = 2
 			case quote == 0 && (c == '\'' || c == '"'):
-				quote = c
+				quote, inner = c, 0
+			case quote == '\'' && strings.HasPrefix(a[pos:], `'\''`):
+				inner, n = argToggle(inner, '\''), 4
+			case quote == '\'' && strings.HasPrefix(a[pos:], `'"'"'`):
+				inner, n = argToggle(inner, '\''), 5
+			case quote == '"' && strings.HasPrefix(a[pos:], `\"`):
+				inner, n = argToggle(inner, '"'), 2
+			case quote == '"' && c == '\\':
+				n = 2
 			case c == quote:
 				quote = 0
+			case quote != 0 && (c == '\'' || c == '"'):
+				inner = argToggle(inner, c)
 			}
+			pos += n
 		}
 		start := m[1]
 		// Spaces after the '=' come before the value in a connection string (password = x) or
@@ -434,7 +447,7 @@ func redactArg(a string) string {
 				start++
 			}
 		}
-		end := argValueEnd(a, start, quote, m[3] > m[2])
+		end := argValueEnd(a, start, quote, inner, m[3] > m[2])
 		b.WriteString(a[done:start])
 		b.WriteString(argValueShown(a[start:end], quote))
 		done, pos = end, end
@@ -444,9 +457,70 @@ func redactArg(a string) string {
 }
 
 // argValueEnd is where the value of a password setting that starts at a[i] ends: in the shell
-// quote quote (0: none), and, for url, a URL's parameter, whose value ends at its '&' (one in
-// the password is percent-encoded).
-func argValueEnd(a string, i int, quote byte, url bool) int {
+// quote quote (0: none), at a point of the text that quote holds in the quote inner, and, for
+// url, a URL's parameter, whose value ends at its '&' (one in the password is
+// percent-encoded). In a shell quote the value is read in the text the quote stands for: a
+// quote of that text (a backslash and the quote between two closing and opening single quotes,
+// or a backslash and the double quote) is no end of the shell's quote
+// (TestRedactedCommandQuoteInShellQuotes).
+func argValueEnd(a string, i int, quote, inner byte, url bool) int {
+	if quote == 0 {
+		return argTextEnd(a, i, 0, url)
+	}
+	var text []byte
+	var at []int // at[k]: where in a text[k] is
+scan:
+	for i < len(a) {
+		n := 1
+		switch c := a[i]; {
+		case quote == '\'' && strings.HasPrefix(a[i:], `'\''`):
+			n = 4
+			text, at = append(text, '\''), append(at, i)
+		case quote == '\'' && strings.HasPrefix(a[i:], `'"'"'`):
+			n = 5
+			text, at = append(text, '\''), append(at, i)
+		case c == quote:
+			break scan // its end
+		case quote == '"' && c == '\\' && i+1 < len(a) && strings.IndexByte("\"\\$`", a[i+1]) >= 0:
+			n = 2
+			text, at = append(text, a[i+1]), append(at, i)
+		case quote == '"' && (c == '`' || c == '$' && i+1 < len(a) && a[i+1] == '('):
+			// A command substitution, its quotes its own.
+			j := len(a)
+			if c == '$' {
+				j = argParenEnd(a, i+1)
+			} else if k := strings.IndexByte(a[i+1:], '`'); k >= 0 {
+				j = i + k + 2
+			}
+			for k := i; k < j; k++ {
+				text, at = append(text, a[k]), append(at, k)
+			}
+			n = j - i
+		default:
+			text, at = append(text, c), append(at, i)
+		}
+		i += n
+	}
+	if k := argTextEnd(string(text), 0, inner, url); k < len(at) {
+		return at[k]
+	}
+	return i
+}
+
+// argToggle is the quote inner after the quote c in a shell's quotes: c opens, or closes the
+// quote inner if it is c; a quote of the other kind in inner is a character of it.
+func argToggle(inner, c byte) byte {
+	switch inner {
+	case 0:
+		return c
+	case c:
+		return 0
+	}
+	return inner
+}
+
+// argTextEnd is where the value that starts at a[i] ends, a in the quote quote (0: none).
+func argTextEnd(a string, i int, quote byte, url bool) int {
 	for i < len(a) {
 		c := a[i]
 		switch {
