@@ -2241,3 +2241,19 @@ func TestRedactedCommandQuoteInShellQuotes(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandConninfoSSLPassword: a connection string's sslpassword (the key of the
+// client certificate's) may have spaces after its '=' as its password may; the value after them
+// is hidden. Only password's were skipped, and "sslpassword= s3cret" showed s3cret.
+func TestRedactedCommandConninfoSSLPassword(t *testing.T) {
+	for arg, want := range map[string]string{
+		"host=db sslpassword= s3cret dbname=wire": "host=db sslpassword= redacted dbname=wire",
+		"host=db sslpassword = s3cret":            "host=db sslpassword = redacted",
+		`psql "host=db sslpassword= s3cret"`:      `psql "host=db sslpassword= redacted"`,
+		"PGPASSWORD= psql -h x":                   "PGPASSWORD= psql -h x",
+	} {
+		if got := redactArg(arg); got != want {
+			t.Errorf("%s: shown as %s, want %s", arg, got, want)
+		}
+	}
+}

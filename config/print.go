@@ -439,10 +439,10 @@ func redactArg(a string) string {
 			pos += n
 		}
 		start := m[1]
-		// Spaces after the '=' come before the value in a connection string (password = x) or
-		// after a name with spaces before its '=' (a grep's 'password ='); after a variable's
-		// name (PGPASSWORD= psql) they end an empty value.
-		if strings.EqualFold(a[m[4]:m[5]], "password") || m[7] > m[6] {
+		// Spaces after the '=' come before the value in a connection string (password = x,
+		// sslpassword = x) or after a name with spaces before its '=' (a grep's 'password =');
+		// after a variable's name (PGPASSWORD= psql) they end an empty value.
+		if name := a[m[4]:m[5]]; strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword") || m[7] > m[6] {
 			for start < len(a) && (a[start] == ' ' || a[start] == '\t') {
 				start++
 			}
