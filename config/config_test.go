@@ -2234,6 +2234,10 @@ func TestRedactedCommandQuoteInShellQuotes(t *testing.T) {
 		{`ssh db "psql \"host=x password=s3cret\""`, `ssh db "psql \"host=x password=redacted\""`},
 		{`ssh db "PGPASSWORD=\"\$(cat f)\" psql"`, `ssh db "PGPASSWORD=redacted psql"`},
 		{`sh -c "PGPASSWORD=\"$(cat "f")\" psql"`, `sh -c "PGPASSWORD=redacted psql"`},
+		// A quote in a quote in a shell's quotes: ssh's command, psql's argument in it, the
+		// connection string's quoted password in that.
+		{`ssh db "psql 'host=x password='\\''s3 cret'\\'''"`, `ssh db "psql 'host=x password=redacted'"`},
+		{`ssh db 'sh -c "PGPASSWORD=\"s3 cret\" psql"'`, `ssh db 'sh -c "PGPASSWORD=redacted psql"'`},
 	} {
 		got := redactArg(tc.arg)
 		if got != tc.want {

@@ -465,7 +465,7 @@ func redactArg(a string) string {
 // (TestRedactedCommandQuoteInShellQuotes).
 func argValueEnd(a string, i int, quote, inner byte, url bool) int {
 	if quote == 0 {
-		return argTextEnd(a, i, 0, url)
+		return argTextEnd(a, i, url)
 	}
 	var text []byte
 	var at []int // at[k]: where in a text[k] is
@@ -501,7 +501,8 @@ scan:
 		}
 		i += n
 	}
-	if k := argTextEnd(string(text), 0, inner, url); k < len(at) {
+	// The value in that text, read so in the quote inner if it is in one (a script in a script).
+	if k := argValueEnd(string(text), 0, inner, 0, url); k < len(at) {
 		return at[k]
 	}
 	return i
@@ -519,8 +520,9 @@ func argToggle(inner, c byte) byte {
 	return inner
 }
 
-// argTextEnd is where the value that starts at a[i] ends, a in the quote quote (0: none).
-func argTextEnd(a string, i int, quote byte, url bool) int {
+// argTextEnd is where the value that starts at a[i] ends, a's text in no shell quote (that of
+// one read by argValueEnd).
+func argTextEnd(a string, i int, url bool) int {
 	for i < len(a) {
 		c := a[i]
 		switch {
@@ -528,36 +530,20 @@ func argTextEnd(a string, i int, quote byte, url bool) int {
 			return i
 		case url && c == '&':
 			return i
-		case quote != 0 && c == quote:
-			return i // the quote the setting stands in closes
-		case c == '\\' && quote == '\'' && i+1 < len(a) && a[i+1] == '\'':
-			return i + 1 // a backslash, then the closing quote (a shell's '...' has no escapes)
 		case c == '\\':
 			i += 2
-		case quote != '\'' && c == '$' && i+1 < len(a) && a[i+1] == '(':
+		case c == '$' && i+1 < len(a) && a[i+1] == '(':
 			i = argParenEnd(a, i+1)
-		case quote != '\'' && c == '`':
+		case c == '`':
 			if j := strings.IndexByte(a[i+1:], '`'); j >= 0 {
 				i += j + 2
 			} else {
 				i = len(a)
 			}
-		case quote == 0 && (c == '\'' || c == '"'):
+		case c == '\'' || c == '"':
 			i = argQuoteEnd(a, i)
-		case quote != 0 && (c == '\'' || c == '"'):
-			// The other quote in a shell's quotes: a connection string's quoted value
-			// (psql "password='...'"), or an inner shell's (ssh h 'PGPASSWORD="..." psql'): to
-			// its closing quote, or the enclosing one.
-			for i++; i < len(a) && a[i] != c && a[i] != quote; i++ {
-				if a[i] == '\\' && !(quote == '\'' && i+1 < len(a) && a[i+1] == '\'') {
-					i++
-				}
-			}
-			if i < len(a) && a[i] == c {
-				i++
-			}
-		case quote == 0 && strings.IndexByte(";&|)", c) >= 0 && i+1 < len(a) && strings.IndexByte(" \t\n\r\f", a[i+1]) >= 0,
-			quote == 0 && (c == '&' || c == '|') && i+1 < len(a) && a[i+1] == c:
+		case strings.IndexByte(";&|)", c) >= 0 && i+1 < len(a) && strings.IndexByte(" \t\n\r\f", a[i+1]) >= 0,
+			(c == '&' || c == '|') && i+1 < len(a) && a[i+1] == c:
 			// A shell operator: the end of the command, or of a (subshell). One in a password
 			// written as an argument (PGPASSWORD=a;b) is before neither.
 			return i
