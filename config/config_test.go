@@ -2261,3 +2261,20 @@ func TestRedactedCommandConninfoSSLPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandBackslashInShellSingleQuotes: a backslash in a shell's single quotes is a
+// character, not an escape (the shell reads PGPASSWORD='s3\' as s3\): the value's quote was
+// read as a connection string's, where a backslash escapes the quote, so the rest of a password
+// that held a backslash before a quote was shown after the quote it took for the closing one.
+func TestRedactedCommandBackslashInShellSingleQuotes(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{`PGPASSWORD='s3\'\''c ret' psql`, `PGPASSWORD=redacted psql`},
+		{`sh -c "PGPASSWORD='s3\\'\\''c ret' psql"`, `sh -c "PGPASSWORD=redacted psql"`},
+		{`host=x password='s3\' cret'`, `host=x password='redacted'`},
+		{`PGPASSWORD=$'s3\'c ret' psql`, `PGPASSWORD=redacted psql`},
+	} {
+		if got := redactArg(tc.arg); got != tc.want {
+			t.Errorf("%s: shown as %s, want %s", tc.arg, got, tc.want)
+		}
+	}
+}

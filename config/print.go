@@ -521,8 +521,15 @@ func argToggle(inner, c byte) byte {
 }
 
 // argTextEnd is where the value that starts at a[i] ends, a's text in no shell quote (that of
-// one read by argValueEnd).
+// one read by argValueEnd): the later of its ends as a shell reads it, in whose '...' a
+// backslash is a character, and as a connection string does, in whose '...' it escapes the
+// quote (TestRedactedCommandBackslashInShellSingleQuotes).
 func argTextEnd(a string, i int, url bool) int {
+	return max(argWordEnd(a, i, url, true), argWordEnd(a, i, url, false))
+}
+
+// argWordEnd is argTextEnd as a shell reads a (shell), or as a connection string does.
+func argWordEnd(a string, i int, url, shell bool) int {
 	for i < len(a) {
 		c := a[i]
 		switch {
@@ -536,6 +543,12 @@ func argTextEnd(a string, i int, url bool) int {
 			i = argParenEnd(a, i+1)
 		case c == '`':
 			if j := strings.IndexByte(a[i+1:], '`'); j >= 0 {
+				i += j + 2
+			} else {
+				i = len(a)
+			}
+		case c == '\'' && shell && (i == 0 || a[i-1] != '$'): // not $'...', with C escapes
+			if j := strings.IndexByte(a[i+1:], '\''); j >= 0 {
 				i += j + 2
 			} else {
 				i = len(a)
