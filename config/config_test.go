@@ -2278,3 +2278,20 @@ func TestRedactedCommandBackslashInShellSingleQuotes(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandQuoteInCommentOrANSIC: a quote in a script's comment (# it's) or in a
+// $'...' word ($'it\'s') opens no quote; the scan took it for one, read a quoted password after
+// it (PGPASSWORD='s3cret') as the empty value before the quote closing the one it took as open,
+// and showed the password whole.
+func TestRedactedCommandQuoteInCommentOrANSIC(t *testing.T) {
+	for _, tc := range []struct{ arg, want string }{
+		{"# check the server's up\nPGPASSWORD='s3cret' pg_isready", "# check the server's up\nPGPASSWORD='redacted' pg_isready"},
+		{"pg_isready # it's PGPASSWORD='s3cret'\nPGPASSWORD='s3cret' psql", "pg_isready # it's PGPASSWORD='redacted'\nPGPASSWORD='redacted' psql"},
+		{`echo $'it\'s'; PGPASSWORD='s3cret' psql`, `echo $'it\'s'; PGPASSWORD='redacted' psql`},
+		{`curl 'http://h/#x' && PGPASSWORD='s3cret' psql`, `curl 'http://h/#x' && PGPASSWORD='redacted' psql`},
+	} {
+		if got := redactArg(tc.arg); got != tc.want {
+			t.Errorf("%q: shown as %q, want %q", tc.arg, got, tc.want)
+		}
+	}
+}

@@ -411,6 +411,7 @@ func redactArg(a string) string {
 	var b strings.Builder
 	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
 	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
+	comment := false  // the scan is in a comment (# ...)
 	done, pos := 0, 0 // a[:done] is in b; the scan for quotes has read a[:pos]
 	for _, m := range argPasswordName.FindAllStringSubmatchIndex(a, -1) {
 		if m[0] < done {
@@ -419,6 +420,12 @@ func redactArg(a string) string {
 		for pos < m[0] {
 			c, n := a[pos], 1
 			switch {
+			case comment:
+				comment = c != '\n'
+			case quote == 0 && c == '#' && (pos == 0 || strings.IndexByte(" \t\n;&|(", a[pos-1]) >= 0):
+				comment = true // to the line's end, its quotes none
+			case quote == 0 && c == '\'' && pos > 0 && a[pos-1] == '$':
+				n = argQuoteEnd(a, pos) - pos // $'...', its backslashes escapes
 			case quote == 0 && c == '\\':
 				n = 2
 			case quote == 0 && (c == '\'' || c == '"'):
