@@ -181,6 +181,14 @@ type session struct {
 	items        []item
 	lastExt      bool // the last request was extended protocol (COPY ends with an extra Sync)
 	copyEndedExt bool // a CopyDone/CopyFail of an extended COPY was just relayed
+	// copyEnd: the entry of the passed-through extended COPY FROM STDIN whose CopyDone or
+	// CopyFail was just relayed (copyEndedExt), which awaits the ReadyForQuery of a Sync after
+	// it (copyEndUnsynced).
+	copyEnd *pending
+	// copySkip: the client's messages up to its next Sync are dropped, as PostgreSQL skips them
+	// after a passed-through extended COPY that failed and a request sent behind its end
+	// without a Sync (copyEndUnsynced).
+	copySkip bool
 	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
 	// client's first message after the COPY that is no copy message (or, for an extended COPY,
 	// its Sync) sends copyMark before it (after it).
@@ -465,6 +473,9 @@ type pending struct {
 	// before its CloseComplete (markSeen) answers one of those Syncs, and goes to the client
 	// without ending the entry.
 	copyMark, markSeen bool
+	// dropRFQ: the entry's ReadyForQuery answers a Sync of the shim's own and does not reach
+	// the client, fwdRFQ or not (copyEndUnsynced); set under session.mu.
+	dropRFQ bool
 	// markStatus: the status the ReadyForQuery messages copyMark passes to the client carry
 	// instead of the backend's, 0 to keep it: 'I' behind a COPY in the shim's block, which the
 	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
@@ -800,8 +811,28 @@ func (s *session) clientLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if s.copySkip && typ != 'S' && typ != 'X' {
+			continue
+		}
+		if s.copySkip {
+			// The client's Sync after the messages PostgreSQL skipped: its ReadyForQuery.
+			s.copySkip = false
+			s.push(&pending{fwd: true, fwdRFQ: true})
+			if err := s.forward(typ, body, true); err != nil {
+				return err
+			}
+			continue
+		}
 		if typ != 'S' && typ != 'H' {
-			s.copyEndedExt = false
+			if s.copyEndedExt && s.copyEnd != nil && !strings.ContainsRune("dcfX", rune(typ)) && !s.unit.open && s.copySyncs == 0 {
+				if err := s.copyEndUnsynced(); err != nil {
+					return err
+				}
+			}
+			s.copyEndedExt, s.copyEnd = false, nil
+			if s.copySkip {
+				continue
+			}
 		}
 		if s.copySyncs > 0 && !s.copyEndedExt && !strings.ContainsRune("dcf", rune(typ)) && !s.copyMessage(0) {
 			// The first message after a passed-through COPY FROM STDIN whose client sent Syncs
@@ -814,6 +845,9 @@ func (s *session) clientLoop(ctx context.Context) error {
 				return err
 			}
 		}
+		// passedOpen: a COPY FROM STDIN a passed-through request started is open, which a
+		// CopyDone or CopyFail ends (copyEndEntry).
+		passedOpen := (typ == 'c' || typ == 'f') && s.copyMessage(0)
 		switch open := s.copyMessage(typ); {
 		case open && (typ == 'H' || typ == 'S'):
 			// The backend ignores Flush and Sync in copy-in mode: they pass as they are, and
@@ -854,7 +888,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 			if typ == 'S' && s.copyEndedExt && !s.unit.open {
 				// An extended COPY ends with a second Sync; its ReadyForQuery answers the entry
 				// of the first one, which the backend ignored while in copy-in mode.
-				s.copyEndedExt = false
+				s.copyEndedExt, s.copyEnd = false, nil
 				if err = s.forward(typ, body, s.copySyncs == 0); err == nil {
 					err = s.copyMark()
 				}
@@ -873,8 +907,15 @@ func (s *session) clientLoop(ctx context.Context) error {
 				err = s.forward(typ, body, s.cr.r.Buffered() == 0)
 				break
 			}
+			var end *pending
+			if passedOpen {
+				end = s.copyEndEntry()
+			}
 			err = s.forward(typ, body, true)
 			s.copyEndedExt = s.lastExt
+			if s.lastExt {
+				s.copyEnd = end
+			}
 		case 'F':
 			err = s.handleFunctionCall(ctx, typ, body)
 		case 'X':
@@ -887,6 +928,42 @@ func (s *session) clientLoop(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// copyEndEntry returns, at a CopyDone or CopyFail of the client's that ends a passed-through
+// COPY FROM STDIN (copyMessage counted it), the entry that awaits the COPY's ReadyForQuery: the
+// last queued, one whose ReadyForQuery goes to the client; nil if there is none such.
+func (s *session) copyEndEntry() *pending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 || s.copyStarts != s.copyEnds {
+		return nil
+	}
+	if p := s.queue[len(s.queue)-1]; p.fwdRFQ && p.res == nil && !p.copyMark {
+		return p
+	}
+	return nil
+}
+
+// copyEndUnsynced ends a passed-through extended COPY FROM STDIN whose client sent another
+// request behind its CopyDone (or CopyFail) rather than a Sync. PostgreSQL ignored the COPY's
+// Sync during the data, so it answers the COPY and that request with one ReadyForQuery, the
+// latter's; the COPY's entry awaited one of its own, which took the request's, whose entry then
+// waited for ever (TestPassedExtCopyDoneThenRequest). A Sync of the shim's answers the COPY's
+// entry now, its ReadyForQuery dropped (dropRFQ), and the status tells whether the COPY
+// failed: PostgreSQL then skips what the client sends up to its Sync (copySkip). Not after
+// Syncs during the COPY (copySyncs), one of which may have answered the entry already.
+func (s *session) copyEndUnsynced() error {
+	s.mu.Lock()
+	s.copyEnd.dropRFQ = true
+	s.mu.Unlock()
+	writeHeader(s.bw, 'S', 0)
+	st, err := s.barrier()
+	if err != nil {
+		return err
+	}
+	s.copySkip = st == 'E'
+	return nil
 }
 
 // copyMark sends, when the client sent Syncs during the passed-through COPY FROM STDIN that
@@ -1071,6 +1148,7 @@ func (s *session) serverLoop() {
 			s.mu.Lock()
 			rl := s.relay
 			pass := rl != nil && rl.p == cur && !rl.ended && !rl.passed && !cur.fwdRFQ
+			drop := cur.dropRFQ
 			if pass {
 				// The entry of a COPY FROM STDIN the shim runs, answered before the client
 				// ended the COPY: it failed, and PostgreSQL sends its ReadyForQuery at once — a
@@ -1093,11 +1171,11 @@ func (s *session) serverLoop() {
 			// The reply goes to the client before the entry leaves the queue: whoever waits for
 			// it (barrier) must not write what comes next — an error that ends the session, a
 			// reply of its own — ahead of it.
-			if ready := s.shim.hooks.ready.get(); cur.fwdRFQ && ready != nil {
+			if ready := s.shim.hooks.ready.get(); cur.fwdRFQ && !drop && ready != nil {
 				ready()
 			}
 			switch {
-			case cur.fwdRFQ:
+			case cur.fwdRFQ && !drop:
 				err = s.toClient(typ, body, true)
 			case !hold:
 				err = s.flushClient()
