@@ -2015,6 +2015,13 @@ func (s *session) relayUntilSync() error {
 		if err != nil {
 			return err
 		}
+		if typ == 'Q' || typ == 'F' {
+			// PostgreSQL runs it in the COPY's implicit transaction and commits both at its
+			// end; relayed into the shim's block, its ReadyForQuery was taken for the COPY's,
+			// and the shim's commit at the client's next Sync failed, its own replies reaching
+			// the client (TestWrappedExtCopyDoneThenQuery).
+			return &protocolError{fmt.Sprintf("message type %q between the CopyDone and the Sync of an extended-protocol COPY FROM STDIN is not supported", typ)}
+		}
 		if typ == 'H' {
 			s.copyFlush.Store(true)
 		}
