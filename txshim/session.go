@@ -189,6 +189,9 @@ type session struct {
 	// after a passed-through extended COPY that failed and a request sent behind its end
 	// without a Sync (copyEndUnsynced).
 	copySkip bool
+	// copyStray: the CopyDone or CopyFail just relayed (copyEndedExt) ended no COPY FROM STDIN
+	// in the backend: one the shim ran ended before it, failed (copyRelay.passed).
+	copyStray bool
 	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
 	// client's first message after the COPY that is no copy message (or, for an extended COPY,
 	// its Sync) sends copyMark before it (after it).
@@ -889,6 +892,13 @@ func (s *session) clientLoop(ctx context.Context) error {
 				// An extended COPY ends with a second Sync; its ReadyForQuery answers the entry
 				// of the first one, which the backend ignored while in copy-in mode.
 				s.copyEndedExt, s.copyEnd = false, nil
+				if s.copyStray {
+					// No entry awaits its ReadyForQuery (the COPY's was answered at its failure):
+					// unqueued, the next request's first entry would take it for its own — the
+					// shim's BEGIN, whose replies then reached the client
+					// (TestWrappedExtCopyStraySyncThenRequest).
+					s.push(&pending{fwd: true, fwdRFQ: true})
+				}
 				if err = s.forward(typ, body, s.copySyncs == 0); err == nil {
 					err = s.copyMark()
 				}
@@ -912,7 +922,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 				end = s.copyEndEntry()
 			}
 			err = s.forward(typ, body, true)
-			s.copyEndedExt = s.lastExt
+			s.copyEndedExt, s.copyStray = s.lastExt, !passedOpen
 			if s.lastExt {
 				s.copyEnd = end
 			}
