@@ -61,4 +61,7 @@ type shipperHooks struct {
 	// statement evaluates right before it ("": none): a wait in it stands for the instants
 	// around the looks stretched by a loaded machine.
 	lookGap hook[func(look int) string]
+	// slotRemade is called once Resync has made the lost slot anew, before the copy reads
+	// anything: a commit a test makes there is one that the copy and the new slot must agree on.
+	slotRemade hook[func()]
 }

@@ -30,9 +30,16 @@ import (
 // copy: that would stop the master's writes for as long as copying the database takes. What
 // they committed meanwhile is then shipped from the slot as a catch-up ships its backlog, with
 // commits held again only for the tail (drainAndSync). A slot PostgreSQL invalidated is made
-// anew before the snapshot; it streams from a point before L, and what it sends up to L is
-// skipped. It refuses while a tandem_ transaction is prepared on the local database (settle
-// it first: the resolver, `tandem resolve`). On the peer, in one transaction under
+// anew instead, on a replication connection that exports the snapshot of the new slot's
+// first position, and the copy reads in it: that position is L (importSnapshot). Taken apart,
+// the slot made first and the snapshot after it, a commit whose record lay between the slot's
+// first position and L but which its backend had yet to make visible at the snapshot was in
+// neither the copy nor what is shipped after L (TestResyncLostSlotCommitHeldBeforeVisible).
+// One prepared before that position and committed after it (before the copy's snapshot is
+// imported; one still prepared then is refused) is in neither either: the resync then fails
+// with ErrNeedsResync, and the next one copies it (copyWatch,
+// TestResyncLostSlotPreparedAcrossItsStart). It refuses while a tandem_ transaction is
+// prepared on the local database (settle it first: the resolver, `tandem resolve`). On the peer, in one transaction under
 // session_replication_role = replica and the source's replication origin (at L), it truncates
 // every application table and COPYs each one's rows (generated columns are left to the
 // peer), and computes its materialized views anew over them (resyncViews); then it forgets the journal up to L and confirms the slot there. release runs on
@@ -70,8 +77,20 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 			return fmt.Errorf("resync: wait for the shipping in progress: %w", ctx.Err())
 		}
 	}
-	if err := s.renewLostSlot(ctx); err != nil {
+	// The watch for a transaction the copy lacks (copyWatch), from before the slot is made anew
+	// until the resync ends.
+	defer func() {
+		s.mu.Lock()
+		s.copyWatch = nil
+		s.mu.Unlock()
+	}()
+	exported, err := s.renewLostSlot(ctx)
+	if err != nil {
 		return err
+	}
+	defer exported.close(context.WithoutCancel(ctx))
+	if f := s.hooks.slotRemade.get(); exported != nil && f != nil {
+		f()
 	}
 	cfg, err := parseDSN(s.cfg.LocalDSN)
 	if err != nil {
@@ -90,7 +109,20 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		return fmt.Errorf("resync: local database: %w", err)
 	}
 	defer local.Close(context.WithoutCancel(ctx))
-	until, err := s.resyncSnapshot(ctx, local, hold)
+	var until pglogrepl.LSN
+	if exported != nil {
+		var imported pglogrepl.LSN
+		until, imported, err = importSnapshot(ctx, local, exported)
+		exported.close(context.WithoutCancel(ctx))
+		s.mu.Lock()
+		if w := s.copyWatch; w != nil && err == nil {
+			w.until = max(imported, w.from+1)
+			w.judge()
+		}
+		s.mu.Unlock()
+	} else {
+		until, err = s.resyncSnapshot(ctx, local, hold)
+	}
 	if err != nil {
 		return err
 	}
@@ -191,6 +223,10 @@ func (s *Shipper) copiedLocked(until pglogrepl.LSN) {
 	s.dropped = 0
 	s.restartLocked()
 	s.resyncErr, s.slotLost = nil, false
+	if w := s.copyWatch; w != nil {
+		w.copied = true
+		s.lacksLocked(w)
+	}
 	s.stats.Resyncs++
 	s.notifyLocked()
 }
@@ -347,6 +383,27 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 	}
 	late, err := commitsUnseen(ctx, db, w, until, s.hooks.lookGap.get())
 	return until, late, err
+}
+
+// importSnapshot opens, on local, the REPEATABLE READ transaction the copy reads in, in the
+// snapshot exported with the slot made anew (exportedSlot), and returns the slot's first
+// position as L: every commit before it is in the snapshot, every later one is streamed — by
+// how PostgreSQL makes them, with no commit between, so neither commits held (the slot's
+// creation waits for the write transactions open then to end, which a hold would keep from
+// ending) nor commitsUnseen's looks are wanted. It refuses as resyncPoint does while a
+// transaction is prepared on the local database.
+func importSnapshot(ctx context.Context, local *pgconn.PgConn, exp *exportedSlot) (at, imported pglogrepl.LSN, err error) {
+	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
+		return 0, 0, fmt.Errorf("resync: local snapshot: %w", err)
+	}
+	if _, err := local.Exec(ctx, "SET TRANSACTION SNAPSHOT "+sqlLiteral(exp.snapshot)).ReadAll(); err != nil {
+		return 0, 0, fmt.Errorf("resync: local snapshot: import the one the new slot exported: %w", err)
+	}
+	imported, _, err = resyncPoint(ctx, local, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	return exp.at, imported, nil
 }
 
 // commitsUnseen counts the commits that w's snapshot does not see and that may lie before
@@ -886,18 +943,18 @@ ORDER BY coalesce((SELECT max(depth) FROM d WHERE d.rel = k.conrelid), 0), 1, 2`
 // as far as the decoder has noticed (a resync may come before its next stream fails): dropped
 // and created again while commits go on (creating a slot waits for the write transactions open
 // then to end, which a hold would keep from ending).
-func (s *Shipper) renewLostSlot(ctx context.Context) error {
+func (s *Shipper) renewLostSlot(ctx context.Context) (*exportedSlot, error) {
 	db, err := OpenDB(s.cfg.LocalDSN)
 	if err != nil {
-		return fmt.Errorf("resync: local database: %w", err)
+		return nil, fmt.Errorf("resync: local database: %w", err)
 	}
 	defer db.Close()
 	info, err := ReadSlot(ctx, db, SlotName(s.cfg.Site))
 	if err != nil {
-		return fmt.Errorf("resync: %w", err)
+		return nil, fmt.Errorf("resync: %w", err)
 	}
 	if !info.Gone() {
-		return nil
+		return nil, nil
 	}
 	// Refused before the slot is made anew, not only once commits are held for the snapshot:
 	// PostgreSQL's creation of a slot waits for every transaction in progress, a prepared one
@@ -912,13 +969,13 @@ func (s *Shipper) renewLostSlot(ctx context.Context) error {
   coalesce(string_agg(quote_literal(gid) || ' (database ' || database || ')', ', ' ORDER BY gid)
     FILTER (WHERE NOT (gid LIKE 'tandem\_%' AND database = current_database())), '')
 FROM pg_prepared_xacts`).Scan(&prepared, &others); err != nil {
-		return fmt.Errorf("resync: count the local database's prepared transactions: %w", err)
+		return nil, fmt.Errorf("resync: count the local database's prepared transactions: %w", err)
 	}
 	if prepared > 0 {
-		return fmt.Errorf("resync: %d tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", prepared)
+		return nil, fmt.Errorf("resync: %d tandem_ transaction(s) prepared on the local database: settle them first (tandem resolve)", prepared)
 	}
 	if others != "" {
-		return fmt.Errorf("resync: transactions prepared on the local database's server, which making the replication slot anew would wait for: %s; "+
+		return nil, fmt.Errorf("resync: transactions prepared on the local database's server, which making the replication slot anew would wait for: %s; "+
 			"settle them first (COMMIT PREPARED or ROLLBACK PREPARED)", others)
 	}
 	// The lost slot is the sign that the peer lacks what it held: once made anew, nothing else
@@ -931,17 +988,18 @@ FROM pg_prepared_xacts`).Scan(&prepared, &others); err != nil {
 	// (TestResyncLostSlotRefusesNewerTerm).
 	peer, err := OpenDB(s.cfg.PeerDSN)
 	if err != nil {
-		return fmt.Errorf("resync: peer database: %w", err)
+		return nil, fmt.Errorf("resync: peer database: %w", err)
 	}
 	defer peer.Close()
 	if err := markOwed(ctx, peer, s.term.Load(), s.cfg.Site); err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.renewSlot(ctx, db); err != nil {
-		return fmt.Errorf("resync: %w", err)
+	exported, err := s.renewSlotExported(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("resync: %w", err)
 	}
 	s.logger.Warn("resync: the lost replication slot was made anew", "slot", SlotName(s.cfg.Site), "existed", info.Exists)
-	return nil
+	return exported, nil
 }
 
 // markOwed records on peer that it is owed a copy of site's database (owedGID), in a

@@ -195,6 +195,10 @@ type Shipper struct {
 	// slotRenewed: this Shipper made the slot anew (Resync, a backup's renewal); the next
 	// stream starts past what it confirmed, and slotStarts takes that for its own doing.
 	slotRenewed bool
+	// copyWatch: set while a Resync copies at the first position of the slot it made anew
+	// (exportedSlot); add watches there for a transaction prepared before that position and
+	// committed after it, which the copy lacks.
+	copyWatch *copyWatch
 	// renewFails: the backup's renewals of its lost slot that failed in a row (said once, at
 	// Error; the tries that follow, every ten seconds or so while a prepared transaction
 	// stands, at Debug); cleared when a stream starts (slotStarts). Only the decoder loop's
@@ -684,6 +688,9 @@ func changeSize(c Change) int64 {
 func (s *Shipper) add(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.copyWatch.see(ev) {
+		s.lacksLocked(s.copyWatch)
+	}
 	if ev.Pos <= s.streamEnd {
 		if ev.Finish != nil {
 			delete(s.droppedGIDs, ev.Finish.GID) // a dropped PREPARE the copy took (Resync)
@@ -2046,3 +2053,70 @@ func pgErrCode(err error) string {
 }
 
 var _ Peer = (*Shipper)(nil)
+
+// copyWatch finds a transaction prepared before the first position (from) of a slot that
+// Resync made anew and committed after it, before until (where the copy imported its snapshot;
+// one still prepared then is refused): the copy's snapshot, exported at from, does not see it,
+// and the new slot streams of it only its COMMIT PREPARED — or the whole of it at that point,
+// with its PREPARE's own positions, before from (seen on 15.18 either way, as PostgreSQL had
+// decoded its changes or not) — which add drops as held. The first such gid found is lacking;
+// Resync then fails with ErrNeedsResync.
+type copyWatch struct {
+	from, until pglogrepl.LSN            // 0: not known yet
+	prepared    map[string]pglogrepl.LSN // gid → the last position the stream prepared it at
+	committed   map[string]pglogrepl.LSN // gid → the position of its COMMIT PREPARED
+	seen        pglogrepl.LSN            // the stream's furthest position
+	judged      bool                     // until is known and the stream has passed it
+	copied      bool                     // the copy is done (copiedLocked)
+	lacking     string
+}
+
+func newCopyWatch() *copyWatch {
+	return &copyWatch{prepared: map[string]pglogrepl.LSN{}, committed: map[string]pglogrepl.LSN{}}
+}
+
+// see takes a stream event into w (under the Shipper's mu), and tells whether w has just found
+// a transaction the copy lacks; nil: nothing.
+func (w *copyWatch) see(ev Event) bool {
+	if w == nil || w.judged {
+		return false
+	}
+	switch {
+	case w.until != 0 && ev.Pos > w.until: // past what it looks at
+	case ev.Txn != nil && ev.Txn.Prepared:
+		w.prepared[ev.Txn.GID] = max(w.prepared[ev.Txn.GID], ev.Pos)
+	case ev.Finish != nil && ev.Finish.Committed:
+		w.committed[ev.Finish.GID] = ev.Pos
+	}
+	w.seen = max(w.seen, ev.Pos)
+	return w.judge()
+}
+
+// judge looks, once until is known and the stream has passed it, for a transaction committed
+// in (from, until] that the stream did not prepare past from; it tells whether it found one.
+func (w *copyWatch) judge() bool {
+	if w.judged || w.until == 0 || w.seen < w.until {
+		return false
+	}
+	w.judged = true
+	for gid, at := range w.committed {
+		if at > w.from && at <= w.until && w.prepared[gid] <= w.from && (w.lacking == "" || gid < w.lacking) {
+			w.lacking = gid
+		}
+	}
+	w.prepared, w.committed = nil, nil
+	return w.lacking != ""
+}
+
+// lacksLocked stops shipping once the copy is done and w found a transaction it lacks.
+func (s *Shipper) lacksLocked(w *copyWatch) {
+	if w == nil || !w.copied || w.lacking == "" || s.resyncErr != nil {
+		return
+	}
+	s.resyncErr = fmt.Errorf("transaction %s was prepared before the position of the copy of the application tables and committed after it: "+
+		"the copy lacks it: %w", w.lacking, ErrNeedsResync)
+	s.logger.Error("a transaction prepared before the copy's position and committed after it is not in the copy; shipping stopped, the peer needs resync (tandem resync)",
+		"gid", w.lacking)
+	s.synced = false
+	s.notifyLocked()
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The slot is the journal (DESIGN §5.2): while the peer is away it holds back the WAL of every
@@ -145,6 +146,14 @@ func (s *Shipper) renewBackupSlot(ctx context.Context, db *sql.DB) (renewable, r
 // walsender still holds the slot (55006), for a moment after a stream stopped: it is retried.
 // The creation waits for the write transactions open at that moment to end.
 func renewSlot(ctx context.Context, db *sql.DB, slot string) error {
+	if err := dropSlotRetrying(ctx, db, slot); err != nil {
+		return err
+	}
+	return createSlot(ctx, db, slot)
+}
+
+// dropSlotRetrying drops slot if it exists, retried while a walsender still holds it (renewSlot).
+func dropSlotRetrying(ctx context.Context, db *sql.DB, slot string) error {
 	for {
 		_, err := db.ExecContext(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
 		if err == nil {
@@ -159,7 +168,7 @@ func renewSlot(ctx context.Context, db *sql.DB, slot string) error {
 			return fmt.Errorf("drop replication slot %s: %w (%w)", slot, ctx.Err(), err)
 		}
 	}
-	return createSlot(ctx, db, slot)
+	return nil
 }
 
 // createSlot creates the site's slot: pgoutput, two-phase (DESIGN §5.2). PostgreSQL makes it
@@ -169,6 +178,83 @@ func createSlot(ctx context.Context, db *sql.DB, slot string) error {
 		return fmt.Errorf("create two-phase replication slot %s: %w", slot, err)
 	}
 	return nil
+}
+
+// exportedSlot is a slot made on a replication connection that exported the snapshot of the
+// slot's first position (CREATE_REPLICATION_SLOT … SNAPSHOT 'export'): a transaction that
+// imports it (SET TRANSACTION SNAPSHOT) sees exactly the commits whose records lie before at,
+// and the slot streams every later one. PostgreSQL builds that snapshot from the commit records
+// it decoded while making the slot, not from the transactions in progress, so no commit lies
+// between the two — not one whose record is written and which its backend has yet to make
+// visible. The snapshot can be imported until conn runs another command or closes.
+type exportedSlot struct {
+	conn     *pgconn.PgConn
+	snapshot string
+	at       pglogrepl.LSN // the slot's confirmed position
+}
+
+// close closes the replication connection, which ends the snapshot's export; nil: nothing.
+func (e *exportedSlot) close(ctx context.Context) {
+	if e != nil && e.conn != nil {
+		e.conn.Close(ctx)
+		e.conn = nil
+	}
+}
+
+// createSlotExported creates slot (pgoutput) on a replication connection to dsn, exporting the
+// snapshot of its first position (exportedSlot). It is made without TWO_PHASE: the decoder's
+// first stream (two_phase 'on') makes it two-phase from where that stream starts, its first
+// position, as PostgreSQL's own subscriber does with the slots it makes. A transaction
+// prepared before that position and committed after it is in neither the snapshot nor, but
+// for its COMMIT PREPARED, the stream: copyWatch finds it. The creation waits for the write
+// transactions open at that moment to end.
+func createSlotExported(ctx context.Context, dsn, slot string) (*exportedSlot, error) {
+	cfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	pinSettings(cfg, noTimeouts)
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create replication slot %s: replication connection: %w", slot, err)
+	}
+	res, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx,
+		`CREATE_REPLICATION_SLOT "`+slot+`" LOGICAL pgoutput (SNAPSHOT 'export')`))
+	var at pglogrepl.LSN
+	if err == nil {
+		at, err = pglogrepl.ParseLSN(res.ConsistentPoint)
+	}
+	if err == nil && res.SnapshotName == "" {
+		err = errors.New("no snapshot exported")
+	}
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("create replication slot %s with its snapshot exported: %w", slot, err)
+	}
+	return &exportedSlot{conn: conn, snapshot: res.SnapshotName, at: at}, nil
+}
+
+// renewSlotExported is renewSlot of the site's slot, the slot made by createSlotExported; the
+// next stream starts at its first position, which slotStarts takes for this Shipper's doing.
+func (s *Shipper) renewSlotExported(ctx context.Context, db *sql.DB) (*exportedSlot, error) {
+	slot := SlotName(s.cfg.Site)
+	if err := dropSlotRetrying(ctx, db, slot); err != nil {
+		return nil, err
+	}
+	// Watched from before the new slot can stream (Resync clears it).
+	s.mu.Lock()
+	s.copyWatch = newCopyWatch()
+	s.mu.Unlock()
+	exp, err := createSlotExported(ctx, s.cfg.LocalDSN, slot)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.slotRenewed = true
+	s.copyWatch.from = exp.at
+	s.mu.Unlock()
+	return exp, nil
 }
 
 // renewSlot is renewSlot of the site's slot, which the next stream then starts past what this

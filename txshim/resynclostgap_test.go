@@ -1,0 +1,237 @@
+package txshim
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestResyncLostSlotCommitHeldBeforeVisible: Resync made the lost slot anew, and then took the
+// copy's snapshot and its WAL position L as for a slot in place, skipping what the new slot
+// streams up to L. A commit made between the two whose record lies before L, yet whose
+// backend has not made it visible when the snapshot is taken (PostgreSQL writes and flushes the
+// commit record, marks it in pg_xact, waits for a synchronous standby if one is wanted, and only
+// then leaves the list of transactions in progress: ProcArrayEndTransaction), was in neither
+// the copy nor the stream after L: lost on the peer. commitsUnseen finds such a commit only
+// while it waits for a synchronous standby or once it has ended. A debugger holds the
+// committing backend right before it becomes visible. The copy now reads in the snapshot the
+// slot's creation exports, which sees exactly the commits before the slot's first position.
+func TestResyncLostSlotCommitHeldBeforeVisible(t *testing.T) {
+	t.Parallel()
+	gdb := needGDB(t)
+	p, sh, _ := shippingKV(t)
+	dropSlot(t, p)
+	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
+	ctx := capCtx(t, 90*time.Second)
+
+	var held *heldCommit
+	sh.hooks.slotRemade.set(func() { held = holdCommitAt(t, ctx, gdb, p.ldb, "ProcArrayEndTransaction", 50) })
+	t.Cleanup(sh.hooks.slotRemade.clear)
+	resynced := make(chan error, 1)
+	go func() { resynced <- sh.Resync(ctx, nil) }()
+	var err error
+	select {
+	case err = <-resynced:
+	case <-time.After(5 * time.Second):
+		if held != nil {
+			held.release()
+		}
+		err = <-resynced
+	}
+	if held == nil {
+		t.Fatalf("Resync did not make the slot anew: %v", err)
+	}
+	held.release()
+	if err != nil {
+		t.Fatalf("Resync: %v", err)
+	}
+	if err := <-held.committed; err != nil {
+		t.Fatal(err)
+	}
+	requireShippedAfterResync(t, p, sh)
+	if !queryOne[bool](t, p.ldb, `SELECT two_phase FROM pg_replication_slots WHERE slot_name = $1`, SlotName("a")) {
+		t.Fatal("the slot made anew is not two-phase")
+	}
+}
+
+// needGDB returns gdb's path, or skips the test.
+func needGDB(t *testing.T) string {
+	t.Helper()
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Skip("gdb not found")
+	}
+	return gdb
+}
+
+// heldCommit is a commit on the local database whose backend gdb holds (holdCommitAt).
+type heldCommit struct {
+	release   func()     // lets the backend go on (once; again: nothing)
+	committed chan error // the COMMIT's outcome
+}
+
+// holdCommitAt inserts key k into kv on a connection of db and commits, with gdb holding the
+// backend at the entry of the server function fn (one the commit calls past its commit record:
+// ProcArrayEndTransaction, SyncRepWaitForLSN); it returns once the backend is held there.
+// Cleanup releases it.
+func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn string, k int) *heldCommit {
+	t.Helper()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var pid int
+	if err := conn.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`BEGIN`, fmt.Sprintf(`INSERT INTO kv VALUES (%d, 'held')`, k)} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(gdb, "-q", "-nx", "-p", fmt.Sprint(pid),
+		"-ex", "set pagination off", "-ex", "set confirm off", "-ex", "break "+fn, "-ex", "continue")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 4096)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	done := make(chan error, 1)
+	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
+	released := false
+	h := &heldCommit{committed: make(chan error, 1)}
+	h.release = func() {
+		if released {
+			return
+		}
+		released = true
+		io.WriteString(stdin, "delete\ndetach\nquit\n")
+		stdin.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	t.Cleanup(h.release)
+	waitLine := func(what string) {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("gdb ended before saying %q", what)
+				}
+				if strings.Contains(l, what) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("timed out waiting for gdb to say %q", what)
+			}
+		}
+	}
+	waitLine("Continuing.")
+	go func() {
+		_, err := conn.ExecContext(ctx, `COMMIT`)
+		h.committed <- err
+	}()
+	waitLine("Breakpoint 1,")
+	if n := queryOne[int](t, db, `SELECT count(*) FROM kv WHERE k = $1`, k); n != 0 {
+		t.Fatalf("the held commit is visible already")
+	}
+	return h
+}
+
+// TestResyncLostSlotPreparedAcrossItsStart: the copy of a resync that made the lost slot anew
+// reads in the snapshot of the new slot's first position, which does not see a transaction
+// prepared before that position and committed after it; the slot, two-phase, must stream it
+// whole at its COMMIT PREPARED (PostgreSQL does so for one prepared before the position it
+// decodes two-phase transactions from), or it is in neither the copy nor the stream. Made so:
+// the slot's creation waits for one open transaction and then for another begun meanwhile,
+// and a third begun after the first ended is prepared before the second ends (the slot's
+// first position) and committed right after the creation, before the copy's snapshot.
+func TestResyncLostSlotPreparedAcrossItsStart(t *testing.T) {
+	t.Parallel()
+	p, sh, _ := shippingKV(t)
+	dropSlot(t, p)
+	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
+	ctx := capCtx(t, 90*time.Second)
+	open := func(k int) (*sql.Conn, string) {
+		c, err := p.ldb.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		var xid string
+		if _, err := c.ExecContext(ctx, `BEGIN`); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRowContext(ctx, `INSERT INTO kv VALUES ($1, 'open') RETURNING pg_current_xact_id()::text`, k).Scan(&xid); err != nil {
+			t.Fatal(err)
+		}
+		return c, xid
+	}
+	creationWaitsFor := func(xid string) {
+		waitForLong(t, "the slot's creation waiting for transaction "+xid, 30*time.Second, func() bool {
+			return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE a.backend_type = 'walsender' AND l.locktype = 'transactionid' AND NOT l.granted AND l.transactionid::text = $1`, xid) == 1
+		})
+	}
+	commit := func(c *sql.Conn) {
+		if _, err := c.ExecContext(ctx, `COMMIT`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, fx := open(60)
+	var hookErr error
+	sh.hooks.slotRemade.set(func() { _, hookErr = p.ldb.ExecContext(ctx, `COMMIT PREPARED 'app_across'`) })
+	t.Cleanup(sh.hooks.slotRemade.clear)
+	resynced := make(chan error, 1)
+	go func() { resynced <- sh.Resync(ctx, nil) }()
+	creationWaitsFor(fx)
+	second, sx := open(61)
+	commit(first)
+	creationWaitsFor(sx)
+	prepareLocal(t, p.ldb, "app_across", `INSERT INTO kv VALUES (62, 'prepared across')`)
+	commit(second)
+	err := <-resynced
+	if hookErr != nil {
+		t.Fatalf("COMMIT PREPARED right after the slot was made: %v", hookErr)
+	}
+	if err != nil {
+		// Streamed at its COMMIT PREPARED, the transaction the copy lacks is told: the peer
+		// needs another copy, and gets it.
+		if !errors.Is(err, ErrNeedsResync) || !strings.Contains(err.Error(), "app_across") {
+			t.Fatalf("Resync = %v, want nil or ErrNeedsResync naming app_across", err)
+		}
+		if err := sh.Resync(ctx, nil); err != nil {
+			t.Fatalf("Resync again: %v", err)
+		}
+	}
+	requireShippedAfterResync(t, p, sh)
+}
