@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -31,22 +33,29 @@ func TestResyncLostSlotCommitHeldBeforeVisible(t *testing.T) {
 	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
 	ctx := capCtx(t, 90*time.Second)
 
-	var held *heldCommit
-	sh.hooks.slotRemade.set(func() { held = holdCommitAt(t, ctx, gdb, p.ldb, "ProcArrayEndTransaction", 50) })
+	// The hook only stops Resync; the test's own goroutine holds the commit meanwhile: a
+	// t.Fatal or t.Skip in the hook, on Resync's goroutine, ended that goroutine alone, and the
+	// test then waited for Resync without end (gdb unable to attach, say).
+	remade, proceed := make(chan struct{}), make(chan struct{})
+	goOn := sync.OnceFunc(func() { close(proceed) })
+	sh.hooks.slotRemade.set(func() { close(remade); <-proceed })
 	t.Cleanup(sh.hooks.slotRemade.clear)
-	resynced := make(chan error, 1)
-	go func() { resynced <- sh.Resync(ctx, nil) }()
 	var err error
+	resynced := make(chan struct{})
+	go func() { defer close(resynced); err = sh.Resync(ctx, nil) }()
+	t.Cleanup(func() { goOn(); <-resynced })
 	select {
-	case err = <-resynced:
-	case <-time.After(5 * time.Second):
-		if held != nil {
-			held.release()
-		}
-		err = <-resynced
-	}
-	if held == nil {
+	case <-remade:
+	case <-resynced:
 		t.Fatalf("Resync did not make the slot anew: %v", err)
+	}
+	held := holdCommitAt(t, ctx, gdb, p.ldb, "ProcArrayEndTransaction", 50)
+	goOn()
+	select {
+	case <-resynced:
+	case <-time.After(5 * time.Second):
+		held.release()
+		<-resynced
 	}
 	held.release()
 	if err != nil {
@@ -121,13 +130,19 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 	}()
 	done := make(chan error, 1)
 	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
-	released := false
+	released, stopped := false, false
 	h := &heldCommit{committed: make(chan error, 1)}
 	h.release = func() {
 		if released {
 			return
 		}
 		released = true
+		if !stopped {
+			// gdb reads no command while the backend runs on to the breakpoint: stop it first,
+			// or gdb is killed below with the breakpoint left in the backend, which then dies
+			// of SIGTRAP when it gets there.
+			cmd.Process.Signal(os.Interrupt)
+		}
 		io.WriteString(stdin, "delete\ndetach\nquit\n")
 		stdin.Close()
 		select {
@@ -150,6 +165,11 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 				if strings.Contains(l, what) {
 					return
 				}
+				// Not allowed to trace the server's backend (kernel.yama.ptrace_scope, no
+				// CAP_SYS_PTRACE): as without gdb.
+				if strings.Contains(l, "ptrace: Operation not permitted") || strings.Contains(l, "Could not attach to process") {
+					t.Skipf("gdb cannot attach to the backend: %s", l)
+				}
 			case <-timeout:
 				t.Fatalf("timed out waiting for gdb to say %q", what)
 			}
@@ -161,6 +181,7 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 		h.committed <- err
 	}()
 	waitLine("Breakpoint 1,")
+	stopped = true
 	if n := queryOne[int](t, db, `SELECT count(*) FROM kv WHERE k = $1`, k); n != 0 {
 		t.Fatalf("the held commit is visible already")
 	}
