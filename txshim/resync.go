@@ -37,7 +37,7 @@ import (
 // neither the copy nor what is shipped after L (TestResyncLostSlotCommitHeldBeforeVisible).
 // One prepared before that position and committed after it (before the copy's snapshot is
 // imported; one still prepared then is refused) is in neither either: the resync then fails
-// with ErrNeedsResync, and the next one copies it (copyWatch,
+// with ErrNeedsResync before it copies (awaitCopyWatch), and the next one copies it (copyWatch,
 // TestResyncLostSlotPreparedAcrossItsStart). It refuses while a tandem_ transaction is
 // prepared on the local database (settle it first: the resolver, `tandem resolve`). On the peer, in one transaction under
 // session_replication_role = replica and the source's replication origin (at L), it truncates
@@ -116,7 +116,7 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 		exported.close(context.WithoutCancel(ctx))
 		s.mu.Lock()
 		if w := s.copyWatch; w != nil && err == nil {
-			w.until = max(imported, w.from+1)
+			w.until = imported
 			w.judge()
 		}
 		s.mu.Unlock()
@@ -125,6 +125,11 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	}
 	if err != nil {
 		return err
+	}
+	if exported != nil {
+		if err := s.awaitCopyWatch(ctx); err != nil {
+			return err
+		}
 	}
 	tables, err := resyncTables(ctx, local)
 	if err != nil {
@@ -383,6 +388,58 @@ func (s *Shipper) takeSnapshot(ctx context.Context, local *pgconn.PgConn, db *sq
 	}
 	late, err := commitsUnseen(ctx, db, w, until, s.hooks.lookGap.get())
 	return until, late, err
+}
+
+// awaitCopyWatch waits, before the copy, until the stream of the slot Resync made anew has
+// passed the copy's position (copyWatch judged), and fails with ErrNeedsResync when it found a
+// transaction the copy lacks. Found only once the copy had committed on the peer, whose
+// transaction deletes the row saying the peer is owed one (owedGID), and with the slot
+// confirmed past it, the Shipper alone knew: after a restart its catch-up shipped on from the
+// copy's position and called the peer synced without it (TestResyncLostSlotPreparedAcrossRestart).
+// The decoder, waiting to retry a slot that was gone, is woken.
+func (s *Shipper) awaitCopyWatch(ctx context.Context) error {
+	// The stream passes a position only once the WAL up to it is flushed, and the copy's may
+	// end in the WAL of a transaction still open, which nothing flushes for seconds (the
+	// background writer's next record of the transactions running, every 15): a message
+	// committed now flushes it and comes after it in the stream (as catch-up does, currentWAL).
+	db, err := OpenDB(s.cfg.LocalDSN)
+	if err != nil {
+		return fmt.Errorf("resync: local database: %w", err)
+	}
+	defer db.Close()
+	if _, err := currentWAL(ctx, db); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		w, running := s.copyWatch, s.running && s.link == linkCatchUp
+		if w == nil || w.judged || !running {
+			lacking := ""
+			if w != nil {
+				lacking = w.lacking
+			}
+			s.mu.Unlock()
+			switch {
+			case lacking != "":
+				return fmt.Errorf("resync: transaction %s was prepared before the position of the copy of the application tables and committed after it: "+
+					"the copy would lack it: %w", lacking, ErrNeedsResync)
+			case !running:
+				return errors.New("resync: the Shipper stopped meanwhile")
+			}
+			return nil
+		}
+		if s.dec == nil {
+			s.restartLocked()
+		}
+		s.mu.Unlock()
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("resync: wait for the stream of the slot made anew to pass the copy's position: %w", ctx.Err())
+		}
+	}
 }
 
 // importSnapshot opens, on local, the REPEATABLE READ transaction the copy reads in, in the

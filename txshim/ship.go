@@ -2095,7 +2095,9 @@ func (w *copyWatch) see(ev Event) bool {
 // judge looks, once until is known and the stream has passed it, for a transaction committed
 // in (from, until] that the stream did not prepare past from; it tells whether it found one.
 func (w *copyWatch) judge() bool {
-	if w.judged || w.until == 0 || w.seen < w.until {
+	// A copy at the slot's first position itself (nothing written since) lacks nothing: the
+	// stream need not pass it, and an idle one never does (awaitCopyWatch would wait for ever).
+	if w.judged || w.until == 0 || (w.seen < w.until && w.until > w.from) {
 		return false
 	}
 	w.judged = true
