@@ -64,4 +64,7 @@ type shipperHooks struct {
 	// slotRemade is called once Resync has made the lost slot anew, before the copy reads
 	// anything: a commit a test makes there is one that the copy and the new slot must agree on.
 	slotRemade hook[func()]
+	// snapshotConn is called with the backend pid of the connection the copy is to read in,
+	// before it imports the snapshot the slot made anew exported.
+	snapshotConn hook[func(pid uint32)]
 }

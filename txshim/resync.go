@@ -111,6 +111,9 @@ func (s *Shipper) Resync(ctx context.Context, hold func(ctx context.Context) (re
 	defer local.Close(context.WithoutCancel(ctx))
 	var until pglogrepl.LSN
 	if exported != nil {
+		if f := s.hooks.snapshotConn.get(); f != nil {
+			f(local.PID())
+		}
 		var imported pglogrepl.LSN
 		until, imported, err = importSnapshot(ctx, local, exported)
 		exported.close(context.WithoutCancel(ctx))
@@ -448,7 +451,8 @@ func (s *Shipper) awaitCopyWatch(ctx context.Context) error {
 // how PostgreSQL makes them, with no commit between, so neither commits held (the slot's
 // creation waits for the write transactions open then to end, which a hold would keep from
 // ending) nor commitsUnseen's looks are wanted. It refuses as resyncPoint does while a
-// transaction is prepared on the local database.
+// transaction is prepared on the local database; imported is the local WAL position once it
+// looked, the end of what copyWatch looks at.
 func importSnapshot(ctx context.Context, local *pgconn.PgConn, exp *exportedSlot) (at, imported pglogrepl.LSN, err error) {
 	if _, err := local.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
 		return 0, 0, fmt.Errorf("resync: local snapshot: %w", err)
@@ -456,9 +460,19 @@ func importSnapshot(ctx context.Context, local *pgconn.PgConn, exp *exportedSlot
 	if _, err := local.Exec(ctx, "SET TRANSACTION SNAPSHOT "+sqlLiteral(exp.snapshot)).ReadAll(); err != nil {
 		return 0, 0, fmt.Errorf("resync: local snapshot: import the one the new slot exported: %w", err)
 	}
-	imported, _, err = resyncPoint(ctx, local, false)
-	if err != nil {
+	if _, _, err := resyncPoint(ctx, local, false); err != nil {
 		return 0, 0, err
+	}
+	// The end of what copyWatch looks at, read after resyncPoint looked for transactions still
+	// prepared: one committed before that look has its COMMIT PREPARED before this position.
+	// resyncPoint's own, read before the look, left one committed in between unwatched
+	// (TestResyncLostSlotCommitPreparedDuringImport).
+	res, err := local.Exec(ctx, "SELECT pg_current_wal_insert_lsn()::text").ReadAll()
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		return 0, 0, fmt.Errorf("resync: read the local WAL position: %w", errors.Join(err, errors.New("no row")))
+	}
+	if imported, err = pglogrepl.ParseLSN(string(res[0].Rows[0][0])); err != nil {
+		return 0, 0, fmt.Errorf("resync: local WAL position %q: %w", res[0].Rows[0][0], err)
 	}
 	return exp.at, imported, nil
 }

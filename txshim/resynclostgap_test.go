@@ -106,6 +106,25 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 			t.Fatal(err)
 		}
 	}
+	h := &heldCommit{committed: make(chan error, 1)}
+	wait, release := gdbAt(t, gdb, pid, fn)
+	h.release = release
+	go func() {
+		_, err := conn.ExecContext(ctx, `COMMIT`)
+		h.committed <- err
+	}()
+	wait()
+	if n := queryOne[int](t, db, `SELECT count(*) FROM kv WHERE k = $1`, k); n != 0 {
+		t.Fatalf("the held commit is visible already")
+	}
+	return h
+}
+
+// gdbAt attaches gdb to the server process pid, with a breakpoint at the entry of the server
+// function fn, and lets the process run on; wait returns once it is held there. release lets it
+// go (once; again: nothing); cleanup releases it too. A gdb not allowed to attach skips the test.
+func gdbAt(t *testing.T, gdb string, pid int, fn string) (wait, release func()) {
+	t.Helper()
 	cmd := exec.Command(gdb, "-q", "-nx", "-p", fmt.Sprint(pid),
 		"-ex", "set pagination off", "-ex", "set confirm off", "-ex", "break "+fn, "-ex", "continue")
 	stdin, err := cmd.StdinPipe()
@@ -131,8 +150,7 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 	done := make(chan error, 1)
 	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
 	released, stopped := false, false
-	h := &heldCommit{committed: make(chan error, 1)}
-	h.release = func() {
+	release = func() {
 		if released {
 			return
 		}
@@ -152,7 +170,7 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 			<-done
 		}
 	}
-	t.Cleanup(h.release)
+	t.Cleanup(release)
 	waitLine := func(what string) {
 		t.Helper()
 		timeout := time.After(30 * time.Second)
@@ -176,16 +194,7 @@ func holdCommitAt(t *testing.T, ctx context.Context, gdb string, db *sql.DB, fn 
 		}
 	}
 	waitLine("Continuing.")
-	go func() {
-		_, err := conn.ExecContext(ctx, `COMMIT`)
-		h.committed <- err
-	}()
-	waitLine("Breakpoint 1,")
-	stopped = true
-	if n := queryOne[int](t, db, `SELECT count(*) FROM kv WHERE k = $1`, k); n != 0 {
-		t.Fatalf("the held commit is visible already")
-	}
-	return h
+	return func() { t.Helper(); waitLine("Breakpoint 1,"); stopped = true }, release
 }
 
 // TestResyncLostSlotPreparedAcrossItsStart: the copy of a resync that made the lost slot anew
@@ -250,6 +259,14 @@ func TestResyncLostSlotPreparedAcrossRestart(t *testing.T) {
 // after the first ended is prepared before the second ends (the slot's first position).
 func resyncPreparedAcross(t *testing.T, ctx context.Context, p *capPair, sh *Shipper) error {
 	t.Helper()
+	return startResyncPreparedAcross(t, ctx, p, sh, true)()
+}
+
+// startResyncPreparedAcross is resyncPreparedAcross, returning once the slot is made anew a
+// function that waits for Resync's outcome; without commitInHook, app_across is left prepared
+// for the caller to commit.
+func startResyncPreparedAcross(t *testing.T, ctx context.Context, p *capPair, sh *Shipper, commitInHook bool) (wait func() error) {
+	t.Helper()
 	dropSlot(t, p)
 	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
 	open := func(k int) (*sql.Conn, string) {
@@ -280,8 +297,10 @@ WHERE a.backend_type = 'walsender' AND l.locktype = 'transactionid' AND NOT l.gr
 	}
 	first, fx := open(60)
 	var hookErr error
-	sh.hooks.slotRemade.set(func() { _, hookErr = p.ldb.ExecContext(ctx, `COMMIT PREPARED 'app_across'`) })
-	t.Cleanup(sh.hooks.slotRemade.clear)
+	if commitInHook {
+		sh.hooks.slotRemade.set(func() { _, hookErr = p.ldb.ExecContext(ctx, `COMMIT PREPARED 'app_across'`) })
+		t.Cleanup(sh.hooks.slotRemade.clear)
+	}
 	resynced := make(chan error, 1)
 	go func() { resynced <- sh.Resync(ctx, nil) }()
 	creationWaitsFor(fx)
@@ -290,9 +309,54 @@ WHERE a.backend_type = 'walsender' AND l.locktype = 'transactionid' AND NOT l.gr
 	creationWaitsFor(sx)
 	prepareLocal(t, p.ldb, "app_across", `INSERT INTO kv VALUES (62, 'prepared across')`)
 	commit(second)
-	err := <-resynced
-	if hookErr != nil {
-		t.Fatalf("COMMIT PREPARED right after the slot was made: %v", hookErr)
+	return func() error {
+		t.Helper()
+		err := <-resynced
+		if hookErr != nil {
+			t.Fatalf("COMMIT PREPARED right after the slot was made: %v", hookErr)
+		}
+		return err
 	}
-	return err
+}
+
+// TestResyncLostSlotCommitPreparedDuringImport: the copy's position (the end of what copyWatch
+// looks at) was read in the statement that then refuses a transaction still prepared, before
+// it looks: one committed between the two was not refused, and its COMMIT PREPARED, past that
+// position, was not watched, though neither the copy (the snapshot of the slot's first
+// position) nor the stream (but for its COMMIT PREPARED) had it. gdb holds the copy's backend
+// as that statement starts to read pg_prepared_xacts.
+func TestResyncLostSlotCommitPreparedDuringImport(t *testing.T) {
+	t.Parallel()
+	gdb := needGDB(t)
+	p, sh, _ := shippingKV(t)
+	ctx := capCtx(t, 90*time.Second)
+	pids, proceed := make(chan uint32, 1), make(chan struct{})
+	goOn := sync.OnceFunc(func() { close(proceed) })
+	sh.hooks.snapshotConn.set(func(pid uint32) { pids <- pid; <-proceed })
+	t.Cleanup(sh.hooks.snapshotConn.clear)
+	t.Cleanup(goOn)
+	wait := startResyncPreparedAcross(t, ctx, p, sh, false)
+	var pid uint32
+	select {
+	case pid = <-pids:
+	case <-time.After(30 * time.Second):
+		goOn()
+		t.Fatalf("Resync did not come to import the snapshot: %v", wait())
+	}
+	held, release := gdbAt(t, gdb, int(pid), "pg_prepared_xact")
+	goOn()
+	held()
+	if _, err := p.ldb.ExecContext(ctx, `COMMIT PREPARED 'app_across'`); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := wait(); err != nil {
+		if !errors.Is(err, ErrNeedsResync) || !strings.Contains(err.Error(), "app_across") {
+			t.Fatalf("Resync = %v, want nil or ErrNeedsResync naming app_across", err)
+		}
+		if err := sh.Resync(ctx, nil); err != nil {
+			t.Fatalf("Resync again: %v", err)
+		}
+	}
+	requireShippedAfterResync(t, p, sh)
 }
