@@ -409,6 +409,7 @@ func (m *model) decide(x *modelMember) {
 		x.releaseAt = m.now.Add(m.lag(m.p.maxRelease))
 	case Fence:
 		x.role, x.meta.Role = RoleFenced, RoleFenced
+		x.switchTo = "" // Node.setRole: a switchover asked of the mastership ends with it
 	case Unfence:
 		x.role, x.meta.Role = RoleBackup, RoleBackup
 	}

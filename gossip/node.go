@@ -1566,6 +1566,11 @@ func (n *Node) setRole(r Role, reason string, term uint64) {
 	n.meta.Role = r
 	n.reason = reason
 	n.roleChanges++
+	// A switchover is asked of a master, for the mastership it holds: one not carried out
+	// before that ends (fenced, say, while the target was not ready) is dropped, as a release
+	// drops it. Kept, a later mastership of this site handed control over at once, failback
+	// manual or not, and before failback_delay.
+	n.switchTo = ""
 	if term == 0 {
 		term = n.meta.Record.Term
 	}
