@@ -195,6 +195,17 @@ func Decide(v View) Action {
 		// two masters can never share a term.
 		term++
 	}
+	if !v.WitnessConfigured {
+		// Another site claims a newer term than this one would take (a releaser skips the term
+		// it released): its claim may have settled and its promotion's work be running, the
+		// term not published yet. Taking the older term beside it made two masters until this
+		// site saw the newer one. With a witness the votes decide (claim, blockedBy).
+		for _, m := range v.Members {
+			if m.Site != self.Site && !m.Witness && m.Alive && m.Claim > term {
+				return wait(fmt.Sprintf("site %s claims term %d, newer than term %d: its promotion may be under way", m.Site, m.Claim, term))
+			}
+		}
+	}
 	if v.Settle <= 0 {
 		return Action{Kind: Promote, Term: term, Reason: v.promoteReason(self)}
 	}

@@ -397,7 +397,16 @@ func (m *model) decide(x *modelMember) {
 			// Node.decide: the term is claimed while the promotion's work runs; Node.promote
 			// saves its record before the work (published at the end, or by a restart).
 			x.meta.Claim = a.Term
-			x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+			rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+			if m.p.dbs {
+				// CheckPromote and the save run first, BeforePromote's work meanwhile.
+				r, ok := m.promoteDBStart(x, a)
+				if !ok {
+					break
+				}
+				rec = r
+			}
+			x.record = rec
 			x.promoteAt, x.promoting, x.promoteLost = m.now.Add(m.lag(m.p.maxPromote)), a, false
 			break
 		}
@@ -665,6 +674,10 @@ func TestModel(t *testing.T) {
 		// A promotion's work takes up to seconds (resolver, catch-up), the decision loop held:
 		// links cut and heal meanwhile.
 		{"slow promotions, witness with partitions", func(p *modelParams) { p.witness, p.partitions, p.maxPromote = true, true, 5*time.Second }},
+		{"databases, slow promotions, witness with full partitions", func(p *modelParams) {
+			p.witness, p.partitions, p.dbs, p.dbCuts, p.maxPromote = true, true, true, true, 5*time.Second
+		}},
+		{"databases, slow promotions, two sites", func(p *modelParams) { p.fenceDelay, p.dbs, p.maxPromote = 0, true, 5*time.Second }},
 	}
 	seeds, steps := 12, 6000
 	if testing.Short() {
@@ -894,37 +907,53 @@ func (m *model) hold(x *modelMember, why string) {
 	m.logf("%s stands aside until %s: %s", x.site, x.holdUntil.Sub(t0).Round(time.Millisecond), why)
 }
 
-// finishPromote is the end of Node.promote: given up when, with a witness, the majority was
-// lost while its work ran, or a newer term shows; else the site is master of a.Term.
+// finishPromote is the end of Node.promote: with the databases, the work (the term written into
+// the peer database, the catch-up) runs first; then the promotion is given up when, with a
+// witness, the majority was lost while its work ran, or a newer term shows; else the site is
+// master of a.Term.
 func (m *model) finishPromote(x *modelMember, a Action) {
+	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+	peer := false
+	if m.p.dbs {
+		if m.p.maxPromote == 0 {
+			// CheckPromote and the save, at once (slow promotions ran them when they began).
+			r, ok := m.promoteDBStart(x, a)
+			if !ok {
+				return
+			}
+			x.record = r
+		}
+		var ok bool
+		if rec, peer, ok = m.promoteDBWork(x, a); !ok {
+			return
+		}
+	}
 	v := m.view(x)
 	seen, voters := v.votes()
 	if (m.p.witness && (2*seen <= voters || x.promoteLost)) || v.maxTerm() > a.Term {
-		x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+		x.record = rec
 		x.meta.Record = x.record
-		if m.p.dbs {
-			m.writeTerm(x, x.record)
-		}
 		m.logf("%s gives up the promotion to term %d (majority lost meanwhile %v, sees %d)", x.site, a.Term, x.promoteLost, seen)
 		return
 	}
 	if m.p.dbs {
-		m.promoteDB(x, a)
+		m.promoteDBMaster(x, a, peer)
 		return
 	}
 	m.promotions++
-	x.record = TermRecord{Term: a.Term, Master: x.site, PeerSynced: true}
+	x.record = rec
 	x.meta.Record = x.record
 	x.meta.Released, x.meta.ReleasedTo, x.meta.Claim = 0, "", 0
 	x.role, x.meta.Role = RoleMaster, RoleMaster
 }
 
-// promoteDB is Node.promote with cmd/tandem's CheckPromote (mayPromote) and BeforePromote.
-func (m *model) promoteDB(x *modelMember, a Action) {
+// promoteDBStart is the start of Node.promote with cmd/tandem's CheckPromote (mayPromote): a
+// refusal, and the term record saved (recordStore.Save, this site's database). It returns the
+// record saved, or false when the promotion ends there.
+func (m *model) promoteDBStart(x *modelMember, a Action) (TermRecord, bool) {
 	o := m.other(x)
 	own := x.record
-	peer := m.peerDB(x)
-	if peer {
+	if m.peerDB(x) {
 		r := o.dbRec
 		if !r.PeerSynced && r.Master != "" && r.Master != x.site && r.Term >= own.Term && x.acceptLoss != r.Term {
 			m.refusals++
@@ -938,10 +967,10 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 				m.copyAdopted(x, rec)
 				m.adoptions++
 				m.logf("%s refused for term %d: adopts %+v from %s's database", x.site, a.Term, rec, o.site)
-				return
+				return TermRecord{}, false
 			}
 			m.hold(x, fmt.Sprintf("refused for term %d: %s's database says %s went on alone in term %d", a.Term, o.site, r.Master, r.Term))
-			return
+			return TermRecord{}, false
 		}
 	}
 	lacking := own.Term != 0 && own.Master == x.site && !own.PeerSynced
@@ -955,19 +984,38 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 				x.meta.Released, x.meta.ReleasedTo = 0, ""
 			}
 			m.logf("%s adopts %+v from its own database", x.site, r)
-			return
+			return TermRecord{}, false
 		}
 		m.hold(x, fmt.Sprintf("term %d not saved", a.Term))
 		x.meta.Record = rec
-		return
+		return TermRecord{}, false
 	}
-	x.record = rec
+	if x.acceptLoss != 0 {
+		// Saved, the term is this site's word past the lost one, whether this promotion ends
+		// master or is given up (a later one, the operator's word forgotten by a restart,
+		// needs it no more): what it lacks of the other database is given up now.
+		for c := range o.commits {
+			if !x.commits[c] {
+				m.forfeit[c] = true
+			}
+		}
+	}
+	return rec, true
+}
+
+// promoteDBWork is cmd/tandem's BeforePromote: the term written into the peer database when it
+// answers, and the catch-up. It returns the record as the site holds it after (x.record), whether
+// the peer database was reached, and false when the promotion ends there.
+func (m *model) promoteDBWork(x *modelMember, a Action) (TermRecord, bool, bool) {
+	o := m.other(x)
+	rec := x.record
+	peer := m.peerDB(x)
 	synced := false
 	if peer {
 		if !m.writeTerm(o, TermRecord{Term: a.Term, Master: x.site}) {
 			m.hold(x, fmt.Sprintf("%s's database refuses term %d", o.site, a.Term))
 			x.meta.Record = rec
-			return
+			return TermRecord{}, false, false
 		}
 		for c := range x.commits { // catch-up
 			o.commits[c] = true
@@ -980,8 +1028,14 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 	if !synced {
 		x.unsyncedSince = a.Term
 	}
-	// What this site takes control over: every commit the other site's database holds, unless
-	// given up by design.
+	return rec, peer, true
+}
+
+// promoteDBMaster ends a promotion with the databases: the site is master, and takes control
+// over every commit the other site's database holds, which must not lack any but those given
+// up by design.
+func (m *model) promoteDBMaster(x *modelMember, a Action, peer bool) {
+	o := m.other(x)
 	lost := 0
 	for c := range o.commits {
 		if x.commits[c] || m.forfeit[c] {
@@ -1001,7 +1055,7 @@ func (m *model) promoteDB(x *modelMember, a Action) {
 	x.meta.Released, x.meta.ReleasedTo, x.meta.Claim = 0, "", 0
 	x.role, x.meta.Role = RoleMaster, RoleMaster
 	x.holds = 0
-	m.logf("%s promotes term %d (synced=%v): %s", x.site, a.Term, synced, a.Reason)
+	m.logf("%s promotes term %d (synced=%v): %s", x.site, a.Term, x.record.PeerSynced, a.Reason)
 	if lost > 0 {
 		m.fail("%s took control of term %d lacking %d commits %s's database holds (accept-loss %d, %s database reached %v)",
 			x.site, a.Term, lost, o.site, x.acceptLoss, o.site, peer)
