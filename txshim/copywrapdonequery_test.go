@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,35 @@ func TestWrappedExtCopyDoneThenQuery(t *testing.T) {
 	}
 	if calls := peer.take(); len(calls) != 0 {
 		t.Errorf("peer calls %v", calls)
+	}
+}
+
+// TestWrappedExtCopyFailedThenQuery: an extended COPY FROM STDIN the shim wraps fails (a bad
+// row in the data, or one without its newline at the CopyDone), and the client then sends a
+// simple Query before its Sync. PostgreSQL
+// skips everything up to the Sync after the error, the Query too, and answers the Sync; the
+// shim ended the session (08P01) at that Query as for one behind a COPY that succeeded.
+func TestWrappedExtCopyFailedThenQuery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []string{"mid", "end"} {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			passedCopySteps(t, func(b int) [][]pgproto3.FrontendMessage {
+				q := &pgproto3.Query{String: "SELECT 42"}
+				var data []pgproto3.FrontendMessage
+				switch tc {
+				case "mid":
+					data = []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.CopyDone{}, q}
+				case "end":
+					data = []pgproto3.FrontendMessage{copyRow(b), &pgproto3.CopyData{Data: []byte("bad")}, &pgproto3.CopyDone{}, q}
+				}
+				return [][]pgproto3.FrontendMessage{
+					{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+					append(data, &pgproto3.Sync{}),
+					{&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", b+2)}},
+					{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", b, b+9)}},
+				}
+			})
+		})
 	}
 }

@@ -148,6 +148,9 @@ type session struct {
 	// as PostgreSQL's answer to a Flush does, though the shim makes the request's
 	// ReadyForQuery (TestExtCopyDoneFlush).
 	copyFlush atomic.Bool
+	// relayOn: a COPY FROM STDIN the shim runs is relayed (session.relay is set): serverLoop
+	// notes the first CommandComplete or error of its request after (copyRelay.outcome).
+	relayOn   atomic.Bool
 	closeOnce sync.Once
 
 	// clientLoop state.
@@ -1242,9 +1245,15 @@ func (s *session) serverLoop() {
 					cur.r.err = e
 				}
 			}
+			if capture && s.relayOn.Load() {
+				s.noteRelayOutcome(cur, typ)
+			}
 		case 'C':
 			if capture {
 				cur.r.tag = string(bytes.TrimRight(body, "\x00"))
+				if s.relayOn.Load() {
+					s.noteRelayOutcome(cur, typ)
+				}
 			}
 		case 'D':
 			if capture && cur.r.row == nil {
@@ -1892,6 +1901,10 @@ type copyRelay struct {
 	// COPY failed, and PostgreSQL takes what the client sends next as any message outside a
 	// COPY.
 	passed bool
+	// outcome: the first CommandComplete ('C') or ErrorResponse ('E') serverLoop read for p
+	// since the relay began, 0 before; settled, made by copyFailed, is closed once it is set.
+	outcome byte
+	settled chan struct{}
 }
 
 // relayCopyIn passes the client's CopyData through until CopyDone or CopyFail (and, for an
@@ -1906,7 +1919,9 @@ func (s *session) relayCopyIn(p *pending) error {
 	s.mu.Lock()
 	s.relay = rl
 	s.mu.Unlock()
+	s.relayOn.Store(true)
 	defer func() {
+		s.relayOn.Store(false)
 		s.mu.Lock()
 		s.relay = nil
 		s.mu.Unlock()
@@ -2020,17 +2035,31 @@ func (s *session) writeMarked() error {
 // end of an extended-protocol COPY, which the backend answers only then.
 func (s *session) relayUntilSync() error {
 	defer s.copyFlush.Store(false)
+	// dropping: the COPY failed, and the backend skips the client's messages up to its Sync.
+	dropping := false
 	for {
 		typ, body, err := s.cr.next()
 		if err != nil {
 			return err
 		}
-		if typ == 'Q' || typ == 'F' {
+		if (typ == 'Q' || typ == 'F') && !dropping {
 			// PostgreSQL runs it in the COPY's implicit transaction and commits both at its
 			// end; relayed into the shim's block, its ReadyForQuery was taken for the COPY's,
 			// and the shim's commit at the client's next Sync failed, its own replies reaching
-			// the client (TestWrappedExtCopyDoneThenQuery).
-			return &protocolError{fmt.Sprintf("message type %q between the CopyDone and the Sync of an extended-protocol COPY FROM STDIN is not supported", typ)}
+			// the client (TestWrappedExtCopyDoneThenQuery). But after a COPY that failed,
+			// PostgreSQL skips it and all else up to the Sync, as the shim does
+			// (TestWrappedExtCopyFailedThenQuery).
+			failed, err := s.copyFailed()
+			if err != nil {
+				return err
+			}
+			if !failed {
+				return &protocolError{fmt.Sprintf("message type %q between the CopyDone and the Sync of an extended-protocol COPY FROM STDIN is not supported", typ)}
+			}
+			dropping = true
+		}
+		if dropping && typ != 'H' && typ != 'S' && typ != 'X' {
+			continue
 		}
 		if typ == 'H' {
 			s.copyFlush.Store(true)
@@ -2044,6 +2073,51 @@ func (s *session) relayUntilSync() error {
 		}
 		if typ == 'S' {
 			return nil
+		}
+	}
+}
+
+// copyFailed tells, during relayUntilSync, whether the relayed COPY failed: once its request's
+// first CommandComplete or error after the data is read (a Flush of the shim's sends it),
+// copyRelay.outcome.
+func (s *session) copyFailed() (bool, error) {
+	s.mu.Lock()
+	rl := s.relay
+	if rl == nil {
+		s.mu.Unlock()
+		return false, nil
+	}
+	if rl.settled == nil {
+		rl.settled = make(chan struct{})
+		if rl.outcome != 0 {
+			close(rl.settled)
+		}
+	}
+	ch := rl.settled
+	s.mu.Unlock()
+	writeHeader(s.bw, 'H', 0)
+	if err := s.bw.Flush(); err != nil {
+		return false, err
+	}
+	select {
+	case <-ch:
+	case <-s.done:
+		return false, errBackendGone
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rl.outcome == 'E', nil
+}
+
+// noteRelayOutcome sets copyRelay.outcome at cur's CommandComplete or error (typ), if cur's
+// request runs the COPY relayed and none was noted.
+func (s *session) noteRelayOutcome(cur *pending, typ byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rl := s.relay; rl != nil && rl.p == cur && rl.outcome == 0 {
+		rl.outcome = typ
+		if rl.settled != nil {
+			close(rl.settled)
 		}
 	}
 }
