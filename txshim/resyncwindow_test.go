@@ -2,7 +2,9 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,24 +80,7 @@ func resyncStandbyAnswersAt(t *testing.T, look int) {
 
 	// The look waits before it for an advisory lock this session holds.
 	const key = 7340021
-	held, err := p.ldb.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { held.Close() })
-	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
-		t.Fatal(err)
-	}
-	unlocked := false
-	unlock := func() {
-		if !unlocked {
-			unlocked = true
-			if _, err := held.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(unlock)
+	unlock := holdAdvisoryLock(t, ctx, p.ldb, key)
 	sh.hooks.lookGap.set(func(i int) string {
 		if i != look {
 			return ""
@@ -205,14 +190,7 @@ func TestResyncLastLookSeesWaitersNow(t *testing.T) {
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	ctx := capCtx(t, 60*time.Second)
 	const key = 7340022
-	held, err := p.ldb.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { held.Close() })
-	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
-		t.Fatal(err)
-	}
+	unlock := holdAdvisoryLock(t, ctx, p.ldb, key)
 	var w unseenWindow
 	var until string
 	if err := p.ldb.QueryRowContext(ctx, `SELECT pg_current_snapshot()::text, pg_snapshot_xmax(pg_current_snapshot())::text, pg_current_wal_lsn()::text`).
@@ -241,9 +219,7 @@ func TestResyncLastLookSeesWaitersNow(t *testing.T) {
 		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, key) == 1
 	})
 	inserted, setSync := commitWaitingForStandby(t, ctx, p)
-	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	n := <-counted
 	setSync("")
 	if err := <-inserted; err != nil {
@@ -252,4 +228,28 @@ func TestResyncLastLookSeesWaitersNow(t *testing.T) {
 	if n != 1 {
 		t.Errorf("commitsUnseen counted %d commits, want 1: the one waiting for the standby at its last look", n)
 	}
+}
+
+// holdAdvisoryLock takes the advisory lock key in a session of db of its own and returns what
+// releases it (once; at the test's end at the latest).
+func holdAdvisoryLock(t *testing.T, ctx context.Context, db *sql.DB, key int64) (unlock func()) {
+	t.Helper()
+	held, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	if _, err := held.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			if _, err := held.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(unlock)
+	return unlock
 }
