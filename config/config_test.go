@@ -2295,3 +2295,42 @@ func TestRedactedCommandQuoteInCommentOrANSIC(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandPasswordOption: a password given to a command as an option's next argument
+// (--password s3cret, as its own argument or in a script) or glued to a MySQL client's -p
+// (mysql -ps3cret) reads "redacted": only NAME=value settings were hidden, and check-config
+// printed both whole. A -p glued to another program's digits (psql -p5432, its port) is shown,
+// as is what follows --password when it is another option, and the forms hidden before still are.
+func TestRedactedCommandPasswordOption(t *testing.T) {
+	for _, tc := range []struct{ argv, want []string }{
+		{[]string{"mongosh", "--password", "s3cret", "--eval", "1"}, []string{"mongosh", "--password", "redacted", "--eval", "1"}},
+		{[]string{"check", "-password", "s3cret"}, []string{"check", "-password", "redacted"}},
+		{[]string{"check", "--db-password", "s3cret"}, []string{"check", "--db-password", "redacted"}},
+		{[]string{"mysql", "-uroot", "-ps3cret", "-e", "select 1"}, []string{"mysql", "-uroot", "-predacted", "-e", "select 1"}},
+		{[]string{"/usr/bin/mysqladmin", "-ps3cret", "ping"}, []string{"/usr/bin/mysqladmin", "-predacted", "ping"}},
+		{[]string{"mysql", "-ppassword", "db"}, []string{"mysql", "-predacted", "db"}},
+		{[]string{"sh", "-c", "mysql -h db -ps3cret -e 'select 1'"}, []string{"sh", "-c", "mysql -h db -predacted -e 'select 1'"}},
+		{[]string{"sh", "-c", "check --password s3cret && echo ok"}, []string{"sh", "-c", "check --password redacted && echo ok"}},
+		{[]string{"sh", "-c", "check --password 's3 cret' -v"}, []string{"sh", "-c", "check --password 'redacted' -v"}},
+		{[]string{"sh", "-c", "check --password $PW"}, []string{"sh", "-c", "check --password $PW"}},
+		// Still hidden, as before.
+		{[]string{"check", "--password=s3cret"}, []string{"check", "--password=redacted"}},
+		{[]string{"sh", "-c", "check -password=s3cret -ppassword=s3cret"}, []string{"sh", "-c", "check -password=redacted -ppassword=redacted"}},
+		{[]string{"env", "PGPASSWORD=s3cret", "psql"}, []string{"env", "PGPASSWORD=redacted", "psql"}},
+		{[]string{"psql", "postgresql://m:s3cret@db/wire"}, []string{"psql", "postgresql://m:redacted@db/wire"}},
+		{[]string{"psql", "host=db password=s3cret"}, []string{"psql", "host=db password=redacted"}},
+		// No password there: shown as written.
+		{[]string{"psql", "-p5432", "-h", "db"}, []string{"psql", "-p5432", "-h", "db"}},
+		{[]string{"pg_isready", "-p", "5432"}, []string{"pg_isready", "-p", "5432"}},
+		{[]string{"psql", "--password", "-h", "db"}, []string{"psql", "--password", "-h", "db"}},
+		{[]string{"mysql", "-P3306", "-p"}, []string{"mysql", "-P3306", "-p"}},
+		{[]string{"sh", "-c", "nc -p1234 db 5432"}, []string{"sh", "-c", "nc -p1234 db 5432"}},
+	} {
+		if got := redactArgv(tc.argv); !slices.Equal(got, tc.want) {
+			t.Errorf("%q: shown as %q, want %q", tc.argv, got, tc.want)
+		}
+		if h := hidden(tc.argv); h != !slices.Equal(tc.argv, tc.want) {
+			t.Errorf("%q: hidden = %v", tc.argv, h)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -378,21 +379,33 @@ func atAfterHost(dsn string) bool {
 }
 
 // redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
-// with what it may hold of a password hidden (redactArg). Nil stays nil.
+// with what it may hold of a password hidden (redactArg), and the argument after an option
+// naming a password (--password s3cret) hidden whole unless it is another option. After a
+// MySQL client's name (mysql, mysqladmin, mariadb...), a -p glued to its value (-ps3cret) is
+// the password too (TestRedactedCommandPasswordOption). Nil stays nil.
 func redactArgv(argv []string) []string {
 	if argv == nil {
 		return nil
 	}
 	out := make([]string, len(argv))
+	mysql := false // a MySQL client was named before
+	flag := false  // the argument before is an option naming a password
 	for i, a := range argv {
-		out[i] = redactArg(a)
+		if flag && a != "" && a[0] != '-' {
+			out[i] = "redacted"
+		} else {
+			out[i] = redactArgIn(a, mysql)
+		}
+		// A MySQL client's -password is its -p glued to "assword".
+		flag = argPasswordFlag.MatchString(a) && !(mysql && strings.HasPrefix(a, "-p"))
+		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
 	}
 	return out
 }
 
 // hidden tells whether redactArgv hides anything of argv.
 func hidden(argv []string) bool {
-	return slices.ContainsFunc(argv, func(a string) bool { return redactArg(a) != a })
+	return !slices.Equal(redactArgv(argv), argv)
 }
 
 // redactArg hides the passwords a command's argument may hold, wherever in it they are (a
@@ -405,8 +418,16 @@ func hidden(argv []string) bool {
 // part of the argument it stands in (psql "host=x password=..."), and a URL's parameter at its
 // '&', before the URL's next parameter (TestRedactedCommandURLQueryPassword); a quoted value
 // keeps its quotes. A value that is an expansion ($VAR, ${VAR}, $(command), `command`) is no
-// password written there and is shown, as is an empty one.
+// password written there and is shown, as is an empty one. The same goes for an option naming
+// a password and its value as the next word (--password s3cret) unless that is another
+// option, and for a -p glued to its value (-ps3cret) when it follows a MySQL client's name
+// there or, for mysql, in an argument before (TestRedactedCommandPasswordOption).
 func redactArg(a string) string {
+	return redactArgIn(a, false)
+}
+
+// redactArgIn is redactArg, mysql telling whether a MySQL client was named before a.
+func redactArgIn(a string, mysql bool) string {
 	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
 	var b strings.Builder
 	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
@@ -446,12 +467,30 @@ func redactArg(a string) string {
 			pos += n
 		}
 		start := m[1]
-		// Spaces after the '=' come before the value in a connection string (password = x,
-		// sslpassword = x) or after a name with spaces before its '=' (a grep's 'password =');
-		// after a variable's name (PGPASSWORD= psql) they end an empty value.
-		if name := a[m[4]:m[5]]; strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword") || m[7] > m[6] {
-			for start < len(a) && (a[start] == ' ' || a[start] == '\t') {
-				start++
+		if m[8] >= 0 || m[12] >= 0 {
+			if m[0] > 0 && strings.IndexByte(" \t\n\r\f;&|(", a[m[0]-1]) < 0 {
+				continue // in a word
+			}
+		}
+		switch glued := mysql || argMySQLWord.MatchString(a[:m[0]]); {
+		case m[12] >= 0: // -p glued to its value
+			if !glued {
+				continue
+			}
+			start = m[12]
+		case m[8] >= 0 && glued && len(a[m[8]:m[9]]) > 2 && a[m[8]+1] == 'p':
+			start = m[8] + 2 // -ppassword: a MySQL client's -p glued to "password"
+		case m[8] >= 0: // an option, its value the next word
+			start = m[10]
+		default:
+			// Spaces after the '=' come before the value in a connection string (password =
+			// x, sslpassword = x) or after a name with spaces before its '=' (a grep's
+			// 'password ='); after a variable's name (PGPASSWORD= psql) they end an empty
+			// value.
+			if name := a[m[4]:m[5]]; strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword") || m[7] > m[6] {
+				for start < len(a) && (a[start] == ' ' || a[start] == '\t') {
+					start++
+				}
 			}
 		}
 		end := argValueEnd(a, start, quote, inner, m[3] > m[2])
@@ -655,7 +694,18 @@ var (
 	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
 	// NAME= (its value read by argValueEnd), NAME ending in password or passwd, any case, after
 	// the '?' or '&' before a URL's parameter if there is one.
-	argPasswordName = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd))([ \t]*)=`)
+	// Or (the 4th group) an option so named, before whitespace and a word that is no option
+	// (the 5th its first character: the value's start); or a -p glued to its value (the 6th
+	// its first character), a MySQL client's password. Either counts at a word's start only
+	// (redactArgIn); the alternatives start where NAME= does, so that it is preferred.
+	argPasswordName = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd))([ \t]*)=` +
+		`|(--?[\w.-]*pass(?:word|wd))[ \t]+([^-\s])|(?-i:-p)([^\s])`)
+	// An option naming a password, as an argument of its own: the next is its value.
+	argPasswordFlag = regexp.MustCompile(`(?i)^--?[\w.-]*pass(?:word|wd)$`)
+	// A MySQL client's name (mysql, mysqladmin, mysqldump, mariadb, mariadb-admin...), whose -p
+	// takes the password glued to it; argMySQLWord: one as a word of a script.
+	argMySQLClient = regexp.MustCompile(`^(?:mysql|mariadb)[\w-]*$`)
+	argMySQLWord   = regexp.MustCompile(`(?:^|[\s;&|(/])(?:mysql|mariadb)[\w-]*(?:\s|$)`)
 	// A value that is an expansion, not a password: $VAR (a name in capitals: $ecret may be a
 	// password), ${VAR} (without a default, which may be one), $(...) (its parentheses matched
 	// by argValueShown), `...`.
