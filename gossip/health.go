@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pires/go-proxyproto"
 	"github.com/tandem-ha/tandem/config"
@@ -229,7 +230,12 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	}
 	msg := strings.TrimSpace(out.Masked())
 	if len(msg) > 200 {
-		msg = msg[:200] + "…"
+		// Cut at a character's start, not inside one: the error is logged.
+		n := 200
+		for n > 200-utf8.UTFMax && !utf8.RuneStart(msg[n]) {
+			n--
+		}
+		msg = msg[:n] + "…"
 	}
 	if msg != "" {
 		return fmt.Errorf("health command: %w: %s", err, msg)

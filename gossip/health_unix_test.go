@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/internal/proctest"
@@ -193,5 +194,25 @@ func TestCheckerExecHealthDaemonKeepsWriting(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the daemon the health command started died at its first write after the check (SIGPIPE)")
 		}
+	}
+}
+
+// TestCheckerExecOutputCutOnRune: a failed health command's output, cut for the log, is cut at
+// a character's start: cut at 200 bytes, it split a character of two bytes there and left
+// invalid UTF-8 in the error, which is logged.
+func TestCheckerExecOutputCutOnRune(t *testing.T) {
+	c := NewChecker(config.Server{
+		Health: config.HealthExec, HealthTimeout: 5 * time.Second,
+		HealthCommand: []string{"sh", "-c", "printf '" + strings.Repeat("a", 199) + strings.Repeat("é", 10) + "'; exit 1"},
+	}, nil)
+	err := c.checkExec(t.Context())
+	if err == nil {
+		t.Fatal("a health command that exits 1 passed")
+	}
+	if !utf8.ValidString(err.Error()) {
+		t.Errorf("error %q: invalid UTF-8", err)
+	}
+	if !strings.Contains(err.Error(), strings.Repeat("a", 199)+"…") {
+		t.Errorf("error %q: want the output up to the character cut, then …", err)
 	}
 }
