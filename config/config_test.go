@@ -2334,3 +2334,44 @@ func TestRedactedCommandPasswordOption(t *testing.T) {
 		}
 	}
 }
+
+// TestHostNumberOrNameTooLong: a host written as a number in a resolver's other forms (hex,
+// 0x7f000001, which glibc's inet_aton reads as 127.0.0.1 and Go's resolver as a name it finds
+// nowhere, as TestHostNeitherIPNorName's 127.1), and a host name longer than DNS allows (253
+// characters, a trailing dot aside) are refused at their file, line and key. Both loaded: the
+// check of the last label took only decimal digits for a number, and the length was checked
+// before the trailing dot was taken off, so 254 characters without one passed.
+func TestHostNumberOrNameTooLong(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n"
+	name := func(n int) string { // a host name of n characters, labels of 63 or fewer
+		var b strings.Builder
+		for b.Len() < n {
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(strings.Repeat("a", min(63, n-b.Len())))
+		}
+		return b.String()
+	}
+	for host, want := range map[string]string{
+		"0x7f000001":     "an IPv4 address is four decimal numbers",
+		"0X7F000001":     "an IPv4 address is four decimal numbers",
+		"10.0.0.0x1":     "an IPv4 address is four decimal numbers",
+		"db.0x1f":        "an IPv4 address is four decimal numbers",
+		name(254):        "at most 253 characters",
+		name(254) + ".":  "at most 253 characters",
+		name(300):        "at most 253 characters",
+		"db.example.123": "an IPv4 address is four decimal numbers",
+	} {
+		_, err := Parse("f.toml", []byte(strings.Replace(base, "127.0.0.1:2", host+":5432", 1)), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "f.toml:8: server.endpoint[0].address: ") || !strings.Contains(errs[0].Msg, want) {
+			t.Errorf("host %s (%d characters): got %v, want one error at f.toml:8 server.endpoint[0].address: %s", host, len(host), err, want)
+		}
+	}
+	for _, host := range []string{name(253), name(253) + ".", "0xdb.example.com", "db.x0", "db.0xg"} {
+		if _, err := Parse("f.toml", []byte(strings.Replace(base, "127.0.0.1:2", host+":5432", 1)), KindSite); err != nil {
+			t.Errorf("host %s (%d characters): %v", host, len(host), err)
+		}
+	}
+}

@@ -1768,17 +1768,21 @@ func (l *loader) hostPort(key, s string, required bool) string {
 // hostProblem says why host, of an address, is neither an IP address nor a host name a resolver
 // looks up, or "". Go's resolver finds no address for such a name ("no such host"), and glibc's
 // reads a dotted number short of four parts (127.1, 0) the old inet_aton way: what the address
-// means would hang on how tandem was built. A name's last label is never all digits (RFC 3696).
+// means would hang on how tandem was built. A name's last label is never a number (RFC 3696),
+// in decimal or in the hex inet_aton reads too (0x7f000001 is 127.0.0.1 to glibc). A name is
+// at most 253 characters, its trailing dot aside (RFC 1035's 255 bytes on the wire).
 func hostProblem(host string) string {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return ""
 	}
 	const neither = "neither an IP address nor a host name"
-	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
-	if last := labels[len(labels)-1]; last != "" && strings.Trim(last, "0123456789") == "" {
-		return neither + ": an IPv4 address is four numbers 0..255 (10.0.0.1), an IPv6 one goes in brackets ([::1]:5432)"
+	name := strings.TrimSuffix(host, ".")
+	labels := strings.Split(name, ".")
+	if last := labels[len(labels)-1]; last != "" && strings.Trim(last, "0123456789") == "" ||
+		len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') && strings.Trim(last[2:], "0123456789abcdefABCDEF") == "" {
+		return neither + ": an IPv4 address is four decimal numbers 0..255 (10.0.0.1), an IPv6 one goes in brackets ([::1]:5432); a host name's last label is no number"
 	}
-	if len(host) > 254 {
+	if len(name) > 253 {
 		return neither + ": a host name is at most 253 characters"
 	}
 	for _, label := range labels {
