@@ -219,7 +219,7 @@ func TestParseErrors(t *testing.T) {
 			}
 			if tc.name == "priority range" {
 				// "priority" after [[server.endpoint]] is a key of that table: unknown there.
-				if !strings.Contains(err.Error(), "server.endpoint.priority: unknown key") {
+				if !strings.Contains(err.Error(), "server.endpoint[0].priority: unknown key") {
 					t.Fatalf("got %v", err)
 				}
 				return
@@ -668,8 +668,8 @@ func TestTypeErrorsAll(t *testing.T) {
 		"f.toml:1: site: incompatible types",
 		"f.toml:5: gossip.join: incompatible types",
 		"f.toml:8: gossip.profile: \"slow\"",
-		"f.toml:14: server.endpoint.name: incompatible types",
-		"f.toml:16: server.endpoint.bogus: unknown key",
+		"f.toml:14: server.endpoint[1].name: incompatible types",
+		"f.toml:16: server.endpoint[1].bogus: unknown key",
 	}
 	if len(errs) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n%v", len(errs), len(want), err)
@@ -694,7 +694,7 @@ func TestTypeErrorKeepsOthersRequired(t *testing.T) {
 		t.Fatalf("want Errors, got %v", err)
 	}
 	want := []string{
-		"f.toml:11: proxy.listener.listen: incompatible types",
+		"f.toml:11: proxy.listener[0].listen: incompatible types",
 		"f.toml:12: proxy.listener[1].listen: required",
 	}
 	if len(errs) != len(want) {
@@ -1392,8 +1392,8 @@ func TestTypeErrorEarlierTableOfArray(t *testing.T) {
 	if !errors.As(err, &errs) {
 		t.Fatalf("want Errors, got %v", err)
 	}
-	if len(errs) != 1 || errs[0].Line != 11 || errs[0].Key != "proxy.listener.listen" || !strings.Contains(errs[0].Msg, "incompatible types") {
-		t.Fatalf("got %d errors:\n%v\nwant one: f.toml:11: proxy.listener.listen: incompatible types", len(errs), err)
+	if len(errs) != 1 || errs[0].Line != 11 || errs[0].Key != "proxy.listener[0].listen" || !strings.Contains(errs[0].Msg, "incompatible types") {
+		t.Fatalf("got %d errors:\n%v\nwant one: f.toml:11: proxy.listener[0].listen: incompatible types", len(errs), err)
 	}
 }
 
@@ -1444,8 +1444,8 @@ func TestKeysOtherCase(t *testing.T) {
 	site := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\nfailback = \"auto\"\nFailback = \"manual\"\n[server]\n[[server.endpoint]]\nName = \"op\"\naddress = \"127.0.0.1:2\"\n"
 	_, err = Parse("f.toml", []byte(site), KindSite)
 	var errs Errors
-	if !errors.As(err, &errs) || len(errs) != 2 || errs[0].Line != 6 || errs[0].Key != "gossip.Failback" || errs[1].Line != 9 || errs[1].Key != "server.endpoint.Name" {
-		t.Fatalf("got %v\nwant f.toml:6: gossip.Failback and f.toml:9: server.endpoint.Name refused", err)
+	if !errors.As(err, &errs) || len(errs) != 2 || errs[0].Line != 6 || errs[0].Key != "gossip.Failback" || errs[1].Line != 9 || errs[1].Key != "server.endpoint[0].Name" {
+		t.Fatalf("got %v\nwant f.toml:6: gossip.Failback and f.toml:9: server.endpoint[0].Name refused", err)
 	}
 }
 
@@ -1481,7 +1481,7 @@ func TestTypeErrorWords(t *testing.T) {
 		{strings.Replace(base, "[gossip]\nbind = \"127.0.0.1:1\"\n", "gossip = \"127.0.0.1:1\"\n", 1), "gossip", "incompatible types: want a table, found a string"},
 		{strings.Replace(base, "[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n", "endpoint = { name = \"op\", address = \"127.0.0.1:2\" }\n", 1), "server.endpoint", "incompatible types: want an array, found a table"},
 		{strings.Replace(base, "\"s1\"", "1", 1), "site", "incompatible types: want a string, found an integer"},
-		{base + "priority = true\n", "server.endpoint.priority", "unknown key"},
+		{base + "priority = true\n", "server.endpoint[0].priority", "unknown key"},
 		{strings.Replace(base, "site = \"s1\"\n", "site = \"s1\"\npriority = \"1\"\n", 1), "priority", "incompatible types: want an integer, found a string"},
 	} {
 		_, err := Parse("f.toml", []byte(tc.src), KindSite)
@@ -1574,25 +1574,25 @@ func wantErrors(t *testing.T, src string, want ...string) {
 func TestTypeErrorInInlineTableKeepsOthers(t *testing.T) {
 	head := "site = \"s1\"\ndata_dir = \"/d\"\ncolour = 1\n[gossip]\nbind = \"127.0.0.1:1\"\nfailback_delay = \"x\"\n[server]\n"
 	listeners := "[[proxy.listener]]\nendpoint = \"op2\"\nlisten = \"127.0.0.1:9\"\n[[proxy.listener]]\nendpoint = \"nope\"\nlisten = \"127.0.0.1:10\"\n"
-	others := func(addressLine, nopeLine int) []string {
+	others := func(address, addressLine, nopeLine int) []string {
 		return []string{
 			"f.toml:3: colour: unknown key",
 			"f.toml:6: gossip.failback_delay: \"x\" is not a duration",
-			fmt.Sprintf("f.toml:%d: server.endpoint.address: incompatible types: want a string, found an integer", addressLine),
+			fmt.Sprintf("f.toml:%d: server.endpoint[%d].address: incompatible types: want a string, found an integer", addressLine, address),
 			fmt.Sprintf("f.toml:%d: proxy.listener[1].endpoint: \"nope\" names no [[server.endpoint]]", nopeLine),
 		}
 	}
 	t.Run("element spanning lines", func(t *testing.T) {
-		wantErrors(t, head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = 5 },\n]\n"+listeners, others(11, 17)...)
+		wantErrors(t, head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = 5 },\n]\n"+listeners, others(1, 11, 17)...)
 	})
 	t.Run("element spanning lines, after a byte order mark", func(t *testing.T) {
-		wantErrors(t, byteOrderMark+head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = 5 },\n]\n"+listeners, others(11, 17)...)
+		wantErrors(t, byteOrderMark+head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\",\n    address = 5 },\n]\n"+listeners, others(1, 11, 17)...)
 	})
 	t.Run("element on a line", func(t *testing.T) {
-		wantErrors(t, head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\", address = 5 },\n]\n"+listeners, others(10, 16)...)
+		wantErrors(t, head+"endpoint = [\n  { name = \"op\", address = \"127.0.0.1:2\" },\n  { name = \"op2\", address = 5 },\n]\n"+listeners, others(1, 10, 16)...)
 	})
 	t.Run("element on the array's first line", func(t *testing.T) {
-		wantErrors(t, head+"endpoint = [ { name = \"op2\", address = 5 },\n  { name = \"op\", address = \"127.0.0.1:2\" },\n]\n"+listeners, others(8, 15)...)
+		wantErrors(t, head+"endpoint = [ { name = \"op2\", address = 5 },\n  { name = \"op\", address = \"127.0.0.1:2\" },\n]\n"+listeners, others(0, 8, 15)...)
 	})
 	t.Run("inline table", func(t *testing.T) {
 		wantErrors(t, "site = \"s1\"\ndata_dir = \"/d\"\ncolour = 1\ngossip = { bind = \"127.0.0.1:1\", profile = 5, failback = \"x\" }\n[server]\n[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n",
@@ -1692,8 +1692,8 @@ func TestTypeErrorsOneLineOfInlineTables(t *testing.T) {
 	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\nendpoint = [{name = 5, address = \"127.0.0.1:2\"}, {name = 6, address = \"127.0.0.1:3\"}]\n"
 	for range 5 { // the random pick
 		wantErrors(t, src,
-			"f.toml:6: server.endpoint.name: incompatible types: want a string, found an integer",
-			"f.toml:6: server.endpoint.name: incompatible types: want a string, found an integer")
+			"f.toml:6: server.endpoint[0].name: incompatible types: want a string, found an integer",
+			"f.toml:6: server.endpoint[1].name: incompatible types: want a string, found an integer")
 	}
 }
 
@@ -2372,6 +2372,48 @@ func TestHostNumberOrNameTooLong(t *testing.T) {
 	for _, host := range []string{name(253), name(253) + ".", "0xdb.example.com", "db.x0", "db.0xg"} {
 		if _, err := Parse("f.toml", []byte(strings.Replace(base, "127.0.0.1:2", host+":5432", 1)), KindSite); err != nil {
 			t.Errorf("host %s (%d characters): %v", host, len(host), err)
+		}
+	}
+}
+
+// TestKeyInArrayOfTablesIndexed: an unknown key (or table), a key in another case and a key of
+// the wrong type in a table of an array of tables, or in an inline table of such an array, are
+// named with the index of their table, as every other error of such a key is
+// (server.endpoint[0].health_send): they were named without it (server.endpoint.nmae), the
+// same for every table of the array, so that the line alone told which was meant. The lines
+// are as before.
+func TestKeyInArrayOfTablesIndexed(t *testing.T) {
+	base := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n" +
+		"[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" + // lines 6-8
+		"[[server.endpoint]]\nname = \"op2\"\naddress = \"127.0.0.1:3\"\n" // lines 9-11
+	listeners := "[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:4\"\n" + // lines 12-14
+		"[[proxy.listener]]\nendpoint = \"op\"\nlisten = \"127.0.0.1:5\"\n" // lines 15-17
+	inline := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n" +
+		"endpoint = [ { name = \"op\", address = \"127.0.0.1:2\", x = 1 },\n { name = \"op2\", address = \"127.0.0.1:3\", x = 2, \"a b\" = 3 } ]\n"
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{
+		{"unknown key", base + "nmae = \"x\"\n", []string{"f.toml:12: server.endpoint[1].nmae: unknown key"}},
+		{"unknown table", base + "[server.endpoint.sub]\nx = 1\n", []string{"f.toml:12: server.endpoint[1].sub: unknown key", "f.toml:13: server.endpoint[1].sub.x: unknown key"}},
+		{"unknown quoted key", base + listeners + "\"a b\".c = 2\n", []string{`f.toml:18: proxy.listener[1]."a b".c: unknown key`}},
+		{"unknown keys of inline tables", inline, []string{"f.toml:6: server.endpoint[0].x: unknown key", "f.toml:7: server.endpoint[1].x: unknown key", `f.toml:7: server.endpoint[1]."a b": unknown key`}},
+		{"key in another case", base + listeners + "Send_proxy = \"v1\"\n", []string{"f.toml:18: proxy.listener[1].Send_proxy: unknown key: keys are lower-case"}},
+		{"wrong type", base + listeners + "send_proxy = 2\n", []string{"f.toml:18: proxy.listener[1].send_proxy: "}},
+		{"wrong type, first table", strings.Replace(base+listeners, "listen = \"127.0.0.1:4\"", "listen = 4", 1), []string{"f.toml:14: proxy.listener[0].listen: "}},
+		{"unknown keys in both tables", strings.Replace(base, "address = \"127.0.0.1:2\"\n", "address = \"127.0.0.1:2\"\nnmae = 1\n", 1) + "nmae = 2\n",
+			[]string{"f.toml:9: server.endpoint[0].nmae: unknown key", "f.toml:13: server.endpoint[1].nmae: unknown key"}},
+	} {
+		_, err := Parse("f.toml", []byte(tc.src), KindSite)
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) != len(tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.HasPrefix(errs[i].Error(), w) {
+				t.Errorf("%s: error %d is %q, want it to start %q", tc.name, i, errs[i], w)
+			}
 		}
 	}
 }

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/BurntSushi/toml"
 )
 
 // keyLines finds the line each key of a TOML document is set on.
@@ -14,9 +17,10 @@ import (
 // just enough TOML to tell table headers and keys from values: strings,
 // multi-line strings and values spanning lines (arrays, inline tables).
 type keyLines struct {
-	indexed map[string]int   // proxy.listener[1].endpoint -> line
-	plain   map[string][]int // proxy.listener.endpoint -> every line, in order
-	elems   map[string]int   // gossip.join[1] -> line: the elements of arrays (inline)
+	indexed map[string]int      // proxy.listener[1].endpoint -> line
+	plain   map[string][]int    // proxy.listener.endpoint -> every line, in order
+	paths   map[string][]string // proxy.listener.endpoint -> the indexed path of each of plain's
+	elems   map[string]int      // gossip.join[1] -> line: the elements of arrays (inline)
 	// spans are the keys of inline tables, from the key to the end of its value: plain path ->
 	// each one's line and byte offsets in the document (blankInline).
 	spans   map[string][]keySpan
@@ -39,7 +43,7 @@ type keySpan struct {
 func scanKeyLines(src string) keyLines {
 	// A byte order mark, which the decoder skips, is no part of the first line's key.
 	src = strings.TrimPrefix(src, byteOrderMark)
-	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}, elems: map[string]int{}, spans: map[string][]keySpan{}}
+	kl := keyLines{indexed: map[string]int{}, plain: map[string][]int{}, paths: map[string][]string{}, elems: map[string]int{}, spans: map[string][]keySpan{}}
 	arrays := map[string]int{} // plain array-of-tables path -> current index
 	var table []string         // current table path, plain
 	var open valueScanner      // carries a value across lines
@@ -102,7 +106,47 @@ func (kl keyLines) add(indexed, plain string, line int) {
 		kl.indexed[indexed] = line
 	}
 	kl.plain[plain] = append(kl.plain[plain], line)
+	kl.paths[plain] = append(kl.paths[plain], indexed)
 }
+
+// nth is the line and the indexed path of the n-th (from 0) place the file sets plain, a path
+// without indices, in the order of the file; 0 and "" past the last.
+func (kl keyLines) nth(plain string, n int) (int, string) {
+	if n < 0 || n >= len(kl.plain[plain]) {
+		return 0, ""
+	}
+	return kl.plain[plain][n], kl.paths[plain][n]
+}
+
+// withIndices is k as toml.Key.String writes it, with the index each part has in indexed, k's
+// path as scanKeyLines writes it (server.endpoint[1].nmae for server.endpoint.nmae); k as it is
+// if indexed is not its path.
+func withIndices(k toml.Key, indexed string) string {
+	parts := make([]string, len(k))
+	rest := indexed
+	for i, part := range k {
+		var ok bool
+		if i > 0 {
+			if rest, ok = strings.CutPrefix(rest, "."); !ok {
+				return k.String()
+			}
+		}
+		if rest, ok = strings.CutPrefix(rest, part); !ok {
+			return k.String()
+		}
+		parts[i] = toml.Key{part}.String()
+		if m := leadingIndex.FindString(rest); m != "" {
+			parts[i] += m
+			rest = rest[len(m):]
+		}
+	}
+	if rest != "" {
+		return k.String()
+	}
+	return strings.Join(parts, ".")
+}
+
+var leadingIndex = regexp.MustCompile(`^\[\d+\]`)
 
 // keyAt returns the indexed path of the key set on line whose path without indices is plain,
 // or "".

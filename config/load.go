@@ -283,6 +283,17 @@ func parse(name string, src []byte, kind Kind, read Secrets) (*Config, error) {
 			return e.Line == 0 && (plain == t || strings.HasPrefix(plain, t+"."))
 		})
 	}
+	// Each named as Error.Key names the file's keys, with the index of its table in an array
+	// (proxy.listener[1].send_proxy), but a table header's, named as written.
+	for _, te := range typeErrs {
+		k, ok := inlineBlanked[te]
+		if !ok && !slices.ContainsFunc(written.headers, func(h tableHeader) bool { return h.line == te.Line }) {
+			k = written.keyAt(te.Line, te.Key)
+		}
+		if k != "" && arrayIndex.ReplaceAllString(k, "") == te.Key {
+			te.Key = k
+		}
+	}
 	l.errs = append(l.errs, typeErrs...)
 	if len(l.errs) > 0 {
 		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
@@ -308,14 +319,23 @@ func (l *loader) errorf(key, format string, args ...any) {
 func (l *loader) unknown(keys []toml.Key) {
 	l.seen = map[string]int{}
 	for _, k := range keys {
-		plain := strings.Join(k, ".") // as scanKeyLines records it: parts unquoted ("token file")
-		line := l.lines.line(plain)   // a key of an inline table: the line of the table's key
-		if lines := l.lines.plain[plain]; l.seen[plain] < len(lines) {
-			line = lines[l.seen[plain]]
-		}
-		l.seen[plain]++
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: k.String(), Msg: "unknown key"})
+		line, key := l.occurrence(k, l.seen)
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: key, Msg: "unknown key"})
 	}
+}
+
+// occurrence is the line of k's next place in the file, the decoder's keys coming in the
+// file's order (seen counts those met of each path without indices), and k named as Error.Key
+// names the file's keys: with the index of each table of an array of tables it is in
+// (server.endpoint[1].nmae), which the decoder's key lacks.
+func (l *loader) occurrence(k toml.Key, seen map[string]int) (int, string) {
+	plain := strings.Join(k, ".") // as scanKeyLines records it: parts unquoted ("token file")
+	line, indexed := l.lines.nth(plain, seen[plain])
+	seen[plain]++
+	if indexed == "" {
+		return l.lines.line(plain), k.String() // a table made by the keys under it alone
+	}
+	return line, withIndices(k, indexed)
 }
 
 // otherCase refuses the keys the decoder took though they are spelled in another case than the
@@ -341,12 +361,8 @@ func (l *loader) otherCase(md toml.MetaData) {
 		if parent := k[:len(k)-1]; len(parent) > 0 && keys[parent.String()] && strings.Join(parent, ".") != strings.ToLower(strings.Join(parent, ".")) {
 			continue // its table is reported
 		}
-		line := l.lines.line(plain)
-		if lines := l.lines.plain[plain]; seen[plain] < len(lines) {
-			line = lines[seen[plain]]
-		}
-		seen[plain]++
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: k.String(), Msg: fmt.Sprintf("unknown key: keys are lower-case (%s)", strings.ToLower(plain))})
+		line, key := l.occurrence(k, seen)
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Key: key, Msg: fmt.Sprintf("unknown key: keys are lower-case (%s)", strings.ToLower(plain))})
 	}
 }
 
