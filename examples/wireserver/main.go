@@ -39,6 +39,7 @@ func run() error {
 	name := flag.String("name", "site1", "identity echoed in replies")
 	dsn := flag.String("dsn", "", "PostgreSQL DSN; empty keeps the data in memory")
 	proxy := flag.String("proxy", proxyOff, "PROXY protocol header: off | v1 | v2 | any (required unless off)")
+	trusted := flag.String("proxy-trusted", defaultTrusted, "CIDRs or addresses, comma-separated, whose PROXY header is honoured; unless -proxy is off a connection from another is refused")
 	level := flag.String("log-level", "info", "debug | info | warn | error")
 	schema := flag.Bool("schema", false, "print the SQL that creates the server's tables (for both sites' databases) and exit")
 	flag.Parse()
@@ -58,6 +59,10 @@ func run() error {
 	case proxyOff, proxyV1, proxyV2, proxyAny:
 	default:
 		return fmt.Errorf("-proxy %q: want off, v1, v2 or any", *proxy)
+	}
+	trustedPeers, err := parseTrusted(*trusted)
+	if err != nil {
+		return fmt.Errorf("-proxy-trusted: %w", err)
 	}
 	raiseNoFile(log)
 
@@ -86,7 +91,7 @@ func run() error {
 		return err
 	}
 	log.Info("wireserver listening", "addr", ln.Addr().String(), "name", *name, "proxy", *proxy, "postgres", *dsn != "")
-	err = serve(ctx, ln, options{name: *name, proxy: *proxy, store: st, log: log})
+	err = serve(ctx, ln, options{name: *name, proxy: *proxy, trusted: trustedPeers, store: st, log: log})
 	log.Info("wireserver stopped")
 	return err
 }

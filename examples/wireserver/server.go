@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,8 +49,57 @@ var (
 type options struct {
 	name  string
 	proxy string // off (or "") | v1 | v2 | any
-	store store  // nil: a fresh in-memory map
-	log   *slog.Logger
+	// trusted are the peers whose PROXY header is honoured; with a header required, a
+	// connection from another is refused. Nil: loopback (defaultTrusted).
+	trusted []netip.Prefix
+	store   store // nil: a fresh in-memory map
+	log     *slog.Logger
+}
+
+// defaultTrusted is the -proxy-trusted default: loopback, where the sidecar's proxy runs in
+// the examples.
+const defaultTrusted = "127.0.0.0/8,::1/128"
+
+// parseTrusted reads a -proxy-trusted list: CIDRs or addresses, separated by commas.
+func parseTrusted(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q: neither a CIDR nor an IP address", f)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			return nil, fmt.Errorf("%q: give an IPv4-mapped network in IPv4 form", f)
+		}
+		out = append(out, p.Masked())
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no CIDR given")
+	}
+	return out, nil
+}
+
+// trustedPeer tells whether the peer at addr is one of trusted.
+func trustedPeer(addr net.Addr, trusted []netip.Prefix) bool {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // serve accepts connections on ln until ctx ends, then closes ln and every
@@ -60,6 +110,12 @@ func serve(ctx context.Context, ln net.Listener, o options) error {
 	}
 	if o.store == nil {
 		o.store = newMemStore()
+	}
+	if o.trusted == nil {
+		var err error
+		if o.trusted, err = parseTrusted(defaultTrusted); err != nil {
+			return err
+		}
 	}
 	var (
 		wg    sync.WaitGroup
@@ -121,6 +177,11 @@ func handle(ctx context.Context, c net.Conn, o options) {
 	br := bufio.NewReaderSize(c, 4096)
 	client := c.RemoteAddr().String()
 	if o.proxy != proxyOff && o.proxy != "" {
+		// A header from anyone could claim any address: only a trusted peer may send one.
+		if !trustedPeer(c.RemoteAddr(), o.trusted) {
+			o.log.Debug("reject connection: a PROXY header is required and the peer is not trusted (-proxy-trusted)", "remote", client)
+			return
+		}
 		h, err := readProxyHeader(c, br)
 		if err == nil && (o.proxy == proxyV1 && h.Version != 1 || o.proxy == proxyV2 && h.Version != 2) {
 			err = fmt.Errorf("PROXY header version %d, want %s", h.Version, o.proxy)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -811,5 +812,109 @@ func TestProxyHeaderNoSpaceRefusedPromptly(t *testing.T) {
 				t.Errorf("%q: want the server to wait for the rest of a header, read: %v", "PROXY", err)
 			}
 		})
+	}
+}
+
+// fromListener hands out ln's connections as if they came from addr: a peer beyond loopback,
+// which a test on loopback cannot dial from.
+type fromListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l fromListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return fromConn{c, l.addr}, nil
+}
+
+type fromConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c fromConn) RemoteAddr() net.Addr { return c.addr }
+
+// TestProxyHeaderUntrustedPeer: a PROXY header is honoured only from a trusted peer, loopback
+// unless told otherwise, and a connection from another is refused: the server took a header
+// from any peer, so that a client reaching it directly could claim any address (WHO answered
+// the header's).
+func TestProxyHeaderUntrustedPeer(t *testing.T) {
+	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4242}
+	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 7000}
+	header, err := proxyproto.HeaderProxyFromAddrs(2, src, dst).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, fromListener{ln, &net.TCPAddr{IP: net.ParseIP("192.0.2.9"), Port: 5555}}, options{name: "px", proxy: proxyAny})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	cl := dial(t, ln.Addr().String(), header)
+	io.WriteString(cl.c, "WHO\n") // fails if the connection was refused already
+	if line, err := cl.br.ReadString('\n'); err == nil {
+		t.Fatalf("a header from 192.0.2.9, not trusted: got %q, want the connection refused", line)
+	}
+}
+
+// TestProxyHeaderTrustedList: with -proxy-trusted given, a header from a peer in it is
+// honoured and a connection from another, loopback too, refused; the flag takes CIDRs and
+// addresses and refuses what is neither.
+func TestProxyHeaderTrustedList(t *testing.T) {
+	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4242}
+	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 7000}
+	header, err := proxyproto.HeaderProxyFromAddrs(1, src, dst).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := parseTrusted("127.0.0.2, 10.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startServer(t, options{name: "px", proxy: proxyAny, trusted: trusted})
+	dialFrom := func(from string) *client {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 2 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(append(header, "WHO\n"...)) // fails if the connection was refused already
+		return &client{t: t, c: c, br: bufio.NewReader(c)}
+	}
+	if got, want := dialFrom("127.0.0.2").read(), "YOU 203.0.113.7:4242 px"; got != want {
+		t.Errorf("from 127.0.0.2, trusted: WHO = %q, want %q", got, want)
+	}
+	if line, err := dialFrom("127.0.0.1").br.ReadString('\n'); err == nil {
+		t.Errorf("from 127.0.0.1, not trusted: got %q, want the connection refused", line)
+	}
+
+	def, err := parseTrusted(defaultTrusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "127.9.9.9:1": true, "[::1]:1": true, "[::ffff:127.0.0.1]:1": true, "192.0.2.9:1": false, "[2001:db8::1]:1": false} {
+		if got := trustedPeer(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr)), def); got != want {
+			t.Errorf("default: %s trusted = %v, want %v", addr, got, want)
+		}
+	}
+	for _, bad := range []string{"", "10.0.0.0/33", "db.example", "10.0.0.1,"} {
+		if _, err := parseTrusted(bad); (err == nil) != (bad == "10.0.0.1,") {
+			t.Errorf("parseTrusted(%q): %v", bad, err)
+		}
 	}
 }
