@@ -2417,3 +2417,33 @@ func TestKeyInArrayOfTablesIndexed(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandNegatedPasswordOption: an option that turns a password off (psql's
+// --no-password, MySQL's --skip-password) names no password and takes no value: the argument
+// after it (a database, a URL, a script's redirection) is shown as written. It read
+// "redacted", as after --password, so that check-config printed a command that is not the
+// one the file runs, and said a password was hidden where there is none.
+func TestRedactedCommandNegatedPasswordOption(t *testing.T) {
+	for _, tc := range []struct{ argv, want []string }{
+		{[]string{"psql", "--no-password", "wire"}, nil},
+		{[]string{"psql", "--no-password", "postgresql://m@db/wire", "-c", "select 1"}, nil},
+		{[]string{"mysql", "--skip-password", "wire"}, nil},
+		{[]string{"check", "-no-password", "wire"}, nil},
+		{[]string{"sh", "-c", "psql -h db --no-password wire"}, nil},
+		{[]string{"sh", "-c", "mysql --skip-password wire -e 'select 1'"}, nil},
+		// A password is still hidden after them.
+		{[]string{"psql", "--no-password", "wire", "--password", "s3cret"}, []string{"psql", "--no-password", "wire", "--password", "redacted"}},
+		{[]string{"sh", "-c", "check --no-password wire --password s3cret"}, []string{"sh", "-c", "check --no-password wire --password redacted"}},
+	} {
+		want := tc.want
+		if want == nil {
+			want = tc.argv
+		}
+		if got := redactArgv(tc.argv); !slices.Equal(got, want) {
+			t.Errorf("%q: shown as %q, want %q", tc.argv, got, want)
+		}
+		if h := hidden(tc.argv); h != (tc.want != nil) {
+			t.Errorf("%q: hidden = %v", tc.argv, h)
+		}
+	}
+}

@@ -380,9 +380,10 @@ func atAfterHost(dsn string) bool {
 
 // redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
 // with what it may hold of a password hidden (redactArg), and the argument after an option
-// naming a password (--password s3cret) hidden whole unless it is another option. After a
-// MySQL client's name (mysql, mysqladmin, mariadb...), a -p glued to its value (-ps3cret) is
-// the password too (TestRedactedCommandPasswordOption). Nil stays nil.
+// naming a password (--password s3cret) hidden whole unless it is another option; one that
+// turns a password off (--no-password) takes none. After a MySQL client's name (mysql,
+// mysqladmin, mariadb...), a -p glued to its value (-ps3cret) is the password too
+// (TestRedactedCommandPasswordOption, TestRedactedCommandNegatedPasswordOption). Nil stays nil.
 func redactArgv(argv []string) []string {
 	if argv == nil {
 		return nil
@@ -396,8 +397,8 @@ func redactArgv(argv []string) []string {
 		} else {
 			out[i] = redactArgIn(a, mysql)
 		}
-		// A MySQL client's -password is its -p glued to "assword".
-		flag = argPasswordFlag.MatchString(a) && !(mysql && strings.HasPrefix(a, "-p"))
+		// A MySQL client's -password is its -p glued to "assword"; --no-password takes no value.
+		flag = argPasswordFlag.MatchString(a) && !argNoPassword.MatchString(a) && !(mysql && strings.HasPrefix(a, "-p"))
 		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
 	}
 	return out
@@ -420,8 +421,9 @@ func hidden(argv []string) bool {
 // keeps its quotes. A value that is an expansion ($VAR, ${VAR}, $(command), `command`) is no
 // password written there and is shown, as is an empty one. The same goes for an option naming
 // a password and its value as the next word (--password s3cret) unless that is another
-// option, and for a -p glued to its value (-ps3cret) when it follows a MySQL client's name
-// there or, for mysql, in an argument before (TestRedactedCommandPasswordOption).
+// option or the option turns a password off (--no-password), and for a -p glued to its value
+// (-ps3cret) when it follows a MySQL client's name there or, for mysql, in an argument before
+// (TestRedactedCommandPasswordOption).
 func redactArg(a string) string {
 	return redactArgIn(a, false)
 }
@@ -480,6 +482,8 @@ func redactArgIn(a string, mysql bool) string {
 			start = m[12]
 		case m[8] >= 0 && glued && len(a[m[8]:m[9]]) > 2 && a[m[8]+1] == 'p':
 			start = m[8] + 2 // -ppassword: a MySQL client's -p glued to "password"
+		case m[8] >= 0 && argNoPassword.MatchString(a[m[8]:m[9]]):
+			continue // --no-password: no value, the next word another argument
 		case m[8] >= 0: // an option, its value the next word
 			start = m[10]
 		default:
@@ -702,6 +706,9 @@ var (
 		`|(--?[\w.-]*pass(?:word|wd))[ \t]+([^-\s])|(?-i:-p)([^\s])`)
 	// An option naming a password, as an argument of its own: the next is its value.
 	argPasswordFlag = regexp.MustCompile(`(?i)^--?[\w.-]*pass(?:word|wd)$`)
+	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
+	// takes no value (TestRedactedCommandNegatedPasswordOption).
+	argNoPassword = regexp.MustCompile(`(?i)^--?(?:no|skip|without)[-_]`)
 	// A MySQL client's name (mysql, mysqladmin, mysqldump, mariadb, mariadb-admin...), whose -p
 	// takes the password glued to it; argMySQLWord: one as a word of a script.
 	argMySQLClient = regexp.MustCompile(`^(?:mysql|mariadb)[\w-]*$`)
