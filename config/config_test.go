@@ -2447,3 +2447,29 @@ func TestRedactedCommandNegatedPasswordOption(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandPasswordOptionBeforeRedirection: in a script, what follows an option
+// naming a password on its line may be no argument at all: a redirection (>/dev/null,
+// 2>&1, <in, &>log), an operator or a comment. It is shown as written: it read "redacted", so that the
+// printed script wrote its output to a file of another name or ran its comment as an argument.
+func TestRedactedCommandPasswordOptionBeforeRedirection(t *testing.T) {
+	for _, tc := range []struct{ script, want string }{
+		{"pg_isready --password > /dev/null", ""},
+		{"check --password >/dev/null 2>&1", ""},
+		{"check --password 2>/dev/null", ""},
+		{"check --password &>/dev/null", ""},
+		{"check --password </dev/null", ""},
+		{"check --password # no value here", ""},
+		{"(check --password)", ""},
+		{"check --password |& tee log", ""},
+		{"check --password s3cret >/dev/null 2>&1", "check --password redacted >/dev/null 2>&1"},
+		{"check --password 2s3cret", "check --password redacted"},
+		{"check --password a#b", "check --password redacted"},
+	} {
+		argv := []string{"sh", "-c", tc.script}
+		want := cmp.Or(tc.want, tc.script)
+		if got := redactArgv(argv); got[2] != want {
+			t.Errorf("%q: shown as %q, want %q", tc.script, got[2], want)
+		}
+	}
+}

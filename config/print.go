@@ -421,7 +421,8 @@ func hidden(argv []string) bool {
 // keeps its quotes. A value that is an expansion ($VAR, ${VAR}, $(command), `command`) is no
 // password written there and is shown, as is an empty one. The same goes for an option naming
 // a password and its value as the next word (--password s3cret) unless that is another
-// option or the option turns a password off (--no-password), and for a -p glued to its value
+// option or no word (a redirection, >/dev/null) or the option turns a password off
+// (--no-password), and for a -p glued to its value
 // (-ps3cret) when it follows a MySQL client's name there or, for mysql, in an argument before
 // (TestRedactedCommandPasswordOption).
 func redactArg(a string) string {
@@ -485,6 +486,9 @@ func redactArgIn(a string, mysql bool) string {
 		case m[8] >= 0 && argNoPassword.MatchString(a[m[8]:m[9]]):
 			continue // --no-password: no value, the next word another argument
 		case m[8] >= 0: // an option, its value the next word
+			if argNoWord.MatchString(a[m[10]:]) {
+				continue // a redirection, an operator or a comment: no value given
+			}
 			start = m[10]
 		default:
 			// Spaces after the '=' come before the value in a connection string (password =
@@ -706,6 +710,10 @@ var (
 		`|(--?[\w.-]*pass(?:word|wd))[ \t]+([^-\s])|(?-i:-p)([^\s])`)
 	// An option naming a password, as an argument of its own: the next is its value.
 	argPasswordFlag = regexp.MustCompile(`(?i)^--?[\w.-]*pass(?:word|wd)$`)
+	// What starts no word of a script, though it may follow one (--password >/dev/null): a
+	// redirection (>, 2>, <, &>), an operator or a comment
+	// (TestRedactedCommandPasswordOptionBeforeRedirection).
+	argNoWord = regexp.MustCompile(`^(?:[0-9]*[<>]|[#;&|()])`)
 	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
 	// takes no value (TestRedactedCommandNegatedPasswordOption).
 	argNoPassword = regexp.MustCompile(`(?i)^--?(?:no|skip|without)[-_]`)
