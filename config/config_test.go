@@ -2473,3 +2473,31 @@ func TestRedactedCommandPasswordOptionBeforeRedirection(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyInNestedArrayOfTablesIndexed: an array of tables in a table of another array starts
+// at index 0 in each of that array's tables, and an unknown key there is named so: the index
+// went on counting across them (server.endpoint[2].sub[1] for the first [[server.endpoint.sub]]
+// of the third endpoint), naming a table the file does not have.
+func TestKeyInNestedArrayOfTablesIndexed(t *testing.T) {
+	src := "site = \"s1\"\ndata_dir = \"/d\"\n[gossip]\nbind = \"127.0.0.1:1\"\n[server]\n" +
+		"[[server.endpoint]]\nname = \"op\"\naddress = \"127.0.0.1:2\"\n" + // lines 6-8
+		"[[server.endpoint.sub]]\nx = 1\n" + // lines 9-10
+		"[[server.endpoint]]\nname = \"op2\"\naddress = \"127.0.0.1:3\"\n" + // lines 11-13
+		"[[server.endpoint.sub]]\nx = 2\n" + // lines 14-15
+		"[[server.endpoint.sub]]\nx = 3\n" // lines 16-17
+	want := []string{
+		"f.toml:9: server.endpoint[0].sub[0]: unknown key", "f.toml:10: server.endpoint[0].sub[0].x: unknown key",
+		"f.toml:14: server.endpoint[1].sub[0]: unknown key", "f.toml:15: server.endpoint[1].sub[0].x: unknown key",
+		"f.toml:16: server.endpoint[1].sub[1]: unknown key", "f.toml:17: server.endpoint[1].sub[1].x: unknown key",
+	}
+	_, err := Parse("f.toml", []byte(src), KindSite)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != len(want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	for i, w := range want {
+		if errs[i].Error() != w {
+			t.Errorf("error %d is %q, want %q", i, errs[i], w)
+		}
+	}
+}

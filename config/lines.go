@@ -70,7 +70,15 @@ func scanKeyLines(src string) keyLines {
 				continue
 			}
 			table = splitKey(s[2:end])
-			arrays[strings.Join(table, ".")]++
+			path := strings.Join(table, ".")
+			arrays[path]++
+			// A new table of the array: the arrays of tables in it start again at 0
+			// (TestKeyInNestedArrayOfTablesIndexed).
+			for p := range arrays {
+				if strings.HasPrefix(p, path+".") {
+					delete(arrays, p)
+				}
+			}
 			kl.headers = append(kl.headers, tableHeader{n, true, strings.Join(table, ".")})
 			kl.add(indexedPath(table, nil, arrays), strings.Join(table, "."), n)
 		case s[0] == '[':
