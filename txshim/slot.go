@@ -201,13 +201,24 @@ func (e *exportedSlot) close(ctx context.Context) {
 	}
 }
 
-// createSlotExported creates slot (pgoutput) on a replication connection to dsn, exporting the
-// snapshot of its first position (exportedSlot). It is made without TWO_PHASE: the decoder's
-// first stream (two_phase 'on') makes it two-phase from where that stream starts, its first
-// position, as PostgreSQL's own subscriber does with the slots it makes. A transaction
-// prepared before that position and committed after it is in neither the snapshot nor, but
-// for its COMMIT PREPARED, the stream: copyWatch finds it. The creation waits for the write
-// transactions open at that moment to end.
+// createSlotExported creates slot (pgoutput, two-phase) on a replication connection to dsn,
+// exporting the snapshot of its first position (exportedSlot). The creation waits for the
+// write transactions open at that moment to end.
+//
+// TWO_PHASE goes with SNAPSHOT 'export' (PostgreSQL 15 takes both): the slot is two-phase from
+// its making, from its first position on (PostgreSQL sets its two_phase_at to the consistent
+// point it finds). Made without it, it became two-phase only at the decoder's first stream;
+// a process stopped in between (a crash, SIGTERM, a resync that failed) left a pgoutput slot
+// with two_phase false, which install refuses, sending the operator to drop it by hand
+// (TestResyncLostSlotStoppedBeforeStream). Nothing else changes: the first stream starts at the
+// slot's confirmed position, the same first position, so two-phase decoding started there
+// either way. A transaction prepared before that position and committed after it is in neither
+// the snapshot nor, but for its COMMIT PREPARED (or the whole of it streamed then, at its
+// PREPARE's own positions, before the first position), the stream: copyWatch finds it, and the
+// resync fails for another to copy it (TestResyncLostSlotPreparedAcrossItsStart). Rather than
+// install taking a slot that is not two-phase when the peer is owed a copy (owedGID), which
+// would lean on that row and leave the slot's two-phase start to whichever stream comes first,
+// Tandem no longer makes such a slot at all.
 func createSlotExported(ctx context.Context, dsn, slot string) (*exportedSlot, error) {
 	cfg, err := parseDSN(dsn)
 	if err != nil {
@@ -220,7 +231,7 @@ func createSlotExported(ctx context.Context, dsn, slot string) (*exportedSlot, e
 		return nil, fmt.Errorf("create replication slot %s: replication connection: %w", slot, err)
 	}
 	res, err := pglogrepl.ParseCreateReplicationSlot(conn.Exec(ctx,
-		`CREATE_REPLICATION_SLOT "`+slot+`" LOGICAL pgoutput (SNAPSHOT 'export')`))
+		`CREATE_REPLICATION_SLOT "`+slot+`" LOGICAL pgoutput (TWO_PHASE, SNAPSHOT 'export')`))
 	var at pglogrepl.LSN
 	if err == nil {
 		at, err = pglogrepl.ParseLSN(res.ConsistentPoint)
