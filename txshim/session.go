@@ -482,6 +482,16 @@ type pending struct {
 	// dropRFQ: the entry's ReadyForQuery answers a Sync of the shim's own and does not reach
 	// the client, fwdRFQ or not (copyEndUnsynced); set under session.mu.
 	dropRFQ bool
+	// probe: the entry is a passed-through extended COPY's whose client sent Syncs during the
+	// data and another request behind its CopyDone; the shim sent a Sync, a Close and a Sync
+	// of its own behind it (copyEndUnsynced); set under session.mu. Every ReadyForQuery before
+	// the Close's CloseComplete but the last answers one of the client's Syncs and goes to the
+	// client; the last (probeHeld until the next comes) answers the shim's first Sync, and the
+	// one after the CloseComplete ends the entry (dropRFQ). probeZ counts those before the
+	// CloseComplete, probeSeen notes it; errSeen: an error came for the entry (serverLoop).
+	probe, probeSeen, errSeen bool
+	probeZ                    int
+	probeHeld                 []byte
 	// markStatus: the status the ReadyForQuery messages copyMark passes to the client carry
 	// instead of the backend's, 0 to keep it: 'I' behind a COPY in the shim's block, which the
 	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
@@ -830,7 +840,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 			continue
 		}
 		if typ != 'S' && typ != 'H' {
-			if s.copyEndedExt && s.copyEnd != nil && !strings.ContainsRune("dcfX", rune(typ)) && !s.unit.open && s.copySyncs == 0 {
+			if s.copyEndedExt && s.copyEnd != nil && !strings.ContainsRune("dcfX", rune(typ)) && !s.unit.open {
 				if err := s.copyEndUnsynced(); err != nil {
 					return err
 				}
@@ -964,18 +974,44 @@ func (s *session) copyEndEntry() *pending {
 // latter's; the COPY's entry awaited one of its own, which took the request's, whose entry then
 // waited for ever (TestPassedExtCopyDoneThenRequest). A Sync of the shim's answers the COPY's
 // entry now, its ReadyForQuery dropped (dropRFQ), and the status tells whether the COPY
-// failed: PostgreSQL then skips what the client sends up to its Sync (copySkip). Not after
-// Syncs during the COPY (copySyncs), one of which may have answered the entry already.
+// failed: PostgreSQL then skips what the client sends up to its Sync (copySkip).
+//
+// After Syncs during the COPY (copySyncs), the backend answered those it read once a bad row
+// had failed the COPY, each with a ReadyForQuery, the first of which answers the entry; it
+// ignored those before. An entry answered already leaves the replies to copyMark, sent before
+// the request (clientLoop): the COPY failed, and the backend, past a Sync, runs the request.
+// Else the shim's probe tells them apart (pending.probe): a Sync, a Close and a Sync, whose
+// first Sync ends the skipping of a COPY that failed after the client's last Sync, so that
+// the Close is answered; the ReadyForQuery messages before its CloseComplete but the last
+// answer the client's Syncs, and the COPY failed past them when there are none and an error
+// came (TestPassedExtCopyMidSyncThenRequest).
 func (s *session) copyEndUnsynced() error {
+	p, syncs := s.copyEnd, s.copySyncs
 	s.mu.Lock()
-	s.copyEnd.dropRFQ = true
+	queued := slices.Contains(s.queue, p)
+	if syncs > 0 && !queued {
+		s.mu.Unlock()
+		return nil
+	}
+	p.dropRFQ = true
+	p.probe = syncs > 0
 	s.mu.Unlock()
 	writeHeader(s.bw, 'S', 0)
+	if syncs > 0 {
+		s.copySyncs = 0
+		if err := s.writeCopyMark(); err != nil {
+			return err
+		}
+	}
 	st, err := s.barrier()
 	if err != nil {
 		return err
 	}
-	s.copySkip = st == 'E'
+	if syncs > 0 {
+		s.copySkip = p.probeZ == 1 && p.errSeen
+	} else {
+		s.copySkip = st == 'E'
+	}
 	return nil
 }
 
@@ -1106,6 +1142,27 @@ func (s *session) serverLoop() {
 			}
 			cur.r.held = nil
 		}
+		if cur != nil && (typ == 'Z' || typ == '3') && !cur.probeSeen {
+			s.mu.Lock()
+			probe := cur.probe
+			s.mu.Unlock()
+			if probe && typ == '3' {
+				// The shim's Close: the ReadyForQuery held answers its first Sync.
+				cur.probeSeen, cur.probeHeld = true, nil
+				continue
+			}
+			if probe {
+				if cur.probeHeld != nil {
+					// One of the client's Syncs during the COPY, answered once it failed.
+					if err := s.toClient(typ, cur.probeHeld, s.br.r.Buffered() == 0); err != nil {
+						return
+					}
+				}
+				cur.probeZ++
+				cur.probeHeld = append([]byte(nil), body...)
+				continue
+			}
+		}
 		if cur != nil && cur.copyMark && !cur.markSeen {
 			if typ == '3' {
 				cur.markSeen = true
@@ -1230,6 +1287,9 @@ func (s *session) serverLoop() {
 			}
 			continue
 		case 'E':
+			if cur != nil {
+				cur.errSeen = true
+			}
 			if fwd && cur != nil && cur.shift > 0 {
 				body = shiftPosition(body, cur.shift)
 			}

@@ -1,0 +1,48 @@
+package txshim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestPassedExtCopyMidSyncThenRequest: an extended COPY FROM STDIN passed through (in the
+// client's own block) whose client sends Syncs during the data, then its CopyDone and another
+// request (extended or simple) rather than the COPY's Sync. PostgreSQL ignores the Syncs while
+// it copies and ends the COPY at the CopyDone; the request runs after it.
+func TestPassedExtCopyMidSyncThenRequest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []string{"ext", "simple", "ext/bad", "simple/bad", "ext/end", "simple/end", "ext/two", "simple/two"} {
+		next, _, _ := strings.Cut(tc, "/")
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+				req := []pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT 42"}}
+				if next == "ext" {
+					req = []pgproto3.FrontendMessage{&pgproto3.Parse{Query: "SELECT 42"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}
+				}
+				data := []pgproto3.FrontendMessage{copyRow(base), &pgproto3.Sync{}}
+				switch {
+				case strings.HasSuffix(tc, "/bad"):
+					data = append(data, &pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{})
+				case strings.HasSuffix(tc, "/end"):
+					data = append(data, &pgproto3.CopyData{Data: []byte("bad")})
+				case strings.HasSuffix(tc, "/two"):
+					data = append(data, copyRow(base+1), &pgproto3.Sync{})
+				}
+				return [][]pgproto3.FrontendMessage{
+					{&pgproto3.Query{String: "BEGIN"}},
+					{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+					data,
+					append([]pgproto3.FrontendMessage{&pgproto3.CopyDone{}}, req...),
+					{&pgproto3.Sync{}},
+					{&pgproto3.Query{String: "SELECT 43"}},
+					{&pgproto3.Query{String: "COMMIT"}},
+					{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)}},
+				}
+			})
+		})
+	}
+}
