@@ -100,6 +100,12 @@ type session struct {
 	// Flush), holds a COPY FROM STDIN; the client's CopyDone/CopyFail count while it is set, and
 	// the counts stay until the request's Sync.
 	copyPart bool
+	// copyPartStatus: the status the ReadyForQuery messages that answer the client's Syncs
+	// during copyPart's COPY carry instead of the backend's, 0 to keep it: 'I' for a part in
+	// the shim's block, which the backend reports failed once a bad row ended the COPY where
+	// PostgreSQL, the COPY in its implicit transaction, reports none
+	// (TestWrappedExtCopyFlushBadRow).
+	copyPartStatus byte
 	// partWrite: a part of the open extended request, sent unanswered before its Sync (after a
 	// Flush) while the mode took writes (roForced not set), ran an Execute in the implicit
 	// transaction open now (unitState.pipelined), which commits at the Sync without passing the
@@ -1182,6 +1188,15 @@ func (s *session) serverLoop() {
 		switch typ {
 		case 'Z':
 			loose = nil
+			if cur == nil && len(body) == 1 {
+				// No entry awaits it: a Sync the client sent during a COPY its part sent
+				// unanswered, answered once a bad row ended the COPY (copyPartStatus).
+				s.mu.Lock()
+				if st := s.copyPartStatus; s.copyPart && st != 0 {
+					body = []byte{st}
+				}
+				s.mu.Unlock()
+			}
 			if cur == nil || len(body) != 1 {
 				break // unexpected: pass it on
 			}
@@ -2301,11 +2316,15 @@ func (s *session) partWriteLocked() bool {
 	return s.status != 'T' && s.status != 'E'
 }
 
-// noteCopyPart notes a part of steps [lo, hi) of u sent unanswered (copyPart).
-func (s *session) noteCopyPart(u unit, lo, hi int) {
+// noteCopyPart notes a part of steps [lo, hi) of u sent unanswered (copyPart); injected: in
+// the shim's block (copyPartStatus).
+func (s *session) noteCopyPart(u unit, lo, hi int, injected bool) {
 	if hasCopyIn(u, lo, hi) {
 		s.mu.Lock()
 		s.copyPart = true
+		if injected {
+			s.copyPartStatus = 'I'
+		}
 		s.mu.Unlock()
 	}
 }
@@ -3593,7 +3612,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	if final && s.copyPart {
 		// The client ended the COPY before this Sync.
 		s.mu.Lock()
-		s.copyPart = false
+		s.copyPart, s.copyPartStatus = false, 0
 		s.mu.Unlock()
 	}
 	us := &s.unit
@@ -3675,7 +3694,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 				// until a later part learns it (walk).
 				us.st, us.assumed = 0, statusAfter(u, 0, u.n(), st)
 				us.pipelined = pipelineAfter(u, 0, u.n(), false)
-				s.noteCopyPart(u, 0, u.n())
+				s.noteCopyPart(u, 0, u.n(), false)
 				s.notePartWrite(u, 0, u.n(), st)
 			}
 			s.bw.Write(s.ebuf)
@@ -5006,7 +5025,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.assumed, us.pipelined = us.st, false
 			}
 			us.st, us.pipelined = 0, pipelineAfter(u, lo, n, us.pipelined)
-			s.noteCopyPart(u, lo, n)
+			s.noteCopyPart(u, lo, n, us.injected)
 			s.notePartWrite(u, lo, n, us.assumed)
 			return u.send(s, lo, n, true, nil)
 		}
