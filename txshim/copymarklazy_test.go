@@ -10,10 +10,12 @@ import (
 
 // passedCopySteps runs steps on a session straight to PostgreSQL and on one through the shim,
 // and fails t unless the shim's replies are PostgreSQL's, message for message (quiet: the
-// steps' bounds are where replies paused, which the load may move).
-func passedCopySteps(t *testing.T, steps func(base int) [][]pgproto3.FrontendMessage) {
+// steps' bounds are where replies paused, which the load may move), and unless the shim's
+// session made exactly commits dual commits: the transactions whose rows (the COPY's among
+// them, or not) reached the peer.
+func passedCopySteps(t *testing.T, commits int, steps func(base int) [][]pgproto3.FrontendMessage) {
 	t.Helper()
-	c, _, dual := dualShim(t)
+	c, peer, dual := dualShim(t)
 	base := 6000
 	var got [2]string
 	for i, via := range []string{"PostgreSQL", "shim"} {
@@ -29,6 +31,7 @@ func passedCopySteps(t *testing.T, steps func(base int) [][]pgproto3.FrontendMes
 	if strings.ReplaceAll(got[0], " | ", "") != strings.ReplaceAll(got[1], " | ", "") {
 		t.Errorf("the shim sent\n%s\nwhere PostgreSQL sent\n%s", got[1], got[0])
 	}
+	checkDual(t, peer.take(), commits)
 }
 
 func copyRow(id int) *pgproto3.CopyData {
@@ -41,7 +44,7 @@ func copyRow(id int) *pgproto3.CopyData {
 // second COPY's copy-in: it ended the session (08P01, unexpected message type).
 func TestPassedCopyMidSyncTwoCopies(t *testing.T) {
 	t.Parallel()
-	passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+	passedCopySteps(t, 1, func(base int) [][]pgproto3.FrontendMessage {
 		return [][]pgproto3.FrontendMessage{
 			{&pgproto3.Query{String: "BEGIN"}},
 			{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
@@ -60,7 +63,7 @@ func TestPassedCopyMidSyncTwoCopies(t *testing.T) {
 // — into the copy-in of the second COPY of a Query, which ended the session.
 func TestPassedCopySyncsReset(t *testing.T) {
 	t.Parallel()
-	passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+	passedCopySteps(t, 1, func(base int) [][]pgproto3.FrontendMessage {
 		return [][]pgproto3.FrontendMessage{
 			{&pgproto3.Query{String: "BEGIN"}},
 			{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
@@ -81,7 +84,7 @@ func TestPassedCopySyncsReset(t *testing.T) {
 // COPY's CopyDone, into the second COPY's copy-in, which ended the session.
 func TestWrappedCopyMidSyncTwoCopies(t *testing.T) {
 	t.Parallel()
-	passedCopySteps(t, func(base int) [][]pgproto3.FrontendMessage {
+	passedCopySteps(t, 1, func(base int) [][]pgproto3.FrontendMessage {
 		return [][]pgproto3.FrontendMessage{
 			{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
 			{copyRow(base), &pgproto3.Sync{}},

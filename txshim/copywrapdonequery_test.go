@@ -67,7 +67,7 @@ func TestWrappedExtCopyFailedThenQuery(t *testing.T) {
 	for _, tc := range []string{"mid", "end"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
-			passedCopySteps(t, func(b int) [][]pgproto3.FrontendMessage {
+			passedCopySteps(t, 1, func(b int) [][]pgproto3.FrontendMessage {
 				q := &pgproto3.Query{String: "SELECT 42"}
 				var data []pgproto3.FrontendMessage
 				switch tc {

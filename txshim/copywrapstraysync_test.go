@@ -22,7 +22,7 @@ func TestWrappedExtCopyStraySyncThenRequest(t *testing.T) {
 	for _, name := range []string{"ext", "simple"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			passedCopySteps(t, func(b int) [][]pgproto3.FrontendMessage {
+			passedCopySteps(t, 2, func(b int) [][]pgproto3.FrontendMessage {
 				after := append(ext(fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", b+1)), &pgproto3.Sync{})
 				if name == "simple" {
 					after = []pgproto3.FrontendMessage{&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", b+1)}}
