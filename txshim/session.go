@@ -106,6 +106,10 @@ type session struct {
 	// PostgreSQL, the COPY in its implicit transaction, reports none
 	// (TestWrappedExtCopyFlushBadRow).
 	copyPartStatus byte
+	// copyPartDone: serverLoop read a ReadyForQuery no entry awaits while copyPart was set: a
+	// Sync the client sent during the COPY, which a bad row had ended; PostgreSQL ended the
+	// request there (endCopyPart).
+	copyPartDone bool
 	// partWrite: a part of the open extended request, sent unanswered before its Sync (after a
 	// Flush) while the mode took writes (roForced not set), ran an Execute in the implicit
 	// transaction open now (unitState.pipelined), which commits at the Sync without passing the
@@ -845,6 +849,11 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			continue
 		}
+		if !strings.ContainsRune("dcfHSX", rune(typ)) {
+			if err := s.endCopyPart(); err != nil {
+				return err
+			}
+		}
 		if typ != 'S' && typ != 'H' {
 			if s.copyEndedExt && s.copyEnd != nil && !strings.ContainsRune("dcfX", rune(typ)) && !s.unit.open {
 				if err := s.copyEndUnsynced(); err != nil {
@@ -957,6 +966,44 @@ func (s *session) clientLoop(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// endCopyPart ends, at the client's first message after it that is no copy message, the
+// extended request whose COPY FROM STDIN, in a part sent unanswered (copyPart), a Sync of the
+// client's ended once a bad row had failed it (copyPartDone): PostgreSQL answered that Sync
+// and, out of the COPY, drops the copy messages that still come and runs the message as a
+// request of its own. The shim's block the part ran in, failed, is rolled back, and the
+// request the walk followed is over; what the backend answers the client's Syncs is
+// told from what follows (copyMark) (TestCopyPartSyncThenRequest).
+func (s *session) endCopyPart() error {
+	s.mu.Lock()
+	done := s.copyPartDone
+	if done {
+		s.copyPart, s.copyPartStatus, s.copyPartDone = false, 0, false
+		s.copyStarts, s.copyEnds = 0, 0
+		s.copyChangedLocked()
+	}
+	s.mu.Unlock()
+	if !done {
+		return nil
+	}
+	if err := s.copyMark(); err != nil {
+		return err
+	}
+	if s.unit.injected {
+		if _, err := s.capture("ROLLBACK"); err != nil {
+			return err
+		}
+		s.txUnprep, s.txWrote, s.txHold = false, false, false
+	}
+	s.unit = unitState{}
+	s.mu.Lock()
+	s.partWrite, s.partUnsure = false, 0
+	s.mu.Unlock()
+	s.leaveProcGate()
+	clear(s.parsed)
+	s.reqs++
+	return nil
 }
 
 // copyEndEntry returns, at a CopyDone or CopyFail of the client's that ends a passed-through
@@ -1195,6 +1242,7 @@ func (s *session) serverLoop() {
 				if st := s.copyPartStatus; s.copyPart && st != 0 {
 					body = []byte{st}
 				}
+				s.copyPartDone = s.copyPartDone || s.copyPart
 				s.mu.Unlock()
 			}
 			if cur == nil || len(body) != 1 {
@@ -3612,7 +3660,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	if final && s.copyPart {
 		// The client ended the COPY before this Sync.
 		s.mu.Lock()
-		s.copyPart, s.copyPartStatus = false, 0
+		s.copyPart, s.copyPartStatus, s.copyPartDone = false, 0, false
 		s.mu.Unlock()
 	}
 	us := &s.unit
