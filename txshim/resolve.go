@@ -399,13 +399,21 @@ func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64, spa
 	deadline := time.Now().Add(stopAppliesWait)
 	clean := 0
 	for clean < 2 {
-		var left, named, unnamed, working int
+		var left, named, unnamed, working, blind, blindUnnamed int
 		// CASE, not AND, so that only the gid's sessions are ever terminated; named counts them
-		// as they were before. at_work is false when spare is 0.
+		// as they were before. at_work is false when spare is 0. blind: pg_stat_activity shows
+		// the session's state but not what it does (track_activities = off for it: "disabled",
+		// no query, no state_change), or not even that (NULL: kept from this user); only its
+		// name and its locks tell of it then. at_work is NULL for a blind session of the gid
+		// when spare is set (never terminated here, nor counted as named): whether it is at
+		// work is unknown.
 		qctx, cancel := context.WithTimeout(ctx, resolveStmtTimeout)
 		err := d.conn.QueryRowContext(qctx, `WITH s AS (
   SELECT a.pid, a.application_name, a.state, a.query,
-    $3::float8 > 0 AND a.application_name = $1 AND CASE WHEN a.state = 'active'
+    a.state IS NULL OR a.state = 'disabled' AS blind,
+    EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'virtualxid' AND l.granted) AS in_xact,
+    $3::float8 > 0 AND a.application_name = $1 AND CASE WHEN a.state IS NULL OR a.state = 'disabled' THEN NULL
+      WHEN a.state = 'active'
       THEN NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted AND l.waitstart < now() - make_interval(secs => $3))
       ELSE a.state_change >= now() - make_interval(secs => $3) END AS at_work
   FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend')
@@ -414,9 +422,11 @@ SELECT
   count(*) FILTER (WHERE application_name = $1 AND NOT at_work),
   count(*) FILTER (WHERE application_name = $2 AND state = 'active' AND
     (starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name'''))),
-  count(*) FILTER (WHERE at_work)
+  count(*) FILTER (WHERE at_work),
+  count(*) FILTER (WHERE application_name = $1 AND at_work IS NULL),
+  count(*) FILTER (WHERE application_name = $2 AND blind AND in_xact)
 FROM s`,
-			applySessionName(gid), applyAppName, spare.Seconds()).Scan(&left, &named, &unnamed, &working)
+			applySessionName(gid), applyAppName, spare.Seconds()).Scan(&left, &named, &unnamed, &working, &blind, &blindUnnamed)
 		cancel()
 		if err != nil {
 			return sideUnknown, false, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
@@ -424,6 +434,16 @@ FROM s`,
 		if working > 0 {
 			return sideUnknown, true, nil
 		}
+		if blind > 0 {
+			// Taken for gone, the apply of a commit still going on was left to PREPARE after the
+			// local copy was rolled back (TestResolverOutsideLongApplyTrackActivitiesOff).
+			return sideUnknown, false, fmt.Errorf("%d session(s) on the %s database are applying %s, and pg_stat_activity does not show whether they are at work "+
+				"(track_activities is off for them, or their state is kept from this user): a running tandem may still be committing it, so it is left alone; "+
+				"turn track_activities on for the apply sessions (or end them) and run tandem resolve again", blind, d.side, gid)
+		}
+		// An apply session in a transaction whose statements pg_stat_activity does not show may
+		// be on its way to naming gid: as unnamed, and said so if it stays.
+		unnamed += blindUnnamed
 		if left > 0 {
 			return sideUnknown, false, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
 		}
@@ -436,8 +456,12 @@ FROM s`,
 			break
 		}
 		if time.Now().After(deadline) {
-			return sideUnknown, false, fmt.Errorf("%d apply session(s) on the %s database are busy and have not said yet which transaction they apply; "+
-				"one may be applying %s: try again", unnamed, d.side, gid)
+			hint := ""
+			if blindUnnamed > 0 {
+				hint = fmt.Sprintf(" (%d of them in a transaction whose statements pg_stat_activity does not show: track_activities is off for them, or their state is kept from this user)", blindUnnamed)
+			}
+			return sideUnknown, false, fmt.Errorf("%d apply session(s) on the %s database are busy and have not said yet which transaction they apply%s; "+
+				"one may be applying %s: try again", unnamed, d.side, hint, gid)
 		}
 		select {
 		case <-ctx.Done():
