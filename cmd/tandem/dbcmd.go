@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/txshim"
@@ -74,10 +77,10 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 			gid, yes = *rollback, false
 		}
 		if err := r.DecideWith(ctx, gid, yes, txshim.DecideOptions{AcceptUnknownOwnOutcome: *acceptUnknown}); err != nil {
-			fmt.Fprintln(stderr, "tandem resolve:", err)
+			fmt.Fprintln(stderr, "tandem resolve:", printableLines(err.Error()))
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: done\n", gid)
+		fmt.Fprintf(stdout, "%s: done\n", printable(gid))
 		return 0
 	}
 	sides := []struct{ name, dsn string }{{"local", cfg.TxShim.LocalDSN}, {"peer", cfg.TxShim.PeerDSN}}
@@ -99,19 +102,19 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	// A pass that failed on some gids still settled others: its report says what it did.
 	rep, err := r.ResolveOnce(ctx)
 	for _, g := range rep.Committed {
-		fmt.Fprintln(stdout, "committed:", g)
+		fmt.Fprintln(stdout, "committed:", printable(g))
 	}
 	for _, g := range rep.RolledBack {
-		fmt.Fprintln(stdout, "rolled back:", g)
+		fmt.Fprintln(stdout, "rolled back:", printable(g))
 	}
 	unsettled := len(rep.InDoubt) > 0
 	doubt := map[string]bool{}
 	for _, d := range rep.InDoubt {
-		fmt.Fprintf(stdout, "in doubt: %s (%s side): %s\n", d.GID, d.Side, d.Reason)
+		fmt.Fprintf(stdout, "in doubt: %s (%s side): %s\n", printable(d.GID), d.Side, printable(d.Reason))
 		doubt[d.GID] = true
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "tandem resolve:", err)
+		fmt.Fprintln(stderr, "tandem resolve:", printableLines(err.Error()))
 		return 1
 	}
 	// The pass says nothing of what it could not see or left alone: a database it did not reach,
@@ -127,13 +130,13 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 		for _, g := range gids {
 			if missed[side.name] && !doubt[g] {
 				fmt.Fprintf(stdout, "unsettled: %s (%s side): that database did not answer before the pass, so it may have been prepared before it and left alone; run tandem resolve again\n",
-					g, side.name)
+					printable(g), side.name)
 				unsettled = true
 				continue
 			}
 			if before[side.name+" "+g] && !doubt[g] {
 				fmt.Fprintf(stdout, "left alone: %s (%s side): prepared less than %v ago, or still being applied on the peer's database: a running tandem may still be committing it; run tandem resolve again\n",
-					g, side.name, settle)
+					printable(g), side.name, settle)
 				unsettled = true
 			}
 		}
@@ -144,6 +147,28 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 	// Said, not left to the exit code: a pass with nothing to settle printed nothing at all.
 	fmt.Fprintln(stdout, "settled: no Tandem transaction left in doubt on either database")
 	return 0
+}
+
+// printable is s as tandem resolve prints a gid, or what names one: as it is, unless it holds
+// a character that is not printable — any role may prepare a transaction under a gid of its
+// choosing that starts with tandem_, with a newline (a line of its own making in the output)
+// or a terminal's control sequence in it — then quoted as Go quotes (TestResolveGIDNotPrintable).
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// printableLines is printable line by line: an error of the pass joins one line per failure.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // preparedGIDs lists the Tandem transactions prepared in dsn's database.
