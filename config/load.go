@@ -583,6 +583,10 @@ func firstLineUnder(src, key string) int {
 
 var siteName = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,31}$`)
 
+// ValidSite tells whether name is one a site may be given (site): 1-32 lower-case letters,
+// digits or _, starting with a letter or digit.
+func ValidSite(name string) bool { return siteName.MatchString(name) }
+
 func (l *loader) resolve(r *raw, kind Kind) *Config {
 	c := &Config{File: l.file, Kind: kind, Site: r.Site, DataDir: r.DataDir, Priority: DefaultPriority}
 	switch {

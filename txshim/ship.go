@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
+	"github.com/tandem-ha/tandem/config"
 )
 
 // gidFor is the global transaction id of a write transaction (DESIGN §5.3).
@@ -24,7 +25,10 @@ func gidFor(site string, term uint64, xid uint64) string {
 }
 
 // parseGID splits a gid made by gidFor. Site names may hold underscores, so the two numbers
-// are taken from the right.
+// are taken from the right. A site part no site may be named (config.ValidSite: upper case, a
+// quote, a space, a backslash) is no gid of Tandem's: any role may prepare a transaction under
+// a gid of its choosing, and the resolver decided such a foreign one by the other database's
+// status of an xid of the same number (TestResolverForeignGIDNotSiteName).
 func parseGID(gid string) (site string, term uint64, xid uint64, ok bool) {
 	rest, found := strings.CutPrefix(gid, "tandem_")
 	if !found {
@@ -45,6 +49,9 @@ func parseGID(gid string) (site string, term uint64, xid uint64, ok bool) {
 	}
 	term, err = strconv.ParseUint(rest[j+1:], 10, 64)
 	if err != nil {
+		return "", 0, 0, false
+	}
+	if !config.ValidSite(rest[:j]) {
 		return "", 0, 0, false
 	}
 	return rest[:j], term, xid, true

@@ -27,7 +27,8 @@ func TestGID(t *testing.T) {
 			t.Errorf("parseGID(%q) = %q %d %d %v", gid, site, term, xid, ok)
 		}
 	}
-	for _, bad := range []string{"", "tandem_", "tandem_a_1", "tandem__1_2", "other_a_1_2", "tandem_a_plain_7", "tandem_a_1_x"} {
+	for _, bad := range []string{"", "tandem_", "tandem_a_1", "tandem__1_2", "other_a_1_2", "tandem_a_plain_7", "tandem_a_1_x",
+		"tandem_A_1_2", "tandem_a'b_1_2", "tandem_a b_1_2", `tandem_a\_1_2`, "tandem__a_1_2", "tandem_" + strings.Repeat("s", 33) + "_1_2"} {
 		if _, _, _, ok := parseGID(bad); ok {
 			t.Errorf("parseGID(%q) accepted", bad)
 		}
