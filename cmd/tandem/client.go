@@ -457,6 +457,13 @@ func cmdResync(args []string, stdout, stderr io.Writer) int {
 	if !argsAtMost("resync", rest, 0, stderr) {
 		return 2
 	}
-	c.http.Timeout = 0 // a copy takes as long as the tables need
+	// The copy's request has no timeout: it takes as long as the tables need. A member that
+	// never answers (frozen: its kernel still accepts the connection) would hold the command
+	// for ever, so it must first answer within the bound of the other commands.
+	if err := c.do(http.MethodGet, "/healthz", io.Discard); err != nil {
+		fmt.Fprintln(stderr, "tandem resync:", err)
+		return 1
+	}
+	c.http = newAdminHTTP(0)
 	return c.action("resync", "/resync", stdout, stderr, saidResynced)
 }
