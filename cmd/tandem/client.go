@@ -98,6 +98,14 @@ func adminFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 		}
 		c.base = adminURL(a)
 	}
+	if *path != "" && *addr == "" {
+		// Port 0: the member listens on a free port it picked, which the file cannot tell;
+		// dialled as written, it answered "connection refused", as if the member were down.
+		if _, port, err := net.SplitHostPort(strings.TrimPrefix(c.base, "http://")); err == nil && port == "0" {
+			fmt.Fprintf(stderr, "tandem %s: %s: admin.listen has port 0 (any free port): give -admin with the address the member bound (its log: tandem started ... admin=HOST:PORT)\n", name, *path)
+			return nil, nil, errUsage
+		}
+	}
 	c.guessed = *path == "" && *addr == ""
 	if *tokenFile != "" {
 		tok, err := config.ReadToken(*tokenFile)
