@@ -289,14 +289,19 @@ func (s *sidecar) switchover(w http.ResponseWriter, r *http.Request) {
 			if m.Site != st.Master || m.Admin == "" {
 				continue
 			}
-			addr, err := peerAdmin(r.Context(), m.Admin, m.Addr)
+			// The whole forward, the lookup of a host name in the master's admin address
+			// included, within forwardTimeout: the caller must get this answer, not its own
+			// timeout.
+			ctx, cancel := context.WithTimeout(r.Context(), forwardTimeout)
+			defer cancel()
+			addr, err := peerAdmin(ctx, m.Admin, m.Addr)
 			if err != nil {
 				http.Error(w, fmt.Sprintf("cannot forward to the master %s: %v", m.Site, err), http.StatusBadGateway)
 				return
 			}
 			c := &adminClient{base: adminURL(addr), token: s.cfg.Admin.Token, http: newAdminHTTP(forwardTimeout)}
 			var out strings.Builder
-			if err := c.doContext(r.Context(), http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
+			if err := c.doContext(ctx, http.MethodPost, "/switchover?"+r.URL.RawQuery, &out, forwardedHeader); err != nil {
 				// The master's refusal is the answer (an unknown site, none ready); 502 is for a
 				// master this member could not ask (unreachable, or its token is not this one's).
 				var re *replyError
@@ -360,7 +365,7 @@ func loopbackName(ctx context.Context, host string) bool {
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return true
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	ips, err := lookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
 		return false
 	}
@@ -370,6 +375,13 @@ func loopbackName(ctx context.Context, host string) bool {
 		}
 	}
 	return true
+}
+
+// lookupNetIP looks a host name up (a variable for the tests).
+var lookupNetIP = defaultLookupNetIP
+
+func defaultLookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, network, host)
 }
 
 // promote lifts this site's cold-start wait (tandem promote -force, DESIGN §3): a site that
