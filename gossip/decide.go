@@ -691,9 +691,20 @@ func (v View) wonVotes(m Member) bool {
 
 // excluded says m released the newest term and a site it released to
 // qualifies: m must leave the role to it.
+//
+// Not when another site is master of that very term (two sites took it alone, cut off from
+// each other without a witness: DESIGN §3 split brain): the release hands nothing over, as that
+// site holds the term already and takes no newer one for it, and kept m out of the role for
+// good — failback to a better m stopped, with no word of why.
 func (v View) excluded(m Member) bool {
 	if !released(m) || m.Record.Term != v.maxTerm() {
 		return false
+	}
+	for _, o := range v.Members {
+		if o.Site != m.Site && !o.Witness && o.Alive && o.Role == RoleMaster && !released(o) &&
+			o.Record.Term == m.Record.Term && o.Record.Master == o.Site {
+			return false
+		}
 	}
 	for _, o := range v.Members {
 		if o.Site == m.Site || (m.ReleasedTo != "" && m.ReleasedTo != o.Site) {
