@@ -411,6 +411,14 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 	if !ok || best.Site == self.Site || !better(best, self) {
 		return Action{}
 	}
+	if self.SplitBrain != 0 && self.SplitBrain == self.Record.Term {
+		// DESIGN §3: this master committed alone in its term, which the better site took too
+		// (cut off from each other without a witness, TestSplitBrainSameTermStopsFailback).
+		// That site's record of the term is its own, so rule 2 does not stop it; handing
+		// control to it would bury what this site committed alone. An operator decides.
+		return Action{Reason: fmt.Sprintf("failback to %s stopped: this site committed alone in term %d, which %s took too (split brain); "+
+			"compare the databases (tandem verify), then clear it here (tandem clear-split-brain) or hand over by tandem switchover", best.Site, self.SplitBrain, best.Site)}
+	}
 	if best.SplitBrain != 0 {
 		// DESIGN §3: its database holds commits of its own from term
 		// best.SplitBrain that this site's lacks; handing control back would
@@ -432,7 +440,10 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 // with peer_synced = false: it committed what the other database lacks. A site goes solo only
 // after the backup (or the witness) acknowledged that record, and a backup that knows it never
 // takes a newer term (rule 2), so a newer term seen now was taken by a site that did not know:
-// both sites wrote alone in the same period. Witness members cannot be in split brain.
+// both sites wrote alone in the same period. So does a record of T itself naming another
+// master: cut off from each other without a witness, both sites took T, the other without
+// this site's commits (TestSplitBrainSameTerm); unnoted, it stopped no failback to this site
+// and status never said so. Witness members cannot be in split brain.
 func SplitBrain(v View) uint64 {
 	self, ok := v.member(v.Self)
 	if !ok || self.Witness {
@@ -443,7 +454,10 @@ func SplitBrain(v View) uint64 {
 		return 0
 	}
 	for _, m := range v.Members {
-		if m.Site != self.Site && m.Record.Term > r.Term && m.Record.Master != self.Site {
+		if m.Site == self.Site || m.Record.Master == self.Site || m.Record.Master == "" {
+			continue
+		}
+		if m.Record.Term >= r.Term {
 			return r.Term
 		}
 	}

@@ -1409,7 +1409,12 @@ func (n *Node) promote(ctx context.Context, a Action) {
 			if errors.As(err, &pr) && pr.Record.Term == own.Term && own.Master == n.cfg.Site && pr.Record.Master != n.cfg.Site {
 				n.mu.Lock()
 				n.sameTerm = pr.Record
+				v := n.viewLocked(time.Now())
 				n.mu.Unlock()
+				// Another master of this site's own term: a split brain in that term if this
+				// site committed alone in it (SplitBrain), noted as for a newer term below.
+				v.Members = append(v.Members, Member{Meta: Meta{Site: pr.Record.Master, Record: pr.Record}})
+				n.checkSplitBrain(v)
 			}
 			if errors.As(err, &pr) && pr.Record.Term > own.Term {
 				// As in decide, the split brain the record shows is noted before the adoption
