@@ -205,6 +205,16 @@ func Decide(v View) Action {
 				return wait(fmt.Sprintf("site %s claims term %d, newer than term %d: its promotion may be under way", m.Site, m.Claim, term))
 			}
 		}
+		// A site lost while it claimed this term or a later one (the link cut, say) may have
+		// taken it out of sight: taking the same term beside it made two masters of one term,
+		// which the databases' term fencing (it refuses only older terms) and the split-brain
+		// check (a newer term) could not tell apart. Take the term past its claim
+		// (TestDecideSkipsLostSiteClaim).
+		for _, m := range v.Members {
+			if m.Site != self.Site && !m.Witness && !m.Alive && m.Claim >= term {
+				term = m.Claim + 1
+			}
+		}
 	}
 	if v.Settle <= 0 {
 		return Action{Kind: Promote, Term: term, Reason: v.promoteReason(self)}
