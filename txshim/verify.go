@@ -144,7 +144,7 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 	if err != nil {
 		return nil, err
 	}
-	diffs = diffAppSchemas(schemas[0], schemas[1])
+	diffs = append(diffAppSchemas(schemas[0], schemas[1]), diffClientSchemas(schemas[0], schemas[1])...)
 	for _, name := range unionKeys(tables[0], tables[1]) {
 		l, lok := tables[0][name]
 		p, pok := tables[1][name]

@@ -1,0 +1,139 @@
+package txshim
+
+import (
+	"context"
+	"fmt"
+)
+
+// clientSchema is what of the application schemas the apply's rows never meet, but the
+// applications do once the other site is master: a table's columns' defaults, foreign keys,
+// the triggers and rules that fire on the master only (the apply runs with
+// session_replication_role = replica) and the order triggers fire in, and plain views. Not the
+// order of a table's columns: the apply and resync's copy map values by column name
+// (TestApplyColumnOrder), a row type's order is compared where a column holds one
+// (appObjectsSQL), and a view's columns where it is compared; two tables with their columns in
+// another order hold and take the same rows. DDL through the shim keeps them alike; DDL that
+// bypassed it on one database makes them differ, and the same application then behaves
+// otherwise after a failover. Verify names such differences; install warns of them (it refuses
+// only those that make the apply diverge: appTableFactsSQL).
+type clientSchema struct {
+	facts map[string][]string  // "schema.table" to its facts (clientTableFactsSQL)
+	views map[string][2]string // "schema.view" to its query and options
+}
+
+// clientTableFactsSQL lists, per application table, the facts of clientSchema: its columns'
+// defaults (not a generated column's expression: appColumn), its foreign keys (whether
+// validated left out, as a CHECK's: a NOT VALID one checks new rows all the same), each
+// trigger that fires on the master only or not at all (those firing in the apply are
+// appTableFactsSQL's), with the md5 of its function's definition (CREATE TRIGGER names the
+// function, not what it does), and each rule that does. Named by their definitions, not their
+// names — but triggers for one event and timing fire in the order of their names: where a
+// table has more than one, that order is a fact too.
+const clientTableFactsSQL = `SELECT n.nspname, c.relname,
+  'column "' || replace(a.attname, '"', '""') || '" DEFAULT ' || pg_get_expr(d.adbin, d.adrelid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attrdef d ON d.adrelid = c.oid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.adnum AND NOT a.attisdropped
+WHERE ` + appRelFilter + ` AND a.attgenerated = ''
+UNION ALL
+SELECT n.nspname, c.relname, 'constraint ' || regexp_replace(pg_get_constraintdef(con.oid), ' NOT VALID$', '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_constraint con ON con.conrelid = c.oid
+WHERE ` + appRelFilter + ` AND con.contype = 'f'
+UNION ALL
+SELECT n.nspname, c.relname, k.def || ' (function definition md5 ' || md5(pg_get_functiondef(tg.tgfoid)) || ')'
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
+  LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
+WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgenabled IN ('O', 'D')
+UNION ALL
+SELECT n.nspname, c.relname, 'triggers fire in the order ' || string_agg(k.def, ', then ' ORDER BY tg.tgname) || ' on ' || e.ev
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
+  (VALUES (4, 'INSERT'), (8, 'DELETE'), (16, 'UPDATE'), (32, 'TRUNCATE')) e(bit, ev),
+  LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
+WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgtype::int & e.bit <> 0
+GROUP BY n.nspname, c.relname, e.ev, tg.tgtype::int & 67
+HAVING count(*) > 1
+UNION ALL
+SELECT n.nspname, c.relname,
+  'rule' || CASE rw.ev_enabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END || ': '
+    || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1), E' \n')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
+WHERE ` + appRelFilter + ` AND rw.ev_enabled IN ('O', 'D')
+ORDER BY 1, 2, 3`
+
+// triggerDefSQL is trigger tg's definition with its name cut out, and whether it is enabled.
+const triggerDefSQL = `CASE WHEN tg.tgconstraint <> 0 THEN 'constraint trigger' ELSE 'trigger' END
+    || CASE tg.tgenabled WHEN 'D' THEN ' (DISABLED)' WHEN 'A' THEN ' (ENABLE ALWAYS)' WHEN 'R' THEN ' (ENABLE REPLICA)' ELSE '' END
+    || substr(pg_get_triggerdef(tg.oid), length(CASE WHEN tg.tgconstraint <> 0 THEN 'CREATE CONSTRAINT TRIGGER' ELSE 'CREATE TRIGGER' END
+      || ' ' || quote_ident(tg.tgname)) + 1)`
+
+// clientViewsSQL lists the plain views of the application schemas: query and options
+// (check_option, security_barrier, security_invoker).
+const clientViewsSQL = `SELECT n.nspname, c.relname, pg_get_viewdef(c.oid), coalesce(array_to_string(c.reloptions, ', '), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'v' AND ` + appSchemaFilter
+
+// readClientSchema reads the clientSchema with query, in a session whose search_path is
+// pg_catalog alone and whose spelling of definitions is pinned (readAppSchema).
+func readClientSchema(ctx context.Context, query schemaQuery) (clientSchema, error) {
+	s := clientSchema{facts: map[string][]string{}, views: map[string][2]string{}}
+	for _, q := range []struct {
+		sql  string
+		cols int
+		add  func(name string, r []string)
+	}{
+		{clientTableFactsSQL, 3, func(name string, r []string) { s.facts[name] = append(s.facts[name], r[2]) }},
+		{clientViewsSQL, 4, func(name string, r []string) { s.views[name] = [2]string{r[2], r[3]} }},
+	} {
+		rows, err := query(ctx, q.sql)
+		if err != nil {
+			return clientSchema{}, fmt.Errorf("read application defaults, foreign keys, triggers and views: %w", err)
+		}
+		for _, r := range rows {
+			if len(r) != q.cols {
+				return clientSchema{}, fmt.Errorf("read application defaults, foreign keys, triggers and views: %d columns, want %d", len(r), q.cols)
+			}
+			q.add(sqlIdent(r[0])+"."+sqlIdent(r[1]), r)
+		}
+	}
+	return s, nil
+}
+
+// diffClientSchemas names every difference between the local and the peer clientSchema. A
+// table on one side only is named by diffAppSchemas.
+func diffClientSchemas(local, peer appSchema) []string {
+	l, p := local.client, peer.client
+	var diffs []string
+	for _, t := range unionKeys(l.facts, p.facts) {
+		if local.tables[t] == nil || peer.tables[t] == nil {
+			continue
+		}
+		lf, pf := l.facts[t], p.facts[t]
+		for _, f := range lf {
+			if !containsString(pf, f) {
+				diffs = append(diffs, fmt.Sprintf("table %s: %s on the local database only", t, f))
+			}
+		}
+		for _, f := range pf {
+			if !containsString(lf, f) {
+				diffs = append(diffs, fmt.Sprintf("table %s: %s on the peer database only", t, f))
+			}
+		}
+	}
+	for _, v := range unionKeys(l.views, p.views) {
+		lv, lok := l.views[v]
+		pv, pok := p.views[v]
+		switch {
+		case !pok:
+			diffs = append(diffs, fmt.Sprintf("view %s exists only on the local database", v))
+		case !lok:
+			diffs = append(diffs, fmt.Sprintf("view %s exists only on the peer database", v))
+		default:
+			if lv[0] != pv[0] {
+				diffs = append(diffs, fmt.Sprintf("view %s is defined by another query on each database", v))
+			}
+			if lv[1] != pv[1] {
+				diffs = append(diffs, fmt.Sprintf("view %s has options (%s) on the local database but (%s) on the peer", v, lv[1], pv[1]))
+			}
+		}
+	}
+	return diffs
+}
