@@ -8,14 +8,14 @@ import (
 // clientSchema is what of the application schemas the apply's rows never meet, but the
 // applications do once the other site is master: a table's columns' defaults, foreign keys,
 // the triggers and rules that fire on the master only (the apply runs with
-// session_replication_role = replica) and the order triggers fire in, and plain views. Not the
-// order of a table's columns: the apply and resync's copy map values by column name
-// (TestApplyColumnOrder), a row type's order is compared where a column holds one
-// (appObjectsSQL), and a view's columns where it is compared; two tables with their columns in
-// another order hold and take the same rows. DDL through the shim keeps them alike; DDL that
-// bypassed it on one database makes them differ, and the same application then behaves
-// otherwise after a failover. Verify names such differences; install warns of them (it refuses
-// only those that make the apply diverge: appTableFactsSQL).
+// session_replication_role = replica) and the order triggers fire in, row-level security and
+// its policies, and plain views. Not the order of a table's columns: the apply and resync's copy map
+// values by column name (TestApplyColumnOrder), a row type's order is compared where a column
+// holds one (appObjectsSQL), and a view's columns where it is compared; two tables with their
+// columns in another order hold and take the same rows. DDL through the shim keeps them alike;
+// DDL that bypassed it on one database makes them differ, and the same application then
+// behaves otherwise after a failover. Verify names such differences; install warns of them (it
+// refuses only those that make the apply diverge: appTableFactsSQL).
 type clientSchema struct {
 	facts map[string][]string  // "schema.table" to its facts (clientTableFactsSQL)
 	views map[string][2]string // "schema.view" to its query and options
@@ -28,7 +28,10 @@ type clientSchema struct {
 // appTableFactsSQL's), with the md5 of its function's definition (CREATE TRIGGER names the
 // function, not what it does), and each rule that does. Named by their definitions, not their
 // names — but triggers for one event and timing fire in the order of their names: where a
-// table has more than one, that order is a fact too.
+// table has more than one, that order is a fact too. And its row-level security: whether it
+// is enabled or forced, and each policy by its kind, command, roles and expressions (verify
+// reads every row, and the apply writes them, with row_security off: a policy on one database
+// only changes no row, but what the applications' users see or may write after a failover).
 const clientTableFactsSQL = `SELECT n.nspname, c.relname,
   'column "' || replace(a.attname, '"', '""') || '" DEFAULT ' || pg_get_expr(d.adbin, d.adrelid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attrdef d ON d.adrelid = c.oid
@@ -57,6 +60,20 @@ SELECT n.nspname, c.relname,
     || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1), E' \n')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
 WHERE ` + appRelFilter + ` AND rw.ev_enabled IN ('O', 'D')
+UNION ALL
+SELECT n.nspname, c.relname, concat_ws(', ', 'row-level security ' || CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
+    CASE WHEN c.relforcerowsecurity THEN 'forced' END)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE ` + appRelFilter + ` AND (c.relrowsecurity OR c.relforcerowsecurity)
+UNION ALL
+SELECT n.nspname, c.relname, 'policy ' || CASE WHEN po.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END
+    || ' FOR ' || CASE po.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END
+    || ' TO ' || (SELECT string_agg(x.role, ', ' ORDER BY x.role)
+      FROM (SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END AS role FROM unnest(po.polroles) r) x)
+    || coalesce(' USING (' || pg_get_expr(po.polqual, po.polrelid) || ')', '')
+    || coalesce(' WITH CHECK (' || pg_get_expr(po.polwithcheck, po.polrelid) || ')', '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_policy po ON po.polrelid = c.oid
+WHERE ` + appRelFilter + `
 ORDER BY 1, 2, 3`
 
 // triggerDefSQL is trigger tg's definition with its name cut out, and whether it is enabled.

@@ -22,12 +22,7 @@ func TestVerifyClientDefinitions(t *testing.T) {
 	fn := func(name, body string) string {
 		return `CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN ` + body + ` RETURN NEW; END$$`
 	}
-	cases := []struct {
-		name        string
-		both        []string
-		local, peer []string
-		want        []string // in one difference each; nil: identical
-	}{
+	cases := []verifyCase{
 		{name: "view query", want: []string{`view "public"."v" is defined by another query on each database`},
 			both:  []string{`CREATE TABLE t (id int PRIMARY KEY)`},
 			local: []string{`CREATE VIEW v AS SELECT id FROM t`},
@@ -81,11 +76,44 @@ func TestVerifyClientDefinitions(t *testing.T) {
 				`CREATE TRIGGER c1 AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f()`, `CREATE TRIGGER c2 AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION g()`,
 				`CREATE VIEW v AS SELECT t.id, t.v FROM t`}},
 	}
+	verifyCases(t, "client", cases)
+}
+
+// TestInstallWarnsClientDefinitions: install takes databases whose schemas differ only where
+// the applications meet them, not the apply (TestInstallSchemaDifferences, "harmless"), but
+// says so, naming each difference as verify does, rather than go on as if they were identical.
+func TestInstallWarnsClientDefinitions(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
+	p.peer.Exec(t, `ALTER TABLE t ALTER v SET DEFAULT 'x'`)
+	var logged logBuffer
+	if err := Install(capCtx(t, 60*time.Second), "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if want := `table \"public\".\"t\": column \"v\" DEFAULT 'x'::text on the peer database only`; !strings.Contains(logged.String(), want) {
+		t.Errorf("install's log does not name %s:\n%s", want, logged.String())
+	}
+}
+
+// verifyCase is a case of verifyCases: statements run on both databases, then on each; the
+// differences verify must name (each in one of them), none when want is nil.
+type verifyCase struct {
+	name        string
+	both        []string
+	local, peer []string
+	want        []string
+}
+
+// verifyCases runs each case in databases of its own (prefix and its index) on one pair of
+// clusters, and checks what Verify names.
+func verifyCases(t *testing.T, prefix string, cases []verifyCase) {
+	t.Helper()
 	// One pair of clusters, each case in a database of its own on each.
 	p := startCapPair(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			name := fmt.Sprintf("client%d", i)
+			name := fmt.Sprintf("%s%d", prefix, i)
 			p.both(t, "CREATE DATABASE "+name)
 			ldb, pdb := p.local.Open(t, name), p.peer.Open(t, name)
 			run := func(dbs []*sql.DB, stmts []string) {
@@ -122,19 +150,43 @@ func TestVerifyClientDefinitions(t *testing.T) {
 	}
 }
 
-// TestInstallWarnsClientDefinitions: install takes databases whose schemas differ only where
-// the applications meet them, not the apply (TestInstallSchemaDifferences, "harmless"), but
-// says so, naming each difference as verify does, rather than go on as if they were identical.
-func TestInstallWarnsClientDefinitions(t *testing.T) {
+// TestVerifyRowSecurityDefinitions: row-level security made on one database only (bypassing
+// the shim) — enabled or forced on a table, a policy, a policy's expression, command, roles or
+// kind — leaves the rows alike (verify reads them with row_security off, as the apply writes
+// them), yet once the other site is master the applications' users see or may write other
+// rows: verify called such databases identical. Each is a difference; the same policies
+// named differently are not. A rule that fires on the master only is one too.
+func TestVerifyRowSecurityDefinitions(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
-	p.peer.Exec(t, `ALTER TABLE t ALTER v SET DEFAULT 'x'`)
-	var logged logBuffer
-	if err := Install(capCtx(t, 60*time.Second), "site1", p.local.DSN("app"), p.peer.DSN("app"), slog.New(slog.NewTextHandler(&logged, nil))); err != nil {
-		t.Fatal(err)
+	const table = `CREATE TABLE t (id int PRIMARY KEY, owner text)`
+	cases := []verifyCase{
+		{name: "enabled", want: []string{`table "public"."t": row-level security enabled on the peer database only`},
+			both: []string{table}, peer: []string{`ALTER TABLE t ENABLE ROW LEVEL SECURITY`}},
+		{name: "forced", want: []string{`table "public"."t": row-level security enabled, forced on the local database only`},
+			both:  []string{table, `ALTER TABLE t ENABLE ROW LEVEL SECURITY`},
+			local: []string{`ALTER TABLE t FORCE ROW LEVEL SECURITY`}},
+		{name: "policy", want: []string{`table "public"."t": policy PERMISSIVE FOR ALL TO PUBLIC USING ((owner = CURRENT_USER)) on the local database only`},
+			both:  []string{table, `ALTER TABLE t ENABLE ROW LEVEL SECURITY`},
+			local: []string{`CREATE POLICY mine ON t USING (owner = current_user)`}},
+		{name: "policy expression", want: []string{`USING ((owner = CURRENT_USER)) on the local database only`, `USING ((owner = SESSION_USER)) on the peer database only`},
+			both:  []string{table, `ALTER TABLE t ENABLE ROW LEVEL SECURITY`},
+			local: []string{`CREATE POLICY mine ON t USING (owner = current_user)`},
+			peer:  []string{`CREATE POLICY mine ON t USING (owner = session_user)`}},
+		{name: "policy command and kind", want: []string{`policy RESTRICTIVE FOR INSERT TO PUBLIC WITH CHECK ((owner = CURRENT_USER)) on the peer database only`},
+			both:  []string{table, `ALTER TABLE t ENABLE ROW LEVEL SECURITY`},
+			local: []string{`CREATE POLICY mine ON t FOR INSERT WITH CHECK (owner = current_user)`},
+			peer:  []string{`CREATE POLICY mine ON t AS RESTRICTIVE FOR INSERT WITH CHECK (owner = current_user)`}},
+		{name: "policy roles", want: []string{`policy PERMISSIVE FOR SELECT TO pg_read_all_data USING (true) on the peer database only`},
+			both:  []string{table},
+			local: []string{`CREATE POLICY r ON t FOR SELECT TO pg_monitor USING (true)`},
+			peer:  []string{`CREATE POLICY r ON t FOR SELECT TO pg_read_all_data USING (true)`}},
+		{name: "rule on the master", want: []string{`table "public"."t": rule: ON DELETE TO public.t DO INSTEAD NOTHING; on the local database only`},
+			both:  []string{table},
+			local: []string{`CREATE RULE keep AS ON DELETE TO t DO INSTEAD NOTHING`}},
+		{name: "made differently",
+			both:  []string{table, `ALTER TABLE t ENABLE ROW LEVEL SECURITY`},
+			local: []string{`CREATE POLICY mine ON t USING (owner = current_user)`, `CREATE POLICY r ON t FOR SELECT TO pg_monitor, pg_read_all_data USING (true)`},
+			peer:  []string{`CREATE POLICY t_mine ON t USING (owner = current_user)`, `CREATE POLICY r2 ON t FOR SELECT TO pg_read_all_data, pg_monitor USING (true)`}},
 	}
-	if want := `table \"public\".\"t\": column \"v\" DEFAULT 'x'::text on the peer database only`; !strings.Contains(logged.String(), want) {
-		t.Errorf("install's log does not name %s:\n%s", want, logged.String())
-	}
+	verifyCases(t, "rls", cases)
 }
