@@ -152,6 +152,17 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 			return nil, err
 		}
 	}
+	var lo string
+	err = v.unlocking(ctx, func() (err error) {
+		lo, err = diffLargeObjects(ctx, v.txs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if lo != "" {
+		diffs = append(diffs, lo)
+	}
 	// One line of printable text per difference, whatever the names and definitions it quotes
 	// hold: a table, column or enum label, a CHECK's string literal, with a newline or a
 	// terminal's escape sequence (TestVerifyNamesNotPrintable).
