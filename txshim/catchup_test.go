@@ -615,7 +615,11 @@ func TestCatchUpTailUnwrappedWrite(t *testing.T) {
 		return !shim.Catalog().ReadAt.IsZero()
 	})
 	// Behind the shim's back: it reads SELECT w(…) as a read until it reads its catalog again.
-	p.local.Exec(t, `CREATE FUNCTION w(i int) RETURNS int LANGUAGE sql AS 'INSERT INTO t VALUES (i) RETURNING i'`)
+	// On the peer too, straight: the databases' definitions stay alike (requireSame compares
+	// functions), and the shim knows of neither.
+	for _, c := range []*pgtest.Cluster{p.local, p.peer} {
+		c.Exec(t, `CREATE FUNCTION w(i int) RETURNS int LANGUAGE sql AS 'INSERT INTO t VALUES (i) RETURNING i'`)
+	}
 
 	var tail, fired, replied atomic.Bool
 	done := make(chan error, 1)

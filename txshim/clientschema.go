@@ -3,13 +3,15 @@ package txshim
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // clientSchema is what of the application schemas the apply's rows never meet, but the
 // applications do once the other site is master: a table's columns' defaults, foreign keys,
 // the triggers and rules that fire on the master only (the apply runs with
 // session_replication_role = replica) and the order triggers fire in, row-level security and
-// its policies, and plain views. Not the order of a table's columns: the apply and resync's copy map
+// its policies, plain views, functions and procedures (what the applications call), and
+// extensions. Not the order of a table's columns: the apply and resync's copy map
 // values by column name (TestApplyColumnOrder), a row type's order is compared where a column
 // holds one (appObjectsSQL), and a view's columns where it is compared; two tables with their
 // columns in another order hold and take the same rows. DDL through the shim keeps them alike;
@@ -19,6 +21,8 @@ import (
 type clientSchema struct {
 	facts map[string][]string  // "schema.table" to its facts (clientTableFactsSQL)
 	views map[string][2]string // "schema.view" to its query and options
+	procs map[string]string    // "function schema.name(types)" (or procedure) to its definition's md5
+	exts  map[string]string    // an extension's quoted name to its version and schema
 }
 
 // clientTableFactsSQL lists, per application table, the facts of clientSchema: its columns'
@@ -88,10 +92,33 @@ const clientViewsSQL = `SELECT n.nspname, c.relname, pg_get_viewdef(c.oid), coal
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'v' AND ` + appSchemaFilter
 
+// clientRoutinesSQL lists the functions and procedures of the application schemas (not
+// aggregates, which pg_get_functiondef does not print) by signature, with the md5 of their
+// definitions: body, language, volatility, security, settings. Not those of an extension: the
+// extension's version is compared (an extension on one database only named once, not each of
+// its functions); nor a function a trigger of an application table runs, named with the
+// trigger (its md5 among the table's facts) rather than twice.
+var clientRoutinesSQL = `SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || p.oid::regprocedure::text,
+  md5(pg_get_functiondef(p.oid))
+FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+WHERE p.prokind IN ('f', 'p', 'w') AND ` + procSchemaFilter + `
+  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+    AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
+  AND NOT EXISTS (SELECT FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal AND ` + appRelFilter + `)`
+
+// procSchemaFilter is appSchemaFilter for the schema pn of a routine.
+var procSchemaFilter = strings.ReplaceAll(appSchemaFilter, "n.nspname", "pn.nspname")
+
+// clientExtensionsSQL lists the database's extensions: version and schema.
+const clientExtensionsSQL = `SELECT e.extname, e.extversion || ' in schema ' || quote_ident(n.nspname)
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace`
+
 // readClientSchema reads the clientSchema with query, in a session whose search_path is
 // pg_catalog alone and whose spelling of definitions is pinned (readAppSchema).
 func readClientSchema(ctx context.Context, query schemaQuery) (clientSchema, error) {
-	s := clientSchema{facts: map[string][]string{}, views: map[string][2]string{}}
+	s := clientSchema{facts: map[string][]string{}, views: map[string][2]string{},
+		procs: map[string]string{}, exts: map[string]string{}}
 	for _, q := range []struct {
 		sql  string
 		cols int
@@ -99,6 +126,8 @@ func readClientSchema(ctx context.Context, query schemaQuery) (clientSchema, err
 	}{
 		{clientTableFactsSQL, 3, func(name string, r []string) { s.facts[name] = append(s.facts[name], r[2]) }},
 		{clientViewsSQL, 4, func(name string, r []string) { s.views[name] = [2]string{r[2], r[3]} }},
+		{clientRoutinesSQL, 2, func(_ string, r []string) { s.procs[r[0]] = r[1] }},
+		{clientExtensionsSQL, 2, func(_ string, r []string) { s.exts[sqlIdent(r[0])] = r[1] }},
 	} {
 		rows, err := query(ctx, q.sql)
 		if err != nil {
@@ -108,7 +137,11 @@ func readClientSchema(ctx context.Context, query schemaQuery) (clientSchema, err
 			if len(r) != q.cols {
 				return clientSchema{}, fmt.Errorf("read application defaults, foreign keys, triggers and views: %d columns, want %d", len(r), q.cols)
 			}
-			q.add(sqlIdent(r[0])+"."+sqlIdent(r[1]), r)
+			name := ""
+			if q.cols > 2 {
+				name = sqlIdent(r[0]) + "." + sqlIdent(r[1])
+			}
+			q.add(name, r)
 		}
 	}
 	return s, nil
@@ -150,6 +183,30 @@ func diffClientSchemas(local, peer appSchema) []string {
 			if lv[1] != pv[1] {
 				diffs = append(diffs, fmt.Sprintf("view %s has options (%s) on the local database but (%s) on the peer", v, lv[1], pv[1]))
 			}
+		}
+	}
+	for _, f := range unionKeys(l.procs, p.procs) {
+		lp, lok := l.procs[f]
+		pp, pok := p.procs[f]
+		switch {
+		case !pok:
+			diffs = append(diffs, fmt.Sprintf("%s exists only on the local database", f))
+		case !lok:
+			diffs = append(diffs, fmt.Sprintf("%s exists only on the peer database", f))
+		case lp != pp:
+			diffs = append(diffs, fmt.Sprintf("%s is defined otherwise on each database", f))
+		}
+	}
+	for _, e := range unionKeys(l.exts, p.exts) {
+		le, lok := l.exts[e]
+		pe, pok := p.exts[e]
+		switch {
+		case !pok:
+			diffs = append(diffs, fmt.Sprintf("extension %s exists only on the local database", e))
+		case !lok:
+			diffs = append(diffs, fmt.Sprintf("extension %s exists only on the peer database", e))
+		case le != pe:
+			diffs = append(diffs, fmt.Sprintf("extension %s is version %s on the local database but %s on the peer", e, le, pe))
 		}
 	}
 	return diffs

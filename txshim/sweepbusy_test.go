@@ -109,5 +109,6 @@ func TestSweepUnderPlainLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.peer.Exec(t, `DROP TRIGGER slow ON load`)
+	p.peer.Exec(t, `DROP FUNCTION slow()`) // requireSame compares functions too
 	requireSame(t, p)
 }

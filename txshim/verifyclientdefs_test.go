@@ -103,6 +103,7 @@ type verifyCase struct {
 	both        []string
 	local, peer []string
 	want        []string
+	count       int // how many differences, when not 0
 }
 
 // verifyCases runs each case in databases of its own (prefix and its index) on one pair of
@@ -136,6 +137,9 @@ func verifyCases(t *testing.T, prefix string, cases []verifyCase) {
 			t.Logf("verify: %q", diffs)
 			if tc.want == nil && len(diffs) > 0 {
 				t.Fatalf("verify called the same definitions, made differently, different: %q", diffs)
+			}
+			if tc.count > 0 && len(diffs) != tc.count {
+				t.Errorf("%d differences, want %d", len(diffs), tc.count)
 			}
 			for _, w := range tc.want {
 				found := false
@@ -189,4 +193,30 @@ func TestVerifyRowSecurityDefinitions(t *testing.T) {
 			peer:  []string{`CREATE POLICY t_mine ON t USING (owner = current_user)`, `CREATE POLICY r2 ON t FOR SELECT TO pg_read_all_data, pg_monitor USING (true)`}},
 	}
 	verifyCases(t, "rls", cases)
+}
+
+// TestVerifyRoutinesAndExtensions: a function or procedure replaced, made or dropped on one
+// database only (bypassing the shim), or an extension installed there alone or at another
+// version, changes what the applications' calls do once the other site is master — while no
+// row differs: verify called such databases identical. Each is a difference, naming the
+// routine by its signature or the extension; a routine made by an extension on both is not.
+func TestVerifyRoutinesAndExtensions(t *testing.T) {
+	t.Parallel()
+	const f = `CREATE FUNCTION price(n int) RETURNS numeric LANGUAGE sql AS $$SELECT n * 1.19$$`
+	cases := []verifyCase{
+		{name: "function body", want: []string{`function public.price(integer) is defined otherwise on each database`},
+			both: []string{f}, peer: []string{`CREATE OR REPLACE FUNCTION price(n int) RETURNS numeric LANGUAGE sql AS $$SELECT n * 1.20$$`}},
+		{name: "function volatility", want: []string{`function public.price(integer) is defined otherwise on each database`},
+			both: []string{f}, local: []string{`ALTER FUNCTION price(int) IMMUTABLE`}},
+		{name: "function on one side", want: []string{`function public.price(integer) exists only on the local database`},
+			local: []string{f}},
+		{name: "overload on one side", want: []string{`function public.price(bigint) exists only on the peer database`},
+			both: []string{f}, peer: []string{`CREATE FUNCTION price(n bigint) RETURNS numeric LANGUAGE sql AS $$SELECT n * 1.19$$`}},
+		{name: "procedure", want: []string{`procedure public.touch() exists only on the peer database`},
+			peer: []string{`CREATE PROCEDURE touch() LANGUAGE sql AS $$SELECT 1$$`}},
+		{name: "extension", want: []string{`extension "pg_trgm" exists only on the local database`}, count: 1,
+			local: []string{`CREATE EXTENSION pg_trgm`}},
+		{name: "same extension", both: []string{`CREATE EXTENSION pg_trgm`, f}},
+	}
+	verifyCases(t, "routine", cases)
 }
