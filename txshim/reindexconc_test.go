@@ -1,0 +1,60 @@
+package txshim
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReindexConcurrentlyInProgressVerify: a REINDEX CONCURRENTLY still running on one
+// database — here waiting for a reader of the table before it marks the old index dead — has
+// swapped the indexes: the new one bears the index's name and is the one
+// pg_stat_progress_create_index names, while the old one, now <name>_ccold, is invalid until
+// the statement drops it. That is a statement in progress, not a leftover: verify must not report
+// an invalid index the databases do not share (and install and resync must not refuse for it).
+func TestReindexConcurrentlyInProgressVerify(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`, `CREATE INDEX kv_v ON kv (v)`)
+	ctx := capCtx(t, 60*time.Second)
+	// A reader holding its lock on the table (READ COMMITTED: no snapshot between statements),
+	// which the REINDEX waits for before it marks the old index dead.
+	reader, err := p.ldb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	if _, err := reader.ExecContext(ctx, `SELECT count(*) FROM kv`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	rctx, stop := context.WithCancel(ctx)
+	go func() {
+		_, err := p.ldb.ExecContext(rctx, `REINDEX INDEX CONCURRENTLY kv_v`)
+		done <- err
+	}()
+	defer func() {
+		stop()
+		_ = reader.Rollback()
+		<-done
+	}()
+	waitFor(t, "the REINDEX CONCURRENTLY to wait for the reader before marking the old index dead", func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_progress_create_index WHERE phase = 'waiting for readers before marking dead'`) == 1
+	})
+	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('kv_v_ccold') AND NOT indisvalid`); n != 1 {
+		t.Fatalf("no invalid kv_v_ccold while the REINDEX CONCURRENTLY runs (%d)", n)
+	}
+	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(diffs, "\n"), "kv_v") {
+		t.Errorf("verify during a REINDEX CONCURRENTLY in progress: %q; want no index named", diffs)
+	}
+	_ = reader.Rollback()
+	if err := <-done; err != nil {
+		t.Fatalf("REINDEX CONCURRENTLY: %v", err)
+	}
+	done <- nil // for the deferred wait
+}
