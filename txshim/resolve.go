@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -398,8 +399,12 @@ func (d *resolveDB) isPrepared(ctx context.Context, gid string) (bool, error) {
 func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64, spare time.Duration) (st sideState, busy bool, err error) {
 	deadline := time.Now().Add(stopAppliesWait)
 	clean := 0
+	// When each transaction of an unnamed blind apply session (pid and virtual xid) was first
+	// seen.
+	since := map[string]time.Time{}
 	for clean < 2 {
 		var left, named, unnamed, working, blind, blindUnnamed int
+		var blindXacts sql.NullString
 		// CASE, not AND, so that only the gid's sessions are ever terminated; named counts them
 		// as they were before. at_work is false when spare is 0. blind: pg_stat_activity shows
 		// the session's state but not what it does (track_activities = off for it: "disabled",
@@ -411,7 +416,8 @@ func (d *resolveDB) stopApplies(ctx context.Context, gid string, xid uint64, spa
 		err := d.conn.QueryRowContext(qctx, `WITH s AS (
   SELECT a.pid, a.application_name, a.state, a.query,
     a.state IS NULL OR a.state = 'disabled' AS blind,
-    EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'virtualxid' AND l.granted) AS in_xact,
+    (SELECT l.virtualxid FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'virtualxid' AND l.granted
+      AND l.virtualxid = l.virtualtransaction LIMIT 1) AS vxid,
     $3::float8 > 0 AND a.application_name = $1 AND CASE WHEN a.state IS NULL OR a.state = 'disabled' THEN NULL
       WHEN a.state = 'active'
       THEN NOT EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted AND l.waitstart < now() - make_interval(secs => $3))
@@ -424,9 +430,9 @@ SELECT
     (starts_with(query, 'BEGIN') OR starts_with(query, 'SELECT set_config(''application_name'''))),
   count(*) FILTER (WHERE at_work),
   count(*) FILTER (WHERE application_name = $1 AND at_work IS NULL),
-  count(*) FILTER (WHERE application_name = $2 AND blind AND in_xact)
+  string_agg(pid || ' ' || vxid, ',') FILTER (WHERE application_name = $2 AND blind AND vxid IS NOT NULL)
 FROM s`,
-			applySessionName(gid), applyAppName, spare.Seconds()).Scan(&left, &named, &unnamed, &working, &blind, &blindUnnamed)
+			applySessionName(gid), applyAppName, spare.Seconds()).Scan(&left, &named, &unnamed, &working, &blind, &blindXacts)
 		cancel()
 		if err != nil {
 			return sideUnknown, false, fmt.Errorf("end sessions still applying %s on the %s database: %w", gid, d.side, err)
@@ -442,7 +448,24 @@ FROM s`,
 				"turn track_activities on for the apply sessions (or end them) and run tandem resolve again", blind, d.side, gid)
 		}
 		// An apply session in a transaction whose statements pg_stat_activity does not show may
-		// be on its way to naming gid: as unnamed, and said so if it stays.
+		// be on its way to naming gid: as unnamed, and said so if it stays. Only while that
+		// transaction is young: an apply names its session in the pipeline that begins it, so one
+		// still unnamed in the same transaction stopAppliesStart after it was first seen is not
+		// an apply's start but, say, a client idle in a transaction under the name, which waiting
+		// for would fail every pass for as long as it idles
+		// (TestResolverIgnoresIdleClientNamedAsApplyTrackActivitiesOff).
+		now := time.Now()
+		if blindXacts.Valid {
+			for _, x := range strings.Split(blindXacts.String, ",") {
+				first, ok := since[x]
+				if !ok {
+					since[x], first = now, now
+				}
+				if now.Sub(first) < stopAppliesStart {
+					blindUnnamed++
+				}
+			}
+		}
 		unnamed += blindUnnamed
 		if left > 0 {
 			return sideUnknown, false, fmt.Errorf("%d session(s) still applying %s on the %s database did not end within 5 s", left, gid, d.side)
@@ -478,6 +501,9 @@ FROM s`,
 const (
 	stopAppliesWait = 10 * time.Second
 	stopAppliesGap  = 50 * time.Millisecond
+	// stopAppliesStart: how long a blind apply session (track_activities off) may be seen
+	// unnamed in one transaction and still be taken for an apply on its way to naming its gid.
+	stopAppliesStart = time.Second
 )
 
 // observe reads what d says about gid. own: d is the database of the gid's own site, where

@@ -78,3 +78,45 @@ UPDATE kv SET v = 'long' WHERE k = 1; SELECT pg_sleep(4); PREPARE TRANSACTION `+
 	}
 	requireSame(t, p)
 }
+
+// TestResolverIgnoresIdleClientNamedAsApplyTrackActivitiesOff: TestResolverIgnoresIdleClientNamedAsApply
+// with that client's session under track_activities = off. pg_stat_activity then cannot tell an
+// idle transaction from an apply's start (its BEGIN and the statement naming it, in one
+// pipeline), but an apply names its session within that pipeline: a session that stays unnamed
+// in one and the same transaction (the same virtual xid) for longer than that can take is not
+// an apply about to name the gid. The pass rolls back the gid prepared only on the own site
+// without waiting stopAppliesWait for the client, and leaves the client alone. (Counted as busy
+// at every look, it failed every pass with "try again" for as long as the client idled.)
+func TestResolverIgnoresIdleClientNamedAsApplyTrackActivitiesOff(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
+	installPair(t, p)
+	ctx := capCtx(t, 60*time.Second)
+	client, err := p.pdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for _, q := range []string{`SET track_activities = off`, `SET application_name = ` + sqlLiteral(applyAppName), `BEGIN`, `SELECT count(*) FROM kv`} {
+		if _, err := client.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'disabled'`, applyAppName); n != 1 {
+		t.Fatalf("%d sessions named %q with their state not shown; want 1", n, applyAppName)
+	}
+	gid := gidFor("a", 1, 1)
+	prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'local' WHERE k = 1`)
+	start := time.Now()
+	rep, err := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger()}).ResolveOnce(ctx)
+	if err != nil || !slices.Equal(rep.RolledBack, []string{gid}) {
+		t.Fatalf("resolver pass (%v): %+v, %v; want %s rolled back", time.Since(start).Round(time.Millisecond), rep, err, gid)
+	}
+	if d := time.Since(start); d > stopAppliesWait/2 {
+		t.Errorf("the pass took %v: it waited for the idle client", d)
+	}
+	if _, err := client.ExecContext(ctx, `COMMIT`); err != nil {
+		t.Errorf("the client's session was ended: %v", err)
+	}
+}
