@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/txshim"
@@ -152,8 +153,13 @@ func cmdResolve(args []string, stdout, stderr io.Writer) int {
 // printable is s as tandem resolve prints a gid, or what names one: as it is, unless it holds
 // a character that is not printable — any role may prepare a transaction under a gid of its
 // choosing that starts with tandem_, with a newline (a line of its own making in the output)
-// or a terminal's control sequence in it — then quoted as Go quotes (TestResolveGIDNotPrintable).
+// or a terminal's control sequence in it — then quoted as Go quotes (TestResolveGIDNotPrintable);
+// and unless it is not UTF-8, as a gid in a SQL_ASCII database may be: an invalid byte ranges as
+// utf8.RuneError, printable, and a lone 0x9b is a terminal's CSI (TestPrintableInvalidUTF8).
 func printable(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
 			return strconv.Quote(s)

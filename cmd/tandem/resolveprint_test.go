@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
 )
@@ -59,3 +60,21 @@ func TestResolveGIDNotPrintable(t *testing.T) {
 }
 
 func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// TestPrintableInvalidUTF8: a gid in a SQL_ASCII database may hold any bytes, a lone 0x9b
+// (CSI among the C1 controls of a terminal reading 8-bit bytes) among them. Ranged over as a
+// string, an invalid byte reads as utf8.RuneError, which is printable: it was printed as it is.
+func TestPrintableInvalidUTF8(t *testing.T) {
+	for _, s := range []string{"tandem_x\x9b2J_1_2", "tandem_\xff_1_2", "a\nb\x9b"} {
+		got := printable(s)
+		if got == s || !utf8.ValidString(got) || strings.ContainsFunc(got, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			t.Errorf("printable(%q) = %q: want it quoted", s, got)
+		}
+		if l := printableLines(s); strings.Contains(l, "\x9b") || strings.Contains(l, "\xff") {
+			t.Errorf("printableLines(%q) = %q: want each line quoted", s, l)
+		}
+	}
+	if got := printable("tandem_a_1_2"); got != "tandem_a_1_2" {
+		t.Errorf("printable of a plain gid = %q", got)
+	}
+}
