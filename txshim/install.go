@@ -441,7 +441,10 @@ WHERE `+appRelFilter)
 // not the index the view names: TestReindexConcurrentlyInProgressVerify), is a statement in
 // progress, not a leftover — and which indexes a statement touches cannot always be told (a
 // REINDEX SCHEMA or DATABASE names one table at a time; another role's is hidden from this
-// one), so a leftover is reported once none runs. A partitioned table's index, invalid by
+// one), so a leftover is reported once none runs. Nor is one a DDL statement holds a lock on
+// (ShareUpdateExclusiveLock or stronger): a DROP INDEX CONCURRENTLY marks its index invalid
+// first, then waits for the table's users before it drops it, and the view does not show it
+// (TestDropIndexConcurrentlyInProgressVerify). A partitioned table's index, invalid by
 // design until its partitions' are attached, is not a leftover either.
 const appTableFactsSQL = `SELECT n.nspname, c.relname,
   CASE c.relkind WHEN 'p' THEN 'partitioned by ' || pg_get_partkeydef(c.oid) ELSE 'a plain table' END
@@ -470,6 +473,9 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index x ON
   LATERAL (SELECT substring(pg_get_indexdef(x.indexrelid) from 'USING .*$') AS def) d
 WHERE ` + appRelFilter + ` AND NOT x.indisvalid AND ic.relkind = 'i'
   AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index g JOIN pg_database db ON db.oid = g.datid WHERE db.datname = current_database())
+  AND NOT EXISTS (SELECT FROM pg_locks l JOIN pg_database db ON db.oid = l.database
+    WHERE db.datname = current_database() AND l.locktype = 'relation' AND l.relation = x.indexrelid
+      AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock'))
 UNION ALL
 SELECT n.nspname, c.relname,
   'trigger firing in the apply (ENABLE ' || CASE tg.tgenabled WHEN 'A' THEN 'ALWAYS' ELSE 'REPLICA' END || '): ' || k.head

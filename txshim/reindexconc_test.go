@@ -58,3 +58,49 @@ func TestReindexConcurrentlyInProgressVerify(t *testing.T) {
 	}
 	done <- nil // for the deferred wait
 }
+
+// TestDropIndexConcurrentlyInProgressVerify: a DROP INDEX CONCURRENTLY marks the index invalid
+// first, then waits for the table's readers before it drops it; pg_stat_progress_create_index
+// does not show it. While it waits on one database, the index it drops is a statement in
+// progress, not a leftover: verify must not report an invalid index on that database only.
+func TestDropIndexConcurrentlyInProgressVerify(t *testing.T) {
+	t.Parallel()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`, `CREATE INDEX kv_v ON kv (v)`)
+	ctx := capCtx(t, 60*time.Second)
+	reader, err := p.ldb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	if _, err := reader.ExecContext(ctx, `SELECT count(*) FROM kv`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	dctx, stop := context.WithCancel(ctx)
+	go func() {
+		_, err := p.ldb.ExecContext(dctx, `DROP INDEX CONCURRENTLY kv_v`)
+		done <- err
+	}()
+	defer func() {
+		stop()
+		_ = reader.Rollback()
+		<-done
+	}()
+	waitFor(t, "the DROP INDEX CONCURRENTLY to mark kv_v invalid and wait for the reader", func() bool {
+		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('kv_v') AND NOT indisvalid`) == 1 &&
+			queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP INDEX CONCURRENTLY%'`) == 1
+	})
+	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(diffs, "\n"), "kv_v") {
+		t.Errorf("verify during a DROP INDEX CONCURRENTLY in progress: %q; want no index named", diffs)
+	}
+	_ = reader.Rollback()
+	if err := <-done; err != nil {
+		t.Fatalf("DROP INDEX CONCURRENTLY: %v", err)
+	}
+	done <- nil // for the deferred wait
+}
