@@ -143,7 +143,7 @@ func TestAddedColumnDefaultsChecked(t *testing.T) {
 
 // TestRetypeUnderClientSettings: ALTER COLUMN … TYPE text without USING writes each value as
 // its type's output does under the session's settings; the peer ran the statement under its
-// apply session's own IntervalStyle (postgres), so the rows differed when the client's session
+// apply session's own, pinned IntervalStyle, so the rows differed when the client's session
 // had another — set by the client, or the database's default.
 func TestRetypeUnderClientSettings(t *testing.T) {
 	t.Parallel()

@@ -423,7 +423,11 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 // local DateStyle of 'SQL, DMY' would send 2024-01-02 as 02/01/2024, which a peer at MDY reads
 // as February 1st; extra_float_digits = 0 would round float8s). The first four are what
 // PostgreSQL's own subscriber asks of its publisher (libpqwalreceiver, with its own database's
-// encoding: both databases have one encoding, install checks, and client_encoding SQL_ASCII
+// encoding, and IntervalStyle iso_8601 where it asks for postgres: PostgreSQL 15 writes an
+// interval whose time part is the least it holds, -2562047788:00:54.775808, in postgres style
+// but cannot read that text back, and the peer refused the transaction on every try, while
+// iso_8601's PT-2562047788H-54.775808S reads back as every other interval does,
+// TestFidelityIntervalMinTime; both databases have one encoding, install checks, and client_encoding SQL_ASCII
 // passes the bytes as the database holds them, unconverted, while the database still checks
 // what it is sent against its own encoding; UTF8 would make a SQL_ASCII database's walsender
 // fail on every byte that is not UTF-8, for ever, and a peer of one refuse it); hex bytea makes bytea values one spelling, and the C locale's monetary format one
@@ -440,7 +444,7 @@ func (d *Decoder) run(ctx context.Context, deliver func(Event) error) error {
 var textSettings = map[string]string{
 	"client_encoding":    "SQL_ASCII",
 	"datestyle":          "ISO",
-	"intervalstyle":      "postgres",
+	"intervalstyle":      "iso_8601",
 	"extra_float_digits": "3",
 	"bytea_output":       "hex",
 	"lc_monetary":        "C",

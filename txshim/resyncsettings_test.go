@@ -6,7 +6,7 @@ import (
 )
 
 // TestResyncSchemaUnderSettings: resync compares the application schemas before it copies,
-// the local one read in the copy's session, whose settings are pinned (IntervalStyle postgres,
+// the local one read in the copy's session, whose settings are pinned (IntervalStyle iso_8601,
 // …), the peer's through a plain connection under its database's own settings. A CHECK
 // constraint or a partition bound holding a constant is printed after them: with IntervalStyle
 // sql_standard on both databases (the same schema, the same settings), or sites whose servers
