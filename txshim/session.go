@@ -502,6 +502,10 @@ type pending struct {
 	probe, probeSeen, errSeen bool
 	probeZ                    int
 	probeHeld                 []byte
+	// zTaken: serverLoop read a ReadyForQuery it takes for the entry's own, probe not set
+	// then; set under session.mu. The entry is answered, though it stays queued until the
+	// reply is passed on: copyEndUnsynced must not probe it (TestPassedExtCopyProbeAnswerRace).
+	zTaken bool
 	// markStatus: the status the ReadyForQuery messages copyMark passes to the client carry
 	// instead of the backend's, 0 to keep it: 'I' behind a COPY in the shim's block, which the
 	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
@@ -1041,7 +1045,7 @@ func (s *session) copyEndEntry() *pending {
 func (s *session) copyEndUnsynced() error {
 	p, syncs := s.copyEnd, s.copySyncs
 	s.mu.Lock()
-	queued := slices.Contains(s.queue, p)
+	queued := slices.Contains(s.queue, p) && !p.zTaken
 	if syncs > 0 && !queued {
 		s.mu.Unlock()
 		return nil
@@ -1198,6 +1202,9 @@ func (s *session) serverLoop() {
 		if cur != nil && (typ == 'Z' || typ == '3') && !cur.probeSeen {
 			s.mu.Lock()
 			probe := cur.probe
+			if !probe && typ == 'Z' {
+				cur.zTaken = true
+			}
 			s.mu.Unlock()
 			if probe && typ == '3' {
 				// The shim's Close: the ReadyForQuery held answers its first Sync.
