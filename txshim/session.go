@@ -981,7 +981,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 // told from what follows (copyMark) (TestCopyPartSyncThenRequest).
 func (s *session) endCopyPart() error {
 	s.mu.Lock()
-	done := s.copyPartDone
+	done, st := s.copyPartDone, s.copyPartStatus
 	if done {
 		s.copyPart, s.copyPartStatus, s.copyPartDone = false, 0, false
 		s.copyStarts, s.copyEnds = 0, 0
@@ -991,7 +991,9 @@ func (s *session) endCopyPart() error {
 	if !done {
 		return nil
 	}
-	if err := s.copyMark(); err != nil {
+	// The backend's answers to the client's Syncs that come after the mark is queued carry
+	// copyPartStatus too (TestCopyPartSyncsThenRequestPiped).
+	if err := s.copyMarkAs(st); err != nil {
 		return err
 	}
 	if s.unit.injected {
@@ -1078,11 +1080,17 @@ func (s *session) copyEndUnsynced() error {
 // relays to the client up to the request's CloseComplete, whatever entry the client's next
 // request queued meanwhile. None is taken for the reply to another entry.
 func (s *session) copyMark() error {
+	return s.copyMarkAs(0)
+}
+
+// copyMarkAs is copyMark, the ReadyForQuery messages it passes to the client carrying status
+// st (0: the backend's; pending.markStatus).
+func (s *session) copyMarkAs(st byte) error {
 	if s.copySyncs == 0 {
 		return nil
 	}
 	s.copySyncs = 0
-	s.push(&pending{copyMark: true})
+	s.push(&pending{copyMark: true, markStatus: st})
 	return s.writeCopyMark()
 }
 
