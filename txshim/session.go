@@ -936,6 +936,14 @@ func (s *session) clientLoop(ctx context.Context) error {
 				}
 				break
 			}
+			if typ == 'H' && s.copyEndedExt && !s.unit.open && len(s.items) == 0 {
+				// A Flush between an extended COPY's CopyDone and its Sync, or the request
+				// after it (copyEndUnsynced): the backend flushes and goes on as without it. It
+				// starts no request of the client's, and the COPY's end is still told from what
+				// follows (TestPassedExtCopyDoneFlushThenRequest).
+				err = s.forward(typ, body, true)
+				break
+			}
 			err = s.handleExt(ctx, typ, body)
 		case 'd', 'c', 'f':
 			if s.copyHeld() {
