@@ -156,17 +156,7 @@ func diffClientSchemas(local, peer appSchema) []string {
 		if local.tables[t] == nil || peer.tables[t] == nil {
 			continue
 		}
-		lf, pf := l.facts[t], p.facts[t]
-		for _, f := range lf {
-			if !containsString(pf, f) {
-				diffs = append(diffs, fmt.Sprintf("table %s: %s on the local database only", t, f))
-			}
-		}
-		for _, f := range pf {
-			if !containsString(lf, f) {
-				diffs = append(diffs, fmt.Sprintf("table %s: %s on the peer database only", t, f))
-			}
-		}
+		diffs = append(diffs, tableFactDiffs(t, l.facts[t], p.facts[t])...)
 	}
 	for _, v := range unionKeys(l.views, p.views) {
 		lv, lok := l.views[v]

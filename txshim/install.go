@@ -600,17 +600,7 @@ func diffAppSchemas(local, peer appSchema) []string {
 				diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", t, sqlIdent(col), l, p))
 			}
 		}
-		lf, pf := local.tables[t], peer.tables[t]
-		for _, f := range lf {
-			if !containsString(pf, f) {
-				diffs = append(diffs, fmt.Sprintf("table %s: %s on the local database only", t, f))
-			}
-		}
-		for _, f := range pf {
-			if !containsString(lf, f) {
-				diffs = append(diffs, fmt.Sprintf("table %s: %s on the peer database only", t, f))
-			}
-		}
+		diffs = append(diffs, tableFactDiffs(t, local.tables[t], peer.tables[t])...)
 	}
 	return diffs
 }
@@ -1130,4 +1120,21 @@ func joinIdents(names []string) string {
 		q[i] = sqlIdent(n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// tableFactDiffs names the facts (definitions) of table t found on one database only: lf the
+// local database's, pf the peer's.
+func tableFactDiffs(t string, lf, pf []string) []string {
+	var diffs []string
+	for _, f := range lf {
+		if !containsString(pf, f) {
+			diffs = append(diffs, fmt.Sprintf("table %s: %s on the local database only", t, f))
+		}
+	}
+	for _, f := range pf {
+		if !containsString(lf, f) {
+			diffs = append(diffs, fmt.Sprintf("table %s: %s on the peer database only", t, f))
+		}
+	}
+	return diffs
 }
