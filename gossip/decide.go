@@ -207,8 +207,8 @@ func Decide(v View) Action {
 		}
 		// A site lost while it claimed this term or a later one (the link cut, say) may have
 		// taken it out of sight: taking the same term beside it made two masters of one term,
-		// which the databases' term fencing (it refuses only older terms) and the split-brain
-		// check (a newer term) could not tell apart. Take the term past its claim
+		// which the databases' term fencing (it refuses only older terms) cannot tell apart and
+		// the split-brain check finds only once both records meet. Take the term past its claim
 		// (TestDecideSkipsLostSiteClaim).
 		for _, m := range v.Members {
 			if m.Site != self.Site && !m.Witness && !m.Alive && m.Claim >= term {
@@ -446,7 +446,7 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 }
 
 // SplitBrain returns the term in which the deciding site committed alone while another site
-// took a newer term (DESIGN §3 split brain), or 0. Its term record says it was master of term T
+// took a newer term or the same one (DESIGN §3 split brain), or 0. Its term record says it was master of term T
 // with peer_synced = false: it committed what the other database lacks. A site goes solo only
 // after the backup (or the witness) acknowledged that record, and a backup that knows it never
 // takes a newer term (rule 2), so a newer term seen now was taken by a site that did not know:

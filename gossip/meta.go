@@ -97,7 +97,7 @@ type Meta struct {
 	Vote          uint64            // with a witness: the term of this voter's latest vote (see Vote)
 	VoteFor       string            // the site it voted for in that term
 	// SplitBrain is the term in which this site committed alone while another site took a
-	// newer term (DESIGN §3 split brain, see SplitBrain); 0 = none. Failback to it stops
+	// newer term or the same one (DESIGN §3 split brain, see SplitBrain); 0 = none. Failback to it stops
 	// until an operator clears it.
 	SplitBrain uint64
 	// Draining says a master is handing over (DESIGN §3 handover): it holds the role until it

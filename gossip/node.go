@@ -911,7 +911,7 @@ func (n *Node) checkSplitBrain(v View) {
 		n.announcedOnly = sb
 		n.mu.Unlock()
 		if !seen {
-			n.log.Warn("another site took a newer term after this site announced going solo in its term, "+
+			n.log.Warn("another site took a newer term (or this one) after this site announced going solo in its term, "+
 				"but it committed nothing alone: no split brain", "term", sb)
 		}
 	}
@@ -927,7 +927,7 @@ func (n *Node) checkSplitBrain(v View) {
 }
 
 // noteSplitBrain records that this site committed alone in term while another site took a
-// newer one (DESIGN §3): published (failback to this site stops), kept in the data directory,
+// newer one, or the same one (DESIGN §3): published (failback to this site stops), kept in the data directory,
 // and reported once per term.
 func (n *Node) noteSplitBrain(term uint64) {
 	n.mu.Lock()
@@ -939,7 +939,7 @@ func (n *Node) noteSplitBrain(term uint64) {
 	n.meta.SplitBrain = term
 	n.encodeLocked()
 	n.mu.Unlock()
-	n.log.Error("split brain: this site committed alone in a term while another site took a newer one; "+
+	n.log.Error("split brain: this site committed alone in a term while another site took a newer one (or the same one); "+
 		"its database holds commits the other lacks, and automatic failback to it stops until an operator "+
 		"compares the databases (tandem verify) and clears it (tandem clear-split-brain)", "term", term)
 	if err := n.keepSplitMark(); err != nil {
