@@ -50,6 +50,12 @@ func TestApplyTerminatesBlockerNamedAsApply(t *testing.T) {
 // the gid stayed prepared, holding its rows' locks, for as long as the client idled.)
 func TestResolverIgnoresIdleClientNamedAsApply(t *testing.T) {
 	t.Parallel()
+	idleClientNamedAsApply(t, false)
+}
+
+// idleClientNamedAsApply is TestResolverIgnoresIdleClientNamedAsApply, with the client's
+// session under track_activities = off when trackOff.
+func idleClientNamedAsApply(t *testing.T, trackOff bool) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)
@@ -59,10 +65,17 @@ func TestResolverIgnoresIdleClientNamedAsApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	for _, q := range []string{`SET application_name = ` + sqlLiteral(applyAppName), `BEGIN`, `SELECT count(*) FROM kv`} {
+	steps := []string{`SET application_name = ` + sqlLiteral(applyAppName), `BEGIN`, `SELECT count(*) FROM kv`}
+	if trackOff {
+		steps = append([]string{`SET track_activities = off`}, steps...)
+	}
+	for _, q := range steps {
 		if _, err := client.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if n := queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'disabled'`, applyAppName); trackOff && n != 1 {
+		t.Fatalf("%d sessions named %q with their state not shown; want 1", n, applyAppName)
 	}
 	gid := gidFor("a", 1, 1)
 	prepareLocal(t, p.ldb, gid, `UPDATE kv SET v = 'local' WHERE k = 1`)

@@ -3,6 +3,7 @@ package txshim
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,13 @@ import (
 // through. The apply is played by a session named as one, busy in pg_sleep before its PREPARE.
 func TestResolverOutsideLeavesLongApply(t *testing.T) {
 	t.Parallel()
+	outsideLongApply(t, false)
+}
+
+// outsideLongApply is TestResolverOutsideLeavesLongApply, with the apply's session under
+// track_activities = off when trackOff: the outside pass must then leave the gid alone and
+// say why (an error naming track_activities) rather than take a hidden session for gone.
+func outsideLongApply(t *testing.T, trackOff bool) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`)
 	installPair(t, p)
@@ -28,6 +36,9 @@ func TestResolverOutsideLeavesLongApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.RuntimeParams["application_name"] = applyAppName
+	if trackOff {
+		cfg.RuntimeParams["track_activities"] = "off"
+	}
 	apply, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -45,16 +56,23 @@ UPDATE kv SET v = 'long' WHERE k = 1; SELECT pg_sleep(4); PREPARE TRANSACTION `+
 		<-done
 		apply.Close(context.Background())
 	}()
+	// Wait events are shown whatever track_activities says; the query and state are not.
+	atWork := `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'`
+	if trackOff {
+		atWork = `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'PgSleep' AND state = 'disabled'`
+	}
 	waitFor(t, "the apply to be at work", func() bool {
-		return queryOne[int](t, p.pdb, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND state = 'active'`,
-			applySessionName(gid)) == 1
+		return queryOne[int](t, p.pdb, atWork, applySessionName(gid)) == 1
 	})
 	time.Sleep(settle + 100*time.Millisecond) // the gid is older than Settle
 	outside := NewResolver(ResolverConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Logger: quietLogger(),
 		Settle: settle})
 	rep, err := outside.ResolveOnce(ctx)
-	if err != nil || len(rep.Committed)+len(rep.RolledBack)+len(rep.InDoubt) > 0 {
-		t.Errorf("outside pass during a long apply: %+v, %v; want it left alone", rep, err)
+	switch {
+	case len(rep.Committed)+len(rep.RolledBack) > 0 || (!trackOff && (err != nil || len(rep.InDoubt) > 0)):
+		t.Errorf("outside pass during a long apply (track_activities off: %v): %+v, %v; want it left alone", trackOff, rep, err)
+	case trackOff && (err == nil || !strings.Contains(err.Error(), "track_activities")):
+		t.Errorf("outside pass: %v; want an error naming track_activities", err)
 	}
 	select {
 	case err := <-done:
@@ -79,6 +97,7 @@ UPDATE kv SET v = 'long' WHERE k = 1; SELECT pg_sleep(4); PREPARE TRANSACTION `+
 			t.Errorf("%s row = %q, want long", db, v)
 		}
 	}
+	requireSame(t, p)
 }
 
 // TestResolverOutsideEndsStuckApply: what TestResolverOutsideLeavesLongApply leaves alone is
