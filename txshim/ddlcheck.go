@@ -1,6 +1,9 @@
 package txshim
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // DDL that gives rows already in a table values each database computes for itself cannot ship
 // as a statement: ALTER TABLE … ADD COLUMN with a default that is not a constant — now(),
@@ -696,4 +699,81 @@ END
 		tag = tag[:len(tag)-1] + "_$"
 	}
 	return "DO " + tag + body + tag
+}
+
+// SET name FROM CURRENT in DDL (CREATE FUNCTION or PROCEDURE, ALTER FUNCTION, PROCEDURE or
+// ROUTINE, ALTER ROLE or DATABASE) keeps the value the setting has in the session when the
+// statement runs. The peer runs the statement in the apply's session, under the settings its
+// tandem.ddl row took from the client's session: search_path resolved ("$user" left out, or
+// the schema it named written in its place — the raw value would resolve otherwise where the
+// apply's user names a schema), role, default_text_search_config and default_tablespace only
+// where the peer has them, and every other setting (statement_timeout, work_mem, …) the
+// apply's own. What the peer kept differed from what the local database kept, silently: the
+// function behaved otherwise after a failover, and verify reported it
+// (TestDDLSetFromCurrent). The shim refuses such a statement (0A000) before it runs, unless
+// the setting is one the row records and the peer's run is always given as it was
+// (fromCurrentShipped): the value written out (SET name = value) ships as it is.
+const (
+	fromCurrentRefusal = "tandem: %s with SET %s FROM CURRENT cannot be shipped to the peer (its run there would not take this session's value of %s): refused"
+	fromCurrentHint    = "Write the value out in the statement: SET name = value (SHOW name gives this session's)."
+)
+
+// fromCurrentShipped are the settings the peer's run of DDL is given as the client's session
+// had them (ddlSettings, set from the row as they are, never skipped).
+var fromCurrentShipped = map[string]bool{
+	"timezone": true, "datestyle": true, "intervalstyle": true, "extra_float_digits": true, "bytea_output": true,
+	"lc_monetary": true, "xmloption": true, "array_nulls": true, "transform_null_equals": true,
+	"timezone_abbreviations": true, "check_function_bodies": true, "password_encryption": true, "xmlbinary": true,
+	"quote_all_identifiers": true,
+}
+
+// fromCurrentSetting is, for DDL statement st of sql, the first setting it says SET name FROM
+// CURRENT of that the peer's run cannot take as the session had it (its name as PostgreSQL
+// reads it), or "".
+func fromCurrentSetting(sql string, st statement) string {
+	if st.Kind != kindDDL || st.Temp {
+		return ""
+	}
+	ts := sigTokens(sql[st.Start:st.End])
+	toks, word, punct := ts.toks, ts.word, ts.punct
+	for i := range toks {
+		if !word(i, "SET") {
+			continue
+		}
+		j := i + 1
+		var name []string
+		for j < len(toks) && (toks[j].kind == tokWord || toks[j].kind == tokQuoted) {
+			name = append(name, string(foldName(ts.stmt[toks[j].start:toks[j].end], nil)))
+			if j++; !punct(j, '.') {
+				break
+			}
+			j++
+		}
+		if len(name) == 0 || !word(j, "FROM") || !word(j+1, "CURRENT") {
+			continue
+		}
+		if n := strings.Join(name, "."); !fromCurrentShipped[strings.ToLower(n)] {
+			return n
+		}
+	}
+	return ""
+}
+
+// fromCurrentRefusalOf is the message refusing statement st of sql (fromCurrentSetting), or "".
+func fromCurrentRefusalOf(sql string, st statement) string {
+	name := fromCurrentSetting(sql, st)
+	if name == "" {
+		return ""
+	}
+	// The command: its first two words (four after CREATE OR REPLACE), upper case.
+	ts := sigTokens(sql[st.Start:st.End])
+	var w []string
+	for i := 0; i < len(ts.toks) && len(w) < 4 && ts.toks[i].kind == tokWord; i++ {
+		w = append(w, strings.ToUpper(ts.stmt[ts.toks[i].start:ts.toks[i].end]))
+	}
+	n := 2
+	if len(w) > 2 && w[1] == "OR" {
+		n = 4
+	}
+	return fmt.Sprintf(fromCurrentRefusal, strings.Join(w[:min(n, len(w))], " "), sqlIdent(name), sqlIdent(name))
 }

@@ -284,6 +284,7 @@ type stmtInfo struct {
 	ownObject    string  // changes Tandem's own objects: the refusal (ownobjects.go)
 	explainMakes bool    // EXPLAIN ANALYZE of CREATE TABLE … AS and the like: refused (explainMakesRefusal)
 	prepareMakes bool    // PREPARE … AS SELECT … INTO: refused (prepareMakesRefusal)
+	fromCurrent  string  // DDL with SET name FROM CURRENT the peer cannot replay: the refusal (fromCurrentRefusalOf)
 	explainExec  string  // EXPLAIN ANALYZE EXECUTE name: the name, refused when it makes a table (explainMakesRefusal)
 	mayDDL       bool    // merged from a DDL statement (mergeStmts): EXPLAIN ANALYZE EXECUTE of it is refused (makesTable)
 	execName     string  // EXECUTE name or EXPLAIN ANALYZE EXECUTE name: the prepared statement it runs (execNameOf)
@@ -321,6 +322,10 @@ func mergeStmts(a, b stmtInfo) stmtInfo {
 		m.ownObject = b.ownObject
 	}
 	m.explainMakes, m.prepareMakes = a.explainMakes || b.explainMakes, a.prepareMakes || b.prepareMakes
+	m.fromCurrent = a.fromCurrent
+	if m.fromCurrent == "" {
+		m.fromCurrent = b.fromCurrent
+	}
 	m.mayDDL = a.mayDDL || b.mayDDL || a.kind == kindDDL || b.kind == kindDDL
 	m.explainExec = a.explainExec
 	if m.explainExec == "" {
@@ -2942,7 +2947,7 @@ func commitThenMore(u *queryUnit, pol policy) bool {
 		case end && info.kind != kindEmpty:
 			return true
 		case info.kind == kindCommit, info.kind == kindRollback, info.kind == kindClient2PC,
-			info.ownObject != "", info.explainMakes, info.prepareMakes, info.makesRW && pol.readOnly:
+			info.ownObject != "", info.explainMakes, info.prepareMakes, info.fromCurrent != "", info.makesRW && pol.readOnly:
 			end = true
 		}
 	}
@@ -3433,6 +3438,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 				}
 				si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(query, st), st.AddsDefault, st.MayUnkey, st.Retypes
 				si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(query, st)
+				si.fromCurrent = fromCurrentRefusalOf(query, st)
 				si.detached = detachedText(query, st)
 				si.execName, si.unprepName = execNameOf(query, st), unprepNameOf(query, st)
 				si.changesRO, si.makesRW = changesReadOnly(query, st), makesReadWrite(query, st)
@@ -3458,7 +3464,7 @@ func (s *session) handleExt(ctx context.Context, typ byte, body []byte) error {
 		s.parsed[key] = si
 		// A SQL EXECUTE of it (which the shim does not look into) runs what the Execute of
 		// its portal would: refused at the Parse, where the shim sees what it is.
-		info.explainMakes, info.prepareMakes = si.explainMakes, si.prepareMakes
+		info.explainMakes, info.prepareMakes, info.fromCurrent = si.explainMakes, si.prepareMakes, si.fromCurrent
 		if si.unprep && name != "" {
 			// SQL EXECUTE may run it (note).
 			s.unprepNames[key] = true
@@ -3716,7 +3722,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	neutral := true
 	for _, it := range s.items {
 		if k := it.info.kind; k != kindEmpty && k != kindRead && k != kindSavepoint || it.info.ownObject != "" ||
-			it.info.prepareMakes || it.info.explainMakes || it.info.makesRW && pol.readOnly {
+			it.info.prepareMakes || it.info.explainMakes || it.info.fromCurrent != "" || it.info.makesRW && pol.readOnly {
 			// Not a read that passes as it is: LOCK or PREPARE … AS naming a table of
 			// Tandem's, and PREPARE … AS SELECT … INTO, are refused (walk), and in read-only
 			// modes SET TRANSACTION READ WRITE and its kin.
@@ -3917,6 +3923,7 @@ func (u *queryUnit) makeInfo(i int) stmtInfo {
 	}
 	si.shipAfter, si.addsDefault, si.mayUnkey, si.retypes = shipAfterText(u.text, st), st.AddsDefault, st.MayUnkey, st.Retypes
 	si.explainMakes, si.prepareMakes, si.explainExec = st.ExplainMakes, st.PrepareMakes, explainExecName(u.text, st)
+	si.fromCurrent = fromCurrentRefusalOf(u.text, st)
 	si.detached = detachedText(u.text, st)
 	si.execName, si.unprepName = execNameOf(u.text, st), unprepNameOf(u.text, st)
 	si.ownObject = ownObjectRefusal(u.text, st)
@@ -4059,7 +4066,7 @@ func needsWork(u unit, st byte, pol policy, roChange bool) bool {
 			// Refused wherever it comes (walk): in a transaction block, beside a statement
 			// that cannot run in one, or taken for a read (LOCK, PREPARE … AS INSERT).
 			return true
-		case info.explainMakes || info.prepareMakes:
+		case info.explainMakes || info.prepareMakes || info.fromCurrent != "":
 			// Refused wherever it comes (walk), in every mode: a statement prepared while the
 			// site is read-only may run once it is master.
 			return true
@@ -4625,6 +4632,9 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		if info.prepareMakes && pol.intercept {
 			return refuse(i, "0A000", prepareMakesRefusal, prepareMakesHint)
+		}
+		if info.fromCurrent != "" && pol.intercept {
+			return refuse(i, "0A000", info.fromCurrent, fromCurrentHint)
 		}
 		if info.chain && us.injected && (k == kindCommit || k == kindRollback) {
 			// The block is the shim's: PostgreSQL fails COMMIT and ROLLBACK AND CHAIN in the
