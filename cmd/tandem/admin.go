@@ -107,14 +107,21 @@ func (s *sidecar) adminHandler() http.Handler {
 // queryOnly refuses a POST that carries a body: the admin API takes its arguments in the query
 // string and reads no body (noBody), so a form (curl -d to=site2) or JSON sent there was ignored
 // in silence, and the request served as if it named nothing: a switchover to whichever site was
-// best rather than the one named.
-func queryOnly(next http.Handler) http.Handler {
+// best rather than the one named. Only a request mux serves: one for a path it does not serve,
+// or with a method the path does not take, gets mux's 404, or its 405 with the Allow header —
+// refused first for its body, a POST to /status was told the arguments were the trouble
+// (TestAdminMethodBeforeBody).
+func queryOnly(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
 		if r.Method == http.MethodPost && r.ContentLength != 0 { // -1: chunked, of unknown length
 			http.Error(w, "the admin API reads no request body: give the arguments in the query string (POST /switchover?to=SITE, POST /promote?force=1)", http.StatusBadRequest)
 			return
 		}
-		next.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 	})
 }
 
