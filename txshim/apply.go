@@ -64,15 +64,16 @@ func originName(source string, idx int) string {
 	return "tandem_" + source + "#" + strconv.Itoa(idx)
 }
 
-func dialApply(ctx context.Context, dsn, source, origin string, logger *slog.Logger) (*applyConn, error) {
+func dialApply(ctx context.Context, dsn, source, origin, name string, logger *slog.Logger) (*applyConn, error) {
 	cfg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse peer DSN: %w", err)
 	}
-	// The name says what the session is to an operator and to the resolver (stopApplies). The
-	// watchdog (terminateBlockers) knows the pool's own sessions by pid (ownPIDs): a name is
+	// The name (applyAppName, or opAppName for the sessions that only finish prepared
+	// transactions) says what the session is to an operator and to the resolver (stopApplies).
+	// The watchdog (terminateBlockers) knows the pool's own sessions by pid (ownPIDs): a name is
 	// anyone's to take.
-	cfg.RuntimeParams["application_name"] = applyAppName
+	cfg.RuntimeParams["application_name"] = name
 	// Values are read under the settings the decoder's walsender wrote them under
 	// (textSettings). No statement, lock, idle-in-transaction or idle-session timeout of the
 	// peer's defaults: the Shipper bounds each apply by its context, while a peer-side timeout
@@ -168,6 +169,16 @@ var ownSession = map[string]string{"default_transaction_isolation": "read commit
 
 // applyAppName is the application_name of apply sessions.
 const applyAppName = "tandem apply"
+
+// opAppName is the application_name of the sessions of the Shipper's opPool, which run COMMIT
+// and ROLLBACK PREPARED on the peer and never apply. Named as the apply sessions were, each of
+// their transactions under track_activities = off looked to the resolver like an apply on its
+// way to naming its gid (stopApplies), and a steady stream of them failed its passes with
+// "try again" (TestResolverPassesBusyOpSessionsTrackActivitiesOff). Not one the resolver must
+// end: such a session never prepares a gid. It starts with applyAppName, so that an
+// operator's look for Tandem's peer sessions by that prefix still finds it; no apply session's
+// name (applySessionName: a gid starts with "tandem_") is it.
+const opAppName = applyAppName + " finish"
 
 // applySessionName is the application_name of an apply session while it applies gid, by which
 // the resolver finds it (stopApplies). PostgreSQL keeps maxAppName bytes of it: past that,
@@ -356,6 +367,7 @@ func (o *ownPIDs) list() string {
 type applyPool struct {
 	dsn        string
 	source     string
+	name       string // the application_name of its sessions: applyAppName or opAppName
 	logger     *slog.Logger
 	onPrepared func()
 	copied     *atomic.Int64 // given to its connections (applyConn.copied)
@@ -378,8 +390,8 @@ type applySlot struct {
 
 // newApplyPool makes a pool whose connections use the replication origins of indexes first,
 // first+1, … (originName).
-func newApplyPool(peerDSN, source string, first, size int, logger *slog.Logger, onPrepared func()) *applyPool {
-	p := &applyPool{dsn: peerDSN, source: source, logger: logger, onPrepared: onPrepared, slots: make(chan *applySlot, size)}
+func newApplyPool(peerDSN, source, name string, first, size int, logger *slog.Logger, onPrepared func()) *applyPool {
+	p := &applyPool{dsn: peerDSN, source: source, name: name, logger: logger, onPrepared: onPrepared, slots: make(chan *applySlot, size)}
 	for i := 0; i < size; i++ {
 		p.slots <- &applySlot{idx: first + i}
 	}
@@ -410,7 +422,7 @@ func (p *applyPool) get(ctx context.Context) (*applySlot, error) {
 
 // dial gives s, held by the caller and without a connection, a new one.
 func (p *applyPool) dial(ctx context.Context, s *applySlot) error {
-	c, err := dialApply(ctx, p.dsn, p.source, originName(p.source, s.idx), p.logger)
+	c, err := dialApply(ctx, p.dsn, p.source, originName(p.source, s.idx), p.name, p.logger)
 	if err != nil {
 		return err
 	}

@@ -309,7 +309,7 @@ func TestApplyDuplicateOnlyFromDecisionRow(t *testing.T) {
 	p.both(t, `CREATE TABLE tally (k int PRIMARY KEY, c int)`, `INSERT INTO tally VALUES (1, 0), (2, 0), (3, 0)`)
 	installPair(t, p)
 	ctx := capCtx(t, 20*time.Second)
-	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), applyAppName, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +506,7 @@ func TestApplyStatementsBounded(t *testing.T) {
 		fmt.Sprintf(`INSERT INTO nulls SELECT %s FROM generate_series(0, %d) k`, strings.Join(vals, ", "), rows))
 	installPair(t, p)
 	ctx := capCtx(t, 60*time.Second)
-	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), applyAppName, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestDSNParseErrorHidesPassword(t *testing.T) {
 		_, err := New(config.TxShim{Listen: "127.0.0.1:0", LocalDSN: dsn, PeerDSN: dsn}, Options{})
 		errs = append(errs, err)
 		errs = append(errs, NewDecoder(dsn, "s1", nil).Run(context.Background(), make(chan Event)))
-		_, err = dialApply(context.Background(), dsn, "s1", "", nil)
+		_, err = dialApply(context.Background(), dsn, "s1", "", applyAppName, nil)
 		errs = append(errs, err)
 		_, err = terminateBlockers(context.Background(), dsn, 1, "", "", nil)
 		errs = append(errs, err)

@@ -24,7 +24,7 @@ func TestApplyRunKeyNotNullDomainNull(t *testing.T) {
 		`INSERT INTO kf VALUES (ROW(1, 'c'), 0)`)
 	installPair(t, p)
 	ctx := capCtx(t, 20*time.Second)
-	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), applyAppName, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

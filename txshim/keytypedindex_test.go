@@ -42,7 +42,7 @@ func TestApplyKeyTypedCompareKeepsIndex(t *testing.T) {
 	}
 	installPair(t, p)
 	ctx := capCtx(t, 30*time.Second)
-	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), applyAppName, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func TestApplyRunRefusalNamesItsTransaction(t *testing.T) {
 	installPair(t, p)
 	p.peer.Exec(t, `INSERT INTO tally VALUES (2, 0)`)
 	ctx := capCtx(t, 20*time.Second)
-	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), quietLogger())
+	a, err := dialApply(ctx, p.peer.DSN("app"), "a", originName("a", 9), applyAppName, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,8 +311,8 @@ func NewShipper(cfg ShipperConfig) *Shipper {
 	s := &Shipper{
 		cfg:       cfg,
 		logger:    logger,
-		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, 0, cfg.Conns, logger, cfg.OnPreparedBlocker),
-		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, cfg.Conns, opLoops, logger, cfg.OnPreparedBlocker),
+		pool:      newApplyPool(cfg.PeerDSN, cfg.Site, applyAppName, 0, cfg.Conns, logger, cfg.OnPreparedBlocker),
+		opPool:    newApplyPool(cfg.PeerDSN, cfg.Site, opAppName, cfg.Conns, opLoops, logger, cfg.OnPreparedBlocker),
 		ops:       make(chan peerOp, 1024),
 		restart:   make(chan struct{}, 1),
 		settleNow: make(chan struct{}, 1),
