@@ -30,6 +30,29 @@ func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err 
 	return snaps.compare(ctx)
 }
 
+// diffKinds counts a comparison's differences by what can end them: rows (of tables and
+// materialized views), which tandem resync copies or computes anew; definitions (the
+// application schema install compares, and what only the applications meet: views, defaults,
+// foreign keys, triggers, functions, extensions, row-level security), which resync does not
+// copy; large objects, which are never shipped nor copied.
+type diffKinds struct{ rows, defs, lobs int }
+
+// hint says, for an operator, what ends each kind of difference found. It names no value of
+// any row.
+func (k diffKinds) hint() string {
+	var parts []string
+	if k.rows > 0 {
+		parts = append(parts, "rows differ: tandem resync on the master copies its tables to the peer")
+	}
+	if k.defs > 0 {
+		parts = append(parts, "definitions differ: tandem resync copies no definitions; run the DDL the other database lacks on it")
+	}
+	if k.lobs > 0 {
+		parts = append(parts, "large objects differ: they are never shipped, and tandem resync does not copy them; copy them by hand")
+	}
+	return strings.Join(parts, "; ")
+}
+
 // verifySnapshots are the two databases' snapshots a verification reads: taken at one moment
 // (beginVerify), compared later (compare), closed at the end.
 type verifySnapshots struct {
@@ -123,6 +146,12 @@ func (v *verifySnapshots) close() {
 
 // compare compares the snapshots' application tables (see Verify).
 func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err error) {
+	diffs, _, err = v.compareKinds(ctx)
+	return diffs, err
+}
+
+// compareKinds is compare, also counting the differences by kind.
+func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kinds diffKinds, err error) {
 	// The definitions first, as install compares them (diffAppSchemas): DDL that ran on one
 	// database only may leave every table's rows alike and still make them differ — a partition
 	// detached (its parent reads fewer rows), a constraint or a unique index (that refuses the
@@ -142,14 +171,15 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, kinds, err
 	}
 	diffs = append(diffAppSchemas(schemas[0], schemas[1]), diffClientSchemas(schemas[0], schemas[1])...)
+	kinds.defs = len(diffs)
 	for _, name := range unionKeys(tables[0], tables[1]) {
 		l, lok := tables[0][name]
 		p, pok := tables[1][name]
-		if diffs, err = v.compareTable(ctx, name, l, lok, p, pok, tables, diffs); err != nil {
-			return nil, err
+		if diffs, err = v.compareTable(ctx, name, l, lok, p, pok, tables, diffs, &kinds); err != nil {
+			return nil, kinds, err
 		}
 	}
 	var lo string
@@ -158,10 +188,11 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, kinds, err
 	}
 	if lo != "" {
 		diffs = append(diffs, lo)
+		kinds.lobs++
 	}
 	// One line of printable text per difference, whatever the names and definitions it quotes
 	// hold: a table, column or enum label, a CHECK's string literal, with a newline or a
@@ -169,13 +200,13 @@ func (v *verifySnapshots) compare(ctx context.Context) (diffs []string, err erro
 	for i, d := range diffs {
 		diffs[i] = showKey(d)
 	}
-	return diffs, nil
+	return diffs, kinds, nil
 }
 
 // compareTable compares table name, l on the local database (lok: it is there) and p on the
-// peer's, and appends what differs to diffs.
+// peer's, and appends what differs to diffs, counting it in kinds.
 func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verifyTable, lok bool, p verifyTable, pok bool,
-	tables [2]map[string]verifyTable, diffs []string) ([]string, error) {
+	tables [2]map[string]verifyTable, diffs []string, kinds *diffKinds) ([]string, error) {
 	kind := "table"
 	if (lok && l.view) || (pok && p.view) {
 		kind = "materialized view"
@@ -186,22 +217,27 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 		if l.view {
 			what[0], what[1] = what[1], what[0]
 		}
+		kinds.defs++
 		return append(diffs, fmt.Sprintf("%s is %s on the local database but %s on the peer", name, what[0], what[1])), nil
 	case lok && pok && l.view && l.populated != p.populated:
 		side := "local"
 		if p.populated {
 			side = "peer"
 		}
+		kinds.rows++ // resync computes the peer's views anew over the copied rows
 		return append(diffs, fmt.Sprintf("%s %s is populated on the %s database only", kind, name, side)), nil
 	case kind == "table" && (!lok || !pok || !slices.Equal(l.cols, p.cols) || !slices.Equal(l.types, p.types)):
 		// A table's existence, persistence and columns are definitions: the schema comparison
 		// named how they differ.
 		return diffs, nil
 	case !pok:
+		kinds.defs++
 		return append(diffs, fmt.Sprintf("%s %s exists only on the local database", kind, name)), nil
 	case !lok:
+		kinds.defs++
 		return append(diffs, fmt.Sprintf("%s %s exists only on the peer database", kind, name)), nil
 	case strings.Join(l.cols, ",") != strings.Join(p.cols, ","):
+		kinds.defs++
 		return append(diffs, fmt.Sprintf("%s %s has columns (%s) on the local database but (%s) on the peer",
 			kind, name, strings.Join(l.cols, ", "), strings.Join(p.cols, ", "))), nil
 	}
@@ -211,6 +247,7 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 	for i, c := range l.cols {
 		if l.types[i] != p.types[i] {
 			diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", name, c, l.types[i], p.types[i]))
+			kinds.defs++
 			typesDiffer = true
 		}
 	}
@@ -221,6 +258,7 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 		// Its REFRESH ships, and each database computes the rows by its own query: a difference
 		// while they hold the same rows, or none (TestVerifyMaterializedViewQuery).
 		diffs = append(diffs, fmt.Sprintf("%s %s is made by another query on each database", kind, name))
+		kinds.defs++
 	}
 	if l.view && !l.populated {
 		// No rows to compare on either: its columns were (TestVerifyUnpopulatedViewColumns).
@@ -234,6 +272,7 @@ func (v *verifySnapshots) compareTable(ctx context.Context, name string, l verif
 	if err != nil || what == "" {
 		return diffs, err
 	}
+	kinds.rows++
 	return append(diffs, what), nil
 }
 
