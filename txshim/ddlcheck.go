@@ -736,8 +736,41 @@ func fromCurrentSetting(sql string, st statement) string {
 	}
 	ts := sigTokens(sql[st.Start:st.End])
 	toks, word, punct := ts.toks, ts.word, ts.punct
+	// Only the commands that take the clause, and only their clauses: a function's body
+	// (BEGIN ATOMIC …, RETURN expr) and anything in parentheses are SQL, where SET x FROM
+	// CURRENT is a column set aliased x of a table current (CREATE VIEW, CREATE RULE too).
+	create, args := word(0, "CREATE"), false
+	switch {
+	case create:
+		at := 1
+		if word(1, "OR") && word(2, "REPLACE") {
+			at = 3
+		}
+		if !word(at, "FUNCTION") && !word(at, "PROCEDURE") {
+			return ""
+		}
+	case word(0, "ALTER"):
+		if !word(1, "FUNCTION") && !word(1, "PROCEDURE") && !word(1, "ROUTINE") && !word(1, "ROLE") && !word(1, "USER") && !word(1, "DATABASE") {
+			return ""
+		}
+	default:
+		return ""
+	}
+	depth := 0
 	for i := range toks {
-		if !word(i, "SET") {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			if depth--; depth == 0 {
+				args = true
+			}
+		}
+		if create && args && depth == 0 && (word(i, "BEGIN") || word(i, "RETURN")) {
+			// The body, after the arguments (BEGIN and RETURN may name the function).
+			break
+		}
+		if depth != 0 || !word(i, "SET") {
 			continue
 		}
 		j := i + 1

@@ -103,6 +103,13 @@ func TestFromCurrentSetting(t *testing.T) {
 		`CREATE FUNCTION f() RETURNS int LANGUAGE sql SET search_path = "$user", public AS 'SELECT 1'`: "",
 		`CREATE VIEW v AS SELECT * FROM current`:                                                       "",
 		`SET search_path FROM CURRENT`:                                                                 "",
+		// SQL, not settings: a column set aliased x of a table current.
+		`CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT set x FROM current; END`:   "",
+		`CREATE FUNCTION g() RETURNS int LANGUAGE sql RETURN (SELECT set x FROM current)`:            "",
+		`CREATE VIEW v AS SELECT set x FROM current`:                                                 "",
+		`CREATE RULE r AS ON INSERT TO t DO ALSO SELECT set x FROM current`:                          "",
+		`CREATE FUNCTION g() RETURNS int LANGUAGE sql SET a FROM CURRENT BEGIN ATOMIC SELECT 1; END`: "a",
+		`ALTER USER r SET work_mem FROM CURRENT`:                                                     "work_mem",
 		`CREATE FUNCTION f() RETURNS int LANGUAGE sql /* SET a FROM CURRENT */ SET b -- x
 		 FROM CURRENT AS 'SELECT 1'`: "b",
 	} {
