@@ -15,48 +15,16 @@ import (
 // an invalid index the databases do not share (and install and resync must not refuse for it).
 func TestReindexConcurrentlyInProgressVerify(t *testing.T) {
 	t.Parallel()
-	p := startCapPair(t)
-	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`, `CREATE INDEX kv_v ON kv (v)`)
-	ctx := capCtx(t, 60*time.Second)
-	// A reader holding its lock on the table (READ COMMITTED: no snapshot between statements),
-	// which the REINDEX waits for before it marks the old index dead.
-	reader, err := p.ldb.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Rollback()
-	if _, err := reader.ExecContext(ctx, `SELECT count(*) FROM kv`); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	rctx, stop := context.WithCancel(ctx)
-	go func() {
-		_, err := p.ldb.ExecContext(rctx, `REINDEX INDEX CONCURRENTLY kv_v`)
-		done <- err
-	}()
-	defer func() {
-		stop()
-		_ = reader.Rollback()
-		<-done
-	}()
-	waitFor(t, "the REINDEX CONCURRENTLY to wait for the reader before marking the old index dead", func() bool {
-		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_progress_create_index WHERE phase = 'waiting for readers before marking dead'`) == 1
-	})
-	if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('kv_v_ccold') AND NOT indisvalid`); n != 1 {
-		t.Fatalf("no invalid kv_v_ccold while the REINDEX CONCURRENTLY runs (%d)", n)
-	}
-	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(strings.Join(diffs, "\n"), "kv_v") {
-		t.Errorf("verify during a REINDEX CONCURRENTLY in progress: %q; want no index named", diffs)
-	}
-	_ = reader.Rollback()
-	if err := <-done; err != nil {
-		t.Fatalf("REINDEX CONCURRENTLY: %v", err)
-	}
-	done <- nil // for the deferred wait
+	verifyDuringConcurrentIndex(t, `REINDEX INDEX CONCURRENTLY kv_v`, "to wait for the reader before marking the old index dead",
+		func(p *capPair) bool {
+			if queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_progress_create_index WHERE phase = 'waiting for readers before marking dead'`) != 1 {
+				return false
+			}
+			if n := queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('kv_v_ccold') AND NOT indisvalid`); n != 1 {
+				t.Fatalf("no invalid kv_v_ccold while the REINDEX CONCURRENTLY runs (%d)", n)
+			}
+			return true
+		})
 }
 
 // TestDropIndexConcurrentlyInProgressVerify: a DROP INDEX CONCURRENTLY marks the index invalid
@@ -65,9 +33,23 @@ func TestReindexConcurrentlyInProgressVerify(t *testing.T) {
 // progress, not a leftover: verify must not report an invalid index on that database only.
 func TestDropIndexConcurrentlyInProgressVerify(t *testing.T) {
 	t.Parallel()
+	verifyDuringConcurrentIndex(t, `DROP INDEX CONCURRENTLY kv_v`, "to mark kv_v invalid and wait for the reader",
+		func(p *capPair) bool {
+			return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('kv_v') AND NOT indisvalid`) == 1 &&
+				queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP INDEX CONCURRENTLY%'`) == 1
+		})
+}
+
+// verifyDuringConcurrentIndex runs stmt, a concurrent index statement on the index kv_v, on the
+// local database while a reader holds its lock on the table, waits until waiting says the
+// statement waits for that reader, and checks verify then names no kv_v index; the statement
+// must end well once the reader is gone.
+func verifyDuringConcurrentIndex(t *testing.T, stmt, what string, waiting func(p *capPair) bool) {
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`, `INSERT INTO kv VALUES (1, 'one')`, `CREATE INDEX kv_v ON kv (v)`)
 	ctx := capCtx(t, 60*time.Second)
+	// A reader holding its lock on the table (READ COMMITTED: no snapshot between statements),
+	// which the statement waits for.
 	reader, err := p.ldb.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -77,9 +59,9 @@ func TestDropIndexConcurrentlyInProgressVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	dctx, stop := context.WithCancel(ctx)
+	sctx, stop := context.WithCancel(ctx)
 	go func() {
-		_, err := p.ldb.ExecContext(dctx, `DROP INDEX CONCURRENTLY kv_v`)
+		_, err := p.ldb.ExecContext(sctx, stmt)
 		done <- err
 	}()
 	defer func() {
@@ -87,20 +69,17 @@ func TestDropIndexConcurrentlyInProgressVerify(t *testing.T) {
 		_ = reader.Rollback()
 		<-done
 	}()
-	waitFor(t, "the DROP INDEX CONCURRENTLY to mark kv_v invalid and wait for the reader", func() bool {
-		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('kv_v') AND NOT indisvalid`) == 1 &&
-			queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DROP INDEX CONCURRENTLY%'`) == 1
-	})
+	waitFor(t, "the "+strings.Fields(stmt)[0]+" "+what, func() bool { return waiting(p) })
 	diffs, err := Verify(ctx, p.local.DSN("app"), p.peer.DSN("app"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(strings.Join(diffs, "\n"), "kv_v") {
-		t.Errorf("verify during a DROP INDEX CONCURRENTLY in progress: %q; want no index named", diffs)
+		t.Errorf("verify during %s in progress: %q; want no index named", stmt, diffs)
 	}
 	_ = reader.Rollback()
 	if err := <-done; err != nil {
-		t.Fatalf("DROP INDEX CONCURRENTLY: %v", err)
+		t.Fatalf("%s: %v", stmt, err)
 	}
 	done <- nil // for the deferred wait
 }
