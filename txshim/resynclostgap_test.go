@@ -36,19 +36,7 @@ func TestResyncLostSlotCommitHeldBeforeVisible(t *testing.T) {
 	// The hook only stops Resync; the test's own goroutine holds the commit meanwhile: a
 	// t.Fatal or t.Skip in the hook, on Resync's goroutine, ended that goroutine alone, and the
 	// test then waited for Resync without end (gdb unable to attach, say).
-	remade, proceed := make(chan struct{}), make(chan struct{})
-	goOn := sync.OnceFunc(func() { close(proceed) })
-	sh.hooks.slotRemade.set(func() { close(remade); <-proceed })
-	t.Cleanup(sh.hooks.slotRemade.clear)
-	var err error
-	resynced := make(chan struct{})
-	go func() { defer close(resynced); err = sh.Resync(ctx, nil) }()
-	t.Cleanup(func() { goOn(); <-resynced })
-	select {
-	case <-remade:
-	case <-resynced:
-		t.Fatalf("Resync did not make the slot anew: %v", err)
-	}
+	goOn, resynced, err := resyncHeldAtSlotRemade(t, ctx, sh)
 	held := holdCommitAt(t, ctx, gdb, p.ldb, "ProcArrayEndTransaction", 50)
 	goOn()
 	select {
@@ -58,8 +46,8 @@ func TestResyncLostSlotCommitHeldBeforeVisible(t *testing.T) {
 		<-resynced
 	}
 	held.release()
-	if err != nil {
-		t.Fatalf("Resync: %v", err)
+	if *err != nil {
+		t.Fatalf("Resync: %v", *err)
 	}
 	if err := <-held.committed; err != nil {
 		t.Fatal(err)
@@ -68,6 +56,26 @@ func TestResyncLostSlotCommitHeldBeforeVisible(t *testing.T) {
 	if !queryOne[bool](t, p.ldb, `SELECT two_phase FROM pg_replication_slots WHERE slot_name = $1`, SlotName("a")) {
 		t.Fatal("the slot made anew is not two-phase")
 	}
+}
+
+// resyncHeldAtSlotRemade starts sh.Resync and returns once it has made the slot anew, held
+// there until goOn is called; resynced is closed when Resync has returned, *err then its error.
+func resyncHeldAtSlotRemade(t *testing.T, ctx context.Context, sh *Shipper) (goOn func(), resynced chan struct{}, err *error) {
+	t.Helper()
+	remade, proceed := make(chan struct{}), make(chan struct{})
+	goOn = sync.OnceFunc(func() { close(proceed) })
+	sh.hooks.slotRemade.set(func() { close(remade); <-proceed })
+	t.Cleanup(sh.hooks.slotRemade.clear)
+	err = new(error)
+	resynced = make(chan struct{})
+	go func() { defer close(resynced); *err = sh.Resync(ctx, nil) }()
+	t.Cleanup(func() { goOn(); <-resynced })
+	select {
+	case <-remade:
+	case <-resynced:
+		t.Fatalf("Resync did not make the slot anew: %v", *err)
+	}
+	return goOn, resynced, err
 }
 
 // needGDB returns gdb's path, or skips the test.

@@ -2,7 +2,6 @@ package txshim
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 )
@@ -24,22 +23,10 @@ func TestResyncLostSlotStoppedBeforeStream(t *testing.T) {
 	waitFor(t, "the Shipper to see the slot gone", func() bool { return sh.Err() != nil })
 
 	// The process stops right after the slot is made anew, before anything streams it.
-	remade, proceed := make(chan struct{}), make(chan struct{})
-	goOn := sync.OnceFunc(func() { close(proceed) })
-	sh.hooks.slotRemade.set(func() { close(remade); <-proceed })
-	t.Cleanup(sh.hooks.slotRemade.clear)
-	var err error
-	resynced := make(chan struct{})
-	go func() { defer close(resynced); err = sh.Resync(ctx, nil) }()
-	t.Cleanup(func() { goOn(); <-resynced })
-	select {
-	case <-remade:
-	case <-resynced:
-		t.Fatalf("Resync did not make the slot anew: %v", err)
-	}
+	goOn, resynced, err := resyncHeldAtSlotRemade(t, ctx, sh)
 	stop()
 	goOn()
-	if <-resynced; err == nil {
+	if <-resynced; *err == nil {
 		t.Fatal("Resync succeeded with its Shipper stopped")
 	}
 	p.local.Exec(t, `INSERT INTO kv VALUES (3, 'while the process was down')`)
