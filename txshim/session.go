@@ -863,7 +863,11 @@ func (s *session) clientLoop(ctx context.Context) error {
 				return err
 			}
 		}
-		if typ != 'S' && typ != 'H' {
+		// stray: a copy message after an extended COPY's CopyDone or CopyFail (copyEndedExt),
+		// no COPY open: the backend, out of the COPY, ignores it, as PostgreSQL does, and the
+		// COPY's end is still told from what follows (TestPassedExtCopyStrayAfterDone).
+		stray := s.copyEndedExt && strings.ContainsRune("dcf", rune(typ)) && !s.copyMessage(0)
+		if typ != 'S' && typ != 'H' && !stray {
 			if s.copyEndedExt && s.copyEnd != nil && !strings.ContainsRune("dcfX", rune(typ)) && !s.unit.open {
 				if err := s.copyEndUnsynced(); err != nil {
 					return err
@@ -888,7 +892,11 @@ func (s *session) clientLoop(ctx context.Context) error {
 		// passedOpen: a COPY FROM STDIN a passed-through request started is open, which a
 		// CopyDone or CopyFail ends (copyEndEntry).
 		passedOpen := (typ == 'c' || typ == 'f') && s.copyMessage(0)
-		switch open := s.copyMessage(typ); {
+		counted := typ
+		if stray {
+			counted = 0 // it ends no COPY
+		}
+		switch open := s.copyMessage(counted); {
 		case open && (typ == 'H' || typ == 'S'):
 			// The backend ignores Flush and Sync in copy-in mode: they pass as they are, and
 			// start no request of their own (one left open would meet the next request). But
@@ -958,7 +966,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 				// ignored) and then waits for data that never comes.
 				return &protocolError{"copy data before the CopyInResponse of an extended-protocol COPY FROM STDIN, with no Flush or Sync after its Execute, is not supported"}
 			}
-			if typ == 'd' {
+			if typ == 'd' || stray {
 				err = s.forward(typ, body, s.cr.r.Buffered() == 0)
 				break
 			}
