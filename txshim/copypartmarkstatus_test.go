@@ -2,7 +2,9 @@ package txshim
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -26,4 +28,40 @@ func TestCopyPartSyncsThenRequestPiped(t *testing.T) {
 			{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", b, b+9)}},
 		}
 	})
+}
+
+// TestCopyPartSyncThenRequestWindow: as TestCopyPartSyncsThenRequestPiped, the backend's
+// answer to the client's second Sync read while endCopyPart, at the request, had ended the
+// part (copyPart cleared) but not yet queued its copyMark (the copyPartEnded hook holds it
+// there, as a loaded machine may): no entry awaited it and copyPartStatus was gone, so it
+// reached the client with the backend's status, 'E', where PostgreSQL sends 'I'.
+func TestCopyPartSyncThenRequestWindow(t *testing.T) {
+	t.Parallel()
+	c, peer, dual := dualShim(t)
+	base := 6900
+	var got [2]string
+	for i, via := range []string{"PostgreSQL", "shim"} {
+		base += 100
+		r := dialVia(t, via, c, dual)
+		var out strings.Builder
+		step := func(msgs ...pgproto3.FrontendMessage) {
+			sendMsgs(t, r, msgs...)
+			out.WriteString(r.quiet() + " | ")
+		}
+		step(&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+		step(copyRow(base), &pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{})
+		if via == "shim" {
+			dual.hooks.copyPartEnded.set(func() { time.Sleep(300 * time.Millisecond) })
+		}
+		step(copyRow(base+1), &pgproto3.Sync{}, &pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", base+3)})
+		dual.hooks.copyPartEnded.clear()
+		step(&pgproto3.CopyDone{}, &pgproto3.Sync{})
+		step(&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", base+2)})
+		step(&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)})
+		got[i] = out.String()
+	}
+	if strings.ReplaceAll(got[0], " | ", "") != strings.ReplaceAll(got[1], " | ", "") {
+		t.Errorf("the shim sent\n%s\nwhere PostgreSQL sent\n%s", got[1], got[0])
+	}
+	checkDual(t, peer.take(), 2)
 }

@@ -41,6 +41,9 @@ type shimHooks struct {
 	// copyIn is called once a CopyInResponse that opens a passed-through COPY FROM STDIN has
 	// gone to the client: a test delays the session there.
 	copyIn hook[func()]
+	// copyPartEnded is called once endCopyPart has ended a COPY's part (copyPartDone), before
+	// it writes its copyMark: a test delays the session there.
+	copyPartEnded hook[func()]
 	// started is called when a session's startup is done, before the shim registers the
 	// session and greets its client.
 	started hook[func()]

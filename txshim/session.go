@@ -514,7 +514,7 @@ type pending struct {
 	// markStatus: the status the ReadyForQuery messages copyMark passes to the client carry
 	// instead of the backend's, 0 to keep it: 'I' behind a COPY in the shim's block, which the
 	// backend reports failed where PostgreSQL, the COPY in its implicit transaction, reports
-	// none (relayCopyIn).
+	// none (relayCopyIn, endCopyPart).
 	markStatus byte
 	kept       bool // a statement sendKept sent: an error (or no reply) makes the session forget its kept ones
 	// notices: the entry is the shim's COMMIT or PREPARE TRANSACTION of the client's
@@ -1003,19 +1003,32 @@ func (s *session) clientLoop(ctx context.Context) error {
 func (s *session) endCopyPart() error {
 	s.mu.Lock()
 	done, st := s.copyPartDone, s.copyPartStatus
+	var mark *pending
 	if done {
 		s.copyPart, s.copyPartStatus, s.copyPartDone = false, 0, false
 		s.copyStarts, s.copyEnds = 0, 0
 		s.copyChangedLocked()
+		if s.copySyncs > 0 {
+			// The mark is queued as copyPart goes, under the same lock: the backend's answers
+			// to the client's Syncs read after, no entry awaiting them else, carry
+			// copyPartStatus as the mark's (TestCopyPartSyncsThenRequestPiped,
+			// TestCopyPartSyncThenRequestWindow).
+			s.copySyncs = 0
+			mark = &pending{copyMark: true, markStatus: st}
+			s.pushLocked(mark)
+		}
 	}
 	s.mu.Unlock()
 	if !done {
 		return nil
 	}
-	// The backend's answers to the client's Syncs that come after the mark is queued carry
-	// copyPartStatus too (TestCopyPartSyncsThenRequestPiped).
-	if err := s.copyMarkAs(st); err != nil {
-		return err
+	if h := s.shim.hooks.copyPartEnded.get(); h != nil {
+		h()
+	}
+	if mark != nil {
+		if err := s.writeCopyMark(); err != nil {
+			return err
+		}
 	}
 	if s.unit.injected {
 		if _, err := s.capture("ROLLBACK"); err != nil {
@@ -1101,17 +1114,11 @@ func (s *session) copyEndUnsynced() error {
 // relays to the client up to the request's CloseComplete, whatever entry the client's next
 // request queued meanwhile. None is taken for the reply to another entry.
 func (s *session) copyMark() error {
-	return s.copyMarkAs(0)
-}
-
-// copyMarkAs is copyMark, the ReadyForQuery messages it passes to the client carrying status
-// st (0: the backend's; pending.markStatus).
-func (s *session) copyMarkAs(st byte) error {
 	if s.copySyncs == 0 {
 		return nil
 	}
 	s.copySyncs = 0
-	s.push(&pending{copyMark: true, markStatus: st})
+	s.push(&pending{copyMark: true})
 	return s.writeCopyMark()
 }
 
@@ -1854,11 +1861,16 @@ func (s *session) forward(typ byte, body []byte, flush bool) error {
 // push queues an entry; it must precede the write of its request.
 func (s *session) push(p *pending) {
 	s.mu.Lock()
+	s.pushLocked(p)
+	s.mu.Unlock()
+}
+
+// pushLocked is push, s.mu held.
+func (s *session) pushLocked(p *pending) {
 	p.mayWrite = !s.roForced || s.partWriteLocked()
 	s.pushSeq++
 	p.seq = s.pushSeq
 	s.queue = append(s.queue, p)
-	s.mu.Unlock()
 }
 
 // sendQuery writes a simple Query of the shim's own, queued as p; flush=false pipelines it.
