@@ -100,6 +100,18 @@ type modelMember struct {
 	// unsyncedSince: the term this site was promoted to with the peer database not in step,
 	// its record unsynced since (0: none, or caught up since).
 	unsyncedSince uint64
+	// splitMark is the split-brain mark kept in the data directory (Node.splitMark): the term
+	// this site committed alone in while another site took it or a newer one, and whether an
+	// operator cleared it (ClearSplitBrain). It survives restarts; published as Meta.SplitBrain
+	// unless cleared.
+	splitMark splitBrainMark
+	// With modelParams.dbs, as a process knows it (lost at a restart): announced is the term
+	// whose peer_synced = false it recorded (Node.announced, SetPeerSynced), wentSolo the terms
+	// its shim committed alone in (Options.WentSolo), announcedOnly the term checkSplitBrain
+	// found announced only.
+	announced     uint64
+	wentSolo      map[uint64]bool
+	announcedOnly uint64
 }
 
 type model struct {
@@ -131,11 +143,20 @@ type model struct {
 	// masterOf: the site that has been master of each term so far (a term has one master, ever).
 	masterOf map[uint64]string
 	seed     int64
+	// termMasters: every (term, master) a member's published record has named so far.
+	termMasters map[uint64]map[string]bool
+	// soloIn: the terms each site has committed alone in, ever (modelParams.dbs).
+	soloIn      map[string]map[uint64]bool
+	splitMarks  int // split-brain marks noted (checkSplitBrain)
+	splitClears int // of those, cleared by an operator
+	// failbackStopped: runs where, healed, the better site was not master for a split-brain mark.
+	failbackStopped int
 }
 
 func newModel(t *testing.T, p modelParams, seed int64) *model {
 	m := &model{t: t, p: p, rng: rand.New(rand.NewSource(seed)), now: t0, link: map[[2]string]bool{}, forfeit: map[int]bool{}, acked: map[int]bool{},
-		masterOf: map[uint64]string{}, seed: seed}
+		masterOf: map[uint64]string{}, seed: seed, termMasters: map[uint64]map[string]bool{},
+		soloIn: map[string]map[uint64]bool{}}
 	m.members = append(m.members,
 		&modelMember{site: "a", prio: 1, healthy: true, db: true},
 		&modelMember{site: "b", prio: 2, healthy: true, db: true})
@@ -170,6 +191,7 @@ func (m *model) start(mm *modelMember) {
 	mm.switchTo = ""
 	mm.acceptLoss = 0
 	mm.started = m.now
+	mm.announced, mm.wentSolo, mm.announcedOnly = 0, map[uint64]bool{}, 0
 	mm.holdUntil, mm.holds, mm.refused = time.Time{}, 0, TermRecord{}
 	if mm.commits == nil {
 		mm.commits = map[int]bool{}
@@ -182,6 +204,9 @@ func (m *model) start(mm *modelMember) {
 	mm.meta = Meta{Site: mm.site, Priority: mm.prio, Witness: mm.witness, Role: mm.role,
 		Record: mm.record, Cold: !mm.witness, ManualFailback: m.p.manual && !mm.witness}
 	mm.meta.Vote, mm.meta.VoteFor = vote, voteFor // kept in data_dir (saveVote)
+	if !mm.splitMark.Cleared {
+		mm.meta.SplitBrain = mm.splitMark.Term // Node.New: loadSplitBrain
+	}
 	m.seq++
 	mm.meta.Boot = uint64(m.seq) // a new process: a new Boot
 	m.publish(mm)
@@ -195,6 +220,12 @@ func (m *model) publish(mm *modelMember) {
 	}
 	if n := len(mm.history); n > 0 && equalMeta(mm.history[n-1].meta, mm.meta) {
 		return
+	}
+	if r := mm.meta.Record; r.Term != 0 && r.Master != "" {
+		if m.termMasters[r.Term] == nil {
+			m.termMasters[r.Term] = map[string]bool{}
+		}
+		m.termMasters[r.Term][r.Master] = true
 	}
 	m.seq++
 	mm.history = append(mm.history, published{m.now, m.seq, mm.meta})
@@ -365,6 +396,7 @@ func (m *model) decide(x *modelMember) {
 		}
 	}
 	v := m.view(x)
+	m.checkSplitBrain(x, v) // as Node.decide: before Adopt replaces the record that shows it
 	if rec, ok := Adopt(v.Members[0], v.Members[1:]); ok {
 		x.record, x.meta.Record = rec, rec
 		m.copyAdopted(x, rec)
@@ -506,6 +538,10 @@ func (m *model) event() {
 				m.logf("switchover %s -> %s", s.site, s.switchTo)
 			}
 		}
+	case r < 37 && m.rng.Intn(4) == 0: // an operator clears a split-brain mark
+		if s := sites[m.rng.Intn(2)]; s.up {
+			m.clearSplitBrain(s)
+		}
 	case r < 38: // an operator accepts the loss of the newest term, on a site that waits for its lost master
 		s := sites[m.rng.Intn(2)]
 		if !s.up || s.role == RoleMaster {
@@ -534,31 +570,42 @@ func (m *model) event() {
 	}
 }
 
-func (m *model) heal() {
+// heal ends every fault; catchUp: a master that went on alone catches the peer up too.
+func (m *model) heal(catchUp bool) {
 	clear(m.link)
 	for _, mm := range m.members {
 		mm.healthy, mm.db = true, true
 		if !mm.up {
 			m.start(mm)
 		}
-		if mm.role == RoleMaster && !mm.record.PeerSynced {
-			mm.record.PeerSynced = true
-			mm.meta.Record = mm.record
-			if m.p.dbs {
-				o := m.other(mm)
-				o.db = true
-				for c := range mm.commits {
-					o.commits[c] = true
-				}
-				if mm.dbRec.Term == mm.record.Term && mm.dbRec.Master == mm.site {
-					mm.dbRec.PeerSynced = true
-				}
-			}
+		if catchUp {
+			m.catchUp(mm)
 		}
 		m.publish(mm)
 	}
 	m.healed = true
-	m.logf("heal")
+	m.logf("heal (catch-up %v)", catchUp)
+}
+
+// catchUp: master mm, gone on alone, has the peer caught up (SetPeerSynced(true)).
+func (m *model) catchUp(mm *modelMember) {
+	if mm.role != RoleMaster || mm.record.PeerSynced {
+		return
+	}
+	mm.record.PeerSynced = true
+	mm.meta.Record = mm.record
+	if m.p.dbs {
+		o := m.other(mm)
+		o.db = true
+		for c := range mm.commits {
+			o.commits[c] = true
+		}
+		if mm.dbRec.Term == mm.record.Term && mm.dbRec.Master == mm.site {
+			mm.dbRec.PeerSynced = true
+		}
+	}
+	m.logf("%s catches up: peer_synced=true", mm.site)
+	m.publish(mm)
 }
 
 func (m *model) step(events bool) {
@@ -696,7 +743,7 @@ func TestModel(t *testing.T) {
 		t.Run(vr.name, func(t *testing.T) {
 			p := base
 			vr.p(&p)
-			promotions, accepts, refusals, adoptions, promotionAcks := 0, 0, 0, 0, 0
+			promotions, accepts, refusals, adoptions, promotionAcks, splitMarks, splitClears := 0, 0, 0, 0, 0, 0, 0
 			for seed := seedBase; seed < seedBase+int64(seeds); seed++ {
 				m := newModel(t, p, seed)
 				for range steps {
@@ -708,6 +755,8 @@ func TestModel(t *testing.T) {
 				adoptions += m.adoptions
 				promotionAcks += m.promotionAcks
 				m.converge()
+				splitMarks += m.splitMarks
+				splitClears += m.splitClears
 			}
 			if promotions < seeds {
 				t.Fatalf("only %d promotions in %d runs: the model exercises too little", promotions, seeds)
@@ -718,13 +767,14 @@ func TestModel(t *testing.T) {
 			if p.dbs && !p.witness && promotionAcks == 0 {
 				t.Fatalf("in %d runs no solo commit of a master promoted to a peer database not in step was acknowledged by the other site's sidecar: the model exercises too little", seeds)
 			}
-			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses, %d refused promotions (%d adopted the peer database's record), %d solo commits after a promotion acknowledged by the other site",
-				seeds, steps, promotions, accepts, refusals, adoptions, promotionAcks)
+			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses, %d refused promotions (%d adopted the peer database's record), %d solo commits after a promotion acknowledged by the other site, %d split-brain marks (%d cleared)",
+				seeds, steps, promotions, accepts, refusals, adoptions, promotionAcks, splitMarks, splitClears)
 		})
 	}
 	t.Run("two sites with partitions converge", func(t *testing.T) {
 		p := base
 		p.partitions, p.fenceDelay = true, 0
+		splitMarks, stopped := 0, 0
 		for seed := seedBase; seed < seedBase+int64(seeds); seed++ {
 			m := newModel(t, p, seed)
 			m.p.partitions = true
@@ -732,7 +782,13 @@ func TestModel(t *testing.T) {
 				m.stepNoCheck()
 			}
 			m.converge()
+			splitMarks += m.splitMarks
+			stopped += m.failbackStopped
 		}
+		if seeds >= 12 && (splitMarks == 0 || stopped == 0) { // -short runs too few
+			t.Fatalf("in %d runs %d split brains were marked, %d stopped failback after healing: the model exercises too little", seeds, splitMarks, stopped)
+		}
+		t.Logf("%d runs, %d split-brain marks, %d stopped failback after healing until cleared", seeds, splitMarks, stopped)
 	})
 }
 
@@ -759,7 +815,11 @@ func (m *model) stepNoCheck() {
 // (best priority, auto failback) as the only master, seen by everyone.
 func (m *model) converge() {
 	m.t.Helper()
-	m.heal()
+	// Two sites without a witness, cut off from each other, may both have gone on alone (DESIGN
+	// §3 split brain): on odd seeds the heal leaves that as it is, for the split-brain marks to
+	// show and stop failback, until an operator clears them and the master catches up.
+	splitRun := m.p.partitions && !m.p.witness && !m.p.dbs && m.seed%2 == 1
+	m.heal(!splitRun)
 	if m.p.witness && m.seed%3 == 2 {
 		// The witness lost for good: the two sites, a majority, must still settle on one master.
 		w := m.members[2]
@@ -783,6 +843,36 @@ func (m *model) converge() {
 		m.step(false)
 	}
 	a, b := m.members[0], m.members[1]
+	if a.meta.SplitBrain != 0 || b.meta.SplitBrain != 0 {
+		// A split brain marked: one master, and failback to the better site stops where the
+		// mark says so (decideMaster), until an operator clears it.
+		var master, backup *modelMember
+		switch {
+		case a.role == RoleMaster && b.role == RoleBackup:
+			master, backup = a, b
+		case b.role == RoleMaster && a.role == RoleBackup:
+			master, backup = b, a
+		default:
+			m.fail("after healing, split brain marked (%s %d, %s %d): %s is %q, %s is %q; want one master",
+				a.site, a.meta.SplitBrain, b.site, b.meta.SplitBrain, a.site, a.role, b.site, b.role)
+		}
+		if !m.p.manual && master == b && backup.meta.SplitBrain == 0 && master.meta.SplitBrain != master.record.Term {
+			m.fail("after healing, split brain marked (%s %d, %s %d): %s is master of term %d though %s is better and nothing stops failback",
+				a.site, a.meta.SplitBrain, b.site, b.meta.SplitBrain, b.site, b.record.Term, a.site)
+		}
+		if !m.p.manual && master == b {
+			m.failbackStopped++
+		}
+		m.clearSplitBrain(a)
+		m.clearSplitBrain(b)
+	}
+	if splitRun || a.splitMark.Term != 0 || b.splitMark.Term != 0 {
+		m.catchUp(a)
+		m.catchUp(b)
+		for end := m.now.Add(m.p.failback + m.p.maxRelease + m.p.maxPromote + 10*time.Second); m.now.Before(end); {
+			m.step(false)
+		}
+	}
 	if m.p.manual && b.role == RoleMaster {
 		a, b = b, a // failback = "manual": the site in control keeps it
 	}
@@ -958,6 +1048,13 @@ func (m *model) promoteDBStart(x *modelMember, a Action) (TermRecord, bool) {
 		if !r.PeerSynced && r.Master != "" && r.Master != x.site && r.Term >= own.Term && x.acceptLoss != r.Term {
 			m.refusals++
 			x.refused = r
+			if own.Master == x.site && r.Term >= own.Term {
+				// Node.promote: another master's record of this site's own term, or a newer one,
+				// shows a split brain if this site committed alone in its term.
+				v := m.view(x)
+				v.Members = append(v.Members, Member{Meta: Meta{Site: r.Master, Record: r}})
+				m.checkSplitBrain(x, v)
+			}
 			if r.Term > own.Term {
 				rec := TermRecord{Term: r.Term, Master: r.Master}
 				x.record, x.meta.Record = rec, rec
@@ -977,6 +1074,9 @@ func (m *model) promoteDBStart(x *modelMember, a Action) (TermRecord, bool) {
 	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: !lacking}
 	if !m.writeTerm(x, rec) {
 		if r := x.dbRec; x.db && r.Term >= a.Term && r.Master != x.site {
+			v := m.view(x)
+			v.Members = append(v.Members, Member{Meta: Meta{Site: r.Master, Record: r}})
+			m.checkSplitBrain(x, v)
 			// Node.promote: refused for another master's record of this term or a newer one
 			// (recordStore.Load), the site takes it, and does not stand aside.
 			x.record, x.meta.Record = r, r
@@ -1088,6 +1188,11 @@ func (m *model) clientCommit(x *modelMember) {
 		}
 	}
 	if acked || !anyAlive {
+		x.wentSolo[x.record.Term] = true // the shim notes it first (commitsAlone)
+		if m.soloIn[x.site] == nil {
+			m.soloIn[x.site] = map[uint64]bool{}
+		}
+		m.soloIn[x.site][x.record.Term] = true
 		x.commits[c] = true
 		m.acked[c] = acked
 		if bySite && x.unsyncedSince == x.record.Term {
@@ -1121,6 +1226,7 @@ func (m *model) soloOrCatchUp(x *modelMember) {
 	}
 	if x.record.PeerSynced {
 		x.record.PeerSynced, x.dbRec.PeerSynced = false, false
+		x.announced = x.record.Term
 	} else {
 		if !m.peerDB(x) || o.dbRec.Term > x.record.Term {
 			return
@@ -1134,4 +1240,84 @@ func (m *model) soloOrCatchUp(x *modelMember) {
 	x.meta.Record = x.record
 	m.logf("%s peer_synced=%v", x.site, x.record.PeerSynced)
 	m.publish(x)
+}
+
+// checkSplitBrain is Node.checkSplitBrain: a split brain the view shows (SplitBrain: this
+// site's own record of a term says peer_synced = false, and another site's record holds that
+// term or a newer one) is noted if this site may have committed alone in it (committedAlone);
+// a term found announced only is looked at again every round, a solo commit may land after.
+func (m *model) checkSplitBrain(x *modelMember, v View) {
+	m.t.Helper()
+	if sb := SplitBrain(v); sb != 0 {
+		if r := x.meta.Record; r.Term != sb || r.Master != x.site || r.PeerSynced {
+			m.fail("%s finds a split brain in term %d, its record is %+v", x.site, sb, r)
+		}
+		if m.committedAlone(x, sb) {
+			m.noteSplitBrain(x, sb, v)
+			return
+		}
+		x.announcedOnly = sb
+	}
+	if only := x.announcedOnly; only != 0 && x.wentSolo[only] {
+		x.announcedOnly = 0
+		m.noteSplitBrain(x, only, v)
+	}
+}
+
+// committedAlone is Node.committedAlone: yes, unless this process recorded the term's
+// peer_synced = false and its shim says it never went solo in it. Without the databases the
+// model has no shim (Options.WentSolo nil): yes.
+func (m *model) committedAlone(x *modelMember, term uint64) bool {
+	if !m.p.dbs || x.announced != term {
+		return true
+	}
+	return x.wentSolo[term]
+}
+
+// noteSplitBrain is Node.noteSplitBrain: the mark published as Meta.SplitBrain and kept, once
+// per term. The mark must be true: this site was master of that term, another master's record
+// of the term or a newer one has been published (or read from the other database), and, where
+// this process knows (it announced going solo in the term), it committed alone in it.
+func (m *model) noteSplitBrain(x *modelMember, sb uint64, v View) {
+	m.t.Helper()
+	if x.splitMark.Term == sb {
+		return
+	}
+	if !m.termMasters[sb][x.site] {
+		m.fail("%s marks a split brain in term %d, which it never published itself master of", x.site, sb)
+	}
+	other := false
+	for term, masters := range m.termMasters {
+		for site := range masters {
+			other = other || (term >= sb && site != x.site)
+		}
+	}
+	for _, o := range v.Members { // a record read from the other database (a refusal)
+		other = other || (o.Record.Term >= sb && o.Record.Master != "" && o.Record.Master != x.site)
+	}
+	if !other {
+		m.fail("%s marks a split brain in term %d, but no other master's record of that term or a newer one was seen", x.site, sb)
+	}
+	if m.p.dbs && x.announced == sb && !m.soloIn[x.site][sb] {
+		m.fail("%s marks a split brain in term %d, which it announced going solo in but never committed alone in", x.site, sb)
+	}
+	x.splitMark = splitBrainMark{Term: sb}
+	x.meta.SplitBrain = sb
+	m.splitMarks++
+	m.logf("%s split brain in term %d", x.site, sb)
+	m.publish(x)
+}
+
+// clearSplitBrain is an operator's tandem clear-split-brain on x (Node.ClearSplitBrain).
+func (m *model) clearSplitBrain(x *modelMember) {
+	if x.meta.SplitBrain == 0 {
+		return
+	}
+	x.splitMark = splitBrainMark{Term: x.meta.SplitBrain, Cleared: true}
+	x.meta.SplitBrain = 0
+	m.splitClears++
+	m.logf("%s split brain of term %d cleared by an operator", x.site, x.splitMark.Term)
+	if x.up {
+		m.publish(x)
+	}
 }
