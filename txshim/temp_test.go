@@ -41,12 +41,12 @@ END $$`); err != nil {
 	}
 	// Made straight on the database: not in the shim's lists until it reads them again, and
 	// in information_schema, where its lists do not look.
-	if _, err := e.localDB.Exec(`CREATE FUNCTION direct_tmp(i int) RETURNS int LANGUAGE plpgsql AS $$
-BEGIN
-  CREATE TEMP TABLE IF NOT EXISTS kept (a int);
-  INSERT INTO kept VALUES (i);
-  RETURN i;
-END $$;
+	// direct_tmp is made on the peer too, where the shim does not look: verify compares the
+	// databases' functions.
+	if _, err := e.peerDB.Exec(directTmp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.localDB.Exec(directTmp + `;
 CREATE FUNCTION information_schema.make_kept() RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
   CREATE TEMP TABLE kept (a int);
@@ -121,3 +121,11 @@ END $$`); err != nil {
 	}
 	e.settle(t, before)
 }
+
+// directTmp makes a function, not a temporary object itself, that makes a temporary table.
+const directTmp = `CREATE FUNCTION direct_tmp(i int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS kept (a int);
+  INSERT INTO kept VALUES (i);
+  RETURN i;
+END $$`

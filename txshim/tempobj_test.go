@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
@@ -157,13 +158,17 @@ func TestTempDependency(t *testing.T) {
 func TestTempEventTriggerBeforeGuard(t *testing.T) {
 	t.Parallel()
 	e := startAccEnv(t)
-	if _, err := e.localDB.Exec(`CREATE FUNCTION audit_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
+	// The function on both databases (verify compares their functions), its event trigger on
+	// the local one alone.
+	for _, db := range []*sql.DB{e.localDB, e.peerDB} {
+		if _, err := db.Exec(`CREATE FUNCTION audit_start() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_TAG = 'ALTER TABLE' THEN
     CREATE TEMP TABLE IF NOT EXISTS ddl_audit (tag text);
   END IF;
 END $$`); err != nil {
-		t.Fatal(err)
+			t.Fatal(err)
+		}
 	}
 	if _, err := e.localDB.Exec(`CREATE EVENT TRIGGER audit_start ON ddl_command_start EXECUTE FUNCTION audit_start()`); err != nil {
 		t.Fatal(err)
