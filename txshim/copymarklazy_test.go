@@ -4,18 +4,27 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // passedCopySteps runs steps on a session straight to PostgreSQL and on one through the shim,
 // and fails t unless the shim's replies are PostgreSQL's, message for message (quiet: the
-// steps' bounds are where replies paused, which the load may move), and unless the shim's
-// session made exactly commits dual commits: the transactions whose rows (the COPY's among
-// them, or not) reached the peer.
+// steps' bounds are where replies paused, which the load may move; settle: the last may come
+// after the steps' pauses), and unless the shim's session made exactly commits dual commits:
+// the transactions whose rows (the COPY's among them, or not) reached the peer.
 func passedCopySteps(t *testing.T, commits int, steps func(base int) [][]pgproto3.FrontendMessage) {
 	t.Helper()
 	c, peer, dual := dualShim(t)
+	passedCopyStepsOn(t, c, peer, dual, commits, steps)
+}
+
+// passedCopyStepsOn is passedCopySteps on a dual shim of the caller's.
+func passedCopyStepsOn(t *testing.T, c *pgtest.Cluster, peer *fakePeer, dual *testShim, commits int, steps func(base int) [][]pgproto3.FrontendMessage) {
+	t.Helper()
 	base := 6000
 	var got [2]string
 	for i, via := range []string{"PostgreSQL", "shim"} {
@@ -25,6 +34,9 @@ func passedCopySteps(t *testing.T, commits int, steps func(base int) [][]pgproto
 		for _, st := range steps(base) {
 			sendMsgs(t, r, st...)
 			out.WriteString(r.quiet() + " | ")
+		}
+		if via == "shim" {
+			out.WriteString(r.settle(out.String(), got[0]))
 		}
 		got[i] = out.String()
 	}
@@ -63,20 +75,42 @@ func TestPassedCopyMidSyncTwoCopies(t *testing.T) {
 // — into the copy-in of the second COPY of a Query, which ended the session.
 func TestPassedCopySyncsReset(t *testing.T) {
 	t.Parallel()
-	passedCopySteps(t, 1, func(base int) [][]pgproto3.FrontendMessage {
-		return [][]pgproto3.FrontendMessage{
-			{&pgproto3.Query{String: "BEGIN"}},
-			{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
-			{&pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{}, &pgproto3.Sync{}},
-			{&pgproto3.CopyDone{}, &pgproto3.Query{String: "ROLLBACK"}},
-			{&pgproto3.Query{String: "BEGIN"}},
-			{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
-			{copyRow(base), &pgproto3.CopyDone{}},
-			{copyRow(base + 1), &pgproto3.CopyDone{}},
-			{&pgproto3.Query{String: "COMMIT"}},
-			{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)}},
+	passedCopySteps(t, 1, passedCopySyncsResetSteps)
+}
+
+// passedCopySyncsResetSteps are TestPassedCopySyncsReset's steps.
+func passedCopySyncsResetSteps(base int) [][]pgproto3.FrontendMessage {
+	return [][]pgproto3.FrontendMessage{
+		{&pgproto3.Query{String: "BEGIN"}},
+		{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+		{&pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.Sync{}, &pgproto3.Sync{}},
+		{&pgproto3.CopyDone{}, &pgproto3.Query{String: "ROLLBACK"}},
+		{&pgproto3.Query{String: "BEGIN"}},
+		{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}},
+		{copyRow(base), &pgproto3.CopyDone{}},
+		{copyRow(base + 1), &pgproto3.CopyDone{}},
+		{&pgproto3.Query{String: "COMMIT"}},
+		{&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", base, base+9)}},
+	}
+}
+
+// TestPassedCopyStepsSlowCommit: passedCopySteps read each step's replies until they paused
+// (quiet) and compared what came: a dual commit slower than the pause, as on a loaded machine
+// (the fsyncs of the local PREPARE TRANSACTION and COMMIT PREPARED, the peer's prepare on a
+// connection of its own), left the COMMIT's replies and those of the request after it unread,
+// and the peer's COMMIT PREPARED not yet called: TestPassedCopySyncsReset failed, its shim
+// sending nothing from the COMMIT on, though it was right. The commit is slowed here after
+// the peer's prepare (the failpoint hook).
+func TestPassedCopyStepsSlowCommit(t *testing.T) {
+	t.Parallel()
+	c, peer, dual := dualShim(t)
+	dual.hooks.failpoint.set(func(step string) error {
+		if step == "after-peer-prepare" {
+			time.Sleep(time.Second)
 		}
+		return nil
 	})
+	passedCopyStepsOn(t, c, peer, dual, 1, passedCopySyncsResetSteps)
 }
 
 // TestWrappedCopyMidSyncTwoCopies: a simple Query of two COPY FROM STDIN the shim wraps, whose
