@@ -24,7 +24,7 @@ func TestResyncCommitInSnapshotWindow(t *testing.T) {
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 90*time.Second)
-	inserted, setSync := commitWaitingForStandby(t, ctx, p)
+	inserted, setSync := commitWaitingForStandby(t, ctx, p, nil)
 
 	resynced := make(chan error, 1)
 	go func() {
@@ -76,7 +76,7 @@ func resyncStandbyAnswersAt(t *testing.T, look int) {
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	sh := syncedShipper(t, p)
 	ctx := capCtx(t, 90*time.Second)
-	inserted, setSync := commitWaitingForStandby(t, ctx, p)
+	inserted, setSync := commitWaitingForStandby(t, ctx, p, nil)
 
 	// The look waits before it for an advisory lock this session holds.
 	const key = 7340021
@@ -115,9 +115,15 @@ func resyncStandbyAnswersAt(t *testing.T, look int) {
 // commitWaitingForStandby makes the local database of p wait for a synchronous standby it
 // does not have, and starts an insert into kv that waits for it (written, not yet visible); it
 // returns the insert's outcome and what sets synchronous_standby_names ("": none, which lets
-// the insert end).
-func commitWaitingForStandby(t *testing.T, ctx context.Context, p *capPair) (inserted chan error, setSync func(string)) {
+// the insert end). The inserts run in session on when it is not nil, else in any of p.ldb's.
+func commitWaitingForStandby(t *testing.T, ctx context.Context, p *capPair, on *sql.Conn) (inserted chan error, setSync func(string)) {
 	t.Helper()
+	var ins interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	} = p.ldb
+	if on != nil {
+		ins = on
+	}
 	setSync = func(v string) {
 		for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = ` + sqlLiteral(v), `SELECT pg_reload_conf()`} {
 			if _, err := p.ldb.ExecContext(ctx, q); err != nil {
@@ -136,7 +142,7 @@ func commitWaitingForStandby(t *testing.T, ctx context.Context, p *capPair) (ins
 	for k, deadline := 1, time.Now().Add(30*time.Second); ; k++ {
 		inserted = make(chan error, 1)
 		go func() {
-			_, err := p.ldb.ExecContext(ctx, `INSERT INTO kv VALUES ($1, 'window')`, k)
+			_, err := ins.ExecContext(ctx, `INSERT INTO kv VALUES ($1, 'window')`, k)
 			inserted <- err
 		}()
 		waiting := false
@@ -183,12 +189,19 @@ func requireShippedAfterResync(t *testing.T, p *capPair, sh *Shipper) {
 // in pg_stat_activity for the rest of it, but reads each one's wait event anew (from its
 // PGPROC), and a commit before L is one of a session listed already: the last look sees it
 // waiting now. Here a commit begins waiting while the statement waits before its last look
-// (lookGap); that look must count it (without the last look: 0).
+// (lookGap); that look must count it (without the last look: 0). The commit's session is
+// open before the statement begins, as a commit before L's is: one a pool opened after the
+// first look is in no list the statement reads, and it counted 0 (CI's clean-clone run ci204).
 func TestResyncLastLookSeesWaitersNow(t *testing.T) {
 	t.Parallel()
 	p := startCapPair(t)
 	p.both(t, `CREATE TABLE kv (k int PRIMARY KEY, v text)`)
 	ctx := capCtx(t, 60*time.Second)
+	committer, err := p.ldb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { committer.Close() })
 	const key = 7340022
 	unlock := holdAdvisoryLock(t, ctx, p.ldb, key)
 	var w unseenWindow
@@ -218,7 +231,7 @@ func TestResyncLastLookSeesWaitersNow(t *testing.T) {
 	waitForLong(t, "the last look waiting", 30*time.Second, func() bool {
 		return queryOne[int](t, p.ldb, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, key) == 1
 	})
-	inserted, setSync := commitWaitingForStandby(t, ctx, p)
+	inserted, setSync := commitWaitingForStandby(t, ctx, p, committer)
 	unlock()
 	n := <-counted
 	setSync("")
