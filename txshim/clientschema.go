@@ -158,46 +158,27 @@ func diffClientSchemas(local, peer appSchema) []string {
 		}
 		diffs = append(diffs, tableFactDiffs(t, l.facts[t], p.facts[t])...)
 	}
-	for _, v := range unionKeys(l.views, p.views) {
-		lv, lok := l.views[v]
-		pv, pok := p.views[v]
-		switch {
-		case !pok:
-			diffs = append(diffs, fmt.Sprintf("view %s exists only on the local database", v))
-		case !lok:
-			diffs = append(diffs, fmt.Sprintf("view %s exists only on the peer database", v))
-		default:
-			if lv[0] != pv[0] {
-				diffs = append(diffs, fmt.Sprintf("view %s is defined by another query on each database", v))
-			}
-			if lv[1] != pv[1] {
-				diffs = append(diffs, fmt.Sprintf("view %s has options (%s) on the local database but (%s) on the peer", v, lv[1], pv[1]))
-			}
+	diffs = append(diffs, diffKeyed(l.views, p.views, func(v string) string { return "view " + v }, func(v string, lv, pv [2]string) []string {
+		var d []string
+		if lv[0] != pv[0] {
+			d = append(d, fmt.Sprintf("view %s is defined by another query on each database", v))
 		}
-	}
-	for _, f := range unionKeys(l.procs, p.procs) {
-		lp, lok := l.procs[f]
-		pp, pok := p.procs[f]
-		switch {
-		case !pok:
-			diffs = append(diffs, fmt.Sprintf("%s exists only on the local database", f))
-		case !lok:
-			diffs = append(diffs, fmt.Sprintf("%s exists only on the peer database", f))
-		case lp != pp:
-			diffs = append(diffs, fmt.Sprintf("%s is defined otherwise on each database", f))
+		if lv[1] != pv[1] {
+			d = append(d, fmt.Sprintf("view %s has options (%s) on the local database but (%s) on the peer", v, lv[1], pv[1]))
 		}
-	}
-	for _, e := range unionKeys(l.exts, p.exts) {
-		le, lok := l.exts[e]
-		pe, pok := p.exts[e]
-		switch {
-		case !pok:
-			diffs = append(diffs, fmt.Sprintf("extension %s exists only on the local database", e))
-		case !lok:
-			diffs = append(diffs, fmt.Sprintf("extension %s exists only on the peer database", e))
-		case le != pe:
-			diffs = append(diffs, fmt.Sprintf("extension %s is version %s on the local database but %s on the peer", e, le, pe))
+		return d
+	})...)
+	diffs = append(diffs, diffKeyed(l.procs, p.procs, func(f string) string { return f }, func(f, lp, pp string) []string {
+		if lp == pp {
+			return nil
 		}
-	}
+		return []string{fmt.Sprintf("%s is defined otherwise on each database", f)}
+	})...)
+	diffs = append(diffs, diffKeyed(l.exts, p.exts, func(e string) string { return "extension " + e }, func(e, le, pe string) []string {
+		if le == pe {
+			return nil
+		}
+		return []string{fmt.Sprintf("extension %s is version %s on the local database but %s on the peer", e, le, pe)}
+	})...)
 	return diffs
 }

@@ -564,19 +564,12 @@ FROM pg_database d, LATERAL (SELECT to_jsonb(d) AS j) x WHERE d.datname = curren
 
 // diffAppSchemas names every difference between the local and the peer application schema.
 func diffAppSchemas(local, peer appSchema) []string {
-	var diffs []string
-	for _, o := range unionKeys(local.objs, peer.objs) {
-		l, lok := local.objs[o]
-		p, pok := peer.objs[o]
-		switch {
-		case !pok:
-			diffs = append(diffs, fmt.Sprintf("%s exists only on the local database", o))
-		case !lok:
-			diffs = append(diffs, fmt.Sprintf("%s exists only on the peer database", o))
-		case !sameObject(o, l, p):
-			diffs = append(diffs, fmt.Sprintf("%s is %s on the local database but %s on the peer", o, l, p))
+	diffs := diffKeyed(local.objs, peer.objs, func(o string) string { return o }, func(o, l, p string) []string {
+		if sameObject(o, l, p) {
+			return nil
 		}
-	}
+		return []string{fmt.Sprintf("%s is %s on the local database but %s on the peer", o, l, p)}
+	})
 	// Every application table has facts (its kind at least), a table of no column no columns.
 	for _, t := range unionKeys(local.tables, peer.tables) {
 		lc, pc := local.cols[t], peer.cols[t]
@@ -588,18 +581,13 @@ func diffAppSchemas(local, peer appSchema) []string {
 			diffs = append(diffs, fmt.Sprintf("table %s exists only on the peer database", t))
 			continue
 		}
-		for _, col := range unionKeys(lc, pc) {
-			l, lok := lc[col]
-			p, pok := pc[col]
-			switch {
-			case !pok:
-				diffs = append(diffs, fmt.Sprintf("column %s.%s exists only on the local database", t, sqlIdent(col)))
-			case !lok:
-				diffs = append(diffs, fmt.Sprintf("column %s.%s exists only on the peer database", t, sqlIdent(col)))
-			case l != p:
-				diffs = append(diffs, fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", t, sqlIdent(col), l, p))
-			}
-		}
+		diffs = append(diffs, diffKeyed(lc, pc, func(col string) string { return "column " + t + "." + sqlIdent(col) },
+			func(col string, l, p appColumn) []string {
+				if l == p {
+					return nil
+				}
+				return []string{fmt.Sprintf("column %s.%s is %s on the local database but %s on the peer", t, sqlIdent(col), l, p)}
+			})...)
 		diffs = append(diffs, tableFactDiffs(t, local.tables[t], peer.tables[t])...)
 	}
 	return diffs
@@ -663,6 +651,26 @@ func libcLocale(name string) string {
 		norm = "iso" + norm
 	}
 	return name[:dot+1] + norm + modifier
+}
+
+// diffKeyed names each key of local or peer that the other lacks, as what(key) "exists only
+// on" the one database, and what differ says of the two values of each key both have (nothing
+// when they are alike); in the keys' order.
+func diffKeyed[V any](local, peer map[string]V, what func(key string) string, differ func(key string, l, p V) []string) []string {
+	var diffs []string
+	for _, k := range unionKeys(local, peer) {
+		l, lok := local[k]
+		p, pok := peer[k]
+		switch {
+		case !pok:
+			diffs = append(diffs, what(k)+" exists only on the local database")
+		case !lok:
+			diffs = append(diffs, what(k)+" exists only on the peer database")
+		default:
+			diffs = append(diffs, differ(k, l, p)...)
+		}
+	}
+	return diffs
 }
 
 func unionKeys[V any](a, b map[string]V) []string {
