@@ -1,0 +1,150 @@
+package txshim
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sameTermSites runs the two sites of one pair of databases as a split brain leaves them:
+// site a's shim and Shipper (database A = p.local, its peer B = p.peer) and site b's (B, its
+// peer A), both dual masters of term 7, site a's logging to logA. Both Shippers run.
+type sameTermSites struct {
+	p            *capPair
+	shipA, shipB *Shipper
+	shimA, shimB *testShim
+	lastID       int
+}
+
+func startSameTermSites(t *testing.T, logA *slog.Logger) *sameTermSites {
+	t.Helper()
+	p := startCapPair(t)
+	p.both(t, `CREATE TABLE acct (id int PRIMARY KEY, balance int NOT NULL)`)
+	installPair(t, p) // site a's, term 1 in both databases
+	ctx := capCtx(t, 60*time.Second)
+	if err := Install(ctx, "b", p.peer.DSN("app"), p.local.DSN("app"), quietLogger()); err != nil {
+		t.Fatal(err)
+	}
+	s := &sameTermSites{p: p}
+	s.shipA = NewShipper(ShipperConfig{Site: "a", LocalDSN: p.local.DSN("app"), PeerDSN: p.peer.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: logA})
+	s.shipB = NewShipper(ShipperConfig{Site: "b", LocalDSN: p.peer.DSN("app"), PeerDSN: p.local.DSN("app"), Conns: 2,
+		OpTimeout: 3 * time.Second, SequenceInterval: -1, Logger: quietLogger()})
+	for _, sh := range []*Shipper{s.shipA, s.shipB} {
+		sh.SetTerm(7)
+		runShipper(t, sh)
+	}
+	s.shimA = startShim(t, p.local, Options{Peer: s.shipA, Site: "a", Logger: logA}, ModeDual, 7)
+	s.shimB = startShim(t, p.peer, Options{Peer: s.shipB, Site: "b", Logger: quietLogger()}, ModeDual, 7)
+	return s
+}
+
+// insert commits one row through sh (a fresh id each time) and returns its error.
+func (s *sameTermSites) insert(t *testing.T, sh *testShim) (int, error) {
+	t.Helper()
+	s.lastID++
+	id := s.lastID
+	conn := sh.connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := conn.Exec(ctx, "INSERT INTO acct VALUES ($1, 100)", id)
+	return id, err
+}
+
+// rows counts the rows of id on A and on B.
+func (s *sameTermSites) rows(t *testing.T, id int) (onA, onB int) {
+	t.Helper()
+	q := `SELECT count(*) FROM acct WHERE id = $1`
+	return queryOne[int](t, s.p.ldb, q, id), queryOne[int](t, s.p.pdb, q, id)
+}
+
+// requireFenced: a commit through sh was refused by the §3 fence (25006, naming the term of
+// another master) and is on neither database.
+func (s *sameTermSites) requireFenced(t *testing.T, what string, sh *testShim) {
+	t.Helper()
+	id, err := s.insert(t, sh)
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "fenced") {
+		t.Errorf("%s: commit = %v (SQLSTATE %s), want 25006 fenced", what, err, pgCode(err))
+	}
+	waitForLong(t, "nothing prepared", 20*time.Second, func() bool {
+		return queryOne[int](t, s.p.ldb, `SELECT count(*) FROM pg_prepared_xacts`)+queryOne[int](t, s.p.pdb, `SELECT count(*) FROM pg_prepared_xacts`) == 0
+	})
+	if a, b := s.rows(t, id); a+b != 0 {
+		t.Errorf("%s: the refused row is on A %d time(s), on B %d", what, a, b)
+	}
+}
+
+// TestSameTermTwoSitesFenced: two sites that both took term 7 (a same-term split brain without
+// a witness) run their shims and Shippers over one pair of real databases. A term record names
+// its master: the databases' fence (the shim's commit check on the local database, check_term
+// in the peer's apply) refuses a commit of term 7 by the site the record does not name, and a
+// term record of that site over the other's, in every legitimate path kept: the record's own
+// master commits and rewrites it, and a handover to term 8 moves the fence.
+func TestSameTermTwoSitesFenced(t *testing.T) {
+	t.Parallel()
+	s := startSameTermSites(t, quietLogger())
+	ctx := capCtx(t, 2*time.Minute)
+
+	// Each site saved term 7 into its own database first (the node's Save), neither reached
+	// the other's: A says (7, a), B (7, b). Each commit is refused by the peer's apply.
+	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.ldb, 7, "b", true); !errors.Is(err, ErrStaleTerm) {
+		t.Errorf("term record (7, b) over A's (7, a): %v, want ErrStaleTerm", err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 7, "a", true); !errors.Is(err, ErrStaleTerm) {
+		t.Errorf("term record (7, a) over B's (7, b): %v, want ErrStaleTerm", err)
+	}
+	s.requireFenced(t, "site a, dual in term 7, B held by b", s.shimA)
+	s.requireFenced(t, "site b, dual in term 7, A held by a", s.shimB)
+
+	// Term 8, site a's in both databases: b, dual or solo in it, is refused by its own database.
+	if err := WriteTermRecord(ctx, s.p.ldb, 8, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 8, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	s.shipA.SetTerm(8)
+	s.shipB.SetTerm(8)
+	s.shimA.SetMode(ModeDual, 8)
+	s.shimB.SetMode(ModeDual, 8)
+	s.requireFenced(t, "site b, dual in term 8 of a", s.shimB)
+	s.shimB.SetMode(ModeSolo, 8)
+	s.requireFenced(t, "site b, solo in term 8 of a", s.shimB)
+	if err := WriteTermRecord(ctx, s.p.pdb, 8, "b", false); !errors.Is(err, ErrStaleTerm) {
+		t.Errorf("term record (8, b) over B's (8, a): %v, want ErrStaleTerm", err)
+	}
+	// The term's master commits, and rewrites its own record (peer_synced).
+	id, err := s.insert(t, s.shimA)
+	if err != nil {
+		t.Fatalf("site a, dual master of term 8 in both records: %v", err)
+	}
+	waitForLong(t, "site a's row on both", 20*time.Second, func() bool { a, b := s.rows(t, id); return a == 1 && b == 1 })
+	if err := WriteTermRecord(ctx, s.p.ldb, 8, "a", false); err != nil {
+		t.Errorf("site a rewriting its own term record: %v", err)
+	}
+
+	// A handover to b, term 9 in both: b commits, a (still in term 8) is refused.
+	if err := WriteTermRecord(ctx, s.p.pdb, 9, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.ldb, 9, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	s.shipB.SetTerm(9)
+	s.shimB.SetMode(ModeDual, 9)
+	id, err = s.insert(t, s.shimB)
+	if err != nil {
+		t.Fatalf("site b, dual master of term 9 after the handover: %v", err)
+	}
+	waitForLong(t, "site b's row on both", 20*time.Second, func() bool { a, b := s.rows(t, id); return a == 1 && b == 1 })
+	s.requireFenced(t, "site a, dual in term 8 after the handover to b's 9", s.shimA)
+}
