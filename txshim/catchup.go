@@ -418,6 +418,9 @@ func (s *Shipper) syncAfterTail(start time.Time, stats0 ShipStats) (bool, error)
 		return false, nil
 	}
 	s.link, s.synced = linkOnline, true
+	// In step again, Prepare asks the peer, whose own check_term refuses a term it still
+	// refuses (its record only grows): a peer restored or re-seeded since (resync) may take it.
+	s.refused.Store(nil)
 	s.stats.CatchUps++
 	st := s.stats
 	s.notifyLocked()

@@ -148,3 +148,34 @@ func TestSameTermTwoSitesFenced(t *testing.T) {
 	waitForLong(t, "site b's row on both", 20*time.Second, func() bool { a, b := s.rows(t, id); return a == 1 && b == 1 })
 	s.requireFenced(t, "site a, dual in term 8 after the handover to b's 9", s.shimA)
 }
+
+// TestPeerTermRefusalNoSolo: site a, dual master of term 7, learns from the peer database that
+// b holds term 7 there (B says (7, b), A (7, a): each site saved the term into its own
+// database first, a split brain in one term), when B refuses a commit a made plainly (shipped
+// from the stream) as of a stale term. Its next dual commit must be refused too (25006), not
+// taken for one whose peer did not answer: that went solo and committed alone on A, in the term
+// whose record on B names b — beside b's own commits in it.
+func TestPeerTermRefusalNoSolo(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	s := startSameTermSites(t, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx := capCtx(t, 2*time.Minute)
+	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	// A plain commit on A (a write that bypassed the shim's wrapping), shipped from the stream.
+	if _, err := s.p.ldb.ExecContext(ctx, `INSERT INTO acct VALUES (1000, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "B's refusal of the plain commit", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "newer term")
+	})
+	s.lastID = 10
+	s.requireFenced(t, "site a, dual in term 7, after B refused a's plain commit of term 7", s.shimA)
+	if mode, term := s.shimA.Mode(); mode != ModeDual || term != 7 {
+		t.Errorf("site a's shim after the refusals: %v of term %d, want dual of term 7 (never solo)", mode, term)
+	}
+}

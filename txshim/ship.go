@@ -162,7 +162,11 @@ type Shipper struct {
 	// behind them.
 	opPool *applyPool
 	term   atomic.Uint64
-	backup atomic.Bool // see SetBackup
+	// refused is the peer's refusal of a transaction shipped from the stream for its term (the
+	// peer's term record newer, or that term of another master), the newest term refused; nil
+	// for none. Prepare refuses a gid of that term or an older one with it (see Prepare).
+	refused atomic.Pointer[termRefusal]
+	backup  atomic.Bool // see SetBackup
 	// bypassFrom: a backup's own transactions ending after this stream position bypassed
 	// Tandem (SetBypassFrom); MaxUint64: none did.
 	bypassFrom atomic.Uint64
@@ -1065,6 +1069,16 @@ func (s *Shipper) opFailedLocked(e *jentry) {
 // outcome takes the Shipper down: the shim then commits alone and CatchUp ships it later.
 func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	start := time.Now()
+	// The peer refused a transaction of this term shipped from the stream (DESIGN §3): its
+	// term record is newer, or this term's of another master. It refuses this one too, and
+	// says so definitely: not the unknown outcome of a peer not in step (the Shipper is down
+	// since), which would have the shim go solo and commit alone on this site's database in
+	// a term the peer's record gives another master (TestPeerTermRefusalNoSolo).
+	if _, term, _, ok := parseGID(gid); ok && term > 0 {
+		if r := s.refused.Load(); r != nil && term <= r.term {
+			return &PeerError{GID: gid, Step: "apply", Definite: true, Err: r}
+		}
+	}
 	e, txn, err := s.waitForPrepare(ctx, gid)
 	if err != nil {
 		s.goDown("prepare "+gid, err)
@@ -1964,14 +1978,43 @@ func (s *Shipper) shipOn(ctx context.Context, c *applyConn, j shipJob) (shipResu
 	if j.txn == nil {
 		return 0, fmt.Errorf("ship %s: %w: its changes are no longer held", j.gid, errDiverged)
 	}
-	err = c.apply(ctx, j.txn, j.gid, s.term.Load(), endCommit)
+	term := s.term.Load()
+	err = c.apply(ctx, j.txn, j.gid, term, endCommit)
 	switch {
 	case errors.Is(err, errAlreadyApplied):
 		return shipSkipped, nil
+	case pgErrCode(err) == sqlstateStaleTerm:
+		return 0, &termRefusal{term: term, err: err}
 	case err != nil:
 		return 0, err
 	}
 	return shipApplied, nil
+}
+
+// termRefusal is the peer's refusal (check_term, sqlstateStaleTerm) of a transaction shipped
+// from the stream under term.
+type termRefusal struct {
+	term uint64
+	err  error
+}
+
+func (r *termRefusal) Error() string {
+	return fmt.Sprintf("the peer database refused term %d: %v", r.term, r.err)
+}
+
+func (r *termRefusal) Unwrap() error { return r.err }
+
+// noteRefused keeps r in refused unless a refusal of a newer term is there.
+func (s *Shipper) noteRefused(r *termRefusal) {
+	for {
+		old := s.refused.Load()
+		if old != nil && old.term >= r.term {
+			return
+		}
+		if s.refused.CompareAndSwap(old, r) {
+			return
+		}
+	}
 }
 
 // copiedPoint is the stream position of the last copy of the tables on the peer (Resync): a
@@ -2027,7 +2070,11 @@ func (s *Shipper) shipped(j shipJob, res shipResult, err error, catchUp bool) {
 			s.stats.Resolved++
 		}
 	case pgErrCode(err) == sqlstateStaleTerm:
-		s.logger.Error("the peer database has a newer term: shipping stops", "gid", j.gid, "err", err)
+		s.logger.Error("the peer database has a newer term, or this one of another master: shipping stops, and dual commits of that term are refused", "gid", j.gid, "err", err)
+		var r *termRefusal
+		if errors.As(err, &r) {
+			s.noteRefused(r)
+		}
 		s.goDownLocked("stale term", err)
 	case (isDefinite(err) && !transient(err)) || errors.Is(err, errDiverged) || errors.Is(err, errNotOnPeer):
 		s.divergedLocked(j.gid, "the peer refused it", err)
