@@ -26,11 +26,19 @@ func TestStalledClientOtherHost(t *testing.T) {
 	ctx := capCtx(t, 2*time.Minute)
 	var full []*pgconn.PgConn
 	for range 3 {
-		pc, err := pgconn.Connect(ctx, other.DSN(other.Database()))
-		if err != nil {
-			t.Fatal(err)
+		// The sessions of the cluster's start-up are closed, but a backend's slot is free only
+		// once its process has exited, which on a loaded machine may come later.
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			pc, err := pgconn.Connect(ctx, other.DSN(other.Database()))
+			if err == nil {
+				full = append(full, pc)
+				break
+			}
+			if pgErrCode(err) != "53300" || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		full = append(full, pc)
 	}
 	defer func() {
 		for _, pc := range full {
