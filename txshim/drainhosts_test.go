@@ -24,14 +24,7 @@ func otherHostShim(t *testing.T) (*testShim, *pgtest.Cluster, func()) {
 		BEGIN PERFORM pg_sleep(7); INSERT INTO acct VALUES (7, 7); COMMIT; END $$`)
 	other := pgtest.Start(t, pgtest.WithSetting("max_connections", "3"), pgtest.WithSetting("superuser_reserved_connections", "0"))
 	ctx := capCtx(t, time.Minute)
-	var full []*pgconn.PgConn
-	for range 3 {
-		pc, err := pgconn.Connect(ctx, other.DSN(other.Database()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		full = append(full, pc)
-	}
+	full := fillConnections(t, ctx, other, 3)
 	release := func() {
 		for _, pc := range full {
 			pc.Close(context.Background())

@@ -24,22 +24,7 @@ func TestStalledClientOtherHost(t *testing.T) {
 	c := testCluster(t)
 	other := pgtest.Start(t, pgtest.WithSetting("max_connections", "3"), pgtest.WithSetting("superuser_reserved_connections", "0"))
 	ctx := capCtx(t, 2*time.Minute)
-	var full []*pgconn.PgConn
-	for range 3 {
-		// The sessions of the cluster's start-up are closed, but a backend's slot is free only
-		// once its process has exited, which on a loaded machine may come later.
-		for deadline := time.Now().Add(20 * time.Second); ; {
-			pc, err := pgconn.Connect(ctx, other.DSN(other.Database()))
-			if err == nil {
-				full = append(full, pc)
-				break
-			}
-			if pgErrCode(err) != "53300" || time.Now().After(deadline) {
-				t.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	full := fillConnections(t, ctx, other, 3)
 	defer func() {
 		for _, pc := range full {
 			pc.Close(context.Background())
@@ -85,4 +70,30 @@ func TestStalledClientOtherHost(t *testing.T) {
 		t.Fatalf("%d sessions active after the paused client's wait, its backend alive; want its own", n)
 	}
 	readsRowsAgain(t, nc, fe)
+}
+
+// fillConnections opens n sessions on c's database, as many as c (of max_connections n, none
+// reserved) takes. The sessions of the cluster's start-up are closed, but a backend's slot is
+// free only once its process has exited, which on a loaded machine may come later: "too many
+// clients already" is tried again (bounded).
+func fillConnections(t *testing.T, ctx context.Context, c *pgtest.Cluster, n int) []*pgconn.PgConn {
+	t.Helper()
+	var full []*pgconn.PgConn
+	for range n {
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			pc, err := pgconn.Connect(ctx, c.DSN(c.Database()))
+			if err == nil {
+				full = append(full, pc)
+				break
+			}
+			if pgErrCode(err) != "53300" || time.Now().After(deadline) {
+				for _, pc := range full {
+					pc.Close(context.Background())
+				}
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return full
 }
