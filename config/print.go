@@ -380,8 +380,10 @@ func atAfterHost(dsn string) bool {
 
 // redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
 // with what it may hold of a password hidden (redactArg), and the argument after an option
-// naming a password (--password s3cret) hidden whole unless it is another option; one that
-// turns a password off (--no-password) takes none. After a MySQL client's name (mysql,
+// naming a password (--password s3cret) hidden whole, though it starts with '-' (a password
+// may), unless a PostgreSQL or MySQL client was named before and it is another option: their
+// --password takes no value there (psql's prompts) (TestRedactedCommandPasswordOptionDashOrQuoted);
+// one that turns a password off (--no-password) takes none. After a MySQL client's name (mysql,
 // mysqladmin, mariadb...), a -p glued to its value (-ps3cret) is the password too
 // (TestRedactedCommandPasswordOption, TestRedactedCommandNegatedPasswordOption). Nil stays nil.
 func redactArgv(argv []string) []string {
@@ -389,10 +391,11 @@ func redactArgv(argv []string) []string {
 		return nil
 	}
 	out := make([]string, len(argv))
-	mysql := false // a MySQL client was named before
-	flag := false  // the argument before is an option naming a password
+	mysql := false    // a MySQL client was named before
+	flag := false     // the argument before is an option naming a password
+	noOption := false // ... whose value is never an option (a PostgreSQL or MySQL client's)
 	for i, a := range argv {
-		if flag && a != "" && a[0] != '-' {
+		if flag && a != "" && (a[0] != '-' || !noOption) {
 			out[i] = "redacted"
 		} else {
 			out[i] = redactArgIn(a, mysql)
@@ -400,6 +403,7 @@ func redactArgv(argv []string) []string {
 		// A MySQL client's -password is its -p glued to "assword"; --no-password takes no value.
 		flag = argPasswordFlag.MatchString(a) && !argNoPassword.MatchString(a) && !(mysql && strings.HasPrefix(a, "-p"))
 		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
+		noOption = mysql || noOption || argPGClient.MatchString(path.Base(a))
 	}
 	return out
 }
@@ -420,9 +424,11 @@ func hidden(argv []string) bool {
 // '&', before the URL's next parameter (TestRedactedCommandURLQueryPassword); a quoted value
 // keeps its quotes. A value that is an expansion ($VAR, ${VAR}, $(command), `command`) is no
 // password written there and is shown, as is an empty one. The same goes for an option naming
-// a password and its value as the next word (--password s3cret) unless that is another
-// option or no word (a redirection, >/dev/null) or the option turns a password off
-// (--no-password), and for a -p glued to its value
+// a password, in quotes of its own or not, and its value as the next word (--password s3cret,
+// '--password' 's3cret', --password -s3cret) unless that is no word (a redirection,
+// >/dev/null), or another option after a PostgreSQL or MySQL client's name in its command
+// (psql --password -h db: theirs takes no value), or the option turns a password off
+// (--no-password) (TestRedactedCommandPasswordOptionDashOrQuoted), and for a -p glued to its value
 // (-ps3cret) when it follows a MySQL client's name there or, for mysql, in an argument before
 // (TestRedactedCommandPasswordOption).
 func redactArg(a string) string {
@@ -437,11 +443,20 @@ func redactArgIn(a string, mysql bool) string {
 	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
 	comment := false  // the scan is in a comment (# ...)
 	done, pos := 0, 0 // a[:done] is in b; the scan for quotes has read a[:pos]
-	for _, m := range argPasswordName.FindAllStringSubmatchIndex(a, -1) {
+	for _, m := range argPasswordMatches(a) {
 		if m[0] < done {
 			continue // in a value read already
 		}
-		for pos < m[0] {
+		// An option in quotes of its own ('--password' 's3cret'): its value is read as the
+		// quotes around the option leave the text, the scan stopping before them.
+		optQuote := ""
+		if m[8] >= 0 && a[m[9]] != ' ' && a[m[9]] != '\t' {
+			if m[0] == 0 || a[m[0]-1] != a[m[9]] || pos > m[0]-1 {
+				continue // a quote that closes another's
+			}
+			optQuote = a[m[9] : m[9]+1]
+		}
+		for pos < m[0]-len(optQuote) {
 			c, n := a[pos], 1
 			switch {
 			case comment:
@@ -471,7 +486,7 @@ func redactArgIn(a string, mysql bool) string {
 		}
 		start := m[1]
 		if m[8] >= 0 || m[12] >= 0 {
-			if m[0] > 0 && strings.IndexByte(" \t\n\r\f;&|(", a[m[0]-1]) < 0 {
+			if w := m[0] - len(optQuote); w > 0 && strings.IndexByte(" \t\n\r\f;&|(", a[w-1]) < 0 {
 				continue // in a word
 			}
 		}
@@ -488,6 +503,9 @@ func redactArgIn(a string, mysql bool) string {
 		case m[8] >= 0: // an option, its value the next word
 			if argNoWord.MatchString(a[m[10]:]) {
 				continue // a redirection, an operator or a comment: no value given
+			}
+			if a[m[10]] == '-' && (glued || argPGWord.MatchString(argCommand(a, m[0]))) {
+				continue // a PostgreSQL or MySQL client's --password, and another option
 			}
 			start = m[10]
 		default:
@@ -560,6 +578,38 @@ scan:
 		return at[k]
 	}
 	return i
+}
+
+// argPasswordMatches is argPasswordName's matches in a, each as FindStringSubmatchIndex gives
+// it. An option's match takes the first character of the word after it, which may be no value
+// of its (psql --password -h: argOption): the match after it is looked for from there, so that
+// the word may start one of its own (mysql --password -ps3cret).
+func argPasswordMatches(a string) [][]int {
+	var ms [][]int
+	for off := 0; off < len(a); {
+		m := argPasswordName.FindStringSubmatchIndex(a[off:])
+		if m == nil {
+			break
+		}
+		for k := range m {
+			if m[k] >= 0 {
+				m[k] += off
+			}
+		}
+		ms = append(ms, m)
+		next := m[1]
+		if m[10] >= 0 {
+			next = m[10]
+		}
+		off = next
+	}
+	return ms
+}
+
+// argCommand is the text of the simple command of a script before a[i]: from the operator or
+// newline before it, if any.
+func argCommand(a string, i int) string {
+	return a[strings.LastIndexAny(a[:i], ";&|(\n")+1 : i]
 }
 
 // argToggle is the quote inner after the quote c in a shell's quotes: c opens, or closes the
@@ -702,12 +752,13 @@ var (
 	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
 	// NAME= (its value read by argValueEnd), NAME ending in password or passwd, any case, after
 	// the '?' or '&' before a URL's parameter if there is one.
-	// Or (the 4th group) an option so named, before whitespace and a word that is no option
-	// (the 5th its first character: the value's start); or a -p glued to its value (the 6th
-	// its first character), a MySQL client's password. Either counts at a word's start only
-	// (redactArgIn); the alternatives start where NAME= does, so that it is preferred.
+	// Or (the 4th group) an option so named, maybe in quotes of its own ('--password'), before
+	// whitespace and a word (the 5th its first character: the value's start); or a -p glued
+	// to its value (the 6th its first character), a MySQL client's password. Either counts at
+	// a word's start only (redactArgIn); the alternatives start where NAME= does, so that it
+	// is preferred.
 	argPasswordName = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd))([ \t]*)=` +
-		`|(--?[\w.-]*pass(?:word|wd))[ \t]+([^-\s])|(?-i:-p)([^\s])`)
+		`|(--?[\w.-]*pass(?:word|wd))['"]?[ \t]+(\S)|(?-i:-p)([^\s])`)
 	// An option naming a password, as an argument of its own: the next is its value.
 	argPasswordFlag = regexp.MustCompile(`(?i)^--?[\w.-]*pass(?:word|wd)$`)
 	// What starts no word of a script, though it may follow one (--password >/dev/null): a
@@ -721,6 +772,10 @@ var (
 	// takes the password glued to it; argMySQLWord: one as a word of a script.
 	argMySQLClient = regexp.MustCompile(`^(?:mysql|mariadb)[\w-]*$`)
 	argMySQLWord   = regexp.MustCompile(`(?:^|[\s;&|(/])(?:mysql|mariadb)[\w-]*(?:\s|$)`)
+	// A PostgreSQL client's name (psql, pg_dump...), whose --password takes no value: it
+	// prompts; argPGWord: one as a word of a script.
+	argPGClient = regexp.MustCompile(`^(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)$`)
+	argPGWord   = regexp.MustCompile(`(?:^|[\s/'"])(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)(?:[\s'"]|$)`)
 	// A value that is an expansion, not a password: $VAR (a name in capitals: $ecret may be a
 	// password), ${VAR} (without a default, which may be one), $(...) (its parentheses matched
 	// by argValueShown), `...`.
