@@ -415,7 +415,7 @@ func hidden(argv []string) bool {
 
 // redactArg hides the passwords a command's argument may hold, wherever in it they are (a
 // shell script given to sh -c holds many words): that of a URL (scheme://user:password@host), and
-// the value of a setting named *password or *passwd (PGPASSWORD=..., a connection string's
+// the value of a setting named so (a secretName: PGPASSWORD=..., MYSQL_PWD=..., a connection string's
 // password=..., --password=..., a URL's ?password=...), quoted or not. It hides the password's
 // characters alone and shows the rest as written, so that a script keeps its syntax
 // (TestRedactedCommandShellSyntax): an unquoted value ends at whitespace, at a shell operator
@@ -747,20 +747,27 @@ func argValueShown(v string, quote byte) string {
 	return "redacted"
 }
 
+// secretName is the name of a setting or an option that holds a password or another secret,
+// any case: one ending in password, passwd or passphrase (PGPASSWORD, sslpassword), a pass,
+// token, secret or API key of its own (--pass, DB_PASS, VAULT_TOKEN, --client-secret,
+// API_KEY; not --bypass, --token-file or SECRET_FILE), a *_PWD (MYSQL_PWD; not $PWD or
+// $OLDPWD, directories) and redis-cli's REDISCLI_AUTH (TestRedactedCommandOtherSecretNames).
+const secretName = `[\w.-]*pass(?:word|wd|phrase)|(?:[\w.-]*[-_.]|\b)(?:pass|token|secret|api[-_]?key)|[\w.-]*[-_]pwd|rediscli_auth`
+
 var (
 	// A URL's user:password@, up to the last '@' before its host ends (a '/', '?' or '#').
 	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
-	// NAME= (its value read by argValueEnd), NAME ending in password or passwd, any case, after
-	// the '?' or '&' before a URL's parameter if there is one.
+	// NAME= (its value read by argValueEnd), NAME a secretName, after the '?' or '&' before a
+	// URL's parameter if there is one.
 	// Or (the 4th group) an option so named, maybe in quotes of its own ('--password'), before
 	// whitespace and a word (the 5th its first character: the value's start); or a -p glued
 	// to its value (the 6th its first character), a MySQL client's password. Either counts at
 	// a word's start only (redactArgIn); the alternatives start where NAME= does, so that it
 	// is preferred.
-	argPasswordName = regexp.MustCompile(`(?i)([?&]?)([\w.-]*pass(?:word|wd))([ \t]*)=` +
-		`|(--?[\w.-]*pass(?:word|wd))['"]?[ \t]+(\S)|(?-i:-p)([^\s])`)
+	argPasswordName = regexp.MustCompile(`(?i)([?&]?)(` + secretName + `)([ \t]*)=` +
+		`|(--?(?:` + secretName + `))['"]?[ \t]+(\S)|(?-i:-p)([^\s])`)
 	// An option naming a password, as an argument of its own: the next is its value.
-	argPasswordFlag = regexp.MustCompile(`(?i)^--?[\w.-]*pass(?:word|wd)$`)
+	argPasswordFlag = regexp.MustCompile(`(?i)^--?(?:` + secretName + `)$`)
 	// What starts no word of a script, though it may follow one (--password >/dev/null): a
 	// redirection (>, 2>, <, &>), an operator or a comment
 	// (TestRedactedCommandPasswordOptionBeforeRedirection).
