@@ -380,32 +380,70 @@ func atAfterHost(dsn string) bool {
 
 // redactArgv is argv (a health command's, a hook's) as check-config shows it: each argument
 // with what it may hold of a password hidden (redactArg), and the argument after an option
-// naming a password (--password s3cret) hidden whole, though it starts with '-' (a password
-// may), unless a PostgreSQL or MySQL client was named before and it is another option: their
-// --password takes no value there (psql's prompts) (TestRedactedCommandPasswordOptionDashOrQuoted);
-// one that turns a password off (--no-password) takes none. After a MySQL client's name (mysql,
-// mysqladmin, mariadb...), a -p glued to its value (-ps3cret) is the password too
+// that takes a secret as its value (argOption) hidden: whole after one naming a password
+// (--password s3cret), though it starts with '-' (a password may), unless a PostgreSQL or
+// MySQL client was named before and it is another option: their --password takes no value
+// there (psql's prompts) (TestRedactedCommandPasswordOptionDashOrQuoted); one that turns a
+// password off (--no-password) takes none. After a MySQL client's name (mysql, mysqladmin,
+// mariadb...), a -p glued to its value (-ps3cret) is the password too
 // (TestRedactedCommandPasswordOption, TestRedactedCommandNegatedPasswordOption). Nil stays nil.
 func redactArgv(argv []string) []string {
 	if argv == nil {
 		return nil
 	}
 	out := make([]string, len(argv))
-	mysql := false    // a MySQL client was named before
-	flag := false     // the argument before is an option naming a password
-	noOption := false // ... whose value is never an option (a PostgreSQL or MySQL client's)
+	mysql := false  // a MySQL client was named before
+	kind := optNone // what the argument before makes of this one
 	for i, a := range argv {
-		if flag && a != "" && (a[0] != '-' || !noOption) {
+		switch {
+		case kind == optValue && a != "", kind == optValueNoOption && a != "" && a[0] != '-':
 			out[i] = "redacted"
-		} else {
+		case kind == optUserPass && strings.Contains(a, ":"):
+			user, pw, _ := strings.Cut(a, ":")
+			if pw != "" {
+				pw = "redacted"
+			}
+			out[i] = user + ":" + pw
+		default:
 			out[i] = redactArgIn(a, mysql)
 		}
-		// A MySQL client's -password is its -p glued to "assword"; --no-password takes no value.
-		flag = argPasswordFlag.MatchString(a) && !argNoPassword.MatchString(a) && !(mysql && strings.HasPrefix(a, "-p"))
+		kind = argOption(a, strings.Join(argv[:i], " "), mysql)
 		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
-		noOption = mysql || noOption || argPGClient.MatchString(path.Base(a))
 	}
 	return out
+}
+
+// What an option makes of the argument after it (argOption).
+const (
+	optNone          = iota
+	optValue         // a secret, whole
+	optValueNoOption // a secret, unless it is another option
+	optUserPass      // user:password, the password secret
+)
+
+// argOption tells what the option opt, after the words before of its command (mysql: a
+// MySQL client was named before), makes of the argument after it: one naming a password
+// (--password, --token) takes a secret, unless it turns one off (--no-password), or it is a
+// MySQL client's -p glued to "assword"; a PostgreSQL or MySQL client's takes none that is
+// another option (its --password prompts). redis-cli's -a, mongosh's and sshpass's -p take a
+// password, curl's -u/--user/--proxy-user a user:password (TestRedactedCommandClientSecretOption).
+func argOption(opt, before string, mysql bool) int {
+	switch {
+	case argPasswordFlag.MatchString(opt) && !argNoPassword.MatchString(opt):
+		if mysql && strings.HasPrefix(opt, "-p") {
+			return optNone
+		}
+		if mysql || argMySQLWord.MatchString(before) || argPGWord.MatchString(before) {
+			return optValueNoOption
+		}
+		return optValue
+	case opt == "-a" && argRedisWord.MatchString(before),
+		opt == "-p" && argPasswordClientWord.MatchString(before):
+		return optValue
+	case (opt == "-u" || opt == "-U" || opt == "--user" || opt == "--proxy-user") && argCurlWord.MatchString(before):
+		return optUserPass
+	}
+	return optNone
 }
 
 // hidden tells whether redactArgv hides anything of argv.
@@ -449,12 +487,18 @@ func redactArgIn(a string, mysql bool) string {
 		}
 		// An option in quotes of its own ('--password' 's3cret'): its value is read as the
 		// quotes around the option leave the text, the scan stopping before them.
+		opt, value := -1, -1 // an option's name's start and end, and its value's start
+		if m[8] >= 0 {
+			opt, value = 8, m[10]
+		} else if m[14] >= 0 {
+			opt, value = 14, m[16]
+		}
 		optQuote := ""
-		if m[8] >= 0 && a[m[9]] != ' ' && a[m[9]] != '\t' {
-			if m[0] == 0 || a[m[0]-1] != a[m[9]] || pos > m[0]-1 {
+		if opt >= 0 && a[m[opt+1]] != ' ' && a[m[opt+1]] != '\t' {
+			if m[0] == 0 || a[m[0]-1] != a[m[opt+1]] || pos > m[0]-1 {
 				continue // a quote that closes another's
 			}
-			optQuote = a[m[9] : m[9]+1]
+			optQuote = a[m[opt+1] : m[opt+1]+1]
 		}
 		for pos < m[0]-len(optQuote) {
 			c, n := a[pos], 1
@@ -485,7 +529,8 @@ func redactArgIn(a string, mysql bool) string {
 			pos += n
 		}
 		start := m[1]
-		if m[8] >= 0 || m[12] >= 0 {
+		userPass := false
+		if opt >= 0 || m[12] >= 0 {
 			if w := m[0] - len(optQuote); w > 0 && strings.IndexByte(" \t\n\r\f;&|(", a[w-1]) < 0 {
 				continue // in a word
 			}
@@ -500,14 +545,21 @@ func redactArgIn(a string, mysql bool) string {
 			start = m[8] + 2 // -ppassword: a MySQL client's -p glued to "password"
 		case m[8] >= 0 && argNoPassword.MatchString(a[m[8]:m[9]]):
 			continue // --no-password: no value, the next word another argument
-		case m[8] >= 0: // an option, its value the next word
-			if argNoWord.MatchString(a[m[10]:]) {
+		case opt >= 0: // an option, its value the next word
+			if argNoWord.MatchString(a[value:]) {
 				continue // a redirection, an operator or a comment: no value given
 			}
-			if a[m[10]] == '-' && (glued || argPGWord.MatchString(argCommand(a, m[0]))) {
-				continue // a PostgreSQL or MySQL client's --password, and another option
+			switch argOption(a[m[opt]:m[opt+1]], argCommand(a, m[0]), glued) {
+			case optNone:
+				continue
+			case optValueNoOption:
+				if a[value] == '-' {
+					continue // a PostgreSQL or MySQL client's --password, and another option
+				}
+			case optUserPass:
+				userPass = true
 			}
-			start = m[10]
+			start = value
 		default:
 			// Spaces after the '=' come before the value in a connection string (password =
 			// x, sslpassword = x) or after a name with spaces before its '=' (a grep's
@@ -520,8 +572,15 @@ func redactArgIn(a string, mysql bool) string {
 			}
 		}
 		end := argValueEnd(a, start, quote, inner, m[3] > m[2])
+		shown := argValueShown(a[start:end], quote)
+		if userPass {
+			var ok bool
+			if shown, ok = argUserPassShown(a[start:end], quote); !ok {
+				continue // a user alone: its password is asked for
+			}
+		}
 		b.WriteString(a[done:start])
-		b.WriteString(argValueShown(a[start:end], quote))
+		b.WriteString(shown)
 		done, pos = end, end
 	}
 	b.WriteString(a[done:])
@@ -580,6 +639,24 @@ scan:
 	return i
 }
 
+// argUserPassShown is what check-config shows in place of v, curl's user:password read in the
+// shell quote quote: the user, and the password as argValueShown shows it; ok is false when v
+// holds no password (a user alone, for which curl asks).
+func argUserPassShown(v string, quote byte) (shown string, ok bool) {
+	q, text := "", v
+	if len(v) >= 2 && (v[0] == '\'' || v[0] == '"') && v[0] != quote && argQuoteEnd(v, 0) == len(v) && v[len(v)-1] == v[0] {
+		q, text = v[:1], v[1:len(v)-1]
+		if v[0] == '\'' {
+			quote = '\''
+		}
+	}
+	user, pw, found := strings.Cut(text, ":")
+	if !found || pw == "" {
+		return v, false
+	}
+	return q + user + ":" + argValueShown(pw, quote) + q, true
+}
+
 // argPasswordMatches is argPasswordName's matches in a, each as FindStringSubmatchIndex gives
 // it. An option's match takes the first character of the word after it, which may be no value
 // of its (psql --password -h: argOption): the match after it is looked for from there, so that
@@ -600,6 +677,8 @@ func argPasswordMatches(a string) [][]int {
 		next := m[1]
 		if m[10] >= 0 {
 			next = m[10]
+		} else if m[16] >= 0 {
+			next = m[16]
 		}
 		off = next
 	}
@@ -763,9 +842,11 @@ var (
 	// whitespace and a word (the 5th its first character: the value's start); or a -p glued
 	// to its value (the 6th its first character), a MySQL client's password. Either counts at
 	// a word's start only (redactArgIn); the alternatives start where NAME= does, so that it
-	// is preferred.
+	// is preferred. Or (the 7th) an option of a client's that takes a password without naming
+	// one (redis-cli -a, curl -u: argOption), and (the 8th) its value's first character.
 	argPasswordName = regexp.MustCompile(`(?i)([?&]?)(` + secretName + `)([ \t]*)=` +
-		`|(--?(?:` + secretName + `))['"]?[ \t]+(\S)|(?-i:-p)([^\s])`)
+		`|(--?(?:` + secretName + `))['"]?[ \t]+(\S)|(?-i:-p)([^\s])` +
+		`|(?-i:(-[apuU]|--user|--proxy-user))['"]?[ \t]+(\S)`)
 	// An option naming a password, as an argument of its own: the next is its value.
 	argPasswordFlag = regexp.MustCompile(`(?i)^--?(?:` + secretName + `)$`)
 	// What starts no word of a script, though it may follow one (--password >/dev/null): a
@@ -779,10 +860,14 @@ var (
 	// takes the password glued to it; argMySQLWord: one as a word of a script.
 	argMySQLClient = regexp.MustCompile(`^(?:mysql|mariadb)[\w-]*$`)
 	argMySQLWord   = regexp.MustCompile(`(?:^|[\s;&|(/])(?:mysql|mariadb)[\w-]*(?:\s|$)`)
-	// A PostgreSQL client's name (psql, pg_dump...), whose --password takes no value: it
-	// prompts; argPGWord: one as a word of a script.
-	argPGClient = regexp.MustCompile(`^(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)$`)
-	argPGWord   = regexp.MustCompile(`(?:^|[\s/'"])(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)(?:[\s'"]|$)`)
+	// Clients whose options take a password without naming one (argOption), each as a word:
+	// redis-cli's -a, mongosh's (and its tools') and sshpass's -p, curl's -u.
+	argRedisWord          = regexp.MustCompile(`(?:^|[\s/'"])(?:redis|valkey|keydb)-cli(?:[\s'"]|$)`)
+	argPasswordClientWord = regexp.MustCompile(`(?:^|[\s/'"])(?:mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport|mongostat|mongotop|mongofiles|sshpass)(?:[\s'"]|$)`)
+	argCurlWord           = regexp.MustCompile(`(?:^|[\s/'"])curl(?:[\s'"]|$)`)
+	// A PostgreSQL client's name (psql, pg_dump...) as a word, whose --password takes no value:
+	// it prompts.
+	argPGWord = regexp.MustCompile(`(?:^|[\s/'"])(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)(?:[\s'"]|$)`)
 	// A value that is an expansion, not a password: $VAR (a name in capitals: $ecret may be a
 	// password), ${VAR} (without a default, which may be one), $(...) (its parentheses matched
 	// by argValueShown), `...`.
