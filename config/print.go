@@ -476,6 +476,7 @@ func redactArg(a string) string {
 // redactArgIn is redactArg, mysql telling whether a MySQL client was named before a.
 func redactArgIn(a string, mysql bool) string {
 	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
+	a = redactHeaders(a)
 	var b strings.Builder
 	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
 	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
@@ -582,6 +583,26 @@ func redactArgIn(a string, mysql bool) string {
 		b.WriteString(a[done:start])
 		b.WriteString(shown)
 		done, pos = end, end
+	}
+	b.WriteString(a[done:])
+	return b.String()
+}
+
+// redactHeaders hides the credential of each HTTP header in a that carries one, as a health
+// check's curl -H sends it: an Authorization's (its scheme, Bearer or Basic, shown), an
+// X-Api-Key's, a *-Token's (TestRedactedCommandAuthHeader). A value that is an expansion
+// ($TOKEN, $(cat f)) is no credential written there, and is shown.
+func redactHeaders(a string) string {
+	var b strings.Builder
+	done := 0
+	for _, m := range argHeader.FindAllStringSubmatchIndex(a, -1) {
+		v := a[m[2]:m[3]]
+		if strings.HasPrefix(v, "$(") || strings.HasPrefix(v, "`") || argExpansion.MatchString(v) {
+			continue
+		}
+		b.WriteString(a[done:m[2]])
+		b.WriteString("redacted")
+		done = m[3]
 	}
 	b.WriteString(a[done:])
 	return b.String()
@@ -853,6 +874,12 @@ var (
 	// redirection (>, 2>, <, &>), an operator or a comment
 	// (TestRedactedCommandPasswordOptionBeforeRedirection).
 	argNoWord = regexp.MustCompile(`^(?:[0-9]*[<>]|[#;&|()])`)
+	// An HTTP header carrying a credential, at a word's start or a quote's (-H 'Authorization:
+	// Bearer ...'): Authorization and Proxy-Authorization, a scheme before the credential if
+	// one is given, and the API keys and tokens of X-Api-Key, X-Auth-Token, PRIVATE-TOKEN...;
+	// the 1st group is the credential, up to a space, a quote or a backslash (\" in "...").
+	argHeader = regexp.MustCompile(`(?i)(?:^|[\s'"])(?:(?:proxy-)?authorization[ \t]*:[ \t]*(?:[a-z][\w.-]*[ \t]+)?` +
+		`|(?:(?:\w+-)+(?:token|api-?key|secret|auth)|api-?key)[ \t]*:[ \t]*)([^\s'"\\]+)`)
 	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
 	// takes no value (TestRedactedCommandNegatedPasswordOption).
 	argNoPassword = regexp.MustCompile(`(?i)^--?(?:no|skip|without)[-_]`)
