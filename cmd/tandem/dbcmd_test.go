@@ -231,11 +231,11 @@ func TestDatabaseCommandsUnneededSecrets(t *testing.T) {
 		}
 	}
 
-	// tandem run needs every one of them.
+	// tandem run needs every one of them: a file it cannot use, exit 2 (TestBadConfigExitsTwo).
 	code, out := cmd("run", "-config", cfg)
 	for _, k := range []string{"gossip.secret_key_file", "admin.token_file", "txshim.users_file", "txshim.tls_key_file"} {
-		if code != 1 || !strings.Contains(out, k) {
-			t.Errorf("tandem run with its secret files unreadable: exit %d, output:\n%s\nwant exit 1 naming %s", code, out, k)
+		if code != 2 || !strings.Contains(out, k) {
+			t.Errorf("tandem run with its secret files unreadable: exit %d, output:\n%s\nwant exit 2 naming %s", code, out, k)
 		}
 	}
 }

@@ -51,8 +51,11 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 	}
 	cfg, err := config.Load(*path, kind)
 	if err != nil {
+		// A file it cannot use: 2, as every other command exits on one (README), not the 1 of
+		// a member that failed once started, which a supervisor may retry
+		// (TestBadConfigExitsTwo).
 		fmt.Fprintln(stderr, err)
-		return 1
+		return 2
 	}
 	logger := slog.New(newOneKeyHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))).With("site", cfg.Site)
 	slog.SetDefault(logger)

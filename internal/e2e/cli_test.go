@@ -134,3 +134,37 @@ listen = "127.0.0.1:%d"
 		t.Errorf("exit code %d, want 1 with the gossip error:\n%s", code, p.out.String())
 	}
 }
+
+// TestBadConfigExitsTwo: every command given a file it cannot use exits 2, as tandem help and
+// the README say of the admin and database commands ("2 on a usage error or a file they cannot
+// use"), naming the file's errors; tandem run and tandem witness exited 1, the status they exit
+// with when a part of the running member fails (TestRunStopsWhenAPartFails), so a supervisor
+// (systemd's RestartPreventExitStatus) could not tell a file to fix from a start to retry.
+// check-config, whose answer the errors are, exits 1 as it says.
+func TestBadConfigExitsTwo(t *testing.T) {
+	const bad = "../../config/testdata/bad.toml"
+	witness := filepath.Join(tempDir(t, "e2e-"), "witness.toml")
+	writeFile(t, witness, "site = \"w\"\ndata_dir = \"/tmp/tandem-w\"\ncolour = \"blue\"\n[gossip]\nbind = \"127.0.0.1:7946\"\n")
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"run", "-config", bad}, 2},
+		{[]string{"witness", "-config", witness}, 2},
+		{[]string{"status", "-config", bad}, 2},
+		{[]string{"switchover", "-config", bad}, 2},
+		{[]string{"promote", "-force", "-config", bad}, 2},
+		{[]string{"clear-split-brain", "-config", bad}, 2},
+		{[]string{"resync", "-config", bad}, 2},
+		{[]string{"install", "-config", bad}, 2},
+		{[]string{"verify", "-config", bad}, 2},
+		{[]string{"resolve", "-config", bad}, 2},
+		{[]string{"check-config", bad}, 1},
+	} {
+		out, err := exec.Command(bins.tandem, tc.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.want || !strings.Contains(string(out), "colour: unknown key") {
+			t.Errorf("tandem %s: %v, want exit %d naming the file's errors\n%s", strings.Join(tc.args, " "), err, tc.want, out)
+		}
+	}
+}
