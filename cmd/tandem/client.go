@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -285,7 +287,8 @@ func (c *adminClient) doContext(ctx context.Context, method, path string, out io
 		return tooLong
 	}
 	if resp.StatusCode != http.StatusOK {
-		msg := strings.TrimSpace(string(body))
+		shown := replyShown(body)
+		msg := shown
 		if resp.StatusCode == http.StatusUnauthorized && c.cli {
 			if c.token == "" {
 				msg += ": the member wants its admin token: give -config with its file (admin.token_file) or -token-file"
@@ -293,11 +296,44 @@ func (c *adminClient) doContext(ctx context.Context, method, path string, out io
 				msg += ": the token given is not the member's (its admin.token_file)"
 			}
 		}
-		return &replyError{code: resp.StatusCode, msg: strings.TrimSpace(string(body)),
+		return &replyError{code: resp.StatusCode, msg: shown,
 			text: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, msg)}
 	}
 	_, err = out.Write(body)
 	return err
+}
+
+// maxReplyShown bounds what is shown of an admin API's answer other than 200 OK: a member's
+// message is a few lines at most, and what another server at the address given answers (a
+// page) need not be shown whole.
+const maxReplyShown = 2 << 10
+
+// replyShown is the message of an answer other than 200 OK as a command prints it: its first
+// maxReplyShown bytes, cut at a character's start, and a control character but the newline
+// (a terminal's escape sequence) written as a Go escape (\x1b) (TestRefusalShownBounded).
+func replyShown(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	cut := len(s) > maxReplyShown
+	if cut {
+		n := maxReplyShown
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	if cut {
+		b.WriteString("…")
+	}
+	return b.String()
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
