@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,8 +123,51 @@ func queryOnly(mux *http.ServeMux) http.Handler {
 			http.Error(w, "the admin API reads no request body: give the arguments in the query string (POST /switchover?to=SITE, POST /promote?force=1)", http.StatusBadRequest)
 			return
 		}
+		if r.Method == http.MethodPost {
+			if msg := badQuery(r); msg != "" {
+				http.Error(w, msg, http.StatusBadRequest)
+				return
+			}
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// postQuery names the query parameters each POST path takes, and how (for the refusal).
+var postQuery = map[string]struct {
+	names []string
+	usage string
+}{
+	"/switchover":        {[]string{"to"}, "to=SITE, or nothing for the best other site"},
+	"/promote":           {[]string{"force", "accept_loss"}, "force=1 or accept_loss=TERM"},
+	"/resync":            {nil, "nothing"},
+	"/split-brain/clear": {nil, "nothing"},
+}
+
+// badQuery says what is wrong with a POST's query parameters, "" when nothing is: a parameter
+// the path does not take (POST /switchover?site=site2), one given twice, or to= given empty
+// (a script's $SITE left empty). Ignored, they turned a request into another one: a handover
+// to whichever site was best, not the one meant (TestAdminRefusesUnknownQuery).
+func badQuery(r *http.Request) string {
+	takes, ok := postQuery[r.URL.Path]
+	if !ok {
+		return ""
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return fmt.Sprintf("POST %s: its query string %q cannot be read (%v): it takes %s", r.URL.Path, r.URL.RawQuery, err, takes.usage)
+	}
+	for name, vs := range q {
+		switch {
+		case !slices.Contains(takes.names, name):
+			return fmt.Sprintf("POST %s takes %s, not %q", r.URL.Path, takes.usage, name)
+		case len(vs) > 1:
+			return fmt.Sprintf("POST %s takes %s, each once: %s is given %d times", r.URL.Path, takes.usage, name, len(vs))
+		case name == "to" && vs[0] == "":
+			return fmt.Sprintf("POST %s takes %s: to is empty", r.URL.Path, takes.usage)
+		}
+	}
+	return ""
 }
 
 // adminReadTimeout bounds how long the admin API waits for a request's header, and for a body
