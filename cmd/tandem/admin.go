@@ -235,6 +235,9 @@ func (s *sidecar) auth(next http.Handler) http.Handler {
 		// The scheme's name is case-insensitive (RFC 9110 §11.1): "bearer" is as good as "Bearer".
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		ok = ok && strings.EqualFold(scheme, "Bearer")
+		// One or more spaces after it (1*SP, RFC 9110 §11.4): the others are no part of the
+		// token either (TestAdminAuthSpaces).
+		got = strings.TrimLeft(got, " ")
 		// The token file's byte order mark, which config drops, is no part of the token either
 		// when a client read the file as it is (Prometheus's credentials_file, "$(cat FILE)").
 		got = strings.TrimPrefix(got, "\ufeff")
