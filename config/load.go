@@ -1716,6 +1716,28 @@ func (l *loader) argv(key string, argv []string) {
 	if len(argv) > 0 && strings.TrimSpace(argv[0]) == "" {
 		l.errorf(key, "the first element, the program to run, is empty")
 	}
+	// A variable assignment where the program goes, as a shell reads it (PGPASSWORD=... psql):
+	// no shell runs the command, and every run failed naming the "program", its value too, in
+	// the log. Refused without its value, which may be a password (TestCommandProgramIsAssignment).
+	if len(argv) > 0 {
+		if name, ok := assignment(argv[0]); ok {
+			l.errorf(key, "the first element, the program to run, is a variable assignment (%s=...): no shell runs the command; set the variable with env: [\"env\", \"%s=...\", \"PROGRAM\", ...]", name, name)
+		}
+	}
+}
+
+// assignment tells whether arg is a shell's variable assignment NAME=value, and its NAME.
+func assignment(arg string) (name string, ok bool) {
+	name, _, ok = strings.Cut(arg, "=")
+	if !ok || name == "" || name[0] >= '0' && name[0] <= '9' {
+		return "", false
+	}
+	for _, c := range name {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return "", false
+		}
+	}
+	return name, true
 }
 
 // maxSocketPath is the longest Unix-socket path Linux binds (sun_path, 108 bytes with its NUL).
