@@ -477,6 +477,7 @@ func redactArg(a string) string {
 func redactArgIn(a string, mysql bool) string {
 	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
 	a = redactHeaders(a)
+	a = redactLiterals(a)
 	var b strings.Builder
 	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
 	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
@@ -603,6 +604,58 @@ func redactHeaders(a string) string {
 		b.WriteString(a[done:m[2]])
 		b.WriteString("redacted")
 		done = m[3]
+	}
+	b.WriteString(a[done:])
+	return b.String()
+}
+
+// redactLiterals hides the passwords a in SQL's or JSON's syntax holds: an SQL string after
+// PASSWORD (psql -c "ALTER ROLE m PASSWORD '...'", its quotes doubled inside), and the string
+// value of a JSON member named as a secret is (a secretName: curl -d '{"password":"..."}'),
+// its quotes written as they are or as \" in a shell's double quotes. Their quotes are kept;
+// an empty value or an expansion ($PW) is shown (TestRedactedCommandSQLAndJSONSecrets).
+func redactLiterals(a string) string {
+	type span struct{ start, end int }
+	var hide []span
+	for _, m := range argSQLPassword.FindAllStringIndex(a, -1) {
+		i := m[1]
+		for i < len(a) && !(a[i] == '\'' && (i+1 == len(a) || a[i+1] != '\'')) {
+			if a[i] == '\'' {
+				i++ // '' inside
+			}
+			i++
+		}
+		hide = append(hide, span{m[1], min(i, len(a))})
+	}
+	for _, m := range argJSONSecret.FindAllStringSubmatchIndex(a, -1) {
+		i := m[1]
+		if m[3]-m[2] == 2 { // \"...\"
+			if j := strings.Index(a[i:], `\"`); j >= 0 {
+				hide = append(hide, span{i, i + j})
+			} else {
+				hide = append(hide, span{i, len(a)})
+			}
+			continue
+		}
+		for i < len(a) && a[i] != '"' {
+			if a[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		hide = append(hide, span{m[1], min(i, len(a))})
+	}
+	slices.SortFunc(hide, func(x, y span) int { return x.start - y.start })
+	var b strings.Builder
+	done := 0
+	for _, h := range hide {
+		v := a[h.start:h.end]
+		if h.start < done || v == "" || argExpansion.MatchString(v) {
+			continue
+		}
+		b.WriteString(a[done:h.start])
+		b.WriteString("redacted")
+		done = h.end
 	}
 	b.WriteString(a[done:])
 	return b.String()
@@ -880,6 +933,11 @@ var (
 	// the 1st group is the credential, up to a space, a quote or a backslash (\" in "...").
 	argHeader = regexp.MustCompile(`(?i)(?:^|[\s'"])(?:(?:proxy-)?authorization[ \t]*:[ \t]*(?:[a-z][\w.-]*[ \t]+)?` +
 		`|(?:(?:\w+-)+(?:token|api-?key|secret|auth)|api-?key)[ \t]*:[ \t]*)([^\s'"\\]+)`)
+	// SQL's PASSWORD before a string ('...'), any case, and a JSON member named as a secret is
+	// ("password": "), its quotes maybe escaped (\"password\":\"); the 1st group is the quote
+	// that opens its value.
+	argSQLPassword = regexp.MustCompile(`(?i)(?:^|[^\w-])password[ \t\n]+'`) // not an option's
+	argJSONSecret  = regexp.MustCompile(`(?i)\\?"(?:` + secretName + `)\\?"[ \t]*:[ \t]*(\\?")`)
 	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
 	// takes no value (TestRedactedCommandNegatedPasswordOption).
 	argNoPassword = regexp.MustCompile(`(?i)^--?(?:no|skip|without)[-_]`)
