@@ -388,6 +388,11 @@ func atAfterHost(dsn string) bool {
 // mariadb...), a -p glued to its value (-ps3cret) is the password too
 // (TestRedactedCommandPasswordOption, TestRedactedCommandNegatedPasswordOption). Nil stays nil.
 func redactArgv(argv []string) []string {
+	return redactArgvSec(argv, nil)
+}
+
+// redactArgvSec is redactArgv, what it hides noted in sec (nil: not noted).
+func redactArgvSec(argv []string, sec *secrets) []string {
 	if argv == nil {
 		return nil
 	}
@@ -397,15 +402,15 @@ func redactArgv(argv []string) []string {
 	for i, a := range argv {
 		switch {
 		case kind == optValue && a != "", kind == optValueNoOption && a != "" && a[0] != '-':
-			out[i] = "redacted"
+			out[i] = sec.hide(a)
 		case kind == optUserPass && strings.Contains(a, ":"):
 			user, pw, _ := strings.Cut(a, ":")
 			if pw != "" {
-				pw = "redacted"
+				pw = sec.hide(pw)
 			}
 			out[i] = user + ":" + pw
 		default:
-			out[i] = redactArgIn(a, mysql)
+			out[i] = redactArgIn(a, mysql, sec)
 		}
 		kind = argOption(a, strings.Join(argv[:i], " "), mysql)
 		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
@@ -470,14 +475,15 @@ func hidden(argv []string) bool {
 // (-ps3cret) when it follows a MySQL client's name there or, for mysql, in an argument before
 // (TestRedactedCommandPasswordOption).
 func redactArg(a string) string {
-	return redactArgIn(a, false)
+	return redactArgIn(a, false, nil)
 }
 
-// redactArgIn is redactArg, mysql telling whether a MySQL client was named before a.
-func redactArgIn(a string, mysql bool) string {
-	a = argURLPassword.ReplaceAllString(a, "${1}redacted@")
-	a = redactHeaders(a)
-	a = redactLiterals(a)
+// redactArgIn is redactArg, mysql telling whether a MySQL client was named before a, what it
+// hides noted in sec.
+func redactArgIn(a string, mysql bool, sec *secrets) string {
+	a = redactURLPasswords(a, sec)
+	a = redactHeaders(a, sec)
+	a = redactLiterals(a, sec)
 	var b strings.Builder
 	quote := byte(0)  // the shell quote the scan is in: 0, '\'' or '"'
 	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
@@ -574,12 +580,14 @@ func redactArgIn(a string, mysql bool) string {
 			}
 		}
 		end := argValueEnd(a, start, quote, inner, m[3] > m[2])
-		shown := argValueShown(a[start:end], quote)
+		var shown string
 		if userPass {
 			var ok bool
-			if shown, ok = argUserPassShown(a[start:end], quote); !ok {
+			if shown, ok = argUserPassShown(a[start:end], quote, sec); !ok {
 				continue // a user alone: its password is asked for
 			}
+		} else {
+			shown = argValueShown(a[start:end], quote, sec)
 		}
 		b.WriteString(a[done:start])
 		b.WriteString(shown)
@@ -593,7 +601,7 @@ func redactArgIn(a string, mysql bool) string {
 // check's curl -H sends it: an Authorization's (its scheme, Bearer or Basic, shown), an
 // X-Api-Key's, a *-Token's (TestRedactedCommandAuthHeader). A value that is an expansion
 // ($TOKEN, $(cat f)) is no credential written there, and is shown.
-func redactHeaders(a string) string {
+func redactHeaders(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
 	for _, m := range argHeader.FindAllStringSubmatchIndex(a, -1) {
@@ -602,7 +610,7 @@ func redactHeaders(a string) string {
 			continue
 		}
 		b.WriteString(a[done:m[2]])
-		b.WriteString("redacted")
+		b.WriteString(sec.hide(v))
 		done = m[3]
 	}
 	b.WriteString(a[done:])
@@ -614,7 +622,7 @@ func redactHeaders(a string) string {
 // value of a JSON member named as a secret is (a secretName: curl -d '{"password":"..."}'),
 // its quotes written as they are or as \" in a shell's double quotes. Their quotes are kept;
 // an empty value or an expansion ($PW) is shown (TestRedactedCommandSQLAndJSONSecrets).
-func redactLiterals(a string) string {
+func redactLiterals(a string, sec *secrets) string {
 	type span struct{ start, end int }
 	var hide []span
 	for _, m := range argSQLPassword.FindAllStringIndex(a, -1) {
@@ -654,11 +662,56 @@ func redactLiterals(a string) string {
 			continue
 		}
 		b.WriteString(a[done:h.start])
-		b.WriteString("redacted")
+		b.WriteString(sec.hide(v))
 		done = h.end
 	}
 	b.WriteString(a[done:])
 	return b.String()
+}
+
+// redactURLPasswords hides the password of each URL in a (scheme://user:password@host).
+func redactURLPasswords(a string, sec *secrets) string {
+	var b strings.Builder
+	done := 0
+	for _, m := range argURLPassword.FindAllStringSubmatchIndex(a, -1) {
+		b.WriteString(a[done:m[3]])
+		b.WriteString(sec.hide(a[m[3] : m[1]-1]))
+		b.WriteString("@")
+		done = m[1]
+	}
+	b.WriteString(a[done:])
+	return b.String()
+}
+
+// secrets notes what the redaction of a command hides (CommandSecrets).
+type secrets struct{ vals []string }
+
+// hide notes v, hidden, in sec when sec is not nil, and returns what is shown in its place.
+func (sec *secrets) hide(v string) string {
+	if sec != nil && v != "" && !slices.Contains(sec.vals, v) {
+		sec.vals = append(sec.vals, v)
+	}
+	return "redacted"
+}
+
+// CommandSecrets is what check-config hides of argv, a health command's or a hook's: the
+// passwords and other secrets written in it, each as written there (its quotes aside), the
+// longest first.
+func CommandSecrets(argv []string) []string {
+	var sec secrets
+	redactArgvSec(argv, &sec)
+	slices.SortStableFunc(sec.vals, func(x, y string) int { return len(y) - len(x) })
+	return sec.vals
+}
+
+// MaskCommandSecrets is s, the output of the command argv for the log, with each secret
+// written in argv (CommandSecrets) masked as "<redacted>": a script under set -x, or one that
+// prints the command it runs, writes them out (TestHookArgvSecretNotLogged).
+func MaskCommandSecrets(s string, argv []string) string {
+	for _, v := range CommandSecrets(argv) {
+		s = strings.ReplaceAll(s, v, "<redacted>")
+	}
+	return s
 }
 
 // argValueEnd is where the value of a password setting that starts at a[i] ends: in the shell
@@ -716,7 +769,7 @@ scan:
 // argUserPassShown is what check-config shows in place of v, curl's user:password read in the
 // shell quote quote: the user, and the password as argValueShown shows it; ok is false when v
 // holds no password (a user alone, for which curl asks).
-func argUserPassShown(v string, quote byte) (shown string, ok bool) {
+func argUserPassShown(v string, quote byte, sec *secrets) (shown string, ok bool) {
 	q, text := "", v
 	if len(v) >= 2 && (v[0] == '\'' || v[0] == '"') && v[0] != quote && argQuoteEnd(v, 0) == len(v) && v[len(v)-1] == v[0] {
 		q, text = v[:1], v[1:len(v)-1]
@@ -728,7 +781,7 @@ func argUserPassShown(v string, quote byte) (shown string, ok bool) {
 	if !found || pw == "" {
 		return v, false
 	}
-	return q + user + ":" + argValueShown(pw, quote) + q, true
+	return q + user + ":" + argValueShown(pw, quote, sec) + q, true
 }
 
 // argPasswordMatches is argPasswordName's matches in a, each as FindStringSubmatchIndex gives
@@ -865,7 +918,7 @@ func argParenEnd(a string, i int) int {
 // argValueShown is what check-config shows in place of v, a password setting's value read in
 // the shell quote quote: v itself when it is empty or an expansion, else "redacted", in v's
 // quotes when v is one quoted part.
-func argValueShown(v string, quote byte) string {
+func argValueShown(v string, quote byte, sec *secrets) string {
 	// A quoted value: in a shell's quotes, or in the other quote in a shell's quotes.
 	quoted := v != "" && (v[0] == '\'' || v[0] == '"') && v[0] != quote
 	inner := v
@@ -884,7 +937,7 @@ func argValueShown(v string, quote byte) string {
 		wrapped := inner != v // in "..."
 		for _, cs := range [][2]string{{"$(", ")"}, {"`", "`"}} {
 			if strings.HasPrefix(inner, cs[0]) && strings.HasSuffix(inner, cs[1]) && len(inner) >= len(cs[0])+len(cs[1]) {
-				inner = cs[0] + redactArg(inner[len(cs[0]):len(inner)-len(cs[1])]) + cs[1]
+				inner = cs[0] + redactArgIn(inner[len(cs[0]):len(inner)-len(cs[1])], false, sec) + cs[1]
 				break
 			}
 		}
@@ -893,11 +946,11 @@ func argValueShown(v string, quote byte) string {
 		}
 		return inner
 	case inner != v:
-		return v[:1] + "redacted" + v[:1]
+		return v[:1] + sec.hide(inner) + v[:1]
 	case quoted && argQuoteEnd(v, 0) == len(v):
-		return v[:1] + "redacted" // its closing quote missing
+		return v[:1] + sec.hide(v[1:]) // its closing quote missing
 	}
-	return "redacted"
+	return sec.hide(v)
 }
 
 // secretName is the name of a setting or an option that holds a password or another secret,

@@ -228,7 +228,9 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)
 	}
-	msg := strings.TrimSpace(out.Masked())
+	// The secrets written in the command's arguments too: under set -x it writes them out
+	// (TestCheckerExecArgvSecret).
+	msg := strings.TrimSpace(config.MaskCommandSecrets(out.Masked(), c.s.HealthCommand))
 	if len(msg) > 200 {
 		// Cut at a character's start, not inside one: the error is logged.
 		n := 200

@@ -44,7 +44,9 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	cmd.WaitDelay = hookWaitDelay
 	raw := procgroup.Output{Max: hookOutputMax}
 	err := procgroup.Run(cmd, &raw, hookWaitDelay)
-	logged := hookLog(&raw)
+	// The secrets written in the hook's arguments too: a script under set -x writes them out
+	// (TestHookArgvSecretNotLogged).
+	logged := config.MaskCommandSecrets(hookLog(&raw), argv)
 	if err != nil && ctx.Err() != nil {
 		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", logged)
 		return false
