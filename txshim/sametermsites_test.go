@@ -179,3 +179,67 @@ func TestPeerTermRefusalNoSolo(t *testing.T) {
 		t.Errorf("site a's shim after the refusals: %v of term %d, want dual of term 7 (never solo)", mode, term)
 	}
 }
+
+// TestPeerTermRefusalWhilePrepareWaits: as TestPeerTermRefusalNoSolo, but the dual commit
+// comes right behind the plain commit, its Prepare already waiting for that one to reach the
+// peer (DESIGN §5.2 "Order on the peer") when B refuses it. The refusal takes the Shipper down
+// under the waiting Prepare, whose wait then ends with "not in step": that too must be the
+// definite refusal (25006), not the unknown outcome that has the shim go solo and commit alone
+// on A in the term B's record gives b.
+func TestPeerTermRefusalWhilePrepareWaits(t *testing.T) {
+	t.Parallel()
+	s := startSameTermSites(t, quietLogger())
+	ctx := capCtx(t, 2*time.Minute)
+	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	// B's term record locked: the plain commit's apply waits in its term check.
+	lock, err := s.p.pdb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `LOCK TABLE tandem.state IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.p.ldb.ExecContext(ctx, `INSERT INTO acct VALUES (1000, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "the plain commit's apply waiting on B", 30*time.Second, func() bool {
+		return queryOne[int](t, s.p.pdb, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND application_name LIKE '%plain%'`) > 0
+	})
+	next := pauseAt(s.shimA.Shim, "after-local-prepare")
+	paused, resume := next()
+	s.lastID = 10
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.insert(t, s.shimA)
+		done <- err
+	}()
+	select {
+	case <-paused:
+	case err := <-done:
+		t.Fatalf("the dual commit ended before its peer prepare: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the dual commit never reached its peer prepare")
+	}
+	close(resume)
+	time.Sleep(500 * time.Millisecond) // the Prepare waits behind the plain commit
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "fenced") {
+		t.Errorf("dual commit behind the refused plain commit: commit = %v (SQLSTATE %s), want 25006 fenced", err, pgCode(err))
+	}
+	if a, b := s.rows(t, 11); a+b != 0 {
+		t.Errorf("the refused row is on A %d time(s), on B %d", a, b)
+	}
+	if mode, term := s.shimA.Mode(); mode != ModeDual || term != 7 {
+		t.Errorf("site a's shim after the refusal: %v of term %d, want dual of term 7 (never solo)", mode, term)
+	}
+}

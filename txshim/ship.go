@@ -1074,13 +1074,18 @@ func (s *Shipper) Prepare(ctx context.Context, gid string) error {
 	// says so definitely: not the unknown outcome of a peer not in step (the Shipper is down
 	// since), which would have the shim go solo and commit alone on this site's database in
 	// a term the peer's record gives another master (TestPeerTermRefusalNoSolo).
-	if _, term, _, ok := parseGID(gid); ok && term > 0 {
-		if r := s.refused.Load(); r != nil && term <= r.term {
-			return &PeerError{GID: gid, Step: "apply", Definite: true, Err: r}
-		}
+	if perr := s.refusedFor(gid); perr != nil {
+		return perr
 	}
 	e, txn, err := s.waitForPrepare(ctx, gid)
 	if err != nil {
+		// So too when the refusal came while this waited for a plain commit before gid (the
+		// refused one, say): it took the Shipper down under the wait, which ends "not in
+		// step" (TestPeerTermRefusalWhilePrepareWaits). shipped notes the refusal before it
+		// takes the Shipper down, both under s.mu.
+		if perr := s.refusedFor(gid); perr != nil {
+			return perr
+		}
 		s.goDown("prepare "+gid, err)
 		return &PeerError{GID: gid, Step: "wait", Definite: false, Err: err}
 	}
@@ -2003,6 +2008,17 @@ func (r *termRefusal) Error() string {
 }
 
 func (r *termRefusal) Unwrap() error { return r.err }
+
+// refusedFor is Prepare's definite refusal of gid when the peer refused a transaction shipped
+// from the stream under gid's term or a newer one (refused), else nil.
+func (s *Shipper) refusedFor(gid string) error {
+	if _, term, _, ok := parseGID(gid); ok && term > 0 {
+		if r := s.refused.Load(); r != nil && term <= r.term {
+			return &PeerError{GID: gid, Step: "apply", Definite: true, Err: r}
+		}
+	}
+	return nil
+}
 
 // noteRefused keeps r in refused unless a refusal of a newer term is there.
 func (s *Shipper) noteRefused(r *termRefusal) {
