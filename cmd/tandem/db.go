@@ -63,10 +63,13 @@ type database struct {
 	unsaid *syncWord
 
 	resolver  *txshim.Resolver
-	inDoubt   atomic.Int64                    // transactions the last resolver pass left in doubt
-	staleSaid atomic.Pointer[string]          // the refusal of a pass for a newer term last warned of (resolve)
-	resyncErr string                          // the needs-resync error last logged (catchUp only)
-	slot      atomic.Pointer[txshim.SlotInfo] // the slot's state at the last health round that read it
+	inDoubt   atomic.Int64           // transactions the last resolver pass left in doubt
+	staleSaid atomic.Pointer[string] // the refusal of a pass for a newer term last warned of (resolve)
+	resyncErr string                 // the needs-resync error last logged (catchUp only)
+	// fenced: the peer database's term record that fenced this master's shim (fenceByPeer),
+	// shown by status while the shim stays fenced in that term.
+	fenced atomic.Pointer[peerFence]
+	slot   atomic.Pointer[txshim.SlotInfo] // the slot's state at the last health round that read it
 	// install: what the last look at each database's install mark found (checkInstall):
 	// [0] local, [1] peer; "" not read yet.
 	install    [2]atomic.Pointer[txshim.InstallState]
@@ -82,8 +85,11 @@ type dbStatus struct {
 	// has not read yet is not counted (a large one being decoded). Status only reads: it
 	// neither writes a mark to the local stream nor waits for the decoder (Shipper.Unshipped,
 	// which the master's peer_synced = true waits for, sayAgain).
-	Backlog        int    `json:"backlog"`
-	NeedsResync    string `json:"needs_resync,omitempty"`
+	Backlog     int    `json:"backlog"`
+	NeedsResync string `json:"needs_resync,omitempty"`
+	// FencedBy: the master's shim is fenced in its term because the peer database's term
+	// record holds a newer term, or that term of another master (fenceByPeer).
+	FencedBy       string `json:"fenced_by,omitempty"`
 	InDoubt        int64  `json:"in_doubt"`
 	SessionsActive int64  `json:"sessions_active"`
 	CommitsDual    int64  `json:"commits_dual"`
@@ -147,6 +153,9 @@ func (d *database) status() dbStatus {
 	}
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()
+	}
+	if f := d.fenced.Load(); f != nil && mode == txshim.ModeFenced && term == f.term {
+		out.FencedBy = f.String()
 	}
 	c := d.shim.Catalog()
 	out.Catalog = catalogStatus{WriterFunctions: c.WriterFunctions, NotifyingFunctions: c.NotifyingFunctions,
@@ -665,6 +674,9 @@ func (d *database) catchUp(ctx context.Context) {
 	if rep := d.resolve(ctx, term); rep.PeerUnreachable {
 		return
 	}
+	if d.fenceByPeer(ctx, term) {
+		return
+	}
 	gen := d.peerDowns()
 	if mode == txshim.ModeSolo {
 		// The shim commits alone, and what it committed may not be on the peer yet — shipped as
@@ -682,10 +694,61 @@ func (d *database) catchUp(ctx context.Context) {
 			d.resyncErr = err.Error()
 			d.log.Error("the peer database needs resync (tandem resync); the master goes on alone", "err", err, "backlog", d.ship.Backlog())
 		}
-		d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
+		// Refused for the term, say: the successor's term reached the peer database since
+		// the look before.
+		if err != nil && !d.fenceByPeer(ctx, term) {
+			d.log.Debug("catch-up not done", "err", err, "backlog", d.ship.Backlog())
+		}
 		return
 	}
 	d.publishSynced(term, gen)
+}
+
+// peerFence is a term record of the peer database that fenced this master (fenceByPeer).
+type peerFence struct {
+	term       uint64 // the master's own term, the shim fenced in it
+	peerTerm   uint64
+	peerMaster string
+}
+
+func (f *peerFence) String() string {
+	return fmt.Sprintf("the peer database holds term %d of %s (this site master of term %d)", f.peerTerm, f.peerMaster, f.term)
+}
+
+// fenceByPeer fences the shim of this master of term when the peer database's term record
+// holds a newer term, or term of another master: its successor took over across a cut link
+// and touched the peer database only (DESIGN §3: a master cut off cannot commit once its
+// successor has touched either database). The commit path's term checks see only the local
+// database in solo mode, whose record still names this site: a solo master whose catch-up the
+// peer refused for the term went on committing alone beside the successor, and one in dual
+// mode went solo after its next failed commit (TestSoloMasterFencedByPeerTerm). Fenced, the
+// shim refuses every write commit (25006) and new sessions; the role stays the node's to
+// change (the gossip's split-brain handling once the sites see each other), and a newer
+// term this site takes sets the shim's mode anew. It reports whether the shim is fenced so.
+// A peer database that does not answer tells nothing.
+func (d *database) fenceByPeer(ctx context.Context, term uint64) bool {
+	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	pterm, pmaster, _, err := txshim.ReadTermRecord(rctx, d.peer)
+	cancel()
+	if err != nil || pterm < term || (pterm == term && (pmaster == "" || pmaster == d.site)) {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.role != gossip.RoleMaster || d.term != term {
+		return false
+	}
+	f := &peerFence{term: term, peerTerm: pterm, peerMaster: pmaster}
+	for _, m := range []txshim.Mode{txshim.ModeSolo, txshim.ModeDual} {
+		if d.shim.SwitchMode(m, txshim.ModeFenced, term) {
+			d.fenced.Store(f)
+			d.log.Error("fenced: the peer database holds a newer term, or this one of another master, taken while this site was cut off (split brain): "+
+				"this master commits nothing more in its term; compare the databases (tandem verify) once the sites see each other",
+				"term", term, "peer_term", pterm, "peer_master", pmaster, "was", m.String())
+			return true
+		}
+	}
+	return false
 }
 
 // peerDowns returns how often the peer was found down so far (see downs).
