@@ -1025,6 +1025,22 @@ func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint6
 		return false, ctx.Err()
 	}
 	s.shim.stats.peerErrs.Add(1)
+	what := fmt.Sprintf("transaction %d is", xid)
+	if xid == 0 {
+		what = "what the procedure committed is"
+	}
+	if refusedTerm(werr, pol.term) {
+		// The peer refused a plain commit of this term (DESIGN §3): its record holds a newer
+		// term, or this one of another master. Not a peer that does not answer: going solo
+		// here committed everything after alone on this site's database, in a term the peer's
+		// record gives another master (TestPeerTermRefusalPlainThroughShim). The commit is
+		// made here; the peer lacks it (peerLacks records so), and the shim's mode stays as it
+		// is: its dual commits of the term are refused (Shipper.Prepare).
+		s.shim.peerLacks(pol.term)
+		s.log.Error("txshim: a plain commit was refused by the peer database for this site's term (a newer term there, or this one of another master); not going solo", "xid", xid, "term", pol.term, "err", werr)
+		return true, s.emitError("08007", fmt.Sprintf("tandem: fenced: %s committed on this site's database, but the peer database holds a term newer than this master's term %d, or the same term of another master, and refused it: %v",
+			what, pol.term, werr))
+	}
 	if s.shim.cfg.PeerDown != config.PeerDownBlock && s.shim.peerDown(pol.term, werr) {
 		s.log.Warn("txshim: a plain commit did not reach the peer; going on alone (the slot keeps it)", "xid", xid, "err", werr)
 		return false, nil
@@ -1038,10 +1054,6 @@ func (s *session) awaitShippedGuarded(ctx context.Context, pol policy, xid uint6
 	}
 	s.shim.stats.leftInDoubt.Add(1)
 	s.log.Error("txshim: a plain commit did not reach the peer and this site may not commit alone", "xid", xid, "err", werr)
-	what := fmt.Sprintf("transaction %d is", xid)
-	if xid == 0 {
-		what = "what the procedure committed is"
-	}
 	return true, s.emitError("08007", fmt.Sprintf("tandem: %s committed on this site's database, but the peer database did not take it and this site may not go on alone; "+
 		"it is shipped once the peer is back: %v", what, werr))
 }

@@ -243,3 +243,36 @@ func TestPeerTermRefusalWhilePrepareWaits(t *testing.T) {
 		t.Errorf("site a's shim after the refusal: %v of term %d, want dual of term 7 (never solo)", mode, term)
 	}
 }
+
+// TestPeerTermRefusalPlainThroughShim: as TestPeerTermRefusalNoSolo, with the plain commit made
+// through a's shim (a procedure's, CALL outside a transaction block), whose reply waits for it
+// to reach the peer (awaitShipped). B refuses it for its term: the wait ends with the Shipper
+// down, which was taken for a peer that does not answer — the shim went solo and committed
+// everything after alone on A, in the term B's record gives b. The client hears that its
+// commit is on A only (08007), the shim stays dual, and the next dual commit is refused
+// (25006).
+func TestPeerTermRefusalPlainThroughShim(t *testing.T) {
+	t.Parallel()
+	s := startSameTermSites(t, quietLogger())
+	ctx := capCtx(t, 2*time.Minute)
+	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	s.p.both(t, `CREATE PROCEDURE ins(i int) LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) $$`)
+	conn := s.shimA.connect(t)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err := conn.Exec(cctx, `CALL ins(1000)`)
+	cancel()
+	t.Logf("CALL through a's shim, B refusing its term: %v", err)
+	if pgCode(err) != "08007" {
+		t.Errorf("CALL whose commit B refused for its term: %v (SQLSTATE %s), want 08007 (committed on A only)", err, pgCode(err))
+	}
+	if mode, term := s.shimA.Mode(); mode != ModeDual || term != 7 {
+		t.Fatalf("site a's shim after B refused its plain commit: %v of term %d, want dual of term 7 (never solo)", mode, term)
+	}
+	s.lastID = 10
+	s.requireFenced(t, "site a, dual in term 7, after B refused a's plain commit made through its shim", s.shimA)
+}

@@ -1663,6 +1663,12 @@ func (s *Shipper) WaitShipped(ctx context.Context, xid uint32, mark pglogrepl.LS
 		if s.link != linkOnline || s.resyncErr != nil || s.gap || s.backup.Load() {
 			link := s.link
 			s.mu.Unlock()
+			if r := s.refused.Load(); r != nil {
+				// Down for the peer's refusal of a term (shipped notes it before it takes the
+				// Shipper down): the caller tells it from a peer that does not answer
+				// (TestPeerTermRefusalPlainThroughShim).
+				return fmt.Errorf("%w (%s): %w", errNotInStep, linkName(link), r)
+			}
 			return fmt.Errorf("%w (%s)", errNotInStep, linkName(link))
 		}
 		end := s.streamEnd
@@ -2018,6 +2024,13 @@ func (s *Shipper) refusedFor(gid string) error {
 		}
 	}
 	return nil
+}
+
+// refusedTerm tells whether err carries the peer's refusal of a transaction shipped from the
+// stream (a *termRefusal) under term or a newer one.
+func refusedTerm(err error, term uint64) bool {
+	var r *termRefusal
+	return errors.As(err, &r) && term <= r.term
 }
 
 // noteRefused keeps r in refused unless a refusal of a newer term is there.
