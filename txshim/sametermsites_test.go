@@ -82,7 +82,7 @@ func (s *sameTermSites) requireFenced(t *testing.T, what string, sh *testShim) {
 // its master: the databases' fence (the shim's commit check on the local database, check_term
 // in the peer's apply) refuses a commit of term 7 by the site the record does not name, and a
 // term record of that site over the other's, in every legitimate path kept: the record's own
-// master commits and rewrites it, and a handover to term 8 moves the fence.
+// master commits and rewrites it, and a handover to term 9 moves the fence.
 func TestSameTermTwoSitesFenced(t *testing.T) {
 	t.Parallel()
 	s := startSameTermSites(t, quietLogger())
