@@ -110,6 +110,11 @@ type session struct {
 	// Sync the client sent during the COPY, which a bad row had ended; PostgreSQL ended the
 	// request there (endCopyPart).
 	copyPartDone bool
+	// copyPartErr: serverLoop read an error no entry awaits while copyPart was set: the part
+	// failed, its COPY open no more or never opened; copyPartWake, if set, is closed then
+	// (awaitCopyOpen).
+	copyPartErr  bool
+	copyPartWake chan struct{}
 	// partWrite: a part of the open extended request, sent unanswered before its Sync (after a
 	// Flush) while the mode took writes (roForced not set), ran an Execute in the implicit
 	// transaction open now (unitState.pipelined), which commits at the Sync without passing the
@@ -205,6 +210,10 @@ type session struct {
 	// copyStray: the CopyDone or CopyFail just relayed (copyEndedExt) ended no COPY FROM STDIN
 	// in the backend: one the shim ran ended before it, failed (copyRelay.passed).
 	copyStray bool
+	// copyAsked: the client's last request (a Query, or an extended request's messages up to
+	// its Sync or a Flush) holds a COPY FROM STDIN: a copy message the client sends before
+	// the COPY opened waits until it does, or until the request failed (awaitCopyOpen).
+	copyAsked bool
 	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
 	// client's first message after the COPY that is no copy message (or, for an extended COPY,
 	// its Sync) sends copyMark before it (after it).
@@ -863,6 +872,11 @@ func (s *session) clientLoop(ctx context.Context) error {
 				return err
 			}
 		}
+		if s.copyAsked && strings.ContainsRune("dcf", rune(typ)) {
+			if err := s.awaitCopyOpen(); err != nil {
+				return err
+			}
+		}
 		// stray: a copy message after an extended COPY's CopyDone or CopyFail (copyEndedExt),
 		// no COPY open: the backend, out of the COPY, ignores it, as PostgreSQL does, and the
 		// COPY's end is still told from what follows (TestPassedExtCopyStrayAfterDone).
@@ -1005,7 +1019,7 @@ func (s *session) endCopyPart() error {
 	done, st := s.copyPartDone, s.copyPartStatus
 	var mark *pending
 	if done {
-		s.copyPart, s.copyPartStatus, s.copyPartDone = false, 0, false
+		s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
 		s.copyStarts, s.copyEnds = 0, 0
 		s.copyChangedLocked()
 		if s.copySyncs > 0 {
@@ -1043,6 +1057,48 @@ func (s *session) endCopyPart() error {
 	s.leaveProcGate()
 	clear(s.parsed)
 	s.reqs++
+	return nil
+}
+
+// awaitCopyOpen waits, at a copy message of the client's whose last request holds a COPY FROM
+// STDIN (copyAsked), until the backend opened that COPY (its CopyInResponse read), or answered
+// the request without opening it (an error before it), or failed the part of the request that
+// holds it, sent unanswered (copyPart, copyPartErr). A client may send its data without waiting
+// for the CopyInResponse, as PostgreSQL lets it; read before it, the data was taken for data
+// after no COPY (stray): a passed-through extended COPY's CopyDone left its entry waiting for a
+// ReadyForQuery that never came, the session hung (TestCopyDataAheadOfResponse). Once the COPY
+// opened (copyStarts), the data comes after it, and nothing is waited for: an extended COPY's
+// request is answered only after the client's Sync, which comes after the data.
+func (s *session) awaitCopyOpen() error {
+	s.mu.Lock()
+	if s.copyStarts > 0 || s.copyPart && s.copyPartErr {
+		s.mu.Unlock()
+		return nil
+	}
+	if !s.copyPart {
+		s.mu.Unlock()
+		if _, err := s.barrier(); err != nil && !errors.Is(err, errCopyOpen) {
+			return err
+		}
+		return nil
+	}
+	// The part was sent with no entry awaiting its reply: the backend opens the COPY or
+	// fails a step, and sends nothing else.
+	wake, opened := make(chan struct{}), s.copyOpen
+	s.copyPartWake = wake
+	s.mu.Unlock()
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	select {
+	case <-opened:
+	case <-wake:
+	case <-s.done:
+		return errBackendGone
+	}
+	s.mu.Lock()
+	s.copyPartWake = nil
+	s.mu.Unlock()
 	return nil
 }
 
@@ -1404,6 +1460,15 @@ func (s *session) serverLoop() {
 				if loose.Decode(body) != nil {
 					loose = nil
 				}
+				s.mu.Lock()
+				if s.copyPart && !s.copyPartErr {
+					s.copyPartErr = true
+					if s.copyPartWake != nil {
+						close(s.copyPartWake)
+						s.copyPartWake = nil
+					}
+				}
+				s.mu.Unlock()
 			}
 			if capture && cur.r.err == nil {
 				e := &pgproto3.ErrorResponse{}
@@ -2417,7 +2482,7 @@ func (s *session) partWriteLocked() bool {
 func (s *session) noteCopyPart(u unit, lo, hi int, injected bool) {
 	if hasCopyIn(u, lo, hi) {
 		s.mu.Lock()
-		s.copyPart = true
+		s.copyPart, s.copyPartErr = true, false
 		if injected {
 			s.copyPartStatus = 'I'
 		}
@@ -2881,6 +2946,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	}
 	s.lastExt, s.skipRFQ = false, false
 	sts := s.lex(text)
+	s.copyAsked = slices.ContainsFunc(sts, func(x statement) bool { return x.CopyIn })
 	waitAfter, err := s.checkSettings(text, sts, true)
 	if err != nil {
 		return err
@@ -3683,6 +3749,7 @@ const (
 // runBatch processes the buffered extended-protocol messages; final: they end with Sync.
 func (s *session) runBatch(ctx context.Context, final bool) error {
 	s.lastExt, s.skipRFQ = true, false
+	s.copyAsked = slices.ContainsFunc(s.items, func(it item) bool { return it.typ == 'E' && it.info.copyIn })
 	defer func() {
 		if final {
 			// After its entries were pushed: the Sync's holds what partWrite said.
@@ -3709,7 +3776,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 	if final && s.copyPart {
 		// The client ended the COPY before this Sync.
 		s.mu.Lock()
-		s.copyPart, s.copyPartStatus, s.copyPartDone = false, 0, false
+		s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
 		s.mu.Unlock()
 	}
 	us := &s.unit
