@@ -516,6 +516,10 @@ type pending struct {
 	probe, probeSeen, errSeen bool
 	probeZ                    int
 	probeHeld                 []byte
+	// probeAny: the probe is copyPartProbe's, whose message in place of the Close is of the
+	// type of the client's next message: any of its replies (probeEnd) counts as the Close's
+	// CloseComplete would, and what follows it up to the last ReadyForQuery is the shim's.
+	probeAny bool
 	// zTaken: serverLoop read a ReadyForQuery it takes for the entry's own, probe not set
 	// then; set under session.mu. The entry is answered, though it stays queued until the
 	// reply is passed on: copyEndUnsynced must not probe it (TestPassedExtCopyProbeAnswerRace).
@@ -868,8 +872,12 @@ func (s *session) clientLoop(ctx context.Context) error {
 			continue
 		}
 		if !strings.ContainsRune("dcfHSX", rune(typ)) {
-			if err := s.endCopyPart(); err != nil {
+			skip, err := s.endCopyPart(typ)
+			if err != nil {
 				return err
+			}
+			if skip {
+				continue
 			}
 		}
 		if s.copyAsked && strings.ContainsRune("dcf", rune(typ)) {
@@ -1014,10 +1022,21 @@ func (s *session) clientLoop(ctx context.Context) error {
 // request of its own. The shim's block the part ran in, failed, is rolled back, and the
 // request the walk followed is over; what the backend answers the client's Syncs is
 // told from what follows (copyMark) (TestCopyPartSyncThenRequest).
-func (s *session) endCopyPart() error {
+//
+// Syncs of the client's during the COPY none of which was answered yet (copySyncs, no
+// copyPartDone) leave it open whether the COPY failed: the shim then asks the backend
+// (copyPartProbe). skip: the COPY failed behind the client's last Sync, and PostgreSQL skips
+// what the client sends up to its next Sync, typ's message with it (copySkip).
+func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	s.mu.Lock()
 	done, st := s.copyPartDone, s.copyPartStatus
-	var mark *pending
+	var mark, probe *pending
+	if !done && s.copyPart && s.copySyncs > 0 {
+		// Queued under the lock serverLoop finds a ReadyForQuery with no entry under: each of
+		// the backend's answers to the client's Syncs read after this is the probe's.
+		probe = &pending{fwd: true, probe: true, probeAny: true, dropRFQ: true, markStatus: st, notify: make(chan struct{})}
+		s.pushLocked(probe)
+	}
 	if done {
 		s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
 		s.copyStarts, s.copyEnds = 0, 0
@@ -1033,20 +1052,24 @@ func (s *session) endCopyPart() error {
 		}
 	}
 	s.mu.Unlock()
-	if !done {
-		return nil
+	if probe != nil {
+		if skip, err = s.copyPartProbe(typ, probe); err != nil {
+			return false, err
+		}
+	} else if !done {
+		return false, nil
 	}
-	if h := s.shim.hooks.copyPartEnded.get(); h != nil {
+	if h := s.shim.hooks.copyPartEnded.get(); h != nil && done {
 		h()
 	}
 	if mark != nil {
 		if err := s.writeCopyMark(); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if s.unit.injected {
 		if _, err := s.capture("ROLLBACK"); err != nil {
-			return err
+			return false, err
 		}
 		s.txUnprep, s.txWrote, s.txHold = false, false, false
 	}
@@ -1057,7 +1080,70 @@ func (s *session) endCopyPart() error {
 	s.leaveProcGate()
 	clear(s.parsed)
 	s.reqs++
-	return nil
+	s.copySkip = skip
+	return skip, nil
+}
+
+// copyPartProbe asks the backend, for endCopyPart, whether the COPY of the part sent
+// unanswered (copyPart) failed, its client's Syncs during it (copySyncs) not answered yet, nor
+// maybe ever, when typ's message came. PostgreSQL, still copying, ends the session at that
+// message (08P01, naming its type); once a bad row failed the COPY, it answered each Sync
+// after the row, ending the COPY's request, and runs the message as a request of its own (in
+// the client's block, failed, when the COPY ran in it); and after a bad row behind the last
+// Sync it skips the message up to the client's next Sync. Passed on as it is, the message ran
+// in the shim's block, failed since the bad row (25P02).
+//
+// The probe (pending.probe, probeAny) is a Sync, which the backend ignores while it copies
+// and which ends the skipping of a failed COPY, and a message of typ's type, harmless out of a
+// COPY, with its terminator: in the COPY it ends the session as the client's would, the error
+// going to the client; out of it the ReadyForQuery messages before the message's reply but
+// the last answer the client's Syncs, and go to the client (with copyPartStatus, markStatus);
+// none means the COPY failed behind them (skip).
+func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
+	buf, _ := (&pgproto3.Sync{}).Encode(nil)
+	var msgs []pgproto3.FrontendMessage
+	switch typ {
+	case 'Q':
+		// Answered with EmptyQueryResponse and a ReadyForQuery of its own.
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Query{}}
+	case 'F':
+		// No function has OID 0: an error, and a ReadyForQuery of its own.
+		msgs = []pgproto3.FrontendMessage{&pgproto3.FunctionCall{}}
+	case 'P':
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Parse{Name: copyMarkName}, &pgproto3.Close{ObjectType: 'S', Name: copyMarkName}, &pgproto3.Sync{}}
+	case 'B':
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Bind{DestinationPortal: copyMarkName, PreparedStatement: copyMarkName}, &pgproto3.Sync{}}
+	case 'D':
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Describe{ObjectType: 'S', Name: copyMarkName}, &pgproto3.Sync{}}
+	case 'E':
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Execute{Portal: copyMarkName}, &pgproto3.Sync{}}
+	default: // 'C'
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Close{ObjectType: 'S', Name: copyMarkName}, &pgproto3.Sync{}}
+	}
+	for _, m := range msgs {
+		if buf, err = m.Encode(buf); err != nil {
+			return false, err
+		}
+	}
+	if _, err := s.bw.Write(buf); err != nil {
+		return false, err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return false, err
+	}
+	select {
+	case <-p.notify:
+	case <-s.done:
+		return false, errBackendGone
+	}
+	s.mu.Lock()
+	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
+	s.copyStarts, s.copyEnds = 0, 0
+	s.copyChangedLocked()
+	s.mu.Unlock()
+	s.copySyncs = 0
+	// The first ReadyForQuery answers the probe's Sync: none of the client's was answered.
+	return p.probeZ < 2, nil
 }
 
 // awaitCopyOpen waits, at a copy message of the client's whose last request holds a COPY FROM
@@ -1101,6 +1187,9 @@ func (s *session) awaitCopyOpen() error {
 	s.mu.Unlock()
 	return nil
 }
+
+// probeEnd are the types of the replies that may answer copyPartProbe's message out of a COPY.
+const probeEnd = "13IE"
 
 // copyEndEntry returns, at a CopyDone or CopyFail of the client's that ends a passed-through
 // COPY FROM STDIN (copyMessage counted it), the entry that awaits the COPY's ReadyForQuery: the
@@ -1268,6 +1357,17 @@ func (s *session) serverLoop() {
 			s.mu.Lock()
 			if len(s.queue) > 0 {
 				cur = s.queue[0]
+			} else if typ == 'Z' && len(body) == 1 {
+				// No entry awaits it: a Sync the client sent during a COPY its part sent
+				// unanswered, answered once a bad row ended the COPY (copyPartStatus). Noted
+				// under the lock the queue was found empty under: endCopyPart, which queues
+				// its probe only while no such Sync was answered (copyPartDone), and this
+				// agree on which of the two the ReadyForQuery belongs to
+				// (TestCopyPartBadRowSyncRequestPiped).
+				if st := s.copyPartStatus; s.copyPart && st != 0 {
+					body = []byte{st}
+				}
+				s.copyPartDone = s.copyPartDone || s.copyPart
 			}
 			s.mu.Unlock()
 			if cur != nil && loose != nil {
@@ -1306,12 +1406,25 @@ func (s *session) serverLoop() {
 			if probe {
 				if cur.probeHeld != nil {
 					// One of the client's Syncs during the COPY, answered once it failed.
-					if err := s.toClient(typ, cur.probeHeld, s.br.r.Buffered() == 0); err != nil {
+					b := cur.probeHeld
+					if cur.markStatus != 0 && len(b) == 1 {
+						b = []byte{cur.markStatus}
+					}
+					if err := s.toClient(typ, b, s.br.r.Buffered() == 0); err != nil {
 						return
 					}
 				}
 				cur.probeZ++
 				cur.probeHeld = append([]byte(nil), body...)
+				continue
+			}
+		}
+		if cur != nil && cur.probeAny && typ != 'Z' {
+			if !cur.probeSeen && cur.probeZ > 0 && strings.IndexByte(probeEnd, typ) >= 0 {
+				// The reply to the shim's message: the ReadyForQuery held answers its first Sync.
+				cur.probeSeen, cur.probeHeld = true, nil
+			}
+			if cur.probeSeen {
 				continue
 			}
 		}
@@ -1334,16 +1447,6 @@ func (s *session) serverLoop() {
 		switch typ {
 		case 'Z':
 			loose = nil
-			if cur == nil && len(body) == 1 {
-				// No entry awaits it: a Sync the client sent during a COPY its part sent
-				// unanswered, answered once a bad row ended the COPY (copyPartStatus).
-				s.mu.Lock()
-				if st := s.copyPartStatus; s.copyPart && st != 0 {
-					body = []byte{st}
-				}
-				s.copyPartDone = s.copyPartDone || s.copyPart
-				s.mu.Unlock()
-			}
 			if cur == nil || len(body) != 1 {
 				break // unexpected: pass it on
 			}
