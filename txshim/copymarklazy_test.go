@@ -25,15 +25,30 @@ func passedCopySteps(t *testing.T, commits int, steps func(base int) [][]pgproto
 // passedCopyStepsOn is passedCopySteps on a dual shim of the caller's.
 func passedCopyStepsOn(t *testing.T, c *pgtest.Cluster, peer *fakePeer, dual *testShim, commits int, steps func(base int) [][]pgproto3.FrontendMessage) {
 	t.Helper()
+	passedCopyStepsHooked(t, c, peer, dual, commits, steps, nil)
+}
+
+// copyStepHook is called by passedCopyStepsHooked before step i of each session goes out (via
+// is "PostgreSQL", then "shim"): a test sets or clears one of the shim's hooks there, or
+// waits. piped: the step's replies are read with the next step's, as by a client that sends
+// on without waiting for them.
+type copyStepHook func(via string, i int) (piped bool)
+
+// passedCopyStepsHooked is passedCopyStepsOn with hook (nil: none) called before each step.
+func passedCopyStepsHooked(t *testing.T, c *pgtest.Cluster, peer *fakePeer, dual *testShim, commits int, steps func(base int) [][]pgproto3.FrontendMessage, hook copyStepHook) {
+	t.Helper()
 	base := 6000
 	var got [2]string
 	for i, via := range []string{"PostgreSQL", "shim"} {
 		base += 100
 		r := dialVia(t, via, c, dual)
 		var out strings.Builder
-		for _, st := range steps(base) {
+		for j, st := range steps(base) {
+			piped := hook != nil && hook(via, j)
 			sendMsgs(t, r, st...)
-			out.WriteString(r.quiet() + " | ")
+			if !piped {
+				out.WriteString(r.quiet() + " | ")
+			}
 		}
 		if via == "shim" {
 			out.WriteString(r.settle(out.String(), got[0]))
