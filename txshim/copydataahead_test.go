@@ -15,10 +15,11 @@ import (
 // of the shim's dual commits. Read before the CopyInResponse, the data was taken for data
 // after no COPY: a passed-through extended COPY's entry then waited for a ReadyForQuery that
 // never came, and the client hung at its COMMIT; a wrapped part's COPY was never answered.
-// "missing": the COPY fails before it opens, and PostgreSQL ignores the data.
+// "missing": the COPY fails before it opens, and PostgreSQL ignores the data. "syncfirst": a
+// Sync before the data, which belongs to the COPY as the data does, was taken for a request's.
 func TestCopyDataAheadOfResponse(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []string{"block/query", "block/ext", "wrap/query", "wrap/ext", "block/query/bad", "block/ext/bad", "wrap/query/bad", "wrap/ext/bad", "block/part", "wrap/part", "block/part/bad", "wrap/part/bad", "block/twocopies", "block/ext/missing", "wrap/part/missing", "wrap/query/missing"} {
+	for _, tc := range []string{"block/query", "block/ext", "wrap/query", "wrap/ext", "block/query/bad", "block/ext/bad", "wrap/query/bad", "wrap/ext/bad", "block/part", "wrap/part", "block/part/bad", "wrap/part/bad", "block/twocopies", "block/ext/missing", "wrap/part/missing", "wrap/query/missing", "block/query/syncfirst", "block/ext/syncfirst", "wrap/query/syncfirst", "wrap/part/syncfirst"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
 			block := strings.HasPrefix(tc, "block/")
@@ -42,6 +43,10 @@ func TestCopyDataAheadOfResponse(t *testing.T) {
 					req = []pgproto3.FrontendMessage{&pgproto3.Parse{Query: copySQL}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{}}
 				case strings.Contains(tc, "/twocopies"):
 					req = []pgproto3.FrontendMessage{&pgproto3.Query{String: "COPY acct FROM STDIN; COPY acct FROM STDIN"}, copyRow(b + 1), &pgproto3.CopyDone{}}
+				}
+				if strings.HasSuffix(tc, "/syncfirst") {
+					// A Sync before the data, which PostgreSQL ignores in the COPY.
+					req = append(req, &pgproto3.Sync{})
 				}
 				req = append(req, copyRow(b))
 				if strings.HasSuffix(tc, "/bad") {

@@ -880,7 +880,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 				continue
 			}
 		}
-		if s.copyAsked && strings.ContainsRune("dcf", rune(typ)) {
+		if s.copyAsked && strings.ContainsRune("dcfHS", rune(typ)) {
 			if err := s.awaitCopyOpen(); err != nil {
 				return err
 			}
@@ -1147,7 +1147,7 @@ func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
 }
 
 // awaitCopyOpen waits, at a copy message of the client's whose last request holds a COPY FROM
-// STDIN (copyAsked), until the backend opened that COPY (its CopyInResponse read), or answered
+// STDIN (copyAsked), or a Flush or Sync, which belongs to the COPY once it is open, until the backend opened that COPY (its CopyInResponse read), or answered
 // the request without opening it (an error before it), or failed the part of the request that
 // holds it, sent unanswered (copyPart, copyPartErr). A client may send its data without waiting
 // for the CopyInResponse, as PostgreSQL lets it; read before it, the data was taken for data
