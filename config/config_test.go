@@ -2424,7 +2424,7 @@ func TestKeyInArrayOfTablesIndexed(t *testing.T) {
 // "redacted", as after --password, so that check-config printed a command that is not the
 // one the file runs, and said a password was hidden where there is none.
 func TestRedactedCommandNegatedPasswordOption(t *testing.T) {
-	for _, tc := range []struct{ argv, want []string }{
+	checkRedacted(t, []redactCase{
 		{[]string{"psql", "--no-password", "wire"}, nil},
 		{[]string{"psql", "--no-password", "postgresql://m@db/wire", "-c", "select 1"}, nil},
 		{[]string{"mysql", "--skip-password", "wire"}, nil},
@@ -2434,18 +2434,7 @@ func TestRedactedCommandNegatedPasswordOption(t *testing.T) {
 		// A password is still hidden after them.
 		{[]string{"psql", "--no-password", "wire", "--password", "s3cret"}, []string{"psql", "--no-password", "wire", "--password", "redacted"}},
 		{[]string{"sh", "-c", "check --no-password wire --password s3cret"}, []string{"sh", "-c", "check --no-password wire --password redacted"}},
-	} {
-		want := tc.want
-		if want == nil {
-			want = tc.argv
-		}
-		if got := redactArgv(tc.argv); !slices.Equal(got, want) {
-			t.Errorf("%q: shown as %q, want %q", tc.argv, got, want)
-		}
-		if h := hidden(tc.argv); h != (tc.want != nil) {
-			t.Errorf("%q: hidden = %v", tc.argv, h)
-		}
-	}
+	})
 }
 
 // TestRedactedCommandPasswordOptionBeforeRedirection: in a script, what follows an option
@@ -2498,6 +2487,28 @@ func TestKeyInNestedArrayOfTablesIndexed(t *testing.T) {
 	for i, w := range want {
 		if errs[i].Error() != w {
 			t.Errorf("error %d is %q, want %q", i, errs[i], w)
+		}
+	}
+}
+
+// redactCase is a command and what check-config shows of it; want nil: shown as written,
+// nothing hidden.
+type redactCase struct{ argv, want []string }
+
+// checkRedacted requires redactArgv to show each case's command as its want, and hidden to
+// say whether it hid something.
+func checkRedacted(t *testing.T, cases []redactCase) {
+	t.Helper()
+	for _, tc := range cases {
+		want := tc.want
+		if want == nil {
+			want = tc.argv
+		}
+		if got := redactArgv(tc.argv); !slices.Equal(got, want) {
+			t.Errorf("%q: shown as %q, want %q", tc.argv, got, want)
+		}
+		if h := hidden(tc.argv); h != (tc.want != nil) {
+			t.Errorf("%q: hidden = %v", tc.argv, h)
 		}
 	}
 }
