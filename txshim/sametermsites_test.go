@@ -42,6 +42,18 @@ func startSameTermSites(t *testing.T, logA *slog.Logger) *sameTermSites {
 	return s
 }
 
+// eachOwnTerm7 writes the term records of a same-term split brain: A's database names a
+// master of term 7, B's names b.
+func (s *sameTermSites) eachOwnTerm7(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // insert commits one row through sh (a fresh id each time) and returns its error.
 func (s *sameTermSites) insert(t *testing.T, sh *testShim) (int, error) {
 	t.Helper()
@@ -90,12 +102,7 @@ func TestSameTermTwoSitesFenced(t *testing.T) {
 
 	// Each site saved term 7 into its own database first (the node's Save), neither reached
 	// the other's: A says (7, a), B (7, b). Each commit is refused by the peer's apply.
-	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
-		t.Fatal(err)
-	}
+	s.eachOwnTerm7(t, ctx)
 	if err := WriteTermRecord(ctx, s.p.ldb, 7, "b", true); !errors.Is(err, ErrStaleTerm) {
 		t.Errorf("term record (7, b) over A's (7, a): %v, want ErrStaleTerm", err)
 	}
@@ -160,12 +167,7 @@ func TestPeerTermRefusalNoSolo(t *testing.T) {
 	var logs logBuffer
 	s := startSameTermSites(t, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := capCtx(t, 2*time.Minute)
-	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
-		t.Fatal(err)
-	}
+	s.eachOwnTerm7(t, ctx)
 	// A plain commit on A (a write that bypassed the shim's wrapping), shipped from the stream.
 	if _, err := s.p.ldb.ExecContext(ctx, `INSERT INTO acct VALUES (1000, 1)`); err != nil {
 		t.Fatal(err)
@@ -190,12 +192,7 @@ func TestPeerTermRefusalWhilePrepareWaits(t *testing.T) {
 	t.Parallel()
 	s := startSameTermSites(t, quietLogger())
 	ctx := capCtx(t, 2*time.Minute)
-	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
-		t.Fatal(err)
-	}
+	s.eachOwnTerm7(t, ctx)
 	// B's term record locked: the plain commit's apply waits in its term check.
 	lock, err := s.p.pdb.BeginTx(ctx, nil)
 	if err != nil {
@@ -255,12 +252,7 @@ func TestPeerTermRefusalPlainThroughShim(t *testing.T) {
 	t.Parallel()
 	s := startSameTermSites(t, quietLogger())
 	ctx := capCtx(t, 2*time.Minute)
-	if err := WriteTermRecord(ctx, s.p.ldb, 7, "a", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteTermRecord(ctx, s.p.pdb, 7, "b", true); err != nil {
-		t.Fatal(err)
-	}
+	s.eachOwnTerm7(t, ctx)
 	s.p.both(t, `CREATE PROCEDURE ins(i int) LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) $$`)
 	conn := s.shimA.connect(t)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
