@@ -696,22 +696,12 @@ func (sec *secrets) hide(v string) string {
 
 // CommandSecrets is what check-config hides of argv, a health command's or a hook's: the
 // passwords and other secrets written in it, each as written there (its quotes aside), the
-// longest first.
+// longest first, for their output's log to mask (procgroup.Output.Masked).
 func CommandSecrets(argv []string) []string {
 	var sec secrets
 	redactArgvSec(argv, &sec)
 	slices.SortStableFunc(sec.vals, func(x, y string) int { return len(y) - len(x) })
 	return sec.vals
-}
-
-// MaskCommandSecrets is s, the output of the command argv for the log, with each secret
-// written in argv (CommandSecrets) masked as "<redacted>": a script under set -x, or one that
-// prints the command it runs, writes them out (TestHookArgvSecretNotLogged).
-func MaskCommandSecrets(s string, argv []string) string {
-	for _, v := range CommandSecrets(argv) {
-		s = strings.ReplaceAll(s, v, "<redacted>")
-	}
-	return s
 }
 
 // argValueEnd is where the value of a password setting that starts at a[i] ends: in the shell

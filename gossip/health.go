@@ -229,8 +229,8 @@ func (c *Checker) checkExec(ctx context.Context) error {
 		return fmt.Errorf("health command timed out after %s", c.s.HealthTimeout)
 	}
 	// The secrets written in the command's arguments too: under set -x it writes them out
-	// (TestCheckerExecArgvSecret).
-	msg := strings.TrimSpace(config.MaskCommandSecrets(out.Masked(), c.s.HealthCommand))
+	// (TestCheckerExecArgvSecret), quoted (TestCheckerExecArgvSecretQuoted).
+	msg := strings.TrimSpace(out.Masked(config.CommandSecrets(c.s.HealthCommand)...))
 	if len(msg) > 200 {
 		// Cut at a character's start, not inside one: the error is logged.
 		n := 200

@@ -45,8 +45,9 @@ func (h hooks) run(ctx context.Context, name string, argv []string, role gossip.
 	raw := procgroup.Output{Max: hookOutputMax}
 	err := procgroup.Run(cmd, &raw, hookWaitDelay)
 	// The secrets written in the hook's arguments too: a script under set -x writes them out
-	// (TestHookArgvSecretNotLogged).
-	logged := config.MaskCommandSecrets(hookLog(&raw), argv)
+	// (TestHookArgvSecretNotLogged), quoted, and the output kept may stop inside one
+	// (TestHookArgvSecretQuotedOrCut).
+	logged := hookLog(&raw, config.CommandSecrets(argv)...)
 	if err != nil && ctx.Err() != nil {
 		h.log.Warn("hook stopped: the role changed or tandem stops", "hook", name, "cmd", argv[0], "output", logged)
 		return false
@@ -83,11 +84,11 @@ const hookWaitDelay = time.Second
 // end (a `tail -f` by mistake) for its whole timeout must not fill the sidecar's memory.
 const hookOutputMax = 64 << 10
 
-// hookLog is a hook's output as it is logged, the value of $PGPASSWORD masked, and what was not
-// kept counted.
-func hookLog(out *procgroup.Output) string {
+// hookLog is a hook's output as it is logged, the value of $PGPASSWORD and the secrets written
+// in its arguments masked (procgroup.Output.Masked), and what was not kept counted.
+func hookLog(out *procgroup.Output, secrets ...string) string {
 	if out.Dropped == 0 {
-		return out.Masked()
+		return out.Masked(secrets...)
 	}
-	return fmt.Sprintf("%s… (%d more bytes not kept)", out.Masked(), out.Dropped)
+	return fmt.Sprintf("%s… (%d more bytes not kept)", out.Masked(secrets...), out.Dropped)
 }

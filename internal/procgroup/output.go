@@ -25,17 +25,31 @@ func (o *Output) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Masked is what was kept as it is logged, the value of $PGPASSWORD masked (MaskPGPassword).
-func (o *Output) Masked() string { return MaskPGPassword(string(o.b), o.Dropped > 0) }
+// Masked is what was kept as it is logged, the value of $PGPASSWORD masked (MaskPGPassword),
+// and each of secrets, those written in the command's own arguments, masked as "<redacted>"
+// in the same forms (MaskSecret): a script under set -x writes them out quoted, and the output
+// kept may stop inside one.
+func (o *Output) Masked(secrets ...string) string {
+	s := MaskPGPassword(string(o.b), o.Dropped > 0)
+	for _, v := range secrets {
+		s = MaskSecret(s, v, "<redacted>", o.Dropped > 0)
+	}
+	return s
+}
 
 // MaskPGPassword masks the value of $PGPASSWORD in s, a command's output for the log (a hook
 // and a health command keep that variable: they may need the database; secrets never appear
-// in logs): as it stands and as bash's set -x quotes it — single-quoted (each quote in it
-// closed, escaped and opened again), or, for a word without a character the shell treats
-// specially but with one it cannot print in its locale, in $'...' form (ansiQuoted). cut: s
-// was cut short, and its last bytes may be the start of the password, which go too.
+// in logs), as "<PGPASSWORD>" (MaskSecret).
 func MaskPGPassword(s string, cut bool) string {
-	pw := os.Getenv("PGPASSWORD")
+	return MaskSecret(s, os.Getenv("PGPASSWORD"), "<PGPASSWORD>", cut)
+}
+
+// MaskSecret masks pw in s, a command's output for the log, as mask: as it stands and as
+// bash's set -x quotes it — single-quoted (each quote in it closed, escaped and opened
+// again), or, for a word without a character the shell treats specially but with one it
+// cannot print in its locale, in $'...' form (ansiQuoted). cut: s was cut short, and its last
+// bytes may be the start of pw, which go too. An empty pw masks nothing.
+func MaskSecret(s, pw, mask string, cut bool) string {
 	if pw == "" {
 		return s
 	}
@@ -47,10 +61,10 @@ func MaskPGPassword(s string, cut bool) string {
 	}
 	add(strings.ReplaceAll(pw, "'", `'\''`))
 	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, "<PGPASSWORD>")
+		s = strings.ReplaceAll(s, f, mask)
 	}
 	if re := ansiQuoted(pw); re != nil {
-		s = re.ReplaceAllLiteralString(s, "<PGPASSWORD>")
+		s = re.ReplaceAllLiteralString(s, mask)
 		// For a cut: as the C locale writes it (every byte beyond ASCII escaped), and as a
 		// UTF-8 one does (the characters beyond ASCII as they are).
 		add(ansiForm(pw, false))
