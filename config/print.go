@@ -430,8 +430,9 @@ const (
 // MySQL client was named before), makes of the argument after it: one naming a password
 // (--password, --token) takes a secret, unless it turns one off (--no-password), or it is a
 // MySQL client's -p glued to "assword"; a PostgreSQL or MySQL client's takes none that is
-// another option (its --password prompts). redis-cli's -a, mongosh's and sshpass's -p take a
-// password, curl's -u/--user/--proxy-user a user:password (TestRedactedCommandClientSecretOption).
+// another option (its --password prompts). redis-cli's -a and sshpass's -p take a password,
+// mongosh's -p one that is no other option (it prompts without), curl's -u/--user/--proxy-user
+// a user:password (TestRedactedCommandClientSecretOption).
 func argOption(opt, before string, mysql bool) int {
 	switch {
 	case argPasswordFlag.MatchString(opt) && !argNoPassword.MatchString(opt):
@@ -443,8 +444,12 @@ func argOption(opt, before string, mysql bool) int {
 		}
 		return optValue
 	case opt == "-a" && argRedisWord.MatchString(before),
-		opt == "-p" && argPasswordClientWord.MatchString(before):
+		opt == "-p" && argSSHPassWord.MatchString(before):
 		return optValue
+	case opt == "-p" && argMongoWord.MatchString(before):
+		// Given no value, it prompts: the option after it is another
+		// (TestRedactedCommandMongoPasswordPrompt).
+		return optValueNoOption
 	case (opt == "-u" || opt == "-U" || opt == "--user" || opt == "--proxy-user") && argCurlWord.MatchString(before):
 		return optUserPass
 	}
@@ -990,9 +995,10 @@ var (
 	argMySQLWord   = regexp.MustCompile(`(?:^|[\s;&|(/])(?:mysql|mariadb)[\w-]*(?:\s|$)`)
 	// Clients whose options take a password without naming one (argOption), each as a word:
 	// redis-cli's -a, mongosh's (and its tools') and sshpass's -p, curl's -u.
-	argRedisWord          = regexp.MustCompile(`(?:^|[\s/'"])(?:redis|valkey|keydb)-cli(?:[\s'"]|$)`)
-	argPasswordClientWord = regexp.MustCompile(`(?:^|[\s/'"])(?:mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport|mongostat|mongotop|mongofiles|sshpass)(?:[\s'"]|$)`)
-	argCurlWord           = regexp.MustCompile(`(?:^|[\s/'"])curl(?:[\s'"]|$)`)
+	argRedisWord   = regexp.MustCompile(`(?:^|[\s/'"])(?:redis|valkey|keydb)-cli(?:[\s'"]|$)`)
+	argMongoWord   = regexp.MustCompile(`(?:^|[\s/'"])(?:mongo|mongosh|mongodump|mongorestore|mongoexport|mongoimport|mongostat|mongotop|mongofiles)(?:[\s'"]|$)`)
+	argSSHPassWord = regexp.MustCompile(`(?:^|[\s/'"])sshpass(?:[\s'"]|$)`)
+	argCurlWord    = regexp.MustCompile(`(?:^|[\s/'"])curl(?:[\s'"]|$)`)
 	// A PostgreSQL client's name (psql, pg_dump...) as a word, whose --password takes no value:
 	// it prompts.
 	argPGWord = regexp.MustCompile(`(?:^|[\s/'"])(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)(?:[\s'"]|$)`)
