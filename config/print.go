@@ -401,7 +401,8 @@ func redactArgvSec(argv []string, sec *secrets) []string {
 	kind := optNone // what the argument before makes of this one
 	for i, a := range argv {
 		switch {
-		case kind == optValue && a != "", kind == optValueNoOption && a != "" && a[0] != '-':
+		case kind == optValue && a != "" && a != "-", kind == optValueNoOption && a != "" && a[0] != '-':
+			// A lone "-" is no secret: the value read from stdin (TestRedactedCommandOptionValueStdin).
 			out[i] = sec.hide(a)
 		case kind == optUserPass && strings.Contains(a, ":"):
 			user, pw, _ := strings.Cut(a, ":")
@@ -585,6 +586,9 @@ func redactArgIn(a string, mysql bool, sec *secrets) string {
 			}
 		}
 		end := argValueEnd(a, start, quote, inner, m[3] > m[2])
+		if opt >= 0 && a[start:end] == "-" {
+			continue // the value read from stdin (TestRedactedCommandOptionValueStdin)
+		}
 		var shown string
 		if userPass {
 			var ok bool
