@@ -27,6 +27,10 @@ import (
 type Checker struct {
 	s   config.Server
 	log *slog.Logger
+	// secrets: those written in the health command's arguments (config.CommandSecrets), found
+	// once: the search takes time that grows faster than a long script does, and a failing
+	// check masks its output every round.
+	secrets []string
 }
 
 // NewChecker returns a checker for s; nil logger means slog.Default().
@@ -45,7 +49,7 @@ func NewChecker(s config.Server, logger *slog.Logger) *Checker {
 	if s.HealthFailures <= 0 {
 		s.HealthFailures = config.DefaultHealthFailures
 	}
-	return &Checker{s: s, log: logger.With("component", "health")}
+	return &Checker{s: s, log: logger.With("component", "health"), secrets: config.CommandSecrets(s.HealthCommand)}
 }
 
 // Run checks every HealthInterval until ctx ends and calls report with the
@@ -230,7 +234,7 @@ func (c *Checker) checkExec(ctx context.Context) error {
 	}
 	// The secrets written in the command's arguments too: under set -x it writes them out
 	// (TestCheckerExecArgvSecret), quoted (TestCheckerExecArgvSecretQuoted).
-	msg := strings.TrimSpace(out.Masked(config.CommandSecrets(c.s.HealthCommand)...))
+	msg := strings.TrimSpace(out.Masked(c.secrets...))
 	if len(msg) > 200 {
 		// Cut at a character's start, not inside one: the error is logged.
 		n := 200
