@@ -26,10 +26,7 @@ func TestNodeClaimDecisionNotStaleWhilePromoting(t *testing.T) {
 		}
 		return true, nil
 	}
-	w := run(t, cfgW, Options{})
-	a := run(t, cfgA, Options{})
-	b := run(t, cfgB, Options{BeforePromote: slow})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{b: Options{BeforePromote: slow}})
 
 	// The witness comes back with a longer fence_delay: it votes only that long after its
 	// start, well after site2's claim of the next term has settled.

@@ -15,10 +15,7 @@ import (
 func TestNodeClaimDecisionSaysWhy(t *testing.T) {
 	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
-	w := run(t, cfgW, Options{})
-	a := run(t, cfgA, Options{})
-	b := run(t, cfgB, Options{})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{})
 
 	w.kill()
 	if err := os.RemoveAll(cfgW.DataDir); err != nil {

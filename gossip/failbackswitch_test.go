@@ -25,10 +25,8 @@ func TestNodeFailbackDelayAfterSwitchoverFence(t *testing.T) {
 	const delay = 6 * time.Second
 	cfgA.Gossip.FailbackDelay, cfgB.Gossip.FailbackDelay = delay, delay
 	var cutA, cutB, cutW cutSet
-	run(t, cfgW, Options{Cut: cutW.cut})
-	a := runTweaked(t, cfgA, Options{Cut: cutA.cut}, func(n *Node) { n.prof.settle = 2 * time.Second })
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut},
+		tweakA: func(n *Node) { n.prof.settle = 2 * time.Second }})
 	time.Sleep(delay + time.Second) // site1 has qualified for longer than failback_delay
 	waitFor(t, 5*time.Second, "site1 master still", master(a, b))
 	// site1 may have taken a newer term moments ago (a flap under load fenced it, and it took

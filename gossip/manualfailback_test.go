@@ -52,10 +52,7 @@ func TestNodeManualFailbackAfterFence(t *testing.T) {
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
 	var cutA, cutB, cutW cutSet
-	run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut})
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 6*time.Second, "site1 master", master(a, b))
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{within: 6 * time.Second, w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut}})
 	a.kill()
 	waitFor(t, 8*time.Second, "site2 master", func() bool { return b.State().Role == RoleMaster })
 	a = run(t, cfgA, Options{Cut: cutA.cut})
@@ -88,10 +85,7 @@ func TestNodeFailbackDelayAfterFence(t *testing.T) {
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	cfgA.Gossip.FailbackDelay, cfgB.Gossip.FailbackDelay = time.Minute, time.Minute
 	var cutA, cutB, cutW cutSet
-	run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut})
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 6*time.Second, "site1 master", master(a, b))
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{within: 6 * time.Second, w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut}})
 	a.kill()
 	waitFor(t, 8*time.Second, "site2 master", func() bool { return b.State().Role == RoleMaster })
 	a = run(t, cfgA, Options{Cut: cutA.cut})

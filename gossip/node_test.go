@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -350,13 +351,41 @@ func witnessTrio(t *testing.T) (addrA, addrB, addrW string, cfgA, cfgB, cfgW *co
 	return addrA, addrB, addrW, cfgA, cfgB, cfgW
 }
 
+// trioStart says how startTrio starts a witness trio.
+type trioStart struct {
+	steady  bool          // runSteady rather than run: failure detection that tolerates a loaded machine
+	within  time.Duration // how long site1 may take to become master, site2 backup (0: 15 s)
+	w, a, b Options       // each member's Options (cut sets, promotion hooks)
+	tweakA  func(*Node)   // applied to site1's node before it starts, after steady (nil: none)
+}
+
+// startTrio starts a witness trio (witnessTrio's configurations): the witness, then site1, then
+// site2, as s says, and waits for site1 master and site2 backup. Every node stops when the test
+// ends.
+func startTrio(t *testing.T, cfgW, cfgA, cfgB *config.Config, s trioStart) (w, a, b *testNode) {
+	t.Helper()
+	tweak := func(n *Node) {
+		if s.steady {
+			steady(n)
+		}
+	}
+	tweakA := func(n *Node) {
+		tweak(n)
+		if s.tweakA != nil {
+			s.tweakA(n)
+		}
+	}
+	w = runTweaked(t, cfgW, s.w, tweak)
+	a = runTweaked(t, cfgA, s.a, tweakA)
+	b = runTweaked(t, cfgB, s.b, tweak)
+	waitFor(t, cmp.Or(s.within, 15*time.Second), "site1 master, site2 backup, with a witness", master(a, b))
+	return w, a, b
+}
+
 func TestNodeWitness(t *testing.T) {
 	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
-	w := run(t, cfgW, Options{})
-	a := run(t, cfgA, Options{})
-	b := run(t, cfgB, Options{})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{})
 	waitFor(t, 2*time.Second, "the witness sees site1 as master", func() bool {
 		s := w.State()
 		return s.Role == RoleWitness && s.Master == "site1"
@@ -485,10 +514,7 @@ func TestNodeCutLinks(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
-	w := runSteady(t, cfgW, Options{Cut: cutW.cut})
-	a := runSteady(t, cfgA, Options{Cut: cutA.cut})
-	b := runSteady(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{steady: true, w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut}})
 	term := a.State().Term
 
 	var both atomic.Bool
@@ -579,10 +605,7 @@ func TestNodeSoloAckedByWitnessOnly(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
-	w := run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut})
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut}})
 	rec := a.State().Record
 	waitFor(t, 5*time.Second, "site2 holds site1's synced record", func() bool { return b.State().Record == rec && rec.PeerSynced })
 
@@ -1264,17 +1287,15 @@ func TestNodePromotionRechecksMajority(t *testing.T) {
 	defer release()
 	// Failure detection tolerates a loaded machine (steady), the set-up waits are generous:
 	// members starved of the CPU flapped, and no site became master.
-	w := runSteady(t, cfgW, Options{Cut: cutW.cut})
-	a := runSteady(t, cfgA, Options{})
-	b := runSteady(t, cfgB, Options{Cut: cutB.cut, BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
-		inPromote <- struct{}{}
-		select {
-		case <-proceed:
-		case <-ctx.Done():
-		}
-		return true, nil
-	}})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{steady: true, w: Options{Cut: cutW.cut},
+		b: Options{Cut: cutB.cut, BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+			inPromote <- struct{}{}
+			select {
+			case <-proceed:
+			case <-ctx.Done():
+			}
+			return true, nil
+		}}})
 	a.kill()
 	select {
 	case <-inPromote:

@@ -27,23 +27,21 @@ func TestNodePromotionAcrossFlap(t *testing.T) {
 	defer release()
 	var mu sync.Mutex
 	var releasedTerms []uint64
-	w := runSteady(t, cfgW, Options{Cut: cutW.cut})
-	a := runSteady(t, cfgA, Options{Cut: cutA.cut})
-	b := runSteady(t, cfgB, Options{Cut: cutB.cut,
-		BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
-			inPromote <- term
-			select {
-			case <-proceed:
-			case <-ctx.Done():
-			}
-			return true, nil
-		},
-		BeforeRelease: func(ctx context.Context, term uint64) {
-			mu.Lock()
-			releasedTerms = append(releasedTerms, term)
-			mu.Unlock()
-		}})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{steady: true, w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut},
+		b: Options{Cut: cutB.cut,
+			BeforePromote: func(ctx context.Context, term uint64) (bool, error) {
+				inPromote <- term
+				select {
+				case <-proceed:
+				case <-ctx.Done():
+				}
+				return true, nil
+			},
+			BeforeRelease: func(ctx context.Context, term uint64) {
+				mu.Lock()
+				releasedTerms = append(releasedTerms, term)
+				mu.Unlock()
+			}}})
 	term := a.State().Term
 
 	// site1 cut off: it fences, and site2 starts promoting to a newer term.

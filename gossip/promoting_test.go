@@ -63,10 +63,8 @@ func TestNodeFailbackDuringPromotion(t *testing.T) {
 		}
 	}
 	var cutA, cutB, cutW cutSet
-	run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut, BeforePromote: work(5 * time.Second)})
-	b := run(t, cfgB, Options{Cut: cutB.cut, BeforePromote: work(5 * time.Second)})
-	waitFor(t, 6*time.Second, "site1 master", master(a, b))
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{within: 6 * time.Second, w: Options{Cut: cutW.cut},
+		a: Options{Cut: cutA.cut, BeforePromote: work(5 * time.Second)}, b: Options{Cut: cutB.cut, BeforePromote: work(5 * time.Second)}})
 	a.kill()
 	waitFor(t, 8*time.Second, "site2 master", func() bool { return b.State().Role == RoleMaster })
 	a = run(t, cfgA, Options{Cut: cutA.cut, BeforePromote: work(5 * time.Second)})
@@ -188,10 +186,8 @@ func TestNodeReleasedSiteWinsDuringPromotion(t *testing.T) {
 	// Failure detection tolerates a loaded machine (steady), the set-up waits are generous:
 	// members starved of the CPU flapped, and no site became master; site1's death now takes
 	// a few seconds to find.
-	runSteady(t, cfgW, Options{})
-	a := runSteady(t, cfgA, Options{BeforePromote: work(aIn, aGo)})
-	b := runSteady(t, cfgB, Options{BeforePromote: work(bIn, bGo)})
-	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{steady: true,
+		a: Options{BeforePromote: work(aIn, aGo)}, b: Options{BeforePromote: work(bIn, bGo)}})
 	a.kill()
 	waitFor(t, 20*time.Second, "site2 master", func() bool { return b.State().Role == RoleMaster })
 	gate.Store(true)

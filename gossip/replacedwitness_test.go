@@ -21,10 +21,7 @@ import (
 func TestNodeReplacedWitnessKeepsFailover(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, _, cfgA, cfgB, cfgW := witnessTrio(t)
-	w := runSteady(t, cfgW, Options{})
-	a := runSteady(t, cfgA, Options{})
-	b := runSteady(t, cfgB, Options{})
-	waitFor(t, 30*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{steady: true, within: 30 * time.Second})
 
 	w.stop() // graceful: memberlist's Leave
 	waitFor(t, 20*time.Second, "the sites see the old witness gone", func() bool { return !sees(a, "witness") && !sees(b, "witness") })

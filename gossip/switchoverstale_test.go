@@ -20,10 +20,7 @@ func TestNodeSwitchoverNotCarriedOver(t *testing.T) {
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
 	var cutA, cutB, cutW cutSet
-	run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut})
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut}})
 	b.SetServerHealthy(false)
 	waitFor(t, 5*time.Second, "site1 sees site2 unhealthy", func() bool {
 		for _, m := range a.State().Members {

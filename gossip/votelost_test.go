@@ -98,10 +98,7 @@ func TestNodeWitnessLostDataDir(t *testing.T) {
 	t.Parallel()
 	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
 	var cutA, cutB, cutW cutSet
-	w := run(t, cfgW, Options{Cut: cutW.cut})
-	a := run(t, cfgA, Options{Cut: cutA.cut})
-	b := run(t, cfgB, Options{Cut: cutB.cut})
-	waitFor(t, 15*time.Second, "site1 master with a witness", master(a, b))
+	w, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{w: Options{Cut: cutW.cut}, a: Options{Cut: cutA.cut}, b: Options{Cut: cutB.cut}})
 	term := a.State().Term
 
 	cutA.set(addrB, addrW)

@@ -56,10 +56,7 @@ func TestNodeWitnessWithoutJoinNoStray(t *testing.T) {
 func TestSwitchoverToWitnessNamesIt(t *testing.T) {
 	t.Parallel()
 	_, _, _, cfgA, cfgB, cfgW := witnessTrio(t)
-	runSteady(t, cfgW, Options{})
-	a := runSteady(t, cfgA, Options{})
-	b := runSteady(t, cfgB, Options{})
-	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	_, a, _ := startTrio(t, cfgW, cfgA, cfgB, trioStart{steady: true})
 	waitFor(t, 15*time.Second, "site1 sees the witness", func() bool { return sees(a, cfgW.Site) })
 	err := a.Switchover(cfgW.Site)
 	if err == nil || !strings.Contains(err.Error(), "is the witness") || strings.Contains(err.Error(), "not ready") {
