@@ -727,8 +727,14 @@ func TestModel(t *testing.T) {
 		{"databases, slow promotions, two sites", func(p *modelParams) { p.fenceDelay, p.dbs, p.maxPromote = 0, true, 5*time.Second }},
 	}
 	seeds, steps := 12, 6000
-	if testing.Short() {
-		seeds, steps = 3, 3000
+	short := testing.Short()
+	if short {
+		// A few hundred steps over a few seeds of every variant, a few seconds in all: each run
+		// still heals, converges, fails over and fails back (converge), checked as ever. What a
+		// variant's runs must have exercised is checked over all variants together (below): over
+		// so few steps a variant's own count is chance — with slow promotions one role change
+		// to master in some 3000 steps, the first election included.
+		seeds, steps = 6, 500
 	}
 	// GOSSIP_MODEL_SEEDS=500 runs a longer search.
 	if n, err := strconv.Atoi(os.Getenv("GOSSIP_MODEL_SEEDS")); err == nil && n > 0 {
@@ -739,8 +745,13 @@ func TestModel(t *testing.T) {
 	if n, err := strconv.ParseInt(os.Getenv("GOSSIP_MODEL_SEED_BASE"), 10, 64); err == nil && n > 0 {
 		seedBase = n
 	}
+	// Over the variants run: with -short what they exercised is checked together, once every
+	// one ran (-run may pick some).
+	ran := 0
+	var all struct{ runs, promotions, promotionAcks int }
 	for _, vr := range variants {
 		t.Run(vr.name, func(t *testing.T) {
+			ran++
 			p := base
 			vr.p(&p)
 			promotions, accepts, refusals, adoptions, promotionAcks, splitMarks, splitClears := 0, 0, 0, 0, 0, 0, 0
@@ -758,17 +769,16 @@ func TestModel(t *testing.T) {
 				splitMarks += m.splitMarks
 				splitClears += m.splitClears
 			}
-			if promotions < seeds {
-				t.Fatalf("only %d promotions in %d runs: the model exercises too little", promotions, seeds)
-			}
-			// A master promoted to a peer database not in step goes solo once the other site's
-			// sidecar (or the witness) holds its newer unsynced record: without a witness only
-			// that sidecar can say so while it is alive (Adopt from a live master of it).
-			if p.dbs && !p.witness && promotionAcks == 0 {
-				t.Fatalf("in %d runs no solo commit of a master promoted to a peer database not in step was acknowledged by the other site's sidecar: the model exercises too little", seeds)
-			}
 			t.Logf("%d runs x %d steps, %d role changes to master, %d accepted losses, %d refused promotions (%d adopted the peer database's record), %d solo commits after a promotion acknowledged by the other site, %d split-brain marks (%d cleared)",
 				seeds, steps, promotions, accepts, refusals, adoptions, promotionAcks, splitMarks, splitClears)
+			if !short {
+				exercised(t, fmt.Sprintf("in %d runs", seeds), seeds, promotions, p.dbs && !p.witness, promotionAcks)
+			}
+			all.runs += seeds
+			all.promotions += promotions
+			if p.dbs && !p.witness {
+				all.promotionAcks += promotionAcks
+			}
 		})
 	}
 	t.Run("two sites with partitions converge", func(t *testing.T) {
@@ -790,6 +800,27 @@ func TestModel(t *testing.T) {
 		}
 		t.Logf("%d runs, %d split-brain marks, %d stopped failback after healing until cleared", seeds, splitMarks, stopped)
 	})
+	if short && ran == len(variants) && !t.Failed() {
+		t.Logf("%d runs of %d variants x %d steps, %d role changes to master, %d solo commits after a promotion acknowledged by the other site (without a witness)",
+			all.runs, ran, steps, all.promotions, all.promotionAcks)
+		exercised(t, fmt.Sprintf("in %d runs of %d variants", all.runs, ran), all.runs, all.promotions, true, all.promotionAcks)
+	}
+}
+
+// exercised fails the test when runs exercised too little: fewer role changes to master than
+// runs, or, when acksWanted, no solo commit of a master promoted to a peer database not in step
+// that the other site's sidecar acknowledged.
+func exercised(t *testing.T, what string, runs, promotions int, acksWanted bool, promotionAcks int) {
+	t.Helper()
+	if promotions < runs {
+		t.Fatalf("%s only %d promotions: the model exercises too little", what, promotions)
+	}
+	// A master promoted to a peer database not in step goes solo once the other site's
+	// sidecar (or the witness) holds its newer unsynced record: without a witness only
+	// that sidecar can say so while it is alive (Adopt from a live master of it).
+	if acksWanted && promotionAcks == 0 {
+		t.Fatalf("%s no solo commit of a master promoted to a peer database not in step was acknowledged by the other site's sidecar: the model exercises too little", what)
+	}
 }
 
 // stepNoCheck is step without the safety check (split brain allowed).
