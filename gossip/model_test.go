@@ -887,11 +887,16 @@ func (m *model) converge() {
 			m.fail("after healing, split brain marked (%s %d, %s %d): %s is %q, %s is %q; want one master",
 				a.site, a.meta.SplitBrain, b.site, b.meta.SplitBrain, a.site, a.role, b.site, b.role)
 		}
-		if !m.p.manual && master == b && backup.meta.SplitBrain == 0 && master.meta.SplitBrain != master.record.Term {
+		// b keeps control from a better a also while its record of its term says peer_synced =
+		// false (it went on alone, a acknowledged it, and the heal left that as it is): a lacks
+		// what b committed alone and is not current (rule 2), mark or not, until b catches up
+		// (below). A mark of b's own older term stops nothing.
+		markStops := backup.meta.SplitBrain != 0 || master.meta.SplitBrain == master.record.Term
+		if !m.p.manual && master == b && !markStops && master.record.PeerSynced {
 			m.fail("after healing, split brain marked (%s %d, %s %d): %s is master of term %d though %s is better and nothing stops failback",
 				a.site, a.meta.SplitBrain, b.site, b.meta.SplitBrain, b.site, b.record.Term, a.site)
 		}
-		if !m.p.manual && master == b {
+		if !m.p.manual && master == b && markStops {
 			m.failbackStopped++
 		}
 		m.clearSplitBrain(a)

@@ -119,3 +119,28 @@ func TestNodeSplitBrainSameTermRefusal(t *testing.T) {
 			st.Role, st.SplitBrain, st.Decision)
 	}
 }
+
+// TestSplitBrainOlderMarkFailback pins what TestModel's convergence check counts on (seed 40119
+// of "two sites with partitions converge"): a master's split-brain mark of an older term than
+// the one it holds stops no failback; its own record of its term saying peer_synced = false,
+// which the better site holds too (it acknowledged that the master went on alone), does — that
+// site lacks what the master committed alone and is not current (rule 2) until it catches up.
+func TestSplitBrainOlderMarkFailback(t *testing.T) {
+	t.Parallel()
+	ready := t0.Add(time.Hour - time.Minute) // qualified for longer than FailbackDelay
+	oldMark := func(m *Member) { m.SplitBrain = 7 }
+	v := view("b", mem("a", 1, record(20, "b", true), readySince(ready)),
+		mem("b", 2, role(RoleMaster), record(20, "b", true), readySince(ready), oldMark))
+	if got := Decide(v); got.Kind != Release || got.To != "a" {
+		t.Fatalf("failback from b, master of term 20 with a split-brain mark of term 7: %+v, want release to a", got)
+	}
+	v = view("b", mem("a", 1, record(20, "b", false)),
+		mem("b", 2, role(RoleMaster), record(20, "b", false), readySince(ready), oldMark))
+	v.Stamp(map[string]time.Time{"a": ready, "b": ready})
+	if got := Decide(v); got.Kind != None {
+		t.Fatalf("failback from b, gone on alone in term 20, to a that holds that record: %+v, want none", got)
+	}
+	if ok, why := v.ready(v.Members[0]); ok || !strings.Contains(why, "not current") {
+		t.Fatalf("a, holding b's record of term 20 with peer_synced = false: ready %v (%q), want not current", ok, why)
+	}
+}
