@@ -45,6 +45,11 @@ type Action struct {
 	Term   uint64 // Promote: the new term
 	To     string // Release: the site the role is handed to ("" = whoever qualifies)
 	Reason string // why, in words for the log and status
+	// Handover, of a Release, says it is planned (a switchover, a failback, a stop): the
+	// connections made to the server before it stay while its drain lasts, for the requests
+	// being served (Meta.DrainKeeps). A failure's release (an unhealthy server, an unreachable
+	// database, a stronger or newer master) has them cut at once.
+	Handover bool
 }
 
 // Member is one member as seen by the member deciding.
@@ -410,7 +415,7 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 		if ok, why := v.ready(t); !ok {
 			return Action{Reason: fmt.Sprintf("switchover to %s waits: %s", t.Site, why)}
 		}
-		return Action{Kind: Release, To: t.Site, Reason: fmt.Sprintf("switchover to %s", t.Site)}
+		return Action{Kind: Release, To: t.Site, Reason: fmt.Sprintf("switchover to %s", t.Site), Handover: true}
 	}
 	if v.ManualFailback {
 		return Action{}
@@ -442,7 +447,7 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 	if ready := v.Now.Sub(best.ReadySince); ready < v.FailbackDelay {
 		return Action{Reason: fmt.Sprintf("failback to %s in %s", best.Site, (v.FailbackDelay - ready).Round(time.Millisecond))}
 	}
-	return Action{Kind: Release, To: best.Site, Reason: fmt.Sprintf("failback to %s", best.Site)}
+	return Action{Kind: Release, To: best.Site, Reason: fmt.Sprintf("failback to %s", best.Site), Handover: true}
 }
 
 // SplitBrain returns the term in which the deciding site committed alone while another site

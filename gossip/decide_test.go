@@ -371,6 +371,12 @@ func TestDecide(t *testing.T) {
 			if !strings.Contains(a.Reason, tc.reason) {
 				t.Fatalf("reason %q does not mention %q", a.Reason, tc.reason)
 			}
+			// Only a planned handover keeps the connections to the server while it drains; a
+			// failure's release (unhealthy server, stronger or newer master) cuts them at once.
+			planned := a.Kind == Release && (strings.HasPrefix(a.Reason, "switchover to ") || strings.HasPrefix(a.Reason, "failback to "))
+			if a.Handover != planned {
+				t.Fatalf("Decide = %v (%s) with Handover %v, want %v", a.Kind, a.Reason, a.Handover, planned)
+			}
 		})
 	}
 }

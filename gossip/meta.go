@@ -103,6 +103,11 @@ type Meta struct {
 	// Draining says a master is handing over (DESIGN §3 handover): it holds the role until it
 	// publishes Released, but no proxy routes new connections to it any more.
 	Draining bool
+	// DrainKeeps says a master handing over (Draining) in a planned handover (Action.Handover)
+	// has its drain under way: the proxies keep the connections made to its server before the
+	// handover, for the requests being served (State.Draining), and cut them once it is false
+	// again (Node.EndDrain). A failure's release never sets it.
+	DrainKeeps bool
 	// Leaving says the member is stopping gracefully (published just before memberlist's
 	// Leave): once it is gone it no longer counts among the members known (View.votes).
 	Leaving bool
@@ -143,6 +148,7 @@ type wireMeta struct {
 	VoteFor    string            `json:"vf,omitempty"`
 	SplitBrain uint64            `json:"sb,omitempty"`
 	Draining   bool              `json:"dr,omitempty"`
+	DrainKeeps bool              `json:"dk,omitempty"`
 	Leaving    bool              `json:"lv,omitempty"`
 	Manual     bool              `json:"mf,omitempty"`
 	Boot       uint64            `json:"bt,omitempty"`
@@ -162,7 +168,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		Term: m.Record.Term, Master: m.Record.Master, Synced: m.Record.PeerSynced, Seq: m.Record.Seq,
 		Released: m.Released, ReleasedTo: m.ReleasedTo, Endpoints: m.Endpoints,
 		Admin: m.Admin, Cold: m.Cold, Claim: m.Claim,
-		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, Leaving: m.Leaving, Manual: m.ManualFailback, Boot: m.Boot,
+		Vote: m.Vote, VoteFor: m.VoteFor, SplitBrain: m.SplitBrain, Draining: m.Draining, DrainKeeps: m.DrainKeeps, Leaving: m.Leaving, Manual: m.ManualFailback, Boot: m.Boot,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -214,6 +220,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Record:   TermRecord{Term: w.Term, Master: w.Master, PeerSynced: w.Synced, Seq: w.Seq},
 		Released: w.Released, ReleasedTo: w.ReleasedTo, Endpoints: w.Endpoints,
 		Admin: w.Admin, Cold: w.Cold, Claim: w.Claim,
-		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, Leaving: w.Leaving, ManualFailback: w.Manual, Boot: w.Boot,
+		Vote: w.Vote, VoteFor: w.VoteFor, SplitBrain: w.SplitBrain, Draining: w.Draining, DrainKeeps: w.DrainKeeps, Leaving: w.Leaving, ManualFailback: w.Manual, Boot: w.Boot,
 	}, nil
 }

@@ -96,6 +96,12 @@ type State struct {
 	// release is delivered before Options.BeforeRelease runs, so a reader that acts on
 	// demotions leaves the demotion of that term to BeforeRelease.
 	Releasing uint64
+	// Draining, while there is no master, is the site of a master handing over in a planned
+	// handover (Action.Handover) whose drain is under way (DESIGN §3 handover): the connections
+	// made to its server before the handover finish their requests; no new one goes there. ""
+	// otherwise (a failure's release — an unhealthy server, a stronger or newer master — keeps
+	// none, nor does a master that is not alive).
+	Draining string
 }
 
 func (s State) clone() State {
@@ -414,7 +420,7 @@ func longestMeta(m Meta) Meta {
 		m.Admin = net.JoinHostPort(host, "65535")
 	}
 	other := strings.Repeat("x", 32)
-	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.Leaving, m.ManualFailback = true, true, true, true, true, true
+	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.DrainKeeps, m.Leaving, m.ManualFailback = true, true, true, true, true, true, true
 	if !m.Witness {
 		m.Role = RoleMaster
 	}
@@ -595,7 +601,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		if master {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.releaseTimeout)
-			n.release(rctx, ml, Action{Kind: Release, Reason: "shutting down"})
+			n.release(rctx, ml, Action{Kind: Release, Reason: "shutting down", Handover: true})
 			cancel()
 			// The waits for the release and the Leave below to go out follow the profile
 			// (settle is a few gossip intervals more than a broadcast takes): when every
@@ -1554,7 +1560,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	}
 	n.mu.Lock()
 	n.meta.Record = rec
-	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim, n.meta.Draining = 0, "", 0, false
+	n.meta.Released, n.meta.ReleasedTo, n.meta.Claim, n.meta.Draining, n.meta.DrainKeeps = 0, "", 0, false, false
 	n.promoteFails = 0
 	n.mu.Unlock()
 	// Failback waits failback_delay from the takeover on: a better site that stayed ready
@@ -1586,8 +1592,10 @@ func (n *Node) setRole(r Role, reason string, term uint64) {
 
 // release hands the role over (DESIGN §3 handover): the local role turns
 // backup and is delivered at once, "draining" is published (no proxy routes
-// here any more), BeforeRelease drains, and only then is "released T"
-// published, so the next master starts after the drain.
+// new connections here any more; those made before stay until BeforeRelease
+// calls EndDrain in a planned handover, and are cut at once in a failure's
+// release), BeforeRelease drains, and only then is "released T" published, so
+// the next master starts after the drain.
 func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action) {
 	n.mu.Lock()
 	term := n.meta.Record.Term
@@ -1597,7 +1605,7 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.reason = a.Reason
 	n.roleChanges++
 	n.switchTo = ""
-	n.meta.Draining = true
+	n.meta.Draining, n.meta.DrainKeeps = true, a.Handover
 	n.encodeLocked()
 	n.mu.Unlock()
 	n.log.Info("role change", "from", old.String(), "to", RoleBackup.String(), "term", term, "reason", a.Reason, "to_site", a.To)
@@ -1612,7 +1620,7 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.recMu.Lock()
 	n.mu.Lock()
 	n.meta.Role = RoleBackup
-	n.meta.Draining = false
+	n.meta.Draining, n.meta.DrainKeeps = false, false
 	n.meta.Released = term
 	n.meta.ReleasedTo = a.To
 	n.encodeLocked()
@@ -1622,6 +1630,27 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.log.Info("released term", "term", term, "to_site", a.To)
 }
 
+// EndDrain says that the drain of the handover of term ended (Options.BeforeRelease calls it
+// once the commits in flight are done): the connections made to this site's server before the
+// handover are cut from now on, here (State.Draining clears) and on the other members, which
+// read it from the published metadata. Nothing when term is not being released. Only from
+// BeforeRelease, which runs where the State is delivered from.
+func (n *Node) EndDrain(term uint64) {
+	n.mu.Lock()
+	if !n.meta.Draining || !n.meta.DrainKeeps || n.releasing != term || n.meta.Record.Term != term {
+		n.mu.Unlock()
+		return
+	}
+	n.meta.DrainKeeps = false
+	n.encodeLocked()
+	ml := n.ml
+	n.mu.Unlock()
+	n.deliver()
+	if ml != nil {
+		n.publish(ml)
+	}
+}
+
 // deliver recomputes the State and sends it when something the rest of
 // the process acts on changed.
 func (n *Node) deliver() {
@@ -1629,7 +1658,8 @@ func (n *Node) deliver() {
 	n.state = n.stateLocked()
 	s, last := n.state, n.delivered
 	changed := s.Role != last.Role || s.Master != last.Master || s.Term != last.Term ||
-		s.Cold != last.Cold || s.SplitBrain != last.SplitBrain || !maps.Equal(s.MasterEndpoints, last.MasterEndpoints)
+		s.Cold != last.Cold || s.SplitBrain != last.SplitBrain || !maps.Equal(s.MasterEndpoints, last.MasterEndpoints) ||
+		s.Draining != last.Draining
 	if changed {
 		n.delivered = s
 	}
@@ -1663,6 +1693,10 @@ func (n *Node) stateLocked() State {
 	if n.role == RoleMaster {
 		s.Master, s.MasterEndpoints = n.cfg.Site, maps.Clone(n.meta.Endpoints)
 	}
+	draining := ""
+	if n.meta.Draining && n.meta.DrainKeeps {
+		draining = n.cfg.Site
+	}
 	var master *Meta
 	for _, p := range n.peers {
 		if !p.hasMeta {
@@ -1677,6 +1711,9 @@ func (n *Node) stateLocked() State {
 			ms.Addr = p.addr.String()
 		}
 		s.Members = append(s.Members, ms)
+		if p.alive && m.Role == RoleMaster && m.Draining && m.DrainKeeps && !released(Member{Meta: m}) && draining == "" {
+			draining = m.Site
+		}
 		if n.role == RoleMaster || !p.alive || m.Role != RoleMaster || m.Draining || released(Member{Meta: m}) {
 			continue
 		}
@@ -1686,6 +1723,9 @@ func (n *Node) stateLocked() State {
 	}
 	if master != nil {
 		s.Master, s.MasterEndpoints = master.Site, maps.Clone(master.Endpoints)
+	}
+	if s.Master == "" {
+		s.Draining = draining
 	}
 	slices.SortFunc(s.Members, func(a, b MemberStatus) int { return strings.Compare(a.Site, b.Site) })
 	return s

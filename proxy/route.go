@@ -16,6 +16,10 @@ type Target struct {
 	Term      uint64
 	Site      string            // "": no master (election or handover in progress)
 	Endpoints map[string]string // the master's server endpoints by name (host:port)
+	// Draining, with no master (Site ""), is a master handing over (DESIGN §3 handover) whose
+	// drain is under way: the connections made to its server stay, for the requests they are
+	// being served to finish, and are cut once it is "" again; no new one goes there.
+	Draining string
 }
 
 // addr returns the master's address for the named endpoint.
@@ -40,7 +44,16 @@ func (t Target) route(endpoint string) (route, bool) {
 }
 
 func (t Target) equal(o Target) bool {
-	return t.Term == o.Term && t.Site == o.Site && maps.Equal(t.Endpoints, o.Endpoints)
+	return t.Term == o.Term && t.Site == o.Site && t.Draining == o.Draining && maps.Equal(t.Endpoints, o.Endpoints)
+}
+
+// keeps tells whether a connection made to r stays under t: t routes its endpoint to r (a
+// new term of the same master), or r is the server of a master whose handover drains.
+func (t Target) keeps(endpoint string, r route) bool {
+	if cur, ok := t.route(endpoint); ok {
+		return cur == r
+	}
+	return t.Site == "" && t.Draining != "" && r.site == t.Draining
 }
 
 // retry pauses between failed dials to the master's address: its server may
@@ -110,8 +123,10 @@ func localIP(ip netip.Addr) bool {
 // endpoint, are closed at once, both ways, so their clients reconnect and land
 // on the new master (DESIGN.md §4), even where both sites give the same
 // address; those to the same master at the same address are kept (a new term
-// of the same master). Connections waiting for a master are woken. Safe from
-// any goroutine; repeating the current target costs a map comparison.
+// of the same master), and so are those to a master handing over while its
+// drain lasts (Target.Draining), until a target without it. Connections
+// waiting for a master are woken. Safe from any goroutine; repeating the
+// current target costs a map comparison.
 func (s *Server) SetMaster(t Target) {
 	t.Endpoints = maps.Clone(t.Endpoints)
 	s.mu.Lock()
@@ -137,7 +152,7 @@ func (s *Server) SetMaster(t Target) {
 		if c.to == (route{}) || c.cut || c.idle || c.stalled {
 			continue // not connected, or closed already and on its way out
 		}
-		if ok && r == c.to {
+		if t.keeps(c.ln.cfg.Endpoint, c.to) {
 			continue
 		}
 		c.cut = true
@@ -150,7 +165,7 @@ func (s *Server) SetMaster(t Target) {
 	}
 	if len(victims) > 0 {
 		s.log.Info("master changed; cut connections to the old master",
-			"cut", len(victims), "old_master", old.Site, "old_term", old.Term, "master", t.Site, "term", t.Term)
+			"cut", len(victims), "old_master", old.Site, "old_term", old.Term, "master", t.Site, "term", t.Term, "draining", t.Draining)
 	} else {
 		s.log.Debug("master changed", "master", t.Site, "term", t.Term)
 	}

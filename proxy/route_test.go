@@ -831,3 +831,69 @@ func TestDialAcrossMasterFlipDropped(t *testing.T) {
 		t.Fatalf("routed to %q, want A2: the connection dialled before the flip was kept", got)
 	}
 }
+
+// TestHandoverDrainKeepsConnections: a master handing over (Target.Draining) keeps the
+// connections made to its server, whose requests may be being served, while new ones wait;
+// once its drain ends (Draining cleared) they are cut, and the waiting one lands on the next
+// master that appears.
+func TestHandoverDrainKeepsConnections(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	b := startBackend(t, "", greetEcho("B"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+
+	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
+	c.roundTrip(t, "served during the drain")
+	waiting := dial(t, addrs[0])
+	time.Sleep(200 * time.Millisecond)
+	if n := a.accepted(); n != 1 {
+		t.Fatalf("the draining master's server got %d connections, want only the one made before", n)
+	}
+	c.roundTrip(t, "still served")
+
+	s.SetMaster(Target{Term: 1}) // the drain ended
+	c.closedWithin(t, time.Second)
+	next := master("site2", b.addr)
+	next.Term = 2
+	s.SetMaster(next)
+	if got := waiting.line(t); got != "B" {
+		t.Fatalf("the connection made during the drain routed to %q, want B", got)
+	}
+	eventually(t, 2*time.Second, "Cut 1", func() bool { return s.Stats().Cut == 1 })
+}
+
+// TestDrainingOnlyKeepsItsOwn: Draining keeps the connections to that site's server only, and
+// only while there is no master: those to another site are cut, and a master appearing cuts
+// the draining site's too.
+func TestDrainingOnlyKeepsItsOwn(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	b := startBackend(t, "", greetEcho("B"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+
+	s.SetMaster(master("site2", b.addr))
+	toB := dial(t, addrs[0])
+	if got := toB.line(t); got != "B" {
+		t.Fatalf("routed to %q, want B", got)
+	}
+	s.SetMaster(Target{Term: 1, Draining: "site1"})
+	toB.closedWithin(t, time.Second)
+
+	s.SetMaster(master("site1", a.addr))
+	toA := dial(t, addrs[0])
+	if got := toA.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	s.SetMaster(Target{Term: 1, Draining: "site1"})
+	toA.roundTrip(t, "kept")
+	// A master while site1 still drains (a Target the node does not give, but the proxy
+	// must not keep two sites' connections at once).
+	next := master("site2", b.addr)
+	next.Term = 2
+	next.Draining = "site1"
+	s.SetMaster(next)
+	toA.closedWithin(t, time.Second)
+}

@@ -10,7 +10,8 @@
 // splice(2) on Linux (copyStream): no per-connection user-space buffer, and a
 // kernel pipe only while bytes move. When the master moves, every connection
 // to the old master is closed at once (DESIGN.md §4), even where both sites
-// give the same address. A master address that is one of the proxy's own
+// give the same address; on a handover, once its drain ended (Target.Draining).
+// A master address that is one of the proxy's own
 // listeners is never dialled.
 //
 // Limits: at most cfg.MaxConns connections per listener (default

@@ -393,7 +393,7 @@ func (s *sidecar) route() {
 	defer s.routeMu.Unlock()
 	st := s.node.State()
 	if s.proxy != nil {
-		s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints})
+		s.proxy.SetMaster(proxy.Target{Term: st.Term, Site: st.Master, Endpoints: st.MasterEndpoints, Draining: st.Draining})
 	}
 	if s.db != nil {
 		s.db.setRole(st)
@@ -561,16 +561,20 @@ func (s *sidecar) stopPromote(term uint64) {
 	}
 }
 
-// beforeRelease runs before the node publishes that it released term: the proxy cuts
-// connections to this site's server at once (followRoles may be a step behind); an
-// on_promote hook still running is stopped; the shim refuses new commits and finishes those
-// in flight, so that the next master starts after them; then on_demote runs, bounded by its
-// timeout.
+// beforeRelease runs before the node publishes that it released term: the proxy routes no
+// new connection to this site's server from now on (followRoles may be a step behind), and
+// keeps those made before, whose requests may be being served; an on_promote hook still
+// running is stopped; the shim refuses new commits and finishes those in flight (bounded), so
+// that the next master starts after them; then the drain ends — the proxies, here and on the
+// other site (gossip), cut the connections to this site's server — and on_demote runs,
+// bounded by its timeout.
 func (s *sidecar) beforeRelease(ctx context.Context, term uint64) {
 	s.route()
 	s.stopPromote(term)
 	if s.db != nil {
 		s.db.stepDown(ctx, term)
 	}
+	s.node.EndDrain(term)
+	s.route()
 	s.runHook(ctx, hookJob{demote: true, role: gossip.RoleBackup, term: term})
 }

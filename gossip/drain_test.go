@@ -1,0 +1,124 @@
+package gossip
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// TestNodeHandoverDrainingSite: while the master drains a handover, both sites' States name it
+// Draining (their proxies keep the connections made to its server, whose requests may be being
+// served) with no master; once its BeforeRelease ends the drain (EndDrain), both name none —
+// the proxies cut those connections — while site1 has still not released (on_demote runs), and
+// site2 does not take over before it does.
+func TestNodeHandoverDrainingSite(t *testing.T) {
+	t.Parallel()
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
+	draining, endDrain, drained, release := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var na atomic.Pointer[Node]
+	a := runSteady(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) {
+		once.Do(func() {
+			close(draining)
+			select {
+			case <-endDrain:
+			case <-ctx.Done():
+			}
+			na.Load().EndDrain(term)
+			close(drained)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		})
+	}})
+	na.Store(a.Node)
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	var endOnce, releaseOnce sync.Once
+	defer endOnce.Do(func() { close(endDrain) })
+	defer releaseOnce.Do(func() { close(release) })
+
+	waitFor(t, 15*time.Second, "switchover to site2 accepted", func() bool { return a.Switchover("site2") == nil })
+	<-draining
+	if s := a.State(); s.Draining != "site1" || s.Master != "" {
+		t.Fatalf("site1 drains its handover: its State says draining %q, master %q; want site1, none", s.Draining, s.Master)
+	}
+	waitFor(t, 10*time.Second, "site2 to see site1 draining", func() bool {
+		s := b.State()
+		if s.Role == RoleMaster {
+			t.Fatalf("site2 took over before site1 released: %s", s.Reason)
+		}
+		return s.Draining == "site1" && s.Master == ""
+	})
+
+	endOnce.Do(func() { close(endDrain) })
+	<-drained
+	if s := a.State(); s.Draining != "" || s.Master != "" {
+		t.Fatalf("site1 ended its drain: its State says draining %q, master %q; want none", s.Draining, s.Master)
+	}
+	waitFor(t, 10*time.Second, "site2 to see site1's drain end", func() bool {
+		s := b.State()
+		if s.Role == RoleMaster {
+			t.Fatalf("site2 took over before site1 released: %s", s.Reason)
+		}
+		return s.Draining == "" && s.Master == ""
+	})
+	time.Sleep(500 * time.Millisecond)
+	if s := b.State(); s.Role == RoleMaster || s.Master != "" || s.Draining != "" {
+		t.Fatalf("before site1 released, site2 is %s, routes to master %q, draining %q", s.Role, s.Master, s.Draining)
+	}
+	releaseOnce.Do(func() { close(release) })
+	waitFor(t, 15*time.Second, "site2 master after the handover", master(b, a))
+	if s := b.State(); s.Draining != "" {
+		t.Fatalf("site2 master names %q draining", s.Draining)
+	}
+}
+
+// TestNodeFailureReleaseKeepsNothing: a master whose server fails releases the role at once
+// (DESIGN §3 failover); its drain keeps no connection to that server, on neither site:
+// neither State names it Draining while BeforeRelease runs.
+func TestNodeFailureReleaseKeepsNothing(t *testing.T) {
+	t.Parallel()
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
+	draining, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a := runSteady(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) {
+		once.Do(func() {
+			close(draining)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		})
+	}})
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) })
+	// site2 has heard that site1 is master before site1's server fails.
+	waitFor(t, 10*time.Second, "site2 to route to site1", func() bool { return b.State().Master == "site1" })
+
+	a.SetServerHealthy(false)
+	<-draining
+	if s := a.State(); s.Draining != "" || s.Master != "" {
+		t.Fatalf("site1 released for a failed server: its State says draining %q, master %q; want none", s.Draining, s.Master)
+	}
+	waitFor(t, 10*time.Second, "site2 to see site1 release", func() bool { return b.State().Master == "" })
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if s := b.State(); s.Draining != "" {
+			t.Fatalf("site2 names %q draining after a failure's release", s.Draining)
+		}
+	}
+	releaseOnce.Do(func() { close(release) })
+}

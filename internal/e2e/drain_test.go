@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"database/sql"
+	"testing"
+	"time"
+)
+
+// TestHandoverKeepsServedConnections: a switchover (DESIGN §3 handover) while an operator's
+// request is being served — its server's commit held in flight by a lock on the peer's row —
+// through either site's proxy. The proxies route no new connection to the old master from the
+// handover on, but keep those open to its server until the drain ends: the drain lets the
+// commit finish, and its reply reaches the operator. New connections land on the new master.
+func TestHandoverKeepsServedConnections(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
+	setThrough(t, s1, "x", "1")
+	setThrough(t, s1, "y", "1")
+	waitFor(t, 5*time.Second, "site2's database to hold x=1 and y=1", func() bool {
+		return kvValue(t, s2, "x") == "1" && kvValue(t, s2, "y") == "1"
+	})
+
+	// A lock on the peer's rows holds site1's next commits of x and y in their peer apply.
+	peer, err := sql.Open("postgres", s2.pg.DSN(s2.pg.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	lock, err := peer.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`SELECT 1 FROM wire_kv WHERE k IN ('x', 'y') FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	// One operator through each site's proxy, both served by site1's server.
+	type reply struct {
+		got string
+		err error
+	}
+	viaS1 := operatorOf(t, s1)
+	servedBy(t, s2.proxy, "site1", 10*time.Second)
+	viaS2, err := dialOperator(s2.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(viaS2.close)
+	r1, r2 := make(chan reply, 1), make(chan reply, 1)
+	go func() { got, err := viaS1.do("SET x 2", 30*time.Second); r1 <- reply{got, err} }()
+	go func() { got, err := viaS2.do("SET y 2", 30*time.Second); r2 <- reply{got, err} }()
+	waitFor(t, 5*time.Second, "site1's two commits prepared locally", func() bool { return preparedCount(t, s1) >= 2 })
+
+	switched := make(chan struct{})
+	go func() { defer close(switched); switchover(t, s1, "site2") }()
+	// The handover has begun: site1 no longer says it is master, and drains.
+	waitFor(t, 5*time.Second, "site1 to hand over", func() bool { return httpStatus(s1.admin, "/master") != 200 })
+	time.Sleep(time.Second)
+	_ = lock.Rollback()
+
+	for name, r := range map[string]chan reply{"site1": r1, "site2": r2} {
+		select {
+		case r := <-r:
+			if r.got != "OK site1" || r.err != nil {
+				t.Errorf("the request in flight through %s's proxy at the handover -> %q, %v; want OK site1", name, r.got, r.err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Fatalf("the request in flight through %s's proxy has no outcome after 40s", name)
+		}
+	}
+	<-switched
+	for _, s := range []*site{s1, s2} {
+		servedBy(t, s.proxy, "site2", 15*time.Second)
+		waitFor(t, 5*time.Second, s.name+"'s database to hold x=2 and y=2", func() bool {
+			return kvValue(t, s, "x") == "2" && kvValue(t, s, "y") == "2"
+		})
+	}
+	// The connections to site1's server were cut once it lost the role.
+	for name, o := range map[string]*operator{"site1": viaS1, "site2": viaS2} {
+		if got, err := o.do("PING", 5*time.Second); err == nil {
+			t.Errorf("the connection through %s's proxy to site1's server outlived the handover: PING -> %q", name, got)
+		}
+	}
+}
