@@ -42,8 +42,15 @@ type Options struct {
 	// the shim stays dual — a later commit asks again. Concurrent sessions wait for one call
 	// rather than making several. nil: the shim goes solo at once. With peer_down = "block" it
 	// is called, its answer ignored, after a plain commit the peer did not take (committed on
-	// this site's database only): the peer lacks it.
+	// this site's database only): the peer lacks it — unless OnPeerLacks is set.
 	OnPeerDown func() bool
+	// OnPeerLacks is called, synchronously, after a commit made on this site's database that
+	// the peer did not take where the shim does not go solo (peer_down = "block", a handover
+	// under way, the peer database's refusal of the term): it should record peer_synced =
+	// false and return without waiting for an acknowledgement — nothing commits alone after
+	// it, so there is no going solo to announce. nil: OnPeerDown is called, its answer
+	// ignored.
+	OnPeerLacks func()
 	// OnInDoubt is called when a commit is left prepared for the resolver (its peer outcome
 	// unknown, and committing alone not allowed): a pass may settle it at once, and its row
 	// locks with it. It must not block. nil: nothing is called.
@@ -1133,9 +1140,10 @@ func (s *Shim) peerDown(term uint64, cause error) bool {
 }
 
 // peerLacks is peerDown for a plain commit of term that the peer did not take, with
-// peer_down = "block" or after this site stopped being master of term (a handover under way):
-// committed on this site's database only, the peer lacks it, so OnPeerDown records
-// peer_synced = false (its answer does not matter: the shim's mode stays as it is) and the
+// peer_down = "block", after this site stopped being master of term (a handover under way), or
+// refused by the peer database for the term (a newer term there, or this one of another master):
+// committed on this site's database only, the peer lacks it, so OnPeerLacks (or OnPeerDown,
+// its answer ignored) records peer_synced = false (the shim's mode stays as it is) and the
 // term counts as one this site committed alone in (WentSolo). Without it the record went on
 // saying the peer had everything — released so in a handover — and the other site could take
 // over without that commit. A role given up meanwhile does not stop it: the commit is made;
@@ -1144,7 +1152,10 @@ func (s *Shim) peerLacks(term uint64) {
 	s.peerDownMu.Lock()
 	defer s.peerDownMu.Unlock()
 	s.mode.noteSolo(term)
-	if s.opts.OnPeerDown != nil {
+	switch {
+	case s.opts.OnPeerLacks != nil:
+		s.opts.OnPeerLacks()
+	case s.opts.OnPeerDown != nil:
 		s.opts.OnPeerDown()
 	}
 	// Again once recorded: a peer_synced = true published meanwhile (PeerHasAll) cleared the

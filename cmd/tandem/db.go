@@ -211,7 +211,7 @@ func newDatabase(cfg *config.Config, logger *slog.Logger) (_ *database, err erro
 	d.ship = txshim.NewShipper(txshim.ShipperConfig{Site: cfg.Site, LocalDSN: t.LocalDSN, PeerDSN: t.PeerDSN, Logger: d.log,
 		OnPreparedBlocker: d.kickResolver, VerifyCatchUp: t.VerifyCatchUp})
 	d.ship.SetBackup(true) // until promote
-	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown,
+	d.shim, err = txshim.New(*t, txshim.Options{Logger: d.log, Site: cfg.Site, Peer: d.ship, OnPeerDown: d.peerDown, OnPeerLacks: d.peerLacks,
 		OnInDoubt: d.kickResolver, Users: t.Users, TLS: shimTLS(t)})
 	if err != nil {
 		return nil, err
@@ -1125,14 +1125,7 @@ const resolveEvery = 30 * time.Second
 // §3, §5.3), and the master goes on alone once that is acknowledged. It reports whether the
 // shim may go solo.
 func (d *database) peerDown() bool {
-	d.awaitPromoted()
-	d.syncMu.Lock()
-	d.downs++
-	var err error
-	if d.node != nil {
-		err = d.node.SetPeerSynced(false)
-	}
-	d.syncMu.Unlock()
+	err := d.recordPeerLacks()
 	if d.node == nil {
 		return true
 	}
@@ -1170,6 +1163,35 @@ func (d *database) peerDown() bool {
 		d.log.Warn("going solo unacknowledged: the other site's sidecar is not alive and there is no witness (if that site is up, this is split brain)")
 	}
 	return ok
+}
+
+// peerLacks is the shim's OnPeerLacks: a commit made on this site's database that the peer did
+// not take, where the shim does not go solo (peer_down = "block", a handover under way, the
+// peer database's refusal of this master's term). The term record says the peer lacks it
+// (DESIGN §3 rule 2: the other site must not take over without it), and that is all: nothing
+// commits alone after it, so there is no going solo to announce, nor an acknowledgement to
+// wait for before the client's answer (TestPlainRefusedForTermNoSoloWait).
+func (d *database) peerLacks() {
+	if err := d.recordPeerLacks(); err != nil {
+		d.log.Error("cannot record peer_synced = false: the peer lacks a commit", "err", err)
+		return
+	}
+	if d.node != nil {
+		d.log.Warn("peer_synced = false recorded: the peer lacks a commit until catch-up")
+	}
+}
+
+// recordPeerLacks records peer_synced = false (once the node is master of the term this site
+// was promoted to) and counts the peer down (downs).
+func (d *database) recordPeerLacks() error {
+	d.awaitPromoted()
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	d.downs++
+	if d.node == nil {
+		return nil
+	}
+	return d.node.SetPeerSynced(false)
 }
 
 // awaitPromoted waits, at most soloAckTimeout, until the node is master of the term this site
