@@ -53,6 +53,17 @@ func (m Mode) String() string {
 type modeState struct {
 	mode Mode
 	term uint64
+	// why, with ModeFenced set by Shim.Fence, says why this site is fenced, for the clients
+	// the shim refuses; "" for a site fenced by its role (not the master).
+	why string
+}
+
+// fencedMessage is what the shim tells a client it refuses while fenced, after "tandem: ".
+func (ms *modeState) fencedMessage(what string) string {
+	if ms.why == "" {
+		return "this site is fenced; " + what
+	}
+	return "this site is fenced: " + ms.why + "; " + what
 }
 
 // modeCell holds the shim's mode. Sessions read it with Load, which notes a solo term it

@@ -2625,7 +2625,7 @@ func (s *session) policy() policy { return policyFor(*s.shim.mode.Load()) }
 func (s *session) startUnit(pol policy, final bool) (bool, error) {
 	s.txUnprep, s.txWrote, s.txHold = false, false, false
 	if pol.fenced {
-		if err := s.emitError("57P03", "tandem: this site is fenced; no new transactions"); err != nil {
+		if err := s.emitError("57P03", "tandem: "+pol.fencedMessage("no new transactions")); err != nil {
 			return true, err
 		}
 		if final {

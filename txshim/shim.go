@@ -296,6 +296,22 @@ func (s *Shim) SwitchMode(from, m Mode, term uint64) bool {
 	return true
 }
 
+// Fence fences the shim in term (ModeFenced) only while it is from in term, as SwitchMode does,
+// and tells the clients it then refuses why (a master whose term the peer database gives
+// another master, say, which is no site to send them to another master); it reports whether
+// it did.
+func (s *Shim) Fence(from Mode, term uint64, why string) bool {
+	old := s.mode.peek()
+	if old.mode != from || old.term != term {
+		return false
+	}
+	if !s.mode.swap(old, &modeState{mode: ModeFenced, term: term, why: why}) {
+		return false
+	}
+	s.log.Info("txshim mode", "mode", ModeFenced.String(), "term", term, "was", from.String(), "why", why)
+	return true
+}
+
 // WentSolo reports whether the shim may have committed alone in term since it was last dual
 // in term, that is, since the peer last had everything: a session read the mode while it was
 // solo in term (modeCell.Load: any statement may write, and a write commit under way reads the

@@ -141,8 +141,14 @@ func (s *Shim) startSession(ctx context.Context, su *startup) (*session, error) 
 			return nil, errors.New("invalid replication parameter")
 		}
 	}
-	if m, _ := s.Mode(); m == ModeFenced {
-		writeFatal(client, "57P03", "tandem: this site is fenced; connect to the master")
+	if ms := s.mode.peek(); ms.mode == ModeFenced {
+		// Fenced by its role: another site is (or becomes) the master. Fenced as the master
+		// (Fence): there is none to send the client to.
+		what := "connect to the master"
+		if ms.why != "" {
+			what = "no new sessions"
+		}
+		writeFatal(client, "57P03", "tandem: "+ms.fencedMessage(what))
 		return nil, errors.New("fenced: new session refused")
 	}
 	// Until the client has authenticated, a message is a SASL one, which PostgreSQL takes up to

@@ -739,8 +739,12 @@ func (d *database) fenceByPeer(ctx context.Context, term uint64) bool {
 		return false
 	}
 	f := &peerFence{term: term, peerTerm: pterm, peerMaster: pmaster}
+	// What the clients the shim refuses are told: this site is the master (the gossip's,
+	// /master answers 200 here), there is no other to connect to.
+	why := fmt.Sprintf("master of term %d, but the peer database holds term %d of %s (split brain): it takes no writes (tandem status shows txshim fenced_by)",
+		term, pterm, pmaster)
 	for _, m := range []txshim.Mode{txshim.ModeSolo, txshim.ModeDual} {
-		if d.shim.SwitchMode(m, txshim.ModeFenced, term) {
+		if d.shim.Fence(m, term, why) {
 			d.fenced.Store(f)
 			d.log.Error("fenced: the peer database holds a newer term, or this one of another master, taken while this site was cut off (split brain): "+
 				"this master commits nothing more in its term; compare the databases (tandem verify) once the sites see each other",
