@@ -712,7 +712,27 @@ type peerFence struct {
 }
 
 func (f *peerFence) String() string {
-	return fmt.Sprintf("the peer database holds term %d of %s (this site master of term %d)", f.peerTerm, f.peerMaster, f.term)
+	return fmt.Sprintf("the peer database holds term %d of %s (this site master of term %d): %s", f.peerTerm, f.peerMaster, f.term, f.wayOut())
+}
+
+// wayOut says how this master's fence ends. A newer term there: the gossip makes this site step
+// down once it sees that term's master (decideMaster), and that site goes on. Its own term of
+// another master (both sites took it, cut off from each other): nothing ends it by itself —
+// the gossip keeps this site master of the term once the other stepped down (a master is
+// released only for a newer term), automatic failback stops for the split brain (DESIGN §3),
+// and the fence holds for as long as the term does. An operator chooses which database is
+// kept (DESIGN §3: no commit a client saw is lost without an operator's word): tandem
+// switchover here releases the term, and the site whose database is kept takes the next one —
+// refused, as long as the other database holds the other's record of the term (mayPromote),
+// until tandem promote -accept-loss of the term there (TestFencedByPeerWayOut).
+func (f *peerFence) wayOut() string {
+	if f.peerTerm > f.term {
+		return fmt.Sprintf("%s took a newer term; this site steps down once it sees that site", f.peerMaster)
+	}
+	return fmt.Sprintf("both sites took term %d (split brain) and this master takes no writes in it again; "+
+		"compare the databases (tandem verify), then run tandem switchover here, which releases the term, "+
+		"and have the site whose database is kept take the next term (tandem promote -accept-loss %d there, "+
+		"as its promotion is refused for the other site's record of term %d)", f.term, f.term, f.term)
 }
 
 // fenceByPeer fences the shim of this master of term when the peer database's term record
@@ -747,7 +767,7 @@ func (d *database) fenceByPeer(ctx context.Context, term uint64) bool {
 		if d.shim.Fence(m, term, why) {
 			d.fenced.Store(f)
 			d.log.Error("fenced: the peer database holds a newer term, or this one of another master, taken while this site was cut off (split brain): "+
-				"this master commits nothing more in its term; compare the databases (tandem verify) once the sites see each other",
+				"this master commits nothing more in its term; "+f.wayOut(),
 				"term", term, "peer_term", pterm, "peer_master", pmaster, "was", m.String())
 			return true
 		}
