@@ -420,6 +420,10 @@ func (s *Shipper) syncAfterTail(start time.Time, stats0 ShipStats) (bool, error)
 	s.link, s.synced = linkOnline, true
 	// In step again, Prepare asks the peer, whose own check_term refuses a term it still
 	// refuses (its record only grows): a peer restored or re-seeded since (resync) may take it.
+	// A catch-up in the refused term gets here only so — its transactions are refused as the
+	// first was — and under the sidecar not even then: its catch-up round looks at the peer
+	// database's record first and fences the shim in that term instead (cmd/tandem
+	// fenceByPeer), which catches up no more in it.
 	s.refused.Store(nil)
 	s.stats.CatchUps++
 	st := s.stats

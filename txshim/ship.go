@@ -164,7 +164,10 @@ type Shipper struct {
 	term   atomic.Uint64
 	// refused is the peer's refusal of a transaction shipped from the stream for its term (the
 	// peer's term record newer, or that term of another master), the newest term refused; nil
-	// for none. Prepare refuses a gid of that term or an older one with it (see Prepare).
+	// for none. Prepare refuses a gid of that term or an older one with it (see Prepare). Only a
+	// catch-up that brings the peer in step clears it (syncAfterTail), which in that term takes
+	// a peer database whose record changed (restored, re-seeded): the sidecar fences the shim
+	// in the term instead (cmd/tandem fenceByPeer).
 	refused atomic.Pointer[termRefusal]
 	backup  atomic.Bool // see SetBackup
 	// bypassFrom: a backup's own transactions ending after this stream position bypassed

@@ -104,3 +104,38 @@ func soloFencedByPeer(t *testing.T, record string) {
 		t.Errorf("status fenced_by %q, want the peer database's record (%q)", st.FencedBy, record)
 	}
 }
+
+// TestDualMasterRefusedForTermFenced pins what README says of a dual master whose plain
+// commit the peer database refused for its term (its record holds this term of another
+// master): the commit is answered 08007, and the refusal lasts as long as the term — the next
+// catch-up round finds the record in the peer database and fences the shim in its term, never
+// a catch-up that brings the peer in step in it.
+func TestDualMasterRefusedForTermFenced(t *testing.T) {
+	t.Parallel()
+	d, _, pdb := dualSite2(t)
+	client, _ := serveShim(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := d.local.ExecContext(ctx, `CREATE PROCEDURE ins(i int) LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pdb.ExecContext(ctx, `UPDATE tandem.state SET master = 'site1', peer_synced = false`); err != nil {
+		t.Fatal(err)
+	}
+	var pe *pq.Error
+	if _, err := client.ExecContext(ctx, `CALL ins(1)`); !errors.As(err, &pe) || pe.Code != "08007" {
+		t.Fatalf("CALL whose commit the peer refused for term 1: %v, want 08007", err)
+	}
+	for range 3 {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		d.catchUp(cctx)
+		ccancel()
+	}
+	if mode, term := d.shim.Mode(); mode != txshim.ModeFenced || term != 1 || d.ship.PeerSynced() {
+		t.Fatalf("after the refusal and the catch-up rounds: shim %s in term %d, peer synced %v; want fenced in term 1, not in step",
+			mode, term, d.ship.PeerSynced())
+	}
+	if st := d.status(); !strings.Contains(st.FencedBy, "site1") {
+		t.Errorf("status fenced_by %q, want the peer database's record", st.FencedBy)
+	}
+}
