@@ -520,6 +520,13 @@ type pending struct {
 	// type of the client's next message: any of its replies (probeEnd) counts as the Close's
 	// CloseComplete would, and what follows it up to the last ReadyForQuery is the shim's.
 	probeAny bool
+	// probeQuery: copyPartProbe's for a simple Query, whose empty Query goes before its Sync,
+	// terminated by a Close and a Sync (writeCopyMark): a backend skipping to the Sync skips
+	// it, and keeps the client's unnamed prepared statement, which a Query drops
+	// (TestCopyPartProbeKeepsUnnamed). Out of the skipping, its EmptyQueryResponse (queryRan)
+	// and its ReadyForQuery (querySkipZ) are the shim's; the ReadyForQuery messages before the
+	// Close's CloseComplete but the last answer the client's Syncs.
+	probeQuery, queryRan, querySkipZ bool
 	// zTaken: serverLoop read a ReadyForQuery it takes for the entry's own, probe not set
 	// then; set under session.mu. The entry is answered, though it stays queued until the
 	// reply is passed on: copyEndUnsynced must not probe it (TestPassedExtCopyProbeAnswerRace).
@@ -1034,7 +1041,7 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	if !done && s.copyPart && s.copySyncs > 0 {
 		// Queued under the lock serverLoop finds a ReadyForQuery with no entry under: each of
 		// the backend's answers to the client's Syncs read after this is the probe's.
-		probe = &pending{fwd: true, probe: true, probeAny: true, dropRFQ: true, markStatus: st, notify: make(chan struct{})}
+		probe = &pending{fwd: true, probe: true, probeAny: typ != 'Q', probeQuery: typ == 'Q', dropRFQ: true, markStatus: st, notify: make(chan struct{})}
 		s.pushLocked(probe)
 	}
 	if done {
@@ -1098,14 +1105,19 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 // COPY, with its terminator: in the COPY it ends the session as the client's would, the error
 // going to the client; out of it the ReadyForQuery messages before the message's reply but
 // the last answer the client's Syncs, and go to the client (with copyPartStatus, markStatus);
-// none means the COPY failed behind them (skip).
+// none means the COPY failed behind them (skip). For a Query, the message goes before the Sync
+// (pending.probeQuery): out of the COPY it ran or was skipped, which tells the same.
 func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
 	buf, _ := (&pgproto3.Sync{}).Encode(nil)
 	var msgs []pgproto3.FrontendMessage
 	switch typ {
 	case 'Q':
-		// Answered with EmptyQueryResponse and a ReadyForQuery of its own.
-		msgs = []pgproto3.FrontendMessage{&pgproto3.Query{}}
+		// Answered with EmptyQueryResponse and a ReadyForQuery of its own out of a skipping,
+		// which a Query does not end: it goes before the Sync, which the Close and the Sync
+		// of copyMark follow (pending.probeQuery). Past the Sync, the Query would drop the
+		// client's unnamed prepared statement where PostgreSQL skips the client's Query.
+		buf = buf[:0]
+		msgs = []pgproto3.FrontendMessage{&pgproto3.Query{}, &pgproto3.Sync{}, &pgproto3.Close{ObjectType: 'S', Name: copyMarkName}, &pgproto3.Sync{}}
 	case 'F':
 		// No function has OID 0: an error, and a ReadyForQuery of its own.
 		msgs = []pgproto3.FrontendMessage{&pgproto3.FunctionCall{}}
@@ -1142,6 +1154,10 @@ func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
 	s.copyChangedLocked()
 	s.mu.Unlock()
 	s.copySyncs = 0
+	if p.probeQuery {
+		// The Query skipped: the COPY failed behind the client's last Sync.
+		return !p.queryRan, nil
+	}
 	// The first ReadyForQuery answers the probe's Sync: none of the client's was answered.
 	return p.probeZ < 2, nil
 }
@@ -1390,6 +1406,17 @@ func (s *session) serverLoop() {
 				}
 			}
 			cur.r.held = nil
+		}
+		if cur != nil && cur.probeQuery && !cur.probeSeen {
+			// Set before the entry was queued; read by serverLoop alone after.
+			if typ == 'I' && !cur.queryRan {
+				cur.queryRan, cur.querySkipZ = true, true
+				continue
+			}
+			if typ == 'Z' && cur.querySkipZ {
+				cur.querySkipZ = false
+				continue
+			}
 		}
 		if cur != nil && (typ == 'Z' || typ == '3') && !cur.probeSeen {
 			s.mu.Lock()
