@@ -1032,16 +1032,21 @@ func (s *session) clientLoop(ctx context.Context) error {
 //
 // Syncs of the client's during the COPY none of which was answered yet (copySyncs, no
 // copyPartDone) leave it open whether the COPY failed: the shim then asks the backend
-// (copyPartProbe). skip: the COPY failed behind the client's last Sync, and PostgreSQL skips
+// (copyPartProbe), while the client has not ended the COPY. skip: the COPY failed behind the client's last Sync, and PostgreSQL skips
 // what the client sends up to its next Sync, typ's message with it (copySkip).
 func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	s.mu.Lock()
 	done, st := s.copyPartDone, s.copyPartStatus
 	var mark, probe *pending
+	// ended: the client ended the COPY (its CopyDone or CopyFail counted), which the backend
+	// may have ended well, the client's Syncs during it ignored: the request goes on then
+	// (TestCopyPartSyncThenDoneRequest).
+	ended := s.copyStarts <= s.copyEnds
 	if !done && s.copyPart && s.copySyncs > 0 {
 		// Queued under the lock serverLoop finds a ReadyForQuery with no entry under: each of
 		// the backend's answers to the client's Syncs read after this is the probe's.
-		probe = &pending{fwd: true, probe: true, probeAny: typ != 'Q', probeQuery: typ == 'Q', dropRFQ: true, markStatus: st, notify: make(chan struct{})}
+		q := typ == 'Q' && !ended
+		probe = &pending{fwd: true, probe: true, probeAny: !q, probeQuery: q, dropRFQ: true, markStatus: st, notify: make(chan struct{})}
 		s.pushLocked(probe)
 	}
 	if done {
@@ -1060,7 +1065,8 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	}
 	s.mu.Unlock()
 	if probe != nil {
-		if skip, err = s.copyPartProbe(typ, probe); err != nil {
+		var goesOn bool
+		if skip, goesOn, err = s.copyPartProbe(typ, probe, ended); err != nil || goesOn {
 			return false, err
 		}
 	} else if !done {
@@ -1107,9 +1113,18 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 // the last answer the client's Syncs, and go to the client (with copyPartStatus, markStatus);
 // none means the COPY failed behind them (skip). For a Query, the message goes before the Sync
 // (pending.probeQuery): out of the COPY it ran or was skipped, which tells the same.
-func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
+//
+// ended: the client ended the COPY (CopyDone, CopyFail), so the backend copies no more, and the
+// message is a Close, harmless in a transaction block too (the part's COPY runs in one, the
+// shim's or the client's), whatever typ is. goesOn: none of the client's Syncs was answered
+// and no error came, the COPY ended well: PostgreSQL goes on with the request, which the
+// probe's Sync did not end in the block.
+func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn bool, err error) {
 	buf, _ := (&pgproto3.Sync{}).Encode(nil)
 	var msgs []pgproto3.FrontendMessage
+	if ended {
+		typ = 'C'
+	}
 	switch typ {
 	case 'Q':
 		// Answered with EmptyQueryResponse and a ReadyForQuery of its own out of a skipping,
@@ -1134,21 +1149,27 @@ func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
 	}
 	for _, m := range msgs {
 		if buf, err = m.Encode(buf); err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
 	if _, err := s.bw.Write(buf); err != nil {
-		return false, err
+		return false, false, err
 	}
 	if err := s.bw.Flush(); err != nil {
-		return false, err
+		return false, false, err
 	}
 	select {
 	case <-p.notify:
 	case <-s.done:
-		return false, errBackendGone
+		return false, false, errBackendGone
 	}
 	s.mu.Lock()
+	if ended && p.probeZ < 2 && !p.errSeen && !s.copyPartErr {
+		// No error: the COPY ended well, the client's Syncs ignored.
+		s.mu.Unlock()
+		s.copySyncs = 0
+		return false, true, nil
+	}
 	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
 	s.copyStarts, s.copyEnds = 0, 0
 	s.copyChangedLocked()
@@ -1156,10 +1177,10 @@ func (s *session) copyPartProbe(typ byte, p *pending) (skip bool, err error) {
 	s.copySyncs = 0
 	if p.probeQuery {
 		// The Query skipped: the COPY failed behind the client's last Sync.
-		return !p.queryRan, nil
+		return !p.queryRan, false, nil
 	}
 	// The first ReadyForQuery answers the probe's Sync: none of the client's was answered.
-	return p.probeZ < 2, nil
+	return p.probeZ < 2, false, nil
 }
 
 // awaitCopyOpen waits, at a copy message of the client's whose last request holds a COPY FROM
