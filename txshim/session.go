@@ -214,6 +214,11 @@ type session struct {
 	// its Sync or a Flush) holds a COPY FROM STDIN: a copy message the client sends before
 	// the COPY opened waits until it does, or until the request failed (awaitCopyOpen).
 	copyAsked bool
+	// copyAskedAt: copyStarts when copyAsked was set, before the request went out: its COPY
+	// opened once copyStarts passes it. A request's parts keep the counts of the COPY of an
+	// earlier part (copyPart): copyStarts > 0 took that one's CopyInResponse for the
+	// request's (TestCopyDataAheadOfSecondResponse).
+	copyAskedAt int
 	// copySyncs: Syncs the client sent during a passed-through COPY FROM STDIN, relayed; the
 	// client's first message after the COPY that is no copy message (or, for an extended COPY,
 	// its Sync) sends copyMark before it (after it).
@@ -1190,11 +1195,11 @@ func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn 
 // for the CopyInResponse, as PostgreSQL lets it; read before it, the data was taken for data
 // after no COPY (stray): a passed-through extended COPY's CopyDone left its entry waiting for a
 // ReadyForQuery that never came, the session hung (TestCopyDataAheadOfResponse). Once the COPY
-// opened (copyStarts), the data comes after it, and nothing is waited for: an extended COPY's
+// opened (copyStarts past copyAskedAt), the data comes after it, and nothing is waited for: an extended COPY's
 // request is answered only after the client's Sync, which comes after the data.
 func (s *session) awaitCopyOpen() error {
 	s.mu.Lock()
-	if s.copyStarts > 0 || s.copyPart && s.copyPartErr {
+	if s.copyStarts > s.copyAskedAt || s.copyPart && s.copyPartErr {
 		s.mu.Unlock()
 		return nil
 	}
@@ -1223,6 +1228,14 @@ func (s *session) awaitCopyOpen() error {
 	s.copyPartWake = nil
 	s.mu.Unlock()
 	return nil
+}
+
+// noteCopyAsked notes, as copyAsked is set for a request not sent yet, how many COPY FROM
+// STDIN opened before it (copyAskedAt).
+func (s *session) noteCopyAsked() {
+	s.mu.Lock()
+	s.copyAskedAt = s.copyStarts
+	s.mu.Unlock()
 }
 
 // probeEnd are the types of the replies that may answer copyPartProbe's message out of a COPY.
@@ -3098,6 +3111,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	s.lastExt, s.skipRFQ = false, false
 	sts := s.lex(text)
 	s.copyAsked = slices.ContainsFunc(sts, func(x statement) bool { return x.CopyIn })
+	s.noteCopyAsked()
 	waitAfter, err := s.checkSettings(text, sts, true)
 	if err != nil {
 		return err
@@ -3901,6 +3915,7 @@ const (
 func (s *session) runBatch(ctx context.Context, final bool) error {
 	s.lastExt, s.skipRFQ = true, false
 	s.copyAsked = slices.ContainsFunc(s.items, func(it item) bool { return it.typ == 'E' && it.info.copyIn })
+	s.noteCopyAsked()
 	defer func() {
 		if final {
 			// After its entries were pushed: the Sync's holds what partWrite said.
