@@ -399,6 +399,11 @@ func redactArgvSec(argv []string, sec *secrets) []string {
 	out := make([]string, len(argv))
 	mysql := false  // a MySQL client was named before
 	kind := optNone // what the argument before makes of this one
+	// The words before argv[i] are the first before bytes of argv joined by spaces, and a
+	// space follows them there: a client named in them (argOption) is one named in that text
+	// ending by then, or at that space, which matches a name they end with as their end does.
+	all := names{text: strings.Join(argv, " ")}
+	before := 0 // len(strings.Join(argv[:i], " "))
 	for i, a := range argv {
 		switch {
 		case kind == optValue && a != "" && a != "-", kind == optValueNoOption && a != "" && a[0] != '-':
@@ -413,8 +418,13 @@ func redactArgvSec(argv []string, sec *secrets) []string {
 		default:
 			out[i] = redactArgIn(a, mysql, sec)
 		}
-		kind = argOption(a, strings.Join(argv[:i], " "), mysql)
+		named := func(re *regexp.Regexp) bool { e := all.end(re); return i > 0 && e >= 0 && e <= before+1 }
+		kind = argOption(a, named, mysql)
 		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
+		if i > 0 {
+			before++ // the space
+		}
+		before += len(a)
 	}
 	return out
 }
@@ -427,31 +437,59 @@ const (
 	optUserPass      // user:password, the password secret
 )
 
-// argOption tells what the option opt, after the words before of its command (mysql: a
-// MySQL client was named before), makes of the argument after it: one naming a password
+// names finds where a client's name first occurs in text, each client's once, so that
+// asking whether it was named before each of a script's or an argv's options reads the text
+// once (a long script's many options: TestRedactedCommandLongScriptLinear).
+type names struct {
+	text string
+	ends map[*regexp.Regexp]int
+}
+
+// end is where re's first match in n's text ends (-1: none). A client's name regexp (argPGWord,
+// argMySQLWord...) ends at the space or quote after the name: a later match, starting after
+// the first one's name, ends after it, so that text[:i] holds a match, one not ending at i,
+// only if end(re) <= i.
+func (n *names) end(re *regexp.Regexp) int {
+	if e, ok := n.ends[re]; ok {
+		return e
+	}
+	e := -1
+	if m := re.FindStringIndex(n.text); m != nil {
+		e = m[1]
+	}
+	if n.ends == nil {
+		n.ends = make(map[*regexp.Regexp]int)
+	}
+	n.ends[re] = e
+	return e
+}
+
+// argOption tells what the option opt, after the words before of its command (named tells
+// whether a client's name regexp matches them; mysql: a MySQL client was named before), makes
+// of the argument after it: one naming a password
 // (--password, --token) takes a secret, unless it turns one off (--no-password), or it is a
 // MySQL client's -p glued to "assword"; a PostgreSQL or MySQL client's takes none that is
 // another option (its --password prompts). redis-cli's -a and sshpass's -p take a password,
 // mongosh's -p one that is no other option (it prompts without), curl's -u/--user/--proxy-user
 // a user:password (TestRedactedCommandClientSecretOption).
-func argOption(opt, before string, mysql bool) int {
+func argOption(opt string, named func(*regexp.Regexp) bool, mysql bool) int {
 	switch {
 	case argPasswordFlag.MatchString(opt) && !argNoPassword.MatchString(opt):
 		if mysql && strings.HasPrefix(opt, "-p") {
 			return optNone
 		}
-		if mysql || argMySQLWord.MatchString(before) || argPGWord.MatchString(before) {
+		if mysql || named(argMySQLWord) || named(argPGWord) {
 			return optValueNoOption
 		}
 		return optValue
-	case opt == "-a" && argRedisWord.MatchString(before),
-		opt == "-p" && argSSHPassWord.MatchString(before):
+	case opt == "-a" && named(argRedisWord),
+		opt == "-p" && named(argSSHPassWord):
 		return optValue
-	case opt == "-p" && argMongoWord.MatchString(before):
+	case opt == "-p" && named(argMongoWord):
 		// Given no value, it prompts: the option after it is another
 		// (TestRedactedCommandMongoPasswordPrompt).
 		return optValueNoOption
-	case (opt == "-u" || opt == "-U" || opt == "--user" || opt == "--proxy-user") && argCurlWord.MatchString(before):
+	case (opt == "-u" || opt == "-U" || opt == "--user" || opt == "--proxy-user") && named(argCurlWord):
 		return optUserPass
 	}
 	return optNone
@@ -495,6 +533,11 @@ func redactArgIn(a string, mysql bool, sec *secrets) string {
 	inner := byte(0)  // the quote the text in that shell quote is in (argValueEnd)
 	comment := false  // the scan is in a comment (# ...)
 	done, pos := 0, 0 // a[:done] is in b; the scan for quotes has read a[:pos]
+	// The clients named in a, and in the simple command of the script an option is in: a[cmd:]
+	// from the operator or newline before it, if any, up to the one after it (argCommandEnds);
+	// a[:cmdPos] read for them.
+	inA, inCmd := names{text: a}, names{}
+	cmd, cmdPos, cmdRead := 0, 0, false
 	for _, m := range argPasswordMatches(a) {
 		if m[0] < done {
 			continue // in a value read already
@@ -549,7 +592,10 @@ func redactArgIn(a string, mysql bool, sec *secrets) string {
 				continue // in a word
 			}
 		}
-		switch glued := mysql || argMySQLWord.MatchString(a[:m[0]]); {
+		// A MySQL client named before the match: one is in a word before its word's start
+		// (the one ending there ends in its space).
+		e := inA.end(argMySQLWord)
+		switch glued := mysql || e >= 0 && e <= m[0]; {
 		case m[12] >= 0: // -p glued to its value
 			if !glued {
 				continue
@@ -563,7 +609,21 @@ func redactArgIn(a string, mysql bool, sec *secrets) string {
 			if argNoWord.MatchString(a[value:]) {
 				continue // a redirection, an operator or a comment: no value given
 			}
-			switch argOption(a[m[opt]:m[opt+1]], argCommand(a, m[0]), glued) {
+			if k := strings.LastIndexAny(a[cmdPos:m[0]], argCommandEnds); k >= 0 || !cmdRead {
+				if k >= 0 {
+					cmd = cmdPos + k + 1
+				}
+				end := len(a)
+				if j := strings.IndexAny(a[cmd:], argCommandEnds); j >= 0 {
+					end = cmd + j
+				}
+				inCmd, cmdRead = names{text: a[cmd:end]}, true
+			}
+			cmdPos = m[0]
+			// A client named in the command before the option's word (its start, or its
+			// quote's): the words before end in a space or that quote.
+			named := func(re *regexp.Regexp) bool { e := inCmd.end(re); return e >= 0 && cmd+e <= m[0] }
+			switch argOption(a[m[opt]:m[opt+1]], named, glued) {
 			case optNone:
 				continue
 			case optValueNoOption:
@@ -693,11 +753,18 @@ func redactURLPasswords(a string, sec *secrets) string {
 }
 
 // secrets notes what the redaction of a command hides (CommandSecrets).
-type secrets struct{ vals []string }
+type secrets struct {
+	vals []string
+	seen map[string]bool // in vals
+}
 
 // hide notes v, hidden, in sec when sec is not nil, and returns what is shown in its place.
 func (sec *secrets) hide(v string) string {
-	if sec != nil && v != "" && !slices.Contains(sec.vals, v) {
+	if sec != nil && v != "" && !sec.seen[v] {
+		if sec.seen == nil {
+			sec.seen = make(map[string]bool)
+		}
+		sec.seen[v] = true
 		sec.vals = append(sec.vals, v)
 	}
 	return "redacted"
@@ -811,11 +878,8 @@ func argPasswordMatches(a string) [][]int {
 	return ms
 }
 
-// argCommand is the text of the simple command of a script before a[i]: from the operator or
-// newline before it, if any.
-func argCommand(a string, i int) string {
-	return a[strings.LastIndexAny(a[:i], ";&|(\n")+1 : i]
-}
+// argCommandEnds are the operators and the newline that end a script's simple command.
+const argCommandEnds = ";&|(\n"
 
 // argToggle is the quote inner after the quote c in a shell's quotes: c opens, or closes the
 // quote inner if it is c; a quote of the other kind in inner is a character of it.
