@@ -1,0 +1,61 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// FuzzRedactCommand feeds redactArgv and CommandSecrets an argv, the input split at its NULs
+// (no argument holds one), and checks what must hold of any: neither panics; every argument
+// is shown, once; the secrets, each not empty and written in the argv, are what is hidden;
+// and redacting what is shown shows none of them again. A secret written once in the argv
+// (and no "redacted" in it, which the shown text is made of too) is shown nowhere: what is
+// shown is the argv with what it hides cut out, each cut "redacted". Redacting what is shown
+// may hide more of it: "redacted" is a word too (Authorization: redacted x, redacted read as
+// the scheme, x as the credential), so that it need not show it as it is.
+func FuzzRedactCommand(f *testing.F) {
+	for _, s := range []string{
+		"psql\x00-d\x00postgresql://monitor:s3cret@db/wire?sslpassword=k3y&x=1",
+		"sh\x00-c\x00PGPASSWORD=s3cret psql -h db; mysql -uroot -ps3cret; redis-cli -a s3cret ping",
+		"sh\x00-c\x00psql --password -h db && mongosh -u admin -p --port 27017 && sshpass -p -s3cret ssh db",
+		"curl\x00-u\x00admin:s3cret\x00-H\x00Authorization: Bearer t0ken\x00-d\x00{\"password\":\"s3cret\"}",
+		"sh\x00-c\x00ssh db \"psql 'host=x password=it'\\''s' -c \\\"ALTER ROLE m PASSWORD 'pw'\\\"\"",
+		"vault\x00login\x00--token\x00-\x00'--password' 's3cret' >/dev/null",
+		"mysql\x00--password\x00-h\x00db\x00--api-key=$(cat /k) --client-secret \"$SECRET\"",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		argv := strings.Split(s, "\x00")
+		shown := redactArgv(argv)
+		if len(shown) != len(argv) {
+			t.Fatalf("%q: shown as %d arguments, %q", argv, len(shown), shown)
+		}
+		again := redactArgv(shown)
+		if len(again) != len(argv) {
+			t.Fatalf("%q: shown as %q, and that as %q", argv, shown, again)
+		}
+		in, out := strings.Join(argv, "\x00"), strings.Join(shown, "\x00")
+		secrets := CommandSecrets(argv)
+		if len(secrets) > 0 && slices.Equal(shown, argv) {
+			t.Errorf("%q: shown as it is, secrets %q", argv, secrets)
+		}
+		if len(secrets) == 0 && !slices.Equal(shown, argv) {
+			t.Errorf("%q: shown as %q, no secrets", argv, shown)
+		}
+		for _, sec := range secrets {
+			switch {
+			case sec == "":
+				t.Errorf("%q: an empty secret among %q", argv, secrets)
+			case !strings.Contains(in, sec):
+				t.Errorf("%q: secret %q not in it", argv, sec)
+			case strings.Count(in, sec) > 1 || strings.Contains(in, "redacted"):
+			case strings.Contains(strings.ReplaceAll(out, "redacted", "\x00"), sec):
+				t.Errorf("%q: secret %q shown: %q", argv, sec, shown)
+			case strings.Contains(strings.ReplaceAll(strings.Join(again, "\x00"), "redacted", "\x00"), sec):
+				t.Errorf("%q: secret %q shown as %q, and that as %q", argv, sec, shown, again)
+			}
+		}
+	})
+}
