@@ -758,9 +758,13 @@ type secrets struct {
 	seen map[string]bool // in vals
 }
 
-// hide notes v, hidden, in sec when sec is not nil, and returns what is shown in its place.
+// hide notes v, hidden, in sec when sec is not nil, and returns what is shown in its place:
+// "redacted", or v if it is empty, no secret (TestRedactedCommandEmptyValueShown).
 func (sec *secrets) hide(v string) string {
-	if sec != nil && v != "" && !sec.seen[v] {
+	if v == "" {
+		return v
+	}
+	if sec != nil && !sec.seen[v] {
 		if sec.seen == nil {
 			sec.seen = make(map[string]bool)
 		}
