@@ -791,7 +791,30 @@ func CommandSecrets(argv []string) []string {
 // quote of that text (a backslash and the quote between two closing and opening single quotes,
 // or a backslash and the double quote) is no end of the shell's quote
 // (TestRedactedCommandQuoteInShellQuotes).
+//
+// It reads the text from a[i] to a bound first, a longer one if the value may end near it:
+// that of many values in one long quote ends long before the quote does, which the text
+// reaches (TestRedactedCommandLongScriptLinear). Read to a bound, a's text is its text read
+// to the end but for the last few characters of what it holds (a quote of a quote cut there,
+// or its backslash) as each quote's text is, five characters of a at most standing for one
+// of it: a value ending some hundred characters before the bound ends there in all of a.
 func argValueEnd(a string, i int, quote, inner byte, url bool) int {
+	if quote != 0 {
+		for n := 1024; i+n < len(a); n *= 4 {
+			if end := argValueEndIn(a[:i+n], i, quote, inner, url); end+argValueMargin <= i+n {
+				return end
+			}
+		}
+	}
+	return argValueEndIn(a, i, quote, inner, url)
+}
+
+// argValueMargin is how far before the bound of the text it reads a value's end is where it
+// ends in all of a (argValueEnd).
+const argValueMargin = 256
+
+// argValueEndIn is argValueEnd, the text read to a's end.
+func argValueEndIn(a string, i int, quote, inner byte, url bool) int {
 	if quote == 0 {
 		return argTextEnd(a, i, url)
 	}
@@ -830,7 +853,7 @@ scan:
 		i += n
 	}
 	// The value in that text, read so in the quote inner if it is in one (a script in a script).
-	if k := argValueEnd(string(text), 0, inner, 0, url); k < len(at) {
+	if k := argValueEndIn(string(text), 0, inner, 0, url); k < len(at) {
 		return at[k]
 	}
 	return i

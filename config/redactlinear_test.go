@@ -23,6 +23,9 @@ func TestRedactedCommandLongScriptLinear(t *testing.T) {
 	} {
 		cases = append(cases, []string{"sh", "-c", strings.Repeat(s, size/len(s))})
 	}
+	for _, s := range []string{"password=x ", "--password x "} { // in one long quote
+		cases = append(cases, []string{"sh", "-c", `psql "` + strings.Repeat(s, size/len(s)) + `"`})
+	}
 	cases = append(cases, append([]string{"curl"}, strings.Split(strings.Repeat("-p\x00", size/3), "\x00")...))
 	var distinct strings.Builder // secrets all different
 	for i := 0; distinct.Len() < size; i++ {
