@@ -99,12 +99,17 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\nBEGIN\n")
 	if addsDefault {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
-		// constant as the statement runs: a default that holds a date or time constant counts
-		// as not constant when the statement has such a literal, and so does one that converts
-		// text by input function ('now'::text::timestamptz, kept as a CoerceViaIO to run later).
+		// constant as the statement runs: a default that holds a constant of a type holding a
+		// date or time counts as not constant when the statement has such a literal, and so
+		// does one that converts text by input function ('now'::text::timestamptz, kept as a
+		// CoerceViaIO to run later). Such a type is a date or time type, or one made of one —
+		// an array, a range or multirange, a domain, a composite type: '{now}'::timestamptz[]
+		// and '[today,)'::daterange read the clock too (TestAddedColumnClockLiteralWrapped).
 		clock := ""
 		if hasClockLiteral(stmt) {
-			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) ':consttype (1082|1083|1114|1184|1266) |\{COERCEVIAIO '`
+			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{COERCEVIAIO '
+        OR EXISTS (SELECT FROM pg_catalog.regexp_matches(d.adbin::pg_catalog.text, ':consttype (\d+) ', 'g') m
+          WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)`
 		}
 		// The columns the statement added (see afterDDLBeforeSQL).
 		added := `pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0
@@ -198,6 +203,25 @@ func notConstantSQL(tree string) string {
 	return `(` + tree + `::pg_catalog.text OPERATOR(pg_catalog.~) '\{(SQLVALUEFUNCTION|NEXTVALUEEXPR)'
         OR EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':(?:funcid|opfuncid) (\d+)', 'g') m
           JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) m[1]::pg_catalog.oid WHERE p.provolatile OPERATOR(pg_catalog.<>) 'i'))`
+}
+
+// holdsTimeSQL is the condition that the type typ (an oid) is a date or time type (date,
+// time, timetz, timestamp, timestamptz), or is made of one: an array's element, a domain's
+// base type, a range's or multirange's subtype, a composite type's attribute, at any depth.
+func holdsTimeSQL(typ string) string {
+	return `EXISTS (WITH RECURSIVE ty(oid) AS (
+            SELECT ` + typ + `
+            UNION
+            SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ty.oid
+            CROSS JOIN LATERAL (
+              SELECT t.typelem WHERE t.typelem OPERATOR(pg_catalog.<>) 0
+              UNION ALL SELECT t.typbasetype WHERE t.typbasetype OPERATOR(pg_catalog.<>) 0
+              UNION ALL SELECT rng.rngsubtype FROM pg_catalog.pg_range rng
+                WHERE rng.rngtypid OPERATOR(pg_catalog.=) t.oid OR rng.rngmultitypid OPERATOR(pg_catalog.=) t.oid
+              UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND t.typrelid OPERATOR(pg_catalog.<>) 0
+                  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) x(oid))
+          SELECT FROM ty WHERE ty.oid OPERATOR(pg_catalog.=) ANY ('{1082,1083,1114,1184,1266}'::pg_catalog.oid[]))`
 }
 
 // clockWords are the special date and time inputs that read the clock: PostgreSQL turns each
