@@ -117,14 +117,27 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		if table, _ := usingClauses(stmt); table != "" {
 			added = `a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(` + quoteLiteral(table) + `) AND a.attnum OPERATOR(pg_catalog.>) ` + quoteLiteral(cols) + `::pg_catalog.int4`
 		}
-		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname
+		// A column added and given another default in the same statement (ADD COLUMN c …
+		// DEFAULT random(), ALTER COLUMN c SET DEFAULT 0): the rows there got the first one,
+		// which the default left shows nothing of (TestAddedColumnDefaultResetInStatement).
+		reset := "false"
+		if names, all := defaultSetColumns(stmt); all {
+			reset = "true"
+		} else if len(names) > 0 {
+			lits := make([]string, len(names))
+			for i, n := range names {
+				lits[i] = quoteLiteral(n)
+			}
+			reset = `a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[])`
+		}
+		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname, ` + reset + ` AS reset
     FROM pg_catalog.pg_attribute a
     LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
     WHERE ` + added + ` AND NOT a.attisdropped
       -- A temporary table's DDL does not reach the peer (ddlGuardSQL): nothing to compute twice.
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_class t WHERE t.oid OPERATOR(pg_catalog.=) a.attrelid AND t.relpersistence OPERATOR(pg_catalog.=) 't')
       AND a.attgenerated OPERATOR(pg_catalog.=) ''
-      AND (a.attidentity OPERATOR(pg_catalog.<>) ''
+      AND (a.attidentity OPERATOR(pg_catalog.<>) '' OR ` + reset + `
         OR ` + notConstantSQL("d.adbin") + clock + `
         -- No default of its own: the rows there get its domain's, the nearest along the
         -- domains it is made of.
@@ -137,7 +150,11 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
           SELECT FROM dom WHERE ` + notConstantSQL("dom.def") + `)))
   LOOP
     EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM %s)', r.rel) INTO has_rows;
-    IF has_rows THEN
+    IF has_rows AND r.reset THEN
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = pg_catalog.format('tandem: column %I of %s is added and given another default in one statement: the rows already there would get the default it is added with, which each database computes for itself unless it is a constant', r.attname, r.rel),
+        HINT = 'Add the column in one statement (without a default that is not a constant) and set its default in another.';
+    ELSIF has_rows THEN
       RAISE EXCEPTION USING ERRCODE = '0A000',
         MESSAGE = pg_catalog.format('tandem: column %I of %s would get, in the rows already there, a value each database computes for itself (its default is not a constant)', r.attname, r.rel),
         HINT = 'Add the column without the default, fill it with UPDATE (its row changes reach both databases), then ALTER COLUMN ... SET DEFAULT.';
@@ -194,6 +211,56 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 	}
 	b.WriteString("END\n$tandem$")
 	return b.String()
+}
+
+// defaultSetColumns reads an ALTER TABLE statement: the names (folded) of the columns an
+// ALTER [COLUMN] name SET DEFAULT action among its comma-separated actions names; all when one
+// such action names its column in a way it does not read (U&"…"), or when it reads no table's
+// name in a statement that says SET DEFAULT.
+func defaultSetColumns(stmt string) (names []string, all bool) {
+	st := sigTokens(stmt)
+	toks, word, punct := st.toks, st.word, st.punct
+	table, i := alterTableName(st)
+	if table == "" {
+		for j := range toks {
+			if word(j, "SET") && word(j+1, "DEFAULT") {
+				return nil, true
+			}
+		}
+		return nil, false
+	}
+	// The actions, split at commas outside parentheses and brackets, as in usingClauses.
+	depth, first, set := 0, i, false
+	end := func() {
+		if !set || !word(first, "ALTER") {
+			return
+		}
+		j := first + 1
+		if word(j, "COLUMN") {
+			j++
+		}
+		if j < len(toks) && (toks[j].kind == tokWord || toks[j].kind == tokQuoted) && !punct(j+1, '&') {
+			names = append(names, string(foldName(stmt[toks[j].start:toks[j].end], nil)))
+		} else {
+			all = true
+		}
+	}
+	for ; i < len(toks); i++ {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			depth--
+		case depth != 0:
+		case punct(i, ',') || punct(i, ';'):
+			end()
+			first, set = i+1, false
+		case word(i, "SET") && word(i+1, "DEFAULT"):
+			set = true
+		}
+	}
+	end()
+	return names, all
 }
 
 // notConstantSQL is the condition that the expression tree (a pg_node_tree) is not a constant
@@ -445,31 +512,9 @@ func (st sigToks) punct(i int, c byte) bool {
 func usingClauses(stmt string) (table string, exprs []string) {
 	st := sigTokens(stmt)
 	toks, word, punct := st.toks, st.word, st.punct
-	if !word(0, "ALTER") || !word(1, "TABLE") {
+	table, i := alterTableName(st)
+	if table == "" {
 		return "", nil
-	}
-	i := 2
-	if word(i, "IF") && word(i+1, "EXISTS") {
-		i += 2
-	}
-	if word(i, "ONLY") {
-		i++
-	}
-	// name [. name [. name]] [*]
-	start := i
-	for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) {
-		i++
-		if !punct(i, '.') {
-			break
-		}
-		i++
-	}
-	if i == start || i >= len(toks) {
-		return "", nil
-	}
-	table = stmt[toks[start].start:toks[i-1].end]
-	if punct(i, '*') {
-		i++
 	}
 	// The actions, split at commas outside parentheses and brackets.
 	depth, first, typed, using := 0, i, false, -1
@@ -496,6 +541,40 @@ func usingClauses(stmt string) (table string, exprs []string) {
 	}
 	end(len(toks))
 	return table, exprs
+}
+
+// alterTableName reads the table's name as written in an ALTER TABLE statement ("" when it
+// reads none, or the statement has nothing past it), and the index of the token its actions
+// start at.
+func alterTableName(st sigToks) (table string, next int) {
+	toks, word, punct := st.toks, st.word, st.punct
+	if !word(0, "ALTER") || !word(1, "TABLE") {
+		return "", 0
+	}
+	i := 2
+	if word(i, "IF") && word(i+1, "EXISTS") {
+		i += 2
+	}
+	if word(i, "ONLY") {
+		i++
+	}
+	// name [. name [. name]] [*]
+	start := i
+	for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) {
+		i++
+		if !punct(i, '.') {
+			break
+		}
+		i++
+	}
+	if i == start || i >= len(toks) {
+		return "", 0
+	}
+	end := i
+	if punct(i, '*') {
+		i++
+	}
+	return st.stmt[toks[start].start:toks[end-1].end], i
 }
 
 // EXPLAIN ANALYZE runs the statement it explains, and of DDL it explains CREATE TABLE … AS,
