@@ -558,23 +558,39 @@ func alterTableName(st sigToks) (table string, next int) {
 	if word(i, "ONLY") {
 		i++
 	}
-	// name [. name [. name]] [*]
-	start := i
+	// name [. name [. name]] [*], each part as written — but a part written U&"…" [UESCAPE
+	// '…'], which to_regclass does not read, decoded and quoted: read as the name U, a table
+	// that is not there, it had every check on the table pass (TestAlterTableUnicodeNameChecked).
+	var parts []string
 	for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) {
-		i++
+		if toks[i].kind == tokWord && punct(i+1, '&') {
+			if i+2 >= len(toks) || toks[i+2].kind != tokQuoted {
+				return "", 0
+			}
+			u, uend := unicodeName(st.stmt, toks[i+2].start, toks[i+2].end)
+			if u < 0 {
+				return "", 0
+			}
+			parts = append(parts, sqlIdent(string(foldName(st.stmt[u:uend], nil))))
+			for i < len(toks) && toks[i].start < uend {
+				i++
+			}
+		} else {
+			parts = append(parts, st.stmt[toks[i].start:toks[i].end])
+			i++
+		}
 		if !punct(i, '.') {
 			break
 		}
 		i++
 	}
-	if i == start || i >= len(toks) {
+	if len(parts) == 0 || i >= len(toks) {
 		return "", 0
 	}
-	end := i
 	if punct(i, '*') {
 		i++
 	}
-	return st.stmt[toks[start].start:toks[end-1].end], i
+	return strings.Join(parts, "."), i
 }
 
 // EXPLAIN ANALYZE runs the statement it explains, and of DDL it explains CREATE TABLE … AS,

@@ -369,6 +369,8 @@ func TestUsingClauses(t *testing.T) {
 		{`ALTER TABLE t ADD PRIMARY KEY USING INDEX i`, "t", nil},
 		{`ALTER TABLE t ALTER c TYPE text USING 'a, b' || c`, "t", []string{"'a, b' || c"}},
 		{`ALTER INDEX i ALTER c TYPE int USING 1`, "", nil},
+		{`ALTER TABLE U&"t\0061" ALTER c TYPE int USING 1`, `"ta"`, []string{"1"}},
+		{`ALTER TABLE s.u&"!0074" UESCAPE '!' ALTER c TYPE int USING 1`, `s."t"`, []string{"1"}},
 	} {
 		table, exprs := usingClauses(tt.sql)
 		if table != tt.table || strings.Join(exprs, "|") != strings.Join(tt.exprs, "|") {
