@@ -161,6 +161,34 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
   END LOOP;
 `)
 	}
+	if hasClockLiteral(stmt) {
+		// A clock literal fixed into a definition the statement made — a column's default, a
+		// partition's bounds — is each database's own moment: the definitions would differ
+		// (TestClockLiteralDefinitionsRefused). The rows of a table with rows are checked above.
+		b.WriteString(`  FOR r IN SELECT d.adrelid::pg_catalog.regclass AS rel, a.attname
+    FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+    JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.adrelid
+    WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND t.relpersistence OPERATOR(pg_catalog.<>) 't'
+      AND EXISTS (SELECT FROM pg_catalog.regexp_matches(d.adbin::pg_catalog.text, ':consttype (\d+) ', 'g') m
+        WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: the default of column %I of %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.attname, r.rel),
+      HINT = 'Write the date or time itself, or a function that reads the clock when a row is inserted (now(), CURRENT_DATE).';
+  END LOOP;
+  FOR r IN SELECT c.oid::pg_catalog.regclass AS rel FROM pg_catalog.pg_class c
+    WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+      AND EXISTS (SELECT FROM pg_catalog.regexp_matches(c.relpartbound::pg_catalog.text, ':consttype (\d+) ', 'g') m
+        WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: the bounds of partition %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.rel),
+      HINT = 'Write the date or time itself.';
+  END LOOP;
+`)
+	}
 	if mayUnkey {
 		// Schema-qualified, so that the peer finds the same table whatever the row's
 		// search_path; recorded before it runs here, as the shim records any DDL.
