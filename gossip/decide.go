@@ -450,6 +450,31 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 	return Action{Kind: Release, To: best.Site, Reason: fmt.Sprintf("failback to %s", best.Site), Handover: true}
 }
 
+// PeerSoloLost reports whether site, holding record own, would lose commits a client saw by
+// taking a new term over peer, the term record the other site's database holds (read before the
+// promotion, cmd/tandem's CheckPromote): that its master went on alone (peer_synced = false) in
+// a term this site's database lacks the commits of (DESIGN §3 rule 2). over is the term of the
+// record this site held when it took own.Term, when own is its own, or the newer term whose loss
+// an operator had accepted then (Node.TookOver; 0: not known).
+//
+// A term of the peer's as new as own, or newer, is one this site never took over. An older one
+// was taken over when this site took own.Term knowing of it (peer.Term <= over): caught up, its
+// loss accepted by an operator (tandem promote -accept-loss), or its master's database down
+// then (an unacknowledged solo master lost with its site). An older term this site did not know
+// of then was taken after own.Term, by a site that did not know of own.Term (the gossip cut, this
+// site's database down): both sites went on alone, and the peer's commits of that term are in
+// its database only (a split brain, for an operator: TestPeerSoloLost). The caller lets an
+// operator's accept-loss of peer.Term through.
+func PeerSoloLost(site string, own TermRecord, over uint64, peer TermRecord) bool {
+	if peer.PeerSynced || peer.Master == "" || peer.Master == site {
+		return false
+	}
+	if peer.Term >= own.Term {
+		return true
+	}
+	return own.Master == site && peer.Term > over
+}
+
 // SplitBrain returns the term in which the deciding site committed alone while another site
 // took a newer term or the same one (DESIGN §3 split brain), or 0. Its term record says it was master of term T
 // with peer_synced = false: it committed what the other database lacks. A site goes solo only

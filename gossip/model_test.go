@@ -105,6 +105,9 @@ type modelMember struct {
 	// operator cleared it (ClearSplitBrain). It survives restarts; published as Meta.SplitBrain
 	// unless cleared.
 	splitMark splitBrainMark
+	// takenOver: the term this site took last and the term of the record it held then, or the
+	// newer term whose loss it had accepted (Node.TookOver, TakenOverFile): it survives restarts.
+	takenOver takenOverMark
 	// With modelParams.dbs, as a process knows it (lost at a restart): announced is the term
 	// whose peer_synced = false it recorded (Node.announced, SetPeerSynced), wentSolo the terms
 	// its shim committed alone in (Options.WentSolo), announcedOnly the term checkSplitBrain
@@ -981,14 +984,17 @@ func (m *model) other(x *modelMember) *modelMember {
 }
 
 // acceptRefused is an operator's tandem promote -accept-loss on site s, refused by CheckPromote
-// for the term its record holds, as the refusal asks: Node.AcceptLoss takes it (the master of
-// that term, or another master of s's own term the refusal named, is not alive as master) and
-// lifts the hold.
+// for the term its record holds, or for an older term of the other site's, s master of the
+// newest (PeerSoloLost), as the refusal asks: Node.AcceptLoss takes it (the master of that term,
+// or another master of s's own term or the older one the refusal named, is not alive as master)
+// and lifts the hold.
 func (m *model) acceptRefused(s *modelMember) bool {
 	v := m.view(s)
 	top := v.maxTerm()
 	r := s.refused
-	if r.Term == 0 || r.Term != top || s.record.Term != top || !m.now.Before(s.holdUntil) {
+	// An older term of the other site's, s master of the newest (PeerSoloLost), is taken too.
+	older := r.Term != 0 && r.Term < top && s.record.Term == top && s.record.Master == s.site
+	if r.Term == 0 || (!older && (r.Term != top || s.record.Term != top)) || !m.now.Before(s.holdUntil) {
 		return false
 	}
 	for _, o := range v.Members {
@@ -996,9 +1002,9 @@ func (m *model) acceptRefused(s *modelMember) bool {
 			return false
 		}
 	}
-	s.acceptLoss, s.holdUntil = top, time.Time{}
+	s.acceptLoss, s.holdUntil = r.Term, time.Time{}
 	m.accepts++
-	m.logf("%s accepts the loss of term %d (refused for %s's record)", s.site, top, r.Master)
+	m.logf("%s accepts the loss of term %d (refused for %s's record)", s.site, r.Term, r.Master)
 	m.publish(s)
 	return true
 }
@@ -1081,7 +1087,8 @@ func (m *model) promoteDBStart(x *modelMember, a Action) (TermRecord, bool) {
 	own := x.record
 	if m.peerDB(x) {
 		r := o.dbRec
-		if !r.PeerSynced && r.Master != "" && r.Master != x.site && r.Term >= own.Term && x.acceptLoss != r.Term {
+		over := x.takenOver.over(own.Term)
+		if PeerSoloLost(x.site, own, over, r) && x.acceptLoss != r.Term {
 			m.refusals++
 			x.refused = r
 			if own.Master == x.site && r.Term >= own.Term {
@@ -1108,6 +1115,7 @@ func (m *model) promoteDBStart(x *modelMember, a Action) (TermRecord, bool) {
 	}
 	lacking := own.Term != 0 && own.Master == x.site && !own.PeerSynced
 	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: !lacking}
+	x.takenOver = x.takenOver.next(a.Term, max(own.Term, x.acceptLoss)) // kept before the term is
 	if !m.writeTerm(x, rec) {
 		if r := x.dbRec; x.db && r.Term >= a.Term && r.Master != x.site {
 			v := m.view(x)

@@ -203,6 +203,13 @@ type Node struct {
 	// sameTerm is the record of another master of this site's own term that a refusal named
 	// (PromoteRefusal: a split brain in that term), whose loss AcceptLoss may accept.
 	sameTerm TermRecord
+	// olderSolo is the record of the other site's older term that a refusal named, this site
+	// master of a newer one (PeerSoloLost: that site went on alone in a term this site's
+	// database lacks), whose loss AcceptLoss may accept.
+	olderSolo TermRecord
+	// takenOver: the term this site took last, and the term of the record it held then
+	// (TookOver), kept in the data directory (TakenOverFile).
+	takenOver takenOverMark
 	// dbDown is what SetDBReachable last said (false: reachable); holdUntil, until when a
 	// failed promotion keeps this site out of the running (holdPromotion). The published
 	// DBReachable is neither.
@@ -329,8 +336,12 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	}
 	witness := cfg.Kind == config.KindWitness
 	var mark splitBrainMark
+	var over takenOverMark
 	if cfg.DataDir != "" && !witness {
 		if mark, err = loadSplitBrain(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if over, err = loadTakenOver(cfg.DataDir); err != nil {
 			return nil, err
 		}
 	}
@@ -403,7 +414,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		readySince: map[string]time.Time{}, boots: map[string]uint64{},
 		voteUnknown: voteUnknown, voteSeen: map[string]bool{},
 		meta: meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
-		splitMark: mark,
+		splitMark: mark, takenOver: over,
 	}
 	n.state = n.stateLocked()
 	n.delivered = n.state
@@ -846,7 +857,8 @@ func (n *Node) Force() {
 // the cold-start wait too, and holds only while term is the newest term. It is refused when
 // term is not the newest term this member knows of, when this member is its master, or when
 // that master is alive: it catches this site up instead. This member's own term is taken when a
-// refusal (PromoteRefusal) named another master of it: the sites' split brain in that term.
+// refusal (PromoteRefusal) named another master of it: the sites' split brain in that term; and
+// an older term when a refusal named it, this member master of the newest (PeerSoloLost).
 func (n *Node) AcceptLoss(term uint64) error {
 	n.mu.Lock()
 	top, master, alive := n.meta.Record.Term, n.meta.Record.Master, false
@@ -864,12 +876,20 @@ func (n *Node) AcceptLoss(term uint64) error {
 		// does it stand in the way.
 		master = n.sameTerm.Master
 	}
+	// A refusal named an older term of the other site's, this site master of the newest one
+	// (PeerSoloLost: both went on alone, that site in a term this site did not take over). That
+	// site, not current, can neither take control nor catch this one up: as for the same term,
+	// only as master does it stand in the way.
+	older := term < top && master == n.cfg.Site && n.olderSolo.Term == term
+	if older {
+		master = n.olderSolo.Master
+	}
 	for _, p := range n.peers {
-		alive = alive || (p.hasMeta && p.alive && p.meta.Site == master && (!same || p.meta.Role == RoleMaster))
+		alive = alive || (p.hasMeta && p.alive && p.meta.Site == master && (!(same || older) || p.meta.Role == RoleMaster))
 	}
 	var err error
 	switch {
-	case term != top:
+	case term != top && !older:
 		err = fmt.Errorf("term %d is not the newest term %s knows of (%d)", term, n.cfg.Site, top)
 	case master == n.cfg.Site:
 		err = fmt.Errorf("%s is the master of term %d itself: nothing of it to lose", n.cfg.Site, term)
@@ -892,6 +912,15 @@ func (n *Node) AcceptLoss(term uint64) error {
 		"term", term, "master", master)
 	n.poke()
 	return nil
+}
+
+// TookOver returns the term of the record this site held when it took term, its own, or the
+// newer term whose loss an operator had accepted then (0: not known, or term not taken here):
+// the terms up to it were known then (PeerSoloLost).
+func (n *Node) TookOver(term uint64) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.takenOver.over(term)
 }
 
 // AcceptedLoss is the term whose master's solo commits an operator accepted to lose
@@ -1422,6 +1451,13 @@ func (n *Node) promote(ctx context.Context, a Action) {
 				v.Members = append(v.Members, Member{Meta: Meta{Site: pr.Record.Master, Record: pr.Record}})
 				n.checkSplitBrain(v)
 			}
+			if errors.As(err, &pr) && pr.Record.Term < own.Term && own.Master == n.cfg.Site && pr.Record.Master != n.cfg.Site {
+				// The other site went on alone in an older term this site did not take over
+				// (PeerSoloLost): only an operator's word for that term lets this site through.
+				n.mu.Lock()
+				n.olderSolo = pr.Record
+				n.mu.Unlock()
+			}
 			if errors.As(err, &pr) && pr.Record.Term > own.Term {
 				// As in decide, the split brain the record shows is noted before the adoption
 				// replaces the record that shows it.
@@ -1449,6 +1485,23 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	// a record that lets the other site take over without those commits (DESIGN §3 rule 2).
 	lacking := n.beforePromote != nil && own.Term != 0 && own.Master == n.cfg.Site && !own.PeerSynced
 	rec := TermRecord{Term: a.Term, Master: n.cfg.Site, PeerSynced: !lacking, Seq: nextSeq(0)}
+	// What this term is taken over, kept before the term is (TookOver): the record this site
+	// holds, or the newer term whose loss an operator accepted (AcceptLoss: this site was
+	// current by that word, its record older). A restart that forgot it would refuse the next
+	// promotion over an older term of the other site's the check let through, never let one
+	// through it refused.
+	n.mu.Lock()
+	over := n.takenOver.next(a.Term, max(own.Term, n.acceptLoss))
+	n.mu.Unlock()
+	if n.cfg.DataDir != "" {
+		if err := saveTakenOver(n.cfg.DataDir, over); err != nil {
+			n.log.Warn("cannot keep what the term is taken over: after a restart, a promotion over an older term the other site went on alone in waits for an operator",
+				"term", a.Term, "over", over.Over, "err", err)
+		}
+	}
+	n.mu.Lock()
+	n.takenOver = over
+	n.mu.Unlock()
 	// DESIGN §3: the term record is durable before anyone hears of the term.
 	if err := n.saveRecord(rec); err != nil {
 		// This site stays the best one and would claim, fail and claim again every round

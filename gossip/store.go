@@ -243,3 +243,64 @@ func isStateTemp(file string, names []string) bool {
 	}
 	return false
 }
+
+// TakenOverFile keeps, in the data directory, the term record this site held when it took its
+// latest term (Node.TookOver), so that a restart does not forget what that term was taken over.
+const TakenOverFile = "taken-over.json"
+
+// takenOverMark is TakenOverFile's content: the term this site took, and the term of the
+// record it held then; and so of the term it took before, for a promotion that failed before
+// its term was saved (or a crash between the two saves) leaves this site's record in that one.
+type takenOverMark struct {
+	Term     uint64 `json:"term"`
+	Over     uint64 `json:"over"`
+	PrevTerm uint64 `json:"prev_term,omitempty"`
+	PrevOver uint64 `json:"prev_over,omitempty"`
+}
+
+// next returns the mark after this site took term over over.
+func (m takenOverMark) next(term, over uint64) takenOverMark {
+	if m.Term == term {
+		return takenOverMark{Term: term, Over: over, PrevTerm: m.PrevTerm, PrevOver: m.PrevOver}
+	}
+	return takenOverMark{Term: term, Over: over, PrevTerm: m.Term, PrevOver: m.Over}
+}
+
+// over returns what term was taken over, 0 when the mark does not know.
+func (m takenOverMark) over(term uint64) uint64 {
+	switch term {
+	case 0:
+		return 0
+	case m.Term:
+		return m.Over
+	case m.PrevTerm:
+		return m.PrevOver
+	}
+	return 0
+}
+
+func loadTakenOver(dir string) (takenOverMark, error) {
+	var m takenOverMark
+	b, err := os.ReadFile(filepath.Join(dir, TakenOverFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("load the term taken over: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("load the term taken over from %s: %w", filepath.Join(dir, TakenOverFile), err)
+	}
+	return m, nil
+}
+
+func saveTakenOver(dir string, m takenOverMark) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := WriteStateFile(dir, TakenOverFile, b); err != nil {
+		return fmt.Errorf("save the term taken over: %w", err)
+	}
+	return nil
+}

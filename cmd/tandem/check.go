@@ -47,7 +47,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 		// A state file of data_dir's that gossip.New reads, as tandem run does: not in the file,
 		// but named by data_dir's line as the file's errors are.
-		for _, state := range []string{gossip.VoteFile, gossip.SplitBrainFile} {
+		for _, state := range []string{gossip.VoteFile, gossip.SplitBrainFile, gossip.TakenOverFile} {
 			if strings.Contains(err.Error(), filepath.Join(cfg.DataDir, state)) {
 				fmt.Fprintln(stderr, cfg.ErrorAt("data_dir", err.Error()))
 				return 1

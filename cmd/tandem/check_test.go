@@ -171,11 +171,11 @@ func TestCheckConfigSignedPort(t *testing.T) {
 }
 
 // TestCheckConfigStateFileNamesDataDir: a state file in data_dir that the member cannot read
-// (vote.json, split-brain.json: gossip.New reads them, as tandem run does) fails check-config,
+// (vote.json, split-brain.json, taken-over.json: gossip.New reads them, as tandem run does) fails check-config,
 // with data_dir's line and key as every other error: it was printed with the file alone.
 func TestCheckConfigStateFileNamesDataDir(t *testing.T) {
 	t.Parallel()
-	for _, state := range []string{"vote.json", "split-brain.json"} {
+	for _, state := range []string{"vote.json", "split-brain.json", "taken-over.json"} {
 		dir := t.TempDir()
 		f := filepath.Join(dir, "site1.toml")
 		src := "site = \"site1\"\ndata_dir = \"" + dir + "\"\n[gossip]\nbind = \"127.0.0.1:7946\"\njoin = [\"127.0.0.1:7947\"]\nwitness = true\n" +

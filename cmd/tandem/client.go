@@ -437,7 +437,7 @@ func cmdPromote(args []string, stdout, stderr io.Writer) int {
 	var loss termFlag
 	c, rest, err := adminFlags("promote", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&force, "force", false, "take control without seeing a member that knows the current term")
-		fs.Var(&loss, "accept-loss", "the newest `term`, whose master is lost for good: take control though this site's database lacks what it committed alone (lost)")
+		fs.Var(&loss, "accept-loss", "the newest `term`, whose master is lost for good, or the older one a refused promotion names (status decision): take control though this site's database lacks what it committed alone (lost)")
 	})
 	if err != nil {
 		return usageExit(err)

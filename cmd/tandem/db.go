@@ -573,7 +573,9 @@ func (d *database) promote(ctx context.Context, term uint64) (bool, error) {
 // of the newest term this site knows of, went on alone (unacknowledged: no one alive to tell,
 // and its sidecar died before this one heard). This site's database lacks what it committed
 // then, and taking over would lose commits its clients saw (DESIGN §3 rule 2); it waits for
-// that site, unless an operator accepted the loss (tandem promote -accept-loss). A peer
+// that site, unless an operator accepted the loss (tandem promote -accept-loss). So too for an
+// older term of that site's that this site's own term was not taken over (gossip.PeerSoloLost:
+// both went on alone, that site in a term it took after this site's, not knowing of it). A peer
 // database that does not answer tells nothing.
 func (d *database) mayPromote(ctx context.Context, term uint64) error {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -585,16 +587,33 @@ func (d *database) mayPromote(ctx context.Context, term uint64) error {
 	silent := err != nil && (rctx.Err() != nil || !time.Now().Before(deadline))
 	cancel()
 	d.mu.Lock()
-	own := d.record.Term
+	own := d.record
 	if silent {
 		d.peerSilent = time.Now()
 	}
 	d.mu.Unlock()
-	if err != nil || psynced || pmaster == "" || pmaster == d.site {
+	if err != nil {
 		return nil
 	}
-	if pterm < own || (d.node != nil && d.node.AcceptedLoss() == pterm) {
+	var over uint64
+	if d.node != nil {
+		over = d.node.TookOver(own.Term)
+	}
+	peer := gossip.TermRecord{Term: pterm, Master: pmaster, PeerSynced: psynced}
+	if !gossip.PeerSoloLost(d.site, own, over, peer) || (d.node != nil && d.node.AcceptedLoss() == pterm) {
 		return nil
+	}
+	if pterm < own.Term {
+		// This site took its term over an older record than pterm (PeerSoloLost): that site
+		// took pterm later, not knowing of this site's term, and went on alone in it.
+		taken := fmt.Sprintf("taken over term %d", over)
+		if over == 0 {
+			taken = "what it was taken over is not known here"
+		}
+		return &gossip.PromoteRefusal{Record: gossip.TermRecord{Term: pterm, Master: pmaster},
+			Err: fmt.Errorf("the peer database's term record says %s, master of term %d, went on alone in it, a term this site's term %d did not take over (%s): "+
+				"both sites went on alone (split brain), and this site's database lacks what %s committed then; compare the databases (tandem verify), then, to go on without those commits, tandem promote -accept-loss %d",
+				pmaster, pterm, own.Term, taken, pmaster, pterm)}
 	}
 	// The node takes the record as its own when it is newer than the one it holds (a term the
 	// gossip never carried here), and so the operator's -accept-loss of that term.

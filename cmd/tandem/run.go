@@ -225,7 +225,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	defer node.Unbind() // a failed start-up lets go of it; once node.Run took it, nothing
 	// A crash between a state file's write and its rename left its temporary file.
-	removed, err := gossip.RemoveStaleTemps(cfg.DataDir, gossip.StateFile, gossip.VoteFile, gossip.SplitBrainFile, promotedFile, demotedFile)
+	removed, err := gossip.RemoveStaleTemps(cfg.DataDir, gossip.StateFile, gossip.VoteFile, gossip.SplitBrainFile, gossip.TakenOverFile, promotedFile, demotedFile)
 	if len(removed) > 0 {
 		logger.Info("removed the temporary files a crash left in data_dir", "files", removed)
 	}

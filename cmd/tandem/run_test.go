@@ -633,7 +633,7 @@ func TestStartRemovesStaleTempFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	old := time.Now().Add(-time.Hour)
-	stale := []string{gossip.StateFile + ".123456.tmp", gossip.VoteFile + ".42.tmp", gossip.SplitBrainFile + ".7.tmp",
+	stale := []string{gossip.StateFile + ".123456.tmp", gossip.VoteFile + ".42.tmp", gossip.SplitBrainFile + ".7.tmp", gossip.TakenOverFile + ".8.tmp",
 		promotedFile + ".99.tmp", demotedFile + ".3141592653.tmp"}
 	kept := []string{"notes.123.tmp", gossip.StateFile + ".abc.tmp", gossip.StateFile + ".12.tmp.bak", "x" + gossip.StateFile + ".12.tmp"}
 	fresh := gossip.StateFile + ".555.tmp" // a write in progress, maybe another process's

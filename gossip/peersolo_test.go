@@ -1,0 +1,102 @@
+package gossip
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/config"
+)
+
+// TestPeerSoloLost: the check before a promotion, of the term record the other site's database
+// holds. b took term 6 over its term-4 record across a cut gossip link, a's database down; a,
+// never hearing of term 6, took term 5 with b's database down, and both went on alone (the gossip
+// model's seed 50422 of "databases, two sites with gossip cuts"): b's next promotion, a's
+// database answering {5, a, peer_synced = false}, lost a's term-5 commits, term 5 being older
+// than b's own. An older term b took its own over (caught up, its loss accepted, its master's
+// database down then) lets it through, as before.
+func TestPeerSoloLost(t *testing.T) {
+	rec := func(term uint64, master string, synced bool) TermRecord {
+		return TermRecord{Term: term, Master: master, PeerSynced: synced}
+	}
+	for _, c := range []struct {
+		name string
+		own  TermRecord
+		over uint64
+		peer TermRecord
+		want bool
+	}{
+		{"older solo term taken after own (seed 50422)", rec(6, "b", false), 4, rec(5, "a", false), true},
+		{"older solo term, what own was taken over not known", rec(6, "b", true), 0, rec(5, "a", false), true},
+		{"older solo term own was taken over (accept-loss, or its database down then)", rec(6, "b", false), 5, rec(5, "a", false), false},
+		{"older solo term well before own", rec(9, "b", false), 7, rec(5, "a", false), false},
+		{"older term caught up", rec(6, "b", false), 4, rec(5, "a", true), false},
+		{"own older term in the peer database", rec(6, "b", false), 4, rec(5, "b", false), false},
+		{"no record in the peer database", rec(6, "b", false), 4, TermRecord{}, false},
+		{"same term, another master", rec(6, "b", false), 5, rec(6, "a", false), true},
+		{"newer solo term", rec(6, "a", true), 0, rec(7, "a", false), true},
+		{"newer term caught up", rec(6, "a", true), 0, rec(7, "a", true), false},
+		{"older term of the master of own, adopted", rec(6, "a", true), 0, rec(5, "a", false), false},
+	} {
+		if got := PeerSoloLost("b", c.own, c.over, c.peer); got != c.want {
+			t.Errorf("%s: PeerSoloLost(b, own %+v, over %d, peer %+v) = %v, want %v", c.name, c.own, c.over, c.peer, got, c.want)
+		}
+	}
+}
+
+// TestTookOverKept: the term a promotion took, and the term of the record the site held then,
+// are kept in the data directory before the term is: a restart, which forgets an operator's
+// accept-loss, still knows what the term was taken over (PeerSoloLost).
+func TestTookOverKept(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	store := NewFileStore(dir)
+	if err := store.Save(TermRecord{Term: 4, Master: "b", PeerSynced: true, Seq: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func() *config.Config {
+		return &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: dir,
+			Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+			Admin:  config.Admin{Listen: "127.0.0.1:0"}}
+	}
+	n, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.promote(context.Background(), Action{Kind: Promote, Term: 6})
+	if r, err := store.Load(); err != nil || r.Term != 6 || r.Master != "b" {
+		t.Fatalf("after promote(6) the store holds %+v (%v), want term 6 of b", r, err)
+	}
+	if got := n.TookOver(6); got != 4 {
+		t.Fatalf("TookOver(6) = %d, want 4 (the record held when term 6 was taken)", got)
+	}
+	if got := n.TookOver(5); got != 0 {
+		t.Fatalf("TookOver(5) = %d, want 0 (not taken here)", got)
+	}
+	n2, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n2.TookOver(6); got != 4 {
+		t.Fatalf("after a restart, TookOver(6) = %d, want 4", got)
+	}
+}
+
+// TestTakenOverMarkPrev: a promotion that fails before its term is saved (the store refuses it,
+// or the process dies between the two saves) leaves this site's record in the term it took
+// before; what that one was taken over is still known.
+func TestTakenOverMarkPrev(t *testing.T) {
+	m := takenOverMark{}.next(6, 5).next(7, 6)
+	for _, c := range []struct{ term, want uint64 }{{7, 6}, {6, 5}, {5, 0}, {0, 0}} {
+		if got := m.over(c.term); got != c.want {
+			t.Errorf("after terms 6 (over 5) and 7 (over 6): over(%d) = %d, want %d", c.term, got, c.want)
+		}
+	}
+	if again := m.next(7, 6); again.over(6) != 5 {
+		t.Errorf("term 7 taken again (a retried save): over(6) = %d, want 5", again.over(6))
+	}
+	if later := m.next(8, 7); later.over(6) != 0 || later.over(7) != 6 || later.over(8) != 7 {
+		t.Errorf("after term 8 (over 7): over 6, 7, 8 = %d, %d, %d; want 0, 6, 7", later.over(6), later.over(7), later.over(8))
+	}
+}
