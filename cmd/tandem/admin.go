@@ -85,13 +85,22 @@ func (s *sidecar) adminHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(s.status())
 	})
-	// For external load balancers: 200 on the member in that role, 503 elsewhere.
+	// For external load balancers: 200 on the member in that role, 503 elsewhere. A master
+	// whose shim is fenced by the peer database's term record (fenceByPeer) answers 503 too:
+	// it stays master in the gossip for as long as its term does, but refuses new sessions
+	// and writes, and a load balancer must not send the clients there (TestAdminMasterFenced).
 	roleCheck := func(want gossip.Role) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			st := s.node.State()
 			if st.Role != want {
 				http.Error(w, st.Role.String(), http.StatusServiceUnavailable)
 				return
+			}
+			if want == gossip.RoleMaster && s.db != nil {
+				if why := s.db.fencedBy(s.db.shim.Mode()); why != "" {
+					http.Error(w, st.Role.String()+", fenced (it takes no writes): "+why, http.StatusServiceUnavailable)
+					return
+				}
 			}
 			fmt.Fprintln(w, st.Role)
 		}

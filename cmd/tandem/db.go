@@ -154,9 +154,7 @@ func (d *database) status() dbStatus {
 	if err := d.ship.Err(); err != nil {
 		out.NeedsResync = err.Error()
 	}
-	if f := d.fenced.Load(); f != nil && mode == txshim.ModeFenced && term == f.term {
-		out.FencedBy = f.String()
-	}
+	out.FencedBy = d.fencedBy(mode, term)
 	c := d.shim.Catalog()
 	out.Catalog = catalogStatus{WriterFunctions: c.WriterFunctions, NotifyingFunctions: c.NotifyingFunctions,
 		WriterViews: c.WriterViews, NotifyTables: c.NotifyTables, Error: c.Err}
@@ -754,6 +752,15 @@ func (f *peerFence) wayOut() string {
 		"as its promotion is refused for the other site's record of term %d)", f.term, f.term, f.term)
 }
 
+// fencedBy says why the shim, in mode in term, is fenced by the peer database's term record
+// (fenceByPeer), or "" when it is not fenced so.
+func (d *database) fencedBy(mode txshim.Mode, term uint64) string {
+	if f := d.fenced.Load(); f != nil && mode == txshim.ModeFenced && term == f.term {
+		return f.String()
+	}
+	return ""
+}
+
 // fenceByPeer fences the shim of this master of term when the peer database's term record
 // holds a newer term, or term of another master: its successor took over across a cut link
 // and touched the peer database only (DESIGN §3: a master cut off cannot commit once its
@@ -778,8 +785,8 @@ func (d *database) fenceByPeer(ctx context.Context, term uint64) bool {
 		return false
 	}
 	f := &peerFence{term: term, peerTerm: pterm, peerMaster: pmaster}
-	// What the clients the shim refuses are told: this site is the master (the gossip's,
-	// /master answers 200 here), there is no other to connect to.
+	// What the clients the shim refuses are told: this site is the master (the gossip's;
+	// /master answers 503 here while fenced), there is no other to connect to.
 	why := fmt.Sprintf("master of term %d, but the peer database holds term %d of %s (split brain): it takes no writes (tandem status shows txshim fenced_by)",
 		term, pterm, pmaster)
 	for _, m := range []txshim.Mode{txshim.ModeSolo, txshim.ModeDual} {
