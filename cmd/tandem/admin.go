@@ -501,10 +501,21 @@ func (s *sidecar) promote(w http.ResponseWriter, r *http.Request) {
 	waiting := func(d string) bool {
 		return d == "" || strings.HasPrefix(d, "cold start") || (loss != "" && strings.HasPrefix(d, "not current"))
 	}
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	// A client that goes away ends the watch (TestPromoteClientGone).
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+watch:
+	for {
 		st = s.node.State()
 		if st.Role == gossip.RoleMaster || !waiting(st.Decision) {
 			break
+		}
+		select {
+		case <-ctx.Done():
+			break watch
+		case <-tick.C:
 		}
 	}
 	if st.Role != gossip.RoleMaster && st.Decision != "" && (loss != "" || !strings.HasPrefix(st.Decision, "cold start")) {
