@@ -38,26 +38,36 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	// What tandem run checks beyond the file itself (fence_delay against the profile's timing):
-	// a file check-config passes must not be one run refuses. Nothing is bound or saved.
-	if _, err := gossip.New(cfg, gossip.Options{Store: checkStore{}, Logger: slog.New(slog.DiscardHandler)}); err != nil {
-		if errors.Is(err, gossip.ErrMetaTooLarge) { // the endpoints' names and addresses
-			fmt.Fprintln(stderr, cfg.ErrorAt("server.endpoint", err.Error()))
-			return 1
-		}
-		// A state file of data_dir's that gossip.New reads, as tandem run does: not in the file,
-		// but named by data_dir's line as the file's errors are.
-		for _, state := range []string{gossip.VoteFile, gossip.SplitBrainFile, gossip.TakenOverFile} {
-			if strings.Contains(err.Error(), filepath.Join(cfg.DataDir, state)) {
-				fmt.Fprintln(stderr, cfg.ErrorAt("data_dir", err.Error()))
-				return 1
-			}
-		}
-		fmt.Fprintf(stderr, "%s: %v\n", cfg.File, err)
+	// What tandem run checks beyond the file itself: a file check-config passes must not be one
+	// run refuses.
+	if msg, _ := nodeCheck(cfg); msg != "" {
+		fmt.Fprintln(stderr, msg)
 		return 1
 	}
 	fmt.Fprint(stdout, cfg.Redacted())
 	return 0
+}
+
+// nodeCheck builds the gossip node tandem run makes of cfg, binding and saving nothing, and
+// returns what gossip.New refuses (the metadata its endpoints make too large, fence_delay
+// against the profile's timing), named as the file's errors are, or "". inFile says whether
+// it comes from the file: tandem run exits 2 on it as on the file's other errors
+// (TestRunMetaTooLargeExitsTwo). A state file of data_dir's that gossip.New reads (a vote, a
+// split-brain mark) is not in the file, though named by data_dir's line.
+func nodeCheck(cfg *config.Config) (msg string, inFile bool) {
+	_, err := gossip.New(cfg, gossip.Options{Store: checkStore{}, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		return "", false
+	}
+	if errors.Is(err, gossip.ErrMetaTooLarge) { // the endpoints' names and addresses
+		return cfg.ErrorAt("server.endpoint", err.Error()).Error(), true
+	}
+	for _, state := range []string{gossip.VoteFile, gossip.SplitBrainFile, gossip.TakenOverFile} {
+		if strings.Contains(err.Error(), filepath.Join(cfg.DataDir, state)) {
+			return cfg.ErrorAt("data_dir", err.Error()).Error(), false
+		}
+	}
+	return fmt.Sprintf("%s: %v", cfg.File, err), true
 }
 
 // checkStore stands in for the term record's store while check-config builds a node it never

@@ -57,6 +57,13 @@ func cmdRun(args []string, stderr io.Writer, witness bool) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	// What gossip.New refuses in the file (its endpoints too much for the metadata): a file it
+	// cannot use too, as check-config says, not a start that failed (TestRunMetaTooLargeExitsTwo).
+	// A state file of data_dir's it cannot read is left to the start, which fails on it.
+	if msg, inFile := nodeCheck(cfg); inFile {
+		fmt.Fprintln(stderr, msg)
+		return 2
+	}
 	logger := slog.New(newOneKeyHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))).With("site", cfg.Site)
 	slog.SetDefault(logger)
 

@@ -168,3 +168,49 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		}
 	}
 }
+
+// TestRunMetaTooLargeExitsTwo: a file whose endpoints leave the gossip metadata no room
+// (gossip.ErrMetaTooLarge) is one tandem run cannot use: check-config reports it as the file's
+// error, at its server.endpoint line, and exits 1 as it does on every error; tandem run exited
+// 1 too, a member that failed once started (a supervisor retries it), not 2 as on every other
+// error of the file (TestBadConfigExitsTwo). It exits 2, naming the line as check-config does.
+func TestRunMetaTooLargeExitsTwo(t *testing.T) {
+	dir := tempDir(t, "e2e-")
+	f := filepath.Join(dir, "site1.toml")
+	src := fmt.Sprintf("site = \"site1\"\ndata_dir = %q\n[gossip]\nbind = \"127.0.0.1:%d\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[server]\n",
+		filepath.Join(dir, "data"), freePort(t))
+	for i := range 12 {
+		src += fmt.Sprintf("[[server.endpoint]]\nname = \"e%d_%s\"\naddress = \"127.0.0.1:%d\"\n", i, strings.Repeat("x", 40), 1+i)
+	}
+	writeFile(t, f, src)
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"check-config", f}, 1},
+		{[]string{"run", "-config", f}, 2},
+	} {
+		cmd := exec.Command(bins.tandem, tc.args...)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("tandem %s still running after 20 s; want it to refuse the file\n%s", strings.Join(tc.args, " "), out.String())
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.want || !strings.Contains(out.String(), "server.endpoint: ") ||
+			!strings.Contains(out.String(), "gossip metadata too large") {
+			t.Errorf("tandem %s: %v, want exit %d naming server.endpoint's line and the metadata too large\n%s",
+				strings.Join(tc.args, " "), err, tc.want, out.String())
+		}
+	}
+}
