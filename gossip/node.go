@@ -431,13 +431,11 @@ func longestMeta(m Meta) Meta {
 		m.Admin = net.JoinHostPort(host, "65535")
 	}
 	other := strings.Repeat("x", 32)
-	// Cold and DrainKeeps are never published together (release): the longer of the two.
-	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.DrainKeeps, m.Leaving, m.ManualFailback = true, true, false, true, true, true, true
+	m.ServerHealthy, m.DBReachable, m.Cold, m.Draining, m.DrainKeeps, m.Leaving, m.ManualFailback = true, true, true, true, true, true, true
 	if !m.Witness {
 		m.Role = RoleMaster
 	}
-	// A Seq is a clock's nanoseconds (nextSeq), an int64's.
-	m.Record = TermRecord{Term: term, Master: other, PeerSynced: true, Seq: math.MaxInt64}
+	m.Record = TermRecord{Term: term, Master: other, PeerSynced: true, Seq: math.MaxUint64}
 	m.Released, m.ReleasedTo, m.Claim, m.Vote, m.VoteFor, m.SplitBrain = term, other, term, term, other, term
 	return m
 }
@@ -1660,10 +1658,7 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.reason = a.Reason
 	n.roleChanges++
 	n.switchTo = ""
-	// A member that never saw a peer since its start (cold: a forced master stopping) keeps
-	// nothing: no other proxy routes to it that could, and the two flags never being published
-	// together leaves the metadata's room where it was before DrainKeeps (longestMeta).
-	n.meta.Draining, n.meta.DrainKeeps = true, a.Handover && !n.meta.Cold
+	n.meta.Draining, n.meta.DrainKeeps = true, a.Handover
 	n.encodeLocked()
 	n.mu.Unlock()
 	n.log.Info("role change", "from", old.String(), "to", RoleBackup.String(), "term", term, "reason", a.Reason, "to_site", a.To)
