@@ -46,3 +46,38 @@ func TestMetaRoomForRoleChanges(t *testing.T) {
 	b := run(t, cfgB, Options{})
 	waitFor(t, 5*time.Second, "site1 master, as site2 sees it", master(a, b))
 }
+
+// TestLongestMetaCoversDrain: the metadata a master publishes while it drains a handover
+// (Draining and DrainKeeps, with Released, ReleasedTo and Claim empty, as release leaves them)
+// is no longer than longestMeta, which New and check-config measure; and longestMeta grew by
+// nothing for DrainKeeps, which counted on top of Released took 10 bytes no metadata uses
+// (a file that fitted before was refused: TestAdminAnyPortMetadataRoom).
+func TestLongestMetaCoversDrain(t *testing.T) {
+	m := Meta{Site: strings.Repeat("s", 32), Priority: 1, Admin: "127.0.0.1:0",
+		Endpoints: map[string]string{"pg": "10.0.0.1:5432", "http": "10.0.0.1:8080"}}
+	longest := longestMeta(m)
+	lb, err := EncodeMeta(longest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain := longest
+	drain.Draining, drain.DrainKeeps = true, true
+	drain.Released, drain.ReleasedTo, drain.Claim = 0, "", 0
+	drain.Record.Master = m.Site
+	db, err := EncodeMeta(drain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(db) > len(lb) {
+		t.Fatalf("a draining master publishes %d bytes, longestMeta measures %d:\n%s\n%s", len(db), len(lb), db, lb)
+	}
+	without := longest
+	without.DrainKeeps = false
+	wb, err := EncodeMeta(without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lb) != len(wb) {
+		t.Fatalf("longestMeta counts DrainKeeps on top of Released (%d bytes, %d without): a draining master has no Released", len(lb), len(wb))
+	}
+}
