@@ -47,7 +47,7 @@ func TestNodeHandoverDrainingSite(t *testing.T) {
 	defer releaseOnce.Do(func() { close(release) })
 
 	waitFor(t, 15*time.Second, "switchover to site2 accepted", func() bool { return a.Switchover("site2") == nil })
-	<-draining
+	within(t, draining, "site1's release to begin")
 	if s := a.State(); s.Draining != "site1" || s.Master != "" {
 		t.Fatalf("site1 drains its handover: its State says draining %q, master %q; want site1, none", s.Draining, s.Master)
 	}
@@ -60,7 +60,7 @@ func TestNodeHandoverDrainingSite(t *testing.T) {
 	})
 
 	endOnce.Do(func() { close(endDrain) })
-	<-drained
+	within(t, drained, "site1's drain to end")
 	if s := a.State(); s.Draining != "" || s.Master != "" {
 		t.Fatalf("site1 ended its drain: its State says draining %q, master %q; want none", s.Draining, s.Master)
 	}
@@ -110,7 +110,7 @@ func TestNodeFailureReleaseKeepsNothing(t *testing.T) {
 	waitFor(t, 10*time.Second, "site2 to route to site1", func() bool { return b.State().Master == "site1" })
 
 	a.SetServerHealthy(false)
-	<-draining
+	within(t, draining, "site1's release to begin")
 	if s := a.State(); s.Draining != "" || s.Master != "" {
 		t.Fatalf("site1 released for a failed server: its State says draining %q, master %q; want none", s.Draining, s.Master)
 	}
@@ -121,4 +121,14 @@ func TestNodeFailureReleaseKeepsNothing(t *testing.T) {
 		}
 	}
 	releaseOnce.Do(func() { close(release) })
+}
+
+// within waits up to 15 s for ch to close, failing the test after.
+func within(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
 }
