@@ -1,0 +1,44 @@
+package txshim
+
+import "testing"
+
+// TestClockWordElsewhereNotRefused: the check of 2cdf80d refused any date or time constant in
+// a default or partition bound the transaction had made, once the statement had a clock word
+// in any string literal: CREATE TABLE … (d date DEFAULT '2020-01-01', kind text DEFAULT
+// 'today') was refused, and so was a statement with 'now' in a text default after an earlier
+// one of the same transaction had made a default or a partition of fixed dates. Only a
+// constant holding the moment a clock word was read is refused.
+func TestClockWordElsewhereNotRefused(t *testing.T) {
+	t.Parallel()
+	_, conn, exec, shipped := ddlPair(t,
+		`CREATE TABLE cp (id int, at timestamptz, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`,
+		`CREATE TABLE r (id int PRIMARY KEY)`, `INSERT INTO r VALUES (1), (2)`)
+	for _, q := range []string{
+		`CREATE TABLE f1 (id int PRIMARY KEY, d date DEFAULT '2020-01-01', kind text DEFAULT 'today')`,
+		`BEGIN; CREATE TABLE f2 (id int PRIMARY KEY, d date DEFAULT '2020-01-01'); CREATE TABLE f3 (id int PRIMARY KEY, s text DEFAULT 'now'); COMMIT`,
+		`BEGIN; CREATE TABLE cp_2020 PARTITION OF cp FOR VALUES FROM ('2020-01-01') TO ('2021-01-01'); CREATE TABLE f4 (id int PRIMARY KEY, s text DEFAULT 'tomorrow'); COMMIT`,
+		`CREATE TABLE f5 (id int PRIMARY KEY, at timestamptz DEFAULT CURRENT_TIMESTAMP, since timestamp DEFAULT '2019-05-05 10:00', s text CHECK (s <> 'now'))`,
+		`CREATE TABLE f6 (id int PRIMARY KEY, at timestamptz DEFAULT now()) -- 'now'`,
+		`BEGIN; SAVEPOINT a; ALTER TABLE r ADD COLUMN z int DEFAULT 1; RELEASE a; SAVEPOINT b; ALTER TABLE r ADD COLUMN w date DEFAULT '2020-01-01'; ROLLBACK TO b; COMMIT`,
+	} {
+		if err := exec(q); err != nil {
+			t.Errorf("%s: %v", q, err)
+			if conn.PgConn().TxStatus() != 'I' {
+				exec(`ROLLBACK`)
+			}
+		}
+	}
+	for _, q := range []string{
+		`CREATE TABLE g1 (id int PRIMARY KEY, d date DEFAULT '2020-01-01', at timestamp DEFAULT 'tomorrow 10:00')`,
+		`CREATE TABLE g2 (id int PRIMARY KEY, d daterange[] DEFAULT '{"[yesterday,)"}')`,
+		`CREATE TABLE g3 (id int PRIMARY KEY, opens time DEFAULT '09:00', at timetz DEFAULT 'now')`,
+	} {
+		if err := exec(q); pgCode(err) != "0A000" {
+			t.Errorf("%s: %v, want 0A000", q, err)
+		}
+		if conn.PgConn().TxStatus() == 'E' {
+			exec(`ROLLBACK`)
+		}
+	}
+	shipped()
+}
