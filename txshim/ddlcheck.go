@@ -316,8 +316,12 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 // FORCE ROW LEVEL SECURITY, or one the role does not own) hides rows that the statement checked
 // rewrites all the same, and the table looked empty (TestAddedColumnRowsHiddenByPolicy).
 // PostgreSQL refuses a query that a policy would affect under it (42501), as it does one on a
-// table the role may not read: either is taken for rows. The setting is taken back with the
-// subtransaction, which always rolls back (PL/pgSQL variables keep their values).
+// table the role may not read: either is taken for rows — unless no file the query would read
+// (the table's, or one of a table below it, partition or child) has a page: such a table has
+// no row, and an owner under FORCE ROW LEVEL SECURITY altering an empty table (a fresh
+// deployment's migrations) was refused as if it had some (TestAddedColumnEmptyTableUnderPolicy).
+// A table of another kind (a foreign table) is taken for one with rows. The setting is taken
+// back with the subtransaction, which always rolls back (PL/pgSQL variables keep their values).
 func hasRowsSQL(rel, indent string) string {
 	lines := []string{
 		"BEGIN",
@@ -326,7 +330,12 @@ func hasRowsSQL(rel, indent string) string {
 		"  RAISE EXCEPTION USING ERRCODE = 'TDM97';",
 		"EXCEPTION",
 		"  WHEN SQLSTATE 'TDM97' THEN NULL;",
-		"  WHEN insufficient_privilege THEN has_rows := true;",
+		"  WHEN insufficient_privilege THEN",
+		"    has_rows := EXISTS (WITH RECURSIVE tree(oid) AS (SELECT (" + rel + ")::pg_catalog.oid",
+		"        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.oid)",
+		"      SELECT FROM tree JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.oid",
+		"      WHERE c.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p}'::pg_catalog.\"char\"[])",
+		"        OR (c.relkind OPERATOR(pg_catalog.=) 'r' AND pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog.>) 0));",
 		"END;",
 	}
 	return indent + strings.Join(lines, "\n"+indent) + "\n"
