@@ -96,20 +96,47 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     FULL, and records that in tandem.ddl for the peer.
 func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string {
 	var b strings.Builder
-	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_rel pg_catalog.text; clock_col pg_catalog.text;\nBEGIN\n")
-	if addsDefault {
+	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[];\nBEGIN\n")
+	if hasClockLiteral(stmt) {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
-		// constant as the statement runs: a default that holds a constant of a type holding a
-		// date or time counts as not constant when the statement has such a literal, and so
-		// does one that converts text by input function ('now'::text::timestamptz, kept as a
-		// CoerceViaIO to run later). Such a type is a date or time type, or one made of one —
-		// an array, a range or multirange, a domain, a composite type: '{now}'::timestamptz[]
-		// and '[today,)'::daterange read the clock too (TestAddedColumnClockLiteralWrapped).
+		// constant as the statement runs, each database's own moment. The defaults and the
+		// partition bounds that hold one are those the transaction made that hold a constant
+		// of a type holding a date or time (a date or time type, or one made of one — an
+		// array, a range or multirange, a domain, a composite type: '{now}'::timestamptz[] and
+		// '[today,)'::daterange read the clock too, TestAddedColumnClockLiteralWrapped) whose
+		// text, under DateStyle ISO in a subtransaction that always rolls back, holds the day
+		// of the transaction's start ('now', 'today'), the next or the one before, or its time
+		// of day. Not any date or time constant: the clock word may sit in another string of
+		// the statement (d date DEFAULT '2020-01-01', kind text DEFAULT 'today'), and the
+		// constant in a definition an earlier statement of the transaction made
+		// (TestClockWordElsewhereNotRefused, TestAddedColumnClockWordElsewhereNotRefused). A
+		// time of day fixed from 'today' or 'tomorrow 10:00' is the same on the peer.
+		read := func(tree, rel string) string {
+			return `EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
+        WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
+      AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(` + tree + `, ` + rel + `), x) OPERATOR(pg_catalog.>) 0)`
+		}
+		b.WriteString(`  BEGIN
+    PERFORM pg_catalog.set_config('datestyle', 'ISO', true);
+    clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
+      'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];
+    SELECT pg_catalog.array_agg(d.oid) INTO clock_defs FROM pg_catalog.pg_attrdef d
+    WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + read("d.adbin", "d.adrelid") + `;
+    SELECT pg_catalog.array_agg(c.oid) INTO clock_parts FROM pg_catalog.pg_class c
+    WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND ` + read("c.relpartbound", "c.oid") + `;
+    RAISE EXCEPTION USING ERRCODE = 'TDM97';
+  EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
+  END;
+`)
+	}
+	if addsDefault {
+		// A default that holds a clock literal's moment counts as not constant (see above), and
+		// so does one that converts text by input function ('now'::text::timestamptz, kept as
+		// a CoerceViaIO to run later), when the statement has such a literal.
 		clock := ""
 		if hasClockLiteral(stmt) {
 			clock = ` OR d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{COERCEVIAIO '
-        OR EXISTS (SELECT FROM pg_catalog.regexp_matches(d.adbin::pg_catalog.text, ':consttype (\d+) ', 'g') m
-          WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)`
+        OR d.oid OPERATOR(pg_catalog.=) ANY (clock_defs)`
 		}
 		// The columns the statement added (see afterDDLBeforeSQL).
 		added := `pg_catalog.age(a.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attnum OPERATOR(pg_catalog.>) 0
@@ -165,48 +192,24 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		// A clock literal fixed into a definition the statement made — a column's default, a
 		// partition's bounds — is each database's own moment: the definitions would differ
 		// (TestClockLiteralDefinitionsRefused). The rows of a table with rows are checked above.
-		// Such a definition holds a constant of a type holding a date or time whose value is
-		// the moment the literal was read, that of the transaction's start ('now'), or its day
-		// or the next or the one before: the one the transaction made whose text (under
-		// DateStyle ISO, in a subtransaction that always rolls back) holds one of these. Not
-		// any date or time constant: the clock word may sit in another string of the statement
-		// (d date DEFAULT '2020-01-01', kind text DEFAULT 'today'), and the constant in a
-		// definition an earlier statement of the transaction made
-		// (TestClockWordElsewhereNotRefused). A time of day fixed from 'today' or 'tomorrow
-		// 10:00' is the same on the peer.
-		read := func(tree, rel string) string {
-			return `EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
-        WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
-      AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(` + tree + `, ` + rel + `), x) OPERATOR(pg_catalog.>) 0)`
-		}
-		b.WriteString(`  BEGIN
-    PERFORM pg_catalog.set_config('datestyle', 'ISO', true);
-    clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
-      'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];
-    SELECT d.adrelid::pg_catalog.regclass::pg_catalog.text, a.attname::pg_catalog.text INTO clock_rel, clock_col
+		b.WriteString(`  FOR r IN SELECT d.adrelid::pg_catalog.regclass AS rel, a.attname
     FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid AND a.attnum OPERATOR(pg_catalog.=) d.adnum
     JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.adrelid
-    WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND t.relpersistence OPERATOR(pg_catalog.<>) 't'
-      AND ` + read("d.adbin", "d.adrelid") + `
-    LIMIT 1;
-    IF clock_rel IS NULL THEN
-      SELECT c.oid::pg_catalog.regclass::pg_catalog.text INTO clock_rel FROM pg_catalog.pg_class c
-      WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
-        AND ` + read("c.relpartbound", "c.oid") + `
-      LIMIT 1;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = 'TDM97';
-  EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
-  END;
-  IF clock_col IS NOT NULL THEN
+    WHERE d.oid OPERATOR(pg_catalog.=) ANY (clock_defs) AND t.relpersistence OPERATOR(pg_catalog.<>) 't'
+    LIMIT 1
+  LOOP
     RAISE EXCEPTION USING ERRCODE = '0A000',
-      MESSAGE = pg_catalog.format('tandem: the default of column %I of %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', clock_col, clock_rel),
+      MESSAGE = pg_catalog.format('tandem: the default of column %I of %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.attname, r.rel),
       HINT = 'Write the date or time itself, or a function that reads the clock when a row is inserted (now(), CURRENT_DATE).';
-  ELSIF clock_rel IS NOT NULL THEN
+  END LOOP;
+  FOR r IN SELECT c.oid::pg_catalog.regclass AS rel FROM pg_catalog.pg_class c
+    WHERE c.oid OPERATOR(pg_catalog.=) ANY (clock_parts) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+    LIMIT 1
+  LOOP
     RAISE EXCEPTION USING ERRCODE = '0A000',
-      MESSAGE = pg_catalog.format('tandem: the bounds of partition %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', clock_rel),
+      MESSAGE = pg_catalog.format('tandem: the bounds of partition %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.rel),
       HINT = 'Write the date or time itself.';
-  END IF;
+  END LOOP;
 `)
 	}
 	if mayUnkey {
