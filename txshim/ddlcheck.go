@@ -147,15 +147,34 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		// A column added and given another default in the same statement (ADD COLUMN c …
 		// DEFAULT random(), ALTER COLUMN c SET DEFAULT 0): the rows there got the first one,
 		// which the default left shows nothing of (TestAddedColumnDefaultResetInStatement).
+		// One the statement adds without a default of its own (ADD COLUMN c int, ALTER
+		// COLUMN c SET DEFAULT 5) got NULL there, unless its type is a domain, whose default
+		// it got (TestAddedColumnPlainThenDefaultSet).
 		reset := "false"
 		if names, all := defaultSetColumns(stmt); all {
 			reset = "true"
 		} else if len(names) > 0 {
-			lits := make([]string, len(names))
-			for i, n := range names {
-				lits[i] = quoteLiteral(n)
+			plain := map[string]bool{}
+			for _, n := range plainAddedColumns(stmt) {
+				plain[n] = true
 			}
-			reset = `a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[])`
+			var lits, plainLits []string
+			for _, n := range names {
+				if plain[n] {
+					plainLits = append(plainLits, quoteLiteral(n))
+				} else {
+					lits = append(lits, quoteLiteral(n))
+				}
+			}
+			var conds []string
+			if len(lits) > 0 {
+				conds = append(conds, `a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[`+strings.Join(lits, ", ")+`]::pg_catalog.text[])`)
+			}
+			if len(plainLits) > 0 {
+				conds = append(conds, `(a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[`+strings.Join(plainLits, ", ")+`]::pg_catalog.text[])
+        AND EXISTS (SELECT FROM pg_catalog.pg_type ty WHERE ty.oid OPERATOR(pg_catalog.=) a.atttypid AND ty.typtype OPERATOR(pg_catalog.=) 'd'))`)
+			}
+			reset = "(" + strings.Join(conds, " OR ") + ")"
 		}
 		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname, ` + reset + ` AS reset
     FROM pg_catalog.pg_attribute a
@@ -311,6 +330,61 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 	}
 	end()
 	return names, all
+}
+
+// plainAddedColumns reads an ALTER TABLE statement: the names (folded) of the columns its ADD
+// [COLUMN] [IF NOT EXISTS] name actions add with no default of their own — no DEFAULT or
+// GENERATED word in the action, and no serial type (which is a default, nextval). A name
+// written U&"…" is left out.
+func plainAddedColumns(stmt string) []string {
+	st := sigTokens(stmt)
+	toks, word, punct := st.toks, st.word, st.punct
+	table, i := alterTableName(st)
+	if table == "" {
+		return nil
+	}
+	var names []string
+	depth, first, defaulted := 0, i, false
+	end := func() {
+		j := first
+		if defaulted || !word(j, "ADD") {
+			return
+		}
+		j++
+		if word(j, "COLUMN") {
+			j++
+		} else if word(j, "CONSTRAINT") || word(j, "PRIMARY") || word(j, "UNIQUE") || word(j, "CHECK") ||
+			word(j, "FOREIGN") || word(j, "EXCLUDE") {
+			return
+		}
+		if word(j, "IF") && word(j+1, "NOT") && word(j+2, "EXISTS") {
+			j += 3
+		}
+		if j < len(toks) && (toks[j].kind == tokWord || toks[j].kind == tokQuoted) && !punct(j+1, '&') {
+			names = append(names, string(foldName(stmt[toks[j].start:toks[j].end], nil)))
+		}
+	}
+	for ; i < len(toks); i++ {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			depth--
+		case depth != 0:
+		case punct(i, ',') || punct(i, ';'):
+			end()
+			first, defaulted = i+1, false
+		case word(i, "DEFAULT") || word(i, "GENERATED"):
+			defaulted = true
+		case toks[i].kind == tokWord || toks[i].kind == tokQuoted:
+			switch string(foldName(stmt[toks[i].start:toks[i].end], nil)) {
+			case "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8":
+				defaulted = true
+			}
+		}
+	}
+	end()
+	return names
 }
 
 // hasRowsSQL is PL/pgSQL that sets has_rows to whether the table rel (a regclass expression)
