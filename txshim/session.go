@@ -115,6 +115,12 @@ type session struct {
 	// (awaitCopyOpen).
 	copyPartErr  bool
 	copyPartWake chan struct{}
+	// copyPartImplicit: copyPart's COPY runs in the request's implicit transaction, in no
+	// block of the shim's or the client's (a procedure before it in the part: wrapFrom). A Sync
+	// of the shim's would commit it partway through the client's request: endCopyPart sends no
+	// probe then, and what the client sends goes on as it is
+	// (TestCopyPartImplicitSyncThenDone). Read only while copyPart is set.
+	copyPartImplicit bool
 	// partWrite: a part of the open extended request, sent unanswered before its Sync (after a
 	// Flush) while the mode took writes (roForced not set), ran an Execute in the implicit
 	// transaction open now (unitState.pipelined), which commits at the Sync without passing the
@@ -525,6 +531,17 @@ type pending struct {
 	// type of the client's next message: any of its replies (probeEnd) counts as the Close's
 	// CloseComplete would, and what follows it up to the last ReadyForQuery is the shim's.
 	probeAny bool
+	// flushProbe: copyPartProbeImplicit's entry, for a part's COPY in the request's implicit
+	// transaction that the client ended: its Close goes with a Flush, not a Sync, which would
+	// commit that transaction. Its CloseComplete with no error before it (flushOK, under
+	// session.mu) means the COPY ended well; an error (flushFailed, under session.mu) means
+	// it failed, and a Sync, two Closes and a Sync follow (flushPhase, flushHeld: serverLoop's
+	// alone). flushSkip: the COPY failed behind the client's last Sync. flushStage is closed at
+	// either outcome.
+	flushProbe, flushOK, flushFailed, flushSkip bool
+	flushPhase                                  int
+	flushHeld                                   []byte
+	flushStage                                  chan struct{}
 	// probeQuery: copyPartProbe's for a simple Query, whose empty Query goes before its Sync,
 	// terminated by a Close and a Sync (writeCopyMark): a backend skipping to the Sync skips
 	// it, and keeps the client's unnamed prepared statement, which a Query drops
@@ -1047,7 +1064,11 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	// may have ended well, the client's Syncs during it ignored: the request goes on then
 	// (TestCopyPartSyncThenDoneRequest).
 	ended := s.copyStarts <= s.copyEnds
-	if !done && s.copyPart && s.copySyncs > 0 {
+	// implicit: the COPY runs in the request's implicit transaction, which the probe's Sync
+	// would commit when the COPY ended well (copyPartProbeImplicit); once an error failed the
+	// part, a Sync commits nothing.
+	implicit := !done && s.copyPart && s.copySyncs > 0 && s.copyPartImplicit && ended && !s.copyPartErr
+	if !done && s.copyPart && s.copySyncs > 0 && !implicit {
 		// Queued under the lock serverLoop finds a ReadyForQuery with no entry under: each of
 		// the backend's answers to the client's Syncs read after this is the probe's.
 		q := typ == 'Q' && !ended
@@ -1069,7 +1090,12 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 		}
 	}
 	s.mu.Unlock()
-	if probe != nil {
+	if implicit {
+		var goesOn bool
+		if skip, goesOn, err = s.copyPartProbeImplicit(); err != nil || goesOn {
+			return false, err
+		}
+	} else if probe != nil {
 		var goesOn bool
 		if skip, goesOn, err = s.copyPartProbe(typ, probe, ended); err != nil || goesOn {
 			return false, err
@@ -1121,7 +1147,8 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 //
 // ended: the client ended the COPY (CopyDone, CopyFail), so the backend copies no more, and the
 // message is a Close, harmless in a transaction block too (the part's COPY runs in one, the
-// shim's or the client's), whatever typ is. goesOn: none of the client's Syncs was answered
+// shim's or the client's: one in the request's implicit transaction, which the leading Sync
+// would commit, has copyPartProbeImplicit's probe instead), whatever typ is. goesOn: none of the client's Syncs was answered
 // and no error came, the COPY ended well: PostgreSQL goes on with the request, which the
 // probe's Sync did not end in the block.
 func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn bool, err error) {
@@ -1186,6 +1213,152 @@ func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn 
 	}
 	// The first ReadyForQuery answers the probe's Sync: none of the client's was answered.
 	return p.probeZ < 2, false, nil
+}
+
+// copyPartProbeImplicit is endCopyPart's probe for a part's COPY FROM STDIN that runs in the
+// request's implicit transaction (copyPartImplicit), which the client ended after Syncs during
+// it, none answered yet. copyPartProbe's leading Sync would commit that transaction when the
+// COPY ended well, the client's Syncs ignored: PostgreSQL goes on with the request in it, and
+// an error later in the request rolls the COPY's rows back with the rest
+// (TestCopyPartImplicitSyncThenDone). A Close with a Flush asks first: its CloseComplete with
+// no error before it means the COPY ended well (goesOn); an error means the transaction
+// failed, and a Sync, two Closes and a Sync tell, as copyPartProbe's do, whether the backend
+// answered Syncs of the client's (skip when none: the COPY failed behind the last).
+func (s *session) copyPartProbeImplicit() (skip, goesOn bool, err error) {
+	p := &pending{fwd: true, flushProbe: true, dropRFQ: true, notify: make(chan struct{}), flushStage: make(chan struct{})}
+	wake := make(chan struct{})
+	s.mu.Lock()
+	s.pushLocked(p)
+	if s.copyPartErr {
+		// Read with no entry queued, since endCopyPart looked.
+		close(wake)
+	} else {
+		s.copyPartWake = wake
+	}
+	s.mu.Unlock()
+	cl := &pgproto3.Close{ObjectType: 'S', Name: copyMarkName}
+	buf, _ := cl.Encode(nil)
+	buf, _ = (&pgproto3.Flush{}).Encode(buf)
+	if _, err := s.bw.Write(buf); err != nil {
+		return false, false, err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return false, false, err
+	}
+	select {
+	case <-p.flushStage:
+	case <-wake:
+	case <-s.done:
+		return false, false, errBackendGone
+	}
+	s.mu.Lock()
+	s.copyPartWake = nil
+	ok := p.flushOK
+	s.mu.Unlock()
+	s.copySyncs = 0
+	if ok {
+		return false, true, nil
+	}
+	buf, _ = (&pgproto3.Sync{}).Encode(buf[:0])
+	buf, _ = cl.Encode(buf)
+	buf, _ = cl.Encode(buf)
+	buf, _ = (&pgproto3.Sync{}).Encode(buf)
+	if _, err := s.bw.Write(buf); err != nil {
+		return false, false, err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return false, false, err
+	}
+	select {
+	case <-p.notify:
+	case <-s.done:
+		return false, false, errBackendGone
+	}
+	s.mu.Lock()
+	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
+	s.copyStarts, s.copyEnds = 0, 0
+	s.copyChangedLocked()
+	s.mu.Unlock()
+	return p.flushSkip, false, nil
+}
+
+// flushProbe's phases (pending.flushPhase), read by serverLoop (flushProbeReply).
+const (
+	flushAsked    = iota // the Close and Flush sent
+	flushErred           // an error came first: the Sync, two Closes and a Sync follow
+	flushClosed          // past the first CloseComplete of a failed COPY
+	flushAnswered        // the backend answered Syncs of the client's: the probe's replies left
+	flushSkipped         // it answered none: the COPY failed behind the client's last Sync
+	flushEnded
+)
+
+// flushProbeReply takes, in serverLoop, the backend's message typ for copyPartProbeImplicit's
+// entry p; done: the message is the shim's, or one of the client's ReadyForQuery messages sent
+// on here; else it is handled as for any entry (the COPY's CommandComplete and error go to
+// the client, the probe's last ReadyForQuery ends the entry, dropped).
+func (s *session) flushProbeReply(p *pending, typ byte, body []byte) (done bool, err error) {
+	stage := func() {
+		select {
+		case <-p.flushStage:
+		default:
+			close(p.flushStage)
+		}
+	}
+	switch ph := p.flushPhase; {
+	case ph == flushAsked && typ == 'E':
+		s.mu.Lock()
+		p.flushFailed = true
+		stage()
+		s.mu.Unlock()
+		p.flushPhase = flushErred
+	case (ph == flushAsked || ph == flushErred) && typ == 'Z':
+		// Answers a Sync of the client's, or the probe's first Sync (told at the next '3').
+		if p.flushHeld != nil {
+			if err := s.toClient('Z', p.flushHeld, false); err != nil {
+				return true, err
+			}
+		}
+		p.flushHeld = append([]byte(nil), body...)
+		return true, nil
+	case ph == flushAsked && typ == '3':
+		s.mu.Lock()
+		if !s.copyPartErr && !p.flushFailed {
+			// Nothing failed: the COPY ended well, its transaction still open.
+			p.flushOK, p.flushPhase = true, flushEnded
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			stage()
+			close(p.notify)
+			s.mu.Unlock()
+			return true, nil
+		}
+		p.flushFailed = true
+		stage()
+		s.mu.Unlock()
+		p.flushPhase = flushClosed
+		return true, nil
+	case ph == flushErred && typ == '3':
+		p.flushPhase = flushClosed
+		return true, nil
+	case ph == flushClosed && typ == 'Z':
+		// The first Close was answered before the probe's Sync: the ReadyForQuery held
+		// answers the client's last Sync.
+		if err := s.toClient('Z', p.flushHeld, s.br.r.Buffered() == 0); err != nil {
+			return true, err
+		}
+		p.flushHeld, p.flushPhase = nil, flushAnswered
+		return true, nil
+	case ph == flushClosed && typ == '3':
+		// Both Closes answered after the ReadyForQuery held, the probe's first Sync's: the
+		// first Close was skipped.
+		p.flushHeld, p.flushSkip, p.flushPhase = nil, true, flushSkipped
+		return true, nil
+	case (ph == flushAnswered || ph == flushSkipped) && typ == '3':
+		return true, nil
+	case (ph == flushAnswered || ph == flushSkipped) && typ == 'Z':
+		p.flushPhase = flushEnded
+	}
+	return false, nil
 }
 
 // awaitCopyOpen waits, at a copy message of the client's whose last request holds a COPY FROM
@@ -1440,6 +1613,16 @@ func (s *session) serverLoop() {
 				}
 			}
 			cur.r.held = nil
+		}
+		if cur != nil && cur.flushProbe {
+			if done, err := s.flushProbeReply(cur, typ, body); err != nil {
+				return
+			} else if done {
+				if cur.flushPhase == flushEnded {
+					cur = nil // answered without a ReadyForQuery (flushOK)
+				}
+				continue
+			}
 		}
 		if cur != nil && cur.probeQuery && !cur.probeSeen {
 			// Set before the entry was queued; read by serverLoop alone after.
@@ -2642,11 +2825,18 @@ func (s *session) partWriteLocked() bool {
 }
 
 // noteCopyPart notes a part of steps [lo, hi) of u sent unanswered (copyPart); injected: in
-// the shim's block (copyPartStatus).
-func (s *session) noteCopyPart(u unit, lo, hi int, injected bool) {
+// the shim's block (copyPartStatus); st: the status before the part, 0 if not known
+// (copyPartImplicit: neither injected nor in a block at its first COPY).
+func (s *session) noteCopyPart(u unit, lo, hi int, injected bool, st byte) {
 	if hasCopyIn(u, lo, hi) {
+		k := lo
+		for !u.info(k).copyIn {
+			k++
+		}
+		at := statusAfter(u, lo, k, st)
 		s.mu.Lock()
 		s.copyPart, s.copyPartErr = true, false
+		s.copyPartImplicit = !injected && at == 'I'
 		if injected {
 			s.copyPartStatus = 'I'
 		}
@@ -4024,7 +4214,7 @@ func (s *session) runBatch(ctx context.Context, final bool) error {
 				// until a later part learns it (walk).
 				us.st, us.assumed = 0, statusAfter(u, 0, u.n(), st)
 				us.pipelined = pipelineAfter(u, 0, u.n(), false)
-				s.noteCopyPart(u, 0, u.n(), false)
+				s.noteCopyPart(u, 0, u.n(), false, st)
 				s.notePartWrite(u, 0, u.n(), st)
 			}
 			s.bw.Write(s.ebuf)
@@ -5359,7 +5549,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				us.assumed, us.pipelined = us.st, false
 			}
 			us.st, us.pipelined = 0, pipelineAfter(u, lo, n, us.pipelined)
-			s.noteCopyPart(u, lo, n, us.injected)
+			s.noteCopyPart(u, lo, n, us.injected, us.assumed)
 			s.notePartWrite(u, lo, n, us.assumed)
 			return u.send(s, lo, n, true, nil)
 		}
