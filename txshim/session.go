@@ -4717,7 +4717,10 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 	// that transaction is implicit (us.assumed, or the status the requests before leave), the
 	// shim's BEGIN goes in before the terminator: the block is then the shim's, as when it
 	// injects one at the start of a request. A 25001 warning says the block was open already.
-	// Elsewhere, and behind a COPY FROM STDIN, settle: a terminator keeps an explicit block.
+	// Elsewhere, and behind a COPY FROM STDIN in a block, settle: a terminator keeps an
+	// explicit block. A COPY in the implicit transaction (copyPartImplicit: a procedure before
+	// it) is no exception: settle's terminator committed it partway through the request
+	// (TestCopyPartImplicitThenFlushedWrite).
 	begin := func(i int) (failed bool, err error) {
 		a := us.assumed
 		if a == 0 && !s.copyPart {
@@ -4727,7 +4730,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				return false, err
 			}
 		}
-		if a != 'I' || s.copyPart {
+		if a != 'I' || s.copyPart && !s.copyPartImplicit {
 			return settle(i)
 		}
 		if j := firstBlockOnly(u, lo, i); j >= 0 {
