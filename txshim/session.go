@@ -1148,9 +1148,9 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 // ended: the client ended the COPY (CopyDone, CopyFail), so the backend copies no more, and the
 // message is a Close, harmless in a transaction block too (the part's COPY runs in one, the
 // shim's or the client's: one in the request's implicit transaction, which the leading Sync
-// would commit, has copyPartProbeImplicit's probe instead), whatever typ is. goesOn: none of the client's Syncs was answered
-// and no error came, the COPY ended well: PostgreSQL goes on with the request, which the
-// probe's Sync did not end in the block.
+// would commit, has copyPartProbeImplicit's probe instead), whatever typ is. goesOn: none of
+// the client's Syncs was answered and no error came, the COPY ended well: PostgreSQL goes on
+// with the request, which the probe's Sync did not end in the block.
 func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn bool, err error) {
 	buf, _ := (&pgproto3.Sync{}).Encode(nil)
 	var msgs []pgproto3.FrontendMessage
@@ -1184,16 +1184,8 @@ func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn 
 			return false, false, err
 		}
 	}
-	if _, err := s.bw.Write(buf); err != nil {
+	if err := s.probeRound(buf, p.notify, nil); err != nil {
 		return false, false, err
-	}
-	if err := s.bw.Flush(); err != nil {
-		return false, false, err
-	}
-	select {
-	case <-p.notify:
-	case <-s.done:
-		return false, false, errBackendGone
 	}
 	s.mu.Lock()
 	if ended && p.probeZ < 2 && !p.errSeen && !s.copyPartErr {
@@ -1213,6 +1205,24 @@ func (s *session) copyPartProbe(typ byte, p *pending, ended bool) (skip, goesOn 
 	}
 	// The first ReadyForQuery answers the probe's Sync: none of the client's was answered.
 	return p.probeZ < 2, false, nil
+}
+
+// probeRound sends buf, a probe of copyPartProbe's, to the backend and waits until a or b (nil:
+// never) is closed — the probe's reply read (serverLoop) — or the backend is gone.
+func (s *session) probeRound(buf []byte, a, b <-chan struct{}) error {
+	if _, err := s.bw.Write(buf); err != nil {
+		return err
+	}
+	if err := s.bw.Flush(); err != nil {
+		return err
+	}
+	select {
+	case <-a:
+	case <-b:
+	case <-s.done:
+		return errBackendGone
+	}
+	return nil
 }
 
 // copyPartProbeImplicit is endCopyPart's probe for a part's COPY FROM STDIN that runs in the
@@ -1239,17 +1249,8 @@ func (s *session) copyPartProbeImplicit() (skip, goesOn bool, err error) {
 	cl := &pgproto3.Close{ObjectType: 'S', Name: copyMarkName}
 	buf, _ := cl.Encode(nil)
 	buf, _ = (&pgproto3.Flush{}).Encode(buf)
-	if _, err := s.bw.Write(buf); err != nil {
+	if err := s.probeRound(buf, p.flushStage, wake); err != nil {
 		return false, false, err
-	}
-	if err := s.bw.Flush(); err != nil {
-		return false, false, err
-	}
-	select {
-	case <-p.flushStage:
-	case <-wake:
-	case <-s.done:
-		return false, false, errBackendGone
 	}
 	s.mu.Lock()
 	s.copyPartWake = nil
@@ -1263,16 +1264,8 @@ func (s *session) copyPartProbeImplicit() (skip, goesOn bool, err error) {
 	buf, _ = cl.Encode(buf)
 	buf, _ = cl.Encode(buf)
 	buf, _ = (&pgproto3.Sync{}).Encode(buf)
-	if _, err := s.bw.Write(buf); err != nil {
+	if err := s.probeRound(buf, p.notify, nil); err != nil {
 		return false, false, err
-	}
-	if err := s.bw.Flush(); err != nil {
-		return false, false, err
-	}
-	select {
-	case <-p.notify:
-	case <-s.done:
-		return false, false, errBackendGone
 	}
 	s.mu.Lock()
 	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
