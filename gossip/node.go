@@ -210,6 +210,10 @@ type Node struct {
 	// takenOver: the term this site took last, and the term of the record it held then
 	// (TookOver), kept in the data directory (TakenOverFile).
 	takenOver takenOverMark
+	// takenOverUnsaved: the term takenOver holds was not saved as this site's term record (its
+	// promotion failed before, or the process died between the two saves), so the record
+	// held is still of the term before it (takenOverMark.next).
+	takenOverUnsaved bool
 	// dbDown is what SetDBReachable last said (false: reachable); holdUntil, until when a
 	// failed promotion keeps this site out of the running (holdPromotion). The published
 	// DBReachable is neither.
@@ -414,7 +418,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		readySince: map[string]time.Time{}, boots: map[string]uint64{},
 		voteUnknown: voteUnknown, voteSeen: map[string]bool{},
 		meta: meta, metaBytes: b, role: meta.Role, peers: map[string]*peer{},
-		splitMark: mark, takenOver: over,
+		splitMark: mark, takenOver: over, takenOverUnsaved: over.Term > rec.Term,
 	}
 	n.state = n.stateLocked()
 	n.delivered = n.state
@@ -1496,7 +1500,7 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	// promotion over an older term of the other site's the check let through, never let one
 	// through it refused.
 	n.mu.Lock()
-	over := n.takenOver.next(a.Term, max(own.Term, n.acceptLoss))
+	over := n.takenOver.next(a.Term, max(own.Term, n.acceptLoss), !n.takenOverUnsaved)
 	n.mu.Unlock()
 	if n.cfg.DataDir != "" {
 		if err := saveTakenOver(n.cfg.DataDir, over); err != nil {
@@ -1505,10 +1509,16 @@ func (n *Node) promote(ctx context.Context, a Action) {
 		}
 	}
 	n.mu.Lock()
-	n.takenOver = over
+	n.takenOver, n.takenOverUnsaved = over, true
 	n.mu.Unlock()
 	// DESIGN §3: the term record is durable before anyone hears of the term.
-	if err := n.saveRecord(rec); err != nil {
+	err := n.saveRecord(rec)
+	if err == nil {
+		n.mu.Lock()
+		n.takenOverUnsaved = false
+		n.mu.Unlock()
+	}
+	if err != nil {
 		// This site stays the best one and would claim, fail and claim again every round
 		// while the other site, which could serve, waited behind it: it stands aside. And
 		// the Save may have gone part of the way (into its database, which then refuses this

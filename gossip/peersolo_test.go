@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -87,16 +88,56 @@ func TestTookOverKept(t *testing.T) {
 // or the process dies between the two saves) leaves this site's record in the term it took
 // before; what that one was taken over is still known.
 func TestTakenOverMarkPrev(t *testing.T) {
-	m := takenOverMark{}.next(6, 5).next(7, 6)
+	m := takenOverMark{}.next(6, 5, true).next(7, 6, true)
 	for _, c := range []struct{ term, want uint64 }{{7, 6}, {6, 5}, {5, 0}, {0, 0}} {
 		if got := m.over(c.term); got != c.want {
 			t.Errorf("after terms 6 (over 5) and 7 (over 6): over(%d) = %d, want %d", c.term, got, c.want)
 		}
 	}
-	if again := m.next(7, 6); again.over(6) != 5 {
+	if again := m.next(7, 6, true); again.over(6) != 5 {
 		t.Errorf("term 7 taken again (a retried save): over(6) = %d, want 5", again.over(6))
 	}
-	if later := m.next(8, 7); later.over(6) != 0 || later.over(7) != 6 || later.over(8) != 7 {
+	if later := m.next(8, 7, true); later.over(6) != 0 || later.over(7) != 6 || later.over(8) != 7 {
 		t.Errorf("after term 8 (over 7): over 6, 7, 8 = %d, %d, %d; want 0, 6, 7", later.over(6), later.over(7), later.over(8))
+	}
+}
+
+// TestTookOverKeptAfterFailedPromotions: two promotions in a row that fail to save their term
+// (the store refuses it: the local database away, or a crash between the two saves, twice)
+// leave this site's record in the term it held before both; what that term was taken over must
+// still be known, or the next promotion is refused for an older term of the other site's that
+// this site's term did take over (PeerSoloLost).
+func TestTookOverKeptAfterFailedPromotions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dbGone := errors.New("local database gone")
+	store := &memStore{rec: TermRecord{Term: 4, Master: "b", PeerSynced: true, Seq: 1}}
+	cfg := func() *config.Config {
+		return &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: dir,
+			Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+			Admin:  config.Admin{Listen: "127.0.0.1:0"}}
+	}
+	n, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.promote(context.Background(), Action{Kind: Promote, Term: 6}) // term 6 over term 4
+	store.mu.Lock()
+	store.fail = func(int, TermRecord) error { return dbGone }
+	store.mu.Unlock()
+	n.promote(context.Background(), Action{Kind: Promote, Term: 7}) // fails: the record stays 6
+	n.promote(context.Background(), Action{Kind: Promote, Term: 8}) // fails again
+	if r, _ := store.Load(); r.Term != 6 {
+		t.Fatalf("the store holds %+v, want term 6 (both later saves failed)", r)
+	}
+	if got := n.TookOver(6); got != 4 {
+		t.Errorf("after two failed promotions, TookOver(6) = %d, want 4 (the record still held is term 6)", got)
+	}
+	n2, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n2.TookOver(6); got != 4 {
+		t.Errorf("after a restart, TookOver(6) = %d, want 4", got)
 	}
 }

@@ -258,9 +258,15 @@ type takenOverMark struct {
 	PrevOver uint64 `json:"prev_over,omitempty"`
 }
 
-// next returns the mark after this site took term over over.
-func (m takenOverMark) next(term, over uint64) takenOverMark {
-	if m.Term == term {
+// next returns the mark after this site took term over over. saved says whether the term the
+// mark holds was saved (the promotion that took it got its term record kept): one that was
+// not (the store refused it, or the process died between the two saves) left this site's
+// record in the term before it, the mark's previous one, which is kept then; taking its place,
+// two such failures in a row made what the record held was taken over unknown, and the next
+// promotion was refused for an older term of the other site's that it did take over
+// (TestTookOverKeptAfterFailedPromotions).
+func (m takenOverMark) next(term, over uint64, saved bool) takenOverMark {
+	if m.Term == term || !saved {
 		return takenOverMark{Term: term, Over: over, PrevTerm: m.PrevTerm, PrevOver: m.PrevOver}
 	}
 	return takenOverMark{Term: term, Over: over, PrevTerm: m.Term, PrevOver: m.Over}
