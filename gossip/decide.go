@@ -454,8 +454,9 @@ func (v View) decideMaster(self Member, majority bool, noMajority string) Action
 // taking a new term over peer, the term record the other site's database holds (read before the
 // promotion, cmd/tandem's CheckPromote): that its master went on alone (peer_synced = false) in
 // a term this site's database lacks the commits of (DESIGN §3 rule 2). over is the term of the
-// record this site held when it took own.Term, when own is its own, or the newer term whose loss
-// an operator had accepted then (Node.TookOver; 0: not known).
+// record this site held when it took own.Term, when own is its own (that record's own over, when
+// it was this site's too), or the newer term whose loss an operator had accepted then
+// (Node.TookOver; 0: not known).
 //
 // A term of the peer's as new as own, or newer, is one this site never took over. An older one
 // was taken over when this site took own.Term knowing of it (peer.Term <= over): caught up, its

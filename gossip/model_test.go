@@ -1115,7 +1115,11 @@ func (m *model) promoteDBStart(x *modelMember, a Action) (TermRecord, bool) {
 	}
 	lacking := own.Term != 0 && own.Master == x.site && !own.PeerSynced
 	rec := TermRecord{Term: a.Term, Master: x.site, PeerSynced: !lacking}
-	x.takenOver = x.takenOver.next(a.Term, max(own.Term, x.acceptLoss), own.Term >= x.takenOver.Term) // kept before the term is
+	known := own.Term
+	if own.Master == x.site {
+		known = x.takenOver.over(own.Term) // Node.promote: a term of its own knew no more
+	}
+	x.takenOver = x.takenOver.next(a.Term, max(known, x.acceptLoss), own.Term >= x.takenOver.Term) // kept before the term is
 	if !m.writeTerm(x, rec) {
 		if r := x.dbRec; x.db && r.Term >= a.Term && r.Master != x.site {
 			v := m.view(x)

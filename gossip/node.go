@@ -925,7 +925,8 @@ func (n *Node) AcceptLoss(term uint64) error {
 
 // TookOver returns the term of the record this site held when it took term, its own, or the
 // newer term whose loss an operator had accepted then (0: not known, or term not taken here):
-// the terms up to it were known then (PeerSoloLost).
+// the terms up to it were known then (PeerSoloLost). A term taken over one of this site's own
+// was taken over what that one was: it knew no more of the other site's terms.
 func (n *Node) TookOver(term uint64) uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -1499,8 +1500,14 @@ func (n *Node) promote(ctx context.Context, a Action) {
 	// current by that word, its record older). A restart that forgot it would refuse the next
 	// promotion over an older term of the other site's the check let through, never let one
 	// through it refused.
+	// Over a term of this site's own, the new term knows no more than that one did when it was
+	// taken: what that term was taken over (TestTookOverRepromotion).
 	n.mu.Lock()
-	over := n.takenOver.next(a.Term, max(own.Term, n.acceptLoss), !n.takenOverUnsaved)
+	known := own.Term
+	if own.Master == n.cfg.Site {
+		known = n.takenOver.over(own.Term)
+	}
+	over := n.takenOver.next(a.Term, max(known, n.acceptLoss), !n.takenOverUnsaved)
 	n.mu.Unlock()
 	if n.cfg.DataDir != "" {
 		if err := saveTakenOver(n.cfg.DataDir, over); err != nil {

@@ -53,7 +53,7 @@ func TestTookOverKept(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	store := NewFileStore(dir)
-	if err := store.Save(TermRecord{Term: 4, Master: "b", PeerSynced: true, Seq: 1}); err != nil {
+	if err := store.Save(TermRecord{Term: 4, Master: "a", PeerSynced: true, Seq: 1}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := func() *config.Config {
@@ -111,7 +111,7 @@ func TestTookOverKeptAfterFailedPromotions(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	dbGone := errors.New("local database gone")
-	store := &memStore{rec: TermRecord{Term: 4, Master: "b", PeerSynced: true, Seq: 1}}
+	store := &memStore{rec: TermRecord{Term: 4, Master: "a", PeerSynced: true, Seq: 1}}
 	cfg := func() *config.Config {
 		return &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: dir,
 			Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
@@ -139,5 +139,36 @@ func TestTookOverKeptAfterFailedPromotions(t *testing.T) {
 	}
 	if got := n2.TookOver(6); got != 4 {
 		t.Errorf("after a restart, TookOver(6) = %d, want 4", got)
+	}
+}
+
+// TestTookOverRepromotion: a promotion over this site's own term record (its master released
+// or lost the role, and no one took a newer term) takes the new term over what that record was
+// taken over, not over the record's term: b took term 6 over its term-4 record, not knowing of
+// the term 5 a took later, cut off, with b's database down; b's next term, 7, taken with a's
+// database down again, knew no more of term 5 than term 6 did. Kept as taken over term 6, term
+// 7 let b's promotion after it through a's database's {5, a, peer_synced = false} (PeerSoloLost),
+// losing a's term-5 commits as seed 50422 did.
+func TestTookOverRepromotion(t *testing.T) {
+	t.Parallel()
+	store := &memStore{rec: TermRecord{Term: 4, Master: "a", PeerSynced: true, Seq: 1}}
+	cfg := &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: t.TempDir(),
+		Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Admin:  config.Admin{Listen: "127.0.0.1:0"}}
+	n, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.promote(context.Background(), Action{Kind: Promote, Term: 6})
+	n.promote(context.Background(), Action{Kind: Promote, Term: 7})
+	if r, _ := store.Load(); r.Term != 7 || r.Master != "b" {
+		t.Fatalf("the store holds %+v, want term 7 of b", r)
+	}
+	over := n.TookOver(7)
+	if over != 4 {
+		t.Errorf("TookOver(7) = %d, want 4 (term 7 was taken over term 6, itself taken over term 4)", over)
+	}
+	if !PeerSoloLost("b", TermRecord{Term: 7, Master: "b", PeerSynced: true}, over, TermRecord{Term: 5, Master: "a"}) {
+		t.Errorf("b, master of term 7 taken over %d, lets a's {5, a, unsynced} through", over)
 	}
 }
