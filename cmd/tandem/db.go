@@ -694,6 +694,13 @@ func (d *database) catchUp(ctx context.Context) {
 	if d.fenceByPeer(ctx, term) {
 		return
 	}
+	// The mode read above may be stale by now: the resolver's pass and the look at the peer's
+	// term record take round trips, and a resync may have brought the peer in step meanwhile.
+	// A catch-up then only takes the peer out of step for its run: status said peer_synced
+	// false right after tandem resync said dual commit resumed (TestResync, CI's ci206).
+	if m, t := d.shim.Mode(); m != mode || t != term || (m == txshim.ModeDual && d.ship.PeerSynced()) {
+		return
+	}
 	gen := d.peerDowns()
 	if mode == txshim.ModeSolo {
 		// The shim commits alone, and what it committed may not be on the peer yet — shipped as
