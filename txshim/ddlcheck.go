@@ -298,13 +298,9 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 		}
 		return nil, false
 	}
-	set := false
-	st.actions(i, func(j int) {
-		if word(j, "SET") && word(j+1, "DEFAULT") {
-			set = true
-		}
-	}, func(first, _ int) {
-		defer func() { set = false }()
+	// The actions, split at commas outside parentheses and brackets, as in usingClauses.
+	depth, first, set := 0, i, false
+	end := func() {
 		if !set || !word(first, "ALTER") {
 			return
 		}
@@ -317,7 +313,22 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 		} else {
 			all = true
 		}
-	})
+	}
+	for ; i < len(toks); i++ {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			depth--
+		case depth != 0:
+		case punct(i, ',') || punct(i, ';'):
+			end()
+			first, set = i+1, false
+		case word(i, "SET") && word(i+1, "DEFAULT"):
+			set = true
+		}
+	}
+	end()
 	return names, all
 }
 
@@ -333,19 +344,8 @@ func plainAddedColumns(stmt string) []string {
 		return nil
 	}
 	var names []string
-	defaulted := false
-	st.actions(i, func(j int) {
-		switch {
-		case word(j, "DEFAULT") || word(j, "GENERATED"):
-			defaulted = true
-		case toks[j].kind == tokWord || toks[j].kind == tokQuoted:
-			switch string(foldName(stmt[toks[j].start:toks[j].end], nil)) {
-			case "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8":
-				defaulted = true
-			}
-		}
-	}, func(first, _ int) {
-		defer func() { defaulted = false }()
+	depth, first, defaulted := 0, i, false
+	end := func() {
 		j := first
 		if defaulted || !word(j, "ADD") {
 			return
@@ -363,7 +363,27 @@ func plainAddedColumns(stmt string) []string {
 		if j < len(toks) && (toks[j].kind == tokWord || toks[j].kind == tokQuoted) && !punct(j+1, '&') {
 			names = append(names, string(foldName(stmt[toks[j].start:toks[j].end], nil)))
 		}
-	})
+	}
+	for ; i < len(toks); i++ {
+		switch {
+		case punct(i, '(') || punct(i, '['):
+			depth++
+		case punct(i, ')') || punct(i, ']'):
+			depth--
+		case depth != 0:
+		case punct(i, ',') || punct(i, ';'):
+			end()
+			first, defaulted = i+1, false
+		case word(i, "DEFAULT") || word(i, "GENERATED"):
+			defaulted = true
+		case toks[i].kind == tokWord || toks[i].kind == tokQuoted:
+			switch string(foldName(stmt[toks[i].start:toks[i].end], nil)) {
+			case "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8":
+				defaulted = true
+			}
+		}
+	}
+	end()
 	return names
 }
 
@@ -655,49 +675,36 @@ func (st sigToks) punct(i int, c byte) bool {
 // actions.
 func usingClauses(stmt string) (table string, exprs []string) {
 	st := sigTokens(stmt)
-	toks, word := st.toks, st.word
+	toks, word, punct := st.toks, st.word, st.punct
 	table, i := alterTableName(st)
 	if table == "" {
 		return "", nil
 	}
-	typed, using := false, -1
-	st.actions(i, func(j int) {
-		switch {
-		case word(j, "TYPE"):
-			typed = true
-		case word(j, "USING") && typed && using < 0:
-			using = j + 1
-		}
-	}, func(first, j int) {
+	// The actions, split at commas outside parentheses and brackets.
+	depth, first, typed, using := 0, i, false, -1
+	end := func(j int) {
 		if using >= 0 && using < j && word(first, "ALTER") {
 			exprs = append(exprs, stmt[toks[using].start:toks[j-1].end])
 		}
-		typed, using = false, -1
-	})
-	return table, exprs
-}
-
-// actions walks the comma-separated actions of an ALTER TABLE statement from token i (after
-// the table's name), split at commas (and a semicolon) outside parentheses and brackets: at(j)
-// for each other token outside them, end(first, j) at each action's end — first its first
-// token, j the one after its last.
-func (st sigToks) actions(i int, at func(j int), end func(first, j int)) {
-	depth, first := 0, i
-	for ; i < len(st.toks); i++ {
+	}
+	for ; i < len(toks); i++ {
 		switch {
-		case st.punct(i, '(') || st.punct(i, '['):
+		case punct(i, '(') || punct(i, '['):
 			depth++
-		case st.punct(i, ')') || st.punct(i, ']'):
+		case punct(i, ')') || punct(i, ']'):
 			depth--
 		case depth != 0:
-		case st.punct(i, ',') || st.punct(i, ';'):
-			end(first, i)
-			first = i + 1
-		default:
-			at(i)
+		case punct(i, ',') || punct(i, ';'):
+			end(i)
+			first, typed, using = i+1, false, -1
+		case word(i, "TYPE"):
+			typed = true
+		case word(i, "USING") && typed && using < 0:
+			using = i + 1
 		}
 	}
-	end(first, len(st.toks))
+	end(len(toks))
+	return table, exprs
 }
 
 // alterTableName reads the table's name as written in an ALTER TABLE statement ("" when it
