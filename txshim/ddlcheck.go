@@ -298,9 +298,13 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 		}
 		return nil, false
 	}
-	// The actions, split at commas outside parentheses and brackets, as in usingClauses.
-	depth, first, set := 0, i, false
-	end := func() {
+	set := false
+	st.actions(i, func(j int) {
+		if word(j, "SET") && word(j+1, "DEFAULT") {
+			set = true
+		}
+	}, func(first, _ int) {
+		defer func() { set = false }()
 		if !set || !word(first, "ALTER") {
 			return
 		}
@@ -313,22 +317,7 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 		} else {
 			all = true
 		}
-	}
-	for ; i < len(toks); i++ {
-		switch {
-		case punct(i, '(') || punct(i, '['):
-			depth++
-		case punct(i, ')') || punct(i, ']'):
-			depth--
-		case depth != 0:
-		case punct(i, ',') || punct(i, ';'):
-			end()
-			first, set = i+1, false
-		case word(i, "SET") && word(i+1, "DEFAULT"):
-			set = true
-		}
-	}
-	end()
+	})
 	return names, all
 }
 
@@ -344,8 +333,19 @@ func plainAddedColumns(stmt string) []string {
 		return nil
 	}
 	var names []string
-	depth, first, defaulted := 0, i, false
-	end := func() {
+	defaulted := false
+	st.actions(i, func(j int) {
+		switch {
+		case word(j, "DEFAULT") || word(j, "GENERATED"):
+			defaulted = true
+		case toks[j].kind == tokWord || toks[j].kind == tokQuoted:
+			switch string(foldName(stmt[toks[j].start:toks[j].end], nil)) {
+			case "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8":
+				defaulted = true
+			}
+		}
+	}, func(first, _ int) {
+		defer func() { defaulted = false }()
 		j := first
 		if defaulted || !word(j, "ADD") {
 			return
@@ -363,27 +363,7 @@ func plainAddedColumns(stmt string) []string {
 		if j < len(toks) && (toks[j].kind == tokWord || toks[j].kind == tokQuoted) && !punct(j+1, '&') {
 			names = append(names, string(foldName(stmt[toks[j].start:toks[j].end], nil)))
 		}
-	}
-	for ; i < len(toks); i++ {
-		switch {
-		case punct(i, '(') || punct(i, '['):
-			depth++
-		case punct(i, ')') || punct(i, ']'):
-			depth--
-		case depth != 0:
-		case punct(i, ',') || punct(i, ';'):
-			end()
-			first, defaulted = i+1, false
-		case word(i, "DEFAULT") || word(i, "GENERATED"):
-			defaulted = true
-		case toks[i].kind == tokWord || toks[i].kind == tokQuoted:
-			switch string(foldName(stmt[toks[i].start:toks[i].end], nil)) {
-			case "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8":
-				defaulted = true
-			}
-		}
-	}
-	end()
+	})
 	return names
 }
 
@@ -675,36 +655,49 @@ func (st sigToks) punct(i int, c byte) bool {
 // actions.
 func usingClauses(stmt string) (table string, exprs []string) {
 	st := sigTokens(stmt)
-	toks, word, punct := st.toks, st.word, st.punct
+	toks, word := st.toks, st.word
 	table, i := alterTableName(st)
 	if table == "" {
 		return "", nil
 	}
-	// The actions, split at commas outside parentheses and brackets.
-	depth, first, typed, using := 0, i, false, -1
-	end := func(j int) {
+	typed, using := false, -1
+	st.actions(i, func(j int) {
+		switch {
+		case word(j, "TYPE"):
+			typed = true
+		case word(j, "USING") && typed && using < 0:
+			using = j + 1
+		}
+	}, func(first, j int) {
 		if using >= 0 && using < j && word(first, "ALTER") {
 			exprs = append(exprs, stmt[toks[using].start:toks[j-1].end])
 		}
-	}
-	for ; i < len(toks); i++ {
+		typed, using = false, -1
+	})
+	return table, exprs
+}
+
+// actions walks the comma-separated actions of an ALTER TABLE statement from token i (after
+// the table's name), split at commas (and a semicolon) outside parentheses and brackets: at(j)
+// for each other token outside them, end(first, j) at each action's end — first its first
+// token, j the one after its last.
+func (st sigToks) actions(i int, at func(j int), end func(first, j int)) {
+	depth, first := 0, i
+	for ; i < len(st.toks); i++ {
 		switch {
-		case punct(i, '(') || punct(i, '['):
+		case st.punct(i, '(') || st.punct(i, '['):
 			depth++
-		case punct(i, ')') || punct(i, ']'):
+		case st.punct(i, ')') || st.punct(i, ']'):
 			depth--
 		case depth != 0:
-		case punct(i, ',') || punct(i, ';'):
-			end(i)
-			first, typed, using = i+1, false, -1
-		case word(i, "TYPE"):
-			typed = true
-		case word(i, "USING") && typed && using < 0:
-			using = i + 1
+		case st.punct(i, ',') || st.punct(i, ';'):
+			end(first, i)
+			first = i + 1
+		default:
+			at(i)
 		}
 	}
-	end(len(toks))
-	return table, exprs
+	end(first, len(st.toks))
 }
 
 // alterTableName reads the table's name as written in an ALTER TABLE statement ("" when it
