@@ -75,7 +75,12 @@ func TestOrphanWhileWatchAsks(t *testing.T) {
 	// The second: its client gone before its notice (3 s into its run) comes.
 	b := call("CALL orphan(2, 3, 8)")
 	reset(b)
-	// The watch's question waits for the lock; the second session ends meanwhile.
+	// The watch's question waits for the lock; the second session ends meanwhile. The watch
+	// must have its connection first: one still starting up would wait for the lock in its
+	// start-up, before any question (ci208).
+	waitForLong(t, "the watch's connection", 10*time.Second, func() bool {
+		return one(`SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pid::pg_catalog.text%' AND pid <> pg_backend_pid()`) != "0"
+	})
 	one("BEGIN")
 	one("LOCK TABLE pg_catalog.pg_database IN ACCESS EXCLUSIVE MODE")
 	waitForLong(t, "the watch's question waiting for the lock", 10*time.Second, func() bool {
