@@ -713,6 +713,55 @@ func runRouted(t *testing.T, d *database, node *gossip.Node, drained bool) (stop
 	}
 }
 
+// site2OverTerms sets site2 up to promote over site1's database holding {peerTerm, site1,
+// peer_synced = false} (site2Database: its peer database is its own, for the record read here)
+// and a new data_dir holding own. Each call of start runs a new node of site2 over that data_dir,
+// routed to the database until its stop, healthy and forced past the cold-start wait; mayPromote
+// checks its promotions (BeforePromote passes them, writing nothing), and each refusal goes to
+// refused while it has room.
+func site2OverTerms(t *testing.T, peerTerm uint64, own gossip.TermRecord) (start func() (*gossip.Node, func()), refused chan error) {
+	t.Helper()
+	d := site2Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := txshim.WriteTermRecord(ctx, d.peer, peerTerm, "site1", false); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := gossip.NewFileStore(dir).Save(own); err != nil {
+		t.Fatal(err)
+	}
+	refused = make(chan error, 16)
+	start = func() (*gossip.Node, func()) {
+		t.Helper()
+		cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 2, DataDir: dir,
+			Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+			Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
+			Admin:  config.Admin{Listen: "127.0.0.1:0"}}
+		node, err := gossip.New(cfg, gossip.Options{Logger: slog.New(slog.DiscardHandler),
+			CheckPromote: func(ctx context.Context, term uint64) error {
+				err := d.mayPromote(ctx, term)
+				if err != nil {
+					select {
+					case refused <- err:
+					default:
+					}
+				}
+				return err
+			},
+			BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.attach(node)
+		stop := runRouted(t, d, node, false)
+		node.SetServerHealthy(true)
+		node.Force() // alone: the operator lifted the cold-start wait
+		return node, stop
+	}
+	return start, refused
+}
+
 // freeGossipAddr returns a loopback address whose port is free for TCP and UDP (memberlist).
 func freeGossipAddr(t *testing.T) string {
 	t.Helper()

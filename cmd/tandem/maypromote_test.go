@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
-	"github.com/tandem-ha/tandem/txshim"
 )
 
 // TestMayPromoteNewerTermAcceptLoss: the other site's database names a term this site never
@@ -23,40 +19,9 @@ import (
 // shows the term it waits for and the operator's word for it is taken.
 func TestMayPromoteNewerTermAcceptLoss(t *testing.T) {
 	t.Parallel()
-	d := site2Database(t) // its peer database is its own: site1's, for the record read here
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := txshim.WriteTermRecord(ctx, d.peer, 6, "site1", false); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 5, Master: "site2", PeerSynced: true, Seq: 1}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 2, DataDir: dir,
-		Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-		Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
-		Admin:  config.Admin{Listen: "127.0.0.1:0"}}
-	refused := make(chan error, 16)
-	node, err := gossip.New(cfg, gossip.Options{Logger: slog.New(slog.DiscardHandler),
-		CheckPromote: func(ctx context.Context, term uint64) error {
-			err := d.mayPromote(ctx, term)
-			if err != nil {
-				select {
-				case refused <- err:
-				default:
-				}
-			}
-			return err
-		},
-		BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.attach(node)
-	defer runRouted(t, d, node, false)()
-	node.SetServerHealthy(true)
-	node.Force() // alone: the operator lifted the cold-start wait
+	start, refused := site2OverTerms(t, 6, gossip.TermRecord{Term: 5, Master: "site2", PeerSynced: true, Seq: 1})
+	node, stop := start()
+	defer stop()
 	var rerr error
 	select {
 	case rerr = <-refused:

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tandem-ha/tandem/config"
 	"github.com/tandem-ha/tandem/gossip"
-	"github.com/tandem-ha/tandem/txshim"
 )
 
 // TestMayPromoteOlderSoloTerm: site2 took term 6 across a cut gossip link while site1's database
@@ -23,43 +19,7 @@ import (
 // over it: a restart does not forget it.
 func TestMayPromoteOlderSoloTerm(t *testing.T) {
 	t.Parallel()
-	d := site2Database(t) // its peer database is its own: site1's, for the record read here
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := txshim.WriteTermRecord(ctx, d.peer, 5, "site1", false); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := gossip.NewFileStore(dir).Save(gossip.TermRecord{Term: 6, Master: "site2", PeerSynced: false, Seq: 1}); err != nil {
-		t.Fatal(err)
-	}
-	refused := make(chan error, 16)
-	start := func() (*gossip.Node, func()) {
-		cfg := &config.Config{Kind: config.KindSite, Site: "site2", Priority: 2, DataDir: dir,
-			Gossip: config.Gossip{Bind: freeGossipAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-			Server: config.Server{Endpoints: []config.Endpoint{{Name: "operators", Address: "127.0.0.1:1"}}},
-			Admin:  config.Admin{Listen: "127.0.0.1:0"}}
-		node, err := gossip.New(cfg, gossip.Options{Logger: slog.New(slog.DiscardHandler),
-			CheckPromote: func(ctx context.Context, term uint64) error {
-				err := d.mayPromote(ctx, term)
-				if err != nil {
-					select {
-					case refused <- err:
-					default:
-					}
-				}
-				return err
-			},
-			BeforePromote: func(ctx context.Context, term uint64) (bool, error) { return true, nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.attach(node)
-		stop := runRouted(t, d, node, false)
-		node.SetServerHealthy(true)
-		node.Force() // alone: the operator lifted the cold-start wait
-		return node, stop
-	}
+	start, refused := site2OverTerms(t, 5, gossip.TermRecord{Term: 6, Master: "site2", PeerSynced: false, Seq: 1})
 	master := func(node *gossip.Node, within time.Duration) gossip.State {
 		for end := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
 			if st := node.State(); st.Role == gossip.RoleMaster || time.Now().After(end) {
