@@ -67,6 +67,56 @@ func dualSite2With(t *testing.T, peerDown string) (*database, *pgtest.Cluster, *
 	return d, peer, pdb
 }
 
+// soloSite is dualSite2 gone solo in term 1, its peer database paused.
+type soloSite struct {
+	d      *database
+	peer   *pgtest.Cluster
+	pdb    *sql.DB // the peer database
+	client *sql.DB // a client of the shim
+	dsn    string  // the shim's
+}
+
+// soloSite2 is dualSite2 gone solo (its peer database paused for a commit), with row 10
+// committed alone.
+func soloSite2(t *testing.T, ctx context.Context) *soloSite {
+	t.Helper()
+	d, peer, pdb := dualSite2(t)
+	client, dsn := serveShim(t, d)
+	if err := peer.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Resume() })
+	if _, err := client.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
+		t.Fatalf("commit with the peer database away: %v", err)
+	}
+	if mode, term := d.shim.Mode(); mode != txshim.ModeSolo || term != 1 {
+		t.Fatalf("after a commit with the peer database away: shim %s in term %d, want solo in term 1", mode, term)
+	}
+	// A commit made alone, for the catch-up to ship: the one above may have reached the peer
+	// prepared, and the resolver commits it there.
+	if _, err := client.ExecContext(ctx, `INSERT INTO acct VALUES (10, 10)`); err != nil {
+		t.Fatalf("solo commit: %v", err)
+	}
+	return &soloSite{d: d, peer: peer, pdb: pdb, client: client, dsn: dsn}
+}
+
+// backWithRecord resumes s's peer database, makes record in it (another master's term record)
+// and runs three rounds of s's catch-up.
+func (s *soloSite) backWithRecord(t *testing.T, ctx context.Context, record string) {
+	t.Helper()
+	if err := s.peer.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pdb.ExecContext(ctx, record); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		s.d.catchUp(cctx)
+		ccancel()
+	}
+}
+
 // TestHandoverShipBarrier: a write committed plainly on the master whose reply did not wait for
 // the peer (an autocommit statement the shim takes for a read but which writes — here made
 // straight on the local database, as such a write reaches it) may still be unshipped when a

@@ -39,44 +39,17 @@ func TestFencedByPeerSessionMessage(t *testing.T) {
 	}
 }
 
-// fencedByPeerSite2 is dualSite2 gone solo (its peer database paused for a commit), with row
-// 10 committed alone, then fenced by its catch-up, which found record made in the peer
-// database once it answered again (fenceByPeer). It returns the database side, the peer
-// database, a client of the shim and the shim's DSN.
+// fencedByPeerSite2 is soloSite2 back with record made in the peer database, checked fenced in
+// term 1 by its catch-up (fenceByPeer). It returns the database side, the peer database, a
+// client of the shim and the shim's DSN.
 func fencedByPeerSite2(t *testing.T, record string) (*database, *sql.DB, *sql.DB, string) {
 	t.Helper()
-	d, peer, pdb := dualSite2(t)
-	client, dsn := serveShim(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := peer.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Resume() })
-	if _, err := client.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
-		t.Fatalf("commit with the peer database away: %v", err)
-	}
-	if mode, term := d.shim.Mode(); mode != txshim.ModeSolo || term != 1 {
-		t.Fatalf("after a commit with the peer database away: shim %s in term %d, want solo in term 1", mode, term)
-	}
-	// A commit made alone: the one above may have reached the peer prepared, and the resolver
-	// commits it there.
-	if _, err := client.ExecContext(ctx, `INSERT INTO acct VALUES (10, 10)`); err != nil {
-		t.Fatalf("solo commit: %v", err)
-	}
-	if err := peer.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pdb.ExecContext(ctx, record); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		d.catchUp(cctx)
-		ccancel()
-	}
-	if mode, term := d.shim.Mode(); mode != txshim.ModeFenced || term != 1 {
+	s := soloSite2(t, ctx)
+	s.backWithRecord(t, ctx, record)
+	if mode, term := s.d.shim.Mode(); mode != txshim.ModeFenced || term != 1 {
 		t.Fatalf("after the catch-up found %q in the peer database: shim %s in term %d, want fenced in term 1", record, mode, term)
 	}
-	return d, pdb, client, dsn
+	return s.d, s.pdb, s.client, s.dsn
 }

@@ -39,25 +39,10 @@ func TestSoloMasterFencedByPeerTerm(t *testing.T) {
 // soloFencedByPeer is TestSoloMasterFencedByPeerTerm with the successor's record made in the
 // peer database by record.
 func soloFencedByPeer(t *testing.T, record string) {
-	d, peer, pdb := dualSite2(t)
-	client, _ := serveShim(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	if err := peer.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Resume() })
-	if _, err := client.ExecContext(ctx, `INSERT INTO acct VALUES (1, 1)`); err != nil {
-		t.Fatalf("commit with the peer database away: %v", err)
-	}
-	if mode, term := d.shim.Mode(); mode != txshim.ModeSolo || term != 1 {
-		t.Fatalf("after a commit with the peer database away: shim %s in term %d, want solo in term 1", mode, term)
-	}
-	// A commit made solo, for the catch-up to ship.
-	if _, err := client.ExecContext(ctx, `INSERT INTO acct VALUES (10, 10)`); err != nil {
-		t.Fatalf("solo commit: %v", err)
-	}
+	s := soloSite2(t, ctx)
+	d, client := s.d, s.client
 	// A transaction open across the fence: its commit is refused.
 	open, err := client.BeginTx(ctx, nil)
 	if err != nil {
@@ -67,18 +52,8 @@ func soloFencedByPeer(t *testing.T, record string) {
 	if _, err := open.ExecContext(ctx, `INSERT INTO acct VALUES (3, 3)`); err != nil {
 		t.Fatal(err)
 	}
-	if err := peer.Resume(); err != nil {
-		t.Fatal(err)
-	}
 	// The successor's record in the peer database.
-	if _, err := pdb.ExecContext(ctx, record); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		d.catchUp(cctx)
-		ccancel()
-	}
+	s.backWithRecord(t, ctx, record)
 	var pe *pq.Error
 	if err := open.Commit(); !errors.As(err, &pe) || pe.Code != "25006" {
 		t.Errorf("commit of a transaction open across the fence: %v, want 25006", err)
