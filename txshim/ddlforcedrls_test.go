@@ -10,24 +10,7 @@ import "testing"
 // differed without an error. So did SET LOGGED of an UNLOGGED table whose rows the peer lacks.
 func TestAddedColumnRowsHiddenByPolicy(t *testing.T) {
 	t.Parallel()
-	_, conn, exec, shipped := ddlPair(t,
-		`CREATE ROLE keeper`,
-		`CREATE TABLE vault (id int PRIMARY KEY, v float8)`,
-		`INSERT INTO vault SELECT g, g FROM generate_series(1, 3) g`,
-		`ALTER TABLE vault OWNER TO keeper`,
-		`GRANT CREATE ON SCHEMA public TO keeper`,
-		`ALTER TABLE vault ENABLE ROW LEVEL SECURITY`,
-		`ALTER TABLE vault FORCE ROW LEVEL SECURITY`,
-		`CREATE POLICY sealed ON vault USING (false)`,
-		`CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)`,
-		`INSERT INTO scratch VALUES (1)`,
-		`ALTER TABLE scratch OWNER TO keeper`,
-		`ALTER TABLE scratch ENABLE ROW LEVEL SECURITY`,
-		`ALTER TABLE scratch FORCE ROW LEVEL SECURITY`,
-		`CREATE POLICY sealed ON scratch USING (false)`)
-	if err := exec(`SET ROLE keeper`); err != nil {
-		t.Fatal(err)
-	}
+	conn, exec, shipped := keeperPair(t, "sealed", "false", true, `GRANT CREATE ON SCHEMA public TO keeper`)
 	for _, q := range []string{
 		`ALTER TABLE vault ADD COLUMN r float8 DEFAULT random()`,
 		`ALTER TABLE vault ALTER COLUMN v TYPE float8 USING random()`,
@@ -40,9 +23,6 @@ func TestAddedColumnRowsHiddenByPolicy(t *testing.T) {
 		if conn.PgConn().TxStatus() == 'E' {
 			exec(`ROLLBACK`)
 		}
-	}
-	if err := exec(`RESET ROLE`); err != nil {
-		t.Fatal(err)
 	}
 	shipped()
 }

@@ -1,6 +1,9 @@
 package txshim
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestAddedColumnEmptyTableUnderPolicy: the has-rows look of 7c7b9e1 reads a table under
 // row_security = off and takes PostgreSQL's refusal there (42501, a policy applies to the
@@ -11,29 +14,12 @@ import "testing"
 // had any.
 func TestAddedColumnEmptyTableUnderPolicy(t *testing.T) {
 	t.Parallel()
-	_, conn, exec, shipped := ddlPair(t,
-		`CREATE ROLE keeper`,
-		`CREATE TABLE vault (id int PRIMARY KEY, v float8)`,
-		`ALTER TABLE vault OWNER TO keeper`,
-		`ALTER TABLE vault ENABLE ROW LEVEL SECURITY`,
-		`ALTER TABLE vault FORCE ROW LEVEL SECURITY`,
-		`CREATE POLICY mine ON vault USING (id > 0)`,
-		`CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)`,
-		`ALTER TABLE scratch OWNER TO keeper`,
-		`ALTER TABLE scratch ENABLE ROW LEVEL SECURITY`,
-		`ALTER TABLE scratch FORCE ROW LEVEL SECURITY`,
-		`CREATE POLICY mine ON scratch USING (id > 0)`,
+	conn, exec, shipped := keeperPair(t, "mine", "id > 0", false, slices.Concat([]string{
 		`CREATE TABLE parted (id int, v float8, PRIMARY KEY (id)) PARTITION BY RANGE (id)`,
 		`CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100)`,
 		`INSERT INTO parted VALUES (1, 1)`,
-		`ALTER TABLE parted OWNER TO keeper`,
 		`ALTER TABLE parted_1 OWNER TO keeper`,
-		`ALTER TABLE parted ENABLE ROW LEVEL SECURITY`,
-		`ALTER TABLE parted FORCE ROW LEVEL SECURITY`,
-		`CREATE POLICY mine ON parted USING (false)`)
-	if err := exec(`SET ROLE keeper`); err != nil {
-		t.Fatal(err)
-	}
+	}, forcedRLS("parted", "mine", "false"))...)
 	for _, q := range []string{
 		`ALTER TABLE vault ADD COLUMN at timestamptz DEFAULT now()`,
 		`ALTER TABLE vault ALTER COLUMN v TYPE float8 USING random()`,
@@ -57,9 +43,6 @@ func TestAddedColumnEmptyTableUnderPolicy(t *testing.T) {
 		if conn.PgConn().TxStatus() == 'E' {
 			exec(`ROLLBACK`)
 		}
-	}
-	if err := exec(`RESET ROLE`); err != nil {
-		t.Fatal(err)
 	}
 	shipped()
 }

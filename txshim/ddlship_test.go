@@ -31,6 +31,49 @@ func ddlPair(t *testing.T, setup ...string) (p *capPair, conn *pgx.Conn, exec fu
 	return p, conn, exec, shipped
 }
 
+// keeperPair is ddlPair over a table vault (id int PRIMARY KEY, v float8) and an UNLOGGED table
+// scratch (id int PRIMARY KEY) — with rows, vault's rows 1 to 3 and scratch's row 1 — each
+// owned by the role keeper with row-level security forced on it under the policy name USING
+// (using), which then applies to the owner's statements too; more ends the set-up. Its client
+// has taken the role keeper; shipped sets the role back, then waits as ddlPair's does.
+func keeperPair(t *testing.T, policy, using string, rows bool, more ...string) (conn *pgx.Conn, exec func(sql string) error, shipped func()) {
+	t.Helper()
+	setup := []string{`CREATE ROLE keeper`, `CREATE TABLE vault (id int PRIMARY KEY, v float8)`}
+	if rows {
+		setup = append(setup, `INSERT INTO vault SELECT g, g FROM generate_series(1, 3) g`)
+	}
+	setup = append(setup, `CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)`)
+	if rows {
+		setup = append(setup, `INSERT INTO scratch VALUES (1)`)
+	}
+	for _, table := range []string{"vault", "scratch"} {
+		setup = append(setup, forcedRLS(table, policy, using)...)
+	}
+	_, conn, exec, pairShipped := ddlPair(t, append(setup, more...)...)
+	if err := exec(`SET ROLE keeper`); err != nil {
+		t.Fatal(err)
+	}
+	shipped = func() {
+		t.Helper()
+		if err := exec(`RESET ROLE`); err != nil {
+			t.Fatal(err)
+		}
+		pairShipped()
+	}
+	return conn, exec, shipped
+}
+
+// forcedRLS is the set-up that gives table to the role keeper and forces row-level security on
+// it under the policy name USING (using).
+func forcedRLS(table, policy, using string) []string {
+	return []string{
+		`ALTER TABLE ` + table + ` OWNER TO keeper`,
+		`ALTER TABLE ` + table + ` ENABLE ROW LEVEL SECURITY`,
+		`ALTER TABLE ` + table + ` FORCE ROW LEVEL SECURITY`,
+		`CREATE POLICY ` + policy + ` ON ` + table + ` USING (` + using + `)`,
+	}
+}
+
 // TestNewSchemaPublished: the publication held the schemas there at install; a schema made
 // later through the shim reached the peer as DDL, but the rows of its tables were never
 // decoded — committed "dual", missing on the peer. Its schema is now published as it is made,
