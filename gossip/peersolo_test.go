@@ -56,15 +56,7 @@ func TestTookOverKept(t *testing.T) {
 	if err := store.Save(TermRecord{Term: 4, Master: "a", PeerSynced: true, Seq: 1}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := func() *config.Config {
-		return &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: dir,
-			Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-			Admin:  config.Admin{Listen: "127.0.0.1:0"}}
-	}
-	n, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := siteB(t, dir, store)
 	n.promote(context.Background(), Action{Kind: Promote, Term: 6})
 	if r, err := store.Load(); err != nil || r.Term != 6 || r.Master != "b" {
 		t.Fatalf("after promote(6) the store holds %+v (%v), want term 6 of b", r, err)
@@ -75,13 +67,7 @@ func TestTookOverKept(t *testing.T) {
 	if got := n.TookOver(5); got != 0 {
 		t.Fatalf("TookOver(5) = %d, want 0 (not taken here)", got)
 	}
-	n2, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := n2.TookOver(6); got != 4 {
-		t.Fatalf("after a restart, TookOver(6) = %d, want 4", got)
-	}
+	restartedTookOver(t, dir, store, 6, 4)
 }
 
 // TestTakenOverMarkPrev: a promotion that fails before its term is saved (the store refuses it,
@@ -112,15 +98,7 @@ func TestTookOverKeptAfterFailedPromotions(t *testing.T) {
 	dir := t.TempDir()
 	dbGone := errors.New("local database gone")
 	store := &memStore{rec: TermRecord{Term: 4, Master: "a", PeerSynced: true, Seq: 1}}
-	cfg := func() *config.Config {
-		return &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: dir,
-			Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-			Admin:  config.Admin{Listen: "127.0.0.1:0"}}
-	}
-	n, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := siteB(t, dir, store)
 	n.promote(context.Background(), Action{Kind: Promote, Term: 6}) // term 6 over term 4
 	store.mu.Lock()
 	store.fail = func(int, TermRecord) error { return dbGone }
@@ -133,13 +111,7 @@ func TestTookOverKeptAfterFailedPromotions(t *testing.T) {
 	if got := n.TookOver(6); got != 4 {
 		t.Errorf("after two failed promotions, TookOver(6) = %d, want 4 (the record still held is term 6)", got)
 	}
-	n2, err := New(cfg(), Options{Logger: slog.New(slog.DiscardHandler), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := n2.TookOver(6); got != 4 {
-		t.Errorf("after a restart, TookOver(6) = %d, want 4", got)
-	}
+	restartedTookOver(t, dir, store, 6, 4)
 }
 
 // TestTookOverRepromotion: a promotion over this site's own term record (its master released
@@ -152,13 +124,7 @@ func TestTookOverKeptAfterFailedPromotions(t *testing.T) {
 func TestTookOverRepromotion(t *testing.T) {
 	t.Parallel()
 	store := &memStore{rec: TermRecord{Term: 4, Master: "a", PeerSynced: true, Seq: 1}}
-	cfg := &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: t.TempDir(),
-		Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
-		Admin:  config.Admin{Listen: "127.0.0.1:0"}}
-	n, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := siteB(t, t.TempDir(), store)
 	n.promote(context.Background(), Action{Kind: Promote, Term: 6})
 	n.promote(context.Background(), Action{Kind: Promote, Term: 7})
 	if r, _ := store.Load(); r.Term != 7 || r.Master != "b" {
@@ -170,5 +136,28 @@ func TestTookOverRepromotion(t *testing.T) {
 	}
 	if !PeerSoloLost("b", TermRecord{Term: 7, Master: "b", PeerSynced: true}, over, TermRecord{Term: 5, Master: "a"}) {
 		t.Errorf("b, master of term 7 taken over %d, lets a's {5, a, unsynced} through", over)
+	}
+}
+
+// siteB is a new node of site b (priority 1, not run) over data_dir dir and store, given a
+// free loopback gossip address of its own: a second call over the same dir and store is a restart.
+func siteB(t *testing.T, dir string, store RecordStore) *Node {
+	t.Helper()
+	cfg := &config.Config{Kind: config.KindSite, Site: "b", Priority: 1, DataDir: dir,
+		Gossip: config.Gossip{Bind: freeAddr(t), Profile: config.ProfileFast, Failback: config.FailbackAuto, FailbackDelay: time.Second},
+		Admin:  config.Admin{Listen: "127.0.0.1:0"}}
+	n, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// restartedTookOver checks that site b, started again over dir and store, knows term was taken
+// over want.
+func restartedTookOver(t *testing.T, dir string, store RecordStore, term, want uint64) {
+	t.Helper()
+	if got := siteB(t, dir, store).TookOver(term); got != want {
+		t.Errorf("after a restart, TookOver(%d) = %d, want %d", term, got, want)
 	}
 }
