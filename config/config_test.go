@@ -2495,8 +2495,8 @@ func TestKeyInNestedArrayOfTablesIndexed(t *testing.T) {
 // nothing hidden.
 type redactCase struct{ argv, want []string }
 
-// checkRedacted requires redactArgv to show each case's command as its want, and hidden to
-// say whether it hid something.
+// checkRedacted requires redactArgv to show each case's command as its want, and hidden and
+// CommandSecrets (what its output's log masks) to say whether it hid something.
 func checkRedacted(t *testing.T, cases []redactCase) {
 	t.Helper()
 	for _, tc := range cases {
@@ -2509,6 +2509,9 @@ func checkRedacted(t *testing.T, cases []redactCase) {
 		}
 		if h := hidden(tc.argv); h != (tc.want != nil) {
 			t.Errorf("%q: hidden = %v", tc.argv, h)
+		}
+		if sec := CommandSecrets(tc.argv); (len(sec) > 0) != (tc.want != nil) {
+			t.Errorf("%q: secrets %q", tc.argv, sec)
 		}
 	}
 }
