@@ -674,13 +674,18 @@ func redactHeaders(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
 	for _, m := range argHeader.FindAllStringSubmatchIndex(a, -1) {
-		v := a[m[2]:m[3]]
+		v := a[m[4]:m[5]]
 		if strings.HasPrefix(v, "$(") || strings.HasPrefix(v, "`") || argExpansion.MatchString(v) {
 			continue
 		}
-		b.WriteString(a[done:m[2]])
+		if m[2] >= 0 && a[m[2]:m[3]] == shownHidden {
+			// No scheme: the credential, hidden already (Authorization: redacted x, of
+			// Authorization: s3cret x); what follows it is shown (TestRedactedCommandAgain).
+			continue
+		}
+		b.WriteString(a[done:m[4]])
 		b.WriteString(sec.hide(v))
-		done = m[3]
+		done = m[5]
 	}
 	b.WriteString(a[done:])
 	return b.String()
@@ -758,10 +763,15 @@ type secrets struct {
 	seen map[string]bool // in vals
 }
 
+// shownHidden is what is shown in place of a secret.
+const shownHidden = "redacted"
+
 // hide notes v, hidden, in sec when sec is not nil, and returns what is shown in its place:
-// "redacted", or v if it is empty, no secret (TestRedactedCommandEmptyValueShown).
+// "redacted", or v if it is empty, no secret (TestRedactedCommandEmptyValueShown), or
+// "redacted" itself, hidden already: redacting what is shown shows it as it is, with no
+// secret to mask (TestRedactedCommandAgain).
 func (sec *secrets) hide(v string) string {
-	if v == "" {
+	if v == "" || v == shownHidden {
 		return v
 	}
 	if sec != nil && !sec.seen[v] {
@@ -771,7 +781,7 @@ func (sec *secrets) hide(v string) string {
 		sec.seen[v] = true
 		sec.vals = append(sec.vals, v)
 	}
-	return "redacted"
+	return shownHidden
 }
 
 // CommandSecrets is what check-config hides of argv, a health command's or a hook's: the
@@ -1072,9 +1082,10 @@ var (
 	argNoWord = regexp.MustCompile(`^(?:[0-9]*[<>]|[#;&|()])`)
 	// An HTTP header carrying a credential, at a word's start or a quote's (-H 'Authorization:
 	// Bearer ...'): Authorization and Proxy-Authorization, a scheme before the credential if
-	// one is given, and the API keys and tokens of X-Api-Key, X-Auth-Token, PRIVATE-TOKEN...;
-	// the 1st group is the credential, up to a space, a quote or a backslash (\" in "...").
-	argHeader = regexp.MustCompile(`(?i)(?:^|[\s'"])(?:(?:proxy-)?authorization[ \t]*:[ \t]*(?:[a-z][\w.-]*[ \t]+)?` +
+	// one is given (the 1st group), and the API keys and tokens of X-Api-Key, X-Auth-Token,
+	// PRIVATE-TOKEN...; the 2nd group is the credential, up to a space, a quote or a backslash
+	// (\" in "...").
+	argHeader = regexp.MustCompile(`(?i)(?:^|[\s'"])(?:(?:proxy-)?authorization[ \t]*:[ \t]*(?:([a-z][\w.-]*)[ \t]+)?` +
 		`|(?:(?:\w+-)+(?:token|api-?key|secret|auth)|api-?key)[ \t]*:[ \t]*)([^\s'"\\]+)`)
 	// SQL's PASSWORD before a string ('...'), any case, and a JSON member named as a secret is
 	// ("password": "), its quotes maybe escaped (\"password\":\"); the 1st group is the quote
