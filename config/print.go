@@ -397,13 +397,16 @@ func redactArgvSec(argv []string, sec *secrets) []string {
 		return nil
 	}
 	out := make([]string, len(argv))
-	mysql := false  // a MySQL client was named before
-	kind := optNone // what the argument before makes of this one
+	mysql := false   // a MySQL client was named before
+	sshpass := false // the arguments before are sshpass's name and options
+	kind := optNone  // what the argument before makes of this one
 	// The words before argv[i] are the first before bytes of argv joined by spaces, and a
 	// space follows them there: a client named in them (argOption) is one named in that text
 	// ending by then, or at that space, which matches a name they end with as their end does.
 	all := names{text: strings.Join(argv, " ")}
 	before := 0 // len(strings.Join(argv[:i], " "))
+	// A password file written (.pgpass, $PGPASSFILE): its lines' passwords are hidden.
+	pgpass := strings.Contains(strings.ToLower(all.text), "pgpass")
 	for i, a := range argv {
 		switch {
 		case kind == optValue && a != "" && a != "-", kind == optValueNoOption && a != "" && a[0] != '-':
@@ -415,12 +418,17 @@ func redactArgvSec(argv []string, sec *secrets) []string {
 				pw = sec.hide(pw)
 			}
 			out[i] = user + ":" + pw
+		case sshpass && len(a) > 2 && strings.HasPrefix(a, "-p"):
+			out[i] = "-p" + sec.hide(a[2:]) // sshpass -ps3cret (TestRedactedCommandMoreForms)
+		case pgpass:
+			out[i] = redactArgIn(redactPgpassLines(a, sec), mysql, sec)
 		default:
 			out[i] = redactArgIn(a, mysql, sec)
 		}
 		named := func(re *regexp.Regexp) bool { e := all.end(re); return i > 0 && e >= 0 && e <= before+1 }
 		kind = argOption(a, named, mysql)
 		mysql = mysql || argMySQLClient.MatchString(path.Base(a))
+		sshpass = path.Base(a) == "sshpass" || sshpass && strings.HasPrefix(a, "-")
 		if i > 0 {
 			before++ // the space
 		}
@@ -526,6 +534,9 @@ func redactArg(a string) string {
 // hides noted in sec.
 func redactArgIn(a string, mysql bool, sec *secrets) string {
 	a = redactURLPasswords(a, sec)
+	if strings.Contains(strings.ToLower(a), "pgpass") {
+		a = redactPgpassLines(a, sec)
+	}
 	a = redactHeaders(a, sec)
 	a = redactLiterals(a, sec)
 	var b strings.Builder
@@ -597,7 +608,7 @@ func redactArgIn(a string, mysql bool, sec *secrets) string {
 		e := inA.end(argMySQLWord)
 		switch glued := mysql || e >= 0 && e <= m[0]; {
 		case m[12] >= 0: // -p glued to its value
-			if !glued {
+			if !glued && !afterSSHPass(a, m[0]) {
 				continue
 			}
 			start = m[12]
@@ -666,6 +677,28 @@ func redactArgIn(a string, mysql bool, sec *secrets) string {
 	return b.String()
 }
 
+// afterSSHPass tells whether the word at a[i] is one of sshpass's options in a script: the
+// words before it, back to sshpass's name, are options (a few at most), whose -p may be glued
+// to its password (sshpass -v -ps3cret ssh db: TestRedactedCommandMoreForms).
+func afterSSHPass(a string, i int) bool {
+	for range 4 {
+		j := strings.TrimRight(a[:i], " \t")
+		if len(j) == len(a[:i]) {
+			return false // no word before
+		}
+		k := strings.LastIndexAny(j, " \t\n;&|(") + 1
+		w := j[k:]
+		if path.Base(w) == "sshpass" {
+			return true
+		}
+		if !strings.HasPrefix(w, "-") {
+			return false
+		}
+		i = k
+	}
+	return false
+}
+
 // redactHeaders hides the credential of each HTTP header in a that carries one, as a health
 // check's curl -H sends it: an Authorization's (its scheme, Bearer or Basic, shown), an
 // X-Api-Key's, a *-Token's (TestRedactedCommandAuthHeader). A value that is an expansion
@@ -683,9 +716,28 @@ func redactHeaders(a string, sec *secrets) string {
 			// Authorization: s3cret x); what follows it is shown (TestRedactedCommandAgain).
 			continue
 		}
-		b.WriteString(a[done:m[4]])
+		start, end := m[4], m[5]
+		if m[2] >= 0 && strings.EqualFold(a[m[2]:m[3]], "digest") {
+			// Digest's parameters: its response (a hash of the password) is the credential,
+			// the rest shown (TestRedactedCommandMoreForms).
+			line := a[m[4]:]
+			if k := strings.IndexByte(line, '\n'); k >= 0 {
+				line = line[:k]
+			}
+			r := argDigestResponse.FindStringSubmatchIndex(line)
+			if r == nil || m[4]+r[1] < done {
+				continue
+			}
+			start = m[4] + r[1]
+			end = start + strings.IndexFunc(a[start:]+"\n", func(c rune) bool { return strings.ContainsRune(" \t\n\r'\",\\", c) })
+			v = a[start:end]
+			if v == "" {
+				continue
+			}
+		}
+		b.WriteString(a[done:start])
 		b.WriteString(sec.hide(v))
-		done = m[5]
+		done = end
 	}
 	b.WriteString(a[done:])
 	return b.String()
@@ -738,6 +790,40 @@ func redactLiterals(a string, sec *secrets) string {
 		b.WriteString(a[done:h.start])
 		b.WriteString(sec.hide(v))
 		done = h.end
+	}
+	b.WriteString(a[done:])
+	return b.String()
+}
+
+// redactPgpassLines hides the password of each line of a password file (.pgpass,
+// $PGPASSFILE) in a, a command that writes one (echo 'db:5432:*:monitor:s3cret' >>
+// ~/.pgpass): host:port:database:user:password, the port digits or '*', a field's ':' and
+// '\\' escaped with a backslash; the password runs to the end of the quote the line is in, or
+// of its word (TestRedactedCommandMoreForms).
+func redactPgpassLines(a string, sec *secrets) string {
+	var b strings.Builder
+	done := 0
+	for _, m := range argPgpassLine.FindAllStringIndex(a, -1) {
+		if m[0] < done {
+			continue
+		}
+		end := m[1]
+		q := byte(0)
+		if a[m[0]] == '\'' || a[m[0]] == '"' {
+			q = a[m[0]]
+		}
+		for end < len(a) && a[end] != '\n' && a[end] != q && (q != 0 || !asciiSpace(rune(a[end])) && a[end] != '\'' && a[end] != '"') {
+			if a[end] == '\\' && q != '\'' {
+				end++
+			}
+			end++
+		}
+		end = min(end, len(a))
+		if v := a[m[1]:end]; v != "" && !argExpansion.MatchString(v) {
+			b.WriteString(a[done:m[1]])
+			b.WriteString(sec.hide(v))
+			done = end
+		}
 	}
 	b.WriteString(a[done:])
 	return b.String()
@@ -1061,8 +1147,11 @@ func argValueShown(v string, quote byte, sec *secrets) string {
 const secretName = `[\w.-]*pass(?:word|wd|phrase)|(?:[\w.-]*[-_.]|\b)(?:pass|token|secret|api[-_]?key)|[\w.-]*[-_]pwd|rediscli_auth`
 
 var (
-	// A URL's user:password@, up to the last '@' before its host ends (a '/', '?' or '#').
-	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*@`)
+	// A URL's user:password@, up to the last '@' before its host ends (a '/', '?' or '#'). The
+	// password may hold an unencoded '/' (postgres://u:p/ss@h, which the clients cannot read
+	// and RedactDSN hides too): a '/' and then '@' before the next '/' is one, but for a '/'
+	// right before the '@' (http://h:4873/@scope/pkg: a path) (TestRedactedCommandMoreForms).
+	argURLPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#]*(?:/[^\s/?#@][^\s/?#]*)*@`)
 	// NAME= (its value read by argValueEnd), NAME a secretName, after the '?' or '&' before a
 	// URL's parameter if there is one.
 	// Or (the 4th group) an option so named, maybe in quotes of its own ('--password'), before
@@ -1087,6 +1176,12 @@ var (
 	// (\" in "...").
 	argHeader = regexp.MustCompile(`(?i)(?:^|[\s'"])(?:(?:proxy-)?authorization[ \t]*:[ \t]*(?:([a-z][\w.-]*)[ \t]+)?` +
 		`|(?:(?:\w+-)+(?:token|api-?key|secret|auth)|api-?key)[ \t]*:[ \t]*)([^\s'"\\]+)`)
+	// The response parameter of a Digest Authorization header, up to its value (after its
+	// quote, maybe escaped: \" in "...").
+	argDigestResponse = regexp.MustCompile(`(?i)(?:^|[\s,])response[ \t]*=[ \t]*(?:\\?")?`)
+	// A password file's line up to its password (redactPgpassLines), at a word's or a quote's
+	// start.
+	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"])(?:[^\s:'"\\]|\\.)+:(?:\d+|\*):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
 	// SQL's PASSWORD before a string ('...'), any case, and a JSON member named as a secret is
 	// ("password": "), its quotes maybe escaped (\"password\":\"); the 1st group is the quote
 	// that opens its value.
