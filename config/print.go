@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -871,13 +872,143 @@ func (sec *secrets) hide(v string) string {
 }
 
 // CommandSecrets is what check-config hides of argv, a health command's or a hook's: the
-// passwords and other secrets written in it, each as written there (its quotes aside), the
-// longest first, for their output's log to mask (procgroup.Output.Masked).
+// passwords and other secrets written in it, each as written there (its quotes aside) and as
+// a shell reads what is written (its quotes and escapes undone: "pa\"ss", 'pa'\”ss', pa\ ss,
+// $'pa\'ss' are pa"ss and pa'ss, which the program gets and bash's set -x traces:
+// TestCommandSecretsShellEscapes), the longest first, for their output's log to mask
+// (procgroup.Output.Masked).
 func CommandSecrets(argv []string) []string {
+	written := writtenSecrets(argv)
+	vals := slices.Clone(written)
+	for _, v := range written {
+		for _, r := range shellReadings(v) {
+			if !slices.Contains(vals, r) {
+				vals = append(vals, r)
+			}
+		}
+	}
+	slices.SortStableFunc(vals, func(x, y string) int { return len(y) - len(x) })
+	return vals
+}
+
+// writtenSecrets is CommandSecrets as written in argv alone, the longest first.
+func writtenSecrets(argv []string) []string {
 	var sec secrets
 	redactArgvSec(argv, &sec)
 	slices.SortStableFunc(sec.vals, func(x, y string) int { return len(y) - len(x) })
 	return sec.vals
+}
+
+// shellReadings are the secret v, as written in a script, as a shell reads it there: in no
+// quote, in single quotes or in double quotes (shellRead); those that differ from v and are
+// not empty.
+func shellReadings(v string) []string {
+	var rs []string
+	for _, w := range []string{v, "'" + v + "'", `"` + v + `"`} {
+		if r, ok := shellRead(w); ok && r != "" && r != v && r != shownHidden && !slices.Contains(rs, r) {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// shellRead is the word w as a POSIX shell (and bash, for $'...') reads it: its quotes and
+// backslashes undone; ok is false for a word the shell expands ($VAR, $(command), `command`)
+// or one whose quote is left open.
+func shellRead(w string) (string, bool) {
+	var b strings.Builder
+	quote := byte(0)
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		switch {
+		case quote == '\'':
+			if c == '\'' {
+				quote = 0
+			} else {
+				b.WriteByte(c)
+			}
+		case quote == 0 && c == '$' && i+1 < len(w) && w[i+1] == '\'':
+			j, ok := ansiCRead(w, i+2, &b)
+			if !ok {
+				return "", false
+			}
+			i = j
+		case c == '$' && i+1 < len(w) && (w[i+1] == '{' || w[i+1] == '(' || w[i+1] == '_' || unicode.IsLetter(rune(w[i+1])) || unicode.IsDigit(rune(w[i+1])) || strings.IndexByte("@*#?-$!", w[i+1]) >= 0),
+			c == '`':
+			return "", false // an expansion
+		case c == '\\' && i+1 < len(w) && (quote == 0 || strings.IndexByte("\"\\$`\n", w[i+1]) >= 0):
+			if w[i+1] != '\n' {
+				b.WriteByte(w[i+1])
+			}
+			i++
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		case quote == '"' && c == '"':
+			quote = 0
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), quote == 0
+}
+
+// ansiCRead reads the text of a $'...' word from w[i] to its closing quote into b, its C
+// escapes undone, and returns where that quote is; ok is false when there is none.
+func ansiCRead(w string, i int, b *strings.Builder) (end int, ok bool) {
+	for ; i < len(w); i++ {
+		c := w[i]
+		if c == '\'' {
+			return i, true
+		}
+		if c != '\\' || i+1 == len(w) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch e := w[i]; e {
+		case 'a':
+			b.WriteByte('\a')
+		case 'b':
+			b.WriteByte('\b')
+		case 'e', 'E':
+			b.WriteByte(0x1b)
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'v':
+			b.WriteByte('\v')
+		case 'x':
+			n, k := 0, i+1
+			for ; k < len(w) && k < i+3 && strings.IndexByte("0123456789abcdefABCDEF", w[k]) >= 0; k++ {
+				d, _ := strconv.ParseUint(w[k:k+1], 16, 8)
+				n = n*16 + int(d)
+			}
+			if k == i+1 {
+				b.WriteString(`\x`)
+				continue
+			}
+			b.WriteByte(byte(n))
+			i = k - 1
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			n, k := 0, i
+			for ; k < len(w) && k < i+3 && w[k] >= '0' && w[k] <= '7'; k++ {
+				n = n*8 + int(w[k]-'0')
+			}
+			b.WriteByte(byte(n))
+			i = k - 1
+		default: // \\, \', \", \? and the rest: the character
+			if strings.IndexByte("\\'\"?", e) < 0 {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(e)
+		}
+	}
+	return len(w), false
 }
 
 // argValueEnd is where the value of a password setting that starts at a[i] ends: in the shell
@@ -960,7 +1091,9 @@ scan:
 // holds no password (a user alone, for which curl asks).
 func argUserPassShown(v string, quote byte, sec *secrets) (shown string, ok bool) {
 	q, text := "", v
-	if len(v) >= 2 && (v[0] == '\'' || v[0] == '"') && v[0] != quote && argQuoteEnd(v, 0) == len(v) && v[len(v)-1] == v[0] {
+	// One quoted word: its quote ends it, though the password in it holds an escaped one
+	// ('user:pa'\''ss', whose closing quote was taken for part of the password).
+	if len(v) >= 2 && (v[0] == '\'' || v[0] == '"') && v[0] != quote && (argQuoteEnd(v, 0) == len(v) || v[0] == '\'' && !strings.Contains(v[1:strings.IndexByte(v+":", ':')], "'")) && v[len(v)-1] == v[0] {
 		q, text = v[:1], v[1:len(v)-1]
 		if v[0] == '\'' {
 			quote = '\''

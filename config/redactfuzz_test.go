@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// FuzzRedactCommand feeds redactArgv and CommandSecrets an argv, the input split at its NULs
+// FuzzRedactCommand feeds redactArgv and CommandSecrets (those written: writtenSecrets) an argv, the input split at its NULs
 // (no argument holds one), and checks what must hold of any: neither panics; every argument
 // is shown, once; the secrets, each not empty and written in the argv (but for what is
 // hidden before them, in which they are read: a password's value in SQL's own, PASSWORD
@@ -39,7 +39,13 @@ func FuzzRedactCommand(f *testing.F) {
 			t.Fatalf("%q: shown as %q, and that as %q", argv, shown, again)
 		}
 		in, out := strings.Join(argv, "\x00"), strings.Join(shown, "\x00")
-		secrets := CommandSecrets(argv)
+		secrets := writtenSecrets(argv)
+		// CommandSecrets adds to them what a shell reads of them.
+		for _, sec := range CommandSecrets(argv) {
+			if !slices.Contains(secrets, sec) && !slices.ContainsFunc(secrets, func(w string) bool { return slices.Contains(shellReadings(w), sec) }) {
+				t.Errorf("%q: CommandSecrets holds %q, neither written nor read of one written (%q)", argv, sec, secrets)
+			}
+		}
 		if len(secrets) > 0 && slices.Equal(shown, argv) {
 			t.Errorf("%q: shown as it is, secrets %q", argv, secrets)
 		}
