@@ -49,6 +49,10 @@ func MaskPGPassword(s string, cut bool) string {
 // again), or, for a word without a character the shell treats specially but with one it
 // cannot print in its locale, in $'...' form (ansiQuoted). cut: s was cut short, and its last
 // bytes may be the start of pw, which go too. An empty pw masks nothing.
+//
+// A pw shorter than minMaskLen bytes (a password of one character) is masked only where it
+// stands as a value (maskValues): masked wherever it stands, every such character or pair of
+// the log would read as mask (TestMaskSecretShort).
 func MaskSecret(s, pw, mask string, cut bool) string {
 	if pw == "" {
 		return s
@@ -60,11 +64,20 @@ func MaskSecret(s, pw, mask string, cut bool) string {
 		}
 	}
 	add(strings.ReplaceAll(pw, "'", `'\''`))
+	short := len(pw) < minMaskLen
 	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, mask)
+		if short {
+			s = maskValues(s, regexp.QuoteMeta(f), mask)
+		} else {
+			s = strings.ReplaceAll(s, f, mask)
+		}
 	}
 	if re := ansiQuoted(pw); re != nil {
-		s = re.ReplaceAllLiteralString(s, mask)
+		if short {
+			s = maskValues(s, re.String(), mask)
+		} else {
+			s = re.ReplaceAllLiteralString(s, mask)
+		}
 		// For a cut: as the C locale writes it (every byte beyond ASCII escaped), and as a
 		// UTF-8 one does (the characters beyond ASCII as they are).
 		add(ansiForm(pw, false))
@@ -81,6 +94,31 @@ func MaskSecret(s, pw, mask string, cut bool) string {
 		}
 	}
 	return s
+}
+
+// minMaskLen is the length, in bytes, below which a secret is masked in a command's output
+// only where it stands as a value (MaskSecret).
+const minMaskLen = 4
+
+// maskValues masks, as mask, what the regexp form matches in s where it stands as a value: after
+// '=' or ':' (PGPASSWORD=x, --password=x, password=x in a connection string, a URL's user:x@,
+// curl's user:x), or as the word after an option (--password x, -p x, sshpass -p x), maybe in
+// quotes ('x', "x", $'x'), and ending a word there (a space, a quote, '@', '&', ';', ',', ')'
+// or the line's end after it).
+func maskValues(s, form, mask string) string {
+	re := regexp.MustCompile(`(?m)(?:=|:|(?:^|[\s'"])--?[A-Za-z][\w.-]*['"]?[ \t]+)\$?['"]?(` + form + `)`)
+	var b strings.Builder
+	done := 0
+	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
+		if e := m[3]; e < len(s) && !strings.ContainsRune(" \t\r\n'\"@&;,)", rune(s[e])) {
+			continue // part of a longer word
+		}
+		b.WriteString(s[done:m[2]])
+		b.WriteString(mask)
+		done = m[3]
+	}
+	b.WriteString(s[done:])
+	return b.String()
 }
 
 // ansiQuoted matches pw as bash's set -x writes it inside a $'...' word (ansic_quote), the form

@@ -1,0 +1,31 @@
+package procgroup
+
+import "testing"
+
+// TestMaskSecretShort: a secret shorter than minMaskLen bytes (a 1-character password) was
+// masked wherever its characters stood, so that every 'x' of the log read <redacted>; it is
+// masked only where it stands as a value: after '=' or ':' (key=value, --password=x, a URL's
+// user:x@), or as the word after an option (--password x, -p 'x'), ending a word there. A longer
+// one is masked wherever it stands, as before.
+func TestMaskSecretShort(t *testing.T) {
+	for _, tc := range []struct{ s, pw, want string }{
+		{"+ tool --password x\nexit x-ray 0x10 xx\n", "x",
+			"+ tool --password <redacted>\nexit x-ray 0x10 xx\n"},
+		{"password=x host=db url postgres://m:x@db/wire PGPASSWORD='x' -p 'x'; x=1", "x",
+			"password=<redacted> host=db url postgres://m:<redacted>@db/wire PGPASSWORD='<redacted>' -p '<redacted>'; x=1"},
+		{"+ tool --token 'a'\\''b'\nab a'b", "a'b",
+			"+ tool --token '<redacted>'\nab a'b"},
+		{"exit 1 after 1s: --password 1", "1", "exit 1 after 1s: --password <redacted>"},
+		// Long enough: masked wherever it stands.
+		{"xs3cretx s3cret", "s3cret", "x<redacted>x <redacted>"},
+	} {
+		if got := MaskSecret(tc.s, tc.pw, "<redacted>", false); got != tc.want {
+			t.Errorf("%q masked in %q: %q, want %q", tc.pw, tc.s, got, tc.want)
+		}
+	}
+	o := Output{Max: 100}
+	o.Write([]byte("+ sshpass -p x ssh -x db\nexit\n"))
+	if got, want := o.Masked("x"), "+ sshpass -p <redacted> ssh -x db\nexit\n"; got != want {
+		t.Errorf("masked as %q, want %q", got, want)
+	}
+}
