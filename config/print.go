@@ -407,7 +407,7 @@ func redactArgvSec(argv []string, sec *secrets) []string {
 	all := names{text: strings.Join(argv, " ")}
 	before := 0 // len(strings.Join(argv[:i], " "))
 	// A password file written (.pgpass, $PGPASSFILE): its lines' passwords are hidden.
-	pgpass := strings.Contains(strings.ToLower(all.text), "pgpass")
+	pgpass := writesPgpass(all.text)
 	for i, a := range argv {
 		switch {
 		case kind == optValue && a != "" && a != "-", kind == optValueNoOption && a != "" && a[0] != '-':
@@ -463,7 +463,7 @@ func (n *names) end(re *regexp.Regexp) int {
 		return e
 	}
 	e := -1
-	if m := re.FindStringIndex(n.text); m != nil {
+	if m := firstIn(re, n.text, nameWindows(n.text, argNameWords[re])); m != nil {
 		e = m[1]
 	}
 	if n.ends == nil {
@@ -535,7 +535,7 @@ func redactArg(a string) string {
 // hides noted in sec.
 func redactArgIn(a string, mysql bool, sec *secrets) string {
 	a = redactURLPasswords(a, sec)
-	if strings.Contains(strings.ToLower(a), "pgpass") {
+	if writesPgpass(a) {
 		a = redactPgpassLines(a, sec)
 	}
 	a = redactHeaders(a, sec)
@@ -707,9 +707,9 @@ func afterSSHPass(a string, i int) bool {
 func redactHeaders(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
-	for _, m := range argHeader.FindAllStringSubmatchIndex(a, -1) {
+	for _, m := range findAllIn(argHeader, a, headerWindows(a)) {
 		v := a[m[4]:m[5]]
-		if strings.HasPrefix(v, "$(") || strings.HasPrefix(v, "`") || argExpansion.MatchString(v) {
+		if strings.HasPrefix(v, "$(") || strings.HasPrefix(v, "`") || isExpansion(v) {
 			continue
 		}
 		if m[2] >= 0 && a[m[2]:m[3]] == shownHidden {
@@ -752,7 +752,7 @@ func redactHeaders(a string, sec *secrets) string {
 func redactLiterals(a string, sec *secrets) string {
 	type span struct{ start, end int }
 	var hide []span
-	for _, m := range argSQLPassword.FindAllStringIndex(a, -1) {
+	for _, m := range findAllIn(argSQLPassword, a, sqlWindows(a)) {
 		i := m[1]
 		for i < len(a) && !(a[i] == '\'' && (i+1 == len(a) || a[i+1] != '\'')) {
 			if a[i] == '\'' {
@@ -762,7 +762,7 @@ func redactLiterals(a string, sec *secrets) string {
 		}
 		hide = append(hide, span{m[1], min(i, len(a))})
 	}
-	for _, m := range argJSONSecret.FindAllStringSubmatchIndex(a, -1) {
+	for _, m := range findAllIn(argJSONSecret, a, jsonWindows(a)) {
 		i := m[1]
 		if m[3]-m[2] == 2 { // \"...\"
 			if j := strings.Index(a[i:], `\"`); j >= 0 {
@@ -785,7 +785,7 @@ func redactLiterals(a string, sec *secrets) string {
 	done := 0
 	for _, h := range hide {
 		v := a[h.start:h.end]
-		if h.start < done || v == "" || argExpansion.MatchString(v) {
+		if h.start < done || v == "" || isExpansion(v) {
 			continue
 		}
 		b.WriteString(a[done:h.start])
@@ -820,7 +820,7 @@ func redactPgpassLines(a string, sec *secrets) string {
 			end++
 		}
 		end = min(end, len(a))
-		if v := a[m[1]:end]; v != "" && !argExpansion.MatchString(v) {
+		if v := a[m[1]:end]; v != "" && !isExpansion(v) {
 			b.WriteString(a[done:m[1]])
 			b.WriteString(sec.hide(v))
 			done = end
@@ -834,7 +834,7 @@ func redactPgpassLines(a string, sec *secrets) string {
 func redactURLPasswords(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
-	for _, m := range argURLPassword.FindAllStringSubmatchIndex(a, -1) {
+	for _, m := range findAllIn(argURLPassword, a, urlWindows(a)) {
 		b.WriteString(a[done:m[3]])
 		b.WriteString(sec.hide(a[m[3] : m[1]-1]))
 		b.WriteString("@")
@@ -1112,14 +1112,22 @@ func argUserPassShown(v string, quote byte, sec *secrets) (shown string, ok bool
 // the word may start one of its own (mysql --password -ps3cret).
 func argPasswordMatches(a string) [][]int {
 	var ms [][]int
-	for off := 0; off < len(a); {
-		m := argPasswordName.FindStringSubmatchIndex(a[off:])
-		if m == nil {
-			break
+	windows := argPasswordWindows(a)
+	for off := 0; off < len(a) && len(windows) > 0; {
+		w := windows[0]
+		if w.words <= off {
+			windows = windows[1:] // no match starts in it from off on
+			continue
+		}
+		ws := max(w.start, off)
+		m := argPasswordName.FindStringSubmatchIndex(a[ws:w.end])
+		if m == nil || ws+m[0] >= w.words {
+			windows = windows[1:] // one starting after its words is the next window's
+			continue
 		}
 		for k := range m {
 			if m[k] >= 0 {
-				m[k] += off
+				m[k] += ws
 			}
 		}
 		ms = append(ms, m)
@@ -1250,7 +1258,7 @@ func argValueShown(v string, quote byte, sec *secrets) string {
 	switch {
 	case inner == "":
 		return v
-	case quote != '\'' && argExpansion.MatchString(inner) && (inner[0] != '$' || inner[1] != '(' || argParenEnd(inner, 1) == len(inner)):
+	case quote != '\'' && isExpansion(inner) && (inner[0] != '$' || inner[1] != '(' || argParenEnd(inner, 1) == len(inner)):
 		// An expansion, shown; a command substitution's command as an argument is, its
 		// passwords hidden.
 		wrapped := inner != v // in "..."

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -25,11 +26,16 @@ func FuzzRedactCommand(f *testing.F) {
 		"sh\x00-c\x00ssh db \"psql 'host=x password=it'\\''s' -c \\\"ALTER ROLE m PASSWORD 'pw'\\\"\"",
 		"vault\x00login\x00--token\x00-\x00'--password' 's3cret' >/dev/null",
 		"mysql\x00--password\x00-h\x00db\x00--api-key=$(cat /k) --client-secret \"$SECRET\"",
+		"sh\x00-c\x00x?db_paſſword=1&api-key= é --Token\t'é' -pé; \\\"secret\\\" : \\\"v\\\" PASSWORD\n'x' ſ",
+		"sh\x00-c\x00curl -H 'Authorization: Digest response=\"x\"' http://u:p/s@h:1/@x ftp+x://:@h psql/mongo-cli pg_x\tredis-cli\n",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		argv := strings.Split(s, "\x00")
+		for _, a := range append([]string{strings.Join(argv, " ")}, argv...) {
+			checkWindows(t, a)
+		}
 		shown := redactArgv(argv)
 		if len(shown) != len(argv) {
 			t.Fatalf("%q: shown as %d arguments, %q", argv, len(shown), shown)
@@ -77,4 +83,47 @@ func written(in, secret string) bool {
 		}
 	}
 	return true
+}
+
+// checkWindows requires the regexps read in a's windows alone (argPasswordWindows...) to find
+// what they find reading all of it.
+func checkWindows(t *testing.T, a string) {
+	t.Helper()
+	var want [][]int
+	for off := 0; off < len(a); {
+		m := argPasswordName.FindStringSubmatchIndex(a[off:])
+		if m == nil {
+			break
+		}
+		for k := range m {
+			if m[k] >= 0 {
+				m[k] += off
+			}
+		}
+		want = append(want, m)
+		switch {
+		case m[10] >= 0:
+			off = m[10]
+		case m[16] >= 0:
+			off = m[16]
+		default:
+			off = m[1]
+		}
+	}
+	if got := argPasswordMatches(a); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("%q: argPasswordMatches %v, want %v", a, got, want)
+	}
+	for _, c := range []struct {
+		re      *regexp.Regexp
+		windows func(string) []window
+	}{{argHeader, headerWindows}, {argSQLPassword, sqlWindows}, {argJSONSecret, jsonWindows}, {argURLPassword, urlWindows}} {
+		if got, want := findAllIn(c.re, a, c.windows(a)), c.re.FindAllStringSubmatchIndex(a, -1); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("%q: %v read in windows %v, all of it %v", a, c.re, got, want)
+		}
+	}
+	for re, words := range argNameWords {
+		if got, want := firstIn(re, a, nameWindows(a, words)), re.FindStringIndex(a); !slices.Equal(got, want) {
+			t.Errorf("%q: %v read in windows %v, all of it %v", a, re, got, want)
+		}
+	}
 }

@@ -1,0 +1,307 @@
+package config
+
+import (
+	"bytes"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// A command's redaction reads a script for its secrets with regexps (argPasswordName,
+// argHeader...) that Go runs, on a text of some size holding no literal their matches start
+// with, with its slowest engine: some microseconds a byte, for each argument of each hook's and
+// health command's run, a 64 KiB script taking most of a second (and seconds under the race
+// detector). Each is read in windows of the text alone, parts out of which none of its matches
+// can be: around the words a match holds (a secret's name, "://", a client's name), as far
+// before and after them as a match reaches (BenchmarkRedactCommand). Reading the windows
+// finds what reading all of the text does (FuzzRedactCommand checks it): a match lies in one,
+// windows that overlap are one, and what a regexp asks of the text around a match (its '^',
+// the character before a name) is in the window. The case-insensitive regexps fold U+017F
+// and U+212A to ASCII letters of their words: a text holding one is one window for them.
+
+// window is a part of a text: its start and end.
+type window = [2]int
+
+// addWindow is ws with w added, w starting at or after the last's start: one with the last
+// when they overlap or touch.
+func addWindow(ws []window, w window) []window {
+	if n := len(ws); n > 0 && ws[n-1][1] >= w[0] {
+		ws[n-1][1] = max(ws[n-1][1], w[1])
+		return ws
+	}
+	return append(ws, w)
+}
+
+// findAllIn is re.FindAllStringSubmatchIndex(a, -1), read in the windows ws of a alone.
+func findAllIn(re *regexp.Regexp, a string, ws []window) [][]int {
+	var out [][]int
+	for _, w := range ws {
+		for _, m := range re.FindAllStringSubmatchIndex(a[w[0]:w[1]], -1) {
+			for k := range m {
+				if m[k] >= 0 {
+					m[k] += w[0]
+				}
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// firstIn is re.FindStringIndex(a), read in the windows ws of a alone.
+func firstIn(re *regexp.Regexp, a string, ws []window) []int {
+	for _, w := range ws {
+		if m := re.FindStringIndex(a[w[0]:w[1]]); m != nil {
+			return []int{m[0] + w[0], m[1] + w[0]}
+		}
+	}
+	return nil
+}
+
+// folds tells whether a holds a character the case-insensitive regexps fold to an ASCII
+// letter: the long s (U+017F, s) and the Kelvin sign (U+212A, k).
+func folds(a string) bool {
+	return strings.Contains(a, "\u017f") || strings.Contains(a, "\u212a")
+}
+
+// asciiLower is a with its ASCII capitals made small, every byte where it was.
+func asciiLower(a string) []byte {
+	b := []byte(a)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
+}
+
+// isRESpace is a byte of the regexps' \s: space, \t, \n, \f, \r.
+func isRESpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+}
+
+// skip is the first index from i on in a whose byte is not in set.
+func skip(a string, i int, set string) int {
+	for i < len(a) && strings.IndexByte(set, a[i]) >= 0 {
+		i++
+	}
+	return i
+}
+
+// tokenWindows are the windows around each word of a made of the bytes in (a maximal run)
+// that trigger tells (given it, and it with its capitals made small) holds a match's words: from back bytes before it to what end, given the
+// word's end, makes of what follows it. With fold, a text folds (folds) is one window.
+func tokenWindows(a string, in func(byte) bool, trigger func(tok string, low []byte) bool, back int, end func(int) int, fold bool) []window {
+	if fold && folds(a) {
+		return []window{{0, len(a)}}
+	}
+	low := asciiLower(a)
+	var ws []window
+	for i := 0; i < len(a); {
+		if !in(a[i]) {
+			i++
+			continue
+		}
+		ts := i
+		for i < len(a) && in(a[i]) {
+			i++
+		}
+		if trigger(a[ts:i], low[ts:i]) {
+			ws = addWindow(ws, window{max(ts-back, 0), min(end(i), len(a))})
+		}
+	}
+	return ws
+}
+
+// argPasswordWindows are the windows of a that argPasswordName's matches are in, so that
+// argPasswordMatches reads those alone. A match starts with a name, an option or a -p: in a
+// word of [\w.-] (a token), or at a '?' or '&' before one, and holds one of the names' or
+// options' letters in it (argTrigger); it ends after that word, a quote, spaces or tabs and a
+// character. Each such word is a window of its own, which may overlap the next: one read
+// whole by the regexp for each match in it would be read again and again (a line of
+// secrets), the slowest of its engines taking longer the longer the text.
+func argPasswordWindows(a string) []passwordWindow {
+	if folds(a) {
+		return []passwordWindow{{0, len(a), len(a)}}
+	}
+	low := asciiLower(a)
+	var ws []passwordWindow
+	for i := 0; i < len(a); {
+		if !argTokenByte(a[i]) {
+			i++
+			continue
+		}
+		ts := i
+		for i < len(a) && argTokenByte(a[i]) {
+			i++
+		}
+		if !argTrigger(a[ts:i], low[ts:i]) {
+			continue
+		}
+		end := i
+		if end < len(a) && (a[end] == '\'' || a[end] == '"') {
+			end++
+		}
+		end = min(skip(a, end, " \t")+utf8.UTFMax, len(a)) // the character after: a rune
+		ws = append(ws, passwordWindow{max(ts-1, 0), i, end})
+	}
+	return ws
+}
+
+// passwordWindow is a window of argPasswordWindows: the matches in it start before words.
+type passwordWindow struct{ start, words, end int }
+
+// argTokenByte tells whether c is of the [\w.-] words argPasswordName's names are made of.
+func argTokenByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+// argTrigger tells whether the word tok (low: with its capitals made small) holds what any
+// argPasswordName match holds: a secretName's word (pass, token, secret, api, pwd,
+// rediscli_auth, any case) or an option of a client's (-p, -a, -u, -U).
+func argTrigger(tok string, low []byte) bool {
+	if strings.Contains(tok, "-p") || strings.Contains(tok, "-a") || strings.Contains(tok, "-u") || strings.Contains(tok, "-U") {
+		return true
+	}
+	for _, k := range argTriggerWords {
+		if bytes.Contains(low, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// argTriggerWords are the secretName words argTrigger looks for.
+var argTriggerWords = [][]byte{[]byte("pass"), []byte("token"), []byte("secret"), []byte("api"), []byte("pwd"), []byte("rediscli_auth")}
+
+// urlWindows are argURLPassword's windows in a: each "://" from the start of the scheme
+// before it to the next space (none in a match, which holds one "://" only).
+func urlWindows(a string) []window {
+	var ws []window
+	for off := 0; ; {
+		k := strings.Index(a[off:], "://")
+		if k < 0 {
+			return ws
+		}
+		p := off + k
+		start := p
+		for start > 0 && (argTokenByte(a[start-1]) && a[start-1] != '_' || a[start-1] == '+') {
+			start--
+		}
+		end := p + 3
+		for end < len(a) && !isRESpace(a[end]) {
+			end++
+		}
+		ws = addWindow(ws, window{start, end})
+		off = p + 3
+	}
+}
+
+// headerWindows are argHeader's windows in a: each header name holding auth, token, api or
+// secret (a word of [\w-]) from the character before it to its credential's end: ':' and
+// a scheme and a credential after it, each maybe after spaces or tabs.
+func headerWindows(a string) []window {
+	word := func(c byte) bool { return argTokenByte(c) && c != '.' }
+	trigger := func(_ string, low []byte) bool {
+		return bytes.Contains(low, []byte("auth")) || bytes.Contains(low, []byte("token")) ||
+			bytes.Contains(low, []byte("api")) || bytes.Contains(low, []byte("secret"))
+	}
+	value := func(i int) int {
+		for i < len(a) && !isRESpace(a[i]) && a[i] != '\'' && a[i] != '"' && a[i] != '\\' {
+			i++
+		}
+		return i
+	}
+	return tokenWindows(a, word, trigger, 1, func(end int) int {
+		end = skip(a, end, " \t")
+		if end < len(a) && a[end] == ':' {
+			end++
+		}
+		end = value(skip(a, end, " \t"))
+		return value(skip(a, end, " \t"))
+	}, true)
+}
+
+// sqlWindows are argSQLPassword's windows in a: each "password", any case, from the
+// character before it to the quote after the spaces after it.
+func sqlWindows(a string) []window {
+	if folds(a) {
+		return []window{{0, len(a)}}
+	}
+	low := asciiLower(a)
+	var ws []window
+	for off := 0; ; {
+		k := bytes.Index(low[off:], []byte("password"))
+		if k < 0 {
+			return ws
+		}
+		p := off + k
+		ws = addWindow(ws, window{max(p-1, 0), min(skip(a, p+8, " \t\n")+1, len(a))})
+		off = p + 8
+	}
+}
+
+// jsonWindows are argJSONSecret's windows in a: each member name holding a secretName's word
+// (argTrigger), from its quote (maybe escaped) to its value's.
+func jsonWindows(a string) []window {
+	return tokenWindows(a, argTokenByte, argTrigger, 2, func(end int) int {
+		end = skip(a, end, "\\\"")
+		end = skip(a, end, " \t")
+		if end < len(a) && a[end] == ':' {
+			end++
+		}
+		return skip(a, end, " \t") + 2
+	}, true)
+}
+
+// argNameWords are the words each client's name regexp (names.end) matches hold.
+var argNameWords = map[*regexp.Regexp][]string{
+	argMySQLWord:   {"mysql", "mariadb"},
+	argPGWord:      {"psql", "pg_", "createdb", "dropdb", "createuser", "dropuser", "clusterdb", "reindexdb", "vacuumdb", "pgbench"},
+	argRedisWord:   {"redis-cli", "valkey-cli", "keydb-cli"},
+	argMongoWord:   {"mongo"},
+	argSSHPassWord: {"sshpass"},
+	argCurlWord:    {"curl"},
+}
+
+// nameWindows are a client's name regexp's windows in a: each of its words (nil: all of a)
+// from the character before it to a character after the word of [\w-] it ends.
+func nameWindows(a string, words []string) []window {
+	if words == nil {
+		return []window{{0, len(a)}}
+	}
+	var starts []int
+	for _, w := range words {
+		for off := 0; ; {
+			k := strings.Index(a[off:], w)
+			if k < 0 {
+				break
+			}
+			starts = append(starts, off+k)
+			off += k + 1
+		}
+	}
+	slices.Sort(starts)
+	var ws []window
+	for _, p := range starts {
+		end := p
+		for end < len(a) && (argTokenByte(a[end]) && a[end] != '.') {
+			end++
+		}
+		ws = addWindow(ws, window{max(p-1, 0), min(end+utf8.UTFMax, len(a))})
+	}
+	return ws
+}
+
+// writesPgpass tells whether the command a names a password file (.pgpass, $PGPASSFILE), whose
+// lines' passwords are hidden (redactPgpassLines); PGPASSWORD is none.
+func writesPgpass(a string) bool {
+	low := asciiLower(a)
+	return bytes.Contains(low, []byte(".pgpass")) || bytes.Contains(low, []byte("pgpassfile"))
+}
+
+// isExpansion is argExpansion.MatchString(v), the regexp run only on what starts as one does.
+func isExpansion(v string) bool {
+	return v != "" && (v[0] == '$' || v[0] == '`') && argExpansion.MatchString(v)
+}
