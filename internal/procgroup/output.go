@@ -44,10 +44,11 @@ func MaskPGPassword(s string, cut bool) string {
 	return MaskSecret(s, os.Getenv("PGPASSWORD"), "<PGPASSWORD>", cut)
 }
 
-// MaskSecret masks pw in s, a command's output for the log, as mask: as it stands and as
-// bash's set -x quotes it — single-quoted (each quote in it closed, escaped and opened
-// again), or, for a word without a character the shell treats specially but with one it
-// cannot print in its locale, in $'...' form (ansiQuoted). cut: s was cut short, and its last
+// MaskSecret masks pw in s, a command's output for the log, as mask: as it stands, with a
+// backslash before each quote and backslash in it (JSON, Go's %q), and as bash's set -x
+// quotes it — single-quoted (each quote in it closed, escaped and opened again), or, for a
+// word without a character the shell treats specially but with one it cannot print in its
+// locale, in $'...' form (ansiQuoted). cut: s was cut short, and its last
 // bytes may be the start of pw, which go too. An empty pw masks nothing.
 //
 // A pw shorter than minMaskLen bytes (a password of one character) is masked only where it
@@ -64,6 +65,9 @@ func MaskSecret(s, pw, mask string, cut bool) string {
 		}
 	}
 	add(strings.ReplaceAll(pw, "'", `'\''`))
+	// With a backslash before each quote and backslash in it: in a JSON string, a Go-quoted
+	// one (a log line of the command's), "..." (TestMaskSecretEscaped).
+	add(backslashed.Replace(pw))
 	short := len(pw) < minMaskLen
 	for _, f := range forms {
 		if short {
@@ -95,6 +99,9 @@ func MaskSecret(s, pw, mask string, cut bool) string {
 	}
 	return s
 }
+
+// backslashed writes a backslash before each quote and backslash.
+var backslashed = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `'`, `\'`)
 
 // minMaskLen is the length, in bytes, below which a secret is masked in a command's output
 // only where it stands as a value (MaskSecret).
