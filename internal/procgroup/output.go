@@ -25,23 +25,22 @@ func (o *Output) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Masked is what was kept as it is logged, the value of $PGPASSWORD masked (MaskPGPassword),
-// and each of secrets, those written in the command's own arguments, masked as "<redacted>"
-// in the same forms (MaskSecret): a script under set -x writes them out quoted, and the output
+// Masked is what was kept as it is logged, the value of $PGPASSWORD masked as "<PGPASSWORD>"
+// (a hook and a health command keep that variable: they may need the database; secrets never
+// appear in logs), and each of secrets, those written in the command's own arguments, masked
+// as "<redacted>", each in the forms MaskSecret masks: a script under set -x writes them out quoted, and the output
 // kept may stop inside one.
+//
+// Each is masked first as a mark no secret holds (a NUL, which no argument or environment
+// variable does, around a letter), the marks made masks at the end: a secret that is part of a
+// mask (acted, PASSWORD) made "<red<redacted>>" of one written before (TestMaskedMasksOnce).
 func (o *Output) Masked(secrets ...string) string {
-	s := MaskPGPassword(string(o.b), o.Dropped > 0)
+	const pgMark, secretMark = "\x00P\x00", "\x00R\x00"
+	s := MaskSecret(string(o.b), os.Getenv("PGPASSWORD"), pgMark, o.Dropped > 0)
 	for _, v := range secrets {
-		s = MaskSecret(s, v, "<redacted>", o.Dropped > 0)
+		s = MaskSecret(s, v, secretMark, o.Dropped > 0)
 	}
-	return s
-}
-
-// MaskPGPassword masks the value of $PGPASSWORD in s, a command's output for the log (a hook
-// and a health command keep that variable: they may need the database; secrets never appear
-// in logs), as "<PGPASSWORD>" (MaskSecret).
-func MaskPGPassword(s string, cut bool) string {
-	return MaskSecret(s, os.Getenv("PGPASSWORD"), "<PGPASSWORD>", cut)
+	return strings.NewReplacer(pgMark, "<PGPASSWORD>", secretMark, "<redacted>").Replace(s)
 }
 
 // MaskSecret masks pw in s, a command's output for the log, as mask: as it stands, with a

@@ -44,3 +44,15 @@ func TestMaskSecretEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskedMasksOnce: what one secret's masking wrote is not masked again by another's:
+// a secret that is part of a mask (acted, of <redacted>; PASSWORD, of <PGPASSWORD>) made
+// "<red<redacted>>" of it.
+func TestMaskedMasksOnce(t *testing.T) {
+	t.Setenv("PGPASSWORD", "pg-s3cret")
+	o := Output{Max: 100}
+	o.Write([]byte("+ login pg-s3cret s3cret-2 acted PASSWORD\n"))
+	if got, want := o.Masked("s3cret-2", "acted", "PASSWORD"), "+ login <PGPASSWORD> <redacted> <redacted> <redacted>\n"; got != want {
+		t.Errorf("masked as %q, want %q", got, want)
+	}
+}
