@@ -730,7 +730,10 @@ func redactHeaders(a string, sec *secrets) string {
 				continue
 			}
 			start = m[4] + r[1]
-			end = start + strings.IndexFunc(a[start:]+"\n", func(c rune) bool { return strings.ContainsRune(" \t\n\r'\",\\", c) })
+			end = start
+			for end < len(a) && strings.IndexByte(" \t\n\r'\",\\", a[end]) < 0 {
+				end++
+			}
 			v = a[start:end]
 			if v == "" {
 				continue
