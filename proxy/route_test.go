@@ -897,3 +897,52 @@ func TestDrainingOnlyKeepsItsOwn(t *testing.T) {
 	s.SetMaster(next)
 	toA.closedWithin(t, time.Second)
 }
+
+// TestStopAcceptingKeepsDrain: a stop of the proxy whose site hands over (StopAccepting) takes
+// no new connection and keeps those to its site's server, whose requests may be being served,
+// through the drain (Target.Draining), then cuts them when the drain ends; those to another
+// site's server, and one still waiting for a master, are closed at once.
+func TestStopAcceptingKeepsDrain(t *testing.T) {
+	a := startBackend(t, "", greetEcho("A"))
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	toA := dial(t, addrs[0])
+	if got := toA.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+
+	s.StopAccepting("site1")
+	toA.roundTrip(t, "served after the stop began")
+	if c, err := net.DialTimeout("tcp", addrs[0], time.Second); err == nil {
+		c.Close()
+		t.Fatal("the proxy still accepts connections after StopAccepting")
+	}
+	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
+	toA.roundTrip(t, "served during the drain")
+	s.SetMaster(Target{Term: 1}) // the drain ended
+	toA.closedWithin(t, time.Second)
+	if n := a.accepted(); n != 1 {
+		t.Fatalf("site1's server got %d connections, want 1", n)
+	}
+}
+
+// TestStopAcceptingClosesOthers: StopAccepting closes at once the connections to another
+// site's server and those still waiting for a master's address.
+func TestStopAcceptingClosesOthers(t *testing.T) {
+	b := startBackend(t, "", greetEcho("B"))
+	other := ops("off", "off")
+	other.Endpoint = "other" // the master gives no address for it: its connections wait
+	s, addrs := startProxy(t, testConfig(ops("off", "off"), other), nil)
+	s.SetMaster(master("site2", b.addr))
+	toB := dial(t, addrs[0])
+	if got := toB.line(t); got != "B" {
+		t.Fatalf("routed to %q, want B", got)
+	}
+	waiting := dial(t, addrs[1])
+	eventually(t, 2*time.Second, "the waiting connection tracked", func() bool { return s.Stats().Active == 2 })
+
+	s.StopAccepting("site1")
+	toB.closedWithin(t, time.Second)
+	waiting.closedWithin(t, time.Second)
+	eventually(t, 2*time.Second, "no connection left", func() bool { return s.Stats().Active == 0 })
+}

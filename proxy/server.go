@@ -310,6 +310,44 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+// StopAccepting begins a stop whose site hands over (DESIGN §3 handover): the listeners
+// close, so no new connection comes in, and every connection is closed at once (with a reset,
+// as Serve's end closes them), but those connected to site's server — this site's own, its
+// master handing over — which stay as long as the target keeps them (SetMaster: until the
+// drain ends, or at once in a release that is no handover) or until Serve's context ends. A
+// connection still waiting for a master or being dialled is closed too: it has no request
+// being served. Safe from any goroutine; after Serve ended it does nothing.
+func (s *Server) StopAccepting(site string) {
+	s.mu.Lock()
+	if !s.started || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true // connect drops a dial still under way, track refuses what accept had
+	var victims []*conn
+	kept := 0
+	for c := range s.conns {
+		if c.dialCancel != nil {
+			c.dialCancel()
+			c.dialing, c.dialCancel = route{}, nil
+		}
+		if c.to != (route{}) && c.to.site == site && site != "" && !c.cut && !c.idle && !c.stalled {
+			kept++
+			continue
+		}
+		victims = append(victims, c)
+	}
+	s.mu.Unlock()
+	for _, l := range s.lns {
+		l.ln.Close()
+	}
+	for _, c := range victims {
+		c.abort()
+	}
+	s.log.Info("proxy stopped accepting: the connections to this site's server stay while its handover drains",
+		"kept", kept, "closed", len(victims), "site", site)
+}
+
 func (s *Server) acceptLoop(ctx context.Context, l *listener) {
 	defer s.wg.Done()
 	var backoff time.Duration

@@ -262,12 +262,17 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	// no more than adminMaxConns at once.
 	srv := &http.Server{Handler: noBody(s.adminHandler()), ReadHeaderTimeout: adminReadTimeout, IdleTimeout: adminIdleTimeout}
 
-	// The node outlives the proxy: on shutdown, or when a part fails, the proxy and health
-	// checks stop (nothing more is routed here) while the node hands over and leaves. The shim
-	// outlives the node: a handover finishes the commits in flight (DESIGN §3), through the
-	// shim's sessions and its shipper.
+	// The node outlives the proxy's accepting: on shutdown, or when a part fails, the proxy
+	// takes no new connection and the health checks stop while the node hands over and leaves.
+	// The connections made to this site's server stay through the handover's drain, as the
+	// other site's proxy keeps them (proxy.Server.StopAccepting; the route beforeRelease sets
+	// cuts them when the drain ends), and are closed once the node is done (proxyCtx). The
+	// shim outlives the node: a handover finishes the commits in flight (DESIGN §3), through
+	// the shim's sessions and its shipper.
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
+	proxyCtx, stopProxy := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProxy()
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
 	shimCtx, stopShim := context.WithCancel(context.WithoutCancel(ctx))
@@ -304,7 +309,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 		run("txshim", func() error { return s.db.run(shimCtx, cfg.Server.HealthInterval) })
 	}
 	if s.proxy != nil {
-		run("proxy", func() error { return s.proxy.Serve(runCtx) })
+		run("proxy", func() error { return s.proxy.Serve(proxyCtx) })
 		checker := gossip.NewChecker(cfg.Server, logger)
 		run("health", func() error { return checker.Run(runCtx, node.SetServerHealthy) })
 	}
@@ -317,8 +322,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	}
 	logger.Info("shutting down")
 	stopRun()
+	if s.proxy != nil {
+		s.proxy.StopAccepting(cfg.Site)
+	}
 	stopNode() // hand over if master, Leave, Shutdown (gossip.Node.Run)
 	<-nodeDone
+	stopProxy()
 	stopShim()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

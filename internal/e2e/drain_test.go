@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,4 +82,76 @@ func TestHandoverKeepsServedConnections(t *testing.T) {
 			t.Errorf("the connection through %s's proxy to site1's server outlived the handover: PING -> %q", name, got)
 		}
 	}
+}
+
+// TestGracefulStopKeepsServedConnections: SIGTERM on the master while an operator's request is
+// being served through each site's proxy, its server's commit held in flight by a lock on the
+// peer's row. The stop hands over (DESIGN §3 handover): the drain lets the commit finish, and
+// its reply reaches the operator through either proxy — the stopping site's own too, which
+// takes no new connection from the signal on but keeps those being served until the drain
+// ends. It used to close them at once, with the rest of its serving, before the handover had
+// even begun.
+func TestGracefulStopKeepsServedConnections(t *testing.T) {
+	s1, s2 := cluster(t, clusterOpts{db: true, failback: "manual"})
+	setThrough(t, s1, "x", "1")
+	setThrough(t, s1, "y", "1")
+	waitFor(t, 5*time.Second, "site2's database to hold x=1 and y=1", func() bool {
+		return kvValue(t, s2, "x") == "1" && kvValue(t, s2, "y") == "1"
+	})
+
+	peer, err := sql.Open("postgres", s2.pg.DSN(s2.pg.Database()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	lock, err := peer.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`SELECT 1 FROM wire_kv WHERE k IN ('x', 'y') FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	type reply struct {
+		got string
+		err error
+	}
+	viaS1 := operatorOf(t, s1)
+	servedBy(t, s2.proxy, "site1", 10*time.Second)
+	viaS2, err := dialOperator(s2.proxy, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(viaS2.close)
+	r1, r2 := make(chan reply, 1), make(chan reply, 1)
+	go func() { got, err := viaS1.do("SET x 2", 30*time.Second); r1 <- reply{got, err} }()
+	go func() { got, err := viaS2.do("SET y 2", 30*time.Second); r2 <- reply{got, err} }()
+	waitFor(t, 5*time.Second, "site1's two commits prepared locally", func() bool { return preparedCount(t, s1) >= 2 })
+
+	// Not kill, which would wait for the exit (forcing it after 15 s) with the lock still held.
+	s1.tandem.signal(t, syscall.SIGTERM)
+	waitFor(t, 5*time.Second, "site1 to hand over", func() bool { return httpStatus(s1.admin, "/master") != 200 })
+	time.Sleep(time.Second)
+	_ = lock.Rollback()
+
+	for name, r := range map[string]chan reply{"site1": r1, "site2": r2} {
+		select {
+		case r := <-r:
+			if r.got != "OK site1" || r.err != nil {
+				t.Errorf("the request in flight through %s's proxy at SIGTERM -> %q, %v; want OK site1", name, r.got, r.err)
+			}
+		case <-time.After(40 * time.Second):
+			t.Fatalf("the request in flight through %s's proxy has no outcome after 40s", name)
+		}
+	}
+	for _, s := range []*site{s1, s2} {
+		waitFor(t, 5*time.Second, s.name+"'s database to hold x=2 and y=2", func() bool {
+			return kvValue(t, s, "x") == "2" && kvValue(t, s, "y") == "2"
+		})
+	}
+	if !s1.tandem.exited(15 * time.Second) {
+		t.Error("site1's tandem did not exit after SIGTERM")
+	}
+	servedBy(t, s2.proxy, "site2", 10*time.Second)
 }
