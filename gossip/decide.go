@@ -45,10 +45,11 @@ type Action struct {
 	Term   uint64 // Promote: the new term
 	To     string // Release: the site the role is handed to ("" = whoever qualifies)
 	Reason string // why, in words for the log and status
-	// Handover, of a Release, says it is planned (a switchover, a failback, a stop): the
-	// connections made to the server before it stay while its drain lasts, for the requests
-	// being served (Meta.DrainKeeps). A failure's release (an unhealthy server, an unreachable
-	// database, a stronger or newer master) has them cut at once.
+	// Handover, of a Release, says it is planned (a switchover, a failback, a stop that finds
+	// no failure, Node.stopRelease): the connections made to the server before it stay while
+	// its drain lasts, for the requests being served (Meta.DrainKeeps). A failure's release (an
+	// unhealthy server, an unreachable database, a stronger or newer master) has them cut at
+	// once.
 	Handover bool
 }
 

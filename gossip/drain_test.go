@@ -132,3 +132,55 @@ func within(t *testing.T, ch <-chan struct{}, what string) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+// TestNodeStopAfterFailureKeepsNothing: a master stopped (SIGTERM) after its server failed but
+// before a decision round released the role for it is no planned handover: like the failure's
+// release it would have made, its drain keeps no connection to that failed server (State
+// names no site Draining while BeforeRelease runs, and DrainKeeps is not published).
+func TestNodeStopAfterFailureKeepsNothing(t *testing.T) {
+	t.Parallel()
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA := siteConfig(t, "site1", 1, addrA, addrB)
+	cfgB := siteConfig(t, "site2", 2, addrB, addrA)
+	cfgA.Gossip.Failback, cfgB.Gossip.Failback = config.FailbackManual, config.FailbackManual
+	type seen struct {
+		draining string
+		keeps    bool
+		reason   string
+	}
+	got := make(chan seen, 1)
+	var once sync.Once
+	var na atomic.Pointer[Node]
+	a := runSteady(t, cfgA, Options{BeforeRelease: func(ctx context.Context, term uint64) {
+		once.Do(func() {
+			n := na.Load()
+			n.mu.Lock()
+			keeps := n.meta.DrainKeeps
+			n.mu.Unlock()
+			s := n.State()
+			got <- seen{s.Draining, keeps, s.Reason}
+		})
+	}})
+	na.Store(a.Node)
+	b := runSteady(t, cfgB, Options{})
+	waitFor(t, 15*time.Second, "site1 master", master(a, b))
+	waitFor(t, 10*time.Second, "site2 to route to site1", func() bool { return b.State().Master == "site1" })
+
+	// The server's failure as the health check reports it, but no decision round yet: the
+	// stop comes first (a supervisor stopping the sidecar with its failed server, say).
+	a.mu.Lock()
+	a.meta.ServerHealthy = false
+	a.encodeLocked()
+	a.mu.Unlock()
+	a.stop()
+	select {
+	case s := <-got:
+		t.Logf("release at the stop: %q", s.reason)
+		if s.draining != "" || s.keeps {
+			t.Fatalf("site1 stopped with its server failed: its release keeps the connections to that server (State draining %q, DrainKeeps %v); a failure's release keeps none",
+				s.draining, s.keeps)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("site1 did not release the role at its stop")
+	}
+}

@@ -621,7 +621,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		if master {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.releaseTimeout)
-			n.release(rctx, ml, Action{Kind: Release, Reason: "shutting down", Handover: true})
+			n.release(rctx, ml, n.stopRelease())
 			cancel()
 			// The waits for the release and the Leave below to go out follow the profile
 			// (settle is a few gossip intervals more than a broadcast takes): when every
@@ -656,6 +656,23 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("gossip stopped")
 	close(n.changes)
 	return nil
+}
+
+// stopRelease is the release of a master that stops: a planned handover (Action.Handover),
+// unless the decision would have this master give up the role for a failure now — its server
+// unhealthy, its database unreachable, the majority lost, a stronger or newer master. A stop
+// that comes before the decision round that would have released for it is no handover: like
+// that round's release, it keeps no connection to a server that failed (Meta.DrainKeeps).
+// Either way "released" goes out after the drain, as it does for any release.
+func (n *Node) stopRelease() Action {
+	n.mu.Lock()
+	v := n.viewLocked(time.Now())
+	n.mu.Unlock()
+	a := Action{Kind: Release, Reason: "shutting down", Handover: true}
+	if d := Decide(v); d.Kind == Fence || d.Kind == Release && !d.Handover {
+		a.Reason, a.Handover = "shutting down: "+d.Reason, false
+	}
+	return a
 }
 
 // Changes delivers the State on every role, master, term or split-brain
