@@ -3,13 +3,16 @@ package proxy
 import (
 	"errors"
 	"net"
+	"os"
+	"sync/atomic"
 )
 
 // copyResult is one direction's outcome.
 type copyResult struct {
-	up  bool // client to server
-	n   int64
-	err error
+	up      bool // client to server
+	n       int64
+	err     error
+	stopped bool // stopped by the end of a drain (conn.endDrain), both sides left open
 }
 
 // copyBoth copies client→server on the calling goroutine and server→client
@@ -17,8 +20,9 @@ type copyResult struct {
 // each way and the first error (nil when both sides closed cleanly).
 func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error) {
 	done := make(chan copyResult, 2)
-	go proxyCopy(done, false, c.client, up, s.pipes)
-	proxyCopy(done, true, up, c.client, s.pipes)
+	go proxyCopy(done, false, c.client, up, s.pipes, &c.ending)
+	proxyCopy(done, true, up, c.client, s.pipes, &c.ending)
+	stopped := false
 	for range 2 {
 		r := <-done
 		if r.up {
@@ -29,6 +33,13 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 		if err == nil {
 			err = r.err
 		}
+		stopped = stopped || r.stopped
+	}
+	if stopped {
+		// The end of the drain that kept c stopped a copy (conn.endDrain): the server's last
+		// reply goes on to the operator, then both sides are reset.
+		downN += c.finishDrain(up)
+		c.abort()
 	}
 	return upN, downN, err
 }
@@ -38,12 +49,18 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 // error it closes both, which ends the opposite direction too; a side reset
 // or gone is passed on as a reset, so the peer cannot take an aborted stream
 // for a whole one. (A cut, the idle timeout and shutdown close both sides
-// here, net.ErrClosed: conn.abort resets them itself.)
+// here, net.ErrClosed: conn.abort resets them itself.) A deadline once ending is set (the end
+// of a drain, conn.endDrain, which sets the deadlines) stops the copy and closes nothing:
+// copyBoth ends the connection.
 //
 // Bulk bytes move with splice(2) through a kernel pipe (copyStream, DESIGN.md §4), a token of
 // pipes held while they move; a few at a time, through a read and a write.
-func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn, pipes chan struct{}) {
+func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn, pipes chan struct{}, ending *atomic.Bool) {
 	n, err := copyStream(dst, src, pipes)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ending.Load() {
+		done <- copyResult{up: up, n: n, err: err, stopped: true}
+		return
+	}
 	if err == nil {
 		// Fails when dst is gone already (reset, ENOTCONN): the opposite direction may be
 		// waiting on src with dst's last bytes and not have seen that, so it is passed on

@@ -124,7 +124,9 @@ func localIP(ip netip.Addr) bool {
 // on the new master (DESIGN.md §4), even where both sites give the same
 // address; those to the same master at the same address are kept (a new term
 // of the same master), and so are those to a master handing over while its
-// drain lasts (Target.Draining), until a target without it. Connections
+// drain lasts (Target.Draining), until a target without it: those then take no
+// more of the operator's bytes, pass on what the server wrote, and are reset once
+// the operator has it, within drainEndBound (conn.endDrain). Connections
 // waiting for a master are woken. Safe from any goroutine; repeating the
 // current target costs a map comparison.
 func (s *Server) SetMaster(t Target) {
@@ -139,7 +141,7 @@ func (s *Server) SetMaster(t Target) {
 	s.selfDialWarned = ""
 	close(s.changed)
 	s.changed = make(chan struct{})
-	var victims []*conn
+	var victims, drained []*conn
 	for c := range s.conns {
 		r, ok := t.route(c.ln.cfg.Endpoint)
 		if c.dialCancel != nil && (!ok || r != c.dialing) {
@@ -156,6 +158,10 @@ func (s *Server) SetMaster(t Target) {
 			continue
 		}
 		c.cut = true
+		if old.keeps(c.ln.cfg.Endpoint, c.to) && old.Site == "" {
+			drained = append(drained, c) // kept by the drain that just ended
+			continue
+		}
 		victims = append(victims, c)
 	}
 	s.mu.Unlock()
@@ -163,9 +169,12 @@ func (s *Server) SetMaster(t Target) {
 	for _, c := range victims {
 		c.abort()
 	}
-	if len(victims) > 0 {
+	for _, c := range drained {
+		c.endDrain()
+	}
+	if len(victims)+len(drained) > 0 {
 		s.log.Info("master changed; cut connections to the old master",
-			"cut", len(victims), "old_master", old.Site, "old_term", old.Term, "master", t.Site, "term", t.Term, "draining", t.Draining)
+			"cut", len(victims)+len(drained), "drain_ended", len(drained), "old_master", old.Site, "old_term", old.Term, "master", t.Site, "term", t.Term, "draining", t.Draining)
 	} else {
 		s.log.Debug("master changed", "master", t.Site, "term", t.Term)
 	}

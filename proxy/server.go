@@ -10,7 +10,8 @@
 // splice(2) on Linux (copyStream): no per-connection user-space buffer, and a
 // kernel pipe only while bytes move. When the master moves, every connection
 // to the old master is closed at once (DESIGN.md §4), even where both sites
-// give the same address; on a handover, once its drain ended (Target.Draining).
+// give the same address; on a handover, once its drain ended (Target.Draining),
+// and once what its server wrote reached the operator (conn.endDrain).
 // A master address that is one of the proxy's own
 // listeners is never dialled.
 //
@@ -103,6 +104,11 @@ type conn struct {
 
 	up        atomic.Pointer[net.TCPConn] // the server side, once dialed
 	stallSeen bool                        // the sweeper's last look found c stalled; only the sweeper touches it
+
+	// The end of a drain that kept c (endDrain): ending says it began; endBy, written before,
+	// bounds the passing on of the server's last reply (finishDrain).
+	ending atomic.Bool
+	endBy  time.Time
 
 	// guarded by Server.mu
 	dialing    route              // being dialed, while dialCancel != nil
@@ -435,6 +441,69 @@ func (c *conn) abort() {
 	if up != nil {
 		up.Close()
 	}
+}
+
+// endDrain ends c, which its master's drain kept (SetMaster), once the drain ended: no more
+// of the operator's bytes reach the server (the copy of that direction stops at once), but
+// what the server wrote — the reply to a request the drain let finish — is still passed on,
+// and c is reset both ways only once the operator has it (copyBoth, finishDrain), within
+// drainEndBound. A reset then, as abort's, not a FIN: the server must not take a request cut
+// short for a whole one. Deadlines stop the copies without closing anything (proxyCopy);
+// a write to the operator under way is not interrupted, only bounded.
+func (c *conn) endDrain() {
+	c.endBy = time.Now().Add(drainEndBound)
+	c.ending.Store(true)
+	past := time.Unix(1, 0)
+	_ = c.client.SetReadDeadline(past)
+	_ = c.client.SetWriteDeadline(c.endBy)
+	if up := c.upstreamConn(); up != nil {
+		_ = up.SetWriteDeadline(past)
+		_ = up.SetReadDeadline(past)
+	}
+}
+
+// drainEndBound bounds how long the end of a drain (conn.endDrain) takes to pass on what the
+// server wrote before it, and to see it acknowledged; drainEndQuiet is the pause in the
+// server's bytes taken for the end of what it had to say.
+var (
+	drainEndBound = 2 * time.Second
+	drainEndQuiet = 200 * time.Millisecond
+)
+
+// finishDrain passes on to the operator what c's server wrote before the end of its drain
+// stopped the copy loop, and what follows without a pause of drainEndQuiet, until c.endBy;
+// then it waits, within that bound too, until the operator has acknowledged every byte sent
+// to it, so that the reset that ends c (abort) throws none of them away. It returns the
+// bytes passed on.
+func (c *conn) finishDrain(up *net.TCPConn) int64 {
+	end := c.endBy
+	buf := make([]byte, 32<<10)
+	var n int64
+	for now := time.Now(); now.Before(end); now = time.Now() {
+		wait := now.Add(drainEndQuiet)
+		if wait.After(end) {
+			wait = end
+		}
+		_ = up.SetReadDeadline(wait)
+		k, err := up.Read(buf)
+		if k > 0 {
+			w, werr := c.client.Write(buf[:k])
+			n += int64(w)
+			if werr != nil {
+				return n
+			}
+		}
+		if err != nil {
+			break // the server's end, or it said nothing more for drainEndQuiet
+		}
+	}
+	for time.Now().Before(end) {
+		if q, ok := unacked(c.client); !ok || q == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return n
 }
 
 // upstreamConn returns the server side of c, nil before it was dialed.

@@ -46,3 +46,18 @@ func leftAlready(client *net.TCPConn, sent bool) error {
 	}
 	return nil
 }
+
+// unacked returns how many bytes sent on c its peer has not acknowledged yet, those not sent
+// yet included (SIOCOUTQ).
+func unacked(c *net.TCPConn) (int, bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var n int
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || ierr != nil {
+		return 0, false
+	}
+	return n, true
+}

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDrainEndDeliversWrittenReply: a master's handover drains (Target.Draining) so that the
+// requests being served get their replies. A reply the server wrote in full before the drain
+// ended — held in the proxy's sockets, on its way to an operator that reads it at its pace —
+// reaches the operator whole: the drain's end cut it with a reset, which threw away what the
+// proxy had not yet delivered, and the operator got a truncated reply to a request the server
+// had answered.
+func TestDrainEndDeliversWrittenReply(t *testing.T) {
+	const size = 1 << 20
+	reply := append(bytes.Repeat([]byte("r"), size), '\n')
+	written := make(chan error, 1)
+	a := startBackend(t, "", func(c net.Conn) {
+		if _, err := io.WriteString(c, "A\n"); err != nil {
+			written <- err
+			return
+		}
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			written <- err
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Write(reply)
+		written <- err
+		_, _ = io.Copy(io.Discard, c) // then waits for the next request, as a server does
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
+	if _, err := io.WriteString(c, "GET report\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("the server could not write its reply while the operator waited: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server got no request in 10s")
+	}
+	s.SetMaster(Target{Term: 1}) // the drain ended, the reply written
+
+	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c.br)
+	if len(got) != len(reply) {
+		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(reply), err)
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after the whole reply: %v, want the connection ended", err)
+	}
+}
+
+// TestDrainEndForwardsNothingNew: once the drain that kept a connection ended, no byte the
+// operator sends reaches the old master's server, and a server that goes on writing has the
+// connection reset within drainEndBound.
+func TestDrainEndForwardsNothingNew(t *testing.T) {
+	got := make(chan string, 4)
+	a := startBackend(t, "", func(c net.Conn) {
+		if _, err := io.WriteString(c, "A\n"); err != nil {
+			return
+		}
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			got <- line
+			if line == "stream\n" {
+				for { // a reply without end
+					if _, err := c.Write(bytes.Repeat([]byte("s"), 1024)); err != nil {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	if l := c.line(t); l != "A" {
+		t.Fatalf("routed to %q, want A", l)
+	}
+	s.SetMaster(Target{Term: 1, Draining: "site1"})
+	if _, err := io.WriteString(c, "stream\n"); err != nil {
+		t.Fatal(err)
+	}
+	if l := <-got; l != "stream\n" {
+		t.Fatalf("the server got %q", l)
+	}
+	s.SetMaster(Target{Term: 1}) // the drain ended
+	start := time.Now()
+	if _, err := io.WriteString(c, "late\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(drainEndBound + 3*time.Second))
+	_, err := io.Copy(io.Discard, c.br)
+	took := time.Since(start)
+	t.Logf("the connection ended after %v: %v", took.Round(time.Millisecond), err)
+	if took > drainEndBound+time.Second {
+		t.Errorf("the connection of a server that goes on writing ended %v after its drain, more than drainEndBound %v", took, drainEndBound)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("a reply cut short by the end of the drain ended with %v, want a reset", err)
+	}
+	select {
+	case l := <-got:
+		t.Errorf("the old master's server got %q, sent after its drain ended", l)
+	case <-time.After(100 * time.Millisecond):
+	}
+	eventually(t, 2*time.Second, "Cut 1", func() bool { return s.Stats().Cut == 1 })
+}
