@@ -184,3 +184,45 @@ func TestNodeStopAfterFailureKeepsNothing(t *testing.T) {
 		t.Fatal("site1 did not release the role at its stop")
 	}
 }
+
+// TestNodeDrainCutOffEndsKeep: with a witness, a master cut off from the other site and the
+// witness while its handover drains keeps no connection to its server past the moment it
+// would have fenced itself (DESIGN §3 split brain: a site that loses the majority stops
+// serving within the gossip timeout, and the new master waits fence_delay for that). Its drain
+// kept them (State.Draining) for as long as its BeforeRelease ran — up to the drain's bound,
+// tens of seconds — while the other site took over: reads of a stale database all that time.
+func TestNodeDrainCutOffEndsKeep(t *testing.T) {
+	t.Parallel()
+	addrA, addrB, addrW, cfgA, cfgB, cfgW := witnessTrio(t)
+	var cutA, cutB, cutW cutSet
+	draining, release := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) })
+	_, a, b := startTrio(t, cfgW, cfgA, cfgB, trioStart{w: Options{Cut: cutW.cut}, b: Options{Cut: cutB.cut},
+		a: Options{Cut: cutA.cut, BeforeRelease: func(ctx context.Context, term uint64) {
+			once.Do(func() {
+				close(draining)
+				select { // a drain that takes its time: a commit in flight waits for the peer
+				case <-release:
+				case <-ctx.Done():
+				}
+			})
+		}}})
+	term := a.State().Term
+	waitFor(t, 15*time.Second, "switchover to site2 accepted", func() bool { return a.Switchover("site2") == nil })
+	within(t, draining, "site1's release to begin")
+	if s := a.State(); s.Draining != "site1" {
+		t.Fatalf("site1 drains its handover: its State says draining %q, want site1", s.Draining)
+	}
+
+	cutA.set(addrB, addrW)
+	cutB.set(addrA)
+	cutW.set(addrA)
+	waitFor(t, 15*time.Second, "site2 master of a newer term", func() bool {
+		s := b.State()
+		return s.Role == RoleMaster && s.Term > term
+	})
+	if s := a.State(); s.Draining != "" {
+		t.Fatalf("site2 took over while site1, cut off, still keeps the connections to its server (State draining %q)", s.Draining)
+	}
+}

@@ -177,6 +177,7 @@ type Node struct {
 	// across a Save that may wait for a database. Taken before mu.
 	recMu sync.Mutex
 
+	sendMu        sync.Mutex // held by deliver, before mu: one State sent at a time
 	mu            sync.Mutex
 	meta          Meta // what is published
 	metaBytes     []byte
@@ -1706,9 +1707,11 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 	n.log.Info("role change", "from", old.String(), "to", RoleBackup.String(), "term", term, "reason", a.Reason, "to_site", a.To)
 	n.deliver()
 	n.publish(ml)
+	stopWatch := n.watchDrainMajority(term, a.Handover)
 	if n.beforeRelease != nil {
 		n.beforeRelease(ctx, term)
 	}
+	stopWatch()
 	// A word of SetPeerSynced accepted while this site was master may still be being saved
 	// (recMu): "released" goes out with it, not before it — with peer_synced = true the other
 	// site took the next term at once, without the commit the word was about (DESIGN §3 rule 2).
@@ -1731,6 +1734,12 @@ func (n *Node) release(ctx context.Context, ml *memberlist.Memberlist, a Action)
 // read it from the published metadata. Nothing when term is not being released. Only from
 // BeforeRelease, which runs where the State is delivered from.
 func (n *Node) EndDrain(term uint64) {
+	n.endKeep(term, "")
+}
+
+// endKeep ends the keeping of the connections of the drain of term (EndDrain), with why
+// logged when it is not the drain's own end.
+func (n *Node) endKeep(term uint64, why string) {
 	n.mu.Lock()
 	if !n.meta.Draining || !n.meta.DrainKeeps || n.releasing != term || n.meta.Record.Term != term {
 		n.mu.Unlock()
@@ -1740,15 +1749,59 @@ func (n *Node) EndDrain(term uint64) {
 	n.encodeLocked()
 	ml := n.ml
 	n.mu.Unlock()
+	if why != "" {
+		n.log.Warn("handover drain: the connections to this site's server are cut before the drain ends", "term", term, "reason", why)
+	}
 	n.deliver()
 	if ml != nil {
 		n.publish(ml)
 	}
 }
 
+// watchDrainMajority watches, while the drain of a planned handover of term runs (handover:
+// Action.Handover) and a witness is configured, for this site losing the majority: it then
+// ends the keeping of the connections to its server at once (endKeep), as a fence would have
+// cut them (DESIGN §3 split brain: a site that loses the majority stops serving within the
+// gossip timeout; the other site takes over after fence_delay). The drain itself goes on: the
+// decision loop, which would fence this site, waits for the release. The returned stop ends
+// the watch and returns once it is gone.
+func (n *Node) watchDrainMajority(term uint64, handover bool) (stop func()) {
+	if !handover || !n.cfg.Gossip.Witness {
+		return func() {}
+	}
+	done, gone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(gone)
+		t := time.NewTicker(n.prof.tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			n.mu.Lock()
+			seen, voters := n.viewLocked(time.Now()).votes()
+			n.mu.Unlock()
+			if 2*seen <= voters {
+				n.endKeep(term, fmt.Sprintf("the majority is lost (sees %d of %d voters)", seen, voters))
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-gone
+	}
+}
+
 // deliver recomputes the State and sends it when something the rest of
 // the process acts on changed.
 func (n *Node) deliver() {
+	// One at a time (a drain's watch, watchDrainMajority, delivers beside the decision loop):
+	// the State sent last is the newest, and the send below cannot block.
+	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
 	n.mu.Lock()
 	n.state = n.stateLocked()
 	s, last := n.state, n.delivered
@@ -1763,7 +1816,7 @@ func (n *Node) deliver() {
 		return
 	}
 	s = s.clone()
-	// Only the decision loop sends, so after draining the send cannot block.
+	// Only one deliver sends at a time (sendMu), so after draining the send cannot block.
 	select {
 	case n.changes <- s:
 	default:

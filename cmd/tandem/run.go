@@ -372,13 +372,19 @@ func kindName(k config.Kind) string {
 }
 
 // followRoles pushes every role change to the proxy and the shim at once, and queues the
-// hooks (runHooks): a hook that takes its time must not keep the proxy on an old master.
+// hooks (runHooks): a hook that takes its time must not keep the proxy on an old master. Once
+// ctx ends (the node's stop begins) it queues no hook, but goes on routing the node's changes
+// until the node is done (Changes closed): a master's release at its stop may end its
+// drain's keep early (the majority lost), which its beforeRelease does not route.
 func (s *sidecar) followRoles(ctx context.Context) {
 	var last gossip.Role
 	var lastTerm uint64
 	for {
 		select {
 		case <-ctx.Done():
+			for range s.node.Changes() {
+				s.route()
+			}
 			return
 		case st, ok := <-s.node.Changes():
 			if !ok {
