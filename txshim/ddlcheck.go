@@ -96,11 +96,12 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     FULL, and records that in tandem.ddl for the peer.
 func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string {
 	var b strings.Builder
-	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[];\nBEGIN\n")
+	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\nBEGIN\n")
 	if hasClockLiteral(stmt) {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
-		// constant as the statement runs, each database's own moment. The defaults and the
-		// partition bounds that hold one are those the transaction made that hold a constant
+		// constant as the statement runs, each database's own moment. The defaults (a
+		// column's, a domain's) and the partition bounds that hold one are those the
+		// transaction made that hold a constant
 		// of a type holding a date or time (a date or time type, or one made of one — an
 		// array, a range or multirange, a domain, a composite type: '{now}'::timestamptz[] and
 		// '[today,)'::daterange read the clock too, TestAddedColumnClockLiteralWrapped) whose
@@ -124,6 +125,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + read("d.adbin", "d.adrelid") + `;
     SELECT pg_catalog.array_agg(c.oid) INTO clock_parts FROM pg_catalog.pg_class c
     WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND ` + read("c.relpartbound", "c.oid") + `;
+    SELECT pg_catalog.array_agg(t.oid) INTO clock_doms FROM pg_catalog.pg_type t
+    WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd' AND ` + read("t.typdefaultbin", "0") + `;
     RAISE EXCEPTION USING ERRCODE = 'TDM97';
   EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
   END;
@@ -209,8 +212,11 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 	}
 	if hasClockLiteral(stmt) {
 		// A clock literal fixed into a definition the statement made — a column's default, a
-		// partition's bounds — is each database's own moment: the definitions would differ
-		// (TestClockLiteralDefinitionsRefused). The rows of a table with rows are checked above.
+		// partition's bounds, a domain's default — is each database's own moment: the
+		// definitions would differ (TestClockLiteralDefinitionsRefused). This runs for any DDL
+		// with such a literal, not only DDL that adds a column or may leave a table keyless:
+		// ALTER … SET DEFAULT 'now' and CREATE DOMAIN … DEFAULT 'now' are neither
+		// (TestClockLiteralSetDefaultRefused). The rows of a table with rows are checked above.
 		b.WriteString(`  FOR r IN SELECT d.adrelid::pg_catalog.regclass AS rel, a.attname
     FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid AND a.attnum OPERATOR(pg_catalog.=) d.adnum
     JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.adrelid
@@ -228,6 +234,14 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     RAISE EXCEPTION USING ERRCODE = '0A000',
       MESSAGE = pg_catalog.format('tandem: the bounds of partition %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.rel),
       HINT = 'Write the date or time itself.';
+  END LOOP;
+  FOR r IN SELECT t.oid::pg_catalog.regtype AS typ FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+    WHERE t.oid OPERATOR(pg_catalog.=) ANY (clock_doms) AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%'
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: the default of domain %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.typ),
+      HINT = 'Write the date or time itself, or a function that reads the clock when a row is inserted (now(), CURRENT_DATE).';
   END LOOP;
 `)
 	}

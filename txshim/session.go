@@ -5243,10 +5243,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					}
 				}
 			}
-			if us.st == 'T' && (info.addsDefault || info.mayUnkey) {
+			if us.st == 'T' && (info.addsDefault || info.mayUnkey || hasClockLiteral(info.text)) {
 				// The statement runs alone, then what it did is checked (ddlcheck.go): the
 				// columns it adds must not give the rows there values each database computes
-				// for itself, and the tables it leaves without a key get REPLICA IDENTITY FULL.
+				// for itself, the definitions it makes must not hold a clock literal's moment,
+				// and the tables it leaves without a key get REPLICA IDENTITY FULL.
 				before, err := s.capture(afterDDLBeforeSQL(info.addsDefault, info.mayUnkey, info.text))
 				if err != nil {
 					return err
