@@ -157,12 +157,20 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		if names, all := defaultSetColumns(stmt); all {
 			reset = "true"
 		} else if len(names) > 0 {
-			plain := map[string]bool{}
+			plain, constant := map[string]bool{}, map[string]bool{}
 			for _, n := range plainAddedColumns(stmt) {
 				plain[n] = true
 			}
+			for _, n := range constAddedColumns(stmt) {
+				constant[n] = true
+			}
 			var lits, plainLits []string
 			for _, n := range names {
+				if constant[n] {
+					// Added with a constant written out: the rows there got it on both
+					// databases (TestAddedColumnConstantThenDefaultSet).
+					continue
+				}
 				if plain[n] {
 					plainLits = append(plainLits, quoteLiteral(n))
 				} else {
@@ -177,7 +185,9 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 				conds = append(conds, `(a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[`+strings.Join(plainLits, ", ")+`]::pg_catalog.text[])
         AND EXISTS (SELECT FROM pg_catalog.pg_type ty WHERE ty.oid OPERATOR(pg_catalog.=) a.atttypid AND ty.typtype OPERATOR(pg_catalog.=) 'd'))`)
 			}
-			reset = "(" + strings.Join(conds, " OR ") + ")"
+			if len(conds) > 0 {
+				reset = "(" + strings.Join(conds, " OR ") + ")"
+			}
 		}
 		b.WriteString(`  FOR r IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname, ` + reset + ` AS reset
     FROM pg_catalog.pg_attribute a
@@ -379,6 +389,97 @@ func plainAddedColumns(stmt string) []string {
 		}
 	})
 	return names
+}
+
+// constAddedColumns reads an ALTER TABLE statement: the names (folded) of the columns its ADD
+// [COLUMN] [IF NOT EXISTS] name actions add with a DEFAULT that is a constant written out
+// (writtenConstant), of no serial type and not GENERATED. A name written U&"…" is left out.
+func constAddedColumns(stmt string) []string {
+	st := sigTokens(stmt)
+	toks, word, punct := st.toks, st.word, st.punct
+	table, i := alterTableName(st)
+	if table == "" {
+		return nil
+	}
+	var names []string
+	st.actions(i, func(int) {}, func(first, end int) {
+		j := first
+		if !word(j, "ADD") {
+			return
+		}
+		j++
+		if word(j, "COLUMN") {
+			j++
+		} else if word(j, "CONSTRAINT") || word(j, "PRIMARY") || word(j, "UNIQUE") || word(j, "CHECK") ||
+			word(j, "FOREIGN") || word(j, "EXCLUDE") {
+			return
+		}
+		if word(j, "IF") && word(j+1, "NOT") && word(j+2, "EXISTS") {
+			j += 3
+		}
+		if j >= end || (toks[j].kind != tokWord && toks[j].kind != tokQuoted) || punct(j+1, '&') {
+			return
+		}
+		name := string(foldName(stmt[toks[j].start:toks[j].end], nil))
+		depth := 0
+		for k := j + 1; k < end; k++ {
+			switch {
+			case punct(k, '(') || punct(k, '['):
+				depth++
+			case punct(k, ')') || punct(k, ']'):
+				depth--
+			case depth != 0:
+			case word(k, "GENERATED"):
+				return
+			case word(k, "DEFAULT"):
+				if writtenConstant(st, k+1, end) {
+					names = append(names, name)
+				}
+				return
+			case toks[k].kind == tokWord || toks[k].kind == tokQuoted:
+				switch string(foldName(stmt[toks[k].start:toks[k].end], nil)) {
+				case "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8":
+					return
+				}
+			}
+		}
+	})
+	return names
+}
+
+// writtenConstant tells whether tokens from..end-1 of st start with a constant written out: a
+// number, a string that reads no clock ('now', 'today', … — each database's own moment once
+// it is cast to a date or time type), NULL, TRUE or FALSE, signed, in parentheses, cast with
+// :: — up to the end or a column constraint (NOT NULL, CHECK, …). Anything else, an operator
+// or a function call, is not taken for one.
+func writtenConstant(st sigToks, from, end int) bool {
+	toks, word, punct := st.toks, st.word, st.punct
+	n := 0
+	for k := from; k < end; k++ {
+		text := st.stmt[toks[k].start:toks[k].end]
+		switch {
+		case toks[k].kind == tokString:
+			if hasClockLiteral(text) {
+				return false
+			}
+		case punct(k, ':') && punct(k+1, ':'):
+			// A cast: the type's name, words and what a modifier may hold.
+			k += 2
+			for k < end && (toks[k].kind == tokWord || toks[k].kind == tokQuoted || punct(k, '.') || punct(k, '[') || punct(k, ']')) {
+				k++
+			}
+			k--
+		case toks[k].kind == tokByte && strings.IndexByte("0123456789.+-(),", text[0]) >= 0:
+		case n == 0 && (word(k, "NULL") || word(k, "TRUE") || word(k, "FALSE")):
+		case n > 0 && (word(k, "NOT") || word(k, "NULL") || word(k, "CONSTRAINT") || word(k, "CHECK") || word(k, "UNIQUE") ||
+			word(k, "PRIMARY") || word(k, "REFERENCES") || word(k, "COLLATE") || word(k, "DEFERRABLE") || word(k, "INITIALLY")):
+			return true
+		default:
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // hasRowsSQL is PL/pgSQL that sets has_rows to whether the table rel (a regclass expression)
