@@ -590,16 +590,20 @@ func hasClockLiteral(stmt string) bool {
 //
 // An expression that reads a system column (xmin, xmax, cmin, cmax, ctid, tableoid) is
 // immutable to PostgreSQL, yet its values differ between the databases: the lexer finds those
-// (readsSystemColumn) and the shim refuses them too, on a table with rows. Not checked: a
-// conversion without USING, which runs under the settings recorded with the statement
-// (ddlSettings). Stable casts such as text to timestamptz stay refused, although the peer runs
+// (readsSystemColumn) and the shim refuses them too, on a table with rows; so are date or time
+// literals that read the clock ('now'), which PostgreSQL makes constants of as the statement
+// runs. A conversion without USING, the assignment cast, runs under the settings recorded with
+// the statement (ddlSettings): refused only when it calls a volatile function (a cast a user
+// made), which PostgreSQL tells by the plan of a subquery that converts (retypeCheckSQL). The
+// USING expression and the cast that follows it are checked so too. Stable casts such as text
+// to timestamptz in USING stay refused, although the peer runs
 // the statement under the TimeZone and DateStyle recorded with it: their input reads the clock
 // too ('now', 'today', 'tomorrow' are each database's moment of the rewrite), and casts of
 // other types read settings that are not recorded (IntervalStyle, extra_float_digits, lc_*).
 
-// retypeCheckSQL is the DO block that refuses stmt, an ALTER TABLE with ALTER COLUMN … TYPE …
-// USING, when one of its USING expressions is not immutable and its table has rows; "" when
-// the lexer finds no such clause.
+// retypeCheckSQL is the DO block that refuses stmt, an ALTER TABLE with ALTER COLUMN … TYPE,
+// when its table has rows and one of its USING expressions is not immutable, or one of its
+// conversions calls a volatile function; "" when the lexer finds no such action.
 func retypeCheckSQL(stmt string) string {
 	table, exprs := usingClauses(stmt)
 	if table == "" {
@@ -608,7 +612,8 @@ func retypeCheckSQL(stmt string) string {
 	if setsLogged(stmt) {
 		return setLoggedCheckSQL(table)
 	}
-	if len(exprs) == 0 {
+	convs := retypeConversions(stmt)
+	if len(convs) == 0 {
 		return ""
 	}
 	lits := make([]string, len(exprs))
@@ -621,9 +626,48 @@ func retypeCheckSQL(stmt string) string {
     MESSAGE = pg_catalog.format('tandem: %s has rows, and USING %s would give them values that differ on the peer (it reads a system column: transaction ids, row places and table OIDs are each database''s own)', rel, ` + lits[i] + `),
     HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';`
 		}
+		if sys == "" && hasClockLiteral(e) {
+			// A date or time literal that reads the clock is a constant to PostgreSQL, made as
+			// the statement runs: each database's own moment (TestRetypeVolatileConversionRefused).
+			// Refused whether or not it becomes a date or time (a string that merely holds the
+			// word is refused too).
+			sys = `
+  RAISE EXCEPTION USING ERRCODE = '0A000',
+    MESSAGE = pg_catalog.format('tandem: %s has rows, and USING %s would give them values that differ on the peer (it holds a date or time literal that reads the clock, ''now'', ''today'', …, each database''s own moment)', rel, ` + lits[i] + `),
+    HINT = 'Write the date or time itself, or add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';`
+		}
 	}
+	convLits := make([]string, len(convs))
+	for i, c := range convs {
+		convLits[i] = quoteLiteral(c)
+	}
+	// Each conversion, USING expr or the assignment cast, as PostgreSQL plans it in a subquery's
+	// output: it pulls up no subquery whose output calls a volatile function (a cast's, an
+	// input or output function's too), and a Subquery Scan is left in the plan. A stable one
+	// runs under the settings recorded with the statement. A conversion it cannot plan is not
+	// judged: refused (the statement would mostly fail the same way).
+	conv := `
+  FOREACH e IN ARRAY ARRAY[` + strings.Join(convLits, ", ") + `]::pg_catalog.text[] LOOP
+    BEGIN
+      FOR line IN EXECUTE pg_catalog.format('EXPLAIN (COSTS OFF) SELECT tandem_conv IS NULL FROM (SELECT %s AS tandem_conv FROM %s) tandem_conv', e, rel) LOOP
+        IF pg_catalog.strpos(line, 'Subquery Scan') OPERATOR(pg_catalog.>) 0 THEN
+          RAISE EXCEPTION USING ERRCODE = 'TDM96';
+        END IF;
+      END LOOP;
+    EXCEPTION
+      WHEN SQLSTATE 'TDM96' THEN
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s has rows, and converting them with %s would give them values each database computes for itself (it calls a volatile function)', rel, e),
+          HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
+      WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s has rows, and whether converting them with %s gives the same values on the peer could not be told (%s): refused', rel, e, msg),
+          HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
+    END;
+  END LOOP;`
 	body := `
-DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text;
+DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text; line pg_catalog.text; msg pg_catalog.text;
 BEGIN
   BEGIN
     rel := pg_catalog.to_regclass(` + quoteLiteral(table) + `);
@@ -637,7 +681,7 @@ BEGIN
   END;
   IF NOT has_rows THEN
     RETURN;
-  END IF;` + sys + `
+  END IF;` + sys + conv + `
   FOREACH e IN ARRAY ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[] LOOP
     BEGIN
       BEGIN
@@ -705,6 +749,75 @@ BEGIN
   END IF;
 END
 $tandem$`
+}
+
+// retypeConversions reads an ALTER TABLE statement: for each ALTER [COLUMN] name [SET DATA]
+// TYPE type [COLLATE …] [USING expr] among its actions, how the rows there are converted, as
+// SQL: CAST((expr) AS type), or CAST((name) AS type) without USING — an explicit cast, which
+// takes the assignment cast's function where there is one (PostgreSQL refuses the statement
+// where there is none).
+func retypeConversions(stmt string) []string {
+	st := sigTokens(stmt)
+	toks, word, punct := st.toks, st.word, st.punct
+	table, i := alterTableName(st)
+	if table == "" {
+		return nil
+	}
+	var convs []string
+	st.actions(i, func(int) {}, func(first, end int) {
+		if !word(first, "ALTER") {
+			return
+		}
+		j := first + 1
+		if word(j, "COLUMN") {
+			j++
+		}
+		// The column's name runs to SET DATA TYPE or TYPE (a name may be U&"…", or be type).
+		k := j + 1
+		for k < end && !word(k, "TYPE") && !(word(k, "SET") && word(k+1, "DATA")) {
+			k++
+		}
+		if k >= end || k == j {
+			return
+		}
+		name := stmt[toks[j].start:toks[k-1].end]
+		if word(k, "SET") {
+			k += 2
+		}
+		if !word(k, "TYPE") {
+			return
+		}
+		k++
+		from, using, depth := k, -1, 0
+		typeEnd := end
+		for ; k < end; k++ {
+			switch {
+			case punct(k, '(') || punct(k, '['):
+				depth++
+			case punct(k, ')') || punct(k, ']'):
+				depth--
+			case depth == 0 && (word(k, "COLLATE") || word(k, "USING")):
+				if typeEnd == end {
+					typeEnd = k
+				}
+				if word(k, "USING") {
+					using = k + 1
+				}
+			}
+			if using >= 0 {
+				break
+			}
+		}
+		if typeEnd <= from {
+			return
+		}
+		typ := stmt[toks[from].start:toks[typeEnd-1].end]
+		if using >= 0 && using < end {
+			name = stmt[toks[using].start:toks[end-1].end]
+		}
+		convs = append(convs, "CAST(("+name+") AS "+typ+")")
+	})
+	return convs
 }
 
 // systemColumns are the names of the system columns a USING expression may read: they hold, in

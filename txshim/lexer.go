@@ -104,8 +104,9 @@ type statement struct {
 	// DETACH PARTITION and … REPLICA IDENTITY, after which it checks partitions' replica
 	// identities (ddlcheck.go).
 	MayUnkey bool
-	// Retypes: ALTER TABLE … [SET DATA] TYPE … USING, whose expressions the shim checks before
-	// it runs, or … SET LOGGED, checked likewise (ddlcheck.go).
+	// Retypes: ALTER TABLE … [SET DATA] TYPE …, whose conversions (USING expressions, the
+	// assignment casts) the shim checks before it runs, or … SET LOGGED, checked likewise
+	// (ddlcheck.go).
 	Retypes bool
 	// BlockOnly: LOCK or DECLARE without WITH HOLD, which PostgreSQL runs only in a transaction
 	// block (an explicit one, or the implicit block of a simple Query of several statements)
@@ -1129,7 +1130,7 @@ func classifySchema(l wordList, st *statement) {
 		// partition's replica identity short of its root's: checked in the same step. So may
 		// DETACH PARTITION of a partitioned table, which becomes its partitions' root.
 		st.MayUnkey = has(2, "DROP") || has(2, "ATTACH") || has(2, "DETACH") || has(2, "REPLICA")
-		st.Retypes = (has(2, "TYPE") && has(2, "USING")) || has(2, "LOGGED")
+		st.Retypes = has(2, "TYPE") || has(2, "LOGGED")
 	case is(0, "CREATE") && (is(k, "TEMP") || is(k, "TEMPORARY") ||
 		((is(k, "LOCAL") || is(k, "GLOBAL")) && (is(k+1, "TEMP") || is(k+1, "TEMPORARY")))):
 		st.Kind, st.Temp = kindWrite, true
