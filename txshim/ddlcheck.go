@@ -582,7 +582,9 @@ func hasClockLiteral(stmt string) bool {
 // has it judged as a stored generated column's instead, which only the table's owner may add,
 // as the statement needs: ROW(expr) into an int4 column, refused (42804) once PostgreSQL found
 // the expression immutable (42P17 before, "generation expression is not immutable"), so that
-// no rewrite ever starts. The table's name and
+// no rewrite ever starts; the generated columns it names are read there as their expressions
+// (a generated column may not read another). Any other error of either probe leaves the
+// expression unjudged, and the statement is refused. The table's name and
 // the expressions are read from the statement by the lexer (usingClauses); an expression or a
 // name that PostgreSQL cannot take there is left to the statement itself to report. The table
 // is locked as the statement would lock it first, so that the check and the statement take
@@ -668,6 +670,7 @@ func retypeCheckSQL(stmt string) string {
   END LOOP;`
 	body := `
 DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text; line pg_catalog.text; msg pg_catalog.text;
+  detail pg_catalog.text; probe pg_catalog.text; g pg_catalog.record;
 BEGIN
   BEGIN
     rel := pg_catalog.to_regclass(` + quoteLiteral(table) + `);
@@ -689,16 +692,44 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'TDM98'; -- not reached: an operator class of that name
       EXCEPTION WHEN insufficient_privilege THEN
         -- A role that may not create in the table's schema (TestRetypeUsingOwnerWithoutCreate).
-        EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN tandem_immutable_probe pg_catalog.int4 GENERATED ALWAYS AS (ROW((%s))) STORED', rel, e);
+        -- A generated column may not read another (42P17 too): the generated columns the
+        -- expression names (unquoted, lower case) are read as their own expressions, which are
+        -- immutable (TestRetypeUsingGeneratedColumnWithoutCreate).
+        probe := e;
+        FOR g IN SELECT a.attname::pg_catalog.text AS name, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS def
+          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum
+          WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attgenerated OPERATOR(pg_catalog.<>) '' AND NOT a.attisdropped
+            AND a.attname::pg_catalog.text OPERATOR(pg_catalog.~) '^[a-z_][a-z0-9_]*$'
+        LOOP
+          probe := pg_catalog.regexp_replace(probe, '\m' OPERATOR(pg_catalog.||) g.name OPERATOR(pg_catalog.||) '\M',
+            '(' OPERATOR(pg_catalog.||) pg_catalog.replace(g.def, '\', '\\') OPERATOR(pg_catalog.||) ')', 'g');
+        END LOOP;
+        EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN tandem_immutable_probe pg_catalog.int4 GENERATED ALWAYS AS (ROW((%s))) STORED', rel, probe);
         RAISE EXCEPTION USING ERRCODE = 'TDM98'; -- not reached: a row is no int4
       END;
     EXCEPTION
+      WHEN undefined_object OR indeterminate_collation OR datatype_mismatch THEN
+        -- What PostgreSQL checks once it found the expression immutable: the operator class,
+        -- the index's collation; the generated column's type.
+        NULL;
       WHEN invalid_object_definition THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+        IF detail OPERATOR(pg_catalog.<>) '' THEN
+          -- A reference a generated column may not make (another generated column, the
+          -- whole row), which PostgreSQL checks before it judges the expression: not judged.
+          RAISE EXCEPTION USING ERRCODE = '0A000',
+            MESSAGE = pg_catalog.format('tandem: %s has rows, and whether USING %s gives them the same values on the peer could not be told (%s): refused', rel, e, msg),
+            HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
+        END IF;
         RAISE EXCEPTION USING ERRCODE = '0A000',
           MESSAGE = pg_catalog.format('tandem: %s has rows, and USING %s would give them values each database computes for itself (the expression is not immutable)', rel, e),
           HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
       WHEN OTHERS THEN
-        NULL;
+        -- Any other error leaves the expression unjudged: refused, never taken for immutable.
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RAISE EXCEPTION USING ERRCODE = '0A000',
+          MESSAGE = pg_catalog.format('tandem: %s has rows, and whether USING %s gives them the same values on the peer could not be told (%s): refused', rel, e, msg),
+          HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
     END;
   END LOOP;
 END
