@@ -808,7 +808,8 @@ func retypeConversions(stmt string) []string {
 		for k < end && !word(k, "TYPE") && !(word(k, "SET") && word(k+1, "DATA")) {
 			k++
 		}
-		if k >= end || k == j {
+		// One token, or U&"…" [UESCAPE '…'].
+		if k >= end || (k != j+1 && !(word(j, "U") && punct(j+1, '&'))) {
 			return
 		}
 		name := stmt[toks[j].start:toks[k-1].end]

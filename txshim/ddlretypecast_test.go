@@ -1,6 +1,9 @@
 package txshim
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestRetypeVolatileConversionRefused: ALTER TABLE … ALTER COLUMN … TYPE without USING
 // converts the rows there with the assignment cast, on the local database and again on the
@@ -46,5 +49,19 @@ func TestRetypeVolatileConversionRefused(t *testing.T) {
 	q := `SELECT string_agg(v::text || ' ' || d, ',' ORDER BY id) FROM items`
 	if l, pr := queryOne[string](t, p.ldb, q), queryOne[string](t, p.pdb, q); l != pr {
 		t.Errorf("rows differ:\n local: %s\n peer:  %s", l, pr)
+	}
+}
+
+func TestRetypeConversions(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ stmt, want string }{
+		{`ALTER TABLE t ALTER COLUMN v TYPE boxed`, `CAST((v) AS boxed)`},
+		{`alter table only s.t alter type set data type numeric(6, 2) collate "C", alter w type int using w::int`, `CAST((type) AS numeric(6, 2))|CAST((w::int) AS int)`},
+		{`ALTER TABLE t ALTER U&"\0076" TYPE timestamp with time zone USING 'now'`, `CAST(('now') AS timestamp with time zone)`},
+		{`ALTER TABLE t ALTER c SET DEFAULT 'x'::type, ADD type int, ALTER d SET STATISTICS 10`, ``},
+	} {
+		if got := strings.Join(retypeConversions(c.stmt), "|"); got != c.want {
+			t.Errorf("retypeConversions(%s) = %q, want %q", c.stmt, got, c.want)
+		}
 	}
 }
