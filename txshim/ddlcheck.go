@@ -96,7 +96,7 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     FULL, and records that in tandem.ddl for the peer.
 func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string {
 	var b strings.Builder
-	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\nBEGIN\n")
+	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\n  clock_cons pg_catalog.oid[]; clock_idx pg_catalog.oid[];\nBEGIN\n")
 	if hasClockLiteral(stmt) {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
 		// constant as the statement runs, each database's own moment. The defaults (a
@@ -127,6 +127,10 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND ` + read("c.relpartbound", "c.oid") + `;
     SELECT pg_catalog.array_agg(t.oid) INTO clock_doms FROM pg_catalog.pg_type t
     WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd' AND ` + read("t.typdefaultbin", "0") + `;
+    SELECT pg_catalog.array_agg(k.oid) INTO clock_cons FROM pg_catalog.pg_constraint k
+    WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0 AND k.contype OPERATOR(pg_catalog.=) 'c' AND ` + read("k.conbin", "k.conrelid") + `;
+    SELECT pg_catalog.array_agg(ix.indexrelid) INTO clock_idx FROM pg_catalog.pg_index ix
+    WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0 AND (` + read("ix.indpred", "ix.indrelid") + ` OR ` + read("ix.indexprs", "ix.indrelid") + `);
     RAISE EXCEPTION USING ERRCODE = 'TDM97';
   EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
   END;
@@ -222,7 +226,9 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 	}
 	if hasClockLiteral(stmt) {
 		// A clock literal fixed into a definition the statement made — a column's default, a
-		// partition's bounds, a domain's default — is each database's own moment: the
+		// partition's bounds, a domain's default, a CHECK constraint (a table's or a domain's),
+		// an index's predicate or expressions (TestClockLiteralCheckAndIndexRefused) — is each
+		// database's own moment: the
 		// definitions would differ (TestClockLiteralDefinitionsRefused). This runs for any DDL
 		// with such a literal, not only DDL that adds a column or may leave a table keyless:
 		// ALTER … SET DEFAULT 'now' and CREATE DOMAIN … DEFAULT 'now' are neither
@@ -252,6 +258,26 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     RAISE EXCEPTION USING ERRCODE = '0A000',
       MESSAGE = pg_catalog.format('tandem: the default of domain %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.typ),
       HINT = 'Write the date or time itself, or a function that reads the clock when a row is inserted (now(), CURRENT_DATE).';
+  END LOOP;
+  FOR r IN SELECT k.conname, k.conrelid::pg_catalog.regclass AS rel, t.oid::pg_catalog.regtype AS typ FROM pg_catalog.pg_constraint k
+    LEFT JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) k.conrelid
+    LEFT JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) k.contypid
+    LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.connamespace
+    WHERE k.oid OPERATOR(pg_catalog.=) ANY (clock_cons) AND c.relpersistence IS DISTINCT FROM 't'
+      AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%'
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: constraint %I of %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.conname, COALESCE(r.rel::pg_catalog.text, r.typ::pg_catalog.text)),
+      HINT = 'Write the date or time itself.';
+  END LOOP;
+  FOR r IN SELECT x.indexrelid::pg_catalog.regclass AS idx FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.indexrelid
+    WHERE x.indexrelid OPERATOR(pg_catalog.=) ANY (clock_idx) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: index %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.idx),
+      HINT = 'Write the date or time itself.';
   END LOOP;
 `)
 	}
