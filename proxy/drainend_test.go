@@ -3,8 +3,10 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"syscall"
 	"testing"
@@ -126,4 +128,77 @@ func TestDrainEndForwardsNothingNew(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	eventually(t, 2*time.Second, "Cut 1", func() bool { return s.Stats().Cut == 1 })
+}
+
+// TestServeEndLetsDrainEndFinish: at SIGTERM the stopping master's own proxy keeps the
+// connections to its server through the drain (StopAccepting), and its Serve ends once the node
+// is done — which can be a moment after the drain's end. A drain's end passes on what the
+// server wrote, within drainEndBound (conn.endDrain); Serve's end reset such a connection at
+// once, throwing away the reply the drain was there to let finish.
+func TestServeEndLetsDrainEndFinish(t *testing.T) {
+	const size = 1 << 20
+	reply := append(bytes.Repeat([]byte("r"), size), '\n')
+	written := make(chan error, 1)
+	a := startBackend(t, "", func(c net.Conn) {
+		if _, err := io.WriteString(c, "A\n"); err != nil {
+			written <- err
+			return
+		}
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			written <- err
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Write(reply)
+		written <- err
+		_, _ = io.Copy(io.Discard, c)
+	})
+	s, err := New(testConfig(ops("off", "off")), Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	defer func() { cancel(); <-served }()
+
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, s.Addrs()[0].String())
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	s.StopAccepting("site1")                        // SIGTERM
+	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
+	if _, err := io.WriteString(c, "GET report\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("the server could not write its reply: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server got no request in 10s")
+	}
+	s.SetMaster(Target{Term: 1}) // the drain ended, the reply written
+	cancel()                     // the node is done: serve stops the proxy
+	start := time.Now()
+
+	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c.br)
+	if len(got) != len(reply) {
+		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(reply), err)
+	}
+	select {
+	case <-served:
+		served <- nil
+	case <-time.After(drainEndBound + time.Second):
+		t.Fatalf("Serve did not return within drainEndBound of its context's end")
+	}
+	t.Logf("Serve returned %v after its context ended", time.Since(start).Round(time.Millisecond))
 }

@@ -159,6 +159,7 @@ func (s *Server) SetMaster(t Target) {
 		}
 		c.cut = true
 		if old.keeps(c.ln.cfg.Endpoint, c.to) && old.Site == "" {
+			c.endBy = time.Now().Add(drainEndBound)
 			drained = append(drained, c) // kept by the drain that just ended
 			continue
 		}

@@ -105,8 +105,9 @@ type conn struct {
 	up        atomic.Pointer[net.TCPConn] // the server side, once dialed
 	stallSeen bool                        // the sweeper's last look found c stalled; only the sweeper touches it
 
-	// The end of a drain that kept c (endDrain): ending says it began; endBy, written before,
-	// bounds the passing on of the server's last reply (finishDrain).
+	// The end of a drain that kept c (endDrain): ending says it began; endBy, set by SetMaster
+	// under Server.mu before endDrain is called and never changed after, bounds the passing on
+	// of the server's last reply (finishDrain) and c's whole life (Serve's end waits for it).
 	ending atomic.Bool
 	endBy  time.Time
 
@@ -272,8 +273,11 @@ func (s *Server) Close() {
 
 // Serve accepts and forwards connections until ctx ends, then closes the
 // listeners and every connection and returns once all its goroutines are
-// gone. It calls Start first if that has not been done. It may be called
-// once.
+// gone. A connection whose drain ended already (conn.endDrain) is left to pass
+// on the server's last reply, until its bound at the latest (drainEndBound): at
+// SIGTERM the node that hands over is done, and Serve's context ends, only a
+// moment after its drain. It calls Start first if that has not been done. It
+// may be called once.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	started, serving := s.started, s.serving
@@ -301,7 +305,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	all := make([]*conn, 0, len(s.conns))
+	var ending []*conn
 	for c := range s.conns {
+		if !c.endBy.IsZero() {
+			ending = append(ending, c) // ends by itself within drainEndBound (finishDrain)
+			continue
+		}
 		all = append(all, c)
 	}
 	s.mu.Unlock()
@@ -310,6 +319,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	for _, c := range all {
 		c.abort()
+	}
+	for _, c := range ending {
+		// The bound, however the connection's copy loop fares.
+		t := time.AfterFunc(time.Until(c.endBy), c.abort)
+		defer t.Stop()
 	}
 	s.wg.Wait()
 	s.log.Info("proxy stopped", "total", s.stats.total.Load())
@@ -446,12 +460,11 @@ func (c *conn) abort() {
 // endDrain ends c, which its master's drain kept (SetMaster), once the drain ended: no more
 // of the operator's bytes reach the server (the copy of that direction stops at once), but
 // what the server wrote — the reply to a request the drain let finish — is still passed on,
-// and c is reset both ways only once the operator has it (copyBoth, finishDrain), within
-// drainEndBound. A reset then, as abort's, not a FIN: the server must not take a request cut
+// and c is reset both ways only once the operator has it (copyBoth, finishDrain), by c.endBy
+// (drainEndBound after the drain's end, set by SetMaster). A reset then, as abort's, not a FIN: the server must not take a request cut
 // short for a whole one. Deadlines stop the copies without closing anything (proxyCopy);
 // a write to the operator under way is not interrupted, only bounded.
 func (c *conn) endDrain() {
-	c.endBy = time.Now().Add(drainEndBound)
 	c.ending.Store(true)
 	past := time.Unix(1, 0)
 	_ = c.client.SetReadDeadline(past)
