@@ -900,6 +900,21 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			continue
 		}
+		if strings.ContainsRune("dcf", rune(typ)) && s.copyHeld() {
+			// Copy data right behind an Execute of COPY FROM STDIN held for its Sync, with no
+			// Flush between (the client did not wait for the CopyInResponse): PostgreSQL runs
+			// the Execute as it reads it and flushes its CopyInResponse, then takes the data.
+			// The held messages go as a part, as at a Flush of the client's (which only makes
+			// their replies go out sooner), and the data after them: relayed ahead of them, it
+			// was dropped by the backend, outside a COPY, which then waited for data that never
+			// came (TestExtendedCopyDataAhead). Unread first: the part's walk may relay the
+			// COPY's data itself (relayCopyIn).
+			s.cr.unread(typ, body)
+			if err := s.handleExt(ctx, 'H', nil); err != nil {
+				return err
+			}
+			continue
+		}
 		if !strings.ContainsRune("dcfHSX", rune(typ)) {
 			skip, err := s.endCopyPart(typ)
 			if err != nil {
@@ -1010,13 +1025,6 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			err = s.handleExt(ctx, typ, body)
 		case 'd', 'c', 'f':
-			if s.copyHeld() {
-				// Copy data right behind an Execute of COPY FROM STDIN held for its Sync (the
-				// client did not wait for the CopyInResponse): relayed, it would reach the
-				// backend before the COPY, which drops it (copy messages outside a COPY are
-				// ignored) and then waits for data that never comes.
-				return &protocolError{"copy data before the CopyInResponse of an extended-protocol COPY FROM STDIN, with no Flush or Sync after its Execute, is not supported"}
-			}
 			if typ == 'd' || stray {
 				err = s.forward(typ, body, s.cr.r.Buffered() == 0)
 				break
