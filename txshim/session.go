@@ -4815,7 +4815,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				}
 			}
 		}
-		if us.injected || us.st == 'T' || us.st == 'E' || hasCopyIn(u, lo, i) || s.copyPart || (u.empty(lo, i) && (query || us.st != 0)) {
+		// A COPY FROM STDIN among the steps of an extended request keeps the shim's BEGIN from
+		// going behind them (the backend reads it in the COPY's copy-in); in a simple Query the
+		// raise goes in the same Query, after the COPY, as after any step: sent as a Query of
+		// their own, the steps committed the COPY's rows before the error
+		// (TestRefusalAfterImplicitCopy).
+		if us.injected || us.st == 'T' || us.st == 'E' || !query && hasCopyIn(u, lo, i) || s.copyPart || (u.empty(lo, i) && (query || us.st != 0)) {
 			if failed, err := part(i); err != nil || failed {
 				return failed, err
 			}
