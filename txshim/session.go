@@ -1075,7 +1075,13 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	// implicit: the COPY runs in the request's implicit transaction, which the probe's Sync
 	// would commit when the COPY ended well (copyPartProbeImplicit); once an error failed the
 	// part, a Sync commits nothing.
-	implicit := !done && s.copyPart && s.copySyncs > 0 && s.copyPartImplicit && ended && !s.copyPartErr
+	// A Query or FunctionCall after the COPY, with no Sync of the client's during it and
+	// nothing held before it: PostgreSQL skips it, up to the client's Sync, once the part
+	// failed (a bad row, a CopyFail), and runs it in the request's transaction else, which the
+	// shim does not support (clientLoop). The same probe tells which, harmless in a block too,
+	// its Sync sent only after an error (TestCopyPartFailedThenQuery).
+	query := (typ == 'Q' || typ == 'F') && s.copySyncs == 0 && len(s.items) == 0
+	implicit := !done && s.copyPart && ended && (s.copySyncs > 0 && s.copyPartImplicit && !s.copyPartErr || query)
 	if !done && s.copyPart && s.copySyncs > 0 && !implicit {
 		// Queued under the lock serverLoop finds a ReadyForQuery with no entry under: each of
 		// the backend's answers to the client's Syncs read after this is the probe's.
