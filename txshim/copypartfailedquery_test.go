@@ -58,3 +58,41 @@ func TestCopyPartFailedThenQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyPartDoneThenQueryEnds: as TestCopyPartFailedThenQuery, the part's COPY ended well.
+// PostgreSQL runs the Query in the request's transaction, behind the part, committing both at
+// the Query's end when that transaction is the implicit one. The shim does not support it (a
+// Query's statements cannot join the extended request walk follows, nor its dual commit): the
+// session ends with 08P01, and nothing the request ran is committed.
+func TestCopyPartDoneThenQueryEnds(t *testing.T) {
+	t.Parallel()
+	c, peer, s := dualShim(t)
+	c.Exec(t, `CREATE PROCEDURE cpd(i int) LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) $$`)
+	for i, tc := range []string{"call", "wrap", "block"} {
+		t.Run(tc, func(t *testing.T) {
+			b := 7000 + 100*i
+			r := dialRaw(t, s)
+			if tc == "block" {
+				if got := r.query("BEGIN"); got != "CZ" {
+					t.Fatalf("BEGIN: %q", got)
+				}
+			}
+			if tc == "call" {
+				r.stmt(fmt.Sprintf("CALL cpd(%d)", b))
+			}
+			r.stmt("COPY acct FROM STDIN")
+			r.flush('G')
+			sendMsgs(t, r, copyRow(b+1), &pgproto3.CopyDone{}, &pgproto3.Query{String: "SELECT 1"}, &pgproto3.Sync{})
+			if got := r.toEnd(); !strings.Contains(got, "E(08P01)") || !strings.Contains(got, "EOF") {
+				t.Errorf("replies %q: want 08P01 and the end of the session", got)
+			}
+			if n := rowCount(t, c, fmt.Sprintf("id BETWEEN %d AND %d", b, b+9)); n != 0 {
+				t.Errorf("%d rows committed, want none", n)
+			}
+			if n := preparedCount(t, c); n != 0 {
+				t.Errorf("%d transactions left prepared", n)
+			}
+			checkDual(t, peer.take(), 0)
+		})
+	}
+}
