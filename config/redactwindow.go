@@ -224,7 +224,8 @@ func headerWindows(a string) []window {
 }
 
 // sqlWindows are argSQLPassword's windows in a: each "password", any case, from the
-// character before it to the quote after the spaces after it.
+// character before it (all of its bytes: [^\w-] reads one beyond ASCII whole,
+// TestRedactWindowsRuneBefore) to the quote after the spaces after it.
 func sqlWindows(a string) []window {
 	if folds(a) {
 		return []window{{0, len(a)}}
@@ -237,7 +238,8 @@ func sqlWindows(a string) []window {
 			return ws
 		}
 		p := off + k
-		ws = addWindow(ws, window{max(p-1, 0), min(skip(a, p+8, " \t\n")+1, len(a))})
+		_, n := utf8.DecodeLastRuneInString(a[:p])
+		ws = addWindow(ws, window{p - n, min(skip(a, p+8, " \t\n")+1, len(a))})
 		off = p + 8
 	}
 }
