@@ -707,7 +707,8 @@ func afterSSHPass(a string, i int) bool {
 func redactHeaders(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
-	for _, m := range findAllIn(argHeader, a, headerWindows(a)) {
+	ms := findAllIn(argHeader, a, headerWindows(a))
+	for i, m := range ms {
 		v := a[m[4]:m[5]]
 		if strings.HasPrefix(v, "$(") || strings.HasPrefix(v, "`") || isExpansion(v) {
 			continue
@@ -721,12 +722,19 @@ func redactHeaders(a string, sec *secrets) string {
 		if m[2] >= 0 && strings.EqualFold(a[m[2]:m[3]], "digest") {
 			// Digest's parameters: its response (a hash of the password) is the credential,
 			// the rest shown (TestRedactedCommandMoreForms).
+			// Its own: on its line, before the next header (whose credential a response
+			// after it, hidden first, left shown, and then was written again before it:
+			// TestRedactedCommandDigestBeforeHeader); each part of a is read once
+			// (TestRedactedCommandLongScriptLinear).
 			line := a[m[4]:]
+			if i+1 < len(ms) {
+				line = a[m[4]:ms[i+1][0]]
+			}
 			if k := strings.IndexByte(line, '\n'); k >= 0 {
 				line = line[:k]
 			}
 			r := argDigestResponse.FindStringSubmatchIndex(line)
-			if r == nil || m[4]+r[1] < done {
+			if r == nil {
 				continue
 			}
 			start = m[4] + r[1]

@@ -29,3 +29,18 @@ func TestRedactedCommandMoreForms(t *testing.T) {
 		{[]string{"sh", "-c", "echo db:5432:wire:monitor:x > /tmp/list"}, nil},
 	})
 }
+
+// TestRedactedCommandDigestBeforeHeader: a Digest Authorization header without a response,
+// before another header carrying a credential and a response= after that (a form field, a
+// later header's): the response was looked for to the line's end, hidden, and the other
+// header's credential, before it, left shown and then written again: redactArgv panicked
+// (slice bounds out of range), in check-config and on each of the hook's runs. A Digest
+// header's response is its own, before the next header.
+func TestRedactedCommandDigestBeforeHeader(t *testing.T) {
+	checkRedacted(t, []redactCase{
+		{[]string{"sh", "-c", "curl -H 'Authorization: Digest username=m' -H 'X-Api-Key: k3y' -d response=abc http://db/"},
+			[]string{"sh", "-c", "curl -H 'Authorization: Digest username=m' -H 'X-Api-Key: redacted' -d response=abc http://db/"}},
+		{[]string{"curl", "-H", "Authorization: Digest x Authorization: Bearer t0k,response=r3sp"},
+			[]string{"curl", "-H", "Authorization: Digest x Authorization: Bearer redacted"}},
+	})
+}

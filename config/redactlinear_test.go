@@ -20,6 +20,8 @@ func TestRedactedCommandLongScriptLinear(t *testing.T) {
 	var cases [][]string
 	for _, s := range []string{
 		"--password x ", "-p x ", "-a ", "curl -u a:b ", "x PGPASSWORD=x ", "'--password' 'x' ", "psql --password -h db ",
+		// Each read the rest of its line for its response.
+		"curl -H 'Authorization: Digest x' ", "curl -H 'Authorization: Digest response=x' ",
 	} {
 		cases = append(cases, []string{"sh", "-c", strings.Repeat(s, size/len(s))})
 	}
