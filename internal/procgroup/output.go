@@ -108,11 +108,13 @@ const minMaskLen = 4
 
 // maskValues masks, as mask, what the regexp form matches in s where it stands as a value: after
 // '=' or ':' (PGPASSWORD=x, --password=x, password=x in a connection string, a URL's user:x@,
-// curl's user:x), or as the word after an option (--password x, -p x, sshpass -p x), maybe in
-// quotes ('x', "x", $'x'), and ending a word there (a space, a quote, '@', '&', ';', ',', ')'
-// or the line's end after it).
+// curl's user:x), also after spaces or tabs after the ':' ("password": "x", X-Api-Key: x), as
+// the word after an option (--password x, -p x, sshpass -p x), or glued to a -p (a MySQL
+// client's and sshpass's -px: TestMaskSecretShortValueForms), maybe in quotes ('x', "x", $'x'),
+// and ending a word there (a space, a quote, '@', '&', ';', ',', ')' or the line's end after
+// it).
 func maskValues(s, form, mask string) string {
-	re := regexp.MustCompile(`(?m)(?:=|:|(?:^|[\s'"])--?[A-Za-z][\w.-]*['"]?[ \t]+)\$?['"]?(` + form + `)`)
+	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p))\$?['"]?(` + form + `)`)
 	var b strings.Builder
 	done := 0
 	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {

@@ -56,3 +56,25 @@ func TestMaskedMasksOnce(t *testing.T) {
 		t.Errorf("masked as %q, want %q", got, want)
 	}
 }
+
+// TestMaskSecretShortValueForms: a secret shorter than minMaskLen bytes is masked where it
+// stands as a value in the forms its command wrote it, which config.CommandSecrets reads it
+// in: a MySQL client's and sshpass's -p glued to it (mysql -pab, as bash's set -x traces it),
+// and after a ':' and spaces (a JSON member's "password": "ab", YAML's password: ab, a
+// header's X-Api-Key: ab). Those were shown: a value was one right after '=' or ':' only.
+func TestMaskSecretShortValueForms(t *testing.T) {
+	for _, tc := range []struct{ s, pw, want string }{
+		{"+ mysql -uroot -pab -e 'select 1'\n", "ab", "+ mysql -uroot -p<redacted> -e 'select 1'\n"},
+		{"+ sshpass -pab ssh db true\n", "ab", "+ sshpass -p<redacted> ssh db true\n"},
+		{"+ mysql '-pa b' -e x\n", "a b", "+ mysql '-p<redacted>' -e x\n"},
+		{`+ curl -d '{"password": "ab"}' http://db/`, "ab", `+ curl -d '{"password": "<redacted>"}' http://db/`},
+		{"password: ab\nuser:\tab\n", "ab", "password: <redacted>\nuser:\t<redacted>\n"},
+		{"+ curl -H 'X-Api-Key: ab' http://db/", "ab", "+ curl -H 'X-Api-Key: <redacted>' http://db/"},
+		// Not as a value: shown.
+		{"+ ssh -p22 db; -pabc; x-pab; about: abc", "ab", "+ ssh -p22 db; -pabc; x-pab; about: abc"},
+	} {
+		if got := MaskSecret(tc.s, tc.pw, "<redacted>", false); got != tc.want {
+			t.Errorf("%q masked in %q: %q, want %q", tc.pw, tc.s, got, tc.want)
+		}
+	}
+}
