@@ -44,7 +44,8 @@ func (o *Output) Masked(secrets ...string) string {
 }
 
 // MaskSecret masks pw in s, a command's output for the log, as mask: as it stands, with a
-// backslash before each quote and backslash in it (JSON, Go's %q), and as bash's set -x
+// backslash before each quote and backslash in it, or before each double quote and backslash
+// (JSON, Go's %q), and as bash's set -x
 // quotes it — single-quoted (each quote in it closed, escaped and opened again), or, for a
 // word without a character the shell treats specially but with one it cannot print in its
 // locale, in $'...' form (ansiQuoted). cut: s was cut short, and its last
@@ -67,6 +68,8 @@ func MaskSecret(s, pw, mask string, cut bool) string {
 	// With a backslash before each quote and backslash in it: in a JSON string, a Go-quoted
 	// one (a log line of the command's), "..." (TestMaskSecretEscaped).
 	add(backslashed.Replace(pw))
+	// JSON and %q put none before a single quote (TestMaskSecretEscapedMixedQuotes).
+	add(jsonEscaped.Replace(pw))
 	short := len(pw) < minMaskLen
 	for _, f := range forms {
 		if short {
@@ -99,8 +102,12 @@ func MaskSecret(s, pw, mask string, cut bool) string {
 	return s
 }
 
-// backslashed writes a backslash before each quote and backslash.
-var backslashed = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `'`, `\'`)
+// backslashed writes a backslash before each quote and backslash; jsonEscaped before each
+// double quote and backslash.
+var (
+	backslashed = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `'`, `\'`)
+	jsonEscaped = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+)
 
 // minMaskLen is the length, in bytes, below which a secret is masked in a command's output
 // only where it stands as a value (MaskSecret).

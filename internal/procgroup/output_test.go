@@ -78,3 +78,19 @@ func TestMaskSecretShortValueForms(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskSecretEscapedMixedQuotes: a secret holding a single quote and a double quote or a
+// backslash is masked as a JSON string and Go's %q write it, a backslash before each double
+// quote and backslash but none before the single quote: only the form with one before that
+// too was masked, and such a log line showed the secret.
+func TestMaskSecretEscapedMixedQuotes(t *testing.T) {
+	for _, tc := range []struct{ s, pw, want string }{
+		{`{"password":"it's\\x-1"}`, `it's\x-1`, `{"password":"<redacted>"}`},
+		{`msg="login with \"it's-2\""`, `"it's-2"`, `msg="login with <redacted>"`},
+		{`+ tool --password 'it'\''s\x-3'` + "\n" + `"it\'s\\x-3"`, `it's\x-3`, "+ tool --password '<redacted>'\n\"<redacted>\""},
+	} {
+		if got := MaskSecret(tc.s, tc.pw, "<redacted>", false); got != tc.want {
+			t.Errorf("%q masked in %q: %q, want %q", tc.pw, tc.s, got, tc.want)
+		}
+	}
+}
