@@ -963,12 +963,17 @@ func shellRead(w string) (string, bool) {
 	return b.String(), quote == 0
 }
 
-// ansiCRead reads the text of a $'...' word from w[i] to its closing quote into b, its C
-// escapes undone, and returns where that quote is; ok is false when there is none.
-func ansiCRead(w string, i int, b *strings.Builder) (end int, ok bool) {
+// ansiCRead reads the text of a $'...' word from w[i] to its closing quote into out, its C
+// escapes undone, up to a NUL one gives (bash drops what follows it there: $'s3c\0ret' is
+// s3c, TestCommandSecretsShellEscapes), and returns where that quote is; ok is false when
+// there is none.
+func ansiCRead(w string, i int, out *strings.Builder) (end int, ok bool) {
+	var b strings.Builder
 	for ; i < len(w); i++ {
 		c := w[i]
 		if c == '\'' {
+			text, _, _ := strings.Cut(b.String(), "\x00")
+			out.WriteString(text)
 			return i, true
 		}
 		if c != '\\' || i+1 == len(w) {

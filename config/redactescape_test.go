@@ -26,6 +26,9 @@ func TestCommandSecretsShellEscapes(t *testing.T) {
 		{`: tool --token "pa\\ss-6"`, `pa\ss-6`},
 		{`: mysql -p"pa'ss-7"`, `pa'ss-7`},
 		{`: tool --password=$'pa\x41ss-8'`, `paAss-8`},
+		// A NUL ends what $'...' gives: the program gets s3cr3t-9, set -x traces it.
+		{`: tool --password $'s3cr3t-9\0xyz'`, `s3cr3t-9`},
+		{`: tool --password $'s3cr3t\x00xyz'-10`, `s3cr3t-10`},
 	} {
 		argv := []string{"bash", "-xc", tc.script + "; echo " + "\"[$(printf %s '" + strings.ReplaceAll(tc.secret, "'", `'\''`) + "')]\""}
 		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
