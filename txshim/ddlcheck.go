@@ -328,6 +328,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
   END LOOP;
 `)
 	}
+	b.WriteString(generatedSettingsSQL()) // generatedcheck.go
 	b.WriteString("END\n$tandem$")
 	return b.String()
 }

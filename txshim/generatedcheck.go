@@ -1,0 +1,83 @@
+package txshim
+
+// A stored generated column is not published by PostgreSQL 15: each database computes it, the
+// master under the writing session's settings, the peer under its apply session's
+// (textSettings). PostgreSQL takes the conversion of a value to or from text by its type's
+// output or input function (a CoerceViaIO: f::text, b::text) for immutable, though the text of
+// a float depends on extra_float_digits, of a bytea on bytea_output, of a date or time on
+// DateStyle and IntervalStyle, of money on lc_monetary: a client that changed one (or a
+// database default other than the apply's) made the master store other text than the peer
+// (TestFidelityGeneratedUnderClientSettings). The shim refuses such a column as DDL makes it.
+
+// settingTypes are the types whose text (output or input) depends on a session setting:
+// bytea, float4, float8, the geometric types, whose text is of float8s (point, lseg, path, box,
+// polygon, line, circle), money, date, timestamp, timestamptz, interval. (xml's output leaves a
+// declaration out whatever the settings.)
+const settingTypes = `'{17,700,701,600,601,602,603,604,628,718,790,1082,1114,1184,1186}'`
+
+// holdsSettingTypeSQL is the condition that the type typ (an oid) is one of settingTypes or is
+// made of one: an array's element, a domain's base type, a range's or multirange's subtype, a
+// composite type's attribute, at any depth.
+func holdsSettingTypeSQL(typ string) string {
+	return `EXISTS (WITH RECURSIVE ty(oid) AS (
+            SELECT ` + typ + `
+            UNION
+            SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ty.oid
+            CROSS JOIN LATERAL (
+              SELECT t.typelem WHERE t.typelem OPERATOR(pg_catalog.<>) 0
+              UNION ALL SELECT t.typbasetype WHERE t.typbasetype OPERATOR(pg_catalog.<>) 0
+              UNION ALL SELECT rng.rngsubtype FROM pg_catalog.pg_range rng
+                WHERE rng.rngtypid OPERATOR(pg_catalog.=) t.oid OR rng.rngmultitypid OPERATOR(pg_catalog.=) t.oid
+              UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND t.typrelid OPERATOR(pg_catalog.<>) 0
+                  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) x(oid))
+          SELECT FROM ty WHERE ty.oid OPERATOR(pg_catalog.=) ANY (` + settingTypes + `::pg_catalog.oid[]))`
+}
+
+// generatedSettingsSQL is a statement for afterDDLSQL's DO block: it raises 0A000 when the
+// transaction made a stored generated column (of a table that is not temporary, whose DDL
+// reaches the peer) whose expression converts a value of a type in settingTypes (or made of
+// one) to text by its output function. It reads the expression's node tree from the innermost
+// node out, putting each node's place a mark of its type (<T701>), so that a CoerceViaIO's
+// :arg shows the type it converts from: (f::int)::text and id::text::bytea are taken, f::text
+// and (a[1:2])::text for a float8[] a are not. A conversion from a node whose type it does not
+// read is refused too.
+func generatedSettingsSQL() string {
+	return `  DECLARE g pg_catalog.record; tree pg_catalog.text; node pg_catalog.text[]; typ pg_catalog.text; arg pg_catalog.text;
+  BEGIN
+  FOR g IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname, d.adbin::pg_catalog.text AS tree
+    FROM pg_catalog.pg_attrdef d
+    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+    JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.adrelid
+    WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attgenerated OPERATOR(pg_catalog.=) 's'
+      AND NOT a.attisdropped AND t.relpersistence OPERATOR(pg_catalog.<>) 't'
+      AND d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{COERCEVIAIO '
+  LOOP
+    tree := g.tree;
+    LOOP
+      -- An innermost node: its kind and fields, every node inside already a mark.
+      node := pg_catalog.regexp_match(tree, '\{([A-Z_]+)((?: [^{}]*)?)\}');
+      EXIT WHEN node IS NULL;
+      typ := (pg_catalog.regexp_match(node[2],
+        ':(?:vartype|consttype|funcresulttype|opresulttype|resulttype|casetype|coalescetype|minmaxtype|array_typeid|row_typeid|refrestype|paramtype|typeId|type) (\d+)'))[1];
+      IF typ IS NULL AND node[1] OPERATOR(pg_catalog.=) 'COLLATEEXPR' THEN
+        typ := (pg_catalog.regexp_match(node[2], ':arg <T(\d+)>'))[1];
+      END IF;
+      IF node[1] OPERATOR(pg_catalog.=) 'COERCEVIAIO' THEN
+        arg := (pg_catalog.regexp_match(node[2], ':arg <T(\d*)>'))[1];
+        IF arg IS NULL OR arg OPERATOR(pg_catalog.=) '' OR ` + holdsSettingTypeSQL("arg::pg_catalog.oid") + ` THEN
+          EXIT;
+        END IF;
+      END IF;
+      tree := pg_catalog.regexp_replace(tree, '\{([A-Z_]+)((?: [^{}]*)?)\}', '<T' OPERATOR(pg_catalog.||) COALESCE(typ, '') OPERATOR(pg_catalog.||) '>');
+    END LOOP;
+    -- Left with a conversion it did not read through (a node it does not read): refused too.
+    IF tree OPERATOR(pg_catalog.~) '\{COERCEVIAIO ' THEN
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = pg_catalog.format('tandem: stored generated column %I of %s converts a value to text whose text depends on session settings (a float''s on extra_float_digits, a bytea''s on bytea_output): each database computes the column under its own session''s settings, so the peer could store other text than this database', g.attname, g.rel),
+        HINT = 'Write the text into a plain column from the application, or convert with a fixed format (encode(b, ''hex''), a numeric cast).';
+    END IF;
+  END LOOP;
+  END;
+`
+}
