@@ -21,6 +21,13 @@ import (
 // one line per difference; none means identical. The two snapshots are taken one after the
 // other: compare while commits are held, or expect the transactions in flight between them
 // to show up.
+//
+// Sequences are compared by what a failover makes of them, not by last_value and is_called,
+// which a backup's legitimately differ in (verifyseq.go): a difference is the master's
+// sequence behind the values its columns hold, or the backup's behind the master's next value
+// even after a takeover moves it past its own columns' values (BumpSequences); the backup
+// ahead is the lead the copies give it. Where neither database is known for the master (no
+// term record), a position behind the other database's is named on either side.
 func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err error) {
 	snaps, err := beginVerify(ctx, localDSN, peerDSN)
 	if err != nil {
@@ -35,7 +42,7 @@ func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err 
 // application schema install compares, and what only the applications meet: views, defaults,
 // foreign keys, triggers, functions, extensions, row-level security), which resync does not
 // copy; large objects, which are never shipped nor copied.
-type diffKinds struct{ rows, defs, lobs int }
+type diffKinds struct{ rows, defs, lobs, seqs int }
 
 // hint says, for an operator, what ends each kind of difference found. It names no value of
 // any row.
@@ -47,6 +54,9 @@ func (k diffKinds) hint() string {
 	if k.defs > 0 {
 		parts = append(parts, "definitions differ: tandem resync copies no definitions; run the DDL the other database lacks on it")
 	}
+	if k.seqs > 0 {
+		parts = append(parts, "sequences behind: setval each past the values in use and the master's position (the master copies its positions to a synced peer every few seconds and at the end of each catch-up)")
+	}
 	if k.lobs > 0 {
 		parts = append(parts, "large objects differ: they are never shipped, and tandem resync does not copy them; copy them by hand")
 	}
@@ -56,8 +66,9 @@ func (k diffKinds) hint() string {
 // verifySnapshots are the two databases' snapshots a verification reads: taken at one moment
 // (beginVerify), compared later (compare), closed at the end.
 type verifySnapshots struct {
-	dbs [2]*sql.DB
-	txs [2]*sql.Tx
+	dbs  [2]*sql.DB
+	txs  [2]*sql.Tx
+	seqs verifySeqs // the sequences' positions, read right after the snapshots
 }
 
 // beginVerify opens a REPEATABLE READ READ ONLY transaction on each database, under fixed
@@ -109,6 +120,11 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 	if same {
 		return nil, errors.New("verify: local_dsn and peer_dsn reach one database (the local session is a session of the peer database): nothing to compare; give the other site's database as peer_dsn")
 	}
+	// Sequences are not under the snapshots: their positions are read now, at the moment
+	// compared (verifyseq.go).
+	if v.seqs, err = v.readSeqPositions(ctx); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -158,6 +174,7 @@ func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kin
 	// rows the other takes), a table's kind or persistence, a type or sequence.
 	var schemas [2]appSchema
 	var tables [2]map[string]verifyTable
+	var inUse [2]map[string]seqInUse
 	err = v.unlocking(ctx, func() error {
 		for i, tx := range v.txs {
 			var err error
@@ -165,6 +182,9 @@ func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kin
 				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
 			}
 			if tables[i], err = verifyTables(ctx, tx); err != nil {
+				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
+			}
+			if inUse[i], err = readSeqInUse(ctx, tx, v.seqs.pos[i]); err != nil {
 				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
 			}
 		}
@@ -175,6 +195,9 @@ func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kin
 	}
 	diffs = append(diffAppSchemas(schemas[0], schemas[1]), diffClientSchemas(schemas[0], schemas[1])...)
 	kinds.defs = len(diffs)
+	seqDiffs := diffSequences(v.seqs, inUse)
+	diffs = append(diffs, seqDiffs...)
+	kinds.seqs = len(seqDiffs)
 	for _, name := range unionKeys(tables[0], tables[1]) {
 		l, lok := tables[0][name]
 		p, pok := tables[1][name]
