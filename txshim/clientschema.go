@@ -11,7 +11,8 @@ import (
 // the triggers and rules that fire on the master only (the apply runs with
 // session_replication_role = replica) and the order triggers fire in, row-level security and
 // its policies, plain views, functions and procedures (what the applications call), and
-// extensions. Not the order of a table's columns: the apply and resync's copy map
+// extensions; and the triggers and rules of plain views (INSTEAD OF), which only the
+// applications' writes meet. Not the order of a table's columns: the apply and resync's copy map
 // values by column name (TestApplyColumnOrder), a row type's order is compared where a column
 // holds one (appObjectsSQL), and a view's columns where it is compared; two tables with their
 // columns in another order hold and take the same rows. DDL through the shim keeps them alike;
@@ -78,7 +79,32 @@ SELECT n.nspname, c.relname, 'policy ' || CASE WHEN po.polpermissive THEN 'PERMI
     || coalesce(' WITH CHECK (' || pg_get_expr(po.polwithcheck, po.polrelid) || ')', '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_policy po ON po.polrelid = c.oid
 WHERE ` + appRelFilter + `
+UNION ALL
+SELECT n.nspname, c.relname, k.def || ' (function definition md5 ' || md5(pg_get_functiondef(tg.tgfoid)) || ')'
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
+  LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
+WHERE ` + appViewFilter + ` AND NOT tg.tgisinternal
+UNION ALL
+SELECT n.nspname, c.relname, 'triggers fire in the order ' || string_agg(k.def, ', then ' ORDER BY tg.tgname) || ' on ' || e.ev
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
+  (VALUES (4, 'INSERT'), (8, 'DELETE'), (16, 'UPDATE'), (32, 'TRUNCATE')) e(bit, ev),
+  LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
+WHERE ` + appViewFilter + ` AND NOT tg.tgisinternal AND tg.tgtype::int & e.bit <> 0
+GROUP BY n.nspname, c.relname, e.ev, tg.tgtype::int & 67
+HAVING count(*) > 1
+UNION ALL
+SELECT n.nspname, c.relname,
+  'rule' || CASE rw.ev_enabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END || ': '
+    || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1), E' \n')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
+WHERE ` + appViewFilter + ` AND rw.rulename <> '_RETURN'
 ORDER BY 1, 2, 3`
+
+// appViewFilter restricts pg_class c / pg_namespace n to the plain views of the application
+// schemas: the apply writes none, so each of their triggers (INSTEAD OF ones, whatever their
+// enabled state) and rules (but the view's query, _RETURN) acts on the applications' writes
+// only (TestVerifyViewTriggers).
+const appViewFilter = `c.relkind = 'v' AND ` + appSchemaFilter
 
 // triggerDefSQL is trigger tg's definition with its name cut out, and whether it is enabled.
 const triggerDefSQL = `CASE WHEN tg.tgconstraint <> 0 THEN 'constraint trigger' ELSE 'trigger' END
@@ -97,7 +123,7 @@ WHERE c.relkind = 'v' AND ` + appSchemaFilter
 // definitions: body, language, volatility, security, settings. Not those of an extension: the
 // extension's version is compared (an extension on one database only named once, not each of
 // its functions); nor a function a trigger of an application table runs, named with the
-// trigger (its md5 among the table's facts) rather than twice.
+// trigger (its md5 among the table's or view's facts) rather than twice.
 var clientRoutinesSQL = `SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || p.oid::regprocedure::text,
   md5(pg_get_functiondef(p.oid))
 FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
@@ -105,7 +131,7 @@ WHERE p.prokind IN ('f', 'p', 'w') AND ` + procSchemaFilter + `
   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
     AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
   AND NOT EXISTS (SELECT FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal AND ` + appRelFilter + `)`
+    WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal AND c.relkind IN ('r', 'p', 'v') AND ` + appSchemaFilter + `)`
 
 // procSchemaFilter is appSchemaFilter for the schema pn of a routine.
 var procSchemaFilter = strings.ReplaceAll(appSchemaFilter, "n.nspname", "pn.nspname")
@@ -153,6 +179,15 @@ func diffClientSchemas(local, peer appSchema) []string {
 	l, p := local.client, peer.client
 	var diffs []string
 	for _, t := range unionKeys(l.facts, p.facts) {
+		if _, lv := l.views[t]; lv {
+			if _, pv := p.views[t]; pv {
+				// A view's triggers and rules (a view on one side only is named below).
+				for _, d := range tableFactDiffs(t, l.facts[t], p.facts[t]) {
+					diffs = append(diffs, "view"+strings.TrimPrefix(d, "table"))
+				}
+			}
+			continue
+		}
 		if local.tables[t] == nil || peer.tables[t] == nil {
 			continue
 		}

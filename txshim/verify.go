@@ -22,6 +22,9 @@ import (
 // other: compare while commits are held, or expect the transactions in flight between them
 // to show up.
 //
+// What only the applications meet is compared too (diffClientSchemas): views' INSTEAD OF
+// triggers and rules among it.
+//
 // Sequences are compared by what a failover makes of them, not by last_value and is_called,
 // which a backup's legitimately differ in (verifyseq.go): a difference is the master's
 // sequence behind the values its columns hold, or the backup's behind the master's next value
