@@ -23,7 +23,8 @@ import (
 // to show up.
 //
 // What only the applications meet is compared too (diffClientSchemas): views' INSTEAD OF
-// triggers and rules among it.
+// triggers and rules among it, and the application objects' owners and privileges
+// (diffObjectFacts).
 //
 // Sequences are compared by what a failover makes of them, not by last_value and is_called,
 // which a backup's legitimately differ in (verifyseq.go): a difference is the master's
@@ -178,6 +179,7 @@ func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kin
 	var schemas [2]appSchema
 	var tables [2]map[string]verifyTable
 	var inUse [2]map[string]seqInUse
+	var objFacts [2]objectFacts
 	err = v.unlocking(ctx, func() error {
 		for i, tx := range v.txs {
 			var err error
@@ -190,6 +192,9 @@ func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kin
 			if inUse[i], err = readSeqInUse(ctx, tx, v.seqs.pos[i]); err != nil {
 				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
 			}
+			if objFacts[i], err = readObjectFacts(ctx, tx); err != nil {
+				return fmt.Errorf("verify: %s database: %w", sideName(i), err)
+			}
 		}
 		return nil
 	})
@@ -197,6 +202,7 @@ func (v *verifySnapshots) compareKinds(ctx context.Context) (diffs []string, kin
 		return nil, kinds, err
 	}
 	diffs = append(diffAppSchemas(schemas[0], schemas[1]), diffClientSchemas(schemas[0], schemas[1])...)
+	diffs = append(diffs, diffObjectFacts(objFacts[0], objFacts[1])...)
 	kinds.defs = len(diffs)
 	seqDiffs := diffSequences(v.seqs, inUse)
 	diffs = append(diffs, seqDiffs...)

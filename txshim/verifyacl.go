@@ -1,0 +1,139 @@
+package txshim
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// appObjectsACLSQL lists the owner and each privilege of the application schemas' objects —
+// their schemas; tables, views, materialized views, sequences and foreign tables; columns
+// granted privileges of their own; functions, procedures and aggregates; domains, enums,
+// ranges and composite types — by their description (pg_describe_object, qualified under
+// verify's search path): the object, "owner" or "privilege", and the owner's name or an
+// aclitem ("grantee=privileges/grantor", roles by name: the clusters' role OIDs differ). No
+// privileges recorded (NULL) are the owner's defaults written out (acldefault), so the same
+// privileges granted otherwise — at once or one by one, a grant revoked again — read alike.
+// DDL through the shim keeps them alike (a GRANT ships; an object made under a role is the
+// role's on both: TestApplyDDLRole); DDL that bypassed it on one database, or a role the peer
+// lacks, makes them differ, and after a failover the applications' roles can no longer read,
+// write or alter what they could (TestVerifyOwnersAndPrivileges).
+var appObjectsACLSQL = `WITH objs AS (
+  SELECT 'pg_class'::regclass AS cls, c.oid, 0 AS sub, c.relowner AS owner,
+    coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_class'::regclass, c.oid, a.attnum, NULL, a.attacl
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relpersistence <> 't' AND a.attnum > 0 AND NOT a.attisdropped
+    AND a.attacl IS NOT NULL AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_proc'::regclass, p.oid, 0, p.proowner, coalesce(p.proacl, acldefault('f'::"char", p.proowner))
+  FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE ` + procSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_namespace'::regclass, n.oid, 0, n.nspowner, coalesce(n.nspacl, acldefault('n'::"char", n.nspowner))
+  FROM pg_namespace n WHERE ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_type'::regclass, t.oid, 0, t.typowner, coalesce(t.typacl, acldefault('T'::"char", t.typowner))
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+  WHERE (t.typtype IN ('d', 'e', 'r') OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+    AND ` + appSchemaFilter + `
+)
+SELECT pg_describe_object(o.cls, o.oid, o.sub), 'owner', pg_get_userbyid(o.owner)::text, '', '' FROM objs o WHERE o.owner IS NOT NULL
+UNION ALL
+SELECT pg_describe_object(o.cls, o.oid, o.sub), 'privilege', x.item::text, g.grantee, g.grantor
+FROM objs o, unnest(o.acl) x(item),
+  LATERAL (SELECT CASE WHEN e.grantee = 0 THEN '' ELSE pg_get_userbyid(e.grantee)::text END AS grantee, pg_get_userbyid(e.grantor)::text AS grantor
+    FROM aclexplode(ARRAY[x.item]) e LIMIT 1) g
+UNION ALL
+SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
+
+// objectFacts is what verify reads of the application objects beyond their definitions, by
+// the objects' descriptions: their owners, and their privileges (sorted); and the cluster's
+// roles.
+type objectFacts struct {
+	owners map[string]string
+	privs  map[string][]objPriv
+	roles  map[string]bool
+}
+
+// objPriv is a privilege (an aclitem, as text) and the roles it names: its grantee ("" for
+// PUBLIC) and grantor.
+type objPriv struct{ item, grantee, grantor string }
+
+// readObjectFacts reads the objectFacts of the snapshot tx.
+func readObjectFacts(ctx context.Context, tx *sql.Tx) (objectFacts, error) {
+	f := objectFacts{owners: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}}
+	rows, err := tx.QueryContext(ctx, appObjectsACLSQL)
+	if err != nil {
+		return f, fmt.Errorf("read owners and privileges: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var obj, kind, v, grantee, grantor string
+		if err := rows.Scan(&obj, &kind, &v, &grantee, &grantor); err != nil {
+			return f, fmt.Errorf("read owners and privileges: %w", err)
+		}
+		switch kind {
+		case "owner":
+			f.owners[obj] = v
+		case "role":
+			f.roles[v] = true
+		default:
+			f.privs[obj] = append(f.privs[obj], objPriv{"privilege " + v, grantee, grantor})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return f, fmt.Errorf("read owners and privileges: %w", err)
+	}
+	for _, p := range f.privs {
+		slices.SortFunc(p, func(a, b objPriv) int { return strings.Compare(a.item, b.item) })
+	}
+	return f, nil
+}
+
+// diffObjectFacts names the owners and privileges that differ between the local and the peer
+// database, of the objects both hold (one on one side only is named as a definition, where it
+// is compared; a column's privileges of its own are on one side only as well). Roles belong
+// to the clusters, not to the databases verify compares: DDL through the shim under a role
+// the peer's cluster lacks makes the object the apply's user's there (TestApplyDDLRole), and a
+// grant to such a role cannot be made there at all. So an object whose owner is a role the
+// other cluster lacks has its owner and privileges left out, and so is a privilege naming
+// such a role (as grantee or grantor).
+func diffObjectFacts(l, p objectFacts) []string {
+	var diffs []string
+	skip := map[string]bool{}
+	for _, o := range unionKeys(l.owners, p.owners) {
+		lo, lok := l.owners[o]
+		po, pok := p.owners[o]
+		switch {
+		case lok != pok:
+			skip[o] = true // the object is on one side only
+		case !p.roles[lo] || !l.roles[po]:
+			skip[o] = true
+		case lo != po:
+			diffs = append(diffs, fmt.Sprintf("%s is owned by %s on the local database but by %s on the peer", o, lo, po))
+		}
+	}
+	shared := func(privs []objPriv, other objectFacts) []string {
+		var out []string
+		for _, pr := range privs {
+			if (pr.grantee == "" || other.roles[pr.grantee]) && other.roles[pr.grantor] {
+				out = append(out, pr.item)
+			}
+		}
+		return out
+	}
+	for _, o := range unionKeys(l.privs, p.privs) {
+		if skip[o] {
+			continue
+		}
+		for _, d := range tableFactDiffs(o, shared(l.privs[o], p), shared(p.privs[o], l)) {
+			diffs = append(diffs, strings.TrimPrefix(d, "table "))
+		}
+	}
+	return diffs
+}
