@@ -23,7 +23,7 @@ import (
 // to show up.
 //
 // What only the applications meet is compared too (diffClientSchemas): views' INSTEAD OF
-// triggers and rules among it, and the application objects' owners and privileges
+// triggers and rules among it, and the application objects' owners, privileges and comments
 // (diffObjectFacts).
 //
 // Sequences are compared by what a failover makes of them, not by last_value and is_called,

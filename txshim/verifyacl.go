@@ -51,13 +51,30 @@ FROM objs o, unnest(o.acl) x(item),
 UNION ALL
 SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 
+// appCommentsSQL lists the comments (COMMENT ON) of the application schemas' objects — their
+// schemas; tables, views, materialized views, sequences and foreign tables, and their columns;
+// functions, procedures and aggregates; domains, enums, ranges and composite types — by the
+// object's description (as appObjectsACLSQL), each quoted as a literal. Not those of
+// constraints, indexes, triggers, rules or policies, whose descriptions name them by names the
+// databases may give otherwise (a constraint's default name).
+var appCommentsSQL = `SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), 'comment', quote_literal(d.description), '', ''
+FROM pg_description d
+WHERE (d.classoid = 'pg_class'::regclass AND EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = d.objoid AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't' AND ` + appSchemaFilter + `))
+  OR (d.classoid = 'pg_proc'::regclass AND EXISTS (SELECT FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+    WHERE p.oid = d.objoid AND ` + procSchemaFilter + `))
+  OR (d.classoid = 'pg_type'::regclass AND EXISTS (SELECT FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE t.oid = d.objoid AND t.typtype IN ('d', 'e', 'r', 'c') AND ` + appSchemaFilter + `))
+  OR (d.classoid = 'pg_namespace'::regclass AND EXISTS (SELECT FROM pg_namespace n WHERE n.oid = d.objoid AND ` + appSchemaFilter + `))`
+
 // objectFacts is what verify reads of the application objects beyond their definitions, by
-// the objects' descriptions: their owners, and their privileges (sorted); and the cluster's
-// roles.
+// the objects' descriptions: their owners, their privileges (sorted) and comments; and the
+// cluster's roles.
 type objectFacts struct {
-	owners map[string]string
-	privs  map[string][]objPriv
-	roles  map[string]bool
+	owners   map[string]string
+	privs    map[string][]objPriv
+	roles    map[string]bool
+	comments map[string]string // quoted as literals
 }
 
 // objPriv is a privilege (an aclitem, as text) and the roles it names: its grantee ("" for
@@ -66,28 +83,13 @@ type objPriv struct{ item, grantee, grantor string }
 
 // readObjectFacts reads the objectFacts of the snapshot tx.
 func readObjectFacts(ctx context.Context, tx *sql.Tx) (objectFacts, error) {
-	f := objectFacts{owners: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}}
-	rows, err := tx.QueryContext(ctx, appObjectsACLSQL)
-	if err != nil {
-		return f, fmt.Errorf("read owners and privileges: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var obj, kind, v, grantee, grantor string
-		if err := rows.Scan(&obj, &kind, &v, &grantee, &grantor); err != nil {
-			return f, fmt.Errorf("read owners and privileges: %w", err)
+	f := objectFacts{owners: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}, comments: map[string]string{}}
+	// Two statements: as one (UNION ALL), the comments' part was planned otherwise and took a
+	// hundred times as long.
+	for _, q := range []string{appObjectsACLSQL, appCommentsSQL} {
+		if err := f.read(ctx, tx, q); err != nil {
+			return f, fmt.Errorf("read owners, privileges and comments: %w", err)
 		}
-		switch kind {
-		case "owner":
-			f.owners[obj] = v
-		case "role":
-			f.roles[v] = true
-		default:
-			f.privs[obj] = append(f.privs[obj], objPriv{"privilege " + v, grantee, grantor})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return f, fmt.Errorf("read owners and privileges: %w", err)
 	}
 	for _, p := range f.privs {
 		slices.SortFunc(p, func(a, b objPriv) int { return strings.Compare(a.item, b.item) })
@@ -95,7 +97,33 @@ func readObjectFacts(ctx context.Context, tx *sql.Tx) (objectFacts, error) {
 	return f, nil
 }
 
-// diffObjectFacts names the owners and privileges that differ between the local and the peer
+// read adds the rows of q (appObjectsACLSQL, appCommentsSQL) to f.
+func (f *objectFacts) read(ctx context.Context, tx *sql.Tx, q string) error {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var obj, kind, v, grantee, grantor string
+		if err := rows.Scan(&obj, &kind, &v, &grantee, &grantor); err != nil {
+			return err
+		}
+		switch kind {
+		case "owner":
+			f.owners[obj] = v
+		case "role":
+			f.roles[v] = true
+		case "comment":
+			f.comments[obj] = v
+		default:
+			f.privs[obj] = append(f.privs[obj], objPriv{"privilege " + v, grantee, grantor})
+		}
+	}
+	return rows.Err()
+}
+
+// diffObjectFacts names the owners, privileges and comments that differ between the local and the peer
 // database, of the objects both hold (one on one side only is named as a definition, where it
 // is compared; a column's privileges of its own are on one side only as well). Roles belong
 // to the clusters, not to the databases verify compares: DDL through the shim under a role
@@ -133,6 +161,23 @@ func diffObjectFacts(l, p objectFacts) []string {
 		}
 		for _, d := range tableFactDiffs(o, shared(l.privs[o], p), shared(p.privs[o], l)) {
 			diffs = append(diffs, strings.TrimPrefix(d, "table "))
+		}
+	}
+	// Comments, of objects on both sides (a column, not among the owners, on one side only is
+	// named with its table).
+	for _, o := range unionKeys(l.comments, p.comments) {
+		_, lok := l.owners[o]
+		_, pok := p.owners[o]
+		lc, lcok := l.comments[o]
+		pc, pcok := p.comments[o]
+		switch {
+		case lok != pok:
+		case !pcok:
+			diffs = append(diffs, fmt.Sprintf("comment on %s: %s on the local database only", o, lc))
+		case !lcok:
+			diffs = append(diffs, fmt.Sprintf("comment on %s: %s on the peer database only", o, pc))
+		case lc != pc:
+			diffs = append(diffs, fmt.Sprintf("comment on %s: %s on the local database but %s on the peer", o, lc, pc))
 		}
 	}
 	return diffs
