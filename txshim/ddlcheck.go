@@ -37,10 +37,13 @@ import (
 // lexer cannot read the table's name, the session's own columns so far (pg_attribute rows it
 // can see whose xmin is its own xid or a later one, age at most 0 — another transaction's rows
 // are visible only once committed, and older) — and the application tables that have no key
-// and a default replica identity. One row of two texts; '{}' for what the statement does not
-// need.
+// and a default replica identity; with a clock literal in stmt, the definitions written before
+// it (clockSeenSQL). One row of three texts; '{}' for what the statement does not need.
 func afterDDLBeforeSQL(addsDefault, mayUnkey bool, stmt string) string {
-	cols, keyless := "'{}'", "'{}'"
+	cols, keyless, seen := "'{}'", "'{}'", "'{}'"
+	if hasClockLiteral(stmt) {
+		seen = "(SELECT COALESCE(pg_catalog.array_agg(s.k), '{}')::pg_catalog.text FROM (" + clockSeenSQL + ") s(k))"
+	}
 	if table, _ := usingClauses(stmt); addsDefault && table != "" {
 		cols = "(SELECT COALESCE(pg_catalog.max(a.attnum), 0)::pg_catalog.text FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(" + quoteLiteral(table) + "))"
 	} else if addsDefault {
@@ -50,8 +53,32 @@ func afterDDLBeforeSQL(addsDefault, mayUnkey bool, stmt string) string {
 	if mayUnkey {
 		keyless = "(SELECT COALESCE(pg_catalog.array_agg(c.oid), '{}')::pg_catalog.text" + keylessTablesFrom + ")"
 	}
-	return "SELECT " + cols + ", " + keyless
+	return "SELECT " + cols + ", " + keyless + ", " + seen
 }
+
+// clockSeen gives, for the definitions the clock-literal check reads (afterDDLSQL), the key of
+// each as it stands: a catalog row's letter, its OID and the place of its version (ctid: a row
+// the statement writes, new or changed, gets another), or for a partition the digest of its
+// bounds, which only making the partition or attaching it sets (an ALTER TABLE of the
+// partitioned table rewrites its partitions' pg_class rows).
+var clockSeen = map[string]string{
+	"d":  `'d:' OPERATOR(pg_catalog.||) d.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) d.ctid::pg_catalog.text`,
+	"c":  `'c:' OPERATOR(pg_catalog.||) c.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pg_catalog.md5(c.relpartbound::pg_catalog.text)`,
+	"t":  `'t:' OPERATOR(pg_catalog.||) t.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.ctid::pg_catalog.text`,
+	"k":  `'k:' OPERATOR(pg_catalog.||) k.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k.ctid::pg_catalog.text`,
+	"ix": `'ix:' OPERATOR(pg_catalog.||) ix.indexrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) ix.ctid::pg_catalog.text`,
+}
+
+// clockSeenSQL lists the keys (clockSeen) of the definitions there before a statement with a
+// clock literal: those its transaction wrote, and every partition. The check leaves them out,
+// for the statement fixed no moment into them: a partition for today made earlier in the
+// transaction, or long before, is no clock literal of the statement's
+// (TestClockWordDDLBesideDatedPartitions).
+var clockSeenSQL = `SELECT ` + clockSeen["d"] + ` FROM pg_catalog.pg_attrdef d WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0
+    UNION ALL SELECT ` + clockSeen["c"] + ` FROM pg_catalog.pg_class c WHERE c.relispartition AND c.relpartbound IS NOT NULL
+    UNION ALL SELECT ` + clockSeen["t"] + ` FROM pg_catalog.pg_type t WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd'
+    UNION ALL SELECT ` + clockSeen["k"] + ` FROM pg_catalog.pg_constraint k WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0
+    UNION ALL SELECT ` + clockSeen["ix"] + ` FROM pg_catalog.pg_index ix WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0`
 
 // keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
 // client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
@@ -94,14 +121,14 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     and its table has rows;
 //   - with mayUnkey, it gives each keyless application table not in keyless REPLICA IDENTITY
 //     FULL, and records that in tandem.ddl for the peer.
-func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string {
+func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) string {
 	var b strings.Builder
 	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\n  clock_cons pg_catalog.oid[]; clock_idx pg_catalog.oid[];\nBEGIN\n")
 	if hasClockLiteral(stmt) {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
 		// constant as the statement runs, each database's own moment. The defaults (a
 		// column's, a domain's) and the partition bounds that hold one are those the
-		// transaction made that hold a constant
+		// statement wrote (not among seen, clockSeenSQL) that hold a constant
 		// of a type holding a date or time (a date or time type, or one made of one — an
 		// array, a range or multirange, a domain, a composite type: '{now}'::timestamptz[] and
 		// '[today,)'::daterange read the clock too, TestAddedColumnClockLiteralWrapped) whose
@@ -112,8 +139,9 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
 		// constant in a definition an earlier statement of the transaction made
 		// (TestClockWordElsewhereNotRefused, TestAddedColumnClockWordElsewhereNotRefused). A
 		// time of day fixed from 'today' or 'tomorrow 10:00' is the same on the peer.
-		read := func(tree, rel string) string {
-			return `EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
+		read := func(alias, tree, rel string) string {
+			return `((` + clockSeen[alias] + `) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(seen) + `::pg_catalog.text[])) IS NOT TRUE
+      AND EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
         WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
       AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(` + tree + `, ` + rel + `), x) OPERATOR(pg_catalog.>) 0)`
 		}
@@ -122,15 +150,15 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless string) string 
     clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
       'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];
     SELECT pg_catalog.array_agg(d.oid) INTO clock_defs FROM pg_catalog.pg_attrdef d
-    WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + read("d.adbin", "d.adrelid") + `;
+    WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + read("d", "d.adbin", "d.adrelid") + `;
     SELECT pg_catalog.array_agg(c.oid) INTO clock_parts FROM pg_catalog.pg_class c
-    WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND ` + read("c.relpartbound", "c.oid") + `;
+    WHERE pg_catalog.age(c.xmin) OPERATOR(pg_catalog.<=) 0 AND c.relispartition AND ` + read("c", "c.relpartbound", "c.oid") + `;
     SELECT pg_catalog.array_agg(t.oid) INTO clock_doms FROM pg_catalog.pg_type t
-    WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd' AND ` + read("t.typdefaultbin", "0") + `;
+    WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd' AND ` + read("t", "t.typdefaultbin", "0") + `;
     SELECT pg_catalog.array_agg(k.oid) INTO clock_cons FROM pg_catalog.pg_constraint k
-    WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0 AND k.contype OPERATOR(pg_catalog.=) 'c' AND ` + read("k.conbin", "k.conrelid") + `;
+    WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0 AND k.contype OPERATOR(pg_catalog.=) 'c' AND ` + read("k", "k.conbin", "k.conrelid") + `;
     SELECT pg_catalog.array_agg(ix.indexrelid) INTO clock_idx FROM pg_catalog.pg_index ix
-    WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0 AND (` + read("ix.indpred", "ix.indrelid") + ` OR ` + read("ix.indexprs", "ix.indrelid") + `);
+    WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0 AND (` + read("ix", "ix.indpred", "ix.indrelid") + ` OR ` + read("ix", "ix.indexprs", "ix.indrelid") + `);
     RAISE EXCEPTION USING ERRCODE = 'TDM97';
   EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
   END;

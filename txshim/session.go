@@ -5271,12 +5271,12 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if err != nil {
 					return err
 				}
-				if before.err == nil && len(before.row) == 2 {
+				if before.err == nil && len(before.row) == 3 {
 					if failed, err := part(i + 1); err != nil || failed {
 						return fail(err)
 					}
 					if us.st == 'T' {
-						before, err = s.capture(afterDDLSQL(info.addsDefault, info.mayUnkey, info.text, string(before.row[0]), string(before.row[1])))
+						before, err = s.capture(afterDDLSQL(info.addsDefault, info.mayUnkey, info.text, string(before.row[0]), string(before.row[1]), string(before.row[2])))
 						if err != nil {
 							return err
 						}
