@@ -506,7 +506,10 @@ func constAddedColumns(stmt string) []string {
 // number, a string that reads no clock ('now', 'today', … — each database's own moment once
 // it is cast to a date or time type), NULL, TRUE or FALSE, signed, in parentheses, cast with
 // :: — up to the end or a column constraint (NOT NULL, CHECK, …). Anything else, an operator
-// or a function call, is not taken for one.
+// or a function call, is not taken for one. A cast right after a string or NULL is the type's
+// input, to any type; any other runs a cast's function, which a user's may make volatile (a
+// CREATE CAST … WITH FUNCTION): taken only to a built-in type (builtinCastTypes,
+// TestAddedColumnConstantCastVolatile).
 func writtenConstant(st sigToks, from, end int) bool {
 	toks, word, punct := st.toks, st.word, st.punct
 	n := 0
@@ -519,15 +522,30 @@ func writtenConstant(st sigToks, from, end int) bool {
 			}
 		case punct(k, ':') && punct(k+1, ':'):
 			// A cast: the type's name, words and what a modifier may hold.
+			input := k > from && (toks[k-1].kind == tokString || word(k-1, "NULL"))
 			k += 2
+			var name []string
 			for k < end && (toks[k].kind == tokWord || toks[k].kind == tokQuoted || punct(k, '.') || punct(k, '[') || punct(k, ']')) {
+				if constraintWord(st, k) {
+					break
+				}
+				if toks[k].kind != tokByte {
+					name = append(name, string(foldName(st.stmt[toks[k].start:toks[k].end], nil)))
+				}
 				k++
 			}
 			k--
+			if !input {
+				if len(name) > 1 && name[0] == "pg_catalog" {
+					name = name[1:]
+				}
+				if !builtinCastTypes[strings.Join(name, " ")] {
+					return false
+				}
+			}
 		case toks[k].kind == tokByte && strings.IndexByte("0123456789.+-(),", text[0]) >= 0:
 		case n == 0 && (word(k, "NULL") || word(k, "TRUE") || word(k, "FALSE")):
-		case n > 0 && (word(k, "NOT") || word(k, "NULL") || word(k, "CONSTRAINT") || word(k, "CHECK") || word(k, "UNIQUE") ||
-			word(k, "PRIMARY") || word(k, "REFERENCES") || word(k, "COLLATE") || word(k, "DEFERRABLE") || word(k, "INITIALLY")):
+		case n > 0 && constraintWord(st, k):
 			return true
 		default:
 			return false
@@ -535,6 +553,26 @@ func writtenConstant(st sigToks, from, end int) bool {
 		n++
 	}
 	return n > 0
+}
+
+// constraintWord tells whether token k of st starts a column constraint (or COLLATE) after a
+// default.
+func constraintWord(st sigToks, k int) bool {
+	for _, w := range []string{"NOT", "NULL", "CONSTRAINT", "CHECK", "UNIQUE", "PRIMARY", "REFERENCES", "COLLATE", "DEFERRABLE", "INITIALLY"} {
+		if st.word(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// builtinCastTypes are the names (folded, words joined by a space) of the built-in types whose
+// casts from a number or a built-in type writtenConstant takes: no user may change those.
+var builtinCastTypes = map[string]bool{
+	"smallint": true, "int2": true, "integer": true, "int": true, "int4": true, "bigint": true, "int8": true,
+	"numeric": true, "decimal": true, "real": true, "float4": true, "float8": true, "double precision": true,
+	"float": true, "text": true, "varchar": true, "character varying": true, "char": true, "character": true,
+	"bpchar": true, "boolean": true, "bool": true, "money": true, "oid": true,
 }
 
 // hasRowsSQL is PL/pgSQL that sets has_rows to whether the table rel (a regclass expression)
