@@ -41,9 +41,16 @@ func holdsSettingTypeSQL(typ string) string {
 // node out, putting each node's place a mark of its type (<T701>), so that a CoerceViaIO's
 // :arg shows the type it converts from: (f::int)::text and id::text::bytea are taken, f::text
 // and (a[1:2])::text for a float8[] a are not. A conversion from a node whose type it does not
-// read is refused too.
+// read is refused too. A value reaches text without a CoerceViaIO in the stored tree as well
+// (TestGeneratedTextWithoutCast): through a function or operator that takes it as a
+// polymorphic or "any" argument and returns text (f || 'x' is anytextcat, an SQL function
+// PostgreSQL 15 inlines to $1::text || $2 when it checks the expression, and so takes for
+// immutable; quote_literal(anyelement) likewise), through a function returning cstring (a
+// type's output function called by name: float8out(f)), through an XML constructor (the
+// value's output function, a bytea's by xmlbinary): such a node with an argument of such a
+// type is refused.
 func generatedSettingsSQL() string {
-	return `  DECLARE g pg_catalog.record; tree pg_catalog.text; node pg_catalog.text[]; typ pg_catalog.text; arg pg_catalog.text;
+	return `  DECLARE g pg_catalog.record; tree pg_catalog.text; node pg_catalog.text[]; typ pg_catalog.text; arg pg_catalog.text; bad pg_catalog.bool;
   BEGIN
   FOR g IN SELECT a.attrelid::pg_catalog.regclass AS rel, a.attname, d.adbin::pg_catalog.text AS tree
     FROM pg_catalog.pg_attrdef d
@@ -51,9 +58,10 @@ func generatedSettingsSQL() string {
     JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.adrelid
     WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND a.attgenerated OPERATOR(pg_catalog.=) 's'
       AND NOT a.attisdropped AND t.relpersistence OPERATOR(pg_catalog.<>) 't'
-      AND d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{COERCEVIAIO '
+      AND d.adbin::pg_catalog.text OPERATOR(pg_catalog.~) '\{(COERCEVIAIO|FUNCEXPR|OPEXPR|XMLEXPR) '
   LOOP
     tree := g.tree;
+    bad := false;
     LOOP
       -- An innermost node: its kind and fields, every node inside already a mark.
       node := pg_catalog.regexp_match(tree, '\{([A-Z_]+)((?: [^{}]*)?)\}');
@@ -63,16 +71,36 @@ func generatedSettingsSQL() string {
       IF typ IS NULL AND node[1] OPERATOR(pg_catalog.=) 'COLLATEEXPR' THEN
         typ := (pg_catalog.regexp_match(node[2], ':arg <T(\d+)>'))[1];
       END IF;
+      IF typ IS NULL AND node[1] OPERATOR(pg_catalog.=) ANY ('{BOOLEXPR,NULLTEST,BOOLEANTEST,SCALARARRAYOPEXPR}') THEN
+        typ := '16';
+      END IF;
       IF node[1] OPERATOR(pg_catalog.=) 'COERCEVIAIO' THEN
         arg := (pg_catalog.regexp_match(node[2], ':arg <T(\d*)>'))[1];
         IF arg IS NULL OR arg OPERATOR(pg_catalog.=) '' OR ` + holdsSettingTypeSQL("arg::pg_catalog.oid") + ` THEN
+          bad := true;
+          EXIT;
+        END IF;
+      ELSIF node[1] OPERATOR(pg_catalog.=) ANY ('{FUNCEXPR,OPEXPR,XMLEXPR}') THEN
+        -- A function or operator that turns an argument to text by its output function: one
+        -- returning cstring, or text (a string type) from a polymorphic or "any" argument.
+        -- An XML constructor does so for every argument.
+        arg := (pg_catalog.regexp_match(node[2], ':(?:funcid|opfuncid) (\d+)'))[1];
+        IF (node[1] OPERATOR(pg_catalog.=) 'XMLEXPR' OR EXISTS (SELECT FROM pg_catalog.pg_proc pr
+              JOIN pg_catalog.pg_type rt ON rt.oid OPERATOR(pg_catalog.=) pr.prorettype
+              WHERE pr.oid OPERATOR(pg_catalog.=) arg::pg_catalog.oid
+                AND (pr.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.cstring'::pg_catalog.regtype
+                  OR rt.typcategory OPERATOR(pg_catalog.=) 'S' AND EXISTS (SELECT FROM pg_catalog.unnest(pr.proargtypes) pa(oid)
+                    JOIN pg_catalog.pg_type pt ON pt.oid OPERATOR(pg_catalog.=) pa.oid WHERE pt.typtype OPERATOR(pg_catalog.=) 'p'))))
+          AND EXISTS (SELECT FROM pg_catalog.regexp_matches(node[2], '<T(\d*)>', 'g') m(t)
+              WHERE m.t[1] OPERATOR(pg_catalog.=) '' OR ` + holdsSettingTypeSQL("NULLIF(m.t[1], '')::pg_catalog.oid") + `) THEN
+          bad := true;
           EXIT;
         END IF;
       END IF;
       tree := pg_catalog.regexp_replace(tree, '\{([A-Z_]+)((?: [^{}]*)?)\}', '<T' OPERATOR(pg_catalog.||) COALESCE(typ, '') OPERATOR(pg_catalog.||) '>');
     END LOOP;
     -- Left with a conversion it did not read through (a node it does not read): refused too.
-    IF tree OPERATOR(pg_catalog.~) '\{COERCEVIAIO ' THEN
+    IF bad OR tree OPERATOR(pg_catalog.~) '\{(COERCEVIAIO|FUNCEXPR|OPEXPR|XMLEXPR) ' THEN
       RAISE EXCEPTION USING ERRCODE = '0A000',
         MESSAGE = pg_catalog.format('tandem: stored generated column %I of %s converts a value to text whose text depends on session settings (a float''s on extra_float_digits, a bytea''s on bytea_output): each database computes the column under its own session''s settings, so the peer could store other text than this database', g.attname, g.rel),
         HINT = 'Write the text into a plain column from the application, or convert with a fixed format (encode(b, ''hex''), a numeric cast).';
