@@ -521,8 +521,13 @@ func (s *session) finishCommit(ctx context.Context, pol policy, cs *commitStart,
 				s.log.Warn("txshim: dual commit refused by the peer for the moment", "gid", gid, "err", perr)
 				return false, s.emitError(code, fmt.Sprintf("tandem: the peer database refused transaction %s for the moment; rolled back, try again: %v", gid, perr))
 			}
+			// Refused for good (a constraint, a missing table): the databases differ in data,
+			// schema or a setting the rows' checks depend on, but the transaction is rolled back
+			// on both (the peer never prepared it), so it made them differ in nothing; shipping
+			// goes on (TestPeerRefusalSettingsCheck).
 			s.log.Error("txshim: dual commit failed", "gid", gid, "definite", definite, "err", perr)
-			return false, s.emitError("XX000", fmt.Sprintf("tandem: the peer database refused transaction %s, so the sites have diverged; rolled back: %v", gid, perr))
+			return false, s.emitError("XX000", fmt.Sprintf("tandem: the peer database refused transaction %s, which this database took "+
+				"(the two differ in data, schema or session settings); rolled back on both databases: %v", gid, perr))
 		}
 	}
 

@@ -1348,8 +1348,8 @@ func TestPeerDownRefused(t *testing.T) {
 // TestPeerRefusals: what the client hears when the peer refuses the apply. A newer term held
 // by the peer (another site is master) fences the commit: 25006, not called a divergence. A
 // refusal for the moment (a deadlock, a cancel: the Shipper asked again all the commit's time
-// long) is one the client may retry: class 40. Only other refusals mean the sites diverged.
-// Each is rolled back on both.
+// long) is one the client may retry: class 40. Other refusals (the databases differ) are
+// XX000. Each is rolled back on both.
 func TestPeerRefusals(t *testing.T) {
 	t.Parallel()
 	c, peer, s := dualShim(t)
@@ -1364,7 +1364,7 @@ func TestPeerRefusals(t *testing.T) {
 		{sqlstateStaleTerm, "term 1 of site1 is older than the database's term 2 of site2", "25006", "fenced"},
 		{"40P01", "deadlock detected", "40P01", "for the moment"},
 		{"57014", "canceling statement due to user request", "40001", "for the moment"},
-		{"23505", "duplicate key value violates unique constraint", "XX000", "diverged"},
+		{"23505", "duplicate key value violates unique constraint", "XX000", "rolled back on both"},
 	} {
 		peer.mu.Lock()
 		peer.prepareErr = &PeerError{Step: "apply", Definite: true, Err: &pgconn.PgError{Code: tc.code, Message: tc.msg}}
