@@ -48,7 +48,8 @@ func holdsSettingTypeSQL(typ string) string {
 // immutable; quote_literal(anyelement) likewise), through a function returning cstring (a
 // type's output function called by name: float8out(f)), through an XML constructor (the
 // value's output function, a bytea's by xmlbinary): such a node with an argument of such a
-// type is refused.
+// type is refused, as is a function not immutable (an SQL function PostgreSQL inlined to check
+// it: the application's STABLE one whose body says $1::text) with one.
 func generatedSettingsSQL() string {
 	return `  DECLARE g pg_catalog.record; tree pg_catalog.text; node pg_catalog.text[]; typ pg_catalog.text; arg pg_catalog.text; bad pg_catalog.bool;
   BEGIN
@@ -82,13 +83,15 @@ func generatedSettingsSQL() string {
         END IF;
       ELSIF node[1] OPERATOR(pg_catalog.=) ANY ('{FUNCEXPR,OPEXPR,XMLEXPR}') THEN
         -- A function or operator that turns an argument to text by its output function: one
-        -- returning cstring, or text (a string type) from a polymorphic or "any" argument.
-        -- An XML constructor does so for every argument.
+        -- returning cstring, or text (a string type) from a polymorphic or "any" argument;
+        -- or one not immutable, an SQL function PostgreSQL took only as inlined, whose body
+        -- it does not read. An XML constructor does so for every argument.
         arg := (pg_catalog.regexp_match(node[2], ':(?:funcid|opfuncid) (\d+)'))[1];
         IF (node[1] OPERATOR(pg_catalog.=) 'XMLEXPR' OR EXISTS (SELECT FROM pg_catalog.pg_proc pr
               JOIN pg_catalog.pg_type rt ON rt.oid OPERATOR(pg_catalog.=) pr.prorettype
               WHERE pr.oid OPERATOR(pg_catalog.=) arg::pg_catalog.oid
                 AND (pr.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.cstring'::pg_catalog.regtype
+                  OR pr.provolatile OPERATOR(pg_catalog.<>) 'i'
                   OR rt.typcategory OPERATOR(pg_catalog.=) 'S' AND EXISTS (SELECT FROM pg_catalog.unnest(pr.proargtypes) pa(oid)
                     JOIN pg_catalog.pg_type pt ON pt.oid OPERATOR(pg_catalog.=) pa.oid WHERE pt.typtype OPERATOR(pg_catalog.=) 'p'))))
           AND EXISTS (SELECT FROM pg_catalog.regexp_matches(node[2], '<T(\d*)>', 'g') m(t)

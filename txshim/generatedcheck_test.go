@@ -15,7 +15,8 @@ import (
 // operand (anytextcat, textanycat: SQL functions PostgreSQL 15 inlines to $1::text || $2 when it
 // checks the expression, so takes it for immutable), quote_literal(anyelement), a type's output
 // function called by name (float8out(f)), an XML constructor (the value's output function, or
-// xmlbinary for a bytea). Each is refused as f::text is; the common columns applications make
+// xmlbinary for a bytea), a STABLE SQL function of the application's (inlined too when
+// PostgreSQL checks the expression). Each is refused as f::text is; the common columns applications make
 // (the first table) are taken, partitions and children of such a table too.
 func TestGeneratedTextWithoutCast(t *testing.T) {
 	t.Parallel()
@@ -59,6 +60,9 @@ func TestGeneratedTextWithoutCast(t *testing.T) {
 			"gx6", `INSERT INTO gx6 (id, pt) VALUES (1, point(0.1::float8 + 0.2::float8, 1))`},
 		{`CREATE TABLE gx7 (id int PRIMARY KEY, f float8, fx text GENERATED ALWAYS AS (xmlelement(name v, f)::text) STORED)`,
 			"gx7", `INSERT INTO gx7 (id, f) VALUES (1, 0.1::float8 + 0.2::float8)`},
+		{`CREATE FUNCTION gxft(float8) RETURNS text STABLE LANGUAGE sql AS 'SELECT $1::text';
+			CREATE TABLE gx8 (id int PRIMARY KEY, f float8, ft text GENERATED ALWAYS AS (gxft(f)) STORED)`,
+			"gx8", `INSERT INTO gx8 (id, f) VALUES (1, 0.1::float8 + 0.2::float8)`},
 	} {
 		_, err := conn.Exec(ctx, c.ddl, pgx.QueryExecModeSimpleProtocol)
 		var pgErr *pgconn.PgError
