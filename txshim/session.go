@@ -4848,6 +4848,11 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		p := &pending{fwd: true, res: make(chan result, 1)}
 		if q, ok := u.(*queryUnit); ok {
 			text := q.text[q.sts[lo].Start:q.sts[i-1].End] + "\n;" + raiseSQL(code, msg, hint...)
+			if at := q.sts[lo].Start; at > 0 {
+				// An error's position in the steps counts from the client's text, as in
+				// queryUnit.send (TestRefusalAfterImplicitCopyErrorPosition).
+				p.shift = s.textChars(q.text[:at])
+			}
 			if err := s.sendQuery(text, p, false); err != nil {
 				return false, err
 			}
