@@ -38,8 +38,8 @@ func TestVerifySequences(t *testing.T) {
 // holding its site's slot, the rule is the design's: the backup's sequences may be ahead of the
 // master's (the lead the copies give them) and behind the values its columns hold (rows applied
 // since the last copy: a takeover moves such a sequence past them, BumpSequences), but not
-// behind the master's position where that move does not reach it; the master's sequence may
-// not be behind the values its columns hold.
+// behind the master's position where that move does not reach it. The master's sequence behind
+// the values its columns hold is the application's doing, alike on both: not a difference.
 func TestVerifySequencesMasterKnown(t *testing.T) {
 	t.Parallel()
 	p := startCapPair(t)
@@ -63,8 +63,8 @@ func TestVerifySequencesMasterKnown(t *testing.T) {
 	p.local.Exec(t, `SELECT setval('lead', 30)`)
 	p.peer.Exec(t, `SELECT setval('behind', 50)`)
 	p.local.Exec(t, `SELECT setval('behind', 20)`)
-	// Rows on both past the sequence of d (written with their keys): the master's next inserts
-	// take keys in use; the backup's takeover moves its own.
+	// Rows on both past the sequence of d (written with their keys): alike on both, and the
+	// backup's takeover moves its own past them.
 	p.both(t, `INSERT INTO d VALUES (-1), (-2), (-3)`)
 	diffs, err := Verify(capCtx(t, 30*time.Second), p.local.DSN("app"), p.peer.DSN("app"))
 	if err != nil {
@@ -72,7 +72,6 @@ func TestVerifySequencesMasterKnown(t *testing.T) {
 	}
 	want := []string{
 		`sequence public.behind on the local database is behind the peer database's (the master's): after a takeover it hands out 21 next, the master 51`,
-		`sequence public.d_id_seq on the peer database is behind the values its columns hold: it hands out -1 next, public.d.id holds down to -3`,
 	}
 	if !slices.Equal(diffs, want) {
 		t.Fatalf("differences:\n%s\nwant:\n%s", strings.Join(diffs, "\n"), strings.Join(want, "\n"))
