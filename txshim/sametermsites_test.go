@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -193,12 +194,21 @@ func TestPeerTermRefusalWhilePrepareWaits(t *testing.T) {
 	s := startSameTermSites(t, quietLogger())
 	ctx := capCtx(t, 2*time.Minute)
 	s.eachOwnTerm7(t, ctx)
-	// B's term record locked: the plain commit's apply waits in its term check.
+	// B's term record locked: the plain commit's apply waits in its term check. The lock's
+	// session is counted among site a's Shipper's own (ownPIDs), which the apply's watchdog
+	// spares: the wait below outlasts blockerGrace on a loaded machine, and the watchdog ended
+	// the session under the test (lock.Rollback: driver: bad connection).
 	lock, err := s.p.pdb.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Rollback()
+	var lockPID uint32
+	if err := lock.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&lockPID); err != nil {
+		t.Fatal(err)
+	}
+	s.shipA.own.add(lockPID)
+	defer s.shipA.own.remove(lockPID)
 	if _, err := lock.ExecContext(ctx, `LOCK TABLE tandem.state IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
@@ -211,25 +221,42 @@ func TestPeerTermRefusalWhilePrepareWaits(t *testing.T) {
 	})
 	next := pauseAt(s.shimA.Shim, "after-local-prepare")
 	paused, resume := next()
-	s.lastID = 10
+	var resumeOnce sync.Once
+	resumeNow := func() { resumeOnce.Do(func() { close(resume) }) }
+	// The dual commit runs on a goroutine that ends before the test does, whatever way the test
+	// ends: its connection is closed by the test's cleanup, which must not run under it.
+	conn := s.shimA.connect(t)
+	s.lastID = 11
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.insert(t, s.shimA)
+		ictx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := conn.Exec(ictx, "INSERT INTO acct VALUES ($1, 100)", 11)
 		done <- err
+	}()
+	ended := false
+	defer func() {
+		if !ended {
+			resumeNow()
+			lock.Rollback()
+			<-done
+		}
 	}()
 	select {
 	case <-paused:
 	case err := <-done:
+		ended = true
 		t.Fatalf("the dual commit ended before its peer prepare: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the dual commit never reached its peer prepare")
 	}
-	close(resume)
+	resumeNow()
 	time.Sleep(500 * time.Millisecond) // the Prepare waits behind the plain commit
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	err = <-done
+	ended = true
 	if pgCode(err) != "25006" || !strings.Contains(err.Error(), "fenced") {
 		t.Errorf("dual commit behind the refused plain commit: commit = %v (SQLSTATE %s), want 25006 fenced", err, pgCode(err))
 	}
