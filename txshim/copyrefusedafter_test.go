@@ -59,9 +59,7 @@ func TestRefusalAfterImplicitCopy(t *testing.T) {
 					sendMsgs(t, r, st...)
 					out.WriteString(r.quiet())
 				}
-				if via == "shim" {
-					out.WriteString(r.settle(out.String(), got[0]))
-				}
+				out.WriteString(r.stepsEnd())
 				got[k] = out.String()
 				if n := rowCount(t, c, fmt.Sprintf("id BETWEEN %d AND %d", b, b+9)); n != 0 {
 					t.Errorf("%s: %d rows committed, want none: the request failed", via, n)
