@@ -20,12 +20,18 @@ func TestHeldProcAfterFailedFlushPart(t *testing.T) {
 	c.Exec(t, `CREATE PROCEDURE p(i int) LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 1) $$`)
 	s := startShim(t, c, Options{Peer: &fakePeer{c: c, t: t}}, ModeDual, 1)
 	ctx := capCtx(t, 30*time.Second)
-	for n, steps := range [][]xstep{
-		{xmsgs("E", "SELECT 1/0", &pgproto3.Flush{}), xmsgs("Z", "CALL p(1)", &pgproto3.Sync{}), xq("SELECT count(*) FROM acct")},
+	for n, shape := range []struct {
+		steps []xstep
+		hold  time.Duration // how long the commits are held
+	}{
+		{[]xstep{xmsgs("E", "SELECT 1/0", &pgproto3.Flush{}), xmsgs("Z", "CALL p(1)", &pgproto3.Sync{}), xq("SELECT count(*) FROM acct")}, 600 * time.Millisecond},
 		// No ReadyForQuery was sent before the CALL: the client's timeout does not run while
-		// the request waits at the gate.
-		{xq("SET idle_session_timeout = '200ms'"), xmsgs("C", "SELECT 1", &pgproto3.Flush{}), xmsgs("Z", "CALL p(2)", &pgproto3.Sync{}), xq("SELECT count(*) FROM acct")},
+		// the request waits at the gate, held well past it. The timeout is not shorter than a
+		// loaded machine may take between a reply and the client's next request (at 200ms,
+		// PostgreSQL itself ended the session: 57P05).
+		{[]xstep{xq("SET idle_session_timeout = '2s'"), xmsgs("C", "SELECT 1", &pgproto3.Flush{}), xmsgs("Z", "CALL p(2)", &pgproto3.Sync{}), xq("SELECT count(*) FROM acct")}, 6 * time.Second},
 	} {
+		steps := shape.steps
 		var want string
 		for i, r := range []*rawSession{dialRawDSN(t, c.DSN(c.Database())), dialRaw(t, s)} {
 			r.t = t
@@ -34,7 +40,7 @@ func TestHeldProcAfterFailedFlushPart(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				go func() { time.Sleep(600 * time.Millisecond); release() }()
+				go func() { time.Sleep(shape.hold); release() }()
 			}
 			got := r.runSteps(steps)
 			r.conn.Close()
