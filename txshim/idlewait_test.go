@@ -36,12 +36,15 @@ func TestIdleSessionTimeoutWhileWaitingForPeer(t *testing.T) {
 	t.Parallel()
 	c := testCluster(t)
 	c.Exec(t, installSQL)
-	peer := &slowPeer{&fakePeer{c: c, t: t}, 600 * time.Millisecond}
+	// The timeout is not shorter than a loaded machine may take between the client's requests
+	// (at 200ms, PostgreSQL itself could end the idle session between them); the peer's time
+	// well past it.
+	peer := &slowPeer{&fakePeer{c: c, t: t}, 3 * time.Second}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn := s.connect(t)
-	if _, err := conn.Exec(ctx, "SET idle_session_timeout = '200ms'"); err != nil {
+	if _, err := conn.Exec(ctx, "SET idle_session_timeout = '1s'"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ name, sql string }{
@@ -61,11 +64,11 @@ func TestIdleSessionTimeoutWhileWaitingForPeer(t *testing.T) {
 	}
 	// The client's setting is as it set it: its idle session still ends.
 	var v string
-	if err := conn.QueryRow(ctx, "SHOW idle_session_timeout").Scan(&v); err != nil || v != "200ms" {
-		t.Fatalf("idle_session_timeout %q (%v), want 200ms", v, err)
+	if err := conn.QueryRow(ctx, "SHOW idle_session_timeout").Scan(&v); err != nil || v != "1s" {
+		t.Fatalf("idle_session_timeout %q (%v), want 1s", v, err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
-		t.Errorf("after 500 ms idle: the session goes on, want it ended by idle_session_timeout")
+		t.Errorf("after 2.5 s idle: the session goes on, want it ended by idle_session_timeout")
 	}
 }
