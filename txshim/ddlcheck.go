@@ -406,7 +406,7 @@ func defaultSetColumns(stmt string) (names []string, all bool) {
 // written U&"…" is left out.
 func plainAddedColumns(stmt string) []string {
 	st := sigTokens(stmt)
-	toks, word, punct := st.toks, st.word, st.punct
+	toks, word := st.toks, st.word
 	table, i := alterTableName(st)
 	if table == "" {
 		return nil
@@ -423,23 +423,9 @@ func plainAddedColumns(stmt string) []string {
 				defaulted = true
 			}
 		}
-	}, func(first, _ int) {
+	}, func(first, end int) {
 		defer func() { defaulted = false }()
-		j := first
-		if defaulted || !word(j, "ADD") {
-			return
-		}
-		j++
-		if word(j, "COLUMN") {
-			j++
-		} else if word(j, "CONSTRAINT") || word(j, "PRIMARY") || word(j, "UNIQUE") || word(j, "CHECK") ||
-			word(j, "FOREIGN") || word(j, "EXCLUDE") {
-			return
-		}
-		if word(j, "IF") && word(j+1, "NOT") && word(j+2, "EXISTS") {
-			j += 3
-		}
-		if j < len(toks) && (toks[j].kind == tokWord || toks[j].kind == tokQuoted) && !punct(j+1, '&') {
+		if j := st.addedColumn(first, end); j >= 0 && !defaulted {
 			names = append(names, string(foldName(stmt[toks[j].start:toks[j].end], nil)))
 		}
 	})
@@ -458,21 +444,8 @@ func constAddedColumns(stmt string) []string {
 	}
 	var names []string
 	st.actions(i, func(int) {}, func(first, end int) {
-		j := first
-		if !word(j, "ADD") {
-			return
-		}
-		j++
-		if word(j, "COLUMN") {
-			j++
-		} else if word(j, "CONSTRAINT") || word(j, "PRIMARY") || word(j, "UNIQUE") || word(j, "CHECK") ||
-			word(j, "FOREIGN") || word(j, "EXCLUDE") {
-			return
-		}
-		if word(j, "IF") && word(j+1, "NOT") && word(j+2, "EXISTS") {
-			j += 3
-		}
-		if j >= end || (toks[j].kind != tokWord && toks[j].kind != tokQuoted) || punct(j+1, '&') {
+		j := st.addedColumn(first, end)
+		if j < 0 {
 			return
 		}
 		name := string(foldName(stmt[toks[j].start:toks[j].end], nil))
@@ -1034,6 +1007,30 @@ func usingClauses(stmt string) (table string, exprs []string) {
 		typed, using = false, -1
 	})
 	return table, exprs
+}
+
+// addedColumn reads the action of tokens [first, end) of an ALTER TABLE: when it is ADD
+// [COLUMN] [IF NOT EXISTS] name (not a constraint), the index of name's token, else -1 (also
+// for a name written U&"…").
+func (st sigToks) addedColumn(first, end int) int {
+	j := first
+	if !st.word(j, "ADD") {
+		return -1
+	}
+	j++
+	if st.word(j, "COLUMN") {
+		j++
+	} else if st.word(j, "CONSTRAINT") || st.word(j, "PRIMARY") || st.word(j, "UNIQUE") || st.word(j, "CHECK") ||
+		st.word(j, "FOREIGN") || st.word(j, "EXCLUDE") {
+		return -1
+	}
+	if st.word(j, "IF") && st.word(j+1, "NOT") && st.word(j+2, "EXISTS") {
+		j += 3
+	}
+	if j >= end || (st.toks[j].kind != tokWord && st.toks[j].kind != tokQuoted) || st.punct(j+1, '&') {
+		return -1
+	}
+	return j
 }
 
 // actions walks the comma-separated actions of an ALTER TABLE statement from token i (after
