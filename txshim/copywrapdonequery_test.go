@@ -64,17 +64,22 @@ func TestWrappedExtCopyDoneThenQuery(t *testing.T) {
 // shim ended the session (08P01) at that Query as for one behind a COPY that succeeded.
 func TestWrappedExtCopyFailedThenQuery(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []string{"mid", "end"} {
+	// ext: an extended request (of DDL) instead of the Query, skipped alike
+	// (TestExtCopyDoneThenExtRequest).
+	for _, tc := range []string{"mid", "end", "mid/ext", "end/ext"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
 			passedCopySteps(t, 1, func(b int) [][]pgproto3.FrontendMessage {
-				q := &pgproto3.Query{String: "SELECT 42"}
+				q := []pgproto3.FrontendMessage{&pgproto3.Query{String: "SELECT 42"}}
+				if strings.HasSuffix(tc, "/ext") {
+					q = []pgproto3.FrontendMessage{&pgproto3.Parse{Query: fmt.Sprintf("CREATE TABLE zz%d (id int)", b)}, &pgproto3.Bind{}, &pgproto3.Execute{}}
+				}
 				var data []pgproto3.FrontendMessage
-				switch tc {
+				switch strings.TrimSuffix(tc, "/ext") {
 				case "mid":
-					data = []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.CopyDone{}, q}
+					data = append([]pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("bad\n")}, &pgproto3.CopyDone{}}, q...)
 				case "end":
-					data = []pgproto3.FrontendMessage{copyRow(b), &pgproto3.CopyData{Data: []byte("bad")}, &pgproto3.CopyDone{}, q}
+					data = append([]pgproto3.FrontendMessage{copyRow(b), &pgproto3.CopyData{Data: []byte("bad")}, &pgproto3.CopyDone{}}, q...)
 				}
 				return [][]pgproto3.FrontendMessage{
 					{&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}},

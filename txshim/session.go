@@ -2627,16 +2627,23 @@ func (s *session) relayUntilSync() error {
 	defer s.copyFlush.Store(false)
 	// dropping: the COPY failed, and the backend skips the client's messages up to its Sync.
 	dropping := false
+	// read: plainReadAfterCopy's progress through a plain SELECT's Parse, Bind and Execute.
+	read := 0
 	for {
 		typ, body, err := s.cr.next()
 		if err != nil {
 			return err
 		}
-		if (typ == 'Q' || typ == 'F') && !dropping {
+		if !dropping && !relayedAfterCopy(typ) && !s.plainReadAfterCopy(typ, body, &read) {
 			// PostgreSQL runs it in the COPY's implicit transaction and commits both at its
-			// end; relayed into the shim's block, its ReadyForQuery was taken for the COPY's,
-			// and the shim's commit at the client's next Sync failed, its own replies reaching
-			// the client (TestWrappedExtCopyDoneThenQuery). But after a COPY that failed,
+			// end; relayed into the shim's block, a Query's ReadyForQuery was taken for the
+			// COPY's, and the shim's commit at the client's next Sync failed, its own replies
+			// reaching the client (TestWrappedExtCopyDoneThenQuery); a Parse/Bind/Execute ran
+			// past the shim's checks: DDL unrecorded in tandem.ddl, so never on the peer, and
+			// what the shim refuses (TestExtCopyDoneThenExtRequest). Walking them here as
+			// part of the COPY's request is not supported (but for a plain SELECT of the
+			// unnamed statement, plainReadAfterCopy): the session ends before any of it
+			// reaches the backend, which rolls the COPY back. But after a COPY that failed,
 			// PostgreSQL skips it and all else up to the Sync, as the shim does
 			// (TestWrappedExtCopyFailedThenQuery).
 			failed, err := s.copyFailed()
@@ -2665,6 +2672,76 @@ func (s *session) relayUntilSync() error {
 			return nil
 		}
 	}
+}
+
+// relayedAfterCopy tells whether relayUntilSync may pass the client's message of type typ to
+// the backend between an extended COPY's CopyDone and its Sync: a Flush, the Sync, a
+// Terminate, or COPY messages the backend ignores outside a COPY. Anything else (Parse, Bind,
+// Describe, Execute, Close, Query, FunctionCall) would run unseen by the shim.
+func relayedAfterCopy(typ byte) bool {
+	switch typ {
+	case 'H', 'S', 'X', 'd', 'c', 'f':
+		return true
+	}
+	return false
+}
+
+// plainReadAfterCopy tells whether relayUntilSync may pass a message of an extended request
+// between an extended COPY's CopyDone and its Sync, which the shim does not walk: only the
+// Parse of the unnamed statement as one plain SELECT (no calls, no INTO), then its Bind to the
+// unnamed portal, Describes and Executes of that. It runs in the COPY's transaction and
+// changes nothing the shim must see (TestPassedExtCopyDoneThenRequest); anything else ends
+// the session (TestExtCopyDoneThenExtRequest). read is the progress: 1 after the Parse, 2
+// after the Bind.
+func (s *session) plainReadAfterCopy(typ byte, body []byte, read *int) bool {
+	switch typ {
+	case 'P':
+		name, rest, ok := cString(body)
+		query, _, ok2 := cString(rest)
+		if !ok || !ok2 || name != "" {
+			return false
+		}
+		for _, st := range splitStatements(query) {
+			// Before lex, which notes the functions DDL creates.
+			if st.Kind != kindEmpty && st.Kind != kindRead {
+				return false
+			}
+		}
+		n := 0
+		for _, st := range s.lex(query) {
+			if st.Kind == kindEmpty {
+				continue
+			}
+			text := strings.ToLower(strings.TrimSpace(query[st.Start:st.End]))
+			if n++; n > 1 || st.Kind != kindRead || len(st.Calls) != 0 || st.ManyCalls ||
+				!strings.HasPrefix(text, "select") || strings.Contains(text, "into") {
+				return false
+			}
+		}
+		if n != 1 {
+			return false
+		}
+		*read = 1
+		return true
+	case 'B':
+		portal, rest, ok := cString(body)
+		stmt, _, ok2 := cString(rest)
+		if !ok || !ok2 || portal != "" || stmt != "" || *read < 1 {
+			return false
+		}
+		*read = 2
+		return true
+	case 'D':
+		if len(body) < 2 {
+			return false
+		}
+		name, _, ok := cString(body[1:])
+		return ok && name == "" && (body[0] == 'S' && *read >= 1 || body[0] == 'P' && *read >= 2)
+	case 'E':
+		portal, _, ok := cString(body)
+		return ok && portal == "" && *read >= 2
+	}
+	return false
 }
 
 // copyFailed tells, during relayUntilSync, whether the relayed COPY failed: once its request's
