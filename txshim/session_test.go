@@ -2065,12 +2065,26 @@ func TestPartsBeforeFlushKeptByWrite(t *testing.T) {
 func cancelSleep(t *testing.T, conn *pgx.Conn, what string) {
 	t.Helper()
 	ctx := context.Background()
-	timer := time.AfterFunc(300*time.Millisecond, func() {
-		if err := conn.PgConn().CancelRequest(ctx); err != nil {
-			t.Errorf("cancel request: %v", err)
+	// The cancel request goes again every 300 ms until the statement ends: one that reaches
+	// PostgreSQL before the statement does (a loaded machine: ci209) cancels nothing.
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if err := conn.PgConn().CancelRequest(ctx); err != nil {
+					t.Errorf("cancel request: %v", err)
+					return
+				}
+			}
 		}
-	})
-	defer timer.Stop()
+	}()
+	defer func() { close(stop); <-done }()
 	start := time.Now()
 	_, err := conn.Exec(ctx, "SELECT pg_sleep(10)")
 	if pgCode(err) != "57014" || time.Since(start) > 5*time.Second {
