@@ -37,7 +37,7 @@ type clientSchema struct {
 // is enabled or forced, and each policy by its kind, command, roles and expressions (verify
 // reads every row, and the apply writes them, with row_security off: a policy on one database
 // only changes no row, but what the applications' users see or may write after a failover).
-const clientTableFactsSQL = `SELECT n.nspname, c.relname,
+var clientTableFactsSQL = `SELECT n.nspname, c.relname,
   'column "' || replace(a.attname, '"', '""') || '" DEFAULT ' || pg_get_expr(d.adbin, d.adrelid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attrdef d ON d.adrelid = c.oid
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.adnum AND NOT a.attisdropped
@@ -47,25 +47,7 @@ SELECT n.nspname, c.relname, 'constraint ' || regexp_replace(pg_get_constraintde
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_constraint con ON con.conrelid = c.oid
 WHERE ` + appRelFilter + ` AND con.contype = 'f'
 UNION ALL
-SELECT n.nspname, c.relname, k.def || ' (function definition md5 ' || md5(pg_get_functiondef(tg.tgfoid)) || ')'
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
-  LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
-WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgenabled IN ('O', 'D')
-UNION ALL
-SELECT n.nspname, c.relname, 'triggers fire in the order ' || string_agg(k.def, ', then ' ORDER BY tg.tgname) || ' on ' || e.ev
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
-  (VALUES (4, 'INSERT'), (8, 'DELETE'), (16, 'UPDATE'), (32, 'TRUNCATE')) e(bit, ev),
-  LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
-WHERE ` + appRelFilter + ` AND NOT tg.tgisinternal AND tg.tgtype::int & e.bit <> 0
-GROUP BY n.nspname, c.relname, e.ev, tg.tgtype::int & 67
-HAVING count(*) > 1
-UNION ALL
-SELECT n.nspname, c.relname,
-  'rule' || CASE rw.ev_enabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END || ': '
-    || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1), E' \n')
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
-WHERE ` + appRelFilter + ` AND rw.ev_enabled IN ('O', 'D')
-UNION ALL
+` + triggersAndRulesSQL(appRelFilter, " AND tg.tgenabled IN ('O', 'D')", " AND rw.ev_enabled IN ('O', 'D')") + `UNION ALL
 SELECT n.nspname, c.relname, concat_ws(', ', 'row-level security ' || CASE WHEN c.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
     CASE WHEN c.relforcerowsecurity THEN 'forced' END)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -80,16 +62,23 @@ SELECT n.nspname, c.relname, 'policy ' || CASE WHEN po.polpermissive THEN 'PERMI
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_policy po ON po.polrelid = c.oid
 WHERE ` + appRelFilter + `
 UNION ALL
-SELECT n.nspname, c.relname, k.def || ' (function definition md5 ' || md5(pg_get_functiondef(tg.tgfoid)) || ')'
+` + triggersAndRulesSQL(appViewFilter, "", " AND rw.rulename <> '_RETURN'") + `ORDER BY 1, 2, 3`
+
+// triggersAndRulesSQL lists, per relation of filter (on pg_class c / pg_namespace n), its
+// triggers (their definitions and functions' md5, trigger the further condition on pg_trigger
+// tg), the order of those firing on one event and timing, and its rules (rule the further
+// condition on pg_rewrite rw): clientTableFactsSQL's for tables and for views alike.
+func triggersAndRulesSQL(filter, trigger, rule string) string {
+	return `SELECT n.nspname, c.relname, k.def || ' (function definition md5 ' || md5(pg_get_functiondef(tg.tgfoid)) || ')'
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
   LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
-WHERE ` + appViewFilter + ` AND NOT tg.tgisinternal
+WHERE ` + filter + ` AND NOT tg.tgisinternal` + trigger + `
 UNION ALL
 SELECT n.nspname, c.relname, 'triggers fire in the order ' || string_agg(k.def, ', then ' ORDER BY tg.tgname) || ' on ' || e.ev
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_trigger tg ON tg.tgrelid = c.oid,
   (VALUES (4, 'INSERT'), (8, 'DELETE'), (16, 'UPDATE'), (32, 'TRUNCATE')) e(bit, ev),
   LATERAL (SELECT ` + triggerDefSQL + ` AS def) k
-WHERE ` + appViewFilter + ` AND NOT tg.tgisinternal AND tg.tgtype::int & e.bit <> 0
+WHERE ` + filter + ` AND NOT tg.tgisinternal AND tg.tgtype::int & e.bit <> 0
 GROUP BY n.nspname, c.relname, e.ev, tg.tgtype::int & 67
 HAVING count(*) > 1
 UNION ALL
@@ -97,8 +86,9 @@ SELECT n.nspname, c.relname,
   'rule' || CASE rw.ev_enabled WHEN 'D' THEN ' (DISABLED)' ELSE '' END || ': '
     || ltrim(substr(pg_get_ruledef(rw.oid), length('CREATE RULE ' || quote_ident(rw.rulename) || ' AS') + 1), E' \n')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_rewrite rw ON rw.ev_class = c.oid
-WHERE ` + appViewFilter + ` AND rw.rulename <> '_RETURN'
-ORDER BY 1, 2, 3`
+WHERE ` + filter + rule + `
+`
+}
 
 // appViewFilter restricts pg_class c / pg_namespace n to the plain views of the application
 // schemas: the apply writes none, so each of their triggers (INSTEAD OF ones, whatever their

@@ -589,9 +589,15 @@ func notConstantSQL(tree string) string {
 }
 
 // holdsTimeSQL is the condition that the type typ (an oid) is a date or time type (date,
-// time, timetz, timestamp, timestamptz), or is made of one: an array's element, a domain's
-// base type, a range's or multirange's subtype, a composite type's attribute, at any depth.
+// time, timetz, timestamp, timestamptz), or is made of one (holdsTypeSQL).
 func holdsTimeSQL(typ string) string {
+	return holdsTypeSQL(typ, `'{1082,1083,1114,1184,1266}'`)
+}
+
+// holdsTypeSQL is the condition that the type typ (an oid) is one of oids (an oid[] literal) or
+// is made of one: an array's element, a domain's base type, a range's or multirange's subtype,
+// a composite type's attribute, at any depth.
+func holdsTypeSQL(typ, oids string) string {
 	return `EXISTS (WITH RECURSIVE ty(oid) AS (
             SELECT ` + typ + `
             UNION
@@ -604,7 +610,7 @@ func holdsTimeSQL(typ string) string {
               UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
                 WHERE a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND t.typrelid OPERATOR(pg_catalog.<>) 0
                   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) x(oid))
-          SELECT FROM ty WHERE ty.oid OPERATOR(pg_catalog.=) ANY ('{1082,1083,1114,1184,1266}'::pg_catalog.oid[]))`
+          SELECT FROM ty WHERE ty.oid OPERATOR(pg_catalog.=) ANY (` + oids + `::pg_catalog.oid[]))`
 }
 
 // clockWords are the special date and time inputs that read the clock: PostgreSQL turns each

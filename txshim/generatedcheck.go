@@ -16,22 +16,9 @@ package txshim
 const settingTypes = `'{17,700,701,600,601,602,603,604,628,718,790,1082,1114,1184,1186}'`
 
 // holdsSettingTypeSQL is the condition that the type typ (an oid) is one of settingTypes or is
-// made of one: an array's element, a domain's base type, a range's or multirange's subtype, a
-// composite type's attribute, at any depth.
+// made of one (holdsTypeSQL).
 func holdsSettingTypeSQL(typ string) string {
-	return `EXISTS (WITH RECURSIVE ty(oid) AS (
-            SELECT ` + typ + `
-            UNION
-            SELECT x.oid FROM ty JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ty.oid
-            CROSS JOIN LATERAL (
-              SELECT t.typelem WHERE t.typelem OPERATOR(pg_catalog.<>) 0
-              UNION ALL SELECT t.typbasetype WHERE t.typbasetype OPERATOR(pg_catalog.<>) 0
-              UNION ALL SELECT rng.rngsubtype FROM pg_catalog.pg_range rng
-                WHERE rng.rngtypid OPERATOR(pg_catalog.=) t.oid OR rng.rngmultitypid OPERATOR(pg_catalog.=) t.oid
-              UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND t.typrelid OPERATOR(pg_catalog.<>) 0
-                  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped) x(oid))
-          SELECT FROM ty WHERE ty.oid OPERATOR(pg_catalog.=) ANY (` + settingTypes + `::pg_catalog.oid[]))`
+	return holdsTypeSQL(typ, settingTypes)
 }
 
 // generatedSettingsSQL is a statement for afterDDLSQL's DO block: it raises 0A000 when the
