@@ -145,8 +145,16 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
         WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
       AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(` + tree + `, ` + rel + `), x) OPERATOR(pg_catalog.>) 0)`
 		}
+		//
+		// JIT off: the planner prices each catalog read (a regexp and a recursive walk of
+		// types per row) far above jit_above_cost, and PostgreSQL then spent 265-490 ms compiling
+		// each of the five for a run of under a millisecond — 1.7 s a DDL statement with a clock
+		// word (auto_explain, TestClockWordElsewhereNotRefused's statements). Like DateStyle, it
+		// is set in the subtransaction that always rolls back: the client's own setting is back
+		// once the check ends.
 		b.WriteString(`  BEGIN
     PERFORM pg_catalog.set_config('datestyle', 'ISO', true);
+    NULL;
     clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
       'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];
     SELECT pg_catalog.array_agg(d.oid) INTO clock_defs FROM pg_catalog.pg_attrdef d

@@ -1,6 +1,11 @@
 package txshim
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // TestClockWordElsewhereNotRefused: the check of 2cdf80d refused any date or time constant in
 // a default or partition bound the transaction had made, once the statement had a clock word
@@ -39,6 +44,31 @@ func TestClockWordElsewhereNotRefused(t *testing.T) {
 		if conn.PgConn().TxStatus() == 'E' {
 			exec(`ROLLBACK`)
 		}
+	}
+	shipped()
+}
+
+// TestClockCheckKeepsClientSettings: the clock-literal check turns DateStyle and JIT its own way
+// while it reads the catalogs; the client's transaction has its own settings back after it.
+func TestClockCheckKeepsClientSettings(t *testing.T) {
+	t.Parallel()
+	_, conn, exec, shipped := ddlPair(t)
+	ctx := capCtx(t, 60*time.Second)
+	for _, q := range []string{`BEGIN`, `SET LOCAL datestyle = 'German'`, `SET LOCAL jit = on`,
+		`CREATE TABLE ks (id int PRIMARY KEY, s text DEFAULT 'today', d date DEFAULT '2020-01-01')`} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var jit, style string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('jit'), current_setting('datestyle')`, pgx.QueryExecModeSimpleProtocol).Scan(&jit, &style); err != nil {
+		t.Fatal(err)
+	}
+	if jit != "on" || style != "German, DMY" {
+		t.Errorf("after the check: jit %q, DateStyle %q; want the client's on and German, DMY", jit, style)
+	}
+	if err := exec(`COMMIT`); err != nil {
+		t.Fatal(err)
 	}
 	shipped()
 }
