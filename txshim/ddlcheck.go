@@ -154,7 +154,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		// once the check ends.
 		b.WriteString(`  BEGIN
     PERFORM pg_catalog.set_config('datestyle', 'ISO', true);
-    NULL;
+    PERFORM pg_catalog.set_config('jit', 'off', true);
     clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
       'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];
     SELECT pg_catalog.array_agg(d.oid) INTO clock_defs FROM pg_catalog.pg_attrdef d
