@@ -164,8 +164,12 @@ var noTimeouts = map[string]string{
 // SERIALIZABLE, READ ONLY and DEFERRABLE defaults each of its queries outside a transaction
 // block waited for a safe snapshot for as long as a serializable read-write transaction was
 // open — often the one it was there to end (TestApplyWatchdogDeferrableDefaults,
-// TestLocalDeferrableDefaultsOwnConnections).
-var ownSession = map[string]string{"default_transaction_isolation": "read committed", "default_transaction_read_only": "off"}
+// TestLocalDeferrableDefaultsOwnConnections). And no JIT: its queries are catalog reads and
+// keyed writes that run in a few milliseconds, which the planner can still price above
+// jit_above_cost — the apply's read of a table's columns (peerRelsSQL) was JIT-compiled, 382
+// functions, and took 1.09 s on the peer where it runs in milliseconds (auto_explain over the
+// test suite), inside a commit's time (TestOwnSessionsNoJIT).
+var ownSession = map[string]string{"default_transaction_isolation": "read committed", "default_transaction_read_only": "off", "jit": "off"}
 
 // applyAppName is the application_name of apply sessions.
 const applyAppName = "tandem apply"
