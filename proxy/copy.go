@@ -19,6 +19,14 @@ type copyResult struct {
 // on one more, until both directions are done. It returns the bytes moved
 // each way and the first error (nil when both sides closed cleanly).
 func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error) {
+	if c.ending.Load() {
+		// The drain's end came before the copy, as connect returned: its client watch, stopping,
+		// clears the client's read deadline (clientWatch.stop), which may be endDrain's, and the
+		// copy would then wait in a read of an operator that sends nothing. Set again. endDrain
+		// sets ending before its deadlines, and the watch stopped before this load: one that
+		// finds ending unset comes before endDrain's deadlines, which stay.
+		c.endDrain()
+	}
 	done := make(chan copyResult, 2)
 	go proxyCopy(done, false, c.client, up, s.pipes, &c.ending)
 	proxyCopy(done, true, up, c.client, s.pipes, &c.ending)

@@ -202,3 +202,74 @@ func TestServeEndLetsDrainEndFinish(t *testing.T) {
 	}
 	t.Logf("Serve returned %v after its context ended", time.Since(start).Round(time.Millisecond))
 }
+
+// tcpPair returns both ends of a loopback TCP connection, closed at cleanup.
+func tcpPair(t *testing.T) (dialed, accepted *net.TCPConn) {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dialed, err = net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dialed.Close() })
+	accepted, err = ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accepted.Close() })
+	return dialed, accepted
+}
+
+// TestDrainEndDuringWatchStop: a connection that waited for a master has its client watched
+// (clientWatch) until connect returns, and connect makes it known to SetMaster (c.to) before
+// its deferred watch.stop ran. A handover's drain that ends in between — SetMaster then calls
+// endDrain, which stops the copy of the operator's bytes with a read deadline on the client
+// socket — had that deadline cleared by the stop, so the copy loop started with no deadline
+// and sat in its read of an operator that sends nothing: the connection stayed open past the
+// drain's end (past drainEndBound), holding the old master's server session.
+func TestDrainEndDuringWatchStop(t *testing.T) {
+	s, err := New(testConfig(ops("off", "off")), Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator, client := tcpPair(t)
+	up, server := tcpPair(t)
+	c := &conn{client: client, start: time.Now()}
+
+	// connect, from a wait for a master on: the watch runs, the dial succeeds and up is
+	// published (c.up, c.to under s.mu).
+	_, watch := watchClient(t.Context(), client, nil)
+	watch.start()
+	time.Sleep(20 * time.Millisecond) // the watch reads the client
+	c.up.Store(up)
+	// Now, before connect's deferred watch.stop, the drain that kept c ends (SetMaster).
+	c.endBy = time.Now().Add(drainEndBound)
+	c.endDrain()
+	// connect returns: the watch stops, and forward starts the copy.
+	if sent := watch.stop(); len(sent) != 0 {
+		t.Fatalf("the watch read %q", sent)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.copyBoth(c, up)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Logf("the copy loop ended: %v", err)
+	case <-time.After(drainEndBound + time.Second):
+		// Ends the copy loop (the operator's side closes), so that nothing outlives the test.
+		operator.Close()
+		server.Close()
+		<-done
+		t.Fatalf("the copy loop of a connection whose drain ended as its client watch stopped still ran %v later, past drainEndBound %v", drainEndBound+time.Second, drainEndBound)
+	}
+	_ = operator.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := operator.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the operator read %v at the drain's end, want a reset", err)
+	}
+}

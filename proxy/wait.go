@@ -93,6 +93,6 @@ func (w *clientWatch) stop() []byte {
 	}
 	_ = w.client.SetReadDeadline(time.Unix(1, 0))
 	<-w.done
-	_ = w.client.SetReadDeadline(time.Time{})
+	_ = w.client.SetReadDeadline(time.Time{}) // endDrain's too, if it came meanwhile: copyBoth sets it again
 	return w.buf
 }
