@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"database/sql"
+	"fmt"
+	"io"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -154,4 +157,39 @@ func TestGracefulStopKeepsServedConnections(t *testing.T) {
 		t.Error("site1's tandem did not exit after SIGTERM")
 	}
 	servedBy(t, s2.proxy, "site2", 10*time.Second)
+}
+
+// TestGracefulStopDeliversWrittenReply: SIGTERM on the master while its server's reply to an
+// operator — written in full before the handover's drain ended — is still on its way through
+// the stopping site's own proxy to an operator that reads it at its pace. The drain's end
+// passes it on within drainEndBound (2 s, proxy.conn.endDrain), and the process's stop, which
+// ends the proxy a moment after the drain (stopProxy, once the node is done), waits for that
+// rather than resetting the connection with the reply half delivered.
+func TestGracefulStopDeliversWrittenReply(t *testing.T) {
+	s1, _ := cluster(t, clusterOpts{failback: "manual"})
+	o := operatorOf(t, s1)
+	const size = 1 << 20
+	_ = o.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(o.conn, "SOURCE %d\n", size); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the server writes its reply
+
+	s1.tandem.signal(t, syscall.SIGTERM)
+	// The operator reads at its pace: only once the node is done, and its proxy told to stop.
+	waitFor(t, 10*time.Second, "site1's node to be done", func() bool {
+		return strings.Contains(s1.tandem.out.String(), "gossip stopped")
+	})
+	time.Sleep(200 * time.Millisecond)
+	line, err := o.r.ReadString('\n')
+	if err != nil || line != fmt.Sprintf("DATA %d\n", size) {
+		t.Fatalf("reply %q, %v; want DATA %d", line, err, size)
+	}
+	n, err := io.Copy(io.Discard, o.r)
+	if n != size {
+		t.Fatalf("the operator got %d of the %d bytes of the reply its server wrote before SIGTERM's drain ended (%v)", n, size, err)
+	}
+	if !s1.tandem.exited(15 * time.Second) {
+		t.Error("site1's tandem did not exit after SIGTERM")
+	}
 }
