@@ -273,3 +273,62 @@ func TestDrainEndDuringWatchStop(t *testing.T) {
 		t.Errorf("the operator read %v at the drain's end, want a reset", err)
 	}
 }
+
+// TestStopAcceptingLetsDrainEndFinish: a SIGTERM that comes a moment after a handover's drain
+// ended (just after a switchover) stops the proxy with StopAccepting while a connection the
+// drain kept is still passing on the reply its server wrote before the drain's end
+// (conn.endDrain). Marked as cut already, that connection was reset at once with the
+// connections to other sites, throwing the rest of the reply away; it is left to finish, as
+// Serve's end leaves it, and still ends within drainEndBound.
+func TestStopAcceptingLetsDrainEndFinish(t *testing.T) {
+	const size = 1 << 20
+	reply := append(bytes.Repeat([]byte("r"), size), '\n')
+	written := make(chan error, 1)
+	a := startBackend(t, "", func(c net.Conn) {
+		if _, err := io.WriteString(c, "A\n"); err != nil {
+			written <- err
+			return
+		}
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			written <- err
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Write(reply)
+		written <- err
+		_, _ = io.Copy(io.Discard, c)
+	})
+	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
+	s.SetMaster(master("site1", a.addr))
+	c := dial(t, addrs[0])
+	if got := c.line(t); got != "A" {
+		t.Fatalf("routed to %q, want A", got)
+	}
+	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
+	if _, err := io.WriteString(c, "GET report\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("the server could not write its reply: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server got no request in 10s")
+	}
+	s.SetMaster(Target{Term: 1}) // the drain ended, the reply written
+	s.StopAccepting("site1")     // SIGTERM, a moment later
+	start := time.Now()
+
+	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c.br)
+	if len(got) != len(reply) {
+		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(reply), err)
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after the whole reply: %v, want the connection ended", err)
+	}
+	eventually(t, drainEndBound+time.Second, "no connection left", func() bool { return s.Stats().Active == 0 })
+	t.Logf("the connection ended %v after StopAccepting", time.Since(start).Round(time.Millisecond))
+}

@@ -335,8 +335,11 @@ func (s *Server) Serve(ctx context.Context) error {
 // as Serve's end closes them), but those connected to site's server — this site's own, its
 // master handing over — which stay as long as the target keeps them (SetMaster: until the
 // drain ends, or at once in a release that is no handover) or until Serve's context ends. A
-// connection still waiting for a master or being dialled is closed too: it has no request
-// being served. Safe from any goroutine; after Serve ended it does nothing.
+// connection whose drain ended already (conn.endDrain; a stop just after a switchover) is
+// left, as Serve's end leaves it, to pass on the server's last reply, until its bound at the
+// latest (drainEndBound). A connection still waiting for a master or being dialled is closed
+// too: it has no request being served. Safe from any goroutine; after Serve ended it does
+// nothing.
 func (s *Server) StopAccepting(site string) {
 	s.mu.Lock()
 	if !s.started || s.closed {
@@ -344,12 +347,16 @@ func (s *Server) StopAccepting(site string) {
 		return
 	}
 	s.closed = true // connect drops a dial still under way, track refuses what accept had
-	var victims []*conn
+	var victims, ending []*conn
 	kept := 0
 	for c := range s.conns {
 		if c.dialCancel != nil {
 			c.dialCancel()
 			c.dialing, c.dialCancel = route{}, nil
+		}
+		if !c.endBy.IsZero() {
+			ending = append(ending, c) // ends by itself within drainEndBound (finishDrain)
+			continue
 		}
 		if c.to != (route{}) && c.to.site == site && site != "" && !c.cut && !c.idle && !c.stalled {
 			kept++
@@ -364,8 +371,13 @@ func (s *Server) StopAccepting(site string) {
 	for _, c := range victims {
 		c.abort()
 	}
+	for _, c := range ending {
+		// The bound, however the connection's copy loop fares; an abort of a connection
+		// that ended already does nothing.
+		time.AfterFunc(time.Until(c.endBy), c.abort)
+	}
 	s.log.Info("proxy stopped accepting: the connections to this site's server stay while its handover drains",
-		"kept", kept, "closed", len(victims), "site", site)
+		"kept", kept, "finishing", len(ending), "closed", len(victims), "site", site)
 }
 
 func (s *Server) acceptLoop(ctx context.Context, l *listener) {
