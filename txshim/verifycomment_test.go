@@ -14,6 +14,8 @@ func TestVerifyComments(t *testing.T) {
 			both: []string{table}, local: []string{`COMMENT ON COLUMN t.v IS 'a'`}, peer: []string{`COMMENT ON COLUMN t.v IS 'b'`}},
 		{name: "function", want: []string{`comment on function public.f(): 'one' on the peer database only`},
 			both: []string{`CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'`}, peer: []string{`COMMENT ON FUNCTION f() IS 'one'`}},
+		{name: "schema and type", want: []string{`comment on schema s: 's' on the local database only`, `comment on type s.d: 'd' on the peer database only`}, count: 2,
+			both: []string{`CREATE SCHEMA s`, `CREATE DOMAIN s.d AS int`}, local: []string{`COMMENT ON SCHEMA s IS 's'`}, peer: []string{`COMMENT ON DOMAIN s.d IS 'd'`}},
 		{name: "same", both: []string{table, `COMMENT ON TABLE t IS 'orders'`, `COMMENT ON COLUMN t.v IS 'value'`}},
 	}
 	verifyCases(t, "comment", cases)
