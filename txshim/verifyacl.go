@@ -19,7 +19,8 @@ import (
 // DDL through the shim keeps them alike (a GRANT ships; an object made under a role is the
 // role's on both: TestApplyDDLRole); DDL that bypassed it on one database, or a role the peer
 // lacks, makes them differ, and after a failover the applications' roles can no longer read,
-// write or alter what they could (TestVerifyOwnersAndPrivileges).
+// write or alter what they could (TestVerifyOwnersAndPrivileges). A column granted privileges
+// of its own is listed with its relation ("column of"), whose owner grants them.
 var appObjectsACLSQL = `WITH objs AS (
   SELECT 'pg_class'::regclass AS cls, c.oid, 0 AS sub, c.relowner AS owner,
     coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
@@ -43,6 +44,8 @@ var appObjectsACLSQL = `WITH objs AS (
     AND ` + appSchemaFilter + `
 )
 SELECT pg_describe_object(o.cls, o.oid, o.sub), 'owner', pg_get_userbyid(o.owner)::text, '', '' FROM objs o WHERE o.owner IS NOT NULL
+UNION ALL
+SELECT pg_describe_object(o.cls, o.oid, o.sub), 'column of', pg_describe_object(o.cls, o.oid, 0), '', '' FROM objs o WHERE o.sub <> 0
 UNION ALL
 SELECT pg_describe_object(o.cls, o.oid, o.sub), 'privilege', x.item::text, g.grantee, g.grantor
 FROM objs o, unnest(o.acl) x(item),
@@ -75,10 +78,11 @@ FROM (
 ) o JOIN pg_description d ON d.objoid = o.oid AND d.classoid = o.cls`
 
 // objectFacts is what verify reads of the application objects beyond their definitions, by
-// the objects' descriptions: their owners, their privileges (sorted) and comments; and the
-// cluster's roles.
+// the objects' descriptions: their owners, their privileges (sorted) and comments; the
+// relation of each column granted privileges of its own; and the cluster's roles.
 type objectFacts struct {
 	owners   map[string]string
+	relOf    map[string]string // a column's relation
 	privs    map[string][]objPriv
 	roles    map[string]bool
 	comments map[string]string // quoted as literals
@@ -90,7 +94,7 @@ type objPriv struct{ item, grantee, grantor string }
 
 // readObjectFacts reads the objectFacts of the snapshot tx.
 func readObjectFacts(ctx context.Context, tx *sql.Tx) (objectFacts, error) {
-	f := objectFacts{owners: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}, comments: map[string]string{}}
+	f := objectFacts{owners: map[string]string{}, relOf: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}, comments: map[string]string{}}
 	// Two statements: as one (UNION ALL), the comments' part was planned otherwise and took a
 	// hundred times as long.
 	for _, q := range []string{appObjectsACLSQL, appCommentsSQL} {
@@ -121,6 +125,8 @@ func (f *objectFacts) read(ctx context.Context, tx *sql.Tx, q string) error {
 			f.owners[obj] = v
 		case "role":
 			f.roles[v] = true
+		case "column of":
+			f.relOf[obj] = v
 		case "comment":
 			f.comments[obj] = v
 		default:
@@ -136,8 +142,10 @@ func (f *objectFacts) read(ctx context.Context, tx *sql.Tx, q string) error {
 // to the clusters, not to the databases verify compares: DDL through the shim under a role
 // the peer's cluster lacks makes the object the apply's user's there (TestApplyDDLRole), and a
 // grant to such a role cannot be made there at all. So an object whose owner is a role the
-// other cluster lacks has its owner and privileges left out, and so is a privilege naming
-// such a role (as grantee or grantor).
+// other cluster lacks has its owner and privileges left out — its columns' too, which that
+// owner granted on one database and the other's owner on the other, as the object's own —,
+// and so is a privilege naming such a role (as grantee or grantor)
+// (TestVerifyOwnersAndPrivileges: a column grant under an owner the peer's cluster lacks).
 func diffObjectFacts(l, p objectFacts) []string {
 	var diffs []string
 	skip := map[string]bool{}
@@ -163,7 +171,7 @@ func diffObjectFacts(l, p objectFacts) []string {
 		return out
 	}
 	for _, o := range unionKeys(l.privs, p.privs) {
-		if skip[o] {
+		if skip[o] || skip[l.relOf[o]] || skip[p.relOf[o]] {
 			continue
 		}
 		for _, d := range tableFactDiffs(o, shared(l.privs[o], p), shared(p.privs[o], l)) {

@@ -34,6 +34,12 @@ func TestVerifyOwnersAndPrivileges(t *testing.T) {
 		{name: "owner the peer's cluster lacks",
 			both: []string{table}, local: []string{`CREATE ROLE acl_lonely`, `ALTER TABLE t OWNER TO acl_lonely`, `GRANT SELECT ON t TO PUBLIC`},
 			peer: []string{`GRANT SELECT ON t TO PUBLIC`}},
+		// A column's privileges have the grantor of its table's: the owner, which on the peer is
+		// the apply's user there; left out with the table's.
+		{name: "column grant under an owner the peer's cluster lacks",
+			both:  []string{table},
+			local: []string{`CREATE ROLE acl_lonely_col`, `ALTER TABLE t OWNER TO acl_lonely_col`, `GRANT UPDATE (v) ON t TO PUBLIC`},
+			peer:  []string{`GRANT UPDATE (v) ON t TO PUBLIC`}},
 		{name: "default privileges written out", // NULL against the owner's defaults written out
 			both: []string{`CREATE ROLE acl_dflt`, table}, local: []string{`GRANT SELECT ON t TO acl_dflt`, `REVOKE SELECT ON t FROM acl_dflt`}},
 	}
