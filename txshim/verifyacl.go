@@ -56,8 +56,9 @@ SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 
 // appCommentsSQL lists the comments (COMMENT ON) of the application schemas' objects — their
 // schemas; tables, views, materialized views, sequences and foreign tables, and their columns;
-// functions, procedures and aggregates; domains, enums, ranges and composite types — by the
-// object's description (as appObjectsACLSQL), each quoted as a literal. Not those of
+// functions, procedures and aggregates; domains, enums, ranges and composite types, and a
+// composite type's columns (kept on its pg_class row, relkind 'c': TestVerifyComments) — by
+// the object's description (as appObjectsACLSQL), each quoted as a literal. Not those of
 // constraints, indexes, triggers, rules or policies, whose descriptions name them by names the
 // databases may give otherwise (a constraint's default name). The objects are listed first and
 // their comments found by pg_description's index: read the other way, pg_description's rows
@@ -67,7 +68,7 @@ SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 var appCommentsSQL = `SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), 'comment', quote_literal(d.description), '', ''
 FROM (
   SELECT 'pg_class'::regclass AS cls, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
   UNION ALL
   SELECT 'pg_proc'::regclass, p.oid FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE ` + procSchemaFilter + `
   UNION ALL

@@ -16,6 +16,8 @@ func TestVerifyComments(t *testing.T) {
 			both: []string{`CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'`}, peer: []string{`COMMENT ON FUNCTION f() IS 'one'`}},
 		{name: "schema and type", want: []string{`comment on schema s: 's' on the local database only`, `comment on type s.d: 'd' on the peer database only`}, count: 2,
 			both: []string{`CREATE SCHEMA s`, `CREATE DOMAIN s.d AS int`}, local: []string{`COMMENT ON SCHEMA s IS 's'`}, peer: []string{`COMMENT ON DOMAIN s.d IS 'd'`}},
+		{name: "composite type's column", want: []string{`comment on column a of composite type public.ct: 'x' on the local database only`}, count: 1,
+			both: []string{`CREATE TYPE ct AS (a int, b text)`}, local: []string{`COMMENT ON COLUMN ct.a IS 'x'`}},
 		{name: "same", both: []string{table, `COMMENT ON TABLE t IS 'orders'`, `COMMENT ON COLUMN t.v IS 'value'`}},
 	}
 	verifyCases(t, "comment", cases)
