@@ -38,7 +38,7 @@ END LOOP; END$$`); err != nil {
 		t.Fatal(err)
 	}
 	for name, q := range map[string]string{"appObjectsACLSQL": appObjectsACLSQL, "appCommentsSQL": appCommentsSQL,
-		"seqPositionsSQL": seqPositionsSQL, "seqRoleSQL": seqRoleSQL, "seqColumnsSQL": seqColumnsSQL} {
+		"seqPositionsSQL": seqPositionsSQL, "seqRoleSQL": seqRoleSQL, "seqColumnsSQL": seqColumnsSQL, "clientRoutinesSQL": clientRoutinesSQL} {
 		var plan string
 		if err := tx.QueryRow("EXPLAIN (FORMAT JSON) " + q).Scan(&plan); err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -12,8 +12,11 @@ func TestVerifyViewTriggers(t *testing.T) {
 		`CREATE FUNCTION ins() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO t VALUES (NEW.id); RETURN NEW; END$$`}
 	trig := `CREATE TRIGGER ins INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION ins()`
 	cases := []verifyCase{
-		{name: "trigger on one side", want: []string{`view "public"."v": trigger INSTEAD OF INSERT ON public.v FOR EACH ROW EXECUTE FUNCTION public.ins()`, "on the local database only"},
+		// The function is on both databases: it is named with the trigger, not as on one only.
+		{name: "trigger on one side", want: []string{`view "public"."v": trigger INSTEAD OF INSERT ON public.v FOR EACH ROW EXECUTE FUNCTION public.ins()`, "on the local database only"}, count: 1,
 			both: base, local: []string{trig}},
+		{name: "table trigger on one side", want: []string{`table "public"."t": trigger BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.ins()`, "on the peer database only"}, count: 1,
+			both: base, peer: []string{`CREATE TRIGGER ins BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION ins()`}},
 		{name: "trigger function", want: []string{`view "public"."v": trigger INSTEAD OF INSERT`, "function definition md5"}, count: 2,
 			both: append(append([]string{}, base...), trig),
 			peer: []string{`CREATE OR REPLACE FUNCTION ins() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO t VALUES (NEW.id + 1); RETURN NEW; END$$`}},
