@@ -27,10 +27,10 @@ import (
 // (diffObjectFacts).
 //
 // Sequences are compared by what a failover makes of them, not by last_value and is_called,
-// which a backup's legitimately differ in (verifyseq.go): a difference is the master's
-// sequence behind the values its columns hold, or the backup's behind the master's next value
-// even after a takeover moves it past its own columns' values (BumpSequences); the backup
-// ahead is the lead the copies give it. Where neither database is known for the master (no
+// which a backup's legitimately differ in (verifyseq.go): a difference is the backup's
+// sequence behind the master's next value even after a takeover moves it past its own
+// columns' values (BumpSequences); the backup ahead is the lead the copies give it, and the
+// master's behind the values its own columns hold (keys written by hand) is alike on both. Where neither database is known for the master (no
 // term record), a position behind the other database's is named on either side.
 func Verify(ctx context.Context, localDSN, peerDSN string) (diffs []string, err error) {
 	snaps, err := beginVerify(ctx, localDSN, peerDSN)
