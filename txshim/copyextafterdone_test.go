@@ -13,8 +13,10 @@ import (
 // a Parse/Bind/Execute before its Sync (then maybe another Sync). relayUntilSync passed them
 // straight to the backend: a CREATE TABLE ran unrecorded in tandem.ddl (so never reaching the
 // peer), and a DELETE FROM tandem.ddl, refused (42501) on every other path, ran (DELETE 0).
-// The shim now ends the session (08P01) before any of it reaches the backend: nothing runs,
-// the COPY's rows are not committed, and the peer sees nothing.
+// The shim then ended the session (08P01) before any of it reached the backend; now it walks
+// them as the rest of the COPY's request, in the COPY's transaction
+// (TestWrappedExtCopyDoneThenExtWrite): the CREATE TABLE is recorded, committed with the
+// COPY's rows in one dual commit, and the DELETE is refused, the COPY rolled back with it.
 func TestExtCopyDoneThenExtRequest(t *testing.T) {
 	t.Parallel()
 	for _, inBlock := range []bool{false, true} {
@@ -56,6 +58,8 @@ func TestExtCopyDoneThenExtRequest(t *testing.T) {
 					&pgproto3.Parse{Query: q}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}, &pgproto3.Sync{})
 				var seen []string
 				committed := false
+				// The replies end with the second Sync's ReadyForQuery, or the COMMIT's.
+				rfqs := 0
 				for {
 					m, err := r.fe.Receive()
 					if err != nil {
@@ -70,10 +74,14 @@ func TestExtCopyDoneThenExtRequest(t *testing.T) {
 					case *pgproto3.CommandComplete:
 						seen = append(seen, "C "+string(m.CommandTag))
 					case *pgproto3.ReadyForQuery:
+						rfqs++
 						if m.TxStatus == 'T' && !committed {
 							// The client's block goes on: it commits it.
 							sendMsgs(t, r, &pgproto3.Query{String: "COMMIT"})
 							committed = true
+						}
+						if rfqs >= 2 && (!committed || rfqs >= 3) {
+							goto end
 						}
 					}
 				}
@@ -88,42 +96,31 @@ func TestExtCopyDoneThenExtRequest(t *testing.T) {
 				}
 				zz := count("SELECT count(*) FROM pg_class WHERE relname = $1", fmt.Sprintf("zz%d", id))
 				recorded := count("SELECT count(*) FROM tandem.ddl WHERE stmt = $1", q)
-				if inBlock {
-					// A COPY in the client's block is passed, not relayed: what follows it is
-					// the shim's as any request (recorded, or refused).
-					switch tc.name {
-					case "ddl":
-						if zz != 1 || recorded != 1 {
-							t.Errorf("replies %q: table zz%d %d, recorded %d, want both", seen, id, zz, recorded)
-						}
-					case "refused":
-						if len(seen) < 2 || !strings.HasPrefix(seen[1], "42501 ") {
-							t.Errorf("replies %q, want the DELETE refused (42501)", seen)
-						}
+				// A COPY in the client's block is passed, not relayed: what follows it is the
+				// shim's as any request (recorded, or refused). One the shim wraps is relayed:
+				// what follows it is walked as the rest of its request, alike.
+				switch tc.name {
+				case "ddl":
+					if zz != 1 || recorded != 1 {
+						t.Errorf("replies %q: table zz%d %d, recorded %d, want both", seen, id, zz, recorded)
 					}
+				case "refused":
+					if len(seen) < 2 || !strings.HasPrefix(seen[1], "42501 ") {
+						t.Errorf("replies %q, want the DELETE refused (42501)", seen)
+					}
+				}
+				if inBlock {
 					return
 				}
-				if len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], "08P01 ") {
-					t.Errorf("replies %q, want the session's end (08P01)", seen)
+				want, commits := 1, 1
+				if tc.name == "refused" {
+					// Rolled back with the refused DELETE, as at any error in its transaction.
+					want, commits = 0, 0
 				}
-				for _, e := range seen {
-					if strings.HasPrefix(e, "C ") && e != "C COPY 1" {
-						t.Errorf("replies %q: something after the CopyDone ran", seen)
-						break
-					}
+				if n := count("SELECT count(*) FROM acct WHERE id = $1", id); n != want {
+					t.Errorf("replies %q: rows of the COPY: %d, want %d", seen, n, want)
 				}
-				if n := count("SELECT count(*) FROM acct WHERE id = $1", id); n != 0 {
-					t.Errorf("rows of the COPY: %d, want none", n)
-				}
-				if zz != recorded {
-					t.Errorf("table zz%d: %d, but recorded in tandem.ddl %d times: DDL the peer never gets", id, zz, recorded)
-				}
-				if zz != 0 {
-					t.Errorf("table zz%d exists, want the session ended before it ran", id)
-				}
-				if calls := peer.take(); len(calls) != 0 {
-					t.Errorf("peer calls %v", calls)
-				}
+				checkDual(t, peer.take(), commits)
 			})
 		}
 	}

@@ -488,6 +488,12 @@ type unitState struct {
 	// in a part sent before its Sync (session.procGate), not yet waited for: the reply waits
 	// until the peer has what it committed (walk).
 	procLeft bool
+	// copyGoesOn: walk waits for the last part of an extended request it commits in the
+	// shim's block, ended by a COPY FROM STDIN the client's Sync follows, which the backend
+	// ignores during the data: the request may go on after the CopyDone (relayUntilSync).
+	// wentOn: it did: the shim's Sync ended the COPY's Execute in the block, and the rest of
+	// the request, up to the client's next Sync, is walked as a part after it (walk).
+	copyGoesOn, wentOn bool
 }
 
 // pending is one request in flight that ends with a ReadyForQuery.
@@ -2634,16 +2640,36 @@ func (s *session) relayUntilSync() error {
 		if err != nil {
 			return err
 		}
+		if us := s.walking; !dropping && !relayedAfterCopy(typ) && us != nil && us.copyGoesOn && typ != 'Q' && typ != 'F' {
+			// More of the COPY's request: PostgreSQL, which ignored the client's Sync during
+			// the data, runs it in the COPY's transaction. After a COPY that ended well the
+			// shim's Sync ends the COPY's Execute in the shim's block, which it does not end,
+			// and the rest goes to the walk as the request's next part, checked as any, its
+			// writes in the COPY's dual commit (TestWrappedExtCopyDoneThenExtWrite).
+			failed, err := s.copyFailed()
+			if err != nil {
+				return err
+			}
+			if !failed {
+				us.wentOn = true
+				s.cr.unread(typ, body)
+				s.relayEnding()
+				return s.forward('S', nil, true)
+			}
+		}
 		if !dropping && !relayedAfterCopy(typ) && !s.plainReadAfterCopy(typ, body, &read) {
 			// PostgreSQL runs it in the COPY's implicit transaction and commits both at its
 			// end; relayed into the shim's block, a Query's ReadyForQuery was taken for the
 			// COPY's, and the shim's commit at the client's next Sync failed, its own replies
 			// reaching the client (TestWrappedExtCopyDoneThenQuery); a Parse/Bind/Execute ran
 			// past the shim's checks: DDL unrecorded in tandem.ddl, so never on the peer, and
-			// what the shim refuses (TestExtCopyDoneThenExtRequest). Walking them here as
-			// part of the COPY's request is not supported (but for a plain SELECT of the
-			// unnamed statement, plainReadAfterCopy): the session ends before any of it
-			// reaches the backend, which rolls the COPY back. But after a COPY that failed,
+			// what the shim refuses (TestExtCopyDoneThenExtRequest). Where the request cannot
+			// go on in a block as above (a Query or FunctionCall, which would commit the
+			// request's transaction at its end; a COPY in the request's implicit transaction,
+			// after a procedure), walking them as part of the COPY's request is not supported
+			// (but for a plain SELECT of the unnamed statement, plainReadAfterCopy): the
+			// session ends before any of it reaches the backend, which rolls the COPY back.
+			// But after a COPY that failed,
 			// PostgreSQL skips it and all else up to the Sync, as the shim does
 			// (TestWrappedExtCopyFailedThenQuery).
 			failed, err := s.copyFailed()
@@ -2689,9 +2715,9 @@ func relayedAfterCopy(typ byte) bool {
 // plainReadAfterCopy tells whether relayUntilSync may pass a message of an extended request
 // between an extended COPY's CopyDone and its Sync, which the shim does not walk: only the
 // Parse of the unnamed statement as one plain SELECT (no calls, no INTO), then its Bind to the
-// unnamed portal, Describes and Executes of that. It runs in the COPY's transaction and
-// changes nothing the shim must see (TestPassedExtCopyDoneThenRequest); anything else ends
-// the session (TestExtCopyDoneThenExtRequest). read is the progress: 1 after the Parse, 2
+// unnamed portal, Describes and Executes of that, where the request cannot go on in a block
+// (unitState.copyGoesOn unset). It runs in the COPY's transaction and changes nothing the shim
+// must see; anything else ends the session. read is the progress: 1 after the Parse, 2
 // after the Bind.
 func (s *session) plainReadAfterCopy(typ byte, body []byte, read *int) bool {
 	switch typ {
@@ -4667,6 +4693,23 @@ func hasCopyIn(u unit, lo, hi int) bool {
 	return false
 }
 
+// copyEndsExt tells whether steps [lo, hi) of u are an extended request's whose last Execute
+// runs a COPY FROM STDIN with nothing after it but the client's Sync (unitState.copyGoesOn).
+func copyEndsExt(u unit, lo, hi int) bool {
+	e, ok := u.(*extUnit)
+	if !ok || hi <= lo || e.items[hi-1].typ != 'S' {
+		return false
+	}
+	for i := hi - 2; i >= lo; i-- {
+		if it := e.items[i]; it.typ == 'E' {
+			return it.info.copyIn
+		} else if it.typ != 'H' {
+			return false
+		}
+	}
+	return false
+}
+
 // wrapFrom returns the first step of u from which writes are wrapped (n: none), those before
 // being sent as they are for a statement in the request that cannot run in a transaction
 // block (DESIGN §5.3), which the shim's BEGIN would make fail: any in a simple Query, whose
@@ -5653,7 +5696,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 		}
 		return nil
 	}
-	defer func() { *us = unitState{} }()
+	// goesOn: the request went on after its COPY's CopyDone (unitState.wentOn): it stays open.
+	goesOn := false
+	defer func() {
+		if !goesOn {
+			*us = unitState{}
+		}
+	}()
 	if !us.injected {
 		if !u.empty(lo, n) || us.st == 0 {
 			if recordDDL && hasShipAfter(u, lo, n) && !noTxRefused(u, us, lo, firstShipAfter(u, lo, n)) {
@@ -5738,9 +5787,19 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				return err
 			}
 		}
+		us.copyGoesOn = copyEndsExt(u, lo, n)
 		r, err := s.wait(p)
+		us.copyGoesOn = false
 		if err != nil {
 			return err
+		}
+		if us.wentOn {
+			// The client sent more of the request after the COPY's CopyDone, before its Sync:
+			// PostgreSQL runs it in the COPY's transaction, here the shim's block, which the
+			// commit at the request's Sync ends (TestWrappedExtCopyDoneThenExtWrite).
+			us.wentOn, goesOn = false, true
+			us.st = r.status
+			return nil
 		}
 		us.st, held = r.status, r.held
 		if cs != nil && (r.err != nil || us.st != 'T') {
