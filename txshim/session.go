@@ -999,6 +999,15 @@ func (s *session) clientLoop(ctx context.Context) error {
 			if s.unit.skipping {
 				continue
 			}
+			if typ == 'Q' && len(s.items) == 0 && !s.unit.procLeft && !s.copyPartImplicit {
+				ran, err := s.queryInRequest(ctx, body)
+				if err != nil {
+					return err
+				}
+				if ran {
+					continue
+				}
+			}
 			return &protocolError{fmt.Sprintf("message type %q inside an extended-protocol request (before Sync) is not supported", typ)}
 		}
 		switch typ {
@@ -3482,6 +3491,84 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 	}
 	us := unitState{open: true, st: st}
 	return s.walk(ctx, u, &us, pol, true)
+}
+
+// queryInRequest runs the simple Query body that the client sent inside an extended request
+// (s.unit open), after a part sent unanswered and nothing held since, where PostgreSQL runs it
+// in the request's transaction: at its end it commits that transaction when it is the
+// implicit one, the request's Sync after it then answered as on an idle session. Where the part
+// runs in the shim's block (a write's, a COPY's) or the client's, the Query is walked in that,
+// as a request's last part: the shim's block is committed (a dual commit with what the part
+// wrote) or rolled back at the Query's end, the client's goes on (TestCopyPartDoneThenQuery).
+// ran: false, nothing sent, when the part runs in no block (the request's implicit
+// transaction, which the walk cannot join) or a failed one, or the Query ends a transaction
+// and goes on, or opens a COPY.
+func (s *session) queryInRequest(ctx context.Context, body []byte) (ran bool, err error) {
+	text, rest, ok := cString(body)
+	if !ok || len(rest) != 0 {
+		return false, &protocolError{"malformed Query message"}
+	}
+	us := &s.unit
+	st, err := s.barrier()
+	if errors.Is(err, errCopyOpen) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if st != 'T' {
+		// Outside a block, or in a failed one: an error in the request, after which
+		// PostgreSQL skips the Query up to the Sync, may be what failed it.
+		return false, nil
+	}
+	pol := s.policy()
+	sts := s.lex(text)
+	u := &queryUnit{text: text, sts: sts}
+	if commitThenMore(u, pol) {
+		return false, nil
+	}
+	for _, x := range sts {
+		if x.CopyIn {
+			// Its data would be relayed within the request's walk.
+			return false, nil
+		}
+	}
+	s.lastExt, s.skipRFQ = false, false
+	s.copyAsked = false
+	s.noteCopyAsked()
+	waitAfter, err := s.checkSettings(text, sts, true)
+	if err != nil {
+		return false, err
+	}
+	if waitAfter {
+		defer func() { s.lexWait = true }()
+	}
+	for i := range sts {
+		if pastKeptCalls(sts[i].Kind, sts[i].ManyCalls, pol) {
+			sts[i].Kind = kindWrite
+		}
+	}
+	s.mu.Lock()
+	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
+	s.mu.Unlock()
+	var ops []namesOp
+	for _, x := range sts {
+		if op := namesOpOf(text, x); op.op != 0 {
+			ops = append(ops, op)
+			s.forgetKeptFor(op)
+			if _, had := s.stmts[op.name]; op.op == 'P' && !had && !x.Unpreparable {
+				delete(s.unprepNames, op.name)
+			}
+		}
+	}
+	defer s.queryNames(ops, sts, st)
+	us.st, us.assumed, us.pipelined = st, 0, false
+	err = s.walk(ctx, u, us, pol, true)
+	// The parts' transaction is over (or the client's block holds what they wrote).
+	s.mu.Lock()
+	s.partWrite, s.partUnsure = false, 0
+	s.mu.Unlock()
+	return true, err
 }
 
 // commitThenMore tells whether a statement follows a COMMIT or ROLLBACK, or one the shim refuses,
