@@ -4,56 +4,47 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestWrappedExtCopyDoneThenQuery: an extended COPY FROM STDIN the shim wraps whose CopyDone is
 // followed by a simple Query rather than the COPY's Sync. PostgreSQL runs the Query in the
-// COPY's implicit transaction and commits both at its end. The shim relayed the Query into its
-// own block, passed on its ReadyForQuery, and at the client's next Sync failed its commit check
+// COPY's implicit transaction and commits both at its end (or rolls both back at its error),
+// then answers the Sync on the idle session. The shim relayed the Query into its own block,
+// passed on its ReadyForQuery, and at the client's next Sync failed its commit check
 // ("tandem: commit check failed: no row", XX000), sent the client the replies to its own
 // statements (CloseComplete, ParseComplete, ROLLBACK) and rolled the COPY back: the client was
-// told the COPY and the Query ran, and its session was out of step for good. The shape is not
-// supported: the session ends with a reason, nothing committed.
+// told the COPY and the Query ran, and its session was out of step for good. The shim then
+// ended the session (08P01, not supported); now the Query is walked in the COPY's block, which
+// it commits (TestWrappedExtCopyDoneThenExtWrite, TestCopyPartDoneThenQuery): one dual commit
+// for the COPY's rows and the Query's.
 func TestWrappedExtCopyDoneThenQuery(t *testing.T) {
 	t.Parallel()
 	c, peer, s := dualShim(t)
-	r := dialRaw(t, s)
-	sendMsgs(t, r, &pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{})
-	r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if got, err := r.until('G'); err != nil {
-		t.Fatalf("COPY: %q %v", got, err)
-	}
-	sendMsgs(t, r, copyRow(88001), &pgproto3.CopyDone{}, &pgproto3.Query{String: "SELECT 42"})
-	var seen []string
-	for {
-		m, err := r.fe.Receive()
-		if err != nil {
-			break
-		}
-		if e, ok := m.(*pgproto3.ErrorResponse); ok {
-			seen = append(seen, e.Code+" "+e.Message)
-			if e.Severity == "FATAL" {
-				break
+	for i, tc := range []string{"select", "insert", "error"} {
+		t.Run(tc, func(t *testing.T) {
+			commits, want := 1, 2
+			base := extCopySteps(t, c, s, 7000+1000*i, func(b int) ([][]pgproto3.FrontendMessage, []pgproto3.FrontendMessage, []pgproto3.FrontendMessage) {
+				q := fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", b+2)
+				switch tc {
+				case "select":
+					q, want = "SELECT 42", 1
+				case "error":
+					q = fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", b+1) // the COPY's row again
+					commits, want = 0, 0
+				}
+				return nil, nil, []pgproto3.FrontendMessage{copyRow(b + 1), &pgproto3.CopyDone{}, &pgproto3.Query{String: q}, &pgproto3.Sync{},
+					&pgproto3.Query{String: fmt.Sprintf("SELECT count(*) FROM acct WHERE id BETWEEN %d AND %d", b, b+9)}}
+			})
+			checkDual(t, peer.take(), commits)
+			if n := rowCount(t, c, fmt.Sprintf("id BETWEEN %d AND %d", base, base+9)); n != want {
+				t.Errorf("%d rows committed, want %d", n, want)
 			}
-		}
-		if _, ok := m.(*pgproto3.ReadyForQuery); ok {
-			// A reply the client may take for the Query's: it sends its Sync.
-			sendMsgs(t, r, &pgproto3.Sync{})
-		}
-	}
-	if len(seen) != 1 || !strings.HasPrefix(seen[0], "08P01 ") {
-		t.Errorf("errors %q, want the session's end (08P01) alone", seen)
-	}
-	db := c.Open(t, c.Database())
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM acct WHERE id = 88001").Scan(&n); err != nil || n != 0 {
-		t.Errorf("rows of the COPY: %d %v, want none", n, err)
-	}
-	if calls := peer.take(); len(calls) != 0 {
-		t.Errorf("peer calls %v", calls)
+			if n := preparedCount(t, c); n != 0 {
+				t.Errorf("%d transactions left prepared", n)
+			}
+		})
 	}
 }
 

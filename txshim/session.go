@@ -2649,12 +2649,14 @@ func (s *session) relayUntilSync() error {
 		if err != nil {
 			return err
 		}
-		if us := s.walking; !dropping && !relayedAfterCopy(typ) && us != nil && us.copyGoesOn && typ != 'Q' && typ != 'F' {
+		if us := s.walking; !dropping && !relayedAfterCopy(typ) && us != nil && us.copyGoesOn && typ != 'F' {
 			// More of the COPY's request: PostgreSQL, which ignored the client's Sync during
 			// the data, runs it in the COPY's transaction. After a COPY that ended well the
 			// shim's Sync ends the COPY's Execute in the shim's block, which it does not end,
 			// and the rest goes to the walk as the request's next part, checked as any, its
-			// writes in the COPY's dual commit (TestWrappedExtCopyDoneThenExtWrite).
+			// writes in the COPY's dual commit (TestWrappedExtCopyDoneThenExtWrite); a simple
+			// Query is walked in the block and commits it at its end (queryInRequest,
+			// TestWrappedExtCopyDoneThenQuery).
 			failed, err := s.copyFailed()
 			if err != nil {
 				return err
@@ -2673,9 +2675,8 @@ func (s *session) relayUntilSync() error {
 			// reaching the client (TestWrappedExtCopyDoneThenQuery); a Parse/Bind/Execute ran
 			// past the shim's checks: DDL unrecorded in tandem.ddl, so never on the peer, and
 			// what the shim refuses (TestExtCopyDoneThenExtRequest). Where the request cannot
-			// go on in a block as above (a Query or FunctionCall, which would commit the
-			// request's transaction at its end; a COPY in the request's implicit transaction,
-			// after a procedure), walking them as part of the COPY's request is not supported
+			// go on in a block as above (a FunctionCall; a COPY in the request's implicit
+			// transaction, after a procedure), walking them as part of the COPY's request is not supported
 			// (but for a plain SELECT of the unnamed statement, plainReadAfterCopy): the
 			// session ends before any of it reaches the backend, which rolls the COPY back.
 			// But after a COPY that failed,
