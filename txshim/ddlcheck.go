@@ -194,6 +194,19 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		// COLUMN c SET DEFAULT 5) got NULL there, unless its type is a domain, whose default
 		// it got (TestAddedColumnPlainThenDefaultSet).
 		reset := "false"
+		// A column added with a constant written out gave the rows there that constant on
+		// both databases, whatever default an ALTER … SET DEFAULT of the same statement left
+		// it (ADD c timestamptz DEFAULT '2020-01-01', ALTER c SET DEFAULT now()): the default
+		// left is for rows inserted later, whose row changes ship
+		// (TestAddedConstantThenClockDefaultNotRefused).
+		var constLits []string
+		for _, n := range constAddedColumns(stmt) {
+			constLits = append(constLits, quoteLiteral(n))
+		}
+		if len(constLits) > 0 {
+			added += `
+      AND NOT a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[` + strings.Join(constLits, ", ") + `]::pg_catalog.text[])`
+		}
 		if names, all := defaultSetColumns(stmt); all {
 			reset = "true"
 		} else if len(names) > 0 {
