@@ -67,6 +67,7 @@ var clockSeen = map[string]string{
 	"t":  `'t:' OPERATOR(pg_catalog.||) t.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.ctid::pg_catalog.text`,
 	"k":  `'k:' OPERATOR(pg_catalog.||) k.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k.ctid::pg_catalog.text`,
 	"ix": `'ix:' OPERATOR(pg_catalog.||) ix.indexrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) ix.ctid::pg_catalog.text`,
+	"rw": `'rw:' OPERATOR(pg_catalog.||) rw.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) rw.ctid::pg_catalog.text`,
 }
 
 // clockSeenSQL lists the keys (clockSeen) of the definitions there before a statement with a
@@ -78,7 +79,8 @@ var clockSeenSQL = `SELECT ` + clockSeen["d"] + ` FROM pg_catalog.pg_attrdef d W
     UNION ALL SELECT ` + clockSeen["c"] + ` FROM pg_catalog.pg_class c WHERE c.relispartition AND c.relpartbound IS NOT NULL
     UNION ALL SELECT ` + clockSeen["t"] + ` FROM pg_catalog.pg_type t WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd'
     UNION ALL SELECT ` + clockSeen["k"] + ` FROM pg_catalog.pg_constraint k WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0
-    UNION ALL SELECT ` + clockSeen["ix"] + ` FROM pg_catalog.pg_index ix WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0`
+    UNION ALL SELECT ` + clockSeen["ix"] + ` FROM pg_catalog.pg_index ix WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0
+    UNION ALL SELECT ` + clockSeen["rw"] + ` FROM pg_catalog.pg_rewrite rw WHERE pg_catalog.age(rw.xmin) OPERATOR(pg_catalog.<=) 0`
 
 // keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
 // client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
@@ -123,7 +125,7 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     FULL, and records that in tandem.ddl for the peer.
 func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) string {
 	var b strings.Builder
-	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\n  clock_cons pg_catalog.oid[]; clock_idx pg_catalog.oid[];\nBEGIN\n")
+	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\n  clock_cons pg_catalog.oid[]; clock_idx pg_catalog.oid[]; clock_rules pg_catalog.oid[];\nBEGIN\n")
 	if hasClockLiteral(stmt) {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
 		// constant as the statement runs, each database's own moment. The defaults (a
@@ -139,11 +141,18 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		// constant in a definition an earlier statement of the transaction made
 		// (TestClockWordElsewhereNotRefused, TestAddedColumnClockWordElsewhereNotRefused). A
 		// time of day fixed from 'today' or 'tomorrow 10:00' is the same on the peer.
-		read := func(alias, tree, rel string) string {
+		//
+		// A view's query, a materialized view's and a rule's condition and actions (pg_rewrite,
+		// read as pg_get_ruledef gives them) hold such a constant too: CREATE VIEW … WHERE at > 'now'
+		// keeps the moment it ran (TestClockLiteralViewRefused).
+		readText := func(alias, tree, text string) string {
 			return `((` + clockSeen[alias] + `) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(seen) + `::pg_catalog.text[])) IS NOT TRUE
       AND EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
         WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
-      AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(` + tree + `, ` + rel + `), x) OPERATOR(pg_catalog.>) 0)`
+      AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(` + text + `, x) OPERATOR(pg_catalog.>) 0)`
+		}
+		read := func(alias, tree, rel string) string {
+			return readText(alias, tree, `pg_catalog.pg_get_expr(`+tree+`, `+rel+`)`)
 		}
 		//
 		// JIT off: the planner prices each catalog read (a regexp and a recursive walk of
@@ -167,6 +176,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
     WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0 AND k.contype OPERATOR(pg_catalog.=) 'c' AND ` + read("k", "k.conbin", "k.conrelid") + `;
     SELECT pg_catalog.array_agg(ix.indexrelid) INTO clock_idx FROM pg_catalog.pg_index ix
     WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0 AND (` + read("ix", "ix.indpred", "ix.indrelid") + ` OR ` + read("ix", "ix.indexprs", "ix.indrelid") + `);
+    SELECT pg_catalog.array_agg(rw.oid) INTO clock_rules FROM pg_catalog.pg_rewrite rw
+    WHERE pg_catalog.age(rw.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + readText("rw", "(rw.ev_qual::pg_catalog.text OPERATOR(pg_catalog.||) rw.ev_action::pg_catalog.text)", "pg_catalog.pg_get_ruledef(rw.oid)") + `;
     RAISE EXCEPTION USING ERRCODE = 'TDM97';
   EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
   END;
@@ -327,6 +338,20 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
     RAISE EXCEPTION USING ERRCODE = '0A000',
       MESSAGE = pg_catalog.format('tandem: index %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.idx),
       HINT = 'Write the date or time itself.';
+  END LOOP;
+  FOR r IN SELECT rw.rulename, rw.ev_class::pg_catalog.regclass AS rel, c.relkind FROM pg_catalog.pg_rewrite rw
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) rw.ev_class
+    WHERE rw.oid OPERATOR(pg_catalog.=) ANY (clock_rules) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+    LIMIT 1
+  LOOP
+    IF r.rulename OPERATOR(pg_catalog.=) '_RETURN' AND r.relkind OPERATOR(pg_catalog.=) ANY ('{v,m}'::pg_catalog."char"[]) THEN
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = pg_catalog.format('tandem: the query of view %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.rel),
+        HINT = 'Write the date or time itself, or a function that reads the clock when the view is read (now(), CURRENT_DATE).';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: rule %I on %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.rulename, r.rel),
+      HINT = 'Write the date or time itself, or a function that reads the clock when the rule fires (now(), CURRENT_DATE).';
   END LOOP;
 `)
 	}
