@@ -147,9 +147,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		// keeps the moment it ran (TestClockLiteralViewRefused).
 		readText := func(alias, tree, text string) string {
 			return `((` + clockSeen[alias] + `) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(seen) + `::pg_catalog.text[])) IS NOT TRUE
-      AND EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
-        WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
-      AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(` + text + `, x) OPERATOR(pg_catalog.>) 0)`
+      AND ` + clockHeldSQL(tree, text)
 		}
 		read := func(alias, tree, rel string) string {
 			return readText(alias, tree, `pg_catalog.pg_get_expr(`+tree+`, `+rel+`)`)
@@ -162,10 +160,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		// is set in the subtransaction that always rolls back: the client's own setting is back
 		// once the check ends.
 		b.WriteString(`  BEGIN
-    PERFORM pg_catalog.set_config('datestyle', 'ISO', true);
-    PERFORM pg_catalog.set_config('jit', 'off', true);
-    clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
-      'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];
+` + clockSetupSQL + `
     SELECT pg_catalog.array_agg(d.oid) INTO clock_defs FROM pg_catalog.pg_attrdef d
     WHERE pg_catalog.age(d.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + read("d", "d.adbin", "d.adrelid") + `;
     SELECT pg_catalog.array_agg(c.oid) INTO clock_parts FROM pg_catalog.pg_class c
@@ -405,6 +400,103 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 	b.WriteString(generatedSettingsSQL()) // generatedcheck.go
 	b.WriteString("END\n$tandem$")
 	return b.String()
+}
+
+// clockSetupSQL starts the always-rolled-back subtransaction of a clock-literal check: DateStyle
+// ISO and JIT off in it, and clock the texts (clockHeldSQL) of the transaction's moment.
+const clockSetupSQL = `    PERFORM pg_catalog.set_config('datestyle', 'ISO', true);
+    PERFORM pg_catalog.set_config('jit', 'off', true);
+    clock := ARRAY['today'::pg_catalog.date::pg_catalog.text, 'tomorrow'::pg_catalog.date::pg_catalog.text,
+      'yesterday'::pg_catalog.date::pg_catalog.text, 'now'::pg_catalog.time::pg_catalog.text];`
+
+// clockHeldSQL is the condition that the expression tree (a pg_node_tree, or its text), whose
+// text as SQL is text, holds a constant of a type holding a date or time whose text holds one
+// of clock (clockSetupSQL): the moment a clock literal was read in this transaction.
+func clockHeldSQL(tree, text string) string {
+	return `EXISTS (SELECT FROM pg_catalog.regexp_matches(` + tree + `::pg_catalog.text, ':consttype (\d+) ', 'g') m
+        WHERE ` + holdsTimeSQL("m[1]::pg_catalog.oid") + `)
+      AND EXISTS (SELECT FROM pg_catalog.unnest(clock) x WHERE pg_catalog.strpos(` + text + `, x) OPERATOR(pg_catalog.>) 0)`
+}
+
+// CREATE INDEX CONCURRENTLY runs outside a transaction block and is recorded once it ran
+// (session.lastPartShipAfter): afterDDLSQL's check, which reads what a statement did in its
+// transaction, never ran for it, and WHERE at > 'now' left each database its own moment in the
+// index (TestClockLiteralConcurrentIndexRefused). Building the index to check it would cost
+// what the client runs CONCURRENTLY to spread, so before it runs the shim makes, in a
+// transaction that always rolls back, a temporary table LIKE the index's table and the index
+// on it, and checks that index's predicate and expressions as afterDDLSQL does.
+
+// cicClockCheckSQL is the DO block that refuses text, a CREATE INDEX as recorded without
+// CONCURRENTLY, when the index it makes would hold a clock literal's moment; "" when text has
+// no clock literal or the lexer does not read the index's table.
+func cicClockCheckSQL(text string) string {
+	if !hasClockLiteral(text) {
+		return ""
+	}
+	st := sigTokens(text)
+	toks, word, punct := st.toks, st.word, st.punct
+	if !word(0, "CREATE") {
+		return ""
+	}
+	on := -1
+	for i := 1; i < len(toks) && !punct(i, '('); i++ {
+		if word(i, "ON") {
+			on = i
+			break
+		}
+	}
+	if on < 0 || !(word(1, "INDEX") || (word(1, "UNIQUE") && word(2, "INDEX"))) {
+		return ""
+	}
+	i := on + 1
+	if word(i, "ONLY") {
+		i++
+	}
+	from := i
+	for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) && !punct(i+1, '&') {
+		if i++; !punct(i, '.') {
+			break
+		}
+		i++
+	}
+	if i == from || punct(i-1, '.') || !(punct(i, '(') || word(i, "USING")) {
+		return ""
+	}
+	table := text[toks[from].start:toks[i-1].end]
+	probe := text[:toks[on+1].start] + "pg_temp.tandem_clock_probe " + text[toks[i].start:]
+	body := `
+DECLARE clock pg_catalog.text[]; msg pg_catalog.text;
+BEGIN
+  BEGIN
+` + clockSetupSQL + `
+    EXECUTE ` + quoteLiteral("CREATE TEMP TABLE tandem_clock_probe (LIKE "+table+")") + `;
+    EXECUTE ` + quoteLiteral(probe) + `;
+    IF EXISTS (SELECT FROM pg_catalog.pg_index ix
+        WHERE ix.indrelid OPERATOR(pg_catalog.=) 'pg_temp.tandem_clock_probe'::pg_catalog.regclass
+          AND (` + clockHeldSQL("ix.indpred", "pg_catalog.pg_get_expr(ix.indpred, ix.indrelid)") + `
+            OR ` + clockHeldSQL("ix.indexprs", "pg_catalog.pg_get_expr(ix.indexprs, ix.indrelid)") + `)) THEN
+      RAISE EXCEPTION USING ERRCODE = 'TDM95';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'TDM97';
+  EXCEPTION
+    WHEN SQLSTATE 'TDM97' THEN NULL;
+    WHEN SQLSTATE 'TDM95' THEN
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = 'tandem: the index would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself',
+        HINT = 'Write the date or time itself.';
+    WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+      RAISE EXCEPTION USING ERRCODE = '0A000',
+        MESSAGE = pg_catalog.format('tandem: whether the index would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read could not be told (%s): refused', msg),
+        HINT = 'Write the date or time itself.';
+  END;
+END
+`
+	tag := "$tandem$"
+	for strings.Contains(body, tag[:len(tag)-1]) {
+		tag = tag[:len(tag)-1] + "_$"
+	}
+	return "DO " + tag + body + tag
 }
 
 // defaultSetColumns reads an ALTER TABLE statement: the names (folded) of the columns an

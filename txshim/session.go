@@ -5814,6 +5814,18 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if cur == nil {
 					return refuse(firstShipAfter(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; statement not run", pol.term))
 				}
+				// A clock literal's moment in the index is checked before it is built (ddlcheck.go).
+				for i := lo; i < n; i++ {
+					if q := cicClockCheckSQL(u.info(i).shipAfter); q != "" {
+						r, err := s.capture(q)
+						if err != nil {
+							return err
+						}
+						if r.err != nil {
+							return refuse(i, r.err.Code, r.err.Message, r.err.Hint)
+						}
+					}
+				}
 				return s.lastPartShipAfter(ctx, u, lo, n, drop, policyFor(*cur))
 			}
 			if !pol.readOnly && hasProc(u, lo, n) {
