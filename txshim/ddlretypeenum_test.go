@@ -1,0 +1,45 @@
+package txshim
+
+import "testing"
+
+// TestRetypeSafeNotRefused: text read into an enum (USING c::mood) on a table with rows was
+// refused as not immutable: PostgreSQL takes an enum's input for stable only, as it reads the
+// enum's labels from the catalog — the same on the peer, and no setting. A volatile conversion,
+// or a stable one of another kind, still is.
+func TestRetypeSafeNotRefused(t *testing.T) {
+	t.Parallel()
+	p, conn, exec, shipped := ddlPair(t,
+		`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`,
+		`CREATE TABLE items (id int PRIMARY KEY, c text, d text)`,
+		`INSERT INTO items VALUES (1, 'sad', 'ok'), (2, 'happy', 'sad')`)
+	for _, q := range []string{
+		`ALTER TABLE items ALTER COLUMN c TYPE mood USING c::mood`,
+		`ALTER TABLE items ALTER COLUMN d TYPE mood USING d::mood, ALTER COLUMN d SET DEFAULT 'ok'`,
+		`ALTER TABLE items ADD y text`,
+		`UPDATE items SET y = 'ok'`,
+		`ALTER TABLE items ALTER y TYPE mood USING (y)::mood`,
+	} {
+		if err := exec(q); err != nil {
+			t.Errorf("%s: %v", q, err)
+			if conn.PgConn().TxStatus() != 'I' {
+				exec(`ROLLBACK`)
+			}
+		}
+	}
+	for _, q := range []string{
+		`ALTER TABLE items ALTER COLUMN id TYPE float8 USING id + random()`,
+		`ALTER TABLE items ALTER COLUMN d TYPE text USING (now()::text)`,
+		`ALTER TABLE items ALTER COLUMN c TYPE timestamptz USING c::text::timestamptz`,
+	} {
+		if err := exec(q); pgCode(err) != "0A000" {
+			t.Errorf("%s: %v, want 0A000 (the rows there would differ)", q, err)
+		}
+		if conn.PgConn().TxStatus() == 'E' {
+			exec(`ROLLBACK`)
+		}
+	}
+	shipped()
+	if got := queryOne[int](t, p.pdb, `SELECT count(*) FROM items WHERE c::text IN ('sad', 'happy') AND y = 'ok'`); got != 2 {
+		t.Errorf("peer's retyped rows: %d, want 2", got)
+	}
+}
