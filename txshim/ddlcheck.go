@@ -62,12 +62,15 @@ func afterDDLBeforeSQL(addsDefault, mayUnkey bool, stmt string) string {
 // bounds, which only making the partition or attaching it sets (an ALTER TABLE of the
 // partitioned table rewrites its partitions' pg_class rows).
 var clockSeen = map[string]string{
-	"d":  `'d:' OPERATOR(pg_catalog.||) d.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) d.ctid::pg_catalog.text`,
-	"c":  `'c:' OPERATOR(pg_catalog.||) c.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pg_catalog.md5(c.relpartbound::pg_catalog.text)`,
-	"t":  `'t:' OPERATOR(pg_catalog.||) t.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.ctid::pg_catalog.text`,
-	"k":  `'k:' OPERATOR(pg_catalog.||) k.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k.ctid::pg_catalog.text`,
-	"ix": `'ix:' OPERATOR(pg_catalog.||) ix.indexrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) ix.ctid::pg_catalog.text`,
-	"rw": `'rw:' OPERATOR(pg_catalog.||) rw.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) rw.ctid::pg_catalog.text`,
+	"d":   `'d:' OPERATOR(pg_catalog.||) d.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) d.ctid::pg_catalog.text`,
+	"c":   `'c:' OPERATOR(pg_catalog.||) c.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pg_catalog.md5(c.relpartbound::pg_catalog.text)`,
+	"t":   `'t:' OPERATOR(pg_catalog.||) t.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.ctid::pg_catalog.text`,
+	"k":   `'k:' OPERATOR(pg_catalog.||) k.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) k.ctid::pg_catalog.text`,
+	"ix":  `'ix:' OPERATOR(pg_catalog.||) ix.indexrelid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) ix.ctid::pg_catalog.text`,
+	"rw":  `'rw:' OPERATOR(pg_catalog.||) rw.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) rw.ctid::pg_catalog.text`,
+	"pol": `'pol:' OPERATOR(pg_catalog.||) pol.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pol.ctid::pg_catalog.text`,
+	"tg":  `'tg:' OPERATOR(pg_catalog.||) tg.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tg.ctid::pg_catalog.text`,
+	"pr":  `'pr:' OPERATOR(pg_catalog.||) pr.oid::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) pr.ctid::pg_catalog.text`,
 }
 
 // clockSeenSQL lists the keys (clockSeen) of the definitions there before a statement with a
@@ -80,7 +83,10 @@ var clockSeenSQL = `SELECT ` + clockSeen["d"] + ` FROM pg_catalog.pg_attrdef d W
     UNION ALL SELECT ` + clockSeen["t"] + ` FROM pg_catalog.pg_type t WHERE pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) 0 AND t.typtype OPERATOR(pg_catalog.=) 'd'
     UNION ALL SELECT ` + clockSeen["k"] + ` FROM pg_catalog.pg_constraint k WHERE pg_catalog.age(k.xmin) OPERATOR(pg_catalog.<=) 0
     UNION ALL SELECT ` + clockSeen["ix"] + ` FROM pg_catalog.pg_index ix WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0
-    UNION ALL SELECT ` + clockSeen["rw"] + ` FROM pg_catalog.pg_rewrite rw WHERE pg_catalog.age(rw.xmin) OPERATOR(pg_catalog.<=) 0`
+    UNION ALL SELECT ` + clockSeen["rw"] + ` FROM pg_catalog.pg_rewrite rw WHERE pg_catalog.age(rw.xmin) OPERATOR(pg_catalog.<=) 0
+    UNION ALL SELECT ` + clockSeen["pol"] + ` FROM pg_catalog.pg_policy pol WHERE pg_catalog.age(pol.xmin) OPERATOR(pg_catalog.<=) 0
+    UNION ALL SELECT ` + clockSeen["tg"] + ` FROM pg_catalog.pg_trigger tg WHERE pg_catalog.age(tg.xmin) OPERATOR(pg_catalog.<=) 0
+    UNION ALL SELECT ` + clockSeen["pr"] + ` FROM pg_catalog.pg_proc pr WHERE pg_catalog.age(pr.xmin) OPERATOR(pg_catalog.<=) 0 AND pr.prosqlbody IS NOT NULL`
 
 // keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
 // client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
@@ -125,7 +131,7 @@ const replicaIdentityFor = `CASE WHEN r.keyed THEN 'DEFAULT' ELSE 'FULL' END`
 //     FULL, and records that in tandem.ddl for the peer.
 func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) string {
 	var b strings.Builder
-	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\n  clock_cons pg_catalog.oid[]; clock_idx pg_catalog.oid[]; clock_rules pg_catalog.oid[];\nBEGIN\n")
+	b.WriteString("DO $tandem$\nDECLARE r pg_catalog.record; has_rows boolean; q pg_catalog.text;\n  clock pg_catalog.text[]; clock_defs pg_catalog.oid[]; clock_parts pg_catalog.oid[]; clock_doms pg_catalog.oid[];\n  clock_cons pg_catalog.oid[]; clock_idx pg_catalog.oid[]; clock_rules pg_catalog.oid[];\n  clock_pols pg_catalog.oid[]; clock_trigs pg_catalog.oid[]; clock_procs pg_catalog.oid[];\nBEGIN\n")
 	if hasClockLiteral(stmt) {
 		// A date or time literal that reads the clock ('now', 'today', …) is turned into a
 		// constant as the statement runs, each database's own moment. The defaults (a
@@ -144,7 +150,9 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		//
 		// A view's query, a materialized view's and a rule's condition and actions (pg_rewrite,
 		// read as pg_get_ruledef gives them) hold such a constant too: CREATE VIEW … WHERE at > 'now'
-		// keeps the moment it ran (TestClockLiteralViewRefused).
+		// keeps the moment it ran (TestClockLiteralViewRefused); so do a policy's expressions,
+		// a trigger's WHEN condition and a function's SQL-standard body (BEGIN ATOMIC, RETURN),
+		// parsed as the statement runs (TestClockLiteralPolicyTriggerBodyRefused).
 		readText := func(alias, tree, text string) string {
 			return `((` + clockSeen[alias] + `) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(seen) + `::pg_catalog.text[])) IS NOT TRUE
       AND ` + clockHeldSQL(tree, text)
@@ -173,6 +181,13 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
     WHERE pg_catalog.age(ix.xmin) OPERATOR(pg_catalog.<=) 0 AND (` + read("ix", "ix.indpred", "ix.indrelid") + ` OR ` + read("ix", "ix.indexprs", "ix.indrelid") + `);
     SELECT pg_catalog.array_agg(rw.oid) INTO clock_rules FROM pg_catalog.pg_rewrite rw
     WHERE pg_catalog.age(rw.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + readText("rw", "(rw.ev_qual::pg_catalog.text OPERATOR(pg_catalog.||) rw.ev_action::pg_catalog.text)", "pg_catalog.pg_get_ruledef(rw.oid)") + `;
+    SELECT pg_catalog.array_agg(pol.oid) INTO clock_pols FROM pg_catalog.pg_policy pol
+    WHERE pg_catalog.age(pol.xmin) OPERATOR(pg_catalog.<=) 0 AND ` + readText("pol", "(COALESCE(pol.polqual::pg_catalog.text, '') OPERATOR(pg_catalog.||) COALESCE(pol.polwithcheck::pg_catalog.text, ''))",
+			"(COALESCE(pg_catalog.pg_get_expr(pol.polqual, pol.polrelid), '') OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) COALESCE(pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid), ''))") + `;
+    SELECT pg_catalog.array_agg(tg.oid) INTO clock_trigs FROM pg_catalog.pg_trigger tg
+    WHERE pg_catalog.age(tg.xmin) OPERATOR(pg_catalog.<=) 0 AND tg.tgqual IS NOT NULL AND ` + readText("tg", "tg.tgqual", "pg_catalog.pg_get_triggerdef(tg.oid)") + `;
+    SELECT pg_catalog.array_agg(pr.oid) INTO clock_procs FROM pg_catalog.pg_proc pr
+    WHERE pg_catalog.age(pr.xmin) OPERATOR(pg_catalog.<=) 0 AND pr.prosqlbody IS NOT NULL AND ` + readText("pr", "pr.prosqlbody", "pg_catalog.pg_get_functiondef(pr.oid)") + `;
     RAISE EXCEPTION USING ERRCODE = 'TDM97';
   EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
   END;
@@ -347,6 +362,21 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
     RAISE EXCEPTION USING ERRCODE = '0A000',
       MESSAGE = pg_catalog.format('tandem: rule %I on %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.rulename, r.rel),
       HINT = 'Write the date or time itself, or a function that reads the clock when the rule fires (now(), CURRENT_DATE).';
+  END LOOP;
+  FOR r IN SELECT pg_catalog.format('policy %I on %s', pol.polname, c.oid::pg_catalog.regclass) AS what FROM pg_catalog.pg_policy pol
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pol.polrelid
+      WHERE pol.oid OPERATOR(pg_catalog.=) ANY (clock_pols) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+    UNION ALL SELECT pg_catalog.format('the WHEN condition of trigger %I on %s', tg.tgname, c.oid::pg_catalog.regclass) FROM pg_catalog.pg_trigger tg
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tg.tgrelid
+      WHERE tg.oid OPERATOR(pg_catalog.=) ANY (clock_trigs) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
+    UNION ALL SELECT pg_catalog.format('the body of function %s', pr.oid::pg_catalog.regprocedure) FROM pg_catalog.pg_proc pr
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) pr.pronamespace
+      WHERE pr.oid OPERATOR(pg_catalog.=) ANY (clock_procs) AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%'
+    LIMIT 1
+  LOOP
+    RAISE EXCEPTION USING ERRCODE = '0A000',
+      MESSAGE = pg_catalog.format('tandem: %s would hold the moment a date or time literal that reads the clock (''now'', ''today'', …) was read, which the peer reads for itself', r.what),
+      HINT = 'Write the date or time itself, or a function that reads the clock when it runs (now(), CURRENT_DATE).';
   END LOOP;
 `)
 	}
