@@ -160,10 +160,9 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		read := func(alias, tree, rel string) string {
 			return readText(alias, tree, `pg_catalog.pg_get_expr(`+tree+`, `+rel+`)`)
 		}
-		//
-		// JIT off: the planner prices each catalog read (a regexp and a recursive walk of
-		// types per row) far above jit_above_cost, and PostgreSQL then spent 265-490 ms compiling
-		// each of the five for a run of under a millisecond — 1.7 s a DDL statement with a clock
+		// JIT off (clockSetupSQL): the planner prices each catalog read (a regexp and a
+		// recursive walk of types per row) far above jit_above_cost, and PostgreSQL then spent
+		// 265-490 ms compiling each of them for a run of under a millisecond — 1.7 s a DDL statement with a clock
 		// word (auto_explain, TestClockWordElsewhereNotRefused's statements). Like DateStyle, it
 		// is set in the subtransaction that always rolls back: the client's own setting is back
 		// once the check ends.
