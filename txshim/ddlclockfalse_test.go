@@ -1,6 +1,10 @@
 package txshim
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +73,48 @@ func TestClockCheckKeepsClientSettings(t *testing.T) {
 	}
 	if err := exec(`COMMIT`); err != nil {
 		t.Fatal(err)
+	}
+	shipped()
+}
+
+// TestClockCheckRunsWithoutJIT: the clock-literal check's catalog reads run with JIT off
+// whatever the client's setting (203e061 said so and left the line out: JIT compiling made such
+// a statement take 1.7 s). Under jit on with jit_above_cost 0, each plan PostgreSQL logs
+// (auto_explain, nested statements) shows whether it was compiled.
+func TestClockCheckRunsWithoutJIT(t *testing.T) {
+	t.Parallel()
+	p, _, exec, shipped := ddlPair(t)
+	for _, q := range []string{`LOAD 'auto_explain'`, `SET auto_explain.log_min_duration = 0`, `SET auto_explain.log_nested_statements = on`,
+		`SET jit = on`, `SET jit_above_cost = 0`,
+		`CREATE TABLE jt (id int PRIMARY KEY, s text DEFAULT 'today', d date DEFAULT '2020-01-01')`,
+		`SELECT 1 AS jit_marker`, `RESET ALL`} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(p.local.Dir(), "postgres.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each plan's entry starts with a log line's time stamp; the clock reads aggregate into
+	// clock_defs and the like.
+	var reads, compiled, marker int
+	for _, e := range regexp.MustCompile(`\n\d{4}-\d\d-\d\d `).Split(string(log), -1) {
+		switch {
+		case strings.Contains(e, "plan:") && strings.Contains(e, "FROM pg_catalog.pg_attrdef d") && strings.Contains(e, "regexp_matches"):
+			reads++
+			if strings.Contains(e, "JIT:") {
+				compiled++
+			}
+		case strings.Contains(e, "plan:") && strings.Contains(e, "jit_marker") && strings.Contains(e, "JIT:"):
+			marker++
+		}
+	}
+	if marker == 0 {
+		t.Fatal("the client's own query was not JIT-compiled (or not logged): the test shows nothing")
+	}
+	if reads == 0 || compiled > 0 {
+		t.Errorf("the clock check's read of defaults: %d plans logged, %d of them JIT-compiled; want some, none compiled", reads, compiled)
 	}
 	shipped()
 }
