@@ -1126,19 +1126,45 @@ func argUserPassShown(v string, quote byte, sec *secrets) (shown string, ok bool
 // it. An option's match takes the first character of the word after it, which may be no value
 // of its (psql --password -h: argOption): the match after it is looked for from there, so that
 // the word may start one of its own (mysql --password -ps3cret).
+//
+// A -p glued to what follows it (-pX) may be one of many in a word (-p-p-p...), each looked
+// for from the end of the one before: the regexp reads the rest of the word each time, its
+// names that may start anywhere in a word ([\w.-]*password) taking all of it, a 128 KiB word
+// minutes (TestArgPasswordMatchesGluedLinear). Those are looked for without it (argGluedAfter).
 func argPasswordMatches(a string) [][]int {
 	var ms [][]int
 	windows := argPasswordWindows(a)
+	fold := folds(a) // one window, no word: argGluedAfter does not hold
+	glued := false   // argGluedAfter holds of the first window, from off on
+	var block []int  // where its matches are made, a few at a time
 	for off := 0; off < len(a) && len(windows) > 0; {
 		w := windows[0]
 		if w.words <= off {
 			windows = windows[1:] // no match starts in it from off on
+			glued = false
 			continue
+		}
+		if glued {
+			if s := argGluedAfter(a, off, w.words); s >= 0 {
+				if len(block) == 0 {
+					block = make([]int, 64*argMatchLen)
+				}
+				m := block[:argMatchLen:argMatchLen]
+				block = block[argMatchLen:]
+				for k := range m {
+					m[k] = -1
+				}
+				m[0], m[1], m[12], m[13] = s, s+3, s+2, s+3
+				ms = append(ms, m)
+				off = s + 3
+				continue
+			}
 		}
 		ws := max(w.start, off)
 		m := argPasswordName.FindStringSubmatchIndex(a[ws:w.end])
 		if m == nil || ws+m[0] >= w.words {
 			windows = windows[1:] // one starting after its words is the next window's
+			glued = false
 			continue
 		}
 		for k := range m {
@@ -1154,8 +1180,39 @@ func argPasswordMatches(a string) [][]int {
 			next = m[16]
 		}
 		off = next
+		glued = glued || !fold && m[12] >= 0 && m[0] < w.words-argGluedTail
 	}
 	return ms
+}
+
+// argGluedTail is how far before the end of its word a match of argPasswordName that is no -p
+// glued to what follows it may start, but for one whose name may start anywhere in the word
+// ([\w.-]*password, [\w.-]*[-_]pwd... and an option of such a name): a name of its own
+// (rediscli_auth, token after a \b), an option of a client's (--proxy-user), their [?&] or
+// dashes.
+const argGluedTail = 32
+
+// argMatchLen is the length of a match of argPasswordName as FindStringSubmatchIndex gives it.
+var argMatchLen = 2 * (argPasswordName.NumSubexp() + 1)
+
+// argGluedAfter is where the first match of argPasswordName from a[off] on starts, given that
+// off is in a word of argPasswordWindows ending at words (not one of a text that folds) after
+// a match in it of a -p glued to what follows it, starting more than argGluedTail bytes before
+// its end: -1 if there is none that far before it, the regexp to read the rest. That match
+// (found by the regexp, the leftmost from where it looked) was of no other kind: no name
+// started before it, and none that may start anywhere in the word starts after it, as it
+// would at its start too, where the regexp would have preferred it (or before it). The rest
+// of the word's start there, far from its end, are -p glued to the character after them.
+func argGluedAfter(a string, off, words int) int {
+	limit := words - argGluedTail
+	if off >= limit {
+		return -1
+	}
+	k := strings.Index(a[off:limit], "-p")
+	if k < 0 {
+		return -1
+	}
+	return off + k // its character a[off+k+2], in the word: a byte of [\w.-]
 }
 
 // argCommandEnds are the operators and the newline that end a script's simple command.
