@@ -118,10 +118,12 @@ const minMaskLen = 4
 // curl's user:x), also after spaces or tabs after the ':' ("password": "x", X-Api-Key: x), as
 // the word after an option (--password x, -p x, sshpass -p x), or glued to a -p (a MySQL
 // client's and sshpass's -px: TestMaskSecretShortValueForms), maybe in quotes ('x', "x", $'x'),
-// and ending a word there (a space, a quote, '@', '&', ';', ',', ')' or the line's end after
-// it).
+// or as SQL's PASSWORD '...' (psql -c "ALTER ROLE m PASSWORD 'x'", also as set -x traces it,
+// each of its quotes closing, escaped and opening the word they are in again:
+// TestMaskSecretShortSQLPassword), and ending a word there (a space, a quote, '@', '&', ';',
+// ',', ')' or the line's end after it).
 func maskValues(s, form, mask string) string {
-	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p))\$?['"]?(` + form + `)`)
+	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `)\$?['"]?(` + form + `)`)
 	var b strings.Builder
 	done := 0
 	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
@@ -135,6 +137,10 @@ func maskValues(s, form, mask string) string {
 	b.WriteString(s[done:])
 	return b.String()
 }
+
+// sqlPassword is what SQL's PASSWORD before its string is in a maskValues regexp: that word, any
+// case, spaces and the string's quote, which bash's set -x writes as four in a quoted word.
+const sqlPassword = `(?:^|[^\w-])(?i:password)[ \t\n]+'(?:\\'')?`
 
 // ansiQuoted matches pw as bash's set -x writes it inside a $'...' word (ansic_quote), the form
 // it gives a word holding a character it cannot print in its locale: the usual C escapes for
