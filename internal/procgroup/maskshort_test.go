@@ -20,3 +20,21 @@ func TestMaskSecretShortSQLPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskSecretShortAuthorization: a secret shorter than minMaskLen bytes written as an
+// Authorization header's credential after its scheme (curl -H 'Authorization: Bearer ab',
+// which config.CommandSecrets reads it in) was shown in its output's log, as set -x traces it
+// and curl -v writes it: it stands after the scheme, not right after the ':'.
+func TestMaskSecretShortAuthorization(t *testing.T) {
+	for _, tc := range []struct{ s, pw, want string }{
+		{"+ curl -H 'Authorization: Bearer ab' http://db/\n", "ab", "+ curl -H 'Authorization: Bearer <redacted>' http://db/\n"},
+		{"> authorization:basic\tab\r\n", "ab", "> authorization:basic\t<redacted>\r\n"},
+		{"+ curl -H 'Proxy-Authorization: Token a' http://db/", "a", "+ curl -H 'Proxy-Authorization: Token <redacted>' http://db/"},
+		// Not as a value: shown.
+		{"Authorization: Bearer abc; Bearer ab", "ab", "Authorization: Bearer abc; Bearer ab"},
+	} {
+		if got := MaskSecret(tc.s, tc.pw, "<redacted>", false); got != tc.want {
+			t.Errorf("%q masked in %q: %q, want %q", tc.pw, tc.s, got, tc.want)
+		}
+	}
+}

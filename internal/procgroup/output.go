@@ -120,10 +120,11 @@ const minMaskLen = 4
 // client's and sshpass's -px: TestMaskSecretShortValueForms), maybe in quotes ('x', "x", $'x'),
 // or as SQL's PASSWORD '...' (psql -c "ALTER ROLE m PASSWORD 'x'", also as set -x traces it,
 // each of its quotes closing, escaped and opening the word they are in again:
-// TestMaskSecretShortSQLPassword), and ending a word there (a space, a quote, '@', '&', ';',
-// ',', ')' or the line's end after it).
+// TestMaskSecretShortSQLPassword), or after an Authorization header's scheme (Authorization:
+// Bearer x: TestMaskSecretShortAuthorization), and ending a word there (a space, a quote,
+// '@', '&', ';', ',', ')' or the line's end after it).
 func maskValues(s, form, mask string) string {
-	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `)\$?['"]?(` + form + `)`)
+	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `|` + authScheme + `)\$?['"]?(` + form + `)`)
 	var b strings.Builder
 	done := 0
 	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
@@ -141,6 +142,10 @@ func maskValues(s, form, mask string) string {
 // sqlPassword is what SQL's PASSWORD before its string is in a maskValues regexp: that word, any
 // case, spaces and the string's quote, which bash's set -x writes as four in a quoted word.
 const sqlPassword = `(?:^|[^\w-])(?i:password)[ \t\n]+'(?:\\'')?`
+
+// authScheme is what an Authorization header (or a Proxy-Authorization one) before its
+// credential is in a maskValues regexp: its name, any case, its ':' and its scheme.
+const authScheme = `(?i:authorization)[ \t]*:[ \t]*[A-Za-z][\w.-]*[ \t]+`
 
 // ansiQuoted matches pw as bash's set -x writes it inside a $'...' word (ansic_quote), the form
 // it gives a word holding a character it cannot print in its locale: the usual C escapes for
