@@ -38,3 +38,22 @@ func TestMaskSecretShortAuthorization(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskSecretShortEscapedJSON: a secret shorter than minMaskLen bytes written as a JSON
+// member's value in a string of its own ("{\"password\":\"x\"}", as a script echoes it and set
+// -x traces it, or as a JSON log line holds it) was shown in its output's log: a value after
+// ':' was one in no quote or in a quote, not in an escaped one.
+func TestMaskSecretShortEscapedJSON(t *testing.T) {
+	for _, tc := range []struct{ s, pw, want string }{
+		{`+ echo '{\"password\":\"x\"}'` + "\n" + `{\"password\":\"x\"}` + "\n", "x",
+			`+ echo '{\"password\":\"<redacted>\"}'` + "\n" + `{\"password\":\"<redacted>\"}` + "\n"},
+		{`{"msg":"sent {\"user\": \"m\", \"token\": \"ab\"}"}`, "ab", `{"msg":"sent {\"user\": \"m\", \"token\": \"<redacted>\"}"}`},
+		{`level=info msg="login password=\"ab\""`, "ab", `level=info msg="login password=\"<redacted>\""`},
+		// Not as a value: shown.
+		{`{\"password\":\"abc\"} {\"x\":\"ab\\n\"} C:\ab`, "ab", `{\"password\":\"abc\"} {\"x\":\"ab\\n\"} C:\ab`},
+	} {
+		if got := MaskSecret(tc.s, tc.pw, "<redacted>", false); got != tc.want {
+			t.Errorf("%q masked in %q: %q, want %q", tc.pw, tc.s, got, tc.want)
+		}
+	}
+}

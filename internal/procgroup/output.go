@@ -122,13 +122,14 @@ const minMaskLen = 4
 // each of its quotes closing, escaped and opening the word they are in again:
 // TestMaskSecretShortSQLPassword), or after an Authorization header's scheme (Authorization:
 // Bearer x: TestMaskSecretShortAuthorization), and ending a word there (a space, a quote,
-// '@', '&', ';', ',', ')' or the line's end after it).
+// '@', '&', ';', ',', ')' or the line's end after it); a quote around it may be escaped, in a
+// string of its own (a JSON string's "{\"password\":\"x\"}": TestMaskSecretShortEscapedJSON).
 func maskValues(s, form, mask string) string {
-	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `|` + authScheme + `)\$?['"]?(` + form + `)`)
+	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `|` + authScheme + `)\$?(?:\\?['"])?(` + form + `)`)
 	var b strings.Builder
 	done := 0
 	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
-		if e := m[3]; e < len(s) && !strings.ContainsRune(" \t\r\n'\"@&;,)", rune(s[e])) {
+		if e := m[3]; e < len(s) && !strings.ContainsRune(" \t\r\n'\"@&;,)", rune(s[e])) && !escapedQuote(s[e:]) {
 			continue // part of a longer word
 		}
 		b.WriteString(s[done:m[2]])
@@ -137,6 +138,11 @@ func maskValues(s, form, mask string) string {
 	}
 	b.WriteString(s[done:])
 	return b.String()
+}
+
+// escapedQuote tells whether s starts with a quote escaped by a backslash (\" or \').
+func escapedQuote(s string) bool {
+	return len(s) >= 2 && s[0] == '\\' && (s[1] == '"' || s[1] == '\'')
 }
 
 // sqlPassword is what SQL's PASSWORD before its string is in a maskValues regexp: that word, any
