@@ -811,20 +811,29 @@ func redactLiterals(a string, sec *secrets) string {
 // $PGPASSFILE) in a, a command that writes one (echo 'db:5432:*:monitor:s3cret' >>
 // ~/.pgpass): host:port:database:user:password, the port digits or '*', a field's ':' and
 // '\\' escaped with a backslash; the password runs to the end of the quote the line is in, or
-// of its word (TestRedactedCommandMoreForms).
+// of its word (TestRedactedCommandMoreForms), or to a \n (printf's and echo -e's newline),
+// the next line starting after it (TestRedactedCommandPgpassNewlineEscape).
 func redactPgpassLines(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
+	newline, newlineQ := -1, byte(0) // where the last password ended at a \n, and its quote
 	for _, m := range argPgpassLine.FindAllStringIndex(a, -1) {
 		if m[0] < done {
 			continue
 		}
 		end := m[1]
 		q := byte(0)
-		if a[m[0]] == '\'' || a[m[0]] == '"' {
+		switch {
+		case a[m[0]] == '\'' || a[m[0]] == '"':
 			q = a[m[0]]
+		case a[m[0]] == '\\' && m[0] == newline:
+			q = newlineQ // the next line, in the quote the one before it is in
 		}
 		for end < len(a) && a[end] != '\n' && a[end] != q && (q != 0 || !asciiSpace(rune(a[end])) && a[end] != '\'' && a[end] != '"') {
+			if strings.HasPrefix(a[end:], `\n`) {
+				newline, newlineQ = end, q // printf's and echo -e's newline: the line's end
+				break
+			}
 			if a[end] == '\\' && q != '\'' {
 				end++
 			}
@@ -1394,8 +1403,8 @@ var (
 	// quote, maybe escaped: \" in "...").
 	argDigestResponse = regexp.MustCompile(`(?i)(?:^|[\s,])response[ \t]*=[ \t]*(?:\\?")?`)
 	// A password file's line up to its password (redactPgpassLines), at a word's or a quote's
-	// start.
-	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"])(?:[^\s:'"\\]|\\.)+:(?:\d+|\*):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
+	// start, or after a \n (printf's newline).
+	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
 	// SQL's PASSWORD before a string ('...'), any case, and a JSON member named as a secret is
 	// ("password": "), its quotes maybe escaped (\"password\":\"); the 1st group is the quote
 	// that opens its value.
