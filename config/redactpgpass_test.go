@@ -28,3 +28,16 @@ func TestRedactedCommandPgpassNewlineEscape(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactedCommandPasswordFileNamed: a password file named by a connection string's
+// passfile (psql "passfile=/etc/tandem/mon.pass"), libpq's other way to name one than
+// $PGPASSFILE, was no password file to the redaction: its lines, which the script writes, were
+// shown, their passwords too, in check-config and in the output's log.
+func TestRedactedCommandPasswordFileNamed(t *testing.T) {
+	checkRedacted(t, []redactCase{
+		{[]string{"sh", "-c", `echo 'db:5432:*:monitor:s3cret' > /etc/tandem/mon.pass; psql "passfile=/etc/tandem/mon.pass host=db"`},
+			[]string{"sh", "-c", `echo 'db:5432:*:monitor:redacted' > /etc/tandem/mon.pass; psql "passfile=/etc/tandem/mon.pass host=db"`}},
+		{[]string{"sh", "-c", `echo db:5432:*:monitor:s3cret > mon.pass`, "psql", "postgresql://db/wire?passfile=mon.pass"},
+			[]string{"sh", "-c", `echo db:5432:*:monitor:redacted > mon.pass`, "psql", "postgresql://db/wire?passfile=mon.pass"}},
+	})
+}

@@ -296,11 +296,12 @@ func nameWindows(a string, words []string) []window {
 	return ws
 }
 
-// writesPgpass tells whether the command a names a password file (.pgpass, $PGPASSFILE), whose
-// lines' passwords are hidden (redactPgpassLines); PGPASSWORD is none.
+// writesPgpass tells whether the command a names a password file (.pgpass, $PGPASSFILE, a
+// connection string's passfile: TestRedactedCommandPasswordFileNamed), whose lines' passwords
+// are hidden (redactPgpassLines); PGPASSWORD is none.
 func writesPgpass(a string) bool {
 	low := asciiLower(a)
-	return bytes.Contains(low, []byte(".pgpass")) || bytes.Contains(low, []byte("pgpassfile"))
+	return bytes.Contains(low, []byte(".pgpass")) || bytes.Contains(low, []byte("passfile"))
 }
 
 // isExpansion is argExpansion.MatchString(v), the regexp run only on what starts as one does.
