@@ -812,7 +812,8 @@ func redactLiterals(a string, sec *secrets) string {
 // ~/.pgpass): host:port:database:user:password, the port digits or '*', a field's ':' and
 // '\\' escaped with a backslash; the password runs to the end of the quote the line is in, or
 // of its word (TestRedactedCommandMoreForms), or to a \n (printf's and echo -e's newline),
-// the next line starting after it (TestRedactedCommandPgpassNewlineEscape).
+// the next line starting after it (TestRedactedCommandPgpassNewlineEscape); that of a line of
+// its own, a here-document's, to the line's end (TestRedactedCommandPgpassHeredoc).
 func redactPgpassLines(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
@@ -828,6 +829,20 @@ func redactPgpassLines(a string, sec *secrets) string {
 			q = a[m[0]]
 		case a[m[0]] == '\\' && m[0] == newline:
 			q = newlineQ // the next line, in the quote the one before it is in
+		case pgpassOwnLine(a, m[0]):
+			// A line of its own (a here-document's): its password runs to the line's end.
+			if k := strings.IndexByte(a[end:], '\n'); k >= 0 {
+				end += k
+			} else {
+				end = len(a)
+			}
+			end = m[1] + len(strings.TrimRight(a[m[1]:end], "\r"))
+			if v := a[m[1]:end]; v != "" && !isExpansion(v) {
+				b.WriteString(a[done:m[1]])
+				b.WriteString(sec.hide(v))
+				done = end
+			}
+			continue
 		}
 		for end < len(a) && a[end] != '\n' && a[end] != q && (q != 0 || !asciiSpace(rune(a[end])) && a[end] != '\'' && a[end] != '"') {
 			if strings.HasPrefix(a[end:], `\n`) {
@@ -1222,6 +1237,22 @@ func argGluedAfter(a string, off, words int) int {
 		return -1
 	}
 	return off + k // its character a[off+k+2], in the word: a byte of [\w.-]
+}
+
+// pgpassOwnLine tells whether the match of argPgpassLine at a[i] is a line of its own: at a's
+// start or a line's, maybe after spaces or tabs (a here-document's line), in no quote.
+func pgpassOwnLine(a string, i int) bool {
+	switch a[i] {
+	case '\n':
+		return true
+	case ' ', '\t':
+	default:
+		return i == 0 && a[i] != '\'' && a[i] != '"' // at a's start, no character before it
+	}
+	for i > 0 && (a[i-1] == ' ' || a[i-1] == '\t') {
+		i--
+	}
+	return i == 0 || a[i-1] == '\n'
 }
 
 // argCommandEnds are the operators and the newline that end a script's simple command.

@@ -41,3 +41,18 @@ func TestRedactedCommandPasswordFileNamed(t *testing.T) {
 			[]string{"sh", "-c", `echo db:5432:*:monitor:redacted > mon.pass`, "psql", "postgresql://db/wire?passfile=mon.pass"}},
 	})
 }
+
+// TestRedactedCommandPgpassHeredoc: a password file's line a script writes as a line of its
+// own (a here-document's: cat > ~/.pgpass <<EOF) had its password taken to end at a space or
+// a quote, as a word's does, though the file's line runs to its end: of "my s3'cret", "my" was
+// hidden and " s3'cret" shown, in check-config and in the output's log. On a line of its own,
+// the password runs to the line's end.
+func TestRedactedCommandPgpassHeredoc(t *testing.T) {
+	checkRedacted(t, []redactCase{
+		{[]string{"sh", "-c", "cat > ~/.pgpass <<'EOF'\ndb:5432:*:monitor:my s3'cret\n\tbk:5432:*:monitor:pa\"ss 2\nEOF\npsql -h db"},
+			[]string{"sh", "-c", "cat > ~/.pgpass <<'EOF'\ndb:5432:*:monitor:redacted\n\tbk:5432:*:monitor:redacted\nEOF\npsql -h db"}},
+	})
+	if got, want := CommandSecrets([]string{"sh", "-c", "cat > ~/.pgpass <<'EOF'\ndb:5432:*:monitor:my s3'cret\nEOF"}), []string{"my s3'cret"}; !slices.Equal(got, want) {
+		t.Errorf("secrets %q, want %q", got, want)
+	}
+}
