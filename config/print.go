@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -1158,18 +1159,17 @@ func argUserPassShown(v string, quote byte, sec *secrets) (shown string, ok bool
 func argPasswordMatches(a string) [][]int {
 	var ms [][]int
 	windows := argPasswordWindows(a)
-	fold := folds(a) // one window, no word: argGluedAfter does not hold
-	glued := false   // argGluedAfter holds of the first window, from off on
+	fold := folds(a) // one window: a match's word is found by foldWordEnd
+	gluedEnd := -1   // argGluedAfter holds, from off on, of the word ending there
 	var block []int  // where its matches are made, a few at a time
 	for off := 0; off < len(a) && len(windows) > 0; {
 		w := windows[0]
 		if w.words <= off {
 			windows = windows[1:] // no match starts in it from off on
-			glued = false
 			continue
 		}
-		if glued {
-			if s := argGluedAfter(a, off, w.words); s >= 0 {
+		if gluedEnd >= 0 {
+			if s, n := argGluedAfter(a, off, gluedEnd); s >= 0 {
 				if len(block) == 0 {
 					block = make([]int, 64*argMatchLen)
 				}
@@ -1178,17 +1178,17 @@ func argPasswordMatches(a string) [][]int {
 				for k := range m {
 					m[k] = -1
 				}
-				m[0], m[1], m[12], m[13] = s, s+3, s+2, s+3
+				m[0], m[1], m[12], m[13] = s, s+2+n, s+2, s+2+n
 				ms = append(ms, m)
-				off = s + 3
+				off = m[1]
 				continue
 			}
+			gluedEnd = -1
 		}
 		ws := max(w.start, off)
 		m := argPasswordName.FindStringSubmatchIndex(a[ws:w.end])
 		if m == nil || ws+m[0] >= w.words {
 			windows = windows[1:] // one starting after its words is the next window's
-			glued = false
 			continue
 		}
 		for k := range m {
@@ -1204,7 +1204,15 @@ func argPasswordMatches(a string) [][]int {
 			next = m[16]
 		}
 		off = next
-		glued = glued || !fold && m[12] >= 0 && m[0] < w.words-argGluedTail
+		if m[12] >= 0 {
+			end := w.words
+			if fold {
+				end = foldWordEnd(a, m[0])
+			}
+			if m[0] < end-argGluedTail {
+				gluedEnd = end
+			}
+		}
 	}
 	return ms
 }
@@ -1219,24 +1227,44 @@ const argGluedTail = 32
 // argMatchLen is the length of a match of argPasswordName as FindStringSubmatchIndex gives it.
 var argMatchLen = 2 * (argPasswordName.NumSubexp() + 1)
 
-// argGluedAfter is where the first match of argPasswordName from a[off] on starts, given that
-// off is in a word of argPasswordWindows ending at words (not one of a text that folds) after
-// a match in it of a -p glued to what follows it, starting more than argGluedTail bytes before
-// its end: -1 if there is none that far before it, the regexp to read the rest. That match
-// (found by the regexp, the leftmost from where it looked) was of no other kind: no name
+// argGluedAfter is where the first match of argPasswordName from a[off] on starts, and the
+// length of the character after its -p, given that off is in a word (of the bytes of
+// argTokenByte, and of ſ and K in a text that folds: the regexp's [\w.-] is) ending at words,
+// after a match in it of a -p glued to what follows it, starting more than argGluedTail bytes
+// before its end: -1 if there is none that far before it, the regexp to read the rest. That
+// match (found by the regexp, the leftmost from where it looked) was of no other kind: no name
 // started before it, and none that may start anywhere in the word starts after it, as it
 // would at its start too, where the regexp would have preferred it (or before it). The rest
 // of the word's start there, far from its end, are -p glued to the character after them.
-func argGluedAfter(a string, off, words int) int {
+func argGluedAfter(a string, off, words int) (start, n int) {
 	limit := words - argGluedTail
 	if off >= limit {
-		return -1
+		return -1, 0
 	}
 	k := strings.Index(a[off:limit], "-p")
 	if k < 0 {
-		return -1
+		return -1, 0
 	}
-	return off + k // its character a[off+k+2], in the word: a byte of [\w.-]
+	_, n = utf8.DecodeRuneInString(a[off+k+2:]) // in the word
+	return off + k, n
+}
+
+// foldWordEnd is the end of the word a[i] is in, a text that folds: of the bytes of
+// argTokenByte, and of ſ and K, which the regexps' (?i)[\w.-] reads as letters.
+func foldWordEnd(a string, i int) int {
+	for i < len(a) {
+		switch {
+		case argTokenByte(a[i]):
+			i++
+		case strings.HasPrefix(a[i:], "\u017f"):
+			i += len("\u017f")
+		case strings.HasPrefix(a[i:], "\u212a"):
+			i += len("\u212a")
+		default:
+			return i
+		}
+	}
+	return i
 }
 
 // pgpassOwnLine tells whether the match of argPgpassLine at a[i] is a line of its own: at a's

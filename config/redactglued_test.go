@@ -7,7 +7,8 @@ import (
 )
 
 // TestArgPasswordMatchesGluedLinear: a word of many -p glued to what follows them (-p-p-p...,
-// each a MySQL client's -p glued to a '-'), or ending in an option (-p-p...-p x), was read by
+// each a MySQL client's -p glued to a '-'), or ending in an option (-p-p...-p x), in a text
+// that folds (ſ, K: one window) or not, was read by
 // argPasswordName once for each -p in it from there to its end, the regexp's names that may
 // start anywhere in a word ([\w.-]*password) taking all of it each time: a 128 KiB word took
 // minutes, on every hook run and health check. Reading four times as much costs about four
@@ -33,6 +34,9 @@ func TestArgPasswordMatchesGluedLinear(t *testing.T) {
 		{"glued then an option", "-p", " x"},
 		{"glued to letters", "-pq", " --password x"},
 		{"options", "-p ", ""},
+		// A text holding a character the regexp folds to an ASCII letter (ſ, K) is read whole.
+		{"glued, folding", "-p", " x \u017f"},
+		{"glued to a folding letter", "-p\u212a", " x"},
 	} {
 		text := func(size int) string { return strings.Repeat(c.unit, size/len(c.unit)) + c.tail }
 		const size = 64 << 10
@@ -71,8 +75,8 @@ func TestArgPasswordMatchesGluedLinear(t *testing.T) {
 // from each match on (checkWindows), in words of many -p glued to what follows them that end
 // in any of its matches' forms, near their end or far from it.
 func TestArgPasswordMatchesGluedSame(t *testing.T) {
-	for _, head := range []string{"", "x", "-", "?", "&", "-p", "--p", "pass", "xpassword"} {
-		for _, glued := range []string{"-p-", "-pq", "-p.", "-p_", "-pp", "-pa", "-p-p", "-pass-", "x-p"} {
+	for _, head := range []string{"", "x", "-", "?", "&", "-p", "--p", "pass", "xpassword", "\u017f ", "\u212a-"} {
+		for _, glued := range []string{"-p-", "-pq", "-p.", "-p_", "-pp", "-pa", "-p-p", "-pass-", "x-p", "-p\u017f", "-p\u212a", "\u017f-p"} {
 			for _, n := range []int{1, 5, 10, 11, 12, 20, 40} {
 				for _, tail := range []string{
 					"", " x", "=x", "-p x", "-p", "-pé", "-p'", "-p'x", "-p= x", "-a x", "-u x", "--user x",
@@ -81,6 +85,7 @@ func TestArgPasswordMatchesGluedSame(t *testing.T) {
 					"rediscli_auth=x", "-rediscli_auth x", "--rediscli_auth x", "xrediscli_auth=x",
 					"_pwd=x", "-pwd x", "passphrase = x", "-p\t\"x", "-pass' x", "-secret\t x",
 					"-p" + strings.Repeat("x", 40) + "password=y", strings.Repeat("y", 40) + "-pass x",
+					"pa\u017f\u017fword=x", "-pa\u017f\u017fword x", "-to\u212aen x", "\u017f-p x", "_pwd é",
 				} {
 					a := head + strings.Repeat(glued, n) + tail
 					checkWindows(t, a)
