@@ -6109,6 +6109,20 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			invalidBefore = string(rr.row[0])
 		}
 	}
+	// A temporary table's DDL does not reach the peer (ddlGuardSQL), which has no such table:
+	// an index made on one, or dropped from one, CONCURRENTLY is not recorded
+	// (TestConcurrentIndexOnTempTableNotRecorded). Told before it runs, while the table or
+	// the index is there; one the lexer does not read, or not found, is recorded as before.
+	temp := make(map[int]bool)
+	for i := lo; i < n; i++ {
+		if rel := concurrentRelation(u.info(i).shipAfter); rel != "" && u.info(i).detached == "" {
+			rr, err := s.capture(tempRelationSQL, rel)
+			if err != nil {
+				return err
+			}
+			temp[i] = rr.err == nil && len(rr.row) == 1 && string(rr.row[0]) == "t"
+		}
+	}
 	mark := shipAfterAlone(u, lo, n)
 	if mark {
 		if err := s.swallow("SELECT pg_catalog.set_config('tandem.ddl', 'on', false)"); err != nil {
@@ -6131,7 +6145,7 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	if r.err == nil && r.status == 'I' {
 		for i := lo; i < n; i++ {
 			text := u.info(i).shipAfter
-			if text == "" {
+			if text == "" || temp[i] {
 				continue
 			}
 			at := start.UTC().Format(time.RFC3339Nano)
@@ -6295,6 +6309,39 @@ func (s *session) dropFailedIndex(ctx context.Context, before string, target cic
 const dropLockTimeoutSQL = `SELECT pg_catalog.set_config('lock_timeout', '1s', true)
 WHERE pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.=) '0'
   OR pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.>) '1s'`
+
+// tempRelationSQL tells whether the relation $1 (as written) is a temporary one.
+const tempRelationSQL = `SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND c.relpersistence OPERATOR(pg_catalog.=) 't')`
+
+// concurrentRelation reads, from text, a statement run CONCURRENTLY as recorded (CONCURRENTLY
+// taken out), the relation it names as written: the table of a CREATE INDEX (cicTarget), the
+// index of a DROP INDEX [IF EXISTS] name; "" for anything else or what the lexer does not read.
+func concurrentRelation(text string) string {
+	if c, ok := cicTarget(text); ok {
+		return c.table
+	}
+	st := sigTokens(text)
+	toks, word, punct := st.toks, st.word, st.punct
+	if !word(0, "DROP") || !word(1, "INDEX") {
+		return ""
+	}
+	i := 2
+	if word(i, "IF") && word(i+1, "EXISTS") {
+		i += 2
+	}
+	from := i
+	for i < len(toks) && (toks[i].kind == tokWord || toks[i].kind == tokQuoted) && !punct(i+1, '&') {
+		if i++; !punct(i, '.') {
+			break
+		}
+		i++
+	}
+	if i == from || punct(i-1, '.') || punct(i, ',') {
+		return ""
+	}
+	return text[toks[from].start:toks[i-1].end]
+}
 
 // cicIndex is the index a CREATE INDEX statement makes: its name folded as PostgreSQL looks it
 // up ("" when the statement gives none) and its table as written (for to_regclass).
