@@ -507,6 +507,12 @@ DECLARE clock pg_catalog.text[]; msg pg_catalog.text;
 BEGIN
   BEGIN
 ` + clockSetupSQL + `
+    -- A temporary table's DDL does not reach the peer (ddlGuardSQL): nothing to read twice
+    -- (TestClockLiteralConcurrentIndexTempTableNotRefused).
+    IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(` + quoteLiteral(table) + `)
+        AND c.relpersistence OPERATOR(pg_catalog.=) 't') THEN
+      RAISE EXCEPTION USING ERRCODE = 'TDM97';
+    END IF;
     EXECUTE ` + quoteLiteral("CREATE TEMP TABLE tandem_clock_probe (LIKE "+table+")") + `;
     EXECUTE ` + quoteLiteral(probe) + `;
     IF EXISTS (SELECT FROM pg_catalog.pg_index ix

@@ -40,3 +40,22 @@ func TestClockLiteralConcurrentIndexRefused(t *testing.T) {
 		t.Errorf("index definitions differ:\n local: %s\n peer:  %s", l, pr)
 	}
 }
+
+// TestClockLiteralConcurrentIndexTempTableNotRefused: a temporary table's DDL does not reach
+// the peer, so a clock literal's moment in its index is no one else's: CREATE INDEX … WHERE at >
+// 'now' on one passed, CREATE INDEX CONCURRENTLY of the same was refused.
+func TestClockLiteralConcurrentIndexTempTableNotRefused(t *testing.T) {
+	t.Parallel()
+	_, _, exec, shipped := ddlPair(t, `CREATE TABLE items (id int PRIMARY KEY)`)
+	for _, q := range []string{
+		`CREATE TEMP TABLE scratch (id int, at timestamptz)`,
+		`CREATE INDEX ON scratch (id) WHERE at > 'now'`,
+		`CREATE INDEX CONCURRENTLY ON scratch (at) WHERE at > 'today'`,
+		`INSERT INTO items VALUES (1)`,
+	} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	shipped()
+}
