@@ -86,7 +86,7 @@ var clockSeenSQL = `SELECT ` + clockSeen["d"] + ` FROM pg_catalog.pg_attrdef d W
     UNION ALL SELECT ` + clockSeen["rw"] + ` FROM pg_catalog.pg_rewrite rw WHERE pg_catalog.age(rw.xmin) OPERATOR(pg_catalog.<=) 0
     UNION ALL SELECT ` + clockSeen["pol"] + ` FROM pg_catalog.pg_policy pol WHERE pg_catalog.age(pol.xmin) OPERATOR(pg_catalog.<=) 0
     UNION ALL SELECT ` + clockSeen["tg"] + ` FROM pg_catalog.pg_trigger tg WHERE pg_catalog.age(tg.xmin) OPERATOR(pg_catalog.<=) 0
-    UNION ALL SELECT ` + clockSeen["pr"] + ` FROM pg_catalog.pg_proc pr WHERE pg_catalog.age(pr.xmin) OPERATOR(pg_catalog.<=) 0 AND pr.prosqlbody IS NOT NULL`
+    UNION ALL SELECT ` + clockSeen["pr"] + ` FROM pg_catalog.pg_proc pr WHERE pg_catalog.age(pr.xmin) OPERATOR(pg_catalog.<=) 0 AND (pr.prosqlbody IS NOT NULL OR pr.proargdefaults IS NOT NULL)`
 
 // keylessTablesFrom picks the application tables (install.go's appRelFilter, written for the
 // client's session: operators from pg_catalog whatever its search_path) that PostgreSQL gives
@@ -161,7 +161,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
 		// read as pg_get_ruledef gives them) hold such a constant too: CREATE VIEW … WHERE at > 'now'
 		// keeps the moment it ran (TestClockLiteralViewRefused); so do a policy's expressions,
 		// a trigger's WHEN condition and a function's SQL-standard body (BEGIN ATOMIC, RETURN),
-		// parsed as the statement runs (TestClockLiteralPolicyTriggerBodyRefused).
+		// parsed as the statement runs (TestClockLiteralPolicyTriggerBodyRefused), and its
+		// argument defaults, whatever its language (TestClockLiteralFunctionDefaultRefused).
 		readText := func(alias, tree, text string) string {
 			return `((` + clockSeen[alias] + `) OPERATOR(pg_catalog.=) ANY (` + quoteLiteral(seen) + `::pg_catalog.text[])) IS NOT TRUE
       AND ` + clockHeldSQL(tree, text)
@@ -195,7 +196,8 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
     SELECT pg_catalog.array_agg(tg.oid) INTO clock_trigs FROM pg_catalog.pg_trigger tg
     WHERE pg_catalog.age(tg.xmin) OPERATOR(pg_catalog.<=) 0 AND tg.tgqual IS NOT NULL AND ` + readText("tg", "tg.tgqual", "pg_catalog.pg_get_triggerdef(tg.oid)") + `;
     SELECT pg_catalog.array_agg(pr.oid) INTO clock_procs FROM pg_catalog.pg_proc pr
-    WHERE pg_catalog.age(pr.xmin) OPERATOR(pg_catalog.<=) 0 AND pr.prosqlbody IS NOT NULL AND ` + readText("pr", "pr.prosqlbody", "pg_catalog.pg_get_functiondef(pr.oid)") + `;
+    WHERE pg_catalog.age(pr.xmin) OPERATOR(pg_catalog.<=) 0 AND (pr.prosqlbody IS NOT NULL OR pr.proargdefaults IS NOT NULL)
+      AND pr.prokind OPERATOR(pg_catalog.<>) 'a' AND ` + readText("pr", "(COALESCE(pr.prosqlbody::pg_catalog.text, '') OPERATOR(pg_catalog.||) COALESCE(pr.proargdefaults::pg_catalog.text, ''))", "pg_catalog.pg_get_functiondef(pr.oid)") + `;
     RAISE EXCEPTION USING ERRCODE = 'TDM97';
   EXCEPTION WHEN SQLSTATE 'TDM97' THEN NULL;
   END;
@@ -377,7 +379,7 @@ func afterDDLSQL(addsDefault, mayUnkey bool, stmt, cols, keyless, seen string) s
     UNION ALL SELECT pg_catalog.format('the WHEN condition of trigger %I on %s', tg.tgname, c.oid::pg_catalog.regclass) FROM pg_catalog.pg_trigger tg
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tg.tgrelid
       WHERE tg.oid OPERATOR(pg_catalog.=) ANY (clock_trigs) AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
-    UNION ALL SELECT pg_catalog.format('the body of function %s', pr.oid::pg_catalog.regprocedure) FROM pg_catalog.pg_proc pr
+    UNION ALL SELECT pg_catalog.format('the body or an argument default of function %s', pr.oid::pg_catalog.regprocedure) FROM pg_catalog.pg_proc pr
       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) pr.pronamespace
       WHERE pr.oid OPERATOR(pg_catalog.=) ANY (clock_procs) AND n.nspname::pg_catalog.text OPERATOR(pg_catalog.!~~) 'pg\_temp\_%'
     LIMIT 1

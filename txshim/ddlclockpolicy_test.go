@@ -41,3 +41,35 @@ func TestClockLiteralPolicyTriggerBodyRefused(t *testing.T) {
 	}
 	shipped()
 }
+
+// TestClockLiteralFunctionDefaultRefused: a function's argument default is parsed as the
+// statement runs, whatever the language of its body: DEFAULT 'now' kept each database's own
+// moment in pg_proc.proargdefaults, and the function was defined otherwise on each. Refused now;
+// a constant date and now() still pass.
+func TestClockLiteralFunctionDefaultRefused(t *testing.T) {
+	t.Parallel()
+	_, conn, exec, shipped := ddlPair(t, `CREATE TABLE items (id int PRIMARY KEY, at timestamptz, note text)`)
+	for _, q := range []string{
+		`CREATE FUNCTION f_def(at timestamptz DEFAULT 'now') RETURNS timestamptz LANGUAGE sql RETURN at`,
+		`CREATE FUNCTION f_pl(d date DEFAULT 'today', n text DEFAULT 'x') RETURNS date LANGUAGE plpgsql AS $$BEGIN RETURN d; END$$`,
+		`CREATE PROCEDURE p_def(at timestamptz = 'tomorrow') LANGUAGE sql AS $$SELECT 1$$`,
+	} {
+		if err := exec(q); pgCode(err) != "0A000" {
+			t.Errorf("%s: %v, want 0A000 (the definitions would differ)", q, err)
+		}
+		if conn.PgConn().TxStatus() == 'E' {
+			exec(`ROLLBACK`)
+		}
+	}
+	for _, q := range []string{
+		`CREATE FUNCTION f_ok(at timestamptz DEFAULT '2020-01-01', n text DEFAULT 'now', b timestamptz DEFAULT now()) RETURNS timestamptz LANGUAGE plpgsql AS $$BEGIN RETURN 'now'::timestamptz; END$$`,
+	} {
+		if err := exec(q); err != nil {
+			t.Errorf("%s: %v", q, err)
+			if conn.PgConn().TxStatus() != 'I' {
+				exec(`ROLLBACK`)
+			}
+		}
+	}
+	shipped()
+}
