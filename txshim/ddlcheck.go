@@ -1012,7 +1012,10 @@ END
 // enum (c::mood) for stable only — its input reads the enum's labels from the catalog, which
 // the peer has the same, and reads no setting — and refused a text column's retype to an enum
 // on a table with rows (TestRetypeSafeNotRefused). Text from a string is what the cast reads;
-// a cast to an enum from anything else PostgreSQL refuses in the statement itself.
+// a cast to an enum from anything else PostgreSQL refuses in the statement itself — unless a
+// user made one (CREATE CAST … WITH FUNCTION, from text too), which calls its function: an
+// enum that is the target of any cast in pg_cast is left as it is written
+// (TestRetypeEnumUserCastRefused).
 func enumCastsAsText(expr string) string {
 	st := sigTokens(expr)
 	toks, punct := st.toks, st.punct
@@ -1036,7 +1039,8 @@ func enumCastsAsText(expr string) string {
 		typ := expr[toks[from].start:toks[j-1].end]
 		parts = append(parts, quoteLiteral(expr[last:toks[i].start]),
 			`CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) pg_catalog.to_regtype(`+quoteLiteral(typ)+`)
-          AND t.typtype OPERATOR(pg_catalog.=) 'e') THEN '::pg_catalog.text' ELSE `+quoteLiteral("::"+typ)+` END`)
+          AND t.typtype OPERATOR(pg_catalog.=) 'e'
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid)) THEN '::pg_catalog.text' ELSE `+quoteLiteral("::"+typ)+` END`)
 		last = toks[j-1].end
 		i = j - 1
 	}

@@ -43,3 +43,25 @@ func TestRetypeSafeNotRefused(t *testing.T) {
 		t.Errorf("peer's retyped rows: %d, want 2", got)
 	}
 }
+
+// TestRetypeEnumUserCastRefused: a cast to an enum is read as a cast to text by the
+// immutability probe (TestRetypeSafeNotRefused), as PostgreSQL's own is the enum's input; one a
+// user made (CREATE CAST … WITH FUNCTION) calls its function instead, and a stable one that
+// reads the clock passed, each database converting the rows by its own moment.
+func TestRetypeEnumUserCastRefused(t *testing.T) {
+	t.Parallel()
+	_, conn, exec, shipped := ddlPair(t,
+		`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`,
+		`CREATE FUNCTION to_mood(text) RETURNS mood STABLE LANGUAGE plpgsql AS $$BEGIN RETURN CASE WHEN pg_catalog.now() > '2000-01-01' THEN 'ok'::mood ELSE 'sad'::mood END; END$$`,
+		`CREATE CAST (text AS mood) WITH FUNCTION to_mood(text)`,
+		`CREATE TABLE items (id int PRIMARY KEY, c text)`,
+		`INSERT INTO items VALUES (1, 'sad'), (2, 'happy')`)
+	q := `ALTER TABLE items ALTER COLUMN c TYPE mood USING c::mood`
+	if err := exec(q); pgCode(err) != "0A000" {
+		t.Errorf("%s: %v, want 0A000 (the rows there would differ)", q, err)
+	}
+	if conn.PgConn().TxStatus() == 'E' {
+		exec(`ROLLBACK`)
+	}
+	shipped()
+}
