@@ -1033,7 +1033,9 @@ func enumCastsAsText(expr string) string {
 			}
 			j++
 		}
-		if j == from {
+		// NATIONAL CHARACTER [VARYING] is no enum, and to_regtype cannot read its first word
+		// alone: a syntax error (TestRetypeNationalCharacterNotRefused).
+		if j == from || (toks[from].kind == tokWord && strings.EqualFold(expr[toks[from].start:toks[from].end], "national")) {
 			continue
 		}
 		typ := expr[toks[from].start:toks[j-1].end]

@@ -65,3 +65,22 @@ func TestRetypeEnumUserCastRefused(t *testing.T) {
 	}
 	shipped()
 }
+
+// TestRetypeNationalCharacterNotRefused: the probe's reading of casts to enums
+// (enumCastsAsText) asked to_regtype about the first word of a type written in several
+// (national character varying), which PostgreSQL 15 cannot read alone: a syntax error, and an
+// immutable conversion was refused as one that could not be told.
+func TestRetypeNationalCharacterNotRefused(t *testing.T) {
+	t.Parallel()
+	_, conn, exec, shipped := ddlPair(t,
+		`CREATE TABLE items (id int PRIMARY KEY, c text)`,
+		`INSERT INTO items VALUES (1, 'sad'), (2, 'happy')`)
+	q := `ALTER TABLE items ALTER COLUMN c TYPE varchar(10) USING c::national character varying(10)`
+	if err := exec(q); err != nil {
+		t.Errorf("%s: %v", q, err)
+		if conn.PgConn().TxStatus() != 'I' {
+			exec(`ROLLBACK`)
+		}
+	}
+	shipped()
+}
