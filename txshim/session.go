@@ -3502,14 +3502,28 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 // as a request's last part: the shim's block is committed (a dual commit with what the part
 // wrote) or rolled back at the Query's end, the client's goes on (TestCopyPartDoneThenQuery).
 // ran: false, nothing sent, when the part runs in no block (the request's implicit
-// transaction, which the walk cannot join) or a failed one, or the Query ends a transaction
-// and goes on, or opens a COPY.
+// transaction, which the walk cannot join) or a failed one, or its outcome is not known (a
+// part with no COPY whose end endCopyPart probed), or the Query ends a transaction and goes
+// on, or opens a COPY.
 func (s *session) queryInRequest(ctx context.Context, body []byte) (ran bool, err error) {
 	text, rest, ok := cString(body)
 	if !ok || len(rest) != 0 {
 		return false, &protocolError{"malformed Query message"}
 	}
 	us := &s.unit
+	if us.st == 0 && !s.copyPart {
+		// A part went unanswered, and it holds no COPY whose end endCopyPart probed: neither
+		// an error in it, after which PostgreSQL skips the Query (the walk then waited for its
+		// reply for good), nor the transaction it leaves (the last ReadyForQuery's status, a
+		// block a ROLLBACK in the part ended, where the Query's end commits on this database
+		// alone) is known (TestPartUnknownThenQuery).
+		return false, nil
+	}
+	if a := us.assumed; us.st == 0 && a != 0 && a != 'T' {
+		// The walk followed the part out of a block (a ROLLBACK, a COMMIT): the Query runs in
+		// the request's implicit transaction, which the walk cannot join.
+		return false, nil
+	}
 	st, err := s.barrier()
 	if errors.Is(err, errCopyOpen) {
 		return false, nil
