@@ -999,7 +999,13 @@ func (s *session) clientLoop(ctx context.Context) error {
 			if s.unit.skipping {
 				continue
 			}
-			if typ == 'Q' && len(s.items) == 0 && !s.unit.procLeft && !s.copyPartImplicit {
+			// copyPartImplicit tells only while copyPart is set: left from an earlier
+			// request's part, it ended a Query after a COPY's CopyDone that the request went
+			// on past (TestWrappedExtCopyDoneThenQueryAfterImplicitPart).
+			s.mu.Lock()
+			implicit := s.copyPart && s.copyPartImplicit
+			s.mu.Unlock()
+			if typ == 'Q' && len(s.items) == 0 && !s.unit.procLeft && !implicit {
 				ran, err := s.queryInRequest(ctx, body)
 				if err != nil {
 					return err
