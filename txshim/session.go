@@ -994,8 +994,10 @@ func (s *session) clientLoop(ctx context.Context) error {
 		if (typ == 'Q' || typ == 'F') && (s.unit.open || len(s.items) > 0) {
 			// Inside an extended-protocol request, before its Sync. After an error PostgreSQL
 			// skips it, as the shim does; else it runs it behind the messages before it, in
-			// their transaction, which walk cannot split and wrap: the session ends rather than
-			// run it out of order.
+			// their transaction. A Query after a COPY part that ended well, in a block the
+			// shim can tell, runs there as the request's last step (queryInRequest); any other
+			// such message walk cannot split and wrap: the session ends rather than run it out
+			// of order.
 			if s.unit.skipping {
 				continue
 			}
