@@ -57,3 +57,19 @@ func TestMaskSecretShortEscapedJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskSecretShortSQLEscapeString: a secret shorter than minMaskLen bytes written as SQL's
+// PASSWORD E'...' (an escape string constant, psql -c "ALTER ROLE m PASSWORD E'ab'") was
+// shown in its output's log: SQL's PASSWORD was one before a quote only, not before E and it.
+func TestMaskSecretShortSQLEscapeString(t *testing.T) {
+	for _, tc := range []struct{ s, pw, want string }{
+		{"ALTER ROLE m PASSWORD E'ab';\n", "ab", "ALTER ROLE m PASSWORD E'<redacted>';\n"},
+		{`+ psql -c 'ALTER ROLE m password e'\''ab'\'''` + "\n", "ab", `+ psql -c 'ALTER ROLE m password e'\''<redacted>'\'''` + "\n"},
+		// Not as a value: shown.
+		{"PASSWORD Ex'ab' PASSWORD E'abc'", "ab", "PASSWORD Ex'ab' PASSWORD E'abc'"},
+	} {
+		if got := MaskSecret(tc.s, tc.pw, "<redacted>", false); got != tc.want {
+			t.Errorf("%q masked in %q: %q, want %q", tc.pw, tc.s, got, tc.want)
+		}
+	}
+}
