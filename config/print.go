@@ -819,6 +819,7 @@ func redactPgpassLines(a string, sec *secrets) string {
 	var b strings.Builder
 	done := 0
 	newline, newlineQ := -1, byte(0) // where the last password ended at a \n, and its quote
+	var h heredocs
 	for _, m := range argPgpassLine.FindAllStringIndex(a, -1) {
 		if m[0] < done {
 			continue
@@ -830,7 +831,7 @@ func redactPgpassLines(a string, sec *secrets) string {
 			q = a[m[0]]
 		case a[m[0]] == '\\' && m[0] == newline:
 			q = newlineQ // the next line, in the quote the one before it is in
-		case pgpassOwnLine(a, m[0]):
+		case pgpassOwnLine(a, m[0], &h):
 			// A line of its own (a here-document's): its password runs to the line's end.
 			if k := strings.IndexByte(a[end:], '\n'); k >= 0 {
 				end += k
@@ -1267,12 +1268,14 @@ func foldWordEnd(a string, i int) int {
 	return i
 }
 
-// pgpassOwnLine tells whether the match of argPgpassLine at a[i] is a line of its own: at a's
-// start or a line's, maybe after spaces or tabs (a here-document's line), in no quote.
-func pgpassOwnLine(a string, i int) bool {
+// pgpassOwnLine tells whether the match of argPgpassLine at a[i] is a line of its own: a
+// here-document's line, maybe after spaces or tabs, or at a's start, in no quote. A line at a
+// line's start that is no here-document's (after a line continuation, in a quote that spans
+// lines) is a word's (TestRedactedCommandPgpassLineNotHeredoc).
+func pgpassOwnLine(a string, i int, h *heredocs) bool {
 	switch a[i] {
 	case '\n':
-		return true
+		return h.in(a, i+1)
 	case ' ', '\t':
 	default:
 		return i == 0 && a[i] != '\'' && a[i] != '"' // at a's start, no character before it
@@ -1280,7 +1283,65 @@ func pgpassOwnLine(a string, i int) bool {
 	for i > 0 && (a[i-1] == ' ' || a[i-1] == '\t') {
 		i--
 	}
-	return i == 0 || a[i-1] == '\n'
+	return i == 0 || a[i-1] == '\n' && h.in(a, i)
+}
+
+// heredocUnquote takes a here-document's delimiter's quotes out of it, as bash does.
+var heredocUnquote = strings.NewReplacer(`'`, "", `"`, "", `\`, "")
+
+// heredocs reads a script's lines once, for in.
+type heredocs struct {
+	off    int      // the start of the next line to read
+	delims []string // the bodies still open, the first the one being read
+	dashes []bool   // each one's <<-, whose lines' leading tabs are not theirs
+}
+
+// in tells whether the line of script a starting at ls (at or after that of the call before)
+// is in a here-document's body: after a line holding a << (not <<<) whose delimiter no line
+// since has ended. Quotes are not followed: a << in one is taken for an operator.
+func (h *heredocs) in(a string, ls int) bool {
+	for h.off < ls {
+		line := a[h.off:ls]
+		if k := strings.IndexByte(line, '\n'); k >= 0 {
+			line = line[:k]
+		}
+		h.off += len(line) + 1
+		delims, dashes := h.delims, h.dashes
+		if len(delims) > 0 {
+			l := line
+			if dashes[0] {
+				l = strings.TrimLeft(l, "\t")
+			}
+			if strings.TrimRight(l, "\r") == delims[0] {
+				h.delims, h.dashes = delims[1:], dashes[1:]
+			}
+			continue
+		}
+		for k := 0; ; {
+			j := strings.Index(line[k:], "<<")
+			if j < 0 {
+				break
+			}
+			k += j + 2
+			if k < len(line) && line[k] == '<' { // a here-string
+				k++
+				continue
+			}
+			dash := k < len(line) && line[k] == '-'
+			if dash {
+				k++
+			}
+			k = skip(line, k, " \t")
+			d := k
+			for k < len(line) && !asciiSpace(rune(line[k])) && !strings.ContainsRune(";&|<>()", rune(line[k])) {
+				k++
+			}
+			if w := heredocUnquote.Replace(line[d:k]); w != "" {
+				h.delims, h.dashes = append(h.delims, w), append(h.dashes, dash)
+			}
+		}
+	}
+	return len(h.delims) > 0
 }
 
 // argCommandEnds are the operators and the newline that end a script's simple command.

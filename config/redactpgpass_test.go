@@ -56,3 +56,25 @@ func TestRedactedCommandPgpassHeredoc(t *testing.T) {
 		t.Errorf("secrets %q, want %q", got, want)
 	}
 }
+
+// TestRedactedCommandPgpassLineNotHeredoc: a password file's line at a line's start that is no
+// here-document's (a word after a line continuation, a quote's next line) had its password
+// taken to the line's end as a here-document's is (pgpassOwnLine), the redirection and quote
+// after it too: CommandSecrets gave "s3cret > ~/.pgpass", which the file does not hold, and a
+// script that cat'ed the file showed s3cret in its output's log. It ends as a word's does.
+func TestRedactedCommandPgpassLineNotHeredoc(t *testing.T) {
+	for _, c := range []struct {
+		script string
+		want   []string
+	}{
+		{"printf '%s\\n' \\\n  db:5432:*:m:s3cret > ~/.pgpass\npsql -h db", []string{"s3cret"}},
+		{"printf '%s\\n' '\ndb:5432:*:m:s3cret' > ~/.pgpass", []string{"s3cret"}},
+		{"echo \"\ndb:5432:*:m:s3cret\" > ~/.pgpass", []string{"s3cret"}},
+		// A here-document's, and one after a here-document's end: to the line's end and a word's.
+		{"cat > ~/.pgpass <<-'EOF'\n\tdb:5432:*:m:my s3cret\n\tEOF\necho \\\n bk:5432:*:m:x2 > ~/.pgpass", []string{"my s3cret", "x2"}},
+	} {
+		if got := CommandSecrets([]string{"sh", "-c", c.script}); !slices.Equal(got, c.want) {
+			t.Errorf("%q: secrets %q, want %q", c.script, got, c.want)
+		}
+	}
+}
