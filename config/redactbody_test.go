@@ -22,3 +22,16 @@ func TestRedactedCommandSQLAndJSONSecrets(t *testing.T) {
 		{[]string{"curl", "-d", `{"user":"m","password_file":"/etc/pw","tokens":"3"}`, "http://db/"}, nil},
 	})
 }
+
+// TestRedactedCommandSQLEscapeStringPassword: a password written as SQL's escape string
+// constant after PASSWORD (psql -c "ALTER ROLE m PASSWORD E's3cret'") was shown in
+// check-config's output and was no secret to mask in the command's output log: PASSWORD was
+// one before a quote only. Its E may stand before the quote, and a backslash inside escapes the
+// character after it (E's3\'cret').
+func TestRedactedCommandSQLEscapeStringPassword(t *testing.T) {
+	checkRedacted(t, []redactCase{
+		{[]string{"psql", "-c", "ALTER ROLE m PASSWORD E's3cret'"}, []string{"psql", "-c", "ALTER ROLE m PASSWORD E'redacted'"}},
+		{[]string{"sh", "-c", `psql -c "alter role m password  e's3\'cr''et' valid until 'infinity'"`}, []string{"sh", "-c", `psql -c "alter role m password  e'redacted' valid until 'infinity'"`}},
+		{[]string{"psql", "-c", "ALTER ROLE m PASSWORD Ex's3cret'"}, nil},
+	})
+}

@@ -225,7 +225,7 @@ func headerWindows(a string) []window {
 
 // sqlWindows are argSQLPassword's windows in a: each "password", any case, from the
 // character before it (all of its bytes: [^\w-] reads one beyond ASCII whole,
-// TestRedactWindowsRuneBefore) to the quote after the spaces after it.
+// TestRedactWindowsRuneBefore) to the quote after the spaces after it (and an E before it).
 func sqlWindows(a string) []window {
 	if folds(a) {
 		return []window{{0, len(a)}}
@@ -239,7 +239,7 @@ func sqlWindows(a string) []window {
 		}
 		p := off + k
 		_, n := utf8.DecodeLastRuneInString(a[:p])
-		ws = addWindow(ws, window{p - n, min(skip(a, p+8, " \t\n")+1, len(a))})
+		ws = addWindow(ws, window{p - n, min(skip(a, p+8, " \t\n")+2, len(a))}) // E and '
 		off = p + 8
 	}
 }
