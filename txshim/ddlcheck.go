@@ -1014,8 +1014,11 @@ END
 // on a table with rows (TestRetypeSafeNotRefused). Text from a string is what the cast reads;
 // a cast to an enum from anything else PostgreSQL refuses in the statement itself — unless a
 // user made one (CREATE CAST … WITH FUNCTION, from text too), which calls its function: an
-// enum that is the target of any cast in pg_cast is left as it is written
-// (TestRetypeEnumUserCastRefused).
+// enum that is the target of a cast in pg_cast whose function is not immutable is left as it
+// is written (TestRetypeEnumUserCastRefused). One of immutable functions only reads as text:
+// the probe judges the rest of the expression, and a cast from another type as that type's
+// cast to text (TestRetypeEnumOtherCastNotRefused); a cast WITHOUT FUNCTION or WITH INOUT
+// converts through the source's output, which its cast to text reads too.
 func enumCastsAsText(expr string) string {
 	st := sigTokens(expr)
 	toks, punct := st.toks, st.punct
@@ -1042,7 +1045,8 @@ func enumCastsAsText(expr string) string {
 		parts = append(parts, quoteLiteral(expr[last:toks[i].start]),
 			`CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) pg_catalog.to_regtype(`+quoteLiteral(typ)+`)
           AND t.typtype OPERATOR(pg_catalog.=) 'e'
-          AND NOT EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid)) THEN '::pg_catalog.text' ELSE `+quoteLiteral("::"+typ)+` END`)
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.castfunc
+            WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid AND f.provolatile OPERATOR(pg_catalog.<>) 'i')) THEN '::pg_catalog.text' ELSE `+quoteLiteral("::"+typ)+` END`)
 		last = toks[j-1].end
 		i = j - 1
 	}

@@ -84,3 +84,33 @@ func TestRetypeNationalCharacterNotRefused(t *testing.T) {
 	}
 	shipped()
 }
+
+// TestRetypeEnumOtherCastNotRefused: an enum that is the target of a cast a user made
+// (TestRetypeEnumUserCastRefused) was left as written in the probe whatever that cast's
+// function, and text read into it (USING c::mood, the enum's input) on a table with rows was
+// refused again as not immutable, though the only cast made into it was an immutable one from
+// int (which USING c::mood of a text column does not call).
+func TestRetypeEnumOtherCastNotRefused(t *testing.T) {
+	t.Parallel()
+	p, conn, exec, shipped := ddlPair(t,
+		`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`,
+		`CREATE FUNCTION int_mood(int) RETURNS mood IMMUTABLE LANGUAGE sql AS $$SELECT (ARRAY['sad', 'ok', 'happy']::mood[])[$1]$$`,
+		`CREATE CAST (int AS mood) WITH FUNCTION int_mood(int)`,
+		`CREATE TABLE items (id int PRIMARY KEY, c text, n int)`,
+		`INSERT INTO items VALUES (1, 'sad', 3), (2, 'happy', 2)`)
+	for _, q := range []string{
+		`ALTER TABLE items ALTER COLUMN c TYPE mood USING c::mood`,
+		`ALTER TABLE items ALTER COLUMN n TYPE mood USING n::mood`,
+	} {
+		if err := exec(q); err != nil {
+			t.Errorf("%s: %v", q, err)
+			if conn.PgConn().TxStatus() != 'I' {
+				exec(`ROLLBACK`)
+			}
+		}
+	}
+	shipped()
+	if got := queryOne[int](t, p.pdb, `SELECT count(*) FROM items WHERE c::text IN ('sad', 'happy') AND n::text IN ('happy', 'ok')`); got != 2 {
+		t.Errorf("peer's retyped rows: %d, want 2", got)
+	}
+}
