@@ -1,7 +1,6 @@
 package txshim
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -25,19 +24,8 @@ func TestDDLKeylessReadBelowJIT(t *testing.T) {
 END LOOP; END$$`); err != nil {
 		t.Fatal(err)
 	}
-	var plan string
-	if err := db.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+afterDDLBeforeSQL(false, true, "CREATE TABLE k (id int)")).Scan(&plan); err != nil {
-		t.Fatal(err)
-	}
-	var p []struct {
-		Plan struct {
-			Cost float64 `json:"Total Cost"`
-		}
-	}
-	if err := json.Unmarshal([]byte(plan), &p); err != nil || len(p) != 1 {
-		t.Fatalf("plan %s: %v", plan, err)
-	}
-	if p[0].Plan.Cost >= 100000 {
-		t.Errorf("the read of the keyless tables before a DDL statement is priced at %.0f, at or above jit_above_cost (100000): JIT-compiled in the client's session before each such statement", p[0].Plan.Cost)
+	cost := planCost(t, db, afterDDLBeforeSQL(false, true, "CREATE TABLE k (id int)"))
+	if cost >= 100000 {
+		t.Errorf("the read of the keyless tables before a DDL statement is priced at %.0f, at or above jit_above_cost (100000): JIT-compiled in the client's session before each such statement", cost)
 	}
 }

@@ -1,6 +1,7 @@
 package txshim
 
 import (
+	"database/sql"
 	"encoding/json"
 	"testing"
 	"time"
@@ -39,20 +40,30 @@ END LOOP; END$$`); err != nil {
 	}
 	for name, q := range map[string]string{"appObjectsACLSQL": appObjectsACLSQL, "appCommentsSQL": appCommentsSQL,
 		"seqPositionsSQL": seqPositionsSQL, "seqRoleSQL": seqRoleSQL, "seqColumnsSQL": seqColumnsSQL, "clientRoutinesSQL": clientRoutinesSQL} {
-		var plan string
-		if err := tx.QueryRow("EXPLAIN (FORMAT JSON) " + q).Scan(&plan); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var p []struct {
-			Plan struct {
-				Cost float64 `json:"Total Cost"`
-			}
-		}
-		if err := json.Unmarshal([]byte(plan), &p); err != nil || len(p) != 1 {
-			t.Fatalf("%s: plan %s: %v", name, plan, err)
-		}
-		if p[0].Plan.Cost >= 100000 {
-			t.Errorf("%s is priced at %.0f, at or above jit_above_cost (100000): JIT-compiled at every verify", name, p[0].Plan.Cost)
+		cost := planCost(t, tx, q)
+		if cost >= 100000 {
+			t.Errorf("%s is priced at %.0f, at or above jit_above_cost (100000): JIT-compiled at every verify", name, cost)
 		}
 	}
+}
+
+// planCost is the planner's total cost of query on q (a *sql.DB or *sql.Tx): what PostgreSQL
+// compares with jit_above_cost.
+func planCost(t *testing.T, q interface {
+	QueryRow(query string, args ...any) *sql.Row
+}, query string) float64 {
+	t.Helper()
+	var plan string
+	if err := q.QueryRow("EXPLAIN (FORMAT JSON) " + query).Scan(&plan); err != nil {
+		t.Fatalf("EXPLAIN %.80s: %v", query, err)
+	}
+	var p []struct {
+		Plan struct {
+			Cost float64 `json:"Total Cost"`
+		}
+	}
+	if err := json.Unmarshal([]byte(plan), &p); err != nil || len(p) != 1 {
+		t.Fatalf("plan %s: %v", plan, err)
+	}
+	return p[0].Plan.Cost
 }
