@@ -3458,21 +3458,7 @@ func (s *session) handleQuery(ctx context.Context, body []byte) error {
 			return err
 		}
 	}
-	// What the statements do to prepared statements, read once: the kept ones are forgotten
-	// before any part runs (a commit check later in this Query must not use a statement an
-	// earlier part ended), the records follow once the Query ran (queryNames).
-	var ops []namesOp
-	for _, x := range sts {
-		if op := namesOpOf(text, x); op.op != 0 {
-			ops = append(ops, op)
-			s.forgetKeptFor(op)
-			if _, had := s.stmts[op.name]; op.op == 'P' && !had && !x.Unpreparable {
-				// The name was free: SQL EXECUTE of it runs the new statement (unprepNames).
-				delete(s.unprepNames, op.name)
-			}
-		}
-	}
-	defer s.queryNames(ops, sts, st)
+	defer s.queryNames(s.namesOps(text, sts), sts, st) // namesOps runs now, before any part
 	u := &queryUnit{text: text, sts: sts}
 	if !needsWork(u, st, pol, s.readOnlyChange(pol)) {
 		s.noteAll(u)
@@ -3574,17 +3560,7 @@ func (s *session) queryInRequest(ctx context.Context, body []byte) (ran bool, er
 	s.mu.Lock()
 	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
 	s.mu.Unlock()
-	var ops []namesOp
-	for _, x := range sts {
-		if op := namesOpOf(text, x); op.op != 0 {
-			ops = append(ops, op)
-			s.forgetKeptFor(op)
-			if _, had := s.stmts[op.name]; op.op == 'P' && !had && !x.Unpreparable {
-				delete(s.unprepNames, op.name)
-			}
-		}
-	}
-	defer s.queryNames(ops, sts, st)
+	defer s.queryNames(s.namesOps(text, sts), sts, st) // namesOps runs now, before any part
 	us.st, us.assumed, us.pipelined = st, 0, false
 	err = s.walk(ctx, u, us, pol, true)
 	// The parts' transaction is over (or the client's block holds what they wrote).
@@ -3778,6 +3754,24 @@ func (s *session) unparsable(text string, st byte) (bad bool, failed *result, er
 		return bad, nil, nil
 	}
 	return false, &r, nil
+}
+
+// namesOps reads what a Query's statements sts do to prepared statements, once: the kept ones
+// are forgotten before any part runs (a commit check later in the Query must not use a
+// statement an earlier part ended), the records follow once the Query ran (queryNames).
+func (s *session) namesOps(text string, sts []statement) []namesOp {
+	var ops []namesOp
+	for _, x := range sts {
+		if op := namesOpOf(text, x); op.op != 0 {
+			ops = append(ops, op)
+			s.forgetKeptFor(op)
+			if _, had := s.stmts[op.name]; op.op == 'P' && !had && !x.Unpreparable {
+				// The name was free: SQL EXECUTE of it runs the new statement (unprepNames).
+				delete(s.unprepNames, op.name)
+			}
+		}
+	}
+	return ops
 }
 
 // queryNames applies what the statements sts of a simple Query, sent in status st, did to the
