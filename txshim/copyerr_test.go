@@ -12,6 +12,10 @@ import (
 func sendMsgs(t *testing.T, r *rawSession, msgs ...pgproto3.FrontendMessage) {
 	t.Helper()
 	for _, m := range msgs {
+		switch m.(type) {
+		case *pgproto3.Query, *pgproto3.Sync, *pgproto3.FunctionCall:
+			r.asked++
+		}
 		r.fe.Send(m)
 	}
 	if err := r.fe.Flush(); err != nil {

@@ -12,12 +12,17 @@ import (
 )
 
 // quiet reads what the server sends until nothing more comes for a while, and returns the
-// messages' types (an error's with its code, a ReadyForQuery's with its status).
+// messages' types (an error's with its code, a ReadyForQuery's with its status). The while is
+// quietWait, or quietSettled once the server waits for the client: a CopyInResponse came last,
+// or as many ReadyForQuery as requests were sent since the last quiet read. A reply later than
+// the window shows in the next read (the tests compare the replies without their bounds).
 func (r *rawSession) quiet() string {
 	r.t.Helper()
 	var seen strings.Builder
+	wait, ready := quietWait, 0
+	defer func() { r.asked = 0 }()
 	for {
-		r.conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		r.conn.SetReadDeadline(time.Now().Add(wait))
 		m, err := r.fe.Receive()
 		if ne := (net.Error)(nil); errors.As(err, &ne) && ne.Timeout() {
 			r.conn.SetReadDeadline(time.Time{})
@@ -27,8 +32,26 @@ func (r *rawSession) quiet() string {
 			r.t.Fatalf("after %q: %v", seen.String(), err)
 		}
 		seen.WriteString(quietName(m))
+		switch m.(type) {
+		case *pgproto3.ReadyForQuery:
+			ready++
+			if ready >= r.asked {
+				wait = quietSettled
+			}
+		case *pgproto3.CopyInResponse, *pgproto3.CopyBothResponse:
+			wait = quietSettled
+		default:
+			wait = quietWait
+		}
 	}
 }
+
+// quietWait is how long quiet waits for a reply while one may still come; quietSettled, once
+// the server waits for the client (nothing more comes but a late reply to an earlier step).
+const (
+	quietWait    = 250 * time.Millisecond
+	quietSettled = 20 * time.Millisecond
+)
 
 // quietName is how quiet writes m: its type, an error's with its code, a ReadyForQuery's with
 // its status, a CommandComplete's with its tag.

@@ -401,6 +401,9 @@ type rawSession struct {
 	t    *testing.T
 	conn net.Conn
 	fe   *pgproto3.Frontend
+	// asked counts the requests (Query, Sync, FunctionCall) sendMsgs sent since the last quiet
+	// read: each is answered by at most one ReadyForQuery.
+	asked int
 }
 
 func dialRaw(t *testing.T, s *testShim) *rawSession {
