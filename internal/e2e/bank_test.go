@@ -105,10 +105,9 @@ func bankWorkload(t *testing.T, witness bool) {
 
 	// Paused, not dead: site2 takes over; site1 resumes as a master of an old term, whose
 	// held commits the databases' term fencing refuses, steps down, and gets control back.
+	// The transfers counted from here are the pause's (sigstop), not site1's last ones.
 	pid := s1.tandem.cmd.Process.Pid
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	sigstop(t, pid)
 	b.progress(t, "site1's tandem paused (site2 master)", 30)
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -143,16 +142,18 @@ func bankWorkload(t *testing.T, witness bool) {
 
 	freeze := func(s *site, sig syscall.Signal) {
 		t.Helper()
-		for _, pid := range []int{s.tandem.cmd.Process.Pid, s.server.cmd.Process.Pid} {
+		pids := []int{s.tandem.cmd.Process.Pid, s.server.cmd.Process.Pid}
+		if sig == syscall.SIGSTOP {
+			sigstop(t, pids...)
+			must(s.pg.Pause())
+			return
+		}
+		for _, pid := range pids {
 			if err := syscall.Kill(pid, sig); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if sig == syscall.SIGCONT {
-			must(s.pg.Resume())
-		} else {
-			must(s.pg.Pause())
-		}
+		must(s.pg.Resume())
 	}
 	// The backup's whole site hangs: the master goes on alone (no one left to acknowledge, or
 	// the witness does) and catches it up once it thaws.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -297,21 +296,17 @@ func TestPausedMasterIsFenced(t *testing.T) {
 		t.Fatalf("GET before -> %q, %v", got, err)
 	}
 
+	// The write is sent once every thread has stopped (sigstop): sent as soon as kill returned,
+	// it was prepared on both databases before the stop took hold (ci213), and so rightly
+	// committed by site2's resolver.
 	pid := s1.tandem.cmd.Process.Pid
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	sigstop(t, pid)
 	resumed := false
 	defer func() {
 		if !resumed {
 			_ = syscall.Kill(pid, syscall.SIGCONT)
 		}
 	}()
-	// kill returns once the stop is under way, not done: one thread is woken to stop the others,
-	// and on a loaded machine the rest ran on meanwhile — the write was prepared on both
-	// databases before the stop took hold (ci213), and so rightly committed by site2's resolver.
-	// The write is sent once every thread has stopped.
-	waitFor(t, 10*time.Second, "site1's tandem stopped", func() bool { return allStopped(pid) })
 	reply := make(chan string, 1)
 	go func() {
 		got, err := direct.do("SET paused 1", 60*time.Second)
@@ -728,26 +723,4 @@ func TestFailoverAfterDatabaseRestored(t *testing.T) {
 
 	s1.server.kill(syscall.SIGKILL)
 	servedBy(t, s2.proxy, "site2", 15*time.Second)
-}
-
-// allStopped tells whether every thread of process pid is stopped (state T or t in
-// /proc/PID/task/TID/stat).
-func allStopped(pid int) bool {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	tasks, err := os.ReadDir(dir)
-	if err != nil || len(tasks) == 0 {
-		return false
-	}
-	for _, task := range tasks {
-		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
-		if err != nil {
-			return false
-		}
-		// The state follows the command's name, which is in parentheses and may hold any byte.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
-			return false
-		}
-	}
-	return true
 }

@@ -174,9 +174,8 @@ func TestBackupKilledDuringHandover(t *testing.T) {
 		}
 		switch delay {
 		case frozen:
-			if err := syscall.Kill(s2.tandem.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			// Stopped before the switchover, not stopping: else it may promote (sigstop).
+			sigstop(t, s2.tandem.cmd.Process.Pid)
 			switchover(t, s1, "site2")
 			waitFor(t, 10*time.Second, "site1's release", released)
 		case locked:

@@ -252,6 +252,55 @@ func (p *proc) exited(d time.Duration) bool {
 	}
 }
 
+// sigstop sends SIGSTOP to each of pids and returns once every thread of each is stopped, so
+// that what the test does next meets frozen processes. kill returns once the stop is under
+// way, not done: the signal wakes one thread of a process, which then stops the others, and
+// on a loaded machine the others (a Go program's) run on meanwhile — a write sent to a paused
+// tandem right after the kill was prepared on both databases before the stop took hold
+// (ci213). Should a process not stop within 10 s, all of pids are resumed and the test fails.
+func sigstop(t *testing.T, pids ...int) {
+	t.Helper()
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("SIGSTOP to %d: %v", pid, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for !allStopped(pid) {
+			if time.Now().After(deadline) {
+				for _, p := range pids {
+					_ = syscall.Kill(p, syscall.SIGCONT)
+				}
+				t.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// allStopped tells whether every thread of process pid is stopped (state T or t in
+// /proc/PID/task/TID/stat).
+func allStopped(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command's name, which is in parentheses and may hold any byte.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
+
 // freePort returns a loopback port free for both TCP and UDP (gossip uses both), never one
 // handed out before in this test process, outside the kernel's ephemeral range
 // (pgtest.FreePort): processes restarted by a test bind their ports again.

@@ -85,7 +85,7 @@ func TestTortureNumberedRows(t *testing.T) {
 	// A write sent to the frozen sidecar's shim waits for it (writeWait): the only hangs allowed.
 	hungBefore := w.hungCount()
 	pid := s1.tandem.cmd.Process.Pid
-	must(t, syscall.Kill(pid, syscall.SIGSTOP))
+	sigstop(t, pid)
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 	w.progress(t, "site1's tandem frozen (site2 master)", 30)
 	check("site2 master, site1 frozen")
@@ -148,7 +148,7 @@ func TestTortureNumberedRows(t *testing.T) {
 	w.progress(t, "peer database down (solo) before the master's sidecar freezes", 100)
 	hungBefore = w.hungCount()
 	pid = s1.tandem.cmd.Process.Pid
-	must(t, syscall.Kill(pid, syscall.SIGSTOP))
+	sigstop(t, pid)
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 	notMaster(s2, "while its database lacked site1's solo commits (site1's sidecar frozen)", 3*time.Second)
 	must(t, s2.pg.Restart())
