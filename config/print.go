@@ -758,7 +758,8 @@ func redactHeaders(a string, sec *secrets) string {
 
 // redactLiterals hides the passwords a in SQL's or JSON's syntax holds: an SQL string after
 // PASSWORD (psql -c "ALTER ROLE m PASSWORD '...'", its quotes doubled inside, or E'...' and
-// escaped by a backslash there too: TestRedactedCommandSQLEscapeStringPassword), and the
+// escaped by a backslash there too: TestRedactedCommandSQLEscapeStringPassword, or U&'...'),
+// and the
 // string value of a JSON member named as a secret is (a secretName: curl -d
 // '{"password":"..."}'), its quotes written as they are or as \" in a shell's double quotes.
 // Their quotes are kept; an empty value or an expansion ($PW) is shown
@@ -1527,11 +1528,12 @@ var (
 	// A password file's line up to its password (redactPgpassLines), at a word's or a quote's
 	// start, or after a \n (printf's newline).
 	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
-	// SQL's PASSWORD before a string ('...', or an escape string E'...' whose 1st group is the
-	// E: TestRedactedCommandSQLEscapeStringPassword), any case, and a JSON member named as a
+	// SQL's PASSWORD before a string ('...', an escape string E'...' whose 1st group is the
+	// E: TestRedactedCommandSQLEscapeStringPassword, or a Unicode escape string U&'...', whose
+	// backslashes escape no quote: TestRedactedCommandLeftovers), any case, and a JSON member named as a
 	// secret is ("password": "), its quotes maybe escaped (\"password\":\"); the 1st group is
 	// the quote that opens its value.
-	argSQLPassword = regexp.MustCompile(`(?i)(?:^|[^\w-])password[ \t\n]+(e)?'`) // not an option's
+	argSQLPassword = regexp.MustCompile(`(?i)(?:^|[^\w-])password[ \t\n]+(?:(e)|u&)?'`) // not an option's
 	argJSONSecret  = regexp.MustCompile(`(?i)\\?"(?:` + secretName + `)\\?"[ \t]*:[ \t]*(\\?")`)
 	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
 	// takes no value (TestRedactedCommandNegatedPasswordOption).

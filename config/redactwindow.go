@@ -239,7 +239,7 @@ func sqlWindows(a string) []window {
 		}
 		p := off + k
 		_, n := utf8.DecodeLastRuneInString(a[:p])
-		ws = addWindow(ws, window{p - n, min(skip(a, p+8, " \t\n")+2, len(a))}) // E and '
+		ws = addWindow(ws, window{p - n, min(skip(a, p+8, " \t\n")+3, len(a))}) // U& (or E) and '
 		off = p + 8
 	}
 }

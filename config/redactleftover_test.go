@@ -1,0 +1,30 @@
+package config
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestRedactedCommandLeftovers: scripts whose secrets check-config showed, or the command's
+// output log did not mask (CommandSecrets missed them), or where check-config hid what is no
+// secret. Each case is a script as sh -c runs it, what check-config shows of it, and the
+// secrets CommandSecrets gives for its output's log (the longest first).
+func TestRedactedCommandLeftovers(t *testing.T) {
+	for _, tc := range []struct {
+		why, script, shown string
+		secrets            []string
+	}{
+		// A Unicode escape string after PASSWORD (U&'...', its quotes doubled inside, a
+		// backslash no escape of a quote) was read as no string.
+		{"U&", `psql -c "ALTER ROLE m PASSWORD U&'s3\0063ret'"`, `psql -c "ALTER ROLE m PASSWORD U&'redacted'"`, []string{`s3\0063ret`, `s30063ret`}},
+		{"u& quote doubled", `psql -c "alter role m password u&'s3''c\\ret' UESCAPE '!'"`, `psql -c "alter role m password u&'redacted' UESCAPE '!'"`, []string{`s3''c\\ret`, `s3''c\ret`, `s3c\\ret`, `s3c\ret`}},
+	} {
+		argv := []string{"sh", "-c", tc.script}
+		if got := redactArgv(argv)[2]; got != tc.shown {
+			t.Errorf("%s: %q shown as %q, want %q", tc.why, tc.script, got, tc.shown)
+		}
+		if got := CommandSecrets(argv); !slices.Equal(got, tc.secrets) {
+			t.Errorf("%s: %q: secrets %q, want %q", tc.why, tc.script, got, tc.secrets)
+		}
+	}
+}
