@@ -147,8 +147,9 @@ func escapedQuote(s string) bool {
 
 // sqlPassword is what SQL's PASSWORD before its string is in a maskValues regexp: that word, any
 // case, spaces and the string's quote, which bash's set -x writes as four in a quoted word,
-// maybe after an escape string's E (PASSWORD E'x': TestMaskSecretShortSQLEscapeString).
-const sqlPassword = `(?:^|[^\w-])(?i:password)[ \t\n]+(?i:e)?'(?:\\'')?`
+// maybe after an escape string's E (PASSWORD E'x': TestMaskSecretShortSQLEscapeString) or a
+// Unicode escape string's U& (PASSWORD U&'x': TestMaskSecretShortLeftovers).
+const sqlPassword = `(?:^|[^\w-])(?i:password)[ \t\n]+(?i:e|u&)?'(?:\\'')?`
 
 // authScheme is what an Authorization header (or a Proxy-Authorization one) before its
 // credential is in a maskValues regexp: its name, any case, its ':' and its scheme.
