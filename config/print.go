@@ -779,12 +779,8 @@ func redactLiterals(a string, sec *secrets) string {
 	}
 	for _, m := range findAllIn(argJSONSecret, a, jsonWindows(a)) {
 		i := m[1]
-		if m[3]-m[2] == 2 { // \"...\"
-			if j := strings.Index(a[i:], `\"`); j >= 0 {
-				hide = append(hide, span{i, i + j})
-			} else {
-				hide = append(hide, span{i, len(a)})
-			}
+		if n := m[3] - m[2] - 1; n > 0 { // \"...\", or \\\"...\\\" in a string in a string
+			hide = append(hide, span{i, escapedQuoteEnd(a, i, n)})
 			continue
 		}
 		for i < len(a) && a[i] != '"' {
@@ -809,6 +805,32 @@ func redactLiterals(a string, sec *secrets) string {
 	}
 	b.WriteString(a[done:])
 	return b.String()
+}
+
+// escapedQuoteEnd is where a JSON string that starts at a[i] ends, its quotes written with n
+// backslashes before each (\" in a shell's double quotes, n 1; \\\" in a string in such a
+// string, n 3): at the first quote with n backslashes before it, or as many more as stand for
+// a backslash of the string before its closing quote (each escaping doubling them, plus one:
+// a run of r before a quote closes the string when r mod 2(n+1) is n); a quote in the string
+// has 2n+1 (TestRedactedCommandLeftovers). A quote with fewer than n ends the text the string
+// is in, and the string there; with none, the string runs to a's end.
+func escapedQuoteEnd(a string, i, n int) int {
+	for k := i; k < len(a); k++ {
+		if a[k] != '"' {
+			continue
+		}
+		r := 0
+		for k-r > i && a[k-r-1] == '\\' {
+			r++
+		}
+		switch {
+		case r < n:
+			return k - r
+		case r%(2*(n+1)) == n:
+			return k - n
+		}
+	}
+	return len(a)
 }
 
 // redactPgpassLines hides the password of each line of a password file (.pgpass,
@@ -1531,10 +1553,11 @@ var (
 	// SQL's PASSWORD before a string ('...', an escape string E'...' whose 1st group is the
 	// E: TestRedactedCommandSQLEscapeStringPassword, or a Unicode escape string U&'...', whose
 	// backslashes escape no quote: TestRedactedCommandLeftovers), any case, and a JSON member named as a
-	// secret is ("password": "), its quotes maybe escaped (\"password\":\"); the 1st group is
-	// the quote that opens its value.
+	// secret is ("password": "), its quotes maybe escaped (\"password\":\", or \\\"password\\\":\\\"
+	// in a string in a string); the 1st group is the quote that opens its value, its
+	// backslashes with it.
 	argSQLPassword = regexp.MustCompile(`(?i)(?:^|[^\w-])password[ \t\n]+(?:(e)|u&)?'`) // not an option's
-	argJSONSecret  = regexp.MustCompile(`(?i)\\?"(?:` + secretName + `)\\?"[ \t]*:[ \t]*(\\?")`)
+	argJSONSecret  = regexp.MustCompile(`(?i)\\?"(?:` + secretName + `)\\*"[ \t]*:[ \t]*(\\*")`)
 	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
 	// takes no value (TestRedactedCommandNegatedPasswordOption).
 	argNoPassword = regexp.MustCompile(`(?i)^--?(?:no|skip|without)[-_]`)

@@ -18,6 +18,11 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		// backslash no escape of a quote) was read as no string.
 		{"U&", `psql -c "ALTER ROLE m PASSWORD U&'s3\0063ret'"`, `psql -c "ALTER ROLE m PASSWORD U&'redacted'"`, []string{`s3\0063ret`, `s30063ret`}},
 		{"u& quote doubled", `psql -c "alter role m password u&'s3''c\\ret' UESCAPE '!'"`, `psql -c "alter role m password u&'redacted' UESCAPE '!'"`, []string{`s3''c\\ret`, `s3''c\ret`, `s3c\\ret`, `s3c\ret`}},
+		// A JSON member's string in a JSON string in a shell's double quotes (\\\"password\\\":
+		// \\\"...\\\"), its quotes escaped twice, was read as no member; and a value escaped once
+		// ended at the first \" though that was a quote in it (\\\").
+		{"JSON twice", `sh -c "curl -d \"{\\\"password\\\":\\\"s3cret\\\"}\" http://h"`, `sh -c "curl -d \"{\\\"password\\\":\\\"redacted\\\"}\" http://h"`, []string{"s3cret"}},
+		{"JSON quote in value", `curl -d "{\"token\": \"pa\\\"ss\", \"u\": 1}" http://h`, `curl -d "{\"token\": \"redacted\", \"u\": 1}" http://h`, []string{`pa\\\"ss`, `pa\"ss`}},
 	} {
 		argv := []string{"sh", "-c", tc.script}
 		if got := redactArgv(argv)[2]; got != tc.shown {

@@ -245,7 +245,7 @@ func sqlWindows(a string) []window {
 }
 
 // jsonWindows are argJSONSecret's windows in a: each member name holding a secretName's word
-// (argTrigger), from its quote (maybe escaped) to its value's.
+// (argTrigger), from its quote (maybe escaped) to its value's (maybe escaped, twice or more).
 func jsonWindows(a string) []window {
 	return tokenWindows(a, argTokenByte, argTrigger, 2, func(end int) int {
 		end = skip(a, end, "\\\"")
@@ -253,7 +253,7 @@ func jsonWindows(a string) []window {
 		if end < len(a) && a[end] == ':' {
 			end++
 		}
-		return skip(a, end, " \t") + 2
+		return skip(a, skip(a, end, " \t"), "\\") + 1
 	}, true)
 }
 
