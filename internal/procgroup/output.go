@@ -123,9 +123,10 @@ const minMaskLen = 4
 // TestMaskSecretShortSQLPassword), or after an Authorization header's scheme (Authorization:
 // Bearer x: TestMaskSecretShortAuthorization), and ending a word there (a space, a quote,
 // '@', '&', ';', ',', ')' or the line's end after it); a quote around it may be escaped, in a
-// string of its own (a JSON string's "{\"password\":\"x\"}": TestMaskSecretShortEscapedJSON).
+// string of its own (a JSON string's "{\"password\":\"x\"}": TestMaskSecretShortEscapedJSON),
+// or in a string in such a string (\\\"x\\\": TestMaskSecretShortLeftovers).
 func maskValues(s, form, mask string) string {
-	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `|` + authScheme + `)\$?(?:\\?['"])?(` + form + `)`)
+	re := regexp.MustCompile(`(?m)(?:=|:[ \t]*|(?:^|[\s'"])(?:--?[A-Za-z][\w.-]*['"]?[ \t]+|-p)|` + sqlPassword + `|` + authScheme + `)\$?(?:\\*['"])?(` + form + `)`)
 	var b strings.Builder
 	done := 0
 	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
@@ -140,9 +141,13 @@ func maskValues(s, form, mask string) string {
 	return b.String()
 }
 
-// escapedQuote tells whether s starts with a quote escaped by a backslash (\" or \').
+// escapedQuote tells whether s starts with a quote escaped by backslashes (\" or \', or
+// \\\" in a string in a string: 15 at most, a string four deep, so that a run of them is
+// read a bounded length after each of many matches).
 func escapedQuote(s string) bool {
-	return len(s) >= 2 && s[0] == '\\' && (s[1] == '"' || s[1] == '\'')
+	s = s[:min(len(s), 16)]
+	t := strings.TrimLeft(s, `\`)
+	return len(t) < len(s) && t != "" && (t[0] == '"' || t[0] == '\'')
 }
 
 // sqlPassword is what SQL's PASSWORD before its string is in a maskValues regexp: that word, any
