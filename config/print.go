@@ -837,8 +837,9 @@ func escapedQuoteEnd(a string, i, n int) int {
 // $PGPASSFILE) in a, a command that writes one (echo 'db:5432:*:monitor:s3cret' >>
 // ~/.pgpass): host:port:database:user:password, the port digits or '*', a field's ':' and
 // '\\' escaped with a backslash; the password runs to the end of the quote the line is in, or
-// of its word (TestRedactedCommandMoreForms), or to a \n (printf's and echo -e's newline),
-// the next line starting after it (TestRedactedCommandPgpassNewlineEscape); that of a line of
+// of its word (TestRedactedCommandMoreForms), or to a \n (printf's and echo -e's newline, or
+// \\n out of single quotes, which the shell reads as one: TestRedactedCommandLeftovers), the
+// next line starting after it (TestRedactedCommandPgpassNewlineEscape); that of a line of
 // its own, a here-document's, to the line's end (TestRedactedCommandPgpassHeredoc).
 func redactPgpassLines(a string, sec *secrets) string {
 	var b strings.Builder
@@ -874,6 +875,11 @@ func redactPgpassLines(a string, sec *secrets) string {
 		for end < len(a) && a[end] != '\n' && a[end] != q && (q != 0 || !asciiSpace(rune(a[end])) && a[end] != '\'' && a[end] != '"') {
 			if strings.HasPrefix(a[end:], `\n`) {
 				newline, newlineQ = end, q // printf's and echo -e's newline: the line's end
+				break
+			}
+			if q != '\'' && strings.HasPrefix(a[end:], `\\n`) {
+				// \\n, which the shell reads as \n out of single quotes: that newline.
+				newline, newlineQ = end+1, q
 				break
 			}
 			if a[end] == '\\' && q != '\'' {

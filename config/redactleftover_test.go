@@ -23,6 +23,12 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		// ended at the first \" though that was a quote in it (\\\").
 		{"JSON twice", `sh -c "curl -d \"{\\\"password\\\":\\\"s3cret\\\"}\" http://h"`, `sh -c "curl -d \"{\\\"password\\\":\\\"redacted\\\"}\" http://h"`, []string{"s3cret"}},
 		{"JSON quote in value", `curl -d "{\"token\": \"pa\\\"ss\", \"u\": 1}" http://h`, `curl -d "{\"token\": \"redacted\", \"u\": 1}" http://h`, []string{`pa\\\"ss`, `pa\"ss`}},
+		// A password file's lines joined by \\n, which the shell reads as \n in no quote and
+		// in double quotes, the newline of echo -e and printf: the password ran on over the
+		// lines after it, and CommandSecrets gave "s3cret\nbk:5432:*:m:x2", which the file,
+		// cat'ed into the output's log, does not hold.
+		{"echo -e \\\\n", `echo -e db:5432:*:m:s3cret\\nbk:5432:*:m:x2 >> ~/.pgpass`, `echo -e db:5432:*:m:redacted\\nbk:5432:*:m:redacted >> ~/.pgpass`, []string{"s3cret", "x2"}},
+		{"echo -e \"\\\\n\"", `echo -e "db:5432:*:m:s3cret\\nbk:5432:*:m:x2\\n" >> ~/.pgpass`, `echo -e "db:5432:*:m:redacted\\nbk:5432:*:m:redacted\\n" >> ~/.pgpass`, []string{"s3cret", "x2"}},
 	} {
 		argv := []string{"sh", "-c", tc.script}
 		if got := redactArgv(argv)[2]; got != tc.shown {
