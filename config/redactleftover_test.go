@@ -29,8 +29,18 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		// cat'ed into the output's log, does not hold.
 		{"echo -e \\\\n", `echo -e db:5432:*:m:s3cret\\nbk:5432:*:m:x2 >> ~/.pgpass`, `echo -e db:5432:*:m:redacted\\nbk:5432:*:m:redacted >> ~/.pgpass`, []string{"s3cret", "x2"}},
 		{"echo -e \"\\\\n\"", `echo -e "db:5432:*:m:s3cret\\nbk:5432:*:m:x2\\n" >> ~/.pgpass`, `echo -e "db:5432:*:m:redacted\\nbk:5432:*:m:redacted\\n" >> ~/.pgpass`, []string{"s3cret", "x2"}},
+		// A password file named in a comment alone is none the script writes: its lines that
+		// read as a password file's (a status line) were hidden, and what they end with was a
+		// secret to mask in the output's log.
+		{"passfile in a comment", "# no passfile: PGPASSWORD is set\necho \"db1:5432:wire:monitor:up since $(date)\"", "", nil},
+		{".pgpass in a comment", "psql -h db -c 'select 1' # reads ~/.pgpass\necho db1:5432:wire:monitor:up", "", nil},
+		{"named, and in a comment", "echo 'db:5432:*:m:s3cret' > ~/.pgpass # the passfile", "echo 'db:5432:*:m:redacted' > ~/.pgpass # the passfile", []string{"s3cret"}},
+		{"# in a quote or a word", `echo 'a # b' db:5432:*:m:s3cret > "/etc/#/.pgpass"; echo x#y > m.passfile`, `echo 'a # b' db:5432:*:m:redacted > "/etc/#/.pgpass"; echo x#y > m.passfile`, []string{"s3cret"}},
 	} {
 		argv := []string{"sh", "-c", tc.script}
+		if tc.shown == "" {
+			tc.shown = tc.script // nothing hidden
+		}
 		if got := redactArgv(argv)[2]; got != tc.shown {
 			t.Errorf("%s: %q shown as %q, want %q", tc.why, tc.script, got, tc.shown)
 		}

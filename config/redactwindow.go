@@ -298,10 +298,48 @@ func nameWindows(a string, words []string) []window {
 
 // writesPgpass tells whether the command a names a password file (.pgpass, $PGPASSFILE, a
 // connection string's passfile: TestRedactedCommandPasswordFileNamed), whose lines' passwords
-// are hidden (redactPgpassLines); PGPASSWORD is none.
+// are hidden (redactPgpassLines); PGPASSWORD is none, and so is one named in a comment alone
+// (# no passfile), which hid a status line's end (TestRedactedCommandLeftovers).
 func writesPgpass(a string) bool {
-	low := asciiLower(a)
+	low := uncommented(asciiLower(a))
 	return bytes.Contains(low, []byte(".pgpass")) || bytes.Contains(low, []byte("passfile"))
+}
+
+// uncommented is the script a without its comments: each '#' at a word's start in no quote to
+// its line's end. Quotes are followed as a shell does ('...', "..." and $'...' with their
+// backslashes, a backslash out of them); a here-document's body is read as script.
+func uncommented(a []byte) []byte {
+	if bytes.IndexByte(a, '#') < 0 {
+		return a
+	}
+	out := make([]byte, 0, len(a))
+	quote := byte(0)
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		switch {
+		case quote == 0 && c == '#' && (i == 0 || strings.IndexByte(" \t\n;&|()", a[i-1]) >= 0):
+			k := bytes.IndexByte(a[i:], '\n')
+			if k < 0 {
+				return out
+			}
+			i += k - 1 // the newline is kept
+			continue
+		case quote == 0 && c == '\'' && i > 0 && a[i-1] == '$':
+			quote = '$'
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		case quote == '$' && c == '\'':
+			quote = 0
+		case quote == c:
+			quote = 0
+		case c == '\\' && quote != '\'' && i+1 < len(a):
+			out = append(out, c)
+			i++
+			c = a[i]
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // isExpansion is argExpansion.MatchString(v), the regexp run only on what starts as one does.
