@@ -842,6 +842,7 @@ func escapedQuoteEnd(a string, i, n int) int {
 // next line starting after it (TestRedactedCommandPgpassNewlineEscape); that of a line of
 // its own, a here-document's, to the line's end (TestRedactedCommandPgpassHeredoc).
 func redactPgpassLines(a string, sec *secrets) string {
+	a = redactPrintfPgpass(a, sec)
 	var b strings.Builder
 	done := 0
 	newline, newlineQ := -1, byte(0) // where the last password ended at a \n, and its quote
@@ -888,7 +889,8 @@ func redactPgpassLines(a string, sec *secrets) string {
 			end++
 		}
 		end = min(end, len(a))
-		if v := a[m[1]:end]; v != "" && !isExpansion(v) {
+		if v := a[m[1]:end]; v != "" && !isExpansion(v) && !printfConversion.MatchString(v) {
+			// A printf's conversion is no password: its argument is (redactPrintfPgpass).
 			b.WriteString(a[done:m[1]])
 			b.WriteString(sec.hide(v))
 			done = end
@@ -896,6 +898,130 @@ func redactPgpassLines(a string, sec *secrets) string {
 	}
 	b.WriteString(a[done:])
 	return b.String()
+}
+
+// redactPrintfPgpass hides the arguments of each printf in the script a that its format
+// makes a password file's passwords: those of the conversions after the fourth ':' of a line
+// of the format (printf '%s:%s:%s:%s:%s\n' db 5432 '*' m s3cret > ~/.pgpass), the format
+// used again for the arguments after its conversions' (TestRedactedCommandLeftovers). The
+// format is read as the shell reads its word; one that is an expansion is not read.
+func redactPrintfPgpass(a string, sec *secrets) string {
+	var b strings.Builder
+	done := 0
+	for off := 0; ; {
+		k := strings.Index(a[off:], "printf")
+		if k < 0 {
+			break
+		}
+		p := off + k
+		off = p + len("printf")
+		if p > 0 && strings.IndexByte(" \t\n;&|(/`", a[p-1]) < 0 || off == len(a) || a[off] != ' ' && a[off] != '\t' {
+			continue
+		}
+		// Its words, to the command's end: options, the format, the arguments, each read
+		// once (the rest of the command is read after a format of a password file's alone).
+		i := off
+		word := func() (start, end int, ok bool) {
+			for i < len(a) {
+				if a[i] == ' ' || a[i] == '\t' {
+					i++
+				} else if strings.HasPrefix(a[i:], "\\\n") {
+					i += 2 // a line continuation
+				} else {
+					break
+				}
+			}
+			if i == len(a) || strings.IndexByte("\n;&|)#", a[i]) >= 0 {
+				return i, i, false
+			}
+			start, i = i, max(argWordEnd(a, i, false, true), i+1)
+			return start, i, true
+		}
+		ws, we, ok := word()
+		for ok && strings.HasPrefix(a[ws:we], "-") {
+			opt := a[ws:we]
+			if opt == "-v" {
+				word() // its variable's name
+			}
+			ws, we, ok = word()
+			if opt == "--" {
+				break
+			}
+		}
+		off = i // no printf of a command of its own in the words read
+		if !ok {
+			continue
+		}
+		format, ok := shellRead(a[ws:we])
+		if !ok {
+			continue
+		}
+		conversions, passwords := printfPasswords(format)
+		if len(passwords) == 0 {
+			continue
+		}
+		for arg := 0; ; {
+			ws, we, ok = word()
+			if !ok {
+				break
+			}
+			if r := argRedirection.FindString(a[ws:we]); r != "" {
+				if r == a[ws:we] {
+					word() // the file, a word of its own
+				}
+				continue
+			}
+			if passwords[arg%conversions] {
+				b.WriteString(a[done:ws])
+				b.WriteString(argValueShown(a[ws:we], 0, sec))
+				done = we
+			}
+			arg++
+		}
+		off = i
+	}
+	if done == 0 {
+		return a
+	}
+	b.WriteString(a[done:])
+	return b.String()
+}
+
+// printfPasswords reads printf's format: how many arguments a use of it takes (each
+// conversion's, and each '*' width's or precision's), and which of them are a password file's
+// passwords, those of the conversions after the fourth ':' of a line (one ending at \n, or a
+// newline); a '\' escapes the character after it.
+func printfPasswords(format string) (conversions int, passwords map[int]bool) {
+	colons := 0
+	for i := 0; i < len(format); i++ {
+		switch c := format[i]; {
+		case c == '\n':
+			colons = 0
+		case c == '\\':
+			if strings.HasPrefix(format[i:], `\n`) {
+				colons = 0
+			}
+			i++
+		case c == ':':
+			colons++
+		case c == '%' && strings.HasPrefix(format[i:], "%%"):
+			i++
+		case c == '%':
+			m := printfSpec.FindString(format[i:])
+			if m == "" {
+				continue
+			}
+			conversions += strings.Count(m, "*") + 1
+			if colons >= 4 {
+				if passwords == nil {
+					passwords = make(map[int]bool)
+				}
+				passwords[conversions-1] = true
+			}
+			i += len(m) - 1
+		}
+	}
+	return conversions, passwords
 }
 
 // redactURLPasswords hides the password of each URL in a (scheme://user:password@host).
@@ -1580,6 +1706,13 @@ var (
 	// A PostgreSQL client's name (psql, pg_dump...) as a word, whose --password takes no value:
 	// it prompts.
 	argPGWord = regexp.MustCompile(`(?:^|[\s/'"])(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)(?:[\s'"]|$)`)
+	// A conversion of printf's format (%s, %-8s, %.*b...): printfSpec at its start, and
+	// printfConversion one alone, a password file's line's password in a format, no password
+	// (redactPrintfPgpass).
+	printfSpec       = regexp.MustCompile(`^%[-+ #0']*(?:\*|[0-9]*)(?:\.(?:\*|[0-9]*))?[diouxXfFeEgGaAcsbq]`)
+	printfConversion = regexp.MustCompile(`^%[-+ #0']*(?:\*|[0-9]*)(?:\.(?:\*|[0-9]*))?[diouxXfFeEgGaAcsbq]$`)
+	// A redirection's word (>, 2>>, &>, <, >~/.pgpass), the file maybe glued to it.
+	argRedirection = regexp.MustCompile(`^(?:[0-9]*|&)(?:>>?|<)[|&]?`)
 	// A value that is an expansion, not a password: $VAR (a name in capitals: $ecret may be a
 	// password), ${VAR} (without a default, which may be one), $(...) (its parentheses matched
 	// by argValueShown), `...`.

@@ -36,6 +36,14 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		{".pgpass in a comment", "psql -h db -c 'select 1' # reads ~/.pgpass\necho db1:5432:wire:monitor:up", "", nil},
 		{"named, and in a comment", "echo 'db:5432:*:m:s3cret' > ~/.pgpass # the passfile", "echo 'db:5432:*:m:redacted' > ~/.pgpass # the passfile", []string{"s3cret"}},
 		{"# in a quote or a word", `echo 'a # b' db:5432:*:m:s3cret > "/etc/#/.pgpass"; echo x#y > m.passfile`, `echo 'a # b' db:5432:*:m:redacted > "/etc/#/.pgpass"; echo x#y > m.passfile`, []string{"s3cret"}},
+		// A password file's fields given to printf as arguments of its format's conversions
+		// (printf '%s:%s:%s:%s:%s\n' db 5432 '*' m s3cret > ~/.pgpass): the password, an
+		// argument, was shown, and the format's %s taken for it.
+		{"printf arguments", `printf '%s:%s:%s:%s:%s\n' db 5432 '*' monitor s3cret > ~/.pgpass`, `printf '%s:%s:%s:%s:%s\n' db 5432 '*' monitor redacted > ~/.pgpass`, []string{"s3cret"}},
+		{"printf arguments twice", "printf -- \"%s:%d:*:%s:%-3s\\n\" db 5432 m 's3 cret' \\\n  bk 5433 m \"x2\" >>~/.pgpass; psql -h db 1 2", "printf -- \"%s:%d:*:%s:%-3s\\n\" db 5432 m 'redacted' \\\n  bk 5433 m \"redacted\" >>~/.pgpass; psql -h db 1 2", []string{"s3 cret", "x2"}},
+		{"printf some arguments", `printf 'db:5432:*:%s:%s\n' monitor "$PW" bk "s3cret" | tee -a ~/.pgpass`, `printf 'db:5432:*:%s:%s\n' monitor "$PW" bk "redacted" | tee -a ~/.pgpass`, []string{"s3cret"}},
+		{"printf -v, -- and a format starting with -", `printf -v l -- '-%s:%s:%s:%s:%s\n' db 5432 '*' m s3cret; echo "$l" > ~/.pgpass`, `printf -v l -- '-%s:%s:%s:%s:%s\n' db 5432 '*' m redacted; echo "$l" > ~/.pgpass`, []string{"s3cret"}},
+		{"printf no password's", `printf '%s:%s\n' db 5432 > ~/.pgpass; printf '%%s:1:%s:%s' a b`, "", nil},
 	} {
 		argv := []string{"sh", "-c", tc.script}
 		if tc.shown == "" {
