@@ -847,7 +847,7 @@ func redactPgpassLines(a string, sec *secrets) string {
 	done := 0
 	newline, newlineQ := -1, byte(0) // where the last password ended at a \n, and its quote
 	var h heredocs
-	for _, m := range argPgpassLine.FindAllStringIndex(a, -1) {
+	for _, m := range findAllIn(argPgpassLine, a, pgpassWindows(a)) {
 		if m[0] < done {
 			continue
 		}

@@ -2,7 +2,9 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestRedactedCommandLeftovers: scripts whose secrets check-config showed, or the command's
@@ -54,6 +56,59 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		}
 		if got := CommandSecrets(argv); !slices.Equal(got, tc.secrets) {
 			t.Errorf("%s: %q: secrets %q, want %q", tc.why, tc.script, got, tc.secrets)
+		}
+	}
+}
+
+// TestRedactedCommandPgpassFast: a script naming a password file had its password file's
+// lines looked for by argPgpassLine in all of it, the slowest of the regexps' engines reading
+// it whole, four times for a hook's run (redactArgv and redactArgIn each, for check-config's
+// text and CommandSecrets'): a 64 KiB script took five times as long as the same naming none
+// (linear in its length, 1-2 µs a byte, 40 bytes allocated for each). The lines are looked
+// for in the windows a port is in (pgpassWindows): it costs less than twice as long. The two
+// are timed in turn, the best of a few runs of each, and timed again if that fails.
+func TestRedactedCommandPgpassFast(t *testing.T) {
+	const times = 2
+	plain := redactBenchScripts()["plain"]
+	named := plain + "\ncat ~/.pgpass\n"
+	timed := func(script string) time.Duration {
+		start := time.Now()
+		redactArgv([]string{"sh", "-c", script})
+		CommandSecrets([]string{"sh", "-c", script})
+		return time.Since(start)
+	}
+	var none, took time.Duration
+	for try := 0; try < 3; try++ {
+		none, took = time.Duration(1<<62), time.Duration(1<<62)
+		for range 3 {
+			none = min(none, timed(plain))
+			took = min(took, timed(named))
+		}
+		t.Logf("%d bytes: redacted in %v (%.0f ns/B), in %v naming no password file", len(named), took, float64(took.Nanoseconds())/float64(len(named)), none)
+		if took < times*none {
+			return
+		}
+	}
+	t.Errorf("%d bytes naming a password file: redacted in %v, not less than %d times the %v naming none takes", len(named), took, times, none)
+}
+
+// TestPgpassWindows: argPgpassLine finds in the windows of pgpassWindows what it finds in all
+// of a text, on texts made of what its matches are and end at.
+func TestPgpassWindows(t *testing.T) {
+	texts := []string{"", "db:5432:*:m:s3cret", "a:1:b:c:\\\nx:1:y:z:", "x\\ db:5432:*:m:", "é\\é:1:\\\":c:d", "'a:1:b:c:'\"d:*:e:f:\""}
+	parts := []string{"a", ":", "1", "*", " ", "'", "\"", "\\", "\n", "\\n", "é", ":1:", "a:1:b:c:"}
+	seed := uint32(1)
+	for range 3000 {
+		var b strings.Builder
+		for range 1 + seed%12 {
+			seed = seed*1664525 + 1013904223
+			b.WriteString(parts[seed>>16%uint32(len(parts))])
+		}
+		texts = append(texts, b.String())
+	}
+	for _, a := range texts {
+		if got, want := findAllIn(argPgpassLine, a, pgpassWindows(a)), argPgpassLine.FindAllStringSubmatchIndex(a, -1); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("%q: read in windows %v, all of it %v", a, got, want)
 		}
 	}
 }

@@ -257,6 +257,49 @@ func jsonWindows(a string) []window {
 	}, true)
 }
 
+// pgpassWindows are argPgpassLine's windows in a: each run of what a password file's line
+// up to its password is made of (bytes but the regexps' \s and quotes, a backslash taking the
+// byte after it but a newline) that holds a port (':', digits or '*', ':'), from the byte
+// before it. A match is in one: its first byte a space, a quote or a \n's backslash, its
+// others a run's.
+func pgpassWindows(a string) []window {
+	var ws []window
+	for i := 0; i < len(a); {
+		if isRESpace(a[i]) || a[i] == '\'' || a[i] == '"' {
+			i++
+			continue
+		}
+		rs, port := i, false
+	run:
+		for i < len(a) && !isRESpace(a[i]) && a[i] != '\'' && a[i] != '"' {
+			switch {
+			case a[i] == '\\' && (i+1 == len(a) || a[i+1] == '\n'):
+				i++
+				break run // no byte of a match's run: its end
+			case a[i] == '\\':
+				i += 2
+			case a[i] == ':' && !port:
+				j := i + 1
+				if j < len(a) && a[j] == '*' {
+					j++
+				} else {
+					for j < len(a) && '0' <= a[j] && a[j] <= '9' {
+						j++
+					}
+				}
+				port = j > i+1 && j < len(a) && a[j] == ':'
+				i++
+			default:
+				i++
+			}
+		}
+		if port {
+			ws = addWindow(ws, window{max(rs-1, 0), min(i, len(a))})
+		}
+	}
+	return ws
+}
+
 // argNameWords are the words each client's name regexp (names.end) matches hold.
 var argNameWords = map[*regexp.Regexp][]string{
 	argMySQLWord:   {"mysql", "mariadb"},
