@@ -1680,8 +1680,9 @@ var (
 	// quote, maybe escaped: \" in "...").
 	argDigestResponse = regexp.MustCompile(`(?i)(?:^|[\s,])response[ \t]*=[ \t]*(?:\\?")?`)
 	// A password file's line up to its password (redactPgpassLines), at a word's or a quote's
-	// start, or after a \n (printf's newline).
-	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
+	// start, or after a \n (printf's newline), its port digits, '*' or a printf's conversion
+	// (printf '%s:%d:*:m:s3cret\n' db 5432: TestRedactedCommandLeftovers).
+	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*|%[-+#0]*[0-9]*[sdiu]):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
 	// SQL's PASSWORD before a string ('...', an escape string E'...' whose 1st group is the
 	// E: TestRedactedCommandSQLEscapeStringPassword, or a Unicode escape string U&'...', whose
 	// backslashes escape no quote: TestRedactedCommandLeftovers), any case, and a JSON member named as a

@@ -45,6 +45,9 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		{"printf arguments twice", "printf -- \"%s:%d:*:%s:%-3s\\n\" db 5432 m 's3 cret' \\\n  bk 5433 m \"x2\" >>~/.pgpass; psql -h db 1 2", "printf -- \"%s:%d:*:%s:%-3s\\n\" db 5432 m 'redacted' \\\n  bk 5433 m \"redacted\" >>~/.pgpass; psql -h db 1 2", []string{"s3 cret", "x2"}},
 		{"printf some arguments", `printf 'db:5432:*:%s:%s\n' monitor "$PW" bk "s3cret" | tee -a ~/.pgpass`, `printf 'db:5432:*:%s:%s\n' monitor "$PW" bk "redacted" | tee -a ~/.pgpass`, []string{"s3cret"}},
 		{"printf -v, -- and a format starting with -", `printf -v l -- '-%s:%s:%s:%s:%s\n' db 5432 '*' m s3cret; echo "$l" > ~/.pgpass`, `printf -v l -- '-%s:%s:%s:%s:%s\n' db 5432 '*' m redacted; echo "$l" > ~/.pgpass`, []string{"s3cret"}},
+		// A format whose port is a conversion, its password written in it, was read as no
+		// password file's line (a port is digits or '*').
+		{"printf port a conversion", `printf '%s:%s:*:m:s3cret\n' db 5432 > ~/.pgpass; printf "%s:%05d:*:m:x2\n" bk 5433 >> ~/.pgpass`, `printf '%s:%s:*:m:redacted\n' db 5432 > ~/.pgpass; printf "%s:%05d:*:m:redacted\n" bk 5433 >> ~/.pgpass`, []string{"s3cret", "x2"}},
 		{"printf no password's", `printf '%s:%s\n' db 5432 > ~/.pgpass; printf '%%s:1:%s:%s' a b`, "", nil},
 	} {
 		argv := []string{"sh", "-c", tc.script}
@@ -95,8 +98,8 @@ func TestRedactedCommandPgpassFast(t *testing.T) {
 // TestPgpassWindows: argPgpassLine finds in the windows of pgpassWindows what it finds in all
 // of a text, on texts made of what its matches are and end at.
 func TestPgpassWindows(t *testing.T) {
-	texts := []string{"", "db:5432:*:m:s3cret", "a:1:b:c:\\\nx:1:y:z:", "x\\ db:5432:*:m:", "é\\é:1:\\\":c:d", "'a:1:b:c:'\"d:*:e:f:\""}
-	parts := []string{"a", ":", "1", "*", " ", "'", "\"", "\\", "\n", "\\n", "é", ":1:", "a:1:b:c:"}
+	texts := []string{"a:% d:b:c:x", "a:%0 5d:b:c:", "db:5432:*:m:s3cret", "a:1:b:c:\\\nx:1:y:z:", "x\\ db:5432:*:m:", "é\\é:1:\\\":c:d", "'a:1:b:c:'\"d:*:e:f:\""}
+	parts := []string{"a", ":", "1", "*", " ", "'", "\"", "\\", "\n", "\\n", "é", ":1:", "a:1:b:c:", "%", "%0 5d", "s", "a:%0 5d:b:c:", "a:%-5s:b:c:"}
 	seed := uint32(1)
 	for range 3000 {
 		var b strings.Builder

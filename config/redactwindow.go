@@ -259,7 +259,8 @@ func jsonWindows(a string) []window {
 
 // pgpassWindows are argPgpassLine's windows in a: each run of what a password file's line
 // up to its password is made of (bytes but the regexps' \s and quotes, a backslash taking the
-// byte after it but a newline) that holds a port (':', digits or '*', ':'), from the byte
+// byte after it but a newline) that holds a port (':', digits, '*' or a printf's conversion,
+// ':'), from the byte
 // before it. A match is in one: its first byte a space, a quote or a \n's backslash, its
 // others a run's.
 func pgpassWindows(a string) []window {
@@ -280,12 +281,19 @@ func pgpassWindows(a string) []window {
 				i += 2
 			case a[i] == ':' && !port:
 				j := i + 1
-				if j < len(a) && a[j] == '*' {
+				switch {
+				case j < len(a) && a[j] == '*':
 					j++
-				} else {
-					for j < len(a) && '0' <= a[j] && a[j] <= '9' {
+				case j < len(a) && a[j] == '%': // a printf's conversion
+					j = skip(a, j+1, "-+#0")
+					j = skip(a, j, "0123456789")
+					if j < len(a) && strings.IndexByte("sdiu", a[j]) >= 0 {
 						j++
+					} else {
+						j = i + 1
 					}
+				default:
+					j = skip(a, j, "0123456789")
 				}
 				port = j > i+1 && j < len(a) && a[j] == ':'
 				i++
