@@ -758,8 +758,8 @@ func redactHeaders(a string, sec *secrets) string {
 
 // redactLiterals hides the passwords a in SQL's or JSON's syntax holds: an SQL string after
 // PASSWORD (psql -c "ALTER ROLE m PASSWORD '...'", its quotes doubled inside, or E'...' and
-// escaped by a backslash there too: TestRedactedCommandSQLEscapeStringPassword, or U&'...'),
-// and the
+// escaped by a backslash there too: TestRedactedCommandSQLEscapeStringPassword, or U&'...', or
+// dollar-quoted, $$...$$ or $tag$...$tag$: TestRedactedCommandLeftovers), and the
 // string value of a JSON member named as a secret is (a secretName: curl -d
 // '{"password":"..."}'), its quotes written as they are or as \" in a shell's double quotes.
 // Their quotes are kept; an empty value or an expansion ($PW) is shown
@@ -767,8 +767,21 @@ func redactHeaders(a string, sec *secrets) string {
 func redactLiterals(a string, sec *secrets) string {
 	type span struct{ start, end int }
 	var hide []span
+	reach := 0 // the end of the dollar-quoted strings read, each read to its tag once
 	for _, m := range findAllIn(argSQLPassword, a, sqlWindows(a)) {
 		i := m[1]
+		if m[0] < reach {
+			continue // in a dollar-quoted string
+		}
+		if m[4] >= 0 { // $tag$...$tag$
+			end := len(a)
+			if k := strings.Index(a[i:], a[m[4]:m[5]]); k >= 0 {
+				end = i + k
+			}
+			hide = append(hide, span{i, end})
+			reach = end
+			continue
+		}
 		for i < len(a) && !(a[i] == '\'' && (i+1 == len(a) || a[i+1] != '\'')) {
 			if a[i] == '\'' || a[i] == '\\' && m[2] >= 0 {
 				i++ // '' inside, or an escape string's \'
@@ -1685,11 +1698,12 @@ var (
 	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*|%[-+#0]*[0-9]*[sdiu]):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
 	// SQL's PASSWORD before a string ('...', an escape string E'...' whose 1st group is the
 	// E: TestRedactedCommandSQLEscapeStringPassword, or a Unicode escape string U&'...', whose
-	// backslashes escape no quote: TestRedactedCommandLeftovers), any case, and a JSON member named as a
+	// backslashes escape no quote: TestRedactedCommandLeftovers, or a dollar-quoted one
+	// $tag$...$tag$, whose 2nd group is its tag), any case, and a JSON member named as a
 	// secret is ("password": "), its quotes maybe escaped (\"password\":\", or \\\"password\\\":\\\"
 	// in a string in a string); the 1st group is the quote that opens its value, its
 	// backslashes with it.
-	argSQLPassword = regexp.MustCompile(`(?i)(?:^|[^\w-])password[ \t\n]+(?:(e)|u&)?'`) // not an option's
+	argSQLPassword = regexp.MustCompile(`(?i)(?:^|[^\w-])password[ \t\n]+(?:(?:(e)|u&)?'|(\$(?:[a-z_][a-z0-9_]*)?\$))`) // not an option's
 	argJSONSecret  = regexp.MustCompile(`(?i)\\?"(?:` + secretName + `)\\*"[ \t]*:[ \t]*(\\*")`)
 	// An option turning a password off (psql's --no-password, MySQL's --skip-password): it
 	// takes no value (TestRedactedCommandNegatedPasswordOption).

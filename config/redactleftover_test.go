@@ -19,6 +19,9 @@ func TestRedactedCommandLeftovers(t *testing.T) {
 		// A Unicode escape string after PASSWORD (U&'...', its quotes doubled inside, a
 		// backslash no escape of a quote) was read as no string.
 		{"U&", `psql -c "ALTER ROLE m PASSWORD U&'s3\0063ret'"`, `psql -c "ALTER ROLE m PASSWORD U&'redacted'"`, []string{`s3\0063ret`, `s30063ret`}},
+		// A dollar-quoted string after PASSWORD ($$...$$, $tag$...$tag$) too.
+		{"$$", `psql -c 'ALTER ROLE m PASSWORD $$s3cret$$'`, `psql -c 'ALTER ROLE m PASSWORD $$redacted$$'`, []string{"s3cret"}},
+		{"$tag$", `psql -c 'alter role m password $pw$s3$$c'"'"'ret$pw$'`, `psql -c 'alter role m password $pw$redacted$pw$'`, []string{`s3$$c'"'"'ret`, `s3$$c'ret`}},
 		{"u& quote doubled", `psql -c "alter role m password u&'s3''c\\ret' UESCAPE '!'"`, `psql -c "alter role m password u&'redacted' UESCAPE '!'"`, []string{`s3''c\\ret`, `s3''c\ret`, `s3c\\ret`, `s3c\ret`}},
 		// A JSON member's string in a JSON string in a shell's double quotes (\\\"password\\\":
 		// \\\"...\\\"), its quotes escaped twice, was read as no member; and a value escaped once

@@ -239,7 +239,13 @@ func sqlWindows(a string) []window {
 		}
 		p := off + k
 		_, n := utf8.DecodeLastRuneInString(a[:p])
-		ws = addWindow(ws, window{p - n, min(skip(a, p+8, " \t\n")+3, len(a))}) // U& (or E) and '
+		end := skip(a, p+8, " \t\n")
+		if end < len(a) && a[end] == '$' { // $tag$
+			end = skip(a, end+1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") + 1
+		} else {
+			end += 3 // U& (or E) and '
+		}
+		ws = addWindow(ws, window{p - n, min(end, len(a))})
 		off = p + 8
 	}
 }
