@@ -464,7 +464,8 @@ func clockHeldSQL(tree, text string) string {
 // index (TestClockLiteralConcurrentIndexRefused). Building the index to check it would cost
 // what the client runs CONCURRENTLY to spread, so before it runs the shim makes, in a
 // transaction that always rolls back, a temporary table LIKE the index's table and the index
-// on it, and checks that index's predicate and expressions as afterDDLSQL does.
+// on it, and checks that index's predicate and expressions as afterDDLSQL does — as the
+// session's user when the client's role may not make temporary tables.
 
 // cicClockCheckSQL is the DO block that refuses text, a CREATE INDEX as recorded without
 // CONCURRENTLY, when the index it makes would hold a clock literal's moment; "" when text has
@@ -514,6 +515,14 @@ BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(` + quoteLiteral(table) + `)
         AND c.relpersistence OPERATOR(pg_catalog.=) 't') THEN
       RAISE EXCEPTION USING ERRCODE = 'TDM97';
+    END IF;
+    -- A role without the TEMPORARY privilege on the database may not make the probe's table:
+    -- the session's user makes it, under the search path the role resolves
+    -- (TestClockWordConcurrentIndexRoleWithoutTemp).
+    IF NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMPORARY') THEN
+      PERFORM pg_catalog.set_config('search_path', (SELECT COALESCE(pg_catalog.string_agg(pg_catalog.quote_ident(s.n), ', ' ORDER BY s.o), '')
+        FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY s(n, o)), true);
+      PERFORM ` + strings.TrimPrefix(asSessionUserSQL, "SELECT ") + `;
     END IF;
     EXECUTE ` + quoteLiteral("CREATE TEMP TABLE tandem_clock_probe (LIKE "+table+")") + `;
     EXECUTE ` + quoteLiteral(probe) + `;
