@@ -2,6 +2,7 @@ package txshim
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -1016,7 +1017,8 @@ END
 }
 
 // enumCastsAsText is SQL that gives the text of expr, a USING expression, to judge by the
-// immutability probe (retypeCheckSQL): with each cast written name::type whose type is an enum
+// immutability probe (retypeCheckSQL): with each cast written name::type or CAST(x AS type)
+// (TestRetypeEnumCastSyntaxNotRefused) whose type is an enum
 // (on the database it runs on) cast to text instead. PostgreSQL takes a string read into an
 // enum (c::mood) for stable only — its input reads the enum's labels from the catalog, which
 // the peer has the same, and reads no setting — and refused a text column's retype to an enum
@@ -1030,10 +1032,33 @@ END
 // converts through the source's output, which its cast to text reads too.
 func enumCastsAsText(expr string) string {
 	st := sigTokens(expr)
-	toks, punct := st.toks, st.punct
-	parts := []string{}
-	last := 0
+	toks, word, punct := st.toks, st.word, st.punct
+	// The casts' types, as spans of expr: name::type (a dotted name) and CAST(x AS type)
+	// (everything from AS to the closing parenthesis), in the order they start.
+	type span struct{ start, end int }
+	var types []span
 	for i := 0; i+2 < len(toks); i++ {
+		if word(i, "CAST") && punct(i+1, '(') {
+			// The last AS at the parentheses' own depth: x may hold AS only deeper.
+			as, depth := -1, 0
+			for j := i + 1; j < len(toks); j++ {
+				switch {
+				case punct(j, '(') || punct(j, '['):
+					depth++
+				case punct(j, ')') || punct(j, ']'):
+					depth--
+				case depth == 1 && word(j, "AS"):
+					as = j
+				}
+				if depth == 0 {
+					if as >= 0 && as+1 < j {
+						types = append(types, span{toks[as+1].start, toks[j-1].end})
+					}
+					break
+				}
+			}
+			continue // x is read on, for the casts it holds
+		}
 		if !punct(i, ':') || !punct(i+1, ':') || toks[i].end != toks[i+1].start {
 			continue
 		}
@@ -1050,17 +1075,24 @@ func enumCastsAsText(expr string) string {
 		if j == from || (toks[from].kind == tokWord && strings.EqualFold(expr[toks[from].start:toks[from].end], "national")) {
 			continue
 		}
-		typ := expr[toks[from].start:toks[j-1].end]
-		parts = append(parts, quoteLiteral(expr[last:toks[i].start]),
+		types = append(types, span{toks[from].start, toks[j-1].end})
+		i = j - 1
+	}
+	if len(types) == 0 {
+		return quoteLiteral(expr)
+	}
+	// A CAST's type ends after the casts x holds, which start before it: in order of start.
+	sort.Slice(types, func(a, b int) bool { return types[a].start < types[b].start })
+	parts := []string{}
+	last := 0
+	for _, t := range types {
+		typ := expr[t.start:t.end]
+		parts = append(parts, quoteLiteral(expr[last:t.start]),
 			`CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) pg_catalog.to_regtype(`+quoteLiteral(typ)+`)
           AND t.typtype OPERATOR(pg_catalog.=) 'e'
           AND NOT EXISTS (SELECT FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.castfunc
-            WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid AND f.provolatile OPERATOR(pg_catalog.<>) 'i')) THEN '::pg_catalog.text' ELSE `+quoteLiteral("::"+typ)+` END`)
-		last = toks[j-1].end
-		i = j - 1
-	}
-	if len(parts) == 0 {
-		return quoteLiteral(expr)
+            WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid AND f.provolatile OPERATOR(pg_catalog.<>) 'i')) THEN 'pg_catalog.text' ELSE `+quoteLiteral(typ)+` END`)
+		last = t.end
 	}
 	parts = append(parts, quoteLiteral(expr[last:]))
 	return "pg_catalog.concat(" + strings.Join(parts, ", ") + ")"
