@@ -5830,8 +5830,16 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 				if cur == nil {
 					return refuse(firstShipAfter(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; statement not run", pol.term))
 				}
+				// What is not recorded is told before it runs (notRecordedSQL), and not judged.
+				skip, err := s.shipAfterSkipped(u, lo, n)
+				if err != nil {
+					return err
+				}
 				// A clock literal's moment in the index is checked before it is built (ddlcheck.go).
 				for i := lo; i < n; i++ {
+					if skip[i] {
+						continue
+					}
 					if q := cicClockCheckSQL(u.info(i).shipAfter); q != "" {
 						r, err := s.capture(q)
 						if err != nil {
@@ -5842,7 +5850,7 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 						}
 					}
 				}
-				return s.lastPartShipAfter(ctx, u, lo, n, drop, policyFor(*cur))
+				return s.lastPartShipAfter(ctx, u, lo, n, drop, skip, policyFor(*cur))
 			}
 			if !pol.readOnly && hasProc(u, lo, n) {
 				// A procedure commits what it wrote itself, outside the commit procedure: it
@@ -6079,8 +6087,9 @@ func (s *session) lastPartProc(ctx context.Context, u unit, lo, n int, drop bool
 //
 // The statement runs marked as DDL the shim records (ddlGuardSQL), for the session as it runs
 // outside a transaction block, when it is alone in the part: otherwise PostgreSQL refuses it
-// in the implicit transaction block of a multi-statement Query before it does anything.
-func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop bool, pol policy) error {
+// in the implicit transaction block of a multi-statement Query before it does anything. The
+// statements skip says (shipAfterSkipped) are not recorded.
+func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop bool, skip map[int]bool, pol policy) error {
 	start := time.Now()
 	// DETACH PARTITION … CONCURRENTLY adds a CHECK constraint to the partition: the ones it
 	// has before, so that the new one is recorded for the peer, whose plain DETACH does not.
@@ -6125,20 +6134,6 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 			invalidBefore = string(rr.row[0])
 		}
 	}
-	// A temporary table's DDL does not reach the peer (ddlGuardSQL), which has no such table:
-	// an index made on one, or dropped from one, CONCURRENTLY is not recorded
-	// (TestConcurrentIndexOnTempTableNotRecorded). Told before it runs, while the table or
-	// the index is there; one the lexer does not read, or not found, is recorded as before.
-	temp := make(map[int]bool)
-	for i := lo; i < n; i++ {
-		if rel := concurrentRelation(u.info(i).shipAfter); rel != "" && u.info(i).detached == "" {
-			rr, err := s.capture(tempRelationSQL, rel)
-			if err != nil {
-				return err
-			}
-			temp[i] = rr.err == nil && len(rr.row) == 1 && string(rr.row[0]) == "t"
-		}
-	}
 	mark := shipAfterAlone(u, lo, n)
 	if mark {
 		if err := s.swallow("SELECT pg_catalog.set_config('tandem.ddl', 'on', false)"); err != nil {
@@ -6161,7 +6156,7 @@ func (s *session) lastPartShipAfter(ctx context.Context, u unit, lo, n int, drop
 	if r.err == nil && r.status == 'I' {
 		for i := lo; i < n; i++ {
 			text := u.info(i).shipAfter
-			if text == "" || temp[i] {
+			if text == "" || skip[i] {
 				continue
 			}
 			at := start.UTC().Format(time.RFC3339Nano)
@@ -6326,9 +6321,42 @@ const dropLockTimeoutSQL = `SELECT pg_catalog.set_config('lock_timeout', '1s', t
 WHERE pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.=) '0'
   OR pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(pg_catalog.>) '1s'`
 
-// tempRelationSQL tells whether the relation $1 (as written) is a temporary one.
-const tempRelationSQL = `SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
-WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND c.relpersistence OPERATOR(pg_catalog.=) 't')`
+// shipAfterSkipped tells, of the statements run CONCURRENTLY in the part lo..n-1, those that
+// are not recorded for the peer, nor judged before they run:
+//   - A temporary table's DDL does not reach the peer (ddlGuardSQL), which has no such table:
+//     an index made on one, or dropped from one (TestConcurrentIndexOnTempTableNotRecorded).
+//   - CREATE INDEX … IF NOT EXISTS of a name a relation in the table's schema has does nothing
+//     (TestConcurrentIndexIfNotExistsNoOp).
+//
+// Told before it runs, while the table or the index is there; one the lexer does not read, or
+// not found, is recorded as before.
+func (s *session) shipAfterSkipped(u unit, lo, n int) (map[int]bool, error) {
+	skip := make(map[int]bool)
+	for i := lo; i < n; i++ {
+		text := u.info(i).shipAfter
+		rel := concurrentRelation(text)
+		if rel == "" || u.info(i).detached != "" {
+			continue
+		}
+		name := ""
+		if c, ok := cicTarget(text); ok && c.ifNotExists {
+			name = c.name
+		}
+		rr, err := s.capture(notRecordedSQL, rel, name)
+		if err != nil {
+			return nil, err
+		}
+		skip[i] = rr.err == nil && len(rr.row) == 1 && string(rr.row[0]) == "t"
+	}
+	return skip, nil
+}
+
+// notRecordedSQL tells whether the relation $1 (as written) is a temporary one, or ($2 not
+// empty) a relation named $2 is in its schema.
+const notRecordedSQL = `SELECT EXISTS (SELECT FROM pg_catalog.pg_class c
+WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND c.relpersistence OPERATOR(pg_catalog.=) 't')
+OR EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class t ON t.relnamespace OPERATOR(pg_catalog.=) c.relnamespace
+WHERE $2 OPERATOR(pg_catalog.<>) '' AND t.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND c.relname OPERATOR(pg_catalog.=) $2::pg_catalog.name)`
 
 // concurrentRelation reads, from text, a statement run CONCURRENTLY as recorded (CONCURRENTLY
 // taken out), the relation it names as written: the table of a CREATE INDEX (cicTarget), the
@@ -6360,8 +6388,12 @@ func concurrentRelation(text string) string {
 }
 
 // cicIndex is the index a CREATE INDEX statement makes: its name folded as PostgreSQL looks it
-// up ("" when the statement gives none) and its table as written (for to_regclass).
-type cicIndex struct{ name, table string }
+// up ("" when the statement gives none), its table as written (for to_regclass), and whether
+// the statement says IF NOT EXISTS.
+type cicIndex struct {
+	name, table string
+	ifNotExists bool
+}
 
 // cicTarget reads the index name and the table of text, a CREATE [UNIQUE] INDEX [IF NOT EXISTS]
 // [name] ON [ONLY] table … statement (CONCURRENTLY taken out); ok false when it is not one as
@@ -6399,6 +6431,7 @@ func cicTarget(text string) (c cicIndex, ok bool) {
 	i++
 	if word(i, "IF") && word(i+1, "NOT") && word(i+2, "EXISTS") {
 		i += 3
+		c.ifNotExists = true
 	}
 	if !word(i, "ON") {
 		if !ident(i) {
