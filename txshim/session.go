@@ -5831,9 +5831,13 @@ func (s *session) walk(ctx context.Context, u unit, us *unitState, pol policy, f
 					return refuse(firstShipAfter(u, lo, n), "25006", fmt.Sprintf("tandem: this site is no longer master of term %d; statement not run", pol.term))
 				}
 				// What is not recorded is told before it runs (notRecordedSQL), and not judged.
-				skip, err := s.shipAfterSkipped(u, lo, n)
+				skip, bad, lookup, err := s.shipAfterSkipped(u, lo, n)
 				if err != nil {
 					return err
+				}
+				if lookup != nil {
+					return refuse(bad, "0A000", fmt.Sprintf("tandem: whether the statement's table or index is a temporary one (whose DDL does not reach the peer) could not be told (%s): refused", lookup.Message),
+						"Run it where the session may read pg_catalog.pg_class.")
 				}
 				// A clock literal's moment in the index is checked before it is built (ddlcheck.go).
 				for i := lo; i < n; i++ {
@@ -6329,9 +6333,12 @@ WHERE pg_catalog.current_setting('lock_timeout')::pg_catalog.interval OPERATOR(p
 //     (TestConcurrentIndexIfNotExistsNoOp).
 //
 // Told before it runs, while the table or the index is there; one the lexer does not read, or
-// not found, is recorded as before.
-func (s *session) shipAfterSkipped(u unit, lo, n int) (map[int]bool, error) {
-	skip := make(map[int]bool)
+// not found, is recorded as before. A question that failed (a role that may not read
+// pg_class, on a database that keeps it from PUBLIC) leaves its statement unjudged: its place
+// bad and the error are returned, and the statement is refused rather than recorded, where it
+// may be on a temporary table (TestConcurrentIndexTempLookupFailed).
+func (s *session) shipAfterSkipped(u unit, lo, n int) (skip map[int]bool, bad int, lookup *pgproto3.ErrorResponse, err error) {
+	skip = make(map[int]bool)
 	for i := lo; i < n; i++ {
 		text := u.info(i).shipAfter
 		rel := concurrentRelation(text)
@@ -6344,11 +6351,14 @@ func (s *session) shipAfterSkipped(u unit, lo, n int) (map[int]bool, error) {
 		}
 		rr, err := s.capture(notRecordedSQL, rel, name)
 		if err != nil {
-			return nil, err
+			return nil, 0, nil, err
 		}
-		skip[i] = rr.err == nil && len(rr.row) == 1 && string(rr.row[0]) == "t"
+		if rr.err != nil {
+			return nil, i, rr.err, nil
+		}
+		skip[i] = len(rr.row) == 1 && string(rr.row[0]) == "t"
 	}
-	return skip, nil
+	return skip, 0, nil, nil
 }
 
 // notRecordedSQL tells whether the relation $1 (as written) is a temporary one, or ($2 not
