@@ -36,7 +36,10 @@ func holdsSettingTypeSQL(typ string) string {
 // type's output function called by name: float8out(f)), through an XML constructor (the
 // value's output function, a bytea's by xmlbinary): such a node with an argument of such a
 // type is refused, as is a function not immutable (an SQL function PostgreSQL inlined to check
-// it: the application's STABLE one whose body says $1::text) with one.
+// it: the application's STABLE one whose body says $1::text) with one. So is a function of the
+// application's (not built in, nor an extension's) with one, whatever volatility it declares:
+// PostgreSQL takes IMMUTABLE at its word, and the shim does not read the body, which may say
+// $1::text too (TestGeneratedImmutableFunctionTextRefused).
 func generatedSettingsSQL() string {
 	return `  DECLARE g pg_catalog.record; tree pg_catalog.text; node pg_catalog.text[]; typ pg_catalog.text; arg pg_catalog.text; bad pg_catalog.bool;
   BEGIN
@@ -79,6 +82,10 @@ func generatedSettingsSQL() string {
               WHERE pr.oid OPERATOR(pg_catalog.=) arg::pg_catalog.oid
                 AND (pr.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.cstring'::pg_catalog.regtype
                   OR pr.provolatile OPERATOR(pg_catalog.<>) 'i'
+                  -- The application's own, whatever it is declared: its body is not read.
+                  OR pr.oid OPERATOR(pg_catalog.>=) 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend dep
+                    WHERE dep.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                      AND dep.objid OPERATOR(pg_catalog.=) pr.oid AND dep.deptype OPERATOR(pg_catalog.=) 'e')
                   OR rt.typcategory OPERATOR(pg_catalog.=) 'S' AND EXISTS (SELECT FROM pg_catalog.unnest(pr.proargtypes) pa(oid)
                     JOIN pg_catalog.pg_type pt ON pt.oid OPERATOR(pg_catalog.=) pa.oid WHERE pt.typtype OPERATOR(pg_catalog.=) 'p'))))
           AND EXISTS (SELECT FROM pg_catalog.regexp_matches(node[2], '<T(\d*)>', 'g') m(t)
@@ -92,8 +99,8 @@ func generatedSettingsSQL() string {
     -- Left with a conversion it did not read through (a node it does not read): refused too.
     IF bad OR tree OPERATOR(pg_catalog.~) '\{(COERCEVIAIO|FUNCEXPR|OPEXPR|XMLEXPR) ' THEN
       RAISE EXCEPTION USING ERRCODE = '0A000',
-        MESSAGE = pg_catalog.format('tandem: stored generated column %I of %s converts a value to text whose text depends on session settings (a float''s on extra_float_digits, a bytea''s on bytea_output): each database computes the column under its own session''s settings, so the peer could store other text than this database', g.attname, g.rel),
-        HINT = 'Write the text into a plain column from the application, or convert with a fixed format (encode(b, ''hex''), a numeric cast).';
+        MESSAGE = pg_catalog.format('tandem: stored generated column %I of %s converts a value to text whose text depends on session settings (a float''s on extra_float_digits, a bytea''s on bytea_output), or may in a function of its own: each database computes the column under its own session''s settings, so the peer could store other text than this database', g.attname, g.rel),
+        HINT = 'Write the text into a plain column from the application, or convert with a fixed format (encode(b, ''hex''), a numeric cast), without a function of the application''s.';
     END IF;
   END LOOP;
   END;
