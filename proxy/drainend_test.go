@@ -20,49 +20,17 @@ import (
 // proxy had not yet delivered, and the operator got a truncated reply to a request the server
 // had answered.
 func TestDrainEndDeliversWrittenReply(t *testing.T) {
-	const size = 1 << 20
-	reply := append(bytes.Repeat([]byte("r"), size), '\n')
-	written := make(chan error, 1)
-	a := startBackend(t, "", func(c net.Conn) {
-		if _, err := io.WriteString(c, "A\n"); err != nil {
-			written <- err
-			return
-		}
-		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-			written <- err
-			return
-		}
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := c.Write(reply)
-		written <- err
-		_, _ = io.Copy(io.Discard, c) // then waits for the next request, as a server does
-	})
+	d := startReplyBackend(t)
 	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
-	s.SetMaster(master("site1", a.addr))
+	s.SetMaster(master("site1", d.addr))
 	c := dial(t, addrs[0])
 	if got := c.line(t); got != "A" {
 		t.Fatalf("routed to %q, want A", got)
 	}
-	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
-	if _, err := io.WriteString(c, "GET report\n"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-written:
-		if err != nil {
-			t.Fatalf("the server could not write its reply while the operator waited: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server got no request in 10s")
-	}
-	s.SetMaster(Target{Term: 1}) // the drain ended, the reply written
+	d.requestDuringDrain(t, s, c) // site1 hands over
+	s.SetMaster(Target{Term: 1})  // the drain ended, the reply written
 
-	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err := io.ReadAll(c.br)
-	if len(got) != len(reply) {
-		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(reply), err)
-	}
+	err := d.readReply(t, c)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the whole reply: %v, want the connection ended", err)
 	}
@@ -136,23 +104,7 @@ func TestDrainEndForwardsNothingNew(t *testing.T) {
 // server wrote, within drainEndBound (conn.endDrain); Serve's end reset such a connection at
 // once, throwing away the reply the drain was there to let finish.
 func TestServeEndLetsDrainEndFinish(t *testing.T) {
-	const size = 1 << 20
-	reply := append(bytes.Repeat([]byte("r"), size), '\n')
-	written := make(chan error, 1)
-	a := startBackend(t, "", func(c net.Conn) {
-		if _, err := io.WriteString(c, "A\n"); err != nil {
-			written <- err
-			return
-		}
-		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-			written <- err
-			return
-		}
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := c.Write(reply)
-		written <- err
-		_, _ = io.Copy(io.Discard, c)
-	})
+	d := startReplyBackend(t)
 	s, err := New(testConfig(ops("off", "off")), Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -166,34 +118,18 @@ func TestServeEndLetsDrainEndFinish(t *testing.T) {
 	go func() { served <- s.Serve(ctx) }()
 	defer func() { cancel(); <-served }()
 
-	s.SetMaster(master("site1", a.addr))
+	s.SetMaster(master("site1", d.addr))
 	c := dial(t, s.Addrs()[0].String())
 	if got := c.line(t); got != "A" {
 		t.Fatalf("routed to %q, want A", got)
 	}
-	s.StopAccepting("site1")                        // SIGTERM
-	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
-	if _, err := io.WriteString(c, "GET report\n"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-written:
-		if err != nil {
-			t.Fatalf("the server could not write its reply: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server got no request in 10s")
-	}
-	s.SetMaster(Target{Term: 1}) // the drain ended, the reply written
-	cancel()                     // the node is done: serve stops the proxy
+	s.StopAccepting("site1")      // SIGTERM
+	d.requestDuringDrain(t, s, c) // site1 hands over
+	s.SetMaster(Target{Term: 1})  // the drain ended, the reply written
+	cancel()                      // the node is done: serve stops the proxy
 	start := time.Now()
 
-	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err := io.ReadAll(c.br)
-	if len(got) != len(reply) {
-		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(reply), err)
-	}
+	d.readReply(t, c)
 	select {
 	case <-served:
 		served <- nil
@@ -201,6 +137,66 @@ func TestServeEndLetsDrainEndFinish(t *testing.T) {
 		t.Fatalf("Serve did not return within drainEndBound of its context's end")
 	}
 	t.Logf("Serve returned %v after its context ended", time.Since(start).Round(time.Millisecond))
+}
+
+// replyBackend is a server that greets each connection with "A", then answers one request
+// line with reply (1 MiB, far more than the proxy's sockets hold) and waits for the next, as
+// a server does; written gets the result of the reply's write.
+type replyBackend struct {
+	addr    string
+	reply   []byte
+	written chan error
+}
+
+func startReplyBackend(t *testing.T) *replyBackend {
+	t.Helper()
+	d := &replyBackend{reply: append(bytes.Repeat([]byte("r"), 1<<20), '\n'), written: make(chan error, 1)}
+	d.addr = startBackend(t, "", func(c net.Conn) {
+		if _, err := io.WriteString(c, "A\n"); err != nil {
+			d.written <- err
+			return
+		}
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			d.written <- err
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Write(d.reply)
+		d.written <- err
+		_, _ = io.Copy(io.Discard, c)
+	}).addr
+	return d
+}
+
+// requestDuringDrain starts site1's handover drain, sends a request on c and waits until the
+// server wrote its whole reply.
+func (d *replyBackend) requestDuringDrain(t *testing.T, s *Server, c *client) {
+	t.Helper()
+	s.SetMaster(Target{Term: 1, Draining: "site1"})
+	if _, err := io.WriteString(c, "GET report\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.written:
+		if err != nil {
+			t.Fatalf("the server could not write its reply: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server got no request in 10s")
+	}
+}
+
+// readReply reads c, as an operator that reads at its pace, to its end and fails unless it
+// got the whole reply; it returns how the connection ended.
+func (d *replyBackend) readReply(t *testing.T, c *client) error {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c.br)
+	if len(got) != len(d.reply) {
+		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(d.reply), err)
+	}
+	return err
 }
 
 // tcpPair returns both ends of a loopback TCP connection, closed at cleanup.
@@ -281,51 +277,19 @@ func TestDrainEndDuringWatchStop(t *testing.T) {
 // connections to other sites, throwing the rest of the reply away; it is left to finish, as
 // Serve's end leaves it, and still ends within drainEndBound.
 func TestStopAcceptingLetsDrainEndFinish(t *testing.T) {
-	const size = 1 << 20
-	reply := append(bytes.Repeat([]byte("r"), size), '\n')
-	written := make(chan error, 1)
-	a := startBackend(t, "", func(c net.Conn) {
-		if _, err := io.WriteString(c, "A\n"); err != nil {
-			written <- err
-			return
-		}
-		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-			written <- err
-			return
-		}
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, err := c.Write(reply)
-		written <- err
-		_, _ = io.Copy(io.Discard, c)
-	})
+	d := startReplyBackend(t)
 	s, addrs := startProxy(t, testConfig(ops("off", "off")), nil)
-	s.SetMaster(master("site1", a.addr))
+	s.SetMaster(master("site1", d.addr))
 	c := dial(t, addrs[0])
 	if got := c.line(t); got != "A" {
 		t.Fatalf("routed to %q, want A", got)
 	}
-	s.SetMaster(Target{Term: 1, Draining: "site1"}) // site1 hands over
-	if _, err := io.WriteString(c, "GET report\n"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-written:
-		if err != nil {
-			t.Fatalf("the server could not write its reply: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server got no request in 10s")
-	}
-	s.SetMaster(Target{Term: 1}) // the drain ended, the reply written
-	s.StopAccepting("site1")     // SIGTERM, a moment later
+	d.requestDuringDrain(t, s, c) // site1 hands over
+	s.SetMaster(Target{Term: 1})  // the drain ended, the reply written
+	s.StopAccepting("site1")      // SIGTERM, a moment later
 	start := time.Now()
 
-	time.Sleep(100 * time.Millisecond) // the operator reads at its pace
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got, err := io.ReadAll(c.br)
-	if len(got) != len(reply) {
-		t.Fatalf("the operator got %d of the %d bytes of the reply the server wrote before the drain ended (%v)", len(got), len(reply), err)
-	}
+	err := d.readReply(t, c)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the whole reply: %v, want the connection ended", err)
 	}
