@@ -51,3 +51,28 @@ func stalled(c *net.TCPConn, limit time.Duration) bool {
 func stalledInfo(info *unix.TCPInfo, limit time.Duration) bool {
 	return (info.Retransmits > 0 || info.Probes > 1) && time.Duration(info.Last_ack_recv)*time.Millisecond >= limit
 }
+
+// idleAtDrainEnd reports whether no byte moved between the proxy and the server up for at
+// least d, and the server's last bytes came after the last it was sent: no request of the
+// operator's awaits its reply (finishDrain). A socket whose state cannot be read is not idle.
+func idleAtDrainEnd(up *net.TCPConn, d time.Duration) bool {
+	info, ok := tcpInfo(up)
+	if !ok {
+		return false
+	}
+	sinceRecv := time.Duration(info.Last_data_recv) * time.Millisecond
+	sinceSent := time.Duration(info.Last_data_sent) * time.Millisecond
+	return sinceRecv >= d && sinceSent >= sinceRecv
+}
+
+// sentSince reports whether c's peer sent data that arrived after t, as the kernel tracks it
+// (tcpi_last_data_recv, in jiffies: a margin keeps bytes that came just before t out). A
+// socket whose state cannot be read has not.
+func sentSince(c *net.TCPConn, t time.Time) bool {
+	info, ok := tcpInfo(c)
+	if !ok {
+		return false
+	}
+	last := time.Now().Add(-time.Duration(info.Last_data_recv) * time.Millisecond)
+	return last.After(t.Add(20 * time.Millisecond))
+}

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -488,20 +489,32 @@ func (c *conn) endDrain() {
 }
 
 // drainEndBound bounds how long the end of a drain (conn.endDrain) takes to pass on what the
-// server wrote before it, and to see it acknowledged; drainEndQuiet is the pause in the
-// server's bytes taken for the end of what it had to say.
+// server wrote before it and after, and to see it acknowledged; drainEndQuiet is the pause in
+// the server's bytes taken for the end of what it had to say — but only once the operator is
+// past the reply (finishDrain); drainEndIdle is how long a connection that moved nothing,
+// with no request of the operator's awaiting its reply, has been idle (idleAtDrainEnd).
 var (
 	drainEndBound = 2 * time.Second
 	drainEndQuiet = 200 * time.Millisecond
+	drainEndIdle  = 2 * time.Second
 )
 
 // finishDrain passes on to the operator what c's server wrote before the end of its drain
-// stopped the copy loop, and what follows without a pause of drainEndQuiet, until c.endBy;
-// then it waits, within that bound too, until the operator has acknowledged every byte sent
-// to it, so that the reset that ends c (abort) throws none of them away. It returns the
-// bytes passed on.
+// stopped the copy loop, and what it writes after, until the server's end or c.endBy; then it
+// waits, within that bound too, until the operator has acknowledged every byte sent to it, so
+// that the reset that ends c (abort) throws none of them away. It returns the bytes passed on.
+//
+// The proxy does not know where a reply ends, and a server may pause in the middle of one (a
+// query's rows computed as they go): a pause of drainEndQuiet ends the passing on early only
+// where no reply is owed — the connection was idle at the drain's end (idleAtDrainEnd), or the
+// operator is past the reply: it sent more (its next request, which reaches no server: still
+// queued, operatorMovedOn, or taken by the copy as it stopped, sentSince) or closed its side. Otherwise the server's bytes are passed on until the
+// bound: an idle operator is reset up to drainEndBound after the drain's end, rather than
+// drainEndQuiet. Where neither can be read (not Linux), every connection waits for its bound.
 func (c *conn) finishDrain(up *net.TCPConn) int64 {
 	end := c.endBy
+	drainEnd := end.Add(-drainEndBound)
+	idle := idleAtDrainEnd(up, drainEndIdle)
 	buf := make([]byte, 32<<10)
 	var n int64
 	for now := time.Now(); now.Before(end); now = time.Now() {
@@ -512,14 +525,21 @@ func (c *conn) finishDrain(up *net.TCPConn) int64 {
 		_ = up.SetReadDeadline(wait)
 		k, err := up.Read(buf)
 		if k > 0 {
+			idle = false
 			w, werr := c.client.Write(buf[:k])
 			n += int64(w)
 			if werr != nil {
 				return n
 			}
 		}
-		if err != nil {
-			break // the server's end, or it said nothing more for drainEndQuiet
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			break // the server's end
+		}
+		if idle || operatorMovedOn(c.client) || sentSince(c.client, drainEnd) {
+			break // a pause, and no reply owed
 		}
 	}
 	for time.Now().Before(end) {

@@ -61,3 +61,21 @@ func unacked(c *net.TCPConn) (int, bool) {
 	}
 	return n, true
 }
+
+// operatorMovedOn tells, without waiting, whether client sent bytes that are still queued (the
+// copy of its direction stopped at the end of a drain: its next request), closed its side or
+// reset: in any case it is past the reply it was waiting for (finishDrain).
+func operatorMovedOn(client *net.TCPConn) bool {
+	rc, err := client.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var rerr error
+	if err := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return false
+	}
+	return rerr != unix.EAGAIN && rerr != unix.EINTR
+}
