@@ -277,7 +277,8 @@ func (s *Server) Close() {
 // gone. A connection whose drain ended already (conn.endDrain) is left to pass
 // on the server's last reply, until its bound at the latest (drainEndBound): at
 // SIGTERM the node that hands over is done, and Serve's context ends, only a
-// moment after its drain. It calls Start first if that has not been done. It
+// moment after its drain. One that a drain still keeps (the node done without
+// its end) has its drain ended so, not reset at once. It calls Start first if that has not been done. It
 // may be called once.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
@@ -306,10 +307,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	all := make([]*conn, 0, len(s.conns))
-	var ending []*conn
+	var ending, drained []*conn
 	for c := range s.conns {
 		if !c.endBy.IsZero() {
 			ending = append(ending, c) // ends by itself within drainEndBound (finishDrain)
+			continue
+		}
+		if s.target.Site == "" && c.to != (route{}) && !c.cut && !c.idle && !c.stalled && s.target.keeps(c.ln.cfg.Endpoint, c.to) {
+			// Kept by a drain that has not ended: the node is done without its end (a
+			// release past its bound). Ended here as SetMaster ends it, the server's reply
+			// passed on.
+			c.cut = true
+			c.endBy = time.Now().Add(drainEndBound)
+			drained = append(drained, c)
+			ending = append(ending, c)
 			continue
 		}
 		all = append(all, c)
@@ -320,6 +331,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	for _, c := range all {
 		c.abort()
+	}
+	for _, c := range drained {
+		c.endDrain()
 	}
 	for _, c := range ending {
 		// The bound, however the connection's copy loop fares.
