@@ -524,7 +524,8 @@ var (
 // operator is past the reply: it sent more (its next request, which reaches no server: still
 // queued, operatorMovedOn, or taken by the copy as it stopped, sentSince) or closed its side. Otherwise the server's bytes are passed on until the
 // bound: an idle operator is reset up to drainEndBound after the drain's end, rather than
-// drainEndQuiet. Where neither can be read (not Linux), every connection waits for its bound.
+// drainEndQuiet. Where neither can be read (not Linux), every connection waits for its bound,
+// as it does for the operator's acknowledgements (unackedKnown).
 func (c *conn) finishDrain(up *net.TCPConn) int64 {
 	end := c.endBy
 	drainEnd := end.Add(-drainEndBound)
@@ -557,7 +558,14 @@ func (c *conn) finishDrain(up *net.TCPConn) int64 {
 		}
 	}
 	for time.Now().Before(end) {
-		if q, ok := unacked(c.client); !ok || q == 0 {
+		q, ok := unacked(c.client)
+		if !ok && !unackedKnown {
+			// Not Linux: what the operator has not acknowledged is not known, and the reset
+			// would throw it away: it has until the bound.
+			time.Sleep(time.Until(end))
+			break
+		}
+		if !ok || q == 0 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -47,6 +47,9 @@ func leftAlready(client *net.TCPConn, sent bool) error {
 	return nil
 }
 
+// unackedKnown: unacked reads the socket's send queue (SIOCOUTQ).
+const unackedKnown = true
+
 // unacked returns how many bytes sent on c its peer has not acknowledged yet, those not sent
 // yet included (SIOCOUTQ).
 func unacked(c *net.TCPConn) (int, bool) {

@@ -11,7 +11,11 @@ func fdLimit() (uint64, bool) { return 0, false }
 // noticed by the copy loop.
 func leftAlready(*net.TCPConn, bool) error { return nil }
 
-// unacked is not known here: the end of a drain does not wait for the operator's ACKs.
+// unackedKnown: unacked does not read the socket here; the end of a drain gives the operator
+// until its bound to take what was sent to it (finishDrain).
+const unackedKnown = false
+
+// unacked is not known here.
 func unacked(*net.TCPConn) (int, bool) { return 0, false }
 
 // operatorMovedOn is not known here: the end of a drain does not take an operator's next
