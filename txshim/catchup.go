@@ -369,8 +369,21 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 		if _, err := s.drain(ctx, until); err != nil {
 			return err
 		}
-		if err := s.alignSequences(ctx); err != nil {
-			return fmt.Errorf("catch-up: %w", err)
+		// The sequences' positions are copied to the peer, and with a verification to follow,
+		// between its reads of the local database's positions and the peer's: a nextval on this
+		// database after the copy (the hold stops commits, not calls) read by the verification
+		// as the master's position was a false difference (TestVerifyCatchUpNextvalAfterCopy).
+		copied := false
+		var alignErr error
+		copySeqs := func() error {
+			copied = true
+			if alignErr = s.alignSequences(ctx); alignErr != nil {
+				return alignErr
+			}
+			if f := s.hooks.aligned.get(); f != nil {
+				f()
+			}
+			return nil
 		}
 		var snaps *verifySnapshots
 		s.mu.Lock()
@@ -382,9 +395,18 @@ func (s *Shipper) drainAndSync(ctx context.Context, hold func(ctx context.Contex
 			// The comparison outlives this call (whose ctx may be an operator's request): it runs
 			// as long as the Shipper does.
 			var verr error
-			if snaps, verr = beginVerify(vctx, s.cfg.LocalDSN, s.cfg.PeerDSN); verr != nil {
+			if snaps, verr = beginVerifyCopying(vctx, s.cfg.LocalDSN, s.cfg.PeerDSN, copySeqs); verr != nil && alignErr == nil {
 				s.logger.Warn("catch-up: cannot take the snapshots to verify; not verified", "err", verr)
 			}
+		}
+		if !copied {
+			_ = copySeqs()
+		}
+		if alignErr != nil {
+			if snaps != nil {
+				snaps.close()
+			}
+			return fmt.Errorf("catch-up: %w", alignErr)
 		}
 		at := time.Now()
 		synced, err := s.syncAfterTail(start, stats0)

@@ -70,4 +70,7 @@ type shipperHooks struct {
 	// snapshotConn is called with the backend pid of the connection the copy is to read in,
 	// before it imports the snapshot the slot made anew exported.
 	snapshotConn hook[func(pid uint32)]
+	// aligned is called once catch-up has copied the sequences' positions to the peer, before
+	// the peer is marked synced: a nextval a test runs there is one that ran after the copy.
+	aligned hook[func()]
 }

@@ -78,6 +78,13 @@ type verifySnapshots struct {
 // beginVerify opens a REPEATABLE READ READ ONLY transaction on each database, under fixed
 // text settings (verifySettingsSQL), and then takes their snapshots, one right after the other.
 func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapshots, err error) {
+	return beginVerifyCopying(ctx, localDSN, peerDSN, nil)
+}
+
+// beginVerifyCopying is beginVerify, calling copySeqs (when not nil) once the snapshots are
+// taken and the local database's sequence positions read, before the peer's are
+// (readSeqPositions). Its error is returned as it is.
+func beginVerifyCopying(ctx context.Context, localDSN, peerDSN string, copySeqs func() error) (_ *verifySnapshots, err error) {
 	v := &verifySnapshots{}
 	// Two spellings of one database's address (TCP and the Unix socket, a host name and its
 	// address) pass the configuration's check, and compared that database with itself:
@@ -126,7 +133,7 @@ func beginVerify(ctx context.Context, localDSN, peerDSN string) (_ *verifySnapsh
 	}
 	// Sequences are not under the snapshots: their positions are read now, at the moment
 	// compared (verifyseq.go).
-	if v.seqs, err = v.readSeqPositions(ctx); err != nil {
+	if v.seqs, err = v.readSeqPositions(ctx, copySeqs); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -73,45 +73,64 @@ const seqRoleSQL = `SELECT coalesce((SELECT string_agg(substr(slot_name, 8), ','
     query_to_xml('SELECT term::text || '' '' || master AS r FROM tandem.state WHERE id = 1', false, false, '')))[1]::text END, '')`
 
 // readSeqPositions reads the positions of both databases' sequences, and which is the master's.
-func (v *verifySnapshots) readSeqPositions(ctx context.Context) (verifySeqs, error) {
+// A sequence moves outside any transaction, so the two databases' positions are of two
+// moments: the master's are read first, the backup's after them (the local's first where
+// neither is known). A nextval on the master between the two reads leaves its position read
+// as it was, not one the backup's copy has not reached yet. copied, when not nil, copies the
+// local database's positions to the peer (catch-up's alignSequences) between the two reads, the
+// local's first: the positions compared are then the ones copied from or before them, and
+// one handed out after the copy is not named (TestVerifyCatchUpNextvalAfterCopy).
+func (v *verifySnapshots) readSeqPositions(ctx context.Context, copied func() error) (verifySeqs, error) {
 	s := verifySeqs{master: -1}
 	var slots, records [2]string
 	err := v.unlocking(ctx, func() error {
 		for i, tx := range v.txs {
-			rows, err := tx.QueryContext(ctx, seqPositionsSQL)
-			if err != nil {
-				return fmt.Errorf("verify: sequences on the %s database: %w", sideName(i), err)
-			}
-			s.pos[i] = map[string]seqPos{}
-			for rows.Next() {
-				var name, next string
-				var p seqPos
-				if err := rows.Scan(&name, &p.inc, &p.cycle, &next); err != nil {
-					rows.Close()
-					return fmt.Errorf("verify: sequences on the %s database: %w", sideName(i), err)
-				}
-				var ok bool
-				if p.next, ok = new(big.Int).SetString(next, 10); !ok {
-					rows.Close()
-					return fmt.Errorf("verify: sequence %s on the %s database: position %q", name, sideName(i), next)
-				}
-				s.pos[i][name] = p
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("verify: sequences on the %s database: %w", sideName(i), err)
-			}
 			if err := tx.QueryRowContext(ctx, seqRoleSQL).Scan(&slots[i], &records[i]); err != nil {
 				return fmt.Errorf("verify: slots and term record on the %s database: %w", sideName(i), err)
 			}
 		}
+		s.master = masterSide(slots, records)
+		first := 0
+		if copied == nil && s.master >= 0 {
+			first = s.master
+		}
+		for _, i := range []int{first, 1 - first} {
+			if i != first && copied != nil {
+				if err := copied(); err != nil {
+					return err
+				}
+			}
+			var err error
+			if s.pos[i], err = readSeqPositionsIn(ctx, v.txs[i]); err != nil {
+				return fmt.Errorf("verify: sequences on the %s database: %w", sideName(i), err)
+			}
+		}
 		return nil
 	})
+	return s, err
+}
+
+// readSeqPositionsIn reads the positions of the sequences of one database (seqPositionsSQL).
+func readSeqPositionsIn(ctx context.Context, tx *sql.Tx) (map[string]seqPos, error) {
+	rows, err := tx.QueryContext(ctx, seqPositionsSQL)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
-	s.master = masterSide(slots, records)
-	return s, nil
+	defer rows.Close()
+	pos := map[string]seqPos{}
+	for rows.Next() {
+		var name, next string
+		var p seqPos
+		if err := rows.Scan(&name, &p.inc, &p.cycle, &next); err != nil {
+			return nil, err
+		}
+		var ok bool
+		if p.next, ok = new(big.Int).SetString(next, 10); !ok {
+			return nil, fmt.Errorf("sequence %s: position %q", name, next)
+		}
+		pos[name] = p
+	}
+	return pos, rows.Err()
 }
 
 // masterSide tells which database (0 local, 1 peer) is the master's, from each one's slots
