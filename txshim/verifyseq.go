@@ -32,6 +32,10 @@ import (
 // not named: the application made it so, on both databases alike, and verify names what
 // differs between the two (the full suite's tests that write keys by hand: TestFidelity).
 //
+// A CYCLE sequence's positions are compared on its cycle (one that wrapped past its bound is
+// ahead of the other's greater number): the one behind is the one from which the other is less
+// than half the cycle forward.
+//
 // The master is the one the term records of both databases name (tandem.state, the newer
 // term's; both alike where they are of one term), its database the one holding its site's
 // slot (tandem_<site>); without records, slots, or with records of one term naming two
@@ -39,12 +43,14 @@ import (
 // a sequence is not under the snapshot, and after a catch-up commits go on before the
 // comparison reads the rows), the values in use under the snapshots.
 
-// seqPos is a sequence's position on one database: its increment, CYCLE, and the value
-// nextval hands out next (past its bound where it is exhausted).
+// seqPos is a sequence's position on one database: its increment, bounds, CYCLE, and the
+// value nextval hands out next (past its bound where it is exhausted; the other bound where a
+// CYCLE sequence wraps).
 type seqPos struct {
-	inc   int64
-	cycle bool
-	next  *big.Int
+	inc      int64
+	min, max int64
+	cycle    bool
+	next     *big.Int
 }
 
 // verifySeqs is what beginVerify reads of the sequences: each database's positions, keyed by
@@ -58,7 +64,7 @@ type verifySeqs struct {
 // seqPositionsSQL lists the permanent sequences of the application schemas with their next
 // values, read from each sequence itself (query_to_xml: a relation named at run time in a
 // plain query; pg_sequences shows no last_value where is_called is false).
-const seqPositionsSQL = `SELECT c.oid::regclass::text, s.seqincrement, s.seqcycle,
+const seqPositionsSQL = `SELECT c.oid::regclass::text, s.seqincrement, s.seqmin, s.seqmax, s.seqcycle,
   (CASE WHEN x.called THEN x.lv + s.seqincrement ELSE x.lv END)::text
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace,
   LATERAL (SELECT query_to_xml(format('SELECT last_value, is_called FROM %I.%I', n.nspname, c.relname), false, true, '') AS doc) q,
@@ -121,12 +127,17 @@ func readSeqPositionsIn(ctx context.Context, tx *sql.Tx) (map[string]seqPos, err
 	for rows.Next() {
 		var name, next string
 		var p seqPos
-		if err := rows.Scan(&name, &p.inc, &p.cycle, &next); err != nil {
+		if err := rows.Scan(&name, &p.inc, &p.min, &p.max, &p.cycle, &next); err != nil {
 			return nil, err
 		}
 		var ok bool
 		if p.next, ok = new(big.Int).SetString(next, 10); !ok {
 			return nil, fmt.Errorf("sequence %s: position %q", name, next)
+		}
+		if p.cycle && p.next.Cmp(big.NewInt(p.max)) > 0 {
+			p.next.SetInt64(p.min) // nextval wraps
+		} else if p.cycle && p.next.Cmp(big.NewInt(p.min)) < 0 {
+			p.next.SetInt64(p.max)
 		}
 		pos[name] = p
 	}
@@ -257,8 +268,25 @@ func diffSequences(seqs verifySeqs, inUse [2]map[string]seqInUse) []string {
 			continue // named by the schema comparison
 		}
 		both := [2]seqPos{lp, pp}
-		// behind: a is behind b for a sequence of increment inc.
+		// behind: a is behind b for a sequence of increment inc. A CYCLE sequence's values go
+		// round (TestVerifySequencesCycleWrapped): the lower number may be the one that wrapped
+		// past the bound, ahead of the other. On the cycle each position is behind the other,
+		// and it is taken to be behind the one it reaches in less than half the cycle — the
+		// one a copy is nearer (it copies the master's position, with no lead for a CYCLE
+		// sequence).
 		behind := func(a, b *big.Int, inc int64) bool { return a.Cmp(b)*sign(inc) < 0 }
+		if lp.cycle && pp.cycle && lp.min == pp.min && lp.max == pp.max {
+			behind = func(a, b *big.Int, inc int64) bool {
+				n := new(big.Int).Sub(big.NewInt(lp.max), big.NewInt(lp.min))
+				n.Add(n, big.NewInt(1))
+				d := new(big.Int).Sub(b, a)
+				if inc < 0 {
+					d.Neg(d)
+				}
+				d.Mod(d, n) // the steps from a forward to b
+				return d.Sign() > 0 && d.Cmp(new(big.Int).Sub(n, d)) <= 0
+			}
+		}
 		var takeover [2]*big.Int
 		for i, s := range both {
 			takeover[i] = s.next
