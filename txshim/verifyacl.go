@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -21,6 +22,13 @@ import (
 // lacks, makes them differ, and after a failover the applications' roles can no longer read,
 // write or alter what they could (TestVerifyOwnersAndPrivileges). A column granted privileges
 // of its own is listed with its relation ("column of"), whose owner grants them.
+//
+// The default privileges (ALTER DEFAULT PRIVILEGES) of a role, in an application schema or in
+// every schema, are listed too, as objects with no owner: made on one database only, each
+// table, sequence, function, type or schema made on the new master after a failover got other
+// privileges than the old master gave it (TestVerifyDefaultPrivileges). A role's default
+// privileges in every schema, where none are recorded, are the built-in ones; they are listed
+// written out ("default privilege"), to stand for those of a database that records none.
 var appObjectsACLSQL = `WITH objs AS (
   SELECT 'pg_class'::regclass AS cls, c.oid, 0 AS sub, c.relowner AS owner,
     coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
@@ -42,6 +50,10 @@ var appObjectsACLSQL = `WITH objs AS (
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
   WHERE (t.typtype IN ('d', 'e', 'r') OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
     AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_default_acl'::regclass, d.oid, 0, NULL, d.defaclacl
+  FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+  WHERE d.defaclnamespace = 0 OR (` + appSchemaFilter + `)
 )
 SELECT pg_describe_object(o.cls, o.oid, o.sub), 'owner', pg_get_userbyid(o.owner)::text, '', '' FROM objs o WHERE o.owner IS NOT NULL
 UNION ALL
@@ -51,6 +63,12 @@ SELECT pg_describe_object(o.cls, o.oid, o.sub), 'privilege', x.item::text, g.gra
 FROM objs o, unnest(o.acl) x(item),
   LATERAL (SELECT CASE WHEN e.grantee = 0 THEN '' ELSE pg_get_userbyid(e.grantee)::text END AS grantee, pg_get_userbyid(e.grantor)::text AS grantor
     FROM aclexplode(ARRAY[x.item]) e LIMIT 1) g
+UNION ALL
+SELECT pg_describe_object('pg_default_acl'::regclass, d.oid, 0), 'default privilege', x.item::text, g.grantee, g.grantor
+FROM pg_default_acl d, unnest(acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' ELSE d.defaclobjtype END::"char", d.defaclrole)) x(item),
+  LATERAL (SELECT CASE WHEN e.grantee = 0 THEN '' ELSE pg_get_userbyid(e.grantee)::text END AS grantee, pg_get_userbyid(e.grantor)::text AS grantor
+    FROM aclexplode(ARRAY[x.item]) e LIMIT 1) g
+WHERE d.defaclnamespace = 0
 UNION ALL
 SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 
@@ -87,6 +105,10 @@ type objectFacts struct {
 	privs    map[string][]objPriv
 	roles    map[string]bool
 	comments map[string]string // quoted as literals
+	// dflt is, for each role's default privileges in every schema recorded (ALTER DEFAULT
+	// PRIVILEGES without IN SCHEMA), the built-in ones they replace: a database recording none
+	// has those.
+	dflt map[string][]objPriv
 }
 
 // objPriv is a privilege (an aclitem, as text) and the roles it names: its grantee ("" for
@@ -95,7 +117,8 @@ type objPriv struct{ item, grantee, grantor string }
 
 // readObjectFacts reads the objectFacts of the snapshot tx.
 func readObjectFacts(ctx context.Context, tx *sql.Tx) (objectFacts, error) {
-	f := objectFacts{owners: map[string]string{}, relOf: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}, comments: map[string]string{}}
+	f := objectFacts{owners: map[string]string{}, relOf: map[string]string{}, privs: map[string][]objPriv{}, roles: map[string]bool{}, comments: map[string]string{},
+		dflt: map[string][]objPriv{}}
 	// Two statements: as one (UNION ALL), the comments' part was planned otherwise and took a
 	// hundred times as long.
 	for _, q := range []string{appObjectsACLSQL, appCommentsSQL} {
@@ -103,8 +126,10 @@ func readObjectFacts(ctx context.Context, tx *sql.Tx) (objectFacts, error) {
 			return f, fmt.Errorf("read owners, privileges and comments: %w", err)
 		}
 	}
-	for _, p := range f.privs {
-		slices.SortFunc(p, func(a, b objPriv) int { return strings.Compare(a.item, b.item) })
+	for _, m := range []map[string][]objPriv{f.privs, f.dflt} {
+		for _, p := range m {
+			slices.SortFunc(p, func(a, b objPriv) int { return strings.Compare(a.item, b.item) })
+		}
 	}
 	return f, nil
 }
@@ -130,6 +155,8 @@ func (f *objectFacts) read(ctx context.Context, tx *sql.Tx, q string) error {
 			f.relOf[obj] = v
 		case "comment":
 			f.comments[obj] = v
+		case "default privilege":
+			f.dflt[obj] = append(f.dflt[obj], objPriv{"privilege " + v, grantee, grantor})
 		default:
 			f.privs[obj] = append(f.privs[obj], objPriv{"privilege " + v, grantee, grantor})
 		}
@@ -170,6 +197,16 @@ func diffObjectFacts(l, p objectFacts) []string {
 			}
 		}
 		return out
+	}
+	// A role's default privileges in every schema recorded on one database only: the other's
+	// are the built-in ones.
+	l.privs, p.privs = maps.Clone(l.privs), maps.Clone(p.privs)
+	for _, sides := range [][2]objectFacts{{l, p}, {p, l}} {
+		for o, d := range sides[0].dflt {
+			if _, ok := sides[1].privs[o]; !ok {
+				sides[1].privs[o] = d
+			}
+		}
 	}
 	for _, o := range unionKeys(l.privs, p.privs) {
 		if skip[o] || skip[l.relOf[o]] || skip[p.relOf[o]] {
