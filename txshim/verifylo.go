@@ -13,7 +13,11 @@ import (
 // and data), as checksum sums a table's rows — or "" where withContents is false. Read page by
 // page through pg_largeobject's index, never a whole object at once. An object written with
 // holes (pages never written, which read as zeros) digests otherwise than the same bytes
-// written in full: such a pair is named as differing.
+// written in full: such a pair is named as differing. Then each one's owner and privileges
+// (none recorded: the owner's defaults written out; in one order, whatever order they were
+// granted in), by the roles' names: a copy made by hand on the other database may be owned or
+// granted otherwise, and after a failover the applications' roles could not read or write it
+// (TestVerifyLargeObjectPrivileges).
 func largeObjectsSQL(withContents bool) string {
 	contents := "''"
 	if withContents {
@@ -21,7 +25,9 @@ func largeObjectsSQL(withContents bool) string {
       || ':' || sum(('x' || substr(x.h, 17, 16))::bit(64)::bigint::numeric)
     FROM (SELECT md5(int4send(l.pageno) || l.data) AS h FROM pg_largeobject l WHERE l.loid = m.oid) x), '')`
 	}
-	return `SELECT m.oid::bigint, ` + contents + ` FROM pg_largeobject_metadata m ORDER BY m.oid`
+	return `SELECT m.oid::bigint, ` + contents + `, pg_get_userbyid(m.lomowner)::text || ' ' ||
+  (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(coalesce(m.lomacl, acldefault('L'::"char", m.lomowner))) a)
+FROM pg_largeobject_metadata m ORDER BY m.oid`
 }
 
 // diffLargeObjects compares the large objects of both snapshots: they live in the catalog
@@ -50,9 +56,9 @@ func diffLargeObjects(ctx context.Context, snaps [2]*sql.Tx) (string, error) {
 		rows[i] = r
 	}
 	type object struct {
-		oid    int64
-		digest string
-		ok     bool
+		oid         int64
+		digest, acl string
+		ok          bool
 	}
 	next := func(i int) (object, error) {
 		var o object
@@ -63,7 +69,7 @@ func diffLargeObjects(ctx context.Context, snaps [2]*sql.Tx) (string, error) {
 			return o, nil
 		}
 		o.ok = true
-		return o, rows[i].Scan(&o.oid, &o.digest)
+		return o, rows[i].Scan(&o.oid, &o.digest, &o.acl)
 	}
 	var out []string
 	l, err := next(0)
@@ -86,6 +92,8 @@ func diffLargeObjects(ctx context.Context, snaps [2]*sql.Tx) (string, error) {
 		default:
 			if l.digest != p.digest {
 				what = strconv.FormatInt(l.oid, 10) + " differs"
+			} else if l.acl != p.acl {
+				what = strconv.FormatInt(l.oid, 10) + "'s owner or privileges differ"
 			}
 			if l, err = next(0); err == nil {
 				p, err = next(1)
