@@ -22,7 +22,7 @@ import (
 type clientSchema struct {
 	facts map[string][]string  // "schema.table" to its facts (clientTableFactsSQL)
 	views map[string][2]string // "schema.view" to its query and options
-	procs map[string]string    // "function schema.name(types)" (or procedure) to its definition's md5 ("": a trigger's)
+	procs map[string]string    // "function schema.name(types)" (or procedure) to its definition's md5 ("trigger " before it: a trigger runs it)
 	exts  map[string]string    // an extension's quoted name to its version and schema
 }
 
@@ -112,14 +112,17 @@ WHERE c.relkind = 'v' AND ` + appSchemaFilter
 // aggregates, which pg_get_functiondef does not print) by signature, with the md5 of their
 // definitions: body, language, volatility, security, settings. Not those of an extension: the
 // extension's version is compared (an extension on one database only named once, not each of
-// its functions). A function a trigger of an application table or view runs is listed with
-// no md5 (""): its definition is compared with the trigger (its md5 among the table's or
-// view's facts) rather than twice, and where a trigger runs it on one database only it is
-// still on both, not named as on one only (TestVerifyViewTriggers).
+// its functions). A function a trigger of an application table or view runs is marked
+// ("trigger " before its md5): where one runs it on both databases its definition is compared
+// with the trigger (its md5 among the table's or view's facts) rather than twice, and where a
+// trigger runs it on one database only it is compared on its own — the trigger is named as on
+// one side only, and once made on the other it would run another function there
+// (TestVerifyTriggerFunctionOneSide) — and still on both, not named as on one only
+// (TestVerifyViewTriggers).
 var clientRoutinesSQL = `SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' ELSE 'function ' END || p.oid::regprocedure::text,
   CASE WHEN EXISTS (SELECT FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal AND c.relkind IN ('r', 'p', 'v') AND ` + appSchemaFilter + `)
-  THEN '' ELSE md5(pg_get_functiondef(p.oid)) END
+  THEN 'trigger ' ELSE '' END || md5(pg_get_functiondef(p.oid))
 FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
 WHERE p.prokind IN ('f', 'p', 'w') AND ` + procSchemaFilter + `
   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
@@ -196,7 +199,9 @@ func diffClientSchemas(local, peer appSchema) []string {
 		return d
 	})...)
 	diffs = append(diffs, diffKeyed(l.procs, p.procs, func(f string) string { return f }, func(f, lp, pp string) []string {
-		if lp == pp || lp == "" || pp == "" { // "": compared with the triggers that run it
+		lmd5, ltrig := strings.CutPrefix(lp, "trigger ")
+		pmd5, ptrig := strings.CutPrefix(pp, "trigger ")
+		if lmd5 == pmd5 || ltrig && ptrig { // compared with the triggers that run it on both
 			return nil
 		}
 		return []string{fmt.Sprintf("%s is defined otherwise on each database", f)}
