@@ -29,6 +29,12 @@ import (
 // privileges than the old master gave it (TestVerifyDefaultPrivileges). A role's default
 // privileges in every schema, where none are recorded, are the built-in ones; they are listed
 // written out ("default privilege"), to stand for those of a database that records none.
+//
+// And the database's own privileges (GRANT … ON DATABASE), as "database": changed on one
+// database only, the applications' roles could not connect to the new master after a
+// failover, or make their schemas or temporary tables there (TestVerifyDatabasePrivileges).
+// Each is named by its privilege and grantee alone, not as an aclitem: the two databases'
+// names and owners may differ between the sites (the owner's own privileges are left out).
 var appObjectsACLSQL = `WITH objs AS (
   SELECT 'pg_class'::regclass AS cls, c.oid, 0 AS sub, c.relowner AS owner,
     coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
@@ -69,6 +75,12 @@ FROM pg_default_acl d, unnest(acldefault(CASE d.defaclobjtype WHEN 'S' THEN 's' 
   LATERAL (SELECT CASE WHEN e.grantee = 0 THEN '' ELSE pg_get_userbyid(e.grantee)::text END AS grantee, pg_get_userbyid(e.grantor)::text AS grantor
     FROM aclexplode(ARRAY[x.item]) e LIMIT 1) g
 WHERE d.defaclnamespace = 0
+UNION ALL
+SELECT DISTINCT 'database', 'privilege', e.privilege_type || CASE WHEN e.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END
+    || ' to ' || CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(e.grantee)) END,
+  CASE WHEN e.grantee = 0 THEN '' ELSE pg_get_userbyid(e.grantee)::text END, pg_get_userbyid(e.grantor)::text
+FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d'::"char", d.datdba))) e
+WHERE d.datname = current_database() AND e.grantee <> d.datdba
 UNION ALL
 SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 
