@@ -87,10 +87,12 @@ SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 // appCommentsSQL lists the comments (COMMENT ON) of the application schemas' objects — their
 // schemas; tables, views, materialized views, sequences and foreign tables, and their columns;
 // functions, procedures and aggregates; domains, enums, ranges and composite types, and a
-// composite type's columns (kept on its pg_class row, relkind 'c': TestVerifyComments) — by
-// the object's description (as appObjectsACLSQL), each quoted as a literal. Not those of
-// constraints, indexes, triggers, rules or policies, whose descriptions name them by names the
-// databases may give otherwise (a constraint's default name). The objects are listed first and
+// composite type's columns (kept on its pg_class row, relkind 'c': TestVerifyComments);
+// and indexes, constraints (of tables and domains), triggers, policies and rules
+// (TestVerifyCommentsOnTableParts) — by the object's description (as appObjectsACLSQL), each
+// quoted as a literal. Those of the last are named by their names, which DDL through the shim
+// gives alike (it ships the statement); where DDL that bypassed it gave one otherwise on each
+// (a constraint's default name), its comment shows on one side only on each. The objects are listed first and
 // their comments found by pg_description's index: read the other way, pg_description's rows
 // of each class filtered by a subplan per class, it was priced above jit_above_cost on a
 // database of a few hundred objects and JIT-compiled at each verify, for ten times as long as
@@ -98,7 +100,22 @@ SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 var appCommentsSQL = `SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), 'comment', quote_literal(d.description), '', ''
 FROM (
   SELECT 'pg_class'::regclass AS cls, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c', 'i', 'I') AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_constraint'::regclass, co.oid FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_constraint'::regclass, co.oid FROM pg_constraint co JOIN pg_type t ON t.oid = co.contypid JOIN pg_namespace n ON n.oid = t.typnamespace
+  WHERE ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_trigger'::regclass, tg.oid FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE NOT tg.tgisinternal AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_policy'::regclass, pol.oid FROM pg_policy pol JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relpersistence <> 't' AND ` + appSchemaFilter + `
+  UNION ALL
+  SELECT 'pg_rewrite'::regclass, rw.oid FROM pg_rewrite rw JOIN pg_class c ON c.oid = rw.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE rw.rulename <> '_RETURN' AND c.relpersistence <> 't' AND ` + appSchemaFilter + `
   UNION ALL
   SELECT 'pg_proc'::regclass, p.oid FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE ` + procSchemaFilter + `
   UNION ALL
