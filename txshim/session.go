@@ -994,8 +994,9 @@ func (s *session) clientLoop(ctx context.Context) error {
 		if (typ == 'Q' || typ == 'F') && (s.unit.open || len(s.items) > 0) {
 			// Inside an extended-protocol request, before its Sync. After an error PostgreSQL
 			// skips it, as the shim does; else it runs it behind the messages before it, in
-			// their transaction. A Query after a COPY part that ended well, in a block the
-			// shim can tell, runs there as the request's last step (queryInRequest); any other
+			// their transaction. A Query or FunctionCall after a COPY part that ended well, in
+			// a block the shim can tell, runs there as the request's last step
+			// (queryInRequest, callInRequest); any other
 			// such message walk cannot split and wrap: the session ends rather than run it out
 			// of order.
 			if s.unit.skipping {
@@ -1007,8 +1008,14 @@ func (s *session) clientLoop(ctx context.Context) error {
 			s.mu.Lock()
 			implicit := s.copyPart && s.copyPartImplicit
 			s.mu.Unlock()
-			if typ == 'Q' && len(s.items) == 0 && !s.unit.procLeft && !implicit {
-				ran, err := s.queryInRequest(ctx, body)
+			if len(s.items) == 0 && !s.unit.procLeft && !implicit {
+				var ran bool
+				var err error
+				if typ == 'Q' {
+					ran, err = s.queryInRequest(ctx, body)
+				} else {
+					ran, err = s.callInRequest(ctx, typ, body)
+				}
 				if err != nil {
 					return err
 				}
@@ -2657,14 +2664,15 @@ func (s *session) relayUntilSync() error {
 		if err != nil {
 			return err
 		}
-		if us := s.walking; !dropping && !relayedAfterCopy(typ) && us != nil && us.copyGoesOn && typ != 'F' {
+		if us := s.walking; !dropping && !relayedAfterCopy(typ) && us != nil && us.copyGoesOn {
 			// More of the COPY's request: PostgreSQL, which ignored the client's Sync during
 			// the data, runs it in the COPY's transaction. After a COPY that ended well the
 			// shim's Sync ends the COPY's Execute in the shim's block, which it does not end,
 			// and the rest goes to the walk as the request's next part, checked as any, its
 			// writes in the COPY's dual commit (TestWrappedExtCopyDoneThenExtWrite); a simple
 			// Query is walked in the block and commits it at its end (queryInRequest,
-			// TestWrappedExtCopyDoneThenQuery).
+			// TestWrappedExtCopyDoneThenQuery), as a FunctionCall runs there (callInRequest,
+			// TestCopyDoneThenFunctionCall).
 			failed, err := s.copyFailed()
 			if err != nil {
 				return err
@@ -2683,7 +2691,7 @@ func (s *session) relayUntilSync() error {
 			// reaching the client (TestWrappedExtCopyDoneThenQuery); a Parse/Bind/Execute ran
 			// past the shim's checks: DDL unrecorded in tandem.ddl, so never on the peer, and
 			// what the shim refuses (TestExtCopyDoneThenExtRequest). Where the request cannot
-			// go on in a block as above (a FunctionCall; a COPY in the request's implicit
+			// go on in a block as above (a COPY in the request's implicit
 			// transaction, after a procedure), walking them as part of the COPY's request is not supported
 			// (but for a plain SELECT of the unnamed statement, plainReadAfterCopy): the
 			// session ends before any of it reaches the backend, which rolls the COPY back.
@@ -3504,32 +3512,11 @@ func (s *session) queryInRequest(ctx context.Context, body []byte) (ran bool, er
 	if !ok || len(rest) != 0 {
 		return false, &protocolError{"malformed Query message"}
 	}
-	us := &s.unit
-	if us.st == 0 && !s.copyPart {
-		// A part went unanswered, and it holds no COPY whose end endCopyPart probed: neither
-		// an error in it, after which PostgreSQL skips the Query (the walk then waited for its
-		// reply for good), nor the transaction it leaves (the last ReadyForQuery's status, a
-		// block a ROLLBACK in the part ended, where the Query's end commits on this database
-		// alone) is known (TestPartUnknownThenQuery).
-		return false, nil
-	}
-	if a := us.assumed; us.st == 0 && a != 0 && a != 'T' {
-		// The walk followed the part out of a block (a ROLLBACK, a COMMIT): the Query runs in
-		// the request's implicit transaction, which the walk cannot join.
-		return false, nil
-	}
-	st, err := s.barrier()
-	if errors.Is(err, errCopyOpen) {
-		return false, nil
-	}
-	if err != nil {
+	st, err := s.blockInRequest()
+	if err != nil || st != 'T' {
 		return false, err
 	}
-	if st != 'T' {
-		// Outside a block, or in a failed one: an error in the request, after which
-		// PostgreSQL skips the Query up to the Sync, may be what failed it.
-		return false, nil
-	}
+	us := &s.unit
 	pol := s.policy()
 	sts := s.lex(text)
 	u := &queryUnit{text: text, sts: sts}
@@ -3568,6 +3555,94 @@ func (s *session) queryInRequest(ctx context.Context, body []byte) (ran bool, er
 	s.partWrite, s.partUnsure = false, 0
 	s.mu.Unlock()
 	return true, err
+}
+
+// blockInRequest tells, for a simple Query or FunctionCall inside the open extended request
+// (queryInRequest, callInRequest), the status the request's steps before it leave: 'T' when
+// it runs in a transaction block, the shim's or the client's, which the shim can tell; 0
+// when it cannot be run there.
+func (s *session) blockInRequest() (byte, error) {
+	us := &s.unit
+	if us.st == 0 && !s.copyPart {
+		// A part went unanswered, and it holds no COPY whose end endCopyPart probed: neither
+		// an error in it, after which PostgreSQL skips the Query (the walk then waited for its
+		// reply for good), nor the transaction it leaves (the last ReadyForQuery's status, a
+		// block a ROLLBACK in the part ended, where the Query's end commits on this database
+		// alone) is known (TestPartUnknownThenQuery).
+		return 0, nil
+	}
+	if a := us.assumed; us.st == 0 && a != 0 && a != 'T' {
+		// The walk followed the part out of a block (a ROLLBACK, a COMMIT): the Query runs in
+		// the request's implicit transaction, which the walk cannot join.
+		return 0, nil
+	}
+	st, err := s.barrier()
+	if errors.Is(err, errCopyOpen) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if st != 'T' {
+		// Outside a block, or in a failed one: an error in the request, after which
+		// PostgreSQL skips the Query up to the Sync, may be what failed it.
+		return 0, nil
+	}
+	return st, nil
+}
+
+// callInRequest runs a FunctionCall (typ, body) the client sent inside the open extended
+// request, after a COPY part that ended well or a wrapped COPY's CopyDone the request went on
+// past, as queryInRequest runs a simple Query there: PostgreSQL runs the call in the request's
+// transaction and ends it as it ends a Query — it commits the implicit transaction (here the
+// shim's block, with the COPY's rows: one dual commit) or rolls it back at an error, and
+// sends a ReadyForQuery; in the client's block the call runs in that. The Sync after it is a
+// request of its own (TestCopyDoneThenFunctionCall). ran: false when the block is not known
+// (blockInRequest): the caller ends the session.
+func (s *session) callInRequest(ctx context.Context, typ byte, body []byte) (ran bool, err error) {
+	st, err := s.blockInRequest()
+	if err != nil || st != 'T' {
+		return false, err
+	}
+	us := &s.unit
+	injected := us.injected
+	pol := s.policy()
+	s.lastExt, s.skipRFQ = false, false
+	s.copyAsked = false
+	s.noteCopyAsked()
+	s.mu.Lock()
+	s.copyPart, s.copyPartStatus, s.copyPartDone, s.copyPartErr = false, 0, false, false
+	s.partWrite, s.partUnsure = false, 0
+	s.mu.Unlock()
+	*us = unitState{}
+	// In a block it counts as a write (handleFunctionCall).
+	s.txWrote, s.wroteAt = true, s.pushSeq
+	s.ran, s.ranAt = true, s.pushSeq
+	if !injected {
+		s.push(&pending{fwd: true, fwdRFQ: true})
+		return true, s.forward(typ, body, true)
+	}
+	p := &pending{fwd: true, res: make(chan result, 1)}
+	s.push(p)
+	if err := s.forward(typ, body, true); err != nil {
+		return true, err
+	}
+	r, err := s.wait(p)
+	if err != nil {
+		return true, err
+	}
+	switch r.status {
+	case 'T':
+		if _, err := s.commitProc(ctx, pol, false, false); err != nil {
+			return true, err
+		}
+	case 'E':
+		if _, err := s.capture("ROLLBACK"); err != nil {
+			return true, err
+		}
+	}
+	s.txUnprep, s.txWrote, s.txHold = false, false, false
+	return true, s.emitRFQ('I')
 }
 
 // commitThenMore tells whether a statement follows a COMMIT or ROLLBACK, or one the shim refuses,
