@@ -1008,7 +1008,17 @@ func (s *session) clientLoop(ctx context.Context) error {
 			s.mu.Lock()
 			implicit := s.copyPart && s.copyPartImplicit
 			s.mu.Unlock()
-			if len(s.items) == 0 && !s.unit.procLeft && !implicit {
+			joined := false
+			if implicit && len(s.items) == 0 {
+				// The COPY part ran in the request's implicit transaction, after a procedure,
+				// and ended well (endCopyPart): the transaction goes on in a block of the
+				// shim's, which takes in what it holds (joinImplicit).
+				if joined, err = s.joinImplicit(); err != nil {
+					return err
+				}
+				implicit = !joined
+			}
+			if len(s.items) == 0 && (!s.unit.procLeft || joined) && !implicit {
 				var ran bool
 				var err error
 				if typ == 'Q' {
@@ -1108,7 +1118,8 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 	// A Query or FunctionCall after the COPY, with no Sync of the client's during it and
 	// nothing held before it: PostgreSQL skips it, up to the client's Sync, once the part
 	// failed (a bad row, a CopyFail), and runs it in the request's transaction else, which the
-	// shim does not support (clientLoop). The same probe tells which, harmless in a block too,
+	// shim then takes into a block of its own (joinImplicit) and walks it in (clientLoop). The
+	// same probe tells which, harmless in a block too,
 	// its Sync sent only after an error (TestCopyPartFailedThenQuery).
 	query := (typ == 'Q' || typ == 'F') && s.copySyncs == 0 && len(s.items) == 0
 	implicit := !done && s.copyPart && ended && (s.copySyncs > 0 && s.copyPartImplicit && !s.copyPartErr || query)
@@ -3605,7 +3616,7 @@ func (s *session) callInRequest(ctx context.Context, typ byte, body []byte) (ran
 		return false, err
 	}
 	us := &s.unit
-	injected := us.injected
+	injected, procLeft := us.injected, us.procLeft
 	pol := s.policy()
 	s.lastExt, s.skipRFQ = false, false
 	s.copyAsked = false
@@ -3642,7 +3653,49 @@ func (s *session) callInRequest(ctx context.Context, typ byte, body []byte) (ran
 		}
 	}
 	s.txUnprep, s.txWrote, s.txHold = false, false, false
+	if procLeft {
+		// What a procedure before the COPY committed (joinImplicit).
+		if _, err := s.awaitLeft(ctx, s.procPolicy(pol), 'I'); err != nil {
+			return true, err
+		}
+	}
 	return true, s.emitRFQ('I')
+}
+
+// joinImplicit turns the request's implicit transaction, which a COPY part after a procedure
+// ran in (copyPartImplicit) and which is still open, its COPY ended well (endCopyPart), into a
+// block of the shim's: PostgreSQL runs a simple Query or FunctionCall sent next, before the
+// Sync, in that transaction and commits it at its end (the procedure's writes since its last
+// COMMIT, the COPY's rows and the Query's), which the shim cannot join outside a block. A
+// BEGIN there takes in what the implicit transaction holds; walk then goes on in the block
+// as after a wrapped COPY (queryInRequest, callInRequest), its end one dual commit, and the
+// reply waits until the peer has what the procedure committed (procLeft)
+// (TestCopyPartAfterCallThenQuery). joined: false when the BEGIN did not leave a block (the
+// caller ends the session, as before).
+func (s *session) joinImplicit() (joined bool, err error) {
+	us := &s.unit
+	if us.skipping || us.injected || us.st != 0 && us.st != 'I' {
+		return false, nil
+	}
+	if _, err := s.barrier(); err != nil {
+		if errors.Is(err, errCopyOpen) {
+			return false, nil
+		}
+		return false, err
+	}
+	r, err := s.capture("BEGIN")
+	if err != nil {
+		return false, err
+	}
+	if r.err != nil || r.status != 'T' {
+		us.st = r.status
+		return false, nil
+	}
+	us.injected, us.st, us.assumed, us.pipelined = true, 'T', 0, false
+	s.mu.Lock()
+	s.copyPartImplicit = false
+	s.mu.Unlock()
+	return true, nil
 }
 
 // commitThenMore tells whether a statement follows a COMMIT or ROLLBACK, or one the shim refuses,
