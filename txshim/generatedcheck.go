@@ -37,9 +37,9 @@ func holdsSettingTypeSQL(typ string) string {
 // value's output function, a bytea's by xmlbinary): such a node with an argument of such a
 // type is refused, as is a function not immutable (an SQL function PostgreSQL inlined to check
 // it: the application's STABLE one whose body says $1::text) with one. So is a function of the
-// application's (not built in, nor an extension's) with one, whatever volatility it declares:
-// PostgreSQL takes IMMUTABLE at its word, and the shim does not read the body, which may say
-// $1::text too (TestGeneratedImmutableFunctionTextRefused).
+// application's (not built in, nor an extension's) with one, whatever volatility it declares,
+// when its body may convert it (appFuncMayConvertSQL): PostgreSQL takes IMMUTABLE at its word,
+// and the body may say $1::text too (TestGeneratedImmutableFunctionTextRefused).
 func generatedSettingsSQL() string {
 	return `  DECLARE g pg_catalog.record; tree pg_catalog.text; node pg_catalog.text[]; typ pg_catalog.text; arg pg_catalog.text; bad pg_catalog.bool;
   BEGIN
@@ -82,10 +82,11 @@ func generatedSettingsSQL() string {
               WHERE pr.oid OPERATOR(pg_catalog.=) arg::pg_catalog.oid
                 AND (pr.prorettype OPERATOR(pg_catalog.=) 'pg_catalog.cstring'::pg_catalog.regtype
                   OR pr.provolatile OPERATOR(pg_catalog.<>) 'i'
-                  -- The application's own, whatever it is declared: its body is not read.
+                  -- The application's own, whatever it is declared, when it could convert.
                   OR pr.oid OPERATOR(pg_catalog.>=) 16384 AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend dep
                     WHERE dep.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
                       AND dep.objid OPERATOR(pg_catalog.=) pr.oid AND dep.deptype OPERATOR(pg_catalog.=) 'e')
+                    AND ` + appFuncMayConvertSQL + `
                   OR rt.typcategory OPERATOR(pg_catalog.=) 'S' AND EXISTS (SELECT FROM pg_catalog.unnest(pr.proargtypes) pa(oid)
                     JOIN pg_catalog.pg_type pt ON pt.oid OPERATOR(pg_catalog.=) pa.oid WHERE pt.typtype OPERATOR(pg_catalog.=) 'p'))))
           AND EXISTS (SELECT FROM pg_catalog.regexp_matches(node[2], '<T(\d*)>', 'g') m(t)
@@ -100,9 +101,43 @@ func generatedSettingsSQL() string {
     IF bad OR tree OPERATOR(pg_catalog.~) '\{(COERCEVIAIO|FUNCEXPR|OPEXPR|XMLEXPR) ' THEN
       RAISE EXCEPTION USING ERRCODE = '0A000',
         MESSAGE = pg_catalog.format('tandem: stored generated column %I of %s converts a value to text whose text depends on session settings (a float''s on extra_float_digits, a bytea''s on bytea_output), or may in a function of its own: each database computes the column under its own session''s settings, so the peer could store other text than this database', g.attname, g.rel),
-        HINT = 'Write the text into a plain column from the application, or convert with a fixed format (encode(b, ''hex''), a numeric cast), without a function of the application''s.';
+        HINT = 'Write the text into a plain column from the application, or convert with a fixed format (encode(b, ''hex''), a numeric cast), in a function of the application''s too.';
     END IF;
   END LOOP;
   END;
 `
 }
+
+// appFuncMayConvertSQL is the condition, on pr (a pg_proc row of the application's) and rt (its
+// return type's pg_type row), that the function's body could turn an argument into text or
+// read a setting, as generatedSettingsSQL reads a function of the application's with an
+// argument of a type in settingTypes: a function whose body the shim does not read (a language
+// other than sql and plpgsql); one returning a string, a type of no category (json, xml, an
+// enum's), a composite or an array, which SELECT $1 or RETURN $1 makes by the argument's output
+// function with no word saying so; one returning a date or time type while an argument is
+// another such type (date to timestamptz, by TimeZone); one whose body (the text of an SQL-
+// standard body as PostgreSQL gives it back) says ||, casts with :: or CAST to a type other
+// than a number's or a boolean's, or names a string, json, xml, date or time type (a cast, a
+// plpgsql variable), a function that makes text or reads the clock or a setting (to_char,
+// format, concat, now, …), one that reads the time zone when an argument is (or holds) a
+// timestamptz or timetz (extract, date_trunc, AT TIME ZONE), EXECUTE, or a function or type of
+// the application's other than itself (which the shim reads no further). A body that only
+// computes, round($1) on a float8, $1 + 1 or extract(year FROM $1) on a date, is not refused
+// (TestGeneratedAppFunctionNoTextPasses). The words are read without regard to quoting or
+// comments: one in a string or a comment refuses too.
+var appFuncMayConvertSQL = `(pr.prolang OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT l.oid FROM pg_catalog.pg_language l
+                      WHERE l.lanname OPERATOR(pg_catalog.=) ANY ('{sql,plpgsql}')))
+                    OR rt.typcategory OPERATOR(pg_catalog.=) ANY ('{S,U,C,A,X,E,P}')
+                    OR rt.typcategory OPERATOR(pg_catalog.=) ANY ('{D,T}') AND EXISTS (SELECT FROM pg_catalog.unnest(pr.proargtypes) pa(oid)
+                      JOIN pg_catalog.pg_type pt ON pt.oid OPERATOR(pg_catalog.=) pa.oid
+                      WHERE pt.typcategory OPERATOR(pg_catalog.=) ANY ('{D,T}') AND pa.oid OPERATOR(pg_catalog.<>) rt.oid)
+                    OR EXISTS (SELECT FROM (SELECT pg_catalog.lower(COALESCE(pg_catalog.pg_get_function_sqlbody(pr.oid), pr.prosrc)) AS src) b
+                      WHERE b.src OPERATOR(pg_catalog.~) '\|\||::\s*(?!(numeric|decimal|int|integer|int2|int4|int8|smallint|bigint|float4|float8|real|double\s+precision|bool|boolean)\M)'
+                        OR b.src OPERATOR(pg_catalog.~) '\mcast\M' AND b.src OPERATOR(pg_catalog.~) '\mas\s+(?!(numeric|decimal|int|integer|int2|int4|int8|smallint|bigint|float4|float8|real|double\s+precision|bool|boolean)\M)'
+                        OR b.src OPERATOR(pg_catalog.~) '\m(text|varchar|char|character|bpchar|name|citext|json|jsonb|xml|date|time|timetz|timestamp|timestamptz|interval|money|to_char|to_json|to_jsonb|row_to_json|array_to_json|json_build_array|json_build_object|jsonb_build_array|jsonb_build_object|format|concat|concat_ws|quote_literal|quote_nullable|string_agg|array_to_string|to_timestamp|to_date|to_number|age|now|current_date|current_time|current_timestamp|localtime|localtimestamp|current_setting|set_config|execute)\M'
+                        OR b.src OPERATOR(pg_catalog.~) '\m(zone|timezone|date_trunc|date_part|extract)\M' AND EXISTS (SELECT FROM pg_catalog.unnest(pr.proargtypes) pa(oid)
+                          WHERE ` + holdsTypeSQL("pa.oid", `'{1184,1266}'`) + `)
+                        OR EXISTS (SELECT FROM pg_catalog.pg_proc p2 WHERE p2.oid OPERATOR(pg_catalog.>=) 16384 AND p2.oid OPERATOR(pg_catalog.<>) pr.oid
+                          AND b.src OPERATOR(pg_catalog.~) ('(^|[^a-z0-9_$])' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(pg_catalog.lower(p2.proname::pg_catalog.text), '\W', '\\\&', 'g') OPERATOR(pg_catalog.||) '($|[^a-z0-9_$])'))
+                        OR EXISTS (SELECT FROM pg_catalog.pg_type t2 WHERE t2.oid OPERATOR(pg_catalog.>=) 16384 AND t2.typtype OPERATOR(pg_catalog.<>) 'c'
+                          AND b.src OPERATOR(pg_catalog.~) ('(^|[^a-z0-9_$])' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(pg_catalog.lower(t2.typname::pg_catalog.text), '\W', '\\\&', 'g') OPERATOR(pg_catalog.||) '($|[^a-z0-9_$])'))))`
