@@ -957,7 +957,7 @@ func retypeCheckSQL(stmt string) string {
   END LOOP;`
 	body := `
 DECLARE rel pg_catalog.regclass; has_rows boolean; e pg_catalog.text; line pg_catalog.text; msg pg_catalog.text;
-  detail pg_catalog.text; probe pg_catalog.text; g pg_catalog.record; k pg_catalog.int4; pe pg_catalog.text;
+  detail pg_catalog.text; probe pg_catalog.text; g pg_catalog.record; k pg_catalog.int4; pe pg_catalog.text; what pg_catalog.text;
 BEGIN
   BEGIN
     rel := pg_catalog.to_regclass(` + quoteLiteral(table) + `);
@@ -974,6 +974,8 @@ BEGIN
   END IF;` + sys + conv + `
   FOR k IN 1 .. ` + fmt.Sprint(len(lits)) + ` LOOP
     e := (ARRAY[` + strings.Join(lits, ", ") + `]::pg_catalog.text[])[k];
+    -- The first are USING expressions, the rest conversions (the assignment cast without USING).
+    what := CASE WHEN k OPERATOR(pg_catalog.<=) ` + fmt.Sprint(len(exprs)) + ` THEN 'USING ' ELSE 'the conversion ' END OPERATOR(pg_catalog.||) e;
     BEGIN
       pe := (ARRAY[` + strings.Join(probes, ", ") + `]::pg_catalog.text[])[k];
       CONTINUE WHEN pe IS NULL; -- a conversion not to judge so
@@ -1008,17 +1010,17 @@ BEGIN
           -- A reference a generated column may not make (another generated column, the
           -- whole row), which PostgreSQL checks before it judges the expression: not judged.
           RAISE EXCEPTION USING ERRCODE = '0A000',
-            MESSAGE = pg_catalog.format('tandem: %s has rows, and whether USING %s gives them the same values on the peer could not be told (%s): refused', rel, e, msg),
+            MESSAGE = pg_catalog.format('tandem: %s has rows, and whether %s gives them the same values on the peer could not be told (%s): refused', rel, what, msg),
             HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
         END IF;
         RAISE EXCEPTION USING ERRCODE = '0A000',
-          MESSAGE = pg_catalog.format('tandem: %s has rows, and USING %s would give them values each database computes for itself (the expression is not immutable)', rel, e),
+          MESSAGE = pg_catalog.format('tandem: %s has rows, and %s would give them values each database computes for itself (it is not immutable)', rel, what),
           HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
       WHEN OTHERS THEN
         -- Any other error leaves the expression unjudged: refused, never taken for immutable.
         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
         RAISE EXCEPTION USING ERRCODE = '0A000',
-          MESSAGE = pg_catalog.format('tandem: %s has rows, and whether USING %s gives them the same values on the peer could not be told (%s): refused', rel, e, msg),
+          MESSAGE = pg_catalog.format('tandem: %s has rows, and whether %s gives them the same values on the peer could not be told (%s): refused', rel, what, msg),
           HINT = 'Add a column of the new type, fill it with UPDATE (its row changes reach both databases), then drop the old column and rename the new one.';
     END;
   END LOOP;
