@@ -916,13 +916,28 @@ func retypeCheckSQL(stmt string) string {
 		// stable one that reads the clock passed, without USING or after it
 		// (TestRetypeEnumStableAssignmentCastRefused). The type is the one after the
 		// conversion's last ") AS " (retypeConversions), which no type's name holds.
+		// When what is converted is a column (no USING, or USING the column), only a cast from
+		// its type (its elements' for an array) is the one taken: a stable cast from int into
+		// the enum does not convert a text column (TestRetypeEnumOtherSourceCastNotRefused). A
+		// column of a domain, or of an array of one, and an expression are judged by any cast.
 		typ := c[strings.LastIndex(c, ") AS ")+len(") AS ") : len(c)-1]
+		source := "true"
+		if col, ok := plainColumn(c[len("CAST(("):strings.LastIndex(c, ") AS ")]); ok {
+			source = `NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type st ON st.oid OPERATOR(pg_catalog.=) a.atttypid
+                LEFT JOIN pg_catalog.pg_type se ON se.oid OPERATOR(pg_catalog.=) st.typelem
+              WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attname OPERATOR(pg_catalog.=) ` + quoteLiteral(col) + `::pg_catalog.name AND NOT a.attisdropped
+                AND st.typtype OPERATOR(pg_catalog.<>) 'd' AND se.typtype IS DISTINCT FROM 'd')
+              OR k.castsource OPERATOR(pg_catalog.=) ANY (SELECT st.oid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t1 ON t1.oid OPERATOR(pg_catalog.=) a.atttypid
+                JOIN pg_catalog.pg_type st ON st.oid OPERATOR(pg_catalog.=) ANY (ARRAY[t1.oid, t1.typelem])
+              WHERE a.attrelid OPERATOR(pg_catalog.=) rel AND a.attname OPERATOR(pg_catalog.=) ` + quoteLiteral(col) + `::pg_catalog.name AND NOT a.attisdropped)`
+		}
 		lits = append(lits, convLits[i])
 		probes = append(probes, `CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_type t0 JOIN pg_catalog.pg_type t
           ON t.oid OPERATOR(pg_catalog.=) ANY (ARRAY[t0.oid, t0.typelem, t0.typbasetype])
         WHERE t0.oid OPERATOR(pg_catalog.=) pg_catalog.to_regtype(`+quoteLiteral(typ)+`) AND t.typtype OPERATOR(pg_catalog.=) 'e'
           AND EXISTS (SELECT FROM pg_catalog.pg_cast k JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) k.castfunc
-            WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid AND f.provolatile OPERATOR(pg_catalog.<>) 'i')) THEN `+enumCastsAsText(c)+` END`)
+            WHERE k.casttarget OPERATOR(pg_catalog.=) t.oid AND f.provolatile OPERATOR(pg_catalog.<>) 'i'
+              AND (`+source+`))) THEN `+enumCastsAsText(c)+` END`)
 	}
 	// Each conversion, USING expr or the assignment cast, as PostgreSQL plans it in a subquery's
 	// output: it pulls up no subquery whose output calls a volatile function (a cast's, an
@@ -1031,6 +1046,31 @@ END
 		tag = tag[:len(tag)-1] + "_$"
 	}
 	return "DO " + tag + body + tag
+}
+
+// plainColumn reads expr, what a retype converts (retypeConversions), as a column's name: an
+// identifier, unquoted (folded to lower case) or quoted; ok false for anything else.
+func plainColumn(expr string) (name string, ok bool) {
+	st := sigTokens(expr)
+	if len(st.toks) != 1 || strings.TrimSpace(expr) != expr[st.toks[0].start:st.toks[0].end] {
+		return "", false
+	}
+	s := expr[st.toks[0].start:st.toks[0].end]
+	switch st.toks[0].kind {
+	case tokWord:
+		for _, r := range s {
+			if !(r == '_' || r == '$' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return "", false
+			}
+		}
+		return strings.ToLower(s), true
+	case tokQuoted:
+		if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+			return "", false
+		}
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`), true
+	}
+	return "", false
 }
 
 // enumCastsAsText is SQL that gives the text of expr, a USING expression, to judge by the
