@@ -45,8 +45,9 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 	}
 	if stopped {
 		// The end of the drain that kept c stopped a copy (conn.endDrain): the server's last
-		// reply goes on to the operator, then both sides are reset.
-		downN += c.finishDrain(up)
+		// reply goes on to the operator, then both sides are reset. One is owed only where the
+		// operator's bytes reached the server.
+		downN += c.finishDrain(up, c.sentUp+upN > 0)
 		c.abort()
 	}
 	return upN, downN, err

@@ -112,6 +112,12 @@ type conn struct {
 	ending atomic.Bool
 	endBy  time.Time
 
+	// sentUp counts the operator's bytes forward wrote to the server before the copy loop (its
+	// PROXY header's excluded): with the copy's own, whether a request ever reached the server,
+	// so that a reply may be owed at the drain's end (finishDrain). Only the goroutine that
+	// handles c touches it.
+	sentUp int64
+
 	// guarded by Server.mu
 	dialing    route              // being dialed, while dialCancel != nil
 	dialCancel context.CancelFunc // cancels a dial to a route that stopped being the master's, and is cleared then (connect drops what the dial made)
@@ -520,13 +526,16 @@ var (
 //
 // The proxy does not know where a reply ends, and a server may pause in the middle of one (a
 // query's rows computed as they go): a pause of drainEndQuiet ends the passing on early only
-// where no reply is owed — the connection was idle at the drain's end (idleAtDrainEnd), or the
-// operator is past the reply: it sent more (its next request, which reaches no server: still
-// queued, operatorMovedOn, or taken by the copy as it stopped, sentSince) or closed its side. Otherwise the server's bytes are passed on until the
-// bound: an idle operator is reset up to drainEndBound after the drain's end, rather than
-// drainEndQuiet. Where neither can be read (not Linux), every connection waits for its bound,
-// as it does for the operator's acknowledgements (unackedKnown).
-func (c *conn) finishDrain(up *net.TCPConn) int64 {
+// where no reply is owed — the operator never sent its server a byte (asked false: it
+// connected and waits, however recently), the connection was idle at the drain's end
+// (idleAtDrainEnd), or the operator is past the reply: it sent more (its next request, which
+// reaches no server: still queued, operatorMovedOn, or taken by the copy as it stopped,
+// sentSince) or closed its side. Otherwise the server's bytes are passed on until the bound:
+// an operator that asked and is idle is reset up to drainEndBound after the drain's end,
+// rather than drainEndQuiet. Where the kernel's state cannot be read (not Linux), every
+// connection that asked waits for its bound, as it does for the operator's acknowledgements
+// (unackedKnown).
+func (c *conn) finishDrain(up *net.TCPConn, asked bool) int64 {
 	end := c.endBy
 	drainEnd := end.Add(-drainEndBound)
 	idle := idleAtDrainEnd(up, drainEndIdle)
@@ -553,7 +562,7 @@ func (c *conn) finishDrain(up *net.TCPConn) int64 {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			break // the server's end
 		}
-		if idle || operatorMovedOn(c.client) || sentSince(c.client, drainEnd) {
+		if !asked || idle || operatorMovedOn(c.client) || sentSince(c.client, drainEnd) {
 			break // a pause, and no reply owed
 		}
 	}
@@ -685,6 +694,7 @@ func (s *Server) forward(ctx context.Context, c *conn) result {
 			return res
 		}
 		res.up = int64(len(pending))
+		c.sentUp = res.up
 	}
 	n, down, err := s.copyBoth(c, up)
 	res.up += n
