@@ -530,9 +530,9 @@ var (
 // connected and waits, however recently), the connection was idle at the drain's end
 // (idleAtDrainEnd), or the operator is past the reply: it sent more (its next request, which
 // reaches no server: still queued, operatorMovedOn, or taken by the copy as it stopped,
-// sentSince) or closed its side. Otherwise the server's bytes are passed on until the bound:
-// an operator that asked and is idle is reset up to drainEndBound after the drain's end,
-// rather than drainEndQuiet. Where the kernel's state cannot be read (not Linux), every
+// sentSince) or reset (not a FIN: a half-close after its request, and it reads the reply).
+// Otherwise the server's bytes are passed on until the bound: an operator that asked and is
+// idle is reset up to drainEndBound after the drain's end, rather than drainEndQuiet. Where the kernel's state cannot be read (not Linux), every
 // connection that asked waits for its bound, as it does for the operator's acknowledgements
 // (unackedKnown).
 func (c *conn) finishDrain(up *net.TCPConn, asked bool) int64 {

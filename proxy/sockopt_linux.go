@@ -66,19 +66,25 @@ func unacked(c *net.TCPConn) (int, bool) {
 }
 
 // operatorMovedOn tells, without waiting, whether client sent bytes that are still queued (the
-// copy of its direction stopped at the end of a drain: its next request), closed its side or
-// reset: in any case it is past the reply it was waiting for (finishDrain).
+// copy of its direction stopped at the end of a drain: its next request) or reset: in either
+// case it is past the reply it was waiting for (finishDrain). Its FIN is not: an operator that
+// closes its sending side once it has asked (shutdown(SHUT_WR), passed on as a half-close)
+// still reads the reply; one that closed both sides resets at the proxy's next write.
 func operatorMovedOn(client *net.TCPConn) bool {
 	rc, err := client.SyscallConn()
 	if err != nil {
 		return false
 	}
+	var n int
 	var rerr error
 	if err := rc.Control(func(fd uintptr) {
 		var b [1]byte
-		_, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	}); err != nil {
 		return false
 	}
-	return rerr != unix.EAGAIN && rerr != unix.EINTR
+	if rerr != nil {
+		return rerr != unix.EAGAIN && rerr != unix.EINTR
+	}
+	return n > 0
 }
