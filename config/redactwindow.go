@@ -365,6 +365,17 @@ func writesPgpass(a string) bool {
 // uncommented is the script a without its comments: each '#' at a word's start in no quote to
 // its line's end. Quotes are followed as a shell does ('...', "..." and $'...' with their
 // backslashes, a backslash out of them); a here-document's body is read as script.
+//
+// That is not all a shell reads: an apostrophe in a here-document's body (it's), or a quote
+// in a $(...) in a quote ("$(echo "it's")"), has the quotes after it read the other way
+// round, and in a backquoted command or a ${...} a '#' after a space is no comment where
+// they are (`date #x`, ${v%% #*}); a password file named after such a '#' on its line (echo
+// 'db:5432:*:m:s3 #1' > ~/.pgpass) was taken out with it, its password shown
+// (TestRedactedCommandPgpassCommentMisread). So a comment is taken out only if it holds none
+// of the characters that may end what it is in instead (a quote, a backquote, a '}'): the
+// text from a '#' misread to its line's end is then in what the '#' is in, a quote (the
+// password file named in it is a word of the quote's, or a comment of the shell that runs
+// it), or a comment; one holding them is kept (its quotes not followed, as a comment's).
 func uncommented(a []byte) []byte {
 	if bytes.IndexByte(a, '#') < 0 {
 		return a
@@ -377,7 +388,10 @@ func uncommented(a []byte) []byte {
 		case quote == 0 && c == '#' && (i == 0 || strings.IndexByte(" \t\n;&|()", a[i-1]) >= 0):
 			k := bytes.IndexByte(a[i:], '\n')
 			if k < 0 {
-				return out
+				k = len(a) - i
+			}
+			if bytes.ContainsAny(a[i:i+k], "'\"`}") {
+				out = append(out, a[i:i+k]...) // kept, maybe no comment
 			}
 			i += k - 1 // the newline is kept
 			continue
