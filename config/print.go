@@ -948,6 +948,13 @@ func redactPrintfPgpass(a string, sec *secrets) string {
 				return i, i, false
 			}
 			start, i = i, max(argWordEnd(a, i, false, true), i+1)
+			// The word ends at a shell operator glued to it (the ')' of the $(...) printf
+			// is in, a ';', a redirection's '>'), after a redirection's own, which the
+			// word starts with (TestRedactedCommandPrintfArgumentOperator).
+			from := start + len(argRedirection.FindString(a[start:i]))
+			if k := shellOperator(a[from:i]); k >= 0 && from+k > start {
+				i = from + k
+			}
 			return start, i, true
 		}
 		ws, we, ok := word()
@@ -998,6 +1005,44 @@ func redactPrintfPgpass(a string, sec *secrets) string {
 	}
 	b.WriteString(a[done:])
 	return b.String()
+}
+
+// shellOperator is the index in the word w of the first shell operator's character in no
+// quote (';', '&', '|', '(', ')', '<', '>'), which ends it: a shell reads one there, where
+// argWordEnd, for a password's value (PGPASSWORD=a;b), reads it as the word's; -1 if none.
+// Quotes, backslashes, $(...), ${...} and backquotes are followed as argWordEnd does.
+func shellOperator(w string) int {
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; {
+		case c == '\\':
+			i++
+		case c == '\'' && (i == 0 || w[i-1] != '$'):
+			if k := strings.IndexByte(w[i+1:], '\''); k >= 0 {
+				i += k + 1
+			} else {
+				return -1
+			}
+		case c == '"' || c == '\'':
+			i = argQuoteEnd(w, i) - 1
+		case c == '`':
+			if k := strings.IndexByte(w[i+1:], '`'); k >= 0 {
+				i += k + 1
+			} else {
+				return -1
+			}
+		case c == '$' && i+1 < len(w) && w[i+1] == '(':
+			i = argParenEnd(w, i+1) - 1
+		case c == '$' && i+1 < len(w) && w[i+1] == '{':
+			if k := strings.IndexByte(w[i+2:], '}'); k >= 0 {
+				i += k + 2
+			} else {
+				return -1
+			}
+		case strings.IndexByte(";&|()<>", c) >= 0:
+			return i
+		}
+	}
+	return -1
 }
 
 // printfPasswords reads printf's format: how many arguments a use of it takes (each
