@@ -1082,6 +1082,10 @@ func printfPasswords(format string) (conversions int, passwords map[int]bool) {
 	return conversions, passwords
 }
 
+// printfConv is a conversion of printf's format in a regexp: its flags, width, precision, a
+// length modifier (h, l...) and its letter, or bash's %(...)T.
+const printfConv = `%[-+ #0']*(?:\*|[0-9]*)(?:\.(?:\*|[0-9]*))?(?:[hjlLtz]*[diouxXfFeEgGaAcsbqQ]|\([^)]*\)T)`
+
 // redactURLPasswords hides the password of each URL in a (scheme://user:password@host).
 func redactURLPasswords(a string, sec *secrets) string {
 	var b strings.Builder
@@ -1740,7 +1744,7 @@ var (
 	// A password file's line up to its password (redactPgpassLines), at a word's or a quote's
 	// start, or after a \n (printf's newline), its port digits, '*' or a printf's conversion
 	// (printf '%s:%d:*:m:s3cret\n' db 5432: TestRedactedCommandLeftovers).
-	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*|%[-+#0]*[0-9]*[sdiu]):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
+	argPgpassLine = regexp.MustCompile(`(?:^|[\s'"]|\\n)(?:[^\s:'"\\]|\\.)+:(?:\d+|\*|%[-+#0]*[0-9]*[hjlLtz]*[sdiu]):(?:[^\s:'"\\]|\\.)+:(?:[^\s:'"\\]|\\.)+:`)
 	// SQL's PASSWORD before a string ('...', an escape string E'...' whose 1st group is the
 	// E: TestRedactedCommandSQLEscapeStringPassword, or a Unicode escape string U&'...', whose
 	// backslashes escape no quote: TestRedactedCommandLeftovers, or a dollar-quoted one
@@ -1766,11 +1770,12 @@ var (
 	// A PostgreSQL client's name (psql, pg_dump...) as a word, whose --password takes no value:
 	// it prompts.
 	argPGWord = regexp.MustCompile(`(?:^|[\s/'"])(?:psql|pg_\w+|createdb|dropdb|createuser|dropuser|clusterdb|reindexdb|vacuumdb|pgbench)(?:[\s'"]|$)`)
-	// A conversion of printf's format (%s, %-8s, %.*b...): printfSpec at its start, and
-	// printfConversion one alone, a password file's line's password in a format, no password
-	// (redactPrintfPgpass).
-	printfSpec       = regexp.MustCompile(`^%[-+ #0']*(?:\*|[0-9]*)(?:\.(?:\*|[0-9]*))?[diouxXfFeEgGaAcsbq]`)
-	printfConversion = regexp.MustCompile(`^%[-+ #0']*(?:\*|[0-9]*)(?:\.(?:\*|[0-9]*))?[diouxXfFeEgGaAcsbq]$`)
+	// A conversion of printf's format (%s, %-8s, %.*b, %ld, whose length modifier bash's
+	// printf ignores, bash's time %(%F)T: TestRedactedCommandPrintfLengthModifier):
+	// printfSpec at its start, and printfConversion one alone, a password file's line's
+	// password in a format, no password (redactPrintfPgpass).
+	printfSpec       = regexp.MustCompile(`^` + printfConv)
+	printfConversion = regexp.MustCompile(`^` + printfConv + `$`)
 	// A redirection's word (>, 2>>, &>, <, >~/.pgpass), the file maybe glued to it.
 	argRedirection = regexp.MustCompile(`^(?:[0-9]*|&)(?:>>?|<)[|&]?`)
 	// A value that is an expansion, not a password: $VAR (a name in capitals: $ecret may be a

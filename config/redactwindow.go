@@ -293,6 +293,7 @@ func pgpassWindows(a string) []window {
 				case j < len(a) && a[j] == '%': // a printf's conversion
 					j = skip(a, j+1, "-+#0")
 					j = skip(a, j, "0123456789")
+					j = skip(a, j, "hjlLtz")
 					if j < len(a) && strings.IndexByte("sdiu", a[j]) >= 0 {
 						j++
 					} else {
