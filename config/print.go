@@ -957,14 +957,20 @@ func redactPrintfPgpass(a string, sec *secrets) string {
 			}
 			return start, i, true
 		}
+		// Redirections may stand before the format too, as anywhere in the command
+		// (TestRedactedCommandPrintfRedirectionFirst).
 		ws, we, ok := word()
-		for ok && strings.HasPrefix(a[ws:we], "-") {
-			opt := a[ws:we]
-			if opt == "-v" {
-				word() // its variable's name
-			}
-			ws, we, ok = word()
-			if opt == "--" {
+		for options := true; ok; ws, we, ok = word() {
+			if r := argRedirection.FindString(a[ws:we]); r != "" {
+				if r == a[ws:we] {
+					word() // the file, a word of its own
+				}
+			} else if options && strings.HasPrefix(a[ws:we], "-") {
+				if a[ws:we] == "-v" {
+					word() // its variable's name
+				}
+				options = a[ws:we] != "--"
+			} else {
 				break
 			}
 		}
