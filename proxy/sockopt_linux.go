@@ -24,20 +24,9 @@ func fdLimit() (uint64, bool) {
 // reset. One non-blocking peek, no delay for a server that speaks first: a client that is
 // still there costs one EAGAIN.
 func leftAlready(client *net.TCPConn, sent bool) error {
-	rc, err := client.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	var n int
-	var rerr error
-	if err := rc.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	}); err != nil {
-		return nil
-	}
+	n, ok, rerr := peekReceived(client)
 	switch {
-	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+	case !ok, rerr == unix.EAGAIN || rerr == unix.EINTR:
 		return nil
 	case rerr != nil:
 		return fmt.Errorf("%w: %w", errClientLeft, os.NewSyscallError("recvfrom", rerr))
@@ -71,20 +60,30 @@ func unacked(c *net.TCPConn) (int, bool) {
 // closes its sending side once it has asked (shutdown(SHUT_WR), passed on as a half-close)
 // still reads the reply; one that closed both sides resets at the proxy's next write.
 func operatorMovedOn(client *net.TCPConn) bool {
-	rc, err := client.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var n int
-	var rerr error
-	if err := rc.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	}); err != nil {
+	n, ok, rerr := peekReceived(client)
+	if !ok {
 		return false
 	}
 	if rerr != nil {
 		return rerr != unix.EAGAIN && rerr != unix.EINTR
 	}
 	return n > 0
+}
+
+// peekReceived looks, without waiting and without taking it, at what c received that was not
+// read yet: n is 1 where bytes are queued, 0 at the peer's FIN; rerr is the peek's error
+// (EAGAIN or EINTR: nothing yet; ECONNRESET: the peer reset). ok is false where the socket
+// could not be reached, and nothing is known.
+func peekReceived(c *net.TCPConn) (n int, ok bool, rerr error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false, nil
+	}
+	if err := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, rerr = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		return 0, false, nil
+	}
+	return n, true, rerr
 }
