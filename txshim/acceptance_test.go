@@ -497,8 +497,11 @@ func accPgx(t *testing.T, e *accEnv) {
 // accSerial: concurrent inserts take their ids, timestamps, random values and uuids from
 // defaults evaluated on the local database only; the peer must hold the very same values
 // (DESIGN §5: row changes are shipped, not statements).
-func accSerial(t *testing.T, e *accEnv) {
-	const workers, perWorker = 8, 50
+func accSerial(t *testing.T, e *accEnv) { accSerialN(t, e, 50) }
+
+// accSerialN is accSerial with perWorker inserts by each of its 8 workers.
+func accSerialN(t *testing.T, e *accEnv, perWorker int) {
+	const workers = 8
 	before := e.shim.Stats()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -537,7 +540,7 @@ func accSerial(t *testing.T, e *accEnv) {
 	if t.Failed() {
 		return
 	}
-	if st := e.shim.Stats(); st.CommitsDual-before.CommitsDual != workers*perWorker+1 {
+	if st := e.shim.Stats(); st.CommitsDual-before.CommitsDual != int64(workers*perWorker+1) {
 		t.Fatalf("%d dual commits, want %d (stats %+v)", st.CommitsDual-before.CommitsDual, workers*perWorker+1, st)
 	}
 	e.settle(t, before)
