@@ -27,9 +27,13 @@ func TestBackupSlotLostWhilePrepared(t *testing.T) {
 		}
 	}()
 	dropSlot(t, p)
-	// The slot's creation waits for the prepared transaction; give two tries time to run out
-	// (each takes slotTimeout, then the loop waits 5 s).
-	time.Sleep(2*slotTimeout + 5*time.Second + 3*time.Second)
+	// The slot's creation waits for the prepared transaction: two tries run out (each takes
+	// slotTimeout, then the loop waits 5 s), the first recording, before the fix, that the peer
+	// needs resync.
+	waitForLong(t, "two failed tries to make the slot anew", 2*slotTimeout+5*time.Second+20*time.Second, func() bool {
+		tries, _ := renewFailures(logs)
+		return tries >= 2
+	})
 	info, err := ReadSlot(context.Background(), p.ldb, SlotName("a"))
 	t.Logf("while prepared: slot %+v (%v), backup Err %v", info, err, bk.Err())
 	p.local.Exec(t, `ROLLBACK PREPARED 'tandem_a_1_77'`) // the resolver settles it
