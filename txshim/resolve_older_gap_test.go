@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+
+	"github.com/tandem-ha/tandem/config"
 )
 
 // startShipperCfg is resolveEnv.startShipper with a configuration of the test's own (site,
@@ -66,7 +68,10 @@ func (e *resolveEnv) droppedInDoubt(t *testing.T, ctx context.Context) *gapEnv {
 	t.Helper()
 	g := &gapEnv{soloOK: new(atomic.Bool)}
 	g.sh, _ = e.startShipperCfg(t, ctx, ShipperConfig{MaxJournalBytes: 32 << 10, SpillBytes: -1})
-	g.s = startShim(t, e.local, Options{Peer: g.sh, Logger: e.logger, OnPeerDown: func() bool { return g.soloOK.Load() }}, ModeDual, 1)
+	// Each of the two commits with the peer frozen waits out the commit timeout: 3 s, not the
+	// default 5 s (the first commit, with both databases up, takes a fraction of it).
+	g.s = startShimDSN(t, e.local, e.localDSN(), Options{Peer: g.sh, Logger: e.logger, OnPeerDown: func() bool { return g.soloOK.Load() }}, ModeDual, 1,
+		func(c *config.TxShim) { c.CommitTimeout = 3 * time.Second })
 	conn := g.s.connect(t)
 	if _, err := conn.Exec(ctx, "INSERT INTO acct VALUES (1, 1)"); err != nil {
 		t.Fatalf("a dual commit with both databases up: %v", err)
