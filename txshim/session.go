@@ -1029,6 +1029,17 @@ func (s *session) clientLoop(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+				if ran && joined {
+					// The procedure's implicit transaction, which would have committed plainly
+					// at the Sync, is the shim's block now, ended (or left to the client's
+					// commit, a BEGIN of its) with the Query or call, whose reply waited for
+					// what the procedure committed: the session leaves the commit gate the
+					// procedure passed (procGate) — counted there until the client's Sync, it
+					// held a hold (catch-up) and a handover's Drain up, which then ended the
+					// session (TestCopyPartJoinedLeavesGate). A later procedure of the request
+					// passes it again (walk).
+					s.leaveProcGate()
+				}
 				if ran {
 					continue
 				}
