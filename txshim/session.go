@@ -922,7 +922,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 			continue
 		}
 		if !strings.ContainsRune("dcfHSX", rune(typ)) {
-			skip, err := s.endCopyPart(typ)
+			skip, err := s.endCopyPart(ctx, typ)
 			if err != nil {
 				return err
 			}
@@ -1115,9 +1115,12 @@ func (s *session) clientLoop(ctx context.Context) error {
 // copyPartDone) leave it open whether the COPY failed: the shim then asks the backend
 // (copyPartProbe), while the client has not ended the COPY. skip: the COPY failed behind the client's last Sync, and PostgreSQL skips
 // what the client sends up to its next Sync, typ's message with it (copySkip).
-func (s *session) endCopyPart(typ byte) (skip bool, err error) {
+func (s *session) endCopyPart(ctx context.Context, typ byte) (skip bool, err error) {
 	s.mu.Lock()
 	done, st := s.copyPartDone, s.copyPartStatus
+	// inImplicit: the part's COPY ran in the request's implicit transaction (a procedure
+	// before it), which its failure ends.
+	inImplicit := s.copyPart && s.copyPartImplicit
 	var mark, probe *pending
 	// ended: the client ended the COPY (its CopyDone or CopyFail counted), which the backend
 	// may have ended well, the client's Syncs during it ignored: the request goes on then
@@ -1182,6 +1185,17 @@ func (s *session) endCopyPart(typ byte) (skip bool, err error) {
 			return false, err
 		}
 		s.txUnprep, s.txWrote, s.txHold = false, false, false
+	}
+	if implicit && inImplicit && s.unit.procLeft && s.procGate != nil {
+		// A procedure before the COPY committed by itself, and the COPY's failure ended the
+		// request's implicit transaction (the probe's Sync): what the procedure committed
+		// stays, on this database alone until the peer has it. The client's reply (its
+		// Sync's ReadyForQuery, or the next request's) waits for that, as at any other end of
+		// such a request (runBatch, walk); forgotten with the unit, it went out at once
+		// (TestCopyPartFailedAfterCallWaitsForPeer).
+		if _, err := s.awaitLeft(ctx, policyFor(*s.procGate), 'I'); err != nil {
+			return false, err
+		}
 	}
 	s.unit = unitState{}
 	s.mu.Lock()
