@@ -34,6 +34,7 @@ func (r *rawSession) runStepsAtLeast(steps []xstep, least []int) (string, []int)
 	counts := make([]int, len(steps))
 	for i, st := range steps {
 		for _, m := range st.msgs {
+			r.owed.sent(m)
 			r.fe.Send(m)
 		}
 		r.conn.SetDeadline(time.Now().Add(15 * time.Second))
@@ -58,22 +59,26 @@ func (r *rawSession) runStepsAtLeast(steps []xstep, least []int) (string, []int)
 	return strings.Join(out, "\n"), counts
 }
 
-// readIdle is readReplies that also stops when no message comes for 700 ms (until empty) or
-// for 10 s.
-func (r *rawSession) readIdle(until string) string {
-	got, _ := r.readAtLeast(until, 0)
-	return got
+// readAtLeast is readReplies that also stops when no message comes for 10 s, or, until empty,
+// for settleWait once at least atLeast messages have come and the server owes no reply to
+// what runSteps sent (r.owed): it then waits for the client, and only a reply it should not
+// send can come (which shows, in this read or, later than settleWait, in the next step's).
+// Silence before that is a reply not yet come: a commit through the shim (its rows shipped,
+// PREPARE TRANSACTION on both databases, COMMIT PREPARED) outlasts any short wait on a loaded
+// machine. It returns the number of messages read.
+func (r *rawSession) readAtLeast(until string, atLeast int) (string, int) {
+	r.t.Helper()
+	return r.readSettled(until, atLeast, settleWait)
 }
 
-// readAtLeast is readIdle where, until empty, silence ends the read only once atLeast
-// messages have come (before that, 10 s of it does). It returns the number of messages read.
-func (r *rawSession) readAtLeast(until string, atLeast int) (string, int) {
+// readSettled is readAtLeast with settle for settleWait.
+func (r *rawSession) readSettled(until string, atLeast int, settle time.Duration) (string, int) {
 	r.t.Helper()
 	var b strings.Builder
 	for n := 0; ; n++ {
 		idle := 10 * time.Second
-		if until == "" && n >= atLeast {
-			idle = 700 * time.Millisecond
+		if until == "" && n >= atLeast && r.owed.settled() {
+			idle = settle
 		}
 		r.conn.SetReadDeadline(time.Now().Add(idle))
 		m, err := r.fe.Receive()
@@ -85,9 +90,11 @@ func (r *rawSession) readAtLeast(until string, atLeast int) (string, int) {
 				}
 				return b.String(), n
 			}
+			r.owed.ended()
 			b.WriteString("<" + err.Error() + ">")
 			return b.String(), n
 		}
+		r.owed.received(m)
 		enc, _ := m.Encode(nil)
 		b.WriteByte(enc[0])
 		switch m := m.(type) {
@@ -174,12 +181,27 @@ func (o *oracle) both(t *testing.T, stmts ...string) {
 
 // compare sends steps to PostgreSQL and through the shim, each on a session of its own, and
 // reports where the replies differ. A step read until silence reads the shim's replies until
-// as many as PostgreSQL gave have come, and only then waits for silence: through the shim a
-// commit is a two-phase commit on both databases after its rows were shipped, which on a
-// loaded machine outlasted the 700 ms: the replies, sent at the flush after the commit, were
-// read with the next step's (commit and chain flushed, terminate). Replies beyond
-// PostgreSQL's still show, and fewer show too (after 10 s).
+// as many as PostgreSQL gave have come and nothing is owed (readAtLeast), and only then waits
+// for silence: through the shim a commit is a two-phase commit on both databases after its
+// rows were shipped, which on a loaded machine outlasted a fixed wait (700 ms once): the
+// replies, sent at the flush after the commit, were read with the next step's (commit and
+// chain flushed, terminate). Replies beyond PostgreSQL's still show, in the step or the next
+// one, and fewer show too (after 10 s); so do replies after the last step's, for lateWait.
 func (o *oracle) compare(t *testing.T, steps []xstep) {
+	t.Helper()
+	o.compareThen(t, steps, nil)
+}
+
+// lateWait is how long compare waits, after the last step, for replies neither session
+// should send, when a step was read until silence: those reads wait only settleWait for such
+// a reply once nothing is owed (a later one shows in the next step's read, but the last step
+// has no next one, and the steps after may end before it comes). They waited as long as this
+// each, once.
+const lateWait = 700 * time.Millisecond
+
+// compareThen is compare, calling compared (when not nil) once the steps' replies are compared,
+// before the wait for late ones.
+func (o *oracle) compareThen(t *testing.T, steps []xstep, compared func()) {
 	t.Helper()
 	direct, shim := dialRawDSN(t, o.dsn), dialRaw(t, o.e.shim)
 	direct.t, shim.t = t, t
@@ -188,6 +210,32 @@ func (o *oracle) compare(t *testing.T, steps []xstep) {
 	if got != want {
 		t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
 	}
+	if compared != nil {
+		compared()
+	}
+	var late [2]string
+	var wg sync.WaitGroup
+	for i, r := range []*rawSession{direct, shim} {
+		wg.Go(func() { late[i] = r.lateReplies(steps) })
+	}
+	wg.Wait()
+	if late[0] != late[1] {
+		t.Errorf("after the last step's replies, through the shim: %q; PostgreSQL: %q", late[1], late[0])
+	}
+}
+
+// lateReplies reads what comes within lateWait after steps ran on r, when one of them was
+// read until silence and the connection is open; it returns "" otherwise.
+func (r *rawSession) lateReplies(steps []xstep) string {
+	silent := false
+	for _, st := range steps {
+		silent = silent || st.until == ""
+	}
+	if !silent || steps[len(steps)-1].until == "-" || r.owed.gone {
+		return ""
+	}
+	late, _ := r.readSettled("", 0, lateWait)
+	return late
 }
 
 // xcase is one comparison of compareCases: its steps on a table of its own.
@@ -197,16 +245,23 @@ type xcase struct {
 }
 
 // compareCases compares the cases, each on its table (tables[i]), several at once: most of
-// their time is waiting for silence (readIdle). Not t.Parallel, whose limit is the CPU count.
+// their time is waiting for replies. Not t.Parallel, whose limit is the CPU count. A case's
+// wait for late replies (compareThen) leaves its running slot to the next case, within a
+// bound on cases open at once (each holds sessions on the local cluster, and on the peer
+// through the shim).
 func (o *oracle) compareCases(t *testing.T, cases []xcase, tables []string) {
 	t.Helper()
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, 6)
+	running, open := make(chan struct{}, 6), make(chan struct{}, 12)
 	for i, tc := range cases {
-		slots <- struct{}{}
+		open <- struct{}{}
+		running <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-slots }()
-			t.Run(tc.name, func(t *testing.T) { o.compare(t, tc.steps(tables[i])) })
+			defer func() { <-open }()
+			var once sync.Once
+			free := func() { once.Do(func() { <-running }) }
+			defer free()
+			t.Run(tc.name, func(t *testing.T) { o.compareThen(t, tc.steps(tables[i]), free) })
 		})
 	}
 	wg.Wait()

@@ -48,6 +48,9 @@ func TestImplicitCommitFailsNoTag(t *testing.T) {
 			if got != want {
 				t.Errorf("through the shim:\n%s\nPostgreSQL:\n%s", got, want)
 			}
+			if late := shim.lateReplies(tc.steps); late != "" { // see lateWait
+				t.Errorf("after the last step's replies, through the shim: %s", late)
+			}
 			if strings.Contains(want, "<") {
 				t.Errorf("PostgreSQL: %s", want)
 			}

@@ -295,7 +295,10 @@ func TestRelayReviewCompare(t *testing.T) {
 			return []xstep{xq("SET lock_timeout = '200ms'"), xpipe(ins(tb, 1), "SELECT pg_advisory_xact_lock(1)", ins(tb, 2)), xq(sel(tb))}
 		}},
 		{"idle in transaction timeout after flush", func(tb string) []xstep {
-			return []xstep{xq("SET idle_in_transaction_session_timeout = '300ms'"), xmsgs("", "BEGIN", ins(tb, 1), &pgproto3.Flush{}), xmsgs("Z", &pgproto3.Sync{}), xmsgs("", &pgproto3.Query{String: "SELECT pg_sleep(1)"}), xq(sel(tb))}
+			// The timeout ends the session 300 ms after the query's ReadyForQuery: the steps
+			// that send nothing wait for its error, then the connection's end (a read until
+			// silence ends soon once nothing is owed; a FATAL error owes the end).
+			return []xstep{xq("SET idle_in_transaction_session_timeout = '300ms'"), xmsgs("", "BEGIN", ins(tb, 1), &pgproto3.Flush{}), xmsgs("Z", &pgproto3.Sync{}), xmsgs("", &pgproto3.Query{String: "SELECT pg_sleep(1)"}), xmsgs("E"), xmsgs("")}
 		}},
 		{"vacuum after commit in one query", func(tb string) []xstep {
 			return []xstep{xq(ins(tb, 1) + "; COMMIT; VACUUM " + tb), xq("BEGIN; " + ins(tb, 2) + "; COMMIT; VACUUM " + tb), xq(ins(tb, 3) + "; COMMIT; " + ins(tb, 4) + "; VACUUM " + tb),

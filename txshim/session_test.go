@@ -404,6 +404,8 @@ type rawSession struct {
 	// asked counts the requests (Query, Sync, FunctionCall) sendMsgs sent since the last quiet
 	// read: each is answered by at most one ReadyForQuery.
 	asked int
+	// owed follows the replies runSteps's messages are owed, for its reads until silence.
+	owed owedReplies
 }
 
 func dialRaw(t *testing.T, s *testShim) *rawSession {
