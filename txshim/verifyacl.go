@@ -34,7 +34,10 @@ import (
 // database only, the applications' roles could not connect to the new master after a
 // failover, or make their schemas or temporary tables there (TestVerifyDatabasePrivileges).
 // Each is named by its privilege and grantee alone, not as an aclitem: the two databases'
-// names and owners may differ between the sites (the owner's own privileges are left out).
+// names and owners may differ between the sites (the owner's own privileges are left out, and
+// the privileges granted to the other database's owner: the application's role owning the
+// database on one site and granted its privileges on the other uses them alike on both —
+// TestVerifyDatabasePrivilegesOwnersDiffer).
 var appObjectsACLSQL = `WITH objs AS (
   SELECT 'pg_class'::regclass AS cls, c.oid, 0 AS sub, c.relowner AS owner,
     coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
@@ -81,6 +84,8 @@ SELECT DISTINCT 'database', 'privilege', e.privilege_type || CASE WHEN e.is_gran
   CASE WHEN e.grantee = 0 THEN '' ELSE pg_get_userbyid(e.grantee)::text END, pg_get_userbyid(e.grantor)::text
 FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d'::"char", d.datdba))) e
 WHERE d.datname = current_database() AND e.grantee <> d.datdba
+UNION ALL
+SELECT 'database', 'database owner', pg_get_userbyid(d.datdba)::text, '', '' FROM pg_database d WHERE d.datname = current_database()
 UNION ALL
 SELECT '', 'role', rolname::text, '', '' FROM pg_roles`
 
@@ -134,6 +139,7 @@ type objectFacts struct {
 	privs    map[string][]objPriv
 	roles    map[string]bool
 	comments map[string]string // quoted as literals
+	dbOwner  string            // the database's owner
 	// dflt is, for each role's default privileges in every schema recorded (ALTER DEFAULT
 	// PRIVILEGES without IN SCHEMA), the built-in ones they replace: a database recording none
 	// has those.
@@ -184,6 +190,8 @@ func (f *objectFacts) read(ctx context.Context, tx *sql.Tx, q string) error {
 			f.relOf[obj] = v
 		case "comment":
 			f.comments[obj] = v
+		case "database owner":
+			f.dbOwner = v
 		case "default privilege":
 			f.dflt[obj] = append(f.dflt[obj], objPriv{"privilege " + v, grantee, grantor})
 		default:
@@ -218,9 +226,12 @@ func diffObjectFacts(l, p objectFacts) []string {
 			diffs = append(diffs, fmt.Sprintf("%s is owned by %s on the local database but by %s on the peer", o, lo, po))
 		}
 	}
-	shared := func(privs []objPriv, other objectFacts) []string {
+	shared := func(o string, privs []objPriv, other objectFacts) []string {
 		var out []string
 		for _, pr := range privs {
+			if o == "database" && pr.grantee != "" && (pr.grantee == l.dbOwner || pr.grantee == p.dbOwner) {
+				continue // an owner's own, on either database
+			}
 			if (pr.grantee == "" || other.roles[pr.grantee]) && other.roles[pr.grantor] {
 				out = append(out, pr.item)
 			}
@@ -244,7 +255,7 @@ func diffObjectFacts(l, p objectFacts) []string {
 		if skip[o] || skip[l.relOf[o]] || skip[p.relOf[o]] {
 			continue
 		}
-		for _, d := range tableFactDiffs(o, shared(l.privs[o], p), shared(p.privs[o], l)) {
+		for _, d := range tableFactDiffs(o, shared(o, l.privs[o], p), shared(o, p.privs[o], l)) {
 			diffs = append(diffs, strings.TrimPrefix(d, "table "))
 		}
 	}
