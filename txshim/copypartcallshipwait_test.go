@@ -49,6 +49,53 @@ func (p *gatedShipPeer) WaitShipped(ctx context.Context, xid uint32, mark pglogr
 	}
 }
 
+// callCopyPart dials s and sends a CALL of proc(b) and a COPY acct FROM STDIN as one part of
+// an extended request (up to a Flush), and reads its replies up to the COPY's CopyInResponse:
+// the COPY runs in the request's implicit transaction, after what the procedure committed.
+func callCopyPart(t *testing.T, s *testShim, proc string, b int) *rawSession {
+	t.Helper()
+	r := dialRaw(t, s)
+	r.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	sendMsgs(t, r, &pgproto3.Parse{Query: fmt.Sprintf("CALL %s(%d)", proc, b)}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+	if seen, err := r.until('G'); err != nil {
+		t.Fatalf("COPY: %q %v", seen, err)
+	}
+	return r
+}
+
+// replyAfterPeer reads r's replies up to a ReadyForQuery, which must not come before the shim
+// waits on g (the peer's WaitShipped) nor while it waits (200 ms); it then releases g and
+// returns what came.
+func replyAfterPeer(t *testing.T, r *rawSession, g *shipGate) (string, error) {
+	t.Helper()
+	type reply struct {
+		seen string
+		err  error
+	}
+	replied := make(chan reply, 1)
+	go func() {
+		seen, err := r.until('Z')
+		replied <- reply{seen, err}
+	}()
+	select {
+	case <-g.entered:
+	case got := <-replied:
+		close(g.release)
+		t.Fatalf("the reply %q (%v) came before the peer had what the procedure committed", got.seen, got.err)
+	}
+	// The shim waits for the peer: no reply may come while it does.
+	select {
+	case got := <-replied:
+		close(g.release)
+		t.Fatalf("the reply %q (%v) came while the peer did not have what the procedure committed", got.seen, got.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(g.release)
+	got := <-replied
+	return got.seen, got.err
+}
+
 // TestCopyPartAfterCallReplyWaitsForPeer: as TestCopyPartAfterCallThenQuery, a CALL and then
 // a COPY FROM STDIN sent as a part (up to a Flush), the COPY run in the request's implicit
 // transaction, and a simple Query or a FunctionCall after its CopyDone, which the shim runs in
@@ -78,13 +125,7 @@ func TestCopyPartAfterCallReplyWaitsForPeer(t *testing.T) {
 			if strings.HasSuffix(tc, "/error") {
 				arg, commits, want = b+1, 0, 1 // the COPY's row again; the procedure's first row stays
 			}
-			r := dialRaw(t, s)
-			r.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			sendMsgs(t, r, &pgproto3.Parse{Query: fmt.Sprintf("CALL cpw(%d)", b)}, &pgproto3.Bind{}, &pgproto3.Execute{},
-				&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
-			if seen, err := r.until('G'); err != nil {
-				t.Fatalf("COPY: %q %v", seen, err)
-			}
+			r := callCopyPart(t, s, "cpw", b)
 			g := peer.arm()
 			defer peer.gate.Store(nil)
 			next := pgproto3.FrontendMessage(&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", arg)})
@@ -92,36 +133,13 @@ func TestCopyPartAfterCallReplyWaitsForPeer(t *testing.T) {
 				next = &pgproto3.FunctionCall{Function: oid, Arguments: [][]byte{[]byte(fmt.Sprint(arg))}}
 			}
 			sendMsgs(t, r, copyRow(b+1), &pgproto3.CopyDone{}, next, &pgproto3.Sync{})
-			type reply struct {
-				seen string
-				err  error
-			}
-			replied := make(chan reply, 1)
-			go func() {
-				seen, err := r.until('Z')
-				replied <- reply{seen, err}
-			}()
-			select {
-			case <-g.entered:
-			case got := <-replied:
-				close(g.release)
-				t.Fatalf("the reply %q (%v) came before the peer had what the procedure committed", got.seen, got.err)
-			}
-			// The shim waits for the peer: no reply may come while it does.
-			select {
-			case got := <-replied:
-				close(g.release)
-				t.Fatalf("the reply %q (%v) came while the peer did not have what the procedure committed", got.seen, got.err)
-			case <-time.After(200 * time.Millisecond):
-			}
-			close(g.release)
-			got := <-replied
-			if got.err != nil {
-				t.Fatalf("reply: %q %v", got.seen, got.err)
+			seen, err := replyAfterPeer(t, r, g)
+			if err != nil {
+				t.Fatalf("reply: %q %v", seen, err)
 			}
 			wantErr := strings.HasSuffix(tc, "/error")
-			if strings.Contains(got.seen, "E(23505)") != wantErr {
-				t.Errorf("reply %q: want an error (23505) %v", got.seen, wantErr)
+			if strings.Contains(seen, "E(23505)") != wantErr {
+				t.Errorf("reply %q: want an error (23505) %v", seen, wantErr)
 			}
 			if seen, st := r.ready(); seen != "Z" || st != 'I' {
 				t.Errorf("the Sync's reply %q (%c), want Z (I)", seen, st)

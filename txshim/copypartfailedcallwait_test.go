@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -28,13 +27,7 @@ func TestCopyPartFailedAfterCallWaitsForPeer(t *testing.T) {
 	for i, tc := range []string{"badrow/query", "badrow/fcall", "copyfail/query"} {
 		t.Run(tc, func(t *testing.T) {
 			b := 7000 + 100*i
-			r := dialRaw(t, s)
-			r.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			sendMsgs(t, r, &pgproto3.Parse{Query: fmt.Sprintf("CALL cfw(%d)", b)}, &pgproto3.Bind{}, &pgproto3.Execute{},
-				&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
-			if seen, err := r.until('G'); err != nil {
-				t.Fatalf("COPY: %q %v", seen, err)
-			}
+			r := callCopyPart(t, s, "cfw", b)
 			g := peer.arm()
 			defer peer.gate.Store(nil)
 			end := pgproto3.FrontendMessage(&pgproto3.CopyDone{})
@@ -47,31 +40,9 @@ func TestCopyPartFailedAfterCallWaitsForPeer(t *testing.T) {
 				next = &pgproto3.FunctionCall{Function: 1, Arguments: [][]byte{[]byte("1")}}
 			}
 			sendMsgs(t, r, row, end, next, &pgproto3.Sync{})
-			type reply struct {
-				seen string
-				err  error
-			}
-			replied := make(chan reply, 1)
-			go func() {
-				seen, err := r.until('Z')
-				replied <- reply{seen, err}
-			}()
-			select {
-			case <-g.entered:
-			case got := <-replied:
-				close(g.release)
-				t.Fatalf("the reply %q (%v) came before the peer had what the procedure committed", got.seen, got.err)
-			}
-			select {
-			case got := <-replied:
-				close(g.release)
-				t.Fatalf("the reply %q (%v) came while the peer did not have what the procedure committed", got.seen, got.err)
-			case <-time.After(200 * time.Millisecond):
-			}
-			close(g.release)
-			got := <-replied
-			if got.err != nil || !strings.Contains(got.seen, "E(") || !strings.HasSuffix(got.seen, "Z") {
-				t.Fatalf("reply: %q %v, want the COPY's error and the Sync's ReadyForQuery", got.seen, got.err)
+			seen, err := replyAfterPeer(t, r, g)
+			if err != nil || !strings.Contains(seen, "E(") || !strings.HasSuffix(seen, "Z") {
+				t.Fatalf("reply: %q %v, want the COPY's error and the Sync's ReadyForQuery", seen, err)
 			}
 			if got := r.query("SELECT 1"); got != "TDCZ" {
 				t.Errorf("the next query's replies %q, want TDCZ", got)

@@ -36,13 +36,7 @@ func TestCopyPartJoinedLeavesGate(t *testing.T) {
 			if strings.HasSuffix(tc, "/error") {
 				arg, commits, want = b+1, 0, 1 // the COPY's row again; the procedure's first row stays
 			}
-			r := dialRaw(t, s)
-			r.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			sendMsgs(t, r, &pgproto3.Parse{Query: fmt.Sprintf("CALL cjg(%d)", b)}, &pgproto3.Bind{}, &pgproto3.Execute{},
-				&pgproto3.Parse{Query: "COPY acct FROM STDIN"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
-			if seen, err := r.until('G'); err != nil {
-				t.Fatalf("COPY: %q %v", seen, err)
-			}
+			r := callCopyPart(t, s, "cjg", b)
 			next := pgproto3.FrontendMessage(&pgproto3.Query{String: fmt.Sprintf("INSERT INTO acct VALUES (%d, 0)", arg)})
 			if strings.HasPrefix(tc, "fcall") {
 				next = &pgproto3.FunctionCall{Function: oid, Arguments: [][]byte{[]byte(fmt.Sprint(arg))}}
