@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -13,6 +14,7 @@ type copyResult struct {
 	n       int64
 	err     error
 	stopped bool // stopped by the end of a drain (conn.endDrain), both sides left open
+	dropped bool // read bytes of src's it did not write to dst (copyStream)
 }
 
 // copyBoth copies client→server on the calling goroutine and server→client
@@ -30,7 +32,7 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 	done := make(chan copyResult, 2)
 	go proxyCopy(done, false, c.client, up, s.pipes, &c.ending)
 	proxyCopy(done, true, up, c.client, s.pipes, &c.ending)
-	stopped := false
+	stopped, movedOn := false, false
 	for range 2 {
 		r := <-done
 		if r.up {
@@ -42,15 +44,39 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 			err = r.err
 		}
 		stopped = stopped || r.stopped
+		// The operator's bytes the copy read as the drain's end stopped it: its next request,
+		// which reaches no server — neither queued still (operatorMovedOn) nor, where they came
+		// just before the end, new (sentSince).
+		movedOn = movedOn || r.up && r.stopped && r.dropped
 	}
 	if stopped {
 		// The end of the drain that kept c stopped a copy (conn.endDrain): the server's last
 		// reply goes on to the operator, then both sides are reset. One is owed only where the
 		// operator's bytes reached the server.
-		downN += c.finishDrain(up, c.sentUp+upN > 0)
+		downN += c.finishDrain(up, c.sentUp+upN > 0, movedOn)
 		c.abort()
 	}
 	return upN, downN, err
+}
+
+// copyCounted is io.Copy(dst, src) that also says whether bytes read from src were not
+// written to dst (copyStream's dropped).
+func copyCounted(dst, src *net.TCPConn) (int64, bool, error) {
+	r := &countingReader{r: src}
+	n, err := io.Copy(dst, r)
+	return n, r.n > n, err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // proxyCopy copies src to dst until src's EOF, then half-closes dst so the
@@ -65,9 +91,9 @@ func (s *Server) copyBoth(c *conn, up *net.TCPConn) (upN, downN int64, err error
 // Bulk bytes move with splice(2) through a kernel pipe (copyStream, DESIGN.md §4), a token of
 // pipes held while they move; a few at a time, through a read and a write.
 func proxyCopy(done chan<- copyResult, up bool, dst, src *net.TCPConn, pipes chan struct{}, ending *atomic.Bool) {
-	n, err := copyStream(dst, src, pipes)
+	n, dropped, err := copyStream(dst, src, pipes)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ending.Load() {
-		done <- copyResult{up: up, n: n, err: err, stopped: true}
+		done <- copyResult{up: up, n: n, err: err, stopped: true, dropped: dropped}
 		return
 	}
 	if err == nil {

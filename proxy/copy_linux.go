@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -26,12 +27,15 @@ import (
 // bytes around it are. A splice stops at the urgent mark and never steps over it (after the
 // source's end it returns nothing, which io.Copy took for the end, dropping the rest), so the
 // bytes at the mark go through a read (waitQueued: atMark).
-func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
+//
+// dropped: the copy read bytes of src's that it did not write to dst — a write that failed,
+// as on the past deadline of a drain's end (conn.endDrain), which stops a read only where it
+// has not taken the bytes already (finishDrain: the operator's next request, dropped).
+func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (written int64, dropped bool, err error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
-		return io.Copy(dst, src)
+		return copyCounted(dst, src)
 	}
-	var written int64
 	lr := &io.LimitedReader{R: src}
 	bulk := false
 	for {
@@ -39,17 +43,17 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 			// Operators' requests and replies are a few bytes at a time: one read of what
 			// is queued and one write, where waiting for a count and splicing it takes three
 			// calls (and a pipe). A full buffer says more is queued: splice from there on.
-			n, err := readWoken(rc, dst)
+			n, read, err := readWoken(rc, dst)
 			written += int64(n)
 			if err != nil || n == 0 {
-				return written, err // n 0: src's end
+				return written, read > n, err // n 0: src's end
 			}
 			bulk = n == smallCopy
 			continue
 		}
 		queued, atMark, err := waitQueued(rc)
 		if err != nil || queued == 0 {
-			return written, err // queued 0: src's end
+			return written, false, err // queued 0: src's end
 		}
 		bulk = queued > smallCopy
 		lr.N = int64(queued)
@@ -69,7 +73,9 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 		}
 		written += n
 		if err != nil {
-			return written, err
+			// Bytes taken from lr and not written were read from src and dropped (a splice
+			// counts only what it wrote: what its pipe held when the write failed is not seen).
+			return written, int64(queued)-lr.N > n, err
 		}
 	}
 }
@@ -78,13 +84,17 @@ func copyStream(dst, src *net.TCPConn, pipes chan struct{}) (int64, error) {
 const smallCopy = 16 << 10
 
 // readWoken waits until src has bytes or its end, reads at most smallCopy of them and writes
-// them to dst: it returns how many it wrote, 0 at src's end. The buffer is taken only once
-// bytes are there, so a connection waiting holds none. A read steps over TCP urgent data.
-func readWoken(rc syscall.RawConn, dst *net.TCPConn) (int, error) {
+// them to dst: it returns how many it wrote, 0 at src's end, and how many it read. The buffer
+// is taken only once bytes are there, so a connection waiting holds none. A read steps over
+// TCP urgent data.
+func readWoken(rc syscall.RawConn, dst *net.TCPConn) (written, read int, err error) {
 	var b *[]byte
 	n := 0
 	var serr error
-	err := rc.Read(func(fd uintptr) bool {
+	err = rc.Read(func(fd uintptr) bool {
+		if h := wokenReadHook.Load(); h != nil {
+			(*h)(fd)
+		}
 		b = plainBufs.Get().(*[]byte)
 		var err error
 		n, err = unix.Read(int(fd), (*b)[:smallCopy])
@@ -102,17 +112,22 @@ func readWoken(rc syscall.RawConn, dst *net.TCPConn) (int, error) {
 		return true
 	})
 	if b == nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer plainBufs.Put(b)
 	if err == nil {
 		err = serr
 	}
 	if err != nil || n == 0 {
-		return 0, err
+		return 0, 0, err
 	}
-	return dst.Write((*b)[:n])
+	written, err = dst.Write((*b)[:n])
+	return written, n, err
 }
+
+// wokenReadHook, where set (tests only), runs in readWoken before each read of a source, with
+// its descriptor: a test holds a read there to order it against the end of a drain.
+var wokenReadHook atomic.Pointer[func(fd uintptr)]
 
 // plainBufs are copyPlain's buffers.
 var plainBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

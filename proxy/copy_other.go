@@ -2,10 +2,9 @@
 
 package proxy
 
-import (
-	"io"
-	"net"
-)
+import "net"
 
-// copyStream is io.Copy where splice(2) is not known.
-func copyStream(dst, src *net.TCPConn, _ chan struct{}) (int64, error) { return io.Copy(dst, src) }
+// copyStream is io.Copy where splice(2) is not known (copyCounted).
+func copyStream(dst, src *net.TCPConn, _ chan struct{}) (int64, bool, error) {
+	return copyCounted(dst, src)
+}

@@ -529,13 +529,15 @@ var (
 // where no reply is owed — the operator never sent its server a byte (asked false: it
 // connected and waits, however recently), the connection was idle at the drain's end
 // (idleAtDrainEnd), or the operator is past the reply: it sent more (its next request, which
-// reaches no server: still queued, operatorMovedOn, or taken by the copy as it stopped,
-// sentSince) or reset (not a FIN: a half-close after its request, and it reads the reply).
+// reaches no server: still queued, operatorMovedOn; taken by the copy as it stopped, movedOn
+// (copyStream's dropped: read but not written, however soon before the drain's end it came);
+// or arrived after the drain's end, sentSince) or reset (not a FIN: a half-close after its
+// request, and it reads the reply).
 // Otherwise the server's bytes are passed on until the bound: an operator that asked and is
 // idle is reset up to drainEndBound after the drain's end, rather than drainEndQuiet. Where the kernel's state cannot be read (not Linux), every
 // connection that asked waits for its bound, as it does for the operator's acknowledgements
 // (unackedKnown).
-func (c *conn) finishDrain(up *net.TCPConn, asked bool) int64 {
+func (c *conn) finishDrain(up *net.TCPConn, asked, movedOn bool) int64 {
 	end := c.endBy
 	drainEnd := end.Add(-drainEndBound)
 	idle := idleAtDrainEnd(up, drainEndIdle)
@@ -562,7 +564,7 @@ func (c *conn) finishDrain(up *net.TCPConn, asked bool) int64 {
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			break // the server's end
 		}
-		if !asked || idle || operatorMovedOn(c.client) || sentSince(c.client, drainEnd) {
+		if !asked || idle || movedOn || operatorMovedOn(c.client) || sentSince(c.client, drainEnd) {
 			break // a pause, and no reply owed
 		}
 	}
