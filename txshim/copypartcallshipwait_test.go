@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tandem-ha/tandem/internal/pgtest"
 )
 
 // gatedShipPeer is a fakePeer whose WaitShipped, once armed, tells that it was entered and
@@ -47,6 +49,20 @@ func (p *gatedShipPeer) WaitShipped(ctx context.Context, xid uint32, mark pglogr
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// committingProcAndWriter makes, on c, a procedure proc(i) that inserts i, commits, and inserts
+// i + 3, and a function proc+"f"(i) that inserts i, and returns that function's oid (for a
+// FunctionCall).
+func committingProcAndWriter(t *testing.T, c *pgtest.Cluster, proc string) uint32 {
+	t.Helper()
+	c.Exec(t, fmt.Sprintf(`CREATE PROCEDURE %s(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); COMMIT; INSERT INTO acct VALUES (i + 3, 0); END $$`, proc))
+	c.Exec(t, fmt.Sprintf(`CREATE FUNCTION %sf(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$`, proc))
+	var oid uint32
+	if err := c.Open(t, c.Database()).QueryRow(fmt.Sprintf("SELECT '%sf(int)'::regprocedure::oid", proc)).Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	return oid
 }
 
 // callCopyPart dials s and sends a CALL of proc(b) and a COPY acct FROM STDIN as one part of
@@ -111,12 +127,7 @@ func TestCopyPartAfterCallReplyWaitsForPeer(t *testing.T) {
 	c.Exec(t, installSQL)
 	peer := &gatedShipPeer{fakePeer: &fakePeer{c: c, t: t}}
 	s := startShim(t, c, Options{Peer: peer}, ModeDual, 1)
-	c.Exec(t, `CREATE PROCEDURE cpw(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); COMMIT; INSERT INTO acct VALUES (i + 3, 0); END $$`)
-	c.Exec(t, `CREATE FUNCTION cpwf(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$`)
-	var oid uint32
-	if err := c.Open(t, c.Database()).QueryRow("SELECT 'cpwf(int)'::regprocedure::oid").Scan(&oid); err != nil {
-		t.Fatal(err)
-	}
+	oid := committingProcAndWriter(t, c, "cpw")
 	for i, tc := range []string{"query", "query/error", "fcall", "fcall/error"} {
 		t.Run(tc, func(t *testing.T) {
 			b := 7000 + 100*i

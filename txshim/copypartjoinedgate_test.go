@@ -22,12 +22,7 @@ import (
 func TestCopyPartJoinedLeavesGate(t *testing.T) {
 	t.Parallel()
 	c, peer, s := dualShim(t)
-	c.Exec(t, `CREATE PROCEDURE cjg(i int) LANGUAGE plpgsql AS $$ BEGIN INSERT INTO acct VALUES (i, 0); COMMIT; INSERT INTO acct VALUES (i + 3, 0); END $$`)
-	c.Exec(t, `CREATE FUNCTION cjgf(i int) RETURNS int LANGUAGE sql AS $$ INSERT INTO acct VALUES (i, 0) RETURNING i $$`)
-	var oid uint32
-	if err := c.Open(t, c.Database()).QueryRow("SELECT 'cjgf(int)'::regprocedure::oid").Scan(&oid); err != nil {
-		t.Fatal(err)
-	}
+	oid := committingProcAndWriter(t, c, "cjg")
 	for i, tc := range []string{"query", "query/error", "fcall", "fcall/error"} {
 		t.Run(tc, func(t *testing.T) {
 			b := 7000 + 100*i

@@ -1,14 +1,12 @@
 package txshim
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tandem-ha/tandem/internal/pgtest"
@@ -19,22 +17,8 @@ import (
 func dialKeyed(t *testing.T, via string, c *pgtest.Cluster, s *testShim) (*rawSession, string, uint32, []byte) {
 	t.Helper()
 	if via == "PostgreSQL" {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		pc, err := pgconn.Connect(ctx, c.DSN(c.Database()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pc.SyncConn(ctx); err != nil {
-			t.Fatal(err)
-		}
-		hc, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { hc.Conn.Close() })
-		hc.Conn.SetDeadline(time.Now().Add(30 * time.Second))
-		return &rawSession{t: t, conn: hc.Conn, fe: hc.Frontend}, fmt.Sprintf("127.0.0.1:%d", c.Port()), hc.PID, hc.SecretKey
+		r, pid, key := dialRawDSNKeyed(t, c.DSN(c.Database()))
+		return r, fmt.Sprintf("127.0.0.1:%d", c.Port()), pid, key
 	}
 	conn, fe := sendStartup(t, s, pgproto3.ProtocolVersionNumber, pgtest.Superuser)
 	var pid uint32

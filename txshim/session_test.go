@@ -1675,6 +1675,14 @@ func TestZeroColumnTables(t *testing.T) {
 // dialRawDSN is dialRaw to any server, PostgreSQL itself included (to compare with the shim).
 func dialRawDSN(t *testing.T, dsn string) *rawSession {
 	t.Helper()
+	r, _, _ := dialRawDSNKeyed(t, dsn)
+	return r
+}
+
+// dialRawDSNKeyed is dialRawDSN that also returns the session's BackendKeyData (its backend's
+// process id and secret key, which a CancelRequest names).
+func dialRawDSNKeyed(t *testing.T, dsn string) (*rawSession, uint32, []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pc, err := pgconn.Connect(ctx, dsn)
@@ -1690,7 +1698,7 @@ func dialRawDSN(t *testing.T, dsn string) *rawSession {
 	}
 	t.Cleanup(func() { hc.Conn.Close() })
 	hc.Conn.SetDeadline(time.Now().Add(30 * time.Second))
-	return &rawSession{t: t, conn: hc.Conn, fe: hc.Frontend}
+	return &rawSession{t: t, conn: hc.Conn, fe: hc.Frontend}, hc.PID, hc.SecretKey
 }
 
 // TestBlockOnlyStatementsOutsideBlock: LOCK and DECLARE (without WITH HOLD), which PostgreSQL
